@@ -1,0 +1,183 @@
+import { fileURLToPath } from 'node:url';
+import { Bench } from 'tinybench';
+import type { CodecName } from '../src/codec/codec.js';
+import {
+  BYTES_PER_DIM,
+  DIM_STEP,
+  KERNEL_CODECS,
+  KERNEL_METRICS,
+  kernels,
+  referenceScan,
+  referenceScanI8,
+  type I8Metric,
+  type KernelMetric,
+  type Kernels,
+} from '../src/kernels/index.js';
+
+/**
+ * Micro-benchmark of the distance kernels: nanoseconds per scored vector for every codec × metric
+ * (and the int8-query kernels), WebAssembly against the plain TypeScript reference, each iteration
+ * scanning one contiguous block of vectors as the store does.
+ */
+
+export interface KernelBenchOptions {
+  /** Dimensions to measure; rounded up to a multiple of 16 like the store pads them. */
+  readonly dims?: readonly number[];
+  /** Vectors scanned per iteration. */
+  readonly vectors?: number;
+  /** tinybench time budget per task in milliseconds (warmup gets a third of it). */
+  readonly timeMs?: number;
+  /** Where the markdown table goes, one line per call. */
+  readonly write?: (line: string) => void;
+}
+
+export interface KernelBenchRow {
+  readonly codec: string;
+  readonly metric: string;
+  readonly dim: number;
+  readonly wasmNsPerVector: number;
+  readonly tsNsPerVector: number;
+}
+
+/** Uniform random bytes are valid codes for every codec once NaN/Inf patterns are replaced by 0. */
+function randomCodes(codec: CodecName, n: number, dim: number): Uint8Array {
+  const bytes = new Uint8Array(n * dim * BYTES_PER_DIM[codec]);
+  if (codec === 'f32') {
+    const f32 = new Float32Array(bytes.buffer);
+    for (let i = 0; i < f32.length; i++) f32[i] = Math.random() * 2 - 1;
+    return bytes;
+  }
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  const u16 = new Uint16Array(bytes.buffer);
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (codec === 'int8' && b === 0x80) bytes[i] = 0;
+    if (codec === 'fp8-e4m3' && (b & 0x7f) === 0x7f) bytes[i] = 0;
+    if (codec === 'fp8-e5m2' && (b & 0x7c) === 0x7c) bytes[i] = 0;
+  }
+  if (codec === 'f16') for (let i = 0; i < u16.length; i++) if ((u16[i]! & 0x7c00) === 0x7c00) u16[i] = 0;
+  return bytes;
+}
+
+function randomFloats(length: number): Float32Array {
+  return Float32Array.from({ length }, () => Math.random() * 2 - 1);
+}
+
+/** Median latency of a finished task in nanoseconds per vector. */
+function nsPerVector(bench: Bench, name: string, vectors: number): number {
+  const result = bench.getTask(name)?.result;
+  if (result === undefined || !('latency' in result)) throw new Error(`benchmark task ${name} did not complete`);
+  return (result.latency.p50 * 1e6) / vectors;
+}
+
+interface Case {
+  readonly codec: string;
+  readonly metric: string;
+  readonly wasm: () => void;
+  readonly ts: () => void;
+}
+
+async function measure(cases: readonly Case[], dim: number, opts: Required<KernelBenchOptions>): Promise<KernelBenchRow[]> {
+  const bench = new Bench({ time: opts.timeMs, warmupTime: opts.timeMs / 3, iterations: 8, warmupIterations: 4 });
+  for (const c of cases) {
+    bench.add(`wasm ${c.codec} ${c.metric}`, c.wasm);
+    bench.add(`ts ${c.codec} ${c.metric}`, c.ts);
+  }
+  await bench.run();
+  return cases.map((c) => ({
+    codec: c.codec,
+    metric: c.metric,
+    dim,
+    wasmNsPerVector: nsPerVector(bench, `wasm ${c.codec} ${c.metric}`, opts.vectors),
+    tsNsPerVector: nsPerVector(bench, `ts ${c.codec} ${c.metric}`, opts.vectors),
+  }));
+}
+
+/** Copies `data` into linear memory; the caller frees (ptr, data.byteLength). */
+function place(k: Kernels, data: ArrayBufferView): number {
+  const ptr = k.memory.alloc(data.byteLength);
+  k.memory.u8().set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), ptr);
+  return ptr;
+}
+
+async function benchCodec(codec: CodecName, dim: number, opts: Required<KernelBenchOptions>): Promise<KernelBenchRow[]> {
+  const k = kernels();
+  const n = opts.vectors;
+  const q = randomFloats(dim);
+  const codes = randomCodes(codec, n, dim);
+  const scales = Float32Array.from({ length: n }, () => 0.01 + Math.random());
+  const out = new Float32Array(n);
+  const ptrs = [q, codes, scales, out].map((a) => [place(k, a), a.byteLength] as const);
+  const [qPtr, codesPtr, scalesPtr, outPtr] = ptrs.map(([ptr]) => ptr) as [number, number, number, number];
+  try {
+    const cases = KERNEL_METRICS.map(
+      (metric: KernelMetric): Case => ({
+        codec,
+        metric,
+        wasm: () => k.scan(codec, metric, qPtr, codesPtr, scalesPtr, n, dim, outPtr),
+        ts: () => referenceScan(codec, metric, q, codes, scales, n, dim, out),
+      }),
+    );
+    return await measure(cases, dim, opts);
+  } finally {
+    for (const [ptr, bytes] of ptrs.reverse()) k.memory.free(ptr, bytes);
+  }
+}
+
+async function benchInt8Query(dim: number, opts: Required<KernelBenchOptions>): Promise<KernelBenchRow[]> {
+  const k = kernels();
+  const n = opts.vectors;
+  const q = new Int8Array(randomCodes('int8', 1, dim).buffer);
+  const codes = new Int8Array(randomCodes('int8', n, dim).buffer);
+  const scales = Float32Array.from({ length: n }, () => 0.01 + Math.random());
+  const out = new Float32Array(n);
+  const ptrs = [q, codes, scales, out].map((a) => [place(k, a), a.byteLength] as const);
+  const [qPtr, codesPtr, scalesPtr, outPtr] = ptrs.map(([ptr]) => ptr) as [number, number, number, number];
+  try {
+    const metrics: readonly I8Metric[] = ['dot', 'cosine'];
+    const cases = metrics.map(
+      (metric): Case => ({
+        codec: 'int8 (int8 query)',
+        metric,
+        wasm: () => k.scanI8(metric, qPtr, 0.01, codesPtr, scalesPtr, n, dim, outPtr),
+        ts: () => referenceScanI8(metric, q, 0.01, codes, scales, n, dim, out),
+      }),
+    );
+    return await measure(cases, dim, opts);
+  } finally {
+    for (const [ptr, bytes] of ptrs.reverse()) k.memory.free(ptr, bytes);
+  }
+}
+
+export function formatKernelTable(rows: readonly KernelBenchRow[]): string {
+  const lines = ['| codec | metric | dim | wasm ns/vec | ts ns/vec | speedup |', '|---|---|---:|---:|---:|---:|'];
+  for (const r of rows) {
+    const speedup = r.tsNsPerVector / r.wasmNsPerVector;
+    lines.push(
+      `| ${r.codec} | ${r.metric} | ${r.dim} | ${r.wasmNsPerVector.toFixed(1)} | ${r.tsNsPerVector.toFixed(1)} | ${speedup.toFixed(1)}x |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Runs the suite, writes the markdown table through `write` (stdout by default) and returns the rows. */
+export async function runKernelBench(options: KernelBenchOptions = {}): Promise<KernelBenchRow[]> {
+  const opts: Required<KernelBenchOptions> = {
+    dims: options.dims ?? [384, 512],
+    vectors: options.vectors ?? 4096,
+    timeMs: options.timeMs ?? 300,
+    write: options.write ?? ((line) => process.stdout.write(`${line}\n`)),
+  };
+  const rows: KernelBenchRow[] = [];
+  for (const requested of opts.dims) {
+    const dim = Math.max(DIM_STEP, Math.ceil(requested / DIM_STEP) * DIM_STEP);
+    for (const codec of KERNEL_CODECS) rows.push(...(await benchCodec(codec, dim, opts)));
+    rows.push(...(await benchInt8Query(dim, opts)));
+  }
+  opts.write(formatKernelTable(rows));
+  return rows;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await runKernelBench();
+}

@@ -1,0 +1,22 @@
+/**
+ * A codec turns one float32 vector into the bytes memstore keeps in RAM and back.
+ * The byte-level rules of each codec are in `CODECS.md` beside this file.
+ */
+export type CodecName = 'f32' | 'f16' | 'int8' | 'fp8-e4m3' | 'fp8-e5m2';
+
+export const CODEC_NAMES: readonly CodecName[] = ['f32', 'f16', 'int8', 'fp8-e4m3', 'fp8-e5m2'];
+
+export interface Codec {
+  readonly name: CodecName;
+  /** Bytes one dimension occupies in a code. */
+  readonly bytesPerDim: 1 | 2 | 4;
+  /** True when a code carries a per-vector float32 scale (int8, fp8); f32 and f16 use scale 1. */
+  readonly scaled: boolean;
+  /**
+   * Encodes `src` into `out[0 .. src.length * bytesPerDim)` and returns the per-vector scale
+   * (1 for unscaled codecs). `src` must be finite; `out` may start at any byte offset.
+   */
+  encode(src: Float32Array, out: Uint8Array): number;
+  /** Decodes `out.length` dimensions of `code` with `scale` into `out`. */
+  decode(code: Uint8Array, scale: number, out: Float32Array): void;
+}

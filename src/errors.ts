@@ -1,0 +1,51 @@
+/**
+ * The one error type memstore throws. `code` is stable and meant for programs;
+ * the message is for people and may change between versions.
+ */
+export type MemstoreErrorCode =
+  /** `dim` given on reopen differs from the persisted one, or a vector has the wrong length for the store. */
+  | 'DIM_MISMATCH'
+  /** A vector holds NaN or ±Infinity, is not a Float32Array/number[], or is empty. */
+  | 'INVALID_VECTOR'
+  /** An id is not a non-empty string. */
+  | 'INVALID_ID'
+  /** An argument (record, filter, search option) is of the wrong shape or type. */
+  | 'INVALID_ARGUMENT'
+  /** An option is of the wrong type or out of range. */
+  | 'INVALID_OPTION'
+  /** Reopening with `metric`, `codec`, `pca` or `rescore` contradicting what the store was created with. */
+  | 'OPTION_MISMATCH'
+  /** The store was closed. */
+  | 'CLOSED'
+  /** Another live process holds the directory for writing. */
+  | 'LOCKED'
+  /** Persisted data failed a consistency check; `file` and `offset` say where. */
+  | 'CORRUPTION'
+  /** An operating-system I/O call failed; `cause` holds the system error. */
+  | 'IO';
+
+export interface MemstoreErrorDetails {
+  cause?: unknown;
+  /** For CORRUPTION: the file that failed its check. */
+  file?: string;
+  /** For CORRUPTION: byte offset (or record key) of the damage inside `file`. */
+  offset?: number | string;
+}
+
+export class MemstoreError extends Error {
+  override readonly name = 'MemstoreError';
+  readonly code: MemstoreErrorCode;
+  readonly file: string | undefined;
+  readonly offset: number | string | undefined;
+
+  constructor(code: MemstoreErrorCode, message: string, details: MemstoreErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.file = details.file;
+    this.offset = details.offset;
+  }
+}
+
+export function isMemstoreError(e: unknown, code?: MemstoreErrorCode): e is MemstoreError {
+  return e instanceof MemstoreError && (code === undefined || e.code === code);
+}

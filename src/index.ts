@@ -1,0 +1,16 @@
+export { MemStore } from './memstore.js';
+export type { MemoryRecord, SearchHit, StoredRecord, StoreStats } from './memstore.js';
+export { MemstoreError, isMemstoreError } from './errors.js';
+export type { MemstoreErrorCode, MemstoreErrorDetails } from './errors.js';
+export type {
+  CacheOptions,
+  Durability,
+  Filter,
+  FilterCondition,
+  MetaValue,
+  Metric,
+  OpenOptions,
+  PcaOption,
+  SearchOptions,
+} from './options.js';
+export type { CodecName } from './codec/codec.js';

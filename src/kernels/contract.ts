@@ -1,0 +1,52 @@
+import type { CodecName } from '../codec/codec.js';
+
+/**
+ * The calling contract shared by the WAT generator, the loader and the TypeScript reference:
+ * metric names, export names, code sizes and the limits a scan call must respect.
+ */
+
+export type KernelMetric = 'dot' | 'cosine' | 'l2';
+
+/** Metrics of the int8-query kernels; l2 has no integer form because the scales do not factor out. */
+export type I8Metric = 'dot' | 'cosine';
+
+export const KERNEL_CODECS: readonly CodecName[] = ['f32', 'f16', 'int8', 'fp8-e4m3', 'fp8-e5m2'];
+export const KERNEL_METRICS: readonly KernelMetric[] = ['dot', 'cosine', 'l2'];
+export const I8_METRICS: readonly I8Metric[] = ['dot', 'cosine'];
+
+/** Bytes of one dimension of a stored code; kept here so the kernels do not depend on codec objects. */
+export const BYTES_PER_DIM: Readonly<Record<CodecName, 1 | 2 | 4>> = {
+  f32: 4,
+  f16: 2,
+  int8: 1,
+  'fp8-e4m3': 1,
+  'fp8-e5m2': 1,
+};
+
+/** Codecs whose codes carry a per-vector float32 scale; f32 and f16 kernels never read the scales. */
+export function isScaled(codec: CodecName): boolean {
+  return codec === 'int8' || codec === 'fp8-e4m3' || codec === 'fp8-e5m2';
+}
+
+/** Every kernel consumes 16 dimensions per step; callers zero-pad vectors to a multiple of this. */
+export const DIM_STEP = 16;
+
+/** Alignment (bytes) the allocator guarantees and the store should keep for every kernel operand. */
+export const ALIGN = 16;
+
+/**
+ * Largest dim for which the int8-query kernels cannot overflow their i32 accumulators:
+ * every partial sum is bounded by 127 · 127 · dim, and 16129 · 133144 < 2^31 − 1 < 16129 · 133145.
+ * Rounded down to a multiple of DIM_STEP.
+ */
+export const MAX_I8_DIM = 133136;
+
+/** Name under which the module exports the float-query kernel for (codec, metric). */
+export function scanExportName(codec: CodecName, metric: KernelMetric): string {
+  return `scan_${codec.replace('-', '_')}_${metric}`;
+}
+
+/** Name under which the module exports the int8-query kernel for metric. */
+export function scanI8ExportName(metric: I8Metric): string {
+  return `scanI8_${metric}`;
+}

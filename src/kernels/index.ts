@@ -1,0 +1,15 @@
+export {
+  ALIGN,
+  BYTES_PER_DIM,
+  DIM_STEP,
+  I8_METRICS,
+  KERNEL_CODECS,
+  KERNEL_METRICS,
+  MAX_I8_DIM,
+  isScaled,
+  type I8Metric,
+  type KernelMetric,
+} from './contract.js';
+export { LinearMemory } from './memory.js';
+export { referenceScan, referenceScanI8 } from './reference.js';
+export { instantiateKernels, kernels, type Kernels, type ScanFn, type ScanI8Fn } from './wasm.js';

@@ -1,0 +1,131 @@
+import { ALIGN } from './contract.js';
+
+const PAGE = 65536;
+/** Address 0 stays unused so that 0 can never be a valid block (it reads as "no pointer"). */
+const FIRST = ALIGN;
+
+function roundUp(bytes: number): number {
+  return Math.ceil(bytes / ALIGN) * ALIGN;
+}
+
+/**
+ * Allocator over one growable WebAssembly.Memory, built for a store that allocates many blocks of
+ * a few fixed sizes: freed blocks go to a free list per rounded size and are reused first, the rest
+ * is bump allocation, and the memory grows (at least doubling) when the bump pointer runs out.
+ *
+ * Growing detaches every ArrayBuffer view taken before it. Take views through `u8()`, `f32()`, …
+ * after any call that may allocate, never keep one across such a call.
+ */
+export class LinearMemory {
+  readonly memory: WebAssembly.Memory;
+  private top = FIRST;
+  private readonly freeBySize = new Map<number, number[]>();
+  private buffer: ArrayBuffer;
+  private u8View: Uint8Array;
+  private i8View: Int8Array;
+  private u16View: Uint16Array;
+  private i32View: Int32Array;
+  private f32View: Float32Array;
+
+  constructor(memory: WebAssembly.Memory = new WebAssembly.Memory({ initial: 16 })) {
+    this.memory = memory;
+    this.buffer = memory.buffer;
+    this.u8View = new Uint8Array(this.buffer);
+    this.i8View = new Int8Array(this.buffer);
+    this.u16View = new Uint16Array(this.buffer);
+    this.i32View = new Int32Array(this.buffer);
+    this.f32View = new Float32Array(this.buffer);
+  }
+
+  /** Returns a 16-byte aligned address of at least `bytes` bytes (contents unspecified). */
+  alloc(bytes: number): number {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`cannot allocate ${bytes} bytes`);
+    const size = roundUp(Math.max(bytes, 1));
+    const reused = this.freeBySize.get(size)?.pop();
+    if (reused !== undefined) return reused;
+    const ptr = this.top;
+    this.ensure(ptr + size);
+    this.top = ptr + size;
+    return ptr;
+  }
+
+  /**
+   * Returns a block from `alloc(bytes)`; `bytes` must be the size it was allocated with. Double
+   * frees are not detected: they would hand the block out twice.
+   */
+  free(ptr: number, bytes: number): void {
+    const size = roundUp(Math.max(bytes, 1));
+    if (ptr % ALIGN !== 0 || ptr < FIRST || ptr + size > this.top) {
+      throw new RangeError(`free(${ptr}, ${bytes}) is not an allocated block`);
+    }
+    if (ptr + size === this.top) {
+      this.top = ptr;
+      return;
+    }
+    const list = this.freeBySize.get(size);
+    if (list === undefined) this.freeBySize.set(size, [ptr]);
+    else list.push(ptr);
+  }
+
+  /** Bytes between address 0 and the bump pointer: the high-water mark of live and listed blocks. */
+  get used(): number {
+    return this.top;
+  }
+
+  /** Bytes held in free lists, waiting for reuse. */
+  get freeBytes(): number {
+    let total = 0;
+    for (const [size, list] of this.freeBySize) total += size * list.length;
+    return total;
+  }
+
+  /** Grows the memory so that addresses below `end` are valid. */
+  private ensure(end: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (end <= have) return;
+    const needed = Math.ceil((end - have) / PAGE);
+    try {
+      this.memory.grow(Math.max(needed, have / PAGE));
+    } catch {
+      // Doubling can pass the engine's limit (4 GiB) while the exact need still fits.
+      this.memory.grow(needed);
+    }
+  }
+
+  /** Re-creates the views only when the memory was grown (by us or anyone else) since last time. */
+  private refresh(): void {
+    const buffer = this.memory.buffer;
+    if (buffer === this.buffer) return;
+    this.buffer = buffer;
+    this.u8View = new Uint8Array(buffer);
+    this.i8View = new Int8Array(buffer);
+    this.u16View = new Uint16Array(buffer);
+    this.i32View = new Int32Array(buffer);
+    this.f32View = new Float32Array(buffer);
+  }
+
+  u8(): Uint8Array {
+    this.refresh();
+    return this.u8View;
+  }
+
+  i8(): Int8Array {
+    this.refresh();
+    return this.i8View;
+  }
+
+  u16(): Uint16Array {
+    this.refresh();
+    return this.u16View;
+  }
+
+  i32(): Int32Array {
+    this.refresh();
+    return this.i32View;
+  }
+
+  f32(): Float32Array {
+    this.refresh();
+    return this.f32View;
+  }
+}

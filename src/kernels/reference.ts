@@ -1,0 +1,176 @@
+import type { CodecName } from '../codec/codec.js';
+import { isScaled, type I8Metric, type KernelMetric } from './contract.js';
+
+/**
+ * Plain TypeScript versions of every kernel, with the same arguments as the WebAssembly exports
+ * but over typed arrays. They are the oracle of the kernel tests and the baseline of the benchmark,
+ * so they follow the definitions literally: codes are decoded with the arithmetic rules of each
+ * format (no bit tricks) and float sums are accumulated in float64.
+ */
+
+/** IEEE binary16 bits to their value. */
+export function decodeF16(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 0x1f) return m === 0 ? sign * Infinity : NaN;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** OCP FP8 E4M3 byte to its value (before the vector's scale): no infinities, S.1111.111 is NaN. */
+export function decodeE4M3(b: number): number {
+  const sign = b & 0x80 ? -1 : 1;
+  const e = (b >> 3) & 0xf;
+  const m = b & 0x7;
+  if (e === 0) return sign * m * 2 ** -9;
+  if (e === 0xf && m === 0x7) return NaN;
+  return sign * (1 + m / 8) * 2 ** (e - 7);
+}
+
+/** OCP FP8 E5M2 byte to its value (before the vector's scale): IEEE-like, exponent 31 is Inf/NaN. */
+export function decodeE5M2(b: number): number {
+  const sign = b & 0x80 ? -1 : 1;
+  const e = (b >> 2) & 0x1f;
+  const m = b & 0x3;
+  if (e === 0) return sign * m * 2 ** -16;
+  if (e === 0x1f) return m === 0 ? sign * Infinity : NaN;
+  return sign * (1 + m / 4) * 2 ** (e - 15);
+}
+
+function table(size: number, decode: (bits: number) => number): Float32Array {
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) out[i] = decode(i);
+  return out;
+}
+
+let f16Table: Float32Array | undefined;
+let e4m3Table: Float32Array | undefined;
+let e5m2Table: Float32Array | undefined;
+
+/** Writes the unscaled values d of the code starting at element `base` into `out` (dim long). */
+type CodeDecoder = (base: number, out: Float32Array) => void;
+
+/** A typed view of `codes`; copies only when the bytes are not aligned for the element type. */
+function viewOf<T>(codes: Uint8Array, bytesPerElement: number, make: (b: ArrayBuffer, off: number, len: number) => T): T {
+  if (codes.byteOffset % bytesPerElement === 0) {
+    return make(codes.buffer as ArrayBuffer, codes.byteOffset, Math.floor(codes.byteLength / bytesPerElement));
+  }
+  const copy = codes.slice();
+  return make(copy.buffer, 0, Math.floor(copy.byteLength / bytesPerElement));
+}
+
+function lookupDecoder(src: Uint8Array | Uint16Array, lut: Float32Array): CodeDecoder {
+  return (base, out) => {
+    for (let i = 0; i < out.length; i++) out[i] = lut[src[base + i]!]!;
+  };
+}
+
+/** Element j · dim of the returned decoder's array is the start of code j, for every codec. */
+function decoderFor(codec: CodecName, codes: Uint8Array): CodeDecoder {
+  switch (codec) {
+    case 'f32': {
+      const src = viewOf(codes, 4, (b, o, l) => new Float32Array(b, o, l));
+      return (base, out) => out.set(src.subarray(base, base + out.length));
+    }
+    case 'f16':
+      return lookupDecoder(viewOf(codes, 2, (b, o, l) => new Uint16Array(b, o, l)), (f16Table ??= table(65536, decodeF16)));
+    case 'int8': {
+      const src = new Int8Array(codes.buffer, codes.byteOffset, codes.byteLength);
+      return (base, out) => {
+        for (let i = 0; i < out.length; i++) out[i] = src[base + i]!;
+      };
+    }
+    case 'fp8-e4m3':
+      return lookupDecoder(codes, (e4m3Table ??= table(256, decodeE4M3)));
+    case 'fp8-e5m2':
+      return lookupDecoder(codes, (e5m2Table ??= table(256, decodeE5M2)));
+  }
+}
+
+function dot(q: Float32Array, d: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < q.length; i++) sum += q[i]! * d[i]!;
+  return sum;
+}
+
+function squaredNorm(d: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < d.length; i++) sum += d[i]! * d[i]!;
+  return sum;
+}
+
+function squaredDistance(q: Float32Array, d: Float32Array, scale: number): number {
+  let sum = 0;
+  for (let i = 0; i < q.length; i++) {
+    const e = q[i]! - scale * d[i]!;
+    sum += e * e;
+  }
+  return sum;
+}
+
+/**
+ * Reference of scan_<codec>_<metric>: `q` holds dim floats, `codes` n codes of dim · bytesPerDim
+ * bytes, `scales` n scales (ignored for f32 and f16), and n scores go to `out`.
+ */
+export function referenceScan(
+  codec: CodecName,
+  metric: KernelMetric,
+  q: Float32Array,
+  codes: Uint8Array,
+  scales: Float32Array,
+  n: number,
+  dim: number,
+  out: Float32Array,
+): void {
+  const decode = decoderFor(codec, codes);
+  const scaled = isScaled(codec);
+  const query = q.subarray(0, dim);
+  const d = new Float32Array(dim);
+  for (let j = 0; j < n; j++) {
+    decode(j * dim, d);
+    const s = scaled ? scales[j]! : 1;
+    if (metric === 'dot') {
+      out[j] = s * dot(query, d);
+    } else if (metric === 'cosine') {
+      const norm = squaredNorm(d);
+      out[j] = norm > 0 ? dot(query, d) / Math.sqrt(norm) : 0;
+    } else {
+      out[j] = -squaredDistance(query, d, s);
+    }
+  }
+}
+
+/**
+ * Reference of scanI8_<metric>. The integer sums are exact; the float steps replay the kernel's
+ * float32 operations in the same order with Math.fround, so results must match bit for bit.
+ */
+export function referenceScanI8(
+  metric: I8Metric,
+  q: Int8Array,
+  qScale: number,
+  codes: Int8Array,
+  scales: Float32Array,
+  n: number,
+  dim: number,
+  out: Float32Array,
+): void {
+  const f = Math.fround;
+  const qs = f(qScale);
+  for (let j = 0; j < n; j++) {
+    const base = j * dim;
+    let sum = 0;
+    if (metric === 'dot') {
+      for (let i = 0; i < dim; i++) sum += q[i]! * codes[base + i]!;
+      out[j] = f(f(qs * scales[j]!) * f(sum));
+    } else {
+      let norm = 0;
+      for (let i = 0; i < dim; i++) {
+        const c = codes[base + i]!;
+        sum += q[i]! * c;
+        norm += c * c;
+      }
+      out[j] = norm === 0 ? 0 : f(f(qs * f(sum)) / f(Math.sqrt(f(norm))));
+    }
+  }
+}

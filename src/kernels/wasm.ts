@@ -1,0 +1,172 @@
+import { readFileSync } from 'node:fs';
+import type { CodecName } from '../codec/codec.js';
+import {
+  DIM_STEP,
+  I8_METRICS,
+  KERNEL_CODECS,
+  KERNEL_METRICS,
+  MAX_I8_DIM,
+  scanExportName,
+  scanI8ExportName,
+  type I8Metric,
+  type KernelMetric,
+} from './contract.js';
+import { LinearMemory } from './memory.js';
+
+export type { I8Metric, KernelMetric } from './contract.js';
+
+/** A float-query kernel as exported by the module: addresses are byte offsets in linear memory. */
+export type ScanFn = (qPtr: number, codesPtr: number, scalesPtr: number, n: number, dim: number, outPtr: number) => void;
+
+/** An int8-query kernel as exported by the module. */
+export type ScanI8Fn = (
+  qPtr: number,
+  qScale: number,
+  codesPtr: number,
+  scalesPtr: number,
+  n: number,
+  dim: number,
+  outPtr: number,
+) => void;
+
+/**
+ * The distance kernels over their linear memory. Every address is a byte offset into `memory`.
+ * Scores are "higher is closer" for every metric; KERNELS.md gives the exact definitions.
+ */
+export interface Kernels {
+  readonly memory: LinearMemory;
+  /**
+   * Scores n stored vectors of `codec` against the float32 query at qPtr (dim floats), writing
+   * n float32 scores at outPtr. Codes are contiguous (dim · bytesPerDim each) from codesPtr, their
+   * float32 scales contiguous from scalesPtr (ignored for f32 and f16). dim must be a positive
+   * multiple of 16.
+   */
+  scan(
+    codec: CodecName,
+    metric: KernelMetric,
+    qPtr: number,
+    codesPtr: number,
+    scalesPtr: number,
+    n: number,
+    dim: number,
+    outPtr: number,
+  ): void;
+  /**
+   * Same for an int8 query (dim int8 codes at qPtr, scale qScale) against int8 codes, with exact
+   * integer accumulation. dim must also be at most MAX_I8_DIM.
+   */
+  scanI8(
+    metric: I8Metric,
+    qPtr: number,
+    qScale: number,
+    codesPtr: number,
+    scalesPtr: number,
+    n: number,
+    dim: number,
+    outPtr: number,
+  ): void;
+  /** The unchecked export behind scan(codec, metric, …), for callers that validate once. */
+  scanFunction(codec: CodecName, metric: KernelMetric): ScanFn;
+  /** The unchecked export behind scanI8(metric, …). */
+  scanI8Function(metric: I8Metric): ScanI8Fn;
+}
+
+function checkShape(n: number, dim: number, maxDim: number): void {
+  if (!(Number.isInteger(n) && n >= 0)) throw new RangeError(`n must be a non-negative integer, got ${n}`);
+  if (!(Number.isInteger(dim) && dim > 0 && dim % DIM_STEP === 0 && dim <= maxDim)) {
+    throw new RangeError(`dim must be a positive multiple of ${DIM_STEP} up to ${maxDim}, got ${dim}`);
+  }
+}
+
+/** A 32-bit address space: no scan can address more bytes than this. */
+const MAX_DIM = 2 ** 30;
+
+class WasmKernels implements Kernels {
+  private readonly scans: Readonly<Record<CodecName, Readonly<Record<KernelMetric, ScanFn>>>>;
+  private readonly scansI8: Readonly<Record<I8Metric, ScanI8Fn>>;
+
+  constructor(
+    readonly memory: LinearMemory,
+    instance: WebAssembly.Instance,
+  ) {
+    const exported = (name: string): ((...args: number[]) => void) => {
+      const fn = instance.exports[name];
+      if (typeof fn !== 'function') throw new Error(`kernels.wasm does not export ${name}`);
+      return fn as (...args: number[]) => void;
+    };
+    const byMetric = (codec: CodecName): Record<KernelMetric, ScanFn> => {
+      const entries = KERNEL_METRICS.map((metric) => [metric, exported(scanExportName(codec, metric))]);
+      return Object.fromEntries(entries) as Record<KernelMetric, ScanFn>;
+    };
+    this.scans = Object.fromEntries(KERNEL_CODECS.map((codec) => [codec, byMetric(codec)])) as Record<
+      CodecName,
+      Record<KernelMetric, ScanFn>
+    >;
+    this.scansI8 = Object.fromEntries(
+      I8_METRICS.map((metric) => [metric, exported(scanI8ExportName(metric))]),
+    ) as Record<I8Metric, ScanI8Fn>;
+  }
+
+  scanFunction(codec: CodecName, metric: KernelMetric): ScanFn {
+    const fn = this.scans[codec]?.[metric];
+    if (fn === undefined) throw new RangeError(`no kernel for codec ${codec} and metric ${metric}`);
+    return fn;
+  }
+
+  scanI8Function(metric: I8Metric): ScanI8Fn {
+    const fn = this.scansI8[metric];
+    if (fn === undefined) throw new RangeError(`no int8-query kernel for metric ${metric}`);
+    return fn;
+  }
+
+  scan(
+    codec: CodecName,
+    metric: KernelMetric,
+    qPtr: number,
+    codesPtr: number,
+    scalesPtr: number,
+    n: number,
+    dim: number,
+    outPtr: number,
+  ): void {
+    checkShape(n, dim, MAX_DIM);
+    this.scanFunction(codec, metric)(qPtr, codesPtr, scalesPtr, n, dim, outPtr);
+  }
+
+  scanI8(
+    metric: I8Metric,
+    qPtr: number,
+    qScale: number,
+    codesPtr: number,
+    scalesPtr: number,
+    n: number,
+    dim: number,
+    outPtr: number,
+  ): void {
+    checkShape(n, dim, MAX_I8_DIM);
+    this.scanI8Function(metric)(qPtr, qScale, codesPtr, scalesPtr, n, dim, outPtr);
+  }
+}
+
+/**
+ * Instantiates a kernel module over `memory` (a fresh one by default). Used by kernels() with the
+ * built kernels.wasm, and by the benchmark to compare tunings.
+ */
+export function instantiateKernels(module: WebAssembly.Module, memory = new LinearMemory()): Kernels {
+  const instance = new WebAssembly.Instance(module, { env: { memory: memory.memory } });
+  return new WasmKernels(memory, instance);
+}
+
+let singleton: Kernels | undefined;
+
+/**
+ * The process-wide kernels, loaded synchronously on first use from kernels.wasm next to this file
+ * (written by the build step). All stores share its one linear memory.
+ */
+export function kernels(): Kernels {
+  if (singleton === undefined) {
+    const bytes = readFileSync(new URL('./kernels.wasm', import.meta.url));
+    singleton = instantiateKernels(new WebAssembly.Module(bytes));
+  }
+  return singleton;
+}

@@ -1,0 +1,191 @@
+import { CODEC_NAMES, type CodecName } from './codec/codec.js';
+import { MemstoreError } from './errors.js';
+
+export type Metric = 'cosine' | 'dot' | 'l2';
+export const METRICS: readonly Metric[] = ['cosine', 'dot', 'l2'];
+export type Durability = 'always' | 'batch' | 'none';
+const DURABILITIES: readonly Durability[] = ['always', 'batch', 'none'];
+
+/** PCA reduction: a fixed number of output dimensions, or the fewest that keep a share of the variance. */
+export type PcaOption = { dims: number } | { variance: number };
+
+export interface CacheOptions {
+  /** Most recent distinct queries remembered. @default 64 */
+  entries?: number;
+  /** Cosine similarity a new query needs with a remembered one to reuse its answer. @default 0.95 */
+  threshold?: number;
+}
+
+/** Options of {@link MemStore.open}. Fields marked "fixed at creation" are persisted with the store. */
+export interface OpenOptions {
+  /** Vector dimension. Required to create a store; on reopen it must match. Fixed at creation. */
+  dim?: number;
+  /** Similarity the scores express. Fixed at creation. @default 'cosine' */
+  metric?: Metric;
+  /** How vectors are kept in RAM. Fixed at creation. @default 'int8' */
+  codec?: CodecName;
+  /** PCA reduction before the codec. Fixed at creation. @default undefined (no reduction) */
+  pca?: PcaOption;
+  /** Vectors buffered at full precision before PCA is fitted. Used at creation. @default 4096 */
+  trainSize?: number;
+  /**
+   * Keep full-precision vectors on disk and rescore candidates with them. Whether full vectors are kept
+   * is fixed at creation; reopening a store created with `false` with `true` throws OPTION_MISMATCH.
+   * @default true
+   */
+  rescore?: boolean;
+  /** Candidates taken from the quantized scan per requested result when rescoring. @default 4 */
+  oversample?: number;
+  /** When a write's promise resolves: after fsync ('always'), after at most a few ms ('batch'), or when the OS writes ('none'). @default 'always' */
+  durability?: Durability;
+  /** Semantic lookaside cache of recent query answers; `false` turns it off. @default { entries: 64, threshold: 0.95 } */
+  cache?: CacheOptions | false;
+}
+
+export interface ResolvedOpenOptions {
+  readonly dim: number | undefined;
+  readonly metric: Metric | undefined;
+  readonly codec: CodecName | undefined;
+  readonly pca: PcaOption | undefined;
+  readonly trainSize: number | undefined;
+  readonly rescore: boolean | undefined;
+  readonly oversample: number;
+  readonly durability: Durability;
+  readonly cache: Readonly<Required<CacheOptions>> | false;
+}
+
+export interface SearchOptions {
+  /** Results wanted. @default 10 */
+  k?: number;
+  /** Equality on `meta` fields; `{ field: { $in: [a, b] } }` matches any of the listed values. @default undefined */
+  filter?: Filter;
+  /** Pages to scan. The exact-scan index has one kind of page and probes every one of them. @default stats().nprobe */
+  nprobe?: number;
+  /** Rescore candidates with the full-precision vectors. @default the store's `rescore` */
+  rescore?: boolean;
+  /** Scan every stored vector instead of probing the index. @default false */
+  exact?: boolean;
+}
+
+export type MetaValue = string | number | boolean | null;
+export type FilterCondition = MetaValue | { $in: readonly MetaValue[] };
+export type Filter = Readonly<Record<string, FilterCondition>>;
+
+export interface ResolvedSearchOptions {
+  readonly k: number;
+  readonly filter: Filter | undefined;
+  readonly nprobe: number | undefined;
+  readonly rescore: boolean | undefined;
+  readonly exact: boolean;
+}
+
+function invalid(message: string): MemstoreError {
+  return new MemstoreError('INVALID_OPTION', message);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function positiveInt(name: string, v: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
+    throw invalid(`${name} must be an integer in [1, ${max}], got ${String(v)}`);
+  }
+  return v;
+}
+
+function oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw invalid(`${name} must be one of ${allowed.join(', ')}, got ${String(v)}`);
+  }
+  return v as T;
+}
+
+function optionalBoolean(name: string, v: unknown): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw invalid(`${name} must be a boolean, got ${String(v)}`);
+  return v;
+}
+
+/** Largest dimension accepted; keeps int8 integer dot products inside int32 (127² · 65536 < 2³¹). */
+export const MAX_DIM = 65536;
+
+function resolvePca(v: unknown): PcaOption | undefined {
+  if (v === undefined) return undefined;
+  if (!isPlainObject(v)) throw invalid('pca must be { dims } or { variance }');
+  const keys = Object.keys(v);
+  if (keys.length === 1 && keys[0] === 'dims') return { dims: positiveInt('pca.dims', v['dims'], MAX_DIM) };
+  if (keys.length === 1 && keys[0] === 'variance') {
+    const variance = v['variance'];
+    if (typeof variance !== 'number' || !(variance > 0 && variance <= 1)) {
+      throw invalid(`pca.variance must be a number in (0, 1], got ${String(variance)}`);
+    }
+    return { variance };
+  }
+  throw invalid('pca must have exactly one of: dims, variance');
+}
+
+function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
+  if (v === false) return false;
+  if (v === undefined) return Object.freeze({ entries: 64, threshold: 0.95 });
+  if (!isPlainObject(v)) throw invalid('cache must be false or { entries, threshold }');
+  const entries = v['entries'] === undefined ? 64 : positiveInt('cache.entries', v['entries'], 1_000_000);
+  const threshold = v['threshold'] === undefined ? 0.95 : v['threshold'];
+  if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) {
+    throw invalid(`cache.threshold must be a number in (0, 1], got ${String(threshold)}`);
+  }
+  return Object.freeze({ entries, threshold });
+}
+
+const OPEN_KEYS = new Set(['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache']);
+
+export function resolveOpenOptions(options: OpenOptions | undefined): ResolvedOpenOptions {
+  const o: unknown = options ?? {};
+  if (!isPlainObject(o)) throw invalid('options must be an object');
+  for (const key of Object.keys(o)) {
+    if (!OPEN_KEYS.has(key)) throw invalid(`unknown option ${key}`);
+  }
+  return Object.freeze({
+    dim: o['dim'] === undefined ? undefined : positiveInt('dim', o['dim'], MAX_DIM),
+    metric: o['metric'] === undefined ? undefined : oneOf('metric', o['metric'], METRICS),
+    codec: o['codec'] === undefined ? undefined : oneOf('codec', o['codec'], CODEC_NAMES),
+    pca: resolvePca(o['pca']),
+    trainSize: o['trainSize'] === undefined ? undefined : positiveInt('trainSize', o['trainSize'], 10_000_000),
+    rescore: optionalBoolean('rescore', o['rescore']),
+    oversample: o['oversample'] === undefined ? 4 : positiveInt('oversample', o['oversample'], 1000),
+    durability: o['durability'] === undefined ? 'always' : oneOf('durability', o['durability'], DURABILITIES),
+    cache: resolveCache(o['cache']),
+  });
+}
+
+const SEARCH_KEYS = new Set(['k', 'filter', 'nprobe', 'rescore', 'exact']);
+
+function isMetaValue(v: unknown): v is MetaValue {
+  return v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+}
+
+function resolveFilter(v: unknown): Filter | undefined {
+  if (v === undefined) return undefined;
+  if (!isPlainObject(v)) throw new MemstoreError('INVALID_ARGUMENT', 'filter must be an object of meta field conditions');
+  for (const [field, cond] of Object.entries(v)) {
+    if (isMetaValue(cond)) continue;
+    if (isPlainObject(cond) && Object.keys(cond).length === 1 && Array.isArray(cond['$in']) && cond['$in'].every(isMetaValue)) continue;
+    throw new MemstoreError('INVALID_ARGUMENT', `filter.${field} must be a string, number, boolean, null or { $in: [...] }`);
+  }
+  return v as Filter;
+}
+
+export function resolveSearchOptions(options: SearchOptions | undefined): ResolvedSearchOptions {
+  const o: unknown = options ?? {};
+  if (!isPlainObject(o)) throw invalid('search options must be an object');
+  for (const key of Object.keys(o)) {
+    if (!SEARCH_KEYS.has(key)) throw invalid(`unknown search option ${key}`);
+  }
+  return {
+    k: o['k'] === undefined ? 10 : positiveInt('k', o['k'], 100_000),
+    filter: resolveFilter(o['filter']),
+    nprobe: o['nprobe'] === undefined ? undefined : positiveInt('nprobe', o['nprobe']),
+    rescore: optionalBoolean('rescore', o['rescore']),
+    exact: optionalBoolean('exact', o['exact']) ?? false,
+  };
+}

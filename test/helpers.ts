@@ -1,0 +1,112 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { isMemstoreError, type MemstoreErrorCode } from '../src/index.js';
+import type { Metric } from '../src/options.js';
+
+const made: string[] = [];
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory removed when the test file finishes. */
+export function tempDir(prefix = 'memstore-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+/** Deterministic PRNG (mulberry32), so failures reproduce. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function gaussian(next: () => number): number {
+  const u = Math.max(next(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
+}
+
+/** `n` vectors around `clusters` random centres: the shape of real embedding data, cheaply. */
+export function clustered(n: number, dim: number, seed: number, clusters = 8): Float32Array[] {
+  const next = rng(seed);
+  const centres = Array.from({ length: clusters }, () => Float32Array.from({ length: dim }, () => gaussian(next)));
+  return Array.from({ length: n }, (_, i) => {
+    const c = centres[i % clusters]!;
+    return Float32Array.from(c, (x) => x + 0.6 * gaussian(next));
+  });
+}
+
+export interface Fixture {
+  dim: number;
+  docs: Float32Array[];
+  queries: Float32Array[];
+  texts: string[];
+}
+
+function rows(file: string, dim: number): Float32Array[] {
+  const buf = readFileSync(new URL(`../../bench/data/wordnet-use512-1k/${file}`, import.meta.url));
+  const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  return Array.from({ length: all.length / dim }, (_, i) => all.slice(i * dim, (i + 1) * dim));
+}
+
+/** 1000 real USE-lite embeddings of WordNet glosses and 100 query sentences (see bench/data/wordnet-use512-1k/README.md). */
+export function loadFixture(): Fixture {
+  const texts = readFileSync(new URL('../../bench/data/wordnet-use512-1k/docs.jsonl', import.meta.url), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => (JSON.parse(line) as { text: string }).text);
+  return { dim: 512, docs: rows('docs.f32', 512), queries: rows('queries.f32', 512), texts };
+}
+
+export function exactScore(metric: Metric, q: Float32Array, x: Float32Array): number {
+  let d = 0;
+  let qq = 0;
+  let xx = 0;
+  let l2 = 0;
+  for (let i = 0; i < q.length; i++) {
+    d += q[i]! * x[i]!;
+    qq += q[i]! * q[i]!;
+    xx += x[i]! * x[i]!;
+    l2 += (q[i]! - x[i]!) ** 2;
+  }
+  if (metric === 'dot') return d;
+  if (metric === 'l2') return -Math.sqrt(l2);
+  return qq === 0 || xx === 0 ? 0 : d / Math.sqrt(qq * xx);
+}
+
+/** Ids of the exact top-k by brute force in float64. */
+export function bruteForce(metric: Metric, q: Float32Array, items: readonly { id: string; vector: Float32Array }[], k: number): string[] {
+  return items
+    .map((it) => ({ id: it.id, s: exactScore(metric, q, it.vector) }))
+    .sort((a, b) => b.s - a.s)
+    .slice(0, k)
+    .map((x) => x.id);
+}
+
+export function recall(found: readonly string[], truth: readonly string[]): number {
+  const t = new Set(truth);
+  return truth.length === 0 ? 1 : found.filter((id) => t.has(id)).length / truth.length;
+}
+
+/** Asserts that `fn` throws or rejects with a MemstoreError of `code`. */
+export async function rejectsWith(fn: () => unknown, code: MemstoreErrorCode): Promise<void> {
+  let caught: unknown;
+  try {
+    await fn();
+  } catch (e) {
+    caught = e;
+  }
+  if (caught === undefined) throw new Error(`expected MemstoreError ${code}, nothing was thrown`);
+  if (!isMemstoreError(caught, code)) {
+    const got = isMemstoreError(caught) ? caught.code : String(caught);
+    throw new Error(`expected MemstoreError ${code}, got ${got}`, { cause: caught });
+  }
+}

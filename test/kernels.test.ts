@@ -1,0 +1,430 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { CodecName } from '../src/codec/codec.js';
+import {
+  BYTES_PER_DIM,
+  KERNEL_CODECS,
+  KERNEL_METRICS,
+  LinearMemory,
+  MAX_I8_DIM,
+  isScaled,
+  kernels,
+  referenceScan,
+  referenceScanI8,
+  type KernelMetric,
+} from '../src/kernels/index.js';
+import { decodeE4M3, decodeE5M2, decodeF16 } from '../src/kernels/reference.js';
+
+/** Deterministic inputs, so a failure reproduces; mulberry32. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussian(rand: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+}
+
+const FINITE: Readonly<Record<CodecName, (bits: number) => boolean>> = {
+  f32: () => true,
+  f16: (h) => (h & 0x7c00) !== 0x7c00,
+  int8: (b) => b !== 0x80,
+  'fp8-e4m3': (b) => (b & 0x7f) !== 0x7f,
+  'fp8-e5m2': (b) => (b & 0x7c) !== 0x7c,
+};
+
+/** Codes whose exponent field is zero (subnormals and zeros); for int8 the extremes ±127. */
+function specialValue(codec: CodecName, rand: () => number): number {
+  const sign = rand() < 0.5 ? 1 : 0;
+  switch (codec) {
+    case 'f32':
+      return gaussian(rand) * 1e-3;
+    case 'f16':
+      return (sign << 15) | Math.floor(rand() * 1024);
+    case 'int8':
+      return sign ? 127 : -127;
+    case 'fp8-e4m3':
+      return (sign << 7) | Math.floor(rand() * 8);
+    case 'fp8-e5m2':
+      return (sign << 7) | Math.floor(rand() * 4);
+  }
+}
+
+function randomValue(codec: CodecName, rand: () => number): number {
+  if (codec === 'f32') return gaussian(rand) * 2;
+  const range = codec === 'f16' ? 65536 : 256;
+  for (;;) {
+    const bits = Math.floor(rand() * range);
+    if (FINITE[codec](bits)) return codec === 'int8' ? (bits << 24) >> 24 : bits;
+  }
+}
+
+/**
+ * n codes of `dim` dimensions cycling through four kinds (random, special, random, all-zero), so
+ * that n = 3 already meets subnormals or int8 extremes and n = 4 an all-zero code.
+ */
+function randomCodes(codec: CodecName, n: number, dim: number, rand: () => number): Uint8Array {
+  const bytes = new Uint8Array(n * dim * BYTES_PER_DIM[codec]);
+  const f32 = new Float32Array(bytes.buffer);
+  const u16 = new Uint16Array(bytes.buffer, 0, bytes.length >> 1);
+  const i8 = new Int8Array(bytes.buffer);
+  for (let j = 0; j < n; j++) {
+    const kind = j % 4;
+    for (let i = 0; i < dim; i++) {
+      const at = j * dim + i;
+      const value = kind === 3 ? 0 : kind === 1 ? specialValue(codec, rand) : randomValue(codec, rand);
+      if (codec === 'f32') f32[at] = value;
+      else if (codec === 'f16') u16[at] = value;
+      else if (codec === 'int8') i8[at] = value;
+      else bytes[at] = value;
+    }
+  }
+  return bytes;
+}
+
+function randomScales(n: number, rand: () => number): Float32Array {
+  return Float32Array.from({ length: n }, () => 10 ** (rand() * 4 - 3));
+}
+
+function randomQuery(dim: number, rand: () => number): Float32Array {
+  return Float32Array.from({ length: dim }, () => gaussian(rand));
+}
+
+/** Copies the operands into the shared linear memory, runs `fn` on their addresses, frees them. */
+function inWasm<T>(arrays: readonly ArrayBufferView[], fn: (...ptrs: number[]) => T): T {
+  const mem = kernels().memory;
+  const ptrs = arrays.map((a) => {
+    const ptr = mem.alloc(a.byteLength);
+    mem.u8().set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), ptr);
+    return ptr;
+  });
+  try {
+    return fn(...ptrs);
+  } finally {
+    ptrs.forEach((ptr, k) => mem.free(ptr, arrays[k]!.byteLength));
+  }
+}
+
+function wasmScan(
+  codec: CodecName,
+  metric: KernelMetric,
+  q: Float32Array,
+  codes: Uint8Array,
+  scales: Float32Array,
+  n: number,
+  dim: number,
+): Float32Array {
+  const k = kernels();
+  return inWasm([q, codes, scales, new Float32Array(n)], (qPtr, cPtr, sPtr, oPtr) => {
+    k.scan(codec, metric, qPtr!, cPtr!, sPtr!, n, dim, oPtr!);
+    return k.memory.f32().slice(oPtr! >> 2, (oPtr! >> 2) + n);
+  });
+}
+
+/** Unscaled value of dimension i of code j, by the reference's arithmetic decode. */
+function decoded(codec: CodecName, codes: Uint8Array, at: number): number {
+  const view = new DataView(codes.buffer, codes.byteOffset);
+  switch (codec) {
+    case 'f32':
+      return view.getFloat32(4 * at, true);
+    case 'f16':
+      return decodeF16(view.getUint16(2 * at, true));
+    case 'int8':
+      return view.getInt8(at);
+    case 'fp8-e4m3':
+      return decodeE4M3(view.getUint8(at));
+    case 'fp8-e5m2':
+      return decodeE5M2(view.getUint8(at));
+  }
+}
+
+const U = 2 ** -24;
+
+/**
+ * Allowed |wasm − reference| for vector j. Decoding is exact in both, so the only difference is
+ * float32 rounding in the kernel (the float64 reference is exact by comparison). Every term of a
+ * sum passes through at most h = 2 (tree within a step) + dim/16 (accumulator chain) + 2
+ * (horizontal sum) float32 additions plus a rounded product, and standard summation analysis bounds
+ * the error by γ_h · Σ|term| ≈ h · u · Σ|term| with u = 2^-24. The final scale multiply, the
+ * reference's own rounding to float32, and for l2 the rounding of s·d and of q − s·d add a few u
+ * more; the margin of 8 (12 for l2, whose differences are also rounded before squaring) covers them.
+ * This is a bound, not a fudge: it scales with the magnitudes, never with the result alone.
+ */
+function tolerance(
+  codec: CodecName,
+  metric: KernelMetric,
+  q: Float32Array,
+  codes: Uint8Array,
+  scale: number,
+  j: number,
+  dim: number,
+  result: number,
+): number {
+  const h = dim / 16 + (metric === 'l2' ? 12 : 8);
+  let absDot = 0;
+  let norm = 0;
+  let l2 = 0;
+  for (let i = 0; i < dim; i++) {
+    const d = decoded(codec, codes, j * dim + i);
+    absDot += Math.abs(q[i]! * d);
+    norm += d * d;
+    l2 += (Math.abs(q[i]!) + Math.abs(scale * d)) ** 2;
+  }
+  if (metric === 'dot') return h * U * Math.abs(scale) * absDot;
+  if (metric === 'l2') return h * U * l2;
+  return norm === 0 ? 0 : h * U * (absDot / Math.sqrt(norm) + Math.abs(result));
+}
+
+describe('float-query kernels match the TypeScript reference', () => {
+  const dims = [16, 32, 48, 384, 512];
+  const counts = [1, 2, 3, 4, 7, 33];
+  for (const codec of KERNEL_CODECS) {
+    for (const metric of KERNEL_METRICS) {
+      it(`${codec} ${metric}`, () => {
+        const rand = rng(dims.length * 1000 + codec.length * 31 + metric.length);
+        for (const dim of dims) {
+          for (const n of counts) {
+            const q = randomQuery(dim, rand);
+            const codes = randomCodes(codec, n, dim, rand);
+            const scales = randomScales(n, rand);
+            const expected = new Float32Array(n);
+            referenceScan(codec, metric, q, codes, scales, n, dim, expected);
+            const actual = wasmScan(codec, metric, q, codes, scales, n, dim);
+            for (let j = 0; j < n; j++) {
+              const s = isScaled(codec) ? scales[j]! : 1;
+              const tol = tolerance(codec, metric, q, codes, s, j, dim, expected[j]!);
+              const diff = Math.abs(actual[j]! - expected[j]!);
+              assert.ok(
+                diff <= tol,
+                `dim ${dim} n ${n} vector ${j}: wasm ${actual[j]} vs reference ${expected[j]} (|diff| ${diff} > ${tol})`,
+              );
+              if (j % 4 === 3 && metric !== 'l2') assert.equal(actual[j], 0, 'all-zero code');
+            }
+          }
+        }
+      });
+    }
+  }
+});
+
+describe('in-register decode is exact for every finite code value', () => {
+  /**
+   * A one-hot query makes the dot score exactly the decoded value of that dimension (the other
+   * products are zeros), so each scan reads one dimension of every code bit for bit.
+   */
+  function decodeAll(codec: CodecName, values: readonly number[], dim: number): void {
+    const n = Math.ceil(values.length / dim);
+    const codes = new Uint8Array(n * dim * BYTES_PER_DIM[codec]);
+    const view = new DataView(codes.buffer);
+    values.forEach((bits, at) => (BYTES_PER_DIM[codec] === 2 ? view.setUint16(2 * at, bits, true) : view.setUint8(at, bits)));
+    const scales = new Float32Array(n).fill(1);
+    const q = new Float32Array(dim);
+    for (let i = 0; i < dim; i++) {
+      q.fill(0);
+      q[i] = 1;
+      const actual = wasmScan(codec, 'dot', q, codes, scales, n, dim);
+      for (let j = 0; j < n; j++) {
+        const at = j * dim + i;
+        if (at >= values.length) continue;
+        // + 0 because the sum of a −0 product with +0 products is +0.
+        assert.equal(actual[j], decoded(codec, codes, at) + 0, `${codec} code 0x${values[at]!.toString(16)}`);
+      }
+    }
+  }
+
+  const finite = (codec: CodecName, count: number): number[] =>
+    Array.from({ length: count }, (_, bits) => bits).filter(FINITE[codec]);
+
+  it('fp8-e4m3: all 254 non-NaN bytes', () => decodeAll('fp8-e4m3', finite('fp8-e4m3', 256), 256));
+  it('fp8-e5m2: all 248 finite bytes', () => decodeAll('fp8-e5m2', finite('fp8-e5m2', 256), 256));
+  it('f16: all 63488 finite half-words', () => decodeAll('f16', finite('f16', 65536), 512));
+  it('int8: all 255 codes in [-127, 127]', () => {
+    decodeAll('int8', Array.from({ length: 255 }, (_, k) => (k - 127) & 0xff), 256);
+  });
+});
+
+describe('int8-query kernels', () => {
+  const k = kernels();
+
+  function run(
+    metric: 'dot' | 'cosine',
+    q: Int8Array,
+    qScale: number,
+    codes: Int8Array,
+    scales: Float32Array,
+    n: number,
+    dim: number,
+  ): Float32Array {
+    return inWasm([q, codes, scales, new Float32Array(n)], (qPtr, cPtr, sPtr, oPtr) => {
+      k.scanI8(metric, qPtr!, qScale, cPtr!, sPtr!, n, dim, oPtr!);
+      return k.memory.f32().slice(oPtr! >> 2, (oPtr! >> 2) + n);
+    });
+  }
+
+  const int8Codes = (n: number, dim: number, rand: () => number): Int8Array =>
+    new Int8Array(randomCodes('int8', n, dim, rand).buffer);
+
+  it('integer part is exact: with unit scales the dot score is the integer sum', () => {
+    const rand = rng(7);
+    for (const dim of [16, 32, 48, 384, 512]) {
+      for (const n of [1, 3, 4, 5, 9, 33]) {
+        const q = int8Codes(1, dim, rand);
+        const codes = int8Codes(n, dim, rand);
+        const actual = run('dot', q, 1, codes, new Float32Array(n).fill(1), n, dim);
+        for (let j = 0; j < n; j++) {
+          let sum = 0;
+          for (let i = 0; i < dim; i++) sum += q[i]! * codes[j * dim + i]!;
+          assert.equal(actual[j], sum, `dim ${dim} vector ${j}`);
+        }
+      }
+    }
+  });
+
+  for (const metric of ['dot', 'cosine'] as const) {
+    it(`${metric}: bit-exact with the reference`, () => {
+      const rand = rng(metric.length);
+      for (const dim of [16, 32, 48, 384, 512]) {
+        for (const n of [1, 2, 3, 4, 5, 7, 33]) {
+          const q = int8Codes(1, dim, rand);
+          const qScale = 10 ** (rand() * 4 - 3);
+          const codes = int8Codes(n, dim, rand);
+          const scales = randomScales(n, rand);
+          const expected = new Float32Array(n);
+          referenceScanI8(metric, q, qScale, codes, scales, n, dim, expected);
+          assert.deepEqual(run(metric, q, qScale, codes, scales, n, dim), expected, `dim ${dim} n ${n}`);
+        }
+      }
+    });
+  }
+
+  it('does not overflow at MAX_I8_DIM with every product at 127²', () => {
+    const dim = MAX_I8_DIM;
+    const q = new Int8Array(dim).fill(-127);
+    const codes = new Int8Array(2 * dim).fill(-127);
+    codes.fill(127, dim);
+    const [plus, minus] = run('dot', q, 1, codes, new Float32Array(2).fill(1), 2, dim);
+    assert.equal(plus, Math.fround(127 * 127 * dim));
+    assert.equal(minus, -Math.fround(127 * 127 * dim));
+    const [cos] = run('cosine', q, 1, codes, new Float32Array(2).fill(1), 1, dim);
+    const expected = new Float32Array(1);
+    referenceScanI8('cosine', q, 1, codes, new Float32Array(1).fill(1), 1, dim, expected);
+    assert.equal(cos, expected[0]);
+  });
+
+  it('rejects dims it cannot accumulate exactly or that are not multiples of 16', () => {
+    assert.throws(() => k.scanI8('dot', 16, 1, 16, 16, 1, MAX_I8_DIM + 16, 16), RangeError);
+    assert.throws(() => k.scanI8('dot', 16, 1, 16, 16, 1, 24, 16), RangeError);
+    assert.throws(() => k.scan('f32', 'dot', 16, 16, 16, 1, 0, 16), RangeError);
+    assert.throws(() => k.scan('f32', 'dot', 16, 16, 16, -1, 16, 16), RangeError);
+  });
+});
+
+describe('LinearMemory', () => {
+  it('returns 16-byte aligned, non-zero, non-overlapping blocks', () => {
+    const mem = new LinearMemory(new WebAssembly.Memory({ initial: 1 }));
+    let end = 0;
+    for (const bytes of [1, 3, 16, 17, 100, 0, 4096]) {
+      const ptr = mem.alloc(bytes);
+      assert.equal(ptr % 16, 0);
+      assert.ok(ptr > 0 && ptr >= end);
+      end = ptr + bytes;
+    }
+  });
+
+  it('reuses a freed block of the same size before growing', () => {
+    const mem = new LinearMemory(new WebAssembly.Memory({ initial: 1 }));
+    const a = mem.alloc(1000);
+    const b = mem.alloc(1000);
+    mem.alloc(16);
+    mem.free(a, 1000);
+    assert.equal(mem.alloc(24), mem.used - 32, 'other sizes bump-allocate');
+    assert.equal(mem.alloc(1000), a);
+    mem.free(b, 1000);
+    assert.equal(mem.freeBytes, 1008);
+    assert.equal(mem.alloc(1000), b);
+  });
+
+  it('gives back the bump region when the topmost block is freed', () => {
+    const mem = new LinearMemory(new WebAssembly.Memory({ initial: 1 }));
+    mem.alloc(64);
+    const used = mem.used;
+    const top = mem.alloc(256);
+    mem.free(top, 256);
+    assert.equal(mem.used, used);
+    assert.equal(mem.freeBytes, 0);
+  });
+
+  it('rejects frees of addresses it never handed out', () => {
+    const mem = new LinearMemory(new WebAssembly.Memory({ initial: 1 }));
+    const a = mem.alloc(32);
+    mem.alloc(32);
+    assert.throws(() => mem.free(a + 8, 32), RangeError);
+    assert.throws(() => mem.free(0, 32), RangeError);
+    assert.throws(() => mem.free(1 << 20, 32), RangeError);
+  });
+
+  it('grows on demand, keeps the data, and hands out fresh views after growth', () => {
+    const mem = new LinearMemory(new WebAssembly.Memory({ initial: 1 }));
+    const a = mem.alloc(4096);
+    const before = mem.f32();
+    before.fill(1.5, a >> 2, (a >> 2) + 1024);
+    assert.equal(mem.f32(), before, 'views are cached while the memory does not grow');
+    const big = mem.alloc(3 * 65536);
+    assert.equal(before.length, 0, 'growth detached the old view');
+    const after = mem.f32();
+    assert.ok(after.byteLength >= big + 3 * 65536);
+    assert.equal(mem.u8().byteLength, after.byteLength);
+    assert.deepEqual(after.slice(a >> 2, (a >> 2) + 1024), new Float32Array(1024).fill(1.5));
+    mem.u8().fill(7, big, big + 3 * 65536);
+    assert.equal(mem.u8()[big + 3 * 65536 - 1], 7);
+  });
+
+  it('live blocks never overlap under any sequence of allocs and frees', () => {
+    const sizes = [16, 48, 100, 1024, 70000];
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 4 })), { maxLength: 60 }), (ops) => {
+        const mem = new LinearMemory(new WebAssembly.Memory({ initial: 1 }));
+        const live: { ptr: number; bytes: number }[] = [];
+        for (const [allocate, which] of ops) {
+          if (allocate || live.length === 0) {
+            const bytes = sizes[which]!;
+            const ptr = mem.alloc(bytes);
+            assert.equal(ptr % 16, 0);
+            assert.ok(ptr + bytes <= mem.u8().byteLength);
+            for (const other of live) assert.ok(ptr + bytes <= other.ptr || other.ptr + other.bytes <= ptr);
+            live.push({ ptr, bytes });
+          } else {
+            const [block] = live.splice(which % live.length, 1);
+            mem.free(block!.ptr, block!.bytes);
+          }
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('kernels see memory grown after they were instantiated', () => {
+    const k = kernels();
+    const dim = 16;
+    const q = k.memory.alloc(dim * 4);
+    const fillerBytes = k.memory.u8().byteLength;
+    const filler = k.memory.alloc(fillerBytes);
+    const codes = k.memory.alloc(dim * 4);
+    const out = k.memory.alloc(4);
+    k.memory.f32().fill(1, q >> 2, (q >> 2) + dim);
+    k.memory.f32().fill(2, codes >> 2, (codes >> 2) + dim);
+    k.scan('f32', 'dot', q, codes, 0, 1, dim, out);
+    assert.equal(k.memory.f32()[out >> 2], 32);
+    k.memory.free(out, 4);
+    k.memory.free(codes, dim * 4);
+    k.memory.free(filler, fillerBytes);
+    k.memory.free(q, dim * 4);
+  });
+});

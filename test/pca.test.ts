@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { dotMean, fitPca, projectCentered, projectUncentered, reconstruct } from '../src/pca/pca.js';
+import { MemStore } from '../src/index.js';
+import { clustered, loadFixture, tempDir } from './helpers.js';
+
+const DIM = 24;
+const rows = clustered(300, DIM, 11, 5);
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+test('components are orthonormal and ordered by decreasing variance', () => {
+  const m = fitPca(rows, DIM, { dims: 10 });
+  assert.equal(m.outDim, 10);
+  const axis = (r: number) => m.components.subarray(r * DIM, (r + 1) * DIM);
+  for (let a = 0; a < 10; a++) {
+    for (let b = a; b < 10; b++) {
+      assert.ok(Math.abs(dot(axis(a), axis(b)) - (a === b ? 1 : 0)) < 1e-4, `axes ${a},${b}`);
+    }
+  }
+  const variances = Array.from({ length: 10 }, (_, r) => {
+    const p = rows.map((x) => {
+      const out = new Float32Array(10);
+      projectCentered(m, x, out);
+      return out[r]!;
+    });
+    return p.reduce((s, v) => s + v * v, 0) / (p.length - 1);
+  });
+  for (let r = 1; r < 10; r++) assert.ok(variances[r]! <= variances[r - 1]! * (1 + 1e-6), `variance of axis ${r}`);
+  assert.ok(m.explainedVariance > 0 && m.explainedVariance < 1);
+});
+
+test('{ variance } keeps the fewest axes reaching the requested share', () => {
+  const all = fitPca(rows, DIM, { dims: DIM });
+  const m = fitPca(rows, DIM, { variance: 0.8 });
+  assert.ok(m.explainedVariance >= 0.8);
+  if (m.outDim > 1) {
+    const fewer = fitPca(rows, DIM, { dims: m.outDim - 1 });
+    assert.ok(fewer.explainedVariance < 0.8);
+  }
+  assert.ok(Math.abs(all.explainedVariance - 1) < 1e-9);
+});
+
+test('with every axis kept, q·x = q·μ + (Wq)·W(x − μ) and reconstruction is exact', () => {
+  const m = fitPca(rows, DIM, { dims: DIM });
+  const q = rows[3]!;
+  const x = rows[200]!;
+  const wq = new Float32Array(DIM);
+  const wx = new Float32Array(DIM);
+  projectUncentered(m, q, wq);
+  projectCentered(m, x, wx);
+  assert.ok(Math.abs(dot(q, x) - (dotMean(m, q) + dot(wq, wx))) < 1e-3 * Math.abs(dot(q, x)) + 1e-3);
+  const back = new Float32Array(DIM);
+  reconstruct(m, wx, back);
+  for (let i = 0; i < DIM; i++) assert.ok(Math.abs(back[i]! - x[i]!) < 1e-4);
+});
+
+test('the projection geometry is worth its recall: uncentered queries beat centered-and-renormalized ones', () => {
+  // On real embeddings, reduce to 1/4 of the dims and rank by both geometries against exact cosine.
+  const { docs, queries } = loadFixture();
+  const m = fitPca(docs, 512, { dims: 64 });
+  const stored = docs.map((x) => {
+    const out = new Float32Array(64);
+    projectCentered(m, x, out);
+    return out;
+  });
+  const unit = (v: Float32Array) => {
+    const n = Math.hypot(...v);
+    return v.map((x) => x / n);
+  };
+  const storedUnit = stored.map(unit);
+  let right = 0;
+  let wrong = 0;
+  for (const q of queries) {
+    const truth = new Set(docs.map((x, i) => ({ i, s: dot(q, x) })).sort((a, b) => b.s - a.s).slice(0, 10).map((e) => e.i));
+    const wq = new Float32Array(64);
+    projectUncentered(m, q, wq);
+    const cq = new Float32Array(64);
+    projectCentered(m, q, cq);
+    const cqu = unit(cq);
+    const top = (scores: number[]) => scores.map((s, i) => ({ s, i })).sort((a, b) => b.s - a.s).slice(0, 10);
+    right += top(stored.map((x) => dot(wq, x))).filter((e) => truth.has(e.i)).length;
+    wrong += top(storedUnit.map((x) => dot(cqu, x))).filter((e) => truth.has(e.i)).length;
+  }
+  assert.ok(right > wrong, `uncentered ${right} vs centered+renormalized ${wrong}`);
+});
+
+test('a PCA store persists its model: reopened, it projects new vectors the same way', async () => {
+  const dir = tempDir();
+  const { docs, queries } = loadFixture();
+  const store = await MemStore.open(dir, { dim: 512, pca: { variance: 0.9 }, trainSize: 300, cache: false, durability: 'none' });
+  await store.add(docs.slice(0, 400).map((vector, i) => ({ id: `d${i}`, vector })));
+  const s = store.stats();
+  assert.equal(s.trained, true);
+  assert.ok(s.storedDim < 512 && s.storedDim > 1);
+  const before = await store.search(queries[0]!, { k: 5, rescore: false });
+  await store.close();
+
+  const again = await MemStore.open(dir, { cache: false });
+  assert.equal(again.stats().storedDim, s.storedDim);
+  assert.deepEqual((await again.search(queries[0]!, { k: 5, rescore: false })).map((h) => h.id), before.map((h) => h.id));
+  await again.add(docs.slice(400, 500).map((vector, i) => ({ id: `d${400 + i}`, vector })));
+  const self = await again.search(docs[450]!, { k: 1 });
+  assert.equal(self[0]?.id, 'd450');
+  await again.close();
+});
+
+test('a store created without rescoring drops full vectors at training and returns reconstructions', async () => {
+  const dir = tempDir();
+  const { docs } = loadFixture();
+  const store = await MemStore.open(dir, { dim: 512, pca: { dims: 128 }, trainSize: 200, rescore: false, cache: false, durability: 'none' });
+  await store.add(docs.slice(0, 250).map((vector, i) => ({ id: `d${i}`, vector })));
+  const rec = await store.get('d7');
+  assert.ok(rec);
+  assert.equal(rec.vector.length, 512);
+  const x = docs[7]!;
+  const cos = dot(rec.vector, x) / (Math.hypot(...rec.vector) * Math.hypot(...x));
+  assert.ok(cos > 0.8 && cos < 0.99999, `reconstruction cosine ${cos}`);
+  await store.close();
+});

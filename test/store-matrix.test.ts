@@ -1,0 +1,216 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MemStore, type OpenOptions } from '../src/index.js';
+import { CODEC_NAMES, type CodecName } from '../src/codec/codec.js';
+import { METRICS, type Metric } from '../src/options.js';
+import { bruteForce, clustered, exactScore, recall, tempDir } from './helpers.js';
+
+/**
+ * One behaviour suite, run for every codec x PCA x metric (as lmdb-js runs its basic tests per
+ * encoding). dim 40 and PCA 24 are deliberately not multiples of 16, so code padding is exercised.
+ */
+const DIM = 40;
+const N = 240;
+const TRAIN = 100;
+
+interface Config {
+  codec: CodecName;
+  metric: Metric;
+  pca: boolean;
+}
+
+const configs: Config[] = [];
+for (const codec of CODEC_NAMES) for (const metric of METRICS) for (const pca of [false, true]) configs.push({ codec, metric, pca });
+
+function openOptions(c: Config): OpenOptions {
+  return {
+    dim: DIM,
+    codec: c.codec,
+    metric: c.metric,
+    cache: false,
+    durability: 'none',
+    ...(c.pca ? { pca: { dims: 24 }, trainSize: TRAIN } : {}),
+  };
+}
+
+const vectors = clustered(N, DIM, 7);
+const items = vectors.map((vector, i) => ({
+  id: `doc-${i}`,
+  vector,
+  text: `text of ${i}`,
+  meta: { group: i % 3, tag: i % 2 === 0 ? 'even' : 'odd' },
+}));
+const queries = clustered(20, DIM, 99);
+
+function basicTests(c: Config): void {
+  test('searches before training are exact, and training happens at trainSize', async () => {
+    const dir = tempDir();
+    const store = await MemStore.open(dir, openOptions(c));
+    try {
+      const first = items.slice(0, c.pca ? TRAIN - 1 : 50);
+      await store.add(first);
+      assert.equal(store.stats().trained, !c.pca);
+      if (c.pca) {
+        assert.equal(store.stats().storedDim, DIM);
+        for (const q of queries.slice(0, 5)) {
+          const hits = await store.search(q, { k: 5 });
+          assert.deepEqual(hits.map((h) => h.id), bruteForce(c.metric, q, first, 5));
+          for (const h of hits) {
+            const it = first.find((x) => x.id === h.id)!;
+            assert.ok(Math.abs(h.score - exactScore(c.metric, q, it.vector)) <= 1e-4 * Math.max(1, Math.abs(h.score)));
+          }
+        }
+      }
+      await store.add(items.slice(first.length));
+      const s = store.stats();
+      assert.equal(s.trained, true);
+      assert.equal(s.count, N);
+      assert.equal(s.storedDim, c.pca ? 24 : DIM);
+      assert.equal(s.codec, c.codec);
+      assert.equal(s.metric, c.metric);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('rescored search finds the exact top-k and reports exact scores', async () => {
+    const dir = tempDir();
+    const store = await MemStore.open(dir, openOptions(c));
+    try {
+      await store.add(items);
+      let total = 0;
+      for (const q of queries) {
+        const hits = await store.search(q, { k: 10 });
+        assert.equal(hits.length, 10);
+        for (let i = 1; i < hits.length; i++) assert.ok(hits[i - 1]!.score >= hits[i]!.score, 'best first');
+        for (const h of hits) {
+          const it = items.find((x) => x.id === h.id)!;
+          assert.ok(Math.abs(h.score - exactScore(c.metric, q, it.vector)) <= 1e-4 * Math.max(1, Math.abs(h.score)));
+          assert.equal(h.text, it.text);
+          assert.deepEqual(h.meta, it.meta);
+        }
+        total += recall(hits.map((h) => h.id), bruteForce(c.metric, q, items, 10));
+      }
+      assert.ok(total / queries.length >= 0.95, `recall@10 with rescoring ${total / queries.length}`);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('unrescored search ranks by the quantized codes with scores on the metric scale', async () => {
+    const dir = tempDir();
+    const store = await MemStore.open(dir, openOptions(c));
+    try {
+      await store.add(items);
+      let total = 0;
+      let scoreErr = 0;
+      for (const q of queries) {
+        const hits = await store.search(q, { k: 10, rescore: false });
+        assert.equal(hits.length, 10);
+        total += recall(hits.map((h) => h.id), bruteForce(c.metric, q, items, 10));
+        for (const h of hits) {
+          const x = items.find((it) => it.id === h.id)!.vector;
+          const exact = exactScore(c.metric, q, x);
+          // Errors relative to the natural scale of each metric: |q||x| for inner products, |q|+|x| for distances.
+          const qn = Math.hypot(...q);
+          const xn = Math.hypot(...x);
+          const scale = c.metric === 'l2' ? qn + xn : c.metric === 'dot' ? qn * xn : 1;
+          scoreErr = Math.max(scoreErr, Math.abs(h.score - exact) / scale);
+        }
+      }
+      // PCA to 24 of 40 dims drops real information (and an L2 estimate omits the dropped components);
+      // the codes alone must still rank sensibly and score on the metric's scale.
+      const floor = c.pca ? 0.5 : 0.8;
+      assert.ok(total / queries.length >= floor, `recall@10 without rescoring ${total / queries.length}`);
+      assert.ok(scoreErr < (c.pca ? 0.3 : 0.05), `estimated scores drift ${scoreErr}`);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('get returns what was added; upsert replaces; delete removes', async () => {
+    const dir = tempDir();
+    const store = await MemStore.open(dir, openOptions(c));
+    try {
+      await store.add(items);
+      const rec = await store.get('doc-5');
+      assert.ok(rec);
+      assert.deepEqual(Array.from(rec.vector), Array.from(items[5]!.vector));
+      assert.equal(rec.text, 'text of 5');
+      assert.deepEqual(rec.meta, items[5]!.meta);
+
+      const replacement = queries[0]!;
+      await store.add([{ id: 'doc-5', vector: replacement }]);
+      const after = await store.get('doc-5');
+      assert.ok(after);
+      assert.deepEqual(Array.from(after.vector), Array.from(replacement));
+      assert.equal(after.text, undefined, 'an upsert replaces the whole record');
+      assert.equal(after.meta, undefined);
+      assert.equal(store.stats().count, N);
+      const hits = await store.search(replacement, { k: 1 });
+      if (c.metric !== 'dot') assert.equal(hits[0]?.id, 'doc-5');
+
+      assert.equal(await store.delete(['doc-5', 'doc-6', 'doc-6', 'missing']), 2);
+      assert.equal(await store.get('doc-5'), undefined);
+      assert.equal(store.stats().count, N - 2);
+      const all = await store.search(replacement, { k: N });
+      assert.equal(all.length, N - 2);
+      assert.ok(!all.some((h) => h.id === 'doc-5' || h.id === 'doc-6'));
+      assert.equal(await store.delete(['doc-5']), 0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('filters on meta equality and $in return exactly the matching top-k', async () => {
+    const dir = tempDir();
+    const store = await MemStore.open(dir, openOptions(c));
+    try {
+      await store.add(items);
+      for (const q of queries.slice(0, 5)) {
+        const eq = await store.search(q, { k: 5, filter: { tag: 'odd', group: 1 } });
+        assert.equal(eq.length, 5);
+        for (const h of eq) assert.deepEqual(h.meta, { ...h.meta, tag: 'odd', group: 1 });
+        const matching = items.filter((it) => it.meta.tag === 'odd' && it.meta.group === 1);
+        assert.ok(recall(eq.map((h) => h.id), bruteForce(c.metric, q, matching, 5)) >= 0.8);
+
+        const inHits = await store.search(q, { k: 8, filter: { group: { $in: [0, 2] } } });
+        assert.equal(inHits.length, 8);
+        for (const h of inHits) assert.ok(h.meta?.['group'] === 0 || h.meta?.['group'] === 2);
+        assert.deepEqual(await store.search(q, { filter: { tag: 'none' } }), []);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('close and reopen keeps every record, the training and the answers', async () => {
+    const dir = tempDir();
+    const first = await MemStore.open(dir, openOptions(c));
+    await first.add(items);
+    await first.delete(['doc-0']);
+    const before = await Promise.all(queries.slice(0, 5).map((q) => first.search(q, { k: 10 })));
+    const statsBefore = first.stats();
+    await first.close();
+
+    const again = await MemStore.open(dir, { cache: false });
+    try {
+      const s = again.stats();
+      assert.equal(s.count, N - 1);
+      assert.equal(s.trained, true);
+      assert.equal(s.storedDim, statsBefore.storedDim);
+      assert.equal(s.codec, c.codec);
+      assert.equal(s.metric, c.metric);
+      const after = await Promise.all(queries.slice(0, 5).map((q) => again.search(q, { k: 10 })));
+      assert.deepEqual(after.map((hs) => hs.map((h) => h.id)), before.map((hs) => hs.map((h) => h.id)));
+      assert.equal(await again.get('doc-0'), undefined);
+      assert.equal((await again.get('doc-1'))?.text, 'text of 1');
+    } finally {
+      await again.close();
+    }
+  });
+}
+
+for (const c of configs) {
+  describe(`store codec=${c.codec} metric=${c.metric} pca=${c.pca ? 24 : 'none'}`, () => basicTests(c));
+}
