@@ -9,43 +9,105 @@ export interface Dataset {
   readonly queries: Float32Array[];
 }
 
+function bad(file: string, what: string): MemstoreError {
+  return new MemstoreError('INVALID_ARGUMENT', `${file}: ${what}`);
+}
+
 function rowsOf(all: Float32Array, dim: number, file: string): Float32Array[] {
-  if (all.length % dim !== 0) {
-    throw new MemstoreError('INVALID_ARGUMENT', `${file}: ${all.length} floats is not a multiple of dim ${dim}`);
-  }
+  if (all.length % dim !== 0) throw bad(file, `${all.length} floats is not a multiple of dim ${dim}`);
   return Array.from({ length: all.length / dim }, (_, i) => all.slice(i * dim, (i + 1) * dim));
 }
 
-function floats(buf: Buffer): Float32Array {
+function floats(buf: Uint8Array, file = 'data'): Float32Array {
+  if (buf.byteLength % 4 !== 0) throw bad(file, `${buf.byteLength} bytes is not a whole number of float32`);
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 }
 
 /** `.fvecs`: per vector an int32 dimension followed by that many float32 (little-endian). */
 function readFvecs(file: string): { dim: number; rows: Float32Array[] } {
   const buf = readFileSync(file);
-  if (buf.byteLength < 4) throw new MemstoreError('INVALID_ARGUMENT', `${file}: empty .fvecs file`);
+  if (buf.byteLength < 4) throw bad(file, 'empty .fvecs file');
   const dim = buf.readInt32LE(0);
   const recordBytes = 4 + dim * 4;
-  if (dim <= 0 || buf.byteLength % recordBytes !== 0) {
-    throw new MemstoreError('INVALID_ARGUMENT', `${file}: not an .fvecs file of dim ${dim}`);
-  }
+  if (dim <= 0 || buf.byteLength % recordBytes !== 0) throw bad(file, `not an .fvecs file of dim ${dim}`);
   const rows: Float32Array[] = [];
   for (let off = 0; off < buf.byteLength; off += recordBytes) {
-    if (buf.readInt32LE(off) !== dim) throw new MemstoreError('INVALID_ARGUMENT', `${file}: mixed dimensions at byte ${off}`);
+    if (buf.readInt32LE(off) !== dim) throw bad(file, `mixed dimensions at byte ${off}`);
     rows.push(floats(buf.subarray(off + 4, off + recordBytes)));
   }
   return { dim, rows };
 }
 
-/** Reads embeddings: `.fvecs` (dim from the file) or raw little-endian float32 (`.f32`/`.bin`, needs `dim`). */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 31) return mant === 0 ? sign * Infinity : NaN;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** `.npy` version 1–3, a 2-D C-order array of little-endian float32 (`<f4`) or float16 (`<f2`). */
+function readNpy(file: string): { dim: number; rows: Float32Array[] } {
+  const buf = readFileSync(file);
+  if (buf.byteLength < 10 || buf.toString('latin1', 0, 6) !== '\x93NUMPY') throw bad(file, 'not an .npy file');
+  const major = buf[6]!;
+  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
+  const start = major === 1 ? 10 : 12;
+  const header = buf.toString('latin1', start, start + headerLen);
+  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
+  const shape = /'shape':\s*\(\s*(\d+)\s*,\s*(\d+)\s*,?\s*\)/.exec(header);
+  if (shape === null) throw bad(file, `.npy array must be 2-D, header ${header.trim()}`);
+  if (fortran !== 'False') throw bad(file, '.npy array must be C-order');
+  const n = Number(shape[1]);
+  const dim = Number(shape[2]);
+  const data = buf.subarray(start + headerLen);
+  let all: Float32Array;
+  if (descr === '<f4') {
+    if (data.byteLength < n * dim * 4) throw bad(file, 'truncated .npy data');
+    all = floats(data.subarray(0, n * dim * 4));
+  } else if (descr === '<f2') {
+    if (data.byteLength < n * dim * 2) throw bad(file, 'truncated .npy data');
+    all = new Float32Array(n * dim);
+    for (let i = 0; i < all.length; i++) all[i] = halfToFloat(data.readUInt16LE(i * 2));
+  } else {
+    throw bad(file, `.npy dtype ${String(descr)} is not supported (use <f4 or <f2)`);
+  }
+  return { dim, rows: rowsOf(all, dim, file) };
+}
+
+/** JSON Lines with a numeric array under `embedding` (or `vector`) on every line. */
+function readJsonl(file: string): { dim: number; rows: Float32Array[] } {
+  const rows: Float32Array[] = [];
+  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    const obj = JSON.parse(line) as Record<string, unknown>;
+    const v = obj['embedding'] ?? obj['vector'];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw bad(file, `line ${i + 1} has no numeric "embedding" array`);
+    rows.push(Float32Array.from(v as number[]));
+  });
+  if (rows.length === 0) throw bad(file, 'no vectors');
+  const dim = rows[0]!.length;
+  rows.forEach((r, i) => {
+    if (r.length !== dim) throw bad(file, `vector ${i} has ${r.length} dimensions, the first has ${dim}`);
+  });
+  return { dim, rows };
+}
+
+/**
+ * Reads embeddings by extension: `.fvecs`, `.npy` (float32/float16), `.jsonl` (an `embedding`
+ * field per line), otherwise raw little-endian float32 (`.f32`, `.bin`), which needs `dim`.
+ */
 export function readVectors(file: string, dim: number | undefined): { dim: number; rows: Float32Array[] } {
-  if (extname(file) === '.fvecs') {
-    const r = readFvecs(file);
+  const ext = extname(file).toLowerCase();
+  const r = ext === '.fvecs' ? readFvecs(file) : ext === '.npy' ? readNpy(file) : ext === '.jsonl' || ext === '.ndjson' ? readJsonl(file) : undefined;
+  if (r !== undefined) {
     if (dim !== undefined && dim !== r.dim) throw new MemstoreError('DIM_MISMATCH', `${file} has dim ${r.dim}, --dim says ${dim}`);
     return r;
   }
-  if (dim === undefined) throw new MemstoreError('INVALID_ARGUMENT', `${file}: raw float32 needs --dim`);
-  return { dim, rows: rowsOf(floats(readFileSync(file)), dim, file) };
+  if (dim === undefined) throw bad(file, 'raw float32 needs --dim');
+  return { dim, rows: rowsOf(floats(readFileSync(file), file), dim, file) };
 }
 
 /** The real embedding set shipped in the repository (see bench/data/wordnet-use512-1k/README.md). */
@@ -53,5 +115,48 @@ export function shippedDataset(): Dataset {
   const dir = new URL('../../bench/data/wordnet-use512-1k/', import.meta.url);
   const docs = rowsOf(floats(readFileSync(new URL('docs.f32', dir))), 512, 'docs.f32');
   const queries = rowsOf(floats(readFileSync(new URL('queries.f32', dir))), 512, 'queries.f32');
-  return { name: 'wordnet-use512-1k (shipped)', dim: 512, docs, queries };
+  return { name: 'wordnet-use512-1k (USE-lite embeddings of WordNet glosses, shipped)', dim: 512, docs, queries };
+}
+
+/** Deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A clustered synthetic set for when no data is at hand: Gaussian clusters whose centres share a
+ * low-rank structure (so PCA has something to find, as with real embeddings), unit-normalized.
+ */
+export function syntheticDataset(n: number, queries: number, dim: number, seed = 1): Dataset {
+  const next = rng(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next());
+  const rank = Math.max(2, Math.round(dim / 8));
+  const basis = Array.from({ length: rank }, () => Float32Array.from({ length: dim }, gauss));
+  const centres = Array.from({ length: 64 }, () => {
+    const c = new Float32Array(dim);
+    for (const b of basis) {
+      const w = gauss();
+      for (let i = 0; i < dim; i++) c[i]! += (w * b[i]!) / Math.sqrt(rank);
+    }
+    return c;
+  });
+  const sample = () => {
+    const c = centres[Math.floor(next() * centres.length)]!;
+    const v = Float32Array.from(c, (x) => x + 0.35 * gauss());
+    const norm = Math.hypot(...v);
+    return v.map((x) => x / norm);
+  };
+  return {
+    name: `synthetic (${n} clustered vectors, dim ${dim}, seed ${seed})`,
+    dim,
+    docs: Array.from({ length: n }, sample),
+    queries: Array.from({ length: queries }, sample),
+  };
 }

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MemStore } from '../src/memstore.js';
-import type { CodecName } from '../src/codec/codec.js';
+import { CODEC_NAMES, type CodecName } from '../src/codec/codec.js';
 import type { Metric, PcaOption } from '../src/options.js';
+import { exactSearch, hnswSearch } from './baselines.js';
 import type { Dataset } from './data.js';
 
 export interface StudyConfig {
@@ -13,22 +14,32 @@ export interface StudyConfig {
 }
 
 export interface StudyRow {
-  readonly codec: CodecName;
+  /** 'memstore' rows are real stores; baselines are exact float32 search and hnswlib-node HNSW. */
+  readonly kind: 'memstore' | 'exact-f32' | 'hnsw-f32';
+  readonly label: string;
+  readonly codec: CodecName | 'f32';
   readonly pca: string;
+  /** Dimensions kept in RAM (after PCA). */
+  readonly storedDim: number;
   readonly rescore: boolean;
-  /** RAM of the search structure per vector (stats().bytesPerVector). */
+  /** RAM of the search structure per vector (stats().bytesPerVector for memstore rows). */
   readonly bytesPerVector: number;
-  /** The quantized part alone: code and scale (stats().codeBytesPerVector). */
+  /** The quantized part alone: code and scale (stats().codeBytesPerVector); equals bytesPerVector for baselines. */
   readonly codeBytesPerVector: number;
-  /** float32 code bytes over this row's code bytes. */
+  /** float32 vector bytes (4 · dim) over this row's code bytes. */
   readonly compression: number;
+  /** Everything on disk per vector (memstore directory; the serialized index for HNSW; 0 for the in-RAM exact scan). */
   readonly diskBytesPerVector: number;
   readonly recall1: number;
   readonly recall10: number;
+  /** 1 − recall@k: the share of the exact top-k this configuration misses. */
+  readonly relativeLoss: number;
   readonly qps: number;
   readonly p50Us: number;
   readonly p99Us: number;
   readonly buildMs: number;
+  /** No other row has at most this RAM per vector and a strictly better recall@k (or equal recall and less RAM). */
+  pareto: boolean;
 }
 
 export interface StudyOptions {
@@ -38,35 +49,21 @@ export interface StudyOptions {
   readonly k?: number;
   /** @default 'cosine' */
   readonly metric?: Metric;
-  /** Vectors buffered before PCA is fitted. @default 4096 */
+  /** Vectors buffered before PCA is fitted (capped at the data size). @default 4096 */
   readonly trainSize?: number;
+  /** Add the hnswlib-node baseline row. @default true */
+  readonly hnsw?: boolean;
   /** Called with a line of progress. @default no-op */
   readonly onProgress?: (line: string) => void;
 }
 
-function exactScore(metric: Metric, q: Float32Array, qNorm: number, x: Float32Array, xNorm: number): number {
-  let d = 0;
-  if (metric === 'l2') {
-    for (let i = 0; i < q.length; i++) d += (q[i]! - x[i]!) ** 2;
-    return -d;
-  }
-  for (let i = 0; i < q.length; i++) d += q[i]! * x[i]!;
-  if (metric === 'dot') return d;
-  return qNorm === 0 || xNorm === 0 ? 0 : d / (qNorm * xNorm);
+export interface StudyResult {
+  readonly rows: StudyRow[];
+  /** Exact top-k row numbers per query (the ground truth). */
+  readonly truth: number[][];
 }
 
-/** Exact top-k row numbers per query, computed independently of memstore in float64. */
-export function groundTruth(data: Dataset, metric: Metric, k: number): number[][] {
-  const norms = data.docs.map((x) => Math.hypot(...x));
-  return data.queries.map((q) => {
-    const qNorm = Math.hypot(...q);
-    const scored = data.docs.map((x, i) => ({ i, s: exactScore(metric, q, qNorm, x, norms[i]!) }));
-    scored.sort((a, b) => b.s - a.s || a.i - b.i);
-    return scored.slice(0, k).map((e) => e.i);
-  });
-}
-
-function recallAt(found: readonly number[], truth: readonly number[], k: number): number {
+export function recallAt(found: readonly number[], truth: readonly number[], k: number): number {
   const t = new Set(truth.slice(0, k));
   let hit = 0;
   for (const id of found.slice(0, k)) if (t.has(id)) hit++;
@@ -77,103 +74,175 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 }
 
+function latency(times: readonly number[]): { qps: number; p50Us: number; p99Us: number } {
+  const sorted = [...times].sort((a, b) => a - b);
+  const total = times.reduce((a, b) => a + b, 0);
+  return { qps: total === 0 ? 0 : (times.length * 1000) / total, p50Us: percentile(sorted, 0.5) * 1000, p99Us: percentile(sorted, 0.99) * 1000 };
+}
+
+function recalls(found: readonly (readonly number[])[], truth: readonly number[][], k: number): { recall1: number; recall10: number } {
+  let r1 = 0;
+  let rk = 0;
+  found.forEach((f, i) => {
+    r1 += recallAt(f, truth[i]!, 1);
+    rk += recallAt(f, truth[i]!, k);
+  });
+  return { recall1: r1 / found.length, recall10: rk / found.length };
+}
+
 export function pcaLabel(pca: PcaOption | undefined): string {
   if (pca === undefined) return 'none';
   return 'dims' in pca ? `${pca.dims}d` : `${pca.variance * 100}%var`;
 }
 
-/**
- * Builds a real MemStore per configuration in a temporary directory, so every figure includes what
- * the store really keeps, and measures each with and without rescoring against exact search.
- */
-export async function runStudy(options: StudyOptions): Promise<StudyRow[]> {
-  const { data, configs } = options;
-  const k = options.k ?? 10;
-  const metric = options.metric ?? 'cosine';
-  const progress = options.onProgress ?? (() => undefined);
-  progress(`ground truth: exact ${metric} top-${k} for ${data.queries.length} queries over ${data.docs.length} vectors`);
-  const truth = groundTruth(data, metric, k);
-  const rows: StudyRow[] = [];
-  const f32CodeBytes = Math.ceil(data.dim / 16) * 16 * 4;
+/** Marks the rows no other row beats on both RAM per vector and recall@k. */
+export function markPareto(rows: StudyRow[]): void {
+  for (const r of rows) {
+    r.pareto = !rows.some(
+      (o) => o !== r && o.bytesPerVector <= r.bytesPerVector && o.recall10 >= r.recall10 &&
+        (o.bytesPerVector < r.bytesPerVector || o.recall10 > r.recall10),
+    );
+  }
+}
 
-  for (const [i, config] of configs.entries()) {
-    const label = `${config.codec} pca=${pcaLabel(config.pca)}`;
-    progress(`[${i + 1}/${configs.length}] building ${label}`);
-    const dir = mkdtempSync(join(tmpdir(), 'memstore-bench-'));
+async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, k: number, trainSize: number, truth: number[][], progress: (l: string) => void, tag: string): Promise<StudyRow[]> {
+  const label = `${config.codec} pca=${pcaLabel(config.pca)}`;
+  progress(`${tag} building ${label}`);
+  const dir = mkdtempSync(join(tmpdir(), 'memstore-bench-'));
+  const rows: StudyRow[] = [];
+  try {
+    const started = performance.now();
+    const store = await MemStore.open(dir, {
+      dim: data.dim,
+      metric,
+      codec: config.codec,
+      durability: 'none',
+      cache: false,
+      ...(config.pca === undefined ? {} : { pca: config.pca, trainSize: Math.min(trainSize, data.docs.length) }),
+    });
     try {
-      const started = performance.now();
-      const store = await MemStore.open(dir, {
-        dim: data.dim,
-        metric,
-        codec: config.codec,
-        durability: 'none',
-        cache: false,
-        ...(config.pca === undefined ? {} : { pca: config.pca, trainSize: Math.min(options.trainSize ?? 4096, data.docs.length) }),
-      });
-      try {
-        const batch = 1000;
-        for (let at = 0; at < data.docs.length; at += batch) {
-          await store.add(data.docs.slice(at, at + batch).map((vector, j) => ({ id: String(at + j), vector })));
+      for (let at = 0; at < data.docs.length; at += 1000) {
+        await store.add(data.docs.slice(at, at + 1000).map((vector, j) => ({ id: String(at + j), vector })));
+      }
+      const buildMs = performance.now() - started;
+      const stats = store.stats();
+      for (const rescore of [false, true]) {
+        progress(`${tag} querying ${label} rescore=${rescore ? 'on' : 'off'}`);
+        for (const q of data.queries.slice(0, 20)) await store.search(q, { k, rescore });
+        const times: number[] = [];
+        const found: number[][] = [];
+        for (const q of data.queries) {
+          const s = performance.now();
+          const hits = await store.search(q, { k, rescore });
+          times.push(performance.now() - s);
+          found.push(hits.map((h) => Number(h.id)));
         }
-        const buildMs = performance.now() - started;
-        const stats = store.stats();
-        for (const rescore of [false, true]) {
-          progress(`[${i + 1}/${configs.length}] querying ${label} rescore=${rescore}`);
-          for (const q of data.queries.slice(0, 20)) await store.search(q, { k, rescore });
-          const times: number[] = [];
-          let r1 = 0;
-          let r10 = 0;
-          const t0 = performance.now();
-          for (const [qi, q] of data.queries.entries()) {
-            const s = performance.now();
-            const hits = await store.search(q, { k, rescore });
-            times.push(performance.now() - s);
-            const found = hits.map((h) => Number(h.id));
-            r1 += recallAt(found, truth[qi]!, 1);
-            r10 += recallAt(found, truth[qi]!, k);
-          }
-          const elapsed = performance.now() - t0;
-          times.sort((a, b) => a - b);
-          rows.push({
-            codec: config.codec,
-            pca: pcaLabel(config.pca),
-            rescore,
-            bytesPerVector: stats.bytesPerVector,
-            codeBytesPerVector: stats.codeBytesPerVector,
-            compression: f32CodeBytes / stats.codeBytesPerVector,
-            diskBytesPerVector: stats.diskBytesPerVector,
-            recall1: r1 / data.queries.length,
-            recall10: r10 / data.queries.length,
-            qps: (data.queries.length * 1000) / elapsed,
-            p50Us: percentile(times, 0.5) * 1000,
-            p99Us: percentile(times, 0.99) * 1000,
-            buildMs,
-          });
-        }
-      } finally {
-        await store.close();
+        const r = recalls(found, truth, k);
+        rows.push({
+          kind: 'memstore',
+          label: `${label} rescore=${rescore ? 'on' : 'off'}`,
+          codec: config.codec,
+          pca: pcaLabel(config.pca),
+          storedDim: stats.storedDim,
+          rescore,
+          bytesPerVector: stats.bytesPerVector,
+          codeBytesPerVector: stats.codeBytesPerVector,
+          compression: (data.dim * 4) / stats.codeBytesPerVector,
+          diskBytesPerVector: stats.diskBytesPerVector,
+          ...r,
+          relativeLoss: 1 - r.recall10,
+          ...latency(times),
+          buildMs,
+          pareto: false,
+        });
       }
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      await store.close();
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
   return rows;
 }
 
-/** The default matrix: every codec, without PCA and with PCA to 1/2 and 1/4 of the dimensions. */
-export function defaultConfigs(dim: number): StudyConfig[] {
-  const codecs: CodecName[] = ['f32', 'f16', 'int8', 'fp8-e4m3', 'fp8-e5m2'];
-  const pcas: (PcaOption | undefined)[] = [undefined, { dims: Math.max(1, Math.round(dim / 2)) }, { dims: Math.max(1, Math.round(dim / 4)) }];
-  return pcas.flatMap((pca) => codecs.map((codec) => ({ codec, pca })));
+/**
+ * The trade-off study: every configuration built as a real MemStore in a temporary directory (so
+ * the figures include everything the store really keeps), measured with and without rescoring
+ * against exact search, beside the exact float32 and hnswlib-node HNSW baselines.
+ */
+export async function runStudy(options: StudyOptions): Promise<StudyResult> {
+  const { data, configs } = options;
+  const k = options.k ?? 10;
+  const metric = options.metric ?? 'cosine';
+  const progress = options.onProgress ?? (() => undefined);
+  const steps = configs.length + 1 + (options.hnsw === false ? 0 : 1);
+
+  progress(`[1/${steps}] exact float32 search (ground truth): ${data.queries.length} queries over ${data.docs.length} vectors`);
+  const exact = exactSearch(data, metric, k);
+  const truth = exact.result;
+  const rows: StudyRow[] = [
+    {
+      kind: 'exact-f32',
+      label: 'baseline: exact float32 scan (JS)',
+      codec: 'f32',
+      pca: 'none',
+      storedDim: data.dim,
+      rescore: false,
+      bytesPerVector: data.dim * 4,
+      codeBytesPerVector: data.dim * 4,
+      compression: 1,
+      diskBytesPerVector: 0,
+      recall1: 1,
+      recall10: 1,
+      relativeLoss: 0,
+      ...latency(exact.times),
+      buildMs: 0,
+      pareto: false,
+    },
+  ];
+  if (options.hnsw !== false) {
+    progress(`[2/${steps}] hnswlib-node HNSW float32 (M=16, efConstruction=200)`);
+    const h = hnswSearch(data, metric, k);
+    const r = recalls(h.result, truth, k);
+    rows.push({
+      kind: 'hnsw-f32',
+      label: `baseline: hnswlib-node HNSW f32 (M=${h.m}, efC=${h.efConstruction}, ef=${h.efSearch})`,
+      codec: 'f32',
+      pca: 'none',
+      storedDim: data.dim,
+      rescore: false,
+      bytesPerVector: h.bytesPerVector,
+      codeBytesPerVector: h.bytesPerVector,
+      compression: (data.dim * 4) / h.bytesPerVector,
+      diskBytesPerVector: h.bytesPerVector,
+      ...r,
+      relativeLoss: 1 - r.recall10,
+      ...latency(h.times),
+      buildMs: h.buildMs,
+      pareto: false,
+    });
+  }
+  const first = steps - configs.length;
+  for (const [i, config] of configs.entries()) {
+    rows.push(...(await measureStore(data, config, metric, k, options.trainSize ?? 4096, truth, progress, `[${first + i + 1}/${steps}]`)));
+  }
+  markPareto(rows);
+  return { rows, truth };
 }
 
-export function formatTable(rows: readonly StudyRow[], k: number): string {
-  const head = `| codec | PCA | rescore | code B/vec | RAM B/vec | compression | disk B/vec | recall@1 | recall@${k} | QPS | p50 µs | p99 µs | build s |`;
-  const sep = '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
-  const lines = rows.map((r) =>
-    `| ${r.codec} | ${r.pca} | ${r.rescore ? 'yes' : 'no'} | ${r.codeBytesPerVector.toFixed(0)} | ${r.bytesPerVector.toFixed(0)} | ` +
-      `${r.compression.toFixed(2)}x | ${r.diskBytesPerVector.toFixed(0)} | ${r.recall1.toFixed(4)} | ${r.recall10.toFixed(4)} | ` +
-      `${r.qps.toFixed(0)} | ${r.p50Us.toFixed(0)} | ${r.p99Us.toFixed(0)} | ${(r.buildMs / 1000).toFixed(2)} |`,
-  );
-  return [head, sep, ...lines].join('\n');
+/** Parses a `--pca` list such as `none,50%,25%` or `none,256,128` into PCA settings for `dim`. */
+export function parsePcaList(list: string, dim: number): (PcaOption | undefined)[] {
+  return list.split(',').map((raw) => {
+    const s = raw.trim();
+    if (s === 'none' || s === '0') return undefined;
+    const pct = /^(\d+(?:\.\d+)?)%$/.exec(s);
+    const dims = pct !== null ? Math.max(1, Math.round((dim * Number(pct[1])) / 100)) : Number(s);
+    if (!Number.isInteger(dims) || dims < 1 || dims > dim) throw new RangeError(`--pca entry "${s}" must be none, N% or an integer in [1, ${dim}]`);
+    return dims === dim ? undefined : { dims };
+  });
+}
+
+/** Every codec x every PCA setting. */
+export function matrix(pcas: readonly (PcaOption | undefined)[], codecs: readonly CodecName[] = CODEC_NAMES): StudyConfig[] {
+  return pcas.flatMap((pca) => codecs.map((codec) => ({ codec, pca })));
 }

@@ -348,6 +348,29 @@ for (const f of FORMATS) {
         }
       });
 
+      test('the exact quotient x / s is rounded: midpoints times a random scale go to the even code', () => {
+        const rand = mulberry32(f.name === 'e4m3' ? 7 : 8);
+        const pairs = f.maxCode;
+        const v = new Float32Array(1 + 2 * pairs);
+        const code = new Uint8Array(v.length);
+        for (let round = 0; round < 200; round++) {
+          // 16 significant bits and a moderate exponent keep fmax * s and midpoint * s exact float32s.
+          const s = (1 + Math.floor(rand() * 2 ** 15) * 2 ** -15) * 2 ** Math.floor(rand() * 40 - 30);
+          v[0] = f.fmax * s;
+          for (let c = 0; c < pairs; c++) {
+            const mid = (f.table[c]! + f.table[c + 1]!) / 2;
+            v[1 + 2 * c] = mid * s;
+            v[2 + 2 * c] = -mid * s;
+          }
+          assert.equal(f.codec.encode(v, code), s);
+          for (let c = 0; c < pairs; c++) {
+            const even = (c & 1) === 0 ? c : c + 1;
+            assert.equal(code[1 + 2 * c], even, `s = ${s}, midpoint above ${hex(c)}`);
+            assert.equal(code[2 + 2 * c], 0x80 | even);
+          }
+        }
+      });
+
       test('exported FMAX matches the table', () => {
         assert.equal(f.name === 'e4m3' ? FP8_E4M3_MAX : FP8_E5M2_MAX, f.table[f.maxCode]);
       });

@@ -62,6 +62,28 @@ describe('int8', () => {
     }
   });
 
+  test('the exact quotient x / s is rounded: half-integers times a random scale go to even', () => {
+    const rand = mulberry32(22);
+    const v = new Float32Array(1 + 2 * 127);
+    const code = new Uint8Array(v.length);
+    for (let round = 0; round < 200; round++) {
+      // 16 significant bits keep 127 * s and (k + 0.5) * s exact float32s.
+      const s = (1 + Math.floor(rand() * 2 ** 15) * 2 ** -15) * 2 ** Math.floor(rand() * 40 - 20);
+      v[0] = 127 * s;
+      for (let k = 0; k < 127; k++) {
+        v[1 + 2 * k] = (k + 0.5) * s;
+        v[2 + 2 * k] = -(k + 0.5) * s;
+      }
+      assert.equal(int8Codec.encode(v, code), s);
+      const codes = signedCodes(code);
+      for (let k = 0; k < 127; k++) {
+        const even = k % 2 === 0 ? k : k + 1;
+        assert.equal(codes[1 + 2 * k], even, `s = ${s}, x / s = ${k + 0.5}`);
+        assert.equal(codes[2 + 2 * k], even === 0 ? 0 : -even);
+      }
+    }
+  });
+
   test('a negative maximum gives -127, never -128', () => {
     assert.deepEqual(encode([-5, 1]).codes, [-127, 25]);
     assert.deepEqual(encode([-3.4028234663852886e38, 3.4028234663852886e38]).codes, [-127, 127]);

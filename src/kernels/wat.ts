@@ -25,7 +25,7 @@ export interface KernelTuning {
 }
 
 /** Chosen by measurement on x86-64 (see bench/kernels.bench.ts); other values stay correct. */
-export const DEFAULT_TUNING: KernelTuning = { floatBlock: 2, i8Block: 4 };
+export const DEFAULT_TUNING: KernelTuning = { floatBlock: 1, i8Block: 4 };
 
 const get = (name: string): string => `(local.get $${name})`;
 const set = (name: string, value: string): string => `(local.set $${name} ${value})`;
@@ -40,68 +40,79 @@ const ZERO = splat32(0);
 const POW2_112 = (112 + 127) << 23;
 const POW2_120 = (120 + 127) << 23;
 
-/** Byte pattern of an i8x16.shuffle of one register with itself. */
-function shuffle(pattern: readonly number[], src: string): string {
-  return `(i8x16.shuffle ${pattern.join(' ')} ${src} ${src})`;
-}
-
-/**
- * Pattern moving byte `first + k` into the top byte of i32 lane k. The three low bytes repeat the
- * same source byte: they are garbage the callers shift or mask away, which lets the shuffle read a
- * single register (one pshufb on x64) instead of blending in a zero vector.
- */
-function bytesToLaneTops(first: number): number[] {
-  const out: number[] = [];
-  for (let k = 0; k < 4; k++) out.push(first + k, first + k, first + k, first + k);
-  return out;
-}
-
-/** Pattern moving half-word `first + k` into the upper 16 bits of i32 lane k (low half garbage). */
-function halvesToLaneTops(first: number): number[] {
-  const out: number[] = [];
-  for (let k = 0; k < 4; k++) {
-    const b = 2 * (first + k);
-    out.push(b, b + 1, b, b + 1);
-  }
-  return out;
-}
-
 /**
  * Decodes the 16 dimensions of one step of a code into four f32x4 vectors of d (unscaled value).
  * `setup` runs first and may fill the raw registers r0/r1; `vecs` are expressions over them.
  */
 interface Decoder {
   readonly scaled: boolean;
-  /** v128 constants the decode needs, hoisted into locals before the loops. */
+  /** v128 constants the decode needs, hoisted into locals so V8 does not rematerialize them per step. */
   readonly constants: Readonly<Record<string, string>>;
   decode(ptr: string): { setup: string[]; vecs: string[] };
+  /**
+   * The step's Σ d² as an f32x4, when the codec has a cheaper way than squaring the decoded
+   * floats; may use what `decode` left in r0/r1.
+   */
+  squaredNorm?(): string;
 }
 
-/**
- * A narrow float whose bits, moved to the top of an i32 lane and arithmetic-shifted right by
- * `shift`, line up with binary32's sign, exponent low bits and mantissa; `mask` then drops the
- * copies of the sign that the shift smeared into the exponent's high bits (and the garbage low
- * bits), and multiplying by 2^rebias turns the too-small binary32 into the exact value, subnormals
- * included, because the product is a normal binary32 with the same significand.
+/*
+ * Narrow floats are decoded by moving their exponent and mantissa bits to where binary32 keeps
+ * its low exponent bits and mantissa, with the sign in bit 31. That binary32 is the value times
+ * 2^-rebias (rebias = 127 − narrow bias), and one multiply by 2^rebias makes it exact. Narrow
+ * subnormals land on binary32 subnormals with the same significand, so they come out exact too
+ * (WebAssembly never flushes subnormals). Sign-extending loads put copies of the sign above the
+ * field; the mask keeps one copy, in bit 31.
+ *
+ * No i8x16.shuffle gathers bytes into lanes: V8 lowers a general constant shuffle to pshufb with a
+ * rematerialized mask, which measured ~40% slower than extends. The zero-interleave used for fp8
+ * is matched to a single punpck{l,h}wd.
  */
-function narrowFloatDecoder(kind: 'f16' | 'e4m3' | 'e5m2'): Decoder {
-  const shift = kind === 'e4m3' ? 4 : 3;
-  const mask = kind === 'f16' ? 0x8fffe000 : kind === 'e4m3' ? 0x87f00000 : 0x8fe00000;
-  const rebias = kind === 'e4m3' ? POW2_120 : POW2_112;
-  const wide = kind === 'f16';
+
+/** f16: sign-extended into i32 lanes by the load, shifted left 13, masked to sign|exp|mantissa. */
+const f16Decoder: Decoder = {
+  scaled: false,
+  constants: { kMask: splat32(0x8fffe000), kRebias: splat32(POW2_112) },
+  decode: (ptr) => ({
+    setup: [],
+    vecs: [0, 1, 2, 3].map(
+      (v) =>
+        `(f32x4.mul (v128.and (i32x4.shl (v128.load16x4_s offset=${8 * v} ${get(ptr)}) ${i32(13)}) ` +
+        `${get('kMask')}) ${get('kRebias')})`,
+    ),
+  }),
+};
+
+/** Interleaves the i16 lanes of `src` above zero halves: i32 lane k = src lane k << 16. */
+const WORDS_TO_HIGH_HALVES = {
+  low: [0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23],
+  high: [8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31],
+};
+
+/**
+ * fp8: the byte is sign-extended to i16 and shifted so its fields sit in the top half of the
+ * binary32 pattern (bits 15..0 of the i16 become bits 31..16), masked on eight lanes at once, then
+ * interleaved with zero halves into i32 lanes.
+ */
+function fp8Decoder(kind: 'e4m3' | 'e5m2'): Decoder {
+  const shift = kind === 'e4m3' ? 4 : 5;
+  const mask = kind === 'e4m3' ? 0x87f0 : 0x8fe0;
   return {
-    scaled: kind !== 'f16',
-    constants: { kMask: splat32(mask), kRebias: splat32(rebias) },
+    scaled: true,
+    constants: {
+      kMask16: `(v128.const i16x8 ${Array(8).fill(`0x${mask.toString(16)}`).join(' ')})`,
+      kRebias: splat32(kind === 'e4m3' ? POW2_120 : POW2_112),
+      kZero: ZERO,
+    },
     decode(ptr) {
-      const setup = [set('r0', `(v128.load ${get(ptr)})`)];
-      if (wide) setup.push(set('r1', `(v128.load offset=16 ${get(ptr)})`));
-      const vecs: string[] = [];
-      for (let v = 0; v < 4; v++) {
-        const lanes = wide
-          ? shuffle(halvesToLaneTops(4 * (v & 1)), get(v < 2 ? 'r0' : 'r1'))
-          : shuffle(bytesToLaneTops(4 * v), get('r0'));
-        vecs.push(`(f32x4.mul (v128.and (i32x4.shr_s ${lanes} ${i32(shift)}) ${get('kMask')}) ${get('kRebias')})`);
-      }
+      const setup = (['r0', 'r1'] as const).map((r, half) =>
+        set(r, `(v128.and (i16x8.shl (v128.load8x8_s offset=${8 * half} ${get(ptr)}) ${i32(shift)}) ${get('kMask16')})`),
+      );
+      const vecs = ['r0', 'r1'].flatMap((r) =>
+        [WORDS_TO_HIGH_HALVES.low, WORDS_TO_HIGH_HALVES.high].map(
+          (pattern) => `(f32x4.mul (i8x16.shuffle ${pattern.join(' ')} ${get('kZero')} ${get(r)}) ${get('kRebias')})`,
+        ),
+      );
       return { setup, vecs };
     },
   };
@@ -113,20 +124,24 @@ const DECODERS: Readonly<Record<CodecName, Decoder>> = {
     constants: {},
     decode: (ptr) => ({ setup: [], vecs: [0, 1, 2, 3].map((v) => `(v128.load offset=${16 * v} ${get(ptr)})`) }),
   },
-  f16: narrowFloatDecoder('f16'),
+  f16: f16Decoder,
   int8: {
     scaled: true,
     constants: {},
+    // Exact in i32 (each lane sums 4 products of at most 127²), one pmaddwd per 8 dimensions.
+    squaredNorm: () =>
+      `(f32x4.convert_i32x4_s (i32x4.add (i32x4.dot_i16x8_s ${get('r0')} ${get('r0')}) ` +
+      `(i32x4.dot_i16x8_s ${get('r1')} ${get('r1')})))`,
     decode: (ptr) => ({
-      setup: [set('r0', `(v128.load ${get(ptr)})`)],
-      // The arithmetic shift both sign-extends the byte and discards the garbage below it.
-      vecs: [0, 1, 2, 3].map(
-        (v) => `(f32x4.convert_i32x4_s (i32x4.shr_s ${shuffle(bytesToLaneTops(4 * v), get('r0'))} ${i32(24)}))`,
-      ),
+      setup: [set('r0', `(v128.load8x8_s ${get(ptr)})`), set('r1', `(v128.load8x8_s offset=8 ${get(ptr)})`)],
+      vecs: ['r0', 'r1'].flatMap((r) => [
+        `(f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s ${get(r)}))`,
+        `(f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s ${get(r)}))`,
+      ]),
     }),
   },
-  'fp8-e4m3': narrowFloatDecoder('e4m3'),
-  'fp8-e5m2': narrowFloatDecoder('e5m2'),
+  'fp8-e4m3': fp8Decoder('e4m3'),
+  'fp8-e5m2': fp8Decoder('e5m2'),
 };
 
 /** Sum of four terms as a balanced tree, so only one add per step joins the loop-carried chain. */
@@ -263,7 +278,8 @@ function floatKernel(codec: CodecName, metric: KernelMetric, block: number): str
       out.push(set(acc, `(f32x4.add ${get(acc)} ${tree('f32x4.add', ks.map((k) => `(f32x4.mul ${q(k)} ${d(k)})`))})`));
       if (metric === 'cosine') {
         const den = `den${b}`;
-        out.push(set(den, `(f32x4.add ${get(den)} ${tree('f32x4.add', ks.map((k) => `(f32x4.mul ${d(k)} ${d(k)})`))})`));
+        const norm = decoder.squaredNorm?.() ?? tree('f32x4.add', ks.map((k) => `(f32x4.mul ${d(k)} ${d(k)})`));
+        out.push(set(den, `(f32x4.add ${get(den)} ${norm})`));
       }
       return out;
     },
@@ -291,9 +307,8 @@ function i8Kernel(metric: I8Metric, block: number): string {
     block,
     constants: {},
     loadQuery: () => [
-      set('r0', `(v128.load ${get('qi')})`),
-      set('q0', `(i16x8.extend_low_i8x16_s ${get('r0')})`),
-      set('q1', `(i16x8.extend_high_i8x16_s ${get('r0')})`),
+      set('q0', `(v128.load8x8_s ${get('qi')})`),
+      set('q1', `(v128.load8x8_s offset=8 ${get('qi')})`),
     ],
     initVector(b) {
       const init = [set(`acc${b}`, ZERO)];
@@ -301,11 +316,7 @@ function i8Kernel(metric: I8Metric, block: number): string {
       return init;
     },
     step(b, ptr) {
-      const out = [
-        set('r1', `(v128.load ${get(ptr)})`),
-        set('cl', `(i16x8.extend_low_i8x16_s ${get('r1')})`),
-        set('ch', `(i16x8.extend_high_i8x16_s ${get('r1')})`),
-      ];
+      const out = [set('cl', `(v128.load8x8_s ${get(ptr)})`), set('ch', `(v128.load8x8_s offset=8 ${get(ptr)})`)];
       const acc = `acc${b}`;
       out.push(
         set(acc, `(i32x4.add ${get(acc)} (i32x4.add ${dot(get('q0'), get('cl'))} ${dot(get('q1'), get('ch'))}))`),

@@ -1,0 +1,107 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import hnswlib from 'hnswlib-node';
+import type { Metric } from '../src/options.js';
+import type { Dataset } from './data.js';
+
+export interface Timed<T> {
+  readonly result: T;
+  /** Milliseconds per query, in query order. */
+  readonly times: number[];
+}
+
+function exactScores(metric: Metric, q: Float32Array, docs: readonly Float32Array[], norms: Float64Array, out: Float64Array): void {
+  let qq = 0;
+  for (let i = 0; i < q.length; i++) qq += q[i]! * q[i]!;
+  const qNorm = Math.sqrt(qq);
+  for (let j = 0; j < docs.length; j++) {
+    const x = docs[j]!;
+    let s = 0;
+    if (metric === 'l2') {
+      for (let i = 0; i < q.length; i++) {
+        const d = q[i]! - x[i]!;
+        s += d * d;
+      }
+      out[j] = -s;
+    } else {
+      for (let i = 0; i < q.length; i++) s += q[i]! * x[i]!;
+      const d = qNorm * norms[j]!;
+      out[j] = metric === 'dot' ? s : d === 0 ? 0 : s / d;
+    }
+  }
+}
+
+/**
+ * Exact search over the float32 vectors in plain JavaScript with float64 accumulation: the ground
+ * truth every recall figure is measured against (independent of memstore's code), timed per query
+ * so it doubles as the "exact float32" baseline row.
+ */
+export function exactSearch(data: Dataset, metric: Metric, k: number): Timed<number[][]> {
+  const norms = Float64Array.from(data.docs, (x) => Math.hypot(...x));
+  const scores = new Float64Array(data.docs.length);
+  const order = Array.from({ length: data.docs.length }, (_, i) => i);
+  const times: number[] = [];
+  const result = data.queries.map((q) => {
+    const t = performance.now();
+    exactScores(metric, q, data.docs, norms, scores);
+    const top = order.slice().sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, k);
+    times.push(performance.now() - t);
+    return top;
+  });
+  return { result, times };
+}
+
+export interface HnswOptions {
+  /** @default 16 */
+  readonly m?: number;
+  /** @default 200 */
+  readonly efConstruction?: number;
+  /** Search breadth. @default 64 */
+  readonly efSearch?: number;
+}
+
+export interface HnswRun extends Timed<number[][]> {
+  readonly buildMs: number;
+  /** Bytes of the serialized index per vector (vectors, links, labels). */
+  readonly bytesPerVector: number;
+  readonly m: number;
+  readonly efConstruction: number;
+  readonly efSearch: number;
+}
+
+const SPACE: Record<Metric, 'cosine' | 'ip' | 'l2'> = { cosine: 'cosine', dot: 'ip', l2: 'l2' };
+
+/** hnswlib-node float32 HNSW, the usual embedded ANN choice, as the baseline to beat on memory. */
+export function hnswSearch(data: Dataset, metric: Metric, k: number, options: HnswOptions = {}): HnswRun {
+  const m = options.m ?? 16;
+  const efConstruction = options.efConstruction ?? 200;
+  const efSearch = Math.max(k, options.efSearch ?? 64);
+  const started = performance.now();
+  const index = new hnswlib.HierarchicalNSW(SPACE[metric], data.dim);
+  index.initIndex({ maxElements: data.docs.length, m, efConstruction, randomSeed: 100 });
+  data.docs.forEach((v, i) => index.addPoint(Array.from(v), i));
+  const buildMs = performance.now() - started;
+  index.setEf(efSearch);
+
+  const dir = mkdtempSync(join(tmpdir(), 'memstore-hnsw-'));
+  let bytesPerVector: number;
+  try {
+    const file = join(dir, 'index.bin');
+    index.writeIndexSync(file);
+    bytesPerVector = statSync(file).size / data.docs.length;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const queries = data.queries.map((q) => Array.from(q));
+  const times: number[] = [];
+  const result = queries.map((q) => {
+    const t = performance.now();
+    const { neighbors } = index.searchKnn(q, Math.min(k, data.docs.length));
+    times.push(performance.now() - t);
+    return neighbors;
+  });
+  return { result, times, buildMs, bytesPerVector, m, efConstruction, efSearch };
+}

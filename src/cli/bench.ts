@@ -1,0 +1,106 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { InvalidArgumentError } from 'commander';
+import { readVectors, shippedDataset, syntheticDataset, type Dataset } from '../../bench/data.js';
+import { formatTable, machine, renderChart } from '../../bench/report.js';
+import { parseBytes, parseCount, recommend } from '../../bench/recommend.js';
+import { matrix, parsePcaList, runStudy } from '../../bench/study.js';
+import { runKernelBench } from '../../bench/kernels.bench.js';
+import type { Metric } from '../options.js';
+
+/** Flags of `memstore bench`, as commander parses them. */
+export interface BenchFlags {
+  data?: string;
+  queries?: string;
+  dim?: number;
+  n?: number;
+  k: number;
+  metric: Metric;
+  synthetic?: boolean;
+  pca: string;
+  hnsw: boolean;
+  out: string;
+  json?: string;
+  chart?: string;
+  budget?: string;
+  count?: string;
+  kernels?: boolean;
+  quick?: boolean;
+}
+
+function loadData(flags: BenchFlags): Dataset {
+  if (flags.synthetic === true) {
+    const n = flags.n ?? 10_000;
+    return syntheticDataset(n, Math.min(1000, Math.max(10, Math.floor(n / 10))), flags.dim ?? 256);
+  }
+  if (flags.data === undefined) {
+    if (flags.queries !== undefined) throw new InvalidArgumentError('--queries needs --data');
+    const shipped = shippedDataset();
+    return flags.n === undefined ? shipped : { ...shipped, docs: shipped.docs.slice(0, flags.n) };
+  }
+  const docs = readVectors(flags.data, flags.dim);
+  let rows = docs.rows;
+  let queries: Float32Array[];
+  if (flags.queries !== undefined) {
+    queries = readVectors(flags.queries, docs.dim).rows;
+  } else {
+    // Without a query file, hold out the last 10% (at most 1000) of the data as queries.
+    const held = Math.min(1000, Math.max(1, Math.floor(rows.length / 10)));
+    queries = rows.slice(rows.length - held);
+    rows = rows.slice(0, rows.length - held);
+  }
+  if (flags.n !== undefined) rows = rows.slice(0, flags.n);
+  return { name: flags.data, dim: docs.dim, docs: rows, queries };
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function write(file: string, content: string): string {
+  const path = resolve(file);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, content);
+  return path;
+}
+
+export async function bench(flags: BenchFlags): Promise<void> {
+  const progress = (line: string) => process.stderr.write(`${line}\n`);
+  let data = loadData(flags);
+  if (flags.quick === true) data = { ...data, name: `${data.name}, --quick subset`, docs: data.docs.slice(0, 300), queries: data.queries.slice(0, 30) };
+  if (flags.kernels === true) {
+    await runKernelBench({ dims: [data.dim] });
+    return;
+  }
+  const budget = flags.budget === undefined ? undefined : parseBytes(flags.budget);
+  const count = flags.count === undefined ? undefined : parseCount(flags.count);
+  if ((budget === undefined) !== (count === undefined)) throw new InvalidArgumentError('--budget and --count go together');
+
+  const pcas = parsePcaList(flags.quick === true && flags.pca === 'none,50%,25%' ? 'none,25%' : flags.pca, data.dim);
+  const configs = matrix(pcas);
+  progress(`memstore bench: ${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${configs.length} configurations x rescoring off/on`);
+  const { rows } = await runStudy({ data, configs, k: flags.k, metric: flags.metric, hnsw: flags.hnsw, onProgress: progress });
+
+  const table = formatTable(rows, flags.k);
+  const rec = budget !== undefined && count !== undefined ? recommend(rows, budget, count, flags.k) : undefined;
+  process.stdout.write(`\n${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, metric ${flags.metric}\n\n${table}\n`);
+  if (rec !== undefined) process.stdout.write(`\n${rec.text}\n`);
+
+  const m = machine();
+  const report = {
+    tool: 'memstore bench',
+    version: packageVersion(),
+    date: new Date().toISOString(),
+    machine: m,
+    data: { name: data.name, count: data.docs.length, queries: data.queries.length, dim: data.dim },
+    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: 4, trainSize: Math.min(4096, data.docs.length), hnsw: flags.hnsw },
+    rows,
+    ...(rec === undefined ? {} : { recommendation: { budgetBytes: budget, count, label: rec.row?.label ?? null, text: rec.text } }),
+  };
+  const jsonPath = write(flags.json ?? join(flags.out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const subtitle = [data.name, `${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${m.cpus} cores, Node ${m.node}`];
+  const chartPath = write(flags.chart ?? join(flags.out, 'results.svg'), await renderChart(rows, flags.k, subtitle));
+  const mdPath = write(join(dirname(jsonPath), 'results.md'), `# memstore bench\n\n${subtitle.join(': ')}\n\n${table}\n${rec === undefined ? '' : `\n${rec.text}\n`}`);
+  progress(`wrote ${mdPath}, ${jsonPath} and ${chartPath}`);
+}

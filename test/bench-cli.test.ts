@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { MemStore } from '../src/index.js';
+import { bruteForce, loadFixture, recall, tempDir } from './helpers.js';
+
+const run = promisify(execFile);
+const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+interface Row {
+  kind: string;
+  label: string;
+  codec: string;
+  pca: string;
+  rescore: boolean;
+  bytesPerVector: number;
+  codeBytesPerVector: number;
+  compression: number;
+  recall1: number;
+  recall10: number;
+  relativeLoss: number;
+  qps: number;
+  p50Us: number;
+  p99Us: number;
+  buildMs: number;
+  pareto: boolean;
+}
+
+test('memstore bench --quick writes a table, a JSON report and a chart whose recall agrees with an independent computation', async () => {
+  const out = tempDir();
+  const { stdout } = await run(process.execPath, [cli, 'bench', '--quick', '--out', out, '--budget', '1GB', '--count', '5M'], {
+    cwd: out,
+    maxBuffer: 1 << 24,
+  });
+  assert.match(stdout, /\| configuration \|/);
+  assert.match(stdout, /Recommended: /);
+  const report = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
+    machine: { cpus: number; node: string };
+    data: { count: number; queries: number; dim: number };
+    options: { k: number; metric: string };
+    rows: Row[];
+    recommendation: { label: string; budgetBytes: number; count: number };
+  };
+  assert.deepEqual(report.data, { ...report.data, count: 300, queries: 30, dim: 512 });
+  assert.equal(report.options.k, 10);
+  assert.ok(report.machine.cpus >= 1);
+  const kinds = new Set(report.rows.map((r) => r.kind));
+  assert.deepEqual([...kinds].sort(), ['exact-f32', 'hnsw-f32', 'memstore']);
+  const mem = report.rows.filter((r) => r.kind === 'memstore');
+  assert.equal(mem.length, 5 * 2 * 2, 'every codec x PCA {none, 25%} x rescoring {off, on}');
+  for (const r of report.rows) {
+    for (const v of [r.bytesPerVector, r.recall1, r.recall10, r.qps, r.p50Us, r.p99Us]) assert.ok(Number.isFinite(v) && v >= 0);
+    assert.ok(r.recall10 <= 1 && Math.abs(r.relativeLoss - (1 - r.recall10)) < 1e-12);
+    assert.equal(typeof r.pareto, 'boolean');
+  }
+  // The front is non-dominated and every other row is dominated by something.
+  for (const r of report.rows) {
+    const dominated = report.rows.some((o) => o !== r && o.bytesPerVector <= r.bytesPerVector && o.recall10 >= r.recall10 && (o.bytesPerVector < r.bytesPerVector || o.recall10 > r.recall10));
+    assert.equal(r.pareto, !dominated, r.label);
+  }
+  const budgetPerVector = report.recommendation.budgetBytes / report.recommendation.count;
+  const chosen = mem.find((r) => r.label === report.recommendation.label);
+  assert.ok(chosen && chosen.bytesPerVector <= budgetPerVector);
+  assert.ok(!mem.some((r) => r.bytesPerVector <= budgetPerVector && r.recall10 > chosen.recall10));
+  assert.ok(existsSync(join(out, 'results.svg')) && readFileSync(join(out, 'results.svg'), 'utf8').startsWith('<svg'));
+  assert.ok(existsSync(join(out, 'results.md')));
+
+  // Recompute two rows independently: the same store configuration, recall against brute force here.
+  const { docs, queries } = loadFixture();
+  const items = docs.slice(0, 300).map((vector, i) => ({ id: String(i), vector }));
+  for (const codec of ['int8', 'fp8-e5m2'] as const) {
+    const dir = tempDir();
+    const store = await MemStore.open(dir, { dim: 512, codec, cache: false, durability: 'none' });
+    await store.add(items);
+    let r10 = 0;
+    for (const q of queries.slice(0, 30)) {
+      const hits = await store.search(q, { k: 10, rescore: false });
+      r10 += recall(hits.map((h) => h.id), bruteForce('cosine', q, items, 10));
+    }
+    await store.close();
+    const row = mem.find((r) => r.codec === codec && r.pca === 'none' && !r.rescore)!;
+    assert.ok(Math.abs(row.recall10 - r10 / 30) < 1e-9, `${codec}: JSON ${row.recall10}, recomputed ${r10 / 30}`);
+  }
+});
+
+test('memstore bench rejects a --budget without --count and unreadable data with exit code 2', async () => {
+  const out = tempDir();
+  await assert.rejects(run(process.execPath, [cli, 'bench', '--quick', '--out', out, '--budget', '1GB']), (e: { code: number }) => e.code === 2);
+  await assert.rejects(run(process.execPath, [cli, 'bench', '--data', join(out, 'missing.f32'), '--dim', '8', '--out', out]), (e: { code: number }) => e.code === 2);
+});

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { readVectors, syntheticDataset } from '../bench/data.js';
+import { parseBytes, parseCount } from '../bench/recommend.js';
+import { parsePcaList } from '../bench/study.js';
+import { isMemstoreError } from '../src/index.js';
+import { tempDir } from './helpers.js';
+
+const rows = [Float32Array.from([1, -2, 0.5]), Float32Array.from([0.25, 3, -1])];
+
+function npy(descr: string, body: Buffer, shape = '(2, 3)'): Buffer {
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
+  header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
+  const pre = Buffer.alloc(10);
+  pre.write('\x93NUMPY', 0, 'latin1');
+  pre[6] = 1;
+  pre[7] = 0;
+  pre.writeUInt16LE(header.length, 8);
+  return Buffer.concat([pre, Buffer.from(header, 'latin1'), body]);
+}
+
+test('readVectors reads .fvecs, .npy (f4, f2), .jsonl and raw float32 to the same rows', () => {
+  const dir = tempDir();
+  const raw = Buffer.from(new Float32Array([...rows[0]!, ...rows[1]!]).buffer);
+  writeFileSync(join(dir, 'a.f32'), raw);
+  const fvecs = Buffer.concat(rows.map((r) => {
+    const b = Buffer.alloc(4 + r.byteLength);
+    b.writeInt32LE(3, 0);
+    Buffer.from(r.buffer).copy(b, 4);
+    return b;
+  }));
+  writeFileSync(join(dir, 'a.fvecs'), fvecs);
+  writeFileSync(join(dir, 'a.npy'), npy('<f4', raw));
+  const halves = Buffer.alloc(12);
+  [0x3c00, 0xc000, 0x3800, 0x3400, 0x4200, 0xbc00].forEach((h, i) => halves.writeUInt16LE(h, i * 2));
+  writeFileSync(join(dir, 'b.npy'), npy('<f2', halves));
+  writeFileSync(join(dir, 'a.jsonl'), rows.map((r) => JSON.stringify({ text: 'x', embedding: Array.from(r) })).join('\n') + '\n');
+  for (const [file, dim] of [['a.f32', 3], ['a.fvecs', undefined], ['a.npy', undefined], ['b.npy', undefined], ['a.jsonl', undefined]] as const) {
+    const r = readVectors(join(dir, file), dim);
+    assert.equal(r.dim, 3, file);
+    assert.deepEqual(r.rows.map((x) => Array.from(x)), rows.map((x) => Array.from(x)), file);
+  }
+});
+
+test('readVectors rejects what it cannot read with a MemstoreError', () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'odd.f32'), Buffer.alloc(10));
+  writeFileSync(join(dir, 'bad.npy'), npy('<i8', Buffer.alloc(48)));
+  writeFileSync(join(dir, 'bad.jsonl'), '{"embedding": [1, 2]}\n{"embedding": [1]}\n');
+  for (const [file, dim] of [['odd.f32', 3], ['odd.f32', undefined], ['bad.npy', undefined], ['bad.jsonl', undefined]] as const) {
+    assert.throws(() => readVectors(join(dir, file), dim), (e) => isMemstoreError(e, 'INVALID_ARGUMENT'), file);
+  }
+  writeFileSync(join(dir, 'ok.jsonl'), '{"embedding": [1, 2]}\n');
+  assert.throws(() => readVectors(join(dir, 'ok.jsonl'), 3), (e) => isMemstoreError(e, 'DIM_MISMATCH'));
+});
+
+test('the synthetic set is deterministic, unit-length and of the asked shape', () => {
+  const a = syntheticDataset(50, 5, 32, 3);
+  const b = syntheticDataset(50, 5, 32, 3);
+  assert.equal(a.docs.length, 50);
+  assert.equal(a.queries.length, 5);
+  assert.deepEqual(Array.from(a.docs[7]!), Array.from(b.docs[7]!));
+  for (const v of a.docs) assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-5);
+});
+
+test('sizes, counts and PCA lists parse as documented', () => {
+  assert.equal(parseBytes('2GB'), 2e9);
+  assert.equal(parseBytes('512MiB'), 512 * 2 ** 20);
+  assert.equal(parseBytes('1.5g'), 1.5e9);
+  assert.equal(parseCount('5M'), 5_000_000);
+  assert.equal(parseCount('2.5k'), 2500);
+  assert.throws(() => parseBytes('lots'), RangeError);
+  assert.deepEqual(parsePcaList('none,50%,25%', 512), [undefined, { dims: 256 }, { dims: 128 }]);
+  assert.deepEqual(parsePcaList('100, 0', 512), [{ dims: 100 }, undefined]);
+  assert.throws(() => parsePcaList('600', 512), RangeError);
+});
