@@ -1,8 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
-import type { CodecName } from '../src/codec/codec.js';
+import { getCodec, type CodecName } from '../src/codec/index.js';
 import {
-  BYTES_PER_DIM,
   DIM_STEP,
   KERNEL_CODECS,
   KERNEL_METRICS,
@@ -39,28 +38,30 @@ export interface KernelBenchRow {
   readonly tsNsPerVector: number;
 }
 
-/** Uniform random bytes are valid codes for every codec once NaN/Inf patterns are replaced by 0. */
-function randomCodes(codec: CodecName, n: number, dim: number): Uint8Array {
-  const bytes = new Uint8Array(n * dim * BYTES_PER_DIM[codec]);
-  if (codec === 'f32') {
-    const f32 = new Float32Array(bytes.buffer);
-    for (let i = 0; i < f32.length; i++) f32[i] = Math.random() * 2 - 1;
-    return bytes;
-  }
-  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
-  const u16 = new Uint16Array(bytes.buffer);
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i]!;
-    if (codec === 'int8' && b === 0x80) bytes[i] = 0;
-    if (codec === 'fp8-e4m3' && (b & 0x7f) === 0x7f) bytes[i] = 0;
-    if (codec === 'fp8-e5m2' && (b & 0x7c) === 0x7c) bytes[i] = 0;
-  }
-  if (codec === 'f16') for (let i = 0; i < u16.length; i++) if ((u16[i]! & 0x7c00) === 0x7c00) u16[i] = 0;
-  return bytes;
+function gaussian(): number {
+  return Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
 }
 
-function randomFloats(length: number): Float32Array {
-  return Float32Array.from({ length }, () => Math.random() * 2 - 1);
+/** A random direction, like a normalized embedding. */
+function randomUnitVector(dim: number): Float32Array {
+  const v = Float32Array.from({ length: dim }, gaussian);
+  const norm = Math.hypot(...v);
+  return v.map((x) => x / norm);
+}
+
+/**
+ * n embedding-like vectors encoded by the real codec, so the benchmark sees the code values a
+ * store holds. (Uniformly random bit patterns would be unrealistic: they make 1/16 of the fp8 and
+ * 1/32 of the f16 values subnormal, and each SIMD multiply with a subnormal input takes a slow
+ * microcode path on x86; see KERNELS.md.)
+ */
+function encodedVectors(codec: CodecName, n: number, dim: number): { codes: Uint8Array; scales: Float32Array } {
+  const c = getCodec(codec);
+  const stride = dim * c.bytesPerDim;
+  const codes = new Uint8Array(n * stride);
+  const scales = new Float32Array(n);
+  for (let j = 0; j < n; j++) scales[j] = c.encode(randomUnitVector(dim), codes.subarray(j * stride, (j + 1) * stride));
+  return { codes, scales };
 }
 
 /** Median latency of a finished task in nanoseconds per vector. */
@@ -103,9 +104,8 @@ function place(k: Kernels, data: ArrayBufferView): number {
 async function benchCodec(codec: CodecName, dim: number, opts: Required<KernelBenchOptions>): Promise<KernelBenchRow[]> {
   const k = kernels();
   const n = opts.vectors;
-  const q = randomFloats(dim);
-  const codes = randomCodes(codec, n, dim);
-  const scales = Float32Array.from({ length: n }, () => 0.01 + Math.random());
+  const q = randomUnitVector(dim);
+  const { codes, scales } = encodedVectors(codec, n, dim);
   const out = new Float32Array(n);
   const ptrs = [q, codes, scales, out].map((a) => [place(k, a), a.byteLength] as const);
   const [qPtr, codesPtr, scalesPtr, outPtr] = ptrs.map(([ptr]) => ptr) as [number, number, number, number];
@@ -127,9 +127,12 @@ async function benchCodec(codec: CodecName, dim: number, opts: Required<KernelBe
 async function benchInt8Query(dim: number, opts: Required<KernelBenchOptions>): Promise<KernelBenchRow[]> {
   const k = kernels();
   const n = opts.vectors;
-  const q = new Int8Array(randomCodes('int8', 1, dim).buffer);
-  const codes = new Int8Array(randomCodes('int8', n, dim).buffer);
-  const scales = Float32Array.from({ length: n }, () => 0.01 + Math.random());
+  const query = encodedVectors('int8', 1, dim);
+  const q = new Int8Array(query.codes.buffer);
+  const qScale = query.scales[0]!;
+  const stored = encodedVectors('int8', n, dim);
+  const codes = new Int8Array(stored.codes.buffer);
+  const scales = stored.scales;
   const out = new Float32Array(n);
   const ptrs = [q, codes, scales, out].map((a) => [place(k, a), a.byteLength] as const);
   const [qPtr, codesPtr, scalesPtr, outPtr] = ptrs.map(([ptr]) => ptr) as [number, number, number, number];
@@ -139,8 +142,8 @@ async function benchInt8Query(dim: number, opts: Required<KernelBenchOptions>): 
       (metric): Case => ({
         codec: 'int8 (int8 query)',
         metric,
-        wasm: () => k.scanI8(metric, qPtr, 0.01, codesPtr, scalesPtr, n, dim, outPtr),
-        ts: () => referenceScanI8(metric, q, 0.01, codes, scales, n, dim, out),
+        wasm: () => k.scanI8(metric, qPtr, qScale, codesPtr, scalesPtr, n, dim, outPtr),
+        ts: () => referenceScanI8(metric, q, qScale, codes, scales, n, dim, out),
       }),
     );
     return await measure(cases, dim, opts);

@@ -40,6 +40,8 @@ export interface StudyRow {
   readonly buildMs: number;
   /** No other row has at most this RAM per vector and a strictly better recall@k (or equal recall and less RAM). */
   pareto: boolean;
+  /** The same, among the rows that answer from RAM alone (no rescoring reads from disk), baselines included. */
+  paretoCodesOnly: boolean;
 }
 
 export interface StudyOptions {
@@ -95,13 +97,19 @@ export function pcaLabel(pca: PcaOption | undefined): string {
   return 'dims' in pca ? `${pca.dims}d` : `${pca.variance * 100}%var`;
 }
 
-/** Marks the rows no other row beats on both RAM per vector and recall@k. */
+function dominated(r: StudyRow, rows: readonly StudyRow[]): boolean {
+  return rows.some(
+    (o) => o !== r && o.bytesPerVector <= r.bytesPerVector && o.recall10 >= r.recall10 &&
+      (o.bytesPerVector < r.bytesPerVector || o.recall10 > r.recall10),
+  );
+}
+
+/** Marks the rows no other row beats on both RAM per vector and recall@k, overall and without rescoring. */
 export function markPareto(rows: StudyRow[]): void {
+  const codesOnly = rows.filter((r) => !r.rescore);
   for (const r of rows) {
-    r.pareto = !rows.some(
-      (o) => o !== r && o.bytesPerVector <= r.bytesPerVector && o.recall10 >= r.recall10 &&
-        (o.bytesPerVector < r.bytesPerVector || o.recall10 > r.recall10),
-    );
+    r.pareto = !dominated(r, rows);
+    r.paretoCodesOnly = !r.rescore && !dominated(r, codesOnly);
   }
 }
 
@@ -154,6 +162,7 @@ async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, 
           ...latency(times),
           buildMs,
           pareto: false,
+          paretoCodesOnly: false,
         });
       }
     } finally {
@@ -198,6 +207,7 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
       ...latency(exact.times),
       buildMs: 0,
       pareto: false,
+      paretoCodesOnly: false,
     },
   ];
   if (options.hnsw !== false) {
@@ -220,6 +230,7 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
       ...latency(h.times),
       buildMs: h.buildMs,
       pareto: false,
+      paretoCodesOnly: false,
     });
   }
   const first = steps - configs.length;

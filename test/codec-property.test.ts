@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { loadFixture } from './helpers.js';
 import fc from 'fast-check';
 import { f16Codec } from '../src/codec/f16.js';
 import { int8Codec } from '../src/codec/int8.js';
@@ -176,17 +176,9 @@ const wellScaled = fc
   .map(([xs, e]) => Float32Array.from(xs, (v) => v * 2 ** e));
 const vectors = fc.oneof(anyFinite, wellScaled);
 
+/** The first 200 rows of the shipped real embedding set. */
 function readFixture(): Float32Array[] {
-  const bytes = readFileSync(new URL('../../test/fixtures/wordnet-use512-sample.f32', import.meta.url));
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const dim = 512;
-  const rows: Float32Array[] = [];
-  for (let r = 0; r < bytes.byteLength / (dim * 4); r++) {
-    const row = new Float32Array(dim);
-    for (let i = 0; i < dim; i++) row[i] = view.getFloat32((r * dim + i) * 4, true);
-    rows.push(row);
-  }
-  return rows;
+  return loadFixture().docs.slice(0, 200);
 }
 
 describe('codec properties', () => {

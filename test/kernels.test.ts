@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { CodecName } from '../src/codec/codec.js';
+import { f16ToF32, fp8E4M3DecodeTable, fp8E5M2DecodeTable, getCodec } from '../src/codec/index.js';
 import {
   BYTES_PER_DIM,
   KERNEL_CODECS,
@@ -32,7 +33,8 @@ function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 }
 
-const FINITE: Readonly<Record<CodecName, (bits: number) => boolean>> = {
+/** Code values the codecs can produce: everything but NaN/Inf patterns, and -128 for int8. */
+const VALID: Readonly<Record<CodecName, (bits: number) => boolean>> = {
   f32: () => true,
   f16: (h) => (h & 0x7c00) !== 0x7c00,
   int8: (b) => b !== 0x80,
@@ -40,7 +42,7 @@ const FINITE: Readonly<Record<CodecName, (bits: number) => boolean>> = {
   'fp8-e5m2': (b) => (b & 0x7c) !== 0x7c,
 };
 
-/** Codes whose exponent field is zero (subnormals and zeros); for int8 the extremes ±127. */
+/** Subnormal codes (exponent field zero) for f16 and fp8, the extremes ±127 for int8, small f32 values. */
 function specialValue(codec: CodecName, rand: () => number): number {
   const sign = rand() < 0.5 ? 1 : 0;
   switch (codec) {
@@ -62,7 +64,7 @@ function randomValue(codec: CodecName, rand: () => number): number {
   const range = codec === 'f16' ? 65536 : 256;
   for (;;) {
     const bits = Math.floor(rand() * range);
-    if (FINITE[codec](bits)) return codec === 'int8' ? (bits << 24) >> 24 : bits;
+    if (VALID[codec](bits)) return codec === 'int8' ? (bits << 24) >> 24 : bits;
   }
 }
 
@@ -188,7 +190,7 @@ describe('float-query kernels match the TypeScript reference', () => {
   for (const codec of KERNEL_CODECS) {
     for (const metric of KERNEL_METRICS) {
       it(`${codec} ${metric}`, () => {
-        const rand = rng(dims.length * 1000 + codec.length * 31 + metric.length);
+        const rand = rng([...`${codec} ${metric}`].reduce((h, ch) => Math.imul(h, 31) + ch.charCodeAt(0), 7));
         for (const dim of dims) {
           for (const n of counts) {
             const q = randomQuery(dim, rand);
@@ -240,13 +242,62 @@ describe('in-register decode is exact for every finite code value', () => {
   }
 
   const finite = (codec: CodecName, count: number): number[] =>
-    Array.from({ length: count }, (_, bits) => bits).filter(FINITE[codec]);
+    Array.from({ length: count }, (_, bits) => bits).filter(VALID[codec]);
 
   it('fp8-e4m3: all 254 non-NaN bytes', () => decodeAll('fp8-e4m3', finite('fp8-e4m3', 256), 256));
   it('fp8-e5m2: all 248 finite bytes', () => decodeAll('fp8-e5m2', finite('fp8-e5m2', 256), 256));
   it('f16: all 63488 finite half-words', () => decodeAll('f16', finite('f16', 65536), 512));
   it('int8: all 255 codes in [-127, 127]', () => {
     decodeAll('int8', Array.from({ length: 255 }, (_, k) => (k - 127) & 0xff), 256);
+  });
+});
+
+describe('kernels agree with the codecs', () => {
+  it('the reference decoders equal the codec decode rules on every finite code', () => {
+    for (let b = 0; b < 256; b++) {
+      if (VALID['fp8-e4m3'](b)) assert.equal(decodeE4M3(b), fp8E4M3DecodeTable[b], `e4m3 0x${b.toString(16)}`);
+      if (VALID['fp8-e5m2'](b)) assert.equal(decodeE5M2(b), fp8E5M2DecodeTable[b], `e5m2 0x${b.toString(16)}`);
+    }
+    for (let h = 0; h < 65536; h++) if (VALID.f16(h)) assert.equal(decodeF16(h), f16ToF32(h));
+  });
+
+  /**
+   * Codes written by the real encoders, scored against the codec's own decode (fl32(s · value)
+   * per element). The tolerance is the summation bound above plus one rounding per decoded
+   * element, which the codec applies and the kernel (scaling the sum once) does not.
+   */
+  it('scores of encoded vectors match scores of their codec-decoded floats', () => {
+    const rand = rng(99);
+    const dim = 384;
+    const n = 9;
+    for (const codec of KERNEL_CODECS) {
+      const c = getCodec(codec);
+      const codes = new Uint8Array(n * dim * c.bytesPerDim);
+      const scales = new Float32Array(n);
+      const decodedCodes = new Float32Array(n * dim);
+      for (let j = 0; j < n; j++) {
+        const v = Float32Array.from({ length: dim }, () => gaussian(rand) * (j === 0 ? 1e3 : 0.05));
+        if (j === 1) v.fill(0, 0, dim / 2);
+        const code = codes.subarray(j * dim * c.bytesPerDim, (j + 1) * dim * c.bytesPerDim);
+        scales[j] = c.encode(v, code);
+        c.decode(code, scales[j]!, decodedCodes.subarray(j * dim, (j + 1) * dim));
+      }
+      const q = randomQuery(dim, rand);
+      const decodedBytes = new Uint8Array(decodedCodes.buffer);
+      for (const metric of KERNEL_METRICS) {
+        const actual = wasmScan(codec, metric, q, codes, scales, n, dim);
+        const expected = new Float32Array(n);
+        referenceScan('f32', metric, q, decodedBytes, scales, n, dim, expected);
+        for (let j = 0; j < n; j++) {
+          const s = isScaled(codec) ? scales[j]! : 1;
+          const tol = tolerance(codec, metric, q, codes, s, j, dim, expected[j]!) * (1 + 2 / (dim / 16 + 8));
+          assert.ok(
+            Math.abs(actual[j]! - expected[j]!) <= tol,
+            `${codec} ${metric} vector ${j}: wasm ${actual[j]} vs decoded ${expected[j]} (tolerance ${tol})`,
+          );
+        }
+      }
+    }
   });
 });
 
@@ -304,18 +355,18 @@ describe('int8-query kernels', () => {
     });
   }
 
-  it('does not overflow at MAX_I8_DIM with every product at 127²', () => {
+  it('does not overflow at MAX_I8_DIM, even with -128 bytes', () => {
     const dim = MAX_I8_DIM;
-    const q = new Int8Array(dim).fill(-127);
-    const codes = new Int8Array(2 * dim).fill(-127);
+    const q = new Int8Array(dim).fill(-128);
+    const codes = new Int8Array(2 * dim).fill(-128);
     codes.fill(127, dim);
-    const [plus, minus] = run('dot', q, 1, codes, new Float32Array(2).fill(1), 2, dim);
-    assert.equal(plus, Math.fround(127 * 127 * dim));
-    assert.equal(minus, -Math.fround(127 * 127 * dim));
-    const [cos] = run('cosine', q, 1, codes, new Float32Array(2).fill(1), 1, dim);
-    const expected = new Float32Array(1);
-    referenceScanI8('cosine', q, 1, codes, new Float32Array(1).fill(1), 1, dim, expected);
-    assert.equal(cos, expected[0]);
+    const scales = new Float32Array(2).fill(1);
+    const [largest, smallest] = run('dot', q, 1, codes, scales, 2, dim);
+    assert.equal(largest, Math.fround(128 * 128 * dim));
+    assert.equal(smallest, Math.fround(-128 * 127 * dim));
+    const expected = new Float32Array(2);
+    referenceScanI8('cosine', q, 1, codes, scales, 2, dim, expected);
+    assert.deepEqual(run('cosine', q, 1, codes, scales, 2, dim), expected);
   });
 
   it('rejects dims it cannot accumulate exactly or that are not multiples of 16', () => {

@@ -35,11 +35,12 @@ export const DIM_STEP = 16;
 export const ALIGN = 16;
 
 /**
- * Largest dim for which the int8-query kernels cannot overflow their i32 accumulators:
- * every partial sum is bounded by 127 · 127 · dim, and 16129 · 133144 < 2^31 − 1 < 16129 · 133145.
- * Rounded down to a multiple of DIM_STEP.
+ * Largest dim for which the int8-query kernels cannot overflow their i32 accumulators, for any
+ * int8 bytes: every partial sum is bounded by 128 · 128 · dim, and 2^14 · 131071 < 2^31. Rounded
+ * down to a multiple of DIM_STEP. (Codes in [-127, 127], as the int8 codec writes, would allow
+ * 133144; the margin makes a stray -128 in a hand-quantized query harmless.)
  */
-export const MAX_I8_DIM = 133136;
+export const MAX_I8_DIM = 131056;
 
 /** Name under which the module exports the float-query kernel for (codec, metric). */
 export function scanExportName(codec: CodecName, metric: KernelMetric): string {

@@ -66,13 +66,9 @@ function lookupDecoder(src: Uint8Array | Uint16Array, lut: Float32Array): CodeDe
   };
 }
 
-/** Element j · dim of the returned decoder's array is the start of code j, for every codec. */
-function decoderFor(codec: CodecName, codes: Uint8Array): CodeDecoder {
+/** Element j · dim of the decoder's source array is the start of code j, for every codec. */
+function decoderFor(codec: Exclude<CodecName, 'f32'>, codes: Uint8Array): CodeDecoder {
   switch (codec) {
-    case 'f32': {
-      const src = viewOf(codes, 4, (b, o, l) => new Float32Array(b, o, l));
-      return (base, out) => out.set(src.subarray(base, base + out.length));
-    }
     case 'f16':
       return lookupDecoder(viewOf(codes, 2, (b, o, l) => new Uint16Array(b, o, l)), (f16Table ??= table(65536, decodeF16)));
     case 'int8': {
@@ -88,22 +84,49 @@ function decoderFor(codec: CodecName, codes: Uint8Array): CodeDecoder {
   }
 }
 
-function dot(q: Float32Array, d: Float32Array): number {
+/**
+ * The unscaled values of each code as (values, offset): f32 codes are read in place, the others
+ * are decoded one vector at a time into a scratch array, so the metric loops below only ever see
+ * two Float32Arrays.
+ */
+interface DecodedCodes {
+  readonly values: Float32Array;
+  /** Makes code j available and returns the index of its first value in `values`. */
+  at(j: number): number;
+}
+
+function decodedCodes(codec: CodecName, codes: Uint8Array, dim: number): DecodedCodes {
+  if (codec === 'f32') {
+    const values = viewOf(codes, 4, (b, o, l) => new Float32Array(b, o, l));
+    return { values, at: (j) => j * dim };
+  }
+  const values = new Float32Array(dim);
+  const decode = decoderFor(codec, codes);
+  return {
+    values,
+    at(j) {
+      decode(j * dim, values);
+      return 0;
+    },
+  };
+}
+
+function dot(q: Float32Array, d: Float32Array, base: number, dim: number): number {
   let sum = 0;
-  for (let i = 0; i < q.length; i++) sum += q[i]! * d[i]!;
+  for (let i = 0; i < dim; i++) sum += q[i]! * d[base + i]!;
   return sum;
 }
 
-function squaredNorm(d: Float32Array): number {
+function squaredNorm(d: Float32Array, base: number, dim: number): number {
   let sum = 0;
-  for (let i = 0; i < d.length; i++) sum += d[i]! * d[i]!;
+  for (let i = 0; i < dim; i++) sum += d[base + i]! * d[base + i]!;
   return sum;
 }
 
-function squaredDistance(q: Float32Array, d: Float32Array, scale: number): number {
+function squaredDistance(q: Float32Array, d: Float32Array, base: number, dim: number, scale: number): number {
   let sum = 0;
-  for (let i = 0; i < q.length; i++) {
-    const e = q[i]! - scale * d[i]!;
+  for (let i = 0; i < dim; i++) {
+    const e = q[i]! - scale * d[base + i]!;
     sum += e * e;
   }
   return sum;
@@ -123,20 +146,18 @@ export function referenceScan(
   dim: number,
   out: Float32Array,
 ): void {
-  const decode = decoderFor(codec, codes);
+  const { values, at } = decodedCodes(codec, codes, dim);
   const scaled = isScaled(codec);
-  const query = q.subarray(0, dim);
-  const d = new Float32Array(dim);
   for (let j = 0; j < n; j++) {
-    decode(j * dim, d);
+    const base = at(j);
     const s = scaled ? scales[j]! : 1;
     if (metric === 'dot') {
-      out[j] = s * dot(query, d);
+      out[j] = s * dot(q, values, base, dim);
     } else if (metric === 'cosine') {
-      const norm = squaredNorm(d);
-      out[j] = norm > 0 ? dot(query, d) / Math.sqrt(norm) : 0;
+      const norm = squaredNorm(values, base, dim);
+      out[j] = norm > 0 ? dot(q, values, base, dim) / Math.sqrt(norm) : 0;
     } else {
-      out[j] = -squaredDistance(query, d, s);
+      out[j] = -squaredDistance(q, values, base, dim, s);
     }
   }
 }

@@ -1,0 +1,134 @@
+import { constants } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+
+/**
+ * The file operations the WAL (and any other durable file of the store) goes through, modeled on
+ * LevelDB's Env and SQLite's VFS: small enough that a test can implement it in memory and inject
+ * faults (see FaultFileLayer), explicit about durability (sync, syncDir) because every guarantee
+ * is built on exactly when bytes and directory entries become durable.
+ *
+ * Failures reject with the platform's error (an Error with a string `code` such as 'ENOENT',
+ * 'ENOSPC', 'EIO').
+ */
+export interface FileLayer {
+  /** Opens a file; 'read' and 'readwrite' need it to exist, 'create' makes it when missing. */
+  open(path: string, mode: OpenMode): Promise<FileHandle>;
+  /** The whole file. */
+  readFile(path: string): Promise<Uint8Array>;
+  /** Entry names (not paths) of a directory, in no particular order. */
+  list(dir: string): Promise<string[]>;
+  /** Unlinks a file; durable only after syncDir of its directory. */
+  remove(path: string): Promise<void>;
+  /** Atomically replaces `to` with `from`; durable only after syncDir of the directory (both, if two). */
+  rename(from: string, to: string): Promise<void>;
+  /** Creates a directory and its missing parents; no error if it exists. */
+  mkdir(dir: string): Promise<void>;
+  /** Makes the directory's entries (creates, renames, removes) durable: fsync of the directory. */
+  syncDir(dir: string): Promise<void>;
+  exists(path: string): Promise<boolean>;
+}
+
+/**
+ * 'read': read only. 'readwrite': read and positioned writes, the file must exist. 'create': like
+ * 'readwrite' but creates a missing file (never truncates an existing one; the new entry is durable
+ * only after syncDir). There is deliberately no append mode: O_APPEND makes Linux ignore the write
+ * position, and every writer here tracks its own end offset.
+ */
+export type OpenMode = 'read' | 'readwrite' | 'create';
+
+export interface FileHandle {
+  /** Reads up to `buffer.length` bytes at `position`; resolves to the count (short only at end of file). */
+  read(buffer: Uint8Array, position: number): Promise<number>;
+  /** Writes all of `data` at `position`, or rejects (some prefix may have been written). */
+  write(data: Uint8Array, position: number): Promise<void>;
+  /** fsync: the file's bytes and size as of now survive power loss once this resolves. */
+  sync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
+
+const OPEN_FLAGS: Record<OpenMode, number> = {
+  read: constants.O_RDONLY,
+  readwrite: constants.O_RDWR,
+  create: constants.O_RDWR | constants.O_CREAT,
+};
+
+class NodeFileHandle implements FileHandle {
+  constructor(private readonly handle: fsp.FileHandle) {}
+
+  async read(buffer: Uint8Array, position: number): Promise<number> {
+    let done = 0;
+    while (done < buffer.length) {
+      const { bytesRead } = await this.handle.read(buffer, done, buffer.length - done, position + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  }
+
+  async write(data: Uint8Array, position: number): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.handle.write(data, done, data.length - done, position + done);
+      done += bytesWritten;
+    }
+  }
+
+  sync(): Promise<void> {
+    return this.handle.sync();
+  }
+
+  truncate(length: number): Promise<void> {
+    return this.handle.truncate(length);
+  }
+
+  async size(): Promise<number> {
+    return (await this.handle.stat()).size;
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
+/** FileLayer over node:fs/promises. */
+export const nodeFileLayer: FileLayer = {
+  async open(path, mode) {
+    return new NodeFileHandle(await fsp.open(path, OPEN_FLAGS[mode], 0o644));
+  },
+  readFile(path) {
+    return fsp.readFile(path);
+  },
+  list(dir) {
+    return fsp.readdir(dir);
+  },
+  remove(path) {
+    return fsp.unlink(path);
+  },
+  rename(from, to) {
+    return fsp.rename(from, to);
+  },
+  async mkdir(dir) {
+    await fsp.mkdir(dir, { recursive: true });
+  },
+  async syncDir(dir) {
+    // Windows cannot open a directory for fsync and has no use for it (NTFS journals entries).
+    if (process.platform === 'win32') return;
+    const handle = await fsp.open(dir, constants.O_RDONLY);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
+  async exists(path) {
+    try {
+      await fsp.access(path);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+  },
+};
