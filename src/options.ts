@@ -1,5 +1,6 @@
 import { CODEC_NAMES, type CodecName } from './codec/codec.js';
 import { MemstoreError } from './errors.js';
+import { nodeFileLayer, type FileLayer } from '../wal/file-layer.js';
 
 export type Metric = 'cosine' | 'dot' | 'l2';
 export const METRICS: readonly Metric[] = ['cosine', 'dot', 'l2'];
@@ -40,6 +41,10 @@ export interface OpenOptions {
   durability?: Durability;
   /** Semantic lookaside cache of recent query answers; `false` turns it off. @default { entries: 64, threshold: 0.95 } */
   cache?: CacheOptions | false;
+  /** Bytes of write-ahead log after which a checkpoint writes the state and drops the old log. @default 64 MiB */
+  checkpointBytes?: number;
+  /** Advanced: the file layer the write-ahead log and the text arena go through (tests inject faults with it). @default the real file system */
+  files?: FileLayer;
 }
 
 export interface ResolvedOpenOptions {
@@ -52,6 +57,8 @@ export interface ResolvedOpenOptions {
   readonly oversample: number;
   readonly durability: Durability;
   readonly cache: Readonly<Required<CacheOptions>> | false;
+  readonly checkpointBytes: number;
+  readonly files: FileLayer;
 }
 
 export interface SearchOptions {
@@ -137,7 +144,17 @@ function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
   return Object.freeze({ entries, threshold });
 }
 
-const OPEN_KEYS = new Set(['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache']);
+function resolveFiles(v: unknown): FileLayer {
+  if (v === undefined) return nodeFileLayer;
+  if (typeof v !== 'object' || v === null) throw invalid('files must be a FileLayer');
+  const f = v as Partial<Record<keyof FileLayer, unknown>>;
+  for (const m of ['open', 'readFile', 'list', 'remove', 'rename', 'mkdir', 'syncDir', 'exists'] as const) {
+    if (typeof f[m] !== 'function') throw invalid(`files.${m} must be a function`);
+  }
+  return v as FileLayer;
+}
+
+const OPEN_KEYS = new Set(['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'files']);
 
 export function resolveOpenOptions(options: OpenOptions | undefined): ResolvedOpenOptions {
   const o: unknown = options ?? {};
@@ -155,6 +172,8 @@ export function resolveOpenOptions(options: OpenOptions | undefined): ResolvedOp
     oversample: o['oversample'] === undefined ? 4 : positiveInt('oversample', o['oversample'], 1000),
     durability: o['durability'] === undefined ? 'always' : oneOf('durability', o['durability'], DURABILITIES),
     cache: resolveCache(o['cache']),
+    checkpointBytes: o['checkpointBytes'] === undefined ? 64 << 20 : positiveInt('checkpointBytes', o['checkpointBytes']),
+    files: resolveFiles(o['files']),
   });
 }
 

@@ -65,7 +65,7 @@ export class SegmentReader {
   constructor(
     private readonly bytes: Uint8Array,
     private readonly file: string,
-    private readonly firstLsn: number,
+    firstLsn: number,
     private readonly mode: ReadMode,
     private readonly wantPayloads = true,
     private readonly length = bytes.length,

@@ -1,0 +1,879 @@
+import { nodeFileLayer, type FileHandle, type FileLayer } from '../../wal/file-layer.js';
+import { MemstoreError } from '../errors.js';
+import { arenaDir, arenaSegmentPath, parseArenaSegmentName } from '../store/files.js';
+import {
+  HEADER_SIZE,
+  MAX_NUMBER,
+  MAX_PAYLOAD,
+  SegmentWindow,
+  checkFrame,
+  encodeFrame,
+  frame,
+  frameLength,
+  frameSize,
+  scanSegment,
+  type FrameDamage,
+  type SegmentScan,
+} from './format.js';
+
+/**
+ * Where a blob lives: `[generation, segment, offset, length]` (offset of its frame in the segment
+ * file, length of its payload). A plain array of four integers, so msgpack stores it in about a
+ * dozen bytes. Stable until a collection moves the blob (ARENA.md, "References").
+ */
+export type BlobRef = readonly [generation: number, segment: number, offset: number, length: number];
+
+export interface BlobArenaOptions {
+  /** The store directory; the arena keeps its files in `arenaDir(dir)`. */
+  dir: string;
+  /** Every durable-file call goes through it (tests inject faults here). @default nodeFileLayer */
+  files?: FileLayer;
+  /** The current generation, as the caller's durable state records it; segment files of any other generation are orphans. */
+  generation: number;
+  /** A segment is sealed and the next started when a frame would take it past this size; a larger blob gets a segment to itself. @default 64 MiB */
+  segmentBytes?: number;
+  /** For inspection (`memstore verify`): nothing is deleted, cut or written; append and collect throw. @default false */
+  readOnly?: boolean;
+  /**
+   * Written but not yet fsynced bytes above which the writer fsyncs unasked. Such bytes stay in
+   * memory until fsynced (to be rewritten if the fsync fails), so this bounds that memory.
+   * @default 8 MiB
+   */
+  maxUnsyncedBytes?: number;
+}
+
+interface ResolvedOptions {
+  readonly dir: string;
+  readonly files: FileLayer;
+  readonly generation: number;
+  readonly segmentBytes: number;
+  readonly readOnly: boolean;
+  readonly maxUnsyncedBytes: number;
+}
+
+/** A place in the arena and what is wrong there. `file` is a path. */
+export interface ArenaProblem {
+  readonly file: string;
+  readonly offset: number;
+  readonly what: string;
+}
+
+/** What open() found and did. */
+export interface ArenaOpenReport {
+  /** Segment files of other generations (deleted, unless read-only). */
+  readonly orphans: string[];
+  /** The torn tail of the active segment: cut (unless read-only), `bytes` long, starting at `offset`. */
+  readonly cut: (ArenaProblem & { readonly bytes: number }) | undefined;
+  /** Damage in the active segment with valid frames after it: corruption, left in place. */
+  readonly damage: ArenaProblem[];
+}
+
+export interface ArenaStats {
+  /** Frame bytes of blobs appended or marked live and not released. */
+  liveBytes: number;
+  garbageBytes: number;
+  /** Bytes of the current generation's segments (queued writes included). */
+  totalBytes: number;
+  segments: number;
+  generation: number;
+}
+
+export interface ArenaVerifyReport {
+  generation: number;
+  segments: number;
+  /** Valid frames found. */
+  blobs: number;
+  /** Bytes of the segment files. */
+  bytes: number;
+  /** Corruption: a check failed (`memstore verify` exits 1 on any). */
+  errors: ArenaProblem[];
+  /** Read-only only: a torn tail of the active segment, which a writable open cuts. Not corruption. */
+  tornTail: ArenaProblem | undefined;
+  /** Segment files of other generations still present. Not corruption. */
+  orphans: string[];
+}
+
+export interface CollectResult {
+  generation: number;
+  /** The new reference of every key given to collect(). */
+  refs: Map<string, BlobRef>;
+}
+
+const DEFAULTS = {
+  segmentBytes: 64 << 20,
+  readOnly: false,
+  maxUnsyncedBytes: 8 << 20,
+} as const;
+
+/** Queued frames are written in pieces of at most this many bytes (one buffer copy each). */
+const WRITE_CHUNK = 1 << 20;
+
+/** Collection copies through a buffer of this size: one write per few thousand small blobs. */
+const COPY_BUFFER = 4 << 20;
+
+interface PendingFrame {
+  readonly offset: number;
+  readonly bytes: Uint8Array;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** One segment file: its durable bytes on disk, and frames not yet known durable in memory. */
+class Segment {
+  /** Offset the next frame appended here gets (queued frames included). */
+  end = 0;
+  /** Undefined until the file is created (a new segment is created by the writer, not by append). */
+  handle: FileHandle | undefined;
+  /** Frames not yet fsynced, in offset order: [0, written) are written, the rest queued. */
+  pending: PendingFrame[] = [];
+  readonly byOffset = new Map<number, PendingFrame>();
+  written = 0;
+  writtenBytes = 0;
+
+  constructor(
+    readonly generation: number,
+    readonly number: number,
+    readonly path: string,
+  ) {}
+}
+
+class Generation {
+  /** In ascending number order. */
+  readonly segments: Segment[] = [];
+  readonly byNumber = new Map<number, Segment>();
+
+  constructor(readonly number: number) {}
+
+  add(segment: Segment): void {
+    this.segments.push(segment);
+    this.byNumber.set(segment.number, segment);
+  }
+
+  get last(): Segment | undefined {
+    return this.segments[this.segments.length - 1];
+  }
+
+  get bytes(): number {
+    let sum = 0;
+    for (const s of this.segments) sum += s.end;
+    return sum;
+  }
+}
+
+/**
+ * Append-only storage for the store's texts and metadata (ARENA.md is the spec).
+ *
+ * One writer: append() assigns a reference at once and queues the frame; a background loop writes
+ * queued frames with positioned writes; sync() makes them durable. Frames stay readable from
+ * memory until fsynced, so a reference works the moment it is handed out. Reads are positioned
+ * reads checked against the frame's checksum. collect() / finishCollect() copy live blobs into the
+ * next generation and delete the old one, in an order a crash cannot break (ARENA.md, "Collection").
+ */
+export class BlobArena {
+  private current: Generation;
+  /** The generation collect() built, until finishCollect() or abortCollect(). */
+  private collected: Generation | undefined;
+  /** Appends wait for no one: while a collection is under way they are refused instead. */
+  private gc: 'collecting' | 'collected' | undefined;
+  /** The collection step in flight (collect, or the deletions of finish/abort), for close() to wait on. */
+  private gcTask: Promise<unknown> | undefined;
+  /** After a cut at open the next append starts a new segment, so no offset a durable reference may name is ever reused. */
+  private startNewSegment: boolean;
+  /** A segment file was created since the last fsync of the arena directory. */
+  private dirDirty = false;
+  private unsyncedBytes = 0;
+  private syncWaiters: Waiter[] = [];
+  private scheduled = false;
+  private running = false;
+  private readonly readers = new Map<number, number>();
+  private readonly drainWaiters = new Map<number, Array<() => void>>();
+  private liveBytes = 0;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly path: string;
+
+  private constructor(
+    private readonly options: ResolvedOptions,
+    generation: Generation,
+    /** What open() found and did. */
+    readonly recovered: ArenaOpenReport,
+  ) {
+    this.current = generation;
+    this.path = arenaDir(options.dir);
+    this.startNewSegment = recovered.cut !== undefined && !options.readOnly;
+  }
+
+  static async open(options: BlobArenaOptions): Promise<BlobArena> {
+    const o = resolveOptions(options);
+    const dir = arenaDir(o.dir);
+    const generation = new Generation(o.generation);
+    const orphans: string[] = [];
+    let cut: ArenaOpenReport['cut'];
+    const damage: ArenaProblem[] = [];
+    try {
+      const found = await listSegments(o.files, o.dir, !o.readOnly);
+      for (const f of found) {
+        if (f.generation !== o.generation) orphans.push(f.path);
+      }
+      if (!o.readOnly && orphans.length > 0) {
+        for (const path of orphans) await o.files.remove(path);
+        await o.files.syncDir(dir);
+      }
+      const mine = found.filter((f) => f.generation === o.generation).sort((a, b) => a.segment - b.segment);
+      for (const [i, f] of mine.entries()) {
+        const segment = new Segment(f.generation, f.segment, f.path);
+        generation.add(segment);
+        const active = i === mine.length - 1;
+        segment.handle = await o.files.open(f.path, active && !o.readOnly ? 'readwrite' : 'read');
+        segment.end = await segment.handle.size();
+      }
+      const active = generation.last;
+      if (active?.handle !== undefined) {
+        const scan = await scanSegment(new SegmentWindow(active.handle, active.end), o.generation, active.number);
+        for (const d of scan.damage) damage.push({ file: active.path, offset: d.offset, what: d.what });
+        if (scan.tail !== undefined) {
+          cut = { file: active.path, offset: scan.end, what: scan.tail.what, bytes: active.end - scan.end };
+          if (!o.readOnly) {
+            await active.handle.truncate(scan.end);
+            await active.handle.sync();
+            active.end = scan.end;
+          }
+        }
+      }
+    } catch (e) {
+      await closeHandles(generation);
+      throw ioError('open', e, dir);
+    }
+    return new BlobArena(o, generation, { orphans, cut, damage });
+  }
+
+  /**
+   * Queues `payload` (copied) and returns its reference at once; read() serves it from memory
+   * until it is on disk. Durable only after a later sync() resolves.
+   */
+  append(payload: Uint8Array): BlobRef {
+    this.checkWritable('append');
+    if (this.gc !== undefined) {
+      throw new MemstoreError('INVALID_ARGUMENT', 'arena: append while a collection is under way (between collect() and finishCollect()/abortCollect())');
+    }
+    if (!(payload instanceof Uint8Array)) throw new MemstoreError('INVALID_ARGUMENT', 'arena: a blob must be a Uint8Array');
+    if (payload.length > MAX_PAYLOAD) throw new MemstoreError('INVALID_ARGUMENT', `arena: a blob holds at most ${MAX_PAYLOAD} bytes`);
+    const size = frameSize(payload.length);
+    const generation = this.current;
+    let segment = generation.last;
+    if (segment === undefined || this.startNewSegment || (segment.end > 0 && segment.end + size > this.options.segmentBytes)) {
+      const number = (segment?.number ?? 0) + 1;
+      segment = new Segment(generation.number, number, arenaSegmentPath(this.options.dir, generation.number, number));
+      generation.add(segment);
+      this.startNewSegment = false;
+    }
+    const offset = segment.end;
+    const pending = { offset, bytes: frame({ generation: generation.number, segment: segment.number, offset }, payload) };
+    segment.pending.push(pending);
+    segment.byOffset.set(offset, pending);
+    segment.end += size;
+    this.liveBytes += size;
+    this.schedule();
+    return [generation.number, segment.number, offset, payload.length];
+  }
+
+  /**
+   * The payload `ref` names, checksum verified. Rejects CORRUPTION (with `file` and `offset`) when
+   * the check fails, the reference runs past the end of its segment, or names a segment or
+   * generation that is not there; never returns bytes that failed a check.
+   */
+  async read(ref: BlobRef): Promise<Uint8Array> {
+    if (this.closed) throw closedError();
+    checkRef(ref);
+    const [g, s, offset, length] = ref;
+    const generation = g === this.current.number ? this.current : g === this.collected?.number ? this.collected : undefined;
+    if (generation === undefined) {
+      throw corruption(arenaSegmentPath(this.options.dir, g, s), offset, `generation ${g} is not in the arena (it holds ${this.current.number})`);
+    }
+    // Counted before the first await, so finishCollect() cannot delete the file under this read.
+    this.enter(g);
+    try {
+      return await this.readFrom(generation, s, offset, length);
+    } finally {
+      this.leave(g);
+    }
+  }
+
+  /** Resolves when every blob appended before the call is durable (file data and new directory entries). */
+  sync(): Promise<void> {
+    if (this.closed) return Promise.reject(closedError());
+    if (this.options.readOnly) return Promise.resolve();
+    return this.requestSync();
+  }
+
+  /** The caller no longer references the blob: its bytes count as garbage. Accounting only. */
+  release(ref: BlobRef): void {
+    checkRef(ref);
+    if (ref[0] === this.current.number) this.liveBytes -= frameSize(ref[3]);
+  }
+
+  /** After open, the caller registers each reference it holds once, so stats() can tell live bytes from garbage. */
+  markLive(ref: BlobRef): void {
+    checkRef(ref);
+    if (ref[0] === this.current.number) this.liveBytes += frameSize(ref[3]);
+  }
+
+  stats(): ArenaStats {
+    const total = this.current.bytes;
+    const live = Math.min(Math.max(this.liveBytes, 0), total);
+    return { liveBytes: live, garbageBytes: total - live, totalBytes: total, segments: this.current.segments.length, generation: this.current.number };
+  }
+
+  /**
+   * Copies the blob of every entry into segments of generation + 1, verifying each checksum on
+   * the way, fsyncs them and the directory, and returns the new references. Nothing of the current
+   * generation changes; appends are refused until finishCollect() or abortCollect(). On failure
+   * the new generation's files are removed and the arena goes on as before.
+   */
+  async collect(live: Iterable<readonly [key: string, ref: BlobRef]>): Promise<CollectResult> {
+    this.checkWritable('collect');
+    if (this.gc !== undefined) throw new MemstoreError('INVALID_ARGUMENT', 'arena: a collection is already under way');
+    if (this.current.number >= MAX_NUMBER) throw new MemstoreError('INVALID_ARGUMENT', `arena: generation ${MAX_NUMBER} is the last`);
+    // Taken before the first await: the caller's map may change while the copy runs.
+    const entries = [...live];
+    for (const [, ref] of entries) checkRef(ref);
+    this.gc = 'collecting';
+    const task = this.copyLive(entries);
+    this.gcTask = task;
+    try {
+      const result = await task;
+      this.gc = 'collected';
+      return result;
+    } catch (e) {
+      this.gc = undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Call after the caller's state durably records `generation` and the references collect()
+   * returned: appends go to the new generation from now on, and the old generation's files are
+   * deleted once the reads of them already in flight complete (new ones are refused).
+   */
+  async finishCollect(generation: number): Promise<void> {
+    if (this.closed) throw closedError();
+    const next = this.collected;
+    if (this.gc !== 'collected' || next === undefined || next.number !== generation) {
+      throw new MemstoreError('INVALID_ARGUMENT', `arena: no collection into generation ${generation} to finish`);
+    }
+    const old = this.current;
+    this.current = next;
+    this.collected = undefined;
+    this.gc = undefined;
+    this.startNewSegment = false;
+    this.liveBytes = next.bytes;
+    const task = this.retire(old);
+    this.gcTask = task;
+    await task;
+  }
+
+  /** Call when the caller could not record the new generation: its files are deleted and the current generation stays. */
+  async abortCollect(): Promise<void> {
+    if (this.closed) throw closedError();
+    const next = this.collected;
+    if (this.gc !== 'collected' || next === undefined) throw new MemstoreError('INVALID_ARGUMENT', 'arena: no collection to abort');
+    this.collected = undefined;
+    const task = this.retire(next).finally(() => {
+      this.gc = undefined;
+    });
+    this.gcTask = task;
+    await task;
+  }
+
+  /** Checks every frame of every segment of the current generation (ARENA.md, "Verifying"). */
+  async verify(): Promise<ArenaVerifyReport> {
+    if (this.closed) throw closedError();
+    if (!this.options.readOnly) await this.requestSync();
+    const generation = this.current;
+    this.enter(generation.number);
+    try {
+      const report: ArenaVerifyReport = { generation: generation.number, segments: generation.segments.length, blobs: 0, bytes: 0, errors: [], tornTail: undefined, orphans: [] };
+      let expected = 1;
+      for (const segment of generation.segments) {
+        for (; expected < segment.number; expected++) {
+          report.errors.push({ file: arenaSegmentPath(this.options.dir, generation.number, expected), offset: 0, what: 'missing segment' });
+        }
+        expected = segment.number + 1;
+        // Frames appended after the sync above may be half written right now: look only at what it covered.
+        const end = segment.pending[0]?.offset ?? segment.end;
+        const handle = segment.handle;
+        if (handle === undefined) continue;
+        let scan: SegmentScan;
+        try {
+          const size = await handle.size();
+          report.bytes += size;
+          if (size < end) report.errors.push({ file: segment.path, offset: size, what: `file ends before ${end}, where its last frame ends` });
+          scan = await scanSegment(new SegmentWindow(handle, Math.min(size, end)), generation.number, segment.number);
+        } catch (e) {
+          throw ioError('verify', e, segment.path);
+        }
+        report.blobs += scan.frames;
+        for (const d of scan.damage) report.errors.push({ file: segment.path, offset: d.offset, what: d.what });
+        if (scan.tail !== undefined) {
+          const problem = { file: segment.path, offset: scan.tail.offset, what: scan.tail.what };
+          if (this.options.readOnly && segment === generation.last) report.tornTail = problem;
+          else report.errors.push(problem);
+        }
+      }
+      let found: FoundSegment[];
+      try {
+        found = await listSegments(this.options.files, this.options.dir, false);
+      } catch (e) {
+        throw ioError('list', e, this.path);
+      }
+      for (const f of found) if (f.generation !== generation.number && f.generation !== this.collected?.number) report.orphans.push(f.path);
+      return report;
+    } finally {
+      this.leave(generation.number);
+    }
+  }
+
+  /** Makes everything durable and closes the files; later calls reject with CLOSED. */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
+    this.closed = true;
+    let failure: unknown;
+    await this.gcTask?.catch(() => undefined);
+    if (!this.options.readOnly) {
+      try {
+        await this.requestSync();
+      } catch (e) {
+        failure = e;
+      }
+    }
+    await this.drain(this.current.number);
+    if (this.collected !== undefined) await this.drain(this.collected.number);
+    try {
+      await closeHandles(this.current);
+      if (this.collected !== undefined) await closeHandles(this.collected);
+    } catch (e) {
+      failure ??= ioError('close', e, this.path);
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  private async readFrom(generation: Generation, number: number, offset: number, length: number): Promise<Uint8Array> {
+    const segment = generation.byNumber.get(number);
+    const path = segment?.path ?? arenaSegmentPath(this.options.dir, generation.number, number);
+    if (segment === undefined) throw corruption(path, offset, 'no such segment');
+    if (offset + frameSize(length) > segment.end) throw corruption(path, offset, `reference runs past the end of the segment (${segment.end} bytes)`);
+    const pending = segment.byOffset.get(offset);
+    if (pending !== undefined) {
+      if (pending.bytes.length !== frameSize(length)) throw corruption(path, offset, 'reference length differs from the frame');
+      return pending.bytes.slice(HEADER_SIZE);
+    }
+    if (segment.handle === undefined) throw corruption(path, offset, 'no frame starts here');
+    const bytes = new Uint8Array(frameSize(length));
+    let got: number;
+    try {
+      got = await segment.handle.read(bytes, offset);
+    } catch (e) {
+      throw ioError('read', e, path);
+    }
+    return payloadOf(bytes.subarray(0, got), { generation: generation.number, segment: number, offset }, length, path);
+  }
+
+  private checkWritable(what: string): void {
+    if (this.closed) throw closedError();
+    if (this.options.readOnly) throw new MemstoreError('INVALID_ARGUMENT', `arena: ${what} on an arena opened read-only`);
+  }
+
+  private requestSync(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.syncWaiters.push({ resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** setImmediate: every append of the current tick joins one write, and a sync() in the same tick shares it. */
+  private schedule(): void {
+    if (this.running || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => void this.run());
+  }
+
+  private async run(): Promise<void> {
+    this.scheduled = false;
+    this.running = true;
+    try {
+      while (this.syncWaiters.length > 0 || this.hasQueued()) {
+        const waiters = this.syncWaiters;
+        this.syncWaiters = [];
+        try {
+          await this.writeQueued();
+          if (waiters.length > 0 || this.unsyncedBytes >= this.options.maxUnsyncedBytes) await this.syncWritten();
+        } catch (e) {
+          const error = ioError('write', e, this.path);
+          for (const w of waiters) w.reject(error);
+          // The frames stay queued; the next append or sync() retries, so a full disk is not spun on.
+          if (this.syncWaiters.length === 0) break;
+          continue;
+        }
+        for (const w of waiters) w.resolve();
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private hasQueued(): boolean {
+    for (const s of this.current.segments) if (s.written < s.pending.length) return true;
+    return false;
+  }
+
+  private async writeQueued(): Promise<void> {
+    const generation = this.current;
+    for (const segment of generation.segments) {
+      if (segment.written === segment.pending.length) continue;
+      if (segment.handle === undefined) await this.createSegment(generation, segment);
+      const handle = segment.handle!;
+      while (segment.written < segment.pending.length) {
+        const first = segment.pending[segment.written]!;
+        let count = 1;
+        let bytes = first.bytes.length;
+        for (let next = segment.pending[segment.written + count]; next !== undefined && bytes + next.bytes.length <= WRITE_CHUNK; next = segment.pending[segment.written + count]) {
+          bytes += next.bytes.length;
+          count++;
+        }
+        const buffer = count === 1 ? first.bytes : concat(segment.pending, segment.written, count, bytes);
+        try {
+          await handle.write(buffer, first.offset);
+        } catch (e) {
+          throw ioError('write', e, segment.path);
+        }
+        segment.written += count;
+        segment.writtenBytes += bytes;
+        this.unsyncedBytes += bytes;
+      }
+    }
+  }
+
+  /**
+   * A new segment file is created only once the one before it is fsynced and its directory entry
+   * durable: so only the last segment can ever have a torn tail, and no power cut leaves a gap.
+   */
+  private async createSegment(generation: Generation, segment: Segment): Promise<void> {
+    const index = generation.segments.indexOf(segment);
+    const previous = index > 0 ? generation.segments[index - 1] : undefined;
+    if (previous !== undefined) await this.syncSegment(previous);
+    if (this.dirDirty) await this.syncArenaDir();
+    try {
+      segment.handle = await this.options.files.open(segment.path, 'create');
+    } catch (e) {
+      throw ioError('create', e, segment.path);
+    }
+    this.dirDirty = true;
+  }
+
+  private async syncWritten(): Promise<void> {
+    for (const segment of this.current.segments) await this.syncSegment(segment);
+    if (this.dirDirty) await this.syncArenaDir();
+  }
+
+  private async syncSegment(segment: Segment): Promise<void> {
+    const count = segment.written;
+    if (count === 0) return;
+    const bytes = segment.writtenBytes;
+    try {
+      await segment.handle!.sync();
+    } catch (e) {
+      // After a failed fsync the kernel may have dropped the dirty pages and a retry may succeed
+      // without writing them (PostgreSQL's "fsyncgate"): every frame since the last good fsync is
+      // written again before the next one.
+      segment.written = 0;
+      segment.writtenBytes = 0;
+      this.unsyncedBytes -= bytes;
+      throw ioError('fsync', e, segment.path);
+    }
+    for (let i = 0; i < count; i++) segment.byOffset.delete(segment.pending[i]!.offset);
+    segment.pending.splice(0, count);
+    segment.written = 0;
+    segment.writtenBytes = 0;
+    this.unsyncedBytes -= bytes;
+  }
+
+  private async syncArenaDir(): Promise<void> {
+    try {
+      await this.options.files.syncDir(this.path);
+    } catch (e) {
+      throw ioError('directory fsync', e, this.path);
+    }
+    this.dirDirty = false;
+  }
+
+  private async copyLive(entries: Array<readonly [string, BlobRef]>): Promise<CollectResult> {
+    const from = this.current;
+    const to = new Generation(from.number + 1);
+    try {
+      await this.requestSync();
+      await removeGeneration(this.options.files, this.options.dir, to.number);
+      const unique = new Map<string, BlobRef>();
+      for (const [, ref] of entries) unique.set(refKey(ref), ref);
+      // In file order: the old segments are read front to back through one window each.
+      const order = [...unique.values()].sort((a, b) => a[1] - b[1] || a[2] - b[2]);
+      const moved = new Map<string, BlobRef>();
+      const writer = new GenerationWriter(this.options, to);
+      let window: { segment: Segment; window: SegmentWindow } | undefined;
+      for (const ref of order) {
+        const [g, s, offset, length] = ref;
+        const segment = g === from.number ? from.byNumber.get(s) : undefined;
+        const path = segment?.path ?? arenaSegmentPath(this.options.dir, g, s);
+        if (segment?.handle === undefined) throw corruption(path, offset, g === from.number ? 'no such segment' : `generation ${g} is not the current generation ${from.number}`);
+        if (offset + frameSize(length) > segment.end) throw corruption(path, offset, `reference runs past the end of the segment (${segment.end} bytes)`);
+        if (window?.segment !== segment) window = { segment, window: new SegmentWindow(segment.handle, segment.end) };
+        let bytes: Uint8Array;
+        try {
+          bytes = await window.window.get(offset, frameSize(length));
+        } catch (e) {
+          throw ioError('read', e, path);
+        }
+        const payload = payloadOf(bytes, { generation: g, segment: s, offset }, length, path);
+        moved.set(refKey(ref), await writer.add(payload));
+      }
+      await writer.finish();
+      const refs = new Map<string, BlobRef>();
+      for (const [key, ref] of entries) refs.set(key, moved.get(refKey(ref))!);
+      this.collected = to;
+      return { generation: to.number, refs };
+    } catch (e) {
+      await closeHandles(to).catch(() => undefined);
+      // Best effort: whatever stays behind is an orphan that the next open() deletes.
+      await removeGeneration(this.options.files, this.options.dir, to.number).catch(() => undefined);
+      throw ioError('collect', e, this.path);
+    }
+  }
+
+  /** Deletes a generation's files once the reads of it in flight are done; a crash midway leaves orphans that open() deletes. */
+  private async retire(generation: Generation): Promise<void> {
+    await this.drain(generation.number);
+    try {
+      await closeHandles(generation);
+      await removeGeneration(this.options.files, this.options.dir, generation.number);
+    } catch (e) {
+      throw ioError('delete generation', e, this.path);
+    }
+  }
+
+  private enter(generation: number): void {
+    this.readers.set(generation, (this.readers.get(generation) ?? 0) + 1);
+  }
+
+  private leave(generation: number): void {
+    const left = (this.readers.get(generation) ?? 1) - 1;
+    if (left > 0) {
+      this.readers.set(generation, left);
+      return;
+    }
+    this.readers.delete(generation);
+    const waiters = this.drainWaiters.get(generation);
+    this.drainWaiters.delete(generation);
+    for (const w of waiters ?? []) w();
+  }
+
+  /** Resolves when no read of `generation` is in flight. */
+  private drain(generation: number): Promise<void> {
+    if (!this.readers.has(generation)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const waiters = this.drainWaiters.get(generation) ?? [];
+      waiters.push(resolve);
+      this.drainWaiters.set(generation, waiters);
+    });
+  }
+}
+
+/** Writes the frames of a collection into fresh segments of the new generation through one buffer. */
+class GenerationWriter {
+  private readonly buffer = new Uint8Array(COPY_BUFFER);
+  private used = 0;
+  /** File offset of buffer[0] in the segment being filled. */
+  private bufferAt = 0;
+  private segment: Segment | undefined;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly generation: Generation,
+  ) {}
+
+  async add(payload: Uint8Array): Promise<BlobRef> {
+    const size = frameSize(payload.length);
+    let segment = this.segment;
+    if (segment === undefined || (segment.end > 0 && segment.end + size > this.options.segmentBytes)) segment = await this.rotate();
+    const offset = segment.end;
+    const address = { generation: this.generation.number, segment: segment.number, offset };
+    if (this.used + size > this.buffer.length) await this.flush(segment);
+    if (size > this.buffer.length) {
+      await this.write(segment, frame(address, payload), offset);
+      this.bufferAt = offset + size;
+    } else {
+      encodeFrame(this.buffer, this.used, address, payload);
+      this.used += size;
+    }
+    segment.end += size;
+    return [this.generation.number, segment.number, offset, payload.length];
+  }
+
+  /** Everything written and fsynced, and the directory entries too. */
+  async finish(): Promise<void> {
+    if (this.segment !== undefined) await this.seal(this.segment);
+    try {
+      await this.options.files.syncDir(arenaDir(this.options.dir));
+    } catch (e) {
+      throw ioError('directory fsync', e, arenaDir(this.options.dir));
+    }
+  }
+
+  private async rotate(): Promise<Segment> {
+    if (this.segment !== undefined) await this.seal(this.segment);
+    const number = (this.segment?.number ?? 0) + 1;
+    const segment = new Segment(this.generation.number, number, arenaSegmentPath(this.options.dir, this.generation.number, number));
+    this.generation.add(segment);
+    try {
+      segment.handle = await this.options.files.open(segment.path, 'create');
+    } catch (e) {
+      throw ioError('create', e, segment.path);
+    }
+    this.segment = segment;
+    this.bufferAt = 0;
+    return segment;
+  }
+
+  private async seal(segment: Segment): Promise<void> {
+    await this.flush(segment);
+    try {
+      await segment.handle!.sync();
+    } catch (e) {
+      throw ioError('fsync', e, segment.path);
+    }
+  }
+
+  private async flush(segment: Segment): Promise<void> {
+    if (this.used === 0) return;
+    await this.write(segment, this.buffer.subarray(0, this.used), this.bufferAt);
+    this.bufferAt += this.used;
+    this.used = 0;
+  }
+
+  private async write(segment: Segment, bytes: Uint8Array, at: number): Promise<void> {
+    try {
+      await segment.handle!.write(bytes, at);
+    } catch (e) {
+      throw ioError('write', e, segment.path);
+    }
+  }
+}
+
+function resolveOptions(options: BlobArenaOptions): ResolvedOptions {
+  const { dir, generation } = options;
+  if (typeof dir !== 'string' || dir === '') throw new MemstoreError('INVALID_OPTION', 'arena: dir must be a non-empty string');
+  if (!Number.isSafeInteger(generation) || generation < 0 || generation > MAX_NUMBER) {
+    throw new MemstoreError('INVALID_OPTION', `arena: generation must be an integer in [0, ${MAX_NUMBER}]`);
+  }
+  const segmentBytes = options.segmentBytes ?? DEFAULTS.segmentBytes;
+  if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 1) throw new MemstoreError('INVALID_OPTION', 'arena: segmentBytes must be a positive integer');
+  const maxUnsyncedBytes = options.maxUnsyncedBytes ?? DEFAULTS.maxUnsyncedBytes;
+  if (!Number.isSafeInteger(maxUnsyncedBytes) || maxUnsyncedBytes < 0) {
+    throw new MemstoreError('INVALID_OPTION', 'arena: maxUnsyncedBytes must be a non-negative integer');
+  }
+  return { dir, files: options.files ?? nodeFileLayer, generation, segmentBytes, readOnly: options.readOnly ?? DEFAULTS.readOnly, maxUnsyncedBytes };
+}
+
+interface FoundSegment {
+  generation: number;
+  segment: number;
+  path: string;
+}
+
+/** The arena's segment files (other names are ignored); creates the directory durably when `create`. */
+async function listSegments(files: FileLayer, storeDir: string, create: boolean): Promise<FoundSegment[]> {
+  const dir = arenaDir(storeDir);
+  if (!(await files.exists(dir))) {
+    if (!create) return [];
+    await files.mkdir(dir);
+    await files.syncDir(storeDir);
+  }
+  const found: FoundSegment[] = [];
+  for (const name of await files.list(dir)) {
+    const parsed = parseArenaSegmentName(name);
+    if (parsed !== undefined) found.push({ ...parsed, path: arenaSegmentPath(storeDir, parsed.generation, parsed.segment) });
+  }
+  return found;
+}
+
+/** Removes every file of `generation` and makes the removal durable. */
+async function removeGeneration(files: FileLayer, storeDir: string, generation: number): Promise<void> {
+  const doomed = (await listSegments(files, storeDir, false)).filter((f) => f.generation === generation);
+  if (doomed.length === 0) return;
+  for (const f of doomed) await files.remove(f.path);
+  await files.syncDir(arenaDir(storeDir));
+}
+
+async function closeHandles(generation: Generation): Promise<void> {
+  let failure: unknown;
+  for (const segment of generation.segments) {
+    const handle = segment.handle;
+    segment.handle = undefined;
+    try {
+      await handle?.close();
+    } catch (e) {
+      failure ??= e;
+    }
+  }
+  if (failure !== undefined) throw failure;
+}
+
+/** The payload of the frame in `bytes` (what a read got at the frame's offset), or CORRUPTION. */
+function payloadOf(bytes: Uint8Array, address: { generation: number; segment: number; offset: number }, length: number, path: string): Uint8Array {
+  if (bytes.length < frameSize(length)) throw corruption(path, address.offset, 'reference runs past the end of the file');
+  if (frameLength(bytes) !== length) throw corruption(path, address.offset, `frame holds ${frameLength(bytes)} bytes, the reference says ${length}`);
+  const check = checkFrame(bytes, address);
+  if (!check.ok) throw corruption(path, address.offset, check.damage);
+  return bytes.subarray(HEADER_SIZE, HEADER_SIZE + length);
+}
+
+function concat(frames: PendingFrame[], from: number, count: number, bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  let at = 0;
+  for (let i = from; i < from + count; i++) {
+    const f = frames[i]!.bytes;
+    out.set(f, at);
+    at += f.length;
+  }
+  return out;
+}
+
+function refKey(ref: BlobRef): string {
+  return `${ref[0]}:${ref[1]}:${ref[2]}:${ref[3]}`;
+}
+
+function checkRef(ref: unknown): asserts ref is BlobRef {
+  if (!Array.isArray(ref) || ref.length !== 4 || !ref.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+    throw new MemstoreError('INVALID_ARGUMENT', 'arena: a reference is [generation, segment, offset, length] of non-negative integers');
+  }
+}
+
+function corruption(file: string, offset: number, what: FrameDamage | string): MemstoreError {
+  return new MemstoreError('CORRUPTION', `arena ${file} at ${offset}: ${what}`, { file, offset });
+}
+
+function closedError(): MemstoreError {
+  return new MemstoreError('CLOSED', 'the arena is closed');
+}
+
+/** Wraps a file-layer failure; a MemstoreError (CORRUPTION, or an IO error already wrapped) passes through. */
+function ioError(what: string, cause: unknown, file: string): MemstoreError {
+  if (cause instanceof MemstoreError) return cause;
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? ` (${String(cause.code)})` : '';
+  return new MemstoreError('IO', `arena ${what} of ${file} failed${code}`, { cause, file });
+}

@@ -1,0 +1,223 @@
+/**
+ * The byte layout of blob-arena segments (src/arena/ARENA.md is the spec): the frame codec, and the
+ * scan that walks a segment frame by frame telling whole frames from torn tails and corruption.
+ * Pure over a positional reader, so the arena, `verify` and the tests share one implementation.
+ */
+import { crc32c, maskCrc } from '../../wal/crc32c.js';
+
+/** masked CRC-32C (4) | payload length (4), little-endian. */
+export const HEADER_SIZE = 8;
+
+/** The length field is a uint32. */
+export const MAX_PAYLOAD = 0xffff_ffff;
+
+/** Largest generation or segment number: each is a uint32 in the checksummed address. */
+export const MAX_NUMBER = 0xffff_ffff;
+
+/**
+ * Where a frame sits. Not stored in the frame but covered by its checksum, so a frame only checks
+ * at the place it was written for: a reference that points at the wrong frame, a frame embedded in
+ * another blob's payload, or a segment file under the wrong name fails its check instead of
+ * returning another blob's bytes.
+ */
+export interface FrameAddress {
+  readonly generation: number;
+  readonly segment: number;
+  readonly offset: number;
+}
+
+export type FrameDamage = 'truncated header' | 'truncated frame' | 'bad checksum';
+
+export type FrameCheck = { readonly ok: true; readonly length: number } | { readonly ok: false; readonly damage: FrameDamage };
+
+export function frameSize(payloadLength: number): number {
+  return HEADER_SIZE + payloadLength;
+}
+
+const addressScratch = new Uint8Array(16);
+
+function addressCrc(address: FrameAddress): number {
+  writeU32(addressScratch, 0, address.generation);
+  writeU32(addressScratch, 4, address.segment);
+  writeU32(addressScratch, 8, address.offset >>> 0);
+  writeU32(addressScratch, 12, Math.floor(address.offset / 0x1_0000_0000));
+  return crc32c(addressScratch);
+}
+
+/** The masked checksum of the frame whose length field starts at `lengthAt` in `buf` and whose payload ends at `end`. */
+function frameChecksum(buf: Uint8Array, lengthAt: number, end: number, address: FrameAddress): number {
+  return maskCrc(crc32c(buf, lengthAt, end, addressCrc(address)));
+}
+
+/** Writes one frame for `payload` into `out` at `at`, for the place `address`; returns the end index in `out`. */
+export function encodeFrame(out: Uint8Array, at: number, address: FrameAddress, payload: Uint8Array): number {
+  const end = at + HEADER_SIZE + payload.length;
+  writeU32(out, at + 4, payload.length);
+  out.set(payload, at + HEADER_SIZE);
+  writeU32(out, at, frameChecksum(out, at + 4, end, address));
+  return end;
+}
+
+/** A new buffer holding exactly one frame. */
+export function frame(address: FrameAddress, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(frameSize(payload.length));
+  encodeFrame(out, 0, address, payload);
+  return out;
+}
+
+/** The payload length a frame header declares (no check). */
+export function frameLength(bytes: Uint8Array, at = 0): number {
+  return readU32(bytes, at + 4);
+}
+
+/**
+ * Checks the frame at the start of `bytes`, which hold everything the file has from the frame's
+ * first byte up to at least its end (or to the end of the file when that comes first).
+ */
+export function checkFrame(bytes: Uint8Array, address: FrameAddress): FrameCheck {
+  if (bytes.length < HEADER_SIZE) return { ok: false, damage: 'truncated header' };
+  const length = readU32(bytes, 4);
+  const end = HEADER_SIZE + length;
+  if (end > bytes.length) return { ok: false, damage: 'truncated frame' };
+  if (readU32(bytes, 0) !== frameChecksum(bytes, 4, end, address)) return { ok: false, damage: 'bad checksum' };
+  return { ok: true, length };
+}
+
+/** What FileHandle offers for reading; kept minimal so the scan is independent of the file layer. */
+export interface PositionalReader {
+  /** Reads up to `buffer.length` bytes at `position`; resolves to the count (short only at end of file). */
+  read(buffer: Uint8Array, position: number): Promise<number>;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Sequential reads through a window: a scan steps through a segment in small pieces (and byte by
+ * byte while looking for the next frame after damage), which must not cost a system call each.
+ */
+export class SegmentWindow {
+  private buf: Uint8Array = EMPTY;
+  private start = 0;
+
+  constructor(
+    private readonly file: PositionalReader,
+    readonly size: number,
+    private readonly windowBytes = 1 << 20,
+  ) {}
+
+  /** Bytes [offset, min(offset + length, size)) of the file; the view stays valid (windows are never reused). */
+  async get(offset: number, length: number): Promise<Uint8Array> {
+    const cached = this.peek(offset, length);
+    if (cached !== undefined) return cached;
+    const end = Math.min(offset + length, this.size);
+    const buf = new Uint8Array(Math.min(Math.max(end - offset, this.windowBytes), this.size - offset));
+    const got = await this.file.read(buf, offset);
+    this.buf = buf.subarray(0, got);
+    this.start = offset;
+    return this.buf.subarray(0, Math.min(got, end - offset));
+  }
+
+  /** Like get, without waiting: undefined when the bytes are not in the window. */
+  peek(offset: number, length: number): Uint8Array | undefined {
+    const end = Math.min(offset + length, this.size);
+    if (end <= offset) return EMPTY;
+    if (offset < this.start || end > this.start + this.buf.length) return undefined;
+    return this.buf.subarray(offset - this.start, end - this.start);
+  }
+}
+
+/** Checks the frame at `address.offset` of the window's file. */
+export async function checkFrameAt(window: SegmentWindow, address: FrameAddress): Promise<FrameCheck> {
+  const header = await window.get(address.offset, HEADER_SIZE);
+  if (header.length < HEADER_SIZE) return { ok: false, damage: 'truncated header' };
+  const length = readU32(header, 4);
+  if (address.offset + HEADER_SIZE + length > window.size) return { ok: false, damage: 'truncated frame' };
+  return checkFrame(await window.get(address.offset, HEADER_SIZE + length), address);
+}
+
+/**
+ * checkFrameAt without waiting, or undefined when the window does not hold the frame. Scans take
+ * this path for nearly every frame: an await per frame (or per byte, while resynchronizing) would
+ * cost more than the checksum.
+ */
+function checkFrameCached(window: SegmentWindow, address: FrameAddress): FrameCheck | undefined {
+  const header = window.peek(address.offset, HEADER_SIZE);
+  if (header === undefined) return undefined;
+  if (header.length < HEADER_SIZE) return { ok: false, damage: 'truncated header' };
+  const length = readU32(header, 4);
+  if (address.offset + HEADER_SIZE + length > window.size) return { ok: false, damage: 'truncated frame' };
+  const bytes = window.peek(address.offset, HEADER_SIZE + length);
+  return bytes === undefined ? undefined : checkFrame(bytes, address);
+}
+
+export interface SegmentDamage {
+  readonly offset: number;
+  readonly what: FrameDamage;
+}
+
+export interface SegmentScan {
+  /** Whole, checksum-valid frames. */
+  frames: number;
+  /** Payload bytes of those frames. */
+  payloadBytes: number;
+  /** End of the last valid frame: where a cut of the tail leaves the file. */
+  end: number;
+  /** Damage that a valid frame follows: corruption, never cut. */
+  damage: SegmentDamage[];
+  /** Damage that no valid frame follows (a torn tail in the active segment), or undefined. */
+  tail: SegmentDamage | undefined;
+}
+
+/**
+ * Walks the segment frame by frame (ARENA.md, "Reading a segment"). After damage it looks at every
+ * later byte offset for a valid frame, because the damage may have destroyed the length that says
+ * where the next frame starts; the address in the checksum makes a false match at a wrong offset
+ * as unlikely as a random checksum match.
+ */
+export async function scanSegment(window: SegmentWindow, generation: number, segment: number): Promise<SegmentScan> {
+  const scan: SegmentScan = { frames: 0, payloadBytes: 0, end: 0, damage: [], tail: undefined };
+  let offset = 0;
+  while (offset < window.size) {
+    const address = { generation, segment, offset };
+    const check = checkFrameCached(window, address) ?? (await checkFrameAt(window, address));
+    if (check.ok) {
+      scan.frames++;
+      scan.payloadBytes += check.length;
+      offset += HEADER_SIZE + check.length;
+      scan.end = offset;
+      continue;
+    }
+    const next = await findFrame(window, generation, segment, offset + 1);
+    if (next === undefined) {
+      scan.tail = { offset, what: check.damage };
+      break;
+    }
+    scan.damage.push({ offset, what: check.damage });
+    offset = next;
+  }
+  return scan;
+}
+
+/** The first offset at or after `from` where a valid frame starts, or undefined. */
+export async function findFrame(window: SegmentWindow, generation: number, segment: number, from: number): Promise<number | undefined> {
+  for (let offset = from; offset + HEADER_SIZE <= window.size; offset++) {
+    const header = window.peek(offset, HEADER_SIZE) ?? (await window.get(offset, HEADER_SIZE));
+    if (header.length < HEADER_SIZE) break;
+    // Most offsets fail here without computing a checksum: a random length runs past the end.
+    if (offset + HEADER_SIZE + readU32(header, 4) > window.size) continue;
+    const address = { generation, segment, offset };
+    if ((checkFrameCached(window, address) ?? (await checkFrameAt(window, address))).ok) return offset;
+  }
+  return undefined;
+}
+
+export function writeU32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value & 0xff;
+  out[at + 1] = (value >>> 8) & 0xff;
+  out[at + 2] = (value >>> 16) & 0xff;
+  out[at + 3] = value >>> 24;
+}
+
+export function readU32(buf: Uint8Array, at: number): number {
+  return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
+}

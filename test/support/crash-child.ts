@@ -1,0 +1,19 @@
+/**
+ * The process the crash tests kill: it opens the store given in argv, runs the deterministic
+ * workload for its seed in 'always' mode and prints `ack N` once operation N has resolved.
+ *   node crash-child.js DIR SEED
+ */
+import { MemStore } from '../../src/index.js';
+import { CRASH_DIM, crashOp } from './crash-ops.js';
+
+const [dir, seedText] = process.argv.slice(2);
+const seed = Number(seedText);
+const store = await MemStore.open(dir!, { dim: CRASH_DIM, durability: 'always', checkpointBytes: 32 * 1024, cache: false });
+process.stdout.write('ready\n');
+for (let i = 0; ; i++) {
+  const op = crashOp(seed, i);
+  if (op.kind === 'add') await store.add(op.records);
+  else if (op.kind === 'delete') await store.delete(op.ids);
+  else await store.compact();
+  process.stdout.write(`ack ${i}\n`);
+}

@@ -1,0 +1,65 @@
+/**
+ * The deterministic workload of the crash tests: the child process runs it, the parent regenerates
+ * the same operations from the same seed to know exactly what each acknowledged operation wrote.
+ */
+export const CRASH_DIM = 16;
+const IDS = 120;
+
+export type CrashOp =
+  | { kind: 'add'; records: { id: string; vector: number[]; text?: string; meta?: Record<string, unknown> }[] }
+  | { kind: 'delete'; ids: string[] }
+  | { kind: 'compact' };
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Operation `index` of the workload with `seed`; the same arguments always give the same operation. */
+export function crashOp(seed: number, index: number): CrashOp {
+  const next = rng(seed * 1_000_003 + index);
+  const roll = next();
+  if (roll < 0.04) return { kind: 'compact' };
+  if (roll < 0.22) {
+    const n = 1 + Math.floor(next() * 6);
+    return { kind: 'delete', ids: Array.from({ length: n }, () => `id-${Math.floor(next() * IDS)}`) };
+  }
+  const n = 1 + Math.floor(next() * (next() < 0.1 ? 200 : 12));
+  return {
+    kind: 'add',
+    records: Array.from({ length: n }, (_, j) => {
+      const id = `id-${Math.floor(next() * IDS)}`;
+      const vector = Array.from({ length: CRASH_DIM }, () => Math.fround(next() * 2 - 1));
+      const rec: { id: string; vector: number[]; text?: string; meta?: Record<string, unknown> } = { id, vector };
+      if (next() < 0.8) rec.text = `seed ${seed} op ${index} rec ${j} `.repeat(1 + Math.floor(next() * 60));
+      if (next() < 0.7) rec.meta = { op: index, seed, even: j % 2 === 0 };
+      return rec;
+    }),
+  };
+}
+
+export interface ModelRecord {
+  vector: number[];
+  text?: string;
+  meta?: Record<string, unknown>;
+}
+
+/** Applies `op` to a model of the store (a Map id → record), as MemStore defines the semantics. */
+export function applyToModel(model: Map<string, ModelRecord>, op: CrashOp): void {
+  if (op.kind === 'delete') {
+    for (const id of op.ids) model.delete(id);
+  } else if (op.kind === 'add') {
+    for (const r of op.records) {
+      const rec: ModelRecord = { vector: r.vector };
+      if (r.text !== undefined) rec.text = r.text;
+      if (r.meta !== undefined) rec.meta = r.meta;
+      model.set(r.id, rec);
+    }
+  }
+}
