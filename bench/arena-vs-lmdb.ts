@@ -5,14 +5,17 @@
  * and the disk use compared after the arena's collection and after LMDB's deletes (plus LMDB's
  * copy-compaction, the only way its file shrinks).
  *
- *   npx tsc -p tsconfig.json && node dist/bench/arena-vs-lmdb.js [--n 100000] [--batch 1000]
+ * Both stores run `--repeat` times, alternating; timings are the median (min-max), disk sizes are
+ * the same every run.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/arena-vs-lmdb.js [--n 100000] [--batch 1000] [--reads 20000] [--repeat 3]
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { open } from 'lmdb';
+import { open, type Database, type RootDatabase } from 'lmdb';
 import { pack } from 'msgpackr';
 import { BlobArena, type BlobRef } from '../src/arena/arena.js';
 import { arenaDir } from '../src/store/files.js';
@@ -24,15 +27,18 @@ interface Options {
   batch: number;
   /** Random single reads timed. @default 20000 */
   reads: number;
+  /** Runs per store. @default 3 */
+  repeat: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { n: 100_000, batch: 1000, reads: 20_000 };
+  const options: Options = { n: 100_000, batch: 1000, reads: 20_000, repeat: 3 };
   for (let i = 0; i < argv.length; i += 2) {
     const value = Number(argv[i + 1]);
     if (argv[i] === '--n') options.n = value;
     else if (argv[i] === '--batch') options.batch = value;
     else if (argv[i] === '--reads') options.reads = value;
+    else if (argv[i] === '--repeat') options.repeat = value;
     else throw new Error(`unknown argument ${argv[i]}`);
   }
   return options;
@@ -47,7 +53,7 @@ function makeBlobs(n: number): Uint8Array[] {
     .map((line) => (JSON.parse(line) as { text: string }).text);
   return Array.from({ length: n }, (_, i) => {
     const text = `${glosses[i % glosses.length]!} ${glosses[(i * 7 + 3) % glosses.length]!}`;
-    return pack({ text, meta: { source: 'wordnet', turn: i, tags: ['gloss'] } });
+    return pack({ text, meta: { source: 'wordnet', turn: i, at: 1_700_000_000_000 + i * 1000, tags: ['gloss', 'en'] } });
   });
 }
 
@@ -81,9 +87,19 @@ function sample(n: number, count: number): number[] {
   });
 }
 
-const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
+/** One run of one store. Times in ms or µs, sizes in bytes. */
+interface Measured {
+  writeMs: number;
+  readUs: number;
+  read10Us: number;
+  reclaimMs: number;
+  full: DiskUse;
+  afterDeletes: DiskUse;
+  reclaimed: DiskUse;
+  onlyHalf: DiskUse;
+}
 
-async function benchArena(blobs: Uint8Array[], o: Options, picks: number[], dir: string): Promise<Record<string, string | number>> {
+async function benchArena(blobs: Uint8Array[], o: Options, picks: number[], dir: string): Promise<Measured> {
   const arena = await BlobArena.open({ dir, generation: 1 });
   const refs: BlobRef[] = [];
   const t0 = performance.now();
@@ -111,69 +127,83 @@ async function benchArena(blobs: Uint8Array[], o: Options, picks: number[], dir:
   const t3 = performance.now();
   const { generation } = await arena.collect(live);
   await arena.finishCollect(generation);
-  const collectMs = performance.now() - t3;
-  const collected = diskUse(arenaFiles(dir));
+  const reclaimMs = performance.now() - t3;
+  const reclaimed = diskUse(arenaFiles(dir));
   await arena.close();
-  return {
-    store: 'arena (segment files)',
-    'write blobs/s': Math.round(blobs.length / (writeMs / 1000)),
-    'write ms': Math.round(writeMs),
-    'MB full': mb(full.bytes),
-    'read µs (1 at a time)': readUs.toFixed(1),
-    'read µs per 10 (concurrent)': read10Us.toFixed(1),
-    'MB after deleting half': mb(afterDeletes.bytes),
-    'MB after reclaim': mb(collected.bytes),
-    'reclaim': `collect ${Math.round(collectMs)} ms`,
-  };
+
+  const halfDir = join(dir, 'half');
+  const half = await BlobArena.open({ dir: halfDir, generation: 1 });
+  for (let i = 0; i < blobs.length; i += 2) half.append(blobs[i]!);
+  await half.close();
+  return { writeMs, readUs, read10Us, reclaimMs, full, afterDeletes, reclaimed, onlyHalf: diskUse(arenaFiles(halfDir)) };
 }
 
-async function benchLmdb(blobs: Uint8Array[], o: Options, picks: number[], dir: string): Promise<Record<string, string | number>> {
-  const path = join(dir, 'blobs.mdb');
+/** Puts blobs[i] for every i that `keep` accepts, `batch` per durable transaction. */
+async function lmdbFill(path: string, blobs: Uint8Array[], batch: number, keep: (i: number) => boolean): Promise<{ env: RootDatabase; db: Database<Buffer, string> }> {
   // As the store opens its state environment: durable commits, no compression.
   const env = open({ path, maxDbs: 4, compression: false });
   const db = env.openDB<Buffer, string>({ name: 'blobs', encoding: 'binary' });
-  const key = (i: number): string => `doc-${i}`;
-  const t0 = performance.now();
-  for (let i = 0; i < blobs.length; i += o.batch) {
+  for (let i = 0; i < blobs.length; i += batch) {
     await db.transaction(() => {
-      for (let j = i; j < Math.min(i + o.batch, blobs.length); j++) void db.put(key(j), Buffer.from(blobs[j]!.buffer, blobs[j]!.byteOffset, blobs[j]!.byteLength));
+      for (let j = i; j < Math.min(i + batch, blobs.length); j++) {
+        const b = blobs[j]!;
+        if (keep(j)) void db.put(lmdbKey(j), Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+      }
     });
   }
+  return { env, db };
+}
+
+function lmdbKey(i: number): string {
+  return `doc-${i}`;
+}
+
+async function benchLmdb(blobs: Uint8Array[], o: Options, picks: number[], dir: string): Promise<Measured> {
+  const path = join(dir, 'blobs.mdb');
+  const t0 = performance.now();
+  const { env, db } = await lmdbFill(path, blobs, o.batch, () => true);
   const writeMs = performance.now() - t0;
-  const files = [path, `${path}-lock`].filter((p) => statSync(p, { throwIfNoEntry: false }) !== undefined);
   const full = diskUse([path]);
 
   const t1 = performance.now();
-  for (const i of picks) db.get(key(i));
+  for (const i of picks) db.get(lmdbKey(i));
   const readUs = ((performance.now() - t1) * 1000) / picks.length;
   const t2 = performance.now();
-  for (let k = 0; k + 10 <= picks.length; k += 10) for (const i of picks.slice(k, k + 10)) db.get(key(i));
+  for (let k = 0; k + 10 <= picks.length; k += 10) for (const i of picks.slice(k, k + 10)) db.get(lmdbKey(i));
   const read10Us = ((performance.now() - t2) * 1000) / (picks.length / 10);
 
   for (let i = 0; i < blobs.length; i += o.batch) {
     await db.transaction(() => {
-      for (let j = i; j < Math.min(i + o.batch, blobs.length); j++) if (j % 2 === 1) void db.remove(key(j));
+      for (let j = i; j < Math.min(i + o.batch, blobs.length); j++) if (j % 2 === 1) void db.remove(lmdbKey(j));
     });
   }
   const afterDeletes = diskUse([path]);
+  // LMDB reuses freed pages but never shrinks its file; a compacting copy is the only way back.
   const compactPath = join(dir, 'compacted.mdb');
   const t3 = performance.now();
   await env.backup(compactPath, true);
-  const compactMs = performance.now() - t3;
-  const compacted = diskUse([compactPath]);
+  const reclaimMs = performance.now() - t3;
+  const reclaimed = diskUse([compactPath]);
   await env.close();
-  void files;
-  return {
-    store: 'LMDB sub-database',
-    'write blobs/s': Math.round(blobs.length / (writeMs / 1000)),
-    'write ms': Math.round(writeMs),
-    'MB full': mb(full.bytes),
-    'read µs (1 at a time)': readUs.toFixed(2),
-    'read µs per 10 (concurrent)': read10Us.toFixed(2),
-    'MB after deleting half': mb(afterDeletes.bytes),
-    'MB after reclaim': `${mb(afterDeletes.bytes)} (copy-compacted: ${mb(compacted.bytes)})`,
-    'reclaim': `none in place; compacting copy ${Math.round(compactMs)} ms`,
-  };
+
+  const halfPath = join(dir, 'half.mdb');
+  const half = await lmdbFill(halfPath, blobs, o.batch, (i) => i % 2 === 0);
+  await half.env.close();
+  return { writeMs, readUs, read10Us, reclaimMs, full, afterDeletes, reclaimed, onlyHalf: diskUse([halfPath]) };
+}
+
+const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** "median (min-max)" of a per-run figure. */
+function spread(runs: Measured[], pick: (m: Measured) => number, digits: number): string {
+  const values = runs.map(pick);
+  const f = (v: number): string => v.toFixed(digits);
+  return values.length === 1 ? f(values[0]!) : `${f(median(values))} (${f(Math.min(...values))}-${f(Math.max(...values))})`;
 }
 
 async function main(): Promise<void> {
@@ -182,21 +212,31 @@ async function main(): Promise<void> {
   const payload = blobs.reduce((sum, b) => sum + b.length, 0);
   const picks = sample(o.n, o.reads);
   const cpu = cpus();
-  console.log(`# arena vs LMDB: ${o.n} blobs, mean ${(payload / o.n).toFixed(0)} B (${mb(payload)} MB payload), durable commit every ${o.batch}`);
+  console.log(`# arena vs LMDB: ${o.n} blobs, mean ${(payload / o.n).toFixed(0)} B (${mb(payload)} MB payload), durable commit every ${o.batch}, ${o.repeat} runs each`);
   console.log(`# node ${process.version}, ${cpu.length} cores (${cpu[0]?.model ?? 'unknown'}), ${process.platform}/${process.arch}, tmpdir ${tmpdir()}`);
-  const rows: Array<Record<string, string | number>> = [];
-  for (const run of [benchArena, benchLmdb]) {
-    const dir = mkdtempSync(join(tmpdir(), 'memstore-arena-bench-'));
-    try {
-      rows.push(await run(blobs, o, picks, dir));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+  const stores = [
+    { name: 'arena (segment files)', run: benchArena, reclaim: 'collect + finishCollect', runs: [] as Measured[] },
+    { name: 'LMDB sub-database', run: benchLmdb, reclaim: 'compacting copy (env.backup)', runs: [] as Measured[] },
+  ];
+  for (let r = 0; r < o.repeat; r++) {
+    for (const store of stores) {
+      const dir = mkdtempSync(join(tmpdir(), 'memstore-arena-bench-'));
+      try {
+        store.runs.push(await store.run(blobs, o, picks, dir));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }
   }
-  const columns = Object.keys(rows[0]!);
-  console.log(`| ${columns.join(' | ')} |`);
-  console.log(`|${columns.map(() => '---').join('|')}|`);
-  for (const row of rows) console.log(`| ${columns.map((c) => String(row[c])).join(' | ')} |`);
+  console.log('| store | write blobs/s | read µs, one at a time | read µs, 10 concurrent (per 10) | MB full | MB after deleting half | MB after reclaiming | MB of a store that only held that half | reclaim ms |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const { name, runs, reclaim } of stores) {
+    const last = runs[runs.length - 1]!;
+    console.log(
+      `| ${name} | ${spread(runs, (m) => o.n / (m.writeMs / 1000), 0)} | ${spread(runs, (m) => m.readUs, 1)} | ${spread(runs, (m) => m.read10Us, 1)} | ` +
+        `${mb(last.full.bytes)} | ${mb(last.afterDeletes.bytes)} | ${mb(last.reclaimed.bytes)} | ${mb(last.onlyHalf.bytes)} | ${reclaim} ${spread(runs, (m) => m.reclaimMs, 0)} |`,
+    );
+  }
 }
 
 await main();

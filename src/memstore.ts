@@ -581,9 +581,13 @@ export class MemStore {
       this.flushing = undefined;
     }
     this.logBytesSinceCheckpoint -= bytesCovered;
-    await this.wal.removeBefore(lsn + 1).catch((e: unknown) => {
+    try {
+      // A segment the checkpoint covers entirely can only go once it is not the active one.
+      if (this.wal.lastLsn === lsn) await this.wal.rotate();
+      await this.wal.removeBefore(lsn + 1);
+    } catch (e) {
       throw asMemstoreError(e, 'removing checkpointed log segments');
-    });
+    }
     const arena = this.arena.stats();
     if (arena.garbageBytes > Math.max(arena.liveBytes, ARENA_GC_MIN_GARBAGE)) await this.exclusive(() => this.collectArena());
   }
@@ -611,14 +615,22 @@ export class MemStore {
     const live: [string, BlobRef][] = [];
     for (const { id, doc } of this.state.iterateDocs()) if (doc.text !== undefined && !this.dirty.has(id)) live.push([id, doc.text]);
     for (const [id, e] of this.dirty) if (e?.text !== undefined) live.push([id, e.text]);
-    const { generation, refs } = await this.arena.collect(live);
+    const { generation, refs } = await this.arena.collect(live).catch((e: unknown) => {
+      throw asMemstoreError(e, 'collecting the text arena');
+    });
     const moved = new Map<string, BlobRef>();
+    for (const [id, ref] of refs) if (!this.dirty.has(id)) moved.set(id, ref);
+    try {
+      await this.state.commitCheckpoint({ checkpoint: { lsn: this.state.readCheckpoint().lsn, arenaGeneration: generation }, records: new Map(), movedText: moved });
+    } catch (e) {
+      // The state still names the old generation: drop the copy, keep appending where we were.
+      await this.arena.abortCollect().catch(() => undefined);
+      throw e;
+    }
     for (const [id, ref] of refs) {
       const e = this.dirty.get(id);
       if (e !== undefined && e !== null) this.dirty.set(id, { ...e, text: ref });
-      else moved.set(id, ref);
     }
-    await this.state.commitCheckpoint({ checkpoint: { lsn: this.state.readCheckpoint().lsn, arenaGeneration: generation }, records: new Map(), movedText: moved });
     await this.arena.finishCollect(generation);
   }
 

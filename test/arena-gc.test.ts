@@ -201,7 +201,10 @@ describe('arena collection', () => {
     const { generation } = await arena.collect([['x', old[0]!], ['y', old[1]!]]);
     const release = files.hold();
     const reading = arena.read(old[1]!);
-    while (files.waiting === 0) await ticks(1);
+    for (let i = 0; files.waiting === 0; i++) {
+      assert.ok(i < 1000, 'the read reaches the file');
+      await ticks(1);
+    }
     let finished = false;
     const finishing = arena.finishCollect(generation).then(() => (finished = true));
     await ticks(20);

@@ -186,6 +186,15 @@ export class Wal {
   }
 
   /**
+   * Starts a new segment after everything appended so far (FORMAT.md, "Rotation"), so that a
+   * following removeBefore() can delete a segment a checkpoint has put entirely behind it.
+   */
+  rotate(): Promise<void> {
+    if (this.closed) return Promise.reject(new WalError('CLOSED', 'the WAL is closed'));
+    return this.writer.rotateSegment();
+  }
+
+  /**
    * Deletes, oldest first, the segments all of whose records have lsn < `lsn` (never the active
    * one), each removal made durable before the next so a crash leaves a contiguous log. Resolves
    * with the number of segments removed.

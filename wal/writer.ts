@@ -52,6 +52,7 @@ const KEEP_SCRATCH = 16 << 20;
 export class WalWriter {
   private queue: PendingAppend[] = [];
   private syncWaiters: SyncWaiter[] = [];
+  private rotateWaiters: SyncWaiter[] = [];
   private scheduled = false;
   private running = false;
   private closed = false;
@@ -100,6 +101,33 @@ export class WalWriter {
     if (this.closed) return Promise.reject(new WalError('CLOSED', 'the WAL is closed'));
     const deferred = this.takeDeferredError();
     return deferred === undefined ? this.requestSync() : Promise.reject(deferred);
+  }
+
+  /**
+   * Starts a new segment once everything appended before the call is written, so that
+   * removeBefore() can drop the old one: a checkpoint's way to give back a segment that is all
+   * behind it. Nothing happens when the active segment is empty.
+   */
+  rotateSegment(): Promise<void> {
+    if (this.closed) return Promise.reject(new WalError('CLOSED', 'the WAL is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.rotateWaiters.push({ resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private async rotateOnRequest(): Promise<void> {
+    const waiters = this.rotateWaiters;
+    this.rotateWaiters = [];
+    try {
+      await this.repair();
+      if (this.active.bytes > 0) await this.rotate();
+    } catch (e) {
+      const error = ioError('rotate', e, this.active.path);
+      for (const w of waiters) w.reject(error);
+      return;
+    }
+    for (const w of waiters) w.resolve();
   }
 
   close(): Promise<void> {
@@ -154,7 +182,11 @@ export class WalWriter {
   private async run(): Promise<void> {
     this.scheduled = false;
     this.running = true;
-    while (this.queue.length > 0 || this.syncWaiters.length > 0 || this.syncDue) {
+    while (this.queue.length > 0 || this.syncWaiters.length > 0 || this.syncDue || this.rotateWaiters.length > 0) {
+      if (this.queue.length === 0 && this.syncWaiters.length === 0 && !this.syncDue) {
+        await this.rotateOnRequest();
+        continue;
+      }
       const group = this.queue;
       this.queue = [];
       const waiters = this.syncWaiters;

@@ -105,15 +105,25 @@ const DEFAULTS = {
   maxUnsyncedBytes: 8 << 20,
 } as const;
 
-/** Queued frames are written in pieces of at most this many bytes (one buffer copy each). */
-const WRITE_CHUNK = 1 << 20;
+/**
+ * append() encodes frames into buffers of this size (a larger frame gets one of its own), which
+ * are then written as they are: one allocation and one write call per thousands of small blobs.
+ */
+const CHUNK_BYTES = 1 << 20;
 
 /** Collection copies through a buffer of this size: one write per few thousand small blobs. */
 const COPY_BUFFER = 4 << 20;
 
-interface PendingFrame {
-  readonly offset: number;
-  readonly bytes: Uint8Array;
+/** Consecutive frames of a segment not yet known durable, as they will sit in the file from `start`. */
+interface Chunk {
+  readonly start: number;
+  readonly buf: Uint8Array;
+  /** Bytes holding frames. */
+  used: number;
+  /** Bytes written to the file. */
+  written: number;
+  /** Bytes covered by a successful fsync. */
+  synced: number;
 }
 
 interface Waiter {
@@ -127,14 +137,10 @@ class Segment {
   end = 0;
   /** Undefined until the file is created (a new segment is created by the writer, not by append). */
   handle: FileHandle | undefined;
-  /** Frames not yet fsynced, in offset order: [0, written) are written, the rest queued. */
-  pending: PendingFrame[] = [];
-  readonly byOffset = new Map<number, PendingFrame>();
-  written = 0;
-  writtenBytes = 0;
+  /** Frames not yet fsynced, in offset order (plus the chunk appends are filling). */
+  chunks: Chunk[] = [];
 
   constructor(
-    readonly generation: number,
     readonly number: number,
     readonly path: string,
   ) {}
@@ -176,7 +182,10 @@ export class BlobArena {
   private current: Generation;
   /** The generation collect() built, until finishCollect() or abortCollect(). */
   private collected: Generation | undefined;
-  /** Appends wait for no one: while a collection is under way they are refused instead. */
+  /**
+   * A collection is copying ('collecting') or waits for finishCollect/abortCollect ('collected').
+   * append() refuses meanwhile: a blob appended to the old generation then would be deleted with it.
+   */
   private gc: 'collecting' | 'collected' | undefined;
   /** The collection step in flight (collect, or the deletions of finish/abort), for close() to wait on. */
   private gcTask: Promise<unknown> | undefined;
@@ -224,7 +233,7 @@ export class BlobArena {
       }
       const mine = found.filter((f) => f.generation === o.generation).sort((a, b) => a.segment - b.segment);
       for (const [i, f] of mine.entries()) {
-        const segment = new Segment(f.generation, f.segment, f.path);
+        const segment = new Segment(f.segment, f.path);
         generation.add(segment);
         const active = i === mine.length - 1;
         segment.handle = await o.files.open(f.path, active && !o.readOnly ? 'readwrite' : 'read');
@@ -266,14 +275,18 @@ export class BlobArena {
     let segment = generation.last;
     if (segment === undefined || this.startNewSegment || (segment.end > 0 && segment.end + size > this.options.segmentBytes)) {
       const number = (segment?.number ?? 0) + 1;
-      segment = new Segment(generation.number, number, arenaSegmentPath(this.options.dir, generation.number, number));
+      segment = new Segment(number, arenaSegmentPath(this.options.dir, generation.number, number));
       generation.add(segment);
       this.startNewSegment = false;
     }
     const offset = segment.end;
-    const pending = { offset, bytes: frame({ generation: generation.number, segment: segment.number, offset }, payload) };
-    segment.pending.push(pending);
-    segment.byOffset.set(offset, pending);
+    let chunk = segment.chunks[segment.chunks.length - 1];
+    if (chunk === undefined || chunk.used + size > chunk.buf.length) {
+      chunk = { start: offset, buf: new Uint8Array(Math.max(Math.min(CHUNK_BYTES, this.options.segmentBytes), size)), used: 0, written: 0, synced: 0 };
+      segment.chunks.push(chunk);
+    }
+    encodeFrame(chunk.buf, chunk.used, { generation: generation.number, segment: segment.number, offset }, payload);
+    chunk.used += size;
     segment.end += size;
     this.liveBytes += size;
     this.schedule();
@@ -403,7 +416,8 @@ export class BlobArena {
         }
         expected = segment.number + 1;
         // Frames appended after the sync above may be half written right now: look only at what it covered.
-        const end = segment.pending[0]?.offset ?? segment.end;
+        const unsynced = segment.chunks.find((c) => c.synced < c.used);
+        const end = unsynced === undefined ? segment.end : unsynced.start + unsynced.synced;
         const handle = segment.handle;
         if (handle === undefined) continue;
         let scan: SegmentScan;
@@ -469,10 +483,16 @@ export class BlobArena {
     const path = segment?.path ?? arenaSegmentPath(this.options.dir, generation.number, number);
     if (segment === undefined) throw corruption(path, offset, 'no such segment');
     if (offset + frameSize(length) > segment.end) throw corruption(path, offset, `reference runs past the end of the segment (${segment.end} bytes)`);
-    const pending = segment.byOffset.get(offset);
-    if (pending !== undefined) {
-      if (pending.bytes.length !== frameSize(length)) throw corruption(path, offset, 'reference length differs from the frame');
-      return pending.bytes.slice(HEADER_SIZE);
+    const address = { generation: generation.number, segment: number, offset };
+    for (let i = segment.chunks.length - 1; i >= 0; i--) {
+      const chunk = segment.chunks[i]!;
+      if (offset < chunk.start) continue;
+      if (offset >= chunk.start + chunk.used) break;
+      // Durable frames are read from the file like any other, so damage there is seen at once.
+      if (offset < chunk.start + chunk.synced) break;
+      const at = offset - chunk.start;
+      // A copy: the chunk is still to be written, and the caller may change what it gets.
+      return payloadOf(chunk.buf.subarray(at, Math.min(chunk.used, at + frameSize(length))), address, length, path).slice();
     }
     if (segment.handle === undefined) throw corruption(path, offset, 'no frame starts here');
     const bytes = new Uint8Array(frameSize(length));
@@ -482,7 +502,7 @@ export class BlobArena {
     } catch (e) {
       throw ioError('read', e, path);
     }
-    return payloadOf(bytes.subarray(0, got), { generation: generation.number, segment: number, offset }, length, path);
+    return payloadOf(bytes.subarray(0, got), address, length, path);
   }
 
   private checkWritable(what: string): void {
@@ -529,33 +549,28 @@ export class BlobArena {
   }
 
   private hasQueued(): boolean {
-    for (const s of this.current.segments) if (s.written < s.pending.length) return true;
+    for (const s of this.current.segments) for (const c of s.chunks) if (c.written < c.used) return true;
     return false;
   }
 
   private async writeQueued(): Promise<void> {
     const generation = this.current;
     for (const segment of generation.segments) {
-      if (segment.written === segment.pending.length) continue;
-      if (segment.handle === undefined) await this.createSegment(generation, segment);
-      const handle = segment.handle!;
-      while (segment.written < segment.pending.length) {
-        const first = segment.pending[segment.written]!;
-        let count = 1;
-        let bytes = first.bytes.length;
-        for (let next = segment.pending[segment.written + count]; next !== undefined && bytes + next.bytes.length <= WRITE_CHUNK; next = segment.pending[segment.written + count]) {
-          bytes += next.bytes.length;
-          count++;
+      // By index: appends during a write may add chunks, which this pass then writes too.
+      for (let i = 0; i < segment.chunks.length; i++) {
+        const chunk = segment.chunks[i]!;
+        while (chunk.written < chunk.used) {
+          if (segment.handle === undefined) await this.createSegment(generation, segment);
+          const from = chunk.written;
+          const to = chunk.used;
+          try {
+            await segment.handle!.write(chunk.buf.subarray(from, to), chunk.start + from);
+          } catch (e) {
+            throw ioError('write', e, segment.path);
+          }
+          chunk.written = to;
+          this.unsyncedBytes += to - from;
         }
-        const buffer = count === 1 ? first.bytes : concat(segment.pending, segment.written, count, bytes);
-        try {
-          await handle.write(buffer, first.offset);
-        } catch (e) {
-          throw ioError('write', e, segment.path);
-        }
-        segment.written += count;
-        segment.writtenBytes += bytes;
-        this.unsyncedBytes += bytes;
       }
     }
   }
@@ -583,25 +598,28 @@ export class BlobArena {
   }
 
   private async syncSegment(segment: Segment): Promise<void> {
-    const count = segment.written;
-    if (count === 0) return;
-    const bytes = segment.writtenBytes;
+    if (!segment.chunks.some((c) => c.written > c.synced)) return;
+    const marks = segment.chunks.map((c) => c.written);
     try {
       await segment.handle!.sync();
     } catch (e) {
       // After a failed fsync the kernel may have dropped the dirty pages and a retry may succeed
       // without writing them (PostgreSQL's "fsyncgate"): every frame since the last good fsync is
       // written again before the next one.
-      segment.written = 0;
-      segment.writtenBytes = 0;
-      this.unsyncedBytes -= bytes;
+      for (const c of segment.chunks) {
+        this.unsyncedBytes -= c.written - c.synced;
+        c.written = c.synced;
+      }
       throw ioError('fsync', e, segment.path);
     }
-    for (let i = 0; i < count; i++) segment.byOffset.delete(segment.pending[i]!.offset);
-    segment.pending.splice(0, count);
-    segment.written = 0;
-    segment.writtenBytes = 0;
-    this.unsyncedBytes -= bytes;
+    for (const [i, mark] of marks.entries()) {
+      const c = segment.chunks[i]!;
+      this.unsyncedBytes -= mark - c.synced;
+      c.synced = mark;
+    }
+    const filling = segment.chunks[segment.chunks.length - 1];
+    // Durable chunks go (reads then come from the file), except the one appends are still filling.
+    segment.chunks = segment.chunks.filter((c) => c.synced < c.used || (c === filling && c.used < c.buf.length));
   }
 
   private async syncArenaDir(): Promise<void> {
@@ -619,32 +637,40 @@ export class BlobArena {
     try {
       await this.requestSync();
       await removeGeneration(this.options.files, this.options.dir, to.number);
-      const unique = new Map<string, BlobRef>();
-      for (const [, ref] of entries) unique.set(refKey(ref), ref);
-      // In file order: the old segments are read front to back through one window each.
-      const order = [...unique.values()].sort((a, b) => a[1] - b[1] || a[2] - b[2]);
-      const moved = new Map<string, BlobRef>();
+      // In file order: the old segments are read front to back through one window each, and a
+      // blob under several keys comes up once in a row.
+      const order = entries.map((_, i) => i).sort((a, b) => compareRefs(entries[a]![1], entries[b]![1]));
+      const refs = new Map<string, BlobRef>();
       const writer = new GenerationWriter(this.options, to);
       let window: { segment: Segment; window: SegmentWindow } | undefined;
-      for (const ref of order) {
+      let previous: { ref: BlobRef; moved: BlobRef } | undefined;
+      for (const i of order) {
+        const [key, ref] = entries[i]!;
+        if (previous !== undefined && compareRefs(previous.ref, ref) === 0) {
+          refs.set(key, previous.moved);
+          continue;
+        }
         const [g, s, offset, length] = ref;
+        const size = frameSize(length);
         const segment = g === from.number ? from.byNumber.get(s) : undefined;
         const path = segment?.path ?? arenaSegmentPath(this.options.dir, g, s);
         if (segment?.handle === undefined) throw corruption(path, offset, g === from.number ? 'no such segment' : `generation ${g} is not the current generation ${from.number}`);
-        if (offset + frameSize(length) > segment.end) throw corruption(path, offset, `reference runs past the end of the segment (${segment.end} bytes)`);
+        if (offset + size > segment.end) throw corruption(path, offset, `reference runs past the end of the segment (${segment.end} bytes)`);
         if (window?.segment !== segment) window = { segment, window: new SegmentWindow(segment.handle, segment.end) };
         let bytes: Uint8Array;
         try {
-          bytes = await window.window.get(offset, frameSize(length));
+          // Awaiting only when the window moves: an await per blob would cost more than the copy.
+          bytes = window.window.peek(offset, size) ?? (await window.window.get(offset, size));
         } catch (e) {
           throw ioError('read', e, path);
         }
         const payload = payloadOf(bytes, { generation: g, segment: s, offset }, length, path);
-        moved.set(refKey(ref), await writer.add(payload));
+        if (!writer.fits(size)) await writer.prepare(size);
+        const moved = writer.fits(size) ? writer.put(payload) : await writer.putLarge(payload);
+        refs.set(key, moved);
+        previous = { ref, moved };
       }
       await writer.finish();
-      const refs = new Map<string, BlobRef>();
-      for (const [key, ref] of entries) refs.set(key, moved.get(refKey(ref))!);
       this.collected = to;
       return { generation: to.number, refs };
     } catch (e) {
@@ -706,20 +732,38 @@ class GenerationWriter {
     private readonly generation: Generation,
   ) {}
 
-  async add(payload: Uint8Array): Promise<BlobRef> {
-    const size = frameSize(payload.length);
-    let segment = this.segment;
-    if (segment === undefined || (segment.end > 0 && segment.end + size > this.options.segmentBytes)) segment = await this.rotate();
+  /** Whether a frame of `size` bytes can be placed without I/O (no new segment, room in the buffer). */
+  fits(size: number): boolean {
+    const segment = this.segment;
+    if (segment === undefined || (segment.end > 0 && segment.end + size > this.options.segmentBytes)) return false;
+    return this.used + size <= this.buffer.length;
+  }
+
+  /** Starts a new segment or flushes the buffer, as a frame of `size` bytes needs. */
+  async prepare(size: number): Promise<void> {
+    const segment = this.segment;
+    if (segment === undefined || (segment.end > 0 && segment.end + size > this.options.segmentBytes)) await this.rotate();
+    else if (this.used + size > this.buffer.length) await this.flush(segment);
+  }
+
+  /** Places a frame in the buffer; only when fits(). */
+  put(payload: Uint8Array): BlobRef {
+    const segment = this.segment!;
     const offset = segment.end;
-    const address = { generation: this.generation.number, segment: segment.number, offset };
-    if (this.used + size > this.buffer.length) await this.flush(segment);
-    if (size > this.buffer.length) {
-      await this.write(segment, frame(address, payload), offset);
-      this.bufferAt = offset + size;
-    } else {
-      encodeFrame(this.buffer, this.used, address, payload);
-      this.used += size;
-    }
+    encodeFrame(this.buffer, this.used, { generation: this.generation.number, segment: segment.number, offset }, payload);
+    this.used += frameSize(payload.length);
+    segment.end += frameSize(payload.length);
+    return [this.generation.number, segment.number, offset, payload.length];
+  }
+
+  /** Writes a frame larger than the buffer on its own; after prepare(). */
+  async putLarge(payload: Uint8Array): Promise<BlobRef> {
+    const segment = this.segment!;
+    await this.flush(segment);
+    const offset = segment.end;
+    const size = frameSize(payload.length);
+    await this.write(segment, frame({ generation: this.generation.number, segment: segment.number, offset }, payload), offset);
+    this.bufferAt = offset + size;
     segment.end += size;
     return [this.generation.number, segment.number, offset, payload.length];
   }
@@ -737,7 +781,7 @@ class GenerationWriter {
   private async rotate(): Promise<Segment> {
     if (this.segment !== undefined) await this.seal(this.segment);
     const number = (this.segment?.number ?? 0) + 1;
-    const segment = new Segment(this.generation.number, number, arenaSegmentPath(this.options.dir, this.generation.number, number));
+    const segment = new Segment(number, arenaSegmentPath(this.options.dir, this.generation.number, number));
     this.generation.add(segment);
     try {
       segment.handle = await this.options.files.open(segment.path, 'create');
@@ -835,26 +879,16 @@ async function closeHandles(generation: Generation): Promise<void> {
 
 /** The payload of the frame in `bytes` (what a read got at the frame's offset), or CORRUPTION. */
 function payloadOf(bytes: Uint8Array, address: { generation: number; segment: number; offset: number }, length: number, path: string): Uint8Array {
-  if (bytes.length < frameSize(length)) throw corruption(path, address.offset, 'reference runs past the end of the file');
+  if (bytes.length < frameSize(length)) throw corruption(path, address.offset, 'reference runs past the bytes written');
   if (frameLength(bytes) !== length) throw corruption(path, address.offset, `frame holds ${frameLength(bytes)} bytes, the reference says ${length}`);
   const check = checkFrame(bytes, address);
   if (!check.ok) throw corruption(path, address.offset, check.damage);
   return bytes.subarray(HEADER_SIZE, HEADER_SIZE + length);
 }
 
-function concat(frames: PendingFrame[], from: number, count: number, bytes: number): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let at = 0;
-  for (let i = from; i < from + count; i++) {
-    const f = frames[i]!.bytes;
-    out.set(f, at);
-    at += f.length;
-  }
-  return out;
-}
-
-function refKey(ref: BlobRef): string {
-  return `${ref[0]}:${ref[1]}:${ref[2]}:${ref[3]}`;
+/** File order; equal for the same blob. */
+function compareRefs(a: BlobRef, b: BlobRef): number {
+  return a[1] - b[1] || a[2] - b[2] || a[3] - b[3] || a[0] - b[0];
 }
 
 function checkRef(ref: unknown): asserts ref is BlobRef {

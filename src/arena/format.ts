@@ -36,17 +36,17 @@ export function frameSize(payloadLength: number): number {
 
 const addressScratch = new Uint8Array(16);
 
-function addressCrc(address: FrameAddress): number {
-  writeU32(addressScratch, 0, address.generation);
-  writeU32(addressScratch, 4, address.segment);
-  writeU32(addressScratch, 8, address.offset >>> 0);
-  writeU32(addressScratch, 12, Math.floor(address.offset / 0x1_0000_0000));
-  return crc32c(addressScratch);
+/** The masked checksum of the frame at `buf[at]` whose payload ends at `buf[end]`, for the given place. */
+function checksumAt(buf: Uint8Array, at: number, end: number, generation: number, segment: number, offset: number): number {
+  writeU32(addressScratch, 0, generation);
+  writeU32(addressScratch, 4, segment);
+  writeU32(addressScratch, 8, offset >>> 0);
+  writeU32(addressScratch, 12, Math.floor(offset / 0x1_0000_0000));
+  return maskCrc(crc32c(buf, at + 4, end, crc32c(addressScratch)));
 }
 
-/** The masked checksum of the frame whose length field starts at `lengthAt` in `buf` and whose payload ends at `end`. */
-function frameChecksum(buf: Uint8Array, lengthAt: number, end: number, address: FrameAddress): number {
-  return maskCrc(crc32c(buf, lengthAt, end, addressCrc(address)));
+function frameChecksum(buf: Uint8Array, at: number, end: number, address: FrameAddress): number {
+  return checksumAt(buf, at, end, address.generation, address.segment, address.offset);
 }
 
 /** Writes one frame for `payload` into `out` at `at`, for the place `address`; returns the end index in `out`. */
@@ -54,7 +54,7 @@ export function encodeFrame(out: Uint8Array, at: number, address: FrameAddress, 
   const end = at + HEADER_SIZE + payload.length;
   writeU32(out, at + 4, payload.length);
   out.set(payload, at + HEADER_SIZE);
-  writeU32(out, at, frameChecksum(out, at + 4, end, address));
+  writeU32(out, at, frameChecksum(out, at, end, address));
   return end;
 }
 
@@ -79,7 +79,7 @@ export function checkFrame(bytes: Uint8Array, address: FrameAddress): FrameCheck
   const length = readU32(bytes, 4);
   const end = HEADER_SIZE + length;
   if (end > bytes.length) return { ok: false, damage: 'truncated frame' };
-  if (readU32(bytes, 0) !== frameChecksum(bytes, 4, end, address)) return { ok: false, damage: 'bad checksum' };
+  if (readU32(bytes, 0) !== frameChecksum(bytes, 0, end, address)) return { ok: false, damage: 'bad checksum' };
   return { ok: true, length };
 }
 
@@ -115,6 +115,12 @@ export class SegmentWindow {
     this.buf = buf.subarray(0, got);
     this.start = offset;
     return this.buf.subarray(0, Math.min(got, end - offset));
+  }
+
+  /** Every byte the window holds from `offset` on: at least `min` of them unless the file ends sooner. */
+  async from(offset: number, min: number): Promise<Uint8Array> {
+    if (this.peek(offset, min) === undefined) await this.get(offset, min);
+    return this.buf.subarray(offset - this.start);
   }
 
   /** Like get, without waiting: undefined when the bytes are not in the window. */
@@ -198,15 +204,29 @@ export async function scanSegment(window: SegmentWindow, generation: number, seg
   return scan;
 }
 
-/** The first offset at or after `from` where a valid frame starts, or undefined. */
+/**
+ * The first offset at or after `from` where a valid frame starts, or undefined. Every byte offset
+ * is a candidate, so the loop runs over the window's bytes without allocating or awaiting; after
+ * a power cut this may cross megabytes of zeros.
+ */
 export async function findFrame(window: SegmentWindow, generation: number, segment: number, from: number): Promise<number | undefined> {
-  for (let offset = from; offset + HEADER_SIZE <= window.size; offset++) {
-    const header = window.peek(offset, HEADER_SIZE) ?? (await window.get(offset, HEADER_SIZE));
-    if (header.length < HEADER_SIZE) break;
-    // Most offsets fail here without computing a checksum: a random length runs past the end.
-    if (offset + HEADER_SIZE + readU32(header, 4) > window.size) continue;
-    const address = { generation, segment, offset };
-    if ((checkFrameCached(window, address) ?? (await checkFrameAt(window, address))).ok) return offset;
+  let offset = from;
+  while (offset + HEADER_SIZE <= window.size) {
+    const bytes = await window.from(offset, HEADER_SIZE);
+    if (bytes.length < HEADER_SIZE) break;
+    const last = bytes.length - HEADER_SIZE;
+    for (let i = 0; i <= last; i++) {
+      const at = offset + i;
+      const end = i + HEADER_SIZE + readU32(bytes, i + 4);
+      // Most offsets fail here without computing a checksum: a random length runs past the end.
+      if (offset + end > window.size) continue;
+      const valid =
+        end <= bytes.length
+          ? readU32(bytes, i) === checksumAt(bytes, i, end, generation, segment, at)
+          : (await checkFrameAt(window, { generation, segment, offset: at })).ok;
+      if (valid) return at;
+    }
+    offset += last + 1;
   }
   return undefined;
 }

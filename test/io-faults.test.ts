@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FaultFileLayer } from '../wal/fault-layer.js';
+import { MemStore, isMemstoreError } from '../src/index.js';
+import { clustered, tempDir } from './helpers.js';
+
+const DIM = 16;
+const v = clustered(20, DIM, 5);
+const rec = (i: number) => ({ id: `r${i}`, vector: v[i]!, text: `text ${i}` });
+
+for (const [what, inject] of [
+  ['ENOSPC on a log write', (d: FaultFileLayer) => d.failNextWrites(1, 'ENOSPC')],
+  ['EIO on a log fsync', (d: FaultFileLayer) => d.failNextSyncs(1, 'EIO')],
+] as const) {
+  test(`${what}: the add rejects with IO and its cause, the store stays usable, nothing half-applied`, async () => {
+    const dir = tempDir();
+    const disk = new FaultFileLayer({ seed: 3 });
+    const store = await MemStore.open(dir, { dim: DIM, files: disk, cache: false });
+    // No text: nothing is left for the arena to write in the background, so the next write is the log's.
+    await store.add([{ id: 'r0', vector: v[0]! }]);
+    inject(disk);
+    let caught: unknown;
+    await store.add([rec(1), rec(2)]).catch((e: unknown) => (caught = e));
+    assert.ok(isMemstoreError(caught, 'IO'), `rejected with ${String(caught)}`);
+    assert.ok(['ENOSPC', 'EIO'].includes(((caught as Error).cause as { cause?: { code?: string } })?.cause?.code ?? ''), 'the system error is kept as the cause');
+    assert.equal(store.stats().count, 1);
+    assert.equal(await store.get('r1'), undefined);
+
+    await store.add([rec(3)]);
+    assert.equal((await store.get('r3'))?.text, 'text 3');
+    assert.equal((await store.search(v[3]!, { k: 1 }))[0]?.id, 'r3');
+    await store.close();
+
+    const again = await MemStore.open(dir, { files: disk, cache: false });
+    assert.equal(again.stats().count, 2);
+    assert.equal(await again.get('r1'), undefined);
+    assert.equal(await again.get('r2'), undefined);
+    assert.equal((await again.get('r3'))?.text, 'text 3');
+    await again.close();
+  });
+}
+
+test('a failing checkpoint keeps every write readable and is retried at close', async () => {
+  const dir = tempDir();
+  const disk = new FaultFileLayer({ seed: 4 });
+  const store = await MemStore.open(dir, { dim: DIM, files: disk, cache: false, checkpointBytes: 1 });
+  disk.failNextSyncs(3, 'EIO');
+  const warnings: unknown[] = [];
+  const onWarning = (w: unknown) => warnings.push(w);
+  process.on('warning', onWarning);
+  try {
+    for (let i = 0; i < 10; i++) await store.add([rec(i)]).catch(() => undefined);
+    for (let i = 0; i < 10; i++) {
+      const r = await store.get(`r${i}`);
+      if (r !== undefined) assert.equal(r.text, `text ${i}`);
+    }
+    const count = store.stats().count;
+    await store.close();
+    const again = await MemStore.open(dir, { files: disk, cache: false });
+    assert.equal(again.stats().count, count);
+    await again.close();
+  } finally {
+    process.off('warning', onWarning);
+  }
+});

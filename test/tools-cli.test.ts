@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { MemStore } from '../src/index.js';
+import { clustered, tempDir } from './helpers.js';
+
+const run = promisify(execFile);
+const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const DIM = 16;
+const v = clustered(40, DIM, 12);
+
+async function makeStore(): Promise<string> {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: DIM, cache: false });
+  for (let i = 0; i < 40; i++) await store.add([{ id: `r${i}`, vector: v[i]!, text: `the text of record ${i}`, meta: { i } }]);
+  await store.close();
+  return dir;
+}
+
+async function cliResult(args: string[]): Promise<{ code: number; stdout: string }> {
+  try {
+    const { stdout } = await run(process.execPath, [cli, ...args]);
+    return { code: 0, stdout };
+  } catch (e) {
+    const err = e as { code: number; stdout: string };
+    return { code: err.code, stdout: err.stdout };
+  }
+}
+
+test('memstore verify exits 0 on a sound store and 1 naming file and offset on a damaged one', async () => {
+  const dir = await makeStore();
+  const ok = await cliResult(['verify', dir]);
+  assert.equal(ok.code, 0);
+  assert.match(ok.stdout, /^ok$/m);
+
+  const arena = join(dir, 'arena', readdirSync(join(dir, 'arena'))[0]!);
+  const bytes = readFileSync(arena);
+  const at = bytes.indexOf(Buffer.from('record 17'));
+  assert.ok(at > 0);
+  bytes[at]! ^= 0x04;
+  writeFileSync(arena, bytes);
+  const bad = await cliResult(['verify', dir]);
+  assert.equal(bad.code, 1);
+  assert.ok(bad.stdout.includes(`CORRUPTION ${arena}`), bad.stdout);
+  assert.match(bad.stdout, /CORRUPTION \S+ at \d+/);
+});
+
+test('memstore verify and inspect refuse a store another process has open (LOCKED, exit 2)', async () => {
+  const dir = await makeStore();
+  const store = await MemStore.open(dir);
+  try {
+    for (const cmd of ['verify', 'inspect']) {
+      const r = await cliResult([cmd, dir]);
+      assert.equal(r.code, 2, cmd);
+    }
+  } finally {
+    await store.close();
+  }
+  const inspected = JSON.parse((await cliResult(['inspect', dir])).stdout) as { config: { dim: number }; checkpoint: { lsn: number }; problems: unknown[] };
+  assert.equal(inspected.config.dim, DIM);
+  assert.equal(inspected.checkpoint.lsn, 40);
+  assert.deepEqual(inspected.problems, []);
+});
+
+test('compaction makes disk use track live data: half deleted and compacted is within 1.3x of a store of that half', async () => {
+  const N = 2000;
+  const DIMS = 64;
+  const vecs = clustered(N, DIMS, 13);
+  const text = (i: number) => `record ${i}: ${'lorem ipsum dolor sit amet '.repeat(16)}`;
+  const diskBytes = (s: MemStore) => s.stats().diskBytesPerVector * s.stats().count;
+
+  const full = tempDir();
+  const a = await MemStore.open(full, { dim: DIMS, durability: 'none', cache: false });
+  for (let at = 0; at < N; at += 200) await a.add(vecs.slice(at, at + 200).map((vector, j) => ({ id: `r${at + j}`, vector, text: text(at + j) })));
+  await a.delete(Array.from({ length: N / 2 }, (_, i) => `r${2 * i}`));
+  await a.close();
+  const compacted = await cliResult(['compact', full]);
+  assert.equal(compacted.code, 0);
+  const after = await MemStore.open(full, { cache: false });
+  const compactedBytes = diskBytes(after);
+  assert.equal(after.stats().count, N / 2);
+  assert.equal((await after.get('r3'))?.text, text(3));
+  await after.close();
+
+  const half = tempDir();
+  const b = await MemStore.open(half, { dim: DIMS, durability: 'none', cache: false });
+  for (let at = 1; at < N; at += 400) {
+    await b.add(Array.from({ length: 200 }, (_, j) => at + 2 * j).filter((i) => i < N).map((i) => ({ id: `r${i}`, vector: vecs[i]!, text: text(i) })));
+  }
+  assert.equal(b.stats().count, N / 2);
+  await b.close();
+  const reopened = await MemStore.open(half, { cache: false });
+  const halfBytes = diskBytes(reopened);
+  await reopened.close();
+  assert.ok(compactedBytes <= 1.3 * halfBytes, `compacted ${compactedBytes} B vs ${halfBytes} B for a store of the live half`);
+});
