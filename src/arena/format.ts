@@ -217,9 +217,12 @@ export async function findFrame(window: SegmentWindow, generation: number, segme
     const last = bytes.length - HEADER_SIZE;
     for (let i = 0; i <= last; i++) {
       const at = offset + i;
-      const end = i + HEADER_SIZE + readU32(bytes, i + 4);
-      // Most offsets fail here without computing a checksum: a random length runs past the end.
-      if (offset + end > window.size) continue;
+      const length = readU32(bytes, i + 4);
+      const end = i + HEADER_SIZE + length;
+      // Most offsets fail here without computing a checksum: a random length runs past the end,
+      // and eight zero bytes are zero fill (an empty frame whose masked checksum is 0, one in 2^32,
+      // is thereby missed only by this search, and is cut with the tail it follows).
+      if (offset + end > window.size || (length === 0 && readU32(bytes, i) === 0)) continue;
       const valid =
         end <= bytes.length
           ? readU32(bytes, i) === checksumAt(bytes, i, end, generation, segment, at)

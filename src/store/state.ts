@@ -115,12 +115,16 @@ function corruption(dir: string, key: string, what: string, cause?: unknown): Me
   return new MemstoreError('CORRUPTION', `${FILES.state} in ${dir}: ${what} (key ${key})`, { file: statePath(dir), offset: key, cause });
 }
 
-function openEnv(dir: string): RootDatabase {
+/**
+ * 16 KiB pages: a 512-d float32 vector (2 KiB and its seal) fits inline, seven to a page, where 4 KiB
+ * pages would give each its own overflow page and double the file.
+ */
+function openEnv(dir: string, path = statePath(dir)): RootDatabase {
   try {
     // Checkpoints are the only writers and each awaits its flush, so LMDB's own durability is all on.
-    return open({ path: statePath(dir), maxDbs: 8, compression: false });
+    return open({ path, maxDbs: 8, compression: false, pageSize: 16384 });
   } catch (e) {
-    throw new MemstoreError('IO', `cannot open ${statePath(dir)}`, { cause: e });
+    throw new MemstoreError('IO', `cannot open ${path}`, { cause: e });
   }
 }
 
@@ -338,16 +342,42 @@ export class StateStore {
   }
 
   /**
-   * Rewrites the environment without its free pages (LMDB never shrinks its file by itself): a
-   * compacting copy, then an atomic rename over the old file, fsynced, then reopened.
+   * Rewrites the environment densely: every sub-database is copied in key order into a fresh
+   * environment with LMDB's append mode, which fills each page (LMDB never shrinks its file, and
+   * after deletions it keeps half-empty pages, which even its compacting copy preserves). The copy is
+   * fsynced and renamed over the old file, and the directory fsynced, so a crash leaves one or the
+   * other, each complete.
    */
   async compactFile(): Promise<void> {
     const path = statePath(this.dir);
     const tmp = `${path}.compact`;
     rmSync(tmp, { force: true });
+    rmSync(`${tmp}-lock`, { force: true });
     let closed = false;
     try {
-      await this.root.backup(tmp, true);
+      const fresh = openEnv(this.dir, tmp);
+      try {
+        for (const name of ['config', 'full', 'codes', 'docs']) {
+          const from = this.root.openDB<Buffer, string>({ name, encoding: 'binary' });
+          const to = fresh.openDB<Buffer, string>({ name, encoding: 'binary' });
+          let batch: [string, Buffer][] = [];
+          const flush = () => {
+            const entries = batch;
+            batch = [];
+            fresh.transactionSync(() => {
+              for (const [key, value] of entries) to.putSync(key, value, { append: true });
+            });
+          };
+          for (const { key, value } of from.getRange()) {
+            batch.push([key, Buffer.from(value)]);
+            if (batch.length >= 1024) flush();
+          }
+          flush();
+        }
+        await fresh.flushed;
+      } finally {
+        await fresh.close();
+      }
       await this.root.close();
       closed = true;
       renameSync(tmp, path);
@@ -356,6 +386,7 @@ export class StateStore {
       throw new MemstoreError('IO', `compacting ${path} failed`, { cause: e });
     } finally {
       rmSync(tmp, { force: true });
+      rmSync(`${tmp}-lock`, { force: true });
       if (closed) this.attach(openEnv(this.dir));
     }
   }
