@@ -120,7 +120,7 @@ async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, 
   const rows: StudyRow[] = [];
   try {
     const started = performance.now();
-    const store = await MemStore.open(dir, {
+    const built = await MemStore.open(dir, {
       dim: data.dim,
       metric,
       codec: config.codec,
@@ -128,11 +128,14 @@ async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, 
       cache: false,
       ...(config.pca === undefined ? {} : { pca: config.pca, trainSize: Math.min(trainSize, data.docs.length) }),
     });
+    for (let at = 0; at < data.docs.length; at += 1000) {
+      await built.add(data.docs.slice(at, at + 1000).map((vector, j) => ({ id: String(at + j), vector })));
+    }
+    // Closing checkpoints: the figures are those of the store at rest, as a user reopens it.
+    await built.close();
+    const buildMs = performance.now() - started;
+    const store = await MemStore.open(dir, { cache: false });
     try {
-      for (let at = 0; at < data.docs.length; at += 1000) {
-        await store.add(data.docs.slice(at, at + 1000).map((vector, j) => ({ id: String(at + j), vector })));
-      }
-      const buildMs = performance.now() - started;
       const stats = store.stats();
       for (const rescore of [false, true]) {
         progress(`${tag} querying ${label} rescore=${rescore ? 'on' : 'off'}`);

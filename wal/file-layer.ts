@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 
 /**
@@ -39,6 +39,12 @@ export type OpenMode = 'read' | 'readwrite' | 'create';
 export interface FileHandle {
   /** Reads up to `buffer.length` bytes at `position`; resolves to the count (short only at end of file). */
   read(buffer: Uint8Array, position: number): Promise<number>;
+  /**
+   * The same read, synchronously, where the layer can. Small reads of cached pages cost a few
+   * microseconds this way against tens through the thread pool; a cold read blocks the event loop
+   * for one disk access, as a page fault on a memory map would.
+   */
+  readSync?(buffer: Uint8Array, position: number): number;
   /** Writes all of `data` at `position`, or rejects (some prefix may have been written). */
   write(data: Uint8Array, position: number): Promise<void>;
   /** fsync: the file's bytes and size as of now survive power loss once this resolves. */
@@ -61,6 +67,16 @@ class NodeFileHandle implements FileHandle {
     let done = 0;
     while (done < buffer.length) {
       const { bytesRead } = await this.handle.read(buffer, done, buffer.length - done, position + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  }
+
+  readSync(buffer: Uint8Array, position: number): number {
+    let done = 0;
+    while (done < buffer.length) {
+      const bytesRead = readSync(this.handle.fd, buffer, done, buffer.length - done, position + done);
       if (bytesRead === 0) break;
       done += bytesRead;
     }

@@ -498,7 +498,7 @@ export class BlobArena {
     const bytes = new Uint8Array(frameSize(length));
     let got: number;
     try {
-      got = await segment.handle.read(bytes, offset);
+      got = segment.handle.readSync !== undefined ? segment.handle.readSync(bytes, offset) : await segment.handle.read(bytes, offset);
     } catch (e) {
       throw ioError('read', e, path);
     }
