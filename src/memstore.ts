@@ -527,13 +527,17 @@ export class MemStore {
 
   private maybeCheckpoint(): void {
     if (this.checkpointRun !== undefined || this.closed || this.logBytesSinceCheckpoint < this.options.checkpointBytes) return;
-    this.checkpoint().catch((e: unknown) => emitWarning(new MemstoreError('IO', `background checkpoint of ${this.dir} failed; it is retried`, { cause: e })));
+    this.checkpoint(true).catch((e: unknown) => emitWarning(new MemstoreError('IO', `background checkpoint of ${this.dir} failed; it is retried`, { cause: e })));
   }
 
-  /** Writes everything applied so far to the state store and drops the log before it. One at a time. */
-  private async checkpoint(): Promise<void> {
+  /**
+   * Writes everything applied so far to the state store and drops the log before it. One at a
+   * time. `collectGarbage` lets it collect the text arena afterwards when garbage dominates; callers
+   * that already hold the write gate (compact) pass false, since collecting needs the gate too.
+   */
+  private async checkpoint(collectGarbage = false): Promise<void> {
     while (this.checkpointRun !== undefined) await this.checkpointRun.catch(() => undefined);
-    const run = this.runCheckpoint();
+    const run = this.runCheckpoint(collectGarbage);
     this.checkpointRun = run;
     try {
       await run;
@@ -542,7 +546,7 @@ export class MemStore {
     }
   }
 
-  private async runCheckpoint(): Promise<void> {
+  private async runCheckpoint(collectGarbage: boolean): Promise<void> {
     const lsn = this.appliedLsn;
     const snapshot = this.dirty;
     const training = this.trainedSinceCheckpoint;
@@ -589,7 +593,7 @@ export class MemStore {
       throw asMemstoreError(e, 'removing checkpointed log segments');
     }
     const arena = this.arena.stats();
-    if (arena.garbageBytes > Math.max(arena.liveBytes, ARENA_GC_MIN_GARBAGE)) await this.exclusive(() => this.collectArena());
+    if (collectGarbage && arena.garbageBytes > Math.max(arena.liveBytes, ARENA_GC_MIN_GARBAGE)) await this.exclusive(() => this.collectArena());
   }
 
   /** Runs `step` with writes held back and every accepted write applied. */
