@@ -6,8 +6,8 @@ import { METRICS, type Metric } from '../src/options.js';
 import { bruteForce, clustered, exactScore, recall, tempDir } from './helpers.js';
 
 /**
- * One behaviour suite, run for every codec x PCA x metric (as lmdb-js runs its basic tests per
- * encoding). dim 40 and PCA 24 are deliberately not multiples of 16, so code padding is exercised.
+ * One behaviour suite, run for every codec x PCA x metric x lookaside cache (as lmdb-js runs its
+ * basic tests per encoding). dim 40 and PCA 24 are deliberately not multiples of 16, so code padding is exercised.
  */
 const DIM = 40;
 const N = 240;
@@ -17,17 +17,20 @@ interface Config {
   codec: CodecName;
   metric: Metric;
   pca: boolean;
+  cache: boolean;
 }
 
 const configs: Config[] = [];
-for (const codec of CODEC_NAMES) for (const metric of METRICS) for (const pca of [false, true]) configs.push({ codec, metric, pca });
+for (const codec of CODEC_NAMES) {
+  for (const metric of METRICS) for (const pca of [false, true]) for (const cache of [false, true]) configs.push({ codec, metric, pca, cache });
+}
 
 function openOptions(c: Config): OpenOptions {
   return {
     dim: DIM,
     codec: c.codec,
     metric: c.metric,
-    cache: false,
+    cache: c.cache ? { entries: 16, threshold: 0.95 } : false,
     durability: 'none',
     ...(c.pca ? { pca: { dims: 24 }, trainSize: TRAIN } : {}),
   };
@@ -184,6 +187,27 @@ function basicTests(c: Config): void {
     }
   });
 
+  test('a repeated search gives the same answer, and one after a write sees the write', async () => {
+    const dir = tempDir();
+    const store = await MemStore.open(dir, openOptions(c));
+    try {
+      await store.add(items);
+      const q = queries[3]!;
+      const first = await store.search(q, { k: 5 });
+      assert.deepEqual(await store.search(q, { k: 5 }), first);
+      assert.equal(store.stats().cache.hits, c.cache ? 1 : 0);
+      await store.add([{ id: 'probe', vector: q, text: 'the query itself' }]);
+      const after = await store.search(q, { k: 5 });
+      if (c.metric !== 'dot') assert.equal(after[0]?.id, 'probe');
+      // Under 'dot' the query's own vector scores |q|²: it enters the top 5 exactly when that beats the 5th.
+      else assert.equal(after.some((h) => h.id === 'probe'), exactScore('dot', q, q) > first[4]!.score);
+      await store.delete(['probe']);
+      assert.deepEqual((await store.search(q, { k: 5 })).map((h) => h.id), first.map((h) => h.id));
+    } finally {
+      await store.close();
+    }
+  });
+
   test('close and reopen keeps every record, the training and the answers', async () => {
     const dir = tempDir();
     const first = await MemStore.open(dir, openOptions(c));
@@ -193,7 +217,7 @@ function basicTests(c: Config): void {
     const statsBefore = first.stats();
     await first.close();
 
-    const again = await MemStore.open(dir, { cache: false });
+    const again = await MemStore.open(dir, { cache: c.cache ? { entries: 16, threshold: 0.95 } : false });
     try {
       const s = again.stats();
       assert.equal(s.count, N - 1);
@@ -212,5 +236,5 @@ function basicTests(c: Config): void {
 }
 
 for (const c of configs) {
-  describe(`store codec=${c.codec} metric=${c.metric} pca=${c.pca ? 24 : 'none'}`, () => basicTests(c));
+  describe(`store codec=${c.codec} metric=${c.metric} pca=${c.pca ? 24 : 'none'} cache=${c.cache ? 'on' : 'off'}`, () => basicTests(c));
 }
