@@ -796,6 +796,10 @@ export class MemStore {
     await Promise.allSettled([...this.inflight]);
     while (this.gate !== undefined) await this.gate;
     await this.checkpointRun?.catch(() => undefined);
+    // Every accepted write has settled, so closing the files adds nothing a killed process would
+    // not have left behind too; it only returns their descriptors (a dead fault layer just refuses).
+    await this.wal.close().catch(() => undefined);
+    await this.arena.close().catch(() => undefined);
     await this.state.close().catch(() => undefined);
     this.index.free();
     this.projector?.free();

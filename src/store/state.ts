@@ -71,6 +71,14 @@ const CHECKPOINT_KEY = 'checkpoint';
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 const utf8 = new TextEncoder();
 
+let keyScratch = new Uint8Array(256);
+
+/** The UTF-8 bytes of `key` in a reused buffer (valid until the next call): seals run on every read. */
+function keyBytes(key: string): Uint8Array {
+  if (keyScratch.length < key.length * 3) keyScratch = new Uint8Array(key.length * 3);
+  return keyScratch.subarray(0, utf8.encodeInto(key, keyScratch).written);
+}
+
 /**
  * Every value is stored as `masked CRC-32C (4 bytes LE) | payload`, the CRC covering the key's
  * UTF-8 bytes and then the payload. LMDB checks no data, so this is what turns a flipped bit (in a
@@ -78,7 +86,7 @@ const utf8 = new TextEncoder();
  */
 function seal(key: string, payload: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(4 + payload.byteLength);
-  out.writeUInt32LE(maskCrc(crc32c(payload, 0, payload.byteLength, crc32c(utf8.encode(key)))), 0);
+  out.writeUInt32LE(maskCrc(crc32c(payload, 0, payload.byteLength, crc32c(keyBytes(key)))), 0);
   out.set(payload, 4);
   return out;
 }
@@ -88,7 +96,7 @@ function unseal(dir: string, where: string, key: string, value: Uint8Array): Uin
   if (value.byteLength < 4) throw corruption(dir, `${where}/${key}`, 'value shorter than its checksum');
   const payload = value.subarray(4);
   const stored = unmaskCrc(new DataView(value.buffer, value.byteOffset, 4).getUint32(0, true));
-  if (stored !== crc32c(payload, 0, payload.byteLength, crc32c(utf8.encode(key)))) throw corruption(dir, `${where}/${key}`, 'checksum mismatch');
+  if (stored !== crc32c(payload, 0, payload.byteLength, crc32c(keyBytes(key)))) throw corruption(dir, `${where}/${key}`, 'checksum mismatch');
   return payload;
 }
 
