@@ -49,6 +49,12 @@ test('memstore verify exits 0 on a sound store and 1 naming file and offset on a
   assert.match(bad.stdout, /CORRUPTION \S+ at \d+/);
 });
 
+test('memstore verify and inspect leave a directory without a store untouched (exit 2)', async () => {
+  const empty = tempDir();
+  for (const cmd of ['verify', 'inspect']) assert.equal((await cliResult([cmd, empty])).code, 2, cmd);
+  assert.deepEqual(readdirSync(empty), []);
+});
+
 test('memstore verify and inspect refuse a store another process has open (LOCKED, exit 2)', async () => {
   const dir = await makeStore();
   const store = await MemStore.open(dir);

@@ -1,10 +1,11 @@
+import { existsSync } from 'node:fs';
 import { inspectWal } from '../../wal/wal.js';
 import { isWalError } from '../../wal/errors.js';
 import type { LogScan } from '../../wal/reader.js';
 import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
 import { getCodec } from '../codec/index.js';
 import { MemstoreError } from '../errors.js';
-import { statePath, walDir } from './files.js';
+import { FILES, statePath, walDir } from './files.js';
 import { DirectoryLock } from './lock.js';
 import { StateStore, type Checkpoint, type StoreConfig } from './state.js';
 
@@ -39,6 +40,8 @@ function problemOf(e: unknown, fallbackFile: string): Problem {
  * way with LOCKED rather than with false alarms.
  */
 export async function checkStore(dir: string): Promise<StoreReport> {
+  // Opening LMDB or taking the lock would create files: a directory without a store is left untouched.
+  if (!existsSync(statePath(dir))) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
   const lock = DirectoryLock.acquire(dir);
   let state: StateStore | undefined;
   try {
