@@ -224,7 +224,8 @@ export class StateStore {
 
   /** The full-precision vector of `id` as of the last checkpoint, or undefined. */
   getFull(id: string, dim: number): Float32Array | undefined {
-    const b = this.full.getBinary(id);
+    // The fast read returns LMDB's buffer without a copy (valid until the next read); fullValue copies once.
+    const b = this.full.getBinaryFast(id);
     return b === undefined ? undefined : this.fullValue(id, b, dim);
   }
 
