@@ -118,8 +118,8 @@ export function shippedDataset(): Dataset {
   return { name: 'wordnet-use512-1k (USE-lite embeddings of WordNet glosses, shipped)', dim: 512, docs, queries };
 }
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
+/** Deterministic PRNG (mulberry32): the same seed gives the same data, so runs and test failures reproduce. */
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -11,38 +11,9 @@ import { MemstoreError } from '../src/errors.js';
 import { arenaDir, parseArenaSegmentName } from '../src/store/files.js';
 import { FaultFileLayer, type UnsyncedFate } from '../wal/fault-layer.js';
 import type { FileLayer } from '../wal/file-layer.js';
+import { STORE, blob, freshDisk } from './support/arena-fixture.js';
+import { rng as prng } from '../bench/data.js';
 
-const STORE = '/store';
-
-async function freshDisk(seed = 1): Promise<FaultFileLayer> {
-  const files = new FaultFileLayer({ seed });
-  await files.mkdir(STORE);
-  await files.syncDir('/');
-  return files;
-}
-
-function blob(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761 + length) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function isIo(e: unknown): boolean {
   return e instanceof MemstoreError && e.code === 'IO';

@@ -13,39 +13,8 @@ import { HEADER_SIZE, checkFrame, frame, frameSize } from '../src/arena/format.j
 import { MemstoreError, type MemstoreErrorCode } from '../src/errors.js';
 import { arenaDir, arenaSegmentName, arenaSegmentPath, parseArenaSegmentName } from '../src/store/files.js';
 import { FaultFileLayer } from '../wal/fault-layer.js';
+import { STORE, blob, freshDisk, rejectsWith } from './support/arena-fixture.js';
 
-const STORE = '/store';
-
-/** A simulated disk holding a durable, empty store directory. */
-async function freshDisk(seed = 1): Promise<FaultFileLayer> {
-  const files = new FaultFileLayer({ seed });
-  await files.mkdir(STORE);
-  await files.syncDir('/');
-  return files;
-}
-
-/** Deterministic bytes, different for every (length, seed). */
-function blob(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761 + length) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: MemstoreErrorCode, where?: { file?: string; offset?: number }): Promise<void> {
-  await assert.rejects(promise, (e: unknown) => {
-    assert.ok(e instanceof MemstoreError, `expected a MemstoreError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    if (where?.file !== undefined) assert.equal(e.file, where.file);
-    if (where?.offset !== undefined) assert.equal(e.offset, where.offset);
-    return true;
-  });
-}
 
 function throwsWith(fn: () => unknown, code: MemstoreErrorCode): void {
   assert.throws(fn, (e: unknown) => e instanceof MemstoreError && e.code === code);

@@ -10,35 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobArena, type BlobRef } from '../src/arena/arena.js';
 import { HEADER_SIZE, frameSize } from '../src/arena/format.js';
-import { MemstoreError, type MemstoreErrorCode } from '../src/errors.js';
+import { MemstoreError } from '../src/errors.js';
 import { arenaDir, arenaSegmentPath, parseArenaSegmentName } from '../src/store/files.js';
-import { FaultFileLayer } from '../wal/fault-layer.js';
 import type { FileHandle, FileLayer, OpenMode } from '../wal/file-layer.js';
+import { STORE, blob, freshDisk, rejectsWith } from './support/arena-fixture.js';
 
-const STORE = '/store';
-
-async function freshDisk(seed = 1): Promise<FaultFileLayer> {
-  const files = new FaultFileLayer({ seed });
-  await files.mkdir(STORE);
-  await files.syncDir('/');
-  return files;
-}
-
-function blob(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761 + length) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: MemstoreErrorCode): Promise<void> {
-  await assert.rejects(promise, (e: unknown) => e instanceof MemstoreError && e.code === code);
-}
 
 function generationsOnDisk(names: string[]): number[] {
   return [...new Set(names.map((n) => parseArenaSegmentName(n)?.generation).filter((g) => g !== undefined))].sort();

@@ -2,6 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { f16Codec, f16ToF32, f32BitsToF16, F16_MAX } from '../src/codec/f16.js';
 import { isMemstoreError } from '../src/errors.js';
+import { rng as mulberry32 } from '../bench/data.js';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -29,17 +30,6 @@ function specValue(h: number): number {
   if (e === 31) return m === 0 ? s * Infinity : NaN;
   if (e === 0) return s * m * 2 ** -24;
   return s * 2 ** (e - 15) * (1 + m / 1024);
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const MAX_FINITE = 0x7bff;

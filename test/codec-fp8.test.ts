@@ -15,6 +15,7 @@ import {
 } from '../src/codec/fp8.js';
 import type { Codec } from '../src/codec/codec.js';
 import { isMemstoreError } from '../src/errors.js';
+import { rng as mulberry32 } from '../bench/data.js';
 
 interface Format {
   readonly name: Fp8Format;
@@ -86,18 +87,6 @@ const FORMATS: readonly Format[] = [E4M3, E5M2];
 
 function isMemstore(code: string): (e: unknown) => boolean {
   return (e) => isMemstoreError(e) && e.code === code;
-}
-
-/** Deterministic PRNG so failures reproduce. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const f64 = new Float64Array(1);

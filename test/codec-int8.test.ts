@@ -1,17 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { int8Codec } from '../src/codec/int8.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng as mulberry32 } from '../bench/data.js';
 
 /** Signed value of each code byte. */
 function signedCodes(code: Uint8Array): number[] {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import { isMemstoreError, type MemstoreErrorCode } from '../src/index.js';
 import type { Metric } from '../src/options.js';
+import { rng } from '../bench/data.js';
 
 const made: string[] = [];
 after(() => {
@@ -17,17 +18,7 @@ export function tempDir(prefix = 'memstore-test-'): string {
   return dir;
 }
 
-/** Deterministic PRNG (mulberry32), so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 export function gaussian(next: () => number): number {
   const u = Math.max(next(), 1e-12);

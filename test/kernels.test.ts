@@ -16,18 +16,8 @@ import {
   type KernelMetric,
 } from '../src/kernels/index.js';
 import { decodeE4M3, decodeE5M2, decodeF16 } from '../src/kernels/reference.js';
+import { rng } from '../bench/data.js';
 
-/** Deterministic inputs, so a failure reproduces; mulberry32. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

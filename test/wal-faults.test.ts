@@ -3,20 +3,10 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { FaultFileLayer } from '../wal/fault-layer.js';
 import { Wal, WalError, type Durability, type WalRecord } from '../wal/index.js';
+import { rng } from '../bench/data.js';
 
 const DIR = '/db/wal';
 
-/** mulberry32, so every failure reproduces from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Payload number `index`: its first bytes name it, the rest is derived from it, so any mix-up shows. */
 function payload(index: number, size: number): Uint8Array {

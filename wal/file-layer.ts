@@ -1,5 +1,6 @@
 import { constants, readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 /**
  * The file operations the WAL (and any other durable file of the store) goes through, modeled on
@@ -148,3 +149,18 @@ export const nodeFileLayer: FileLayer = {
     }
   },
 };
+
+/**
+ * Creates `dir` and its missing parents and makes each new entry durable, top down: an entry lives
+ * in its parent, so no directory may be durable under a parent whose entry for it is not.
+ */
+export async function ensureDurableDir(files: FileLayer, dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; !(await files.exists(d)); d = dirname(d)) {
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  if (missing.length === 0) return;
+  await files.mkdir(dir);
+  for (const d of missing.reverse()) await files.syncDir(dirname(d));
+}

@@ -1,6 +1,6 @@
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { WalError, ioError } from './errors.js';
-import { nodeFileLayer, type FileHandle, type FileLayer } from './file-layer.js';
+import { ensureDurableDir, nodeFileLayer, type FileHandle, type FileLayer } from './file-layer.js';
 import { segmentName } from './format.js';
 import { SegmentReader, scanLog, type LogScan, type TornTail, type WalRecord } from './reader.js';
 import { WalWriter, type Durability, type Segment } from './writer.js';
@@ -243,15 +243,7 @@ export async function inspectWal(options: { dir: string; files?: FileLayer }): P
 
 async function ensureDir(files: FileLayer, dir: string): Promise<void> {
   try {
-    const missing: string[] = [];
-    for (let d = dir; !(await files.exists(d)); d = dirname(d)) {
-      missing.push(d);
-      if (dirname(d) === d) break;
-    }
-    if (missing.length === 0) return;
-    await files.mkdir(dir);
-    // Each new directory's entry lives in its parent: sync from the top so no entry is durable under a parent that is not.
-    for (const d of missing.reverse()) await files.syncDir(dirname(d));
+    await ensureDurableDir(files, dir);
   } catch (e) {
     throw ioError('creating the log directory', e, dir);
   }

@@ -1,4 +1,4 @@
-import { nodeFileLayer, type FileHandle, type FileLayer } from '../../wal/file-layer.js';
+import { ensureDurableDir, nodeFileLayer, type FileHandle, type FileLayer } from '../../wal/file-layer.js';
 import { MemstoreError } from '../errors.js';
 import { arenaDir, arenaSegmentPath, parseArenaSegmentName } from '../store/files.js';
 import {
@@ -844,8 +844,7 @@ async function listSegments(files: FileLayer, storeDir: string, create: boolean)
   const dir = arenaDir(storeDir);
   if (!(await files.exists(dir))) {
     if (!create) return [];
-    await files.mkdir(dir);
-    await files.syncDir(storeDir);
+    await ensureDurableDir(files, dir);
   }
   const found: FoundSegment[] = [];
   for (const name of await files.list(dir)) {

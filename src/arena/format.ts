@@ -4,6 +4,7 @@
  * Pure over a positional reader, so the arena, `verify` and the tests share one implementation.
  */
 import { crc32c, maskCrc } from '../../wal/crc32c.js';
+import { readU32, writeU32 } from '../../wal/format.js';
 
 /** masked CRC-32C (4) | payload length (4), little-endian. */
 export const HEADER_SIZE = 8;
@@ -232,15 +233,4 @@ export async function findFrame(window: SegmentWindow, generation: number, segme
     offset += last + 1;
   }
   return undefined;
-}
-
-export function writeU32(out: Uint8Array, at: number, value: number): void {
-  out[at] = value & 0xff;
-  out[at + 1] = (value >>> 8) & 0xff;
-  out[at + 2] = (value >>> 16) & 0xff;
-  out[at + 3] = value >>> 24;
-}
-
-export function readU32(buf: Uint8Array, at: number): number {
-  return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
 }

@@ -1,6 +1,5 @@
 import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import type { FileLayer } from '../../wal/file-layer.js';
+import { join } from 'node:path';
 
 /**
  * Every file name a store directory holds comes from here, so that the lock, the state
@@ -68,17 +67,4 @@ export function syncDirSync(dir: string): void {
   }
 }
 
-/**
- * Creates `dir` and its missing parents through `files` and makes each new entry durable, top down,
- * so no directory is durable under a parent whose entry for it is not.
- */
-export async function ensureDurableDir(files: FileLayer, dir: string): Promise<void> {
-  const missing: string[] = [];
-  for (let d = dir; !(await files.exists(d)); d = dirname(d)) {
-    missing.push(d);
-    if (dirname(d) === d) break;
-  }
-  if (missing.length === 0) return;
-  await files.mkdir(dir);
-  for (const d of missing.reverse()) await files.syncDir(dirname(d));
-}
+export { ensureDurableDir } from '../../wal/file-layer.js';

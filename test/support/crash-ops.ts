@@ -1,3 +1,5 @@
+import { rng } from '../../bench/data.js';
+
 /**
  * The deterministic workload of the crash tests: the child process runs it, the parent regenerates
  * the same operations from the same seed to know exactly what each acknowledged operation wrote.
@@ -9,17 +11,6 @@ export type CrashOp =
   | { kind: 'add'; records: { id: string; vector: number[]; text?: string; meta?: Record<string, unknown> }[] }
   | { kind: 'delete'; ids: string[] }
   | { kind: 'compact' };
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Operation `index` of the workload with `seed`; the same arguments always give the same operation. */
 export function crashOp(seed: number, index: number): CrashOp {
