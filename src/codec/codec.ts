@@ -1,3 +1,5 @@
+import { MemstoreError } from '../errors.js';
+
 /**
  * A codec turns one float32 vector into the bytes memstore keeps in RAM and back.
  * The byte-level rules of each codec are in `CODECS.md` beside this file.
@@ -19,4 +21,21 @@ export interface Codec {
   encode(src: Float32Array, out: Uint8Array): number;
   /** Decodes `out.length` dimensions of `code` with `scale` into `out`. */
   decode(code: Uint8Array, scale: number, out: Float32Array): void;
+}
+
+/**
+ * The largest magnitude in `src`, the input of every per-vector scale. Throws INVALID_VECTOR on
+ * NaN or ±Infinity before the caller writes anything: NaN fails every comparison, so it lands in
+ * the same branch as a new maximum and is caught there.
+ */
+export function maxAbsFinite(src: Float32Array): number {
+  let max = 0;
+  for (let i = 0; i < src.length; i++) {
+    const a = Math.abs(src[i]!);
+    if (!(a <= max)) {
+      if (!Number.isFinite(a)) throw new MemstoreError('INVALID_VECTOR', `dimension ${i} is not finite`);
+      max = a;
+    }
+  }
+  return max;
 }

@@ -1,4 +1,4 @@
-import type { Codec, CodecName } from './codec.js';
+import { maxAbsFinite, type Codec, type CodecName } from './codec.js';
 import { MemstoreError } from '../errors.js';
 
 /** The two OCP 8-bit floating point (OFP8) formats. */
@@ -118,15 +118,7 @@ function makeCodec(f: Fp8Layout, table: Float32Array, fmax: number, encodeOne: (
       if (out.length < n) {
         throw new MemstoreError('INVALID_ARGUMENT', `${f.codecName} code needs ${n} bytes, got ${out.length}`);
       }
-      let max = 0;
-      for (let i = 0; i < n; i++) {
-        const a = Math.abs(src[i]!);
-        // NaN fails every comparison, so it lands here too and is rejected with ±Inf before any write.
-        if (!(a <= max)) {
-          if (!Number.isFinite(a)) throw new MemstoreError('INVALID_VECTOR', `dimension ${i} is not finite`);
-          max = a;
-        }
-      }
+      const max = maxAbsFinite(src);
       const s = Math.fround(max / fmax);
       // Covers the zero vector and vectors so small that s underflows float32: both decode to zeros.
       if (s === 0) {

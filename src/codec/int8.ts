@@ -1,4 +1,4 @@
-import type { Codec } from './codec.js';
+import { maxAbsFinite, type Codec } from './codec.js';
 import { MemstoreError } from '../errors.js';
 
 /** Largest code magnitude; -128 is never emitted so that negating a code cannot overflow. */
@@ -24,15 +24,7 @@ export const int8Codec: Codec = {
   encode(src: Float32Array, out: Uint8Array): number {
     const n = src.length;
     if (out.length < n) throw new MemstoreError('INVALID_ARGUMENT', `int8 code needs ${n} bytes, got ${out.length}`);
-    let max = 0;
-    for (let i = 0; i < n; i++) {
-      const a = Math.abs(src[i]!);
-      // NaN fails every comparison, so it lands here too and is rejected with ±Inf before any write.
-      if (!(a <= max)) {
-        if (!Number.isFinite(a)) throw new MemstoreError('INVALID_VECTOR', `dimension ${i} is not finite`);
-        max = a;
-      }
-    }
+    const max = maxAbsFinite(src);
     let s = Math.fround(max / INT8_MAX_CODE);
     if (Math.fround(s * INT8_MAX_CODE) === Infinity) {
       // Only max = 3.4028235e38 (the float32 maximum) rounds s up this far. One float32 step down
