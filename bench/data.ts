@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
+import { f16ToF32 } from '../src/codec/f16.js';
 import { MemstoreError } from '../src/errors.js';
 
 export interface Dataset {
@@ -38,15 +39,6 @@ function readFvecs(file: string): { dim: number; rows: Float32Array[] } {
   return { dim, rows };
 }
 
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 31) return mant === 0 ? sign * Infinity : NaN;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
-
 /** `.npy` version 1–3, a 2-D C-order array of little-endian float32 (`<f4`) or float16 (`<f2`). */
 function readNpy(file: string): { dim: number; rows: Float32Array[] } {
   const buf = readFileSync(file);
@@ -70,7 +62,7 @@ function readNpy(file: string): { dim: number; rows: Float32Array[] } {
   } else if (descr === '<f2') {
     if (data.byteLength < n * dim * 2) throw bad(file, 'truncated .npy data');
     all = new Float32Array(n * dim);
-    for (let i = 0; i < all.length; i++) all[i] = halfToFloat(data.readUInt16LE(i * 2));
+    for (let i = 0; i < all.length; i++) all[i] = f16ToF32(data.readUInt16LE(i * 2));
   } else {
     throw bad(file, `.npy dtype ${String(descr)} is not supported (use <f4 or <f2)`);
   }
