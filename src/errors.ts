@@ -5,13 +5,16 @@
 export type MemstoreErrorCode =
   /** `dim` given on reopen differs from the persisted one, or a vector has the wrong length for the store. */
   | 'DIM_MISMATCH'
-  /** A vector holds NaN or ±Infinity, is not a Float32Array/number[], or is empty. */
+  /**
+   * A vector holds NaN or ±Infinity, is not a Float32Array/number[], or (on 'dot' and 'l2' stores)
+   * has magnitudes outside the range the store's float32 arithmetic carries (src/limits.ts).
+   */
   | 'INVALID_VECTOR'
-  /** An id is not a non-empty string. */
+  /** An id is not a non-empty, well-formed string of at most MAX_ID_BYTES UTF-8 bytes. */
   | 'INVALID_ID'
-  /** An argument (record, filter, search option) is of the wrong shape or type. */
+  /** A record, text, metadata value or filter is of the wrong shape or type, or over its limit. */
   | 'INVALID_ARGUMENT'
-  /** An option is of the wrong type or out of range. */
+  /** An option of `open` or of `search` is unknown (at any depth), of the wrong type, or out of range. */
   | 'INVALID_OPTION'
   /** Reopening with `metric`, `codec`, `pca` or `rescore` contradicting what the store was created with. */
   | 'OPTION_MISMATCH'
@@ -19,7 +22,7 @@ export type MemstoreErrorCode =
   | 'CLOSED'
   /** Another live process holds the directory for writing. */
   | 'LOCKED'
-  /** Persisted data failed a consistency check; `file` and `offset` say where. */
+  /** Persisted data failed a consistency check; `file` and `offset` say where, `id` which record when one is known. */
   | 'CORRUPTION'
   /** An operating-system I/O call failed; `cause` holds the system error. */
   | 'IO';
@@ -30,6 +33,10 @@ export interface MemstoreErrorDetails {
   file?: string;
   /** For CORRUPTION: byte offset (or record key) of the damage inside `file`. */
   offset?: number | string;
+  /** For CORRUPTION of one record: its id. */
+  id?: string;
+  /** For INVALID_ID, INVALID_ARGUMENT and INVALID_VECTOR: the path of the offending input, e.g. `records[2].meta.tags[0]`. */
+  field?: string;
 }
 
 export class MemstoreError extends Error {
@@ -37,12 +44,16 @@ export class MemstoreError extends Error {
   readonly code: MemstoreErrorCode;
   readonly file: string | undefined;
   readonly offset: number | string | undefined;
+  readonly id: string | undefined;
+  readonly field: string | undefined;
 
   constructor(code: MemstoreErrorCode, message: string, details: MemstoreErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.code = code;
     this.file = details.file;
     this.offset = details.offset;
+    this.id = details.id;
+    this.field = details.field;
   }
 }
 

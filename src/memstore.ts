@@ -1,14 +1,18 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { emitWarning } from 'node:process';
 import { Wal } from '../wal/wal.js';
 import { isWalError } from '../wal/errors.js';
+import { nodeFileLayer } from '../wal/file-layer.js';
 import { BlobArena, type BlobRef } from './arena/arena.js';
 import { LookasideCache } from './cache/lookaside.js';
 import type { Codec, CodecName } from './codec/codec.js';
 import { getCodec } from './codec/index.js';
 import { MemstoreError } from './errors.js';
 import { matchesFilter } from './filter.js';
+import { checkBatch, checkId, checkVector, vectorBounds, type VectorBounds } from './input.js';
 import type { KernelMetric } from './kernels/index.js';
+import { MAX_BATCH_BYTES } from './limits.js';
+import { cloneMeta, type Meta } from './meta.js';
 import {
   resolveOpenOptions,
   resolveSearchOptions,
@@ -21,17 +25,20 @@ import { dotMean, fitPca, reconstruct, type PcaModel } from './pca/pca.js';
 import { Projector } from './pca/projector.js';
 import { CodeBlocks } from './scan/code-blocks.js';
 import { TopK } from './scan/topk.js';
-import { arenaDir, ensureDurableDir, statePath, walDir } from './store/files.js';
+import { arenaDir, arenaSegmentPath, ensureDurableDir, repairLogDir, statePath, walDir } from './store/files.js';
 import { DirectoryLock } from './store/lock.js';
-import { decodeMutation, encodeMutation, type LoggedRecord, type Mutation } from './store/mutations.js';
-import { FORMAT_VERSION, StateStore, type DocRecord, type RecordState, type StoreConfig } from './store/state.js';
-import { dot, norm, normalized, squaredDistance, toVector } from './vector.js';
+import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
+import { FORMAT_VERSION, StateStore, type DocRecord, type Entry, type RecordState, type StoreConfig } from './store/state.js';
+import { dot, norm, normalized, squaredDistance } from './vector.js';
 
 /** One memory to store. `add` is an upsert: a record with an existing id replaces it whole. */
 export interface MemoryRecord {
+  /** Non-empty, well-formed, at most MAX_ID_BYTES (1024) bytes of UTF-8. */
   id: string;
   vector: Float32Array | readonly number[];
+  /** At most MAX_TEXT_BYTES (16 MiB) of UTF-8. */
   text?: string;
+  /** JSON data (src/meta.ts): copied in, returned as a copy. */
   meta?: Record<string, unknown>;
 }
 
@@ -77,14 +84,28 @@ export interface StoreStats {
   walBytes: number;
   /** Bytes of text arena segments on disk (live texts and garbage not yet collected). */
   arenaBytes: number;
+  /** Records found damaged (a failed checksum): `get` throws CORRUPTION for them, searches skip them, `memstore repair` removes them. */
+  damaged: number;
   cache: { hits: number; misses: number };
 }
 
 /** A record's state newer than the last checkpoint; `null` marks a deletion. */
 interface DirtyEntry {
   readonly full: Float32Array | undefined;
-  readonly text: BlobRef | undefined;
-  readonly meta: Record<string, unknown> | undefined;
+  readonly doc: DocRecord;
+}
+
+/** A ranked candidate before its text is read. */
+interface Ranked {
+  readonly id: string;
+  readonly score: number;
+  readonly doc: DocRecord;
+}
+
+/** A damaged record the store cannot address by id: its key in the state is not UTF-8. */
+export interface DamagedKey {
+  readonly key: Uint8Array;
+  readonly error: MemstoreError;
 }
 
 /** Estimated JS-heap cost of keeping one id: string header, slot array entry and Map entry. */
@@ -102,22 +123,39 @@ const ARENA_GC_MIN_GARBAGE = 16 << 20;
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const proto: unknown = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-function checkId(id: unknown, what: string): string {
-  if (typeof id !== 'string' || id.length === 0) throw new MemstoreError('INVALID_ID', `${what} must be a non-empty string`);
-  return id;
-}
-
 /** Log and arena errors become MemstoreErrors with the same meaning and the original as cause. */
 function asMemstoreError(e: unknown, what: string): unknown {
   if (e instanceof MemstoreError) return e;
   if (isWalError(e)) return new MemstoreError(e.code, `${what}: ${e.message}`, { cause: e, file: e.file, offset: e.offset });
   return new MemstoreError('IO', `${what} failed`, { cause: e });
+}
+
+/** The CORRUPTION of one record, with its id (a copy of `e` naming it when `e` does not). */
+function recordCorruption(id: string, e: unknown): MemstoreError {
+  if (e instanceof MemstoreError && e.code === 'CORRUPTION' && e.id === id) return e;
+  const inner = e instanceof MemstoreError ? e : undefined;
+  return new MemstoreError('CORRUPTION', `record ${JSON.stringify(id)} is damaged: ${inner?.message ?? String(e)}`, {
+    cause: e,
+    id,
+    ...(inner?.file === undefined ? {} : { file: inner.file }),
+    ...(inner?.offset === undefined ? {} : { offset: inner.offset }),
+  });
+}
+
+/** The id of a record-level CORRUPTION, or undefined for any other error. */
+function damagedId(e: unknown): string | undefined {
+  return e instanceof MemstoreError && e.code === 'CORRUPTION' ? e.id : undefined;
+}
+
+function sameRef(a: BlobRef | undefined, b: BlobRef | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.every((x, i) => x === b[i]));
+}
+
+function hitOf(r: Ranked, text: string | undefined): SearchHit {
+  const hit: SearchHit = { id: r.id, score: r.score };
+  if (text !== undefined) hit.text = text;
+  if (r.doc.meta !== undefined) hit.meta = cloneMeta(r.doc.meta);
+  return hit;
 }
 
 function sizeOf(path: string): number {
@@ -131,13 +169,18 @@ function sizeOf(path: string): number {
 /**
  * An embedded vector memory in one directory.
  *
- * Writes: a batch is validated, appended to the write-ahead log (one record per batch; batches of
- * one tick share one fsync) and, once durable, applied in log order to the in-memory index, the
- * text arena and the set of records changed since the last checkpoint. Checkpoints write those to
- * the LMDB state and drop the log before them; opening = last checkpoint + replay of the log.
+ * Writes: a batch is checked whole (src/input.ts), appended to the write-ahead log (one record per
+ * batch; batches of one tick share one fsync) and, once durable, applied in log order to the
+ * in-memory index, the text arena and the set of records changed since the last checkpoint.
+ * Checkpoints write those to the LMDB state and drop the log before them; opening = last
+ * checkpoint + replay of the log.
  *
  * Searches: query → (normalize) → (PCA) → one SIMD kernel call per block of codes → top
  * candidates → rescoring with full-precision vectors → texts from the arena.
+ *
+ * Damage to one record (a checksum that fails in the state or the arena) costs that record: it is
+ * set aside as damaged, `get` throws CORRUPTION naming it, searches skip it, and `memstore repair`
+ * moves it to a report.
  */
 export class MemStore {
   private index: CodeBlocks;
@@ -147,6 +190,7 @@ export class MemStore {
   private closed = false;
   private readonly cache: LookasideCache<SearchHit[]> | undefined;
   private readonly codec: Codec;
+  private readonly bounds: VectorBounds | undefined;
 
   private dirty = new Map<string, DirtyEntry | null>();
   /** The dirty set a running checkpoint is writing; read through until its commit is durable. */
@@ -161,6 +205,15 @@ export class MemStore {
   private readonly inflight = new Set<Promise<unknown>>();
   /** Set while an exclusive maintenance step (arena GC, compaction) runs; writes wait for it. */
   private gate: Promise<void> | undefined;
+  /** Records whose persisted form failed a check, with the error; not in the index. */
+  private readonly damaged = new Map<string, MemstoreError>();
+  /** Damaged state entries whose key is not UTF-8, so no id reaches them (for repair). */
+  private readonly damagedKeys: DamagedKey[] = [];
+  /**
+   * Set when applying a logged batch failed: memory no longer follows the log, so every call but
+   * close() is refused (with this error) and close() does not checkpoint. Reopening replays the log.
+   */
+  private broken: MemstoreError | undefined;
 
   private constructor(
     readonly dir: string,
@@ -175,26 +228,46 @@ export class MemStore {
     checkpointLsn: number,
   ) {
     this.codec = getCodec(config.codec);
+    this.bounds = vectorBounds(config);
     this.pca = pca;
     this.projector = pca === undefined ? undefined : new Projector(pca);
     this.trained = trained;
     this.index = trained ? new CodeBlocks(this.codec, pca?.outDim ?? config.dim) : new CodeBlocks(getCodec('f32'), config.dim);
-    this.cache = options.cache === false ? undefined : new LookasideCache(options.cache.entries, options.cache.threshold);
+    this.cache = options.cache === false ? undefined : new LookasideCache(options.cache.entries, options.cache.threshold, config.metric === 'cosine');
     this.appliedLsn = checkpointLsn;
   }
 
-  /** Opens the store in `dir`, creating it (and the directory) when `options.dim` is given and none exists. */
+  /**
+   * Opens the store in `dir`, or creates it (and the directory) when `dir` holds none and
+   * `options.dim` is given. Nothing is created until the options of a create are known to be valid.
+   */
   static async open(dir: string, options?: OpenOptions): Promise<MemStore> {
+    return MemStore.openWith(dir, options, {});
+  }
+
+  /**
+   * @internal For `memstore repair`: opens with a lock the caller already holds (released at close)
+   * while the repair's copy of a damaged log exists.
+   */
+  static async openWith(dir: string, options: OpenOptions | undefined, internal: { lock?: DirectoryLock; repairing?: boolean }): Promise<MemStore> {
+    const held = internal.lock;
     if (typeof dir !== 'string' || dir.length === 0) throw new MemstoreError('INVALID_ARGUMENT', 'dir must be a non-empty string');
     const opts = resolveOpenOptions(options);
+    if (!existsSync(statePath(dir))) MemStore.createConfig(opts, dir);
+    if (internal.repairing !== true && existsSync(repairLogDir(dir))) {
+      throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });
+    }
     try {
-      mkdirSync(dir, { recursive: true });
-      // The log and the arena go through `files`, which must know the directory (durably) too.
+      // The log and the arena go through `files`, LMDB and the lock through the real file system.
+      // `files` first: when it is the real one, it creates the directory and makes it durable, and
+      // the second call finds it there (the other order would leave `files` nothing to make durable).
       await ensureDurableDir(opts.files, dir);
+      if (opts.files !== nodeFileLayer) await ensureDurableDir(nodeFileLayer, dir);
     } catch (e) {
+      held?.release();
       throw new MemstoreError('IO', `cannot create directory ${dir}`, { cause: e });
     }
-    const lock = DirectoryLock.acquire(dir);
+    const lock = held ?? DirectoryLock.acquire(dir);
     let state: StateStore | undefined;
     let arena: BlobArena | undefined;
     let wal: Wal | undefined;
@@ -203,7 +276,7 @@ export class MemStore {
       state = StateStore.open(dir);
       let config = state.readConfig();
       if (config === undefined) {
-        config = MemStore.createConfig(opts);
+        config = MemStore.createConfig(opts, dir);
         await state.create(config, config.pca === null);
       } else {
         MemStore.checkReopen(config, opts);
@@ -235,8 +308,9 @@ export class MemStore {
     }
   }
 
-  private static createConfig(opts: ResolvedOpenOptions): StoreConfig {
-    if (opts.dim === undefined) throw new MemstoreError('INVALID_OPTION', 'dim is required to create a store');
+  /** The configuration a create would persist; INVALID_OPTION, before anything exists on disk, when it cannot be made. */
+  private static createConfig(opts: ResolvedOpenOptions, dir: string): StoreConfig {
+    if (opts.dim === undefined) throw new MemstoreError('INVALID_OPTION', `${dir} holds no store, and dim is required to create one`);
     if (opts.pca !== undefined && 'dims' in opts.pca && opts.pca.dims > opts.dim) {
       throw new MemstoreError('INVALID_OPTION', `pca.dims (${opts.pca.dims}) exceeds dim (${opts.dim})`);
     }
@@ -264,15 +338,47 @@ export class MemStore {
     if (opts.trainSize !== undefined && opts.trainSize !== config.trainSize) throw mismatch('trainSize', config.trainSize, opts.trainSize);
   }
 
-  /** Fills the index from the checkpoint and tells the arena which texts are live. */
+  /**
+   * Fills the index from the checkpoint and tells the arena which texts are live. A damaged value
+   * sets its record aside as damaged; so does a record missing its code (or vector) or its document,
+   * since that is what a damaged key leaves behind.
+   */
   private load(): void {
+    const setAside = (entry: Entry<unknown>) => {
+      if (entry.id === undefined) this.damagedKeys.push({ key: entry.key, error: entry.error! });
+      else this.markDamaged(entry.id, entry.error);
+    };
     if (this.trained) {
       const codeBytes = this.index.dim * this.codec.bytesPerDim;
-      for (const { id, code, scale } of this.state.iterateCodes(codeBytes)) this.index.putCode(id, code, scale);
+      for (const entry of this.state.iterateCodes(codeBytes)) {
+        if (entry.error !== undefined) setAside(entry);
+        else this.index.putCode(entry.id, entry.value.code, entry.value.scale);
+      }
     } else {
-      for (const { id, vector } of this.state.iterateFull(this.config.dim)) this.index.put(id, this.storedForm(vector));
+      for (const entry of this.state.iterateFull(this.config.dim)) {
+        if (entry.error !== undefined) setAside(entry);
+        else this.index.put(entry.id, this.storedForm(entry.value));
+      }
     }
-    for (const { doc } of this.state.iterateDocs()) if (doc.text !== undefined) this.arena.markLive(doc.text);
+    let documented = 0;
+    for (const entry of this.state.iterateDocs()) {
+      if (entry.error !== undefined) {
+        setAside(entry);
+      } else if (this.index.has(entry.id)) {
+        documented++;
+        if (entry.value.text !== undefined) this.arena.markLive(entry.value.text);
+      } else if (!this.damaged.has(entry.id)) {
+        const what = this.trained ? 'codes' : 'full';
+        this.markDamaged(entry.id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(entry.id)} has a document but no ${what} value`, { file: statePath(this.dir), offset: `${what}/${entry.id}`, id: entry.id }));
+      }
+    }
+    if (documented < this.index.size) {
+      const documentedIds = new Set<string>();
+      for (const entry of this.state.iterateDocs()) if (entry.error === undefined) documentedIds.add(entry.id);
+      for (const id of [...this.index.allIds()]) {
+        if (!documentedIds.has(id)) this.markDamaged(id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(id)} has no document`, { file: statePath(this.dir), offset: `docs/${id}`, id }));
+      }
+    }
   }
 
   /** Re-applies every logged batch after the checkpoint; applying is idempotent (upserts and deletes by id). */
@@ -292,6 +398,14 @@ export class MemStore {
 
   private checkOpen(): void {
     if (this.closed) throw new MemstoreError('CLOSED', `store ${this.dir} is closed`);
+    if (this.broken !== undefined) throw this.broken;
+  }
+
+  /** Sets a record aside as damaged: out of the index (so searches skip it), its error kept for `get`. */
+  private markDamaged(id: string, e: unknown): void {
+    this.damaged.set(id, recordCorruption(id, e));
+    this.index.remove(id);
+    this.cache?.clear();
   }
 
   /** The vector as the index holds it: unit length for cosine, then projected once PCA is fitted. */
@@ -335,54 +449,41 @@ export class MemStore {
     return undefined;
   }
 
-  private fullOf(id: string): Float32Array | undefined {
+  /** The full-precision vector of a stored record; CORRUPTION (naming it) when damaged or missing. */
+  private fullOf(id: string): Float32Array {
     const p = this.pending(id);
-    return p === undefined ? this.state.getFull(id, this.config.dim) : (p?.full ?? undefined);
+    const full = p === undefined ? this.state.getFull(id, this.config.dim) : (p?.full ?? undefined);
+    if (full === undefined) {
+      throw new MemstoreError('CORRUPTION', `${this.dir}: full-precision vector of ${JSON.stringify(id)} is missing`, { file: statePath(this.dir), offset: `full/${id}`, id });
+    }
+    return full;
   }
 
-  private docOf(id: string): { text: BlobRef | undefined; meta: Record<string, unknown> | undefined } {
+  /** The document (text reference, metadata) of a stored record; CORRUPTION (naming it) when damaged. */
+  private docOf(id: string): DocRecord {
     const p = this.pending(id);
-    if (p !== undefined) return { text: p?.text, meta: p?.meta };
-    const d = this.state.getDoc(id);
-    return { text: d?.text, meta: d?.meta };
+    if (p !== undefined) return p === null ? {} : p.doc;
+    return this.state.getDoc(id) ?? {};
   }
 
   // ---- writes -------------------------------------------------------------------------------
 
-  private prepare(records: unknown): LoggedRecord[] {
-    if (!Array.isArray(records)) throw new MemstoreError('INVALID_ARGUMENT', 'add expects an array of records');
-    const byId = new Map<string, LoggedRecord>();
-    records.forEach((r: unknown, i: number) => {
-      if (!isPlainObject(r)) throw new MemstoreError('INVALID_ARGUMENT', `records[${i}] must be an object`);
-      const id = checkId(r['id'], `records[${i}].id`);
-      const vector = toVector(r['vector'], this.config.dim, `records[${i}].vector`);
-      const text = r['text'];
-      if (text !== undefined && typeof text !== 'string') throw new MemstoreError('INVALID_ARGUMENT', `records[${i}].text must be a string`);
-      const meta = r['meta'];
-      if (meta !== undefined && !isPlainObject(meta)) throw new MemstoreError('INVALID_ARGUMENT', `records[${i}].meta must be a plain object`);
-      // The last record of a batch wins, as if the batch were applied in order.
-      byId.delete(id);
-      byId.set(id, { id, vector, text, meta });
-    });
-    return [...byId.values()];
-  }
-
   /**
-   * Inserts or replaces `records`. Either the whole batch is validated, logged and applied or, on
+   * Inserts or replaces `records`. Either the whole batch is checked, logged and applied or, on
    * any bad record, none of it is. Resolves when the batch is durable (per `durability`) and visible.
    */
   add(records: readonly MemoryRecord[]): Promise<void> {
     try {
       this.checkOpen();
-      const prepared = this.prepare(records);
-      if (prepared.length === 0) return Promise.resolve();
-      return this.write({ kind: 'add', records: prepared }).then(() => undefined);
+      const checked = checkBatch(records, this.config.dim, this.bounds);
+      if (checked.length === 0) return Promise.resolve();
+      return this.write({ kind: 'add', records: checked }).then(() => undefined);
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  /** Deletes the records with these ids; resolves to how many existed. */
+  /** Deletes the records with these ids (damaged ones too); resolves to how many existed. */
   delete(ids: readonly string[]): Promise<number> {
     try {
       this.checkOpen();
@@ -398,6 +499,9 @@ export class MemStore {
   /** Logs `mutation`, then applies it in log order; resolves to what apply returned. */
   private write(mutation: Mutation): Promise<number> {
     const payload = encodeMutation(mutation);
+    if (payload.byteLength > MAX_BATCH_BYTES) {
+      throw new MemstoreError('INVALID_ARGUMENT', `the batch is ${payload.byteLength} bytes encoded, more than ${MAX_BATCH_BYTES}; split it`);
+    }
     // Without maintenance running, the append starts in this tick, so batches of one tick share a group commit.
     if (this.gate === undefined) return this.logAndApply(mutation, payload);
     return (async () => {
@@ -436,23 +540,38 @@ export class MemStore {
     for (let next = this.reorder.get(this.appliedLsn + 1); next !== undefined; next = this.reorder.get(this.appliedLsn + 1)) {
       const lsn = this.appliedLsn + 1;
       this.reorder.delete(lsn);
+      if (this.broken !== undefined) {
+        next.fail(this.broken);
+        continue;
+      }
       this.appliedLsn = lsn;
       try {
         next.done(this.apply(next.mutation));
       } catch (e) {
-        next.fail(e);
+        // Input was checked before logging, so this is a bug or the machine (out of memory): the
+        // record is in the log but memory may hold part of it. Stop rather than diverge further.
+        this.broken = new MemstoreError('IO', `applying logged batch ${lsn} failed; close and reopen ${this.dir} (the log replays it)`, { cause: e });
+        next.fail(this.broken);
       }
     }
   }
 
   /**
    * Applies one logged mutation to memory: index, arena, dirty set. Synchronous, so no search or
-   * other write ever sees half of it. Returns the records added, or how many deleted ids existed.
+   * other write ever sees half of it; everything that can fail (projection, encoding, arena
+   * appends) runs before the first change to the index or the dirty set. Returns the records added,
+   * or how many deleted ids existed.
    */
   private apply(m: Mutation): number {
+    if (m.kind === 'noop') return 0;
     if (m.kind === 'delete') {
       let n = 0;
       for (const id of m.ids) {
+        if (this.damaged.delete(id)) {
+          this.dirty.set(id, null);
+          n++;
+          continue;
+        }
         if (!this.index.has(id)) continue;
         this.releaseText(id);
         this.index.remove(id);
@@ -462,19 +581,36 @@ export class MemStore {
       if (n > 0) this.cache?.clear();
       return n;
     }
-    for (const r of m.records) {
-      this.index.put(r.id, this.storedForm(r.vector));
-      this.releaseText(r.id);
-      const text = r.text === undefined ? undefined : this.arena.append(utf8.encode(r.text));
-      this.dirty.set(r.id, { full: this.config.keepFull || !this.trained ? r.vector : undefined, text, meta: r.meta });
+    const forms = m.records.map((r) => this.storedForm(r.vector));
+    const texts = m.records.map((r) => (r.text === undefined ? undefined : utf8.encode(r.text)));
+    const refs: (BlobRef | undefined)[] = [];
+    try {
+      for (const bytes of texts) refs.push(bytes === undefined ? undefined : this.arena.append(bytes));
+    } catch (e) {
+      for (const ref of refs) if (ref !== undefined) this.arena.release(ref);
+      throw e;
     }
+    m.records.forEach((r, i) => {
+      if (this.index.has(r.id) || this.damaged.has(r.id)) this.releaseText(r.id);
+      this.damaged.delete(r.id);
+      this.index.put(r.id, forms[i]!);
+      const text = refs[i];
+      const doc: DocRecord = { ...(text === undefined ? {} : { text }), ...(r.meta === undefined ? {} : { meta: r.meta, metaJson: r.metaJson }) };
+      this.dirty.set(r.id, { full: this.config.keepFull || !this.trained ? r.vector : undefined, doc });
+    });
     this.cache?.clear();
     if (!this.trained && this.index.size >= this.config.trainSize) this.train();
     return m.records.length;
   }
 
+  /** Tells the arena that the text of `id` is garbage now; a damaged document has nothing to release. */
   private releaseText(id: string): void {
-    const ref = this.docOf(id).text;
+    let ref: BlobRef | undefined;
+    try {
+      ref = this.docOf(id).text;
+    } catch {
+      return;
+    }
     if (ref !== undefined) this.arena.release(ref);
   }
 
@@ -557,14 +693,7 @@ export class MemStore {
     this.trainedSinceCheckpoint = false;
     const bytesCovered = this.logBytesSinceCheckpoint;
     const records = new Map<string, RecordState | null>();
-    for (const [id, e] of snapshot) {
-      if (e === null) {
-        records.set(id, null);
-        continue;
-      }
-      const doc: DocRecord | undefined = e.text === undefined && e.meta === undefined ? undefined : { ...(e.text === undefined ? {} : { text: e.text }), ...(e.meta === undefined ? {} : { meta: e.meta }) };
-      records.set(id, { full: e.full, code: this.trained ? this.index.code(id) : undefined, doc });
-    }
+    for (const [id, e] of snapshot) records.set(id, e === null ? null : { full: e.full, code: this.trained ? this.index.code(id) : undefined, doc: e.doc });
     let allCodes: Map<string, { code: Uint8Array; scale: number }> | undefined;
     if (training) {
       allCodes = new Map();
@@ -593,7 +722,10 @@ export class MemStore {
       throw asMemstoreError(e, 'removing checkpointed log segments');
     }
     const arena = this.arena.stats();
-    if (collectGarbage && arena.garbageBytes > Math.max(arena.liveBytes, ARENA_GC_MIN_GARBAGE)) await this.exclusive(() => this.collectArena());
+    // Collecting would copy damaged texts, which it cannot: that waits for `memstore repair`.
+    if (collectGarbage && this.damaged.size === 0 && arena.garbageBytes > Math.max(arena.liveBytes, ARENA_GC_MIN_GARBAGE)) {
+      await this.exclusive(() => this.collectArena());
+    }
   }
 
   /** Runs `step` with writes held back and every accepted write applied. */
@@ -613,13 +745,24 @@ export class MemStore {
   /**
    * Generational GC of the text arena: live texts are copied into generation N+1, a checkpoint
    * records the new references and generation atomically, then generation N is deleted. A crash at
-   * any step leaves one complete generation that the checkpoint names (ARENA.md).
+   * any step leaves one complete generation that the checkpoint names (ARENA.md). Refused while
+   * damaged records exist (their texts cannot be copied): `memstore repair` first.
    */
   private async collectArena(): Promise<void> {
+    this.refuseIfDamaged('collecting the text arena');
     const live: [string, BlobRef][] = [];
-    for (const { id, doc } of this.state.iterateDocs()) if (doc.text !== undefined && !this.dirty.has(id)) live.push([id, doc.text]);
-    for (const [id, e] of this.dirty) if (e?.text !== undefined) live.push([id, e.text]);
+    for (const entry of this.state.iterateDocs()) {
+      if (entry.error !== undefined) continue;
+      if (entry.value.text !== undefined && !this.dirty.has(entry.id)) live.push([entry.id, entry.value.text]);
+    }
+    for (const [id, e] of this.dirty) if (e?.doc.text !== undefined) live.push([id, e.doc.text]);
     const { generation, refs } = await this.arena.collect(live).catch((e: unknown) => {
+      // A damaged text no read had met yet: name its record, and leave the arena as it was.
+      const hit = e instanceof MemstoreError && e.code === 'CORRUPTION' ? live.find(([, ref]) => arenaSegmentPath(this.dir, ref[0], ref[1]) === e.file && ref[2] === e.offset) : undefined;
+      if (hit !== undefined) {
+        this.markDamaged(hit[0], e);
+        throw this.damaged.get(hit[0])!;
+      }
       throw asMemstoreError(e, 'collecting the text arena');
     });
     const moved = new Map<string, BlobRef>();
@@ -633,14 +776,24 @@ export class MemStore {
     }
     for (const [id, ref] of refs) {
       const e = this.dirty.get(id);
-      if (e !== undefined && e !== null) this.dirty.set(id, { ...e, text: ref });
+      if (e !== undefined && e !== null) this.dirty.set(id, { ...e, doc: { ...e.doc, text: ref } });
     }
     await this.arena.finishCollect(generation);
+  }
+
+  private refuseIfDamaged(what: string): void {
+    if (this.damaged.size === 0 && this.damagedKeys.length === 0) return;
+    const [first] = this.damaged.values();
+    throw new MemstoreError('CORRUPTION', `${what} needs a store without damage: ${this.damaged.size + this.damagedKeys.length} damaged record(s); run memstore repair ${this.dir}`, {
+      cause: first ?? this.damagedKeys[0]?.error,
+      ...(first?.id === undefined ? {} : { id: first.id }),
+    });
   }
 
   /**
    * Reclaims the space of deleted and replaced records: checkpoints, collects the text arena into
    * a new generation and rewrites the state file without its free pages. Writes wait meanwhile.
+   * CORRUPTION while damaged records exist (`memstore repair` moves them out first).
    */
   async compact(): Promise<void> {
     this.checkOpen();
@@ -653,11 +806,11 @@ export class MemStore {
 
   // ---- reads --------------------------------------------------------------------------------
 
-  /** The `k` stored records closest to `query`, best first. */
+  /** The `k` stored records closest to `query`, best first. Damaged records are skipped. */
   async search(query: Float32Array | readonly number[], options?: SearchOptions): Promise<SearchHit[]> {
     this.checkOpen();
     const opts = resolveSearchOptions(options);
-    const q = toVector(query, this.config.dim, 'query');
+    const q = checkVector(query, this.config.dim, this.bounds, 'query');
     if (opts.rescore === true && !this.config.keepFull) {
       throw new MemstoreError('INVALID_OPTION', 'rescore needs full-precision vectors; this store was created with rescore: false');
     }
@@ -665,14 +818,32 @@ export class MemStore {
     const rescore = (opts.rescore ?? this.options.rescore ?? this.config.keepFull) && this.config.keepFull && this.trained;
     const cacheKey = JSON.stringify([opts.k, opts.filter ?? null, rescore, opts.exact, opts.nprobe ?? null]);
     const cached = this.cache?.get(q, cacheKey);
-    if (cached !== undefined) return cached.map((h) => ({ ...h }));
-    const hits = await this.withTexts(this.rank(q, opts.k, rescore, opts.filter));
-    this.cache?.set(q, cacheKey, hits.map((h) => ({ ...h })));
-    return hits;
+    if (cached !== undefined) return cached.map((h) => ({ ...h, ...(h.meta === undefined ? {} : { meta: cloneMeta(h.meta as Meta) }) }));
+    for (;;) {
+      const ranked = this.rankSkippingDamage(q, opts.k, rescore, opts.filter);
+      const texts = await this.textsOf(ranked);
+      if (texts === undefined) continue;
+      const hits = ranked.map((r, i) => hitOf(r, texts[i]));
+      this.cache?.set(q, cacheKey, ranked.map((r, i) => hitOf(r, texts[i])));
+      return hits;
+    }
+  }
+
+  /** rank(), setting aside each damaged record it meets and ranking again without it. */
+  private rankSkippingDamage(q: Float32Array, k: number, rescore: boolean, filter: SearchOptions['filter']): Ranked[] {
+    for (;;) {
+      try {
+        return this.rank(q, k, rescore, filter);
+      } catch (e) {
+        const id = damagedId(e);
+        if (id === undefined) throw e;
+        this.markDamaged(id, e);
+      }
+    }
   }
 
   /** Ranks synchronously, so that no write interleaves with the scan and the rescoring. */
-  private rank(q: Float32Array, k: number, rescore: boolean, filter: SearchOptions['filter']): { id: string; score: number; text: BlobRef | undefined; meta: Record<string, unknown> | undefined }[] {
+  private rank(q: Float32Array, k: number, rescore: boolean, filter: SearchOptions['filter']): Ranked[] {
     const size = this.index.size;
     if (size === 0) return [];
     const { vector, offset } = this.queryForm(q);
@@ -686,11 +857,7 @@ export class MemStore {
       const qNorm = norm(q);
       ranked = top.sorted().map(({ slot }) => {
         const id = this.index.idAt(slot);
-        const full = this.fullOf(id);
-        if (full === undefined) {
-          throw new MemstoreError('CORRUPTION', `${this.dir}: full-precision vector of ${id} is missing`, { file: statePath(this.dir), offset: `full/${id}` });
-        }
-        return { id, score: this.exactScore(q, qNorm, full) };
+        return { id, score: this.exactScore(q, qNorm, this.fullOf(id)) };
       });
       ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       ranked.length = Math.min(ranked.length, k);
@@ -700,62 +867,99 @@ export class MemStore {
         score: metric === 'l2' ? -Math.sqrt(Math.max(0, -score)) : score + offset,
       }));
     }
-    return ranked.map(({ id, score }) => ({ id, score, ...this.docOf(id) }));
+    return ranked.map(({ id, score }) => ({ id, score, doc: this.docOf(id) }));
   }
 
-  /** Reads the texts of ranked records from the arena; all reads start before the first await. */
-  private async withTexts(ranked: { id: string; score: number; text: BlobRef | undefined; meta: Record<string, unknown> | undefined }[]): Promise<SearchHit[]> {
-    const texts = await Promise.all(ranked.map((r) => (r.text === undefined ? undefined : this.readText(r.text))));
-    return ranked.map((r, i) => {
-      const hit: SearchHit = { id: r.id, score: r.score };
-      const text = texts[i];
-      if (text !== undefined) hit.text = text;
-      if (r.meta !== undefined) hit.meta = r.meta;
-      return hit;
-    });
+  /**
+   * Reads the texts of ranked records from the arena (every read starts before the first await).
+   * Undefined when one was damaged: that record is set aside and the caller ranks again.
+   */
+  private async textsOf(ranked: readonly Ranked[]): Promise<(string | undefined)[] | undefined> {
+    const reads = ranked.map((r) => (r.doc.text === undefined ? undefined : this.readText(r.id, r.doc.text)));
+    const settled = await Promise.allSettled(reads);
+    let damage = false;
+    const texts: (string | undefined)[] = [];
+    for (const [i, s] of settled.entries()) {
+      if (s.status === 'fulfilled') {
+        texts.push(s.value);
+        continue;
+      }
+      const r = ranked[i]!;
+      if (damagedId(s.reason) !== r.id) throw s.reason;
+      this.setAsideIfUnchanged(r.id, r.doc.text, s.reason);
+      damage = true;
+    }
+    return damage ? undefined : texts;
   }
 
-  private async readText(ref: BlobRef): Promise<string> {
+  /** Marks `id` damaged for a bad text at `ref`, unless a write has replaced the record meanwhile. */
+  private setAsideIfUnchanged(id: string, ref: BlobRef | undefined, e: unknown): void {
+    let current: BlobRef | undefined;
+    try {
+      current = this.docOf(id).text;
+    } catch (again) {
+      this.markDamaged(id, again);
+      return;
+    }
+    if ((this.index.has(id) || this.damaged.has(id)) && sameRef(current, ref)) this.markDamaged(id, e);
+  }
+
+  /** The text at `ref` of record `id`; CORRUPTION naming the record when the arena's check fails. */
+  private async readText(id: string, ref: BlobRef): Promise<string> {
     let bytes: Uint8Array;
     try {
       bytes = await this.arena.read(ref);
     } catch (e) {
-      throw asMemstoreError(e, 'reading a text from the arena');
+      const err = asMemstoreError(e, 'reading a text from the arena');
+      throw isDamage(err) ? recordCorruption(id, err) : err;
     }
     try {
       return fromUtf8.decode(bytes);
     } catch (e) {
-      throw new MemstoreError('CORRUPTION', `${this.dir}: a text in the arena is not valid UTF-8`, { file: arenaDir(this.dir), cause: e });
+      throw new MemstoreError('CORRUPTION', `${this.dir}: the text of ${JSON.stringify(id)} is not valid UTF-8`, { file: arenaDir(this.dir), cause: e, id });
     }
   }
 
-  /** The record stored under `id`, or undefined. */
+  /** The record stored under `id`, or undefined; CORRUPTION (with `id`) when it is damaged. */
   async get(id: string): Promise<StoredRecord | undefined> {
     this.checkOpen();
     checkId(id, 'id');
+    const damage = this.damaged.get(id);
+    if (damage !== undefined) throw damage;
     if (!this.index.has(id)) return undefined;
-    let vector: Float32Array | undefined;
-    if (this.config.keepFull || !this.trained) {
-      vector = this.fullOf(id);
-    } else {
-      const stored = new Float32Array(this.index.dim);
-      this.index.decode(id, stored);
-      if (this.pca === undefined) {
-        vector = stored;
-      } else {
-        vector = new Float32Array(this.config.dim);
-        reconstruct(this.pca, stored, vector);
+    let vector: Float32Array;
+    let doc: DocRecord;
+    try {
+      vector = this.vectorOf(id);
+      doc = this.docOf(id);
+    } catch (e) {
+      if (damagedId(e) !== id) throw e;
+      this.markDamaged(id, e);
+      throw this.damaged.get(id)!;
+    }
+    const record: StoredRecord = { id, vector };
+    if (doc.text !== undefined) {
+      try {
+        record.text = await this.readText(id, doc.text);
+      } catch (e) {
+        if (damagedId(e) !== id) throw e;
+        this.setAsideIfUnchanged(id, doc.text, e);
+        throw e;
       }
     }
-    if (vector === undefined) {
-      throw new MemstoreError('CORRUPTION', `${this.dir}: vector of ${id} is missing`, { file: statePath(this.dir), offset: `full/${id}` });
-    }
-    const doc = this.docOf(id);
-    const record: StoredRecord = { id, vector };
-    const [hit] = await this.withTexts([{ id, score: 0, ...doc }]);
-    if (hit?.text !== undefined) record.text = hit.text;
-    if (doc.meta !== undefined) record.meta = doc.meta;
+    if (doc.meta !== undefined) record.meta = cloneMeta(doc.meta);
     return record;
+  }
+
+  /** The vector `get` returns: as added when full vectors are kept, else reconstructed from the code. */
+  private vectorOf(id: string): Float32Array {
+    if (this.config.keepFull || !this.trained) return this.fullOf(id);
+    const stored = new Float32Array(this.index.dim);
+    this.index.decode(id, stored);
+    if (this.pca === undefined) return stored;
+    const vector = new Float32Array(this.config.dim);
+    reconstruct(this.pca, stored, vector);
+    return vector;
   }
 
   stats(): StoreStats {
@@ -781,6 +985,7 @@ export class MemStore {
       pages: this.index.blockCount,
       walBytes,
       arenaBytes,
+      damaged: this.damaged.size + this.damagedKeys.length,
       cache: { hits: this.cache?.hits ?? 0, misses: this.cache?.misses ?? 0 },
     };
   }
@@ -806,16 +1011,21 @@ export class MemStore {
     this.lock.release();
   }
 
-  /** Waits for accepted writes, checkpoints, makes everything durable and releases the directory. Idempotent. */
+  /**
+   * Waits for accepted writes, checkpoints, makes everything durable and releases the directory.
+   * Idempotent. A store that failed to apply a logged batch skips the checkpoint: the log replays it.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.inflight]);
     let failure: unknown;
-    try {
-      await this.checkpoint();
-    } catch (e) {
-      failure = e;
+    if (this.broken === undefined) {
+      try {
+        await this.checkpoint();
+      } catch (e) {
+        failure = e;
+      }
     }
     for (const step of [() => this.wal.close(), () => this.arena.close(), () => this.state.close()]) {
       try {
@@ -829,4 +1039,69 @@ export class MemStore {
     this.lock.release();
     if (failure !== undefined) throw failure;
   }
+
+  // ---- repair (memstore repair) ---------------------------------------------------------------
+
+  /**
+   * @internal For repair: reads every record whole (full vector, document, text), setting aside
+   * each one that fails, and returns every damaged record and key found so far.
+   */
+  async findDamage(): Promise<{ records: Map<string, MemstoreError>; keys: readonly DamagedKey[] }> {
+    this.checkOpen();
+    for (const id of [...this.index.allIds()]) {
+      try {
+        await this.get(id);
+      } catch (e) {
+        if (damagedId(e) !== id) throw e;
+      }
+    }
+    return { records: new Map(this.damaged), keys: [...this.damagedKeys] };
+  }
+
+  /** @internal For repair: logs and applies a mutation salvaged from a damaged log. */
+  reapply(mutation: Mutation): Promise<number> {
+    try {
+      this.checkOpen();
+      return this.write(mutation);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** @internal For repair: whatever parts of a damaged record still read, each on its own. */
+  async salvage(id: string): Promise<{ vector?: number[]; text?: string; meta?: Meta }> {
+    const out: { vector?: number[]; text?: string; meta?: Meta } = {};
+    try {
+      if (this.config.keepFull || !this.trained) out.vector = Array.from(this.fullOf(id));
+      else if (this.index.has(id)) out.vector = Array.from(this.vectorOf(id));
+    } catch {
+      // Damaged or missing: the raw bytes are in the report.
+    }
+    try {
+      const doc = this.docOf(id);
+      if (doc.meta !== undefined) out.meta = cloneMeta(doc.meta);
+      if (doc.text !== undefined) out.text = await this.readText(id, doc.text);
+    } catch {
+      // As above.
+    }
+    return out;
+  }
+
+  /** @internal For repair: the state's raw values under `key`. */
+  rawValues(key: Uint8Array): ReturnType<StateStore['rawValues']> {
+    return this.state.rawValues(key);
+  }
+
+  /** @internal For repair: drops damaged keys no id reaches, straight from the state. */
+  async dropDamagedKeys(): Promise<void> {
+    this.checkOpen();
+    if (this.damagedKeys.length === 0) return;
+    await this.state.removeKeys(this.damagedKeys.map((d) => d.key));
+    this.damagedKeys.length = 0;
+  }
+}
+
+/** Damage a checksum found (as opposed to an I/O failure, which says nothing about the bytes). */
+function isDamage(e: unknown): boolean {
+  return e instanceof MemstoreError && e.code === 'CORRUPTION';
 }

@@ -1,5 +1,6 @@
 import { CODEC_NAMES, type CodecName } from './codec/codec.js';
 import { MemstoreError } from './errors.js';
+import { isPlainObject } from './input.js';
 import { nodeFileLayer, type FileLayer } from '../wal/file-layer.js';
 
 export type Metric = 'cosine' | 'dot' | 'l2';
@@ -10,10 +11,15 @@ const DURABILITIES: readonly Durability[] = ['always', 'batch', 'none'];
 /** PCA reduction: a fixed number of output dimensions, or the fewest that keep a share of the variance. */
 export type PcaOption = { dims: number } | { variance: number };
 
+/**
+ * The lookaside cache of recent answers. It is approximate: on a 'cosine' store a query within
+ * `threshold` cosine of a remembered one gets the remembered answer (ids and scores of that other
+ * query); on 'dot' and 'l2' stores only an identical query is answered from it. Off by default.
+ */
 export interface CacheOptions {
   /** Most recent distinct queries remembered. @default 64 */
   entries?: number;
-  /** Cosine similarity a new query needs with a remembered one to reuse its answer. @default 0.95 */
+  /** Cosine similarity a new query needs with a remembered one to reuse its answer ('cosine' stores only). @default 0.95 */
   threshold?: number;
 }
 
@@ -39,7 +45,7 @@ export interface OpenOptions {
   oversample?: number;
   /** When a write's promise resolves: after fsync ('always'), after at most a few ms ('batch'), or when the OS writes ('none'). @default 'always' */
   durability?: Durability;
-  /** Semantic lookaside cache of recent query answers; `false` turns it off. @default { entries: 64, threshold: 0.95 } */
+  /** Lookaside cache of recent query answers (approximate, see CacheOptions); `false` or omitted: off. @default false */
   cache?: CacheOptions | false;
   /** Bytes of write-ahead log after which a checkpoint writes the state and drops the old log. @default 64 MiB */
   checkpointBytes?: number;
@@ -66,11 +72,11 @@ export interface SearchOptions {
   k?: number;
   /** Equality on `meta` fields; `{ field: { $in: [a, b] } }` matches any of the listed values. @default undefined */
   filter?: Filter;
-  /** Pages to scan. The exact-scan index has one kind of page and probes every one of them. @default stats().nprobe */
+  /** Pages to scan. Accepted and checked, but changes nothing yet: the index is an exact scan of every block. @default stats().nprobe */
   nprobe?: number;
   /** Rescore candidates with the full-precision vectors. @default the store's `rescore` */
   rescore?: boolean;
-  /** Scan every stored vector instead of probing the index. @default false */
+  /** Scan every stored vector instead of probing the index. Changes nothing yet: every search scans every vector. @default false */
   exact?: boolean;
 }
 
@@ -90,27 +96,39 @@ function invalid(message: string): MemstoreError {
   return new MemstoreError('INVALID_OPTION', message);
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/** How a bad value is shown in a message: `"3"` for a string, so it is not mistaken for the number 3. */
+export function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v);
+  if (typeof v === 'bigint') return `${v}n (a BigInt)`;
+  if (Array.isArray(v)) return 'an array';
+  return `a ${typeof v}`;
+}
+
+/** Refuses keys of `v` outside `allowed`, naming the first unknown one with its full path. */
+function onlyKeys(path: string, v: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const key of Object.keys(v)) {
+    if (!allowed.includes(key)) throw invalid(`unknown option ${path}${key} (${path === '' ? 'options' : path.slice(0, -1)} takes ${allowed.join(', ')})`);
+  }
 }
 
 function positiveInt(name: string, v: unknown, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
-    throw invalid(`${name} must be an integer in [1, ${max}], got ${String(v)}`);
+    throw invalid(`${name} must be an integer in [1, ${max}], got ${describe(v)}`);
   }
   return v;
 }
 
 function oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[]): T {
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-    throw invalid(`${name} must be one of ${allowed.join(', ')}, got ${String(v)}`);
+    throw invalid(`${name} must be one of ${allowed.join(', ')}, got ${describe(v)}`);
   }
   return v as T;
 }
 
 function optionalBoolean(name: string, v: unknown): boolean | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'boolean') throw invalid(`${name} must be a boolean, got ${String(v)}`);
+  if (typeof v !== 'boolean') throw invalid(`${name} must be a boolean, got ${describe(v)}`);
   return v;
 }
 
@@ -119,13 +137,14 @@ export const MAX_DIM = 65536;
 
 function resolvePca(v: unknown): PcaOption | undefined {
   if (v === undefined) return undefined;
-  if (!isPlainObject(v)) throw invalid('pca must be { dims } or { variance }');
+  if (!isPlainObject(v)) throw invalid(`pca must be { dims } or { variance }, got ${describe(v)}`);
+  onlyKeys('pca.', v, ['dims', 'variance']);
   const keys = Object.keys(v);
   if (keys.length === 1 && keys[0] === 'dims') return { dims: positiveInt('pca.dims', v['dims'], MAX_DIM) };
   if (keys.length === 1 && keys[0] === 'variance') {
     const variance = v['variance'];
     if (typeof variance !== 'number' || !(variance > 0 && variance <= 1)) {
-      throw invalid(`pca.variance must be a number in (0, 1], got ${String(variance)}`);
+      throw invalid(`pca.variance must be a number in (0, 1], got ${describe(variance)}`);
     }
     return { variance };
   }
@@ -133,13 +152,13 @@ function resolvePca(v: unknown): PcaOption | undefined {
 }
 
 function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
-  if (v === false) return false;
-  if (v === undefined) return Object.freeze({ entries: 64, threshold: 0.95 });
-  if (!isPlainObject(v)) throw invalid('cache must be false or { entries, threshold }');
+  if (v === false || v === undefined) return false;
+  if (!isPlainObject(v)) throw invalid(`cache must be false or { entries, threshold }, got ${describe(v)}`);
+  onlyKeys('cache.', v, ['entries', 'threshold']);
   const entries = v['entries'] === undefined ? 64 : positiveInt('cache.entries', v['entries'], 1_000_000);
   const threshold = v['threshold'] === undefined ? 0.95 : v['threshold'];
   if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) {
-    throw invalid(`cache.threshold must be a number in (0, 1], got ${String(threshold)}`);
+    throw invalid(`cache.threshold must be a number in (0, 1], got ${describe(threshold)}`);
   }
   return Object.freeze({ entries, threshold });
 }
@@ -154,14 +173,12 @@ function resolveFiles(v: unknown): FileLayer {
   return v as FileLayer;
 }
 
-const OPEN_KEYS = new Set(['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'files']);
+const OPEN_KEYS = ['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'files'];
 
 export function resolveOpenOptions(options: OpenOptions | undefined): ResolvedOpenOptions {
   const o: unknown = options ?? {};
-  if (!isPlainObject(o)) throw invalid('options must be an object');
-  for (const key of Object.keys(o)) {
-    if (!OPEN_KEYS.has(key)) throw invalid(`unknown option ${key}`);
-  }
+  if (!isPlainObject(o)) throw invalid(`options must be an object, got ${describe(o)}`);
+  onlyKeys('', o, OPEN_KEYS);
   return Object.freeze({
     dim: o['dim'] === undefined ? undefined : positiveInt('dim', o['dim'], MAX_DIM),
     metric: o['metric'] === undefined ? undefined : oneOf('metric', o['metric'], METRICS),
@@ -177,7 +194,7 @@ export function resolveOpenOptions(options: OpenOptions | undefined): ResolvedOp
   });
 }
 
-const SEARCH_KEYS = new Set(['k', 'filter', 'nprobe', 'rescore', 'exact']);
+const SEARCH_KEYS = ['k', 'filter', 'nprobe', 'rescore', 'exact'];
 
 function isMetaValue(v: unknown): v is MetaValue {
   return v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
@@ -185,7 +202,7 @@ function isMetaValue(v: unknown): v is MetaValue {
 
 function resolveFilter(v: unknown): Filter | undefined {
   if (v === undefined) return undefined;
-  if (!isPlainObject(v)) throw new MemstoreError('INVALID_ARGUMENT', 'filter must be an object of meta field conditions');
+  if (!isPlainObject(v)) throw new MemstoreError('INVALID_ARGUMENT', `filter must be an object of meta field conditions, got ${describe(v)}`);
   for (const [field, cond] of Object.entries(v)) {
     if (isMetaValue(cond)) continue;
     if (isPlainObject(cond) && Object.keys(cond).length === 1 && Array.isArray(cond['$in']) && cond['$in'].every(isMetaValue)) continue;
@@ -196,10 +213,8 @@ function resolveFilter(v: unknown): Filter | undefined {
 
 export function resolveSearchOptions(options: SearchOptions | undefined): ResolvedSearchOptions {
   const o: unknown = options ?? {};
-  if (!isPlainObject(o)) throw invalid('search options must be an object');
-  for (const key of Object.keys(o)) {
-    if (!SEARCH_KEYS.has(key)) throw invalid(`unknown search option ${key}`);
-  }
+  if (!isPlainObject(o)) throw invalid(`search options must be an object, got ${describe(o)}`);
+  onlyKeys('', o, SEARCH_KEYS);
   return {
     k: o['k'] === undefined ? 10 : positiveInt('k', o['k'], 100_000),
     filter: resolveFilter(o['filter']),

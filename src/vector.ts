@@ -40,18 +40,18 @@ export function toVector(v: unknown, dim: number, what: string): Float32Array {
     out = new Float32Array(v.length);
     for (let i = 0; i < v.length; i++) {
       const x: unknown = v[i];
-      if (typeof x !== 'number') throw new MemstoreError('INVALID_VECTOR', `${what}[${i}] is not a number`);
+      if (typeof x !== 'number') throw new MemstoreError('INVALID_VECTOR', `${what}[${i}] is not a number`, { field: `${what}[${i}]` });
       out[i] = x;
     }
   } else {
-    throw new MemstoreError('INVALID_VECTOR', `${what} must be a Float32Array or number[]`);
+    throw new MemstoreError('INVALID_VECTOR', `${what} must be a Float32Array or number[]`, { field: what });
   }
   if (out.length !== dim) {
-    throw new MemstoreError('DIM_MISMATCH', `${what} has ${out.length} dimensions, the store has ${dim}`);
+    throw new MemstoreError('DIM_MISMATCH', `${what} has ${out.length} dimensions, the store has ${dim}`, { field: what });
   }
   for (let i = 0; i < out.length; i++) {
     // A finite double can still overflow float32 to ±Infinity on conversion; both are rejected.
-    if (!Number.isFinite(out[i]!)) throw new MemstoreError('INVALID_VECTOR', `${what}[${i}] is not finite`);
+    if (!Number.isFinite(out[i]!)) throw new MemstoreError('INVALID_VECTOR', `${what}[${i}] is not finite`, { field: `${what}[${i}]` });
   }
   return out;
 }

@@ -26,7 +26,7 @@ test('the lookaside cache serves similar queries with the same options and evict
 test('a store counts cache hits, never serves answers older than a write, and hands out copies', async () => {
   const dir = tempDir();
   const v = clustered(50, 32, 5);
-  const store = await MemStore.open(dir, { dim: 32, durability: 'none' });
+  const store = await MemStore.open(dir, { dim: 32, durability: 'none', cache: { entries: 64 } });
   await store.add(v.map((vector, i) => ({ id: `v${i}`, vector, meta: { i } })));
   const first = await store.search(v[0]!, { k: 3 });
   const second = await store.search(v[0]!, { k: 3 });

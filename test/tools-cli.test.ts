@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { MemStore } from '../src/index.js';
 import { clustered, tempDir } from './helpers.js';
+import { cliResult } from './support/cli.js';
 
-const run = promisify(execFile);
-const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const DIM = 16;
 const v = clustered(40, DIM, 12);
 
@@ -19,16 +15,6 @@ async function makeStore(): Promise<string> {
   for (let i = 0; i < 40; i++) await store.add([{ id: `r${i}`, vector: v[i]!, text: `the text of record ${i}`, meta: { i } }]);
   await store.close();
   return dir;
-}
-
-async function cliResult(args: string[]): Promise<{ code: number; stdout: string }> {
-  try {
-    const { stdout } = await run(process.execPath, [cli, ...args]);
-    return { code: 0, stdout };
-  } catch (e) {
-    const err = e as { code: number; stdout: string };
-    return { code: err.code, stdout: err.stdout };
-  }
 }
 
 test('memstore verify exits 0 on a sound store and 1 naming file and offset on a damaged one', async () => {

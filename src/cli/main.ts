@@ -1,10 +1,18 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MemStore } from '../memstore.js';
 import { isMemstoreError } from '../errors.js';
 import { METRICS } from '../options.js';
 import { bench, type BenchFlags } from './bench.js';
-import { checkStore } from '../store/verify.js';
+import { repairStore } from '../store/repair.js';
+import { checkStore, requireStore } from '../store/verify.js';
+
+/** The package's version, read from the package.json two levels above dist/src/cli. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -34,12 +42,18 @@ async function verify(dir: string): Promise<void> {
       `${w.tornTail === undefined ? '' : `, torn tail at ${w.tornTail.file}:${w.tornTail.offset} (cut at next open: ${w.tornTail.what})`}\n` +
       `arena: ${report.arena === undefined ? 'unreadable' : `generation ${report.arena.generation}, ${report.arena.segments} segments, ${report.arena.blobs} blobs, ${report.arena.bytes} bytes`}\n`,
   );
-  for (const p of report.problems) process.stdout.write(`CORRUPTION ${p.file}${p.offset === undefined ? '' : ` at ${p.offset}`}: ${p.what}\n`);
-  process.stdout.write(report.problems.length === 0 ? 'ok\n' : `${report.problems.length} problem(s)\n`);
+  for (const p of report.problems) {
+    process.stdout.write(`CORRUPTION ${p.file}${p.offset === undefined ? '' : ` at ${p.offset}`}${p.id === undefined ? '' : ` (record ${JSON.stringify(p.id)})`}: ${p.what}\n`);
+  }
+  if (report.damagedRecords.length > 0) {
+    process.stdout.write(`damaged records (${report.damagedRecords.length}): ${report.damagedRecords.map((id) => JSON.stringify(id)).join(', ')}\n`);
+  }
+  process.stdout.write(report.problems.length === 0 ? 'ok\n' : `${report.problems.length} problem(s); memstore repair ${dir} moves the damaged records to a report\n`);
   if (report.problems.length > 0) process.exitCode = 1;
 }
 
 async function compact(dir: string): Promise<void> {
+  requireStore(dir);
   const store = await MemStore.open(dir);
   try {
     const before = store.stats();
@@ -52,8 +66,20 @@ async function compact(dir: string): Promise<void> {
   }
 }
 
+/** Damaged records to a report, a clean store left behind. */
+async function repair(dir: string, flags: { report?: string }): Promise<void> {
+  const result = await repairStore(dir, flags.report === undefined ? {} : { report: flags.report });
+  process.stdout.write(
+    `removed ${result.removedRecords.length} damaged record(s)${result.removedRecords.length === 0 ? '' : `: ${result.removedRecords.map((id) => JSON.stringify(id)).join(', ')}`}\n` +
+      (result.removedKeys > 0 ? `removed ${result.removedKeys} damaged key(s) that named no record\n` : '') +
+      `log: ${result.logDamage} damaged stretch(es), ${result.reappliedRecords} record(s) applied again\n` +
+      `${result.count} records in the store; report: ${result.report}\n`,
+  );
+}
+
 const program = new Command()
   .name('memstore')
+  .version(version())
   .description('Embedded quantized vector memory: the storage/recall trade-off study and store tools');
 
 program
@@ -94,6 +120,13 @@ program
   .argument('<dir>', 'store directory')
   .description('checkpoint, collect the text arena and rewrite the state file so disk use tracks live data')
   .action((dir: string) => compact(dir));
+
+program
+  .command('repair')
+  .argument('<dir>', 'store directory')
+  .option('--report <file>', 'where the report goes (default: DIR/repair-<UTC time>.jsonl)')
+  .description('move every damaged record (and damaged stretch of the log) to a JSON-lines report with its raw bytes, and leave a clean store')
+  .action((dir: string, flags: { report?: string }) => repair(dir, flags));
 
 program.parseAsync().catch((e: unknown) => {
   if (isMemstoreError(e)) process.stderr.write(`memstore: ${e.code}: ${e.message}\n`);

@@ -14,6 +14,13 @@ export const FILES = {
   wal: 'wal',
   /** The blob arena's segment files (src/arena/ARENA.md). */
   arena: 'arena',
+  /**
+   * Where `memstore repair` moves a damaged log while it re-applies what it could read from it; only
+   * exists during a repair (or after one was interrupted, which the next repair resumes).
+   */
+  repairLog: 'wal.repair',
+  /** Prefix of the reports `memstore repair` writes: `repair-<UTC time>.jsonl`. */
+  repairReport: 'repair-',
 } as const;
 
 export function lockPath(dir: string): string {
@@ -26,6 +33,16 @@ export function statePath(dir: string): string {
 
 export function walDir(dir: string): string {
   return join(dir, FILES.wal);
+}
+
+export function repairLogDir(dir: string): string {
+  return join(dir, FILES.repairLog);
+}
+
+/** `repair-20261129T201500Z.jsonl`: a report's name says when the repair ran. */
+export function repairReportPath(dir: string, at: Date): string {
+  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return join(dir, `${FILES.repairReport}${stamp}.jsonl`);
 }
 
 export function arenaDir(dir: string): string {

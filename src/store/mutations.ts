@@ -1,30 +1,33 @@
 import { Packr } from 'msgpackr';
 import { MemstoreError } from '../errors.js';
+import type { CheckedRecord } from '../input.js';
+import { parseMeta } from '../meta.js';
 
-/** One record of an add batch as the log carries it: the vector exactly as given, its text and metadata. */
-export interface LoggedRecord {
-  readonly id: string;
-  readonly vector: Float32Array;
-  readonly text: string | undefined;
-  readonly meta: Record<string, unknown> | undefined;
-}
-
-/** What one WAL record holds: a whole add batch or a whole delete batch, so a batch is atomic. */
-export type Mutation = { readonly kind: 'add'; readonly records: readonly LoggedRecord[] } | { readonly kind: 'delete'; readonly ids: readonly string[] };
+/**
+ * What one WAL record holds: a whole add batch or a whole delete batch, so a batch is atomic. A
+ * `noop` is what `memstore repair` leaves in place of a log record it could not read (an empty
+ * payload), so that the log keeps consecutive LSNs.
+ */
+export type Mutation =
+  | { readonly kind: 'add'; readonly records: readonly CheckedRecord[] }
+  | { readonly kind: 'delete'; readonly ids: readonly string[] }
+  | { readonly kind: 'noop' };
 
 // Plain maps and no record extensions: the log must decode the same in any later version.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 
+/** One record on the wire: id, the vector's float32 LE bytes, text, metadata as JSON text. */
 interface WireRecord {
   i: string;
   v: Uint8Array;
   x?: string;
-  m?: Record<string, unknown>;
+  m?: string;
 }
 
 type Wire = { a: WireRecord[] } | { d: string[] };
 
 export function encodeMutation(m: Mutation): Uint8Array {
+  if (m.kind === 'noop') return new Uint8Array(0);
   const wire: Wire =
     m.kind === 'add'
       ? {
@@ -32,7 +35,7 @@ export function encodeMutation(m: Mutation): Uint8Array {
             i: r.id,
             v: new Uint8Array(r.vector.buffer, r.vector.byteOffset, r.vector.byteLength),
             ...(r.text === undefined ? {} : { x: r.text }),
-            ...(r.meta === undefined ? {} : { m: r.meta }),
+            ...(r.metaJson === undefined ? {} : { m: r.metaJson }),
           })),
         }
       : { d: [...m.ids] };
@@ -46,6 +49,7 @@ export function encodeMutation(m: Mutation): Uint8Array {
 export function decodeMutation(payload: Uint8Array, where: { file: string; lsn: number }): Mutation {
   const fail = (what: string, cause?: unknown) =>
     new MemstoreError('CORRUPTION', `WAL record ${where.lsn}: ${what}`, { file: where.file, offset: `lsn ${where.lsn}`, cause });
+  if (payload.byteLength === 0) return { kind: 'noop' };
   let wire: unknown;
   try {
     wire = packr.unpack(payload);
@@ -56,12 +60,15 @@ export function decodeMutation(payload: Uint8Array, where: { file: string; lsn: 
   const w = wire as Partial<{ a: unknown; d: unknown }>;
   if (Array.isArray(w.d) && w.d.every((id) => typeof id === 'string')) return { kind: 'delete', ids: w.d as string[] };
   if (!Array.isArray(w.a)) throw fail('payload is not a mutation');
-  const records = w.a.map((r: unknown): LoggedRecord => {
+  const records = w.a.map((r: unknown): CheckedRecord => {
     const rec = r as Partial<WireRecord>;
     if (typeof rec.i !== 'string' || !(rec.v instanceof Uint8Array) || rec.v.byteLength % 4 !== 0) throw fail('malformed record');
+    if ((rec.x !== undefined && typeof rec.x !== 'string') || (rec.m !== undefined && typeof rec.m !== 'string')) throw fail('malformed record');
     const vector = new Float32Array(rec.v.byteLength / 4);
     new Uint8Array(vector.buffer).set(rec.v);
-    return { id: rec.i, vector, text: typeof rec.x === 'string' ? rec.x : undefined, meta: rec.m };
+    const meta = rec.m === undefined ? undefined : parseMeta(rec.m);
+    if (rec.m !== undefined && meta === undefined) throw fail(`metadata of ${rec.i} is not a JSON object`);
+    return { id: rec.i, vector, text: rec.x, meta, metaJson: rec.m };
   });
   return { kind: 'add', records };
 }

@@ -7,10 +7,11 @@ import { MemstoreError } from '../errors.js';
 import type { CodecName } from '../codec/codec.js';
 import type { Metric, PcaOption } from '../options.js';
 import type { PcaModel } from '../pca/pca.js';
+import { parseMeta, type Meta } from '../meta.js';
 import { FILES, statePath, syncDirSync } from './files.js';
 
 /** Bumped when the meaning of persisted records changes; older readers refuse newer stores. */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 
 /** What a store was created with; fixed for its lifetime. */
 export interface StoreConfig {
@@ -30,17 +31,25 @@ export interface Checkpoint {
   readonly arenaGeneration: number;
 }
 
-/** The document part of a record: metadata inline (filters read it on the search path), text in the arena. */
+/**
+ * The document part of a record: metadata inline (filters read it on the search path), text in the
+ * arena. Every record has one, possibly empty: the `docs` sub-database is the list of records, so a
+ * code or a vector without its document (a damaged key) is seen as damage, not as a record without
+ * metadata.
+ */
 export interface DocRecord {
   readonly text?: BlobRef;
-  readonly meta?: Record<string, unknown>;
+  /** The metadata, parsed; present exactly when `metaJson` is. */
+  readonly meta?: Meta;
+  /** The metadata as persisted: JSON text (src/meta.ts). */
+  readonly metaJson?: string;
 }
 
 /** The whole persisted state of one id at a checkpoint. */
 export interface RecordState {
   readonly full: Float32Array | undefined;
   readonly code: { readonly code: Uint8Array; readonly scale: number } | undefined;
-  readonly doc: DocRecord | undefined;
+  readonly doc: DocRecord;
 }
 
 /** Everything one checkpoint writes, in one LMDB transaction. */
@@ -54,12 +63,29 @@ export interface CheckpointWrite {
   readonly movedText?: ReadonlyMap<string, BlobRef>;
 }
 
+/** The sub-databases that hold one value per record, keyed by the id's UTF-8 bytes. */
+export type RecordTable = 'full' | 'codes' | 'docs';
+export const RECORD_TABLES: readonly RecordTable[] = ['full', 'codes', 'docs'];
+
+/**
+ * One value read from a record table: either `value`, or the `error` (CORRUPTION) that reading it
+ * gave. `id` is undefined when the key itself is not UTF-8 (a damaged key names no record).
+ */
+export type Entry<T> =
+  | { readonly key: Uint8Array; readonly id: string; readonly value: T; readonly error?: undefined }
+  | { readonly key: Uint8Array; readonly id: string | undefined; readonly value?: undefined; readonly error: MemstoreError };
+
 interface PcaRecord {
   inDim: number;
   outDim: number;
   mean: Uint8Array;
   components: Uint8Array;
   explainedVariance: number;
+}
+
+interface WireDoc {
+  text?: BlobRef;
+  meta?: string;
 }
 
 const CONFIG_KEY = 'config';
@@ -70,41 +96,56 @@ const CHECKPOINT_KEY = 'checkpoint';
 // Plain maps, no record extensions: what is written must decode the same in later versions.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 let keyScratch = new Uint8Array(256);
 
-/** The UTF-8 bytes of `key` in a reused buffer (valid until the next call): seals run on every read. */
+/** The UTF-8 bytes of `key` in a reused buffer (valid until the next call): lookups and seals run on every read. */
 function keyBytes(key: string): Uint8Array {
   if (keyScratch.length < key.length * 3) keyScratch = new Uint8Array(key.length * 3);
   return keyScratch.subarray(0, utf8.encodeInto(key, keyScratch).written);
 }
 
+/** The id a key's bytes spell, or undefined when they are not UTF-8. */
+function idOf(key: Uint8Array): string | undefined {
+  try {
+    return fromUtf8.decode(key);
+  } catch {
+    return undefined;
+  }
+}
+
+/** How a damaged key is named in reports: its id when it has one, else its bytes in hex. */
+export function keyName(key: Uint8Array): string {
+  return idOf(key) ?? `0x${Buffer.from(key).toString('hex')}`;
+}
+
 /**
  * Every value is stored as `masked CRC-32C (4 bytes LE) | payload`, the CRC covering the key's
- * UTF-8 bytes and then the payload. LMDB checks no data, so this is what turns a flipped bit (in a
+ * bytes and then the payload. LMDB checks no data, so this is what turns a flipped bit (in a
  * value, or in a key, which would move a value to another id) into CORRUPTION instead of wrong data.
  */
-function seal(key: string, payload: Uint8Array): Buffer {
+function seal(key: Uint8Array, payload: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(4 + payload.byteLength);
-  out.writeUInt32LE(maskCrc(crc32c(payload, 0, payload.byteLength, crc32c(keyBytes(key)))), 0);
+  out.writeUInt32LE(maskCrc(crc32c(payload, 0, payload.byteLength, crc32c(key))), 0);
   out.set(payload, 4);
   return out;
 }
 
 /** The payload of a sealed value, or CORRUPTION naming the sub-database and key. */
-function unseal(dir: string, where: string, key: string, value: Uint8Array): Uint8Array {
-  if (value.byteLength < 4) throw corruption(dir, `${where}/${key}`, 'value shorter than its checksum');
+function unseal(dir: string, where: string, key: Uint8Array, value: Uint8Array): Uint8Array {
+  if (value.byteLength < 4) throw corruption(dir, where, key, 'value shorter than its checksum');
   const payload = value.subarray(4);
   const stored = unmaskCrc(new DataView(value.buffer, value.byteOffset, 4).getUint32(0, true));
-  if (stored !== crc32c(payload, 0, payload.byteLength, crc32c(keyBytes(key)))) throw corruption(dir, `${where}/${key}`, 'checksum mismatch');
+  if (stored !== crc32c(payload, 0, payload.byteLength, crc32c(key))) throw corruption(dir, where, key, 'checksum mismatch');
   return payload;
 }
 
-function unpack(dir: string, where: string, key: string, payload: Uint8Array): unknown {
+function unpack(dir: string, where: string, key: Uint8Array, payload: Uint8Array): unknown {
   try {
     return packr.unpack(payload);
   } catch (e) {
-    throw corruption(dir, `${where}/${key}`, 'value does not decode', e);
+    throw corruption(dir, where, key, 'value does not decode', e);
   }
 }
 
@@ -119,9 +160,22 @@ function floatsOf(b: Uint8Array): Float32Array {
   return out;
 }
 
-function corruption(dir: string, key: string, what: string, cause?: unknown): MemstoreError {
-  return new MemstoreError('CORRUPTION', `${FILES.state} in ${dir}: ${what} (key ${key})`, { file: statePath(dir), offset: key, cause });
+/** CORRUPTION at `<sub-database>/<key>` of the state file; `id` set when the key names a record. */
+function corruption(dir: string, where: string, key: Uint8Array, what: string, cause?: unknown): MemstoreError {
+  const id = where === 'config' ? undefined : idOf(key);
+  return new MemstoreError('CORRUPTION', `${FILES.state} in ${dir}: ${what} (key ${where}/${keyName(key)})`, {
+    file: statePath(dir),
+    offset: `${where}/${keyName(key)}`,
+    cause,
+    ...(id === undefined ? {} : { id }),
+  });
 }
+
+/**
+ * Test seam: called before every put and remove of a checkpoint transaction with its running
+ * count, so a test can fail the N-th write and check that nothing of the transaction remains.
+ */
+export const stateWriteHooks: { beforeWrite: ((write: number) => void) | undefined } = { beforeWrite: undefined };
 
 /**
  * 16 KiB pages: a 512-d float32 vector (2 KiB and its seal) fits inline, seven to a page, where 4 KiB
@@ -136,21 +190,23 @@ function openEnv(dir: string, path = statePath(dir)): RootDatabase {
   }
 }
 
+type Table = Database<Buffer, Buffer | Uint8Array>;
+
 /**
  * The checkpointed state of a store in one LMDB environment (memory-mapped copy-on-write B+trees:
  * a crash leaves the last committed transaction). It is written only by checkpoints; everything
  * newer lives in the write-ahead log and in memory until the next one.
  *
- * Sub-databases: `config` (StoreConfig, PCA model, trained flag, checkpoint), `full` (id → raw
- * float32 LE of the vector as given), `codes` (id → code bytes and scale, once trained), `docs`
- * (id → arena reference of the text and the metadata).
+ * Sub-databases (STATE.md): `config` (StoreConfig, PCA model, trained flag, checkpoint), and the
+ * record tables keyed by the id's UTF-8 bytes: `full` (raw float32 LE of the vector as given),
+ * `codes` (code bytes and scale, once trained), `docs` (arena reference of the text and the
+ * metadata; one per record).
  */
 export class StateStore {
   private root!: RootDatabase;
   private config!: Database<Buffer, string>;
-  private full!: Database<Buffer, string>;
-  private codes!: Database<Buffer, string>;
-  private docs!: Database<Buffer, string>;
+  private tables!: Record<RecordTable, Table>;
+  private writes = 0;
 
   private constructor(readonly dir: string) {
     this.attach(openEnv(dir));
@@ -159,9 +215,8 @@ export class StateStore {
   private attach(root: RootDatabase): void {
     this.root = root;
     this.config = root.openDB<Buffer, string>({ name: 'config', encoding: 'binary' });
-    this.full = root.openDB<Buffer, string>({ name: 'full', encoding: 'binary' });
-    this.codes = root.openDB<Buffer, string>({ name: 'codes', encoding: 'binary' });
-    this.docs = root.openDB<Buffer, string>({ name: 'docs', encoding: 'binary' });
+    const table = (name: RecordTable) => root.openDB<Buffer, Buffer | Uint8Array>({ name, encoding: 'binary', keyEncoding: 'binary' });
+    this.tables = { full: table('full'), codes: table('codes'), docs: table('docs') };
   }
 
   static open(dir: string): StateStore {
@@ -170,23 +225,27 @@ export class StateStore {
 
   private getConfig(key: string): unknown {
     const raw = this.config.getBinary(key);
-    return raw === undefined ? undefined : unpack(this.dir, 'config', key, unseal(this.dir, 'config', key, raw));
+    if (raw === undefined) return undefined;
+    const k = utf8.encode(key);
+    return unpack(this.dir, 'config', k, unseal(this.dir, 'config', k, raw));
   }
 
   private putConfig(key: string, value: unknown): void {
-    this.config.put(key, seal(key, packr.pack(value)));
+    this.hook();
+    this.config.put(key, seal(utf8.encode(key), packr.pack(value)));
   }
 
   readConfig(): StoreConfig | undefined {
     const v: unknown = this.getConfig(CONFIG_KEY);
     if (v === undefined) return undefined;
     const c = v as Partial<StoreConfig>;
+    const k = utf8.encode(CONFIG_KEY);
     if (typeof c !== 'object' || c === null || typeof c.dim !== 'number' || typeof c.metric !== 'string' ||
         typeof c.codec !== 'string' || typeof c.keepFull !== 'boolean' || typeof c.formatVersion !== 'number') {
-      throw corruption(this.dir, CONFIG_KEY, 'unreadable store configuration');
+      throw corruption(this.dir, 'config', k, 'unreadable store configuration');
     }
     if (c.formatVersion !== FORMAT_VERSION) {
-      throw corruption(this.dir, CONFIG_KEY, `format version ${c.formatVersion}, this memstore reads ${FORMAT_VERSION}`);
+      throw corruption(this.dir, 'config', k, `format version ${c.formatVersion}, this memstore reads ${FORMAT_VERSION}`);
     }
     return c as StoreConfig;
   }
@@ -203,7 +262,7 @@ export class StateStore {
   readCheckpoint(): Checkpoint {
     const c = this.getConfig(CHECKPOINT_KEY) as Partial<Checkpoint> | undefined;
     if (c === undefined || !Number.isSafeInteger(c.lsn) || !Number.isSafeInteger(c.arenaGeneration)) {
-      throw corruption(this.dir, CHECKPOINT_KEY, 'missing or malformed checkpoint');
+      throw corruption(this.dir, 'config', utf8.encode(CHECKPOINT_KEY), 'missing or malformed checkpoint');
     }
     return c as Checkpoint;
   }
@@ -217,84 +276,144 @@ export class StateStore {
     if (v === undefined) return undefined;
     if (!(v.mean instanceof Uint8Array) || !(v.components instanceof Uint8Array) ||
         v.mean.byteLength !== v.inDim * 4 || v.components.byteLength !== v.inDim * v.outDim * 4) {
-      throw corruption(this.dir, PCA_KEY, 'PCA model has the wrong shape');
+      throw corruption(this.dir, 'config', utf8.encode(PCA_KEY), 'PCA model has the wrong shape');
     }
     return { inDim: v.inDim, outDim: v.outDim, mean: floatsOf(v.mean), components: floatsOf(v.components), explainedVariance: v.explainedVariance };
   }
 
-  /** The full-precision vector of `id` as of the last checkpoint, or undefined. */
+  /** The full-precision vector of `id` as of the last checkpoint, or undefined; CORRUPTION (with `id`) when damaged. */
   getFull(id: string, dim: number): Float32Array | undefined {
+    const key = keyBytes(id);
     // The fast read returns LMDB's buffer without a copy (valid until the next read); fullValue copies once.
-    const b = this.full.getBinaryFast(id);
-    return b === undefined ? undefined : this.fullValue(id, b, dim);
+    const b = this.tables.full.getBinaryFast(key);
+    return b === undefined ? undefined : this.fullValue(key, b, dim);
   }
 
-  private fullValue(id: string, raw: Uint8Array, dim: number): Float32Array {
-    const b = unseal(this.dir, 'full', id, raw);
-    if (b.byteLength !== dim * 4) throw corruption(this.dir, `full/${id}`, `vector of ${b.byteLength} bytes, expected ${dim * 4}`);
+  private fullValue(key: Uint8Array, raw: Uint8Array, dim: number): Float32Array {
+    const b = unseal(this.dir, 'full', key, raw);
+    if (b.byteLength !== dim * 4) throw corruption(this.dir, 'full', key, `vector of ${b.byteLength} bytes, expected ${dim * 4}`);
     return floatsOf(b);
   }
 
-  private codeValue(id: string, raw: Uint8Array, codeBytes: number): { code: Uint8Array; scale: number } {
-    const b = unseal(this.dir, 'codes', id, raw);
-    if (b.byteLength !== 4 + codeBytes) throw corruption(this.dir, `codes/${id}`, `code of ${b.byteLength - 4} bytes, expected ${codeBytes}`);
+  private codeValue(key: Uint8Array, raw: Uint8Array, codeBytes: number): { code: Uint8Array; scale: number } {
+    const b = unseal(this.dir, 'codes', key, raw);
+    if (b.byteLength !== 4 + codeBytes) throw corruption(this.dir, 'codes', key, `code of ${b.byteLength - 4} bytes, expected ${codeBytes}`);
     return { scale: new DataView(b.buffer, b.byteOffset, 4).getFloat32(0, true), code: b.slice(4) };
   }
 
-  private docValue(id: string, raw: Uint8Array): DocRecord {
-    const v = unpack(this.dir, 'docs', id, unseal(this.dir, 'docs', id, raw));
-    if (typeof v !== 'object' || v === null) throw corruption(this.dir, `docs/${id}`, 'document record is malformed');
-    return v as DocRecord;
+  private docValue(key: Uint8Array, raw: Uint8Array): DocRecord {
+    const v = unpack(this.dir, 'docs', key, unseal(this.dir, 'docs', key, raw)) as WireDoc | null;
+    if (typeof v !== 'object' || v === null || (v.meta !== undefined && typeof v.meta !== 'string')) {
+      throw corruption(this.dir, 'docs', key, 'document record is malformed');
+    }
+    if (v.meta === undefined) return v.text === undefined ? {} : { text: v.text };
+    const meta = parseMeta(v.meta);
+    if (meta === undefined) throw corruption(this.dir, 'docs', key, 'metadata is not a JSON object');
+    return { ...(v.text === undefined ? {} : { text: v.text }), meta, metaJson: v.meta };
   }
 
+  /** The document of `id` as of the last checkpoint, or undefined; CORRUPTION (with `id`) when damaged. */
   getDoc(id: string): DocRecord | undefined {
-    const raw = this.docs.getBinary(id);
-    return raw === undefined ? undefined : this.docValue(id, raw);
+    const key = keyBytes(id);
+    const raw = this.tables.docs.getBinaryFast(key);
+    return raw === undefined ? undefined : this.docValue(key, raw);
   }
 
-  *iterateFull(dim: number): IterableIterator<{ id: string; vector: Float32Array }> {
-    for (const { key, value } of this.full.getRange()) yield { id: key, vector: this.fullValue(key, value, dim) };
+  private *entries<T>(table: RecordTable, read: (key: Uint8Array, raw: Uint8Array) => T): IterableIterator<Entry<T>> {
+    for (const { key, value } of this.tables[table].getRange()) {
+      const id = idOf(key);
+      if (id === undefined) {
+        yield { key, id, error: corruption(this.dir, table, key, 'key is not UTF-8') };
+        continue;
+      }
+      try {
+        yield { key, id, value: read(key, value) };
+      } catch (e) {
+        if (!(e instanceof MemstoreError)) throw e;
+        yield { key, id, error: e };
+      }
+    }
   }
 
-  *iterateCodes(codeBytes: number): IterableIterator<{ id: string; code: Uint8Array; scale: number }> {
-    for (const { key, value } of this.codes.getRange()) yield { id: key, ...this.codeValue(key, value, codeBytes) };
+  /** Every full-precision vector; a damaged one is an entry with its error, the rest go on. */
+  iterateFull(dim: number): IterableIterator<Entry<Float32Array>> {
+    return this.entries('full', (key, raw) => this.fullValue(key, raw, dim));
   }
 
-  *iterateDocs(): IterableIterator<{ id: string; doc: DocRecord }> {
-    for (const { key, value } of this.docs.getRange()) yield { id: key, doc: this.docValue(key, value) };
+  iterateCodes(codeBytes: number): IterableIterator<Entry<{ code: Uint8Array; scale: number }>> {
+    return this.entries('codes', (key, raw) => this.codeValue(key, raw, codeBytes));
   }
 
-  /** Reads and checks every value of every sub-database; for `memstore verify`. */
+  iterateDocs(): IterableIterator<Entry<DocRecord>> {
+    return this.entries('docs', (key, raw) => this.docValue(key, raw));
+  }
+
+  /** The stored bytes of `key` in each record table that has it (copies), for the repair report. */
+  rawValues(key: Uint8Array): Partial<Record<RecordTable, Uint8Array>> {
+    const out: Partial<Record<RecordTable, Uint8Array>> = {};
+    for (const table of RECORD_TABLES) {
+      const raw = this.tables[table].getBinary(key);
+      if (raw !== undefined) out[table] = Uint8Array.from(raw);
+    }
+    return out;
+  }
+
+  /** Removes these keys from every record table in one transaction (repair drops damaged records with it). */
+  async removeKeys(keys: Iterable<Uint8Array>): Promise<void> {
+    await this.commit(() => {
+      for (const key of keys) for (const table of RECORD_TABLES) this.remove(table, key);
+    });
+  }
+
+  /**
+   * Reads and checks every value of every sub-database; for `memstore verify`. `records` counts
+   * distinct keys across the record tables (a record is one id, whatever number of values it has).
+   */
   verifyAll(dim: number, codeBytes: number | undefined): { records: number; problems: MemstoreError[] } {
     const problems: MemstoreError[] = [];
-    let records = 0;
-    const check = (fn: () => void) => {
+    const keys = new Set<string>();
+    for (const key of [CONFIG_KEY, CHECKPOINT_KEY, TRAINED_KEY, PCA_KEY]) {
       try {
-        fn();
+        this.getConfig(key);
       } catch (e) {
-        if (e instanceof MemstoreError) problems.push(e);
-        else problems.push(new MemstoreError('CORRUPTION', `${FILES.state} in ${this.dir}: unreadable`, { file: statePath(this.dir), cause: e }));
+        problems.push(asCorruption(this.dir, e));
+      }
+    }
+    const docIds = new Set<string>();
+    const check = <T>(table: RecordTable, entries: IterableIterator<Entry<T>>) => {
+      try {
+        for (const entry of entries) {
+          keys.add(Buffer.from(entry.key).toString('latin1'));
+          if (entry.error !== undefined) problems.push(entry.error);
+          else if (table === 'docs') docIds.add(entry.id);
+        }
+      } catch (e) {
+        problems.push(asCorruption(this.dir, e));
       }
     };
-    for (const key of [CONFIG_KEY, CHECKPOINT_KEY, TRAINED_KEY, PCA_KEY]) check(() => this.getConfig(key));
-    check(() => {
-      for (const { key, value } of this.full.getRange()) {
-        records++;
-        check(() => this.fullValue(key, value, dim));
+    check('docs', this.iterateDocs());
+    check('full', this.iterateFull(dim));
+    check<unknown>('codes', codeBytes === undefined ? this.entries('codes', (key, raw) => unseal(this.dir, 'codes', key, raw)) : this.iterateCodes(codeBytes));
+    // A value whose record has no document: its key was damaged, or its document lost.
+    for (const table of ['full', 'codes'] as const) {
+      try {
+        for (const { key } of this.tables[table].getRange()) {
+          const id = idOf(key);
+          if (id !== undefined && !docIds.has(id)) {
+            problems.push(corruption(this.dir, table, key, 'value without a document record (damaged key, or lost document)'));
+          }
+        }
+      } catch (e) {
+        problems.push(asCorruption(this.dir, e));
       }
-      for (const { key, value } of this.codes.getRange()) {
-        records++;
-        check(() => (codeBytes === undefined ? unseal(this.dir, 'codes', key, value) : this.codeValue(key, value, codeBytes)));
-      }
-      for (const { key, value } of this.docs.getRange()) {
-        records++;
-        check(() => this.docValue(key, value));
-      }
-    });
-    return { records, problems };
+    }
+    return { records: keys.size, problems };
   }
 
-  /** Writes one checkpoint atomically and resolves once it is flushed to disk. */
+  /**
+   * Writes one checkpoint atomically and resolves once it is flushed to disk. It is one LMDB child
+   * transaction: if any write fails (a key LMDB refuses, a full disk), none of them stays.
+   */
   async commitCheckpoint(w: CheckpointWrite): Promise<void> {
     await this.commit(() => {
       if (w.training !== undefined) {
@@ -302,43 +421,65 @@ export class StateStore {
           const p = w.training.pca;
           this.putConfig(PCA_KEY, { inDim: p.inDim, outDim: p.outDim, mean: bytesOf(p.mean), components: bytesOf(p.components), explainedVariance: p.explainedVariance } satisfies PcaRecord);
         }
-        for (const [id, c] of w.training.codes) this.putCode(id, c);
-        if (w.training.dropFull) for (const { key } of this.full.getRange()) this.full.remove(key);
+        for (const [id, c] of w.training.codes) this.putCode(utf8.encode(id), c);
+        if (w.training.dropFull) for (const { key } of this.tables.full.getRange()) this.remove('full', key);
         this.putConfig(TRAINED_KEY, true);
       }
       for (const [id, r] of w.records) {
+        const key = utf8.encode(id);
         if (r === null) {
-          this.full.remove(id);
-          this.codes.remove(id);
-          this.docs.remove(id);
+          for (const table of RECORD_TABLES) this.remove(table, key);
           continue;
         }
-        if (r.full !== undefined) this.full.put(id, seal(id, bytesOf(r.full)));
-        else this.full.remove(id);
-        if (r.code !== undefined) this.putCode(id, r.code);
-        if (r.doc !== undefined) this.docs.put(id, seal(id, packr.pack(r.doc)));
-        else this.docs.remove(id);
+        if (r.full !== undefined) this.put('full', key, seal(key, bytesOf(r.full)));
+        else this.remove('full', key);
+        if (r.code !== undefined) this.putCode(key, r.code);
+        this.putDoc(key, r.doc);
       }
       if (w.movedText !== undefined) {
         for (const [id, ref] of w.movedText) {
           const doc = this.getDoc(id);
-          if (doc !== undefined) this.docs.put(id, seal(id, packr.pack({ ...doc, text: ref })));
+          if (doc !== undefined) this.putDoc(utf8.encode(id), { ...doc, text: ref });
         }
       }
       this.putConfig(CHECKPOINT_KEY, w.checkpoint);
     });
   }
 
-  private putCode(id: string, c: { code: Uint8Array; scale: number }): void {
+  private putDoc(key: Uint8Array, doc: DocRecord): void {
+    const wire: WireDoc = {};
+    if (doc.text !== undefined) wire.text = doc.text;
+    if (doc.metaJson !== undefined) wire.meta = doc.metaJson;
+    this.put('docs', key, seal(key, packr.pack(wire)));
+  }
+
+  private putCode(key: Uint8Array, c: { code: Uint8Array; scale: number }): void {
     const payload = new Uint8Array(4 + c.code.byteLength);
     new DataView(payload.buffer).setFloat32(0, c.scale, true);
     payload.set(c.code, 4);
-    this.codes.put(id, seal(id, payload));
+    this.put('codes', key, seal(key, payload));
+  }
+
+  private hook(): void {
+    stateWriteHooks.beforeWrite?.(this.writes++);
+  }
+
+  private put(table: RecordTable, key: Uint8Array, value: Buffer): void {
+    this.hook();
+    this.tables[table].put(key, value);
+  }
+
+  private remove(table: RecordTable, key: Uint8Array): void {
+    this.hook();
+    this.tables[table].remove(key);
   }
 
   private async commit(body: () => void): Promise<void> {
+    this.writes = 0;
     try {
-      await this.root.transaction(body);
+      // A child transaction is aborted whole when its body throws; a plain lmdb-js transaction
+      // would commit the writes made before the throw.
+      await this.root.childTransaction(body);
       await this.root.flushed;
     } catch (e) {
       throw new MemstoreError('IO', `write to ${statePath(this.dir)} failed`, { cause: e });
@@ -347,7 +488,7 @@ export class StateStore {
 
   /** Bytes of the state file's pages in use. */
   usedBytes(): number {
-    return [this.root, this.full, this.codes, this.docs, this.config].reduce((sum, db) => sum + pagesBytes(db.getStats()), 0);
+    return [this.root, this.tables.full, this.tables.codes, this.tables.docs, this.config].reduce((sum, db) => sum + pagesBytes(db.getStats()), 0);
   }
 
   /**
@@ -366,10 +507,11 @@ export class StateStore {
     try {
       const fresh = openEnv(this.dir, tmp);
       try {
-        for (const name of ['config', 'full', 'codes', 'docs']) {
-          const from = this.root.openDB<Buffer, string>({ name, encoding: 'binary' });
-          const to = fresh.openDB<Buffer, string>({ name, encoding: 'binary' });
-          let batch: [string, Buffer][] = [];
+        const copy = <K extends string | Uint8Array>(name: string, keyEncoding: 'binary' | undefined) => {
+          const options = { name, encoding: 'binary' as const, ...(keyEncoding === undefined ? {} : { keyEncoding }) };
+          const from = this.root.openDB<Buffer, K>(options);
+          const to = fresh.openDB<Buffer, K>(options);
+          let batch: [K, Buffer][] = [];
           const flush = () => {
             const entries = batch;
             batch = [];
@@ -382,7 +524,9 @@ export class StateStore {
             if (batch.length >= 1024) flush();
           }
           flush();
-        }
+        };
+        copy<string>('config', undefined);
+        for (const table of RECORD_TABLES) copy<Uint8Array>(table, 'binary');
         await fresh.flushed;
       } finally {
         await fresh.close();
@@ -408,6 +552,11 @@ export class StateStore {
       throw new MemstoreError('IO', `closing ${statePath(this.dir)} failed`, { cause: e });
     }
   }
+}
+
+function asCorruption(dir: string, e: unknown): MemstoreError {
+  if (e instanceof MemstoreError) return e;
+  return new MemstoreError('CORRUPTION', `${FILES.state} in ${dir}: unreadable`, { file: statePath(dir), cause: e });
 }
 
 function pagesBytes(stats: unknown): number {

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { inspectWal } from '../../wal/wal.js';
+import { nodeFileLayer } from '../../wal/file-layer.js';
 import { isWalError } from '../../wal/errors.js';
-import type { LogScan } from '../../wal/reader.js';
+import { salvageLog } from '../../wal/salvage.js';
 import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
 import { getCodec } from '../codec/index.js';
 import { MemstoreError } from '../errors.js';
-import { FILES, statePath, walDir } from './files.js';
+import { FILES, repairLogDir, statePath, walDir } from './files.js';
 import { DirectoryLock } from './lock.js';
 import { StateStore, type Checkpoint, type StoreConfig } from './state.js';
 
@@ -13,6 +13,8 @@ export interface Problem {
   readonly file: string;
   readonly offset: number | string | undefined;
   readonly what: string;
+  /** The record the damage belongs to, when one is known (state values, texts). */
+  readonly id?: string;
 }
 
 export interface StoreReport {
@@ -20,28 +22,37 @@ export interface StoreReport {
   readonly config: StoreConfig;
   readonly checkpoint: Checkpoint;
   readonly trained: boolean;
+  /** `records`: distinct records (ids) in the state, damaged ones included. */
   readonly state: { readonly file: string; readonly records: number };
   readonly wal: { readonly segments: number; readonly firstLsn: number | undefined; readonly lastLsn: number | undefined; readonly bytes: number; readonly recordsAfterCheckpoint: number; readonly tornTail: Problem | undefined };
   readonly arena: ArenaVerifyReport | undefined;
   /** Damage: `memstore verify` exits 1 when there is any. */
   readonly problems: Problem[];
+  /** The ids of damaged records, each once (what `memstore repair` would move to its report). */
+  readonly damagedRecords: string[];
 }
 
 function problemOf(e: unknown, fallbackFile: string): Problem {
-  if (e instanceof MemstoreError) return { file: e.file ?? fallbackFile, offset: e.offset, what: e.message };
+  if (e instanceof MemstoreError) return { file: e.file ?? fallbackFile, offset: e.offset, what: e.message, ...(e.id === undefined ? {} : { id: e.id }) };
   if (isWalError(e)) return { file: e.file ?? fallbackFile, offset: e.offset, what: e.message };
   return { file: fallbackFile, offset: undefined, what: e instanceof Error ? e.message : String(e) };
 }
 
+/** INVALID_ARGUMENT unless `dir` holds a store; checked before anything could create a file there. */
+export function requireStore(dir: string): void {
+  if (!existsSync(statePath(dir))) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
+}
+
 /**
- * Reads every checksum of a store without changing a byte: each value of the LMDB state, every
- * record of the write-ahead log (and that the log still covers everything after the checkpoint),
- * every blob of the text arena. Holds the directory lock meanwhile, so a live writer gets in the
- * way with LOCKED rather than with false alarms.
+ * Reads every checksum of a store without changing a byte: each value of the LMDB state (and that
+ * every value belongs to a record), every record of the write-ahead log (listing every damaged
+ * stretch, not only the first, and that the log still covers everything after the checkpoint),
+ * every blob of the text arena and the text of every record. Holds the directory lock meanwhile, so
+ * a live writer gets in the way with LOCKED rather than with false alarms.
  */
 export async function checkStore(dir: string): Promise<StoreReport> {
   // Opening LMDB or taking the lock would create files: a directory without a store is left untouched.
-  if (!existsSync(statePath(dir))) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
+  requireStore(dir);
   const lock = DirectoryLock.acquire(dir);
   let state: StateStore | undefined;
   try {
@@ -56,19 +67,24 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     const checked = state.verifyAll(config.dim, codeBytes);
     problems.push(...checked.problems.map((e) => problemOf(e, statePath(dir))));
 
-    let scan: LogScan | undefined;
-    try {
-      scan = await inspectWal({ dir: walDir(dir) });
-    } catch (e) {
-      if ((e as { cause?: { code?: unknown } }).cause?.code !== 'ENOENT') problems.push(problemOf(e, walDir(dir)));
+    if (existsSync(repairLogDir(dir))) {
+      problems.push({ file: repairLogDir(dir), offset: undefined, what: 'an interrupted memstore repair left the old log here; run memstore repair again' });
     }
-    const segments = scan?.segments ?? [];
+    const log = await salvageLog(nodeFileLayer, walDir(dir)).catch((e: unknown) => {
+      problems.push(problemOf(e, walDir(dir)));
+      return undefined;
+    });
+    for (const d of log?.damage ?? []) {
+      const lost = d.lostLsns === undefined ? '' : `, records ${d.lostLsns[0]}..${d.lostLsns[1]} lost`;
+      problems.push({ file: d.file, offset: d.offset, what: `WAL damage (${d.reason}) over ${d.end - d.offset} bytes${lost}` });
+    }
+    const segments = log?.segments ?? [];
     const first = segments[0];
-    const last = segments[segments.length - 1];
     if (first !== undefined && first.firstLsn > checkpoint.lsn + 1) {
       problems.push({ file: first.path, offset: 0, what: `log starts at LSN ${first.firstLsn}, records ${checkpoint.lsn + 1}..${first.firstLsn - 1} after the checkpoint are missing` });
     }
-    const recordsAfterCheckpoint = segments.reduce((n, s) => n + Math.max(0, Math.min(s.records, s.lastLsn - checkpoint.lsn)), 0);
+    const records = log?.records ?? [];
+    const lastRecord = records[records.length - 1];
 
     let arena: ArenaVerifyReport | undefined;
     try {
@@ -76,12 +92,12 @@ export async function checkStore(dir: string): Promise<StoreReport> {
       try {
         arena = await a.verify();
         problems.push(...arena.errors);
-        for (const { id, doc } of state.iterateDocs()) {
-          if (doc.text === undefined) continue;
+        for (const entry of state.iterateDocs()) {
+          if (entry.error !== undefined || entry.value.text === undefined) continue;
           try {
-            await a.read(doc.text);
+            await a.read(entry.value.text);
           } catch (e) {
-            problems.push({ ...problemOf(e, statePath(dir)), what: `text of ${id}: ${problemOf(e, '').what}` });
+            problems.push({ ...problemOf(e, statePath(dir)), what: `text of ${JSON.stringify(entry.id)}: ${problemOf(e, '').what}`, id: entry.id });
           }
         }
       } finally {
@@ -90,6 +106,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     } catch (e) {
       problems.push(problemOf(e, dir));
     }
+    const damagedRecords = [...new Set(problems.flatMap((p) => (p.id === undefined ? [] : [p.id])))];
     return {
       dir,
       config,
@@ -99,13 +116,14 @@ export async function checkStore(dir: string): Promise<StoreReport> {
       wal: {
         segments: segments.length,
         firstLsn: first?.firstLsn,
-        lastLsn: last?.lastLsn,
+        lastLsn: lastRecord?.lsn ?? (first === undefined ? undefined : first.firstLsn - 1),
         bytes: segments.reduce((n, s) => n + s.fileBytes, 0),
-        recordsAfterCheckpoint,
-        tornTail: scan?.tail === undefined ? undefined : { file: scan.tail.file, offset: scan.tail.offset, what: scan.tail.reason },
+        recordsAfterCheckpoint: records.filter((r) => r.lsn > checkpoint.lsn).length,
+        tornTail: log?.tail === undefined ? undefined : { file: log.tail.file, offset: log.tail.offset, what: log.tail.reason },
       },
       arena,
       problems,
+      damagedRecords,
     };
   } finally {
     await state?.close().catch(() => undefined);

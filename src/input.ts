@@ -1,0 +1,130 @@
+import type { CodecName } from './codec/codec.js';
+import { MemstoreError } from './errors.js';
+import {
+  F16_MAX_COMPONENT,
+  F16_MIN_LARGEST,
+  MAX_COMPONENT,
+  MAX_ID_BYTES,
+  MAX_TEXT_BYTES,
+  MIN_LARGEST_COMPONENT,
+} from './limits.js';
+import { checkMeta, type Meta } from './meta.js';
+import type { Metric, PcaOption } from './options.js';
+import { isWellFormed, utf8Length } from './text.js';
+import { toVector } from './vector.js';
+
+/**
+ * Everything a caller hands to a store is checked here, whole, before anything is logged: a batch
+ * is either accepted entirely (and then can always be logged, applied, checkpointed and replayed)
+ * or refused with a MemstoreError and leaves no trace. The limits are in `limits.ts`.
+ */
+
+/** An object literal (or `Object.create(null)`): not an array, not a class instance. */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A non-empty, well-formed string of at most MAX_ID_BYTES UTF-8 bytes, or INVALID_ID. */
+export function checkId(id: unknown, what: string): string {
+  if (typeof id !== 'string' || id.length === 0) throw new MemstoreError('INVALID_ID', `${what} must be a non-empty string`, { field: what });
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most ids are settled without encoding them.
+  if (id.length * 3 > MAX_ID_BYTES) {
+    const bytes = id.length > MAX_ID_BYTES ? Infinity : utf8Length(id);
+    if (bytes > MAX_ID_BYTES) throw new MemstoreError('INVALID_ID', `${what} is longer than ${MAX_ID_BYTES} bytes of UTF-8`, { field: what });
+  }
+  if (!isWellFormed(id)) throw new MemstoreError('INVALID_ID', `${what} holds a lone surrogate (not valid Unicode)`, { field: what });
+  return id;
+}
+
+/** undefined, or a well-formed string of at most MAX_TEXT_BYTES UTF-8 bytes; else INVALID_ARGUMENT. */
+export function checkText(text: unknown, what: string): string | undefined {
+  if (text === undefined) return undefined;
+  if (typeof text !== 'string') throw new MemstoreError('INVALID_ARGUMENT', `${what} must be a string`, { field: what });
+  if (text.length * 3 > MAX_TEXT_BYTES && utf8Length(text) > MAX_TEXT_BYTES) {
+    throw new MemstoreError('INVALID_ARGUMENT', `${what} is longer than ${MAX_TEXT_BYTES} bytes of UTF-8`, { field: what });
+  }
+  if (!isWellFormed(text)) throw new MemstoreError('INVALID_ARGUMENT', `${what} holds a lone surrogate (not valid Unicode)`, { field: what });
+  return text;
+}
+
+/**
+ * The magnitudes a store's float32 arithmetic carries (see MAX_COMPONENT and MIN_LARGEST_COMPONENT):
+ * the largest |component| of a non-zero vector must lie in [minLargest, max].
+ */
+export interface VectorBounds {
+  readonly max: number;
+  readonly minLargest: number;
+}
+
+/**
+ * Bounds for a store's vectors and queries, or undefined when any finite float32 vector is fine:
+ * cosine stores normalize (in float64) before anything else sees a vector.
+ */
+export function vectorBounds(config: { readonly metric: Metric; readonly codec: CodecName; readonly dim: number; readonly pca: PcaOption | null }): VectorBounds | undefined {
+  if (config.metric === 'cosine') return undefined;
+  if (config.codec !== 'f16') return { max: MAX_COMPONENT, minLargest: MIN_LARGEST_COMPONENT };
+  // A centered PCA projection can grow a component up to 2·√dim times the largest input component.
+  const growth = config.pca === null ? 1 : 2 * Math.sqrt(config.dim);
+  return { max: F16_MAX_COMPONENT / growth, minLargest: F16_MIN_LARGEST };
+}
+
+/** INVALID_VECTOR when `v` is outside `bounds`. */
+export function checkBounds(v: Float32Array, bounds: VectorBounds | undefined, what: string): void {
+  if (bounds === undefined) return;
+  let largest = 0;
+  for (let i = 0; i < v.length; i++) {
+    const a = Math.abs(v[i]!);
+    if (a > largest) largest = a;
+  }
+  if (largest > bounds.max) {
+    throw new MemstoreError('INVALID_VECTOR', `${what} has a component of magnitude ${largest}, more than ${bounds.max} (the range this store's float32 arithmetic carries)`, { field: what });
+  }
+  if (largest > 0 && largest < bounds.minLargest) {
+    throw new MemstoreError('INVALID_VECTOR', `${what} has no component of magnitude ${bounds.minLargest} or more (scores would underflow); scale it up`, { field: what });
+  }
+}
+
+/** A vector for this store: the right length, finite, within `bounds`; a fresh copy. */
+export function checkVector(v: unknown, dim: number, bounds: VectorBounds | undefined, what: string): Float32Array {
+  const vector = toVector(v, dim, what);
+  checkBounds(vector, bounds, what);
+  return vector;
+}
+
+/** One record of an add batch, checked: the private copies the store logs and applies. */
+export interface CheckedRecord {
+  readonly id: string;
+  readonly vector: Float32Array;
+  readonly text: string | undefined;
+  readonly meta: Meta | undefined;
+  /** `meta` as persisted (JSON text). */
+  readonly metaJson: string | undefined;
+}
+
+const RECORD_KEYS = new Set(['id', 'vector', 'text', 'meta']);
+
+/**
+ * Checks a whole add batch and returns private copies, the last record winning for a repeated id
+ * (as if the batch were applied in order). Throws on the first bad record; nothing is kept.
+ */
+export function checkBatch(records: unknown, dim: number, bounds: VectorBounds | undefined): CheckedRecord[] {
+  if (!Array.isArray(records)) throw new MemstoreError('INVALID_ARGUMENT', 'add expects an array of records');
+  const byId = new Map<string, CheckedRecord>();
+  for (let i = 0; i < records.length; i++) {
+    const r: unknown = records[i];
+    const at = `records[${i}]`;
+    if (!isPlainObject(r)) throw new MemstoreError('INVALID_ARGUMENT', `${at} must be an object`, { field: at });
+    for (const key of Object.keys(r)) {
+      if (!RECORD_KEYS.has(key)) throw new MemstoreError('INVALID_ARGUMENT', `${at} has an unknown field ${JSON.stringify(key)} (a record has id, vector, text, meta)`, { field: `${at}.${key}` });
+    }
+    const id = checkId(r['id'], `${at}.id`);
+    const vector = checkVector(r['vector'], dim, bounds, `${at}.vector`);
+    const text = checkText(r['text'], `${at}.text`);
+    const checked = r['meta'] === undefined ? undefined : checkMeta(r['meta'], `${at}.meta`);
+    byId.delete(id);
+    byId.set(id, { id, vector, text, meta: checked?.meta, metaJson: checked?.json });
+  }
+  return [...byId.values()];
+}

@@ -1,0 +1,138 @@
+import { MemstoreError } from './errors.js';
+import { MAX_META_BYTES, MAX_META_DEPTH } from './limits.js';
+import { isWellFormed, utf8Length } from './text.js';
+
+/**
+ * Record metadata is JSON data: objects, arrays, strings, finite numbers, booleans and null. It is
+ * copied on the way in (so the caller may change its object afterwards), kept as that private copy,
+ * persisted as JSON text, and handed out as a fresh copy (so a caller who changes a result changes
+ * nothing stored). Anything JSON cannot carry exactly is refused rather than changed: `undefined`,
+ * functions, symbols, BigInt, NaN and ±Infinity, Map, Set, Date, typed arrays and other class
+ * instances, cycles, sparse arrays, symbol or non-enumerable keys, lone surrogates in strings.
+ *
+ * Two things are normalized, as JSON itself does: -0 is stored as 0, and objects come back with
+ * the ordinary prototype whatever prototype (null or Object.prototype) they went in with. A key
+ * named `__proto__` is an ordinary key and round-trips as one.
+ */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type Meta = { [key: string]: JsonValue };
+
+function fail(path: string, what: string, cause?: unknown): MemstoreError {
+  return new MemstoreError('INVALID_ARGUMENT', `${path} ${what}; metadata must be JSON data`, cause === undefined ? { field: path } : { cause, field: path });
+}
+
+function kindOf(v: unknown): string {
+  if (v === undefined) return 'undefined';
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'symbol') return 'a symbol';
+  if (typeof v === 'bigint') return 'a BigInt';
+  if (typeof v === 'number') return String(v);
+  const name = (Object.getPrototypeOf(v) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  return typeof name === 'string' && name !== '' ? `a ${name}` : 'an object of another kind';
+}
+
+function keyPath(path: string, key: string): string {
+  return /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+}
+
+/** Sets `key` as an own data property, also when it is `__proto__` (plain assignment would set the prototype). */
+function define(out: Record<string, JsonValue>, key: string, value: JsonValue): void {
+  if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  else out[key] = value;
+}
+
+function copyValue(v: unknown, path: string, depth: number, ancestors: Set<object>): JsonValue {
+  switch (typeof v) {
+    case 'string':
+      if (!isWellFormed(v)) throw fail(path, 'holds a lone surrogate (not valid Unicode)');
+      return v;
+    case 'boolean':
+      return v;
+    case 'number':
+      if (!Number.isFinite(v)) throw fail(path, `is ${String(v)}`);
+      return v === 0 ? 0 : v;
+    case 'object':
+      break;
+    default:
+      throw fail(path, `is ${kindOf(v)}`);
+  }
+  if (v === null) return null;
+  if (depth > MAX_META_DEPTH) throw fail(path, `is nested deeper than ${MAX_META_DEPTH} levels`);
+  if (ancestors.has(v)) throw fail(path, 'refers back to an object that contains it (a cycle)');
+  if (Object.getOwnPropertySymbols(v).length > 0) throw fail(path, 'has symbol keys');
+  const proto: unknown = Object.getPrototypeOf(v);
+  ancestors.add(v);
+  try {
+    if (Array.isArray(v)) {
+      if (proto !== Array.prototype) throw fail(path, `is ${kindOf(v)}`);
+      const names = Object.getOwnPropertyNames(v);
+      // An array's own names are its indices plus 'length': anything else would not survive JSON.
+      if (names.length !== v.length + 1) throw fail(path, 'is a sparse array or has extra properties');
+      const out: JsonValue[] = new Array<JsonValue>(v.length);
+      for (let i = 0; i < v.length; i++) {
+        if (!Object.prototype.hasOwnProperty.call(v, i)) throw fail(path, 'is a sparse array or has extra properties');
+        out[i] = copyValue(v[i], `${path}[${i}]`, depth + 1, ancestors);
+      }
+      return out;
+    }
+    if (proto !== Object.prototype && proto !== null) throw fail(path, `is ${kindOf(v)}`);
+    const keys = Object.keys(v);
+    if (Object.getOwnPropertyNames(v).length !== keys.length) throw fail(path, 'has non-enumerable properties');
+    const out: Record<string, JsonValue> = {};
+    for (const key of keys) {
+      const at = keyPath(path, key);
+      if (!isWellFormed(key)) throw fail(at, 'is a key with a lone surrogate (not valid Unicode)');
+      define(out, key, copyValue((v as Record<string, unknown>)[key], at, depth + 1, ancestors));
+    }
+    return out;
+  } finally {
+    ancestors.delete(v);
+  }
+}
+
+/** The metadata of one record after checking: the private copy, and its JSON text as persisted. */
+export interface CheckedMeta {
+  readonly meta: Meta;
+  readonly json: string;
+}
+
+/**
+ * Checks that `value` is a JSON object within the limits (MAX_META_BYTES, MAX_META_DEPTH) and returns
+ * a private deep copy with its JSON text. INVALID_ARGUMENT names the offending path, e.g.
+ * `records[3].meta.tags[2]`.
+ */
+export function checkMeta(value: unknown, path: string): CheckedMeta {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail(path, `is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : kindOf(value)}, not an object`);
+  let meta: Meta;
+  try {
+    meta = copyValue(value, path, 1, new Set()) as Meta;
+  } catch (e) {
+    // A getter or a Proxy trap of the caller's object may throw anything.
+    if (e instanceof MemstoreError) throw e;
+    throw fail(path, 'could not be read', e);
+  }
+  const json = JSON.stringify(meta);
+  const bytes = utf8Length(json);
+  if (bytes > MAX_META_BYTES) throw fail(path, `is ${bytes} bytes as JSON, more than ${MAX_META_BYTES}`);
+  return { meta, json };
+}
+
+/** A fresh deep copy of stored metadata, for handing out. */
+export function cloneMeta<T extends JsonValue>(v: T): T {
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) return v.map((x) => cloneMeta(x)) as T;
+  const out: Record<string, JsonValue> = {};
+  for (const key of Object.keys(v)) define(out, key, cloneMeta((v as Record<string, JsonValue>)[key]!));
+  return out as T;
+}
+
+/** Parses persisted metadata; undefined when `json` is not a JSON object (the caller reports CORRUPTION). */
+export function parseMeta(json: string): Meta | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Meta) : undefined;
+}

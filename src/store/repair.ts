@@ -1,0 +1,188 @@
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { nodeFileLayer } from '../../wal/file-layer.js';
+import { salvageLog } from '../../wal/salvage.js';
+import { MemstoreError } from '../errors.js';
+import { MemStore } from '../memstore.js';
+import { repairLogDir, repairReportPath, syncDirSync, walDir } from './files.js';
+import { DirectoryLock } from './lock.js';
+import { decodeMutation, type Mutation } from './mutations.js';
+import { keyName, RECORD_TABLES, StateStore } from './state.js';
+import { requireStore } from './verify.js';
+
+/** What `memstore repair` did. */
+export interface RepairResult {
+  readonly dir: string;
+  /** The JSON-lines report: every damaged record, key and log stretch, with its raw bytes. */
+  readonly report: string;
+  /** Ids of the records moved out of the store (to the report). */
+  readonly removedRecords: string[];
+  /** Damaged state keys that named no record (not UTF-8), removed. */
+  readonly removedKeys: number;
+  /** Damaged stretches of the write-ahead log. */
+  readonly logDamage: number;
+  /** Log records after the checkpoint that were read and applied again. */
+  readonly reappliedRecords: number;
+  /** Records in the store afterwards. */
+  readonly count: number;
+}
+
+/** Where a repair records the checkpoint LSN the old log continues from, inside the moved log directory. */
+const FROM_LSN_FILE = 'REPAIR-FROM-LSN';
+
+function b64(bytes: Uint8Array | undefined): string | undefined {
+  return bytes === undefined ? undefined : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+/** An append-only JSON-lines file, fsynced before the repair changes anything it describes. */
+class ReportFile {
+  private readonly fd: number;
+
+  constructor(readonly path: string) {
+    this.fd = openSync(path, 'wx', 0o644);
+  }
+
+  line(value: object): void {
+    writeSync(this.fd, `${JSON.stringify(value)}\n`);
+  }
+
+  sync(): void {
+    fsyncSync(this.fd);
+  }
+
+  close(): void {
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+  }
+}
+
+/**
+ * Moves every damaged record of a store to a report and leaves a clean store (LevelDB's RepairDB,
+ * SQLite's .recover are the models; STATE.md, "Damage and repair", is the protocol):
+ *
+ * 1. The log is read leniently; every damaged stretch goes to the report with its bytes. If there is
+ *    any, the log directory is moved to `wal.repair` (with the checkpoint LSN it continues from) and
+ *    the store opens on a new log: every readable record after the checkpoint is logged and applied
+ *    again, in order. A repair interrupted after the move resumes from `wal.repair`.
+ * 2. Every record is read whole (vector, document, text); each one that fails a check goes to the
+ *    report with the raw bytes of its values and whatever of it still reads, and is deleted.
+ * 3. Compaction rewrites the arena and the state without them; then `wal.repair` goes.
+ *
+ * The report is fsynced before anything it describes is removed. Afterwards `memstore verify` finds
+ * nothing. Damage inside LMDB's own pages (not in a value) is beyond it: LMDB may abort on it.
+ */
+export async function repairStore(dir: string, options: { report?: string } = {}): Promise<RepairResult> {
+  requireStore(dir);
+  const lock = DirectoryLock.acquire(dir);
+  // Until the store takes it over (it releases it at close, or itself when opening fails).
+  let holdingLock = true;
+  let store: MemStore | undefined;
+  let report: ReportFile | undefined;
+  try {
+    report = new ReportFile(options.report ?? repairReportPath(dir, new Date()));
+    const moved = repairLogDir(dir);
+    let fromLsn: number;
+    const resuming = existsSync(moved);
+    if (resuming) {
+      fromLsn = Number(readFileSync(join(moved, FROM_LSN_FILE), 'utf8'));
+      if (!Number.isSafeInteger(fromLsn)) throw new MemstoreError('CORRUPTION', `${moved}/${FROM_LSN_FILE} is unreadable`, { file: join(moved, FROM_LSN_FILE) });
+    } else {
+      const state = StateStore.open(dir);
+      try {
+        fromLsn = state.readCheckpoint().lsn;
+      } finally {
+        await state.close();
+      }
+    }
+    const log = await salvageLog(nodeFileLayer, resuming ? moved : walDir(dir));
+    for (const d of log.damage) {
+      report.line({
+        kind: 'log',
+        file: d.file,
+        offset: d.offset,
+        end: d.end,
+        reason: d.reason,
+        lostLsns: d.lostLsns ?? null,
+        lostAfterCheckpoint: d.lostLsns === undefined ? 'unknown' : d.lostLsns[1] > fromLsn,
+        bytes: b64(d.bytes),
+      });
+    }
+    const salvaged: Mutation[] = [];
+    for (const r of log.records) {
+      if (r.lsn <= fromLsn) continue;
+      try {
+        salvaged.push(decodeMutation(r.payload, { file: walDir(dir), lsn: r.lsn }));
+      } catch (e) {
+        report.line({ kind: 'log-record', lsn: r.lsn, reason: e instanceof Error ? e.message : String(e), bytes: b64(r.payload) });
+      }
+    }
+    report.sync();
+    const rewriteLog = resuming || log.damage.length > 0 || salvaged.length < log.records.filter((r) => r.lsn > fromLsn).length;
+    if (rewriteLog && !resuming) {
+      const marker = openSync(join(walDir(dir), FROM_LSN_FILE), 'w', 0o644);
+      try {
+        writeSync(marker, String(fromLsn));
+        fsyncSync(marker);
+      } finally {
+        closeSync(marker);
+      }
+      renameSync(walDir(dir), moved);
+      syncDirSync(dir);
+    }
+
+    holdingLock = false;
+    store = await MemStore.openWith(dir, {}, { lock, repairing: true });
+    let reapplied = 0;
+    if (rewriteLog) {
+      // Every record after the checkpoint, again and in order: a prefix applied by an interrupted
+      // repair is harmless, since upserts and deletes replayed in order end in the same state.
+      for (const m of salvaged) {
+        await store.reapply(m);
+        reapplied++;
+      }
+    }
+    const damage = await store.findDamage();
+    const removed = [...damage.records.keys()];
+    for (const [id, error] of damage.records) {
+      const raw = store.rawValues(Buffer.from(id, 'utf8'));
+      report.line({
+        kind: 'record',
+        id,
+        error: { file: error.file, offset: error.offset, what: error.message },
+        salvaged: await store.salvage(id),
+        raw: Object.fromEntries(RECORD_TABLES.map((t) => [t, b64(raw[t])])),
+      });
+    }
+    for (const { key, error } of damage.keys) {
+      const raw = store.rawValues(key);
+      report.line({ kind: 'key', key: keyName(key), error: { file: error.file, offset: error.offset, what: error.message }, raw: Object.fromEntries(RECORD_TABLES.map((t) => [t, b64(raw[t])])) });
+    }
+    report.sync();
+    if (removed.length > 0) await store.delete(removed);
+    await store.dropDamagedKeys();
+    await store.compact();
+    if (existsSync(moved)) {
+      rmSync(moved, { recursive: true, force: true });
+      syncDirSync(dir);
+    }
+    const result: RepairResult = {
+      dir,
+      report: report.path,
+      removedRecords: removed,
+      removedKeys: damage.keys.length,
+      logDamage: log.damage.length,
+      reappliedRecords: reapplied,
+      count: store.stats().count,
+    };
+    report.line({ kind: 'summary', ...result });
+    await store.close();
+    store = undefined;
+    return result;
+  } catch (e) {
+    if (store !== undefined) await store.close().catch(() => undefined);
+    if (holdingLock) lock.release();
+    throw e;
+  } finally {
+    report?.close();
+  }
+}

@@ -1,0 +1,307 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { open as openLmdb } from 'lmdb';
+import { MemStore, MemstoreError } from '../src/index.js';
+import { repairLogDir, statePath, walDir } from '../src/store/files.js';
+import { stateWriteHooks } from '../src/store/state.js';
+import { clustered, rejectsWith, rng, tempDir } from './helpers.js';
+import { cliResult } from './support/cli.js';
+
+/**
+ * Damage to one record costs that record, not the store: it opens, the record reads as CORRUPTION
+ * naming it, searches skip it, `memstore verify` names it and `memstore repair` moves it to a report
+ * and leaves a clean store. Also: checkpoints are all-or-nothing, and a logged batch that cannot be
+ * applied stops the store rather than letting memory drift from the log.
+ */
+const DIM = 16;
+const N = 30;
+const vecs = clustered(N, DIM, 5);
+const text = (i: number) => `the text of record number ${i}, long enough to find in a file`;
+
+async function checkpointedStore(): Promise<string> {
+  const dir = tempDir('memstore-damage-');
+  const store = await MemStore.open(dir, { dim: DIM, durability: 'none' });
+  await store.add(vecs.map((vector, i) => ({ id: `r${i}`, vector, text: text(i), meta: { i, even: i % 2 === 0 } })));
+  await store.close();
+  return dir;
+}
+
+type Tables = Record<'config' | 'full' | 'codes' | 'docs', ReturnType<ReturnType<typeof openLmdb>['openDB']>>;
+
+/** Runs `fn` on the store's LMDB state with raw (binary) keys and values; the store must be closed. */
+async function withState<T>(dir: string, fn: (t: Tables) => Promise<T> | T): Promise<T> {
+  const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
+  try {
+    const t = Object.fromEntries(
+      (['config', 'full', 'codes', 'docs'] as const).map((name) => [name, env.openDB({ name, encoding: 'binary', ...(name === 'config' ? {} : { keyEncoding: 'binary' }) })]),
+    ) as Tables;
+    return await fn(t);
+  } finally {
+    await env.close();
+  }
+}
+
+/** Every key and value of every sub-database, as hex: "byte for byte" the state. */
+function dump(dir: string): Promise<string[]> {
+  return withState(dir, (t) => {
+    const out: string[] = [];
+    for (const [name, db] of Object.entries(t)) {
+      for (const { key, value } of db.getRange()) out.push(`${name} ${Buffer.from(key as Uint8Array).toString('hex')} ${Buffer.from(value as Uint8Array).toString('hex')}`);
+    }
+    return out;
+  });
+}
+
+async function flipValueByte(dir: string, table: 'full' | 'codes' | 'docs', id: string, at: number): Promise<void> {
+  await withState(dir, async (t) => {
+    const raw = Buffer.from(t[table].getBinary(Buffer.from(id)) as Uint8Array);
+    raw[at]! ^= 0x20;
+    await t[table].put(Buffer.from(id), raw);
+  });
+}
+
+async function corruptionOf(fn: () => Promise<unknown>): Promise<MemstoreError> {
+  const e = await fn().then(() => undefined, (err: unknown) => err);
+  assert.ok(e instanceof MemstoreError && e.code === 'CORRUPTION', `expected CORRUPTION, got ${String(e)}`);
+  return e;
+}
+
+interface ReportLine {
+  kind: string;
+  id?: string;
+  raw?: Record<string, string | undefined>;
+  salvaged?: { vector?: number[]; text?: string; meta?: unknown };
+  lostLsns?: [number, number] | null;
+  bytes?: string;
+}
+
+function reportLines(path: string): ReportLine[] {
+  return readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ReportLine);
+}
+
+/** Runs `memstore repair`, checks that verify is clean afterwards, and returns the report's lines. */
+async function repairAndVerify(dir: string): Promise<ReportLine[]> {
+  const report = join(tempDir('memstore-report-'), 'report.jsonl');
+  const repaired = await cliResult(['repair', dir, '--report', report]);
+  assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
+  const after = await cliResult(['verify', dir]);
+  assert.equal(after.code, 0, after.stdout);
+  return reportLines(report);
+}
+
+async function expectIntactExcept(dir: string, lost: ReadonlySet<string>): Promise<void> {
+  const store = await MemStore.open(dir);
+  try {
+    assert.equal(store.stats().count, N - lost.size);
+    assert.equal(store.stats().damaged, 0);
+    for (let i = 0; i < N; i++) {
+      const got = await store.get(`r${i}`);
+      if (lost.has(`r${i}`)) {
+        assert.equal(got, undefined);
+        continue;
+      }
+      assert.deepEqual(got?.vector, vecs[i]);
+      assert.equal(got?.text, text(i));
+      assert.deepEqual(got?.meta, { i, even: i % 2 === 0 });
+    }
+    await store.compact();
+  } finally {
+    await store.close();
+  }
+}
+
+test('defect 7: one damaged byte in a record\'s metadata costs that record, not the store; verify names it, repair moves it out', async () => {
+  const dir = await checkpointedStore();
+  await flipValueByte(dir, 'docs', 'r5', 12);
+  const store = await MemStore.open(dir);
+  assert.equal(store.stats().count, N - 1);
+  assert.equal(store.stats().damaged, 1);
+  const e = await corruptionOf(() => store.get('r5'));
+  assert.equal(e.id, 'r5');
+  assert.equal(e.file, statePath(dir));
+  const all = await store.search(vecs[5]!, { k: N });
+  assert.equal(all.length, N - 1);
+  assert.ok(all.every((h) => h.id !== 'r5'));
+  assert.ok((await store.search(vecs[5]!, { k: N, filter: { even: false } })).every((h) => h.id !== 'r5'));
+  assert.equal((await store.get('r4'))?.text, text(4));
+  await rejectsWith(() => store.compact(), 'CORRUPTION');
+  await store.close();
+
+  const verify = await cliResult(['verify', dir]);
+  assert.equal(verify.code, 1);
+  assert.match(verify.stdout, /\(record "r5"\)/);
+  const report = await repairAndVerify(dir);
+  const record = report.find((l) => l.kind === 'record');
+  assert.equal(record?.id, 'r5');
+  assert.ok(record?.raw?.['docs'] !== undefined && record.raw['docs'].length > 0, 'the damaged bytes are in the report');
+  assert.deepEqual(record?.salvaged?.vector, Array.from(vecs[5]!), 'what still reads is in the report too');
+  await expectIntactExcept(dir, new Set(['r5']));
+});
+
+test('a damaged text costs its record: get throws, search skips it, compaction refuses until repair', async () => {
+  const dir = await checkpointedStore();
+  const [segment] = readdirSync(join(dir, 'arena'));
+  const path = join(dir, 'arena', segment!);
+  const bytes = readFileSync(path);
+  const at = bytes.indexOf(Buffer.from(text(7)));
+  assert.ok(at > 0);
+  bytes[at + 3]! ^= 0x01;
+  writeFileSync(path, bytes);
+  const store = await MemStore.open(dir);
+  const e = await corruptionOf(() => store.get('r7'));
+  assert.equal(e.id, 'r7');
+  const hits = await store.search(vecs[7]!, { k: N });
+  assert.equal(hits.length, N - 1, 'the search found the damage, set the record aside and ranked again');
+  assert.ok(hits.every((h) => h.id !== 'r7'));
+  assert.equal(store.stats().damaged, 1);
+  await rejectsWith(() => store.compact(), 'CORRUPTION');
+  await store.close();
+  const report = await repairAndVerify(dir);
+  assert.deepEqual(report.filter((l) => l.kind === 'record').map((l) => l.id), ['r7']);
+  await expectIntactExcept(dir, new Set(['r7']));
+});
+
+test('a damaged full-precision vector: rescoring skips the record, get names it', async () => {
+  const dir = await checkpointedStore();
+  await flipValueByte(dir, 'full', 'r3', 9);
+  const store = await MemStore.open(dir);
+  assert.equal(store.stats().damaged, 0, 'full vectors are only read when needed');
+  const hits = await store.search(vecs[3]!, { k: 5 });
+  assert.ok(hits.every((h) => h.id !== 'r3'));
+  assert.equal(hits.length, 5);
+  assert.equal(store.stats().damaged, 1);
+  assert.equal((await corruptionOf(() => store.get('r3'))).id, 'r3');
+  await store.close();
+  const report = await repairAndVerify(dir);
+  assert.deepEqual(report.filter((l) => l.kind === 'record').map((l) => l.id), ['r3']);
+  await expectIntactExcept(dir, new Set(['r3']));
+});
+
+test('a damaged key: the value under the wrong key and the record that lost it are both damaged records', async () => {
+  const dir = await checkpointedStore();
+  await withState(dir, async (t) => {
+    const raw = t.docs.getBinary(Buffer.from('r4')) as Uint8Array;
+    await t.docs.remove(Buffer.from('r4'));
+    await t.docs.put(Buffer.from('r4\u0001'), Buffer.from(raw));
+    const code = t.codes.getBinary(Buffer.from('r9')) as Uint8Array;
+    await t.codes.put(Buffer.from([0x72, 0xff]), Buffer.from(code));
+  });
+  const store = await MemStore.open(dir);
+  assert.equal(store.stats().count, N - 1);
+  assert.equal((await corruptionOf(() => store.get('r4'))).id, 'r4');
+  assert.equal((await corruptionOf(() => store.get('r4\u0001'))).id, 'r4\u0001');
+  assert.equal(store.stats().damaged, 3, 'r4, r4\\u0001 and the key that is not UTF-8');
+  await store.close();
+  const verify = await cliResult(['verify', dir]);
+  assert.equal(verify.code, 1);
+  const report = await repairAndVerify(dir);
+  assert.deepEqual(report.filter((l) => l.kind === 'record').map((l) => l.id).sort(), ['r4', 'r4\u0001']);
+  assert.equal(report.filter((l) => l.kind === 'key').length, 1);
+  await expectIntactExcept(dir, new Set(['r4']));
+});
+
+/** Ids 0..N-1 checkpointed, then `logged` more single-record batches left in the log by a "crash". */
+async function storeWithLog(logged: number): Promise<string> {
+  const dir = await checkpointedStore();
+  const store = await MemStore.open(dir);
+  for (let i = 0; i < logged; i++) await store.add([{ id: `log${i}`, vector: vecs[i % N]!, text: `logged ${i} `.repeat(40) }]);
+  await store.abandon();
+  return dir;
+}
+
+test('damage in the middle of the log: open is CORRUPTION, verify lists it, repair re-applies every readable record and reports the lost one', async () => {
+  const dir = await storeWithLog(12);
+  const [segment] = readdirSync(walDir(dir)).filter((n) => n.endsWith('.log'));
+  const path = join(walDir(dir), segment!);
+  const bytes = readFileSync(path);
+  const at = bytes.indexOf(Buffer.from('logged 5 '));
+  assert.ok(at > 0);
+  bytes[at + 2]! ^= 0x10;
+  writeFileSync(path, bytes);
+  await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
+  const verify = await cliResult(['verify', dir]);
+  assert.equal(verify.code, 1);
+  assert.match(verify.stdout, /WAL damage/);
+
+  const report = await repairAndVerify(dir);
+  const log = report.filter((l) => l.kind === 'log');
+  assert.equal(log.length, 1);
+  assert.ok(log[0]!.bytes !== undefined && Buffer.from(log[0]!.bytes, 'base64').length > 0);
+  assert.deepEqual(log[0]!.lostLsns, [2 + 5, 2 + 5], 'the record after the checkpoint LSN (1) plus 5 + 1');
+  const store = await MemStore.open(dir);
+  for (let i = 0; i < 12; i++) {
+    const got = await store.get(`log${i}`);
+    if (i === 5) assert.equal(got, undefined);
+    else assert.equal(got?.text, `logged ${i} `.repeat(40));
+  }
+  assert.equal(store.stats().count, N + 11);
+  await store.close();
+  assert.equal(existsSync(repairLogDir(dir)), false);
+});
+
+test('an interrupted repair is refused by open and resumed by the next repair', async () => {
+  const dir = await storeWithLog(6);
+  // What a repair leaves when it is killed right after moving the damaged log aside.
+  const from = await withState(dir, () => 1);
+  writeFileSync(join(walDir(dir), 'REPAIR-FROM-LSN'), String(from));
+  renameSync(walDir(dir), repairLogDir(dir));
+  mkdirSync(walDir(dir));
+  await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
+  assert.equal((await cliResult(['verify', dir])).code, 1);
+  await repairAndVerify(dir);
+  const store = await MemStore.open(dir);
+  for (let i = 0; i < 6; i++) assert.equal((await store.get(`log${i}`))?.text, `logged ${i} `.repeat(40));
+  assert.equal(store.stats().count, N + 6);
+  await store.close();
+});
+
+test('checkpoints are all-or-nothing: a failure at any write of a checkpoint leaves the previous checkpoint byte for byte', async () => {
+  const next = rng(7);
+  for (let round = 0; round < 8; round++) {
+    const dir = await checkpointedStore();
+    const before = await dump(dir);
+    const store = await MemStore.open(dir, { durability: 'none' });
+    const changes = vecs.map((v, i) => ({ id: i % 3 === 0 ? `new${i}` : `r${i}`, vector: v.map((x) => -x), text: `changed ${i}`, meta: { round } }));
+    await store.add(changes);
+    await store.delete(['r1', 'r2', 'r29']);
+    // Writes of this checkpoint: about 3 per changed record; fail one of them at random.
+    const failAt = Math.floor(next() * changes.length * 3);
+    let writes = 0;
+    stateWriteHooks.beforeWrite = (n) => {
+      writes = n + 1;
+      if (n === failAt) throw new Error(`injected failure at write ${n}`);
+    };
+    try {
+      await rejectsWith(() => store.close(), 'IO');
+    } finally {
+      stateWriteHooks.beforeWrite = undefined;
+    }
+    assert.ok(writes > failAt, `round ${round}: the failure was injected`);
+    assert.deepEqual(await dump(dir), before, `round ${round}: the state is the previous checkpoint`);
+    const reopened = await MemStore.open(dir);
+    assert.equal((await reopened.get('r4'))?.text, 'changed 4', 'the log still holds what the failed checkpoint did not write');
+    assert.equal(await reopened.get('r2'), undefined);
+    await reopened.close();
+  }
+});
+
+test('a logged batch that cannot be applied stops the store instead of letting memory drift from the log', async () => {
+  const dir = await checkpointedStore();
+  const store = await MemStore.open(dir);
+  const arena = (store as unknown as { arena: { append: (b: Uint8Array) => unknown } }).arena;
+  const append = arena.append.bind(arena);
+  arena.append = () => {
+    throw new Error('injected: the arena refuses');
+  };
+  await rejectsWith(() => store.add([{ id: 'x', vector: vecs[0]!, text: 'x' }]), 'IO');
+  arena.append = append;
+  await rejectsWith(() => store.search(vecs[0]!), 'IO');
+  await rejectsWith(() => store.add([{ id: 'y', vector: vecs[0]! }]), 'IO');
+  await store.close();
+  const reopened = await MemStore.open(dir);
+  assert.equal((await reopened.get('x'))?.text, 'x', 'the log replays the batch that memory could not take');
+  assert.equal(await reopened.get('y'), undefined);
+  await reopened.close();
+});
