@@ -117,6 +117,9 @@ const ID_OVERHEAD_BYTES = 48;
  */
 const INT8_QUERY = true;
 
+/** Writes wait for a running checkpoint once the log since the last one reaches this many times `checkpointBytes`. */
+const STALL_CHECKPOINTS = 2;
+
 /** A GC of the text arena starts once garbage outweighs live texts and passes this many bytes. */
 const ARENA_GC_MIN_GARBAGE = 16 << 20;
 
@@ -205,6 +208,9 @@ export class MemStore {
   private readonly inflight = new Set<Promise<unknown>>();
   /** Set while an exclusive maintenance step (arena GC, compaction) runs; writes wait for it. */
   private gate: Promise<void> | undefined;
+  /** Writes that had to wait (gate, stall), in call order: each waits for the one before. */
+  private writeQueue: Promise<void> = Promise.resolve();
+  private waiting = 0;
   /** Records whose persisted form failed a check, with the error; not in the index. */
   private readonly damaged = new Map<string, MemstoreError>();
   /** Damaged state entries whose key is not UTF-8, so no id reaches them (for repair). */
@@ -502,14 +508,54 @@ export class MemStore {
     if (payload.byteLength > MAX_BATCH_BYTES) {
       throw new MemstoreError('INVALID_ARGUMENT', `the batch is ${payload.byteLength} bytes encoded, more than ${MAX_BATCH_BYTES}; split it`);
     }
-    // Without maintenance running, the append starts in this tick, so batches of one tick share a group commit.
-    if (this.gate === undefined) return this.logAndApply(mutation, payload);
-    return (async () => {
-      // Maintenance that must see no new writes (arena GC, compaction) holds the gate.
-      while (this.gate !== undefined) await this.gate;
+    // Nothing to wait for: the append starts in this tick, so batches of one tick share a group commit.
+    if (this.waiting === 0 && !this.mustWait()) return this.logAndApply(mutation, payload);
+    return this.enqueue(() => {
       this.checkOpen();
       return this.logAndApply(mutation, payload);
-    })();
+    });
+  }
+
+  /**
+   * Runs `start` (synchronously) once every write or compaction queued before it has started and
+   * nothing holds writes back: so writes that must wait keep their call order, and none slips in
+   * between the check and its own start.
+   */
+  private enqueue<T>(start: () => T): Promise<Awaited<T>> {
+    this.waiting++;
+    // Boxed, so that the queue moves on once `start` has run, not once the write it started completes:
+    // queued writes still share group commits.
+    const started = this.writeQueue.then(async () => {
+      try {
+        for (;;) {
+          if (this.gate !== undefined) await this.gate;
+          else if (this.stalled()) await this.checkpointRun!.catch(() => undefined);
+          else break;
+        }
+      } finally {
+        this.waiting--;
+      }
+      return { value: start() };
+    });
+    this.writeQueue = started.then(
+      () => undefined,
+      () => undefined,
+    );
+    return started.then((box) => box.value as Awaited<T>);
+  }
+
+  /** Maintenance that must see no new writes (arena GC, compaction) holds the gate, or the checkpoint has fallen behind. */
+  private mustWait(): boolean {
+    return this.gate !== undefined || this.stalled();
+  }
+
+  /**
+   * Backpressure: while a checkpoint runs and the log has grown to STALL_CHECKPOINTS times
+   * `checkpointBytes` since the last one, writes wait for it. So the log, the dirty set and the
+   * arena's garbage stay bounded however fast a caller writes and however slow the disk is.
+   */
+  private stalled(): boolean {
+    return this.checkpointRun !== undefined && this.logBytesSinceCheckpoint >= STALL_CHECKPOINTS * this.options.checkpointBytes;
   }
 
   /** Appends and applies; counted in `inflight` from its first (synchronous) step, which maintenance waits for. */
@@ -563,7 +609,6 @@ export class MemStore {
    * or how many deleted ids existed.
    */
   private apply(m: Mutation): number {
-    if (m.kind === 'noop') return 0;
     if (m.kind === 'delete') {
       let n = 0;
       for (const id of m.ids) {
@@ -683,6 +728,10 @@ export class MemStore {
   }
 
   private async runCheckpoint(collectGarbage: boolean): Promise<void> {
+    // A log that cannot sync (a failed write it could not cut back) must not be declared covered.
+    await this.wal.sync().catch((e: unknown) => {
+      throw asMemstoreError(e, 'syncing the write-ahead log before a checkpoint');
+    });
     const lsn = this.appliedLsn;
     const snapshot = this.dirty;
     const training = this.trainedSinceCheckpoint;
@@ -728,11 +777,22 @@ export class MemStore {
     }
   }
 
-  /** Runs `step` with writes held back and every accepted write applied. */
-  private async exclusive<T>(step: () => Promise<T>): Promise<T> {
-    while (this.gate !== undefined) await this.gate;
+  /**
+   * Runs `step` with writes held back and every accepted write applied. `inCallOrder` (compaction,
+   * which callers issue among their writes) also lets every write queued before it go first; the
+   * collection a checkpoint starts must not wait for writes that wait for that checkpoint.
+   */
+  private async exclusive<T>(step: () => Promise<T>, inCallOrder = false): Promise<T> {
     let open!: () => void;
-    this.gate = new Promise<void>((resolve) => (open = resolve));
+    const take = () => {
+      this.gate = new Promise<void>((resolve) => (open = resolve));
+    };
+    if (inCallOrder && (this.waiting > 0 || this.mustWait())) {
+      await this.enqueue(take);
+    } else {
+      while (this.gate !== undefined) await this.gate;
+      take();
+    }
     try {
       await Promise.allSettled([...this.inflight]);
       return await step();
@@ -801,7 +861,7 @@ export class MemStore {
       await this.checkpoint();
       await this.collectArena();
       await this.state.compactFile();
-    });
+    }, true);
   }
 
   // ---- reads --------------------------------------------------------------------------------
@@ -951,9 +1011,9 @@ export class MemStore {
     return record;
   }
 
-  /** The vector `get` returns: as added when full vectors are kept, else reconstructed from the code. */
+  /** The vector `get` returns (the caller's own copy): as added when full vectors are kept, else reconstructed from the code. */
   private vectorOf(id: string): Float32Array {
-    if (this.config.keepFull || !this.trained) return this.fullOf(id);
+    if (this.config.keepFull || !this.trained) return Float32Array.from(this.fullOf(id));
     const stored = new Float32Array(this.index.dim);
     this.index.decode(id, stored);
     if (this.pca === undefined) return stored;

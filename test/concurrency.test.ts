@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemStore } from '../src/index.js';
+import { encodeMutation } from '../src/store/mutations.js';
 import { clustered, rng, tempDir } from './helpers.js';
 
 test('many concurrent callers upserting and deleting overlapping ids end in the state of their call order', async () => {
@@ -47,4 +48,47 @@ test('many concurrent callers upserting and deleting overlapping ids end in the 
   const again = await MemStore.open(dir, { cache: false });
   await check(again);
   await again.close();
+});
+
+test('backpressure: while a checkpoint lags, writes past twice checkpointBytes of log wait for it, and keep their call order', async () => {
+  const dir = tempDir();
+  const DIM = 16;
+  const v = clustered(64, DIM, 9);
+  const checkpointBytes = 32 * 1024;
+  const store = await MemStore.open(dir, { dim: DIM, cache: false, durability: 'none', checkpointBytes });
+  // Hold the next checkpoint's commit until the test lets it go.
+  const state = (store as unknown as { state: { commitCheckpoint: (w: unknown) => Promise<void> } }).state;
+  const commit = state.commitCheckpoint.bind(state);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let commits = 0;
+  state.commitCheckpoint = async (w) => {
+    commits++;
+    if (commits === 1) await held;
+    return commit(w);
+  };
+  const text = 'x'.repeat(2000);
+  let logged = 0;
+  let i = 0;
+  // Writes go through until the log reaches 2 x checkpointBytes with the checkpoint still held.
+  while (logged < 3 * checkpointBytes) {
+    const record = { id: `r${i % 64}`, vector: v[i % 64]!, text: `${i} ${text}` };
+    const write = store.add([record]);
+    const settled = await Promise.race([write.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 50))]);
+    i++;
+    if (!settled) {
+      assert.ok(commits === 1, 'the checkpoint started');
+      assert.ok(logged >= 2 * checkpointBytes, `a write waited with only ${logged} bytes logged`);
+      // Later writes queue behind the waiting one, in call order.
+      const later = store.add([{ id: `r${(i - 1) % 64}`, vector: v[0]!, text: 'the last word' }]);
+      release();
+      await write;
+      await later;
+      assert.equal((await store.get(`r${(i - 1) % 64}`))?.text, 'the last word');
+      await store.close();
+      return;
+    }
+    logged += encodeMutation({ kind: 'add', records: [{ ...record, meta: undefined, metaJson: undefined }] }).byteLength;
+  }
+  assert.fail(`no write waited after ${logged} bytes of log`);
 });

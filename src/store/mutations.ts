@@ -3,15 +3,8 @@ import { MemstoreError } from '../errors.js';
 import type { CheckedRecord } from '../input.js';
 import { parseMeta } from '../meta.js';
 
-/**
- * What one WAL record holds: a whole add batch or a whole delete batch, so a batch is atomic. A
- * `noop` is what `memstore repair` leaves in place of a log record it could not read (an empty
- * payload), so that the log keeps consecutive LSNs.
- */
-export type Mutation =
-  | { readonly kind: 'add'; readonly records: readonly CheckedRecord[] }
-  | { readonly kind: 'delete'; readonly ids: readonly string[] }
-  | { readonly kind: 'noop' };
+/** What one WAL record holds: a whole add batch or a whole delete batch, so a batch is atomic. */
+export type Mutation = { readonly kind: 'add'; readonly records: readonly CheckedRecord[] } | { readonly kind: 'delete'; readonly ids: readonly string[] };
 
 // Plain maps and no record extensions: the log must decode the same in any later version.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
@@ -27,7 +20,6 @@ interface WireRecord {
 type Wire = { a: WireRecord[] } | { d: string[] };
 
 export function encodeMutation(m: Mutation): Uint8Array {
-  if (m.kind === 'noop') return new Uint8Array(0);
   const wire: Wire =
     m.kind === 'add'
       ? {
@@ -49,7 +41,6 @@ export function encodeMutation(m: Mutation): Uint8Array {
 export function decodeMutation(payload: Uint8Array, where: { file: string; lsn: number }): Mutation {
   const fail = (what: string, cause?: unknown) =>
     new MemstoreError('CORRUPTION', `WAL record ${where.lsn}: ${what}`, { file: where.file, offset: `lsn ${where.lsn}`, cause });
-  if (payload.byteLength === 0) return { kind: 'noop' };
   let wire: unknown;
   try {
     wire = packr.unpack(payload);
