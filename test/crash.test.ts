@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MemStore } from '../src/index.js';
 import { applyToModel, crashOp, type ModelRecord } from './support/crash-ops.js';
 import { rng, tempDir } from './helpers.js';
+import { runUntilKilled } from './support/killable.js';
 
 /**
  * kill -9 at random instants: a child writes batches in 'always' mode (upserts, deletes, texts,
@@ -20,30 +20,13 @@ interface CycleResult {
   acked: number;
 }
 
-function runChild(dir: string, seed: number, killAfterMs: number): Promise<CycleResult> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [child, dir, String(seed)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let acked = -1;
-    let buffered = '';
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (chunk: string) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        if (line === 'ready') timer = setTimeout(() => proc.kill('SIGKILL'), killAfterMs);
-        else if (line.startsWith('ack ')) acked = Number(line.slice(4));
-      }
-    });
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (signal !== 'SIGKILL') reject(new Error(`child exited on its own (code ${code}): ${stderr}`));
-      else resolve({ acked });
-    });
+async function runChild(dir: string, seed: number, killAfterMs: number): Promise<CycleResult> {
+  let acked = -1;
+  await runUntilKilled(child, [dir, String(seed)], (line, kill) => {
+    if (line === 'ready') kill(killAfterMs);
+    else if (line.startsWith('ack ')) acked = Number(line.slice(4));
   });
+  return { acked };
 }
 
 function sameRecord(actual: { vector: Float32Array; text?: string; meta?: Record<string, unknown> } | undefined, expected: ModelRecord): boolean {

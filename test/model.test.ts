@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -7,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { MemStore } from '../src/index.js';
 import { rng, tempDir } from './helpers.js';
+import { runUntilKilled } from './support/killable.js';
 import { configArb, stepArb, writeStepArb } from './support/model-arbitraries.js';
 import { applyToModel, differences, expectedRefusal, modelStats, runSequence, validIds, type Model, type ModelConfig, type Step } from './support/model.js';
 
@@ -59,35 +59,17 @@ interface KillResult {
 }
 
 /** Runs the child and kills it once it has acknowledged step `killAtAck`, after `delayMs` more (the next write is then under way). */
-function runChildUntilKilled(dir: string, file: string, killAtAck: number, delayMs: number): Promise<KillResult> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [child, dir, file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const acks: KillResult['acks'] = [];
-    let buffered = '';
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    const kill = () => proc.kill('SIGKILL');
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (chunk: string) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        if (line === 'done') kill();
-        else if (line.startsWith('ack ')) {
-          const [, index, outcome] = line.split(' ');
-          acks.push({ index: Number(index), outcome: outcome! });
-          if (Number(index) === killAtAck) timer = delayMs === 0 ? (kill(), undefined) : setTimeout(kill, delayMs);
-        }
-      }
-    });
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (signal !== 'SIGKILL') reject(new Error(`child exited on its own (code ${code}): ${stderr}`));
-      else resolve({ acks });
-    });
+async function runChildUntilKilled(dir: string, file: string, killAtAck: number, delayMs: number): Promise<KillResult> {
+  const acks: KillResult['acks'] = [];
+  await runUntilKilled(child, [dir, file], (line, kill) => {
+    if (line === 'done') kill();
+    else if (line.startsWith('ack ')) {
+      const [, index, outcome] = line.split(' ');
+      acks.push({ index: Number(index), outcome: outcome! });
+      if (Number(index) === killAtAck) kill(delayMs);
+    }
   });
+  return { acks };
 }
 
 test(`model-based kill -9: ${KILLS} children killed at random points while writing hostile sequences; every acknowledged write survives`, async () => {
