@@ -1,5 +1,5 @@
 import type { CodecName } from './codec/codec.js';
-import { MemstoreError } from './errors.js';
+import { MemstoreError, type MemstoreErrorCode } from './errors.js';
 import {
   F16_MAX_COMPONENT,
   F16_MIN_LARGEST,
@@ -18,6 +18,19 @@ import { toVector } from './vector.js';
  * is either accepted entirely (and then can always be logged, applied, checkpointed and replayed)
  * or refused with a MemstoreError and leaves no trace. The limits are in `limits.ts`.
  */
+
+/**
+ * Runs `read` over the caller's input and turns anything it throws that is not a MemstoreError (a
+ * getter that throws, a revoked Proxy) into one with `code`, the original as `cause`.
+ */
+export function readGuarded<T>(code: MemstoreErrorCode, what: string, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof MemstoreError) throw e;
+    throw new MemstoreError(code, `${what} could not be read: ${e instanceof Error ? e.message : String(e)}`, { cause: e, field: what });
+  }
+}
 
 /** An object literal (or `Object.create(null)`): not an array, not a class instance. */
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -88,9 +101,21 @@ export function checkBounds(v: Float32Array, bounds: VectorBounds | undefined, w
 
 /** A vector for this store: the right length, finite, within `bounds`; a fresh copy. */
 export function checkVector(v: unknown, dim: number, bounds: VectorBounds | undefined, what: string): Float32Array {
-  const vector = toVector(v, dim, what);
-  checkBounds(vector, bounds, what);
-  return vector;
+  return readGuarded('INVALID_VECTOR', what, () => {
+    const vector = toVector(v, dim, what);
+    checkBounds(vector, bounds, what);
+    return vector;
+  });
+}
+
+/** A list of ids (for delete): each checked, repeats dropped. */
+export function checkIds(ids: unknown): string[] {
+  return readGuarded('INVALID_ARGUMENT', 'ids', () => {
+    if (!Array.isArray(ids)) throw new MemstoreError('INVALID_ARGUMENT', 'delete expects an array of ids', { field: 'ids' });
+    const out = new Set<string>();
+    for (let i = 0; i < ids.length; i++) out.add(checkId(ids[i], `ids[${i}]`));
+    return [...out];
+  });
 }
 
 /** One record of an add batch, checked: the private copies the store logs and applies. */
@@ -110,6 +135,10 @@ const RECORD_KEYS = new Set(['id', 'vector', 'text', 'meta']);
  * (as if the batch were applied in order). Throws on the first bad record; nothing is kept.
  */
 export function checkBatch(records: unknown, dim: number, bounds: VectorBounds | undefined): CheckedRecord[] {
+  return readGuarded('INVALID_ARGUMENT', 'records', () => checkRecords(records, dim, bounds));
+}
+
+function checkRecords(records: unknown, dim: number, bounds: VectorBounds | undefined): CheckedRecord[] {
   if (!Array.isArray(records)) throw new MemstoreError('INVALID_ARGUMENT', 'add expects an array of records');
   const byId = new Map<string, CheckedRecord>();
   for (let i = 0; i < records.length; i++) {

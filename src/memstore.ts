@@ -4,12 +4,12 @@ import { Wal } from '../wal/wal.js';
 import { isWalError } from '../wal/errors.js';
 import { nodeFileLayer } from '../wal/file-layer.js';
 import { BlobArena, type BlobRef } from './arena/arena.js';
-import { LookasideCache } from './cache/lookaside.js';
+import { LookasideCache, type CacheEntry, type CacheHost, type CacheLookup, type CacheQuery, type CacheStats, type Candidate } from './cache/lookaside.js';
 import type { Codec, CodecName } from './codec/codec.js';
 import { getCodec } from './codec/index.js';
 import { MemstoreError } from './errors.js';
 import { matchesFilter } from './filter.js';
-import { checkBatch, checkId, checkVector, vectorBounds, type VectorBounds } from './input.js';
+import { checkBatch, checkId, checkIds, checkVector, vectorBounds, type VectorBounds } from './input.js';
 import type { KernelMetric } from './kernels/index.js';
 import { MAX_BATCH_BYTES } from './limits.js';
 import { cloneMeta, type Meta } from './meta.js';
@@ -23,7 +23,7 @@ import {
 } from './options.js';
 import { dotMean, fitPca, reconstruct, type PcaModel } from './pca/pca.js';
 import { Projector } from './pca/projector.js';
-import { CodeBlocks } from './scan/code-blocks.js';
+import { CodeBlocks, type ScanQuery } from './scan/code-blocks.js';
 import { TopK } from './scan/topk.js';
 import { arenaDir, arenaSegmentPath, ensureDurableDir, repairLogDir, statePath, walDir } from './store/files.js';
 import { DirectoryLock } from './store/lock.js';
@@ -86,7 +86,25 @@ export interface StoreStats {
   arenaBytes: number;
   /** Records found damaged (a failed checksum): `get` throws CORRUPTION for them, searches skip them, `memstore repair` removes them. */
   damaged: number;
-  cache: { hits: number; misses: number };
+  /** The lookaside cache (CacheStats): answers served exactly or from near queries, bound failures, misses, evictions, bytes held. */
+  cache: CacheStats;
+}
+
+/** What shapes a search's answer beyond the query. */
+interface Wanted {
+  readonly k: number;
+  readonly rescore: boolean;
+  readonly filter: SearchOptions['filter'];
+}
+
+/** Hands the scan's pool to the cache: best first, and whether it holds every matching vector. */
+type Remember = (scan: ScanQuery, members: readonly Candidate[], complete: boolean) => void;
+
+function copyHit(h: SearchHit): SearchHit {
+  const out: SearchHit = { id: h.id, score: h.score };
+  if (h.text !== undefined) out.text = h.text;
+  if (h.meta !== undefined) out.meta = cloneMeta(h.meta as Meta);
+  return out;
 }
 
 /** A record's state newer than the last checkpoint; `null` marks a deletion. */
@@ -124,7 +142,8 @@ const STALL_CHECKPOINTS = 2;
 const ARENA_GC_MIN_GARBAGE = 16 << 20;
 
 const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF: by default a decoder strips it, and '\uFEFFa' would come back as 'a'.
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Log and arena errors become MemstoreErrors with the same meaning and the original as cause. */
 function asMemstoreError(e: unknown, what: string): unknown {
@@ -159,6 +178,22 @@ function hitOf(r: Ranked, text: string | undefined): SearchHit {
   if (text !== undefined) hit.text = text;
   if (r.doc.meta !== undefined) hit.meta = cloneMeta(r.doc.meta);
   return hit;
+}
+
+/**
+ * Returns a check that each table's keys come in strictly increasing byte order, as LMDB keeps them;
+ * a key out of order means the B-tree was damaged, and it is recorded once per table as damage.
+ */
+function orderCheck(damagedKeys: DamagedKey[], file: string): (key: Uint8Array, table: string) => void {
+  const last = new Map<string, Uint8Array>();
+  const reported = new Set<string>();
+  return (key, table) => {
+    const previous = last.get(table);
+    last.set(table, key);
+    if (previous === undefined || Buffer.compare(key, previous) > 0 || reported.has(table)) return;
+    reported.add(table);
+    damagedKeys.push({ key, error: new MemstoreError('CORRUPTION', `${file}: keys of ${table} out of order: LMDB's B-tree is damaged; run memstore repair`, { file, offset: table }) });
+  };
 }
 
 function sizeOf(path: string): number {
@@ -239,7 +274,7 @@ export class MemStore {
     this.projector = pca === undefined ? undefined : new Projector(pca);
     this.trained = trained;
     this.index = trained ? new CodeBlocks(this.codec, pca?.outDim ?? config.dim) : new CodeBlocks(getCodec('f32'), config.dim);
-    this.cache = options.cache === false ? undefined : new LookasideCache(options.cache.entries, options.cache.threshold, config.metric === 'cosine');
+    this.cache = options.cache === false ? undefined : new LookasideCache<SearchHit[]>(options.cache);
     this.appliedLsn = checkpointLsn;
   }
 
@@ -347,44 +382,57 @@ export class MemStore {
   /**
    * Fills the index from the checkpoint and tells the arena which texts are live. A damaged value
    * sets its record aside as damaged; so does a record missing its code (or vector) or its document,
-   * since that is what a damaged key leaves behind.
+   * since that is what a damaged key leaves behind. A damaged value whose id also has a sound value
+   * in the same table (a key flipped onto another id), a key that is not UTF-8, and keys out of order
+   * (LMDB's lookups near them are unreliable) are damage no id reaches: `memstore repair` clears them.
    */
   private load(): void {
-    const setAside = (entry: Entry<unknown>) => {
-      if (entry.id === undefined) this.damagedKeys.push({ key: entry.key, error: entry.error! });
-      else this.markDamaged(entry.id, entry.error);
-    };
-    if (this.trained) {
-      const codeBytes = this.index.dim * this.codec.bytesPerDim;
-      for (const entry of this.state.iterateCodes(codeBytes)) {
-        if (entry.error !== undefined) setAside(entry);
-        else this.index.putCode(entry.id, entry.value.code, entry.value.scale);
-      }
-    } else {
-      for (const entry of this.state.iterateFull(this.config.dim)) {
-        if (entry.error !== undefined) setAside(entry);
-        else this.index.put(entry.id, this.storedForm(entry.value));
-      }
+    const damagedEntries: { table: 'vectors' | 'docs'; entry: Entry<unknown> }[] = [];
+    const inOrder = orderCheck(this.damagedKeys, statePath(this.dir));
+    const vectors = this.trained ? this.state.iterateCodes(this.index.dim * this.codec.bytesPerDim) : this.state.iterateFull(this.config.dim);
+    for (const entry of vectors) {
+      inOrder(entry.key, this.trained ? 'codes' : 'full');
+      if (entry.error !== undefined) damagedEntries.push({ table: 'vectors', entry });
+      else if (this.trained) this.index.putCode(entry.id, (entry.value as { code: Uint8Array }).code, (entry.value as { scale: number }).scale);
+      else this.index.put(entry.id, this.storedForm(entry.value as Float32Array));
     }
-    let documented = 0;
+    // Slots do not move until the pass is over: records are set aside only after it.
+    const documented = new Uint8Array(this.index.size);
+    const withoutVector: string[] = [];
+    const soundDocs = new Set<string>();
     for (const entry of this.state.iterateDocs()) {
+      inOrder(entry.key, 'docs');
       if (entry.error !== undefined) {
-        setAside(entry);
-      } else if (this.index.has(entry.id)) {
-        documented++;
-        if (entry.value.text !== undefined) this.arena.markLive(entry.value.text);
-      } else if (!this.damaged.has(entry.id)) {
-        const what = this.trained ? 'codes' : 'full';
-        this.markDamaged(entry.id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(entry.id)} has a document but no ${what} value`, { file: statePath(this.dir), offset: `${what}/${entry.id}`, id: entry.id }));
+        damagedEntries.push({ table: 'docs', entry });
+        continue;
+      }
+      const slot = this.index.slotOf(entry.id);
+      if (slot === undefined) {
+        withoutVector.push(entry.id);
+        soundDocs.add(entry.id);
+        continue;
+      }
+      if (documented[slot] === 1) continue;
+      documented[slot] = 1;
+      if (entry.value.text !== undefined) this.arena.markLive(entry.value.text);
+    }
+    const setAside = new Map<string, MemstoreError>();
+    for (const { table, entry } of damagedEntries) {
+      const slot = entry.id === undefined ? undefined : this.index.slotOf(entry.id);
+      const hasSound = entry.id !== undefined && (table === 'vectors' ? slot !== undefined : (slot !== undefined && documented[slot] === 1) || soundDocs.has(entry.id));
+      if (entry.id === undefined || hasSound) this.damagedKeys.push({ key: entry.key, error: entry.error! });
+      else if (!setAside.has(entry.id)) setAside.set(entry.id, entry.error!);
+    }
+    const what = this.trained ? 'codes' : 'full';
+    for (const id of withoutVector) {
+      if (!setAside.has(id)) setAside.set(id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(id)} has a document but no ${what} value`, { file: statePath(this.dir), offset: `${what}/${id}`, id }));
+    }
+    for (const id of this.index.allIds()) {
+      if (documented[this.index.slotOf(id)!] === 0 && !setAside.has(id)) {
+        setAside.set(id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(id)} has no document`, { file: statePath(this.dir), offset: `docs/${id}`, id }));
       }
     }
-    if (documented < this.index.size) {
-      const documentedIds = new Set<string>();
-      for (const entry of this.state.iterateDocs()) if (entry.error === undefined) documentedIds.add(entry.id);
-      for (const id of [...this.index.allIds()]) {
-        if (!documentedIds.has(id)) this.markDamaged(id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(id)} has no document`, { file: statePath(this.dir), offset: `docs/${id}`, id }));
-      }
-    }
+    for (const [id, e] of setAside) this.markDamaged(id, e);
   }
 
   /** Re-applies every logged batch after the checkpoint; applying is idempotent (upserts and deletes by id). */
@@ -493,8 +541,7 @@ export class MemStore {
   delete(ids: readonly string[]): Promise<number> {
     try {
       this.checkOpen();
-      if (!Array.isArray(ids)) throw new MemstoreError('INVALID_ARGUMENT', 'delete expects an array of ids');
-      const unique = [...new Set(ids.map((id: unknown, i) => checkId(id, `ids[${i}]`)))];
+      const unique = checkIds(ids);
       if (unique.length === 0) return Promise.resolve(0);
       return this.write({ kind: 'delete', ids: unique });
     } catch (e) {
@@ -621,9 +668,9 @@ export class MemStore {
         this.releaseText(id);
         this.index.remove(id);
         this.dirty.set(id, null);
+        this.cache?.touch(id);
         n++;
       }
-      if (n > 0) this.cache?.clear();
       return n;
     }
     const forms = m.records.map((r) => this.storedForm(r.vector));
@@ -642,8 +689,8 @@ export class MemStore {
       const text = refs[i];
       const doc: DocRecord = { ...(text === undefined ? {} : { text }), ...(r.meta === undefined ? {} : { meta: r.meta, metaJson: r.metaJson }) };
       this.dirty.set(r.id, { full: this.config.keepFull || !this.trained ? r.vector : undefined, doc });
+      this.cache?.touch(r.id);
     });
-    this.cache?.clear();
     if (!this.trained && this.index.size >= this.config.trainSize) this.train();
     return m.records.length;
   }
@@ -876,24 +923,82 @@ export class MemStore {
     }
     // Before training the index holds full-precision vectors, so its scores are already exact.
     const rescore = (opts.rescore ?? this.options.rescore ?? this.config.keepFull) && this.config.keepFull && this.trained;
-    const cacheKey = JSON.stringify([opts.k, opts.filter ?? null, rescore, opts.exact, opts.nprobe ?? null]);
-    const cached = this.cache?.get(q, cacheKey);
-    if (cached !== undefined) return cached.map((h) => ({ ...h, ...(h.meta === undefined ? {} : { meta: cloneMeta(h.meta as Meta) }) }));
+    const want = { k: opts.k, rescore, filter: opts.filter };
+    if (this.cache !== undefined) {
+      const served = await this.searchCached(q, want, JSON.stringify([opts.k, opts.filter ?? null, rescore, opts.exact, opts.nprobe ?? null]));
+      if (served !== undefined) return served;
+    }
     for (;;) {
-      const ranked = this.rankSkippingDamage(q, opts.k, rescore, opts.filter);
+      const ranked = this.rankSkippingDamage(q, want, undefined);
       const texts = await this.textsOf(ranked);
-      if (texts === undefined) continue;
-      const hits = ranked.map((r, i) => hitOf(r, texts[i]));
-      this.cache?.set(q, cacheKey, ranked.map((r, i) => hitOf(r, texts[i])));
-      return hits;
+      if (texts !== undefined) return ranked.map((r, i) => hitOf(r, texts[i]));
     }
   }
 
+  /** Candidates a scan picks for `want`: k, or k times the oversampling when rescoring, at most the store's size. */
+  private candidateCount(want: Wanted): number {
+    return Math.min(this.index.size, want.rescore ? want.k * this.options.oversample : want.k);
+  }
+
+  /**
+   * A search through the lookaside cache: an answer it proves (CACHE.md), or, when it cannot, a
+   * search whose scan it remembers. Undefined only when damage interrupted it (the caller searches
+   * again without the cache's help).
+   */
+  private async searchCached(q: Float32Array, want: Wanted, key: string): Promise<SearchHit[] | undefined> {
+    const cache = this.cache!;
+    let form: { scan: ScanQuery; offset: number } | undefined;
+    const scanForm = () => (form ??= this.scanQueryOf(q));
+    const cq: CacheQuery = {
+      query: q,
+      key,
+      filter: want.filter,
+      candidates: this.candidateCount(want),
+      tiesShow: !want.rescore,
+      scanQuery: () => scanForm().scan,
+    };
+    const host: CacheHost = { index: this.index, matches: (id, filter) => this.index.has(id) && (filter === undefined || matchesFilter(this.docOf(id).meta, filter)) };
+    let look: CacheLookup<SearchHit[]>;
+    try {
+      look = cache.lookup(cq, host);
+    } catch (e) {
+      const id = damagedId(e);
+      if (id === undefined) throw e;
+      this.markDamaged(id, e);
+      return undefined;
+    }
+    if (look.kind === 'answer') return look.answer.map(copyHit);
+    const version = cache.now;
+    let ranked: Ranked[];
+    let entry: CacheEntry<SearchHit[]> | undefined;
+    try {
+      if (look.kind === 'candidates') {
+        ranked = this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want);
+        if (!look.near) entry = look.entry;
+      } else {
+        ranked = this.rank(q, want, (scan, members, complete) => (entry = cache.remember(cq, scan, members, complete, host)));
+      }
+    } catch (e) {
+      const id = damagedId(e);
+      if (id === undefined) throw e;
+      this.markDamaged(id, e);
+      return undefined;
+    }
+    const texts = await this.textsOf(ranked);
+    if (texts === undefined) return undefined;
+    const hits = ranked.map((r, i) => hitOf(r, texts[i]));
+    if (entry !== undefined) {
+      const bytes = hits.reduce((n, h) => n + 64 + 2 * h.id.length + 2 * (h.text?.length ?? 0) + 2 * (ranked.find((r) => r.id === h.id)?.doc.metaJson?.length ?? 0), 0);
+      cache.answered(entry, hits.map(copyHit), version, bytes);
+    }
+    return hits;
+  }
+
   /** rank(), setting aside each damaged record it meets and ranking again without it. */
-  private rankSkippingDamage(q: Float32Array, k: number, rescore: boolean, filter: SearchOptions['filter']): Ranked[] {
+  private rankSkippingDamage(q: Float32Array, want: Wanted, remember: Remember | undefined): Ranked[] {
     for (;;) {
       try {
-        return this.rank(q, k, rescore, filter);
+        return this.rank(q, want, remember);
       } catch (e) {
         const id = damagedId(e);
         if (id === undefined) throw e;
@@ -902,32 +1007,62 @@ export class MemStore {
     }
   }
 
-  /** Ranks synchronously, so that no write interleaves with the scan and the rescoring. */
-  private rank(q: Float32Array, k: number, rescore: boolean, filter: SearchOptions['filter']): Ranked[] {
-    const size = this.index.size;
-    if (size === 0) return [];
+  /** The query as the scan takes it, and the constant to add back to its kernel scores. */
+  private scanQueryOf(q: Float32Array): { scan: ScanQuery; offset: number } {
     const { vector, offset } = this.queryForm(q);
-    const metric = this.kernelMetric();
-    const top = new TopK(Math.min(size, rescore ? k * this.options.oversample : k));
-    const accept = filter === undefined ? undefined : (slot: number) => matchesFilter(this.docOf(this.index.idAt(slot)).meta, filter);
-    this.index.scan({ vector, metric, int8Query: INT8_QUERY }, top, accept);
+    return { scan: { vector, metric: this.kernelMetric(), int8Query: INT8_QUERY }, offset };
+  }
 
+  /**
+   * Ranks synchronously, so that no write interleaves with the scan and the rescoring: the scan
+   * picks the candidates, finish() turns them into the answer. With `remember`, the scan keeps the
+   * cache's larger pool and hands it over (best first, and whether it holds every matching vector).
+   */
+  private rank(q: Float32Array, want: Wanted, remember: Remember | undefined): Ranked[] {
+    const size = this.index.size;
+    const { scan, offset } = this.scanQueryOf(q);
+    const candidates = this.candidateCount(want);
+    const capacity = remember === undefined ? candidates : Math.min(size, this.cache!.poolSize(candidates));
+    const top = new TopK(Math.max(1, capacity));
+    const filter = want.filter;
+    const accept = filter === undefined ? undefined : (slot: number) => matchesFilter(this.docOf(this.index.idAt(slot)).meta, filter);
+    if (capacity > 0) this.index.scan(scan, top, accept);
+    const members = capacity > 0 ? top.sorted().map(({ score, slot }) => ({ id: this.index.idAt(slot), score })) : [];
+    // Ties in the heap keep the lower slot, as sorted() orders them: the first `candidates` are the scan a smaller heap makes.
+    remember?.(scan, members, capacity >= size || members.length < capacity);
+    return this.finish(q, offset, members.slice(0, candidates), want);
+  }
+
+  /** The answer from the scan's candidates (best kernel score first): rescored, or their scores converted. */
+  private finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted): Ranked[] {
     let ranked: { id: string; score: number }[];
-    if (rescore) {
+    if (want.rescore) {
       const qNorm = norm(q);
-      ranked = top.sorted().map(({ slot }) => {
-        const id = this.index.idAt(slot);
-        return { id, score: this.exactScore(q, qNorm, this.fullOf(id)) };
-      });
+      ranked = candidates.map(({ id }) => ({ id, score: this.exactScore(q, qNorm, this.fullForRescoring(id)) }));
       ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      ranked.length = Math.min(ranked.length, k);
+      ranked.length = Math.min(ranked.length, want.k);
     } else {
-      ranked = top.sorted().map(({ score, slot }) => ({
-        id: this.index.idAt(slot),
-        score: metric === 'l2' ? -Math.sqrt(Math.max(0, -score)) : score + offset,
-      }));
+      const l2 = this.kernelMetric() === 'l2';
+      ranked = candidates.slice(0, want.k).map(({ id, score }) => ({ id, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
     }
-    return ranked.map(({ id, score }) => ({ id, score, doc: this.docOf(id) }));
+    return ranked.map(({ id, score }) => ({ id, score, doc: this.docForResult(id) }));
+  }
+
+  /** A full vector for rescoring: hot in the cache, or read (and then kept hot). */
+  private fullForRescoring(id: string): Float32Array {
+    const hot = this.cache?.hotFull(id);
+    if (hot !== undefined) return hot;
+    const full = this.fullOf(id);
+    this.cache?.keep(id, { full });
+    return full;
+  }
+
+  private docForResult(id: string): DocRecord {
+    const hot = this.cache?.hotDoc(id);
+    if (hot !== undefined) return hot;
+    const doc = this.docOf(id);
+    this.cache?.keep(id, { doc });
+    return doc;
   }
 
   /**
@@ -935,13 +1070,20 @@ export class MemStore {
    * Undefined when one was damaged: that record is set aside and the caller ranks again.
    */
   private async textsOf(ranked: readonly Ranked[]): Promise<(string | undefined)[] | undefined> {
-    const reads = ranked.map((r) => (r.doc.text === undefined ? undefined : this.readText(r.id, r.doc.text)));
+    const version = this.cache?.now;
+    const reads = ranked.map((r) => {
+      if (r.doc.text === undefined) return undefined;
+      const hot = this.cache?.hotText(r.id);
+      return hot === undefined || hot === null ? this.readText(r.id, r.doc.text) : hot;
+    });
     const settled = await Promise.allSettled(reads);
     let damage = false;
     const texts: (string | undefined)[] = [];
     for (const [i, s] of settled.entries()) {
       if (s.status === 'fulfilled') {
         texts.push(s.value);
+        // Kept only if no write came in meanwhile: a write touches the id, which drops its hot parts.
+        if (s.value !== undefined && this.cache !== undefined && this.cache.now === version) this.cache.keep(ranked[i]!.id, { text: s.value });
         continue;
       }
       const r = ranked[i]!;
@@ -1046,7 +1188,7 @@ export class MemStore {
       walBytes,
       arenaBytes,
       damaged: this.damaged.size + this.damagedKeys.length,
-      cache: { hits: this.cache?.hits ?? 0, misses: this.cache?.misses ?? 0 },
+      cache: this.cache?.stats() ?? { hits: 0, exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, evictions: 0, bytes: 0, entries: 0, fullReadsSaved: 0 },
     };
   }
 

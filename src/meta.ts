@@ -102,9 +102,9 @@ export interface CheckedMeta {
  * `records[3].meta.tags[2]`.
  */
 export function checkMeta(value: unknown, path: string): CheckedMeta {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail(path, `is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : kindOf(value)}, not an object`);
   let meta: Meta;
   try {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail(path, `is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : kindOf(value)}, not an object`);
     meta = copyValue(value, path, 1, new Set()) as Meta;
   } catch (e) {
     // A getter or a Proxy trap of the caller's object may throw anything.

@@ -1,6 +1,6 @@
 import { CODEC_NAMES, type CodecName } from './codec/codec.js';
 import { MemstoreError } from './errors.js';
-import { isPlainObject } from './input.js';
+import { isPlainObject, readGuarded } from './input.js';
 import { nodeFileLayer, type FileLayer } from '../wal/file-layer.js';
 
 export type Metric = 'cosine' | 'dot' | 'l2';
@@ -12,16 +12,20 @@ const DURABILITIES: readonly Durability[] = ['always', 'batch', 'none'];
 export type PcaOption = { dims: number } | { variance: number };
 
 /**
- * The lookaside cache of recent answers. It is approximate: on a 'cosine' store a query within
- * `threshold` cosine of a remembered one gets the remembered answer (ids and scores of that other
- * query); on 'dot' and 'l2' stores only an identical query is answered from it. Off by default.
+ * The certified lookaside cache (src/cache/CACHE.md): repeated and near queries are answered from
+ * remembered ones only when a bound proves the answer is the one a search would return, ids and
+ * scores; otherwise the search runs.
  */
 export interface CacheOptions {
-  /** Most recent distinct queries remembered. @default 64 */
+  /** Most recent queries remembered. @default 64 */
   entries?: number;
-  /** Cosine similarity a new query needs with a remembered one to reuse its answer ('cosine' stores only). @default 0.95 */
-  threshold?: number;
+  /** Vectors each remembered query keeps beyond the candidates its search needed (more: more near hits, more memory). @default 24 */
+  pool?: number;
+  /** Bytes the cache may hold in all (pools, answers, hot vectors, documents and texts). @default 16 MiB */
+  bytes?: number;
 }
+
+export const CACHE_DEFAULTS: Readonly<Required<CacheOptions>> = Object.freeze({ entries: 64, pool: 24, bytes: 16 << 20 });
 
 /** Options of {@link MemStore.open}. Fields marked "fixed at creation" are persisted with the store. */
 export interface OpenOptions {
@@ -45,7 +49,7 @@ export interface OpenOptions {
   oversample?: number;
   /** When a write's promise resolves: after fsync ('always'), after at most a few ms ('batch'), or when the OS writes ('none'). @default 'always' */
   durability?: Durability;
-  /** Lookaside cache of recent query answers (approximate, see CacheOptions); `false` or omitted: off. @default false */
+  /** The certified lookaside cache of recent answers (see CacheOptions); `false` turns it off. @default { entries: 64, pool: 24, bytes: 16 MiB } */
   cache?: CacheOptions | false;
   /** Bytes of write-ahead log after which a checkpoint writes the state and drops the old log. @default 64 MiB */
   checkpointBytes?: number;
@@ -152,15 +156,20 @@ function resolvePca(v: unknown): PcaOption | undefined {
 }
 
 function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
-  if (v === false || v === undefined) return false;
-  if (!isPlainObject(v)) throw invalid(`cache must be false or { entries, threshold }, got ${describe(v)}`);
-  onlyKeys('cache.', v, ['entries', 'threshold']);
-  const entries = v['entries'] === undefined ? 64 : positiveInt('cache.entries', v['entries'], 1_000_000);
-  const threshold = v['threshold'] === undefined ? 0.95 : v['threshold'];
-  if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) {
-    throw invalid(`cache.threshold must be a number in (0, 1], got ${describe(threshold)}`);
-  }
-  return Object.freeze({ entries, threshold });
+  if (v === false) return false;
+  if (v === undefined) return CACHE_DEFAULTS;
+  if (!isPlainObject(v)) throw invalid(`cache must be false or { entries, pool, bytes }, got ${describe(v)}`);
+  onlyKeys('cache.', v, ['entries', 'pool', 'bytes']);
+  return Object.freeze({
+    entries: v['entries'] === undefined ? CACHE_DEFAULTS.entries : positiveInt('cache.entries', v['entries'], 1_000_000),
+    pool: v['pool'] === undefined ? CACHE_DEFAULTS.pool : nonNegativeInt('cache.pool', v['pool'], 100_000),
+    bytes: v['bytes'] === undefined ? CACHE_DEFAULTS.bytes : positiveInt('cache.bytes', v['bytes']),
+  });
+}
+
+function nonNegativeInt(name: string, v: unknown, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw invalid(`${name} must be an integer in [0, ${max}], got ${describe(v)}`);
+  return v;
 }
 
 function resolveFiles(v: unknown): FileLayer {
@@ -176,6 +185,10 @@ function resolveFiles(v: unknown): FileLayer {
 const OPEN_KEYS = ['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'files'];
 
 export function resolveOpenOptions(options: OpenOptions | undefined): ResolvedOpenOptions {
+  return readGuarded('INVALID_OPTION', 'options', () => resolveOpen(options));
+}
+
+function resolveOpen(options: OpenOptions | undefined): ResolvedOpenOptions {
   const o: unknown = options ?? {};
   if (!isPlainObject(o)) throw invalid(`options must be an object, got ${describe(o)}`);
   onlyKeys('', o, OPEN_KEYS);
@@ -200,24 +213,50 @@ function isMetaValue(v: unknown): v is MetaValue {
   return v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
 }
 
+/** Most values one `$in` may list. */
+export const MAX_IN_VALUES = 10_000;
+
+/**
+ * Checks a filter and returns a copy (the caller's object is not read again, so getters and later
+ * changes cannot alter a search halfway). INVALID_ARGUMENT names the field.
+ */
 function resolveFilter(v: unknown): Filter | undefined {
   if (v === undefined) return undefined;
-  if (!isPlainObject(v)) throw new MemstoreError('INVALID_ARGUMENT', `filter must be an object of meta field conditions, got ${describe(v)}`);
-  for (const [field, cond] of Object.entries(v)) {
-    if (isMetaValue(cond)) continue;
-    if (isPlainObject(cond) && Object.keys(cond).length === 1 && Array.isArray(cond['$in']) && cond['$in'].every(isMetaValue)) continue;
-    throw new MemstoreError('INVALID_ARGUMENT', `filter.${field} must be a string, number, boolean, null or { $in: [...] }`);
+  if (!isPlainObject(v)) throw new MemstoreError('INVALID_ARGUMENT', `filter must be an object of meta field conditions, got ${describe(v)}`, { field: 'filter' });
+  const out: Record<string, FilterCondition> = {};
+  for (const field of Object.keys(v)) {
+    const at = `filter.${field}`;
+    const cond: unknown = v[field];
+    if (isMetaValue(cond)) {
+      Object.defineProperty(out, field, { value: cond, enumerable: true, writable: true, configurable: true });
+      continue;
+    }
+    const values: unknown = isPlainObject(cond) && Object.keys(cond).length === 1 ? cond['$in'] : undefined;
+    if (!Array.isArray(values)) throw new MemstoreError('INVALID_ARGUMENT', `${at} must be a string, number, boolean, null or { $in: [...] }`, { field: at });
+    if (values.length > MAX_IN_VALUES) throw new MemstoreError('INVALID_ARGUMENT', `${at}.$in lists ${values.length} values, more than ${MAX_IN_VALUES}`, { field: `${at}.$in` });
+    const copy: MetaValue[] = [];
+    for (let i = 0; i < values.length; i++) {
+      // A hole reads as undefined: refused like any other non-value.
+      const x: unknown = values[i];
+      if (!isMetaValue(x)) throw new MemstoreError('INVALID_ARGUMENT', `${at}.$in[${i}] must be a string, number, boolean or null`, { field: `${at}.$in[${i}]` });
+      copy.push(x);
+    }
+    Object.defineProperty(out, field, { value: { $in: copy }, enumerable: true, writable: true, configurable: true });
   }
-  return v as Filter;
+  return out;
 }
 
 export function resolveSearchOptions(options: SearchOptions | undefined): ResolvedSearchOptions {
+  return readGuarded('INVALID_OPTION', 'search options', () => resolveSearch(options));
+}
+
+function resolveSearch(options: SearchOptions | undefined): ResolvedSearchOptions {
   const o: unknown = options ?? {};
   if (!isPlainObject(o)) throw invalid(`search options must be an object, got ${describe(o)}`);
   onlyKeys('', o, SEARCH_KEYS);
   return {
     k: o['k'] === undefined ? 10 : positiveInt('k', o['k'], 100_000),
-    filter: resolveFilter(o['filter']),
+    filter: readGuarded('INVALID_ARGUMENT', 'filter', () => resolveFilter(o['filter'])),
     nprobe: o['nprobe'] === undefined ? undefined : positiveInt('nprobe', o['nprobe']),
     rescore: optionalBoolean('rescore', o['rescore']),
     exact: optionalBoolean('exact', o['exact']) ?? false,

@@ -1,22 +1,56 @@
 import { MemstoreError } from './errors.js';
 
+/**
+ * a · b in float64. Four accumulators let the CPU overlap the additions (about twice as fast as one
+ * running sum); every exact score in the store goes through this one function, so a score computed
+ * twice is the same number.
+ */
 export function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  const n = a.length;
+  const end = n - (n % 4);
+  let i = 0;
+  for (; i < end; i += 4) {
+    s0 += a[i]! * b[i]!;
+    s1 += a[i + 1]! * b[i + 1]!;
+    s2 += a[i + 2]! * b[i + 2]!;
+    s3 += a[i + 3]! * b[i + 3]!;
+  }
+  for (; i < n; i++) s0 += a[i]! * b[i]!;
+  return s0 + s1 + (s2 + s3);
 }
 
 export function norm(a: Float32Array): number {
   return Math.sqrt(dot(a, a));
 }
 
+/** ‖a − b‖² in float64, with four accumulators as dot(). */
 export function squaredDistance(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i]! - b[i]!;
-    s += d * d;
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  const n = a.length;
+  const end = n - (n % 4);
+  let i = 0;
+  for (; i < end; i += 4) {
+    const d0 = a[i]! - b[i]!;
+    const d1 = a[i + 1]! - b[i + 1]!;
+    const d2 = a[i + 2]! - b[i + 2]!;
+    const d3 = a[i + 3]! - b[i + 3]!;
+    s0 += d0 * d0;
+    s1 += d1 * d1;
+    s2 += d2 * d2;
+    s3 += d3 * d3;
   }
-  return s;
+  for (; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    s0 += d * d;
+  }
+  return s0 + s1 + (s2 + s3);
 }
 
 /** A unit-length copy of `v`; the zero vector stays zero (its cosine with anything is 0). */
@@ -35,7 +69,7 @@ export function normalized(v: Float32Array): Float32Array {
 export function toVector(v: unknown, dim: number, what: string): Float32Array {
   let out: Float32Array;
   if (v instanceof Float32Array) {
-    out = Float32Array.from(v);
+    out = new Float32Array(v);
   } else if (Array.isArray(v)) {
     out = new Float32Array(v.length);
     for (let i = 0; i < v.length; i++) {

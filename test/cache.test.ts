@@ -1,52 +1,244 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { MemStore } from '../src/index.js';
-import { LookasideCache } from '../src/cache/lookaside.js';
-import { clustered, tempDir } from './helpers.js';
+import { describe, test } from 'node:test';
+import { MemStore, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
+import { outsiderBound } from '../src/cache/bounds.js';
+import { hamming, signSketch } from '../src/cache/sketch.js';
+import type { CodecName } from '../src/codec/codec.js';
+import type { Metric } from '../src/options.js';
+import { clustered, gaussian, rng, tempDir } from './helpers.js';
 
-test('the lookaside cache serves similar queries with the same options and evicts the oldest', () => {
-  const cache = new LookasideCache<string>(2, 0.95);
-  const a = Float32Array.from([1, 0, 0]);
-  const b = Float32Array.from([0, 1, 0]);
-  const c = Float32Array.from([0, 0, 1]);
-  cache.set(a, 'k', 'A');
-  assert.equal(cache.get(Float32Array.from([1, 0.1, 0]), 'k'), 'A', 'cosine 0.995 is similar enough');
-  assert.equal(cache.get(Float32Array.from([1, 0.5, 0]), 'k'), undefined, 'cosine 0.89 is not');
-  assert.equal(cache.get(a, 'other options'), undefined);
-  cache.set(b, 'k', 'B');
-  cache.get(a, 'k');
-  cache.set(c, 'k', 'C');
-  assert.equal(cache.get(b, 'k'), undefined, 'least recently used is evicted');
-  assert.equal(cache.get(a, 'k'), 'A');
-  assert.equal(cache.get(c, 'k'), 'C');
-  assert.equal(cache.hits, 4);
-  assert.equal(cache.misses, 3);
+/**
+ * The certified lookaside cache (src/cache/CACHE.md): a hit returns what a search of the store
+ * returns now. The differential test runs the same stream of writes and queries (repeats, near
+ * repeats at cosine 0.9 to 0.999, fresh ones, with and without filters) on a store with the cache
+ * and one without, and requires the same answer every time.
+ */
+
+function unit(v: Float32Array): Float32Array {
+  const n = Math.hypot(...v);
+  return v.map((x) => x / n);
+}
+
+/** A query at about cosine `cos` to `q` (same length as q). */
+function perturb(q: Float32Array, cos: number, next: () => number): Float32Array {
+  const u = unit(q);
+  const r = Float32Array.from(u, () => gaussian(next));
+  const dotRU = r.reduce((s, x, i) => s + x * u[i]!, 0);
+  const orth = unit(r.map((x, i) => x - dotRU * u[i]!));
+  const sin = Math.sqrt(1 - cos * cos);
+  const len = Math.hypot(...q);
+  return u.map((x, i) => (cos * x + sin * orth[i]!) * len);
+}
+
+function sameAnswer(a: SearchHit[], b: SearchHit[], where: string): void {
+  assert.deepEqual(a.map((h) => h.id), b.map((h) => h.id), `${where}: ids`);
+  for (const [i, h] of a.entries()) {
+    assert.ok(Math.abs(h.score - b[i]!.score) <= 1e-6, `${where}: score of ${h.id} ${h.score} vs ${b[i]!.score}`);
+    assert.equal(h.text, b[i]!.text, `${where}: text of ${h.id}`);
+    assert.deepEqual(h.meta, b[i]!.meta, `${where}: meta of ${h.id}`);
+  }
+}
+
+interface Config {
+  metric: Metric;
+  codec: CodecName;
+  pca: boolean;
+  rescore: boolean;
+}
+
+const CONFIGS: Config[] = [];
+for (const metric of ['cosine', 'dot', 'l2'] as const) {
+  for (const [codec, pca, rescore] of [
+    ['int8', false, true],
+    ['int8', false, false],
+    ['fp8-e4m3', false, true],
+    ['int8', true, true],
+    ['f16', true, false],
+  ] as const) {
+    CONFIGS.push({ metric, codec, pca, rescore });
+  }
+}
+
+const DIM = 32;
+
+describe('differential: with and without the cache, every answer is the same', () => {
+  for (const c of CONFIGS) {
+    test(`${c.metric} ${c.codec} pca=${c.pca} rescore=${c.rescore}`, async () => {
+      const next = rng(CONFIGS.indexOf(c) + 1);
+      const base = clustered(500, DIM, CONFIGS.indexOf(c) + 11, 12);
+      const options: OpenOptions = { dim: DIM, metric: c.metric, codec: c.codec, rescore: c.rescore, durability: 'none', trainSize: 200, ...(c.pca ? { pca: { dims: 16 } } : {}) };
+      const cached = await MemStore.open(tempDir(), { ...options, cache: { entries: 16, pool: 24, bytes: 1 << 20 } });
+      const plain = await MemStore.open(tempDir(), { ...options, cache: false });
+      const tags = ['red', 'green', 'blue'];
+      const record = (i: number, v: Float32Array) => ({ id: `r${i}`, vector: v, text: `text ${i} ${next().toFixed(3)}`, meta: { tag: tags[i % 3]!, i } });
+      const initial = base.slice(0, 400).map((v, i) => record(i, v));
+      await cached.add(initial);
+      await plain.add(initial);
+      const asked: { q: Float32Array; options: SearchOptions }[] = [];
+      let queries = 0;
+      for (let step = 0; step < 700; step++) {
+        const roll = next();
+        if (roll < 0.12) {
+          const i = Math.floor(next() * 500);
+          const batch = next() < 0.5 ? [record(i, base[i]!)] : [record(i, base[Math.floor(next() * 500)]!.map((x) => x + 0.3 * gaussian(next)))];
+          await cached.add(batch);
+          await plain.add(batch);
+        } else if (roll < 0.17) {
+          const ids = [`r${Math.floor(next() * 500)}`, `r${Math.floor(next() * 500)}`];
+          assert.equal(await cached.delete(ids), await plain.delete(ids));
+        } else {
+          let q: Float32Array;
+          let opts: SearchOptions;
+          const kind = next();
+          const previous = asked[Math.floor(next() * asked.length)];
+          if (previous !== undefined && kind < 0.4) {
+            ({ q, options: opts } = previous);
+          } else if (previous !== undefined && kind < 0.8) {
+            q = perturb(previous.q, 0.9 + 0.099 * next(), next);
+            opts = previous.options;
+          } else {
+            q = base[Math.floor(next() * 500)]!.map((x) => x + 0.5 * gaussian(next));
+            const filter = next() < 0.3 ? { filter: { tag: tags[Math.floor(next() * 3)]! } } : {};
+            opts = { k: 1 + Math.floor(next() * 12), ...filter };
+          }
+          asked.push({ q, options: opts });
+          queries++;
+          sameAnswer(await cached.search(q, opts), await plain.search(q, opts), `step ${step}`);
+        }
+      }
+      const stats = cached.stats().cache;
+      assert.ok(stats.exactHits > 20, `exact hits happened (${JSON.stringify(stats)})`);
+      assert.ok(stats.hits + stats.misses === queries, 'every search is a hit or a miss');
+      if (c.metric !== 'dot' || !c.pca) assert.ok(stats.nearHits > 0, `near hits happened (${JSON.stringify(stats)})`);
+      await cached.close();
+      await plain.close();
+    });
+  }
 });
 
-test('a store counts cache hits, never serves answers older than a write, and hands out copies', async () => {
-  const dir = tempDir();
-  const v = clustered(50, 32, 5);
-  const store = await MemStore.open(dir, { dim: 32, durability: 'none', cache: { entries: 64 } });
+test('concurrent searches and writes never leave a stale answer behind', async () => {
+  const next = rng(99);
+  const base = clustered(300, DIM, 5, 6);
+  const cached = await MemStore.open(tempDir(), { dim: DIM, durability: 'none', cache: { entries: 8 } });
+  const plain = await MemStore.open(tempDir(), { dim: DIM, durability: 'none', cache: false });
+  const rec = (i: number, v: Float32Array) => ({ id: `r${i}`, vector: v, text: `t${i}` });
+  const initial = base.map((v, i) => rec(i, v));
+  await cached.add(initial);
+  await plain.add(initial);
+  const queries = base.slice(0, 8).map((v) => v.map((x) => x + 0.1 * gaussian(next)));
+  for (let round = 0; round < 60; round++) {
+    // In one tick: searches that race with writes to the ids they are about to return.
+    type Write = { del: string } | { add: ReturnType<typeof rec> };
+    const writes = Array.from({ length: 3 }, (): Write => {
+      const i = Math.floor(next() * 300);
+      return next() < 0.3 ? { del: `r${i}` } : { add: rec(i, queries[Math.floor(next() * 8)]!.map((x) => x + 0.05 * gaussian(next))) };
+    });
+    const apply = (s: MemStore, w: Write) => ('del' in w ? s.delete([w.del]) : s.add([w.add]));
+    const racing: Promise<unknown>[] = [];
+    for (const q of queries) racing.push(cached.search(q, { k: 5 }));
+    for (const w of writes) racing.push(apply(cached, w));
+    for (const q of queries) racing.push(cached.search(q, { k: 5 }));
+    await Promise.all(racing);
+    for (const w of writes) await apply(plain, w);
+    // Afterwards, whatever the cache remembered during the race must not show.
+    for (const [i, q] of queries.entries()) sameAnswer(await cached.search(q, { k: 5 }), await plain.search(q, { k: 5 }), `round ${round} query ${i}`);
+  }
+  assert.ok(cached.stats().cache.hits > 0);
+  await cached.close();
+  await plain.close();
+});
+
+test('an exact repeat with nothing written since is answered without a search, and a write makes it recompute', async () => {
+  const v = clustered(200, DIM, 3);
+  const store = await MemStore.open(tempDir(), { dim: DIM, durability: 'none' });
   await store.add(v.map((vector, i) => ({ id: `v${i}`, vector, meta: { i } })));
   const first = await store.search(v[0]!, { k: 3 });
   const second = await store.search(v[0]!, { k: 3 });
   assert.deepEqual(second, first);
-  assert.deepEqual(store.stats().cache, { hits: 1, misses: 1 });
+  assert.equal(store.stats().cache.exactHits, 1);
   second[0]!.id = 'mutated';
-  assert.equal((await store.search(v[0]!, { k: 3 }))[0]!.id, first[0]!.id);
-
+  (second[0]!.meta as { i: number }).i = -1;
+  assert.deepEqual(await store.search(v[0]!, { k: 3 }), first, 'answers handed out are copies');
   await store.delete([first[0]!.id]);
   const afterDelete = await store.search(v[0]!, { k: 3 });
   assert.ok(!afterDelete.some((h) => h.id === first[0]!.id));
-  assert.equal(store.stats().cache.misses, 2);
-
+  await store.add([{ id: 'twin', vector: v[0]! }]);
+  assert.equal((await store.search(v[0]!, { k: 3 }))[0]!.id, 'twin', 'a new nearest vector enters the remembered pool');
+  const before = store.stats().cache.misses;
   await store.search(v[0]!, { k: 4 });
-  assert.equal(store.stats().cache.misses, 3, 'different k is a different question');
+  assert.equal(store.stats().cache.misses, before + 1, 'another k is another question');
   await store.close();
+});
 
-  const off = await MemStore.open(dir, { cache: false });
-  await off.search(v[0]!, { k: 3 });
-  await off.search(v[0]!, { k: 3 });
-  assert.deepEqual(off.stats().cache, { hits: 0, misses: 0 });
+test('a near query is served from a pool only when the bound proves it; otherwise it is a bound failure and the search runs', async () => {
+  const next = rng(4);
+  const v = clustered(400, DIM, 8, 10);
+  const store = await MemStore.open(tempDir(), { dim: DIM, durability: 'none', cache: { entries: 64, pool: 32 } });
+  await store.add(v.map((vector, i) => ({ id: `v${i}`, vector })));
+  await store.search(v[0]!, { k: 5 });
+  await store.search(perturb(v[0]!, 0.9999, next), { k: 5 });
+  assert.equal(store.stats().cache.nearHits, 1, 'a query at cosine 0.9999 is certified');
+  await store.search(perturb(v[0]!, 0.5, next), { k: 5 });
+  const s = store.stats().cache;
+  assert.equal(s.nearHits, 1);
+  assert.equal(s.hits + s.misses, 3);
+  await store.close();
+});
+
+test('hot vectors serve rescoring without reading the full-precision store, and the byte budget holds', async () => {
+  const v = clustered(300, DIM, 12);
+  const budget = 64 * 1024;
+  const store = await MemStore.open(tempDir(), { dim: DIM, durability: 'none', cache: { entries: 1000, bytes: budget } });
+  await store.add(v.map((vector, i) => ({ id: `v${i}`, vector, text: `text ${i}`.repeat(20) })));
+  await store.search(v[0]!, { k: 10 });
+  await store.search(v[0]!.map((x) => x * 1.0001), { k: 10 });
+  assert.ok(store.stats().cache.fullReadsSaved >= 10, JSON.stringify(store.stats().cache));
+  for (let i = 0; i < 300; i++) {
+    await store.search(v[i]!, { k: 10 });
+    assert.ok(store.stats().cache.bytes <= budget, `cache holds ${store.stats().cache.bytes} B, budget ${budget}`);
+  }
+  assert.ok(store.stats().cache.evictions > 0);
+  await store.close();
+});
+
+test('cache options: unknown keys and bad values are INVALID_OPTION; false turns it off', async () => {
+  const dir = tempDir();
+  for (const cache of [{ threshold: 0.9 }, { entries: 0 }, { pool: -1 }, { bytes: 1.5 }, 'yes']) {
+    await assert.rejects(MemStore.open(dir, { dim: DIM, cache: cache as never }), { code: 'INVALID_OPTION' });
+  }
+  const off = await MemStore.open(dir, { dim: DIM, cache: false });
+  await off.add([{ id: 'a', vector: new Float32Array(DIM).fill(1) }]);
+  await off.search(new Float32Array(DIM).fill(1));
+  await off.search(new Float32Array(DIM).fill(1));
+  assert.equal(off.stats().cache.hits + off.stats().cache.misses, 0);
   await off.close();
+});
+
+test('bounds: a score moves by at most the bound under every kernel metric (random vectors)', () => {
+  const next = rng(7);
+  for (let trial = 0; trial < 2000; trial++) {
+    const dim = 16;
+    const v = Float32Array.from({ length: dim }, () => gaussian(next));
+    const w = v.map((x) => x + (next() < 0.5 ? 0.01 : 0.5) * gaussian(next));
+    const x = Float32Array.from({ length: dim }, () => gaussian(next) * 2);
+    const norm = Math.hypot(...x);
+    const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, ai, i) => s + ai * b[i]!, 0);
+    const l2 = (a: Float32Array, b: Float32Array) => -a.reduce((s, ai, i) => s + (ai - b[i]!) ** 2, 0);
+    for (const [metric, score] of [
+      ['cosine', (q: Float32Array) => dot(q, x) / norm],
+      ['dot', (q: Float32Array) => dot(q, x)],
+      ['l2', (q: Float32Array) => l2(q, x)],
+    ] as const) {
+      const b = score(v);
+      assert.ok(score(w) <= outsiderBound(metric, b, v, w, norm), `${metric} trial ${trial}`);
+    }
+  }
+  assert.equal(outsiderBound('dot', -Infinity, new Float32Array(2), new Float32Array(2), 1), -Infinity);
+});
+
+test('sign sketches: near vectors differ in few bits, opposite ones in all', () => {
+  const a = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i + 1));
+  assert.equal(hamming(signSketch(a), signSketch(a)), 0);
+  assert.equal(hamming(signSketch(a), signSketch(a.map((x) => -x))), 64);
+  assert.ok(hamming(signSketch(a), signSketch(a.map((x, i) => x + (i === 3 ? 0.01 : 0)))) <= 1);
 });

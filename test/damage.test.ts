@@ -71,6 +71,8 @@ async function corruptionOf(fn: () => Promise<unknown>): Promise<MemstoreError> 
 interface ReportLine {
   kind: string;
   id?: string;
+  key?: string;
+  table?: string;
   raw?: Record<string, string | undefined>;
   salvaged?: { vector?: number[]; text?: string; meta?: unknown };
   lostLsns?: [number, number] | null;
@@ -133,9 +135,11 @@ test('defect 7: one damaged byte in a record\'s metadata costs that record, not 
   assert.equal(verify.code, 1);
   assert.match(verify.stdout, /\(record "r5"\)/);
   const report = await repairAndVerify(dir);
+  const value = report.find((l) => l.kind === 'value');
+  assert.equal(value?.key, 'r5');
+  assert.ok(value?.bytes !== undefined && Buffer.from(value.bytes, 'base64').length > 0, 'the damaged bytes are in the report');
   const record = report.find((l) => l.kind === 'record');
   assert.equal(record?.id, 'r5');
-  assert.ok(record?.raw?.['docs'] !== undefined && record.raw['docs'].length > 0, 'the damaged bytes are in the report');
   assert.deepEqual(record?.salvaged?.vector, Array.from(vecs[5]!), 'what still reads is in the report too');
   await expectIntactExcept(dir, new Set(['r5']));
 });
@@ -197,9 +201,51 @@ test('a damaged key: the value under the wrong key and the record that lost it a
   const verify = await cliResult(['verify', dir]);
   assert.equal(verify.code, 1);
   const report = await repairAndVerify(dir);
-  assert.deepEqual(report.filter((l) => l.kind === 'record').map((l) => l.id).sort(), ['r4', 'r4\u0001']);
-  assert.equal(report.filter((l) => l.kind === 'key').length, 1);
+  // The two values under damaged keys go to the report as values; the record that lost its document as a record.
+  assert.deepEqual(report.filter((l) => l.kind === 'value').map((l) => `${l.table}/${l.key}`).sort(), ['codes/0x72ff', 'docs/r4\u0001']);
+  assert.deepEqual(report.filter((l) => l.kind === 'record').map((l) => l.id), ['r4']);
   await expectIntactExcept(dir, new Set(['r4']));
+});
+
+/** Flips one bit of the `nth` occurrence (0: full, 1: codes, 2: docs) of `id`'s key bytes in state.mdb. */
+function flipKeyByte(dir: string, id: string, nth: number, at: number, mask: number): void {
+  const bytes = readFileSync(statePath(dir));
+  const hits: number[] = [];
+  for (let i = -1; (i = bytes.indexOf(Buffer.from(id), i + 1)) >= 0; ) hits.push(i);
+  assert.equal(hits.length, 3, `${id} appears once per record table`);
+  bytes[hits[nth]! + at]! ^= mask;
+  writeFileSync(statePath(dir), bytes);
+}
+
+test('a key flipped out of LMDB\'s order: one record is damaged, its neighbours are not, and one repair leaves a clean store', async () => {
+  for (const [nth, mask] of [[1, 0x40], [0, 0x40], [2, 0x40], [1, 0x80]] as const) {
+    const dir = await checkpointedStore();
+    // r17 -> r1w ('w' sorts after every other id; 0x80 makes the key invalid UTF-8).
+    flipKeyByte(dir, 'r17', nth, 2, mask);
+    const store = await MemStore.open(dir);
+    assert.equal((await corruptionOf(() => store.get('r17'))).id, 'r17', `table ${nth}: the record that lost its key`);
+    for (const id of ['r16', 'r18', 'r19', 'r2']) assert.equal((await store.get(id))?.text, text(Number(id.slice(1))), `table ${nth}: ${id} is intact`);
+    await rejectsWith(() => store.compact(), 'CORRUPTION');
+    await store.close();
+    assert.equal((await cliResult(['verify', dir])).code, 1);
+    const report = await repairAndVerify(dir);
+    assert.deepEqual(report.filter((l) => l.kind === 'record').map((l) => l.id), ['r17'], `table ${nth}`);
+    await expectIntactExcept(dir, new Set(['r17']));
+  }
+});
+
+test('a key flipped onto another record\'s id: the record that lost it is damaged, the other one is not', async () => {
+  const dir = await checkpointedStore();
+  // The docs key r17 -> r16: two docs values under r16, one of them failing its seal.
+  flipKeyByte(dir, 'r17', 2, 2, 0x01);
+  const store = await MemStore.open(dir);
+  assert.equal((await corruptionOf(() => store.get('r17'))).id, 'r17');
+  assert.equal((await store.get('r16'))?.text, text(16));
+  assert.ok((await store.search(vecs[17]!, { k: N })).every((h) => h.id !== 'r17'));
+  await store.close();
+  const report = await repairAndVerify(dir);
+  assert.deepEqual(report.filter((l) => l.kind === 'record').map((l) => l.id), ['r17']);
+  await expectIntactExcept(dir, new Set(['r17']));
 });
 
 /** Ids 0..N-1 checkpointed, then `logged` more single-record batches left in the log by a "crash". */

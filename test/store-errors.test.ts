@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import { MemStore, MemstoreError } from '../src/index.js';
@@ -183,6 +184,23 @@ test('LOCKED: a second open in this process, and in another live process', async
   const again = await MemStore.open(dir);
   assert.equal(again.stats().count, 0);
   await again.close();
+});
+
+test('LOCKED under a race: of several processes opening at once, over a stale lock or none, exactly one gets the store', async () => {
+  const { dir, store } = await fresh();
+  await store.close();
+  const child = fileURLToPath(new URL('./support/lock-child.js', import.meta.url));
+  for (let trial = 0; trial < 6; trial++) {
+    if (trial % 2 === 0) writeFileSync(lockPath(dir), '999999999\n');
+    const start = Date.now() + 700;
+    const outcomes = await Promise.all(
+      Array.from({ length: 6 }, () => new Promise<string>((resolve) => {
+        execFile(process.execPath, [child, dir, String(start), '300'], (_e, stdout) => resolve(stdout.trim()));
+      })),
+    );
+    assert.equal(outcomes.filter((o) => o === 'opened').length, 1, `trial ${trial}: ${outcomes.join(', ')}`);
+    assert.ok(outcomes.every((o) => o === 'opened' || o === 'LOCKED'), outcomes.join(', '));
+  }
 });
 
 test('a lock file left by a dead process does not brick the store', async () => {

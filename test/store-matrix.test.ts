@@ -30,7 +30,7 @@ function openOptions(c: Config): OpenOptions {
     dim: DIM,
     codec: c.codec,
     metric: c.metric,
-    cache: c.cache ? { entries: 16, threshold: 0.95 } : false,
+    cache: c.cache ? { entries: 16 } : false,
     durability: 'none',
     ...(c.pca ? { pca: { dims: 24 }, trainSize: TRAIN } : {}),
   };
@@ -217,7 +217,7 @@ function basicTests(c: Config): void {
     const statsBefore = first.stats();
     await first.close();
 
-    const again = await MemStore.open(dir, { cache: c.cache ? { entries: 16, threshold: 0.95 } : false });
+    const again = await MemStore.open(dir, { cache: c.cache ? { entries: 16 } : false });
     try {
       const s = again.stats();
       assert.equal(s.count, N - 1);

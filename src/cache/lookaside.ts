@@ -1,66 +1,434 @@
-import { dot, norm as vectorNorm } from '../vector.js';
+import type { Filter } from '../options.js';
+import { CodeBlocks, type ScanQuery } from '../scan/code-blocks.js';
+import { TopK } from '../scan/topk.js';
+import type { DocRecord } from '../store/state.js';
+import { outsiderBound } from './bounds.js';
+import { bitsHash, hamming, sameBits, signSketch } from './sketch.js';
 
 /**
- * The lookaside cache: remembers the answers to the most recent queries and serves a new query from
- * a remembered one asked with the same options when the two are at least `threshold` cosine-similar
- * (`directional`, for 'cosine' stores, where a query's length does not change its answer) or
- * identical (otherwise: on 'dot' and 'l2' stores [10, 0] and [1, 0] have different answers). Any
- * write clears it, so it never serves data that has changed. It is approximate on cosine stores: a
- * near query gets the remembered query's hits and scores.
+ * The certified lookaside cache (CACHE.md is the spec). An entry remembers a query, the options that
+ * shape its answer, its answer, and a *pool*: the codes of the best-scoring stored vectors under that
+ * query, with a bound `b` that no stored vector outside the pool exceeds. A later search is served
+ * from an entry only when the cache can prove which candidates the scan would have picked:
+ *
+ * - an identical query, no write since: the remembered answer, at once;
+ * - otherwise (an identical query after writes, or a near one found by sign sketch): the pool is
+ *   scored against the new query with the scan's own kernel, every vector outside it is bounded
+ *   (bounds.ts), and if the scan's top candidates are provably all in the pool, they are handed back
+ *   to be finished (rescored, or converted) exactly as a search finishes its scan: the answer is the
+ *   one an uncached search gives, ids and scores. If not, it is a bound failure and the search runs.
+ *
+ * Writes only append the ids they touch to a log; an entry catches up on the log when it is next
+ * used (touched ids leave its pool and come back with their current code if they still match its
+ * filter), so writes cost nothing here. Hot records (full vectors, documents, texts of recent
+ * answers) serve rescoring and results without reading the store; a write drops them at once.
  */
-export class LookasideCache<T> {
-  /** Most recently used last. */
-  private entries: { query: Float32Array; norm: number; key: string; value: T }[] = [];
-  hits = 0;
-  misses = 0;
 
-  constructor(
-    private readonly capacity: number,
-    private readonly threshold: number,
-    private readonly directional = true,
-  ) {}
-
-  get(query: Float32Array, key: string): T | undefined {
-    const norm = vectorNorm(query);
-    let best = -1;
-    let bestSim = this.threshold;
-    for (let e = this.entries.length - 1; e >= 0; e--) {
-      const entry = this.entries[e]!;
-      if (entry.key !== key || entry.query.length !== query.length) continue;
-      let sim: number;
-      if (!this.directional) {
-        sim = sameVector(query, entry.query) ? 1 : 0;
-      } else {
-        const denom = norm * entry.norm;
-        // A zero query matches only another zero query.
-        sim = denom === 0 ? (norm === entry.norm ? 1 : 0) : dot(query, entry.query) / denom;
-      }
-      if (sim >= bestSim) {
-        bestSim = sim;
-        best = e;
-      }
-    }
-    if (best < 0) {
-      this.misses++;
-      return undefined;
-    }
-    const [entry] = this.entries.splice(best, 1);
-    this.entries.push(entry!);
-    this.hits++;
-    return entry!.value;
-  }
-
-  set(query: Float32Array, key: string, value: T): void {
-    this.entries.push({ query: Float32Array.from(query), norm: vectorNorm(query), key, value });
-    if (this.entries.length > this.capacity) this.entries.shift();
-  }
-
-  clear(): void {
-    this.entries = [];
-  }
+export interface CacheSettings {
+  /** Most recent queries remembered. */
+  readonly entries: number;
+  /** Vectors a pool keeps beyond the candidates the search needs. */
+  readonly pool: number;
+  /** Bytes the cache may hold in all: pools, answers, hot records. */
+  readonly bytes: number;
 }
 
-function sameVector(a: Float32Array, b: Float32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** One candidate as the scan ranks it: kernel score (higher is closer). */
+export interface Candidate {
+  readonly id: string;
+  readonly score: number;
+}
+
+/** What a search needs from its store to use the cache. */
+export interface CacheHost {
+  /** The store's index now. */
+  readonly index: CodeBlocks;
+  /** True when `id` is stored and matches `filter` (undefined: no filter). */
+  matches(id: string, filter: Filter | undefined): boolean;
+}
+
+/** What a search asks with. */
+export interface CacheQuery {
+  /** The query as given (checked copy); an identical one is an exact repeat. */
+  readonly query: Float32Array;
+  /** The options that shape the answer (k, filter, rescore, ...), as one string. */
+  readonly key: string;
+  readonly filter: Filter | undefined;
+  /** Candidates the scan would pick (k, or k times the oversampling when rescoring), at most the store's size. */
+  readonly candidates: number;
+  /** Whether the order of equal kernel scores would show in the answer (codes-only answers). */
+  readonly tiesShow: boolean;
+  /** The scan query for `query` (projected), built only when a near entry needs it. */
+  scanQuery(): ScanQuery;
+}
+
+export type CacheLookup<A> =
+  | { readonly kind: 'answer'; readonly answer: A }
+  | { readonly kind: 'candidates'; readonly entry: CacheEntry<A>; readonly candidates: Candidate[]; readonly near: boolean }
+  | { readonly kind: 'miss' };
+
+export interface CacheEntry<A> {
+  readonly key: string;
+  readonly query: Float32Array;
+  readonly hash: number;
+  readonly scan: ScanQuery;
+  /** The query as the kernel sees it (CodeBlocks.kernelQuery). */
+  readonly kernelQuery: Float32Array;
+  readonly sketch: Uint32Array;
+  readonly filter: Filter | undefined;
+  readonly pool: CodeBlocks;
+  /** Every stored vector matching `filter` outside `pool` scores at most this under `scan`; -Infinity: none is outside. */
+  bound: number;
+  /** The write (log position) the pool is current with. */
+  version: number;
+  /** The answer as of `version`, when known. */
+  answer: A | undefined;
+  answerBytes: number;
+  /** Pool vectors to keep when it is shrunk: as many as it started with. */
+  readonly keep: number;
+}
+
+export interface CacheStats {
+  /** Answers served by the cache: exactHits + nearHits. */
+  hits: number;
+  /** Identical queries served (at once when nothing was written since, else recomputed from the pool). */
+  exactHits: number;
+  /** Queries served from the pool of another, near query. */
+  nearHits: number;
+  /** Searches where a remembered query was close but the bound could not prove the answer. */
+  boundFailures: number;
+  /** Searches that ran (bound failures included). */
+  misses: number;
+  /** Entries and hot records dropped for room, or because writes outran them. */
+  evictions: number;
+  /** Bytes held: pools, answers and hot records. */
+  bytes: number;
+  entries: number;
+  /** Full-precision vectors taken from hot records instead of the store. */
+  fullReadsSaved: number;
+}
+
+/** A record's parts kept hot; each set when known. */
+interface HotRecord {
+  full?: Float32Array;
+  doc?: DocRecord;
+  text?: string | null;
+  bytes: number;
+}
+
+/** Ids touched by writes that an entry can still catch up on; an older entry is dropped. */
+const LOG_LIMIT = 4096;
+/** Near entries whose pools are tried, closest sketch first. */
+const NEAR_TRIES = 2;
+/** A near entry is tried only when its sketch differs in at most this share of the dimensions. */
+const NEAR_SKETCH_SHARE = 0.2;
+/** JavaScript's cost of an entry beyond its typed arrays, estimated. */
+const ENTRY_OVERHEAD = 512;
+const HOT_OVERHEAD = 96;
+
+export class LookasideCache<A> {
+  private readonly entries = new Map<CacheEntry<A>, true>();
+  private readonly byHash = new Map<number, CacheEntry<A>[]>();
+  private readonly byKey = new Map<string, Set<CacheEntry<A>>>();
+  private readonly hot = new Map<string, HotRecord>();
+  /** Ids touched by writes, the last LOG_LIMIT of them; `logBase` is the version of log[0]. */
+  private log: string[] = [];
+  private logBase = 0;
+  private version = 0;
+  private entryBytes = 0;
+  private hotBytes = 0;
+  private readonly counts = { exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, evictions: 0, fullReadsSaved: 0 };
+
+  constructor(private readonly settings: CacheSettings) {}
+
+  /** Vectors the scan of a search that misses should keep for its pool, when it needs `candidates`. */
+  poolSize(candidates: number): number {
+    return candidates + this.settings.pool;
+  }
+
+  /** The write position now; an answer computed now is valid for this version. */
+  get now(): number {
+    return this.version;
+  }
+
+  stats(): CacheStats {
+    return {
+      hits: this.counts.exactHits + this.counts.nearHits,
+      ...this.counts,
+      bytes: this.entryBytes + this.hotBytes,
+      entries: this.entries.size,
+    };
+  }
+
+  /** A write touched `id`: hot parts of it go now, entries catch up when next used. */
+  touch(id: string): void {
+    const hot = this.hot.get(id);
+    if (hot !== undefined) this.dropHot(id, hot);
+    this.log.push(id);
+    this.version++;
+    if (this.log.length > LOG_LIMIT * 2) {
+      const cut = this.log.length - LOG_LIMIT;
+      this.log = this.log.slice(cut);
+      this.logBase += cut;
+    }
+  }
+
+  /** Forgets everything (the stored space changed: training, damage set aside). */
+  clear(): void {
+    for (const entry of [...this.entries.keys()]) this.dropEntry(entry, false);
+    this.hot.clear();
+    this.hotBytes = 0;
+    this.log = [];
+    this.logBase = this.version;
+  }
+
+  /** Looks for an answer to `q`; see the class comment. */
+  lookup(q: CacheQuery, host: CacheHost): CacheLookup<A> {
+    const hash = bitsHash(q.query);
+    const same = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
+    if (same !== undefined) {
+      if (!this.catchUp(same, host)) {
+        this.dropEntry(same, true);
+      } else {
+        this.use(same);
+        if (same.answer !== undefined) {
+          this.counts.exactHits++;
+          return { kind: 'answer', answer: same.answer };
+        }
+        const candidates = this.certify(same, same.scan, same.kernelQuery, q, host, true);
+        if (candidates !== undefined) {
+          this.counts.exactHits++;
+          return { kind: 'candidates', entry: same, candidates, near: false };
+        }
+        this.counts.boundFailures++;
+        this.counts.misses++;
+        return { kind: 'miss' };
+      }
+    }
+    const peers = this.byKey.get(q.key);
+    if (peers === undefined || peers.size === 0) {
+      this.counts.misses++;
+      return { kind: 'miss' };
+    }
+    const scan = q.scanQuery();
+    const kernelQuery = host.index.kernelQuery(scan);
+    const sketch = signSketch(kernelQuery);
+    const limit = Math.floor(kernelQuery.length * NEAR_SKETCH_SHARE);
+    const near = [...peers]
+      .map((e) => ({ e, d: hamming(e.sketch, sketch) }))
+      .filter(({ d }) => d <= limit)
+      .sort((a, b) => a.d - b.d)
+      .slice(0, NEAR_TRIES);
+    for (const { e } of near) {
+      if (!this.catchUp(e, host)) {
+        this.dropEntry(e, true);
+        continue;
+      }
+      const candidates = this.certify(e, scan, kernelQuery, q, host, false);
+      if (candidates !== undefined) {
+        this.use(e);
+        this.counts.nearHits++;
+        return { kind: 'candidates', entry: e, candidates, near: true };
+      }
+    }
+    if (near.length > 0) this.counts.boundFailures++;
+    this.counts.misses++;
+    return { kind: 'miss' };
+  }
+
+  /**
+   * Remembers a search that ran: `members` are the scan's best candidates under `scan`, best first
+   * (more than the search needed: the pool), and `complete` says that every stored vector matching
+   * the filter is among them. Call it in the same synchronous step as the scan, at version `now`.
+   */
+  remember(q: CacheQuery, scan: ScanQuery, members: readonly Candidate[], complete: boolean, host: CacheHost): CacheEntry<A> {
+    const hash = bitsHash(q.query);
+    const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
+    if (old !== undefined) this.dropEntry(old, false);
+    const index = host.index;
+    const pool = new CodeBlocks(index.codec, index.dim, Math.max(16, members.length));
+    for (const m of members) pool.copyFrom(index, m.id);
+    const kernelQuery = index.kernelQuery(scan);
+    const entry: CacheEntry<A> = {
+      key: q.key,
+      query: q.query,
+      hash,
+      scan: { ...scan, vector: Float32Array.from(scan.vector) },
+      kernelQuery,
+      sketch: signSketch(kernelQuery),
+      filter: q.filter,
+      pool,
+      bound: complete || members.length === 0 ? -Infinity : members[members.length - 1]!.score,
+      version: this.version,
+      answer: undefined,
+      answerBytes: 0,
+      keep: Math.max(1, members.length),
+    };
+    this.entries.set(entry, true);
+    const sameHash = this.byHash.get(hash);
+    if (sameHash === undefined) this.byHash.set(hash, [entry]);
+    else sameHash.push(entry);
+    let peers = this.byKey.get(q.key);
+    if (peers === undefined) this.byKey.set(q.key, (peers = new Set()));
+    peers.add(entry);
+    this.entryBytes += this.bytesOf(entry);
+    this.trim();
+    return entry;
+  }
+
+  /** Records the answer computed for `entry` at `version` (ignored when writes came in between). */
+  answered(entry: CacheEntry<A>, answer: A, version: number, bytes: number): void {
+    if (!this.entries.has(entry) || entry.version !== version || version !== this.version) return;
+    this.entryBytes += bytes - entry.answerBytes;
+    entry.answer = answer;
+    entry.answerBytes = bytes;
+    this.trim();
+  }
+
+  /** A hot full-precision vector, or undefined. */
+  hotFull(id: string): Float32Array | undefined {
+    const full = this.hot.get(id)?.full;
+    if (full !== undefined) this.counts.fullReadsSaved++;
+    return full;
+  }
+
+  hotDoc(id: string): DocRecord | undefined {
+    return this.hot.get(id)?.doc;
+  }
+
+  /** The hot text of `id`: a string, null when the record has none, undefined when not known. */
+  hotText(id: string): string | null | undefined {
+    return this.hot.get(id)?.text;
+  }
+
+  /** Keeps parts of `id` hot (valid until a write touches it). */
+  keep(id: string, parts: { full?: Float32Array; doc?: DocRecord; text?: string | null }): void {
+    let hot = this.hot.get(id);
+    if (hot === undefined) {
+      hot = { bytes: HOT_OVERHEAD };
+      this.hotBytes += HOT_OVERHEAD;
+    } else {
+      this.hot.delete(id);
+    }
+    this.hot.set(id, hot);
+    if (parts.full !== undefined && hot.full === undefined) {
+      hot.full = parts.full;
+      this.grow(hot, parts.full.byteLength);
+    }
+    if (parts.doc !== undefined && hot.doc === undefined) {
+      hot.doc = parts.doc;
+      this.grow(hot, 2 * (parts.doc.metaJson?.length ?? 0));
+    }
+    if (parts.text !== undefined && hot.text === undefined) {
+      hot.text = parts.text;
+      this.grow(hot, 2 * (parts.text?.length ?? 0));
+    }
+    this.trim();
+  }
+
+  private grow(hot: HotRecord, bytes: number): void {
+    hot.bytes += bytes;
+    this.hotBytes += bytes;
+  }
+
+  private dropHot(id: string, hot: HotRecord): void {
+    this.hot.delete(id);
+    this.hotBytes -= hot.bytes;
+  }
+
+  /** Brings `entry`'s pool up to the writes since its version; false when the log no longer reaches back. */
+  private catchUp(entry: CacheEntry<A>, host: CacheHost): boolean {
+    if (entry.version === this.version) return true;
+    if (entry.version < this.logBase) return false;
+    const before = entry.pool.bytes;
+    const touched = new Set(this.log.slice(entry.version - this.logBase));
+    for (const id of touched) {
+      entry.pool.remove(id);
+      if (host.matches(id, entry.filter)) entry.pool.copyFrom(host.index, id);
+    }
+    entry.version = this.version;
+    this.entryBytes -= entry.answerBytes;
+    entry.answer = undefined;
+    entry.answerBytes = 0;
+    if (entry.pool.size > 2 * entry.keep) this.shrink(entry);
+    this.entryBytes += entry.pool.bytes - before;
+    return true;
+  }
+
+  /** Keeps the pool's best `keep` under its own query and raises the bound to the best one dropped. */
+  private shrink(entry: CacheEntry<A>): void {
+    const top = new TopK(entry.pool.size);
+    entry.pool.scan(entry.scan, top);
+    const ranked = top.sorted();
+    const kept = new CodeBlocks(entry.pool.codec, entry.pool.dim, entry.pool.blockVectors);
+    for (const { slot } of ranked.slice(0, entry.keep)) kept.copyFrom(entry.pool, entry.pool.idAt(slot));
+    const firstDropped = ranked[entry.keep];
+    if (firstDropped !== undefined) entry.bound = Math.max(entry.bound, firstDropped.score);
+    entry.pool.free();
+    (entry as { pool: CodeBlocks }).pool = kept;
+  }
+
+  /**
+   * The candidates a scan for `scan` would pick, if the pool proves them: scored with the scan's own
+   * kernel, they must all score above every vector outside the pool can (and, where the order of equal
+   * scores would show or decide membership, no two may tie). Undefined otherwise.
+   */
+  private certify(entry: CacheEntry<A>, scan: ScanQuery, kernelQuery: Float32Array, q: CacheQuery, host: CacheHost, same: boolean): Candidate[] | undefined {
+    const want = q.candidates;
+    if (want === 0) return [];
+    const size = entry.pool.size;
+    const top = new TopK(Math.max(1, size));
+    if (size > 0) entry.pool.scan(scan, top);
+    const ranked = top.sorted().map(({ score, slot }) => ({ id: entry.pool.idAt(slot), score }));
+    if (entry.bound !== -Infinity) {
+      if (ranked.length < want) return undefined;
+      const outside = outsiderBound(scan.metric, entry.bound, entry.kernelQuery, same ? entry.kernelQuery : kernelQuery, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
+      if (!(ranked[want - 1]!.score > outside)) return undefined;
+    }
+    const chosen = ranked.slice(0, want);
+    // Which of two equal scores the scan keeps depends on slot order, which the pool does not know.
+    const next = ranked[want];
+    if (next !== undefined && chosen.length > 0 && next.score === chosen[chosen.length - 1]!.score) return undefined;
+    if (q.tiesShow) for (let i = 1; i < chosen.length; i++) if (chosen[i]!.score === chosen[i - 1]!.score) return undefined;
+    return chosen;
+  }
+
+  private use(entry: CacheEntry<A>): void {
+    this.entries.delete(entry);
+    this.entries.set(entry, true);
+  }
+
+  private bytesOf(entry: CacheEntry<A>): number {
+    return ENTRY_OVERHEAD + entry.pool.bytes + 3 * entry.query.byteLength + entry.sketch.byteLength + entry.answerBytes;
+  }
+
+  private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
+    if (!this.entries.delete(entry)) return;
+    if (eviction) this.counts.evictions++;
+    this.entryBytes -= this.bytesOf(entry);
+    const sameHash = this.byHash.get(entry.hash);
+    if (sameHash !== undefined) {
+      const rest = sameHash.filter((e) => e !== entry);
+      if (rest.length === 0) this.byHash.delete(entry.hash);
+      else this.byHash.set(entry.hash, rest);
+    }
+    this.byKey.get(entry.key)?.delete(entry);
+    entry.pool.free();
+  }
+
+  /** Evicts least recently used entries and hot records until within the budgets. */
+  private trim(): void {
+    while (this.entries.size > this.settings.entries) this.dropEntry(this.entries.keys().next().value!, true);
+    while (this.entryBytes + this.hotBytes > this.settings.bytes) {
+      if (this.hotBytes > this.entryBytes && this.hot.size > 0) {
+        const [id, hot] = this.hot.entries().next().value!;
+        this.dropHot(id, hot);
+        this.counts.evictions++;
+      } else if (this.entries.size > 0) {
+        this.dropEntry(this.entries.keys().next().value!, true);
+      } else {
+        break;
+      }
+    }
+  }
 }

@@ -1,10 +1,10 @@
 import type { Codec } from '../codec/codec.js';
 import { getCodec } from '../codec/index.js';
-import { kernels, type KernelMetric } from '../kernels/index.js';
+import { kernels, type I8Metric, type KernelMetric } from '../kernels/index.js';
 import { TopK } from './topk.js';
 
-/** Vectors per block: large enough that one kernel call amortizes its JS overhead, small enough to recycle. */
-export const BLOCK_SIZE = 1024;
+/** Vectors per block of a store's index: large enough that one kernel call amortizes its JS overhead, small enough to recycle. */
+export const INDEX_BLOCK_VECTORS = 1024;
 
 /** Kernels read 16 dimensions per step, so codes are zero-padded to a multiple of 16. */
 export function paddedDim(dim: number): number {
@@ -28,7 +28,7 @@ const int8 = getCodec('int8');
 
 /**
  * The quantized vectors of a store, dense in fixed-size blocks of WebAssembly linear memory,
- * addressed by slot (block · BLOCK_SIZE + row). A scan is one kernel call per block, reading the
+ * addressed by slot (block · blockVectors + row). A scan is one kernel call per block, reading the
  * codes in place. Deletion moves the last vector into the hole, so blocks stay dense and a scan
  * never meets a tombstone.
  */
@@ -44,15 +44,25 @@ export class CodeBlocks {
   private readonly mem = kernels().memory;
   private idChars = 0;
   private freed = false;
+  /** Largest ‖decoded code‖ of any vector put since it was first asked for (never lowered by removals). */
+  private largestNorm: number | undefined;
+  private decodeScratch: Float32Array | undefined;
 
+  /** `blockVectors`: vectors per block (a store's index uses INDEX_BLOCK_VECTORS; a cache pool a few dozen). */
   constructor(
     readonly codec: Codec,
     readonly dim: number,
+    readonly blockVectors = INDEX_BLOCK_VECTORS,
   ) {
     this.paddedDim = paddedDim(dim);
     this.stride = this.paddedDim * codec.bytesPerDim;
     this.scratchQuery = this.mem.alloc(this.paddedDim * 4);
-    this.scratchScores = this.mem.alloc(BLOCK_SIZE * 4);
+    this.scratchScores = this.mem.alloc(blockVectors * 4);
+  }
+
+  /** Bytes of linear memory this holds: blocks of codes and scales, and the scratch space. */
+  get bytes(): number {
+    return this.blocks.length * this.blockVectors * (this.stride + 4) + this.paddedDim * 4 + this.blockVectors * 4;
   }
 
   get size(): number {
@@ -72,6 +82,11 @@ export class CodeBlocks {
     return this.slotById.has(id);
   }
 
+  /** The slot of `id`, or undefined; slots move when vectors are removed. */
+  slotOf(id: string): number | undefined {
+    return this.slotById.get(id);
+  }
+
   idAt(slot: number): string {
     const id = this.ids[slot];
     if (id === undefined) throw new RangeError(`slot ${slot} out of range`);
@@ -86,10 +101,10 @@ export class CodeBlocks {
     const existing = this.slotById.get(id);
     if (existing !== undefined) return existing;
     const slot = this.ids.length;
-    if (slot === this.blocks.length * BLOCK_SIZE) {
+    if (slot === this.blocks.length * this.blockVectors) {
       this.blocks.push({
-        codes: this.mem.alloc(BLOCK_SIZE * this.stride),
-        scales: this.mem.alloc(BLOCK_SIZE * 4),
+        codes: this.mem.alloc(this.blockVectors * this.stride),
+        scales: this.mem.alloc(this.blockVectors * 4),
       });
     }
     this.ids.push(id);
@@ -99,13 +114,13 @@ export class CodeBlocks {
   }
 
   private codeAddress(slot: number): number {
-    const block = this.blocks[Math.floor(slot / BLOCK_SIZE)]!;
-    return block.codes + (slot % BLOCK_SIZE) * this.stride;
+    const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
+    return block.codes + (slot % this.blockVectors) * this.stride;
   }
 
   private scaleAddress(slot: number): number {
-    const block = this.blocks[Math.floor(slot / BLOCK_SIZE)]!;
-    return block.scales + (slot % BLOCK_SIZE) * 4;
+    const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
+    return block.scales + (slot % this.blockVectors) * 4;
   }
 
   /** Encodes `vector` (length dim) as the code of `id`, inserting or replacing. */
@@ -117,6 +132,7 @@ export class CodeBlocks {
     const scale = this.codec.encode(vector, u8.subarray(at, at + codeBytes));
     u8.fill(0, at + codeBytes, at + this.stride);
     this.mem.f32()[this.scaleAddress(slot) >> 2] = scale;
+    this.noteNorm(slot);
   }
 
   /** Stores an already-encoded code (length dim · bytesPerDim), as loaded from disk. */
@@ -129,6 +145,63 @@ export class CodeBlocks {
     u8.set(code, at);
     u8.fill(0, at + codeBytes, at + this.stride);
     this.mem.f32()[this.scaleAddress(slot) >> 2] = scale;
+    this.noteNorm(slot);
+  }
+
+  /**
+   * Copies the code and scale of `id` from `source` (same codec and dim) inside linear memory,
+   * inserting or replacing; false when `source` does not hold `id`.
+   */
+  copyFrom(source: CodeBlocks, id: string): boolean {
+    const from = source.slotById.get(id);
+    if (from === undefined) return false;
+    const slot = this.slotFor(id);
+    this.mem.u8().copyWithin(this.codeAddress(slot), source.codeAddress(from), source.codeAddress(from) + this.stride);
+    const f32 = this.mem.f32();
+    f32[this.scaleAddress(slot) >> 2] = f32[source.scaleAddress(from) >> 2]!;
+    this.noteNorm(slot);
+    return true;
+  }
+
+  /**
+   * The largest Euclidean norm of a decoded code put here (an upper bound once vectors were removed):
+   * what a bound on how much a dot product can change with the query needs. Computed on first use.
+   */
+  maxNorm(): number {
+    if (this.largestNorm === undefined) {
+      this.largestNorm = 0;
+      for (let slot = 0; slot < this.ids.length; slot++) this.noteNorm(slot);
+    }
+    return this.largestNorm;
+  }
+
+  private noteNorm(slot: number): void {
+    if (this.largestNorm === undefined) return;
+    const at = this.codeAddress(slot);
+    const decoded = (this.decodeScratch ??= new Float32Array(this.dim));
+    this.codec.decode(this.mem.u8().subarray(at, at + this.dim * this.codec.bytesPerDim), this.mem.f32()[this.scaleAddress(slot) >> 2]!, decoded);
+    let sum = 0;
+    for (let i = 0; i < decoded.length; i++) sum += decoded[i]! * decoded[i]!;
+    this.largestNorm = Math.max(this.largestNorm, Math.sqrt(sum));
+  }
+
+  /**
+   * The query exactly as the kernels of `scan` see it: for an int8 query, its code times its scale;
+   * otherwise the float32 vector itself. Bounds on how much a score can move between two queries
+   * are computed on these.
+   */
+  kernelQuery(query: ScanQuery): Float32Array {
+    if (!this.usesInt8Query(query)) return Float32Array.from(query.vector);
+    const code = new Uint8Array(this.dim);
+    const scale = int8.encode(query.vector, code);
+    const signed = new Int8Array(code.buffer);
+    const out = new Float32Array(this.dim);
+    for (let i = 0; i < out.length; i++) out[i] = signed[i]! * scale;
+    return out;
+  }
+
+  private usesInt8Query(query: ScanQuery): boolean {
+    return query.int8Query && query.metric !== 'l2' && this.codec.name === 'int8';
   }
 
   /** A copy of the code of `id` and its scale, or undefined. */
@@ -167,10 +240,10 @@ export class CodeBlocks {
     this.ids.pop();
     this.slotById.delete(id);
     this.idChars -= id.length;
-    if (this.ids.length <= (this.blocks.length - 1) * BLOCK_SIZE) {
+    if (this.ids.length <= (this.blocks.length - 1) * this.blockVectors) {
       const block = this.blocks.pop()!;
-      this.mem.free(block.codes, BLOCK_SIZE * this.stride);
-      this.mem.free(block.scales, BLOCK_SIZE * 4);
+      this.mem.free(block.codes, this.blockVectors * this.stride);
+      this.mem.free(block.scales, this.blockVectors * 4);
     }
     return true;
   }
@@ -181,7 +254,7 @@ export class CodeBlocks {
    */
   scan(query: ScanQuery, top: TopK, accept?: (slot: number) => boolean): void {
     const k = kernels();
-    const useI8 = query.int8Query && query.metric !== 'l2' && this.codec.name === 'int8';
+    const useI8 = this.usesInt8Query(query);
     let qScale = 0;
     if (useI8) {
       const u8 = this.mem.u8();
@@ -196,11 +269,11 @@ export class CodeBlocks {
     const total = this.ids.length;
     for (let b = 0; b < this.blocks.length; b++) {
       const block = this.blocks[b]!;
-      const base = b * BLOCK_SIZE;
-      const n = Math.min(BLOCK_SIZE, total - base);
+      const base = b * this.blockVectors;
+      const n = Math.min(this.blockVectors, total - base);
       if (n <= 0) break;
       if (useI8) {
-        k.scanI8(query.metric, this.scratchQuery, qScale, block.codes, block.scales, n, this.paddedDim, this.scratchScores);
+        k.scanI8(query.metric as I8Metric, this.scratchQuery, qScale, block.codes, block.scales, n, this.paddedDim, this.scratchScores);
       } else {
         k.scan(this.codec.name, query.metric, this.scratchQuery, block.codes, block.scales, n, this.paddedDim, this.scratchScores);
       }
@@ -221,12 +294,12 @@ export class CodeBlocks {
     if (this.freed) return;
     this.freed = true;
     for (const block of this.blocks) {
-      this.mem.free(block.codes, BLOCK_SIZE * this.stride);
-      this.mem.free(block.scales, BLOCK_SIZE * 4);
+      this.mem.free(block.codes, this.blockVectors * this.stride);
+      this.mem.free(block.scales, this.blockVectors * 4);
     }
     this.blocks.length = 0;
     this.mem.free(this.scratchQuery, this.paddedDim * 4);
-    this.mem.free(this.scratchScores, BLOCK_SIZE * 4);
+    this.mem.free(this.scratchScores, this.blockVectors * 4);
     this.ids.length = 0;
     this.slotById.clear();
   }

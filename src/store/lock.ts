@@ -1,9 +1,14 @@
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { MemstoreError } from '../errors.js';
 import { lockPath } from './files.js';
 
 /** Handles of this process, so a second open of the same directory in one process is refused too. */
 const heldHere = new Set<string>();
+
+/** A takeover lock older than this whose owner is dead was left by a process that died mid-takeover. */
+const STALE_TAKEOVER_MS = 5000;
+/** How long an open waits for another process's takeover of a stale lock to finish. */
+const TAKEOVER_WAIT_MS = 2000;
 
 function pidAlive(pid: number): boolean {
   try {
@@ -15,71 +20,117 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** The pid a lock file holds; undefined when it is gone; NaN when it holds no pid. */
 function readOwner(path: string): number | undefined {
   try {
     const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    return Number.isInteger(pid) && pid > 0 ? pid : NaN;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new MemstoreError('IO', `cannot read lock file ${path}`, { cause: e });
   }
 }
 
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function removeIfPresent(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new MemstoreError('IO', `cannot remove ${path}`, { cause: e });
+  }
+}
+
 /**
- * An exclusive claim on a store directory: a `LOCK` file created with O_EXCL holding the owner's pid.
- * A lock whose pid no longer runs is stale (its process was killed) and is taken over, so a crash
- * never bricks a store. Node has no flock(2), hence the pid check; pid reuse after a crash could make
- * a stale lock look alive, which errs on the safe side (LOCKED, never two writers).
+ * Creates `path` holding this process's pid, atomically: the pid is written to a private file
+ * first and hard-linked into place, so no one ever sees the file empty. False when it exists.
+ */
+function createWithPid(path: string): boolean {
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  const fd = openSync(tmp, 'wx', 0o644);
+  try {
+    writeSync(fd, `${process.pid}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw new MemstoreError('IO', `cannot create lock file ${path}`, { cause: e });
+  } finally {
+    removeIfPresent(tmp);
+  }
+}
+
+/**
+ * An exclusive claim on a store directory: a `LOCK` file holding the owner's pid, created
+ * atomically (written aside, hard-linked into place). Node has no flock(2), hence the pid: a lock
+ * whose pid no longer runs is stale (its process was killed) and is taken over, so a crash never
+ * bricks a store.
+ *
+ * Taking over is where two openers could race (both see the dead pid, one removes it and creates
+ * its own lock, the other removes that one): only the holder of `LOCK.takeover` (created the same
+ * atomic way) may remove a stale `LOCK`, and it checks again under it that the lock still holds the
+ * dead pid. A takeover lock left by a process that died mid-takeover is removed once its owner is
+ * dead and it is older than 5 s. A reused pid can make a stale lock look alive: that errs towards
+ * LOCKED, never two writers.
  */
 export class DirectoryLock {
   private constructor(private readonly path: string) {}
 
   static acquire(dir: string): DirectoryLock {
     const path = lockPath(dir);
-    if (heldHere.has(path)) {
-      throw new MemstoreError('LOCKED', `${dir} is already open in this process`);
-    }
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(path, 'wx', 0o644);
-        try {
-          writeSync(fd, `${process.pid}\n`);
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
+    if (heldHere.has(path)) throw new MemstoreError('LOCKED', `${dir} is already open in this process`);
+    const takeover = `${path}.takeover`;
+    const deadline = Date.now() + TAKEOVER_WAIT_MS;
+    for (;;) {
+      if (createWithPid(path)) {
         heldHere.add(path);
         return new DirectoryLock(path);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw new MemstoreError('IO', `cannot create lock file ${path}`, { cause: e });
-        }
       }
       const owner = readOwner(path);
-      if (owner !== undefined && pidAlive(owner)) {
-        throw new MemstoreError('LOCKED', `${dir} is held by process ${owner}`);
-      }
-      // The lock is stale (or empty: its owner died between create and write). Remove and retry once;
-      // if another process wins the race, the retry's O_EXCL fails and reports LOCKED below.
-      try {
-        unlinkSync(path);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-          throw new MemstoreError('IO', `cannot remove stale lock ${path}`, { cause: e });
+      if (owner === undefined) continue;
+      if (!Number.isNaN(owner) && pidAlive(owner)) throw new MemstoreError('LOCKED', `${dir} is held by process ${owner}`);
+      if (createWithPid(takeover)) {
+        try {
+          // Under the takeover lock nobody else removes LOCK; it still holds what we judged stale, or is gone.
+          const again = readOwner(path);
+          if (again !== undefined && !Number.isNaN(again) && pidAlive(again)) throw new MemstoreError('LOCKED', `${dir} is held by process ${again}`);
+          removeIfPresent(path);
+          if (createWithPid(path)) {
+            heldHere.add(path);
+            return new DirectoryLock(path);
+          }
+        } finally {
+          removeIfPresent(takeover);
         }
+        continue;
       }
+      const taker = readOwner(takeover);
+      if (taker !== undefined && (Number.isNaN(taker) || !pidAlive(taker)) && Date.now() - mtimeOf(takeover) > STALE_TAKEOVER_MS) {
+        removeIfPresent(takeover);
+        continue;
+      }
+      if (Date.now() > deadline) throw new MemstoreError('LOCKED', `${dir} is being taken over by process ${taker ?? 'unknown'}`);
+      sleepSync(5);
     }
-    throw new MemstoreError('LOCKED', `${dir} was claimed by another process while opening`);
   }
 
   release(): void {
     heldHere.delete(this.path);
-    try {
-      unlinkSync(this.path);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new MemstoreError('IO', `cannot remove lock ${this.path}`, { cause: e });
-      }
-    }
+    removeIfPresent(this.path);
+  }
+}
+
+function mtimeOf(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return Date.now();
   }
 }

@@ -83,16 +83,21 @@ export async function repairStore(dir: string, options: { report?: string } = {}
     const moved = repairLogDir(dir);
     let fromLsn: number;
     const resuming = existsSync(moved);
+    // First the state, from a sequential read: damaged values and keys go to the report, and every
+    // sound value is put back in key order (a damaged key can break the order LMDB's lookups need).
+    const state = StateStore.open(dir);
+    try {
+      for (const { table, key, value } of await state.rebuildWithoutDamage()) {
+        report.line({ kind: 'value', table, key: keyName(key), keyBytes: b64(key), bytes: b64(value) });
+      }
+      report.sync();
+      fromLsn = state.readCheckpoint().lsn;
+    } finally {
+      await state.close();
+    }
     if (resuming) {
       fromLsn = Number(readFileSync(join(moved, FROM_LSN_FILE), 'utf8'));
       if (!Number.isSafeInteger(fromLsn)) throw new MemstoreError('CORRUPTION', `${moved}/${FROM_LSN_FILE} is unreadable`, { file: join(moved, FROM_LSN_FILE) });
-    } else {
-      const state = StateStore.open(dir);
-      try {
-        fromLsn = state.readCheckpoint().lsn;
-      } finally {
-        await state.close();
-      }
     }
     const log = await salvageLog(nodeFileLayer, resuming ? moved : walDir(dir));
     for (const d of log.damage) {

@@ -96,7 +96,8 @@ const CHECKPOINT_KEY = 'checkpoint';
 // Plain maps, no record extensions: what is written must decode the same in later versions.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF: by default a decoder strips it, and '\uFEFFa' would come back as 'a'.
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 let keyScratch = new Uint8Array(256);
 
@@ -368,6 +369,8 @@ export class StateStore {
   /**
    * Reads and checks every value of every sub-database; for `memstore verify`. `records` counts
    * distinct keys across the record tables (a record is one id, whatever number of values it has).
+   * A damaged value names its record only when no sound value has the same key in its table (else
+   * its key was damaged onto another id's); keys out of order (a damaged B-tree) are reported once per table.
    */
   verifyAll(dim: number, codeBytes: number | undefined): { records: number; problems: MemstoreError[] } {
     const problems: MemstoreError[] = [];
@@ -379,13 +382,21 @@ export class StateStore {
         problems.push(asCorruption(this.dir, e));
       }
     }
-    const docIds = new Set<string>();
+    const sound: Record<RecordTable, Set<string>> = { full: new Set(), codes: new Set(), docs: new Set() };
+    const damaged: { table: RecordTable; error: MemstoreError }[] = [];
     const check = <T>(table: RecordTable, entries: IterableIterator<Entry<T>>) => {
+      let previous: Uint8Array | undefined;
+      let disorder = false;
       try {
         for (const entry of entries) {
           keys.add(Buffer.from(entry.key).toString('latin1'));
-          if (entry.error !== undefined) problems.push(entry.error);
-          else if (table === 'docs') docIds.add(entry.id);
+          if (previous !== undefined && Buffer.compare(entry.key, previous) <= 0 && !disorder) {
+            disorder = true;
+            problems.push(corruption(this.dir, table, entry.key, `keys out of order after ${keyName(previous)}: the B-tree is damaged`));
+          }
+          previous = entry.key;
+          if (entry.error !== undefined) damaged.push({ table, error: entry.error });
+          else sound[table].add(entry.id);
         }
       } catch (e) {
         problems.push(asCorruption(this.dir, e));
@@ -394,17 +405,17 @@ export class StateStore {
     check('docs', this.iterateDocs());
     check('full', this.iterateFull(dim));
     check<unknown>('codes', codeBytes === undefined ? this.entries('codes', (key, raw) => unseal(this.dir, 'codes', key, raw)) : this.iterateCodes(codeBytes));
+    for (const { table, error } of damaged) {
+      if (error.id !== undefined && sound[table].has(error.id)) {
+        problems.push(new MemstoreError('CORRUPTION', `${error.message}; a sound value has the same key, so this one belongs to a damaged key`, { file: error.file!, offset: error.offset!, cause: error }));
+      } else {
+        problems.push(error);
+      }
+    }
     // A value whose record has no document: its key was damaged, or its document lost.
     for (const table of ['full', 'codes'] as const) {
-      try {
-        for (const { key } of this.tables[table].getRange()) {
-          const id = idOf(key);
-          if (id !== undefined && !docIds.has(id)) {
-            problems.push(corruption(this.dir, table, key, 'value without a document record (damaged key, or lost document)'));
-          }
-        }
-      } catch (e) {
-        problems.push(asCorruption(this.dir, e));
+      for (const id of sound[table]) {
+        if (!sound.docs.has(id)) problems.push(corruption(this.dir, table, utf8.encode(id), 'value without a document record (damaged key, or lost document)'));
       }
     }
     return { records: keys.size, problems };
@@ -499,6 +510,33 @@ export class StateStore {
    * other, each complete.
    */
   async compactFile(): Promise<void> {
+    await this.rebuild(undefined);
+  }
+
+  /**
+   * Rebuilds the environment from a sequential read of every entry, keeping only record-table
+   * entries whose key is UTF-8 and whose seal holds; returns the ones dropped, for the repair report.
+   * A damaged key can break LMDB's key order, and with it lookups and deletions of its neighbours;
+   * the copy puts every kept entry back in order.
+   */
+  async rebuildWithoutDamage(): Promise<{ table: RecordTable; key: Uint8Array; value: Uint8Array }[]> {
+    const dropped: { table: RecordTable; key: Uint8Array; value: Uint8Array }[] = [];
+    await this.rebuild((table, key, value) => {
+      if (idOf(key) !== undefined) {
+        try {
+          unseal(this.dir, table, key, value);
+          return true;
+        } catch {
+          // Dropped below.
+        }
+      }
+      dropped.push({ table, key: Uint8Array.from(key), value: Uint8Array.from(value) });
+      return false;
+    });
+    return dropped;
+  }
+
+  private async rebuild(keep: ((table: RecordTable, key: Uint8Array, value: Uint8Array) => boolean) | undefined): Promise<void> {
     const path = statePath(this.dir);
     const tmp = `${path}.compact`;
     rmSync(tmp, { force: true });
@@ -507,26 +545,36 @@ export class StateStore {
     try {
       const fresh = openEnv(this.dir, tmp);
       try {
-        const copy = <K extends string | Uint8Array>(name: string, keyEncoding: 'binary' | undefined) => {
+        const copy = <K extends string | Uint8Array>(name: string, keyEncoding: 'binary' | undefined, filter: ((key: K, value: Uint8Array) => boolean) | undefined) => {
           const options = { name, encoding: 'binary' as const, ...(keyEncoding === undefined ? {} : { keyEncoding }) };
           const from = this.root.openDB<Buffer, K>(options);
           const to = fresh.openDB<Buffer, K>(options);
+          const after = (a: K, b: K) => (typeof a === 'string' ? a > (b as string) : Buffer.compare(a as Uint8Array, b as Uint8Array) > 0);
+          let largest: K | undefined;
           let batch: [K, Buffer][] = [];
           const flush = () => {
             const entries = batch;
             batch = [];
             fresh.transactionSync(() => {
-              for (const [key, value] of entries) to.putSync(key, value, { append: true });
+              for (const [key, value] of entries) {
+                // Append where the source is in order (always, unless a key was damaged): a plain put otherwise.
+                const inOrder = largest === undefined || after(key, largest);
+                if (inOrder) largest = key;
+                // lmdb-js declares putSync void, but returns false for a refused put (an append out of order).
+                const written = to.putSync(key, value, inOrder ? { append: true } : {}) as unknown;
+                if (written === false) throw new Error(`the copy refused a key of ${name}`);
+              }
             });
           };
           for (const { key, value } of from.getRange()) {
+            if (filter !== undefined && !filter(key, value)) continue;
             batch.push([key, Buffer.from(value)]);
             if (batch.length >= 1024) flush();
           }
           flush();
         };
-        copy<string>('config', undefined);
-        for (const table of RECORD_TABLES) copy<Uint8Array>(table, 'binary');
+        copy<string>('config', undefined, undefined);
+        for (const table of RECORD_TABLES) copy<Uint8Array>(table, 'binary', keep === undefined ? undefined : (key, value) => keep(table, key, value));
         await fresh.flushed;
       } finally {
         await fresh.close();
@@ -536,7 +584,7 @@ export class StateStore {
       renameSync(tmp, path);
       syncDirSync(this.dir);
     } catch (e) {
-      throw new MemstoreError('IO', `compacting ${path} failed`, { cause: e });
+      throw new MemstoreError('IO', `rewriting ${path} failed`, { cause: e });
     } finally {
       rmSync(tmp, { force: true });
       rmSync(`${tmp}-lock`, { force: true });

@@ -10,7 +10,7 @@ import { MODEL_DIM, type IdSpec, type MetaSpec, type ModelConfig, type RecordSpe
 
 const emoji = '\u{1F600}';
 /** Ids that keep coming back: odd scripts, control characters, prototype names, the longest allowed. */
-const POOL = ['a', 'B', 'é', '日本語', emoji, 'x\u0000y', ' ', '__proto__', 'constructor', 'a'.repeat(1024), 'ü'.repeat(512), emoji.repeat(256), 'line\nbreak', '\u202Eright-to-left'];
+const POOL = ['a', 'B', '\uFEFFa', '\uFEFF', 'é', '日本語', emoji, 'x\u0000y', ' ', '__proto__', 'constructor', 'a'.repeat(1024), 'ü'.repeat(512), emoji.repeat(256), 'line\nbreak', '\u202Eright-to-left'];
 
 /** Ids a program could mean: most from the pool (so upserts and deletes hit), some random in any script. */
 const goodIdArb: fc.Arbitrary<IdSpec> = fc.oneof(

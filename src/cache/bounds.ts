@@ -1,0 +1,63 @@
+import type { KernelMetric } from '../kernels/index.js';
+
+/**
+ * How far a kernel score can move when the query moves (CACHE.md, "The bound"). Scores are what
+ * the scan kernels compute on the kernel's view of the query `v` (CodeBlocks.kernelQuery) and a
+ * stored code `x` (decoded: x̂):
+ *
+ *   'cosine'  s(v, x) = v · x̂ / ‖x̂‖      |s(v', x) − s(v, x)| ≤ ‖v' − v‖
+ *   'dot'     s(v, x) = v · x̂             |s(v', x) − s(v, x)| ≤ ‖v' − v‖ · ‖x̂‖ ≤ ‖v' − v‖ · X
+ *   'l2'      s(v, x) = −‖v − x̂‖²         s(v, x) ≤ b  ⇒  s(v', x) ≤ −max(0, √−b − ‖v' − v‖)²
+ *
+ * (Cauchy–Schwarz for the first two, the triangle inequality for the third.) `outsiderBound` maps
+ * the bound `b` known for every vector outside a pool under `v` to one under `v'`, with a margin for
+ * float32 rounding in the kernels.
+ */
+
+/** ‖a − b‖₂ in float64. */
+export function distance(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - b[i]!;
+    sum += d * d;
+  }
+  return Math.sqrt(sum);
+}
+
+function norm(a: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i]! * a[i]!;
+  return Math.sqrt(sum);
+}
+
+/**
+ * Relative rounding margin of a float32 kernel score: a sum of `dim` float32 products, accumulated in
+ * float32 lanes, is within about dim · 2⁻²⁴ of the exact sum relative to the sum of |terms|. A
+ * margin of 2⁻¹² · (1 + dim / 256) of the largest possible score covers it many times over; it
+ * only ever turns a hit into a miss.
+ */
+function roundingMargin(dim: number, largestScore: number): number {
+  return 2 ** -12 * (1 + dim / 256) * (1 + largestScore);
+}
+
+/**
+ * An upper bound, under query `next`, on the kernel score of every stored vector whose score under
+ * `from` was at most `b`. `maxNorm` is the largest ‖x̂‖ in the store ('dot' needs it).
+ */
+export function outsiderBound(metric: KernelMetric, b: number, from: Float32Array, next: Float32Array, maxNorm: number): number {
+  if (b === -Infinity) return -Infinity;
+  const delta = distance(from, next);
+  const dim = from.length;
+  switch (metric) {
+    case 'cosine':
+      return b + delta + roundingMargin(dim, Math.max(norm(from), norm(next)));
+    case 'dot':
+      return b + delta * maxNorm + roundingMargin(dim, Math.max(norm(from), norm(next)) * maxNorm);
+    case 'l2': {
+      const r = Math.sqrt(Math.max(0, -b));
+      const closest = Math.max(0, r - delta);
+      const far = Math.max(norm(from), norm(next)) + maxNorm;
+      return -(closest * closest) + roundingMargin(dim, far * far);
+    }
+  }
+}
