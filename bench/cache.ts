@@ -1,23 +1,24 @@
 /**
  * The lookaside cache under a conversational query stream: an agent's queries repeat (retries,
- * tool loops), come back nearly the same (follow-up turns) or are new. The same stream runs on two
- * stores built from the same data, one with the cache and one without, interleaved query by query
- * so that both see the same machine load; it reports hit rates by kind, latency of exact hits, near
- * hits and misses, queries/s, and the full-precision reads the cache's hot vectors saved. Every
- * answer of the cached store is checked against the uncached one.
+ * tool loops), come back nearly the same (follow-up turns) or are new. The same stream is replayed
+ * on one store with the cache and without it, each in a fresh process of its own (so neither pays
+ * for the other's heap), alternating over rounds. It reports hit rates by kind, latency of exact
+ * hits, near hits and misses, queries/s, and the full-precision reads the cache's hot vectors
+ * saved; every answer with the cache is checked against the answer without it.
  *
  *   node dist/bench/cache.js [--data FILE --queries FILE --dim N] [--n 10000] [--stream 4000]
- *                            [--repeat 0.3] [--near 0.3] [--near-cos 0.99,0.9999] [--k 10] [--rescore true]
+ *                            [--repeat 0.3] [--near 0.3] [--near-cos 0.99,0.9999] [--k 10] [--rescore true] [--rounds 2]
  *
  * Without --data it uses the 1k WordNet set the project ships.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MemStore } from '../src/memstore.js';
-import type { SearchHit } from '../src/memstore.js';
 import { readVectors, rng, shippedDataset, type Dataset } from './data.js';
 
 export interface CacheBenchOptions {
@@ -96,120 +97,123 @@ function makeStream(data: Dataset, o: Resolved): { q: Float32Array; kind: Kind }
   return out;
 }
 
-function median(xs: number[]): number {
+/** What one process measured replaying the stream on one store. */
+interface Replay {
+  /** Milliseconds per query, in stream order. */
+  ms: number[];
+  /** 'exact' | 'near' | 'miss' per query (all 'miss' without the cache). */
+  served: ('exact' | 'near' | 'miss')[];
+  /** Ids and scores of every answer, to compare the two stores. */
+  answers: string[];
+  cache: ReturnType<MemStore['stats']>['cache'];
+}
+
+/** Replays `stream` on the store in `dir` (the child side): a fresh process, so neither store pays for the other's heap. */
+async function replay(dir: string, cache: boolean, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[]): Promise<Replay> {
+  const store = await MemStore.open(dir, { rescore: o.rescore, ...(cache ? {} : { cache: false }) });
+  try {
+    // Warm-up: JIT and page cache, with queries the stream does not ask; then the cache starts cold.
+    for (const q of warm) await store.search(q, { k: o.k });
+    await store.close();
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const s = await MemStore.open(dir, { rescore: o.rescore, ...(cache ? {} : { cache: false }) });
+  const out: Replay = { ms: [], served: [], answers: [], cache: s.stats().cache };
+  for (const q of stream) {
+    const before = s.stats().cache;
+    const t = performance.now();
+    const hits = await s.search(q, { k: o.k });
+    out.ms.push(performance.now() - t);
+    const after = s.stats().cache;
+    out.served.push(after.exactHits > before.exactHits ? 'exact' : after.nearHits > before.nearHits ? 'near' : 'miss');
+    out.answers.push(hits.map((h) => `${h.id}:${h.score.toFixed(6)}`).join(' '));
+  }
+  out.cache = s.stats().cache;
+  await s.close();
+  return out;
+}
+
+function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))]!;
 }
 
-function p99(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]!;
-}
-
-function same(a: SearchHit[], b: SearchHit[]): boolean {
-  return a.length === b.length && a.every((h, i) => h.id === b[i]!.id && Math.abs(h.score - b[i]!.score) <= 1e-6);
-}
-
-export async function runCacheBench(data: Dataset, options: CacheBenchOptions, write: (line: string) => void): Promise<void> {
+/**
+ * Builds one store, then replays the stream on it in fresh processes, with the cache and without,
+ * alternating (on, off, on, off, ...) for `rounds` rounds, and reports medians over all rounds.
+ */
+export async function runCacheBench(data: Dataset, dataArgs: readonly string[], options: CacheBenchOptions & { rounds?: number }, write: (line: string) => void): Promise<void> {
   const o = resolve(options, data);
-  const stream = makeStream(data, o);
-  const dirs = [mkdtempSync(join(tmpdir(), 'memstore-cache-on-')), mkdtempSync(join(tmpdir(), 'memstore-cache-off-'))];
+  const rounds = options.rounds ?? 2;
+  const kinds = makeStream(data, o).map((x) => x.kind);
+  const dir = mkdtempSync(join(tmpdir(), 'memstore-cache-bench-'));
   try {
     const records = data.docs.slice(0, o.n).map((vector, i) => ({ id: `doc-${i}`, vector, meta: { i } }));
-    for (const dir of dirs) {
-      const s = await MemStore.open(dir, { dim: data.dim, durability: 'none', cache: false });
-      for (let at = 0; at < records.length; at += 1000) await s.add(records.slice(at, at + 1000));
-      await s.close();
-    }
-    const on = await MemStore.open(dirs[0]!, { rescore: o.rescore });
-    const off = await MemStore.open(dirs[1]!, { rescore: o.rescore, cache: false });
-    const search = { k: o.k };
-    // Warm-up: JIT, page cache; then a fresh cache, so the stream starts cold.
-    for (const q of data.queries.slice(0, 50)) {
-      await off.search(q, search);
-      await on.search(q, search);
-    }
-    await on.close();
-    const cached = await MemStore.open(dirs[0]!, { rescore: o.rescore });
-    const times = { exact: [] as number[], near: [] as number[], miss: [] as number[], off: [] as number[], offFresh: [] as number[], missFresh: [] as number[] };
-    const byKind: Record<Kind, { n: number; exact: number; near: number }> = { repeat: { n: 0, exact: 0, near: 0 }, near: { n: 0, exact: 0, near: 0 }, fresh: { n: 0, exact: 0, near: 0 } };
-    let mismatches = 0;
-    let onTotal = 0;
-    let offTotal = 0;
-    const progressEvery = Math.max(1, Math.floor(stream.length / 10));
-    for (const [i, { q, kind }] of stream.entries()) {
-      const before = cached.stats().cache;
-      // Alternate which store goes first, so neither always finds the CPU caches warm.
-      let a: SearchHit[];
-      let b: SearchHit[];
-      let tOn: number;
-      let tOff: number;
-      if (i % 2 === 0) {
-        let t = performance.now();
-        a = await cached.search(q, search);
-        tOn = performance.now() - t;
-        t = performance.now();
-        b = await off.search(q, search);
-        tOff = performance.now() - t;
-      } else {
-        let t = performance.now();
-        b = await off.search(q, search);
-        tOff = performance.now() - t;
-        t = performance.now();
-        a = await cached.search(q, search);
-        tOn = performance.now() - t;
+    const s = await MemStore.open(dir, { dim: data.dim, durability: 'none', cache: false });
+    for (let at = 0; at < records.length; at += 1000) await s.add(records.slice(at, at + 1000));
+    await s.close();
+    const runs: { on: Replay[]; off: Replay[] } = { on: [], off: [] };
+    for (let r = 0; r < rounds; r++) {
+      for (const mode of r % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+        process.stderr.write(`  round ${r + 1}/${rounds}: cache ${mode}\n`);
+        const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', mode, '--dir', dir, ...dataArgs, ...optionArgs(options)], { encoding: 'utf8', maxBuffer: 1 << 30 });
+        if (child.status !== 0) throw new Error(`the ${mode} replay failed: ${child.stderr}`);
+        runs[mode].push(JSON.parse(child.stdout) as Replay);
       }
-      onTotal += tOn;
-      offTotal += tOff;
-      if (!same(a, b)) mismatches++;
-      const after = cached.stats().cache;
-      byKind[kind].n++;
-      times.off.push(tOff);
-      if (after.exactHits > before.exactHits) {
-        times.exact.push(tOn);
-        byKind[kind].exact++;
-      } else if (after.nearHits > before.nearHits) {
-        times.near.push(tOn);
-        byKind[kind].near++;
-      } else {
-        times.miss.push(tOn);
-        if (kind === 'fresh') {
-          times.missFresh.push(tOn);
-          times.offFresh.push(tOff);
-        }
-      }
-      if ((i + 1) % progressEvery === 0) process.stderr.write(`  ${i + 1}/${stream.length} queries\n`);
     }
-    const s = cached.stats().cache;
+    const on = runs.on[runs.on.length - 1]!;
+    const off = runs.off[runs.off.length - 1]!;
+    const mismatches = on.answers.filter((a, i) => a !== off.answers[i]).length;
+    const pick = (rs: Replay[], keep: (i: number, r: Replay) => boolean) => rs.flatMap((r) => r.ms.filter((_, i) => keep(i, r)));
+    const offAll = pick(runs.off, () => true);
+    const offP50 = percentile(offAll, 0.5);
+    const exact = pick(runs.on, (i, r) => r.served[i] === 'exact');
+    const near = pick(runs.on, (i, r) => r.served[i] === 'near');
+    const miss = pick(runs.on, (i, r) => r.served[i] === 'miss');
+    const freshOn = pick(runs.on, (i, r) => kinds[i] === 'fresh' && r.served[i] === 'miss');
+    const freshOff = pick(runs.off, (i) => kinds[i] === 'fresh' && on.served[i] === 'miss');
     const us = (ms: number) => (ms * 1000).toFixed(1);
-    write(`data: ${data.name}, ${o.n} x ${data.dim}-d, int8, rescore ${o.rescore}, k ${o.k}; stream of ${stream.length} queries: ${o.repeat} repeats, ${o.near} near (cosine ${o.nearCos[0]}-${o.nearCos[1]}), the rest fresh; cache defaults (64 entries)`);
+    write(`data: ${data.name}, ${o.n} x ${data.dim}-d, int8, rescore ${o.rescore}, k ${o.k}; a stream of ${kinds.length} queries: ${o.repeat} repeats, ${o.near} near (cosine ${o.nearCos[0]} to ${o.nearCos[1]} to an earlier one), the rest fresh; default cache options; ${rounds} rounds, each configuration in a fresh process`);
     write('');
-    write('| query kind | queries | exact hits | near hits | hit rate |');
+    write('| query kind | queries | exact hits | near hits | served by the cache |');
     write('|---|---:|---:|---:|---:|');
     for (const kind of ['repeat', 'near', 'fresh'] as const) {
-      const k = byKind[kind];
-      write(`| ${kind} | ${k.n} | ${k.exact} | ${k.near} | ${(((k.exact + k.near) / Math.max(1, k.n)) * 100).toFixed(1)}% |`);
+      const at = kinds.flatMap((k, i) => (k === kind ? [i] : []));
+      const ex = at.filter((i) => on.served[i] === 'exact').length;
+      const nr = at.filter((i) => on.served[i] === 'near').length;
+      write(`| ${kind} | ${at.length} | ${ex} | ${nr} | ${(((ex + nr) / Math.max(1, at.length)) * 100).toFixed(1)}% |`);
     }
     write('');
-    write('| | count | p50 µs | p99 µs | p50 / p50 of a search without the cache |');
+    write('| | samples | p50 µs | p99 µs | p50 against a search without the cache |');
     write('|---|---:|---:|---:|---:|');
-    const offP50 = median(times.off);
-    write(`| exact hit | ${times.exact.length} | ${us(median(times.exact))} | ${us(p99(times.exact))} | 1/${(offP50 / median(times.exact)).toFixed(0)} |`);
-    write(`| near hit | ${times.near.length} | ${us(median(times.near))} | ${us(p99(times.near))} | 1/${(offP50 / median(times.near)).toFixed(1)} |`);
-    write(`| miss (cache on) | ${times.miss.length} | ${us(median(times.miss))} | ${us(p99(times.miss))} | ${(median(times.miss) / offP50).toFixed(3)} |`);
-    write(`| every query, cache off | ${times.off.length} | ${us(offP50)} | ${us(p99(times.off))} | 1 |`);
+    write(`| exact hit | ${exact.length} | ${us(percentile(exact, 0.5))} | ${us(percentile(exact, 0.99))} | 1/${(offP50 / percentile(exact, 0.5)).toFixed(0)} |`);
+    write(`| near hit | ${near.length} | ${us(percentile(near, 0.5))} | ${us(percentile(near, 0.99))} | 1/${(offP50 / percentile(near, 0.5)).toFixed(1)} |`);
+    write(`| miss | ${miss.length} | ${us(percentile(miss, 0.5))} | ${us(percentile(miss, 0.99))} | ${(percentile(miss, 0.5) / offP50).toFixed(3)} |`);
+    write(`| any query, cache off | ${offAll.length} | ${us(offP50)} | ${us(percentile(offAll, 0.99))} | 1 |`);
     write('');
-    write(`fresh queries only (all misses on both): p50 ${us(median(times.missFresh))} µs with the cache, ${us(median(times.offFresh))} µs without: ratio ${(median(times.missFresh) / median(times.offFresh)).toFixed(3)}`);
-    write(`queries/s over the stream: ${(stream.length / (onTotal / 1000)).toFixed(0)} with the cache, ${(stream.length / (offTotal / 1000)).toFixed(0)} without (${(offTotal / onTotal).toFixed(2)}x)`);
-    write(`bound failures ${s.boundFailures}, evictions ${s.evictions}, cache bytes ${s.bytes}, full-precision reads saved by hot vectors ${s.fullReadsSaved}`);
-    write(`answers that differed from the uncached store: ${mismatches}`);
-    await cached.close();
-    await off.close();
+    write(`fresh queries (misses with the cache): p50 ${us(percentile(freshOn, 0.5))} µs with the cache, ${us(percentile(freshOff, 0.5))} µs without: ${(percentile(freshOn, 0.5) / percentile(freshOff, 0.5)).toFixed(3)}`);
+    const total = (rs: Replay[]) => rs.reduce((t, r) => t + r.ms.reduce((a, b) => a + b, 0), 0) / rs.length;
+    write(`queries/s over the stream: ${(kinds.length / (total(runs.on) / 1000)).toFixed(0)} with the cache, ${(kinds.length / (total(runs.off) / 1000)).toFixed(0)} without (${(total(runs.off) / total(runs.on)).toFixed(2)}x)`);
+    write(`bound failures ${on.cache.boundFailures}, evictions ${on.cache.evictions}, cache bytes ${on.cache.bytes}, full-precision reads saved by hot vectors ${on.cache.fullReadsSaved} (of ${kinds.filter((_, i) => on.served[i] !== 'exact').length * o.k * 4} candidates rescored)`);
+    write(`answers that differed between the two stores: ${mismatches}`);
   } finally {
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function optionArgs(o: CacheBenchOptions): string[] {
+  const out: string[] = [];
+  if (o.n !== undefined) out.push('--n', String(o.n));
+  if (o.stream !== undefined) out.push('--stream', String(o.stream));
+  if (o.repeat !== undefined) out.push('--repeat', String(o.repeat));
+  if (o.near !== undefined) out.push('--near', String(o.near));
+  if (o.nearCos !== undefined) out.push('--near-cos', o.nearCos.join(','));
+  if (o.k !== undefined) out.push('--k', String(o.k));
+  if (o.rescore !== undefined) out.push('--rescore', String(o.rescore));
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -225,6 +229,9 @@ async function main(): Promise<void> {
       'near-cos': { type: 'string' },
       k: { type: 'string' },
       rescore: { type: 'string' },
+      rounds: { type: 'string' },
+      child: { type: 'string' },
+      dir: { type: 'string' },
     },
   });
   let data: Dataset;
@@ -236,17 +243,31 @@ async function main(): Promise<void> {
     data = shippedDataset();
   }
   const cos = values['near-cos']?.split(',').map(Number);
+  const dataArgs = [
+    ...(values.data === undefined ? [] : ['--data', values.data]),
+    ...(values.queries === undefined ? [] : ['--queries', values.queries]),
+    ...(values.dim === undefined ? [] : ['--dim', values.dim]),
+  ];
+  const options: CacheBenchOptions = {
+    ...(values.n === undefined ? {} : { n: Number(values.n) }),
+    ...(values.stream === undefined ? {} : { stream: Number(values.stream) }),
+    ...(values.repeat === undefined ? {} : { repeat: Number(values.repeat) }),
+    ...(values.near === undefined ? {} : { near: Number(values.near) }),
+    ...(cos === undefined ? {} : { nearCos: [cos[0]!, cos[1]!] as const }),
+    ...(values.k === undefined ? {} : { k: Number(values.k) }),
+    ...(values.rescore === undefined ? {} : { rescore: values.rescore !== 'false' }),
+  };
+  if (values.child !== undefined) {
+    const o = resolve(options, data);
+    const stream = makeStream(data, o).map((x) => x.q);
+    const warm = data.docs.slice(-50).map((v) => perturb(v, 0.9, rng(o.seed + 1)));
+    process.stdout.write(JSON.stringify(await replay(values.dir!, values.child === 'on', stream, o, warm)));
+    return;
+  }
   await runCacheBench(
     data,
-    {
-      ...(values.n === undefined ? {} : { n: Number(values.n) }),
-      ...(values.stream === undefined ? {} : { stream: Number(values.stream) }),
-      ...(values.repeat === undefined ? {} : { repeat: Number(values.repeat) }),
-      ...(values.near === undefined ? {} : { near: Number(values.near) }),
-      ...(cos === undefined ? {} : { nearCos: [cos[0]!, cos[1]!] as const }),
-      ...(values.k === undefined ? {} : { k: Number(values.k) }),
-      ...(values.rescore === undefined ? {} : { rescore: values.rescore !== 'false' }),
-    },
+    dataArgs,
+    { ...options, ...(values.rounds === undefined ? {} : { rounds: Number(values.rounds) }) },
     (line) => process.stdout.write(`${line}\n`),
   );
 }

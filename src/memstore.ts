@@ -483,14 +483,15 @@ export class MemStore {
     return { vector: this.projector.uncentered(q), offset: dotMean(this.pca, q) };
   }
 
-  private exactScore(query: Float32Array, queryNorm: number, x: Float32Array): number {
+  /** The exact score of `x`; `xNorm` is ‖x‖ when already known (cosine), the same number norm(x) gives. */
+  private exactScore(query: Float32Array, queryNorm: number, x: Float32Array, xNorm?: number): number {
     switch (this.config.metric) {
       case 'dot':
         return dot(query, x);
       case 'l2':
         return -Math.sqrt(squaredDistance(query, x));
       case 'cosine': {
-        const d = queryNorm * norm(x);
+        const d = queryNorm * (xNorm ?? norm(x));
         return d === 0 ? 0 : dot(query, x) / d;
       }
     }
@@ -948,6 +949,7 @@ export class MemStore {
   private async searchCached(q: Float32Array, want: Wanted, key: string): Promise<SearchHit[] | undefined> {
     const cache = this.cache!;
     let form: { scan: ScanQuery; offset: number } | undefined;
+    let kernelQuery: Float32Array | undefined;
     const scanForm = () => (form ??= this.scanQueryOf(q));
     const cq: CacheQuery = {
       query: q,
@@ -956,6 +958,7 @@ export class MemStore {
       candidates: this.candidateCount(want),
       tiesShow: !want.rescore,
       scanQuery: () => scanForm().scan,
+      kernelQuery: () => (kernelQuery ??= this.index.kernelQuery(scanForm().scan)),
     };
     const host: CacheHost = { index: this.index, matches: (id, filter) => this.index.has(id) && (filter === undefined || matchesFilter(this.docOf(id).meta, filter)) };
     let look: CacheLookup<SearchHit[]>;
@@ -976,7 +979,7 @@ export class MemStore {
         ranked = this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want);
         if (!look.near) entry = look.entry;
       } else {
-        ranked = this.rank(q, want, (scan, members, complete) => (entry = cache.remember(cq, scan, members, complete, host)));
+        ranked = this.rank(q, want, (scan, members, complete) => (entry = cache.remember(cq, scan, members, complete)), scanForm());
       }
     } catch (e) {
       const id = damagedId(e);
@@ -985,6 +988,7 @@ export class MemStore {
       return undefined;
     }
     const texts = await this.textsOf(ranked);
+    cache.settle();
     if (texts === undefined) return undefined;
     const hits = ranked.map((r, i) => hitOf(r, texts[i]));
     if (entry !== undefined) {
@@ -1018,9 +1022,9 @@ export class MemStore {
    * picks the candidates, finish() turns them into the answer. With `remember`, the scan keeps the
    * cache's larger pool and hands it over (best first, and whether it holds every matching vector).
    */
-  private rank(q: Float32Array, want: Wanted, remember: Remember | undefined): Ranked[] {
+  private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, form = this.scanQueryOf(q)): Ranked[] {
     const size = this.index.size;
-    const { scan, offset } = this.scanQueryOf(q);
+    const { scan, offset } = form;
     const candidates = this.candidateCount(want);
     const capacity = remember === undefined ? candidates : Math.min(size, this.cache!.poolSize(candidates));
     const top = new TopK(Math.max(1, capacity));
@@ -1038,7 +1042,10 @@ export class MemStore {
     let ranked: { id: string; score: number }[];
     if (want.rescore) {
       const qNorm = norm(q);
-      ranked = candidates.map(({ id }) => ({ id, score: this.exactScore(q, qNorm, this.fullForRescoring(id)) }));
+      ranked = candidates.map(({ id }) => {
+        const { full, norm: xNorm } = this.fullForRescoring(id);
+        return { id, score: this.exactScore(q, qNorm, full, xNorm) };
+      });
       ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       ranked.length = Math.min(ranked.length, want.k);
     } else {
@@ -1048,13 +1055,15 @@ export class MemStore {
     return ranked.map(({ id, score }) => ({ id, score, doc: this.docForResult(id) }));
   }
 
-  /** A full vector for rescoring: hot in the cache, or read (and then kept hot). */
-  private fullForRescoring(id: string): Float32Array {
+  /** A full vector for rescoring, with its norm when known: hot in the cache, or read (and then kept hot). */
+  private fullForRescoring(id: string): { full: Float32Array; norm: number | undefined } {
     const hot = this.cache?.hotFull(id);
-    if (hot !== undefined) return hot;
+    if (hot !== undefined) return { full: hot.full!, norm: hot.norm };
     const full = this.fullOf(id);
-    this.cache?.keep(id, { full });
-    return full;
+    if (this.cache === undefined) return { full, norm: undefined };
+    const fullNorm = this.config.metric === 'cosine' ? norm(full) : undefined;
+    this.cache.keep(id, { full, ...(fullNorm === undefined ? {} : { norm: fullNorm }) });
+    return { full, norm: fullNorm };
   }
 
   private docForResult(id: string): DocRecord {

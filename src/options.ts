@@ -19,13 +19,17 @@ export type PcaOption = { dims: number } | { variance: number };
 export interface CacheOptions {
   /** Most recent queries remembered. @default 64 */
   entries?: number;
-  /** Vectors each remembered query keeps beyond the candidates its search needed (more: more near hits, more memory). @default 24 */
+  /**
+   * Vectors each remembered query keeps beyond the candidates its search needed, as a multiple of
+   * them (40 candidates when rescoring k = 10: 100 more). More: more near queries served, and a
+   * costlier scan when the search runs. @default 2.5
+   */
   pool?: number;
   /** Bytes the cache may hold in all (pools, answers, hot vectors, documents and texts). @default 16 MiB */
   bytes?: number;
 }
 
-export const CACHE_DEFAULTS: Readonly<Required<CacheOptions>> = Object.freeze({ entries: 64, pool: 24, bytes: 16 << 20 });
+export const CACHE_DEFAULTS: Readonly<Required<CacheOptions>> = Object.freeze({ entries: 64, pool: 2.5, bytes: 16 << 20 });
 
 /** Options of {@link MemStore.open}. Fields marked "fixed at creation" are persisted with the store. */
 export interface OpenOptions {
@@ -49,7 +53,7 @@ export interface OpenOptions {
   oversample?: number;
   /** When a write's promise resolves: after fsync ('always'), after at most a few ms ('batch'), or when the OS writes ('none'). @default 'always' */
   durability?: Durability;
-  /** The certified lookaside cache of recent answers (see CacheOptions); `false` turns it off. @default { entries: 64, pool: 24, bytes: 16 MiB } */
+  /** The certified lookaside cache of recent answers (see CacheOptions); `false` turns it off. @default { entries: 64, pool: 2.5, bytes: 16 MiB } */
   cache?: CacheOptions | false;
   /** Bytes of write-ahead log after which a checkpoint writes the state and drops the old log. @default 64 MiB */
   checkpointBytes?: number;
@@ -162,13 +166,13 @@ function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
   onlyKeys('cache.', v, ['entries', 'pool', 'bytes']);
   return Object.freeze({
     entries: v['entries'] === undefined ? CACHE_DEFAULTS.entries : positiveInt('cache.entries', v['entries'], 1_000_000),
-    pool: v['pool'] === undefined ? CACHE_DEFAULTS.pool : nonNegativeInt('cache.pool', v['pool'], 100_000),
+    pool: v['pool'] === undefined ? CACHE_DEFAULTS.pool : nonNegativeNumber('cache.pool', v['pool'], 100),
     bytes: v['bytes'] === undefined ? CACHE_DEFAULTS.bytes : positiveInt('cache.bytes', v['bytes']),
   });
 }
 
-function nonNegativeInt(name: string, v: unknown, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw invalid(`${name} must be an integer in [0, ${max}], got ${describe(v)}`);
+function nonNegativeNumber(name: string, v: unknown, max: number): number {
+  if (typeof v !== 'number' || !(v >= 0 && v <= max)) throw invalid(`${name} must be a number in [0, ${max}], got ${describe(v)}`);
   return v;
 }
 

@@ -67,7 +67,7 @@ describe('differential: with and without the cache, every answer is the same', (
       const next = rng(CONFIGS.indexOf(c) + 1);
       const base = clustered(500, DIM, CONFIGS.indexOf(c) + 11, 12);
       const options: OpenOptions = { dim: DIM, metric: c.metric, codec: c.codec, rescore: c.rescore, durability: 'none', trainSize: 200, ...(c.pca ? { pca: { dims: 16 } } : {}) };
-      const cached = await MemStore.open(tempDir(), { ...options, cache: { entries: 16, pool: 24, bytes: 1 << 20 } });
+      const cached = await MemStore.open(tempDir(), { ...options, cache: { entries: 16, pool: 3, bytes: 1 << 20 } });
       const plain = await MemStore.open(tempDir(), { ...options, cache: false });
       const tags = ['red', 'green', 'blue'];
       const record = (i: number, v: Float32Array) => ({ id: `r${i}`, vector: v, text: `text ${i} ${next().toFixed(3)}`, meta: { tag: tags[i % 3]!, i } });
@@ -107,6 +107,9 @@ describe('differential: with and without the cache, every answer is the same', (
         }
       }
       const stats = cached.stats().cache;
+      const cache = (cached as unknown as { cache: { recount(): number } }).cache;
+      assert.equal(stats.bytes, cache.recount(), 'the running byte count is exact');
+      assert.ok(stats.bytes <= 1 << 20, 'within the budget');
       assert.ok(stats.exactHits > 20, `exact hits happened (${JSON.stringify(stats)})`);
       assert.ok(stats.hits + stats.misses === queries, 'every search is a hit or a miss');
       if (c.metric !== 'dot' || !c.pca) assert.ok(stats.nearHits > 0, `near hits happened (${JSON.stringify(stats)})`);
@@ -173,7 +176,7 @@ test('an exact repeat with nothing written since is answered without a search, a
 test('a near query is served from a pool only when the bound proves it; otherwise it is a bound failure and the search runs', async () => {
   const next = rng(4);
   const v = clustered(400, DIM, 8, 10);
-  const store = await MemStore.open(tempDir(), { dim: DIM, durability: 'none', cache: { entries: 64, pool: 32 } });
+  const store = await MemStore.open(tempDir(), { dim: DIM, durability: 'none', cache: { entries: 64, pool: 2 } });
   await store.add(v.map((vector, i) => ({ id: `v${i}`, vector })));
   await store.search(v[0]!, { k: 5 });
   await store.search(perturb(v[0]!, 0.9999, next), { k: 5 });
@@ -203,7 +206,7 @@ test('hot vectors serve rescoring without reading the full-precision store, and 
 
 test('cache options: unknown keys and bad values are INVALID_OPTION; false turns it off', async () => {
   const dir = tempDir();
-  for (const cache of [{ threshold: 0.9 }, { entries: 0 }, { pool: -1 }, { bytes: 1.5 }, 'yes']) {
+  for (const cache of [{ threshold: 0.9 }, { entries: 0 }, { pool: -1 }, { pool: 'x' }, { bytes: 1.5 }, { pool: 101 }, 'yes']) {
     await assert.rejects(MemStore.open(dir, { dim: DIM, cache: cache as never }), { code: 'INVALID_OPTION' });
   }
   const off = await MemStore.open(dir, { dim: DIM, cache: false });

@@ -27,7 +27,7 @@ import { bitsHash, hamming, sameBits, signSketch } from './sketch.js';
 export interface CacheSettings {
   /** Most recent queries remembered. */
   readonly entries: number;
-  /** Vectors a pool keeps beyond the candidates the search needs. */
+  /** Vectors a pool keeps beyond the candidates the search needs, as a multiple of them. */
   readonly pool: number;
   /** Bytes the cache may hold in all: pools, answers, hot records. */
   readonly bytes: number;
@@ -58,8 +58,25 @@ export interface CacheQuery {
   readonly candidates: number;
   /** Whether the order of equal kernel scores would show in the answer (codes-only answers). */
   readonly tiesShow: boolean;
-  /** The scan query for `query` (projected), built only when a near entry needs it. */
+  /** The scan query for `query` (projected), built only when needed, once. */
   scanQuery(): ScanQuery;
+  /** The kernel's view of it (CodeBlocks.kernelQuery), built only when needed, once. */
+  kernelQuery(): Float32Array;
+}
+
+/** A query's hash and sketch, computed once per search however many steps need them. */
+const derived = new WeakMap<CacheQuery, { hash?: number; sketch?: Uint32Array }>();
+
+function hashOf(q: CacheQuery): number {
+  let d = derived.get(q);
+  if (d === undefined) derived.set(q, (d = {}));
+  return (d.hash ??= bitsHash(q.query));
+}
+
+function sketchOf(q: CacheQuery): Uint32Array {
+  let d = derived.get(q);
+  if (d === undefined) derived.set(q, (d = {}));
+  return (d.sketch ??= signSketch(q.scanQuery().vector));
 }
 
 export type CacheLookup<A> =
@@ -72,11 +89,17 @@ export interface CacheEntry<A> {
   readonly query: Float32Array;
   readonly hash: number;
   readonly scan: ScanQuery;
-  /** The query as the kernel sees it (CodeBlocks.kernelQuery). */
-  readonly kernelQuery: Float32Array;
+  /** The query as the kernel sees it (CodeBlocks.kernelQuery), computed when first needed. */
+  kernelQuery: Float32Array | undefined;
   readonly sketch: Uint32Array;
   readonly filter: Filter | undefined;
-  readonly pool: CodeBlocks;
+  /**
+   * The pool's codes, copied from the index on first use (most entries are never used for a near
+   * query or after writes, and copying scattered codes at every miss costs a search ~10%); until
+   * then `members` holds the ids.
+   */
+  pool: CodeBlocks | undefined;
+  members: string[] | undefined;
   /** Every stored vector matching `filter` outside `pool` scores at most this under `scan`; -Infinity: none is outside. */
   bound: number;
   /** The write (log position) the pool is current with. */
@@ -86,6 +109,8 @@ export interface CacheEntry<A> {
   answerBytes: number;
   /** Pool vectors to keep when it is shrunk: as many as it started with. */
   readonly keep: number;
+  /** The kernel score, under `scan`, of the last candidate its search needed (the M-th best). */
+  readonly lastCandidate: number;
 }
 
 export interface CacheStats {
@@ -111,6 +136,8 @@ export interface CacheStats {
 /** A record's parts kept hot; each set when known. */
 interface HotRecord {
   full?: Float32Array;
+  /** ‖full‖, for cosine rescoring. */
+  norm?: number;
   doc?: DocRecord;
   text?: string | null;
   bytes: number;
@@ -143,12 +170,19 @@ export class LookasideCache<A> {
 
   /** Vectors the scan of a search that misses should keep for its pool, when it needs `candidates`. */
   poolSize(candidates: number): number {
-    return candidates + this.settings.pool;
+    return candidates + Math.ceil(candidates * this.settings.pool);
   }
 
   /** The write position now; an answer computed now is valid for this version. */
   get now(): number {
     return this.version;
+  }
+
+  /** Bytes held, counted afresh (the running count `stats().bytes` must equal it; tests check). */
+  recount(): number {
+    let total = this.hotBytes;
+    for (const entry of this.entries.keys()) total += this.bytesOf(entry);
+    return total;
   }
 
   stats(): CacheStats {
@@ -184,7 +218,7 @@ export class LookasideCache<A> {
 
   /** Looks for an answer to `q`; see the class comment. */
   lookup(q: CacheQuery, host: CacheHost): CacheLookup<A> {
-    const hash = bitsHash(q.query);
+    const hash = hashOf(q);
     const same = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (same !== undefined) {
       if (!this.catchUp(same, host)) {
@@ -195,7 +229,7 @@ export class LookasideCache<A> {
           this.counts.exactHits++;
           return { kind: 'answer', answer: same.answer };
         }
-        const candidates = this.certify(same, same.scan, same.kernelQuery, q, host, true);
+        const candidates = this.certify(same, same.scan, this.kernelQueryOf(same, host), q, host, true);
         if (candidates !== undefined) {
           this.counts.exactHits++;
           return { kind: 'candidates', entry: same, candidates, near: false };
@@ -211,20 +245,32 @@ export class LookasideCache<A> {
       return { kind: 'miss' };
     }
     const scan = q.scanQuery();
-    const kernelQuery = host.index.kernelQuery(scan);
-    const sketch = signSketch(kernelQuery);
-    const limit = Math.floor(kernelQuery.length * NEAR_SKETCH_SHARE);
-    const near = [...peers]
-      .map((e) => ({ e, d: hamming(e.sketch, sketch) }))
-      .filter(({ d }) => d <= limit)
-      .sort((a, b) => a.d - b.d)
-      .slice(0, NEAR_TRIES);
-    for (const { e } of near) {
+    const sketch = sketchOf(q);
+    // The NEAR_TRIES closest sketches within the limit, without sorting them all.
+    const near: CacheEntry<A>[] = [];
+    const distances: number[] = [];
+    const limit = Math.floor(scan.vector.length * NEAR_SKETCH_SHARE);
+    for (const e of peers) {
+      const d = hamming(e.sketch, sketch);
+      if (d > limit) continue;
+      let at = near.length;
+      while (at > 0 && distances[at - 1]! > d) at--;
+      if (at >= NEAR_TRIES) continue;
+      near.splice(at, 0, e);
+      distances.splice(at, 0, d);
+      if (near.length > NEAR_TRIES) {
+        near.pop();
+        distances.pop();
+      }
+    }
+    const kernelQuery = near.length > 0 ? q.kernelQuery() : undefined;
+    for (const e of near) {
+      if (!this.worthTrying(e, scan, kernelQuery!, host)) continue;
       if (!this.catchUp(e, host)) {
         this.dropEntry(e, true);
         continue;
       }
-      const candidates = this.certify(e, scan, kernelQuery, q, host, false);
+      const candidates = this.certify(e, scan, kernelQuery!, q, host, false);
       if (candidates !== undefined) {
         this.use(e);
         this.counts.nearHits++;
@@ -241,28 +287,26 @@ export class LookasideCache<A> {
    * (more than the search needed: the pool), and `complete` says that every stored vector matching
    * the filter is among them. Call it in the same synchronous step as the scan, at version `now`.
    */
-  remember(q: CacheQuery, scan: ScanQuery, members: readonly Candidate[], complete: boolean, host: CacheHost): CacheEntry<A> {
-    const hash = bitsHash(q.query);
+  remember(q: CacheQuery, scan: ScanQuery, members: readonly Candidate[], complete: boolean): CacheEntry<A> {
+    const hash = hashOf(q);
     const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (old !== undefined) this.dropEntry(old, false);
-    const index = host.index;
-    const pool = new CodeBlocks(index.codec, index.dim, Math.max(16, members.length));
-    for (const m of members) pool.copyFrom(index, m.id);
-    const kernelQuery = index.kernelQuery(scan);
     const entry: CacheEntry<A> = {
       key: q.key,
       query: q.query,
       hash,
-      scan: { ...scan, vector: Float32Array.from(scan.vector) },
-      kernelQuery,
-      sketch: signSketch(kernelQuery),
+      scan: { ...scan, vector: scan.vector.slice() },
+      kernelQuery: undefined,
+      sketch: sketchOf(q),
       filter: q.filter,
-      pool,
+      pool: undefined,
+      members: members.map((m) => m.id),
       bound: complete || members.length === 0 ? -Infinity : members[members.length - 1]!.score,
       version: this.version,
       answer: undefined,
       answerBytes: 0,
       keep: Math.max(1, members.length),
+      lastCandidate: members[Math.min(q.candidates, members.length) - 1]?.score ?? Infinity,
     };
     this.entries.set(entry, true);
     const sameHash = this.byHash.get(hash);
@@ -285,11 +329,15 @@ export class LookasideCache<A> {
     this.trim();
   }
 
-  /** A hot full-precision vector, or undefined. */
-  hotFull(id: string): Float32Array | undefined {
-    const full = this.hot.get(id)?.full;
-    if (full !== undefined) this.counts.fullReadsSaved++;
-    return full;
+  /** A hot record holding the full-precision vector of `id` (`full` set, `norm` when kept), or undefined. */
+  hotFull(id: string): { readonly full?: Float32Array; readonly norm?: number } | undefined {
+    const hot = this.hot.get(id);
+    if (hot?.full === undefined) return undefined;
+    this.counts.fullReadsSaved++;
+    // Least recently used first out: a neighbourhood that keeps coming back stays.
+    this.hot.delete(id);
+    this.hot.set(id, hot);
+    return hot;
   }
 
   hotDoc(id: string): DocRecord | undefined {
@@ -302,17 +350,16 @@ export class LookasideCache<A> {
   }
 
   /** Keeps parts of `id` hot (valid until a write touches it). */
-  keep(id: string, parts: { full?: Float32Array; doc?: DocRecord; text?: string | null }): void {
+  keep(id: string, parts: { full?: Float32Array; norm?: number; doc?: DocRecord; text?: string | null }): void {
     let hot = this.hot.get(id);
     if (hot === undefined) {
       hot = { bytes: HOT_OVERHEAD };
       this.hotBytes += HOT_OVERHEAD;
-    } else {
-      this.hot.delete(id);
+      this.hot.set(id, hot);
     }
-    this.hot.set(id, hot);
     if (parts.full !== undefined && hot.full === undefined) {
       hot.full = parts.full;
+      if (parts.norm !== undefined) hot.norm = parts.norm;
       this.grow(hot, parts.full.byteLength);
     }
     if (parts.doc !== undefined && hot.doc === undefined) {
@@ -323,6 +370,10 @@ export class LookasideCache<A> {
       hot.text = parts.text;
       this.grow(hot, 2 * (parts.text?.length ?? 0));
     }
+  }
+
+  /** Evicts what is over the budgets; a search calls it once it is done keeping things hot. */
+  settle(): void {
     this.trim();
   }
 
@@ -336,36 +387,71 @@ export class LookasideCache<A> {
     this.hotBytes -= hot.bytes;
   }
 
+  /**
+   * A cheap look before the pool is scored: every score moves by at most the same shift, so the
+   * candidates (at `lastCandidate` or above under the entry's query) stay above the outsiders' bound
+   * for sure only when twice the shift fits in the gap between them. When it does not even
+   * nearly fit (the query moved too far), trying costs a pool scan for a likely failure: skipped
+   * (a miss, never a wrong answer).
+   */
+  private worthTrying(entry: CacheEntry<A>, scan: ScanQuery, kernelQuery: Float32Array, host: CacheHost): boolean {
+    if (entry.bound === -Infinity) return true;
+    // For l2 the shift is not additive; the bound itself tells how far the outsiders may come.
+    const moved = outsiderBound(scan.metric, entry.bound, this.kernelQueryOf(entry, host), kernelQuery, scan.metric === 'cosine' ? 0 : host.index.maxNorm()) - entry.bound;
+    return moved < 2 * (entry.lastCandidate - entry.bound);
+  }
+
+  private kernelQueryOf(entry: CacheEntry<A>, host: CacheHost): Float32Array {
+    if (entry.kernelQuery !== undefined) return entry.kernelQuery;
+    const before = this.bytesOf(entry);
+    entry.kernelQuery = host.index.kernelQuery(entry.scan);
+    // Only an entry the cache still holds is counted (a near try may look at one it then drops).
+    if (this.entries.has(entry)) this.entryBytes += this.bytesOf(entry) - before;
+    return entry.kernelQuery;
+  }
+
+  /** The pool's codes, copied from the index now if this is their first use. */
+  private poolOf(entry: CacheEntry<A>, index: CodeBlocks): CodeBlocks {
+    if (entry.pool !== undefined) return entry.pool;
+    const before = this.bytesOf(entry);
+    const pool = new CodeBlocks(index.codec, index.dim, Math.max(16, entry.members!.length));
+    pool.copyManyFrom(index, entry.members!);
+    entry.pool = pool;
+    entry.members = undefined;
+    if (this.entries.has(entry)) this.entryBytes += this.bytesOf(entry) - before;
+    return pool;
+  }
+
   /** Brings `entry`'s pool up to the writes since its version; false when the log no longer reaches back. */
   private catchUp(entry: CacheEntry<A>, host: CacheHost): boolean {
     if (entry.version === this.version) return true;
     if (entry.version < this.logBase) return false;
-    const before = entry.pool.bytes;
+    const pool = this.poolOf(entry, host.index);
+    const before = this.bytesOf(entry);
     const touched = new Set(this.log.slice(entry.version - this.logBase));
     for (const id of touched) {
-      entry.pool.remove(id);
-      if (host.matches(id, entry.filter)) entry.pool.copyFrom(host.index, id);
+      pool.remove(id);
+      if (host.matches(id, entry.filter)) pool.copyFrom(host.index, id);
     }
     entry.version = this.version;
-    this.entryBytes -= entry.answerBytes;
     entry.answer = undefined;
     entry.answerBytes = 0;
-    if (entry.pool.size > 2 * entry.keep) this.shrink(entry);
-    this.entryBytes += entry.pool.bytes - before;
+    if (pool.size > 2 * entry.keep) this.shrink(entry, pool);
+    this.entryBytes += this.bytesOf(entry) - before;
     return true;
   }
 
   /** Keeps the pool's best `keep` under its own query and raises the bound to the best one dropped. */
-  private shrink(entry: CacheEntry<A>): void {
-    const top = new TopK(entry.pool.size);
-    entry.pool.scan(entry.scan, top);
+  private shrink(entry: CacheEntry<A>, pool: CodeBlocks): void {
+    const top = new TopK(pool.size);
+    pool.scan(entry.scan, top);
     const ranked = top.sorted();
-    const kept = new CodeBlocks(entry.pool.codec, entry.pool.dim, entry.pool.blockVectors);
-    for (const { slot } of ranked.slice(0, entry.keep)) kept.copyFrom(entry.pool, entry.pool.idAt(slot));
+    const kept = new CodeBlocks(pool.codec, pool.dim, pool.blockVectors);
+    kept.copyManyFrom(pool, ranked.slice(0, entry.keep).map(({ slot }) => pool.idAt(slot)));
     const firstDropped = ranked[entry.keep];
     if (firstDropped !== undefined) entry.bound = Math.max(entry.bound, firstDropped.score);
-    entry.pool.free();
-    (entry as { pool: CodeBlocks }).pool = kept;
+    pool.free();
+    entry.pool = kept;
   }
 
   /**
@@ -376,13 +462,15 @@ export class LookasideCache<A> {
   private certify(entry: CacheEntry<A>, scan: ScanQuery, kernelQuery: Float32Array, q: CacheQuery, host: CacheHost, same: boolean): Candidate[] | undefined {
     const want = q.candidates;
     if (want === 0) return [];
-    const size = entry.pool.size;
+    const pool = this.poolOf(entry, host.index);
+    const size = pool.size;
     const top = new TopK(Math.max(1, size));
-    if (size > 0) entry.pool.scan(scan, top);
-    const ranked = top.sorted().map(({ score, slot }) => ({ id: entry.pool.idAt(slot), score }));
+    if (size > 0) pool.scan(scan, top);
+    const ranked = top.sorted().map(({ score, slot }) => ({ id: pool.idAt(slot), score }));
     if (entry.bound !== -Infinity) {
       if (ranked.length < want) return undefined;
-      const outside = outsiderBound(scan.metric, entry.bound, entry.kernelQuery, same ? entry.kernelQuery : kernelQuery, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
+      const from = this.kernelQueryOf(entry, host);
+      const outside = outsiderBound(scan.metric, entry.bound, from, same ? from : kernelQuery, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
       if (!(ranked[want - 1]!.score > outside)) return undefined;
     }
     const chosen = ranked.slice(0, want);
@@ -399,7 +487,7 @@ export class LookasideCache<A> {
   }
 
   private bytesOf(entry: CacheEntry<A>): number {
-    return ENTRY_OVERHEAD + entry.pool.bytes + 3 * entry.query.byteLength + entry.sketch.byteLength + entry.answerBytes;
+    return ENTRY_OVERHEAD + (entry.pool?.bytes ?? 0) + 16 * (entry.members?.length ?? 0) + (entry.kernelQuery === undefined ? 2 : 3) * entry.query.byteLength + entry.sketch.byteLength + entry.answerBytes;
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
@@ -413,7 +501,7 @@ export class LookasideCache<A> {
       else this.byHash.set(entry.hash, rest);
     }
     this.byKey.get(entry.key)?.delete(entry);
-    entry.pool.free();
+    entry.pool?.free();
   }
 
   /** Evicts least recently used entries and hot records until within the budgets. */

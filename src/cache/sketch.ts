@@ -10,16 +10,16 @@ export function signSketch(v: Float32Array): Uint32Array {
   return out;
 }
 
-function popcount(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  x = (x + (x >>> 4)) & 0x0f0f0f0f;
-  return Math.imul(x, 0x01010101) >>> 24;
-}
+/** Set bits of every 16-bit value: two table reads count a 32-bit word. */
+const POP16 = new Uint8Array(65536);
+for (let i = 1; i < 65536; i++) POP16[i] = (i & 1) + POP16[i >>> 1]!;
 
 export function hamming(a: Uint32Array, b: Uint32Array): number {
   let d = 0;
-  for (let i = 0; i < a.length; i++) d += popcount(a[i]! ^ b[i]!);
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]! ^ b[i]!;
+    d += POP16[x & 0xffff]! + POP16[x >>> 16]!;
+  }
   return d;
 }
 

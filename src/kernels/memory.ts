@@ -92,8 +92,13 @@ export class LinearMemory {
     }
   }
 
-  /** Re-creates the views only when the memory was grown (by us or anyone else) since last time. */
+  /**
+   * Re-creates the views only when the memory was grown (by us or anyone else) since last time.
+   * Growing detaches the old buffer, and a detached view has byteLength 0: checking that is a field
+   * read, where `memory.buffer` is a call into the engine on every view taken.
+   */
   private refresh(): void {
+    if (this.u8View.byteLength !== 0) return;
     const buffer = this.memory.buffer;
     if (buffer === this.buffer) return;
     this.buffer = buffer;

@@ -156,11 +156,28 @@ export class CodeBlocks {
     const from = source.slotById.get(id);
     if (from === undefined) return false;
     const slot = this.slotFor(id);
-    this.mem.u8().copyWithin(this.codeAddress(slot), source.codeAddress(from), source.codeAddress(from) + this.stride);
+    const u8 = this.mem.u8();
+    const at = source.codeAddress(from);
+    u8.copyWithin(this.codeAddress(slot), at, at + this.stride);
     const f32 = this.mem.f32();
     f32[this.scaleAddress(slot) >> 2] = f32[source.scaleAddress(from) >> 2]!;
     this.noteNorm(slot);
     return true;
+  }
+
+  /** copyFrom for many ids at once: the same result, with the views taken once. */
+  copyManyFrom(source: CodeBlocks, ids: readonly string[]): void {
+    for (const id of ids) {
+      const from = source.slotById.get(id);
+      if (from === undefined) continue;
+      const slot = this.slotFor(id);
+      const u8 = this.mem.u8();
+      const at = source.codeAddress(from);
+      u8.copyWithin(this.codeAddress(slot), at, at + this.stride);
+      const f32 = this.mem.f32();
+      f32[this.scaleAddress(slot) >> 2] = f32[source.scaleAddress(from) >> 2]!;
+      if (this.largestNorm !== undefined) this.noteNorm(slot);
+    }
   }
 
   /**
