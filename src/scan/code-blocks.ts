@@ -165,19 +165,9 @@ export class CodeBlocks {
     return true;
   }
 
-  /** copyFrom for many ids at once: the same result, with the views taken once. */
+  /** copyFrom for each of `ids`. */
   copyManyFrom(source: CodeBlocks, ids: readonly string[]): void {
-    for (const id of ids) {
-      const from = source.slotById.get(id);
-      if (from === undefined) continue;
-      const slot = this.slotFor(id);
-      const u8 = this.mem.u8();
-      const at = source.codeAddress(from);
-      u8.copyWithin(this.codeAddress(slot), at, at + this.stride);
-      const f32 = this.mem.f32();
-      f32[this.scaleAddress(slot) >> 2] = f32[source.scaleAddress(from) >> 2]!;
-      if (this.largestNorm !== undefined) this.noteNorm(slot);
-    }
+    for (const id of ids) this.copyFrom(source, id);
   }
 
   /**
