@@ -23,7 +23,7 @@ import {
 } from './options.js';
 import { dotMean, fitPca, reconstruct, type PcaModel } from './pca/pca.js';
 import { Projector } from './pca/projector.js';
-import { CodeBlocks, type ScanQuery } from './scan/code-blocks.js';
+import { CodeBlocks, INDEX_BLOCK_VECTORS, type ScanQuery, type VectorPlace } from './scan/code-blocks.js';
 import { TopK } from './scan/topk.js';
 import { arenaDir, arenaSegmentPath, ensureDurableDir, repairLogDir, statePath, walDir } from './store/files.js';
 import { DirectoryLock } from './store/lock.js';
@@ -76,7 +76,7 @@ export interface StoreStats {
   bytesPerVector: number;
   /** The quantized part of `bytesPerVector` alone: code bytes (padding included) and the scale. */
   codeBytesPerVector: number;
-  /** Everything the directory holds per vector: state file, write-ahead log and text arena, as sized on disk. */
+  /** Everything the directory holds per vector: state file, write-ahead log, text and vector arenas, as sized on disk. */
   diskBytesPerVector: number;
   /** Blocks of codes in linear memory; a search scans each with one kernel call. */
   pages: number;
@@ -84,6 +84,8 @@ export interface StoreStats {
   walBytes: number;
   /** Bytes of text arena segments on disk (live texts and garbage not yet collected). */
   arenaBytes: number;
+  /** Bytes of vector arena segments on disk: the full-precision vectors (live ones and garbage not yet collected). */
+  vectorBytes: number;
   /** Records found damaged (a failed checksum): `get` throws CORRUPTION for them, searches skip them, `memstore repair` removes them. */
   damaged: number;
   /** The lookaside cache (CacheStats): answers served exactly or from near queries, bound failures, misses, evictions, bytes held. */
@@ -109,7 +111,8 @@ function copyHit(h: SearchHit): SearchHit {
 
 /** A record's state newer than the last checkpoint; `null` marks a deletion. */
 interface DirtyEntry {
-  readonly full: Float32Array | undefined;
+  /** Where its full-precision vector lives in the vector arena (already appended there), when one is kept. */
+  readonly place: VectorPlace | undefined;
   readonly doc: DocRecord;
 }
 
@@ -137,6 +140,9 @@ const INT8_QUERY = true;
 
 /** Writes wait for a running checkpoint once the log since the last one reaches this many times `checkpointBytes`. */
 const STALL_CHECKPOINTS = 2;
+
+/** Times a search ranks again because writes moved the store while it read vectors, before it takes what it read. */
+const MOVED_RETRIES = 3;
 
 /** A GC of the text arena starts once garbage outweighs live texts and passes this many bytes. */
 const ARENA_GC_MIN_GARBAGE = 16 << 20;
@@ -194,6 +200,21 @@ function orderCheck(damagedKeys: DamagedKey[], file: string): (key: Uint8Array, 
     reported.add(table);
     damagedKeys.push({ key, error: new MemstoreError('CORRUPTION', `${file}: keys of ${table} out of order: LMDB's B-tree is damaged; run memstore repair`, { file, offset: table }) });
   };
+}
+
+function samePlace(a: VectorPlace | undefined, b: VectorPlace | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a[0] === b[0] && a[1] === b[1] && a[2] === b[2]);
+}
+
+/** An arena is collected once its garbage outweighs its live bytes and passes ARENA_GC_MIN_GARBAGE. */
+function worthCollecting(arena: BlobArena): boolean {
+  const s = arena.stats();
+  return s.garbageBytes > Math.max(s.liveBytes, ARENA_GC_MIN_GARBAGE);
+}
+
+/** A store's index: codes, and where each full-precision vector lives. */
+function newIndex(codec: Codec, dim: number): CodeBlocks {
+  return new CodeBlocks(codec, dim, INDEX_BLOCK_VECTORS, true);
 }
 
 function sizeOf(path: string): number {
@@ -255,6 +276,8 @@ export class MemStore {
    * close() is refused (with this error) and close() does not checkpoint. Reopening replays the log.
    */
   private broken: MemstoreError | undefined;
+  /** Counts applied writes, so a search that read files in between can tell its snapshot moved. */
+  private writes = 0;
 
   private constructor(
     readonly dir: string,
@@ -263,6 +286,7 @@ export class MemStore {
     private readonly state: StateStore,
     private readonly lock: DirectoryLock,
     private readonly arena: BlobArena,
+    private readonly vectors: BlobArena,
     private wal: Wal,
     pca: PcaModel | undefined,
     trained: boolean,
@@ -273,7 +297,7 @@ export class MemStore {
     this.pca = pca;
     this.projector = pca === undefined ? undefined : new Projector(pca);
     this.trained = trained;
-    this.index = trained ? new CodeBlocks(this.codec, pca?.outDim ?? config.dim) : new CodeBlocks(getCodec('f32'), config.dim);
+    this.index = trained ? newIndex(this.codec, pca?.outDim ?? config.dim) : newIndex(getCodec('f32'), config.dim);
     this.cache = options.cache === false ? undefined : new LookasideCache<SearchHit[]>(options.cache);
     this.appliedLsn = checkpointLsn;
   }
@@ -311,6 +335,7 @@ export class MemStore {
     const lock = held ?? DirectoryLock.acquire(dir);
     let state: StateStore | undefined;
     let arena: BlobArena | undefined;
+    let vectors: BlobArena | undefined;
     let wal: Wal | undefined;
     let store: MemStore | undefined;
     try {
@@ -331,11 +356,14 @@ export class MemStore {
       arena = await BlobArena.open({ dir, files: opts.files, generation: checkpoint.arenaGeneration }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the text arena');
       });
+      vectors = await BlobArena.open({ dir, space: 'vectors', files: opts.files, generation: checkpoint.vectorGeneration }).catch((e: unknown) => {
+        throw asMemstoreError(e, 'opening the vector arena');
+      });
       wal = await Wal.open({ dir: walDir(dir), files: opts.files, durability: opts.durability, startLsn: checkpoint.lsn + 1 }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the write-ahead log');
       });
-      store = new MemStore(dir, opts, config, state, lock, arena, wal, pca, trained, checkpoint.lsn);
-      store.load();
+      store = new MemStore(dir, opts, config, state, lock, arena, vectors, wal, pca, trained, checkpoint.lsn);
+      await store.load();
       await store.replay(checkpoint.lsn);
       return store;
     } catch (e) {
@@ -343,6 +371,7 @@ export class MemStore {
       store?.projector?.free();
       await wal?.close().catch(() => undefined);
       await arena?.close().catch(() => undefined);
+      await vectors?.close().catch(() => undefined);
       await state?.close().catch(() => undefined);
       lock.release();
       throw e;
@@ -380,21 +409,46 @@ export class MemStore {
   }
 
   /**
-   * Fills the index from the checkpoint and tells the arena which texts are live. A damaged value
-   * sets its record aside as damaged; so does a record missing its code (or vector) or its document,
-   * since that is what a damaged key leaves behind. A damaged value whose id also has a sound value
-   * in the same table (a key flipped onto another id), a key that is not UTF-8, and keys out of order
-   * (LMDB's lookups near them are unreliable) are damage no id reaches: `memstore repair` clears them.
+   * Fills the index from the checkpoint and tells the arenas which texts and vectors are live. A
+   * damaged value sets its record aside as damaged; so does a record missing its code (or, where
+   * one is kept, its vector) or its document, since that is what a damaged key leaves behind. A
+   * damaged value whose id also has a sound value in the same table (a key flipped onto another
+   * id's), a key that is not UTF-8, and keys out of order (LMDB's lookups near them are unreliable)
+   * are damage no id reaches: `memstore repair` clears them.
+   *
+   * Before training the index holds the full vectors themselves, read from the vector arena; once
+   * trained it holds the codes and where each vector is, and no vector is read.
    */
-  private load(): void {
-    const damagedEntries: { table: 'vectors' | 'docs'; entry: Entry<unknown> }[] = [];
+  private async load(): Promise<void> {
+    const damagedEntries: { table: 'vectors' | 'codes' | 'docs'; entry: Entry<unknown> }[] = [];
     const inOrder = orderCheck(this.damagedKeys, statePath(this.dir));
-    const vectors = this.trained ? this.state.iterateCodes(this.index.dim * this.codec.bytesPerDim) : this.state.iterateFull(this.config.dim);
-    for (const entry of vectors) {
-      inOrder(entry.key, this.trained ? 'codes' : 'full');
+    if (this.trained) {
+      for (const entry of this.state.iterateCodes(this.index.dim * this.codec.bytesPerDim)) {
+        inOrder(entry.key, 'codes');
+        if (entry.error !== undefined) damagedEntries.push({ table: 'codes', entry });
+        else this.index.putCode(entry.id, entry.value.code, entry.value.scale);
+      }
+    }
+    const places: [string, VectorPlace][] = [];
+    for (const entry of this.state.iteratePlaces()) {
+      inOrder(entry.key, 'vectors');
       if (entry.error !== undefined) damagedEntries.push({ table: 'vectors', entry });
-      else if (this.trained) this.index.putCode(entry.id, (entry.value as { code: Uint8Array }).code, (entry.value as { scale: number }).scale);
-      else this.index.put(entry.id, this.storedForm(entry.value as Float32Array));
+      else places.push([entry.id, entry.value]);
+    }
+    const setAside = new Map<string, MemstoreError>();
+    for (const [id, place] of places) {
+      if (!this.trained) {
+        try {
+          this.index.put(id, this.storedForm(await this.readVector(id, place)));
+        } catch (e) {
+          if (damagedId(e) !== id) throw e;
+          setAside.set(id, e as MemstoreError);
+          continue;
+        }
+      }
+      if (!this.index.has(id)) continue;
+      this.index.setPlace(id, place);
+      this.vectors.markLive(this.vectorRef(place));
     }
     // Slots do not move until the pass is over: records are set aside only after it.
     const documented = new Uint8Array(this.index.size);
@@ -408,7 +462,7 @@ export class MemStore {
       }
       const slot = this.index.slotOf(entry.id);
       if (slot === undefined) {
-        withoutVector.push(entry.id);
+        if (!setAside.has(entry.id)) withoutVector.push(entry.id);
         soundDocs.add(entry.id);
         continue;
       }
@@ -416,23 +470,71 @@ export class MemStore {
       documented[slot] = 1;
       if (entry.value.text !== undefined) this.arena.markLive(entry.value.text);
     }
-    const setAside = new Map<string, MemstoreError>();
+    const placed = new Set(places.map(([id]) => id));
     for (const { table, entry } of damagedEntries) {
       const slot = entry.id === undefined ? undefined : this.index.slotOf(entry.id);
-      const hasSound = entry.id !== undefined && (table === 'vectors' ? slot !== undefined : (slot !== undefined && documented[slot] === 1) || soundDocs.has(entry.id));
+      const hasSound =
+        entry.id !== undefined &&
+        (table === 'codes' ? slot !== undefined : table === 'vectors' ? placed.has(entry.id) : (slot !== undefined && documented[slot] === 1) || soundDocs.has(entry.id));
       if (entry.id === undefined || hasSound) this.damagedKeys.push({ key: entry.key, error: entry.error! });
       else if (!setAside.has(entry.id)) setAside.set(entry.id, entry.error!);
     }
-    const what = this.trained ? 'codes' : 'full';
+    const what = this.trained ? 'codes' : 'vectors';
     for (const id of withoutVector) {
       if (!setAside.has(id)) setAside.set(id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(id)} has a document but no ${what} value`, { file: statePath(this.dir), offset: `${what}/${id}`, id }));
     }
+    const needPlaces = this.config.keepFull || !this.trained;
     for (const id of this.index.allIds()) {
-      if (documented[this.index.slotOf(id)!] === 0 && !setAside.has(id)) {
+      if (setAside.has(id)) continue;
+      if (documented[this.index.slotOf(id)!] === 0) {
         setAside.set(id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(id)} has no document`, { file: statePath(this.dir), offset: `docs/${id}`, id }));
+      } else if (needPlaces && this.index.placeOf(id) === undefined) {
+        setAside.set(id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(id)} has no full-precision vector`, { file: statePath(this.dir), offset: `vectors/${id}`, id }));
       }
     }
     for (const [id, e] of setAside) this.markDamaged(id, e);
+  }
+
+  /** The vector arena's reference of a place: the frame holds `dim` float32. */
+  private vectorRef(place: VectorPlace): BlobRef {
+    return [place[0], place[1], place[2], this.config.dim * 4];
+  }
+
+  /** Reads the full-precision vector of `id` at `place`; CORRUPTION naming the record when its check fails. */
+  private async readVector(id: string, place: VectorPlace): Promise<Float32Array> {
+    const now = this.readVectorNow(id, place);
+    if (now !== undefined) return now;
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.vectors.read(this.vectorRef(place));
+    } catch (e) {
+      throw this.vectorError(id, e);
+    }
+    return this.floats(bytes);
+  }
+
+  /** readVector() without waiting, when the vector arena can read synchronously; else undefined. */
+  private readVectorNow(id: string, place: VectorPlace): Float32Array | undefined {
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = this.vectors.readNow(this.vectorRef(place));
+    } catch (e) {
+      throw this.vectorError(id, e);
+    }
+    return bytes === undefined ? undefined : this.floats(bytes);
+  }
+
+  private vectorError(id: string, e: unknown): unknown {
+    const err = asMemstoreError(e, 'reading a vector from the vector arena');
+    return isDamage(err) ? recordCorruption(id, err) : err;
+  }
+
+  /** The float32 view of a vector's payload (aligned: frames' payloads start 8 bytes into their buffer), or a copy. */
+  private floats(bytes: Uint8Array): Float32Array {
+    if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, this.config.dim);
+    const out = new Float32Array(this.config.dim);
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
   }
 
   /** Re-applies every logged batch after the checkpoint; applying is idempotent (upserts and deletes by id). */
@@ -504,14 +606,13 @@ export class MemStore {
     return undefined;
   }
 
-  /** The full-precision vector of a stored record; CORRUPTION (naming it) when damaged or missing. */
-  private fullOf(id: string): Float32Array {
-    const p = this.pending(id);
-    const full = p === undefined ? this.state.getFull(id, this.config.dim) : (p?.full ?? undefined);
-    if (full === undefined) {
-      throw new MemstoreError('CORRUPTION', `${this.dir}: full-precision vector of ${JSON.stringify(id)} is missing`, { file: statePath(this.dir), offset: `full/${id}`, id });
+  /** Where the full-precision vector of a stored record lives; CORRUPTION (naming it) when none is. */
+  private placeOf(id: string): VectorPlace {
+    const place = this.index.placeOf(id);
+    if (place === undefined) {
+      throw new MemstoreError('CORRUPTION', `${this.dir}: full-precision vector of ${JSON.stringify(id)} is missing`, { file: statePath(this.dir), offset: `vectors/${id}`, id });
     }
-    return full;
+    return place;
   }
 
   /** The document (text reference, metadata) of a stored record; CORRUPTION (naming it) when damaged. */
@@ -657,6 +758,7 @@ export class MemStore {
    * or how many deleted ids existed.
    */
   private apply(m: Mutation): number {
+    this.writes++;
     if (m.kind === 'delete') {
       let n = 0;
       for (const id of m.ids) {
@@ -667,6 +769,7 @@ export class MemStore {
         }
         if (!this.index.has(id)) continue;
         this.releaseText(id);
+        this.releaseVector(id);
         this.index.remove(id);
         this.dirty.set(id, null);
         this.cache?.touch(id);
@@ -676,24 +779,43 @@ export class MemStore {
     }
     const forms = m.records.map((r) => this.storedForm(r.vector));
     const texts = m.records.map((r) => (r.text === undefined ? undefined : utf8.encode(r.text)));
-    const refs: (BlobRef | undefined)[] = [];
+    const keepVectors = this.config.keepFull || !this.trained;
+    const textRefs: (BlobRef | undefined)[] = [];
+    const vectorRefs: BlobRef[] = [];
     try {
-      for (const bytes of texts) refs.push(bytes === undefined ? undefined : this.arena.append(bytes));
+      for (const bytes of texts) textRefs.push(bytes === undefined ? undefined : this.arena.append(bytes));
+      if (keepVectors) for (const r of m.records) vectorRefs.push(this.vectors.append(new Uint8Array(r.vector.buffer, r.vector.byteOffset, r.vector.byteLength)));
     } catch (e) {
-      for (const ref of refs) if (ref !== undefined) this.arena.release(ref);
+      for (const ref of textRefs) if (ref !== undefined) this.arena.release(ref);
+      for (const ref of vectorRefs) this.vectors.release(ref);
       throw e;
     }
     m.records.forEach((r, i) => {
       if (this.index.has(r.id) || this.damaged.has(r.id)) this.releaseText(r.id);
+      this.releaseVector(r.id);
       this.damaged.delete(r.id);
       this.index.put(r.id, forms[i]!);
-      const text = refs[i];
+      const ref = vectorRefs[i];
+      const place: VectorPlace | undefined = ref === undefined ? undefined : [ref[0], ref[1], ref[2]];
+      this.index.setPlace(r.id, place);
+      const text = textRefs[i];
       const doc: DocRecord = { ...(text === undefined ? {} : { text }), ...(r.meta === undefined ? {} : { meta: r.meta, metaJson: r.metaJson }) };
-      this.dirty.set(r.id, { full: this.config.keepFull || !this.trained ? r.vector : undefined, doc });
+      this.dirty.set(r.id, { place, doc });
       this.cache?.touch(r.id);
     });
     if (!this.trained && this.index.size >= this.config.trainSize) this.train();
     return m.records.length;
+  }
+
+  private releaseVectorOf(index: CodeBlocks, id: string): void {
+    const place = index.placeOf(id);
+    if (place !== undefined) this.vectors.release(this.vectorRef(place));
+  }
+
+  /** Tells the vector arena that the vector of `id` is garbage now. */
+  private releaseVector(id: string): void {
+    const place = this.index.placeOf(id);
+    if (place !== undefined) this.vectors.release(this.vectorRef(place));
   }
 
   /** Tells the arena that the text of `id` is garbage now; a damaged document has nothing to release. */
@@ -729,11 +851,13 @@ export class MemStore {
         spec,
       );
       projector = new Projector(model);
-      next = new CodeBlocks(this.codec, model.outDim);
+      next = newIndex(this.codec, model.outDim);
       const row = new Float32Array(this.config.dim);
       for (const id of buffer.allIds()) {
         buffer.decode(id, row);
         next.put(id, projector.centered(row));
+        if (this.config.keepFull) next.setPlace(id, buffer.placeOf(id));
+        else this.releaseVectorOf(buffer, id);
       }
       buffer.free();
       this.index = next;
@@ -742,7 +866,7 @@ export class MemStore {
       this.trained = true;
       this.trainedSinceCheckpoint = true;
       if (!this.config.keepFull) {
-        for (const [id, e] of this.dirty) if (e !== null) this.dirty.set(id, { ...e, full: undefined });
+        for (const [id, e] of this.dirty) if (e !== null) this.dirty.set(id, { ...e, place: undefined });
       }
       this.cache?.clear();
     } catch (e) {
@@ -790,7 +914,7 @@ export class MemStore {
     this.trainedSinceCheckpoint = false;
     const bytesCovered = this.logBytesSinceCheckpoint;
     const records = new Map<string, RecordState | null>();
-    for (const [id, e] of snapshot) records.set(id, e === null ? null : { full: e.full, code: this.trained ? this.index.code(id) : undefined, doc: e.doc });
+    for (const [id, e] of snapshot) records.set(id, e === null ? null : { place: e.place, code: this.trained ? this.index.code(id) : undefined, doc: e.doc });
     let allCodes: Map<string, { code: Uint8Array; scale: number }> | undefined;
     if (training) {
       allCodes = new Map();
@@ -798,8 +922,9 @@ export class MemStore {
     }
     try {
       await this.arena.sync();
+      await this.vectors.sync();
       await this.state.commitCheckpoint({
-        checkpoint: { lsn, arenaGeneration: this.arena.stats().generation },
+        checkpoint: { lsn, arenaGeneration: this.arena.stats().generation, vectorGeneration: this.vectors.stats().generation },
         records,
         ...(allCodes === undefined ? {} : { training: { pca: this.pca, codes: allCodes, dropFull: !this.config.keepFull } }),
       });
@@ -818,11 +943,10 @@ export class MemStore {
     } catch (e) {
       throw asMemstoreError(e, 'removing checkpointed log segments');
     }
-    const arena = this.arena.stats();
-    // Collecting would copy damaged texts, which it cannot: that waits for `memstore repair`.
-    if (collectGarbage && this.damaged.size === 0 && arena.garbageBytes > Math.max(arena.liveBytes, ARENA_GC_MIN_GARBAGE)) {
-      await this.exclusive(() => this.collectArena());
-    }
+    // Collecting would copy damaged records, which it cannot: that waits for `memstore repair`.
+    if (!collectGarbage || this.damaged.size > 0 || this.damagedKeys.length > 0) return;
+    if (worthCollecting(this.arena)) await this.exclusive(() => this.collectArena());
+    if (worthCollecting(this.vectors)) await this.exclusive(() => this.collectVectors());
   }
 
   /**
@@ -876,7 +1000,7 @@ export class MemStore {
     const moved = new Map<string, BlobRef>();
     for (const [id, ref] of refs) if (!this.dirty.has(id)) moved.set(id, ref);
     try {
-      await this.state.commitCheckpoint({ checkpoint: { lsn: this.state.readCheckpoint().lsn, arenaGeneration: generation }, records: new Map(), movedText: moved });
+      await this.state.commitCheckpoint({ checkpoint: { ...this.state.readCheckpoint(), arenaGeneration: generation }, records: new Map(), movedText: moved });
     } catch (e) {
       // The state still names the old generation: drop the copy, keep appending where we were.
       await this.arena.abortCollect().catch(() => undefined);
@@ -887,6 +1011,44 @@ export class MemStore {
       if (e !== undefined && e !== null) this.dirty.set(id, { ...e, doc: { ...e.doc, text: ref } });
     }
     await this.arena.finishCollect(generation);
+  }
+
+  /**
+   * Generational GC of the vector arena, as collectArena() for texts: the live vectors (every place
+   * the index holds) are copied into generation N+1, one checkpoint transaction records their new
+   * places and the generation, then generation N is deleted. Places of records changed since the
+   * last checkpoint move in memory only (the log replays them after a crash).
+   */
+  private async collectVectors(): Promise<void> {
+    this.refuseIfDamaged('collecting the vector arena');
+    const live: [string, BlobRef][] = [];
+    for (const id of this.index.allIds()) {
+      const place = this.index.placeOf(id);
+      if (place !== undefined) live.push([id, this.vectorRef(place)]);
+    }
+    const { generation, refs } = await this.vectors.collect(live).catch((e: unknown) => {
+      const hit = e instanceof MemstoreError && e.code === 'CORRUPTION' ? live.find(([, ref]) => arenaSegmentPath(this.dir, ref[0], ref[1], 'vectors') === e.file && ref[2] === e.offset) : undefined;
+      if (hit !== undefined) {
+        this.markDamaged(hit[0], e);
+        throw this.damaged.get(hit[0])!;
+      }
+      throw asMemstoreError(e, 'collecting the vector arena');
+    });
+    const moved = new Map<string, VectorPlace>();
+    for (const [id, ref] of refs) if (!this.dirty.has(id)) moved.set(id, [ref[0], ref[1], ref[2]]);
+    try {
+      await this.state.commitCheckpoint({ checkpoint: { ...this.state.readCheckpoint(), vectorGeneration: generation }, records: new Map(), movedVectors: moved });
+    } catch (e) {
+      await this.vectors.abortCollect().catch(() => undefined);
+      throw e;
+    }
+    for (const [id, ref] of refs) {
+      const place: VectorPlace = [ref[0], ref[1], ref[2]];
+      if (this.index.has(id)) this.index.setPlace(id, place);
+      const e = this.dirty.get(id);
+      if (e !== undefined && e !== null) this.dirty.set(id, { ...e, place });
+    }
+    await this.vectors.finishCollect(generation);
   }
 
   private refuseIfDamaged(what: string): void {
@@ -908,6 +1070,7 @@ export class MemStore {
     await this.exclusive(async () => {
       await this.checkpoint();
       await this.collectArena();
+      await this.collectVectors();
       await this.state.compactFile();
     }, true);
   }
@@ -930,7 +1093,7 @@ export class MemStore {
       if (served !== undefined) return served;
     }
     for (;;) {
-      const ranked = this.rankSkippingDamage(q, want, undefined);
+      const ranked = await this.rankSkippingDamage(q, want, undefined);
       const texts = await this.textsOf(ranked);
       if (texts !== undefined) return ranked.map((r, i) => hitOf(r, texts[i]));
     }
@@ -972,14 +1135,14 @@ export class MemStore {
     }
     if (look.kind === 'answer') return look.answer.map(copyHit);
     const version = cache.now;
-    let ranked: Ranked[];
+    let ranked: Ranked[] | undefined;
     let entry: CacheEntry<SearchHit[]> | undefined;
     try {
       if (look.kind === 'candidates') {
-        ranked = this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want);
+        ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, false);
         if (!look.near) entry = look.entry;
       } else {
-        ranked = this.rank(q, want, (scan, members, complete) => (entry = cache.remember(cq, scan, members, complete)), scanForm());
+        ranked = await this.rank(q, want, (scan, members, complete) => (entry = cache.remember(cq, scan, members, complete)), scanForm(), false);
       }
     } catch (e) {
       const id = damagedId(e);
@@ -987,6 +1150,8 @@ export class MemStore {
       this.markDamaged(id, e);
       return undefined;
     }
+    // Undefined: writes moved the store while vectors were read; the plain search starts over.
+    if (ranked === undefined) return undefined;
     const texts = await this.textsOf(ranked);
     cache.settle();
     if (texts === undefined) return undefined;
@@ -998,11 +1163,16 @@ export class MemStore {
     return hits;
   }
 
-  /** rank(), setting aside each damaged record it meets and ranking again without it. */
-  private rankSkippingDamage(q: Float32Array, want: Wanted, remember: Remember | undefined): Ranked[] {
-    for (;;) {
+  /**
+   * rank(), setting aside each damaged record it meets and ranking again without it, and ranking
+   * again when writes moved the store while it read vectors (after a few tries it accepts the
+   * documents of the moment: a search racing a stream of writes still ends).
+   */
+  private async rankSkippingDamage(q: Float32Array, want: Wanted, remember: Remember | undefined): Promise<Ranked[]> {
+    for (let attempt = 0; ; attempt++) {
       try {
-        return this.rank(q, want, remember);
+        const ranked = await this.rank(q, want, remember, this.scanQueryOf(q), attempt >= MOVED_RETRIES);
+        if (ranked !== undefined) return ranked;
       } catch (e) {
         const id = damagedId(e);
         if (id === undefined) throw e;
@@ -1018,11 +1188,11 @@ export class MemStore {
   }
 
   /**
-   * Ranks synchronously, so that no write interleaves with the scan and the rescoring: the scan
-   * picks the candidates, finish() turns them into the answer. With `remember`, the scan keeps the
+   * The scan picks the candidates (synchronously, so no write interleaves with it), finish() turns
+   * them into the answer. With `remember`, the scan keeps the
    * cache's larger pool and hands it over (best first, and whether it holds every matching vector).
    */
-  private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, form = this.scanQueryOf(q)): Ranked[] {
+  private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, form: { scan: ScanQuery; offset: number }, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
     const size = this.index.size;
     const { scan, offset } = form;
     const candidates = this.candidateCount(want);
@@ -1034,18 +1204,46 @@ export class MemStore {
     const members = capacity > 0 ? top.sorted().map(({ score, slot }) => ({ id: this.index.idAt(slot), score })) : [];
     // Ties in the heap keep the lower slot, as sorted() orders them: the first `candidates` are the scan a smaller heap makes.
     remember?.(scan, members, capacity >= size || members.length < capacity);
-    return this.finish(q, offset, members.slice(0, candidates), want);
+    return this.finish(q, offset, members.slice(0, candidates), want, tolerateMoves);
   }
 
-  /** The answer from the scan's candidates (best kernel score first): rescored, or their scores converted. */
-  private finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted): Ranked[] {
+  /**
+   * The answer from the scan's candidates (best kernel score first): rescored, or their scores
+   * converted. Where each candidate's full vector is (hot in the cache, or a place in the vector
+   * arena) is taken before the first read, so the scores are those of the store the scan saw.
+   * Undefined when writes came in while vectors were read (the documents read after them could be
+   * newer than the scores), unless `tolerateMoves`; damage found in a vector still in place is thrown.
+   */
+  private async finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
     let ranked: { id: string; score: number }[];
     if (want.rescore) {
-      const qNorm = norm(q);
-      ranked = candidates.map(({ id }) => {
-        const { full, norm: xNorm } = this.fullForRescoring(id);
-        return { id, score: this.exactScore(q, qNorm, full, xNorm) };
+      const writes = this.writes;
+      type Source = { readonly id: string; readonly hot: { readonly full: Float32Array; readonly norm: number | undefined } } | { readonly id: string; readonly place: VectorPlace };
+      const sources = candidates.map(({ id }): Source => {
+        const hot = this.cache?.hotFull(id);
+        return hot?.full !== undefined ? { id, hot: { full: hot.full, norm: hot.norm } } : { id, place: this.placeOf(id) };
       });
+      const reads = await this.readAll(sources.map((s) => ('hot' in s ? s.hot.full : { id: s.id, place: s.place })));
+      const moved = this.writes !== writes;
+      const qNorm = norm(q);
+      ranked = [];
+      for (const [i, r] of reads.entries()) {
+        const source = sources[i]!;
+        if (r.status === 'rejected') {
+          if (damagedId(r.reason) !== source.id || 'hot' in source) throw r.reason;
+          // A vector that moved since (a write, or the arena's collection) is not damage: search again.
+          if (!samePlace(this.index.placeOf(source.id), source.place)) return undefined;
+          throw r.reason;
+        }
+        let xNorm = 'hot' in source ? source.hot.norm : undefined;
+        if ('place' in source && this.cache !== undefined && !moved) {
+          // Kept hot only when no write came in: a write to this id would have dropped it.
+          if (this.config.metric === 'cosine') xNorm = norm(r.value);
+          this.cache.keep(source.id, { full: r.value, ...(xNorm === undefined ? {} : { norm: xNorm }) });
+        }
+        ranked.push({ id: source.id, score: this.exactScore(q, qNorm, r.value, xNorm) });
+      }
+      if (moved && !tolerateMoves) return undefined;
       ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       ranked.length = Math.min(ranked.length, want.k);
     } else {
@@ -1055,15 +1253,26 @@ export class MemStore {
     return ranked.map(({ id, score }) => ({ id, score, doc: this.docForResult(id) }));
   }
 
-  /** A full vector for rescoring, with its norm when known: hot in the cache, or read (and then kept hot). */
-  private fullForRescoring(id: string): { full: Float32Array; norm: number | undefined } {
-    const hot = this.cache?.hotFull(id);
-    if (hot !== undefined) return { full: hot.full!, norm: hot.norm };
-    const full = this.fullOf(id);
-    if (this.cache === undefined) return { full, norm: undefined };
-    const fullNorm = this.config.metric === 'cosine' ? norm(full) : undefined;
-    this.cache.keep(id, { full, ...(fullNorm === undefined ? {} : { norm: fullNorm }) });
-    return { full, norm: fullNorm };
+  /**
+   * The vectors of a query's candidates: synchronously while the arena can (no promise per vector
+   * on the node file layer), else all of them at once. Settled like Promise.allSettled.
+   */
+  private async readAll(wanted: readonly (Float32Array | { id: string; place: VectorPlace })[]): Promise<PromiseSettledResult<Float32Array>[]> {
+    const out: PromiseSettledResult<Float32Array>[] = [];
+    for (const w of wanted) {
+      if (w instanceof Float32Array) {
+        out.push({ status: 'fulfilled', value: w });
+        continue;
+      }
+      try {
+        const v = this.readVectorNow(w.id, w.place);
+        if (v === undefined) return Promise.allSettled(wanted.map((x) => (x instanceof Float32Array ? x : this.readVector(x.id, x.place))));
+        out.push({ status: 'fulfilled', value: v });
+      } catch (e) {
+        out.push({ status: 'rejected', reason: e });
+      }
+    }
+    return out;
   }
 
   private docForResult(id: string): DocRecord {
@@ -1135,36 +1344,52 @@ export class MemStore {
   async get(id: string): Promise<StoredRecord | undefined> {
     this.checkOpen();
     checkId(id, 'id');
-    const damage = this.damaged.get(id);
-    if (damage !== undefined) throw damage;
-    if (!this.index.has(id)) return undefined;
-    let vector: Float32Array;
-    let doc: DocRecord;
-    try {
-      vector = this.vectorOf(id);
-      doc = this.docOf(id);
-    } catch (e) {
-      if (damagedId(e) !== id) throw e;
-      this.markDamaged(id, e);
-      throw this.damaged.get(id)!;
-    }
-    const record: StoredRecord = { id, vector };
-    if (doc.text !== undefined) {
+    for (;;) {
+      const damage = this.damaged.get(id);
+      if (damage !== undefined) throw damage;
+      if (!this.index.has(id)) return undefined;
+      // Where the vector is and the document, taken together before the first read: one record's state.
+      let doc: DocRecord;
+      let vector: Float32Array | undefined;
+      let place: VectorPlace | undefined;
       try {
-        record.text = await this.readText(id, doc.text);
+        doc = this.docOf(id);
+        if (this.config.keepFull || !this.trained) place = this.placeOf(id);
+        else vector = this.reconstruct(id);
       } catch (e) {
         if (damagedId(e) !== id) throw e;
-        this.setAsideIfUnchanged(id, doc.text, e);
-        throw e;
+        this.markDamaged(id, e);
+        throw this.damaged.get(id)!;
       }
+      if (place !== undefined) {
+        try {
+          // A compact copy: the read is a view into a buffer that also holds the frame's header.
+          vector = (await this.readVector(id, place)).slice();
+        } catch (e) {
+          if (damagedId(e) !== id) throw e;
+          // Moved since (a write, or the vector arena's collection): not damage, read again.
+          if (!samePlace(this.index.placeOf(id), place)) continue;
+          this.markDamaged(id, e);
+          throw this.damaged.get(id)!;
+        }
+      }
+      const record: StoredRecord = { id, vector: vector! };
+      if (doc.text !== undefined) {
+        try {
+          record.text = await this.readText(id, doc.text);
+        } catch (e) {
+          if (damagedId(e) !== id) throw e;
+          this.setAsideIfUnchanged(id, doc.text, e);
+          throw e;
+        }
+      }
+      if (doc.meta !== undefined) record.meta = cloneMeta(doc.meta);
+      return record;
     }
-    if (doc.meta !== undefined) record.meta = cloneMeta(doc.meta);
-    return record;
   }
 
-  /** The vector `get` returns (the caller's own copy): as added when full vectors are kept, else reconstructed from the code. */
-  private vectorOf(id: string): Float32Array {
-    if (this.config.keepFull || !this.trained) return Float32Array.from(this.fullOf(id));
+  /** The vector `get` returns when full vectors are not kept: reconstructed from the code (and PCA). */
+  private reconstruct(id: string): Float32Array {
     const stored = new Float32Array(this.index.dim);
     this.index.decode(id, stored);
     if (this.pca === undefined) return stored;
@@ -1181,7 +1406,8 @@ export class MemStore {
     const idBytes = count === 0 ? 0 : ID_OVERHEAD_BYTES + this.index.idCharacters / count;
     const walBytes = this.wal.bytes;
     const arenaBytes = this.arena.stats().totalBytes;
-    const diskBytes = sizeOf(statePath(this.dir)) + walBytes + arenaBytes;
+    const vectorBytes = this.vectors.stats().totalBytes;
+    const diskBytes = sizeOf(statePath(this.dir)) + walBytes + arenaBytes + vectorBytes;
     return {
       count,
       dim: this.config.dim,
@@ -1196,6 +1422,7 @@ export class MemStore {
       pages: this.index.blockCount,
       walBytes,
       arenaBytes,
+      vectorBytes,
       damaged: this.damaged.size + this.damagedKeys.length,
       cache: this.cache?.stats() ?? { hits: 0, exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, evictions: 0, bytes: 0, entries: 0, fullReadsSaved: 0 },
     };
@@ -1216,6 +1443,7 @@ export class MemStore {
     // not have left behind too; it only returns their descriptors (a dead fault layer just refuses).
     await this.wal.close().catch(() => undefined);
     await this.arena.close().catch(() => undefined);
+    await this.vectors.close().catch(() => undefined);
     await this.state.close().catch(() => undefined);
     this.index.free();
     this.projector?.free();
@@ -1238,7 +1466,7 @@ export class MemStore {
         failure = e;
       }
     }
-    for (const step of [() => this.wal.close(), () => this.arena.close(), () => this.state.close()]) {
+    for (const step of [() => this.wal.close(), () => this.arena.close(), () => this.vectors.close(), () => this.state.close()]) {
       try {
         await step();
       } catch (e) {
@@ -1283,8 +1511,9 @@ export class MemStore {
   async salvage(id: string): Promise<{ vector?: number[]; text?: string; meta?: Meta }> {
     const out: { vector?: number[]; text?: string; meta?: Meta } = {};
     try {
-      if (this.config.keepFull || !this.trained) out.vector = Array.from(this.fullOf(id));
-      else if (this.index.has(id)) out.vector = Array.from(this.vectorOf(id));
+      const place = this.index.placeOf(id) ?? this.state.getPlace(id);
+      if (place !== undefined) out.vector = Array.from(await this.readVector(id, place));
+      else if (this.index.has(id)) out.vector = Array.from(this.reconstruct(id));
     } catch {
       // Damaged or missing: the raw bytes are in the report.
     }

@@ -8,7 +8,7 @@ import { MemStore, isMemstoreError } from '../src/index.js';
 import { clustered, rng, tempDir } from './helpers.js';
 
 /**
- * Bit flips in every file kind (write-ahead log segment, arena segment, LMDB state): the store
+ * Bit flips in every file kind (write-ahead log segment, text and vector arena segments, LMDB state): the store
  * either reports CORRUPTION (at open or when the damaged record is read) or, for damage in the
  * log's last record, cuts it off cleanly; it never returns a record different from what was written.
  */
@@ -30,11 +30,11 @@ async function pristine(): Promise<string> {
   return dir;
 }
 
-/** Where the float32 bytes of a checkpointed record's vector sit in the state file. */
-function vectorOffset(file: string, id: string): number {
-  const needle = Buffer.from(Float32Array.from(written.get(id)!.vector).buffer);
+/** Where the metadata (JSON text) of a checkpointed record sits in the state file. */
+function metaOffset(file: string, id: string): number {
+  const needle = Buffer.from(JSON.stringify(written.get(id)!.meta));
   const at = readFileSync(file).indexOf(needle);
-  assert.ok(at >= 0, `vector of ${id} not found in ${file}`);
+  assert.ok(at >= 0, `metadata of ${id} not found in ${file}`);
   return at;
 }
 
@@ -79,6 +79,7 @@ function filesOf(dir: string): { kind: string; path: string }[] {
   const out = [{ kind: 'state', path: join(dir, 'state.mdb') }];
   for (const name of readdirSync(join(dir, 'wal'))) out.push({ kind: 'wal', path: join(dir, 'wal', name) });
   for (const name of readdirSync(join(dir, 'arena'))) out.push({ kind: 'arena', path: join(dir, 'arena', name) });
+  for (const name of readdirSync(join(dir, 'vectors'))) out.push({ kind: 'vectors', path: join(dir, 'vectors', name) });
   return out;
 }
 
@@ -92,8 +93,8 @@ test('a flipped bit anywhere in the log, the arena or the state is reported or c
       const copy = tempDir('memstore-flipped-');
       cpSync(source, copy, { recursive: true });
       const target = join(copy, path.slice(source.length));
-      // The state file is mostly free pages: aim half its flips into stored vectors, the rest anywhere.
-      const offset = kind === 'state' && n % 2 === 0 ? vectorOffset(target, ids[n % 30]!) + Math.floor(next() * DIM * 4) : Math.floor(next() * size);
+      // The state file is mostly free pages: aim half its flips into stored metadata, the rest anywhere.
+      const offset = kind === 'state' && n % 2 === 0 ? metaOffset(target, ids[n % 30]!) + Math.floor(next() * 6) : Math.floor(next() * size);
       flip(target, offset, Math.floor(next() * 8));
       let outcome: Outcome;
       if (kind === 'state') {

@@ -28,14 +28,14 @@ async function checkpointedStore(): Promise<string> {
   return dir;
 }
 
-type Tables = Record<'config' | 'full' | 'codes' | 'docs', ReturnType<ReturnType<typeof openLmdb>['openDB']>>;
+type Tables = Record<'config' | 'vectors' | 'codes' | 'docs', ReturnType<ReturnType<typeof openLmdb>['openDB']>>;
 
 /** Runs `fn` on the store's LMDB state with raw (binary) keys and values; the store must be closed. */
 async function withState<T>(dir: string, fn: (t: Tables) => Promise<T> | T): Promise<T> {
   const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
   try {
     const t = Object.fromEntries(
-      (['config', 'full', 'codes', 'docs'] as const).map((name) => [name, env.openDB({ name, encoding: 'binary', ...(name === 'config' ? {} : { keyEncoding: 'binary' }) })]),
+      (['config', 'vectors', 'codes', 'docs'] as const).map((name) => [name, env.openDB({ name, encoding: 'binary', ...(name === 'config' ? {} : { keyEncoding: 'binary' }) })]),
     ) as Tables;
     return await fn(t);
   } finally {
@@ -54,7 +54,7 @@ function dump(dir: string): Promise<string[]> {
   });
 }
 
-async function flipValueByte(dir: string, table: 'full' | 'codes' | 'docs', id: string, at: number): Promise<void> {
+async function flipValueByte(dir: string, table: 'vectors' | 'codes' | 'docs', id: string, at: number): Promise<void> {
   await withState(dir, async (t) => {
     const raw = Buffer.from(t[table].getBinary(Buffer.from(id)) as Uint8Array);
     raw[at]! ^= 0x20;
@@ -169,7 +169,13 @@ test('a damaged text costs its record: get throws, search skips it, compaction r
 
 test('a damaged full-precision vector: rescoring skips the record, get names it', async () => {
   const dir = await checkpointedStore();
-  await flipValueByte(dir, 'full', 'r3', 9);
+  const [segment] = readdirSync(join(dir, 'vectors'));
+  const path = join(dir, 'vectors', segment!);
+  const bytes = readFileSync(path);
+  const at = bytes.indexOf(Buffer.from(vecs[3]!.buffer, vecs[3]!.byteOffset, vecs[3]!.byteLength));
+  assert.ok(at > 0);
+  bytes[at + 9]! ^= 0x20;
+  writeFileSync(path, bytes);
   const store = await MemStore.open(dir);
   assert.equal(store.stats().damaged, 0, 'full vectors are only read when needed');
   const hits = await store.search(vecs[3]!, { k: 5 });
@@ -207,7 +213,7 @@ test('a damaged key: the value under the wrong key and the record that lost it a
   await expectIntactExcept(dir, new Set(['r4']));
 });
 
-/** Flips one bit of the `nth` occurrence (0: full, 1: codes, 2: docs) of `id`'s key bytes in state.mdb. */
+/** Flips one bit of the `nth` of the three occurrences (one per record table) of `id`'s key bytes in state.mdb. */
 function flipKeyByte(dir: string, id: string, nth: number, at: number, mask: number): void {
   const bytes = readFileSync(statePath(dir));
   const hits: number[] = [];

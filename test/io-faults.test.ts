@@ -15,9 +15,11 @@ for (const [what, inject] of [
   test(`${what}: the add rejects with IO and its cause, the store stays usable, nothing half-applied`, async () => {
     const dir = tempDir();
     const disk = new FaultFileLayer({ seed: 3 });
-    const store = await MemStore.open(dir, { dim: DIM, files: disk, cache: false });
-    // No text: nothing is left for the arena to write in the background, so the next write is the log's.
-    await store.add([{ id: 'r0', vector: v[0]! }]);
+    const first = await MemStore.open(dir, { dim: DIM, files: disk, cache: false });
+    await first.add([{ id: 'r0', vector: v[0]! }]);
+    // Closed and reopened: nothing is left for the arenas to write in the background, so the next write is the log's.
+    await first.close();
+    const store = await MemStore.open(dir, { files: disk, cache: false });
     inject(disk);
     let caught: unknown;
     await store.add([rec(1), rec(2)]).catch((e: unknown) => (caught = e));

@@ -1,6 +1,6 @@
 import { ensureDurableDir, nodeFileLayer, type FileHandle, type FileLayer } from '../../wal/file-layer.js';
 import { MemstoreError } from '../errors.js';
-import { arenaDir, arenaSegmentPath, parseArenaSegmentName } from '../store/files.js';
+import { arenaDir, arenaSegmentPath, parseArenaSegmentName, type ArenaSpace } from '../store/files.js';
 import {
   HEADER_SIZE,
   MAX_NUMBER,
@@ -24,8 +24,10 @@ import {
 export type BlobRef = readonly [generation: number, segment: number, offset: number, length: number];
 
 export interface BlobArenaOptions {
-  /** The store directory; the arena keeps its files in `arenaDir(dir)`. */
+  /** The store directory; the arena keeps its files in `arenaDir(dir, space)`. */
   dir: string;
+  /** Which of the store's arenas: its texts or its full-precision vectors. @default 'texts' */
+  space?: ArenaSpace;
   /** Every durable-file call goes through it (tests inject faults here). @default nodeFileLayer */
   files?: FileLayer;
   /** The current generation, as the caller's durable state records it; segment files of any other generation are orphans. */
@@ -44,6 +46,7 @@ export interface BlobArenaOptions {
 
 interface ResolvedOptions {
   readonly dir: string;
+  readonly space: ArenaSpace;
   readonly files: FileLayer;
   readonly generation: number;
   readonly segmentBytes: number;
@@ -211,19 +214,19 @@ export class BlobArena {
     readonly recovered: ArenaOpenReport,
   ) {
     this.current = generation;
-    this.path = arenaDir(options.dir);
+    this.path = arenaDir(options.dir, options.space);
     this.startNewSegment = recovered.cut !== undefined && !options.readOnly;
   }
 
   static async open(options: BlobArenaOptions): Promise<BlobArena> {
     const o = resolveOptions(options);
-    const dir = arenaDir(o.dir);
+    const dir = arenaDir(o.dir, o.space);
     const generation = new Generation(o.generation);
     const orphans: string[] = [];
     let cut: ArenaOpenReport['cut'];
     const damage: ArenaProblem[] = [];
     try {
-      const found = await listSegments(o.files, o.dir, !o.readOnly);
+      const found = await listSegments(o.files, o.dir, o.space, !o.readOnly);
       for (const f of found) {
         if (f.generation !== o.generation) orphans.push(f.path);
       }
@@ -275,7 +278,7 @@ export class BlobArena {
     let segment = generation.last;
     if (segment === undefined || this.startNewSegment || (segment.end > 0 && segment.end + size > this.options.segmentBytes)) {
       const number = (segment?.number ?? 0) + 1;
-      segment = new Segment(number, arenaSegmentPath(this.options.dir, generation.number, number));
+      segment = new Segment(number, arenaSegmentPath(this.options.dir, generation.number, number, this.options.space));
       generation.add(segment);
       this.startNewSegment = false;
     }
@@ -304,7 +307,7 @@ export class BlobArena {
     const [g, s, offset, length] = ref;
     const generation = g === this.current.number ? this.current : g === this.collected?.number ? this.collected : undefined;
     if (generation === undefined) {
-      throw corruption(arenaSegmentPath(this.options.dir, g, s), offset, `generation ${g} is not in the arena (it holds ${this.current.number})`);
+      throw corruption(arenaSegmentPath(this.options.dir, g, s, this.options.space), offset, `generation ${g} is not in the arena (it holds ${this.current.number})`);
     }
     // Counted before the first await, so finishCollect() cannot delete the file under this read.
     this.enter(g);
@@ -313,6 +316,52 @@ export class BlobArena {
     } finally {
       this.leave(g);
     }
+  }
+
+  /**
+   * read(), synchronously, when it can be: the frame is still in memory, or the file layer reads
+   * synchronously (the node layer does). Undefined when it cannot (then read()). The same checks
+   * and errors as read(). The payload is a view at offset 8 of a fresh buffer (4-byte aligned).
+   */
+  readNow(ref: BlobRef): Uint8Array | undefined {
+    if (this.closed) throw closedError();
+    checkRef(ref);
+    const [g, s, offset, length] = ref;
+    const generation = g === this.current.number ? this.current : g === this.collected?.number ? this.collected : undefined;
+    if (generation === undefined) {
+      throw corruption(arenaSegmentPath(this.options.dir, g, s, this.options.space), offset, `generation ${g} is not in the arena (it holds ${this.current.number})`);
+    }
+    const segment = generation.byNumber.get(s);
+    const memory = segment === undefined ? undefined : this.fromMemory(segment, offset, length, generation.number);
+    if (memory !== undefined) return memory;
+    if (segment?.handle !== undefined && segment.handle.readSync === undefined) return undefined;
+    const path = segment?.path ?? arenaSegmentPath(this.options.dir, g, s, this.options.space);
+    if (segment === undefined) throw corruption(path, offset, 'no such segment');
+    if (offset + frameSize(length) > segment.end) throw corruption(path, offset, `reference runs past the end of the segment (${segment.end} bytes)`);
+    if (segment.handle === undefined) throw corruption(path, offset, 'no frame starts here');
+    const bytes = new Uint8Array(frameSize(length));
+    let got: number;
+    try {
+      got = segment.handle.readSync!(bytes, offset);
+    } catch (e) {
+      throw ioError('read', e, path);
+    }
+    return payloadOf(bytes.subarray(0, got), { generation: generation.number, segment: s, offset }, length, path);
+  }
+
+  /** A frame not yet fsynced, served from its chunk (a copy), or undefined when it is on disk. */
+  private fromMemory(segment: Segment, offset: number, length: number, generation: number): Uint8Array | undefined {
+    for (let i = segment.chunks.length - 1; i >= 0; i--) {
+      const chunk = segment.chunks[i]!;
+      if (offset < chunk.start) continue;
+      if (offset >= chunk.start + chunk.used) break;
+      // Durable frames are read from the file like any other, so damage there is seen at once.
+      if (offset < chunk.start + chunk.synced) break;
+      const at = offset - chunk.start;
+      const copy = chunk.buf.slice(at, Math.min(chunk.used, at + frameSize(length)));
+      return payloadOf(copy, { generation, segment: segment.number, offset }, length, segment.path);
+    }
+    return undefined;
   }
 
   /** Resolves when every blob appended before the call is durable (file data and new directory entries). */
@@ -412,7 +461,7 @@ export class BlobArena {
       let expected = 1;
       for (const segment of generation.segments) {
         for (; expected < segment.number; expected++) {
-          report.errors.push({ file: arenaSegmentPath(this.options.dir, generation.number, expected), offset: 0, what: 'missing segment' });
+          report.errors.push({ file: arenaSegmentPath(this.options.dir, generation.number, expected, this.options.space), offset: 0, what: 'missing segment' });
         }
         expected = segment.number + 1;
         // Frames appended after the sync above may be half written right now: look only at what it covered.
@@ -439,7 +488,7 @@ export class BlobArena {
       }
       let found: FoundSegment[];
       try {
-        found = await listSegments(this.options.files, this.options.dir, false);
+        found = await listSegments(this.options.files, this.options.dir, this.options.space, false);
       } catch (e) {
         throw ioError('list', e, this.path);
       }
@@ -480,20 +529,13 @@ export class BlobArena {
 
   private async readFrom(generation: Generation, number: number, offset: number, length: number): Promise<Uint8Array> {
     const segment = generation.byNumber.get(number);
-    const path = segment?.path ?? arenaSegmentPath(this.options.dir, generation.number, number);
+    const path = segment?.path ?? arenaSegmentPath(this.options.dir, generation.number, number, this.options.space);
     if (segment === undefined) throw corruption(path, offset, 'no such segment');
     if (offset + frameSize(length) > segment.end) throw corruption(path, offset, `reference runs past the end of the segment (${segment.end} bytes)`);
     const address = { generation: generation.number, segment: number, offset };
-    for (let i = segment.chunks.length - 1; i >= 0; i--) {
-      const chunk = segment.chunks[i]!;
-      if (offset < chunk.start) continue;
-      if (offset >= chunk.start + chunk.used) break;
-      // Durable frames are read from the file like any other, so damage there is seen at once.
-      if (offset < chunk.start + chunk.synced) break;
-      const at = offset - chunk.start;
-      // A copy: the chunk is still to be written, and the caller may change what it gets.
-      return payloadOf(chunk.buf.subarray(at, Math.min(chunk.used, at + frameSize(length))), address, length, path).slice();
-    }
+    // A copy from memory: the chunk is still to be written, and the caller may change what it gets.
+    const memory = this.fromMemory(segment, offset, length, generation.number);
+    if (memory !== undefined) return memory;
     if (segment.handle === undefined) throw corruption(path, offset, 'no frame starts here');
     const bytes = new Uint8Array(frameSize(length));
     let got: number;
@@ -636,7 +678,7 @@ export class BlobArena {
     const to = new Generation(from.number + 1);
     try {
       await this.requestSync();
-      await removeGeneration(this.options.files, this.options.dir, to.number);
+      await removeGeneration(this.options.files, this.options.dir, this.options.space, to.number);
       // In file order: the old segments are read front to back through one window each, and a
       // blob under several keys comes up once in a row.
       const order = entries.map((_, i) => i).sort((a, b) => compareRefs(entries[a]![1], entries[b]![1]));
@@ -653,7 +695,7 @@ export class BlobArena {
         const [g, s, offset, length] = ref;
         const size = frameSize(length);
         const segment = g === from.number ? from.byNumber.get(s) : undefined;
-        const path = segment?.path ?? arenaSegmentPath(this.options.dir, g, s);
+        const path = segment?.path ?? arenaSegmentPath(this.options.dir, g, s, this.options.space);
         if (segment?.handle === undefined) throw corruption(path, offset, g === from.number ? 'no such segment' : `generation ${g} is not the current generation ${from.number}`);
         if (offset + size > segment.end) throw corruption(path, offset, `reference runs past the end of the segment (${segment.end} bytes)`);
         if (window?.segment !== segment) window = { segment, window: new SegmentWindow(segment.handle, segment.end) };
@@ -676,7 +718,7 @@ export class BlobArena {
     } catch (e) {
       await closeHandles(to).catch(() => undefined);
       // Best effort: whatever stays behind is an orphan that the next open() deletes.
-      await removeGeneration(this.options.files, this.options.dir, to.number).catch(() => undefined);
+      await removeGeneration(this.options.files, this.options.dir, this.options.space, to.number).catch(() => undefined);
       throw ioError('collect', e, this.path);
     }
   }
@@ -686,7 +728,7 @@ export class BlobArena {
     await this.drain(generation.number);
     try {
       await closeHandles(generation);
-      await removeGeneration(this.options.files, this.options.dir, generation.number);
+      await removeGeneration(this.options.files, this.options.dir, this.options.space, generation.number);
     } catch (e) {
       throw ioError('delete generation', e, this.path);
     }
@@ -772,16 +814,16 @@ class GenerationWriter {
   async finish(): Promise<void> {
     if (this.segment !== undefined) await this.seal(this.segment);
     try {
-      await this.options.files.syncDir(arenaDir(this.options.dir));
+      await this.options.files.syncDir(arenaDir(this.options.dir, this.options.space));
     } catch (e) {
-      throw ioError('directory fsync', e, arenaDir(this.options.dir));
+      throw ioError('directory fsync', e, arenaDir(this.options.dir, this.options.space));
     }
   }
 
   private async rotate(): Promise<Segment> {
     if (this.segment !== undefined) await this.seal(this.segment);
     const number = (this.segment?.number ?? 0) + 1;
-    const segment = new Segment(number, arenaSegmentPath(this.options.dir, this.generation.number, number));
+    const segment = new Segment(number, arenaSegmentPath(this.options.dir, this.generation.number, number, this.options.space));
     this.generation.add(segment);
     try {
       segment.handle = await this.options.files.open(segment.path, 'create');
@@ -830,7 +872,9 @@ function resolveOptions(options: BlobArenaOptions): ResolvedOptions {
   if (!Number.isSafeInteger(maxUnsyncedBytes) || maxUnsyncedBytes < 0) {
     throw new MemstoreError('INVALID_OPTION', 'arena: maxUnsyncedBytes must be a non-negative integer');
   }
-  return { dir, files: options.files ?? nodeFileLayer, generation, segmentBytes, readOnly: options.readOnly ?? DEFAULTS.readOnly, maxUnsyncedBytes };
+  const space = options.space ?? 'texts';
+  if (space !== 'texts' && space !== 'vectors') throw new MemstoreError('INVALID_OPTION', "arena: space must be 'texts' or 'vectors'");
+  return { dir, space, files: options.files ?? nodeFileLayer, generation, segmentBytes, readOnly: options.readOnly ?? DEFAULTS.readOnly, maxUnsyncedBytes };
 }
 
 interface FoundSegment {
@@ -840,26 +884,26 @@ interface FoundSegment {
 }
 
 /** The arena's segment files (other names are ignored); creates the directory durably when `create`. */
-async function listSegments(files: FileLayer, storeDir: string, create: boolean): Promise<FoundSegment[]> {
-  const dir = arenaDir(storeDir);
+async function listSegments(files: FileLayer, storeDir: string, space: ArenaSpace, create: boolean): Promise<FoundSegment[]> {
+  const dir = arenaDir(storeDir, space);
   if (!(await files.exists(dir))) {
     if (!create) return [];
     await ensureDurableDir(files, dir);
   }
   const found: FoundSegment[] = [];
   for (const name of await files.list(dir)) {
-    const parsed = parseArenaSegmentName(name);
-    if (parsed !== undefined) found.push({ ...parsed, path: arenaSegmentPath(storeDir, parsed.generation, parsed.segment) });
+    const parsed = parseArenaSegmentName(name, space);
+    if (parsed !== undefined) found.push({ ...parsed, path: arenaSegmentPath(storeDir, parsed.generation, parsed.segment, space) });
   }
   return found;
 }
 
 /** Removes every file of `generation` and makes the removal durable. */
-async function removeGeneration(files: FileLayer, storeDir: string, generation: number): Promise<void> {
-  const doomed = (await listSegments(files, storeDir, false)).filter((f) => f.generation === generation);
+async function removeGeneration(files: FileLayer, storeDir: string, space: ArenaSpace, generation: number): Promise<void> {
+  const doomed = (await listSegments(files, storeDir, space, false)).filter((f) => f.generation === generation);
   if (doomed.length === 0) return;
   for (const f of doomed) await files.remove(f.path);
-  await files.syncDir(arenaDir(storeDir));
+  await files.syncDir(arenaDir(storeDir, space));
 }
 
 async function closeHandles(generation: Generation): Promise<void> {

@@ -23,12 +23,9 @@ function positiveInt(value: string): number {
 /** Read-only: what is in the directory, without replaying or changing anything. */
 async function inspect(dir: string): Promise<void> {
   const report = await checkStore(dir);
-  const { problems, arena, ...rest } = report;
-  const out = {
-    ...rest,
-    arena: arena === undefined ? undefined : { generation: arena.generation, segments: arena.segments, blobs: arena.blobs, bytes: arena.bytes, orphans: arena.orphans, tornTail: arena.tornTail },
-    problems,
-  };
+  const { problems, arena, vectors, ...rest } = report;
+  const summary = (a: typeof arena) => (a === undefined ? undefined : { generation: a.generation, segments: a.segments, blobs: a.blobs, bytes: a.bytes, orphans: a.orphans, tornTail: a.tornTail });
+  const out = { ...rest, arena: summary(arena), vectors: summary(vectors), problems };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }
 
@@ -40,7 +37,8 @@ async function verify(dir: string): Promise<void> {
     `state: ${report.state.records} records checked (${report.state.file})\n` +
       `wal: ${w.segments} segments, ${w.bytes} bytes, ${w.recordsAfterCheckpoint} records after checkpoint LSN ${report.checkpoint.lsn}` +
       `${w.tornTail === undefined ? '' : `, torn tail at ${w.tornTail.file}:${w.tornTail.offset} (cut at next open: ${w.tornTail.what})`}\n` +
-      `arena: ${report.arena === undefined ? 'unreadable' : `generation ${report.arena.generation}, ${report.arena.segments} segments, ${report.arena.blobs} blobs, ${report.arena.bytes} bytes`}\n`,
+      `texts: ${report.arena === undefined ? 'unreadable' : `generation ${report.arena.generation}, ${report.arena.segments} segments, ${report.arena.blobs} blobs, ${report.arena.bytes} bytes`}\n` +
+      `vectors: ${report.vectors === undefined ? 'unreadable' : `generation ${report.vectors.generation}, ${report.vectors.segments} segments, ${report.vectors.blobs} vectors, ${report.vectors.bytes} bytes`}\n`,
   );
   for (const p of report.problems) {
     process.stdout.write(`CORRUPTION ${p.file}${p.offset === undefined ? '' : ` at ${p.offset}`}${p.id === undefined ? '' : ` (record ${JSON.stringify(p.id)})`}: ${p.what}\n`);

@@ -14,7 +14,12 @@ export function paddedDim(dim: number): number {
 interface Block {
   readonly codes: number;
   readonly scales: number;
+  /** Per slot, where its full-precision vector lives (generation, segment, offset; segment 0: nowhere), when kept. */
+  readonly refs: Uint32Array | undefined;
 }
+
+/** A full-precision vector's place in the vector arena: generation, segment, frame offset (its length is the store's). */
+export type VectorPlace = readonly [generation: number, segment: number, offset: number];
 
 export interface ScanQuery {
   /** The query, already projected into the stored space (length = stored dim). */
@@ -48,11 +53,15 @@ export class CodeBlocks {
   private largestNorm: number | undefined;
   private decodeScratch: Float32Array | undefined;
 
-  /** `blockVectors`: vectors per block (a store's index uses INDEX_BLOCK_VECTORS; a cache pool a few dozen). */
+  /**
+   * `blockVectors`: vectors per block (a store's index uses INDEX_BLOCK_VECTORS; a cache pool a few
+   * dozen). `places`: keep, per vector, where its full-precision copy lives (12 bytes each).
+   */
   constructor(
     readonly codec: Codec,
     readonly dim: number,
     readonly blockVectors = INDEX_BLOCK_VECTORS,
+    readonly places = false,
   ) {
     this.paddedDim = paddedDim(dim);
     this.stride = this.paddedDim * codec.bytesPerDim;
@@ -62,7 +71,7 @@ export class CodeBlocks {
 
   /** Bytes of linear memory this holds: blocks of codes and scales, and the scratch space. */
   get bytes(): number {
-    return this.blocks.length * this.blockVectors * (this.stride + 4) + this.paddedDim * 4 + this.blockVectors * 4;
+    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 12 : 0)) + this.paddedDim * 4 + this.blockVectors * 4;
   }
 
   get size(): number {
@@ -80,6 +89,35 @@ export class CodeBlocks {
 
   has(id: string): boolean {
     return this.slotById.has(id);
+  }
+
+  /** Where the full-precision vector of `id` lives, or undefined (none kept, or no such id). */
+  placeOf(id: string): VectorPlace | undefined {
+    const slot = this.slotById.get(id);
+    return slot === undefined ? undefined : this.placeAt(slot);
+  }
+
+  /** Records where the full-precision vector of `id` (already put) lives; undefined: nowhere. */
+  setPlace(id: string, place: VectorPlace | undefined): void {
+    const slot = this.slotById.get(id);
+    if (slot === undefined) throw new RangeError(`no vector ${id}`);
+    this.setPlaceAt(slot, place);
+  }
+
+  private placeAt(slot: number): VectorPlace | undefined {
+    const refs = this.blocks[Math.floor(slot / this.blockVectors)]!.refs;
+    if (refs === undefined) return undefined;
+    const at = (slot % this.blockVectors) * 3;
+    return refs[at + 1] === 0 ? undefined : [refs[at]!, refs[at + 1]!, refs[at + 2]!];
+  }
+
+  private setPlaceAt(slot: number, place: VectorPlace | undefined): void {
+    const refs = this.blocks[Math.floor(slot / this.blockVectors)]!.refs;
+    if (refs === undefined) throw new RangeError('this index keeps no places');
+    const at = (slot % this.blockVectors) * 3;
+    refs[at] = place?.[0] ?? 0;
+    refs[at + 1] = place?.[1] ?? 0;
+    refs[at + 2] = place?.[2] ?? 0;
   }
 
   /** The slot of `id`, or undefined; slots move when vectors are removed. */
@@ -105,10 +143,12 @@ export class CodeBlocks {
       this.blocks.push({
         codes: this.mem.alloc(this.blockVectors * this.stride),
         scales: this.mem.alloc(this.blockVectors * 4),
+        refs: this.places ? new Uint32Array(this.blockVectors * 3) : undefined,
       });
     }
     this.ids.push(id);
     this.slotById.set(id, slot);
+    if (this.places) this.setPlaceAt(slot, undefined);
     this.idChars += id.length;
     return slot;
   }
@@ -241,6 +281,7 @@ export class CodeBlocks {
       u8.copyWithin(this.codeAddress(slot), from, from + this.stride);
       const f32 = this.mem.f32();
       f32[this.scaleAddress(slot) >> 2] = f32[this.scaleAddress(last) >> 2]!;
+      if (this.places) this.setPlaceAt(slot, this.placeAt(last));
       this.ids[slot] = lastId;
       this.slotById.set(lastId, slot);
     }

@@ -12,8 +12,10 @@ export const FILES = {
   state: 'state.mdb',
   /** The write-ahead log's segments (wal/FORMAT.md). */
   wal: 'wal',
-  /** The blob arena's segment files (src/arena/ARENA.md). */
+  /** The text arena's segment files (src/arena/ARENA.md). */
   arena: 'arena',
+  /** The vector arena's segment files: full-precision vectors, one frame each (src/arena/ARENA.md). */
+  vectors: 'vectors',
   /**
    * Where `memstore repair` moves a damaged log while it re-applies what it could read from it; only
    * exists during a repair (or after one was interrupted, which the next repair resumes).
@@ -45,33 +47,43 @@ export function repairReportPath(dir: string, at: Date): string {
   return join(dir, `${FILES.repairReport}${stamp}.jsonl`);
 }
 
-export function arenaDir(dir: string): string {
-  return join(dir, FILES.arena);
+/**
+ * The store keeps two blob arenas of the same format: texts, and full-precision vectors. Each has
+ * its directory and its file-name prefix, so a file of one is never taken for a file of the other.
+ */
+export type ArenaSpace = 'texts' | 'vectors';
+
+const SPACES: Record<ArenaSpace, { readonly dir: string; readonly prefix: string }> = {
+  texts: { dir: FILES.arena, prefix: 'arena' },
+  vectors: { dir: FILES.vectors, prefix: 'vectors' },
+};
+
+export function arenaDir(dir: string, space: ArenaSpace = 'texts'): string {
+  return join(dir, SPACES[space].dir);
 }
 
 /** Zero-padded so a directory listing sorts like the numbers; wider numbers still parse. */
 const ARENA_DIGITS = 6;
-const ARENA_SEGMENT = /^arena-(\d{6,})-(\d{6,})\.blob$/;
 
-/** `arena-<generation>-<segment>.blob`, e.g. `arena-000001-000003.blob`. */
-export function arenaSegmentName(generation: number, segment: number): string {
-  return `arena-${String(generation).padStart(ARENA_DIGITS, '0')}-${String(segment).padStart(ARENA_DIGITS, '0')}.blob`;
+/** `<prefix>-<generation>-<segment>.blob`, e.g. `arena-000001-000003.blob`, `vectors-000002-000001.blob`. */
+export function arenaSegmentName(generation: number, segment: number, space: ArenaSpace = 'texts'): string {
+  return `${SPACES[space].prefix}-${String(generation).padStart(ARENA_DIGITS, '0')}-${String(segment).padStart(ARENA_DIGITS, '0')}.blob`;
 }
 
 /** The generation and segment number an arena file name declares, or undefined for any other name. */
-export function parseArenaSegmentName(name: string): { generation: number; segment: number } | undefined {
-  const match = ARENA_SEGMENT.exec(name);
+export function parseArenaSegmentName(name: string, space: ArenaSpace = 'texts'): { generation: number; segment: number } | undefined {
+  const match = new RegExp(`^${SPACES[space].prefix}-(\\d{6,})-(\\d{6,})\\.blob$`).exec(name);
   if (match === null) return undefined;
   const generation = Number(match[1]);
   const segment = Number(match[2]);
   if (!Number.isSafeInteger(generation) || !Number.isSafeInteger(segment) || segment < 1) return undefined;
   // One file per (generation, segment): a non-canonical spelling such as extra leading zeros is not ours.
-  if (arenaSegmentName(generation, segment) !== name) return undefined;
+  if (arenaSegmentName(generation, segment, space) !== name) return undefined;
   return { generation, segment };
 }
 
-export function arenaSegmentPath(dir: string, generation: number, segment: number): string {
-  return join(arenaDir(dir), arenaSegmentName(generation, segment));
+export function arenaSegmentPath(dir: string, generation: number, segment: number, space: ArenaSpace = 'texts'): string {
+  return join(arenaDir(dir, space), arenaSegmentName(generation, segment, space));
 }
 
 /** fsync of a directory, so that creates, renames and removes in it survive power loss. */

@@ -7,11 +7,12 @@ import { MemstoreError } from '../errors.js';
 import type { CodecName } from '../codec/codec.js';
 import type { Metric, PcaOption } from '../options.js';
 import type { PcaModel } from '../pca/pca.js';
+import type { VectorPlace } from '../scan/code-blocks.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { FILES, statePath, syncDirSync } from './files.js';
 
 /** Bumped when the meaning of persisted records changes; older readers refuse newer stores. */
-export const FORMAT_VERSION = 3;
+export const FORMAT_VERSION = 4;
 
 /** What a store was created with; fixed for its lifetime. */
 export interface StoreConfig {
@@ -25,10 +26,13 @@ export interface StoreConfig {
   readonly trainSize: number;
 }
 
-/** Where the last checkpoint left the log and the arena: replay starts after `lsn`. */
+/** Where the last checkpoint left the log and the two arenas: replay starts after `lsn`. */
 export interface Checkpoint {
   readonly lsn: number;
+  /** The text arena's current generation. */
   readonly arenaGeneration: number;
+  /** The vector arena's current generation. */
+  readonly vectorGeneration: number;
 }
 
 /**
@@ -47,7 +51,8 @@ export interface DocRecord {
 
 /** The whole persisted state of one id at a checkpoint. */
 export interface RecordState {
-  readonly full: Float32Array | undefined;
+  /** Where its full-precision vector lives in the vector arena, when one is kept. */
+  readonly place: VectorPlace | undefined;
   readonly code: { readonly code: Uint8Array; readonly scale: number } | undefined;
   readonly doc: DocRecord;
 }
@@ -59,13 +64,15 @@ export interface CheckpointWrite {
   readonly records: ReadonlyMap<string, RecordState | null>;
   /** Set when PCA was fitted since the last checkpoint: the model, and the new code of every record. */
   readonly training?: { readonly pca: PcaModel | undefined; readonly codes: ReadonlyMap<string, { code: Uint8Array; scale: number }>; readonly dropFull: boolean };
-  /** Arena references moved by a garbage collection. */
+  /** Text arena references moved by a garbage collection. */
   readonly movedText?: ReadonlyMap<string, BlobRef>;
+  /** Vector places moved by a garbage collection of the vector arena. */
+  readonly movedVectors?: ReadonlyMap<string, VectorPlace>;
 }
 
 /** The sub-databases that hold one value per record, keyed by the id's UTF-8 bytes. */
-export type RecordTable = 'full' | 'codes' | 'docs';
-export const RECORD_TABLES: readonly RecordTable[] = ['full', 'codes', 'docs'];
+export type RecordTable = 'vectors' | 'codes' | 'docs';
+export const RECORD_TABLES: readonly RecordTable[] = ['vectors', 'codes', 'docs'];
 
 /**
  * One value read from a record table: either `value`, or the `error` (CORRUPTION) that reading it
@@ -199,7 +206,8 @@ type Table = Database<Buffer, Buffer | Uint8Array>;
  * newer lives in the write-ahead log and in memory until the next one.
  *
  * Sub-databases (STATE.md): `config` (StoreConfig, PCA model, trained flag, checkpoint), and the
- * record tables keyed by the id's UTF-8 bytes: `full` (raw float32 LE of the vector as given),
+ * record tables keyed by the id's UTF-8 bytes: `vectors` (where the full-precision vector lives in
+ * the vector arena: generation, segment, offset, u32 LE each),
  * `codes` (code bytes and scale, once trained), `docs` (arena reference of the text and the
  * metadata; one per record).
  */
@@ -217,7 +225,7 @@ export class StateStore {
     this.root = root;
     this.config = root.openDB<Buffer, string>({ name: 'config', encoding: 'binary' });
     const table = (name: RecordTable) => root.openDB<Buffer, Buffer | Uint8Array>({ name, encoding: 'binary', keyEncoding: 'binary' });
-    this.tables = { full: table('full'), codes: table('codes'), docs: table('docs') };
+    this.tables = { vectors: table('vectors'), codes: table('codes'), docs: table('docs') };
   }
 
   static open(dir: string): StateStore {
@@ -256,13 +264,13 @@ export class StateStore {
     await this.commit(() => {
       this.putConfig(CONFIG_KEY, config);
       this.putConfig(TRAINED_KEY, trained);
-      this.putConfig(CHECKPOINT_KEY, { lsn: 0, arenaGeneration: 1 } satisfies Checkpoint);
+      this.putConfig(CHECKPOINT_KEY, { lsn: 0, arenaGeneration: 1, vectorGeneration: 1 } satisfies Checkpoint);
     });
   }
 
   readCheckpoint(): Checkpoint {
     const c = this.getConfig(CHECKPOINT_KEY) as Partial<Checkpoint> | undefined;
-    if (c === undefined || !Number.isSafeInteger(c.lsn) || !Number.isSafeInteger(c.arenaGeneration)) {
+    if (c === undefined || !Number.isSafeInteger(c.lsn) || !Number.isSafeInteger(c.arenaGeneration) || !Number.isSafeInteger(c.vectorGeneration)) {
       throw corruption(this.dir, 'config', utf8.encode(CHECKPOINT_KEY), 'missing or malformed checkpoint');
     }
     return c as Checkpoint;
@@ -282,18 +290,20 @@ export class StateStore {
     return { inDim: v.inDim, outDim: v.outDim, mean: floatsOf(v.mean), components: floatsOf(v.components), explainedVariance: v.explainedVariance };
   }
 
-  /** The full-precision vector of `id` as of the last checkpoint, or undefined; CORRUPTION (with `id`) when damaged. */
-  getFull(id: string, dim: number): Float32Array | undefined {
+  /** Where the full-precision vector of `id` lives as of the last checkpoint, or undefined; CORRUPTION (with `id`) when damaged. */
+  getPlace(id: string): VectorPlace | undefined {
     const key = keyBytes(id);
-    // The fast read returns LMDB's buffer without a copy (valid until the next read); fullValue copies once.
-    const b = this.tables.full.getBinaryFast(key);
-    return b === undefined ? undefined : this.fullValue(key, b, dim);
+    const raw = this.tables.vectors.getBinaryFast(key);
+    return raw === undefined ? undefined : this.placeValue(key, raw);
   }
 
-  private fullValue(key: Uint8Array, raw: Uint8Array, dim: number): Float32Array {
-    const b = unseal(this.dir, 'full', key, raw);
-    if (b.byteLength !== dim * 4) throw corruption(this.dir, 'full', key, `vector of ${b.byteLength} bytes, expected ${dim * 4}`);
-    return floatsOf(b);
+  private placeValue(key: Uint8Array, raw: Uint8Array): VectorPlace {
+    const b = unseal(this.dir, 'vectors', key, raw);
+    if (b.byteLength !== 12) throw corruption(this.dir, 'vectors', key, `place of ${b.byteLength} bytes, expected 12`);
+    const v = new DataView(b.buffer, b.byteOffset, 12);
+    const place: VectorPlace = [v.getUint32(0, true), v.getUint32(4, true), v.getUint32(8, true)];
+    if (place[1] === 0) throw corruption(this.dir, 'vectors', key, 'place names segment 0');
+    return place;
   }
 
   private codeValue(key: Uint8Array, raw: Uint8Array, codeBytes: number): { code: Uint8Array; scale: number } {
@@ -336,9 +346,9 @@ export class StateStore {
     }
   }
 
-  /** Every full-precision vector; a damaged one is an entry with its error, the rest go on. */
-  iterateFull(dim: number): IterableIterator<Entry<Float32Array>> {
-    return this.entries('full', (key, raw) => this.fullValue(key, raw, dim));
+  /** Where every full-precision vector lives; a damaged entry comes with its error, the rest go on. */
+  iteratePlaces(): IterableIterator<Entry<VectorPlace>> {
+    return this.entries('vectors', (key, raw) => this.placeValue(key, raw));
   }
 
   iterateCodes(codeBytes: number): IterableIterator<Entry<{ code: Uint8Array; scale: number }>> {
@@ -372,7 +382,7 @@ export class StateStore {
    * A damaged value names its record only when no sound value has the same key in its table (else
    * its key was damaged onto another id's); keys out of order (a damaged B-tree) are reported once per table.
    */
-  verifyAll(dim: number, codeBytes: number | undefined): { records: number; problems: MemstoreError[] } {
+  verifyAll(codeBytes: number | undefined): { records: number; problems: MemstoreError[] } {
     const problems: MemstoreError[] = [];
     const keys = new Set<string>();
     for (const key of [CONFIG_KEY, CHECKPOINT_KEY, TRAINED_KEY, PCA_KEY]) {
@@ -382,7 +392,7 @@ export class StateStore {
         problems.push(asCorruption(this.dir, e));
       }
     }
-    const sound: Record<RecordTable, Set<string>> = { full: new Set(), codes: new Set(), docs: new Set() };
+    const sound: Record<RecordTable, Set<string>> = { vectors: new Set(), codes: new Set(), docs: new Set() };
     const damaged: { table: RecordTable; error: MemstoreError }[] = [];
     const check = <T>(table: RecordTable, entries: IterableIterator<Entry<T>>) => {
       let previous: Uint8Array | undefined;
@@ -403,7 +413,7 @@ export class StateStore {
       }
     };
     check('docs', this.iterateDocs());
-    check('full', this.iterateFull(dim));
+    check('vectors', this.iteratePlaces());
     check<unknown>('codes', codeBytes === undefined ? this.entries('codes', (key, raw) => unseal(this.dir, 'codes', key, raw)) : this.iterateCodes(codeBytes));
     for (const { table, error } of damaged) {
       if (error.id !== undefined && sound[table].has(error.id)) {
@@ -413,7 +423,7 @@ export class StateStore {
       }
     }
     // A value whose record has no document: its key was damaged, or its document lost.
-    for (const table of ['full', 'codes'] as const) {
+    for (const table of ['vectors', 'codes'] as const) {
       for (const id of sound[table]) {
         if (!sound.docs.has(id)) problems.push(corruption(this.dir, table, utf8.encode(id), 'value without a document record (damaged key, or lost document)'));
       }
@@ -433,7 +443,7 @@ export class StateStore {
           this.putConfig(PCA_KEY, { inDim: p.inDim, outDim: p.outDim, mean: bytesOf(p.mean), components: bytesOf(p.components), explainedVariance: p.explainedVariance } satisfies PcaRecord);
         }
         for (const [id, c] of w.training.codes) this.putCode(utf8.encode(id), c);
-        if (w.training.dropFull) for (const { key } of this.tables.full.getRange()) this.remove('full', key);
+        if (w.training.dropFull) for (const { key } of this.tables.vectors.getRange()) this.remove('vectors', key);
         this.putConfig(TRAINED_KEY, true);
       }
       for (const [id, r] of w.records) {
@@ -442,10 +452,16 @@ export class StateStore {
           for (const table of RECORD_TABLES) this.remove(table, key);
           continue;
         }
-        if (r.full !== undefined) this.put('full', key, seal(key, bytesOf(r.full)));
-        else this.remove('full', key);
+        if (r.place !== undefined) this.putPlace(key, r.place);
+        else this.remove('vectors', key);
         if (r.code !== undefined) this.putCode(key, r.code);
         this.putDoc(key, r.doc);
+      }
+      if (w.movedVectors !== undefined) {
+        for (const [id, place] of w.movedVectors) {
+          const key = utf8.encode(id);
+          if (this.tables.vectors.getBinaryFast(key) !== undefined) this.putPlace(key, place);
+        }
       }
       if (w.movedText !== undefined) {
         for (const [id, ref] of w.movedText) {
@@ -462,6 +478,15 @@ export class StateStore {
     if (doc.text !== undefined) wire.text = doc.text;
     if (doc.metaJson !== undefined) wire.meta = doc.metaJson;
     this.put('docs', key, seal(key, packr.pack(wire)));
+  }
+
+  private putPlace(key: Uint8Array, place: VectorPlace): void {
+    const payload = new Uint8Array(12);
+    const v = new DataView(payload.buffer);
+    v.setUint32(0, place[0], true);
+    v.setUint32(4, place[1], true);
+    v.setUint32(8, place[2], true);
+    this.put('vectors', key, seal(key, payload));
   }
 
   private putCode(key: Uint8Array, c: { code: Uint8Array; scale: number }): void {
@@ -499,7 +524,7 @@ export class StateStore {
 
   /** Bytes of the state file's pages in use. */
   usedBytes(): number {
-    return [this.root, this.tables.full, this.tables.codes, this.tables.docs, this.config].reduce((sum, db) => sum + pagesBytes(db.getStats()), 0);
+    return [this.root, this.tables.vectors, this.tables.codes, this.tables.docs, this.config].reduce((sum, db) => sum + pagesBytes(db.getStats()), 0);
   }
 
   /**

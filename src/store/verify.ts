@@ -26,6 +26,7 @@ export interface StoreReport {
   readonly state: { readonly file: string; readonly records: number };
   readonly wal: { readonly segments: number; readonly firstLsn: number | undefined; readonly lastLsn: number | undefined; readonly bytes: number; readonly recordsAfterCheckpoint: number; readonly tornTail: Problem | undefined };
   readonly arena: ArenaVerifyReport | undefined;
+  readonly vectors: ArenaVerifyReport | undefined;
   /** Damage: `memstore verify` exits 1 when there is any. */
   readonly problems: Problem[];
   /** The ids of damaged records, each once (what `memstore repair` would move to its report). */
@@ -64,7 +65,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     const problems: Problem[] = [];
     const pca = trained ? state.readPca() : undefined;
     const codeBytes = trained ? (pca?.outDim ?? config.dim) * getCodec(config.codec).bytesPerDim : undefined;
-    const checked = state.verifyAll(config.dim, codeBytes);
+    const checked = state.verifyAll(codeBytes);
     problems.push(...checked.problems.map((e) => problemOf(e, statePath(dir))));
 
     if (existsSync(repairLogDir(dir))) {
@@ -106,6 +107,28 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     } catch (e) {
       problems.push(problemOf(e, dir));
     }
+
+    let vectors: ArenaVerifyReport | undefined;
+    try {
+      const a = await BlobArena.open({ dir, space: 'vectors', generation: checkpoint.vectorGeneration, readOnly: true });
+      try {
+        vectors = await a.verify();
+        problems.push(...vectors.errors);
+        for (const entry of state.iteratePlaces()) {
+          if (entry.error !== undefined) continue;
+          const [g, s, offset] = entry.value;
+          try {
+            await a.read([g, s, offset, config.dim * 4]);
+          } catch (e) {
+            problems.push({ ...problemOf(e, statePath(dir)), what: `vector of ${JSON.stringify(entry.id)}: ${problemOf(e, '').what}`, id: entry.id });
+          }
+        }
+      } finally {
+        await a.close();
+      }
+    } catch (e) {
+      problems.push(problemOf(e, dir));
+    }
     const damagedRecords = [...new Set(problems.flatMap((p) => (p.id === undefined ? [] : [p.id])))];
     return {
       dir,
@@ -122,6 +145,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
         tornTail: log?.tail === undefined ? undefined : { file: log.tail.file, offset: log.tail.offset, what: log.tail.reason },
       },
       arena,
+      vectors,
       problems,
       damagedRecords,
     };
