@@ -446,8 +446,10 @@ export class StateStore {
         if (w.training.dropFull) for (const { key } of this.tables.vectors.getRange()) this.remove('vectors', key);
         this.putConfig(TRAINED_KEY, true);
       }
-      for (const [id, r] of w.records) {
-        const key = utf8.encode(id);
+      // In key order: runs of new keys then fill B-tree pages as appends do, where arrival order
+      // splits pages half empty (about 1.35x the raw size on disk for an insert-only store).
+      const ordered = [...w.records].map(([id, r]) => ({ key: utf8.encode(id), r })).sort((a, b) => Buffer.compare(a.key, b.key));
+      for (const { key, r } of ordered) {
         if (r === null) {
           for (const table of RECORD_TABLES) this.remove(table, key);
           continue;
