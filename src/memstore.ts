@@ -10,7 +10,6 @@ import { getCodec } from './codec/index.js';
 import { MemstoreError } from './errors.js';
 import { matchesFilter } from './filter.js';
 import { checkBatch, checkId, checkIds, checkVector, vectorBounds, type VectorBounds } from './input.js';
-import type { KernelMetric } from './kernels/index.js';
 import { MAX_BATCH_BYTES } from './limits.js';
 import { cloneMeta, type Meta } from './meta.js';
 import {
@@ -21,15 +20,15 @@ import {
   type ResolvedOpenOptions,
   type SearchOptions,
 } from './options.js';
-import { dotMean, fitPca, reconstruct, type PcaModel } from './pca/pca.js';
-import { Projector } from './pca/projector.js';
+import type { PcaModel } from './pca/pca.js';
 import { CodeBlocks, INDEX_BLOCK_VECTORS, type ScanQuery, type VectorPlace } from './scan/code-blocks.js';
 import { TopK } from './scan/topk.js';
 import { arenaDir, arenaSegmentPath, ensureDurableDir, repairLogDir, statePath, walDir } from './store/files.js';
 import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
 import { FORMAT_VERSION, StateStore, type DocRecord, type Entry, type RecordState, type StoreConfig } from './store/state.js';
-import { dot, norm, normalized, squaredDistance } from './vector.js';
+import { norm } from './vector.js';
+import { VectorSpace, type Fitted } from './space/vector-space.js';
 
 /** One memory to store. `add` is an upsert: a record with an existing id replaces it whole. */
 export interface MemoryRecord {
@@ -132,11 +131,6 @@ export interface DamagedKey {
 /** Estimated JS-heap cost of keeping one id: string header, slot array entry and Map entry. */
 const ID_OVERHEAD_BYTES = 48;
 
-/**
- * Whether int8 stores quantize the query to int8 as well and scan with the integer kernels: about
- * 3x faster than float-query int8, measured at recall@10 0.997 on wordnet-use512 (README).
- */
-const INT8_QUERY = true;
 
 /** Writes wait for a running checkpoint once the log since the last one reaches this many times `checkpointBytes`. */
 const STALL_CHECKPOINTS = 2;
@@ -243,9 +237,7 @@ function sizeOf(path: string): number {
  */
 export class MemStore {
   private index: CodeBlocks;
-  private pca: PcaModel | undefined;
-  private projector: Projector | undefined;
-  private trained: boolean;
+  private readonly space: VectorSpace;
   private closed = false;
   private readonly cache: LookasideCache<SearchHit[]> | undefined;
   private readonly codec: Codec;
@@ -289,15 +281,13 @@ export class MemStore {
     private readonly vectors: BlobArena,
     private wal: Wal,
     pca: PcaModel | undefined,
-    trained: boolean,
     checkpointLsn: number,
   ) {
     this.codec = getCodec(config.codec);
     this.bounds = vectorBounds(config);
-    this.pca = pca;
-    this.projector = pca === undefined ? undefined : new Projector(pca);
-    this.trained = trained;
-    this.index = trained ? newIndex(this.codec, pca?.outDim ?? config.dim) : newIndex(getCodec('f32'), config.dim);
+    this.space = new VectorSpace(config, pca);
+    // Before training the index holds the vectors themselves (float32), to fit PCA on.
+    this.index = this.space.trained ? newIndex(this.codec, this.space.storedDim) : newIndex(getCodec('f32'), config.dim);
     this.cache = options.cache === false ? undefined : new LookasideCache<SearchHit[]>(options.cache);
     this.appliedLsn = checkpointLsn;
   }
@@ -362,13 +352,13 @@ export class MemStore {
       wal = await Wal.open({ dir: walDir(dir), files: opts.files, durability: opts.durability, startLsn: checkpoint.lsn + 1 }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the write-ahead log');
       });
-      store = new MemStore(dir, opts, config, state, lock, arena, vectors, wal, pca, trained, checkpoint.lsn);
+      store = new MemStore(dir, opts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
       await store.load();
       await store.replay(checkpoint.lsn);
       return store;
     } catch (e) {
       store?.index.free();
-      store?.projector?.free();
+      store?.space.free();
       await wal?.close().catch(() => undefined);
       await arena?.close().catch(() => undefined);
       await vectors?.close().catch(() => undefined);
@@ -422,7 +412,7 @@ export class MemStore {
   private async load(): Promise<void> {
     const damagedEntries: { table: 'vectors' | 'codes' | 'docs'; entry: Entry<unknown> }[] = [];
     const inOrder = orderCheck(this.damagedKeys, statePath(this.dir));
-    if (this.trained) {
+    if (this.space.trained) {
       for (const entry of this.state.iterateCodes(this.index.dim * this.codec.bytesPerDim)) {
         inOrder(entry.key, 'codes');
         if (entry.error !== undefined) damagedEntries.push({ table: 'codes', entry });
@@ -437,9 +427,9 @@ export class MemStore {
     }
     const setAside = new Map<string, MemstoreError>();
     for (const [id, place] of places) {
-      if (!this.trained) {
+      if (!this.space.trained) {
         try {
-          this.index.put(id, this.storedForm(await this.readVector(id, place)));
+          this.index.put(id, this.space.storedForm(await this.readVector(id, place)));
         } catch (e) {
           if (damagedId(e) !== id) throw e;
           setAside.set(id, e as MemstoreError);
@@ -479,11 +469,11 @@ export class MemStore {
       if (entry.id === undefined || hasSound) this.damagedKeys.push({ key: entry.key, error: entry.error! });
       else if (!setAside.has(entry.id)) setAside.set(entry.id, entry.error!);
     }
-    const what = this.trained ? 'codes' : 'vectors';
+    const what = this.space.trained ? 'codes' : 'vectors';
     for (const id of withoutVector) {
       if (!setAside.has(id)) setAside.set(id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(id)} has a document but no ${what} value`, { file: statePath(this.dir), offset: `${what}/${id}`, id }));
     }
-    const needPlaces = this.config.keepFull || !this.trained;
+    const needPlaces = this.config.keepFull || !this.space.trained;
     for (const id of this.index.allIds()) {
       if (setAside.has(id)) continue;
       if (documented[this.index.slotOf(id)!] === 0) {
@@ -562,41 +552,6 @@ export class MemStore {
     this.damaged.set(id, recordCorruption(id, e));
     this.index.remove(id);
     this.cache?.clear();
-  }
-
-  /** The vector as the index holds it: unit length for cosine, then projected once PCA is fitted. */
-  private storedForm(vector: Float32Array): Float32Array {
-    const v = this.config.metric === 'cosine' ? normalized(vector) : vector;
-    if (!this.trained || this.projector === undefined) return v;
-    return this.projector.centered(v);
-  }
-
-  private kernelMetric(): KernelMetric {
-    if (this.config.metric === 'l2') return 'l2';
-    // Projections are not renormalized (that costs recall), so cosine on a PCA store ranks by the dot product.
-    return this.config.metric === 'cosine' && (this.pca === undefined || !this.trained) ? 'cosine' : 'dot';
-  }
-
-  /** The query in the index's space and the constant to add back to its kernel scores. */
-  private queryForm(query: Float32Array): { vector: Float32Array; offset: number } {
-    const q = this.config.metric === 'cosine' ? normalized(query) : query;
-    if (!this.trained || this.pca === undefined || this.projector === undefined) return { vector: q, offset: 0 };
-    if (this.config.metric === 'l2') return { vector: this.projector.centered(q), offset: 0 };
-    return { vector: this.projector.uncentered(q), offset: dotMean(this.pca, q) };
-  }
-
-  /** The exact score of `x`; `xNorm` is ‖x‖ when already known (cosine), the same number norm(x) gives. */
-  private exactScore(query: Float32Array, queryNorm: number, x: Float32Array, xNorm?: number): number {
-    switch (this.config.metric) {
-      case 'dot':
-        return dot(query, x);
-      case 'l2':
-        return -Math.sqrt(squaredDistance(query, x));
-      case 'cosine': {
-        const d = queryNorm * (xNorm ?? norm(x));
-        return d === 0 ? 0 : dot(query, x) / d;
-      }
-    }
   }
 
   /** A change newer than the checkpoint, `null` for a deletion, or undefined when the checkpoint is current. */
@@ -777,9 +732,9 @@ export class MemStore {
       }
       return n;
     }
-    const forms = m.records.map((r) => this.storedForm(r.vector));
+    const forms = m.records.map((r) => this.space.storedForm(r.vector));
     const texts = m.records.map((r) => (r.text === undefined ? undefined : utf8.encode(r.text)));
-    const keepVectors = this.config.keepFull || !this.trained;
+    const keepVectors = this.config.keepFull || !this.space.trained;
     const textRefs: (BlobRef | undefined)[] = [];
     const vectorRefs: BlobRef[] = [];
     try {
@@ -803,7 +758,7 @@ export class MemStore {
       this.dirty.set(r.id, { place, doc });
       this.cache?.touch(r.id);
     });
-    if (!this.trained && this.index.size >= this.config.trainSize) this.train();
+    if (!this.space.trained && this.index.size >= this.config.trainSize) this.train();
     return m.records.length;
   }
 
@@ -835,35 +790,29 @@ export class MemStore {
    * buffered), and training is retried by the next add.
    */
   private train(): void {
-    const spec = this.config.pca;
-    if (spec === null) return;
-    let projector: Projector | undefined;
+    if (this.config.pca === null) return;
+    let fitted: Fitted | undefined;
     let next: CodeBlocks | undefined;
     try {
       const buffer = this.index;
-      const model = fitPca(
+      fitted = this.space.fit(
         [...buffer.allIds()].map((id) => {
           const v = new Float32Array(this.config.dim);
           buffer.decode(id, v);
           return v;
         }),
-        this.config.dim,
-        spec,
       );
-      projector = new Projector(model);
-      next = newIndex(this.codec, model.outDim);
+      next = newIndex(this.codec, fitted.model.outDim);
       const row = new Float32Array(this.config.dim);
       for (const id of buffer.allIds()) {
         buffer.decode(id, row);
-        next.put(id, projector.centered(row));
+        next.put(id, fitted.projector.centered(row));
         if (this.config.keepFull) next.setPlace(id, buffer.placeOf(id));
         else this.releaseVectorOf(buffer, id);
       }
       buffer.free();
       this.index = next;
-      this.pca = model;
-      this.projector = projector;
-      this.trained = true;
+      this.space.adopt(fitted);
       this.trainedSinceCheckpoint = true;
       if (!this.config.keepFull) {
         for (const [id, e] of this.dirty) if (e !== null) this.dirty.set(id, { ...e, place: undefined });
@@ -871,7 +820,7 @@ export class MemStore {
       this.cache?.clear();
     } catch (e) {
       next?.free();
-      projector?.free();
+      fitted?.projector.free();
       emitWarning(new MemstoreError('IO', `training PCA for ${this.dir} failed; it is retried on the next add`, { cause: e }));
     }
   }
@@ -914,7 +863,7 @@ export class MemStore {
     this.trainedSinceCheckpoint = false;
     const bytesCovered = this.logBytesSinceCheckpoint;
     const records = new Map<string, RecordState | null>();
-    for (const [id, e] of snapshot) records.set(id, e === null ? null : { place: e.place, code: this.trained ? this.index.code(id) : undefined, doc: e.doc });
+    for (const [id, e] of snapshot) records.set(id, e === null ? null : { place: e.place, code: this.space.trained ? this.index.code(id) : undefined, doc: e.doc });
     let allCodes: Map<string, { code: Uint8Array; scale: number }> | undefined;
     if (training) {
       allCodes = new Map();
@@ -926,7 +875,7 @@ export class MemStore {
       await this.state.commitCheckpoint({
         checkpoint: { lsn, arenaGeneration: this.arena.stats().generation, vectorGeneration: this.vectors.stats().generation },
         records,
-        ...(allCodes === undefined ? {} : { training: { pca: this.pca, codes: allCodes, dropFull: !this.config.keepFull } }),
+        ...(allCodes === undefined ? {} : { training: { pca: this.space.pca, codes: allCodes, dropFull: !this.config.keepFull } }),
       });
     } catch (e) {
       for (const [id, entry] of snapshot) if (!this.dirty.has(id)) this.dirty.set(id, entry);
@@ -1086,7 +1035,7 @@ export class MemStore {
       throw new MemstoreError('INVALID_OPTION', 'rescore needs full-precision vectors; this store was created with rescore: false');
     }
     // Before training the index holds full-precision vectors, so its scores are already exact.
-    const rescore = (opts.rescore ?? this.options.rescore ?? this.config.keepFull) && this.config.keepFull && this.trained;
+    const rescore = (opts.rescore ?? this.options.rescore ?? this.config.keepFull) && this.config.keepFull && this.space.trained;
     const want = { k: opts.k, rescore, filter: opts.filter };
     if (this.cache !== undefined) {
       const served = await this.searchCached(q, want, JSON.stringify([opts.k, opts.filter ?? null, rescore, opts.exact, opts.nprobe ?? null]));
@@ -1113,7 +1062,7 @@ export class MemStore {
     const cache = this.cache!;
     let form: { scan: ScanQuery; offset: number } | undefined;
     let kernelQuery: Float32Array | undefined;
-    const scanForm = () => (form ??= this.scanQueryOf(q));
+    const scanForm = () => (form ??= this.space.scanQueryOf(q));
     const cq: CacheQuery = {
       query: q,
       key,
@@ -1171,7 +1120,7 @@ export class MemStore {
   private async rankSkippingDamage(q: Float32Array, want: Wanted, remember: Remember | undefined): Promise<Ranked[]> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const ranked = await this.rank(q, want, remember, this.scanQueryOf(q), attempt >= MOVED_RETRIES);
+        const ranked = await this.rank(q, want, remember, this.space.scanQueryOf(q), attempt >= MOVED_RETRIES);
         if (ranked !== undefined) return ranked;
       } catch (e) {
         const id = damagedId(e);
@@ -1179,12 +1128,6 @@ export class MemStore {
         this.markDamaged(id, e);
       }
     }
-  }
-
-  /** The query as the scan takes it, and the constant to add back to its kernel scores. */
-  private scanQueryOf(q: Float32Array): { scan: ScanQuery; offset: number } {
-    const { vector, offset } = this.queryForm(q);
-    return { scan: { vector, metric: this.kernelMetric(), int8Query: INT8_QUERY }, offset };
   }
 
   /**
@@ -1241,13 +1184,13 @@ export class MemStore {
           if (this.config.metric === 'cosine') xNorm = norm(r.value);
           this.cache.keep(source.id, { full: r.value, ...(xNorm === undefined ? {} : { norm: xNorm }) });
         }
-        ranked.push({ id: source.id, score: this.exactScore(q, qNorm, r.value, xNorm) });
+        ranked.push({ id: source.id, score: this.space.exactScore(q, qNorm, r.value, xNorm) });
       }
       if (moved && !tolerateMoves) return undefined;
       ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       ranked.length = Math.min(ranked.length, want.k);
     } else {
-      const l2 = this.kernelMetric() === 'l2';
+      const l2 = this.space.kernelMetric() === 'l2';
       ranked = candidates.slice(0, want.k).map(({ id, score }) => ({ id, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
     }
     return ranked.map(({ id, score }) => ({ id, score, doc: this.docForResult(id) }));
@@ -1354,7 +1297,7 @@ export class MemStore {
       let place: VectorPlace | undefined;
       try {
         doc = this.docOf(id);
-        if (this.config.keepFull || !this.trained) place = this.placeOf(id);
+        if (this.config.keepFull || !this.space.trained) place = this.placeOf(id);
         else vector = this.reconstruct(id);
       } catch (e) {
         if (damagedId(e) !== id) throw e;
@@ -1392,10 +1335,7 @@ export class MemStore {
   private reconstruct(id: string): Float32Array {
     const stored = new Float32Array(this.index.dim);
     this.index.decode(id, stored);
-    if (this.pca === undefined) return stored;
-    const vector = new Float32Array(this.config.dim);
-    reconstruct(this.pca, stored, vector);
-    return vector;
+    return this.space.reconstruct(stored);
   }
 
   stats(): StoreStats {
@@ -1414,7 +1354,7 @@ export class MemStore {
       storedDim: this.index.dim,
       codec: this.config.codec,
       metric: this.config.metric,
-      trained: this.trained,
+      trained: this.space.trained,
       nprobe: this.index.blockCount,
       bytesPerVector: codeBytesPerVector + idBytes,
       codeBytesPerVector,
@@ -1446,7 +1386,7 @@ export class MemStore {
     await this.vectors.close().catch(() => undefined);
     await this.state.close().catch(() => undefined);
     this.index.free();
-    this.projector?.free();
+    this.space.free();
     this.lock.release();
   }
 
@@ -1474,7 +1414,7 @@ export class MemStore {
       }
     }
     this.index.free();
-    this.projector?.free();
+    this.space.free();
     this.lock.release();
     if (failure !== undefined) throw failure;
   }
