@@ -24,6 +24,7 @@ import type { PcaModel } from './pca/pca.js';
 import { CodeBlocks, INDEX_BLOCK_VECTORS, type ScanQuery, type VectorPlace } from './scan/code-blocks.js';
 import { TopK } from './scan/topk.js';
 import { arenaDir, arenaSegmentPath, ensureDurableDir, repairLogDir, statePath, walDir } from './store/files.js';
+import { CommitPipeline } from './store/commit-pipeline.js';
 import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
 import { FORMAT_VERSION, StateStore, type DocRecord, type Entry, type RecordState, type StoreConfig } from './store/state.js';
@@ -247,27 +248,14 @@ export class MemStore {
   /** The dirty set a running checkpoint is writing; read through until its commit is durable. */
   private flushing: Map<string, DirtyEntry | null> | undefined;
   private trainedSinceCheckpoint = false;
-  private appliedLsn: number;
   private logBytesSinceCheckpoint = 0;
   private checkpointRun: Promise<void> | undefined;
-  /** Applies waiting for an earlier LSN, so the index always follows log order. */
-  private readonly reorder = new Map<number, { mutation: Mutation; done: (n: number) => void; fail: (e: unknown) => void }>();
-  /** Writes accepted and not yet applied (or failed). */
-  private readonly inflight = new Set<Promise<unknown>>();
-  /** Set while an exclusive maintenance step (arena GC, compaction) runs; writes wait for it. */
-  private gate: Promise<void> | undefined;
-  /** Writes that had to wait (gate, stall), in call order: each waits for the one before. */
-  private writeQueue: Promise<void> = Promise.resolve();
-  private waiting = 0;
+  /** The order writes are logged and applied in, and the gate maintenance holds. */
+  private readonly pipeline: CommitPipeline<Mutation>;
   /** Records whose persisted form failed a check, with the error; not in the index. */
   private readonly damaged = new Map<string, MemstoreError>();
   /** Damaged state entries whose key is not UTF-8, so no id reaches them (for repair). */
   private readonly damagedKeys: DamagedKey[] = [];
-  /**
-   * Set when applying a logged batch failed: memory no longer follows the log, so every call but
-   * close() is refused (with this error) and close() does not checkpoint. Reopening replays the log.
-   */
-  private broken: MemstoreError | undefined;
   /** Counts applied writes, so a search that read files in between can tell its snapshot moved. */
   private writes = 0;
 
@@ -289,7 +277,22 @@ export class MemStore {
     // Before training the index holds the vectors themselves (float32), to fit PCA on.
     this.index = this.space.trained ? newIndex(this.codec, this.space.storedDim) : newIndex(getCodec('f32'), config.dim);
     this.cache = options.cache === false ? undefined : new LookasideCache<SearchHit[]>(options.cache);
-    this.appliedLsn = checkpointLsn;
+    this.pipeline = new CommitPipeline<Mutation>(
+      {
+        name: dir,
+        append: (payload) => this.wal.append(payload).catch((e: unknown) => {
+          throw asMemstoreError(e, 'appending to the write-ahead log');
+        }),
+        apply: (m) => this.apply(m),
+        applied: (bytes) => {
+          this.logBytesSinceCheckpoint += bytes;
+          this.maybeCheckpoint();
+        },
+        checkOpen: () => this.checkOpen(),
+        lagging: () => (this.stalled() ? this.checkpointRun : undefined),
+      },
+      checkpointLsn,
+    );
   }
 
   /**
@@ -534,7 +537,7 @@ export class MemStore {
       for await (const record of this.wal.replay(afterLsn)) {
         const mutation = decodeMutation(record.payload, { file: where, lsn: record.lsn });
         this.apply(mutation);
-        this.appliedLsn = record.lsn;
+        this.pipeline.appliedLsn = record.lsn;
         this.logBytesSinceCheckpoint += record.payload.byteLength;
       }
     } catch (e) {
@@ -542,9 +545,13 @@ export class MemStore {
     }
   }
 
+  /**
+   * CLOSED after close(); after an apply failed (the pipeline is broken: memory no longer follows
+   * the log), that error for every call but close(), which then skips its checkpoint.
+   */
   private checkOpen(): void {
     if (this.closed) throw new MemstoreError('CLOSED', `store ${this.dir} is closed`);
-    if (this.broken !== undefined) throw this.broken;
+    if (this.pipeline.broken !== undefined) throw this.pipeline.broken;
   }
 
   /** Sets a record aside as damaged: out of the index (so searches skip it), its error kept for `get`. */
@@ -612,45 +619,7 @@ export class MemStore {
     if (payload.byteLength > MAX_BATCH_BYTES) {
       throw new MemstoreError('INVALID_ARGUMENT', `the batch is ${payload.byteLength} bytes encoded, more than ${MAX_BATCH_BYTES}; split it`);
     }
-    // Nothing to wait for: the append starts in this tick, so batches of one tick share a group commit.
-    if (this.waiting === 0 && !this.mustWait()) return this.logAndApply(mutation, payload);
-    return this.enqueue(() => {
-      this.checkOpen();
-      return this.logAndApply(mutation, payload);
-    });
-  }
-
-  /**
-   * Runs `start` (synchronously) once every write or compaction queued before it has started and
-   * nothing holds writes back: so writes that must wait keep their call order, and none slips in
-   * between the check and its own start.
-   */
-  private enqueue<T>(start: () => T): Promise<Awaited<T>> {
-    this.waiting++;
-    // Boxed, so that the queue moves on once `start` has run, not once the write it started completes:
-    // queued writes still share group commits.
-    const started = this.writeQueue.then(async () => {
-      try {
-        for (;;) {
-          if (this.gate !== undefined) await this.gate;
-          else if (this.stalled()) await this.checkpointRun!.catch(() => undefined);
-          else break;
-        }
-      } finally {
-        this.waiting--;
-      }
-      return { value: start() };
-    });
-    this.writeQueue = started.then(
-      () => undefined,
-      () => undefined,
-    );
-    return started.then((box) => box.value as Awaited<T>);
-  }
-
-  /** Maintenance that must see no new writes (arena GC, compaction) holds the gate, or the checkpoint has fallen behind. */
-  private mustWait(): boolean {
-    return this.gate !== undefined || this.stalled();
+    return this.pipeline.write(mutation, payload);
   }
 
   /**
@@ -660,50 +629,6 @@ export class MemStore {
    */
   private stalled(): boolean {
     return this.checkpointRun !== undefined && this.logBytesSinceCheckpoint >= STALL_CHECKPOINTS * this.options.checkpointBytes;
-  }
-
-  /** Appends and applies; counted in `inflight` from its first (synchronous) step, which maintenance waits for. */
-  private logAndApply(mutation: Mutation, payload: Uint8Array): Promise<number> {
-    const run = (async () => {
-      let lsn: number;
-      try {
-        lsn = await this.wal.append(payload);
-      } catch (e) {
-        throw asMemstoreError(e, 'appending to the write-ahead log');
-      }
-      const n = await new Promise<number>((done, fail) => {
-        this.reorder.set(lsn, { mutation, done, fail });
-        this.drainApplies();
-      });
-      this.logBytesSinceCheckpoint += payload.byteLength;
-      this.maybeCheckpoint();
-      return n;
-    })();
-    this.inflight.add(run);
-    const forget = () => this.inflight.delete(run);
-    run.then(forget, forget);
-    return run;
-  }
-
-  /** Applies logged mutations strictly in LSN order, whatever order their appends resolved in. */
-  private drainApplies(): void {
-    for (let next = this.reorder.get(this.appliedLsn + 1); next !== undefined; next = this.reorder.get(this.appliedLsn + 1)) {
-      const lsn = this.appliedLsn + 1;
-      this.reorder.delete(lsn);
-      if (this.broken !== undefined) {
-        next.fail(this.broken);
-        continue;
-      }
-      this.appliedLsn = lsn;
-      try {
-        next.done(this.apply(next.mutation));
-      } catch (e) {
-        // Input was checked before logging, so this is a bug or the machine (out of memory): the
-        // record is in the log but memory may hold part of it. Stop rather than diverge further.
-        this.broken = new MemstoreError('IO', `applying logged batch ${lsn} failed; close and reopen ${this.dir} (the log replays it)`, { cause: e });
-        next.fail(this.broken);
-      }
-    }
   }
 
   /**
@@ -853,7 +778,7 @@ export class MemStore {
     await this.wal.sync().catch((e: unknown) => {
       throw asMemstoreError(e, 'syncing the write-ahead log before a checkpoint');
     });
-    const lsn = this.appliedLsn;
+    const lsn = this.pipeline.appliedLsn;
     const snapshot = this.dirty;
     const training = this.trainedSinceCheckpoint;
     if (snapshot.size === 0 && !training && lsn === this.state.readCheckpoint().lsn) return;
@@ -894,33 +819,8 @@ export class MemStore {
     }
     // Collecting would copy damaged records, which it cannot: that waits for `memstore repair`.
     if (!collectGarbage || this.damaged.size > 0 || this.damagedKeys.length > 0) return;
-    if (worthCollecting(this.arena)) await this.exclusive(() => this.collectArena());
-    if (worthCollecting(this.vectors)) await this.exclusive(() => this.collectVectors());
-  }
-
-  /**
-   * Runs `step` with writes held back and every accepted write applied. `inCallOrder` (compaction,
-   * which callers issue among their writes) also lets every write queued before it go first; the
-   * collection a checkpoint starts must not wait for writes that wait for that checkpoint.
-   */
-  private async exclusive<T>(step: () => Promise<T>, inCallOrder = false): Promise<T> {
-    let open!: () => void;
-    const take = () => {
-      this.gate = new Promise<void>((resolve) => (open = resolve));
-    };
-    if (inCallOrder && (this.waiting > 0 || this.mustWait())) {
-      await this.enqueue(take);
-    } else {
-      while (this.gate !== undefined) await this.gate;
-      take();
-    }
-    try {
-      await Promise.allSettled([...this.inflight]);
-      return await step();
-    } finally {
-      this.gate = undefined;
-      open();
-    }
+    if (worthCollecting(this.arena)) await this.pipeline.exclusive(() => this.collectArena());
+    if (worthCollecting(this.vectors)) await this.pipeline.exclusive(() => this.collectVectors());
   }
 
   /**
@@ -1016,7 +916,7 @@ export class MemStore {
    */
   async compact(): Promise<void> {
     this.checkOpen();
-    await this.exclusive(async () => {
+    await this.pipeline.exclusive(async () => {
       await this.checkpoint();
       await this.collectArena();
       await this.collectVectors();
@@ -1376,8 +1276,8 @@ export class MemStore {
   async abandon(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([...this.inflight]);
-    while (this.gate !== undefined) await this.gate;
+    await this.pipeline.settled();
+    await this.pipeline.gateOpen();
     await this.checkpointRun?.catch(() => undefined);
     // Every accepted write has settled, so closing the files adds nothing a killed process would
     // not have left behind too; it only returns their descriptors (a dead fault layer just refuses).
@@ -1397,9 +1297,9 @@ export class MemStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([...this.inflight]);
+    await this.pipeline.settled();
     let failure: unknown;
-    if (this.broken === undefined) {
+    if (this.pipeline.broken === undefined) {
       try {
         await this.checkpoint();
       } catch (e) {

@@ -1,0 +1,175 @@
+import { MemstoreError } from '../errors.js';
+
+/**
+ * What the pipeline needs from its store, injected so that it imports nothing of it (Pebble's
+ * commitPipeline and commitEnv are the model).
+ */
+export interface CommitEnv<M> {
+  /** Appends a payload to the write-ahead log; resolves with its LSN once it is as durable as the store's mode says. */
+  append(payload: Uint8Array): Promise<number>;
+  /** Applies a logged mutation to memory, synchronously; returns the write's result. */
+  apply(mutation: M): number;
+  /** After a write is applied: the store counts the log bytes and may start a checkpoint. */
+  applied(payloadBytes: number): void;
+  /** Throws when the store is closed or broken. */
+  checkOpen(): void;
+  /**
+   * The checkpoint writes must wait for (backpressure), or undefined when none has to: the store
+   * returns its running checkpoint once the log behind it has grown too long.
+   */
+  lagging(): Promise<void> | undefined;
+  /** How to name the store in errors. */
+  readonly name: string;
+}
+
+/**
+ * The order in which a store's writes are logged and applied (STATE.md, "Writes, checkpoints,
+ * recovery"):
+ *
+ * - A write is appended to the log at once when nothing holds writes back, so the writes of one
+ *   tick share a group commit; applies then run strictly in LSN order, whatever order the appends
+ *   resolved in, each one synchronous, so no reader ever sees half a batch.
+ * - Maintenance that must see no new writes (arena collection, compaction) holds the gate; a
+ *   checkpoint that lags too far behind holds writes back as well. Writes that must wait queue in
+ *   call order and each starts (synchronously) only when every earlier one has, so none overtakes
+ *   an earlier one.
+ * - If an apply ever throws (input was checked before logging, so a bug or an out-of-memory), the
+ *   pipeline is broken: memory no longer follows the log, every later write is refused with that
+ *   error, and the store must be reopened (the log replays the batch).
+ */
+export class CommitPipeline<M> {
+  /** LSN of the last write applied. */
+  appliedLsn: number;
+  /** Set once an apply failed. */
+  broken: MemstoreError | undefined;
+  private readonly reorder = new Map<number, { mutation: M; done: (n: number) => void; fail: (e: unknown) => void }>();
+  /** Writes accepted and not yet applied (or failed). */
+  private readonly inflight = new Set<Promise<unknown>>();
+  /** Set while an exclusive step runs; writes wait for it. */
+  private gate: Promise<void> | undefined;
+  /** Writes that had to wait, in call order: each waits for the one before. */
+  private queue: Promise<void> = Promise.resolve();
+  private waiting = 0;
+
+  constructor(
+    private readonly env: CommitEnv<M>,
+    appliedLsn: number,
+  ) {
+    this.appliedLsn = appliedLsn;
+  }
+
+  /** Logs `payload` (the encoded `mutation`), then applies it in log order; resolves to what apply returned. */
+  write(mutation: M, payload: Uint8Array): Promise<number> {
+    if (this.waiting === 0 && !this.mustWait()) return this.logAndApply(mutation, payload);
+    return this.enqueue(() => {
+      this.env.checkOpen();
+      return this.logAndApply(mutation, payload);
+    });
+  }
+
+  /**
+   * Runs `step` with writes held back and every accepted write applied. `inCallOrder` (compaction,
+   * which callers issue among their writes) also lets every write queued before it go first; the
+   * collection a checkpoint starts must not wait for writes that wait for that checkpoint.
+   */
+  async exclusive<T>(step: () => Promise<T>, inCallOrder = false): Promise<T> {
+    let open!: () => void;
+    const take = () => {
+      this.gate = new Promise<void>((resolve) => (open = resolve));
+    };
+    if (inCallOrder && (this.waiting > 0 || this.mustWait())) {
+      await this.enqueue(take);
+    } else {
+      while (this.gate !== undefined) await this.gate;
+      take();
+    }
+    try {
+      await this.settled();
+      return await step();
+    } finally {
+      this.gate = undefined;
+      open();
+    }
+  }
+
+  /** Resolves when every write accepted so far has been applied or has failed. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  /** Waits for a gate held now (the store's close and abandon wait for maintenance this way). */
+  async gateOpen(): Promise<void> {
+    while (this.gate !== undefined) await this.gate;
+  }
+
+  private mustWait(): boolean {
+    return this.gate !== undefined || this.env.lagging() !== undefined;
+  }
+
+  /**
+   * Runs `start` (synchronously) once every write or compaction queued before it has started and
+   * nothing holds writes back: so writes that must wait keep their call order, and none slips in
+   * between the check and its own start.
+   */
+  private enqueue<T>(start: () => T): Promise<Awaited<T>> {
+    this.waiting++;
+    // Boxed, so that the queue moves on once `start` has run, not once the write it started completes:
+    // queued writes still share group commits.
+    const started = this.queue.then(async () => {
+      try {
+        for (;;) {
+          const lagging = this.env.lagging();
+          if (this.gate !== undefined) await this.gate;
+          else if (lagging !== undefined) await lagging.catch(() => undefined);
+          else break;
+        }
+      } finally {
+        this.waiting--;
+      }
+      return { value: start() };
+    });
+    this.queue = started.then(
+      () => undefined,
+      () => undefined,
+    );
+    return started.then((box) => box.value as Awaited<T>);
+  }
+
+  /** Appends and applies; counted in `inflight` from its first (synchronous) step, which exclusive steps wait for. */
+  private logAndApply(mutation: M, payload: Uint8Array): Promise<number> {
+    const run = (async () => {
+      const lsn = await this.env.append(payload);
+      const n = await new Promise<number>((done, fail) => {
+        this.reorder.set(lsn, { mutation, done, fail });
+        this.drain();
+      });
+      this.env.applied(payload.byteLength);
+      return n;
+    })();
+    this.inflight.add(run);
+    const forget = () => this.inflight.delete(run);
+    run.then(forget, forget);
+    return run;
+  }
+
+  /** Applies logged mutations strictly in LSN order, whatever order their appends resolved in. */
+  private drain(): void {
+    for (let next = this.reorder.get(this.appliedLsn + 1); next !== undefined; next = this.reorder.get(this.appliedLsn + 1)) {
+      const lsn = this.appliedLsn + 1;
+      this.reorder.delete(lsn);
+      if (this.broken !== undefined) {
+        next.fail(this.broken);
+        continue;
+      }
+      this.appliedLsn = lsn;
+      try {
+        next.done(this.env.apply(next.mutation));
+      } catch (e) {
+        // Input was checked before logging, so this is a bug or the machine (out of memory): the
+        // record is in the log but memory may hold part of it. Stop rather than diverge further.
+        this.broken = new MemstoreError('IO', `applying logged batch ${lsn} failed; close and reopen ${this.env.name} (the log replays it)`, { cause: e });
+        next.fail(this.broken);
+      }
+    }
+  }
+}
