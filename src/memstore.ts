@@ -1,7 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { emitWarning } from 'node:process';
 import { Wal } from '../wal/wal.js';
-import { isWalError } from '../wal/errors.js';
 import { nodeFileLayer } from '../wal/file-layer.js';
 import { BlobArena, type BlobRef } from './arena/arena.js';
 import { LookasideCache, type CacheEntry, type CacheHost, type CacheLookup, type CacheQuery, type CacheStats, type Candidate } from './cache/lookaside.js';
@@ -23,8 +22,11 @@ import {
 import type { PcaModel } from './pca/pca.js';
 import { CodeBlocks, INDEX_BLOCK_VECTORS, type ScanQuery, type VectorPlace } from './scan/code-blocks.js';
 import { TopK } from './scan/topk.js';
-import { arenaDir, arenaSegmentPath, ensureDurableDir, repairLogDir, statePath, walDir } from './store/files.js';
+import { arenaSegmentPath, ensureDurableDir, repairLogDir, statePath, walDir } from './store/files.js';
+import { ChangedRecords } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
+import { asMemstoreError, damagedId, recordCorruption } from './store/record-errors.js';
+import { RecordReads } from './store/record-reads.js';
 import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
 import { FORMAT_VERSION, StateStore, type DocRecord, type Entry, type RecordState, type StoreConfig } from './store/state.js';
@@ -109,12 +111,6 @@ function copyHit(h: SearchHit): SearchHit {
   return out;
 }
 
-/** A record's state newer than the last checkpoint; `null` marks a deletion. */
-interface DirtyEntry {
-  /** Where its full-precision vector lives in the vector arena (already appended there), when one is kept. */
-  readonly place: VectorPlace | undefined;
-  readonly doc: DocRecord;
-}
 
 /** A ranked candidate before its text is read. */
 interface Ranked {
@@ -143,32 +139,6 @@ const MOVED_RETRIES = 3;
 const ARENA_GC_MIN_GARBAGE = 16 << 20;
 
 const utf8 = new TextEncoder();
-// ignoreBOM keeps a leading U+FEFF: by default a decoder strips it, and '\uFEFFa' would come back as 'a'.
-const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-/** Log and arena errors become MemstoreErrors with the same meaning and the original as cause. */
-function asMemstoreError(e: unknown, what: string): unknown {
-  if (e instanceof MemstoreError) return e;
-  if (isWalError(e)) return new MemstoreError(e.code, `${what}: ${e.message}`, { cause: e, file: e.file, offset: e.offset });
-  return new MemstoreError('IO', `${what} failed`, { cause: e });
-}
-
-/** The CORRUPTION of one record, with its id (a copy of `e` naming it when `e` does not). */
-function recordCorruption(id: string, e: unknown): MemstoreError {
-  if (e instanceof MemstoreError && e.code === 'CORRUPTION' && e.id === id) return e;
-  const inner = e instanceof MemstoreError ? e : undefined;
-  return new MemstoreError('CORRUPTION', `record ${JSON.stringify(id)} is damaged: ${inner?.message ?? String(e)}`, {
-    cause: e,
-    id,
-    ...(inner?.file === undefined ? {} : { file: inner.file }),
-    ...(inner?.offset === undefined ? {} : { offset: inner.offset }),
-  });
-}
-
-/** The id of a record-level CORRUPTION, or undefined for any other error. */
-function damagedId(e: unknown): string | undefined {
-  return e instanceof MemstoreError && e.code === 'CORRUPTION' ? e.id : undefined;
-}
 
 function sameRef(a: BlobRef | undefined, b: BlobRef | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && a.every((x, i) => x === b[i]));
@@ -239,14 +209,14 @@ function sizeOf(path: string): number {
 export class MemStore {
   private index: CodeBlocks;
   private readonly space: VectorSpace;
+  private readonly reads: RecordReads;
   private closed = false;
   private readonly cache: LookasideCache<SearchHit[]> | undefined;
   private readonly codec: Codec;
   private readonly bounds: VectorBounds | undefined;
 
-  private dirty = new Map<string, DirtyEntry | null>();
-  /** The dirty set a running checkpoint is writing; read through until its commit is durable. */
-  private flushing: Map<string, DirtyEntry | null> | undefined;
+  /** Records changed since the last checkpoint. */
+  private readonly changes = new ChangedRecords();
   private trainedSinceCheckpoint = false;
   private logBytesSinceCheckpoint = 0;
   private checkpointRun: Promise<void> | undefined;
@@ -274,6 +244,7 @@ export class MemStore {
     this.codec = getCodec(config.codec);
     this.bounds = vectorBounds(config);
     this.space = new VectorSpace(config, pca);
+    this.reads = new RecordReads(dir, config.dim, arena, vectors);
     // Before training the index holds the vectors themselves (float32), to fit PCA on.
     this.index = this.space.trained ? newIndex(this.codec, this.space.storedDim) : newIndex(getCodec('f32'), config.dim);
     this.cache = options.cache === false ? undefined : new LookasideCache<SearchHit[]>(options.cache);
@@ -432,7 +403,7 @@ export class MemStore {
     for (const [id, place] of places) {
       if (!this.space.trained) {
         try {
-          this.index.put(id, this.space.storedForm(await this.readVector(id, place)));
+          this.index.put(id, this.space.storedForm(await this.reads.vector(id, place)));
         } catch (e) {
           if (damagedId(e) !== id) throw e;
           setAside.set(id, e as MemstoreError);
@@ -441,7 +412,7 @@ export class MemStore {
       }
       if (!this.index.has(id)) continue;
       this.index.setPlace(id, place);
-      this.vectors.markLive(this.vectorRef(place));
+      this.vectors.markLive(this.reads.vectorRef(place));
     }
     // Slots do not move until the pass is over: records are set aside only after it.
     const documented = new Uint8Array(this.index.size);
@@ -488,48 +459,6 @@ export class MemStore {
     for (const [id, e] of setAside) this.markDamaged(id, e);
   }
 
-  /** The vector arena's reference of a place: the frame holds `dim` float32. */
-  private vectorRef(place: VectorPlace): BlobRef {
-    return [place[0], place[1], place[2], this.config.dim * 4];
-  }
-
-  /** Reads the full-precision vector of `id` at `place`; CORRUPTION naming the record when its check fails. */
-  private async readVector(id: string, place: VectorPlace): Promise<Float32Array> {
-    const now = this.readVectorNow(id, place);
-    if (now !== undefined) return now;
-    let bytes: Uint8Array;
-    try {
-      bytes = await this.vectors.read(this.vectorRef(place));
-    } catch (e) {
-      throw this.vectorError(id, e);
-    }
-    return this.floats(bytes);
-  }
-
-  /** readVector() without waiting, when the vector arena can read synchronously; else undefined. */
-  private readVectorNow(id: string, place: VectorPlace): Float32Array | undefined {
-    let bytes: Uint8Array | undefined;
-    try {
-      bytes = this.vectors.readNow(this.vectorRef(place));
-    } catch (e) {
-      throw this.vectorError(id, e);
-    }
-    return bytes === undefined ? undefined : this.floats(bytes);
-  }
-
-  private vectorError(id: string, e: unknown): unknown {
-    const err = asMemstoreError(e, 'reading a vector from the vector arena');
-    return isDamage(err) ? recordCorruption(id, err) : err;
-  }
-
-  /** The float32 view of a vector's payload (aligned: frames' payloads start 8 bytes into their buffer), or a copy. */
-  private floats(bytes: Uint8Array): Float32Array {
-    if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, this.config.dim);
-    const out = new Float32Array(this.config.dim);
-    new Uint8Array(out.buffer).set(bytes);
-    return out;
-  }
-
   /** Re-applies every logged batch after the checkpoint; applying is idempotent (upserts and deletes by id). */
   private async replay(afterLsn: number): Promise<void> {
     const where = walDir(this.dir);
@@ -561,12 +490,6 @@ export class MemStore {
     this.cache?.clear();
   }
 
-  /** A change newer than the checkpoint, `null` for a deletion, or undefined when the checkpoint is current. */
-  private pending(id: string): DirtyEntry | null | undefined {
-    if (this.dirty.has(id)) return this.dirty.get(id)!;
-    if (this.flushing?.has(id) === true) return this.flushing.get(id)!;
-    return undefined;
-  }
 
   /** Where the full-precision vector of a stored record lives; CORRUPTION (naming it) when none is. */
   private placeOf(id: string): VectorPlace {
@@ -579,7 +502,7 @@ export class MemStore {
 
   /** The document (text reference, metadata) of a stored record; CORRUPTION (naming it) when damaged. */
   private docOf(id: string): DocRecord {
-    const p = this.pending(id);
+    const p = this.changes.of(id);
     if (p !== undefined) return p === null ? {} : p.doc;
     return this.state.getDoc(id) ?? {};
   }
@@ -624,7 +547,7 @@ export class MemStore {
 
   /**
    * Backpressure: while a checkpoint runs and the log has grown to STALL_CHECKPOINTS times
-   * `checkpointBytes` since the last one, writes wait for it. So the log, the dirty set and the
+   * `checkpointBytes` since the last one, writes wait for it. So the log, the changed records and the
    * arena's garbage stay bounded however fast a caller writes and however slow the disk is.
    */
   private stalled(): boolean {
@@ -632,9 +555,9 @@ export class MemStore {
   }
 
   /**
-   * Applies one logged mutation to memory: index, arena, dirty set. Synchronous, so no search or
+   * Applies one logged mutation to memory: index, arena, changed records. Synchronous, so no search or
    * other write ever sees half of it; everything that can fail (projection, encoding, arena
-   * appends) runs before the first change to the index or the dirty set. Returns the records added,
+   * appends) runs before the first change to the index or the changed records. Returns the records added,
    * or how many deleted ids existed.
    */
   private apply(m: Mutation): number {
@@ -643,7 +566,7 @@ export class MemStore {
       let n = 0;
       for (const id of m.ids) {
         if (this.damaged.delete(id)) {
-          this.dirty.set(id, null);
+          this.changes.set(id, null);
           n++;
           continue;
         }
@@ -651,7 +574,7 @@ export class MemStore {
         this.releaseText(id);
         this.releaseVector(id);
         this.index.remove(id);
-        this.dirty.set(id, null);
+        this.changes.set(id, null);
         this.cache?.touch(id);
         n++;
       }
@@ -680,7 +603,7 @@ export class MemStore {
       this.index.setPlace(r.id, place);
       const text = textRefs[i];
       const doc: DocRecord = { ...(text === undefined ? {} : { text }), ...(r.meta === undefined ? {} : { meta: r.meta, metaJson: r.metaJson }) };
-      this.dirty.set(r.id, { place, doc });
+      this.changes.set(r.id, { place, doc });
       this.cache?.touch(r.id);
     });
     if (!this.space.trained && this.index.size >= this.config.trainSize) this.train();
@@ -689,13 +612,13 @@ export class MemStore {
 
   private releaseVectorOf(index: CodeBlocks, id: string): void {
     const place = index.placeOf(id);
-    if (place !== undefined) this.vectors.release(this.vectorRef(place));
+    if (place !== undefined) this.vectors.release(this.reads.vectorRef(place));
   }
 
   /** Tells the vector arena that the vector of `id` is garbage now. */
   private releaseVector(id: string): void {
     const place = this.index.placeOf(id);
-    if (place !== undefined) this.vectors.release(this.vectorRef(place));
+    if (place !== undefined) this.vectors.release(this.reads.vectorRef(place));
   }
 
   /** Tells the arena that the text of `id` is garbage now; a damaged document has nothing to release. */
@@ -740,7 +663,7 @@ export class MemStore {
       this.space.adopt(fitted);
       this.trainedSinceCheckpoint = true;
       if (!this.config.keepFull) {
-        for (const [id, e] of this.dirty) if (e !== null) this.dirty.set(id, { ...e, place: undefined });
+        for (const [id] of this.changes.entries()) this.changes.movedVector(id, undefined);
       }
       this.cache?.clear();
     } catch (e) {
@@ -779,12 +702,10 @@ export class MemStore {
       throw asMemstoreError(e, 'syncing the write-ahead log before a checkpoint');
     });
     const lsn = this.pipeline.appliedLsn;
-    const snapshot = this.dirty;
     const training = this.trainedSinceCheckpoint;
-    if (snapshot.size === 0 && !training && lsn === this.state.readCheckpoint().lsn) return;
+    if (this.changes.size === 0 && !training && lsn === this.state.readCheckpoint().lsn) return;
     // Everything below up to the first await is synchronous: codes are captured as of `lsn`.
-    this.dirty = new Map();
-    this.flushing = snapshot;
+    const snapshot = this.changes.take();
     this.trainedSinceCheckpoint = false;
     const bytesCovered = this.logBytesSinceCheckpoint;
     const records = new Map<string, RecordState | null>();
@@ -803,12 +724,11 @@ export class MemStore {
         ...(allCodes === undefined ? {} : { training: { pca: this.space.pca, codes: allCodes, dropFull: !this.config.keepFull } }),
       });
     } catch (e) {
-      for (const [id, entry] of snapshot) if (!this.dirty.has(id)) this.dirty.set(id, entry);
+      this.changes.settle(true);
       if (training) this.trainedSinceCheckpoint = true;
       throw asMemstoreError(e, 'checkpoint');
-    } finally {
-      this.flushing = undefined;
     }
+    this.changes.settle(false);
     this.logBytesSinceCheckpoint -= bytesCovered;
     try {
       // A segment the checkpoint covers entirely can only go once it is not the active one.
@@ -834,9 +754,9 @@ export class MemStore {
     const live: [string, BlobRef][] = [];
     for (const entry of this.state.iterateDocs()) {
       if (entry.error !== undefined) continue;
-      if (entry.value.text !== undefined && !this.dirty.has(entry.id)) live.push([entry.id, entry.value.text]);
+      if (entry.value.text !== undefined && !this.changes.has(entry.id)) live.push([entry.id, entry.value.text]);
     }
-    for (const [id, e] of this.dirty) if (e?.doc.text !== undefined) live.push([id, e.doc.text]);
+    for (const [id, e] of this.changes.entries()) if (e?.doc.text !== undefined) live.push([id, e.doc.text]);
     const { generation, refs } = await this.arena.collect(live).catch((e: unknown) => {
       // A damaged text no read had met yet: name its record, and leave the arena as it was.
       const hit = e instanceof MemstoreError && e.code === 'CORRUPTION' ? live.find(([, ref]) => arenaSegmentPath(this.dir, ref[0], ref[1]) === e.file && ref[2] === e.offset) : undefined;
@@ -847,7 +767,7 @@ export class MemStore {
       throw asMemstoreError(e, 'collecting the text arena');
     });
     const moved = new Map<string, BlobRef>();
-    for (const [id, ref] of refs) if (!this.dirty.has(id)) moved.set(id, ref);
+    for (const [id, ref] of refs) if (!this.changes.has(id)) moved.set(id, ref);
     try {
       await this.state.commitCheckpoint({ checkpoint: { ...this.state.readCheckpoint(), arenaGeneration: generation }, records: new Map(), movedText: moved });
     } catch (e) {
@@ -855,10 +775,7 @@ export class MemStore {
       await this.arena.abortCollect().catch(() => undefined);
       throw e;
     }
-    for (const [id, ref] of refs) {
-      const e = this.dirty.get(id);
-      if (e !== undefined && e !== null) this.dirty.set(id, { ...e, doc: { ...e.doc, text: ref } });
-    }
+    for (const [id, ref] of refs) this.changes.movedText(id, ref);
     await this.arena.finishCollect(generation);
   }
 
@@ -873,7 +790,7 @@ export class MemStore {
     const live: [string, BlobRef][] = [];
     for (const id of this.index.allIds()) {
       const place = this.index.placeOf(id);
-      if (place !== undefined) live.push([id, this.vectorRef(place)]);
+      if (place !== undefined) live.push([id, this.reads.vectorRef(place)]);
     }
     const { generation, refs } = await this.vectors.collect(live).catch((e: unknown) => {
       const hit = e instanceof MemstoreError && e.code === 'CORRUPTION' ? live.find(([, ref]) => arenaSegmentPath(this.dir, ref[0], ref[1], 'vectors') === e.file && ref[2] === e.offset) : undefined;
@@ -884,7 +801,7 @@ export class MemStore {
       throw asMemstoreError(e, 'collecting the vector arena');
     });
     const moved = new Map<string, VectorPlace>();
-    for (const [id, ref] of refs) if (!this.dirty.has(id)) moved.set(id, [ref[0], ref[1], ref[2]]);
+    for (const [id, ref] of refs) if (!this.changes.has(id)) moved.set(id, [ref[0], ref[1], ref[2]]);
     try {
       await this.state.commitCheckpoint({ checkpoint: { ...this.state.readCheckpoint(), vectorGeneration: generation }, records: new Map(), movedVectors: moved });
     } catch (e) {
@@ -894,8 +811,7 @@ export class MemStore {
     for (const [id, ref] of refs) {
       const place: VectorPlace = [ref[0], ref[1], ref[2]];
       if (this.index.has(id)) this.index.setPlace(id, place);
-      const e = this.dirty.get(id);
-      if (e !== undefined && e !== null) this.dirty.set(id, { ...e, place });
+      this.changes.movedVector(id, place);
     }
     await this.vectors.finishCollect(generation);
   }
@@ -1108,8 +1024,8 @@ export class MemStore {
         continue;
       }
       try {
-        const v = this.readVectorNow(w.id, w.place);
-        if (v === undefined) return Promise.allSettled(wanted.map((x) => (x instanceof Float32Array ? x : this.readVector(x.id, x.place))));
+        const v = this.reads.vectorNow(w.id, w.place);
+        if (v === undefined) return Promise.allSettled(wanted.map((x) => (x instanceof Float32Array ? x : this.reads.vector(x.id, x.place))));
         out.push({ status: 'fulfilled', value: v });
       } catch (e) {
         out.push({ status: 'rejected', reason: e });
@@ -1135,7 +1051,7 @@ export class MemStore {
     const reads = ranked.map((r) => {
       if (r.doc.text === undefined) return undefined;
       const hot = this.cache?.hotText(r.id);
-      return hot === undefined || hot === null ? this.readText(r.id, r.doc.text) : hot;
+      return hot === undefined || hot === null ? this.reads.text(r.id, r.doc.text) : hot;
     });
     const settled = await Promise.allSettled(reads);
     let damage = false;
@@ -1167,22 +1083,6 @@ export class MemStore {
     if ((this.index.has(id) || this.damaged.has(id)) && sameRef(current, ref)) this.markDamaged(id, e);
   }
 
-  /** The text at `ref` of record `id`; CORRUPTION naming the record when the arena's check fails. */
-  private async readText(id: string, ref: BlobRef): Promise<string> {
-    let bytes: Uint8Array;
-    try {
-      bytes = await this.arena.read(ref);
-    } catch (e) {
-      const err = asMemstoreError(e, 'reading a text from the arena');
-      throw isDamage(err) ? recordCorruption(id, err) : err;
-    }
-    try {
-      return fromUtf8.decode(bytes);
-    } catch (e) {
-      throw new MemstoreError('CORRUPTION', `${this.dir}: the text of ${JSON.stringify(id)} is not valid UTF-8`, { file: arenaDir(this.dir), cause: e, id });
-    }
-  }
-
   /** The record stored under `id`, or undefined; CORRUPTION (with `id`) when it is damaged. */
   async get(id: string): Promise<StoredRecord | undefined> {
     this.checkOpen();
@@ -1207,7 +1107,7 @@ export class MemStore {
       if (place !== undefined) {
         try {
           // A compact copy: the read is a view into a buffer that also holds the frame's header.
-          vector = (await this.readVector(id, place)).slice();
+          vector = (await this.reads.vector(id, place)).slice();
         } catch (e) {
           if (damagedId(e) !== id) throw e;
           // Moved since (a write, or the vector arena's collection): not damage, read again.
@@ -1219,7 +1119,7 @@ export class MemStore {
       const record: StoredRecord = { id, vector: vector! };
       if (doc.text !== undefined) {
         try {
-          record.text = await this.readText(id, doc.text);
+          record.text = await this.reads.text(id, doc.text);
         } catch (e) {
           if (damagedId(e) !== id) throw e;
           this.setAsideIfUnchanged(id, doc.text, e);
@@ -1352,7 +1252,7 @@ export class MemStore {
     const out: { vector?: number[]; text?: string; meta?: Meta } = {};
     try {
       const place = this.index.placeOf(id) ?? this.state.getPlace(id);
-      if (place !== undefined) out.vector = Array.from(await this.readVector(id, place));
+      if (place !== undefined) out.vector = Array.from(await this.reads.vector(id, place));
       else if (this.index.has(id)) out.vector = Array.from(this.reconstruct(id));
     } catch {
       // Damaged or missing: the raw bytes are in the report.
@@ -1360,7 +1260,7 @@ export class MemStore {
     try {
       const doc = this.docOf(id);
       if (doc.meta !== undefined) out.meta = cloneMeta(doc.meta);
-      if (doc.text !== undefined) out.text = await this.readText(id, doc.text);
+      if (doc.text !== undefined) out.text = await this.reads.text(id, doc.text);
     } catch {
       // As above.
     }
@@ -1379,9 +1279,4 @@ export class MemStore {
     await this.state.removeKeys(this.damagedKeys.map((d) => d.key));
     this.damagedKeys.length = 0;
   }
-}
-
-/** Damage a checksum found (as opposed to an I/O failure, which says nothing about the bytes). */
-function isDamage(e: unknown): boolean {
-  return e instanceof MemstoreError && e.code === 'CORRUPTION';
 }

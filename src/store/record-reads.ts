@@ -1,0 +1,80 @@
+import type { BlobArena, BlobRef } from '../arena/arena.js';
+import { MemstoreError } from '../errors.js';
+import type { VectorPlace } from '../scan/code-blocks.js';
+import { arenaDir } from './files.js';
+import { asMemstoreError, isDamage, recordCorruption } from './record-errors.js';
+
+// ignoreBOM keeps a leading U+FEFF: by default a decoder strips it, and '\uFEFFa' would come back as 'a'.
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Reads of one record's parts from the store's two arenas: its full-precision vector (a frame of
+ * `dim` float32 in the vector arena) and its text (UTF-8 in the text arena). A check that fails is
+ * CORRUPTION naming the record (`id`), which the store sets aside; an I/O failure is IO.
+ */
+export class RecordReads {
+  constructor(
+    private readonly dir: string,
+    private readonly dim: number,
+    private readonly texts: BlobArena,
+    private readonly vectors: BlobArena,
+  ) {}
+
+  /** The vector arena's reference of a place: the frame holds `dim` float32. */
+  vectorRef(place: VectorPlace): BlobRef {
+    return [place[0], place[1], place[2], this.dim * 4];
+  }
+
+  /** The full-precision vector of `id` at `place` (a view into a buffer of its own). */
+  async vector(id: string, place: VectorPlace): Promise<Float32Array> {
+    const now = this.vectorNow(id, place);
+    if (now !== undefined) return now;
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.vectors.read(this.vectorRef(place));
+    } catch (e) {
+      throw this.vectorError(id, e);
+    }
+    return this.floats(bytes);
+  }
+
+  /** vector() without waiting, when the vector arena can read synchronously; else undefined. */
+  vectorNow(id: string, place: VectorPlace): Float32Array | undefined {
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = this.vectors.readNow(this.vectorRef(place));
+    } catch (e) {
+      throw this.vectorError(id, e);
+    }
+    return bytes === undefined ? undefined : this.floats(bytes);
+  }
+
+  /** The text of `id` at `ref`. */
+  async text(id: string, ref: BlobRef): Promise<string> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.texts.read(ref);
+    } catch (e) {
+      const err = asMemstoreError(e, 'reading a text from the arena');
+      throw isDamage(err) ? recordCorruption(id, err) : err;
+    }
+    try {
+      return fromUtf8.decode(bytes);
+    } catch (e) {
+      throw new MemstoreError('CORRUPTION', `${this.dir}: the text of ${JSON.stringify(id)} is not valid UTF-8`, { file: arenaDir(this.dir), cause: e, id });
+    }
+  }
+
+  private vectorError(id: string, e: unknown): unknown {
+    const err = asMemstoreError(e, 'reading a vector from the vector arena');
+    return isDamage(err) ? recordCorruption(id, err) : err;
+  }
+
+  /** The float32 view of a vector's payload (aligned: frames' payloads start 8 bytes into their buffer), or a copy. */
+  private floats(bytes: Uint8Array): Float32Array {
+    if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, this.dim);
+    const out = new Float32Array(this.dim);
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
+  }
+}
