@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MemStore } from '../src/memstore.js';
-import { readVectors, rng, shippedDataset, type Dataset } from './data.js';
+import { DATA_OPTIONS, datasetFrom, rng, type Dataset } from './data.js';
 
 export interface CacheBenchOptions {
   /** Documents stored. @default all of the data set */
@@ -219,10 +219,7 @@ function optionArgs(o: CacheBenchOptions): string[] {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      data: { type: 'string' },
-      queries: { type: 'string' },
-      dim: { type: 'string' },
-      n: { type: 'string' },
+      ...DATA_OPTIONS,
       stream: { type: 'string' },
       repeat: { type: 'string' },
       near: { type: 'string' },
@@ -234,14 +231,7 @@ async function main(): Promise<void> {
       dir: { type: 'string' },
     },
   });
-  let data: Dataset;
-  if (values.data !== undefined) {
-    const docs = readVectors(values.data, values.dim === undefined ? undefined : Number(values.dim));
-    const queries = values.queries === undefined ? docs.rows.splice(Math.floor(docs.rows.length * 0.9)) : readVectors(values.queries, docs.dim).rows;
-    data = { name: values.data, dim: docs.dim, docs: docs.rows, queries };
-  } else {
-    data = shippedDataset();
-  }
+  const data = datasetFrom(values);
   const cos = values['near-cos']?.split(',').map(Number);
   const dataArgs = [
     ...(values.data === undefined ? [] : ['--data', values.data]),

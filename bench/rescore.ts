@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { MemStore } from '../src/memstore.js';
-import { readVectors, shippedDataset, type Dataset } from './data.js';
+import { DATA_OPTIONS, datasetFrom, type Dataset } from './data.js';
 
 async function p50(store: MemStore, queries: readonly Float32Array[], rescore: boolean): Promise<number> {
   const times: number[] = [];
@@ -54,15 +54,8 @@ export async function runRescoreBench(data: Dataset, n: number, rounds: number, 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { data: { type: 'string' }, queries: { type: 'string' }, dim: { type: 'string' }, n: { type: 'string' }, rounds: { type: 'string' } } });
-  let data: Dataset;
-  if (values.data !== undefined) {
-    const docs = readVectors(values.data, values.dim === undefined ? undefined : Number(values.dim));
-    const queries = values.queries === undefined ? docs.rows.splice(Math.floor(docs.rows.length * 0.9)) : readVectors(values.queries, docs.dim).rows;
-    data = { name: values.data, dim: docs.dim, docs: docs.rows, queries };
-  } else {
-    data = shippedDataset();
-  }
+  const { values } = parseArgs({ options: { ...DATA_OPTIONS, rounds: { type: 'string' } } });
+  const data = datasetFrom(values);
   await runRescoreBench(data, values.n === undefined ? data.docs.length : Number(values.n), values.rounds === undefined ? 3 : Number(values.rounds), (line) => process.stdout.write(`${line}\n`));
 }
 

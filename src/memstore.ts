@@ -74,8 +74,13 @@ export interface StoreStats {
   trained: boolean;
   /** Pages a search probes by default; the exact-scan index probes every page. */
   nprobe: number;
-  /** RAM the search structure holds per vector: code, scale, and an estimate of the id's cost in the JS heap. */
+  /**
+   * RAM each stored vector costs: its code and scale, where its full-precision vector is (12 bytes,
+   * when rescoring is on), and its share of the id table (UTF-8 bytes, offsets, hash buckets).
+   */
   bytesPerVector: number;
+  /** RAM the store holds in all: blocks of codes (the last one whole), the id table, and the lookaside cache. */
+  memoryBytes: number;
   /** The quantized part of `bytesPerVector` alone: code bytes (padding included) and the scale. */
   codeBytesPerVector: number;
   /** Everything the directory holds per vector: state file, write-ahead log, text and vector arenas, as sized on disk. */
@@ -125,8 +130,6 @@ export interface DamagedKey {
   readonly error: MemstoreError;
 }
 
-/** Estimated JS-heap cost of keeping one id: string header, slot array entry and Map entry. */
-const ID_OVERHEAD_BYTES = 48;
 
 
 /** Writes wait for a running checkpoint once the log since the last one reaches this many times `checkpointBytes`. */
@@ -329,6 +332,7 @@ export class MemStore {
       store = new MemStore(dir, opts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
       await store.load();
       await store.replay(checkpoint.lsn);
+      await state.releasePages();
       return store;
     } catch (e) {
       store?.index.free();
@@ -393,26 +397,27 @@ export class MemStore {
         else this.index.putCode(entry.id, entry.value.code, entry.value.scale);
       }
     }
-    const places: [string, VectorPlace][] = [];
+    // Once trained, places go straight to their slots: a store's worth of JS objects kept through
+    // the pass would grow the heap for good. Before training there are at most trainSize.
+    const untrained: [string, VectorPlace][] = [];
+    const placedOutside = new Set<string>();
     for (const entry of this.state.iteratePlaces()) {
       inOrder(entry.key, 'vectors');
       if (entry.error !== undefined) damagedEntries.push({ table: 'vectors', entry });
-      else places.push([entry.id, entry.value]);
+      else if (!this.space.trained) untrained.push([entry.id, entry.value]);
+      else if (this.index.has(entry.id)) this.place(entry.id, entry.value);
+      else placedOutside.add(entry.id);
     }
     const setAside = new Map<string, MemstoreError>();
-    for (const [id, place] of places) {
-      if (!this.space.trained) {
-        try {
-          this.index.put(id, this.space.storedForm(await this.reads.vector(id, place)));
-        } catch (e) {
-          if (damagedId(e) !== id) throw e;
-          setAside.set(id, e as MemstoreError);
-          continue;
-        }
+    for (const [id, place] of untrained) {
+      try {
+        this.index.put(id, this.space.storedForm(await this.reads.vector(id, place)));
+      } catch (e) {
+        if (damagedId(e) !== id) throw e;
+        setAside.set(id, e as MemstoreError);
+        continue;
       }
-      if (!this.index.has(id)) continue;
-      this.index.setPlace(id, place);
-      this.vectors.markLive(this.reads.vectorRef(place));
+      this.place(id, place);
     }
     // Slots do not move until the pass is over: records are set aside only after it.
     const documented = new Uint8Array(this.index.size);
@@ -434,12 +439,15 @@ export class MemStore {
       documented[slot] = 1;
       if (entry.value.text !== undefined) this.arena.markLive(entry.value.text);
     }
-    const placed = new Set(places.map(([id]) => id));
     for (const { table, entry } of damagedEntries) {
       const slot = entry.id === undefined ? undefined : this.index.slotOf(entry.id);
       const hasSound =
         entry.id !== undefined &&
-        (table === 'codes' ? slot !== undefined : table === 'vectors' ? placed.has(entry.id) : (slot !== undefined && documented[slot] === 1) || soundDocs.has(entry.id));
+        (table === 'codes'
+          ? slot !== undefined
+          : table === 'vectors'
+            ? this.index.placeOf(entry.id) !== undefined || placedOutside.has(entry.id)
+            : (slot !== undefined && documented[slot] === 1) || soundDocs.has(entry.id));
       if (entry.id === undefined || hasSound) this.damagedKeys.push({ key: entry.key, error: entry.error! });
       else if (!setAside.has(entry.id)) setAside.set(entry.id, entry.error!);
     }
@@ -457,6 +465,12 @@ export class MemStore {
       }
     }
     for (const [id, e] of setAside) this.markDamaged(id, e);
+  }
+
+  /** Records where the vector of `id` (in the index) lives, and that its frame is live. */
+  private place(id: string, place: VectorPlace): void {
+    this.index.setPlace(id, place);
+    this.vectors.markLive(this.reads.vectorRef(place));
   }
 
   /** Re-applies every logged batch after the checkpoint; applying is idempotent (upserts and deletes by id). */
@@ -1143,7 +1157,6 @@ export class MemStore {
     const count = this.index.size;
     const scaleBytes = this.index.codec.scaled ? 4 : 0;
     const codeBytesPerVector = this.index.stride + scaleBytes;
-    const idBytes = count === 0 ? 0 : ID_OVERHEAD_BYTES + this.index.idCharacters / count;
     const walBytes = this.wal.bytes;
     const arenaBytes = this.arena.stats().totalBytes;
     const vectorBytes = this.vectors.stats().totalBytes;
@@ -1156,7 +1169,8 @@ export class MemStore {
       metric: this.config.metric,
       trained: this.space.trained,
       nprobe: this.index.blockCount,
-      bytesPerVector: codeBytesPerVector + idBytes,
+      bytesPerVector: count === 0 ? 0 : this.index.bytesPerVector,
+      memoryBytes: this.index.bytes + (this.cache?.stats().bytes ?? 0),
       codeBytesPerVector,
       diskBytesPerVector: count === 0 ? 0 : diskBytes / count,
       pages: this.index.blockCount,

@@ -71,6 +71,11 @@ function basicTests(c: Config): void {
       assert.equal(s.storedDim, c.pca ? 24 : DIM);
       assert.equal(s.codec, c.codec);
       assert.equal(s.metric, c.metric);
+      // RAM per vector: the code, its scale, the 12-byte place of its full vector, and its id's share of the id table.
+      const idBytes = items.reduce((sum, it) => sum + Buffer.byteLength(it.id), 0) / N;
+      assert.ok(s.bytesPerVector >= s.codeBytesPerVector + 12 + idBytes, `${s.bytesPerVector} B per vector`);
+      assert.ok(s.bytesPerVector <= s.codeBytesPerVector + 4 + 12 + 3 * (idBytes + 14), `${s.bytesPerVector} B per vector`);
+      assert.ok(s.memoryBytes >= s.count * s.codeBytesPerVector + s.cache.bytes);
     } finally {
       await store.close();
     }

@@ -1,6 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import { getCodec } from '../codec/index.js';
 import { kernels, type I8Metric, type KernelMetric } from '../kernels/index.js';
+import { IdTable } from './id-table.js';
 import { TopK } from './topk.js';
 
 /** Vectors per block of a store's index: large enough that one kernel call amortizes its JS overhead, small enough to recycle. */
@@ -42,12 +43,10 @@ export class CodeBlocks {
   /** Bytes of one code in memory, padding included. */
   readonly stride: number;
   private readonly blocks: Block[] = [];
-  private readonly ids: string[] = [];
-  private readonly slotById = new Map<string, number>();
+  private readonly ids = new IdTable();
   private readonly scratchQuery: number;
   private readonly scratchScores: number;
   private readonly mem = kernels().memory;
-  private idChars = 0;
   private freed = false;
   /** Largest ‖decoded code‖ of any vector put since it was first asked for (never lowered by removals). */
   private largestNorm: number | undefined;
@@ -69,37 +68,37 @@ export class CodeBlocks {
     this.scratchScores = this.mem.alloc(blockVectors * 4);
   }
 
-  /** Bytes of linear memory this holds: blocks of codes and scales, and the scratch space. */
+  /** Bytes of memory this holds: blocks of codes, scales and places (whole blocks), scratch space, and the id table. */
   get bytes(): number {
-    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 12 : 0)) + this.paddedDim * 4 + this.blockVectors * 4;
+    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 12 : 0)) + this.paddedDim * 4 + this.blockVectors * 4 + this.ids.bytes;
+  }
+
+  /** Bytes each stored vector costs once blocks are full: code, scale, place (when kept) and its share of the id table. */
+  get bytesPerVector(): number {
+    return this.stride + 4 + (this.places ? 12 : 0) + (this.ids.size === 0 ? 0 : this.ids.bytes / this.ids.size);
   }
 
   get size(): number {
-    return this.ids.length;
+    return this.ids.size;
   }
 
   get blockCount(): number {
     return this.blocks.length;
   }
 
-  /** Total UTF-16 code units of all ids, for the memory estimate in stats(). */
-  get idCharacters(): number {
-    return this.idChars;
-  }
-
   has(id: string): boolean {
-    return this.slotById.has(id);
+    return this.ids.slotOf(id) !== undefined;
   }
 
   /** Where the full-precision vector of `id` lives, or undefined (none kept, or no such id). */
   placeOf(id: string): VectorPlace | undefined {
-    const slot = this.slotById.get(id);
+    const slot = this.ids.slotOf(id);
     return slot === undefined ? undefined : this.placeAt(slot);
   }
 
   /** Records where the full-precision vector of `id` (already put) lives; undefined: nowhere. */
   setPlace(id: string, place: VectorPlace | undefined): void {
-    const slot = this.slotById.get(id);
+    const slot = this.ids.slotOf(id);
     if (slot === undefined) throw new RangeError(`no vector ${id}`);
     this.setPlaceAt(slot, place);
   }
@@ -122,23 +121,20 @@ export class CodeBlocks {
 
   /** The slot of `id`, or undefined; slots move when vectors are removed. */
   slotOf(id: string): number | undefined {
-    return this.slotById.get(id);
+    return this.ids.slotOf(id);
   }
 
   idAt(slot: number): string {
-    const id = this.ids[slot];
-    if (id === undefined) throw new RangeError(`slot ${slot} out of range`);
-    return id;
+    return this.ids.idAt(slot);
   }
 
   *allIds(): IterableIterator<string> {
-    yield* this.ids;
+    for (let slot = 0; slot < this.ids.size; slot++) yield this.ids.idAt(slot);
   }
 
   private slotFor(id: string): number {
-    const existing = this.slotById.get(id);
-    if (existing !== undefined) return existing;
-    const slot = this.ids.length;
+    const { slot, added } = this.ids.slotFor(id);
+    if (!added) return slot;
     if (slot === this.blocks.length * this.blockVectors) {
       this.blocks.push({
         codes: this.mem.alloc(this.blockVectors * this.stride),
@@ -146,10 +142,7 @@ export class CodeBlocks {
         refs: this.places ? new Uint32Array(this.blockVectors * 3) : undefined,
       });
     }
-    this.ids.push(id);
-    this.slotById.set(id, slot);
     if (this.places) this.setPlaceAt(slot, undefined);
-    this.idChars += id.length;
     return slot;
   }
 
@@ -193,7 +186,7 @@ export class CodeBlocks {
    * inserting or replacing; false when `source` does not hold `id`.
    */
   copyFrom(source: CodeBlocks, id: string): boolean {
-    const from = source.slotById.get(id);
+    const from = source.ids.slotOf(id);
     if (from === undefined) return false;
     const slot = this.slotFor(id);
     const u8 = this.mem.u8();
@@ -217,7 +210,7 @@ export class CodeBlocks {
   maxNorm(): number {
     if (this.largestNorm === undefined) {
       this.largestNorm = 0;
-      for (let slot = 0; slot < this.ids.length; slot++) this.noteNorm(slot);
+      for (let slot = 0; slot < this.ids.size; slot++) this.noteNorm(slot);
     }
     return this.largestNorm;
   }
@@ -253,7 +246,7 @@ export class CodeBlocks {
 
   /** A copy of the code of `id` and its scale, or undefined. */
   code(id: string): { code: Uint8Array; scale: number } | undefined {
-    const slot = this.slotById.get(id);
+    const slot = this.ids.slotOf(id);
     if (slot === undefined) return undefined;
     const at = this.codeAddress(slot);
     return {
@@ -271,24 +264,19 @@ export class CodeBlocks {
   }
 
   remove(id: string): boolean {
-    const slot = this.slotById.get(id);
+    const slot = this.ids.slotOf(id);
     if (slot === undefined) return false;
-    const last = this.ids.length - 1;
+    const last = this.ids.size - 1;
     if (slot !== last) {
-      const lastId = this.ids[last]!;
       const u8 = this.mem.u8();
       const from = this.codeAddress(last);
       u8.copyWithin(this.codeAddress(slot), from, from + this.stride);
       const f32 = this.mem.f32();
       f32[this.scaleAddress(slot) >> 2] = f32[this.scaleAddress(last) >> 2]!;
       if (this.places) this.setPlaceAt(slot, this.placeAt(last));
-      this.ids[slot] = lastId;
-      this.slotById.set(lastId, slot);
     }
-    this.ids.pop();
-    this.slotById.delete(id);
-    this.idChars -= id.length;
-    if (this.ids.length <= (this.blocks.length - 1) * this.blockVectors) {
+    this.ids.removeSwap(slot);
+    if (this.ids.size <= (this.blocks.length - 1) * this.blockVectors) {
       const block = this.blocks.pop()!;
       this.mem.free(block.codes, this.blockVectors * this.stride);
       this.mem.free(block.scales, this.blockVectors * 4);
@@ -314,7 +302,7 @@ export class CodeBlocks {
       f32.set(query.vector, q);
       f32.fill(0, q + this.dim, q + this.paddedDim);
     }
-    const total = this.ids.length;
+    const total = this.ids.size;
     for (let b = 0; b < this.blocks.length; b++) {
       const block = this.blocks[b]!;
       const base = b * this.blockVectors;
@@ -348,7 +336,6 @@ export class CodeBlocks {
     this.blocks.length = 0;
     this.mem.free(this.scratchQuery, this.paddedDim * 4);
     this.mem.free(this.scratchScores, this.blockVectors * 4);
-    this.ids.length = 0;
-    this.slotById.clear();
+    this.ids.clear();
   }
 }

@@ -228,6 +228,16 @@ export class StateStore {
     this.tables = { vectors: table('vectors'), codes: table('codes'), docs: table('docs') };
   }
 
+  /**
+   * Unmaps every page a full pass faulted in (open reads each record table once): closing the
+   * environment drops its mapping and reopening maps the file afresh, so the process's file-backed
+   * RSS holds only what later lookups touch. The pages stay in the kernel's page cache either way.
+   */
+  async releasePages(): Promise<void> {
+    await this.root.close();
+    this.attach(openEnv(this.dir));
+  }
+
   static open(dir: string): StateStore {
     return new StateStore(dir);
   }

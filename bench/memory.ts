@@ -1,0 +1,284 @@
+/**
+ * Memory as a user's `top` shows it (DESIGN.md, "Memory, measured as users see it"): each phase
+ * runs in a fresh process, and RAM per vector is the growth of anonymous RSS (`RssAnon`) from just
+ * before opening to after the searches, divided by the count. hnswlib-node's float32 HNSW graph
+ * over the same vectors is measured the same way in the same run.
+ *
+ *   node dist/bench/memory.js [--data docs.f32 --queries queries.f32 --dim N] [--n N] [--searches 1000] [--no-hnsw]
+ *
+ * Without --data it uses the 1k WordNet set the project ships. A `docs.jsonl` beside --data gives
+ * the records their texts. Phases: load (bulk add in batches of 1,000, peak RSS), open + searches
+ * (open time, file-backed RSS after open, anonymous RSS after), latency (codes only against
+ * rescored, cache off), hnswlib build (once) and hnswlib open + searches.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import hnswlib from 'hnswlib-node';
+import { MemStore } from '../src/memstore.js';
+import { DATA_OPTIONS, datasetFrom, shippedDataset, type Dataset } from './data.js';
+
+interface Proc {
+  anon: number;
+  file: number;
+  rss: number;
+  peak: number;
+}
+
+/** The process's resident memory by kind, in bytes, from /proc/self/status. */
+function proc(): Proc {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { anon: kb('RssAnon'), file: kb('RssFile'), rss: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+/** Collects garbage first, so the figure is what the process holds, not what it has yet to free. */
+function settled(): Proc {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc !== undefined) {
+    gc();
+    gc();
+  }
+  return proc();
+}
+
+/** Resets the kernel's peak-RSS mark, so VmHWM from here on measures this phase alone. */
+function resetPeak(): void {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+  } catch {
+    // Kernels without it leave VmHWM at the process's own peak; the sampled peak still holds.
+  }
+}
+
+interface Args {
+  data: string | undefined;
+  queries: string | undefined;
+  dim: string | undefined;
+  n: number | undefined;
+  searches: number;
+  hnsw: boolean;
+}
+
+interface Loaded {
+  readonly data: Dataset;
+  readonly texts: readonly string[] | undefined;
+}
+
+function load(args: Args): Loaded {
+  if (args.data === undefined) {
+    const data = shippedDataset();
+    const texts = readFileSync(new URL('../../bench/data/wordnet-use512-1k/docs.jsonl', import.meta.url), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { text: string }).text);
+    return { data: args.n === undefined ? data : { ...data, docs: data.docs.slice(0, args.n) }, texts };
+  }
+  const data = datasetFrom(args);
+  const rows = args.n === undefined ? data.docs : data.docs.slice(0, args.n);
+  const jsonl = join(dirname(args.data), 'docs.jsonl');
+  const texts = existsSync(jsonl)
+    ? readFileSync(jsonl, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(0, rows.length)
+        .map((l) => (JSON.parse(l) as { text: string }).text)
+    : undefined;
+  return { data: { ...data, docs: rows }, texts };
+}
+
+function queriesFor(data: Dataset, count: number): Float32Array[] {
+  return Array.from({ length: count }, (_, i) => data.queries[i % data.queries.length]!);
+}
+
+function bytesUnder(dir: string): number {
+  let sum = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    sum += entry.isDirectory() ? bytesUnder(path) : statSync(path).blocks * 512;
+  }
+  return sum;
+}
+
+type Phase = 'load' | 'open' | 'latency' | 'hnsw-build' | 'hnsw-open';
+
+/** One phase, in this (fresh) process; returns what it measured. */
+async function phase(name: Phase, args: Args, work: string): Promise<Record<string, number>> {
+  const { data, texts } = load(args);
+  const store = join(work, 'store');
+  const hnswFile = join(work, 'hnsw.bin');
+  const n = data.docs.length;
+  if (name === 'load') {
+    const before = settled();
+    resetPeak();
+    let sampledPeak = before.rss;
+    const sampler = setInterval(() => {
+      sampledPeak = Math.max(sampledPeak, proc().rss);
+    }, 20);
+    const started = performance.now();
+    const s = await MemStore.open(store, { dim: data.dim });
+    for (let at = 0; at < n; at += 1000) {
+      const batch = [];
+      for (let i = at; i < Math.min(n, at + 1000); i++) {
+        const text = texts?.[i];
+        batch.push(text === undefined ? { id: `doc-${i}`, vector: data.docs[i]! } : { id: `doc-${i}`, vector: data.docs[i]!, text });
+      }
+      await s.add(batch);
+    }
+    const checkpointBytes = 64 * 1024 * 1024;
+    const codeBytes = s.stats().codeBytesPerVector;
+    await s.close();
+    clearInterval(sampler);
+    const after = proc();
+    const rawText = texts === undefined ? 0 : texts.reduce((sum, t) => sum + Buffer.byteLength(t), 0);
+    return {
+      loadSeconds: (performance.now() - started) / 1000,
+      peakAbove: Math.max(after.peak, sampledPeak) - before.rss,
+      checkpointBytes,
+      diskBytes: bytesUnder(store),
+      rawBytes: n * (data.dim * 4 + codeBytes) + rawText,
+    };
+  }
+  if (name === 'open') {
+    const queries = queriesFor(data, args.searches);
+    const before = settled();
+    const started = performance.now();
+    const s = await MemStore.open(store);
+    const openMs = performance.now() - started;
+    const opened = proc();
+    for (const q of queries) await s.search(q, { k: 10 });
+    const stats = s.stats();
+    const after = settled();
+    await s.close();
+    return {
+      openMs,
+      fileAfterOpen: opened.file - before.file,
+      storeBytes: bytesUnder(store),
+      anonPerVector: (after.anon - before.anon) / n,
+      cacheBytes: stats.cache.bytes,
+      bytesPerVector: stats.bytesPerVector,
+      memoryBytes: stats.memoryBytes,
+      anonBytes: after.anon - before.anon,
+      codeBytesPerVector: stats.codeBytesPerVector,
+      diskBytesPerVector: stats.diskBytesPerVector,
+    };
+  }
+  if (name === 'latency') {
+    const s = await MemStore.open(store, { cache: false });
+    const queries = queriesFor(data, args.searches);
+    const p50 = async (rescore: boolean) => {
+      const times: number[] = [];
+      for (const q of queries) {
+        const t = performance.now();
+        await s.search(q, { k: 10, rescore });
+        times.push(performance.now() - t);
+      }
+      times.sort((a, b) => a - b);
+      return times[times.length >> 1]!;
+    };
+    await p50(true);
+    const codes: number[] = [];
+    const rescored: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      codes.push(await p50(false));
+      rescored.push(await p50(true));
+    }
+    await s.close();
+    const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+    return { codesP50: mid(codes), rescoredP50: mid(rescored), candidates: 40 };
+  }
+  if (name === 'hnsw-build') {
+    const started = performance.now();
+    const index = new hnswlib.HierarchicalNSW('cosine', data.dim);
+    index.initIndex(n, 16, 200, 100);
+    for (let i = 0; i < n; i++) index.addPoint(Array.from(data.docs[i]!), i);
+    await index.writeIndex(hnswFile);
+    return { buildSeconds: (performance.now() - started) / 1000 };
+  }
+  const queries = queriesFor(data, args.searches).map((q) => Array.from(q));
+  const before = settled();
+  const started = performance.now();
+  const index = new hnswlib.HierarchicalNSW('cosine', data.dim);
+  await index.readIndex(hnswFile);
+  index.setEf(128);
+  const openMs = performance.now() - started;
+  for (const q of queries) index.searchKnn(q, 10);
+  const after = settled();
+  return { openMs, anonPerVector: (after.anon - before.anon) / n };
+}
+
+function inChild(name: Phase, argv: readonly string[], work: string): Record<string, number> {
+  const result = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--phase', name, '--work', work, ...argv], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  if (result.status !== 0) throw new Error(`phase ${name} failed (${result.status ?? result.signal}): ${result.stderr}`);
+  return JSON.parse(result.stdout.trim().split('\n').pop()!) as Record<string, number>;
+}
+
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+const b = (bytes: number) => `${Math.round(bytes).toLocaleString('en-US')} B`;
+
+export function runMemoryBench(argv: readonly string[], args: Args, write: (line: string) => void): void {
+  const work = mkdtempSync(join(tmpdir(), 'memstore-memory-'));
+  try {
+    const { data } = load(args);
+    const n = data.docs.length;
+    write(`${data.name}: ${n.toLocaleString('en-US')} x ${data.dim}-d, int8, default options; each phase a fresh process`);
+    const loaded = inChild('load', argv, work);
+    const opened = inChild('open', argv, work);
+    const timed = inChild('latency', argv, work);
+    const rows: [string, string][] = [
+      ['bulk load (batches of 1,000)', `${loaded.loadSeconds!.toFixed(1)} s`],
+      ['peak RSS above the data set while loading', `${b(loaded.peakAbove! / n)} per vector (${kb(loaded.peakAbove!)}); at rest + checkpointBytes = ${kb(opened.anonPerVector! * n + loaded.checkpointBytes!)}: ${(loaded.peakAbove! / (opened.anonPerVector! * n + loaded.checkpointBytes!)).toFixed(2)}x`],
+      ['disk per record', `${b(loaded.diskBytes! / n)} (raw vector + code + text ${b(loaded.rawBytes! / n)}: ${(loaded.diskBytes! / loaded.rawBytes!).toFixed(2)}x)`],
+      ['open time', `${opened.openMs!.toFixed(0)} ms`],
+      ['file-backed RSS after open', `${kb(opened.fileAfterOpen!)} of ${kb(opened.storeBytes!)} of files (${((100 * opened.fileAfterOpen!) / opened.storeBytes!).toFixed(1)}%)`],
+      [`anonymous RSS per vector after open + ${args.searches} searches`, `${b(opened.anonPerVector!)} (stats().bytesPerVector ${b(opened.bytesPerVector!)}: ${(opened.anonPerVector! / opened.bytesPerVector!).toFixed(2)}x)`],
+      ['anonymous RSS after open + searches, in all', `${kb(opened.anonBytes!)} (stats().memoryBytes ${kb(opened.memoryBytes!)}: ${(opened.anonBytes! / opened.memoryBytes!).toFixed(2)}x; the cache holds ${kb(opened.cacheBytes!)} of it)`],
+      ['p50 codes only → rescored (cache off)', `${(timed.codesP50! * 1000).toFixed(0)} → ${(timed.rescoredP50! * 1000).toFixed(0)} µs (${(timed.rescoredP50! / timed.codesP50!).toFixed(2)}x), ${(((timed.rescoredP50! - timed.codesP50!) * 1000) / timed.candidates!).toFixed(2)} µs per candidate (${timed.candidates} candidates)`],
+    ];
+    if (args.hnsw) {
+      const built = inChild('hnsw-build', argv, work);
+      const hnsw = inChild('hnsw-open', argv, work);
+      rows.push(['hnswlib-node f32 (M 16, efC 200) build', `${built.buildSeconds!.toFixed(1)} s`]);
+      rows.push([`hnswlib-node anonymous RSS per vector after open + ${args.searches} searches (ef 128)`, `${b(hnsw.anonPerVector!)}; memstore / hnswlib = ${(opened.anonPerVector! / hnsw.anonPerVector!).toFixed(2)}`]);
+    }
+    const width = Math.max(...rows.map(([k]) => k.length));
+    for (const [k, v] of rows) write(`${k.padEnd(width)}  ${v}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      ...DATA_OPTIONS,
+      searches: { type: 'string' },
+      'no-hnsw': { type: 'boolean' },
+      phase: { type: 'string' },
+      work: { type: 'string' },
+    },
+  });
+  const args: Args = {
+    data: values.data,
+    queries: values.queries,
+    dim: values.dim,
+    n: values.n === undefined ? undefined : Number(values.n),
+    searches: values.searches === undefined ? 1000 : Number(values.searches),
+    hnsw: values['no-hnsw'] !== true,
+  };
+  if (values.phase !== undefined) {
+    process.stdout.write(`${JSON.stringify(await phase(values.phase as Phase, args, values.work!))}\n`);
+    return;
+  }
+  const argv = process.argv.slice(2);
+  runMemoryBench(argv, args, (line) => process.stdout.write(`${line}\n`));
+}
+
+if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'))) await main();

@@ -1,0 +1,216 @@
+import { MAX_ID_BYTES } from '../limits.js';
+import { isWellFormed } from '../text.js';
+
+const encoder = new TextEncoder();
+// A leading U+FEFF is part of an id, not a byte-order mark to drop.
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true, fatal: true });
+
+const EMPTY = 0;
+/** Buckets are at most this full before the table doubles, so a probe run stays short. */
+const MAX_LOAD = 0.7;
+const GROWTH = 1.5;
+
+/** Seeded 32-bit hash of bytes (murmur3's mixing); the seed is random per table, so no fixed set of ids collides everywhere. */
+function hashBytes(bytes: Uint8Array, from: number, length: number, seed: number): number {
+  let h = seed ^ length;
+  for (let i = 0; i < length; i++) {
+    h = Math.imul(h ^ bytes[from + i]!, 0x5bd1e995);
+    h ^= h >>> 15;
+  }
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * The ids of an index by slot, and the slot of each id. Each id is kept once, as UTF-8 bytes in one
+ * byte store, and found through an open-addressing hash table (linear probing, deletion by backward
+ * shift, so no tombstones): an id costs its bytes and about 12–17 more, where a JS string in an
+ * array plus a Map entry cost about 100 in V8. Strings are made only when asked for (`idAt`).
+ *
+ * Slots are dense, 0..size-1; `removeSwap` moves the last slot's id into the hole, as the index
+ * moves its codes. Ids must be well-formed Unicode of at most MAX_ID_BYTES bytes (checked at the
+ * API); a lookup of any other string finds nothing.
+ */
+export class IdTable {
+  private store = new Uint8Array(1024);
+  /** Bytes of `store` in use, live or not. */
+  private used = 0;
+  /** Bytes of `store` no slot refers to any more; compacted away when the store must grow. */
+  private garbage = 0;
+  private starts = new Uint32Array(64);
+  private lengths = new Uint16Array(64);
+  /** Per bucket, slot + 1 of an id whose probe run passes here, or EMPTY. Length a power of two. */
+  private buckets = new Uint32Array(128);
+  private count = 0;
+  /** Set by a `find` that failed: the bucket a new id would take. */
+  private runEnd = 0;
+  private readonly seed = (Math.random() * 0x100000000) >>> 0;
+  private readonly scratch = new Uint8Array(MAX_ID_BYTES);
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Bytes of memory held: byte store, per-slot offsets and lengths, buckets (capacity, not use). */
+  get bytes(): number {
+    return this.store.byteLength + this.starts.byteLength + this.lengths.byteLength + this.buckets.byteLength;
+  }
+
+  /** Bytes of UTF-8 the live ids take. */
+  get idBytes(): number {
+    return this.used - this.garbage;
+  }
+
+  /** The slot of `id`, or undefined. */
+  slotOf(id: string): number | undefined {
+    const length = this.encode(id);
+    if (length < 0) return undefined;
+    const slot = this.find(this.scratch, length, hashBytes(this.scratch, 0, length, this.seed));
+    return slot < 0 ? undefined : slot;
+  }
+
+  idAt(slot: number): string {
+    if (!(slot >= 0 && slot < this.count)) throw new RangeError(`slot ${slot} out of range`);
+    const start = this.starts[slot]!;
+    return decoder.decode(this.store.subarray(start, start + this.lengths[slot]!));
+  }
+
+  /** The slot of `id`, added as slot `size` if it is new. */
+  slotFor(id: string): { slot: number; added: boolean } {
+    const length = this.encode(id);
+    if (length < 0) throw new RangeError(`id is not well-formed or longer than ${MAX_ID_BYTES} bytes`);
+    const hash = hashBytes(this.scratch, 0, length, this.seed);
+    const found = this.find(this.scratch, length, hash);
+    if (found >= 0) return { slot: found, added: false };
+    const slot = this.count;
+    this.reserveSlots(slot + 1);
+    this.reserveBytes(length);
+    this.store.set(this.scratch.subarray(0, length), this.used);
+    this.starts[slot] = this.used;
+    this.lengths[slot] = length;
+    this.used += length;
+    this.count++;
+    if (this.count > this.buckets.length * MAX_LOAD) this.rehash(this.buckets.length * 2);
+    else this.buckets[this.runEnd] = slot + 1;
+    return { slot, added: true };
+  }
+
+  /** Removes the id in `slot`; the id of the last slot, if another, moves into it. */
+  removeSwap(slot: number): void {
+    if (!(slot >= 0 && slot < this.count)) throw new RangeError(`slot ${slot} out of range`);
+    this.deleteBucket(this.bucketOf(slot));
+    this.garbage += this.lengths[slot]!;
+    const last = this.count - 1;
+    if (slot !== last) {
+      this.buckets[this.bucketOf(last)] = slot + 1;
+      this.starts[slot] = this.starts[last]!;
+      this.lengths[slot] = this.lengths[last]!;
+    }
+    this.count--;
+  }
+
+  clear(): void {
+    this.count = 0;
+    this.used = 0;
+    this.garbage = 0;
+    this.buckets.fill(EMPTY);
+  }
+
+  /** UTF-8 of `id` into the scratch buffer; -1 when it cannot be a stored id. */
+  private encode(id: string): number {
+    if (id.length > MAX_ID_BYTES || !isWellFormed(id)) return -1;
+    const { read, written } = encoder.encodeInto(id, this.scratch);
+    return read === id.length ? written : -1;
+  }
+
+  private equalsAt(slot: number, bytes: Uint8Array, length: number): boolean {
+    if (this.lengths[slot] !== length) return false;
+    const start = this.starts[slot]!;
+    for (let i = 0; i < length; i++) if (this.store[start + i] !== bytes[i]) return false;
+    return true;
+  }
+
+  /** The slot holding these bytes, or -1 with `runEnd` set to the empty bucket that ended the probe run. */
+  private find(bytes: Uint8Array, length: number, hash: number): number {
+    const mask = this.buckets.length - 1;
+    for (let b = hash & mask; ; b = (b + 1) & mask) {
+      const entry = this.buckets[b]!;
+      if (entry === EMPTY) {
+        this.runEnd = b;
+        return -1;
+      }
+      if (this.equalsAt(entry - 1, bytes, length)) return entry - 1;
+    }
+  }
+
+  private hashOf(slot: number): number {
+    return hashBytes(this.store, this.starts[slot]!, this.lengths[slot]!, this.seed);
+  }
+
+  private bucketOf(slot: number): number {
+    const mask = this.buckets.length - 1;
+    for (let b = this.hashOf(slot) & mask; ; b = (b + 1) & mask) {
+      const entry = this.buckets[b]!;
+      if (entry === slot + 1) return b;
+      if (entry === EMPTY) throw new Error(`unreachable: slot ${slot} is in no bucket`);
+    }
+  }
+
+  /** Empties bucket `hole` and shifts back the entries of its probe run that may now sit earlier. */
+  private deleteBucket(hole: number): void {
+    const mask = this.buckets.length - 1;
+    this.buckets[hole] = EMPTY;
+    for (let b = (hole + 1) & mask; ; b = (b + 1) & mask) {
+      const entry = this.buckets[b]!;
+      if (entry === EMPTY) return;
+      const home = this.hashOf(entry - 1) & mask;
+      // The entry may move into the hole unless its home lies cyclically in (hole, b].
+      const homeInRun = hole <= b ? home > hole && home <= b : home > hole || home <= b;
+      if (!homeInRun) {
+        this.buckets[hole] = entry;
+        this.buckets[b] = EMPTY;
+        hole = b;
+      }
+    }
+  }
+
+  private rehash(capacity: number): void {
+    this.buckets = new Uint32Array(capacity);
+    const mask = capacity - 1;
+    for (let slot = 0; slot < this.count; slot++) {
+      let b = this.hashOf(slot) & mask;
+      while (this.buckets[b] !== EMPTY) b = (b + 1) & mask;
+      this.buckets[b] = slot + 1;
+    }
+  }
+
+  private reserveSlots(n: number): void {
+    if (n <= this.starts.length) return;
+    const capacity = Math.ceil(Math.max(n, this.starts.length * GROWTH));
+    const starts = new Uint32Array(capacity);
+    starts.set(this.starts.subarray(0, this.count));
+    const lengths = new Uint16Array(capacity);
+    lengths.set(this.lengths.subarray(0, this.count));
+    this.starts = starts;
+    this.lengths = lengths;
+  }
+
+  /** Room for `n` more bytes: compacts when at least half the store is garbage, else grows it. */
+  private reserveBytes(n: number): void {
+    if (this.used + n <= this.store.length) return;
+    const live = this.used - this.garbage;
+    const capacity = this.garbage >= this.used / 2 ? Math.max(this.store.length, live + n) : Math.ceil(Math.max(live + n, this.store.length * GROWTH));
+    const store = new Uint8Array(capacity);
+    let at = 0;
+    for (let slot = 0; slot < this.count; slot++) {
+      const start = this.starts[slot]!;
+      const length = this.lengths[slot]!;
+      store.set(this.store.subarray(start, start + length), at);
+      this.starts[slot] = at;
+      at += length;
+    }
+    this.store = store;
+    this.used = at;
+    this.garbage = 0;
+  }
+}

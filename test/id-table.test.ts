@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { MAX_ID_BYTES } from '../src/limits.js';
+import { IdTable } from '../src/scan/id-table.js';
+
+/** The table after `ops`, checked against a plain array + Map doing the same swap-removes. */
+function replay(ops: readonly { add: boolean; id: string }[]): void {
+  const table = new IdTable();
+  const ids: string[] = [];
+  const slots = new Map<string, number>();
+  for (const op of ops) {
+    if (op.add) {
+      const { slot, added } = table.slotFor(op.id);
+      assert.equal(added, !slots.has(op.id));
+      if (added) {
+        slots.set(op.id, ids.length);
+        ids.push(op.id);
+      }
+      assert.equal(slot, slots.get(op.id));
+    } else {
+      const slot = slots.get(op.id);
+      assert.equal(table.slotOf(op.id), slot);
+      if (slot === undefined) continue;
+      table.removeSwap(slot);
+      const last = ids.pop()!;
+      slots.delete(op.id);
+      if (last !== op.id) {
+        ids[slot] = last;
+        slots.set(last, slot);
+      }
+    }
+  }
+  assert.equal(table.size, ids.length);
+  ids.forEach((id, slot) => {
+    assert.equal(table.idAt(slot), id);
+    assert.equal(table.slotOf(id), slot);
+  });
+  for (const op of ops) if (!slots.has(op.id)) assert.equal(table.slotOf(op.id), undefined);
+  assert.equal(table.idBytes, ids.reduce((sum, id) => sum + Buffer.byteLength(id), 0));
+}
+
+test('id table: random adds and swap-removes agree with an array and a Map', () => {
+  // A small alphabet makes ids repeat, so removals of present ids and re-adds are common.
+  const id = fc.oneof(fc.stringMatching(/^[ab\u00e9\u{1F600}]{1,3}$/u), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }));
+  fc.assert(fc.property(fc.array(fc.record({ add: fc.boolean(), id }), { maxLength: 400 }), (ops) => replay(ops)), { numRuns: 300 });
+});
+
+test('id table: many ids grow and compact the table and keep every slot findable', () => {
+  const ops: { add: boolean; id: string }[] = [];
+  for (let i = 0; i < 20000; i++) ops.push({ add: true, id: `doc-${i}` });
+  for (let i = 0; i < 20000; i += 3) ops.push({ add: false, id: `doc-${i}` });
+  for (let i = 0; i < 5000; i++) ops.push({ add: true, id: `again-${i}` });
+  replay(ops);
+});
+
+test('id table: removing every id leaves it empty and reusable; an id costs well under a string in a Map', () => {
+  const table = new IdTable();
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 5000; i++) table.slotFor(`r${round}-${i}`);
+    while (table.size > 0) table.removeSwap(table.size - 1);
+    assert.equal(table.slotOf(`r${round}-0`), undefined);
+  }
+  for (let i = 0; i < 100000; i++) table.slotFor(`doc-${i}`);
+  // ~9.9 bytes of UTF-8 per id; the rest (offsets, lengths, buckets, growth slack) stays under 30.
+  assert.ok(table.bytes / table.size < 40, `${table.bytes / table.size} bytes per id`);
+});
+
+test('id table: a leading U+FEFF, a U+FFFD and ids of MAX_ID_BYTES are distinct ids; ill-formed or longer strings are never found', () => {
+  const table = new IdTable();
+  const long = 'x'.repeat(MAX_ID_BYTES);
+  for (const id of ['\uFEFFa', 'a', '\uFFFD', long]) table.slotFor(id);
+  assert.equal(table.size, 4);
+  assert.equal(table.idAt(0), '\uFEFFa');
+  assert.equal(table.idAt(3), long);
+  assert.equal(table.slotOf('\uD800'), undefined);
+  assert.equal(table.slotOf(`${long}x`), undefined);
+  assert.throws(() => table.slotFor('\uDC00'), RangeError);
+  assert.throws(() => table.idAt(4), RangeError);
+  assert.throws(() => table.removeSwap(-1), RangeError);
+});
