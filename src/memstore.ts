@@ -994,7 +994,7 @@ export class MemStore {
       type Source = { readonly id: string; readonly hot: { readonly full: Float32Array; readonly norm: number | undefined } } | { readonly id: string; readonly place: VectorPlace };
       const sources = candidates.map(({ id }): Source => {
         const hot = this.cache?.hotFull(id);
-        return hot?.full !== undefined ? { id, hot: { full: hot.full, norm: hot.norm } } : { id, place: this.placeOf(id) };
+        return hot !== undefined ? { id, hot } : { id, place: this.placeOf(id) };
       });
       const reads = await this.readAll(sources.map((s) => ('hot' in s ? s.hot.full : { id: s.id, place: s.place })));
       const moved = this.writes !== writes;

@@ -2,6 +2,7 @@ import type { Filter } from '../options.js';
 import { CodeBlocks, type ScanQuery } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
 import type { DocRecord } from '../store/state.js';
+import { HotVectors } from './hot-vectors.js';
 import { outsiderBound } from './bounds.js';
 import { bitsHash, hamming, sameBits, signSketch } from './sketch.js';
 
@@ -133,11 +134,8 @@ export interface CacheStats {
   fullReadsSaved: number;
 }
 
-/** A record's parts kept hot; each set when known. */
+/** A record's document and text kept hot; each set when known. */
 interface HotRecord {
-  full?: Float32Array;
-  /** ‖full‖, for cosine rescoring. */
-  norm?: number;
   doc?: DocRecord;
   text?: string | null;
   bytes: number;
@@ -158,6 +156,8 @@ export class LookasideCache<A> {
   private readonly byHash = new Map<number, CacheEntry<A>[]>();
   private readonly byKey = new Map<string, Set<CacheEntry<A>>>();
   private readonly hot = new Map<string, HotRecord>();
+  /** Full-precision vectors (made at the first one, when their length is known); half the byte budget at most. */
+  private vectors: HotVectors | undefined;
   /** Ids touched by writes, the last LOG_LIMIT of them; `logBase` is the version of log[0]. */
   private log: string[] = [];
   private logBase = 0;
@@ -180,7 +180,7 @@ export class LookasideCache<A> {
 
   /** Bytes held, counted afresh (the running count `stats().bytes` must equal it; tests check). */
   recount(): number {
-    let total = this.hotBytes;
+    let total = this.hotBytes + (this.vectors?.bytes ?? 0);
     for (const entry of this.entries.keys()) total += this.bytesOf(entry);
     return total;
   }
@@ -189,7 +189,8 @@ export class LookasideCache<A> {
     return {
       hits: this.counts.exactHits + this.counts.nearHits,
       ...this.counts,
-      bytes: this.entryBytes + this.hotBytes,
+      evictions: this.counts.evictions + (this.vectors?.evictions ?? 0),
+      bytes: this.entryBytes + this.hotBytes + (this.vectors?.bytes ?? 0),
       entries: this.entries.size,
     };
   }
@@ -198,6 +199,7 @@ export class LookasideCache<A> {
   touch(id: string): void {
     const hot = this.hot.get(id);
     if (hot !== undefined) this.dropHot(id, hot);
+    this.vectors?.drop(id);
     this.log.push(id);
     this.version++;
     if (this.log.length > LOG_LIMIT * 2) {
@@ -211,6 +213,7 @@ export class LookasideCache<A> {
   clear(): void {
     for (const entry of [...this.entries.keys()]) this.dropEntry(entry, false);
     this.hot.clear();
+    this.vectors?.clear();
     this.hotBytes = 0;
     this.log = [];
     this.logBase = this.version;
@@ -330,14 +333,11 @@ export class LookasideCache<A> {
   }
 
   /** A hot record holding the full-precision vector of `id` (`full` set, `norm` when kept), or undefined. */
-  hotFull(id: string): { readonly full?: Float32Array; readonly norm?: number } | undefined {
-    const hot = this.hot.get(id);
-    if (hot?.full === undefined) return undefined;
+  hotFull(id: string): { readonly full: Float32Array; readonly norm: number | undefined } | undefined {
+    const hot = this.vectors?.get(id);
+    if (hot === undefined) return undefined;
     this.counts.fullReadsSaved++;
-    // Least recently used first out: a neighbourhood that keeps coming back stays.
-    this.hot.delete(id);
-    this.hot.set(id, hot);
-    return hot;
+    return { full: hot.full, norm: Number.isNaN(hot.norm) ? undefined : hot.norm };
   }
 
   hotDoc(id: string): DocRecord | undefined {
@@ -351,16 +351,16 @@ export class LookasideCache<A> {
 
   /** Keeps parts of `id` hot (valid until a write touches it). */
   keep(id: string, parts: { full?: Float32Array; norm?: number; doc?: DocRecord; text?: string | null }): void {
+    if (parts.full !== undefined) {
+      this.vectors ??= new HotVectors(parts.full.length, this.settings.bytes / 2);
+      if (this.vectors.capacity > 0) this.vectors.put(id, parts.full, parts.norm ?? NaN);
+    }
+    if (parts.doc === undefined && parts.text === undefined) return;
     let hot = this.hot.get(id);
     if (hot === undefined) {
       hot = { bytes: HOT_OVERHEAD };
       this.hotBytes += HOT_OVERHEAD;
       this.hot.set(id, hot);
-    }
-    if (parts.full !== undefined && hot.full === undefined) {
-      hot.full = parts.full;
-      if (parts.norm !== undefined) hot.norm = parts.norm;
-      this.grow(hot, parts.full.byteLength);
     }
     if (parts.doc !== undefined && hot.doc === undefined) {
       hot.doc = parts.doc;
@@ -507,7 +507,7 @@ export class LookasideCache<A> {
   /** Evicts least recently used entries and hot records until within the budgets. */
   private trim(): void {
     while (this.entries.size > this.settings.entries) this.dropEntry(this.entries.keys().next().value!, true);
-    while (this.entryBytes + this.hotBytes > this.settings.bytes) {
+    while (this.entryBytes + this.hotBytes + (this.vectors?.bytes ?? 0) > this.settings.bytes) {
       if (this.hotBytes > this.entryBytes && this.hot.size > 0) {
         const [id, hot] = this.hot.entries().next().value!;
         this.dropHot(id, hot);

@@ -32,15 +32,15 @@ function hashBytes(bytes: Uint8Array, from: number, length: number, seed: number
  * API); a lookup of any other string finds nothing.
  */
 export class IdTable {
-  private store = new Uint8Array(1024);
+  private store = new Uint8Array(256);
   /** Bytes of `store` in use, live or not. */
   private used = 0;
   /** Bytes of `store` no slot refers to any more; compacted away when the store must grow. */
   private garbage = 0;
-  private starts = new Uint32Array(64);
-  private lengths = new Uint16Array(64);
+  private starts = new Uint32Array(16);
+  private lengths = new Uint16Array(16);
   /** Per bucket, slot + 1 of an id whose probe run passes here, or EMPTY. Length a power of two. */
-  private buckets = new Uint32Array(128);
+  private buckets = new Uint32Array(32);
   private count = 0;
   /** Set by a `find` that failed: the bucket a new id would take. */
   private runEnd = 0;

@@ -1,0 +1,117 @@
+import { IdTable } from '../scan/id-table.js';
+
+/** Rows the slab starts with; it doubles up to its capacity as vectors come. */
+const FIRST_ROWS = 64;
+
+/**
+ * Full-precision vectors kept hot for rescoring, in one slab of rows with their norms (float64, as computed), found through
+ * an id table. One typed array for all of them, where an object per vector (a Float32Array and
+ * its backing store each) would survive into V8's old generation, grow its young one, and leave
+ * malloc'd backing stores behind until a full collection: about 4x the budget in RSS, measured.
+ *
+ * Replacement is the clock algorithm: a read sets the row's bit (a new row starts without it); a
+ * full slab evicts the first row the hand finds without one, clearing bits as it passes.
+ */
+export class HotVectors {
+  private readonly ids = new IdTable();
+  private slab = new Float32Array(0);
+  private norms = new Float64Array(0);
+  private used = new Uint8Array(0);
+  private hand = 0;
+  /** Rows given up for room. */
+  evictions = 0;
+  readonly capacity: number;
+
+  /** `bytes`: at most this much for the rows (the id table comes on top, counted in `bytes`). */
+  constructor(
+    readonly dim: number,
+    bytes: number,
+  ) {
+    this.capacity = Math.max(0, Math.floor(bytes / (4 * dim + 9)));
+  }
+
+  get size(): number {
+    return this.ids.size;
+  }
+
+  /** Memory held: the slab as allocated, and the id table. */
+  get bytes(): number {
+    return this.slab.byteLength + this.norms.byteLength + this.used.byteLength + this.ids.bytes;
+  }
+
+  /** A copy of the vector of `id` and its norm (NaN when none was kept), or undefined. */
+  get(id: string): { full: Float32Array; norm: number } | undefined {
+    const row = this.ids.slotOf(id);
+    if (row === undefined) return undefined;
+    this.used[row] = 1;
+    // A copy: the row may be evicted and reused while the caller awaits other reads.
+    return { full: this.slab.slice(row * this.dim, (row + 1) * this.dim), norm: this.norms[row]! };
+  }
+
+  /** Keeps `vector` for `id` (NaN norm: none), evicting a row when the slab is full. */
+  put(id: string, vector: Float32Array, norm: number): void {
+    if (this.capacity === 0 || vector.length !== this.dim) return;
+    let row = this.ids.slotOf(id);
+    if (row === undefined) {
+      if (this.ids.size === this.capacity) this.evictOne();
+      row = this.ids.slotFor(id).slot;
+      this.reserve(row + 1);
+      // Unused until read again: a one-off read makes way before vectors that keep coming back.
+      this.used[row] = 0;
+    }
+    this.slab.set(vector, row * this.dim);
+    this.norms[row] = norm;
+  }
+
+  /** Forgets `id`; true when it was kept. */
+  drop(id: string): boolean {
+    const row = this.ids.slotOf(id);
+    if (row === undefined) return false;
+    this.removeRow(row);
+    return true;
+  }
+
+  clear(): void {
+    this.ids.clear();
+    this.slab = new Float32Array(0);
+    this.norms = new Float64Array(0);
+    this.used = new Uint8Array(0);
+    this.hand = 0;
+  }
+
+  private evictOne(): void {
+    for (;;) {
+      if (this.hand >= this.ids.size) this.hand = 0;
+      if (this.used[this.hand] === 0) {
+        this.removeRow(this.hand);
+        this.evictions++;
+        return;
+      }
+      this.used[this.hand++] = 0;
+    }
+  }
+
+  /** The id table moves its last id into the freed slot; the row moves with it. */
+  private removeRow(row: number): void {
+    const last = this.ids.size - 1;
+    this.ids.removeSwap(row);
+    if (row === last) return;
+    this.slab.copyWithin(row * this.dim, last * this.dim, (last + 1) * this.dim);
+    this.norms[row] = this.norms[last]!;
+    this.used[row] = this.used[last]!;
+  }
+
+  private reserve(rows: number): void {
+    if (rows <= this.norms.length) return;
+    const n = Math.min(this.capacity, Math.max(rows, FIRST_ROWS, this.norms.length * 2));
+    const slab = new Float32Array(n * this.dim);
+    slab.set(this.slab);
+    const norms = new Float64Array(n);
+    norms.set(this.norms);
+    const used = new Uint8Array(n);
+    used.set(this.used);
+    this.slab = slab;
+    this.norms = norms;
+    this.used = used;
+  }
+}

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { HotVectors } from '../src/cache/hot-vectors.js';
+
+const DIM = 8;
+const vec = (seed: number) => Float32Array.from({ length: DIM }, (_, i) => seed * 10 + i);
+
+test('hot vectors: get returns a copy of what was put, with its norm; drop and clear forget', () => {
+  const hot = new HotVectors(DIM, 100 * (4 * DIM + 9));
+  hot.put('a', vec(1), 2.5);
+  hot.put('b', vec(2), NaN);
+  const a = hot.get('a')!;
+  assert.deepEqual(a.full, vec(1));
+  assert.equal(a.norm, 2.5);
+  assert.ok(Number.isNaN(hot.get('b')!.norm));
+  a.full.fill(0);
+  assert.deepEqual(hot.get('a')!.full, vec(1), 'the caller got a copy');
+  hot.put('a', vec(3), 1);
+  assert.deepEqual(hot.get('a')!.full, vec(3), 'a second put replaces');
+  assert.equal(hot.drop('a'), true);
+  assert.equal(hot.drop('a'), false);
+  assert.equal(hot.get('a'), undefined);
+  assert.deepEqual(hot.get('b')!.full, vec(2), 'the row moved into the hole is intact');
+  hot.clear();
+  assert.equal(hot.size, 0);
+  assert.equal(hot.get('b'), undefined);
+});
+
+test('hot vectors: a full slab evicts an unused row (clock) and never exceeds its capacity or its bytes', () => {
+  const rowBytes = 4 * DIM + 9;
+  const hot = new HotVectors(DIM, 10 * rowBytes);
+  assert.equal(hot.capacity, 10);
+  for (let i = 0; i < 10; i++) hot.put(`v${i}`, vec(i), i);
+  for (let i = 0; i < 5; i++) hot.get(`v${i}`);
+  hot.put('new', vec(99), 0);
+  assert.equal(hot.size, 10);
+  assert.equal(hot.evictions, 1);
+  assert.deepEqual(hot.get('new')!.full, vec(99));
+  // The clock passes the used rows first (clearing their bits), so an unused one went.
+  assert.ok([5, 6, 7, 8, 9].some((i) => hot.get(`v${i}`) === undefined));
+  assert.ok(new HotVectors(DIM, rowBytes - 1).capacity === 0);
+});
+
+test('hot vectors: random puts, gets and drops agree with a Map bounded by the capacity', () => {
+  const op = fc.record({ kind: fc.constantFrom('put', 'get', 'drop'), id: fc.integer({ min: 0, max: 30 }) });
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
+      const hot = new HotVectors(DIM, 12 * (4 * DIM + 9));
+      const model = new Map<number, number>();
+      for (const { kind, id } of ops) {
+        if (kind === 'put') {
+          hot.put(`k${id}`, vec(id), id);
+          model.set(id, id);
+        } else if (kind === 'drop') {
+          hot.drop(`k${id}`);
+          model.delete(id);
+        } else {
+          const got = hot.get(`k${id}`);
+          // Evicted or present: present means exactly what was put.
+          if (got !== undefined) {
+            assert.ok(model.has(id));
+            assert.deepEqual(got.full, vec(id));
+            assert.equal(got.norm, id);
+          }
+        }
+        assert.ok(hot.size <= hot.capacity);
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
