@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { emitWarning } from 'node:process';
 import { Wal } from '../wal/wal.js';
-import { nodeFileLayer } from '../wal/file-layer.js';
+import { nodeFileLayer } from '../io/file-layer.js';
 import { BlobArena, type BlobRef } from './arena/arena.js';
 import { LookasideCache, type CacheEntry, type CacheHost, type CacheLookup, type CacheQuery, type CacheStats, type Candidate } from './cache/lookaside.js';
 import type { Codec, CodecName } from './codec/codec.js';

@@ -1,7 +1,7 @@
 import { CODEC_NAMES, type CodecName } from './codec/codec.js';
 import { MemstoreError } from './errors.js';
 import { isPlainObject, readGuarded } from './input.js';
-import { nodeFileLayer, type FileLayer } from '../wal/file-layer.js';
+import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 
 export type Metric = 'cosine' | 'dot' | 'l2';
 export const METRICS: readonly Metric[] = ['cosine', 'dot', 'l2'];

@@ -12,7 +12,7 @@ import { BlobArena, type BlobRef } from '../src/arena/arena.js';
 import { HEADER_SIZE, frameSize } from '../src/arena/format.js';
 import { MemstoreError } from '../src/errors.js';
 import { arenaDir, arenaSegmentPath, parseArenaSegmentName } from '../src/store/files.js';
-import type { FileHandle, FileLayer, OpenMode } from '../wal/file-layer.js';
+import type { FileHandle, FileLayer, OpenMode } from '../io/file-layer.js';
 import { STORE, blob, freshDisk, rejectsWith } from './support/arena-fixture.js';
 
 

@@ -3,9 +3,10 @@ import { appendFileSync, closeSync, mkdtempSync, openSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { crc32c, maskCrc, unmaskCrc } from '../wal/crc32c.js';
+import { crc32c, maskCrc, unmaskCrc } from '../io/crc32c.js';
+import { readU32, writeU32 } from '../io/little-endian.js';
 import { FaultFileLayer } from '../wal/fault-layer.js';
-import { BLOCK_SIZE, HEADER_SIZE, RecordType, framedSize, parseSegmentName, readU32, segmentName, writeU32 } from '../wal/format.js';
+import { BLOCK_SIZE, HEADER_SIZE, RecordType, framedSize, parseSegmentName, segmentName } from '../wal/format.js';
 import { Wal, WalError, inspectWal, type WalRecord } from '../wal/index.js';
 
 const DIR = '/db/wal';

@@ -2,7 +2,8 @@
  * The byte layout of WAL segments (wal/FORMAT.md is the spec; this file is its single source of
  * constants and the fragment encoder both the writer and the tests use).
  */
-import { crc32c, maskCrc } from './crc32c.js';
+import { crc32c, maskCrc } from '../io/crc32c.js';
+import { writeU32 } from '../io/little-endian.js';
 
 /** Fragments never cross a multiple of this offset inside a segment file. */
 export const BLOCK_SIZE = 32768;
@@ -85,15 +86,4 @@ export function encodeRecord(out: Uint8Array, at: number, offset: number, lsn: n
     first = false;
   } while (done < payload.length);
   return pos;
-}
-
-export function writeU32(out: Uint8Array, at: number, value: number): void {
-  out[at] = value & 0xff;
-  out[at + 1] = (value >>> 8) & 0xff;
-  out[at + 2] = (value >>> 16) & 0xff;
-  out[at + 3] = value >>> 24;
-}
-
-export function readU32(buf: Uint8Array, at: number): number {
-  return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
 }

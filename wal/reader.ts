@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import { crc32c, unmaskCrc } from './crc32c.js';
+import { crc32c, unmaskCrc } from '../io/crc32c.js';
 import { WalError, ioError } from './errors.js';
-import type { FileLayer } from './file-layer.js';
-import { BLOCK_SIZE, HEADER_SIZE, RecordType, parseSegmentName, readU32 } from './format.js';
+import type { FileLayer } from '../io/file-layer.js';
+import { readU32 } from '../io/little-endian.js';
+import { BLOCK_SIZE, HEADER_SIZE, RecordType, parseSegmentName } from './format.js';
 
 /** One logical record. `payload` may be a view into a buffer shared with other records of its segment. */
 export interface WalRecord {

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import { crc32c, unmaskCrc } from './crc32c.js';
+import { crc32c, unmaskCrc } from '../io/crc32c.js';
 import { ioError } from './errors.js';
-import type { FileLayer } from './file-layer.js';
-import { BLOCK_SIZE, HEADER_SIZE, RecordType, parseSegmentName, readU32 } from './format.js';
+import type { FileLayer } from '../io/file-layer.js';
+import { readU32 } from '../io/little-endian.js';
+import { BLOCK_SIZE, HEADER_SIZE, RecordType, parseSegmentName } from './format.js';
 import { findFragment, type TornTail, type WalRecord } from './reader.js';
 
 /** A stretch of a segment that holds no whole record the reader could trust (FORMAT.md, "Salvage"). */

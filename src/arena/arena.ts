@@ -1,4 +1,4 @@
-import { ensureDurableDir, nodeFileLayer, type FileHandle, type FileLayer } from '../../wal/file-layer.js';
+import { ensureDurableDir, nodeFileLayer, type FileHandle, type FileLayer } from '../../io/file-layer.js';
 import { MemstoreError } from '../errors.js';
 import { arenaDir, arenaSegmentPath, parseArenaSegmentName, type ArenaSpace } from '../store/files.js';
 import {

@@ -3,8 +3,8 @@
  * scan that walks a segment frame by frame telling whole frames from torn tails and corruption.
  * Pure over a positional reader, so the arena, `verify` and the tests share one implementation.
  */
-import { crc32c, maskCrc } from '../../wal/crc32c.js';
-import { readU32, writeU32 } from '../../wal/format.js';
+import { crc32c, maskCrc } from '../../io/crc32c.js';
+import { readU32, writeU32 } from '../../io/little-endian.js';
 
 /** masked CRC-32C (4) | payload length (4), little-endian. */
 export const HEADER_SIZE = 8;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { nodeFileLayer } from '../../wal/file-layer.js';
+import { nodeFileLayer } from '../../io/file-layer.js';
 import { isWalError } from '../../wal/errors.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
