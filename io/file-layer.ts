@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 /**
  * The file operations the WAL (and any other durable file of the store) goes through, modeled on
  * LevelDB's Env and SQLite's VFS: small enough that a test can implement it in memory and inject
- * faults (see FaultFileLayer), explicit about durability (sync, syncDir) because every guarantee
+ * faults (test/support/fault-layer.ts), explicit about durability (sync, syncDir) because every guarantee
  * is built on exactly when bytes and directory entries become durable.
  *
  * Failures reject with the platform's error (an Error with a string `code` such as 'ENOENT',

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { BlobArena, type BlobRef } from '../src/arena/arena.js';
 import { MemstoreError } from '../src/errors.js';
 import { arenaDir, parseArenaSegmentName } from '../src/store/files.js';
-import { FaultFileLayer, type UnsyncedFate } from '../wal/fault-layer.js';
+import { FaultFileLayer, type UnsyncedFate } from './support/fault-layer.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { STORE, blob, freshDisk } from './support/arena-fixture.js';
 import { rng as prng } from '../bench/data.js';

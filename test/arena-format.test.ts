@@ -12,7 +12,7 @@ import { BlobArena, type BlobRef } from '../src/arena/arena.js';
 import { HEADER_SIZE, checkFrame, frame, frameSize } from '../src/arena/format.js';
 import { MemstoreError, type MemstoreErrorCode } from '../src/errors.js';
 import { arenaDir, arenaSegmentName, arenaSegmentPath, parseArenaSegmentName } from '../src/store/files.js';
-import { FaultFileLayer } from '../wal/fault-layer.js';
+import { FaultFileLayer } from './support/fault-layer.js';
 import { STORE, blob, freshDisk, rejectsWith } from './support/arena-fixture.js';
 
 

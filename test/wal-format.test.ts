@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { crc32c, maskCrc, unmaskCrc } from '../io/crc32c.js';
 import { readU32, writeU32 } from '../io/little-endian.js';
-import { FaultFileLayer } from '../wal/fault-layer.js';
+import { FaultFileLayer } from './support/fault-layer.js';
 import { BLOCK_SIZE, HEADER_SIZE, RecordType, framedSize, parseSegmentName, segmentName } from '../wal/format.js';
 import { Wal, WalError, inspectWal, type WalRecord } from '../wal/index.js';
 

@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import type { FileHandle, FileLayer, OpenMode } from '../io/file-layer.js';
+import type { FileHandle, FileLayer, OpenMode } from '../../io/file-layer.js';
 
 /**
  * An in-memory FileLayer for tests that models durability exactly, and injects faults.
