@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { f16ToF32 } from '../src/codec/f16.js';
 import { MemstoreError } from '../src/errors.js';
+import { rng } from '../src/random.js';
 
 export interface Dataset {
   readonly name: string;
@@ -108,18 +109,6 @@ export function shippedDataset(): Dataset {
   const docs = rowsOf(floats(readFileSync(new URL('docs.f32', dir))), 512, 'docs.f32');
   const queries = rowsOf(floats(readFileSync(new URL('queries.f32', dir))), 512, 'queries.f32');
   return { name: 'wordnet-use512-1k (USE-lite embeddings of WordNet glosses, shipped)', dim: 512, docs, queries };
-}
-
-/** Deterministic PRNG (mulberry32): the same seed gives the same data, so runs and test failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -12,7 +12,7 @@ import { arenaDir, parseArenaSegmentName } from '../src/store/files.js';
 import { FaultFileLayer, type UnsyncedFate } from './support/fault-layer.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { STORE, blob, freshDisk } from './support/arena-fixture.js';
-import { rng as prng } from '../bench/data.js';
+import { rng as prng } from '../src/random.js';
 
 
 function isIo(e: unknown): boolean {

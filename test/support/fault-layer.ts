@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import type { FileHandle, FileLayer, OpenMode } from '../../io/file-layer.js';
+import { rng } from '../../src/random.js';
 
 /**
  * An in-memory FileLayer for tests that models durability exactly, and injects faults.
@@ -102,18 +103,6 @@ function fsError(code: string, message: string): CodedError {
   return Object.assign(new Error(`${code}: ${message}`), { code });
 }
 
-/** mulberry32: small, fast, good enough to pick fault positions. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function newDir(): DirNode {
   return { kind: 'dir', entries: new Map(), durable: new Map(), journal: [] };
 }
@@ -145,7 +134,7 @@ export class FaultFileLayer implements FileLayer {
   private cut: { atOp: number; options: ScheduledCutOptions } | undefined;
 
   constructor(options: FaultFileLayerOptions = {}) {
-    this.disk = { root: newDir(), random: prng(options.seed ?? 1) };
+    this.disk = { root: newDir(), random: rng(options.seed ?? 1) };
   }
 
   /** False once a power cut or crash has killed this view. */
