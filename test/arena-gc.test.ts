@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobArena, type BlobRef } from '../src/arena/arena.js';
-import { HEADER_SIZE, frameSize } from '../src/arena/format.js';
+import { FRAME_HEADER_SIZE, frameSize } from '../src/arena/format.js';
 import { MemstoreError } from '../src/errors.js';
 import { arenaDir, arenaSegmentPath, parseArenaSegmentName } from '../src/store/files.js';
 import type { FileHandle, FileLayer, OpenMode } from '../io/file-layer.js';
@@ -253,7 +253,7 @@ describe('arena collection', () => {
     const refs = Array.from({ length: 12 }, (_, i) => arena.append(blob(60, i)));
     await arena.sync();
     const bad = refs[7]!;
-    files.flipBit(arenaSegmentPath(STORE, 1, bad[1]), bad[2] + HEADER_SIZE + 1);
+    files.flipBit(arenaSegmentPath(STORE, 1, bad[1]), bad[2] + FRAME_HEADER_SIZE + 1);
     await assert.rejects(arena.collect(refs.map((r, i) => [`k${i}`, r])), (e: unknown) => {
       assert.ok(e instanceof MemstoreError);
       assert.equal(e.code, 'CORRUPTION');
