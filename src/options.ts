@@ -2,10 +2,12 @@ import { CODEC_NAMES, type CodecName } from './codec/codec.js';
 import { MemstoreError } from './errors.js';
 import { isPlainObject, readGuarded } from './input.js';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
+import type { Durability } from '../wal/index.js';
 
 export type Metric = 'cosine' | 'dot' | 'l2';
 export const METRICS: readonly Metric[] = ['cosine', 'dot', 'l2'];
-export type Durability = 'always' | 'batch' | 'none';
+// The store's durability is the log's: the option goes to the log as it is.
+export type { Durability };
 const DURABILITIES: readonly Durability[] = ['always', 'batch', 'none'];
 
 /** PCA reduction: a fixed number of output dimensions, or the fewest that keep a share of the variance. */
