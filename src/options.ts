@@ -59,7 +59,7 @@ export interface OpenOptions {
   cache?: CacheOptions | false;
   /** Bytes of write-ahead log after which a checkpoint writes the state and drops the old log. @default 64 MiB */
   checkpointBytes?: number;
-  /** Advanced: the file layer the write-ahead log and the text arena go through (tests inject faults with it). @default the real file system */
+  /** Advanced: the file layer the write-ahead log, the arenas and the directory lock go through (tests inject faults with it). @default the real file system */
   files?: FileLayer;
 }
 
@@ -182,7 +182,7 @@ function resolveFiles(v: unknown): FileLayer {
   if (v === undefined) return nodeFileLayer;
   if (typeof v !== 'object' || v === null) throw invalid('files must be a FileLayer');
   const f = v as Partial<Record<keyof FileLayer, unknown>>;
-  for (const m of ['open', 'readFile', 'list', 'remove', 'rename', 'mkdir', 'syncDir', 'exists'] as const) {
+  for (const m of ['open', 'readFile', 'list', 'remove', 'rename', 'mkdir', 'syncDir', 'exists', 'createSync', 'linkSync', 'readFileSync', 'removeSync', 'mtimeSync'] as const) {
     if (typeof f[m] !== 'function') throw invalid(`files.${m} must be a function`);
   }
   return v as FileLayer;

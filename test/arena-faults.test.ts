@@ -270,6 +270,11 @@ describe('arena faults: ENOSPC and EIO', () => {
       rename: (f, t) => disk.rename(f, t),
       mkdir: (d) => disk.mkdir(d),
       exists: (p) => disk.exists(p),
+      createSync: (p, d) => disk.createSync(p, d),
+      linkSync: (e, p) => disk.linkSync(e, p),
+      readFileSync: (p) => disk.readFileSync(p),
+      removeSync: (p) => disk.removeSync(p),
+      mtimeSync: (p) => disk.mtimeSync(p),
       syncDir: async (d) => {
         if (failDirSyncs > 0) {
           failDirSyncs--;

@@ -73,6 +73,21 @@ class GatedFiles implements FileLayer {
   syncDir(dir: string): Promise<void> {
     return this.inner.syncDir(dir);
   }
+  createSync(path: string, data: Uint8Array): void {
+    this.inner.createSync(path, data);
+  }
+  linkSync(existing: string, path: string): void {
+    this.inner.linkSync(existing, path);
+  }
+  readFileSync(path: string): Uint8Array {
+    return this.inner.readFileSync(path);
+  }
+  removeSync(path: string): void {
+    this.inner.removeSync(path);
+  }
+  mtimeSync(path: string): number {
+    return this.inner.mtimeSync(path);
+  }
   exists(path: string): Promise<boolean> {
     return this.inner.exists(path);
   }

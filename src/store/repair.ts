@@ -73,7 +73,7 @@ class ReportFile {
  */
 export async function repairStore(dir: string, options: { report?: string } = {}): Promise<RepairResult> {
   requireStore(dir);
-  const lock = DirectoryLock.acquire(dir);
+  const lock = DirectoryLock.acquire(dir, nodeFileLayer);
   // Until the store takes it over (it releases it at close, or itself when opening fails).
   let holdingLock = true;
   let store: MemStore | undefined;

@@ -54,7 +54,7 @@ export function requireStore(dir: string): void {
 export async function checkStore(dir: string): Promise<StoreReport> {
   // Opening LMDB or taking the lock would create files: a directory without a store is left untouched.
   requireStore(dir);
-  const lock = DirectoryLock.acquire(dir);
+  const lock = DirectoryLock.acquire(dir, nodeFileLayer);
   let state: StateStore | undefined;
   try {
     state = StateStore.open(dir);
