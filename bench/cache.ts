@@ -19,7 +19,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MemStore } from '../src/memstore.js';
-import { DATA_OPTIONS, datasetFrom, rng, type Dataset } from './data.js';
+import { rng } from '../src/random.js';
+import { DATA_OPTIONS, datasetFrom, type Dataset } from './data.js';
 
 export interface CacheBenchOptions {
   /** Documents stored. @default all of the data set */

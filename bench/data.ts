@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { f16ToF32 } from '../src/codec/f16.js';
 import { MemstoreError } from '../src/errors.js';
+import { rng } from '../src/random.js';
 
 export interface Dataset {
   readonly name: string;
@@ -127,18 +128,6 @@ export function datasetFrom(values: { data?: string | undefined; queries?: strin
   const docs = readVectors(values.data, values.dim === undefined ? undefined : Number(values.dim));
   const queries = values.queries === undefined ? docs.rows.splice(Math.floor(docs.rows.length * 0.9)) : readVectors(values.queries, docs.dim).rows;
   return { name: values.data, dim: docs.dim, docs: docs.rows, queries };
-}
-
-/** Deterministic PRNG (mulberry32): the same seed gives the same data, so runs and test failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { nodeFileLayer, type FileHandle, type FileLayer } from '../wal/file-layer.js';
+import { nodeFileLayer, type FileHandle, type FileLayer } from '../io/file-layer.js';
 import { MemStore } from '../src/memstore.js';
 import type { Durability } from '../src/options.js';
 import { walDir } from '../src/store/files.js';

@@ -14,6 +14,6 @@ export type {
   SearchOptions,
 } from './options.js';
 export type { CodecName } from './codec/codec.js';
-export type { FileLayer, FileHandle, OpenMode } from '../wal/file-layer.js';
+export type { FileLayer, FileHandle, OpenMode } from '../io/file-layer.js';
 export type { StoreReport, Problem } from './store/verify.js';
 export { checkStore } from './store/verify.js';

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { emitWarning } from 'node:process';
 import { Wal } from '../wal/wal.js';
-import { nodeFileLayer } from '../wal/file-layer.js';
+import { nodeFileLayer } from '../io/file-layer.js';
 import { BlobArena, type BlobRef } from './arena/arena.js';
 import { LookasideCache, type CacheEntry, type CacheHost, type CacheLookup, type CacheQuery, type CacheStats, type Candidate } from './cache/lookaside.js';
 import type { Codec, CodecName } from './codec/codec.js';
@@ -290,7 +290,7 @@ export class MemStore {
       throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });
     }
     try {
-      // The log and the arena go through `files`, LMDB and the lock through the real file system.
+      // The log, the arenas and the lock go through `files`, LMDB through the real file system.
       // `files` first: when it is the real one, it creates the directory and makes it durable, and
       // the second call finds it there (the other order would leave `files` nothing to make durable).
       await ensureDurableDir(opts.files, dir);
@@ -299,7 +299,7 @@ export class MemStore {
       held?.release();
       throw new MemstoreError('IO', `cannot create directory ${dir}`, { cause: e });
     }
-    const lock = held ?? DirectoryLock.acquire(dir);
+    const lock = held ?? DirectoryLock.acquire(dir, opts.files);
     let state: StateStore | undefined;
     let arena: BlobArena | undefined;
     let vectors: BlobArena | undefined;

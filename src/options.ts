@@ -1,11 +1,13 @@
 import { CODEC_NAMES, type CodecName } from './codec/codec.js';
 import { MemstoreError } from './errors.js';
 import { isPlainObject, readGuarded } from './input.js';
-import { nodeFileLayer, type FileLayer } from '../wal/file-layer.js';
+import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
+import type { Durability } from '../wal/index.js';
 
 export type Metric = 'cosine' | 'dot' | 'l2';
 export const METRICS: readonly Metric[] = ['cosine', 'dot', 'l2'];
-export type Durability = 'always' | 'batch' | 'none';
+// The store's durability is the log's: the option goes to the log as it is.
+export type { Durability };
 const DURABILITIES: readonly Durability[] = ['always', 'batch', 'none'];
 
 /** PCA reduction: a fixed number of output dimensions, or the fewest that keep a share of the variance. */
@@ -57,7 +59,7 @@ export interface OpenOptions {
   cache?: CacheOptions | false;
   /** Bytes of write-ahead log after which a checkpoint writes the state and drops the old log. @default 64 MiB */
   checkpointBytes?: number;
-  /** Advanced: the file layer the write-ahead log and the text arena go through (tests inject faults with it). @default the real file system */
+  /** Advanced: the file layer the write-ahead log, the arenas and the directory lock go through (tests inject faults with it). @default the real file system */
   files?: FileLayer;
 }
 
@@ -180,7 +182,7 @@ function resolveFiles(v: unknown): FileLayer {
   if (v === undefined) return nodeFileLayer;
   if (typeof v !== 'object' || v === null) throw invalid('files must be a FileLayer');
   const f = v as Partial<Record<keyof FileLayer, unknown>>;
-  for (const m of ['open', 'readFile', 'list', 'remove', 'rename', 'mkdir', 'syncDir', 'exists'] as const) {
+  for (const m of ['open', 'readFile', 'list', 'remove', 'rename', 'mkdir', 'syncDir', 'exists', 'createSync', 'linkSync', 'readFileSync', 'removeSync', 'mtimeSync'] as const) {
     if (typeof f[m] !== 'function') throw invalid(`files.${m} must be a function`);
   }
   return v as FileLayer;

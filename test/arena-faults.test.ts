@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { BlobArena, type BlobRef } from '../src/arena/arena.js';
 import { MemstoreError } from '../src/errors.js';
 import { arenaDir, parseArenaSegmentName } from '../src/store/files.js';
-import { FaultFileLayer, type UnsyncedFate } from '../wal/fault-layer.js';
-import type { FileLayer } from '../wal/file-layer.js';
+import { FaultFileLayer, type UnsyncedFate } from './support/fault-layer.js';
+import type { FileLayer } from '../io/file-layer.js';
 import { STORE, blob, freshDisk } from './support/arena-fixture.js';
-import { rng as prng } from '../bench/data.js';
+import { rng as prng } from '../src/random.js';
 
 
 function isIo(e: unknown): boolean {
@@ -270,6 +270,11 @@ describe('arena faults: ENOSPC and EIO', () => {
       rename: (f, t) => disk.rename(f, t),
       mkdir: (d) => disk.mkdir(d),
       exists: (p) => disk.exists(p),
+      createSync: (p, d) => disk.createSync(p, d),
+      linkSync: (e, p) => disk.linkSync(e, p),
+      readFileSync: (p) => disk.readFileSync(p),
+      removeSync: (p) => disk.removeSync(p),
+      mtimeSync: (p) => disk.mtimeSync(p),
       syncDir: async (d) => {
         if (failDirSyncs > 0) {
           failDirSyncs--;

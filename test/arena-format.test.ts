@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { BlobArena, type BlobRef } from '../src/arena/arena.js';
-import { HEADER_SIZE, checkFrame, frame, frameSize } from '../src/arena/format.js';
+import { FRAME_HEADER_SIZE, checkFrame, frame, frameSize } from '../src/arena/format.js';
 import { MemstoreError, type MemstoreErrorCode } from '../src/errors.js';
 import { arenaDir, arenaSegmentName, arenaSegmentPath, parseArenaSegmentName } from '../src/store/files.js';
-import { FaultFileLayer } from '../wal/fault-layer.js';
+import { FaultFileLayer } from './support/fault-layer.js';
 import { STORE, blob, freshDisk, rejectsWith } from './support/arena-fixture.js';
 
 
@@ -37,7 +37,7 @@ describe('arena format: frames', () => {
   it('a frame is a masked CRC-32C, a uint32 little-endian length, then the payload', () => {
     const bytes = frame(at, Uint8Array.of(7, 8, 9));
     assert.equal(bytes.length, frameSize(3));
-    assert.equal(HEADER_SIZE, 8);
+    assert.equal(FRAME_HEADER_SIZE, 8);
     assert.deepEqual([...bytes.subarray(4, 8)], [3, 0, 0, 0]);
     assert.deepEqual([...bytes.subarray(8)], [7, 8, 9]);
     assert.deepEqual(checkFrame(bytes, at), { ok: true, length: 3 });
@@ -178,7 +178,7 @@ describe('arena format: what a reader does with damage', () => {
   it('a bad checksum is CORRUPTION naming the file and the frame offset, and the bytes are never returned', async () => {
     const { files, arena, refs, path } = await threeBlobs();
     const bad = refs[1]!;
-    files.flipBit(path, bad[2] + HEADER_SIZE + 10);
+    files.flipBit(path, bad[2] + FRAME_HEADER_SIZE + 10);
     await rejectsWith(arena.read(bad), 'CORRUPTION', { file: path, offset: bad[2] });
     assert.deepEqual(await arena.read(refs[0]!), blob(30, 0));
     assert.deepEqual(await arena.read(refs[2]!), blob(20, 2));
@@ -260,7 +260,7 @@ describe('arena format: what a reader does with damage', () => {
     const { files, arena, refs, path } = await threeBlobs();
     await arena.close();
     // Media damage in the last frame looks exactly like a torn write, so it is cut ...
-    files.flipBit(path, refs[2]![2] + HEADER_SIZE + 3);
+    files.flipBit(path, refs[2]![2] + FRAME_HEADER_SIZE + 3);
     const reopened = await BlobArena.open({ dir: STORE, files, generation: 1 });
     assert.equal(reopened.recovered.cut?.offset, refs[2]![2]);
     // ... and a blob of the same length appended now must not take its place.
@@ -274,7 +274,7 @@ describe('arena format: what a reader does with damage', () => {
 
   it('a bad frame in the middle of the active segment is not cut at open, and verify reports it instead of skipping it', async () => {
     for (const [where, what] of [
-      [HEADER_SIZE + 5, 'bad checksum'],
+      [FRAME_HEADER_SIZE + 5, 'bad checksum'],
       [4, 'bad checksum'],
       [6, 'truncated frame'],
     ] as const) {
@@ -309,7 +309,7 @@ describe('arena format: what a reader does with damage', () => {
     const refs = [40, 40, 40, 40].map((n, i) => arena.append(blob(n, i)));
     await arena.close();
     const sealed = arenaSegmentPath(STORE, 1, 1);
-    files.flipBit(sealed, refs[1]![2] + HEADER_SIZE);
+    files.flipBit(sealed, refs[1]![2] + FRAME_HEADER_SIZE);
     arena = await BlobArena.open({ dir: STORE, files, generation: 1, segmentBytes: 100 });
     assert.equal(arena.recovered.cut, undefined);
     assert.equal(files.currentBytes(sealed).length, 2 * frameSize(40));

@@ -9,10 +9,10 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobArena, type BlobRef } from '../src/arena/arena.js';
-import { HEADER_SIZE, frameSize } from '../src/arena/format.js';
+import { FRAME_HEADER_SIZE, frameSize } from '../src/arena/format.js';
 import { MemstoreError } from '../src/errors.js';
 import { arenaDir, arenaSegmentPath, parseArenaSegmentName } from '../src/store/files.js';
-import type { FileHandle, FileLayer, OpenMode } from '../wal/file-layer.js';
+import type { FileHandle, FileLayer, OpenMode } from '../io/file-layer.js';
 import { STORE, blob, freshDisk, rejectsWith } from './support/arena-fixture.js';
 
 
@@ -72,6 +72,21 @@ class GatedFiles implements FileLayer {
   }
   syncDir(dir: string): Promise<void> {
     return this.inner.syncDir(dir);
+  }
+  createSync(path: string, data: Uint8Array): void {
+    this.inner.createSync(path, data);
+  }
+  linkSync(existing: string, path: string): void {
+    this.inner.linkSync(existing, path);
+  }
+  readFileSync(path: string): Uint8Array {
+    return this.inner.readFileSync(path);
+  }
+  removeSync(path: string): void {
+    this.inner.removeSync(path);
+  }
+  mtimeSync(path: string): number {
+    return this.inner.mtimeSync(path);
   }
   exists(path: string): Promise<boolean> {
     return this.inner.exists(path);
@@ -253,7 +268,7 @@ describe('arena collection', () => {
     const refs = Array.from({ length: 12 }, (_, i) => arena.append(blob(60, i)));
     await arena.sync();
     const bad = refs[7]!;
-    files.flipBit(arenaSegmentPath(STORE, 1, bad[1]), bad[2] + HEADER_SIZE + 1);
+    files.flipBit(arenaSegmentPath(STORE, 1, bad[1]), bad[2] + FRAME_HEADER_SIZE + 1);
     await assert.rejects(arena.collect(refs.map((r, i) => [`k${i}`, r])), (e: unknown) => {
       assert.ok(e instanceof MemstoreError);
       assert.equal(e.code, 'CORRUPTION');

@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { f16Codec, f16ToF32, f32BitsToF16, F16_MAX } from '../src/codec/f16.js';
 import { isMemstoreError } from '../src/errors.js';
-import { rng as mulberry32 } from '../bench/data.js';
+import { rng as mulberry32 } from '../src/random.js';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

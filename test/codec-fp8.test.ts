@@ -15,7 +15,7 @@ import {
 } from '../src/codec/fp8.js';
 import type { Codec } from '../src/codec/codec.js';
 import { isMemstoreError } from '../src/errors.js';
-import { rng as mulberry32 } from '../bench/data.js';
+import { rng as mulberry32 } from '../src/random.js';
 
 interface Format {
   readonly name: Fp8Format;

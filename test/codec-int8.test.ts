@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { int8Codec } from '../src/codec/int8.js';
-import { rng as mulberry32 } from '../bench/data.js';
+import { rng as mulberry32 } from '../src/random.js';
 
 /** Signed value of each code byte. */
 function signedCodes(code: Uint8Array): number[] {

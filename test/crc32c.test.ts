@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { crc32c } from '../wal/crc32c.js';
+import { crc32c } from '../io/crc32c.js';
 import { rng } from './helpers.js';
 
 /** CRC-32C one bit at a time: slow, obviously right. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import { isMemstoreError, type MemstoreErrorCode } from '../src/index.js';
 import type { Metric } from '../src/options.js';
-import { rng } from '../bench/data.js';
+import { rng } from '../src/random.js';
 
 const made: string[] = [];
 after(() => {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { MemStore, MemstoreError, type OpenOptions } from '../src/index.js';
 import { MAX_ID_BYTES, MAX_META_BYTES, MAX_META_DEPTH, MAX_TEXT_BYTES } from '../src/limits.js';
 import { describe as describeValue } from '../src/options.js';
-import { nodeFileLayer, type FileLayer } from '../wal/file-layer.js';
+import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import { clustered, exactScore, gaussian, rejectsWith, rng, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 

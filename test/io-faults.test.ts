@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FaultFileLayer } from '../wal/fault-layer.js';
+import { FaultFileLayer } from './support/fault-layer.js';
 import { MemStore, isMemstoreError } from '../src/index.js';
 import { clustered, tempDir } from './helpers.js';
 

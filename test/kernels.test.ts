@@ -16,7 +16,7 @@ import {
   type KernelMetric,
 } from '../src/kernels/index.js';
 import { decodeE4M3, decodeE5M2, decodeF16 } from '../src/kernels/reference.js';
-import { rng } from '../bench/data.js';
+import { rng } from '../src/random.js';
 
 
 function gaussian(rand: () => number): number {

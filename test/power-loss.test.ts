@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FaultFileLayer } from '../wal/fault-layer.js';
+import { FaultFileLayer } from './support/fault-layer.js';
 import { MemStore } from '../src/index.js';
 import { applyToModel, CRASH_DIM, crashOp, type CrashOp, type ModelRecord } from './support/crash-ops.js';
 import { rng, tempDir } from './helpers.js';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { FaultFileLayer } from '../wal/fault-layer.js';
+import { FaultFileLayer } from './support/fault-layer.js';
 import { Wal, WalError, type Durability, type WalRecord } from '../wal/index.js';
-import { rng } from '../bench/data.js';
+import { rng } from '../src/random.js';
 
 const DIR = '/db/wal';
 

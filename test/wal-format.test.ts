@@ -3,9 +3,10 @@ import { appendFileSync, closeSync, mkdtempSync, openSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { crc32c, maskCrc, unmaskCrc } from '../wal/crc32c.js';
-import { FaultFileLayer } from '../wal/fault-layer.js';
-import { BLOCK_SIZE, HEADER_SIZE, RecordType, framedSize, parseSegmentName, readU32, segmentName, writeU32 } from '../wal/format.js';
+import { crc32c, maskCrc, unmaskCrc } from '../io/crc32c.js';
+import { readU32, writeU32 } from '../io/little-endian.js';
+import { FaultFileLayer } from './support/fault-layer.js';
+import { WAL_BLOCK_SIZE, WAL_HEADER_SIZE, RecordType, framedSize, parseSegmentName, segmentName } from '../wal/format.js';
 import { Wal, WalError, inspectWal, type WalRecord } from '../wal/index.js';
 
 const DIR = '/db/wal';
@@ -59,13 +60,13 @@ async function putFile(fs: FaultFileLayer, path: string, bytes: Uint8Array): Pro
 
 /** A fragment with any type/LSN, checksummed as a writer would. */
 function fragment(type: number, lsn: number, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(HEADER_SIZE + body.length);
+  const out = new Uint8Array(WAL_HEADER_SIZE + body.length);
   out[4] = body.length & 0xff;
   out[5] = body.length >>> 8;
   out[6] = type;
   writeU32(out, 7, lsn >>> 0);
   writeU32(out, 11, Math.floor(lsn / 2 ** 32));
-  out.set(body, HEADER_SIZE);
+  out.set(body, WAL_HEADER_SIZE);
   writeU32(out, 0, maskCrc(crc32c(out, 4)));
   return out;
 }
@@ -149,7 +150,7 @@ test('format: files that are not segments are ignored', async () => {
 test('format: a record that fits is one FULL fragment: masked CRC, length, type, 8-byte LSN, payload', async () => {
   const { fs } = await makeLog([5, 3]);
   const b = fs.currentBytes(SEG1);
-  assert.equal(b.length, 2 * HEADER_SIZE + 8);
+  assert.equal(b.length, 2 * WAL_HEADER_SIZE + 8);
   assert.equal(b[4]! | (b[5]! << 8), 5);
   assert.equal(b[6], RecordType.FULL);
   assert.equal(readU32(b, 7), 1);
@@ -171,7 +172,7 @@ test('format: an empty payload is a FULL fragment of length 0 and round-trips', 
 });
 
 test('format: a record larger than a block is FIRST, MIDDLE..., LAST, every fragment with its LSN, and round-trips', async () => {
-  const big = 3 * BLOCK_SIZE + 1234;
+  const big = 3 * WAL_BLOCK_SIZE + 1234;
   const { fs, payloads } = await makeLog([100, big, 50]);
   const b = fs.currentBytes(SEG1);
   const types: number[] = [];
@@ -179,8 +180,8 @@ test('format: a record larger than a block is FIRST, MIDDLE..., LAST, every frag
     const len = b[pos + 4]! | (b[pos + 5]! << 8);
     types.push(b[pos + 6]!);
     assert.equal(readU32(b, pos + 7), 2);
-    assert.ok(pos % BLOCK_SIZE === 0 || types.length === 1, 'only the FIRST fragment starts mid-block');
-    pos += HEADER_SIZE + len;
+    assert.ok(pos % WAL_BLOCK_SIZE === 0 || types.length === 1, 'only the FIRST fragment starts mid-block');
+    pos += WAL_HEADER_SIZE + len;
   }
   assert.deepEqual(types, [RecordType.FIRST, RecordType.MIDDLE, RecordType.MIDDLE, RecordType.LAST]);
   const wal = await Wal.open({ dir: DIR, files: fs });
@@ -189,24 +190,24 @@ test('format: a record larger than a block is FIRST, MIDDLE..., LAST, every frag
 });
 
 test('format: a record ending exactly at the block end leaves no trailer; the next starts the next block', async () => {
-  const { fs, payloads } = await makeLog([BLOCK_SIZE - HEADER_SIZE, 10, BLOCK_SIZE - 2 * HEADER_SIZE - 10, 20]);
+  const { fs, payloads } = await makeLog([WAL_BLOCK_SIZE - WAL_HEADER_SIZE, 10, WAL_BLOCK_SIZE - 2 * WAL_HEADER_SIZE - 10, 20]);
   const b = fs.currentBytes(SEG1);
-  assert.equal(b[BLOCK_SIZE + 6], RecordType.FULL);
-  assert.equal(readU32(b, BLOCK_SIZE + 7), 2);
-  assert.equal(readU32(b, 2 * BLOCK_SIZE + 7), 4);
-  assert.equal(b.length, 2 * BLOCK_SIZE + HEADER_SIZE + 20);
+  assert.equal(b[WAL_BLOCK_SIZE + 6], RecordType.FULL);
+  assert.equal(readU32(b, WAL_BLOCK_SIZE + 7), 2);
+  assert.equal(readU32(b, 2 * WAL_BLOCK_SIZE + 7), 4);
+  assert.equal(b.length, 2 * WAL_BLOCK_SIZE + WAL_HEADER_SIZE + 20);
   const wal = await Wal.open({ dir: DIR, files: fs });
   sameRecords(await collect(wal), payloads);
   await wal.close();
 });
 
 test('format: with fewer than header-size bytes left in a block, they are zeros and the next fragment starts the next block', async () => {
-  for (const left of [1, 7, HEADER_SIZE - 1]) {
-    const first = BLOCK_SIZE - left - HEADER_SIZE;
+  for (const left of [1, 7, WAL_HEADER_SIZE - 1]) {
+    const first = WAL_BLOCK_SIZE - left - WAL_HEADER_SIZE;
     const { fs, payloads } = await makeLog([first, 40]);
     const b = fs.currentBytes(SEG1);
-    assert.deepEqual(b.subarray(BLOCK_SIZE - left, BLOCK_SIZE), new Uint8Array(left), `trailer of ${left}`);
-    assert.equal(b[BLOCK_SIZE + 6], RecordType.FULL);
+    assert.deepEqual(b.subarray(WAL_BLOCK_SIZE - left, WAL_BLOCK_SIZE), new Uint8Array(left), `trailer of ${left}`);
+    assert.equal(b[WAL_BLOCK_SIZE + 6], RecordType.FULL);
     const wal = await Wal.open({ dir: DIR, files: fs });
     sameRecords(await collect(wal), payloads);
     assert.equal(wal.recovered, undefined);
@@ -216,8 +217,8 @@ test('format: with fewer than header-size bytes left in a block, they are zeros 
 
 test('format: the content of a block trailer is ignored', async () => {
   const left = 9;
-  const { fs, payloads } = await makeLog([BLOCK_SIZE - left - HEADER_SIZE, 40]);
-  for (let i = 0; i < left; i++) fs.flipBit(SEG1, BLOCK_SIZE - left + i);
+  const { fs, payloads } = await makeLog([WAL_BLOCK_SIZE - left - WAL_HEADER_SIZE, 40]);
+  for (let i = 0; i < left; i++) fs.flipBit(SEG1, WAL_BLOCK_SIZE - left + i);
   const wal = await Wal.open({ dir: DIR, files: fs });
   sameRecords(await collect(wal), payloads);
   assert.equal(wal.recovered, undefined);
@@ -225,12 +226,12 @@ test('format: the content of a block trailer is ignored', async () => {
 });
 
 test('format: with exactly header-size bytes left, an empty FIRST fragment goes there', async () => {
-  const { fs, payloads } = await makeLog([BLOCK_SIZE - 2 * HEADER_SIZE, 40]);
+  const { fs, payloads } = await makeLog([WAL_BLOCK_SIZE - 2 * WAL_HEADER_SIZE, 40]);
   const b = fs.currentBytes(SEG1);
-  const at = BLOCK_SIZE - HEADER_SIZE;
+  const at = WAL_BLOCK_SIZE - WAL_HEADER_SIZE;
   assert.equal(b[at + 6], RecordType.FIRST);
   assert.equal(b[at + 4], 0);
-  assert.equal(b[BLOCK_SIZE + 6], RecordType.LAST);
+  assert.equal(b[WAL_BLOCK_SIZE + 6], RecordType.LAST);
   const wal = await Wal.open({ dir: DIR, files: fs });
   sameRecords(await collect(wal), payloads);
   await wal.close();
@@ -258,11 +259,11 @@ test('format: LSNs are consecutive from 1 across groups, segments and reopens', 
 test('reader: a log torn at every byte position of its last record is cut at the last whole record', async () => {
   // The last record starts 200 bytes before a block end, so the cuts cover a FIRST header, its
   // payload, the block boundary, a LAST header and its payload.
-  const lead = BLOCK_SIZE - 200 - HEADER_SIZE - (HEADER_SIZE + 30);
+  const lead = WAL_BLOCK_SIZE - 200 - WAL_HEADER_SIZE - (WAL_HEADER_SIZE + 30);
   const { fs, offsets, payloads } = await makeLog([30, lead, 400]);
   const full = fs.currentBytes(SEG1);
   const start = offsets[2]!;
-  assert.equal(start, BLOCK_SIZE - 200);
+  assert.equal(start, WAL_BLOCK_SIZE - 200);
   assert.equal(full.length, offsets[3]);
   for (let cut = start; cut < full.length; cut++) {
     const disk = await freshDisk();
@@ -290,7 +291,7 @@ test('reader: a log torn at every byte position of its last record is cut at the
 
 test('reader: a bad checksum in the last record is a torn tail and is cut', async () => {
   const { fs, offsets, payloads } = await makeLog([100, 200, 300]);
-  fs.flipBit(SEG1, offsets[2]! + HEADER_SIZE + 150);
+  fs.flipBit(SEG1, offsets[2]! + WAL_HEADER_SIZE + 150);
   const wal = await Wal.open({ dir: DIR, files: fs });
   assert.equal(wal.recovered?.reason, 'checksum mismatch');
   assert.equal(wal.recovered?.offset, offsets[2]);
@@ -299,7 +300,7 @@ test('reader: a bad checksum in the last record is a torn tail and is cut', asyn
 });
 
 test('reader: a zero-filled tail (preallocated or unwritten extents) is cut, also when shorter than a header', async () => {
-  for (const zeros of [4096, HEADER_SIZE, 7, BLOCK_SIZE * 2]) {
+  for (const zeros of [4096, WAL_HEADER_SIZE, 7, WAL_BLOCK_SIZE * 2]) {
     const { fs, offsets, payloads } = await makeLog([100, 200]);
     await putFile(fs, SEG1, concat(fs.currentBytes(SEG1), new Uint8Array(zeros)));
     const wal = await Wal.open({ dir: DIR, files: fs });
@@ -321,20 +322,20 @@ test('reader: a truncated header at the end of the last segment is cut', async (
 });
 
 test('reader: block padding with no fragment after it is cut', async () => {
-  const first = BLOCK_SIZE - 5 - HEADER_SIZE;
+  const first = WAL_BLOCK_SIZE - 5 - WAL_HEADER_SIZE;
   const { fs, payloads } = await makeLog([first]);
   await putFile(fs, SEG1, concat(fs.currentBytes(SEG1), new Uint8Array(5)));
   const wal = await Wal.open({ dir: DIR, files: fs });
-  assert.equal(wal.recovered?.offset, BLOCK_SIZE - 5);
+  assert.equal(wal.recovered?.offset, WAL_BLOCK_SIZE - 5);
   sameRecords(await collect(wal), payloads);
   assert.equal(await wal.append(payload(10, 2)), 2);
   await wal.close();
 });
 
 test('reader: a FIRST fragment whose LAST never came is part of the torn tail', async () => {
-  const big = BLOCK_SIZE * 2;
+  const big = WAL_BLOCK_SIZE * 2;
   const { fs, offsets, payloads } = await makeLog([100, big]);
-  await putFile(fs, SEG1, fs.currentBytes(SEG1).subarray(0, 2 * BLOCK_SIZE));
+  await putFile(fs, SEG1, fs.currentBytes(SEG1).subarray(0, 2 * WAL_BLOCK_SIZE));
   const wal = await Wal.open({ dir: DIR, files: fs });
   assert.equal(wal.recovered?.offset, offsets[1]);
   assert.match(wal.recovered?.reason ?? '', /LAST/);
@@ -346,7 +347,7 @@ test('reader: a FIRST fragment whose LAST never came is part of the torn tail', 
 
 test('reader: a bad checksum before the tail is CORRUPTION with file and offset, and nothing is cut', async () => {
   const { fs, offsets } = await makeLog([100, 200, 300, 400]);
-  fs.flipBit(SEG1, offsets[1]! + HEADER_SIZE + 10);
+  fs.flipBit(SEG1, offsets[1]! + WAL_HEADER_SIZE + 10);
   const before = fs.currentBytes(SEG1);
   await assertCorruption(fs, SEG1, offsets[1]!, /checksum mismatch.*valid fragment follows/);
   assert.deepEqual(fs.currentBytes(SEG1), before);
@@ -396,14 +397,14 @@ test('reader: an LSN going backwards or skipping is CORRUPTION, also in the last
   for (const [lsns, bad, pattern] of cases) {
     const fs = await freshDisk();
     await putFile(fs, SEG1, concat(...lsns.map((lsn) => fragment(RecordType.FULL, lsn, p))));
-    await assertCorruption(fs, SEG1, bad * (HEADER_SIZE + 20), pattern);
+    await assertCorruption(fs, SEG1, bad * (WAL_HEADER_SIZE + 20), pattern);
   }
 });
 
 test('reader: a fragment sequence that breaks FIRST MIDDLE* LAST, or an unknown type, is CORRUPTION when its checksum holds', async () => {
   const p = payload(20, 1);
   const f = (type: number, lsn: number): Uint8Array => fragment(type, lsn, p);
-  const size = HEADER_SIZE + 20;
+  const size = WAL_HEADER_SIZE + 20;
   const cases: Array<[Uint8Array[], number, RegExp]> = [
     [[f(RecordType.FULL, 1), f(RecordType.LAST, 2)], size, /LAST fragment without FIRST/],
     [[f(RecordType.MIDDLE, 1)], 0, /MIDDLE fragment without FIRST/],
@@ -460,10 +461,10 @@ test('writer: segments rotate before a group would pass segmentBytes; the old on
   const names = (await fs.list(DIR)).sort();
   assert.deepEqual(names, [segmentName(1), segmentName(3), segmentName(5)]);
   for (const name of names.slice(0, 2)) {
-    assert.equal(fs.durableBytes(`${DIR}/${name}`)?.length, 2 * (HEADER_SIZE + 400), `${name} fsynced at rotation even in 'none' mode`);
+    assert.equal(fs.durableBytes(`${DIR}/${name}`)?.length, 2 * (WAL_HEADER_SIZE + 400), `${name} fsynced at rotation even in 'none' mode`);
   }
   assert.deepEqual(fs.durableBytes(`${DIR}/${names[2]}`), new Uint8Array(0), 'the new segment entry is durable, its bytes are not yet');
-  assert.equal(wal.bytes, 6 * (HEADER_SIZE + 400));
+  assert.equal(wal.bytes, 6 * (WAL_HEADER_SIZE + 400));
   await wal.append(payload(5000, 9));
   assert.equal((await fs.list(DIR)).length, 4, 'a record larger than segmentBytes goes whole into a new segment');
   await wal.close();
@@ -478,7 +479,7 @@ test('writer: removeBefore deletes whole segments all of whose records precede t
   const bytes = wal.bytes;
   assert.equal(await wal.removeBefore(4), 1, 'segment 3..4 still holds LSN 4');
   assert.deepEqual((await fs.list(DIR)).sort(), all.slice(1));
-  assert.equal(wal.bytes, bytes - 2 * (HEADER_SIZE + 400));
+  assert.equal(wal.bytes, bytes - 2 * (WAL_HEADER_SIZE + 400));
   assert.equal(await wal.removeBefore(1000), 2);
   assert.deepEqual(await fs.list(DIR), [segmentName(7)], 'the active segment stays');
   assert.equal(fs.powerCut().durableBytes(`${DIR}/${segmentName(5)}`), undefined, 'removals are dir-synced');
@@ -543,7 +544,7 @@ test("writer: 'batch' resolves after the write and fsyncs within batchDelayMs; '
     assert.equal(fs.counts.syncs - syncs, durability === 'batch' ? 1 : 0);
     await wal.append(payload(100, 3));
     await wal.close();
-    assert.equal(fs.durableBytes(SEG1)?.length, 3 * (HEADER_SIZE + 100), 'close makes everything durable');
+    assert.equal(fs.durableBytes(SEG1)?.length, 3 * (WAL_HEADER_SIZE + 100), 'close makes everything durable');
   }
 });
 
@@ -552,7 +553,7 @@ test("writer: sync() makes earlier appends durable in every mode", async () => {
   const wal = await Wal.open({ dir: DIR, files: fs, durability: 'none' });
   void wal.append(payload(100, 1));
   await wal.sync();
-  assert.equal(fs.durableBytes(SEG1)?.length, HEADER_SIZE + 100);
+  assert.equal(fs.durableBytes(SEG1)?.length, WAL_HEADER_SIZE + 100);
   await wal.close();
 });
 

@@ -2,16 +2,17 @@
  * The byte layout of WAL segments (wal/FORMAT.md is the spec; this file is its single source of
  * constants and the fragment encoder both the writer and the tests use).
  */
-import { crc32c, maskCrc } from './crc32c.js';
+import { crc32c, maskCrc } from '../io/crc32c.js';
+import { writeU32 } from '../io/little-endian.js';
 
 /** Fragments never cross a multiple of this offset inside a segment file. */
-export const BLOCK_SIZE = 32768;
+export const WAL_BLOCK_SIZE = 32768;
 
 /** masked CRC-32C (4) | payload length (2) | type (1) | LSN (8), little-endian. */
-export const HEADER_SIZE = 15;
+export const WAL_HEADER_SIZE = 15;
 
 /** Largest payload one fragment can carry. */
-export const MAX_FRAGMENT = BLOCK_SIZE - HEADER_SIZE;
+export const MAX_FRAGMENT = WAL_BLOCK_SIZE - WAL_HEADER_SIZE;
 
 export const RecordType = { FULL: 1, FIRST: 2, MIDDLE: 3, LAST: 4 } as const;
 
@@ -35,13 +36,13 @@ export function framedSize(offset: number, length: number): number {
   let pos = offset;
   let left = length;
   do {
-    let room = BLOCK_SIZE - (pos % BLOCK_SIZE);
-    if (room < HEADER_SIZE) {
+    let room = WAL_BLOCK_SIZE - (pos % WAL_BLOCK_SIZE);
+    if (room < WAL_HEADER_SIZE) {
       pos += room;
-      room = BLOCK_SIZE;
+      room = WAL_BLOCK_SIZE;
     }
-    const fragment = Math.min(left, room - HEADER_SIZE);
-    pos += HEADER_SIZE + fragment;
+    const fragment = Math.min(left, room - WAL_HEADER_SIZE);
+    pos += WAL_HEADER_SIZE + fragment;
     left -= fragment;
   } while (left > 0);
   return pos - offset;
@@ -59,14 +60,14 @@ export function encodeRecord(out: Uint8Array, at: number, offset: number, lsn: n
   let done = 0;
   let first = true;
   do {
-    let room = BLOCK_SIZE - (fileOffset % BLOCK_SIZE);
-    if (room < HEADER_SIZE) {
+    let room = WAL_BLOCK_SIZE - (fileOffset % WAL_BLOCK_SIZE);
+    if (room < WAL_HEADER_SIZE) {
       out.fill(0, pos, pos + room);
       pos += room;
       fileOffset += room;
-      room = BLOCK_SIZE;
+      room = WAL_BLOCK_SIZE;
     }
-    const fragment = Math.min(payload.length - done, room - HEADER_SIZE);
+    const fragment = Math.min(payload.length - done, room - WAL_HEADER_SIZE);
     const last = done + fragment === payload.length;
     const type = first ? (last ? RecordType.FULL : RecordType.FIRST) : last ? RecordType.LAST : RecordType.MIDDLE;
     out[pos + 4] = fragment & 0xff;
@@ -75,9 +76,9 @@ export function encodeRecord(out: Uint8Array, at: number, offset: number, lsn: n
     writeU32(out, pos + 7, lsnLow);
     writeU32(out, pos + 11, lsnHigh);
     // A whole-payload set avoids allocating a subarray view for the common one-fragment record.
-    if (first && last) out.set(payload, pos + HEADER_SIZE);
-    else out.set(payload.subarray(done, done + fragment), pos + HEADER_SIZE);
-    const end = pos + HEADER_SIZE + fragment;
+    if (first && last) out.set(payload, pos + WAL_HEADER_SIZE);
+    else out.set(payload.subarray(done, done + fragment), pos + WAL_HEADER_SIZE);
+    const end = pos + WAL_HEADER_SIZE + fragment;
     writeU32(out, pos, maskCrc(crc32c(out, pos + 4, end)));
     fileOffset += end - pos;
     pos = end;
@@ -85,15 +86,4 @@ export function encodeRecord(out: Uint8Array, at: number, offset: number, lsn: n
     first = false;
   } while (done < payload.length);
   return pos;
-}
-
-export function writeU32(out: Uint8Array, at: number, value: number): void {
-  out[at] = value & 0xff;
-  out[at + 1] = (value >>> 8) & 0xff;
-  out[at + 2] = (value >>> 16) & 0xff;
-  out[at + 3] = value >>> 24;
-}
-
-export function readU32(buf: Uint8Array, at: number): number {
-  return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
 }

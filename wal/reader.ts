@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import { crc32c, unmaskCrc } from './crc32c.js';
+import { crc32c, unmaskCrc } from '../io/crc32c.js';
 import { WalError, ioError } from './errors.js';
-import type { FileLayer } from './file-layer.js';
-import { BLOCK_SIZE, HEADER_SIZE, RecordType, parseSegmentName, readU32 } from './format.js';
+import type { FileLayer } from '../io/file-layer.js';
+import { readU32 } from '../io/little-endian.js';
+import { WAL_BLOCK_SIZE, WAL_HEADER_SIZE, RecordType, parseSegmentName } from './format.js';
 
 /** One logical record. `payload` may be a view into a buffer shared with other records of its segment. */
 export interface WalRecord {
@@ -80,8 +81,8 @@ export class SegmentReader {
     const n = this.length;
     let pos = this.pos;
     for (;;) {
-      const room = BLOCK_SIZE - (pos % BLOCK_SIZE);
-      if (room < HEADER_SIZE) {
+      const room = WAL_BLOCK_SIZE - (pos % WAL_BLOCK_SIZE);
+      if (room < WAL_HEADER_SIZE) {
         // Block trailer: padding, whatever its content, carries nothing.
         pos += room;
         continue;
@@ -90,12 +91,12 @@ export class SegmentReader {
         if (this.recordStart >= 0) return this.damage(n, 'record ends before its LAST fragment');
         return this.finish(n);
       }
-      if (n - pos < HEADER_SIZE) return this.damage(pos, isZero(buf, pos, n) ? 'zero-filled tail' : 'truncated header');
+      if (n - pos < WAL_HEADER_SIZE) return this.damage(pos, isZero(buf, pos, n) ? 'zero-filled tail' : 'truncated header');
       const length = buf[pos + 4]! | (buf[pos + 5]! << 8);
       const type = buf[pos + 6]!;
-      if (length === 0 && type === 0 && isZero(buf, pos, pos + HEADER_SIZE)) return this.damage(pos, 'zero-filled block');
-      if (length > room - HEADER_SIZE) return this.damage(pos, `fragment length ${length} overruns its block`);
-      const end = pos + HEADER_SIZE + length;
+      if (length === 0 && type === 0 && isZero(buf, pos, pos + WAL_HEADER_SIZE)) return this.damage(pos, 'zero-filled block');
+      if (length > room - WAL_HEADER_SIZE) return this.damage(pos, `fragment length ${length} overruns its block`);
+      const end = pos + WAL_HEADER_SIZE + length;
       if (end > n) return this.damage(pos, 'truncated fragment');
       if (unmaskCrc(readU32(buf, pos)) !== crc32c(buf, pos + 4, end)) return this.damage(pos, 'checksum mismatch');
       // The checksum holds: what follows are statements of a writer, so a violation is corruption, never a torn write.
@@ -109,16 +110,16 @@ export class SegmentReader {
         }
         if (type === RecordType.FULL) {
           this.pos = end;
-          return this.complete(lsn, end, this.wantPayloads ? buf.subarray(pos + HEADER_SIZE, end) : NO_PAYLOAD);
+          return this.complete(lsn, end, this.wantPayloads ? buf.subarray(pos + WAL_HEADER_SIZE, end) : NO_PAYLOAD);
         }
         this.recordStart = pos;
         this.recordLsn = lsn;
         this.parts.length = 0;
-        this.parts.push([pos + HEADER_SIZE, end]);
+        this.parts.push([pos + WAL_HEADER_SIZE, end]);
       } else if (type === RecordType.MIDDLE || type === RecordType.LAST) {
         if (this.recordStart < 0) throw this.corrupt(pos, `${type === RecordType.LAST ? 'LAST' : 'MIDDLE'} fragment without FIRST`);
         if (lsn !== this.recordLsn) throw this.corrupt(pos, `fragment LSN ${lsn} inside record ${this.recordLsn}`);
-        this.parts.push([pos + HEADER_SIZE, end]);
+        this.parts.push([pos + WAL_HEADER_SIZE, end]);
         if (type === RecordType.LAST) {
           this.pos = end;
           this.recordStart = -1;
@@ -193,15 +194,15 @@ export class SegmentReader {
  */
 export function findFragment(buf: Uint8Array, n: number, from: number, minLsn: number): number {
   // Every record takes at least one header, so no LSN further ahead than this fits in the bytes left.
-  const maxLsn = minLsn + Math.ceil((n - from) / HEADER_SIZE) + 1;
-  for (let q = from; q + HEADER_SIZE <= n; q++) {
+  const maxLsn = minLsn + Math.ceil((n - from) / WAL_HEADER_SIZE) + 1;
+  for (let q = from; q + WAL_HEADER_SIZE <= n; q++) {
     const type = buf[q + 6]!;
     if (type < RecordType.FULL || type > RecordType.LAST) continue;
     const lsn = readU32(buf, q + 11) * 0x100000000 + readU32(buf, q + 7);
     if (lsn < minLsn || lsn > maxLsn) continue;
     const length = buf[q + 4]! | (buf[q + 5]! << 8);
-    const end = q + HEADER_SIZE + length;
-    if ((q % BLOCK_SIZE) + HEADER_SIZE + length > BLOCK_SIZE || end > n) continue;
+    const end = q + WAL_HEADER_SIZE + length;
+    if ((q % WAL_BLOCK_SIZE) + WAL_HEADER_SIZE + length > WAL_BLOCK_SIZE || end > n) continue;
     if (unmaskCrc(readU32(buf, q)) === crc32c(buf, q + 4, end)) return q;
   }
   return -1;

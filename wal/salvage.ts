@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import { crc32c, unmaskCrc } from './crc32c.js';
+import { crc32c, unmaskCrc } from '../io/crc32c.js';
 import { ioError } from './errors.js';
-import type { FileLayer } from './file-layer.js';
-import { BLOCK_SIZE, HEADER_SIZE, RecordType, parseSegmentName, readU32 } from './format.js';
+import type { FileLayer } from '../io/file-layer.js';
+import { readU32 } from '../io/little-endian.js';
+import { WAL_BLOCK_SIZE, WAL_HEADER_SIZE, RecordType, parseSegmentName } from './format.js';
 import { findFragment, type TornTail, type WalRecord } from './reader.js';
 
 /** A stretch of a segment that holds no whole record the reader could trust (FORMAT.md, "Salvage"). */
@@ -132,8 +133,8 @@ export function salvageSegment(bytes: Uint8Array, file: string, firstLsn: number
   };
 
   while (pos >= 0) {
-    const room = BLOCK_SIZE - (pos % BLOCK_SIZE);
-    if (room < HEADER_SIZE) {
+    const room = WAL_BLOCK_SIZE - (pos % WAL_BLOCK_SIZE);
+    if (room < WAL_HEADER_SIZE) {
       pos += room;
       continue;
     }
@@ -142,19 +143,19 @@ export function salvageSegment(bytes: Uint8Array, file: string, firstLsn: number
       else if (validEnd < n && last) tail ??= { file, offset: validEnd, damageAt: validEnd, droppedBytes: n - validEnd, reason: 'block padding without a following fragment' };
       break;
     }
-    if (n - pos < HEADER_SIZE) {
+    if (n - pos < WAL_HEADER_SIZE) {
       pos = damaged(pos, 'truncated header');
       continue;
     }
     const length = bytes[pos + 4]! | (bytes[pos + 5]! << 8);
     const type = bytes[pos + 6]!;
-    const end = pos + HEADER_SIZE + length;
-    if (length > room - HEADER_SIZE || end > n || unmaskCrc(readU32(bytes, pos)) !== crc32c(bytes, pos + 4, end)) {
-      pos = damaged(pos, length > room - HEADER_SIZE ? 'fragment length overruns its block' : end > n ? 'truncated fragment' : 'checksum mismatch');
+    const end = pos + WAL_HEADER_SIZE + length;
+    if (length > room - WAL_HEADER_SIZE || end > n || unmaskCrc(readU32(bytes, pos)) !== crc32c(bytes, pos + 4, end)) {
+      pos = damaged(pos, length > room - WAL_HEADER_SIZE ? 'fragment length overruns its block' : end > n ? 'truncated fragment' : 'checksum mismatch');
       continue;
     }
     const lsn = readU32(bytes, pos + 11) * 0x100000000 + readU32(bytes, pos + 7);
-    const payload = bytes.subarray(pos + HEADER_SIZE, end);
+    const payload = bytes.subarray(pos + WAL_HEADER_SIZE, end);
     if (type === RecordType.FULL || type === RecordType.FIRST) {
       if (open !== undefined || lsn < expected || !Number.isSafeInteger(lsn)) {
         pos = damaged(open?.start ?? pos, open !== undefined ? 'record without its LAST fragment' : `LSN ${lsn} where ${expected} was due`);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { WalError, ioError } from './errors.js';
-import { ensureDurableDir, nodeFileLayer, type FileHandle, type FileLayer } from './file-layer.js';
+import { ensureDurableDir, nodeFileLayer, type FileHandle, type FileLayer } from '../io/file-layer.js';
 import { segmentName } from './format.js';
 import { SegmentReader, scanLog, type LogScan, type TornTail, type WalRecord } from './reader.js';
 import { WalWriter, type Durability, type Segment } from './writer.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WalError, ioError } from './errors.js';
-import type { FileHandle, FileLayer } from './file-layer.js';
+import type { FileHandle, FileLayer } from '../io/file-layer.js';
 import { encodeRecord, framedSize, segmentName } from './format.js';
 
 /**

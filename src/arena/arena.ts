@@ -1,8 +1,8 @@
-import { ensureDurableDir, nodeFileLayer, type FileHandle, type FileLayer } from '../../wal/file-layer.js';
+import { ensureDurableDir, nodeFileLayer, type FileHandle, type FileLayer } from '../../io/file-layer.js';
 import { MemstoreError } from '../errors.js';
 import { arenaDir, arenaSegmentPath, parseArenaSegmentName, type ArenaSpace } from '../store/files.js';
 import {
-  HEADER_SIZE,
+  FRAME_HEADER_SIZE,
   MAX_NUMBER,
   MAX_PAYLOAD,
   SegmentWindow,
@@ -926,7 +926,7 @@ function payloadOf(bytes: Uint8Array, address: { generation: number; segment: nu
   if (frameLength(bytes) !== length) throw corruption(path, address.offset, `frame holds ${frameLength(bytes)} bytes, the reference says ${length}`);
   const check = checkFrame(bytes, address);
   if (!check.ok) throw corruption(path, address.offset, check.damage);
-  return bytes.subarray(HEADER_SIZE, HEADER_SIZE + length);
+  return bytes.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length);
 }
 
 /** File order; equal for the same blob. */

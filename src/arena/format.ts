@@ -3,11 +3,11 @@
  * scan that walks a segment frame by frame telling whole frames from torn tails and corruption.
  * Pure over a positional reader, so the arena, `verify` and the tests share one implementation.
  */
-import { crc32c, maskCrc } from '../../wal/crc32c.js';
-import { readU32, writeU32 } from '../../wal/format.js';
+import { crc32c, maskCrc } from '../../io/crc32c.js';
+import { readU32, writeU32 } from '../../io/little-endian.js';
 
 /** masked CRC-32C (4) | payload length (4), little-endian. */
-export const HEADER_SIZE = 8;
+export const FRAME_HEADER_SIZE = 8;
 
 /** The length field is a uint32. */
 export const MAX_PAYLOAD = 0xffff_ffff;
@@ -32,7 +32,7 @@ export type FrameDamage = 'truncated header' | 'truncated frame' | 'bad checksum
 export type FrameCheck = { readonly ok: true; readonly length: number } | { readonly ok: false; readonly damage: FrameDamage };
 
 export function frameSize(payloadLength: number): number {
-  return HEADER_SIZE + payloadLength;
+  return FRAME_HEADER_SIZE + payloadLength;
 }
 
 const addressScratch = new Uint8Array(16);
@@ -52,9 +52,9 @@ function frameChecksum(buf: Uint8Array, at: number, end: number, address: FrameA
 
 /** Writes one frame for `payload` into `out` at `at`, for the place `address`; returns the end index in `out`. */
 export function encodeFrame(out: Uint8Array, at: number, address: FrameAddress, payload: Uint8Array): number {
-  const end = at + HEADER_SIZE + payload.length;
+  const end = at + FRAME_HEADER_SIZE + payload.length;
   writeU32(out, at + 4, payload.length);
-  out.set(payload, at + HEADER_SIZE);
+  out.set(payload, at + FRAME_HEADER_SIZE);
   writeU32(out, at, frameChecksum(out, at, end, address));
   return end;
 }
@@ -76,9 +76,9 @@ export function frameLength(bytes: Uint8Array, at = 0): number {
  * first byte up to at least its end (or to the end of the file when that comes first).
  */
 export function checkFrame(bytes: Uint8Array, address: FrameAddress): FrameCheck {
-  if (bytes.length < HEADER_SIZE) return { ok: false, damage: 'truncated header' };
+  if (bytes.length < FRAME_HEADER_SIZE) return { ok: false, damage: 'truncated header' };
   const length = readU32(bytes, 4);
-  const end = HEADER_SIZE + length;
+  const end = FRAME_HEADER_SIZE + length;
   if (end > bytes.length) return { ok: false, damage: 'truncated frame' };
   if (readU32(bytes, 0) !== frameChecksum(bytes, 0, end, address)) return { ok: false, damage: 'bad checksum' };
   return { ok: true, length };
@@ -135,11 +135,11 @@ export class SegmentWindow {
 
 /** Checks the frame at `address.offset` of the window's file. */
 export async function checkFrameAt(window: SegmentWindow, address: FrameAddress): Promise<FrameCheck> {
-  const header = await window.get(address.offset, HEADER_SIZE);
-  if (header.length < HEADER_SIZE) return { ok: false, damage: 'truncated header' };
+  const header = await window.get(address.offset, FRAME_HEADER_SIZE);
+  if (header.length < FRAME_HEADER_SIZE) return { ok: false, damage: 'truncated header' };
   const length = readU32(header, 4);
-  if (address.offset + HEADER_SIZE + length > window.size) return { ok: false, damage: 'truncated frame' };
-  return checkFrame(await window.get(address.offset, HEADER_SIZE + length), address);
+  if (address.offset + FRAME_HEADER_SIZE + length > window.size) return { ok: false, damage: 'truncated frame' };
+  return checkFrame(await window.get(address.offset, FRAME_HEADER_SIZE + length), address);
 }
 
 /**
@@ -148,12 +148,12 @@ export async function checkFrameAt(window: SegmentWindow, address: FrameAddress)
  * cost more than the checksum.
  */
 function checkFrameCached(window: SegmentWindow, address: FrameAddress): FrameCheck | undefined {
-  const header = window.peek(address.offset, HEADER_SIZE);
+  const header = window.peek(address.offset, FRAME_HEADER_SIZE);
   if (header === undefined) return undefined;
-  if (header.length < HEADER_SIZE) return { ok: false, damage: 'truncated header' };
+  if (header.length < FRAME_HEADER_SIZE) return { ok: false, damage: 'truncated header' };
   const length = readU32(header, 4);
-  if (address.offset + HEADER_SIZE + length > window.size) return { ok: false, damage: 'truncated frame' };
-  const bytes = window.peek(address.offset, HEADER_SIZE + length);
+  if (address.offset + FRAME_HEADER_SIZE + length > window.size) return { ok: false, damage: 'truncated frame' };
+  const bytes = window.peek(address.offset, FRAME_HEADER_SIZE + length);
   return bytes === undefined ? undefined : checkFrame(bytes, address);
 }
 
@@ -190,7 +190,7 @@ export async function scanSegment(window: SegmentWindow, generation: number, seg
     if (check.ok) {
       scan.frames++;
       scan.payloadBytes += check.length;
-      offset += HEADER_SIZE + check.length;
+      offset += FRAME_HEADER_SIZE + check.length;
       scan.end = offset;
       continue;
     }
@@ -212,14 +212,14 @@ export async function scanSegment(window: SegmentWindow, generation: number, seg
  */
 export async function findFrame(window: SegmentWindow, generation: number, segment: number, from: number): Promise<number | undefined> {
   let offset = from;
-  while (offset + HEADER_SIZE <= window.size) {
-    const bytes = await window.from(offset, HEADER_SIZE);
-    if (bytes.length < HEADER_SIZE) break;
-    const last = bytes.length - HEADER_SIZE;
+  while (offset + FRAME_HEADER_SIZE <= window.size) {
+    const bytes = await window.from(offset, FRAME_HEADER_SIZE);
+    if (bytes.length < FRAME_HEADER_SIZE) break;
+    const last = bytes.length - FRAME_HEADER_SIZE;
     for (let i = 0; i <= last; i++) {
       const at = offset + i;
       const length = readU32(bytes, i + 4);
-      const end = i + HEADER_SIZE + length;
+      const end = i + FRAME_HEADER_SIZE + length;
       // Most offsets fail here without computing a checksum: a random length runs past the end,
       // and eight zero bytes are zero fill (an empty frame whose masked checksum is 0, one in 2^32,
       // is thereby missed only by this search, and is cut with the tail it follows).

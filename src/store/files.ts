@@ -96,4 +96,4 @@ export function syncDirSync(dir: string): void {
   }
 }
 
-export { ensureDurableDir } from '../../wal/file-layer.js';
+export { ensureDurableDir } from '../../io/file-layer.js';

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import type { FileLayer } from '../../io/file-layer.js';
 import { MemstoreError } from '../errors.js';
 import { lockPath } from './files.js';
 
@@ -21,9 +21,9 @@ function pidAlive(pid: number): boolean {
 }
 
 /** The pid a lock file holds; undefined when it is gone; NaN when it holds no pid. */
-function readOwner(path: string): number | undefined {
+function readOwner(files: FileLayer, path: string): number | undefined {
   try {
-    const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
+    const pid = Number.parseInt(new TextDecoder().decode(files.readFileSync(path)).trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : NaN;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -35,9 +35,9 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-function removeIfPresent(path: string): void {
+function removeIfPresent(files: FileLayer, path: string): void {
   try {
-    unlinkSync(path);
+    files.removeSync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new MemstoreError('IO', `cannot remove ${path}`, { cause: e });
   }
@@ -47,23 +47,17 @@ function removeIfPresent(path: string): void {
  * Creates `path` holding this process's pid, atomically: the pid is written to a private file
  * first and hard-linked into place, so no one ever sees the file empty. False when it exists.
  */
-function createWithPid(path: string): boolean {
+function createWithPid(files: FileLayer, path: string): boolean {
   const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
-  const fd = openSync(tmp, 'wx', 0o644);
+  files.createSync(tmp, new TextEncoder().encode(`${process.pid}\n`));
   try {
-    writeSync(fd, `${process.pid}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    linkSync(tmp, path);
+    files.linkSync(tmp, path);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw new MemstoreError('IO', `cannot create lock file ${path}`, { cause: e });
   } finally {
-    removeIfPresent(tmp);
+    removeIfPresent(files, tmp);
   }
 }
 
@@ -81,39 +75,42 @@ function createWithPid(path: string): boolean {
  * LOCKED, never two writers.
  */
 export class DirectoryLock {
-  private constructor(private readonly path: string) {}
+  private constructor(
+    private readonly files: FileLayer,
+    private readonly path: string,
+  ) {}
 
-  static acquire(dir: string): DirectoryLock {
+  static acquire(dir: string, files: FileLayer): DirectoryLock {
     const path = lockPath(dir);
     if (heldHere.has(path)) throw new MemstoreError('LOCKED', `${dir} is already open in this process`);
     const takeover = `${path}.takeover`;
     const deadline = Date.now() + TAKEOVER_WAIT_MS;
     for (;;) {
-      if (createWithPid(path)) {
+      if (createWithPid(files, path)) {
         heldHere.add(path);
-        return new DirectoryLock(path);
+        return new DirectoryLock(files, path);
       }
-      const owner = readOwner(path);
+      const owner = readOwner(files, path);
       if (owner === undefined) continue;
       if (!Number.isNaN(owner) && pidAlive(owner)) throw new MemstoreError('LOCKED', `${dir} is held by process ${owner}`);
-      if (createWithPid(takeover)) {
+      if (createWithPid(files, takeover)) {
         try {
           // Under the takeover lock nobody else removes LOCK; it still holds what we judged stale, or is gone.
-          const again = readOwner(path);
+          const again = readOwner(files, path);
           if (again !== undefined && !Number.isNaN(again) && pidAlive(again)) throw new MemstoreError('LOCKED', `${dir} is held by process ${again}`);
-          removeIfPresent(path);
-          if (createWithPid(path)) {
+          removeIfPresent(files, path);
+          if (createWithPid(files, path)) {
             heldHere.add(path);
-            return new DirectoryLock(path);
+            return new DirectoryLock(files, path);
           }
         } finally {
-          removeIfPresent(takeover);
+          removeIfPresent(files, takeover);
         }
         continue;
       }
-      const taker = readOwner(takeover);
-      if (taker !== undefined && (Number.isNaN(taker) || !pidAlive(taker)) && Date.now() - mtimeOf(takeover) > STALE_TAKEOVER_MS) {
-        removeIfPresent(takeover);
+      const taker = readOwner(files, takeover);
+      if (taker !== undefined && (Number.isNaN(taker) || !pidAlive(taker)) && Date.now() - mtimeOf(files, takeover) > STALE_TAKEOVER_MS) {
+        removeIfPresent(files, takeover);
         continue;
       }
       if (Date.now() > deadline) throw new MemstoreError('LOCKED', `${dir} is being taken over by process ${taker ?? 'unknown'}`);
@@ -123,13 +120,13 @@ export class DirectoryLock {
 
   release(): void {
     heldHere.delete(this.path);
-    removeIfPresent(this.path);
+    removeIfPresent(this.files, this.path);
   }
 }
 
-function mtimeOf(path: string): number {
+function mtimeOf(files: FileLayer, path: string): number {
   try {
-    return statSync(path).mtimeMs;
+    return files.mtimeSync(path);
   } catch {
     return Date.now();
   }

@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { nodeFileLayer } from '../../wal/file-layer.js';
+import { nodeFileLayer } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
 import { MemStore } from '../memstore.js';
@@ -73,7 +73,7 @@ class ReportFile {
  */
 export async function repairStore(dir: string, options: { report?: string } = {}): Promise<RepairResult> {
   requireStore(dir);
-  const lock = DirectoryLock.acquire(dir);
+  const lock = DirectoryLock.acquire(dir, nodeFileLayer);
   // Until the store takes it over (it releases it at close, or itself when opening fails).
   let holdingLock = true;
   let store: MemStore | undefined;

@@ -1,7 +1,7 @@
 import { renameSync, rmSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
-import { crc32c, maskCrc, unmaskCrc } from '../../wal/crc32c.js';
+import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
 import type { BlobRef } from '../arena/arena.js';
 import { MemstoreError } from '../errors.js';
 import type { CodecName } from '../codec/codec.js';

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { nodeFileLayer } from '../../wal/file-layer.js';
+import { nodeFileLayer } from '../../io/file-layer.js';
 import { isWalError } from '../../wal/errors.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
@@ -54,7 +54,7 @@ export function requireStore(dir: string): void {
 export async function checkStore(dir: string): Promise<StoreReport> {
   // Opening LMDB or taking the lock would create files: a directory without a store is left untouched.
   requireStore(dir);
-  const lock = DirectoryLock.acquire(dir);
+  const lock = DirectoryLock.acquire(dir, nodeFileLayer);
   let state: StateStore | undefined;
   try {
     state = StateStore.open(dir);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { MemstoreError, type MemstoreErrorCode } from '../../src/errors.js';
-import { FaultFileLayer } from '../../wal/fault-layer.js';
+import { FaultFileLayer } from './fault-layer.js';
 
 /** The shared set-up of the arena tests: a simulated disk, deterministic blobs, error assertions. */
 export const STORE = '/store';

@@ -1,4 +1,4 @@
-import { rng } from '../../bench/data.js';
+import { rng } from '../../src/random.js';
 
 /**
  * The deterministic workload of the crash tests: the child process runs it, the parent regenerates

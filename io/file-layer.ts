@@ -1,11 +1,11 @@
-import { constants, readSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, linkSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
  * The file operations the WAL (and any other durable file of the store) goes through, modeled on
  * LevelDB's Env and SQLite's VFS: small enough that a test can implement it in memory and inject
- * faults (see FaultFileLayer), explicit about durability (sync, syncDir) because every guarantee
+ * faults (test/support/fault-layer.ts), explicit about durability (sync, syncDir) because every guarantee
  * is built on exactly when bytes and directory entries become durable.
  *
  * Failures reject with the platform's error (an Error with a string `code` such as 'ENOENT',
@@ -27,6 +27,20 @@ export interface FileLayer {
   /** Makes the directory's entries (creates, renames, removes) durable: fsync of the directory. */
   syncDir(dir: string): Promise<void>;
   exists(path: string): Promise<boolean>;
+
+  // Synchronous, for the directory lock: it is taken and released in one step, so that nothing
+  // else in this process runs between its checks and its claims.
+
+  /** Creates `path` holding `data`, fsynced before it returns; throws EEXIST when it exists. */
+  createSync(path: string, data: Uint8Array): void;
+  /** Hard-links `existing` as `path`, atomically; throws EEXIST when `path` exists. Durable only after syncDir. */
+  linkSync(existing: string, path: string): void;
+  /** The whole file. */
+  readFileSync(path: string): Uint8Array;
+  /** Unlinks a file; durable only after syncDir of its directory. */
+  removeSync(path: string): void;
+  /** When the file's contents last changed, in ms since the epoch. */
+  mtimeSync(path: string): number;
 }
 
 /**
@@ -147,6 +161,27 @@ export const nodeFileLayer: FileLayer = {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw e;
     }
+  },
+  createSync(path, data) {
+    const fd = openSync(path, 'wx', 0o644);
+    try {
+      for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  },
+  linkSync(existing, path) {
+    linkSync(existing, path);
+  },
+  readFileSync(path) {
+    return readFileSync(path);
+  },
+  removeSync(path) {
+    unlinkSync(path);
+  },
+  mtimeSync(path) {
+    return statSync(path).mtimeMs;
   },
 };
 

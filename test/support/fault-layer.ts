@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
-import type { FileHandle, FileLayer, OpenMode } from './file-layer.js';
+import { nodeFileLayer, type FileHandle, type FileLayer, type OpenMode } from '../../io/file-layer.js';
+import { rng } from '../../src/random.js';
 
 /**
  * An in-memory FileLayer for tests that models durability exactly, and injects faults.
@@ -13,6 +14,9 @@ import type { FileHandle, FileLayer, OpenMode } from './file-layer.js';
  * view (every later call, and every call on a handle it opened, rejects with code 'EIO') and
  * reboot() returns a new live view on the same disk: that is how a test reopens "after restart"
  * while the dead writer's late calls change nothing.
+ *
+ * The directory lock's synchronous operations are the exception: they go to the real disk (see
+ * createSync).
  *
  * Deterministic: every random choice (tear positions, flipped bits, what a 'random' power cut
  * keeps) comes from a PRNG seeded by `seed`.
@@ -102,18 +106,6 @@ function fsError(code: string, message: string): CodedError {
   return Object.assign(new Error(`${code}: ${message}`), { code });
 }
 
-/** mulberry32: small, fast, good enough to pick fault positions. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function newDir(): DirNode {
   return { kind: 'dir', entries: new Map(), durable: new Map(), journal: [] };
 }
@@ -145,7 +137,7 @@ export class FaultFileLayer implements FileLayer {
   private cut: { atOp: number; options: ScheduledCutOptions } | undefined;
 
   constructor(options: FaultFileLayerOptions = {}) {
-    this.disk = { root: newDir(), random: prng(options.seed ?? 1) };
+    this.disk = { root: newDir(), random: rng(options.seed ?? 1) };
   }
 
   /** False once a power cut or crash has killed this view. */
@@ -327,6 +319,32 @@ export class FaultFileLayer implements FileLayer {
   async exists(path: string): Promise<boolean> {
     this.checkAlive();
     return this.lookup(splitPath(path), false) !== undefined;
+  }
+
+  // The directory lock stays on the real disk, beside the LMDB state. It is there to keep other
+  // processes out of the real directory, which no simulated disk can do; and it holds the pid of
+  // this process, which lives on through a simulated crash or power cut, so a lock left behind on
+  // the simulated disk could never be taken over. Hence these are neither counted nor faulted, and
+  // a dead view still releases the lock of the store it served, as abandon() expects.
+
+  createSync(path: string, data: Uint8Array): void {
+    nodeFileLayer.createSync(path, data);
+  }
+
+  linkSync(existing: string, path: string): void {
+    nodeFileLayer.linkSync(existing, path);
+  }
+
+  readFileSync(path: string): Uint8Array {
+    return nodeFileLayer.readFileSync(path);
+  }
+
+  removeSync(path: string): void {
+    nodeFileLayer.removeSync(path);
+  }
+
+  mtimeSync(path: string): number {
+    return nodeFileLayer.mtimeSync(path);
   }
 
   /** @internal for FaultHandle */
