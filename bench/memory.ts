@@ -104,7 +104,7 @@ function bytesUnder(dir: string): number {
   return sum;
 }
 
-type Phase = 'load' | 'open' | 'latency' | 'hnsw-build' | 'hnsw-open';
+type Phase = 'load' | 'open' | 'open-uncached' | 'latency' | 'hnsw-build' | 'hnsw-open';
 
 /** One phase, in this (fresh) process; returns what it measured. */
 async function phase(name: Phase, args: Args, work: string): Promise<Record<string, number>> {
@@ -143,11 +143,11 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
       rawBytes: n * (data.dim * 4 + codeBytes) + rawText,
     };
   }
-  if (name === 'open') {
+  if (name === 'open' || name === 'open-uncached') {
     const queries = queriesFor(data, args.searches);
     const before = settled();
     const started = performance.now();
-    const s = await MemStore.open(store);
+    const s = await MemStore.open(store, name === 'open' ? {} : { cache: false });
     const openMs = performance.now() - started;
     const opened = proc();
     for (const q of queries) await s.search(q, { k: 10 });
@@ -231,6 +231,7 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
     write(`${data.name}: ${n.toLocaleString('en-US')} x ${data.dim}-d, int8, default options; each phase a fresh process`);
     const loaded = inChild('load', argv, work);
     const opened = inChild('open', argv, work);
+    const uncached = inChild('open-uncached', argv, work);
     const timed = inChild('latency', argv, work);
     const rows: [string, string][] = [
       ['bulk load (batches of 1,000)', `${loaded.loadSeconds!.toFixed(1)} s`],
@@ -239,6 +240,7 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
       ['open time', `${opened.openMs!.toFixed(0)} ms`],
       ['file-backed RSS after open', `${kb(opened.fileAfterOpen!)} of ${kb(opened.storeBytes!)} of files (${((100 * opened.fileAfterOpen!) / opened.storeBytes!).toFixed(1)}%)`],
       [`anonymous RSS per vector after open + ${args.searches} searches`, `${b(opened.anonPerVector!)} (stats().bytesPerVector ${b(opened.bytesPerVector!)}: ${(opened.anonPerVector! / opened.bytesPerVector!).toFixed(2)}x)`],
+      ['the same with the cache off', `${b(uncached.anonPerVector!)} (${(uncached.anonPerVector! / uncached.bytesPerVector!).toFixed(2)}x)`],
       ['anonymous RSS after open + searches, in all', `${kb(opened.anonBytes!)} (stats().memoryBytes ${kb(opened.memoryBytes!)}: ${(opened.anonBytes! / opened.memoryBytes!).toFixed(2)}x; the cache holds ${kb(opened.cacheBytes!)} of it)`],
       ['p50 codes only → rescored (cache off)', `${(timed.codesP50! * 1000).toFixed(0)} → ${(timed.rescoredP50! * 1000).toFixed(0)} µs (${(timed.rescoredP50! / timed.codesP50!).toFixed(2)}x), ${(((timed.rescoredP50! - timed.codesP50!) * 1000) / timed.candidates!).toFixed(2)} µs per candidate (${timed.candidates} candidates)`],
     ];
@@ -246,7 +248,7 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
       const built = inChild('hnsw-build', argv, work);
       const hnsw = inChild('hnsw-open', argv, work);
       rows.push(['hnswlib-node f32 (M 16, efC 200) build', `${built.buildSeconds!.toFixed(1)} s`]);
-      rows.push([`hnswlib-node anonymous RSS per vector after open + ${args.searches} searches (ef 128)`, `${b(hnsw.anonPerVector!)}; memstore / hnswlib = ${(opened.anonPerVector! / hnsw.anonPerVector!).toFixed(2)}`]);
+      rows.push([`hnswlib-node anonymous RSS per vector after open + ${args.searches} searches (ef 128)`, `${b(hnsw.anonPerVector!)}; memstore / hnswlib = ${(opened.anonPerVector! / hnsw.anonPerVector!).toFixed(2)}, cache off ${(uncached.anonPerVector! / hnsw.anonPerVector!).toFixed(2)}`]);
     }
     const width = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) write(`${k.padEnd(width)}  ${v}`);
