@@ -106,45 +106,60 @@ function bytesUnder(dir: string): number {
 
 type Phase = 'load' | 'open' | 'open-uncached' | 'latency' | 'hnsw-build' | 'hnsw-open';
 
+/** The phases that need the data set itself: the bulk load, and hnswlib's build. */
+async function build(name: 'load' | 'hnsw-build', args: Args, store: string, hnswFile: string): Promise<Record<string, number>> {
+  const { data, texts } = load(args);
+  const n = data.docs.length;
+  if (name === 'hnsw-build') {
+    const started = performance.now();
+    const index = new hnswlib.HierarchicalNSW('cosine', data.dim);
+    index.initIndex(n, 16, 200, 100);
+    for (let i = 0; i < n; i++) index.addPoint(Array.from(data.docs[i]!), i);
+    await index.writeIndex(hnswFile);
+    return { buildSeconds: (performance.now() - started) / 1000 };
+  }
+  const before = settled();
+  resetPeak();
+  let sampledPeak = before.rss;
+  const sampler = setInterval(() => {
+    sampledPeak = Math.max(sampledPeak, proc().rss);
+  }, 20);
+  const started = performance.now();
+  const s = await MemStore.open(store, { dim: data.dim });
+  for (let at = 0; at < n; at += 1000) {
+    const batch = [];
+    for (let i = at; i < Math.min(n, at + 1000); i++) {
+      const text = texts?.[i];
+      batch.push(text === undefined ? { id: `doc-${i}`, vector: data.docs[i]! } : { id: `doc-${i}`, vector: data.docs[i]!, text });
+    }
+    await s.add(batch);
+  }
+  const checkpointBytes = 64 * 1024 * 1024;
+  const codeBytes = s.stats().codeBytesPerVector;
+  await s.close();
+  clearInterval(sampler);
+  const after = proc();
+  const rawText = texts === undefined ? 0 : texts.reduce((sum, t) => sum + Buffer.byteLength(t), 0);
+  return {
+    loadSeconds: (performance.now() - started) / 1000,
+    peakAbove: Math.max(after.peak, sampledPeak) - before.rss,
+    checkpointBytes,
+    diskBytes: bytesUnder(store),
+    rawBytes: n * (data.dim * 4 + codeBytes) + rawText,
+  };
+}
+
 /** One phase, in this (fresh) process; returns what it measured. */
 async function phase(name: Phase, args: Args, work: string): Promise<Record<string, number>> {
-  const { data, texts } = load(args);
   const store = join(work, 'store');
   const hnswFile = join(work, 'hnsw.bin');
-  const n = data.docs.length;
-  if (name === 'load') {
-    const before = settled();
-    resetPeak();
-    let sampledPeak = before.rss;
-    const sampler = setInterval(() => {
-      sampledPeak = Math.max(sampledPeak, proc().rss);
-    }, 20);
-    const started = performance.now();
-    const s = await MemStore.open(store, { dim: data.dim });
-    for (let at = 0; at < n; at += 1000) {
-      const batch = [];
-      for (let i = at; i < Math.min(n, at + 1000); i++) {
-        const text = texts?.[i];
-        batch.push(text === undefined ? { id: `doc-${i}`, vector: data.docs[i]! } : { id: `doc-${i}`, vector: data.docs[i]!, text });
-      }
-      await s.add(batch);
-    }
-    const checkpointBytes = 64 * 1024 * 1024;
-    const codeBytes = s.stats().codeBytesPerVector;
-    await s.close();
-    clearInterval(sampler);
-    const after = proc();
-    const rawText = texts === undefined ? 0 : texts.reduce((sum, t) => sum + Buffer.byteLength(t), 0);
-    return {
-      loadSeconds: (performance.now() - started) / 1000,
-      peakAbove: Math.max(after.peak, sampledPeak) - before.rss,
-      checkpointBytes,
-      diskBytes: bytesUnder(store),
-      rawBytes: n * (data.dim * 4 + codeBytes) + rawText,
-    };
-  }
+  if (name === 'load' || name === 'hnsw-build') return build(name, args, store, hnswFile);
+  // Only the queries stay: a process that opens a store does not hold its data set.
+  const { n, queries } = (() => {
+    const { data } = load(args);
+    return { n: data.docs.length, queries: queriesFor(data, args.searches) };
+  })();
   if (name === 'open' || name === 'open-uncached') {
-    const queries = queriesFor(data, args.searches);
     const before = settled();
     const started = performance.now();
     const s = await MemStore.open(store, name === 'open' ? {} : { cache: false });
@@ -163,13 +178,10 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
       bytesPerVector: stats.bytesPerVector,
       memoryBytes: stats.memoryBytes,
       anonBytes: after.anon - before.anon,
-      codeBytesPerVector: stats.codeBytesPerVector,
-      diskBytesPerVector: stats.diskBytesPerVector,
     };
   }
   if (name === 'latency') {
     const s = await MemStore.open(store, { cache: false });
-    const queries = queriesFor(data, args.searches);
     const p50 = async (rescore: boolean) => {
       const times: number[] = [];
       for (const q of queries) {
@@ -191,22 +203,14 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
     const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
     return { codesP50: mid(codes), rescoredP50: mid(rescored), candidates: 40 };
   }
-  if (name === 'hnsw-build') {
-    const started = performance.now();
-    const index = new hnswlib.HierarchicalNSW('cosine', data.dim);
-    index.initIndex(n, 16, 200, 100);
-    for (let i = 0; i < n; i++) index.addPoint(Array.from(data.docs[i]!), i);
-    await index.writeIndex(hnswFile);
-    return { buildSeconds: (performance.now() - started) / 1000 };
-  }
-  const queries = queriesFor(data, args.searches).map((q) => Array.from(q));
+  const plain = queries.map((q) => Array.from(q));
   const before = settled();
   const started = performance.now();
-  const index = new hnswlib.HierarchicalNSW('cosine', data.dim);
+  const index = new hnswlib.HierarchicalNSW('cosine', queries[0]!.length);
   await index.readIndex(hnswFile);
   index.setEf(128);
   const openMs = performance.now() - started;
-  for (const q of queries) index.searchKnn(q, 10);
+  for (const q of plain) index.searchKnn(q, 10);
   const after = settled();
   return { openMs, anonPerVector: (after.anon - before.anon) / n };
 }
