@@ -304,15 +304,22 @@ export class BlobArena {
   async read(ref: BlobRef): Promise<Uint8Array> {
     if (this.closed) throw closedError();
     checkRef(ref);
+    const generation = this.generationOf(ref);
     const [g, s, offset, length] = ref;
-    const generation = g === this.current.number ? this.current : g === this.collected?.number ? this.collected : undefined;
-    if (generation === undefined) {
-      throw corruption(arenaSegmentPath(this.options.dir, g, s, this.options.space), offset, `generation ${g} is not in the arena (it holds ${this.current.number})`);
-    }
     // Counted before the first await, so finishCollect() cannot delete the file under this read.
     this.enter(g);
     try {
-      return await this.readFrom(generation, s, offset, length);
+      const segment = this.segmentOf(generation, s, offset, length);
+      const now = this.readFrameNow(generation, segment, offset, length);
+      if (now !== undefined) return now;
+      const bytes = new Uint8Array(frameSize(length));
+      let got: number;
+      try {
+        got = await segment.handle!.read(bytes, offset);
+      } catch (e) {
+        throw ioError('read', e, segment.path);
+      }
+      return payloadOf(bytes.subarray(0, got), { generation: generation.number, segment: s, offset }, length, segment.path);
     } finally {
       this.leave(g);
     }
@@ -326,27 +333,44 @@ export class BlobArena {
   readNow(ref: BlobRef): Uint8Array | undefined {
     if (this.closed) throw closedError();
     checkRef(ref);
-    const [g, s, offset, length] = ref;
+    const generation = this.generationOf(ref);
+    const [, s, offset, length] = ref;
+    return this.readFrameNow(generation, this.segmentOf(generation, s, offset, length), offset, length);
+  }
+
+  /** The generation `ref` names: the current one, or the one being collected; CORRUPTION for any other. */
+  private generationOf(ref: BlobRef): Generation {
+    const [g, s, offset] = ref;
     const generation = g === this.current.number ? this.current : g === this.collected?.number ? this.collected : undefined;
     if (generation === undefined) {
       throw corruption(arenaSegmentPath(this.options.dir, g, s, this.options.space), offset, `generation ${g} is not in the arena (it holds ${this.current.number})`);
     }
-    const segment = generation.byNumber.get(s);
-    const memory = segment === undefined ? undefined : this.fromMemory(segment, offset, length, generation.number);
+    return generation;
+  }
+
+  /** The segment holding a frame of `length` at `offset`; CORRUPTION when there is none or the frame runs past its end. */
+  private segmentOf(generation: Generation, number: number, offset: number, length: number): Segment {
+    const segment = generation.byNumber.get(number);
+    if (segment === undefined) throw corruption(arenaSegmentPath(this.options.dir, generation.number, number, this.options.space), offset, 'no such segment');
+    if (offset + frameSize(length) > segment.end) throw corruption(segment.path, offset, `reference runs past the end of the segment (${segment.end} bytes)`);
+    return segment;
+  }
+
+  /** The frame from memory, or read synchronously from its file; undefined when the file layer reads only asynchronously. */
+  private readFrameNow(generation: Generation, segment: Segment, offset: number, length: number): Uint8Array | undefined {
+    // A copy from memory: the chunk is still to be written, and the caller may change what it gets.
+    const memory = this.fromMemory(segment, offset, length, generation.number);
     if (memory !== undefined) return memory;
-    if (segment?.handle !== undefined && segment.handle.readSync === undefined) return undefined;
-    const path = segment?.path ?? arenaSegmentPath(this.options.dir, g, s, this.options.space);
-    if (segment === undefined) throw corruption(path, offset, 'no such segment');
-    if (offset + frameSize(length) > segment.end) throw corruption(path, offset, `reference runs past the end of the segment (${segment.end} bytes)`);
-    if (segment.handle === undefined) throw corruption(path, offset, 'no frame starts here');
+    if (segment.handle === undefined) throw corruption(segment.path, offset, 'no frame starts here');
+    if (segment.handle.readSync === undefined) return undefined;
     const bytes = new Uint8Array(frameSize(length));
     let got: number;
     try {
-      got = segment.handle.readSync!(bytes, offset);
+      got = segment.handle.readSync(bytes, offset);
     } catch (e) {
-      throw ioError('read', e, path);
+      throw ioError('read', e, segment.path);
     }
-    return payloadOf(bytes.subarray(0, got), { generation: generation.number, segment: s, offset }, length, path);
+    return payloadOf(bytes.subarray(0, got), { generation: generation.number, segment: segment.number, offset }, length, segment.path);
   }
 
   /** A frame not yet fsynced, served from its chunk (a copy), or undefined when it is on disk. */
@@ -525,26 +549,6 @@ export class BlobArena {
       failure ??= ioError('close', e, this.path);
     }
     if (failure !== undefined) throw failure;
-  }
-
-  private async readFrom(generation: Generation, number: number, offset: number, length: number): Promise<Uint8Array> {
-    const segment = generation.byNumber.get(number);
-    const path = segment?.path ?? arenaSegmentPath(this.options.dir, generation.number, number, this.options.space);
-    if (segment === undefined) throw corruption(path, offset, 'no such segment');
-    if (offset + frameSize(length) > segment.end) throw corruption(path, offset, `reference runs past the end of the segment (${segment.end} bytes)`);
-    const address = { generation: generation.number, segment: number, offset };
-    // A copy from memory: the chunk is still to be written, and the caller may change what it gets.
-    const memory = this.fromMemory(segment, offset, length, generation.number);
-    if (memory !== undefined) return memory;
-    if (segment.handle === undefined) throw corruption(path, offset, 'no frame starts here');
-    const bytes = new Uint8Array(frameSize(length));
-    let got: number;
-    try {
-      got = segment.handle.readSync !== undefined ? segment.handle.readSync(bytes, offset) : await segment.handle.read(bytes, offset);
-    } catch (e) {
-      throw ioError('read', e, path);
-    }
-    return payloadOf(bytes.subarray(0, got), address, length, path);
   }
 
   private checkWritable(what: string): void {
