@@ -1,4 +1,5 @@
 import type { KernelMetric } from '../kernels/index.js';
+import { norm, squaredDistance } from '../vector.js';
 
 /**
  * How far a kernel score can move when the query moves (CACHE.md, "The bound"). Scores are what
@@ -13,22 +14,6 @@ import type { KernelMetric } from '../kernels/index.js';
  * the bound `b` known for every vector outside a pool under `v` to one under `v'`, with a margin for
  * float32 rounding in the kernels.
  */
-
-/** ‖a − b‖₂ in float64. */
-export function distance(a: Float32Array, b: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i]! - b[i]!;
-    sum += d * d;
-  }
-  return Math.sqrt(sum);
-}
-
-function norm(a: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i]! * a[i]!;
-  return Math.sqrt(sum);
-}
 
 /**
  * Relative rounding margin of a float32 kernel score: a sum of `dim` float32 products, accumulated in
@@ -46,7 +31,7 @@ function roundingMargin(dim: number, largestScore: number): number {
  */
 export function outsiderBound(metric: KernelMetric, b: number, from: Float32Array, next: Float32Array, maxNorm: number): number {
   if (b === -Infinity) return -Infinity;
-  const delta = distance(from, next);
+  const delta = Math.sqrt(squaredDistance(from, next));
   const dim = from.length;
   switch (metric) {
     case 'cosine':
