@@ -9,11 +9,11 @@ const vec = (seed: number) => Float32Array.from({ length: DIM }, (_, i) => seed 
 test('hot vectors: get returns a copy of what was put, with its norm; drop and clear forget', () => {
   const hot = new HotVectors(DIM, 100 * (4 * DIM + 9));
   hot.put('a', vec(1), 2.5);
-  hot.put('b', vec(2), NaN);
+  hot.put('b', vec(2), undefined);
   const a = hot.get('a')!;
   assert.deepEqual(a.full, vec(1));
   assert.equal(a.norm, 2.5);
-  assert.ok(Number.isNaN(hot.get('b')!.norm));
+  assert.equal(hot.get('b')!.norm, undefined);
   a.full.fill(0);
   assert.deepEqual(hot.get('a')!.full, vec(1), 'the caller got a copy');
   hot.put('a', vec(3), 1);

@@ -39,17 +39,18 @@ export class HotVectors {
     return this.slab.byteLength + this.norms.byteLength + this.used.byteLength + this.ids.bytes;
   }
 
-  /** A copy of the vector of `id` and its norm (NaN when none was kept), or undefined. */
-  get(id: string): { full: Float32Array; norm: number } | undefined {
+  /** A copy of the vector of `id` and its norm (when one was kept), or undefined. */
+  get(id: string): { full: Float32Array; norm: number | undefined } | undefined {
     const row = this.ids.slotOf(id);
     if (row === undefined) return undefined;
     this.used[row] = 1;
     // A copy: the row may be evicted and reused while the caller awaits other reads.
-    return { full: this.slab.slice(row * this.dim, (row + 1) * this.dim), norm: this.norms[row]! };
+    const norm = this.norms[row]!;
+    return { full: this.slab.slice(row * this.dim, (row + 1) * this.dim), norm: Number.isNaN(norm) ? undefined : norm };
   }
 
-  /** Keeps `vector` for `id` (NaN norm: none), evicting a row when the slab is full. */
-  put(id: string, vector: Float32Array, norm: number): void {
+  /** Keeps `vector` for `id`, with its norm when known, evicting a row when the slab is full. */
+  put(id: string, vector: Float32Array, norm: number | undefined): void {
     if (this.capacity === 0 || vector.length !== this.dim) return;
     let row = this.ids.slotOf(id);
     if (row === undefined) {
@@ -60,7 +61,8 @@ export class HotVectors {
       this.used[row] = 0;
     }
     this.slab.set(vector, row * this.dim);
-    this.norms[row] = norm;
+    // NaN: no norm kept (no vector has a NaN norm: input checks refuse NaN components).
+    this.norms[row] = norm ?? NaN;
   }
 
   /** Forgets `id`; true when it was kept. */

@@ -332,12 +332,11 @@ export class LookasideCache<A> {
     this.trim();
   }
 
-  /** A hot record holding the full-precision vector of `id` (`full` set, `norm` when kept), or undefined. */
+  /** The full-precision vector of `id` kept hot (a copy, with its norm when kept), or undefined. */
   hotFull(id: string): { readonly full: Float32Array; readonly norm: number | undefined } | undefined {
     const hot = this.vectors?.get(id);
-    if (hot === undefined) return undefined;
-    this.counts.fullReadsSaved++;
-    return { full: hot.full, norm: Number.isNaN(hot.norm) ? undefined : hot.norm };
+    if (hot !== undefined) this.counts.fullReadsSaved++;
+    return hot;
   }
 
   hotDoc(id: string): DocRecord | undefined {
@@ -353,7 +352,7 @@ export class LookasideCache<A> {
   keep(id: string, parts: { full?: Float32Array; norm?: number; doc?: DocRecord; text?: string | null }): void {
     if (parts.full !== undefined) {
       this.vectors ??= new HotVectors(parts.full.length, this.settings.bytes / 2);
-      if (this.vectors.capacity > 0) this.vectors.put(id, parts.full, parts.norm ?? NaN);
+      this.vectors.put(id, parts.full, parts.norm);
     }
     if (parts.doc === undefined && parts.text === undefined) return;
     let hot = this.hot.get(id);
