@@ -5,6 +5,9 @@ const encoder = new TextEncoder();
 // A leading U+FEFF is part of an id, not a byte-order mark to drop.
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true, fatal: true });
 
+/** Every table encodes a looked-up id here; each use is synchronous, so one buffer serves all. */
+const scratch = new Uint8Array(MAX_ID_BYTES);
+
 const EMPTY = 0;
 /** Buckets are at most this full before the table doubles, so a probe run stays short. */
 const MAX_LOAD = 0.7;
@@ -45,7 +48,6 @@ export class IdTable {
   /** Set by a `find` that failed: the bucket a new id would take. */
   private runEnd = 0;
   private readonly seed = (Math.random() * 0x100000000) >>> 0;
-  private readonly scratch = new Uint8Array(MAX_ID_BYTES);
 
   get size(): number {
     return this.count;
@@ -65,7 +67,7 @@ export class IdTable {
   slotOf(id: string): number | undefined {
     const length = this.encode(id);
     if (length < 0) return undefined;
-    const slot = this.find(this.scratch, length, hashBytes(this.scratch, 0, length, this.seed));
+    const slot = this.find(length);
     return slot < 0 ? undefined : slot;
   }
 
@@ -79,13 +81,12 @@ export class IdTable {
   slotFor(id: string): { slot: number; added: boolean } {
     const length = this.encode(id);
     if (length < 0) throw new RangeError(`id is not well-formed or longer than ${MAX_ID_BYTES} bytes`);
-    const hash = hashBytes(this.scratch, 0, length, this.seed);
-    const found = this.find(this.scratch, length, hash);
+    const found = this.find(length);
     if (found >= 0) return { slot: found, added: false };
     const slot = this.count;
     this.reserveSlots(slot + 1);
     this.reserveBytes(length);
-    this.store.set(this.scratch.subarray(0, length), this.used);
+    this.store.set(scratch.subarray(0, length), this.used);
     this.starts[slot] = this.used;
     this.lengths[slot] = length;
     this.used += length;
@@ -116,30 +117,31 @@ export class IdTable {
     this.buckets.fill(EMPTY);
   }
 
-  /** UTF-8 of `id` into the scratch buffer; -1 when it cannot be a stored id. */
+  /** UTF-8 of `id` into `scratch`; -1 when it cannot be a stored id. */
   private encode(id: string): number {
     if (id.length > MAX_ID_BYTES || !isWellFormed(id)) return -1;
-    const { read, written } = encoder.encodeInto(id, this.scratch);
+    const { read, written } = encoder.encodeInto(id, scratch);
     return read === id.length ? written : -1;
   }
 
-  private equalsAt(slot: number, bytes: Uint8Array, length: number): boolean {
+  /** Whether the id in `slot` is the `length` bytes in `scratch`. */
+  private equalsAt(slot: number, length: number): boolean {
     if (this.lengths[slot] !== length) return false;
     const start = this.starts[slot]!;
-    for (let i = 0; i < length; i++) if (this.store[start + i] !== bytes[i]) return false;
+    for (let i = 0; i < length; i++) if (this.store[start + i] !== scratch[i]) return false;
     return true;
   }
 
-  /** The slot holding these bytes, or -1 with `runEnd` set to the empty bucket that ended the probe run. */
-  private find(bytes: Uint8Array, length: number, hash: number): number {
+  /** The slot holding the `length` bytes in `scratch`, or -1 with `runEnd` set to the empty bucket that ended the probe run. */
+  private find(length: number): number {
     const mask = this.buckets.length - 1;
-    for (let b = hash & mask; ; b = (b + 1) & mask) {
+    for (let b = hashBytes(scratch, 0, length, this.seed) & mask; ; b = (b + 1) & mask) {
       const entry = this.buckets[b]!;
       if (entry === EMPTY) {
         this.runEnd = b;
         return -1;
       }
-      if (this.equalsAt(entry - 1, bytes, length)) return entry - 1;
+      if (this.equalsAt(entry - 1, length)) return entry - 1;
     }
   }
 
