@@ -20,7 +20,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import hnswlib from 'hnswlib-node';
 import { MemStore } from '../src/memstore.js';
+import { resolveOpenOptions } from '../src/options.js';
 import { DATA_OPTIONS, datasetFrom, shippedDataset, type Dataset } from './data.js';
+import { rescoreCost } from './rescore.js';
 
 interface Proc {
   anon: number;
@@ -134,7 +136,8 @@ async function build(name: 'load' | 'hnsw-build', args: Args, store: string, hns
     }
     await s.add(batch);
   }
-  const checkpointBytes = 64 * 1024 * 1024;
+  // The default the load ran with: the bound its peak is held to adds one checkpoint's worth of log.
+  const { checkpointBytes } = resolveOpenOptions({});
   const codeBytes = s.stats().codeBytesPerVector;
   await s.close();
   clearInterval(sampler);
@@ -182,26 +185,11 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
   }
   if (name === 'latency') {
     const s = await MemStore.open(store, { cache: false });
-    const p50 = async (rescore: boolean) => {
-      const times: number[] = [];
-      for (const q of queries) {
-        const t = performance.now();
-        await s.search(q, { k: 10, rescore });
-        times.push(performance.now() - t);
-      }
-      times.sort((a, b) => a - b);
-      return times[times.length >> 1]!;
-    };
-    await p50(true);
-    const codes: number[] = [];
-    const rescored: number[] = [];
-    for (let r = 0; r < 3; r++) {
-      codes.push(await p50(false));
-      rescored.push(await p50(true));
+    try {
+      return await rescoreCost(s, queries, 3);
+    } finally {
+      await s.close();
     }
-    await s.close();
-    const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-    return { codesP50: mid(codes), rescoredP50: mid(rescored), candidates: 40 };
   }
   const plain = queries.map((q) => Array.from(q));
   const before = settled();

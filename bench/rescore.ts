@@ -26,6 +26,22 @@ async function p50(store: MemStore, queries: readonly Float32Array[], rescore: b
   return times[times.length >> 1]!;
 }
 
+/**
+ * The p50 of `queries` (k 10) codes only and rescored, on an open store (its cache off), each the
+ * median over `rounds` alternating rounds after one warm-up; rescoring takes 4 candidates per result.
+ */
+export async function rescoreCost(store: MemStore, queries: readonly Float32Array[], rounds: number): Promise<{ codesP50: number; rescoredP50: number; candidates: number }> {
+  await p50(store, queries, true);
+  const codes: number[] = [];
+  const rescored: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    codes.push(await p50(store, queries, false));
+    rescored.push(await p50(store, queries, true));
+  }
+  const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  return { codesP50: mid(codes), rescoredP50: mid(rescored), candidates: 10 * 4 };
+}
+
 export async function runRescoreBench(data: Dataset, n: number, rounds: number, write: (line: string) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'memstore-rescore-'));
   try {
@@ -34,18 +50,8 @@ export async function runRescoreBench(data: Dataset, n: number, rounds: number, 
     for (let at = 0; at < docs.length; at += 1000) await build.add(docs.slice(at, at + 1000).map((vector, i) => ({ id: `doc-${at + i}`, vector })));
     await build.close();
     const store = await MemStore.open(dir, { cache: false });
-    await p50(store, data.queries, true);
-    const codes: number[] = [];
-    const rescored: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      codes.push(await p50(store, data.queries, false));
-      rescored.push(await p50(store, data.queries, true));
-    }
+    const { codesP50: c, rescoredP50: r, candidates } = await rescoreCost(store, data.queries, rounds);
     await store.close();
-    const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-    const c = mid(codes);
-    const r = mid(rescored);
-    const candidates = 10 * 4;
     write(`${data.name}: ${docs.length} x ${data.dim}-d, int8, k 10, ${data.queries.length} queries, median of ${rounds} rounds of p50`);
     write(`codes only ${(c * 1000).toFixed(0)} µs, rescored ${(r * 1000).toFixed(0)} µs (${(r / c).toFixed(2)}x), rescoring ${(((r - c) * 1000) / candidates).toFixed(2)} µs per candidate (${candidates} candidates)`);
   } finally {
