@@ -391,11 +391,13 @@ describe('arena format: open', () => {
     await rejectsWith(BlobArena.open({ dir: STORE, files, generation: -1 }), 'INVALID_OPTION');
     await rejectsWith(BlobArena.open({ dir: STORE, files, generation: 1.5 }), 'INVALID_OPTION');
     await rejectsWith(BlobArena.open({ dir: STORE, files, generation: 1, segmentBytes: 0 }), 'INVALID_OPTION');
+    await rejectsWith(BlobArena.open({ dir: STORE, files, generation: 1, space: 'vector' as never }), 'INVALID_OPTION');
     const arena = await BlobArena.open({ dir: STORE, files, generation: 1 });
     const ref = arena.append(blob(3, 3));
     await arena.close();
     throwsWith(() => arena.append(blob(3, 3)), 'CLOSED');
     await rejectsWith(arena.read(ref), 'CLOSED');
+    throwsWith(() => arena.readNow(ref), 'CLOSED');
     await rejectsWith(arena.sync(), 'CLOSED');
   });
 });
