@@ -20,16 +20,22 @@ import {
   type SearchOptions,
 } from './options.js';
 import type { PcaModel } from './pca/pca.js';
-import { CodeBlocks, INDEX_BLOCK_VECTORS, type ScanQuery, type VectorPlace } from './scan/code-blocks.js';
+import type { ScanQuery, VectorPlace } from './scan/code-blocks.js';
+import { FlatIndex } from './index/flat-index.js';
+import type { VectorIndex } from './index/vector-index.js';
 import { TopK } from './scan/topk.js';
-import { arenaSegmentPath, ensureDurableDir, repairLogDir, statePath, walDir } from './store/files.js';
+import { ensureDurableDir, repairLogDir, statePath, walDir } from './store/files.js';
 import { ChangedRecords } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
 import { asMemstoreError, damagedId, recordCorruption } from './store/record-errors.js';
 import { RecordReads } from './store/record-reads.js';
 import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
-import { FORMAT_VERSION, StateStore, type DocRecord, type Entry, type RecordState, type StoreConfig } from './store/state.js';
+import { StateStore, type DocRecord, type StoreConfig } from './store/state.js';
+import { Checkpointer } from './store/checkpointer.js';
+import { checkReopen, createConfig } from './store/config.js';
+import { Damage, type DamagedKey } from './store/damage.js';
+import { loadCheckpoint } from './store/recovery.js';
 import { norm } from './vector.js';
 import { VectorSpace, type Fitted } from './space/vector-space.js';
 
@@ -85,7 +91,7 @@ export interface StoreStats {
   codeBytesPerVector: number;
   /** Everything the directory holds per vector: state file, write-ahead log, text and vector arenas, as sized on disk. */
   diskBytesPerVector: number;
-  /** Blocks of codes in linear memory; a search scans each with one kernel call. */
+  /** Pages of the index: units a search scans with one kernel call each (for today's exact index, blocks of 1,024 codes). */
   pages: number;
   /** Bytes of write-ahead log segments on disk. */
   walBytes: number;
@@ -104,6 +110,8 @@ interface Wanted {
   readonly k: number;
   readonly rescore: boolean;
   readonly filter: SearchOptions['filter'];
+  readonly nprobe: number | undefined;
+  readonly exact: boolean;
 }
 
 /** Hands the scan's pool to the cache: best first, and whether it holds every matching vector. */
@@ -124,22 +132,8 @@ interface Ranked {
   readonly doc: DocRecord;
 }
 
-/** A damaged record the store cannot address by id: its key in the state is not UTF-8. */
-export interface DamagedKey {
-  readonly key: Uint8Array;
-  readonly error: MemstoreError;
-}
-
-
-
-/** Writes wait for a running checkpoint once the log since the last one reaches this many times `checkpointBytes`. */
-const STALL_CHECKPOINTS = 2;
-
 /** Times a search ranks again because writes moved the store while it read vectors, before it takes what it read. */
 const MOVED_RETRIES = 3;
-
-/** A GC of the text arena starts once garbage outweighs live texts and passes this many bytes. */
-const ARENA_GC_MIN_GARBAGE = 16 << 20;
 
 const utf8 = new TextEncoder();
 
@@ -154,35 +148,13 @@ function hitOf(r: Ranked, text: string | undefined): SearchHit {
   return hit;
 }
 
-/**
- * Returns a check that each table's keys come in strictly increasing byte order, as LMDB keeps them;
- * a key out of order means the B-tree was damaged, and it is recorded once per table as damage.
- */
-function orderCheck(damagedKeys: DamagedKey[], file: string): (key: Uint8Array, table: string) => void {
-  const last = new Map<string, Uint8Array>();
-  const reported = new Set<string>();
-  return (key, table) => {
-    const previous = last.get(table);
-    last.set(table, key);
-    if (previous === undefined || Buffer.compare(key, previous) > 0 || reported.has(table)) return;
-    reported.add(table);
-    damagedKeys.push({ key, error: new MemstoreError('CORRUPTION', `${file}: keys of ${table} out of order: LMDB's B-tree is damaged; run memstore repair`, { file, offset: table }) });
-  };
-}
-
 function samePlace(a: VectorPlace | undefined, b: VectorPlace | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && a[0] === b[0] && a[1] === b[1] && a[2] === b[2]);
 }
 
-/** An arena is collected once its garbage outweighs its live bytes and passes ARENA_GC_MIN_GARBAGE. */
-function worthCollecting(arena: BlobArena): boolean {
-  const s = arena.stats();
-  return s.garbageBytes > Math.max(s.liveBytes, ARENA_GC_MIN_GARBAGE);
-}
-
 /** A store's index: codes, and where each full-precision vector lives. */
-function newIndex(codec: Codec, dim: number): CodeBlocks {
-  return new CodeBlocks(codec, dim, INDEX_BLOCK_VECTORS, true);
+function newIndex(codec: Codec, dim: number): VectorIndex {
+  return new FlatIndex(codec, dim, true);
 }
 
 function sizeOf(path: string): number {
@@ -210,7 +182,7 @@ function sizeOf(path: string): number {
  * moves it to a report.
  */
 export class MemStore {
-  private index: CodeBlocks;
+  private index: VectorIndex;
   private readonly space: VectorSpace;
   private readonly reads: RecordReads;
   private closed = false;
@@ -220,15 +192,10 @@ export class MemStore {
 
   /** Records changed since the last checkpoint. */
   private readonly changes = new ChangedRecords();
-  private trainedSinceCheckpoint = false;
-  private logBytesSinceCheckpoint = 0;
-  private checkpointRun: Promise<void> | undefined;
+  private readonly checkpoints: Checkpointer;
   /** The order writes are logged and applied in, and the gate maintenance holds. */
   private readonly pipeline: CommitPipeline<Mutation>;
-  /** Records whose persisted form failed a check, with the error; not in the index. */
-  private readonly damaged = new Map<string, MemstoreError>();
-  /** Damaged state entries whose key is not UTF-8, so no id reaches them (for repair). */
-  private readonly damagedKeys: DamagedKey[] = [];
+  private readonly damage = new Damage();
   /** Counts applied writes, so a search that read files in between can tell its snapshot moved. */
   private writes = 0;
 
@@ -258,15 +225,29 @@ export class MemStore {
           throw asMemstoreError(e, 'appending to the write-ahead log');
         }),
         apply: (m) => this.apply(m),
-        applied: (bytes) => {
-          this.logBytesSinceCheckpoint += bytes;
-          this.maybeCheckpoint();
-        },
+        applied: (bytes) => this.checkpoints.applied(bytes),
         checkOpen: () => this.checkOpen(),
-        lagging: () => (this.stalled() ? this.checkpointRun : undefined),
+        lagging: () => this.checkpoints.lagging(),
       },
       checkpointLsn,
     );
+    this.checkpoints = new Checkpointer({
+      dir,
+      checkpointBytes: options.checkpointBytes,
+      keepFull: config.keepFull,
+      wal,
+      state,
+      arena,
+      vectors,
+      reads: this.reads,
+      changes: this.changes,
+      pipeline: this.pipeline,
+      space: this.space,
+      damage: this.damage,
+      index: () => this.index,
+      closed: () => this.closed,
+      markDamaged: (id, e) => this.markDamaged(id, e),
+    });
   }
 
   /**
@@ -285,7 +266,7 @@ export class MemStore {
     const held = internal.lock;
     if (typeof dir !== 'string' || dir.length === 0) throw new MemstoreError('INVALID_ARGUMENT', 'dir must be a non-empty string');
     const opts = resolveOpenOptions(options);
-    if (!existsSync(statePath(dir))) MemStore.createConfig(opts, dir);
+    if (!existsSync(statePath(dir))) createConfig(opts, dir);
     if (internal.repairing !== true && existsSync(repairLogDir(dir))) {
       throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });
     }
@@ -309,10 +290,10 @@ export class MemStore {
       state = StateStore.open(dir);
       let config = state.readConfig();
       if (config === undefined) {
-        config = MemStore.createConfig(opts, dir);
+        config = createConfig(opts, dir);
         await state.create(config, config.pca === null);
       } else {
-        MemStore.checkReopen(config, opts);
+        checkReopen(config, opts);
       }
       const checkpoint = state.readCheckpoint();
       const trained = state.readTrained();
@@ -346,131 +327,20 @@ export class MemStore {
     }
   }
 
-  /** The configuration a create would persist; INVALID_OPTION, before anything exists on disk, when it cannot be made. */
-  private static createConfig(opts: ResolvedOpenOptions, dir: string): StoreConfig {
-    if (opts.dim === undefined) throw new MemstoreError('INVALID_OPTION', `${dir} holds no store, and dim is required to create one`);
-    if (opts.pca !== undefined && 'dims' in opts.pca && opts.pca.dims > opts.dim) {
-      throw new MemstoreError('INVALID_OPTION', `pca.dims (${opts.pca.dims}) exceeds dim (${opts.dim})`);
-    }
-    return {
-      formatVersion: FORMAT_VERSION,
-      dim: opts.dim,
-      metric: opts.metric ?? 'cosine',
-      codec: opts.codec ?? 'int8',
-      pca: opts.pca ?? null,
-      keepFull: opts.rescore ?? true,
-      trainSize: opts.trainSize ?? 4096,
-    };
-  }
-
-  private static checkReopen(config: StoreConfig, opts: ResolvedOpenOptions): void {
-    if (opts.dim !== undefined && opts.dim !== config.dim) {
-      throw new MemstoreError('DIM_MISMATCH', `store has dim ${config.dim}, opened with ${opts.dim}`);
-    }
-    const mismatch = (what: string, stored: unknown, given: unknown): MemstoreError =>
-      new MemstoreError('OPTION_MISMATCH', `store was created with ${what} ${JSON.stringify(stored)}, opened with ${JSON.stringify(given)}`);
-    if (opts.metric !== undefined && opts.metric !== config.metric) throw mismatch('metric', config.metric, opts.metric);
-    if (opts.codec !== undefined && opts.codec !== config.codec) throw mismatch('codec', config.codec, opts.codec);
-    if (opts.pca !== undefined && JSON.stringify(opts.pca) !== JSON.stringify(config.pca)) throw mismatch('pca', config.pca, opts.pca);
-    if (opts.rescore === true && !config.keepFull) throw mismatch('rescore', false, true);
-    if (opts.trainSize !== undefined && opts.trainSize !== config.trainSize) throw mismatch('trainSize', config.trainSize, opts.trainSize);
-  }
-
-  /**
-   * Fills the index from the checkpoint and tells the arenas which texts and vectors are live. A
-   * damaged value sets its record aside as damaged; so does a record missing its code (or, where
-   * one is kept, its vector) or its document, since that is what a damaged key leaves behind. A
-   * damaged value whose id also has a sound value in the same table (a key flipped onto another
-   * id's), a key that is not UTF-8, and keys out of order (LMDB's lookups near them are unreliable)
-   * are damage no id reaches: `memstore repair` clears them.
-   *
-   * Before training the index holds the full vectors themselves, read from the vector arena; once
-   * trained it holds the codes and where each vector is, and no vector is read.
-   */
+  /** Fills the index from the checkpoint (recovery.ts) and sets aside the records found damaged. */
   private async load(): Promise<void> {
-    const damagedEntries: { table: 'vectors' | 'codes' | 'docs'; entry: Entry<unknown> }[] = [];
-    const inOrder = orderCheck(this.damagedKeys, statePath(this.dir));
-    if (this.space.trained) {
-      for (const entry of this.state.iterateCodes(this.index.dim * this.codec.bytesPerDim)) {
-        inOrder(entry.key, 'codes');
-        if (entry.error !== undefined) damagedEntries.push({ table: 'codes', entry });
-        else this.index.putCode(entry.id, entry.value.code, entry.value.scale);
-      }
-    }
-    // Once trained, places go straight to their slots: a store's worth of JS objects kept through
-    // the pass would grow the heap for good. Before training there are at most trainSize.
-    const untrained: [string, VectorPlace][] = [];
-    const placedOutside = new Set<string>();
-    for (const entry of this.state.iteratePlaces()) {
-      inOrder(entry.key, 'vectors');
-      if (entry.error !== undefined) damagedEntries.push({ table: 'vectors', entry });
-      else if (!this.space.trained) untrained.push([entry.id, entry.value]);
-      else if (this.index.has(entry.id)) this.place(entry.id, entry.value);
-      else placedOutside.add(entry.id);
-    }
-    const setAside = new Map<string, MemstoreError>();
-    for (const [id, place] of untrained) {
-      try {
-        this.index.put(id, this.space.storedForm(await this.reads.vector(id, place)));
-      } catch (e) {
-        if (damagedId(e) !== id) throw e;
-        setAside.set(id, e as MemstoreError);
-        continue;
-      }
-      this.place(id, place);
-    }
-    // Slots do not move until the pass is over: records are set aside only after it.
-    const documented = new Uint8Array(this.index.size);
-    const withoutVector: string[] = [];
-    const soundDocs = new Set<string>();
-    for (const entry of this.state.iterateDocs()) {
-      inOrder(entry.key, 'docs');
-      if (entry.error !== undefined) {
-        damagedEntries.push({ table: 'docs', entry });
-        continue;
-      }
-      const slot = this.index.slotOf(entry.id);
-      if (slot === undefined) {
-        if (!setAside.has(entry.id)) withoutVector.push(entry.id);
-        soundDocs.add(entry.id);
-        continue;
-      }
-      if (documented[slot] === 1) continue;
-      documented[slot] = 1;
-      if (entry.value.text !== undefined) this.arena.markLive(entry.value.text);
-    }
-    for (const { table, entry } of damagedEntries) {
-      const slot = entry.id === undefined ? undefined : this.index.slotOf(entry.id);
-      const hasSound =
-        entry.id !== undefined &&
-        (table === 'codes'
-          ? slot !== undefined
-          : table === 'vectors'
-            ? this.index.placeOf(entry.id) !== undefined || placedOutside.has(entry.id)
-            : (slot !== undefined && documented[slot] === 1) || soundDocs.has(entry.id));
-      if (entry.id === undefined || hasSound) this.damagedKeys.push({ key: entry.key, error: entry.error! });
-      else if (!setAside.has(entry.id)) setAside.set(entry.id, entry.error!);
-    }
-    const what = this.space.trained ? 'codes' : 'vectors';
-    for (const id of withoutVector) {
-      if (!setAside.has(id)) setAside.set(id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(id)} has a document but no ${what} value`, { file: statePath(this.dir), offset: `${what}/${id}`, id }));
-    }
-    const needPlaces = this.config.keepFull || !this.space.trained;
-    for (const id of this.index.allIds()) {
-      if (setAside.has(id)) continue;
-      if (documented[this.index.slotOf(id)!] === 0) {
-        setAside.set(id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(id)} has no document`, { file: statePath(this.dir), offset: `docs/${id}`, id }));
-      } else if (needPlaces && this.index.placeOf(id) === undefined) {
-        setAside.set(id, new MemstoreError('CORRUPTION', `${statePath(this.dir)}: record ${JSON.stringify(id)} has no full-precision vector`, { file: statePath(this.dir), offset: `vectors/${id}`, id }));
-      }
-    }
+    const setAside = await loadCheckpoint({
+      dir: this.dir,
+      state: this.state,
+      index: this.index,
+      space: this.space,
+      reads: this.reads,
+      texts: this.arena,
+      vectors: this.vectors,
+      keepFull: this.config.keepFull,
+      damagedKeys: this.damage.keys,
+    });
     for (const [id, e] of setAside) this.markDamaged(id, e);
-  }
-
-  /** Records where the vector of `id` (in the index) lives, and that its frame is live. */
-  private place(id: string, place: VectorPlace): void {
-    this.index.setPlace(id, place);
-    this.vectors.markLive(this.reads.vectorRef(place));
   }
 
   /** Re-applies every logged batch after the checkpoint; applying is idempotent (upserts and deletes by id). */
@@ -481,7 +351,7 @@ export class MemStore {
         const mutation = decodeMutation(record.payload, { file: where, lsn: record.lsn });
         this.apply(mutation);
         this.pipeline.appliedLsn = record.lsn;
-        this.logBytesSinceCheckpoint += record.payload.byteLength;
+        this.checkpoints.replayed(record.payload.byteLength);
       }
     } catch (e) {
       throw asMemstoreError(e, 'replaying the write-ahead log');
@@ -498,10 +368,12 @@ export class MemStore {
   }
 
   /** Sets a record aside as damaged: out of the index (so searches skip it), its error kept for `get`. */
-  private markDamaged(id: string, e: unknown): void {
-    this.damaged.set(id, recordCorruption(id, e));
+  private markDamaged(id: string, e: unknown): MemstoreError {
+    const error = recordCorruption(id, e);
+    this.damage.records.set(id, error);
     this.index.remove(id);
     this.cache?.clear();
+    return error;
   }
 
 
@@ -560,15 +432,6 @@ export class MemStore {
   }
 
   /**
-   * Backpressure: while a checkpoint runs and the log has grown to STALL_CHECKPOINTS times
-   * `checkpointBytes` since the last one, writes wait for it. So the log, the changed records and the
-   * arena's garbage stay bounded however fast a caller writes and however slow the disk is.
-   */
-  private stalled(): boolean {
-    return this.checkpointRun !== undefined && this.logBytesSinceCheckpoint >= STALL_CHECKPOINTS * this.options.checkpointBytes;
-  }
-
-  /**
    * Applies one logged mutation to memory: index, arena, changed records. Synchronous, so no search or
    * other write ever sees half of it; everything that can fail (projection, encoding, arena
    * appends) runs before the first change to the index or the changed records. Returns the records added,
@@ -579,7 +442,7 @@ export class MemStore {
     if (m.kind === 'delete') {
       let n = 0;
       for (const id of m.ids) {
-        if (this.damaged.delete(id)) {
+        if (this.damage.records.delete(id)) {
           this.changes.set(id, null);
           n++;
           continue;
@@ -608,9 +471,9 @@ export class MemStore {
       throw e;
     }
     m.records.forEach((r, i) => {
-      if (this.index.has(r.id) || this.damaged.has(r.id)) this.releaseText(r.id);
+      if (this.index.has(r.id) || this.damage.records.has(r.id)) this.releaseText(r.id);
       this.releaseVector(r.id);
-      this.damaged.delete(r.id);
+      this.damage.records.delete(r.id);
       this.index.put(r.id, forms[i]!);
       const ref = vectorRefs[i];
       const place: VectorPlace | undefined = ref === undefined ? undefined : [ref[0], ref[1], ref[2]];
@@ -624,7 +487,7 @@ export class MemStore {
     return m.records.length;
   }
 
-  private releaseVectorOf(index: CodeBlocks, id: string): void {
+  private releaseVectorOf(index: VectorIndex, id: string): void {
     const place = index.placeOf(id);
     if (place !== undefined) this.vectors.release(this.reads.vectorRef(place));
   }
@@ -654,7 +517,7 @@ export class MemStore {
   private train(): void {
     if (this.config.pca === null) return;
     let fitted: Fitted | undefined;
-    let next: CodeBlocks | undefined;
+    let next: VectorIndex | undefined;
     try {
       const buffer = this.index;
       fitted = this.space.fit(
@@ -675,7 +538,7 @@ export class MemStore {
       buffer.free();
       this.index = next;
       this.space.adopt(fitted);
-      this.trainedSinceCheckpoint = true;
+      this.checkpoints.trainedNow();
       if (!this.config.keepFull) {
         for (const [id] of this.changes.entries()) this.changes.movedVector(id, undefined);
       }
@@ -689,156 +552,6 @@ export class MemStore {
 
   // ---- checkpoints and maintenance ----------------------------------------------------------
 
-  private maybeCheckpoint(): void {
-    if (this.checkpointRun !== undefined || this.closed || this.logBytesSinceCheckpoint < this.options.checkpointBytes) return;
-    this.checkpoint(true).catch((e: unknown) => emitWarning(new MemstoreError('IO', `background checkpoint of ${this.dir} failed; it is retried`, { cause: e })));
-  }
-
-  /**
-   * Writes everything applied so far to the state store and drops the log before it. One at a
-   * time. `collectGarbage` lets it collect the text arena afterwards when garbage dominates; callers
-   * that already hold the write gate (compact) pass false, since collecting needs the gate too.
-   */
-  private async checkpoint(collectGarbage = false): Promise<void> {
-    while (this.checkpointRun !== undefined) await this.checkpointRun.catch(() => undefined);
-    const run = this.runCheckpoint(collectGarbage);
-    this.checkpointRun = run;
-    try {
-      await run;
-    } finally {
-      this.checkpointRun = undefined;
-    }
-  }
-
-  private async runCheckpoint(collectGarbage: boolean): Promise<void> {
-    // A log that cannot sync (a failed write it could not cut back) must not be declared covered.
-    await this.wal.sync().catch((e: unknown) => {
-      throw asMemstoreError(e, 'syncing the write-ahead log before a checkpoint');
-    });
-    const lsn = this.pipeline.appliedLsn;
-    const training = this.trainedSinceCheckpoint;
-    if (this.changes.size === 0 && !training && lsn === this.state.readCheckpoint().lsn) return;
-    // Everything below up to the first await is synchronous: codes are captured as of `lsn`.
-    const snapshot = this.changes.take();
-    this.trainedSinceCheckpoint = false;
-    const bytesCovered = this.logBytesSinceCheckpoint;
-    const records = new Map<string, RecordState | null>();
-    for (const [id, e] of snapshot) records.set(id, e === null ? null : { place: e.place, code: this.space.trained ? this.index.code(id) : undefined, doc: e.doc });
-    let allCodes: Map<string, { code: Uint8Array; scale: number }> | undefined;
-    if (training) {
-      allCodes = new Map();
-      for (const id of this.index.allIds()) allCodes.set(id, this.index.code(id)!);
-    }
-    try {
-      await this.arena.sync();
-      await this.vectors.sync();
-      await this.state.commitCheckpoint({
-        checkpoint: { lsn, arenaGeneration: this.arena.stats().generation, vectorGeneration: this.vectors.stats().generation },
-        records,
-        ...(allCodes === undefined ? {} : { training: { pca: this.space.pca, codes: allCodes, dropFull: !this.config.keepFull } }),
-      });
-    } catch (e) {
-      this.changes.settle(true);
-      if (training) this.trainedSinceCheckpoint = true;
-      throw asMemstoreError(e, 'checkpoint');
-    }
-    this.changes.settle(false);
-    this.logBytesSinceCheckpoint -= bytesCovered;
-    try {
-      // A segment the checkpoint covers entirely can only go once it is not the active one.
-      if (this.wal.lastLsn === lsn) await this.wal.rotate();
-      await this.wal.removeBefore(lsn + 1);
-    } catch (e) {
-      throw asMemstoreError(e, 'removing checkpointed log segments');
-    }
-    // Collecting would copy damaged records, which it cannot: that waits for `memstore repair`.
-    if (!collectGarbage || this.damaged.size > 0 || this.damagedKeys.length > 0) return;
-    if (worthCollecting(this.arena)) await this.pipeline.exclusive(() => this.collectArena());
-    if (worthCollecting(this.vectors)) await this.pipeline.exclusive(() => this.collectVectors());
-  }
-
-  /**
-   * Generational GC of the text arena: live texts are copied into generation N+1, a checkpoint
-   * records the new references and generation atomically, then generation N is deleted. A crash at
-   * any step leaves one complete generation that the checkpoint names (ARENA.md). Refused while
-   * damaged records exist (their texts cannot be copied): `memstore repair` first.
-   */
-  private async collectArena(): Promise<void> {
-    this.refuseIfDamaged('collecting the text arena');
-    const live: [string, BlobRef][] = [];
-    for (const entry of this.state.iterateDocs()) {
-      if (entry.error !== undefined) continue;
-      if (entry.value.text !== undefined && !this.changes.has(entry.id)) live.push([entry.id, entry.value.text]);
-    }
-    for (const [id, e] of this.changes.entries()) if (e?.doc.text !== undefined) live.push([id, e.doc.text]);
-    const { generation, refs } = await this.arena.collect(live).catch((e: unknown) => {
-      // A damaged text no read had met yet: name its record, and leave the arena as it was.
-      const hit = e instanceof MemstoreError && e.code === 'CORRUPTION' ? live.find(([, ref]) => arenaSegmentPath(this.dir, ref[0], ref[1]) === e.file && ref[2] === e.offset) : undefined;
-      if (hit !== undefined) {
-        this.markDamaged(hit[0], e);
-        throw this.damaged.get(hit[0])!;
-      }
-      throw asMemstoreError(e, 'collecting the text arena');
-    });
-    const moved = new Map<string, BlobRef>();
-    for (const [id, ref] of refs) if (!this.changes.has(id)) moved.set(id, ref);
-    try {
-      await this.state.commitCheckpoint({ checkpoint: { ...this.state.readCheckpoint(), arenaGeneration: generation }, records: new Map(), movedText: moved });
-    } catch (e) {
-      // The state still names the old generation: drop the copy, keep appending where we were.
-      await this.arena.abortCollect().catch(() => undefined);
-      throw e;
-    }
-    for (const [id, ref] of refs) this.changes.movedText(id, ref);
-    await this.arena.finishCollect(generation);
-  }
-
-  /**
-   * Generational GC of the vector arena, as collectArena() for texts: the live vectors (every place
-   * the index holds) are copied into generation N+1, one checkpoint transaction records their new
-   * places and the generation, then generation N is deleted. Places of records changed since the
-   * last checkpoint move in memory only (the log replays them after a crash).
-   */
-  private async collectVectors(): Promise<void> {
-    this.refuseIfDamaged('collecting the vector arena');
-    const live: [string, BlobRef][] = [];
-    for (const id of this.index.allIds()) {
-      const place = this.index.placeOf(id);
-      if (place !== undefined) live.push([id, this.reads.vectorRef(place)]);
-    }
-    const { generation, refs } = await this.vectors.collect(live).catch((e: unknown) => {
-      const hit = e instanceof MemstoreError && e.code === 'CORRUPTION' ? live.find(([, ref]) => arenaSegmentPath(this.dir, ref[0], ref[1], 'vectors') === e.file && ref[2] === e.offset) : undefined;
-      if (hit !== undefined) {
-        this.markDamaged(hit[0], e);
-        throw this.damaged.get(hit[0])!;
-      }
-      throw asMemstoreError(e, 'collecting the vector arena');
-    });
-    const moved = new Map<string, VectorPlace>();
-    for (const [id, ref] of refs) if (!this.changes.has(id)) moved.set(id, [ref[0], ref[1], ref[2]]);
-    try {
-      await this.state.commitCheckpoint({ checkpoint: { ...this.state.readCheckpoint(), vectorGeneration: generation }, records: new Map(), movedVectors: moved });
-    } catch (e) {
-      await this.vectors.abortCollect().catch(() => undefined);
-      throw e;
-    }
-    for (const [id, ref] of refs) {
-      const place: VectorPlace = [ref[0], ref[1], ref[2]];
-      if (this.index.has(id)) this.index.setPlace(id, place);
-      this.changes.movedVector(id, place);
-    }
-    await this.vectors.finishCollect(generation);
-  }
-
-  private refuseIfDamaged(what: string): void {
-    if (this.damaged.size === 0 && this.damagedKeys.length === 0) return;
-    const [first] = this.damaged.values();
-    throw new MemstoreError('CORRUPTION', `${what} needs a store without damage: ${this.damaged.size + this.damagedKeys.length} damaged record(s); run memstore repair ${this.dir}`, {
-      cause: first ?? this.damagedKeys[0]?.error,
-      ...(first?.id === undefined ? {} : { id: first.id }),
-    });
-  }
-
   /**
    * Reclaims the space of deleted and replaced records: checkpoints, collects the text arena into
    * a new generation and rewrites the state file without its free pages. Writes wait meanwhile.
@@ -847,9 +560,9 @@ export class MemStore {
   async compact(): Promise<void> {
     this.checkOpen();
     await this.pipeline.exclusive(async () => {
-      await this.checkpoint();
-      await this.collectArena();
-      await this.collectVectors();
+      await this.checkpoints.checkpoint();
+      await this.checkpoints.collectTexts();
+      await this.checkpoints.collectVectors();
       await this.state.compactFile();
     }, true);
   }
@@ -866,7 +579,7 @@ export class MemStore {
     }
     // Before training the index holds full-precision vectors, so its scores are already exact.
     const rescore = (opts.rescore ?? this.options.rescore ?? this.config.keepFull) && this.config.keepFull && this.space.trained;
-    const want = { k: opts.k, rescore, filter: opts.filter };
+    const want: Wanted = { k: opts.k, rescore, filter: opts.filter, nprobe: opts.nprobe, exact: opts.exact };
     if (this.cache !== undefined) {
       const served = await this.searchCached(q, want, JSON.stringify([opts.k, opts.filter ?? null, rescore, opts.exact, opts.nprobe ?? null]));
       if (served !== undefined) return served;
@@ -973,7 +686,7 @@ export class MemStore {
     const top = new TopK(Math.max(1, capacity));
     const filter = want.filter;
     const accept = filter === undefined ? undefined : (slot: number) => matchesFilter(this.docOf(this.index.idAt(slot)).meta, filter);
-    if (capacity > 0) this.index.scan(scan, top, accept);
+    if (capacity > 0) this.index.search(scan, top, { accept, nprobe: want.nprobe, exact: want.exact });
     const members = capacity > 0 ? top.sorted().map(({ score, slot }) => ({ id: this.index.idAt(slot), score })) : [];
     // Ties in the heap keep the lower slot, as sorted() orders them: the first `candidates` are the scan a smaller heap makes.
     remember?.(scan, members, capacity >= size || members.length < capacity);
@@ -1094,7 +807,7 @@ export class MemStore {
       this.markDamaged(id, again);
       return;
     }
-    if ((this.index.has(id) || this.damaged.has(id)) && sameRef(current, ref)) this.markDamaged(id, e);
+    if ((this.index.has(id) || this.damage.records.has(id)) && sameRef(current, ref)) this.markDamaged(id, e);
   }
 
   /** The record stored under `id`, or undefined; CORRUPTION (with `id`) when it is damaged. */
@@ -1102,7 +815,7 @@ export class MemStore {
     this.checkOpen();
     checkId(id, 'id');
     for (;;) {
-      const damage = this.damaged.get(id);
+      const damage = this.damage.records.get(id);
       if (damage !== undefined) throw damage;
       if (!this.index.has(id)) return undefined;
       // Where the vector is and the document, taken together before the first read: one record's state.
@@ -1116,7 +829,7 @@ export class MemStore {
       } catch (e) {
         if (damagedId(e) !== id) throw e;
         this.markDamaged(id, e);
-        throw this.damaged.get(id)!;
+        throw this.damage.records.get(id)!;
       }
       if (place !== undefined) {
         try {
@@ -1127,7 +840,7 @@ export class MemStore {
           // Moved since (a write, or the vector arena's collection): not damage, read again.
           if (!samePlace(this.index.placeOf(id), place)) continue;
           this.markDamaged(id, e);
-          throw this.damaged.get(id)!;
+          throw this.damage.records.get(id)!;
         }
       }
       const record: StoredRecord = { id, vector: vector! };
@@ -1168,16 +881,16 @@ export class MemStore {
       codec: this.config.codec,
       metric: this.config.metric,
       trained: this.space.trained,
-      nprobe: this.index.blockCount,
+      nprobe: this.index.defaultProbes,
       bytesPerVector: count === 0 ? 0 : this.index.bytesPerVector,
       memoryBytes: this.index.bytes + (this.cache?.stats().bytes ?? 0),
       codeBytesPerVector,
       diskBytesPerVector: count === 0 ? 0 : diskBytes / count,
-      pages: this.index.blockCount,
+      pages: this.index.pages,
       walBytes,
       arenaBytes,
       vectorBytes,
-      damaged: this.damaged.size + this.damagedKeys.length,
+      damaged: this.damage.count,
       cache: this.cache?.stats() ?? { hits: 0, exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, evictions: 0, bytes: 0, entries: 0, fullReadsSaved: 0 },
     };
   }
@@ -1192,7 +905,7 @@ export class MemStore {
     this.closed = true;
     await this.pipeline.settled();
     await this.pipeline.gateOpen();
-    await this.checkpointRun?.catch(() => undefined);
+    await this.checkpoints.idle();
     // Every accepted write has settled, so closing the files adds nothing a killed process would
     // not have left behind too; it only returns their descriptors (a dead fault layer just refuses).
     await this.wal.close().catch(() => undefined);
@@ -1215,7 +928,7 @@ export class MemStore {
     let failure: unknown;
     if (this.pipeline.broken === undefined) {
       try {
-        await this.checkpoint();
+        await this.checkpoints.checkpoint();
       } catch (e) {
         failure = e;
       }
@@ -1248,7 +961,7 @@ export class MemStore {
         if (damagedId(e) !== id) throw e;
       }
     }
-    return { records: new Map(this.damaged), keys: [...this.damagedKeys] };
+    return { records: new Map(this.damage.records), keys: [...this.damage.keys] };
   }
 
   /** @internal For repair: logs and applies a mutation salvaged from a damaged log. */
@@ -1289,8 +1002,8 @@ export class MemStore {
   /** @internal For repair: drops damaged keys no id reaches, straight from the state. */
   async dropDamagedKeys(): Promise<void> {
     this.checkOpen();
-    if (this.damagedKeys.length === 0) return;
-    await this.state.removeKeys(this.damagedKeys.map((d) => d.key));
-    this.damagedKeys.length = 0;
+    if (this.damage.keys.length === 0) return;
+    await this.state.removeKeys(this.damage.keys.map((d) => d.key));
+    this.damage.keys.length = 0;
   }
 }

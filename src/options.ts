@@ -82,11 +82,11 @@ export interface SearchOptions {
   k?: number;
   /** Equality on `meta` fields; `{ field: { $in: [a, b] } }` matches any of the listed values. @default undefined */
   filter?: Filter;
-  /** Pages to scan. Accepted and checked, but changes nothing yet: the index is an exact scan of every block. @default stats().nprobe */
+  /** Pages of the index to probe. Checked, and passed to the index; today's index (src/index/flat-index.ts) probes every page whatever this says. @default stats().nprobe */
   nprobe?: number;
   /** Rescore candidates with the full-precision vectors. @default the store's `rescore` */
   rescore?: boolean;
-  /** Scan every stored vector instead of probing the index. Changes nothing yet: every search scans every vector. @default false */
+  /** Scan every stored vector instead of probing the index. Today's index scans every vector anyway. @default false */
   exact?: boolean;
 }
 

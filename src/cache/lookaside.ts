@@ -1,3 +1,4 @@
+import type { VectorIndex } from '../index/vector-index.js';
 import type { Filter } from '../options.js';
 import { CodeBlocks, type ScanQuery } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
@@ -43,7 +44,7 @@ export interface Candidate {
 /** What a search needs from its store to use the cache. */
 export interface CacheHost {
   /** The store's index now. */
-  readonly index: CodeBlocks;
+  readonly index: VectorIndex;
   /** True when `id` is stored and matches `filter` (undefined: no filter). */
   matches(id: string, filter: Filter | undefined): boolean;
 }
@@ -410,11 +411,11 @@ export class LookasideCache<A> {
   }
 
   /** The pool's codes, copied from the index now if this is their first use. */
-  private poolOf(entry: CacheEntry<A>, index: CodeBlocks): CodeBlocks {
+  private poolOf(entry: CacheEntry<A>, index: VectorIndex): CodeBlocks {
     if (entry.pool !== undefined) return entry.pool;
     const before = this.bytesOf(entry);
     const pool = new CodeBlocks(index.codec, index.dim, Math.max(16, entry.members!.length));
-    pool.copyManyFrom(index, entry.members!);
+    for (const id of entry.members!) index.copyCodeInto(pool, id);
     entry.pool = pool;
     entry.members = undefined;
     if (this.entries.has(entry)) this.entryBytes += this.bytesOf(entry) - before;
@@ -430,7 +431,7 @@ export class LookasideCache<A> {
     const touched = new Set(this.log.slice(entry.version - this.logBase));
     for (const id of touched) {
       pool.remove(id);
-      if (host.matches(id, entry.filter)) pool.copyFrom(host.index, id);
+      if (host.matches(id, entry.filter)) host.index.copyCodeInto(pool, id);
     }
     entry.version = this.version;
     entry.answer = undefined;

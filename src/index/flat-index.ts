@@ -1,0 +1,114 @@
+import type { Codec } from '../codec/codec.js';
+import { CodeBlocks, INDEX_BLOCK_VECTORS, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
+import type { TopK } from '../scan/topk.js';
+import type { IndexSearch, VectorIndex } from './vector-index.js';
+
+/**
+ * The exact index: every search scans every code, one kernel call per block of INDEX_BLOCK_VECTORS.
+ * Its pages are those blocks, and it probes them all whatever `nprobe` says, so its answers are
+ * the codes' exact top-k.
+ */
+export class FlatIndex implements VectorIndex {
+  private readonly blocks: CodeBlocks;
+
+  /** `places`: keep, per vector, where its full-precision copy lives. */
+  constructor(codec: Codec, dim: number, places: boolean) {
+    this.blocks = new CodeBlocks(codec, dim, INDEX_BLOCK_VECTORS, places);
+  }
+
+  get codec(): Codec {
+    return this.blocks.codec;
+  }
+
+  get dim(): number {
+    return this.blocks.dim;
+  }
+
+  get size(): number {
+    return this.blocks.size;
+  }
+
+  get stride(): number {
+    return this.blocks.stride;
+  }
+
+  get bytes(): number {
+    return this.blocks.bytes;
+  }
+
+  get bytesPerVector(): number {
+    return this.blocks.bytesPerVector;
+  }
+
+  get pages(): number {
+    return this.blocks.blockCount;
+  }
+
+  get defaultProbes(): number {
+    return this.blocks.blockCount;
+  }
+
+  has(id: string): boolean {
+    return this.blocks.has(id);
+  }
+
+  slotOf(id: string): number | undefined {
+    return this.blocks.slotOf(id);
+  }
+
+  idAt(slot: number): string {
+    return this.blocks.idAt(slot);
+  }
+
+  allIds(): IterableIterator<string> {
+    return this.blocks.allIds();
+  }
+
+  put(id: string, vector: Float32Array): void {
+    this.blocks.put(id, vector);
+  }
+
+  putCode(id: string, code: Uint8Array, scale: number): void {
+    this.blocks.putCode(id, code, scale);
+  }
+
+  code(id: string): { code: Uint8Array; scale: number } | undefined {
+    return this.blocks.code(id);
+  }
+
+  decode(id: string, out: Float32Array): boolean {
+    return this.blocks.decode(id, out);
+  }
+
+  copyCodeInto(target: CodeBlocks, id: string): boolean {
+    return target.copyFrom(this.blocks, id);
+  }
+
+  remove(id: string): boolean {
+    return this.blocks.remove(id);
+  }
+
+  placeOf(id: string): VectorPlace | undefined {
+    return this.blocks.placeOf(id);
+  }
+
+  setPlace(id: string, place: VectorPlace | undefined): void {
+    this.blocks.setPlace(id, place);
+  }
+
+  kernelQuery(query: ScanQuery): Float32Array {
+    return this.blocks.kernelQuery(query);
+  }
+
+  maxNorm(): number {
+    return this.blocks.maxNorm();
+  }
+
+  search(query: ScanQuery, top: TopK, options: IndexSearch): void {
+    this.blocks.scan(query, top, options.accept);
+  }
+
+  free(): void {
+    this.blocks.free();
+  }
+}

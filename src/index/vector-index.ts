@@ -1,0 +1,67 @@
+import type { Codec } from '../codec/codec.js';
+import type { CodeBlocks, ScanQuery, VectorPlace } from '../scan/code-blocks.js';
+import type { TopK } from '../scan/topk.js';
+
+/** What shapes which stored vectors a search looks at. */
+export interface IndexSearch {
+  /** Asked only about vectors good enough to enter the heap (a filter costs nothing for the rest). */
+  readonly accept?: ((slot: number) => boolean) | undefined;
+  /** Pages to probe; undefined: the index's default (`defaultProbes`). */
+  readonly nprobe?: number | undefined;
+  /** Scan every stored vector, whatever `nprobe` says. */
+  readonly exact?: boolean | undefined;
+}
+
+/**
+ * A store's search structure: the quantized vectors, addressed by id and by slot (a dense number
+ * that moves when a vector is removed), where each full-precision vector lives, and the search
+ * over the codes. The store, its checkpoints and the lookaside cache see only this, so a
+ * page-clustered index can stand where today's exact scan (FlatIndex) stands.
+ */
+export interface VectorIndex {
+  readonly codec: Codec;
+  /** Dimensions of the codes: the store's, or PCA's output once trained. */
+  readonly dim: number;
+  readonly size: number;
+  /** Bytes of one code in memory, padding included. */
+  readonly stride: number;
+  /** Bytes of memory the index holds in all. */
+  readonly bytes: number;
+  /** Bytes each stored vector costs: code, scale, place, its share of the id table and of the index structures. */
+  readonly bytesPerVector: number;
+  /** Units a search visits one kernel call at a time. */
+  readonly pages: number;
+  /** Pages a search probes when `nprobe` is not given. */
+  readonly defaultProbes: number;
+
+  has(id: string): boolean;
+  slotOf(id: string): number | undefined;
+  idAt(slot: number): string;
+  allIds(): IterableIterator<string>;
+
+  /** Encodes `vector` (length `dim`) as the code of `id`, inserting or replacing. */
+  put(id: string, vector: Float32Array): void;
+  /** Stores an already-encoded code, as loaded from disk. */
+  putCode(id: string, code: Uint8Array, scale: number): void;
+  /** A copy of the code of `id` and its scale, or undefined. */
+  code(id: string): { code: Uint8Array; scale: number } | undefined;
+  /** Decodes the code of `id` into `out` (in the stored space); false when there is none. */
+  decode(id: string, out: Float32Array): boolean;
+  /** Copies the code of `id` into `target` (same codec and dim); false when there is none. */
+  copyCodeInto(target: CodeBlocks, id: string): boolean;
+  remove(id: string): boolean;
+
+  /** Where the full-precision vector of `id` lives, or undefined (none kept, or no such id). */
+  placeOf(id: string): VectorPlace | undefined;
+  setPlace(id: string, place: VectorPlace | undefined): void;
+
+  /** The query exactly as the kernels see it (what bounds between two queries are computed on). */
+  kernelQuery(query: ScanQuery): Float32Array;
+  /** An upper bound on the norm of any decoded code stored. */
+  maxNorm(): number;
+  /** Scores the vectors `options` selects against `query`, keeping the best (by slot) in `top`. */
+  search(query: ScanQuery, top: TopK, options: IndexSearch): void;
+
+  /** Returns all memory; the index is unusable afterwards. */
+  free(): void;
+}

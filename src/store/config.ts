@@ -1,0 +1,34 @@
+import { MemstoreError } from '../errors.js';
+import type { ResolvedOpenOptions } from '../options.js';
+import { FORMAT_VERSION, type StoreConfig } from './state.js';
+
+/** The configuration a create would persist; INVALID_OPTION, before anything exists on disk, when it cannot be made. */
+export function createConfig(opts: ResolvedOpenOptions, dir: string): StoreConfig {
+  if (opts.dim === undefined) throw new MemstoreError('INVALID_OPTION', `${dir} holds no store, and dim is required to create one`);
+  if (opts.pca !== undefined && 'dims' in opts.pca && opts.pca.dims > opts.dim) {
+    throw new MemstoreError('INVALID_OPTION', `pca.dims (${opts.pca.dims}) exceeds dim (${opts.dim})`);
+  }
+  return {
+    formatVersion: FORMAT_VERSION,
+    dim: opts.dim,
+    metric: opts.metric ?? 'cosine',
+    codec: opts.codec ?? 'int8',
+    pca: opts.pca ?? null,
+    keepFull: opts.rescore ?? true,
+    trainSize: opts.trainSize ?? 4096,
+  };
+}
+
+/** DIM_MISMATCH or OPTION_MISMATCH when options given on reopen contradict what the store was created with. */
+export function checkReopen(config: StoreConfig, opts: ResolvedOpenOptions): void {
+  if (opts.dim !== undefined && opts.dim !== config.dim) {
+    throw new MemstoreError('DIM_MISMATCH', `store has dim ${config.dim}, opened with ${opts.dim}`);
+  }
+  const mismatch = (what: string, stored: unknown, given: unknown): MemstoreError =>
+    new MemstoreError('OPTION_MISMATCH', `store was created with ${what} ${JSON.stringify(stored)}, opened with ${JSON.stringify(given)}`);
+  if (opts.metric !== undefined && opts.metric !== config.metric) throw mismatch('metric', config.metric, opts.metric);
+  if (opts.codec !== undefined && opts.codec !== config.codec) throw mismatch('codec', config.codec, opts.codec);
+  if (opts.pca !== undefined && JSON.stringify(opts.pca) !== JSON.stringify(config.pca)) throw mismatch('pca', config.pca, opts.pca);
+  if (opts.rescore === true && !config.keepFull) throw mismatch('rescore', false, true);
+  if (opts.trainSize !== undefined && opts.trainSize !== config.trainSize) throw mismatch('trainSize', config.trainSize, opts.trainSize);
+}
