@@ -11,9 +11,6 @@ export const WAL_BLOCK_SIZE = 32768;
 /** masked CRC-32C (4) | payload length (2) | type (1) | LSN (8), little-endian. */
 export const WAL_HEADER_SIZE = 15;
 
-/** Largest payload one fragment can carry. */
-export const MAX_FRAGMENT = WAL_BLOCK_SIZE - WAL_HEADER_SIZE;
-
 export const RecordType = { FULL: 1, FIRST: 2, MIDDLE: 3, LAST: 4 } as const;
 
 const SEGMENT_NAME = /^wal-(\d{20})\.log$/;

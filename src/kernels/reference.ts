@@ -111,7 +111,7 @@ function decodedCodes(codec: CodecName, codes: Uint8Array, dim: number): Decoded
   };
 }
 
-function dot(q: Float32Array, d: Float32Array, base: number, dim: number): number {
+function dotAt(q: Float32Array, d: Float32Array, base: number, dim: number): number {
   let sum = 0;
   for (let i = 0; i < dim; i++) sum += q[i]! * d[base + i]!;
   return sum;
@@ -152,10 +152,10 @@ export function referenceScan(
     const base = at(j);
     const s = scaled ? scales[j]! : 1;
     if (metric === 'dot') {
-      out[j] = s * dot(q, values, base, dim);
+      out[j] = s * dotAt(q, values, base, dim);
     } else if (metric === 'cosine') {
       const norm = squaredNorm(values, base, dim);
-      out[j] = norm > 0 ? dot(q, values, base, dim) / Math.sqrt(norm) : 0;
+      out[j] = norm > 0 ? dotAt(q, values, base, dim) / Math.sqrt(norm) : 0;
     } else {
       out[j] = -squaredDistance(q, values, base, dim, s);
     }

@@ -79,7 +79,7 @@ function checkShape(n: number, dim: number, maxDim: number): void {
 }
 
 /** A 32-bit address space: no scan can address more bytes than this. */
-const MAX_DIM = 2 ** 30;
+const MAX_SCAN_DIM = 2 ** 30;
 
 class WasmKernels implements Kernels {
   private readonly scans: Readonly<Record<CodecName, Readonly<Record<KernelMetric, ScanFn>>>>;
@@ -129,7 +129,7 @@ class WasmKernels implements Kernels {
     dim: number,
     outPtr: number,
   ): void {
-    checkShape(n, dim, MAX_DIM);
+    checkShape(n, dim, MAX_SCAN_DIM);
     this.scanFunction(codec, metric)(qPtr, codesPtr, scalesPtr, n, dim, outPtr);
   }
 
