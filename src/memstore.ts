@@ -29,6 +29,7 @@ import { ChangedRecords } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
 import { asMemstoreError, damagedId, recordCorruption } from './store/record-errors.js';
 import { RecordReads } from './store/record-reads.js';
+import { residentMappedBytes } from './store/resident.js';
 import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
 import { StateStore, type DocRecord, type StoreConfig } from './store/state.js';
@@ -91,6 +92,14 @@ export interface StoreStats {
   codeBytesPerVector: number;
   /** Everything the directory holds per vector: state file, write-ahead log, text and vector arenas, as sized on disk. */
   diskBytesPerVector: number;
+  /**
+   * RAM of the store's files, apart from `memoryBytes`: the pages of its memory-mapped state file
+   * resident in this process (file-backed, so the kernel can drop them; `top` counts them in RES
+   * and SHR). The log and the arenas are read with positioned reads: their pages stay in the
+   * kernel's page cache, at most their sizes below, and belong to no process. From
+   * /proc/self/smaps; undefined on systems without it.
+   */
+  mappedBytes: number | undefined;
   /** Pages of the index: units a search scans with one kernel call each (for today's exact index, blocks of 1,024 codes). */
   pages: number;
   /** Bytes of write-ahead log segments on disk. */
@@ -886,6 +895,7 @@ export class MemStore {
       memoryBytes: this.index.bytes + (this.cache?.stats().bytes ?? 0),
       codeBytesPerVector,
       diskBytesPerVector: count === 0 ? 0 : diskBytes / count,
+      mappedBytes: residentMappedBytes(this.dir),
       pages: this.index.pages,
       walBytes,
       arenaBytes,

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { MemStore, type OpenOptions } from '../src/index.js';
 import { CODEC_NAMES, type CodecName } from '../src/codec/codec.js';
@@ -23,6 +25,16 @@ interface Config {
 const configs: Config[] = [];
 for (const codec of CODEC_NAMES) {
   for (const metric of METRICS) for (const pca of [false, true]) for (const cache of [false, true]) configs.push({ codec, metric, pca, cache });
+}
+
+/** Bytes of every file under `dir`, however deep. */
+function filesBytes(dir: string): number {
+  let sum = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    sum += entry.isDirectory() ? filesBytes(path) : statSync(path).size;
+  }
+  return sum;
 }
 
 function openOptions(c: Config): OpenOptions {
@@ -76,6 +88,9 @@ function basicTests(c: Config): void {
       assert.ok(s.bytesPerVector >= s.codeBytesPerVector + 12 + idBytes, `${s.bytesPerVector} B per vector`);
       assert.ok(s.bytesPerVector <= s.codeBytesPerVector + 4 + 12 + 3 * (idBytes + 14), `${s.bytesPerVector} B per vector`);
       assert.ok(s.memoryBytes >= s.count * s.codeBytesPerVector + s.cache.bytes);
+      // The mapped state file's resident pages: some (its meta pages are read at open), never more than the files under dir.
+      assert.ok(s.mappedBytes !== undefined && s.mappedBytes > 0, `mappedBytes ${s.mappedBytes}`);
+      assert.ok(s.mappedBytes <= filesBytes(dir), `mappedBytes ${s.mappedBytes} of ${filesBytes(dir)} bytes of files`);
     } finally {
       await store.close();
     }
