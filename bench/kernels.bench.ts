@@ -12,11 +12,13 @@ import {
   type KernelMetric,
   type Kernels,
 } from '../src/kernels/index.js';
+import { dot, squaredDistance } from '../src/vector.js';
 
 /**
  * Micro-benchmark of the distance kernels: nanoseconds per scored vector for every codec × metric
  * (and the int8-query kernels), WebAssembly against the plain TypeScript reference, each iteration
- * scanning one contiguous block of vectors as the store does.
+ * scanning one contiguous block of vectors as the store does; and the exact rescoring kernels
+ * against vector.ts, whose numbers they reproduce.
  */
 
 export interface KernelBenchOptions {
@@ -152,6 +154,44 @@ async function benchInt8Query(dim: number, opts: Required<KernelBenchOptions>): 
   }
 }
 
+/** The exact rescoring kernels (float64 sums, as vector.ts) against vector.ts itself, per vector. */
+async function benchExact(dim: number, opts: Required<KernelBenchOptions>): Promise<KernelBenchRow[]> {
+  const k = kernels();
+  const n = opts.vectors;
+  const q = randomUnitVector(dim);
+  const rows = Array.from({ length: n }, () => randomUnitVector(dim));
+  const flat = new Float32Array(n * dim);
+  rows.forEach((x, j) => flat.set(x, j * dim));
+  const out = new Float64Array(2 * n);
+  const ptrs = [q, flat, out].map((a) => [place(k, a), a.byteLength] as const);
+  const [qPtr, xPtr, outPtr] = ptrs.map(([ptr]) => ptr) as [number, number, number];
+  let sink = 0;
+  try {
+    const cases: Case[] = [
+      {
+        codec: 'f32 exact (f64 sums)',
+        metric: 'dot, norm',
+        wasm: () => k.exactDotNorm(qPtr, xPtr, n, dim, outPtr),
+        ts: () => {
+          for (const x of rows) sink += dot(q, x) + dot(x, x);
+        },
+      },
+      {
+        codec: 'f32 exact (f64 sums)',
+        metric: 'l2',
+        wasm: () => k.exactSquaredDistance(qPtr, xPtr, n, dim, outPtr),
+        ts: () => {
+          for (const x of rows) sink += squaredDistance(q, x);
+        },
+      },
+    ];
+    return await measure(cases, dim, opts);
+  } finally {
+    for (const [ptr, bytes] of ptrs.reverse()) k.memory.free(ptr, bytes);
+    if (Number.isNaN(sink)) process.stdout.write('');
+  }
+}
+
 export function formatKernelTable(rows: readonly KernelBenchRow[]): string {
   const lines = ['| codec | metric | dim | wasm ns/vec | ts ns/vec | speedup |', '|---|---|---:|---:|---:|---:|'];
   for (const r of rows) {
@@ -176,6 +216,7 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
     const dim = Math.max(DIM_STEP, Math.ceil(requested / DIM_STEP) * DIM_STEP);
     for (const codec of KERNEL_CODECS) rows.push(...(await benchCodec(codec, dim, opts)));
     rows.push(...(await benchInt8Query(dim, opts)));
+    rows.push(...(await benchExact(dim, opts)));
   }
   opts.write(formatKernelTable(rows));
   return rows;

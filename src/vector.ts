@@ -2,8 +2,9 @@ import { MemstoreError } from './errors.js';
 
 /**
  * a · b in float64. Four accumulators let the CPU overlap the additions (about twice as fast as one
- * running sum); every exact score in the store goes through this one function, so a score computed
- * twice is the same number.
+ * running sum): s_j sums the dimensions i ≡ j (mod 4), tail included, and the result is
+ * (s0 + s1) + (s2 + s3). The WebAssembly exact kernels (src/kernels/wat.ts, exactKernel) form the
+ * same sums in the same order, so an exact score is the same number whichever computes it.
  */
 export function dot(a: Float32Array, b: Float32Array): number {
   let s0 = 0;
@@ -19,7 +20,9 @@ export function dot(a: Float32Array, b: Float32Array): number {
     s2 += a[i + 2]! * b[i + 2]!;
     s3 += a[i + 3]! * b[i + 3]!;
   }
-  for (; i < n; i++) s0 += a[i]! * b[i]!;
+  if (i < n) s0 += a[i]! * b[i]!;
+  if (i + 1 < n) s1 += a[i + 1]! * b[i + 1]!;
+  if (i + 2 < n) s2 += a[i + 2]! * b[i + 2]!;
   return s0 + s1 + (s2 + s3);
 }
 
@@ -27,7 +30,7 @@ export function norm(a: Float32Array): number {
   return Math.sqrt(dot(a, a));
 }
 
-/** ‖a − b‖² in float64, with four accumulators as dot(). */
+/** ‖a − b‖² in float64, with the four accumulators of dot(), in its order. */
 export function squaredDistance(a: Float32Array, b: Float32Array): number {
   let s0 = 0;
   let s1 = 0;
@@ -46,9 +49,11 @@ export function squaredDistance(a: Float32Array, b: Float32Array): number {
     s2 += d2 * d2;
     s3 += d3 * d3;
   }
-  for (; i < n; i++) {
+  for (let j = 0; i < n; i++, j++) {
     const d = a[i]! - b[i]!;
-    s0 += d * d;
+    if (j === 0) s0 += d * d;
+    else if (j === 1) s1 += d * d;
+    else s2 += d * d;
   }
   return s0 + s1 + (s2 + s3);
 }

@@ -17,6 +17,7 @@ import {
 } from '../src/kernels/index.js';
 import { decodeE4M3, decodeE5M2, decodeF16 } from '../src/kernels/reference.js';
 import { rng } from '../src/random.js';
+import { dot, squaredDistance } from '../src/vector.js';
 
 
 function gaussian(rand: () => number): number {
@@ -467,5 +468,68 @@ describe('LinearMemory', () => {
     k.memory.free(codes, dim * 4);
     k.memory.free(filler, fillerBytes);
     k.memory.free(q, dim * 4);
+  });
+});
+
+describe('exact kernels: the same float64 numbers as vector.ts', () => {
+  /** Runs both exact kernels on `xs` against `q` (each zero-padded to a multiple of 4) and checks every number bit for bit. */
+  function agree(q: Float32Array, xs: readonly Float32Array[]): void {
+    const k = kernels();
+    const mem = k.memory;
+    const dim = q.length;
+    const padded = Math.ceil(dim / 4) * 4;
+    const qPtr = mem.alloc(padded * 4);
+    const xPtr = mem.alloc(Math.max(1, xs.length) * padded * 4);
+    const outPtr = mem.alloc(Math.max(1, xs.length) * 16);
+    try {
+      const f32 = mem.f32();
+      f32.fill(0, qPtr >> 2, (qPtr >> 2) + padded);
+      f32.set(q, qPtr >> 2);
+      f32.fill(0, xPtr >> 2, (xPtr >> 2) + xs.length * padded);
+      xs.forEach((x, j) => f32.set(x, (xPtr >> 2) + j * padded));
+      k.exactDotNorm(qPtr, xPtr, xs.length, padded, outPtr);
+      let f64 = mem.f64();
+      xs.forEach((x, j) => {
+        assert.ok(Object.is(f64[(outPtr >> 3) + 2 * j], dot(q, x)), `dot of vector ${j}, dim ${dim}: ${f64[(outPtr >> 3) + 2 * j]} vs ${dot(q, x)}`);
+        assert.ok(Object.is(f64[(outPtr >> 3) + 2 * j + 1], dot(x, x)), `squared norm of vector ${j}, dim ${dim}`);
+      });
+      k.exactSquaredDistance(qPtr, xPtr, xs.length, padded, outPtr);
+      f64 = mem.f64();
+      xs.forEach((x, j) => assert.ok(Object.is(f64[(outPtr >> 3) + j], squaredDistance(q, x)), `squared distance of vector ${j}, dim ${dim}`));
+    } finally {
+      mem.free(qPtr, padded * 4);
+      mem.free(xPtr, Math.max(1, xs.length) * padded * 4);
+      mem.free(outPtr, Math.max(1, xs.length) * 16);
+    }
+  }
+
+  it('agrees on gaussian vectors of every dim from 1 to 40, and 100, 384, 512, 1536', () => {
+    const rand = rng(11);
+    for (const dim of [...Array.from({ length: 40 }, (_, i) => i + 1), 100, 384, 512, 1536]) {
+      const vec = () => Float32Array.from({ length: dim }, () => gaussian(rand));
+      agree(vec(), Array.from({ length: 5 }, vec));
+    }
+  });
+
+  it('agrees on arbitrary float32 values: huge, tiny, subnormal, signed zeros, infinities', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 70 }).chain((dim) =>
+          fc.tuple(
+            fc.float32Array({ minLength: dim, maxLength: dim, noNaN: true }),
+            fc.array(fc.float32Array({ minLength: dim, maxLength: dim, noNaN: true }), { minLength: 0, maxLength: 4 }),
+          ),
+        ),
+        ([q, xs]) => agree(q, xs),
+      ),
+      { numRuns: 300, seed: 20261129 },
+    );
+  });
+
+  it('refuses a dim that is not a positive multiple of 4', () => {
+    const k = kernels();
+    assert.throws(() => k.exactDotNorm(0, 0, 1, 6, 0), RangeError);
+    assert.throws(() => k.exactSquaredDistance(0, 0, 1, 0, 0), RangeError);
+    assert.throws(() => k.exactDotNorm(0, 0, -1, 8, 0), RangeError);
   });
 });

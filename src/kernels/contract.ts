@@ -51,3 +51,10 @@ export function scanExportName(codec: CodecName, metric: KernelMetric): string {
 export function scanI8ExportName(metric: I8Metric): string {
   return `scanI8_${metric}`;
 }
+
+/** Names under which the module exports the exact (float64-accumulating) rescoring kernels. */
+export const EXACT_DOT_NORM = 'exact_dot_norm';
+export const EXACT_SQDIST = 'exact_sqdist';
+
+/** The exact kernels read 4 floats per step; callers zero-pad vectors to a multiple of this. */
+export const EXACT_DIM_STEP = 4;

@@ -26,6 +26,7 @@ export class LinearMemory {
   private u16View: Uint16Array;
   private i32View: Int32Array;
   private f32View: Float32Array;
+  private f64View: Float64Array;
 
   constructor(memory: WebAssembly.Memory = new WebAssembly.Memory({ initial: 16 })) {
     this.memory = memory;
@@ -35,6 +36,7 @@ export class LinearMemory {
     this.u16View = new Uint16Array(this.buffer);
     this.i32View = new Int32Array(this.buffer);
     this.f32View = new Float32Array(this.buffer);
+    this.f64View = new Float64Array(this.buffer);
   }
 
   /** Returns a 16-byte aligned address of at least `bytes` bytes (contents unspecified). */
@@ -107,6 +109,7 @@ export class LinearMemory {
     this.u16View = new Uint16Array(buffer);
     this.i32View = new Int32Array(buffer);
     this.f32View = new Float32Array(buffer);
+    this.f64View = new Float64Array(buffer);
   }
 
   u8(): Uint8Array {
@@ -132,5 +135,10 @@ export class LinearMemory {
   f32(): Float32Array {
     this.refresh();
     return this.f32View;
+  }
+
+  f64(): Float64Array {
+    this.refresh();
+    return this.f64View;
   }
 }

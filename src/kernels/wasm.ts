@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs';
 import type { CodecName } from '../codec/codec.js';
 import {
   DIM_STEP,
+  EXACT_DIM_STEP,
+  EXACT_DOT_NORM,
+  EXACT_SQDIST,
   I8_METRICS,
   KERNEL_CODECS,
   KERNEL_METRICS,
@@ -65,6 +68,14 @@ export interface Kernels {
     dim: number,
     outPtr: number,
   ): void;
+  /**
+   * Exact scores for rescoring: n float32 vectors contiguous from xPtr (dim floats each, zero
+   * padded to a multiple of EXACT_DIM_STEP) against the float32 query at qPtr, accumulated in
+   * float64 exactly as vector.ts's dot() does. Writes n float64 pairs (q · x, ‖x‖²) at outPtr.
+   */
+  exactDotNorm(qPtr: number, xPtr: number, n: number, dim: number, outPtr: number): void;
+  /** As exactDotNorm, writing n float64 ‖q − x‖², exactly as vector.ts's squaredDistance(). */
+  exactSquaredDistance(qPtr: number, xPtr: number, n: number, dim: number, outPtr: number): void;
   /** The unchecked export behind scan(codec, metric, …), for callers that validate once. */
   scanFunction(codec: CodecName, metric: KernelMetric): ScanFn;
   /** The unchecked export behind scanI8(metric, …). */
@@ -78,12 +89,21 @@ function checkShape(n: number, dim: number, maxDim: number): void {
   }
 }
 
+function checkExactShape(n: number, dim: number): void {
+  if (!(Number.isInteger(n) && n >= 0)) throw new RangeError(`n must be a non-negative integer, got ${n}`);
+  if (!(Number.isInteger(dim) && dim > 0 && dim % EXACT_DIM_STEP === 0 && dim <= MAX_SCAN_DIM)) {
+    throw new RangeError(`dim must be a positive multiple of ${EXACT_DIM_STEP} up to ${MAX_SCAN_DIM}, got ${dim}`);
+  }
+}
+
 /** A 32-bit address space: no scan can address more bytes than this. */
 const MAX_SCAN_DIM = 2 ** 30;
 
 class WasmKernels implements Kernels {
   private readonly scans: Readonly<Record<CodecName, Readonly<Record<KernelMetric, ScanFn>>>>;
   private readonly scansI8: Readonly<Record<I8Metric, ScanI8Fn>>;
+  private readonly exactDot: (q: number, x: number, n: number, dim: number, out: number) => void;
+  private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
 
   constructor(
     readonly memory: LinearMemory,
@@ -105,6 +125,18 @@ class WasmKernels implements Kernels {
     this.scansI8 = Object.fromEntries(
       I8_METRICS.map((metric) => [metric, exported(scanI8ExportName(metric))]),
     ) as Record<I8Metric, ScanI8Fn>;
+    this.exactDot = exported(EXACT_DOT_NORM);
+    this.exactL2 = exported(EXACT_SQDIST);
+  }
+
+  exactDotNorm(qPtr: number, xPtr: number, n: number, dim: number, outPtr: number): void {
+    checkExactShape(n, dim);
+    this.exactDot(qPtr, xPtr, n, dim, outPtr);
+  }
+
+  exactSquaredDistance(qPtr: number, xPtr: number, n: number, dim: number, outPtr: number): void {
+    checkExactShape(n, dim);
+    this.exactL2(qPtr, xPtr, n, dim, outPtr);
   }
 
   scanFunction(codec: CodecName, metric: KernelMetric): ScanFn {

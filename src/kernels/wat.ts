@@ -1,6 +1,8 @@
 import type { CodecName } from '../codec/codec.js';
 import {
   BYTES_PER_DIM,
+  EXACT_DOT_NORM,
+  EXACT_SQDIST,
   I8_METRICS,
   KERNEL_CODECS,
   KERNEL_METRICS,
@@ -347,6 +349,77 @@ function i8Kernel(metric: I8Metric, block: number): string {
 }
 
 /**
+ * The exact kernels rescoring uses: float32 vectors against a float32 query, accumulated in
+ * float64 exactly as vector.ts's dot and squaredDistance do (four running sums, s_j over the
+ * dimensions i ≡ j mod 4, added as (s0 + s1) + (s2 + s3); no fused multiply-add), so a score is
+ * the same number whichever computes it. Lanes 0 and 1 of `lo` hold s0 and s1, of `hi` s2 and s3.
+ * Vectors are zero-padded to a multiple of 4 floats: the zeros add +0 to sums that are never -0.
+ *
+ * exact_dot_norm writes, per vector, the f64 pair (q · x, ‖x‖²); exact_sqdist the f64 ‖q − x‖².
+ */
+function exactKernel(name: typeof EXACT_DOT_NORM | typeof EXACT_SQDIST): string {
+  const promoteHigh = (v: string): string => `(f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 ${v} ${v}))`;
+  const fold = (lo: string, hi: string): string =>
+    `(f64.add (f64.add (f64x2.extract_lane 0 ${get(lo)}) (f64x2.extract_lane 1 ${get(lo)})) ` +
+    `(f64.add (f64x2.extract_lane 0 ${get(hi)}) (f64x2.extract_lane 1 ${get(hi)})))`;
+  const zero = '(v128.const f64x2 0 0)';
+  const dot = name === EXACT_DOT_NORM;
+  const body: string[] = [
+    set('stride', `(i32.shl ${get('dim')} ${i32(2)})`),
+    set('end', `(i32.add ${get('x')} (i32.mul ${get('n')} ${get('stride')}))`),
+    '(block $done',
+    `(br_if $done (i32.ge_u ${get('x')} ${get('end')}))`,
+    '(loop $vectors',
+    set('lo', zero),
+    set('hi', zero),
+    ...(dot ? [set('nlo', zero), set('nhi', zero)] : []),
+    set('qi', get('q')),
+    set('xEnd', `(i32.add ${get('x')} ${get('stride')})`),
+    '(loop $dims',
+    set('a', `(v128.load ${get('qi')})`),
+    set('b', `(v128.load ${get('x')})`),
+    set('alo', `(f64x2.promote_low_f32x4 ${get('a')})`),
+    set('ahi', promoteHigh(get('a'))),
+    set('blo', `(f64x2.promote_low_f32x4 ${get('b')})`),
+    set('bhi', promoteHigh(get('b'))),
+  ];
+  if (dot) {
+    body.push(
+      set('lo', `(f64x2.add ${get('lo')} (f64x2.mul ${get('alo')} ${get('blo')}))`),
+      set('hi', `(f64x2.add ${get('hi')} (f64x2.mul ${get('ahi')} ${get('bhi')}))`),
+      set('nlo', `(f64x2.add ${get('nlo')} (f64x2.mul ${get('blo')} ${get('blo')}))`),
+      set('nhi', `(f64x2.add ${get('nhi')} (f64x2.mul ${get('bhi')} ${get('bhi')}))`),
+    );
+  } else {
+    body.push(
+      set('alo', `(f64x2.sub ${get('alo')} ${get('blo')})`),
+      set('ahi', `(f64x2.sub ${get('ahi')} ${get('bhi')})`),
+      set('lo', `(f64x2.add ${get('lo')} (f64x2.mul ${get('alo')} ${get('alo')}))`),
+      set('hi', `(f64x2.add ${get('hi')} (f64x2.mul ${get('ahi')} ${get('ahi')}))`),
+    );
+  }
+  body.push(
+    set('qi', `(i32.add ${get('qi')} ${i32(16)})`),
+    set('x', `(i32.add ${get('x')} ${i32(16)})`),
+    `(br_if $dims (i32.lt_u ${get('x')} ${get('xEnd')})))`,
+  );
+  if (dot) {
+    body.push(
+      `(f64.store ${get('out')} ${fold('lo', 'hi')})`,
+      `(f64.store offset=8 ${get('out')} ${fold('nlo', 'nhi')})`,
+      set('out', `(i32.add ${get('out')} ${i32(16)})`),
+    );
+  } else {
+    body.push(`(f64.store ${get('out')} ${fold('lo', 'hi')})`, set('out', `(i32.add ${get('out')} ${i32(8)})`));
+  }
+  body.push(`(br_if $vectors (i32.lt_u ${get('x')} ${get('end')})))`, ')');
+  const locals = ['(local $stride i32) (local $end i32) (local $xEnd i32) (local $qi i32)', '(local $a v128) (local $b v128) (local $alo v128) (local $ahi v128) (local $blo v128) (local $bhi v128) (local $lo v128) (local $hi v128)'];
+  if (dot) locals.push('(local $nlo v128) (local $nhi v128)');
+  const signature = `(func $${name} (export "${name}") (param $q i32) (param $x i32) (param $n i32) (param $dim i32) (param $out i32)`;
+  return [signature, ...locals, ...body, ')'].join('\n');
+}
+
+/**
  * The whole module. Memory is imported (env.memory) so the allocator owns it and can exist, and be
  * tested, without the kernels; the module itself needs no static data.
  */
@@ -357,6 +430,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
     for (const metric of KERNEL_METRICS) parts.push(floatKernel(codec, metric, tuning.floatBlock));
   }
   for (const metric of I8_METRICS) parts.push(i8Kernel(metric, tuning.i8Block));
+  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST));
   parts.push(')');
   return `${parts.join('\n')}\n`;
 }

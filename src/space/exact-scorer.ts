@@ -1,0 +1,95 @@
+import { EXACT_DIM_STEP } from '../kernels/contract.js';
+import { kernels } from '../kernels/index.js';
+import type { Metric } from '../options.js';
+
+/**
+ * Exact scores of many full-precision vectors against one query, in one call of the WebAssembly
+ * exact kernels: the vectors are copied side by side into linear memory (zero-padded to a multiple
+ * of EXACT_DIM_STEP) and scored together. The numbers are those VectorSpace.exactScore computes
+ * with vector.ts, bit for bit, about 5–8x faster at 512 dimensions (bench/results/kernels.md).
+ * The scratch space grows to the largest batch seen and is kept for the next query.
+ */
+export class ExactScorer {
+  private readonly padded: number;
+  private readonly mem = kernels().memory;
+  private query: number;
+  private capacity = 0;
+  private vectors = 0;
+  private out = 0;
+  private freed = false;
+
+  constructor(
+    readonly metric: Metric,
+    readonly dim: number,
+  ) {
+    this.padded = Math.ceil(dim / EXACT_DIM_STEP) * EXACT_DIM_STEP;
+    this.query = this.mem.alloc(this.padded * 4);
+  }
+
+  /**
+   * Writes the score of each of `xs` against `query` (both of length `dim`) into `scores`, and,
+   * for cosine, each vector's norm into `norms` unless `known` gives it (the same number norm(x)
+   * gives, e.g. kept hot by the cache).
+   */
+  score(query: Float32Array, queryNorm: number, xs: readonly Float32Array[], known: readonly (number | undefined)[], scores: Float64Array, norms: Float64Array): void {
+    const n = xs.length;
+    if (n === 0) return;
+    this.reserve(n);
+    const f32 = this.mem.f32();
+    const q = this.query >> 2;
+    f32.set(query, q);
+    f32.fill(0, q + this.dim, q + this.padded);
+    const base = this.vectors >> 2;
+    for (let j = 0; j < n; j++) {
+      const at = base + j * this.padded;
+      f32.set(xs[j]!, at);
+      f32.fill(0, at + this.dim, at + this.padded);
+    }
+    const k = kernels();
+    if (this.metric === 'l2') {
+      k.exactSquaredDistance(this.query, this.vectors, n, this.padded, this.out);
+      const f64 = this.mem.f64();
+      const o = this.out >> 3;
+      for (let j = 0; j < n; j++) scores[j] = -Math.sqrt(f64[o + j]!);
+      return;
+    }
+    k.exactDotNorm(this.query, this.vectors, n, this.padded, this.out);
+    const f64 = this.mem.f64();
+    const o = this.out >> 3;
+    for (let j = 0; j < n; j++) {
+      const d = f64[o + 2 * j]!;
+      if (this.metric === 'dot') {
+        scores[j] = d;
+        continue;
+      }
+      const xNorm = known[j] ?? Math.sqrt(f64[o + 2 * j + 1]!);
+      norms[j] = xNorm;
+      const denominator = queryNorm * xNorm;
+      scores[j] = denominator === 0 ? 0 : d / denominator;
+    }
+  }
+
+  private reserve(n: number): void {
+    if (n <= this.capacity) return;
+    const capacity = Math.max(n, 2 * this.capacity, 16);
+    if (this.capacity > 0) {
+      this.mem.free(this.vectors, this.capacity * this.padded * 4);
+      this.mem.free(this.out, this.capacity * 16);
+    }
+    this.vectors = this.mem.alloc(capacity * this.padded * 4);
+    this.out = this.mem.alloc(capacity * 16);
+    this.capacity = capacity;
+  }
+
+  /** Returns the scratch space; the scorer is unusable afterwards. */
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.mem.free(this.query, this.padded * 4);
+    if (this.capacity > 0) {
+      this.mem.free(this.vectors, this.capacity * this.padded * 4);
+      this.mem.free(this.out, this.capacity * 16);
+    }
+    this.capacity = 0;
+  }
+}
