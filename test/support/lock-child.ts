@@ -1,6 +1,7 @@
 /**
  * Opens the store in argv[2] when the clock reaches argv[3] (ms since the epoch), so that several
- * of these race; prints `opened` and holds the store for argv[4] ms, or prints the error code.
+ * of these race; holds the store for argv[4] ms and prints `opened <from> <to>`, the times (ms since
+ * the epoch) it surely held the lock (after open resolved, before close began), or the error code.
  */
 import { MemStore, isMemstoreError } from '../../src/index.js';
 
@@ -11,9 +12,11 @@ while (Date.now() < start) {
 }
 try {
   const store = await MemStore.open(dir!);
-  process.stdout.write('opened\n');
+  const from = Date.now();
   await new Promise((resolve) => setTimeout(resolve, Number(holdText)));
+  const to = Date.now();
   await store.close();
+  process.stdout.write(`opened ${from} ${to}\n`);
 } catch (e) {
   process.stdout.write(`${isMemstoreError(e) ? e.code : String(e)}\n`);
 }
