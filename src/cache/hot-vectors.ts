@@ -49,6 +49,18 @@ export class HotVectors {
     return { full: this.slab.slice(row * this.dim, (row + 1) * this.dim), norm: Number.isNaN(norm) ? undefined : norm };
   }
 
+  /**
+   * `score(x, norm)` of the vector of `id` (with its norm when one was kept), computed in place: `x`
+   * is a view of the row, valid only during the call (no copy per vector). Undefined when not kept.
+   */
+  score(id: string, score: (x: Float32Array, norm: number | undefined) => number): number | undefined {
+    const row = this.ids.slotOf(id);
+    if (row === undefined) return undefined;
+    this.used[row] = 1;
+    const norm = this.norms[row]!;
+    return score(this.slab.subarray(row * this.dim, (row + 1) * this.dim), Number.isNaN(norm) ? undefined : norm);
+  }
+
   /** Keeps `vector` for `id`, with its norm when known, evicting a row when the slab is full. */
   put(id: string, vector: Float32Array, norm: number | undefined): void {
     if (this.capacity === 0 || vector.length !== this.dim) return;
