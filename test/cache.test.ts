@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemStore, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
 import { outsiderBound } from '../src/cache/bounds.js';
-import { hamming, signSketch } from '../src/cache/sketch.js';
+import { SketchTable, bitsHash, hamming, signSketch } from '../src/cache/sketch.js';
 import type { CodecName } from '../src/codec/codec.js';
 import { getCodec } from '../src/codec/index.js';
 import { CodeBlocks } from '../src/scan/code-blocks.js';
@@ -354,4 +354,47 @@ test('TopK.sortBestFirst orders as sorted() does, ties by lower slot first', () 
     for (let i = 0; i < count; i++) assert.deepEqual({ score: b.scoreAt(i), slot: b.slotAt(i) }, expected[i], `trial ${trial} at ${i}`);
     assert.throws(() => b.push(1, 0));
   }
+});
+
+test('sketch table: the items within the limit, whatever was removed before; hamming stops past its limit', () => {
+  const next = rng(3);
+  const table = new SketchTable<number>(2);
+  const sketches = Array.from({ length: 40 }, () => Uint32Array.from({ length: 2 }, () => (next() * 2 ** 32) >>> 0));
+  sketches.forEach((sk, i) => table.add(i, sk));
+  for (const gone of [0, 39, 17, 5]) table.delete(gone);
+  const query = sketches[9]!;
+  const found = new Map<number, number>();
+  table.near(query, 20, (item, d) => found.set(item, d));
+  const expected = new Map(sketches.flatMap((sk, i) => ([0, 39, 17, 5].includes(i) || hamming(sk, query) > 20 ? [] : [[i, hamming(sk, query)] as const])));
+  assert.deepEqual([...found].sort((a, b) => a[0] - b[0]), [...expected].sort((a, b) => a[0] - b[0]));
+  assert.equal(found.get(9), 0);
+  assert.equal(table.size, 36);
+  const all = new Uint32Array([0xffffffff, 0xffffffff]);
+  assert.equal(hamming(all, new Uint32Array(2)), 64);
+  assert.ok(hamming(all, new Uint32Array(2), 10) > 10 && hamming(all, new Uint32Array(2), 10) <= 32, 'stops after the word that passed the limit');
+  assert.notEqual(bitsHash(new Float32Array([1, 2])), bitsHash(new Float32Array([1, 2, 0])), 'the length is hashed');
+});
+
+test('index: the int8 code of the last query is reused only for the same values', () => {
+  const next = rng(8);
+  const index = new CodeBlocks(getCodec('int8'), 32, 16);
+  for (let i = 0; i < 40; i++) index.put(`x${i}`, Float32Array.from({ length: 32 }, () => gaussian(next)));
+  const a = { vector: Float32Array.from({ length: 32 }, () => gaussian(next)), metric: 'dot' as const, int8Query: true };
+  const b = { vector: a.vector.map((x, i) => (i === 7 ? x * 3 : x)), metric: 'dot' as const, int8Query: true };
+  const scores = (q: typeof a) => {
+    const top = new TopK(40);
+    index.scan(q, top);
+    return top.sorted();
+  };
+  const fresh = new CodeBlocks(getCodec('int8'), 32, 16);
+  const kernelA = fresh.kernelQuery(a);
+  const kernelB = fresh.kernelQuery(b);
+  assert.deepEqual(index.kernelQuery(a), kernelA);
+  const first = scores(a);
+  assert.deepEqual(index.kernelQuery(b), kernelB, 'another query is encoded again');
+  assert.notDeepEqual(scores(b), first);
+  assert.deepEqual(scores(a), first);
+  assert.deepEqual(index.kernelQuery(a), kernelA);
+  index.free();
+  fresh.free();
 });

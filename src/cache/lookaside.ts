@@ -4,7 +4,7 @@ import { TopK } from '../scan/topk.js';
 import type { DocRecord } from '../store/state.js';
 import { HotVectors } from './hot-vectors.js';
 import { movedScore, scoreShift, type ScoreShift } from './bounds.js';
-import { bitsHash, hamming, sameBits, signSketch } from './sketch.js';
+import { SketchTable, bitsHash, sameBits, signSketch } from './sketch.js';
 
 /**
  * The certified lookaside cache (CACHE.md is the spec). An entry remembers a query, the options that
@@ -159,7 +159,8 @@ const HOT_OVERHEAD = 96;
 export class LookasideCache<A> {
   private readonly entries = new Map<CacheEntry<A>, true>();
   private readonly byHash = new Map<number, CacheEntry<A>[]>();
-  private readonly byKey = new Map<string, Set<CacheEntry<A>>>();
+  /** Per options key, the sketches of its entries' queries. */
+  private readonly byKey = new Map<string, SketchTable<CacheEntry<A>>>();
   private readonly hot = new Map<string, HotRecord>();
   /** Full-precision vectors (made at the first one, when their length is known); half the byte budget at most. */
   private vectors: HotVectors | undefined;
@@ -259,19 +260,17 @@ export class LookasideCache<A> {
     const near: CacheEntry<A>[] = [];
     const distances: number[] = [];
     const limit = Math.floor(scan.vector.length * NEAR_SKETCH_SHARE);
-    for (const e of peers) {
-      const d = hamming(e.sketch, sketch);
-      if (d > limit) continue;
+    peers.near(sketch, limit, (e, d) => {
       let at = near.length;
       while (at > 0 && distances[at - 1]! > d) at--;
-      if (at >= NEAR_TRIES) continue;
+      if (at >= NEAR_TRIES) return;
       near.splice(at, 0, e);
       distances.splice(at, 0, d);
       if (near.length > NEAR_TRIES) {
         near.pop();
         distances.pop();
       }
-    }
+    });
     const kernelQuery = near.length > 0 ? q.kernelQuery() : undefined;
     for (const e of near) {
       const shift = this.shiftOf(scan, this.kernelQueryOf(e, host), kernelQuery!, host);
@@ -303,8 +302,10 @@ export class LookasideCache<A> {
     const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (old !== undefined) this.dropEntry(old, false);
     const size = ranked.size;
-    const slots = new Int32Array(Math.max(1, size));
-    const scores = new Float32Array(Math.max(1, size));
+    // Slots and scores in one buffer: one allocation per search that misses.
+    const buffer = new ArrayBuffer(8 * Math.max(1, size));
+    const slots = new Int32Array(buffer, 0, Math.max(1, size));
+    const scores = new Float32Array(buffer, 4 * slots.length, slots.length);
     for (let i = 0; i < size; i++) {
       slots[i] = ranked.slotAt(i);
       // Kernel scores are float32 values: kept exactly.
@@ -315,7 +316,8 @@ export class LookasideCache<A> {
       key: q.key,
       query: q.query,
       hash,
-      scan: { ...scan, vector: scan.vector.slice() },
+      // The search made this scan query for itself and changes nothing in it afterwards: kept as it is.
+      scan,
       kernelQuery: undefined,
       sketch: sketchOf(q),
       filter: q.filter,
@@ -336,8 +338,8 @@ export class LookasideCache<A> {
     if (sameHash === undefined) this.byHash.set(hash, [entry]);
     else sameHash.push(entry);
     let peers = this.byKey.get(q.key);
-    if (peers === undefined) this.byKey.set(q.key, (peers = new Set()));
-    peers.add(entry);
+    if (peers === undefined) this.byKey.set(q.key, (peers = new SketchTable(entry.sketch.length)));
+    peers.add(entry, entry.sketch);
     this.entryBytes += this.bytesOf(entry);
     this.trim();
     return entry;
@@ -515,8 +517,9 @@ export class LookasideCache<A> {
     index.scanSlots(entry.scan, entry.slots, entry.size, top);
     const count = top.sortBestFirst();
     const kept = Math.min(entry.keep, count);
-    const slots = new Int32Array(Math.max(1, kept));
-    const scores = new Float32Array(Math.max(1, kept));
+    const buffer = new ArrayBuffer(8 * Math.max(1, kept));
+    const slots = new Int32Array(buffer, 0, Math.max(1, kept));
+    const scores = new Float32Array(buffer, 4 * slots.length, slots.length);
     for (let i = 0; i < kept; i++) {
       slots[i] = top.slotAt(i);
       scores[i] = top.scoreAt(i);
@@ -560,7 +563,8 @@ export class LookasideCache<A> {
   }
 
   private bytesOf(entry: CacheEntry<A>): number {
-    return ENTRY_OVERHEAD + entry.slots.byteLength + (entry.scores?.byteLength ?? 0) + (entry.kernelQuery === undefined ? 2 : 3) * entry.query.byteLength + entry.sketch.byteLength + entry.answerBytes;
+    const scores = entry.scores === undefined || entry.scores.buffer === entry.slots.buffer ? 0 : entry.scores.buffer.byteLength;
+    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + scores + (entry.kernelQuery === undefined ? 2 : 3) * entry.query.byteLength + 2 * entry.sketch.byteLength + entry.answerBytes;
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
@@ -573,7 +577,9 @@ export class LookasideCache<A> {
       if (rest.length === 0) this.byHash.delete(entry.hash);
       else this.byHash.set(entry.hash, rest);
     }
-    this.byKey.get(entry.key)?.delete(entry);
+    const peers = this.byKey.get(entry.key);
+    peers?.delete(entry);
+    if (peers?.size === 0) this.byKey.delete(entry.key);
   }
 
   /** Evicts least recently used entries and hot records until within the budgets. */

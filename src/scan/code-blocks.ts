@@ -62,6 +62,11 @@ export class CodeBlocks {
    */
   private moves: Int32Array | undefined;
   private movesFrom = 0;
+  /**
+   * The last query encoded to int8 (a copy of its bits), with its code and scale: a search encodes
+   * the same query for its bound, its pool and its scan, and encoding costs more than comparing.
+   */
+  private encoded: { readonly vector: Float32Array; readonly code: Uint8Array; scale: number } | undefined;
 
   /**
    * `blockVectors`: vectors per block (a store's index uses INDEX_BLOCK_VECTORS; a cache pool a few
@@ -243,12 +248,27 @@ export class CodeBlocks {
    */
   kernelQuery(query: ScanQuery): Float32Array {
     if (!this.usesInt8Query(query)) return Float32Array.from(query.vector);
-    const code = new Uint8Array(this.dim);
-    const scale = int8.encode(query.vector, code);
-    const signed = new Int8Array(code.buffer);
+    const { code, scale } = this.encode(query.vector);
     const out = new Float32Array(this.dim);
-    for (let i = 0; i < out.length; i++) out[i] = signed[i]! * scale;
+    for (let i = 0; i < out.length; i++) out[i] = ((code[i]! << 24) >> 24) * scale;
     return out;
+  }
+
+  /** The int8 code and scale of `vector` (length dim), encoded now unless it is the one encoded last. */
+  private encode(vector: Float32Array): { readonly code: Uint8Array; readonly scale: number } {
+    let e = this.encoded;
+    if (e !== undefined) {
+      const a = e.vector;
+      // Equal values give equal codes and scale (encoding is a function of the values alone).
+      let same = a.length === vector.length;
+      for (let i = 0; same && i < a.length; i++) same = a[i] === vector[i];
+      if (same) return e;
+    } else {
+      e = this.encoded = { vector: new Float32Array(this.dim), code: new Uint8Array(this.dim), scale: 0 };
+    }
+    e.scale = int8.encode(vector, e.code);
+    e.vector.set(vector);
+    return e;
   }
 
   private usesInt8Query(query: ScanQuery): boolean {
@@ -335,9 +355,11 @@ export class CodeBlocks {
   /** Writes the query into scratch space as the kernels take it; returns its int8 scale (0 for a float query). */
   private loadQuery(query: ScanQuery): number {
     if (this.usesInt8Query(query)) {
+      const { code, scale } = this.encode(query.vector);
       const u8 = this.mem.u8();
-      u8.fill(0, this.scratchQuery, this.scratchQuery + this.paddedDim);
-      return int8.encode(query.vector, u8.subarray(this.scratchQuery, this.scratchQuery + this.dim));
+      u8.set(code, this.scratchQuery);
+      u8.fill(0, this.scratchQuery + this.dim, this.scratchQuery + this.paddedDim);
+      return scale;
     }
     const f32 = this.mem.f32();
     const q = this.scratchQuery >> 2;
