@@ -10,7 +10,8 @@ const FIRST_ROWS = 64;
  * malloc'd backing stores behind until a full collection: about 4x the budget in RSS, measured.
  *
  * Replacement is the clock algorithm: a read sets the row's bit (a new row starts without it); a
- * full slab evicts the first row the hand finds without one, clearing bits as it passes.
+ * full slab evicts the first row the hand finds without one, clearing bits as it passes. New rows
+ * are added at the end (ahead of the hand), so each gets until the hand comes round to be read.
  */
 export class HotVectors {
   private readonly ids = new IdTable();
@@ -99,6 +100,9 @@ export class HotVectors {
       if (this.used[this.hand] === 0) {
         this.removeRow(this.hand);
         this.evictions++;
+        // The last row moved into the hole: the newest one, not read yet. Left where the hand
+        // stands, it would be the next to go, and every put would evict the put before it.
+        this.hand++;
         return;
       }
       this.used[this.hand++] = 0;
