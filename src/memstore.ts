@@ -123,8 +123,8 @@ interface Wanted {
   readonly exact: boolean;
 }
 
-/** Hands the scan's pool to the cache: best first, and whether it holds every matching vector. */
-type Remember = (scan: ScanQuery, members: readonly Candidate[], complete: boolean) => void;
+/** Hands the scan's pool to the cache: its heap sorted best first, and whether it holds every matching vector. */
+type Remember = (scan: ScanQuery, ranked: TopK, complete: boolean) => void;
 
 function copyHit(h: SearchHit): SearchHit {
   const out: SearchHit = { id: h.id, score: h.score };
@@ -643,7 +643,7 @@ export class MemStore {
         ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, false);
         if (!look.near) entry = look.entry;
       } else {
-        ranked = await this.rank(q, want, (scan, members, complete) => (entry = cache.remember(cq, scan, members, complete)), scanForm(), false);
+        ranked = await this.rank(q, want, (scan, top, complete) => (entry = cache.remember(cq, scan, this.index, top, complete)), scanForm(), false);
       }
     } catch (e) {
       const id = damagedId(e);
@@ -696,10 +696,12 @@ export class MemStore {
     const filter = want.filter;
     const accept = filter === undefined ? undefined : (slot: number) => matchesFilter(this.docOf(this.index.idAt(slot)).meta, filter);
     if (capacity > 0) this.index.search(scan, top, { accept, nprobe: want.nprobe, exact: want.exact });
-    const members = capacity > 0 ? top.sorted().map(({ score, slot }) => ({ id: this.index.idAt(slot), score })) : [];
-    // Ties in the heap keep the lower slot, as sorted() orders them: the first `candidates` are the scan a smaller heap makes.
-    remember?.(scan, members, capacity >= size || members.length < capacity);
-    return this.finish(q, offset, members.slice(0, candidates), want, tolerateMoves);
+    const count = top.sortBestFirst();
+    // Ties in the heap keep the lower slot, as sortBestFirst() orders them: the first `candidates` are the scan a smaller heap makes.
+    remember?.(scan, top, capacity >= size || count < capacity);
+    const chosen: Candidate[] = [];
+    for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ id: this.index.idAt(top.slotAt(i)), score: top.scoreAt(i) });
+    return this.finish(q, offset, chosen, want, tolerateMoves);
   }
 
   /**
@@ -713,30 +715,33 @@ export class MemStore {
     let ranked: { id: string; score: number }[];
     if (want.rescore) {
       const writes = this.writes;
-      type Source = { readonly id: string; readonly hot: { readonly full: Float32Array; readonly norm: number | undefined } } | { readonly id: string; readonly place: VectorPlace };
-      const sources = candidates.map(({ id }): Source => {
-        const hot = this.cache?.hotFull(id);
-        return hot !== undefined ? { id, hot } : { id, place: this.placeOf(id) };
-      });
-      const reads = await this.readAll(sources.map((s) => ('hot' in s ? s.hot.full : { id: s.id, place: s.place })));
-      const moved = this.writes !== writes;
       const qNorm = norm(q);
+      const exact = (x: Float32Array, xNorm: number | undefined) => this.space.exactScore(q, qNorm, x, xNorm);
+      // Hot vectors are scored now, in place, before anything is awaited; the others are read.
       ranked = [];
+      const sources: { readonly id: string; readonly place: VectorPlace }[] = [];
+      for (const { id } of candidates) {
+        const score = this.cache?.hotScore(id, exact);
+        if (score !== undefined) ranked.push({ id, score });
+        else sources.push({ id, place: this.placeOf(id) });
+      }
+      const reads = sources.length === 0 ? [] : await this.readAll(sources);
+      const moved = this.writes !== writes;
       for (const [i, r] of reads.entries()) {
         const source = sources[i]!;
         if (r.status === 'rejected') {
-          if (damagedId(r.reason) !== source.id || 'hot' in source) throw r.reason;
+          if (damagedId(r.reason) !== source.id) throw r.reason;
           // A vector that moved since (a write, or the arena's collection) is not damage: search again.
           if (!samePlace(this.index.placeOf(source.id), source.place)) return undefined;
           throw r.reason;
         }
-        let xNorm = 'hot' in source ? source.hot.norm : undefined;
-        if ('place' in source && this.cache !== undefined && !moved) {
+        let xNorm: number | undefined;
+        if (this.cache !== undefined && !moved) {
           // Kept hot only when no write came in: a write to this id would have dropped it.
           if (this.config.metric === 'cosine') xNorm = norm(r.value);
           this.cache.keep(source.id, { full: r.value, ...(xNorm === undefined ? {} : { norm: xNorm }) });
         }
-        ranked.push({ id: source.id, score: this.space.exactScore(q, qNorm, r.value, xNorm) });
+        ranked.push({ id: source.id, score: exact(r.value, xNorm) });
       }
       if (moved && !tolerateMoves) return undefined;
       ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -752,16 +757,12 @@ export class MemStore {
    * The vectors of a query's candidates: synchronously while the arena can (no promise per vector
    * on the node file layer), else all of them at once. Settled like Promise.allSettled.
    */
-  private async readAll(wanted: readonly (Float32Array | { id: string; place: VectorPlace })[]): Promise<PromiseSettledResult<Float32Array>[]> {
+  private async readAll(wanted: readonly { id: string; place: VectorPlace }[]): Promise<PromiseSettledResult<Float32Array>[]> {
     const out: PromiseSettledResult<Float32Array>[] = [];
     for (const w of wanted) {
-      if (w instanceof Float32Array) {
-        out.push({ status: 'fulfilled', value: w });
-        continue;
-      }
       try {
         const v = this.reads.vectorNow(w.id, w.place);
-        if (v === undefined) return Promise.allSettled(wanted.map((x) => (x instanceof Float32Array ? x : this.reads.vector(x.id, x.place))));
+        if (v === undefined) return Promise.allSettled(wanted.map((x) => this.reads.vector(x.id, x.place)));
         out.push({ status: 'fulfilled', value: v });
       } catch (e) {
         out.push({ status: 'rejected', reason: e });
@@ -783,6 +784,7 @@ export class MemStore {
    * Undefined when one was damaged: that record is set aside and the caller ranks again.
    */
   private async textsOf(ranked: readonly Ranked[]): Promise<(string | undefined)[] | undefined> {
+    if (ranked.every((r) => r.doc.text === undefined)) return ranked.map(() => undefined);
     const version = this.cache?.now;
     const reads = ranked.map((r) => {
       if (r.doc.text === undefined) return undefined;

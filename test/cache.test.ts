@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemStore, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
 import { outsiderBound } from '../src/cache/bounds.js';
-import { hamming, signSketch } from '../src/cache/sketch.js';
+import { SketchTable, bitsHash, hamming, signSketch } from '../src/cache/sketch.js';
 import type { CodecName } from '../src/codec/codec.js';
+import { getCodec } from '../src/codec/index.js';
+import { CodeBlocks } from '../src/scan/code-blocks.js';
+import { TopK } from '../src/scan/topk.js';
 import type { Metric } from '../src/options.js';
 import { clustered, gaussian, rng, tempDir } from './helpers.js';
 
@@ -244,4 +247,154 @@ test('sign sketches: near vectors differ in few bits, opposite ones in all', () 
   assert.equal(hamming(signSketch(a), signSketch(a)), 0);
   assert.equal(hamming(signSketch(a), signSketch(a.map((x) => -x))), 64);
   assert.ok(hamming(signSketch(a), signSketch(a.map((x, i) => x + (i === 3 ? 0.01 : 0)))) <= 1);
+});
+
+test('pools are slots of the index: a removal that moves the last slot into its hole is followed, and the answer stays exact', async () => {
+  const next = rng(31);
+  const v = clustered(300, DIM, 21, 4);
+  const options: OpenOptions = { dim: DIM, durability: 'none', rescore: false };
+  const cached = await MemStore.open(tempDir(), { ...options, cache: { entries: 8, pool: 3 } });
+  const plain = await MemStore.open(tempDir(), { ...options, cache: false });
+  const records = v.map((vector, i) => ({ id: `v${i}`, vector, meta: { i } }));
+  await cached.add(records);
+  await plain.add(records);
+  const q = v[0]!;
+  const first = await cached.search(q, { k: 5 });
+  // Delete two of the answer and a vector far down the store: the last slots move into their holes,
+  // some of them pool members, none of the deleted ids may come back.
+  const gone = [first[1]!.id, first[3]!.id, 'v150'];
+  assert.equal(await cached.delete(gone), 3);
+  await plain.delete(gone);
+  const before = cached.stats().cache;
+  const again = await cached.search(q, { k: 5 });
+  sameAnswer(again, await plain.search(q, { k: 5 }), 'the identical query after the removals');
+  assert.ok(!again.some((h) => gone.includes(h.id)));
+  assert.equal(cached.stats().cache.exactHits, before.exactHits + 1, 'served from the pool, renumbered, not dropped');
+  const near = perturb(q, 0.99999, next);
+  const nearHits = cached.stats().cache.nearHits;
+  sameAnswer(await cached.search(near, { k: 5 }), await plain.search(near, { k: 5 }), 'a near query after the removals');
+  assert.equal(cached.stats().cache.nearHits, nearHits + 1);
+  // Move a vector that is not in the pool next to the query: it is touched, so it joins the pool.
+  const twin = { id: `v299`, vector: q.map((x) => x * 1.001), meta: { i: 299 } };
+  await cached.add([twin]);
+  await plain.add([twin]);
+  await cached.delete(['v10']);
+  await plain.delete(['v10']);
+  sameAnswer(await cached.search(q, { k: 5 }), await plain.search(q, { k: 5 }), 'after an upsert and another removal');
+  assert.ok((await cached.search(q, { k: 5 })).some((h) => h.id === 'v299'), 'the touched vector joined the pool');
+  await cached.close();
+  await plain.close();
+});
+
+test('an entry whose slots the index can no longer renumber (its move log does not reach back) is dropped: a miss, never a wrong answer', async () => {
+  const dim = 8;
+  const v = clustered(4600, dim, 5, 6);
+  const cached = await MemStore.open(tempDir(), { dim, durability: 'none', rescore: false, trainSize: 100000 });
+  const records = v.map((vector, i) => ({ id: `v${i}`, vector }));
+  await cached.add(records);
+  const q = v[4599]!;
+  await cached.search(q, { k: 3 });
+  // 4,100 removals: more than the index keeps moves for, fewer than the cache's log of touched ids drops.
+  await cached.delete(records.slice(0, 4100).map((r) => r.id));
+  const before = cached.stats().cache;
+  const after = await cached.search(q, { k: 3 });
+  assert.equal(after[0]!.id, 'v4599');
+  const s = cached.stats().cache;
+  assert.equal(s.misses, before.misses + 1);
+  assert.equal(s.evictions, before.evictions + 1, 'the entry was dropped');
+  await cached.close();
+});
+
+test('index: scanSlots scores as scan does, and movesSince replays removals in order', () => {
+  const next = rng(17);
+  for (const codec of ['int8', 'f16', 'fp8-e4m3'] as const) {
+    for (const metric of ['cosine', 'dot', 'l2'] as const) {
+      const index = new CodeBlocks(getCodec(codec), 24, 16);
+      for (let i = 0; i < 70; i++) index.put(`x${i}`, Float32Array.from({ length: 24 }, () => gaussian(next)));
+      const query = { vector: Float32Array.from({ length: 24 }, () => gaussian(next)), metric, int8Query: true };
+      const all = new TopK(70);
+      index.scan(query, all);
+      const bySlot = new Map(all.sorted().map(({ slot, score }) => [slot, score]));
+      const slots = Int32Array.from([69, 3, 17, 40, 0, 16, 15]);
+      const some = new TopK(slots.length);
+      index.scanSlots(query, slots, slots.length, some);
+      for (const { slot, score } of some.sorted()) assert.equal(score, bySlot.get(slot), `${codec} ${metric} slot ${slot}`);
+      index.free();
+    }
+  }
+  const index = new CodeBlocks(getCodec('int8'), 16, 4);
+  for (let i = 0; i < 10; i++) index.put(`x${i}`, new Float32Array(16).fill(i + 1));
+  const epoch = index.moveEpoch();
+  index.remove('x2'); // x9 (slot 9) moves into slot 2
+  index.remove('x9'); // now in slot 2: x8 (slot 8) moves into it
+  index.remove('x7'); // the last slot: nothing moves
+  const seen: [number, number][] = [];
+  assert.ok(index.movesSince(epoch, (hole, from) => seen.push([hole, from])));
+  assert.deepEqual(seen, [[2, 9], [2, 8], [7, 7]]);
+  assert.equal(index.moveEpoch(), epoch + 3);
+  assert.ok(index.movesSince(index.moveEpoch(), () => assert.fail('nothing since now')));
+  index.free();
+});
+
+test('TopK.sortBestFirst orders as sorted() does, ties by lower slot first', () => {
+  const next = rng(5);
+  for (let trial = 0; trial < 200; trial++) {
+    const capacity = 1 + Math.floor(next() * 40);
+    const a = new TopK(capacity);
+    const b = new TopK(capacity);
+    const n = Math.floor(next() * 80);
+    for (let slot = 0; slot < n; slot++) {
+      const score = Math.floor(next() * 12) / 4;
+      a.push(score, slot);
+      b.push(score, slot);
+    }
+    const count = b.sortBestFirst();
+    const expected = a.sorted();
+    assert.equal(count, expected.length);
+    for (let i = 0; i < count; i++) assert.deepEqual({ score: b.scoreAt(i), slot: b.slotAt(i) }, expected[i], `trial ${trial} at ${i}`);
+    assert.throws(() => b.push(1, 0));
+  }
+});
+
+test('sketch table: the items within the limit, whatever was removed before; hamming stops past its limit', () => {
+  const next = rng(3);
+  const table = new SketchTable<number>(2);
+  const sketches = Array.from({ length: 40 }, () => Uint32Array.from({ length: 2 }, () => (next() * 2 ** 32) >>> 0));
+  sketches.forEach((sk, i) => table.add(i, sk));
+  for (const gone of [0, 39, 17, 5]) table.delete(gone);
+  const query = sketches[9]!;
+  const found = new Map<number, number>();
+  table.near(query, 20, (item, d) => found.set(item, d));
+  const expected = new Map(sketches.flatMap((sk, i) => ([0, 39, 17, 5].includes(i) || hamming(sk, query) > 20 ? [] : [[i, hamming(sk, query)] as const])));
+  assert.deepEqual([...found].sort((a, b) => a[0] - b[0]), [...expected].sort((a, b) => a[0] - b[0]));
+  assert.equal(found.get(9), 0);
+  assert.equal(table.size, 36);
+  const all = new Uint32Array([0xffffffff, 0xffffffff]);
+  assert.equal(hamming(all, new Uint32Array(2)), 64);
+  assert.ok(hamming(all, new Uint32Array(2), 10) > 10 && hamming(all, new Uint32Array(2), 10) <= 32, 'stops after the word that passed the limit');
+  assert.notEqual(bitsHash(new Float32Array([1, 2])), bitsHash(new Float32Array([1, 2, 0])), 'the length is hashed');
+});
+
+test('index: the int8 code of the last query is reused only for the same values', () => {
+  const next = rng(8);
+  const index = new CodeBlocks(getCodec('int8'), 32, 16);
+  for (let i = 0; i < 40; i++) index.put(`x${i}`, Float32Array.from({ length: 32 }, () => gaussian(next)));
+  const a = { vector: Float32Array.from({ length: 32 }, () => gaussian(next)), metric: 'dot' as const, int8Query: true };
+  const b = { vector: a.vector.map((x, i) => (i === 7 ? x * 3 : x)), metric: 'dot' as const, int8Query: true };
+  const scores = (q: typeof a) => {
+    const top = new TopK(40);
+    index.scan(q, top);
+    return top.sorted();
+  };
+  const fresh = new CodeBlocks(getCodec('int8'), 32, 16);
+  const kernelA = fresh.kernelQuery(a);
+  const kernelB = fresh.kernelQuery(b);
+  assert.deepEqual(index.kernelQuery(a), kernelA);
+  const first = scores(a);
+  assert.deepEqual(index.kernelQuery(b), kernelB, 'another query is encoded again');
+  assert.notDeepEqual(scores(b), first);
+  assert.deepEqual(scores(a), first);
+  assert.deepEqual(index.kernelQuery(a), kernelA);
+  index.free();
+  fresh.free();
 });

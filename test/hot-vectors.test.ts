@@ -42,6 +42,14 @@ test('hot vectors: a full slab evicts an unused row (clock) and never exceeds it
   assert.ok(new HotVectors(DIM, rowBytes - 1).capacity === 0);
 });
 
+test('hot vectors: a row just put survives the next evictions (the clock gives it a pass, as it does to a row read)', () => {
+  const hot = new HotVectors(DIM, 10 * (4 * DIM + 9));
+  for (let i = 0; i < 10; i++) hot.put(`v${i}`, vec(i), i);
+  for (let i = 10; i < 15; i++) hot.put(`v${i}`, vec(i), i);
+  for (let i = 10; i < 15; i++) assert.ok(hot.get(`v${i}`) !== undefined, `v${i}, put among the last five, is still there`);
+  assert.equal(hot.evictions, 5);
+});
+
 test('hot vectors: random puts, gets and drops agree with a Map bounded by the capacity', () => {
   const op = fc.record({ kind: fc.constantFrom('put', 'get', 'drop'), id: fc.integer({ min: 0, max: 30 }) });
   fc.assert(

@@ -25,24 +25,48 @@ function roundingMargin(dim: number, largestScore: number): number {
   return 2 ** -12 * (1 + dim / 256) * (1 + largestScore);
 }
 
+/** How far kernel scores may move from query `from` to `next` (their distance), with the rounding margin. */
+export interface ScoreShift {
+  readonly metric: KernelMetric;
+  readonly delta: number;
+  readonly margin: number;
+  /** The largest ‖x̂‖ in the store ('dot' and 'l2' need it). */
+  readonly maxNorm: number;
+}
+
+export function scoreShift(metric: KernelMetric, from: Float32Array, next: Float32Array, maxNorm: number): ScoreShift {
+  const delta = Math.sqrt(squaredDistance(from, next));
+  const dim = from.length;
+  const largest = Math.max(norm(from), norm(next));
+  const far = largest + maxNorm;
+  const margin = metric === 'cosine' ? roundingMargin(dim, largest) : metric === 'dot' ? roundingMargin(dim, largest * maxNorm) : roundingMargin(dim, far * far);
+  return { metric, delta, margin, maxNorm };
+}
+
+/**
+ * An upper bound, after `shift`, on the kernel score of every stored vector whose score before it
+ * was at most `b`. Nondecreasing in `b`.
+ */
+export function movedScore(shift: ScoreShift, b: number): number {
+  if (b === -Infinity) return -Infinity;
+  switch (shift.metric) {
+    case 'cosine':
+      return b + shift.delta + shift.margin;
+    case 'dot':
+      return b + shift.delta * shift.maxNorm + shift.margin;
+    case 'l2': {
+      const r = Math.sqrt(Math.max(0, -b));
+      const closest = Math.max(0, r - shift.delta);
+      return -(closest * closest) + shift.margin;
+    }
+  }
+}
+
 /**
  * An upper bound, under query `next`, on the kernel score of every stored vector whose score under
  * `from` was at most `b`. `maxNorm` is the largest ‖x̂‖ in the store ('dot' needs it).
  */
 export function outsiderBound(metric: KernelMetric, b: number, from: Float32Array, next: Float32Array, maxNorm: number): number {
   if (b === -Infinity) return -Infinity;
-  const delta = Math.sqrt(squaredDistance(from, next));
-  const dim = from.length;
-  switch (metric) {
-    case 'cosine':
-      return b + delta + roundingMargin(dim, Math.max(norm(from), norm(next)));
-    case 'dot':
-      return b + delta * maxNorm + roundingMargin(dim, Math.max(norm(from), norm(next)) * maxNorm);
-    case 'l2': {
-      const r = Math.sqrt(Math.max(0, -b));
-      const closest = Math.max(0, r - delta);
-      const far = Math.max(norm(from), norm(next)) + maxNorm;
-      return -(closest * closest) + roundingMargin(dim, far * far);
-    }
-  }
+  return movedScore(scoreShift(metric, from, next, maxNorm), b);
 }

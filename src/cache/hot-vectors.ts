@@ -10,7 +10,8 @@ const FIRST_ROWS = 64;
  * malloc'd backing stores behind until a full collection: about 4x the budget in RSS, measured.
  *
  * Replacement is the clock algorithm: a read sets the row's bit (a new row starts without it); a
- * full slab evicts the first row the hand finds without one, clearing bits as it passes.
+ * full slab evicts the first row the hand finds without one, clearing bits as it passes. New rows
+ * are added at the end (ahead of the hand), so each gets until the hand comes round to be read.
  */
 export class HotVectors {
   private readonly ids = new IdTable();
@@ -47,6 +48,18 @@ export class HotVectors {
     // A copy: the row may be evicted and reused while the caller awaits other reads.
     const norm = this.norms[row]!;
     return { full: this.slab.slice(row * this.dim, (row + 1) * this.dim), norm: Number.isNaN(norm) ? undefined : norm };
+  }
+
+  /**
+   * `score(x, norm)` of the vector of `id` (with its norm when one was kept), computed in place: `x`
+   * is a view of the row, valid only during the call (no copy per vector). Undefined when not kept.
+   */
+  score(id: string, score: (x: Float32Array, norm: number | undefined) => number): number | undefined {
+    const row = this.ids.slotOf(id);
+    if (row === undefined) return undefined;
+    this.used[row] = 1;
+    const norm = this.norms[row]!;
+    return score(this.slab.subarray(row * this.dim, (row + 1) * this.dim), Number.isNaN(norm) ? undefined : norm);
   }
 
   /** Keeps `vector` for `id`, with its norm when known, evicting a row when the slab is full. */
@@ -87,6 +100,9 @@ export class HotVectors {
       if (this.used[this.hand] === 0) {
         this.removeRow(this.hand);
         this.evictions++;
+        // The last row moved into the hole: the newest one, not read yet. Left where the hand
+        // stands, it would be the next to go, and every put would evict the put before it.
+        this.hand++;
         return;
       }
       this.used[this.hand++] = 0;

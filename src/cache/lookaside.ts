@@ -1,16 +1,16 @@
-import type { VectorIndex } from '../index/vector-index.js';
 import type { Filter } from '../options.js';
-import { CodeBlocks, type ScanQuery } from '../scan/code-blocks.js';
+import type { VectorIndex } from '../index/vector-index.js';
+import type { ScanQuery } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
 import type { DocRecord } from '../store/state.js';
 import { HotVectors } from './hot-vectors.js';
-import { outsiderBound } from './bounds.js';
-import { bitsHash, hamming, sameBits, signSketch } from './sketch.js';
+import { movedScore, scoreShift, type ScoreShift } from './bounds.js';
+import { SketchTable, bitsHash, sameBits, signSketch } from './sketch.js';
 
 /**
  * The certified lookaside cache (CACHE.md is the spec). An entry remembers a query, the options that
- * shape its answer, its answer, and a *pool*: the codes of the best-scoring stored vectors under that
- * query, with a bound `b` that no stored vector outside the pool exceeds. A later search is served
+ * shape its answer, its answer, and a *pool*: the slots in the index of the best-scoring stored
+ * vectors under that query, with a bound `b` that no stored vector outside the pool exceeds. A later search is served
  * from an entry only when the cache can prove which candidates the scan would have picked:
  *
  * - an identical query, no write since: the remembered answer, at once;
@@ -21,8 +21,8 @@ import { bitsHash, hamming, sameBits, signSketch } from './sketch.js';
  *   one an uncached search gives, ids and scores. If not, it is a bound failure and the search runs.
  *
  * Writes only append the ids they touch to a log; an entry catches up on the log when it is next
- * used (touched ids leave its pool and come back with their current code if they still match its
- * filter), so writes cost nothing here. Hot records (full vectors, documents, texts of recent
+ * used (its slots follow the index's slot moves, touched ids join its pool if they match its filter
+ * and leave it if they no longer do), so writes cost nothing here. Hot records (full vectors, documents, texts of recent
  * answers) serve rescoring and results without reading the store; a write drops them at once.
  */
 
@@ -60,25 +60,21 @@ export interface CacheQuery {
   readonly candidates: number;
   /** Whether the order of equal kernel scores would show in the answer (codes-only answers). */
   readonly tiesShow: boolean;
+  /** Filled in by the cache: a hash of the query's bits and its sign sketch, computed once per search. */
+  hash?: number;
+  sketch?: Uint32Array;
   /** The scan query for `query` (projected), built only when needed, once. */
   scanQuery(): ScanQuery;
-  /** The kernel's view of it (CodeBlocks.kernelQuery), built only when needed, once. */
+  /** The kernel's view of it (VectorIndex.kernelQuery), built only when needed, once. */
   kernelQuery(): Float32Array;
 }
 
-/** A query's hash and sketch, computed once per search however many steps need them. */
-const derived = new WeakMap<CacheQuery, { hash?: number; sketch?: Uint32Array }>();
-
 function hashOf(q: CacheQuery): number {
-  let d = derived.get(q);
-  if (d === undefined) derived.set(q, (d = {}));
-  return (d.hash ??= bitsHash(q.query));
+  return (q.hash ??= bitsHash(q.query));
 }
 
 function sketchOf(q: CacheQuery): Uint32Array {
-  let d = derived.get(q);
-  if (d === undefined) derived.set(q, (d = {}));
-  return (d.sketch ??= signSketch(q.scanQuery().vector));
+  return (q.sketch ??= signSketch(q.scanQuery().vector));
 }
 
 export type CacheLookup<A> =
@@ -91,18 +87,27 @@ export interface CacheEntry<A> {
   readonly query: Float32Array;
   readonly hash: number;
   readonly scan: ScanQuery;
-  /** The query as the kernel sees it (CodeBlocks.kernelQuery), computed when first needed. */
+  /** The query as the kernel sees it (VectorIndex.kernelQuery), computed when first needed. */
   kernelQuery: Float32Array | undefined;
   readonly sketch: Uint32Array;
   readonly filter: Filter | undefined;
+  /** The index the pool's slots are slots of. */
+  readonly index: VectorIndex;
   /**
-   * The pool's codes, copied from the index on first use (most entries are never used for a near
-   * query or after writes, and copying scattered codes at every miss costs a search ~10%); until
-   * then `members` holds the ids.
+   * The pool: `size` slots of `index` (the array may be longer), as the index numbered them at its
+   * removal count `epoch` (VectorIndex.moveEpoch); a slot number is 4 bytes, and the codes stay in
+   * the index, gathered when the pool is scored.
    */
-  pool: CodeBlocks | undefined;
-  members: string[] | undefined;
-  /** Every stored vector matching `filter` outside `pool` scores at most this under `scan`; -Infinity: none is outside. */
+  slots: Int32Array;
+  size: number;
+  epoch: number;
+  /**
+   * The kernel scores of the pool under `scan`, in the order of `slots`, when that order is best
+   * first (as a scan leaves it; undefined once writes changed the pool): scoring it under a near
+   * query stops where no later member can enter the candidates.
+   */
+  scores: Float32Array | undefined;
+  /** Every stored vector matching `filter` outside the pool scores at most this under `scan`; -Infinity: none is outside. */
   bound: number;
   /** The write (log position) the pool is current with. */
   version: number;
@@ -155,7 +160,8 @@ const HOT_OVERHEAD = 96;
 export class LookasideCache<A> {
   private readonly entries = new Map<CacheEntry<A>, true>();
   private readonly byHash = new Map<number, CacheEntry<A>[]>();
-  private readonly byKey = new Map<string, Set<CacheEntry<A>>>();
+  /** Per options key, the sketches of its entries' queries. */
+  private readonly byKey = new Map<string, SketchTable<CacheEntry<A>>>();
   private readonly hot = new Map<string, HotRecord>();
   /** Full-precision vectors (made at the first one, when their length is known); half the byte budget at most. */
   private vectors: HotVectors | undefined;
@@ -233,7 +239,8 @@ export class LookasideCache<A> {
           this.counts.exactHits++;
           return { kind: 'answer', answer: same.answer };
         }
-        const candidates = this.certify(same, same.scan, this.kernelQueryOf(same, host), q, host, true);
+        const from = this.kernelQueryOf(same, host);
+        const candidates = this.certify(same, same.scan, this.shiftOf(same.scan, from, from, host), q, host);
         if (candidates !== undefined) {
           this.counts.exactHits++;
           return { kind: 'candidates', entry: same, candidates, near: false };
@@ -254,27 +261,26 @@ export class LookasideCache<A> {
     const near: CacheEntry<A>[] = [];
     const distances: number[] = [];
     const limit = Math.floor(scan.vector.length * NEAR_SKETCH_SHARE);
-    for (const e of peers) {
-      const d = hamming(e.sketch, sketch);
-      if (d > limit) continue;
+    peers.near(sketch, limit, (e, d) => {
       let at = near.length;
       while (at > 0 && distances[at - 1]! > d) at--;
-      if (at >= NEAR_TRIES) continue;
+      if (at >= NEAR_TRIES) return;
       near.splice(at, 0, e);
       distances.splice(at, 0, d);
       if (near.length > NEAR_TRIES) {
         near.pop();
         distances.pop();
       }
-    }
+    });
     const kernelQuery = near.length > 0 ? q.kernelQuery() : undefined;
     for (const e of near) {
-      if (!this.worthTrying(e, scan, kernelQuery!, host)) continue;
+      const shift = this.shiftOf(scan, this.kernelQueryOf(e, host), kernelQuery!, host);
+      if (!this.worthTrying(e, shift)) continue;
       if (!this.catchUp(e, host)) {
         this.dropEntry(e, true);
         continue;
       }
-      const candidates = this.certify(e, scan, kernelQuery!, q, host, false);
+      const candidates = this.certify(e, scan, shift, q, host);
       if (candidates !== undefined) {
         this.use(e);
         this.counts.nearHits++;
@@ -287,38 +293,54 @@ export class LookasideCache<A> {
   }
 
   /**
-   * Remembers a search that ran: `members` are the scan's best candidates under `scan`, best first
-   * (more than the search needed: the pool), and `complete` says that every stored vector matching
-   * the filter is among them. Call it in the same synchronous step as the scan, at version `now`.
+   * Remembers a search that ran: `ranked` holds the scan's best vectors of `index` under `scan`,
+   * sorted best first (TopK.sortBestFirst; more than the search needed: the pool), and `complete`
+   * says that every stored vector matching the filter is among them. Call it in the same
+   * synchronous step as the scan, at version `now`.
    */
-  remember(q: CacheQuery, scan: ScanQuery, members: readonly Candidate[], complete: boolean): CacheEntry<A> {
+  remember(q: CacheQuery, scan: ScanQuery, index: VectorIndex, ranked: TopK, complete: boolean): CacheEntry<A> {
     const hash = hashOf(q);
     const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (old !== undefined) this.dropEntry(old, false);
+    const size = ranked.size;
+    // Slots and scores in one buffer: one allocation per search that misses.
+    const buffer = new ArrayBuffer(8 * Math.max(1, size));
+    const slots = new Int32Array(buffer, 0, Math.max(1, size));
+    const scores = new Float32Array(buffer, 4 * slots.length, slots.length);
+    for (let i = 0; i < size; i++) {
+      slots[i] = ranked.slotAt(i);
+      // Kernel scores are float32 values: kept exactly.
+      scores[i] = ranked.scoreAt(i);
+    }
+    const last = Math.min(q.candidates, size) - 1;
     const entry: CacheEntry<A> = {
       key: q.key,
       query: q.query,
       hash,
-      scan: { ...scan, vector: scan.vector.slice() },
+      // The search made this scan query for itself and changes nothing in it afterwards: kept as it is.
+      scan,
       kernelQuery: undefined,
       sketch: sketchOf(q),
       filter: q.filter,
-      pool: undefined,
-      members: members.map((m) => m.id),
-      bound: complete || members.length === 0 ? -Infinity : members[members.length - 1]!.score,
+      index,
+      slots,
+      size,
+      epoch: index.moveEpoch(),
+      scores,
+      bound: complete || size === 0 ? -Infinity : ranked.scoreAt(size - 1),
       version: this.version,
       answer: undefined,
       answerBytes: 0,
-      keep: Math.max(1, members.length),
-      lastCandidate: members[Math.min(q.candidates, members.length) - 1]?.score ?? Infinity,
+      keep: Math.max(1, size),
+      lastCandidate: last >= 0 ? ranked.scoreAt(last) : Infinity,
     };
     this.entries.set(entry, true);
     const sameHash = this.byHash.get(hash);
     if (sameHash === undefined) this.byHash.set(hash, [entry]);
     else sameHash.push(entry);
     let peers = this.byKey.get(q.key);
-    if (peers === undefined) this.byKey.set(q.key, (peers = new Set()));
-    peers.add(entry);
+    if (peers === undefined) this.byKey.set(q.key, (peers = new SketchTable(entry.sketch.length)));
+    peers.add(entry, entry.sketch);
     this.entryBytes += this.bytesOf(entry);
     this.trim();
     return entry;
@@ -333,11 +355,14 @@ export class LookasideCache<A> {
     this.trim();
   }
 
-  /** The full-precision vector of `id` kept hot (a copy, with its norm when kept), or undefined. */
-  hotFull(id: string): { readonly full: Float32Array; readonly norm: number | undefined } | undefined {
-    const hot = this.vectors?.get(id);
-    if (hot !== undefined) this.counts.fullReadsSaved++;
-    return hot;
+  /**
+   * `score(x, norm)` of the full-precision vector of `id` kept hot (with its norm when kept),
+   * computed now, in place (`x` is valid only during the call); undefined when it is not kept.
+   */
+  hotScore(id: string, score: (x: Float32Array, norm: number | undefined) => number): number | undefined {
+    const s = this.vectors?.score(id, score);
+    if (s !== undefined) this.counts.fullReadsSaved++;
+    return s;
   }
 
   hotDoc(id: string): DocRecord | undefined {
@@ -394,11 +419,16 @@ export class LookasideCache<A> {
    * nearly fit (the query moved too far), trying costs a pool scan for a likely failure: skipped
    * (a miss, never a wrong answer).
    */
-  private worthTrying(entry: CacheEntry<A>, scan: ScanQuery, kernelQuery: Float32Array, host: CacheHost): boolean {
+  private worthTrying(entry: CacheEntry<A>, shift: ScoreShift): boolean {
     if (entry.bound === -Infinity) return true;
     // For l2 the shift is not additive; the bound itself tells how far the outsiders may come.
-    const moved = outsiderBound(scan.metric, entry.bound, this.kernelQueryOf(entry, host), kernelQuery, scan.metric === 'cosine' ? 0 : host.index.maxNorm()) - entry.bound;
+    const moved = movedScore(shift, entry.bound) - entry.bound;
     return moved < 2 * (entry.lastCandidate - entry.bound);
+  }
+
+  /** How far kernel scores may move from kernel query `from` to `next` (bounds.ts). */
+  private shiftOf(scan: ScanQuery, from: Float32Array, next: Float32Array, host: CacheHost): ScoreShift {
+    return scoreShift(scan.metric, from, next, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
   }
 
   private kernelQueryOf(entry: CacheEntry<A>, host: CacheHost): Float32Array {
@@ -410,48 +440,95 @@ export class LookasideCache<A> {
     return entry.kernelQuery;
   }
 
-  /** The pool's codes, copied from the index now if this is their first use. */
-  private poolOf(entry: CacheEntry<A>, index: VectorIndex): CodeBlocks {
-    if (entry.pool !== undefined) return entry.pool;
-    const before = this.bytesOf(entry);
-    const pool = new CodeBlocks(index.codec, index.dim, Math.max(16, entry.members!.length));
-    for (const id of entry.members!) index.copyCodeInto(pool, id);
-    entry.pool = pool;
-    entry.members = undefined;
-    if (this.entries.has(entry)) this.entryBytes += this.bytesOf(entry) - before;
-    return pool;
-  }
-
-  /** Brings `entry`'s pool up to the writes since its version; false when the log no longer reaches back. */
+  /**
+   * Brings `entry`'s pool up to the writes since its version: its slots follow the index's slot moves,
+   * and every id touched since joins the pool if it is stored and matches the entry's filter, or
+   * leaves it if not. False (the entry must go) when the log or the index's moves no longer reach back,
+   * or the index is another one.
+   */
   private catchUp(entry: CacheEntry<A>, host: CacheHost): boolean {
-    if (entry.version === this.version) return true;
+    const index = host.index;
+    if (entry.index !== index) return false;
+    if (entry.version === this.version && entry.epoch === index.moveEpoch()) return true;
     if (entry.version < this.logBase) return false;
-    const pool = this.poolOf(entry, host.index);
     const before = this.bytesOf(entry);
+    if (!this.followMoves(entry, index)) return false;
+    // Members may leave or join and codes change: the kept scores and their order no longer hold.
+    entry.scores = undefined;
     const touched = new Set(this.log.slice(entry.version - this.logBase));
+    const members = new Map<number, number>();
+    for (let i = 0; i < entry.size; i++) members.set(entry.slots[i]!, i);
     for (const id of touched) {
-      pool.remove(id);
-      if (host.matches(id, entry.filter)) host.index.copyCodeInto(pool, id);
+      // A deleted id has no slot; its old slot left the pool with the index's moves.
+      const slot = index.slotOf(id);
+      if (slot === undefined) continue;
+      const at = members.get(slot);
+      const matches = host.matches(id, entry.filter);
+      if (matches && at === undefined) {
+        members.set(slot, entry.size);
+        this.addSlot(entry, slot);
+      } else if (!matches && at !== undefined) {
+        members.delete(slot);
+        const last = entry.slots[entry.size - 1]!;
+        entry.slots[at] = last;
+        if (last !== slot) members.set(last, at);
+        entry.size--;
+      }
     }
     entry.version = this.version;
     entry.answer = undefined;
     entry.answerBytes = 0;
-    if (pool.size > 2 * entry.keep) this.shrink(entry, pool);
-    this.entryBytes += this.bytesOf(entry) - before;
+    if (entry.size > 2 * entry.keep) this.shrink(entry, index);
+    if (this.entries.has(entry)) this.entryBytes += this.bytesOf(entry) - before;
     return true;
   }
 
+  /**
+   * Renumbers the pool's slots through the index's removals since `entry.epoch`: the vector in a
+   * removal's hole leaves the pool (it was removed), the one moved into the hole keeps its place.
+   */
+  private followMoves(entry: CacheEntry<A>, index: VectorIndex): boolean {
+    const slots = entry.slots;
+    const ok = index.movesSince(entry.epoch, (hole, from) => {
+      for (let i = 0; i < entry.size; i++) {
+        if (slots[i] === hole) {
+          slots[i] = slots[--entry.size]!;
+          i--;
+        } else if (slots[i] === from) {
+          slots[i] = hole;
+        }
+      }
+    });
+    entry.epoch = index.moveEpoch();
+    return ok;
+  }
+
+  private addSlot(entry: CacheEntry<A>, slot: number): void {
+    if (entry.size === entry.slots.length) {
+      const grown = new Int32Array(Math.max(16, entry.slots.length * 2));
+      grown.set(entry.slots);
+      entry.slots = grown;
+    }
+    entry.slots[entry.size++] = slot;
+  }
+
   /** Keeps the pool's best `keep` under its own query and raises the bound to the best one dropped. */
-  private shrink(entry: CacheEntry<A>, pool: CodeBlocks): void {
-    const top = new TopK(pool.size);
-    pool.scan(entry.scan, top);
-    const ranked = top.sorted();
-    const kept = new CodeBlocks(pool.codec, pool.dim, pool.blockVectors);
-    kept.copyManyFrom(pool, ranked.slice(0, entry.keep).map(({ slot }) => pool.idAt(slot)));
-    const firstDropped = ranked[entry.keep];
-    if (firstDropped !== undefined) entry.bound = Math.max(entry.bound, firstDropped.score);
-    pool.free();
-    entry.pool = kept;
+  private shrink(entry: CacheEntry<A>, index: VectorIndex): void {
+    const top = new TopK(entry.size);
+    index.scanSlots(entry.scan, entry.slots, entry.size, top);
+    const count = top.sortBestFirst();
+    const kept = Math.min(entry.keep, count);
+    const buffer = new ArrayBuffer(8 * Math.max(1, kept));
+    const slots = new Int32Array(buffer, 0, Math.max(1, kept));
+    const scores = new Float32Array(buffer, 4 * slots.length, slots.length);
+    for (let i = 0; i < kept; i++) {
+      slots[i] = top.slotAt(i);
+      scores[i] = top.scoreAt(i);
+    }
+    if (count > kept) entry.bound = Math.max(entry.bound, top.scoreAt(kept));
+    entry.slots = slots;
+    entry.scores = scores;
+    entry.size = kept;
   }
 
   /**
@@ -459,26 +536,26 @@ export class LookasideCache<A> {
    * kernel, they must all score above every vector outside the pool can (and, where the order of equal
    * scores would show or decide membership, no two may tie). Undefined otherwise.
    */
-  private certify(entry: CacheEntry<A>, scan: ScanQuery, kernelQuery: Float32Array, q: CacheQuery, host: CacheHost, same: boolean): Candidate[] | undefined {
+  private certify(entry: CacheEntry<A>, scan: ScanQuery, shift: ScoreShift, q: CacheQuery, host: CacheHost): Candidate[] | undefined {
     const want = q.candidates;
     if (want === 0) return [];
-    const pool = this.poolOf(entry, host.index);
-    const size = pool.size;
-    const top = new TopK(Math.max(1, size));
-    if (size > 0) pool.scan(scan, top);
-    const ranked = top.sorted().map(({ score, slot }) => ({ id: pool.idAt(slot), score }));
+    // The pool's best want + 1 under the new query: the candidates, and the next one for ties.
+    const top = new TopK(want + 1);
+    // Members best first under the entry's query: once the one at `i` cannot enter even moved by the shift, no later one can.
+    const old = entry.scores;
+    host.index.scanSlots(scan, entry.slots, entry.size, top, old === undefined ? undefined : (i) => !top.admits(movedScore(shift, old[i]!)));
+    const count = top.sortBestFirst();
     if (entry.bound !== -Infinity) {
-      if (ranked.length < want) return undefined;
-      const from = this.kernelQueryOf(entry, host);
-      const outside = outsiderBound(scan.metric, entry.bound, from, same ? from : kernelQuery, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
-      if (!(ranked[want - 1]!.score > outside)) return undefined;
+      if (count < want) return undefined;
+      if (!(top.scoreAt(want - 1) > movedScore(shift, entry.bound))) return undefined;
     }
-    const chosen = ranked.slice(0, want);
-    // Which of two equal scores the scan keeps depends on slot order, which the pool does not know.
-    const next = ranked[want];
-    if (next !== undefined && chosen.length > 0 && next.score === chosen[chosen.length - 1]!.score) return undefined;
-    if (q.tiesShow) for (let i = 1; i < chosen.length; i++) if (chosen[i]!.score === chosen[i - 1]!.score) return undefined;
-    return chosen;
+    const chosen = Math.min(want, count);
+    // The scan keeps the lower slot of two equal scores; the pool is not ordered by slot, so a tie fails.
+    if (count > want && top.scoreAt(want) === top.scoreAt(want - 1)) return undefined;
+    if (q.tiesShow) for (let i = 1; i < chosen; i++) if (top.scoreAt(i) === top.scoreAt(i - 1)) return undefined;
+    const out: Candidate[] = [];
+    for (let i = 0; i < chosen; i++) out.push({ id: host.index.idAt(top.slotAt(i)), score: top.scoreAt(i) });
+    return out;
   }
 
   private use(entry: CacheEntry<A>): void {
@@ -487,7 +564,8 @@ export class LookasideCache<A> {
   }
 
   private bytesOf(entry: CacheEntry<A>): number {
-    return ENTRY_OVERHEAD + (entry.pool?.bytes ?? 0) + 16 * (entry.members?.length ?? 0) + (entry.kernelQuery === undefined ? 2 : 3) * entry.query.byteLength + entry.sketch.byteLength + entry.answerBytes;
+    const scores = entry.scores === undefined || entry.scores.buffer === entry.slots.buffer ? 0 : entry.scores.buffer.byteLength;
+    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + scores + (entry.kernelQuery === undefined ? 2 : 3) * entry.query.byteLength + 2 * entry.sketch.byteLength + entry.answerBytes;
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
@@ -500,8 +578,9 @@ export class LookasideCache<A> {
       if (rest.length === 0) this.byHash.delete(entry.hash);
       else this.byHash.set(entry.hash, rest);
     }
-    this.byKey.get(entry.key)?.delete(entry);
-    entry.pool?.free();
+    const peers = this.byKey.get(entry.key);
+    peers?.delete(entry);
+    if (peers?.size === 0) this.byKey.delete(entry.key);
   }
 
   /** Evicts least recently used entries and hot records until within the budgets. */

@@ -10,23 +10,37 @@ export function signSketch(v: Float32Array): Uint32Array {
   return out;
 }
 
-/** Set bits of every 16-bit value: two table reads count a 32-bit word. */
-const POP16 = new Uint8Array(65536);
-for (let i = 1; i < 65536; i++) POP16[i] = (i & 1) + POP16[i >>> 1]!;
+/**
+ * Bits that differ between two sketches (or, once the count passes `limit`, that count so far),
+ * counted in registers (SWAR popcount): a table of counts would be read at random for every
+ * remembered query, from a CPU cache the scans keep emptying.
+ */
+export function hamming(a: Uint32Array, b: Uint32Array, limit = Infinity): number {
+  return hammingAt(a, 0, b, limit);
+}
 
-export function hamming(a: Uint32Array, b: Uint32Array): number {
+/** hamming() of the sketch at `a[from..]` (as long as `b`) and `b`. */
+function hammingAt(a: Uint32Array, from: number, b: Uint32Array, limit: number): number {
   let d = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]! ^ b[i]!;
-    d += POP16[x & 0xffff]! + POP16[x >>> 16]!;
+  for (let i = 0; i < b.length; i++) {
+    let x = a[from + i]! ^ b[i]!;
+    x = x - ((x >>> 1) & 0x55555555);
+    x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+    x = (x + (x >>> 4)) & 0x0f0f0f0f;
+    d += Math.imul(x, 0x01010101) >>> 24;
+    // Past `limit` the exact count does not matter to the caller.
+    if (d > limit) return d;
   }
   return d;
 }
 
-/** A hash of the exact bits of `v`, to find a repeated query at once (equality is checked after). */
+/** Words of a query the hash reads: its first ones (a few cache lines); equality is checked on all of them after. */
+const HASHED_WORDS = 64;
+
+/** A hash of the exact bits of `v` (its length and first words), to find a repeated query at once (equality is checked after). */
 export function bitsHash(v: Float32Array): number {
-  const words = new Uint32Array(v.buffer, v.byteOffset, v.length);
-  let h = 0x811c9dc5;
+  const words = new Uint32Array(v.buffer, v.byteOffset, Math.min(v.length, HASHED_WORDS));
+  let h = Math.imul(0x811c9dc5 ^ v.length, 0x01000193);
   for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i]!, 0x01000193);
   return h >>> 0;
 }
@@ -37,4 +51,54 @@ export function sameBits(a: Float32Array, b: Float32Array): boolean {
   const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
+}
+
+/**
+ * Sketches of many items side by side in one array, so that comparing a query with all of them reads
+ * a few contiguous cache lines instead of following a pointer per item to an array of its own.
+ */
+export class SketchTable<T> {
+  private rows = new Uint32Array(0);
+  private readonly items: T[] = [];
+  private readonly rowOf = new Map<T, number>();
+
+  constructor(readonly words: number) {}
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  add(item: T, sketch: Uint32Array): void {
+    if (sketch.length !== this.words || this.rowOf.has(item)) throw new RangeError('a sketch of another length, or an item already in the table');
+    const row = this.items.length;
+    if ((row + 1) * this.words > this.rows.length) {
+      const grown = new Uint32Array(Math.max(16, 2 * (row + 1)) * this.words);
+      grown.set(this.rows);
+      this.rows = grown;
+    }
+    this.rows.set(sketch, row * this.words);
+    this.items.push(item);
+    this.rowOf.set(item, row);
+  }
+
+  /** Removes `item`; the last row moves into its place. */
+  delete(item: T): void {
+    const row = this.rowOf.get(item);
+    if (row === undefined) return;
+    this.rowOf.delete(item);
+    const last = this.items.length - 1;
+    const moved = this.items.pop()!;
+    if (row === last) return;
+    this.rows.copyWithin(row * this.words, last * this.words, (last + 1) * this.words);
+    this.items[row] = moved;
+    this.rowOf.set(moved, row);
+  }
+
+  /** Calls `visit(item, distance)` for every item whose sketch differs from `sketch` in at most `limit` bits. */
+  near(sketch: Uint32Array, limit: number, visit: (item: T, distance: number) => void): void {
+    for (let row = 0; row < this.items.length; row++) {
+      const d = hammingAt(this.rows, row * this.words, sketch, limit);
+      if (d <= limit) visit(this.items[row]!, d);
+    }
+  }
 }

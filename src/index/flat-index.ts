@@ -108,6 +108,18 @@ export class FlatIndex implements VectorIndex {
     this.blocks.scan(query, top, options.accept);
   }
 
+  scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK, stopAt?: (i: number) => boolean): void {
+    this.blocks.scanSlots(query, slots, count, top, stopAt);
+  }
+
+  moveEpoch(): number {
+    return this.blocks.moveEpoch();
+  }
+
+  movesSince(epoch: number, visit: (hole: number, from: number) => void): boolean {
+    return this.blocks.movesSince(epoch, visit);
+  }
+
   free(): void {
     this.blocks.free();
   }

@@ -61,6 +61,20 @@ export interface VectorIndex {
   maxNorm(): number;
   /** Scores the vectors `options` selects against `query`, keeping the best (by slot) in `top`. */
   search(query: ScanQuery, top: TopK, options: IndexSearch): void;
+  /**
+   * Scores only the vectors in `slots[0..count)`, each pushed into `top` with its slot, each score
+   * the one search() gives that vector; `stopAt(i)`, asked before the i-th, ends the pass when true.
+   */
+  scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK, stopAt?: (i: number) => boolean): void;
+
+  /** Removals so far: what slot numbers kept elsewhere (the lookaside cache's pools) follow moves from. */
+  moveEpoch(): number;
+  /**
+   * Visits, oldest first, each removal since `epoch`: slot `hole` lost its vector and the vector of
+   * slot `from` moved into it (`from === hole`: none moved). False, visiting nothing, when the log
+   * of moves no longer reaches back.
+   */
+  movesSince(epoch: number, visit: (hole: number, from: number) => void): boolean;
 
   /** Returns all memory; the index is unusable afterwards. */
   free(): void;

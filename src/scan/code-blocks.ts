@@ -32,6 +32,9 @@ export interface ScanQuery {
 
 const int8 = getCodec('int8');
 
+/** Removals whose slot moves an index remembers (moveEpoch, movesSince). */
+const MOVE_LOG = 4096;
+
 /**
  * The quantized vectors of a store, dense in fixed-size blocks of WebAssembly linear memory,
  * addressed by slot (block · blockVectors + row). A scan is one kernel call per block, reading the
@@ -51,6 +54,19 @@ export class CodeBlocks {
   /** Largest ‖decoded code‖ of any vector put since it was first asked for (never lowered by removals). */
   private largestNorm: number | undefined;
   private decodeScratch: Float32Array | undefined;
+  /** Removals so far; each may move the last slot's vector into the hole it leaves. */
+  private removals = 0;
+  /**
+   * Kept once moveEpoch() was asked: per removal (a ring of the last MOVE_LOG), the hole and the slot
+   * whose vector moved into it (the hole itself when none did). `movesFrom`: the first removal logged.
+   */
+  private moves: Int32Array | undefined;
+  private movesFrom = 0;
+  /**
+   * The last query encoded to int8 (a copy of its bits), with its code and scale: a search encodes
+   * the same query for its bound, its pool and its scan, and encoding costs more than comparing.
+   */
+  private encoded: { readonly vector: Float32Array; readonly code: Uint8Array; scale: number } | undefined;
 
   /**
    * `blockVectors`: vectors per block (a store's index uses INDEX_BLOCK_VECTORS; a cache pool a few
@@ -70,7 +86,7 @@ export class CodeBlocks {
 
   /** Bytes of memory this holds: blocks of codes, scales and places (whole blocks), scratch space, and the id table. */
   get bytes(): number {
-    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 12 : 0)) + this.paddedDim * 4 + this.blockVectors * 4 + this.ids.bytes;
+    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 12 : 0)) + this.paddedDim * 4 + this.blockVectors * 4 + this.ids.bytes + (this.moves?.byteLength ?? 0);
   }
 
   /** Bytes each stored vector costs once blocks are full: code, scale, place (when kept) and its share of the id table. */
@@ -232,12 +248,27 @@ export class CodeBlocks {
    */
   kernelQuery(query: ScanQuery): Float32Array {
     if (!this.usesInt8Query(query)) return Float32Array.from(query.vector);
-    const code = new Uint8Array(this.dim);
-    const scale = int8.encode(query.vector, code);
-    const signed = new Int8Array(code.buffer);
+    const { code, scale } = this.encode(query.vector);
     const out = new Float32Array(this.dim);
-    for (let i = 0; i < out.length; i++) out[i] = signed[i]! * scale;
+    for (let i = 0; i < out.length; i++) out[i] = ((code[i]! << 24) >> 24) * scale;
     return out;
+  }
+
+  /** The int8 code and scale of `vector` (length dim), encoded now unless it is the one encoded last. */
+  private encode(vector: Float32Array): { readonly code: Uint8Array; readonly scale: number } {
+    let e = this.encoded;
+    if (e !== undefined) {
+      const a = e.vector;
+      // Equal values give equal codes and scale (encoding is a function of the values alone).
+      let same = a.length === vector.length;
+      for (let i = 0; same && i < a.length; i++) same = a[i] === vector[i];
+      if (same) return e;
+    } else {
+      e = this.encoded = { vector: new Float32Array(this.dim), code: new Uint8Array(this.dim), scale: 0 };
+    }
+    e.scale = int8.encode(vector, e.code);
+    e.vector.set(vector);
+    return e;
   }
 
   private usesInt8Query(query: ScanQuery): boolean {
@@ -276,6 +307,12 @@ export class CodeBlocks {
       if (this.places) this.setPlaceAt(slot, this.placeAt(last));
     }
     this.ids.removeSwap(slot);
+    if (this.moves !== undefined) {
+      const at = (this.removals % MOVE_LOG) * 2;
+      this.moves[at] = slot;
+      this.moves[at + 1] = last;
+    }
+    this.removals++;
     if (this.ids.size <= (this.blocks.length - 1) * this.blockVectors) {
       const block = this.blocks.pop()!;
       this.mem.free(block.codes, this.blockVectors * this.stride);
@@ -291,17 +328,7 @@ export class CodeBlocks {
   scan(query: ScanQuery, top: TopK, accept?: (slot: number) => boolean): void {
     const k = kernels();
     const useI8 = this.usesInt8Query(query);
-    let qScale = 0;
-    if (useI8) {
-      const u8 = this.mem.u8();
-      u8.fill(0, this.scratchQuery, this.scratchQuery + this.paddedDim);
-      qScale = int8.encode(query.vector, u8.subarray(this.scratchQuery, this.scratchQuery + this.dim));
-    } else {
-      const f32 = this.mem.f32();
-      const q = this.scratchQuery >> 2;
-      f32.set(query.vector, q);
-      f32.fill(0, q + this.dim, q + this.paddedDim);
-    }
+    const qScale = this.loadQuery(query);
     const total = this.ids.size;
     for (let b = 0; b < this.blocks.length; b++) {
       const block = this.blocks[b]!;
@@ -323,6 +350,78 @@ export class CodeBlocks {
         top.push(score, slot);
       }
     }
+  }
+
+  /** Writes the query into scratch space as the kernels take it; returns its int8 scale (0 for a float query). */
+  private loadQuery(query: ScanQuery): number {
+    if (this.usesInt8Query(query)) {
+      const { code, scale } = this.encode(query.vector);
+      const u8 = this.mem.u8();
+      u8.set(code, this.scratchQuery);
+      u8.fill(0, this.scratchQuery + this.dim, this.scratchQuery + this.paddedDim);
+      return scale;
+    }
+    const f32 = this.mem.f32();
+    const q = this.scratchQuery >> 2;
+    f32.set(query.vector, q);
+    f32.fill(0, q + this.dim, q + this.paddedDim);
+    return 0;
+  }
+
+  /**
+   * scan() over the vectors in `slots[0..count)` only (each pushed into `top` with its slot): the
+   * same kernel scores each code where it is (one call per vector, no copy), so each score is the
+   * one scan() gives that vector. `stopAt(i)`, when given, is asked before the i-th: true ends the scan.
+   */
+  scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK, stopAt?: (i: number) => boolean): void {
+    if (count <= 0) return;
+    const k = kernels();
+    const useI8 = this.usesInt8Query(query);
+    const qScale = this.loadQuery(query);
+    const total = this.ids.size;
+    const i8 = useI8 ? k.scanI8Function(query.metric as I8Metric) : undefined;
+    const float = useI8 ? undefined : k.scanFunction(this.codec.name, query.metric);
+    // The unchecked exports: n is 1 and paddedDim is the one every scan() of this index passes the checks with.
+    const out = this.scratchScores;
+    const scores = this.mem.f32();
+    for (let i = 0; i < count; i++) {
+      if (stopAt !== undefined && stopAt(i)) return;
+      const slot = slots[i]!;
+      if (!(slot >= 0 && slot < total)) throw new RangeError(`slot ${slot} out of range`);
+      const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
+      const row = slot % this.blockVectors;
+      if (i8 !== undefined) i8(this.scratchQuery, qScale, block.codes + row * this.stride, block.scales + 4 * row, 1, this.paddedDim, out);
+      else float!(this.scratchQuery, block.codes + row * this.stride, block.scales + 4 * row, 1, this.paddedDim, out);
+      const score = scores[out >> 2]!;
+      if (top.admits(score)) top.push(score, slot);
+    }
+  }
+
+  /**
+   * The count of removals so far, to replay the slot moves after it with movesSince(). The first
+   * call starts the log of moves (the last MOVE_LOG removals are kept).
+   */
+  moveEpoch(): number {
+    if (this.moves === undefined) {
+      this.moves = new Int32Array(MOVE_LOG * 2);
+      this.movesFrom = this.removals;
+    }
+    return this.removals;
+  }
+
+  /**
+   * Replays, in order, the removals since `epoch` (a moveEpoch() value): `visit(hole, from)` says
+   * that slot `hole` lost its vector and that the vector of slot `from` moved into it (`from ===
+   * hole`: none moved; `hole` is free). False, visiting nothing, when the log no longer reaches back.
+   */
+  movesSince(epoch: number, visit: (hole: number, from: number) => void): boolean {
+    if (epoch === this.removals) return true;
+    if (this.moves === undefined || epoch < this.movesFrom || epoch < this.removals - MOVE_LOG || epoch > this.removals) return false;
+    for (let r = epoch; r < this.removals; r++) {
+      const at = (r % MOVE_LOG) * 2;
+      visit(this.moves[at]!, this.moves[at + 1]!);
+    }
+    return true;
   }
 
   /** Returns all linear memory to the allocator; the object is unusable afterwards. */

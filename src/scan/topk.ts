@@ -6,6 +6,8 @@ export class TopK {
   private readonly scores: Float64Array;
   private readonly slots: Int32Array;
   private n = 0;
+  /** Set by sortBestFirst: the arrays are no longer a heap. */
+  private spent = false;
 
   constructor(readonly capacity: number) {
     this.scores = new Float64Array(capacity);
@@ -22,6 +24,7 @@ export class TopK {
   }
 
   push(score: number, slot: number): void {
+    if (this.spent) throw new Error('push after sortBestFirst');
     if (this.n < this.capacity) {
       let i = this.n++;
       while (i > 0) {
@@ -54,6 +57,45 @@ export class TopK {
     }
     this.scores[i] = score;
     this.slots[i] = slot;
+  }
+
+  /**
+   * Sorts the entries in place, best first, in the order sorted() gives (ties: lower slot first),
+   * without an object per entry: read them with scoreAt and slotAt. The heap is spent afterwards
+   * (no more pushes). Returns how many there are.
+   */
+  sortBestFirst(): number {
+    const count = this.n;
+    // Heapsort on the min-heap: the smallest goes to the end, so the array ends best first.
+    for (let end = count - 1; end > 0; end--) {
+      const score = this.scores[end]!;
+      const slot = this.slots[end]!;
+      this.scores[end] = this.scores[0]!;
+      this.slots[end] = this.slots[0]!;
+      this.n = end;
+      this.siftDownFromRoot(score, slot);
+    }
+    this.n = count;
+    // Equal scores: lower slot first (insertion sort inside each run of equal scores).
+    for (let i = 1; i < count; i++) {
+      for (let j = i; j > 0 && this.scores[j - 1] === this.scores[j] && this.slots[j - 1]! > this.slots[j]!; j--) {
+        const slot = this.slots[j]!;
+        this.slots[j] = this.slots[j - 1]!;
+        this.slots[j - 1] = slot;
+      }
+    }
+    this.spent = true;
+    return count;
+  }
+
+  /** The score of the `i`-th best entry, after sortBestFirst(). */
+  scoreAt(i: number): number {
+    return this.scores[i]!;
+  }
+
+  /** The slot of the `i`-th best entry, after sortBestFirst(). */
+  slotAt(i: number): number {
+    return this.slots[i]!;
   }
 
   /** The entries best first; ties keep the lower slot first so results are deterministic. */
