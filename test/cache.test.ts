@@ -398,3 +398,27 @@ test('index: the int8 code of the last query is reused only for the same values'
   index.free();
   fresh.free();
 });
+
+test('duplicate vectors (kernel-score ties at the k-th place): a store with the cache answers as one without', async () => {
+  const next = rng(21);
+  const distinct = Array.from({ length: 12 }, () => Float32Array.from({ length: 32 }, () => gaussian(next)));
+  // Three copies of each vector under ids whose order differs from the order they are added in.
+  const records = distinct.flatMap((vector, i) => [2, 0, 1].map((copy) => ({ id: `d${copy}-${String(i).padStart(2, '0')}`, vector })));
+  const cached = await MemStore.open(tempDir(), { dim: 32, trainSize: 8 });
+  const plain = await MemStore.open(tempDir(), { dim: 32, trainSize: 8, cache: false });
+  try {
+    for (const store of [cached, plain]) {
+      await store.add(records.slice(0, 20));
+      await store.delete(['d2-00', 'd0-01']);
+      await store.add(records.slice(20));
+    }
+    for (const [i, q] of distinct.entries()) {
+      for (const options of [{ k: 2, rescore: false }, { k: 4, rescore: false }, { k: 5 }] as SearchOptions[]) {
+        for (let again = 0; again < 2; again++) sameAnswer(await cached.search(q, options), await plain.search(q, options), `query ${i} ${JSON.stringify(options)}`);
+      }
+    }
+  } finally {
+    await cached.close();
+    await plain.close();
+  }
+});

@@ -1,6 +1,9 @@
 /**
- * The k best (score, slot) pairs seen so far, as a binary min-heap over two typed arrays so that
- * a scan of millions of scores allocates nothing: the root is the score a newcomer must beat.
+ * The k best (score, slot) pairs seen so far, as a binary heap over two typed arrays so that a scan
+ * of millions of scores allocates nothing. "Best" is a total order: higher score, then lower slot.
+ * So the heap holds exactly the k best of everything pushed, whatever the order of the pushes, and
+ * the first k of a larger heap's entries are what a heap of k keeps: the lookaside cache relies on
+ * it when it takes a search's candidates from its larger pool. The root is the worst entry kept.
  */
 export class TopK {
   private readonly scores: Float64Array;
@@ -18,9 +21,17 @@ export class TopK {
     return this.n;
   }
 
-  /** True when `score` would enter the heap; lets callers skip expensive checks (filters) otherwise. */
+  /**
+   * False when no entry with `score` can enter the heap (lets callers skip expensive checks, such as
+   * filters, for the rest); true may still lose the tie on slots in push().
+   */
   admits(score: number): boolean {
-    return this.n < this.capacity || score > this.scores[0]!;
+    return this.n < this.capacity || score >= this.scores[0]!;
+  }
+
+  /** Whether (s1, slot1) is worse than (s2, slot2): a lower score, or the same score at a higher slot. */
+  private static worse(s1: number, slot1: number, s2: number, slot2: number): boolean {
+    return s1 < s2 || (s1 === s2 && slot1 > slot2);
   }
 
   push(score: number, slot: number): void {
@@ -29,7 +40,7 @@ export class TopK {
       let i = this.n++;
       while (i > 0) {
         const parent = (i - 1) >> 1;
-        if (this.scores[parent]! <= score) break;
+        if (!TopK.worse(score, slot, this.scores[parent]!, this.slots[parent]!)) break;
         this.scores[i] = this.scores[parent]!;
         this.slots[i] = this.slots[parent]!;
         i = parent;
@@ -38,7 +49,7 @@ export class TopK {
       this.slots[i] = slot;
       return;
     }
-    if (!(score > this.scores[0]!)) return;
+    if (this.n === 0 || !TopK.worse(this.scores[0]!, this.slots[0]!, score, slot)) return;
     this.siftDownFromRoot(score, slot);
   }
 
@@ -49,8 +60,8 @@ export class TopK {
       const l = 2 * i + 1;
       if (l >= n) break;
       const r = l + 1;
-      const c = r < n && this.scores[r]! < this.scores[l]! ? r : l;
-      if (this.scores[c]! >= score) break;
+      const c = r < n && TopK.worse(this.scores[r]!, this.slots[r]!, this.scores[l]!, this.slots[l]!) ? r : l;
+      if (!TopK.worse(this.scores[c]!, this.slots[c]!, score, slot)) break;
       this.scores[i] = this.scores[c]!;
       this.slots[i] = this.slots[c]!;
       i = c;
@@ -66,7 +77,7 @@ export class TopK {
    */
   sortBestFirst(): number {
     const count = this.n;
-    // Heapsort on the min-heap: the smallest goes to the end, so the array ends best first.
+    // Heapsort: the worst goes to the end each time, so the array ends best first in the total order.
     for (let end = count - 1; end > 0; end--) {
       const score = this.scores[end]!;
       const slot = this.slots[end]!;
@@ -76,14 +87,6 @@ export class TopK {
       this.siftDownFromRoot(score, slot);
     }
     this.n = count;
-    // Equal scores: lower slot first (insertion sort inside each run of equal scores).
-    for (let i = 1; i < count; i++) {
-      for (let j = i; j > 0 && this.scores[j - 1] === this.scores[j] && this.slots[j - 1]! > this.slots[j]!; j--) {
-        const slot = this.slots[j]!;
-        this.slots[j] = this.slots[j - 1]!;
-        this.slots[j - 1] = slot;
-      }
-    }
     this.spent = true;
     return count;
   }

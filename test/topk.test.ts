@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { TopK } from '../src/scan/topk.js';
+
+/** The `k` best of `entries` by the total order: higher score, then lower slot. */
+function best(entries: readonly { score: number; slot: number }[], k: number): { score: number; slot: number }[] {
+  return entries
+    .slice()
+    .sort((a, b) => b.score - a.score || a.slot - b.slot)
+    .slice(0, k);
+}
+
+function kept(capacity: number, entries: readonly { score: number; slot: number }[]): { score: number; slot: number }[] {
+  const top = new TopK(capacity);
+  for (const e of entries) top.push(e.score, e.slot);
+  const n = top.sortBestFirst();
+  return Array.from({ length: n }, (_, i) => ({ score: top.scoreAt(i), slot: top.slotAt(i) }));
+}
+
+// Many ties (scores from a handful of values), pushed in any order: what a search with the cache
+// off keeps (a heap of k) must be the first k of what the cache's larger pool keeps.
+const pushes = fc
+  .uniqueArray(fc.integer({ min: 0, max: 500 }), { minLength: 0, maxLength: 120 })
+  .chain((slots) => fc.tuple(fc.constant(slots), fc.array(fc.integer({ min: 0, max: 4 }), { minLength: slots.length, maxLength: slots.length })))
+  .map(([slots, scores]) => slots.map((slot, i) => ({ slot, score: scores[i]! / 4 })));
+
+test('TopK keeps exactly the k best by (score, then lower slot), whatever the order of the pushes', () => {
+  fc.assert(
+    fc.property(pushes, fc.integer({ min: 1, max: 40 }), (entries, k) => {
+      assert.deepEqual(kept(k, entries), best(entries, k));
+    }),
+    { numRuns: 500, seed: 7 },
+  );
+});
+
+test('TopK: the first k of a larger heap are what a heap of k keeps (ties included)', () => {
+  fc.assert(
+    fc.property(pushes, fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 60 }), (entries, k, extra) => {
+      assert.deepEqual(kept(k + extra, entries).slice(0, k), kept(k, entries));
+    }),
+    { numRuns: 500, seed: 11 },
+  );
+});
+
+test('TopK: a tie with the worst kept entry enters only from a lower slot', () => {
+  const top = new TopK(2);
+  top.push(1, 5);
+  top.push(1, 9);
+  assert.equal(top.admits(1), true, 'a tie may enter');
+  top.push(1, 7);
+  top.push(1, 12);
+  top.sortBestFirst();
+  assert.deepEqual([top.slotAt(0), top.slotAt(1)], [5, 7]);
+});
