@@ -38,6 +38,7 @@ import { checkReopen, createConfig } from './store/config.js';
 import { Damage, type DamagedKey } from './store/damage.js';
 import { loadCheckpoint } from './store/recovery.js';
 import { norm } from './vector.js';
+import { ExactScorer } from './space/exact-scorer.js';
 import { VectorSpace, type Fitted } from './space/vector-space.js';
 
 /** One memory to store. `add` is an upsert: a record with an existing id replaces it whole. */
@@ -193,6 +194,8 @@ function sizeOf(path: string): number {
 export class MemStore {
   private index: VectorIndex;
   private readonly space: VectorSpace;
+  /** Scores full-precision vectors for rescoring, a batch per call (src/space/exact-scorer.ts). */
+  private readonly scorer: ExactScorer;
   private readonly reads: RecordReads;
   private closed = false;
   private readonly cache: LookasideCache<SearchHit[]> | undefined;
@@ -223,6 +226,7 @@ export class MemStore {
     this.codec = getCodec(config.codec);
     this.bounds = vectorBounds(config);
     this.space = new VectorSpace(config, pca);
+    this.scorer = new ExactScorer(config.metric, config.dim);
     this.reads = new RecordReads(dir, config.dim, arena, vectors);
     // Before training the index holds the vectors themselves (float32), to fit PCA on.
     this.index = this.space.trained ? newIndex(this.codec, this.space.storedDim) : newIndex(getCodec('f32'), config.dim);
@@ -327,6 +331,7 @@ export class MemStore {
     } catch (e) {
       store?.index.free();
       store?.space.free();
+      store?.scorer.free();
       await wal?.close().catch(() => undefined);
       await arena?.close().catch(() => undefined);
       await vectors?.close().catch(() => undefined);
@@ -716,17 +721,30 @@ export class MemStore {
     if (want.rescore) {
       const writes = this.writes;
       const qNorm = norm(q);
-      const exact = (x: Float32Array, xNorm: number | undefined) => this.space.exactScore(q, qNorm, x, xNorm);
-      // Hot vectors are scored now, in place, before anything is awaited; the others are read.
+      // Hot vectors are scored now, in place and in one batch, before anything is awaited (a view
+      // into the cache is valid until its next keep()); the others are read, then scored in one batch.
       ranked = [];
+      const hotIds: string[] = [];
+      const hot: Float32Array[] = [];
+      const hotNorms: (number | undefined)[] = [];
       const sources: { readonly id: string; readonly place: VectorPlace }[] = [];
       for (const { id } of candidates) {
-        const score = this.cache?.hotScore(id, exact);
-        if (score !== undefined) ranked.push({ id, score });
-        else sources.push({ id, place: this.placeOf(id) });
+        const h = this.cache?.hotVector(id);
+        if (h === undefined) {
+          sources.push({ id, place: this.placeOf(id) });
+          continue;
+        }
+        hotIds.push(id);
+        hot.push(h.full);
+        hotNorms.push(h.norm);
       }
+      const scores = new Float64Array(Math.max(hot.length, sources.length));
+      const norms = new Float64Array(scores.length);
+      this.scorer.score(q, qNorm, hot, hotNorms, scores, norms);
+      hotIds.forEach((id, i) => ranked.push({ id, score: scores[i]! }));
       const reads = sources.length === 0 ? [] : await this.readAll(sources);
       const moved = this.writes !== writes;
+      const vectors: Float32Array[] = [];
       for (const [i, r] of reads.entries()) {
         const source = sources[i]!;
         if (r.status === 'rejected') {
@@ -735,14 +753,16 @@ export class MemStore {
           if (!samePlace(this.index.placeOf(source.id), source.place)) return undefined;
           throw r.reason;
         }
-        let xNorm: number | undefined;
-        if (this.cache !== undefined && !moved) {
-          // Kept hot only when no write came in: a write to this id would have dropped it.
-          if (this.config.metric === 'cosine') xNorm = norm(r.value);
-          this.cache.keep(source.id, { full: r.value, ...(xNorm === undefined ? {} : { norm: xNorm }) });
-        }
-        ranked.push({ id: source.id, score: exact(r.value, xNorm) });
+        vectors.push(r.value);
       }
+      this.scorer.score(q, qNorm, vectors, [], scores, norms);
+      const cosine = this.config.metric === 'cosine';
+      vectors.forEach((x, i) => {
+        const id = sources[i]!.id;
+        // Kept hot only when no write came in: a write to this id would have dropped it.
+        if (this.cache !== undefined && !moved) this.cache.keep(id, { full: x, ...(cosine ? { norm: norms[i]! } : {}) });
+        ranked.push({ id, score: scores[i]! });
+      });
       if (moved && !tolerateMoves) return undefined;
       ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       ranked.length = Math.min(ranked.length, want.k);
@@ -926,6 +946,7 @@ export class MemStore {
     await this.state.close().catch(() => undefined);
     this.index.free();
     this.space.free();
+    this.scorer.free();
     this.lock.release();
   }
 
@@ -954,6 +975,7 @@ export class MemStore {
     }
     this.index.free();
     this.space.free();
+    this.scorer.free();
     this.lock.release();
     if (failure !== undefined) throw failure;
   }

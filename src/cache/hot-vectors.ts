@@ -51,15 +51,15 @@ export class HotVectors {
   }
 
   /**
-   * `score(x, norm)` of the vector of `id` (with its norm when one was kept), computed in place: `x`
-   * is a view of the row, valid only during the call (no copy per vector). Undefined when not kept.
+   * The vector of `id` in place (no copy) with its norm when one was kept, or undefined. The view
+   * is valid until the next put(): callers score it before anything can store another vector.
    */
-  score(id: string, score: (x: Float32Array, norm: number | undefined) => number): number | undefined {
+  view(id: string): { full: Float32Array; norm: number | undefined } | undefined {
     const row = this.ids.slotOf(id);
     if (row === undefined) return undefined;
     this.used[row] = 1;
     const norm = this.norms[row]!;
-    return score(this.slab.subarray(row * this.dim, (row + 1) * this.dim), Number.isNaN(norm) ? undefined : norm);
+    return { full: this.slab.subarray(row * this.dim, (row + 1) * this.dim), norm: Number.isNaN(norm) ? undefined : norm };
   }
 
   /** Keeps `vector` for `id`, with its norm when known, evicting a row when the slab is full. */

@@ -356,13 +356,13 @@ export class LookasideCache<A> {
   }
 
   /**
-   * `score(x, norm)` of the full-precision vector of `id` kept hot (with its norm when kept),
-   * computed now, in place (`x` is valid only during the call); undefined when it is not kept.
+   * The hot full-precision vector of `id`, in place, with its norm when kept (HotVectors.view: valid
+   * until the next keep()), counted as a read saved; undefined when it is not hot.
    */
-  hotScore(id: string, score: (x: Float32Array, norm: number | undefined) => number): number | undefined {
-    const s = this.vectors?.score(id, score);
-    if (s !== undefined) this.counts.fullReadsSaved++;
-    return s;
+  hotVector(id: string): { full: Float32Array; norm: number | undefined } | undefined {
+    const hot = this.vectors?.view(id);
+    if (hot !== undefined) this.counts.fullReadsSaved++;
+    return hot;
   }
 
   hotDoc(id: string): DocRecord | undefined {

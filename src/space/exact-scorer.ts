@@ -5,8 +5,9 @@ import type { Metric } from '../options.js';
 /**
  * Exact scores of many full-precision vectors against one query, in one call of the WebAssembly
  * exact kernels: the vectors are copied side by side into linear memory (zero-padded to a multiple
- * of EXACT_DIM_STEP) and scored together. The numbers are those VectorSpace.exactScore computes
- * with vector.ts, bit for bit, about 5–8x faster at 512 dimensions (bench/results/kernels.md).
+ * of EXACT_DIM_STEP) and scored together. The scores are, bit for bit, the float64 numbers of
+ * vector.ts: dot(q, x) for 'dot'; dot(q, x) / (‖q‖ · ‖x‖) for 'cosine', 0 when either norm is 0;
+ * −√squaredDistance(q, x) for 'l2'; 7x faster than vector.ts at 512-d (bench/results/kernels.md).
  * The scratch space grows to the largest batch seen and is kept for the next query.
  */
 export class ExactScorer {

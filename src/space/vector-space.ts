@@ -3,7 +3,7 @@ import { dotMean, fitPca, reconstruct, type PcaModel } from '../pca/pca.js';
 import { Projector } from '../pca/projector.js';
 import type { ScanQuery } from '../scan/code-blocks.js';
 import type { StoreConfig } from '../store/state.js';
-import { dot, norm, normalized, squaredDistance } from '../vector.js';
+import { normalized } from '../vector.js';
 
 /**
  * Whether int8 stores quantize the query to int8 as well and scan with the integer kernels: about
@@ -20,7 +20,7 @@ export interface Fitted {
 /**
  * The geometry of a store: how a vector is normalized (cosine) and projected (PCA, once fitted)
  * before the codec sees it, how a query is brought into the same space, which kernel metric ranks
- * there, and the exact score rescoring computes. PCA follows the geometry that keeps inner products
+ * there. PCA follows the geometry that keeps inner products
  * unbiased: stored vectors are projected centered, queries uncentered (q·x ≈ q·μ + (Wq)·W(x − μ)),
  * and projections are not renormalized; for L2 both are centered.
  */
@@ -69,20 +69,6 @@ export class VectorSpace {
     if (this.model === undefined || this.projector === undefined) return { scan: { vector: q, metric, int8Query: INT8_QUERY }, offset: 0 };
     if (this.config.metric === 'l2') return { scan: { vector: this.projector.centered(q), metric, int8Query: INT8_QUERY }, offset: 0 };
     return { scan: { vector: this.projector.uncentered(q), metric, int8Query: INT8_QUERY }, offset: dotMean(this.model, q) };
-  }
-
-  /** The exact score of `x`; `xNorm` is ‖x‖ when already known (cosine), the same number norm(x) gives. */
-  exactScore(query: Float32Array, queryNorm: number, x: Float32Array, xNorm?: number): number {
-    switch (this.config.metric) {
-      case 'dot':
-        return dot(query, x);
-      case 'l2':
-        return -Math.sqrt(squaredDistance(query, x));
-      case 'cosine': {
-        const d = queryNorm * (xNorm ?? norm(x));
-        return d === 0 ? 0 : dot(query, x) / d;
-      }
-    }
   }
 
   /** A vector of the input space from a stored (projected) one: the PCA reconstruction, or itself. */
