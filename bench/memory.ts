@@ -4,6 +4,11 @@
  * before opening to after the searches, divided by the count. hnswlib-node's float32 HNSW graph
  * over the same vectors is measured the same way in the same run.
  *
+ * The processes that open (memstore's and hnswlib's) never load the data set: the parent writes
+ * the queries to a file of their own. Reading the whole set first, even to drop it, grew V8's young
+ * generation to its maximum (about 25 MB more RSS once open refilled it) and left malloc's heap
+ * and thresholds in a state no process that only opens a store is in.
+ *
  *   node dist/bench/memory.js [--data docs.f32 --queries queries.f32 --dim N] [--n N] [--searches 1000] [--no-hnsw]
  *
  * Without --data it uses the 1k WordNet set the project ships. A `docs.jsonl` beside --data gives
@@ -14,6 +19,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -38,11 +44,22 @@ function proc(): Proc {
   return { anon: kb('RssAnon'), file: kb('RssFile'), rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
 
-/** Collects garbage first, so the figure is what the process holds, not what it has yet to free. */
-function settled(): Proc {
+/** Bytes V8's young generation has committed: it grows under allocation and V8 alone sizes it. */
+function youngBytes(): number {
+  return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
+}
+
+/**
+ * Collects garbage first, so the figure is what the process holds, not what it has yet to free.
+ * V8 frees the memory of dead ArrayBuffers on a background thread after a collection: the pause
+ * lets that finish, so neither end of a measurement counts buffers already dead.
+ */
+async function settled(): Promise<Proc> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc !== undefined) {
     gc();
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 200));
     gc();
   }
   return proc();
@@ -97,6 +114,23 @@ function queriesFor(data: Dataset, count: number): Float32Array[] {
   return Array.from({ length: count }, (_, i) => data.queries[i % data.queries.length]!);
 }
 
+/** The searches' queries, as the parent writes them for the phases that open: dim (u32 LE), then the rows. */
+function writeQueries(file: string, data: Dataset, count: number): void {
+  const out = new Float32Array(1 + count * data.dim);
+  new Uint32Array(out.buffer, 0, 1)[0] = data.dim;
+  queriesFor(data, count).forEach((q, i) => out.set(q, 1 + i * data.dim));
+  writeFileSync(file, out);
+}
+
+/** One buffer for all the queries (rows are views of it), so nothing large is freed before measuring. */
+function readQueries(file: string): Float32Array[] {
+  const buf = readFileSync(file);
+  const all = new Float32Array(buf.byteLength / 4);
+  new Uint8Array(all.buffer).set(buf);
+  const dim = new Uint32Array(all.buffer, 0, 1)[0]!;
+  return Array.from({ length: (all.length - 1) / dim }, (_, i) => all.subarray(1 + i * dim, 1 + (i + 1) * dim));
+}
+
 function bytesUnder(dir: string): number {
   let sum = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -120,7 +154,7 @@ async function build(name: 'load' | 'hnsw-build', args: Args, store: string, hns
     await index.writeIndex(hnswFile);
     return { buildSeconds: (performance.now() - started) / 1000 };
   }
-  const before = settled();
+  const before = await settled();
   resetPeak();
   let sampledPeak = before.rss;
   const sampler = setInterval(() => {
@@ -157,30 +191,30 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
   const store = join(work, 'store');
   const hnswFile = join(work, 'hnsw.bin');
   if (name === 'load' || name === 'hnsw-build') return build(name, args, store, hnswFile);
-  // Only the queries stay: a process that opens a store does not hold its data set.
-  const { n, queries } = (() => {
-    const { data } = load(args);
-    return { n: data.docs.length, queries: queriesFor(data, args.searches) };
-  })();
+  // A process that opens a store does not hold its data set, nor ever did: only the queries.
+  const queries = readQueries(join(work, 'queries.bin'));
   if (name === 'open' || name === 'open-uncached') {
-    const before = settled();
+    const before = await settled();
+    const youngBefore = youngBytes();
     const started = performance.now();
     const s = await MemStore.open(store, name === 'open' ? {} : { cache: false });
     const openMs = performance.now() - started;
     const opened = proc();
     for (const q of queries) await s.search(q, { k: 10 });
     const stats = s.stats();
-    const after = settled();
+    const after = await settled();
+    const young = youngBytes() - youngBefore;
     await s.close();
     return {
       openMs,
       fileAfterOpen: opened.file - before.file,
       storeBytes: bytesUnder(store),
-      anonPerVector: (after.anon - before.anon) / n,
+      anonPerVector: (after.anon - before.anon) / stats.count,
       cacheBytes: stats.cache.bytes,
       bytesPerVector: stats.bytesPerVector,
       memoryBytes: stats.memoryBytes,
       anonBytes: after.anon - before.anon,
+      youngBytes: young,
     };
   }
   if (name === 'latency') {
@@ -192,15 +226,15 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
     }
   }
   const plain = queries.map((q) => Array.from(q));
-  const before = settled();
+  const before = await settled();
   const started = performance.now();
   const index = new hnswlib.HierarchicalNSW('cosine', queries[0]!.length);
   await index.readIndex(hnswFile);
   index.setEf(128);
   const openMs = performance.now() - started;
   for (const q of plain) index.searchKnn(q, 10);
-  const after = settled();
-  return { openMs, anonPerVector: (after.anon - before.anon) / n };
+  const after = await settled();
+  return { openMs, anonPerVector: (after.anon - before.anon) / index.getCurrentCount() };
 }
 
 function inChild(name: Phase, argv: readonly string[], work: string): Record<string, number> {
@@ -221,6 +255,7 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
     const { data } = load(args);
     const n = data.docs.length;
     write(`${data.name}: ${n.toLocaleString('en-US')} x ${data.dim}-d, int8, default options; each phase a fresh process`);
+    writeQueries(join(work, 'queries.bin'), data, args.searches);
     const loaded = inChild('load', argv, work);
     const opened = inChild('open', argv, work);
     const uncached = inChild('open-uncached', argv, work);
@@ -234,6 +269,7 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
       [`anonymous RSS per vector after open + ${args.searches} searches`, `${b(opened.anonPerVector!)} (stats().bytesPerVector ${b(opened.bytesPerVector!)}: ${(opened.anonPerVector! / opened.bytesPerVector!).toFixed(2)}x)`],
       ['the same with the cache off', `${b(uncached.anonPerVector!)} (${(uncached.anonPerVector! / uncached.bytesPerVector!).toFixed(2)}x)`],
       ['anonymous RSS after open + searches, in all', `${kb(opened.anonBytes!)} (stats().memoryBytes ${kb(opened.memoryBytes!)}: ${(opened.anonBytes! / opened.memoryBytes!).toFixed(2)}x; the cache holds ${kb(opened.cacheBytes!)} of it)`],
+      ['  of which V8 grew its young generation by', `${kb(opened.youngBytes!)}; cache off ${kb(uncached.youngBytes!)} of ${kb(uncached.anonBytes!)}`],
       ['p50 codes only → rescored (cache off)', `${(timed.codesP50! * 1000).toFixed(0)} → ${(timed.rescoredP50! * 1000).toFixed(0)} µs (${(timed.rescoredP50! / timed.codesP50!).toFixed(2)}x), ${(((timed.rescoredP50! - timed.codesP50!) * 1000) / timed.candidates!).toFixed(2)} µs per candidate (${timed.candidates} candidates)`],
     ];
     if (args.hnsw) {

@@ -95,10 +95,16 @@ const EMPTY = new Uint8Array(0);
 /**
  * Sequential reads through a window: a scan steps through a segment in small pieces (and byte by
  * byte while looking for the next frame after damage), which must not cost a system call each.
+ *
+ * The window reads into one buffer it keeps for its lifetime (grown only for a frame larger than
+ * it), so a scan of a whole segment allocates once: a fresh megabyte per step left tens of
+ * megabytes of freed buffers in the process's heap after a store's open. A view from `get`,
+ * `from` or `peek` is therefore valid only until the window's next `get` or `from`.
  */
 export class SegmentWindow {
   private buf: Uint8Array = EMPTY;
   private start = 0;
+  private storage: Uint8Array = EMPTY;
 
   constructor(
     private readonly file: PositionalReader,
@@ -106,12 +112,16 @@ export class SegmentWindow {
     private readonly windowBytes = 1 << 20,
   ) {}
 
-  /** Bytes [offset, min(offset + length, size)) of the file; the view stays valid (windows are never reused). */
+  /** Bytes [offset, min(offset + length, size)) of the file; valid until the next get or from. */
   async get(offset: number, length: number): Promise<Uint8Array> {
     const cached = this.peek(offset, length);
     if (cached !== undefined) return cached;
     const end = Math.min(offset + length, this.size);
-    const buf = new Uint8Array(Math.min(Math.max(end - offset, this.windowBytes), this.size - offset));
+    const want = Math.min(Math.max(end - offset, this.windowBytes), this.size - offset);
+    if (this.storage.length < want) this.storage = new Uint8Array(Math.max(want, Math.min(this.windowBytes, this.size)));
+    const buf = this.storage.subarray(0, want);
+    // Until the read completes the window holds nothing: the buffer is being overwritten.
+    this.buf = EMPTY;
     const got = await this.file.read(buf, offset);
     this.buf = buf.subarray(0, got);
     this.start = offset;
@@ -212,7 +222,7 @@ export async function scanSegment(window: SegmentWindow, generation: number, seg
  */
 export async function findFrame(window: SegmentWindow, generation: number, segment: number, from: number): Promise<number | undefined> {
   let offset = from;
-  while (offset + FRAME_HEADER_SIZE <= window.size) {
+  scan: while (offset + FRAME_HEADER_SIZE <= window.size) {
     const bytes = await window.from(offset, FRAME_HEADER_SIZE);
     if (bytes.length < FRAME_HEADER_SIZE) break;
     const last = bytes.length - FRAME_HEADER_SIZE;
@@ -224,11 +234,14 @@ export async function findFrame(window: SegmentWindow, generation: number, segme
       // and eight zero bytes are zero fill (an empty frame whose masked checksum is 0, one in 2^32,
       // is thereby missed only by this search, and is cut with the tail it follows).
       if (offset + end > window.size || (length === 0 && readU32(bytes, i) === 0)) continue;
-      const valid =
-        end <= bytes.length
-          ? readU32(bytes, i) === checksumAt(bytes, i, end, generation, segment, at)
-          : (await checkFrameAt(window, { generation, segment, offset: at })).ok;
-      if (valid) return at;
+      if (end <= bytes.length) {
+        if (readU32(bytes, i) === checksumAt(bytes, i, end, generation, segment, at)) return at;
+        continue;
+      }
+      if ((await checkFrameAt(window, { generation, segment, offset: at })).ok) return at;
+      // The check moved the window, and `bytes` with it: go on from the next offset through a fresh view.
+      offset = at + 1;
+      continue scan;
     }
     offset += last + 1;
   }

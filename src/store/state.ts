@@ -140,9 +140,13 @@ function seal(key: Uint8Array, payload: Uint8Array): Buffer {
   return out;
 }
 
-/** The payload of a sealed value, or CORRUPTION naming the sub-database and key. */
+/**
+ * The payload of a sealed value, or CORRUPTION naming the sub-database and key. `value.length`, not
+ * `byteLength`: getBinaryFast returns LMDB's reused read buffer, whose `length` lmdb-js sets to the
+ * value's size while its `byteLength` stays the whole buffer's.
+ */
 function unseal(dir: string, where: string, key: Uint8Array, value: Uint8Array): Uint8Array {
-  if (value.byteLength < 4) throw corruption(dir, where, key, 'value shorter than its checksum');
+  if (value.length < 4) throw corruption(dir, where, key, 'value shorter than its checksum');
   const payload = value.subarray(4);
   const stored = unmaskCrc(new DataView(value.buffer, value.byteOffset, 4).getUint32(0, true));
   if (stored !== crc32c(payload, 0, payload.byteLength, crc32c(key))) throw corruption(dir, where, key, 'checksum mismatch');
@@ -201,6 +205,21 @@ function openEnv(dir: string, path = statePath(dir)): RootDatabase {
 type Table = Database<Buffer, Buffer | Uint8Array>;
 
 /**
+ * A "decoder" that hands over a view of lmdb-js's reused read buffer. With it a range copies no
+ * value, where a range over a 'binary' table copies each one into an ArrayBuffer of its own: a
+ * malloc per value, 100,000 of them to open a 50k store, whose freed memory the process's heap kept.
+ * lmdb-js calls `decode` with the buffer and the value's size; it never writes through these handles.
+ */
+const VIEW_OF_READ = {
+  encode(): never {
+    throw new Error('unreachable: the scan handles of the record tables are read-only');
+  },
+  decode(bytes: Uint8Array, size: number): Uint8Array {
+    return bytes.subarray(0, size);
+  },
+};
+
+/**
  * The checkpointed state of a store in one LMDB environment (memory-mapped copy-on-write B+trees:
  * a crash leaves the last committed transaction). It is written only by checkpoints; everything
  * newer lives in the write-ahead log and in memory until the next one.
@@ -215,6 +234,8 @@ export class StateStore {
   private root!: RootDatabase;
   private config!: Database<Buffer, string>;
   private tables!: Record<RecordTable, Table>;
+  /** The record tables again, read without a copy per value: for the passes over a whole table. */
+  private scans!: Record<RecordTable, Table>;
   private writes = 0;
 
   private constructor(readonly dir: string) {
@@ -226,6 +247,12 @@ export class StateStore {
     this.config = root.openDB<Buffer, string>({ name: 'config', encoding: 'binary' });
     const table = (name: RecordTable) => root.openDB<Buffer, Buffer | Uint8Array>({ name, encoding: 'binary', keyEncoding: 'binary' });
     this.tables = { vectors: table('vectors'), codes: table('codes'), docs: table('docs') };
+    // `encoder` is an option of every database in lmdb-js, though its types list it for the root only.
+    const scan = (name: RecordTable) => {
+      const options = { name, keyEncoding: 'binary' as const, encoder: VIEW_OF_READ };
+      return root.openDB<Buffer, Buffer | Uint8Array>(options);
+    };
+    this.scans = { vectors: scan('vectors'), codes: scan('codes'), docs: scan('docs') };
   }
 
   /**
@@ -316,10 +343,11 @@ export class StateStore {
     return place;
   }
 
+  /** The code is a view of LMDB's read buffer: valid until the next read of the state file. */
   private codeValue(key: Uint8Array, raw: Uint8Array, codeBytes: number): { code: Uint8Array; scale: number } {
     const b = unseal(this.dir, 'codes', key, raw);
     if (b.byteLength !== 4 + codeBytes) throw corruption(this.dir, 'codes', key, `code of ${b.byteLength - 4} bytes, expected ${codeBytes}`);
-    return { scale: new DataView(b.buffer, b.byteOffset, 4).getFloat32(0, true), code: b.slice(4) };
+    return { scale: new DataView(b.buffer, b.byteOffset, 4).getFloat32(0, true), code: b.subarray(4) };
   }
 
   private docValue(key: Uint8Array, raw: Uint8Array): DocRecord {
@@ -340,8 +368,13 @@ export class StateStore {
     return raw === undefined ? undefined : this.docValue(key, raw);
   }
 
+  /**
+   * Every entry of a record table in cursor order. The pass goes through the table's `scans`
+   * handle, so each value is a view of lmdb-js's one reused read buffer: `read` must copy what it
+   * keeps, and a value it returns that views the buffer is valid only until the next step.
+   */
   private *entries<T>(table: RecordTable, read: (key: Uint8Array, raw: Uint8Array) => T): IterableIterator<Entry<T>> {
-    for (const { key, value } of this.tables[table].getRange()) {
+    for (const { key, value } of this.scans[table].getRange()) {
       const id = idOf(key);
       if (id === undefined) {
         yield { key, id, error: corruption(this.dir, table, key, 'key is not UTF-8') };
@@ -361,6 +394,7 @@ export class StateStore {
     return this.entries('vectors', (key, raw) => this.placeValue(key, raw));
   }
 
+  /** Every code and scale; a code views LMDB's read buffer, valid until the iteration's next step. */
   iterateCodes(codeBytes: number): IterableIterator<Entry<{ code: Uint8Array; scale: number }>> {
     return this.entries('codes', (key, raw) => this.codeValue(key, raw, codeBytes));
   }
