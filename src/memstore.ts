@@ -742,25 +742,31 @@ export class MemStore {
       const norms = new Float64Array(scores.length);
       this.scorer.score(q, qNorm, hot, hotNorms, scores, norms);
       hotIds.forEach((id, i) => ranked.push({ id, score: scores[i]! }));
-      const reads = sources.length === 0 ? [] : await this.readAll(sources);
-      const moved = this.writes !== writes;
-      const vectors: Float32Array[] = [];
-      for (const [i, r] of reads.entries()) {
-        const source = sources[i]!;
-        if (r.status === 'rejected') {
-          if (damagedId(r.reason) !== source.id) throw r.reason;
-          // A vector that moved since (a write, or the arena's collection) is not damage: search again.
-          if (!samePlace(this.index.placeOf(source.id), source.place)) return undefined;
-          throw r.reason;
-        }
-        vectors.push(r.value);
+      // Each vector is read into one shared frame and copied into the scorer's batch at once: no
+      // buffer per candidate. A file layer without synchronous reads reads them all, then loads them.
+      this.scorer.reserve(sources.length);
+      let loaded = 0;
+      for (const source of sources) {
+        const read = this.readSettled(() => this.reads.vectorNowShared(source.id, source.place));
+        if (read === undefined) break;
+        if (read.status === 'rejected') return this.failedRead(source, read.reason);
+        this.scorer.load(loaded++, read.value);
       }
-      this.scorer.score(q, qNorm, vectors, [], scores, norms);
+      let moved = false;
+      if (loaded < sources.length) {
+        const reads = await Promise.allSettled(sources.map((x) => this.reads.vector(x.id, x.place)));
+        moved = this.writes !== writes;
+        this.scorer.reserve(sources.length);
+        for (const [i, r] of reads.entries()) {
+          if (r.status === 'rejected') return this.failedRead(sources[i]!, r.reason);
+          this.scorer.load(i, r.value);
+        }
+      }
+      this.scorer.scoreLoaded(q, qNorm, sources.length, [], scores, norms);
       const cosine = this.config.metric === 'cosine';
-      vectors.forEach((x, i) => {
-        const id = sources[i]!.id;
+      sources.forEach(({ id }, i) => {
         // Kept hot only when no write came in: a write to this id would have dropped it.
-        if (this.cache !== undefined && !moved) this.cache.keep(id, { full: x, ...(cosine ? { norm: norms[i]! } : {}) });
+        if (this.cache !== undefined && !moved) this.cache.keep(id, { full: this.scorer.loaded(i), ...(cosine ? { norm: norms[i]! } : {}) });
         ranked.push({ id, score: scores[i]! });
       });
       if (moved && !tolerateMoves) return undefined;
@@ -773,22 +779,24 @@ export class MemStore {
     return ranked.map(({ id, score }) => ({ id, score, doc: this.docForResult(id) }));
   }
 
-  /**
-   * The vectors of a query's candidates: synchronously while the arena can (no promise per vector
-   * on the node file layer), else all of them at once. Settled like Promise.allSettled.
-   */
-  private async readAll(wanted: readonly { id: string; place: VectorPlace }[]): Promise<PromiseSettledResult<Float32Array>[]> {
-    const out: PromiseSettledResult<Float32Array>[] = [];
-    for (const w of wanted) {
-      try {
-        const v = this.reads.vectorNow(w.id, w.place);
-        if (v === undefined) return Promise.allSettled(wanted.map((x) => this.reads.vector(x.id, x.place)));
-        out.push({ status: 'fulfilled', value: v });
-      } catch (e) {
-        out.push({ status: 'rejected', reason: e });
-      }
+  /** `read()` settled: its value (undefined when it cannot read synchronously) or what it threw. */
+  private readSettled(read: () => Float32Array | undefined): PromiseSettledResult<Float32Array> | undefined {
+    try {
+      const value = read();
+      return value === undefined ? undefined : { status: 'fulfilled', value };
+    } catch (e) {
+      return { status: 'rejected', reason: e };
     }
-    return out;
+  }
+
+  /**
+   * What a failed read of a candidate's vector means: a vector that moved since (a write, or the
+   * arena's collection) is not damage, and the search starts again (undefined); damage or an I/O
+   * failure is thrown.
+   */
+  private failedRead(source: { readonly id: string; readonly place: VectorPlace }, reason: unknown): undefined {
+    if (damagedId(reason) === source.id && !samePlace(this.index.placeOf(source.id), source.place)) return undefined;
+    throw reason;
   }
 
   private docForResult(id: string): DocRecord {

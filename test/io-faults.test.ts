@@ -65,3 +65,36 @@ test('a failing checkpoint keeps every write readable and is retried at close', 
     process.off('warning', onWarning);
   }
 });
+
+test('a file layer that reads only asynchronously: rescored answers equal the node layer\'s, cache on and off, with writes racing', async () => {
+  const vectors = clustered(300, DIM, 9);
+  const records = vectors.map((vector, i) => ({ id: `r${i}`, vector, text: `text ${i}` }));
+  const answer = (hits: { id: string; score: number }[]) => hits.map((h) => [h.id, h.score]);
+  for (const cache of [false, undefined] as const) {
+    const disk = new FaultFileLayer({ seed: 5 });
+    const options = { dim: DIM, trainSize: 64, ...(cache === false ? { cache } : {}) };
+    const dir = tempDir();
+    const first = await MemStore.open(dir, { ...options, files: disk });
+    await first.add(records);
+    // Reopened: the vectors are in files now, not in the arena's write buffer, so each read waits.
+    await first.close();
+    const a = await MemStore.open(dir, { ...options, files: disk });
+    const b = await MemStore.open(tempDir(), { ...options, cache: false });
+    try {
+      await b.add(records);
+      for (const [i, q] of vectors.slice(0, 40).entries()) {
+        const before = answer(await b.search(q, { k: 5 }));
+        await b.add([{ id: `moving${i}`, vector: q }]);
+        const after = answer(await b.search(q, { k: 5 }));
+        // The write lands while the search waits for its reads: it answers as the store was before or after, never a mix.
+        const [raced] = await Promise.all([a.search(q, { k: 5 }), a.add([{ id: `moving${i}`, vector: q }])]);
+        const got = answer(raced);
+        assert.ok(JSON.stringify(got) === JSON.stringify(before) || JSON.stringify(got) === JSON.stringify(after), `query ${i}: ${JSON.stringify(got)}`);
+        assert.deepEqual(answer(await a.search(q, { k: 5 })), after, `query ${i}, after the write`);
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  }
+});

@@ -328,14 +328,16 @@ export class BlobArena {
   /**
    * read(), synchronously, when it can be: the frame is still in memory, or the file layer reads
    * synchronously (the node layer does). Undefined when it cannot (then read()). The same checks
-   * and errors as read(). The payload is a view at offset 8 of a fresh buffer (4-byte aligned).
+   * and errors as read(). The payload is a view at offset 8 of a fresh buffer (4-byte aligned), or,
+   * when `scratch` can hold the frame and it is read from its file, of `scratch` (valid until the
+   * caller reuses it: a search reads its candidates one after another without a buffer each).
    */
-  readNow(ref: BlobRef): Uint8Array | undefined {
+  readNow(ref: BlobRef, scratch?: Uint8Array): Uint8Array | undefined {
     if (this.closed) throw closedError();
     checkRef(ref);
     const generation = this.generationOf(ref);
     const [, s, offset, length] = ref;
-    return this.readFrameNow(generation, this.segmentOf(generation, s, offset, length), offset, length);
+    return this.readFrameNow(generation, this.segmentOf(generation, s, offset, length), offset, length, scratch);
   }
 
   /** The generation `ref` names: the current one, or the one being collected; CORRUPTION for any other. */
@@ -357,13 +359,14 @@ export class BlobArena {
   }
 
   /** The frame from memory, or read synchronously from its file; undefined when the file layer reads only asynchronously. */
-  private readFrameNow(generation: Generation, segment: Segment, offset: number, length: number): Uint8Array | undefined {
+  private readFrameNow(generation: Generation, segment: Segment, offset: number, length: number, scratch?: Uint8Array): Uint8Array | undefined {
     // A copy from memory: the chunk is still to be written, and the caller may change what it gets.
     const memory = this.fromMemory(segment, offset, length, generation.number);
     if (memory !== undefined) return memory;
     if (segment.handle === undefined) throw corruption(segment.path, offset, 'no frame starts here');
     if (segment.handle.readSync === undefined) return undefined;
-    const bytes = new Uint8Array(frameSize(length));
+    const size = frameSize(length);
+    const bytes = scratch !== undefined && scratch.length >= size ? scratch.subarray(0, size) : new Uint8Array(size);
     let got: number;
     try {
       got = segment.handle.readSync(bytes, offset);

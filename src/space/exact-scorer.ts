@@ -33,19 +33,45 @@ export class ExactScorer {
    * gives, e.g. kept hot by the cache).
    */
   score(query: Float32Array, queryNorm: number, xs: readonly Float32Array[], known: readonly (number | undefined)[], scores: Float64Array, norms: Float64Array): void {
-    const n = xs.length;
+    this.reserve(xs.length);
+    xs.forEach((x, j) => this.load(j, x));
+    this.scoreLoaded(query, queryNorm, xs.length, known, scores, norms);
+  }
+
+  /** Makes room for a batch of `n` vectors (load() them, then scoreLoaded()); what was loaded may be lost. */
+  reserve(n: number): void {
+    if (n <= this.capacity) return;
+    const capacity = Math.max(n, 2 * this.capacity, 16);
+    if (this.capacity > 0) {
+      this.mem.free(this.vectors, this.capacity * this.padded * 4);
+      this.mem.free(this.out, this.capacity * 16);
+    }
+    this.vectors = this.mem.alloc(capacity * this.padded * 4);
+    this.out = this.mem.alloc(capacity * 16);
+    this.capacity = capacity;
+  }
+
+  /** Copies `x` (length `dim`) into place `j` of the batch (below the reserved size). */
+  load(j: number, x: Float32Array): void {
+    const at = (this.vectors >> 2) + j * this.padded;
+    const f32 = this.mem.f32();
+    f32.set(x, at);
+    f32.fill(0, at + this.dim, at + this.padded);
+  }
+
+  /** The vector loaded at place `j`: a view valid until the next reserve() or load() of that place. */
+  loaded(j: number): Float32Array {
+    const at = (this.vectors >> 2) + j * this.padded;
+    return this.mem.f32().subarray(at, at + this.dim);
+  }
+
+  /** score() over the first `n` vectors already load()ed. */
+  scoreLoaded(query: Float32Array, queryNorm: number, n: number, known: readonly (number | undefined)[], scores: Float64Array, norms: Float64Array): void {
     if (n === 0) return;
-    this.reserve(n);
     const f32 = this.mem.f32();
     const q = this.query >> 2;
     f32.set(query, q);
     f32.fill(0, q + this.dim, q + this.padded);
-    const base = this.vectors >> 2;
-    for (let j = 0; j < n; j++) {
-      const at = base + j * this.padded;
-      f32.set(xs[j]!, at);
-      f32.fill(0, at + this.dim, at + this.padded);
-    }
     const k = kernels();
     if (this.metric === 'l2') {
       k.exactSquaredDistance(this.query, this.vectors, n, this.padded, this.out);
@@ -68,18 +94,6 @@ export class ExactScorer {
       const denominator = queryNorm * xNorm;
       scores[j] = denominator === 0 ? 0 : d / denominator;
     }
-  }
-
-  private reserve(n: number): void {
-    if (n <= this.capacity) return;
-    const capacity = Math.max(n, 2 * this.capacity, 16);
-    if (this.capacity > 0) {
-      this.mem.free(this.vectors, this.capacity * this.padded * 4);
-      this.mem.free(this.out, this.capacity * 16);
-    }
-    this.vectors = this.mem.alloc(capacity * this.padded * 4);
-    this.out = this.mem.alloc(capacity * 16);
-    this.capacity = capacity;
   }
 
   /** Returns the scratch space; the scorer is unusable afterwards. */

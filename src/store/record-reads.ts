@@ -1,4 +1,5 @@
 import type { BlobArena, BlobRef } from '../arena/arena.js';
+import { frameSize } from '../arena/format.js';
 import { MemstoreError } from '../errors.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
 import { arenaDir } from './files.js';
@@ -13,6 +14,8 @@ const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * CORRUPTION naming the record (`id`), which the store sets aside; an I/O failure is IO.
  */
 export class RecordReads {
+  private scratch: Uint8Array | undefined;
+
   constructor(
     private readonly dir: string,
     private readonly dim: number,
@@ -40,9 +43,21 @@ export class RecordReads {
 
   /** vector() without waiting, when the vector arena can read synchronously; else undefined. */
   vectorNow(id: string, place: VectorPlace): Float32Array | undefined {
+    return this.vectorNowIn(id, place, undefined);
+  }
+
+  /**
+   * vectorNow() into this object's one scratch frame: a view valid until the next call, for callers
+   * that copy or score each vector before reading the next (no buffer per vector).
+   */
+  vectorNowShared(id: string, place: VectorPlace): Float32Array | undefined {
+    return this.vectorNowIn(id, place, (this.scratch ??= new Uint8Array(frameSize(this.dim * 4))));
+  }
+
+  private vectorNowIn(id: string, place: VectorPlace, scratch: Uint8Array | undefined): Float32Array | undefined {
     let bytes: Uint8Array | undefined;
     try {
-      bytes = this.vectors.readNow(this.vectorRef(place));
+      bytes = this.vectors.readNow(this.vectorRef(place), scratch);
     } catch (e) {
       throw this.vectorError(id, e);
     }
