@@ -81,6 +81,20 @@ export class IdTable {
   slotFor(id: string): { slot: number; added: boolean } {
     const length = this.encode(id);
     if (length < 0) throw new RangeError(`id is not well-formed or longer than ${MAX_ID_BYTES} bytes`);
+    return this.slotForScratch(length);
+  }
+
+  /**
+   * slotFor() of the id whose UTF-8 is `bytes` (as an index file stores it), without making a
+   * string: the caller vouches that they are well-formed UTF-8 of at most MAX_ID_BYTES.
+   */
+  slotForBytes(bytes: Uint8Array): { slot: number; added: boolean } {
+    if (bytes.length === 0 || bytes.length > MAX_ID_BYTES) throw new RangeError(`id of ${bytes.length} bytes`);
+    scratch.set(bytes);
+    return this.slotForScratch(bytes.length);
+  }
+
+  private slotForScratch(length: number): { slot: number; added: boolean } {
     const found = this.find(length);
     if (found >= 0) return { slot: found, added: false };
     const slot = this.count;
@@ -203,6 +217,12 @@ export class IdTable {
     const live = this.used - this.garbage;
     const capacity = this.garbage >= this.used / 2 ? Math.max(this.store.length, live + n) : Math.ceil(Math.max(live + n, this.store.length * GROWTH));
     const store = new Uint8Array(capacity);
+    if (this.garbage === 0) {
+      // Nothing to compact (a table only ever added to, as while opening): one copy, offsets unchanged.
+      store.set(this.store.subarray(0, this.used));
+      this.store = store;
+      return;
+    }
     let at = 0;
     for (let slot = 0; slot < this.count; slot++) {
       const start = this.starts[slot]!;
