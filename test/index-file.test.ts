@@ -8,7 +8,7 @@ import { crc32c, maskCrc } from '../io/crc32c.js';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { indexDir, indexFileName, indexFilePath, statePath } from '../src/store/files.js';
 import { indexRewrite } from '../src/store/checkpointer.js';
-import { BLOCK_DELTA, INDEX_HEADER_SIZE } from '../src/store/index-file.js';
+import { BLOCK_DELTA, BlockWriter, INDEX_HEADER_SIZE } from '../src/store/index-file.js';
 import { StateStore, stateWriteHooks, type Checkpoint } from '../src/store/state.js';
 import { clustered, rejectsWith, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
@@ -267,4 +267,35 @@ test('index: a store of format version 4 is refused with CORRUPTION', async () =
   const e = await corruptionAtOpen(dir);
   assert.match(e.message, /format version 4, this memstore reads 5/);
   assert.ok(existsSync(statePath(dir)));
+});
+
+test('index: once trained, a record without a code, or without the full-precision vector the store keeps, is set aside at open; verify names it', async () => {
+  const { dir } = await storeWithDelta();
+  const before = checkpointOf(dir);
+  const path = indexFilePath(dir, before.indexGeneration);
+  // A delta as a buggy writer could leave it: r3 without a code, r5 with a code but no place.
+  const delta = new BlockWriter(BLOCK_DELTA, DIM);
+  delta.add({ id: 'r3', code: undefined, place: [1, 1, 0], documented: false });
+  delta.add({ id: 'r5', code: { code: new Uint8Array(DIM), scale: 1 }, place: undefined, documented: false });
+  const [block] = delta.finish();
+  appendFileSync(path, block!);
+  const state = StateStore.open(dir);
+  await state.commitCheckpoint({ checkpoint: { ...before, indexBytes: before.indexBytes + block!.length }, docs: new Map() });
+  await state.close();
+
+  const store = await MemStore.open(dir, { cache: false });
+  assert.equal(store.stats().count, N - 2);
+  assert.equal(store.stats().damaged, 2);
+  for (const [id, what] of [['r3', /no code/], ['r5', /no full-precision vector/]] as const) {
+    const e = await store.get(id).then(() => undefined, (err: unknown) => err);
+    assert.ok(e instanceof MemstoreError && e.code === 'CORRUPTION' && e.id === id, String(e));
+    assert.equal(e.file, path);
+    assert.match(e.message, what);
+  }
+  assert.ok((await store.search(vecs[3]!, { k: N })).every((h) => h.id !== 'r3' && h.id !== 'r5'));
+  await store.close();
+  const verify = await cliResult(['verify', dir]);
+  assert.equal(verify.code, 1);
+  assert.match(verify.stdout, /\(record "r3"\)/);
+  assert.match(verify.stdout, /\(record "r5"\)/);
 });
