@@ -131,7 +131,7 @@ test('index: a bad checksum inside the committed length is CORRUPTION at open (f
   await expectAll(dir, lost);
 });
 
-test('index: a file shorter than its committed length is CORRUPTION at open', async () => {
+test('index: a file shorter than its committed length is CORRUPTION at open; repair keeps the blocks before the cut', async () => {
   const { dir } = await storeWithDelta();
   const { indexGeneration, indexBytes } = checkpointOf(dir);
   const path = indexFilePath(dir, indexGeneration);
@@ -141,6 +141,16 @@ test('index: a file shorter than its committed length is CORRUPTION at open', as
   assert.equal(e.offset, indexBytes - 3);
   assert.match(e.message, /shorter than its committed length/);
   assert.equal((await cliResult(['verify', dir])).code, 1);
+  // Repair keeps the whole blocks before the cut: the snapshot; the delta's records are lost, the documented ones named.
+  const report = join(tempDir('memstore-report-'), 'report.jsonl');
+  const repaired = await cliResult(['repair', dir, '--report', report]);
+  assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
+  const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; id?: string });
+  assert.ok(lines.some((l) => l.kind === 'index'));
+  const lost = new Set(Array.from({ length: N / 2 }, (_, i) => `r${N / 2 + i}`));
+  assert.deepEqual(lines.filter((l) => l.kind === 'record').map((l) => l.id).sort(), [...lost].filter((id) => Number(id.slice(1)) % 2 === 0).sort());
+  assert.equal((await cliResult(['verify', dir])).code, 0);
+  await expectAll(dir, lost);
 });
 
 test('index: a missing index file that the checkpoint gives a length is CORRUPTION at open', async () => {
