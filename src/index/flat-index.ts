@@ -96,6 +96,10 @@ export class FlatIndex implements VectorIndex {
     this.blocks.setPlace(id, place);
   }
 
+  recordAt(slot: number): ReturnType<CodeBlocks['recordAt']> {
+    return this.blocks.recordAt(slot);
+  }
+
   loadRecord(idBytes: Uint8Array, code: Uint8Array, scale: number, generation: number, segment: number, offset: number, documented: boolean): VectorPlace | undefined {
     return this.blocks.loadRecord(idBytes, code, scale, generation, segment, offset, documented);
   }

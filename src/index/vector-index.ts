@@ -48,6 +48,11 @@ export interface VectorIndex {
    * for none, its document flag) in one lookup; returns the place it replaced, if any.
    */
   loadRecord(idBytes: Uint8Array, code: Uint8Array, scale: number, generation: number, segment: number, offset: number, documented: boolean): VectorPlace | undefined;
+  /**
+   * The record in `slot` as the index file stores it, without a lookup (views valid until the next
+   * change): id UTF-8, code, scale, place (segment 0: none), document flag.
+   */
+  recordAt(slot: number): { idBytes: Uint8Array; code: Uint8Array; scale: number; generation: number; segment: number; offset: number; documented: boolean };
   /** A copy of the code of `id` and its scale, or undefined. */
   code(id: string): { code: Uint8Array; scale: number } | undefined;
   /** Decodes the code of `id` into `out` (in the stored space); false when there is none. */

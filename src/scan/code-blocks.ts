@@ -207,6 +207,29 @@ export class CodeBlocks {
   }
 
   /**
+   * The record in `slot` as the index file stores it, without a lookup: the id's UTF-8 and the code
+   * are views (valid until the next change or allocation), the place's segment is 0 for none.
+   */
+  recordAt(slot: number): { idBytes: Uint8Array; code: Uint8Array; scale: number; generation: number; segment: number; offset: number; documented: boolean } {
+    const idBytes = this.ids.bytesAt(slot);
+    const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
+    const row = slot % this.blockVectors;
+    const at = block.codes + row * this.stride;
+    const code = this.mem.u8().subarray(at, at + this.dim * this.codec.bytesPerDim);
+    const scale = this.mem.f32()[(block.scales >> 2) + row]!;
+    const refs = block.refs;
+    return {
+      idBytes,
+      code,
+      scale,
+      generation: refs?.[row * 3] ?? 0,
+      segment: refs?.[row * 3 + 1] ?? 0,
+      offset: refs?.[row * 3 + 2] ?? 0,
+      documented: block.documented?.[row] === 1,
+    };
+  }
+
+  /**
    * Puts a record as the index file stores it, in one lookup: the code of the id whose UTF-8 is
    * `idBytes`, its place (`segment` 0: none) and document flag. Returns the place it replaced, when
    * the id was already there with one (so the caller can release it), else undefined.

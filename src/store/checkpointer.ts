@@ -10,7 +10,7 @@ import type { CommitPipeline } from './commit-pipeline.js';
 import type { Damage } from './damage.js';
 import { arenaSegmentPath, type ArenaSpace } from './files.js';
 import { frameSize } from '../arena/format.js';
-import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, type IndexFile } from './index-file.js';
+import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, FLAG_CODE, FLAG_DOCUMENTED, FLAG_PLACE, type IndexFile } from './index-file.js';
 import type { Mutation } from './mutations.js';
 import { asMemstoreError } from './record-errors.js';
 import type { RecordReads } from './record-reads.js';
@@ -120,7 +120,12 @@ export class Checkpointer {
     const index = this.env.index();
     const trained = this.env.space.trained;
     const out = new BlockWriter(kind, trained ? index.dim * index.codec.bytesPerDim : 0);
-    for (const id of index.allIds()) out.add({ id, code: trained ? index.code(id) : undefined, place: index.placeOf(id), documented: index.documented(id) });
+    // By slot, from the index's memory: no lookup and no copy per record (this runs synchronously).
+    for (let slot = 0; slot < index.size; slot++) {
+      const r = index.recordAt(slot);
+      const flags = (trained ? FLAG_CODE : 0) | (r.segment === 0 ? 0 : FLAG_PLACE) | (r.documented ? FLAG_DOCUMENTED : 0);
+      out.addRaw(r.idBytes, flags, r.code, r.scale, r.generation, r.segment, r.offset);
+    }
     return out;
   }
 
@@ -172,7 +177,7 @@ export class Checkpointer {
     const bytesCovered = this.logBytes;
     const codeBytes = space.trained ? index.dim * index.codec.bytesPerDim : 0;
     const docs = new Map<string, DocRecord | null>();
-    let delta: BlockWriter | undefined = new BlockWriter(BLOCK_DELTA, codeBytes);
+    const delta = new BlockWriter(BLOCK_DELTA, codeBytes);
     for (const [id, e] of snapshot) {
       docs.set(id, e === null || !hasDoc(e.doc) ? null : e.doc);
       if (training) continue;
@@ -181,7 +186,6 @@ export class Checkpointer {
     let blocks: Uint8Array[];
     const rewrite = this.rewriteDue(training, delta.bytes);
     if (rewrite) {
-      delta = undefined;
       blocks = this.allRecords(BLOCK_SNAPSHOT).finish();
     } else if (training) {
       // Every code changed, and damage keeps the old generation: one delta with every record.

@@ -66,22 +66,28 @@ export class BlockWriter {
 
   add(r: IndexRecord): void {
     const idBytes = utf8.encode(r.id);
-    if (idBytes.length === 0 || idBytes.length > MAX_ID_BYTES) throw new RangeError(`id of ${idBytes.length} bytes`);
-    let flags = 0;
-    let size = 3 + idBytes.length;
     if (r.deleted === true) {
-      flags = FLAG_DELETED;
-    } else {
-      if (r.code !== undefined) {
-        if (r.code.code.length !== this.codeBytes) throw new RangeError(`code of ${r.code.code.length} bytes, expected ${this.codeBytes}`);
-        flags |= FLAG_CODE;
-        size += 4 + this.codeBytes;
-      }
-      if (r.place !== undefined) {
-        flags |= FLAG_PLACE;
-        size += 12;
-      }
-      if (r.documented) flags |= FLAG_DOCUMENTED;
+      this.addRaw(idBytes, FLAG_DELETED, undefined, 0, 0, 0, 0);
+      return;
+    }
+    const flags = (r.code === undefined ? 0 : FLAG_CODE) | (r.place === undefined ? 0 : FLAG_PLACE) | (r.documented ? FLAG_DOCUMENTED : 0);
+    this.addRaw(idBytes, flags, r.code?.code, r.code?.scale ?? 0, r.place?.[0] ?? 0, r.place?.[1] ?? 0, r.place?.[2] ?? 0);
+  }
+
+  /**
+   * One record from its parts: the id's UTF-8, flags (CODE and PLACE say which of the rest are
+   * written), code and scale, place. What a snapshot of the in-memory index writes, lookup-free.
+   */
+  addRaw(idBytes: Uint8Array, flags: number, code: Uint8Array | undefined, scale: number, generation: number, segment: number, offset: number): void {
+    if (idBytes.length === 0 || idBytes.length > MAX_ID_BYTES) throw new RangeError(`id of ${idBytes.length} bytes`);
+    let size = 3 + idBytes.length;
+    if ((flags & FLAG_CODE) !== 0) {
+      if (code === undefined || code.length !== this.codeBytes) throw new RangeError(`code of ${code?.length ?? 0} bytes, expected ${this.codeBytes}`);
+      size += 4 + this.codeBytes;
+    }
+    if ((flags & FLAG_PLACE) !== 0) {
+      if (segment === 0) throw new RangeError('a place in segment 0');
+      size += 12;
     }
     this.reserve(size);
     const b = this.buf;
@@ -91,18 +97,16 @@ export class BlockWriter {
     v.setUint16(at + 1, idBytes.length, true);
     b.set(idBytes, at + 3);
     at += 3 + idBytes.length;
-    if (r.deleted !== true) {
-      if (r.code !== undefined) {
-        v.setFloat32(at, r.code.scale, true);
-        b.set(r.code.code, at + 4);
-        at += 4 + this.codeBytes;
-      }
-      if (r.place !== undefined) {
-        v.setUint32(at, r.place[0], true);
-        v.setUint32(at + 4, r.place[1], true);
-        v.setUint32(at + 8, r.place[2], true);
-        at += 12;
-      }
+    if ((flags & FLAG_CODE) !== 0) {
+      v.setFloat32(at, scale, true);
+      b.set(code!, at + 4);
+      at += 4 + this.codeBytes;
+    }
+    if ((flags & FLAG_PLACE) !== 0) {
+      v.setUint32(at, generation, true);
+      v.setUint32(at + 4, segment, true);
+      v.setUint32(at + 8, offset, true);
+      at += 12;
     }
     this.used = at;
     this.count++;
