@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { join } from 'node:path';
 import type { FileHandle, FileLayer } from '../../io/file-layer.js';
 import { ensureDurableDir } from '../../io/file-layer.js';
 import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
@@ -379,7 +380,7 @@ export class IndexFile {
       for (const name of names) {
         const g = parseIndexFileName(name);
         if (g === undefined || g === o.generation) continue;
-        await o.files.remove(`${dir}/${name}`);
+        await o.files.remove(join(dir, name));
         removed = true;
       }
       if (removed) await o.files.syncDir(dir);

@@ -36,7 +36,7 @@ function b64(bytes: Uint8Array | undefined): string | undefined {
 }
 
 /** The bytes of a damaged stretch of a file, as far as they exist (for the report). */
-async function readStretch(path: string, from: number, to: number): Promise<Uint8Array | undefined> {
+function readStretch(path: string, from: number, to: number): Uint8Array | undefined {
   try {
     const bytes = readFileSync(path);
     return bytes.subarray(Math.min(from, bytes.length), Math.min(to, bytes.length));
@@ -151,7 +151,7 @@ export async function repairStore(dir: string, options: { report?: string } = {}
     const indexDamage: IndexDamage[] = [];
     store = await MemStore.openWith(dir, {}, { lock, repairing: true, indexDamage });
     for (const d of indexDamage) {
-      report.line({ kind: 'index', file: d.file, offset: d.offset, end: d.end, reason: d.what, bytes: b64(await readStretch(d.file, d.offset, d.end)) });
+      report.line({ kind: 'index', file: d.file, offset: d.offset, end: d.end, reason: d.what, bytes: b64(readStretch(d.file, d.offset, d.end)) });
     }
     report.sync();
     let reapplied = 0;
