@@ -181,7 +181,20 @@ export class Checkpointer {
     for (const [id, e] of snapshot) {
       docs.set(id, e === null || !hasDoc(e.doc) ? null : e.doc);
       if (training) continue;
-      delta.add(e === null ? { id, deleted: true } : { id, code: space.trained ? index.code(id) : undefined, place: e.place, documented: hasDoc(e.doc) });
+      if (e === null) {
+        delta.add({ id, deleted: true });
+        continue;
+      }
+      const slot = space.trained ? index.slotOf(id) : undefined;
+      // Untrained, or set aside as damaged since: no code.
+      if (slot === undefined) {
+        delta.add({ id, code: undefined, place: e.place, documented: hasDoc(e.doc) });
+        continue;
+      }
+      // The code straight from the index's memory: one lookup, no copy.
+      const r = index.recordAt(slot);
+      const flags = FLAG_CODE | (e.place === undefined ? 0 : FLAG_PLACE) | (hasDoc(e.doc) ? FLAG_DOCUMENTED : 0);
+      delta.addRaw(r.idBytes, flags, r.code, r.scale, e.place?.[0] ?? 0, e.place?.[1] ?? 0, e.place?.[2] ?? 0);
     }
     let blocks: Uint8Array[];
     const rewrite = this.rewriteDue(training, delta.bytes);
