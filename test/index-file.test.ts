@@ -309,3 +309,43 @@ test('index: once trained, a record without a code, or without the full-precisio
   assert.match(verify.stdout, /\(record "r3"\)/);
   assert.match(verify.stdout, /\(record "r5"\)/);
 });
+
+test('index: while a record is set aside as damaged, checkpoints append deltas instead of a new generation, so the damage is not forgotten', async () => {
+  const { dir } = await storeWithDelta();
+  const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
+  await env.openDB({ name: 'docs', encoding: 'binary', keyEncoding: 'binary' }).remove(Buffer.from('r4'));
+  await env.close();
+  const before = checkpointOf(dir);
+  const saved = indexRewrite.minDeltaBytes;
+  indexRewrite.minDeltaBytes = 0;
+  try {
+    const store = await MemStore.open(dir, { cache: false });
+    await store.get('r4').then(() => assert.fail('r4 should be damaged'), () => undefined);
+    assert.equal(store.stats().damaged, 1);
+    // Enough changes that the deltas outweigh the snapshot: a store without damage would start a new generation here.
+    await store.add(Array.from({ length: N }, (_, i) => ({ id: `more${i}`, vector: vecs[i]! })));
+    await store.close();
+  } finally {
+    indexRewrite.minDeltaBytes = saved;
+  }
+  const after = checkpointOf(dir);
+  assert.equal(after.indexGeneration, before.indexGeneration);
+  assert.ok(after.indexBytes > before.indexBytes);
+  const store = await MemStore.open(dir, { cache: false });
+  const e = await store.get('r4').then(() => undefined, (err: unknown) => err);
+  assert.ok(e instanceof MemstoreError && e.code === 'CORRUPTION' && e.id === 'r4', 'still damaged after reopening');
+  assert.equal(store.stats().count, N - 1 + N);
+  await store.close();
+});
+
+test('index: training writes a new generation holding every record with its code', async () => {
+  const dir = tempDir('memstore-index-');
+  const store = await MemStore.open(dir, { dim: DIM, pca: { dims: 8 }, trainSize: 24, cache: false });
+  for (let i = 0; i < N; i += 8) await store.add(Array.from({ length: 8 }, (_, j) => rec(i + j)));
+  assert.equal(store.stats().trained, true);
+  await store.close();
+  const { indexGeneration } = checkpointOf(dir);
+  assert.equal(indexGeneration, 2, 'the checkpoint after training started generation 2');
+  assert.deepEqual(readdirSync(indexDir(dir)), [indexFileName(2)]);
+  await expectAll(dir);
+});
