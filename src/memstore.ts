@@ -24,7 +24,8 @@ import type { ScanQuery, VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import type { VectorIndex } from './index/vector-index.js';
 import { TopK } from './scan/topk.js';
-import { ensureDurableDir, repairLogDir, statePath, walDir } from './store/files.js';
+import { ensureDurableDir, indexFilePath, repairLogDir, statePath, walDir } from './store/files.js';
+import type { IndexDamage, IndexFile } from './store/index-file.js';
 import { ChangedRecords } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
 import { asMemstoreError, damagedId, recordCorruption } from './store/record-errors.js';
@@ -32,7 +33,7 @@ import { RecordReads } from './store/record-reads.js';
 import { residentMappedBytes } from './store/resident.js';
 import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
-import { StateStore, type DocRecord, type StoreConfig } from './store/state.js';
+import { hasDoc, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
 import { Checkpointer } from './store/checkpointer.js';
 import { checkReopen, createConfig } from './store/config.js';
 import { Damage, type DamagedKey } from './store/damage.js';
@@ -210,6 +211,8 @@ export class MemStore {
   private readonly damage = new Damage();
   /** Counts applied writes, so a search that read files in between can tell its snapshot moved. */
   private writes = 0;
+  /** The index file (INDEX.md), opened by load(). */
+  private indexFile: IndexFile | undefined;
 
   private constructor(
     readonly dir: string,
@@ -258,6 +261,7 @@ export class MemStore {
       space: this.space,
       damage: this.damage,
       index: () => this.index,
+      indexFile: () => this.indexFile!,
       closed: () => this.closed,
       markDamaged: (id, e) => this.markDamaged(id, e),
     });
@@ -275,7 +279,7 @@ export class MemStore {
    * @internal For `memstore repair`: opens with a lock the caller already holds (released at close)
    * while the repair's copy of a damaged log exists.
    */
-  static async openWith(dir: string, options: OpenOptions | undefined, internal: { lock?: DirectoryLock; repairing?: boolean }): Promise<MemStore> {
+  static async openWith(dir: string, options: OpenOptions | undefined, internal: { lock?: DirectoryLock; repairing?: boolean; indexDamage?: IndexDamage[] }): Promise<MemStore> {
     const held = internal.lock;
     if (typeof dir !== 'string' || dir.length === 0) throw new MemstoreError('INVALID_ARGUMENT', 'dir must be a non-empty string');
     const opts = resolveOpenOptions(options);
@@ -324,11 +328,12 @@ export class MemStore {
         throw asMemstoreError(e, 'opening the write-ahead log');
       });
       store = new MemStore(dir, opts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
-      await store.load();
+      await store.load(checkpoint, internal.indexDamage);
       await store.replay(checkpoint.lsn);
       await state.releasePages();
       return store;
     } catch (e) {
+      await store?.indexFile?.close().catch(() => undefined);
       store?.index.free();
       store?.space.free();
       store?.scorer.free();
@@ -342,19 +347,27 @@ export class MemStore {
   }
 
   /** Fills the index from the checkpoint (recovery.ts) and sets aside the records found damaged. */
-  private async load(): Promise<void> {
-    const setAside = await loadCheckpoint({
+  private async load(checkpoint: Checkpoint, indexDamage: IndexDamage[] | undefined): Promise<void> {
+    const { file, setAside } = await loadCheckpoint({
       dir: this.dir,
-      state: this.state,
+      files: this.options.files,
+      checkpoint,
       index: this.index,
       space: this.space,
       reads: this.reads,
       texts: this.arena,
       vectors: this.vectors,
       keepFull: this.config.keepFull,
-      damagedKeys: this.damage.keys,
+      ...(indexDamage === undefined ? {} : { indexDamage }),
     });
-    for (const [id, e] of setAside) this.markDamaged(id, e);
+    this.indexFile = file;
+    for (const [id, { error, place }] of setAside) {
+      this.markDamaged(id, error);
+      if (place !== undefined) this.damage.places.set(id, place);
+    }
+    for (const d of indexDamage ?? []) {
+      this.damage.index.push(new MemstoreError('CORRUPTION', d.what, { file: d.file, offset: d.offset }));
+    }
   }
 
   /** Re-applies every logged batch after the checkpoint; applying is idempotent (upserts and deletes by id). */
@@ -385,6 +398,8 @@ export class MemStore {
   private markDamaged(id: string, e: unknown): MemstoreError {
     const error = recordCorruption(id, e);
     this.damage.records.set(id, error);
+    const place = this.index.placeOf(id);
+    if (place !== undefined) this.damage.places.set(id, place);
     this.index.remove(id);
     this.cache?.clear();
     return error;
@@ -395,16 +410,25 @@ export class MemStore {
   private placeOf(id: string): VectorPlace {
     const place = this.index.placeOf(id);
     if (place === undefined) {
-      throw new MemstoreError('CORRUPTION', `${this.dir}: full-precision vector of ${JSON.stringify(id)} is missing`, { file: statePath(this.dir), offset: `vectors/${id}`, id });
+      throw new MemstoreError('CORRUPTION', `${this.dir}: full-precision vector of ${JSON.stringify(id)} is missing`, { file: indexFilePath(this.dir, this.indexFile!.generation), offset: `vector/${id}`, id });
     }
     return place;
   }
 
-  /** The document (text reference, metadata) of a stored record; CORRUPTION (naming it) when damaged. */
+  /**
+   * The document (text reference, metadata) of a stored record; CORRUPTION (naming it) when damaged,
+   * or missing though its index entry says it has one. A record without one costs no state lookup.
+   */
   private docOf(id: string): DocRecord {
     const p = this.changes.of(id);
     if (p !== undefined) return p === null ? {} : p.doc;
-    return this.state.getDoc(id) ?? {};
+    if (!this.index.documented(id)) return {};
+    const doc = this.state.getDoc(id);
+    if (doc === undefined) {
+      const file = statePath(this.dir);
+      throw new MemstoreError('CORRUPTION', `${file}: record ${JSON.stringify(id)} has a document by its index entry, and none in the state`, { file, offset: `docs/${id}`, id });
+    }
+    return doc;
   }
 
   // ---- writes -------------------------------------------------------------------------------
@@ -457,6 +481,7 @@ export class MemStore {
       let n = 0;
       for (const id of m.ids) {
         if (this.damage.records.delete(id)) {
+          this.damage.places.delete(id);
           this.changes.set(id, null);
           n++;
           continue;
@@ -492,8 +517,10 @@ export class MemStore {
       const ref = vectorRefs[i];
       const place: VectorPlace | undefined = ref === undefined ? undefined : [ref[0], ref[1], ref[2]];
       this.index.setPlace(r.id, place);
+      this.damage.places.delete(r.id);
       const text = textRefs[i];
       const doc: DocRecord = { ...(text === undefined ? {} : { text }), ...(r.meta === undefined ? {} : { meta: r.meta, metaJson: r.metaJson }) };
+      this.index.setDocumented(r.id, hasDoc(doc));
       this.changes.set(r.id, { place, doc });
       this.cache?.touch(r.id);
     });
@@ -546,6 +573,7 @@ export class MemStore {
       for (const id of buffer.allIds()) {
         buffer.decode(id, row);
         next.put(id, fitted.projector.centered(row));
+        next.setDocumented(id, buffer.documented(id));
         if (this.config.keepFull) next.setPlace(id, buffer.placeOf(id));
         else this.releaseVectorOf(buffer, id);
       }
@@ -577,6 +605,7 @@ export class MemStore {
       await this.checkpoints.checkpoint();
       await this.checkpoints.collectTexts();
       await this.checkpoints.collectVectors();
+      await this.checkpoints.rewriteIndex();
       await this.state.compactFile();
     }, true);
   }
@@ -912,7 +941,8 @@ export class MemStore {
     const walBytes = this.wal.bytes;
     const arenaBytes = this.arena.stats().totalBytes;
     const vectorBytes = this.vectors.stats().totalBytes;
-    const diskBytes = sizeOf(statePath(this.dir)) + walBytes + arenaBytes + vectorBytes;
+    const indexBytes = this.indexFile === undefined ? 0 : sizeOf(indexFilePath(this.dir, this.indexFile.generation));
+    const diskBytes = sizeOf(statePath(this.dir)) + indexBytes + walBytes + arenaBytes + vectorBytes;
     return {
       count,
       dim: this.config.dim,
@@ -951,6 +981,7 @@ export class MemStore {
     await this.wal.close().catch(() => undefined);
     await this.arena.close().catch(() => undefined);
     await this.vectors.close().catch(() => undefined);
+    await this.indexFile?.close().catch(() => undefined);
     await this.state.close().catch(() => undefined);
     this.index.free();
     this.space.free();
@@ -974,7 +1005,7 @@ export class MemStore {
         failure = e;
       }
     }
-    for (const step of [() => this.wal.close(), () => this.arena.close(), () => this.vectors.close(), () => this.state.close()]) {
+    for (const step of [() => this.wal.close(), () => this.arena.close(), () => this.vectors.close(), async () => this.indexFile?.close(), () => this.state.close()]) {
       try {
         await step();
       } catch (e) {
@@ -994,7 +1025,7 @@ export class MemStore {
    * @internal For repair: reads every record whole (full vector, document, text), setting aside
    * each one that fails, and returns every damaged record and key found so far.
    */
-  async findDamage(): Promise<{ records: Map<string, MemstoreError>; keys: readonly DamagedKey[] }> {
+  async findDamage(): Promise<{ records: Map<string, MemstoreError>; keys: readonly DamagedKey[]; index: readonly MemstoreError[] }> {
     this.checkOpen();
     for (const id of [...this.index.allIds()]) {
       try {
@@ -1003,7 +1034,19 @@ export class MemStore {
         if (damagedId(e) !== id) throw e;
       }
     }
-    return { records: new Map(this.damage.records), keys: [...this.damage.keys] };
+    // Documents no record of the index names: a record whose index entry was lost (it is named and
+    // removed), or a value under a key that was damaged or names a record without a document.
+    const file = statePath(this.dir);
+    for (const entry of this.state.iterateDocs()) {
+      const id = entry.id;
+      if (id !== undefined && (this.changes.of(id) !== undefined || this.damage.records.has(id) || this.index.documented(id))) continue;
+      if (entry.error !== undefined || id === undefined || this.index.has(id)) {
+        this.damage.keys.push({ key: Uint8Array.from(entry.key), error: entry.error ?? new MemstoreError('CORRUPTION', `${file}: a document of ${JSON.stringify(id)}, whose index entry says it has none`, { file, offset: `docs/${id}` }) });
+        continue;
+      }
+      this.damage.records.set(id, new MemstoreError('CORRUPTION', `${file}: record ${JSON.stringify(id)} has a document and no index entry`, { file, offset: `docs/${id}`, id }));
+    }
+    return { records: new Map(this.damage.records), keys: [...this.damage.keys], index: [...this.damage.index] };
   }
 
   /** @internal For repair: logs and applies a mutation salvaged from a damaged log. */
@@ -1020,14 +1063,16 @@ export class MemStore {
   async salvage(id: string): Promise<{ vector?: number[]; text?: string; meta?: Meta }> {
     const out: { vector?: number[]; text?: string; meta?: Meta } = {};
     try {
-      const place = this.index.placeOf(id) ?? this.state.getPlace(id);
+      const place = this.index.placeOf(id) ?? this.damage.places.get(id);
       if (place !== undefined) out.vector = Array.from(await this.reads.vector(id, place));
       else if (this.index.has(id)) out.vector = Array.from(this.reconstruct(id));
     } catch {
       // Damaged or missing: the raw bytes are in the report.
     }
     try {
-      const doc = this.docOf(id);
+      const change = this.changes.of(id);
+      const doc = change === undefined ? this.state.getDoc(id) : change?.doc;
+      if (doc === undefined) return out;
       if (doc.meta !== undefined) out.meta = cloneMeta(doc.meta);
       if (doc.text !== undefined) out.text = await this.reads.text(id, doc.text);
     } catch {
@@ -1047,5 +1092,10 @@ export class MemStore {
     if (this.damage.keys.length === 0) return;
     await this.state.removeKeys(this.damage.keys.map((d) => d.key));
     this.damage.keys.length = 0;
+  }
+
+  /** @internal For repair: damaged stretches of the index file go with the next generation (compact writes one). */
+  forgetIndexDamage(): void {
+    this.damage.index.length = 0;
   }
 }

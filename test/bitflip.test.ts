@@ -8,7 +8,7 @@ import { MemStore, isMemstoreError } from '../src/index.js';
 import { clustered, rng, tempDir } from './helpers.js';
 
 /**
- * Bit flips in every file kind (write-ahead log segment, text and vector arena segments, LMDB state): the store
+ * Bit flips in every file kind (write-ahead log segment, text and vector arena segments, index file, LMDB state): the store
  * either reports CORRUPTION (at open or when the damaged record is read) or, for damage in the
  * log's last record, cuts it off cleanly; it never returns a record different from what was written.
  */
@@ -80,6 +80,7 @@ function filesOf(dir: string): { kind: string; path: string }[] {
   for (const name of readdirSync(join(dir, 'wal'))) out.push({ kind: 'wal', path: join(dir, 'wal', name) });
   for (const name of readdirSync(join(dir, 'arena'))) out.push({ kind: 'arena', path: join(dir, 'arena', name) });
   for (const name of readdirSync(join(dir, 'vectors'))) out.push({ kind: 'vectors', path: join(dir, 'vectors', name) });
+  for (const name of readdirSync(join(dir, 'index'))) out.push({ kind: 'index', path: join(dir, 'index', name) });
   return out;
 }
 

@@ -4,9 +4,10 @@ import { FaultFileLayer } from './support/fault-layer.js';
 import { MemStore } from '../src/index.js';
 import { applyToModel, CRASH_DIM, crashOp, type CrashOp, type ModelRecord } from './support/crash-ops.js';
 import { rng, tempDir } from './helpers.js';
+import { indexRewrite } from '../src/store/checkpointer.js';
 
 /**
- * Simulated power loss: the write-ahead log and the text arena go through a FaultFileLayer that, at
+ * Simulated power loss: the write-ahead log, both arenas and the index file go through a FaultFileLayer that, at
  * a cut, drops every byte and directory entry not fsynced. The LMDB checkpoint file stays on the
  * real disk: LMDB commits are synchronous and atomic, and a checkpoint only lets the log go once
  * its commit is flushed, so an older checkpoint is always covered by the log that remains.
@@ -17,6 +18,8 @@ import { rng, tempDir } from './helpers.js';
  * of the writes still in flight.
  */
 const CUTS = Number(process.env['POWER_CUTS'] ?? 200);
+// Index generations turn over often, so cuts also land in a rewrite of the index file (INDEX.md).
+indexRewrite.minDeltaBytes = 4096;
 
 async function matchesModel(store: MemStore, model: Map<string, ModelRecord>, universe: Iterable<string>): Promise<boolean> {
   if (store.stats().count !== model.size) return false;

@@ -215,24 +215,24 @@ test('a lock file left by a dead process does not brick the store', async () => 
   await store.close();
 });
 
-test('CORRUPTION: a malformed code costs its record, an unreadable configuration the store', async () => {
+test('CORRUPTION: a malformed document costs its record, an unreadable configuration the store', async () => {
   const { dir, store } = await fresh();
   await store.add([rec(0), rec(1)]);
   await store.close();
 
   const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
-  const codes = env.openDB({ name: 'codes', encoding: 'binary', keyEncoding: 'binary' });
-  await codes.put(Buffer.from('r1'), Buffer.from([1, 2, 3]));
+  const docs = env.openDB({ name: 'docs', encoding: 'binary', keyEncoding: 'binary' });
+  await docs.put(Buffer.from('r1'), Buffer.from([1, 2, 3]));
   await env.close();
   const damaged = await MemStore.open(dir);
-  assert.equal(damaged.stats().count, 1);
-  assert.equal(damaged.stats().damaged, 1);
   const caught = await damaged.get('r1').then(() => undefined, (e: unknown) => e);
   assert.ok(caught instanceof MemstoreError);
   assert.equal(caught.code, 'CORRUPTION');
   assert.equal(caught.id, 'r1');
   assert.equal(caught.file, statePath(dir));
-  assert.equal(caught.offset, 'codes/r1');
+  assert.equal(caught.offset, 'docs/r1');
+  assert.equal(damaged.stats().count, 1);
+  assert.equal(damaged.stats().damaged, 1);
   assert.equal((await damaged.get('r0'))?.text, 't0');
   assert.ok((await damaged.search(vecs[1]!, { k: 10 })).every((h) => h.id !== 'r1'), 'searches skip the damaged record');
   await damaged.close();

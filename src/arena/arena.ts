@@ -410,6 +410,19 @@ export class BlobArena {
     if (ref[0] === this.current.number) this.liveBytes += frameSize(ref[3]);
   }
 
+  /**
+   * Live bytes of the current generation as counted (append, markLive, release), unclamped: what a
+   * checkpoint persists so that opening need not visit every reference again (markLiveBytes).
+   */
+  get countedLiveBytes(): number {
+    return this.liveBytes;
+  }
+
+  /** After open: `bytes` of the current generation are live, as a checkpoint counted them. */
+  markLiveBytes(bytes: number): void {
+    this.liveBytes += bytes;
+  }
+
   stats(): ArenaStats {
     const total = this.current.bytes;
     const live = Math.min(Math.max(this.liveBytes, 0), total);

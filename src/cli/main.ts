@@ -35,6 +35,7 @@ async function verify(dir: string): Promise<void> {
   const w = report.wal;
   process.stdout.write(
     `state: ${report.state.records} records checked (${report.state.file})\n` +
+      `index: ${report.index.committed} bytes committed (${report.index.file})${report.index.uncommitted === 0 ? '' : `, ${report.index.uncommitted} bytes past them (a checkpoint that never committed; cut at next open)`}\n` +
       `wal: ${w.segments} segments, ${w.bytes} bytes, ${w.recordsAfterCheckpoint} records after checkpoint LSN ${report.checkpoint.lsn}` +
       `${w.tornTail === undefined ? '' : `, torn tail at ${w.tornTail.file}:${w.tornTail.offset} (cut at next open: ${w.tornTail.what})`}\n` +
       `texts: ${report.arena === undefined ? 'unreadable' : `generation ${report.arena.generation}, ${report.arena.segments} segments, ${report.arena.blobs} blobs, ${report.arena.bytes} bytes`}\n` +

@@ -96,6 +96,22 @@ export class FlatIndex implements VectorIndex {
     this.blocks.setPlace(id, place);
   }
 
+  recordAt(slot: number): ReturnType<CodeBlocks['recordAt']> {
+    return this.blocks.recordAt(slot);
+  }
+
+  loadRecord(idBytes: Uint8Array, code: Uint8Array, scale: number, generation: number, segment: number, offset: number, documented: boolean): VectorPlace | undefined {
+    return this.blocks.loadRecord(idBytes, code, scale, generation, segment, offset, documented);
+  }
+
+  documented(id: string): boolean {
+    return this.blocks.documented(id);
+  }
+
+  setDocumented(id: string, documented: boolean): void {
+    this.blocks.setDocumented(id, documented);
+  }
+
   kernelQuery(query: ScanQuery): Float32Array {
     return this.blocks.kernelQuery(query);
   }

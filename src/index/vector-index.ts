@@ -43,6 +43,16 @@ export interface VectorIndex {
   put(id: string, vector: Float32Array): void;
   /** Stores an already-encoded code, as loaded from disk. */
   putCode(id: string, code: Uint8Array, scale: number): void;
+  /**
+   * Stores a record as the index file holds it (the id as UTF-8, its code, its place with segment 0
+   * for none, its document flag) in one lookup; returns the place it replaced, if any.
+   */
+  loadRecord(idBytes: Uint8Array, code: Uint8Array, scale: number, generation: number, segment: number, offset: number, documented: boolean): VectorPlace | undefined;
+  /**
+   * The record in `slot` as the index file stores it, without a lookup (views valid until the next
+   * change): id UTF-8, code, scale, place (segment 0: none), document flag.
+   */
+  recordAt(slot: number): { idBytes: Uint8Array; code: Uint8Array; scale: number; generation: number; segment: number; offset: number; documented: boolean };
   /** A copy of the code of `id` and its scale, or undefined. */
   code(id: string): { code: Uint8Array; scale: number } | undefined;
   /** Decodes the code of `id` into `out` (in the stored space); false when there is none. */
@@ -54,6 +64,9 @@ export interface VectorIndex {
   /** Where the full-precision vector of `id` lives, or undefined (none kept, or no such id). */
   placeOf(id: string): VectorPlace | undefined;
   setPlace(id: string, place: VectorPlace | undefined): void;
+  /** Whether `id` has a document (text or metadata) in the state; false for an unknown id. */
+  documented(id: string): boolean;
+  setDocumented(id: string, documented: boolean): void;
 
   /** The query exactly as the kernels see it (what bounds between two queries are computed on). */
   kernelQuery(query: ScanQuery): Float32Array;

@@ -17,6 +17,8 @@ interface Block {
   readonly scales: number;
   /** Per slot, where its full-precision vector lives (generation, segment, offset; segment 0: nowhere), when kept. */
   readonly refs: Uint32Array | undefined;
+  /** Per slot, whether the record has a document in the state (1) or none (0), kept with the places. */
+  readonly documented: Uint8Array | undefined;
 }
 
 /** A full-precision vector's place in the vector arena: generation, segment, frame offset (its length is the store's). */
@@ -86,12 +88,12 @@ export class CodeBlocks {
 
   /** Bytes of memory this holds: blocks of codes, scales and places (whole blocks), scratch space, and the id table. */
   get bytes(): number {
-    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 12 : 0)) + this.paddedDim * 4 + this.blockVectors * 4 + this.ids.bytes + (this.moves?.byteLength ?? 0);
+    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 13 : 0)) + this.paddedDim * 4 + this.blockVectors * 4 + this.ids.bytes + (this.moves?.byteLength ?? 0);
   }
 
-  /** Bytes each stored vector costs once blocks are full: code, scale, place (when kept) and its share of the id table. */
+  /** Bytes each stored vector costs once blocks are full: code, scale, place and document flag (when kept) and its share of the id table. */
   get bytesPerVector(): number {
-    return this.stride + 4 + (this.places ? 12 : 0) + (this.ids.size === 0 ? 0 : this.ids.bytes / this.ids.size);
+    return this.stride + 4 + (this.places ? 13 : 0) + (this.ids.size === 0 ? 0 : this.ids.bytes / this.ids.size);
   }
 
   get size(): number {
@@ -117,6 +119,25 @@ export class CodeBlocks {
     const slot = this.ids.slotOf(id);
     if (slot === undefined) throw new RangeError(`no vector ${id}`);
     this.setPlaceAt(slot, place);
+  }
+
+  /** Whether the record `id` has a document in the state (false for an unknown id). */
+  documented(id: string): boolean {
+    const slot = this.ids.slotOf(id);
+    if (slot === undefined) return false;
+    return this.blocks[Math.floor(slot / this.blockVectors)]!.documented?.[slot % this.blockVectors] === 1;
+  }
+
+  setDocumented(id: string, documented: boolean): void {
+    const slot = this.ids.slotOf(id);
+    if (slot === undefined) throw new RangeError(`no vector ${id}`);
+    const flags = this.blocks[Math.floor(slot / this.blockVectors)]!.documented;
+    if (flags === undefined) throw new RangeError('this index keeps no places');
+    flags[slot % this.blockVectors] = documented ? 1 : 0;
+  }
+
+  private documentedAt(slot: number): number {
+    return this.blocks[Math.floor(slot / this.blockVectors)]!.documented![slot % this.blockVectors]!;
   }
 
   private placeAt(slot: number): VectorPlace | undefined {
@@ -156,9 +177,13 @@ export class CodeBlocks {
         codes: this.mem.alloc(this.blockVectors * this.stride),
         scales: this.mem.alloc(this.blockVectors * 4),
         refs: this.places ? new Uint32Array(this.blockVectors * 3) : undefined,
+        documented: this.places ? new Uint8Array(this.blockVectors) : undefined,
       });
     }
-    if (this.places) this.setPlaceAt(slot, undefined);
+    if (this.places) {
+      this.setPlaceAt(slot, undefined);
+      this.blocks[Math.floor(slot / this.blockVectors)]!.documented![slot % this.blockVectors] = 0;
+    }
     return slot;
   }
 
@@ -195,6 +220,65 @@ export class CodeBlocks {
     u8.fill(0, at + codeBytes, at + this.stride);
     this.mem.f32()[this.scaleAddress(slot) >> 2] = scale;
     this.noteNorm(slot);
+  }
+
+  /**
+   * The record in `slot` as the index file stores it, without a lookup: the id's UTF-8 and the code
+   * are views (valid until the next change or allocation), the place's segment is 0 for none.
+   */
+  recordAt(slot: number): { idBytes: Uint8Array; code: Uint8Array; scale: number; generation: number; segment: number; offset: number; documented: boolean } {
+    const idBytes = this.ids.bytesAt(slot);
+    const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
+    const row = slot % this.blockVectors;
+    const at = block.codes + row * this.stride;
+    const code = this.mem.u8().subarray(at, at + this.dim * this.codec.bytesPerDim);
+    const scale = this.mem.f32()[(block.scales >> 2) + row]!;
+    const refs = block.refs;
+    return {
+      idBytes,
+      code,
+      scale,
+      generation: refs?.[row * 3] ?? 0,
+      segment: refs?.[row * 3 + 1] ?? 0,
+      offset: refs?.[row * 3 + 2] ?? 0,
+      documented: block.documented?.[row] === 1,
+    };
+  }
+
+  /**
+   * Puts a record as the index file stores it, in one lookup: the code of the id whose UTF-8 is
+   * `idBytes`, its place (`segment` 0: none) and document flag. Returns the place it replaced, when
+   * the id was already there with one (so the caller can release it), else undefined.
+   */
+  loadRecord(idBytes: Uint8Array, code: Uint8Array, scale: number, generation: number, segment: number, offset: number, documented: boolean): VectorPlace | undefined {
+    const codeBytes = this.dim * this.codec.bytesPerDim;
+    if (code.length !== codeBytes) throw new RangeError(`code of ${code.length} bytes, expected ${codeBytes}`);
+    if (!this.places) throw new RangeError('this index keeps no places');
+    const { slot, added } = this.ids.slotForBytes(idBytes);
+    const b = Math.floor(slot / this.blockVectors);
+    if (added && slot === this.blocks.length * this.blockVectors) {
+      this.blocks.push({
+        codes: this.mem.alloc(this.blockVectors * this.stride),
+        scales: this.mem.alloc(this.blockVectors * 4),
+        refs: new Uint32Array(this.blockVectors * 3),
+        documented: new Uint8Array(this.blockVectors),
+      });
+    }
+    const previous = added ? undefined : this.placeAt(slot);
+    const block = this.blocks[b]!;
+    const row = slot % this.blockVectors;
+    const at = block.codes + row * this.stride;
+    const u8 = this.mem.u8();
+    u8.set(code, at);
+    u8.fill(0, at + codeBytes, at + this.stride);
+    this.mem.f32()[(block.scales >> 2) + row] = scale;
+    const refs = block.refs!;
+    refs[row * 3] = generation;
+    refs[row * 3 + 1] = segment;
+    refs[row * 3 + 2] = offset;
+    block.documented![row] = documented ? 1 : 0;
+    this.noteNorm(slot);
+    return previous;
   }
 
   /**
@@ -304,7 +388,10 @@ export class CodeBlocks {
       u8.copyWithin(this.codeAddress(slot), from, from + this.stride);
       const f32 = this.mem.f32();
       f32[this.scaleAddress(slot) >> 2] = f32[this.scaleAddress(last) >> 2]!;
-      if (this.places) this.setPlaceAt(slot, this.placeAt(last));
+      if (this.places) {
+        this.setPlaceAt(slot, this.placeAt(last));
+        this.blocks[Math.floor(slot / this.blockVectors)]!.documented![slot % this.blockVectors] = this.documentedAt(last);
+      }
     }
     this.ids.removeSwap(slot);
     if (this.moves !== undefined) {

@@ -9,6 +9,13 @@ const decoder = new TextDecoder('utf-8', { ignoreBOM: true, fatal: true });
 const scratch = new Uint8Array(MAX_ID_BYTES);
 
 const EMPTY = 0;
+/**
+ * An id's length (at most MAX_ID_BYTES, 1,024) takes the low 11 bits of its Uint16 in `lengths`;
+ * the top 5 hold a tag from its hash, so a probe that meets another id of the same length is
+ * rejected, 31 times in 32, without reading that id's bytes.
+ */
+const LENGTH_BITS = 11;
+const LENGTH_MASK = (1 << LENGTH_BITS) - 1;
 /** Buckets are at most this full before the table doubles, so a probe run stays short. */
 const MAX_LOAD = 0.7;
 const GROWTH = 1.5;
@@ -41,12 +48,15 @@ export class IdTable {
   /** Bytes of `store` no slot refers to any more; compacted away when the store must grow. */
   private garbage = 0;
   private starts = new Uint32Array(16);
+  /** Per slot, the id's length in bytes and its hash tag (LENGTH_BITS). */
   private lengths = new Uint16Array(16);
   /** Per bucket, slot + 1 of an id whose probe run passes here, or EMPTY. Length a power of two. */
   private buckets = new Uint32Array(32);
   private count = 0;
   /** Set by a `find` that failed: the bucket a new id would take. */
   private runEnd = 0;
+  /** Set by `find`: the length and hash tag of the id it looked for. */
+  private key = 0;
   private readonly seed = (Math.random() * 0x100000000) >>> 0;
 
   get size(): number {
@@ -74,13 +84,34 @@ export class IdTable {
   idAt(slot: number): string {
     if (!(slot >= 0 && slot < this.count)) throw new RangeError(`slot ${slot} out of range`);
     const start = this.starts[slot]!;
-    return decoder.decode(this.store.subarray(start, start + this.lengths[slot]!));
+    return decoder.decode(this.store.subarray(start, start + (this.lengths[slot]! & LENGTH_MASK)));
+  }
+
+  /** The UTF-8 of the id in `slot`: a view, valid until the table next changes. */
+  bytesAt(slot: number): Uint8Array {
+    if (!(slot >= 0 && slot < this.count)) throw new RangeError(`slot ${slot} out of range`);
+    const start = this.starts[slot]!;
+    return this.store.subarray(start, start + (this.lengths[slot]! & LENGTH_MASK));
   }
 
   /** The slot of `id`, added as slot `size` if it is new. */
   slotFor(id: string): { slot: number; added: boolean } {
     const length = this.encode(id);
     if (length < 0) throw new RangeError(`id is not well-formed or longer than ${MAX_ID_BYTES} bytes`);
+    return this.slotForScratch(length);
+  }
+
+  /**
+   * slotFor() of the id whose UTF-8 is `bytes` (as an index file stores it), without making a
+   * string: the caller vouches that they are well-formed UTF-8 of at most MAX_ID_BYTES.
+   */
+  slotForBytes(bytes: Uint8Array): { slot: number; added: boolean } {
+    if (bytes.length === 0 || bytes.length > MAX_ID_BYTES) throw new RangeError(`id of ${bytes.length} bytes`);
+    scratch.set(bytes);
+    return this.slotForScratch(bytes.length);
+  }
+
+  private slotForScratch(length: number): { slot: number; added: boolean } {
     const found = this.find(length);
     if (found >= 0) return { slot: found, added: false };
     const slot = this.count;
@@ -88,7 +119,7 @@ export class IdTable {
     this.reserveBytes(length);
     this.store.set(scratch.subarray(0, length), this.used);
     this.starts[slot] = this.used;
-    this.lengths[slot] = length;
+    this.lengths[slot] = this.key;
     this.used += length;
     this.count++;
     if (this.count > this.buckets.length * MAX_LOAD) this.rehash(this.buckets.length * 2);
@@ -100,7 +131,7 @@ export class IdTable {
   removeSwap(slot: number): void {
     if (!(slot >= 0 && slot < this.count)) throw new RangeError(`slot ${slot} out of range`);
     this.deleteBucket(this.bucketOf(slot));
-    this.garbage += this.lengths[slot]!;
+    this.garbage += this.lengths[slot]! & LENGTH_MASK;
     const last = this.count - 1;
     if (slot !== last) {
       this.buckets[this.bucketOf(last)] = slot + 1;
@@ -124,9 +155,9 @@ export class IdTable {
     return read === id.length ? written : -1;
   }
 
-  /** Whether the id in `slot` is the `length` bytes in `scratch`. */
-  private equalsAt(slot: number, length: number): boolean {
-    if (this.lengths[slot] !== length) return false;
+  /** Whether the id in `slot` is the `length` bytes in `scratch`, whose length and tag are `key`. */
+  private equalsAt(slot: number, length: number, key: number): boolean {
+    if (this.lengths[slot] !== key) return false;
     const start = this.starts[slot]!;
     for (let i = 0; i < length; i++) if (this.store[start + i] !== scratch[i]) return false;
     return true;
@@ -135,18 +166,21 @@ export class IdTable {
   /** The slot holding the `length` bytes in `scratch`, or -1 with `runEnd` set to the empty bucket that ended the probe run. */
   private find(length: number): number {
     const mask = this.buckets.length - 1;
-    for (let b = hashBytes(scratch, 0, length, this.seed) & mask; ; b = (b + 1) & mask) {
+    const hash = hashBytes(scratch, 0, length, this.seed);
+    const key = length | ((hash >>> (32 - (16 - LENGTH_BITS))) << LENGTH_BITS);
+    this.key = key;
+    for (let b = hash & mask; ; b = (b + 1) & mask) {
       const entry = this.buckets[b]!;
       if (entry === EMPTY) {
         this.runEnd = b;
         return -1;
       }
-      if (this.equalsAt(entry - 1, length)) return entry - 1;
+      if (this.equalsAt(entry - 1, length, key)) return entry - 1;
     }
   }
 
   private hashOf(slot: number): number {
-    return hashBytes(this.store, this.starts[slot]!, this.lengths[slot]!, this.seed);
+    return hashBytes(this.store, this.starts[slot]!, this.lengths[slot]! & LENGTH_MASK, this.seed);
   }
 
   private bucketOf(slot: number): number {
@@ -203,10 +237,16 @@ export class IdTable {
     const live = this.used - this.garbage;
     const capacity = this.garbage >= this.used / 2 ? Math.max(this.store.length, live + n) : Math.ceil(Math.max(live + n, this.store.length * GROWTH));
     const store = new Uint8Array(capacity);
+    if (this.garbage === 0) {
+      // Nothing to compact (a table only ever added to, as while opening): one copy, offsets unchanged.
+      store.set(this.store.subarray(0, this.used));
+      this.store = store;
+      return;
+    }
     let at = 0;
     for (let slot = 0; slot < this.count; slot++) {
       const start = this.starts[slot]!;
-      const length = this.lengths[slot]!;
+      const length = this.lengths[slot]! & LENGTH_MASK;
       store.set(this.store.subarray(start, start + length), at);
       this.starts[slot] = at;
       at += length;

@@ -9,16 +9,24 @@ import type { ChangedRecords } from './changed-records.js';
 import type { CommitPipeline } from './commit-pipeline.js';
 import type { Damage } from './damage.js';
 import { arenaSegmentPath, type ArenaSpace } from './files.js';
+import { frameSize } from '../arena/format.js';
+import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, FLAG_CODE, FLAG_DOCUMENTED, FLAG_PLACE, type IndexFile } from './index-file.js';
 import type { Mutation } from './mutations.js';
 import { asMemstoreError } from './record-errors.js';
 import type { RecordReads } from './record-reads.js';
-import type { RecordState, StateStore } from './state.js';
+import { hasDoc, type Checkpoint, type DocRecord, type StateStore } from './state.js';
 
 /** Writes wait for a running checkpoint once the log since the last one reaches this many times `checkpointBytes`. */
 const STALL_CHECKPOINTS = 2;
 
 /** A GC of an arena starts once its garbage outweighs its live bytes and passes this many bytes. */
 const ARENA_GC_MIN_GARBAGE = 16 << 20;
+
+/**
+ * A checkpoint writes a new index generation (one snapshot) instead of a delta once the deltas would
+ * outweigh the snapshot and pass this many bytes. Settable by tests.
+ */
+export const indexRewrite = { minDeltaBytes: 1 << 20 };
 
 function worthCollecting(arena: BlobArena): boolean {
   const s = arena.stats();
@@ -41,6 +49,8 @@ export interface CheckpointEnv {
   readonly pipeline: CommitPipeline<Mutation>;
   readonly space: VectorSpace;
   readonly damage: Damage;
+  /** The store's index file (opened by loading the checkpoint). */
+  indexFile(): IndexFile;
   /** The store's index now (training replaces it). */
   index(): VectorIndex;
   closed(): boolean;
@@ -105,6 +115,52 @@ export class Checkpointer {
     }
   }
 
+  /** Every record the index holds, as the index file stores it: a new generation's snapshot (or, with damage, a full delta). */
+  private allRecords(kind: typeof BLOCK_SNAPSHOT | typeof BLOCK_DELTA): BlockWriter {
+    const index = this.env.index();
+    const trained = this.env.space.trained;
+    const out = new BlockWriter(kind, trained ? index.dim * index.codec.bytesPerDim : 0);
+    // By slot, from the index's memory: no lookup and no copy per record (this runs synchronously).
+    for (let slot = 0; slot < index.size; slot++) {
+      const r = index.recordAt(slot);
+      const flags = (trained ? FLAG_CODE : 0) | (r.segment === 0 ? 0 : FLAG_PLACE) | (r.documented ? FLAG_DOCUMENTED : 0);
+      out.addRaw(r.idBytes, flags, r.code, r.scale, r.generation, r.segment, r.offset);
+    }
+    return out;
+  }
+
+  /** A new generation is written when no damage would be dropped from it, and training changed every code or the deltas outweigh the snapshot. */
+  private rewriteDue(training: boolean, deltaBytes: number): boolean {
+    if (this.env.damage.count > 0) return false;
+    const file = this.env.indexFile();
+    return training || (file.deltaBytes + deltaBytes > Math.max(file.snapshotBytes, indexRewrite.minDeltaBytes));
+  }
+
+  /**
+   * Writes the index file's part of a checkpoint (a delta appended, or a new generation) and then
+   * the LMDB transaction that commits it; resolves once both are durable. On failure nothing is
+   * committed: the appended bytes lie past the committed length, a new generation's file is removed.
+   */
+  private async commit(blocks: readonly Uint8Array[], rewrite: boolean, checkpoint: Omit<Checkpoint, 'indexGeneration' | 'indexBytes'>, docs: ReadonlyMap<string, DocRecord | null>, extra: { training?: { pca: VectorSpace['pca'] }; movedText?: ReadonlyMap<string, BlobRef> }): Promise<void> {
+    const { state } = this.env;
+    const indexFile = this.env.indexFile();
+    if (rewrite) {
+      const generation = indexFile.generation + 1;
+      try {
+        const bytes = await indexFile.writeGeneration(generation, blocks);
+        await state.commitCheckpoint({ checkpoint: { ...checkpoint, indexGeneration: generation, indexBytes: bytes }, docs, ...extra });
+      } catch (e) {
+        await indexFile.abandonGeneration();
+        throw e;
+      }
+      await indexFile.adoptGeneration();
+      return;
+    }
+    const length = blocks.length === 0 ? indexFile.committed : await indexFile.append(blocks);
+    await state.commitCheckpoint({ checkpoint: { ...checkpoint, indexGeneration: indexFile.generation, indexBytes: length }, docs, ...extra });
+    indexFile.commitAppend(length);
+  }
+
   private async write(collectGarbage: boolean): Promise<void> {
     const { wal, state, changes, space, arena, vectors, pipeline } = this.env;
     // A log that cannot sync (a failed write it could not cut back) must not be declared covered.
@@ -119,21 +175,44 @@ export class Checkpointer {
     const snapshot = changes.take();
     this.trained = false;
     const bytesCovered = this.logBytes;
-    const records = new Map<string, RecordState | null>();
-    for (const [id, e] of snapshot) records.set(id, e === null ? null : { place: e.place, code: space.trained ? index.code(id) : undefined, doc: e.doc });
-    let allCodes: Map<string, { code: Uint8Array; scale: number }> | undefined;
-    if (training) {
-      allCodes = new Map();
-      for (const id of index.allIds()) allCodes.set(id, index.code(id)!);
+    const codeBytes = space.trained ? index.dim * index.codec.bytesPerDim : 0;
+    const docs = new Map<string, DocRecord | null>();
+    const delta = new BlockWriter(BLOCK_DELTA, codeBytes);
+    for (const [id, e] of snapshot) {
+      docs.set(id, e === null || !hasDoc(e.doc) ? null : e.doc);
+      if (training) continue;
+      if (e === null) {
+        delta.add({ id, deleted: true });
+        continue;
+      }
+      const slot = space.trained ? index.slotOf(id) : undefined;
+      // Untrained, or set aside as damaged since: no code.
+      if (slot === undefined) {
+        delta.add({ id, code: undefined, place: e.place, documented: hasDoc(e.doc) });
+        continue;
+      }
+      // The code straight from the index's memory: one lookup, no copy.
+      const r = index.recordAt(slot);
+      const flags = FLAG_CODE | (e.place === undefined ? 0 : FLAG_PLACE) | (hasDoc(e.doc) ? FLAG_DOCUMENTED : 0);
+      delta.addRaw(r.idBytes, flags, r.code, r.scale, e.place?.[0] ?? 0, e.place?.[1] ?? 0, e.place?.[2] ?? 0);
     }
+    let blocks: Uint8Array[];
+    const rewrite = this.rewriteDue(training, delta.bytes);
+    if (rewrite) {
+      blocks = this.allRecords(BLOCK_SNAPSHOT).finish();
+    } else if (training) {
+      // Every code changed, and damage keeps the old generation: one delta with every record.
+      const all = this.allRecords(BLOCK_DELTA);
+      for (const [id, e] of snapshot) if (e === null) all.add({ id, deleted: true });
+      blocks = all.finish();
+    } else {
+      blocks = delta.finish();
+    }
+    const checkpoint = { lsn, arenaGeneration: arena.stats().generation, vectorGeneration: vectors.stats().generation, textLiveBytes: arena.countedLiveBytes };
     try {
       await arena.sync();
       await vectors.sync();
-      await state.commitCheckpoint({
-        checkpoint: { lsn, arenaGeneration: arena.stats().generation, vectorGeneration: vectors.stats().generation },
-        records,
-        ...(allCodes === undefined ? {} : { training: { pca: space.pca, codes: allCodes, dropFull: !this.env.keepFull } }),
-      });
+      await this.commit(blocks, rewrite, checkpoint, docs, training ? { training: { pca: space.pca } } : {});
     } catch (e) {
       changes.settle(true);
       if (training) this.trained = true;
@@ -171,9 +250,16 @@ export class Checkpointer {
     for (const [id, e] of changes.entries()) if (e?.doc.text !== undefined) live.push([id, e.doc.text]);
     const { generation, refs } = await arena.collect(live).catch((e: unknown) => this.failedCollect(e, live, 'texts'));
     const moved = new Map<string, BlobRef>();
-    for (const [id, ref] of refs) if (!changes.has(id)) moved.set(id, ref);
+    // What the state's texts occupy in the new generation: the texts of records changed since the
+    // checkpoint are live in memory, but the state does not reference them (the log does).
+    let textLiveBytes = 0;
+    for (const [id, ref] of refs) {
+      if (changes.has(id)) continue;
+      moved.set(id, ref);
+      textLiveBytes += frameSize(ref[3]);
+    }
     try {
-      await state.commitCheckpoint({ checkpoint: { ...state.readCheckpoint(), arenaGeneration: generation }, records: new Map(), movedText: moved });
+      await state.commitCheckpoint({ checkpoint: { ...state.readCheckpoint(), arenaGeneration: generation, textLiveBytes }, docs: new Map(), movedText: moved });
     } catch (e) {
       // The state still names the old generation: drop the copy, keep appending where we were.
       await arena.abortCollect().catch(() => undefined);
@@ -199,10 +285,17 @@ export class Checkpointer {
       if (place !== undefined) live.push([id, reads.vectorRef(place)]);
     }
     const { generation, refs } = await vectors.collect(live).catch((e: unknown) => this.failedCollect(e, live, 'vectors'));
-    const moved = new Map<string, VectorPlace>();
-    for (const [id, ref] of refs) if (!changes.has(id)) moved.set(id, [ref[0], ref[1], ref[2]]);
+    // The moved places of records unchanged since the checkpoint go to the index file as one delta
+    // (records changed since are in the log, which replays them after a crash).
+    const trained = this.env.space.trained;
+    const delta = new BlockWriter(BLOCK_DELTA, trained ? index.dim * index.codec.bytesPerDim : 0);
+    for (const [id, ref] of refs) {
+      if (changes.has(id)) continue;
+      delta.add({ id, code: trained ? index.code(id) : undefined, place: [ref[0], ref[1], ref[2]], documented: index.documented(id) });
+    }
     try {
-      await state.commitCheckpoint({ checkpoint: { ...state.readCheckpoint(), vectorGeneration: generation }, records: new Map(), movedVectors: moved });
+      const { indexGeneration: _g, indexBytes: _b, ...checkpoint } = state.readCheckpoint();
+      await this.commit(delta.finish(), false, { ...checkpoint, vectorGeneration: generation }, new Map(), {});
     } catch (e) {
       await vectors.abortCollect().catch(() => undefined);
       throw e;
@@ -214,6 +307,16 @@ export class Checkpointer {
       changes.movedVector(id, place);
     }
     await vectors.finishCollect(generation);
+  }
+
+  /**
+   * Writes the index as a new generation, one snapshot of every record the index holds, and commits
+   * it. For compaction, which holds the write gate after a checkpoint, so that memory is the state.
+   */
+  async rewriteIndex(): Promise<void> {
+    this.env.damage.refuse('rewriting the index file', this.env.dir);
+    const { indexGeneration: _g, indexBytes: _b, ...checkpoint } = this.env.state.readCheckpoint();
+    await this.commit(this.allRecords(BLOCK_SNAPSHOT).finish(), true, checkpoint, new Map(), {});
   }
 
   /**

@@ -16,6 +16,8 @@ export const FILES = {
   arena: 'arena',
   /** The vector arena's segment files: full-precision vectors, one frame each (src/arena/ARENA.md). */
   vectors: 'vectors',
+  /** The index file of each generation: per record its id, code, scale and vector place (INDEX.md). */
+  index: 'index',
   /**
    * Where `memstore repair` moves a damaged log while it re-applies what it could read from it; only
    * exists during a repair (or after one was interrupted, which the next repair resumes).
@@ -45,6 +47,30 @@ export function repairLogDir(dir: string): string {
 export function repairReportPath(dir: string, at: Date): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return join(dir, `${FILES.repairReport}${stamp}.jsonl`);
+}
+
+export function indexDir(dir: string): string {
+  return join(dir, FILES.index);
+}
+
+const INDEX_DIGITS = 6;
+
+/** `index-<generation>.idx`, e.g. `index-000003.idx`. */
+export function indexFileName(generation: number): string {
+  return `index-${String(generation).padStart(INDEX_DIGITS, '0')}.idx`;
+}
+
+/** The generation an index file name declares, or undefined for any other name. */
+export function parseIndexFileName(name: string): number | undefined {
+  const match = /^index-(\d{6,})\.idx$/.exec(name);
+  if (match === null) return undefined;
+  const generation = Number(match[1]);
+  if (!Number.isSafeInteger(generation) || indexFileName(generation) !== name) return undefined;
+  return generation;
+}
+
+export function indexFilePath(dir: string, generation: number): string {
+  return join(indexDir(dir), indexFileName(generation));
 }
 
 /**

@@ -9,6 +9,7 @@ import { DirectoryLock } from './lock.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import { keyName, RECORD_TABLES, StateStore } from './state.js';
 import { requireStore } from './verify.js';
+import type { IndexDamage } from './index-file.js';
 
 /** What `memstore repair` did. */
 export interface RepairResult {
@@ -32,6 +33,16 @@ const FROM_LSN_FILE = 'REPAIR-FROM-LSN';
 
 function b64(bytes: Uint8Array | undefined): string | undefined {
   return bytes === undefined ? undefined : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+/** The bytes of a damaged stretch of a file, as far as they exist (for the report). */
+function readStretch(path: string, from: number, to: number): Uint8Array | undefined {
+  try {
+    const bytes = readFileSync(path);
+    return bytes.subarray(Math.min(from, bytes.length), Math.min(to, bytes.length));
+  } catch {
+    return undefined;
+  }
 }
 
 /** An append-only JSON-lines file, fsynced before the repair changes anything it describes. */
@@ -136,7 +147,13 @@ export async function repairStore(dir: string, options: { report?: string } = {}
     }
 
     holdingLock = false;
-    store = await MemStore.openWith(dir, {}, { lock, repairing: true });
+    // Leniently: damaged stretches of the index file are skipped and reported below.
+    const indexDamage: IndexDamage[] = [];
+    store = await MemStore.openWith(dir, {}, { lock, repairing: true, indexDamage });
+    for (const d of indexDamage) {
+      report.line({ kind: 'index', file: d.file, offset: d.offset, end: d.end, reason: d.what, bytes: b64(readStretch(d.file, d.offset, d.end)) });
+    }
+    report.sync();
     let reapplied = 0;
     if (rewriteLog) {
       // Every record after the checkpoint, again and in order: a prefix applied by an interrupted
@@ -165,6 +182,8 @@ export async function repairStore(dir: string, options: { report?: string } = {}
     report.sync();
     if (removed.length > 0) await store.delete(removed);
     await store.dropDamagedKeys();
+    // Compaction writes a new index generation from memory: the damaged stretches are not in it.
+    store.forgetIndexDamage();
     await store.compact();
     if (existsSync(moved)) {
       rmSync(moved, { recursive: true, force: true });

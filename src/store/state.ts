@@ -7,12 +7,11 @@ import { MemstoreError } from '../errors.js';
 import type { CodecName } from '../codec/codec.js';
 import type { Metric, PcaOption } from '../options.js';
 import type { PcaModel } from '../pca/pca.js';
-import type { VectorPlace } from '../scan/code-blocks.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { FILES, statePath, syncDirSync } from './files.js';
 
 /** Bumped when the meaning of persisted records changes; older readers refuse newer stores. */
-export const FORMAT_VERSION = 4;
+export const FORMAT_VERSION = 5;
 
 /** What a store was created with; fixed for its lifetime. */
 export interface StoreConfig {
@@ -26,20 +25,25 @@ export interface StoreConfig {
   readonly trainSize: number;
 }
 
-/** Where the last checkpoint left the log and the two arenas: replay starts after `lsn`. */
+/** Where the last checkpoint left the log, the two arenas and the index file: replay starts after `lsn`. */
 export interface Checkpoint {
   readonly lsn: number;
   /** The text arena's current generation. */
   readonly arenaGeneration: number;
   /** The vector arena's current generation. */
   readonly vectorGeneration: number;
+  /** The index file's current generation (INDEX.md). */
+  readonly indexGeneration: number;
+  /** The committed length of that file: a reader reads exactly [0, indexBytes). */
+  readonly indexBytes: number;
+  /** Bytes of the text arena's current generation that the state's texts occupy (frames included). */
+  readonly textLiveBytes: number;
 }
 
 /**
  * The document part of a record: metadata inline (filters read it on the search path), text in the
- * arena. Every record has one, possibly empty: the `docs` sub-database is the list of records, so a
- * code or a vector without its document (a damaged key) is seen as damage, not as a record without
- * metadata.
+ * arena. Only a record with a text or metadata has a `docs` value; its index record says so
+ * (FLAG_DOCUMENTED), so a missing `docs` value is damage, not a record without metadata.
  */
 export interface DocRecord {
   readonly text?: BlobRef;
@@ -49,30 +53,25 @@ export interface DocRecord {
   readonly metaJson?: string;
 }
 
-/** The whole persisted state of one id at a checkpoint. */
-export interface RecordState {
-  /** Where its full-precision vector lives in the vector arena, when one is kept. */
-  readonly place: VectorPlace | undefined;
-  readonly code: { readonly code: Uint8Array; readonly scale: number } | undefined;
-  readonly doc: DocRecord;
+/** Whether a document has anything to store: a record without text and metadata has no `docs` value. */
+export function hasDoc(doc: DocRecord): boolean {
+  return doc.text !== undefined || doc.metaJson !== undefined;
 }
 
-/** Everything one checkpoint writes, in one LMDB transaction. */
+/** Everything one checkpoint writes to LMDB, in one transaction (the index file is written before it). */
 export interface CheckpointWrite {
   readonly checkpoint: Checkpoint;
-  /** id → its state, or null when deleted since the last checkpoint. */
-  readonly records: ReadonlyMap<string, RecordState | null>;
-  /** Set when PCA was fitted since the last checkpoint: the model, and the new code of every record. */
-  readonly training?: { readonly pca: PcaModel | undefined; readonly codes: ReadonlyMap<string, { code: Uint8Array; scale: number }>; readonly dropFull: boolean };
+  /** id → its document, or null when it has none any more (deleted, or without text and metadata). */
+  readonly docs: ReadonlyMap<string, DocRecord | null>;
+  /** Set when PCA was fitted since the last checkpoint: the model (the codes are in the index file). */
+  readonly training?: { readonly pca: PcaModel | undefined };
   /** Text arena references moved by a garbage collection. */
   readonly movedText?: ReadonlyMap<string, BlobRef>;
-  /** Vector places moved by a garbage collection of the vector arena. */
-  readonly movedVectors?: ReadonlyMap<string, VectorPlace>;
 }
 
 /** The sub-databases that hold one value per record, keyed by the id's UTF-8 bytes. */
-export type RecordTable = 'vectors' | 'codes' | 'docs';
-export const RECORD_TABLES: readonly RecordTable[] = ['vectors', 'codes', 'docs'];
+export type RecordTable = 'docs';
+export const RECORD_TABLES: readonly RecordTable[] = ['docs'];
 
 /**
  * One value read from a record table: either `value`, or the `error` (CORRUPTION) that reading it
@@ -189,10 +188,7 @@ function corruption(dir: string, where: string, key: Uint8Array, what: string, c
  */
 export const stateWriteHooks: { beforeWrite: ((write: number) => void) | undefined } = { beforeWrite: undefined };
 
-/**
- * 16 KiB pages: a 512-d float32 vector (2 KiB and its seal) fits inline, seven to a page, where 4 KiB
- * pages would give each its own overflow page and double the file.
- */
+/** 16 KiB pages: metadata values of a few KiB stay inline instead of taking overflow pages of their own. */
 function openEnv(dir: string, path = statePath(dir)): RootDatabase {
   try {
     // Checkpoints are the only writers and each awaits its flush, so LMDB's own durability is all on.
@@ -224,11 +220,9 @@ const VIEW_OF_READ = {
  * a crash leaves the last committed transaction). It is written only by checkpoints; everything
  * newer lives in the write-ahead log and in memory until the next one.
  *
- * Sub-databases (STATE.md): `config` (StoreConfig, PCA model, trained flag, checkpoint), and the
- * record tables keyed by the id's UTF-8 bytes: `vectors` (where the full-precision vector lives in
- * the vector arena: generation, segment, offset, u32 LE each),
- * `codes` (code bytes and scale, once trained), `docs` (arena reference of the text and the
- * metadata; one per record).
+ * Sub-databases (STATE.md): `config` (StoreConfig, PCA model, trained flag, checkpoint), and `docs`
+ * keyed by the id's UTF-8 bytes (arena reference of the text and the metadata; only for records
+ * that have either). Codes and vector places are in the index file (INDEX.md).
  */
 export class StateStore {
   private root!: RootDatabase;
@@ -246,13 +240,13 @@ export class StateStore {
     this.root = root;
     this.config = root.openDB<Buffer, string>({ name: 'config', encoding: 'binary' });
     const table = (name: RecordTable) => root.openDB<Buffer, Buffer | Uint8Array>({ name, encoding: 'binary', keyEncoding: 'binary' });
-    this.tables = { vectors: table('vectors'), codes: table('codes'), docs: table('docs') };
+    this.tables = { docs: table('docs') };
     // `encoder` is an option of every database in lmdb-js, though its types list it for the root only.
     const scan = (name: RecordTable) => {
       const options = { name, keyEncoding: 'binary' as const, encoder: VIEW_OF_READ };
       return root.openDB<Buffer, Buffer | Uint8Array>(options);
     };
-    this.scans = { vectors: scan('vectors'), codes: scan('codes'), docs: scan('docs') };
+    this.scans = { docs: scan('docs') };
   }
 
   /**
@@ -301,13 +295,14 @@ export class StateStore {
     await this.commit(() => {
       this.putConfig(CONFIG_KEY, config);
       this.putConfig(TRAINED_KEY, trained);
-      this.putConfig(CHECKPOINT_KEY, { lsn: 0, arenaGeneration: 1, vectorGeneration: 1 } satisfies Checkpoint);
+      this.putConfig(CHECKPOINT_KEY, { lsn: 0, arenaGeneration: 1, vectorGeneration: 1, indexGeneration: 1, indexBytes: 0, textLiveBytes: 0 } satisfies Checkpoint);
     });
   }
 
   readCheckpoint(): Checkpoint {
     const c = this.getConfig(CHECKPOINT_KEY) as Partial<Checkpoint> | undefined;
-    if (c === undefined || !Number.isSafeInteger(c.lsn) || !Number.isSafeInteger(c.arenaGeneration) || !Number.isSafeInteger(c.vectorGeneration)) {
+    if (c === undefined || !Number.isSafeInteger(c.lsn) || !Number.isSafeInteger(c.arenaGeneration) || !Number.isSafeInteger(c.vectorGeneration) ||
+        !Number.isSafeInteger(c.indexGeneration) || !Number.isSafeInteger(c.indexBytes) || !Number.isSafeInteger(c.textLiveBytes)) {
       throw corruption(this.dir, 'config', utf8.encode(CHECKPOINT_KEY), 'missing or malformed checkpoint');
     }
     return c as Checkpoint;
@@ -325,29 +320,6 @@ export class StateStore {
       throw corruption(this.dir, 'config', utf8.encode(PCA_KEY), 'PCA model has the wrong shape');
     }
     return { inDim: v.inDim, outDim: v.outDim, mean: floatsOf(v.mean), components: floatsOf(v.components), explainedVariance: v.explainedVariance };
-  }
-
-  /** Where the full-precision vector of `id` lives as of the last checkpoint, or undefined; CORRUPTION (with `id`) when damaged. */
-  getPlace(id: string): VectorPlace | undefined {
-    const key = keyBytes(id);
-    const raw = this.tables.vectors.getBinaryFast(key);
-    return raw === undefined ? undefined : this.placeValue(key, raw);
-  }
-
-  private placeValue(key: Uint8Array, raw: Uint8Array): VectorPlace {
-    const b = unseal(this.dir, 'vectors', key, raw);
-    if (b.byteLength !== 12) throw corruption(this.dir, 'vectors', key, `place of ${b.byteLength} bytes, expected 12`);
-    const v = new DataView(b.buffer, b.byteOffset, 12);
-    const place: VectorPlace = [v.getUint32(0, true), v.getUint32(4, true), v.getUint32(8, true)];
-    if (place[1] === 0) throw corruption(this.dir, 'vectors', key, 'place names segment 0');
-    return place;
-  }
-
-  /** The code is a view of LMDB's read buffer: valid until the next read of the state file. */
-  private codeValue(key: Uint8Array, raw: Uint8Array, codeBytes: number): { code: Uint8Array; scale: number } {
-    const b = unseal(this.dir, 'codes', key, raw);
-    if (b.byteLength !== 4 + codeBytes) throw corruption(this.dir, 'codes', key, `code of ${b.byteLength - 4} bytes, expected ${codeBytes}`);
-    return { scale: new DataView(b.buffer, b.byteOffset, 4).getFloat32(0, true), code: b.subarray(4) };
   }
 
   private docValue(key: Uint8Array, raw: Uint8Array): DocRecord {
@@ -389,16 +361,6 @@ export class StateStore {
     }
   }
 
-  /** Where every full-precision vector lives; a damaged entry comes with its error, the rest go on. */
-  iteratePlaces(): IterableIterator<Entry<VectorPlace>> {
-    return this.entries('vectors', (key, raw) => this.placeValue(key, raw));
-  }
-
-  /** Every code and scale; a code views LMDB's read buffer, valid until the iteration's next step. */
-  iterateCodes(codeBytes: number): IterableIterator<Entry<{ code: Uint8Array; scale: number }>> {
-    return this.entries('codes', (key, raw) => this.codeValue(key, raw, codeBytes));
-  }
-
   iterateDocs(): IterableIterator<Entry<DocRecord>> {
     return this.entries('docs', (key, raw) => this.docValue(key, raw));
   }
@@ -421,14 +383,12 @@ export class StateStore {
   }
 
   /**
-   * Reads and checks every value of every sub-database; for `memstore verify`. `records` counts
-   * distinct keys across the record tables (a record is one id, whatever number of values it has).
-   * A damaged value names its record only when no sound value has the same key in its table (else
-   * its key was damaged onto another id's); keys out of order (a damaged B-tree) are reported once per table.
+   * Reads and checks every value of every sub-database; for `memstore verify`. Returns the ids of
+   * the sound `docs` values (to check against the index file's documented records) and the problems:
+   * a damaged value, a key that is not UTF-8, keys out of order (a damaged B-tree, reported once).
    */
-  verifyAll(codeBytes: number | undefined): { records: number; problems: MemstoreError[] } {
+  verifyAll(): { docs: Set<string>; damagedDocs: Map<string, MemstoreError>; problems: MemstoreError[] } {
     const problems: MemstoreError[] = [];
-    const keys = new Set<string>();
     for (const key of [CONFIG_KEY, CHECKPOINT_KEY, TRAINED_KEY, PCA_KEY]) {
       try {
         this.getConfig(key);
@@ -436,43 +396,25 @@ export class StateStore {
         problems.push(asCorruption(this.dir, e));
       }
     }
-    const sound: Record<RecordTable, Set<string>> = { vectors: new Set(), codes: new Set(), docs: new Set() };
-    const damaged: { table: RecordTable; error: MemstoreError }[] = [];
-    const check = <T>(table: RecordTable, entries: IterableIterator<Entry<T>>) => {
-      let previous: Uint8Array | undefined;
-      let disorder = false;
-      try {
-        for (const entry of entries) {
-          keys.add(Buffer.from(entry.key).toString('latin1'));
-          if (previous !== undefined && Buffer.compare(entry.key, previous) <= 0 && !disorder) {
-            disorder = true;
-            problems.push(corruption(this.dir, table, entry.key, `keys out of order after ${keyName(previous)}: the B-tree is damaged`));
-          }
-          previous = entry.key;
-          if (entry.error !== undefined) damaged.push({ table, error: entry.error });
-          else sound[table].add(entry.id);
+    const docs = new Set<string>();
+    const damagedDocs = new Map<string, MemstoreError>();
+    let previous: Uint8Array | undefined;
+    let disorder = false;
+    try {
+      for (const entry of this.iterateDocs()) {
+        if (previous !== undefined && Buffer.compare(entry.key, previous) <= 0 && !disorder) {
+          disorder = true;
+          problems.push(corruption(this.dir, 'docs', entry.key, `keys out of order after ${keyName(previous)}: the B-tree is damaged`));
         }
-      } catch (e) {
-        problems.push(asCorruption(this.dir, e));
+        previous = entry.key;
+        if (entry.error === undefined) docs.add(entry.id);
+        else if (entry.id !== undefined) damagedDocs.set(entry.id, entry.error);
+        else problems.push(entry.error);
       }
-    };
-    check('docs', this.iterateDocs());
-    check('vectors', this.iteratePlaces());
-    check<unknown>('codes', codeBytes === undefined ? this.entries('codes', (key, raw) => unseal(this.dir, 'codes', key, raw)) : this.iterateCodes(codeBytes));
-    for (const { table, error } of damaged) {
-      if (error.id !== undefined && sound[table].has(error.id)) {
-        problems.push(new MemstoreError('CORRUPTION', `${error.message}; a sound value has the same key, so this one belongs to a damaged key`, { file: error.file!, offset: error.offset!, cause: error }));
-      } else {
-        problems.push(error);
-      }
+    } catch (e) {
+      problems.push(asCorruption(this.dir, e));
     }
-    // A value whose record has no document: its key was damaged, or its document lost.
-    for (const table of ['vectors', 'codes'] as const) {
-      for (const id of sound[table]) {
-        if (!sound.docs.has(id)) problems.push(corruption(this.dir, table, utf8.encode(id), 'value without a document record (damaged key, or lost document)'));
-      }
-    }
-    return { records: keys.size, problems };
+    return { docs, damagedDocs, problems };
   }
 
   /**
@@ -486,28 +428,14 @@ export class StateStore {
           const p = w.training.pca;
           this.putConfig(PCA_KEY, { inDim: p.inDim, outDim: p.outDim, mean: bytesOf(p.mean), components: bytesOf(p.components), explainedVariance: p.explainedVariance } satisfies PcaRecord);
         }
-        for (const [id, c] of w.training.codes) this.putCode(utf8.encode(id), c);
-        if (w.training.dropFull) for (const { key } of this.tables.vectors.getRange()) this.remove('vectors', key);
         this.putConfig(TRAINED_KEY, true);
       }
       // In key order: runs of new keys then fill B-tree pages as appends do, where arrival order
-      // splits pages half empty (about 1.35x the raw size on disk for an insert-only store).
-      const ordered = [...w.records].map(([id, r]) => ({ key: utf8.encode(id), r })).sort((a, b) => Buffer.compare(a.key, b.key));
-      for (const { key, r } of ordered) {
-        if (r === null) {
-          for (const table of RECORD_TABLES) this.remove(table, key);
-          continue;
-        }
-        if (r.place !== undefined) this.putPlace(key, r.place);
-        else this.remove('vectors', key);
-        if (r.code !== undefined) this.putCode(key, r.code);
-        this.putDoc(key, r.doc);
-      }
-      if (w.movedVectors !== undefined) {
-        for (const [id, place] of w.movedVectors) {
-          const key = utf8.encode(id);
-          if (this.tables.vectors.getBinaryFast(key) !== undefined) this.putPlace(key, place);
-        }
+      // splits pages half empty.
+      const ordered = [...w.docs].map(([id, doc]) => ({ key: utf8.encode(id), doc })).sort((a, b) => Buffer.compare(a.key, b.key));
+      for (const { key, doc } of ordered) {
+        if (doc === null || !hasDoc(doc)) this.remove('docs', key);
+        else this.putDoc(key, doc);
       }
       if (w.movedText !== undefined) {
         for (const [id, ref] of w.movedText) {
@@ -524,22 +452,6 @@ export class StateStore {
     if (doc.text !== undefined) wire.text = doc.text;
     if (doc.metaJson !== undefined) wire.meta = doc.metaJson;
     this.put('docs', key, seal(key, packr.pack(wire)));
-  }
-
-  private putPlace(key: Uint8Array, place: VectorPlace): void {
-    const payload = new Uint8Array(12);
-    const v = new DataView(payload.buffer);
-    v.setUint32(0, place[0], true);
-    v.setUint32(4, place[1], true);
-    v.setUint32(8, place[2], true);
-    this.put('vectors', key, seal(key, payload));
-  }
-
-  private putCode(key: Uint8Array, c: { code: Uint8Array; scale: number }): void {
-    const payload = new Uint8Array(4 + c.code.byteLength);
-    new DataView(payload.buffer).setFloat32(0, c.scale, true);
-    payload.set(c.code, 4);
-    this.put('codes', key, seal(key, payload));
   }
 
   private hook(): void {
@@ -570,7 +482,7 @@ export class StateStore {
 
   /** Bytes of the state file's pages in use. */
   usedBytes(): number {
-    return [this.root, this.tables.vectors, this.tables.codes, this.tables.docs, this.config].reduce((sum, db) => sum + pagesBytes(db.getStats()), 0);
+    return [this.root, this.tables.docs, this.config].reduce((sum, db) => sum + pagesBytes(db.getStats()), 0);
   }
 
   /**

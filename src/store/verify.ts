@@ -5,7 +5,9 @@ import { salvageLog } from '../../wal/salvage.js';
 import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
 import { getCodec } from '../codec/index.js';
 import { MemstoreError } from '../errors.js';
-import { FILES, repairLogDir, statePath, walDir } from './files.js';
+import { FILES, indexFilePath, repairLogDir, statePath, walDir } from './files.js';
+import { FLAG_DOCUMENTED, idOf, IndexFile, type IndexDamage } from './index-file.js';
+import type { VectorPlace } from '../scan/code-blocks.js';
 import { DirectoryLock } from './lock.js';
 import { StateStore, type Checkpoint, type StoreConfig } from './state.js';
 
@@ -22,8 +24,10 @@ export interface StoreReport {
   readonly config: StoreConfig;
   readonly checkpoint: Checkpoint;
   readonly trained: boolean;
-  /** `records`: distinct records (ids) in the state, damaged ones included. */
+  /** `records`: records the index file holds, damaged ones included. */
   readonly state: { readonly file: string; readonly records: number };
+  /** The index file: its committed length, and bytes past it (a checkpoint that never committed; cut at open, not damage). */
+  readonly index: { readonly file: string; readonly committed: number; readonly uncommitted: number };
   readonly wal: { readonly segments: number; readonly firstLsn: number | undefined; readonly lastLsn: number | undefined; readonly bytes: number; readonly recordsAfterCheckpoint: number; readonly tornTail: Problem | undefined };
   readonly arena: ArenaVerifyReport | undefined;
   readonly vectors: ArenaVerifyReport | undefined;
@@ -65,8 +69,50 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     const problems: Problem[] = [];
     const pca = trained ? state.readPca() : undefined;
     const codeBytes = trained ? (pca?.outDim ?? config.dim) * getCodec(config.codec).bytesPerDim : undefined;
-    const checked = state.verifyAll(codeBytes);
+    const checked = state.verifyAll();
     problems.push(...checked.problems.map((e) => problemOf(e, statePath(dir))));
+
+    // The index file, read-only and leniently: every damaged stretch is listed, not only the first.
+    const indexPath = indexFilePath(dir, checkpoint.indexGeneration);
+    const entries = new Map<string, { documented: boolean; code: boolean; place: VectorPlace | undefined }>();
+    const indexDamage: IndexDamage[] = [];
+    let uncommitted = 0;
+    try {
+      const { file, read } = await IndexFile.open(
+        { files: nodeFileLayer, dir, generation: checkpoint.indexGeneration, committed: checkpoint.indexBytes, readOnly: true, onDamage: (d) => indexDamage.push(d) },
+        {
+          upsert(idBytes, flags, code, _scale, generation, segment, offset, blockCodeBytes) {
+            const place: VectorPlace | undefined = segment === 0 ? undefined : [generation, segment, offset];
+            entries.set(idOf(idBytes), { documented: (flags & FLAG_DOCUMENTED) !== 0, code: code !== undefined && blockCodeBytes === codeBytes, place });
+          },
+          remove(id) {
+            entries.delete(id);
+          },
+        },
+      );
+      uncommitted = read.uncommitted;
+      await file.close();
+    } catch (e) {
+      problems.push(problemOf(e, indexPath));
+    }
+    for (const d of indexDamage) problems.push({ file: d.file, offset: d.offset, what: `index file damage over ${d.end - d.offset} bytes (the records there are lost): ${d.what}` });
+    const needPlace = config.keepFull || !trained;
+    for (const [id, e] of entries) {
+      if (trained && !e.code) problems.push({ file: indexPath, offset: `code/${id}`, what: `record ${JSON.stringify(id)} has no code`, id });
+      else if (needPlace && e.place === undefined) problems.push({ file: indexPath, offset: `vector/${id}`, what: `record ${JSON.stringify(id)} has no full-precision vector`, id });
+      if (!e.documented) continue;
+      const damaged = checked.damagedDocs.get(id);
+      if (damaged !== undefined) problems.push(problemOf(damaged, statePath(dir)));
+      else if (!checked.docs.has(id)) problems.push({ file: statePath(dir), offset: `docs/${id}`, what: `record ${JSON.stringify(id)} has a document by its index entry, and none in the state`, id });
+    }
+    for (const [id, error] of checked.damagedDocs) {
+      if (entries.get(id)?.documented !== true) problems.push({ ...problemOf(error, statePath(dir)), what: `${error.message}; no record of the index has this document, so its key was damaged` });
+    }
+    for (const id of checked.docs) {
+      const e = entries.get(id);
+      if (e === undefined) problems.push({ file: statePath(dir), offset: `docs/${id}`, what: `record ${JSON.stringify(id)} has a document and no index entry`, id });
+      else if (!e.documented) problems.push({ file: statePath(dir), offset: `docs/${id}`, what: `a document of ${JSON.stringify(id)}, whose index entry says it has none` });
+    }
 
     if (existsSync(repairLogDir(dir))) {
       problems.push({ file: repairLogDir(dir), offset: undefined, what: 'an interrupted memstore repair left the old log here; run memstore repair again' });
@@ -114,13 +160,13 @@ export async function checkStore(dir: string): Promise<StoreReport> {
       try {
         vectors = await a.verify();
         problems.push(...vectors.errors);
-        for (const entry of state.iteratePlaces()) {
-          if (entry.error !== undefined) continue;
-          const [g, s, offset] = entry.value;
+        for (const [id, { place }] of entries) {
+          if (place === undefined) continue;
+          const [g, s, offset] = place;
           try {
             await a.read([g, s, offset, config.dim * 4]);
           } catch (e) {
-            problems.push({ ...problemOf(e, statePath(dir)), what: `vector of ${JSON.stringify(entry.id)}: ${problemOf(e, '').what}`, id: entry.id });
+            problems.push({ ...problemOf(e, indexPath), what: `vector of ${JSON.stringify(id)}: ${problemOf(e, '').what}`, id });
           }
         }
       } finally {
@@ -135,7 +181,8 @@ export async function checkStore(dir: string): Promise<StoreReport> {
       config,
       checkpoint,
       trained,
-      state: { file: statePath(dir), records: checked.records },
+      state: { file: statePath(dir), records: entries.size },
+      index: { file: indexPath, committed: checkpoint.indexBytes, uncommitted },
       wal: {
         segments: segments.length,
         firstLsn: first?.firstLsn,

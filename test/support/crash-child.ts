@@ -4,7 +4,11 @@
  *   node crash-child.js DIR SEED
  */
 import { MemStore } from '../../src/index.js';
+import { indexRewrite } from '../../src/store/checkpointer.js';
 import { CRASH_DIM, crashOp } from './crash-ops.js';
+
+// Checkpoints start new index generations often, so kills also land in a rewrite of the index file.
+indexRewrite.minDeltaBytes = 4096;
 
 const [dir, seedText] = process.argv.slice(2);
 const seed = Number(seedText);

@@ -1,0 +1,522 @@
+import { isUtf8 } from 'node:buffer';
+import { join } from 'node:path';
+import type { FileHandle, FileLayer } from '../../io/file-layer.js';
+import { ensureDurableDir } from '../../io/file-layer.js';
+import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
+import { MemstoreError } from '../errors.js';
+import { MAX_ID_BYTES } from '../limits.js';
+import type { VectorPlace } from '../scan/code-blocks.js';
+import { indexDir, indexFilePath, parseIndexFileName } from './files.js';
+
+/**
+ * The index file (INDEX.md): what opening a store needs of every record, read sequentially. A
+ * generation's file is a sequence of sealed blocks: a snapshot (one or more `snapshot` blocks) and
+ * then one or more `delta` blocks per checkpoint. The LMDB checkpoint names the generation and its
+ * committed length; a reader reads exactly that prefix.
+ */
+
+/** length u32 | masked CRC-32C u32 | kind u8 | 3 zero bytes | count u32 | codeBytes u32. */
+export const INDEX_HEADER_SIZE = 20;
+export const BLOCK_SNAPSHOT = 1;
+export const BLOCK_DELTA = 2;
+export type BlockKind = typeof BLOCK_SNAPSHOT | typeof BLOCK_DELTA;
+
+/** Record flags. A deletion has DELETED alone. */
+export const FLAG_DELETED = 0x01;
+export const FLAG_CODE = 0x02;
+export const FLAG_PLACE = 0x04;
+/** The record has a `docs` value in the LMDB state (a text, metadata, or both). */
+export const FLAG_DOCUMENTED = 0x08;
+const KNOWN_FLAGS = FLAG_DELETED | FLAG_CODE | FLAG_PLACE | FLAG_DOCUMENTED;
+
+/** A block is closed once its records pass this many bytes (a record is never split). */
+export const INDEX_BLOCK_BYTES = 256 << 10;
+/** Reads at open go in chunks of at least this many bytes. */
+const READ_CHUNK = 4 << 20;
+
+const utf8 = new TextEncoder();
+// ignoreBOM keeps a leading U+FEFF: it is part of the id.
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** One record as a checkpoint writes it. */
+export type IndexRecord =
+  | { readonly id: string; readonly deleted: true }
+  | {
+      readonly id: string;
+      readonly deleted?: false;
+      readonly code: { readonly code: Uint8Array; readonly scale: number } | undefined;
+      readonly place: VectorPlace | undefined;
+      readonly documented: boolean;
+    };
+
+/**
+ * Encodes records into sealed blocks of one kind. All records of a store have codes of
+ * `codeBytes` bytes (0 before training, when none has a code).
+ */
+export class BlockWriter {
+  private readonly blocks: Uint8Array[] = [];
+  private buf = new Uint8Array(INDEX_HEADER_SIZE + 4096);
+  private used = INDEX_HEADER_SIZE;
+  private count = 0;
+  private total = 0;
+
+  constructor(
+    readonly kind: BlockKind,
+    readonly codeBytes: number,
+  ) {}
+
+  add(r: IndexRecord): void {
+    const idBytes = utf8.encode(r.id);
+    if (r.deleted === true) {
+      this.addRaw(idBytes, FLAG_DELETED, undefined, 0, 0, 0, 0);
+      return;
+    }
+    const flags = (r.code === undefined ? 0 : FLAG_CODE) | (r.place === undefined ? 0 : FLAG_PLACE) | (r.documented ? FLAG_DOCUMENTED : 0);
+    this.addRaw(idBytes, flags, r.code?.code, r.code?.scale ?? 0, r.place?.[0] ?? 0, r.place?.[1] ?? 0, r.place?.[2] ?? 0);
+  }
+
+  /**
+   * One record from its parts: the id's UTF-8, flags (CODE and PLACE say which of the rest are
+   * written), code and scale, place. What a snapshot of the in-memory index writes, lookup-free.
+   */
+  addRaw(idBytes: Uint8Array, flags: number, code: Uint8Array | undefined, scale: number, generation: number, segment: number, offset: number): void {
+    if (idBytes.length === 0 || idBytes.length > MAX_ID_BYTES) throw new RangeError(`id of ${idBytes.length} bytes`);
+    let size = 3 + idBytes.length;
+    if ((flags & FLAG_CODE) !== 0) {
+      if (code === undefined || code.length !== this.codeBytes) throw new RangeError(`code of ${code?.length ?? 0} bytes, expected ${this.codeBytes}`);
+      size += 4 + this.codeBytes;
+    }
+    if ((flags & FLAG_PLACE) !== 0) {
+      if (segment === 0) throw new RangeError('a place in segment 0');
+      size += 12;
+    }
+    this.reserve(size);
+    const b = this.buf;
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    let at = this.used;
+    b[at] = flags;
+    v.setUint16(at + 1, idBytes.length, true);
+    b.set(idBytes, at + 3);
+    at += 3 + idBytes.length;
+    if ((flags & FLAG_CODE) !== 0) {
+      v.setFloat32(at, scale, true);
+      b.set(code!, at + 4);
+      at += 4 + this.codeBytes;
+    }
+    if ((flags & FLAG_PLACE) !== 0) {
+      v.setUint32(at, generation, true);
+      v.setUint32(at + 4, segment, true);
+      v.setUint32(at + 8, offset, true);
+      at += 12;
+    }
+    this.used = at;
+    this.count++;
+    if (this.used - INDEX_HEADER_SIZE >= INDEX_BLOCK_BYTES) this.seal();
+  }
+
+  /** The sealed blocks (a writer with no record gives none). */
+  finish(): Uint8Array[] {
+    if (this.count > 0) this.seal();
+    return this.blocks;
+  }
+
+  /** Bytes of the blocks sealed so far plus the open one. */
+  get bytes(): number {
+    return this.total + (this.count > 0 ? this.used : 0);
+  }
+
+  private reserve(size: number): void {
+    if (this.used + size <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.used + size));
+    next.set(this.buf.subarray(0, this.used));
+    this.buf = next;
+  }
+
+  private seal(): void {
+    const block = this.buf.slice(0, this.used);
+    const v = new DataView(block.buffer);
+    v.setUint32(0, block.length - INDEX_HEADER_SIZE, true);
+    block[8] = this.kind;
+    v.setUint32(12, this.count, true);
+    v.setUint32(16, this.codeBytes, true);
+    v.setUint32(4, maskCrc(crc32c(block, 8, block.length)), true);
+    this.blocks.push(block);
+    this.total += block.length;
+    this.used = INDEX_HEADER_SIZE;
+    this.count = 0;
+  }
+}
+
+/**
+ * What reading an index file calls for each record, in file order (later records supersede earlier
+ * ones). An upsert's id comes as its UTF-8 bytes (checked well-formed; `idOf` makes the string) and
+ * its place as three numbers, segment 0 for none: opening makes no object per record. Views are
+ * valid only during the call.
+ */
+export interface IndexVisitor {
+  upsert(idBytes: Uint8Array, flags: number, code: Uint8Array | undefined, scale: number, generation: number, segment: number, offset: number, codeBytes: number): void;
+  remove(id: string): void;
+}
+
+/** The id an upsert's bytes spell. */
+export function idOf(idBytes: Uint8Array): string {
+  return fromUtf8.decode(idBytes);
+}
+
+/** A stretch of an index file that failed a check, for lenient readers (verify, repair). */
+export interface IndexDamage {
+  readonly file: string;
+  readonly offset: number;
+  readonly end: number;
+  readonly what: string;
+}
+
+export interface IndexReadResult {
+  /** Bytes of snapshot blocks, and of delta blocks, read. */
+  readonly snapshotBytes: number;
+  readonly deltaBytes: number;
+  /** Records read (deletions included). */
+  readonly records: number;
+  /** Bytes of the file past the committed length (a checkpoint that never committed). */
+  readonly uncommitted: number;
+}
+
+function indexCorruption(file: string, offset: number, what: string): MemstoreError {
+  return new MemstoreError('CORRUPTION', `${file}: ${what} at offset ${offset}`, { file, offset });
+}
+
+/**
+ * Parses the records of one block whose checksum held. Throws CORRUPTION (a writer bug or
+ * tampering, since the checksum vouched for the bytes) when they do not parse.
+ */
+function parseBlock(file: string, offset: number, bytes: Uint8Array, count: number, codeBytes: number, visit: IndexVisitor): void {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  const bad = (what: string) => indexCorruption(file, offset, `block ${what}`);
+  for (let n = 0; n < count; n++) {
+    if (at + 3 > bytes.length) throw bad('ends inside a record');
+    const flags = bytes[at]!;
+    const idLength = v.getUint16(at + 1, true);
+    at += 3;
+    if ((flags & ~KNOWN_FLAGS) !== 0 || ((flags & FLAG_DELETED) !== 0 && flags !== FLAG_DELETED)) throw bad(`holds a record with flags 0x${flags.toString(16)}`);
+    if (idLength === 0 || idLength > MAX_ID_BYTES || at + idLength > bytes.length) throw bad('holds a record with a bad id length');
+    const idBytes = bytes.subarray(at, at + idLength);
+    if (!isUtf8(idBytes)) throw bad('holds an id that is not UTF-8');
+    at += idLength;
+    if (flags === FLAG_DELETED) {
+      visit.remove(fromUtf8.decode(idBytes));
+      continue;
+    }
+    let code: Uint8Array | undefined;
+    let scale = 0;
+    if ((flags & FLAG_CODE) !== 0) {
+      if (codeBytes === 0 || at + 4 + codeBytes > bytes.length) throw bad('ends inside a code');
+      scale = v.getFloat32(at, true);
+      code = bytes.subarray(at + 4, at + 4 + codeBytes);
+      at += 4 + codeBytes;
+    }
+    let generation = 0;
+    let segment = 0;
+    let offset = 0;
+    if ((flags & FLAG_PLACE) !== 0) {
+      if (at + 12 > bytes.length) throw bad('ends inside a place');
+      generation = v.getUint32(at, true);
+      segment = v.getUint32(at + 4, true);
+      offset = v.getUint32(at + 8, true);
+      if (segment === 0) throw bad('holds a place in segment 0');
+      at += 12;
+    }
+    visit.upsert(idBytes, flags, code, scale, generation, segment, offset, codeBytes);
+  }
+  if (at !== bytes.length) throw bad(`has ${bytes.length - at} bytes after its last record`);
+}
+
+/**
+ * Reads `[0, committed)` of an open index file block by block. Strict (no `onDamage`): any damage
+ * inside the committed length is CORRUPTION. Lenient: a block whose checksum fails (or that does not
+ * parse) is reported and skipped when its length is plausible; a header that cannot be trusted ends
+ * the read, the rest reported as one stretch.
+ */
+async function readBlocks(handle: FileHandle, file: string, size: number, committed: number, visit: IndexVisitor, onDamage?: (d: IndexDamage) => void): Promise<Omit<IndexReadResult, 'uncommitted'>> {
+  let snapshotBytes = 0;
+  let deltaBytes = 0;
+  let records = 0;
+  if (size < committed) {
+    const e = indexCorruption(file, size, `file of ${size} bytes, shorter than its committed length ${committed}`);
+    if (onDamage === undefined) throw e;
+    onDamage({ file, offset: size, end: committed, what: e.message });
+    committed = size;
+  }
+  let buf = new Uint8Array(Math.min(READ_CHUNK, Math.max(committed, INDEX_HEADER_SIZE)));
+  let bufStart = 0;
+  let bufEnd = 0;
+  const load = async (from: number, need: number) => {
+    if (from >= bufStart && from + need <= bufEnd) return;
+    const want = Math.min(Math.max(need, READ_CHUNK), committed - from);
+    if (buf.length < want) buf = new Uint8Array(want);
+    const got = await handle.read(buf.subarray(0, want), from);
+    bufStart = from;
+    bufEnd = from + got;
+  };
+  let pos = 0;
+  while (pos < committed) {
+    const fail = (what: string, end: number): boolean => {
+      const e = indexCorruption(file, pos, what);
+      if (onDamage === undefined) throw e;
+      onDamage({ file, offset: pos, end, what: e.message });
+      return end >= committed;
+    };
+    if (pos + INDEX_HEADER_SIZE > committed) {
+      fail('block header cut short by the committed length', committed);
+      break;
+    }
+    await load(pos, INDEX_HEADER_SIZE);
+    if (bufEnd < pos + INDEX_HEADER_SIZE) {
+      fail('file ends inside a block header', committed);
+      break;
+    }
+    let at = pos - bufStart;
+    const hv = new DataView(buf.buffer, buf.byteOffset + at, INDEX_HEADER_SIZE);
+    const length = hv.getUint32(0, true);
+    const end = pos + INDEX_HEADER_SIZE + length;
+    if (end > committed) {
+      fail(`block of ${length} bytes runs past the committed length ${committed}`, committed);
+      break;
+    }
+    await load(pos, INDEX_HEADER_SIZE + length);
+    if (bufEnd < end) {
+      fail('file ends inside a block', committed);
+      break;
+    }
+    at = pos - bufStart;
+    const block = buf.subarray(at, at + INDEX_HEADER_SIZE + length);
+    const bv = new DataView(block.buffer, block.byteOffset, INDEX_HEADER_SIZE);
+    const stored = unmaskCrc(bv.getUint32(4, true));
+    if (stored !== crc32c(block, 8, block.length)) {
+      if (fail('block checksum mismatch', end)) break;
+      pos = end;
+      continue;
+    }
+    const kind = block[8]!;
+    const count = bv.getUint32(12, true);
+    const codeBytes = bv.getUint32(16, true);
+    if (kind !== BLOCK_SNAPSHOT && kind !== BLOCK_DELTA) {
+      if (fail(`unknown block kind ${kind}`, end)) break;
+      pos = end;
+      continue;
+    }
+    if (kind === BLOCK_SNAPSHOT && deltaBytes > 0) {
+      if (fail('snapshot block after a delta block', end)) break;
+      pos = end;
+      continue;
+    }
+    try {
+      parseBlock(file, pos, block.subarray(INDEX_HEADER_SIZE), count, codeBytes, visit);
+    } catch (e) {
+      if (!(e instanceof MemstoreError) || onDamage === undefined) throw e;
+      onDamage({ file, offset: pos, end, what: e.message });
+      pos = end;
+      continue;
+    }
+    records += count;
+    if (kind === BLOCK_SNAPSHOT) snapshotBytes += end - pos;
+    else deltaBytes += end - pos;
+    pos = end;
+  }
+  return { snapshotBytes, deltaBytes, records };
+}
+
+export interface IndexFileOptions {
+  readonly files: FileLayer;
+  readonly dir: string;
+  readonly generation: number;
+  /** The length the checkpoint committed; bytes past it are cut (unless read-only). */
+  readonly committed: number;
+  /** Verify: nothing is cut, deleted or created. */
+  readonly readOnly?: boolean;
+  /** Lenient reading (verify, repair): damage is reported and skipped instead of thrown. */
+  readonly onDamage?: (d: IndexDamage) => void;
+}
+
+/**
+ * One store's index file: read once at open, then appended to by checkpoints (a delta per
+ * checkpoint), and replaced by a new generation (one snapshot) when the deltas outweigh the
+ * snapshot. Every write goes through the store's FileLayer and is fsynced before the LMDB commit that
+ * makes it part of the state; until then it is past the committed length, and cut.
+ */
+export class IndexFile {
+  private handle: FileHandle | undefined;
+  /** Bytes of the file written, committed or not. */
+  private end: number;
+  /** A generation written and not yet adopted (or abandoned). */
+  private next: { generation: number; handle: FileHandle; bytes: number } | undefined;
+
+  private constructor(
+    private readonly files: FileLayer,
+    private readonly dir: string,
+    private generationNow: number,
+    private committedNow: number,
+    private snapshot: number,
+    private deltas: number,
+    handle: FileHandle | undefined,
+    end: number,
+  ) {
+    this.handle = handle;
+    this.end = end;
+  }
+
+  /**
+   * Opens generation `generation`, reads its committed records into `visit`, cuts what lies past
+   * the committed length and deletes the files of other generations (a rewrite that never
+   * committed, or one whose old generation was not deleted yet).
+   */
+  static async open(o: IndexFileOptions, visit: IndexVisitor): Promise<{ file: IndexFile; read: IndexReadResult }> {
+    const path = indexFilePath(o.dir, o.generation);
+    const dir = indexDir(o.dir);
+    if (!o.readOnly) {
+      await ensureDurableDir(o.files, dir);
+      const names = await o.files.list(dir);
+      let removed = false;
+      for (const name of names) {
+        const g = parseIndexFileName(name);
+        if (g === undefined || g === o.generation) continue;
+        await o.files.remove(join(dir, name));
+        removed = true;
+      }
+      if (removed) await o.files.syncDir(dir);
+    }
+    const exists = await o.files.exists(path);
+    if (!exists) {
+      if (o.committed > 0) {
+        const e = indexCorruption(path, 0, `index file missing; the checkpoint committed ${o.committed} bytes`);
+        if (o.onDamage === undefined) throw e;
+        o.onDamage({ file: path, offset: 0, end: o.committed, what: e.message });
+      }
+      return { file: new IndexFile(o.files, o.dir, o.generation, 0, 0, 0, undefined, 0), read: { snapshotBytes: 0, deltaBytes: 0, records: 0, uncommitted: 0 } };
+    }
+    const handle = await o.files.open(path, o.readOnly ? 'read' : 'readwrite');
+    try {
+      const size = await handle.size();
+      const read = await readBlocks(handle, path, size, o.committed, visit, o.onDamage);
+      let end = size;
+      if (!o.readOnly && size > o.committed) {
+        await handle.truncate(o.committed);
+        await handle.sync();
+        end = o.committed;
+      }
+      const committed = Math.min(size, o.committed);
+      return {
+        file: new IndexFile(o.files, o.dir, o.generation, committed, read.snapshotBytes, read.deltaBytes, handle, end),
+        read: { ...read, uncommitted: Math.max(0, size - o.committed) },
+      };
+    } catch (e) {
+      await handle.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  get generation(): number {
+    return this.generationNow;
+  }
+
+  get committed(): number {
+    return this.committedNow;
+  }
+
+  /** Bytes of the current generation's snapshot and of the deltas committed after it. */
+  get snapshotBytes(): number {
+    return this.snapshot;
+  }
+
+  get deltaBytes(): number {
+    return this.deltas;
+  }
+
+  /**
+   * Writes `blocks` after the committed length (cutting first what a failed checkpoint left there)
+   * and fsyncs; returns the length to commit. Nothing is committed until commitAppend().
+   */
+  async append(blocks: readonly Uint8Array[]): Promise<number> {
+    if (this.handle === undefined) {
+      await ensureDurableDir(this.files, indexDir(this.dir));
+      this.handle = await this.files.open(indexFilePath(this.dir, this.generationNow), 'create');
+      // A file of this name with no committed bytes holds nothing of the state.
+      await this.handle.truncate(0);
+      await this.handle.sync();
+      await this.files.syncDir(indexDir(this.dir));
+      this.end = 0;
+    }
+    if (this.end > this.committedNow) {
+      await this.handle.truncate(this.committedNow);
+      this.end = this.committedNow;
+    }
+    let at = this.committedNow;
+    for (const b of blocks) {
+      this.end = Math.max(this.end, at + b.length);
+      await this.handle.write(b, at);
+      at += b.length;
+    }
+    await this.handle.sync();
+    return at;
+  }
+
+  /** The LMDB commit naming `length` is durable. */
+  commitAppend(length: number): void {
+    this.deltas += length - this.committedNow;
+    this.committedNow = length;
+  }
+
+  /**
+   * Writes generation `generation` (one snapshot), fsyncs it and the directory; returns its length.
+   * Adopted by adoptGeneration() once the LMDB commit naming it is durable, else abandonGeneration().
+   */
+  async writeGeneration(generation: number, blocks: readonly Uint8Array[]): Promise<number> {
+    await ensureDurableDir(this.files, indexDir(this.dir));
+    const handle = await this.files.open(indexFilePath(this.dir, generation), 'create');
+    this.next = { generation, handle, bytes: 0 };
+    await handle.truncate(0);
+    let at = 0;
+    for (const b of blocks) {
+      await handle.write(b, at);
+      at += b.length;
+    }
+    await handle.sync();
+    await this.files.syncDir(indexDir(this.dir));
+    this.next.bytes = at;
+    return at;
+  }
+
+  /** The state names the new generation: it becomes current, and the old file is deleted. */
+  async adoptGeneration(): Promise<void> {
+    const next = this.next;
+    if (next === undefined) throw new RangeError('no index generation to adopt');
+    this.next = undefined;
+    const old = this.handle;
+    const oldGeneration = this.generationNow;
+    this.handle = next.handle;
+    this.generationNow = next.generation;
+    this.committedNow = next.bytes;
+    this.end = next.bytes;
+    this.snapshot = next.bytes;
+    this.deltas = 0;
+    await old?.close().catch(() => undefined);
+    // Open deletes it too, should this fail or the process die first.
+    await this.files.remove(indexFilePath(this.dir, oldGeneration)).catch(() => undefined);
+  }
+
+  /** The LMDB commit failed: the new generation's file goes, the current one stays. */
+  async abandonGeneration(): Promise<void> {
+    const next = this.next;
+    if (next === undefined) return;
+    this.next = undefined;
+    await next.handle.close().catch(() => undefined);
+    await this.files.remove(indexFilePath(this.dir, next.generation)).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.abandonGeneration();
+    const h = this.handle;
+    this.handle = undefined;
+    await h?.close();
+  }
+}

@@ -1,0 +1,351 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { open as openLmdb } from 'lmdb';
+import { Packr } from 'msgpackr';
+import { crc32c, maskCrc } from '../io/crc32c.js';
+import { MemStore, MemstoreError } from '../src/index.js';
+import { indexDir, indexFileName, indexFilePath, statePath } from '../src/store/files.js';
+import { indexRewrite } from '../src/store/checkpointer.js';
+import { BLOCK_DELTA, BlockWriter, INDEX_HEADER_SIZE } from '../src/store/index-file.js';
+import { StateStore, stateWriteHooks, type Checkpoint } from '../src/store/state.js';
+import { clustered, rejectsWith, tempDir } from './helpers.js';
+import { cliResult } from './support/cli.js';
+
+/**
+ * The index file (src/store/INDEX.md), one named test per rule: what a reader does with bytes past
+ * the committed length, a bad checksum inside it, a short file, an unknown block kind; how
+ * checkpoints append deltas, start new generations and cut what a failed checkpoint left; and what
+ * the index says of documents.
+ */
+const DIM = 16;
+const N = 40;
+const vecs = clustered(N, DIM, 11);
+/** Even records have a text and metadata (a `docs` value); odd ones have neither. */
+const rec = (i: number) => ({ id: `r${i}`, vector: vecs[i]!, ...(i % 2 === 0 ? { text: `text ${i}`, meta: { i } } : {}) });
+
+function checkpointOf(dir: string): Checkpoint {
+  const state = StateStore.open(dir);
+  try {
+    return state.readCheckpoint();
+  } finally {
+    void state.close();
+  }
+}
+
+/** A closed store: records 0..19 in the snapshot of its generation, 20..39 in a delta after it. */
+async function storeWithDelta(): Promise<{ dir: string; snapshotEnd: number }> {
+  const dir = tempDir('memstore-index-');
+  const saved = indexRewrite.minDeltaBytes;
+  indexRewrite.minDeltaBytes = 0;
+  let store = await MemStore.open(dir, { dim: DIM, durability: 'none', cache: false });
+  try {
+    // The first checkpoint's delta outweighs the empty snapshot: a new generation, one snapshot.
+    await store.add(Array.from({ length: N / 2 }, (_, i) => rec(i)));
+    await store.close();
+  } finally {
+    indexRewrite.minDeltaBytes = saved;
+  }
+  const snapshotEnd = checkpointOf(dir).indexBytes;
+  store = await MemStore.open(dir, { cache: false });
+  await store.add(Array.from({ length: N / 2 }, (_, i) => rec(N / 2 + i)));
+  await store.close();
+  assert.ok(checkpointOf(dir).indexBytes > snapshotEnd, 'the second checkpoint appended a delta');
+  return { dir, snapshotEnd };
+}
+
+async function expectAll(dir: string, except: ReadonlySet<string> = new Set()): Promise<void> {
+  const store = await MemStore.open(dir, { cache: false });
+  try {
+    assert.equal(store.stats().count, N - except.size);
+    for (let i = 0; i < N; i++) {
+      const got = await store.get(`r${i}`);
+      if (except.has(`r${i}`)) {
+        assert.equal(got, undefined);
+        continue;
+      }
+      assert.deepEqual(got?.vector, vecs[i]);
+      assert.equal(got?.text, i % 2 === 0 ? `text ${i}` : undefined);
+      assert.deepEqual(got?.meta, i % 2 === 0 ? { i } : undefined);
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+async function corruptionAtOpen(dir: string): Promise<MemstoreError> {
+  const e = await MemStore.open(dir).then(
+    async (s) => {
+      await s.close();
+      return undefined;
+    },
+    (err: unknown) => err,
+  );
+  assert.ok(e instanceof MemstoreError && e.code === 'CORRUPTION', `expected CORRUPTION at open, got ${String(e)}`);
+  return e;
+}
+
+test('index: bytes past the committed length (a checkpoint that never committed, torn or whole) are cut at open, and are not damage', async () => {
+  const { dir } = await storeWithDelta();
+  const { indexGeneration, indexBytes } = checkpointOf(dir);
+  const path = indexFilePath(dir, indexGeneration);
+  const bytes = readFileSync(path);
+  // A whole copy of the last block, then half of another: what a checkpoint killed before its commit leaves.
+  appendFileSync(path, bytes.subarray(0, bytes.length));
+  appendFileSync(path, bytes.subarray(0, INDEX_HEADER_SIZE + 7));
+  const verify = await cliResult(['verify', dir]);
+  assert.equal(verify.code, 0, verify.stdout);
+  await expectAll(dir);
+  assert.equal(statSync(path).size, indexBytes, 'open cut the file back to its committed length');
+});
+
+test('index: a bad checksum inside the committed length is CORRUPTION at open (file and block offset); verify lists it; repair reports the block and leaves a clean store', async () => {
+  const { dir, snapshotEnd } = await storeWithDelta();
+  const { indexGeneration } = checkpointOf(dir);
+  const path = indexFilePath(dir, indexGeneration);
+  const bytes = readFileSync(path);
+  // A byte inside the delta block's records (after the snapshot): the snapshot's records stay readable.
+  bytes[snapshotEnd + INDEX_HEADER_SIZE + 5]! ^= 0x10;
+  writeFileSync(path, bytes);
+  const e = await corruptionAtOpen(dir);
+  assert.equal(e.file, path);
+  assert.equal(e.offset, snapshotEnd);
+  assert.match(e.message, /checksum/);
+  const verify = await cliResult(['verify', dir]);
+  assert.equal(verify.code, 1);
+  assert.match(verify.stdout, /index file damage/);
+
+  const report = join(tempDir('memstore-report-'), 'report.jsonl');
+  const repaired = await cliResult(['repair', dir, '--report', report]);
+  assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
+  const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; id?: string; offset?: number; bytes?: string });
+  const block = lines.filter((l) => l.kind === 'index');
+  assert.equal(block.length, 1);
+  assert.equal(block[0]!.offset, snapshotEnd);
+  assert.ok(Buffer.from(block[0]!.bytes!, 'base64').length > INDEX_HEADER_SIZE, 'the damaged block is in the report');
+  // The delta's records with a document are named by it (their ids are in the state); the others are lost with the block.
+  const lost = new Set(Array.from({ length: N / 2 }, (_, i) => `r${N / 2 + i}`));
+  assert.deepEqual(lines.filter((l) => l.kind === 'record').map((l) => l.id).sort(), [...lost].filter((id) => Number(id.slice(1)) % 2 === 0).sort());
+  assert.equal((await cliResult(['verify', dir])).code, 0);
+  await expectAll(dir, lost);
+});
+
+test('index: a file shorter than its committed length is CORRUPTION at open; repair keeps the blocks before the cut', async () => {
+  const { dir } = await storeWithDelta();
+  const { indexGeneration, indexBytes } = checkpointOf(dir);
+  const path = indexFilePath(dir, indexGeneration);
+  truncateSync(path, indexBytes - 3);
+  const e = await corruptionAtOpen(dir);
+  assert.equal(e.file, path);
+  assert.equal(e.offset, indexBytes - 3);
+  assert.match(e.message, /shorter than its committed length/);
+  assert.equal((await cliResult(['verify', dir])).code, 1);
+  // Repair keeps the whole blocks before the cut: the snapshot; the delta's records are lost, the documented ones named.
+  const report = join(tempDir('memstore-report-'), 'report.jsonl');
+  const repaired = await cliResult(['repair', dir, '--report', report]);
+  assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
+  const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; id?: string });
+  assert.ok(lines.some((l) => l.kind === 'index'));
+  const lost = new Set(Array.from({ length: N / 2 }, (_, i) => `r${N / 2 + i}`));
+  assert.deepEqual(lines.filter((l) => l.kind === 'record').map((l) => l.id).sort(), [...lost].filter((id) => Number(id.slice(1)) % 2 === 0).sort());
+  assert.equal((await cliResult(['verify', dir])).code, 0);
+  await expectAll(dir, lost);
+});
+
+test('index: a missing index file that the checkpoint gives a length is CORRUPTION at open', async () => {
+  const { dir } = await storeWithDelta();
+  const { indexGeneration } = checkpointOf(dir);
+  rmSync(indexFilePath(dir, indexGeneration));
+  const e = await corruptionAtOpen(dir);
+  assert.equal(e.file, indexFilePath(dir, indexGeneration));
+  assert.match(e.message, /index file missing/);
+});
+
+test('index: a block of an unknown kind, checksum intact, is CORRUPTION at open', async () => {
+  const { dir, snapshotEnd } = await storeWithDelta();
+  const { indexGeneration } = checkpointOf(dir);
+  const path = indexFilePath(dir, indexGeneration);
+  const bytes = readFileSync(path);
+  const length = bytes.readUInt32LE(snapshotEnd);
+  assert.equal(bytes[snapshotEnd + 8], BLOCK_DELTA);
+  bytes[snapshotEnd + 8] = 9;
+  bytes.writeUInt32LE(maskCrc(crc32c(bytes, snapshotEnd + 8, snapshotEnd + INDEX_HEADER_SIZE + length)), snapshotEnd + 4);
+  writeFileSync(path, bytes);
+  const e = await corruptionAtOpen(dir);
+  assert.equal(e.offset, snapshotEnd);
+  assert.match(e.message, /unknown block kind 9/);
+});
+
+test('index: a checkpoint whose state commit fails leaves its delta past the committed length; the next checkpoint writes over it', async () => {
+  const { dir } = await storeWithDelta();
+  const before = checkpointOf(dir);
+  const store = await MemStore.open(dir, { cache: false });
+  await store.add([{ id: 'late', vector: vecs[0]!, text: 'late' }]);
+  stateWriteHooks.beforeWrite = () => {
+    throw new Error('injected: the state refuses');
+  };
+  try {
+    await rejectsWith(() => store.close(), 'IO');
+  } finally {
+    stateWriteHooks.beforeWrite = undefined;
+  }
+  const path = indexFilePath(dir, before.indexGeneration);
+  assert.ok(statSync(path).size > before.indexBytes, 'the failed checkpoint appended its delta');
+  assert.deepEqual(checkpointOf(dir), before);
+  const again = await MemStore.open(dir, { cache: false });
+  assert.equal((await again.get('late'))?.text, 'late', 'the log replays what the failed checkpoint held');
+  await again.add([{ id: 'later', vector: vecs[1]! }]);
+  await again.close();
+  const after = checkpointOf(dir);
+  assert.equal(statSync(path).size, after.indexBytes, 'no byte past the committed length');
+  const reopened = await MemStore.open(dir, { cache: false });
+  assert.equal((await reopened.get('late'))?.text, 'late');
+  assert.ok((await reopened.get('later')) !== undefined);
+  assert.equal(reopened.stats().count, N + 2);
+  await reopened.close();
+});
+
+test('index: deltas that outweigh the snapshot start a new generation; the old file goes, and open deletes files of generations the state does not name', async () => {
+  const { dir } = await storeWithDelta();
+  const first = checkpointOf(dir);
+  const saved = indexRewrite.minDeltaBytes;
+  indexRewrite.minDeltaBytes = 0;
+  try {
+    const store = await MemStore.open(dir, { cache: false });
+    // More changed records than the snapshot holds: the deltas now outweigh it.
+    await store.add(Array.from({ length: N }, (_, i) => ({ ...rec(i), vector: vecs[(i + 1) % N]! })));
+    await store.close();
+  } finally {
+    indexRewrite.minDeltaBytes = saved;
+  }
+  const second = checkpointOf(dir);
+  assert.equal(second.indexGeneration, first.indexGeneration + 1);
+  assert.deepEqual(readdirSync(indexDir(dir)), [indexFileName(second.indexGeneration)]);
+  writeFileSync(join(indexDir(dir), indexFileName(second.indexGeneration + 5)), 'a rewrite that never committed');
+  const store = await MemStore.open(dir, { cache: false });
+  assert.deepEqual(readdirSync(indexDir(dir)), [indexFileName(second.indexGeneration)]);
+  assert.deepEqual((await store.get('r3'))?.vector, vecs[4]);
+  await store.close();
+});
+
+test('index: compaction writes a new generation holding one snapshot', async () => {
+  const { dir } = await storeWithDelta();
+  const before = checkpointOf(dir);
+  const store = await MemStore.open(dir, { cache: false });
+  await store.delete(['r0', 'r1']);
+  await store.compact();
+  await store.close();
+  const after = checkpointOf(dir);
+  assert.equal(after.indexGeneration, before.indexGeneration + 1);
+  assert.ok(after.indexBytes < before.indexBytes);
+  await expectAll(dir, new Set(['r0', 'r1']));
+});
+
+test('index: a record whose index entry says it has a document, and the state has none, reads as CORRUPTION; a record without one has no docs value', async () => {
+  const { dir } = await storeWithDelta();
+  const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
+  const docs = env.openDB({ name: 'docs', encoding: 'binary', keyEncoding: 'binary' });
+  assert.equal(docs.getBinary(Buffer.from('r3')), undefined, 'no text, no metadata: no docs value');
+  assert.ok(docs.getBinary(Buffer.from('r4')) !== undefined);
+  await docs.remove(Buffer.from('r4'));
+  await env.close();
+  const store = await MemStore.open(dir, { cache: false });
+  const e = await store.get('r4').then(() => undefined, (err: unknown) => err);
+  assert.ok(e instanceof MemstoreError && e.code === 'CORRUPTION' && e.id === 'r4', String(e));
+  assert.ok((await store.search(vecs[4]!, { k: N, filter: { i: 4 } })).every((h) => h.id !== 'r4'));
+  assert.deepEqual((await store.get('r3'))?.vector, vecs[3]);
+  assert.equal(store.stats().damaged, 1);
+  await store.close();
+  const verify = await cliResult(['verify', dir]);
+  assert.equal(verify.code, 1);
+  assert.match(verify.stdout, /\(record "r4"\)/);
+});
+
+test('index: a store of format version 4 is refused with CORRUPTION', async () => {
+  const { dir } = await storeWithDelta();
+  const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+  const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
+  const config = env.openDB<Buffer, string>({ name: 'config', encoding: 'binary' });
+  const payload = packr.pack({ formatVersion: 4, dim: DIM, metric: 'cosine', codec: 'int8', pca: null, keepFull: true, trainSize: 4096 });
+  const key = Buffer.from('config');
+  const sealed = Buffer.alloc(4 + payload.length);
+  sealed.writeUInt32LE(maskCrc(crc32c(payload, 0, payload.length, crc32c(key))), 0);
+  payload.copy(sealed, 4);
+  await config.put('config', sealed);
+  await env.close();
+  const e = await corruptionAtOpen(dir);
+  assert.match(e.message, /format version 4, this memstore reads 5/);
+  assert.ok(existsSync(statePath(dir)));
+});
+
+test('index: once trained, a record without a code, or without the full-precision vector the store keeps, is set aside at open; verify names it', async () => {
+  const { dir } = await storeWithDelta();
+  const before = checkpointOf(dir);
+  const path = indexFilePath(dir, before.indexGeneration);
+  // A delta as a buggy writer could leave it: r3 without a code, r5 with a code but no place.
+  const delta = new BlockWriter(BLOCK_DELTA, DIM);
+  delta.add({ id: 'r3', code: undefined, place: [1, 1, 0], documented: false });
+  delta.add({ id: 'r5', code: { code: new Uint8Array(DIM), scale: 1 }, place: undefined, documented: false });
+  const [block] = delta.finish();
+  appendFileSync(path, block!);
+  const state = StateStore.open(dir);
+  await state.commitCheckpoint({ checkpoint: { ...before, indexBytes: before.indexBytes + block!.length }, docs: new Map() });
+  await state.close();
+
+  const store = await MemStore.open(dir, { cache: false });
+  assert.equal(store.stats().count, N - 2);
+  assert.equal(store.stats().damaged, 2);
+  for (const [id, what] of [['r3', /no code/], ['r5', /no full-precision vector/]] as const) {
+    const e = await store.get(id).then(() => undefined, (err: unknown) => err);
+    assert.ok(e instanceof MemstoreError && e.code === 'CORRUPTION' && e.id === id, String(e));
+    assert.equal(e.file, path);
+    assert.match(e.message, what);
+  }
+  assert.ok((await store.search(vecs[3]!, { k: N })).every((h) => h.id !== 'r3' && h.id !== 'r5'));
+  await store.close();
+  const verify = await cliResult(['verify', dir]);
+  assert.equal(verify.code, 1);
+  assert.match(verify.stdout, /\(record "r3"\)/);
+  assert.match(verify.stdout, /\(record "r5"\)/);
+});
+
+test('index: while a record is set aside as damaged, checkpoints append deltas instead of a new generation, so the damage is not forgotten', async () => {
+  const { dir } = await storeWithDelta();
+  const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
+  await env.openDB({ name: 'docs', encoding: 'binary', keyEncoding: 'binary' }).remove(Buffer.from('r4'));
+  await env.close();
+  const before = checkpointOf(dir);
+  const saved = indexRewrite.minDeltaBytes;
+  indexRewrite.minDeltaBytes = 0;
+  try {
+    const store = await MemStore.open(dir, { cache: false });
+    await store.get('r4').then(() => assert.fail('r4 should be damaged'), () => undefined);
+    assert.equal(store.stats().damaged, 1);
+    // Enough changes that the deltas outweigh the snapshot: a store without damage would start a new generation here.
+    await store.add(Array.from({ length: N }, (_, i) => ({ id: `more${i}`, vector: vecs[i]! })));
+    await store.close();
+  } finally {
+    indexRewrite.minDeltaBytes = saved;
+  }
+  const after = checkpointOf(dir);
+  assert.equal(after.indexGeneration, before.indexGeneration);
+  assert.ok(after.indexBytes > before.indexBytes);
+  const store = await MemStore.open(dir, { cache: false });
+  const e = await store.get('r4').then(() => undefined, (err: unknown) => err);
+  assert.ok(e instanceof MemstoreError && e.code === 'CORRUPTION' && e.id === 'r4', 'still damaged after reopening');
+  assert.equal(store.stats().count, N - 1 + N);
+  await store.close();
+});
+
+test('index: training writes a new generation holding every record with its code', async () => {
+  const dir = tempDir('memstore-index-');
+  const store = await MemStore.open(dir, { dim: DIM, pca: { dims: 8 }, trainSize: 24, cache: false });
+  for (let i = 0; i < N; i += 8) await store.add(Array.from({ length: 8 }, (_, j) => rec(i + j)));
+  assert.equal(store.stats().trained, true);
+  await store.close();
+  const { indexGeneration } = checkpointOf(dir);
+  assert.equal(indexGeneration, 2, 'the checkpoint after training started generation 2');
+  assert.deepEqual(readdirSync(indexDir(dir)), [indexFileName(2)]);
+  await expectAll(dir);
+});
