@@ -3,11 +3,10 @@ import { emitWarning } from 'node:process';
 import { Wal } from '../wal/wal.js';
 import { nodeFileLayer } from '../io/file-layer.js';
 import { BlobArena, type BlobRef } from './arena/arena.js';
-import { LookasideCache, type CacheEntry, type CacheHost, type CacheLookup, type CacheQuery, type CacheStats, type Candidate } from './cache/lookaside.js';
+import { LookasideCache, type CacheStats } from './cache/lookaside.js';
 import type { Codec, CodecName } from './codec/codec.js';
 import { getCodec } from './codec/index.js';
 import { MemstoreError } from './errors.js';
-import { matchesFilter } from './filter.js';
 import { checkBatch, checkId, checkIds, checkVector, vectorBounds, type VectorBounds } from './input.js';
 import { MAX_BATCH_BYTES } from './limits.js';
 import { cloneMeta, type Meta } from './meta.js';
@@ -20,10 +19,9 @@ import {
   type SearchOptions,
 } from './options.js';
 import type { PcaModel } from './pca/pca.js';
-import type { ScanQuery, VectorPlace } from './scan/code-blocks.js';
+import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import type { VectorIndex } from './index/vector-index.js';
-import { TopK } from './scan/topk.js';
 import { ensureDurableDir, indexFilePath, repairLogDir, statePath, walDir } from './store/files.js';
 import type { IndexDamage, IndexFile } from './store/index-file.js';
 import { ChangedRecords } from './store/changed-records.js';
@@ -38,7 +36,6 @@ import { Checkpointer } from './store/checkpointer.js';
 import { checkReopen, createConfig } from './store/config.js';
 import { Damage, type DamagedKey } from './store/damage.js';
 import { loadCheckpoint } from './store/recovery.js';
-import { norm } from './vector.js';
 import { ExactScorer } from './space/exact-scorer.js';
 import { VectorSpace, type Fitted } from './space/vector-space.js';
 
@@ -53,13 +50,8 @@ export interface MemoryRecord {
   meta?: Record<string, unknown>;
 }
 
-export interface SearchHit {
-  id: string;
-  /** Higher is closer: cosine similarity, inner product, or negative Euclidean distance. */
-  score: number;
-  text?: string;
-  meta?: Record<string, unknown>;
-}
+export type { SearchHit } from './search/search-path.js';
+import { SearchPath, type SearchHit } from './search/search-path.js';
 
 export interface StoredRecord {
   id: string;
@@ -116,51 +108,10 @@ export interface StoreStats {
   cache: CacheStats;
 }
 
-/** What shapes a search's answer beyond the query. */
-interface Wanted {
-  readonly k: number;
-  readonly rescore: boolean;
-  readonly filter: SearchOptions['filter'];
-  readonly nprobe: number | undefined;
-  readonly exact: boolean;
-}
-
-/** Hands the scan's pool to the cache: its heap sorted best first, and whether it holds every matching vector. */
-type Remember = (scan: ScanQuery, ranked: TopK, complete: boolean) => void;
-
-function copyHit(h: SearchHit): SearchHit {
-  const out: SearchHit = { id: h.id, score: h.score };
-  if (h.text !== undefined) out.text = h.text;
-  if (h.meta !== undefined) out.meta = cloneMeta(h.meta as Meta);
-  return out;
-}
-
-
-/** A ranked candidate before its text is read. */
-interface Ranked {
-  readonly id: string;
-  readonly score: number;
-  readonly doc: DocRecord;
-}
-
-/** Times a search ranks again because writes moved the store while it read vectors, before it takes what it read. */
-const MOVED_RETRIES = 3;
-
 const utf8 = new TextEncoder();
 
 function sameRef(a: BlobRef | undefined, b: BlobRef | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && a.every((x, i) => x === b[i]));
-}
-
-function hitOf(r: Ranked, text: string | undefined): SearchHit {
-  const hit: SearchHit = { id: r.id, score: r.score };
-  if (text !== undefined) hit.text = text;
-  if (r.doc.meta !== undefined) hit.meta = cloneMeta(r.doc.meta);
-  return hit;
-}
-
-function samePlace(a: VectorPlace | undefined, b: VectorPlace | undefined): boolean {
-  return a === b || (a !== undefined && b !== undefined && a[0] === b[0] && a[1] === b[1] && a[2] === b[2]);
 }
 
 /** A store's index: codes, and where each full-precision vector lives. */
@@ -197,6 +148,8 @@ export class MemStore {
   private readonly space: VectorSpace;
   /** Scores full-precision vectors for rescoring, a batch per call (src/space/exact-scorer.ts). */
   private readonly scorer: ExactScorer;
+  /** The read path: cache, scan, rescoring, texts (src/search/search-path.ts). */
+  private readonly searches: SearchPath;
   private readonly reads: RecordReads;
   private closed = false;
   private readonly cache: LookasideCache<SearchHit[]> | undefined;
@@ -247,6 +200,20 @@ export class MemStore {
       },
       checkpointLsn,
     );
+    this.searches = new SearchPath({
+      metric: config.metric,
+      oversample: options.oversample,
+      space: this.space,
+      reads: this.reads,
+      scorer: this.scorer,
+      cache: this.cache,
+      index: () => this.index,
+      writes: () => this.writes,
+      placeOf: (id) => this.placeOf(id),
+      docOf: (id) => this.docOf(id),
+      markDamaged: (id, e) => this.markDamaged(id, e),
+      setAsideIfUnchanged: (id, ref, e) => this.setAsideIfUnchanged(id, ref, e),
+    });
     this.checkpoints = new Checkpointer({
       dir,
       checkpointBytes: options.checkpointBytes,
@@ -622,248 +589,7 @@ export class MemStore {
     }
     // Before training the index holds full-precision vectors, so its scores are already exact.
     const rescore = (opts.rescore ?? this.options.rescore ?? this.config.keepFull) && this.config.keepFull && this.space.trained;
-    const want: Wanted = { k: opts.k, rescore, filter: opts.filter, nprobe: opts.nprobe, exact: opts.exact };
-    if (this.cache !== undefined) {
-      const served = await this.searchCached(q, want, JSON.stringify([opts.k, opts.filter ?? null, rescore, opts.exact, opts.nprobe ?? null]));
-      if (served !== undefined) return served;
-    }
-    for (;;) {
-      const ranked = await this.rankSkippingDamage(q, want, undefined);
-      const texts = await this.textsOf(ranked);
-      if (texts !== undefined) return ranked.map((r, i) => hitOf(r, texts[i]));
-    }
-  }
-
-  /** Candidates a scan picks for `want`: k, or k times the oversampling when rescoring, at most the store's size. */
-  private candidateCount(want: Wanted): number {
-    return Math.min(this.index.size, want.rescore ? want.k * this.options.oversample : want.k);
-  }
-
-  /**
-   * A search through the lookaside cache: an answer it proves (CACHE.md), or, when it cannot, a
-   * search whose scan it remembers. Undefined only when damage interrupted it (the caller searches
-   * again without the cache's help).
-   */
-  private async searchCached(q: Float32Array, want: Wanted, key: string): Promise<SearchHit[] | undefined> {
-    const cache = this.cache!;
-    let form: { scan: ScanQuery; offset: number } | undefined;
-    let kernelQuery: Float32Array | undefined;
-    const scanForm = () => (form ??= this.space.scanQueryOf(q));
-    const cq: CacheQuery = {
-      query: q,
-      key,
-      filter: want.filter,
-      candidates: this.candidateCount(want),
-      tiesShow: !want.rescore,
-      scanQuery: () => scanForm().scan,
-      kernelQuery: () => (kernelQuery ??= this.index.kernelQuery(scanForm().scan)),
-    };
-    const host: CacheHost = { index: this.index, matches: (id, filter) => this.index.has(id) && (filter === undefined || matchesFilter(this.docOf(id).meta, filter)) };
-    let look: CacheLookup<SearchHit[]>;
-    try {
-      look = cache.lookup(cq, host);
-    } catch (e) {
-      const id = damagedId(e);
-      if (id === undefined) throw e;
-      this.markDamaged(id, e);
-      return undefined;
-    }
-    if (look.kind === 'answer') return look.answer.map(copyHit);
-    const version = cache.now;
-    let ranked: Ranked[] | undefined;
-    let entry: CacheEntry<SearchHit[]> | undefined;
-    try {
-      if (look.kind === 'candidates') {
-        ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, false);
-        if (!look.near) entry = look.entry;
-      } else {
-        ranked = await this.rank(q, want, (scan, top, complete) => (entry = cache.remember(cq, scan, this.index, top, complete)), scanForm(), false);
-      }
-    } catch (e) {
-      const id = damagedId(e);
-      if (id === undefined) throw e;
-      this.markDamaged(id, e);
-      return undefined;
-    }
-    // Undefined: writes moved the store while vectors were read; the plain search starts over.
-    if (ranked === undefined) return undefined;
-    const texts = await this.textsOf(ranked);
-    cache.settle();
-    if (texts === undefined) return undefined;
-    const hits = ranked.map((r, i) => hitOf(r, texts[i]));
-    if (entry !== undefined) {
-      const bytes = hits.reduce((n, h) => n + 64 + 2 * h.id.length + 2 * (h.text?.length ?? 0) + 2 * (ranked.find((r) => r.id === h.id)?.doc.metaJson?.length ?? 0), 0);
-      cache.answered(entry, hits.map(copyHit), version, bytes);
-    }
-    return hits;
-  }
-
-  /**
-   * rank(), setting aside each damaged record it meets and ranking again without it, and ranking
-   * again when writes moved the store while it read vectors (after a few tries it accepts the
-   * documents of the moment: a search racing a stream of writes still ends).
-   */
-  private async rankSkippingDamage(q: Float32Array, want: Wanted, remember: Remember | undefined): Promise<Ranked[]> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const ranked = await this.rank(q, want, remember, this.space.scanQueryOf(q), attempt >= MOVED_RETRIES);
-        if (ranked !== undefined) return ranked;
-      } catch (e) {
-        const id = damagedId(e);
-        if (id === undefined) throw e;
-        this.markDamaged(id, e);
-      }
-    }
-  }
-
-  /**
-   * The scan picks the candidates (synchronously, so no write interleaves with it), finish() turns
-   * them into the answer. With `remember`, the scan keeps the
-   * cache's larger pool and hands it over (best first, and whether it holds every matching vector).
-   */
-  private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, form: { scan: ScanQuery; offset: number }, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
-    const size = this.index.size;
-    const { scan, offset } = form;
-    const candidates = this.candidateCount(want);
-    const capacity = remember === undefined ? candidates : Math.min(size, this.cache!.poolSize(candidates));
-    const top = new TopK(Math.max(1, capacity));
-    const filter = want.filter;
-    const accept = filter === undefined ? undefined : (slot: number) => matchesFilter(this.docOf(this.index.idAt(slot)).meta, filter);
-    if (capacity > 0) this.index.search(scan, top, { accept, nprobe: want.nprobe, exact: want.exact });
-    const count = top.sortBestFirst();
-    // Ties in the heap keep the lower slot, as sortBestFirst() orders them: the first `candidates` are the scan a smaller heap makes.
-    remember?.(scan, top, capacity >= size || count < capacity);
-    const chosen: Candidate[] = [];
-    for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ id: this.index.idAt(top.slotAt(i)), score: top.scoreAt(i) });
-    return this.finish(q, offset, chosen, want, tolerateMoves);
-  }
-
-  /**
-   * The answer from the scan's candidates (best kernel score first): rescored, or their scores
-   * converted. Where each candidate's full vector is (hot in the cache, or a place in the vector
-   * arena) is taken before the first read, so the scores are those of the store the scan saw.
-   * Undefined when writes came in while vectors were read (the documents read after them could be
-   * newer than the scores), unless `tolerateMoves`; damage found in a vector still in place is thrown.
-   */
-  private async finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
-    let ranked: { id: string; score: number }[];
-    if (want.rescore) {
-      const writes = this.writes;
-      const qNorm = norm(q);
-      // Hot vectors are scored now, in place and in one batch, before anything is awaited (a view
-      // into the cache is valid until its next keep()); the others are read, then scored in one batch.
-      ranked = [];
-      const hotIds: string[] = [];
-      const hot: Float32Array[] = [];
-      const hotNorms: (number | undefined)[] = [];
-      const sources: { readonly id: string; readonly place: VectorPlace }[] = [];
-      for (const { id } of candidates) {
-        const h = this.cache?.hotVector(id);
-        if (h === undefined) {
-          sources.push({ id, place: this.placeOf(id) });
-          continue;
-        }
-        hotIds.push(id);
-        hot.push(h.full);
-        hotNorms.push(h.norm);
-      }
-      const scores = new Float64Array(Math.max(hot.length, sources.length));
-      const norms = new Float64Array(scores.length);
-      this.scorer.score(q, qNorm, hot, hotNorms, scores, norms);
-      hotIds.forEach((id, i) => ranked.push({ id, score: scores[i]! }));
-      // Each vector is read into one shared frame and copied into the scorer's batch at once: no
-      // buffer per candidate. A file layer without synchronous reads reads them all, then loads them.
-      this.scorer.reserve(sources.length);
-      let loaded = 0;
-      for (const source of sources) {
-        const read = this.readSettled(() => this.reads.vectorNowShared(source.id, source.place));
-        if (read === undefined) break;
-        if (read.status === 'rejected') return this.failedRead(source, read.reason);
-        this.scorer.load(loaded++, read.value);
-      }
-      let moved = false;
-      if (loaded < sources.length) {
-        const reads = await Promise.allSettled(sources.map((x) => this.reads.vector(x.id, x.place)));
-        moved = this.writes !== writes;
-        this.scorer.reserve(sources.length);
-        for (const [i, r] of reads.entries()) {
-          if (r.status === 'rejected') return this.failedRead(sources[i]!, r.reason);
-          this.scorer.load(i, r.value);
-        }
-      }
-      this.scorer.scoreLoaded(q, qNorm, sources.length, [], scores, norms);
-      const cosine = this.config.metric === 'cosine';
-      sources.forEach(({ id }, i) => {
-        // Kept hot only when no write came in: a write to this id would have dropped it.
-        if (this.cache !== undefined && !moved) this.cache.keep(id, { full: this.scorer.loaded(i), ...(cosine ? { norm: norms[i]! } : {}) });
-        ranked.push({ id, score: scores[i]! });
-      });
-      if (moved && !tolerateMoves) return undefined;
-      ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      ranked.length = Math.min(ranked.length, want.k);
-    } else {
-      const l2 = this.space.kernelMetric() === 'l2';
-      ranked = candidates.slice(0, want.k).map(({ id, score }) => ({ id, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
-    }
-    return ranked.map(({ id, score }) => ({ id, score, doc: this.docForResult(id) }));
-  }
-
-  /** `read()` settled: its value (undefined when it cannot read synchronously) or what it threw. */
-  private readSettled(read: () => Float32Array | undefined): PromiseSettledResult<Float32Array> | undefined {
-    try {
-      const value = read();
-      return value === undefined ? undefined : { status: 'fulfilled', value };
-    } catch (e) {
-      return { status: 'rejected', reason: e };
-    }
-  }
-
-  /**
-   * What a failed read of a candidate's vector means: a vector that moved since (a write, or the
-   * arena's collection) is not damage, and the search starts again (undefined); damage or an I/O
-   * failure is thrown.
-   */
-  private failedRead(source: { readonly id: string; readonly place: VectorPlace }, reason: unknown): undefined {
-    if (damagedId(reason) === source.id && !samePlace(this.index.placeOf(source.id), source.place)) return undefined;
-    throw reason;
-  }
-
-  private docForResult(id: string): DocRecord {
-    const hot = this.cache?.hotDoc(id);
-    if (hot !== undefined) return hot;
-    const doc = this.docOf(id);
-    this.cache?.keep(id, { doc });
-    return doc;
-  }
-
-  /**
-   * Reads the texts of ranked records from the arena (every read starts before the first await).
-   * Undefined when one was damaged: that record is set aside and the caller ranks again.
-   */
-  private async textsOf(ranked: readonly Ranked[]): Promise<(string | undefined)[] | undefined> {
-    if (ranked.every((r) => r.doc.text === undefined)) return ranked.map(() => undefined);
-    const version = this.cache?.now;
-    const reads = ranked.map((r) => {
-      if (r.doc.text === undefined) return undefined;
-      const hot = this.cache?.hotText(r.id);
-      return hot === undefined || hot === null ? this.reads.text(r.id, r.doc.text) : hot;
-    });
-    const settled = await Promise.allSettled(reads);
-    let damage = false;
-    const texts: (string | undefined)[] = [];
-    for (const [i, s] of settled.entries()) {
-      if (s.status === 'fulfilled') {
-        texts.push(s.value);
-        // Kept only if no write came in meanwhile: a write touches the id, which drops its hot parts.
-        if (s.value !== undefined && this.cache !== undefined && this.cache.now === version) this.cache.keep(ranked[i]!.id, { text: s.value });
-        continue;
-      }
-      const r = ranked[i]!;
-      if (damagedId(s.reason) !== r.id) throw s.reason;
-      this.setAsideIfUnchanged(r.id, r.doc.text, s.reason);
-      damage = true;
-    }
-    return damage ? undefined : texts;
+    return this.searches.search(q, { k: opts.k, rescore, filter: opts.filter, nprobe: opts.nprobe, exact: opts.exact });
   }
 
   /** Marks `id` damaged for a bad text at `ref`, unless a write has replaced the record meanwhile. */

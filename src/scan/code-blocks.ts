@@ -24,6 +24,10 @@ interface Block {
 /** A full-precision vector's place in the vector arena: generation, segment, frame offset (its length is the store's). */
 export type VectorPlace = readonly [generation: number, segment: number, offset: number];
 
+export function samePlace(a: VectorPlace | undefined, b: VectorPlace | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a[0] === b[0] && a[1] === b[1] && a[2] === b[2]);
+}
+
 export interface ScanQuery {
   /** The query, already projected into the stored space (length = stored dim). */
   readonly vector: Float32Array;

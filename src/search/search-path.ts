@@ -1,0 +1,337 @@
+import type { Candidate, CacheEntry, CacheHost, CacheLookup, CacheQuery, LookasideCache } from '../cache/lookaside.js';
+import { matchesFilter } from '../filter.js';
+import type { VectorIndex } from '../index/vector-index.js';
+import { cloneMeta, type Meta } from '../meta.js';
+import type { Metric, SearchOptions } from '../options.js';
+import { samePlace, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
+import { TopK } from '../scan/topk.js';
+import type { ExactScorer } from '../space/exact-scorer.js';
+import type { VectorSpace } from '../space/vector-space.js';
+import type { BlobRef } from '../arena/arena.js';
+import type { MemstoreError } from '../errors.js';
+import { damagedId } from '../store/record-errors.js';
+import type { RecordReads } from '../store/record-reads.js';
+import type { DocRecord } from '../store/state.js';
+import { norm } from '../vector.js';
+
+export interface SearchHit {
+  id: string;
+  /** Higher is closer: cosine similarity, inner product, or negative Euclidean distance. */
+  score: number;
+  text?: string;
+  meta?: Record<string, unknown>;
+}
+
+/** What shapes a search's answer beyond the query. */
+export interface Wanted {
+  readonly k: number;
+  readonly rescore: boolean;
+  readonly filter: SearchOptions['filter'];
+  readonly nprobe: number | undefined;
+  readonly exact: boolean;
+}
+
+/** What a search reads of its store, handed in by the store that owns it. */
+export interface SearchEnv {
+  readonly metric: Metric;
+  /** Candidates rescored per result wanted. */
+  readonly oversample: number;
+  readonly space: VectorSpace;
+  readonly reads: RecordReads;
+  readonly scorer: ExactScorer;
+  readonly cache: LookasideCache<SearchHit[]> | undefined;
+  /** The store's index now (training replaces it). */
+  index(): VectorIndex;
+  /** Writes applied so far: a search that read files in between can tell its snapshot moved. */
+  writes(): number;
+  /** Where the full vector of a stored record lives; CORRUPTION (naming it) when none is. */
+  placeOf(id: string): VectorPlace;
+  /** The document of a stored record; CORRUPTION (naming it) when damaged. */
+  docOf(id: string): DocRecord;
+  /** Sets a record aside as damaged; returns the error `get` will throw for it. */
+  markDamaged(id: string, e: unknown): MemstoreError;
+  /** Marks `id` damaged for a bad text at `ref`, unless a write has replaced the record meanwhile. */
+  setAsideIfUnchanged(id: string, ref: BlobRef | undefined, e: unknown): void;
+}
+
+/** Hands the scan's pool to the cache: its heap sorted best first, and whether it holds every matching vector. */
+type Remember = (scan: ScanQuery, ranked: TopK, complete: boolean) => void;
+
+/** A ranked candidate before its text is read. */
+interface Ranked {
+  readonly id: string;
+  readonly score: number;
+  readonly doc: DocRecord;
+}
+
+/** Times a search ranks again because writes moved the store while it read vectors, before it takes what it read. */
+const MOVED_RETRIES = 3;
+
+function copyHit(h: SearchHit): SearchHit {
+  const out: SearchHit = { id: h.id, score: h.score };
+  if (h.text !== undefined) out.text = h.text;
+  if (h.meta !== undefined) out.meta = cloneMeta(h.meta as Meta);
+  return out;
+}
+
+function hitOf(r: Ranked, text: string | undefined): SearchHit {
+  const hit: SearchHit = { id: r.id, score: r.score };
+  if (text !== undefined) hit.text = text;
+  if (r.doc.meta !== undefined) hit.meta = cloneMeta(r.doc.meta);
+  return hit;
+}
+
+/**
+ * The read path of a store: query → (the lookaside cache, which may answer) → the index's scan →
+ * candidates → rescoring with the full-precision vectors (one WebAssembly batch) → texts. Damage
+ * met on the way sets its record aside and the search ranks again without it; writes that land
+ * while it reads vectors make it rank again (or, after a few tries, take what it read).
+ */
+export class SearchPath {
+  constructor(private readonly env: SearchEnv) {}
+
+  /** The `want.k` stored records closest to `q` (a checked copy of the query), best first. */
+  async search(q: Float32Array, want: Wanted): Promise<SearchHit[]> {
+    if (this.env.cache !== undefined) {
+      const served = await this.searchCached(q, want, JSON.stringify([want.k, want.filter ?? null, want.rescore, want.exact, want.nprobe ?? null]));
+      if (served !== undefined) return served;
+    }
+    for (;;) {
+      const ranked = await this.rankSkippingDamage(q, want, undefined);
+      const texts = await this.textsOf(ranked);
+      if (texts !== undefined) return ranked.map((r, i) => hitOf(r, texts[i]));
+    }
+  }
+
+  /** Candidates a scan picks for `want`: k, or k times the oversampling when rescoring, at most the store's size. */
+  private candidateCount(want: Wanted): number {
+    return Math.min(this.env.index().size, want.rescore ? want.k * this.env.oversample : want.k);
+  }
+
+  /**
+   * A search through the lookaside cache: an answer it proves (CACHE.md), or, when it cannot, a
+   * search whose scan it remembers. Undefined only when damage interrupted it (the caller searches
+   * again without the cache's help).
+   */
+  private async searchCached(q: Float32Array, want: Wanted, key: string): Promise<SearchHit[] | undefined> {
+    const cache = this.env.cache!;
+    let form: { scan: ScanQuery; offset: number } | undefined;
+    let kernelQuery: Float32Array | undefined;
+    const scanForm = () => (form ??= this.env.space.scanQueryOf(q));
+    const cq: CacheQuery = {
+      query: q,
+      key,
+      filter: want.filter,
+      candidates: this.candidateCount(want),
+      tiesShow: !want.rescore,
+      scanQuery: () => scanForm().scan,
+      kernelQuery: () => (kernelQuery ??= this.env.index().kernelQuery(scanForm().scan)),
+    };
+    const host: CacheHost = { index: this.env.index(), matches: (id, filter) => this.env.index().has(id) && (filter === undefined || matchesFilter(this.env.docOf(id).meta, filter)) };
+    let look: CacheLookup<SearchHit[]>;
+    try {
+      look = cache.lookup(cq, host);
+    } catch (e) {
+      const id = damagedId(e);
+      if (id === undefined) throw e;
+      this.env.markDamaged(id, e);
+      return undefined;
+    }
+    if (look.kind === 'answer') return look.answer.map(copyHit);
+    const version = cache.now;
+    let ranked: Ranked[] | undefined;
+    let entry: CacheEntry<SearchHit[]> | undefined;
+    try {
+      if (look.kind === 'candidates') {
+        ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, false);
+        if (!look.near) entry = look.entry;
+      } else {
+        ranked = await this.rank(q, want, (scan, top, complete) => (entry = cache.remember(cq, scan, this.env.index(), top, complete)), scanForm(), false);
+      }
+    } catch (e) {
+      const id = damagedId(e);
+      if (id === undefined) throw e;
+      this.env.markDamaged(id, e);
+      return undefined;
+    }
+    // Undefined: writes moved the store while vectors were read; the plain search starts over.
+    if (ranked === undefined) return undefined;
+    const texts = await this.textsOf(ranked);
+    cache.settle();
+    if (texts === undefined) return undefined;
+    const hits = ranked.map((r, i) => hitOf(r, texts[i]));
+    if (entry !== undefined) {
+      const bytes = hits.reduce((n, h) => n + 64 + 2 * h.id.length + 2 * (h.text?.length ?? 0) + 2 * (ranked.find((r) => r.id === h.id)?.doc.metaJson?.length ?? 0), 0);
+      cache.answered(entry, hits.map(copyHit), version, bytes);
+    }
+    return hits;
+  }
+
+  /**
+   * rank(), setting aside each damaged record it meets and ranking again without it, and ranking
+   * again when writes moved the store while it read vectors (after a few tries it accepts the
+   * documents of the moment: a search racing a stream of writes still ends).
+   */
+  private async rankSkippingDamage(q: Float32Array, want: Wanted, remember: Remember | undefined): Promise<Ranked[]> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const ranked = await this.rank(q, want, remember, this.env.space.scanQueryOf(q), attempt >= MOVED_RETRIES);
+        if (ranked !== undefined) return ranked;
+      } catch (e) {
+        const id = damagedId(e);
+        if (id === undefined) throw e;
+        this.env.markDamaged(id, e);
+      }
+    }
+  }
+
+  /**
+   * The scan picks the candidates (synchronously, so no write interleaves with it), finish() turns
+   * them into the answer. With `remember`, the scan keeps the
+   * cache's larger pool and hands it over (best first, and whether it holds every matching vector).
+   */
+  private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, form: { scan: ScanQuery; offset: number }, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
+    const size = this.env.index().size;
+    const { scan, offset } = form;
+    const candidates = this.candidateCount(want);
+    const capacity = remember === undefined ? candidates : Math.min(size, this.env.cache!.poolSize(candidates));
+    const top = new TopK(Math.max(1, capacity));
+    const filter = want.filter;
+    const accept = filter === undefined ? undefined : (slot: number) => matchesFilter(this.env.docOf(this.env.index().idAt(slot)).meta, filter);
+    if (capacity > 0) this.env.index().search(scan, top, { accept, nprobe: want.nprobe, exact: want.exact });
+    const count = top.sortBestFirst();
+    // Ties in the heap keep the lower slot, as sortBestFirst() orders them: the first `candidates` are the scan a smaller heap makes.
+    remember?.(scan, top, capacity >= size || count < capacity);
+    const chosen: Candidate[] = [];
+    for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ id: this.env.index().idAt(top.slotAt(i)), score: top.scoreAt(i) });
+    return this.finish(q, offset, chosen, want, tolerateMoves);
+  }
+
+  /**
+   * The answer from the scan's candidates (best kernel score first): rescored, or their scores
+   * converted. Where each candidate's full vector is (hot in the cache, or a place in the vector
+   * arena) is taken before the first read, so the scores are those of the store the scan saw.
+   * Undefined when writes came in while vectors were read (the documents read after them could be
+   * newer than the scores), unless `tolerateMoves`; damage found in a vector still in place is thrown.
+   */
+  private async finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
+    let ranked: { id: string; score: number }[];
+    if (want.rescore) {
+      const writes = this.env.writes();
+      const qNorm = norm(q);
+      // Hot vectors are scored now, in place and in one batch, before anything is awaited (a view
+      // into the cache is valid until its next keep()); the others are read, then scored in one batch.
+      ranked = [];
+      const hotIds: string[] = [];
+      const hot: Float32Array[] = [];
+      const hotNorms: (number | undefined)[] = [];
+      const sources: { readonly id: string; readonly place: VectorPlace }[] = [];
+      for (const { id } of candidates) {
+        const h = this.env.cache?.hotVector(id);
+        if (h === undefined) {
+          sources.push({ id, place: this.env.placeOf(id) });
+          continue;
+        }
+        hotIds.push(id);
+        hot.push(h.full);
+        hotNorms.push(h.norm);
+      }
+      const scores = new Float64Array(Math.max(hot.length, sources.length));
+      const norms = new Float64Array(scores.length);
+      this.env.scorer.score(q, qNorm, hot, hotNorms, scores, norms);
+      hotIds.forEach((id, i) => ranked.push({ id, score: scores[i]! }));
+      // Each vector is read into one shared frame and copied into the scorer's batch at once: no
+      // buffer per candidate. A file layer without synchronous reads reads them all, then loads them.
+      this.env.scorer.reserve(sources.length);
+      let loaded = 0;
+      for (const source of sources) {
+        const read = this.readSettled(() => this.env.reads.vectorNowShared(source.id, source.place));
+        if (read === undefined) break;
+        if (read.status === 'rejected') return this.failedRead(source, read.reason);
+        this.env.scorer.load(loaded++, read.value);
+      }
+      let moved = false;
+      if (loaded < sources.length) {
+        const reads = await Promise.allSettled(sources.map((x) => this.env.reads.vector(x.id, x.place)));
+        moved = this.env.writes() !== writes;
+        this.env.scorer.reserve(sources.length);
+        for (const [i, r] of reads.entries()) {
+          if (r.status === 'rejected') return this.failedRead(sources[i]!, r.reason);
+          this.env.scorer.load(i, r.value);
+        }
+      }
+      this.env.scorer.scoreLoaded(q, qNorm, sources.length, [], scores, norms);
+      const cosine = this.env.metric === 'cosine';
+      sources.forEach(({ id }, i) => {
+        // Kept hot only when no write came in: a write to this id would have dropped it.
+        if (this.env.cache !== undefined && !moved) this.env.cache.keep(id, { full: this.env.scorer.loaded(i), ...(cosine ? { norm: norms[i]! } : {}) });
+        ranked.push({ id, score: scores[i]! });
+      });
+      if (moved && !tolerateMoves) return undefined;
+      ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      ranked.length = Math.min(ranked.length, want.k);
+    } else {
+      const l2 = this.env.space.kernelMetric() === 'l2';
+      ranked = candidates.slice(0, want.k).map(({ id, score }) => ({ id, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
+    }
+    return ranked.map(({ id, score }) => ({ id, score, doc: this.docForResult(id) }));
+  }
+
+  /** `read()` settled: its value (undefined when it cannot read synchronously) or what it threw. */
+  private readSettled(read: () => Float32Array | undefined): PromiseSettledResult<Float32Array> | undefined {
+    try {
+      const value = read();
+      return value === undefined ? undefined : { status: 'fulfilled', value };
+    } catch (e) {
+      return { status: 'rejected', reason: e };
+    }
+  }
+
+  /**
+   * What a failed read of a candidate's vector means: a vector that moved since (a write, or the
+   * arena's collection) is not damage, and the search starts again (undefined); damage or an I/O
+   * failure is thrown.
+   */
+  private failedRead(source: { readonly id: string; readonly place: VectorPlace }, reason: unknown): undefined {
+    if (damagedId(reason) === source.id && !samePlace(this.env.index().placeOf(source.id), source.place)) return undefined;
+    throw reason;
+  }
+
+  private docForResult(id: string): DocRecord {
+    const hot = this.env.cache?.hotDoc(id);
+    if (hot !== undefined) return hot;
+    const doc = this.env.docOf(id);
+    this.env.cache?.keep(id, { doc });
+    return doc;
+  }
+
+  /**
+   * Reads the texts of ranked records from the arena (every read starts before the first await).
+   * Undefined when one was damaged: that record is set aside and the caller ranks again.
+   */
+  private async textsOf(ranked: readonly Ranked[]): Promise<(string | undefined)[] | undefined> {
+    if (ranked.every((r) => r.doc.text === undefined)) return ranked.map(() => undefined);
+    const version = this.env.cache?.now;
+    const reads = ranked.map((r) => {
+      if (r.doc.text === undefined) return undefined;
+      const hot = this.env.cache?.hotText(r.id);
+      return hot === undefined || hot === null ? this.env.reads.text(r.id, r.doc.text) : hot;
+    });
+    const settled = await Promise.allSettled(reads);
+    let damage = false;
+    const texts: (string | undefined)[] = [];
+    for (const [i, s] of settled.entries()) {
+      if (s.status === 'fulfilled') {
+        texts.push(s.value);
+        // Kept only if no write came in meanwhile: a write touches the id, which drops its hot parts.
+        if (s.value !== undefined && this.env.cache !== undefined && this.env.cache.now === version) this.env.cache.keep(ranked[i]!.id, { text: s.value });
+        continue;
+      }
+      const r = ranked[i]!;
+      if (damagedId(s.reason) !== r.id) throw s.reason;
+      this.env.setAsideIfUnchanged(r.id, r.doc.text, s.reason);
+      damage = true;
+    }
+    return damage ? undefined : texts;
+  }
+}
