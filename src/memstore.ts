@@ -28,7 +28,7 @@ import { ChangedRecords } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
 import { asMemstoreError, damagedId, recordCorruption } from './store/record-errors.js';
 import { RecordReads } from './store/record-reads.js';
-import { residentMappedBytes } from './store/resident.js';
+import { ResidentSampler } from './store/resident.js';
 import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
 import { hasDoc, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
@@ -91,7 +91,7 @@ export interface StoreStats {
    * resident in this process (file-backed, so the kernel can drop them; `top` counts them in RES
    * and SHR). The log and the arenas are read with positioned reads: their pages stay in the
    * kernel's page cache, at most their sizes below, and belong to no process. From
-   * /proc/self/smaps; undefined on systems without it.
+   * /proc/self/smaps, sampled at most once a second; undefined on systems without it.
    */
   mappedBytes: number | undefined;
   /** Pages of the index: units a search scans with one kernel call each (for today's exact index, blocks of 1,024 codes). */
@@ -150,6 +150,7 @@ export class MemStore {
   private readonly scorer: ExactScorer;
   /** The read path: cache, scan, rescoring, texts (src/search/search-path.ts). */
   private readonly searches: SearchPath;
+  private readonly resident: ResidentSampler;
   private readonly reads: RecordReads;
   private closed = false;
   private readonly cache: LookasideCache<SearchHit[]> | undefined;
@@ -200,6 +201,7 @@ export class MemStore {
       },
       checkpointLsn,
     );
+    this.resident = new ResidentSampler(dir);
     this.searches = new SearchPath({
       metric: config.metric,
       oversample: options.oversample,
@@ -681,7 +683,7 @@ export class MemStore {
       memoryBytes: this.index.bytes + (this.cache?.stats().bytes ?? 0),
       codeBytesPerVector,
       diskBytesPerVector: count === 0 ? 0 : diskBytes / count,
-      mappedBytes: residentMappedBytes(this.dir),
+      mappedBytes: this.resident.bytes(),
       pages: this.index.pages,
       walBytes,
       arenaBytes,

@@ -4,12 +4,14 @@ import { resolve, sep } from 'node:path';
 const MAPPING = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s+(.*)$/;
 const RSS = /^Rss:\s+(\d+) kB$/;
 
+/** How long a reading of /proc/self/smaps is reused: parsing it costs about a millisecond and 150 KB of garbage. */
+export const RESIDENT_SAMPLE_MS = 1000;
+
 /**
  * Bytes of the files under `dir` that are resident in this process's memory maps: what `top`
  * counts as file-backed (shared) RES for them. Of a store's files only LMDB's are mapped; the log
  * and the arenas are read with positioned reads, so their pages sit in the kernel's page cache
- * without belonging to any process. From /proc/self/smaps (about a millisecond); undefined where
- * the system has none.
+ * without belonging to any process. From /proc/self/smaps; undefined where the system has none.
  */
 export function residentMappedBytes(dir: string): number | undefined {
   let smaps: string;
@@ -32,4 +34,23 @@ export function residentMappedBytes(dir: string): number | undefined {
     if (rss !== null) kb += Number(rss[1]);
   }
   return kb * 1024;
+}
+
+/**
+ * residentMappedBytes(dir), read at most once per RESIDENT_SAMPLE_MS: stats() stays cheap for
+ * callers that ask for it after every search.
+ */
+export class ResidentSampler {
+  private value: number | undefined;
+  private at = -Infinity;
+
+  constructor(private readonly dir: string) {}
+
+  bytes(now = performance.now()): number | undefined {
+    if (now - this.at >= RESIDENT_SAMPLE_MS) {
+      this.value = residentMappedBytes(this.dir);
+      this.at = now;
+    }
+    return this.value;
+  }
 }
