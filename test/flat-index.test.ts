@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { getCodec } from '../src/codec/index.js';
 import { FlatIndex } from '../src/index/flat-index.js';
-import { CodeBlocks, INDEX_BLOCK_VECTORS, type ScanQuery } from '../src/scan/code-blocks.js';
+import { INDEX_BLOCK_VECTORS, type ScanQuery } from '../src/scan/code-blocks.js';
 import { TopK } from '../src/scan/topk.js';
 import { rng } from '../src/random.js';
 
@@ -59,20 +59,15 @@ test('FlatIndex: accept is asked only for slots that would enter the heap, and r
   }
 });
 
-test('FlatIndex: removal keeps places with their ids, and copyCodeInto copies the code and its scale', () => {
+test('FlatIndex: removal keeps places with their ids', () => {
   const { index } = filled(50);
-  const pool = new CodeBlocks(index.codec, index.dim, 16);
   try {
     assert.equal(index.remove('v3'), true);
     assert.equal(index.remove('v3'), false);
     assert.equal(index.has('v3'), false);
     assert.deepEqual(index.placeOf('v49'), [1, 1 + (49 % 3), 49 * 8]);
     assert.equal(index.placeOf('v3'), undefined);
-    assert.equal(index.copyCodeInto(pool, 'v3'), false);
-    assert.equal(index.copyCodeInto(pool, 'v10'), true);
-    assert.deepEqual(pool.code('v10'), index.code('v10'));
   } finally {
-    pool.free();
     index.free();
   }
 });

@@ -80,10 +80,6 @@ export class FlatIndex implements VectorIndex {
     return this.blocks.decode(id, out);
   }
 
-  copyCodeInto(target: CodeBlocks, id: string): boolean {
-    return target.copyFrom(this.blocks, id);
-  }
-
   remove(id: string): boolean {
     return this.blocks.remove(id);
   }

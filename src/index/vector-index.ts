@@ -1,5 +1,5 @@
 import type { Codec } from '../codec/codec.js';
-import type { CodeBlocks, ScanQuery, VectorPlace } from '../scan/code-blocks.js';
+import type { ScanQuery, VectorPlace } from '../scan/code-blocks.js';
 import type { TopK } from '../scan/topk.js';
 
 /** What shapes which stored vectors a search looks at. */
@@ -57,8 +57,6 @@ export interface VectorIndex {
   code(id: string): { code: Uint8Array; scale: number } | undefined;
   /** Decodes the code of `id` into `out` (in the stored space); false when there is none. */
   decode(id: string, out: Float32Array): boolean;
-  /** Copies the code of `id` into `target` (same codec and dim); false when there is none. */
-  copyCodeInto(target: CodeBlocks, id: string): boolean;
   remove(id: string): boolean;
 
   /** Where the full-precision vector of `id` lives, or undefined (none kept, or no such id). */

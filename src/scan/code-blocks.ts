@@ -286,28 +286,6 @@ export class CodeBlocks {
   }
 
   /**
-   * Copies the code and scale of `id` from `source` (same codec and dim) inside linear memory,
-   * inserting or replacing; false when `source` does not hold `id`.
-   */
-  copyFrom(source: CodeBlocks, id: string): boolean {
-    const from = source.ids.slotOf(id);
-    if (from === undefined) return false;
-    const slot = this.slotFor(id);
-    const u8 = this.mem.u8();
-    const at = source.codeAddress(from);
-    u8.copyWithin(this.codeAddress(slot), at, at + this.stride);
-    const f32 = this.mem.f32();
-    f32[this.scaleAddress(slot) >> 2] = f32[source.scaleAddress(from) >> 2]!;
-    this.noteNorm(slot);
-    return true;
-  }
-
-  /** copyFrom for each of `ids`. */
-  copyManyFrom(source: CodeBlocks, ids: readonly string[]): void {
-    for (const id of ids) this.copyFrom(source, id);
-  }
-
-  /**
    * The largest Euclidean norm of a decoded code put here (an upper bound once vectors were removed):
    * what a bound on how much a dot product can change with the query needs. Computed on first use.
    */
