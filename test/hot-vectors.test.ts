@@ -6,25 +6,23 @@ import { HotVectors } from '../src/cache/hot-vectors.js';
 const DIM = 8;
 const vec = (seed: number) => Float32Array.from({ length: DIM }, (_, i) => seed * 10 + i);
 
-test('hot vectors: get returns a copy of what was put, with its norm; drop and clear forget', () => {
+test('hot vectors: view returns what was put, with its norm; drop and clear forget', () => {
   const hot = new HotVectors(DIM, 100 * (4 * DIM + 9));
   hot.put('a', vec(1), 2.5);
   hot.put('b', vec(2), undefined);
-  const a = hot.get('a')!;
+  const a = hot.view('a')!;
   assert.deepEqual(a.full, vec(1));
   assert.equal(a.norm, 2.5);
-  assert.equal(hot.get('b')!.norm, undefined);
-  a.full.fill(0);
-  assert.deepEqual(hot.get('a')!.full, vec(1), 'the caller got a copy');
+  assert.equal(hot.view('b')!.norm, undefined);
   hot.put('a', vec(3), 1);
-  assert.deepEqual(hot.get('a')!.full, vec(3), 'a second put replaces');
+  assert.deepEqual(hot.view('a')!.full, vec(3), 'a second put replaces');
   assert.equal(hot.drop('a'), true);
   assert.equal(hot.drop('a'), false);
-  assert.equal(hot.get('a'), undefined);
-  assert.deepEqual(hot.get('b')!.full, vec(2), 'the row moved into the hole is intact');
+  assert.equal(hot.view('a'), undefined);
+  assert.deepEqual(hot.view('b')!.full, vec(2), 'the row moved into the hole is intact');
   hot.clear();
   assert.equal(hot.size, 0);
-  assert.equal(hot.get('b'), undefined);
+  assert.equal(hot.view('b'), undefined);
 });
 
 test('hot vectors: a full slab evicts an unused row (clock) and never exceeds its capacity or its bytes', () => {
@@ -32,13 +30,13 @@ test('hot vectors: a full slab evicts an unused row (clock) and never exceeds it
   const hot = new HotVectors(DIM, 10 * rowBytes);
   assert.equal(hot.capacity, 10);
   for (let i = 0; i < 10; i++) hot.put(`v${i}`, vec(i), i);
-  for (let i = 0; i < 5; i++) hot.get(`v${i}`);
+  for (let i = 0; i < 5; i++) hot.view(`v${i}`);
   hot.put('new', vec(99), 0);
   assert.equal(hot.size, 10);
   assert.equal(hot.evictions, 1);
-  assert.deepEqual(hot.get('new')!.full, vec(99));
+  assert.deepEqual(hot.view('new')!.full, vec(99));
   // The clock passes the used rows first (clearing their bits), so an unused one went.
-  assert.ok([5, 6, 7, 8, 9].some((i) => hot.get(`v${i}`) === undefined));
+  assert.ok([5, 6, 7, 8, 9].some((i) => hot.view(`v${i}`) === undefined));
   assert.ok(new HotVectors(DIM, rowBytes - 1).capacity === 0);
 });
 
@@ -46,7 +44,7 @@ test('hot vectors: a row just put survives the next evictions (the clock gives i
   const hot = new HotVectors(DIM, 10 * (4 * DIM + 9));
   for (let i = 0; i < 10; i++) hot.put(`v${i}`, vec(i), i);
   for (let i = 10; i < 15; i++) hot.put(`v${i}`, vec(i), i);
-  for (let i = 10; i < 15; i++) assert.ok(hot.get(`v${i}`) !== undefined, `v${i}, put among the last five, is still there`);
+  for (let i = 10; i < 15; i++) assert.ok(hot.view(`v${i}`) !== undefined, `v${i}, put among the last five, is still there`);
   assert.equal(hot.evictions, 5);
 });
 
@@ -64,7 +62,7 @@ test('hot vectors: random puts, gets and drops agree with a Map bounded by the c
           hot.drop(`k${id}`);
           model.delete(id);
         } else {
-          const got = hot.get(`k${id}`);
+          const got = hot.view(`k${id}`);
           // Evicted or present: present means exactly what was put.
           if (got !== undefined) {
             assert.ok(model.has(id));

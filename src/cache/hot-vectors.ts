@@ -40,16 +40,6 @@ export class HotVectors {
     return this.slab.byteLength + this.norms.byteLength + this.used.byteLength + this.ids.bytes;
   }
 
-  /** A copy of the vector of `id` and its norm (when one was kept), or undefined. */
-  get(id: string): { full: Float32Array; norm: number | undefined } | undefined {
-    const row = this.ids.slotOf(id);
-    if (row === undefined) return undefined;
-    this.used[row] = 1;
-    // A copy: the row may be evicted and reused while the caller awaits other reads.
-    const norm = this.norms[row]!;
-    return { full: this.slab.slice(row * this.dim, (row + 1) * this.dim), norm: Number.isNaN(norm) ? undefined : norm };
-  }
-
   /**
    * The vector of `id` in place (no copy) with its norm when one was kept, or undefined. The view
    * is valid until the next put(): callers score it before anything can store another vector.
