@@ -245,10 +245,14 @@ export class SearchPath {
       this.env.scorer.reserve(sources.length);
       let loaded = 0;
       for (const source of sources) {
-        const read = this.readSettled(() => this.env.reads.vectorNowShared(source.id, source.place));
-        if (read === undefined) break;
-        if (read.status === 'rejected') return this.failedRead(source, read.reason);
-        this.env.scorer.load(loaded++, read.value);
+        let vector: Float32Array | undefined;
+        try {
+          vector = this.env.reads.vectorNowShared(source.id, source.place);
+        } catch (e) {
+          return this.failedRead(source, e);
+        }
+        if (vector === undefined) break;
+        this.env.scorer.load(loaded++, vector);
       }
       let moved = false;
       if (loaded < sources.length) {
@@ -275,16 +279,6 @@ export class SearchPath {
       ranked = candidates.slice(0, want.k).map(({ id, score }) => ({ id, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
     }
     return ranked.map(({ id, score }) => ({ id, score, doc: this.docForResult(id) }));
-  }
-
-  /** `read()` settled: its value (undefined when it cannot read synchronously) or what it threw. */
-  private readSettled(read: () => Float32Array | undefined): PromiseSettledResult<Float32Array> | undefined {
-    try {
-      const value = read();
-      return value === undefined ? undefined : { status: 'fulfilled', value };
-    } catch (e) {
-      return { status: 'rejected', reason: e };
-    }
   }
 
   /**
