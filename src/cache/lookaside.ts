@@ -8,6 +8,21 @@ import { movedScore, scoreShift, type ScoreShift } from './bounds.js';
 import { SketchTable, bitsHash, sameBits, signSketch } from './sketch.js';
 
 /**
+ * The first `n` entries of a heap sorted by sortBestFirst(), as a pool keeps them: slots and kernel
+ * scores (float32 values, so kept exactly) in one buffer, one allocation per pool.
+ */
+function poolOf(top: TopK, n: number): { slots: Int32Array; scores: Float32Array } {
+  const buffer = new ArrayBuffer(8 * Math.max(1, n));
+  const slots = new Int32Array(buffer, 0, Math.max(1, n));
+  const scores = new Float32Array(buffer, 4 * slots.length, slots.length);
+  for (let i = 0; i < n; i++) {
+    slots[i] = top.slotAt(i);
+    scores[i] = top.scoreAt(i);
+  }
+  return { slots, scores };
+}
+
+/**
  * The certified lookaside cache (CACHE.md is the spec). An entry remembers a query, the options that
  * shape its answer, its answer, and a *pool*: the slots in the index of the best-scoring stored
  * vectors under that query, with a bound `b` that no stored vector outside the pool exceeds. A later search is served
@@ -303,15 +318,7 @@ export class LookasideCache<A> {
     const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (old !== undefined) this.dropEntry(old, false);
     const size = ranked.size;
-    // Slots and scores in one buffer: one allocation per search that misses.
-    const buffer = new ArrayBuffer(8 * Math.max(1, size));
-    const slots = new Int32Array(buffer, 0, Math.max(1, size));
-    const scores = new Float32Array(buffer, 4 * slots.length, slots.length);
-    for (let i = 0; i < size; i++) {
-      slots[i] = ranked.slotAt(i);
-      // Kernel scores are float32 values: kept exactly.
-      scores[i] = ranked.scoreAt(i);
-    }
+    const { slots, scores } = poolOf(ranked, size);
     const last = Math.min(q.candidates, size) - 1;
     const entry: CacheEntry<A> = {
       key: q.key,
@@ -518,13 +525,7 @@ export class LookasideCache<A> {
     index.scanSlots(entry.scan, entry.slots, entry.size, top);
     const count = top.sortBestFirst();
     const kept = Math.min(entry.keep, count);
-    const buffer = new ArrayBuffer(8 * Math.max(1, kept));
-    const slots = new Int32Array(buffer, 0, Math.max(1, kept));
-    const scores = new Float32Array(buffer, 4 * slots.length, slots.length);
-    for (let i = 0; i < kept; i++) {
-      slots[i] = top.slotAt(i);
-      scores[i] = top.scoreAt(i);
-    }
+    const { slots, scores } = poolOf(top, kept);
     if (count > kept) entry.bound = Math.max(entry.bound, top.scoreAt(kept));
     entry.slots = slots;
     entry.scores = scores;
