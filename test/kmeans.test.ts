@@ -2,10 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { kmeans } from '../src/index/kmeans.js';
 import { rng } from '../src/random.js';
-
-function gaussian(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
+import { gaussian } from './helpers.js';
 
 /** `clusters` blobs of `per` points in `dim` dimensions, centers far apart, points in blob order. */
 function blobs(clusters: number, per: number, dim: number, seed: number, unit = false): Float32Array {
