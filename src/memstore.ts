@@ -1,4 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { emitWarning } from 'node:process';
 import { Wal } from '../wal/wal.js';
 import { nodeFileLayer } from '../io/file-layer.js';
@@ -251,6 +252,9 @@ export class MemStore {
   static async openWith(dir: string, options: OpenOptions | undefined, internal: { lock?: DirectoryLock; repairing?: boolean; indexDamage?: IndexDamage[] }): Promise<MemStore> {
     const held = internal.lock;
     if (typeof dir !== 'string' || dir.length === 0) throw new MemstoreError('INVALID_ARGUMENT', 'dir must be a non-empty string');
+    // Files are opened by path long after open (log segments, arena generations, the lock's release):
+    // a relative path would follow the process's working directory wherever it goes next.
+    dir = resolve(dir);
     const opts = resolveOpenOptions(options);
     if (!existsSync(statePath(dir))) createConfig(opts, dir);
     if (internal.repairing !== true && existsSync(repairLogDir(dir))) {

@@ -393,3 +393,29 @@ test('found by the hostile user: input that throws when read (getters, revoked p
   assert.equal(store.stats().count, 0);
   await store.close();
 });
+
+test('found by the hostile environment: a store opened by a relative path keeps working in its own directory after process.chdir()', async () => {
+  const base = tempDir('memstore-hostile-cwd-');
+  const elsewhere = tempDir('memstore-hostile-cwd-');
+  const cwd = process.cwd();
+  process.chdir(base);
+  try {
+    const store = await MemStore.open('store', { dim: DIM, durability: 'none' });
+    await store.add(vecs.slice(0, 10).map((vector, i) => ({ id: `a${i}`, vector, text: `t${i}` })));
+    process.chdir(elsewhere);
+    // Everything that opens a file by name after open: the state file's rewrite, new arena generations, the next index generation, the lock's release.
+    await store.delete(['a0']);
+    await store.compact();
+    await store.add([{ id: 'late', vector: vecs[11]! }]);
+    await store.close();
+    assert.deepEqual(readdirSync(elsewhere), [], 'nothing was written where the process went');
+    assert.ok(!existsSync(join(base, 'store', 'LOCK')), 'the lock was released');
+    const again = await MemStore.open(join(base, 'store'));
+    assert.equal(again.stats().count, 10);
+    assert.equal((await again.get('a3'))?.text, 't3');
+    assert.ok((await again.get('late')) !== undefined);
+    await again.close();
+  } finally {
+    process.chdir(cwd);
+  }
+});

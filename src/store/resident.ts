@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 
 const MAPPING = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s+(.*)$/;
@@ -20,7 +20,15 @@ export function residentMappedBytes(dir: string): number | undefined {
   } catch {
     return undefined;
   }
-  const prefix = resolve(dir) + sep;
+  // The kernel names a mapping by its real path: a store opened through a symlink (or a relative
+  // path) would otherwise count nothing.
+  let real: string;
+  try {
+    real = realpathSync.native(dir);
+  } catch {
+    real = resolve(dir);
+  }
+  const prefix = real + sep;
   let inside = false;
   let kb = 0;
   for (const line of smaps.split('\n')) {
