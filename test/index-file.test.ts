@@ -349,3 +349,48 @@ test('index: training writes a new generation holding every record with its code
   assert.deepEqual(readdirSync(indexDir(dir)), [indexFileName(2)]);
   await expectAll(dir);
 });
+
+/** Runs `memstore repair` with a report; returns the report's index-damage lines and the ids of the records it names. */
+async function repairIndex(dir: string): Promise<{ index: { offset: number; end: number }[]; records: string[] }> {
+  const report = join(tempDir('memstore-report-'), 'report.jsonl');
+  const repaired = await cliResult(['repair', dir, '--report', report]);
+  assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
+  const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; id?: string; offset?: number; end?: number });
+  assert.equal((await cliResult(['verify', dir])).code, 0);
+  return {
+    index: lines.filter((l) => l.kind === 'index').map((l) => ({ offset: l.offset!, end: l.end! })),
+    records: lines.filter((l) => l.kind === 'record').map((l) => l.id!).sort(),
+  };
+}
+
+const snapshotIds = Array.from({ length: N / 2 }, (_, i) => `r${i}`);
+
+test('index: a flipped bit in a block\'s length costs that block, not the blocks after it: repair goes on from the next block that checks', async () => {
+  // A length 4 bytes off (the checksum then covers the wrong bytes), and one 32 KiB off (past the committed length).
+  for (const [at, bit] of [[0, 0x04], [1, 0x80]] as const) {
+    const { dir, snapshotEnd } = await storeWithDelta();
+    const path = indexFilePath(dir, checkpointOf(dir).indexGeneration);
+    const bytes = readFileSync(path);
+    bytes[at]! ^= bit;
+    writeFileSync(path, bytes);
+    assert.equal((await corruptionAtOpen(dir)).offset, 0);
+    const { index, records } = await repairIndex(dir);
+    assert.deepEqual(index, [{ offset: 0, end: snapshotEnd }]);
+    assert.deepEqual(records, snapshotIds.filter((id) => Number(id.slice(1)) % 2 === 0).sort());
+    await expectAll(dir, new Set(snapshotIds));
+  }
+});
+
+test('index: a zeroed stretch inside the committed length is one damaged stretch, and the blocks after it are kept', async () => {
+  const { dir, snapshotEnd } = await storeWithDelta();
+  const path = indexFilePath(dir, checkpointOf(dir).indexGeneration);
+  const bytes = readFileSync(path);
+  bytes.fill(0, 0, snapshotEnd);
+  writeFileSync(path, bytes);
+  const verify = await cliResult(['verify', dir]);
+  assert.equal(verify.code, 1);
+  assert.equal(verify.stdout.match(/index file damage/g)?.length, 1, verify.stdout);
+  const { index } = await repairIndex(dir);
+  assert.deepEqual(index, [{ offset: 0, end: snapshotEnd }]);
+  await expectAll(dir, new Set(snapshotIds));
+});

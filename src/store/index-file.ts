@@ -231,11 +231,19 @@ function parseBlock(file: string, offset: number, bytes: Uint8Array, count: numb
   if (at !== bytes.length) throw bad(`has ${bytes.length - at} bytes after its last record`);
 }
 
+/** The largest record a block can end with: one of `codeBytes` and the longest id. */
+function largestRecord(codeBytes: number): number {
+  return 3 + MAX_ID_BYTES + 4 + codeBytes + 12;
+}
+
 /**
  * Reads `[0, committed)` of an open index file block by block. Strict (no `onDamage`): any damage
- * inside the committed length is CORRUPTION. Lenient: a block whose checksum fails (or that does not
- * parse) is reported and skipped when its length is plausible; a header that cannot be trusted ends
- * the read, the rest reported as one stretch.
+ * inside the committed length is CORRUPTION. Lenient: a block whose checksum fails, or whose header
+ * cannot be trusted (its length runs past the committed length), is reported together with every
+ * byte up to the next offset where a whole block passes its checksum, and reading goes on from
+ * there: a damaged header costs its own block, not every block after it. A block whose checksum
+ * holds and that is still refused (unknown kind, a snapshot after a delta, records that do not
+ * parse) is reported and skipped by its length.
  */
 async function readBlocks(handle: FileHandle, file: string, size: number, committed: number, visit: IndexVisitor, onDamage?: (d: IndexDamage) => void): Promise<Omit<IndexReadResult, 'uncommitted'>> {
   let snapshotBytes = 0;
@@ -258,16 +266,53 @@ async function readBlocks(handle: FileHandle, file: string, size: number, commit
     bufStart = from;
     bufEnd = from + got;
   };
+  /**
+   * Whether the header at `at` (in the buffer) is one a writer can produce: a known kind, zero
+   * padding, at least one record of at least 4 bytes, closed once past INDEX_BLOCK_BYTES, ending by
+   * the committed length.
+   */
+  const plausibleHeader = (at: number): boolean => {
+    const h = at - bufStart;
+    const kind = buf[h + 8]!;
+    if ((kind !== BLOCK_SNAPSHOT && kind !== BLOCK_DELTA) || buf[h + 9] !== 0 || buf[h + 10] !== 0 || buf[h + 11] !== 0) return false;
+    const hv = new DataView(buf.buffer, buf.byteOffset + h, INDEX_HEADER_SIZE);
+    const length = hv.getUint32(0, true);
+    const count = hv.getUint32(12, true);
+    return count > 0 && length >= 4 * count && length < INDEX_BLOCK_BYTES + largestRecord(hv.getUint32(16, true)) && at + INDEX_HEADER_SIZE + length <= committed;
+  };
+  /** Whether the block with a plausible header at `at` passes its checksum. */
+  const checks = async (at: number): Promise<boolean> => {
+    const h = at - bufStart;
+    const hv = new DataView(buf.buffer, buf.byteOffset + h, INDEX_HEADER_SIZE);
+    const length = hv.getUint32(0, true);
+    const stored = unmaskCrc(hv.getUint32(4, true));
+    await load(at, INDEX_HEADER_SIZE + length);
+    if (bufEnd < at + INDEX_HEADER_SIZE + length) return false;
+    const b = at - bufStart;
+    return stored === crc32c(buf, b + 8, b + INDEX_HEADER_SIZE + length);
+  };
+  /** The first offset after `from` where a whole block starts and passes its checksum, or the committed length. */
+  const resync = async (from: number): Promise<number> => {
+    for (let at = from + 1; at + INDEX_HEADER_SIZE <= committed; at++) {
+      if (at < bufStart || at + INDEX_HEADER_SIZE > bufEnd) {
+        await load(at, INDEX_HEADER_SIZE);
+        if (bufEnd < at + INDEX_HEADER_SIZE) break;
+      }
+      if (plausibleHeader(at) && (await checks(at))) return at;
+    }
+    return committed;
+  };
   let pos = 0;
   while (pos < committed) {
-    const fail = (what: string, end: number): boolean => {
+    /** Strict: throws. Lenient: reports [pos, end) and returns where reading goes on. */
+    const fail = (what: string, end: number): number => {
       const e = indexCorruption(file, pos, what);
       if (onDamage === undefined) throw e;
       onDamage({ file, offset: pos, end, what: e.message });
-      return end >= committed;
+      return end;
     };
     if (pos + INDEX_HEADER_SIZE > committed) {
-      fail('block header cut short by the committed length', committed);
+      pos = fail('block header cut short by the committed length', committed);
       break;
     }
     await load(pos, INDEX_HEADER_SIZE);
@@ -280,8 +325,10 @@ async function readBlocks(handle: FileHandle, file: string, size: number, commit
     const length = hv.getUint32(0, true);
     const end = pos + INDEX_HEADER_SIZE + length;
     if (end > committed) {
-      fail(`block of ${length} bytes runs past the committed length ${committed}`, committed);
-      break;
+      const what = `block of ${length} bytes runs past the committed length ${committed}`;
+      if (onDamage === undefined) fail(what, committed);
+      pos = fail(what, await resync(pos));
+      continue;
     }
     await load(pos, INDEX_HEADER_SIZE + length);
     if (bufEnd < end) {
@@ -293,21 +340,20 @@ async function readBlocks(handle: FileHandle, file: string, size: number, commit
     const bv = new DataView(block.buffer, block.byteOffset, INDEX_HEADER_SIZE);
     const stored = unmaskCrc(bv.getUint32(4, true));
     if (stored !== crc32c(block, 8, block.length)) {
-      if (fail('block checksum mismatch', end)) break;
-      pos = end;
+      // Its length may be the damaged part: only a block that checks marks where reading can go on.
+      if (onDamage === undefined) fail('block checksum mismatch', end);
+      pos = fail('block checksum mismatch', await resync(pos));
       continue;
     }
     const kind = block[8]!;
     const count = bv.getUint32(12, true);
     const codeBytes = bv.getUint32(16, true);
     if (kind !== BLOCK_SNAPSHOT && kind !== BLOCK_DELTA) {
-      if (fail(`unknown block kind ${kind}`, end)) break;
-      pos = end;
+      pos = fail(`unknown block kind ${kind}`, end);
       continue;
     }
     if (kind === BLOCK_SNAPSHOT && deltaBytes > 0) {
-      if (fail('snapshot block after a delta block', end)) break;
-      pos = end;
+      pos = fail('snapshot block after a delta block', end);
       continue;
     }
     try {
