@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
@@ -393,4 +393,14 @@ test('index: a zeroed stretch inside the committed length is one damaged stretch
   const { index } = await repairIndex(dir);
   assert.deepEqual(index, [{ offset: 0, end: snapshotEnd }]);
   await expectAll(dir, new Set(snapshotIds));
+});
+
+test('index: a directory where an index file should be is IO at open, never a bare system error', async () => {
+  for (const current of [false, true]) {
+    const { dir } = await storeWithDelta();
+    const generation = checkpointOf(dir).indexGeneration;
+    if (current) rmSync(indexFilePath(dir, generation));
+    mkdirSync(indexFilePath(dir, current ? generation : generation + 1));
+    await rejectsWith(() => MemStore.open(dir), 'IO');
+  }
 });

@@ -7,7 +7,7 @@ import type { VectorSpace } from '../space/vector-space.js';
 import { indexFilePath } from './files.js';
 import { frameSize } from '../arena/format.js';
 import { FLAG_DOCUMENTED, idOf, IndexFile, type IndexDamage } from './index-file.js';
-import { damagedId } from './record-errors.js';
+import { asMemstoreError, damagedId } from './record-errors.js';
 import type { RecordReads } from './record-reads.js';
 import type { Checkpoint } from './state.js';
 
@@ -106,7 +106,10 @@ export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; s
         index.remove(id);
       },
     },
-  );
+  ).catch((e: unknown) => {
+    // Damage is CORRUPTION already; anything else (a directory where a file should be, EIO) is IO.
+    throw asMemstoreError(e, 'opening the index file');
+  });
   vectors.markLiveBytes(liveVectors * vectorFrame);
   env.texts.markLiveBytes(checkpoint.textLiveBytes);
   const setAside = new Map<string, SetAside>();
