@@ -404,3 +404,63 @@ test('index: a directory where an index file should be is IO at open, never a ba
     await rejectsWith(() => MemStore.open(dir), 'IO');
   }
 });
+
+/** Makes the next checkpoint commit and then report a failed flush: the state names what it wrote, and the caller sees IO. */
+function failNextFlush(): void {
+  stateWriteHooks.afterCommit = () => {
+    stateWriteHooks.afterCommit = undefined;
+    throw new Error('injected: the flush after the commit fails');
+  };
+}
+
+test('index: a new generation whose commit lands and whose flush then fails is kept, not deleted under the state that names it', async () => {
+  const { dir } = await storeWithDelta();
+  const saved = indexRewrite.minDeltaBytes;
+  indexRewrite.minDeltaBytes = 0;
+  try {
+    const store = await MemStore.open(dir, { cache: false });
+    await store.add([{ id: 'late', vector: vecs[0]!, text: 'late' }]);
+    failNextFlush();
+    await rejectsWith(() => store.close(), 'IO');
+  } finally {
+    stateWriteHooks.afterCommit = undefined;
+    indexRewrite.minDeltaBytes = saved;
+  }
+  const named = checkpointOf(dir);
+  assert.ok(existsSync(indexFilePath(dir, named.indexGeneration)), 'the file the state names is there');
+  const store = await MemStore.open(dir, { cache: false });
+  assert.equal(store.stats().count, N + 1);
+  assert.equal((await store.get('late'))?.text, 'late');
+  assert.equal((await store.get('r4'))?.text, 'text 4');
+  await store.close();
+});
+
+test('index: a delta whose commit lands and whose flush then fails counts as committed: the next append does not cut what the state names', async () => {
+  const { dir } = await storeWithDelta();
+  // Every write starts a background checkpoint; a failed one is a warning.
+  const store = await MemStore.open(dir, { cache: false, checkpointBytes: 1 });
+  const warned = () => new Promise<void>((resolve) => process.once('warning', () => resolve()));
+  try {
+    let warning = warned();
+    failNextFlush();
+    await store.add([{ id: 'a1', vector: vecs[0]!, text: 'one' }]);
+    await warning;
+    // The next checkpoint appends its delta and fails before its commit: the state still names the first delta.
+    stateWriteHooks.beforeWrite = () => {
+      throw new Error('injected: the state refuses');
+    };
+    warning = warned();
+    await store.add([{ id: 'a2', vector: vecs[1]! }]);
+    await warning;
+  } finally {
+    stateWriteHooks.afterCommit = undefined;
+    stateWriteHooks.beforeWrite = undefined;
+  }
+  await store.abandon();
+  const again = await MemStore.open(dir, { cache: false });
+  assert.equal(again.stats().count, N + 2);
+  assert.equal((await again.get('a1'))?.text, 'one');
+  assert.ok((await again.get('a2')) !== undefined);
+  assert.equal((await again.get('r4'))?.text, 'text 4');
+  await again.close();
+});

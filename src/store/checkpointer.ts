@@ -146,19 +146,38 @@ export class Checkpointer {
     const indexFile = this.env.indexFile();
     if (rewrite) {
       const generation = indexFile.generation + 1;
+      let bytes: number | undefined;
       try {
-        const bytes = await indexFile.writeGeneration(generation, blocks);
+        bytes = await indexFile.writeGeneration(generation, blocks);
         await state.commitCheckpoint({ checkpoint: { ...checkpoint, indexGeneration: generation, indexBytes: bytes }, docs, ...extra });
       } catch (e) {
-        await indexFile.abandonGeneration();
+        // A failure after the commit (its flush) leaves a state that names the new file: deleting it would lose the index.
+        if (bytes !== undefined && this.stateNames(generation, bytes)) await indexFile.adoptGeneration();
+        else await indexFile.abandonGeneration();
         throw e;
       }
       await indexFile.adoptGeneration();
       return;
     }
     const length = blocks.length === 0 ? indexFile.committed : await indexFile.append(blocks);
-    await state.commitCheckpoint({ checkpoint: { ...checkpoint, indexGeneration: indexFile.generation, indexBytes: length }, docs, ...extra });
+    try {
+      await state.commitCheckpoint({ checkpoint: { ...checkpoint, indexGeneration: indexFile.generation, indexBytes: length }, docs, ...extra });
+    } catch (e) {
+      // As above: once the state names the new length, the next append must not cut it back.
+      if (this.stateNames(indexFile.generation, length)) indexFile.commitAppend(length);
+      throw e;
+    }
     indexFile.commitAppend(length);
+  }
+
+  /** Whether the state's checkpoint names this index generation and length: whether a commit that reported a failure happened. */
+  private stateNames(generation: number, bytes: number): boolean {
+    try {
+      const now = this.env.state.readCheckpoint();
+      return now.indexGeneration === generation && now.indexBytes === bytes;
+    } catch {
+      return false;
+    }
   }
 
   private async write(collectGarbage: boolean): Promise<void> {

@@ -186,7 +186,11 @@ function corruption(dir: string, where: string, key: Uint8Array, what: string, c
  * Test seam: called before every put and remove of a checkpoint transaction with its running
  * count, so a test can fail the N-th write and check that nothing of the transaction remains.
  */
-export const stateWriteHooks: { beforeWrite: ((write: number) => void) | undefined } = { beforeWrite: undefined };
+export const stateWriteHooks: {
+  beforeWrite: ((write: number) => void) | undefined;
+  /** Called once a checkpoint transaction has committed, before its flush is awaited: a throw is a flush that failed. */
+  afterCommit: (() => void) | undefined;
+} = { beforeWrite: undefined, afterCommit: undefined };
 
 /** 16 KiB pages: metadata values of a few KiB stay inline instead of taking overflow pages of their own. */
 function openEnv(dir: string, path = statePath(dir)): RootDatabase {
@@ -474,6 +478,7 @@ export class StateStore {
       // A child transaction is aborted whole when its body throws; a plain lmdb-js transaction
       // would commit the writes made before the throw.
       await this.root.childTransaction(body);
+      stateWriteHooks.afterCommit?.();
       await this.root.flushed;
     } catch (e) {
       throw new MemstoreError('IO', `write to ${statePath(this.dir)} failed`, { cause: e });
