@@ -464,3 +464,21 @@ test('index: a delta whose commit lands and whose flush then fails counts as com
   assert.equal((await again.get('r4'))?.text, 'text 4');
   await again.close();
 });
+
+test('index: an open refused with CORRUPTION deletes nothing: another generation\'s file beside a damaged one is still there', async () => {
+  const { dir } = await storeWithDelta();
+  const { indexGeneration } = checkpointOf(dir);
+  const path = indexFilePath(dir, indexGeneration);
+  const other = indexFilePath(dir, indexGeneration - 1);
+  const bytes = readFileSync(path);
+  writeFileSync(other, bytes);
+  bytes[INDEX_HEADER_SIZE + 3]! ^= 0x01;
+  writeFileSync(path, bytes);
+  appendFileSync(path, 'uncommitted');
+  await corruptionAtOpen(dir);
+  assert.deepEqual(readdirSync(indexDir(dir)).sort(), [indexFileName(indexGeneration - 1), indexFileName(indexGeneration)]);
+  assert.equal(statSync(path).size, bytes.length + 'uncommitted'.length, 'nothing was cut either');
+  // Once repaired, the generation the state names is the only one left.
+  await repairIndex(dir);
+  assert.deepEqual(readdirSync(indexDir(dir)), [indexFileName(checkpointOf(dir).indexGeneration)]);
+});

@@ -414,23 +414,11 @@ export class IndexFile {
   /**
    * Opens generation `generation`, reads its committed records into `visit`, cuts what lies past
    * the committed length and deletes the files of other generations (a rewrite that never
-   * committed, or one whose old generation was not deleted yet).
+   * committed, or one whose old generation was not deleted yet). Nothing is cut or deleted unless
+   * the read succeeds: an open that fails with CORRUPTION leaves every file as it found it.
    */
   static async open(o: IndexFileOptions, visit: IndexVisitor): Promise<{ file: IndexFile; read: IndexReadResult }> {
     const path = indexFilePath(o.dir, o.generation);
-    const dir = indexDir(o.dir);
-    if (!o.readOnly) {
-      await ensureDurableDir(o.files, dir);
-      const names = await o.files.list(dir);
-      let removed = false;
-      for (const name of names) {
-        const g = parseIndexFileName(name);
-        if (g === undefined || g === o.generation) continue;
-        await o.files.remove(join(dir, name));
-        removed = true;
-      }
-      if (removed) await o.files.syncDir(dir);
-    }
     const exists = await o.files.exists(path);
     if (!exists) {
       if (o.committed > 0) {
@@ -438,6 +426,7 @@ export class IndexFile {
         if (o.onDamage === undefined) throw e;
         o.onDamage({ file: path, offset: 0, end: o.committed, what: e.message });
       }
+      await IndexFile.removeOtherGenerations(o);
       return { file: new IndexFile(o.files, o.dir, o.generation, 0, 0, 0, undefined, 0), read: { snapshotBytes: 0, deltaBytes: 0, records: 0, uncommitted: 0 } };
     }
     const handle = await o.files.open(path, o.readOnly ? 'read' : 'readwrite');
@@ -450,6 +439,7 @@ export class IndexFile {
         await handle.sync();
         end = o.committed;
       }
+      await IndexFile.removeOtherGenerations(o);
       const committed = Math.min(size, o.committed);
       return {
         file: new IndexFile(o.files, o.dir, o.generation, committed, read.snapshotBytes, read.deltaBytes, handle, end),
@@ -459,6 +449,21 @@ export class IndexFile {
       await handle.close().catch(() => undefined);
       throw e;
     }
+  }
+
+  /** Deletes the index files of every generation but `o.generation` (names that do not parse are not index files), durably. */
+  private static async removeOtherGenerations(o: IndexFileOptions): Promise<void> {
+    if (o.readOnly) return;
+    const dir = indexDir(o.dir);
+    await ensureDurableDir(o.files, dir);
+    let removed = false;
+    for (const name of await o.files.list(dir)) {
+      const g = parseIndexFileName(name);
+      if (g === undefined || g === o.generation) continue;
+      await o.files.remove(join(dir, name));
+      removed = true;
+    }
+    if (removed) await o.files.syncDir(dir);
   }
 
   get generation(): number {
