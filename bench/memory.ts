@@ -17,7 +17,7 @@
  * rescored, cache off), hnswlib build (once) and hnswlib open + searches.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { dirname, join } from 'node:path';
@@ -122,11 +122,19 @@ function writeQueries(file: string, data: Dataset, count: number): void {
   writeFileSync(file, out);
 }
 
-/** One buffer for all the queries (rows are views of it), so nothing large is freed before measuring. */
+/**
+ * One buffer for all the queries (rows are views of it), read in place, so nothing large is freed
+ * before measuring: freeing a malloc'd buffer of N bytes raises glibc's mmap and trim thresholds to
+ * N and 2N for the rest of the process, which changes what every later free keeps resident.
+ */
 function readQueries(file: string): Float32Array[] {
-  const buf = readFileSync(file);
-  const all = new Float32Array(buf.byteLength / 4);
-  new Uint8Array(all.buffer).set(buf);
+  const all = new Float32Array(statSync(file).size / 4);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, new Uint8Array(all.buffer), 0, all.byteLength, 0);
+  } finally {
+    closeSync(fd);
+  }
   const dim = new Uint32Array(all.buffer, 0, 1)[0]!;
   return Array.from({ length: (all.length - 1) / dim }, (_, i) => all.subarray(1 + i * dim, 1 + (i + 1) * dim));
 }

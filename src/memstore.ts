@@ -303,7 +303,6 @@ export class MemStore {
       store = new MemStore(dir, opts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
       await store.load(checkpoint, internal.indexDamage);
       await store.replay(checkpoint.lsn);
-      await state.releasePages();
       return store;
     } catch (e) {
       await store?.indexFile?.close().catch(() => undefined);

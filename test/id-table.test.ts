@@ -79,3 +79,26 @@ test('id table: a leading U+FEFF, a U+FFFD and ids of MAX_ID_BYTES are distinct 
   assert.throws(() => table.idAt(4), RangeError);
   assert.throws(() => table.removeSwap(-1), RangeError);
 });
+
+test('id table: reserve() allocates once for the ids to come, and slotForBytes finds or adds an id read in place from a larger buffer', () => {
+  const table = new IdTable();
+  const ids = Array.from({ length: 5000 }, (_, i) => (i % 7 === 0 ? `é-${i}` : `doc-${i}`));
+  const utf8 = ids.map((id) => Buffer.from(id));
+  table.reserve(ids.length, utf8.reduce((sum, b) => sum + b.length, 0));
+  const reserved = table.bytes;
+  // The ids as an index file holds them: one buffer, each id at an offset, other bytes around it.
+  const block = Buffer.concat(utf8.flatMap((b) => [Buffer.from([0xff, 0xfe]), b]));
+  let at = 0;
+  for (const [i, b] of utf8.entries()) {
+    at += 2;
+    assert.equal(table.slotForBytes(block, at, b.length), i);
+    at += b.length;
+  }
+  assert.equal(table.bytes, reserved, 'nothing grew past what was reserved');
+  assert.equal(table.size, ids.length);
+  assert.equal(table.slotForBytes(block, 2, utf8[0]!.length), 0, 'a known id is found, not added');
+  assert.equal(table.size, ids.length);
+  ids.forEach((id, slot) => assert.equal(table.slotOf(id), slot));
+  assert.throws(() => table.slotForBytes(block, block.length - 1, 2), RangeError);
+  assert.throws(() => table.slotForBytes(block, 0, 0), RangeError);
+});

@@ -262,6 +262,57 @@ test('index: a record whose index entry says it has a document, and the state ha
   assert.match(verify.stdout, /\(record "r4"\)/);
 });
 
+test('index: every checkpoint records sizing hints, the live records and their ids\' UTF-8 bytes', async () => {
+  const { dir } = await storeWithDelta();
+  const c = checkpointOf(dir);
+  assert.equal(c.records, N);
+  assert.equal(c.idBytes, Array.from({ length: N }, (_, i) => Buffer.byteLength(`r${i}`)).reduce((a, b) => a + b, 0));
+  const store = await MemStore.open(dir, { cache: false });
+  await store.delete(['r0', 'r1']);
+  await store.close();
+  assert.equal(checkpointOf(dir).records, N - 2);
+});
+
+test('index: sizing hints are only hints: absent, too small, or more than the file can hold, the store opens whole; malformed, the checkpoint is CORRUPTION', async () => {
+  const { dir } = await storeWithDelta();
+  const { records: _r, idBytes: _b, ...before } = checkpointOf(dir);
+  for (const hints of [{}, { records: 0, idBytes: 0 }, { records: 1, idBytes: 3 }, { records: 2 ** 40, idBytes: 2 ** 40 }, { records: -5, idBytes: -1 }]) {
+    const state = StateStore.open(dir);
+    await state.commitCheckpoint({ checkpoint: { ...before, ...hints }, docs: new Map() });
+    await state.close();
+    await expectAll(dir);
+  }
+  const state = StateStore.open(dir);
+  await state.commitCheckpoint({ checkpoint: { ...before, records: 1.5, idBytes: 3 }, docs: new Map() });
+  await state.close();
+  await corruptionAtOpen(dir);
+});
+
+test('index: ids that are not ASCII reopen as they were written; an id that is not UTF-8 inside a block whose checksum holds is CORRUPTION', async () => {
+  const dir = tempDir('memstore-index-');
+  const ids = ['\uFEFFlead', 'é', 'naïve-😀', '中文', 'plain'];
+  let store = await MemStore.open(dir, { dim: DIM, durability: 'none', cache: false });
+  await store.add(ids.map((id, i) => ({ id, vector: vecs[i]! })));
+  await store.close();
+  store = await MemStore.open(dir, { cache: false });
+  for (const [i, id] of ids.entries()) assert.deepEqual((await store.get(id))?.vector, vecs[i]);
+  await store.close();
+
+  const before = checkpointOf(dir);
+  const delta = new BlockWriter(BLOCK_DELTA, DIM);
+  delta.add({ id: 'zz', code: { code: new Uint8Array(DIM), scale: 1 }, place: [1, 1, 0], documented: false });
+  const block = delta.finish()[0]!;
+  const at = Buffer.from(block).indexOf('zz');
+  block[at] = 0xc3;
+  block[at + 1] = 0x28;
+  new DataView(block.buffer, block.byteOffset).setUint32(4, maskCrc(crc32c(block, 8, block.length)), true);
+  appendFileSync(indexFilePath(dir, before.indexGeneration), block);
+  const state = StateStore.open(dir);
+  await state.commitCheckpoint({ checkpoint: { ...before, indexBytes: before.indexBytes + block.length }, docs: new Map() });
+  await state.close();
+  await corruptionAtOpen(dir);
+});
+
 test('index: a store of format version 4 is refused with CORRUPTION', async () => {
   const { dir } = await storeWithDelta();
   const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });

@@ -1,5 +1,5 @@
 import type { Codec } from '../codec/codec.js';
-import { CodeBlocks, INDEX_BLOCK_VECTORS, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
+import { CodeBlocks, INDEX_BLOCK_VECTORS, type LoadedRecord, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
 import type { TopK } from '../scan/topk.js';
 import type { IndexSearch, VectorIndex } from './vector-index.js';
 
@@ -34,6 +34,14 @@ export class FlatIndex implements VectorIndex {
 
   get bytes(): number {
     return this.blocks.bytes;
+  }
+
+  get idBytes(): number {
+    return this.blocks.idBytes;
+  }
+
+  reserve(records: number, idBytes: number): void {
+    this.blocks.reserve(records, idBytes);
   }
 
   get bytesPerVector(): number {
@@ -96,8 +104,8 @@ export class FlatIndex implements VectorIndex {
     return this.blocks.recordAt(slot);
   }
 
-  loadRecord(idBytes: Uint8Array, code: Uint8Array, scale: number, generation: number, segment: number, offset: number, documented: boolean): VectorPlace | undefined {
-    return this.blocks.loadRecord(idBytes, code, scale, generation, segment, offset, documented);
+  loadRecord(record: LoadedRecord): VectorPlace | undefined {
+    return this.blocks.loadRecord(record);
   }
 
   documented(id: string): boolean {

@@ -1,5 +1,5 @@
 import type { Codec } from '../codec/codec.js';
-import type { ScanQuery, VectorPlace } from '../scan/code-blocks.js';
+import type { LoadedRecord, ScanQuery, VectorPlace } from '../scan/code-blocks.js';
 import type { TopK } from '../scan/topk.js';
 
 /** What shapes which stored vectors a search looks at. */
@@ -29,11 +29,19 @@ export interface VectorIndex {
   readonly bytes: number;
   /** Bytes each stored vector costs: code, scale, place, its share of the id table and of the index structures. */
   readonly bytesPerVector: number;
+  /** UTF-8 bytes of the live ids. */
+  readonly idBytes: number;
   /** Units a search visits one kernel call at a time. */
   readonly pages: number;
   /** Pages a search probes when `nprobe` is not given. */
   readonly defaultProbes: number;
 
+  /**
+   * Room for `records` records whose ids take `idBytes` bytes, allocated at once: open calls it
+   * with the checkpoint's sizing hints, so that loading grows nothing (a hint too small only means
+   * growth later; one too large, unused capacity).
+   */
+  reserve(records: number, idBytes: number): void;
   has(id: string): boolean;
   slotOf(id: string): number | undefined;
   idAt(slot: number): string;
@@ -47,7 +55,7 @@ export interface VectorIndex {
    * Stores a record as the index file holds it (the id as UTF-8, its code, its place with segment 0
    * for none, its document flag) in one lookup; returns the place it replaced, if any.
    */
-  loadRecord(idBytes: Uint8Array, code: Uint8Array, scale: number, generation: number, segment: number, offset: number, documented: boolean): VectorPlace | undefined;
+  loadRecord(record: LoadedRecord): VectorPlace | undefined;
   /**
    * The record in `slot` as the index file stores it, without a lookup (views valid until the next
    * change): id UTF-8, code, scale, place (segment 0: none), document flag.

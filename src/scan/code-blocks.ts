@@ -22,6 +22,25 @@ interface Block {
 }
 
 /** A full-precision vector's place in the vector arena: generation, segment, frame offset (its length is the store's). */
+/**
+ * A record as the index file holds it, read in place (src/store/INDEX.md, "Records"): its id and
+ * code lie in `block`, so loading one makes no view or copy of either.
+ */
+export interface LoadedRecord {
+  readonly block: Uint8Array;
+  readonly idAt: number;
+  readonly idLength: number;
+  /** Where the code starts in `block`; -1 for none. */
+  readonly codeAt: number;
+  readonly codeBytes: number;
+  readonly scale: number;
+  readonly generation: number;
+  /** 0: no full-precision vector is kept. */
+  readonly segment: number;
+  readonly offset: number;
+  readonly documented: boolean;
+}
+
 export type VectorPlace = readonly [generation: number, segment: number, offset: number];
 
 export function samePlace(a: VectorPlace | undefined, b: VectorPlace | undefined): boolean {
@@ -102,6 +121,16 @@ export class CodeBlocks {
 
   get size(): number {
     return this.ids.size;
+  }
+
+  /** UTF-8 bytes of the live ids. */
+  get idBytes(): number {
+    return this.ids.idBytes;
+  }
+
+  /** Room in the id table for `records` ids of `idBytes` bytes in all (VectorIndex.reserve). */
+  reserve(records: number, idBytes: number): void {
+    this.ids.reserve(records, idBytes);
   }
 
   get blockCount(): number {
@@ -254,11 +283,13 @@ export class CodeBlocks {
    * `idBytes`, its place (`segment` 0: none) and document flag. Returns the place it replaced, when
    * the id was already there with one (so the caller can release it), else undefined.
    */
-  loadRecord(idBytes: Uint8Array, code: Uint8Array, scale: number, generation: number, segment: number, offset: number, documented: boolean): VectorPlace | undefined {
+  loadRecord(r: LoadedRecord): VectorPlace | undefined {
     const codeBytes = this.dim * this.codec.bytesPerDim;
-    if (code.length !== codeBytes) throw new RangeError(`code of ${code.length} bytes, expected ${codeBytes}`);
+    if (r.codeAt < 0 || r.codeBytes !== codeBytes) throw new RangeError(`code of ${r.codeBytes} bytes, expected ${codeBytes}`);
     if (!this.places) throw new RangeError('this index keeps no places');
-    const { slot, added } = this.ids.slotForBytes(idBytes);
+    const before = this.ids.size;
+    const slot = this.ids.slotForBytes(r.block, r.idAt, r.idLength);
+    const added = this.ids.size > before;
     const b = Math.floor(slot / this.blockVectors);
     if (added && slot === this.blocks.length * this.blockVectors) {
       this.blocks.push({
@@ -273,14 +304,16 @@ export class CodeBlocks {
     const row = slot % this.blockVectors;
     const at = block.codes + row * this.stride;
     const u8 = this.mem.u8();
-    u8.set(code, at);
+    // A loop, not set(subarray): no view per record while opening.
+    const from = r.block;
+    for (let i = 0, j = r.codeAt; i < codeBytes; i++, j++) u8[at + i] = from[j]!;
     u8.fill(0, at + codeBytes, at + this.stride);
-    this.mem.f32()[(block.scales >> 2) + row] = scale;
+    this.mem.f32()[(block.scales >> 2) + row] = r.scale;
     const refs = block.refs!;
-    refs[row * 3] = generation;
-    refs[row * 3 + 1] = segment;
-    refs[row * 3 + 2] = offset;
-    block.documented![row] = documented ? 1 : 0;
+    refs[row * 3] = r.generation;
+    refs[row * 3 + 1] = r.segment;
+    refs[row * 3 + 2] = r.offset;
+    block.documented![row] = r.documented ? 1 : 0;
     this.noteNorm(slot);
     return previous;
   }

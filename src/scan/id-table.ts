@@ -73,6 +73,19 @@ export class IdTable {
     return this.used - this.garbage;
   }
 
+  /**
+   * Capacity for `slots` ids and `bytes` more bytes of them, allocated in one step: a table grown id by id
+   * frees each smaller copy of its arrays, and freeing buffers of hundreds of KiB raises malloc's
+   * thresholds for the whole process (io/transient-buffers.ts). Never shrinks.
+   */
+  reserve(slots: number, bytes: number): void {
+    this.reserveSlots(slots);
+    this.reserveBytes(bytes);
+    let buckets = this.buckets.length;
+    while (slots > buckets * MAX_LOAD) buckets *= 2;
+    if (buckets > this.buckets.length) this.rehash(buckets);
+  }
+
   /** The slot of `id`, or undefined. */
   slotOf(id: string): number | undefined {
     const length = this.encode(id);
@@ -98,33 +111,36 @@ export class IdTable {
   slotFor(id: string): { slot: number; added: boolean } {
     const length = this.encode(id);
     if (length < 0) throw new RangeError(`id is not well-formed or longer than ${MAX_ID_BYTES} bytes`);
-    return this.slotForScratch(length);
+    const before = this.count;
+    const slot = this.slotForScratch(length);
+    return { slot, added: this.count > before };
   }
 
   /**
-   * slotFor() of the id whose UTF-8 is `bytes` (as an index file stores it), without making a
-   * string: the caller vouches that they are well-formed UTF-8 of at most MAX_ID_BYTES.
+   * The slot of the id whose UTF-8 is `bytes[from, from + length)` (as an index file stores it),
+   * added as slot `size` if it is new (`size` then grows), without making a string or any object:
+   * the caller vouches that the bytes are well-formed UTF-8 of at most MAX_ID_BYTES.
    */
-  slotForBytes(bytes: Uint8Array): { slot: number; added: boolean } {
-    if (bytes.length === 0 || bytes.length > MAX_ID_BYTES) throw new RangeError(`id of ${bytes.length} bytes`);
-    scratch.set(bytes);
-    return this.slotForScratch(bytes.length);
+  slotForBytes(bytes: Uint8Array, from: number, length: number): number {
+    if (length === 0 || length > MAX_ID_BYTES || from + length > bytes.length) throw new RangeError(`id of ${length} bytes at ${from}`);
+    for (let i = 0; i < length; i++) scratch[i] = bytes[from + i]!;
+    return this.slotForScratch(length);
   }
 
-  private slotForScratch(length: number): { slot: number; added: boolean } {
+  private slotForScratch(length: number): number {
     const found = this.find(length);
-    if (found >= 0) return { slot: found, added: false };
+    if (found >= 0) return found;
     const slot = this.count;
     this.reserveSlots(slot + 1);
     this.reserveBytes(length);
-    this.store.set(scratch.subarray(0, length), this.used);
+    for (let i = 0; i < length; i++) this.store[this.used + i] = scratch[i]!;
     this.starts[slot] = this.used;
     this.lengths[slot] = this.key;
     this.used += length;
     this.count++;
     if (this.count > this.buckets.length * MAX_LOAD) this.rehash(this.buckets.length * 2);
     else this.buckets[this.runEnd] = slot + 1;
-    return { slot, added: true };
+    return slot;
   }
 
   /** Removes the id in `slot`; the id of the last slot, if another, moves into it. */

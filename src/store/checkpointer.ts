@@ -141,9 +141,11 @@ export class Checkpointer {
    * the LMDB transaction that commits it; resolves once both are durable. On failure nothing is
    * committed: the appended bytes lie past the committed length, a new generation's file is removed.
    */
-  private async commit(blocks: readonly Uint8Array[], rewrite: boolean, checkpoint: Omit<Checkpoint, 'indexGeneration' | 'indexBytes'>, docs: ReadonlyMap<string, DocRecord | null>, extra: { training?: { pca: VectorSpace['pca'] }; movedText?: ReadonlyMap<string, BlobRef> }): Promise<void> {
+  private async commit(blocks: readonly Uint8Array[], rewrite: boolean, base: Omit<Checkpoint, 'indexGeneration' | 'indexBytes'>, docs: ReadonlyMap<string, DocRecord | null>, extra: { training?: { pca: VectorSpace['pca'] }; movedText?: ReadonlyMap<string, BlobRef> }): Promise<void> {
     const { state } = this.env;
     const indexFile = this.env.indexFile();
+    const index = this.env.index();
+    const checkpoint = { ...base, records: index.size, idBytes: index.idBytes };
     if (rewrite) {
       const generation = indexFile.generation + 1;
       let bytes: number | undefined;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { FileHandle, FileLayer } from '../../io/file-layer.js';
 import { ensureDurableDir } from '../../io/file-layer.js';
 import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
+import { TRANSIENT_BUFFER_BYTES } from '../../io/transient-buffers.js';
 import { MemstoreError } from '../errors.js';
 import { MAX_ID_BYTES } from '../limits.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
@@ -29,10 +30,18 @@ export const FLAG_PLACE = 0x04;
 export const FLAG_DOCUMENTED = 0x08;
 const KNOWN_FLAGS = FLAG_DELETED | FLAG_CODE | FLAG_PLACE | FLAG_DOCUMENTED;
 
-/** A block is closed once its records pass this many bytes (a record is never split). */
-export const INDEX_BLOCK_BYTES = 256 << 10;
-/** Reads at open go in chunks of at least this many bytes. */
-const READ_CHUNK = 4 << 20;
+/**
+ * A block is closed once its records pass this many bytes (a record is never split). Small blocks
+ * let the writer's and the reader's buffers stay transient (io/transient-buffers.ts).
+ */
+export const INDEX_BLOCK_BYTES = 64 << 10;
+/**
+ * The largest block any writer of this format closes: earlier versions closed blocks at 256 KiB.
+ * Only the lenient reader's search for the next plausible block after damage uses it.
+ */
+const LARGEST_WRITTEN_BLOCK_BYTES = 256 << 10;
+/** Reads at open go in chunks of this many bytes, or one block when a block is longer. */
+const READ_CHUNK = TRANSIENT_BUFFER_BYTES;
 
 const utf8 = new TextEncoder();
 // ignoreBOM keeps a leading U+FEFF: it is part of the id.
@@ -148,19 +157,54 @@ export class BlockWriter {
 }
 
 /**
+ * One upsert as the reader meets it: where its parts lie in the block being parsed. A reader fills
+ * one view and passes it for every upsert, so opening makes no object per record (a load of 50k
+ * records made about 15 MB of garbage, and the young generation it grew stayed resident). Valid
+ * only during the visitor's call.
+ */
+export class IndexRecordView {
+  block: Uint8Array = new Uint8Array(0);
+  flags = 0;
+  /** The id's UTF-8 (checked well-formed) is `block[idAt, idAt + idLength)`. */
+  idAt = 0;
+  idLength = 0;
+  /** The code is `block[codeAt, codeAt + codeBytes)`; -1 when the record has none. */
+  codeAt = -1;
+  /** Code bytes of the record's block (all codes of a block have this length). */
+  codeBytes = 0;
+  scale = 0;
+  /** The full-precision vector's frame; segment 0 for none. */
+  generation = 0;
+  segment = 0;
+  offset = 0;
+
+  get documented(): boolean {
+    return (this.flags & FLAG_DOCUMENTED) !== 0;
+  }
+
+  get hasCode(): boolean {
+    return this.codeAt >= 0;
+  }
+
+  /** The id as a string (allocates: for the paths that need one). */
+  id(): string {
+    return fromUtf8.decode(this.block.subarray(this.idAt, this.idAt + this.idLength));
+  }
+}
+
+/**
  * What reading an index file calls for each record, in file order (later records supersede earlier
- * ones). An upsert's id comes as its UTF-8 bytes (checked well-formed; `idOf` makes the string) and
- * its place as three numbers, segment 0 for none: opening makes no object per record. Views are
- * valid only during the call.
+ * ones): an upsert as a view into the block, a deletion by id.
  */
 export interface IndexVisitor {
-  upsert(idBytes: Uint8Array, flags: number, code: Uint8Array | undefined, scale: number, generation: number, segment: number, offset: number, codeBytes: number): void;
+  upsert(record: IndexRecordView): void;
   remove(id: string): void;
 }
 
-/** The id an upsert's bytes spell. */
-export function idOf(idBytes: Uint8Array): string {
-  return fromUtf8.decode(idBytes);
+/** Whether `bytes[from, to)` is ASCII: most ids are, and need no UTF-8 check (nor a view for one). */
+function isAscii(bytes: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
 }
 
 /** A stretch of an index file that failed a check, for lenient readers (verify, repair). */
@@ -189,8 +233,10 @@ function indexCorruption(file: string, offset: number, what: string): MemstoreEr
  * Parses the records of one block whose checksum held. Throws CORRUPTION (a writer bug or
  * tampering, since the checksum vouched for the bytes) when they do not parse.
  */
-function parseBlock(file: string, offset: number, bytes: Uint8Array, count: number, codeBytes: number, visit: IndexVisitor): void {
+function parseBlock(file: string, offset: number, bytes: Uint8Array, count: number, codeBytes: number, visit: IndexVisitor, view: IndexRecordView): void {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  view.block = bytes;
+  view.codeBytes = codeBytes;
   let at = 0;
   const bad = (what: string) => indexCorruption(file, offset, `block ${what}`);
   for (let n = 0; n < count; n++) {
@@ -200,19 +246,19 @@ function parseBlock(file: string, offset: number, bytes: Uint8Array, count: numb
     at += 3;
     if ((flags & ~KNOWN_FLAGS) !== 0 || ((flags & FLAG_DELETED) !== 0 && flags !== FLAG_DELETED)) throw bad(`holds a record with flags 0x${flags.toString(16)}`);
     if (idLength === 0 || idLength > MAX_ID_BYTES || at + idLength > bytes.length) throw bad('holds a record with a bad id length');
-    const idBytes = bytes.subarray(at, at + idLength);
-    if (!isUtf8(idBytes)) throw bad('holds an id that is not UTF-8');
+    const idAt = at;
+    if (!isAscii(bytes, at, at + idLength) && !isUtf8(bytes.subarray(at, at + idLength))) throw bad('holds an id that is not UTF-8');
     at += idLength;
     if (flags === FLAG_DELETED) {
-      visit.remove(fromUtf8.decode(idBytes));
+      visit.remove(fromUtf8.decode(bytes.subarray(idAt, at)));
       continue;
     }
-    let code: Uint8Array | undefined;
+    let codeAt = -1;
     let scale = 0;
     if ((flags & FLAG_CODE) !== 0) {
       if (codeBytes === 0 || at + 4 + codeBytes > bytes.length) throw bad('ends inside a code');
       scale = v.getFloat32(at, true);
-      code = bytes.subarray(at + 4, at + 4 + codeBytes);
+      codeAt = at + 4;
       at += 4 + codeBytes;
     }
     let generation = 0;
@@ -226,7 +272,15 @@ function parseBlock(file: string, offset: number, bytes: Uint8Array, count: numb
       if (segment === 0) throw bad('holds a place in segment 0');
       at += 12;
     }
-    visit.upsert(idBytes, flags, code, scale, generation, segment, offset, codeBytes);
+    view.flags = flags;
+    view.idAt = idAt;
+    view.idLength = idLength;
+    view.codeAt = codeAt;
+    view.scale = scale;
+    view.generation = generation;
+    view.segment = segment;
+    view.offset = offset;
+    visit.upsert(view);
   }
   if (at !== bytes.length) throw bad(`has ${bytes.length - at} bytes after its last record`);
 }
@@ -256,6 +310,7 @@ async function readBlocks(handle: FileHandle, file: string, size: number, commit
     committed = size;
   }
   let buf = new Uint8Array(Math.min(READ_CHUNK, Math.max(committed, INDEX_HEADER_SIZE)));
+  const view = new IndexRecordView();
   let bufStart = 0;
   let bufEnd = 0;
   const load = async (from: number, need: number) => {
@@ -268,7 +323,7 @@ async function readBlocks(handle: FileHandle, file: string, size: number, commit
   };
   /**
    * Whether the header at `at` (in the buffer) is one a writer can produce: a known kind, zero
-   * padding, at least one record of at least 4 bytes, closed once past INDEX_BLOCK_BYTES, ending by
+   * padding, at least one record of at least 4 bytes, closed once past LARGEST_WRITTEN_BLOCK_BYTES, ending by
    * the committed length.
    */
   const plausibleHeader = (at: number): boolean => {
@@ -278,7 +333,7 @@ async function readBlocks(handle: FileHandle, file: string, size: number, commit
     const hv = new DataView(buf.buffer, buf.byteOffset + h, INDEX_HEADER_SIZE);
     const length = hv.getUint32(0, true);
     const count = hv.getUint32(12, true);
-    return count > 0 && length >= 4 * count && length < INDEX_BLOCK_BYTES + largestRecord(hv.getUint32(16, true)) && at + INDEX_HEADER_SIZE + length <= committed;
+    return count > 0 && length >= 4 * count && length < LARGEST_WRITTEN_BLOCK_BYTES + largestRecord(hv.getUint32(16, true)) && at + INDEX_HEADER_SIZE + length <= committed;
   };
   /** Whether the block with a plausible header at `at` passes its checksum. */
   const checks = async (at: number): Promise<boolean> => {
@@ -357,7 +412,7 @@ async function readBlocks(handle: FileHandle, file: string, size: number, commit
       continue;
     }
     try {
-      parseBlock(file, pos, block.subarray(INDEX_HEADER_SIZE), count, codeBytes, visit);
+      parseBlock(file, pos, block.subarray(INDEX_HEADER_SIZE), count, codeBytes, visit, view);
     } catch (e) {
       if (!(e instanceof MemstoreError) || onDamage === undefined) throw e;
       onDamage({ file, offset: pos, end, what: e.message });

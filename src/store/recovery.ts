@@ -6,7 +6,7 @@ import type { VectorPlace } from '../scan/code-blocks.js';
 import type { VectorSpace } from '../space/vector-space.js';
 import { indexFilePath } from './files.js';
 import { frameSize } from '../arena/format.js';
-import { FLAG_DOCUMENTED, idOf, IndexFile, type IndexDamage } from './index-file.js';
+import { IndexFile, type IndexDamage } from './index-file.js';
 import { asMemstoreError, damagedId } from './record-errors.js';
 import type { RecordReads } from './record-reads.js';
 import type { Checkpoint } from './state.js';
@@ -59,6 +59,11 @@ export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; s
   const vectorGeneration = vectors.stats().generation;
   const vectorFrame = frameSize(reads.vectorRef([0, 1, 0])[3]);
   let liveVectors = 0;
+  // The smallest record (flags, id length, one id byte) takes 4 bytes: hints past what the
+  // committed length can hold are damage, and must not become a huge allocation.
+  if (checkpoint.records !== undefined && checkpoint.idBytes !== undefined) {
+    index.reserve(Math.min(Math.max(checkpoint.records, 0), Math.floor(checkpoint.indexBytes / 4)), Math.min(Math.max(checkpoint.idBytes, 0), checkpoint.indexBytes));
+  }
   const releasePlace = (old: VectorPlace | undefined) => {
     if (old !== undefined && old[0] === vectorGeneration) liveVectors--;
   };
@@ -71,30 +76,28 @@ export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; s
       ...(env.indexDamage === undefined ? {} : { onDamage: (d: IndexDamage) => env.indexDamage!.push(d) }),
     },
     {
-      upsert(idBytes, flags, code, scale, generation, segment, offset, blockCodeBytes) {
-        const documented = (flags & FLAG_DOCUMENTED) !== 0;
+      upsert(r) {
         if (!space.trained) {
-          const id = idOf(idBytes);
+          const id = r.id();
           untrained.delete(id);
-          if (segment === 0) missing.set(id, { what: 'vector', place: undefined });
+          if (r.segment === 0) missing.set(id, { what: 'vector', place: undefined });
           else {
             missing.delete(id);
-            untrained.set(id, { place: [generation, segment, offset], documented });
+            untrained.set(id, { place: [r.generation, r.segment, r.offset], documented: r.documented });
           }
           return;
         }
-        if (code === undefined || blockCodeBytes !== codeBytes || (env.keepFull && segment === 0)) {
-          const id = idOf(idBytes);
+        if (!r.hasCode || r.codeBytes !== codeBytes || (env.keepFull && r.segment === 0)) {
+          const id = r.id();
           releasePlace(index.placeOf(id));
           index.remove(id);
-          missing.set(id, { what: code === undefined || blockCodeBytes !== codeBytes ? 'code' : 'vector', place: segment === 0 ? undefined : [generation, segment, offset] });
+          missing.set(id, { what: !r.hasCode || r.codeBytes !== codeBytes ? 'code' : 'vector', place: r.segment === 0 ? undefined : [r.generation, r.segment, r.offset] });
           return;
         }
-        const previous = index.loadRecord(idBytes, code, scale, generation, segment, offset, documented);
-        releasePlace(previous);
-        if (segment !== 0 && generation === vectorGeneration) liveVectors++;
+        releasePlace(index.loadRecord(r));
+        if (r.segment !== 0 && r.generation === vectorGeneration) liveVectors++;
         // An id set aside by an earlier record of the file and put back by this one.
-        if (missing.size > 0) missing.delete(idOf(idBytes));
+        if (missing.size > 0) missing.delete(r.id());
       },
       remove(id) {
         missing.delete(id);

@@ -38,6 +38,14 @@ export interface Checkpoint {
   readonly indexBytes: number;
   /** Bytes of the text arena's current generation that the state's texts occupy (frames included). */
   readonly textLiveBytes: number;
+  /**
+   * Sizing hints for open, written by every checkpoint since they were added (absent before): the
+   * live records and the UTF-8 bytes of their ids when the checkpoint was taken. Open allocates the
+   * id table once at this size instead of growing it (and freeing each smaller copy) record by
+   * record. Never trusted for anything else; open bounds them by the index file's committed length.
+   */
+  readonly records?: number;
+  readonly idBytes?: number;
 }
 
 /**
@@ -253,16 +261,6 @@ export class StateStore {
     this.scans = { docs: scan('docs') };
   }
 
-  /**
-   * Unmaps every page a full pass faulted in (open reads each record table once): closing the
-   * environment drops its mapping and reopening maps the file afresh, so the process's file-backed
-   * RSS holds only what later lookups touch. The pages stay in the kernel's page cache either way.
-   */
-  async releasePages(): Promise<void> {
-    await this.root.close();
-    this.attach(openEnv(this.dir));
-  }
-
   static open(dir: string): StateStore {
     return new StateStore(dir);
   }
@@ -306,7 +304,8 @@ export class StateStore {
   readCheckpoint(): Checkpoint {
     const c = this.getConfig(CHECKPOINT_KEY) as Partial<Checkpoint> | undefined;
     if (c === undefined || !Number.isSafeInteger(c.lsn) || !Number.isSafeInteger(c.arenaGeneration) || !Number.isSafeInteger(c.vectorGeneration) ||
-        !Number.isSafeInteger(c.indexGeneration) || !Number.isSafeInteger(c.indexBytes) || !Number.isSafeInteger(c.textLiveBytes)) {
+        !Number.isSafeInteger(c.indexGeneration) || !Number.isSafeInteger(c.indexBytes) || !Number.isSafeInteger(c.textLiveBytes) ||
+        (c.records !== undefined && !Number.isSafeInteger(c.records)) || (c.idBytes !== undefined && !Number.isSafeInteger(c.idBytes))) {
       throw corruption(this.dir, 'config', utf8.encode(CHECKPOINT_KEY), 'missing or malformed checkpoint');
     }
     return c as Checkpoint;

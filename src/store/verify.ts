@@ -6,7 +6,7 @@ import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
 import { getCodec } from '../codec/index.js';
 import { MemstoreError } from '../errors.js';
 import { FILES, indexFilePath, repairLogDir, statePath, walDir } from './files.js';
-import { FLAG_DOCUMENTED, idOf, IndexFile, type IndexDamage } from './index-file.js';
+import { IndexFile, type IndexDamage } from './index-file.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
 import { DirectoryLock } from './lock.js';
 import { StateStore, type Checkpoint, type StoreConfig } from './state.js';
@@ -81,9 +81,9 @@ export async function checkStore(dir: string): Promise<StoreReport> {
       const { file, read } = await IndexFile.open(
         { files: nodeFileLayer, dir, generation: checkpoint.indexGeneration, committed: checkpoint.indexBytes, readOnly: true, onDamage: (d) => indexDamage.push(d) },
         {
-          upsert(idBytes, flags, code, _scale, generation, segment, offset, blockCodeBytes) {
-            const place: VectorPlace | undefined = segment === 0 ? undefined : [generation, segment, offset];
-            entries.set(idOf(idBytes), { documented: (flags & FLAG_DOCUMENTED) !== 0, code: code !== undefined && blockCodeBytes === codeBytes, place });
+          upsert(r) {
+            const place: VectorPlace | undefined = r.segment === 0 ? undefined : [r.generation, r.segment, r.offset];
+            entries.set(r.id(), { documented: r.documented, code: r.hasCode && r.codeBytes === codeBytes, place });
           },
           remove(id) {
             entries.delete(id);
