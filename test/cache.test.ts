@@ -173,7 +173,20 @@ test('an exact repeat with nothing written since is answered without a search, a
   const before = store.stats().cache.misses;
   await store.search(v[0]!, { k: 4 });
   assert.equal(store.stats().cache.misses, before + 1, 'another k is another question');
+  // Answered before the query is checked: only the exact bits of a checked query are, in any form.
+  const hits = store.stats().cache.exactHits;
+  const answer = await store.search(v[0]!, { k: 4 });
+  assert.deepEqual(await store.search(Array.from(v[0]!), { k: 4 }), answer, 'a number[] of the same values');
+  const inside = new Float32Array(DIM + 2);
+  inside.set(v[0]!, 1);
+  assert.deepEqual(await store.search(inside.subarray(1, DIM + 1), { k: 4 }), answer, 'a view of the same bits');
+  assert.equal(store.stats().cache.exactHits, hits + 3);
+  const changed = Float32Array.from(v[0]!);
+  changed[DIM - 1] = Number.NaN;
+  await assert.rejects(store.search(changed, { k: 4 }), (e: unknown) => (e as { code?: string }).code === 'INVALID_VECTOR');
+  await assert.rejects(store.search(v[0]!.subarray(1), { k: 4 }), (e: unknown) => (e as { code?: string }).code === 'DIM_MISMATCH');
   await store.close();
+  await assert.rejects(store.search(v[0]!, { k: 4 }), (e: unknown) => (e as { code?: string }).code === 'CLOSED');
 });
 
 test('a near query is served from a pool only when the bound proves it; otherwise it is a bound failure and the search runs', async () => {

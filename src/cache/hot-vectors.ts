@@ -1,13 +1,16 @@
 import { IdTable } from '../scan/id-table.js';
 
-/** Rows the slab starts with; it doubles up to its capacity as vectors come. */
-const FIRST_ROWS = 64;
-
 /**
  * Full-precision vectors kept hot for rescoring, in one slab of rows with their norms (float64, as computed), found through
  * an id table. One typed array for all of them, where an object per vector (a Float32Array and
  * its backing store each) would survive into V8's old generation, grow its young one, and leave
  * malloc'd backing stores behind until a full collection: about 4x the budget in RSS, measured.
+ *
+ * The slab is allocated at its full capacity with the first vector and never grown: the kernel
+ * gives a large allocation untouched zero pages, so RSS follows the rows in use, where growing by
+ * doubling freed every smaller slab, and freeing megabytes raised malloc's trim threshold for the
+ * whole process (io/transient-buffers.ts): the cache's first 8 MiB cost about 6 MiB more resident
+ * heap. `bytes` counts the rows ever used, which is what is resident.
  *
  * Replacement is the clock algorithm: a read sets the row's bit (a new row starts without it); a
  * full slab evicts the first row the hand finds without one, clearing bits as it passes. New rows
@@ -19,6 +22,8 @@ export class HotVectors {
   private norms = new Float64Array(0);
   private used = new Uint8Array(0);
   private hand = 0;
+  /** Rows ever used since the slab was made: its resident part. */
+  private touched = 0;
   /** Rows given up for room. */
   evictions = 0;
   readonly capacity: number;
@@ -35,9 +40,9 @@ export class HotVectors {
     return this.ids.size;
   }
 
-  /** Memory held: the slab as allocated, and the id table. */
+  /** Memory held: the rows of the slab ever used (what is resident of it), and the id table. */
   get bytes(): number {
-    return this.slab.byteLength + this.norms.byteLength + this.used.byteLength + this.ids.bytes;
+    return this.touched * (4 * this.dim + 9) + this.ids.bytes;
   }
 
   /**
@@ -59,7 +64,8 @@ export class HotVectors {
     if (row === undefined) {
       if (this.ids.size === this.capacity) this.evictOne();
       row = this.ids.slotFor(id).slot;
-      this.reserve(row + 1);
+      this.allocate();
+      this.touched = Math.max(this.touched, row + 1);
       // Unused until read again: a one-off read makes way before vectors that keep coming back.
       this.used[row] = 0;
     }
@@ -82,6 +88,7 @@ export class HotVectors {
     this.norms = new Float64Array(0);
     this.used = new Uint8Array(0);
     this.hand = 0;
+    this.touched = 0;
   }
 
   private evictOne(): void {
@@ -109,17 +116,10 @@ export class HotVectors {
     this.used[row] = this.used[last]!;
   }
 
-  private reserve(rows: number): void {
-    if (rows <= this.norms.length) return;
-    const n = Math.min(this.capacity, Math.max(rows, FIRST_ROWS, this.norms.length * 2));
-    const slab = new Float32Array(n * this.dim);
-    slab.set(this.slab);
-    const norms = new Float64Array(n);
-    norms.set(this.norms);
-    const used = new Uint8Array(n);
-    used.set(this.used);
-    this.slab = slab;
-    this.norms = norms;
-    this.used = used;
+  private allocate(): void {
+    if (this.norms.length === this.capacity) return;
+    this.slab = new Float32Array(this.capacity * this.dim);
+    this.norms = new Float64Array(this.capacity);
+    this.used = new Uint8Array(this.capacity);
   }
 }

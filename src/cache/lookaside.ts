@@ -241,6 +241,19 @@ export class LookasideCache<A> {
     this.logBase = this.version;
   }
 
+  /**
+   * The answer remembered for a query with exactly the bits of `query` and options `key`, when no
+   * write and no change of `index` came since it was computed; undefined otherwise (lookup() then
+   * decides). Counted as an exact hit.
+   */
+  repeat(query: Float32Array, key: string, index: VectorIndex): A | undefined {
+    const same = this.byHash.get(bitsHash(query))?.find((e) => e.key === key && sameBits(e.query, query));
+    if (same?.answer === undefined || same.index !== index || same.version !== this.version || same.epoch !== index.moveEpoch()) return undefined;
+    this.use(same);
+    this.counts.exactHits++;
+    return same.answer;
+  }
+
   /** Looks for an answer to `q`; see the class comment. */
   lookup(q: CacheQuery, host: CacheHost): CacheLookup<A> {
     const hash = hashOf(q);

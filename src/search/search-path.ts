@@ -67,6 +67,11 @@ interface Ranked {
 /** Times a search ranks again because writes moved the store while it read vectors, before it takes what it read. */
 const MOVED_RETRIES = 3;
 
+/** The options that shape an answer, as the cache keys it. */
+function keyOf(want: Wanted): string {
+  return JSON.stringify([want.k, want.filter ?? null, want.rescore, want.exact, want.nprobe ?? null]);
+}
+
 function copyHit(h: SearchHit): SearchHit {
   const out: SearchHit = { id: h.id, score: h.score };
   if (h.text !== undefined) out.text = h.text;
@@ -90,10 +95,18 @@ function hitOf(r: Ranked, text: string | undefined): SearchHit {
 export class SearchPath {
   constructor(private readonly env: SearchEnv) {}
 
+  /**
+   * The remembered answer of a query with these exact bits and options when nothing was written
+   * since (a copy), or undefined. `q` need not be checked: only a checked query is remembered.
+   */
+  repeat(q: Float32Array, want: Wanted): SearchHit[] | undefined {
+    return this.env.cache?.repeat(q, keyOf(want), this.env.index())?.map(copyHit);
+  }
+
   /** The `want.k` stored records closest to `q` (a checked copy of the query), best first. */
   async search(q: Float32Array, want: Wanted): Promise<SearchHit[]> {
     if (this.env.cache !== undefined) {
-      const served = await this.searchCached(q, want, JSON.stringify([want.k, want.filter ?? null, want.rescore, want.exact, want.nprobe ?? null]));
+      const served = await this.searchCached(q, want, keyOf(want));
       if (served !== undefined) return served;
     }
     for (;;) {
