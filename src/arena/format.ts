@@ -89,6 +89,8 @@ export function checkFrame(bytes: Uint8Array, address: FrameAddress): FrameCheck
 export interface PositionalReader {
   /** Reads up to `buffer.length` bytes at `position`; resolves to the count (short only at end of file). */
   read(buffer: Uint8Array, position: number): Promise<number>;
+  /** The same, synchronously, where the file layer offers it. */
+  readSync?(buffer: Uint8Array, position: number): number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -125,7 +127,9 @@ export class SegmentWindow {
     const buf = this.storage.subarray(0, want);
     // Until the read completes the window holds nothing: the buffer is being overwritten.
     this.buf = EMPTY;
-    const got = await this.file.read(buf, offset);
+    // Synchronous where offered: a window's worth from the page cache costs less than a round trip
+    // through libuv's thread pool, and a scan reads hundreds of them.
+    const got = this.file.readSync !== undefined ? this.file.readSync(buf, offset) : await this.file.read(buf, offset);
     this.buf = buf.subarray(0, got);
     this.begin = offset;
     return this.buf.subarray(0, Math.min(got, end - offset));
