@@ -25,7 +25,7 @@ import { FlatIndex } from './index/flat-index.js';
 import type { VectorIndex } from './index/vector-index.js';
 import { ensureDurableDir, indexFilePath, repairLogDir, statePath, walDir } from './store/files.js';
 import type { IndexDamage, IndexFile } from './store/index-file.js';
-import { ChangedRecords } from './store/changed-records.js';
+import { ChangedRecords, NO_DOC } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
 import { asMemstoreError, damagedId, recordCorruption } from './store/record-errors.js';
 import { RecordReads } from './store/record-reads.js';
@@ -456,10 +456,13 @@ export class MemStore {
         if (this.damage.records.delete(id)) {
           this.damage.places.delete(id);
           this.changes.set(id, null);
+          // What the state holds of a damaged record is unknown: its value goes, if any.
+          this.changes.markStale(id);
           n++;
           continue;
         }
         if (!this.index.has(id)) continue;
+        if (this.index.documented(id)) this.changes.markStale(id);
         this.releaseText(id);
         this.releaseVector(id);
         this.index.remove(id);
@@ -483,6 +486,9 @@ export class MemStore {
       throw e;
     }
     m.records.forEach((r, i) => {
+      // The record it replaces had a document (or is damaged, and may have had one): unless this
+      // one has a document to put in its place, the checkpoint deletes that value.
+      if (this.index.documented(r.id) || this.damage.records.has(r.id)) this.changes.markStale(r.id);
       if (this.index.has(r.id) || this.damage.records.has(r.id)) this.releaseText(r.id);
       this.releaseVector(r.id);
       this.damage.records.delete(r.id);
@@ -492,7 +498,7 @@ export class MemStore {
       this.index.setPlace(r.id, place);
       this.damage.places.delete(r.id);
       const text = textRefs[i];
-      const doc: DocRecord = { ...(text === undefined ? {} : { text }), ...(r.meta === undefined ? {} : { meta: r.meta, metaJson: r.metaJson }) };
+      const doc: DocRecord = text === undefined && r.meta === undefined ? NO_DOC : { ...(text === undefined ? {} : { text }), ...(r.meta === undefined ? {} : { meta: r.meta, metaJson: r.metaJson }) };
       this.index.setDocumented(r.id, hasDoc(doc));
       this.changes.set(r.id, { place, doc });
       this.cache?.touch(r.id);

@@ -313,6 +313,35 @@ test('index: ids that are not ASCII reopen as they were written; an id that is n
   await corruptionAtOpen(dir);
 });
 
+test('checkpoint: a docs value goes exactly when its record is deleted or rewritten without one; records that never had one cost the state nothing', async () => {
+  const dir = tempDir('memstore-index-');
+  let store = await MemStore.open(dir, { dim: DIM, durability: 'none', cache: false });
+  // r0..r3 with a document, r4..r7 without.
+  await store.add(Array.from({ length: 8 }, (_, i) => ({ id: `r${i}`, vector: vecs[i]!, ...(i < 4 ? { text: `text ${i}`, meta: { i } } : {}) })));
+  await store.close();
+  store = await MemStore.open(dir, { cache: false });
+  await store.delete(['r0', 'r4']);
+  await store.add([{ id: 'r1', vector: vecs[9]! }, { id: 'r5', vector: vecs[10]!, meta: { now: 'documented' } }]);
+  // Written with a document and rewritten without one before any checkpoint.
+  await store.add([{ id: 'r8', vector: vecs[8]!, text: 'short-lived' }]);
+  await store.add([{ id: 'r8', vector: vecs[8]! }]);
+  await store.close();
+  const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
+  const docs = env.openDB({ name: 'docs', encoding: 'binary', keyEncoding: 'binary' });
+  const has = (id: string) => docs.getBinary(Buffer.from(id)) !== undefined;
+  assert.deepEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7', 'r8'].filter(has), ['r2', 'r3', 'r5']);
+  await env.close();
+  store = await MemStore.open(dir, { cache: false });
+  assert.equal(await store.get('r0'), undefined);
+  const r1 = await store.get('r1');
+  assert.ok(r1 !== undefined && r1.text === undefined && r1.meta === undefined);
+  assert.deepEqual((await store.get('r5'))?.meta, { now: 'documented' });
+  const r8 = await store.get('r8');
+  assert.ok(r8 !== undefined && r8.text === undefined);
+  assert.equal((await store.get('r2'))?.text, 'text 2');
+  await store.close();
+});
+
 test('index: a store of format version 4 is refused with CORRUPTION', async () => {
   const { dir } = await storeWithDelta();
   const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });

@@ -193,14 +193,16 @@ export class Checkpointer {
     if (changes.size === 0 && !training && lsn === state.readCheckpoint().lsn) return;
     // Everything below up to the first await is synchronous: codes are captured as of `lsn`.
     const index = this.env.index();
-    const snapshot = changes.take();
+    const { changes: snapshot, stale } = changes.take();
     this.trained = false;
     const bytesCovered = this.logBytes;
     const codeBytes = space.trained ? index.dim * index.codec.bytesPerDim : 0;
     const docs = new Map<string, DocRecord | null>();
     const delta = new BlockWriter(BLOCK_DELTA, codeBytes);
     for (const [id, e] of snapshot) {
-      docs.set(id, e === null || !hasDoc(e.doc) ? null : e.doc);
+      // A document to put, or one to delete; a record that never had one costs the state nothing.
+      if (e !== null && hasDoc(e.doc)) docs.set(id, e.doc);
+      else if (stale.has(id)) docs.set(id, null);
       if (training) continue;
       if (e === null) {
         delta.add({ id, deleted: true });
