@@ -4,10 +4,11 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { nodeFileLayer } from '../io/file-layer.js';
 import { BlobArena, type BlobRef } from '../src/arena/arena.js';
 import { FRAME_HEADER_SIZE, checkFrame, frame, frameSize } from '../src/arena/format.js';
 import { MemstoreError, type MemstoreErrorCode } from '../src/errors.js';
@@ -399,5 +400,60 @@ describe('arena format: open', () => {
     await rejectsWith(arena.read(ref), 'CLOSED');
     throwsWith(() => arena.readNow(ref), 'CLOSED');
     await rejectsWith(arena.sync(), 'CLOSED');
+  });
+});
+
+describe('arena format: reading a frame into the caller\'s buffer (readFrameInto, the search path)', () => {
+  async function durable(): Promise<{ dir: string; arena: BlobArena; refs: BlobRef[] }> {
+    const dir = mkdtempSync(join(tmpdir(), 'memstore-arena-into-'));
+    const arena = await BlobArena.open({ dir, files: nodeFileLayer, generation: 1 });
+    const refs = [arena.append(blob(64, 1)), arena.append(blob(64, 2)), arena.append(blob(64, 3))];
+    await arena.sync();
+    return { dir, arena, refs };
+  }
+  const into = (arena: BlobArena, ref: BlobRef, scratch = new Uint8Array(frameSize(ref[3]))) => arena.readFrameInto(ref[0], ref[1], ref[2], ref[3], scratch);
+
+  it('a durable frame is read and checked in place; one still in memory, or a file layer without synchronous reads, is left to readNow() and read()', async () => {
+    const { dir, arena, refs } = await durable();
+    const scratch = new Uint8Array(frameSize(64));
+    assert.equal(into(arena, refs[1]!, scratch), true);
+    assert.deepEqual(scratch.subarray(FRAME_HEADER_SIZE), blob(64, 2));
+    const pending = arena.append(blob(64, 4));
+    assert.equal(into(arena, pending), false, 'not fsynced yet: served from memory by readNow()');
+    assert.deepEqual(arena.readNow(pending), blob(64, 4));
+    await arena.close();
+    rmSync(dir, { recursive: true, force: true });
+    const files = await freshDisk();
+    const simulated = await BlobArena.open({ dir: STORE, files, generation: 1 });
+    const ref = simulated.append(blob(64, 5));
+    await simulated.sync();
+    assert.equal(into(simulated, ref), false, 'the simulated disk reads only asynchronously');
+    await simulated.close();
+  });
+
+  it('damage read in place is CORRUPTION with the file and offset, as read() reports it', async () => {
+    const { dir, arena, refs } = await durable();
+    const path = arenaSegmentPath(dir, 1, 1);
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Uint8Array.of(0xff), 0, 1, refs[1]![2] + FRAME_HEADER_SIZE + 5);
+    closeSync(fd);
+    for (const attempt of [() => into(arena, refs[1]!), () => arena.readNow(refs[1]!)]) {
+      assert.throws(attempt, (e: unknown) => e instanceof MemstoreError && e.code === 'CORRUPTION' && e.file === path && e.offset === refs[1]![2]);
+    }
+    // A reference whose length is not its frame's, and one running past the segment.
+    const [g, s, offset] = refs[0]!;
+    assert.throws(() => into(arena, [g, s, offset, 32]), (e: unknown) => e instanceof MemstoreError && e.code === 'CORRUPTION');
+    assert.throws(() => into(arena, [g, s, refs[2]![2], 4096]), (e: unknown) => e instanceof MemstoreError && e.code === 'CORRUPTION');
+    assert.equal(into(arena, refs[2]!), true, 'the frames around the damage still read');
+    await arena.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a buffer that is not exactly the frame is INVALID_ARGUMENT; after close, CLOSED', async () => {
+    const { dir, arena, refs } = await durable();
+    throwsWith(() => into(arena, refs[0]!, new Uint8Array(frameSize(64) + 1)), 'INVALID_ARGUMENT');
+    await arena.close();
+    throwsWith(() => into(arena, refs[0]!), 'CLOSED');
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -9,6 +9,7 @@ import {
   checkFrame,
   encodeFrame,
   frame,
+  frameDamageAt,
   frameLength,
   frameSize,
   scanSegment,
@@ -338,6 +339,44 @@ export class BlobArena {
     const generation = this.generationOf(ref);
     const [, s, offset, length] = ref;
     return this.readFrameNow(generation, this.segmentOf(generation, s, offset, length), offset, length, scratch);
+  }
+
+  /**
+   * readNow() of the frame at (generation, segment, offset) with `length` payload bytes into
+   * `scratch`, which holds exactly the frame, making no object: true when the payload is checked
+   * and in `scratch[FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length)`; false when the frame is still
+   * in memory or the file layer reads only asynchronously (then readNow() or read()). A search
+   * reads its candidates this way, one after another through one buffer. The same errors as read().
+   */
+  readFrameInto(g: number, s: number, offset: number, length: number, scratch: Uint8Array): boolean {
+    if (this.closed) throw closedError();
+    if (scratch.length !== frameSize(length)) throw new MemstoreError('INVALID_ARGUMENT', `arena: a frame of ${length} bytes needs a buffer of ${frameSize(length)}`);
+    const generation = g === this.current.number ? this.current : g === this.collected?.number ? this.collected : undefined;
+    if (generation === undefined) return false;
+    const segment = this.segmentOf(generation, s, offset, length);
+    if (segment.handle?.readSync === undefined || this.unsynced(segment, offset)) return false;
+    let got: number;
+    try {
+      got = segment.handle.readSync(scratch, offset);
+    } catch (e) {
+      throw ioError('read', e, segment.path);
+    }
+    // In payloadOf()'s order, with its errors.
+    if (got < scratch.length) throw corruption(segment.path, offset, 'reference runs past the bytes written');
+    if (frameLength(scratch) !== length) throw corruption(segment.path, offset, `frame holds ${frameLength(scratch)} bytes, the reference says ${length}`);
+    const damage = frameDamageAt(scratch, got, length, generation.number, s, offset);
+    if (damage !== undefined) throw corruption(segment.path, offset, damage);
+    return true;
+  }
+
+  /** Whether the frame at `offset` is in a chunk not yet fsynced (read from memory, not the file). */
+  private unsynced(segment: Segment, offset: number): boolean {
+    for (let i = segment.chunks.length - 1; i >= 0; i--) {
+      const chunk = segment.chunks[i]!;
+      if (offset < chunk.start) continue;
+      return offset < chunk.start + chunk.used && offset >= chunk.start + chunk.synced;
+    }
+    return false;
   }
 
   /** The generation `ref` names: the current one, or the one being collected; CORRUPTION for any other. */

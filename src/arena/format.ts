@@ -73,6 +73,17 @@ export function frameLength(bytes: Uint8Array, at = 0): number {
 }
 
 /**
+ * The damage of the frame of `length` payload bytes at the start of `bytes` (`got` of them read),
+ * written for the given place, or undefined when it checks: checkFrame() without an object.
+ */
+export function frameDamageAt(bytes: Uint8Array, got: number, length: number, generation: number, segment: number, offset: number): FrameDamage | undefined {
+  if (got < FRAME_HEADER_SIZE) return 'truncated header';
+  const end = FRAME_HEADER_SIZE + length;
+  if (end > got) return 'truncated frame';
+  return readU32(bytes, 0) === checksumAt(bytes, 0, end, generation, segment, offset) ? undefined : 'bad checksum';
+}
+
+/**
  * Checks the frame at the start of `bytes`, which hold everything the file has from the frame's
  * first byte up to at least its end (or to the end of the file when that comes first).
  */

@@ -319,12 +319,21 @@ export class SearchPath {
   private async textsOf(ranked: readonly Ranked[]): Promise<(string | undefined)[] | undefined> {
     if (ranked.every((r) => r.doc.text === undefined)) return ranked.map(() => undefined);
     const version = this.env.cache?.now;
-    const reads = ranked.map((r) => {
+    // Read synchronously where the arena can (a failure becomes a rejected promise, handled below
+    // with the others); a promise each only when it cannot.
+    const reads = ranked.map((r): string | undefined | Promise<string> => {
       if (r.doc.text === undefined) return undefined;
       const hot = this.env.cache?.hotText(r.id);
-      return hot === undefined || hot === null ? this.env.reads.text(r.id, r.doc.text) : hot;
+      if (hot !== undefined && hot !== null) return hot;
+      try {
+        return this.env.reads.textNow(r.id, r.doc.text) ?? this.env.reads.text(r.id, r.doc.text);
+      } catch (e) {
+        return Promise.reject(e);
+      }
     });
-    const settled = await Promise.allSettled(reads);
+    const settled: PromiseSettledResult<string | undefined>[] = reads.some((x) => x instanceof Promise)
+      ? await Promise.allSettled(reads)
+      : reads.map((value) => ({ status: 'fulfilled', value: value as string | undefined }));
     let damage = false;
     const texts: (string | undefined)[] = [];
     for (const [i, s] of settled.entries()) {

@@ -1,5 +1,6 @@
 import type { BlobArena, BlobRef } from '../arena/arena.js';
-import { frameSize } from '../arena/format.js';
+import { TRANSIENT_BUFFER_BYTES } from '../../io/transient-buffers.js';
+import { FRAME_HEADER_SIZE, frameSize } from '../arena/format.js';
 import { MemstoreError } from '../errors.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
 import { arenaDir } from './files.js';
@@ -13,8 +14,13 @@ const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * `dim` float32 in the vector arena) and its text (UTF-8 in the text arena). A check that fails is
  * CORRUPTION naming the record (`id`), which the store sets aside; an I/O failure is IO.
  */
+/** Texts up to this frame size are read through one shared buffer (io/transient-buffers.ts); longer ones get a buffer each. */
+const TEXT_SCRATCH_BYTES = TRANSIENT_BUFFER_BYTES;
+
 export class RecordReads {
   private scratch: Uint8Array | undefined;
+  private scratchFloats: Float32Array | undefined;
+  private textScratch: Uint8Array | undefined;
 
   constructor(
     private readonly dir: string,
@@ -51,7 +57,15 @@ export class RecordReads {
    * that copy or score each vector before reading the next (no buffer per vector).
    */
   vectorNowShared(id: string, place: VectorPlace): Float32Array | undefined {
-    return this.vectorNowIn(id, place, (this.scratch ??= new Uint8Array(frameSize(this.dim * 4))));
+    const scratch = (this.scratch ??= new Uint8Array(frameSize(this.dim * 4)));
+    // The frame read straight into the shared buffer, seen through one view made once: no object per read.
+    this.scratchFloats ??= new Float32Array(scratch.buffer, scratch.byteOffset + FRAME_HEADER_SIZE, this.dim);
+    try {
+      if (this.vectors.readFrameInto(place[0], place[1], place[2], this.dim * 4, scratch)) return this.scratchFloats;
+    } catch (e) {
+      throw this.vectorError(id, e);
+    }
+    return this.vectorNowIn(id, place, scratch);
   }
 
   private vectorNowIn(id: string, place: VectorPlace, scratch: Uint8Array | undefined): Float32Array | undefined {
@@ -64,6 +78,22 @@ export class RecordReads {
     return bytes === undefined ? undefined : this.floats(bytes);
   }
 
+  /**
+   * text(), synchronously, when the text arena can read so (the node file layer does); undefined
+   * when it cannot. Read into a shared buffer when the frame fits it: a search's texts cost a
+   * string each, not a buffer and a promise each.
+   */
+  textNow(id: string, ref: BlobRef): string | undefined {
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = this.texts.readNow(ref, (this.textScratch ??= new Uint8Array(TEXT_SCRATCH_BYTES)));
+    } catch (e) {
+      const err = asMemstoreError(e, 'reading a text from the arena');
+      throw isDamage(err) ? recordCorruption(id, err) : err;
+    }
+    return bytes === undefined ? undefined : this.decodeText(id, bytes);
+  }
+
   /** The text of `id` at `ref`. */
   async text(id: string, ref: BlobRef): Promise<string> {
     let bytes: Uint8Array;
@@ -73,6 +103,10 @@ export class RecordReads {
       const err = asMemstoreError(e, 'reading a text from the arena');
       throw isDamage(err) ? recordCorruption(id, err) : err;
     }
+    return this.decodeText(id, bytes);
+  }
+
+  private decodeText(id: string, bytes: Uint8Array): string {
     try {
       return fromUtf8.decode(bytes);
     } catch (e) {
