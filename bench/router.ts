@@ -12,9 +12,8 @@
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import hnswlib from 'hnswlib-node';
-import { kernels } from '../src/kernels/index.js';
+import { CentroidRouter } from '../src/index/router.js';
 import { rng } from '../src/random.js';
-import { paddedDim } from '../src/scan/code-blocks.js';
 import { TopK } from '../src/scan/topk.js';
 import { normalized } from '../src/vector.js';
 import { DATA_OPTIONS, datasetFrom } from './data.js';
@@ -38,25 +37,17 @@ function main(): void {
   const { values } = parseArgs({ options: { ...DATA_OPTIONS, pages: { type: 'string' }, nprobe: { type: 'string' } } });
   const data = datasetFrom(values);
   const dim = data.dim;
-  const padded = paddedDim(dim);
   const pageCounts = (values.pages ?? '256,1024,4096,16384').split(',').map(Number).filter((p) => p <= data.docs.length);
   const probes = (values.nprobe ?? '16,64').split(',').map(Number);
   const queries = data.queries.slice(0, 500).map(normalized);
   const random = rng(3);
-  const k = kernels();
-  const mem = k.memory;
   const rows: Row[] = [];
   for (const pages of pageCounts) {
     const chosen = new Set<number>();
     while (chosen.size < pages) chosen.add(Math.floor(random() * data.docs.length));
     const centroids = [...chosen].map((i) => normalized(data.docs[i]!));
-    const base = mem.alloc(pages * padded * 4);
-    const qPtr = mem.alloc(padded * 4);
-    const out = mem.alloc(pages * 4);
-    const f32 = mem.f32();
-    f32.fill(0, base >> 2, (base >> 2) + pages * padded);
-    f32.fill(0, qPtr >> 2, (qPtr >> 2) + padded);
-    centroids.forEach((c, i) => f32.set(c, (base >> 2) + i * padded));
+    const router = new CentroidRouter(dim, 'dot');
+    for (const c of centroids) router.add(c);
     const built = performance.now();
     const hnsw = new hnswlib.HierarchicalNSW('ip', dim);
     hnsw.initIndex(pages, 16, 200, 100);
@@ -67,16 +58,13 @@ function main(): void {
         if (nprobe > pages) continue;
         const exact: Set<number>[] = [];
         const scanTimes: number[] = [];
+        const top = new TopK(nprobe);
         for (const q of queries) {
           const t = performance.now();
-          mem.f32().set(q, qPtr >> 2);
-          k.scan('f32', 'dot', qPtr, base, base, pages, padded, out);
-          const top = new TopK(nprobe);
-          const scores = mem.f32();
-          for (let i = 0; i < pages; i++) if (top.admits(scores[(out >> 2) + i]!)) top.push(scores[(out >> 2) + i]!, i);
-          const found = top.sorted();
+          router.nearest(q, top);
+          const n = top.sortBestFirst();
           scanTimes.push(performance.now() - t);
-          exact.push(new Set(found.map((f) => f.slot)));
+          exact.push(new Set(Array.from({ length: n }, (_, i) => top.slotAt(i))));
         }
         // The smallest ef (from nprobe up, doubling) whose router recall reaches 0.99: what a router must pay to be nearly exact.
         let ef = nprobe;
@@ -100,9 +88,7 @@ function main(): void {
         rows.push({ pages, nprobe, scanUs: median(scanTimes) * 1000, hnswUs: median(hnswTimes) * 1000, hnswEf: ef, hnswRecall: recall, hnswBuildS });
       }
     } finally {
-      mem.free(base, pages * padded * 4);
-      mem.free(qPtr, padded * 4);
-      mem.free(out, pages * 4);
+      router.free();
     }
   }
   process.stdout.write(`${data.name}: ${data.docs.length} x ${dim}-d; centroids drawn from the data, ${queries.length} queries; p50 per query\n\n`);

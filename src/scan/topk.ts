@@ -21,6 +21,12 @@ export class TopK {
     return this.n;
   }
 
+  /** Empties the heap for reuse (a caller that keeps one per query stream allocates nothing per query). */
+  clear(): void {
+    this.n = 0;
+    this.spent = false;
+  }
+
   /**
    * False when no entry with `score` can enter the heap (lets callers skip expensive checks, such as
    * filters, for the rest); true may still lose the tie on slots in push().

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { CentroidRouter } from '../src/index/router.js';
+import { TopK } from '../src/scan/topk.js';
+import { dot, squaredDistance } from '../src/vector.js';
+import { gaussian, rng } from './helpers.js';
+
+/**
+ * The centroid router of the page-clustered index (src/index/router.ts): its answer is the exact
+ * nearest pages, in the order a brute-force pass over the same centroids gives, after any sequence
+ * of adds, replacements and swap-removals.
+ */
+
+/** The `n` best pages by brute force in float64: score (higher is closer) descending, ties to the lower page. */
+function bruteForce(centroids: Float32Array[], q: Float32Array, metric: 'dot' | 'l2', n: number): number[] {
+  return centroids
+    .map((c, page) => ({ page, score: metric === 'dot' ? dot(q, c) : -squaredDistance(q, c) }))
+    .sort((a, b) => b.score - a.score || a.page - b.page)
+    .slice(0, n)
+    .map((x) => x.page);
+}
+
+function pagesOf(top: TopK): number[] {
+  const n = top.sortBestFirst();
+  return Array.from({ length: n }, (_, i) => top.slotAt(i));
+}
+
+/** Scores in float32 (the kernel's) and float64 (brute force) may order near-ties apart: compare the sets' scores instead. */
+function sameNearest(got: number[], want: number[], centroids: Float32Array[], q: Float32Array, metric: 'dot' | 'l2'): void {
+  const score = (p: number) => (metric === 'dot' ? dot(q, centroids[p]!) : -squaredDistance(q, centroids[p]!));
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < got.length; i++) {
+    assert.ok(Math.abs(score(got[i]!) - score(want[i]!)) <= 1e-4 * Math.max(1, Math.abs(score(want[i]!))), `rank ${i}: page ${got[i]} against ${want[i]}`);
+  }
+}
+
+test('router: the nearest pages are the exact nearest centroids, for both metrics, at dimensions that need padding', () => {
+  for (const metric of ['dot', 'l2'] as const) {
+    for (const dim of [1, 15, 16, 100, 513]) {
+      const next = rng(dim);
+      const centroids = Array.from({ length: 300 }, () => Float32Array.from({ length: dim }, () => gaussian(next)));
+      const router = new CentroidRouter(dim, metric);
+      centroids.forEach((c, i) => assert.equal(router.add(c), i));
+      assert.equal(router.size, 300);
+      const top = new TopK(16);
+      for (let t = 0; t < 20; t++) {
+        const q = Float32Array.from({ length: dim }, () => gaussian(next));
+        router.nearest(q, top);
+        sameNearest(pagesOf(top), bruteForce(centroids, q, metric, 16), centroids, q, metric);
+      }
+      router.free();
+    }
+  }
+});
+
+test('router: after random adds, replacements and swap-removals it answers as brute force over the centroids it holds', () => {
+  const dim = 24;
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ op: fc.constantFrom('add', 'add', 'set', 'remove', 'query'), pick: fc.nat(), seed: fc.nat() }), { maxLength: 120 }),
+      fc.constantFrom('dot' as const, 'l2' as const),
+      fc.integer({ min: 1, max: 12 }),
+      (ops, metric, n) => {
+        const router = new CentroidRouter(dim, metric);
+        const model: Float32Array[] = [];
+        const top = new TopK(n);
+        try {
+          for (const { op, pick, seed } of ops) {
+            const next = rng(seed + 1);
+            const v = Float32Array.from({ length: dim }, () => gaussian(next));
+            if (op === 'add') {
+              assert.equal(router.add(v), model.length);
+              model.push(v);
+            } else if (op === 'set' && model.length > 0) {
+              router.set(pick % model.length, v);
+              model[pick % model.length] = v;
+            } else if (op === 'remove' && model.length > 0) {
+              const page = pick % model.length;
+              router.removeSwap(page);
+              const last = model.pop()!;
+              if (page < model.length) model[page] = last;
+            } else if (op === 'query') {
+              router.nearest(v, top);
+              sameNearest(pagesOf(top), bruteForce(model, v, metric, n), model, v, metric);
+            }
+            assert.equal(router.size, model.length);
+          }
+          model.forEach((c, page) => assert.deepEqual(router.centroid(page), c));
+        } finally {
+          router.free();
+        }
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
+
+test('router: fewer pages than asked gives all of them; an empty router gives none; wrong shapes and pages are RangeErrors', () => {
+  const router = new CentroidRouter(8, 'dot');
+  const top = new TopK(5);
+  router.nearest(new Float32Array(8), top);
+  assert.equal(top.size, 0);
+  router.add(Float32Array.of(1, 0, 0, 0, 0, 0, 0, 0));
+  router.add(Float32Array.of(0, 1, 0, 0, 0, 0, 0, 0));
+  router.nearest(Float32Array.of(0, 2, 0, 0, 0, 0, 0, 0), top);
+  assert.deepEqual(pagesOf(top), [1, 0]);
+  assert.throws(() => router.add(new Float32Array(7)), RangeError);
+  assert.throws(() => router.nearest(new Float32Array(9), top), RangeError);
+  assert.throws(() => router.set(2, new Float32Array(8)), RangeError);
+  assert.throws(() => router.removeSwap(-1), RangeError);
+  assert.throws(() => router.centroid(1.5), RangeError);
+  router.free();
+  assert.throws(() => router.nearest(new Float32Array(8), top));
+});
+
+test('router: equal scores go to the lower page, as the scan orders ties', () => {
+  const router = new CentroidRouter(16, 'dot');
+  const same = Float32Array.from({ length: 16 }, (_, i) => (i === 3 ? 1 : 0));
+  for (let i = 0; i < 10; i++) router.add(same);
+  const top = new TopK(4);
+  router.nearest(same, top);
+  assert.deepEqual(pagesOf(top), [0, 1, 2, 3]);
+  router.free();
+});
