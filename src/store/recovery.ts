@@ -59,10 +59,12 @@ export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; s
   const vectorGeneration = vectors.stats().generation;
   const vectorFrame = frameSize(reads.vectorRef([0, 1, 0])[3]);
   let liveVectors = 0;
-  // The smallest record (flags, id length, one id byte) takes 4 bytes: hints past what the
-  // committed length can hold are damage, and must not become a huge allocation.
+  // Hints past what the committed length can hold are a writer's bug, and must not become a huge
+  // allocation: a record takes its flags, id length and one id byte at least, and once trained its
+  // scale and code too.
   if (checkpoint.records !== undefined && checkpoint.idBytes !== undefined) {
-    index.reserve(Math.min(Math.max(checkpoint.records, 0), Math.floor(checkpoint.indexBytes / 4)), Math.min(Math.max(checkpoint.idBytes, 0), checkpoint.indexBytes));
+    const smallest = 4 + (space.trained ? 4 + codeBytes : 0);
+    index.reserve(Math.min(Math.max(checkpoint.records, 0), Math.floor(checkpoint.indexBytes / smallest)), Math.min(Math.max(checkpoint.idBytes, 0), checkpoint.indexBytes));
   }
   const releasePlace = (old: VectorPlace | undefined) => {
     if (old !== undefined && old[0] === vectorGeneration) liveVectors--;
