@@ -1,5 +1,4 @@
 import type { KernelMetric } from '../kernels/index.js';
-import { norm, squaredDistance } from '../vector.js';
 
 /**
  * How far a kernel score can move when the query moves (CACHE.md, "The bound"). Scores are what
@@ -35,9 +34,21 @@ export interface ScoreShift {
 }
 
 export function scoreShift(metric: KernelMetric, from: Float32Array, next: Float32Array, maxNorm: number): ScoreShift {
-  const delta = Math.sqrt(squaredDistance(from, next));
+  if (next.length !== from.length) throw new RangeError(`queries of ${from.length} and ${next.length} dimensions`);
+  // One pass in float64 for the distance and both norms (a near hit computes this once per pool tried).
+  let d2 = 0;
+  let f2 = 0;
+  let n2 = 0;
+  for (let i = 0; i < from.length; i++) {
+    const a = from[i]!;
+    const b = next[i]!;
+    d2 += (a - b) * (a - b);
+    f2 += a * a;
+    n2 += b * b;
+  }
+  const delta = Math.sqrt(d2);
   const dim = from.length;
-  const largest = Math.max(norm(from), norm(next));
+  const largest = Math.sqrt(Math.max(f2, n2));
   const far = largest + maxNorm;
   const margin = metric === 'cosine' ? roundingMargin(dim, largest) : metric === 'dot' ? roundingMargin(dim, largest * maxNorm) : roundingMargin(dim, far * far);
   return { metric, delta, margin, maxNorm };

@@ -317,30 +317,44 @@ export class SearchPath {
    * Undefined when one was damaged: that record is set aside and the caller ranks again.
    */
   private async textsOf(ranked: readonly Ranked[]): Promise<(string | undefined)[] | undefined> {
-    if (ranked.every((r) => r.doc.text === undefined)) return ranked.map(() => undefined);
-    const version = this.env.cache?.now;
-    // Read synchronously where the arena can (a failure becomes a rejected promise, handled below
-    // with the others); a promise each only when it cannot.
-    const reads = ranked.map((r): string | undefined | Promise<string> => {
-      if (r.doc.text === undefined) return undefined;
-      const hot = this.env.cache?.hotText(r.id);
-      if (hot !== undefined && hot !== null) return hot;
-      try {
-        return this.env.reads.textNow(r.id, r.doc.text) ?? this.env.reads.text(r.id, r.doc.text);
-      } catch (e) {
-        return Promise.reject(e);
+    const cache = this.env.cache;
+    const version = cache?.now;
+    // Hot texts and synchronous reads (where the arena can) fill `texts` at once; a read that must
+    // wait, or that failed, leaves a promise in `pending` at its place.
+    const texts: (string | undefined)[] = new Array<string | undefined>(ranked.length);
+    let pending: (Promise<string> | undefined)[] | undefined;
+    for (let i = 0; i < ranked.length; i++) {
+      const r = ranked[i]!;
+      if (r.doc.text === undefined) continue;
+      const hot = cache?.hotText(r.id);
+      if (hot !== undefined && hot !== null) {
+        texts[i] = hot;
+        continue;
       }
-    });
-    const settled: PromiseSettledResult<string | undefined>[] = reads.some((x) => x instanceof Promise)
-      ? await Promise.allSettled(reads)
-      : reads.map((value) => ({ status: 'fulfilled', value: value as string | undefined }));
+      let now: string | undefined;
+      try {
+        now = this.env.reads.textNow(r.id, r.doc.text);
+      } catch (e) {
+        (pending ??= [])[i] = Promise.reject(e);
+        continue;
+      }
+      if (now === undefined) {
+        (pending ??= [])[i] = this.env.reads.text(r.id, r.doc.text);
+        continue;
+      }
+      texts[i] = now;
+      cache?.keep(r.id, { text: now });
+    }
+    if (pending === undefined) return texts;
+    const settled = await Promise.allSettled(pending);
     let damage = false;
-    const texts: (string | undefined)[] = [];
     for (const [i, s] of settled.entries()) {
+      // Holes of `pending` settle as undefined values: those texts are in `texts` already.
+      if (pending[i] === undefined) continue;
       if (s.status === 'fulfilled') {
-        texts.push(s.value);
+        texts[i] = s.value;
         // Kept only if no write came in meanwhile: a write touches the id, which drops its hot parts.
-        if (s.value !== undefined && this.env.cache !== undefined && this.env.cache.now === version) this.env.cache.keep(ranked[i]!.id, { text: s.value });
+        if (cache !== undefined && cache.now === version) cache.keep(ranked[i]!.id, { text: s.value });
         continue;
       }
       const r = ranked[i]!;
