@@ -10,6 +10,7 @@
  * and thresholds in a state no process that only opens a store is in.
  *
  *   node dist/bench/memory.js [--data docs.f32 --queries queries.f32 --dim N] [--n N] [--searches 1000] [--no-hnsw]
+ *                             [--cache '{"entries":1,"bytes":65536}']   (the cache-on phase's options; default: the defaults)
  *
  * Without --data it uses the 1k WordNet set the project ships. A `docs.jsonl` beside --data gives
  * the records their texts. Phases: load (bulk add in batches of 1,000, peak RSS), open + searches
@@ -26,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import hnswlib from 'hnswlib-node';
 import { MemStore } from '../src/memstore.js';
-import { resolveOpenOptions } from '../src/options.js';
+import { resolveOpenOptions, type CacheOptions } from '../src/options.js';
 import { DATA_OPTIONS, datasetFrom, shippedDataset, type Dataset } from './data.js';
 import { rescoreCost } from './rescore.js';
 
@@ -81,6 +82,8 @@ interface Args {
   n: number | undefined;
   searches: number;
   hnsw: boolean;
+  /** The cache options of the phase with the cache on (JSON); undefined: the defaults. */
+  cache: CacheOptions | undefined;
 }
 
 interface Loaded {
@@ -205,7 +208,7 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
     const before = await settled();
     const youngBefore = youngBytes();
     const started = performance.now();
-    const s = await MemStore.open(store, name === 'open' ? {} : { cache: false });
+    const s = await MemStore.open(store, name === 'open' ? (args.cache === undefined ? {} : { cache: args.cache }) : { cache: false });
     const openMs = performance.now() - started;
     const opened = proc();
     for (const q of queries) await s.search(q, { k: 10 });
@@ -262,7 +265,8 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
   try {
     const { data } = load(args);
     const n = data.docs.length;
-    write(`${data.name}: ${n.toLocaleString('en-US')} x ${data.dim}-d, int8, default options; each phase a fresh process`);
+    const options = args.cache === undefined ? 'default options' : `default options but cache ${JSON.stringify(args.cache)} where it is on`;
+    write(`${data.name}: ${n.toLocaleString('en-US')} x ${data.dim}-d, int8, ${options}; each phase a fresh process`);
     writeQueries(join(work, 'queries.bin'), data, args.searches);
     const loaded = inChild('load', argv, work);
     const opened = inChild('open', argv, work);
@@ -298,6 +302,7 @@ async function main(): Promise<void> {
     options: {
       ...DATA_OPTIONS,
       searches: { type: 'string' },
+      cache: { type: 'string' },
       'no-hnsw': { type: 'boolean' },
       phase: { type: 'string' },
       work: { type: 'string' },
@@ -310,6 +315,7 @@ async function main(): Promise<void> {
     n: values.n === undefined ? undefined : Number(values.n),
     searches: values.searches === undefined ? 1000 : Number(values.searches),
     hnsw: values['no-hnsw'] !== true,
+    cache: values.cache === undefined ? undefined : (JSON.parse(values.cache) as CacheOptions),
   };
   if (values.phase !== undefined) {
     process.stdout.write(`${JSON.stringify(await phase(values.phase as Phase, args, values.work!))}\n`);
