@@ -419,3 +419,22 @@ test('found by the hostile environment: a store opened by a relative path keeps 
     process.chdir(cwd);
   }
 });
+
+test('repair: an existing report file is never overwritten (INVALID_ARGUMENT), a report in a missing folder is IO; the store is left as it was, unlocked', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: DIM });
+  await store.add([{ id: 'a', vector: clustered(1, DIM, 5)[0]! }]);
+  await store.close();
+  const existing = join(tempDir(), 'report.jsonl');
+  (await import('node:fs')).writeFileSync(existing, 'evidence\n');
+  const { repairStore } = await import('../src/store/repair.js');
+  await rejectsWith(() => repairStore(dir, { report: existing }), 'INVALID_ARGUMENT');
+  assert.equal(readFileSync(existing, 'utf8'), 'evidence\n');
+  await rejectsWith(() => repairStore(dir, { report: join(tempDir(), 'no', 'such', 'report.jsonl') }), 'IO');
+  const cli = await cliResult(['repair', dir, '--report', existing]);
+  assert.equal(cli.code, 2);
+  assert.match(cli.stderr, /INVALID_ARGUMENT/);
+  const again = await MemStore.open(dir);
+  assert.equal(again.stats().count, 1);
+  await again.close();
+});

@@ -50,7 +50,13 @@ class ReportFile {
   private readonly fd: number;
 
   constructor(readonly path: string) {
-    this.fd = openSync(path, 'wx', 0o644);
+    try {
+      this.fd = openSync(path, 'wx', 0o644);
+    } catch (e) {
+      // A report is evidence: one that exists is never overwritten.
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new MemstoreError('INVALID_ARGUMENT', `repair report ${path} already exists; name another`, { cause: e, field: 'report' });
+      throw new MemstoreError('IO', `cannot create the repair report ${path}`, { cause: e, file: path });
+    }
   }
 
   line(value: object): void {
