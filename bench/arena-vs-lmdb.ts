@@ -19,6 +19,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { pack } from 'msgpackr';
 import { BlobArena, type BlobRef } from '../src/arena/arena.js';
 import { arenaDir } from '../src/store/files.js';
+import { median } from './percentile.js';
 
 interface Options {
   /** Blobs written. @default 100000 */
@@ -193,11 +194,6 @@ async function benchLmdb(blobs: Uint8Array[], o: Options, picks: number[], dir: 
 }
 
 const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 /** "median (min-max)" of a per-run figure. */
 function spread(runs: Measured[], pick: (m: Measured) => number, digits: number): string {

@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { MemStore } from '../src/memstore.js';
 import { rng } from '../src/random.js';
 import { DATA_OPTIONS, datasetFrom, type Dataset } from './data.js';
+import { percentile } from './percentile.js';
 
 export interface CacheBenchOptions {
   /** Documents stored. @default all of the data set */
@@ -134,12 +135,6 @@ async function replay(dir: string, cache: boolean, stream: readonly Float32Array
   out.cache = s.stats().cache;
   await s.close();
   return out;
-}
-
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * p))]!;
 }
 
 /**

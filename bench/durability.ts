@@ -15,6 +15,7 @@ import { MemStore } from '../src/memstore.js';
 import type { Durability } from '../src/options.js';
 import { walDir } from '../src/store/files.js';
 import { shippedDataset } from './data.js';
+import { median } from './percentile.js';
 
 /** The real file layer, except that writes and fsyncs under `dir` go nowhere: "logging disabled". */
 function discarding(dir: string): FileLayer {
@@ -117,7 +118,6 @@ export async function runDurabilityBench(options: { n: number; insertN: number; 
   write(`## Insert throughput (512-d USE-lite vectors with their WordNet gloss and metadata; records/s, median of ${rounds} interleaved rounds of ${insertN} records per cell)\n`);
   write('| shape | log disabled | none | batch | always | always / log disabled |');
   write('|---|---:|---:|---:|---:|---:|');
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   for (const shape of ['single x64 concurrent', 'batch 100', 'batch 1000'] as const) {
     // Rounds interleave the columns so that machine noise hits each alike; the median of each is shown.
     const runs: Record<'off' | Durability, number[]> = { off: [], none: [], batch: [], always: [] };

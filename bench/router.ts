@@ -17,6 +17,7 @@ import { rng } from '../src/random.js';
 import { TopK } from '../src/scan/topk.js';
 import { normalized } from '../src/vector.js';
 import { DATA_OPTIONS, datasetFrom } from './data.js';
+import { median } from './percentile.js';
 
 interface Row {
   readonly pages: number;
@@ -26,11 +27,6 @@ interface Row {
   readonly hnswEf: number;
   readonly hnswRecall: number;
   readonly hnswBuildS: number;
-}
-
-function median(xs: number[]): number {
-  const sorted = xs.slice().sort((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
 }
 
 function main(): void {

@@ -7,6 +7,7 @@ import { CODEC_NAMES, type CodecName } from '../src/codec/codec.js';
 import type { Metric, PcaOption } from '../src/options.js';
 import { exactSearch, hnswSearch } from './baselines.js';
 import type { Dataset } from './data.js';
+import { percentileOfSorted } from './percentile.js';
 
 export interface StudyConfig {
   readonly codec: CodecName;
@@ -72,14 +73,10 @@ export function recallAt(found: readonly number[], truth: readonly number[], k: 
   return hit / Math.min(k, truth.length);
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
-}
-
 function latency(times: readonly number[]): { qps: number; p50Us: number; p99Us: number } {
   const sorted = [...times].sort((a, b) => a - b);
   const total = times.reduce((a, b) => a + b, 0);
-  return { qps: total === 0 ? 0 : (times.length * 1000) / total, p50Us: percentile(sorted, 0.5) * 1000, p99Us: percentile(sorted, 0.99) * 1000 };
+  return { qps: total === 0 ? 0 : (times.length * 1000) / total, p50Us: percentileOfSorted(sorted, 0.5) * 1000, p99Us: percentileOfSorted(sorted, 0.99) * 1000 };
 }
 
 function recalls(found: readonly (readonly number[])[], truth: readonly number[][], k: number): { recall1: number; recall10: number } {
