@@ -6,7 +6,6 @@ import {
   MAX_NUMBER,
   MAX_PAYLOAD,
   SegmentWindow,
-  checkFrame,
   encodeFrame,
   frame,
   frameDamageAt,
@@ -351,38 +350,41 @@ export class BlobArena {
   readFrameInto(g: number, s: number, offset: number, length: number, scratch: Uint8Array): boolean {
     if (this.closed) throw closedError();
     if (scratch.length !== frameSize(length)) throw new MemstoreError('INVALID_ARGUMENT', `arena: a frame of ${length} bytes needs a buffer of ${frameSize(length)}`);
-    const generation = g === this.current.number ? this.current : g === this.collected?.number ? this.collected : undefined;
+    const generation = this.generationNumbered(g);
     if (generation === undefined) return false;
     const segment = this.segmentOf(generation, s, offset, length);
-    if (segment.handle?.readSync === undefined || this.unsynced(segment, offset)) return false;
+    if (segment.handle?.readSync === undefined || this.unsyncedChunk(segment, offset) !== undefined) return false;
     let got: number;
     try {
       got = segment.handle.readSync(scratch, offset);
     } catch (e) {
       throw ioError('read', e, segment.path);
     }
-    // In payloadOf()'s order, with its errors.
-    if (got < scratch.length) throw corruption(segment.path, offset, 'reference runs past the bytes written');
-    if (frameLength(scratch) !== length) throw corruption(segment.path, offset, `frame holds ${frameLength(scratch)} bytes, the reference says ${length}`);
-    const damage = frameDamageAt(scratch, got, length, generation.number, s, offset);
-    if (damage !== undefined) throw corruption(segment.path, offset, damage);
+    const damage = frameCorruption(scratch, got, length, generation.number, s, offset, segment.path);
+    if (damage !== undefined) throw damage;
     return true;
   }
 
-  /** Whether the frame at `offset` is in a chunk not yet fsynced (read from memory, not the file). */
-  private unsynced(segment: Segment, offset: number): boolean {
+  /** The chunk not yet fsynced that holds the frame at `offset` (it is read from memory, not the file), or undefined. */
+  private unsyncedChunk(segment: Segment, offset: number): Chunk | undefined {
     for (let i = segment.chunks.length - 1; i >= 0; i--) {
       const chunk = segment.chunks[i]!;
       if (offset < chunk.start) continue;
-      return offset < chunk.start + chunk.used && offset >= chunk.start + chunk.synced;
+      // Durable frames are read from the file like any other, so damage there is seen at once.
+      return offset < chunk.start + chunk.used && offset >= chunk.start + chunk.synced ? chunk : undefined;
     }
-    return false;
+    return undefined;
+  }
+
+  /** The current generation or the one being collected, by number; undefined for any other. */
+  private generationNumbered(g: number): Generation | undefined {
+    return g === this.current.number ? this.current : g === this.collected?.number ? this.collected : undefined;
   }
 
   /** The generation `ref` names: the current one, or the one being collected; CORRUPTION for any other. */
   private generationOf(ref: BlobRef): Generation {
     const [g, s, offset] = ref;
-    const generation = g === this.current.number ? this.current : g === this.collected?.number ? this.collected : undefined;
+    const generation = this.generationNumbered(g);
     if (generation === undefined) {
       throw corruption(arenaSegmentPath(this.options.dir, g, s, this.options.space), offset, `generation ${g} is not in the arena (it holds ${this.current.number})`);
     }
@@ -417,17 +419,11 @@ export class BlobArena {
 
   /** A frame not yet fsynced, served from its chunk (a copy), or undefined when it is on disk. */
   private fromMemory(segment: Segment, offset: number, length: number, generation: number): Uint8Array | undefined {
-    for (let i = segment.chunks.length - 1; i >= 0; i--) {
-      const chunk = segment.chunks[i]!;
-      if (offset < chunk.start) continue;
-      if (offset >= chunk.start + chunk.used) break;
-      // Durable frames are read from the file like any other, so damage there is seen at once.
-      if (offset < chunk.start + chunk.synced) break;
-      const at = offset - chunk.start;
-      const copy = chunk.buf.slice(at, Math.min(chunk.used, at + frameSize(length)));
-      return payloadOf(copy, { generation, segment: segment.number, offset }, length, segment.path);
-    }
-    return undefined;
+    const chunk = this.unsyncedChunk(segment, offset);
+    if (chunk === undefined) return undefined;
+    const at = offset - chunk.start;
+    const copy = chunk.buf.slice(at, Math.min(chunk.used, at + frameSize(length)));
+    return payloadOf(copy, { generation, segment: segment.number, offset }, length, segment.path);
   }
 
   /** Resolves when every blob appended before the call is durable (file data and new directory entries). */
@@ -980,11 +976,21 @@ async function closeHandles(generation: Generation): Promise<void> {
 }
 
 /** The payload of the frame in `bytes` (what a read got at the frame's offset), or CORRUPTION. */
+/**
+ * What read() reports for the frame of `length` payload bytes read into `bytes[0, got)` from its
+ * place (a reference past the bytes written, another length in the frame, damage), in that order;
+ * undefined when it checks.
+ */
+function frameCorruption(bytes: Uint8Array, got: number, length: number, generation: number, segment: number, offset: number, path: string): MemstoreError | undefined {
+  if (got < frameSize(length)) return corruption(path, offset, 'reference runs past the bytes written');
+  if (frameLength(bytes) !== length) return corruption(path, offset, `frame holds ${frameLength(bytes)} bytes, the reference says ${length}`);
+  const damage = frameDamageAt(bytes, 0, got, length, generation, segment, offset);
+  return damage === undefined ? undefined : corruption(path, offset, damage);
+}
+
 function payloadOf(bytes: Uint8Array, address: { generation: number; segment: number; offset: number }, length: number, path: string): Uint8Array {
-  if (bytes.length < frameSize(length)) throw corruption(path, address.offset, 'reference runs past the bytes written');
-  if (frameLength(bytes) !== length) throw corruption(path, address.offset, `frame holds ${frameLength(bytes)} bytes, the reference says ${length}`);
-  const check = checkFrame(bytes, address);
-  if (!check.ok) throw corruption(path, address.offset, check.damage);
+  const damage = frameCorruption(bytes, bytes.length, length, address.generation, address.segment, address.offset, path);
+  if (damage !== undefined) throw damage;
   return bytes.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length);
 }
 

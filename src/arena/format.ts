@@ -73,14 +73,15 @@ export function frameLength(bytes: Uint8Array, at = 0): number {
 }
 
 /**
- * The damage of the frame of `length` payload bytes at the start of `bytes` (`got` of them read),
- * written for the given place, or undefined when it checks: checkFrame() without an object.
+ * The damage of the frame of `length` payload bytes at `bytes[at]`, of which `got` bytes are at
+ * hand, written for the given place (generation, segment, offset), or undefined when it checks.
+ * The one rule every reader applies, without making an object.
  */
-export function frameDamageAt(bytes: Uint8Array, got: number, length: number, generation: number, segment: number, offset: number): FrameDamage | undefined {
+export function frameDamageAt(bytes: Uint8Array, at: number, got: number, length: number, generation: number, segment: number, offset: number): FrameDamage | undefined {
   if (got < FRAME_HEADER_SIZE) return 'truncated header';
   const end = FRAME_HEADER_SIZE + length;
   if (end > got) return 'truncated frame';
-  return readU32(bytes, 0) === checksumAt(bytes, 0, end, generation, segment, offset) ? undefined : 'bad checksum';
+  return readU32(bytes, at) === checksumAt(bytes, at, at + end, generation, segment, offset) ? undefined : 'bad checksum';
 }
 
 /**
@@ -88,12 +89,9 @@ export function frameDamageAt(bytes: Uint8Array, got: number, length: number, ge
  * first byte up to at least its end (or to the end of the file when that comes first).
  */
 export function checkFrame(bytes: Uint8Array, address: FrameAddress): FrameCheck {
-  if (bytes.length < FRAME_HEADER_SIZE) return { ok: false, damage: 'truncated header' };
-  const length = readU32(bytes, 4);
-  const end = FRAME_HEADER_SIZE + length;
-  if (end > bytes.length) return { ok: false, damage: 'truncated frame' };
-  if (readU32(bytes, 0) !== frameChecksum(bytes, 0, end, address)) return { ok: false, damage: 'bad checksum' };
-  return { ok: true, length };
+  const length = bytes.length < FRAME_HEADER_SIZE ? 0 : readU32(bytes, 4);
+  const damage = frameDamageAt(bytes, 0, bytes.length, length, address.generation, address.segment, address.offset);
+  return damage === undefined ? { ok: true, length } : { ok: false, damage };
 }
 
 /** What FileHandle offers for reading; kept minimal so the scan is independent of the file layer. */
@@ -112,10 +110,10 @@ const EMPTY = new Uint8Array(0);
  *
  * The window reads into one buffer it keeps for its lifetime (grown only for a frame larger than
  * it), so a scan of a whole segment allocates once: a fresh megabyte per step left tens of
- * megabytes of freed buffers in the process's heap after a store's open. The window is a transient
- * buffer (io/transient-buffers.ts): a 1 MiB one, freed after open, kept megabytes resident.
- * A view from `get`, `from` or `peek` is therefore valid only until the window's next `get` or
- * `from`.
+ * megabytes of freed buffers in the process's heap after a store's open. A view from `get`,
+ * `from` or `peek` is therefore valid only until the window's next `get` or `from`. The window is
+ * a transient buffer (io/transient-buffers.ts): a 1 MiB one, freed after open, kept megabytes
+ * resident.
  */
 export class SegmentWindow {
   private buf: Uint8Array = EMPTY;
@@ -227,8 +225,7 @@ export async function scanSegment(window: SegmentWindow, generation: number, seg
     const at = offset - window.start;
     if (at >= 0 && at + FRAME_HEADER_SIZE <= held.length) {
       const length = readU32(held, at + 4);
-      const end = at + FRAME_HEADER_SIZE + length;
-      if (end <= held.length && readU32(held, at) === checksumAt(held, at, end, generation, segment, offset)) {
+      if (frameDamageAt(held, at, held.length - at, length, generation, segment, offset) === undefined) {
         scan.frames++;
         scan.payloadBytes += length;
         offset += FRAME_HEADER_SIZE + length;
