@@ -21,7 +21,6 @@ interface Block {
   readonly documented: Uint8Array | undefined;
 }
 
-/** A full-precision vector's place in the vector arena: generation, segment, frame offset (its length is the store's). */
 /**
  * A record as the index file holds it, read in place (src/store/INDEX.md, "Records"): its id and
  * code lie in `block`, so loading one makes no view or copy of either.
@@ -41,6 +40,7 @@ export interface LoadedRecord {
   readonly documented: boolean;
 }
 
+/** A full-precision vector's place in the vector arena: generation, segment, frame offset (its length is the store's). */
 export type VectorPlace = readonly [generation: number, segment: number, offset: number];
 
 export function samePlace(a: VectorPlace | undefined, b: VectorPlace | undefined): boolean {

@@ -9,14 +9,14 @@ import { asMemstoreError, isDamage, recordCorruption } from './record-errors.js'
 // ignoreBOM keeps a leading U+FEFF: by default a decoder strips it, and '\uFEFFa' would come back as 'a'.
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** Texts up to this frame size are read through one shared buffer (io/transient-buffers.ts); longer ones get a buffer each. */
+const TEXT_SCRATCH_BYTES = TRANSIENT_BUFFER_BYTES;
+
 /**
  * Reads of one record's parts from the store's two arenas: its full-precision vector (a frame of
  * `dim` float32 in the vector arena) and its text (UTF-8 in the text arena). A check that fails is
  * CORRUPTION naming the record (`id`), which the store sets aside; an I/O failure is IO.
  */
-/** Texts up to this frame size are read through one shared buffer (io/transient-buffers.ts); longer ones get a buffer each. */
-const TEXT_SCRATCH_BYTES = TRANSIENT_BUFFER_BYTES;
-
 export class RecordReads {
   private scratch: Uint8Array | undefined;
   private scratchFloats: Float32Array | undefined;
@@ -88,8 +88,7 @@ export class RecordReads {
     try {
       bytes = this.texts.readNow(ref, (this.textScratch ??= new Uint8Array(TEXT_SCRATCH_BYTES)));
     } catch (e) {
-      const err = asMemstoreError(e, 'reading a text from the arena');
-      throw isDamage(err) ? recordCorruption(id, err) : err;
+      throw this.textError(id, e);
     }
     return bytes === undefined ? undefined : this.decodeText(id, bytes);
   }
@@ -100,8 +99,7 @@ export class RecordReads {
     try {
       bytes = await this.texts.read(ref);
     } catch (e) {
-      const err = asMemstoreError(e, 'reading a text from the arena');
-      throw isDamage(err) ? recordCorruption(id, err) : err;
+      throw this.textError(id, e);
     }
     return this.decodeText(id, bytes);
   }
@@ -112,6 +110,11 @@ export class RecordReads {
     } catch (e) {
       throw new MemstoreError('CORRUPTION', `${this.dir}: the text of ${JSON.stringify(id)} is not valid UTF-8`, { file: arenaDir(this.dir), cause: e, id });
     }
+  }
+
+  private textError(id: string, e: unknown): unknown {
+    const err = asMemstoreError(e, 'reading a text from the arena');
+    return isDamage(err) ? recordCorruption(id, err) : err;
   }
 
   private vectorError(id: string, e: unknown): unknown {
