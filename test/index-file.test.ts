@@ -55,6 +55,20 @@ async function storeWithDelta(): Promise<{ dir: string; snapshotEnd: number }> {
   return { dir, snapshotEnd };
 }
 
+/**
+ * repairIndex() on a store (from storeWithDelta) whose delta is lost: the delta's records with a
+ * document are named in the report (their ids are in the state), the others are lost with the
+ * block, and every other record is whole. Returns what repairIndex() does.
+ */
+async function repairLosingDelta(dir: string): Promise<Awaited<ReturnType<typeof repairIndex>>> {
+  const repaired = await repairIndex(dir);
+  const { records } = repaired;
+  const lost = new Set(Array.from({ length: N / 2 }, (_, i) => `r${N / 2 + i}`));
+  assert.deepEqual(records, [...lost].filter((id) => Number(id.slice(1)) % 2 === 0).sort());
+  await expectAll(dir, lost);
+  return repaired;
+}
+
 async function expectAll(dir: string, except: ReadonlySet<string> = new Set()): Promise<void> {
   const store = await MemStore.open(dir, { cache: false });
   try {
@@ -116,19 +130,10 @@ test('index: a bad checksum inside the committed length is CORRUPTION at open (f
   assert.equal(verify.code, 1);
   assert.match(verify.stdout, /index file damage/);
 
-  const report = join(tempDir('memstore-report-'), 'report.jsonl');
-  const repaired = await cliResult(['repair', dir, '--report', report]);
-  assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
-  const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; id?: string; offset?: number; bytes?: string });
-  const block = lines.filter((l) => l.kind === 'index');
-  assert.equal(block.length, 1);
-  assert.equal(block[0]!.offset, snapshotEnd);
-  assert.ok(Buffer.from(block[0]!.bytes!, 'base64').length > INDEX_HEADER_SIZE, 'the damaged block is in the report');
-  // The delta's records with a document are named by it (their ids are in the state); the others are lost with the block.
-  const lost = new Set(Array.from({ length: N / 2 }, (_, i) => `r${N / 2 + i}`));
-  assert.deepEqual(lines.filter((l) => l.kind === 'record').map((l) => l.id).sort(), [...lost].filter((id) => Number(id.slice(1)) % 2 === 0).sort());
-  assert.equal((await cliResult(['verify', dir])).code, 0);
-  await expectAll(dir, lost);
+  const { index, indexBytes } = await repairLosingDelta(dir);
+  assert.equal(index.length, 1);
+  assert.equal(index[0]!.offset, snapshotEnd);
+  assert.ok(indexBytes[0]! > INDEX_HEADER_SIZE, 'the damaged block is in the report');
 });
 
 test('index: a file shorter than its committed length is CORRUPTION at open; repair keeps the blocks before the cut', async () => {
@@ -141,16 +146,8 @@ test('index: a file shorter than its committed length is CORRUPTION at open; rep
   assert.equal(e.offset, indexBytes - 3);
   assert.match(e.message, /shorter than its committed length/);
   assert.equal((await cliResult(['verify', dir])).code, 1);
-  // Repair keeps the whole blocks before the cut: the snapshot; the delta's records are lost, the documented ones named.
-  const report = join(tempDir('memstore-report-'), 'report.jsonl');
-  const repaired = await cliResult(['repair', dir, '--report', report]);
-  assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
-  const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; id?: string });
-  assert.ok(lines.some((l) => l.kind === 'index'));
-  const lost = new Set(Array.from({ length: N / 2 }, (_, i) => `r${N / 2 + i}`));
-  assert.deepEqual(lines.filter((l) => l.kind === 'record').map((l) => l.id).sort(), [...lost].filter((id) => Number(id.slice(1)) % 2 === 0).sort());
-  assert.equal((await cliResult(['verify', dir])).code, 0);
-  await expectAll(dir, lost);
+  // Repair keeps the whole blocks before the cut: the snapshot.
+  assert.ok((await repairLosingDelta(dir)).index.length > 0, 'the cut is reported as index damage');
 });
 
 test('index: a missing index file that the checkpoint gives a length is CORRUPTION at open', async () => {
@@ -430,15 +427,19 @@ test('index: training writes a new generation holding every record with its code
   await expectAll(dir);
 });
 
-/** Runs `memstore repair` with a report; returns the report's index-damage lines and the ids of the records it names. */
-async function repairIndex(dir: string): Promise<{ index: { offset: number; end: number }[]; records: string[] }> {
+/**
+ * Runs `memstore repair` with a report, then verify (clean); returns the report's index-damage
+ * lines, how many bytes of the file each carries, and the ids of the records it names.
+ */
+async function repairIndex(dir: string): Promise<{ index: { offset: number; end: number }[]; indexBytes: number[]; records: string[] }> {
   const report = join(tempDir('memstore-report-'), 'report.jsonl');
   const repaired = await cliResult(['repair', dir, '--report', report]);
   assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
-  const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; id?: string; offset?: number; end?: number });
+  const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; id?: string; offset?: number; end?: number; bytes?: string });
   assert.equal((await cliResult(['verify', dir])).code, 0);
   return {
     index: lines.filter((l) => l.kind === 'index').map((l) => ({ offset: l.offset!, end: l.end! })),
+    indexBytes: lines.filter((l) => l.kind === 'index').map((l) => Buffer.from(l.bytes!, 'base64').length),
     records: lines.filter((l) => l.kind === 'record').map((l) => l.id!).sort(),
   };
 }
