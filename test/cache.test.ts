@@ -253,6 +253,7 @@ test('bounds: a score moves by at most the bound under every kernel metric (rand
     }
   }
   assert.equal(outsiderBound('dot', -Infinity, new Float32Array(2), new Float32Array(2), 1), -Infinity);
+  assert.throws(() => outsiderBound('dot', 0, new Float32Array(2), new Float32Array(3), 1), RangeError, 'queries of different lengths have no distance');
 });
 
 test('sign sketches: near vectors differ in few bits, opposite ones in all', () => {
