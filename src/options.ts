@@ -27,11 +27,11 @@ export interface CacheOptions {
    * costlier scan when the search runs. @default 2.5
    */
   pool?: number;
-  /** Bytes the cache may hold in all (pools, answers, hot vectors, documents and texts). @default 16 MiB */
+  /** Bytes the cache may hold in all (pools, answers, hot vectors, documents and texts). @default 2 MiB */
   bytes?: number;
 }
 
-export const CACHE_DEFAULTS: Readonly<Required<CacheOptions>> = Object.freeze({ entries: 64, pool: 2.5, bytes: 16 << 20 });
+export const CACHE_DEFAULTS: Readonly<Required<CacheOptions>> = Object.freeze({ entries: 64, pool: 2.5, bytes: 2 << 20 });
 
 /** Options of {@link MemStore.open}. Fields marked "fixed at creation" are persisted with the store. */
 export interface OpenOptions {
@@ -55,7 +55,7 @@ export interface OpenOptions {
   oversample?: number;
   /** When a write's promise resolves: after fsync ('always'), after at most a few ms ('batch'), or when the OS writes ('none'). @default 'always' */
   durability?: Durability;
-  /** The certified lookaside cache of recent answers (see CacheOptions); `false` turns it off. @default { entries: 64, pool: 2.5, bytes: 16 MiB } */
+  /** The certified lookaside cache of recent answers (see CacheOptions); `false` turns it off. @default { entries: 64, pool: 2.5, bytes: 2 MiB } */
   cache?: CacheOptions | false;
   /** Bytes of write-ahead log after which a checkpoint writes the state and drops the old log. @default 64 MiB */
   checkpointBytes?: number;

@@ -6,20 +6,32 @@ import type { DocRecord } from '../store/state.js';
 import { HotVectors } from './hot-vectors.js';
 import { movedScore, scoreShift, type ScoreShift } from './bounds.js';
 import { SketchTable, bitsHash, sameBits, signSketch } from './sketch.js';
+import { SpareBuffers } from './spare-buffers.js';
+
+/** Pool lengths are rounded up to a multiple of this, so that pools of one kind of search share spare buffers. */
+const POOL_ROUNDING = 16;
 
 /**
  * The first `n` entries of a heap sorted by sortBestFirst(), as a pool keeps them: slots and kernel
- * scores (float32 values, so kept exactly) in one buffer, one allocation per pool.
+ * scores (float32 values, so kept exactly) in one buffer (taken from `spares`), one per pool.
  */
-function poolOf(top: TopK, n: number): { slots: Int32Array; scores: Float32Array } {
-  const buffer = new ArrayBuffer(8 * Math.max(1, n));
-  const slots = new Int32Array(buffer, 0, Math.max(1, n));
-  const scores = new Float32Array(buffer, 4 * slots.length, slots.length);
+function poolOf(top: TopK, n: number, spares: SpareBuffers): { slots: Int32Array; scores: Float32Array } {
+  const length = Math.ceil(Math.max(1, n) / POOL_ROUNDING) * POOL_ROUNDING;
+  const buffer = spares.take(8 * length);
+  const slots = new Int32Array(buffer, 0, length);
+  const scores = new Float32Array(buffer, 4 * length, length);
   for (let i = 0; i < n; i++) {
     slots[i] = top.slotAt(i);
     scores[i] = top.scoreAt(i);
   }
   return { slots, scores };
+}
+
+/** A copy of `v` in a buffer of `spares`. */
+function copyOf(v: Float32Array, spares: SpareBuffers): Float32Array {
+  const out = new Float32Array(spares.take(v.byteLength));
+  out.set(v);
+  return out;
 }
 
 /**
@@ -99,6 +111,7 @@ export type CacheLookup<A> =
 
 export interface CacheEntry<A> {
   readonly key: string;
+  /** A copy of the query, in a buffer of the cache's own (as are the scan's vector, the kernel query and the pool). */
   readonly query: Float32Array;
   readonly hash: number;
   readonly scan: ScanQuery;
@@ -171,6 +184,10 @@ const NEAR_SKETCH_SHARE = 0.2;
 /** JavaScript's cost of an entry beyond its typed arrays, estimated. */
 const ENTRY_OVERHEAD = 512;
 const HOT_OVERHEAD = 96;
+/** Spare buffers kept of each length: a dropped entry's, for the next entry (spare-buffers.ts). */
+const SPARES_PER_LENGTH = 2;
+/** Share of the byte budget spare buffers may take. */
+const SPARES_SHARE = 1 / 16;
 
 export class LookasideCache<A> {
   private readonly entries = new Map<CacheEntry<A>, true>();
@@ -187,8 +204,11 @@ export class LookasideCache<A> {
   private entryBytes = 0;
   private hotBytes = 0;
   private readonly counts = { exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, evictions: 0, fullReadsSaved: 0 };
+  private readonly spares: SpareBuffers;
 
-  constructor(private readonly settings: CacheSettings) {}
+  constructor(private readonly settings: CacheSettings) {
+    this.spares = new SpareBuffers(SPARES_PER_LENGTH, settings.bytes * SPARES_SHARE);
+  }
 
   /** Vectors the scan of a search that misses should keep for its pool, when it needs `candidates`. */
   poolSize(candidates: number): number {
@@ -202,7 +222,7 @@ export class LookasideCache<A> {
 
   /** Bytes held, counted afresh (the running count `stats().bytes` must equal it; tests check). */
   recount(): number {
-    let total = this.hotBytes + (this.vectors?.bytes ?? 0);
+    let total = this.hotBytes + (this.vectors?.bytes ?? 0) + this.spares.bytes;
     for (const entry of this.entries.keys()) total += this.bytesOf(entry);
     return total;
   }
@@ -212,7 +232,7 @@ export class LookasideCache<A> {
       hits: this.counts.exactHits + this.counts.nearHits,
       ...this.counts,
       evictions: this.counts.evictions + (this.vectors?.evictions ?? 0),
-      bytes: this.entryBytes + this.hotBytes + (this.vectors?.bytes ?? 0),
+      bytes: this.heldBytes(),
       entries: this.entries.size,
     };
   }
@@ -236,6 +256,8 @@ export class LookasideCache<A> {
     for (const entry of [...this.entries.keys()]) this.dropEntry(entry, false);
     this.hot.clear();
     this.vectors?.clear();
+    // The stored space changed: buffers of its old dimensions would not fit again.
+    this.spares.clear();
     this.hotBytes = 0;
     this.log = [];
     this.logBase = this.version;
@@ -331,14 +353,13 @@ export class LookasideCache<A> {
     const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (old !== undefined) this.dropEntry(old, false);
     const size = ranked.size;
-    const { slots, scores } = poolOf(ranked, size);
+    const { slots, scores } = poolOf(ranked, size, this.spares);
     const last = Math.min(q.candidates, size) - 1;
     const entry: CacheEntry<A> = {
       key: q.key,
-      query: q.query,
+      query: copyOf(q.query, this.spares),
       hash,
-      // The search made this scan query for itself and changes nothing in it afterwards: kept as it is.
-      scan,
+      scan: { vector: copyOf(scan.vector, this.spares), metric: scan.metric, int8Query: scan.int8Query },
       kernelQuery: undefined,
       sketch: sketchOf(q),
       filter: q.filter,
@@ -454,7 +475,7 @@ export class LookasideCache<A> {
   private kernelQueryOf(entry: CacheEntry<A>, host: CacheHost): Float32Array {
     if (entry.kernelQuery !== undefined) return entry.kernelQuery;
     const before = this.bytesOf(entry);
-    entry.kernelQuery = host.index.kernelQuery(entry.scan);
+    entry.kernelQuery = copyOf(host.index.kernelQuery(entry.scan), this.spares);
     // Only an entry the cache still holds is counted (a near try may look at one it then drops).
     if (this.entries.has(entry)) this.entryBytes += this.bytesOf(entry) - before;
     return entry.kernelQuery;
@@ -525,8 +546,10 @@ export class LookasideCache<A> {
 
   private addSlot(entry: CacheEntry<A>, slot: number): void {
     if (entry.size === entry.slots.length) {
-      const grown = new Int32Array(Math.max(16, entry.slots.length * 2));
+      // Only while catching up, after the scores were let go: the old buffer is the slots' alone.
+      const grown = new Int32Array(this.spares.take(4 * Math.max(POOL_ROUNDING, entry.slots.length * 2)));
       grown.set(entry.slots);
+      this.spares.give(entry.slots.buffer as ArrayBuffer);
       entry.slots = grown;
     }
     entry.slots[entry.size++] = slot;
@@ -538,8 +561,9 @@ export class LookasideCache<A> {
     index.scanSlots(entry.scan, entry.slots, entry.size, top);
     const count = top.sortBestFirst();
     const kept = Math.min(entry.keep, count);
-    const { slots, scores } = poolOf(top, kept);
+    const { slots, scores } = poolOf(top, kept, this.spares);
     if (count > kept) entry.bound = Math.max(entry.bound, top.scoreAt(kept));
+    this.givePool(entry);
     entry.slots = slots;
     entry.scores = scores;
     entry.size = kept;
@@ -586,6 +610,11 @@ export class LookasideCache<A> {
     if (!this.entries.delete(entry)) return;
     if (eviction) this.counts.evictions++;
     this.entryBytes -= this.bytesOf(entry);
+    // Nothing outside the cache holds a view of these (a search holding the entry only hands it back to answered()).
+    this.spares.give(entry.query.buffer as ArrayBuffer);
+    this.spares.give(entry.scan.vector.buffer as ArrayBuffer);
+    if (entry.kernelQuery !== undefined) this.spares.give(entry.kernelQuery.buffer as ArrayBuffer);
+    this.givePool(entry);
     const sameHash = this.byHash.get(entry.hash);
     if (sameHash !== undefined) {
       const rest = sameHash.filter((e) => e !== entry);
@@ -597,10 +626,20 @@ export class LookasideCache<A> {
     if (peers?.size === 0) this.byKey.delete(entry.key);
   }
 
+  /** Hands the buffers of `entry`'s pool (slots, and scores when in one of their own) to the spares. */
+  private givePool(entry: CacheEntry<A>): void {
+    if (entry.scores !== undefined && entry.scores.buffer !== entry.slots.buffer) this.spares.give(entry.scores.buffer as ArrayBuffer);
+    this.spares.give(entry.slots.buffer as ArrayBuffer);
+  }
+
+  private heldBytes(): number {
+    return this.entryBytes + this.hotBytes + (this.vectors?.bytes ?? 0) + this.spares.bytes;
+  }
+
   /** Evicts least recently used entries and hot records until within the budgets. */
   private trim(): void {
     while (this.entries.size > this.settings.entries) this.dropEntry(this.entries.keys().next().value!, true);
-    while (this.entryBytes + this.hotBytes + (this.vectors?.bytes ?? 0) > this.settings.bytes) {
+    while (this.heldBytes() > this.settings.bytes) {
       if (this.hotBytes > this.entryBytes && this.hot.size > 0) {
         const [id, hot] = this.hot.entries().next().value!;
         this.dropHot(id, hot);
