@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import hnswlib from 'hnswlib-node';
 import type { Metric } from '../src/options.js';
-import type { Dataset } from './data.js';
+import type { Dataset } from '../src/cli/datasets.js';
 
 export interface Timed<T> {
   readonly result: T;

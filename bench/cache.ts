@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MemStore } from '../src/memstore.js';
 import { rng } from '../src/random.js';
-import { DATA_OPTIONS, datasetFrom, type Dataset } from './data.js';
+import type { Dataset } from '../src/cli/datasets.js';
+import { DATA_OPTIONS, datasetFrom } from './data.js';
 import { percentile } from './percentile.js';
 
 export interface CacheBenchOptions {

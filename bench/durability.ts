@@ -14,7 +14,7 @@ import { nodeFileLayer, type FileHandle, type FileLayer } from '../io/file-layer
 import { MemStore } from '../src/memstore.js';
 import type { Durability } from '../src/options.js';
 import { walDir } from '../src/store/files.js';
-import { shippedDataset } from './data.js';
+import { shippedDataset } from '../src/cli/datasets.js';
 import { median } from './percentile.js';
 
 /** The real file layer, except that writes and fsyncs under `dir` go nowhere: "logging disabled". */

@@ -29,7 +29,8 @@ import { parseArgs } from 'node:util';
 import hnswlib from 'hnswlib-node';
 import { MemStore } from '../src/memstore.js';
 import { resolveOpenOptions, type CacheOptions } from '../src/options.js';
-import { DATA_OPTIONS, datasetFrom, shippedDataset, type Dataset } from './data.js';
+import { shippedDataset, type Dataset } from '../src/cli/datasets.js';
+import { DATA_OPTIONS, datasetFrom } from './data.js';
 import { rescoreCost } from './rescore.js';
 
 interface Proc {

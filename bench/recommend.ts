@@ -1,28 +1,5 @@
 import type { StudyRow } from './study.js';
 
-const UNITS: Record<string, number> = {
-  '': 1, b: 1,
-  kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12,
-  k: 1e3, m: 1e6, g: 1e9, t: 1e12,
-  kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
-};
-
-/** Parses sizes such as `2GB`, `512MiB`, `1.5g` or `1000000` (decimal units for KB/MB/GB, binary for KiB/MiB/GiB). */
-export function parseBytes(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  const unit = m === null ? undefined : UNITS[m[2]!.toLowerCase()];
-  if (m === null || unit === undefined) throw new RangeError(`cannot read "${text}" as a size (e.g. 2GB, 512MiB)`);
-  return Number(m[1]) * unit;
-}
-
-/** Parses counts such as `5000000`, `5M`, `2.5k`. */
-export function parseCount(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMbBgG]?)\s*$/.exec(text);
-  if (m === null) throw new RangeError(`cannot read "${text}" as a count (e.g. 5000000, 5M)`);
-  const mult = { '': 1, k: 1e3, m: 1e6, b: 1e9, g: 1e9 }[m[2]!.toLowerCase()] ?? 1;
-  return Math.round(Number(m[1]) * mult);
-}
-
 function human(bytes: number): string {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
   let v = bytes;

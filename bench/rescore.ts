@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { MemStore } from '../src/memstore.js';
-import { DATA_OPTIONS, datasetFrom, type Dataset } from './data.js';
+import type { Dataset } from '../src/cli/datasets.js';
+import { DATA_OPTIONS, datasetFrom } from './data.js';
 
 async function p50(store: MemStore, queries: readonly Float32Array[], rescore: boolean): Promise<number> {
   const times: number[] = [];

@@ -6,7 +6,7 @@ import { MemStore } from '../src/memstore.js';
 import { CODEC_NAMES, type CodecName } from '../src/codec/codec.js';
 import type { Metric, PcaOption } from '../src/options.js';
 import { exactSearch, hnswSearch } from './baselines.js';
-import type { Dataset } from './data.js';
+import type { Dataset } from '../src/cli/datasets.js';
 import { percentileOfSorted } from './percentile.js';
 
 export interface StudyConfig {
@@ -239,18 +239,6 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
   }
   markPareto(rows);
   return { rows, truth };
-}
-
-/** Parses a `--pca` list such as `none,50%,25%` or `none,256,128` into PCA settings for `dim`. */
-export function parsePcaList(list: string, dim: number): (PcaOption | undefined)[] {
-  return list.split(',').map((raw) => {
-    const s = raw.trim();
-    if (s === 'none' || s === '0') return undefined;
-    const pct = /^(\d+(?:\.\d+)?)%$/.exec(s);
-    const dims = pct !== null ? Math.max(1, Math.round((dim * Number(pct[1])) / 100)) : Number(s);
-    if (!Number.isInteger(dims) || dims < 1 || dims > dim) throw new RangeError(`--pca entry "${s}" must be none, N% or an integer in [1, ${dim}]`);
-    return dims === dim ? undefined : { dims };
-  });
 }
 
 /** Every codec x every PCA setting. */

@@ -1,10 +1,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { readVectors, shippedDataset, syntheticDataset, type Dataset } from '../../bench/data.js';
+import { shippedDataset, syntheticDataset, type Dataset } from './datasets.js';
+import { readVectors } from './vector-files.js';
+import { parseBytes, parseCount, parsePcaList } from './args.js';
 import { formatTable, machine, renderChart } from '../../bench/report.js';
-import { parseBytes, parseCount, recommend } from '../../bench/recommend.js';
-import { matrix, parsePcaList, runStudy } from '../../bench/study.js';
+import { recommend } from '../../bench/recommend.js';
+import { matrix, runStudy } from '../../bench/study.js';
 import { runKernelBench } from '../../bench/kernels.bench.js';
 import type { Metric } from '../options.js';
 

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { readVectors, syntheticDataset } from '../bench/data.js';
-import { parseBytes, parseCount } from '../bench/recommend.js';
-import { parsePcaList } from '../bench/study.js';
+import { parseBytes, parseCount, parsePcaList } from '../src/cli/args.js';
+import { syntheticDataset } from '../src/cli/datasets.js';
+import { readVectors } from '../src/cli/vector-files.js';
 import { isMemstoreError } from '../src/index.js';
 import { tempDir } from './helpers.js';
 

@@ -1,0 +1,97 @@
+/** The embedding files `memstore bench --data/--queries` reads. */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { f16ToF32 } from '../codec/f16.js';
+import { MemstoreError } from '../errors.js';
+
+function bad(file: string, what: string): MemstoreError {
+  return new MemstoreError('INVALID_ARGUMENT', `${file}: ${what}`);
+}
+
+export function rowsOf(all: Float32Array, dim: number, file: string): Float32Array[] {
+  if (all.length % dim !== 0) throw bad(file, `${all.length} floats is not a multiple of dim ${dim}`);
+  return Array.from({ length: all.length / dim }, (_, i) => all.slice(i * dim, (i + 1) * dim));
+}
+
+export function floats(buf: Uint8Array, file = 'data'): Float32Array {
+  if (buf.byteLength % 4 !== 0) throw bad(file, `${buf.byteLength} bytes is not a whole number of float32`);
+  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+}
+
+/** `.fvecs`: per vector an int32 dimension followed by that many float32 (little-endian). */
+function readFvecs(file: string): { dim: number; rows: Float32Array[] } {
+  const buf = readFileSync(file);
+  if (buf.byteLength < 4) throw bad(file, 'empty .fvecs file');
+  const dim = buf.readInt32LE(0);
+  const recordBytes = 4 + dim * 4;
+  if (dim <= 0 || buf.byteLength % recordBytes !== 0) throw bad(file, `not an .fvecs file of dim ${dim}`);
+  const rows: Float32Array[] = [];
+  for (let off = 0; off < buf.byteLength; off += recordBytes) {
+    if (buf.readInt32LE(off) !== dim) throw bad(file, `mixed dimensions at byte ${off}`);
+    rows.push(floats(buf.subarray(off + 4, off + recordBytes)));
+  }
+  return { dim, rows };
+}
+
+/** `.npy` version 1–3, a 2-D C-order array of little-endian float32 (`<f4`) or float16 (`<f2`). */
+function readNpy(file: string): { dim: number; rows: Float32Array[] } {
+  const buf = readFileSync(file);
+  if (buf.byteLength < 10 || buf.toString('latin1', 0, 6) !== '\x93NUMPY') throw bad(file, 'not an .npy file');
+  const major = buf[6]!;
+  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
+  const start = major === 1 ? 10 : 12;
+  const header = buf.toString('latin1', start, start + headerLen);
+  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
+  const shape = /'shape':\s*\(\s*(\d+)\s*,\s*(\d+)\s*,?\s*\)/.exec(header);
+  if (shape === null) throw bad(file, `.npy array must be 2-D, header ${header.trim()}`);
+  if (fortran !== 'False') throw bad(file, '.npy array must be C-order');
+  const n = Number(shape[1]);
+  const dim = Number(shape[2]);
+  const data = buf.subarray(start + headerLen);
+  let all: Float32Array;
+  if (descr === '<f4') {
+    if (data.byteLength < n * dim * 4) throw bad(file, 'truncated .npy data');
+    all = floats(data.subarray(0, n * dim * 4));
+  } else if (descr === '<f2') {
+    if (data.byteLength < n * dim * 2) throw bad(file, 'truncated .npy data');
+    all = new Float32Array(n * dim);
+    for (let i = 0; i < all.length; i++) all[i] = f16ToF32(data.readUInt16LE(i * 2));
+  } else {
+    throw bad(file, `.npy dtype ${String(descr)} is not supported (use <f4 or <f2)`);
+  }
+  return { dim, rows: rowsOf(all, dim, file) };
+}
+
+/** JSON Lines with a numeric array under `embedding` (or `vector`) on every line. */
+function readJsonl(file: string): { dim: number; rows: Float32Array[] } {
+  const rows: Float32Array[] = [];
+  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    const obj = JSON.parse(line) as Record<string, unknown>;
+    const v = obj['embedding'] ?? obj['vector'];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw bad(file, `line ${i + 1} has no numeric "embedding" array`);
+    rows.push(Float32Array.from(v as number[]));
+  });
+  if (rows.length === 0) throw bad(file, 'no vectors');
+  const dim = rows[0]!.length;
+  rows.forEach((r, i) => {
+    if (r.length !== dim) throw bad(file, `vector ${i} has ${r.length} dimensions, the first has ${dim}`);
+  });
+  return { dim, rows };
+}
+
+/**
+ * Reads embeddings by extension: `.fvecs`, `.npy` (float32/float16), `.jsonl` (an `embedding`
+ * field per line), otherwise raw little-endian float32 (`.f32`, `.bin`), which needs `dim`.
+ */
+export function readVectors(file: string, dim: number | undefined): { dim: number; rows: Float32Array[] } {
+  const ext = extname(file).toLowerCase();
+  const r = ext === '.fvecs' ? readFvecs(file) : ext === '.npy' ? readNpy(file) : ext === '.jsonl' || ext === '.ndjson' ? readJsonl(file) : undefined;
+  if (r !== undefined) {
+    if (dim !== undefined && dim !== r.dim) throw new MemstoreError('DIM_MISMATCH', `${file} has dim ${r.dim}, --dim says ${dim}`);
+    return r;
+  }
+  if (dim === undefined) throw bad(file, 'raw float32 needs --dim');
+  return { dim, rows: rowsOf(floats(readFileSync(file), file), dim, file) };
+}
