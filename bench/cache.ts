@@ -8,6 +8,7 @@
  *
  *   node dist/bench/cache.js [--data FILE --queries FILE --dim N] [--n 10000] [--stream 4000]
  *                            [--repeat 0.3] [--near 0.3] [--near-cos 0.99,0.9999] [--k 10] [--rescore true] [--rounds 2]
+ *                            [--cache '{"bytes":16777216}']   (the cache's options where it is on; default: the defaults)
  *
  * Without --data it uses the 1k WordNet set the project ships.
  */
@@ -19,6 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MemStore } from '../src/memstore.js';
+import type { CacheOptions } from '../src/options.js';
 import { rng } from '../src/random.js';
 import type { Dataset } from '../src/cli/datasets.js';
 import { DATA_OPTIONS, datasetFrom } from './data.js';
@@ -41,6 +43,8 @@ export interface CacheBenchOptions {
   rescore?: boolean;
   /** @default 1 */
   seed?: number;
+  /** The cache's options in the replay with the cache on. @default the store's defaults */
+  cache?: CacheOptions;
 }
 
 interface Resolved {
@@ -52,6 +56,7 @@ interface Resolved {
   readonly k: number;
   readonly rescore: boolean;
   readonly seed: number;
+  readonly cache: CacheOptions | undefined;
 }
 
 function resolve(o: CacheBenchOptions, data: Dataset): Resolved {
@@ -64,6 +69,7 @@ function resolve(o: CacheBenchOptions, data: Dataset): Resolved {
     k: o.k ?? 10,
     rescore: o.rescore ?? true,
     seed: o.seed ?? 1,
+    cache: o.cache,
   });
 }
 
@@ -113,7 +119,8 @@ interface Replay {
 
 /** Replays `stream` on the store in `dir` (the child side): a fresh process, so neither store pays for the other's heap. */
 async function replay(dir: string, cache: boolean, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[]): Promise<Replay> {
-  const store = await MemStore.open(dir, { rescore: o.rescore, ...(cache ? {} : { cache: false }) });
+  const cacheOption = cache ? (o.cache === undefined ? {} : { cache: o.cache }) : { cache: false as const };
+  const store = await MemStore.open(dir, { rescore: o.rescore, ...cacheOption });
   try {
     // Warm-up: JIT and page cache, with queries the stream does not ask; then the cache starts cold.
     for (const q of warm) await store.search(q, { k: o.k });
@@ -122,7 +129,7 @@ async function replay(dir: string, cache: boolean, stream: readonly Float32Array
     await store.close();
     throw e;
   }
-  const s = await MemStore.open(dir, { rescore: o.rescore, ...(cache ? {} : { cache: false }) });
+  const s = await MemStore.open(dir, { rescore: o.rescore, ...cacheOption });
   const out: Replay = { ms: [], served: [], answers: [], cache: s.stats().cache };
   for (const q of stream) {
     const before = s.stats().cache;
@@ -173,7 +180,7 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     const freshOn = pick(runs.on, (i, r) => kinds[i] === 'fresh' && r.served[i] === 'miss');
     const freshOff = pick(runs.off, (i) => kinds[i] === 'fresh' && on.served[i] === 'miss');
     const us = (ms: number) => (ms * 1000).toFixed(1);
-    write(`data: ${data.name}, ${o.n} x ${data.dim}-d, int8, rescore ${o.rescore}, k ${o.k}; a stream of ${kinds.length} queries: ${o.repeat} repeats, ${o.near} near (cosine ${o.nearCos[0]} to ${o.nearCos[1]} to an earlier one), the rest fresh; default cache options; ${rounds} rounds, each configuration in a fresh process`);
+    write(`data: ${data.name}, ${o.n} x ${data.dim}-d, int8, rescore ${o.rescore}, k ${o.k}; a stream of ${kinds.length} queries: ${o.repeat} repeats, ${o.near} near (cosine ${o.nearCos[0]} to ${o.nearCos[1]} to an earlier one), the rest fresh; ${o.cache === undefined ? 'default cache options' : `cache ${JSON.stringify(o.cache)}`}; ${rounds} rounds, each configuration in a fresh process`);
     write('');
     write('| query kind | queries | exact hits | near hits | served by the cache |');
     write('|---|---:|---:|---:|---:|');
@@ -210,6 +217,7 @@ function optionArgs(o: CacheBenchOptions): string[] {
   if (o.nearCos !== undefined) out.push('--near-cos', o.nearCos.join(','));
   if (o.k !== undefined) out.push('--k', String(o.k));
   if (o.rescore !== undefined) out.push('--rescore', String(o.rescore));
+  if (o.cache !== undefined) out.push('--cache', JSON.stringify(o.cache));
   return out;
 }
 
@@ -223,6 +231,7 @@ async function main(): Promise<void> {
       'near-cos': { type: 'string' },
       k: { type: 'string' },
       rescore: { type: 'string' },
+      cache: { type: 'string' },
       rounds: { type: 'string' },
       child: { type: 'string' },
       dir: { type: 'string' },
@@ -243,6 +252,7 @@ async function main(): Promise<void> {
     ...(cos === undefined ? {} : { nearCos: [cos[0]!, cos[1]!] as const }),
     ...(values.k === undefined ? {} : { k: Number(values.k) }),
     ...(values.rescore === undefined ? {} : { rescore: values.rescore !== 'false' }),
+    ...(values.cache === undefined ? {} : { cache: JSON.parse(values.cache) as CacheOptions }),
   };
   if (values.child !== undefined) {
     const o = resolve(options, data);

@@ -6,6 +6,7 @@ import type { DocRecord } from '../store/state.js';
 import { HotVectors } from './hot-vectors.js';
 import { movedScore, scoreShift, type ScoreShift } from './bounds.js';
 import { SketchTable, bitsHash, sameBits, signSketch } from './sketch.js';
+import { SeenIds } from './seen-ids.js';
 import { SpareBuffers } from './spare-buffers.js';
 
 /** Pool lengths are rounded up to a multiple of this, so that pools of one kind of search share spare buffers. */
@@ -188,6 +189,15 @@ const HOT_OVERHEAD = 96;
 const SPARES_PER_LENGTH = 2;
 /** Share of the byte budget spare buffers may take. */
 const SPARES_SHARE = 1 / 16;
+/** The ids remembered as read (seen-ids.ts), for vectors: one slot per this many bytes of budget, between the two limits. */
+const SEEN_BYTES_PER_SLOT = 256;
+const SEEN_SLOTS = { min: 16, max: 4096 };
+
+/** Slots of a SeenIds table for a budget of `bytes`, a quarter as many when `quarter`. */
+function seenSlots(bytes: number, quarter: boolean): number {
+  const wanted = Math.max(SEEN_SLOTS.min, Math.min(SEEN_SLOTS.max, bytes / SEEN_BYTES_PER_SLOT) / (quarter ? 4 : 1));
+  return 2 ** Math.floor(Math.log2(wanted));
+}
 
 export class LookasideCache<A> {
   private readonly entries = new Map<CacheEntry<A>, true>();
@@ -205,9 +215,14 @@ export class LookasideCache<A> {
   private hotBytes = 0;
   private readonly counts = { exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, evictions: 0, fullReadsSaved: 0 };
   private readonly spares: SpareBuffers;
+  /** Candidates whose full vectors searches read, and results whose documents and texts they read. */
+  private readonly seenVectors: SeenIds;
+  private readonly seenRecords: SeenIds;
 
   constructor(private readonly settings: CacheSettings) {
     this.spares = new SpareBuffers(SPARES_PER_LENGTH, settings.bytes * SPARES_SHARE);
+    this.seenVectors = new SeenIds(seenSlots(settings.bytes, false));
+    this.seenRecords = new SeenIds(seenSlots(settings.bytes, true));
   }
 
   /** Vectors the scan of a search that misses should keep for its pool, when it needs `candidates`. */
@@ -222,7 +237,7 @@ export class LookasideCache<A> {
 
   /** Bytes held, counted afresh (the running count `stats().bytes` must equal it; tests check). */
   recount(): number {
-    let total = this.hotBytes + (this.vectors?.bytes ?? 0) + this.spares.bytes;
+    let total = this.hotBytes + (this.vectors?.bytes ?? 0) + this.spares.bytes + this.seenVectors.bytes + this.seenRecords.bytes;
     for (const entry of this.entries.keys()) total += this.bytesOf(entry);
     return total;
   }
@@ -413,6 +428,19 @@ export class LookasideCache<A> {
   /** The hot text of `id`: a string, null when the record has none, undefined when not known. */
   hotText(id: string): string | null | undefined {
     return this.hot.get(id)?.text;
+  }
+
+  /**
+   * Notes that a search read the full vector of `id` from the store: true when it was read recently
+   * before, and is worth keeping hot (seen-ids.ts); a one-off read is not.
+   */
+  admitVector(id: string): boolean {
+    return this.seenVectors.again(id);
+  }
+
+  /** admitVector() for the document and text of a result. */
+  admitRecord(id: string): boolean {
+    return this.seenRecords.again(id);
   }
 
   /** Keeps parts of `id` hot (valid until a write touches it). */
@@ -633,7 +661,7 @@ export class LookasideCache<A> {
   }
 
   private heldBytes(): number {
-    return this.entryBytes + this.hotBytes + (this.vectors?.bytes ?? 0) + this.spares.bytes;
+    return this.entryBytes + this.hotBytes + (this.vectors?.bytes ?? 0) + this.spares.bytes + this.seenVectors.bytes + this.seenRecords.bytes;
   }
 
   /** Evicts least recently used entries and hot records until within the budgets. */

@@ -62,6 +62,15 @@ interface Ranked {
   readonly id: string;
   readonly score: number;
   readonly doc: DocRecord;
+  /** Whether its document and text are worth keeping hot (LookasideCache.admitRecord). */
+  readonly keep: boolean;
+}
+
+function copyHit(h: SearchHit): SearchHit {
+  const out: SearchHit = { id: h.id, score: h.score };
+  if (h.text !== undefined) out.text = h.text;
+  if (h.meta !== undefined) out.meta = cloneMeta(h.meta as Meta);
+  return out;
 }
 
 /** Times a search ranks again because writes moved the store while it read vectors, before it takes what it read. */
@@ -70,13 +79,6 @@ const MOVED_RETRIES = 3;
 /** The options that shape an answer, as the cache keys it. */
 function keyOf(want: Wanted): string {
   return JSON.stringify([want.k, want.filter ?? null, want.rescore, want.exact, want.nprobe ?? null]);
-}
-
-function copyHit(h: SearchHit): SearchHit {
-  const out: SearchHit = { id: h.id, score: h.score };
-  if (h.text !== undefined) out.text = h.text;
-  if (h.meta !== undefined) out.meta = cloneMeta(h.meta as Meta);
-  return out;
 }
 
 function hitOf(r: Ranked, text: string | undefined): SearchHit {
@@ -174,7 +176,8 @@ export class SearchPath {
     if (texts === undefined) return undefined;
     const hits = ranked.map((r, i) => hitOf(r, texts[i]));
     if (entry !== undefined) {
-      const bytes = hits.reduce((n, h) => n + 64 + 2 * h.id.length + 2 * (h.text?.length ?? 0) + 2 * (ranked.find((r) => r.id === h.id)?.doc.metaJson?.length ?? 0), 0);
+      const bytes = ranked.reduce((n, r, i) => n + 64 + 2 * r.id.length + 2 * (texts[i]?.length ?? 0) + 2 * (r.doc.metaJson?.length ?? 0), 0);
+      // Copies: the caller may change the hits it gets.
       cache.answered(entry, hits.map(copyHit), version, bytes);
     }
     return hits;
@@ -280,8 +283,8 @@ export class SearchPath {
       this.env.scorer.scoreLoaded(q, qNorm, sources.length, [], scores, norms);
       const cosine = this.env.metric === 'cosine';
       sources.forEach(({ id }, i) => {
-        // Kept hot only when no write came in: a write to this id would have dropped it.
-        if (this.env.cache !== undefined && !moved) this.env.cache.keep(id, { full: this.env.scorer.loaded(i), ...(cosine ? { norm: norms[i]! } : {}) });
+        // Kept hot only when no write came in (a write to this id would have dropped it), and read before.
+        if (this.env.cache !== undefined && !moved && this.env.cache.admitVector(id)) this.env.cache.keep(id, { full: this.env.scorer.loaded(i), ...(cosine ? { norm: norms[i]! } : {}) });
         ranked.push({ id, score: scores[i]! });
       });
       if (moved && !tolerateMoves) return undefined;
@@ -291,7 +294,7 @@ export class SearchPath {
       const l2 = this.env.space.kernelMetric() === 'l2';
       ranked = candidates.slice(0, want.k).map(({ id, score }) => ({ id, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
     }
-    return ranked.map(({ id, score }) => ({ id, score, doc: this.docForResult(id) }));
+    return ranked.map(({ id, score }) => this.rankedOf(id, score));
   }
 
   /**
@@ -304,12 +307,15 @@ export class SearchPath {
     throw reason;
   }
 
-  private docForResult(id: string): DocRecord {
-    const hot = this.env.cache?.hotDoc(id);
-    if (hot !== undefined) return hot;
+  /** A result with its document, hot or read (and then kept hot if the cache admits it). */
+  private rankedOf(id: string, score: number): Ranked {
+    const cache = this.env.cache;
+    const hot = cache?.hotDoc(id);
+    if (hot !== undefined) return { id, score, doc: hot, keep: true };
     const doc = this.env.docOf(id);
-    this.env.cache?.keep(id, { doc });
-    return doc;
+    const keep = cache?.admitRecord(id) ?? false;
+    if (keep) cache!.keep(id, { doc });
+    return { id, score, doc, keep };
   }
 
   /**
@@ -343,7 +349,7 @@ export class SearchPath {
         continue;
       }
       texts[i] = now;
-      cache?.keep(r.id, { text: now });
+      if (r.keep) cache?.keep(r.id, { text: now });
     }
     if (pending === undefined) return texts;
     const settled = await Promise.allSettled(pending);
@@ -354,7 +360,7 @@ export class SearchPath {
       if (s.status === 'fulfilled') {
         texts[i] = s.value;
         // Kept only if no write came in meanwhile: a write touches the id, which drops its hot parts.
-        if (cache !== undefined && cache.now === version) cache.keep(ranked[i]!.id, { text: s.value });
+        if (cache !== undefined && cache.now === version && ranked[i]!.keep) cache.keep(ranked[i]!.id, { text: s.value });
         continue;
       }
       const r = ranked[i]!;
