@@ -115,6 +115,7 @@ interface Replay {
   /** Ids and scores of every answer, to compare the two stores. */
   answers: string[];
   cache: ReturnType<MemStore['stats']>['cache'];
+  rescoring: ReturnType<MemStore['stats']>['rescoring'];
 }
 
 /** Replays `stream` on the store in `dir` (the child side): a fresh process, so neither store pays for the other's heap. */
@@ -130,7 +131,7 @@ async function replay(dir: string, cache: boolean, stream: readonly Float32Array
     throw e;
   }
   const s = await MemStore.open(dir, { rescore: o.rescore, ...cacheOption });
-  const out: Replay = { ms: [], served: [], answers: [], cache: s.stats().cache };
+  const out: Replay = { ms: [], served: [], answers: [], cache: s.stats().cache, rescoring: s.stats().rescoring };
   for (const q of stream) {
     const before = s.stats().cache;
     const t = performance.now();
@@ -141,6 +142,7 @@ async function replay(dir: string, cache: boolean, stream: readonly Float32Array
     out.answers.push(hits.map((h) => `${h.id}:${h.score.toFixed(6)}`).join(' '));
   }
   out.cache = s.stats().cache;
+  out.rescoring = s.stats().rescoring;
   await s.close();
   return out;
 }
@@ -202,6 +204,8 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     const total = (rs: Replay[]) => rs.reduce((t, r) => t + r.ms.reduce((a, b) => a + b, 0), 0) / rs.length;
     write(`queries/s over the stream: ${(kinds.length / (total(runs.on) / 1000)).toFixed(0)} with the cache, ${(kinds.length / (total(runs.off) / 1000)).toFixed(0)} without (${(total(runs.off) / total(runs.on)).toFixed(2)}x)`);
     write(`bound failures ${on.cache.boundFailures}, evictions ${on.cache.evictions}, cache bytes ${on.cache.bytes}, full-precision reads saved by hot vectors ${on.cache.fullReadsSaved} (of ${kinds.filter((_, i) => on.served[i] !== 'exact').length * o.k * 4} candidates rescored)`);
+    const unread = (r: Replay) => `${r.rescoring.skipped} of ${r.rescoring.candidates} candidates in ${r.rescoring.searches} rescored searches`;
+    write(`left unread by their error bounds: ${unread(on)} with the cache, ${unread(off)} without`);
     write(`answers that differed between the two stores: ${mismatches}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -304,7 +304,7 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
       ['right after the searches (busy), cache on / off', `${b(opened.busyPerVector!)} (${(opened.busyPerVector! / opened.bytesPerVector!).toFixed(2)}x) / ${b(uncached.busyPerVector!)} (${(uncached.busyPerVector! / uncached.bytesPerVector!).toFixed(2)}x)`],
       ['anonymous RSS after open + searches at rest, in all', `${kb(opened.anonBytes!)} (stats().memoryBytes ${kb(opened.memoryBytes!)}: ${(opened.anonBytes! / opened.memoryBytes!).toFixed(2)}x; the cache holds ${kb(opened.cacheBytes!)} of it)`],
       ['  V8 young generation busy / at rest, against before open', `${kb(opened.youngBytes!)} / ${kb(opened.youngAtRest!)}; cache off ${kb(uncached.youngBytes!)} / ${kb(uncached.youngAtRest!)}`],
-      ['p50 codes only → rescored (cache off)', `${(timed.codesP50! * 1000).toFixed(0)} → ${(timed.rescoredP50! * 1000).toFixed(0)} µs (${(timed.rescoredP50! / timed.codesP50!).toFixed(2)}x), ${(((timed.rescoredP50! - timed.codesP50!) * 1000) / timed.candidates!).toFixed(2)} µs per candidate (${timed.candidates} candidates)`],
+      ['p50 codes only → rescored (cache off)', `${(timed.codesP50! * 1000).toFixed(0)} → ${(timed.rescoredP50! * 1000).toFixed(0)} µs (${(timed.rescoredP50! / timed.codesP50!).toFixed(2)}x); ${timed.read!.toFixed(1)} of ${timed.candidates} candidates read, ${(((timed.rescoredP50! - timed.codesP50!) * 1000) / timed.read!).toFixed(2)} µs per vector read`],
     ];
     if (args.hnsw) {
       const built = inChild('hnsw-build', argv, work);

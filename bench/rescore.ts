@@ -29,18 +29,23 @@ async function p50(store: MemStore, queries: readonly Float32Array[], rescore: b
 
 /**
  * The p50 of `queries` (k 10) codes only and rescored, on an open store (its cache off), each the
- * median over `rounds` alternating rounds after one warm-up; rescoring takes 4 candidates per result.
+ * median over `rounds` alternating rounds after one warm-up; rescoring takes 4 candidates per
+ * result, and reads the full vectors of those their error bounds do not rule out (`read`, a mean).
  */
-export async function rescoreCost(store: MemStore, queries: readonly Float32Array[], rounds: number): Promise<{ codesP50: number; rescoredP50: number; candidates: number }> {
+export async function rescoreCost(store: MemStore, queries: readonly Float32Array[], rounds: number): Promise<{ codesP50: number; rescoredP50: number; candidates: number; read: number }> {
   await p50(store, queries, true);
   const codes: number[] = [];
   const rescored: number[] = [];
+  const before = store.stats().rescoring;
   for (let r = 0; r < rounds; r++) {
     codes.push(await p50(store, queries, false));
     rescored.push(await p50(store, queries, true));
   }
+  const after = store.stats().rescoring;
+  const searches = after.searches - before.searches;
+  const read = (after.candidates - before.candidates - (after.skipped - before.skipped)) / Math.max(1, searches);
   const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-  return { codesP50: mid(codes), rescoredP50: mid(rescored), candidates: 10 * 4 };
+  return { codesP50: mid(codes), rescoredP50: mid(rescored), candidates: 10 * 4, read };
 }
 
 export async function runRescoreBench(data: Dataset, n: number, rounds: number, write: (line: string) => void): Promise<void> {
@@ -51,10 +56,10 @@ export async function runRescoreBench(data: Dataset, n: number, rounds: number, 
     for (let at = 0; at < docs.length; at += 1000) await build.add(docs.slice(at, at + 1000).map((vector, i) => ({ id: `doc-${at + i}`, vector })));
     await build.close();
     const store = await MemStore.open(dir, { cache: false });
-    const { codesP50: c, rescoredP50: r, candidates } = await rescoreCost(store, data.queries, rounds);
+    const { codesP50: c, rescoredP50: r, candidates, read } = await rescoreCost(store, data.queries, rounds);
     await store.close();
     write(`${data.name}: ${docs.length} x ${data.dim}-d, int8, k 10, ${data.queries.length} queries, median of ${rounds} rounds of p50`);
-    write(`codes only ${(c * 1000).toFixed(0)} µs, rescored ${(r * 1000).toFixed(0)} µs (${(r / c).toFixed(2)}x), rescoring ${(((r - c) * 1000) / candidates).toFixed(2)} µs per candidate (${candidates} candidates)`);
+    write(`codes only ${(c * 1000).toFixed(0)} µs, rescored ${(r * 1000).toFixed(0)} µs (${(r / c).toFixed(2)}x); of ${candidates} candidates ${read.toFixed(1)} read on average, ${(((r - c) * 1000) / read).toFixed(2)} µs per vector read`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

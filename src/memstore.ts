@@ -52,7 +52,7 @@ export interface MemoryRecord {
 }
 
 export type { SearchHit } from './search/search-path.js';
-import { SearchPath, type SearchHit } from './search/search-path.js';
+import { SearchPath, type RescoringStats, type SearchHit } from './search/search-path.js';
 
 export interface StoredRecord {
   id: string;
@@ -108,6 +108,12 @@ export interface StoreStats {
   damaged: number;
   /** The lookaside cache (CacheStats): answers served exactly or from near queries, bound failures, misses, evictions, bytes held. */
   cache: CacheStats;
+  /**
+   * Rescored searches since open, their candidates, and the candidates left unread because their
+   * error bound could not reach the k-th best exact score (src/search/RESCORING.md): full vectors
+   * read per search = (candidates − skipped − the cache's hot ones) / searches.
+   */
+  rescoring: RescoringStats;
 }
 
 const utf8 = new TextEncoder();
@@ -707,6 +713,7 @@ export class MemStore {
       vectorBytes,
       damaged: this.damage.count,
       cache: this.cache?.stats() ?? { hits: 0, exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, evictions: 0, bytes: 0, entries: 0, fullReadsSaved: 0 },
+      rescoring: { ...this.searches.rescoring },
     };
   }
 

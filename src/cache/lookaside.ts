@@ -63,9 +63,10 @@ export interface CacheSettings {
   readonly bytes: number;
 }
 
-/** One candidate as the scan ranks it: kernel score (higher is closer). */
+/** One candidate as the scan ranks it: its slot in the index, and its kernel score (higher is closer). */
 export interface Candidate {
   readonly id: string;
+  readonly slot: number;
   readonly score: number;
 }
 
@@ -620,7 +621,7 @@ export class LookasideCache<A> {
     if (count > want && top.scoreAt(want) === top.scoreAt(want - 1)) return undefined;
     if (q.tiesShow) for (let i = 1; i < chosen; i++) if (top.scoreAt(i) === top.scoreAt(i - 1)) return undefined;
     const out: Candidate[] = [];
-    for (let i = 0; i < chosen; i++) out.push({ id: host.index.idAt(top.slotAt(i)), score: top.scoreAt(i) });
+    for (let i = 0; i < chosen; i++) out.push({ id: host.index.idAt(top.slotAt(i)), slot: top.slotAt(i), score: top.scoreAt(i) });
     return out;
   }
 

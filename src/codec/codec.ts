@@ -21,6 +21,11 @@ export interface Codec {
   encode(src: Float32Array, out: Uint8Array): number;
   /** Decodes `out.length` dimensions of `code` with `scale` into `out`. */
   decode(code: Uint8Array, scale: number, out: Float32Array): void;
+  /**
+   * An upper bound on ‖x − decode(encode(x))‖ for any vector x of `dim` dimensions encoded with
+   * `scale`, from the scale alone; Infinity where the codec gives none (CODECS.md, "Error bounds").
+   */
+  maxError(scale: number, dim: number): number;
 }
 
 /**

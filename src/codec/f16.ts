@@ -84,6 +84,12 @@ export const f16Codec: Codec = {
     return 1;
   },
 
+  // Relative to each component, with an absolute term for subnormals: bounded only against the
+  // vector's own norm, which the scale does not carry. TODO: a bound from the decoded norm.
+  maxError(): number {
+    return Infinity;
+  },
+
   decode(code: Uint8Array, _scale: number, out: Float32Array): void {
     const n = out.length;
     if (code.length < n * 2) {

@@ -33,6 +33,10 @@ export const f32Codec: Codec = {
     return 1;
   },
 
+  maxError(): number {
+    return 0;
+  },
+
   decode(code: Uint8Array, _scale: number, out: Float32Array): void {
     const n = out.length;
     if (code.length < n * 4) {

@@ -129,6 +129,11 @@ function makeCodec(f: Fp8Layout, table: Float32Array, fmax: number, encodeOne: (
       return s;
     },
 
+    // As f16's, relative to each component; from the scale alone it is too loose to be of use. TODO: a bound from the decoded norm.
+    maxError(): number {
+      return Infinity;
+    },
+
     decode(code: Uint8Array, scale: number, out: Float32Array): void {
       const n = out.length;
       if (code.length < n) {

@@ -7,6 +7,7 @@ export const INT8_MAX_CODE = 127;
 // Adding 1.5 * 2^52 moves any |r| < 2^51 into a binade whose spacing is 1, so the addition
 // itself rounds r to an integer with the FPU's ties-to-even; subtracting it back is exact.
 const RNE_MAGIC = 6755399441055744;
+const MIN_NORMAL_F32 = 2 ** -126;
 
 // One shared scratch pair for the bit cast below; encode must not allocate.
 const f32 = new Float32Array(1);
@@ -46,6 +47,15 @@ export const int8Codec: Codec = {
       out[i] = c & 0xff;
     }
     return s;
+  },
+
+  /**
+   * Each component is rounded to the nearest multiple of s, so it is off by at most s/2; clamping at
+   * ±127 adds at most 127 · 2⁻²⁴ · s (s is max/127 rounded to float32). A zero scale (the zero
+   * vector, or one so small s underflowed) and a subnormal one give no bound.
+   */
+  maxError(scale: number, dim: number): number {
+    return scale >= MIN_NORMAL_F32 ? (0.5 + 127 * 2 ** -23) * scale * Math.sqrt(dim) : Infinity;
   },
 
   decode(code: Uint8Array, scale: number, out: Float32Array): void {

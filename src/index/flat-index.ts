@@ -124,6 +124,10 @@ export class FlatIndex implements VectorIndex {
     return this.blocks.maxNorm();
   }
 
+  codeErrorAt(slot: number): number {
+    return this.blocks.codeErrorAt(slot);
+  }
+
   search(query: ScanQuery, top: TopK, options: IndexSearch): void {
     this.blocks.scan(query, top, options.accept);
   }

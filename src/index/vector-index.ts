@@ -78,6 +78,8 @@ export interface VectorIndex {
   kernelQuery(query: ScanQuery): Float32Array;
   /** An upper bound on the norm of any decoded code stored. */
   maxNorm(): number;
+  /** An upper bound on the distance between the vector in `slot` (in the stored space) and its decoded code. */
+  codeErrorAt(slot: number): number;
   /** Scores the vectors `options` selects against `query`, keeping the best (by slot) in `top`. */
   search(query: ScanQuery, top: TopK, options: IndexSearch): void;
   /**

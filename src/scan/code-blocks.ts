@@ -318,6 +318,12 @@ export class CodeBlocks {
     return previous;
   }
 
+  /** An upper bound on how far the decoded code in `slot` is from the vector it encodes (Codec.maxError). */
+  codeErrorAt(slot: number): number {
+    if (!(slot >= 0 && slot < this.ids.size)) throw new RangeError(`slot ${slot} out of range`);
+    return this.codec.maxError(this.mem.f32()[this.scaleAddress(slot) >> 2]!, this.dim);
+  }
+
   /**
    * The largest Euclidean norm of a decoded code put here (an upper bound once vectors were removed):
    * what a bound on how much a dot product can change with the query needs. Computed on first use.

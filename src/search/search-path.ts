@@ -13,6 +13,7 @@ import { damagedId } from '../store/record-errors.js';
 import type { RecordReads } from '../store/record-reads.js';
 import type { DocRecord } from '../store/state.js';
 import { norm } from '../vector.js';
+import { rescoreBound, type RescoreBound } from './rescore-bound.js';
 
 export interface SearchHit {
   id: string;
@@ -73,6 +74,28 @@ function copyHit(h: SearchHit): SearchHit {
   return out;
 }
 
+/** A candidate whose full vector is read from the store for rescoring. */
+interface Source {
+  readonly id: string;
+  readonly place: VectorPlace;
+  readonly slot: number;
+  /** Its kernel score, which its error bound starts from. */
+  readonly kernel: number;
+}
+
+/** The k-th best score of `ranked` (at least k entries). */
+function kthBest(ranked: readonly { readonly score: number }[], k: number): number {
+  const scores = ranked.map((r) => r.score).sort((a, b) => b - a);
+  return scores[k - 1]!;
+}
+
+/** What rescoring did, for stats(): searches, their candidates, and those their error bounds let go unread. */
+export interface RescoringStats {
+  searches: number;
+  candidates: number;
+  skipped: number;
+}
+
 /** Times a search ranks again because writes moved the store while it read vectors, before it takes what it read. */
 const MOVED_RETRIES = 3;
 
@@ -95,6 +118,8 @@ function hitOf(r: Ranked, text: string | undefined): SearchHit {
  * while it reads vectors make it rank again (or, after a few tries, take what it read).
  */
 export class SearchPath {
+  readonly rescoring: RescoringStats = { searches: 0, candidates: 0, skipped: 0 };
+
   constructor(private readonly env: SearchEnv) {}
 
   /**
@@ -158,7 +183,7 @@ export class SearchPath {
     let entry: CacheEntry<SearchHit[]> | undefined;
     try {
       if (look.kind === 'candidates') {
-        ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, false);
+        ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, false, () => this.boundOf(scanForm().scan, cq.kernelQuery()));
         if (!look.near) entry = look.entry;
       } else {
         ranked = await this.rank(q, want, (scan, top, complete) => (entry = cache.remember(cq, scan, this.env.index(), top, complete)), scanForm(), false);
@@ -219,74 +244,77 @@ export class SearchPath {
     // Ties in the heap keep the lower slot, as sortBestFirst() orders them: the first `candidates` are the scan a smaller heap makes.
     remember?.(scan, top, capacity >= size || count < capacity);
     const chosen: Candidate[] = [];
-    for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ id: this.env.index().idAt(top.slotAt(i)), score: top.scoreAt(i) });
-    return this.finish(q, offset, chosen, want, tolerateMoves);
+    for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ id: this.env.index().idAt(top.slotAt(i)), slot: top.slotAt(i), score: top.scoreAt(i) });
+    return this.finish(q, offset, chosen, want, tolerateMoves, () => this.boundOf(scan, this.env.index().kernelQuery(scan)));
   }
 
   /**
    * The answer from the scan's candidates (best kernel score first): rescored, or their scores
    * converted. Where each candidate's full vector is (hot in the cache, or a place in the vector
    * arena) is taken before the first read, so the scores are those of the store the scan saw.
-   * Undefined when writes came in while vectors were read (the documents read after them could be
-   * newer than the scores), unless `tolerateMoves`; damage found in a vector still in place is thrown.
+   * Rescoring reads a vector only while its error bound (rescore-bound.ts, made by `bound` when
+   * first needed) can still reach the k-th best exact score: the hot vectors and the first k read
+   * set that score, and the rest are read only if they can beat it. Undefined when writes came in
+   * while vectors were read (the documents read after them could be newer than the scores), unless
+   * `tolerateMoves`; damage found in a vector still in place is thrown.
    */
-  private async finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
+  private async finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted, tolerateMoves: boolean, bound: () => RescoreBound | undefined): Promise<Ranked[] | undefined> {
     let ranked: { id: string; score: number }[];
     if (want.rescore) {
       const writes = this.env.writes();
       const qNorm = norm(q);
       // Hot vectors are scored now, in place and in one batch, before anything is awaited (a view
-      // into the cache is valid until its next keep()); the others are read, then scored in one batch.
+      // into the cache is valid until its next keep()); the others are read, then scored in batches.
       ranked = [];
       const hotIds: string[] = [];
       const hot: Float32Array[] = [];
       const hotNorms: (number | undefined)[] = [];
-      const sources: { readonly id: string; readonly place: VectorPlace }[] = [];
-      for (const { id } of candidates) {
-        const h = this.env.cache?.hotVector(id);
+      // Read first: the vectors not hot among the k best by kernel score; the rest, only if they can still enter.
+      const first: Source[] = [];
+      let rest: Source[] = [];
+      for (const [i, c] of candidates.entries()) {
+        const h = this.env.cache?.hotVector(c.id);
         if (h === undefined) {
-          sources.push({ id, place: this.env.placeOf(id) });
+          (i < want.k ? first : rest).push({ id: c.id, place: this.env.placeOf(c.id), slot: c.slot, kernel: c.score });
           continue;
         }
-        hotIds.push(id);
+        hotIds.push(c.id);
         hot.push(h.full);
         hotNorms.push(h.norm);
       }
-      const scores = new Float64Array(Math.max(hot.length, sources.length));
+      const scores = new Float64Array(Math.max(hot.length, first.length + rest.length));
       const norms = new Float64Array(scores.length);
       this.env.scorer.score(q, qNorm, hot, hotNorms, scores, norms);
       hotIds.forEach((id, i) => ranked.push({ id, score: scores[i]! }));
-      // Each vector is read into one shared frame and copied into the scorer's batch at once: no
-      // buffer per candidate. A file layer without synchronous reads reads them all, then loads them.
-      this.env.scorer.reserve(sources.length);
-      let loaded = 0;
-      for (const source of sources) {
-        let vector: Float32Array | undefined;
-        try {
-          vector = this.env.reads.vectorNowShared(source.id, source.place);
-        } catch (e) {
-          return this.failedRead(source, e);
-        }
-        if (vector === undefined) break;
-        this.env.scorer.load(loaded++, vector);
-      }
       let moved = false;
-      if (loaded < sources.length) {
-        const reads = await Promise.allSettled(sources.map((x) => this.env.reads.vector(x.id, x.place)));
-        moved = this.env.writes() !== writes;
-        this.env.scorer.reserve(sources.length);
-        for (const [i, r] of reads.entries()) {
-          if (r.status === 'rejected') return this.failedRead(sources[i]!, r.reason);
-          this.env.scorer.load(i, r.value);
+      const firstNow = this.scoreSourcesNow(q, qNorm, first, ranked, scores, norms);
+      if (firstNow === undefined) return undefined;
+      if (!firstNow) {
+        const later = await this.scoreSourcesLater(q, qNorm, first, ranked, scores, norms);
+        if (later === undefined) return undefined;
+        moved = later.moved;
+      }
+      // Only over the store the scan saw: slots and codes are those the bound reads.
+      if (rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes) {
+        const b = bound();
+        if (b !== undefined) {
+          // Strictly below the k-th best exact score found: it would not be in the answer.
+          const kth = kthBest(ranked, want.k);
+          const before = rest.length;
+          rest = rest.filter((x) => !(b.upper(x.kernel, x.slot) < kth));
+          this.rescoring.skipped += before - rest.length;
         }
       }
-      this.env.scorer.scoreLoaded(q, qNorm, sources.length, [], scores, norms);
-      const cosine = this.env.metric === 'cosine';
-      sources.forEach(({ id }, i) => {
-        // Kept hot only when no write came in (a write to this id would have dropped it), and read before.
-        if (this.env.cache !== undefined && !moved && this.env.cache.admitVector(id)) this.env.cache.keep(id, { full: this.env.scorer.loaded(i), ...(cosine ? { norm: norms[i]! } : {}) });
-        ranked.push({ id, score: scores[i]! });
-      });
+      const restNow = this.scoreSourcesNow(q, qNorm, rest, ranked, scores, norms);
+      if (restNow === undefined) return undefined;
+      if (!restNow) {
+        const later = await this.scoreSourcesLater(q, qNorm, rest, ranked, scores, norms);
+        if (later === undefined) return undefined;
+        moved ||= later.moved;
+      }
+      this.rescoring.searches++;
+      this.rescoring.candidates += candidates.length;
+      moved ||= this.env.writes() !== writes;
       if (moved && !tolerateMoves) return undefined;
       ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       ranked.length = Math.min(ranked.length, want.k);
@@ -295,6 +323,61 @@ export class SearchPath {
       ranked = candidates.slice(0, want.k).map(({ id, score }) => ({ id, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
     }
     return ranked.map(({ id, score }) => this.rankedOf(id, score));
+  }
+
+  /**
+   * Reads the full vectors of `sources` and appends their exact scores to `ranked` (one batch),
+   * now: each vector is read into one shared frame and copied into the scorer's batch at once, no
+   * buffer per candidate, and nothing is awaited, so no write comes in. False when the file layer
+   * cannot read synchronously (scoreSourcesLater() then does it all); undefined when a vector moved
+   * (failedRead()).
+   */
+  private scoreSourcesNow(q: Float32Array, qNorm: number, sources: readonly Source[], ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): boolean | undefined {
+    if (sources.length === 0) return true;
+    this.env.scorer.reserve(sources.length);
+    let loaded = 0;
+    for (const source of sources) {
+      let vector: Float32Array | undefined;
+      try {
+        vector = this.env.reads.vectorNowShared(source.id, source.place);
+      } catch (e) {
+        return this.failedRead(source, e);
+      }
+      if (vector === undefined) return false;
+      this.env.scorer.load(loaded++, vector);
+    }
+    this.scoreLoaded(q, qNorm, sources, false, ranked, scores, norms);
+    return true;
+  }
+
+  /** scoreSourcesNow() for a file layer without synchronous reads: reads them all, then loads them; resolves to whether writes came in meanwhile. */
+  private async scoreSourcesLater(q: Float32Array, qNorm: number, sources: readonly Source[], ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): Promise<{ moved: boolean } | undefined> {
+    const writes = this.env.writes();
+    const reads = await Promise.allSettled(sources.map((x) => this.env.reads.vector(x.id, x.place)));
+    const moved = this.env.writes() !== writes;
+    this.env.scorer.reserve(sources.length);
+    for (const [i, r] of reads.entries()) {
+      if (r.status === 'rejected') return this.failedRead(sources[i]!, r.reason);
+      this.env.scorer.load(i, r.value);
+    }
+    this.scoreLoaded(q, qNorm, sources, moved, ranked, scores, norms);
+    return { moved };
+  }
+
+  /** Scores the batch loaded for `sources`, keeping vectors hot where the cache admits them. */
+  private scoreLoaded(q: Float32Array, qNorm: number, sources: readonly Source[], moved: boolean, ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): void {
+    this.env.scorer.scoreLoaded(q, qNorm, sources.length, [], scores, norms);
+    const cache = this.env.cache;
+    const cosine = this.env.metric === 'cosine';
+    sources.forEach(({ id }, i) => {
+      // Kept hot only when no write came in (a write to this id would have dropped it), and read before.
+      if (cache !== undefined && !moved && cache.admitVector(id)) cache.keep(id, { full: this.env.scorer.loaded(i), ...(cosine ? { norm: norms[i]! } : {}) });
+      ranked.push({ id, score: scores[i]! });
+    });
+  }
+
+  private boundOf(scan: ScanQuery, kernelQuery: Float32Array): RescoreBound | undefined {
+    return rescoreBound(this.env.index(), scan, kernelQuery, this.env.space.pca !== undefined);
   }
 
   /**

@@ -1,0 +1,59 @@
+import type { VectorIndex } from '../index/vector-index.js';
+import type { ScanQuery } from '../scan/code-blocks.js';
+
+/**
+ * Upper bounds on a candidate's exact score from its kernel score (RESCORING.md has the proofs).
+ * Rescoring reads a candidate's full-precision vector only while its bound can still reach the k-th
+ * best exact score found so far: one that cannot would not be in the answer, so the answer is the
+ * one rescoring every candidate gives.
+ */
+export interface RescoreBound {
+  /** A number no smaller than the exact score of the vector in `slot`, whose kernel score is `kernel`. */
+  upper(kernel: number, slot: number): number;
+}
+
+function distance(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - b[i]!;
+    sum += d * d;
+  }
+  return Math.sqrt(sum);
+}
+
+function length(a: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i]! * a[i]!;
+  return Math.sqrt(sum);
+}
+
+/**
+ * The bound for `scan` over `index`, whose kernels see the query as `kernelQuery`; undefined where
+ * there is none: a PCA store (the residual outside the projection is not kept), or a codec without
+ * an error bound (Codec.maxError is Infinity for every vector then, which bounds nothing either).
+ */
+export function rescoreBound(index: VectorIndex, scan: ScanQuery, kernelQuery: Float32Array, projected: boolean): RescoreBound | undefined {
+  if (projected || index.codec.maxError(1, index.dim) === Infinity) return undefined;
+  const dim = index.dim;
+  // What the kernel's float32 arithmetic may add, relative to the size of the terms it sums: a
+  // float32 sum over dim/4 steps in four lanes, then a few more roundings; twice that, for slack.
+  const rounding = (dim / 4 + 8) * 2 ** -22;
+  // And what underflow may lose outright: each float32 operation on subnormals, at most 2⁻¹⁴⁹, and
+  // the int8 kernels' product of the two scales, at most 2⁻¹⁴⁹ times the integer sum (≤ 127² · dim).
+  const underflow = ((127 * 127 + 2) * dim + 16) * 2 ** -149;
+  const queryError = distance(scan.vector, kernelQuery);
+  const queryNorm = length(scan.vector);
+  const metric = scan.metric;
+  const norms = metric === 'dot' ? Math.max(1, index.maxNorm()) : 1;
+  return {
+    upper(kernel, slot) {
+      const error = index.codeErrorAt(slot);
+      // A code without an error bound (a zero scale) bounds nothing: Infinity, never 0 · Infinity.
+      if (error === Infinity) return Infinity;
+      // The scan's query and stored vectors are unit length, and the kernel divides by the code's norm.
+      if (metric === 'cosine') return kernel + 2 * error + queryError + rounding * (Math.abs(kernel) + 1 + queryNorm) + underflow;
+      if (metric === 'dot') return kernel + queryNorm * error + queryError * norms + rounding * (Math.abs(kernel) + queryNorm * norms) + underflow;
+      return -Math.sqrt(Math.max(0, -kernel * (1 - rounding) - underflow)) + error + queryError;
+    },
+  };
+}

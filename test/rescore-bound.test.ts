@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { getCodec } from '../src/codec/index.js';
+import type { CodecName } from '../src/codec/codec.js';
+import { FlatIndex } from '../src/index/flat-index.js';
+import { MemStore } from '../src/memstore.js';
+import type { Metric } from '../src/options.js';
+import type { ScanQuery } from '../src/scan/code-blocks.js';
+import { TopK } from '../src/scan/topk.js';
+import { rescoreBound } from '../src/search/rescore-bound.js';
+import { normalized } from '../src/vector.js';
+import { bruteForce, clustered, exactScore, tempDir } from './helpers.js';
+
+/**
+ * The error bounds that let rescoring leave candidates unread (src/search/RESCORING.md): for every
+ * stored vector, the bound from its kernel score is at least its exact score, whatever the data.
+ */
+
+interface Case {
+  readonly metric: Metric;
+  readonly codec: CodecName;
+  readonly vectors: Float32Array[];
+  readonly query: Float32Array;
+}
+
+const component = fc.oneof(
+  fc.float({ min: -1, max: 1, noNaN: true }),
+  fc.constantFrom(0, 1, -1, 1e-3, -1e-3),
+);
+
+const caseArb: fc.Arbitrary<Case> = fc
+  .record({
+    metric: fc.constantFrom<Metric>('cosine', 'dot', 'l2'),
+    codec: fc.constantFrom<CodecName>('int8', 'f32'),
+    dim: fc.integer({ min: 1, max: 80 }),
+    n: fc.integer({ min: 1, max: 30 }),
+    scale: fc.constantFrom(1e-3, 0.1, 1, 30, 1e3),
+    seed: fc.integer(),
+  })
+  .chain(({ metric, codec, dim, n, scale }) =>
+    fc.record({
+      metric: fc.constant(metric),
+      codec: fc.constant(codec),
+      vectors: fc.array(fc.array(component, { minLength: dim, maxLength: dim }), { minLength: n, maxLength: n }).map((rows) => rows.map((r) => Float32Array.from(r, (x) => x * scale))),
+      query: fc.array(component, { minLength: dim, maxLength: dim }).map((r) => Float32Array.from(r, (x) => x * scale)),
+    }),
+  );
+
+function check({ metric, codec, vectors, query }: Case): void {
+  const dim = query.length;
+  const index = new FlatIndex(getCodec(codec), dim, true);
+  try {
+    vectors.forEach((v, i) => index.put(`v${i}`, metric === 'cosine' ? normalized(v) : v));
+    const scan: ScanQuery = { vector: metric === 'cosine' ? normalized(query) : query, metric, int8Query: true };
+    const bound = rescoreBound(index, scan, index.kernelQuery(scan), false);
+    assert.ok(bound !== undefined, `${codec} has an error bound`);
+    const top = new TopK(vectors.length);
+    index.search(scan, top, {});
+    const count = top.sortBestFirst();
+    assert.equal(count, vectors.length);
+    for (let i = 0; i < count; i++) {
+      const slot = top.slotAt(i);
+      const exact = exactScore(metric, query, vectors[Number(index.idAt(slot).slice(1))]!);
+      const upper = bound.upper(top.scoreAt(i), slot);
+      assert.ok(upper >= exact, `${metric} ${codec}: bound ${upper} below the exact score ${exact} of ${index.idAt(slot)}`);
+    }
+  } finally {
+    index.free();
+  }
+}
+
+test('rescore bound: no stored vector scores above its bound (int8 and f32, every metric, any data)', () => {
+  fc.assert(fc.property(caseArb, check), { numRuns: 400 });
+});
+
+test('rescore bound: none for codecs without an error bound, nor for a projected (PCA) store', () => {
+  for (const codec of ['f16', 'fp8-e4m3', 'fp8-e5m2'] as const) {
+    const index = new FlatIndex(getCodec(codec), 4, true);
+    index.put('a', Float32Array.of(1, 2, 3, 4));
+    const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };
+    assert.equal(rescoreBound(index, scan, index.kernelQuery(scan), false), undefined, codec);
+    index.free();
+  }
+  const index = new FlatIndex(getCodec('int8'), 4, true);
+  index.put('a', Float32Array.of(1, 2, 3, 4));
+  const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };
+  assert.equal(rescoreBound(index, scan, index.kernelQuery(scan), true), undefined, 'projected');
+  assert.ok(rescoreBound(index, scan, index.kernelQuery(scan), false) !== undefined);
+  index.free();
+});
+
+test('rescoring leaves candidates unread by their bounds, and answers as reading every one does', async () => {
+  // 40 vectors, k = 10, four candidates per result: every vector is a candidate, so the answer
+  // must be the exact top 10 by brute force.
+  for (const metric of ['cosine', 'dot', 'l2'] as const) {
+    const vectors = clustered(40, 64, 11, 4);
+    const store = await MemStore.open(tempDir(), { dim: 64, metric, durability: 'none', cache: false });
+    try {
+      const items = vectors.map((vector, i) => ({ id: `v${i}`, vector }));
+      await store.add(items);
+      const queries = clustered(30, 64, 12, 4);
+      for (const q of queries) {
+        const hits = await store.search(q, { k: 10 });
+        assert.deepEqual(hits.map((h) => h.id), bruteForce(metric, q, items, 10), metric);
+        for (const h of hits) {
+          const exact = exactScore(metric, q, vectors[Number(h.id.slice(1))]!);
+          assert.ok(Math.abs(h.score - exact) <= 1e-9 * Math.max(1, Math.abs(exact)), `${metric}: ${h.score} against ${exact}`);
+        }
+      }
+      const r = store.stats().rescoring;
+      assert.equal(r.searches, queries.length);
+      assert.equal(r.candidates, 40 * queries.length);
+      assert.ok(r.skipped > 0, `${metric}: no candidate was left unread (${JSON.stringify(r)})`);
+      assert.ok(r.skipped <= 30 * queries.length, 'the k best by kernel score are always read');
+    } finally {
+      await store.close();
+    }
+  }
+});
