@@ -53,3 +53,39 @@ test('TopK: a tie with the worst kept entry enters only from a lower slot', () =
   top.sortBestFirst();
   assert.deepEqual([top.slotAt(0), top.slotAt(1)], [5, 7]);
 });
+
+test('TopK: admits() never refuses what would enter, pushes gated by it keep the same k best, and clear() makes it new', () => {
+  fc.assert(
+    fc.property(pushes, fc.integer({ min: 1, max: 30 }), (entries, k) => {
+      const top = new TopK(k);
+      for (let round = 0; round < 2; round++) {
+        top.clear();
+        for (const e of entries) {
+          // What would be kept if pushed now must be admitted.
+          const wouldEnter = best([...entries.slice(0, entries.indexOf(e) + 1)], k).some((x) => x.slot === e.slot);
+          if (wouldEnter) assert.equal(top.admits(e.score), true);
+          if (top.admits(e.score)) top.push(e.score, e.slot);
+        }
+        assert.equal(top.size, Math.min(k, entries.length));
+        assert.deepEqual(top.sorted(), best(entries, k));
+        const n = top.sortBestFirst();
+        assert.deepEqual(Array.from({ length: n }, (_, i) => ({ score: top.scoreAt(i), slot: top.slotAt(i) })), best(entries, k));
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('TopK: with no room nothing enters, not even +Infinity; a push after sortBestFirst throws', () => {
+  const none = new TopK(0);
+  assert.equal(none.admits(Infinity), false);
+  none.push(Infinity, 0);
+  none.push(1, 1);
+  assert.equal(none.size, 0);
+  assert.equal(none.sortBestFirst(), 0);
+  const one = new TopK(1);
+  for (let slot = 0; slot < 10; slot++) one.push(slot % 3, slot);
+  assert.equal(one.sortBestFirst(), 1);
+  assert.deepEqual([one.scoreAt(0), one.slotAt(0)], [2, 2]);
+  assert.throws(() => one.push(5, 0));
+});

@@ -1,73 +1,121 @@
 /**
- * The k best (score, slot) pairs seen so far, as a binary heap over two typed arrays so that a scan
- * of millions of scores allocates nothing. "Best" is a total order: higher score, then lower slot.
- * So the heap holds exactly the k best of everything pushed, whatever the order of the pushes, and
- * the first k of a larger heap's entries are what a heap of k keeps: the lookaside cache relies on
- * it when it takes a search's candidates from its larger pool. The root is the worst entry kept.
+ * The k best (score, slot) pairs seen so far, in two typed arrays so that a scan of millions of
+ * scores allocates nothing. "Best" is a total order: higher score, then lower slot. So it holds
+ * exactly the k best of everything pushed, whatever the order of the pushes, and the first k of a
+ * larger one's entries are what one of k keeps: the lookaside cache relies on it when it takes a
+ * search's candidates from its larger pool.
+ *
+ * Not a heap: entries at or above a floor are appended to a buffer of 2k, and when it is full a
+ * selection (quickselect) keeps the k best and raises the floor to the worst of them. A push is an
+ * append, and each selection costs O(k) for at least k pushes; a binary heap pays O(log k) per push
+ * and its sift's unpredictable branches (bench/results/topk.md: 10k scores into the 140 best took
+ * 38 µs, against 53 to 56 with a heap).
  */
 export class TopK {
   private readonly scores: Float64Array;
   private readonly slots: Int32Array;
   private n = 0;
-  /** Set by sortBestFirst: the arrays are no longer a heap. */
+  /** Nothing worse than (floorScore, floorSlot) can enter: the worst of the k best at the last selection. */
+  private floorScore = -Infinity;
+  private floorSlot = 0x7fffffff;
+  /** Set by sortBestFirst: the entries are in their final order; no more pushes. */
   private spent = false;
 
   constructor(readonly capacity: number) {
-    this.scores = new Float64Array(capacity);
-    this.slots = new Int32Array(capacity);
+    const room = Math.max(1, 2 * capacity);
+    this.scores = new Float64Array(room);
+    this.slots = new Int32Array(room);
+    this.clear();
   }
 
   get size(): number {
-    return this.n;
+    return Math.min(this.n, this.capacity);
   }
 
-  /** Empties the heap for reuse (a caller that keeps one per query stream allocates nothing per query). */
+  /** Empties it for reuse (a caller that keeps one per query stream allocates nothing per query). */
   clear(): void {
     this.n = 0;
+    // Empty, everything enters; with no room, nothing does (not even +Infinity, from slot -1 on).
+    this.floorScore = this.capacity > 0 ? -Infinity : Infinity;
+    this.floorSlot = this.capacity > 0 ? 0x7fffffff : -1;
     this.spent = false;
   }
 
   /**
-   * False when no entry with `score` can enter the heap (lets callers skip expensive checks, such as
-   * filters, for the rest); true may still lose the tie on slots in push().
+   * False when no entry with `score` can enter (lets callers skip expensive checks, such as filters,
+   * for the rest); true may still lose in push(), to the tie on slots or to what came since the floor
+   * last rose.
    */
   admits(score: number): boolean {
-    return this.n < this.capacity || score >= this.scores[0]!;
-  }
-
-  /** Whether (s1, slot1) is worse than (s2, slot2): a lower score, or the same score at a higher slot. */
-  private static worse(s1: number, slot1: number, s2: number, slot2: number): boolean {
-    return s1 < s2 || (s1 === s2 && slot1 > slot2);
+    return score >= this.floorScore && this.capacity > 0;
   }
 
   push(score: number, slot: number): void {
     if (this.spent) throw new Error('push after sortBestFirst');
-    if (this.n < this.capacity) {
-      let i = this.n++;
-      while (i > 0) {
-        const parent = (i - 1) >> 1;
-        if (!TopK.worse(score, slot, this.scores[parent]!, this.slots[parent]!)) break;
-        this.scores[i] = this.scores[parent]!;
-        this.slots[i] = this.slots[parent]!;
-        i = parent;
-      }
-      this.scores[i] = score;
-      this.slots[i] = slot;
-      return;
+    if (score < this.floorScore || (score === this.floorScore && slot > this.floorSlot)) return;
+    if (this.n === this.scores.length) {
+      this.select();
+      if (score < this.floorScore || (score === this.floorScore && slot > this.floorSlot)) return;
     }
-    if (this.n === 0 || !TopK.worse(this.scores[0]!, this.slots[0]!, score, slot)) return;
-    this.siftDownFromRoot(score, slot);
+    this.scores[this.n] = score;
+    this.slots[this.n++] = slot;
   }
 
-  private siftDownFromRoot(score: number, slot: number): void {
-    const n = this.n;
-    let i = 0;
+  /** Whether entry i is better than (score, slot): a higher score, or the same at a lower slot. */
+  private better(i: number, score: number, slot: number): boolean {
+    const s = this.scores[i]!;
+    return s > score || (s === score && this.slots[i]! < slot);
+  }
+
+  private swap(i: number, j: number): void {
+    const s = this.scores[i]!;
+    this.scores[i] = this.scores[j]!;
+    this.scores[j] = s;
+    const t = this.slots[i]!;
+    this.slots[i] = this.slots[j]!;
+    this.slots[j] = t;
+  }
+
+  /** Keeps the k best in [0, k) (quickselect, Hoare's partition) and raises the floor to the worst of them. */
+  private select(): void {
+    const k = this.capacity;
+    if (this.n > k) {
+      let lo = 0;
+      let hi = this.n - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const ps = this.scores[mid]!;
+        const pt = this.slots[mid]!;
+        let i = lo;
+        let j = hi;
+        while (i <= j) {
+          while (this.better(i, ps, pt)) i++;
+          while (!(this.scores[j]! === ps && this.slots[j]! === pt) && !this.better(j, ps, pt)) j--;
+          if (i <= j) this.swap(i++, j--);
+        }
+        // [lo, j] are at least as good as the pivot, [i, hi] at most; k - 1 falls in one of them or between.
+        if (k - 1 <= j) hi = j;
+        else if (k - 1 >= i) lo = i;
+        else break;
+      }
+      this.n = k;
+    }
+    if (this.n < k) return;
+    let worst = 0;
+    for (let i = 1; i < k; i++) if (!this.better(i, this.scores[worst]!, this.slots[worst]!)) worst = i;
+    this.floorScore = this.scores[worst]!;
+    this.floorSlot = this.slots[worst]!;
+  }
+
+  /** Sifts (score, slot) down from `i` in a heap of the first `n` entries whose root is the worst. */
+  private siftDown(i: number, n: number, score: number, slot: number): void {
     for (;;) {
       const l = 2 * i + 1;
       if (l >= n) break;
       const r = l + 1;
-      const c = r < n && TopK.worse(this.scores[r]!, this.slots[r]!, this.scores[l]!, this.slots[l]!) ? r : l;
-      if (!TopK.worse(this.scores[c]!, this.slots[c]!, score, slot)) break;
+      // The worse child moves up, so the worst stays at the root.
+      const c = r < n && this.better(l, this.scores[r]!, this.slots[r]!) ? r : l;
+      if (this.better(c, score, slot)) break;
       this.scores[i] = this.scores[c]!;
       this.slots[i] = this.slots[c]!;
       i = c;
@@ -78,21 +126,21 @@ export class TopK {
 
   /**
    * Sorts the entries in place, best first, in the order sorted() gives (ties: lower slot first),
-   * without an object per entry: read them with scoreAt and slotAt. The heap is spent afterwards
-   * (no more pushes). Returns how many there are.
+   * without an object per entry: read them with scoreAt and slotAt. No more pushes afterwards.
+   * Returns how many there are.
    */
   sortBestFirst(): number {
+    if (this.n > this.capacity) this.select();
     const count = this.n;
-    // Heapsort: the worst goes to the end each time, so the array ends best first in the total order.
+    // Heapsort with the worst at the root: each step moves the worst left to the end.
+    for (let i = (count >> 1) - 1; i >= 0; i--) this.siftDown(i, count, this.scores[i]!, this.slots[i]!);
     for (let end = count - 1; end > 0; end--) {
       const score = this.scores[end]!;
       const slot = this.slots[end]!;
       this.scores[end] = this.scores[0]!;
       this.slots[end] = this.slots[0]!;
-      this.n = end;
-      this.siftDownFromRoot(score, slot);
+      this.siftDown(0, end, score, slot);
     }
-    this.n = count;
     this.spent = true;
     return count;
   }
@@ -109,6 +157,7 @@ export class TopK {
 
   /** The entries best first; ties keep the lower slot first so results are deterministic. */
   sorted(): { score: number; slot: number }[] {
+    if (this.n > this.capacity) this.select();
     const out: { score: number; slot: number }[] = [];
     for (let i = 0; i < this.n; i++) out.push({ score: this.scores[i]!, slot: this.slots[i]! });
     out.sort((a, b) => b.score - a.score || a.slot - b.slot);
