@@ -295,6 +295,7 @@ export class SearchPath {
         moved = later.moved;
       }
       // Only over the store the scan saw: slots and codes are those the bound reads.
+      let skipped = 0;
       if (rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes) {
         const b = bound();
         if (b !== undefined) {
@@ -302,7 +303,7 @@ export class SearchPath {
           const kth = kthBest(ranked, want.k);
           const before = rest.length;
           rest = rest.filter((x) => !(b.upper(x.kernel, x.slot) < kth));
-          this.rescoring.skipped += before - rest.length;
+          skipped = before - rest.length;
         }
       }
       const restNow = this.scoreSourcesNow(q, qNorm, rest, ranked, scores, norms);
@@ -312,10 +313,11 @@ export class SearchPath {
         if (later === undefined) return undefined;
         moved ||= later.moved;
       }
-      this.rescoring.searches++;
-      this.rescoring.candidates += candidates.length;
       moved ||= this.env.writes() !== writes;
       if (moved && !tolerateMoves) return undefined;
+      this.rescoring.searches++;
+      this.rescoring.candidates += candidates.length;
+      this.rescoring.skipped += skipped;
       ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       ranked.length = Math.min(ranked.length, want.k);
     } else {
