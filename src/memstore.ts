@@ -171,7 +171,11 @@ export class MemStore {
   /** The order writes are logged and applied in, and the gate maintenance holds. */
   private readonly pipeline: CommitPipeline<Mutation>;
   private readonly damage = new Damage();
-  /** Counts applied writes, so a search that read files in between can tell its snapshot moved. */
+  /**
+   * Counts changes to the index (applied writes, records set aside as damaged), so a search that
+   * read files in between can tell its snapshot moved: its slots and codes are no longer those of
+   * the index.
+   */
   private writes = 0;
   /** The index file (INDEX.md), opened by load(). */
   private indexFile: IndexFile | undefined;
@@ -380,6 +384,9 @@ export class MemStore {
     const place = this.index.placeOf(id);
     if (place !== undefined) this.damage.places.set(id, place);
     this.index.remove(id);
+    // The removal moves the last slot into the hole: a search waiting for its reads must not take
+    // the slots its scan saw (rescoring bounds read codes by slot) for the index's.
+    this.writes++;
     this.cache?.clear();
     return error;
   }

@@ -9,6 +9,8 @@ import { CodeBlocks } from '../src/scan/code-blocks.js';
 import { TopK } from '../src/scan/topk.js';
 import type { Metric } from '../src/options.js';
 import { clustered, gaussian, rng, tempDir } from './helpers.js';
+import { FaultFileLayer } from './support/fault-layer.js';
+import { HeldLog } from './support/held-log.js';
 
 /**
  * The certified lookaside cache (src/cache/CACHE.md): a hit returns what a search of the store
@@ -439,3 +441,142 @@ test('duplicate vectors (kernel-score ties at the k-th place): a store with the 
     await plain.close();
   }
 });
+
+test('a write the store applies between ranking a search and reading its texts leaves no old text hot: later answers carry the new text', async () => {
+  const dim = 16;
+  const v = clustered(30, dim, 3, 3);
+  // A file layer whose log writes report back when the test says: the write then lands a chosen
+  // number of microtasks into a search started in the same step.
+  const files = new HeldLog();
+  const cached = await MemStore.open(tempDir(), { dim, durability: 'none', files });
+  const plain = await MemStore.open(tempDir(), { dim, durability: 'none', cache: false });
+  try {
+    const records = v.map((vector, i) => ({ id: `r${i}`, vector, text: `old ${i}`, meta: { i, version: 0 } }));
+    await cached.add(records);
+    await plain.add(records);
+    const q = v[0]!;
+    for (let delay = 0; delay < 24; delay++) {
+      // Read twice: r0's document and text are kept hot.
+      await cached.search(q, { k: 5 });
+      await cached.search(q.map((x) => x * 1.01), { k: 5 });
+      const record = { id: 'r0', vector: q, text: `new ${delay}`, meta: { i: 0, version: delay + 1 } };
+      const { reached, release } = files.hold();
+      const write = cached.add([record]);
+      await reached;
+      release();
+      const racing = (async () => {
+        for (let i = 0; i < delay; i++) await null;
+        return cached.search(q.map((x) => x * (1.02 + delay * 1e-4)), { k: 5 });
+      })();
+      await Promise.all([write, racing]);
+      await plain.add([record]);
+      for (const probe of [q.map((x) => x * 1.001), q]) sameAnswer(await cached.search(probe, { k: 5 }), await plain.search(probe, { k: 5 }), `delay ${delay}`);
+    }
+  } finally {
+    await cached.close();
+    await plain.close();
+  }
+});
+
+/**
+ * A caller doing everything at once with a cache far too small: dozens of concurrent searches
+ * (exact repeats of the same Float32Array, queries a last bit apart, near and fresh ones, filters, k
+ * past the store) evicting entries other searches still hold, a query changed in place after its
+ * answer, answers changed by the caller, writes racing searches. Every answer must be, bit for bit,
+ * what the store without the cache answers.
+ */
+async function hostileCacheUse(metric: Metric, codec: CodecName, cache: { entries: number; bytes: number; pool: number }, seed: number, asyncReads: boolean): Promise<void> {
+  const next = rng(seed);
+  const dim = 24;
+  const centres = Array.from({ length: 6 }, () => Float32Array.from({ length: dim }, () => gaussian(next)));
+  const fresh = () => Float32Array.from(centres[Math.floor(next() * 6)]!, (x) => x + 0.4 * gaussian(next));
+  const tags = ['a', 'b', 'c'];
+  let serial = 0;
+  const record = (i: number, vector: Float32Array) => ({ id: `r${String(i).padStart(3, '0')}`, vector, text: `t${i}:${serial++}`, meta: { tag: tags[i % 3]!, n: { i, s: serial } } });
+  const base = Array.from({ length: 100 }, () => fresh());
+  // Duplicates: kernel-score ties at every rank.
+  for (let i = 0; i < 20; i++) base.push(Float32Array.from(base[i]!));
+  const initial = base.map((v, i) => record(i, v));
+  const options: OpenOptions = { dim, metric, codec, durability: 'none' };
+  const dir = tempDir();
+  const disk = asyncReads ? new FaultFileLayer({ seed }) : undefined;
+  if (disk !== undefined) {
+    // Written, then reopened: vectors and texts are in files, and every read waits.
+    const first = await MemStore.open(dir, { ...options, files: disk });
+    await first.add(initial);
+    await first.close();
+  }
+  const cached = await MemStore.open(dir, { ...options, cache, ...(disk === undefined ? {} : { files: disk }) });
+  const plain = await MemStore.open(tempDir(), { ...options, cache: false });
+  const same = (a: SearchHit[], b: SearchHit[], where: string) => assert.deepEqual(a, b, where);
+  try {
+    if (disk === undefined) await cached.add(initial);
+    await plain.add(initial);
+    const asked: Float32Array[] = [];
+    const choices: SearchOptions[] = [{ k: 5 }, { k: 10 }, { k: 3, filter: { tag: 'b' } }, { k: 4, rescore: false }, { k: 200 }];
+    const pick = () => choices[Math.floor(next() * choices.length)]!;
+    const query = (): Float32Array => {
+      const previous = asked[Math.floor(next() * asked.length)];
+      const roll = next();
+      let q: Float32Array;
+      if (previous !== undefined && roll < 0.35) q = previous;
+      else if (previous !== undefined && roll < 0.55) q = Float32Array.from(previous, (x, i) => (i === 0 ? (x === 0 ? 1e-30 : x * (1 + 2 ** -23)) : x));
+      else if (previous !== undefined && roll < 0.75) q = Float32Array.from(previous, (x) => x + 0.01 * gaussian(next));
+      else q = fresh();
+      asked.push(q);
+      return q;
+    };
+    for (let round = 0; round < 3; round++) {
+      const burst = Array.from({ length: 24 }, () => ({ q: query(), o: pick() }));
+      const got = await Promise.all(burst.map(({ q, o }) => cached.search(q, o)));
+      for (const [i, { q, o }] of burst.entries()) same(got[i]!, await plain.search(q, o), `round ${round} burst ${i}`);
+      for (const hit of got.flat()) {
+        hit.id = 'changed';
+        hit.score = -1;
+        hit.text = 'changed';
+        if (hit.meta !== undefined) (hit.meta as { n: { i: number } }).n.i = -1;
+      }
+      const again = await Promise.all(burst.slice(0, 8).map(({ q, o }) => cached.search(q, o)));
+      for (const [i, { q, o }] of burst.slice(0, 8).entries()) same(again[i]!, await plain.search(q, o), `round ${round}: asked again ${i}`);
+      const changed = burst[Math.floor(next() * burst.length)]!;
+      const at = Math.floor(next() * dim);
+      changed.q[at] = changed.q[at]! + 0.5;
+      same(await cached.search(changed.q, changed.o), await plain.search(changed.q, changed.o), `round ${round}: the query changed in place`);
+      type Write = { del: string } | { add: ReturnType<typeof record> };
+      const writes = Array.from({ length: 3 }, (): Write => {
+        const i = Math.floor(next() * 130);
+        const roll = next();
+        if (roll < 0.3) return { del: `r${String(i).padStart(3, '0')}` };
+        return { add: record(i, roll < 0.6 ? Float32Array.from(asked[Math.floor(next() * asked.length)]!) : fresh()) };
+      });
+      const apply = (s: MemStore, w: Write) => ('del' in w ? s.delete([w.del]) : s.add([w.add]));
+      const raced = Array.from({ length: 12 }, () => ({ q: query(), o: pick() }));
+      await Promise.all([...raced.slice(0, 6).map(({ q, o }) => cached.search(q, o)), ...writes.map((w) => apply(cached, w)), ...raced.slice(6).map(({ q, o }) => cached.search(q, o))]);
+      for (const w of writes) await apply(plain, w);
+      for (const [i, { q, o }] of raced.entries()) same(await cached.search(q, o), await plain.search(q, o), `round ${round}: after the race ${i}`);
+    }
+    const s = cached.stats().cache;
+    assert.equal(s.bytes, (cached as unknown as { cache: { recount(): number } }).cache.recount(), 'the running byte count is exact');
+    // Below a kilobyte the cache's fixed parts (its tables of ids read, an empty slab's id table) are over the budget alone.
+    if (cache.bytes >= 1000) assert.ok(s.bytes <= cache.bytes, `within the budget: ${s.bytes}`);
+  } finally {
+    await cached.close();
+    await plain.close();
+  }
+}
+
+const TINY_CACHES = [
+  { entries: 1, bytes: 1, pool: 0 },
+  { entries: 2, bytes: 3000, pool: 0.5 },
+  { entries: 4, bytes: 20000, pool: 2.5 },
+  { entries: 3, bytes: 70000, pool: 1 },
+];
+
+for (const asyncReads of [false, true]) {
+  test(`tiny caches, concurrent bursts, repeats a last bit apart, callers changing queries and answers, racing writes${asyncReads ? ', reads that wait' : ''}: every answer is the uncached store's, bit for bit`, async () => {
+    let seed = asyncReads ? 500 : 100;
+    for (const metric of ['cosine', 'dot', 'l2'] as const) {
+      for (const [i, cache] of TINY_CACHES.entries()) await hostileCacheUse(metric, i % 2 === 0 ? 'int8' : 'f32', cache, seed++, asyncReads);
+    }
+  });
+}

@@ -43,7 +43,7 @@ export interface SearchEnv {
   readonly cache: LookasideCache<SearchHit[]> | undefined;
   /** The store's index now (training replaces it). */
   index(): VectorIndex;
-  /** Writes applied so far: a search that read files in between can tell its snapshot moved. */
+  /** Changes to the index so far (writes applied, records set aside): a search that read files in between can tell its snapshot moved. */
   writes(): number;
   /** Where the full vector of a stored record lives; CORRUPTION (naming it) when none is. */
   placeOf(id: string): VectorPlace;
@@ -287,10 +287,10 @@ export class SearchPath {
       this.env.scorer.score(q, qNorm, hot, hotNorms, scores, norms);
       hotIds.forEach((id, i) => ranked.push({ id, score: scores[i]! }));
       let moved = false;
-      const firstNow = this.scoreSourcesNow(q, qNorm, first, ranked, scores, norms);
+      const firstNow = this.scoreSourcesNow(q, qNorm, first, writes, ranked, scores, norms);
       if (firstNow === undefined) return undefined;
       if (!firstNow) {
-        const later = await this.scoreSourcesLater(q, qNorm, first, ranked, scores, norms);
+        const later = await this.scoreSourcesLater(q, qNorm, first, writes, ranked, scores, norms);
         if (later === undefined) return undefined;
         moved = later.moved;
       }
@@ -306,10 +306,12 @@ export class SearchPath {
           skipped = before - rest.length;
         }
       }
-      const restNow = this.scoreSourcesNow(q, qNorm, rest, ranked, scores, norms);
+      // The places of `rest` were taken with the others, before the first batch was awaited: a write
+      // since then makes them stale (scoreLoaded() must not keep what they hold hot).
+      const restNow = this.scoreSourcesNow(q, qNorm, rest, writes, ranked, scores, norms);
       if (restNow === undefined) return undefined;
       if (!restNow) {
-        const later = await this.scoreSourcesLater(q, qNorm, rest, ranked, scores, norms);
+        const later = await this.scoreSourcesLater(q, qNorm, rest, writes, ranked, scores, norms);
         if (later === undefined) return undefined;
         moved ||= later.moved;
       }
@@ -332,9 +334,9 @@ export class SearchPath {
    * now: each vector is read into one shared frame and copied into the scorer's batch at once, no
    * buffer per candidate, and nothing is awaited, so no write comes in. False when the file layer
    * cannot read synchronously (scoreSourcesLater() then does it all); undefined when a vector moved
-   * (failedRead()).
+   * (failedRead()). `since`: the write count when the places of `sources` were taken.
    */
-  private scoreSourcesNow(q: Float32Array, qNorm: number, sources: readonly Source[], ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): boolean | undefined {
+  private scoreSourcesNow(q: Float32Array, qNorm: number, sources: readonly Source[], since: number, ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): boolean | undefined {
     if (sources.length === 0) return true;
     this.env.scorer.reserve(sources.length);
     let loaded = 0;
@@ -348,15 +350,17 @@ export class SearchPath {
       if (vector === undefined) return false;
       this.env.scorer.load(loaded++, vector);
     }
-    this.scoreLoaded(q, qNorm, sources, false, ranked, scores, norms);
+    this.scoreLoaded(q, qNorm, sources, this.env.writes() !== since, ranked, scores, norms);
     return true;
   }
 
-  /** scoreSourcesNow() for a file layer without synchronous reads: reads them all, then loads them; resolves to whether writes came in meanwhile. */
-  private async scoreSourcesLater(q: Float32Array, qNorm: number, sources: readonly Source[], ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): Promise<{ moved: boolean } | undefined> {
-    const writes = this.env.writes();
+  /**
+   * scoreSourcesNow() for a file layer without synchronous reads: reads them all, then loads them;
+   * resolves to whether writes came in since the places of `sources` were taken (`since`, the write count then).
+   */
+  private async scoreSourcesLater(q: Float32Array, qNorm: number, sources: readonly Source[], since: number, ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): Promise<{ moved: boolean } | undefined> {
     const reads = await Promise.allSettled(sources.map((x) => this.env.reads.vector(x.id, x.place)));
-    const moved = this.env.writes() !== writes;
+    const moved = this.env.writes() !== since;
     this.env.scorer.reserve(sources.length);
     for (const [i, r] of reads.entries()) {
       if (r.status === 'rejected') return this.failedRead(sources[i]!, r.reason);
@@ -410,6 +414,10 @@ export class SearchPath {
   private async textsOf(ranked: readonly Ranked[]): Promise<(string | undefined)[] | undefined> {
     const cache = this.env.cache;
     const version = cache?.now;
+    // A hot text goes with the hot document it was kept with: it is taken, or kept, only for a record
+    // whose document is that one. A write that came in since the ranking (even before this started)
+    // dropped the hot parts of its id, and a document kept since is another object.
+    const current = (r: Ranked) => cache !== undefined && cache.hotDoc(r.id) === r.doc;
     // Hot texts and synchronous reads (where the arena can) fill `texts` at once; a read that must
     // wait, or that failed, leaves a promise in `pending` at its place.
     const texts: (string | undefined)[] = new Array<string | undefined>(ranked.length);
@@ -417,7 +425,7 @@ export class SearchPath {
     for (let i = 0; i < ranked.length; i++) {
       const r = ranked[i]!;
       if (r.doc.text === undefined) continue;
-      const hot = cache?.hotText(r.id);
+      const hot = current(r) ? cache!.hotText(r.id) : undefined;
       if (hot !== undefined && hot !== null) {
         texts[i] = hot;
         continue;
@@ -434,7 +442,7 @@ export class SearchPath {
         continue;
       }
       texts[i] = now;
-      if (r.keep) cache?.keep(r.id, { text: now });
+      if (r.keep && current(r)) cache!.keep(r.id, { text: now });
     }
     if (pending === undefined) return texts;
     const settled = await Promise.allSettled(pending);
@@ -445,7 +453,7 @@ export class SearchPath {
       if (s.status === 'fulfilled') {
         texts[i] = s.value;
         // Kept only if no write came in meanwhile: a write touches the id, which drops its hot parts.
-        if (cache !== undefined && cache.now === version && ranked[i]!.keep) cache.keep(ranked[i]!.id, { text: s.value });
+        if (cache !== undefined && cache.now === version && ranked[i]!.keep && current(ranked[i]!)) cache.keep(ranked[i]!.id, { text: s.value });
         continue;
       }
       const r = ranked[i]!;
