@@ -23,6 +23,10 @@ test('seen ids: a table of one slot remembers only the last id', () => {
   assert.equal(seen.bytes, 4);
 });
 
-test('seen ids: slots must be a power of two', () => {
-  for (const bad of [0, 3, 1000, -4, 1.5]) assert.throws(() => new SeenIds(bad), RangeError);
+test('seen ids: slots must be 0 or a power of two; a table of none remembers nothing', () => {
+  for (const bad of [3, 1000, -4, 1.5, NaN]) assert.throws(() => new SeenIds(bad), RangeError);
+  const none = new SeenIds(0);
+  assert.equal(none.again('a'), false);
+  assert.equal(none.again('a'), false);
+  assert.equal(none.bytes, 0);
 });

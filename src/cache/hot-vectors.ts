@@ -28,12 +28,17 @@ export class HotVectors {
   evictions = 0;
   readonly capacity: number;
 
+  /** Bytes of one row: the vector, its norm and its use bit. */
+  static rowBytes(dim: number): number {
+    return 4 * dim + 9;
+  }
+
   /** `bytes`: at most this much for the rows (the id table comes on top, counted in `bytes`). */
   constructor(
     readonly dim: number,
     bytes: number,
   ) {
-    this.capacity = Math.max(0, Math.floor(bytes / (4 * dim + 9)));
+    this.capacity = Math.max(0, Math.floor(bytes / HotVectors.rowBytes(dim)));
   }
 
   get size(): number {
@@ -42,7 +47,7 @@ export class HotVectors {
 
   /** Memory held: the rows of the slab ever used (what is resident of it), and the id table. */
   get bytes(): number {
-    return this.touched * (4 * this.dim + 9) + this.ids.bytes;
+    return this.touched * HotVectors.rowBytes(this.dim) + this.ids.bytes;
   }
 
   /**

@@ -190,14 +190,17 @@ const HOT_OVERHEAD = 96;
 const SPARES_PER_LENGTH = 2;
 /** Share of the byte budget spare buffers may take. */
 const SPARES_SHARE = 1 / 16;
-/** The ids remembered as read (seen-ids.ts), for vectors: one slot per this many bytes of budget, between the two limits. */
+/** The ids remembered as read (seen-ids.ts), for vectors: one slot per this many bytes of budget, at most the limit. */
 const SEEN_BYTES_PER_SLOT = 256;
-const SEEN_SLOTS = { min: 16, max: 4096 };
+const SEEN_SLOTS_MAX = 4096;
 
-/** Slots of a SeenIds table for a budget of `bytes`, a quarter as many when `quarter`. */
+/**
+ * Slots of a SeenIds table for a budget of `bytes`, a quarter as many when `quarter`: none under
+ * a budget too small to keep anything hot anyway, so that the table does not overrun it alone.
+ */
 function seenSlots(bytes: number, quarter: boolean): number {
-  const wanted = Math.max(SEEN_SLOTS.min, Math.min(SEEN_SLOTS.max, bytes / SEEN_BYTES_PER_SLOT) / (quarter ? 4 : 1));
-  return 2 ** Math.floor(Math.log2(wanted));
+  const wanted = Math.min(SEEN_SLOTS_MAX, bytes / SEEN_BYTES_PER_SLOT) / (quarter ? 4 : 1);
+  return wanted < 1 ? 0 : 2 ** Math.floor(Math.log2(wanted));
 }
 
 export class LookasideCache<A> {
@@ -446,7 +449,8 @@ export class LookasideCache<A> {
 
   /** Keeps parts of `id` hot (valid until a write touches it). */
   keep(id: string, parts: { full?: Float32Array; norm?: number; doc?: DocRecord; text?: string | null }): void {
-    if (parts.full !== undefined) {
+    // A budget with no room for one vector makes no slab (its empty id table would overrun it alone).
+    if (parts.full !== undefined && this.settings.bytes / 2 >= HotVectors.rowBytes(parts.full.length)) {
       this.vectors ??= new HotVectors(parts.full.length, this.settings.bytes / 2);
       this.vectors.put(id, parts.full, parts.norm);
     }

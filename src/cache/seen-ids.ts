@@ -12,9 +12,9 @@ export class SeenIds {
   private readonly table: Int32Array;
   private readonly mask: number;
 
-  /** `slots`: a power of two. */
+  /** `slots`: a power of two, or 0 for a table that remembers nothing (every read is a first one). */
   constructor(slots: number) {
-    if (!(Number.isInteger(Math.log2(slots)) && slots > 0)) throw new RangeError(`slots must be a power of two, got ${slots}`);
+    if (!(slots === 0 || Number.isInteger(Math.log2(slots)))) throw new RangeError(`slots must be 0 or a power of two, got ${slots}`);
     this.table = new Int32Array(slots);
     this.mask = slots - 1;
   }
@@ -25,6 +25,7 @@ export class SeenIds {
 
   /** Notes a read of `id`; true when it was read before and is still remembered. */
   again(id: string): boolean {
+    if (this.table.length === 0) return false;
     // FNV-1a over the UTF-16 code units; never 0, which marks an empty slot.
     let h = 0x811c9dc5;
     for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);

@@ -294,6 +294,8 @@ export class SearchPath {
         if (later === undefined) return undefined;
         moved = later.moved;
       }
+      // A write since the places were taken: the search starts over, so the rest need not be read.
+      if (this.env.writes() !== writes && !tolerateMoves) return undefined;
       // Only over the store the scan saw: slots and codes are those the bound reads.
       let skipped = 0;
       if (rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes) {
