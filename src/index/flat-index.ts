@@ -120,6 +120,10 @@ export class FlatIndex implements VectorIndex {
     return this.blocks.kernelQuery(query);
   }
 
+  kernelQueryError(query: ScanQuery): number {
+    return this.blocks.kernelQueryError(query);
+  }
+
   maxNorm(): number {
     return this.blocks.maxNorm();
   }

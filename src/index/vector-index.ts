@@ -76,6 +76,8 @@ export interface VectorIndex {
 
   /** The query exactly as the kernels see it (what bounds between two queries are computed on). */
   kernelQuery(query: ScanQuery): Float32Array;
+  /** The distance between the query and kernelQuery(query), without making the latter. */
+  kernelQueryError(query: ScanQuery): number;
   /** An upper bound on the norm of any decoded code stored. */
   maxNorm(): number;
   /** An upper bound on the distance between the vector in `slot` (in the stored space) and its decoded code. */

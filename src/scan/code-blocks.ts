@@ -359,6 +359,23 @@ export class CodeBlocks {
     return out;
   }
 
+  /**
+   * ‖query.vector − kernelQuery(query)‖ in float64, without making the kernel query: 0 for a float
+   * query, which the kernels see as it is.
+   */
+  kernelQueryError(query: ScanQuery): number {
+    if (!this.usesInt8Query(query)) return 0;
+    const { code, scale } = this.encode(query.vector);
+    const v = query.vector;
+    let sum = 0;
+    for (let i = 0; i < this.dim; i++) {
+      // Rounded to float32 as kernelQuery() stores it.
+      const d = v[i]! - Math.fround(((code[i]! << 24) >> 24) * scale);
+      sum += d * d;
+    }
+    return Math.sqrt(sum);
+  }
+
   /** The int8 code and scale of `vector` (length dim), encoded now unless it is the one encoded last. */
   private encode(vector: Float32Array): { readonly code: Uint8Array; readonly scale: number } {
     let e = this.encoded;

@@ -12,15 +12,6 @@ export interface RescoreBound {
   upper(kernel: number, slot: number): number;
 }
 
-function distance(a: Float32Array, b: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i]! - b[i]!;
-    sum += d * d;
-  }
-  return Math.sqrt(sum);
-}
-
 function length(a: Float32Array): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += a[i]! * a[i]!;
@@ -28,11 +19,12 @@ function length(a: Float32Array): number {
 }
 
 /**
- * The bound for `scan` over `index`, whose kernels see the query as `kernelQuery`; undefined where
+ * The bound for `scan` over `index` (whose kernels see the query `queryError` away from it:
+ * VectorIndex.kernelQueryError); undefined where
  * there is none: a PCA store (the residual outside the projection is not kept), or a codec without
  * an error bound (Codec.maxError is Infinity for every vector then, which bounds nothing either).
  */
-export function rescoreBound(index: VectorIndex, scan: ScanQuery, kernelQuery: Float32Array, projected: boolean): RescoreBound | undefined {
+export function rescoreBound(index: VectorIndex, scan: ScanQuery, queryError: number, projected: boolean): RescoreBound | undefined {
   if (projected || index.codec.maxError(1, index.dim) === Infinity) return undefined;
   const dim = index.dim;
   // What the kernel's float32 arithmetic may add, relative to the size of the terms it sums: a
@@ -41,7 +33,6 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, kernelQuery: F
   // And what underflow may lose outright: each float32 operation on subnormals, at most 2⁻¹⁴⁹, and
   // the int8 kernels' product of the two scales, at most 2⁻¹⁴⁹ times the integer sum (≤ 127² · dim).
   const underflow = ((127 * 127 + 2) * dim + 16) * 2 ** -149;
-  const queryError = distance(scan.vector, kernelQuery);
   const queryNorm = length(scan.vector);
   const metric = scan.metric;
   const norms = metric === 'dot' ? Math.max(1, index.maxNorm()) : 1;

@@ -183,7 +183,7 @@ export class SearchPath {
     let entry: CacheEntry<SearchHit[]> | undefined;
     try {
       if (look.kind === 'candidates') {
-        ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, false, () => this.boundOf(scanForm().scan, cq.kernelQuery()));
+        ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, false, () => this.boundOf(scanForm().scan));
         if (!look.near) entry = look.entry;
       } else {
         ranked = await this.rank(q, want, (scan, top, complete) => (entry = cache.remember(cq, scan, this.env.index(), top, complete)), scanForm(), false);
@@ -245,7 +245,7 @@ export class SearchPath {
     remember?.(scan, top, capacity >= size || count < capacity);
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ id: this.env.index().idAt(top.slotAt(i)), slot: top.slotAt(i), score: top.scoreAt(i) });
-    return this.finish(q, offset, chosen, want, tolerateMoves, () => this.boundOf(scan, this.env.index().kernelQuery(scan)));
+    return this.finish(q, offset, chosen, want, tolerateMoves, () => this.boundOf(scan));
   }
 
   /**
@@ -384,8 +384,8 @@ export class SearchPath {
     });
   }
 
-  private boundOf(scan: ScanQuery, kernelQuery: Float32Array): RescoreBound | undefined {
-    return rescoreBound(this.env.index(), scan, kernelQuery, this.env.space.pca !== undefined);
+  private boundOf(scan: ScanQuery): RescoreBound | undefined {
+    return rescoreBound(this.env.index(), scan, this.env.index().kernelQueryError(scan), this.env.space.pca !== undefined);
   }
 
   /**
