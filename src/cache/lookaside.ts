@@ -241,7 +241,7 @@ export class LookasideCache<A> {
 
   /** Bytes held, counted afresh (the running count `stats().bytes` must equal it; tests check). */
   recount(): number {
-    let total = this.hotBytes + (this.vectors?.bytes ?? 0) + this.spares.bytes + this.seenVectors.bytes + this.seenRecords.bytes;
+    let total = this.bytesBesideEntries();
     for (const entry of this.entries.keys()) total += this.bytesOf(entry);
     return total;
   }
@@ -450,8 +450,9 @@ export class LookasideCache<A> {
   /** Keeps parts of `id` hot (valid until a write touches it). */
   keep(id: string, parts: { full?: Float32Array; norm?: number; doc?: DocRecord; text?: string | null }): void {
     // A budget with no room for one vector makes no slab (its empty id table would overrun it alone).
-    if (parts.full !== undefined && this.settings.bytes / 2 >= HotVectors.rowBytes(parts.full.length)) {
-      this.vectors ??= new HotVectors(parts.full.length, this.settings.bytes / 2);
+    const vectorBytes = this.settings.bytes / 2;
+    if (parts.full !== undefined && vectorBytes >= HotVectors.rowBytes(parts.full.length)) {
+      this.vectors ??= new HotVectors(parts.full.length, vectorBytes);
       this.vectors.put(id, parts.full, parts.norm);
     }
     if (parts.doc === undefined && parts.text === undefined) return;
@@ -666,7 +667,12 @@ export class LookasideCache<A> {
   }
 
   private heldBytes(): number {
-    return this.entryBytes + this.hotBytes + (this.vectors?.bytes ?? 0) + this.spares.bytes + this.seenVectors.bytes + this.seenRecords.bytes;
+    return this.entryBytes + this.bytesBesideEntries();
+  }
+
+  /** Hot records and vectors, spare buffers, the tables of ids read. */
+  private bytesBesideEntries(): number {
+    return this.hotBytes + (this.vectors?.bytes ?? 0) + this.spares.bytes + this.seenVectors.bytes + this.seenRecords.bytes;
   }
 
   /** Evicts least recently used entries and hot records until within the budgets. */

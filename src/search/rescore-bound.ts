@@ -1,5 +1,6 @@
 import type { VectorIndex } from '../index/vector-index.js';
 import type { ScanQuery } from '../scan/code-blocks.js';
+import { norm } from '../vector.js';
 
 /**
  * Upper bounds on a candidate's exact score from its kernel score (RESCORING.md has the proofs).
@@ -10,12 +11,6 @@ import type { ScanQuery } from '../scan/code-blocks.js';
 export interface RescoreBound {
   /** A number no smaller than the exact score of the vector in `slot`, whose kernel score is `kernel`. */
   upper(kernel: number, slot: number): number;
-}
-
-function length(a: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i]! * a[i]!;
-  return Math.sqrt(sum);
 }
 
 /**
@@ -33,7 +28,7 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, queryError: nu
   // And what underflow may lose outright: each float32 operation on subnormals, at most 2⁻¹⁴⁹, and
   // the int8 kernels' product of the two scales, at most 2⁻¹⁴⁹ times the integer sum (≤ 127² · dim).
   const underflow = ((127 * 127 + 2) * dim + 16) * 2 ** -149;
-  const queryNorm = length(scan.vector);
+  const queryNorm = norm(scan.vector);
   const metric = scan.metric;
   const norms = metric === 'dot' ? Math.max(1, index.maxNorm()) : 1;
   return {

@@ -286,14 +286,9 @@ export class SearchPath {
       const norms = new Float64Array(scores.length);
       this.env.scorer.score(q, qNorm, hot, hotNorms, scores, norms);
       hotIds.forEach((id, i) => ranked.push({ id, score: scores[i]! }));
-      let moved = false;
       const firstNow = this.scoreSourcesNow(q, qNorm, first, writes, ranked, scores, norms);
       if (firstNow === undefined) return undefined;
-      if (!firstNow) {
-        const later = await this.scoreSourcesLater(q, qNorm, first, writes, ranked, scores, norms);
-        if (later === undefined) return undefined;
-        moved = later.moved;
-      }
+      if (!firstNow && (await this.scoreSourcesLater(q, qNorm, first, writes, ranked, scores, norms)) === undefined) return undefined;
       // A write since the places were taken: the search starts over, so the rest need not be read.
       if (this.env.writes() !== writes && !tolerateMoves) return undefined;
       // Only over the store the scan saw: slots and codes are those the bound reads.
@@ -312,13 +307,9 @@ export class SearchPath {
       // since then makes them stale (scoreLoaded() must not keep what they hold hot).
       const restNow = this.scoreSourcesNow(q, qNorm, rest, writes, ranked, scores, norms);
       if (restNow === undefined) return undefined;
-      if (!restNow) {
-        const later = await this.scoreSourcesLater(q, qNorm, rest, writes, ranked, scores, norms);
-        if (later === undefined) return undefined;
-        moved ||= later.moved;
-      }
-      moved ||= this.env.writes() !== writes;
-      if (moved && !tolerateMoves) return undefined;
+      if (!restNow && (await this.scoreSourcesLater(q, qNorm, rest, writes, ranked, scores, norms)) === undefined) return undefined;
+      // The write count only grows: any write since the places were taken shows here.
+      if (this.env.writes() !== writes && !tolerateMoves) return undefined;
       this.rescoring.searches++;
       this.rescoring.candidates += candidates.length;
       this.rescoring.skipped += skipped;
@@ -358,9 +349,10 @@ export class SearchPath {
 
   /**
    * scoreSourcesNow() for a file layer without synchronous reads: reads them all, then loads them;
-   * resolves to whether writes came in since the places of `sources` were taken (`since`, the write count then).
+   * resolves to true, or undefined when a vector moved. What it read is kept hot only if no write
+   * came in since the places of `sources` were taken (`since`, the write count then).
    */
-  private async scoreSourcesLater(q: Float32Array, qNorm: number, sources: readonly Source[], since: number, ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): Promise<{ moved: boolean } | undefined> {
+  private async scoreSourcesLater(q: Float32Array, qNorm: number, sources: readonly Source[], since: number, ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): Promise<true | undefined> {
     const reads = await Promise.allSettled(sources.map((x) => this.env.reads.vector(x.id, x.place)));
     const moved = this.env.writes() !== since;
     this.env.scorer.reserve(sources.length);
@@ -369,7 +361,7 @@ export class SearchPath {
       this.env.scorer.load(i, r.value);
     }
     this.scoreLoaded(q, qNorm, sources, moved, ranked, scores, norms);
-    return { moved };
+    return true;
   }
 
   /** Scores the batch loaded for `sources`, keeping vectors hot where the cache admits them. */
