@@ -10,7 +10,7 @@ import { TopK } from '../src/scan/topk.js';
 import type { Metric } from '../src/options.js';
 import { clustered, gaussian, rng, tempDir } from './helpers.js';
 import { FaultFileLayer } from './support/fault-layer.js';
-import { HeldLog } from './support/held-log.js';
+import { heldLog } from './support/held-log.js';
 
 /**
  * The certified lookaside cache (src/cache/CACHE.md): a hit returns what a search of the store
@@ -447,7 +447,7 @@ test('a write the store applies between ranking a search and reading its texts l
   const v = clustered(30, dim, 3, 3);
   // A file layer whose log writes report back when the test says: the write then lands a chosen
   // number of microtasks into a search started in the same step.
-  const files = new HeldLog();
+  const files = heldLog();
   const cached = await MemStore.open(tempDir(), { dim, durability: 'none', files });
   const plain = await MemStore.open(tempDir(), { dim, durability: 'none', cache: false });
   try {

@@ -8,7 +8,7 @@ import type { Metric } from '../src/options.js';
 import { dot, norm, squaredDistance } from '../src/vector.js';
 import { clustered, rejectsWith, rng, tempDir } from './helpers.js';
 import { FaultFileLayer } from './support/fault-layer.js';
-import { HeldLog } from './support/held-log.js';
+import { heldLog } from './support/held-log.js';
 
 /**
  * Rescoring guided by error bounds (src/search/RESCORING.md) against hostile data and timing: a
@@ -162,6 +162,13 @@ const caseArb: fc.Arbitrary<Case> = fc
 
 const id = (i: number) => `v${String(i).padStart(3, '0')}`;
 
+/** Writes `rows` (ids by id()) into a new store in `dir` and closes it: opened again, it reads full vectors from its files. */
+async function fill(dir: string, options: OpenOptions, rows: readonly Float32Array[]): Promise<void> {
+  const store = await MemStore.open(dir, options);
+  await store.add(rows.map((vector, i) => ({ id: id(i), vector })));
+  await store.close();
+}
+
 test('rescoring on hostile data (magnitudes 1e-38 to 3e38, zero, one-hot, duplicate and last-bit twin vectors, dims 1 to 64, every codec, k past the store, filters, oversample 1 to 6, cache on and off): the answer of rescoring every candidate, bit for bit', async () => {
   await fc.assert(
     fc.asyncProperty(caseArb, async (c) => {
@@ -237,13 +244,11 @@ test('writes racing rescored searches on a file layer without synchronous reads 
       // Norms over twelve orders of magnitude: an upsert moves a vector's code and error bound far.
       const base = clustered(40, dim, 9, 4);
       const rows = base.map((v, i) => v.map((x) => x * 10 ** ((i % 13) - 6)));
-      const files = new HeldLog({ syncReads: false });
+      const files = heldLog({ syncReads: false });
       const dir = tempDir();
       const options: OpenOptions = { dim, metric, codec: 'int8', durability: 'none', files, ...(cache === false ? { cache } : {}) };
-      const first = await MemStore.open(dir, options);
-      await first.add(rows.map((vector, i) => ({ id: id(i), vector })));
       // Reopened: the full vectors are in files now, and every read waits.
-      await first.close();
+      await fill(dir, options, rows);
       const store = await MemStore.open(dir, options);
       try {
         const vectors = new Map(rows.map((v, i) => [id(i), v]));
@@ -284,12 +289,10 @@ test('a write landing while a rescored search reads its first k vectors: the vec
   for (const codec of ['f16', 'int8'] as const) {
     for (const metric of ['cosine', 'dot', 'l2'] as const) {
       const rows = clustered(40, dim, 13, 4);
-      const files = new HeldLog({ syncReads: false });
+      const files = heldLog({ syncReads: false });
       const dir = tempDir();
       const options: OpenOptions = { dim, metric, codec, durability: 'none', files };
-      const first = await MemStore.open(dir, options);
-      await first.add(rows.map((vector, i) => ({ id: id(i), vector })));
-      await first.close();
+      await fill(dir, options, rows);
       const store = await MemStore.open(dir, options);
       try {
         const vectors = new Map(rows.map((v, i) => [id(i), v]));
@@ -328,9 +331,7 @@ test('a record set aside as damaged while a rescored search waits for its reads:
       const disk = new FaultFileLayer({ seed: 3 });
       const dir = tempDir();
       const options: OpenOptions = { dim, metric, ...(cache === false ? { cache } : {}) };
-      const first = await MemStore.open(dir, { ...options, files: disk });
-      await first.add(rows.map((vector, i) => ({ id: id(i), vector })));
-      await first.close();
+      await fill(dir, { ...options, files: disk }, rows);
       // Damage the full-precision vector of one record; the next read of it finds out.
       const damaged = id(5);
       const [segment] = await disk.list(`${dir}/vectors`);
