@@ -223,7 +223,7 @@ export class MemStore {
       cache: this.cache,
       index: () => this.index,
       writes: () => this.writes,
-      placeOf: (id) => this.placeOf(id),
+      placeAt: (slot, id) => this.placeAt(slot, id),
       docOf: (id) => this.docOf(id),
       markDamaged: (id, e) => this.markDamaged(id, e),
       setAsideIfUnchanged: (id, ref, e) => this.setAsideIfUnchanged(id, ref, e),
@@ -394,7 +394,12 @@ export class MemStore {
 
   /** Where the full-precision vector of a stored record lives; CORRUPTION (naming it) when none is. */
   private placeOf(id: string): VectorPlace {
-    const place = this.index.placeOf(id);
+    return this.placeAt(this.index.slotOf(id), id);
+  }
+
+  /** placeOf() for the record `id` in `slot` of the index (undefined: not there). */
+  private placeAt(slot: number | undefined, id: string): VectorPlace {
+    const place = slot === undefined ? undefined : this.index.placeAt(slot);
     if (place === undefined) {
       throw new MemstoreError('CORRUPTION', `${this.dir}: full-precision vector of ${JSON.stringify(id)} is missing`, { file: indexFilePath(this.dir, this.indexFile!.generation), offset: `vector/${id}`, id });
     }

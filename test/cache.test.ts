@@ -305,6 +305,41 @@ test('pools are slots of the index: a removal that moves the last slot into its 
   await plain.close();
 });
 
+test("a near hit takes the texts and metadata it shares with its entry's answer only while no write came since", async () => {
+  const next = rng(43);
+  const v = clustered(200, DIM, 8, 5);
+  const options: OpenOptions = { dim: DIM, durability: 'none' };
+  const cached = await MemStore.open(tempDir(), { ...options, cache: { entries: 8, pool: 3 } });
+  const plain = await MemStore.open(tempDir(), { ...options, cache: false });
+  const records = v.map((vector, i) => ({ id: `v${i}`, vector, text: `old ${i}`, meta: { i, version: 0 } }));
+  await cached.add(records);
+  await plain.add(records);
+  const q = v[0]!;
+  const first = await cached.search(q, { k: 5 });
+  const near = () => perturb(q, 0.99999, next);
+  const nearHits = cached.stats().cache.nearHits;
+  const n1 = near();
+  const served = await cached.search(n1, { k: 5 });
+  sameAnswer(served, await plain.search(n1, { k: 5 }), 'a near hit, no write since');
+  assert.equal(cached.stats().cache.nearHits, nearHits + 1);
+  // The hits handed out are copies: changing them changes nothing the cache holds.
+  served[0]!.text = 'changed';
+  (served[0]!.meta as { version: number }).version = -1;
+  const n2 = near();
+  sameAnswer(await cached.search(n2, { k: 5 }), await plain.search(n2, { k: 5 }), 'after the caller changed its hits');
+  // A write to a result (same vector, new text and metadata): the entry's answer is no longer now.
+  const changed = { id: first[0]!.id, vector: v[Number(first[0]!.id.slice(1))]!, text: 'new text', meta: { i: -1, version: 1 } };
+  await cached.add([changed]);
+  await plain.add([changed]);
+  const n3 = near();
+  const after = await cached.search(n3, { k: 5 });
+  sameAnswer(after, await plain.search(n3, { k: 5 }), 'a near hit after a write');
+  assert.equal(after.find((h) => h.id === changed.id)?.text, 'new text');
+  assert.equal(cached.stats().cache.nearHits, nearHits + 3, 'all three served from the pool');
+  await cached.close();
+  await plain.close();
+});
+
 test('an entry whose slots the index can no longer renumber (its move log does not reach back) is dropped: a miss, never a wrong answer', async () => {
   const dim = 8;
   const v = clustered(4600, dim, 5, 6);

@@ -67,6 +67,10 @@ test('FlatIndex: removal keeps places with their ids', () => {
     assert.equal(index.has('v3'), false);
     assert.deepEqual(index.placeOf('v49'), [1, 1 + (49 % 3), 49 * 8]);
     assert.equal(index.placeOf('v3'), undefined);
+    // By slot: the same place as by id, for every id, the moved one included; a slot past the end is refused.
+    for (let i = 0; i < 50; i++) if (i !== 3) assert.deepEqual(index.placeAt(index.slotOf(`v${i}`)!), index.placeOf(`v${i}`));
+    assert.throws(() => index.placeAt(index.size), RangeError);
+    assert.throws(() => index.placeAt(-1), RangeError);
   } finally {
     index.free();
   }

@@ -207,6 +207,83 @@ describe('float-query kernels match the TypeScript reference', () => {
   }
 });
 
+/**
+ * The gather kernels against the contiguous ones: a table of (code address, scale address) pairs,
+ * in any order and with repeats, must give each vector bit for bit its contiguous score (the cache
+ * certifies answers on the premise that a pool scores as the scan does).
+ */
+describe('gather kernels score each vector exactly as the contiguous kernels do', () => {
+  const k = kernels();
+
+  /** A table visiting vectors `order` of the n stored from cPtr/sPtr. */
+  function table(order: readonly number[], cPtr: number, sPtr: number, stride: number): Int32Array {
+    return Int32Array.from(order.flatMap((j) => [cPtr + j * stride, sPtr + 4 * j]));
+  }
+
+  function orders(n: number, rand: () => number): number[][] {
+    const shuffled = Array.from({ length: n }, (_, j) => j);
+    for (let j = n - 1; j > 0; j--) {
+      const r = Math.floor(rand() * (j + 1));
+      [shuffled[j], shuffled[r]] = [shuffled[r]!, shuffled[j]!];
+    }
+    const repeats = Array.from({ length: n + 3 }, () => Math.floor(rand() * n));
+    return [[], [n - 1], shuffled, repeats];
+  }
+
+  for (const codec of KERNEL_CODECS) {
+    for (const metric of KERNEL_METRICS) {
+      it(`${codec} ${metric}`, () => {
+        const rand = rng([...`gather ${codec} ${metric}`].reduce((h, ch) => Math.imul(h, 31) + ch.charCodeAt(0), 11));
+        for (const dim of [16, 48, 512]) {
+          for (const n of [1, 5, 9, 33]) {
+            const q = randomQuery(dim, rand);
+            const codes = randomCodes(codec, n, dim, rand);
+            const scales = randomScales(n, rand);
+            const expected = wasmScan(codec, metric, q, codes, scales, n, dim);
+            for (const order of orders(n, rand)) {
+              inWasm([q, codes, scales], (qPtr, cPtr, sPtr) => {
+                const t = table(order, cPtr!, sPtr!, dim * BYTES_PER_DIM[codec]);
+                inWasm([t, new Float32Array(Math.max(1, order.length))], (tPtr, oPtr) => {
+                  k.gatherFunction(codec, metric)(qPtr!, tPtr!, order.length, dim, oPtr!);
+                  const actual = k.memory.f32().slice(oPtr! >> 2, (oPtr! >> 2) + order.length);
+                  order.forEach((j, at) => assert.ok(Object.is(actual[at], expected[j]), `dim ${dim} vector ${j} at ${at}: ${actual[at]} vs ${expected[j]}`));
+                });
+              });
+            }
+          }
+        }
+      });
+    }
+  }
+
+  for (const metric of ['dot', 'cosine'] as const) {
+    it(`int8 query, ${metric}`, () => {
+      const rand = rng(metric === 'dot' ? 21 : 22);
+      for (const dim of [16, 48, 512]) {
+        for (const n of [1, 5, 9, 33]) {
+          const q = new Int8Array(randomCodes('int8', 1, dim, rand).buffer);
+          const codes = new Int8Array(randomCodes('int8', n, dim, rand).buffer);
+          const scales = randomScales(n, rand);
+          const expected = inWasm([q, codes, scales, new Float32Array(n)], (qPtr, cPtr, sPtr, oPtr) => {
+            k.scanI8(metric, qPtr!, 0.01, cPtr!, sPtr!, n, dim, oPtr!);
+            return k.memory.f32().slice(oPtr! >> 2, (oPtr! >> 2) + n);
+          });
+          for (const order of orders(n, rand)) {
+            inWasm([q, codes, scales], (qPtr, cPtr, sPtr) => {
+              const t = table(order, cPtr!, sPtr!, dim);
+              inWasm([t, new Float32Array(Math.max(1, order.length))], (tPtr, oPtr) => {
+                k.gatherI8Function(metric)(qPtr!, 0.01, tPtr!, order.length, dim, oPtr!);
+                const actual = k.memory.f32().slice(oPtr! >> 2, (oPtr! >> 2) + order.length);
+                order.forEach((j, at) => assert.ok(Object.is(actual[at], expected[j]), `dim ${dim} vector ${j} at ${at}: ${actual[at]} vs ${expected[j]}`));
+              });
+            });
+          }
+        }
+      }
+    });
+  }
+});
+
 describe('in-register decode is exact for every finite code value', () => {
   /**
    * A one-hot query makes the dot score exactly the decoded value of that dimension (the other

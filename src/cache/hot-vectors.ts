@@ -1,8 +1,14 @@
-import { IdTable } from '../scan/id-table.js';
+/**
+ * JavaScript's cost of one id in the row map (a Map entry and the string's header), estimated; its
+ * characters come on top, at two bytes each at most.
+ */
+const ID_OVERHEAD = 64;
 
 /**
  * Full-precision vectors kept hot for rescoring, in one slab of rows with their norms (float64, as computed), found through
- * an id table. One typed array for all of them, where an object per vector (a Float32Array and
+ * a Map from id to row. (A Map, not the index's compact IdTable: every search looks up each of its
+ * candidates here, and V8 hashes a string once, where the IdTable encodes and hashes its UTF-8 per
+ * lookup, about 5x slower; the rows are few, so the Map's bytes per id matter little.) One typed array for all of them, where an object per vector (a Float32Array and
  * its backing store each) would survive into V8's old generation, grow its young one, and leave
  * malloc'd backing stores behind until a full collection: about 4x the budget in RSS, measured.
  *
@@ -17,7 +23,11 @@ import { IdTable } from '../scan/id-table.js';
  * are added at the end (ahead of the hand), so each gets until the hand comes round to be read.
  */
 export class HotVectors {
-  private readonly ids = new IdTable();
+  private readonly rows = new Map<string, number>();
+  /** The id of each row in use, rows 0..size-1. */
+  private ids: string[] = [];
+  /** Characters of the ids in the map, for `bytes`. */
+  private idChars = 0;
   private slab = new Float32Array(0);
   private norms = new Float64Array(0);
   private used = new Uint8Array(0);
@@ -42,12 +52,12 @@ export class HotVectors {
   }
 
   get size(): number {
-    return this.ids.size;
+    return this.ids.length;
   }
 
-  /** Memory held: the rows of the slab ever used (what is resident of it), and the id table. */
+  /** Memory held: the rows of the slab ever used (what is resident of it), and the ids' map. */
   get bytes(): number {
-    return this.touched * HotVectors.rowBytes(this.dim) + this.ids.bytes;
+    return this.touched * HotVectors.rowBytes(this.dim) + this.ids.length * ID_OVERHEAD + 2 * this.idChars;
   }
 
   /**
@@ -55,7 +65,7 @@ export class HotVectors {
    * is valid until the next put(): callers score it before anything can store another vector.
    */
   view(id: string): { full: Float32Array; norm: number | undefined } | undefined {
-    const row = this.ids.slotOf(id);
+    const row = this.rows.get(id);
     if (row === undefined) return undefined;
     this.used[row] = 1;
     const norm = this.norms[row]!;
@@ -65,10 +75,13 @@ export class HotVectors {
   /** Keeps `vector` for `id`, with its norm when known, evicting a row when the slab is full. */
   put(id: string, vector: Float32Array, norm: number | undefined): void {
     if (this.capacity === 0 || vector.length !== this.dim) return;
-    let row = this.ids.slotOf(id);
+    let row = this.rows.get(id);
     if (row === undefined) {
-      if (this.ids.size === this.capacity) this.evictOne();
-      row = this.ids.slotFor(id).slot;
+      if (this.ids.length === this.capacity) this.evictOne();
+      row = this.ids.length;
+      this.ids.push(id);
+      this.rows.set(id, row);
+      this.idChars += id.length;
       this.allocate();
       this.touched = Math.max(this.touched, row + 1);
       // Unused until read again: a one-off read makes way before vectors that keep coming back.
@@ -81,14 +94,16 @@ export class HotVectors {
 
   /** Forgets `id`; true when it was kept. */
   drop(id: string): boolean {
-    const row = this.ids.slotOf(id);
+    const row = this.rows.get(id);
     if (row === undefined) return false;
     this.removeRow(row);
     return true;
   }
 
   clear(): void {
-    this.ids.clear();
+    this.rows.clear();
+    this.ids = [];
+    this.idChars = 0;
     this.slab = new Float32Array(0);
     this.norms = new Float64Array(0);
     this.used = new Uint8Array(0);
@@ -98,7 +113,7 @@ export class HotVectors {
 
   private evictOne(): void {
     for (;;) {
-      if (this.hand >= this.ids.size) this.hand = 0;
+      if (this.hand >= this.ids.length) this.hand = 0;
       if (this.used[this.hand] === 0) {
         this.removeRow(this.hand);
         this.evictions++;
@@ -111,11 +126,16 @@ export class HotVectors {
     }
   }
 
-  /** The id table moves its last id into the freed slot; the row moves with it. */
+  /** The last row moves into the freed one, with its id. */
   private removeRow(row: number): void {
-    const last = this.ids.size - 1;
-    this.ids.removeSwap(row);
+    const last = this.ids.length - 1;
+    const id = this.ids[row]!;
+    this.rows.delete(id);
+    this.idChars -= id.length;
+    const moved = this.ids.pop()!;
     if (row === last) return;
+    this.ids[row] = moved;
+    this.rows.set(moved, row);
     this.slab.copyWithin(row * this.dim, last * this.dim, (last + 1) * this.dim);
     this.norms[row] = this.norms[last]!;
     this.used[row] = this.used[last]!;

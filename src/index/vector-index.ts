@@ -69,6 +69,8 @@ export interface VectorIndex {
 
   /** Where the full-precision vector of `id` lives, or undefined (none kept, or no such id). */
   placeOf(id: string): VectorPlace | undefined;
+  /** placeOf() for the vector in `slot`, without a lookup by id. */
+  placeAt(slot: number): VectorPlace | undefined;
   setPlace(id: string, place: VectorPlace | undefined): void;
   /** Whether `id` has a document (text or metadata) in the state; false for an unknown id. */
   documented(id: string): boolean;

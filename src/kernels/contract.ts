@@ -52,6 +52,11 @@ export function scanI8ExportName(metric: I8Metric): string {
   return `scanI8_${metric}`;
 }
 
+/** Name of the gather form of the kernel exported as `name` (an address table instead of contiguous codes; KERNELS.md). */
+export function gatherName(name: string): string {
+  return `gather_${name}`;
+}
+
 /** Names under which the module exports the exact (float64-accumulating) rescoring kernels. */
 export const EXACT_DOT_NORM = 'exact_dot_norm';
 export const EXACT_SQDIST = 'exact_sqdist';

@@ -12,4 +12,4 @@ export {
 } from './contract.js';
 export { LinearMemory } from './memory.js';
 export { referenceScan, referenceScanI8 } from './reference.js';
-export { instantiateKernels, kernels, type Kernels, type ScanFn, type ScanI8Fn } from './wasm.js';
+export { instantiateKernels, kernels, type GatherFn, type GatherI8Fn, type Kernels, type ScanFn, type ScanI8Fn } from './wasm.js';

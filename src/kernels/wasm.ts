@@ -9,6 +9,7 @@ import {
   KERNEL_CODECS,
   KERNEL_METRICS,
   MAX_I8_DIM,
+  gatherName,
   scanExportName,
   scanI8ExportName,
   type I8Metric,
@@ -31,6 +32,15 @@ export type ScanI8Fn = (
   dim: number,
   outPtr: number,
 ) => void;
+
+/**
+ * The gather form of a float-query kernel: vector j's code address and scale address are the
+ * i32 pair at tablePtr + 8j (KERNELS.md, "Gather").
+ */
+export type GatherFn = (qPtr: number, tablePtr: number, n: number, dim: number, outPtr: number) => void;
+
+/** The gather form of an int8-query kernel. */
+export type GatherI8Fn = (qPtr: number, qScale: number, tablePtr: number, n: number, dim: number, outPtr: number) => void;
 
 /**
  * The distance kernels over their linear memory. Every address is a byte offset into `memory`.
@@ -80,6 +90,13 @@ export interface Kernels {
   scanFunction(codec: CodecName, metric: KernelMetric): ScanFn;
   /** The unchecked export behind scanI8(metric, …). */
   scanI8Function(metric: I8Metric): ScanI8Fn;
+  /**
+   * The gather form of scan(codec, metric, …), unchecked: each score is bit for bit the one the
+   * contiguous kernel gives the same code and scale.
+   */
+  gatherFunction(codec: CodecName, metric: KernelMetric): GatherFn;
+  /** The gather form of scanI8(metric, …), unchecked. */
+  gatherI8Function(metric: I8Metric): GatherI8Fn;
 }
 
 function checkShape(n: number, dim: number, maxDim: number): void {
@@ -102,6 +119,8 @@ const MAX_SCAN_DIM = 2 ** 30;
 class WasmKernels implements Kernels {
   private readonly scans: Readonly<Record<CodecName, Readonly<Record<KernelMetric, ScanFn>>>>;
   private readonly scansI8: Readonly<Record<I8Metric, ScanI8Fn>>;
+  private readonly gathers: ReadonlyMap<string, GatherFn>;
+  private readonly gathersI8: ReadonlyMap<I8Metric, GatherI8Fn>;
   private readonly exactDot: (q: number, x: number, n: number, dim: number, out: number) => void;
   private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
 
@@ -125,6 +144,10 @@ class WasmKernels implements Kernels {
     this.scansI8 = Object.fromEntries(
       I8_METRICS.map((metric) => [metric, exported(scanI8ExportName(metric))]),
     ) as Record<I8Metric, ScanI8Fn>;
+    this.gathers = new Map(
+      KERNEL_CODECS.flatMap((codec) => KERNEL_METRICS.map((metric) => [scanExportName(codec, metric), exported(gatherName(scanExportName(codec, metric)))])),
+    );
+    this.gathersI8 = new Map(I8_METRICS.map((metric) => [metric, exported(gatherName(scanI8ExportName(metric)))]));
     this.exactDot = exported(EXACT_DOT_NORM);
     this.exactL2 = exported(EXACT_SQDIST);
   }
@@ -147,6 +170,18 @@ class WasmKernels implements Kernels {
 
   scanI8Function(metric: I8Metric): ScanI8Fn {
     const fn = this.scansI8[metric];
+    if (fn === undefined) throw new RangeError(`no int8-query kernel for metric ${metric}`);
+    return fn;
+  }
+
+  gatherFunction(codec: CodecName, metric: KernelMetric): GatherFn {
+    const fn = this.gathers.get(scanExportName(codec, metric));
+    if (fn === undefined) throw new RangeError(`no kernel for codec ${codec} and metric ${metric}`);
+    return fn;
+  }
+
+  gatherI8Function(metric: I8Metric): GatherI8Fn {
+    const fn = this.gathersI8.get(metric);
     if (fn === undefined) throw new RangeError(`no int8-query kernel for metric ${metric}`);
     return fn;
   }

@@ -6,6 +6,7 @@ import {
   I8_METRICS,
   KERNEL_CODECS,
   KERNEL_METRICS,
+  gatherName,
   scanExportName,
   scanI8ExportName,
   type I8Metric,
@@ -176,29 +177,43 @@ interface KernelBody {
   readonly constants: Readonly<Record<string, string>>;
   /** Instructions run once per step before the per-vector work (query loads). */
   loadQuery(): string[];
-  /** Instructions run before the dimension loop for vector b of the block (scale pointer in $s). */
-  initVector(b: number): string[];
+  /** Instructions run before the dimension loop for vector b of the block; `scale` loads its f32 scale. */
+  initVector(b: number, scale: string): string[];
   /** Instructions consuming one step of vector b, whose code pointer is local `ptr`. */
   step(b: number, ptr: string): string[];
-  /** f32 score of vector b after the dimension loop. */
-  score(b: number): string;
+  /** f32 score of vector b after the dimension loop; `scale` loads its f32 scale. */
+  score(b: number, scale: string): string;
 }
+
+/**
+ * Where a kernel finds its vectors: `contiguous` codes back to back from $codes with their scales
+ * from $s; `gather` an address table at $a, one (code address, scale address) pair of i32s per
+ * vector, so that vectors scattered over the blocks are scored in one call, each exactly as the
+ * contiguous kernel scores it (the same instructions on the same bytes, in the same order).
+ */
+type Layout = 'contiguous' | 'gather';
 
 const codePtr = (b: number): string => `c${b}`;
 
 /**
  * The loop skeleton shared by all kernels: blocks of `block` vectors walk the query once, then the
- * remaining n mod block vectors go one at a time. Code pointers advance with the step, so after
- * the dimension loop pointer b sits on the code of vector b + 1 and no multiplication is needed.
+ * remaining n mod block vectors go one at a time. Contiguous: code pointers advance with the step,
+ * so after the dimension loop pointer b sits on the code of vector b + 1 and no multiplication is
+ * needed. Gather: each block loads its code pointers from the address table, and a block of
+ * scattered vectors keeps that many independent streams of loads in flight.
  */
-function scanFunction(body: KernelBody): string {
+function scanFunction(body: KernelBody, layout: Layout): string {
+  const gather = layout === 'gather';
+  const scaleOf = (b: number): string =>
+    gather ? `(f32.load (i32.load offset=${8 * b + 4} ${get('a')}))` : `(f32.load offset=${4 * b} ${get('s')})`;
   const loopFor = (block: number, label: string, end: string): string[] => {
     const out: string[] = [];
     out.push(`(block $${label}_done`);
     out.push(`(br_if $${label}_done (i32.ge_u ${get('out')} ${get(end)}))`);
     out.push(`(loop $${label}`);
-    for (let b = 1; b < block; b++) out.push(set(codePtr(b), `(i32.add ${get(codePtr(b - 1))} ${get('stride')})`));
-    for (let b = 0; b < block; b++) out.push(...body.initVector(b));
+    if (gather) for (let b = 0; b < block; b++) out.push(set(codePtr(b), `(i32.load offset=${8 * b} ${get('a')})`));
+    else for (let b = 1; b < block; b++) out.push(set(codePtr(b), `(i32.add ${get(codePtr(b - 1))} ${get('stride')})`));
+    for (let b = 0; b < block; b++) out.push(...body.initVector(b, scaleOf(b)));
     out.push(set('qi', get('q')));
     out.push(`(loop $${label}_dims`);
     out.push(...body.loadQuery());
@@ -208,10 +223,14 @@ function scanFunction(body: KernelBody): string {
       out.push(set(codePtr(b), `(i32.add ${get(codePtr(b))} ${i32(body.codeStep)})`));
     }
     out.push(`(br_if $${label}_dims (i32.lt_u ${get('qi')} ${get('qEnd')})))`);
-    for (let b = 0; b < block; b++) out.push(`(f32.store offset=${4 * b} ${get('out')} ${body.score(b)})`);
-    // Pointer block − 1 now sits on the code right after the block.
-    if (block > 1) out.push(set(codePtr(0), get(codePtr(block - 1))));
-    out.push(set('s', `(i32.add ${get('s')} ${i32(4 * block)})`));
+    for (let b = 0; b < block; b++) out.push(`(f32.store offset=${4 * b} ${get('out')} ${body.score(b, scaleOf(b))})`);
+    if (gather) {
+      out.push(set('a', `(i32.add ${get('a')} ${i32(8 * block)})`));
+    } else {
+      // Pointer block − 1 now sits on the code right after the block.
+      if (block > 1) out.push(set(codePtr(0), get(codePtr(block - 1))));
+      out.push(set('s', `(i32.add ${get('s')} ${i32(4 * block)})`));
+    }
     out.push(set('out', `(i32.add ${get('out')} ${i32(4 * block)})`));
     out.push(`(br_if $${label} (i32.lt_u ${get('out')} ${get(end)})))`);
     out.push(')');
@@ -221,9 +240,9 @@ function scanFunction(body: KernelBody): string {
   const code: string[] = [];
   for (const [name, value] of Object.entries(body.constants)) code.push(set(name, value));
   code.push(set('qEnd', `(i32.add ${get('q')} (i32.mul ${get('dim')} ${i32(body.queryStep / 16)}))`));
-  code.push(set('stride', `(i32.mul ${get('dim')} ${i32(body.codeStep / 16)})`));
+  if (!gather) code.push(set('stride', `(i32.mul ${get('dim')} ${i32(body.codeStep / 16)})`));
   code.push(set('outEnd', `(i32.add ${get('out')} (i32.shl ${get('n')} ${i32(2)}))`));
-  code.push(set(codePtr(0), get('codes')));
+  if (!gather) code.push(set(codePtr(0), get('codes')));
   if (body.block > 1) {
     const whole = `(i32.sub ${get('n')} (i32.rem_u ${get('n')} ${i32(body.block)}))`;
     code.push(set('blockEnd', `(i32.add ${get('out')} (i32.shl ${whole} ${i32(2)}))`));
@@ -245,13 +264,15 @@ function scanFunction(body: KernelBody): string {
     ...i32Locals.filter(referenced).map((name) => `(local $${name} i32)`),
     ...v128Locals.filter(referenced).map((name) => `(local $${name} v128)`),
   ];
+  const name = gather ? gatherName(body.exportName) : body.exportName;
+  const vectors = gather ? '(param $a i32)' : '(param $codes i32) (param $s i32)';
   const signature =
-    `(func $${body.exportName} (export "${body.exportName}") (param $q i32)${body.extraParams} ` +
-    '(param $codes i32) (param $s i32) (param $n i32) (param $dim i32) (param $out i32)';
+    `(func $${name} (export "${name}") (param $q i32)${body.extraParams} ` +
+    `${vectors} (param $n i32) (param $dim i32) (param $out i32)`;
   return [signature, ...declarations, text, ')'].join('\n');
 }
 
-function floatKernel(codec: CodecName, metric: KernelMetric, block: number): string {
+function floatKernel(codec: CodecName, metric: KernelMetric, block: number, layout: Layout): string {
   const decoder = DECODERS[codec];
   const q = (k: number): string => get(`q${k}`);
   const d = (k: number): string => get(`d${k}`);
@@ -264,12 +285,10 @@ function floatKernel(codec: CodecName, metric: KernelMetric, block: number): str
     block,
     constants: decoder.constants,
     loadQuery: () => ks.map((k) => set(`q${k}`, `(v128.load offset=${16 * k} ${get('qi')})`)),
-    initVector(b) {
+    initVector(b, scale) {
       const init = [set(`acc${b}`, ZERO)];
       if (metric === 'cosine') init.push(set(`den${b}`, ZERO));
-      if (metric === 'l2' && decoder.scaled) {
-        init.push(set(`sv${b}`, `(f32x4.splat (f32.load offset=${4 * b} ${get('s')}))`));
-      }
+      if (metric === 'l2' && decoder.scaled) init.push(set(`sv${b}`, `(f32x4.splat ${scale})`));
       return init;
     },
     step(b, ptr) {
@@ -290,21 +309,21 @@ function floatKernel(codec: CodecName, metric: KernelMetric, block: number): str
       }
       return out;
     },
-    score(b) {
+    score(b, scale) {
       const sum = f32HorizontalSum(`acc${b}`);
       if (metric === 'l2') return `(f32.neg ${sum})`;
-      if (metric === 'dot') return decoder.scaled ? `(f32.mul (f32.load offset=${4 * b} ${get('s')}) ${sum})` : sum;
+      if (metric === 'dot') return decoder.scaled ? `(f32.mul ${scale} ${sum})` : sum;
       const den = f32HorizontalSum(`den${b}`);
       return `(select (f32.div ${sum} (f32.sqrt ${den})) (f32.const 0) (f32.gt ${den} (f32.const 0)))`;
     },
-  });
+  }, layout);
 }
 
 /**
  * Int8 query against int8 codes. Bytes are sign-extended to i16 by the loads and multiplied
  * pairwise into i32 by i32x4.dot_i16x8_s (pmaddwd), exactly; MAX_I8_DIM keeps the sums in i32.
  */
-function i8Kernel(metric: I8Metric, block: number): string {
+function i8Kernel(metric: I8Metric, block: number, layout: Layout): string {
   const dot = (a: string, b: string): string => `(i32x4.dot_i16x8_s ${a} ${b})`;
   return scanFunction({
     exportName: scanI8ExportName(metric),
@@ -336,16 +355,16 @@ function i8Kernel(metric: I8Metric, block: number): string {
       }
       return out;
     },
-    score(b) {
+    score(b, scale) {
       const sum = `(f32.convert_i32_s ${i32HorizontalSum(`acc${b}`)})`;
-      if (metric === 'dot') return `(f32.mul (f32.mul ${get('qScale')} (f32.load offset=${4 * b} ${get('s')})) ${sum})`;
+      if (metric === 'dot') return `(f32.mul (f32.mul ${get('qScale')} ${scale}) ${sum})`;
       const den = i32HorizontalSum(`den${b}`);
       return (
         `(select (f32.div (f32.mul ${get('qScale')} ${sum}) (f32.sqrt (f32.convert_i32_s ${den}))) ` +
         `(f32.const 0) ${den})`
       );
     },
-  });
+  }, layout);
 }
 
 /**
@@ -426,10 +445,12 @@ function exactKernel(name: typeof EXACT_DOT_NORM | typeof EXACT_SQDIST): string 
 export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
   const parts = [';; Generated by src/kernels/wat.ts; do not edit. See src/kernels/KERNELS.md.', '(module'];
   parts.push('(import "env" "memory" (memory 1))');
-  for (const codec of KERNEL_CODECS) {
-    for (const metric of KERNEL_METRICS) parts.push(floatKernel(codec, metric, tuning.floatBlock));
+  for (const layout of ['contiguous', 'gather'] as const) {
+    for (const codec of KERNEL_CODECS) {
+      for (const metric of KERNEL_METRICS) parts.push(floatKernel(codec, metric, tuning.floatBlock, layout));
+    }
+    for (const metric of I8_METRICS) parts.push(i8Kernel(metric, tuning.i8Block, layout));
   }
-  for (const metric of I8_METRICS) parts.push(i8Kernel(metric, tuning.i8Block));
   parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST));
   parts.push(')');
   return `${parts.join('\n')}\n`;

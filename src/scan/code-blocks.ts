@@ -59,6 +59,11 @@ const int8 = getCodec('int8');
 
 /** Removals whose slot moves an index remembers (moveEpoch, movesSince). */
 const MOVE_LOG = 4096;
+/**
+ * Vectors scanSlots() scores per kernel call: a stopping rule is asked between runs, and a run's
+ * blocks of four scattered codes keep four streams of loads in flight.
+ */
+const GATHER_RUN = 16;
 
 /**
  * The quantized vectors of a store, dense in fixed-size blocks of WebAssembly linear memory,
@@ -74,6 +79,8 @@ export class CodeBlocks {
   private readonly ids = new IdTable();
   private readonly scratchQuery: number;
   private readonly scratchScores: number;
+  /** scanSlots()'s address table: GATHER_RUN pairs of i32 (code address, scale address). */
+  private readonly scratchTable: number;
   private readonly mem = kernels().memory;
   private freed = false;
   /** Largest ‖decoded code‖ of any vector put since it was first asked for (never lowered by removals). */
@@ -106,12 +113,13 @@ export class CodeBlocks {
     this.paddedDim = paddedDim(dim);
     this.stride = this.paddedDim * codec.bytesPerDim;
     this.scratchQuery = this.mem.alloc(this.paddedDim * 4);
-    this.scratchScores = this.mem.alloc(blockVectors * 4);
+    this.scratchScores = this.mem.alloc(Math.max(blockVectors, GATHER_RUN) * 4);
+    this.scratchTable = this.mem.alloc(GATHER_RUN * 8);
   }
 
   /** Bytes of memory this holds: blocks of codes, scales and places (whole blocks), scratch space, and the id table. */
   get bytes(): number {
-    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 13 : 0)) + this.paddedDim * 4 + this.blockVectors * 4 + this.ids.bytes + (this.moves?.byteLength ?? 0);
+    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 13 : 0)) + this.paddedDim * 4 + Math.max(this.blockVectors, GATHER_RUN) * 4 + GATHER_RUN * 8 + this.ids.bytes + (this.moves?.byteLength ?? 0);
   }
 
   /** Bytes each stored vector costs once blocks are full: code, scale, place and document flag (when kept) and its share of the id table. */
@@ -173,7 +181,9 @@ export class CodeBlocks {
     return this.blocks[Math.floor(slot / this.blockVectors)]!.documented![slot % this.blockVectors]!;
   }
 
-  private placeAt(slot: number): VectorPlace | undefined {
+  /** placeOf() for the vector in `slot`. */
+  placeAt(slot: number): VectorPlace | undefined {
+    if (!(slot >= 0 && slot < this.ids.size)) throw new RangeError(`slot ${slot} out of range`);
     const refs = this.blocks[Math.floor(slot / this.blockVectors)]!.refs;
     if (refs === undefined) return undefined;
     const at = (slot % this.blockVectors) * 3;
@@ -495,8 +505,9 @@ export class CodeBlocks {
 
   /**
    * scan() over the vectors in `slots[0..count)` only (each pushed into `top` with its slot): the
-   * same kernel scores each code where it is (one call per vector, no copy), so each score is the
-   * one scan() gives that vector. `stopAt(i)`, when given, is asked before the i-th: true ends the scan.
+   * gather form of the same kernel scores each code where it is (no copy), so each score is the one
+   * scan() gives that vector. `stopAt(i)`, when given, is asked before the i-th of every run of
+   * GATHER_RUN vectors (one kernel call each): true ends the scan there.
    */
   scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK, stopAt?: (i: number) => boolean): void {
     if (count <= 0) return;
@@ -504,21 +515,30 @@ export class CodeBlocks {
     const useI8 = this.usesInt8Query(query);
     const qScale = this.loadQuery(query);
     const total = this.ids.size;
-    const i8 = useI8 ? k.scanI8Function(query.metric as I8Metric) : undefined;
-    const float = useI8 ? undefined : k.scanFunction(this.codec.name, query.metric);
-    // The unchecked exports: n is 1 and paddedDim is the one every scan() of this index passes the checks with.
+    // The unchecked exports: paddedDim is the one every scan() of this index passes the checks with, and every run fits the scratch space.
+    const i8 = useI8 ? k.gatherI8Function(query.metric as I8Metric) : undefined;
+    const float = useI8 ? undefined : k.gatherFunction(this.codec.name, query.metric);
     const out = this.scratchScores;
-    const scores = this.mem.f32();
-    for (let i = 0; i < count; i++) {
-      if (stopAt !== undefined && stopAt(i)) return;
-      const slot = slots[i]!;
-      if (!(slot >= 0 && slot < total)) throw new RangeError(`slot ${slot} out of range`);
-      const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
-      const row = slot % this.blockVectors;
-      if (i8 !== undefined) i8(this.scratchQuery, qScale, block.codes + row * this.stride, block.scales + 4 * row, 1, this.paddedDim, out);
-      else float!(this.scratchQuery, block.codes + row * this.stride, block.scales + 4 * row, 1, this.paddedDim, out);
-      const score = scores[out >> 2]!;
-      if (top.admits(score)) top.push(score, slot);
+    const table = this.scratchTable;
+    for (let from = 0; from < count; from += GATHER_RUN) {
+      if (stopAt !== undefined && stopAt(from)) return;
+      const n = Math.min(GATHER_RUN, count - from);
+      const addresses = this.mem.i32();
+      for (let j = 0; j < n; j++) {
+        const slot = slots[from + j]!;
+        if (!(slot >= 0 && slot < total)) throw new RangeError(`slot ${slot} out of range`);
+        const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
+        const row = slot % this.blockVectors;
+        addresses[(table >> 2) + 2 * j] = block.codes + row * this.stride;
+        addresses[(table >> 2) + 2 * j + 1] = block.scales + 4 * row;
+      }
+      if (i8 !== undefined) i8(this.scratchQuery, qScale, table, n, this.paddedDim, out);
+      else float!(this.scratchQuery, table, n, this.paddedDim, out);
+      const scores = this.mem.f32();
+      for (let j = 0; j < n; j++) {
+        const score = scores[(out >> 2) + j]!;
+        if (top.admits(score)) top.push(score, slots[from + j]!);
+      }
     }
   }
 
@@ -559,7 +579,8 @@ export class CodeBlocks {
     }
     this.blocks.length = 0;
     this.mem.free(this.scratchQuery, this.paddedDim * 4);
-    this.mem.free(this.scratchScores, this.blockVectors * 4);
+    this.mem.free(this.scratchScores, Math.max(this.blockVectors, GATHER_RUN) * 4);
+    this.mem.free(this.scratchTable, GATHER_RUN * 8);
     this.ids.clear();
   }
 }

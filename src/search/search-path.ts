@@ -45,8 +45,8 @@ export interface SearchEnv {
   index(): VectorIndex;
   /** Changes to the index so far (writes applied, records set aside): a search that read files in between can tell its snapshot moved. */
   writes(): number;
-  /** Where the full vector of a stored record lives; CORRUPTION (naming it) when none is. */
-  placeOf(id: string): VectorPlace;
+  /** Where the full vector of the stored record `id` in `slot` of the index lives; CORRUPTION (naming it) when none is. */
+  placeAt(slot: number, id: string): VectorPlace;
   /** The document of a stored record; CORRUPTION (naming it) when damaged. */
   docOf(id: string): DocRecord;
   /** Sets a record aside as damaged; returns the error `get` will throw for it. */
@@ -62,9 +62,22 @@ type Remember = (scan: ScanQuery, ranked: TopK, complete: boolean) => void;
 interface Ranked {
   readonly id: string;
   readonly score: number;
-  readonly doc: DocRecord;
+  /** Its document; undefined when `known` gives its text and metadata. */
+  readonly doc: DocRecord | undefined;
   /** Whether its document and text are worth keeping hot (LookasideCache.admitRecord). */
   readonly keep: boolean;
+  /** Its hit in a cached answer computed at the current write (text and metadata as of now), if there is one. */
+  readonly known: SearchHit | undefined;
+}
+
+/** How finish() turns candidates into an answer, beside the candidates themselves. */
+interface Finishing {
+  /** Take the documents of the moment even if writes came in while vectors were read. */
+  readonly tolerateMoves: boolean;
+  /** The rescoring bound (rescore-bound.ts), made when first needed. */
+  readonly bound: () => RescoreBound | undefined;
+  /** Hits whose text and metadata are known as of now (a near hit's entry's answer), by id. */
+  readonly known?: () => ReadonlyMap<string, SearchHit> | undefined;
 }
 
 function copyHit(h: SearchHit): SearchHit {
@@ -105,9 +118,10 @@ function keyOf(want: Wanted): string {
 }
 
 function hitOf(r: Ranked, text: string | undefined): SearchHit {
+  if (r.known !== undefined) return { ...copyHit(r.known), score: r.score };
   const hit: SearchHit = { id: r.id, score: r.score };
   if (text !== undefined) hit.text = text;
-  if (r.doc.meta !== undefined) hit.meta = cloneMeta(r.doc.meta);
+  if (r.doc?.meta !== undefined) hit.meta = cloneMeta(r.doc.meta);
   return hit;
 }
 
@@ -183,7 +197,15 @@ export class SearchPath {
     let entry: CacheEntry<SearchHit[]> | undefined;
     try {
       if (look.kind === 'candidates') {
-        ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, false, () => this.boundOf(scanForm().scan));
+        const near = look.near ? look.entry : undefined;
+        ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, {
+          tolerateMoves: false,
+          bound: () => this.boundOf(scanForm().scan),
+          known: () => {
+            const answer = near === undefined ? undefined : cache.answerNow(near);
+            return answer === undefined ? undefined : new Map(answer.map((h) => [h.id, h]));
+          },
+        });
         if (!look.near) entry = look.entry;
       } else {
         ranked = await this.rank(q, want, (scan, top, complete) => (entry = cache.remember(cq, scan, this.env.index(), top, complete)), scanForm(), false);
@@ -201,7 +223,7 @@ export class SearchPath {
     if (texts === undefined) return undefined;
     const hits = ranked.map((r, i) => hitOf(r, texts[i]));
     if (entry !== undefined) {
-      const bytes = ranked.reduce((n, r, i) => n + 64 + 2 * r.id.length + 2 * (texts[i]?.length ?? 0) + 2 * (r.doc.metaJson?.length ?? 0), 0);
+      const bytes = ranked.reduce((n, r, i) => n + 64 + 2 * r.id.length + 2 * (texts[i]?.length ?? 0) + 2 * (r.doc?.metaJson?.length ?? 0), 0);
       // Copies: the caller may change the hits it gets.
       cache.answered(entry, hits.map(copyHit), version, bytes);
     }
@@ -245,7 +267,7 @@ export class SearchPath {
     remember?.(scan, top, capacity >= size || count < capacity);
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ id: this.env.index().idAt(top.slotAt(i)), slot: top.slotAt(i), score: top.scoreAt(i) });
-    return this.finish(q, offset, chosen, want, tolerateMoves, () => this.boundOf(scan));
+    return this.finish(q, offset, chosen, want, { tolerateMoves, bound: () => this.boundOf(scan) });
   }
 
   /**
@@ -256,9 +278,12 @@ export class SearchPath {
    * first needed) can still reach the k-th best exact score: the hot vectors and the first k read
    * set that score, and the rest are read only if they can beat it. Undefined when writes came in
    * while vectors were read (the documents read after them could be newer than the scores), unless
-   * `tolerateMoves`; damage found in a vector still in place is thrown.
+   * `how.tolerateMoves`; damage found in a vector still in place is thrown. Results `how.known`
+   * knows (looked up once the scores are final, with nothing awaited after) take their text and
+   * metadata from there.
    */
-  private async finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted, tolerateMoves: boolean, bound: () => RescoreBound | undefined): Promise<Ranked[] | undefined> {
+  private async finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted, how: Finishing): Promise<Ranked[] | undefined> {
+    const { tolerateMoves, bound } = how;
     let ranked: { id: string; score: number }[];
     if (want.rescore) {
       const writes = this.env.writes();
@@ -275,7 +300,7 @@ export class SearchPath {
       for (const [i, c] of candidates.entries()) {
         const h = this.env.cache?.hotVector(c.id);
         if (h === undefined) {
-          (i < want.k ? first : rest).push({ id: c.id, place: this.env.placeOf(c.id), slot: c.slot, kernel: c.score });
+          (i < want.k ? first : rest).push({ id: c.id, place: this.env.placeAt(c.slot, c.id), slot: c.slot, kernel: c.score });
           continue;
         }
         hotIds.push(c.id);
@@ -319,7 +344,8 @@ export class SearchPath {
       const l2 = this.env.space.kernelMetric() === 'l2';
       ranked = candidates.slice(0, want.k).map(({ id, score }) => ({ id, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
     }
-    return ranked.map(({ id, score }) => this.rankedOf(id, score));
+    const known = how.known?.();
+    return ranked.map(({ id, score }) => this.rankedOf(id, score, known?.get(id)));
   }
 
   /**
@@ -390,15 +416,16 @@ export class SearchPath {
     throw reason;
   }
 
-  /** A result with its document, hot or read (and then kept hot if the cache admits it). */
-  private rankedOf(id: string, score: number): Ranked {
+  /** A result with its document, hot or read (and then kept hot if the cache admits it), or its `known` hit. */
+  private rankedOf(id: string, score: number, known: SearchHit | undefined): Ranked {
+    if (known !== undefined) return { id, score, doc: undefined, keep: false, known };
     const cache = this.env.cache;
     const hot = cache?.hotDoc(id);
-    if (hot !== undefined) return { id, score, doc: hot, keep: true };
+    if (hot !== undefined) return { id, score, doc: hot, keep: true, known: undefined };
     const doc = this.env.docOf(id);
     const keep = cache?.admitRecord(id) ?? false;
     if (keep) cache!.keep(id, { doc });
-    return { id, score, doc, keep };
+    return { id, score, doc, keep, known: undefined };
   }
 
   /**
@@ -418,7 +445,7 @@ export class SearchPath {
     let pending: (Promise<string> | undefined)[] | undefined;
     for (let i = 0; i < ranked.length; i++) {
       const r = ranked[i]!;
-      if (r.doc.text === undefined) continue;
+      if (r.doc?.text === undefined) continue;
       const hot = current(r) ? cache!.hotText(r.id) : undefined;
       if (hot !== undefined && hot !== null) {
         texts[i] = hot;
@@ -452,7 +479,7 @@ export class SearchPath {
       }
       const r = ranked[i]!;
       if (damagedId(s.reason) !== r.id) throw s.reason;
-      this.env.setAsideIfUnchanged(r.id, r.doc.text, s.reason);
+      this.env.setAsideIfUnchanged(r.id, r.doc?.text, s.reason);
       damage = true;
     }
     return damage ? undefined : texts;
