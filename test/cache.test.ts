@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemStore, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
-import { outsiderBound } from '../src/cache/bounds.js';
+import { outsiderBound, scoreShift } from '../src/cache/bounds.js';
 import { SketchTable, bitsHash, hamming, signSketch } from '../src/cache/sketch.js';
 import type { CodecName } from '../src/codec/codec.js';
 import { getCodec } from '../src/codec/index.js';
@@ -451,6 +451,32 @@ test('index: the int8 code of the last query is reused only for the same values'
   assert.deepEqual(index.kernelQuery(a), kernelA);
   index.free();
   fresh.free();
+});
+
+test('the shift between two int8 kernel forms is the one between their kernel queries, number for number', () => {
+  const next = rng(12);
+  for (const dim of [16, 100, 512]) {
+    const index = new CodeBlocks(getCodec('int8'), dim, 16);
+    for (let trial = 0; trial < 20; trial++) {
+      const a = { vector: Float32Array.from({ length: dim }, () => gaussian(next) * 10 ** (trial % 5 - 2)), metric: 'cosine' as const, int8Query: true };
+      const b = { vector: a.vector.map((x) => x + gaussian(next) * 0.01), metric: 'cosine' as const, int8Query: true };
+      const formA = index.kernelForm(a);
+      const formB = index.kernelForm(b);
+      assert.equal(formA.kind, 'int8');
+      // The form is a copy: encoding another query does not change it.
+      assert.deepEqual(formA.kind === 'int8' ? Float32Array.from(formA.code, (c) => c * formA.scale) : undefined, index.kernelQuery(a));
+      for (const metric of ['cosine', 'dot', 'l2'] as const) {
+        const fromForms = scoreShift(metric, formA, formB, 3);
+        const fromVectors = scoreShift(metric, { kind: 'float', vector: index.kernelQuery(a) }, { kind: 'float', vector: index.kernelQuery(b) }, 3);
+        assert.deepEqual(fromForms, fromVectors, `dim ${dim} trial ${trial} ${metric}`);
+      }
+    }
+    const float = { vector: new Float32Array(dim).fill(0.5), metric: 'l2' as const, int8Query: false };
+    const form = index.kernelForm(float);
+    assert.ok(form.kind === 'float' && form.vector === float.vector, 'a float query is its own kernel form');
+    assert.throws(() => scoreShift('dot', form, { kind: 'float', vector: new Float32Array(dim + 16) }, 1), RangeError);
+    index.free();
+  }
 });
 
 test('duplicate vectors (kernel-score ties at the k-th place): a store with the cache answers as one without', async () => {

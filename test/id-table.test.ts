@@ -4,9 +4,13 @@ import fc from 'fast-check';
 import { MAX_ID_BYTES } from '../src/limits.js';
 import { IdTable } from '../src/scan/id-table.js';
 
-/** The table after `ops`, checked against a plain array + Map doing the same swap-removes. */
-function replay(ops: readonly { add: boolean; id: string }[]): void {
-  const table = new IdTable();
+/**
+ * The table after `ops`, checked against a plain array + Map doing the same swap-removes. With
+ * `recent` strings kept by idAt(), every op is followed by idAt() of a slot chosen by `probe`, so
+ * strings made before a removal or an add are asked for after it.
+ */
+function replay(ops: readonly { add: boolean; id: string; probe?: number }[], recent = 0): void {
+  const table = new IdTable(recent);
   const ids: string[] = [];
   const slots = new Map<string, number>();
   for (const op of ops) {
@@ -30,6 +34,10 @@ function replay(ops: readonly { add: boolean; id: string }[]): void {
         slots.set(last, slot);
       }
     }
+    if (recent > 0 && ids.length > 0) {
+      const slot = (op.probe ?? 0) % ids.length;
+      assert.equal(table.idAt(slot), ids[slot]);
+    }
   }
   assert.equal(table.size, ids.length);
   ids.forEach((id, slot) => {
@@ -44,6 +52,32 @@ test('id table: random adds and swap-removes agree with an array and a Map', () 
   // A small alphabet makes ids repeat, so removals of present ids and re-adds are common.
   const id = fc.oneof(fc.stringMatching(/^[ab\u00e9\u{1F600}]{1,3}$/u), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }));
   fc.assert(fc.property(fc.array(fc.record({ add: fc.boolean(), id }), { maxLength: 400 }), (ops) => replay(ops)), { numRuns: 300 });
+});
+
+test('id table: the strings idAt() keeps follow swap-removes, re-adds and clear(), and are counted in bytes', () => {
+  const id = fc.stringMatching(/^[abc\u00e9]{1,3}$/u);
+  const ops = fc.array(fc.record({ add: fc.boolean(), id, probe: fc.nat(50) }), { maxLength: 300 });
+  // Four strings kept (the 64 ids added first let the table keep its four from the start): slots
+  // collide often, and a slot removed and taken again by another id is common.
+  const first = Array.from({ length: 64 }, (_, i) => ({ add: true, id: `first-${i}` }));
+  fc.assert(fc.property(ops, (o) => replay([...first, ...o.map((op) => ({ ...op, probe: op.probe + 40 }))], 4)), { numRuns: 300 });
+  // A slot number that comes back after a removal names its new id, not the string kept for it before.
+  const moved = new IdTable(4);
+  for (let i = 0; i < 64; i++) moved.slotFor(`m-${i}`);
+  assert.equal(moved.idAt(63), 'm-63');
+  moved.removeSwap(10);
+  assert.equal(moved.idAt(10), 'm-63');
+  assert.equal(moved.slotFor('taken-again').slot, 63);
+  assert.equal(moved.idAt(63), 'taken-again');
+  const table = new IdTable(8);
+  for (let i = 0; i < 20; i++) table.slotFor(`id-${i}`);
+  const before = table.bytes;
+  for (let i = 0; i < 20; i++) assert.equal(table.idAt(i), `id-${i}`);
+  assert.ok(table.bytes > before, 'the kept strings are counted');
+  table.clear();
+  table.slotFor('other');
+  assert.equal(table.idAt(0), 'other');
+  assert.throws(() => new IdTable(3), RangeError);
 });
 
 test('id table: many ids grow and compact the table and keep every slot findable', () => {

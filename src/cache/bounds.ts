@@ -1,8 +1,9 @@
 import type { KernelMetric } from '../kernels/index.js';
+import type { KernelForm } from '../scan/code-blocks.js';
 
 /**
  * How far a kernel score can move when the query moves (CACHE.md, "The bound"). Scores are what
- * the scan kernels compute on the kernel's view of the query `v` (CodeBlocks.kernelQuery) and a
+ * the scan kernels compute on the kernel's view of the query `v` (CodeBlocks.kernelQuery, KernelForm) and a
  * stored code `x` (decoded: x̂):
  *
  *   'cosine'  s(v, x) = v · x̂ / ‖x̂‖      |s(v', x) − s(v, x)| ≤ ‖v' − v‖
@@ -33,24 +34,49 @@ export interface ScoreShift {
   readonly maxNorm: number;
 }
 
-export function scoreShift(metric: KernelMetric, from: Float32Array, next: Float32Array, maxNorm: number): ScoreShift {
-  if (next.length !== from.length) throw new RangeError(`queries of ${from.length} and ${next.length} dimensions`);
+/** The float32 values of `form`, as the kernels see them. */
+function valuesOf(form: KernelForm): Float32Array {
+  if (form.kind === 'float') return form.vector;
+  const out = new Float32Array(form.code.length);
+  for (let i = 0; i < out.length; i++) out[i] = form.code[i]! * form.scale;
+  return out;
+}
+
+export function scoreShift(metric: KernelMetric, from: KernelForm, next: KernelForm, maxNorm: number): ScoreShift {
+  const length = from.kind === 'int8' ? from.code.length : from.vector.length;
+  if ((next.kind === 'int8' ? next.code.length : next.vector.length) !== length) throw new RangeError('queries of different lengths have no distance');
   // One pass in float64 for the distance and both norms (a near hit computes this once per pool tried).
   let d2 = 0;
   let f2 = 0;
   let n2 = 0;
-  for (let i = 0; i < from.length; i++) {
-    const a = from[i]!;
-    const b = next[i]!;
-    d2 += (a - b) * (a - b);
-    f2 += a * a;
-    n2 += b * b;
+  if (from.kind === 'int8' && next.kind === 'int8') {
+    // Two codes, as an index's int8 queries are: the values made in the loop, rounded as the kernels' view rounds them.
+    const a = from.code;
+    const b = next.code;
+    const sa = from.scale;
+    const sb = next.scale;
+    for (let i = 0; i < length; i++) {
+      const x = Math.fround(a[i]! * sa);
+      const y = Math.fround(b[i]! * sb);
+      d2 += (x - y) * (x - y);
+      f2 += x * x;
+      n2 += y * y;
+    }
+  } else {
+    const a = valuesOf(from);
+    const b = valuesOf(next);
+    for (let i = 0; i < length; i++) {
+      const x = a[i]!;
+      const y = b[i]!;
+      d2 += (x - y) * (x - y);
+      f2 += x * x;
+      n2 += y * y;
+    }
   }
   const delta = Math.sqrt(d2);
-  const dim = from.length;
   const largest = Math.sqrt(Math.max(f2, n2));
   const far = largest + maxNorm;
-  const margin = metric === 'cosine' ? roundingMargin(dim, largest) : metric === 'dot' ? roundingMargin(dim, largest * maxNorm) : roundingMargin(dim, far * far);
+  const margin = metric === 'cosine' ? roundingMargin(length, largest) : metric === 'dot' ? roundingMargin(length, largest * maxNorm) : roundingMargin(length, far * far);
   return { metric, delta, margin, maxNorm };
 }
 
@@ -79,5 +105,5 @@ export function movedScore(shift: ScoreShift, b: number): number {
  */
 export function outsiderBound(metric: KernelMetric, b: number, from: Float32Array, next: Float32Array, maxNorm: number): number {
   if (b === -Infinity) return -Infinity;
-  return movedScore(scoreShift(metric, from, next, maxNorm), b);
+  return movedScore(scoreShift(metric, { kind: 'float', vector: from }, { kind: 'float', vector: next }, maxNorm), b);
 }

@@ -1,6 +1,6 @@
 import type { Filter } from '../options.js';
 import type { VectorIndex } from '../index/vector-index.js';
-import type { ScanQuery } from '../scan/code-blocks.js';
+import type { KernelForm, ScanQuery } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
 import type { DocRecord } from '../store/state.js';
 import { HotVectors } from './hot-vectors.js';
@@ -94,8 +94,8 @@ export interface CacheQuery {
   sketch?: Uint32Array;
   /** The scan query for `query` (projected), built only when needed, once. */
   scanQuery(): ScanQuery;
-  /** The kernel's view of it (VectorIndex.kernelQuery), built only when needed, once. */
-  kernelQuery(): Float32Array;
+  /** The kernel's view of it (VectorIndex.kernelForm), built only when needed, once. */
+  kernelForm(): KernelForm;
 }
 
 function hashOf(q: CacheQuery): number {
@@ -117,8 +117,8 @@ export interface CacheEntry<A> {
   readonly query: Float32Array;
   readonly hash: number;
   readonly scan: ScanQuery;
-  /** The query as the kernel sees it (VectorIndex.kernelQuery), computed when first needed. */
-  kernelQuery: Float32Array | undefined;
+  /** The query as the kernel sees it (VectorIndex.kernelForm): for an int8 query its code, in a buffer of the cache's own. */
+  readonly kernel: KernelForm;
   readonly sketch: Uint32Array;
   readonly filter: Filter | undefined;
   /** The index the pool's slots are slots of. */
@@ -308,8 +308,7 @@ export class LookasideCache<A> {
           this.counts.exactHits++;
           return { kind: 'answer', answer: same.answer };
         }
-        const from = this.kernelQueryOf(same, host);
-        const candidates = this.certify(same, same.scan, this.shiftOf(same.scan, from, from, host), q, host);
+        const candidates = this.certify(same, same.scan, this.shiftOf(same.scan, same.kernel, same.kernel, host), q, host);
         if (candidates !== undefined) {
           this.counts.exactHits++;
           return { kind: 'candidates', entry: same, candidates, near: false };
@@ -342,9 +341,9 @@ export class LookasideCache<A> {
       }
     });
     for (const e of near) {
-      // Judged on the scan queries, before any kernel query is made: a guess needs no exact shift.
-      if (!this.worthTrying(e, this.shiftOf(scan, e.scan.vector, scan.vector, host))) continue;
-      const shift = this.shiftOf(scan, this.kernelQueryOf(e, host), q.kernelQuery(), host);
+      // Judged on the scan queries, before the new query is encoded for the kernel: a guess needs no exact shift.
+      if (!this.worthTrying(e, this.shiftOf(scan, { kind: 'float', vector: e.scan.vector }, { kind: 'float', vector: scan.vector }, host))) continue;
+      const shift = this.shiftOf(scan, e.kernel, q.kernelForm(), host);
       if (!this.catchUp(e, host)) {
         this.dropEntry(e, true);
         continue;
@@ -374,12 +373,13 @@ export class LookasideCache<A> {
     const size = ranked.size;
     const { slots, scores } = poolOf(ranked, size, this.spares);
     const last = Math.min(q.candidates, size) - 1;
+    const scanVector = copyOf(scan.vector, this.spares);
     const entry: CacheEntry<A> = {
       key: q.key,
       query: copyOf(q.query, this.spares),
       hash,
-      scan: { vector: copyOf(scan.vector, this.spares), metric: scan.metric, int8Query: scan.int8Query },
-      kernelQuery: undefined,
+      scan: { vector: scanVector, metric: scan.metric, int8Query: scan.int8Query },
+      kernel: this.kernelOf(index.kernelForm(scan), scanVector),
       sketch: sketchOf(q),
       filter: q.filter,
       index,
@@ -513,18 +513,18 @@ export class LookasideCache<A> {
   }
 
   /** How far kernel scores may move from kernel query `from` to `next` (bounds.ts). */
-  private shiftOf(scan: ScanQuery, from: Float32Array, next: Float32Array, host: CacheHost): ScoreShift {
+  private shiftOf(scan: ScanQuery, from: KernelForm, next: KernelForm, host: CacheHost): ScoreShift {
     return scoreShift(scan.metric, from, next, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
   }
 
-  private kernelQueryOf(entry: CacheEntry<A>, host: CacheHost): Float32Array {
-    if (entry.kernelQuery !== undefined) return entry.kernelQuery;
-    const before = this.bytesOf(entry);
-    entry.kernelQuery = copyOf(host.index.kernelQuery(entry.scan), this.spares);
-    // Only an entry the cache still holds is counted (a near try may look at one it then drops).
-    if (this.entries.has(entry)) this.entryBytes += this.bytesOf(entry) - before;
-    return entry.kernelQuery;
+  /** `form` to keep in an entry: an int8 code copied into a spare buffer; a float query's is the entry's scan vector, `vector`. */
+  private kernelOf(form: KernelForm, vector: Float32Array): KernelForm {
+    if (form.kind === 'float') return { kind: 'float', vector };
+    const code = new Int8Array(this.spares.take(form.code.byteLength));
+    code.set(form.code);
+    return { kind: 'int8', code, scale: form.scale };
   }
+
 
   /**
    * Brings `entry`'s pool up to the writes since its version: its slots follow the index's slot moves,
@@ -648,7 +648,7 @@ export class LookasideCache<A> {
 
   private bytesOf(entry: CacheEntry<A>): number {
     const scores = entry.scores === undefined || entry.scores.buffer === entry.slots.buffer ? 0 : entry.scores.buffer.byteLength;
-    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + scores + (entry.kernelQuery === undefined ? 2 : 3) * entry.query.byteLength + 2 * entry.sketch.byteLength + entry.answerBytes;
+    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + scores + 2 * entry.query.byteLength + (entry.kernel.kind === 'int8' ? entry.kernel.code.byteLength : 0) + 2 * entry.sketch.byteLength + entry.answerBytes;
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
@@ -658,7 +658,7 @@ export class LookasideCache<A> {
     // Nothing outside the cache holds a view of these (a search holding the entry only hands it back to answered()).
     this.spares.give(entry.query.buffer as ArrayBuffer);
     this.spares.give(entry.scan.vector.buffer as ArrayBuffer);
-    if (entry.kernelQuery !== undefined) this.spares.give(entry.kernelQuery.buffer as ArrayBuffer);
+    if (entry.kernel.kind === 'int8') this.spares.give(entry.kernel.code.buffer as ArrayBuffer);
     this.givePool(entry);
     const sameHash = this.byHash.get(entry.hash);
     if (sameHash !== undefined) {

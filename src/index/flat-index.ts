@@ -1,5 +1,5 @@
 import type { Codec } from '../codec/codec.js';
-import { CodeBlocks, INDEX_BLOCK_VECTORS, type LoadedRecord, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
+import { CodeBlocks, INDEX_BLOCK_VECTORS, type KernelForm, type LoadedRecord, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
 import type { TopK } from '../scan/topk.js';
 import type { IndexSearch, VectorIndex } from './vector-index.js';
 
@@ -122,6 +122,10 @@ export class FlatIndex implements VectorIndex {
 
   kernelQuery(query: ScanQuery): Float32Array {
     return this.blocks.kernelQuery(query);
+  }
+
+  kernelForm(query: ScanQuery): KernelForm {
+    return this.blocks.kernelForm(query);
   }
 
   kernelQueryError(query: ScanQuery): number {

@@ -1,5 +1,5 @@
 import type { Codec } from '../codec/codec.js';
-import type { LoadedRecord, ScanQuery, VectorPlace } from '../scan/code-blocks.js';
+import type { KernelForm, LoadedRecord, ScanQuery, VectorPlace } from '../scan/code-blocks.js';
 import type { TopK } from '../scan/topk.js';
 
 /** What shapes which stored vectors a search looks at. */
@@ -78,6 +78,8 @@ export interface VectorIndex {
 
   /** The query exactly as the kernels see it (what bounds between two queries are computed on). */
   kernelQuery(query: ScanQuery): Float32Array;
+  /** kernelQuery() in its cheapest exact form: an int8 code (a copy) and its scale, or the float vector itself. */
+  kernelForm(query: ScanQuery): KernelForm;
   /** The distance between the query and kernelQuery(query), without making the latter. */
   kernelQueryError(query: ScanQuery): number;
   /** An upper bound on the norm of any decoded code stored. */

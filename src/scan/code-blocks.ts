@@ -55,6 +55,12 @@ export interface ScanQuery {
   readonly int8Query: boolean;
 }
 
+/**
+ * A query as the kernels see it (kernelQuery()), in its cheapest exact form: an int8 query's code
+ * and scale (value i is fl32(code[i] · scale)), or a float query's vector itself.
+ */
+export type KernelForm = { readonly kind: 'int8'; readonly code: Int8Array; readonly scale: number } | { readonly kind: 'float'; readonly vector: Float32Array };
+
 const int8 = getCodec('int8');
 
 /** Removals whose slot moves an index remembers (moveEpoch, movesSince). */
@@ -64,6 +70,8 @@ const MOVE_LOG = 4096;
  * blocks of four scattered codes keep four streams of loads in flight.
  */
 const GATHER_RUN = 16;
+/** Id strings the index keeps of the slots it named lately (IdTable): about the candidates of the last few dozen searches. */
+const RECENT_IDS = 1024;
 
 /**
  * The quantized vectors of a store, dense in fixed-size blocks of WebAssembly linear memory,
@@ -76,7 +84,7 @@ export class CodeBlocks {
   /** Bytes of one code in memory, padding included. */
   readonly stride: number;
   private readonly blocks: Block[] = [];
-  private readonly ids = new IdTable();
+  private readonly ids = new IdTable(RECENT_IDS);
   private readonly scratchQuery: number;
   private readonly scratchScores: number;
   /** scanSlots()'s address table: GATHER_RUN pairs of i32 (code address, scale address). */
@@ -367,6 +375,13 @@ export class CodeBlocks {
     const out = new Float32Array(this.dim);
     for (let i = 0; i < out.length; i++) out[i] = ((code[i]! << 24) >> 24) * scale;
     return out;
+  }
+
+  /** kernelQuery() in its cheapest exact form (a copy of the int8 code and its scale, or the float vector itself). */
+  kernelForm(query: ScanQuery): KernelForm {
+    if (!this.usesInt8Query(query)) return { kind: 'float', vector: query.vector };
+    const { code, scale } = this.encode(query.vector);
+    return { kind: 'int8', code: new Int8Array(code.buffer.slice(code.byteOffset, code.byteOffset + this.dim)), scale };
   }
 
   /**

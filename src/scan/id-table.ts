@@ -19,6 +19,10 @@ const LENGTH_MASK = (1 << LENGTH_BITS) - 1;
 /** Buckets are at most this full before the table doubles, so a probe run stays short. */
 const MAX_LOAD = 0.7;
 const GROWTH = 1.5;
+/** JavaScript's cost of one string beyond its characters (header, hash), estimated, for `bytes`. */
+const STRING_OVERHEAD = 24;
+/** idAt() keeps at most one string per this many ids in the table (and at most the table's `recent`). */
+const RECENT_PER_IDS = 8;
 
 /** Seeded 32-bit hash of bytes (murmur3's mixing); the seed is random per table, so no fixed set of ids collides everywhere. */
 function hashBytes(bytes: Uint8Array, from: number, length: number, seed: number): number {
@@ -58,14 +62,33 @@ export class IdTable {
   /** Set by `find`: the length and hash tag of the id it looked for. */
   private key = 0;
   private readonly seed = (Math.random() * 0x100000000) >>> 0;
+  /**
+   * The strings idAt() made lately, direct-mapped by slot (slot mod their number), with the slot
+   * each is of (-1: none). A search turns its candidates' slots into ids, and the same neighbourhoods
+   * come back: a string made once is handed out again, with its hash already computed for the Maps
+   * that look it up, instead of decoding the bytes (cold in the CPU's cache) into a new one.
+   */
+  private recentIds: (string | undefined)[] = [];
+  private recentSlots = new Int32Array(0);
+  private recentChars = 0;
+  private recentCount = 0;
+
+  /**
+   * `recent`: how many strings idAt() may keep (a power of two, or 0 for none). It keeps one per
+   * RECENT_PER_IDS ids at most, so that a small table does not pay for them more than a large one.
+   */
+  constructor(private readonly recent = 0) {
+    if (!(recent === 0 || (Number.isInteger(recent) && recent > 0 && (recent & (recent - 1)) === 0))) throw new RangeError(`recent must be 0 or a power of two, got ${recent}`);
+  }
 
   get size(): number {
     return this.count;
   }
 
-  /** Bytes of memory held: byte store, per-slot offsets and lengths, buckets (capacity, not use). */
+  /** Bytes of memory held: byte store, per-slot offsets and lengths, buckets (capacity, not use), recent strings. */
   get bytes(): number {
-    return this.store.byteLength + this.starts.byteLength + this.lengths.byteLength + this.buckets.byteLength;
+    const recent = this.recentSlots.byteLength + 8 * this.recentIds.length + STRING_OVERHEAD * this.recentCount + 2 * this.recentChars;
+    return this.store.byteLength + this.starts.byteLength + this.lengths.byteLength + this.buckets.byteLength + recent;
   }
 
   /** Bytes of UTF-8 the live ids take. */
@@ -96,8 +119,18 @@ export class IdTable {
 
   idAt(slot: number): string {
     if (!(slot >= 0 && slot < this.count)) throw new RangeError(`slot ${slot} out of range`);
+    const at = slot & (this.recentSlots.length - 1);
+    if (this.recentSlots.length > 0 && this.recentSlots[at] === slot) return this.recentIds[at]!;
     const start = this.starts[slot]!;
-    return decoder.decode(this.store.subarray(start, start + (this.lengths[slot]! & LENGTH_MASK)));
+    const id = decoder.decode(this.store.subarray(start, start + (this.lengths[slot]! & LENGTH_MASK)));
+    if (this.recentSlots.length > 0) {
+      this.forget(this.recentSlots[at]!);
+      this.recentIds[at] = id;
+      this.recentSlots[at] = slot;
+      this.recentChars += id.length;
+      this.recentCount++;
+    }
+    return id;
   }
 
   /** The UTF-8 of the id in `slot`: a view, valid until the table next changes. */
@@ -134,10 +167,13 @@ export class IdTable {
     this.reserveSlots(slot + 1);
     this.reserveBytes(length);
     for (let i = 0; i < length; i++) this.store[this.used + i] = scratch[i]!;
+    // A slot number can come back after removals: its string of before is not this id.
+    this.forget(slot);
     this.starts[slot] = this.used;
     this.lengths[slot] = this.key;
     this.used += length;
     this.count++;
+    if (this.recentSlots.length < this.recent && this.count >= 2 * RECENT_PER_IDS * Math.max(1, this.recentSlots.length)) this.growRecent();
     if (this.count > this.buckets.length * MAX_LOAD) this.rehash(this.buckets.length * 2);
     else this.buckets[this.runEnd] = slot + 1;
     return slot;
@@ -149,6 +185,8 @@ export class IdTable {
     this.deleteBucket(this.bucketOf(slot));
     this.garbage += this.lengths[slot]! & LENGTH_MASK;
     const last = this.count - 1;
+    // The last slot's string stays until an add takes that slot number again (it forgets it then).
+    this.forget(slot);
     if (slot !== last) {
       this.buckets[this.bucketOf(last)] = slot + 1;
       this.starts[slot] = this.starts[last]!;
@@ -158,10 +196,34 @@ export class IdTable {
   }
 
   clear(): void {
+    this.recentIds.fill(undefined);
+    this.recentSlots.fill(-1);
+    this.recentChars = 0;
+    this.recentCount = 0;
     this.count = 0;
     this.used = 0;
     this.garbage = 0;
     this.buckets.fill(EMPTY);
+  }
+
+  /** Twice the room for recent strings (at least one), starting empty: they are a cache. */
+  private growRecent(): void {
+    const size = Math.min(this.recent, Math.max(1, 2 * this.recentSlots.length));
+    this.recentIds = new Array<string | undefined>(size).fill(undefined);
+    this.recentSlots = new Int32Array(size).fill(-1);
+    this.recentChars = 0;
+    this.recentCount = 0;
+  }
+
+  /** Drops the recent string of `slot`, if one is kept (slot -1: none). */
+  private forget(slot: number): void {
+    if (slot < 0 || this.recentSlots.length === 0) return;
+    const at = slot & (this.recentSlots.length - 1);
+    if (this.recentSlots[at] !== slot) return;
+    this.recentChars -= this.recentIds[at]!.length;
+    this.recentCount--;
+    this.recentIds[at] = undefined;
+    this.recentSlots[at] = -1;
   }
 
   /** UTF-8 of `id` into `scratch`; -1 when it cannot be a stored id. */

@@ -3,7 +3,7 @@ import { matchesFilter } from '../filter.js';
 import type { VectorIndex } from '../index/vector-index.js';
 import { cloneMeta, type Meta } from '../meta.js';
 import type { Metric, SearchOptions } from '../options.js';
-import { samePlace, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
+import { samePlace, type KernelForm, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
 import type { ExactScorer } from '../space/exact-scorer.js';
 import type { VectorSpace } from '../space/vector-space.js';
@@ -170,7 +170,7 @@ export class SearchPath {
   private async searchCached(q: Float32Array, want: Wanted, key: string): Promise<SearchHit[] | undefined> {
     const cache = this.env.cache!;
     let form: { scan: ScanQuery; offset: number } | undefined;
-    let kernelQuery: Float32Array | undefined;
+    let kernelForm: KernelForm | undefined;
     const scanForm = () => (form ??= this.env.space.scanQueryOf(q));
     const cq: CacheQuery = {
       query: q,
@@ -179,7 +179,7 @@ export class SearchPath {
       candidates: this.candidateCount(want),
       tiesShow: !want.rescore,
       scanQuery: () => scanForm().scan,
-      kernelQuery: () => (kernelQuery ??= this.env.index().kernelQuery(scanForm().scan)),
+      kernelForm: () => (kernelForm ??= this.env.index().kernelForm(scanForm().scan)),
     };
     const host: CacheHost = { index: this.env.index(), matches: (id, filter) => this.env.index().has(id) && (filter === undefined || matchesFilter(this.env.docOf(id).meta, filter)) };
     let look: CacheLookup<SearchHit[]>;
