@@ -471,6 +471,12 @@ test('the shift between two int8 kernel forms is the one between their kernel qu
         assert.deepEqual(fromForms, fromVectors, `dim ${dim} trial ${trial} ${metric}`);
       }
     }
+    const a = { vector: Float32Array.from({ length: dim }, () => gaussian(next)), metric: 'dot' as const, int8Query: true };
+    const into = new Int8Array(dim);
+    const placed = index.kernelForm(a, into);
+    assert.ok(placed.kind === 'int8' && placed.code === into, 'the code is written where it is asked');
+    assert.deepEqual(placed, index.kernelForm(a));
+    assert.throws(() => index.kernelForm(a, new Int8Array(dim + 1)), RangeError);
     const float = { vector: new Float32Array(dim).fill(0.5), metric: 'l2' as const, int8Query: false };
     const form = index.kernelForm(float);
     assert.ok(form.kind === 'float' && form.vector === float.vector, 'a float query is its own kernel form');

@@ -43,6 +43,24 @@ test('TopK: the first k of a larger heap are what a heap of k keeps (ties includ
   );
 });
 
+test('TopK: sortBestFirst(first) sorts the best `first` as a heap of that size keeps them, and holds the rest after them', () => {
+  fc.assert(
+    fc.property(pushes, fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: 70 }), (entries, capacity, first) => {
+      const top = new TopK(capacity);
+      for (const e of entries) top.push(e.score, e.slot);
+      const n = top.sortBestFirst(first);
+      const all = Array.from({ length: n }, (_, i) => ({ score: top.scoreAt(i), slot: top.slotAt(i) }));
+      const expected = best(entries, capacity);
+      assert.equal(n, expected.length);
+      const sorted = Math.min(first, n);
+      assert.deepEqual(all.slice(0, sorted), expected.slice(0, sorted));
+      const byOrder = (a: { score: number; slot: number }, b: { score: number; slot: number }) => b.score - a.score || a.slot - b.slot;
+      assert.deepEqual(all.slice(sorted).sort(byOrder), expected.slice(sorted));
+    }),
+    { numRuns: 500, seed: 13 },
+  );
+});
+
 test('TopK: a tie with the worst kept entry enters only from a lower slot', () => {
   const top = new TopK(2);
   top.push(1, 5);

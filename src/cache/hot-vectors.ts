@@ -19,8 +19,9 @@ const ID_OVERHEAD = 64;
  * heap. `bytes` counts the rows ever used, which is what is resident.
  *
  * Replacement is the clock algorithm: a read sets the row's bit (a new row starts without it); a
- * full slab evicts the first row the hand finds without one, clearing bits as it passes. New rows
- * are added at the end (ahead of the hand), so each gets until the hand comes round to be read.
+ * full slab evicts the first row the hand finds without one, clearing bits as it passes, and the
+ * new vector takes that row in place (no row moves), just behind the hand: each new row gets until
+ * the hand comes round to be read.
  */
 export class HotVectors {
   private readonly rows = new Map<string, number>();
@@ -77,13 +78,23 @@ export class HotVectors {
     if (this.capacity === 0 || vector.length !== this.dim) return;
     let row = this.rows.get(id);
     if (row === undefined) {
-      if (this.ids.length === this.capacity) this.evictOne();
-      row = this.ids.length;
-      this.ids.push(id);
+      if (this.ids.length === this.capacity) {
+        // Full: the new vector takes the victim's row in place (no row moves), just behind the
+        // hand, so it has a whole turn of the hand to be read again.
+        row = this.victim();
+        const old = this.ids[row]!;
+        this.rows.delete(old);
+        this.idChars -= old.length;
+        this.ids[row] = id;
+        this.evictions++;
+      } else {
+        row = this.ids.length;
+        this.ids.push(id);
+        this.allocate();
+        this.touched = Math.max(this.touched, row + 1);
+      }
       this.rows.set(id, row);
       this.idChars += id.length;
-      this.allocate();
-      this.touched = Math.max(this.touched, row + 1);
       // Unused until read again: a one-off read makes way before vectors that keep coming back.
       this.used[row] = 0;
     }
@@ -111,17 +122,11 @@ export class HotVectors {
     this.touched = 0;
   }
 
-  private evictOne(): void {
+  /** The row the clock evicts: the first the hand finds unused, clearing the bits it passes; the hand stops after it. */
+  private victim(): number {
     for (;;) {
       if (this.hand >= this.ids.length) this.hand = 0;
-      if (this.used[this.hand] === 0) {
-        this.removeRow(this.hand);
-        this.evictions++;
-        // The last row moved into the hole: the newest one, not read yet. Left where the hand
-        // stands, it would be the next to go, and every put would evict the put before it.
-        this.hand++;
-        return;
-      }
+      if (this.used[this.hand] === 0) return this.hand++;
       this.used[this.hand++] = 0;
     }
   }

@@ -13,19 +13,18 @@ import { SpareBuffers } from './spare-buffers.js';
 const POOL_ROUNDING = 16;
 
 /**
- * The first `n` entries of a heap sorted by sortBestFirst(), as a pool keeps them: slots and kernel
- * scores (float32 values, so kept exactly) in one buffer (taken from `spares`), one per pool.
+ * The slots of the first `n` entries of `top` (after sortBestFirst), as a pool keeps them, in a
+ * buffer taken from `spares`; and the lowest of their scores (-Infinity for none).
  */
-function poolOf(top: TopK, n: number, spares: SpareBuffers): { slots: Int32Array; scores: Float32Array } {
+function poolOf(top: TopK, n: number, spares: SpareBuffers): { slots: Int32Array; lowest: number } {
   const length = Math.ceil(Math.max(1, n) / POOL_ROUNDING) * POOL_ROUNDING;
-  const buffer = spares.take(8 * length);
-  const slots = new Int32Array(buffer, 0, length);
-  const scores = new Float32Array(buffer, 4 * length, length);
+  const slots = new Int32Array(spares.take(4 * length), 0, length);
+  let lowest = n > 0 ? Infinity : -Infinity;
   for (let i = 0; i < n; i++) {
     slots[i] = top.slotAt(i);
-    scores[i] = top.scoreAt(i);
+    lowest = Math.min(lowest, top.scoreAt(i));
   }
-  return { slots, scores };
+  return { slots, lowest };
 }
 
 /** A copy of `v` in a buffer of `spares`. */
@@ -131,12 +130,6 @@ export interface CacheEntry<A> {
   slots: Int32Array;
   size: number;
   epoch: number;
-  /**
-   * The kernel scores of the pool under `scan`, in the order of `slots`, when that order is best
-   * first (as a scan leaves it; undefined once writes changed the pool): scoring it under a near
-   * query stops where no later member can enter the candidates.
-   */
-  scores: Float32Array | undefined;
   /** Every stored vector matching `filter` outside the pool scores at most this under `scan`; -Infinity: none is outside. */
   bound: number;
   /** The write (log position) the pool is current with. */
@@ -361,8 +354,9 @@ export class LookasideCache<A> {
   }
 
   /**
-   * Remembers a search that ran: `ranked` holds the scan's best vectors of `index` under `scan`,
-   * sorted best first (TopK.sortBestFirst; more than the search needed: the pool), and `complete`
+   * Remembers a search that ran: `ranked` holds the scan's best vectors of `index` under `scan`
+   * (more than the search needed: the pool), its candidates sorted best first before the rest
+   * (TopK.sortBestFirst(candidates)), and `complete`
    * says that every stored vector matching the filter is among them. Call it in the same
    * synchronous step as the scan, at version `now`.
    */
@@ -371,7 +365,7 @@ export class LookasideCache<A> {
     const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (old !== undefined) this.dropEntry(old, false);
     const size = ranked.size;
-    const { slots, scores } = poolOf(ranked, size, this.spares);
+    const { slots, lowest } = poolOf(ranked, size, this.spares);
     const last = Math.min(q.candidates, size) - 1;
     const scanVector = copyOf(scan.vector, this.spares);
     const entry: CacheEntry<A> = {
@@ -379,15 +373,14 @@ export class LookasideCache<A> {
       query: copyOf(q.query, this.spares),
       hash,
       scan: { vector: scanVector, metric: scan.metric, int8Query: scan.int8Query },
-      kernel: this.kernelOf(index.kernelForm(scan), scanVector),
+      kernel: this.kernelOf(index, scan, scanVector),
       sketch: sketchOf(q),
       filter: q.filter,
       index,
       slots,
       size,
       epoch: index.moveEpoch(),
-      scores,
-      bound: complete || size === 0 ? -Infinity : ranked.scoreAt(size - 1),
+      bound: complete || size === 0 ? -Infinity : lowest,
       version: this.version,
       answer: undefined,
       answerBytes: 0,
@@ -517,12 +510,16 @@ export class LookasideCache<A> {
     return scoreShift(scan.metric, from, next, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
   }
 
-  /** `form` to keep in an entry: an int8 code copied into a spare buffer; a float query's is the entry's scan vector, `vector`. */
-  private kernelOf(form: KernelForm, vector: Float32Array): KernelForm {
-    if (form.kind === 'float') return { kind: 'float', vector };
-    const code = new Int8Array(this.spares.take(form.code.byteLength));
-    code.set(form.code);
-    return { kind: 'int8', code, scale: form.scale };
+  /** The kernel form of `scan` to keep in an entry: an int8 code in a spare buffer; a float query's is the entry's copy of the scan vector, `vector`. */
+  private kernelOf(index: VectorIndex, scan: ScanQuery, vector: Float32Array): KernelForm {
+    if (!scan.int8Query) return { kind: 'float', vector };
+    const into = new Int8Array(this.spares.take(vector.length));
+    const form = index.kernelForm(scan, into);
+    if (form.kind === 'float') {
+      this.spares.give(into.buffer as ArrayBuffer);
+      return { kind: 'float', vector };
+    }
+    return form;
   }
 
 
@@ -539,8 +536,6 @@ export class LookasideCache<A> {
     if (entry.version < this.logBase) return false;
     const before = this.bytesOf(entry);
     if (!this.followMoves(entry, index)) return false;
-    // Members may leave or join and codes change: the kept scores and their order no longer hold.
-    entry.scores = undefined;
     const touched = new Set(this.log.slice(entry.version - this.logBase));
     const members = new Map<number, number>();
     for (let i = 0; i < entry.size; i++) members.set(entry.slots[i]!, i);
@@ -591,7 +586,6 @@ export class LookasideCache<A> {
 
   private addSlot(entry: CacheEntry<A>, slot: number): void {
     if (entry.size === entry.slots.length) {
-      // Only while catching up, after the scores were let go: the old buffer is the slots' alone.
       const grown = new Int32Array(this.spares.take(4 * Math.max(POOL_ROUNDING, entry.slots.length * 2)));
       grown.set(entry.slots);
       this.spares.give(entry.slots.buffer as ArrayBuffer);
@@ -604,13 +598,13 @@ export class LookasideCache<A> {
   private shrink(entry: CacheEntry<A>, index: VectorIndex): void {
     const top = new TopK(entry.size);
     index.scanSlots(entry.scan, entry.slots, entry.size, top);
-    const count = top.sortBestFirst();
+    // The best `keep` and the best one dropped after them, in order.
+    const count = top.sortBestFirst(entry.keep + 1);
     const kept = Math.min(entry.keep, count);
-    const { slots, scores } = poolOf(top, kept, this.spares);
+    const { slots } = poolOf(top, kept, this.spares);
     if (count > kept) entry.bound = Math.max(entry.bound, top.scoreAt(kept));
-    this.givePool(entry);
+    this.spares.give(entry.slots.buffer as ArrayBuffer);
     entry.slots = slots;
-    entry.scores = scores;
     entry.size = kept;
   }
 
@@ -624,9 +618,7 @@ export class LookasideCache<A> {
     if (want === 0) return [];
     // The pool's best want + 1 under the new query: the candidates, and the next one for ties.
     const top = new TopK(want + 1);
-    // Members best first under the entry's query: once the one at `i` cannot enter even moved by the shift, no later one can.
-    const old = entry.scores;
-    host.index.scanSlots(scan, entry.slots, entry.size, top, old === undefined ? undefined : (i) => !top.admits(movedScore(shift, old[i]!)));
+    host.index.scanSlots(scan, entry.slots, entry.size, top);
     const count = top.sortBestFirst();
     if (entry.bound !== -Infinity) {
       if (count < want) return undefined;
@@ -647,8 +639,7 @@ export class LookasideCache<A> {
   }
 
   private bytesOf(entry: CacheEntry<A>): number {
-    const scores = entry.scores === undefined || entry.scores.buffer === entry.slots.buffer ? 0 : entry.scores.buffer.byteLength;
-    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + scores + 2 * entry.query.byteLength + (entry.kernel.kind === 'int8' ? entry.kernel.code.byteLength : 0) + 2 * entry.sketch.byteLength + entry.answerBytes;
+    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + 2 * entry.query.byteLength + (entry.kernel.kind === 'int8' ? entry.kernel.code.byteLength : 0) + 2 * entry.sketch.byteLength + entry.answerBytes;
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
@@ -659,7 +650,7 @@ export class LookasideCache<A> {
     this.spares.give(entry.query.buffer as ArrayBuffer);
     this.spares.give(entry.scan.vector.buffer as ArrayBuffer);
     if (entry.kernel.kind === 'int8') this.spares.give(entry.kernel.code.buffer as ArrayBuffer);
-    this.givePool(entry);
+    this.spares.give(entry.slots.buffer as ArrayBuffer);
     const sameHash = this.byHash.get(entry.hash);
     if (sameHash !== undefined) {
       const rest = sameHash.filter((e) => e !== entry);
@@ -669,12 +660,6 @@ export class LookasideCache<A> {
     const peers = this.byKey.get(entry.key);
     peers?.delete(entry);
     if (peers?.size === 0) this.byKey.delete(entry.key);
-  }
-
-  /** Hands the buffers of `entry`'s pool (slots, and scores when in one of their own) to the spares. */
-  private givePool(entry: CacheEntry<A>): void {
-    if (entry.scores !== undefined && entry.scores.buffer !== entry.slots.buffer) this.spares.give(entry.scores.buffer as ArrayBuffer);
-    this.spares.give(entry.slots.buffer as ArrayBuffer);
   }
 
   private heldBytes(): number {

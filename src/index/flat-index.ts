@@ -124,8 +124,8 @@ export class FlatIndex implements VectorIndex {
     return this.blocks.kernelQuery(query);
   }
 
-  kernelForm(query: ScanQuery): KernelForm {
-    return this.blocks.kernelForm(query);
+  kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
+    return this.blocks.kernelForm(query, into);
   }
 
   kernelQueryError(query: ScanQuery): number {
@@ -144,8 +144,8 @@ export class FlatIndex implements VectorIndex {
     this.blocks.scan(query, top, options.accept);
   }
 
-  scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK, stopAt?: (i: number) => boolean): void {
-    this.blocks.scanSlots(query, slots, count, top, stopAt);
+  scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK): void {
+    this.blocks.scanSlots(query, slots, count, top);
   }
 
   moveEpoch(): number {

@@ -78,8 +78,8 @@ export interface VectorIndex {
 
   /** The query exactly as the kernels see it (what bounds between two queries are computed on). */
   kernelQuery(query: ScanQuery): Float32Array;
-  /** kernelQuery() in its cheapest exact form: an int8 code (a copy) and its scale, or the float vector itself. */
-  kernelForm(query: ScanQuery): KernelForm;
+  /** kernelQuery() in its cheapest exact form: an int8 code (copied into `into`, or a new array) and its scale, or the float vector itself. */
+  kernelForm(query: ScanQuery, into?: Int8Array): KernelForm;
   /** The distance between the query and kernelQuery(query), without making the latter. */
   kernelQueryError(query: ScanQuery): number;
   /** An upper bound on the norm of any decoded code stored. */
@@ -90,9 +90,9 @@ export interface VectorIndex {
   search(query: ScanQuery, top: TopK, options: IndexSearch): void;
   /**
    * Scores only the vectors in `slots[0..count)`, each pushed into `top` with its slot, each score
-   * the one search() gives that vector; `stopAt(i)`, asked before the i-th, ends the pass when true.
+   * the one search() gives that vector.
    */
-  scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK, stopAt?: (i: number) => boolean): void;
+  scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK): void;
 
   /** Removals so far: what slot numbers kept elsewhere (the lookaside cache's pools) follow moves from. */
   moveEpoch(): number;

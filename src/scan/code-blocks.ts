@@ -65,10 +65,7 @@ const int8 = getCodec('int8');
 
 /** Removals whose slot moves an index remembers (moveEpoch, movesSince). */
 const MOVE_LOG = 4096;
-/**
- * Vectors scanSlots() scores per kernel call: a stopping rule is asked between runs, and a run's
- * blocks of four scattered codes keep four streams of loads in flight.
- */
+/** Vectors scanSlots() scores per kernel call (the scratch table's size); a run's blocks of four scattered codes keep four streams of loads in flight. */
 const GATHER_RUN = 16;
 /** Id strings the index keeps of the slots it named lately (IdTable): about the candidates of the last few dozen searches. */
 const RECENT_IDS = 1024;
@@ -377,11 +374,17 @@ export class CodeBlocks {
     return out;
   }
 
-  /** kernelQuery() in its cheapest exact form (a copy of the int8 code and its scale, or the float vector itself). */
-  kernelForm(query: ScanQuery): KernelForm {
+  /**
+   * kernelQuery() in its cheapest exact form: the int8 code and its scale, copied into `into` (dim
+   * bytes; a new array when not given), or the float vector itself.
+   */
+  kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
     if (!this.usesInt8Query(query)) return { kind: 'float', vector: query.vector };
     const { code, scale } = this.encode(query.vector);
-    return { kind: 'int8', code: new Int8Array(code.buffer.slice(code.byteOffset, code.byteOffset + this.dim)), scale };
+    const out = into ?? new Int8Array(this.dim);
+    if (out.length !== this.dim) throw new RangeError(`an int8 query code has ${this.dim} bytes, not ${out.length}`);
+    out.set(new Int8Array(code.buffer, code.byteOffset, this.dim));
+    return { kind: 'int8', code: out, scale };
   }
 
   /**
@@ -521,10 +524,9 @@ export class CodeBlocks {
   /**
    * scan() over the vectors in `slots[0..count)` only (each pushed into `top` with its slot): the
    * gather form of the same kernel scores each code where it is (no copy), so each score is the one
-   * scan() gives that vector. `stopAt(i)`, when given, is asked before the i-th of every run of
-   * GATHER_RUN vectors (one kernel call each): true ends the scan there.
+   * scan() gives that vector; one kernel call per run of GATHER_RUN vectors.
    */
-  scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK, stopAt?: (i: number) => boolean): void {
+  scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK): void {
     if (count <= 0) return;
     const k = kernels();
     const useI8 = this.usesInt8Query(query);
@@ -536,7 +538,6 @@ export class CodeBlocks {
     const out = this.scratchScores;
     const table = this.scratchTable;
     for (let from = 0; from < count; from += GATHER_RUN) {
-      if (stopAt !== undefined && stopAt(from)) return;
       const n = Math.min(GATHER_RUN, count - from);
       const addresses = this.mem.i32();
       for (let j = 0; j < n; j++) {

@@ -133,6 +133,7 @@ function hitOf(r: Ranked, text: string | undefined): SearchHit {
  */
 export class SearchPath {
   readonly rescoring: RescoringStats = { searches: 0, candidates: 0, skipped: 0 };
+  private lastKey: { readonly want: Wanted; readonly key: string } | undefined;
 
   constructor(private readonly env: SearchEnv) {}
 
@@ -141,13 +142,19 @@ export class SearchPath {
    * since (a copy), or undefined. `q` need not be checked: only a checked query is remembered.
    */
   repeat(q: Float32Array, want: Wanted): SearchHit[] | undefined {
-    return this.env.cache?.repeat(q, keyOf(want), this.env.index())?.map(copyHit);
+    return this.env.cache?.repeat(q, this.keyOf(want), this.env.index())?.map(copyHit);
+  }
+
+  /** keyOf(want), made once for the one `want` a search asks repeat() and then search() with. */
+  private keyOf(want: Wanted): string {
+    if (this.lastKey?.want !== want) this.lastKey = { want, key: keyOf(want) };
+    return this.lastKey.key;
   }
 
   /** The `want.k` stored records closest to `q` (a checked copy of the query), best first. */
   async search(q: Float32Array, want: Wanted): Promise<SearchHit[]> {
     if (this.env.cache !== undefined) {
-      const served = await this.searchCached(q, want, keyOf(want));
+      const served = await this.searchCached(q, want, this.keyOf(want));
       if (served !== undefined) return served;
     }
     for (;;) {
@@ -262,8 +269,8 @@ export class SearchPath {
     const filter = want.filter;
     const accept = filter === undefined ? undefined : (slot: number) => matchesFilter(this.env.docOf(this.env.index().idAt(slot)).meta, filter);
     if (capacity > 0) this.env.index().search(scan, top, { accept, nprobe: want.nprobe, exact: want.exact });
-    const count = top.sortBestFirst();
-    // Ties in the heap keep the lower slot, as sortBestFirst() orders them: the first `candidates` are the scan a smaller heap makes.
+    // The first `candidates` sorted (the pool after them in no order); ties keep the lower slot, as a smaller heap does.
+    const count = top.sortBestFirst(candidates);
     remember?.(scan, top, capacity >= size || count < capacity);
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ id: this.env.index().idAt(top.slotAt(i)), slot: top.slotAt(i), score: top.scoreAt(i) });
