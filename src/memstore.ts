@@ -245,6 +245,7 @@ export class MemStore {
       indexFile: () => this.indexFile!,
       closed: () => this.closed,
       markDamaged: (id, e) => this.markDamaged(id, e),
+      textsMoved: () => this.cache?.dropHotRecords(),
     });
   }
 

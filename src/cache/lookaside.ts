@@ -263,6 +263,16 @@ export class LookasideCache<A> {
     }
   }
 
+  /**
+   * Forgets the hot documents and texts: a collection of the text arena moved every text, and a hot
+   * document names its old place (its text, when not hot too, would be read from a generation that
+   * is gone, as damage that is not there, again and again).
+   */
+  dropHotRecords(): void {
+    this.hot.clear();
+    this.hotBytes = 0;
+  }
+
   /** Forgets everything (the stored space changed: training, damage set aside). */
   clear(): void {
     for (const entry of [...this.entries.keys()]) this.dropEntry(entry, false);

@@ -56,6 +56,8 @@ export interface CheckpointEnv {
   closed(): boolean;
   /** Sets a record aside as damaged; returns the error `get` will throw for it. */
   markDamaged(id: string, e: unknown): MemstoreError;
+  /** The texts moved to a new generation of the text arena: documents kept elsewhere name their old places. */
+  textsMoved(): void;
 }
 
 /**
@@ -289,6 +291,7 @@ export class Checkpointer {
       throw e;
     }
     for (const [id, ref] of refs) changes.movedText(id, ref);
+    this.env.textsMoved();
     await arena.finishCollect(generation);
   }
 
