@@ -5,9 +5,11 @@ import { HotVectors } from '../src/cache/hot-vectors.js';
 
 const DIM = 8;
 const vec = (seed: number) => Float32Array.from({ length: DIM }, (_, i) => seed * 10 + i);
+/** A budget of `n` rows with ids of up to four characters. */
+const rows = (n: number) => n * (HotVectors.rowBytes(DIM) + HotVectors.idBytes('abcd'));
 
 test('hot vectors: view returns what was put, with its norm; drop and clear forget', () => {
-  const hot = new HotVectors(DIM, 100 * (4 * DIM + 9));
+  const hot = new HotVectors(DIM, rows(100));
   hot.put('a', vec(1), 2.5);
   hot.put('b', vec(2), undefined);
   const a = hot.view('a')!;
@@ -26,8 +28,7 @@ test('hot vectors: view returns what was put, with its norm; drop and clear forg
 });
 
 test('hot vectors: a full slab evicts an unused row (clock) and never exceeds its capacity or its bytes', () => {
-  const rowBytes = 4 * DIM + 9;
-  const hot = new HotVectors(DIM, 10 * rowBytes);
+  const hot = new HotVectors(DIM, rows(10));
   assert.equal(hot.capacity, 10);
   for (let i = 0; i < 10; i++) hot.put(`v${i}`, vec(i), i);
   for (let i = 0; i < 5; i++) hot.view(`v${i}`);
@@ -37,11 +38,11 @@ test('hot vectors: a full slab evicts an unused row (clock) and never exceeds it
   assert.deepEqual(hot.view('new')!.full, vec(99));
   // The clock passes the used rows first (clearing their bits), so an unused one went.
   assert.ok([5, 6, 7, 8, 9].some((i) => hot.view(`v${i}`) === undefined));
-  assert.ok(new HotVectors(DIM, rowBytes - 1).capacity === 0);
+  assert.ok(new HotVectors(DIM, HotVectors.rowBytes(DIM) + HotVectors.idBytes('') - 1).capacity === 0);
 });
 
 test('hot vectors: a row just put survives the next evictions (the clock gives it a pass, as it does to a row read)', () => {
-  const hot = new HotVectors(DIM, 10 * (4 * DIM + 9));
+  const hot = new HotVectors(DIM, rows(10));
   for (let i = 0; i < 10; i++) hot.put(`v${i}`, vec(i), i);
   for (let i = 10; i < 15; i++) hot.put(`v${i}`, vec(i), i);
   for (let i = 10; i < 15; i++) assert.ok(hot.view(`v${i}`) !== undefined, `v${i}, put among the last five, is still there`);
@@ -52,7 +53,7 @@ test('hot vectors: random puts, gets and drops agree with a Map bounded by the c
   const op = fc.record({ kind: fc.constantFrom('put', 'get', 'drop'), id: fc.integer({ min: 0, max: 30 }) });
   fc.assert(
     fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
-      const hot = new HotVectors(DIM, 12 * (4 * DIM + 9));
+      const hot = new HotVectors(DIM, rows(12));
       const model = new Map<number, number>();
       for (const { kind, id } of ops) {
         if (kind === 'put') {
@@ -71,6 +72,22 @@ test('hot vectors: random puts, gets and drops agree with a Map bounded by the c
           }
         }
         assert.ok(hot.size <= hot.capacity);
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('hot vectors: the bytes held, ids and their characters included, never pass the budget; an id too long to fit alone is not kept', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 1, max: 400 })), { maxLength: 200 }), fc.integer({ min: 1, max: 12 }), (puts, n) => {
+      const budget = rows(n);
+      const hot = new HotVectors(DIM, budget);
+      for (const [id, length] of puts) {
+        const name = `${id}`.padEnd(length, 'x');
+        hot.put(name, vec(id), id);
+        assert.ok(hot.bytes <= budget, `${hot.bytes} B held of ${budget}`);
+        if (HotVectors.rowBytes(DIM) + HotVectors.idBytes(name) > budget) assert.equal(hot.view(name), undefined);
       }
     }),
     { numRuns: 200 },

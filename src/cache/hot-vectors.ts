@@ -19,9 +19,11 @@ const ID_OVERHEAD = 64;
  * heap. `bytes` counts the rows ever used, which is what is resident.
  *
  * Replacement is the clock algorithm: a read sets the row's bit (a new row starts without it); a
- * full slab evicts the first row the hand finds without one, clearing bits as it passes, and the
- * new vector takes that row in place (no row moves), just behind the hand: each new row gets until
- * the hand comes round to be read.
+ * full slab evicts the first row the hand finds without one, clearing bits as it passes. New rows
+ * are added at the end (ahead of the hand), so each gets until the hand comes round to be read.
+ *
+ * Everything counts against the byte budget, ids included: the rows are sized for an id's fixed
+ * cost, and an id's characters take further rows from the clock when they would overrun it.
  */
 export class HotVectors {
   private readonly rows = new Map<string, number>();
@@ -44,12 +46,17 @@ export class HotVectors {
     return 4 * dim + 9;
   }
 
-  /** `bytes`: at most this much for the rows (the id table comes on top, counted in `bytes`). */
+  /** Bytes an id costs beside its row: its entry in the map and its characters. */
+  static idBytes(id: string): number {
+    return ID_OVERHEAD + 2 * id.length;
+  }
+
+  /** `maxBytes`: at most this much in all (`bytes`): rows and ids. */
   constructor(
     readonly dim: number,
-    bytes: number,
+    private readonly maxBytes: number,
   ) {
-    this.capacity = Math.max(0, Math.floor(bytes / HotVectors.rowBytes(dim)));
+    this.capacity = Math.max(0, Math.floor(maxBytes / (HotVectors.rowBytes(dim) + ID_OVERHEAD)));
   }
 
   get size(): number {
@@ -73,28 +80,25 @@ export class HotVectors {
     return { full: this.slab.subarray(row * this.dim, (row + 1) * this.dim), norm: Number.isNaN(norm) ? undefined : norm };
   }
 
-  /** Keeps `vector` for `id`, with its norm when known, evicting a row when the slab is full. */
+  /**
+   * Keeps `vector` for `id`, with its norm when known, evicting rows (the clock's choice) while the
+   * slab is full or the id would not fit in the bytes; an id too long to fit even alone is not kept.
+   */
   put(id: string, vector: Float32Array, norm: number | undefined): void {
     if (this.capacity === 0 || vector.length !== this.dim) return;
     let row = this.rows.get(id);
     if (row === undefined) {
-      if (this.ids.length === this.capacity) {
-        // Full: the new vector takes the victim's row in place (no row moves), just behind the
-        // hand, so it has a whole turn of the hand to be read again.
-        row = this.victim();
-        const old = this.ids[row]!;
-        this.rows.delete(old);
-        this.idChars -= old.length;
-        this.ids[row] = id;
-        this.evictions++;
-      } else {
-        row = this.ids.length;
-        this.ids.push(id);
-        this.allocate();
-        this.touched = Math.max(this.touched, row + 1);
-      }
+      const rowBytes = HotVectors.rowBytes(this.dim);
+      // What it would hold with `n` ids of `chars` characters in all (the rows ever used stay resident).
+      const held = (n: number, chars: number) => Math.max(this.touched, n) * rowBytes + n * ID_OVERHEAD + 2 * chars;
+      while (this.ids.length > 0 && (this.ids.length === this.capacity || held(this.ids.length + 1, this.idChars + id.length) > this.maxBytes)) this.evictOne();
+      if (held(1, id.length) > this.maxBytes) return;
+      row = this.ids.length;
+      this.ids.push(id);
       this.rows.set(id, row);
       this.idChars += id.length;
+      this.allocate();
+      this.touched = Math.max(this.touched, row + 1);
       // Unused until read again: a one-off read makes way before vectors that keep coming back.
       this.used[row] = 0;
     }
@@ -122,11 +126,17 @@ export class HotVectors {
     this.touched = 0;
   }
 
-  /** The row the clock evicts: the first the hand finds unused, clearing the bits it passes; the hand stops after it. */
-  private victim(): number {
+  private evictOne(): void {
     for (;;) {
       if (this.hand >= this.ids.length) this.hand = 0;
-      if (this.used[this.hand] === 0) return this.hand++;
+      if (this.used[this.hand] === 0) {
+        this.removeRow(this.hand);
+        this.evictions++;
+        // The last row moved into the hole: the newest one, not read yet. Left where the hand
+        // stands, it would be the next to go, and every put would evict the put before it.
+        this.hand++;
+        return;
+      }
       this.used[this.hand++] = 0;
     }
   }
