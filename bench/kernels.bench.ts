@@ -17,8 +17,9 @@ import { dot, squaredDistance } from '../src/vector.js';
 /**
  * Micro-benchmark of the distance kernels: nanoseconds per scored vector for every codec × metric
  * (and the int8-query kernels), WebAssembly against the plain TypeScript reference, each iteration
- * scanning one contiguous block of vectors as the store does; and the exact rescoring kernels
- * against vector.ts, whose numbers they reproduce.
+ * scanning one contiguous block of vectors as the store does; the exact rescoring kernels
+ * against vector.ts, whose numbers they reproduce; and the gather kernel, which scores vectors
+ * scattered over the index (a cache pool) in one call per run.
  */
 
 export interface KernelBenchOptions {
@@ -192,6 +193,70 @@ async function benchExact(dim: number, opts: Required<KernelBenchOptions>): Prom
   }
 }
 
+/** Scattered codes scored three ways (int8 query, cosine): ns per vector, as the lookaside cache scores a pool. */
+export interface GatherBenchRow {
+  readonly dim: number;
+  readonly contiguousNs: number;
+  readonly gatherNs: number;
+  readonly singleCallsNs: number;
+}
+
+/** Vectors per gather call, as CodeBlocks.scanSlots makes them. */
+const GATHER_RUN = 16;
+
+/**
+ * Every stored vector scored in a shuffled order, as a pool's slots come: by the gather kernel in
+ * runs of GATHER_RUN (an address table per run), and by one call of the contiguous kernel per
+ * vector (what scanSlots did before); beside one contiguous scan of them all.
+ */
+async function benchGather(dim: number, opts: Required<KernelBenchOptions>): Promise<GatherBenchRow> {
+  const k = kernels();
+  const n = opts.vectors;
+  const query = encodedVectors('int8', 1, dim);
+  const stored = encodedVectors('int8', n, dim);
+  const order = Array.from({ length: n }, (_, j) => j);
+  for (let j = n - 1; j > 0; j--) {
+    const r = Math.floor(Math.random() * (j + 1));
+    [order[j], order[r]] = [order[r]!, order[j]!];
+  }
+  const table = new Int32Array(2 * n);
+  const out = new Float32Array(n);
+  const ptrs = [query.codes, stored.codes, stored.scales, out, table].map((a) => [place(k, a), a.byteLength] as const);
+  const [qPtr, codesPtr, scalesPtr, outPtr, tablePtr] = ptrs.map(([ptr]) => ptr) as [number, number, number, number, number];
+  const qScale = query.scales[0]!;
+  const i32 = k.memory.i32();
+  order.forEach((j, at) => {
+    i32[(tablePtr >> 2) + 2 * at] = codesPtr + j * dim;
+    i32[(tablePtr >> 2) + 2 * at + 1] = scalesPtr + 4 * j;
+  });
+  const gather = k.gatherI8Function('cosine');
+  const single = k.scanI8Function('cosine');
+  try {
+    const bench = new Bench({ time: opts.timeMs, warmupTime: opts.timeMs / 3, iterations: 8, warmupIterations: 4 });
+    bench.add('contiguous', () => k.scanI8('cosine', qPtr, qScale, codesPtr, scalesPtr, n, dim, outPtr));
+    bench.add('gather', () => {
+      for (let at = 0; at < n; at += GATHER_RUN) gather(qPtr, qScale, tablePtr + 8 * at, Math.min(GATHER_RUN, n - at), dim, outPtr + 4 * at);
+    });
+    bench.add('single calls', () => {
+      for (let at = 0; at < n; at++) single(qPtr, qScale, codesPtr + order[at]! * dim, scalesPtr + 4 * order[at]!, 1, dim, outPtr + 4 * at);
+    });
+    await bench.run();
+    return { dim, contiguousNs: nsPerVector(bench, 'contiguous', n), gatherNs: nsPerVector(bench, 'gather', n), singleCallsNs: nsPerVector(bench, 'single calls', n) };
+  } finally {
+    for (const [ptr, bytes] of ptrs.reverse()) k.memory.free(ptr, bytes);
+  }
+}
+
+export function formatGatherTable(rows: readonly GatherBenchRow[]): string {
+  const lines = ['| int8 query, cosine, vectors in a shuffled order | dim | ns/vec |', '|---|---:|---:|'];
+  for (const r of rows) {
+    lines.push(`| one contiguous scan (no shuffle) | ${r.dim} | ${r.contiguousNs.toFixed(1)} |`);
+    lines.push(`| gather kernel, runs of ${GATHER_RUN} | ${r.dim} | ${r.gatherNs.toFixed(1)} |`);
+    lines.push(`| one call of the contiguous kernel per vector | ${r.dim} | ${r.singleCallsNs.toFixed(1)} |`);
+  }
+  return lines.join('\n');
+}
+
 export function formatKernelTable(rows: readonly KernelBenchRow[]): string {
   const lines = ['| codec | metric | dim | wasm ns/vec | ts ns/vec | speedup |', '|---|---|---:|---:|---:|---:|'];
   for (const r of rows) {
@@ -212,13 +277,17 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
     write: options.write ?? ((line) => process.stdout.write(`${line}\n`)),
   };
   const rows: KernelBenchRow[] = [];
+  const gathers: GatherBenchRow[] = [];
   for (const requested of opts.dims) {
     const dim = Math.max(DIM_STEP, Math.ceil(requested / DIM_STEP) * DIM_STEP);
     for (const codec of KERNEL_CODECS) rows.push(...(await benchCodec(codec, dim, opts)));
     rows.push(...(await benchInt8Query(dim, opts)));
     rows.push(...(await benchExact(dim, opts)));
+    gathers.push(await benchGather(dim, opts));
   }
   opts.write(formatKernelTable(rows));
+  opts.write('');
+  opts.write(formatGatherTable(gathers));
   return rows;
 }
 
