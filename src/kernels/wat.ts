@@ -15,8 +15,9 @@ import {
 
 /**
  * Generates the WebAssembly text of every distance kernel from templates: one exported function
- * per (codec, metric) for float32 queries, and one per metric for int8 queries. KERNELS.md explains
- * the memory layout and the decode tricks; this file only says why the code is shaped as it is.
+ * per (codec, metric) for float32 queries, and one per metric for int8 queries, each in a
+ * contiguous and a gather form. KERNELS.md explains the memory layout and the decode tricks; this
+ * file only says why the code is shaped as it is.
  */
 
 /** How many stored vectors one pass over the query scores at once, per kernel family. */
