@@ -8,7 +8,7 @@ import { getCodec } from '../src/codec/index.js';
 import { CodeBlocks } from '../src/scan/code-blocks.js';
 import { TopK } from '../src/scan/topk.js';
 import type { Metric } from '../src/options.js';
-import { clustered, gaussian, rng, tempDir } from './helpers.js';
+import { clustered, gaussian, perturb, rng, tempDir } from './helpers.js';
 import { FaultFileLayer } from './support/fault-layer.js';
 import { heldLog } from './support/held-log.js';
 
@@ -18,22 +18,6 @@ import { heldLog } from './support/held-log.js';
  * repeats at cosine 0.9 to 0.999, fresh ones, with and without filters) on a store with the cache
  * and one without, and requires the same answer every time.
  */
-
-function unit(v: Float32Array): Float32Array {
-  const n = Math.hypot(...v);
-  return v.map((x) => x / n);
-}
-
-/** A query at about cosine `cos` to `q` (same length as q). */
-function perturb(q: Float32Array, cos: number, next: () => number): Float32Array {
-  const u = unit(q);
-  const r = Float32Array.from(u, () => gaussian(next));
-  const dotRU = r.reduce((s, x, i) => s + x * u[i]!, 0);
-  const orth = unit(r.map((x, i) => x - dotRU * u[i]!));
-  const sin = Math.sqrt(1 - cos * cos);
-  const len = Math.hypot(...q);
-  return u.map((x, i) => (cos * x + sin * orth[i]!) * len);
-}
 
 function sameAnswer(a: SearchHit[], b: SearchHit[], where: string): void {
   assert.deepEqual(a.map((h) => h.id), b.map((h) => h.id), `${where}: ids`);

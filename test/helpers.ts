@@ -25,6 +25,22 @@ export function gaussian(next: () => number): number {
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
 }
 
+function unit(v: Float32Array): Float32Array {
+  const n = Math.hypot(...v);
+  return v.map((x) => x / n);
+}
+
+/** A query at about cosine `cos` to `q`, of q's length: a near repeat of it. */
+export function perturb(q: Float32Array, cos: number, next: () => number): Float32Array {
+  const u = unit(q);
+  const r = Float32Array.from(u, () => gaussian(next));
+  const along = r.reduce((s, x, i) => s + x * u[i]!, 0);
+  const orth = unit(r.map((x, i) => x - along * u[i]!));
+  const sin = Math.sqrt(1 - cos * cos);
+  const len = Math.hypot(...q);
+  return u.map((x, i) => (cos * x + sin * orth[i]!) * len);
+}
+
 /** `n` vectors around `clusters` random centres: the shape of real embedding data, cheaply. */
 export function clustered(n: number, dim: number, seed: number, clusters = 8): Float32Array[] {
   const next = rng(seed);

@@ -10,7 +10,7 @@ import type { Metric } from '../src/options.js';
 import { CodeBlocks, type ScanQuery } from '../src/scan/code-blocks.js';
 import { TopK } from '../src/scan/topk.js';
 import { normalized } from '../src/vector.js';
-import { clustered, gaussian, rng, tempDir } from './helpers.js';
+import { clustered, gaussian, perturb, rng, tempDir } from './helpers.js';
 import { heldLog, type HeldLog } from './support/held-log.js';
 
 /**
@@ -25,22 +25,6 @@ import { heldLog, type HeldLog } from './support/held-log.js';
 
 const CODECS: CodecName[] = ['int8', 'f16', 'fp8-e4m3', 'fp8-e5m2', 'f32'];
 const METRICS: Metric[] = ['cosine', 'dot', 'l2'];
-
-function unit(v: Float32Array): Float32Array {
-  const n = Math.hypot(...v);
-  return v.map((x) => x / n);
-}
-
-/** A query at about cosine `cos` to `q`, of q's length. */
-function perturb(q: Float32Array, cos: number, next: () => number): Float32Array {
-  const u = unit(q);
-  const r = Float32Array.from(u, () => gaussian(next));
-  const along = r.reduce((s, x, i) => s + x * u[i]!, 0);
-  const orth = unit(r.map((x, i) => x - along * u[i]!));
-  const sin = Math.sqrt(1 - cos * cos);
-  const len = Math.hypot(...q);
-  return u.map((x, i) => (cos * x + sin * orth[i]!) * len);
-}
 
 /** Both answers, hit for hit: ids, scores (Object.is), texts and metadata, present or absent alike. */
 function same(got: SearchHit[], want: SearchHit[], where: string): void {

@@ -1,5 +1,5 @@
 import type { KernelMetric } from '../kernels/index.js';
-import type { KernelForm } from '../scan/code-blocks.js';
+import { kernelValues, type KernelForm } from '../scan/code-blocks.js';
 
 /**
  * How far a kernel score can move when the query moves (CACHE.md, "The bound"). Scores are what
@@ -34,44 +34,21 @@ export interface ScoreShift {
   readonly maxNorm: number;
 }
 
-/** The float32 values of `form`, as the kernels see them. */
-function valuesOf(form: KernelForm): Float32Array {
-  if (form.kind === 'float') return form.vector;
-  const out = new Float32Array(form.code.length);
-  for (let i = 0; i < out.length; i++) out[i] = form.code[i]! * form.scale;
-  return out;
-}
-
 export function scoreShift(metric: KernelMetric, from: KernelForm, next: KernelForm, maxNorm: number): ScoreShift {
-  const length = from.kind === 'int8' ? from.code.length : from.vector.length;
-  if ((next.kind === 'int8' ? next.code.length : next.vector.length) !== length) throw new RangeError('queries of different lengths have no distance');
+  const a = kernelValues(from);
+  const b = kernelValues(next);
+  if (a.length !== b.length) throw new RangeError('queries of different lengths have no distance');
+  const length = a.length;
   // One pass in float64 for the distance and both norms (a near hit computes this once per pool tried).
   let d2 = 0;
   let f2 = 0;
   let n2 = 0;
-  if (from.kind === 'int8' && next.kind === 'int8') {
-    // Two codes, as an index's int8 queries are: the values made in the loop, rounded as the kernels' view rounds them.
-    const a = from.code;
-    const b = next.code;
-    const sa = from.scale;
-    const sb = next.scale;
-    for (let i = 0; i < length; i++) {
-      const x = Math.fround(a[i]! * sa);
-      const y = Math.fround(b[i]! * sb);
-      d2 += (x - y) * (x - y);
-      f2 += x * x;
-      n2 += y * y;
-    }
-  } else {
-    const a = valuesOf(from);
-    const b = valuesOf(next);
-    for (let i = 0; i < length; i++) {
-      const x = a[i]!;
-      const y = b[i]!;
-      d2 += (x - y) * (x - y);
-      f2 += x * x;
-      n2 += y * y;
-    }
+  for (let i = 0; i < length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    d2 += (x - y) * (x - y);
+    f2 += x * x;
+    n2 += y * y;
   }
   const delta = Math.sqrt(d2);
   const largest = Math.sqrt(Math.max(f2, n2));

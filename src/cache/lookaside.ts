@@ -532,7 +532,6 @@ export class LookasideCache<A> {
     return form;
   }
 
-
   /**
    * Brings `entry`'s pool up to the writes since its version: its slots follow the index's slot moves,
    * and every id touched since joins the pool if it is stored and matches the entry's filter, or

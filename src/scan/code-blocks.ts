@@ -61,6 +61,14 @@ export interface ScanQuery {
  */
 export type KernelForm = { readonly kind: 'int8'; readonly code: Int8Array; readonly scale: number } | { readonly kind: 'float'; readonly vector: Float32Array };
 
+/** The float32 values of `form`, as the kernels see them: a float query's vector itself, an int8 one's code times its scale. */
+export function kernelValues(form: KernelForm): Float32Array {
+  if (form.kind === 'float') return form.vector;
+  const out = new Float32Array(form.code.length);
+  for (let i = 0; i < out.length; i++) out[i] = form.code[i]! * form.scale;
+  return out;
+}
+
 const int8 = getCodec('int8');
 
 /** Removals whose slot moves an index remembers (moveEpoch, movesSince). */
@@ -367,11 +375,8 @@ export class CodeBlocks {
    * are computed on these.
    */
   kernelQuery(query: ScanQuery): Float32Array {
-    if (!this.usesInt8Query(query)) return Float32Array.from(query.vector);
-    const { code, scale } = this.encode(query.vector);
-    const out = new Float32Array(this.dim);
-    for (let i = 0; i < out.length; i++) out[i] = ((code[i]! << 24) >> 24) * scale;
-    return out;
+    const form = this.kernelForm(query);
+    return form.kind === 'float' ? Float32Array.from(form.vector) : kernelValues(form);
   }
 
   /**
