@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { getCodec } from '../src/codec/index.js';
 import { FlatIndex } from '../src/index/flat-index.js';
 import { INDEX_BLOCK_VECTORS, type ScanQuery } from '../src/scan/code-blocks.js';
+import { ScorePool } from '../src/scan/score-pool.js';
 import { TopK } from '../src/scan/topk.js';
 import { rng } from '../src/random.js';
 
@@ -74,4 +75,59 @@ test('FlatIndex: removal keeps places with their ids', () => {
   } finally {
     index.free();
   }
+});
+
+test('FlatIndex: a pool holds exactly the accepted vectors within its margin of the k-th best score, each filter verdict asked once', () => {
+  const n = INDEX_BLOCK_VECTORS * 2 + 37;
+  const { index, vectors } = filled(n);
+  try {
+    for (const [metric, int8Query] of [['dot', true], ['cosine', false], ['l2', false]] as const) {
+      const query: ScanQuery = { vector: vectors[5]!, metric, int8Query };
+      // Every vector's score, from a top-k that keeps them all.
+      const all = new TopK(n);
+      index.search(query, all, {});
+      const scores = new Map(all.sorted().map(({ slot, score }) => [slot, score]));
+      for (const margin of [0, 0.5, 3, Infinity]) {
+        for (const accept of [undefined, (slot: number) => slot % 3 !== 0]) {
+          const asked = new Map<number, number>();
+          const counted = accept === undefined ? undefined : (slot: number) => (asked.set(slot, (asked.get(slot) ?? 0) + 1), accept(slot));
+          const top = new TopK(10);
+          const pool = new ScorePool();
+          pool.reset(margin);
+          index.search(query, top, { accept: counted, pool });
+          const kth = top.kthBest();
+          const line = kth - margin;
+          assert.equal(pool.line, Number.isNaN(line) ? -Infinity : line);
+          const expected = [...scores].filter(([slot, score]) => score >= pool.line && (accept?.(slot) ?? true)).map(([slot]) => slot).sort((a, b) => a - b);
+          const got = Array.from({ length: pool.size }, (_, i) => pool.slotAt(i)).sort((a, b) => a - b);
+          assert.deepEqual(got, expected, `${metric} margin ${margin}`);
+          for (let i = 0; i < pool.size; i++) assert.equal(pool.scoreAt(i), scores.get(pool.slotAt(i)));
+          assert.equal(pool.passedOver, [...scores.values()].some((score) => score < pool.line));
+          for (const [slot, times] of asked) assert.equal(times, 1, `slot ${slot} asked ${times} times`);
+          // The top-k's own candidates are in the pool.
+          const count = top.sortBestFirst();
+          for (let i = 0; i < count; i++) assert.ok(got.includes(top.slotAt(i)));
+        }
+      }
+    }
+  } finally {
+    index.free();
+  }
+});
+
+test('ScorePool: a margin must be a number >= 0; reset empties it', () => {
+  const pool = new ScorePool();
+  for (const bad of [-1, NaN, -Infinity]) assert.throws(() => pool.reset(bad), RangeError);
+  pool.reset(1);
+  for (let i = 0; i < 1000; i++) pool.add(i, i / 2);
+  assert.equal(pool.size, 1000);
+  assert.equal(pool.slotAt(999), 999);
+  assert.equal(pool.scoreAt(999), 499.5);
+  pool.passedOver = true;
+  pool.setLine(3);
+  pool.reset(0);
+  assert.equal(pool.size, 0);
+  assert.equal(pool.passedOver, false);
+  assert.equal(pool.line, -Infinity);
+  assert.equal(pool.margin, 0);
 });

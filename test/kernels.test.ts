@@ -13,6 +13,7 @@ import {
   kernels,
   referenceScan,
   referenceScanI8,
+  referenceSelectAtLeast,
   type KernelMetric,
 } from '../src/kernels/index.js';
 import { decodeE4M3, decodeE5M2, decodeF16 } from '../src/kernels/reference.js';
@@ -608,5 +609,51 @@ describe('exact kernels: the same float64 numbers as vector.ts', () => {
     assert.throws(() => k.exactDotNorm(0, 0, 1, 6, 0), RangeError);
     assert.throws(() => k.exactSquaredDistance(0, 0, 1, 0, 0), RangeError);
     assert.throws(() => k.exactDotNorm(0, 0, -1, 8, 0), RangeError);
+  });
+});
+
+describe('selection kernel: the positions at or above a floor', () => {
+  /** Runs select_at_least on `scores` with `floor` and returns the positions it wrote. */
+  function select(scores: Float32Array, floor: number): number[] {
+    const k = kernels();
+    const mem = k.memory;
+    const at = mem.alloc(Math.max(1, scores.length) * 4);
+    // One more slot than needed, filled with a sentinel: the kernel must write nothing past n.
+    const out = mem.alloc((scores.length + 1) * 4);
+    try {
+      mem.f32().set(scores, at >> 2);
+      mem.i32().fill(-7, out >> 2, (out >> 2) + scores.length + 1);
+      const count = k.selectAtLeast(at, scores.length, floor, out);
+      const written = Array.from(mem.i32().subarray(out >> 2, (out >> 2) + count));
+      assert.equal(mem.i32()[(out >> 2) + scores.length], -7, 'nothing written past n positions');
+      return written;
+    } finally {
+      mem.free(out, (scores.length + 1) * 4);
+      mem.free(at, Math.max(1, scores.length) * 4);
+    }
+  }
+
+  it('agrees with the reference on arbitrary scores and floors, every length mod 4 (NaN never selected)', () => {
+    fc.assert(
+      fc.property(fc.float32Array({ minLength: 0, maxLength: 70 }), fc.oneof(fc.float({ noNaN: true }), fc.constantFrom(-Infinity, Infinity, 0, -0)), (scores, floor) => {
+        assert.deepEqual(select(scores, floor), referenceSelectAtLeast(scores, floor));
+      }),
+      { numRuns: 500, seed: 20261130 },
+    );
+  });
+
+  it('selects a score equal to the floor, and nothing above Infinity or at NaN', () => {
+    const scores = Float32Array.from([0.5, 0.25, 0.5, 1, NaN, -Infinity, Infinity]);
+    assert.deepEqual(select(scores, 0.5), [0, 2, 3, 6]);
+    assert.deepEqual(select(scores, -Infinity), [0, 1, 2, 3, 5, 6]);
+    assert.deepEqual(select(scores, Infinity), [6]);
+    assert.deepEqual(select(scores, NaN), []);
+    assert.deepEqual(select(new Float32Array(0), 0), []);
+  });
+
+  it('writes every position when all pass, in order, for a block of 1024', () => {
+    const scores = Float32Array.from({ length: 1024 }, (_, i) => i % 7);
+    assert.deepEqual(select(scores, 0), Array.from({ length: 1024 }, (_, i) => i));
+    assert.deepEqual(select(scores, 6), Array.from({ length: 1024 }, (_, i) => i).filter((i) => i % 7 === 6));
   });
 });

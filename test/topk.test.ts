@@ -107,3 +107,31 @@ test('TopK: with no room nothing enters, not even +Infinity; a push after sortBe
   assert.deepEqual([one.scoreAt(0), one.slotAt(0)], [2, 2]);
   assert.throws(() => one.push(5, 0));
 });
+
+test('TopK: kthBest() is the k-th best score pushed so far (-Infinity before k pushes), and pushes may go on after it', () => {
+  fc.assert(
+    fc.property(pushes, fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 120 }), (entries, k, cut) => {
+      const top = new TopK(k);
+      const at = Math.min(cut, entries.length);
+      for (const e of entries.slice(0, at)) top.push(e.score, e.slot);
+      const sofar = best(entries.slice(0, at), k);
+      assert.equal(top.kthBest(), sofar.length < k ? -Infinity : sofar[k - 1]!.score);
+      for (const e of entries.slice(at)) top.push(e.score, e.slot);
+      const all = best(entries, k);
+      assert.equal(top.kthBest(), all.length < k ? -Infinity : all[k - 1]!.score);
+      assert.deepEqual(Array.from({ length: top.sortBestFirst() }, (_, i) => ({ score: top.scoreAt(i), slot: top.slotAt(i) })), all);
+    }),
+    { numRuns: 400, seed: 11 },
+  );
+  assert.equal(new TopK(0).kthBest(), -Infinity);
+});
+
+test('TopK: floor is what admits() compares with: -Infinity while empty, Infinity with no room', () => {
+  const top = new TopK(2);
+  assert.equal(top.floor, -Infinity);
+  for (const [score, slot] of [[1, 0], [2, 1], [3, 2], [4, 3], [5, 4]] as const) top.push(score, slot);
+  assert.ok(top.floor >= 2 && top.floor <= 4);
+  assert.equal(top.admits(top.floor), true);
+  assert.equal(top.admits(top.floor - 1e-9), false);
+  assert.equal(new TopK(0).floor, Infinity);
+});

@@ -1,6 +1,7 @@
 import type { Filter } from '../options.js';
 import type { VectorIndex } from '../index/vector-index.js';
 import type { KernelForm, ScanQuery } from '../scan/code-blocks.js';
+import type { ScorePool } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
 import type { DocRecord } from '../store/state.js';
 import { HotVectors } from './hot-vectors.js';
@@ -12,19 +13,12 @@ import { SpareBuffers } from './spare-buffers.js';
 /** Pool lengths are rounded up to a multiple of this, so that pools of one kind of search share spare buffers. */
 const POOL_ROUNDING = 16;
 
-/**
- * The slots of the first `n` entries of `top` (after sortBestFirst), as a pool keeps them, in a
- * buffer taken from `spares`; and the lowest of their scores (-Infinity for none).
- */
-function poolOf(top: TopK, n: number, spares: SpareBuffers): { slots: Int32Array; lowest: number } {
+/** The slots of the first `n` entries of `top` (after sortBestFirst), as a pool keeps them, in a buffer taken from `spares`. */
+function slotsOf(top: { slotAt(i: number): number }, n: number, spares: SpareBuffers): Int32Array {
   const length = Math.ceil(Math.max(1, n) / POOL_ROUNDING) * POOL_ROUNDING;
   const slots = new Int32Array(spares.take(4 * length), 0, length);
-  let lowest = n > 0 ? Infinity : -Infinity;
-  for (let i = 0; i < n; i++) {
-    slots[i] = top.slotAt(i);
-    lowest = Math.min(lowest, top.scoreAt(i));
-  }
-  return { slots, lowest };
+  for (let i = 0; i < n; i++) slots[i] = top.slotAt(i);
+  return slots;
 }
 
 /** A copy of `v` in a buffer of `spares`. */
@@ -172,6 +166,8 @@ interface HotRecord {
 
 /** Ids touched by writes that an entry can still catch up on; an older entry is dropped. */
 const LOG_LIMIT = 4096;
+/** Option keys whose pool margins are remembered (the least recently used go first). */
+const MARGIN_KEYS = 64;
 /** Near entries whose pools are tried, closest sketch first. */
 const NEAR_TRIES = 2;
 /** A near entry is tried only when its sketch differs in at most this share of the dimensions. */
@@ -201,6 +197,8 @@ export class LookasideCache<A> {
   private readonly byHash = new Map<number, CacheEntry<A>[]>();
   /** Per options key, the sketches of its entries' queries. */
   private readonly byKey = new Map<string, SketchTable<CacheEntry<A>>>();
+  /** Per options key, the margin below the floor that scans collect pools within (poolMargin()). */
+  private readonly margins = new Map<string, number>();
   private readonly hot = new Map<string, HotRecord>();
   /** Full-precision vectors (made at the first one, when their length is known); half the byte budget at most. */
   private vectors: HotVectors | undefined;
@@ -281,6 +279,7 @@ export class LookasideCache<A> {
     // The stored space changed: buffers of its old dimensions would not fit again.
     this.spares.clear();
     this.hotBytes = 0;
+    this.margins.clear();
     this.log = [];
     this.logBase = this.version;
   }
@@ -364,19 +363,27 @@ export class LookasideCache<A> {
   }
 
   /**
-   * Remembers a search that ran: `ranked` holds the scan's best vectors of `index` under `scan`
-   * (more than the search needed: the pool), its candidates sorted best first before the rest
-   * (TopK.sortBestFirst(candidates)), and `complete`
-   * says that every stored vector matching the filter is among them. Call it in the same
-   * synchronous step as the scan, at version `now`.
+   * How far below its top-k's floor the scan of a search that misses should collect the pool, for
+   * searches with options `q.key` (ScorePool): adapted after each one so that pools hold about
+   * poolSize() vectors (scores crowd differently for each filter and k). Infinity at first: that
+   * scan collects everything, and remember() measures the margin from it.
    */
-  remember(q: CacheQuery, scan: ScanQuery, index: VectorIndex, ranked: TopK, complete: boolean): CacheEntry<A> {
+  poolMargin(q: CacheQuery): number {
+    return this.margins.get(q.key) ?? Infinity;
+  }
+
+  /**
+   * Remembers a search that ran: `top` holds the scan's candidates (sorted best first), `pool` the
+   * vectors it collected beside them (score-pool.ts). Call it in the same synchronous step as the
+   * scan, at version `now`.
+   */
+  remember(q: CacheQuery, scan: ScanQuery, index: VectorIndex, top: TopK, pool: ScorePool): CacheEntry<A> {
     const hash = hashOf(q);
     const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (old !== undefined) this.dropEntry(old, false);
-    const size = ranked.size;
-    const { slots, lowest } = poolOf(ranked, size, this.spares);
-    const last = Math.min(q.candidates, size) - 1;
+    const last = Math.min(q.candidates, top.size) - 1;
+    const lastCandidate = last >= 0 ? top.scoreAt(last) : Infinity;
+    const { slots, size, bound } = this.poolFrom(q, lastCandidate, pool);
     const scanVector = copyOf(scan.vector, this.spares);
     const entry: CacheEntry<A> = {
       key: q.key,
@@ -390,12 +397,12 @@ export class LookasideCache<A> {
       slots,
       size,
       epoch: index.moveEpoch(),
-      bound: complete || size === 0 ? -Infinity : lowest,
+      bound,
       version: this.version,
       answer: undefined,
       answerBytes: 0,
       keep: Math.max(1, size),
-      lastCandidate: last >= 0 ? ranked.scoreAt(last) : Infinity,
+      lastCandidate,
     };
     this.entries.set(entry, true);
     const sameHash = this.byHash.get(hash);
@@ -407,6 +414,38 @@ export class LookasideCache<A> {
     this.entryBytes += this.bytesOf(entry);
     this.trim();
     return entry;
+  }
+
+  /**
+   * The pool an entry keeps of what the scan collected, and its bound; adapts the margin for `q.key`.
+   *
+   * Every vector the scan left out scored below its line (the last candidate's score − margin),
+   * which is the pool's bound (-Infinity when nothing was left out). When it collected more than
+   * twice the vectors wanted (poolSize()), the best of them are kept and the best one dropped is
+   * the bound; the margin is then measured from them, else nudged towards the size wanted.
+   */
+  private poolFrom(q: CacheQuery, lastCandidate: number, pool: ScorePool): { slots: Int32Array; size: number; bound: number } {
+    const wanted = this.poolSize(q.candidates);
+    let margin: number;
+    let result: { slots: Int32Array; size: number; bound: number };
+    if (pool.size > 2 * wanted) {
+      const best = new TopK(wanted + 1);
+      for (let i = 0; i < pool.size; i++) best.push(pool.scoreAt(i), pool.slotAt(i));
+      best.sortBestFirst();
+      result = { slots: slotsOf(best, wanted, this.spares), size: wanted, bound: best.scoreAt(wanted) };
+      margin = lastCandidate - best.scoreAt(wanted - 1);
+    } else {
+      result = { slots: slotsOf(pool, pool.size, this.spares), size: pool.size, bound: pool.passedOver ? pool.line : -Infinity };
+      const beyond = pool.size - Math.min(q.candidates, pool.size);
+      // Scores near the line are about evenly spread, so the count beyond the candidates grows with
+      // the margin; the square root damps one query's crowding.
+      margin = pool.margin * Math.min(4, Math.max(0.25, (wanted - q.candidates) / Math.max(1, beyond))) ** 0.5;
+    }
+    this.margins.delete(q.key);
+    // A margin of 0 (ties all along) could never grow again: the next scan collects everything.
+    this.margins.set(q.key, margin > 0 ? margin : Infinity);
+    if (this.margins.size > MARGIN_KEYS) this.margins.delete(this.margins.keys().next().value!);
+    return result;
   }
 
   /** Records the answer computed for `entry` at `version` (ignored when writes came in between). */
@@ -610,7 +649,7 @@ export class LookasideCache<A> {
     // The best `keep` and the best one dropped after them, in order.
     const count = top.sortBestFirst(entry.keep + 1);
     const kept = Math.min(entry.keep, count);
-    const { slots } = poolOf(top, kept, this.spares);
+    const slots = slotsOf(top, kept, this.spares);
     if (count > kept) entry.bound = Math.max(entry.bound, top.scoreAt(kept));
     this.spares.give(entry.slots.buffer as ArrayBuffer);
     entry.slots = slots;

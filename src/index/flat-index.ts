@@ -141,7 +141,7 @@ export class FlatIndex implements VectorIndex {
   }
 
   search(query: ScanQuery, top: TopK, options: IndexSearch): void {
-    this.blocks.scan(query, top, options.accept);
+    this.blocks.scan(query, top, options.accept, options.pool);
   }
 
   scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK): void {

@@ -1,5 +1,6 @@
 import type { Codec } from '../codec/codec.js';
 import type { KernelForm, LoadedRecord, ScanQuery, VectorPlace } from '../scan/code-blocks.js';
+import type { ScorePool } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
 
 /** What shapes which stored vectors a search looks at. */
@@ -10,6 +11,8 @@ export interface IndexSearch {
   readonly nprobe?: number | undefined;
   /** Scan every stored vector, whatever `nprobe` says. */
   readonly exact?: boolean | undefined;
+  /** Collects, beside the top-k, the vectors within its margin of the top-k's floor (score-pool.ts). */
+  readonly pool?: ScorePool | undefined;
 }
 
 /**

@@ -61,5 +61,8 @@ export function gatherName(name: string): string {
 export const EXACT_DOT_NORM = 'exact_dot_norm';
 export const EXACT_SQDIST = 'exact_sqdist';
 
+/** Name under which the module exports the selection kernel (KERNELS.md "Selection"). */
+export const SELECT_AT_LEAST = 'select_at_least';
+
 /** The exact kernels read 4 floats per step; callers zero-pad vectors to a multiple of this. */
 export const EXACT_DIM_STEP = 4;

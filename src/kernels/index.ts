@@ -11,5 +11,5 @@ export {
   type KernelMetric,
 } from './contract.js';
 export { LinearMemory } from './memory.js';
-export { referenceScan, referenceScanI8 } from './reference.js';
+export { referenceScan, referenceScanI8, referenceSelectAtLeast } from './reference.js';
 export { instantiateKernels, kernels, type GatherFn, type GatherI8Fn, type Kernels, type ScanFn, type ScanI8Fn } from './wasm.js';

@@ -195,3 +195,11 @@ export function referenceScanI8(
     }
   }
 }
+
+/** What select_at_least computes: the positions, in order, whose float32 score is at least `floor` (as float32). */
+export function referenceSelectAtLeast(scores: Float32Array, floor: number): number[] {
+  const line = Math.fround(floor);
+  const out: number[] = [];
+  for (let i = 0; i < scores.length; i++) if (scores[i]! >= line) out.push(i);
+  return out;
+}

@@ -8,6 +8,7 @@ import {
   I8_METRICS,
   KERNEL_CODECS,
   KERNEL_METRICS,
+  SELECT_AT_LEAST,
   MAX_I8_DIM,
   gatherName,
   scanExportName,
@@ -97,6 +98,11 @@ export interface Kernels {
   gatherFunction(codec: CodecName, metric: KernelMetric): GatherFn;
   /** The gather form of scanI8(metric, …), unchecked. */
   gatherI8Function(metric: I8Metric): GatherI8Fn;
+  /**
+   * Writes, from outPtr (room for n int32), the positions i < n in increasing order whose float32
+   * score at scoresPtr + 4i is at least `floor` (NaN never is); returns how many. Unchecked.
+   */
+  selectAtLeast(scoresPtr: number, n: number, floor: number, outPtr: number): number;
 }
 
 function checkShape(n: number, dim: number, maxDim: number): void {
@@ -123,6 +129,7 @@ class WasmKernels implements Kernels {
   private readonly gathersI8: ReadonlyMap<I8Metric, GatherI8Fn>;
   private readonly exactDot: (q: number, x: number, n: number, dim: number, out: number) => void;
   private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
+  readonly selectAtLeast: (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
 
   constructor(
     readonly memory: LinearMemory,
@@ -150,6 +157,7 @@ class WasmKernels implements Kernels {
     this.gathersI8 = new Map(I8_METRICS.map((metric) => [metric, exported(gatherName(scanI8ExportName(metric)))]));
     this.exactDot = exported(EXACT_DOT_NORM);
     this.exactL2 = exported(EXACT_SQDIST);
+    this.selectAtLeast = exported(SELECT_AT_LEAST) as unknown as (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
   }
 
   exactDotNorm(qPtr: number, xPtr: number, n: number, dim: number, outPtr: number): void {

@@ -6,6 +6,7 @@ import {
   I8_METRICS,
   KERNEL_CODECS,
   KERNEL_METRICS,
+  SELECT_AT_LEAST,
   gatherName,
   scanExportName,
   scanI8ExportName,
@@ -440,6 +441,43 @@ function exactKernel(name: typeof EXACT_DOT_NORM | typeof EXACT_SQDIST): string 
 }
 
 /**
+ * select_at_least(scores, n, floor, out) → count: the positions i < n whose float32 score is at
+ * least `floor`, in increasing order, as i32 from `out` (room for n). Four scores are compared at
+ * once; a step with no score at the floor (nearly all of them once a top-k's floor has risen)
+ * costs a load, a compare and a branch. A step with some writes all four positions, each at the
+ * next free place, and advances by the lane's bit: no branch per lane, and no write beyond the
+ * place of the last position written so far (so never past out + 4n). NaN is never selected.
+ */
+function selectKernel(): string {
+  const lanes = [0, 1, 2, 3].flatMap((lane) => [
+    `(i32.store ${get('o')} (i32.add ${get('i')} ${i32(lane)}))`,
+    set('o', `(i32.add ${get('o')} (i32.shl (i32.and (i32.shr_u ${get('bits')} ${i32(lane)}) ${i32(1)}) ${i32(2)}))`),
+  ]);
+  return [
+    `(func $${SELECT_AT_LEAST} (export "${SELECT_AT_LEAST}") (param $s i32) (param $n i32) (param $floor f32) (param $out i32) (result i32)`,
+    '(local $i i32) (local $quads i32) (local $o i32) (local $bits i32) (local $f v128)',
+    set('f', `(f32x4.splat ${get('floor')})`),
+    set('o', get('out')),
+    set('quads', `(i32.and ${get('n')} ${i32(-4)})`),
+    '(block $quadsDone',
+    '(loop $quad',
+    `(br_if $quadsDone (i32.ge_u ${get('i')} ${get('quads')}))`,
+    set('bits', `(i32x4.bitmask (f32x4.ge (v128.load (i32.add ${get('s')} (i32.shl ${get('i')} ${i32(2)}))) ${get('f')}))`),
+    `(if ${get('bits')} (then ${lanes.join(' ')}))`,
+    set('i', `(i32.add ${get('i')} ${i32(4)})`),
+    '(br $quad)))',
+    '(block $tailDone',
+    '(loop $tail',
+    `(br_if $tailDone (i32.ge_u ${get('i')} ${get('n')}))`,
+    `(if (f32.ge (f32.load (i32.add ${get('s')} (i32.shl ${get('i')} ${i32(2)}))) ${get('floor')}) (then (i32.store ${get('o')} ${get('i')}) ${set('o', `(i32.add ${get('o')} ${i32(4)})`)}))`,
+    set('i', `(i32.add ${get('i')} ${i32(1)})`),
+    '(br $tail)))',
+    `(i32.shr_u (i32.sub ${get('o')} ${get('out')}) ${i32(2)})`,
+    ')',
+  ].join('\n');
+}
+
+/**
  * The whole module. Memory is imported (env.memory) so the allocator owns it and can exist, and be
  * tested, without the kernels; the module itself needs no static data.
  */
@@ -452,7 +490,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
     }
     for (const metric of I8_METRICS) parts.push(i8Kernel(metric, tuning.i8Block, layout));
   }
-  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST));
+  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel());
   parts.push(')');
   return `${parts.join('\n')}\n`;
 }

@@ -2,6 +2,7 @@ import type { Codec } from '../codec/codec.js';
 import { getCodec } from '../codec/index.js';
 import { kernels, type I8Metric, type KernelMetric } from '../kernels/index.js';
 import { IdTable } from './id-table.js';
+import type { ScorePool } from './score-pool.js';
 import { TopK } from './topk.js';
 
 /** Vectors per block of a store's index: large enough that one kernel call amortizes its JS overhead, small enough to recycle. */
@@ -19,6 +20,8 @@ interface Block {
   readonly refs: Uint32Array | undefined;
   /** Per slot, whether the record has a document in the state (1) or none (0), kept with the places. */
   readonly documented: Uint8Array | undefined;
+  /** Where a scan that collects a pool leaves this block's scores (blockVectors float32), made by the first such scan; 0: none yet. */
+  scores: number;
 }
 
 /**
@@ -94,6 +97,8 @@ export class CodeBlocks {
   private readonly scratchScores: number;
   /** scanSlots()'s address table: GATHER_RUN pairs of i32 (code address, scale address). */
   private readonly scratchTable: number;
+  /** The positions in a block that the selection kernel picks: one i32 per vector of a block. */
+  private readonly scratchPicks: number;
   private readonly mem = kernels().memory;
   private freed = false;
   /** Largest ‖decoded code‖ of any vector put since it was first asked for (never lowered by removals). */
@@ -128,11 +133,12 @@ export class CodeBlocks {
     this.scratchQuery = this.mem.alloc(this.paddedDim * 4);
     this.scratchScores = this.mem.alloc(Math.max(blockVectors, GATHER_RUN) * 4);
     this.scratchTable = this.mem.alloc(GATHER_RUN * 8);
+    this.scratchPicks = this.mem.alloc(blockVectors * 4);
   }
 
   /** Bytes of memory this holds: blocks of codes, scales and places (whole blocks), scratch space, and the id table. */
   get bytes(): number {
-    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 13 : 0)) + this.paddedDim * 4 + Math.max(this.blockVectors, GATHER_RUN) * 4 + GATHER_RUN * 8 + this.ids.bytes + (this.moves?.byteLength ?? 0);
+    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 13 : 0)) + this.paddedDim * 4 + Math.max(this.blockVectors, GATHER_RUN) * 4 + GATHER_RUN * 8 + this.blockVectors * 4 + this.blocks.filter((b) => b.scores !== 0).length * this.blockVectors * 4 + this.ids.bytes + (this.moves?.byteLength ?? 0);
   }
 
   /** Bytes each stored vector costs once blocks are full: code, scale, place and document flag (when kept) and its share of the id table. */
@@ -230,6 +236,7 @@ export class CodeBlocks {
     if (!added) return slot;
     if (slot === this.blocks.length * this.blockVectors) {
       this.blocks.push({
+        scores: 0,
         codes: this.mem.alloc(this.blockVectors * this.stride),
         scales: this.mem.alloc(this.blockVectors * 4),
         refs: this.places ? new Uint32Array(this.blockVectors * 3) : undefined,
@@ -316,6 +323,7 @@ export class CodeBlocks {
     const b = Math.floor(slot / this.blockVectors);
     if (added && slot === this.blocks.length * this.blockVectors) {
       this.blocks.push({
+        scores: 0,
         codes: this.mem.alloc(this.blockVectors * this.stride),
         scales: this.mem.alloc(this.blockVectors * 4),
         refs: new Uint32Array(this.blockVectors * 3),
@@ -472,42 +480,95 @@ export class CodeBlocks {
     }
     this.removals++;
     if (this.ids.size <= (this.blocks.length - 1) * this.blockVectors) {
-      const block = this.blocks.pop()!;
-      this.mem.free(block.codes, this.blockVectors * this.stride);
-      this.mem.free(block.scales, this.blockVectors * 4);
+      this.freeBlock(this.blocks.pop()!);
     }
     return true;
   }
 
   /**
    * Scores every stored vector against `query` and keeps the best in `top`; `accept(slot)` is asked
-   * only about vectors good enough to enter it (so a filter costs nothing for the rest).
+   * only about vectors good enough to enter it (so a filter costs nothing for the rest). With
+   * `pool`, every accepted vector within `pool.margin` of the final k-th best score is collected
+   * too (score-pool.ts): the scores of each block are kept until the scan ends, and `accept` is
+   * asked once per vector at most.
+   *
+   * The selection kernel picks the positions in a block at or above the top's floor, so
+   * JavaScript only visits those (a few dozen of a block's thousand, once the floor has risen).
    */
-  scan(query: ScanQuery, top: TopK, accept?: (slot: number) => boolean): void {
+  scan(query: ScanQuery, top: TopK, accept?: (slot: number) => boolean, pool?: ScorePool): void {
     const k = kernels();
     const useI8 = this.usesInt8Query(query);
     const qScale = this.loadQuery(query);
     const total = this.ids.size;
+    const picks = this.scratchPicks >> 2;
+    // What `accept` said, by slot, for a pool to reuse.
+    const verdicts = pool !== undefined && accept !== undefined ? new Map<number, boolean>() : undefined;
     for (let b = 0; b < this.blocks.length; b++) {
       const block = this.blocks[b]!;
       const base = b * this.blockVectors;
       const n = Math.min(this.blockVectors, total - base);
       if (n <= 0) break;
+      const out = pool === undefined ? this.scratchScores : this.scoresOf(block);
       if (useI8) {
-        k.scanI8(query.metric as I8Metric, this.scratchQuery, qScale, block.codes, block.scales, n, this.paddedDim, this.scratchScores);
+        k.scanI8(query.metric as I8Metric, this.scratchQuery, qScale, block.codes, block.scales, n, this.paddedDim, out);
       } else {
-        k.scan(this.codec.name, query.metric, this.scratchQuery, block.codes, block.scales, n, this.paddedDim, this.scratchScores);
+        k.scan(this.codec.name, query.metric, this.scratchQuery, block.codes, block.scales, n, this.paddedDim, out);
       }
+      const m = k.selectAtLeast(out, n, top.floor, this.scratchPicks);
       const scores = this.mem.f32();
-      const s0 = this.scratchScores >> 2;
-      for (let j = 0; j < n; j++) {
+      const positions = this.mem.i32();
+      const s0 = out >> 2;
+      for (let i = 0; i < m; i++) {
+        const j = positions[picks + i]!;
         const score = scores[s0 + j]!;
         if (!top.admits(score)) continue;
         const slot = base + j;
-        if (accept !== undefined && !accept(slot)) continue;
+        if (accept !== undefined) {
+          const yes = accept(slot);
+          verdicts?.set(slot, yes);
+          if (!yes) continue;
+        }
         top.push(score, slot);
       }
     }
+    if (pool !== undefined) this.collect(top, pool, accept, verdicts);
+  }
+
+  /** The pool part of scan(): every accepted vector at or above the line, from the scores the scan kept. */
+  private collect(top: TopK, pool: ScorePool, accept: ((slot: number) => boolean) | undefined, verdicts: Map<number, boolean> | undefined): void {
+    const k = kernels();
+    const total = this.ids.size;
+    const picks = this.scratchPicks >> 2;
+    pool.setLine(top.kthBest() - pool.margin);
+    for (let b = 0; b < this.blocks.length; b++) {
+      const block = this.blocks[b]!;
+      const base = b * this.blockVectors;
+      const n = Math.min(this.blockVectors, total - base);
+      if (n <= 0) break;
+      const m = k.selectAtLeast(block.scores, n, pool.line, this.scratchPicks);
+      if (m < n) pool.passedOver = true;
+      const scores = this.mem.f32();
+      const positions = this.mem.i32();
+      const s0 = block.scores >> 2;
+      for (let i = 0; i < m; i++) {
+        const j = positions[picks + i]!;
+        const slot = base + j;
+        if (accept !== undefined && !(verdicts?.get(slot) ?? accept(slot))) continue;
+        pool.add(slot, scores[s0 + j]!);
+      }
+    }
+  }
+
+  /** The address of `block`'s kept scores, made at first use. */
+  private scoresOf(block: Block): number {
+    if (block.scores === 0) block.scores = this.mem.alloc(this.blockVectors * 4);
+    return block.scores;
+  }
+
+  private freeBlock(block: Block): void {
+    this.mem.free(block.codes, this.blockVectors * this.stride);
+    this.mem.free(block.scales, this.blockVectors * 4);
+    if (block.scores !== 0) this.mem.free(block.scores, this.blockVectors * 4);
   }
 
   /** Writes the query into scratch space as the kernels take it; returns its int8 scale (0 for a float query). */
@@ -595,13 +656,13 @@ export class CodeBlocks {
     if (this.freed) return;
     this.freed = true;
     for (const block of this.blocks) {
-      this.mem.free(block.codes, this.blockVectors * this.stride);
-      this.mem.free(block.scales, this.blockVectors * 4);
+      this.freeBlock(block);
     }
     this.blocks.length = 0;
     this.mem.free(this.scratchQuery, this.paddedDim * 4);
     this.mem.free(this.scratchScores, Math.max(this.blockVectors, GATHER_RUN) * 4);
     this.mem.free(this.scratchTable, GATHER_RUN * 8);
+    this.mem.free(this.scratchPicks, this.blockVectors * 4);
     this.ids.clear();
   }
 }

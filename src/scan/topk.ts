@@ -2,8 +2,8 @@
  * The k best (score, slot) pairs seen so far, in two typed arrays so that a scan of millions of
  * scores allocates nothing. "Best" is a total order: higher score, then lower slot. So it holds
  * exactly the k best of everything pushed, whatever the order of the pushes, and the first k of a
- * larger one's entries are what one of k keeps: the lookaside cache relies on it when it takes a
- * search's candidates from its larger pool.
+ * larger one's entries are what one of k keeps: the lookaside cache relies on it when it picks a
+ * search's candidates from a pool, as the scan would have picked them.
  *
  * Not a heap: entries at or above a floor are appended to a buffer of 2k, and when it is full a
  * selection (quickselect) keeps the k best and raises the floor to the worst of them. A push is an
@@ -39,6 +39,22 @@ export class TopK {
     this.floorScore = this.capacity > 0 ? -Infinity : Infinity;
     this.floorSlot = this.capacity > 0 ? 0x7fffffff : -1;
     this.spent = false;
+  }
+
+  /** The least score that may still enter: -Infinity until the first selection, Infinity with no room. */
+  get floor(): number {
+    return this.floorScore;
+  }
+
+  /**
+   * The k-th best score pushed so far (the worst of the k best), or -Infinity while fewer than k
+   * were pushed. Pushes may continue.
+   */
+  kthBest(): number {
+    if (this.n > this.capacity) this.select();
+    if (this.n < this.capacity || this.capacity === 0) return -Infinity;
+    if (this.floorScore === -Infinity) this.select();
+    return this.floorScore;
   }
 
   /**

@@ -4,6 +4,7 @@ import type { VectorIndex } from '../index/vector-index.js';
 import { cloneMeta, type Meta } from '../meta.js';
 import type { Metric, SearchOptions } from '../options.js';
 import { samePlace, type KernelForm, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
+import { ScorePool } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
 import type { ExactScorer } from '../space/exact-scorer.js';
 import type { VectorSpace } from '../space/vector-space.js';
@@ -55,8 +56,13 @@ export interface SearchEnv {
   setAsideIfUnchanged(id: string, ref: BlobRef | undefined, e: unknown): void;
 }
 
-/** Hands the scan's pool to the cache: its heap sorted best first, and whether it holds every matching vector. */
-type Remember = (scan: ScanQuery, ranked: TopK, complete: boolean) => void;
+/** What a search that the cache will remember collects in its scan, and how it hands it over. */
+interface Remember {
+  /** How far below the top-k's floor the pool reaches (ScorePool). */
+  readonly margin: number;
+  /** Takes the scan's top-k (sorted best first) and its pool. */
+  take(scan: ScanQuery, top: TopK, pool: ScorePool): void;
+}
 
 /** A ranked candidate before its text is read. */
 interface Ranked {
@@ -134,6 +140,8 @@ function hitOf(r: Ranked, text: string | undefined): SearchHit {
 export class SearchPath {
   readonly rescoring: RescoringStats = { searches: 0, candidates: 0, skipped: 0 };
   private lastKey: { readonly want: Wanted; readonly key: string } | undefined;
+  /** The pool a scan collects for the cache: handed over in the same synchronous step, so one serves every search. */
+  private readonly pool = new ScorePool();
 
   constructor(private readonly env: SearchEnv) {}
 
@@ -158,7 +166,7 @@ export class SearchPath {
       if (served !== undefined) return served;
     }
     for (;;) {
-      const ranked = await this.rankSkippingDamage(q, want, undefined);
+      const ranked = await this.rankSkippingDamage(q, want);
       const texts = await this.textsOf(ranked);
       if (texts !== undefined) return ranked.map((r, i) => hitOf(r, texts[i]));
     }
@@ -215,7 +223,8 @@ export class SearchPath {
         });
         if (!look.near) entry = look.entry;
       } else {
-        ranked = await this.rank(q, want, (scan, top, complete) => (entry = cache.remember(cq, scan, this.env.index(), top, complete)), scanForm(), false);
+        const remember: Remember = { margin: cache.poolMargin(cq), take: (scan, top, pool) => (entry = cache.remember(cq, scan, this.env.index(), top, pool)) };
+        ranked = await this.rank(q, want, remember, scanForm(), false);
       }
     } catch (e) {
       const id = damagedId(e);
@@ -242,10 +251,10 @@ export class SearchPath {
    * again when writes moved the store while it read vectors (after a few tries it accepts the
    * documents of the moment: a search racing a stream of writes still ends).
    */
-  private async rankSkippingDamage(q: Float32Array, want: Wanted, remember: Remember | undefined): Promise<Ranked[]> {
+  private async rankSkippingDamage(q: Float32Array, want: Wanted): Promise<Ranked[]> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const ranked = await this.rank(q, want, remember, this.env.space.scanQueryOf(q), attempt >= MOVED_RETRIES);
+        const ranked = await this.rank(q, want, undefined, this.env.space.scanQueryOf(q), attempt >= MOVED_RETRIES);
         if (ranked !== undefined) return ranked;
       } catch (e) {
         const id = damagedId(e);
@@ -257,21 +266,20 @@ export class SearchPath {
 
   /**
    * The scan picks the candidates (synchronously, so no write interleaves with it), finish() turns
-   * them into the answer. With `remember`, the scan keeps the
-   * cache's larger pool and hands it over (best first, and whether it holds every matching vector).
+   * them into the answer. With `remember`, the scan also collects the cache's pool and hands both over.
    */
   private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, form: { scan: ScanQuery; offset: number }, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
-    const size = this.env.index().size;
     const { scan, offset } = form;
     const candidates = this.candidateCount(want);
-    const capacity = remember === undefined ? candidates : Math.min(size, this.env.cache!.poolSize(candidates));
-    const top = new TopK(Math.max(1, capacity));
+    const top = new TopK(Math.max(1, candidates));
+    const pool = remember === undefined ? undefined : this.pool;
+    pool?.reset(remember!.margin);
     const filter = want.filter;
     const accept = filter === undefined ? undefined : (slot: number) => matchesFilter(this.env.docOf(this.env.index().idAt(slot)).meta, filter);
-    if (capacity > 0) this.env.index().search(scan, top, { accept, nprobe: want.nprobe, exact: want.exact });
-    // The first `candidates` sorted (the pool after them in no order); ties keep the lower slot, as a smaller heap does.
+    if (candidates > 0) this.env.index().search(scan, top, { accept, nprobe: want.nprobe, exact: want.exact, pool });
+    // Ties keep the lower slot, as the scan does.
     const count = top.sortBestFirst(candidates);
-    remember?.(scan, top, capacity >= size || count < capacity);
+    if (remember !== undefined) remember.take(scan, top, pool!);
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ id: this.env.index().idAt(top.slotAt(i)), slot: top.slotAt(i), score: top.scoreAt(i) });
     return this.finish(q, offset, chosen, want, { tolerateMoves, bound: () => this.boundOf(scan) });
