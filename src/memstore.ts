@@ -223,7 +223,7 @@ export class MemStore {
       cache: this.cache,
       index: () => this.index,
       writes: () => this.writes,
-      placeAt: (slot, id) => this.placeAt(slot, id),
+      placeAt: (slot, idOf) => this.index.placeAt(slot) ?? this.placeAt(slot, idOf(slot)),
       docOf: (id) => this.docOf(id),
       markDamaged: (id, e) => this.markDamaged(id, e),
       setAsideIfUnchanged: (id, ref, e) => this.setAsideIfUnchanged(id, ref, e),

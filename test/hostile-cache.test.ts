@@ -652,15 +652,15 @@ test('hot vectors: puts of new versions, drops and evictions agree with a model 
       for (const { kind, id } of ops) {
         if (kind === 'put') {
           version++;
-          hot.put(`k${id}`, vector(version), version);
+          hot.put(id, `k${id}`, vector(version), version);
           model.set(id, version);
-          assert.deepEqual(hot.view(`k${id}`), { full: vector(version), norm: version }, 'a vector just put is there');
+          assert.deepEqual(hot.view(id), { full: vector(version), norm: version }, 'a vector just put is there');
         } else if (kind === 'drop') {
           hot.drop(`k${id}`);
           model.delete(id);
         }
         for (let other = 0; other <= 20; other++) {
-          const got = hot.view(`k${other}`);
+          const got = hot.view(other);
           if (got === undefined) continue;
           const v = model.get(other);
           assert.ok(v !== undefined, `k${other} was dropped`);

@@ -1,16 +1,20 @@
 /**
- * JavaScript's cost of one id in the row map (a Map entry and the string's header), estimated; its
- * characters come on top, at two bytes each at most.
+ * JavaScript's cost of one row's keys (an entry in each of the two maps, and the id string's
+ * header), estimated; the id's characters come on top, at two bytes each at most.
  */
-const ID_OVERHEAD = 64;
+const ID_OVERHEAD = 96;
 
 /**
- * Full-precision vectors kept hot for rescoring, in one slab of rows with their norms (float64, as computed), found through
- * a Map from id to row. (A Map, not the index's compact IdTable: every search looks up each of its
- * candidates here, and V8 hashes a string once, where the IdTable encodes and hashes its UTF-8 per
- * lookup, about 5x slower; the rows are few, so the Map's bytes per id matter little.) One typed array for all of them, where an object per vector (a Float32Array and
- * its backing store each) would survive into V8's old generation, grow its young one, and leave
- * malloc'd backing stores behind until a full collection: about 4x the budget in RSS, measured.
+ * Full-precision vectors kept hot for rescoring, in one slab of rows with their norms (float64, as
+ * computed), found by the vector's slot in the index: a search asks about each of its candidates by
+ * slot, a small integer a Map hashes at once, where an id string must first be made from the index
+ * and then hashed (after a scan has pushed everything out of the CPU caches, the two cost a near hit
+ * more than its pool's scoring). The id of each row is kept too, for writes, which name ids. Slots
+ * move when the index removes a vector (the last one moves into the hole): the owner replays those
+ * moves with moved() before it asks by slot again. One typed array for all the vectors, where an
+ * object per vector (a Float32Array and its backing store each) would survive into V8's old
+ * generation, grow its young one, and leave malloc'd backing stores behind until a full collection:
+ * about 4x the budget in RSS, measured.
  *
  * The slab is allocated at its full capacity with the first vector and never grown: the kernel
  * gives a large allocation untouched zero pages, so RSS follows the rows in use, where growing by
@@ -26,9 +30,11 @@ const ID_OVERHEAD = 64;
  * cost, and an id's characters take further rows from the clock when they would overrun it.
  */
 export class HotVectors {
-  private readonly rows = new Map<string, number>();
-  /** The id of each row in use, rows 0..size-1. */
+  private readonly bySlot = new Map<number, number>();
+  private readonly byId = new Map<string, number>();
+  /** The id and the slot of each row in use, rows 0..size-1. */
   private ids: string[] = [];
+  private slots: number[] = [];
   /** Characters of the ids in the map, for `bytes`. */
   private idChars = 0;
   private slab = new Float32Array(0);
@@ -69,11 +75,11 @@ export class HotVectors {
   }
 
   /**
-   * The vector of `id` in place (no copy) with its norm when one was kept, or undefined. The view
+   * The vector in `slot` in place (no copy) with its norm when one was kept, or undefined. The view
    * is valid until the next put(): callers score it before anything can store another vector.
    */
-  view(id: string): { full: Float32Array; norm: number | undefined } | undefined {
-    const row = this.rows.get(id);
+  view(slot: number): { full: Float32Array; norm: number | undefined } | undefined {
+    const row = this.bySlot.get(slot);
     if (row === undefined) return undefined;
     this.used[row] = 1;
     const norm = this.norms[row]!;
@@ -81,12 +87,19 @@ export class HotVectors {
   }
 
   /**
-   * Keeps `vector` for `id`, with its norm when known, evicting rows (the clock's choice) while the
-   * slab is full or the id would not fit in the bytes; an id too long to fit even alone is not kept.
+   * Keeps `vector`, the vector of `id` in `slot`, with its norm when known, evicting rows (the
+   * clock's choice) while the slab is full or the id would not fit in the bytes; an id too long to
+   * fit even alone is not kept. A row of the same id or slot is replaced.
    */
-  put(id: string, vector: Float32Array, norm: number | undefined): void {
+  put(slot: number, id: string, vector: Float32Array, norm: number | undefined): void {
     if (this.capacity === 0 || vector.length !== this.dim) return;
-    let row = this.rows.get(id);
+    let row = this.byId.get(id);
+    if (row !== undefined && this.slots[row] !== slot) {
+      this.removeRow(row);
+      row = undefined;
+    }
+    const other = this.bySlot.get(slot);
+    if (other !== undefined && this.ids[other] !== id) this.removeRow(other);
     if (row === undefined) {
       const rowBytes = HotVectors.rowBytes(this.dim);
       // What it would hold with `n` ids of `chars` characters in all (the rows ever used stay resident).
@@ -95,7 +108,9 @@ export class HotVectors {
       if (held(1, id.length) > this.maxBytes) return;
       row = this.ids.length;
       this.ids.push(id);
-      this.rows.set(id, row);
+      this.slots.push(slot);
+      this.byId.set(id, row);
+      this.bySlot.set(slot, row);
       this.idChars += id.length;
       this.allocate();
       this.touched = Math.max(this.touched, row + 1);
@@ -107,17 +122,34 @@ export class HotVectors {
     this.norms[row] = norm ?? NaN;
   }
 
-  /** Forgets `id`; true when it was kept. */
+  /** Forgets the vector of `id`; true when it was kept. */
   drop(id: string): boolean {
-    const row = this.rows.get(id);
+    const row = this.byId.get(id);
     if (row === undefined) return false;
     this.removeRow(row);
     return true;
   }
 
+  /**
+   * Follows one removal in the index: the vector in slot `hole` is gone, and the one in slot `from`
+   * moved into it (`from === hole`: none moved).
+   */
+  moved(hole: number, from: number): void {
+    const gone = this.bySlot.get(hole);
+    if (gone !== undefined) this.removeRow(gone);
+    if (from === hole) return;
+    const row = this.bySlot.get(from);
+    if (row === undefined) return;
+    this.bySlot.delete(from);
+    this.bySlot.set(hole, row);
+    this.slots[row] = hole;
+  }
+
   clear(): void {
-    this.rows.clear();
+    this.bySlot.clear();
+    this.byId.clear();
     this.ids = [];
+    this.slots = [];
     this.idChars = 0;
     this.slab = new Float32Array(0);
     this.norms = new Float64Array(0);
@@ -141,16 +173,20 @@ export class HotVectors {
     }
   }
 
-  /** The last row moves into the freed one, with its id. */
+  /** The last row moves into the freed one, with its id and slot. */
   private removeRow(row: number): void {
     const last = this.ids.length - 1;
     const id = this.ids[row]!;
-    this.rows.delete(id);
+    this.byId.delete(id);
+    this.bySlot.delete(this.slots[row]!);
     this.idChars -= id.length;
-    const moved = this.ids.pop()!;
+    const movedId = this.ids.pop()!;
+    const movedSlot = this.slots.pop()!;
     if (row === last) return;
-    this.ids[row] = moved;
-    this.rows.set(moved, row);
+    this.ids[row] = movedId;
+    this.slots[row] = movedSlot;
+    this.byId.set(movedId, row);
+    this.bySlot.set(movedSlot, row);
     this.slab.copyWithin(row * this.dim, last * this.dim, (last + 1) * this.dim);
     this.norms[row] = this.norms[last]!;
     this.used[row] = this.used[last]!;

@@ -58,7 +58,6 @@ export interface CacheSettings {
 
 /** One candidate as the scan ranks it: its slot in the index, and its kernel score (higher is closer). */
 export interface Candidate {
-  readonly id: string;
   readonly slot: number;
   readonly score: number;
 }
@@ -202,6 +201,9 @@ export class LookasideCache<A> {
   private readonly hot = new Map<string, HotRecord>();
   /** Full-precision vectors (made at the first one, when their length is known); half the byte budget at most. */
   private vectors: HotVectors | undefined;
+  /** The index whose slots key `vectors`, and its removal count they follow (VectorIndex.moveEpoch). */
+  private vectorsIndex: VectorIndex | undefined;
+  private vectorsEpoch = 0;
   /** Ids touched by writes, the last LOG_LIMIT of them; `logBase` is the version of log[0]. */
   private log: string[] = [];
   private logBase = 0;
@@ -467,13 +469,28 @@ export class LookasideCache<A> {
   }
 
   /**
-   * The hot full-precision vector of `id`, in place, with its norm when kept (HotVectors.view: valid
-   * until the next keep()), counted as a read saved; undefined when it is not hot.
+   * The hot full-precision vector in `slot` of `index`, in place, with its norm when kept
+   * (HotVectors.view: valid until the next keepVector()), counted as a read saved; undefined when it
+   * is not hot.
    */
-  hotVector(id: string): { full: Float32Array; norm: number | undefined } | undefined {
-    const hot = this.vectors?.view(id);
+  hotVectorAt(slot: number, index: VectorIndex): { full: Float32Array; norm: number | undefined } | undefined {
+    if (this.vectors === undefined) return undefined;
+    this.followVectors(index);
+    const hot = this.vectors.view(slot);
     if (hot !== undefined) this.counts.fullReadsSaved++;
     return hot;
+  }
+
+  /**
+   * Brings the hot vectors' slots up to `index`: its removals since are replayed; another index,
+   * or a log of removals that no longer reaches back, drops them all.
+   */
+  private followVectors(index: VectorIndex): void {
+    const vectors = this.vectors!;
+    if (this.vectorsIndex === index && this.vectorsEpoch === index.moveEpoch()) return;
+    if (this.vectorsIndex !== index || !index.movesSince(this.vectorsEpoch, (hole, from) => vectors.moved(hole, from))) vectors.clear();
+    this.vectorsIndex = index;
+    this.vectorsEpoch = index.moveEpoch();
   }
 
   hotDoc(id: string): DocRecord | undefined {
@@ -486,26 +503,30 @@ export class LookasideCache<A> {
   }
 
   /**
-   * Notes that a search read the full vector of `id` from the store: true when it was read recently
-   * before, and is worth keeping hot (seen-ids.ts); a one-off read is not.
+   * Notes that a search read the full vector in `slot` from the store: true when it was read
+   * recently before, and is worth keeping hot (seen-ids.ts); a one-off read is not.
    */
-  admitVector(id: string): boolean {
-    return this.seenVectors.again(id);
+  admitVectorAt(slot: number): boolean {
+    return this.seenVectors.againNumber(slot);
   }
 
-  /** admitVector() for the document and text of a result. */
+  /** admitVectorAt() for the document and text of a result. */
   admitRecord(id: string): boolean {
     return this.seenRecords.again(id);
   }
 
-  /** Keeps parts of `id` hot (valid until a write touches it). */
-  keep(id: string, parts: { full?: Float32Array; norm?: number; doc?: DocRecord; text?: string | null }): void {
+  /** Keeps the full vector of `id`, in `slot` of `index`, hot (valid until a write touches it). */
+  keepVector(slot: number, id: string, index: VectorIndex, full: Float32Array, norm: number | undefined): void {
     // A budget with no room for one vector makes no slab (its empty id table would overrun it alone).
     const vectorBytes = this.settings.bytes / 2;
-    if (parts.full !== undefined && vectorBytes >= HotVectors.rowBytes(parts.full.length)) {
-      this.vectors ??= new HotVectors(parts.full.length, vectorBytes);
-      this.vectors.put(id, parts.full, parts.norm);
-    }
+    if (vectorBytes < HotVectors.rowBytes(full.length)) return;
+    this.vectors ??= new HotVectors(full.length, vectorBytes);
+    this.followVectors(index);
+    this.vectors.put(slot, id, full, norm);
+  }
+
+  /** Keeps the document or text of `id` hot (valid until a write touches it). */
+  keep(id: string, parts: { doc?: DocRecord; text?: string | null }): void {
     if (parts.doc === undefined && parts.text === undefined) return;
     let hot = this.hot.get(id);
     if (hot === undefined) {
@@ -677,7 +698,7 @@ export class LookasideCache<A> {
     if (count > want && top.scoreAt(want) === top.scoreAt(want - 1)) return undefined;
     if (q.tiesShow) for (let i = 1; i < chosen; i++) if (top.scoreAt(i) === top.scoreAt(i - 1)) return undefined;
     const out: Candidate[] = [];
-    for (let i = 0; i < chosen; i++) out.push({ id: host.index.idAt(top.slotAt(i)), slot: top.slotAt(i), score: top.scoreAt(i) });
+    for (let i = 0; i < chosen; i++) out.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
     return out;
   }
 

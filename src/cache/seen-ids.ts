@@ -25,11 +25,24 @@ export class SeenIds {
 
   /** Notes a read of `id`; true when it was read before and is still remembered. */
   again(id: string): boolean {
-    if (this.table.length === 0) return false;
-    // FNV-1a over the UTF-16 code units; never 0, which marks an empty slot.
+    // FNV-1a over the UTF-16 code units.
     let h = 0x811c9dc5;
     for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-    h |= 1;
+    return this.againHash(h);
+  }
+
+  /**
+   * again() for a record known by a number (a slot in the index), with no string to hash. A slot
+   * that a removal renumbers only admits its vector one read early or late.
+   */
+  againNumber(n: number): boolean {
+    return this.againHash(Math.imul(n ^ 0x9e3779b9, 0x85ebca6b));
+  }
+
+  private againHash(hash: number): boolean {
+    if (this.table.length === 0) return false;
+    // Never 0, which marks an empty slot.
+    const h = hash | 1;
     const at = (h ^ (h >>> 15)) & this.mask;
     const seen = this.table[at] === h;
     this.table[at] = h;

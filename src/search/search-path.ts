@@ -46,8 +46,8 @@ export interface SearchEnv {
   index(): VectorIndex;
   /** Changes to the index so far (writes applied, records set aside): a search that read files in between can tell its snapshot moved. */
   writes(): number;
-  /** Where the full vector of the stored record `id` in `slot` of the index lives; CORRUPTION (naming it) when none is. */
-  placeAt(slot: number, id: string): VectorPlace;
+  /** Where the full vector of the stored record in `slot` of the index lives; CORRUPTION (naming it: `idOf(slot)`) when none is. */
+  placeAt(slot: number, idOf: (slot: number) => string): VectorPlace;
   /** The document of a stored record; CORRUPTION (naming it) when damaged. */
   docOf(id: string): DocRecord;
   /** Sets a record aside as damaged; returns the error `get` will throw for it. */
@@ -95,11 +95,28 @@ function copyHit(h: SearchHit): SearchHit {
 
 /** A candidate whose full vector is read from the store for rescoring. */
 interface Source {
-  readonly id: string;
-  readonly place: VectorPlace;
   readonly slot: number;
+  readonly place: VectorPlace;
   /** Its kernel score, which its error bound starts from. */
   readonly kernel: number;
+}
+
+/** A candidate with its score: exact once rescored. */
+interface Scored {
+  readonly slot: number;
+  readonly score: number;
+}
+
+/** What one rescoring batch reads and writes, shared by its steps. */
+interface Batch {
+  readonly q: Float32Array;
+  readonly qNorm: number;
+  /** The write count when the places of its sources were taken. */
+  readonly since: number;
+  readonly ranked: Scored[];
+  readonly scores: Float64Array;
+  readonly norms: Float64Array;
+  readonly idOf: (slot: number) => string;
 }
 
 /** The k-th best score of `ranked` (at least k entries). */
@@ -281,7 +298,7 @@ export class SearchPath {
     const count = top.sortBestFirst(candidates);
     if (remember !== undefined) remember.take(scan, top, pool!);
     const chosen: Candidate[] = [];
-    for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ id: this.env.index().idAt(top.slotAt(i)), slot: top.slotAt(i), score: top.scoreAt(i) });
+    for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
     return this.finish(q, offset, chosen, want, { tolerateMoves, bound: () => this.boundOf(scan) });
   }
 
@@ -299,36 +316,53 @@ export class SearchPath {
    */
   private async finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted, how: Finishing): Promise<Ranked[] | undefined> {
     const { tolerateMoves, bound } = how;
-    let ranked: { id: string; score: number }[];
+    const index = this.env.index();
+    // A candidate's id is made from the index only when needed: for the answer, a read that fails,
+    // a vector kept hot, or a tie. Before anything is awaited every id is made: a write may move
+    // slots while the search waits.
+    const ids = new Map<number, string>();
+    const idOf = (slot: number): string => {
+      let id = ids.get(slot);
+      if (id === undefined) ids.set(slot, (id = index.idAt(slot)));
+      return id;
+    };
+    const beforeAwait = () => {
+      for (const c of candidates) idOf(c.slot);
+    };
+    let ranked: Scored[];
     if (want.rescore) {
       const writes = this.env.writes();
       const qNorm = norm(q);
       // Hot vectors are scored now, in place and in one batch, before anything is awaited (a view
-      // into the cache is valid until its next keep()); the others are read, then scored in batches.
+      // into the cache is valid until its next keepVector()); the others are read, then scored in batches.
       ranked = [];
-      const hotIds: string[] = [];
+      const hotSlots: number[] = [];
       const hot: Float32Array[] = [];
       const hotNorms: (number | undefined)[] = [];
       // Read first: the vectors not hot among the k best by kernel score; the rest, only if they can still enter.
       const first: Source[] = [];
       let rest: Source[] = [];
       for (const [i, c] of candidates.entries()) {
-        const h = this.env.cache?.hotVector(c.id);
+        const h = this.env.cache?.hotVectorAt(c.slot, index);
         if (h === undefined) {
-          (i < want.k ? first : rest).push({ id: c.id, place: this.env.placeAt(c.slot, c.id), slot: c.slot, kernel: c.score });
+          (i < want.k ? first : rest).push({ slot: c.slot, place: this.env.placeAt(c.slot, idOf), kernel: c.score });
           continue;
         }
-        hotIds.push(c.id);
+        hotSlots.push(c.slot);
         hot.push(h.full);
         hotNorms.push(h.norm);
       }
       const scores = new Float64Array(Math.max(hot.length, first.length + rest.length));
       const norms = new Float64Array(scores.length);
       this.env.scorer.score(q, qNorm, hot, hotNorms, scores, norms);
-      hotIds.forEach((id, i) => ranked.push({ id, score: scores[i]! }));
-      const firstNow = this.scoreSourcesNow(q, qNorm, first, writes, ranked, scores, norms);
+      hotSlots.forEach((slot, i) => ranked.push({ slot, score: scores[i]! }));
+      const batch: Batch = { q, qNorm, since: writes, ranked, scores, norms, idOf };
+      const firstNow = this.scoreSourcesNow(first, batch);
       if (firstNow === undefined) return undefined;
-      if (!firstNow && (await this.scoreSourcesLater(q, qNorm, first, writes, ranked, scores, norms)) === undefined) return undefined;
+      if (!firstNow) {
+        beforeAwait();
+        if ((await this.scoreSourcesLater(first, batch)) === undefined) return undefined;
+      }
       // A write since the places were taken: the search starts over, so the rest need not be read.
       if (this.env.writes() !== writes && !tolerateMoves) return undefined;
       // Only over the store the scan saw: slots and codes are those the bound reads.
@@ -345,75 +379,89 @@ export class SearchPath {
       }
       // The places of `rest` were taken with the others, before the first batch was awaited: a write
       // since then makes them stale (scoreLoaded() must not keep what they hold hot).
-      const restNow = this.scoreSourcesNow(q, qNorm, rest, writes, ranked, scores, norms);
+      const restNow = this.scoreSourcesNow(rest, batch);
       if (restNow === undefined) return undefined;
-      if (!restNow && (await this.scoreSourcesLater(q, qNorm, rest, writes, ranked, scores, norms)) === undefined) return undefined;
+      if (!restNow) {
+        beforeAwait();
+        if ((await this.scoreSourcesLater(rest, batch)) === undefined) return undefined;
+      }
       // The write count only grows: any write since the places were taken shows here.
       if (this.env.writes() !== writes && !tolerateMoves) return undefined;
       this.rescoring.searches++;
       this.rescoring.candidates += candidates.length;
       this.rescoring.skipped += skipped;
-      ranked.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      ranked.sort((a, b) => {
+        if (b.score !== a.score) return b.score - a.score;
+        const x = idOf(a.slot);
+        const y = idOf(b.slot);
+        return x < y ? -1 : x > y ? 1 : 0;
+      });
       ranked.length = Math.min(ranked.length, want.k);
     } else {
       const l2 = this.env.space.kernelMetric() === 'l2';
-      ranked = candidates.slice(0, want.k).map(({ id, score }) => ({ id, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
+      ranked = candidates.slice(0, want.k).map(({ slot, score }) => ({ slot, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
     }
     const known = how.known?.();
-    return ranked.map(({ id, score }) => this.rankedOf(id, score, known?.get(id)));
+    return ranked.map(({ slot, score }) => {
+      const id = idOf(slot);
+      return this.rankedOf(id, score, known?.get(id));
+    });
   }
 
   /**
-   * Reads the full vectors of `sources` and appends their exact scores to `ranked` (one batch),
-   * now: each vector is read into one shared frame and copied into the scorer's batch at once, no
-   * buffer per candidate, and nothing is awaited, so no write comes in. False when the file layer
-   * cannot read synchronously (scoreSourcesLater() then does it all); undefined when a vector moved
-   * (failedRead()). `since`: the write count when the places of `sources` were taken.
+   * Reads the full vectors of `sources` and appends their exact scores to `batch.ranked` (one
+   * batch), now: each vector is read into one shared frame and copied into the scorer's batch at
+   * once, no buffer per candidate, and nothing is awaited, so no write comes in. False when the file
+   * layer cannot read synchronously (scoreSourcesLater() then does it all); undefined when a vector
+   * moved (failedRead()).
    */
-  private scoreSourcesNow(q: Float32Array, qNorm: number, sources: readonly Source[], since: number, ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): boolean | undefined {
+  private scoreSourcesNow(sources: readonly Source[], batch: Batch): boolean | undefined {
     if (sources.length === 0) return true;
     this.env.scorer.reserve(sources.length);
     let loaded = 0;
     for (const source of sources) {
       let vector: Float32Array | undefined;
       try {
-        vector = this.env.reads.vectorNowShared(source.id, source.place);
+        vector = this.env.reads.vectorNowShared(batch.idOf(source.slot), source.place);
       } catch (e) {
-        return this.failedRead(source, e);
+        return this.failedRead(source, e, batch.idOf);
       }
       if (vector === undefined) return false;
       this.env.scorer.load(loaded++, vector);
     }
-    this.scoreLoaded(q, qNorm, sources, this.env.writes() !== since, ranked, scores, norms);
+    this.scoreLoaded(sources, this.env.writes() !== batch.since, batch);
     return true;
   }
 
   /**
    * scoreSourcesNow() for a file layer without synchronous reads: reads them all, then loads them;
    * resolves to true, or undefined when a vector moved. What it read is kept hot only if no write
-   * came in since the places of `sources` were taken (`since`, the write count then).
+   * came in since the places of `sources` were taken (`batch.since`, the write count then).
    */
-  private async scoreSourcesLater(q: Float32Array, qNorm: number, sources: readonly Source[], since: number, ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): Promise<true | undefined> {
-    const reads = await Promise.allSettled(sources.map((x) => this.env.reads.vector(x.id, x.place)));
-    const moved = this.env.writes() !== since;
+  private async scoreSourcesLater(sources: readonly Source[], batch: Batch): Promise<true | undefined> {
+    const reads = await Promise.allSettled(sources.map((x) => this.env.reads.vector(batch.idOf(x.slot), x.place)));
+    const moved = this.env.writes() !== batch.since;
     this.env.scorer.reserve(sources.length);
     for (const [i, r] of reads.entries()) {
-      if (r.status === 'rejected') return this.failedRead(sources[i]!, r.reason);
+      if (r.status === 'rejected') return this.failedRead(sources[i]!, r.reason, batch.idOf);
       this.env.scorer.load(i, r.value);
     }
-    this.scoreLoaded(q, qNorm, sources, moved, ranked, scores, norms);
+    this.scoreLoaded(sources, moved, batch);
     return true;
   }
 
   /** Scores the batch loaded for `sources`, keeping vectors hot where the cache admits them. */
-  private scoreLoaded(q: Float32Array, qNorm: number, sources: readonly Source[], moved: boolean, ranked: { id: string; score: number }[], scores: Float64Array, norms: Float64Array): void {
+  private scoreLoaded(sources: readonly Source[], moved: boolean, batch: Batch): void {
+    const { q, qNorm, ranked, scores, norms } = batch;
     this.env.scorer.scoreLoaded(q, qNorm, sources.length, [], scores, norms);
     const cache = this.env.cache;
     const cosine = this.env.metric === 'cosine';
-    sources.forEach(({ id }, i) => {
+    sources.forEach(({ slot }, i) => {
       // Kept hot only when no write came in (a write to this id would have dropped it), and read before.
-      if (cache !== undefined && !moved && cache.admitVector(id)) cache.keep(id, { full: this.env.scorer.loaded(i), ...(cosine ? { norm: norms[i]! } : {}) });
-      ranked.push({ id, score: scores[i]! });
+      if (cache !== undefined && !moved && cache.admitVectorAt(slot)) {
+        cache.keepVector(slot, batch.idOf(slot), this.env.index(), this.env.scorer.loaded(i), cosine ? norms[i]! : undefined);
+      }
+      ranked.push({ slot, score: scores[i]! });
     });
   }
 
@@ -426,8 +474,9 @@ export class SearchPath {
    * arena's collection) is not damage, and the search starts again (undefined); damage or an I/O
    * failure is thrown.
    */
-  private failedRead(source: { readonly id: string; readonly place: VectorPlace }, reason: unknown): undefined {
-    if (damagedId(reason) === source.id && !samePlace(this.env.index().placeOf(source.id), source.place)) return undefined;
+  private failedRead(source: Source, reason: unknown, idOf: (slot: number) => string): undefined {
+    const id = idOf(source.slot);
+    if (damagedId(reason) === id && !samePlace(this.env.index().placeOf(id), source.place)) return undefined;
     throw reason;
   }
 
