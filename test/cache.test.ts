@@ -190,6 +190,24 @@ test('a near query is served from a pool only when the bound proves it; otherwis
   await store.close();
 });
 
+test('a pool member that a write replaced is scored again by a near query, whatever its old score said', async () => {
+  const next = rng(9);
+  const v = clustered(400, DIM, 8, 10);
+  const store = await MemStore.open(tempDir(), { dim: DIM, durability: 'none', cache: { entries: 64, pool: 2 } });
+  await store.add(v.map((vector, i) => ({ id: `v${i}`, vector })));
+  const wide = await store.search(v[0]!, { k: 30, rescore: false });
+  await store.search(v[0]!, { k: 5 });
+  const near = perturb(v[0]!, 0.9999, next);
+  // A member of the pool well below the candidates: its old score alone would leave it unscored.
+  const replaced = wide[28]!.id;
+  await store.add([{ id: replaced, vector: near }]);
+  const before = store.stats().cache.nearHits;
+  const hits = await store.search(near, { k: 5 });
+  assert.equal(store.stats().cache.nearHits, before + 1, 'served from the pool');
+  assert.equal(hits[0]!.id, replaced, 'the replaced vector is now the nearest');
+  await store.close();
+});
+
 test('hot vectors serve rescoring without reading the full-precision store once read twice, and the byte budget holds', async () => {
   const v = clustered(300, DIM, 12);
   const budget = 64 * 1024;

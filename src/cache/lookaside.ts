@@ -13,12 +13,20 @@ import { SpareBuffers } from './spare-buffers.js';
 /** Pool lengths are rounded up to a multiple of this, so that pools of one kind of search share spare buffers. */
 const POOL_ROUNDING = 16;
 
-/** The slots of the first `n` entries of `top` (after sortBestFirst), as a pool keeps them, in a buffer taken from `spares`. */
-function slotsOf(top: { slotAt(i: number): number }, n: number, spares: SpareBuffers): Int32Array {
+/** A pool's members: slots, and their scores under the entry's query, in buffers taken from `spares`, with room for `n`. */
+function poolArrays(n: number, spares: SpareBuffers): { slots: Int32Array; scores: Float32Array } {
   const length = Math.ceil(Math.max(1, n) / POOL_ROUNDING) * POOL_ROUNDING;
-  const slots = new Int32Array(spares.take(4 * length), 0, length);
-  for (let i = 0; i < n; i++) slots[i] = top.slotAt(i);
-  return slots;
+  return { slots: new Int32Array(spares.take(4 * length), 0, length), scores: new Float32Array(spares.take(4 * length), 0, length) };
+}
+
+/** The first `n` entries of `top` (after sortBestFirst), or of a pool, as an entry keeps them. */
+function membersOf(top: { slotAt(i: number): number; scoreAt(i: number): number }, n: number, spares: SpareBuffers): { slots: Int32Array; scores: Float32Array } {
+  const out = poolArrays(n, spares);
+  for (let i = 0; i < n; i++) {
+    out.slots[i] = top.slotAt(i);
+    out.scores[i] = top.scoreAt(i);
+  }
+  return out;
 }
 
 /** A copy of `v` in a buffer of `spares`. */
@@ -121,6 +129,8 @@ export interface CacheEntry<A> {
    * the index, gathered when the pool is scored.
    */
   slots: Int32Array;
+  /** The kernel score of each member under `scan` (parallel to `slots`); +Infinity for one that joined since, unscored. */
+  scores: Float32Array;
   size: number;
   epoch: number;
   /** Every stored vector matching `filter` outside the pool scores at most this under `scan`; -Infinity: none is outside. */
@@ -154,6 +164,8 @@ export interface CacheStats {
   entries: number;
   /** Full-precision vectors taken from hot records instead of the store. */
   fullReadsSaved: number;
+  /** Pool vectors scored to prove answers (all pools tried); the members that cannot be candidates are not scored. */
+  poolScored: number;
 }
 
 /** A record's document and text kept hot; each set when known. */
@@ -210,7 +222,11 @@ export class LookasideCache<A> {
   private version = 0;
   private entryBytes = 0;
   private hotBytes = 0;
-  private readonly counts = { exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, evictions: 0, fullReadsSaved: 0 };
+  private readonly counts = { exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, evictions: 0, fullReadsSaved: 0, poolScored: 0 };
+  /** certify()'s scratch: member positions, their slots, their scores (grown, never per search). */
+  private scratchSlots = new Int32Array(0);
+  private scratchPicked = new Int32Array(0);
+  private scratchScores = new Float32Array(0);
   private readonly spares: SpareBuffers;
   /** Candidates whose full vectors searches read, and results whose documents and texts they read. */
   private readonly seenVectors: SeenIds;
@@ -385,7 +401,7 @@ export class LookasideCache<A> {
     if (old !== undefined) this.dropEntry(old, false);
     const last = Math.min(q.candidates, top.size) - 1;
     const lastCandidate = last >= 0 ? top.scoreAt(last) : Infinity;
-    const { slots, size, bound } = this.poolFrom(q, lastCandidate, pool);
+    const { slots, scores, size, bound } = this.poolFrom(q, lastCandidate, pool);
     const scanVector = copyOf(scan.vector, this.spares);
     const entry: CacheEntry<A> = {
       key: q.key,
@@ -397,6 +413,7 @@ export class LookasideCache<A> {
       filter: q.filter,
       index,
       slots,
+      scores,
       size,
       epoch: index.moveEpoch(),
       bound,
@@ -426,18 +443,18 @@ export class LookasideCache<A> {
    * twice the vectors wanted (poolSize()), the best of them are kept and the best one dropped is
    * the bound; the margin is then measured from them, else nudged towards the size wanted.
    */
-  private poolFrom(q: CacheQuery, lastCandidate: number, pool: ScorePool): { slots: Int32Array; size: number; bound: number } {
+  private poolFrom(q: CacheQuery, lastCandidate: number, pool: ScorePool): { slots: Int32Array; scores: Float32Array; size: number; bound: number } {
     const wanted = this.poolSize(q.candidates);
     let margin: number;
-    let result: { slots: Int32Array; size: number; bound: number };
+    let result: { slots: Int32Array; scores: Float32Array; size: number; bound: number };
     if (pool.size > 2 * wanted) {
       const best = new TopK(wanted + 1);
       for (let i = 0; i < pool.size; i++) best.push(pool.scoreAt(i), pool.slotAt(i));
       best.sortBestFirst();
-      result = { slots: slotsOf(best, wanted, this.spares), size: wanted, bound: best.scoreAt(wanted) };
+      result = { ...membersOf(best, wanted, this.spares), size: wanted, bound: best.scoreAt(wanted) };
       margin = lastCandidate - best.scoreAt(wanted - 1);
     } else {
-      result = { slots: slotsOf(pool, pool.size, this.spares), size: pool.size, bound: pool.passedOver ? pool.line : -Infinity };
+      result = { ...membersOf(pool, pool.size, this.spares), size: pool.size, bound: pool.passedOver ? pool.line : -Infinity };
       const beyond = pool.size - Math.min(q.candidates, pool.size);
       // Scores near the line are about evenly spread, so the count beyond the candidates grows with
       // the margin; the square root damps one query's crowding.
@@ -617,10 +634,14 @@ export class LookasideCache<A> {
       if (matches && at === undefined) {
         members.set(slot, entry.size);
         this.addSlot(entry, slot);
+      } else if (matches && at !== undefined) {
+        // Its vector may have changed: the score under the entry's query is no longer known.
+        entry.scores[at] = Infinity;
       } else if (!matches && at !== undefined) {
         members.delete(slot);
         const last = entry.slots[entry.size - 1]!;
         entry.slots[at] = last;
+        entry.scores[at] = entry.scores[entry.size - 1]!;
         if (last !== slot) members.set(last, at);
         entry.size--;
       }
@@ -638,11 +659,12 @@ export class LookasideCache<A> {
    * removal's hole leaves the pool (it was removed), the one moved into the hole keeps its place.
    */
   private followMoves(entry: CacheEntry<A>, index: VectorIndex): boolean {
-    const slots = entry.slots;
+    const { slots, scores } = entry;
     const ok = index.movesSince(entry.epoch, (hole, from) => {
       for (let i = 0; i < entry.size; i++) {
         if (slots[i] === hole) {
           slots[i] = slots[--entry.size]!;
+          scores[i] = scores[entry.size]!;
           i--;
         } else if (slots[i] === from) {
           slots[i] = hole;
@@ -655,11 +677,15 @@ export class LookasideCache<A> {
 
   private addSlot(entry: CacheEntry<A>, slot: number): void {
     if (entry.size === entry.slots.length) {
-      const grown = new Int32Array(this.spares.take(4 * Math.max(POOL_ROUNDING, entry.slots.length * 2)));
-      grown.set(entry.slots);
-      this.spares.give(entry.slots.buffer as ArrayBuffer);
-      entry.slots = grown;
+      const grown = poolArrays(2 * entry.slots.length, this.spares);
+      grown.slots.set(entry.slots);
+      grown.scores.set(entry.scores);
+      this.givePool(entry);
+      entry.slots = grown.slots;
+      entry.scores = grown.scores;
     }
+    // Its score under the entry's query is not known: certify() scores it whatever its old score.
+    entry.scores[entry.size] = Infinity;
     entry.slots[entry.size++] = slot;
   }
 
@@ -670,10 +696,11 @@ export class LookasideCache<A> {
     // The best `keep` and the best one dropped after them, in order.
     const count = top.sortBestFirst(entry.keep + 1);
     const kept = Math.min(entry.keep, count);
-    const slots = slotsOf(top, kept, this.spares);
+    const members = membersOf(top, kept, this.spares);
     if (count > kept) entry.bound = Math.max(entry.bound, top.scoreAt(kept));
-    this.spares.give(entry.slots.buffer as ArrayBuffer);
-    entry.slots = slots;
+    this.givePool(entry);
+    entry.slots = members.slots;
+    entry.scores = members.scores;
     entry.size = kept;
   }
 
@@ -681,13 +708,49 @@ export class LookasideCache<A> {
    * The candidates a scan for `scan` would pick, if the pool proves them: scored with the scan's own
    * kernel, they must all score above every vector outside the pool can (and, where the order of equal
    * scores would show or decide membership, no two may tie). Undefined otherwise.
+   *
+   * Not every member is scored. The members that were among the entry's own candidates (or whose
+   * score is not known) are scored first; their `want`-th best new score `m` is at most the final
+   * one, and a member whose old score, moved by the shift, stays below `m` can neither be a
+   * candidate nor tie with the last one, so it is left out. A near query moves scores far less than
+   * the pool's margin: most of the pool is left out.
    */
   private certify(entry: CacheEntry<A>, scan: ScanQuery, shift: ScoreShift, q: CacheQuery, host: CacheHost): Candidate[] | undefined {
     const want = q.candidates;
     if (want === 0) return [];
+    const size = entry.size;
+    if (this.scratchSlots.length < size) {
+      this.scratchSlots = new Int32Array(2 * size);
+      this.scratchScores = new Float32Array(2 * size);
+    }
+    const slots = this.scratchSlots;
+    const scores = this.scratchScores;
+    // The entry's own candidates (and unscored members) at the front, the rest from the back.
+    let front = 0;
+    let back = size;
+    for (let i = 0; i < size; i++) {
+      if (entry.scores[i]! >= entry.lastCandidate) slots[front++] = i;
+      else slots[--back] = i;
+    }
+    const picked = this.scratchPicked.length >= size ? this.scratchPicked : (this.scratchPicked = new Int32Array(2 * size));
+    for (let i = 0; i < front; i++) picked[i] = entry.slots[slots[i]!]!;
+    host.index.scoreSlots(scan, picked, front, scores);
     // The pool's best want + 1 under the new query: the candidates, and the next one for ties.
     const top = new TopK(want + 1);
-    host.index.scanSlots(scan, entry.slots, entry.size, top);
+    const guard = new TopK(want);
+    for (let i = 0; i < front; i++) {
+      top.push(scores[i]!, picked[i]!);
+      guard.push(scores[i]!, picked[i]!);
+    }
+    const m = guard.kthBest();
+    let more = 0;
+    for (let i = back; i < size; i++) {
+      const at = slots[i]!;
+      if (!(movedScore(shift, entry.scores[at]!) < m)) picked[more++] = entry.slots[at]!;
+    }
+    host.index.scoreSlots(scan, picked, more, scores);
+    for (let i = 0; i < more; i++) top.push(scores[i]!, picked[i]!);
+    this.counts.poolScored += front + more;
     const count = top.sortBestFirst();
     if (entry.bound !== -Infinity) {
       if (count < want) return undefined;
@@ -702,13 +765,19 @@ export class LookasideCache<A> {
     return out;
   }
 
+  /** Gives the buffers of `entry`'s pool back to the spares. */
+  private givePool(entry: CacheEntry<A>): void {
+    this.spares.give(entry.slots.buffer as ArrayBuffer);
+    this.spares.give(entry.scores.buffer as ArrayBuffer);
+  }
+
   private use(entry: CacheEntry<A>): void {
     this.entries.delete(entry);
     this.entries.set(entry, true);
   }
 
   private bytesOf(entry: CacheEntry<A>): number {
-    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + 2 * entry.query.byteLength + (entry.kernel.kind === 'int8' ? entry.kernel.code.byteLength : 0) + 2 * entry.sketch.byteLength + entry.answerBytes;
+    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + entry.scores.buffer.byteLength + 2 * entry.query.byteLength + (entry.kernel.kind === 'int8' ? entry.kernel.code.byteLength : 0) + 2 * entry.sketch.byteLength + entry.answerBytes;
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
@@ -719,7 +788,7 @@ export class LookasideCache<A> {
     this.spares.give(entry.query.buffer as ArrayBuffer);
     this.spares.give(entry.scan.vector.buffer as ArrayBuffer);
     if (entry.kernel.kind === 'int8') this.spares.give(entry.kernel.code.buffer as ArrayBuffer);
-    this.spares.give(entry.slots.buffer as ArrayBuffer);
+    this.givePool(entry);
     const sameHash = this.byHash.get(entry.hash);
     if (sameHash !== undefined) {
       const rest = sameHash.filter((e) => e !== entry);

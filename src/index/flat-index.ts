@@ -148,6 +148,10 @@ export class FlatIndex implements VectorIndex {
     this.blocks.scanSlots(query, slots, count, top);
   }
 
+  scoreSlots(query: ScanQuery, slots: Int32Array, count: number, out: Float32Array): void {
+    this.blocks.scoreSlots(query, slots, count, out);
+  }
+
   moveEpoch(): number {
     return this.blocks.moveEpoch();
   }

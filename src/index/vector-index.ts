@@ -96,6 +96,8 @@ export interface VectorIndex {
    * the one search() gives that vector.
    */
   scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK): void;
+  /** The scores scanSlots() gives the vectors in `slots[0..count)`, written to `out[0..count)`. */
+  scoreSlots(query: ScanQuery, slots: Int32Array, count: number, out: Float32Array): void;
 
   /** Removals so far: what slot numbers kept elsewhere (the lookaside cache's pools) follow moves from. */
   moveEpoch(): number;

@@ -593,6 +593,22 @@ export class CodeBlocks {
    * scan() gives that vector; one kernel call per run of GATHER_RUN vectors.
    */
   scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK): void {
+    this.gather(query, slots, count, (from, n, scores, at) => {
+      for (let j = 0; j < n; j++) {
+        const score = scores[at + j]!;
+        if (top.admits(score)) top.push(score, slots[from + j]!);
+      }
+    });
+  }
+
+  /** The scores scanSlots() gives the vectors in `slots[0..count)`, written to `out[0..count)`. */
+  scoreSlots(query: ScanQuery, slots: Int32Array, count: number, out: Float32Array): void {
+    if (out.length < count) throw new RangeError(`room for ${out.length} scores, not ${count}`);
+    this.gather(query, slots, count, (from, n, scores, at) => out.set(scores.subarray(at, at + n), from));
+  }
+
+  /** Scores `slots[0..count)` a run at a time; `take(from, n, scores, at)` gets run `from` as scores[at..at + n). */
+  private gather(query: ScanQuery, slots: Int32Array, count: number, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
     if (count <= 0) return;
     const k = kernels();
     const useI8 = this.usesInt8Query(query);
@@ -616,11 +632,7 @@ export class CodeBlocks {
       }
       if (i8 !== undefined) i8(this.scratchQuery, qScale, table, n, this.paddedDim, out);
       else float!(this.scratchQuery, table, n, this.paddedDim, out);
-      const scores = this.mem.f32();
-      for (let j = 0; j < n; j++) {
-        const score = scores[(out >> 2) + j]!;
-        if (top.admits(score)) top.push(score, slots[from + j]!);
-      }
+      take(from, n, this.mem.f32(), out >> 2);
     }
   }
 
