@@ -1,5 +1,5 @@
 import type { KernelMetric } from '../kernels/index.js';
-import { kernelValues, type KernelForm } from '../scan/code-blocks.js';
+import type { KernelForm } from '../scan/code-blocks.js';
 
 /**
  * How far a kernel score can move when the query moves (CACHE.md, "The bound"). Scores are what
@@ -35,17 +35,21 @@ export interface ScoreShift {
 }
 
 export function scoreShift(metric: KernelMetric, from: KernelForm, next: KernelForm, maxNorm: number): ScoreShift {
-  const a = kernelValues(from);
-  const b = kernelValues(next);
-  if (a.length !== b.length) throw new RangeError('queries of different lengths have no distance');
-  const length = a.length;
-  // One pass in float64 for the distance and both norms (a near hit computes this once per pool tried).
+  const length = from.kind === 'float' ? from.vector.length : from.code.length;
+  if ((next.kind === 'float' ? next.vector.length : next.code.length) !== length) throw new RangeError('queries of different lengths have no distance');
+  // One pass in float64 for the distance and both norms, reading each form where it is (a near try
+  // computes this once or twice; dequantized copies would cost it two arrays each time).
+  const a = from.kind === 'float' ? from.vector : from.code;
+  const b = next.kind === 'float' ? next.vector : next.code;
+  const sa = from.kind === 'float' ? 1 : from.scale;
+  const sb = next.kind === 'float' ? 1 : next.scale;
   let d2 = 0;
   let f2 = 0;
   let n2 = 0;
   for (let i = 0; i < length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
+    // As kernelQuery() gives each value: float32 (a float form's values are already).
+    const x = Math.fround(a[i]! * sa);
+    const y = Math.fround(b[i]! * sb);
     d2 += (x - y) * (x - y);
     f2 += x * x;
     n2 += y * y;

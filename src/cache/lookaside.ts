@@ -227,6 +227,7 @@ export class LookasideCache<A> {
   private scratchSlots = new Int32Array(0);
   private scratchPicked = new Int32Array(0);
   private scratchScores = new Float32Array(0);
+  private readonly tops: [TopK | undefined, TopK | undefined] = [undefined, undefined];
   private readonly spares: SpareBuffers;
   /** Candidates whose full vectors searches read, and results whose documents and texts they read. */
   private readonly seenVectors: SeenIds;
@@ -736,8 +737,8 @@ export class LookasideCache<A> {
     for (let i = 0; i < front; i++) picked[i] = entry.slots[slots[i]!]!;
     host.index.scoreSlots(scan, picked, front, scores);
     // The pool's best want + 1 under the new query: the candidates, and the next one for ties.
-    const top = new TopK(want + 1);
-    const guard = new TopK(want);
+    const top = this.reusedTop(0, want + 1);
+    const guard = this.reusedTop(1, want);
     for (let i = 0; i < front; i++) {
       top.push(scores[i]!, picked[i]!);
       guard.push(scores[i]!, picked[i]!);
@@ -763,6 +764,14 @@ export class LookasideCache<A> {
     const out: Candidate[] = [];
     for (let i = 0; i < chosen; i++) out.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
     return out;
+  }
+
+  /** An empty TopK of `capacity` for certify() (`which`: 0 or 1), reused while the capacity stays. */
+  private reusedTop(which: 0 | 1, capacity: number): TopK {
+    let top = this.tops[which];
+    if (top?.capacity === capacity) top.clear();
+    else this.tops[which] = top = new TopK(capacity);
+    return top;
   }
 
   /** Gives the buffers of `entry`'s pool back to the spares. */

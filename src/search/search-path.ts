@@ -159,6 +159,7 @@ export class SearchPath {
   private lastKey: { readonly want: Wanted; readonly key: string } | undefined;
   /** The pool a scan collects for the cache: handed over in the same synchronous step, so one serves every search. */
   private readonly pool = new ScorePool();
+  private form: Int8Array | undefined;
 
   constructor(private readonly env: SearchEnv) {}
 
@@ -168,6 +169,12 @@ export class SearchPath {
    */
   repeat(q: Float32Array, want: Wanted): SearchHit[] | undefined {
     return this.env.cache?.repeat(q, this.keyOf(want), this.env.index())?.map(copyHit);
+  }
+
+  /** A scratch int8 code of `dim` bytes for a query's kernel form. */
+  private formScratch(dim: number): Int8Array {
+    if (this.form?.length !== dim) this.form = new Int8Array(dim);
+    return this.form;
   }
 
   /** keyOf(want), made once for the one `want` a search asks repeat() and then search() with. */
@@ -211,7 +218,8 @@ export class SearchPath {
       candidates: this.candidateCount(want),
       tiesShow: !want.rescore,
       scanQuery: () => scanForm().scan,
-      kernelForm: () => (kernelForm ??= this.env.index().kernelForm(scanForm().scan)),
+      // Used within lookup() only (synchronously), so one scratch code serves every search.
+      kernelForm: () => (kernelForm ??= this.env.index().kernelForm(scanForm().scan, this.formScratch(this.env.index().dim))),
     };
     const host: CacheHost = { index: this.env.index(), matches: (id, filter) => this.env.index().has(id) && (filter === undefined || matchesFilter(this.env.docOf(id).meta, filter)) };
     let look: CacheLookup<SearchHit[]>;
