@@ -10,12 +10,17 @@ import { SketchTable, bitsHash, sameBits, signSketch } from './sketch.js';
 import { SeenIds } from './seen-ids.js';
 import { SpareBuffers } from './spare-buffers.js';
 
-/** Pool lengths are rounded up to a multiple of this, so that pools of one kind of search share spare buffers. */
-const POOL_ROUNDING = 16;
+/** The shortest pool buffer; lengths are powers of two from there. */
+const POOL_MIN_LENGTH = 16;
 
-/** A pool's members: slots, and their scores under the entry's query, in buffers taken from `spares`, with room for `n`. */
+/**
+ * A pool's members: slots, and their scores under the entry's query, in buffers taken from `spares`,
+ * with room for `n`. Pools vary in size from search to search (their margin is in score units), so
+ * their buffers are rounded up to a power of two: a dropped entry's then almost always fit the next
+ * one (rounded to multiples of 16, most took a new buffer on the 10k cache bench).
+ */
 function poolArrays(n: number, spares: SpareBuffers): { slots: Int32Array; scores: Float32Array } {
-  const length = Math.ceil(Math.max(1, n) / POOL_ROUNDING) * POOL_ROUNDING;
+  const length = Math.max(POOL_MIN_LENGTH, 2 ** Math.ceil(Math.log2(Math.max(1, n))));
   return { slots: new Int32Array(spares.take(4 * length), 0, length), scores: new Float32Array(spares.take(4 * length), 0, length) };
 }
 
@@ -186,8 +191,8 @@ const NEAR_SKETCH_SHARE = 0.2;
 /** JavaScript's cost of an entry beyond its typed arrays, estimated. */
 const ENTRY_OVERHEAD = 512;
 const HOT_OVERHEAD = 96;
-/** Spare buffers kept of each length: a dropped entry's, for the next entry (spare-buffers.ts). */
-const SPARES_PER_LENGTH = 2;
+/** Spare buffers kept of each length: a dropped entry's (a pool takes two of one length), for the next entry (spare-buffers.ts). */
+const SPARES_PER_LENGTH = 4;
 /** Share of the byte budget spare buffers may take. */
 const SPARES_SHARE = 1 / 16;
 /** The ids remembered as read (seen-ids.ts), for vectors: one slot per this many bytes of budget, at most the limit. */
