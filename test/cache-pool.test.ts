@@ -15,7 +15,7 @@ function missAndRemember(cache: LookasideCache<string>, index: FlatIndex, vector
   const scan: ScanQuery = { vector, metric: 'cosine', int8Query: true };
   const q: CacheQuery = { query: vector, key: 'k', filter: undefined, candidates, tiesShow: false, scanQuery: () => scan, kernelForm: () => index.kernelForm(scan) };
   const pool = new ScorePool();
-  pool.reset(cache.poolMargin(q));
+  pool.reset(cache.poolMargin(q), cache.poolRoom(q));
   const top = new TopK(candidates);
   index.search(scan, top, { pool });
   top.sortBestFirst(candidates);

@@ -190,6 +190,17 @@ test('a near query is served from a pool only when the bound proves it; otherwis
   await store.close();
 });
 
+test('an empty store with the cache on answers nothing, remembers it, and answers the first record once it is added', async () => {
+  const store = await MemStore.open(tempDir(), { dim: DIM, durability: 'none' });
+  const zero = new Float32Array(DIM);
+  assert.deepEqual(await store.search(zero, { k: 100 }), []);
+  assert.deepEqual(await store.search(zero, { k: 1 }), []);
+  assert.deepEqual(await store.search(zero, { k: 1 }), []);
+  await store.add([{ id: 'only', vector: zero }]);
+  assert.deepEqual((await store.search(zero, { k: 100 })).map((h) => h.id), ['only']);
+  await store.close();
+});
+
 test('a pool member that a write replaced is scored again by a near query, whatever its old score said', async () => {
   const next = rng(9);
   const v = clustered(400, DIM, 8, 10);

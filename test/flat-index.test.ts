@@ -93,15 +93,18 @@ test('FlatIndex: a pool holds exactly the accepted vectors within its margin of 
           const counted = accept === undefined ? undefined : (slot: number) => (asked.set(slot, (asked.get(slot) ?? 0) + 1), accept(slot));
           const top = new TopK(10);
           const pool = new ScorePool();
-          pool.reset(margin);
+          // Room for everything: what it holds is exactly what it collected.
+          pool.reset(margin, n);
           index.search(query, top, { accept: counted, pool });
+          const held = pool.sortBestFirst(0);
+          assert.equal(held, pool.collected);
           const kth = top.kthBest();
           const line = kth - margin;
           assert.equal(pool.line, Number.isNaN(line) ? -Infinity : line);
           const expected = [...scores].filter(([slot, score]) => score >= pool.line && (accept?.(slot) ?? true)).map(([slot]) => slot).sort((a, b) => a - b);
-          const got = Array.from({ length: pool.size }, (_, i) => pool.slotAt(i)).sort((a, b) => a - b);
+          const got = Array.from({ length: held }, (_, i) => pool.slotAt(i)).sort((a, b) => a - b);
           assert.deepEqual(got, expected, `${metric} margin ${margin}`);
-          for (let i = 0; i < pool.size; i++) assert.equal(pool.scoreAt(i), scores.get(pool.slotAt(i)));
+          for (let i = 0; i < held; i++) assert.equal(pool.scoreAt(i), scores.get(pool.slotAt(i)));
           assert.equal(pool.passedOver, [...scores.values()].some((score) => score < pool.line));
           for (const [slot, times] of asked) assert.equal(times, 1, `slot ${slot} asked ${times} times`);
           // The top-k's own candidates are in the pool.
@@ -115,18 +118,27 @@ test('FlatIndex: a pool holds exactly the accepted vectors within its margin of 
   }
 });
 
-test('ScorePool: a margin must be a number >= 0; reset empties it', () => {
+test('ScorePool: a margin >= 0 and a room >= 1 are required; past its room it holds the best room + 1; reset empties it', () => {
   const pool = new ScorePool();
-  for (const bad of [-1, NaN, -Infinity]) assert.throws(() => pool.reset(bad), RangeError);
-  pool.reset(1);
+  for (const bad of [-1, NaN, -Infinity]) assert.throws(() => pool.reset(bad, 10), RangeError);
+  for (const bad of [0, 1.5, NaN]) assert.throws(() => pool.reset(1, bad), RangeError);
+  pool.reset(1, 2000);
   for (let i = 0; i < 1000; i++) pool.add(i, i / 2);
-  assert.equal(pool.size, 1000);
-  assert.equal(pool.slotAt(999), 999);
-  assert.equal(pool.scoreAt(999), 499.5);
+  assert.equal(pool.collected, 1000);
+  assert.equal(pool.overflowed, false);
+  assert.equal(pool.sortBestFirst(1), 1000);
+  assert.equal(pool.slotAt(0), 999);
+  assert.equal(pool.scoreAt(0), 499.5);
+  pool.reset(1, 10);
+  for (let i = 0; i < 1000; i++) pool.add(i, (i * 7919) % 1000);
+  assert.equal(pool.collected, 1000);
+  assert.equal(pool.overflowed, true);
+  assert.equal(pool.sortBestFirst(11), 11, 'the best room + 1 are held');
+  assert.deepEqual(Array.from({ length: 11 }, (_, i) => pool.scoreAt(i)), [999, 998, 997, 996, 995, 994, 993, 992, 991, 990, 989]);
   pool.passedOver = true;
   pool.setLine(3);
-  pool.reset(0);
-  assert.equal(pool.size, 0);
+  pool.reset(0, 10);
+  assert.equal(pool.collected, 0);
   assert.equal(pool.passedOver, false);
   assert.equal(pool.line, -Infinity);
   assert.equal(pool.margin, 0);

@@ -396,6 +396,12 @@ export class LookasideCache<A> {
     return this.margins.get(q.key) ?? Infinity;
   }
 
+  /** Most vectors a scan collects for a pool before it keeps only the best: twice poolSize(). */
+  poolRoom(q: CacheQuery): number {
+    // At least 1: a search of an empty store asks for no candidates, and collects nothing.
+    return Math.max(1, 2 * this.poolSize(q.candidates));
+  }
+
   /**
    * Remembers a search that ran: `top` holds the scan's candidates (sorted best first), `pool` the
    * vectors it collected beside them (score-pool.ts). Call it in the same synchronous step as the
@@ -446,22 +452,22 @@ export class LookasideCache<A> {
    *
    * Every vector the scan left out scored below its line (the last candidate's score − margin),
    * which is the pool's bound (-Infinity when nothing was left out). When it collected more than
-   * twice the vectors wanted (poolSize()), the best of them are kept and the best one dropped is
-   * the bound; the margin is then measured from them, else nudged towards the size wanted.
+   * twice the vectors wanted (poolSize(), poolRoom()), the best of them are kept and the best one
+   * dropped is the bound; the margin is then measured from them, else nudged towards the size wanted.
    */
   private poolFrom(q: CacheQuery, lastCandidate: number, pool: ScorePool): { slots: Int32Array; scores: Float32Array; size: number; bound: number } {
     const wanted = this.poolSize(q.candidates);
     let margin: number;
     let result: { slots: Int32Array; scores: Float32Array; size: number; bound: number };
-    if (pool.size > 2 * wanted) {
-      const best = new TopK(wanted + 1);
-      for (let i = 0; i < pool.size; i++) best.push(pool.scoreAt(i), pool.slotAt(i));
-      best.sortBestFirst();
-      result = { ...membersOf(best, wanted, this.spares), size: wanted, bound: best.scoreAt(wanted) };
-      margin = lastCandidate - best.scoreAt(wanted - 1);
+    if (pool.overflowed) {
+      // It holds the best poolRoom() + 1 > wanted + 1.
+      pool.sortBestFirst(wanted + 1);
+      result = { ...membersOf(pool, wanted, this.spares), size: wanted, bound: pool.scoreAt(wanted) };
+      margin = lastCandidate - pool.scoreAt(wanted - 1);
     } else {
-      result = { ...membersOf(pool, pool.size, this.spares), size: pool.size, bound: pool.passedOver ? pool.line : -Infinity };
-      const beyond = pool.size - Math.min(q.candidates, pool.size);
+      const size = pool.sortBestFirst(0);
+      result = { ...membersOf(pool, size, this.spares), size, bound: pool.passedOver ? pool.line : -Infinity };
+      const beyond = size - Math.min(q.candidates, size);
       // Scores near the line are about evenly spread, so the count beyond the candidates grows with
       // the margin; the square root damps one query's crowding.
       margin = pool.margin * Math.min(4, Math.max(0.25, (wanted - q.candidates) / Math.max(1, beyond))) ** 0.5;

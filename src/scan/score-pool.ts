@@ -1,25 +1,36 @@
+import { TopK } from './topk.js';
+
 /**
  * What a scan collects beside its top-k for the lookaside cache's pool: every vector the filter
  * accepts that scores at least `line` = (the final k-th best score − `margin`). Every vector left
  * out scored below the line, which is the bound the cache's proofs need (CACHE.md). The scan keeps
  * each block's scores until it ends, then one pass of the selection kernel per block finds them,
- * so no second top-k is kept. Two growing typed arrays, reused from scan to scan: nothing per vector.
+ * so no second top-k runs over the whole scan.
+ *
+ * At most `room` members are kept: past that (a margin far too wide, or none known yet) only the
+ * best `room + 1`, so that memory stays bounded and the best one left out is known. Reused from scan
+ * to scan: nothing is allocated per vector, nor per scan while `room` stays.
  */
 export class ScorePool {
-  private scoreList = new Float32Array(256);
-  private slotList = new Int32Array(256);
-  private n = 0;
+  private top = new TopK(1);
+  private added = 0;
   private marginNow = Infinity;
   private lineNow = -Infinity;
   /** Whether the scan left some vector out (one scored below the line). */
   passedOver = false;
 
-  /** Empties it for a scan that collects within `margin` (>= 0; Infinity takes everything) of the k-th best score. */
-  reset(margin: number): void {
+  /**
+   * Empties it for a scan that collects within `margin` (>= 0; Infinity takes everything) of the
+   * k-th best score, keeping at most the best `room + 1` (room >= 1) of what it collects.
+   */
+  reset(margin: number, room: number): void {
     if (!(margin >= 0)) throw new RangeError(`margin must be >= 0, got ${margin}`);
+    if (!(Number.isInteger(room) && room >= 1)) throw new RangeError(`room must be a positive integer, got ${room}`);
+    if (this.top.capacity === room + 1) this.top.clear();
+    else this.top = new TopK(room + 1);
     this.marginNow = margin;
     this.lineNow = -Infinity;
-    this.n = 0;
+    this.added = 0;
     this.passedOver = false;
   }
 
@@ -36,28 +47,34 @@ export class ScorePool {
     this.lineNow = Number.isNaN(line) ? -Infinity : line;
   }
 
-  get size(): number {
-    return this.n;
+  /** Members collected (the scan's count, even past `room`). */
+  get collected(): number {
+    return this.added;
+  }
+
+  /** Whether more than `room` were collected: then only the best `room + 1` are held. */
+  get overflowed(): boolean {
+    return this.added > this.top.capacity - 1;
   }
 
   add(slot: number, score: number): void {
-    if (this.n === this.slotList.length) {
-      const scores = new Float32Array(2 * this.n);
-      scores.set(this.scoreList);
-      this.scoreList = scores;
-      const slots = new Int32Array(2 * this.n);
-      slots.set(this.slotList);
-      this.slotList = slots;
-    }
-    this.scoreList[this.n] = score;
-    this.slotList[this.n++] = slot;
+    this.added++;
+    this.top.push(score, slot);
+  }
+
+  /**
+   * Ends the collection: sorts the best `first` held (best first, ties by lower slot) ahead of the
+   * rest, in no order; returns how many are held. Read them with scoreAt and slotAt.
+   */
+  sortBestFirst(first: number): number {
+    return this.top.sortBestFirst(first);
   }
 
   scoreAt(i: number): number {
-    return this.scoreList[i]!;
+    return this.top.scoreAt(i);
   }
 
   slotAt(i: number): number {
-    return this.slotList[i]!;
+    return this.top.slotAt(i);
   }
 }
