@@ -10,12 +10,12 @@ import { TopK } from '../src/scan/topk.js';
 
 const DIM = 32;
 
-/** What SearchPath does for a search that misses: the scan with a pool at the cache's margin, then remember(). */
+/** What SearchPath does for a search that misses: the scan with a pool at the cache's reach, then remember(). */
 function missAndRemember(cache: LookasideCache<string>, index: FlatIndex, vector: Float32Array, candidates: number) {
   const scan: ScanQuery = { vector, metric: 'cosine', int8Query: true };
   const q: CacheQuery = { query: vector, key: 'k', filter: undefined, candidates, tiesShow: false, scanQuery: () => scan, kernelForm: () => index.kernelForm(scan) };
   const pool = new ScorePool();
-  pool.reset(cache.poolMargin(q), cache.poolRoom(q));
+  pool.reset(cache.poolReach(q), cache.poolRoom(q));
   const top = new TopK(candidates);
   index.search(scan, top, { pool });
   top.sortBestFirst(candidates);
@@ -23,10 +23,10 @@ function missAndRemember(cache: LookasideCache<string>, index: FlatIndex, vector
   const all = new TopK(index.size);
   index.search(scan, all, {});
   const scores = all.sorted();
-  return { entry: cache.remember(q, scan, index, top, pool), scores, margin: cache.poolMargin(q) };
+  return { entry: cache.remember(q, scan, index, top, pool), scores, reach: cache.poolReach(q) };
 }
 
-test('cache pools: the first miss measures the margin, later pools stay near poolSize() and never pass twice it, and every vector outside scores at most the bound', () => {
+test('cache pools: the first miss measures the reach, later pools stay near poolSize() and never pass twice it, and every vector outside scores at most the bound', () => {
   const random = rng(3);
   const index = new FlatIndex(getCodec('int8'), DIM, false);
   const vectors: Float32Array[] = [];
@@ -42,14 +42,14 @@ test('cache pools: the first miss measures the margin, later pools stay near poo
     const sizes: number[] = [];
     for (let i = 0; i < 60; i++) {
       const query = Float32Array.from({ length: DIM }, () => random() * 2 - 1);
-      const { entry, scores, margin } = missAndRemember(cache, index, query, candidates);
+      const { entry, scores, reach } = missAndRemember(cache, index, query, candidates);
       const members = new Set(Array.from(entry.slots.subarray(0, entry.size)));
       if (i === 0) {
         // Nothing known yet: the scan took everything and the best `wanted` were kept.
         assert.equal(entry.size, wanted);
         assert.equal(entry.bound, scores[wanted]!.score);
       }
-      assert.ok(Number.isFinite(margin) && margin > 0, `margin ${margin}`);
+      assert.ok(Number.isFinite(reach) && reach > 0, `reach ${reach}`);
       assert.ok(entry.size <= 2 * wanted, `pool of ${entry.size}`);
       for (const { slot, score } of scores) if (!members.has(slot)) assert.ok(score <= entry.bound, `slot ${slot} scores ${score} above the bound ${entry.bound}`);
       for (const { slot } of scores.slice(0, candidates)) assert.ok(members.has(slot), 'the candidates are in the pool');

@@ -77,7 +77,7 @@ test('FlatIndex: removal keeps places with their ids', () => {
   }
 });
 
-test('FlatIndex: a pool holds exactly the accepted vectors within its margin of the k-th best score, each filter verdict asked once', () => {
+test('FlatIndex: a pool holds exactly the accepted vectors within its reach (in spreads of the k best) of the k-th best score, each filter verdict asked once', () => {
   const n = INDEX_BLOCK_VECTORS * 2 + 37;
   const { index, vectors } = filled(n);
   try {
@@ -87,23 +87,26 @@ test('FlatIndex: a pool holds exactly the accepted vectors within its margin of 
       const all = new TopK(n);
       index.search(query, all, {});
       const scores = new Map(all.sorted().map(({ slot, score }) => [slot, score]));
-      for (const margin of [0, 0.5, 3, Infinity]) {
+      for (const reach of [0, 0.5, 3, Infinity]) {
         for (const accept of [undefined, (slot: number) => slot % 3 !== 0]) {
           const asked = new Map<number, number>();
           const counted = accept === undefined ? undefined : (slot: number) => (asked.set(slot, (asked.get(slot) ?? 0) + 1), accept(slot));
           const top = new TopK(10);
           const pool = new ScorePool();
           // Room for everything: what it holds is exactly what it collected.
-          pool.reset(margin, n);
+          pool.reset(reach, n);
           index.search(query, top, { accept: counted, pool });
           const held = pool.sortBestFirst(0);
           assert.equal(held, pool.collected);
-          const kth = top.kthBest();
-          const line = kth - margin;
-          assert.equal(pool.line, Number.isNaN(line) ? -Infinity : line);
+          // The k best accepted scores, from all of them: their k-th, their mean, the line.
+          const best = [...scores].filter(([slot]) => accept?.(slot) ?? true).map(([, score]) => score).sort((a, b) => b - a).slice(0, 10);
+          const kth = best[9]!;
+          const spread = Math.max(0, best.reduce((sum, x) => sum + x, 0) / 10 - kth);
+          assert.ok(Math.abs(pool.spread - spread) <= 1e-9 * (1 + Math.abs(kth)), `spread ${pool.spread} against ${spread}`);
+          assert.equal(pool.line, reach === Infinity ? -Infinity : kth - reach * pool.spread);
           const expected = [...scores].filter(([slot, score]) => score >= pool.line && (accept?.(slot) ?? true)).map(([slot]) => slot).sort((a, b) => a - b);
           const got = Array.from({ length: held }, (_, i) => pool.slotAt(i)).sort((a, b) => a - b);
-          assert.deepEqual(got, expected, `${metric} margin ${margin}`);
+          assert.deepEqual(got, expected, `${metric} reach ${reach}`);
           for (let i = 0; i < held; i++) assert.equal(pool.scoreAt(i), scores.get(pool.slotAt(i)));
           assert.equal(pool.passedOver, [...scores.values()].some((score) => score < pool.line));
           for (const [slot, times] of asked) assert.equal(times, 1, `slot ${slot} asked ${times} times`);
@@ -118,7 +121,7 @@ test('FlatIndex: a pool holds exactly the accepted vectors within its margin of 
   }
 });
 
-test('ScorePool: a margin >= 0 and a room >= 1 are required; past its room it holds the best room + 1; reset empties it', () => {
+test('ScorePool: a reach >= 0 and a room >= 1 are required; the line is the k-th best less reach spreads; past its room it holds the best room + 1; reset empties it', () => {
   const pool = new ScorePool();
   for (const bad of [-1, NaN, -Infinity]) assert.throws(() => pool.reset(bad, 10), RangeError);
   for (const bad of [0, 1.5, NaN]) assert.throws(() => pool.reset(1, bad), RangeError);
@@ -136,10 +139,17 @@ test('ScorePool: a margin >= 0 and a room >= 1 are required; past its room it ho
   assert.equal(pool.sortBestFirst(11), 11, 'the best room + 1 are held');
   assert.deepEqual(Array.from({ length: 11 }, (_, i) => pool.scoreAt(i)), [999, 998, 997, 996, 995, 994, 993, 992, 991, 990, 989]);
   pool.passedOver = true;
-  pool.setLine(3);
+  pool.reset(2, 10);
+  pool.setLine(3, 4);
+  assert.equal(pool.spread, 1);
+  assert.equal(pool.line, 1);
+  pool.setLine(-Infinity, NaN);
+  assert.equal(pool.line, -Infinity, 'fewer than k accepted: everything is collected');
+  pool.setLine(3, 3);
+  assert.equal(pool.line, 3, 'ties all along: a spread of 0');
   pool.reset(0, 10);
   assert.equal(pool.collected, 0);
   assert.equal(pool.passedOver, false);
   assert.equal(pool.line, -Infinity);
-  assert.equal(pool.margin, 0);
+  assert.equal(pool.reach, 0);
 });

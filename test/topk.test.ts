@@ -135,3 +135,16 @@ test('TopK: floor is what admits() compares with: -Infinity while empty, Infinit
   assert.equal(top.admits(top.floor - 1e-9), false);
   assert.equal(new TopK(0).floor, Infinity);
 });
+
+test('TopK: meanBest() is the mean of the k best scores pushed so far (NaN before k pushes)', () => {
+  fc.assert(
+    fc.property(pushes, fc.integer({ min: 1, max: 30 }), (entries, k) => {
+      const top = new TopK(k);
+      for (const e of entries) top.push(e.score, e.slot);
+      const all = best(entries, k);
+      if (all.length < k) assert.ok(Number.isNaN(top.meanBest()));
+      else assert.ok(Math.abs(top.meanBest() - all.reduce((sum, e) => sum + e.score, 0) / k) < 1e-12);
+    }),
+    { numRuns: 300, seed: 13 },
+  );
+});

@@ -15,7 +15,7 @@ const POOL_MIN_LENGTH = 16;
 
 /**
  * A pool's members: slots, and their scores under the entry's query, in buffers taken from `spares`,
- * with room for `n`. Pools vary in size from search to search (their margin is in score units), so
+ * with room for `n`. Pools vary in size from search to search (their depth follows each query's scores), so
  * their buffers are rounded up to a power of two: a dropped entry's then almost always fit the next
  * one (rounded to multiples of 16, most took a new buffer on the 10k cache bench).
  */
@@ -182,8 +182,8 @@ interface HotRecord {
 
 /** Ids touched by writes that an entry can still catch up on; an older entry is dropped. */
 const LOG_LIMIT = 4096;
-/** Option keys whose pool margins are remembered (the least recently used go first). */
-const MARGIN_KEYS = 64;
+/** Option keys whose pool reaches are remembered (the least recently used go first). */
+const REACH_KEYS = 64;
 /** Near entries whose pools are tried, closest sketch first. */
 const NEAR_TRIES = 2;
 /** A near entry is tried only when its sketch differs in at most this share of the dimensions. */
@@ -213,8 +213,8 @@ export class LookasideCache<A> {
   private readonly byHash = new Map<number, CacheEntry<A>[]>();
   /** Per options key, the sketches of its entries' queries. */
   private readonly byKey = new Map<string, SketchTable<CacheEntry<A>>>();
-  /** Per options key, the margin below the floor that scans collect pools within (poolMargin()). */
-  private readonly margins = new Map<string, number>();
+  /** Per options key, the reach that scans collect pools within (poolReach()). */
+  private readonly reaches = new Map<string, number>();
   private readonly hot = new Map<string, HotRecord>();
   /** Full-precision vectors (made at the first one, when their length is known); half the byte budget at most. */
   private vectors: HotVectors | undefined;
@@ -303,7 +303,7 @@ export class LookasideCache<A> {
     // The stored space changed: buffers of its old dimensions would not fit again.
     this.spares.clear();
     this.hotBytes = 0;
-    this.margins.clear();
+    this.reaches.clear();
     this.log = [];
     this.logBase = this.version;
   }
@@ -387,13 +387,13 @@ export class LookasideCache<A> {
   }
 
   /**
-   * How far below its top-k's floor the scan of a search that misses should collect the pool, for
-   * searches with options `q.key` (ScorePool): adapted after each one so that pools hold about
-   * poolSize() vectors (scores crowd differently for each filter and k). Infinity at first: that
-   * scan collects everything, and remember() measures the margin from it.
+   * How far below the k-th best score the scan of a search that misses should collect the pool, in
+   * spreads of its k best (ScorePool), for searches with options `q.key`: adapted after each one so
+   * that pools hold about poolSize() vectors (scores crowd differently for each filter and k).
+   * Infinity at first: that scan collects everything, and remember() measures the reach from it.
    */
-  poolMargin(q: CacheQuery): number {
-    return this.margins.get(q.key) ?? Infinity;
+  poolReach(q: CacheQuery): number {
+    return this.reaches.get(q.key) ?? Infinity;
   }
 
   /** Most vectors a scan collects for a pool before it keeps only the best: twice poolSize(). */
@@ -448,34 +448,34 @@ export class LookasideCache<A> {
   }
 
   /**
-   * The pool an entry keeps of what the scan collected, and its bound; adapts the margin for `q.key`.
+   * The pool an entry keeps of what the scan collected, and its bound; adapts the reach for `q.key`.
    *
-   * Every vector the scan left out scored below its line (the last candidate's score − margin),
-   * which is the pool's bound (-Infinity when nothing was left out). When it collected more than
-   * twice the vectors wanted (poolSize(), poolRoom()), the best of them are kept and the best one
-   * dropped is the bound; the margin is then measured from them, else nudged towards the size wanted.
+   * Every vector the scan left out scored below its line, which is the pool's bound (-Infinity when
+   * nothing was left out). When it collected more than twice the vectors wanted (poolSize(),
+   * poolRoom()), the best of them are kept and the best one dropped is the bound; the reach is then
+   * measured from them, else nudged towards the size wanted.
    */
   private poolFrom(q: CacheQuery, lastCandidate: number, pool: ScorePool): { slots: Int32Array; scores: Float32Array; size: number; bound: number } {
     const wanted = this.poolSize(q.candidates);
-    let margin: number;
+    let reach: number;
     let result: { slots: Int32Array; scores: Float32Array; size: number; bound: number };
     if (pool.overflowed) {
       // It holds the best poolRoom() + 1 > wanted + 1.
       pool.sortBestFirst(wanted + 1);
       result = { ...membersOf(pool, wanted, this.spares), size: wanted, bound: pool.scoreAt(wanted) };
-      margin = lastCandidate - pool.scoreAt(wanted - 1);
+      reach = pool.spread > 0 ? (lastCandidate - pool.scoreAt(wanted - 1)) / pool.spread : Infinity;
     } else {
       const size = pool.sortBestFirst(0);
       result = { ...membersOf(pool, size, this.spares), size, bound: pool.passedOver ? pool.line : -Infinity };
       const beyond = size - Math.min(q.candidates, size);
       // Scores near the line are about evenly spread, so the count beyond the candidates grows with
-      // the margin; the square root damps one query's crowding.
-      margin = pool.margin * Math.min(4, Math.max(0.25, (wanted - q.candidates) / Math.max(1, beyond))) ** 0.5;
+      // the reach; the square root damps one query's crowding.
+      reach = pool.reach * Math.min(4, Math.max(0.25, (wanted - q.candidates) / Math.max(1, beyond))) ** 0.5;
     }
-    this.margins.delete(q.key);
-    // A margin of 0 (ties all along) could never grow again: the next scan collects everything.
-    this.margins.set(q.key, margin > 0 ? margin : Infinity);
-    if (this.margins.size > MARGIN_KEYS) this.margins.delete(this.margins.keys().next().value!);
+    this.reaches.delete(q.key);
+    // A reach of 0 (ties all along) could never grow again: the next scan collects everything.
+    this.reaches.set(q.key, reach > 0 ? reach : Infinity);
+    if (this.reaches.size > REACH_KEYS) this.reaches.delete(this.reaches.keys().next().value!);
     return result;
   }
 
@@ -725,7 +725,7 @@ export class LookasideCache<A> {
    * score is not known) are scored first; their `want`-th best new score `m` is at most the final
    * one, and a member whose old score, moved by the shift, stays below `m` can neither be a
    * candidate nor tie with the last one, so it is left out. A near query moves scores far less than
-   * the pool's margin: most of the pool is left out.
+   * the pool's depth: most of the pool is left out.
    */
   private certify(entry: CacheEntry<A>, scan: ScanQuery, shift: ScoreShift, q: CacheQuery, host: CacheHost): Candidate[] | undefined {
     const want = q.candidates;

@@ -488,9 +488,9 @@ export class CodeBlocks {
   /**
    * Scores every stored vector against `query` and keeps the best in `top`; `accept(slot)` is asked
    * only about vectors good enough to enter it (so a filter costs nothing for the rest). With
-   * `pool`, every accepted vector within `pool.margin` of the final k-th best score is collected
-   * too (score-pool.ts): the scores of each block are kept until the scan ends, and `accept` is
-   * asked once per vector at most.
+   * `pool`, every accepted vector at or above the pool's line (score-pool.ts: within its reach of
+   * the final k-th best score) is collected too: the scores of each block are kept until the scan
+   * ends, and `accept` is asked once per vector at most.
    *
    * The selection kernel picks the positions in a block at or above the top's floor, so
    * JavaScript only visits those (a few dozen of a block's thousand, once the floor has risen).
@@ -539,7 +539,7 @@ export class CodeBlocks {
     const k = kernels();
     const total = this.ids.size;
     const picks = this.scratchPicks >> 2;
-    pool.setLine(top.kthBest() - pool.margin);
+    pool.setLine(top.kthBest(), top.meanBest());
     for (let b = 0; b < this.blocks.length; b++) {
       const block = this.blocks[b]!;
       const base = b * this.blockVectors;

@@ -2,48 +2,63 @@ import { TopK } from './topk.js';
 
 /**
  * What a scan collects beside its top-k for the lookaside cache's pool: every vector the filter
- * accepts that scores at least `line` = (the final k-th best score − `margin`). Every vector left
- * out scored below the line, which is the bound the cache's proofs need (CACHE.md). The scan keeps
- * each block's scores until it ends, then one pass of the selection kernel per block finds them,
- * so no second top-k runs over the whole scan.
+ * accepts that scores at least its `line`, set once the scan knows its k best:
  *
- * At most `room` members are kept: past that (a margin far too wide, or none known yet) only the
- * best `room + 1`, so that memory stays bounded and the best one left out is known. Reused from scan
- * to scan: nothing is allocated per vector, nor per scan while `room` stays.
+ *     line = s_k − reach · (mean of the k best scores − s_k)        (s_k: the k-th best score)
+ *
+ * The pool's depth is thus measured in the query's own spread: a query in a sparse neighbourhood,
+ * whose scores fall away fast, gets a deeper pool than one in a crowded one, where the same depth
+ * would take in far more vectors. Every vector left out scored below the line, which is the bound
+ * the cache's proofs need (CACHE.md). The scan keeps each block's scores until it ends, then one pass
+ * of the selection kernel per block finds them, so no second top-k runs over the whole scan.
+ *
+ * At most `room` members are kept: past that (a reach far too long, or none known yet) only the best
+ * `room + 1`, so that memory stays bounded and the best one left out is known. Reused from scan to
+ * scan: nothing is allocated per vector, nor per scan while `room` stays.
  */
 export class ScorePool {
   private top = new TopK(1);
   private added = 0;
-  private marginNow = Infinity;
+  private reachNow = Infinity;
+  private spreadNow = 0;
   private lineNow = -Infinity;
   /** Whether the scan left some vector out (one scored below the line). */
   passedOver = false;
 
   /**
-   * Empties it for a scan that collects within `margin` (>= 0; Infinity takes everything) of the
-   * k-th best score, keeping at most the best `room + 1` (room >= 1) of what it collects.
+   * Empties it for a scan that collects within `reach` (>= 0; Infinity takes everything) spreads
+   * of the k-th best score, keeping at most the best `room + 1` (room >= 1) of what it collects.
    */
-  reset(margin: number, room: number): void {
-    if (!(margin >= 0)) throw new RangeError(`margin must be >= 0, got ${margin}`);
+  reset(reach: number, room: number): void {
+    if (!(reach >= 0)) throw new RangeError(`reach must be >= 0, got ${reach}`);
     if (!(Number.isInteger(room) && room >= 1)) throw new RangeError(`room must be a positive integer, got ${room}`);
     if (this.top.capacity === room + 1) this.top.clear();
     else this.top = new TopK(room + 1);
-    this.marginNow = margin;
+    this.reachNow = reach;
+    this.spreadNow = 0;
     this.lineNow = -Infinity;
     this.added = 0;
     this.passedOver = false;
   }
 
-  get margin(): number {
-    return this.marginNow;
+  get reach(): number {
+    return this.reachNow;
   }
 
-  /** The least score collected: set by the scan once it knows the k-th best score (-Infinity while fewer than k were accepted). */
+  /** The spread of the scan's k best: their mean minus the k-th (0 while fewer than k were accepted). */
+  get spread(): number {
+    return this.spreadNow;
+  }
+
+  /** The least score collected (-Infinity while fewer than k were accepted, or with an infinite reach). */
   get line(): number {
     return this.lineNow;
   }
 
-  setLine(line: number): void {
+  /** Sets the line from the scan's k best: `kth` the k-th best score (-Infinity: fewer than k), `mean` theirs. */
+  setLine(kth: number, mean: number): void {
+    this.spreadNow = mean - kth > 0 ? mean - kth : 0;
+    const line = kth - (this.reachNow === Infinity ? Infinity : this.reachNow * this.spreadNow);
     this.lineNow = Number.isNaN(line) ? -Infinity : line;
   }
 

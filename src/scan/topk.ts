@@ -57,6 +57,15 @@ export class TopK {
     return this.floorScore;
   }
 
+  /** The mean of the k best scores pushed so far (after kthBest(); NaN while fewer than k were pushed). */
+  meanBest(): number {
+    if (this.n < this.capacity || this.capacity === 0) return NaN;
+    if (this.n > this.capacity) this.select();
+    let sum = 0;
+    for (let i = 0; i < this.capacity; i++) sum += this.scores[i]!;
+    return sum / this.capacity;
+  }
+
   /**
    * False when no entry with `score` can enter (lets callers skip expensive checks, such as filters,
    * for the rest); true may still lose in push(), to the tie on slots or to what came since the floor

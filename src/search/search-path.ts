@@ -59,7 +59,7 @@ export interface SearchEnv {
 /** What a search that the cache will remember collects in its scan, and how it hands it over. */
 interface Remember {
   /** How far below the k-th best score the pool reaches, and how many it keeps at most (ScorePool). */
-  readonly margin: number;
+  readonly reach: number;
   readonly room: number;
   /** Takes the scan's top-k (sorted best first) and its pool. */
   take(scan: ScanQuery, top: TopK, pool: ScorePool): void;
@@ -249,7 +249,7 @@ export class SearchPath {
         });
         if (!look.near) entry = look.entry;
       } else {
-        const remember: Remember = { margin: cache.poolMargin(cq), room: cache.poolRoom(cq), take: (scan, top, pool) => (entry = cache.remember(cq, scan, this.env.index(), top, pool)) };
+        const remember: Remember = { reach: cache.poolReach(cq), room: cache.poolRoom(cq), take: (scan, top, pool) => (entry = cache.remember(cq, scan, this.env.index(), top, pool)) };
         ranked = await this.rank(q, want, remember, scanForm(), false);
       }
     } catch (e) {
@@ -299,7 +299,7 @@ export class SearchPath {
     const candidates = this.candidateCount(want);
     const top = new TopK(Math.max(1, candidates));
     const pool = remember === undefined ? undefined : this.pool;
-    pool?.reset(remember!.margin, remember!.room);
+    pool?.reset(remember!.reach, remember!.room);
     const filter = want.filter;
     const accept = filter === undefined ? undefined : (slot: number) => matchesFilter(this.env.docOf(this.env.index().idAt(slot)).meta, filter);
     if (candidates > 0) this.env.index().search(scan, top, { accept, nprobe: want.nprobe, exact: want.exact, pool });
