@@ -247,6 +247,64 @@ async function benchGather(dim: number, opts: Required<KernelBenchOptions>): Pro
   }
 }
 
+/** A block's scores filtered by a top-k's floor: ns per score, by the selection kernel and by the JavaScript loop it replaced. */
+export interface SelectBenchRow {
+  readonly scores: number;
+  /** Share of the scores at or above the floor. */
+  readonly passing: number;
+  readonly wasmNs: number;
+  readonly jsNs: number;
+}
+
+/**
+ * One block of 1,024 gaussian scores, the floor set so that 0.4% pass (a top-40 of 10k once its floor
+ * has risen): the positions at or above it found by select_at_least, or by reading every score
+ * from the memory's Float32Array view, as CodeBlocks.scan did before. Both sum what they find, so
+ * neither is optimized away.
+ */
+async function benchSelect(opts: Required<KernelBenchOptions>): Promise<SelectBenchRow> {
+  const k = kernels();
+  const n = 1024;
+  const scores = Float32Array.from({ length: n }, () => gaussian());
+  const floor = [...scores].sort((a, b) => b - a)[Math.floor(n * 0.004)]!;
+  const scoresPtr = place(k, scores);
+  const outPtr = k.memory.alloc(4 * n);
+  let sink = 0;
+  try {
+    const bench = new Bench({ time: opts.timeMs, warmupTime: opts.timeMs / 3, iterations: 8, warmupIterations: 4 });
+    bench.add('wasm', () => {
+      const m = k.selectAtLeast(scoresPtr, n, floor, outPtr);
+      const f32 = k.memory.f32();
+      const i32 = k.memory.i32();
+      for (let i = 0; i < m; i++) sink += f32[(scoresPtr >> 2) + i32[(outPtr >> 2) + i]!]!;
+    });
+    bench.add('js', () => {
+      const f32 = k.memory.f32();
+      const s0 = scoresPtr >> 2;
+      for (let j = 0; j < n; j++) {
+        const score = f32[s0 + j]!;
+        if (score >= floor) sink += score;
+      }
+    });
+    await bench.run();
+    if (Number.isNaN(sink)) process.stdout.write('');
+    const passing = scores.filter((x) => x >= floor).length / n;
+    return { scores: n, passing, wasmNs: nsPerVector(bench, 'wasm', n), jsNs: nsPerVector(bench, 'js', n) };
+  } finally {
+    k.memory.free(outPtr, 4 * n);
+    k.memory.free(scoresPtr, scores.byteLength);
+  }
+}
+
+export function formatSelectTable(row: SelectBenchRow): string {
+  return [
+    `| the scores of a block at or above a floor (${row.scores} scores, ${(row.passing * 100).toFixed(1)}% pass) | ns/score |`,
+    '|---|---:|',
+    `| select_at_least | ${row.wasmNs.toFixed(2)} |`,
+    `| JavaScript loop over the Float32Array view | ${row.jsNs.toFixed(2)} |`,
+  ].join('\n');
+}
+
 export function formatGatherTable(rows: readonly GatherBenchRow[]): string {
   const lines = ['| int8 query, cosine, vectors in a shuffled order | dim | ns/vec |', '|---|---:|---:|'];
   for (const r of rows) {
@@ -285,9 +343,12 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
     rows.push(...(await benchExact(dim, opts)));
     gathers.push(await benchGather(dim, opts));
   }
+  const select = await benchSelect(opts);
   opts.write(formatKernelTable(rows));
   opts.write('');
   opts.write(formatGatherTable(gathers));
+  opts.write('');
+  opts.write(formatSelectTable(select));
   return rows;
 }
 
