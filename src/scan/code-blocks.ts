@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
-import { getCodec } from '../codec/index.js';
 import { kernels, type I8Metric, type KernelMetric } from '../kernels/index.js';
 import { IdTable } from './id-table.js';
+import { QueryScratch } from './query-scratch.js';
 import type { ScorePool } from './score-pool.js';
 import { TopK } from './topk.js';
 
@@ -72,8 +72,6 @@ export function kernelValues(form: KernelForm): Float32Array {
   return out;
 }
 
-const int8 = getCodec('int8');
-
 /** Removals whose slot moves an index remembers (moveEpoch, movesSince). */
 const MOVE_LOG = 4096;
 /** Vectors scanSlots() scores per kernel call (the scratch table's size); a run's blocks of four scattered codes keep four streams of loads in flight. */
@@ -93,7 +91,8 @@ export class CodeBlocks {
   readonly stride: number;
   private readonly blocks: Block[] = [];
   private readonly ids = new IdTable(RECENT_IDS);
-  private readonly scratchQuery: number;
+  /** The query as the kernels take it, and the int8 encoding of the last one. */
+  private readonly query: QueryScratch;
   private readonly scratchScores: number;
   /** scanSlots()'s address table: GATHER_RUN pairs of i32 (code address, scale address). */
   private readonly scratchTable: number;
@@ -112,11 +111,6 @@ export class CodeBlocks {
    */
   private moves: Int32Array | undefined;
   private movesFrom = 0;
-  /**
-   * The last query encoded to int8 (a copy of its bits), with its code and scale: a search encodes
-   * the same query for its bound, its pool and its scan, and encoding costs more than comparing.
-   */
-  private encoded: { readonly vector: Float32Array; readonly code: Uint8Array; scale: number } | undefined;
 
   /**
    * `blockVectors`: vectors per block (a store's index uses INDEX_BLOCK_VECTORS; a cache pool a few
@@ -130,7 +124,7 @@ export class CodeBlocks {
   ) {
     this.paddedDim = paddedDim(dim);
     this.stride = this.paddedDim * codec.bytesPerDim;
-    this.scratchQuery = this.mem.alloc(this.paddedDim * 4);
+    this.query = new QueryScratch(codec, dim, this.paddedDim);
     this.scratchScores = this.mem.alloc(Math.max(blockVectors, GATHER_RUN) * 4);
     this.scratchTable = this.mem.alloc(GATHER_RUN * 8);
     this.scratchPicks = this.mem.alloc(blockVectors * 4);
@@ -392,8 +386,8 @@ export class CodeBlocks {
    * bytes; a new array when not given), or the float vector itself.
    */
   kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
-    if (!this.usesInt8Query(query)) return { kind: 'float', vector: query.vector };
-    const { code, scale } = this.encode(query.vector);
+    if (!this.query.usesInt8(query)) return { kind: 'float', vector: query.vector };
+    const { code, scale } = this.query.encode(query.vector);
     const out = into ?? new Int8Array(this.dim);
     if (out.length !== this.dim) throw new RangeError(`an int8 query code has ${this.dim} bytes, not ${out.length}`);
     out.set(new Int8Array(code.buffer, code.byteOffset, this.dim));
@@ -405,8 +399,8 @@ export class CodeBlocks {
    * query, which the kernels see as it is.
    */
   kernelQueryError(query: ScanQuery): number {
-    if (!this.usesInt8Query(query)) return 0;
-    const { code, scale } = this.encode(query.vector);
+    if (!this.query.usesInt8(query)) return 0;
+    const { code, scale } = this.query.encode(query.vector);
     const v = query.vector;
     let sum = 0;
     for (let i = 0; i < this.dim; i++) {
@@ -417,26 +411,7 @@ export class CodeBlocks {
     return Math.sqrt(sum);
   }
 
-  /** The int8 code and scale of `vector` (length dim), encoded now unless it is the one encoded last. */
-  private encode(vector: Float32Array): { readonly code: Uint8Array; readonly scale: number } {
-    let e = this.encoded;
-    if (e !== undefined) {
-      const a = e.vector;
-      // Equal values give equal codes and scale (encoding is a function of the values alone).
-      let same = a.length === vector.length;
-      for (let i = 0; same && i < a.length; i++) same = a[i] === vector[i];
-      if (same) return e;
-    } else {
-      e = this.encoded = { vector: new Float32Array(this.dim), code: new Uint8Array(this.dim), scale: 0 };
-    }
-    e.scale = int8.encode(vector, e.code);
-    e.vector.set(vector);
-    return e;
-  }
 
-  private usesInt8Query(query: ScanQuery): boolean {
-    return query.int8Query && query.metric !== 'l2' && this.codec.name === 'int8';
-  }
 
   /** A copy of the code of `id` and its scale, or undefined. */
   code(id: string): { code: Uint8Array; scale: number } | undefined {
@@ -497,8 +472,8 @@ export class CodeBlocks {
    */
   scan(query: ScanQuery, top: TopK, accept?: (slot: number) => boolean, pool?: ScorePool): void {
     const k = kernels();
-    const useI8 = this.usesInt8Query(query);
-    const qScale = this.loadQuery(query);
+    const useI8 = this.query.usesInt8(query);
+    const qScale = this.query.load(query);
     const total = this.ids.size;
     const picks = this.scratchPicks >> 2;
     // What `accept` said, by slot, for a pool to reuse.
@@ -510,9 +485,9 @@ export class CodeBlocks {
       if (n <= 0) break;
       const out = pool === undefined ? this.scratchScores : this.scoresOf(block);
       if (useI8) {
-        k.scanI8(query.metric as I8Metric, this.scratchQuery, qScale, block.codes, block.scales, n, this.paddedDim, out);
+        k.scanI8(query.metric as I8Metric, this.query.ptr, qScale, block.codes, block.scales, n, this.paddedDim, out);
       } else {
-        k.scan(this.codec.name, query.metric, this.scratchQuery, block.codes, block.scales, n, this.paddedDim, out);
+        k.scan(this.codec.name, query.metric, this.query.ptr, block.codes, block.scales, n, this.paddedDim, out);
       }
       const m = k.selectAtLeast(out, n, top.floor, this.scratchPicks);
       const scores = this.mem.f32();
@@ -571,21 +546,6 @@ export class CodeBlocks {
     if (block.scores !== 0) this.mem.free(block.scores, this.blockVectors * 4);
   }
 
-  /** Writes the query into scratch space as the kernels take it; returns its int8 scale (0 for a float query). */
-  private loadQuery(query: ScanQuery): number {
-    if (this.usesInt8Query(query)) {
-      const { code, scale } = this.encode(query.vector);
-      const u8 = this.mem.u8();
-      u8.set(code, this.scratchQuery);
-      u8.fill(0, this.scratchQuery + this.dim, this.scratchQuery + this.paddedDim);
-      return scale;
-    }
-    const f32 = this.mem.f32();
-    const q = this.scratchQuery >> 2;
-    f32.set(query.vector, q);
-    f32.fill(0, q + this.dim, q + this.paddedDim);
-    return 0;
-  }
 
   /**
    * scan() over the vectors in `slots[0..count)` only (each pushed into `top` with its slot): the
@@ -611,8 +571,8 @@ export class CodeBlocks {
   private gather(query: ScanQuery, slots: Int32Array, count: number, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
     if (count <= 0) return;
     const k = kernels();
-    const useI8 = this.usesInt8Query(query);
-    const qScale = this.loadQuery(query);
+    const useI8 = this.query.usesInt8(query);
+    const qScale = this.query.load(query);
     const total = this.ids.size;
     // The unchecked exports: paddedDim is the one every scan() of this index passes the checks with, and every run fits the scratch space.
     const i8 = useI8 ? k.gatherI8Function(query.metric as I8Metric) : undefined;
@@ -630,8 +590,8 @@ export class CodeBlocks {
         addresses[(table >> 2) + 2 * j] = block.codes + row * this.stride;
         addresses[(table >> 2) + 2 * j + 1] = block.scales + 4 * row;
       }
-      if (i8 !== undefined) i8(this.scratchQuery, qScale, table, n, this.paddedDim, out);
-      else float!(this.scratchQuery, table, n, this.paddedDim, out);
+      if (i8 !== undefined) i8(this.query.ptr, qScale, table, n, this.paddedDim, out);
+      else float!(this.query.ptr, table, n, this.paddedDim, out);
       take(from, n, this.mem.f32(), out >> 2);
     }
   }
@@ -671,7 +631,7 @@ export class CodeBlocks {
       this.freeBlock(block);
     }
     this.blocks.length = 0;
-    this.mem.free(this.scratchQuery, this.paddedDim * 4);
+    this.query.free();
     this.mem.free(this.scratchScores, Math.max(this.blockVectors, GATHER_RUN) * 4);
     this.mem.free(this.scratchTable, GATHER_RUN * 8);
     this.mem.free(this.scratchPicks, this.blockVectors * 4);
