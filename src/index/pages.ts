@@ -1,0 +1,290 @@
+import type { Codec } from '../codec/codec.js';
+import { kernels, type I8Metric } from '../kernels/index.js';
+import { paddedDim, type ScanQuery } from '../scan/code-blocks.js';
+import { QueryScratch } from '../scan/query-scratch.js';
+import type { TopK } from '../scan/topk.js';
+
+/** The smallest room a page is given, in vectors; rooms are powers of two from there (PAGES.md). */
+const MIN_ROOM = 16;
+
+/** One page: its codes and scales back to back in linear memory, and the slot of each row. */
+interface Page {
+  codes: number;
+  scales: number;
+  /** Rows allocated; a power of two, at least MIN_ROOM. */
+  room: number;
+  count: number;
+  slots: Int32Array;
+}
+
+/**
+ * The codes of a page-clustered index (PAGES.md): each page a contiguous run of codes and scales in
+ * WebAssembly linear memory, scanned by one kernel call, with the slot of each row. A vector is
+ * known to the rest of the store by its slot (the slot table's dense number, which moves when the
+ * table removes a vector); this keeps, per slot, the page and row that hold its code.
+ *
+ * Removing a vector moves its page's last row into the hole, so pages stay dense and a scan never
+ * meets a tombstone. A page's room doubles when it fills and halves when a quarter of it is used,
+ * so its memory stays within 4x of its codes and a page of steady size is never copied.
+ */
+export class PageStore {
+  readonly paddedDim: number;
+  /** Bytes of one code in memory, padding included. */
+  readonly stride: number;
+  private pages: Page[] = [];
+  /** Per slot: its page, or -1 when no vector has that slot. */
+  private pageOfSlot = new Int32Array(0);
+  private rowOfSlot = new Int32Array(0);
+  private vectors = 0;
+  private readonly query: QueryScratch;
+  /** Scratch for one page's scores, then as much for its picked rows: `scratchRoom` of each. */
+  private scratchBase = 0;
+  private scratchRoom = 0;
+  private readonly mem = kernels().memory;
+  private freed = false;
+
+  constructor(
+    readonly codec: Codec,
+    readonly dim: number,
+  ) {
+    this.paddedDim = paddedDim(dim);
+    this.stride = this.paddedDim * codec.bytesPerDim;
+    this.query = new QueryScratch(codec, dim, this.paddedDim);
+  }
+
+  /** Vectors held. */
+  get size(): number {
+    return this.vectors;
+  }
+
+  get pageCount(): number {
+    return this.pages.length;
+  }
+
+  /** Bytes of memory held: the rooms of the pages (codes, scales, slots), the slot map and scratch space. */
+  get bytes(): number {
+    let total = this.pageOfSlot.byteLength + this.rowOfSlot.byteLength + this.query.bytes + 8 * this.scratchRoom;
+    for (const p of this.pages) total += p.room * (this.stride + 8);
+    return total;
+  }
+
+  /** Adds an empty page; returns its number (pages are numbered 0..pageCount-1). */
+  addPage(): number {
+    this.pages.push(this.allocate(MIN_ROOM));
+    return this.pages.length - 1;
+  }
+
+  /**
+   * Removes the empty page `page`: the last page takes its number. Returns the number the moved page
+   * had (equal to `page` when it was the last), for the router to follow.
+   */
+  removeEmptyPage(page: number): number {
+    const p = this.pageAt(page);
+    if (p.count !== 0) throw new RangeError(`page ${page} still holds ${p.count} vectors`);
+    this.release(p);
+    const last = this.pages.length - 1;
+    const moved = this.pages.pop()!;
+    if (page !== last) {
+      this.pages[page] = moved;
+      for (let row = 0; row < moved.count; row++) this.pageOfSlot[moved.slots[row]!] = page;
+    }
+    return last;
+  }
+
+  /** Vectors in `page`. */
+  sizeOf(page: number): number {
+    return this.pageAt(page).count;
+  }
+
+  /** The slots of the vectors in `page`, in row order (a copy). */
+  slotsOf(page: number): Int32Array {
+    const p = this.pageAt(page);
+    return p.slots.slice(0, p.count);
+  }
+
+  has(slot: number): boolean {
+    return slot >= 0 && slot < this.pageOfSlot.length && this.pageOfSlot[slot]! >= 0;
+  }
+
+  /** The page holding the vector in `slot`; RangeError when none does. */
+  pageOf(slot: number): number {
+    if (!this.has(slot)) throw new RangeError(`no vector in slot ${slot}`);
+    return this.pageOfSlot[slot]!;
+  }
+
+  /** Puts the code of the vector in `slot` (absent) at the end of `page`. */
+  add(slot: number, page: number, code: Uint8Array, scale: number): void {
+    if (!(Number.isInteger(slot) && slot >= 0)) throw new RangeError(`slot must be a non-negative integer, got ${slot}`);
+    if (this.has(slot)) throw new RangeError(`slot ${slot} already holds a vector`);
+    if (code.length !== this.dim * this.codec.bytesPerDim) throw new RangeError(`a code has ${this.dim * this.codec.bytesPerDim} bytes, not ${code.length}`);
+    const p = this.pageAt(page);
+    if (p.count === p.room) this.resize(p, p.room * 2);
+    const row = p.count++;
+    this.writeRow(p, row, code, scale);
+    p.slots[row] = slot;
+    this.mapSlot(slot, page, row);
+    this.vectors++;
+  }
+
+  /** Replaces the code of the vector in `slot`, where it is. */
+  replace(slot: number, code: Uint8Array, scale: number): void {
+    const page = this.pageOf(slot);
+    this.writeRow(this.pages[page]!, this.rowOfSlot[slot]!, code, scale);
+  }
+
+  /** Removes the vector in `slot`; its page's last row moves into its row. */
+  remove(slot: number): void {
+    const page = this.pageOf(slot);
+    const p = this.pages[page]!;
+    const row = this.rowOfSlot[slot]!;
+    const last = p.count - 1;
+    if (row !== last) {
+      this.mem.u8().copyWithin(p.codes + row * this.stride, p.codes + last * this.stride, p.codes + (last + 1) * this.stride);
+      const f32 = this.mem.f32();
+      f32[(p.scales >> 2) + row] = f32[(p.scales >> 2) + last]!;
+      const moved = p.slots[last]!;
+      p.slots[row] = moved;
+      this.rowOfSlot[moved] = row;
+    }
+    p.count--;
+    this.pageOfSlot[slot] = -1;
+    this.vectors--;
+    if (p.room > MIN_ROOM && p.count <= p.room / 4) this.resize(p, p.room / 2);
+  }
+
+  /** Moves the vector in `slot` to the end of page `to` (a split or a merge). */
+  moveTo(slot: number, to: number): void {
+    const from = this.pages[this.pageOf(slot)]!;
+    const row = this.rowOfSlot[slot]!;
+    const code = this.mem.u8().slice(from.codes + row * this.stride, from.codes + row * this.stride + this.dim * this.codec.bytesPerDim);
+    const scale = this.mem.f32()[(from.scales >> 2) + row]!;
+    this.remove(slot);
+    this.add(slot, to, code, scale);
+  }
+
+  /**
+   * The vector in slot `from` is now known as slot `to` (absent): the slot table moved it, as it does
+   * when it removes another vector. Its code stays where it is.
+   */
+  renumber(from: number, to: number): void {
+    const page = this.pageOf(from);
+    if (this.has(to)) throw new RangeError(`slot ${to} already holds a vector`);
+    const row = this.rowOfSlot[from]!;
+    this.pages[page]!.slots[row] = to;
+    this.pageOfSlot[from] = -1;
+    this.mapSlot(to, page, row);
+  }
+
+  /** A copy of the code of the vector in `slot`, and its scale. */
+  codeAt(slot: number): { code: Uint8Array; scale: number } {
+    const p = this.pages[this.pageOf(slot)]!;
+    const row = this.rowOfSlot[slot]!;
+    const at = p.codes + row * this.stride;
+    return { code: this.mem.u8().slice(at, at + this.dim * this.codec.bytesPerDim), scale: this.mem.f32()[(p.scales >> 2) + row]! };
+  }
+
+  /**
+   * Scores the vectors of `pages[0..count)` against `query` (one kernel call per page) and keeps the
+   * best, by slot, in `top`; `accept(slot)` is asked only about vectors that could enter it. The
+   * selection kernel picks the rows at or above the top's floor, so JavaScript visits only those.
+   * Each score is the one a scan of the same code by the same kernel gives anywhere.
+   */
+  scan(query: ScanQuery, pages: ArrayLike<number>, count: number, top: TopK, accept?: (slot: number) => boolean): void {
+    const k = kernels();
+    const useI8 = this.query.usesInt8(query);
+    const qScale = this.query.load(query);
+    for (let i = 0; i < count; i++) {
+      const p = this.pageAt(pages[i]!);
+      if (p.count === 0) continue;
+      this.reserveScratch(p.count);
+      const out = this.scratchAt(0);
+      const picksAt = this.scratchAt(1);
+      if (useI8) k.scanI8(query.metric as I8Metric, this.query.ptr, qScale, p.codes, p.scales, p.count, this.paddedDim, out);
+      else k.scan(this.codec.name, query.metric, this.query.ptr, p.codes, p.scales, p.count, this.paddedDim, out);
+      const m = k.selectAtLeast(out, p.count, top.floor, picksAt);
+      const scores = this.mem.f32();
+      const picks = this.mem.i32();
+      for (let j = 0; j < m; j++) {
+        const row = picks[(picksAt >> 2) + j]!;
+        const score = scores[(out >> 2) + row]!;
+        if (!top.admits(score)) continue;
+        const slot = p.slots[row]!;
+        if (accept !== undefined && !accept(slot)) continue;
+        top.push(score, slot);
+      }
+    }
+  }
+
+  /** Returns all linear memory; the store is unusable afterwards. */
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    for (const p of this.pages) this.release(p);
+    this.pages = [];
+    if (this.scratchRoom > 0) this.mem.free(this.scratchBase, 8 * this.scratchRoom);
+    this.query.free();
+  }
+
+  /** Scratch for one page's scores (which 0) or its picked rows (which 1). */
+  private scratchAt(which: 0 | 1): number {
+    return this.scratchBase + which * 4 * this.scratchRoom;
+  }
+
+  private reserveScratch(rows: number): void {
+    if (rows <= this.scratchRoom) return;
+    if (this.scratchRoom > 0) this.mem.free(this.scratchBase, 8 * this.scratchRoom);
+    this.scratchRoom = Math.max(MIN_ROOM, 2 ** Math.ceil(Math.log2(rows)));
+    this.scratchBase = this.mem.alloc(8 * this.scratchRoom);
+  }
+
+  private pageAt(page: number): Page {
+    const p = this.pages[page];
+    if (p === undefined) throw new RangeError(`no page ${page}`);
+    return p;
+  }
+
+  private allocate(room: number): Page {
+    return { codes: this.mem.alloc(room * this.stride), scales: this.mem.alloc(room * 4), room, count: 0, slots: new Int32Array(room) };
+  }
+
+  private release(p: Page): void {
+    this.mem.free(p.codes, p.room * this.stride);
+    this.mem.free(p.scales, p.room * 4);
+  }
+
+  /** Gives `p` a room of `room` rows, keeping its rows. */
+  private resize(p: Page, room: number): void {
+    const next = this.allocate(room);
+    const u8 = this.mem.u8();
+    u8.copyWithin(next.codes, p.codes, p.codes + p.count * this.stride);
+    u8.copyWithin(next.scales, p.scales, p.scales + p.count * 4);
+    next.slots.set(p.slots.subarray(0, p.count));
+    this.release(p);
+    p.codes = next.codes;
+    p.scales = next.scales;
+    p.room = room;
+    p.slots = next.slots;
+  }
+
+  private writeRow(p: Page, row: number, code: Uint8Array, scale: number): void {
+    const at = p.codes + row * this.stride;
+    const u8 = this.mem.u8();
+    u8.set(code, at);
+    u8.fill(0, at + code.length, at + this.stride);
+    this.mem.f32()[(p.scales >> 2) + row] = scale;
+  }
+
+  private mapSlot(slot: number, page: number, row: number): void {
+    if (slot >= this.pageOfSlot.length) {
+      const length = Math.max(MIN_ROOM, 2 ** Math.ceil(Math.log2(slot + 1)));
+      const pages = new Int32Array(length).fill(-1);
+      pages.set(this.pageOfSlot);
+      this.pageOfSlot = pages;
+      const rows = new Int32Array(length);
+      rows.set(this.rowOfSlot);
+      this.rowOfSlot = rows;
+    }
+    this.pageOfSlot[slot] = page;
+    this.rowOfSlot[slot] = row;
+  }
+}

@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import type { CodecName } from '../src/codec/codec.js';
+import { getCodec } from '../src/codec/index.js';
+import { PageStore } from '../src/index/pages.js';
+import { rng } from '../src/random.js';
+import { CodeBlocks, type ScanQuery } from '../src/scan/code-blocks.js';
+import { TopK } from '../src/scan/topk.js';
+import { gaussian } from './helpers.js';
+
+const DIM = 20;
+
+/** A code of `DIM` int8 values derived from `seed`, and a scale. */
+function codeOf(seed: number): { code: Uint8Array; scale: number } {
+  return { code: Uint8Array.from({ length: DIM }, (_, i) => (seed * 31 + i * 7) & 0xff), scale: 1 + (seed % 5) / 8 };
+}
+
+test('pages: random adds, removals, moves between pages, renumbering, replacing and dropping empty pages agree with a model', () => {
+  const op = fc.record({
+    kind: fc.constantFrom('page', 'add', 'add', 'add', 'remove', 'move', 'renumber', 'replace', 'drop'),
+    a: fc.nat({ max: 200 }),
+    b: fc.nat({ max: 200 }),
+  });
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 250 }), (ops) => {
+      const store = new PageStore(getCodec('int8'), DIM);
+      // The model: per slot, its page and the seed of its code; per page, its slots in no order.
+      const model = new Map<number, { page: number; seed: number }>();
+      let pages = 0;
+      let seeds = 0;
+      try {
+        for (const { kind, a, b } of ops) {
+          const slots = [...model.keys()];
+          if (kind === 'page' || pages === 0) {
+            assert.equal(store.addPage(), pages++);
+          } else if (kind === 'add') {
+            const slot = a;
+            if (model.has(slot)) continue;
+            const page = b % pages;
+            const seed = seeds++;
+            const { code, scale } = codeOf(seed);
+            store.add(slot, page, code, scale);
+            model.set(slot, { page, seed });
+          } else if (slots.length === 0) {
+            continue;
+          } else if (kind === 'remove') {
+            const slot = slots[a % slots.length]!;
+            store.remove(slot);
+            model.delete(slot);
+          } else if (kind === 'move') {
+            const slot = slots[a % slots.length]!;
+            const to = b % pages;
+            store.moveTo(slot, to);
+            model.get(slot)!.page = to;
+          } else if (kind === 'renumber') {
+            const from = slots[a % slots.length]!;
+            const to = 201 + b;
+            if (model.has(to)) continue;
+            store.renumber(from, to);
+            model.set(to, model.get(from)!);
+            model.delete(from);
+          } else if (kind === 'replace') {
+            const slot = slots[a % slots.length]!;
+            const seed = seeds++;
+            const { code, scale } = codeOf(seed);
+            store.replace(slot, code, scale);
+            model.get(slot)!.seed = seed;
+          } else if (kind === 'drop') {
+            const page = a % pages;
+            if ([...model.values()].some((v) => v.page === page)) {
+              assert.throws(() => store.removeEmptyPage(page), RangeError);
+              continue;
+            }
+            const moved = store.removeEmptyPage(page);
+            assert.equal(moved, pages - 1);
+            for (const v of model.values()) if (v.page === moved) v.page = page;
+            pages--;
+          }
+          assert.equal(store.size, model.size);
+          assert.equal(store.pageCount, pages);
+          for (let page = 0; page < pages; page++) {
+            const expected = [...model].filter(([, v]) => v.page === page).map(([slot]) => slot).sort((x, y) => x - y);
+            assert.deepEqual([...store.slotsOf(page)].sort((x, y) => x - y), expected, `page ${page}`);
+            assert.equal(store.sizeOf(page), expected.length);
+          }
+          for (const [slot, v] of model) {
+            assert.equal(store.pageOf(slot), v.page);
+            assert.deepEqual(store.codeAt(slot), codeOf(v.seed));
+          }
+        }
+      } finally {
+        store.free();
+      }
+    }),
+    { numRuns: 150, seed: 20261130 },
+  );
+});
+
+test('pages: a scan of every page keeps exactly what a scan of the same codes in slot order keeps, bit for bit (every codec, metric and query form)', () => {
+  const next = rng(21);
+  for (const codecName of ['int8', 'f16', 'fp8-e4m3', 'f32'] as CodecName[]) {
+    const codec = getCodec(codecName);
+    const n = 700;
+    const blocks = new CodeBlocks(codec, DIM, 64);
+    const store = new PageStore(codec, DIM);
+    try {
+      for (let p = 0; p < 9; p++) store.addPage();
+      for (let slot = 0; slot < n; slot++) {
+        const v = Float32Array.from({ length: DIM }, () => gaussian(next));
+        blocks.put(`v${slot}`, v);
+        const { code, scale } = blocks.code(`v${slot}`)!;
+        store.add(slot, (slot * 7) % 9, code, scale);
+      }
+      for (const metric of ['dot', 'cosine', 'l2'] as const) {
+        for (const int8Query of [false, true]) {
+          const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, () => gaussian(next)), metric, int8Query };
+          for (const k of [1, 10, 64]) {
+            const expected = new TopK(k);
+            blocks.scan(query, expected, undefined);
+            const got = new TopK(k);
+            store.scan(query, [0, 1, 2, 3, 4, 5, 6, 7, 8], 9, got);
+            assert.deepEqual(got.sorted(), expected.sorted(), `${codecName} ${metric} int8 query ${int8Query} k ${k}`);
+          }
+          // Only some pages: the best of their vectors alone.
+          const some = new TopK(20);
+          store.scan(query, [2, 5], 2, some);
+          for (const { slot } of some.sorted()) assert.ok([2, 5].includes(store.pageOf(slot)));
+        }
+      }
+    } finally {
+      blocks.free();
+      store.free();
+    }
+  }
+});
+
+test('pages: accept is asked only about vectors that could enter the top, and rejected ones stay out', () => {
+  const next = rng(5);
+  const store = new PageStore(getCodec('int8'), DIM);
+  try {
+    store.addPage();
+    store.addPage();
+    const blocks = new CodeBlocks(getCodec('int8'), DIM, 64);
+    for (let slot = 0; slot < 400; slot++) {
+      blocks.put(`v${slot}`, Float32Array.from({ length: DIM }, () => gaussian(next)));
+      const { code, scale } = blocks.code(`v${slot}`)!;
+      store.add(slot, slot % 2, code, scale);
+    }
+    blocks.free();
+    const asked: number[] = [];
+    const top = new TopK(5);
+    store.scan({ vector: Float32Array.from({ length: DIM }, () => gaussian(next)), metric: 'dot', int8Query: true }, [0, 1], 2, top, (slot) => (asked.push(slot), slot % 3 === 0));
+    const kept = top.sorted();
+    assert.equal(kept.length, 5);
+    for (const { slot } of kept) assert.equal(slot % 3, 0);
+    assert.ok(asked.length < 400, 'a filter is not asked about every vector');
+  } finally {
+    store.free();
+  }
+});
+
+test('pages: a page grows by doubling and shrinks when a quarter full, so memory follows the vectors', () => {
+  const store = new PageStore(getCodec('int8'), DIM);
+  const few = new PageStore(getCodec('int8'), DIM);
+  try {
+    store.addPage();
+    few.addPage();
+    for (let slot = 0; slot < 1000; slot++) {
+      const { code, scale } = codeOf(slot);
+      store.add(slot, 0, code, scale);
+      if (slot >= 990) few.add(slot, 0, code, scale);
+    }
+    const full = store.bytes;
+    for (let slot = 0; slot < 990; slot++) store.remove(slot);
+    // The same 10 vectors in the same slots, given to a store that never held more.
+    assert.ok(store.bytes <= 2 * few.bytes, `${store.bytes} B held for 10 vectors after 1,000 (${full} B then), ${few.bytes} B in a store given only them`);
+    for (let slot = 990; slot < 1000; slot++) assert.deepEqual(store.codeAt(slot), codeOf(slot));
+  } finally {
+    store.free();
+    few.free();
+  }
+});
+
+test('pages: bad arguments are RangeErrors, and nothing changes', () => {
+  const store = new PageStore(getCodec('int8'), DIM);
+  try {
+    const page = store.addPage();
+    const { code, scale } = codeOf(1);
+    assert.throws(() => store.add(-1, page, code, scale), RangeError);
+    assert.throws(() => store.add(1.5, page, code, scale), RangeError);
+    assert.throws(() => store.add(0, 7, code, scale), RangeError);
+    assert.throws(() => store.add(0, page, code.subarray(1), scale), RangeError);
+    store.add(0, page, code, scale);
+    assert.throws(() => store.add(0, page, code, scale), RangeError, 'a slot holds one vector');
+    assert.throws(() => store.remove(1), RangeError);
+    assert.throws(() => store.renumber(0, 0), RangeError);
+    assert.throws(() => store.pageOf(3), RangeError);
+    assert.throws(() => store.removeEmptyPage(page), RangeError);
+    assert.equal(store.size, 1);
+    assert.deepEqual(store.codeAt(0), codeOf(1));
+  } finally {
+    store.free();
+  }
+});
