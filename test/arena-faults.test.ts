@@ -14,7 +14,6 @@ import type { FileLayer } from '../io/file-layer.js';
 import { STORE, blob, freshDisk } from './support/arena-fixture.js';
 import { rng as prng } from '../src/random.js';
 
-
 function isIo(e: unknown): boolean {
   return e instanceof MemstoreError && e.code === 'IO';
 }

@@ -16,7 +16,6 @@ import { arenaDir, arenaSegmentName, arenaSegmentPath, parseArenaSegmentName } f
 import { FaultFileLayer } from './support/fault-layer.js';
 import { STORE, blob, freshDisk, rejectsWith } from './support/arena-fixture.js';
 
-
 function throwsWith(fn: () => unknown, code: MemstoreErrorCode): void {
   assert.throws(fn, (e: unknown) => e instanceof MemstoreError && e.code === code);
 }

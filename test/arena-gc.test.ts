@@ -15,7 +15,6 @@ import { arenaDir, arenaSegmentPath, parseArenaSegmentName } from '../src/store/
 import type { FileHandle, FileLayer, OpenMode } from '../io/file-layer.js';
 import { STORE, blob, freshDisk, rejectsWith } from './support/arena-fixture.js';
 
-
 function generationsOnDisk(names: string[]): number[] {
   return [...new Set(names.map((n) => parseArenaSegmentName(n)?.generation).filter((g) => g !== undefined))].sort();
 }

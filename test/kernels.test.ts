@@ -20,7 +20,6 @@ import { decodeE4M3, decodeE5M2, decodeF16 } from '../src/kernels/reference.js';
 import { rng } from '../src/random.js';
 import { dot, squaredDistance } from '../src/vector.js';
 
-
 function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 }

@@ -7,7 +7,6 @@ import { rng } from '../src/random.js';
 
 const DIR = '/db/wal';
 
-
 /** Payload number `index`: its first bytes name it, the rest is derived from it, so any mix-up shows. */
 function payload(index: number, size: number): Uint8Array {
   const out = new Uint8Array(Math.max(size, 4));

@@ -411,8 +411,6 @@ export class CodeBlocks {
     return Math.sqrt(sum);
   }
 
-
-
   /** A copy of the code of `id` and its scale, or undefined. */
   code(id: string): { code: Uint8Array; scale: number } | undefined {
     const slot = this.ids.slotOf(id);
@@ -545,7 +543,6 @@ export class CodeBlocks {
     this.mem.free(block.scales, this.blockVectors * 4);
     if (block.scores !== 0) this.mem.free(block.scores, this.blockVectors * 4);
   }
-
 
   /**
    * scan() over the vectors in `slots[0..count)` only (each pushed into `top` with its slot): the
