@@ -1,8 +1,8 @@
 import type { Codec } from '../codec/codec.js';
 import { kernels, type I8Metric, type KernelMetric } from '../kernels/index.js';
-import { IdTable } from './id-table.js';
 import { QueryScratch } from './query-scratch.js';
 import type { ScorePool } from './score-pool.js';
+import { SlotTable, type VectorPlace } from './slot-table.js';
 import { TopK } from './topk.js';
 
 /** Vectors per block of a store's index: large enough that one kernel call amortizes its JS overhead, small enough to recycle. */
@@ -16,10 +16,6 @@ export function paddedDim(dim: number): number {
 interface Block {
   readonly codes: number;
   readonly scales: number;
-  /** Per slot, where its full-precision vector lives (generation, segment, offset; segment 0: nowhere), when kept. */
-  readonly refs: Uint32Array | undefined;
-  /** Per slot, whether the record has a document in the state (1) or none (0), kept with the places. */
-  readonly documented: Uint8Array | undefined;
   /** Where a scan that collects a pool leaves this block's scores (blockVectors float32), made by the first such scan; 0: none yet. */
   scores: number;
 }
@@ -43,8 +39,7 @@ export interface LoadedRecord {
   readonly documented: boolean;
 }
 
-/** A full-precision vector's place in the vector arena: generation, segment, frame offset (its length is the store's). */
-export type VectorPlace = readonly [generation: number, segment: number, offset: number];
+export type { VectorPlace } from './slot-table.js';
 
 export function samePlace(a: VectorPlace | undefined, b: VectorPlace | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && a[0] === b[0] && a[1] === b[1] && a[2] === b[2]);
@@ -72,12 +67,8 @@ export function kernelValues(form: KernelForm): Float32Array {
   return out;
 }
 
-/** Removals whose slot moves an index remembers (moveEpoch, movesSince). */
-const MOVE_LOG = 4096;
 /** Vectors scanSlots() scores per kernel call (the scratch table's size); a run's blocks of four scattered codes keep four streams of loads in flight. */
 const GATHER_RUN = 16;
-/** Id strings the index keeps of the slots it named lately (IdTable): about the candidates of the last few dozen searches. */
-const RECENT_IDS = 1024;
 
 /**
  * The quantized vectors of a store, dense in fixed-size blocks of WebAssembly linear memory,
@@ -90,7 +81,8 @@ export class CodeBlocks {
   /** Bytes of one code in memory, padding included. */
   readonly stride: number;
   private readonly blocks: Block[] = [];
-  private readonly ids = new IdTable(RECENT_IDS);
+  /** Ids, slots, places, document flags and slot moves; the blocks hold the codes in slot order. */
+  private readonly slots: SlotTable;
   /** The query as the kernels take it, and the int8 encoding of the last one. */
   private readonly query: QueryScratch;
   private readonly scratchScores: number;
@@ -103,14 +95,6 @@ export class CodeBlocks {
   /** Largest ‖decoded code‖ of any vector put since it was first asked for (never lowered by removals). */
   private largestNorm: number | undefined;
   private decodeScratch: Float32Array | undefined;
-  /** Removals so far; each may move the last slot's vector into the hole it leaves. */
-  private removals = 0;
-  /**
-   * Kept once moveEpoch() was asked: per removal (a ring of the last MOVE_LOG), the hole and the slot
-   * whose vector moved into it (the hole itself when none did). `movesFrom`: the first removal logged.
-   */
-  private moves: Int32Array | undefined;
-  private movesFrom = 0;
 
   /**
    * `blockVectors`: vectors per block (a store's index uses INDEX_BLOCK_VECTORS; a cache pool a few
@@ -125,6 +109,7 @@ export class CodeBlocks {
     this.paddedDim = paddedDim(dim);
     this.stride = this.paddedDim * codec.bytesPerDim;
     this.query = new QueryScratch(codec, dim, this.paddedDim);
+    this.slots = new SlotTable(places, blockVectors);
     this.scratchScores = this.mem.alloc(Math.max(blockVectors, GATHER_RUN) * 4);
     this.scratchTable = this.mem.alloc(GATHER_RUN * 8);
     this.scratchPicks = this.mem.alloc(blockVectors * 4);
@@ -132,26 +117,26 @@ export class CodeBlocks {
 
   /** Bytes of memory this holds: blocks of codes, scales and places (whole blocks), scratch space, and the id table. */
   get bytes(): number {
-    return this.blocks.length * this.blockVectors * (this.stride + 4 + (this.places ? 13 : 0)) + this.paddedDim * 4 + Math.max(this.blockVectors, GATHER_RUN) * 4 + GATHER_RUN * 8 + this.blockVectors * 4 + this.blocks.filter((b) => b.scores !== 0).length * this.blockVectors * 4 + this.ids.bytes + (this.moves?.byteLength ?? 0);
+    return this.blocks.length * this.blockVectors * (this.stride + 4) + this.paddedDim * 4 + Math.max(this.blockVectors, GATHER_RUN) * 4 + GATHER_RUN * 8 + this.blockVectors * 4 + this.blocks.filter((b) => b.scores !== 0).length * this.blockVectors * 4 + this.slots.bytes;
   }
 
   /** Bytes each stored vector costs once blocks are full: code, scale, place and document flag (when kept) and its share of the id table. */
   get bytesPerVector(): number {
-    return this.stride + 4 + (this.places ? 13 : 0) + (this.ids.size === 0 ? 0 : this.ids.bytes / this.ids.size);
+    return this.stride + 4 + this.slots.bytesPerVector;
   }
 
   get size(): number {
-    return this.ids.size;
+    return this.slots.size;
   }
 
   /** UTF-8 bytes of the live ids. */
   get idBytes(): number {
-    return this.ids.idBytes;
+    return this.slots.idBytes;
   }
 
   /** Room in the id table for `records` ids of `idBytes` bytes in all (VectorIndex.reserve). */
   reserve(records: number, idBytes: number): void {
-    this.ids.reserve(records, idBytes);
+    this.slots.reserve(records, idBytes);
   }
 
   get blockCount(): number {
@@ -159,89 +144,65 @@ export class CodeBlocks {
   }
 
   has(id: string): boolean {
-    return this.ids.slotOf(id) !== undefined;
+    return this.slots.has(id);
   }
 
   /** Where the full-precision vector of `id` lives, or undefined (none kept, or no such id). */
   placeOf(id: string): VectorPlace | undefined {
-    const slot = this.ids.slotOf(id);
-    return slot === undefined ? undefined : this.placeAt(slot);
+    const slot = this.slots.slotOf(id);
+    return slot === undefined ? undefined : this.slots.placeAt(slot);
   }
 
   /** Records where the full-precision vector of `id` (already put) lives; undefined: nowhere. */
   setPlace(id: string, place: VectorPlace | undefined): void {
-    const slot = this.ids.slotOf(id);
-    if (slot === undefined) throw new RangeError(`no vector ${id}`);
-    this.setPlaceAt(slot, place);
+    this.slots.setPlaceAt(this.existing(id), place);
   }
 
   /** Whether the record `id` has a document in the state (false for an unknown id). */
   documented(id: string): boolean {
-    const slot = this.ids.slotOf(id);
-    if (slot === undefined) return false;
-    return this.blocks[Math.floor(slot / this.blockVectors)]!.documented?.[slot % this.blockVectors] === 1;
+    const slot = this.slots.slotOf(id);
+    return slot !== undefined && this.slots.documentedAt(slot);
   }
 
   setDocumented(id: string, documented: boolean): void {
-    const slot = this.ids.slotOf(id);
-    if (slot === undefined) throw new RangeError(`no vector ${id}`);
-    const flags = this.blocks[Math.floor(slot / this.blockVectors)]!.documented;
-    if (flags === undefined) throw new RangeError('this index keeps no places');
-    flags[slot % this.blockVectors] = documented ? 1 : 0;
-  }
-
-  private documentedAt(slot: number): number {
-    return this.blocks[Math.floor(slot / this.blockVectors)]!.documented![slot % this.blockVectors]!;
+    this.slots.setDocumentedAt(this.existing(id), documented);
   }
 
   /** placeOf() for the vector in `slot`. */
   placeAt(slot: number): VectorPlace | undefined {
-    if (!(slot >= 0 && slot < this.ids.size)) throw new RangeError(`slot ${slot} out of range`);
-    const refs = this.blocks[Math.floor(slot / this.blockVectors)]!.refs;
-    if (refs === undefined) return undefined;
-    const at = (slot % this.blockVectors) * 3;
-    return refs[at + 1] === 0 ? undefined : [refs[at]!, refs[at + 1]!, refs[at + 2]!];
-  }
-
-  private setPlaceAt(slot: number, place: VectorPlace | undefined): void {
-    const refs = this.blocks[Math.floor(slot / this.blockVectors)]!.refs;
-    if (refs === undefined) throw new RangeError('this index keeps no places');
-    const at = (slot % this.blockVectors) * 3;
-    refs[at] = place?.[0] ?? 0;
-    refs[at + 1] = place?.[1] ?? 0;
-    refs[at + 2] = place?.[2] ?? 0;
+    return this.slots.placeAt(slot);
   }
 
   /** The slot of `id`, or undefined; slots move when vectors are removed. */
   slotOf(id: string): number | undefined {
-    return this.ids.slotOf(id);
+    return this.slots.slotOf(id);
   }
 
   idAt(slot: number): string {
-    return this.ids.idAt(slot);
+    return this.slots.idAt(slot);
   }
 
-  *allIds(): IterableIterator<string> {
-    for (let slot = 0; slot < this.ids.size; slot++) yield this.ids.idAt(slot);
+  allIds(): IterableIterator<string> {
+    return this.slots.allIds();
+  }
+
+  /** The slot of `id`, which must be stored. */
+  private existing(id: string): number {
+    const slot = this.slots.slotOf(id);
+    if (slot === undefined) throw new RangeError(`no vector ${id}`);
+    return slot;
   }
 
   private slotFor(id: string): number {
-    const { slot, added } = this.ids.slotFor(id);
-    if (!added) return slot;
-    if (slot === this.blocks.length * this.blockVectors) {
-      this.blocks.push({
-        scores: 0,
-        codes: this.mem.alloc(this.blockVectors * this.stride),
-        scales: this.mem.alloc(this.blockVectors * 4),
-        refs: this.places ? new Uint32Array(this.blockVectors * 3) : undefined,
-        documented: this.places ? new Uint8Array(this.blockVectors) : undefined,
-      });
-    }
-    if (this.places) {
-      this.setPlaceAt(slot, undefined);
-      this.blocks[Math.floor(slot / this.blockVectors)]!.documented![slot % this.blockVectors] = 0;
-    }
+    const { slot, added } = this.slots.slotFor(id);
+    if (added) this.blockFor(slot);
     return slot;
+  }
+
+  /** Makes the block of a slot just added, when it starts one. */
+  private blockFor(slot: number): void {
+    if (slot !== this.blocks.length * this.blockVectors) return;
+    this.blocks.push({ scores: 0, codes: this.mem.alloc(this.blockVectors * this.stride), scales: this.mem.alloc(this.blockVectors * 4) });
   }
 
   private codeAddress(slot: number): number {
@@ -284,21 +245,20 @@ export class CodeBlocks {
    * are views (valid until the next change or allocation), the place's segment is 0 for none.
    */
   recordAt(slot: number): { idBytes: Uint8Array; code: Uint8Array; scale: number; generation: number; segment: number; offset: number; documented: boolean } {
-    const idBytes = this.ids.bytesAt(slot);
+    const idBytes = this.slots.idBytesAt(slot);
     const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
     const row = slot % this.blockVectors;
     const at = block.codes + row * this.stride;
     const code = this.mem.u8().subarray(at, at + this.dim * this.codec.bytesPerDim);
     const scale = this.mem.f32()[(block.scales >> 2) + row]!;
-    const refs = block.refs;
     return {
       idBytes,
       code,
       scale,
-      generation: refs?.[row * 3] ?? 0,
-      segment: refs?.[row * 3 + 1] ?? 0,
-      offset: refs?.[row * 3 + 2] ?? 0,
-      documented: block.documented?.[row] === 1,
+      generation: this.slots.placePartAt(slot, 0),
+      segment: this.slots.placePartAt(slot, 1),
+      offset: this.slots.placePartAt(slot, 2),
+      documented: this.slots.documentedAt(slot),
     };
   }
 
@@ -311,21 +271,10 @@ export class CodeBlocks {
     const codeBytes = this.dim * this.codec.bytesPerDim;
     if (r.codeAt < 0 || r.codeBytes !== codeBytes) throw new RangeError(`code of ${r.codeBytes} bytes, expected ${codeBytes}`);
     if (!this.places) throw new RangeError('this index keeps no places');
-    const before = this.ids.size;
-    const slot = this.ids.slotForBytes(r.block, r.idAt, r.idLength);
-    const added = this.ids.size > before;
-    const b = Math.floor(slot / this.blockVectors);
-    if (added && slot === this.blocks.length * this.blockVectors) {
-      this.blocks.push({
-        scores: 0,
-        codes: this.mem.alloc(this.blockVectors * this.stride),
-        scales: this.mem.alloc(this.blockVectors * 4),
-        refs: new Uint32Array(this.blockVectors * 3),
-        documented: new Uint8Array(this.blockVectors),
-      });
-    }
-    const previous = added ? undefined : this.placeAt(slot);
-    const block = this.blocks[b]!;
+    const { slot, added } = this.slots.slotForBytes(r.block, r.idAt, r.idLength);
+    if (added) this.blockFor(slot);
+    const previous = added ? undefined : this.slots.placeAt(slot);
+    const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
     const row = slot % this.blockVectors;
     const at = block.codes + row * this.stride;
     const u8 = this.mem.u8();
@@ -334,18 +283,15 @@ export class CodeBlocks {
     for (let i = 0, j = r.codeAt; i < codeBytes; i++, j++) u8[at + i] = from[j]!;
     u8.fill(0, at + codeBytes, at + this.stride);
     this.mem.f32()[(block.scales >> 2) + row] = r.scale;
-    const refs = block.refs!;
-    refs[row * 3] = r.generation;
-    refs[row * 3 + 1] = r.segment;
-    refs[row * 3 + 2] = r.offset;
-    block.documented![row] = r.documented ? 1 : 0;
+    this.slots.setPlaceParts(slot, r.generation, r.segment, r.offset);
+    this.slots.setDocumentedAt(slot, r.documented);
     this.noteNorm(slot);
     return previous;
   }
 
   /** An upper bound on how far the decoded code in `slot` is from the vector it encodes (Codec.maxError). */
   codeErrorAt(slot: number): number {
-    if (!(slot >= 0 && slot < this.ids.size)) throw new RangeError(`slot ${slot} out of range`);
+    if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
     return this.codec.maxError(this.mem.f32()[this.scaleAddress(slot) >> 2]!, this.dim);
   }
 
@@ -356,7 +302,7 @@ export class CodeBlocks {
   maxNorm(): number {
     if (this.largestNorm === undefined) {
       this.largestNorm = 0;
-      for (let slot = 0; slot < this.ids.size; slot++) this.noteNorm(slot);
+      for (let slot = 0; slot < this.slots.size; slot++) this.noteNorm(slot);
     }
     return this.largestNorm;
   }
@@ -413,7 +359,7 @@ export class CodeBlocks {
 
   /** A copy of the code of `id` and its scale, or undefined. */
   code(id: string): { code: Uint8Array; scale: number } | undefined {
-    const slot = this.ids.slotOf(id);
+    const slot = this.slots.slotOf(id);
     if (slot === undefined) return undefined;
     const at = this.codeAddress(slot);
     return {
@@ -431,28 +377,18 @@ export class CodeBlocks {
   }
 
   remove(id: string): boolean {
-    const slot = this.ids.slotOf(id);
+    const slot = this.slots.slotOf(id);
     if (slot === undefined) return false;
-    const last = this.ids.size - 1;
+    const last = this.slots.size - 1;
     if (slot !== last) {
       const u8 = this.mem.u8();
       const from = this.codeAddress(last);
       u8.copyWithin(this.codeAddress(slot), from, from + this.stride);
       const f32 = this.mem.f32();
       f32[this.scaleAddress(slot) >> 2] = f32[this.scaleAddress(last) >> 2]!;
-      if (this.places) {
-        this.setPlaceAt(slot, this.placeAt(last));
-        this.blocks[Math.floor(slot / this.blockVectors)]!.documented![slot % this.blockVectors] = this.documentedAt(last);
-      }
     }
-    this.ids.removeSwap(slot);
-    if (this.moves !== undefined) {
-      const at = (this.removals % MOVE_LOG) * 2;
-      this.moves[at] = slot;
-      this.moves[at + 1] = last;
-    }
-    this.removals++;
-    if (this.ids.size <= (this.blocks.length - 1) * this.blockVectors) {
+    this.slots.removeSwap(slot);
+    if (this.slots.size <= (this.blocks.length - 1) * this.blockVectors) {
       this.freeBlock(this.blocks.pop()!);
     }
     return true;
@@ -472,7 +408,7 @@ export class CodeBlocks {
     const k = kernels();
     const useI8 = this.query.usesInt8(query);
     const qScale = this.query.load(query);
-    const total = this.ids.size;
+    const total = this.slots.size;
     const picks = this.scratchPicks >> 2;
     // What `accept` said, by slot, for a pool to reuse.
     const verdicts = pool !== undefined && accept !== undefined ? new Map<number, boolean>() : undefined;
@@ -510,7 +446,7 @@ export class CodeBlocks {
   /** The pool part of scan(): every accepted vector at or above the line, from the scores the scan kept. */
   private collect(top: TopK, pool: ScorePool, accept: ((slot: number) => boolean) | undefined, verdicts: Map<number, boolean> | undefined): void {
     const k = kernels();
-    const total = this.ids.size;
+    const total = this.slots.size;
     const picks = this.scratchPicks >> 2;
     pool.setLine(top.kthBest(), top.meanBest());
     for (let b = 0; b < this.blocks.length; b++) {
@@ -570,7 +506,7 @@ export class CodeBlocks {
     const k = kernels();
     const useI8 = this.query.usesInt8(query);
     const qScale = this.query.load(query);
-    const total = this.ids.size;
+    const total = this.slots.size;
     // The unchecked exports: paddedDim is the one every scan() of this index passes the checks with, and every run fits the scratch space.
     const i8 = useI8 ? k.gatherI8Function(query.metric as I8Metric) : undefined;
     const float = useI8 ? undefined : k.gatherFunction(this.codec.name, query.metric);
@@ -593,31 +529,14 @@ export class CodeBlocks {
     }
   }
 
-  /**
-   * The count of removals so far, to replay the slot moves after it with movesSince(). The first
-   * call starts the log of moves (the last MOVE_LOG removals are kept).
-   */
+  /** The count of removals so far, to replay the slot moves after it with movesSince() (SlotTable). */
   moveEpoch(): number {
-    if (this.moves === undefined) {
-      this.moves = new Int32Array(MOVE_LOG * 2);
-      this.movesFrom = this.removals;
-    }
-    return this.removals;
+    return this.slots.moveEpoch();
   }
 
-  /**
-   * Replays, in order, the removals since `epoch` (a moveEpoch() value): `visit(hole, from)` says
-   * that slot `hole` lost its vector and that the vector of slot `from` moved into it (`from ===
-   * hole`: none moved; `hole` is free). False, visiting nothing, when the log no longer reaches back.
-   */
+  /** The removals since `epoch`, in order (SlotTable.movesSince). */
   movesSince(epoch: number, visit: (hole: number, from: number) => void): boolean {
-    if (epoch === this.removals) return true;
-    if (this.moves === undefined || epoch < this.movesFrom || epoch < this.removals - MOVE_LOG || epoch > this.removals) return false;
-    for (let r = epoch; r < this.removals; r++) {
-      const at = (r % MOVE_LOG) * 2;
-      visit(this.moves[at]!, this.moves[at + 1]!);
-    }
-    return true;
+    return this.slots.movesSince(epoch, visit);
   }
 
   /** Returns all linear memory to the allocator; the object is unusable afterwards. */
@@ -632,6 +551,6 @@ export class CodeBlocks {
     this.mem.free(this.scratchScores, Math.max(this.blockVectors, GATHER_RUN) * 4);
     this.mem.free(this.scratchTable, GATHER_RUN * 8);
     this.mem.free(this.scratchPicks, this.blockVectors * 4);
-    this.ids.clear();
+    this.slots.clear();
   }
 }

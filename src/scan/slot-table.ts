@@ -1,0 +1,213 @@
+import { IdTable } from './id-table.js';
+
+/** A full-precision vector's place in the vector arena: generation, segment, frame offset (its length is the store's). */
+export type VectorPlace = readonly [generation: number, segment: number, offset: number];
+
+/** Removals whose slot moves a table remembers (moveEpoch, movesSince). */
+const MOVE_LOG = 4096;
+/** Id strings the table keeps of the slots it named lately (IdTable): about the candidates of the last few dozen searches. */
+const RECENT_IDS = 1024;
+
+/** Per chunk of slots: where each full-precision vector lives, and whether the record has a document. */
+interface Chunk {
+  /** (generation, segment, offset) per slot; segment 0: nowhere. */
+  readonly refs: Uint32Array;
+  /** 1: the record has a document in the state; 0: none. */
+  readonly documented: Uint8Array;
+}
+
+/**
+ * What an index knows of its vectors besides their codes: each vector's **slot**, a dense number
+ * 0..size-1 found from its id and back (IdTable), and, when `places` is on, where its full-precision
+ * copy lives (12 bytes) and whether its record has a document (1 byte). Removing a vector moves the
+ * last slot into the hole it leaves; the table logs each such move (the last MOVE_LOG, counted by a
+ * removal epoch) so that slot numbers kept elsewhere (the lookaside cache's pools and hot vectors)
+ * can follow. The codes live with the index (in slot order for the exact scan, in pages for the
+ * page-clustered index), which mirrors each move.
+ *
+ * Places and flags are kept in chunks of `chunk` slots, allocated as the table grows and released
+ * as it shrinks, so that memory follows the vectors.
+ */
+export class SlotTable {
+  private readonly ids = new IdTable(RECENT_IDS);
+  private readonly chunks: Chunk[] = [];
+  /** Removals so far; each may move the last slot into the hole it leaves. */
+  private removals = 0;
+  /**
+   * Kept once moveEpoch() was asked: per removal (a ring of the last MOVE_LOG), the hole and the slot
+   * that moved into it (the hole itself when none did). `movesFrom`: the first removal logged.
+   */
+  private moves: Int32Array | undefined;
+  private movesFrom = 0;
+
+  constructor(
+    readonly places: boolean,
+    readonly chunk: number,
+  ) {
+    if (!(Number.isInteger(chunk) && chunk >= 1)) throw new RangeError(`chunk must be a positive integer, got ${chunk}`);
+  }
+
+  get size(): number {
+    return this.ids.size;
+  }
+
+  /** UTF-8 bytes of the live ids. */
+  get idBytes(): number {
+    return this.ids.idBytes;
+  }
+
+  /** Bytes held: the id table, the chunks of places and flags, the move log. */
+  get bytes(): number {
+    return this.ids.bytes + this.chunks.length * this.chunk * 13 + (this.moves?.byteLength ?? 0);
+  }
+
+  /** Bytes each vector costs once chunks are full: its place and flag (when kept) and its share of the id table. */
+  get bytesPerVector(): number {
+    return (this.places ? 13 : 0) + (this.ids.size === 0 ? 0 : this.ids.bytes / this.ids.size);
+  }
+
+  /** Room for `records` ids of `idBytes` bytes in all. */
+  reserve(records: number, idBytes: number): void {
+    this.ids.reserve(records, idBytes);
+  }
+
+  has(id: string): boolean {
+    return this.ids.slotOf(id) !== undefined;
+  }
+
+  slotOf(id: string): number | undefined {
+    return this.ids.slotOf(id);
+  }
+
+  idAt(slot: number): string {
+    return this.ids.idAt(slot);
+  }
+
+  /** The UTF-8 of the id in `slot` (a view, valid until the next change). */
+  idBytesAt(slot: number): Uint8Array {
+    return this.ids.bytesAt(slot);
+  }
+
+  *allIds(): IterableIterator<string> {
+    for (let slot = 0; slot < this.ids.size; slot++) yield this.ids.idAt(slot);
+  }
+
+  /** The slot of `id`, added at the end (size - 1 after the call, no place, no document) when it was not there. */
+  slotFor(id: string): { slot: number; added: boolean } {
+    const found = this.ids.slotFor(id);
+    if (found.added) this.cleared(found.slot);
+    return found;
+  }
+
+  /** slotFor() for the id whose UTF-8 is `bytes[from, from + length)`. */
+  slotForBytes(bytes: Uint8Array, from: number, length: number): { slot: number; added: boolean } {
+    const before = this.ids.size;
+    const slot = this.ids.slotForBytes(bytes, from, length);
+    const added = this.ids.size > before;
+    if (added) this.cleared(slot);
+    return { slot, added };
+  }
+
+  /** Where the full-precision vector in `slot` lives, or undefined (none kept). */
+  placeAt(slot: number): VectorPlace | undefined {
+    if (!(slot >= 0 && slot < this.ids.size)) throw new RangeError(`slot ${slot} out of range`);
+    if (!this.places) return undefined;
+    const refs = this.chunks[Math.floor(slot / this.chunk)]!.refs;
+    const at = (slot % this.chunk) * 3;
+    return refs[at + 1] === 0 ? undefined : [refs[at]!, refs[at + 1]!, refs[at + 2]!];
+  }
+
+  /** One part of placeAt(slot) (0 generation, 1 segment, 2 offset; all 0 for none) without making a tuple, as the index file stores it. */
+  placePartAt(slot: number, part: 0 | 1 | 2): number {
+    if (!this.places) return 0;
+    return this.chunks[Math.floor(slot / this.chunk)]!.refs[(slot % this.chunk) * 3 + part]!;
+  }
+
+  setPlaceAt(slot: number, place: VectorPlace | undefined): void {
+    this.setPlaceParts(slot, place?.[0] ?? 0, place?.[1] ?? 0, place?.[2] ?? 0);
+  }
+
+  /** setPlaceAt() from the parts of a place (`segment` 0: none), without a tuple. */
+  setPlaceParts(slot: number, generation: number, segment: number, offset: number): void {
+    if (!this.places) throw new RangeError('this index keeps no places');
+    const refs = this.chunks[Math.floor(slot / this.chunk)]!.refs;
+    const at = (slot % this.chunk) * 3;
+    refs[at] = generation;
+    refs[at + 1] = segment;
+    refs[at + 2] = offset;
+  }
+
+  /** Whether the record in `slot` has a document (false when the table keeps no places). */
+  documentedAt(slot: number): boolean {
+    return this.places && this.chunks[Math.floor(slot / this.chunk)]!.documented[slot % this.chunk] === 1;
+  }
+
+  setDocumentedAt(slot: number, documented: boolean): void {
+    if (!this.places) throw new RangeError('this index keeps no places');
+    this.chunks[Math.floor(slot / this.chunk)]!.documented[slot % this.chunk] = documented ? 1 : 0;
+  }
+
+  /**
+   * Removes the vector in `slot`: the last slot's id, place and flag move into it. Returns the slot
+   * that moved (`slot` itself when it was the last), for the codes to follow.
+   */
+  removeSwap(slot: number): number {
+    if (!(slot >= 0 && slot < this.ids.size)) throw new RangeError(`slot ${slot} out of range`);
+    const last = this.ids.size - 1;
+    if (slot !== last && this.places) {
+      this.setPlaceAt(slot, this.placeAt(last));
+      this.setDocumentedAt(slot, this.documentedAt(last));
+    }
+    this.ids.removeSwap(slot);
+    if (this.moves !== undefined) {
+      const at = (this.removals % MOVE_LOG) * 2;
+      this.moves[at] = slot;
+      this.moves[at + 1] = last;
+    }
+    this.removals++;
+    if (this.places && this.ids.size <= (this.chunks.length - 1) * this.chunk) this.chunks.pop();
+    return last;
+  }
+
+  /**
+   * The count of removals so far, to replay the slot moves after it with movesSince(). The first
+   * call starts the log of moves (the last MOVE_LOG removals are kept).
+   */
+  moveEpoch(): number {
+    if (this.moves === undefined) {
+      this.moves = new Int32Array(MOVE_LOG * 2);
+      this.movesFrom = this.removals;
+    }
+    return this.removals;
+  }
+
+  /**
+   * Replays, in order, the removals since `epoch` (a moveEpoch() value): `visit(hole, from)` says
+   * that slot `hole` lost its vector and that the vector of slot `from` moved into it (`from ===
+   * hole`: none moved; `hole` is free). False, visiting nothing, when the log no longer reaches back.
+   */
+  movesSince(epoch: number, visit: (hole: number, from: number) => void): boolean {
+    if (epoch === this.removals) return true;
+    if (this.moves === undefined || epoch < this.movesFrom || epoch < this.removals - MOVE_LOG || epoch > this.removals) return false;
+    for (let r = epoch; r < this.removals; r++) {
+      const at = (r % MOVE_LOG) * 2;
+      visit(this.moves[at]!, this.moves[at + 1]!);
+    }
+    return true;
+  }
+
+  /** Forgets every vector (the owner is being freed). */
+  clear(): void {
+    this.ids.clear();
+    this.chunks.length = 0;
+    this.moves = undefined;
+  }
+
+  /** A new slot: its chunk made if it starts one, no place, no document. */
+  private cleared(slot: number): void {
+    if (!this.places) return;
+    if (slot === this.chunks.length * this.chunk) this.chunks.push({ refs: new Uint32Array(this.chunk * 3), documented: new Uint8Array(this.chunk) });
+    this.setPlaceAt(slot, undefined);
+    this.setDocumentedAt(slot, false);
+  }
+}
