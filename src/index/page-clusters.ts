@@ -1,0 +1,234 @@
+import type { Codec } from '../codec/codec.js';
+import type { KernelMetric } from '../kernels/index.js';
+import type { ScanQuery } from '../scan/code-blocks.js';
+import { TopK } from '../scan/topk.js';
+import { kmeans } from './kmeans.js';
+import { PageStore } from './pages.js';
+import { CentroidRouter } from './router.js';
+
+/** How a page-clustered set of codes grows and is searched (PAGES.md). */
+export interface PageClusterOptions {
+  /** Vectors a page holds before it splits in two by 2-means over its members. @default 512 */
+  readonly maxPage?: number;
+  /** A page left with fewer vectors than this gives them to their nearest other pages. @default maxPage / 8 */
+  readonly minPage?: number;
+  /** Seed of the splits' 2-means: the same vectors in the same order give the same pages. @default 1 */
+  readonly seed?: number;
+}
+
+type ResolvedOptions = Required<PageClusterOptions>;
+
+function resolve(o: PageClusterOptions): ResolvedOptions {
+  const maxPage = o.maxPage ?? 512;
+  if (!(Number.isInteger(maxPage) && maxPage >= 2)) throw new RangeError(`maxPage must be an integer >= 2, got ${maxPage}`);
+  const minPage = o.minPage ?? Math.floor(maxPage / 8);
+  if (!(Number.isInteger(minPage) && minPage >= 0 && minPage < maxPage / 2)) throw new RangeError(`minPage must be an integer from 0 to below maxPage / 2, got ${minPage}`);
+  return { maxPage, minPage, seed: o.seed ?? 1 };
+}
+
+/**
+ * Codes clustered into pages (PAGES.md, "The index over the pages"): a vector goes to the page whose
+ * centroid is nearest; a page that outgrows `maxPage` splits in two by 2-means over its members
+ * (seeded: deterministic); a page that shrinks under `minPage` hands its vectors to their nearest
+ * other pages and goes. Each centroid is the mean of its page's vectors (kept as float64 sums; unit
+ * length for cosine, whose routing is by dot product), so centroids follow their members.
+ *
+ * A search scans the `nprobe` pages whose centroids are nearest the query. Vectors are known by the
+ * slot the owner gives them (its slot table), as in the page store.
+ */
+export class PageClusters {
+  private readonly options: ResolvedOptions;
+  private readonly pages: PageStore;
+  private readonly router: CentroidRouter;
+  /** Per page, the float64 sum of its vectors (dim each). */
+  private sums: Float64Array[] = [];
+  private readonly codeScratch: Uint8Array;
+  private readonly decoded: Float32Array;
+  private readonly centroidScratch: Float32Array;
+  private splits = 0;
+  /** The nearest page of a vector being added (reused). */
+  private readonly nearest = new TopK(1);
+
+  constructor(
+    readonly codec: Codec,
+    readonly dim: number,
+    /** The metric of the queries it will be searched with. */
+    readonly metric: KernelMetric,
+    options: PageClusterOptions = {},
+  ) {
+    this.options = resolve(options);
+    this.pages = new PageStore(codec, dim);
+    this.router = new CentroidRouter(dim, metric === 'l2' ? 'l2' : 'dot');
+    this.codeScratch = new Uint8Array(dim * codec.bytesPerDim);
+    this.decoded = new Float32Array(dim);
+    this.centroidScratch = new Float32Array(dim);
+  }
+
+  get size(): number {
+    return this.pages.size;
+  }
+
+  get pageCount(): number {
+    return this.pages.pageCount;
+  }
+
+  /** Splits made so far. */
+  get splitCount(): number {
+    return this.splits;
+  }
+
+  /** Bytes held: pages, centroids (router and sums). */
+  get bytes(): number {
+    return this.pages.bytes + this.router.bytes + this.sums.length * this.dim * 8;
+  }
+
+  /** Vectors in each page. */
+  pageSizes(): number[] {
+    return Array.from({ length: this.pages.pageCount }, (_, p) => this.pages.sizeOf(p));
+  }
+
+  /** Encodes `vector` (dim floats, in the stored space) as the vector of `slot` (absent) in its nearest page. */
+  add(slot: number, vector: Float32Array): void {
+    if (vector.length !== this.dim) throw new RangeError(`a vector has ${this.dim} dimensions, not ${vector.length}`);
+    const scale = this.codec.encode(vector, this.codeScratch);
+    let page: number;
+    if (this.pages.pageCount === 0) {
+      page = this.pages.addPage();
+      this.sums.push(new Float64Array(this.dim));
+      this.router.add(this.centroidOf(page));
+    } else {
+      this.router.nearest(this.routed(vector), this.nearest);
+      page = this.nearest.sortBestFirst() > 0 ? this.nearest.slotAt(0) : 0;
+    }
+    this.pages.add(slot, page, this.codeScratch, scale);
+    // Sums of the decoded codes, which are what removals and splits subtract.
+    this.codec.decode(this.codeScratch, scale, this.decoded);
+    this.addToSum(page, this.decoded, 1);
+    this.router.set(page, this.centroidOf(page));
+    if (this.pages.sizeOf(page) > this.options.maxPage) this.split(page);
+  }
+
+  /** Removes the vector of `slot`; a page left too small hands its vectors to the nearest other pages. */
+  remove(slot: number): void {
+    const page = this.pages.pageOf(slot);
+    this.decodeSlot(slot);
+    this.addToSum(page, this.decoded, -1);
+    this.pages.remove(slot);
+    if (this.pages.sizeOf(page) < this.options.minPage && this.pages.pageCount > 1) this.dissolve(page);
+    else if (this.pages.sizeOf(page) > 0) this.router.set(page, this.centroidOf(page));
+  }
+
+  /** The vector of slot `from` is now slot `to` (SlotTable.removeSwap moved it). */
+  renumber(from: number, to: number): void {
+    this.pages.renumber(from, to);
+  }
+
+  /**
+   * Scans the `nprobe` pages nearest `query` (all of them when `nprobe` is at least their count),
+   * keeping the best in `top` as the page store's scan does.
+   */
+  search(query: ScanQuery, top: TopK, nprobe: number, accept?: (slot: number) => boolean): void {
+    const count = Math.min(Math.max(1, Math.floor(nprobe)), this.pages.pageCount);
+    if (count === 0) return;
+    const pages = new Int32Array(count);
+    if (count === this.pages.pageCount) {
+      for (let p = 0; p < count; p++) pages[p] = p;
+    } else {
+      const near = new TopK(count);
+      this.router.nearest(this.routed(query.vector), near);
+      const n = near.sortBestFirst();
+      for (let i = 0; i < n; i++) pages[i] = near.slotAt(i);
+    }
+    this.pages.scan(query, pages, count, top, accept);
+  }
+
+  free(): void {
+    this.pages.free();
+    this.router.free();
+    this.sums = [];
+  }
+
+  /** Splits `page` by 2-means over its members' decoded codes; the second cluster becomes a new page. */
+  private split(page: number): void {
+    const slots = this.pages.slotsOf(page);
+    const points = new Float32Array(slots.length * this.dim);
+    slots.forEach((slot, i) => {
+      this.decodeSlot(slot);
+      points.set(this.decoded, i * this.dim);
+    });
+    let { assignment } = kmeans(points, this.dim, { k: 2, seed: this.options.seed + this.splits, metric: this.metric === 'cosine' ? 'cosine' : 'l2' });
+    let moving = 0;
+    for (const a of assignment) if (a === 1) moving++;
+    // Members 2-means cannot tell apart (duplicates, near-duplicates) would split off one or two at
+    // a time, a page per insert: halves by row order instead, which serve them as well.
+    if (Math.min(moving, slots.length - moving) < slots.length / 4) assignment = Int32Array.from(slots, (_, i) => (i < slots.length / 2 ? 0 : 1));
+    const other = this.pages.addPage();
+    this.sums.push(new Float64Array(this.dim));
+    this.router.add(this.centroidScratch.fill(0));
+    slots.forEach((slot, i) => {
+      if (assignment[i] !== 1) return;
+      const v = points.subarray(i * this.dim, (i + 1) * this.dim);
+      this.addToSum(page, v, -1);
+      this.addToSum(other, v, 1);
+      this.pages.moveTo(slot, other);
+    });
+    this.splits++;
+    this.router.set(page, this.centroidOf(page));
+    this.router.set(other, this.centroidOf(other));
+  }
+
+  /** Moves every vector of `page` to its nearest other page, then drops the page. */
+  private dissolve(page: number): void {
+    const slots = this.pages.slotsOf(page);
+    const near = new TopK(2);
+    const receivers = new Set<number>();
+    for (const slot of slots) {
+      this.decodeSlot(slot);
+      this.router.nearest(this.routed(this.decoded), near);
+      const count = near.sortBestFirst();
+      // The nearest page other than this one (the router still has its centroid).
+      let to = -1;
+      for (let i = 0; i < count && to < 0; i++) if (near.slotAt(i) !== page) to = near.slotAt(i);
+      if (to < 0) throw new Error(`no page to take the vectors of page ${page}`);
+      this.addToSum(page, this.decoded, -1);
+      this.addToSum(to, this.decoded, 1);
+      this.pages.moveTo(slot, to);
+      receivers.add(to);
+    }
+    for (const p of receivers) this.router.set(p, this.centroidOf(p));
+    const moved = this.pages.removeEmptyPage(page);
+    this.router.removeSwap(page);
+    this.sums[page] = this.sums[moved]!;
+    this.sums.pop();
+  }
+
+  private decodeSlot(slot: number): void {
+    const { code, scale } = this.pages.codeAt(slot);
+    this.codec.decode(code, scale, this.decoded);
+  }
+
+  private addToSum(page: number, v: Float32Array, sign: 1 | -1): void {
+    const sum = this.sums[page]!;
+    for (let i = 0; i < this.dim; i++) sum[i]! += sign * v[i]!;
+  }
+
+  /** The routing form of a vector: unit length for cosine, as itself otherwise. */
+  private routed(v: Float32Array): Float32Array {
+    if (this.metric !== 'cosine') return v;
+    let n = 0;
+    for (let i = 0; i < this.dim; i++) n += v[i]! * v[i]!;
+    const out = this.centroidScratch;
+    const s = n > 0 ? 1 / Math.sqrt(n) : 0;
+    for (let i = 0; i < this.dim; i++) out[i] = v[i]! * s;
+    return out;
+  }
+
+  /** The centroid of `page` in routing form (in a scratch array). */
+  private centroidOf(page: number): Float32Array {
+    const sum = this.sums[page]!;
+    const count = Math.max(1, this.pages.sizeOf(page));
+    const out = this.centroidScratch;
+    for (let i = 0; i < this.dim; i++) out[i] = sum[i]! / count;
+    return this.routed(out);
+  }
+}

@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { getCodec } from '../src/codec/index.js';
+import { PageClusters } from '../src/index/page-clusters.js';
+import { CodeBlocks, type ScanQuery } from '../src/scan/code-blocks.js';
+import { TopK } from '../src/scan/topk.js';
+import type { KernelMetric } from '../src/kernels/index.js';
+import { clustered, gaussian, rng } from './helpers.js';
+
+const DIM = 24;
+
+function best(run: (top: TopK) => void, k: number): { score: number; slot: number }[] {
+  const top = new TopK(k);
+  run(top);
+  return top.sorted();
+}
+
+test('page clusters: pages split past maxPage, never hold more, and every vector is in one', () => {
+  const vectors = clustered(3000, DIM, 3, 12);
+  const pages = new PageClusters(getCodec('int8'), DIM, 'cosine', { maxPage: 100 });
+  try {
+    vectors.forEach((v, slot) => pages.add(slot, v));
+    const sizes = pages.pageSizes();
+    assert.equal(pages.size, 3000);
+    assert.equal(sizes.reduce((a, b) => a + b, 0), 3000);
+    assert.ok(sizes.every((n) => n <= 100), `largest page ${Math.max(...sizes)}`);
+    assert.ok(pages.pageCount >= 30, `${pages.pageCount} pages`);
+    assert.equal(pages.splitCount, pages.pageCount - 1);
+  } finally {
+    pages.free();
+  }
+});
+
+test('page clusters: the same vectors in the same order make the same pages and answers (deterministic)', () => {
+  const vectors = clustered(2000, DIM, 5, 9);
+  const query: ScanQuery = { vector: vectors[17]!, metric: 'cosine', int8Query: true };
+  const runs = [0, 1].map(() => {
+    const pages = new PageClusters(getCodec('int8'), DIM, 'cosine', { maxPage: 64, seed: 7 });
+    try {
+      vectors.forEach((v, slot) => pages.add(slot, v));
+      return { sizes: pages.pageSizes(), answer: best((top) => pages.search(query, top, 4), 10) };
+    } finally {
+      pages.free();
+    }
+  });
+  assert.deepEqual(runs[0], runs[1]);
+});
+
+test('page clusters: probing every page gives exactly the exact scan of the same codes (every metric)', () => {
+  const next = rng(9);
+  for (const metric of ['cosine', 'dot', 'l2'] as KernelMetric[]) {
+    const vectors = clustered(1500, DIM, 11, 6);
+    const pages = new PageClusters(getCodec('int8'), DIM, metric, { maxPage: 80 });
+    const flat = new CodeBlocks(getCodec('int8'), DIM, 256);
+    try {
+      vectors.forEach((v, slot) => {
+        pages.add(slot, v);
+        flat.put(`v${slot}`, v);
+      });
+      for (let q = 0; q < 5; q++) {
+        const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, () => gaussian(next)), metric, int8Query: metric !== 'l2' };
+        assert.deepEqual(best((top) => pages.search(query, top, pages.pageCount), 10), best((top) => flat.scan(query, top), 10), metric);
+      }
+    } finally {
+      pages.free();
+      flat.free();
+    }
+  }
+});
+
+test('page clusters: on clustered data a few pages probed find nearly all of the exact top 10', () => {
+  const vectors = clustered(6000, DIM, 13, 40);
+  const next = rng(14);
+  const pages = new PageClusters(getCodec('int8'), DIM, 'cosine', { maxPage: 128 });
+  try {
+    vectors.forEach((v, slot) => pages.add(slot, v));
+    let found = 0;
+    const queries = 50;
+    for (let q = 0; q < queries; q++) {
+      const base = vectors[Math.floor(next() * vectors.length)]!;
+      const query: ScanQuery = { vector: Float32Array.from(base, (x) => x + 0.3 * gaussian(next)), metric: 'cosine', int8Query: true };
+      const exact = new Set(best((top) => pages.search(query, top, pages.pageCount), 10).map((e) => e.slot));
+      for (const e of best((top) => pages.search(query, top, 8), 10)) if (exact.has(e.slot)) found++;
+    }
+    const recall = found / (queries * 10);
+    assert.ok(recall >= 0.9, `recall@10 ${recall} probing 8 of ${pages.pageCount} pages`);
+  } finally {
+    pages.free();
+  }
+});
+
+test('page clusters: removals (with the slot table renumbering the last slot) keep every page answering for exactly the live vectors; small pages dissolve', () => {
+  const vectors = clustered(1200, DIM, 21, 8);
+  const pages = new PageClusters(getCodec('int8'), DIM, 'l2', { maxPage: 60, minPage: 10 });
+  const next = rng(22);
+  try {
+    // slots[i]: the vector index in slot i, as a slot table with swap-removal keeps them.
+    const slots: number[] = [];
+    vectors.forEach((v, i) => {
+      pages.add(slots.length, v);
+      slots.push(i);
+    });
+    const before = pages.pageCount;
+    for (let r = 0; r < 1000; r++) {
+      const hole = Math.floor(next() * slots.length);
+      const last = slots.length - 1;
+      pages.remove(hole);
+      if (hole !== last) pages.renumber(last, hole);
+      slots[hole] = slots[last]!;
+      slots.pop();
+    }
+    assert.equal(pages.size, 200);
+    assert.ok(pages.pageCount < before, `${pages.pageCount} pages after removals, ${before} before`);
+    assert.ok(pages.pageSizes().every((n) => n >= 10 || pages.pageCount === 1));
+    const flat = new CodeBlocks(getCodec('int8'), DIM, 64);
+    try {
+      slots.forEach((i, slot) => flat.put(`s${slot}`, vectors[i]!));
+      const query: ScanQuery = { vector: vectors[5]!, metric: 'l2', int8Query: false };
+      assert.deepEqual(best((top) => pages.search(query, top, pages.pageCount), 20), best((top) => flat.scan(query, top), 20));
+    } finally {
+      flat.free();
+    }
+  } finally {
+    pages.free();
+  }
+});
+
+test('page clusters: thousands of identical vectors fill pages in halves, not a page per insert', () => {
+  const pages = new PageClusters(getCodec('int8'), DIM, 'cosine', { maxPage: 100 });
+  try {
+    const v = Float32Array.from({ length: DIM }, (_, i) => (i % 3) - 1);
+    for (let slot = 0; slot < 2000; slot++) pages.add(slot, v);
+    assert.ok(pages.pageCount <= 2000 / 50 + 1, `${pages.pageCount} pages for 2,000 identical vectors`);
+    assert.ok(pages.pageSizes().every((n) => n >= 50 && n <= 100));
+  } finally {
+    pages.free();
+  }
+});
+
+test('page clusters: bad options and vectors are RangeErrors', () => {
+  assert.throws(() => new PageClusters(getCodec('int8'), DIM, 'dot', { maxPage: 1 }), RangeError);
+  assert.throws(() => new PageClusters(getCodec('int8'), DIM, 'dot', { maxPage: 10, minPage: 5 }), RangeError);
+  const pages = new PageClusters(getCodec('int8'), DIM, 'dot');
+  try {
+    assert.throws(() => pages.add(0, new Float32Array(DIM + 1)), RangeError);
+    assert.equal(pages.size, 0);
+  } finally {
+    pages.free();
+  }
+});
