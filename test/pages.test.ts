@@ -135,6 +135,36 @@ test('pages: a scan of every page keeps exactly what a scan of the same codes in
   }
 });
 
+test('pages: scoreSlots gives each vector the score a scan gives it, wherever its page holds it (gather kernels, every codec and query form)', () => {
+  const next = rng(31);
+  for (const codecName of ['int8', 'f16', 'f32'] as CodecName[]) {
+    const codec = getCodec(codecName);
+    const blocks = new CodeBlocks(codec, DIM, 64);
+    const store = new PageStore(codec, DIM);
+    try {
+      for (let p = 0; p < 5; p++) store.addPage();
+      for (let slot = 0; slot < 300; slot++) {
+        blocks.put(`v${slot}`, Float32Array.from({ length: DIM }, () => gaussian(next)));
+        const { code, scale } = blocks.code(`v${slot}`)!;
+        store.add(slot, (slot * 3) % 5, code, scale);
+      }
+      const slots = Int32Array.from({ length: 57 }, (_, i) => (i * 37) % 300);
+      for (const [metric, int8Query] of [['dot', true], ['cosine', false], ['l2', false]] as const) {
+        const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, () => gaussian(next)), metric, int8Query };
+        const got = new Float32Array(slots.length);
+        const want = new Float32Array(slots.length);
+        store.scoreSlots(query, slots, slots.length, got);
+        blocks.scoreSlots(query, slots, slots.length, want);
+        assert.deepEqual(got, want, `${codecName} ${metric}`);
+      }
+      assert.throws(() => store.scoreSlots({ vector: new Float32Array(DIM), metric: 'dot', int8Query: false }, slots, 10, new Float32Array(5)), RangeError);
+    } finally {
+      blocks.free();
+      store.free();
+    }
+  }
+});
+
 test('pages: accept is asked only about vectors that could enter the top, and rejected ones stay out', () => {
   const next = rng(5);
   const store = new PageStore(getCodec('int8'), DIM);

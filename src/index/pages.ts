@@ -6,6 +6,8 @@ import type { TopK } from '../scan/topk.js';
 
 /** The smallest room a page is given, in vectors; rooms are powers of two from there (PAGES.md). */
 const MIN_ROOM = 16;
+/** Vectors scoreSlots() scores per gather call (its address table: two i32 per vector, in the picks' scratch). */
+const GATHER_RUN = 16;
 
 /** One page: its codes and scales back to back in linear memory, and the slot of each row. */
 interface Page {
@@ -212,6 +214,39 @@ export class PageStore {
         if (accept !== undefined && !accept(slot)) continue;
         top.push(score, slot);
       }
+    }
+  }
+
+  /**
+   * The scores of the vectors in `slots[0..count)` against `query`, written to `out[0..count)`: the
+   * gather form of the same kernel reads each code where its page holds it, one call per run of
+   * GATHER_RUN, so each score is the one scan() gives that vector.
+   */
+  scoreSlots(query: ScanQuery, slots: Int32Array, count: number, out: Float32Array): void {
+    if (out.length < count) throw new RangeError(`room for ${out.length} scores, not ${count}`);
+    if (count <= 0) return;
+    const k = kernels();
+    const useI8 = this.query.usesInt8(query);
+    const qScale = this.query.load(query);
+    const i8 = useI8 ? k.gatherI8Function(query.metric as I8Metric) : undefined;
+    const float = useI8 ? undefined : k.gatherFunction(this.codec.name, query.metric);
+    // The address table takes two i32 per vector of a run, in the second half of the scratch.
+    this.reserveScratch(2 * GATHER_RUN);
+    const table = this.scratchAt(1);
+    const scores = this.scratchAt(0);
+    for (let from = 0; from < count; from += GATHER_RUN) {
+      const n = Math.min(GATHER_RUN, count - from);
+      const addresses = this.mem.i32();
+      for (let j = 0; j < n; j++) {
+        const slot = slots[from + j]!;
+        const p = this.pages[this.pageOf(slot)]!;
+        const row = this.rowOfSlot[slot]!;
+        addresses[(table >> 2) + 2 * j] = p.codes + row * this.stride;
+        addresses[(table >> 2) + 2 * j + 1] = p.scales + 4 * row;
+      }
+      if (i8 !== undefined) i8(this.query.ptr, qScale, table, n, this.paddedDim, scores);
+      else float!(this.query.ptr, table, n, this.paddedDim, scores);
+      out.set(this.mem.f32().subarray(scores >> 2, (scores >> 2) + n), from);
     }
   }
 
