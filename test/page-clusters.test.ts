@@ -111,7 +111,7 @@ test('page clusters: removals (with the slot table renumbering the last slot) ke
     }
     assert.equal(pages.size, 200);
     assert.ok(pages.pageCount < before, `${pages.pageCount} pages after removals, ${before} before`);
-    assert.ok(pages.pageSizes().every((n) => n >= 10 || pages.pageCount === 1));
+    assert.ok(pages.pageSizes().every((n) => (n >= 10 || pages.pageCount === 1) && n <= 60), `page sizes ${pages.pageSizes().join(' ')}`);
     const flat = new CodeBlocks(getCodec('int8'), DIM, 64);
     try {
       slots.forEach((i, slot) => flat.put(`s${slot}`, vectors[i]!));
@@ -132,6 +132,36 @@ test('page clusters: thousands of identical vectors fill pages in halves, not a 
     for (let slot = 0; slot < 2000; slot++) pages.add(slot, v);
     assert.ok(pages.pageCount <= 2000 / 50 + 1, `${pages.pageCount} pages for 2,000 identical vectors`);
     assert.ok(pages.pageSizes().every((n) => n >= 50 && n <= 100));
+  } finally {
+    pages.free();
+  }
+});
+
+test('page clusters: a page that takes a dissolved page\'s vectors past maxPage splits', () => {
+  const next = rng(41);
+  const near = (centre: number) => Float32Array.from({ length: DIM }, (_, i) => (i === centre ? 10 : 0) + 0.01 * gaussian(next));
+  const pages = new PageClusters(getCodec('int8'), DIM, 'l2', { maxPage: 20, minPage: 9 });
+  try {
+    // 11 vectors near one point and 10 near another: the 21st add splits them into two pages.
+    const slots: number[] = [];
+    const add = (centre: number) => {
+      pages.add(slots.length, near(centre));
+      slots.push(centre);
+    };
+    for (let i = 0; i < 21; i++) add(i % 2 === 0 ? 0 : 1);
+    for (let i = 0; i < 8; i++) add(1);
+    assert.deepEqual(pages.pageSizes().sort((a, b) => a - b), [11, 18]);
+    // Remove three of the first cluster: its page falls under minPage and goes to the other, 26 > 20.
+    for (let r = 0; r < 3; r++) {
+      const hole = slots.indexOf(0);
+      const last = slots.length - 1;
+      pages.remove(hole);
+      if (hole !== last) pages.renumber(last, hole);
+      slots[hole] = slots[last]!;
+      slots.pop();
+    }
+    assert.equal(pages.size, 26);
+    assert.ok(pages.pageSizes().every((n) => n <= 20), `page sizes ${pages.pageSizes().join(' ')}`);
   } finally {
     pages.free();
   }

@@ -200,6 +200,12 @@ export class PageClusters {
     this.router.removeSwap(page);
     this.sums[page] = this.sums[moved]!;
     this.sums.pop();
+    // A page that took more than it had room for splits, as after an add (the last page took the
+    // dissolved one's number).
+    for (const p of receivers) {
+      const now = p === moved ? page : p;
+      if (this.pages.sizeOf(now) > this.options.maxPage) this.split(now);
+    }
   }
 
   private decodeSlot(slot: number): void {
