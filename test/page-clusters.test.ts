@@ -9,6 +9,15 @@ import { clustered, gaussian, rng } from './helpers.js';
 
 const DIM = 24;
 
+/** Removes the vector in `hole` as a slot table does: the last slot moves into the hole (`slots` mirrors what each slot holds). */
+function removeSlot<T>(pages: PageClusters, slots: T[], hole: number): void {
+  const last = slots.length - 1;
+  pages.remove(hole);
+  if (hole !== last) pages.renumber(last, hole);
+  slots[hole] = slots[last]!;
+  slots.pop();
+}
+
 function best(run: (top: TopK) => void, k: number): { score: number; slot: number }[] {
   const top = new TopK(k);
   run(top);
@@ -101,14 +110,7 @@ test('page clusters: removals (with the slot table renumbering the last slot) ke
       slots.push(i);
     });
     const before = pages.pageCount;
-    for (let r = 0; r < 1000; r++) {
-      const hole = Math.floor(next() * slots.length);
-      const last = slots.length - 1;
-      pages.remove(hole);
-      if (hole !== last) pages.renumber(last, hole);
-      slots[hole] = slots[last]!;
-      slots.pop();
-    }
+    for (let r = 0; r < 1000; r++) removeSlot(pages, slots, Math.floor(next() * slots.length));
     assert.equal(pages.size, 200);
     assert.ok(pages.pageCount < before, `${pages.pageCount} pages after removals, ${before} before`);
     assert.ok(pages.pageSizes().every((n) => (n >= 10 || pages.pageCount === 1) && n <= 60), `page sizes ${pages.pageSizes().join(' ')}`);
@@ -152,14 +154,7 @@ test('page clusters: a page that takes a dissolved page\'s vectors past maxPage 
     for (let i = 0; i < 8; i++) add(1);
     assert.deepEqual(pages.pageSizes().sort((a, b) => a - b), [11, 18]);
     // Remove three of the first cluster: its page falls under minPage and goes to the other, 26 > 20.
-    for (let r = 0; r < 3; r++) {
-      const hole = slots.indexOf(0);
-      const last = slots.length - 1;
-      pages.remove(hole);
-      if (hole !== last) pages.renumber(last, hole);
-      slots[hole] = slots[last]!;
-      slots.pop();
-    }
+    for (let r = 0; r < 3; r++) removeSlot(pages, slots, slots.indexOf(0));
     assert.equal(pages.size, 26);
     assert.ok(pages.pageSizes().every((n) => n <= 20), `page sizes ${pages.pageSizes().join(' ')}`);
   } finally {
