@@ -1,0 +1,296 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MemStore, type MemoryRecord, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
+import { HotVectors, MAX_SLAB_BYTES } from '../src/cache/hot-vectors.js';
+import type { CodecName } from '../src/codec/codec.js';
+import type { Metric } from '../src/options.js';
+import { clustered, perturb, rng, tempDir } from './helpers.js';
+
+/**
+ * More hostile use of the lookaside cache (src/cache/CACHE.md), aimed at slot-keyed hot vectors and
+ * pools, the scan's selection kernel and the per-member pool scores: budgets at both ends of what
+ * the options accept, slots moved under hot vectors between a miss and its near repeats, pool members
+ * upserted far away or next to the query, filters whose matches change, stores of one to three
+ * vectors and all-tied ones, concurrent searches racing writes. The oracle is the same store opened
+ * with `cache: false`: answers must be equal hit for hit (ids, scores bit for bit, texts, metadata).
+ */
+
+const METRICS: Metric[] = ['cosine', 'dot', 'l2'];
+
+interface Pair {
+  cached: MemStore;
+  plain: MemStore;
+  add(records: MemoryRecord[]): Promise<void>;
+  del(ids: string[]): Promise<void>;
+  check(q: Float32Array, options: SearchOptions, where: string): Promise<SearchHit[]>;
+  close(): Promise<void>;
+}
+
+async function openPair(options: OpenOptions, cache: OpenOptions['cache'] = {}): Promise<Pair> {
+  const cached = await MemStore.open(tempDir(), { durability: 'none', ...options, cache });
+  const plain = await MemStore.open(tempDir(), { durability: 'none', ...options, cache: false });
+  return {
+    cached,
+    plain,
+    async add(records) {
+      await cached.add(records);
+      await plain.add(records);
+    },
+    async del(ids) {
+      assert.equal(await cached.delete(ids), await plain.delete(ids));
+    },
+    async check(q, o, where) {
+      const got = await cached.search(q, o);
+      assert.deepEqual(got, await plain.search(q, o), where);
+      return got;
+    },
+    async close() {
+      await cached.close();
+      await plain.close();
+    },
+  };
+}
+
+test('a cache budget as large as the options accept (a terabyte, Number.MAX_SAFE_INTEGER): searches answer as without the cache, and hot vectors still serve rescoring', async () => {
+  // The hot-vector slab is allocated at its full capacity with its first row: half of such a budget
+  // asked V8 for a typed array longer than it makes, and every search that kept a vector hot threw.
+  for (const bytes of [2 ** 40, Number.MAX_SAFE_INTEGER]) {
+    for (const dim of [4, 512]) {
+      const hot = new HotVectors(dim, bytes / 2);
+      assert.ok(hot.capacity > 0 && hot.capacity * dim * 4 <= MAX_SLAB_BYTES, `${bytes} B, dim ${dim}: a slab V8 can make (${hot.capacity} rows)`);
+      hot.put(3, 'x', Float32Array.from({ length: dim }, (_, i) => i), 1);
+      assert.equal(hot.view(3)?.full[dim - 1], dim - 1);
+    }
+    const next = rng(21);
+    const dim = 16;
+    const base = clustered(80, dim, 22, 4);
+    const pair = await openPair({ dim }, { bytes });
+    try {
+      await pair.add(base.map((vector, i) => ({ id: `b${i}`, vector, text: `t${i}` })));
+      for (let step = 0; step < 12; step++) await pair.check(perturb(base[5]!, 0.999, next), { k: 4 }, `${bytes} B, near query ${step}`);
+      assert.ok(pair.cached.stats().cache.fullReadsSaved > 0, 'rescoring took hot vectors');
+    } finally {
+      await pair.close();
+    }
+  }
+});
+
+/** The scan's pool of a store's search path (score-pool.ts), for how much room it made. */
+function scanPoolRoom(store: MemStore): number {
+  const path = (store as unknown as { searches: { pool: { top: { capacity: number } } } }).searches;
+  return path.pool.top.capacity - 1;
+}
+
+test('k and the pool at the top of their ranges on a small store: the scan makes room for no more than the store holds, and answers as without the cache', async () => {
+  // poolRoom() was twice poolSize(): 2 · 101 · M for pool 100, whatever the store's size (a k of
+  // 100,000 made a pool selection of 6,060 entries for 30 vectors, of millions for a larger store).
+  for (const metric of METRICS) {
+    const dim = 8;
+    const base = clustered(30, dim, 31, 3);
+    const pair = await openPair({ dim, metric }, { pool: 100 });
+    try {
+      await pair.add(base.map((vector, i) => ({ id: `p${i}`, vector })));
+      for (const o of [{ k: 100_000 }, { k: 100_000, rescore: false }, { k: 3 }] as SearchOptions[]) {
+        await pair.check(base[1]!, o, `${metric} ${JSON.stringify(o)}: miss`);
+        assert.ok(scanPoolRoom(pair.cached) <= 30, `${metric} ${JSON.stringify(o)}: room for ${scanPoolRoom(pair.cached)}`);
+        await pair.check(base[1]!.map((x) => x * 1.0001), o, `${metric} ${JSON.stringify(o)}: near`);
+      }
+    } finally {
+      await pair.close();
+    }
+  }
+});
+
+test('hot vectors and pools when slots move between a miss and its near repeats: a neighbourhood read thrice, other vectors deleted (the last slots move into the holes, across a freed block), new ids near the query taking the freed slots, then near repeats', async () => {
+  const next = rng(41);
+  const dim = 8;
+  let saved = 0;
+  let near = 0;
+  for (const metric of METRICS) {
+    for (const codec of ['int8', 'f32'] as CodecName[]) {
+      // Past one block of the index (1,024 vectors): deleting frees the last block, adding makes one again.
+      const base = clustered(1040, dim, 42, 6);
+      const pair = await openPair({ dim, metric, codec }, { entries: 16, pool: 3 });
+      try {
+        await pair.add(base.map((vector, i) => ({ id: `s${i}`, vector, text: `t${i}`, meta: { g: i % 2 } })));
+        let live = base.map((_, i) => `s${i}`);
+        let serial = 0;
+        for (let round = 0; round < 3; round++) {
+          const q = base[round * 97]!;
+          const options: SearchOptions[] = [{ k: 5 }, { k: 5, rescore: false }, { k: 4, filter: { g: 0 } }];
+          const before = pair.cached.stats().cache;
+          for (const o of options) for (let i = 0; i < 3; i++) await pair.check(i === 0 ? q : perturb(q, 0.9999, next), o, `${metric} ${codec} round ${round} ${JSON.stringify(o)}: warm ${i}`);
+          const hits = await pair.check(q, { k: 5 }, `${metric} ${codec} round ${round}: the neighbourhood`);
+          const results = new Set(hits.map((h) => h.id));
+          // Delete vectors away from the results (low slots, so the last slots move into their holes),
+          // and one result.
+          const victims = live.filter((id) => !results.has(id)).slice(0, 25);
+          victims.push(hits[2]!.id);
+          await pair.del(victims);
+          live = live.filter((id) => !victims.includes(id));
+          // New ids next to the query take the freed slots; an old result is upserted right onto it.
+          const fresh = Array.from({ length: 6 }, () => ({ id: `n${serial++}`, vector: perturb(q, 0.99, next), text: `n${serial}`, meta: { g: serial % 2 } }));
+          await pair.add([...fresh, { id: hits[0]!.id, vector: Float32Array.from(q), text: 'onto the query', meta: { g: 0 } }]);
+          live.push(...fresh.map((r) => r.id));
+          for (const o of options) for (let i = 0; i < 3; i++) await pair.check(perturb(q, 0.99995, next), o, `${metric} ${codec} round ${round} ${JSON.stringify(o)}: near after the moves ${i}`);
+          for (const o of options) await pair.check(q, o, `${metric} ${codec} round ${round} ${JSON.stringify(o)}: the identical query after the moves`);
+          const after = pair.cached.stats().cache;
+          saved += after.fullReadsSaved - before.fullReadsSaved;
+          near += after.nearHits - before.nearHits;
+        }
+        // Below one block by now (1,040 - 3 · 20): up past it again, near the query, then back below.
+        await pair.add(Array.from({ length: 70 }, (_, i) => ({ id: `m${i}`, vector: perturb(base[0]!, 0.995, next) })));
+        for (let i = 0; i < 3; i++) await pair.check(perturb(base[0]!, 0.9999, next), { k: 5 }, `${metric} ${codec} past the block again: ${i}`);
+        await pair.del(live.slice(0, 40));
+        for (let i = 0; i < 3; i++) await pair.check(perturb(base[0]!, 0.9999, next), { k: 5 }, `${metric} ${codec} across the block: ${i}`);
+      } finally {
+        await pair.close();
+      }
+    }
+  }
+  assert.ok(saved > 0, `hot vectors served rescoring after slots moved (${saved})`);
+  assert.ok(near > 0, `near hits after slots moved (${near})`);
+});
+
+test('pool members upserted between a miss and its near repeat: onto the query, a hair away, far away, out of and into the filter, deleted and re-added elsewhere', async () => {
+  const next = rng(51);
+  const dim = 12;
+  let near = 0;
+  for (const metric of METRICS) {
+    const base = clustered(200, dim, 52, 5);
+    const pair = await openPair({ dim, metric }, { entries: 8, pool: 4 });
+    try {
+      const record = (i: number, vector: Float32Array, tag: string): MemoryRecord => ({ id: `u${i}`, vector, text: `${tag}${i}`, meta: { tag } });
+      await pair.add(base.map((v, i) => record(i, v, i % 3 === 0 ? 'x' : 'y')));
+      const kinds = ['onto', 'hair', 'far', 'out', 'in', 'elsewhere'] as const;
+      for (const [round, kind] of kinds.entries()) {
+        for (const o of [{ k: 6 }, { k: 6, rescore: false }, { k: 4, filter: { tag: 'x' } }] as SearchOptions[]) {
+          const q = base[round * 31 + 3]!;
+          const where = `${metric} ${kind} ${JSON.stringify(o)}`;
+          await pair.check(q, o, `${where}: miss`);
+          await pair.check(perturb(q, 0.99999, next), o, `${where}: near before`);
+          // A member of the pool below the candidates, and the last candidate.
+          const deep = await pair.plain.search(q, { ...o, k: 20 });
+          const member = Number(deep[deep.length - 1]!.id.slice(1));
+          const last = Number(deep[(o.k ?? 10) - 1]!.id.slice(1));
+          for (const m of [member, last]) {
+            if (kind === 'onto') await pair.add([record(m, Float32Array.from(q), 'x')]);
+            else if (kind === 'hair') await pair.add([record(m, q.map((x, i) => (i === 0 ? x + 1e-4 : x)), 'x')]);
+            else if (kind === 'far') await pair.add([record(m, q.map((x) => -3 * x), 'x')]);
+            else if (kind === 'out') await pair.add([record(m, base[m]!, 'y')]);
+            else if (kind === 'in') await pair.add([record(m, perturb(q, 0.999, next), 'x')]);
+            else {
+              await pair.del([`u${m}`]);
+              await pair.add([record(m, perturb(q, 0.98, next), 'x')]);
+            }
+          }
+          for (const cos of [0.99999, 0.9999]) await pair.check(perturb(q, cos, next), o, `${where}: near after`);
+          await pair.check(q, o, `${where}: identical after`);
+        }
+      }
+      near += pair.cached.stats().cache.nearHits;
+    } finally {
+      await pair.close();
+    }
+  }
+  assert.ok(near > 20, `near hits happened (${near})`);
+});
+
+test('stores of one to three vectors, all of them equal or zero-ish, k past the store, all-zero queries, every metric and codec: the uncached answer through misses, repeats and near repeats, while they empty and fill again', async () => {
+  const codecs: CodecName[] = ['int8', 'f16', 'fp8-e4m3', 'f32'];
+  for (const metric of METRICS) {
+    for (const codec of codecs) {
+      const dim = 3;
+      const pair = await openPair({ dim, metric, codec }, { entries: 4, pool: 0 });
+      try {
+        const one = Float32Array.from([1, 2, 3]);
+        const queries = [one, Float32Array.from([1, 2, 3.0001]), new Float32Array(dim), Float32Array.from([-1, 0, 0]), Float32Array.from([0, 0, 1e-3])];
+        const stream: (MemoryRecord[] | string[])[] = [
+          [{ id: 'a', vector: one, text: 'a' }],
+          [{ id: 'b', vector: Float32Array.from(one), text: 'b' }],
+          [{ id: 'c', vector: Float32Array.from(one), meta: { m: 1 } }],
+          ['a'],
+          [{ id: 'a', vector: Float32Array.from([3, 2, 1]) }],
+          ['b', 'c'],
+          ['a'],
+          [{ id: 'z', vector: Float32Array.from([2, 4, 6]) }],
+        ];
+        for (const [step, write] of stream.entries()) {
+          if (typeof write[0] === 'string') await pair.del(write as string[]);
+          else await pair.add(write as MemoryRecord[]);
+          for (const [qi, q] of queries.entries()) {
+            for (const o of [{ k: 1 }, { k: 2, rescore: false }, { k: 50 }, { k: 2, filter: { m: 1 } }] as SearchOptions[]) {
+              for (let again = 0; again < 2; again++) await pair.check(q, o, `${metric} ${codec} step ${step} query ${qi} ${JSON.stringify(o)} ${again}`);
+            }
+          }
+        }
+      } finally {
+        await pair.close();
+      }
+    }
+  }
+});
+
+test('concurrent searches (identical, near, filtered) racing upserts and deletes of their own results: each answer is the uncached one before the write or after it, and every later one is the uncached one', async () => {
+  const next = rng(61);
+  const dim = 10;
+  for (const metric of METRICS) {
+    const base = clustered(120, dim, 62, 4);
+    const pair = await openPair({ dim, metric }, { entries: 6, pool: 2 });
+    try {
+      const record = (i: number, vector: Float32Array, v: number): MemoryRecord => ({ id: `c${i}`, vector, text: `c${i}.${v}`, meta: { g: (i + v) % 2 } });
+      await pair.add(base.map((vector, i) => record(i, vector, 0)));
+      for (let round = 0; round < 8; round++) {
+        const q = base[round * 13]!;
+        const asks: { q: Float32Array; o: SearchOptions }[] = [
+          { q, o: { k: 5 } },
+          { q: perturb(q, 0.9999, next), o: { k: 5 } },
+          { q, o: { k: 3, filter: { g: 1 } } },
+          { q: perturb(q, 0.99999, next), o: { k: 4, rescore: false } },
+        ];
+        // Warm: misses, then hot vectors and entries for every ask.
+        for (let i = 0; i < 2; i++) for (const a of asks) await pair.check(a.q, a.o, `${metric} round ${round}: warm`);
+        const hits = await pair.plain.search(q, { k: 5 });
+        const victim = Number(hits[round % 5]!.id.slice(1));
+        const write: { del: string[] } | { add: MemoryRecord[] } = round % 3 === 0 ? { del: [`c${victim}`] } : { add: [record(victim, round % 3 === 1 ? q.map((x) => -x) : perturb(q, 0.999, next), round + 1)] };
+        const apply = (s: MemStore) => ('del' in write ? s.delete(write.del) : s.add(write.add));
+        const before = await Promise.all(asks.map((a) => pair.plain.search(a.q, a.o)));
+        const got = await Promise.all([...asks.slice(0, 2).map((a) => pair.cached.search(a.q, a.o)), apply(pair.cached).then(() => undefined), ...asks.slice(2).map((a) => pair.cached.search(a.q, a.o))]);
+        await apply(pair.plain);
+        const answers = [got[0], got[1], got[3], got[4]];
+        for (const [i, a] of asks.entries()) {
+          const after = await pair.plain.search(a.q, a.o);
+          const answer = answers[i];
+          assert.ok(JSON.stringify(answer) === JSON.stringify(before[i]) || JSON.stringify(answer) === JSON.stringify(after), `${metric} round ${round} ask ${i}: before or after the write`);
+          await pair.check(a.q, a.o, `${metric} round ${round} ask ${i}: after the race`);
+        }
+      }
+    } finally {
+      await pair.close();
+    }
+  }
+});
+
+test('PCA trained in the middle of a stream (entries, pools and hot vectors of the untrained store then gone), with near repeats before and after: the uncached answer', async () => {
+  const next = rng(71);
+  const dim = 16;
+  for (const metric of METRICS) {
+    for (const codec of ['int8', 'f16'] as CodecName[]) {
+      const base = clustered(160, dim, 72, 5);
+      const pair = await openPair({ dim, metric, codec, pca: { dims: 6 }, trainSize: 100 }, { entries: 8, pool: 2 });
+      try {
+        for (let at = 0; at < 160; at += 20) {
+          // Training happens with the write that brings the store to 100 vectors.
+          await pair.add(base.slice(at, at + 20).map((vector, i) => ({ id: `q${at + i}`, vector, text: `${at + i}` })));
+          const q = base[at]!;
+          for (const o of [{ k: 4 }, { k: 4, rescore: false }] as SearchOptions[]) {
+            for (let i = 0; i < 3; i++) await pair.check(i === 0 ? q : perturb(q, 0.9999, next), o, `${metric} ${codec} at ${at} ${JSON.stringify(o)}: ${i}`);
+          }
+          if (at === 60) await pair.del(['q1', 'q2', 'q3']);
+        }
+      } finally {
+        await pair.close();
+      }
+    }
+  }
+});
