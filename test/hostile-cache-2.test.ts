@@ -294,3 +294,69 @@ test('PCA trained in the middle of a stream (entries, pools and hot vectors of t
     }
   }
 });
+
+/** What a search gives: its hits, or the code of the MemstoreError it threw (anything else is thrown on). */
+async function outcome(store: MemStore, q: unknown, o: SearchOptions): Promise<SearchHit[] | string> {
+  try {
+    return await store.search(q as Float32Array, o);
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    throw e;
+  }
+}
+
+test('a query that is a Float32Array in name only (a subclass or own property shadowing byteOffset, buffer or length; a detached buffer; a Proxy; an object posing as one): the answer, or the MemstoreError, of the store without the cache', async () => {
+  // The exact-repeat lookup runs before the query is checked and copied, and read its bits through
+  // the object's own getters: a query whose byteOffset pointed at a remembered query's bits got that
+  // query's answer, and the others threw a TypeError where the store without the cache throws INVALID_VECTOR.
+  class ShiftedView extends Float32Array {
+    override get byteOffset(): number {
+      return 16;
+    }
+  }
+  class LongerView extends Float32Array {
+    override get length(): number {
+      return 8;
+    }
+  }
+  for (const metric of METRICS) {
+    const pair = await openPair({ dim: 4, metric });
+    try {
+      const remembered = Float32Array.from([1, 2, 3, 4]);
+      await pair.add([
+        { id: 'near-remembered', vector: Float32Array.from([1, 2, 3, 4]), text: 'r' },
+        { id: 'near-asked', vector: Float32Array.from([9, 9, 9, 9]), text: 'a' },
+        { id: 'other', vector: Float32Array.from([-1, 0, 2, -3]) },
+      ]);
+      const o: SearchOptions = { k: 1 };
+      for (let i = 0; i < 2; i++) await pair.check(remembered, o, `${metric}: the remembered query ${i}`);
+      const memory = new Float32Array([9, 9, 9, 9, 1, 2, 3, 4]).buffer;
+      const ownBuffer = Float32Array.from([9, 9, 9, 9]);
+      Object.defineProperty(ownBuffer, 'buffer', { value: Float32Array.from(remembered).buffer });
+      const ownOffset = new Float32Array(memory, 0, 4);
+      Object.defineProperty(ownOffset, 'byteOffset', { value: 16 });
+      const detached = Float32Array.from(remembered);
+      structuredClone(detached.buffer, { transfer: [detached.buffer] });
+      const queries: [string, unknown][] = [
+        ['a subclass whose byteOffset points at the remembered bits', new ShiftedView(memory, 0, 4)],
+        ['a subclass whose length takes in the remembered bits', new LongerView(memory, 0, 4)],
+        ['an own buffer property', ownBuffer],
+        ['an own byteOffset property', ownOffset],
+        ['a detached buffer', detached],
+        ['a Proxy of the remembered query', new Proxy(Float32Array.from(remembered), {})],
+        ['an object with Float32Array.prototype', Object.create(Float32Array.prototype) as unknown],
+      ];
+      for (const [what, q] of queries) {
+        const got = await outcome(pair.cached, q, o);
+        assert.deepEqual(got, await outcome(pair.plain, q, o), `${metric}: ${what}`);
+      }
+      // The first one in particular: the asked values' own neighbour, not the remembered query's.
+      assert.deepEqual(await outcome(pair.cached, new ShiftedView(memory, 0, 4), o), [{ id: 'near-asked', score: (await pair.plain.search(Float32Array.from([9, 9, 9, 9]), o))[0]!.score, text: 'a' }], metric);
+      await pair.check(remembered, o, `${metric}: the remembered query is still answered`);
+      assert.ok(pair.cached.stats().cache.exactHits > 0, 'exact repeats were served');
+    } finally {
+      await pair.close();
+    }
+  }
+});
