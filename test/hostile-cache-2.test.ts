@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { MemStore, type MemoryRecord, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
 import { HotVectors, MAX_SLAB_BYTES } from '../src/cache/hot-vectors.js';
 import type { CodecName } from '../src/codec/codec.js';
@@ -359,4 +360,70 @@ test('a query that is a Float32Array in name only (a subclass or own property sh
       await pair.close();
     }
   }
+});
+
+type StreamOp =
+  | { kind: 'search'; how: 'fresh' | 'repeat' | 'hair' | 'near' | 'zero'; at: number; k: number; filter: number; rescore: boolean; times: number }
+  | { kind: 'delete'; ids: number[] }
+  | { kind: 'upsert'; id: number; from: number; group: number; shift: number }
+  | { kind: 'onto'; id: number; at: number; far: boolean };
+
+const STREAM_FILTERS = [undefined, { g: 0 }, { g: { $in: [0, 1] } }, { g: 7 }];
+
+test('random streams on tiny stores of small integer vectors (ties at every rank, one to three dimensions and more), pool 0 to 8, budgets of 1 byte to 4 MiB: every answer is the uncached one', async () => {
+  const op: fc.Arbitrary<StreamOp> = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ kind: fc.constant('search' as const), how: fc.constantFrom('fresh' as const, 'repeat' as const, 'hair' as const, 'near' as const, 'zero' as const), at: fc.nat(), k: fc.constantFrom(1, 2, 3, 5, 40), filter: fc.nat({ max: STREAM_FILTERS.length - 1 }), rescore: fc.boolean(), times: fc.integer({ min: 1, max: 3 }) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), ids: fc.array(fc.nat({ max: 24 }), { minLength: 1, maxLength: 4 }) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('upsert' as const), id: fc.nat({ max: 24 }), from: fc.nat(), group: fc.nat({ max: 2 }), shift: fc.integer({ min: -2, max: 2 }) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('onto' as const), id: fc.nat({ max: 24 }), at: fc.nat(), far: fc.boolean() }) },
+  );
+  const arb = fc.record({
+    metric: fc.constantFrom(...METRICS),
+    codec: fc.constantFrom<CodecName>('int8', 'f32', 'f16', 'fp8-e4m3'),
+    dim: fc.constantFrom(1, 2, 3, 6),
+    oversample: fc.constantFrom(1, 2, 4),
+    cache: fc.constantFrom({ entries: 1, bytes: 1, pool: 0 }, { entries: 2, bytes: 4000, pool: 1 }, { entries: 16, bytes: 1 << 22, pool: 2.5 }, { entries: 4, bytes: 60_000, pool: 8 }),
+    seed: fc.integer({ min: 1, max: 1 << 30 }),
+    initial: fc.integer({ min: 1, max: 14 }),
+    ops: fc.array(op, { minLength: 10, maxLength: 45 }),
+  });
+  let near = 0;
+  await fc.assert(
+    fc.asyncProperty(arb, async (c) => {
+      const next = rng(c.seed);
+      const centres = Array.from({ length: 3 }, () => Float32Array.from({ length: c.dim }, () => Math.round(8 * next() - 4) || 1));
+      const vector = (from: number, shift = 0) => Float32Array.from(centres[from % 3]!, (x, i) => x + (i === from % c.dim ? shift : 0));
+      const pair = await openPair({ dim: c.dim, metric: c.metric, codec: c.codec, oversample: c.oversample }, c.cache);
+      try {
+        const record = (id: number, v: Float32Array, group: number): MemoryRecord => ({ id: `v${id}`, vector: v, text: `t${id}.${group}`, meta: { g: group } });
+        await pair.add(Array.from({ length: c.initial }, (_, i) => record(i, vector(i, Math.round(2 * next() - 1)), i % 2)));
+        const asked: Float32Array[] = [];
+        for (const [step, o] of c.ops.entries()) {
+          if (o.kind === 'delete') await pair.del(o.ids.map((i) => `v${i}`));
+          else if (o.kind === 'upsert') await pair.add([record(o.id, vector(o.from, o.shift), o.group)]);
+          else if (o.kind === 'onto') {
+            const q = asked[o.at % Math.max(1, asked.length)];
+            if (q !== undefined && q.some((x) => x !== 0)) await pair.add([record(o.id, o.far ? q.map((x) => -2 * x) : Float32Array.from(q), 0)]);
+          } else {
+            const previous = asked[o.at % Math.max(1, asked.length)];
+            let q: Float32Array;
+            if (o.how === 'zero') q = new Float32Array(c.dim);
+            else if (previous === undefined || o.how === 'fresh') q = vector(o.at, (o.at % 5) - 2);
+            else if (o.how === 'repeat') q = previous;
+            else if (o.how === 'hair') q = previous.map((x, i) => (i === 0 ? (x === 0 ? 1e-3 : x * (1 + 2 ** -20)) : x));
+            else q = previous.map((x) => x + 0.01 * (next() - 0.5) * (Math.abs(x) + 1));
+            asked.push(q);
+            const filter = STREAM_FILTERS[o.filter];
+            const options: SearchOptions = { k: o.k, ...(filter === undefined ? {} : { filter }), ...(o.rescore ? {} : { rescore: false }) };
+            for (let t = 0; t < o.times; t++) await pair.check(q, options, `step ${step} ${o.how} ${JSON.stringify(options)} (${t})`);
+          }
+        }
+        near += pair.cached.stats().cache.nearHits;
+      } finally {
+        await pair.close();
+      }
+    }),
+    { numRuns: Number(process.env.RUNS ?? 60), seed: Number(process.env.SEED ?? 20261130) },
+  );
+  assert.ok(near > 0, `near hits happened (${near})`);
 });
