@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { MemStore, type MemoryRecord, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
 import { HotVectors, MAX_SLAB_BYTES } from '../src/cache/hot-vectors.js';
@@ -307,7 +308,7 @@ async function outcome(store: MemStore, q: unknown, o: SearchOptions): Promise<S
   }
 }
 
-test('a query that is a Float32Array in name only (a subclass or own property shadowing byteOffset, buffer or length; a detached buffer; a Proxy; an object posing as one): the answer, or the MemstoreError, of the store without the cache', async () => {
+test('a query that is a Float32Array in name only (a subclass or own property shadowing byteOffset, buffer or length; a detached buffer; a Proxy; an object posing as one; one of another realm): the answer, or the MemstoreError, of the store without the cache', async () => {
   // The exact-repeat lookup runs before the query is checked and copied, and read its bits through
   // the object's own getters: a query whose byteOffset pointed at a remembered query's bits got that
   // query's answer, and the others threw a TypeError where the store without the cache throws INVALID_VECTOR.
@@ -347,6 +348,7 @@ test('a query that is a Float32Array in name only (a subclass or own property sh
         ['a detached buffer', detached],
         ['a Proxy of the remembered query', new Proxy(Float32Array.from(remembered), {})],
         ['an object with Float32Array.prototype', Object.create(Float32Array.prototype) as unknown],
+        ['a Float32Array of another realm with the remembered bits', runInNewContext('Float32Array.from([1, 2, 3, 4])') as unknown],
       ];
       for (const [what, q] of queries) {
         const got = await outcome(pair.cached, q, o);
