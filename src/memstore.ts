@@ -9,6 +9,7 @@ import type { Codec, CodecName } from './codec/codec.js';
 import { getCodec } from './codec/index.js';
 import { MemstoreError } from './errors.js';
 import { checkBatch, checkId, checkIds, checkVector, vectorBounds, type VectorBounds } from './input.js';
+import { float32View } from './vector.js';
 import { MAX_BATCH_BYTES } from './limits.js';
 import { cloneMeta, type Meta } from './meta.js';
 import {
@@ -621,9 +622,13 @@ export class MemStore {
     const rescore = (opts.rescore ?? this.options.rescore ?? this.config.keepFull) && this.config.keepFull && this.space.trained;
     const want = { k: opts.k, rescore, filter: opts.filter, nprobe: opts.nprobe, exact: opts.exact };
     // The bits of a remembered query passed every check when it was remembered: an identical
-    // Float32Array is answered before it is checked and copied again.
-    if (query instanceof Float32Array) {
-      const repeated = this.searches.repeat(query, want);
+    // Float32Array is answered before it is checked and copied again. Its bits are read where its
+    // internal slots say (float32View), as the check's copy reads them: a subclass or own property
+    // that shadows buffer, byteOffset or length had the cache answer for other bits than the search
+    // would, and a detached buffer, a Proxy or a poser threw a TypeError, not INVALID_VECTOR.
+    const view = float32View(query);
+    if (view !== undefined && view.length === this.config.dim) {
+      const repeated = this.searches.repeat(view, want);
       if (repeated !== undefined) return repeated;
     }
     return this.searches.search(checkVector(query, this.config.dim, this.bounds, 'query'), want);

@@ -1,4 +1,32 @@
+import { types } from 'node:util';
 import { MemstoreError } from './errors.js';
+
+/** %TypedArray%.prototype, whose getters read a typed array's internal slots. */
+const typedArrayPrototype = Object.getPrototypeOf(Float32Array.prototype) as object;
+
+function intrinsicGetter<T>(name: 'length' | 'buffer' | 'byteOffset'): (this: unknown) => T {
+  return Object.getOwnPropertyDescriptor(typedArrayPrototype, name)!.get! as (this: unknown) => T;
+}
+
+const lengthOf = intrinsicGetter<number>('length');
+const bufferOf = intrinsicGetter<ArrayBufferLike>('buffer');
+const byteOffsetOf = intrinsicGetter<number>('byteOffset');
+
+/**
+ * The memory a Float32Array views, as a plain Float32Array over the same bytes, found through its
+ * internal slots (as `new Float32Array(v)` in toVector() finds them): getters of a subclass, or own
+ * properties named length, buffer or byteOffset, cannot make it read other bits than those a checked
+ * copy would hold. Undefined for anything toVector() does not copy as a Float32Array (one of another
+ * realm, which it refuses), for what only poses as one (a Proxy, an object whose prototype is
+ * Float32Array's), and for an empty one (a detached buffer's length is 0). No copy; the view
+ * allocates only its own object.
+ */
+export function float32View(v: unknown): Float32Array | undefined {
+  if (!(v instanceof Float32Array) || !types.isFloat32Array(v)) return undefined;
+  const length = lengthOf.call(v);
+  if (length === 0) return undefined;
+  return new Float32Array(bufferOf.call(v), byteOffsetOf.call(v), length);
+}
 
 /**
  * a · b in float64. Four accumulators let the CPU overlap the additions (about twice as fast as one

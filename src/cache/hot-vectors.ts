@@ -5,6 +5,14 @@
 const ID_OVERHEAD = 96;
 
 /**
+ * The largest slab made, in bytes of vectors, whatever the budget: the slab is allocated at its
+ * full capacity at once, and a budget of a terabyte (any safe integer is a valid `cache.bytes`)
+ * would ask for a typed array longer than V8 makes. 2 GiB of vectors is a million rows of 512
+ * dimensions, more than a neighbourhood that keeps coming back needs.
+ */
+export const MAX_SLAB_BYTES = 2 ** 31;
+
+/**
  * Full-precision vectors kept hot for rescoring, in one slab of rows with their norms (float64, as
  * computed), found by the vector's slot in the index: a search asks about each of its candidates by
  * slot, a small integer a Map hashes at once, where an id string must first be made from the index
@@ -45,7 +53,8 @@ export class HotVectors {
   private touched = 0;
   /** Rows given up for room. */
   evictions = 0;
-  readonly capacity: number;
+  /** Rows the slab has room for; 0 when none could be allocated (then nothing is kept). */
+  private rows: number;
 
   /** Bytes of one row: the vector, its norm and its use bit. */
   static rowBytes(dim: number): number {
@@ -62,7 +71,12 @@ export class HotVectors {
     readonly dim: number,
     private readonly maxBytes: number,
   ) {
-    this.capacity = Math.max(0, Math.floor(maxBytes / (HotVectors.rowBytes(dim) + ID_OVERHEAD)));
+    this.rows = Math.max(0, Math.min(Math.floor(maxBytes / (HotVectors.rowBytes(dim) + ID_OVERHEAD)), Math.floor(MAX_SLAB_BYTES / (4 * Math.max(1, dim)))));
+  }
+
+  /** Rows it may hold: what the budget pays for, at most MAX_SLAB_BYTES of vectors; 0 once an allocation failed. */
+  get capacity(): number {
+    return this.rows;
   }
 
   get size(): number {
@@ -101,6 +115,8 @@ export class HotVectors {
     const other = this.bySlot.get(slot);
     if (other !== undefined && this.ids[other] !== id) this.removeRow(other);
     if (row === undefined) {
+      // Before any row is added: a slab that cannot be allocated keeps nothing, and breaks no search.
+      if (!this.allocate()) return;
       const rowBytes = HotVectors.rowBytes(this.dim);
       // What it would hold with `n` ids of `chars` characters in all (the rows ever used stay resident).
       const held = (n: number, chars: number) => Math.max(this.touched, n) * rowBytes + n * ID_OVERHEAD + 2 * chars;
@@ -112,7 +128,6 @@ export class HotVectors {
       this.byId.set(id, row);
       this.bySlot.set(slot, row);
       this.idChars += id.length;
-      this.allocate();
       this.touched = Math.max(this.touched, row + 1);
       // Unused until read again: a one-off read makes way before vectors that keep coming back.
       this.used[row] = 0;
@@ -192,10 +207,25 @@ export class HotVectors {
     this.used[row] = this.used[last]!;
   }
 
-  private allocate(): void {
-    if (this.norms.length === this.capacity) return;
-    this.slab = new Float32Array(this.capacity * this.dim);
-    this.norms = new Float64Array(this.capacity);
-    this.used = new Uint8Array(this.capacity);
+  /**
+   * Makes the slab at its full capacity, unless made: false when it cannot be (the memory is not
+   * there), and then the capacity becomes 0, so that nothing is ever kept and no search pays again.
+   */
+  private allocate(): boolean {
+    if (this.rows === 0) return false;
+    if (this.norms.length === this.rows) return true;
+    try {
+      this.slab = new Float32Array(this.rows * this.dim);
+      this.norms = new Float64Array(this.rows);
+      this.used = new Uint8Array(this.rows);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      this.rows = 0;
+      this.slab = new Float32Array(0);
+      this.norms = new Float64Array(0);
+      this.used = new Uint8Array(0);
+      return false;
+    }
+    return true;
   }
 }

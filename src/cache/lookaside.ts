@@ -396,10 +396,14 @@ export class LookasideCache<A> {
     return this.reaches.get(q.key) ?? Infinity;
   }
 
-  /** Most vectors a scan collects for a pool before it keeps only the best: twice poolSize(). */
-  poolRoom(q: CacheQuery): number {
+  /**
+   * Most vectors a scan collects for a pool before it keeps only the best: twice poolSize(), and no
+   * more than the `stored` vectors it can collect at most (a scan's pool holds a selection of that
+   * room: with k and the pool at the top of their ranges it would be hundreds of times the store).
+   */
+  poolRoom(q: CacheQuery, stored = Infinity): number {
     // At least 1: a search of an empty store asks for no candidates, and collects nothing.
-    return Math.max(1, 2 * this.poolSize(q.candidates));
+    return Math.max(1, Math.min(2 * this.poolSize(q.candidates), stored));
   }
 
   /**

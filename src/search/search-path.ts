@@ -249,7 +249,7 @@ export class SearchPath {
         });
         if (!look.near) entry = look.entry;
       } else {
-        const remember: Remember = { reach: cache.poolReach(cq), room: cache.poolRoom(cq), take: (scan, top, pool) => (entry = cache.remember(cq, scan, this.env.index(), top, pool)) };
+        const remember: Remember = { reach: cache.poolReach(cq), room: cache.poolRoom(cq, this.env.index().size), take: (scan, top, pool) => (entry = cache.remember(cq, scan, this.env.index(), top, pool)) };
         ranked = await this.rank(q, want, remember, scanForm(), false);
       }
     } catch (e) {
