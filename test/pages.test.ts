@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { CodecName } from '../src/codec/codec.js';
 import { getCodec } from '../src/codec/index.js';
-import { PageStore } from '../src/index/pages.js';
+import { PageStore, roomFor } from '../src/index/pages.js';
 import { rng } from '../src/random.js';
 import { CodeBlocks, type ScanQuery } from '../src/scan/code-blocks.js';
 import { TopK } from '../src/scan/topk.js';
@@ -206,6 +206,19 @@ test('pages: a page grows by doubling and shrinks when a quarter full, so memory
     // The same 10 vectors in the same slots, given to a store that never held more.
     assert.ok(store.bytes <= 2 * few.bytes, `${store.bytes} B held for 10 vectors after 1,000 (${full} B then), ${few.bytes} B in a store given only them`);
     for (let slot = 990; slot < 1000; slot++) assert.deepEqual(store.codeAt(slot), codeOf(slot));
+    // A page half emptied keeps its room until fit() gives it what its vectors need.
+    const half = new PageStore(getCodec('int8'), DIM);
+    try {
+      half.addPage();
+      for (let slot = 0; slot < 200; slot++) half.add(slot, 0, codeOf(slot).code, codeOf(slot).scale);
+      for (let slot = 0; slot < 100; slot++) half.remove(slot);
+      const before = half.bytes;
+      half.fit(0);
+      assert.ok(half.bytes < before, `${half.bytes} B after fit, ${before} B before`);
+      for (let slot = 100; slot < 200; slot++) assert.deepEqual(half.codeAt(slot), codeOf(slot));
+    } finally {
+      half.free();
+    }
   } finally {
     store.free();
     few.free();
@@ -231,5 +244,13 @@ test('pages: bad arguments are RangeErrors, and nothing changes', () => {
     assert.deepEqual(store.codeAt(0), codeOf(1));
   } finally {
     store.free();
+  }
+});
+
+test('pages: rooms are 16 or a quarter step between powers of two, the least that holds the rows', () => {
+  assert.deepEqual([0, 1, 16, 17, 20, 21, 24, 25, 28, 29, 32, 33, 200, 256, 257, 1000].map(roomFor), [16, 16, 16, 20, 20, 24, 24, 28, 28, 32, 32, 40, 224, 256, 320, 1024]);
+  for (let rows = 1; rows < 5000; rows++) {
+    const room = roomFor(rows);
+    assert.ok(room >= rows && (room <= 16 || room < 1.25 * rows + 1e-9 || rows <= 16), `room ${room} for ${rows}`);
   }
 });

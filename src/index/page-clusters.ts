@@ -173,6 +173,8 @@ export class PageClusters {
       this.pages.moveTo(slot, other);
     });
     this.splits++;
+    // The page kept the room it outgrew; half of it went.
+    this.pages.fit(page);
     this.router.set(page, this.centroidOf(page));
     this.router.set(other, this.centroidOf(other));
   }

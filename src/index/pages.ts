@@ -4,8 +4,21 @@ import { paddedDim, type ScanQuery } from '../scan/code-blocks.js';
 import { QueryScratch } from '../scan/query-scratch.js';
 import type { TopK } from '../scan/topk.js';
 
-/** The smallest room a page is given, in vectors; rooms are powers of two from there (PAGES.md). */
+/** The smallest room a page is given, in vectors (PAGES.md). */
 const MIN_ROOM = 16;
+
+/**
+ * The room for `rows` rows: the least of 16 and the sizes 2^k · {1, 1.25, 1.5, 1.75} that holds
+ * them. Steps of a quarter keep a page's unused room under a quarter of its codes (powers of two
+ * left a third of them unused on average: 969 bytes per 512-d int8 vector on 1k vectors in pages
+ * of at most 256), and the sizes stay few, so the allocator's free lists still serve them.
+ */
+export function roomFor(rows: number): number {
+  if (rows <= MIN_ROOM) return MIN_ROOM;
+  const base = 2 ** Math.floor(Math.log2(rows));
+  for (const step of [1, 1.25, 1.5, 1.75, 2]) if (base * step >= rows) return base * step;
+  return 2 * base;
+}
 /** Vectors scoreSlots() scores per gather call (its address table: two i32 per vector, in the picks' scratch). */
 const GATHER_RUN = 16;
 
@@ -13,7 +26,7 @@ const GATHER_RUN = 16;
 interface Page {
   codes: number;
   scales: number;
-  /** Rows allocated; a power of two, at least MIN_ROOM. */
+  /** Rows allocated: roomFor() of some count. */
   room: number;
   count: number;
   slots: Int32Array;
@@ -26,8 +39,8 @@ interface Page {
  * table removes a vector); this keeps, per slot, the page and row that hold its code.
  *
  * Removing a vector moves its page's last row into the hole, so pages stay dense and a scan never
- * meets a tombstone. A page's room doubles when it fills and halves when a quarter of it is used,
- * so its memory stays within 4x of its codes and a page of steady size is never copied.
+ * meets a tombstone. A page's room grows a quarter step when it fills, and shrinks to twice its
+ * count when a quarter of it is used, so a page of steady size is never copied.
  */
 export class PageStore {
   readonly paddedDim: number;
@@ -93,6 +106,13 @@ export class PageStore {
     return last;
   }
 
+  /** Gives `page` the room its vectors need, no more (after a split or a merge moved many out). */
+  fit(page: number): void {
+    const p = this.pageAt(page);
+    const room = roomFor(p.count);
+    if (room < p.room) this.resize(p, room);
+  }
+
   /** Vectors in `page`. */
   sizeOf(page: number): number {
     return this.pageAt(page).count;
@@ -120,7 +140,7 @@ export class PageStore {
     if (this.has(slot)) throw new RangeError(`slot ${slot} already holds a vector`);
     if (code.length !== this.dim * this.codec.bytesPerDim) throw new RangeError(`a code has ${this.dim * this.codec.bytesPerDim} bytes, not ${code.length}`);
     const p = this.pageAt(page);
-    if (p.count === p.room) this.resize(p, p.room * 2);
+    if (p.count === p.room) this.resize(p, roomFor(p.room + 1));
     const row = p.count++;
     this.writeRow(p, row, code, scale);
     p.slots[row] = slot;
@@ -151,7 +171,7 @@ export class PageStore {
     p.count--;
     this.pageOfSlot[slot] = -1;
     this.vectors--;
-    if (p.room > MIN_ROOM && p.count <= p.room / 4) this.resize(p, p.room / 2);
+    if (p.room > MIN_ROOM && p.count <= p.room / 4) this.resize(p, roomFor(2 * p.count));
   }
 
   /** Moves the vector in `slot` to the end of page `to` (a split or a merge). */
@@ -268,7 +288,7 @@ export class PageStore {
   private reserveScratch(rows: number): void {
     if (rows <= this.scratchRoom) return;
     if (this.scratchRoom > 0) this.mem.free(this.scratchBase, 8 * this.scratchRoom);
-    this.scratchRoom = Math.max(MIN_ROOM, 2 ** Math.ceil(Math.log2(rows)));
+    this.scratchRoom = roomFor(rows);
     this.scratchBase = this.mem.alloc(8 * this.scratchRoom);
   }
 
