@@ -8,7 +8,10 @@
  * codes (routing alone), and against exact float32 (what hnswlib is measured by; the store's
  * default search rescores candidates, which closes most of the codes' own gap).
  *
- *   node dist/bench/pages.js [--data docs.f32 --queries queries.f32 --dim N] [--max-page 256,512] [--nprobe 4,8,16,32,64] [--ef 16,32,64,128,256]
+ *   node dist/bench/pages.js [--data docs.f32 --queries queries.f32 --dim N] [--max-page 256,512] [--nprobe 4,8,16,32,64] [--ef 16,32,64,128,256] [--recluster]
+ *
+ * --recluster: after the sweep over the pages built by inserts, re-cluster them by k-means over every
+ * vector (PageClusters.recluster, what compaction will do) and sweep again; build time includes it.
  *
  * Without --data it uses the 1k WordNet set the project ships.
  */
@@ -58,7 +61,7 @@ function hnswRows(docs: readonly Float32Array[], queries: readonly ScanQuery[], 
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: { ...DATA_OPTIONS, 'max-page': { type: 'string' }, nprobe: { type: 'string' }, ef: { type: 'string' } } });
+  const { values } = parseArgs({ options: { ...DATA_OPTIONS, 'max-page': { type: 'string' }, nprobe: { type: 'string' }, ef: { type: 'string' }, recluster: { type: 'boolean' } } });
   const data = datasetFrom(values);
   const dim = data.dim;
   const codec = getCodec('int8');
@@ -97,22 +100,30 @@ function main(): void {
       const built = performance.now();
       docs.forEach((v, slot) => pages.add(slot, v));
       const buildS = (performance.now() - built) / 1000;
-      for (const nprobe of (values.nprobe ?? '4,8,16,32,64').split(',').map(Number)) {
-        if (nprobe > pages.pageCount) continue;
-        let found = 0;
-        let foundF32 = 0;
-        const times: number[] = [];
-        queries.forEach((q, i) => {
-          const t = performance.now();
-          const got = topSlots((top) => pages.search(q, top, nprobe));
-          times.push(performance.now() - t);
-          found += recallOf(got, new Set(exact[i]));
-          foundF32 += recallOf(got, truth[i]!);
-        });
-        const us = median(times) * 1000;
-        const scanned = (nprobe / pages.pageCount) * 100;
-        const n = queries.length * K;
-        lines.push(`| ${maxPage} | ${pages.pageCount} | ${(pages.bytes / pages.size).toFixed(0)} | ${buildS.toFixed(1)} | ${nprobe} | ${scanned.toFixed(1)}% | ${(found / n).toFixed(3)} | ${(foundF32 / n).toFixed(3)} | ${us.toFixed(0)} | ${(flatUs / us).toFixed(1)}x |`);
+      const sweep = (label: string, buildS: number) => {
+        for (const nprobe of (values.nprobe ?? '4,8,16,32,64').split(',').map(Number)) {
+          if (nprobe > pages.pageCount) continue;
+          let found = 0;
+          let foundF32 = 0;
+          const times: number[] = [];
+          queries.forEach((q, i) => {
+            const t = performance.now();
+            const got = topSlots((top) => pages.search(q, top, nprobe));
+            times.push(performance.now() - t);
+            found += recallOf(got, new Set(exact[i]));
+            foundF32 += recallOf(got, truth[i]!);
+          });
+          const us = median(times) * 1000;
+          const scanned = (nprobe / pages.pageCount) * 100;
+          const n = queries.length * K;
+          lines.push(`| ${label} | ${pages.pageCount} | ${(pages.bytes / pages.size).toFixed(0)} | ${buildS.toFixed(1)} | ${nprobe} | ${scanned.toFixed(1)}% | ${(found / n).toFixed(3)} | ${(foundF32 / n).toFixed(3)} | ${us.toFixed(0)} | ${(flatUs / us).toFixed(1)}x |`);
+        }
+      };
+      sweep(`${maxPage}`, buildS);
+      if (values.recluster === true) {
+        const t = performance.now();
+        pages.recluster();
+        sweep(`${maxPage}, re-clustered`, buildS + (performance.now() - t) / 1000);
       }
     } finally {
       pages.free();

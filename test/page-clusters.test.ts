@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { getCodec } from '../src/codec/index.js';
-import { PageClusters } from '../src/index/page-clusters.js';
+import { PageClusters, type PageClusterOptions } from '../src/index/page-clusters.js';
 import { CodeBlocks, type ScanQuery } from '../src/scan/code-blocks.js';
 import { TopK } from '../src/scan/topk.js';
 import type { KernelMetric } from '../src/kernels/index.js';
@@ -16,6 +16,19 @@ function removeSlot<T>(pages: PageClusters, slots: T[], hole: number): void {
   if (hole !== last) pages.renumber(last, hole);
   slots[hole] = slots[last]!;
   slots.pop();
+}
+
+/** `use` run on two page clusters made alike (cosine, int8), for determinism checks. */
+function twice<T>(options: PageClusterOptions, use: (pages: PageClusters) => T): [T, T] {
+  const run = () => {
+    const pages = new PageClusters(getCodec('int8'), DIM, 'cosine', options);
+    try {
+      return use(pages);
+    } finally {
+      pages.free();
+    }
+  };
+  return [run(), run()];
 }
 
 function best(run: (top: TopK) => void, k: number): { score: number; slot: number }[] {
@@ -43,16 +56,11 @@ test('page clusters: pages split past maxPage, never hold more, and every vector
 test('page clusters: the same vectors in the same order make the same pages and answers (deterministic)', () => {
   const vectors = clustered(2000, DIM, 5, 9);
   const query: ScanQuery = { vector: vectors[17]!, metric: 'cosine', int8Query: true };
-  const runs = [0, 1].map(() => {
-    const pages = new PageClusters(getCodec('int8'), DIM, 'cosine', { maxPage: 64, seed: 7 });
-    try {
-      vectors.forEach((v, slot) => pages.add(slot, v));
-      return { sizes: pages.pageSizes(), answer: best((top) => pages.search(query, top, 4), 10) };
-    } finally {
-      pages.free();
-    }
+  const [a, b] = twice({ maxPage: 64, seed: 7 }, (pages) => {
+    vectors.forEach((v, slot) => pages.add(slot, v));
+    return { sizes: pages.pageSizes(), answer: best((top) => pages.search(query, top, 4), 10) };
   });
-  assert.deepEqual(runs[0], runs[1]);
+  assert.deepEqual(a, b);
 });
 
 test('page clusters: probing every page gives exactly the exact scan of the same codes (every metric)', () => {
@@ -160,6 +168,25 @@ test('page clusters: a page that takes a dissolved page\'s vectors past maxPage 
   } finally {
     pages.free();
   }
+});
+
+test('page clusters: re-clustering by k-means over every vector keeps every vector, stays exact when every page is probed, and is deterministic', () => {
+  const vectors = clustered(1500, DIM, 51, 10);
+  const query: ScanQuery = { vector: vectors[3]!, metric: 'cosine', int8Query: true };
+  const [a, b] = twice({ maxPage: 64, seed: 3 }, (pages) => {
+    vectors.forEach((v, slot) => pages.add(slot, v));
+    const exactBefore = best((top) => pages.search(query, top, pages.pageCount), 10);
+    pages.recluster(5);
+    assert.equal(pages.size, 1500);
+    assert.equal(pages.pageSizes().reduce((x, y) => x + y, 0), 1500);
+    assert.ok(pages.pageSizes().every((n) => n <= 64), `page sizes ${pages.pageSizes().join(' ')}`);
+    assert.deepEqual(best((top) => pages.search(query, top, pages.pageCount), 10), exactBefore);
+    // Removals still find their vectors after the pages were rebuilt.
+    for (let slot = 1499; slot >= 1400; slot--) pages.remove(slot);
+    assert.equal(pages.size, 1400);
+    return { sizes: pages.pageSizes(), answer: best((top) => pages.search(query, top, 3), 10) };
+  });
+  assert.deepEqual(a, b);
 });
 
 test('page clusters: bad options and vectors are RangeErrors', () => {

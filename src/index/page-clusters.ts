@@ -142,6 +142,57 @@ export class PageClusters {
     this.pages.scan(query, pages, count, top, accept);
   }
 
+  /**
+   * Re-clusters every vector by k-means over all of them (k: the pages there are now, seeded), as
+   * `compact()` will for pages that drifted: incremental splits only ever see one page's members.
+   * Then pages past `maxPage` split and pages under `minPage` dissolve, as after inserts and
+   * removals, and every page gets the room its vectors need.
+   */
+  recluster(iterations = 10): void {
+    const count = this.pages.pageCount;
+    if (count < 2) return;
+    const slots: number[] = [];
+    for (let p = 0; p < count; p++) slots.push(...this.pages.slotsOf(p));
+    const points = new Float32Array(slots.length * this.dim);
+    slots.forEach((slot, i) => {
+      this.decodeSlot(slot);
+      points.set(this.decoded, i * this.dim);
+    });
+    const { assignment } = kmeans(points, this.dim, { k: count, seed: this.options.seed, iterations, metric: this.metric === 'cosine' ? 'cosine' : 'l2' });
+    // New pages count .. 2·count − 1 take the clusters; the old ones, emptied, go.
+    for (let c = 0; c < count; c++) {
+      this.pages.addPage();
+      this.sums.push(new Float64Array(this.dim));
+      this.router.add(this.centroidScratch.fill(0));
+    }
+    slots.forEach((slot, i) => {
+      const from = this.pages.pageOf(slot);
+      const to = count + assignment[i]!;
+      const v = points.subarray(i * this.dim, (i + 1) * this.dim);
+      this.addToSum(from, v, -1);
+      this.addToSum(to, v, 1);
+      this.pages.moveTo(slot, to);
+    });
+    // Dropping old page p moves the last page into its number: drop from the back of the old ones
+    // while new ones remain behind them, so that each drop renumbers one new page.
+    for (let p = count - 1; p >= 0; p--) {
+      const moved = this.pages.removeEmptyPage(p);
+      this.router.removeSwap(p);
+      this.sums[p] = this.sums[moved]!;
+      this.sums.pop();
+    }
+    for (let p = 0; p < this.pages.pageCount; p++) {
+      this.pages.fit(p);
+      this.router.set(p, this.centroidOf(p));
+    }
+    // k-means leaves some clusters large and some nearly empty: the rules of inserts and removals
+    // apply (a split appends its new page, which the loop reaches in turn).
+    for (let p = 0; p < this.pages.pageCount; p++) while (this.pages.sizeOf(p) > this.options.maxPage) this.split(p);
+    for (let p = this.pages.pageCount - 1; p >= 0 && this.pages.pageCount > 1; p--) {
+      if (p < this.pages.pageCount && this.pages.sizeOf(p) < this.options.minPage) this.dissolve(p);
+    }
+  }
+
   free(): void {
     this.pages.free();
     this.router.free();
