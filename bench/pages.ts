@@ -8,7 +8,7 @@
  * codes (routing alone), and against exact float32 (what hnswlib is measured by; the store's
  * default search rescores candidates, which closes most of the codes' own gap).
  *
- *   node dist/bench/pages.js [--data docs.f32 --queries queries.f32 --dim N] [--max-page 256,512] [--nprobe 4,8,16,32,64] [--ef 16,32,64,128,256] [--recluster]
+ *   node dist/bench/pages.js [--data docs.f32 --queries queries.f32 --dim N] [--n first-N-docs] [--max-page 256,512] [--nprobe 4,8,16,32,64] [--ef 16,32,64,128,256] [--recluster]
  *
  * --recluster: after the sweep over the pages built by inserts, re-cluster them by k-means over every
  * vector (PageClusters.recluster, what compaction will do) and sweep again; build time includes it.
@@ -65,7 +65,7 @@ function main(): void {
   const data = datasetFrom(values);
   const dim = data.dim;
   const codec = getCodec('int8');
-  const docs = data.docs.map(normalized);
+  const docs = (values.n === undefined ? data.docs : data.docs.slice(0, Number(values.n))).map(normalized);
   const queries = data.queries.slice(0, 1000).map((q): ScanQuery => ({ vector: normalized(q), metric: 'cosine', int8Query: true }));
   const flat = new CodeBlocks(codec, dim, INDEX_BLOCK_VECTORS);
   docs.forEach((v, slot) => flat.put(`${slot}`, v));
