@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
-import { MemStore, type MemoryRecord, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
+import { MemStore, type MemoryRecord, type SearchHit, type SearchOptions } from '../src/index.js';
 import { HotVectors, MAX_SLAB_BYTES } from '../src/cache/hot-vectors.js';
 import type { CodecName } from '../src/codec/codec.js';
 import type { Metric } from '../src/options.js';
-import { clustered, perturb, rng, tempDir } from './helpers.js';
+import { clustered, perturb, rng } from './helpers.js';
+import { openPair } from './support/cached-pair.js';
 
 /**
  * More hostile use of the lookaside cache (src/cache/CACHE.md), aimed at slot-keyed hot vectors and
@@ -18,40 +19,6 @@ import { clustered, perturb, rng, tempDir } from './helpers.js';
  */
 
 const METRICS: Metric[] = ['cosine', 'dot', 'l2'];
-
-interface Pair {
-  cached: MemStore;
-  plain: MemStore;
-  add(records: MemoryRecord[]): Promise<void>;
-  del(ids: string[]): Promise<void>;
-  check(q: Float32Array, options: SearchOptions, where: string): Promise<SearchHit[]>;
-  close(): Promise<void>;
-}
-
-async function openPair(options: OpenOptions, cache: OpenOptions['cache'] = {}): Promise<Pair> {
-  const cached = await MemStore.open(tempDir(), { durability: 'none', ...options, cache });
-  const plain = await MemStore.open(tempDir(), { durability: 'none', ...options, cache: false });
-  return {
-    cached,
-    plain,
-    async add(records) {
-      await cached.add(records);
-      await plain.add(records);
-    },
-    async del(ids) {
-      assert.equal(await cached.delete(ids), await plain.delete(ids));
-    },
-    async check(q, o, where) {
-      const got = await cached.search(q, o);
-      assert.deepEqual(got, await plain.search(q, o), where);
-      return got;
-    },
-    async close() {
-      await cached.close();
-      await plain.close();
-    },
-  };
-}
 
 test('a cache budget as large as the options accept (a terabyte, Number.MAX_SAFE_INTEGER): searches answer as without the cache, and hot vectors still serve rescoring', async () => {
   // The hot-vector slab is allocated at its full capacity with its first row: half of such a budget

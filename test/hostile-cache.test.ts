@@ -11,6 +11,7 @@ import { CodeBlocks, type ScanQuery } from '../src/scan/code-blocks.js';
 import { TopK } from '../src/scan/topk.js';
 import { normalized } from '../src/vector.js';
 import { clustered, gaussian, perturb, rng, tempDir } from './helpers.js';
+import { openPair } from './support/cached-pair.js';
 import { heldLog, type HeldLog } from './support/held-log.js';
 
 /**
@@ -29,42 +30,6 @@ const METRICS: Metric[] = ['cosine', 'dot', 'l2'];
 /** Both answers, hit for hit: ids, scores (Object.is), texts and metadata, present or absent alike. */
 function same(got: SearchHit[], want: SearchHit[], where: string): void {
   assert.deepEqual(got, want, where);
-}
-
-interface Pair {
-  cached: MemStore;
-  plain: MemStore;
-  /** The same writes on both. */
-  add(records: MemoryRecord[]): Promise<void>;
-  del(ids: string[]): Promise<void>;
-  /** The same search on both; the answers must be the same. */
-  check(q: Float32Array, options: SearchOptions, where: string): Promise<SearchHit[]>;
-  close(): Promise<void>;
-}
-
-async function openPair(options: OpenOptions, cache: OpenOptions['cache'] = {}): Promise<Pair> {
-  const cached = await MemStore.open(tempDir(), { durability: 'none', ...options, cache });
-  const plain = await MemStore.open(tempDir(), { durability: 'none', ...options, cache: false });
-  return {
-    cached,
-    plain,
-    async add(records) {
-      await cached.add(records);
-      await plain.add(records);
-    },
-    async del(ids) {
-      assert.equal(await cached.delete(ids), await plain.delete(ids));
-    },
-    async check(q, o, where) {
-      const got = await cached.search(q, o);
-      same(got, await plain.search(q, o), where);
-      return got;
-    },
-    async close() {
-      await cached.close();
-      await plain.close();
-    },
-  };
 }
 
 /**
