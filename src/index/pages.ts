@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
-import { kernels, type I8Metric } from '../kernels/index.js';
+import { kernels } from '../kernels/index.js';
 import { paddedDim, type ScanQuery } from '../scan/code-blocks.js';
-import { QueryScratch } from '../scan/query-scratch.js';
+import { GATHER_RUN, QueryScratch, pushPicked } from '../scan/query-scratch.js';
 import type { TopK } from '../scan/topk.js';
 
 /** The smallest room a page is given, in vectors (PAGES.md). */
@@ -19,8 +19,6 @@ export function roomFor(rows: number): number {
   for (const step of [1, 1.25, 1.5, 1.75, 2]) if (base * step >= rows) return base * step;
   return 2 * base;
 }
-/** Vectors scoreSlots() scores per gather call (its address table: two i32 per vector, in the picks' scratch). */
-const GATHER_RUN = 16;
 
 /** One page: its codes and scales back to back in linear memory, and the slot of each row. */
 interface Page {
@@ -212,28 +210,14 @@ export class PageStore {
    * Each score is the one a scan of the same code by the same kernel gives anywhere.
    */
   scan(query: ScanQuery, pages: ArrayLike<number>, count: number, top: TopK, accept?: (slot: number) => boolean): void {
-    const k = kernels();
-    const useI8 = this.query.usesInt8(query);
-    const qScale = this.query.load(query);
+    this.query.load(query);
     for (let i = 0; i < count; i++) {
       const p = this.pageAt(pages[i]!);
       if (p.count === 0) continue;
       this.reserveScratch(p.count);
       const out = this.scratchAt(0);
-      const picksAt = this.scratchAt(1);
-      if (useI8) k.scanI8(query.metric as I8Metric, this.query.ptr, qScale, p.codes, p.scales, p.count, this.paddedDim, out);
-      else k.scan(this.codec.name, query.metric, this.query.ptr, p.codes, p.scales, p.count, this.paddedDim, out);
-      const m = k.selectAtLeast(out, p.count, top.floor, picksAt);
-      const scores = this.mem.f32();
-      const picks = this.mem.i32();
-      for (let j = 0; j < m; j++) {
-        const row = picks[(picksAt >> 2) + j]!;
-        const score = scores[(out >> 2) + row]!;
-        if (!top.admits(score)) continue;
-        const slot = p.slots[row]!;
-        if (accept !== undefined && !accept(slot)) continue;
-        top.push(score, slot);
-      }
+      this.query.scan(query, p.codes, p.scales, p.count, out);
+      pushPicked(top, out, p.count, this.scratchAt(1), (row) => p.slots[row]!, accept);
     }
   }
 
@@ -244,30 +228,21 @@ export class PageStore {
    */
   scoreSlots(query: ScanQuery, slots: Int32Array, count: number, out: Float32Array): void {
     if (out.length < count) throw new RangeError(`room for ${out.length} scores, not ${count}`);
-    if (count <= 0) return;
-    const k = kernels();
-    const useI8 = this.query.usesInt8(query);
-    const qScale = this.query.load(query);
-    const i8 = useI8 ? k.gatherI8Function(query.metric as I8Metric) : undefined;
-    const float = useI8 ? undefined : k.gatherFunction(this.codec.name, query.metric);
     // The address table takes two i32 per vector of a run, in the second half of the scratch.
     this.reserveScratch(2 * GATHER_RUN);
-    const table = this.scratchAt(1);
-    const scores = this.scratchAt(0);
-    for (let from = 0; from < count; from += GATHER_RUN) {
-      const n = Math.min(GATHER_RUN, count - from);
-      const addresses = this.mem.i32();
-      for (let j = 0; j < n; j++) {
-        const slot = slots[from + j]!;
-        const p = this.pages[this.pageOf(slot)]!;
-        const row = this.rowOfSlot[slot]!;
-        addresses[(table >> 2) + 2 * j] = p.codes + row * this.stride;
-        addresses[(table >> 2) + 2 * j + 1] = p.scales + 4 * row;
-      }
-      if (i8 !== undefined) i8(this.query.ptr, qScale, table, n, this.paddedDim, scores);
-      else float!(this.query.ptr, table, n, this.paddedDim, scores);
-      out.set(this.mem.f32().subarray(scores >> 2, (scores >> 2) + n), from);
-    }
+    const rowAddress = (i: number, field: 'codes' | 'scales', bytes: number) => {
+      const slot = slots[i]!;
+      return this.pages[this.pageOf(slot)]![field] + this.rowOfSlot[slot]! * bytes;
+    };
+    this.query.gather(
+      query,
+      count,
+      this.scratchAt(1),
+      this.scratchAt(0),
+      (i) => rowAddress(i, 'codes', this.stride),
+      (i) => rowAddress(i, 'scales', 4),
+      (from, n, scores, at) => out.set(scores.subarray(at, at + n), from),
+    );
   }
 
   /** Returns all linear memory; the store is unusable afterwards. */

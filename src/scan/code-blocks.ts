@@ -1,6 +1,6 @@
 import type { Codec } from '../codec/codec.js';
-import { kernels, type I8Metric, type KernelMetric } from '../kernels/index.js';
-import { QueryScratch } from './query-scratch.js';
+import { kernels, type KernelMetric } from '../kernels/index.js';
+import { GATHER_RUN, QueryScratch, pushPicked } from './query-scratch.js';
 import type { ScorePool } from './score-pool.js';
 import { SlotTable, type VectorPlace } from './slot-table.js';
 import { TopK } from './topk.js';
@@ -66,9 +66,6 @@ export function kernelValues(form: KernelForm): Float32Array {
   for (let i = 0; i < out.length; i++) out[i] = form.code[i]! * form.scale;
   return out;
 }
-
-/** Vectors scanSlots() scores per kernel call (the scratch table's size); a run's blocks of four scattered codes keep four streams of loads in flight. */
-const GATHER_RUN = 16;
 
 /**
  * The quantized vectors of a store, dense in fixed-size blocks of WebAssembly linear memory,
@@ -405,40 +402,26 @@ export class CodeBlocks {
    * JavaScript only visits those (a few dozen of a block's thousand, once the floor has risen).
    */
   scan(query: ScanQuery, top: TopK, accept?: (slot: number) => boolean, pool?: ScorePool): void {
-    const k = kernels();
-    const useI8 = this.query.usesInt8(query);
-    const qScale = this.query.load(query);
+    this.query.load(query);
     const total = this.slots.size;
-    const picks = this.scratchPicks >> 2;
     // What `accept` said, by slot, for a pool to reuse.
     const verdicts = pool !== undefined && accept !== undefined ? new Map<number, boolean>() : undefined;
+    const asked =
+      verdicts === undefined
+        ? accept
+        : (slot: number) => {
+            const yes = accept!(slot);
+            verdicts.set(slot, yes);
+            return yes;
+          };
     for (let b = 0; b < this.blocks.length; b++) {
       const block = this.blocks[b]!;
       const base = b * this.blockVectors;
       const n = Math.min(this.blockVectors, total - base);
       if (n <= 0) break;
       const out = pool === undefined ? this.scratchScores : this.scoresOf(block);
-      if (useI8) {
-        k.scanI8(query.metric as I8Metric, this.query.ptr, qScale, block.codes, block.scales, n, this.paddedDim, out);
-      } else {
-        k.scan(this.codec.name, query.metric, this.query.ptr, block.codes, block.scales, n, this.paddedDim, out);
-      }
-      const m = k.selectAtLeast(out, n, top.floor, this.scratchPicks);
-      const scores = this.mem.f32();
-      const positions = this.mem.i32();
-      const s0 = out >> 2;
-      for (let i = 0; i < m; i++) {
-        const j = positions[picks + i]!;
-        const score = scores[s0 + j]!;
-        if (!top.admits(score)) continue;
-        const slot = base + j;
-        if (accept !== undefined) {
-          const yes = accept(slot);
-          verdicts?.set(slot, yes);
-          if (!yes) continue;
-        }
-        top.push(score, slot);
-      }
+      this.query.scan(query, block.codes, block.scales, n, out);
+      pushPicked(top, out, n, this.scratchPicks, (row) => base + row, asked);
     }
     if (pool !== undefined) this.collect(top, pool, accept, verdicts);
   }
@@ -500,33 +483,15 @@ export class CodeBlocks {
     this.gather(query, slots, count, (from, n, scores, at) => out.set(scores.subarray(at, at + n), from));
   }
 
-  /** Scores `slots[0..count)` a run at a time; `take(from, n, scores, at)` gets run `from` as scores[at..at + n). */
+  /** Scores `slots[0..count)` a run at a time (QueryScratch.gather); `take(from, n, scores, at)` gets run `from` as scores[at..at + n). */
   private gather(query: ScanQuery, slots: Int32Array, count: number, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
-    if (count <= 0) return;
-    const k = kernels();
-    const useI8 = this.query.usesInt8(query);
-    const qScale = this.query.load(query);
     const total = this.slots.size;
-    // The unchecked exports: paddedDim is the one every scan() of this index passes the checks with, and every run fits the scratch space.
-    const i8 = useI8 ? k.gatherI8Function(query.metric as I8Metric) : undefined;
-    const float = useI8 ? undefined : k.gatherFunction(this.codec.name, query.metric);
-    const out = this.scratchScores;
-    const table = this.scratchTable;
-    for (let from = 0; from < count; from += GATHER_RUN) {
-      const n = Math.min(GATHER_RUN, count - from);
-      const addresses = this.mem.i32();
-      for (let j = 0; j < n; j++) {
-        const slot = slots[from + j]!;
-        if (!(slot >= 0 && slot < total)) throw new RangeError(`slot ${slot} out of range`);
-        const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
-        const row = slot % this.blockVectors;
-        addresses[(table >> 2) + 2 * j] = block.codes + row * this.stride;
-        addresses[(table >> 2) + 2 * j + 1] = block.scales + 4 * row;
-      }
-      if (i8 !== undefined) i8(this.query.ptr, qScale, table, n, this.paddedDim, out);
-      else float!(this.query.ptr, table, n, this.paddedDim, out);
-      take(from, n, this.mem.f32(), out >> 2);
-    }
+    const codeAt = (i: number) => {
+      const slot = slots[i]!;
+      if (!(slot >= 0 && slot < total)) throw new RangeError(`slot ${slot} out of range`);
+      return this.codeAddress(slot);
+    };
+    this.query.gather(query, count, this.scratchTable, this.scratchScores, codeAt, (i) => this.scaleAddress(slots[i]!), take);
   }
 
   /** The count of removals so far, to replay the slot moves after it with movesSince() (SlotTable). */

@@ -1,9 +1,34 @@
 import type { Codec } from '../codec/codec.js';
 import { getCodec } from '../codec/index.js';
-import { kernels } from '../kernels/index.js';
+import { kernels, type I8Metric } from '../kernels/index.js';
 import type { ScanQuery } from './code-blocks.js';
+import type { TopK } from './topk.js';
 
 const int8 = getCodec('int8');
+
+/** Vectors a gather call scores (callers' address tables hold this many pairs); a run's blocks of four scattered codes keep four streams of loads in flight. */
+export const GATHER_RUN = 16;
+
+/**
+ * Pushes into `top` the scores of a run of `n` vectors (float32 at `scoresPtr`) at or above its
+ * floor: the selection kernel picks their rows (into `picksPtr`, room for `n` i32), so JavaScript
+ * visits only those; `slotOf(row)` names each one's slot, and `accept(slot)` is asked only about
+ * those that could enter.
+ */
+export function pushPicked(top: TopK, scoresPtr: number, n: number, picksPtr: number, slotOf: (row: number) => number, accept: ((slot: number) => boolean) | undefined): void {
+  const k = kernels();
+  const m = k.selectAtLeast(scoresPtr, n, top.floor, picksPtr);
+  const scores = k.memory.f32();
+  const picks = k.memory.i32();
+  for (let i = 0; i < m; i++) {
+    const row = picks[(picksPtr >> 2) + i]!;
+    const score = scores[(scoresPtr >> 2) + row]!;
+    if (!top.admits(score)) continue;
+    const slot = slotOf(row);
+    if (accept !== undefined && !accept(slot)) continue;
+    top.push(score, slot);
+  }
+}
 
 /**
  * A query as the scan kernels take it, in scratch space of linear memory: a float32 query zero-padded
@@ -16,6 +41,8 @@ export class QueryScratch {
   readonly ptr: number;
   private readonly mem = kernels().memory;
   private encoded: { readonly vector: Float32Array; readonly code: Uint8Array; scale: number } | undefined;
+  /** The int8 scale of the query last loaded (0 for a float query). */
+  private loadedScale = 0;
   private freed = false;
 
   constructor(
@@ -48,20 +75,58 @@ export class QueryScratch {
     return e;
   }
 
-  /** Writes `query` at `ptr` as the kernels take it; returns its int8 scale (0 for a float query). */
-  load(query: ScanQuery): number {
+  /** Writes `query` at `ptr` as the kernels take it, for scan() and gather(). */
+  load(query: ScanQuery): void {
     if (this.usesInt8(query)) {
       const { code, scale } = this.encode(query.vector);
       const u8 = this.mem.u8();
       u8.set(code, this.ptr);
       u8.fill(0, this.ptr + this.dim, this.ptr + this.paddedDim);
-      return scale;
+      this.loadedScale = scale;
+      return;
     }
     const f32 = this.mem.f32();
     const q = this.ptr >> 2;
     f32.set(query.vector, q);
     f32.fill(0, q + this.dim, q + this.paddedDim);
-    return 0;
+    this.loadedScale = 0;
+  }
+
+  /**
+   * Scores `n` codes back to back from `codesPtr` (scales from `scalesPtr`) against `query`, loaded
+   * by load(), writing `n` float32 at `outPtr`: the kernel for its codec, metric and form.
+   */
+  scan(query: ScanQuery, codesPtr: number, scalesPtr: number, n: number, outPtr: number): void {
+    const k = kernels();
+    if (this.usesInt8(query)) k.scanI8(query.metric as I8Metric, this.ptr, this.loadedScale, codesPtr, scalesPtr, n, this.paddedDim, outPtr);
+    else k.scan(this.codec.name, query.metric, this.ptr, codesPtr, scalesPtr, n, this.paddedDim, outPtr);
+  }
+
+  /**
+   * Scores `count` codes wherever they are against `query` (loading it), with the gather form of the
+   * kernel scan() uses, so each score is the one scan() gives that code: GATHER_RUN per call, their
+   * addresses written to the table at `tablePtr` (GATHER_RUN pairs of i32) from `codeAt(i)` and
+   * `scaleAt(i)`, the scores to `outPtr` (GATHER_RUN float32), each run handed to `take(from, n,
+   * scores, at)` as scores[at..at + n).
+   */
+  gather(query: ScanQuery, count: number, tablePtr: number, outPtr: number, codeAt: (i: number) => number, scaleAt: (i: number) => number, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
+    if (count <= 0) return;
+    const k = kernels();
+    this.load(query);
+    // The unchecked exports: the caller's paddedDim passed the checks with every scan(), and every run fits its scratch space.
+    const i8 = this.usesInt8(query) ? k.gatherI8Function(query.metric as I8Metric) : undefined;
+    const float = i8 === undefined ? k.gatherFunction(this.codec.name, query.metric) : undefined;
+    for (let from = 0; from < count; from += GATHER_RUN) {
+      const n = Math.min(GATHER_RUN, count - from);
+      const table = this.mem.i32();
+      for (let j = 0; j < n; j++) {
+        table[(tablePtr >> 2) + 2 * j] = codeAt(from + j);
+        table[(tablePtr >> 2) + 2 * j + 1] = scaleAt(from + j);
+      }
+      if (i8 !== undefined) i8(this.ptr, this.loadedScale, tablePtr, n, this.paddedDim, outPtr);
+      else float!(this.ptr, tablePtr, n, this.paddedDim, outPtr);
+      take(from, n, this.mem.f32(), outPtr >> 2);
+    }
   }
 
   /** Bytes of linear memory it holds. */
