@@ -23,6 +23,7 @@ import {
 import type { PcaModel } from './pca/pca.js';
 import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
+import { PageIndex } from './index/page-index.js';
 import type { VectorIndex } from './index/vector-index.js';
 import { ensureDurableDir, indexFilePath, repairLogDir, statePath, walDir } from './store/files.js';
 import type { IndexDamage, IndexFile } from './store/index-file.js';
@@ -316,6 +317,8 @@ export class MemStore {
       store = new MemStore(dir, opts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
       await store.load(checkpoint, internal.indexDamage);
       await store.replay(checkpoint.lsn);
+      // A store that reached pages.from while opened with pages: false (or before pages existed).
+      store.pageIfDue();
       return store;
     } catch (e) {
       await store?.indexFile?.close().catch(() => undefined);
@@ -333,6 +336,12 @@ export class MemStore {
 
   /** Fills the index from the checkpoint (recovery.ts) and sets aside the records found damaged. */
   private async load(checkpoint: Checkpoint, indexDamage: IndexDamage[] | undefined): Promise<void> {
+    // Pages as the checkpoint recorded them; with `pages: false` the exact index takes the codes and
+    // leaves their pages (the next checkpoint writes records without them).
+    if (checkpoint.paged === true && this.space.trained && this.options.pages !== false) {
+      this.index.free();
+      this.index = this.newPageIndex();
+    }
     const { file, setAside } = await loadCheckpoint({
       dir: this.dir,
       files: this.options.files,
@@ -346,6 +355,7 @@ export class MemStore {
       ...(indexDamage === undefined ? {} : { indexDamage }),
     });
     this.indexFile = file;
+    this.index.loaded();
     for (const [id, { error, place }] of setAside) {
       this.markDamaged(id, error);
       if (place !== undefined) this.damage.places.set(id, place);
@@ -524,7 +534,51 @@ export class MemStore {
       this.cache?.touch(r.id);
     });
     if (!this.space.trained && this.index.size >= this.config.trainSize) this.train();
+    this.pageIfDue();
     return m.records.length;
+  }
+
+  /** An empty page-clustered index over the store's codes. */
+  private newPageIndex(): PageIndex {
+    if (this.options.pages === false) throw new Error('pages are off');
+    return new PageIndex(this.codec, this.space.storedDim, this.space.kernelMetric(), { maxPage: this.options.pages.maxPage });
+  }
+
+  /**
+   * Once the exact index holds `pages.from` trained codes, clusters them into pages (every code put
+   * in the page its centroid is nearest, then k-means over all of them), in memory; the next
+   * checkpoint writes every record with its page. Searches from then on probe pages.
+   */
+  private pageIfDue(): void {
+    const pages = this.options.pages;
+    if (pages === false || this.index.paged || !this.space.trained || this.index.size < pages.from) return;
+    const flat = this.index;
+    const next = this.newPageIndex();
+    try {
+      next.reserve(flat.size, flat.idBytes);
+      // A copy: the view recordAt() gives goes stale when the pages' allocations grow linear memory.
+      const code = new Uint8Array(flat.dim * flat.codec.bytesPerDim);
+      for (let slot = 0; slot < flat.size; slot++) {
+        const id = flat.idAt(slot);
+        const r = flat.recordAt(slot);
+        code.set(r.code);
+        next.putCode(id, code, r.scale);
+        next.setPlace(id, flat.placeAt(slot));
+        next.setDocumented(id, r.documented);
+      }
+      next.recluster();
+      // Written whole by the next checkpoint.
+      next.takeRelocated();
+    } catch (e) {
+      // The exact index still holds every code: searches go on scanning it, and the next write tries again.
+      next.free();
+      emitWarning(new MemstoreError('IO', `clustering the codes of ${this.dir} into pages failed; it is retried on the next add`, { cause: e }));
+      return;
+    }
+    this.index = next;
+    flat.free();
+    this.checkpoints.relaidNow();
+    this.cache?.clear();
   }
 
   private releaseVectorOf(index: VectorIndex, id: string): void {
@@ -604,6 +658,9 @@ export class MemStore {
       await this.checkpoints.checkpoint();
       await this.checkpoints.collectTexts();
       await this.checkpoints.collectVectors();
+      // Pages made by splits drift from what k-means over every vector makes; the rewrite below
+      // writes each record with its new page.
+      if (this.index.recluster()) this.cache?.clear();
       await this.checkpoints.rewriteIndex();
       await this.state.compactFile();
     }, true);

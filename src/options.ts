@@ -31,6 +31,21 @@ export interface CacheOptions {
   bytes?: number;
 }
 
+/**
+ * The page-clustered index (src/index/PAGES.md): once a store holds `from` vectors, its codes are
+ * clustered into pages of vectors near each other, and a search scans the pages nearest the query
+ * (`nprobe` of them) instead of every code. Below `from`, and with `pages: false`, every search scans
+ * every code.
+ */
+export interface PagesOptions {
+  /** Vectors a store holds when its codes are first clustered into pages (k-means over all of them). @default 16384 */
+  from?: number;
+  /** Vectors a page holds before it splits in two. @default 192 */
+  maxPage?: number;
+}
+
+export const PAGES_DEFAULTS: Readonly<Required<PagesOptions>> = Object.freeze({ from: 16384, maxPage: 192 });
+
 export const CACHE_DEFAULTS: Readonly<Required<CacheOptions>> = Object.freeze({ entries: 64, pool: 2.5, bytes: 2 << 20 });
 
 /** Options of {@link MemStore.open}. Fields marked "fixed at creation" are persisted with the store. */
@@ -59,6 +74,8 @@ export interface OpenOptions {
   cache?: CacheOptions | false;
   /** Bytes of write-ahead log after which a checkpoint writes the state and drops the old log. @default 64 MiB */
   checkpointBytes?: number;
+  /** The page-clustered index (see PagesOptions); `false` keeps the exact scan of every code at any size. @default { from: 16384, maxPage: 192 } */
+  pages?: PagesOptions | false;
   /** Advanced: the file layer the write-ahead log, the arenas and the directory lock go through (tests inject faults with it). @default the real file system */
   files?: FileLayer;
 }
@@ -74,6 +91,7 @@ export interface ResolvedOpenOptions {
   readonly durability: Durability;
   readonly cache: Readonly<Required<CacheOptions>> | false;
   readonly checkpointBytes: number;
+  readonly pages: Readonly<Required<PagesOptions>> | false;
   readonly files: FileLayer;
 }
 
@@ -82,11 +100,11 @@ export interface SearchOptions {
   k?: number;
   /** Equality on `meta` fields; `{ field: { $in: [a, b] } }` matches any of the listed values. @default undefined */
   filter?: Filter;
-  /** Pages of the index to probe. Checked, and passed to the index; today's index (src/index/flat-index.ts) probes every page whatever this says. @default stats().nprobe */
+  /** Pages of the index to probe: more finds more of the exact answer and costs more (the exact index, below `pages.from` vectors, probes them all whatever this says). @default stats().nprobe */
   nprobe?: number;
   /** Rescore candidates with the full-precision vectors. @default the store's `rescore` */
   rescore?: boolean;
-  /** Scan every stored vector instead of probing the index. Today's index scans every vector anyway. @default false */
+  /** Scan every stored vector instead of probing the pages nearest the query. @default false */
   exact?: boolean;
 }
 
@@ -173,6 +191,22 @@ function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
   });
 }
 
+function resolvePages(v: unknown): Readonly<Required<PagesOptions>> | false {
+  if (v === false) return false;
+  if (v === undefined) return PAGES_DEFAULTS;
+  if (!isPlainObject(v)) throw invalid(`pages must be false or { from, maxPage }, got ${describe(v)}`);
+  onlyKeys('pages.', v, ['from', 'maxPage']);
+  return Object.freeze({
+    from: v['from'] === undefined ? PAGES_DEFAULTS.from : positiveInt('pages.from', v['from'], 2 ** 31 - 1),
+    maxPage: v['maxPage'] === undefined ? PAGES_DEFAULTS.maxPage : intInRange('pages.maxPage', v['maxPage'], 16, 65536),
+  });
+}
+
+function intInRange(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid(`${name} must be an integer from ${min} to ${max}, got ${describe(v)}`);
+  return v;
+}
+
 function nonNegativeNumber(name: string, v: unknown, max: number): number {
   if (typeof v !== 'number' || !(v >= 0 && v <= max)) throw invalid(`${name} must be a number in [0, ${max}], got ${describe(v)}`);
   return v;
@@ -188,7 +222,7 @@ function resolveFiles(v: unknown): FileLayer {
   return v as FileLayer;
 }
 
-const OPEN_KEYS = ['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'files'];
+const OPEN_KEYS = ['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'pages', 'files'];
 
 export function resolveOpenOptions(options: OpenOptions | undefined): ResolvedOpenOptions {
   return readGuarded('INVALID_OPTION', 'options', () => resolveOpen(options));
@@ -209,6 +243,7 @@ function resolveOpen(options: OpenOptions | undefined): ResolvedOpenOptions {
     durability: o['durability'] === undefined ? 'always' : oneOf('durability', o['durability'], DURABILITIES),
     cache: resolveCache(o['cache']),
     checkpointBytes: o['checkpointBytes'] === undefined ? 64 << 20 : positiveInt('checkpointBytes', o['checkpointBytes']),
+    pages: resolvePages(o['pages']),
     files: resolveFiles(o['files']),
   });
 }

@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MemStore } from '../src/index.js';
-import { applyToModel, crashOp, type ModelRecord } from './support/crash-ops.js';
+import { applyToModel, CRASH_PAGES, crashOp, type ModelRecord } from './support/crash-ops.js';
 import { rng, tempDir } from './helpers.js';
 import { runUntilKilled } from './support/killable.js';
 
 /**
  * kill -9 at random instants: a child writes batches in 'always' mode (upserts, deletes, texts,
- * checkpoints every 32 KiB of log, compactions with arena GC) and reports each acknowledged batch;
+ * checkpoints every 32 KiB of log, compactions with arena GC; every other cycle with the page index,
+ * so kills land in splits, merges and the checkpoints that write pages) and reports each acknowledged batch;
  * the parent SIGKILLs it, reopens, and checks that the store equals the model after every
  * acknowledged batch, plus at most the one batch in flight, whole. CRASH_CYCLES=2000 runs longer
  * (npm run test:crash).
@@ -20,9 +21,9 @@ interface CycleResult {
   acked: number;
 }
 
-async function runChild(dir: string, seed: number, killAfterMs: number): Promise<CycleResult> {
+async function runChild(dir: string, seed: number, killAfterMs: number, paged: boolean): Promise<CycleResult> {
   let acked = -1;
-  await runUntilKilled(child, [dir, String(seed)], (line, kill) => {
+  await runUntilKilled(child, [dir, String(seed), paged ? 'pages' : 'exact'], (line, kill) => {
     if (line === 'ready') kill(killAfterMs);
     else if (line.startsWith('ack ')) acked = Number(line.slice(4));
   });
@@ -63,7 +64,9 @@ test(`kill -9 at random instants, ${CYCLES} cycles: every acknowledged batch sur
   let inFlightApplied = 0;
   for (let cycle = 0; cycle < CYCLES; cycle++) {
     const seed = cycle + 1;
-    const { acked } = await runChild(dir, seed, 20 + Math.floor(next() * 300));
+    // Odd cycles cluster the codes into pages, even ones turn them back into the exact index.
+    const paged = cycle % 2 === 1;
+    const { acked } = await runChild(dir, seed, 20 + Math.floor(next() * 300), paged);
     const base = new Map(model);
     for (let i = 0; i <= acked; i++) applyToModel(base, crashOp(seed, i));
     const withInFlight = new Map(base);
@@ -74,7 +77,7 @@ test(`kill -9 at random instants, ${CYCLES} cycles: every acknowledged batch sur
       if (op.kind === 'add') for (const r of op.records) universe.add(r.id);
     }
 
-    const store = await MemStore.open(dir, { cache: false });
+    const store = await MemStore.open(dir, { cache: false, pages: paged ? CRASH_PAGES : false });
     try {
       const plain = await matches(store, base, universe);
       if (plain === undefined) {
@@ -87,7 +90,7 @@ test(`kill -9 at random instants, ${CYCLES} cycles: every acknowledged batch sur
       }
       // Search still finds every record by its own vector.
       for (const [id, rec] of [...model].slice(0, 5)) {
-        const hits = await store.search(rec.vector, { k: 1 });
+        const hits = await store.search(rec.vector, { k: 1, exact: true });
         assert.equal(hits[0]?.id, id, `cycle ${cycle}: self-search of ${id}`);
       }
     } finally {

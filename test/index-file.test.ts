@@ -8,7 +8,7 @@ import { crc32c, maskCrc } from '../io/crc32c.js';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { indexDir, indexFileName, indexFilePath, statePath } from '../src/store/files.js';
 import { indexRewrite } from '../src/store/checkpointer.js';
-import { BLOCK_DELTA, BlockWriter, INDEX_HEADER_SIZE } from '../src/store/index-file.js';
+import { BLOCK_DELTA, BlockWriter, FLAG_PAGE, FLAG_PLACE, INDEX_HEADER_SIZE } from '../src/store/index-file.js';
 import { StateStore, stateWriteHooks, type Checkpoint } from '../src/store/state.js';
 import { clustered, rejectsWith, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
@@ -562,4 +562,74 @@ test('index: an open refused with CORRUPTION deletes nothing: another generation
   // Once repaired, the generation the state names is the only one left.
   await repairIndex(dir);
   assert.deepEqual(readdirSync(indexDir(dir)), [indexFileName(checkpointOf(dir).indexGeneration)]);
+});
+
+/** One sealed DELTA block holding `records` (already encoded) as `count` records with codes of `codeBytes` bytes. */
+function rawDelta(records: Uint8Array, count: number, codeBytes: number): Uint8Array {
+  const block = new Uint8Array(INDEX_HEADER_SIZE + records.length);
+  const v = new DataView(block.buffer);
+  v.setUint32(0, records.length, true);
+  block[8] = BLOCK_DELTA;
+  v.setUint32(12, count, true);
+  v.setUint32(16, codeBytes, true);
+  block.set(records, INDEX_HEADER_SIZE);
+  v.setUint32(4, maskCrc(crc32c(block, 8, block.length)), true);
+  return block;
+}
+
+/** Appends `block` to the store's index file and commits the longer length, as a checkpoint would. */
+async function appendCommitted(dir: string, block: Uint8Array): Promise<void> {
+  const before = checkpointOf(dir);
+  appendFileSync(indexFilePath(dir, before.indexGeneration), block);
+  const state = StateStore.open(dir);
+  await state.commitCheckpoint({ checkpoint: { ...before, indexBytes: before.indexBytes + block.length }, docs: new Map() });
+  await state.close();
+}
+
+test('index: a record of a page-clustered store carries its page (PAGE), and a PAGE without a code, checksum intact, is CORRUPTION at open', async () => {
+  const { dir } = await storeWithDelta();
+  // flags PLACE | PAGE, id "r1", place (1, 1, 0), page 0: a page with no code to place.
+  const id = Buffer.from('r1');
+  const rec = new Uint8Array(3 + id.length + 12 + 4);
+  const v = new DataView(rec.buffer);
+  rec[0] = FLAG_PLACE | FLAG_PAGE;
+  v.setUint16(1, id.length, true);
+  rec.set(id, 3);
+  v.setUint32(3 + id.length, 1, true);
+  v.setUint32(3 + id.length + 4, 1, true);
+  await appendCommitted(dir, rawDelta(rec, 1, DIM));
+  await corruptionAtOpen(dir);
+  // The writer refuses to make one.
+  assert.throws(() => new BlockWriter(BLOCK_DELTA, DIM).addRaw(id, FLAG_PLACE | FLAG_PAGE, undefined, 0, 1, 1, 0, 0), RangeError);
+});
+
+test('index: a record whose page runs past its block\'s end, checksum intact, is CORRUPTION at open', async () => {
+  const { dir } = await storeWithDelta();
+  const writer = new BlockWriter(BLOCK_DELTA, DIM);
+  writer.add({ id: 'r2', code: { code: new Uint8Array(DIM), scale: 1 }, place: [1, 1, 0], documented: false, page: 3 });
+  const whole = writer.finish()[0]!;
+  // The same record less the last two bytes of its page.
+  const records = whole.subarray(INDEX_HEADER_SIZE, whole.length - 2);
+  assert.equal(records[0]! & FLAG_PAGE, FLAG_PAGE);
+  await appendCommitted(dir, rawDelta(records, 1, DIM));
+  await corruptionAtOpen(dir);
+});
+
+test('index: a store whose checkpoint says paged opens its records into their pages; with pages: false the same file opens into the exact index', async () => {
+  const dir = tempDir('memstore-index-');
+  let store = await MemStore.open(dir, { dim: DIM, durability: 'none', cache: false, pages: { from: 20, maxPage: 16 } });
+  await store.add(Array.from({ length: N }, (_, i) => rec(i)));
+  const pages = store.stats().pages;
+  await store.close();
+  assert.equal(checkpointOf(dir).paged, true);
+  store = await MemStore.open(dir, { cache: false, pages: { from: 20, maxPage: 16 } });
+  assert.equal(store.stats().pages, pages);
+  await store.close();
+  store = await MemStore.open(dir, { cache: false, pages: false });
+  try {
+    for (let i = 0; i < N; i++) assert.deepEqual((await store.get(`r${i}`))?.vector, vecs[i]);
+    assert.equal((await store.search(vecs[7]!, { k: 1 }))[0]?.id, 'r7');
+  } finally {
+    await store.close();
+  }
 });

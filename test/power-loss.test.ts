@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FaultFileLayer } from './support/fault-layer.js';
 import { MemStore } from '../src/index.js';
-import { applyToModel, CRASH_DIM, crashOp, type CrashOp, type ModelRecord } from './support/crash-ops.js';
+import { applyToModel, CRASH_DIM, CRASH_PAGES, crashOp, type CrashOp, type ModelRecord } from './support/crash-ops.js';
 import { rng, tempDir } from './helpers.js';
 import { indexRewrite } from '../src/store/checkpointer.js';
 
@@ -52,7 +52,9 @@ test(`power loss at ${CUTS} random points: every fsync-acknowledged write surviv
   for (let cut = 0; cut < CUTS; cut++) {
     const dir = tempDir('memstore-power-');
     const disk = new FaultFileLayer({ seed: cut + 1 });
-    const store = await MemStore.open(dir, { dim: CRASH_DIM, durability: 'always', checkpointBytes: 8 * 1024, cache: false, files: disk });
+    // Every other cut with the page index (pages written by checkpoints, recovered at open).
+    const pages = cut % 2 === 1 ? CRASH_PAGES : false;
+    const store = await MemStore.open(dir, { dim: CRASH_DIM, durability: 'always', checkpointBytes: 8 * 1024, cache: false, files: disk, pages });
     disk.scheduleCut(5 + Math.floor(next() * 400));
 
     const issued: CrashOp[] = [];
@@ -72,7 +74,7 @@ test(`power loss at ${CUTS} random points: every fsync-acknowledged write surviv
     }
     await store.abandon();
 
-    const reopened = await MemStore.open(dir, { cache: false, files: disk.reboot() });
+    const reopened = await MemStore.open(dir, { cache: false, files: disk.reboot(), pages });
     try {
       const universe = new Set<string>();
       for (const op of issued) if (op.kind === 'add') for (const r of op.records) universe.add(r.id);

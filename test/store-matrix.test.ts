@@ -8,8 +8,11 @@ import { METRICS, type Metric } from '../src/options.js';
 import { bruteForce, clustered, exactScore, recall, tempDir } from './helpers.js';
 
 /**
- * One behaviour suite, run for every codec x PCA x metric x lookaside cache (as lmdb-js runs its
- * basic tests per encoding). dim 40 and PCA 24 are deliberately not multiples of 16, so code padding is exercised.
+ * One behaviour suite, run for every codec x PCA x metric x lookaside cache x index (as lmdb-js runs
+ * its basic tests per encoding). dim 40 and PCA 24 are deliberately not multiples of 16, so code
+ * padding is exercised. The paged configurations cluster the codes into pages of at most 16 from
+ * 60 vectors on: few enough pages that a default search probes them all, so every answer is still
+ * the exact one, through the page index's splits, merges, checkpoints and reopening.
  */
 const DIM = 40;
 const N = 240;
@@ -20,11 +23,12 @@ interface Config {
   metric: Metric;
   pca: boolean;
   cache: boolean;
+  pages: boolean;
 }
 
 const configs: Config[] = [];
 for (const codec of CODEC_NAMES) {
-  for (const metric of METRICS) for (const pca of [false, true]) for (const cache of [false, true]) configs.push({ codec, metric, pca, cache });
+  for (const metric of METRICS) for (const pca of [false, true]) for (const cache of [false, true]) for (const pages of [false, true]) configs.push({ codec, metric, pca, cache, pages });
 }
 
 /** Bytes of every file under `dir`, however deep. */
@@ -45,6 +49,7 @@ function openOptions(c: Config): OpenOptions {
     metric: c.metric,
     cache: c.cache ? { entries: 16 } : false,
     durability: 'none',
+    pages: c.pages ? { from: 60, maxPage: 16 } : false,
     ...(c.pca ? { pca: { dims: 24 }, trainSize: TRAIN } : {}),
   };
 }
@@ -89,7 +94,13 @@ function basicTests(c: Config): void {
       // Plus its share of what the cache holds.
       const cacheShare = s.cache.bytes / s.count;
       assert.ok(s.bytesPerVector - cacheShare >= s.codeBytesPerVector + 12 + idBytes, `${s.bytesPerVector} B per vector`);
-      assert.ok(s.bytesPerVector - cacheShare <= s.codeBytesPerVector + 4 + 12 + 3 * (idBytes + 14), `${s.bytesPerVector} B per vector`);
+      // In place of the code and scale: pages of at most 16 codes, each in a room of 16 or 20 rows
+      // (PAGES.md) of code, scale and slot; each page's centroid as float64 sums and as a row of the
+      // router, which starts with room for 64.
+      const pageRows = (s.pages * 20 * (s.codeBytesPerVector + 8)) / s.count;
+      const centroids = (s.pages * 8 * s.storedDim + Math.max(64, 2 * s.pages) * 4 * (s.storedDim + 16)) / s.count;
+      const pageShare = c.pages ? pageRows + centroids + 8 - s.codeBytesPerVector - 4 : 0;
+      assert.ok(s.bytesPerVector - cacheShare <= s.codeBytesPerVector + 4 + 12 + 3 * (idBytes + 14) + pageShare, `${s.bytesPerVector} B per vector`);
       assert.ok(s.memoryBytes >= s.count * s.codeBytesPerVector + s.cache.bytes);
       // The mapped state file's resident pages: some (its meta pages are read at open), and at most
       // the files under dir twice over: when LMDB grows its map it keeps the earlier mapping of the
@@ -220,7 +231,8 @@ function basicTests(c: Config): void {
       const q = queries[3]!;
       const first = await store.search(q, { k: 5 });
       assert.deepEqual(await store.search(q, { k: 5 }), first);
-      assert.equal(store.stats().cache.hits, c.cache ? 1 : 0);
+      // A search of the page index is not served by the cache (its pools come from the exact index's scan).
+      assert.equal(store.stats().cache.hits, c.cache && !c.pages ? 1 : 0);
       await store.add([{ id: 'probe', vector: q, text: 'the query itself' }]);
       const after = await store.search(q, { k: 5 });
       if (c.metric !== 'dot') assert.equal(after[0]?.id, 'probe');
@@ -240,6 +252,11 @@ function basicTests(c: Config): void {
     await first.delete(['doc-0']);
     const before = await Promise.all(queries.slice(0, 5).map((q) => first.search(q, { k: 10 })));
     const statsBefore = first.stats();
+    if (c.pages) {
+      // Clustered, and in pages few enough that a default search probes every one.
+      assert.ok(statsBefore.pages >= Math.ceil(N / 16), `${statsBefore.pages} pages`);
+      assert.equal(statsBefore.nprobe, statsBefore.pages);
+    }
     await first.close();
 
     const again = await MemStore.open(dir, { cache: c.cache ? { entries: 16 } : false });
@@ -261,5 +278,5 @@ function basicTests(c: Config): void {
 }
 
 for (const c of configs) {
-  describe(`store codec=${c.codec} metric=${c.metric} pca=${c.pca ? 24 : 'none'} cache=${c.cache ? 'on' : 'off'}`, () => basicTests(c));
+  describe(`store codec=${c.codec} metric=${c.metric} pca=${c.pca ? 24 : 'none'} cache=${c.cache ? 'on' : 'off'} index=${c.pages ? 'pages' : 'exact'}`, () => basicTests(c));
 }

@@ -1,7 +1,9 @@
 import type { Codec } from '../codec/codec.js';
-import { CodeBlocks, INDEX_BLOCK_VECTORS, type KernelForm, type LoadedRecord, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
+import { CodeBlocks, INDEX_BLOCK_VECTORS, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
 import type { TopK } from '../scan/topk.js';
 import type { IndexSearch, VectorIndex } from './vector-index.js';
+
+const NOTHING: ReadonlySet<string> = new Set();
 
 /**
  * The exact index: every search scans every code, one kernel call per block of INDEX_BLOCK_VECTORS.
@@ -50,6 +52,10 @@ export class FlatIndex implements VectorIndex {
 
   get pages(): number {
     return this.blocks.blockCount;
+  }
+
+  get paged(): boolean {
+    return false;
   }
 
   get defaultProbes(): number {
@@ -104,9 +110,11 @@ export class FlatIndex implements VectorIndex {
     this.blocks.setPlace(id, place);
   }
 
-  recordAt(slot: number): ReturnType<CodeBlocks['recordAt']> {
+  recordAt(slot: number): StoredRecord {
     return this.blocks.recordAt(slot);
   }
+
+  loaded(): void {}
 
   loadRecord(record: LoadedRecord): VectorPlace | undefined {
     return this.blocks.loadRecord(record);
@@ -142,6 +150,21 @@ export class FlatIndex implements VectorIndex {
 
   search(query: ScanQuery, top: TopK, options: IndexSearch): void {
     this.blocks.scan(query, top, options.accept, options.pool);
+  }
+
+  /** Every search scans every code. */
+  collectsPools(): boolean {
+    return true;
+  }
+
+  takeRelocated(): ReadonlySet<string> {
+    return NOTHING;
+  }
+
+  relocatedAgain(): void {}
+
+  recluster(): boolean {
+    return false;
   }
 
   scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK): void {

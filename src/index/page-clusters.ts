@@ -1,6 +1,6 @@
 import type { Codec } from '../codec/codec.js';
 import type { KernelMetric } from '../kernels/index.js';
-import type { ScanQuery } from '../scan/code-blocks.js';
+import type { KernelForm, ScanQuery } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
 import { kmeans } from './kmeans.js';
 import { PageStore } from './pages.js';
@@ -48,6 +48,8 @@ export class PageClusters {
   private splits = 0;
   /** The nearest page of a vector being added (reused). */
   private readonly nearest = new TopK(1);
+  /** Between the first load() and settle(): pages are filled as stored, with no sums, routing, splits or merges. */
+  private loading = false;
 
   constructor(
     readonly codec: Codec,
@@ -55,6 +57,8 @@ export class PageClusters {
     /** The metric of the queries it will be searched with. */
     readonly metric: KernelMetric,
     options: PageClusterOptions = {},
+    /** Told the slot of each vector whose page number changes (a split, a merge, a page renumbered, a re-clustering). */
+    private readonly moved: (slot: number) => void = () => undefined,
   ) {
     this.options = resolve(options);
     this.pages = new PageStore(codec, dim);
@@ -91,25 +95,104 @@ export class PageClusters {
   add(slot: number, vector: Float32Array): void {
     if (vector.length !== this.dim) throw new RangeError(`a vector has ${this.dim} dimensions, not ${vector.length}`);
     const scale = this.codec.encode(vector, this.codeScratch);
+    this.addCode(slot, this.codeScratch, scale);
+  }
+
+  /**
+   * Stores `code` (dim · bytesPerDim bytes) and its scale as the vector of `slot` (absent) in the
+   * page nearest its decoded form: routing, sums and splits see the code, never the vector it came
+   * from, so a code loaded from disk lands where the same vector put directly does.
+   */
+  addCode(slot: number, code: Uint8Array, scale: number): void {
+    this.notLoading();
+    // Sums of the decoded codes, which are what removals and splits subtract.
+    this.codec.decode(code, scale, this.decoded);
     let page: number;
     if (this.pages.pageCount === 0) {
       page = this.pages.addPage();
       this.sums.push(new Float64Array(this.dim));
-      this.router.add(this.centroidOf(page));
+      this.router.add(this.centroidScratch.fill(0));
     } else {
-      this.router.nearest(this.routed(vector), this.nearest);
+      this.router.nearest(this.routed(this.decoded), this.nearest);
       page = this.nearest.sortBestFirst() > 0 ? this.nearest.slotAt(0) : 0;
     }
-    this.pages.add(slot, page, this.codeScratch, scale);
-    // Sums of the decoded codes, which are what removals and splits subtract.
-    this.codec.decode(this.codeScratch, scale, this.decoded);
+    this.pages.add(slot, page, code, scale);
     this.addToSum(page, this.decoded, 1);
     this.router.set(page, this.centroidOf(page));
     if (this.pages.sizeOf(page) > this.options.maxPage) this.split(page);
   }
 
+  /**
+   * Stores a code in the page a checkpoint recorded for it, as opening does: no routing, sums,
+   * splits or merges until settle(), which every load() must be followed by before anything else.
+   */
+  load(slot: number, page: number, code: Uint8Array, scale: number): void {
+    if (!(Number.isInteger(page) && page >= 0)) throw new RangeError(`page must be a non-negative integer, got ${page}`);
+    this.loading = true;
+    while (this.pages.pageCount <= page) {
+      this.pages.addPage();
+      this.sums.push(new Float64Array(this.dim));
+      this.router.add(this.centroidScratch.fill(0));
+    }
+    this.pages.add(slot, page, code, scale);
+  }
+
+  /**
+   * Ends loading: pages left empty (their members deleted since the checkpoint) go, each centroid is
+   * made from its members' codes, and pages past `maxPage` or under `minPage` split or merge as
+   * after an add or a removal. Does nothing when nothing was loaded.
+   */
+  settle(): void {
+    if (!this.loading) return;
+    this.loading = false;
+    for (let p = this.pages.pageCount - 1; p >= 0; p--) if (this.pages.sizeOf(p) === 0) this.dropEmpty(p);
+    for (let p = 0; p < this.pages.pageCount; p++) {
+      const sum = this.sums[p]!.fill(0);
+      for (const slot of this.pages.slotsOf(p)) {
+        this.decodeSlot(slot);
+        for (let i = 0; i < this.dim; i++) sum[i]! += this.decoded[i]!;
+      }
+      this.pages.fit(p);
+      this.router.set(p, this.centroidOf(p));
+    }
+    this.enforceSizes();
+  }
+
+  /** The page holding the vector of `slot`. */
+  pageOf(slot: number): number {
+    return this.pages.pageOf(slot);
+  }
+
+  /** The code of `slot` as a view, and its scale (PageStore.codeView). */
+  codeView(slot: number): { code: Uint8Array; scale: number } {
+    return this.pages.codeView(slot);
+  }
+
+  /** Vectors in `page`. */
+  sizeOf(page: number): number {
+    return this.pages.sizeOf(page);
+  }
+
+  /** The query as the scan kernels see it (QueryScratch.kernelForm). */
+  kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
+    return this.pages.kernelForm(query, into);
+  }
+
+  kernelQueryError(query: ScanQuery): number {
+    return this.pages.kernelQueryError(query);
+  }
+
+  /** The scores a scan gives the vectors of `slots[0..count)` (PageStore.scoreSlots). */
+  scoreSlots(query: ScanQuery, slots: Int32Array, count: number, out: Float32Array): void {
+    this.pages.scoreSlots(query, slots, count, out);
+  }
+
   /** Removes the vector of `slot`; a page left too small hands its vectors to the nearest other pages. */
   remove(slot: number): void {
+    if (this.loading) {
+      this.pages.remove(slot);
+      return;
+    }
     const page = this.pages.pageOf(slot);
     this.decodeSlot(slot);
     this.addToSum(page, this.decoded, -1);
@@ -128,6 +211,7 @@ export class PageClusters {
    * keeping the best in `top` as the page store's scan does.
    */
   search(query: ScanQuery, top: TopK, nprobe: number, accept?: (slot: number) => boolean): void {
+    this.notLoading();
     const count = Math.min(Math.max(1, Math.floor(nprobe)), this.pages.pageCount);
     if (count === 0) return;
     const pages = new Int32Array(count);
@@ -149,6 +233,7 @@ export class PageClusters {
    * removals, and every page gets the room its vectors need.
    */
   recluster(iterations = 10): void {
+    this.notLoading();
     const count = this.pages.pageCount;
     if (count < 2) return;
     const slots: number[] = [];
@@ -171,26 +256,45 @@ export class PageClusters {
       const v = points.subarray(i * this.dim, (i + 1) * this.dim);
       this.addToSum(from, v, -1);
       this.addToSum(to, v, 1);
-      this.pages.moveTo(slot, to);
+      this.move(slot, to);
     });
     // Dropping old page p moves the last page into its number: drop from the back of the old ones
     // while new ones remain behind them, so that each drop renumbers one new page.
-    for (let p = count - 1; p >= 0; p--) {
-      const moved = this.pages.removeEmptyPage(p);
-      this.router.removeSwap(p);
-      this.sums[p] = this.sums[moved]!;
-      this.sums.pop();
-    }
+    for (let p = count - 1; p >= 0; p--) this.dropEmpty(p);
     for (let p = 0; p < this.pages.pageCount; p++) {
       this.pages.fit(p);
       this.router.set(p, this.centroidOf(p));
     }
     // k-means leaves some clusters large and some nearly empty: the rules of inserts and removals
     // apply (a split appends its new page, which the loop reaches in turn).
+    this.enforceSizes();
+  }
+
+  /** Splits every page past `maxPage` and dissolves every page under `minPage` (a split appends its new page, which the loop reaches in turn). */
+  private enforceSizes(): void {
     for (let p = 0; p < this.pages.pageCount; p++) while (this.pages.sizeOf(p) > this.options.maxPage) this.split(p);
     for (let p = this.pages.pageCount - 1; p >= 0 && this.pages.pageCount > 1; p--) {
       if (p < this.pages.pageCount && this.pages.sizeOf(p) < this.options.minPage) this.dissolve(p);
     }
+  }
+
+  private notLoading(): void {
+    if (this.loading) throw new Error('pages are loading: settle() first');
+  }
+
+  /** Moves the vector of `slot` to page `to`, telling the owner. */
+  private move(slot: number, to: number): void {
+    this.pages.moveTo(slot, to);
+    this.moved(slot);
+  }
+
+  /** Drops `page` (empty): the last page takes its number, and each of that page's members is reported moved. */
+  private dropEmpty(page: number): void {
+    const last = this.pages.removeEmptyPage(page);
+    this.router.removeSwap(page);
+    this.sums[page] = this.sums[last]!;
+    this.sums.pop();
+    if (last !== page) for (const slot of this.pages.slotsOf(page)) this.moved(slot);
   }
 
   free(): void {
@@ -221,7 +325,7 @@ export class PageClusters {
       const v = points.subarray(i * this.dim, (i + 1) * this.dim);
       this.addToSum(page, v, -1);
       this.addToSum(other, v, 1);
-      this.pages.moveTo(slot, other);
+      this.move(slot, other);
     });
     this.splits++;
     // The page kept the room it outgrew; half of it went.
@@ -245,14 +349,12 @@ export class PageClusters {
       if (to < 0) throw new Error(`no page to take the vectors of page ${page}`);
       this.addToSum(page, this.decoded, -1);
       this.addToSum(to, this.decoded, 1);
-      this.pages.moveTo(slot, to);
+      this.move(slot, to);
       receivers.add(to);
     }
     for (const p of receivers) this.router.set(p, this.centroidOf(p));
-    const moved = this.pages.removeEmptyPage(page);
-    this.router.removeSwap(page);
-    this.sums[page] = this.sums[moved]!;
-    this.sums.pop();
+    const moved = this.pages.pageCount - 1;
+    this.dropEmpty(page);
     // A page that took more than it had room for splits, as after an add (the last page took the
     // dissolved one's number).
     for (const p of receivers) {

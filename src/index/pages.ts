@@ -1,6 +1,6 @@
 import type { Codec } from '../codec/codec.js';
 import { kernels } from '../kernels/index.js';
-import { paddedDim, type ScanQuery } from '../scan/code-blocks.js';
+import { paddedDim, type KernelForm, type ScanQuery } from '../scan/code-blocks.js';
 import { GATHER_RUN, QueryScratch, pushPicked } from '../scan/query-scratch.js';
 import type { TopK } from '../scan/topk.js';
 
@@ -201,6 +201,27 @@ export class PageStore {
     const row = this.rowOfSlot[slot]!;
     const at = p.codes + row * this.stride;
     return { code: this.mem.u8().slice(at, at + this.dim * this.codec.bytesPerDim), scale: this.mem.f32()[(p.scales >> 2) + row]! };
+  }
+
+  /**
+   * The code of the vector in `slot` as a view of linear memory (valid until the next change or
+   * allocation), and its scale: what a checkpoint writes, without a copy per record.
+   */
+  codeView(slot: number): { code: Uint8Array; scale: number } {
+    const p = this.pages[this.pageOf(slot)]!;
+    const row = this.rowOfSlot[slot]!;
+    const at = p.codes + row * this.stride;
+    return { code: this.mem.u8().subarray(at, at + this.dim * this.codec.bytesPerDim), scale: this.mem.f32()[(p.scales >> 2) + row]! };
+  }
+
+  /** The query as the scan kernels see it (QueryScratch.kernelForm). */
+  kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
+    return this.query.kernelForm(query, into);
+  }
+
+  /** How far the query the kernels see is from `query.vector` (QueryScratch.kernelQueryError). */
+  kernelQueryError(query: ScanQuery): number {
+    return this.query.kernelQueryError(query);
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { Codec } from '../codec/codec.js';
-import type { KernelForm, LoadedRecord, ScanQuery, VectorPlace } from '../scan/code-blocks.js';
+import type { KernelForm, LoadedRecord, ScanQuery, StoredRecord, VectorPlace } from '../scan/code-blocks.js';
 import type { ScorePool } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
 
@@ -38,6 +38,8 @@ export interface VectorIndex {
   readonly pages: number;
   /** Pages a search probes when `nprobe` is not given. */
   readonly defaultProbes: number;
+  /** Whether its records have pages a checkpoint records (the page-clustered index). */
+  readonly paged: boolean;
 
   /**
    * Room for `records` records whose ids take `idBytes` bytes, allocated at once: open calls it
@@ -61,9 +63,11 @@ export interface VectorIndex {
   loadRecord(record: LoadedRecord): VectorPlace | undefined;
   /**
    * The record in `slot` as the index file stores it, without a lookup (views valid until the next
-   * change): id UTF-8, code, scale, place (segment 0: none), document flag.
+   * change): id UTF-8, code, scale, place (segment 0: none), document flag, page (-1: none).
    */
-  recordAt(slot: number): { idBytes: Uint8Array; code: Uint8Array; scale: number; generation: number; segment: number; offset: number; documented: boolean };
+  recordAt(slot: number): StoredRecord;
+  /** Loading (loadRecord) is over: what it deferred is done (a page index's centroids, for one). */
+  loaded(): void;
   /** A copy of the code of `id` and its scale, or undefined. */
   code(id: string): { code: Uint8Array; scale: number } | undefined;
   /** Decodes the code of `id` into `out` (in the stored space); false when there is none. */
@@ -92,6 +96,12 @@ export interface VectorIndex {
   /** Scores the vectors `options` selects against `query`, keeping the best (by slot) in `top`. */
   search(query: ScanQuery, top: TopK, options: IndexSearch): void;
   /**
+   * Whether search() with these options scores every stored vector and fills a pool: what the
+   * lookaside cache's pools and bounds need (CACHE.md). A search that probes some pages only is
+   * answered by its pages, which a pool from another query cannot vouch for.
+   */
+  collectsPools(options: Omit<IndexSearch, 'accept' | 'pool'>): boolean;
+  /**
    * Scores only the vectors in `slots[0..count)`, each pushed into `top` with its slot, each score
    * the one search() gives that vector.
    */
@@ -107,6 +117,16 @@ export interface VectorIndex {
    * of moves no longer reaches back.
    */
   movesSince(epoch: number, visit: (hole: number, from: number) => void): boolean;
+
+  /**
+   * The ids whose page changed since the last call (splits, merges, pages renumbered,
+   * re-clustering): a checkpoint writes them with their new pages. Empty for an index without pages.
+   */
+  takeRelocated(): ReadonlySet<string>;
+  /** Ids a failed checkpoint took from takeRelocated(): the next one writes them. */
+  relocatedAgain(ids: Iterable<string>): void;
+  /** Re-clusters the pages from every vector, as compaction does; false when the index has no pages to re-cluster. */
+  recluster(): boolean;
 
   /** Returns all memory; the index is unusable afterwards. */
   free(): void;

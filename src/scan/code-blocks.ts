@@ -24,22 +24,38 @@ interface Block {
  * A record as the index file holds it, read in place (src/store/INDEX.md, "Records"): its id and
  * code lie in `block`, so loading one makes no view or copy of either.
  */
-export interface LoadedRecord {
+export interface LoadedRecord extends RecordState {
   readonly block: Uint8Array;
   readonly idAt: number;
   readonly idLength: number;
   /** Where the code starts in `block`; -1 for none. */
   readonly codeAt: number;
   readonly codeBytes: number;
+}
+
+/** What the index file keeps of a record beside its id and code. */
+interface RecordState {
   readonly scale: number;
+  /** The full-precision vector's frame in the vector arena; segment 0: none is kept. */
   readonly generation: number;
-  /** 0: no full-precision vector is kept. */
   readonly segment: number;
   readonly offset: number;
   readonly documented: boolean;
+  /** The page of a page-clustered index holding the code; -1 for none. */
+  readonly page: number;
 }
 
 export type { VectorPlace } from './slot-table.js';
+
+/**
+ * A stored record as the index file writes it, without a lookup: the id's UTF-8 and the code are
+ * views (valid until the next change or allocation), the place's segment is 0 for none, `page` -1
+ * when the index has no pages.
+ */
+export interface StoredRecord extends RecordState {
+  readonly idBytes: Uint8Array;
+  readonly code: Uint8Array;
+}
 
 export function samePlace(a: VectorPlace | undefined, b: VectorPlace | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && a[0] === b[0] && a[1] === b[1] && a[2] === b[2]);
@@ -146,23 +162,21 @@ export class CodeBlocks {
 
   /** Where the full-precision vector of `id` lives, or undefined (none kept, or no such id). */
   placeOf(id: string): VectorPlace | undefined {
-    const slot = this.slots.slotOf(id);
-    return slot === undefined ? undefined : this.slots.placeAt(slot);
+    return this.slots.placeOf(id);
   }
 
   /** Records where the full-precision vector of `id` (already put) lives; undefined: nowhere. */
   setPlace(id: string, place: VectorPlace | undefined): void {
-    this.slots.setPlaceAt(this.existing(id), place);
+    this.slots.setPlace(id, place);
   }
 
   /** Whether the record `id` has a document in the state (false for an unknown id). */
   documented(id: string): boolean {
-    const slot = this.slots.slotOf(id);
-    return slot !== undefined && this.slots.documentedAt(slot);
+    return this.slots.documented(id);
   }
 
   setDocumented(id: string, documented: boolean): void {
-    this.slots.setDocumentedAt(this.existing(id), documented);
+    this.slots.setDocumented(id, documented);
   }
 
   /** placeOf() for the vector in `slot`. */
@@ -183,12 +197,6 @@ export class CodeBlocks {
     return this.slots.allIds();
   }
 
-  /** The slot of `id`, which must be stored. */
-  private existing(id: string): number {
-    const slot = this.slots.slotOf(id);
-    if (slot === undefined) throw new RangeError(`no vector ${id}`);
-    return slot;
-  }
 
   private slotFor(id: string): number {
     const { slot, added } = this.slots.slotFor(id);
@@ -241,7 +249,7 @@ export class CodeBlocks {
    * The record in `slot` as the index file stores it, without a lookup: the id's UTF-8 and the code
    * are views (valid until the next change or allocation), the place's segment is 0 for none.
    */
-  recordAt(slot: number): { idBytes: Uint8Array; code: Uint8Array; scale: number; generation: number; segment: number; offset: number; documented: boolean } {
+  recordAt(slot: number): StoredRecord {
     const idBytes = this.slots.idBytesAt(slot);
     const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
     const row = slot % this.blockVectors;
@@ -256,6 +264,7 @@ export class CodeBlocks {
       segment: this.slots.placePartAt(slot, 1),
       offset: this.slots.placePartAt(slot, 2),
       documented: this.slots.documentedAt(slot),
+      page: -1,
     };
   }
 
@@ -329,12 +338,7 @@ export class CodeBlocks {
    * bytes; a new array when not given), or the float vector itself.
    */
   kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
-    if (!this.query.usesInt8(query)) return { kind: 'float', vector: query.vector };
-    const { code, scale } = this.query.encode(query.vector);
-    const out = into ?? new Int8Array(this.dim);
-    if (out.length !== this.dim) throw new RangeError(`an int8 query code has ${this.dim} bytes, not ${out.length}`);
-    out.set(new Int8Array(code.buffer, code.byteOffset, this.dim));
-    return { kind: 'int8', code: out, scale };
+    return this.query.kernelForm(query, into);
   }
 
   /**
@@ -342,16 +346,7 @@ export class CodeBlocks {
    * query, which the kernels see as it is.
    */
   kernelQueryError(query: ScanQuery): number {
-    if (!this.query.usesInt8(query)) return 0;
-    const { code, scale } = this.query.encode(query.vector);
-    const v = query.vector;
-    let sum = 0;
-    for (let i = 0; i < this.dim; i++) {
-      // Rounded to float32 as kernelQuery() stores it.
-      const d = v[i]! - Math.fround(((code[i]! << 24) >> 24) * scale);
-      sum += d * d;
-    }
-    return Math.sqrt(sum);
+    return this.query.kernelQueryError(query);
   }
 
   /** A copy of the code of `id` and its scale, or undefined. */

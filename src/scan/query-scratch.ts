@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import { getCodec } from '../codec/index.js';
 import { kernels, type I8Metric } from '../kernels/index.js';
-import type { ScanQuery } from './code-blocks.js';
+import type { KernelForm, ScanQuery } from './code-blocks.js';
 import type { TopK } from './topk.js';
 
 const int8 = getCodec('int8');
@@ -73,6 +73,36 @@ export class QueryScratch {
     e.scale = int8.encode(vector, e.code);
     e.vector.set(vector);
     return e;
+  }
+
+  /**
+   * The query exactly as the kernels see it, in its cheapest exact form: the int8 code and its scale,
+   * copied into `into` (dim bytes; a new array when not given), or the float vector itself.
+   */
+  kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
+    if (!this.usesInt8(query)) return { kind: 'float', vector: query.vector };
+    const { code, scale } = this.encode(query.vector);
+    const out = into ?? new Int8Array(this.dim);
+    if (out.length !== this.dim) throw new RangeError(`an int8 query code has ${this.dim} bytes, not ${out.length}`);
+    out.set(new Int8Array(code.buffer, code.byteOffset, this.dim));
+    return { kind: 'int8', code: out, scale };
+  }
+
+  /**
+   * ‖query.vector − the kernels' query‖ in float64, without making the latter: 0 for a float
+   * query, which the kernels see as it is.
+   */
+  kernelQueryError(query: ScanQuery): number {
+    if (!this.usesInt8(query)) return 0;
+    const { code, scale } = this.encode(query.vector);
+    const v = query.vector;
+    let sum = 0;
+    for (let i = 0; i < this.dim; i++) {
+      // Rounded to float32 as the kernels' query holds it.
+      const d = v[i]! - Math.fround(((code[i]! << 24) >> 24) * scale);
+      sum += d * d;
+    }
+    return Math.sqrt(sum);
   }
 
   /** Writes `query` at `ptr` as the kernels take it, for scan() and gather(). */

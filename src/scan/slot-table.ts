@@ -108,6 +108,34 @@ export class SlotTable {
     return { slot, added };
   }
 
+  /** Where the full-precision vector of `id` lives, or undefined (none kept, or no such id). */
+  placeOf(id: string): VectorPlace | undefined {
+    const slot = this.ids.slotOf(id);
+    return slot === undefined ? undefined : this.placeAt(slot);
+  }
+
+  /** Records where the full-precision vector of `id` (stored) lives; undefined: nowhere. */
+  setPlace(id: string, place: VectorPlace | undefined): void {
+    this.setPlaceAt(this.existing(id), place);
+  }
+
+  /** Whether the record `id` has a document (false for an unknown id). */
+  documented(id: string): boolean {
+    const slot = this.ids.slotOf(id);
+    return slot !== undefined && this.documentedAt(slot);
+  }
+
+  setDocumented(id: string, documented: boolean): void {
+    this.setDocumentedAt(this.existing(id), documented);
+  }
+
+  /** The slot of `id`, which must be stored. */
+  private existing(id: string): number {
+    const slot = this.ids.slotOf(id);
+    if (slot === undefined) throw new RangeError(`no vector ${id}`);
+    return slot;
+  }
+
   /** Where the full-precision vector in `slot` lives, or undefined (none kept). */
   placeAt(slot: number): VectorPlace | undefined {
     if (!(slot >= 0 && slot < this.ids.size)) throw new RangeError(`slot ${slot} out of range`);

@@ -186,7 +186,8 @@ export class SearchPath {
 
   /** The `want.k` stored records closest to `q` (a checked copy of the query), best first. */
   async search(q: Float32Array, want: Wanted): Promise<SearchHit[]> {
-    if (this.env.cache !== undefined) {
+    // A search that probes some pages only is answered by its pages, which no pool vouches for.
+    if (this.env.cache !== undefined && this.env.index().collectsPools(want)) {
       const served = await this.searchCached(q, want, this.keyOf(want));
       if (served !== undefined) return served;
     }

@@ -3,14 +3,14 @@ import type { Wal } from '../../wal/wal.js';
 import type { BlobArena, BlobRef } from '../arena/arena.js';
 import { MemstoreError } from '../errors.js';
 import type { VectorIndex } from '../index/vector-index.js';
-import type { VectorPlace } from '../scan/code-blocks.js';
+import type { StoredRecord, VectorPlace } from '../scan/code-blocks.js';
 import type { VectorSpace } from '../space/vector-space.js';
 import type { ChangedRecords } from './changed-records.js';
 import type { CommitPipeline } from './commit-pipeline.js';
 import type { Damage } from './damage.js';
 import { arenaSegmentPath, type ArenaSpace } from './files.js';
 import { frameSize } from '../arena/format.js';
-import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, FLAG_CODE, FLAG_DOCUMENTED, FLAG_PLACE, type IndexFile } from './index-file.js';
+import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, FLAG_CODE, FLAG_DOCUMENTED, FLAG_PAGE, FLAG_PLACE, type IndexFile } from './index-file.js';
 import type { Mutation } from './mutations.js';
 import { asMemstoreError } from './record-errors.js';
 import type { RecordReads } from './record-reads.js';
@@ -70,6 +70,7 @@ export interface CheckpointEnv {
 export class Checkpointer {
   private logBytes = 0;
   private trained = false;
+  private relaid = false;
   private run: Promise<void> | undefined;
 
   constructor(private readonly env: CheckpointEnv) {}
@@ -89,6 +90,11 @@ export class Checkpointer {
   /** PCA was fitted and every code changed: the next checkpoint writes them all. */
   trainedNow(): void {
     this.trained = true;
+  }
+
+  /** The codes were laid out anew (clustered into pages): the next checkpoint writes every record. */
+  relaidNow(): void {
+    this.relaid = true;
   }
 
   /** The running checkpoint while writes must wait for it, else undefined. */
@@ -125,8 +131,7 @@ export class Checkpointer {
     // By slot, from the index's memory: no lookup and no copy per record (this runs synchronously).
     for (let slot = 0; slot < index.size; slot++) {
       const r = index.recordAt(slot);
-      const flags = (trained ? FLAG_CODE : 0) | (r.segment === 0 ? 0 : FLAG_PLACE) | (r.documented ? FLAG_DOCUMENTED : 0);
-      out.addRaw(r.idBytes, flags, r.code, r.scale, r.generation, r.segment, r.offset);
+      out.addRaw(r.idBytes, flagsOf(r, trained), r.code, r.scale, r.generation, r.segment, r.offset, r.page);
     }
     return out;
   }
@@ -147,7 +152,7 @@ export class Checkpointer {
     const { state } = this.env;
     const indexFile = this.env.indexFile();
     const index = this.env.index();
-    const checkpoint = { ...base, records: index.size, idBytes: index.idBytes };
+    const checkpoint = { ...base, records: index.size, idBytes: index.idBytes, paged: index.paged };
     if (rewrite) {
       const generation = indexFile.generation + 1;
       let bytes: number | undefined;
@@ -192,11 +197,15 @@ export class Checkpointer {
     });
     const lsn = pipeline.appliedLsn;
     const training = this.trained;
-    if (changes.size === 0 && !training && lsn === state.readCheckpoint().lsn) return;
+    const relaid = this.relaid;
+    // Every record is written: PCA changed every code, or the codes were clustered into pages.
+    const everything = training || relaid;
+    if (changes.size === 0 && !everything && lsn === state.readCheckpoint().lsn) return;
     // Everything below up to the first await is synchronous: codes are captured as of `lsn`.
     const index = this.env.index();
     const { changes: snapshot, stale } = changes.take();
     this.trained = false;
+    this.relaid = false;
     const bytesCovered = this.logBytes;
     const codeBytes = space.trained ? index.dim * index.codec.bytesPerDim : 0;
     const docs = new Map<string, DocRecord | null>();
@@ -205,7 +214,7 @@ export class Checkpointer {
       // A document to put, or one to delete; a record that never had one costs the state nothing.
       if (e !== null && hasDoc(e.doc)) docs.set(id, e.doc);
       else if (stale.has(id)) docs.set(id, null);
-      if (training) continue;
+      if (everything) continue;
       if (e === null) {
         delta.add({ id, deleted: true });
         continue;
@@ -218,15 +227,25 @@ export class Checkpointer {
       }
       // The code straight from the index's memory: one lookup, no copy.
       const r = index.recordAt(slot);
-      const flags = FLAG_CODE | (e.place === undefined ? 0 : FLAG_PLACE) | (hasDoc(e.doc) ? FLAG_DOCUMENTED : 0);
-      delta.addRaw(r.idBytes, flags, r.code, r.scale, e.place?.[0] ?? 0, e.place?.[1] ?? 0, e.place?.[2] ?? 0);
+      const flags = FLAG_CODE | (e.place === undefined ? 0 : FLAG_PLACE) | (hasDoc(e.doc) ? FLAG_DOCUMENTED : 0) | (r.page >= 0 ? FLAG_PAGE : 0);
+      delta.addRaw(r.idBytes, flags, r.code, r.scale, e.place?.[0] ?? 0, e.place?.[1] ?? 0, e.place?.[2] ?? 0, r.page);
+    }
+    // Records whose page changed since the last checkpoint and nothing else: as the index holds them.
+    const relocated = index.takeRelocated();
+    if (!everything) {
+      for (const id of relocated) {
+        const slot = snapshot.has(id) ? undefined : index.slotOf(id);
+        if (slot === undefined) continue;
+        const r = index.recordAt(slot);
+        delta.addRaw(r.idBytes, flagsOf(r, true), r.code, r.scale, r.generation, r.segment, r.offset, r.page);
+      }
     }
     let blocks: Uint8Array[];
-    const rewrite = this.rewriteDue(training, delta.bytes);
+    const rewrite = this.rewriteDue(everything, delta.bytes);
     if (rewrite) {
       blocks = this.allRecords(BLOCK_SNAPSHOT).finish();
-    } else if (training) {
-      // Every code changed, and damage keeps the old generation: one delta with every record.
+    } else if (everything) {
+      // Every record changed, and damage keeps the old generation: one delta with every record.
       const all = this.allRecords(BLOCK_DELTA);
       for (const [id, e] of snapshot) if (e === null) all.add({ id, deleted: true });
       blocks = all.finish();
@@ -240,7 +259,9 @@ export class Checkpointer {
       await this.commit(blocks, rewrite, checkpoint, docs, training ? { training: { pca: space.pca } } : {});
     } catch (e) {
       changes.settle(true);
+      this.env.index().relocatedAgain(relocated);
       if (training) this.trained = true;
+      if (relaid) this.relaid = true;
       throw asMemstoreError(e, 'checkpoint');
     }
     changes.settle(false);
@@ -317,7 +338,9 @@ export class Checkpointer {
     const delta = new BlockWriter(BLOCK_DELTA, trained ? index.dim * index.codec.bytesPerDim : 0);
     for (const [id, ref] of refs) {
       if (changes.has(id)) continue;
-      delta.add({ id, code: trained ? index.code(id) : undefined, place: [ref[0], ref[1], ref[2]], documented: index.documented(id) });
+      // The page of now, which may be newer than the checkpoint: a page only places a code, never changes one.
+      const slot = trained ? index.slotOf(id) : undefined;
+      delta.add({ id, code: trained ? index.code(id) : undefined, place: [ref[0], ref[1], ref[2]], documented: index.documented(id), page: slot === undefined ? -1 : index.recordAt(slot).page });
     }
     try {
       const { indexGeneration: _g, indexBytes: _b, ...checkpoint } = state.readCheckpoint();
@@ -342,7 +365,14 @@ export class Checkpointer {
   async rewriteIndex(): Promise<void> {
     this.env.damage.refuse('rewriting the index file', this.env.dir);
     const { indexGeneration: _g, indexBytes: _b, ...checkpoint } = this.env.state.readCheckpoint();
-    await this.commit(this.allRecords(BLOCK_SNAPSHOT).finish(), true, checkpoint, new Map(), {});
+    // Every record goes with its page: none is left to write again.
+    const relocated = this.env.index().takeRelocated();
+    try {
+      await this.commit(this.allRecords(BLOCK_SNAPSHOT).finish(), true, checkpoint, new Map(), {});
+    } catch (e) {
+      this.env.index().relocatedAgain(relocated);
+      throw e;
+    }
   }
 
   /**
@@ -354,4 +384,9 @@ export class Checkpointer {
     if (hit !== undefined) throw this.env.markDamaged(hit[0], e);
     throw asMemstoreError(e, space === 'texts' ? 'collecting the text arena' : 'collecting the vector arena');
   }
+}
+
+/** The flags of a record the index holds, as the index file writes it (`coded`: it has a code). */
+function flagsOf(r: StoredRecord, coded: boolean): number {
+  return (coded ? FLAG_CODE : 0) | (r.segment === 0 ? 0 : FLAG_PLACE) | (r.documented ? FLAG_DOCUMENTED : 0) | (coded && r.page >= 0 ? FLAG_PAGE : 0);
 }

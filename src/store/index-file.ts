@@ -28,7 +28,9 @@ export const FLAG_CODE = 0x02;
 export const FLAG_PLACE = 0x04;
 /** The record has a `docs` value in the LMDB state (a text, metadata, or both). */
 export const FLAG_DOCUMENTED = 0x08;
-const KNOWN_FLAGS = FLAG_DELETED | FLAG_CODE | FLAG_PLACE | FLAG_DOCUMENTED;
+/** The record's code lies in page `page` of the page-clustered index (with CODE only). */
+export const FLAG_PAGE = 0x10;
+const KNOWN_FLAGS = FLAG_DELETED | FLAG_CODE | FLAG_PLACE | FLAG_DOCUMENTED | FLAG_PAGE;
 
 /**
  * A block is closed once its records pass this many bytes (a record is never split). A block is
@@ -58,6 +60,8 @@ export type IndexRecord =
       readonly code: { readonly code: Uint8Array; readonly scale: number } | undefined;
       readonly place: VectorPlace | undefined;
       readonly documented: boolean;
+      /** The page holding its code, in a page-clustered index; undefined or -1 for none. */
+      readonly page?: number;
     };
 
 /**
@@ -79,18 +83,19 @@ export class BlockWriter {
   add(r: IndexRecord): void {
     const idBytes = utf8.encode(r.id);
     if (r.deleted === true) {
-      this.addRaw(idBytes, FLAG_DELETED, undefined, 0, 0, 0, 0);
+      this.addRaw(idBytes, FLAG_DELETED, undefined, 0, 0, 0, 0, -1);
       return;
     }
-    const flags = (r.code === undefined ? 0 : FLAG_CODE) | (r.place === undefined ? 0 : FLAG_PLACE) | (r.documented ? FLAG_DOCUMENTED : 0);
-    this.addRaw(idBytes, flags, r.code?.code, r.code?.scale ?? 0, r.place?.[0] ?? 0, r.place?.[1] ?? 0, r.place?.[2] ?? 0);
+    const page = r.page ?? -1;
+    const flags = (r.code === undefined ? 0 : FLAG_CODE) | (r.place === undefined ? 0 : FLAG_PLACE) | (r.documented ? FLAG_DOCUMENTED : 0) | (page >= 0 ? FLAG_PAGE : 0);
+    this.addRaw(idBytes, flags, r.code?.code, r.code?.scale ?? 0, r.place?.[0] ?? 0, r.place?.[1] ?? 0, r.place?.[2] ?? 0, page);
   }
 
   /**
-   * One record from its parts: the id's UTF-8, flags (CODE and PLACE say which of the rest are
-   * written), code and scale, place. What a snapshot of the in-memory index writes, lookup-free.
+   * One record from its parts: the id's UTF-8, flags (CODE, PLACE and PAGE say which of the rest
+   * are written), code and scale, place, page. What a snapshot of the in-memory index writes, lookup-free.
    */
-  addRaw(idBytes: Uint8Array, flags: number, code: Uint8Array | undefined, scale: number, generation: number, segment: number, offset: number): void {
+  addRaw(idBytes: Uint8Array, flags: number, code: Uint8Array | undefined, scale: number, generation: number, segment: number, offset: number, page: number): void {
     if (idBytes.length === 0 || idBytes.length > MAX_ID_BYTES) throw new RangeError(`id of ${idBytes.length} bytes`);
     let size = 3 + idBytes.length;
     if ((flags & FLAG_CODE) !== 0) {
@@ -100,6 +105,11 @@ export class BlockWriter {
     if ((flags & FLAG_PLACE) !== 0) {
       if (segment === 0) throw new RangeError('a place in segment 0');
       size += 12;
+    }
+    if ((flags & FLAG_PAGE) !== 0) {
+      if ((flags & FLAG_CODE) === 0) throw new RangeError('a page without a code');
+      if (!(Number.isInteger(page) && page >= 0 && page <= 0xffffffff)) throw new RangeError(`page ${page}`);
+      size += 4;
     }
     this.reserve(size);
     const b = this.buf;
@@ -119,6 +129,10 @@ export class BlockWriter {
       v.setUint32(at + 4, segment, true);
       v.setUint32(at + 8, offset, true);
       at += 12;
+    }
+    if ((flags & FLAG_PAGE) !== 0) {
+      v.setUint32(at, page, true);
+      at += 4;
     }
     this.used = at;
     this.count++;
@@ -179,6 +193,8 @@ export class IndexRecordView {
   generation = 0;
   segment = 0;
   offset = 0;
+  /** The page of a page-clustered index holding the code; -1 for none. */
+  page = -1;
 
   get documented(): boolean {
     return (this.flags & FLAG_DOCUMENTED) !== 0;
@@ -274,6 +290,13 @@ function parseBlock(file: string, offset: number, bytes: Uint8Array, count: numb
       if (segment === 0) throw bad('holds a place in segment 0');
       at += 12;
     }
+    let page = -1;
+    if ((flags & FLAG_PAGE) !== 0) {
+      if ((flags & FLAG_CODE) === 0) throw bad('holds a page without a code');
+      if (at + 4 > bytes.length) throw bad('ends inside a page');
+      page = v.getUint32(at, true);
+      at += 4;
+    }
     view.flags = flags;
     view.idAt = idAt;
     view.idLength = idLength;
@@ -282,6 +305,7 @@ function parseBlock(file: string, offset: number, bytes: Uint8Array, count: numb
     view.generation = generation;
     view.segment = segment;
     view.offset = offset;
+    view.page = page;
     visit.upsert(view);
   }
   if (at !== bytes.length) throw bad(`has ${bytes.length - at} bytes after its last record`);
@@ -289,7 +313,7 @@ function parseBlock(file: string, offset: number, bytes: Uint8Array, count: numb
 
 /** The largest record a block can end with: one of `codeBytes` and the longest id. */
 function largestRecord(codeBytes: number): number {
-  return 3 + MAX_ID_BYTES + 4 + codeBytes + 12;
+  return 3 + MAX_ID_BYTES + 4 + codeBytes + 12 + 4;
 }
 
 /**

@@ -46,6 +46,11 @@ export interface Checkpoint {
    */
   readonly records?: number;
   readonly idBytes?: number;
+  /**
+   * The index file's records carry pages (FLAG_PAGE, INDEX.md): opening builds the page-clustered
+   * index from them. Absent (before pages existed) means false.
+   */
+  readonly paged?: boolean;
 }
 
 /**
@@ -305,7 +310,8 @@ export class StateStore {
     const c = this.getConfig(CHECKPOINT_KEY) as Partial<Checkpoint> | undefined;
     if (c === undefined || !Number.isSafeInteger(c.lsn) || !Number.isSafeInteger(c.arenaGeneration) || !Number.isSafeInteger(c.vectorGeneration) ||
         !Number.isSafeInteger(c.indexGeneration) || !Number.isSafeInteger(c.indexBytes) || !Number.isSafeInteger(c.textLiveBytes) ||
-        (c.records !== undefined && !Number.isSafeInteger(c.records)) || (c.idBytes !== undefined && !Number.isSafeInteger(c.idBytes))) {
+        (c.records !== undefined && !Number.isSafeInteger(c.records)) || (c.idBytes !== undefined && !Number.isSafeInteger(c.idBytes)) ||
+        (c.paged !== undefined && typeof c.paged !== 'boolean')) {
       throw corruption(this.dir, 'config', utf8.encode(CHECKPOINT_KEY), 'missing or malformed checkpoint');
     }
     return c as Checkpoint;

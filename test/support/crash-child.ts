@@ -1,18 +1,20 @@
 /**
  * The process the crash tests kill: it opens the store given in argv, runs the deterministic
  * workload for its seed in 'always' mode and prints `ack N` once operation N has resolved.
- *   node crash-child.js DIR SEED
+ *   node crash-child.js DIR SEED [pages]
+ * With `pages`, the store clusters its codes into pages (CRASH_PAGES); without, it opens with
+ * `pages: false`, turning a paged store back into the exact index.
  */
 import { MemStore } from '../../src/index.js';
 import { indexRewrite } from '../../src/store/checkpointer.js';
-import { CRASH_DIM, crashOp } from './crash-ops.js';
+import { CRASH_DIM, CRASH_PAGES, crashOp } from './crash-ops.js';
 
 // Checkpoints start new index generations often, so kills also land in a rewrite of the index file.
 indexRewrite.minDeltaBytes = 4096;
 
-const [dir, seedText] = process.argv.slice(2);
+const [dir, seedText, pagesArg] = process.argv.slice(2);
 const seed = Number(seedText);
-const store = await MemStore.open(dir!, { dim: CRASH_DIM, durability: 'always', checkpointBytes: 32 * 1024, cache: false });
+const store = await MemStore.open(dir!, { dim: CRASH_DIM, durability: 'always', checkpointBytes: 32 * 1024, cache: false, pages: pagesArg === 'pages' ? CRASH_PAGES : false });
 process.stdout.write('ready\n');
 for (let i = 0; ; i++) {
   const op = crashOp(seed, i);

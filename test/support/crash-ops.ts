@@ -6,6 +6,8 @@ import { rng } from '../../src/random.js';
  */
 export const CRASH_DIM = 16;
 const IDS = 120;
+/** The page index of the workload's paged runs: from 40 records on, pages of at most 16 (so splits, merges and relocations are frequent). */
+export const CRASH_PAGES = Object.freeze({ from: 40, maxPage: 16 });
 
 export type CrashOp =
   | { kind: 'add'; records: { id: string; vector: number[]; text?: string; meta?: Record<string, unknown> }[] }

@@ -1,0 +1,329 @@
+import type { Codec } from '../codec/codec.js';
+import type { KernelMetric } from '../kernels/index.js';
+import { kernelValues, paddedDim, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
+import { SlotTable } from '../scan/slot-table.js';
+import type { TopK } from '../scan/topk.js';
+import { PageClusters } from './page-clusters.js';
+import type { IndexSearch, VectorIndex } from './vector-index.js';
+
+/** How a store's page-clustered index is shaped (PAGES.md, "The index over the pages"). */
+export interface PageIndexOptions {
+  /** Vectors a page holds before it splits in two. @default 192 */
+  readonly maxPage?: number;
+  /** Seed of the clustering: the same vectors in the same order give the same pages. @default 1 */
+  readonly seed?: number;
+}
+
+export const PAGE_INDEX_DEFAULTS = Object.freeze({ maxPage: 192, seed: 1 });
+
+/** Pages every search probes however many there are: below this many pages, a search scans them all. */
+export const MIN_PROBES = 32;
+/** The share of the pages a search probes by default, once past MIN_PROBES (bench/results/index.md measures it). */
+export const PROBE_SHARE = 0.08;
+
+/** The pages a search probes when it does not say: all while they are few, then a share of them. */
+export function defaultProbes(pages: number): number {
+  return Math.min(pages, Math.max(MIN_PROBES, Math.ceil(PROBE_SHARE * pages)));
+}
+
+/** Ids in slot tables are chunked like this (SlotTable's places and document flags). */
+const SLOT_CHUNK = 1024;
+
+/**
+ * The page-clustered index: the slot table (ids, places, document flags, slot moves) as in the
+ * exact index, and the codes in pages of vectors near each other (PageClusters). A search scans the
+ * `nprobe` pages whose centroids are nearest the query (`defaultProbes` when not given; every page
+ * with `exact`), so its cost follows the pages probed, not the store's size.
+ *
+ * Which page holds each vector is part of the store's checkpoint (the index file's PAGE field,
+ * INDEX.md): the vectors whose page changed since the last checkpoint (splits, merges, pages
+ * renumbered, re-clustering) are kept by id until a checkpoint takes them.
+ */
+export class PageIndex implements VectorIndex {
+  readonly stride: number;
+  private readonly slots = new SlotTable(true, SLOT_CHUNK);
+  private readonly clusters: PageClusters;
+  /** Ids whose page changed since the last checkpoint took them. */
+  private relocated = new Set<string>();
+  /** Ids loaded without a page (a record a checkpoint wrote before it had one): routed at loaded(). */
+  private unplaced: Set<string> | undefined;
+  private largestNorm: number | undefined;
+  private readonly decoded: Float32Array;
+  private scores = new Float32Array(0);
+
+  constructor(
+    readonly codec: Codec,
+    readonly dim: number,
+    metric: KernelMetric,
+    options: PageIndexOptions = {},
+  ) {
+    this.stride = paddedDim(dim) * codec.bytesPerDim;
+    const maxPage = options.maxPage ?? PAGE_INDEX_DEFAULTS.maxPage;
+    this.clusters = new PageClusters(codec, dim, metric, { maxPage, seed: options.seed ?? PAGE_INDEX_DEFAULTS.seed }, (slot) => this.relocated.add(this.slots.idAt(slot)));
+    this.decoded = new Float32Array(dim);
+  }
+
+  get size(): number {
+    return this.slots.size;
+  }
+
+  get bytes(): number {
+    return this.clusters.bytes + this.slots.bytes + this.scores.byteLength;
+  }
+
+  get bytesPerVector(): number {
+    return this.size === 0 ? this.stride + 4 + this.slots.bytesPerVector : (this.clusters.bytes + this.slots.bytes) / this.size;
+  }
+
+  get idBytes(): number {
+    return this.slots.idBytes;
+  }
+
+  get pages(): number {
+    return this.clusters.pageCount;
+  }
+
+  get paged(): boolean {
+    return true;
+  }
+
+  get defaultProbes(): number {
+    return defaultProbes(this.clusters.pageCount);
+  }
+
+  /** Vectors in each page. */
+  pageSizes(): number[] {
+    return this.clusters.pageSizes();
+  }
+
+  reserve(records: number, idBytes: number): void {
+    this.slots.reserve(records, idBytes);
+  }
+
+  has(id: string): boolean {
+    return this.slots.has(id);
+  }
+
+  slotOf(id: string): number | undefined {
+    return this.slots.slotOf(id);
+  }
+
+  idAt(slot: number): string {
+    return this.slots.idAt(slot);
+  }
+
+  allIds(): IterableIterator<string> {
+    return this.slots.allIds();
+  }
+
+  put(id: string, vector: Float32Array): void {
+    const slot = this.freshSlot(id);
+    this.clusters.add(slot, vector);
+    this.noteNorm(slot);
+  }
+
+  putCode(id: string, code: Uint8Array, scale: number): void {
+    const codeBytes = this.dim * this.codec.bytesPerDim;
+    if (code.length !== codeBytes) throw new RangeError(`code of ${code.length} bytes, expected ${codeBytes}`);
+    const slot = this.freshSlot(id);
+    this.clusters.addCode(slot, code, scale);
+    this.noteNorm(slot);
+  }
+
+  loadRecord(r: LoadedRecord): VectorPlace | undefined {
+    const codeBytes = this.dim * this.codec.bytesPerDim;
+    if (r.codeAt < 0 || r.codeBytes !== codeBytes) throw new RangeError(`code of ${r.codeBytes} bytes, expected ${codeBytes}`);
+    const { slot, added } = this.slots.slotForBytes(r.block, r.idAt, r.idLength);
+    const previous = added ? undefined : this.slots.placeAt(slot);
+    if (!added) this.clusters.remove(slot);
+    const code = r.block.subarray(r.codeAt, r.codeAt + codeBytes);
+    if (r.page >= 0) {
+      this.clusters.load(slot, r.page, code, r.scale);
+      this.unplaced?.delete(this.slots.idAt(slot));
+    } else {
+      // Held in page 0 until loaded() routes it.
+      this.clusters.load(slot, 0, code, r.scale);
+      (this.unplaced ??= new Set()).add(this.slots.idAt(slot));
+    }
+    this.slots.setPlaceParts(slot, r.generation, r.segment, r.offset);
+    this.slots.setDocumentedAt(slot, r.documented);
+    this.noteNorm(slot);
+    return previous;
+  }
+
+  loaded(): void {
+    this.clusters.settle();
+    const unplaced = this.unplaced;
+    this.unplaced = undefined;
+    for (const id of unplaced ?? []) {
+      const slot = this.slots.slotOf(id);
+      if (slot === undefined) continue;
+      const { code, scale } = this.clusters.codeView(slot);
+      const copy = code.slice();
+      this.clusters.remove(slot);
+      this.clusters.addCode(slot, copy, scale);
+      this.relocated.add(id);
+    }
+  }
+
+  recordAt(slot: number): StoredRecord {
+    const { code, scale } = this.clusters.codeView(slot);
+    return {
+      idBytes: this.slots.idBytesAt(slot),
+      code,
+      scale,
+      generation: this.slots.placePartAt(slot, 0),
+      segment: this.slots.placePartAt(slot, 1),
+      offset: this.slots.placePartAt(slot, 2),
+      documented: this.slots.documentedAt(slot),
+      page: this.clusters.pageOf(slot),
+    };
+  }
+
+  code(id: string): { code: Uint8Array; scale: number } | undefined {
+    const slot = this.slots.slotOf(id);
+    if (slot === undefined) return undefined;
+    const { code, scale } = this.clusters.codeView(slot);
+    return { code: code.slice(), scale };
+  }
+
+  decode(id: string, out: Float32Array): boolean {
+    const slot = this.slots.slotOf(id);
+    if (slot === undefined) return false;
+    const { code, scale } = this.clusters.codeView(slot);
+    this.codec.decode(code, scale, out);
+    return true;
+  }
+
+  remove(id: string): boolean {
+    const slot = this.slots.slotOf(id);
+    if (slot === undefined) return false;
+    this.clusters.remove(slot);
+    const last = this.slots.removeSwap(slot);
+    if (last !== slot) this.clusters.renumber(last, slot);
+    this.relocated.delete(id);
+    return true;
+  }
+
+  placeOf(id: string): VectorPlace | undefined {
+    return this.slots.placeOf(id);
+  }
+
+  placeAt(slot: number): VectorPlace | undefined {
+    return this.slots.placeAt(slot);
+  }
+
+  setPlace(id: string, place: VectorPlace | undefined): void {
+    this.slots.setPlace(id, place);
+  }
+
+  documented(id: string): boolean {
+    return this.slots.documented(id);
+  }
+
+  setDocumented(id: string, documented: boolean): void {
+    this.slots.setDocumented(id, documented);
+  }
+
+  kernelQuery(query: ScanQuery): Float32Array {
+    const form = this.kernelForm(query);
+    return form.kind === 'float' ? Float32Array.from(form.vector) : kernelValues(form);
+  }
+
+  kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
+    return this.clusters.kernelForm(query, into);
+  }
+
+  kernelQueryError(query: ScanQuery): number {
+    return this.clusters.kernelQueryError(query);
+  }
+
+  maxNorm(): number {
+    if (this.largestNorm === undefined) {
+      this.largestNorm = 0;
+      for (let slot = 0; slot < this.slots.size; slot++) this.noteNorm(slot);
+    }
+    return this.largestNorm;
+  }
+
+  codeErrorAt(slot: number): number {
+    if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
+    return this.codec.maxError(this.clusters.codeView(slot).scale, this.dim);
+  }
+
+  search(query: ScanQuery, top: TopK, options: IndexSearch): void {
+    const pages = this.clusters.pageCount;
+    const probes = options.exact === true ? pages : (options.nprobe ?? this.defaultProbes);
+    this.clusters.search(query, top, probes, options.accept);
+  }
+
+  /** Pools are collected by the exact index's scan only (TODO: pools over pages, for the cache's near hits). */
+  collectsPools(): boolean {
+    return false;
+  }
+
+  scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK): void {
+    if (this.scores.length < count) this.scores = new Float32Array(Math.max(count, 2 * this.scores.length));
+    this.clusters.scoreSlots(query, slots, count, this.scores);
+    for (let i = 0; i < count; i++) {
+      const score = this.scores[i]!;
+      if (top.admits(score)) top.push(score, slots[i]!);
+    }
+  }
+
+  scoreSlots(query: ScanQuery, slots: Int32Array, count: number, out: Float32Array): void {
+    for (let i = 0; i < count; i++) if (!(slots[i]! >= 0 && slots[i]! < this.slots.size)) throw new RangeError(`slot ${slots[i]} out of range`);
+    this.clusters.scoreSlots(query, slots, count, out);
+  }
+
+  moveEpoch(): number {
+    return this.slots.moveEpoch();
+  }
+
+  movesSince(epoch: number, visit: (hole: number, from: number) => void): boolean {
+    return this.slots.movesSince(epoch, visit);
+  }
+
+  takeRelocated(): ReadonlySet<string> {
+    const taken = this.relocated;
+    this.relocated = new Set();
+    return taken;
+  }
+
+  relocatedAgain(ids: Iterable<string>): void {
+    for (const id of ids) if (this.slots.has(id)) this.relocated.add(id);
+  }
+
+  /**
+   * Re-clusters every vector by k-means over all of them (PageClusters.recluster), as compaction
+   * does: pages made by splits alone are worse than those k-means makes over every vector.
+   */
+  recluster(): boolean {
+    if (this.clusters.pageCount < 2) return false;
+    this.clusters.recluster();
+    return true;
+  }
+
+  free(): void {
+    this.clusters.free();
+    this.slots.clear();
+    this.relocated.clear();
+  }
+
+  /** The slot of `id` with no vector in the pages: a new slot, or its slot with its old code removed. */
+  private freshSlot(id: string): number {
+    const { slot, added } = this.slots.slotFor(id);
+    if (!added) this.clusters.remove(slot);
+    return slot;
+  }
+
+
+  private noteNorm(slot: number): void {
+    if (this.largestNorm === undefined) return;
+    const { code, scale } = this.clusters.codeView(slot);
+    this.codec.decode(code, scale, this.decoded);
+    let sum = 0;
+    for (let i = 0; i < this.dim; i++) sum += this.decoded[i]! * this.decoded[i]!;
+    this.largestNorm = Math.max(this.largestNorm, Math.sqrt(sum));
+  }
+}
