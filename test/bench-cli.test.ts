@@ -73,6 +73,19 @@ test('memstore bench --quick writes a table, a JSON report and a chart whose rec
   assert.ok(!mem.some((r) => r.bytesPerVector <= budgetPerVector && r.recall10 > chosen.recall10));
   assert.ok(existsSync(join(out, 'results.svg')) && readFileSync(join(out, 'results.svg'), 'utf8').startsWith('<svg'));
   assert.ok(existsSync(join(out, 'results.md')));
+  // The page index's nprobe sweep beside hnswlib-node's ef sweep: in the table, the JSON and a second chart.
+  assert.match(stdout, /memstore int8 pages, nprobe 1 \|/);
+  const index = (report as unknown as { index: { pages: number; defaultProbes: number; rows: { kind: string; effort: number; recall10: number; qps: number }[] } }).index;
+  const pages = index.rows.filter((r) => r.kind === 'pages');
+  assert.deepEqual(pages.map((r) => r.effort), [...pages.map((r) => r.effort)].sort((x, y) => x - y));
+  assert.equal(pages[0]!.effort, 1);
+  assert.equal(pages.at(-1)!.effort, index.pages, 'the sweep ends probing every page');
+  assert.ok(pages.some((r) => r.effort === index.defaultProbes));
+  // Probing every page is the exact scan of the codes, rescored: the answer of exact: true.
+  assert.ok(pages.at(-1)!.recall10 >= 0.95 && pages.at(-1)!.recall10 >= pages[0]!.recall10);
+  assert.ok(index.rows.some((r) => r.kind === 'hnsw-f32'));
+  for (const r of index.rows) assert.ok(r.recall10 >= 0 && r.recall10 <= 1 && r.qps > 0);
+  assert.ok(readFileSync(join(out, 'results-index.svg'), 'utf8').startsWith('<svg'));
 
   // Recompute two rows independently: the same store configuration, recall against brute force here.
   const { docs, queries } = loadFixture();

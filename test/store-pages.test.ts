@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemStore, MemstoreError, type OpenOptions } from '../src/index.js';
-import { clustered, tempDir } from './helpers.js';
+import { clustered, rng, tempDir } from './helpers.js';
 
 /**
  * The page-clustered index inside a store: clustering at `pages.from`, pages kept across
@@ -20,7 +20,7 @@ function options(extra: OpenOptions = {}): OpenOptions {
 
 async function fill(store: MemStore, from = 0, to = vectors.length): Promise<void> {
   for (let i = from; i < to; i += 100) {
-    await store.add(vectors.slice(i, Math.min(to, i + 100)).map((vector, j) => ({ id: `v${i + j}`, vector, meta: { g: (i + j) % 4 } })));
+    await store.add(vectors.slice(i, Math.min(to, i + 100)).map((vector, j) => ({ id: `v${i + j}`, vector, meta: { g: (i + j) % 4, rare: (i + j) % 97 === 0, one: i + j === 1234 } })));
     // Upserts and deletes between the adds: pages shrink, merge and take replaced codes.
     if (i % 300 === 0 && i > 0) {
       await store.delete([`v${i - 7}`, `v${i - 50}`, `v${i - 99}`]);
@@ -192,6 +192,62 @@ test('store pages: a filtered search of the pages returns only matching records,
     }
   } finally {
     await store.close();
+  }
+});
+
+test('store pages: a selective filter (1%, and one record) still returns k results whenever k records match, probing on past nprobe', async () => {
+  const store = await MemStore.open(tempDir(), options());
+  try {
+    await fill(store);
+    for (const q of queries.slice(0, 10)) {
+      const hits = await store.search(q, { k: 10, filter: { rare: true }, nprobe: 1 });
+      assert.equal(hits.length, 10);
+      for (const h of hits) assert.equal(h.meta?.['rare'], true);
+      const one = await store.search(q, { k: 10, filter: { one: true }, nprobe: 1 });
+      assert.deepEqual(one.map((h) => h.id), ['v1234']);
+    }
+  } finally {
+    await store.close();
+  }
+});
+
+test('store pages: with the cache on, probing searches repeated with nothing written are answered from memory, and every answer equals the uncached store\'s', async () => {
+  const cached = await MemStore.open(tempDir(), options({ cache: { entries: 16 } }));
+  const plain = await MemStore.open(tempDir(), options());
+  try {
+    await fill(cached, 0, 1500);
+    await fill(plain, 0, 1500);
+    assert.ok(cached.stats().pages > 32, 'searches probe some pages only');
+    const next = rng(99);
+    const asked: Float32Array[] = [];
+    let written = 1500;
+    for (let step = 0; step < 300; step++) {
+      const roll = next();
+      if (roll < 0.15) {
+        // A write between searches: an upsert of a new vector, or a delete.
+        const id = `v${Math.floor(next() * written)}`;
+        if (next() < 0.5) await Promise.all([cached.delete([id]), plain.delete([id])]);
+        else {
+          const record = { id: `w${step}`, vector: vectors[1500 + (step % 900)]! };
+          await Promise.all([cached.add([record]), plain.add([record])]);
+          written++;
+        }
+        continue;
+      }
+      let q: Float32Array;
+      if (roll < 0.55 && asked.length > 0) q = asked[Math.floor(next() * asked.length)]!;
+      else if (roll < 0.75 && asked.length > 0) q = asked[Math.floor(next() * asked.length)]!.map((x) => x + (next() - 0.5) * 0.01);
+      else q = queries[Math.floor(next() * queries.length)]!.map((x) => x + (next() - 0.5) * 0.2);
+      asked.push(q);
+      const opts = next() < 0.5 ? { k: 10 } : { k: 5, nprobe: 3, filter: { g: 1 } };
+      assert.deepEqual(await cached.search(q, opts), await plain.search(q, opts), `step ${step}`);
+    }
+    const stats = cached.stats().cache;
+    assert.ok(stats.exactHits > 0, `${stats.exactHits} exact hits`);
+    assert.equal(stats.nearHits, 0);
+  } finally {
+    await cached.close();
+    await plain.close();
   }
 });
 

@@ -35,6 +35,9 @@ function membersOf(top: { slotAt(i: number): number; scoreAt(i: number): number 
 }
 
 /** A copy of `v` in a buffer of `spares`. */
+/** The members of an empty pool. */
+const NO_MEMBERS = { slotAt: (): number => 0, scoreAt: (): number => 0 };
+
 function copyOf(v: Float32Array, spares: SpareBuffers): Float32Array {
   const out = new Float32Array(spares.take(v.byteLength));
   out.set(v);
@@ -412,12 +415,33 @@ export class LookasideCache<A> {
    * scan, at version `now`.
    */
   remember(q: CacheQuery, scan: ScanQuery, index: VectorIndex, top: TopK, pool: ScorePool): CacheEntry<A> {
+    const last = Math.min(q.candidates, top.size) - 1;
+    const lastCandidate = last >= 0 ? top.scoreAt(last) : Infinity;
+    return this.enter(q, scan, index, { ...this.poolFrom(q, lastCandidate, pool), lastCandidate }, true);
+  }
+
+  /**
+   * Remembers the answer of a search no pool vouches for (one that probes some pages of the page
+   * index only, VectorIndex.collectsPools), computed at `version`: repeat() serves it to a query of
+   * the same bits and options while nothing is written and the index is the same; no near query is
+   * ever served from it (its bound is +Infinity, and it is not among the sketches near lookups try).
+   */
+  rememberAnswer(q: CacheQuery, scan: ScanQuery, index: VectorIndex, answer: A, version: number, bytes: number): void {
+    if (version !== this.version) return;
+    const entry = this.enter(q, scan, index, { ...membersOf(NO_MEMBERS, 0, this.spares), size: 0, bound: Infinity, lastCandidate: Infinity }, false);
+    this.answered(entry, answer, version, bytes);
+  }
+
+  /** A search ran that the cache could not answer and did not look up (one no pool vouches for). */
+  noteMiss(): void {
+    this.counts.misses++;
+  }
+
+  /** Makes and files the entry of `q` (replacing one of the same bits and options); `near`: near lookups may try it. */
+  private enter(q: CacheQuery, scan: ScanQuery, index: VectorIndex, pool: { slots: Int32Array; scores: Float32Array; size: number; bound: number; lastCandidate: number }, near: boolean): CacheEntry<A> {
     const hash = hashOf(q);
     const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (old !== undefined) this.dropEntry(old, false);
-    const last = Math.min(q.candidates, top.size) - 1;
-    const lastCandidate = last >= 0 ? top.scoreAt(last) : Infinity;
-    const { slots, scores, size, bound } = this.poolFrom(q, lastCandidate, pool);
     const scanVector = copyOf(scan.vector, this.spares);
     const entry: CacheEntry<A> = {
       key: q.key,
@@ -428,24 +452,26 @@ export class LookasideCache<A> {
       sketch: sketchOf(q),
       filter: q.filter,
       index,
-      slots,
-      scores,
-      size,
+      slots: pool.slots,
+      scores: pool.scores,
+      size: pool.size,
       epoch: index.moveEpoch(),
-      bound,
+      bound: pool.bound,
       version: this.version,
       answer: undefined,
       answerBytes: 0,
-      keep: Math.max(1, size),
-      lastCandidate,
+      keep: Math.max(1, pool.size),
+      lastCandidate: pool.lastCandidate,
     };
     this.entries.set(entry, true);
     const sameHash = this.byHash.get(hash);
     if (sameHash === undefined) this.byHash.set(hash, [entry]);
     else sameHash.push(entry);
-    let peers = this.byKey.get(q.key);
-    if (peers === undefined) this.byKey.set(q.key, (peers = new SketchTable(entry.sketch.length)));
-    peers.add(entry, entry.sketch);
+    if (near) {
+      let peers = this.byKey.get(q.key);
+      if (peers === undefined) this.byKey.set(q.key, (peers = new SketchTable(entry.sketch.length)));
+      peers.add(entry, entry.sketch);
+    }
     this.entryBytes += this.bytesOf(entry);
     this.trim();
     return entry;

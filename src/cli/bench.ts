@@ -7,6 +7,7 @@ import { parseBytes, parseCount, parsePcaList } from './args.js';
 import { formatTable, machine, renderChart } from '../../bench/report.js';
 import { recommend } from '../../bench/recommend.js';
 import { matrix, runStudy } from '../../bench/study.js';
+import { formatSweep, renderSweepChart, runIndexSweep } from '../../bench/index-sweep.js';
 import { runKernelBench } from '../../bench/kernels.bench.js';
 import type { Metric } from '../options.js';
 
@@ -21,6 +22,7 @@ export interface BenchFlags {
   synthetic?: boolean;
   pca: string;
   hnsw: boolean;
+  index: boolean;
   out: string;
   json?: string;
   chart?: string;
@@ -82,9 +84,10 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const pcas = parsePcaList(flags.quick === true && flags.pca === 'none,50%,25%' ? 'none,25%' : flags.pca, data.dim);
   const configs = matrix(pcas);
   progress(`memstore bench: ${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${configs.length} configurations x rescoring off/on`);
-  const { rows } = await runStudy({ data, configs, k: flags.k, metric: flags.metric, hnsw: flags.hnsw, onProgress: progress });
+  const { rows, truth } = await runStudy({ data, configs, k: flags.k, metric: flags.metric, hnsw: flags.hnsw, onProgress: progress });
+  const sweep = flags.index ? await runIndexSweep({ data, truth, k: flags.k, metric: flags.metric, hnsw: flags.hnsw, onProgress: progress }) : undefined;
 
-  const table = formatTable(rows, flags.k);
+  const table = formatTable(rows, flags.k) + (sweep === undefined ? '' : `\n\n${formatSweep(sweep, flags.k)}\n`);
   const rec = budget !== undefined && count !== undefined ? recommend(rows, budget, count, flags.k) : undefined;
   process.stdout.write(`\n${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, metric ${flags.metric}\n\n${table}\n`);
   if (rec !== undefined) process.stdout.write(`\n${rec.text}\n`);
@@ -98,11 +101,13 @@ export async function bench(flags: BenchFlags): Promise<void> {
     data: { name: data.name, count: data.docs.length, queries: data.queries.length, dim: data.dim },
     options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: 4, trainSize: Math.min(4096, data.docs.length), hnsw: flags.hnsw },
     rows,
+    ...(sweep === undefined ? {} : { index: sweep }),
     ...(rec === undefined ? {} : { recommendation: { budgetBytes: budget, count, label: rec.row?.label ?? null, text: rec.text } }),
   };
   const jsonPath = write(flags.json ?? join(flags.out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
   const subtitle = [data.name, `${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${m.cpus} cores, Node ${m.node}`];
   const chartPath = write(flags.chart ?? join(flags.out, 'results.svg'), await renderChart(rows, flags.k, subtitle));
+  const sweepPath = sweep === undefined ? undefined : write(chartPath.replace(/(\.svg)?$/, '-index.svg'), await renderSweepChart(sweep, flags.k, subtitle));
   const mdPath = write(join(dirname(jsonPath), 'results.md'), `# memstore bench\n\n${subtitle.join(': ')}\n\n${table}\n${rec === undefined ? '' : `\n${rec.text}\n`}`);
-  progress(`wrote ${mdPath}, ${jsonPath} and ${chartPath}`);
+  progress(`wrote ${mdPath}, ${jsonPath}, ${chartPath}${sweepPath === undefined ? '' : ` and ${sweepPath}`}`);
 }

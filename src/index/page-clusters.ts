@@ -48,6 +48,9 @@ export class PageClusters {
   private splits = 0;
   /** The nearest page of a vector being added (reused). */
   private readonly nearest = new TopK(1);
+  /** A search's nearest pages: the heap the router fills, and the pages in order (reused while their sizes hold). */
+  private probeTop: TopK | undefined;
+  private probeOrder = new Int32Array(0);
   /** Between the first load() and settle(): pages are filled as stored, with no sums, routing, splits or merges. */
   private loading = false;
 
@@ -208,22 +211,43 @@ export class PageClusters {
 
   /**
    * Scans the `nprobe` pages nearest `query` (all of them when `nprobe` is at least their count),
-   * keeping the best in `top` as the page store's scan does.
+   * keeping the best in `top` as the page store's scan does; then, while `top` holds fewer than its
+   * capacity (a selective `accept`, or pages too small), the next nearest pages one by one, so a
+   * search finds as many results as the store holds that `accept` takes.
    */
   search(query: ScanQuery, top: TopK, nprobe: number, accept?: (slot: number) => boolean): void {
     this.notLoading();
-    const count = Math.min(Math.max(1, Math.floor(nprobe)), this.pages.pageCount);
+    const total = this.pages.pageCount;
+    const count = Math.min(Math.max(1, Math.floor(nprobe)), total);
     if (count === 0) return;
-    const pages = new Int32Array(count);
-    if (count === this.pages.pageCount) {
-      for (let p = 0; p < count; p++) pages[p] = p;
-    } else {
-      const near = new TopK(count);
-      this.router.nearest(this.routed(query.vector), near);
-      const n = near.sortBestFirst();
-      for (let i = 0; i < n; i++) pages[i] = near.slotAt(i);
+    if (count === total) {
+      this.pages.scan(query, this.allPages(), total, top, accept);
+      return;
     }
-    this.pages.scan(query, pages, count, top, accept);
+    const routed = this.routed(query.vector);
+    let order = this.nearestPages(routed, count);
+    this.pages.scan(query, order, count, top, accept);
+    if (top.size >= top.capacity) return;
+    order = this.nearestPages(routed, total);
+    for (let i = count; i < total && top.size < top.capacity; i++) this.pages.scan(query, order.subarray(i, i + 1), 1, top, accept);
+  }
+
+  /** The `n` pages whose centroids are nearest `routed`, nearest first (a reused buffer). */
+  private nearestPages(routed: Float32Array, n: number): Int32Array {
+    if (this.probeTop?.capacity !== n) this.probeTop = new TopK(n);
+    if (this.probeOrder.length < n) this.probeOrder = new Int32Array(Math.max(n, 2 * this.probeOrder.length));
+    this.router.nearest(routed, this.probeTop);
+    const found = this.probeTop.sortBestFirst();
+    for (let i = 0; i < found; i++) this.probeOrder[i] = this.probeTop.slotAt(i);
+    return this.probeOrder;
+  }
+
+  /** 0 .. pageCount − 1 (a reused buffer). */
+  private allPages(): Int32Array {
+    const total = this.pages.pageCount;
+    if (this.probeOrder.length < total) this.probeOrder = new Int32Array(Math.max(total, 2 * this.probeOrder.length));
+    for (let p = 0; p < total; p++) this.probeOrder[p] = p;
+    return this.probeOrder;
   }
 
   /**

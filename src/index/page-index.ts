@@ -19,7 +19,7 @@ export const PAGE_INDEX_DEFAULTS = Object.freeze({ maxPage: 192, seed: 1 });
 /** Pages every search probes however many there are: below this many pages, a search scans them all. */
 export const MIN_PROBES = 32;
 /** The share of the pages a search probes by default, once past MIN_PROBES (bench/results/index.md measures it). */
-export const PROBE_SHARE = 0.08;
+export const PROBE_SHARE = 0.12;
 
 /** The pages a search probes when it does not say: all while they are few, then a share of them. */
 export function defaultProbes(pages: number): number {

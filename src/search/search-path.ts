@@ -186,16 +186,52 @@ export class SearchPath {
 
   /** The `want.k` stored records closest to `q` (a checked copy of the query), best first. */
   async search(q: Float32Array, want: Wanted): Promise<SearchHit[]> {
-    // A search that probes some pages only is answered by its pages, which no pool vouches for.
-    if (this.env.cache !== undefined && this.env.index().collectsPools(want)) {
+    if (this.env.cache !== undefined) {
+      // A search that probes some pages only is answered by its pages, which no pool vouches for:
+      // its answer serves repeats of it while nothing is written, and nothing else.
+      if (!this.env.index().collectsPools(want)) return this.searchRemembered(q, want, this.keyOf(want));
       const served = await this.searchCached(q, want, this.keyOf(want));
       if (served !== undefined) return served;
     }
+    return this.searchPlain(q, want);
+  }
+
+  private async searchPlain(q: Float32Array, want: Wanted): Promise<SearchHit[]> {
     for (;;) {
       const ranked = await this.rankSkippingDamage(q, want);
       const texts = await this.textsOf(ranked);
       if (texts !== undefined) return ranked.map((r, i) => hitOf(r, texts[i]));
     }
+  }
+
+  /** searchPlain(), its answer remembered for repeat() when no write came in between (LookasideCache.rememberAnswer). */
+  private async searchRemembered(q: Float32Array, want: Wanted, key: string): Promise<SearchHit[]> {
+    const cache = this.env.cache!;
+    cache.noteMiss();
+    const version = cache.now;
+    const index = this.env.index();
+    const hits = await this.searchPlain(q, want);
+    if (cache.now !== version || this.env.index() !== index) return hits;
+    const { cq, scanForm } = this.cacheQuery(q, want, key, (scan) => index.kernelForm(scan));
+    const bytes = hits.reduce((n, h) => n + 64 + 2 * h.id.length + 2 * (h.text?.length ?? 0) + 2 * (h.meta === undefined ? 0 : JSON.stringify(h.meta).length), 0);
+    cache.rememberAnswer(cq, scanForm().scan, index, hits.map(copyHit), version, bytes);
+    return hits;
+  }
+
+  /** The cache's view of a search of `q` (CacheQuery), its scan form made at first use, once. */
+  private cacheQuery(q: Float32Array, want: Wanted, key: string, kernelForm: (scan: ScanQuery) => KernelForm): { cq: CacheQuery; scanForm: () => { scan: ScanQuery; offset: number } } {
+    let form: { scan: ScanQuery; offset: number } | undefined;
+    const scanForm = () => (form ??= this.env.space.scanQueryOf(q));
+    const cq: CacheQuery = {
+      query: q,
+      key,
+      filter: want.filter,
+      candidates: this.candidateCount(want),
+      tiesShow: !want.rescore,
+      scanQuery: () => scanForm().scan,
+      kernelForm: () => kernelForm(scanForm().scan),
+    };
+    return { cq, scanForm };
   }
 
   /** Candidates a scan picks for `want`: k, or k times the oversampling when rescoring, at most the store's size. */
@@ -210,19 +246,9 @@ export class SearchPath {
    */
   private async searchCached(q: Float32Array, want: Wanted, key: string): Promise<SearchHit[] | undefined> {
     const cache = this.env.cache!;
-    let form: { scan: ScanQuery; offset: number } | undefined;
     let kernelForm: KernelForm | undefined;
-    const scanForm = () => (form ??= this.env.space.scanQueryOf(q));
-    const cq: CacheQuery = {
-      query: q,
-      key,
-      filter: want.filter,
-      candidates: this.candidateCount(want),
-      tiesShow: !want.rescore,
-      scanQuery: () => scanForm().scan,
-      // Used within lookup() only (synchronously), so one scratch code serves every search.
-      kernelForm: () => (kernelForm ??= this.env.index().kernelForm(scanForm().scan, this.formScratch(this.env.index().dim))),
-    };
+    // Used within lookup() only (synchronously), so one scratch code serves every search.
+    const { cq, scanForm } = this.cacheQuery(q, want, key, (scan) => (kernelForm ??= this.env.index().kernelForm(scan, this.formScratch(this.env.index().dim))));
     const host: CacheHost = { index: this.env.index(), matches: (id, filter) => this.env.index().has(id) && (filter === undefined || matchesFilter(this.env.docOf(id).meta, filter)) };
     let look: CacheLookup<SearchHit[]>;
     try {

@@ -1,0 +1,158 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import hnswlib from 'hnswlib-node';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { Dataset } from '../src/cli/datasets.js';
+import { MemStore } from '../src/memstore.js';
+import type { Metric } from '../src/options.js';
+import { latency } from './study.js';
+
+/** One point of the recall / speed trade-off: a page-index `nprobe`, or an hnswlib-node `ef`. */
+export interface SweepRow {
+  readonly kind: 'pages' | 'hnsw-f32';
+  readonly label: string;
+  /** nprobe (pages) or ef (HNSW). */
+  readonly effort: number;
+  readonly recall10: number;
+  readonly qps: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+}
+
+export interface SweepResult {
+  readonly rows: SweepRow[];
+  /** Pages of the store searched, and its default nprobe. */
+  readonly pages: number;
+  readonly defaultProbes: number;
+  readonly maxPage: number;
+  readonly bytesPerVector: number;
+}
+
+export interface SweepOptions {
+  readonly data: Dataset;
+  /** Exact float32 top k of each query, by row of data.docs. */
+  readonly truth: readonly (readonly number[])[];
+  readonly k: number;
+  readonly metric: Metric;
+  readonly hnsw: boolean;
+  readonly onProgress?: (line: string) => void;
+}
+
+const SPACE: Record<Metric, 'cosine' | 'ip' | 'l2'> = { cosine: 'cosine', dot: 'ip', l2: 'l2' };
+
+/**
+ * Pages of at most this many vectors for a store of `n`: the store's default (192) from 36,864
+ * vectors on, smaller below so that a small data set still has pages to probe (about √n / 1.0 of them).
+ */
+export function sweepMaxPage(n: number): number {
+  return Math.max(16, Math.min(192, Math.round(Math.sqrt(n))));
+}
+
+function timed(times: number[], found: number, k: number): Pick<SweepRow, 'recall10' | 'qps' | 'p50Us' | 'p99Us'> {
+  return { recall10: found / (times.length * k), ...latency(times) };
+}
+
+/**
+ * The index's recall against speed: an int8 store (rescoring on, cache off) whose codes are
+ * clustered into pages from the start (`pages.from` 1, `maxPage` from sweepMaxPage()), searched with
+ * `nprobe` doubling from 1 to every page; and hnswlib-node float32 (M 16, efConstruction 200) with
+ * `ef` doubling from k to 16k. One query in flight, single thread, one run.
+ */
+export async function runIndexSweep(options: SweepOptions): Promise<SweepResult> {
+  const { data, truth, k, metric } = options;
+  const progress = options.onProgress ?? (() => undefined);
+  const maxPage = sweepMaxPage(data.docs.length);
+  const rows: SweepRow[] = [];
+  const truthSets = truth.map((t) => new Set(t));
+  const dir = mkdtempSync(join(tmpdir(), 'memstore-sweep-'));
+  let result: Omit<SweepResult, 'rows'>;
+  try {
+    progress(`index sweep: building an int8 store with pages of at most ${maxPage}`);
+    const built = await MemStore.open(dir, { dim: data.dim, metric, durability: 'none', cache: false, pages: { from: 1, maxPage } });
+    for (let at = 0; at < data.docs.length; at += 1000) await built.add(data.docs.slice(at, at + 1000).map((vector, j) => ({ id: String(at + j), vector })));
+    await built.close();
+    const store = await MemStore.open(dir, { cache: false, pages: { from: 1, maxPage } });
+    try {
+      const s = store.stats();
+      result = { pages: s.pages, defaultProbes: s.nprobe, maxPage, bytesPerVector: s.bytesPerVector };
+      for (let nprobe = 1; ; nprobe = Math.min(2 * nprobe, s.pages)) {
+        progress(`index sweep: nprobe ${nprobe} of ${s.pages} pages`);
+        for (const q of data.queries.slice(0, 20)) await store.search(q, { k, nprobe });
+        const times: number[] = [];
+        let found = 0;
+        for (const [i, q] of data.queries.entries()) {
+          const t = performance.now();
+          const hits = await store.search(q, { k, nprobe });
+          times.push(performance.now() - t);
+          for (const h of hits) if (truthSets[i]!.has(Number(h.id))) found++;
+        }
+        rows.push({ kind: 'pages', label: `memstore int8 pages, nprobe ${nprobe}${nprobe === s.nprobe ? ' (default)' : ''}`, effort: nprobe, ...timed(times, found, k) });
+        if (nprobe >= s.pages) break;
+      }
+    } finally {
+      await store.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (options.hnsw) {
+    progress('index sweep: hnswlib-node (M 16, efConstruction 200)');
+    const index = new hnswlib.HierarchicalNSW(SPACE[metric], data.dim);
+    index.initIndex({ maxElements: data.docs.length, m: 16, efConstruction: 200, randomSeed: 100 });
+    data.docs.forEach((v, i) => index.addPoint(Array.from(v), i));
+    const queries = data.queries.map((q) => Array.from(q));
+    for (let ef = k; ef <= 16 * k; ef *= 2) {
+      index.setEf(ef);
+      const times: number[] = [];
+      let found = 0;
+      queries.forEach((q, i) => {
+        const t = performance.now();
+        const { neighbors } = index.searchKnn(q, Math.min(k, data.docs.length));
+        times.push(performance.now() - t);
+        for (const id of neighbors) if (truthSets[i]!.has(id)) found++;
+      });
+      rows.push({ kind: 'hnsw-f32', label: `hnswlib-node HNSW f32, ef ${ef}`, effort: ef, ...timed(times, found, k) });
+    }
+  }
+  return { rows, ...result };
+}
+
+export function formatSweep(sweep: SweepResult, k: number): string {
+  const head = `| search | recall@${k} | QPS | p50 µs | p99 µs |`;
+  const lines = sweep.rows.map((r) => `| ${r.label} | ${r.recall10.toFixed(4)} | ${r.qps.toFixed(0)} | ${r.p50Us.toFixed(0)} | ${r.p99Us.toFixed(0)} |`);
+  return [
+    `The index: ${sweep.pages} pages of at most ${sweep.maxPage} vectors (${sweep.bytesPerVector.toFixed(0)} B per vector; default nprobe ${sweep.defaultProbes}), rescoring on, against hnswlib-node's ef:`,
+    '',
+    head,
+    '|---|---:|---:|---:|---:|',
+    ...lines,
+  ].join('\n');
+}
+
+/** Recall@k against queries per second: the page index's nprobe sweep beside hnswlib-node's ef sweep. */
+export async function renderSweepChart(sweep: SweepResult, k: number, subtitle: readonly string[]): Promise<string> {
+  const values = sweep.rows.map((r) => ({ series: r.kind === 'pages' ? 'memstore pages (nprobe)' : 'hnswlib-node f32 (ef)', qps: r.qps, recall: r.recall10, effort: r.effort, label: String(r.effort) }));
+  const x = { field: 'recall', type: 'quantitative' as const, scale: { zero: false }, title: `recall@${k} against exact float32` };
+  const y = { field: 'qps', type: 'quantitative' as const, scale: { type: 'log' as const }, title: 'queries per second (log scale, one query in flight)' };
+  const color = { field: 'series', type: 'nominal' as const, title: 'index' };
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'memstore bench: recall against speed (labels: nprobe or ef)', subtitle: [...subtitle] },
+    width: 640,
+    height: 420,
+    data: { values },
+    layer: [
+      { mark: { type: 'line', point: { filled: true, size: 60 } }, encoding: { x, y, color, order: { field: 'effort', type: 'quantitative' } } },
+      { mark: { type: 'text', align: 'left', dx: 6, dy: -6, fontSize: 10 }, encoding: { x, y, color, text: { field: 'label' } } },
+    ],
+  };
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
