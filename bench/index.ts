@@ -58,8 +58,12 @@ function newVector(i: number): Float32Array {
 
 let live: [string, Float32Array][] = data.docs.map((v, i) => [String(i), v]);
 let truth = truthOf(live);
-/** The truth over the first N docs, which hnswlib-node is built from. */
-const firstTruth = truth;
+
+/** One search setting: a store search with these options, or hnswlib-node at this ef. */
+interface Setting {
+  readonly label: string;
+  readonly run: (q: Float32Array, i: number) => Promise<readonly string[]> | readonly string[];
+}
 
 interface Row {
   setting: string;
@@ -68,33 +72,52 @@ interface Row {
   qps: number;
 }
 
-async function measure(store: MemStore, setting: string, options: { nprobe?: number; exact?: boolean }): Promise<Row> {
-  for (const q of data.queries.slice(0, 20)) await store.search(q, { k: K, ...options });
-  let found = 0;
-  const times: number[] = [];
-  const started = performance.now();
-  for (const [i, q] of data.queries.entries()) {
-    const t = performance.now();
-    const hits = await store.search(q, { k: K, ...options });
-    times.push(performance.now() - t);
-    for (const h of hits) if (truth[i]!.has(h.id)) found++;
+const ROUNDS = 5;
+
+/**
+ * Every setting over the queries, interleaved: round r runs the r-th fifth of the queries through
+ * each setting in turn, so that a change in the machine's load falls on all settings alike (this
+ * machine is shared: measured one after another, the same setting varied 1.5x between runs).
+ * Recall is over every query; p50 and QPS over all of a setting's timed queries.
+ */
+async function measureAll(settings: readonly Setting[], truthNow: readonly Set<string>[]): Promise<Row[]> {
+  for (const s of settings) for (const [i, q] of data.queries.slice(0, 20).entries()) await s.run(q, i);
+  const times = settings.map((): number[] => []);
+  const found = settings.map(() => 0);
+  const chunk = Math.ceil(data.queries.length / ROUNDS);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [si, s] of settings.entries()) {
+      for (let i = r * chunk; i < Math.min(data.queries.length, (r + 1) * chunk); i++) {
+        const t = performance.now();
+        const ids = await s.run(data.queries[i]!, i);
+        times[si]!.push(performance.now() - t);
+        for (const id of ids) if (truthNow[i]!.has(id)) found[si]!++;
+      }
+    }
   }
-  const total = performance.now() - started;
-  return { setting, recall: found / (data.queries.length * K), p50: median(times) * 1000, qps: (data.queries.length * 1000) / total };
+  return settings.map((s, si) => {
+    const total = times[si]!.reduce((a, b) => a + b, 0);
+    return { setting: s.label, recall: found[si]! / (data.queries.length * K), p50: median(times[si]!) * 1000, qps: (times[si]!.length * 1000) / total };
+  });
 }
 
-function table(rows: readonly Row[], exactP50: number): string[] {
-  return ['| search | recall@10 vs float32 | p50 µs | QPS | speedup over exact: true |', '|---|---:|---:|---:|---:|', ...rows.map((r) => `| ${r.setting} | ${r.recall.toFixed(3)} | ${r.p50.toFixed(0)} | ${r.qps.toFixed(0)} | ${(exactP50 / r.p50).toFixed(1)}x |`)];
-}
-
-async function sweep(store: MemStore): Promise<{ rows: Row[]; exactP50: number }> {
-  const rows: Row[] = [];
+function storeSettings(store: MemStore): Setting[] {
   const s = store.stats();
-  rows.push(await measure(store, `default (nprobe ${s.nprobe} of ${s.pages})`, {}));
-  for (const nprobe of list(values.nprobe, [16, 32, 64, 128])) rows.push(await measure(store, `nprobe ${nprobe}`, { nprobe }));
-  const exact = await measure(store, 'exact: true', { exact: true });
-  rows.push(exact);
-  return { rows, exactP50: exact.p50 };
+  const search = (options: { nprobe?: number; exact?: boolean }) => async (q: Float32Array) => (await store.search(q, { k: K, ...options })).map((h) => h.id);
+  return [
+    { label: `memstore default (nprobe ${s.nprobe} of ${s.pages})`, run: search({}) },
+    ...list(values.nprobe, [16, 32, 64, 128]).map((nprobe) => ({ label: `memstore nprobe ${nprobe}`, run: search({ nprobe }) })),
+    { label: 'memstore exact: true', run: search({ exact: true }) },
+  ];
+}
+
+function table(rows: readonly Row[]): string[] {
+  const exact = rows.find((r) => r.setting === 'memstore exact: true');
+  return [
+    '| search | recall@10 vs float32 | p50 µs | QPS | speedup over exact: true (p50) |',
+    '|---|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.setting} | ${r.recall.toFixed(3)} | ${r.p50.toFixed(0)} | ${r.qps.toFixed(0)} | ${exact === undefined ? '' : `${(exact.p50 / r.p50).toFixed(1)}x`} |`),
+  ];
 }
 
 const lines: string[] = [];
@@ -102,8 +125,21 @@ const out = (l = '') => {
   lines.push(l);
   process.stdout.write(`${l}\n`);
 };
-out(`data: ${data.name}, ${n} x ${data.dim}-d, ${data.queries.length} queries, k ${K}; store: int8, cosine, rescoring on, cache off, pages { from: ${from}, maxPage: ${maxPage} }`);
+out(`data: ${data.name}, ${n} x ${data.dim}-d, ${data.queries.length} queries, k ${K}; store: int8, cosine, rescoring on, cache off, pages { from: ${from}, maxPage: ${maxPage} }; settings measured interleaved, ${ROUNDS} rounds`);
 out();
+
+const hnswStarted = performance.now();
+const hnsw = new hnswlib.HierarchicalNSW('cosine', data.dim);
+hnsw.initIndex({ maxElements: n, m: 16, efConstruction: 200, randomSeed: 100 });
+data.docs.forEach((v, i) => hnsw.addPoint(Array.from(v), i));
+const hnswBuildS = (performance.now() - hnswStarted) / 1000;
+const hnswSettings: Setting[] = list(values.ef, [32, 64, 128, 256]).map((ef) => ({
+  label: `hnswlib-node ef ${ef}`,
+  run: (q: Float32Array) => {
+    hnsw.setEf(ef);
+    return hnsw.searchKnn(Array.from(q), K).neighbors.map(String);
+  },
+}));
 
 const dir = mkdtempSync(join(tmpdir(), 'memstore-index-bench-'));
 try {
@@ -116,10 +152,9 @@ try {
   store = await MemStore.open(dir, { cache: false, pages: { from, maxPage } });
   const openS = (performance.now() - opened) / 1000;
   let s = store.stats();
-  out(`built (adds + close) in ${buildS.toFixed(1)} s; reopened in ${openS.toFixed(2)} s; ${s.pages} pages; ${s.bytesPerVector.toFixed(0)} B per vector (stats().bytesPerVector)`);
+  out(`memstore built (adds + close) in ${buildS.toFixed(1)} s, hnswlib-node (float32, M 16, efConstruction 200) in ${hnswBuildS.toFixed(1)} s (${(buildS / hnswBuildS).toFixed(2)}x); reopened in ${openS.toFixed(2)} s; ${s.pages} pages; ${s.bytesPerVector.toFixed(0)} B per vector (stats().bytesPerVector)`);
   out();
-  const built = await sweep(store);
-  for (const l of table(built.rows, built.exactP50)) out(l);
+  for (const l of table(await measureAll([...storeSettings(store), ...hnswSettings], truth))) out(l);
   out();
 
   const insertStart = performance.now();
@@ -130,6 +165,18 @@ try {
   const insertS = (performance.now() - insertStart) / 1000;
   out(`inserted ${inserts} vectors into the built index in batches of 100: ${(inserts / insertS).toFixed(0)} per second`);
   await store.delete(Array.from({ length: inserts }, (_, i) => `new-${i}`));
+
+  const compact = async (what: string, withHnsw: boolean): Promise<void> => {
+    const compactStart = performance.now();
+    await store.compact();
+    const compactS = (performance.now() - compactStart) / 1000;
+    s = store.stats();
+    out(`compact() ${what} (re-clusters the pages) in ${compactS.toFixed(1)} s: ${s.pages} pages, ${s.bytesPerVector.toFixed(0)} B per vector`);
+    out();
+    for (const l of table(await measureAll([...storeSettings(store), ...(withHnsw ? hnswSettings : [])], truth))) out(l);
+    out();
+  };
+  await compact('after the build', true);
 
   if (churn > 0) {
     // Every (1/churn)-th vector goes, and as many new ones come.
@@ -146,47 +193,13 @@ try {
     live = [...live.filter(([id]) => !goneSet.has(id)), ...incoming];
     truth = truthOf(live);
     s = store.stats();
-    out(`churn: ${gone.length} vectors (${(100 * churn).toFixed(0)}%) deleted and as many added, in ${churnS.toFixed(1)} s: ${s.pages} pages, ${s.bytesPerVector.toFixed(0)} B per vector`);
+    out(`churn after that compaction: ${gone.length} vectors (${(100 * churn).toFixed(0)}%) deleted and as many added, in ${churnS.toFixed(1)} s: ${s.pages} pages, ${s.bytesPerVector.toFixed(0)} B per vector`);
     out();
-    const churned = await sweep(store);
-    for (const l of table(churned.rows, churned.exactP50)) out(l);
+    for (const l of table(await measureAll(storeSettings(store), truth))) out(l);
     out();
+    await compact('after the churn', false);
   }
-
-  const compactStart = performance.now();
-  await store.compact();
-  const compactS = (performance.now() - compactStart) / 1000;
-  s = store.stats();
-  out(`compact() (re-clusters the pages by k-means over every vector) in ${compactS.toFixed(1)} s: ${s.pages} pages, ${s.bytesPerVector.toFixed(0)} B per vector`);
-  out();
-  const compacted = await sweep(store);
-  for (const l of table(compacted.rows, compacted.exactP50)) out(l);
-  out();
   await store.close();
 } finally {
   rmSync(dir, { recursive: true, force: true });
-}
-
-const index = new hnswlib.HierarchicalNSW('cosine', data.dim);
-const hbuilt = performance.now();
-index.initIndex({ maxElements: n, m: 16, efConstruction: 200, randomSeed: 100 });
-data.docs.forEach((v, i) => index.addPoint(Array.from(v), i));
-out(`hnswlib-node (float32, M 16, efConstruction 200), built in ${((performance.now() - hbuilt) / 1000).toFixed(1)} s:`);
-out();
-out('| ef | recall@10 vs float32 | p50 µs | QPS |');
-out('|---:|---:|---:|---:|');
-const arrays = data.queries.map((q) => Array.from(q));
-for (const ef of list(values.ef, [32, 64, 128, 256])) {
-  index.setEf(ef);
-  let found = 0;
-  const times: number[] = [];
-  const started = performance.now();
-  arrays.forEach((q, i) => {
-    const t = performance.now();
-    const { neighbors } = index.searchKnn(q, K);
-    times.push(performance.now() - t);
-    for (const id of neighbors) if (firstTruth[i]!.has(String(id))) found++;
-  });
-  const total = performance.now() - started;
-  out(`| ${ef} | ${(found / (arrays.length * K)).toFixed(3)} | ${(median(times) * 1000).toFixed(0)} | ${((arrays.length * 1000) / total).toFixed(0)} |`);
 }

@@ -546,7 +546,7 @@ export class MemStore {
 
   /**
    * Once the exact index holds `pages.from` trained codes, clusters them into pages (every code put
-   * in the page its centroid is nearest, then k-means over all of them), in memory; the next
+   * in the page its centroid is nearest, then re-clustered by k-means over all of them), in memory; the next
    * checkpoint writes every record with its page. Searches from then on probe pages.
    */
   private pageIfDue(): void {
@@ -658,7 +658,7 @@ export class MemStore {
       await this.checkpoints.checkpoint();
       await this.checkpoints.collectTexts();
       await this.checkpoints.collectVectors();
-      // Pages made by splits drift from what k-means over every vector makes; the rewrite below
+      // Pages made by splits drift from what k-means over every vector makes (PageClusters.recluster); the rewrite below
       // writes each record with its new page.
       if (this.index.recluster()) this.cache?.clear();
       await this.checkpoints.rewriteIndex();

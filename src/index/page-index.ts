@@ -18,12 +18,17 @@ export const PAGE_INDEX_DEFAULTS = Object.freeze({ maxPage: 192, seed: 1 });
 
 /** Pages every search probes however many there are: below this many pages, a search scans them all. */
 export const MIN_PROBES = 32;
-/** The share of the pages a search probes by default, once past MIN_PROBES (bench/results/index.md measures it). */
-export const PROBE_SHARE = 0.12;
+/**
+ * Past MIN_PROBES, a search probes this many times √(pages): on the sets measured
+ * (`bench/results/index.md`) the nprobe that finds 0.95 of float32's top 10 grew like √(pages), not
+ * like the pages (1.6√ at 50k x 512-d, 2.7√ on GloVe 100-d at 100k and 331k), so a share of the
+ * pages probes too many at scale and too few when small.
+ */
+export const PROBE_FACTOR = 3;
 
-/** The pages a search probes when it does not say: all while they are few, then a share of them. */
+/** The pages a search probes when it does not say: all while they are few, then PROBE_FACTOR · √pages. */
 export function defaultProbes(pages: number): number {
-  return Math.min(pages, Math.max(MIN_PROBES, Math.ceil(PROBE_SHARE * pages)));
+  return Math.min(pages, Math.max(MIN_PROBES, Math.ceil(PROBE_FACTOR * Math.sqrt(pages))));
 }
 
 /** Ids in slot tables are chunked like this (SlotTable's places and document flags). */
@@ -295,7 +300,7 @@ export class PageIndex implements VectorIndex {
   }
 
   /**
-   * Re-clusters every vector by k-means over all of them (PageClusters.recluster), as compaction
+   * Re-clusters every vector by k-means (PageClusters.recluster: two levels), as compaction
    * does: pages made by splits alone are worse than those k-means makes over every vector.
    */
   recluster(): boolean {
