@@ -52,6 +52,12 @@ export class PageIndex implements VectorIndex {
   private relocated = new Set<string>();
   /** Ids loaded without a page (a record a checkpoint wrote before it had one): routed at loaded(). */
   private unplaced: Set<string> | undefined;
+  /**
+   * Pages a loaded record may name: fewer than the records the checkpoint holds (reserve()), since
+   * every page holds one at least. A record naming a page past it is loaded as one without a page,
+   * so a checksum-intact record naming page 2^32 - 1 cannot make billions of empty pages.
+   */
+  private pageLimit = Infinity;
   private largestNorm: number | undefined;
   private readonly decoded: Float32Array;
   private scores = new Float32Array(0);
@@ -103,6 +109,7 @@ export class PageIndex implements VectorIndex {
 
   reserve(records: number, idBytes: number): void {
     this.slots.reserve(records, idBytes);
+    this.pageLimit = Math.max(1, records);
   }
 
   has(id: string): boolean {
@@ -142,7 +149,7 @@ export class PageIndex implements VectorIndex {
     const previous = added ? undefined : this.slots.placeAt(slot);
     if (!added) this.clusters.remove(slot);
     const code = r.block.subarray(r.codeAt, r.codeAt + codeBytes);
-    if (r.page >= 0) {
+    if (r.page >= 0 && r.page < this.pageLimit) {
       this.clusters.load(slot, r.page, code, r.scale);
       this.unplaced?.delete(this.slots.idAt(slot));
     } else {
