@@ -307,6 +307,8 @@ export class LookasideCache<A> {
     this.spares.clear();
     this.hotBytes = 0;
     this.reaches.clear();
+    // A search that started before (its answer computed on what changed) must not be remembered.
+    this.version++;
     this.log = [];
     this.logBase = this.version;
   }

@@ -148,11 +148,17 @@ export class Checkpointer {
    * the LMDB transaction that commits it; resolves once both are durable. On failure nothing is
    * committed: the appended bytes lie past the committed length, a new generation's file is removed.
    */
-  private async commit(blocks: readonly Uint8Array[], rewrite: boolean, base: Omit<Checkpoint, 'indexGeneration' | 'indexBytes'>, docs: ReadonlyMap<string, DocRecord | null>, extra: { training?: { pca: VectorSpace['pca'] }; movedText?: ReadonlyMap<string, BlobRef> }): Promise<void> {
+  private async commit(
+    blocks: readonly Uint8Array[],
+    rewrite: boolean,
+    base: Omit<Checkpoint, 'indexGeneration' | 'indexBytes'>,
+    docs: ReadonlyMap<string, DocRecord | null>,
+    extra: { training?: { pca: VectorSpace['pca'] }; movedText?: ReadonlyMap<string, BlobRef> },
+    hints: Pick<Checkpoint, 'records' | 'idBytes' | 'paged'> = this.hintsNow(),
+  ): Promise<void> {
     const { state } = this.env;
     const indexFile = this.env.indexFile();
-    const index = this.env.index();
-    const checkpoint = { ...base, records: index.size, idBytes: index.idBytes, paged: index.paged };
+    const checkpoint = { ...base, ...hints };
     if (rewrite) {
       const generation = indexFile.generation + 1;
       let bytes: number | undefined;
@@ -177,6 +183,12 @@ export class Checkpointer {
       throw e;
     }
     indexFile.commitAppend(length);
+  }
+
+  /** The checkpoint's sizing hints and index kind, from the index as it is now. */
+  private hintsNow(): Pick<Checkpoint, 'records' | 'idBytes' | 'paged'> {
+    const index = this.env.index();
+    return { records: index.size, idBytes: index.idBytes, paged: index.paged };
   }
 
   /** Whether the state's checkpoint names this index generation and length: whether a commit that reported a failure happened. */
@@ -253,10 +265,13 @@ export class Checkpointer {
       blocks = delta.finish();
     }
     const checkpoint = { lsn, arenaGeneration: arena.stats().generation, vectorGeneration: vectors.stats().generation, textLiveBytes: arena.countedLiveBytes };
+    // As of the records taken above: writes applied while the commit awaits must not change them
+    // (a page index loading the file bounds the page numbers it believes by `records`).
+    const hints = this.hintsNow();
     try {
       await arena.sync();
       await vectors.sync();
-      await this.commit(blocks, rewrite, checkpoint, docs, training ? { training: { pca: space.pca } } : {});
+      await this.commit(blocks, rewrite, checkpoint, docs, training ? { training: { pca: space.pca } } : {}, hints);
     } catch (e) {
       changes.settle(true);
       this.env.index().relocatedAgain(relocated);
