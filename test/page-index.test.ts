@@ -265,3 +265,37 @@ test('page index: the same vectors in the same order make the same pages and ans
     b.free();
   }
 });
+
+test('load staging: codes put, removed and renumbered while a page index loads land in their pages as the slots say', () => {
+  const vectors = clustered(400, DIM, 13, 6);
+  const a = new PageIndex(getCodec('int8'), DIM, 'cosine', { maxPage: 32 });
+  const b = new PageIndex(getCodec('int8'), DIM, 'cosine', { maxPage: 32 });
+  try {
+    vectors.forEach((v, i) => a.put(`id-${i}`, v));
+    b.reserve(a.size, a.idBytes);
+    for (let slot = 0; slot < a.size; slot++) b.loadRecord(loadedOf(a, slot));
+    // Deletions and upserts during loading (as later blocks of the file bring them): the last slot
+    // moves into each hole, and a record loaded again replaces its code.
+    for (let i = 0; i < 400; i += 9) {
+      assert.equal(b.remove(`id-${i}`), true);
+      a.remove(`id-${i}`);
+    }
+    for (let slot = 0; slot < a.size; slot += 5) b.loadRecord(loadedOf(a, slot));
+    b.loaded();
+    assert.equal(b.size, a.size);
+    for (let slot = 0; slot < a.size; slot++) {
+      const id = a.idAt(slot);
+      const there = b.slotOf(id);
+      assert.ok(there !== undefined, id);
+      assert.deepEqual([...b.recordAt(there).code], [...a.recordAt(slot).code], id);
+    }
+    const sizes = b.pageSizes();
+    assert.equal(sizes.reduce((x, y) => x + y, 0), a.size);
+    const query: ScanQuery = { vector: vectors[7]!, metric: 'cosine', int8Query: true };
+    const ids = (ix: PageIndex) => top(ix, query, 10, { exact: true }).map((h) => `${ix.idAt(h.slot)}:${h.score}`);
+    assert.deepEqual(ids(b).sort(), ids(a).sort());
+  } finally {
+    a.free();
+    b.free();
+  }
+});

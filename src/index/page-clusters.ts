@@ -3,6 +3,7 @@ import type { KernelMetric } from '../kernels/index.js';
 import type { KernelForm, ScanQuery } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
 import { kmeans } from './kmeans.js';
+import { LoadStaging } from './load-staging.js';
 import { PageStore } from './pages.js';
 import { CentroidRouter } from './router.js';
 
@@ -57,8 +58,8 @@ export class PageClusters {
   /** A search's nearest pages: the heap the router fills, and the pages in order (reused while their sizes hold). */
   private probeTop: TopK | undefined;
   private probeOrder = new Int32Array(0);
-  /** Between the first load() and settle(): pages are filled as stored, with no sums, routing, splits or merges. */
-  private loading = false;
+  /** Between the first load() and settle(): the codes loaded, put in their pages by settle(). */
+  private staging: LoadStaging | undefined;
 
   constructor(
     readonly codec: Codec,
@@ -137,13 +138,15 @@ export class PageClusters {
    */
   load(slot: number, page: number, code: Uint8Array, scale: number): void {
     if (!(Number.isInteger(page) && page >= 0)) throw new RangeError(`page must be a non-negative integer, got ${page}`);
-    this.loading = true;
-    while (this.pages.pageCount <= page) {
-      this.pages.addPage();
-      this.sums.push(new Float64Array(this.dim));
-      this.router.add(this.centroidScratch.fill(0));
-    }
-    this.pages.add(slot, page, code, scale);
+    this.expectLoad(0);
+    this.staging!.put(slot, page, code, scale);
+  }
+
+  /** Loading is about to put about `records` codes (the checkpoint's count): room for them at once. */
+  expectLoad(records: number): void {
+    if (this.staging !== undefined) return;
+    if (this.pages.size > 0) throw new Error('load() fills empty page clusters only');
+    this.staging = new LoadStaging(this.dim * this.codec.bytesPerDim, records);
   }
 
   /**
@@ -152,8 +155,24 @@ export class PageClusters {
    * after an add or a removal. Does nothing when nothing was loaded.
    */
   settle(): void {
-    if (!this.loading) return;
-    this.loading = false;
+    const staging = this.staging;
+    if (staging === undefined) return;
+    this.staging = undefined;
+    // Each page allocated once, at the room its records need, in page order.
+    const counts: number[] = [];
+    for (let slot = 0; slot < staging.slots; slot++) {
+      const page = staging.pageOf(slot);
+      if (page >= 0) counts[page] = (counts[page] ?? 0) + 1;
+    }
+    for (let p = 0; p < counts.length; p++) {
+      this.pages.addPage(counts[p] ?? 0);
+      this.sums.push(new Float64Array(this.dim));
+      this.router.add(this.centroidScratch.fill(0));
+    }
+    for (let slot = 0; slot < staging.slots; slot++) {
+      const page = staging.pageOf(slot);
+      if (page >= 0) this.pages.add(slot, page, staging.codeOf(slot), staging.scaleOf(slot));
+    }
     for (let p = this.pages.pageCount - 1; p >= 0; p--) if (this.pages.sizeOf(p) === 0) this.dropEmpty(p);
     for (let p = 0; p < this.pages.pageCount; p++) {
       const sum = this.sums[p]!.fill(0);
@@ -198,8 +217,8 @@ export class PageClusters {
 
   /** Removes the vector of `slot`; a page left too small hands its vectors to the nearest other pages. */
   remove(slot: number): void {
-    if (this.loading) {
-      this.pages.remove(slot);
+    if (this.staging !== undefined) {
+      this.staging.remove(slot);
       return;
     }
     const page = this.pages.pageOf(slot);
@@ -212,7 +231,8 @@ export class PageClusters {
 
   /** The vector of slot `from` is now slot `to` (SlotTable.removeSwap moved it). */
   renumber(from: number, to: number): void {
-    this.pages.renumber(from, to);
+    if (this.staging !== undefined) this.staging.renumber(from, to);
+    else this.pages.renumber(from, to);
   }
 
   /**
@@ -406,7 +426,7 @@ export class PageClusters {
   }
 
   private notLoading(): void {
-    if (this.loading) throw new Error('pages are loading: settle() first');
+    if (this.staging !== undefined) throw new Error('pages are loading: settle() first');
   }
 
   /** Moves the vector of `slot` to page `to`, telling the owner. */
@@ -491,7 +511,8 @@ export class PageClusters {
   }
 
   private decodeSlot(slot: number): void {
-    const { code, scale } = this.pages.codeAt(slot);
+    // A view, decoded at once: no copy per vector (re-clustering and opening decode every one).
+    const { code, scale } = this.pages.codeView(slot);
     this.codec.decode(code, scale, this.decoded);
   }
 

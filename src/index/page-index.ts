@@ -145,6 +145,8 @@ export class PageIndex implements VectorIndex {
   loadRecord(r: LoadedRecord): VectorPlace | undefined {
     const codeBytes = this.dim * this.codec.bytesPerDim;
     if (r.codeAt < 0 || r.codeBytes !== codeBytes) throw new RangeError(`code of ${r.codeBytes} bytes, expected ${codeBytes}`);
+    // Room for the checkpoint's records at once (a no-op after the first record).
+    this.clusters.expectLoad(Number.isFinite(this.pageLimit) ? this.pageLimit : 0);
     const { slot, added } = this.slots.slotForBytes(r.block, r.idAt, r.idLength);
     const previous = added ? undefined : this.slots.placeAt(slot);
     if (!added) this.clusters.remove(slot);

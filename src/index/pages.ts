@@ -82,8 +82,8 @@ export class PageStore {
   }
 
   /** Adds an empty page; returns its number (pages are numbered 0..pageCount-1). */
-  addPage(): number {
-    this.pages.push(this.allocate(MIN_ROOM));
+  addPage(rows = 0): number {
+    this.pages.push(this.allocate(roomFor(rows)));
     return this.pages.length - 1;
   }
 
