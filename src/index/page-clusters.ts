@@ -37,7 +37,7 @@ function resolve(o: PageClusterOptions): ResolvedOptions {
  * Codes clustered into pages (PAGES.md, "The index over the pages"): a vector goes to the page whose
  * centroid is nearest; a page that outgrows `maxPage` splits in two by 2-means over its members
  * (seeded: deterministic); a page that shrinks under `minPage` hands its vectors to their nearest
- * other pages and goes. Each centroid is the mean of its page's vectors (kept as float64 sums; unit
+ * other pages and goes. Each centroid is the mean of its page's vectors (kept as float32 sums; unit
  * length for cosine, whose routing is by dot product), so centroids follow their members.
  *
  * A search scans the `nprobe` pages whose centroids are nearest the query. Vectors are known by the
@@ -47,8 +47,8 @@ export class PageClusters {
   private readonly options: ResolvedOptions;
   private readonly pages: PageStore;
   private readonly router: CentroidRouter;
-  /** Per page, the float64 sum of its vectors (dim each). */
-  private sums: Float64Array[] = [];
+  /** Per page, the sum of its vectors' decoded codes (dim each; float32: half the memory of float64, and opening recomputes them). */
+  private sums: Float32Array[] = [];
   private readonly codeScratch: Uint8Array;
   private readonly decoded: Float32Array;
   private readonly centroidScratch: Float32Array;
@@ -93,7 +93,7 @@ export class PageClusters {
 
   /** Bytes held: pages, centroids (router and sums). */
   get bytes(): number {
-    return this.pages.bytes + this.router.bytes + this.sums.length * this.dim * 8;
+    return this.pages.bytes + this.router.bytes + this.sums.length * this.dim * 4;
   }
 
   /** Vectors in each page. */
@@ -120,7 +120,7 @@ export class PageClusters {
     let page: number;
     if (this.pages.pageCount === 0) {
       page = this.pages.addPage();
-      this.sums.push(new Float64Array(this.dim));
+      this.sums.push(new Float32Array(this.dim));
       this.router.add(this.centroidScratch.fill(0));
     } else {
       this.router.nearest(this.routed(this.decoded), this.nearest);
@@ -166,7 +166,7 @@ export class PageClusters {
     }
     for (let p = 0; p < counts.length; p++) {
       this.pages.addPage(counts[p] ?? 0);
-      this.sums.push(new Float64Array(this.dim));
+      this.sums.push(new Float32Array(this.dim));
       this.router.add(this.centroidScratch.fill(0));
     }
     for (let slot = 0; slot < staging.slots; slot++) {
@@ -325,7 +325,7 @@ export class PageClusters {
         const c = assignment[i]!;
         if (pageOf[c] === -1) {
           pageOf[c] = this.pages.addPage();
-          this.sums.push(new Float64Array(this.dim));
+          this.sums.push(new Float32Array(this.dim));
           this.router.add(this.centroidScratch.fill(0));
           pagesOfGroup[g]!.push(pageOf[c]!);
         }
@@ -465,7 +465,7 @@ export class PageClusters {
     // a time, a page per insert: halves by row order instead, which serve them as well.
     if (Math.min(moving, slots.length - moving) < slots.length / 4) assignment = Int32Array.from(slots, (_, i) => (i < slots.length / 2 ? 0 : 1));
     const other = this.pages.addPage();
-    this.sums.push(new Float64Array(this.dim));
+    this.sums.push(new Float32Array(this.dim));
     this.router.add(this.centroidScratch.fill(0));
     slots.forEach((slot, i) => {
       if (assignment[i] !== 1) return;

@@ -2,7 +2,7 @@ import { kernels, type ScanFn } from '../kernels/index.js';
 import { paddedDim } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
 
-/** Centroids the router has room for before it first grows (it doubles from there). */
+/** Centroids the router has room for before it first grows (by a quarter from there). */
 const FIRST_CAPACITY = 64;
 
 /**
@@ -53,7 +53,8 @@ export class CentroidRouter {
   /** Adds a page with `centroid` (dim floats); returns its number, `size` before the call. */
   add(centroid: Float32Array): number {
     this.check(centroid);
-    if (this.count === this.capacity) this.grow(Math.max(FIRST_CAPACITY, this.capacity * 2));
+    // A quarter more each time: the centroids are most of a page index's own memory beside its codes.
+    if (this.count === this.capacity) this.grow(Math.max(FIRST_CAPACITY, Math.ceil(this.capacity * 1.25)));
     const page = this.count++;
     this.write(page, centroid);
     return page;
