@@ -76,7 +76,7 @@ export interface StoreStats {
   metric: Metric;
   /** PCA (when configured) has been fitted; until then vectors are buffered at full precision. */
   trained: boolean;
-  /** Pages a search probes by default; the exact-scan index probes every page. */
+  /** Pages a search probes by default: every one while there are at most 32 (and always for the exact index), then 3·√pages. */
   nprobe: number;
   /**
    * RAM the store holds per stored vector: its code and scale, where its full-precision vector is
@@ -98,7 +98,7 @@ export interface StoreStats {
    * /proc/self/smaps, sampled at most once a second; undefined on systems without it.
    */
   mappedBytes: number | undefined;
-  /** Pages of the index: units a search scans with one kernel call each (for today's exact index, blocks of 1,024 codes). */
+  /** Pages of the index: units a search scans with one kernel call each (clusters of similar vectors once the store has `pages.from` vectors; before, blocks of 1,024 codes). */
   pages: number;
   /** Bytes of write-ahead log segments on disk. */
   walBytes: number;
@@ -146,7 +146,8 @@ function sizeOf(path: string): number {
  * Checkpoints write those to the LMDB state and drop the log before them; opening = last
  * checkpoint + replay of the log.
  *
- * Searches: query → (normalize) → (PCA) → one SIMD kernel call per block of codes → top
+ * Searches: query → (normalize) → (PCA) → one SIMD kernel call per block of codes (per page of
+ * the `nprobe` pages nearest the query, once the codes are clustered: src/index/PAGES.md) → top
  * candidates → rescoring with full-precision vectors → texts from the arena.
  *
  * Damage to one record (a checksum that fails in the state or the arena) costs that record: it is
