@@ -205,6 +205,9 @@ test('store pages: a selective filter (1%, and one record) still returns k resul
       for (const h of hits) assert.equal(h.meta?.['rare'], true);
       const one = await store.search(q, { k: 10, filter: { one: true }, nprobe: 1 });
       assert.deepEqual(one.map((h) => h.id), ['v1234']);
+      // A filter that takes a quarter of the records probes four times the pages, here all of
+      // them: the exact filtered answer (probing nprobe pages only, the top fills from them).
+      assert.deepEqual(await store.search(q, { k: 10, filter: { g: 1 } }), await store.search(q, { k: 10, filter: { g: 1 }, exact: true }));
     }
   } finally {
     await store.close();

@@ -31,6 +31,9 @@ export function defaultProbes(pages: number): number {
   return Math.min(pages, Math.max(MIN_PROBES, Math.ceil(PROBE_FACTOR * Math.sqrt(pages))));
 }
 
+/** Vectors a filtered search asks its filter about to estimate the share it takes (search()). */
+const FILTER_SAMPLE = 64;
+
 /** Ids in slot tables are chunked like this (SlotTable's places and document flags). */
 const SLOT_CHUNK = 1024;
 
@@ -265,10 +268,26 @@ export class PageIndex implements VectorIndex {
     return this.codec.maxError(this.clusters.codeView(slot).scale, this.dim);
   }
 
+  /**
+   * A filtered search probes `nprobe` / (the share of vectors the filter takes) pages, at most all
+   * of them, so that it examines about as many matching vectors as an unfiltered search examines
+   * vectors: the pages nearest a query hold few matches of a selective filter, and probing only
+   * `nprobe` of them found 0.82 of the exact filtered top 10 at 1% on GloVe 100k. The share is
+   * estimated by asking the filter about FILTER_SAMPLE vectors spread over the slots.
+   */
   search(query: ScanQuery, top: TopK, options: IndexSearch): void {
     const pages = this.clusters.pageCount;
-    const probes = options.exact === true ? pages : (options.nprobe ?? this.defaultProbes);
-    this.clusters.search(query, top, probes, options.accept);
+    let probes = options.exact === true ? pages : (options.nprobe ?? this.defaultProbes);
+    const accept = options.accept;
+    if (accept !== undefined && probes < pages) {
+      const n = this.slots.size;
+      const asked = Math.min(n, FILTER_SAMPLE);
+      let taken = 0;
+      for (let i = 0; i < asked; i++) if (accept(Math.floor((i * n) / asked))) taken++;
+      // None taken of the sample: the share is under 1 / asked, so every page.
+      probes = taken === 0 ? pages : Math.min(pages, Math.ceil((probes * asked) / taken));
+    }
+    this.clusters.search(query, top, probes, accept);
   }
 
   /** Pools are collected by the exact index's scan only (TODO: pools over pages, for the cache's near hits). */

@@ -5,7 +5,10 @@ import type { TopK } from '../scan/topk.js';
 
 /** What shapes which stored vectors a search looks at. */
 export interface IndexSearch {
-  /** Asked only about vectors good enough to enter the heap (a filter costs nothing for the rest). */
+  /**
+   * Asked only about vectors good enough to enter the heap (a filter costs nothing for the rest),
+   * and, by the page index, about a few dozen vectors to estimate the share it takes.
+   */
   readonly accept?: ((slot: number) => boolean) | undefined;
   /** Pages to probe; undefined: the index's default (`defaultProbes`). */
   readonly nprobe?: number | undefined;
