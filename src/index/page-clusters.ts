@@ -45,6 +45,9 @@ function resolve(o: PageClusterOptions): ResolvedOptions {
  */
 export class PageClusters {
   private readonly options: ResolvedOptions;
+  /** How centroids rank vectors (the router's and k-means' forms of `metric`). */
+  private readonly routing: 'dot' | 'l2';
+  private readonly clustering: 'cosine' | 'l2';
   private readonly pages: PageStore;
   private readonly router: CentroidRouter;
   /** Per page, the sum of its vectors' decoded codes (dim each; float32: half the memory of float64, and opening recomputes them). */
@@ -71,8 +74,10 @@ export class PageClusters {
     private readonly moved: (slot: number) => void = () => undefined,
   ) {
     this.options = resolve(options);
+    this.routing = metric === 'l2' ? 'l2' : 'dot';
+    this.clustering = metric === 'cosine' ? 'cosine' : 'l2';
     this.pages = new PageStore(codec, dim);
-    this.router = new CentroidRouter(dim, metric === 'l2' ? 'l2' : 'dot');
+    this.router = new CentroidRouter(dim, this.routing);
     this.codeScratch = new Uint8Array(dim * codec.bytesPerDim);
     this.decoded = new Float32Array(dim);
     this.centroidScratch = new Float32Array(dim);
@@ -119,9 +124,7 @@ export class PageClusters {
     this.codec.decode(code, scale, this.decoded);
     let page: number;
     if (this.pages.pageCount === 0) {
-      page = this.pages.addPage();
-      this.sums.push(new Float32Array(this.dim));
-      this.router.add(this.centroidScratch.fill(0));
+      page = this.newPage();
     } else {
       this.router.nearest(this.routed(this.decoded), this.nearest);
       page = this.nearest.sortBestFirst() > 0 ? this.nearest.slotAt(0) : 0;
@@ -164,21 +167,17 @@ export class PageClusters {
       const page = staging.pageOf(slot);
       if (page >= 0) counts[page] = (counts[page] ?? 0) + 1;
     }
-    for (let p = 0; p < counts.length; p++) {
-      this.pages.addPage(counts[p] ?? 0);
-      this.sums.push(new Float32Array(this.dim));
-      this.router.add(this.centroidScratch.fill(0));
-    }
+    for (let p = 0; p < counts.length; p++) this.newPage(counts[p] ?? 0);
     for (let slot = 0; slot < staging.slots; slot++) {
       const page = staging.pageOf(slot);
       if (page >= 0) this.pages.add(slot, page, staging.codeOf(slot), staging.scaleOf(slot));
     }
     for (let p = this.pages.pageCount - 1; p >= 0; p--) if (this.pages.sizeOf(p) === 0) this.dropEmpty(p);
     for (let p = 0; p < this.pages.pageCount; p++) {
-      const sum = this.sums[p]!.fill(0);
+      this.sums[p]!.fill(0);
       for (const slot of this.pages.slotsOf(p)) {
         this.decodeSlot(slot);
-        for (let i = 0; i < this.dim; i++) sum[i]! += this.decoded[i]!;
+        this.addToSum(p, this.decoded, 1);
       }
       this.pages.fit(p);
       this.router.set(p, this.centroidOf(p));
@@ -291,7 +290,6 @@ export class PageClusters {
     const count = this.pages.pageCount;
     if (count < 2) return;
     const n = this.pages.size;
-    const metric = this.metric === 'cosine' ? 'cosine' : 'l2';
     const slots = new Int32Array(n);
     for (let p = 0, at = 0; p < count; p++) {
       const members = this.pages.slotsOf(p);
@@ -300,39 +298,26 @@ export class PageClusters {
     }
     const coarse = Math.max(1, Math.round(Math.sqrt(count)));
     const sampleSize = Math.min(n, coarse * RECLUSTER_SAMPLE_PER_CENTROID);
-    const sample = new Float32Array(sampleSize * this.dim);
-    for (let j = 0; j < sampleSize; j++) {
-      this.decodeSlot(slots[Math.floor((j * n) / sampleSize)]!);
-      sample.set(this.decoded, j * this.dim);
-    }
-    const { centroids } = kmeans(sample, this.dim, { k: Math.min(coarse, sampleSize), seed: this.options.seed, iterations, metric });
-    const coarseRouter = new CentroidRouter(this.dim, this.metric === 'l2' ? 'l2' : 'dot');
+    const sample = this.decodeAll(Int32Array.from({ length: sampleSize }, (_, j) => slots[Math.floor((j * n) / sampleSize)]!));
+    const { centroids } = kmeans(sample, this.dim, { k: Math.min(coarse, sampleSize), seed: this.options.seed, iterations, metric: this.clustering });
+    const coarseRouter = new CentroidRouter(this.dim, this.routing);
     const groups = this.groupsOf(slots, centroids, coarseRouter);
     /** The new pages each coarse group made. */
     const pagesOfGroup: number[][] = groups.map(() => []);
     // New pages are made after the old ones as clusters get their first member; the old ones, emptied, go.
     for (const [g, members] of groups.entries()) {
       if (members.length === 0) continue;
-      const points = new Float32Array(members.length * this.dim);
-      members.forEach((slot, i) => {
-        this.decodeSlot(slot);
-        points.set(this.decoded, i * this.dim);
-      });
+      const points = this.decodeAll(members);
       const k = Math.min(members.length, Math.max(1, Math.round((members.length * count) / n)));
-      const assignment = k === 1 ? new Int32Array(members.length) : kmeans(points, this.dim, { k, seed: this.options.seed, iterations, metric }).assignment;
+      const assignment = k === 1 ? new Int32Array(members.length) : kmeans(points, this.dim, { k, seed: this.options.seed, iterations, metric: this.clustering }).assignment;
       const pageOf = new Int32Array(k).fill(-1);
       members.forEach((slot, i) => {
         const c = assignment[i]!;
         if (pageOf[c] === -1) {
-          pageOf[c] = this.pages.addPage();
-          this.sums.push(new Float32Array(this.dim));
-          this.router.add(this.centroidScratch.fill(0));
+          pageOf[c] = this.newPage();
           pagesOfGroup[g]!.push(pageOf[c]!);
         }
-        const v = points.subarray(i * this.dim, (i + 1) * this.dim);
-        this.addToSum(this.pages.pageOf(slot), v, -1);
-        this.addToSum(pageOf[c]!, v, 1);
-        this.move(slot, pageOf[c]!);
+        this.move(slot, pageOf[c]!, points.subarray(i * this.dim, (i + 1) * this.dim));
       });
     }
     try {
@@ -374,13 +359,12 @@ export class PageClusters {
    */
   private refineAcrossGroups(slots: Int32Array, coarse: CentroidRouter, pagesOfGroup: readonly number[][], rounds: number): void {
     if (rounds <= 0 || pagesOfGroup.length < 2) return;
-    const routing = this.metric === 'l2' ? 'l2' : 'dot';
     const nearGroups = new TopK(Math.min(RECLUSTER_GROUPS, pagesOfGroup.length));
     const best = new TopK(1);
     const x = new Float32Array(this.dim);
     for (let round = 0; round < rounds; round++) {
       const routers = pagesOfGroup.map((pages) => {
-        const r = new CentroidRouter(this.dim, routing);
+        const r = new CentroidRouter(this.dim, this.routing);
         for (const p of pages) r.add(this.centroidOf(p));
         return r;
       });
@@ -403,11 +387,8 @@ export class PageClusters {
               to = pages[best.slotAt(0)]!;
             }
           }
-          const from = this.pages.pageOf(slot);
-          if (to < 0 || to === from) continue;
-          this.addToSum(from, this.decoded, -1);
-          this.addToSum(to, this.decoded, 1);
-          this.move(slot, to);
+          if (to < 0 || to === this.pages.pageOf(slot)) continue;
+          this.move(slot, to, this.decoded);
           moved++;
         }
       } finally {
@@ -429,10 +410,30 @@ export class PageClusters {
     if (this.staging !== undefined) throw new Error('pages are loading: settle() first');
   }
 
-  /** Moves the vector of `slot` to page `to`, telling the owner. */
-  private move(slot: number, to: number): void {
+  /** Moves the vector of `slot` (decoded: `v`) to page `to`, its value from one page's sum to the other's, telling the owner. */
+  private move(slot: number, to: number, v: Float32Array): void {
+    this.addToSum(this.pages.pageOf(slot), v, -1);
+    this.addToSum(to, v, 1);
     this.pages.moveTo(slot, to);
     this.moved(slot);
+  }
+
+  /** A new page at the end, with room for `rows`, a zero sum and a centroid to be set. */
+  private newPage(rows = 0): number {
+    const page = this.pages.addPage(rows);
+    this.sums.push(new Float32Array(this.dim));
+    this.router.add(this.centroidScratch.fill(0));
+    return page;
+  }
+
+  /** The decoded codes of `slots`, one after another. */
+  private decodeAll(slots: ArrayLike<number>): Float32Array {
+    const points = new Float32Array(slots.length * this.dim);
+    for (let i = 0; i < slots.length; i++) {
+      this.decodeSlot(slots[i]!);
+      points.set(this.decoded, i * this.dim);
+    }
+    return points;
   }
 
   /** Drops `page` (empty): the last page takes its number, and each of that page's members is reported moved. */
@@ -453,26 +454,16 @@ export class PageClusters {
   /** Splits `page` by 2-means over its members' decoded codes; the second cluster becomes a new page. */
   private split(page: number): void {
     const slots = this.pages.slotsOf(page);
-    const points = new Float32Array(slots.length * this.dim);
-    slots.forEach((slot, i) => {
-      this.decodeSlot(slot);
-      points.set(this.decoded, i * this.dim);
-    });
-    let { assignment } = kmeans(points, this.dim, { k: 2, seed: this.options.seed + this.splits, metric: this.metric === 'cosine' ? 'cosine' : 'l2' });
+    const points = this.decodeAll(slots);
+    let { assignment } = kmeans(points, this.dim, { k: 2, seed: this.options.seed + this.splits, metric: this.clustering });
     let moving = 0;
     for (const a of assignment) if (a === 1) moving++;
     // Members 2-means cannot tell apart (duplicates, near-duplicates) would split off one or two at
     // a time, a page per insert: halves by row order instead, which serve them as well.
     if (Math.min(moving, slots.length - moving) < slots.length / 4) assignment = Int32Array.from(slots, (_, i) => (i < slots.length / 2 ? 0 : 1));
-    const other = this.pages.addPage();
-    this.sums.push(new Float32Array(this.dim));
-    this.router.add(this.centroidScratch.fill(0));
+    const other = this.newPage();
     slots.forEach((slot, i) => {
-      if (assignment[i] !== 1) return;
-      const v = points.subarray(i * this.dim, (i + 1) * this.dim);
-      this.addToSum(page, v, -1);
-      this.addToSum(other, v, 1);
-      this.move(slot, other);
+      if (assignment[i] === 1) this.move(slot, other, points.subarray(i * this.dim, (i + 1) * this.dim));
     });
     this.splits++;
     // The page kept the room it outgrew; half of it went.
@@ -494,9 +485,7 @@ export class PageClusters {
       let to = -1;
       for (let i = 0; i < count && to < 0; i++) if (near.slotAt(i) !== page) to = near.slotAt(i);
       if (to < 0) throw new Error(`no page to take the vectors of page ${page}`);
-      this.addToSum(page, this.decoded, -1);
-      this.addToSum(to, this.decoded, 1);
-      this.move(slot, to);
+      this.move(slot, to, this.decoded);
       receivers.add(to);
     }
     for (const p of receivers) this.router.set(p, this.centroidOf(p));
