@@ -73,15 +73,21 @@ export interface HnswRun extends Timed<number[][]> {
 
 const SPACE: Record<Metric, 'cosine' | 'ip' | 'l2'> = { cosine: 'cosine', dot: 'ip', l2: 'l2' };
 
+/** hnswlib-node's float32 HNSW over `docs` (labels: their rows), as every benchmark builds it: M 16, efConstruction 200, seed 100 unless told. */
+export function buildHnsw(docs: readonly Float32Array[], dim: number, metric: Metric, options: { m?: number; efConstruction?: number } = {}): hnswlib.HierarchicalNSW {
+  const index = new hnswlib.HierarchicalNSW(SPACE[metric], dim);
+  index.initIndex({ maxElements: docs.length, m: options.m ?? 16, efConstruction: options.efConstruction ?? 200, randomSeed: 100 });
+  docs.forEach((v, i) => index.addPoint(Array.from(v), i));
+  return index;
+}
+
 /** hnswlib-node float32 HNSW, the usual embedded ANN choice, as the baseline to beat on memory. */
 export function hnswSearch(data: Dataset, metric: Metric, k: number, options: HnswOptions = {}): HnswRun {
   const m = options.m ?? 16;
   const efConstruction = options.efConstruction ?? 200;
   const efSearch = Math.max(k, options.efSearch ?? 64);
   const started = performance.now();
-  const index = new hnswlib.HierarchicalNSW(SPACE[metric], data.dim);
-  index.initIndex({ maxElements: data.docs.length, m, efConstruction, randomSeed: 100 });
-  data.docs.forEach((v, i) => index.addPoint(Array.from(v), i));
+  const index = buildHnsw(data.docs, data.dim, metric, { m, efConstruction });
   const buildMs = performance.now() - started;
   index.setEf(efSearch);
 

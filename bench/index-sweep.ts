@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import hnswlib from 'hnswlib-node';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import type { Dataset } from '../src/cli/datasets.js';
 import { MemStore } from '../src/memstore.js';
 import type { Metric } from '../src/options.js';
+import { buildHnsw } from './baselines.js';
+import { svgOf } from './report.js';
 import { latency } from './study.js';
 
 /** One point of the recall / speed trade-off: a page-index `nprobe`, or an hnswlib-node `ef`. */
@@ -41,7 +41,6 @@ export interface SweepOptions {
   readonly onProgress?: (line: string) => void;
 }
 
-const SPACE: Record<Metric, 'cosine' | 'ip' | 'l2'> = { cosine: 'cosine', dot: 'ip', l2: 'l2' };
 
 /**
  * Pages of at most this many vectors for a store of `n`: the store's default (192) from 36,864
@@ -100,9 +99,7 @@ export async function runIndexSweep(options: SweepOptions): Promise<SweepResult>
   }
   if (options.hnsw) {
     progress('index sweep: hnswlib-node (M 16, efConstruction 200)');
-    const index = new hnswlib.HierarchicalNSW(SPACE[metric], data.dim);
-    index.initIndex({ maxElements: data.docs.length, m: 16, efConstruction: 200, randomSeed: 100 });
-    data.docs.forEach((v, i) => index.addPoint(Array.from(v), i));
+    const index = buildHnsw(data.docs, data.dim, metric);
     const queries = data.queries.map((q) => Array.from(q));
     for (let ef = k; ef <= 16 * k; ef *= 2) {
       index.setEf(ef);
@@ -149,10 +146,5 @@ export async function renderSweepChart(sweep: SweepResult, k: number, subtitle: 
       { mark: { type: 'text', align: 'left', dx: 6, dy: -6, fontSize: 10 }, encoding: { x, y, color, text: { field: 'label' } } },
     ],
   };
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
+  return svgOf(spec);
 }

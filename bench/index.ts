@@ -23,10 +23,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import hnswlib from 'hnswlib-node';
 import { MemStore } from '../src/memstore.js';
 import { rng } from '../src/random.js';
-import { exactSearch } from './baselines.js';
+import { buildHnsw, exactSearch } from './baselines.js';
 import { DATA_OPTIONS, datasetFrom } from './data.js';
 import { median } from './percentile.js';
 
@@ -133,9 +132,7 @@ out(`data: ${data.name}, ${n} x ${data.dim}-d, ${data.queries.length} queries, k
 out();
 
 const hnswStarted = performance.now();
-const hnsw = new hnswlib.HierarchicalNSW('cosine', data.dim);
-hnsw.initIndex({ maxElements: n, m: 16, efConstruction: 200, randomSeed: 100 });
-data.docs.forEach((v, i) => hnsw.addPoint(Array.from(v), i));
+const hnsw = buildHnsw(data.docs, data.dim, 'cosine');
 const hnswBuildS = (performance.now() - hnswStarted) / 1000;
 const hnswSettings: Setting[] = list(values.ef, [32, 64, 128, 256]).map((ef) => ({
   label: `hnswlib-node ef ${ef}`,

@@ -87,6 +87,11 @@ export async function renderChart(rows: readonly StudyRow[], k: number, subtitle
       },
     ],
   };
+  return svgOf(spec);
+}
+
+/** A vega-lite chart rendered to SVG, with no browser. */
+export async function svgOf(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();

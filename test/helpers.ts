@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -10,6 +10,17 @@ const made: string[] = [];
 after(() => {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
 });
+
+/** Flips one bit of the first text in the store's text arena that contains `text`; returns the arena segment's path. */
+export function damageText(dir: string, text: string): string {
+  const arena = join(dir, 'arena', readdirSync(join(dir, 'arena'))[0]!);
+  const bytes = readFileSync(arena);
+  const at = bytes.indexOf(Buffer.from(text));
+  if (at <= 0) throw new Error(`no ${JSON.stringify(text)} in ${arena}`);
+  bytes[at]! ^= 0x04;
+  writeFileSync(arena, bytes);
+  return arena;
+}
 
 /** A fresh directory removed when the test file finishes. */
 export function tempDir(prefix = 'memstore-test-'): string {

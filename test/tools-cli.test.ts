@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { MemStore } from '../src/index.js';
-import { clustered, tempDir } from './helpers.js';
+import { clustered, damageText, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
 const DIM = 16;
@@ -23,12 +22,7 @@ test('memstore verify exits 0 on a sound store and 1 naming file and offset on a
   assert.equal(ok.code, 0);
   assert.match(ok.stdout, /^ok$/m);
 
-  const arena = join(dir, 'arena', readdirSync(join(dir, 'arena'))[0]!);
-  const bytes = readFileSync(arena);
-  const at = bytes.indexOf(Buffer.from('record 17'));
-  assert.ok(at > 0);
-  bytes[at]! ^= 0x04;
-  writeFileSync(arena, bytes);
+  const arena = damageText(dir, 'record 17');
   const bad = await cliResult(['verify', dir]);
   assert.equal(bad.code, 1);
   assert.ok(bad.stdout.includes(`CORRUPTION ${arena}`), bad.stdout);

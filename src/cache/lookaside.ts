@@ -34,10 +34,10 @@ function membersOf(top: { slotAt(i: number): number; scoreAt(i: number): number 
   return out;
 }
 
-/** A copy of `v` in a buffer of `spares`. */
 /** The members of an empty pool. */
 const NO_MEMBERS = { slotAt: (): number => 0, scoreAt: (): number => 0 };
 
+/** A copy of `v` in a buffer of `spares`. */
 function copyOf(v: Float32Array, spares: SpareBuffers): Float32Array {
   const out = new Float32Array(spares.take(v.byteLength));
   out.set(v);

@@ -1,6 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import type { KernelMetric } from '../kernels/index.js';
-import { kernelValues, paddedDim, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
+import { kernelQueryOf, paddedDim, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
+import { LargestNorm } from '../scan/largest-norm.js';
 import { SlotTable } from '../scan/slot-table.js';
 import type { TopK } from '../scan/topk.js';
 import { PageClusters } from './page-clusters.js';
@@ -61,8 +62,7 @@ export class PageIndex implements VectorIndex {
    * so a checksum-intact record naming page 2^32 - 1 cannot make billions of empty pages.
    */
   private pageLimit = Infinity;
-  private largestNorm: number | undefined;
-  private readonly decoded: Float32Array;
+  private readonly norms: LargestNorm;
   private scores = new Float32Array(0);
 
   constructor(
@@ -74,7 +74,7 @@ export class PageIndex implements VectorIndex {
     this.stride = paddedDim(dim) * codec.bytesPerDim;
     const maxPage = options.maxPage ?? PAGE_INDEX_DEFAULTS.maxPage;
     this.clusters = new PageClusters(codec, dim, metric, { maxPage, seed: options.seed ?? PAGE_INDEX_DEFAULTS.seed }, (slot) => this.relocated.add(this.slots.idAt(slot)));
-    this.decoded = new Float32Array(dim);
+    this.norms = new LargestNorm(codec, dim);
   }
 
   get size(): number {
@@ -164,7 +164,8 @@ export class PageIndex implements VectorIndex {
     }
     this.slots.setPlaceParts(slot, r.generation, r.segment, r.offset);
     this.slots.setDocumentedAt(slot, r.documented);
-    this.noteNorm(slot);
+    // The codes are staged until loaded(): a bound known now is computed again from them.
+    this.norms.forget();
     return previous;
   }
 
@@ -243,8 +244,7 @@ export class PageIndex implements VectorIndex {
   }
 
   kernelQuery(query: ScanQuery): Float32Array {
-    const form = this.kernelForm(query);
-    return form.kind === 'float' ? Float32Array.from(form.vector) : kernelValues(form);
+    return kernelQueryOf(this.kernelForm(query));
   }
 
   kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
@@ -256,11 +256,9 @@ export class PageIndex implements VectorIndex {
   }
 
   maxNorm(): number {
-    if (this.largestNorm === undefined) {
-      this.largestNorm = 0;
+    return this.norms.get(() => {
       for (let slot = 0; slot < this.slots.size; slot++) this.noteNorm(slot);
-    }
-    return this.largestNorm;
+    });
   }
 
   codeErrorAt(slot: number): number {
@@ -350,13 +348,9 @@ export class PageIndex implements VectorIndex {
     return slot;
   }
 
-
   private noteNorm(slot: number): void {
-    if (this.largestNorm === undefined) return;
+    if (!this.norms.known) return;
     const { code, scale } = this.clusters.codeView(slot);
-    this.codec.decode(code, scale, this.decoded);
-    let sum = 0;
-    for (let i = 0; i < this.dim; i++) sum += this.decoded[i]! * this.decoded[i]!;
-    this.largestNorm = Math.max(this.largestNorm, Math.sqrt(sum));
+    this.norms.note(code, scale);
   }
 }

@@ -174,10 +174,7 @@ export class PageStore {
 
   /** Moves the vector in `slot` to the end of page `to` (a split or a merge). */
   moveTo(slot: number, to: number): void {
-    const from = this.pages[this.pageOf(slot)]!;
-    const row = this.rowOfSlot[slot]!;
-    const code = this.mem.u8().slice(from.codes + row * this.stride, from.codes + row * this.stride + this.dim * this.codec.bytesPerDim);
-    const scale = this.mem.f32()[(from.scales >> 2) + row]!;
+    const { code, scale } = this.codeAt(slot);
     this.remove(slot);
     this.add(slot, to, code, scale);
   }
@@ -197,10 +194,8 @@ export class PageStore {
 
   /** A copy of the code of the vector in `slot`, and its scale. */
   codeAt(slot: number): { code: Uint8Array; scale: number } {
-    const p = this.pages[this.pageOf(slot)]!;
-    const row = this.rowOfSlot[slot]!;
-    const at = p.codes + row * this.stride;
-    return { code: this.mem.u8().slice(at, at + this.dim * this.codec.bytesPerDim), scale: this.mem.f32()[(p.scales >> 2) + row]! };
+    const { code, scale } = this.codeView(slot);
+    return { code: code.slice(), scale };
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { Codec } from '../codec/codec.js';
 import { kernels, type KernelMetric } from '../kernels/index.js';
+import { LargestNorm } from './largest-norm.js';
 import { GATHER_RUN, QueryScratch, pushPicked } from './query-scratch.js';
 import type { ScorePool } from './score-pool.js';
 import { SlotTable, type VectorPlace } from './slot-table.js';
@@ -83,6 +84,11 @@ export function kernelValues(form: KernelForm): Float32Array {
   return out;
 }
 
+/** kernelValues() in an array of its own: what VectorIndex.kernelQuery() returns. */
+export function kernelQueryOf(form: KernelForm): Float32Array {
+  return form.kind === 'float' ? Float32Array.from(form.vector) : kernelValues(form);
+}
+
 /**
  * The quantized vectors of a store, dense in fixed-size blocks of WebAssembly linear memory,
  * addressed by slot (block · blockVectors + row). A scan is one kernel call per block, reading the
@@ -106,8 +112,7 @@ export class CodeBlocks {
   private readonly mem = kernels().memory;
   private freed = false;
   /** Largest ‖decoded code‖ of any vector put since it was first asked for (never lowered by removals). */
-  private largestNorm: number | undefined;
-  private decodeScratch: Float32Array | undefined;
+  private readonly norms: LargestNorm;
 
   /**
    * `blockVectors`: vectors per block (a store's index uses INDEX_BLOCK_VECTORS; a cache pool a few
@@ -121,6 +126,7 @@ export class CodeBlocks {
   ) {
     this.paddedDim = paddedDim(dim);
     this.stride = this.paddedDim * codec.bytesPerDim;
+    this.norms = new LargestNorm(codec, dim);
     this.query = new QueryScratch(codec, dim, this.paddedDim);
     this.slots = new SlotTable(places, blockVectors);
     this.scratchScores = this.mem.alloc(Math.max(blockVectors, GATHER_RUN) * 4);
@@ -196,7 +202,6 @@ export class CodeBlocks {
   allIds(): IterableIterator<string> {
     return this.slots.allIds();
   }
-
 
   private slotFor(id: string): number {
     const { slot, added } = this.slots.slotFor(id);
@@ -306,21 +311,15 @@ export class CodeBlocks {
    * what a bound on how much a dot product can change with the query needs. Computed on first use.
    */
   maxNorm(): number {
-    if (this.largestNorm === undefined) {
-      this.largestNorm = 0;
+    return this.norms.get(() => {
       for (let slot = 0; slot < this.slots.size; slot++) this.noteNorm(slot);
-    }
-    return this.largestNorm;
+    });
   }
 
   private noteNorm(slot: number): void {
-    if (this.largestNorm === undefined) return;
+    if (!this.norms.known) return;
     const at = this.codeAddress(slot);
-    const decoded = (this.decodeScratch ??= new Float32Array(this.dim));
-    this.codec.decode(this.mem.u8().subarray(at, at + this.dim * this.codec.bytesPerDim), this.mem.f32()[this.scaleAddress(slot) >> 2]!, decoded);
-    let sum = 0;
-    for (let i = 0; i < decoded.length; i++) sum += decoded[i]! * decoded[i]!;
-    this.largestNorm = Math.max(this.largestNorm, Math.sqrt(sum));
+    this.norms.note(this.mem.u8().subarray(at, at + this.dim * this.codec.bytesPerDim), this.mem.f32()[this.scaleAddress(slot) >> 2]!);
   }
 
   /**
@@ -329,8 +328,7 @@ export class CodeBlocks {
    * are computed on these.
    */
   kernelQuery(query: ScanQuery): Float32Array {
-    const form = this.kernelForm(query);
-    return form.kind === 'float' ? Float32Array.from(form.vector) : kernelValues(form);
+    return kernelQueryOf(this.kernelForm(query));
   }
 
   /**

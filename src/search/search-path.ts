@@ -149,6 +149,11 @@ function hitOf(r: Ranked, text: string | undefined): SearchHit {
   return hit;
 }
 
+/** What the cache counts for remembering an answer: ids, texts and metadata as UTF-16, and a little for each hit. */
+function answerBytes(ranked: readonly Ranked[], texts: readonly (string | undefined)[]): number {
+  return ranked.reduce((n, r, i) => n + 64 + 2 * r.id.length + 2 * (texts[i]?.length ?? 0) + 2 * (r.doc?.metaJson?.length ?? 0), 0);
+}
+
 /**
  * The read path of a store: query → (the lookaside cache, which may answer) → the index's scan →
  * candidates → rescoring with the full-precision vectors (one WebAssembly batch) → texts. Damage
@@ -197,10 +202,16 @@ export class SearchPath {
   }
 
   private async searchPlain(q: Float32Array, want: Wanted): Promise<SearchHit[]> {
+    const { ranked, texts } = await this.rankWithTexts(q, want);
+    return ranked.map((r, i) => hitOf(r, texts[i]));
+  }
+
+  /** The ranked answer and its texts, ranking again when writes moved the texts it read. */
+  private async rankWithTexts(q: Float32Array, want: Wanted): Promise<{ ranked: Ranked[]; texts: (string | undefined)[] }> {
     for (;;) {
       const ranked = await this.rankSkippingDamage(q, want);
       const texts = await this.textsOf(ranked);
-      if (texts !== undefined) return ranked.map((r, i) => hitOf(r, texts[i]));
+      if (texts !== undefined) return { ranked, texts };
     }
   }
 
@@ -210,11 +221,12 @@ export class SearchPath {
     cache.noteMiss();
     const version = cache.now;
     const index = this.env.index();
-    const hits = await this.searchPlain(q, want);
+    const { ranked, texts } = await this.rankWithTexts(q, want);
+    const hits = ranked.map((r, i) => hitOf(r, texts[i]));
     if (cache.now !== version || this.env.index() !== index) return hits;
     const { cq, scanForm } = this.cacheQuery(q, want, key, (scan) => index.kernelForm(scan));
-    const bytes = hits.reduce((n, h) => n + 64 + 2 * h.id.length + 2 * (h.text?.length ?? 0) + 2 * (h.meta === undefined ? 0 : JSON.stringify(h.meta).length), 0);
-    cache.rememberAnswer(cq, scanForm().scan, index, hits.map(copyHit), version, bytes);
+    // Copies: the caller may change the hits it gets.
+    cache.rememberAnswer(cq, scanForm().scan, index, hits.map(copyHit), version, answerBytes(ranked, texts));
     return hits;
   }
 
@@ -292,9 +304,8 @@ export class SearchPath {
     if (texts === undefined) return undefined;
     const hits = ranked.map((r, i) => hitOf(r, texts[i]));
     if (entry !== undefined) {
-      const bytes = ranked.reduce((n, r, i) => n + 64 + 2 * r.id.length + 2 * (texts[i]?.length ?? 0) + 2 * (r.doc?.metaJson?.length ?? 0), 0);
       // Copies: the caller may change the hits it gets.
-      cache.answered(entry, hits.map(copyHit), version, bytes);
+      cache.answered(entry, hits.map(copyHit), version, answerBytes(ranked, texts));
     }
     return hits;
   }

@@ -10,7 +10,7 @@ import type { CommitPipeline } from './commit-pipeline.js';
 import type { Damage } from './damage.js';
 import { arenaSegmentPath, type ArenaSpace } from './files.js';
 import { frameSize } from '../arena/format.js';
-import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, FLAG_CODE, FLAG_DOCUMENTED, FLAG_PAGE, FLAG_PLACE, type IndexFile } from './index-file.js';
+import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, recordFlags, type IndexFile } from './index-file.js';
 import type { Mutation } from './mutations.js';
 import { asMemstoreError } from './record-errors.js';
 import type { RecordReads } from './record-reads.js';
@@ -239,7 +239,7 @@ export class Checkpointer {
       }
       // The code straight from the index's memory: one lookup, no copy.
       const r = index.recordAt(slot);
-      const flags = FLAG_CODE | (e.place === undefined ? 0 : FLAG_PLACE) | (hasDoc(e.doc) ? FLAG_DOCUMENTED : 0) | (r.page >= 0 ? FLAG_PAGE : 0);
+      const flags = recordFlags(true, e.place !== undefined, hasDoc(e.doc), r.page);
       delta.addRaw(r.idBytes, flags, r.code, r.scale, e.place?.[0] ?? 0, e.place?.[1] ?? 0, e.place?.[2] ?? 0, r.page);
     }
     // Records whose page changed since the last checkpoint and nothing else: as the index holds them.
@@ -403,5 +403,5 @@ export class Checkpointer {
 
 /** The flags of a record the index holds, as the index file writes it (`coded`: it has a code). */
 function flagsOf(r: StoredRecord, coded: boolean): number {
-  return (coded ? FLAG_CODE : 0) | (r.segment === 0 ? 0 : FLAG_PLACE) | (r.documented ? FLAG_DOCUMENTED : 0) | (coded && r.page >= 0 ? FLAG_PAGE : 0);
+  return recordFlags(coded, r.segment !== 0, r.documented, coded ? r.page : -1);
 }

@@ -32,6 +32,11 @@ export const FLAG_DOCUMENTED = 0x08;
 export const FLAG_PAGE = 0x10;
 const KNOWN_FLAGS = FLAG_DELETED | FLAG_CODE | FLAG_PLACE | FLAG_DOCUMENTED | FLAG_PAGE;
 
+/** The flags of an upsert: with a code, with a place (a full-precision vector), with a document, in page `page` (-1: none). */
+export function recordFlags(coded: boolean, placed: boolean, documented: boolean, page: number): number {
+  return (coded ? FLAG_CODE : 0) | (placed ? FLAG_PLACE : 0) | (documented ? FLAG_DOCUMENTED : 0) | (page >= 0 ? FLAG_PAGE : 0);
+}
+
 /**
  * A block is closed once its records pass this many bytes (a record is never split). A block is
  * a buffer of its own while a checkpoint writes it; at this size malloc maps each one apart and
@@ -87,7 +92,7 @@ export class BlockWriter {
       return;
     }
     const page = r.page ?? -1;
-    const flags = (r.code === undefined ? 0 : FLAG_CODE) | (r.place === undefined ? 0 : FLAG_PLACE) | (r.documented ? FLAG_DOCUMENTED : 0) | (page >= 0 ? FLAG_PAGE : 0);
+    const flags = recordFlags(r.code !== undefined, r.place !== undefined, r.documented, page);
     this.addRaw(idBytes, flags, r.code?.code, r.code?.scale ?? 0, r.place?.[0] ?? 0, r.place?.[1] ?? 0, r.place?.[2] ?? 0, page);
   }
 
