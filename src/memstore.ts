@@ -81,10 +81,11 @@ export interface StoreStats {
   /**
    * RAM the store holds per stored vector: its code and scale, where its full-precision vector is
    * (12 bytes, when rescoring is on), its share of the id table (UTF-8 bytes, offsets, hash
-   * buckets), and its share of what the lookaside cache holds now (`cache.bytes / count`).
+   * buckets) and of the filter columns made so far (2 bytes per field filters have named, and the
+   * fields' dictionaries), and its share of what the lookaside cache holds now (`cache.bytes / count`).
    */
   bytesPerVector: number;
-  /** RAM the store holds in all: blocks of codes (the last one whole), the id table, and the lookaside cache. */
+  /** RAM the store holds in all: blocks or pages of codes, the id table, the filter columns, and the lookaside cache. */
   memoryBytes: number;
   /** The quantized part of `bytesPerVector` alone: code bytes (padding included) and the scale. */
   codeBytesPerVector: number;
@@ -531,6 +532,7 @@ export class MemStore {
       const text = textRefs[i];
       const doc: DocRecord = text === undefined && r.meta === undefined ? NO_DOC : { ...(text === undefined ? {} : { text }), ...(r.meta === undefined ? {} : { meta: r.meta, metaJson: r.metaJson }) };
       this.index.setDocumented(r.id, hasDoc(doc));
+      if (this.index.columns.fields > 0) this.index.columns.set(this.index.slotOf(r.id)!, r.meta);
       this.changes.set(r.id, { place, doc });
       this.cache?.touch(r.id);
     });

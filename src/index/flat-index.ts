@@ -1,6 +1,8 @@
 import type { Codec } from '../codec/codec.js';
+import type { FilterColumns } from '../filter/columns.js';
 import { CodeBlocks, INDEX_BLOCK_VECTORS, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
 import type { TopK } from '../scan/topk.js';
+import { GATHER_COST, MatchingScan } from './matching-scan.js';
 import type { IndexSearch, VectorIndex } from './vector-index.js';
 
 const NOTHING: ReadonlySet<string> = new Set();
@@ -12,6 +14,7 @@ const NOTHING: ReadonlySet<string> = new Set();
  */
 export class FlatIndex implements VectorIndex {
   private readonly blocks: CodeBlocks;
+  private readonly matching = new MatchingScan();
 
   /** `places`: keep, per vector, where its full-precision copy lives. */
   constructor(codec: Codec, dim: number, places: boolean) {
@@ -56,6 +59,10 @@ export class FlatIndex implements VectorIndex {
 
   get paged(): boolean {
     return false;
+  }
+
+  get columns(): FilterColumns {
+    return this.blocks.columns;
   }
 
   get defaultProbes(): number {
@@ -148,8 +155,17 @@ export class FlatIndex implements VectorIndex {
     return this.blocks.codeErrorAt(slot);
   }
 
+  /**
+   * Scans every code, or, for a filter that takes few enough of them (and no pool to collect, which
+   * needs every score), only the matching slots (MatchingScan): the same answer either way.
+   */
   search(query: ScanQuery, top: TopK, options: IndexSearch): void {
-    this.blocks.scan(query, top, options.accept, options.pool);
+    const { accept, filter } = options;
+    if (accept !== undefined && filter !== undefined && options.pool === undefined && filter.atMost * GATHER_COST <= this.size) {
+      this.matching.run(this, query, top, filter, accept);
+      return;
+    }
+    this.blocks.scan(query, top, accept, options.pool);
   }
 
   /** Every search scans every code. */

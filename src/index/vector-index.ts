@@ -1,4 +1,5 @@
 import type { Codec } from '../codec/codec.js';
+import type { FilterColumns, FilterTest } from '../filter/columns.js';
 import type { KernelForm, LoadedRecord, ScanQuery, StoredRecord, VectorPlace } from '../scan/code-blocks.js';
 import type { ScorePool } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
@@ -10,6 +11,12 @@ export interface IndexSearch {
    * and, by the page index, about a few dozen vectors to estimate the share it takes.
    */
   readonly accept?: ((slot: number) => boolean) | undefined;
+  /**
+   * The filter `accept` applies, compiled against the index's columns: how many records it may
+   * take, and which. With it the index may score only the matching slots (MatchingScan) when they
+   * are few, and a page index probes pages by the share it takes.
+   */
+  readonly filter?: FilterTest | undefined;
   /** Pages to probe; undefined: the index's default (`defaultProbes`). */
   readonly nprobe?: number | undefined;
   /** Scan every stored vector, whatever `nprobe` says. */
@@ -43,6 +50,8 @@ export interface VectorIndex {
   readonly defaultProbes: number;
   /** Whether its records have pages a checkpoint records (the page-clustered index). */
   readonly paged: boolean;
+  /** The filter columns of its slots (made on first use by a filter, moved with the slots). */
+  readonly columns: FilterColumns;
 
   /**
    * Room for `records` records whose ids take `idBytes` bytes, allocated at once: open calls it
@@ -103,7 +112,7 @@ export interface VectorIndex {
    * lookaside cache's pools and bounds need (CACHE.md). A search that probes some pages only is
    * answered by its pages, which a pool from another query cannot vouch for.
    */
-  collectsPools(options: Omit<IndexSearch, 'accept' | 'pool'>): boolean;
+  collectsPools(options: Omit<IndexSearch, 'accept' | 'filter' | 'pool'>): boolean;
   /**
    * Scores only the vectors in `slots[0..count)`, each pushed into `top` with its slot, each score
    * the one search() gives that vector.

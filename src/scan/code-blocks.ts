@@ -1,4 +1,5 @@
 import type { Codec } from '../codec/codec.js';
+import type { FilterColumns } from '../filter/columns.js';
 import { kernels, type KernelMetric } from '../kernels/index.js';
 import { LargestNorm } from './largest-norm.js';
 import { GATHER_RUN, QueryScratch, pushPicked } from './query-scratch.js';
@@ -177,6 +178,11 @@ export class CodeBlocks {
   }
 
   /** Whether the record `id` has a document in the state (false for an unknown id). */
+  /** The filter columns of the slots (SlotTable). */
+  get columns(): FilterColumns {
+    return this.slots.columns;
+  }
+
   documented(id: string): boolean {
     return this.slots.documented(id);
   }

@@ -1,3 +1,4 @@
+import { FilterColumns } from '../filter/columns.js';
 import { IdTable } from './id-table.js';
 
 /** A full-precision vector's place in the vector arena: generation, segment, frame offset (its length is the store's). */
@@ -30,6 +31,8 @@ interface Chunk {
  */
 export class SlotTable {
   private readonly ids = new IdTable(RECENT_IDS);
+  /** The filter columns of the fields filters have named, a code per slot (they move with the slots). */
+  readonly columns = new FilterColumns();
   private readonly chunks: Chunk[] = [];
   /** Removals so far; each may move the last slot into the hole it leaves. */
   private removals = 0;
@@ -56,14 +59,14 @@ export class SlotTable {
     return this.ids.idBytes;
   }
 
-  /** Bytes held: the id table, the chunks of places and flags, the move log. */
+  /** Bytes held: the id table, the chunks of places and flags, the move log, the filter columns. */
   get bytes(): number {
-    return this.ids.bytes + this.chunks.length * this.chunk * 13 + (this.moves?.byteLength ?? 0);
+    return this.ids.bytes + this.chunks.length * this.chunk * 13 + (this.moves?.byteLength ?? 0) + this.columns.bytes;
   }
 
-  /** Bytes each vector costs once chunks are full: its place and flag (when kept) and its share of the id table. */
+  /** Bytes each vector costs once chunks are full: its place and flag (when kept) and its share of the id table and filter columns. */
   get bytesPerVector(): number {
-    return (this.places ? 13 : 0) + (this.ids.size === 0 ? 0 : this.ids.bytes / this.ids.size);
+    return (this.places ? 13 : 0) + (this.ids.size === 0 ? 0 : (this.ids.bytes + this.columns.bytes) / this.ids.size);
   }
 
   /** Room for `records` ids of `idBytes` bytes in all. */
@@ -187,6 +190,7 @@ export class SlotTable {
       this.setDocumentedAt(slot, this.documentedAt(last));
     }
     this.ids.removeSwap(slot);
+    this.columns.removeSwap(slot, last);
     if (this.moves !== undefined) {
       const at = (this.removals % MOVE_LOG) * 2;
       this.moves[at] = slot;
@@ -227,12 +231,14 @@ export class SlotTable {
   /** Forgets every vector (the owner is being freed). */
   clear(): void {
     this.ids.clear();
+    this.columns.reset();
     this.chunks.length = 0;
     this.moves = undefined;
   }
 
   /** A new slot: its chunk made if it starts one, no place, no document. */
   private cleared(slot: number): void {
+    this.columns.added(slot);
     if (!this.places) return;
     if (slot === this.chunks.length * this.chunk) this.chunks.push({ refs: new Uint32Array(this.chunk * 3), documented: new Uint8Array(this.chunk) });
     this.setPlaceAt(slot, undefined);

@@ -1,8 +1,9 @@
 import type { Candidate, CacheEntry, CacheHost, CacheLookup, CacheQuery, LookasideCache } from '../cache/lookaside.js';
-import { matchesFilter } from '../filter.js';
+import { UNREADABLE, type FilterTest, type MetaOf } from '../filter/columns.js';
+import { matchesFilter } from '../filter/match.js';
 import type { VectorIndex } from '../index/vector-index.js';
 import { cloneMeta, type Meta } from '../meta.js';
-import type { Metric, SearchOptions } from '../options.js';
+import type { Filter, Metric, SearchOptions } from '../options.js';
 import { samePlace, type KernelForm, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
 import { ScorePool } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
@@ -338,15 +339,40 @@ export class SearchPath {
     const top = new TopK(Math.max(1, candidates));
     const pool = remember === undefined ? undefined : this.pool;
     pool?.reset(remember!.reach, remember!.room);
-    const filter = want.filter;
-    const accept = filter === undefined ? undefined : (slot: number) => matchesFilter(this.env.docOf(this.env.index().idAt(slot)).meta, filter);
-    if (candidates > 0) this.env.index().search(scan, top, { accept, nprobe: want.nprobe, exact: want.exact, pool });
+    const index = this.env.index();
+    const test = want.filter === undefined ? undefined : this.filterTest(index, want.filter);
+    const accept = test?.accept;
+    if (candidates > 0) index.search(scan, top, { accept, filter: test?.test, nprobe: want.nprobe, exact: want.exact, pool });
     // Ties keep the lower slot, as the scan does.
     const count = top.sortBestFirst(candidates);
     if (remember !== undefined) remember.take(scan, top, pool!);
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
     return this.finish(q, offset, chosen, want, { tolerateMoves, bound: () => this.boundOf(scan) });
+  }
+
+  /**
+   * `filter` compiled against the index's columns (made from the records' metadata when a field has
+   * none yet), and the judge a scan asks about each vector good enough to enter its heap: the
+   * columns, and the record's metadata only where they cannot tell. Undefined for the empty filter.
+   */
+  private filterTest(index: VectorIndex, filter: Filter): { test: FilterTest; accept: (slot: number) => boolean } | undefined {
+    const metaAt = (slot: number): MetaOf => {
+      try {
+        return this.env.docOf(index.idAt(slot)).meta;
+      } catch (e) {
+        // Its damage is met again, and handled, when a search asks its metadata.
+        if (damagedId(e) !== undefined) return UNREADABLE;
+        throw e;
+      }
+    };
+    const test = index.columns.compile(filter, metaAt);
+    if (test.everything) return undefined;
+    const accept = (slot: number): boolean => {
+      const verdict = test.test(slot);
+      return verdict === 1 || (verdict === 2 && matchesFilter(this.env.docOf(index.idAt(slot)).meta, filter));
+    };
+    return { test, accept };
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { Filter, MetaValue } from './options.js';
+import type { Filter, MetaValue } from '../options.js';
 
 function has(obj: Record<string, unknown>, field: string): boolean {
   return Object.prototype.hasOwnProperty.call(obj, field);

@@ -1,0 +1,317 @@
+import type { Filter, MetaValue } from '../options.js';
+
+/** The code of a slot whose record lacks the field, or holds an object or array there: no condition matches it. */
+export const ABSENT = 0;
+/** The code of a slot whose document could not be read: its metadata decides, when a search reads it. */
+export const UNKNOWN = 1;
+const FIRST_VALUE = 2;
+/**
+ * Distinct values a column's dictionary holds at most. Fields that filters select on (namespace,
+ * source, speaker, kind) have a few values; a field with more (an URL, a timestamp) lists its
+ * first MAX_VALUES and hashes the rest into buckets, so its dictionary stays under a few hundred KiB.
+ */
+export const MAX_VALUES = 4094;
+const CODES = 1 << 16;
+/** Bytes counted per dictionary entry beside its key's UTF-16: the Map's entry and the string's header. */
+const ENTRY_BYTES = 48;
+
+/** What a record gives a column: its metadata, or UNREADABLE when its document could not be read. */
+export const UNREADABLE = Symbol('unreadable');
+export type MetaOf = Record<string, unknown> | undefined | typeof UNREADABLE;
+
+/** The dictionary key of a scalar: equal keys exactly when `===` holds (-0 and 0 share "n0", as JSON stores them). */
+function keyOf(v: unknown): string | undefined {
+  switch (typeof v) {
+    case 'string':
+      return `s${v}`;
+    case 'number':
+      return Number.isFinite(v) ? `n${v === 0 ? 0 : v}` : undefined;
+    case 'boolean':
+      return v ? 't' : 'f';
+    default:
+      return v === null ? 'z' : undefined;
+  }
+}
+
+/** FNV-1a over a key's UTF-16 units: which bucket a value past the dictionary goes to. */
+function hashOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * One field: its dictionary of values, a code per slot, how many slots hold each code below
+ * its first bucket, and the verdicts of the last filter compiled against it.
+ */
+class Column {
+  readonly dictionary = new Map<string, number>();
+  keyBytes = 0;
+  codes: Uint16Array;
+  /** The first code of a bucket: a value past the dictionary gets firstBucket + (its hash mod the buckets). */
+  readonly firstBucket: number;
+  readonly counts: Uint32Array;
+  /** Per code, what the last compiled filter says of it (FieldTest): every code below firstBucket, and every code once a slot holds a bucket. */
+  verdicts: Uint8Array;
+  /** Codes the last compile set in `verdicts`, cleared by the next. */
+  private marked: number[] = [];
+
+  constructor(
+    room: number,
+    private readonly maxValues: number,
+  ) {
+    this.codes = new Uint16Array(Math.max(16, room));
+    this.firstBucket = FIRST_VALUE + maxValues;
+    this.counts = new Uint32Array(this.firstBucket);
+    this.verdicts = new Uint8Array(this.firstBucket);
+  }
+
+  private bucketOf(key: string): number {
+    return this.firstBucket + (hashOf(key) % (CODES - this.firstBucket));
+  }
+
+  /** Whether `code` is a bucket's (slots of several values). */
+  isBucket(code: number): boolean {
+    return code >= this.firstBucket;
+  }
+
+  /** The code of `meta`'s value of `field` (a new dictionary entry while there is room). */
+  codeOf(meta: MetaOf, field: string): number {
+    if (meta === UNREADABLE) return UNKNOWN;
+    if (meta === undefined || !Object.prototype.hasOwnProperty.call(meta, field)) return ABSENT;
+    const key = keyOf(meta[field]);
+    if (key === undefined) return ABSENT;
+    let code = this.dictionary.get(key);
+    if (code !== undefined) return code;
+    if (this.dictionary.size >= this.maxValues) {
+      // Every code a slot holds must have a verdict: from the first bucket on, all of them do.
+      this.growVerdicts();
+      return this.bucketOf(key);
+    }
+    code = FIRST_VALUE + this.dictionary.size;
+    this.dictionary.set(key, code);
+    this.keyBytes += 2 * key.length + ENTRY_BYTES;
+    return code;
+  }
+
+  /** The code a value wanted by a filter has in this column, if any record can hold it. */
+  wantedCode(v: MetaValue): number {
+    const key = keyOf(v)!;
+    return this.dictionary.get(key) ?? (this.dictionary.size >= this.maxValues ? this.bucketOf(key) : ABSENT);
+  }
+
+  set(slot: number, code: number): void {
+    const old = this.codes[slot]!;
+    if (old < this.firstBucket) this.counts[old]!--;
+    this.codes[slot] = code;
+    if (code < this.firstBucket) this.counts[code]!++;
+  }
+
+  /** The slot at the end is gone. */
+  dropLast(last: number): void {
+    const code = this.codes[last]!;
+    if (code < this.firstBucket) this.counts[code]!--;
+  }
+
+  room(slots: number): void {
+    if (slots <= this.codes.length) return;
+    const grown = new Uint16Array(Math.max(slots, Math.ceil(this.codes.length * 1.5)));
+    grown.set(this.codes);
+    this.codes = grown;
+  }
+
+  /** Sets verdict `v` of `code` for the filter being compiled (the last compile's are cleared first by `clearVerdicts`). */
+  mark(code: number, v: number): void {
+    if (code >= this.verdicts.length) this.growVerdicts();
+    this.verdicts[code] = v;
+    this.marked.push(code);
+  }
+
+  private growVerdicts(): void {
+    if (this.verdicts.length === CODES) return;
+    const grown = new Uint8Array(CODES);
+    grown.set(this.verdicts);
+    this.verdicts = grown;
+  }
+
+  clearVerdicts(): void {
+    for (const code of this.marked) this.verdicts[code] = 0;
+    this.marked = [];
+  }
+
+  /** Slots holding `code`, a bucket (counted by a pass over the codes: buckets keep no counts). */
+  bucketCount(code: number, size: number): number {
+    let n = 0;
+    for (let slot = 0; slot < size; slot++) if (this.codes[slot] === code) n++;
+    return n;
+  }
+
+  get bytes(): number {
+    return this.codes.byteLength + this.counts.byteLength + this.verdicts.byteLength + this.keyBytes;
+  }
+}
+
+/** One field of a filter against its column. */
+interface FieldTest {
+  readonly codes: Uint16Array;
+  /** Per code: 0 no match, 1 a match, 2 the record's metadata decides (a bucket, or an unreadable document). */
+  readonly verdicts: Uint8Array;
+  /** Slots whose code is not 0 in `verdicts`. */
+  readonly possible: number;
+}
+
+/**
+ * A filter compiled against the columns of its fields, valid until the next write or the next
+ * compile (a search uses it within one synchronous scan). `test(slot)` is 0 (no match), 1 (a
+ * match) or 2 (only the record's metadata can tell: a value hashed into a bucket it shares with
+ * others, or a document that could not be read).
+ */
+export class FilterTest {
+  constructor(
+    private readonly fields: readonly FieldTest[],
+    private readonly size: number,
+  ) {}
+
+  /** Whether no field narrows anything: the empty filter, which every record matches. */
+  get everything(): boolean {
+    return this.fields.length === 0;
+  }
+
+  test(slot: number): number {
+    let verdict = 1;
+    for (const f of this.fields) {
+      const v = f.verdicts[f.codes[slot]!]!;
+      if (v === 0) return 0;
+      if (v === 2) verdict = 2;
+    }
+    return verdict;
+  }
+
+  /** An upper bound on the records that match: the fewest any one field lets through. */
+  get atMost(): number {
+    let n = this.size;
+    for (const f of this.fields) n = Math.min(n, f.possible);
+    return n;
+  }
+
+  /**
+   * Every slot that may match (test() not 0), in order, written to `out`, or to a new array when
+   * `out` may be too small.
+   */
+  collect(out: Int32Array): { slots: Int32Array; count: number } {
+    // atMost counts every slot a field lets through, so it is room enough.
+    const slots = out.length >= this.atMost ? out : new Int32Array(this.atMost);
+    let n = 0;
+    const first = this.fields[0];
+    if (this.fields.length === 1 && first !== undefined) {
+      const { codes, verdicts } = first;
+      for (let slot = 0; slot < this.size; slot++) {
+        if (verdicts[codes[slot]!] !== 0) slots[n++] = slot;
+      }
+    } else {
+      for (let slot = 0; slot < this.size; slot++) {
+        if (this.test(slot) !== 0) slots[n++] = slot;
+      }
+    }
+    return { slots, count: n };
+  }
+}
+
+/**
+ * What filters test instead of each record's metadata: per field a filter has named, a column of
+ * one code per slot (FILTERS.md). Columns are made on first use from the records' metadata, then
+ * kept in step by the store's writes (set) and by the slot table's moves (added, removeSwap), so a
+ * filter costs a typed-array lookup per record instead of a document read.
+ */
+export class FilterColumns {
+  private readonly columns = new Map<string, Column>();
+  private size = 0;
+
+  /** `maxValues`: the dictionary's room per field (tests make it small to exercise the buckets). */
+  constructor(private readonly maxValues = MAX_VALUES) {
+    if (!(Number.isInteger(maxValues) && maxValues >= 1 && maxValues < CODES / 2)) throw new RangeError(`maxValues must be an integer in [1, ${CODES / 2}), got ${maxValues}`);
+  }
+
+  /** Fields with a column. */
+  get fields(): number {
+    return this.columns.size;
+  }
+
+  get bytes(): number {
+    let n = 0;
+    for (const c of this.columns.values()) n += c.bytes;
+    return n;
+  }
+
+  /** A new slot at the end (size before the call): no field yet. */
+  added(slot: number): void {
+    if (slot !== this.size) throw new RangeError(`slot ${slot} added at ${this.size}`);
+    this.size++;
+    for (const c of this.columns.values()) {
+      c.room(this.size);
+      c.codes[slot] = ABSENT;
+      c.counts[ABSENT]!++;
+    }
+  }
+
+  /** The vector of slot `last` moved into `slot`, whose record is gone; the table shrank by one. */
+  removeSwap(slot: number, last: number): void {
+    for (const c of this.columns.values()) {
+      c.set(slot, c.codes[last]!);
+      c.dropLast(last);
+    }
+    this.size--;
+  }
+
+  /** The record in `slot` now has `meta` (undefined: none). */
+  set(slot: number, meta: Record<string, unknown> | undefined): void {
+    if (!(slot >= 0 && slot < this.size)) throw new RangeError(`slot ${slot} out of range`);
+    for (const [field, c] of this.columns) c.set(slot, c.codeOf(meta, field));
+  }
+
+  /** Forgets every column and slot (the owner is being freed). */
+  reset(): void {
+    this.columns.clear();
+    this.size = 0;
+  }
+
+  /**
+   * `filter` compiled against the columns of its fields; a field without one gets it first, from
+   * `metaAt(slot)` for every slot.
+   */
+  compile(filter: Filter, metaAt: (slot: number) => MetaOf): FilterTest {
+    const fields: FieldTest[] = [];
+    for (const field of Object.keys(filter)) {
+      const column = this.columnOf(field, metaAt);
+      column.clearVerdicts();
+      const cond = filter[field]!;
+      const wanted: readonly MetaValue[] = cond !== null && typeof cond === 'object' ? cond.$in : [cond];
+      let possible = 0;
+      for (const v of wanted) {
+        const code = column.wantedCode(v);
+        if (code === ABSENT || (code < column.verdicts.length && column.verdicts[code] !== 0)) continue;
+        if (!column.isBucket(code)) {
+          column.mark(code, 1);
+          possible += column.counts[code]!;
+        } else {
+          column.mark(code, 2);
+          possible += column.bucketCount(code, this.size);
+        }
+      }
+      column.mark(UNKNOWN, 2);
+      possible += column.counts[UNKNOWN]!;
+      fields.push({ codes: column.codes, verdicts: column.verdicts, possible });
+    }
+    return new FilterTest(fields, this.size);
+  }
+
+  private columnOf(field: string, metaAt: (slot: number) => MetaOf): Column {
+    let column = this.columns.get(field);
+    if (column !== undefined) return column;
+    column = new Column(this.size, this.maxValues);
+    column.counts[ABSENT] = this.size;
+    for (let slot = 0; slot < this.size; slot++) column.set(slot, column.codeOf(metaAt(slot), field));
+    this.columns.set(field, column);
+    return column;
+  }
+}

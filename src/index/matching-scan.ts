@@ -1,0 +1,43 @@
+import type { FilterTest } from '../filter/columns.js';
+import type { ScanQuery } from '../scan/code-blocks.js';
+import type { TopK } from '../scan/topk.js';
+
+/**
+ * What scoring a code picked by its slot costs against scoring it in a contiguous scan of its
+ * page or block (the gather kernel's run of scattered codes against one kernel call over a run;
+ * `bench/filters.ts` measures both paths). A filtered search takes the matching slots when
+ * they are fewer than the vectors its scan would visit divided by this.
+ */
+export const GATHER_COST = 3;
+
+/** Slots scored per kernel call, so that the scratch scores stay small whatever matches. */
+const RUN = 4096;
+
+/** What a matching scan needs of its index. */
+export interface SlotScorer {
+  scoreSlots(query: ScanQuery, slots: Int32Array, count: number, out: Float32Array): void;
+}
+
+/**
+ * The exact filtered scan: the slots a filter's columns let through (FilterTest.collect), and
+ * those codes only, scored a run at a time; `accept` has the last word on each that is good enough
+ * to enter the heap (it reads the metadata of a record whose value the columns could not list).
+ */
+export class MatchingScan {
+  private slots: Int32Array = new Int32Array(0);
+  private readonly scores = new Float32Array(RUN);
+
+  run(index: SlotScorer, query: ScanQuery, top: TopK, test: FilterTest, accept: (slot: number) => boolean): void {
+    const { slots, count } = test.collect(this.slots);
+    this.slots = slots;
+    for (let from = 0; from < count; from += RUN) {
+      const n = Math.min(RUN, count - from);
+      const run = slots.subarray(from, from + n);
+      index.scoreSlots(query, run, n, this.scores);
+      for (let i = 0; i < n; i++) {
+        const score = this.scores[i]!;
+        if (top.admits(score) && accept(run[i]!)) top.push(score, run[i]!);
+      }
+    }
+  }
+}
