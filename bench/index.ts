@@ -6,13 +6,14 @@
  * M 16, efConstruction 200, ef swept), side by side in one run, one query in flight, single thread.
  * Recall@10 is against exact float32 search.
  *
- *   node dist/bench/index.js [--data docs.f32 --queries queries.f32 --dim N] [--n first-N] [--nprobe 16,32,64,128] [--ef 32,64,128,256] [--max-page 192] [--inserts 2000] [--churn 0.2]
+ *   node dist/bench/index.js [--data docs.f32 --queries queries.f32 --dim N] [--n first-N] [--nprobe 16,32,64,128] [--ef 32,64,128,256] [--max-page 192] [--inserts 2000] [--churn 0.2] [--filters] [--codes-only]
  *
  * --inserts: vectors added to the built, reopened store (the docs after the first N, else
  * perturbed copies of the first ones under new ids), timed in batches of 100: the insert rate into
  * a built index; they are deleted again afterwards.
  * --churn: the share of the vectors then deleted and replaced by as many new ones (the docs after
  * the first N and the inserts, else perturbed copies), measured before and after compact().
+ * --codes-only: the default and the sweep again without rescoring (`rescore: false`), the codes' own ranking.
  * --filters: every record gets metadata { s1, s10, s50 } true for 1%, 10% and 50% of them (every
  * 100th, 10th, 2nd), and searches filtered on each are measured after the first sweep: recall
  * against the exact float32 top 10 among the matching records, p50, and the fewest results any
@@ -32,7 +33,7 @@ import { median } from './percentile.js';
 const K = 10;
 
 const { values } = parseArgs({
-  options: { ...DATA_OPTIONS, nprobe: { type: 'string' }, ef: { type: 'string' }, 'max-page': { type: 'string' }, inserts: { type: 'string' }, from: { type: 'string' }, churn: { type: 'string' }, filters: { type: 'boolean' } },
+  options: { ...DATA_OPTIONS, nprobe: { type: 'string' }, ef: { type: 'string' }, 'max-page': { type: 'string' }, inserts: { type: 'string' }, from: { type: 'string' }, churn: { type: 'string' }, filters: { type: 'boolean' }, 'codes-only': { type: 'boolean' } },
 });
 const list = (v: string | undefined, d: number[]) => (v === undefined ? d : v.split(',').map(Number));
 const all = datasetFrom(values);
@@ -106,11 +107,17 @@ async function measureAll(settings: readonly Setting[], truthNow: readonly Set<s
 
 function storeSettings(store: MemStore): Setting[] {
   const s = store.stats();
-  const search = (options: { nprobe?: number; exact?: boolean }) => async (q: Float32Array) => (await store.search(q, { k: K, ...options })).map((h) => h.id);
+  const search = (options: { nprobe?: number; exact?: boolean; rescore?: boolean }) => async (q: Float32Array) => (await store.search(q, { k: K, ...options })).map((h) => h.id);
   return [
     { label: `memstore default (nprobe ${s.nprobe} of ${s.pages})`, run: search({}) },
     ...list(values.nprobe, [16, 32, 64, 128]).map((nprobe) => ({ label: `memstore nprobe ${nprobe}`, run: search({ nprobe }) })),
     { label: 'memstore exact: true', run: search({ exact: true }) },
+    ...(values['codes-only'] === true
+      ? [
+          { label: 'memstore default, codes only (rescore: false)', run: search({ rescore: false }) },
+          ...list(values.nprobe, [16, 32, 64, 128]).map((nprobe) => ({ label: `memstore nprobe ${nprobe}, codes only`, run: search({ nprobe, rescore: false }) })),
+        ]
+      : []),
   ];
 }
 
