@@ -246,19 +246,22 @@ export class PageStore {
     if (out.length < count) throw new RangeError(`room for ${out.length} scores, not ${count}`);
     // The address table takes two i32 per vector of a run, in the second half of the scratch.
     this.reserveScratch(2 * GATHER_RUN);
-    const rowAddress = (i: number, field: 'codes' | 'scales', bytes: number) => {
-      const slot = slots[i]!;
-      return this.pages[this.pageOf(slot)]![field] + this.rowOfSlot[slot]! * bytes;
+    const { pages, pageOfSlot, rowOfSlot, stride } = this;
+    const fill = (from: number, n: number, table: Int32Array, at: number) => {
+      for (let j = 0; j < n; j++) {
+        const slot = slots[from + j]!;
+        const p = slot >= 0 && slot < pageOfSlot.length ? pageOfSlot[slot]! : -1;
+        if (p < 0) throw new RangeError(`no vector in slot ${slot}`);
+        const page = pages[p]!;
+        const row = rowOfSlot[slot]!;
+        table[at + 2 * j] = page.codes + row * stride;
+        table[at + 2 * j + 1] = page.scales + row * 4;
+      }
     };
-    this.query.gather(
-      query,
-      count,
-      this.scratchAt(1),
-      this.scratchAt(0),
-      (i) => rowAddress(i, 'codes', this.stride),
-      (i) => rowAddress(i, 'scales', 4),
-      (from, n, scores, at) => out.set(scores.subarray(at, at + n), from),
-    );
+    const take = (from: number, n: number, scores: Float32Array, at: number) => {
+      for (let j = 0; j < n; j++) out[from + j] = scores[at + j]!;
+    };
+    this.query.gather(query, count, this.scratchAt(1), this.scratchAt(0), fill, take);
   }
 
   /** Returns all linear memory; the store is unusable afterwards. */

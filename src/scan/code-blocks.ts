@@ -479,18 +479,26 @@ export class CodeBlocks {
   /** The scores scanSlots() gives the vectors in `slots[0..count)`, written to `out[0..count)`. */
   scoreSlots(query: ScanQuery, slots: Int32Array, count: number, out: Float32Array): void {
     if (out.length < count) throw new RangeError(`room for ${out.length} scores, not ${count}`);
-    this.gather(query, slots, count, (from, n, scores, at) => out.set(scores.subarray(at, at + n), from));
+    this.gather(query, slots, count, (from, n, scores, at) => {
+      for (let j = 0; j < n; j++) out[from + j] = scores[at + j]!;
+    });
   }
 
   /** Scores `slots[0..count)` a run at a time (QueryScratch.gather); `take(from, n, scores, at)` gets run `from` as scores[at..at + n). */
   private gather(query: ScanQuery, slots: Int32Array, count: number, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
     const total = this.slots.size;
-    const codeAt = (i: number) => {
-      const slot = slots[i]!;
-      if (!(slot >= 0 && slot < total)) throw new RangeError(`slot ${slot} out of range`);
-      return this.codeAddress(slot);
+    const { blocks, blockVectors, stride } = this;
+    const fill = (from: number, n: number, table: Int32Array, at: number) => {
+      for (let j = 0; j < n; j++) {
+        const slot = slots[from + j]!;
+        if (!(slot >= 0 && slot < total)) throw new RangeError(`slot ${slot} out of range`);
+        const block = blocks[Math.floor(slot / blockVectors)]!;
+        const row = slot % blockVectors;
+        table[at + 2 * j] = block.codes + row * stride;
+        table[at + 2 * j + 1] = block.scales + row * 4;
+      }
     };
-    this.query.gather(query, count, this.scratchTable, this.scratchScores, codeAt, (i) => this.scaleAddress(slots[i]!), take);
+    this.query.gather(query, count, this.scratchTable, this.scratchScores, fill, take);
   }
 
   /** The count of removals so far, to replay the slot moves after it with movesSince() (SlotTable). */

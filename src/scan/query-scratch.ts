@@ -134,12 +134,13 @@ export class QueryScratch {
 
   /**
    * Scores `count` codes wherever they are against `query` (loading it), with the gather form of the
-   * kernel scan() uses, so each score is the one scan() gives that code: GATHER_RUN per call, their
-   * addresses written to the table at `tablePtr` (GATHER_RUN pairs of i32) from `codeAt(i)` and
-   * `scaleAt(i)`, the scores to `outPtr` (GATHER_RUN float32), each run handed to `take(from, n,
-   * scores, at)` as scores[at..at + n).
+   * kernel scan() uses, so each score is the one scan() gives that code: GATHER_RUN per call. For
+   * each run, `fill(from, n, table, at)` writes the addresses of codes from..from+n-1 as pairs
+   * (code, scale) of i32 at table[at..at + 2n) (the table at `tablePtr`, GATHER_RUN pairs), the
+   * kernel writes their scores at `outPtr`, and `take(from, n, scores, at)` gets them as
+   * scores[at..at + n). One call per run, not per code: these run once per scattered code.
    */
-  gather(query: ScanQuery, count: number, tablePtr: number, outPtr: number, codeAt: (i: number) => number, scaleAt: (i: number) => number, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
+  gather(query: ScanQuery, count: number, tablePtr: number, outPtr: number, fill: (from: number, n: number, table: Int32Array, at: number) => void, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
     if (count <= 0) return;
     const k = kernels();
     this.load(query);
@@ -148,11 +149,7 @@ export class QueryScratch {
     const float = i8 === undefined ? k.gatherFunction(this.codec.name, query.metric) : undefined;
     for (let from = 0; from < count; from += GATHER_RUN) {
       const n = Math.min(GATHER_RUN, count - from);
-      const table = this.mem.i32();
-      for (let j = 0; j < n; j++) {
-        table[(tablePtr >> 2) + 2 * j] = codeAt(from + j);
-        table[(tablePtr >> 2) + 2 * j + 1] = scaleAt(from + j);
-      }
+      fill(from, n, this.mem.i32(), tablePtr >> 2);
       if (i8 !== undefined) i8(this.ptr, this.loadedScale, tablePtr, n, this.paddedDim, outPtr);
       else float!(this.ptr, tablePtr, n, this.paddedDim, outPtr);
       take(from, n, this.mem.f32(), outPtr >> 2);
