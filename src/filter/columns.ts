@@ -11,6 +11,13 @@ const FIRST_VALUE = 2;
  * first MAX_VALUES and hashes the rest into buckets, so its dictionary stays under a few hundred KiB.
  */
 export const MAX_VALUES = 4094;
+/**
+ * Columns a store keeps at most. Searches may name any field (one no record holds, a new one each
+ * time), and each column costs its codes, counts and verdicts (about 20 KiB and 2 bytes a record):
+ * kept for every field ever named, they grew without bound. Past this many, the column named least
+ * lately goes; dropping one is always safe, since a column is made again on its next use.
+ */
+export const MAX_COLUMNS = 64;
 const CODES = 1 << 16;
 /** Bytes counted per dictionary entry beside its key's UTF-16: the Map's entry and the string's header. */
 const ENTRY_BYTES = 48;
@@ -227,9 +234,16 @@ export class FilterColumns {
   private readonly columns = new Map<string, Column>();
   private size = 0;
 
-  /** `maxValues`: the dictionary's room per field (tests make it small to exercise the buckets). */
-  constructor(private readonly maxValues = MAX_VALUES) {
+  /**
+   * `maxValues`: the dictionary's room per field (tests make it small to exercise the buckets);
+   * `maxColumns`: the columns kept at most (a filter naming more fields has them all while compiled).
+   */
+  constructor(
+    private readonly maxValues = MAX_VALUES,
+    private readonly maxColumns = MAX_COLUMNS,
+  ) {
     if (!(Number.isInteger(maxValues) && maxValues >= 1 && maxValues < CODES / 2)) throw new RangeError(`maxValues must be an integer in [1, ${CODES / 2}), got ${maxValues}`);
+    if (!(Number.isInteger(maxColumns) && maxColumns >= 1)) throw new RangeError(`maxColumns must be a positive integer, got ${maxColumns}`);
   }
 
   /** Fields with a column. */
@@ -281,7 +295,9 @@ export class FilterColumns {
    */
   compile(filter: Filter, metaAt: (slot: number) => MetaOf): FilterTest {
     const fields: FieldTest[] = [];
-    for (const field of Object.keys(filter)) {
+    const named = Object.keys(filter);
+    this.makeRoom(named);
+    for (const field of named) {
       const column = this.columnOf(field, metaAt);
       column.clearVerdicts();
       const cond = filter[field]!;
@@ -303,6 +319,33 @@ export class FilterColumns {
       fields.push({ codes: column.codes, verdicts: column.verdicts, possible });
     }
     return new FilterTest(fields, this.size);
+  }
+
+  /**
+   * Drops the columns named least lately, other than those of `named`, until the new ones `named`
+   * needs fit under maxColumns (or only columns of `named` are left). The columns `named` has move
+   * to the end of the order first: the Map's insertion order is the order of last use.
+   */
+  private makeRoom(named: readonly string[]): void {
+    let needed = 0;
+    for (const field of named) {
+      const column = this.columns.get(field);
+      if (column === undefined) {
+        needed++;
+        continue;
+      }
+      this.columns.delete(field);
+      this.columns.set(field, column);
+    }
+    let excess = this.columns.size + needed - this.maxColumns;
+    if (excess <= 0) return;
+    const wanted = new Set(named);
+    for (const field of this.columns.keys()) {
+      if (excess <= 0) break;
+      if (wanted.has(field)) continue;
+      this.columns.delete(field);
+      excess--;
+    }
   }
 
   private columnOf(field: string, metaAt: (slot: number) => MetaOf): Column {
