@@ -706,6 +706,15 @@ export class MemStore {
     if ((this.index.has(id) || this.damage.records.has(id)) && sameRef(current, ref)) this.markDamaged(id, e);
   }
 
+  /**
+   * The id of every record the store holds, damaged ones included (`get` throws CORRUPTION for
+   * those), in no particular order: a snapshot, which later writes do not change.
+   */
+  ids(): string[] {
+    this.checkOpen();
+    return [...this.index.allIds(), ...this.damage.records.keys()];
+  }
+
   /** The record stored under `id`, or undefined; CORRUPTION (with `id`) when it is damaged. */
   async get(id: string): Promise<StoredRecord | undefined> {
     this.checkOpen();

@@ -3,7 +3,11 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MemStore } from '../memstore.js';
 import { isMemstoreError } from '../errors.js';
-import { METRICS } from '../options.js';
+import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
+import { METRICS, type Metric } from '../options.js';
+import { exportStore } from '../export/export-store.js';
+import { FORMATS, type ExportFormat } from '../export/formats.js';
+import { importStore } from '../export/import-store.js';
 import { bench, type BenchFlags } from './bench.js';
 import { repairStore } from '../store/repair.js';
 import { checkStore, requireStore } from '../store/verify.js';
@@ -127,6 +131,31 @@ program
   .option('--report <file>', 'where the report goes (default: DIR/repair-<UTC time>.jsonl)')
   .description('move every damaged record (and damaged stretch of the log) to a JSON-lines report with its raw bytes, and leave a clean store')
   .action((dir: string, flags: { report?: string }) => repair(dir, flags));
+
+program
+  .command('export')
+  .argument('<dir>', 'store directory')
+  .requiredOption('--out <file>', 'the file to write (never overwritten)')
+  .addOption(new Option('--format <format>', 'file format (default: the --out extension: .jsonl, .arrow, .parquet)').choices(FORMATS))
+  .description('write every record (id, vector as added, text, metadata) to a JSONL, Arrow or Parquet file for a bigger engine')
+  .action(async (dir: string, flags: { out: string; format?: ExportFormat }) => {
+    const { records, format } = await exportStore(dir, flags.out, flags.format === undefined ? {} : { format: flags.format });
+    process.stdout.write(`exported ${records} records to ${flags.out} (${format})\n`);
+  });
+
+program
+  .command('import')
+  .argument('<file>', 'a JSONL, Arrow or Parquet file of { id, vector, text?, meta? } rows')
+  .argument('<dir>', 'an existing, empty directory for the new store')
+  .addOption(new Option('--format <format>', 'file format (default: the file extension)').choices(FORMATS))
+  .option('--dim <n>', 'vector dimension (default: the file\'s)', positiveInt)
+  .addOption(new Option('--metric <metric>', 'similarity (default: the one the file names, else cosine)').choices(METRICS))
+  .addOption(new Option('--codec <codec>', 'codec of the new store (default int8)').choices(CODEC_NAMES))
+  .description('make a new store from the rows of an exported file (a bad row leaves the directory empty)')
+  .action(async (file: string, dir: string, flags: { format?: ExportFormat; dim?: number; metric?: Metric; codec?: CodecName }) => {
+    const { rows, records, dim } = await importStore(file, dir, flags);
+    process.stdout.write(`imported ${rows} rows into ${dir}: ${records} records of ${dim} dimensions\n`);
+  });
 
 program.parseAsync().catch((e: unknown) => {
   if (isMemstoreError(e)) process.stderr.write(`memstore: ${e.code}: ${e.message}\n`);

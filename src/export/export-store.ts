@@ -1,0 +1,43 @@
+import { MemStore, type StoredRecord } from '../memstore.js';
+import { requireStore } from '../store/verify.js';
+import { BATCH_ROWS, resolveFormat, type ExportFormat } from './formats.js';
+import { writeAtomically, writeFile } from './files.js';
+
+/** How `exportStore` writes. */
+export interface ExportOptions {
+  /** The file format. @default the one the output file's extension names (.jsonl, .arrow, .parquet) */
+  format?: ExportFormat;
+}
+
+/**
+ * Writes every record of the store in `dir` (id, the vector as added, text, metadata) to `out` in
+ * a format bigger engines ingest (EXPORT.md): JSONL, an Arrow IPC file, or Parquet. The store is
+ * opened as usual (LOCKED while another process has it); `out` appears whole or not at all, and is
+ * never overwritten. A damaged record stops the export with its CORRUPTION (`memstore repair`
+ * first). Without full vectors kept (`rescore: false`), the vectors are the codes' reconstructions.
+ */
+export async function exportStore(dir: string, out: string, options: ExportOptions = {}): Promise<{ records: number; format: ExportFormat }> {
+  const format = resolveFormat(options.format, out);
+  requireStore(dir);
+  const store = await MemStore.open(dir, { cache: false });
+  try {
+    const { dim, metric } = store.stats();
+    const ids = store.ids();
+    let records = 0;
+    async function* batches(): AsyncIterable<StoredRecord[]> {
+      for (let at = 0; at < ids.length; at += BATCH_ROWS) {
+        const batch: StoredRecord[] = [];
+        for (const id of ids.slice(at, at + BATCH_ROWS)) {
+          const r = await store.get(id);
+          if (r !== undefined) batch.push(r);
+        }
+        records += batch.length;
+        yield batch;
+      }
+    }
+    await writeAtomically(out, (temp) => writeFile(format, temp, { dim, metric, batches }));
+    return { records, format };
+  } finally {
+    await store.close();
+  }
+}

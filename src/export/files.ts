@@ -1,0 +1,236 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type * as Arrow from 'apache-arrow';
+import type * as Parquet from 'parquet-wasm';
+import { MemstoreError } from '../errors.js';
+import type { StoredRecord } from '../memstore.js';
+import type { Metric } from '../options.js';
+import { batchOf, DIM_KEY, exportSchema, METRIC_KEY, rowsOf } from './arrow-batches.js';
+import { BATCH_ROWS, optionalPackage, type ExportFormat } from './formats.js';
+import type { ImportRow } from './rows.js';
+
+/** What an export writes: the store's shape, and its records a batch at a time. */
+export interface ExportSource {
+  readonly dim: number;
+  readonly metric: Metric;
+  batches(): AsyncIterable<readonly StoredRecord[]>;
+}
+
+/** What a file holds beside its rows: the metric and dimension an export wrote in its schema, if any. */
+export interface FileShape {
+  readonly metric: string | undefined;
+  readonly dim: number | undefined;
+}
+
+/**
+ * Writes `source` to `file` in `format` (the caller gives a temporary name and renames it). An
+ * error of the source (a damaged record) is what fails the write, whatever the format's writer
+ * made of it on its way through.
+ */
+export async function writeFile(format: ExportFormat, file: string, source: ExportSource): Promise<void> {
+  let failed: { readonly error: unknown } | undefined;
+  const watched: ExportSource = {
+    dim: source.dim,
+    metric: source.metric,
+    async *batches() {
+      try {
+        yield* source.batches();
+      } catch (e) {
+        failed = { error: e };
+        throw e;
+      }
+    },
+  };
+  try {
+    await write(format, file, watched);
+  } catch (e) {
+    throw failed === undefined ? e : failed.error;
+  }
+}
+
+async function write(format: ExportFormat, file: string, source: ExportSource): Promise<void> {
+  if (format === 'jsonl') {
+    await pipeline(Readable.from(jsonLines(source)), createWriteStream(file, { flags: 'wx' }));
+    return;
+  }
+  const arrow = await optionalPackage<typeof Arrow>('apache-arrow', format);
+  const schema = exportSchema(arrow, source.dim, source.metric);
+  async function* batches(): AsyncIterable<Arrow.RecordBatch> {
+    let any = false;
+    for await (const records of source.batches()) {
+      any = true;
+      yield batchOf(arrow, schema, records);
+    }
+    // An empty store still writes its schema: a reader learns the dimension and the metric.
+    if (!any) yield batchOf(arrow, schema, []);
+  }
+  if (format === 'arrow') {
+    await pipeline(Readable.from(batches(), { objectMode: true }), arrow.RecordBatchFileWriter.throughNode(), createWriteStream(file, { flags: 'wx' }));
+    return;
+  }
+  const parquet = await optionalPackage<typeof Parquet>('parquet-wasm', format);
+  const iterator = batches()[Symbol.asyncIterator]();
+  const input = new ReadableStream({
+    async pull(controller) {
+      const next = await iterator.next();
+      if (next.done === true) controller.close();
+      // parquet-wasm takes its own batches: one made from the Arrow IPC stream of ours.
+      else controller.enqueue(parquet.Table.fromIPCStream(arrow.tableToIPC(new arrow.Table([next.value]), 'stream')).recordBatch(0));
+    },
+  });
+  const bytes = await parquet.transformParquetStream(input);
+  await bytes.pipeTo(Writable.toWeb(createWriteStream(file, { flags: 'wx' })));
+}
+
+async function* jsonLines(source: ExportSource): AsyncIterable<string> {
+  for await (const records of source.batches()) {
+    let chunk = '';
+    for (const r of records) {
+      // The vector by hand: JSON.stringify writes -0 as 0, and a float32's bits should come back.
+      let line = `{"id":${JSON.stringify(r.id)},"vector":[${Array.from(r.vector, (x) => (Object.is(x, -0) ? '-0' : String(x))).join(',')}]`;
+      if (r.text !== undefined) line += `,"text":${JSON.stringify(r.text)}`;
+      if (r.meta !== undefined) line += `,"meta":${JSON.stringify(r.meta)}`;
+      chunk += `${line}}\n`;
+    }
+    yield chunk;
+  }
+}
+
+/** The rows of `file` in `format`, in order, with what its schema says (known once the first row is read, or at the end). */
+export async function readFile(format: ExportFormat, file: string): Promise<{ shape: () => FileShape; rows: AsyncIterable<ImportRow> }> {
+  if (format === 'jsonl') return { shape: () => ({ metric: undefined, dim: undefined }), rows: jsonRows(file) };
+  const arrow = await optionalPackage<typeof Arrow>('apache-arrow', format);
+  let shape: FileShape = { metric: undefined, dim: undefined };
+  const noteSchema = (schema: Arrow.Schema) => {
+    const vector = schema.fields.find((f) => f.name === 'vector')?.type as { listSize?: unknown } | undefined;
+    const dim = Number(schema.metadata.get(DIM_KEY) ?? (typeof vector?.listSize === 'number' ? vector.listSize : NaN));
+    shape = { metric: schema.metadata.get(METRIC_KEY), dim: Number.isInteger(dim) && dim > 0 ? dim : undefined };
+  };
+  const damaged = (e: unknown) => (e instanceof MemstoreError ? e : new MemstoreError('INVALID_ARGUMENT', `${file}: not a readable ${format} file`, { cause: e, file }));
+  if (format === 'arrow') {
+    async function* rows(): AsyncIterable<ImportRow> {
+      const input = createReadStream(file);
+      try {
+        let reader: Arrow.RecordBatchReader;
+        try {
+          reader = await arrow.RecordBatchReader.from(input);
+          await reader.open();
+        } catch (e) {
+          throw damaged(e);
+        }
+        // An empty or foreign file opens as a reader without a schema.
+        if ((reader.schema as Arrow.Schema | undefined) === undefined) throw damaged(new Error('no Arrow schema'));
+        noteSchema(reader.schema);
+        const batches = reader[Symbol.asyncIterator]();
+        for (;;) {
+          let next: IteratorResult<Arrow.RecordBatch>;
+          try {
+            next = await batches.next();
+          } catch (e) {
+            throw damaged(e);
+          }
+          if (next.done === true) return;
+          yield* rowsOf(next.value);
+        }
+      } finally {
+        input.destroy();
+      }
+    }
+    return { shape: () => shape, rows: rows() };
+  }
+  const parquet = await optionalPackage<typeof Parquet>('parquet-wasm', format);
+  async function* rows(): AsyncIterable<ImportRow> {
+    let stream: ReadableStream<Parquet.RecordBatch>;
+    try {
+      const { openAsBlob } = await import('node:fs');
+      const pf = await parquet.ParquetFile.fromFile(await openAsBlob(file));
+      // The file's schema with its metadata (the batches read come without it), even with no rows.
+      noteSchema(arrow.tableFromIPC(pf.schema().intoIPCStream()).schema);
+      stream = (await pf.stream({ batchSize: BATCH_ROWS })) as ReadableStream<Parquet.RecordBatch>;
+    } catch (e) {
+      throw damaged(e);
+    }
+    const reader = stream.getReader();
+    for (;;) {
+      let next: ReadableStreamReadResult<Parquet.RecordBatch>;
+      let table: Arrow.Table;
+      try {
+        next = await reader.read();
+        if (next.done === true) return;
+        table = arrow.tableFromIPC(next.value.intoIPCStream());
+      } catch (e) {
+        throw damaged(e);
+      }
+      for (const batch of table.batches) yield* rowsOf(batch);
+    }
+  }
+  return { shape: () => shape, rows: rows() };
+}
+
+async function* jsonRows(file: string): AsyncIterable<ImportRow> {
+  const input = createReadStream(file);
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  try {
+    yield* jsonRowsOf(lines, file);
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+}
+
+async function* jsonRowsOf(lines: AsyncIterable<string>, file: string): AsyncIterable<ImportRow> {
+  let n = 0;
+  for await (const line of lines) {
+    if (line.trim() === '') continue;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch (e) {
+      throw new MemstoreError('INVALID_ARGUMENT', `${file}: row ${n}: not JSON`, { cause: e, file, offset: n, field: `row ${n}` });
+    }
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MemstoreError('INVALID_ARGUMENT', `${file}: row ${n}: must be an object { id, vector, text?, meta? }`, { file, offset: n, field: `row ${n}` });
+    const o = v as Record<string, unknown>;
+    yield { id: o['id'], vector: o['vector'], text: o['text'], meta: o['meta'], metaIsJson: false };
+    n++;
+  }
+}
+
+/**
+ * Runs `write(temp)` and moves its file to `file` atomically: written under a temporary name
+ * beside it, fsynced, renamed, the directory fsynced. `file` must not exist (INVALID_ARGUMENT);
+ * on failure the temporary file is removed.
+ */
+export async function writeAtomically(file: string, write: (temp: string) => Promise<void>): Promise<void> {
+  try {
+    await (await open(file, 'r')).close();
+    throw new MemstoreError('INVALID_ARGUMENT', `${file} exists; an export never overwrites a file`, { file, field: 'out' });
+  } catch (e) {
+    if (e instanceof MemstoreError) throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new MemstoreError('IO', `cannot check ${file}`, { cause: e, file });
+  }
+  const temp = `${file}.${process.pid}.tmp`;
+  try {
+    await write(temp);
+    const h = await open(temp, 'r+');
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await rename(temp, file);
+    const d = await open(dirname(file), 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch (e) {
+    await rm(temp, { force: true });
+    if (e instanceof MemstoreError) throw e;
+    throw new MemstoreError('IO', `writing ${file} failed`, { cause: e, file });
+  }
+}

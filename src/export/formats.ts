@@ -1,0 +1,48 @@
+import { MemstoreError } from '../errors.js';
+
+/** The file formats `memstore export` writes and `memstore import` reads (EXPORT.md). */
+export const FORMATS = ['jsonl', 'arrow', 'parquet'] as const;
+export type ExportFormat = (typeof FORMATS)[number];
+
+/** Rows per Arrow record batch and Parquet row group, and per `add` on import. */
+export const BATCH_ROWS = 4096;
+
+export function isFormat(v: unknown): v is ExportFormat {
+  return typeof v === 'string' && (FORMATS as readonly string[]).includes(v);
+}
+
+/** The format a file's name says (`.jsonl`/`.ndjson`, `.arrow`/`.feather`/`.ipc`, `.parquet`), or undefined. */
+export function formatOfName(file: string): ExportFormat | undefined {
+  const lower = file.toLowerCase();
+  if (lower.endsWith('.jsonl') || lower.endsWith('.ndjson')) return 'jsonl';
+  if (lower.endsWith('.arrow') || lower.endsWith('.feather') || lower.endsWith('.ipc')) return 'arrow';
+  if (lower.endsWith('.parquet')) return 'parquet';
+  return undefined;
+}
+
+/**
+ * The format asked for, else the one the file's name says; INVALID_OPTION when neither names one
+ * of FORMATS.
+ */
+export function resolveFormat(format: unknown, file: string): ExportFormat {
+  if (format !== undefined) {
+    if (!isFormat(format)) throw new MemstoreError('INVALID_OPTION', `format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(format)}`, { field: 'format' });
+    return format;
+  }
+  const named = formatOfName(file);
+  if (named === undefined) throw new MemstoreError('INVALID_OPTION', `${file}: cannot tell the format from the name; give format (${FORMATS.join(', ')})`, { field: 'format' });
+  return named;
+}
+
+/**
+ * Loads an optional package the Arrow and Parquet formats need: they are optional peer
+ * dependencies, so a store that never exports does not install them. INVALID_OPTION names the
+ * package to install when it is missing.
+ */
+export async function optionalPackage<T>(name: 'apache-arrow' | 'parquet-wasm', format: ExportFormat): Promise<T> {
+  try {
+    return (await import(name)) as T;
+  } catch (e) {
+    throw new MemstoreError('INVALID_OPTION', `format ${format} needs the package ${name}, which is not installed (npm install ${name})`, { cause: e, field: 'format' });
+  }
+}

@@ -1,0 +1,91 @@
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MemstoreError } from '../errors.js';
+import { MemStore, type MemoryRecord } from '../memstore.js';
+import { METRICS, type Metric, type OpenOptions } from '../options.js';
+import { BATCH_ROWS, resolveFormat, type ExportFormat } from './formats.js';
+import { readFile } from './files.js';
+import { recordOf } from './rows.js';
+
+/** How `importStore` reads and what store it makes: the options of `MemStore.open`, and the file's format. */
+export interface ImportOptions extends OpenOptions {
+  /** The file format. @default the one the file's extension names (.jsonl, .arrow, .parquet) */
+  format?: ExportFormat;
+}
+
+/**
+ * Makes a new store in `dir` (an existing, empty directory) from the records of `file`, as
+ * `exportStore` writes them or as other engines export them (EXPORT.md). `dim` defaults to the
+ * file's (its schema, or its first vector's length), `metric` to the one its schema names, else
+ * the store's default; the other options are `MemStore.open`'s. Rows are added in order (a later
+ * row with an earlier id replaces it). Any bad row stops the import with its error, naming the row
+ * (`offset`), and leaves `dir` empty again: no half-imported store.
+ */
+export async function importStore(file: string, dir: string, options: ImportOptions = {}): Promise<{ rows: number; records: number; dim: number }> {
+  const { format: asked, ...open } = options;
+  const format = resolveFormat(asked, file);
+  await requireEmptyDir(dir);
+  const { shape, rows } = await readFile(format, file);
+  let store: MemStore | undefined;
+  let n = 0;
+  try {
+    let batch: MemoryRecord[] = [];
+    let from = 0;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      store ??= await openFor(dir, open, shape().metric, shape().dim ?? batch[0]!.vector.length);
+      try {
+        await store.add(batch);
+      } catch (e) {
+        throw rowError(e, file, from);
+      }
+      from += batch.length;
+      batch = [];
+    };
+    for await (const row of rows) {
+      batch.push(recordOf(row, file, n));
+      n++;
+      if (batch.length === BATCH_ROWS) await flush();
+    }
+    await flush();
+    if (store === undefined) {
+      const dim = open.dim ?? shape().dim;
+      if (dim === undefined) throw new MemstoreError('INVALID_ARGUMENT', `${file} holds no record and no dimension; give dim to make an empty store`, { file, field: 'dim' });
+      store = await openFor(dir, open, shape().metric, dim);
+    }
+    const records = store.stats().count;
+    const dim = store.stats().dim;
+    await store.close();
+    return { rows: n, records, dim };
+  } catch (e) {
+    await store?.close().catch(() => undefined);
+    // The directory was empty: what is in it now is the failed import's.
+    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function openFor(dir: string, open: OpenOptions, fileMetric: string | undefined, dim: number): Promise<MemStore> {
+  const metric = open.metric ?? ((METRICS as readonly string[]).includes(fileMetric ?? '') ? (fileMetric as Metric) : undefined);
+  return MemStore.open(dir, { durability: 'none', ...open, dim: open.dim ?? dim, ...(metric === undefined ? {} : { metric }) });
+}
+
+/** `e` from adding the batch that starts at row `from`, naming the row its field points at. */
+function rowError(e: unknown, file: string, from: number): unknown {
+  if (!(e instanceof MemstoreError)) return e;
+  const at = /^records\[(\d+)\]/.exec(e.field ?? '');
+  const row = at === null ? undefined : from + Number(at[1]);
+  return new MemstoreError(e.code, `${file}: ${row === undefined ? `rows from ${from}` : `row ${row}`}: ${e.message}`, { cause: e, file, ...(row === undefined ? {} : { offset: row }), ...(e.field === undefined ? {} : { field: e.field }) });
+}
+
+async function requireEmptyDir(dir: string): Promise<void> {
+  let entries: string[];
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new MemstoreError('INVALID_ARGUMENT', `${dir} is not a directory`, { file: dir, field: 'dir' });
+    entries = await readdir(dir);
+  } catch (e) {
+    if (e instanceof MemstoreError) throw e;
+    throw new MemstoreError('INVALID_ARGUMENT', `${dir} must be an existing, empty directory (an import makes a new store; no tool creates a directory)`, { cause: e, file: dir, field: 'dir' });
+  }
+  if (entries.length > 0) throw new MemstoreError('INVALID_ARGUMENT', `${dir} is not empty: an import makes a new store`, { file: dir, field: 'dir' });
+}

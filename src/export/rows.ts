@@ -1,0 +1,45 @@
+import { MemstoreError } from '../errors.js';
+import type { MemoryRecord } from '../memstore.js';
+
+/** A row as a file holds it, before it is checked: what import hands to `add`. */
+export interface ImportRow {
+  readonly id: unknown;
+  readonly vector: unknown;
+  readonly text?: unknown;
+  /** The metadata: JSON text (Arrow and Parquet) or a parsed object (JSONL); null or undefined: none. */
+  readonly meta?: unknown;
+  readonly metaIsJson: boolean;
+}
+
+/**
+ * The record `row` (number `n` of `file`, from 0) stands for. The shapes a file can get wrong are
+ * refused here (INVALID_ARGUMENT naming the row); what `add` checks (ids, vectors, metadata) it
+ * checks, and import names the row of its error.
+ */
+export function recordOf(row: ImportRow, file: string, n: number): MemoryRecord {
+  const bad = (what: string) => new MemstoreError('INVALID_ARGUMENT', `${file}: row ${n}: ${what}`, { file, offset: n, field: `row ${n}` });
+  const vector = row.vector;
+  let v: Float32Array | number[];
+  if (vector instanceof Float32Array) v = vector;
+  else if (ArrayBuffer.isView(vector) && !(vector instanceof DataView) && typeof (vector as unknown as ArrayLike<unknown>)[0] !== 'bigint') v = Float32Array.from(vector as unknown as ArrayLike<number>);
+  else if (Array.isArray(vector)) v = vector as number[];
+  else throw bad('vector must be a list of numbers');
+  const record: MemoryRecord = { id: row.id as string, vector: v };
+  if (row.text !== undefined && row.text !== null) {
+    if (typeof row.text !== 'string') throw bad('text must be a string or null');
+    record.text = row.text;
+  }
+  if (row.meta !== undefined && row.meta !== null) {
+    if (row.metaIsJson) {
+      if (typeof row.meta !== 'string') throw bad('meta must be JSON text or null');
+      try {
+        record.meta = JSON.parse(row.meta) as Record<string, unknown>;
+      } catch (e) {
+        throw new MemstoreError('INVALID_ARGUMENT', `${file}: row ${n}: meta is not JSON`, { cause: e, file, offset: n, field: `row ${n}` });
+      }
+    } else {
+      record.meta = row.meta as Record<string, unknown>;
+    }
+  }
+  return record;
+}
