@@ -25,7 +25,9 @@ export type MemstoreErrorCode =
   /** Persisted data failed a consistency check; `file` and `offset` say where, `id` which record when one is known. */
   | 'CORRUPTION'
   /** An operating-system I/O call failed; `cause` holds the system error. */
-  | 'IO';
+  | 'IO'
+  /** The `embed` function of the memory API threw (its error is the `cause`), or returned other than one vector per text. */
+  | 'EMBED';
 
 export interface MemstoreErrorDetails {
   cause?: unknown;

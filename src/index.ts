@@ -4,6 +4,7 @@ export { MemstoreError, isMemstoreError } from './errors.js';
 export type { MemstoreErrorCode, MemstoreErrorDetails } from './errors.js';
 export type {
   CacheOptions,
+  Embed,
   Durability,
   Filter,
   FilterCondition,
@@ -23,3 +24,4 @@ export { importStore } from './export/import-store.js';
 export type { ImportOptions } from './export/import-store.js';
 export { FORMATS } from './export/formats.js';
 export type { ExportFormat } from './export/formats.js';
+export type { MemoryHit, RecallOptions, Remembered, RememberOptions } from './memory/memories.js';

@@ -13,8 +13,10 @@ import { float32View } from './vector.js';
 import { MAX_BATCH_BYTES } from './limits.js';
 import { cloneMeta, type Meta } from './meta.js';
 import {
+  resolveFilterOption,
   resolveOpenOptions,
   resolveSearchOptions,
+  type Filter,
   type Metric,
   type OpenOptions,
   type ResolvedOpenOptions,
@@ -55,6 +57,7 @@ export interface MemoryRecord {
 
 export type { SearchHit } from './search/search-path.js';
 import { SearchPath, type RescoringStats, type SearchHit } from './search/search-path.js';
+import { EXPIRES, Memories, type MemoryHit, type RecallOptions, type Remembered, type RememberOptions } from './memory/memories.js';
 
 export interface StoredRecord {
   id: string;
@@ -162,6 +165,7 @@ export class MemStore {
   private readonly scorer: ExactScorer;
   /** The read path: cache, scan, rescoring, texts (src/search/search-path.ts). */
   private readonly searches: SearchPath;
+  private readonly memories: Memories;
   private readonly resident: ResidentSampler;
   private readonly reads: RecordReads;
   private closed = false;
@@ -231,6 +235,19 @@ export class MemStore {
       docOf: (id) => this.docOf(id),
       markDamaged: (id, e) => this.markDamaged(id, e),
       setAsideIfUnchanged: (id, ref, e) => this.setAsideIfUnchanged(id, ref, e),
+    });
+    this.memories = new Memories({
+      metric: config.metric,
+      dim: config.dim,
+      embed: options.embed,
+      dedupe: options.dedupe,
+      add: (records) => this.add(records),
+      search: (query, o) => this.search(query, o),
+      delete: (ids) => this.delete(ids),
+      count: () => this.index.size,
+      has: (id) => this.index.has(id) || this.damage.records.has(id),
+      idsMatching: (filter) => this.searches.idsMatching(filter),
+      valuesOf: (field) => this.searches.valuesOf(field),
     });
     this.checkpoints = new Checkpointer({
       dir,
@@ -657,6 +674,10 @@ export class MemStore {
    */
   async compact(): Promise<void> {
     this.checkOpen();
+    // Expired memories go first (a delete, logged as any other): expiry is enforced on read, reclaimed here.
+    const now = Date.now();
+    const expired = this.searches.valuesOf(EXPIRES).filter((t): t is number => typeof t === 'number' && t <= now);
+    if (expired.length > 0) await this.delete(this.searches.idsMatching({ [EXPIRES]: { $in: expired } }));
     await this.pipeline.exclusive(async () => {
       await this.checkpoints.checkpoint();
       await this.checkpoints.collectTexts();
@@ -708,11 +729,43 @@ export class MemStore {
 
   /**
    * The id of every record the store holds, damaged ones included (`get` throws CORRUPTION for
-   * those), in no particular order: a snapshot, which later writes do not change.
+   * those), in no particular order: a snapshot, which later writes do not change. With `filter`
+   * (as `search` takes it), the stored records it matches.
    */
-  ids(): string[] {
+  ids(filter?: Filter): string[] {
     this.checkOpen();
-    return [...this.index.allIds(), ...this.damage.records.keys()];
+    if (filter === undefined) return [...this.index.allIds(), ...this.damage.records.keys()];
+    return this.searches.idsMatching(resolveFilterOption(filter) ?? {});
+  }
+
+  // ---- the memory API (src/memory/MEMORY.md) ------------------------------------------------
+
+  /**
+   * Embeds `texts` (the store's `embed`) and keeps each as a memory of `namespace`: an identical
+   * text of the namespace, or one scoring at least `dedupe` against it, is updated instead of
+   * copied. Says for each whether it was added or updated, and its id.
+   */
+  remember(texts: string | readonly string[], options?: RememberOptions): Promise<Remembered[]> {
+    this.checkOpen();
+    return this.memories.remember(texts, options);
+  }
+
+  /** The memories of a namespace nearest `query`, best first; expired ones and those outside `since`/`until` never. */
+  recall(query: string, options?: RecallOptions): Promise<MemoryHit[]> {
+    this.checkOpen();
+    return this.memories.recall(query, options);
+  }
+
+  /** Deletes the memories with these ids, or those of a namespace (that match `filter`); returns how many there were. */
+  forget(what: readonly string[] | { namespace?: string; filter?: Filter }): Promise<number> {
+    this.checkOpen();
+    return this.memories.forget(what);
+  }
+
+  /** The namespaces holding memories (expired ones included until compact() deletes them), sorted. */
+  namespaces(): string[] {
+    this.checkOpen();
+    return this.memories.namespaces();
   }
 
   /** The record stored under `id`, or undefined; CORRUPTION (with `id`) when it is damaged. */

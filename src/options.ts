@@ -78,7 +78,22 @@ export interface OpenOptions {
   pages?: PagesOptions | false;
   /** Advanced: the file layer the write-ahead log, the arenas and the directory lock go through (tests inject faults with it). @default the real file system */
   files?: FileLayer;
+  /**
+   * The embedding function the memory API (`remember`, `recall`) turns texts into vectors with: one
+   * vector of the store's `dim` per text, in order. Not persisted. @default none (the memory API then
+   * throws INVALID_OPTION)
+   */
+  embed?: Embed;
+  /**
+   * `remember` updates the memory of the same namespace whose score against the new text is at least
+   * this, instead of adding a near copy (an identical text always updates). `false`: identical texts
+   * only. @default 0.97 on 'cosine' stores, false on 'dot' and 'l2' (their scores have no fixed scale)
+   */
+  dedupe?: number | false;
 }
+
+/** Texts in, one vector per text out (Float32Array or number[]), in order. */
+export type Embed = (texts: string[]) => Promise<readonly (Float32Array | readonly number[])[]>;
 
 export interface ResolvedOpenOptions {
   readonly dim: number | undefined;
@@ -93,6 +108,9 @@ export interface ResolvedOpenOptions {
   readonly checkpointBytes: number;
   readonly pages: Readonly<Required<PagesOptions>> | false;
   readonly files: FileLayer;
+  readonly embed: Embed | undefined;
+  /** undefined: the metric's default (0.97 for cosine, off otherwise). */
+  readonly dedupe: number | false | undefined;
 }
 
 export interface SearchOptions {
@@ -222,7 +240,7 @@ function resolveFiles(v: unknown): FileLayer {
   return v as FileLayer;
 }
 
-const OPEN_KEYS = ['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'pages', 'files'];
+const OPEN_KEYS = ['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'pages', 'files', 'embed', 'dedupe'];
 
 export function resolveOpenOptions(options: OpenOptions | undefined): ResolvedOpenOptions {
   return readGuarded('INVALID_OPTION', 'options', () => resolveOpen(options));
@@ -245,7 +263,21 @@ function resolveOpen(options: OpenOptions | undefined): ResolvedOpenOptions {
     checkpointBytes: o['checkpointBytes'] === undefined ? 64 << 20 : positiveInt('checkpointBytes', o['checkpointBytes']),
     pages: resolvePages(o['pages']),
     files: resolveFiles(o['files']),
+    embed: resolveEmbed(o['embed']),
+    dedupe: resolveDedupe(o['dedupe']),
   });
+}
+
+function resolveEmbed(v: unknown): Embed | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'function') throw invalid(`embed must be a function (texts: string[]) => Promise<vectors>, got ${describe(v)}`);
+  return v as Embed;
+}
+
+function resolveDedupe(v: unknown): number | false | undefined {
+  if (v === undefined || v === false) return v;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(`dedupe must be a finite number or false, got ${describe(v)}`);
+  return v;
 }
 
 const SEARCH_KEYS = ['k', 'filter', 'nprobe', 'rescore', 'exact'];
@@ -285,6 +317,11 @@ function resolveFilter(v: unknown): Filter | undefined {
     Object.defineProperty(out, field, { value: { $in: copy }, enumerable: true, writable: true, configurable: true });
   }
   return out;
+}
+
+/** A filter checked and copied as `search` takes it (INVALID_ARGUMENT naming the field); undefined stays undefined. */
+export function resolveFilterOption(filter: unknown): Filter | undefined {
+  return readGuarded('INVALID_ARGUMENT', 'filter', () => resolveFilter(filter));
 }
 
 export function resolveSearchOptions(options: SearchOptions | undefined): ResolvedSearchOptions {

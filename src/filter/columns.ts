@@ -40,6 +40,22 @@ function keyOf(v: unknown): string | undefined {
   }
 }
 
+/** The value whose key (keyOf) is `key`. */
+function valueOfKey(key: string): MetaValue {
+  switch (key[0]) {
+    case 's':
+      return key.slice(1);
+    case 'n':
+      return Number(key.slice(1));
+    case 't':
+      return true;
+    case 'f':
+      return false;
+    default:
+      return null;
+  }
+}
+
 /** FNV-1a over a key's UTF-16 units: which bucket a value past the dictionary goes to. */
 function hashOf(key: string): number {
   let h = 0x811c9dc5;
@@ -346,6 +362,24 @@ export class FilterColumns {
       this.columns.delete(field);
       excess--;
     }
+  }
+
+  /**
+   * The distinct scalar values of `field` that some record holds (its column made first if need be),
+   * as far as the column can tell: its listed values with a record, and the slots it cannot tell
+   * (a bucket, or an unreadable document), whose metadata has the rest.
+   */
+  valuesOf(field: string, metaAt: (slot: number) => MetaOf): { values: MetaValue[]; unsure: number[] } {
+    this.makeRoom([field]);
+    const column = this.columnOf(field, metaAt);
+    const values: MetaValue[] = [];
+    for (const [key, code] of column.dictionary) if (column.counts[code]! > 0) values.push(valueOfKey(key));
+    const unsure: number[] = [];
+    for (let slot = 0; slot < this.size; slot++) {
+      const code = column.codes[slot]!;
+      if (code === UNKNOWN || column.isBucket(code)) unsure.push(slot);
+    }
+    return { values, unsure };
   }
 
   private columnOf(field: string, metaAt: (slot: number) => MetaOf): Column {

@@ -3,7 +3,7 @@ import { UNREADABLE, type FilterTest, type MetaOf } from '../filter/columns.js';
 import { matchesFilter } from '../filter/match.js';
 import type { VectorIndex } from '../index/vector-index.js';
 import { cloneMeta, type Meta } from '../meta.js';
-import type { Filter, Metric, SearchOptions } from '../options.js';
+import type { Filter, MetaValue, Metric, SearchOptions } from '../options.js';
 import { samePlace, type KernelForm, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
 import { ScorePool } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
@@ -357,7 +357,66 @@ export class SearchPath {
    * columns, and the record's metadata only where they cannot tell. Undefined for the empty filter.
    */
   private filterTest(index: VectorIndex, filter: Filter): { test: FilterTest; accept: (slot: number) => boolean } | undefined {
-    const metaAt = (slot: number): MetaOf => {
+    const test = index.columns.compile(filter, this.metaAtOf(index));
+    if (test.everything) return undefined;
+    const accept = (slot: number): boolean => {
+      const verdict = test.test(slot);
+      return verdict === 1 || (verdict === 2 && matchesFilter(this.env.docOf(index.idAt(slot)).meta, filter));
+    };
+    return { test, accept };
+  }
+
+  /**
+   * The ids of the stored records `filter` matches, in slot order (the columns decide, the metadata
+   * where they cannot; a document found damaged on the way is set aside and not listed).
+   */
+  idsMatching(filter: Filter): string[] {
+    const index = this.env.index();
+    const compiled = this.filterTest(index, filter);
+    if (compiled === undefined) return [...index.allIds()];
+    const { slots, count } = compiled.test.collect(new Int32Array(0));
+    const sure: string[] = [];
+    const unsure: string[] = [];
+    for (let i = 0; i < count; i++) (compiled.test.test(slots[i]!) === 1 ? sure : unsure).push(index.idAt(slots[i]!));
+    return [...sure, ...unsure.filter((id) => this.matchesNow(id, filter))];
+  }
+
+  /**
+   * The distinct scalar values of `field` among the stored records (the columns' dictionary, and
+   * the metadata of the records it cannot tell).
+   */
+  valuesOf(field: string): MetaValue[] {
+    const index = this.env.index();
+    const { values, unsure } = index.columns.valuesOf(field, this.metaAtOf(index));
+    const found = new Set<MetaValue>(values);
+    for (const id of unsure.map((slot) => index.idAt(slot))) {
+      const meta = this.metaNow(id);
+      const v = meta !== undefined && Object.prototype.hasOwnProperty.call(meta, field) ? meta[field] : undefined;
+      if (v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) found.add(v);
+    }
+    return [...found];
+  }
+
+  /** Whether the stored record `id` matches `filter` by its metadata; false (and set aside) when its document is damaged. */
+  private matchesNow(id: string, filter: Filter): boolean {
+    const meta = this.metaNow(id);
+    return meta !== undefined && matchesFilter(meta, filter);
+  }
+
+  /** The metadata of stored record `id`; undefined when it has none or its document is damaged (then set aside). */
+  private metaNow(id: string): Record<string, unknown> | undefined {
+    try {
+      return this.env.docOf(id).meta;
+    } catch (e) {
+      if (damagedId(e) !== id) throw e;
+      this.env.markDamaged(id, e);
+      return undefined;
+    }
+  }
+
+  /** A column's view of the records of `index`: each slot's metadata, UNREADABLE for a damaged document. */
+  private metaAtOf(index: VectorIndex): (slot: number) => MetaOf {
+    return (slot: number): MetaOf => {
       try {
         return this.env.docOf(index.idAt(slot)).meta;
       } catch (e) {
@@ -366,13 +425,6 @@ export class SearchPath {
         throw e;
       }
     };
-    const test = index.columns.compile(filter, metaAt);
-    if (test.everything) return undefined;
-    const accept = (slot: number): boolean => {
-      const verdict = test.test(slot);
-      return verdict === 1 || (verdict === 2 && matchesFilter(this.env.docOf(index.idAt(slot)).meta, filter));
-    };
-    return { test, accept };
   }
 
   /**

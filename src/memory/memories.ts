@@ -1,0 +1,274 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { MemstoreError } from '../errors.js';
+import { checkId, checkText } from '../input.js';
+import type { MemoryRecord, SearchHit } from '../memstore.js';
+import type { Embed, Filter, Metric, SearchOptions } from '../options.js';
+import { resolveFilterOption } from '../options.js';
+import { utf8Length } from '../text.js';
+
+/** Metadata keys the memory API keeps on each memory (MEMORY.md); a memory's own `meta` may not use them. */
+export const NS = '$ns';
+export const AT = '$at';
+export const EXPIRES = '$exp';
+export const HASH = '$hash';
+const RESERVED_PREFIX = '$';
+
+export const DEFAULT_NAMESPACE = 'default';
+/** Longest namespace, in UTF-8 bytes. */
+export const MAX_NAMESPACE_BYTES = 256;
+/** The `dedupe` of a cosine store that does not set it: near-identical texts, not paraphrases. */
+export const COSINE_DEDUPE = 0.97;
+/** Texts embedded per call of `embed`. */
+export const EMBED_BATCH = 64;
+
+export interface RememberOptions {
+  /** The memory's namespace (a user, an agent, a conversation): recall, forget and dedupe stay inside it. @default 'default' */
+  namespace?: string;
+  /** The memory's own metadata (JSON data; keys may not start with `$`). */
+  meta?: Record<string, unknown>;
+  /** The memory's id (one text only): an existing memory with it is replaced. @default a new UUID, or the id of the memory it updates */
+  id?: string;
+  /** Milliseconds the memory lives after `at`; expired, recall never returns it and compact() deletes it. @default forever */
+  ttl?: number;
+  /** When the memory was made (ms since the epoch, or a Date): what `since` and `until` compare. @default now */
+  at?: number | Date;
+}
+
+export interface Remembered {
+  id: string;
+  /** 'added': a new memory; 'updated': an identical or near-identical text of the namespace (or the given id) was replaced. */
+  action: 'added' | 'updated';
+}
+
+export interface RecallOptions {
+  /** @default 'default' */
+  namespace?: string;
+  /** Memories wanted at most. @default 10 */
+  k?: number;
+  /** Equality on the memories' own metadata fields, as `search` takes it. */
+  filter?: Filter;
+  /** Only memories scoring at least this. */
+  minScore?: number;
+  /** Only memories made at or after this time (ms since the epoch, or a Date). */
+  since?: number | Date;
+  /** Only memories made at or before this time. */
+  until?: number | Date;
+}
+
+export interface MemoryHit {
+  id: string;
+  score: number;
+  text: string;
+  /** The memory's own metadata, without the memory API's `$` keys. */
+  meta?: Record<string, unknown>;
+  namespace: string;
+  /** When it was made, ms since the epoch. */
+  at: number;
+  /** When it expires, ms since the epoch, if it does. */
+  expiresAt?: number;
+}
+
+/** What the memory API uses of its store. */
+export interface MemoryHost {
+  readonly metric: Metric;
+  readonly embed: Embed | undefined;
+  readonly dedupe: number | false | undefined;
+  readonly dim: number;
+  add(records: MemoryRecord[]): Promise<void>;
+  search(query: Float32Array, options: SearchOptions): Promise<SearchHit[]>;
+  delete(ids: string[]): Promise<number>;
+  count(): number;
+  has(id: string): boolean;
+  idsMatching(filter: Filter): string[];
+  valuesOf(field: string): unknown[];
+}
+
+function bad(message: string, field: string): MemstoreError {
+  return new MemstoreError('INVALID_ARGUMENT', message, { field });
+}
+
+function namespaceOf(v: unknown, field: string): string {
+  if (v === undefined) return DEFAULT_NAMESPACE;
+  if (typeof v !== 'string' || v.length === 0) throw bad(`${field} must be a non-empty string`, field);
+  checkText(v, field);
+  if (utf8Length(v) > MAX_NAMESPACE_BYTES) throw bad(`${field} is longer than ${MAX_NAMESPACE_BYTES} bytes of UTF-8`, field);
+  return v;
+}
+
+function timeOf(v: unknown, field: string): number | undefined {
+  if (v === undefined) return undefined;
+  const t = v instanceof Date ? v.getTime() : v;
+  if (typeof t !== 'number' || !Number.isFinite(t)) throw bad(`${field} must be a Date or a finite number of ms since the epoch`, field);
+  return t;
+}
+
+/** The hash an identical text is found by: SHA-256, 128 bits of it in hex (collisions are out of reach). */
+function hashOf(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
+}
+
+/**
+ * The memory API over a store (MEMORY.md): texts embedded by the store's `embed`, kept as records
+ * with text and metadata ($ns, $at, $exp, $hash beside the memory's own), recalled by namespace
+ * with expiry and time windows applied. One `remember` runs at a time, so that two of them do not
+ * both add the same text.
+ */
+export class Memories {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly host: MemoryHost) {}
+
+  /** The near-duplicate threshold in force: the option, else COSINE_DEDUPE on cosine stores. */
+  get dedupe(): number | false {
+    return this.host.dedupe ?? (this.host.metric === 'cosine' ? COSINE_DEDUPE : false);
+  }
+
+  remember(textOrTexts: string | readonly string[], options: RememberOptions = {}): Promise<Remembered[]> {
+    const run = this.queue.then(() => this.rememberNow(textOrTexts, options));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async rememberNow(textOrTexts: string | readonly string[], options: RememberOptions): Promise<Remembered[]> {
+    const texts = typeof textOrTexts === 'string' ? [textOrTexts] : textOrTexts;
+    if (!Array.isArray(texts) && typeof textOrTexts !== 'string') throw bad('remember takes a text or an array of texts', 'texts');
+    texts.forEach((t, i) => {
+      if (typeof t !== 'string') throw bad(`texts[${i}] must be a string`, `texts[${i}]`);
+      checkText(t, `texts[${i}]`);
+    });
+    const o: RememberOptions = options ?? {};
+    const namespace = namespaceOf(o.namespace, 'namespace');
+    const at = timeOf(o.at, 'at') ?? Date.now();
+    let expires: number | undefined;
+    if (o.ttl !== undefined) {
+      if (typeof o.ttl !== 'number' || !(o.ttl > 0) || !Number.isFinite(o.ttl)) throw bad('ttl must be a positive finite number of ms', 'ttl');
+      expires = at + o.ttl;
+    }
+    const own = o.meta;
+    if (own !== undefined) {
+      if (own === null || typeof own !== 'object' || Array.isArray(own)) throw bad('meta must be an object', 'meta');
+      for (const key of Object.keys(own)) if (key.startsWith(RESERVED_PREFIX)) throw bad(`meta.${key}: keys starting with ${RESERVED_PREFIX} are the memory API's`, `meta.${key}`);
+    }
+    if (o.id !== undefined) {
+      checkId(o.id, 'id');
+      if (texts.length !== 1) throw bad('id names one memory: remember one text with it', 'id');
+    }
+    if (texts.length === 0) return [];
+    const vectors = await this.embedAll(texts);
+    const dedupe = this.dedupe;
+    const records: MemoryRecord[] = [];
+    const out: Remembered[] = [];
+    // Identical texts within the call: the later replaces the earlier, as add does with one id.
+    const inCall = new Map<string, string>();
+    for (const [i, text] of texts.entries()) {
+      const hash = hashOf(text);
+      let id: string | undefined;
+      let updated = false;
+      if (o.id !== undefined) {
+        id = o.id;
+        updated = this.host.has(id);
+      } else {
+        id = inCall.get(hash) ?? this.host.idsMatching({ [NS]: namespace, [HASH]: hash })[0];
+        updated = id !== undefined;
+      }
+      if (id === undefined && dedupe !== false && this.host.count() > 0) {
+        const [near] = await this.host.search(vectors[i]!, { k: 1, filter: { [NS]: namespace } });
+        if (near !== undefined && near.score >= dedupe) {
+          id = near.id;
+          updated = true;
+        }
+      }
+      id ??= randomUUID();
+      inCall.set(hash, id);
+      const meta: Record<string, unknown> = { ...(own ?? {}), [NS]: namespace, [AT]: at, [HASH]: hash };
+      if (expires !== undefined) meta[EXPIRES] = expires;
+      records.push({ id, vector: vectors[i]!, text, meta });
+      out.push({ id, action: updated ? 'updated' : 'added' });
+    }
+    await this.host.add(records);
+    return out;
+  }
+
+  async recall(query: string, options: RecallOptions = {}): Promise<MemoryHit[]> {
+    if (typeof query !== 'string') throw bad('recall takes a text', 'query');
+    checkText(query, 'query');
+    const o: RecallOptions = options ?? {};
+    const namespace = namespaceOf(o.namespace, 'namespace');
+    const k = o.k ?? 10;
+    if (!Number.isInteger(k) || k < 1) throw new MemstoreError('INVALID_OPTION', 'k must be a positive integer', { field: 'k' });
+    if (o.minScore !== undefined && (typeof o.minScore !== 'number' || Number.isNaN(o.minScore))) throw new MemstoreError('INVALID_OPTION', 'minScore must be a number', { field: 'minScore' });
+    const since = timeOf(o.since, 'since');
+    const until = timeOf(o.until, 'until');
+    const user = resolveFilterOption(o.filter) ?? {};
+    for (const key of Object.keys(user)) if (key.startsWith(RESERVED_PREFIX)) throw bad(`filter.${key}: keys starting with ${RESERVED_PREFIX} are the memory API's`, `filter.${key}`);
+    const filter: Filter = { ...user, [NS]: namespace };
+    const [vector] = await this.embedAll([query]);
+    const now = Date.now();
+    const keep = (h: SearchHit): boolean => {
+      const m = h.meta ?? {};
+      const at = m[AT] as number;
+      const expires = m[EXPIRES];
+      return (typeof expires !== 'number' || expires > now) && (since === undefined || at >= since) && (until === undefined || at <= until) && (o.minScore === undefined || h.score >= o.minScore);
+    };
+    // Expiry and time windows are not filters the index can test: ask for more until k are kept or none are left.
+    const total = this.host.count();
+    for (let fetch = k; ; fetch = Math.min(total, fetch * 4)) {
+      const hits = await this.host.search(vector!, { k: fetch, filter });
+      const kept = hits.filter(keep);
+      const last = hits[hits.length - 1];
+      const belowMin = o.minScore !== undefined && last !== undefined && last.score < o.minScore;
+      if (kept.length >= k || hits.length < fetch || fetch >= total || belowMin) return kept.slice(0, k).map(hitOf);
+    }
+  }
+
+  async forget(what: readonly string[] | { namespace?: string; filter?: Filter }): Promise<number> {
+    if (Array.isArray(what)) return this.host.delete([...(what as readonly string[])]);
+    if (what === null || typeof what !== 'object') throw bad('forget takes ids or { namespace, filter }', 'forget');
+    const sel = what as { namespace?: string; filter?: Filter };
+    const namespace = namespaceOf(sel.namespace, 'namespace');
+    const user = resolveFilterOption(sel.filter) ?? {};
+    for (const key of Object.keys(user)) if (key.startsWith(RESERVED_PREFIX)) throw bad(`filter.${key}: keys starting with ${RESERVED_PREFIX} are the memory API's`, `filter.${key}`);
+    return this.host.delete(this.host.idsMatching({ ...user, [NS]: namespace }));
+  }
+
+  /** The namespaces that hold at least one memory (expired ones included until compact() deletes them). */
+  namespaces(): string[] {
+    return this.host
+      .valuesOf(NS)
+      .filter((v): v is string => typeof v === 'string')
+      .sort();
+  }
+
+  private async embedAll(texts: readonly string[]): Promise<Float32Array[]> {
+    const embed = this.host.embed;
+    if (embed === undefined) throw new MemstoreError('INVALID_OPTION', 'the memory API needs an embedding function: MemStore.open(dir, { embed })', { field: 'embed' });
+    const out: Float32Array[] = [];
+    for (let at = 0; at < texts.length; at += EMBED_BATCH) {
+      const batch = texts.slice(at, at + EMBED_BATCH);
+      let vectors: unknown;
+      try {
+        vectors = await embed([...batch]);
+      } catch (e) {
+        throw new MemstoreError('EMBED', 'the embedding function failed', { cause: e });
+      }
+      if (!Array.isArray(vectors) || vectors.length !== batch.length) throw new MemstoreError('EMBED', `the embedding function returned ${Array.isArray(vectors) ? vectors.length : 'no array of'} vectors for ${batch.length} texts`);
+      vectors.forEach((v: unknown, i: number) => {
+        const length = v instanceof Float32Array || Array.isArray(v) ? v.length : undefined;
+        if (length === undefined) throw new MemstoreError('EMBED', `the embedding function's vector ${at + i} is not a Float32Array or number[]`);
+        if (length !== this.host.dim) throw new MemstoreError('DIM_MISMATCH', `the embedding function's vectors have ${length} dimensions; the store holds ${this.host.dim}`, { field: `texts[${at + i}]` });
+        out.push(v instanceof Float32Array ? v : Float32Array.from(v as number[]));
+      });
+    }
+    return out;
+  }
+}
+
+function hitOf(h: SearchHit): MemoryHit {
+  const m = h.meta ?? {};
+  const own: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(m)) if (!key.startsWith(RESERVED_PREFIX)) own[key] = value;
+  const hit: MemoryHit = { id: h.id, score: h.score, text: h.text ?? '', namespace: m[NS] as string, at: m[AT] as number };
+  if (Object.keys(own).length > 0) hit.meta = own;
+  if (typeof m[EXPIRES] === 'number') hit.expiresAt = m[EXPIRES];
+  return hit;
+}
