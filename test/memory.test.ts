@@ -50,10 +50,26 @@ test('memory: remember adds; the identical text in the same namespace updates it
   }
 });
 
-test('memory: a near-identical text (score at least dedupe) updates the nearest memory; below it, or with dedupe: false, it is added', async () => {
+test('memory: the same text up to case, whitespace and punctuation is the same memory; different words or digits are not', async () => {
+  const store = await open();
+  try {
+    const [a] = await store.remember('The meeting is at 3pm on Friday.');
+    for (const variant of ['the meeting is at 3pm on friday', 'The  meeting is at 3 pm on Friday!', 'ＴＨＥ meeting is at 3pm on Friday']) {
+      assert.deepEqual(await store.remember(variant), [{ id: a!.id, action: 'updated' }], variant);
+    }
+    assert.equal((await store.remember('The meeting is at 4pm on Friday.'))[0]!.action, 'added');
+    assert.equal((await store.remember('!!!'))[0]!.action, 'added');
+    assert.equal((await store.remember('???'))[0]!.action, 'added');
+    assert.equal(store.stats().count, 4);
+  } finally {
+    await store.close();
+  }
+});
+
+test('memory: with dedupe set, a text scoring at least it against a memory of the namespace updates that memory; below it, or by default (off), it is added', async () => {
   const known = { a: [1, 0, 0, 0, 0, 0, 0, 0], 'a, nearly': [1, 0.2, 0, 0, 0, 0, 0, 0], 'a, loosely': [1, 0.5, 0, 0, 0, 0, 0, 0] };
   // cos(a, nearly) = 0.981; cos(a, loosely) = 0.894.
-  const store = await open({ embed: embedder(known) });
+  const store = await open({ embed: embedder(known), dedupe: 0.97 });
   try {
     const [a] = await store.remember('a');
     assert.deepEqual(await store.remember('a, nearly'), [{ id: a!.id, action: 'updated' }]);
@@ -61,7 +77,7 @@ test('memory: a near-identical text (score at least dedupe) updates the nearest 
   } finally {
     await store.close();
   }
-  const strict = await open({ embed: embedder(known), dedupe: false });
+  const strict = await open({ embed: embedder(known) });
   try {
     const [a] = await strict.remember('a');
     assert.equal((await strict.remember('a, nearly'))[0]!.action, 'added');

@@ -16,8 +16,6 @@ const RESERVED_PREFIX = '$';
 export const DEFAULT_NAMESPACE = 'default';
 /** Longest namespace, in UTF-8 bytes. */
 export const MAX_NAMESPACE_BYTES = 256;
-/** The `dedupe` of a cosine store that does not set it: near-identical texts, not paraphrases. */
-export const COSINE_DEDUPE = 0.97;
 /** Texts embedded per call of `embed`. */
 export const EMBED_BATCH = 64;
 
@@ -102,9 +100,20 @@ function timeOf(v: unknown, field: string): number | undefined {
   return t;
 }
 
-/** The hash an identical text is found by: SHA-256, 128 bits of it in hex (collisions are out of reach). */
+/**
+ * What makes two texts the same memory: the text in NFKC form, lower case, without whitespace and
+ * punctuation (only letters and digits), or the text itself when nothing is left. "The cat sat on
+ * the mat." and "the cat  sat on the mat" are one; "3pm" and "4pm" are not (MEMORY.md: a score
+ * cannot tell those apart).
+ */
+export function sameTextKey(text: string): string {
+  const key = text.normalize('NFKC').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '');
+  return key === '' ? text : key;
+}
+
+/** The hash a text's memory is found by: SHA-256 of sameTextKey, 128 bits of it in hex (collisions are out of reach). */
 function hashOf(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
+  return createHash('sha256').update(sameTextKey(text), 'utf8').digest('hex').slice(0, 32);
 }
 
 /**
@@ -118,9 +127,9 @@ export class Memories {
 
   constructor(private readonly host: MemoryHost) {}
 
-  /** The near-duplicate threshold in force: the option, else COSINE_DEDUPE on cosine stores. */
+  /** The near-duplicate threshold in force (off unless the store's `dedupe` option sets one). */
   get dedupe(): number | false {
-    return this.host.dedupe ?? (this.host.metric === 'cosine' ? COSINE_DEDUPE : false);
+    return this.host.dedupe ?? false;
   }
 
   remember(textOrTexts: string | readonly string[], options: RememberOptions = {}): Promise<Remembered[]> {
@@ -158,7 +167,7 @@ export class Memories {
     const dedupe = this.dedupe;
     const records: MemoryRecord[] = [];
     const out: Remembered[] = [];
-    // Identical texts within the call: the later replaces the earlier, as add does with one id.
+    // The same text twice within the call: the later replaces the earlier, as add does with one id.
     const inCall = new Map<string, string>();
     for (const [i, text] of texts.entries()) {
       const hash = hashOf(text);

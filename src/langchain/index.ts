@@ -1,0 +1,2 @@
+export { MemStoreVectorStore } from './memstore-vector-store.js';
+export type { MemStoreVectorStoreConfig } from './memstore-vector-store.js';

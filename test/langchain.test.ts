@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Document } from '@langchain/core/documents';
+import type { EmbeddingsInterface } from '@langchain/core/embeddings';
+import { MemStoreVectorStore } from '../src/langchain/index.js';
+import { rejectsWith, tempDir } from './helpers.js';
+
+const DIM = 8;
+
+/** Deterministic embeddings: letters hashed into 8 buckets, so texts sharing words are near. */
+class LetterEmbeddings implements EmbeddingsInterface {
+  embedQuery(text: string): Promise<number[]> {
+    const v = new Array<number>(DIM).fill(0.01);
+    for (const word of text.toLowerCase().split(/\W+/)) if (word !== '') v[[...word].reduce((h, c) => (h * 31 + c.charCodeAt(0)) % 997, 7) % DIM]! += 1;
+    return Promise.resolve(v);
+  }
+  embedDocuments(texts: string[]): Promise<number[][]> {
+    return Promise.all(texts.map((t) => this.embedQuery(t)));
+  }
+}
+
+const embeddings = new LetterEmbeddings();
+
+test('LangChain: fromTexts, then similaritySearch and similaritySearchWithScore give documents with text, metadata and id, best first, filtered', async () => {
+  const store = await MemStoreVectorStore.fromTexts(
+    ['cats purr softly', 'dogs bark loudly', 'cats chase mice', 'stocks fell today'],
+    [{ kind: 'pet' }, { kind: 'pet' }, { kind: 'pet' }, { kind: 'news' }],
+    embeddings,
+    { directory: tempDir() },
+  );
+  try {
+    const docs = await store.similaritySearch('cats purr softly', 2);
+    assert.equal(docs[0]!.pageContent, 'cats purr softly');
+    assert.deepEqual(docs[0]!.metadata, { kind: 'pet' });
+    assert.equal(typeof docs[0]!.id, 'string');
+    const scored = await store.similaritySearchWithScore('stocks', 4);
+    assert.ok(scored.every(([, s], i) => i === 0 || s <= scored[i - 1]![1]));
+    const news = await store.similaritySearch('cats', 4, { kind: 'news' });
+    assert.deepEqual(news.map((d) => d.pageContent), ['stocks fell today']);
+    const retrieved = await store.asRetriever({ k: 1, filter: { kind: 'pet' } }).invoke('dogs bark loudly');
+    assert.deepEqual(retrieved.map((d) => d.pageContent), ['dogs bark loudly']);
+  } finally {
+    await store.close();
+  }
+});
+
+test('LangChain: addDocuments keeps given ids (options.ids, else Document.id), replaces on the same id, and delete({ ids }) removes them', async () => {
+  const store = await MemStoreVectorStore.open(embeddings, { directory: tempDir() });
+  try {
+    const ids = await store.addDocuments([new Document({ pageContent: 'alpha', metadata: {} }), new Document({ pageContent: 'beta', metadata: { n: 1 }, id: 'doc-b' })], { ids: ['doc-a'] });
+    assert.deepEqual(ids, ['doc-a', 'doc-b']);
+    await store.addDocuments([new Document({ pageContent: 'alpha, again', metadata: {}, id: 'doc-a' })]);
+    assert.equal(store.store.stats().count, 2);
+    assert.equal((await store.similaritySearch('alpha again', 1))[0]!.pageContent, 'alpha, again');
+    await store.delete({ ids: ['doc-a'] });
+    assert.deepEqual(store.store.ids(), ['doc-b']);
+    await rejectsWith(() => store.delete(), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.addVectors([[1, 2]], []), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.addDocuments([new Document({ pageContent: 'x', metadata: { when: new Date() } })]), 'INVALID_ARGUMENT');
+  } finally {
+    await store.close();
+  }
+});
+
+test('LangChain: maxMarginalRelevanceSearch trades relevance for diversity: with lambda near 0 it skips near copies that plain search returns', async () => {
+  const texts = ['red apple pie', 'red apple pie', 'red apple pie recipe', 'green pear tart', 'blue sky today'];
+  const store = await MemStoreVectorStore.fromTexts(texts, {}, embeddings, { directory: tempDir() });
+  try {
+    const plain = await store.similaritySearch('red apple pie', 2);
+    assert.deepEqual(plain.map((d) => d.pageContent), ['red apple pie', 'red apple pie']);
+    const diverse = await store.maxMarginalRelevanceSearch('red apple pie', { k: 2, fetchK: 5, lambda: 0.1 });
+    assert.equal(diverse.length, 2);
+    assert.equal(new Set(diverse.map((d) => d.pageContent)).size, 2);
+  } finally {
+    await store.close();
+  }
+});
+
+test('LangChain: a store reopened from its directory finds what was added (dimension taken from the embeddings at creation)', async () => {
+  const directory = tempDir();
+  const first = await MemStoreVectorStore.fromDocuments([new Document({ pageContent: 'persisted text', metadata: { a: 1 } })], embeddings, { directory });
+  assert.equal(first.store.stats().dim, DIM);
+  await first.close();
+  const again = await MemStoreVectorStore.open(embeddings, { directory });
+  try {
+    assert.deepEqual((await again.similaritySearch('persisted text', 1)).map((d) => [d.pageContent, d.metadata]), [['persisted text', { a: 1 }]]);
+  } finally {
+    await again.close();
+  }
+});
