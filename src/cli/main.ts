@@ -83,7 +83,10 @@ async function repair(dir: string, flags: { report?: string }): Promise<void> {
 const program = new Command()
   .name('memstore')
   .version(version())
-  .description('Embedded quantized vector memory: the storage/recall trade-off study and store tools');
+  .description('Embedded quantized vector memory: the storage/recall trade-off study and store tools')
+  // A usage error (unknown option, missing argument, a value out of range) is bad input: exit 2, as
+  // every other refusal; 1 means corruption. Commander has printed the message; inherited by commands.
+  .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2));
 
 program
   .command('bench')

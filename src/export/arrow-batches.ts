@@ -33,19 +33,52 @@ export function batchOf(arrow: typeof Arrow, schema: Arrow.Schema, records: read
   return new arrow.RecordBatch(schema, arrow.makeData({ type: new arrow.Struct(schema.fields), length: records.length, nullCount: 0, children }));
 }
 
+/**
+ * The strings of a Utf8 column, decoded here: Arrow's own decoder drops a byte-order mark at the
+ * start of a value (TextDecoder's default), so an id or text beginning with U+FEFF would come back
+ * without it. Other string-like columns (dictionaries) are read as Arrow reads them.
+ */
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+
+function cellsOf(arrow: typeof Arrow, column: Arrow.Vector | null): (i: number) => unknown {
+  if (column === null) return () => undefined;
+  const data = column.data[0];
+  if (column.data.length === 1 && data !== undefined && (arrow.DataType.isUtf8(data.type) || arrow.DataType.isLargeUtf8(data.type))) {
+    const offsets = data.valueOffsets as Int32Array | BigInt64Array;
+    const values = data.values as Uint8Array;
+    return (i) => (data.getValid(i) ? utf8.decode(values.subarray(Number(offsets[i]), Number(offsets[i + 1]))) : null);
+  }
+  return (i) => column.get(i) as unknown;
+}
+
+/**
+ * A vector cell as import hands it to `add`: its values as a typed array, or, when some are null
+ * (a nullable item field), as a list with those nulls, which `add` refuses (INVALID_VECTOR) rather
+ * than reading them as the zeros under them; 64-bit integers as numbers; float16 decoded (its
+ * typed array holds the raw half-precision bits).
+ */
+function vectorOf(arrow: typeof Arrow, v: unknown): unknown {
+  if (v === null || typeof v !== 'object' || !('toArray' in v)) return v;
+  const list = v as Arrow.Vector;
+  if (list.nullCount > 0) return Array.from(list, (x: unknown) => (typeof x === 'bigint' ? Number(x) : x));
+  if (arrow.DataType.isFloat(list.type) && list.type.precision === arrow.Precision.HALF) return Float32Array.from(list as Arrow.Vector<Arrow.Float16>);
+  const values = list.toArray() as unknown;
+  if (values instanceof BigInt64Array || values instanceof BigUint64Array) return Float32Array.from(values, Number);
+  return values;
+}
+
 /** The rows of an Arrow record batch as import reads them: columns by name, missing ones undefined. */
-export function* rowsOf(batch: Arrow.RecordBatch): IterableIterator<ImportRow> {
-  const ids = batch.getChild('id');
+export function* rowsOf(arrow: typeof Arrow, batch: Arrow.RecordBatch): IterableIterator<ImportRow> {
+  const ids = cellsOf(arrow, batch.getChild('id'));
   const vectors = batch.getChild('vector');
-  const texts = batch.getChild('text');
-  const metas = batch.getChild('meta');
+  const texts = cellsOf(arrow, batch.getChild('text'));
+  const metas = cellsOf(arrow, batch.getChild('meta'));
   for (let i = 0; i < batch.numRows; i++) {
-    const v: unknown = vectors?.get(i);
     yield {
-      id: ids?.get(i) as unknown,
-      vector: v !== null && typeof v === 'object' && 'toArray' in v ? (v as { toArray(): unknown }).toArray() : v,
-      text: texts?.get(i) as unknown,
-      meta: metas?.get(i) as unknown,
+      id: ids(i),
+      vector: vectorOf(arrow, vectors?.get(i)),
+      text: texts(i),
+      meta: metas(i),
       metaIsJson: true,
     };
   }

@@ -1,6 +1,6 @@
 import { MemStore, type StoredRecord } from '../memstore.js';
 import { requireStore } from '../store/verify.js';
-import { BATCH_ROWS, resolveFormat, type ExportFormat } from './formats.js';
+import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { writeAtomically, writeFile } from './files.js';
 
 /** How `exportStore` writes. */
@@ -25,12 +25,22 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
     const ids = store.ids();
     let records = 0;
     async function* batches(): AsyncIterable<StoredRecord[]> {
-      for (let at = 0; at < ids.length; at += BATCH_ROWS) {
-        const batch: StoredRecord[] = [];
-        for (const id of ids.slice(at, at + BATCH_ROWS)) {
-          const r = await store.get(id);
-          if (r !== undefined) batch.push(r);
+      let batch: StoredRecord[] = [];
+      let bytes = 0;
+      for (const id of ids) {
+        const r = await store.get(id);
+        if (r === undefined) continue;
+        const size = recordBytes(r);
+        if (batch.length === BATCH_ROWS || (batch.length > 0 && bytes + size > BATCH_BYTES)) {
+          records += batch.length;
+          yield batch;
+          batch = [];
+          bytes = 0;
         }
+        batch.push(r);
+        bytes += size;
+      }
+      if (batch.length > 0) {
         records += batch.length;
         yield batch;
       }

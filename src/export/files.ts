@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { link, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as Arrow from 'apache-arrow';
@@ -54,7 +55,7 @@ export async function writeFile(format: ExportFormat, file: string, source: Expo
 
 async function write(format: ExportFormat, file: string, source: ExportSource): Promise<void> {
   if (format === 'jsonl') {
-    await pipeline(Readable.from(jsonLines(source)), createWriteStream(file, { flags: 'wx' }));
+    await pipeline(Readable.from(jsonLines(source)), createWriteStream(file, { flags: 'r+' }));
     return;
   }
   const arrow = await optionalPackage<typeof Arrow>('apache-arrow', format);
@@ -69,7 +70,7 @@ async function write(format: ExportFormat, file: string, source: ExportSource): 
     if (!any) yield batchOf(arrow, schema, []);
   }
   if (format === 'arrow') {
-    await pipeline(Readable.from(batches(), { objectMode: true }), arrow.RecordBatchFileWriter.throughNode(), createWriteStream(file, { flags: 'wx' }));
+    await pipeline(Readable.from(batches(), { objectMode: true }), arrow.RecordBatchFileWriter.throughNode(), createWriteStream(file, { flags: 'r+' }));
     return;
   }
   const parquet = await optionalPackage<typeof Parquet>('parquet-wasm', format);
@@ -83,7 +84,7 @@ async function write(format: ExportFormat, file: string, source: ExportSource): 
     },
   });
   const bytes = await parquet.transformParquetStream(input);
-  await bytes.pipeTo(Writable.toWeb(createWriteStream(file, { flags: 'wx' })));
+  await bytes.pipeTo(Writable.toWeb(createWriteStream(file, { flags: 'r+' })));
 }
 
 async function* jsonLines(source: ExportSource): AsyncIterable<string> {
@@ -134,7 +135,7 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
             throw damaged(e);
           }
           if (next.done === true) return;
-          yield* rowsOf(next.value);
+          yield* rowsOf(arrow, next.value);
         }
       } finally {
         input.destroy();
@@ -165,7 +166,7 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
       } catch (e) {
         throw damaged(e);
       }
-      for (const batch of table.batches) yield* rowsOf(batch);
+      for (const batch of table.batches) yield* rowsOf(arrow, batch);
     }
   }
   return { shape: () => shape, rows: rows() };
@@ -173,11 +174,9 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
 
 async function* jsonRows(file: string): AsyncIterable<ImportRow> {
   const input = createReadStream(file);
-  const lines = createInterface({ input, crlfDelay: Infinity });
   try {
-    yield* jsonRowsOf(lines, file);
+    yield* jsonRowsOf(linesOf(input, file), file);
   } finally {
-    lines.close();
     input.destroy();
   }
 }
@@ -200,19 +199,67 @@ async function* jsonRowsOf(lines: AsyncIterable<string>, file: string): AsyncIte
 }
 
 /**
+ * The lines of `input`, split at \n only (a \r before it dropped): JSON allows a lone \r as
+ * whitespace inside an object, and a line reader that also splits there cuts such a row in two. A
+ * byte-order mark at the start of the file is dropped. An unreadable file (missing, a directory)
+ * is INVALID_ARGUMENT, as for the other formats.
+ */
+async function* linesOf(input: AsyncIterable<Buffer>, file: string): AsyncIterable<string> {
+  const decoder = new StringDecoder('utf8');
+  const lineOf = (s: string) => (s.endsWith('\r') ? s.slice(0, -1) : s);
+  // The pieces of a line not yet ended, joined once its \n comes: a long line is never searched again.
+  let parts: string[] = [];
+  let first = true;
+  const chunks = input[Symbol.asyncIterator]();
+  for (;;) {
+    let next: IteratorResult<Buffer>;
+    try {
+      next = await chunks.next();
+    } catch (e) {
+      throw new MemstoreError('INVALID_ARGUMENT', `${file}: not a readable file`, { cause: e, file });
+    }
+    let text = next.done === true ? decoder.end() : decoder.write(next.value);
+    if (first && text.length > 0) {
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      first = false;
+    }
+    let start = 0;
+    for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', start)) {
+      parts.push(text.slice(start, at));
+      yield lineOf(parts.join(''));
+      parts = [];
+      start = at + 1;
+    }
+    if (start < text.length) parts.push(text.slice(start));
+    if (next.done === true) {
+      if (parts.length > 0) yield lineOf(parts.join(''));
+      return;
+    }
+  }
+}
+
+/**
  * Runs `write(temp)` and moves its file to `file` atomically: written under a temporary name
- * beside it, fsynced, renamed, the directory fsynced. `file` must not exist (INVALID_ARGUMENT);
- * on failure the temporary file is removed.
+ * beside it (a new, random one, created here: a file already there is never written or removed),
+ * fsynced, linked to `file` (which fails if `file` exists, even one made by another process while
+ * this one wrote), the directory fsynced. `file` must not exist (INVALID_ARGUMENT); on failure the
+ * temporary file is removed.
  */
 export async function writeAtomically(file: string, write: (temp: string) => Promise<void>): Promise<void> {
+  const taken = () => new MemstoreError('INVALID_ARGUMENT', `${file} exists; an export never overwrites a file`, { file, field: 'out' });
   try {
     await (await open(file, 'r')).close();
-    throw new MemstoreError('INVALID_ARGUMENT', `${file} exists; an export never overwrites a file`, { file, field: 'out' });
+    throw taken();
   } catch (e) {
     if (e instanceof MemstoreError) throw e;
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new MemstoreError('IO', `cannot check ${file}`, { cause: e, file });
   }
-  const temp = `${file}.${process.pid}.tmp`;
+  const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await (await open(temp, 'wx')).close();
+  } catch (e) {
+    throw new MemstoreError('IO', `cannot create ${temp}`, { cause: e, file: temp });
+  }
   try {
     await write(temp);
     const h = await open(temp, 'r+');
@@ -221,7 +268,7 @@ export async function writeAtomically(file: string, write: (temp: string) => Pro
     } finally {
       await h.close();
     }
-    await rename(temp, file);
+    await publish(temp, file, taken);
     const d = await open(dirname(file), 'r');
     try {
       await d.sync();
@@ -233,4 +280,27 @@ export async function writeAtomically(file: string, write: (temp: string) => Pro
     if (e instanceof MemstoreError) throw e;
     throw new MemstoreError('IO', `writing ${file} failed`, { cause: e, file });
   }
+}
+
+/**
+ * `temp` becomes `file` unless `file` exists: a hard link refuses an existing name atomically,
+ * where rename would replace it. A file system without hard links gets the check and a rename.
+ */
+async function publish(temp: string, file: string, taken: () => MemstoreError): Promise<void> {
+  try {
+    await link(temp, file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw taken();
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw e;
+    try {
+      await (await open(file, 'r')).close();
+      throw taken();
+    } catch (again) {
+      if (again instanceof MemstoreError || (again as NodeJS.ErrnoException).code !== 'ENOENT') throw again;
+    }
+    await rename(temp, file);
+    return;
+  }
+  await rm(temp, { force: true });
 }

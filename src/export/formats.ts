@@ -4,8 +4,30 @@ import { MemstoreError } from '../errors.js';
 export const FORMATS = ['jsonl', 'arrow', 'parquet'] as const;
 export type ExportFormat = (typeof FORMATS)[number];
 
-/** Rows per Arrow record batch and Parquet row group, and per `add` on import. */
+/** Rows per Arrow record batch and Parquet row group, and per `add` on import (fewer past BATCH_BYTES). */
 export const BATCH_ROWS = 4096;
+
+/**
+ * Bytes of ids, texts, metadata and vectors a batch holds at most (one record more than that is
+ * its own batch). An `add` refuses a batch of more than MAX_BATCH_BYTES (256 MiB) encoded, and 4,096
+ * records with texts up to MAX_TEXT_BYTES (16 MiB) would be 64 GiB in memory, past the length of a
+ * JavaScript string (JSONL) and of an Arrow Utf8 column (2 GiB): batches also stop here.
+ */
+export const BATCH_BYTES = 64 << 20;
+
+/** About the bytes `r` takes in a batch: its id, text and metadata as UTF-8 (JSON), its vector as float32. */
+export function recordBytes(r: { readonly id: unknown; readonly vector: { readonly length: number }; readonly text?: unknown; readonly meta?: unknown }): number {
+  let meta = 0;
+  if (r.meta !== undefined) {
+    try {
+      meta = typeof r.meta === 'string' ? Buffer.byteLength(r.meta) : Buffer.byteLength(JSON.stringify(r.meta) ?? '');
+    } catch {
+      // Not JSON data: add refuses it.
+    }
+  }
+  const bytes = (s: unknown) => (typeof s === 'string' ? Buffer.byteLength(s) : 0);
+  return 64 + 4 * r.vector.length + bytes(r.id) + bytes(r.text) + meta;
+}
 
 export function isFormat(v: unknown): v is ExportFormat {
   return typeof v === 'string' && (FORMATS as readonly string[]).includes(v);

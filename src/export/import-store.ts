@@ -2,8 +2,8 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MemstoreError } from '../errors.js';
 import { MemStore, type MemoryRecord } from '../memstore.js';
-import { METRICS, type Metric, type OpenOptions } from '../options.js';
-import { BATCH_ROWS, resolveFormat, type ExportFormat } from './formats.js';
+import { MAX_DIM, METRICS, type Metric, type OpenOptions } from '../options.js';
+import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { readFile } from './files.js';
 import { recordOf } from './rows.js';
 
@@ -30,10 +30,18 @@ export async function importStore(file: string, dir: string, options: ImportOpti
   let n = 0;
   try {
     let batch: MemoryRecord[] = [];
+    let bytes = 0;
     let from = 0;
     const flush = async () => {
       if (batch.length === 0) return;
-      store ??= await openFor(dir, open, shape().metric, shape().dim ?? batch[0]!.vector.length);
+      if (store === undefined) {
+        const first = batch[0]!.vector.length;
+        // The dimension from the first row: a vector no store can hold is that row's error.
+        if (open.dim === undefined && shape().dim === undefined && !(first >= 1 && first <= MAX_DIM)) {
+          throw new MemstoreError('INVALID_VECTOR', `${file}: row ${from}: the vector has ${first} components; a store takes 1 to ${MAX_DIM}`, { file, offset: from, field: `row ${from}` });
+        }
+        store = await openFor(dir, open, shape().metric, shape().dim ?? first);
+      }
       try {
         await store.add(batch);
       } catch (e) {
@@ -41,9 +49,14 @@ export async function importStore(file: string, dir: string, options: ImportOpti
       }
       from += batch.length;
       batch = [];
+      bytes = 0;
     };
     for await (const row of rows) {
-      batch.push(recordOf(row, file, n));
+      const record = recordOf(row, file, n);
+      const size = recordBytes(record);
+      if (batch.length > 0 && bytes + size > BATCH_BYTES) await flush();
+      batch.push(record);
+      bytes += size;
       n++;
       if (batch.length === BATCH_ROWS) await flush();
     }

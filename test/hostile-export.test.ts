@@ -1,0 +1,458 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type * as Arrow from 'apache-arrow';
+import { CODEC_NAMES } from '../src/codec/codec.js';
+import { exportStore, FORMATS, importStore, MemStore, type ExportFormat, type MemoryRecord, type MemstoreErrorCode, type Metric, type OpenOptions, type StoredRecord } from '../src/index.js';
+import { damageText, rejectsWith, tempDir } from './helpers.js';
+import { cliResult } from './support/cli.js';
+
+const arrow = (await import('apache-arrow')) as typeof Arrow;
+const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/** Every record of the store in `dir`, by id, as get returns them. */
+async function recordsOf(dir: string): Promise<Map<string, StoredRecord>> {
+  const store = await MemStore.open(dir);
+  try {
+    const out = new Map<string, StoredRecord>();
+    for (const id of store.ids()) out.set(id, (await store.get(id))!);
+    return out;
+  } finally {
+    await store.close();
+  }
+}
+
+const bits = (v: Float32Array) => Array.from(new Uint32Array(v.buffer, v.byteOffset, v.length));
+
+function sameRecords(a: Map<string, StoredRecord>, b: Map<string, StoredRecord>, what = ''): void {
+  assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort(), what);
+  for (const [id, r] of a) {
+    const s = b.get(id)!;
+    assert.deepEqual(bits(s.vector), bits(r.vector), `${what} ${JSON.stringify(id.slice(0, 20))}`);
+    assert.equal(s.text, r.text, `${what} text`);
+    assert.deepEqual(s.meta, r.meta, `${what} meta`);
+  }
+}
+
+async function makeStore(records: readonly MemoryRecord[], options: OpenOptions): Promise<string> {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { cache: false, ...options });
+  for (const r of records) await store.add([r]);
+  await store.close();
+  return dir;
+}
+
+/** Exports `dir` in `format` and imports the file into a new directory; both results and the file. */
+async function roundTrip(dir: string, format: ExportFormat, options: Parameters<typeof importStore>[2] = {}): Promise<{ file: string; into: string; rows: number; records: number }> {
+  const file = join(tempDir(), `out.${format}`);
+  const { records } = await exportStore(dir, file);
+  const into = tempDir();
+  const back = await importStore(file, into, options);
+  assert.equal(back.rows, records);
+  return { file, into, rows: back.rows, records: back.records };
+}
+
+/** Asserts that `fn` rejects with a MemstoreError of `code` whose offset is `offset` (the row). */
+async function rejectsAtRow(fn: () => Promise<unknown>, code: MemstoreErrorCode, offset: number | undefined, what: string): Promise<void> {
+  await assert.rejects(fn, (e: unknown) => {
+    const err = e as { code?: unknown; offset?: unknown };
+    assert.equal(err.code, code, `${what}: code`);
+    assert.equal(err.offset, offset, `${what}: offset`);
+    return true;
+  });
+}
+
+function writeArrow(columns: Record<string, Arrow.Vector>, name = 'in.arrow'): string {
+  const file = join(tempDir(), name);
+  writeFileSync(file, arrow.tableToIPC(new arrow.Table(columns), 'file'));
+  return file;
+}
+
+const listOf = (type: Arrow.DataType, nullable = true) => new arrow.List(new arrow.Field('item', type, nullable));
+const strings = (values: (string | null)[]) => arrow.vectorFromArray(values, new arrow.Utf8());
+const float32Lists = (values: (number | null)[][]) => arrow.vectorFromArray(values, listOf(new arrow.Float32()));
+
+// ---- the output file ------------------------------------------------------------------------------
+
+test('export never writes or removes a file already at the temporary name beside its output', async () => {
+  const dir = await makeStore([{ id: 'a', vector: [1, 2, 3] }], { dim: 3, metric: 'dot' });
+  const out = tempDir();
+  const file = join(out, 'x.jsonl');
+  // The name the first version used for its temporary file: someone's file (or a crashed export's).
+  const squatter = `${file}.${process.pid}.tmp`;
+  writeFileSync(squatter, 'not yours');
+  await exportStore(dir, file);
+  assert.equal(readFileSync(squatter, 'utf8'), 'not yours');
+  assert.deepEqual(readdirSync(out).sort(), ['x.jsonl', `x.jsonl.${process.pid}.tmp`]);
+  assert.equal(readFileSync(file, 'utf8').split('\n').length, 2);
+});
+
+test('two exports of different stores to the same new file at once: one writes it whole, the other is INVALID_ARGUMENT, nothing is overwritten', async () => {
+  const a = await makeStore([{ id: 'from-a', vector: [1, 2, 3] }], { dim: 3, metric: 'dot' });
+  const b = await makeStore([{ id: 'from-b', vector: [3, 2, 1] }], { dim: 3, metric: 'dot' });
+  for (const format of FORMATS) {
+    const out = tempDir();
+    const file = join(out, `same.${format}`);
+    const settled = await Promise.allSettled([exportStore(a, file), exportStore(b, file)]);
+    const won = settled.findIndex((s) => s.status === 'fulfilled');
+    assert.notEqual(won, -1, format);
+    const lost = settled[1 - won]!;
+    assert.equal(lost.status, 'rejected', format);
+    assert.equal((lost as PromiseRejectedResult).reason.code, 'INVALID_ARGUMENT', format);
+    assert.deepEqual(readdirSync(out), [`same.${format}`], format);
+    const into = tempDir();
+    await importStore(file, into, { dim: 3 });
+    assert.deepEqual([...(await recordsOf(into)).keys()], [won === 0 ? 'from-a' : 'from-b'], format);
+  }
+});
+
+test('exporting the same store twice at once: one export, the other LOCKED, no stray files', async () => {
+  const dir = await makeStore([{ id: 'a', vector: [1, 2, 3] }], { dim: 3, metric: 'dot' });
+  const out = tempDir();
+  const settled = await Promise.allSettled([exportStore(dir, join(out, 'p.arrow')), exportStore(dir, join(out, 'q.parquet'))]);
+  assert.deepEqual(settled.map((s) => s.status).sort(), ['fulfilled', 'rejected']);
+  const rejected = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult;
+  assert.equal(rejected.reason.code, 'LOCKED');
+  assert.equal(readdirSync(out).length, 1);
+});
+
+test('export to a path in a missing directory is IO and creates nothing; to a directory or the store directory itself, INVALID_ARGUMENT', async () => {
+  const dir = await makeStore([{ id: 'a', vector: [1, 2, 3] }], { dim: 3, metric: 'dot' });
+  const parent = tempDir();
+  await rejectsWith(() => exportStore(dir, join(parent, 'missing', 'x.jsonl')), 'IO');
+  assert.deepEqual(readdirSync(parent), []);
+  await rejectsWith(() => exportStore(dir, parent, { format: 'jsonl' }), 'INVALID_ARGUMENT');
+  const before = readdirSync(dir).sort();
+  await rejectsWith(() => exportStore(dir, dir, { format: 'parquet' }), 'INVALID_ARGUMENT');
+  assert.deepEqual(readdirSync(dir).sort(), before);
+  assert.equal((await recordsOf(dir)).size, 1);
+});
+
+// ---- what a store holds comes back --------------------------------------------------------------
+
+test('odd Unicode and the limits come back through every format: U+FEFF at the start of ids and texts, NUL, emoji ids of 1 KiB, combining marks, line separators, __proto__ keys, 64-deep and 1 MiB metadata, a 4 MiB text', async () => {
+  let deep: Record<string, unknown> = { leaf: [1, { x: null }] };
+  for (let i = 0; i < 61; i++) deep = { d: deep };
+  const records: MemoryRecord[] = [
+    { id: '😀'.repeat(256), vector: [1, 2, 3], text: 'e\u0301\u0000\r\n\r\u2028\u2029\u0085' + '🧪'.repeat(10), meta: { ...(JSON.parse('{"__proto__":{"polluted":true}}') as object), constructor: { prototype: 1 }, 'a\u0000b': '\u0000', big: 1e308, tiny: 5e-324, neg: -1.7976931348623157e308, int: 2 ** 53 + 2 } },
+    { id: '\u0000', vector: [1, 1.401298464324817e-45, -0] },
+    { id: '\uFEFFstarts with a byte-order mark', vector: [1, -0, 0], text: '\uFEFF\uFEFFtext too' },
+    { id: 'empty text', vector: [2, 1, 0], text: '', meta: {} },
+    { id: 'deep', vector: [1, 1, 1], meta: deep },
+    { id: 'big meta', vector: [1, 1, 2], meta: { s: 'é'.repeat((1 << 19) - 20) } },
+    { id: 'big text', vector: [1, 2, 2], text: '🦀'.repeat(1 << 20) },
+    { id: 'a'.repeat(1024), vector: [2, 2, 2] },
+    { id: 'ﷺ\u200d\u{1F468}\u200d\u{1F469}\u200d\u{1F467}', vector: [3, 2, 2], text: '\t"\\' },
+  ];
+  const dir = await makeStore(records, { dim: 3, metric: 'dot' });
+  const original = await recordsOf(dir);
+  assert.equal(original.size, records.length);
+  for (const format of FORMATS) {
+    const { into } = await roundTrip(dir, format, { metric: 'dot' });
+    const back = await recordsOf(into);
+    sameRecords(original, back, format);
+    const meta = back.get('😀'.repeat(256))!.meta!;
+    assert.deepEqual(Object.keys(meta).slice(0, 2), ['__proto__', 'constructor'], format);
+    assert.equal(Object.getPrototypeOf(meta), Object.prototype, format);
+    assert.equal(({} as Record<string, unknown>)['polluted'], undefined, format);
+  }
+});
+
+test('vectors of a cosine store: the largest float32, subnormals and -0 come back bit for bit, metric and all', async () => {
+  const max = 3.4028234663852886e38;
+  const records = [
+    { id: 'max', vector: [max, -max, 1, 0] },
+    { id: 'subnormal', vector: [1.401298464324817e-45, -1.1754942106924411e-38, 1, -0] },
+    { id: 'zero', vector: [0, -0, 0, -0] },
+  ];
+  const dir = await makeStore(records, { dim: 4, metric: 'cosine' });
+  for (const format of FORMATS) {
+    const { into } = await roundTrip(dir, format);
+    sameRecords(await recordsOf(dir), await recordsOf(into), format);
+    assert.equal(Object.is((await recordsOf(into)).get('zero')!.vector[1], -0), true, format);
+    const store = await MemStore.open(into);
+    assert.equal(store.stats().metric, 'cosine');
+    await store.close();
+  }
+});
+
+test('every codec and metric, with PCA, without full vectors, paged, after deletes, upserts and compaction: import gets what get gives', async () => {
+  const DIM = 8;
+  const vec = (i: number) => Array.from({ length: DIM }, (_, d) => Math.sin(i * 7 + d) * 3 + (d === 0 ? 5 : 0));
+  const metrics: Metric[] = ['cosine', 'dot', 'l2'];
+  let n = 0;
+  for (const codec of CODEC_NAMES) {
+    for (const rescore of [true, false]) {
+      const metric = metrics[n++ % 3]!;
+      const dir = tempDir();
+      const store = await MemStore.open(dir, { dim: DIM, metric, codec, pca: { dims: 4 }, rescore, trainSize: 50, pages: { from: 40, maxPage: 16 }, cache: false, durability: 'none' });
+      for (let i = 0; i < 120; i += 20) await store.add(Array.from({ length: 20 }, (_, j) => ({ id: `r${i + j}`, vector: vec(i + j), text: `t${i + j}`, meta: { i: i + j } })));
+      await store.delete(['r3', 'r4', 'r77']);
+      await store.add([{ id: 'r5', vector: vec(500), text: 'upserted' }]);
+      await store.compact();
+      await store.add([{ id: 'r6', vector: vec(600) }]);
+      await store.close();
+      const original = await recordsOf(dir);
+      assert.equal(original.size, 117);
+      for (const format of FORMATS) {
+        const what = `${codec} rescore ${rescore} ${metric} ${format}`;
+        // A store that keeps full vectors (f32) takes the reconstructions as they are.
+        const { into, records } = await roundTrip(dir, format, { metric, codec: 'f32' });
+        assert.equal(records, 117, what);
+        sameRecords(original, await recordsOf(into), what);
+      }
+    }
+  }
+});
+
+test('export, import, export again: the same bytes in every format', async () => {
+  const records = Array.from({ length: 300 }, (_, i) => ({ id: `id-${(i * 7919) % 300}`, vector: [i + 1, 2, -0, 1e-40], ...(i % 3 === 0 ? { text: 'é'.repeat(i % 5) } : {}), ...(i % 2 === 1 ? { meta: { i, s: [i, { t: true }] } } : {}) }));
+  const dir = await makeStore(records, { dim: 4, metric: 'l2' });
+  const store = await MemStore.open(dir);
+  await store.delete(['id-5', 'id-6']);
+  await store.close();
+  for (const format of FORMATS) {
+    const first = await roundTrip(dir, format, { metric: 'l2' });
+    const second = join(tempDir(), `again.${format}`);
+    await exportStore(first.into, second);
+    assert.equal(Buffer.compare(readFileSync(first.file), readFileSync(second)), 0, format);
+  }
+});
+
+test('records whose texts pass the 256 MiB limit of one add together export and import (batches stop at 64 MiB)', async () => {
+  const text = 'x'.repeat((16 << 20) - 64);
+  const dir = await makeStore(
+    Array.from({ length: 17 }, (_, i) => ({ id: `r${i}`, vector: [1, 2, i + 1], text })),
+    { dim: 3, metric: 'dot', durability: 'none' },
+  );
+  const { into, records } = await roundTrip(dir, 'jsonl', { metric: 'dot' });
+  assert.equal(records, 17);
+  const store = await MemStore.open(into);
+  assert.equal((await store.get('r16'))!.text!.length, text.length);
+  await store.close();
+});
+
+// ---- JSONL as other tools write it -----------------------------------------------------------------
+
+const row = (id: string, vector: unknown = [1, 2, 3], extra: Record<string, unknown> = {}) => JSON.stringify({ id, vector, ...extra });
+
+test('import JSONL: a byte-order mark, CRLF, blank and whitespace lines, a last line without newline, a lone CR as JSON whitespace, extra fields, text and meta null', async () => {
+  const file = join(tempDir(), 'odd.jsonl');
+  const lines = [
+    `\uFEFF${row('a', [1, 2, 3], { text: 'x' })}`,
+    '',
+    '   \t',
+    row('b', [1, 2, 4], { text: null, meta: null, score: 0.5, payload: { nested: true } }),
+    '{"id":"c",\r"vector":[1,2,5],\r"meta":{"k":"v"}}',
+    row('\uFEFFd', [1, 2, 6]),
+  ];
+  writeFileSync(file, lines.join('\r\n'));
+  const into = tempDir();
+  assert.deepEqual(await importStore(file, into), { rows: 4, records: 4, dim: 3 });
+  const back = await recordsOf(into);
+  assert.deepEqual([...back.keys()].sort(), ['a', 'b', 'c', '\uFEFFd']);
+  assert.equal(back.get('a')!.text, 'x');
+  assert.equal(back.get('b')!.text, undefined);
+  assert.equal(back.get('b')!.meta, undefined);
+  assert.deepEqual(back.get('c')!.meta, { k: 'v' });
+});
+
+test('import JSONL: a missing file, or a directory, is INVALID_ARGUMENT like the other formats, and the directory stays empty', async () => {
+  for (const file of [join(tempDir(), 'missing.jsonl'), tempDir()]) {
+    const into = tempDir();
+    await rejectsWith(() => importStore(file, into, { format: 'jsonl' }), 'INVALID_ARGUMENT');
+    assert.deepEqual(readdirSync(into), []);
+  }
+});
+
+test('import JSONL: each bad row stops it with its code and its row (blank lines are not rows), the directory left empty', async () => {
+  const good = [row('r0'), '', row('r1'), row('r2')];
+  const cases: { line: string; code: MemstoreErrorCode }[] = [
+    { line: `${row('x')} trailing`, code: 'INVALID_ARGUMENT' },
+    { line: row('x', ['1', '2', '3']), code: 'INVALID_VECTOR' },
+    { line: JSON.stringify({ id: 7, vector: [1, 2, 3] }), code: 'INVALID_ID' },
+    { line: JSON.stringify({ vector: [1, 2, 3] }), code: 'INVALID_ID' },
+    { line: JSON.stringify({ id: 'x' }), code: 'INVALID_ARGUMENT' },
+    { line: row('x', { 0: 1, 1: 2, 2: 3 }), code: 'INVALID_ARGUMENT' },
+    { line: row('x', [1, 2, 1e39]), code: 'INVALID_VECTOR' },
+    { line: row('x', [1, 2, 3], { text: 5 }), code: 'INVALID_ARGUMENT' },
+    { line: row('x', [1, 2, 3], { meta: [1] }), code: 'INVALID_ARGUMENT' },
+    { line: row('x', [1, 2, 3], { text: 'a'.repeat((16 << 20) + 1) }), code: 'INVALID_ARGUMENT' },
+    { line: row('x'.repeat(1025)), code: 'INVALID_ID' },
+    { line: row('x\ud800'), code: 'INVALID_ID' },
+    { line: 'null', code: 'INVALID_ARGUMENT' },
+    { line: '"a string"', code: 'INVALID_ARGUMENT' },
+  ];
+  for (const { line, code } of cases) {
+    const file = join(tempDir(), 'bad.jsonl');
+    writeFileSync(file, [...good, line, row('r4')].join('\n'));
+    const into = tempDir();
+    await rejectsAtRow(() => importStore(file, into), code, 3, line.slice(0, 40));
+    assert.deepEqual(readdirSync(into), [], line.slice(0, 40));
+  }
+});
+
+test('import: an empty or too long first vector (the dimension is taken from it) is INVALID_VECTOR at row 0', async () => {
+  for (const vector of [[], Array(65537).fill(1)]) {
+    const file = join(tempDir(), 'first.jsonl');
+    writeFileSync(file, `${row('a', vector)}\n${row('b')}\n`);
+    const into = tempDir();
+    await rejectsAtRow(() => importStore(file, into), 'INVALID_VECTOR', 0, `${vector.length} components`);
+    assert.deepEqual(readdirSync(into), []);
+  }
+});
+
+test('import into a directory that holds only a hidden file, or into a file, is INVALID_ARGUMENT and changes neither', async () => {
+  const file = join(tempDir(), 'in.jsonl');
+  writeFileSync(file, `${row('a')}\n`);
+  const hidden = tempDir();
+  writeFileSync(join(hidden, '.keep'), 'k');
+  await rejectsWith(() => importStore(file, hidden), 'INVALID_ARGUMENT');
+  assert.deepEqual(readdirSync(hidden), ['.keep']);
+  const plain = join(tempDir(), 'plain');
+  writeFileSync(plain, 'p');
+  await rejectsWith(() => importStore(file, plain), 'INVALID_ARGUMENT');
+  assert.equal(readFileSync(plain, 'utf8'), 'p');
+});
+
+// ---- Arrow and Parquet as other tools write them ---------------------------------------------------
+
+test('import Arrow: wrong column types, nulls, ragged lists and missing columns stop at their row with their code', async () => {
+  const cases: { what: string; columns: Record<string, Arrow.Vector>; code: MemstoreErrorCode; row: number }[] = [
+    { what: 'a null item in a nullable list', columns: { id: strings(['a', 'b']), vector: float32Lists([[1, 2, 3], [1, null, 3]]) }, code: 'INVALID_VECTOR', row: 1 },
+    { what: 'a null item in a nullable FixedSizeList', columns: { id: strings(['a', 'b']), vector: arrow.vectorFromArray([[1, 2, 3], [null, 2, 3]], new arrow.FixedSizeList(3, new arrow.Field('item', new arrow.Float32(), true))) }, code: 'INVALID_VECTOR', row: 1 },
+    { what: 'a null vector', columns: { id: strings(['a', 'b']), vector: float32Lists([[1, 2, 3], null as unknown as number[]]) }, code: 'INVALID_ARGUMENT', row: 1 },
+    { what: 'lists of different lengths', columns: { id: strings(['a', 'b']), vector: float32Lists([[1, 2, 3], [1, 2]]) }, code: 'DIM_MISMATCH', row: 1 },
+    { what: 'a list of strings', columns: { id: strings(['a']), vector: arrow.vectorFromArray([['1', '2', '3']], listOf(new arrow.Utf8())) }, code: 'INVALID_VECTOR', row: 0 },
+    { what: 'a vector that is one number', columns: { id: strings(['a']), vector: arrow.vectorFromArray([1.5], new arrow.Float32()) }, code: 'INVALID_ARGUMENT', row: 0 },
+    { what: 'ids as integers', columns: { id: arrow.vectorFromArray([1, 2], new arrow.Int32()), vector: float32Lists([[1, 2, 3], [1, 2, 4]]) }, code: 'INVALID_ID', row: 0 },
+    { what: 'a null id', columns: { id: strings(['a', null]), vector: float32Lists([[1, 2, 3], [1, 2, 4]]) }, code: 'INVALID_ID', row: 1 },
+    { what: 'no id column', columns: { vector: float32Lists([[1, 2, 3]]) }, code: 'INVALID_ID', row: 0 },
+    { what: 'no vector column', columns: { id: strings(['a']) }, code: 'INVALID_ARGUMENT', row: 0 },
+    { what: 'text as integers', columns: { id: strings(['a']), vector: float32Lists([[1, 2, 3]]), text: arrow.vectorFromArray([5], new arrow.Int32()) }, code: 'INVALID_ARGUMENT', row: 0 },
+    { what: 'meta not JSON', columns: { id: strings(['a', 'b']), vector: float32Lists([[1, 2, 3], [1, 2, 3]]), meta: strings(['{}', '{oops']) }, code: 'INVALID_ARGUMENT', row: 1 },
+    { what: 'meta JSON of an array', columns: { id: strings(['a', 'b']), vector: float32Lists([[1, 2, 3], [1, 2, 3]]), meta: strings(['{}', '[1,2]']) }, code: 'INVALID_ARGUMENT', row: 1 },
+    { what: 'meta JSON null', columns: { id: strings(['a']), vector: float32Lists([[1, 2, 3]]), meta: strings(['null']) }, code: 'INVALID_ARGUMENT', row: 0 },
+  ];
+  for (const { what, columns, code, row: at } of cases) {
+    const file = writeArrow(columns);
+    const into = tempDir();
+    await rejectsAtRow(() => importStore(file, into), code, at, what);
+    assert.deepEqual(readdirSync(into), [], what);
+  }
+});
+
+test('import Arrow: vectors of 64-bit integers, int8 and float16 are converted to float32; extra columns and dictionary or large string ids are read', async () => {
+  const cases: { what: string; vector: Arrow.Vector }[] = [
+    { what: 'Int64', vector: arrow.vectorFromArray([[1n, 2n, 3n], [-4n, 5n, 6n]], listOf(new arrow.Int64())) },
+    { what: 'Uint64', vector: arrow.vectorFromArray([[1n, 2n, 3n], [4n, 5n, 6n]], listOf(new arrow.Uint64())) },
+    { what: 'Int8', vector: arrow.vectorFromArray([[1, 2, 3], [-4, 5, 6]], listOf(new arrow.Int8())) },
+    { what: 'Float16', vector: arrow.vectorFromArray([[1, 2, 3], [-4, 5, 6]], listOf(new arrow.Float16())) },
+  ];
+  for (const { what, vector } of cases) {
+    const file = writeArrow({ id: strings(['a', 'b']), vector, other: strings(['x', 'y']) });
+    const into = tempDir();
+    assert.deepEqual(await importStore(file, into), { rows: 2, records: 2, dim: 3 }, what);
+    assert.deepEqual(Array.from((await recordsOf(into)).get('a')!.vector), [1, 2, 3], what);
+  }
+  for (const id of [arrow.vectorFromArray(['a', 'b'], new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32())), arrow.vectorFromArray(['a', 'b'], new arrow.LargeUtf8())]) {
+    const into = tempDir();
+    await importStore(writeArrow({ id, vector: float32Lists([[1, 2, 3], [1, 2, 4]]) }), into);
+    assert.deepEqual([...(await recordsOf(into)).keys()].sort(), ['a', 'b']);
+  }
+});
+
+test('import Arrow: a file of no rows and no memstore metadata needs dim (INVALID_ARGUMENT, directory empty); an IPC stream under .arrow is read', async () => {
+  const empty = writeArrow({ id: strings([]), vector: float32Lists([]) });
+  const into = tempDir();
+  await rejectsWith(() => importStore(empty, into), 'INVALID_ARGUMENT');
+  assert.deepEqual(readdirSync(into), []);
+  assert.deepEqual(await importStore(empty, into, { dim: 3 }), { rows: 0, records: 0, dim: 3 });
+  const stream = join(tempDir(), 'stream.arrow');
+  writeFileSync(stream, arrow.tableToIPC(new arrow.Table({ id: strings(['a']), vector: float32Lists([[1, 2, 3]]) }), 'stream'));
+  assert.equal((await importStore(stream, tempDir())).records, 1);
+});
+
+test('a file of one format read as another (wrong extension or --format) is INVALID_ARGUMENT and the directory stays empty', async () => {
+  const dir = await makeStore([{ id: 'a', vector: [1, 2, 3], text: 't', meta: { k: 1 } }], { dim: 3, metric: 'dot' });
+  const files = new Map<ExportFormat, string>();
+  for (const format of FORMATS) {
+    const file = join(tempDir(), `x.${format}`);
+    await exportStore(dir, file);
+    files.set(format, file);
+  }
+  for (const [written, file] of files) {
+    for (const read of FORMATS) {
+      if (read === written) continue;
+      const into = tempDir();
+      await rejectsWith(() => importStore(file, into, { format: read }), 'INVALID_ARGUMENT');
+      assert.deepEqual(readdirSync(into), [], `${written} read as ${read}`);
+    }
+  }
+});
+
+// ---- the command line --------------------------------------------------------------------------------
+
+test('memstore export and import exit 2 on usage errors and bad input, 1 on corruption, 0 when done', async () => {
+  const dir = await makeStore(
+    Array.from({ length: 10 }, (_, i) => ({ id: `r${i}`, vector: [1, 2, i + 1], text: `the text of record ${i}` })),
+    { dim: 3, metric: 'dot' },
+  );
+  const empty = tempDir();
+  const usage = [
+    ['export', dir],
+    ['export', dir, '--out', join(empty, 'x.csv'), '--format', 'csv'],
+    ['import'],
+    ['import', join(empty, 'x.jsonl'), empty, '--dim', '0'],
+    ['import', join(empty, 'x.jsonl'), empty, '--metric', 'manhattan'],
+    ['export', dir, '--out', join(empty, 'x.jsonl'), '--no-such-flag'],
+  ];
+  const results = await Promise.all(usage.map((args) => cliResult(args)));
+  results.forEach((r, i) => assert.equal(r.code, 2, usage[i]!.join(' ')));
+  assert.deepEqual(readdirSync(empty), []);
+  const bad = join(tempDir(), 'bad.jsonl');
+  writeFileSync(bad, `${row('a')}\n${row('b', [1, 2])}\n`);
+  const into = tempDir();
+  const refused = await cliResult(['import', bad, into]);
+  assert.equal(refused.code, 2);
+  assert.deepEqual(readdirSync(into), []);
+  const ok = await cliResult(['export', dir, '--out', join(empty, 'ok.jsonl')]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal((await cliResult(['--version'])).code, 0);
+  damageText(dir, 'record 7');
+  assert.equal((await cliResult(['export', dir, '--out', join(empty, 'damaged.jsonl')])).code, 1);
+  assert.equal(existsSync(join(empty, 'damaged.jsonl')), false);
+});
+
+test('an import killed midway (SIGKILL) leaves no store that opens as if it were whole', { todo: 'a killed import leaves the partial store it was building, which opens like a whole one (EXPORT.md now says so); a fix needs a marker or a staging directory' }, async () => {
+  const file = join(tempDir(), 'many.jsonl');
+  const DIM = 32;
+  const lines: string[] = [];
+  for (let i = 0; i < 60_000; i++) lines.push(row(`r${i}`, Array.from({ length: DIM }, (_, d) => ((i * 31 + d * 17) % 97) + 1)));
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  const into = join(tempDir(), 'store');
+  mkdirSync(into);
+  const child = spawn(process.execPath, [cli, 'import', file, into], { stdio: 'ignore' });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  // Killed once the store exists and its log has grown: some batches in, most of the file to go.
+  for (let waited = 0; waited < 20_000; waited += 5) {
+    const wal = join(into, 'wal');
+    if (existsSync(wal) && readdirSync(wal).length > 0) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  child.kill('SIGKILL');
+  assert.equal(await exited, 'SIGKILL', 'the import finished before it was killed: give it more rows');
+  if (readdirSync(into).length === 0) return;
+  let count: number | undefined;
+  try {
+    const store = await MemStore.open(into);
+    count = store.stats().count;
+    await store.close();
+  } catch {
+    return;
+  }
+  assert.fail(`a killed import left a store that opens with ${count} of 60000 records`);
+});
