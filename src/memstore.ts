@@ -27,7 +27,7 @@ import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import { PageIndex } from './index/page-index.js';
 import type { VectorIndex } from './index/vector-index.js';
-import { ensureDurableDir, indexFilePath, repairLogDir, statePath, walDir } from './store/files.js';
+import { ensureDurableDir, importMarkerPath, indexFilePath, repairLogDir, statePath, walDir } from './store/files.js';
 import type { IndexDamage, IndexFile } from './store/index-file.js';
 import { ChangedRecords, NO_DOC } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
@@ -282,13 +282,16 @@ export class MemStore {
    * @internal For `memstore repair`: opens with a lock the caller already holds (released at close)
    * while the repair's copy of a damaged log exists.
    */
-  static async openWith(dir: string, options: OpenOptions | undefined, internal: { lock?: DirectoryLock; repairing?: boolean; indexDamage?: IndexDamage[] }): Promise<MemStore> {
+  static async openWith(dir: string, options: OpenOptions | undefined, internal: { lock?: DirectoryLock; repairing?: boolean; importing?: boolean; indexDamage?: IndexDamage[] }): Promise<MemStore> {
     const held = internal.lock;
     if (typeof dir !== 'string' || dir.length === 0) throw new MemstoreError('INVALID_ARGUMENT', 'dir must be a non-empty string');
     // Files are opened by path long after open (log segments, arena generations, the lock's release):
     // a relative path would follow the process's working directory wherever it goes next.
     dir = resolve(dir);
     const opts = resolveOpenOptions(options);
+    if (internal.importing !== true && existsSync(importMarkerPath(dir))) {
+      throw new MemstoreError('CORRUPTION', `${dir}: an import into it did not finish, so its store may lack rows; import again (it starts over) or empty the directory`, { file: importMarkerPath(dir) });
+    }
     if (!existsSync(statePath(dir))) createConfig(opts, dir);
     if (internal.repairing !== true && existsSync(repairLogDir(dir))) {
       throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });

@@ -88,3 +88,35 @@ test('LangChain: a store reopened from its directory finds what was added (dimen
     await again.close();
   }
 });
+
+test('LangChain: swapped in for LangChain\'s MemoryVectorStore in a retriever, it returns the same documents for 50 real queries (shipped USE-lite vectors, exact on both sides)', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { MemoryVectorStore } = await import('@langchain/classic/vectorstores/memory');
+  const { shippedDataset } = await import('../src/cli/datasets.js');
+  const data = shippedDataset();
+  const read = (name: string) => readFileSync(new URL(`../../bench/data/wordnet-use512-1k/${name}`, import.meta.url), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text);
+  const docTexts = read('docs.jsonl');
+  const queryTexts = read('queries.jsonl').slice(0, 50);
+  // The texts' own USE-lite vectors, as shipped: the same embeddings on both sides.
+  const vectors = new Map<string, number[]>();
+  docTexts.forEach((t, i) => vectors.set(t, Array.from(data.docs[i]!)));
+  queryTexts.forEach((t, i) => vectors.set(t, Array.from(data.queries[i]!)));
+  const shipped: EmbeddingsInterface = {
+    embedQuery: (t) => Promise.resolve(vectors.get(t)!),
+    embedDocuments: (ts) => Promise.resolve(ts.map((t) => vectors.get(t)!)),
+  };
+  const docs = docTexts.map((pageContent, i) => new Document({ pageContent, metadata: { n: i } }));
+  const theirs = await MemoryVectorStore.fromDocuments(docs, shipped);
+  // float32 codes: the scan itself is exact, as MemoryVectorStore's is.
+  const mine = await MemStoreVectorStore.fromDocuments(docs, shipped, { directory: tempDir(), open: { codec: 'f32' } });
+  try {
+    for (const q of queryTexts) {
+      const a = await theirs.asRetriever({ k: 5 }).invoke(q);
+      const b = await mine.asRetriever({ k: 5 }).invoke(q);
+      assert.deepEqual(b.map((d) => d.pageContent), a.map((d) => d.pageContent), q);
+      assert.deepEqual(b.map((d) => d.metadata), a.map((d) => d.metadata), q);
+    }
+  } finally {
+    await mine.close();
+  }
+});

@@ -1,4 +1,4 @@
-import { readdir, rm, stat } from 'node:fs/promises';
+import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MemstoreError } from '../errors.js';
 import { MemStore, type MemoryRecord } from '../memstore.js';
@@ -6,6 +6,7 @@ import { MAX_DIM, METRICS, type Metric, type OpenOptions } from '../options.js';
 import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { readFile } from './files.js';
 import { recordOf } from './rows.js';
+import { FILES, importMarkerPath } from '../store/files.js';
 
 /** How `importStore` reads and what store it makes: the options of `MemStore.open`, and the file's format. */
 export interface ImportOptions extends OpenOptions {
@@ -24,8 +25,9 @@ export interface ImportOptions extends OpenOptions {
 export async function importStore(file: string, dir: string, options: ImportOptions = {}): Promise<{ rows: number; records: number; dim: number }> {
   const { format: asked, ...open } = options;
   const format = resolveFormat(asked, file);
-  await requireEmptyDir(dir);
   const { shape, rows } = await readFile(format, file);
+  await requireEmptyDir(dir);
+  await writeMarker(dir);
   let store: MemStore | undefined;
   let n = 0;
   try {
@@ -69,6 +71,9 @@ export async function importStore(file: string, dir: string, options: ImportOpti
     const records = store.stats().count;
     const dim = store.stats().dim;
     await store.close();
+    // The store is whole and durable (close): from now on it opens.
+    await rm(importMarkerPath(dir));
+    await syncDir(dir);
     return { rows: n, records, dim };
   } catch (e) {
     await store?.close().catch(() => undefined);
@@ -80,7 +85,7 @@ export async function importStore(file: string, dir: string, options: ImportOpti
 
 function openFor(dir: string, open: OpenOptions, fileMetric: string | undefined, dim: number): Promise<MemStore> {
   const metric = open.metric ?? ((METRICS as readonly string[]).includes(fileMetric ?? '') ? (fileMetric as Metric) : undefined);
-  return MemStore.open(dir, { durability: 'none', ...open, dim: open.dim ?? dim, ...(metric === undefined ? {} : { metric }) });
+  return MemStore.openWith(dir, { durability: 'none', ...open, dim: open.dim ?? dim, ...(metric === undefined ? {} : { metric }) }, { importing: true });
 }
 
 /** `e` from adding the batch that starts at row `from`, naming the row its field points at. */
@@ -100,5 +105,32 @@ async function requireEmptyDir(dir: string): Promise<void> {
     if (e instanceof MemstoreError) throw e;
     throw new MemstoreError('INVALID_ARGUMENT', `${dir} must be an existing, empty directory (an import makes a new store; no tool creates a directory)`, { cause: e, file: dir, field: 'dir' });
   }
-  if (entries.length > 0) throw new MemstoreError('INVALID_ARGUMENT', `${dir} is not empty: an import makes a new store`, { file: dir, field: 'dir' });
+  if (entries.length === 0) return;
+  // What an import that did not finish left (its marker says so) is cleared: this one starts over.
+  if (entries.includes(FILES.importing)) {
+    for (const name of entries) await rm(join(dir, name), { recursive: true, force: true });
+    return;
+  }
+  throw new MemstoreError('INVALID_ARGUMENT', `${dir} is not empty: an import makes a new store`, { file: dir, field: 'dir' });
+}
+
+/** Writes the import marker (FILES.importing) durably: file and directory fsynced before the store is made. */
+async function writeMarker(dir: string): Promise<void> {
+  const h = await open(importMarkerPath(dir), 'w');
+  try {
+    await h.writeFile('memstore import in progress: the store here is not whole until this file is gone\n');
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+  await syncDir(dir);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
 }

@@ -32,12 +32,17 @@ export class MemStoreVectorStore extends VectorStore {
 
   /**
    * Opens `config.directory` (creating the store, with the embeddings' dimension found by embedding
-   * one word when `open.dim` is not given), or wraps `config.store`.
+   * one word when `open.dim` is not given), or wraps `config.store`; close() closes it either way.
    */
   static async open(embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig): Promise<MemStoreVectorStore> {
+    return MemStoreVectorStore.openFor(embeddings, config, async () => (await embeddings.embedQuery('dimension')).length);
+  }
+
+  /** open(), the dimension of a store it creates from `dim()` (called only then). */
+  private static async openFor(embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig, dim: () => Promise<number>): Promise<MemStoreVectorStore> {
     if ('store' in config) return new MemStoreVectorStore(embeddings, { store: config.store });
     let options: OpenOptions = { ...(config.open ?? {}) };
-    if (options.dim === undefined && !existsSync(statePath(config.directory))) options = { ...options, dim: (await embeddings.embedQuery('dimension')).length };
+    if (options.dim === undefined && !existsSync(statePath(config.directory))) options = { ...options, dim: await dim() };
     return new MemStoreVectorStore(embeddings, { store: await MemStore.open(config.directory, options) });
   }
 
@@ -91,8 +96,10 @@ export class MemStoreVectorStore extends VectorStore {
   }
 
   static override async fromDocuments(docs: DocumentInterface[], embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig): Promise<MemStoreVectorStore> {
-    const store = await MemStoreVectorStore.open(embeddings, config);
-    await store.addDocuments(docs);
+    const vectors = await embeddings.embedDocuments(docs.map((d) => d.pageContent));
+    // A store made here takes its dimension from the documents' vectors (a probe only when there are none).
+    const store = await MemStoreVectorStore.openFor(embeddings, config, async () => vectors[0]?.length ?? (await embeddings.embedQuery('dimension')).length);
+    await store.addVectors(vectors, docs);
     return store;
   }
 }

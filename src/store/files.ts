@@ -25,6 +25,11 @@ export const FILES = {
   repairLog: 'wal.repair',
   /** Prefix of the reports `memstore repair` writes: `repair-<UTC time>.jsonl`. */
   repairReport: 'repair-',
+  /**
+   * Written (and made durable) before `memstore import` makes its store, removed once the store is
+   * whole: while it exists, the store is an import's that may not have finished, and open refuses it.
+   */
+  importing: 'IMPORTING',
 } as const;
 
 export function lockPath(dir: string): string {
@@ -37,6 +42,10 @@ export function statePath(dir: string): string {
 
 export function walDir(dir: string): string {
   return join(dir, FILES.wal);
+}
+
+export function importMarkerPath(dir: string): string {
+  return join(dir, FILES.importing);
 }
 
 export function repairLogDir(dir: string): string {

@@ -1,0 +1,48 @@
+/**
+ * Choosing a codec and PCA for a memory budget from `memstore bench` output: every configuration
+ * the bench measured whose RAM per vector, times the vectors to hold, fits the budget, ranked by
+ * recall@10 and then speed; the choice as `MemStore.open` options.
+ *
+ *   npm run build && node dist/examples/budget.js [results.json] [budget bytes] [vectors]
+ *   (defaults: bench/results/default/results.json, 256 MiB, 1,000,000)
+ *
+ * Make your own results.json with `npx memstore bench --data your.f32 --dim N --out DIR` on your
+ * embeddings: recall and the bytes PCA saves depend on the data.
+ */
+import { readFileSync } from 'node:fs';
+
+interface Row {
+  kind: string;
+  label: string;
+  codec: string;
+  pca: string;
+  rescore: boolean;
+  bytesPerVector: number;
+  recall10: number;
+  qps: number;
+}
+
+const [file = new URL('../../bench/results/default/results.json', import.meta.url).pathname, budgetArg = String(256 << 20), countArg = '1000000'] = process.argv.slice(2);
+const budget = Number(budgetArg);
+const count = Number(countArg);
+const MIN_RECALL = 0.95;
+
+const report = JSON.parse(readFileSync(file, 'utf8')) as { data: unknown; rows: Row[] };
+const fitting = report.rows
+  .filter((r) => r.kind === 'memstore' && r.bytesPerVector * count <= budget)
+  .sort((a, b) => b.recall10 - a.recall10 || b.qps - a.qps);
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+console.log(`budget ${mib(budget)} for ${count.toLocaleString('en')} vectors: ${(budget / count).toFixed(0)} B per vector (results: ${file})`);
+if (fitting.length === 0) {
+  console.log('no configuration the bench measured fits: raise the budget, or hold fewer vectors per store');
+} else {
+  for (const r of fitting.slice(0, 5)) {
+    console.log(`  ${r.label.padEnd(40)} ${r.bytesPerVector.toFixed(0).padStart(5)} B/vector  ${mib(r.bytesPerVector * count).padStart(8)}  recall@10 ${r.recall10.toFixed(3)}  ${r.qps.toFixed(0)} q/s`);
+  }
+  const best = fitting[0]!;
+  if (best.recall10 < MIN_RECALL) console.log(`note: the best that fits finds ${best.recall10.toFixed(3)} of the exact top 10, under ${MIN_RECALL}`);
+  const pca = best.pca === 'none' ? undefined : { dims: Number(best.pca.replace(/d$/, '')) };
+  const options = { codec: best.codec, ...(pca === undefined ? {} : { pca }), rescore: best.rescore };
+  console.log(`\nMemStore.open(dir, { dim, ...${JSON.stringify(options)} })`);
+}
