@@ -2,9 +2,21 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import hnswlib from 'hnswlib-node';
+import type hnswlibModule from 'hnswlib-node';
 import type { Metric } from '../src/options.js';
 import type { Dataset } from '../src/cli/datasets.js';
+import { missing, optionalPackage } from './optional.js';
+
+/** hnswlib-node, when installed (an optional dependency: bench/optional.ts). */
+const hnswlib = (await optionalPackage<{ default: typeof hnswlibModule }>('hnswlib-node'))?.default;
+
+/** Whether the HNSW baseline can run here. */
+export function hnswAvailable(): boolean {
+  return hnswlib !== undefined;
+}
+
+/** The line the bench prints when hnswlib-node is missing. */
+export const HNSW_MISSING = missing('hnswlib-node', 'the HNSW baseline');
 
 export interface Timed<T> {
   readonly result: T;
@@ -74,7 +86,8 @@ export interface HnswRun extends Timed<number[][]> {
 const SPACE: Record<Metric, 'cosine' | 'ip' | 'l2'> = { cosine: 'cosine', dot: 'ip', l2: 'l2' };
 
 /** hnswlib-node's float32 HNSW over `docs` (labels: their rows), as every benchmark builds it: M 16, efConstruction 200, seed 100 unless told. */
-export function buildHnsw(docs: readonly Float32Array[], dim: number, metric: Metric, options: { m?: number; efConstruction?: number } = {}): hnswlib.HierarchicalNSW {
+export function buildHnsw(docs: readonly Float32Array[], dim: number, metric: Metric, options: { m?: number; efConstruction?: number } = {}): hnswlibModule.HierarchicalNSW {
+  if (hnswlib === undefined) throw new Error(HNSW_MISSING);
   const index = new hnswlib.HierarchicalNSW(SPACE[metric], dim);
   index.initIndex({ maxElements: docs.length, m: options.m ?? 16, efConstruction: options.efConstruction ?? 200, randomSeed: 100 });
   docs.forEach((v, i) => index.addPoint(Array.from(v), i));

@@ -130,7 +130,7 @@ export function formatSweep(sweep: SweepResult, k: number): string {
 }
 
 /** Recall@k against queries per second: the page index's nprobe sweep beside hnswlib-node's ef sweep. */
-export async function renderSweepChart(sweep: SweepResult, k: number, subtitle: readonly string[]): Promise<string> {
+export async function renderSweepChart(sweep: SweepResult, k: number, subtitle: readonly string[]): Promise<string | undefined> {
   const values = sweep.rows.map((r) => ({ series: r.kind === 'pages' ? 'memstore pages (nprobe)' : 'hnswlib-node f32 (ef)', qps: r.qps, recall: r.recall10, effort: r.effort, label: String(r.effort) }));
   const x = { field: 'recall', type: 'quantitative' as const, scale: { zero: false }, title: `recall@${k} against exact float32` };
   const y = { field: 'qps', type: 'quantitative' as const, scale: { type: 'log' as const }, title: 'queries per second (log scale, one query in flight)' };

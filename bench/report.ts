@@ -1,6 +1,8 @@
 import { cpus, totalmem, arch, platform } from 'node:os';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type * as Vega from 'vega';
+import type * as VegaLite from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+import { missing, optionalPackage } from './optional.js';
 import type { StudyRow } from './study.js';
 
 export function formatTable(rows: readonly StudyRow[], k: number): string {
@@ -29,7 +31,7 @@ export function machine(): Machine {
 }
 
 /** Recall@k against RAM per vector on a log axis: every row, the Pareto front joined, baselines labelled. */
-export async function renderChart(rows: readonly StudyRow[], k: number, subtitle: readonly string[]): Promise<string> {
+export async function renderChart(rows: readonly StudyRow[], k: number, subtitle: readonly string[]): Promise<string | undefined> {
   const name = (r: StudyRow): string =>
     r.kind === 'memstore' ? `${r.codec}${r.pca === 'none' ? '' : ` pca ${r.pca}`}${r.rescore ? ' +rescore' : ''}` : r.kind === 'hnsw-f32' ? 'HNSW f32' : 'exact f32';
   // Rows on the same spot share one label, so coinciding points stay readable.
@@ -90,9 +92,17 @@ export async function renderChart(rows: readonly StudyRow[], k: number, subtitle
   return svgOf(spec);
 }
 
-/** A vega-lite chart rendered to SVG, with no browser. */
-export async function svgOf(spec: TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+/** vega and vega-lite, when installed (optional dependencies: bench/optional.ts). */
+const vega = await optionalPackage<typeof Vega>('vega');
+const vegaLite = await optionalPackage<typeof VegaLite>('vega-lite');
+
+/** The line the bench prints when the charts cannot be drawn. */
+export const CHARTS_MISSING = missing(vega === undefined ? 'vega' : 'vega-lite', 'the SVG charts');
+
+/** A vega-lite chart rendered to SVG, with no browser; undefined when vega or vega-lite is not installed. */
+export async function svgOf(spec: TopLevelSpec): Promise<string | undefined> {
+  if (vega === undefined || vegaLite === undefined) return undefined;
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {

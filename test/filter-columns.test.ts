@@ -27,11 +27,18 @@ test('filter columns: equality is strict, as matchesFilter is: types apart, -0 e
   }
 });
 
-test('filter columns: the empty filter narrows nothing', () => {
+test('filter columns: the empty filter narrows nothing, nor one every record surely meets; a record that may not meet it (absent, unreadable) makes it narrow', () => {
   const metas: MetaOf[] = [{ a: 1 }, undefined];
   const t = columnsOver(metas).compile({}, at(metas));
   assert.equal(t.everything, true);
   assert.equal(t.atMost, 2);
+  const all: MetaOf[] = [{ a: 1 }, { a: 2 }, { a: 1, b: 0 }];
+  const columns = columnsOver(all);
+  assert.equal(columns.compile({ a: { $in: [1, 2] } }, at(all)).everything, true);
+  assert.equal(columns.compile({ a: 1 }, at(all)).everything, false);
+  assert.equal(columns.compile({ a: { $in: [1, 2] }, b: 0 }, at(all)).everything, false);
+  const unsure: MetaOf[] = [{ a: 1 }, UNREADABLE];
+  assert.equal(columnsOver(unsure).compile({ a: 1 }, at(unsure)).everything, false);
 });
 
 test('filter columns: past MAX_VALUES distinct values a column hashes values into buckets, whose slots are left to their metadata (verdict 2)', () => {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { MemStore, type OpenOptions } from '../src/index.js';
 import type { Filter } from '../src/options.js';
-import { clustered, rng, tempDir } from './helpers.js';
+import { clustered, perturb, rng, tempDir } from './helpers.js';
 
 const DIM = 16;
 
@@ -128,5 +128,35 @@ test('store filters: the columns a filter makes are counted in memoryBytes and b
     assert.ok(store.stats().memoryBytes - after.memoryBytes < 2 * 300, `${after.memoryBytes} -> ${store.stats().memoryBytes}`);
   } finally {
     await store.close();
+  }
+});
+
+test('store filters: a selective filter scored by its matching slots fills the cache\'s pools; with writes between, every cached answer equals the uncached store\'s, and near repeats are served', async () => {
+  const next = rng(21);
+  const vectors = clustered(600, DIM, 13);
+  const cached = await MemStore.open(tempDir(), { dim: DIM, durability: 'none' });
+  const plain = await MemStore.open(tempDir(), { dim: DIM, durability: 'none', cache: false });
+  try {
+    const records = vectors.map((vector, i) => ({ id: `r${i}`, vector, meta: { g: i % 20 } }));
+    for (const s of [cached, plain]) await s.add(records);
+    const bases = vectors.slice(0, 12);
+    for (let step = 0; step < 300; step++) {
+      if (step % 25 === 24) {
+        const i = Math.floor(next() * 600);
+        const write = [{ id: `r${i}`, vector: perturb(vectors[i]!, 0.99, next), meta: { g: Math.floor(next() * 20) } }];
+        for (const s of [cached, plain]) await s.add(write);
+      }
+      const base = bases[Math.floor(next() * bases.length)]!;
+      const q = next() < 0.5 ? base : perturb(base, 0.9995, next);
+      const options = { k: 5, filter: { g: { $in: [3, 7] } } };
+      const a = await cached.search(q, options);
+      const b = await plain.search(q, options);
+      assert.deepEqual(a.map((h) => [h.id, h.score]), b.map((h) => [h.id, h.score]), `step ${step}`);
+    }
+    const stats = cached.stats().cache;
+    assert.ok(stats !== undefined && stats.exactHits > 0 && stats.nearHits > 0, JSON.stringify(stats));
+  } finally {
+    await cached.close();
+    await plain.close();
   }
 });

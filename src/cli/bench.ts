@@ -4,11 +4,12 @@ import { InvalidArgumentError } from 'commander';
 import { shippedDataset, syntheticDataset, type Dataset } from './datasets.js';
 import { readVectors } from './vector-files.js';
 import { parseBytes, parseCount, parsePcaList } from './args.js';
-import { formatTable, machine, renderChart } from '../../bench/report.js';
+import { CHARTS_MISSING, formatTable, machine, renderChart } from '../../bench/report.js';
+import { hnswAvailable, HNSW_MISSING } from '../../bench/baselines.js';
+import { missing, optionalPackage } from '../../bench/optional.js';
 import { recommend } from '../../bench/recommend.js';
 import { matrix, runStudy } from '../../bench/study.js';
 import { formatSweep, renderSweepChart, runIndexSweep } from '../../bench/index-sweep.js';
-import { runKernelBench } from '../../bench/kernels.bench.js';
 import type { Metric } from '../options.js';
 
 /** Flags of `memstore bench`, as commander parses them. */
@@ -74,9 +75,16 @@ export async function bench(flags: BenchFlags): Promise<void> {
   let data = loadData(flags);
   if (flags.quick === true) data = { ...data, name: `${data.name}, --quick subset`, docs: data.docs.slice(0, 300), queries: data.queries.slice(0, 30) };
   if (flags.kernels === true) {
+    if ((await optionalPackage('tinybench')) === undefined) {
+      progress(missing('tinybench', 'the kernel micro-benchmarks'));
+      return;
+    }
+    const { runKernelBench } = await import('../../bench/kernels.bench.js');
     await runKernelBench({ dims: [data.dim] });
     return;
   }
+  const hnsw = flags.hnsw && hnswAvailable();
+  if (flags.hnsw && !hnsw) progress(HNSW_MISSING);
   const budget = flags.budget === undefined ? undefined : parseBytes(flags.budget);
   const count = flags.count === undefined ? undefined : parseCount(flags.count);
   if ((budget === undefined) !== (count === undefined)) throw new InvalidArgumentError('--budget and --count go together');
@@ -84,8 +92,8 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const pcas = parsePcaList(flags.quick === true && flags.pca === 'none,50%,25%' ? 'none,25%' : flags.pca, data.dim);
   const configs = matrix(pcas);
   progress(`memstore bench: ${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${configs.length} configurations x rescoring off/on`);
-  const { rows, truth } = await runStudy({ data, configs, k: flags.k, metric: flags.metric, hnsw: flags.hnsw, onProgress: progress });
-  const sweep = flags.index ? await runIndexSweep({ data, truth, k: flags.k, metric: flags.metric, hnsw: flags.hnsw, onProgress: progress }) : undefined;
+  const { rows, truth } = await runStudy({ data, configs, k: flags.k, metric: flags.metric, hnsw, onProgress: progress });
+  const sweep = flags.index ? await runIndexSweep({ data, truth, k: flags.k, metric: flags.metric, hnsw, onProgress: progress }) : undefined;
 
   const table = formatTable(rows, flags.k) + (sweep === undefined ? '' : `\n\n${formatSweep(sweep, flags.k)}\n`);
   const rec = budget !== undefined && count !== undefined ? recommend(rows, budget, count, flags.k) : undefined;
@@ -99,15 +107,19 @@ export async function bench(flags: BenchFlags): Promise<void> {
     date: new Date().toISOString(),
     machine: m,
     data: { name: data.name, count: data.docs.length, queries: data.queries.length, dim: data.dim },
-    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: 4, trainSize: Math.min(4096, data.docs.length), hnsw: flags.hnsw },
+    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: 4, trainSize: Math.min(4096, data.docs.length), hnsw },
     rows,
     ...(sweep === undefined ? {} : { index: sweep }),
     ...(rec === undefined ? {} : { recommendation: { budgetBytes: budget, count, label: rec.row?.label ?? null, text: rec.text } }),
   };
   const jsonPath = write(flags.json ?? join(flags.out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
   const subtitle = [data.name, `${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${m.cpus} cores, Node ${m.node}`];
-  const chartPath = write(flags.chart ?? join(flags.out, 'results.svg'), await renderChart(rows, flags.k, subtitle));
-  const sweepPath = sweep === undefined ? undefined : write(chartPath.replace(/(\.svg)?$/, '-index.svg'), await renderSweepChart(sweep, flags.k, subtitle));
+  const chart = await renderChart(rows, flags.k, subtitle);
+  if (chart === undefined) progress(CHARTS_MISSING);
+  const chartFile = flags.chart ?? join(flags.out, 'results.svg');
+  const chartPath = chart === undefined ? undefined : write(chartFile, chart);
+  const sweepChart = sweep === undefined || chart === undefined ? undefined : await renderSweepChart(sweep, flags.k, subtitle);
+  const sweepPath = sweepChart === undefined ? undefined : write(chartFile.replace(/(\.svg)?$/, '-index.svg'), sweepChart);
   const mdPath = write(join(dirname(jsonPath), 'results.md'), `# memstore bench\n\n${subtitle.join(': ')}\n\n${table}\n${rec === undefined ? '' : `\n${rec.text}\n`}`);
-  progress(`wrote ${mdPath}, ${jsonPath}, ${chartPath}${sweepPath === undefined ? '' : ` and ${sweepPath}`}`);
+  progress(`wrote ${[mdPath, jsonPath, chartPath, sweepPath].filter((p) => p !== undefined).join(', ')}`);
 }

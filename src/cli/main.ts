@@ -8,7 +8,7 @@ import { METRICS, type Metric } from '../options.js';
 import { exportStore } from '../export/export-store.js';
 import { FORMATS, type ExportFormat } from '../export/formats.js';
 import { importStore } from '../export/import-store.js';
-import { bench, type BenchFlags } from './bench.js';
+import type { BenchFlags } from './bench.js';
 import { repairStore } from '../store/repair.js';
 import { checkStore, requireStore } from '../store/verify.js';
 
@@ -108,7 +108,8 @@ program
   .option('--count <n>', 'vectors the budget must hold, e.g. 5000000 or 5M')
   .option('--kernels', 'run the distance-kernel micro-benchmarks (tinybench) at the data set\'s dimension instead')
   .option('--quick', 'a small subset (300 vectors, 30 queries, PCA none and 25%) to check the set-up in seconds')
-  .action((flags: BenchFlags) => bench(flags));
+  // Loaded when asked for: the bench's optional packages stay out of every other command.
+  .action(async (flags: BenchFlags) => (await import('./bench.js')).bench(flags));
 
 program
   .command('inspect')

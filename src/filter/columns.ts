@@ -181,6 +181,8 @@ interface FieldTest {
   readonly verdicts: Uint8Array;
   /** Slots whose code is not 0 in `verdicts`. */
   readonly possible: number;
+  /** Slots whose code is 1 in `verdicts`: sure matches. */
+  readonly sure: number;
 }
 
 /**
@@ -195,9 +197,9 @@ export class FilterTest {
     private readonly size: number,
   ) {}
 
-  /** Whether no field narrows anything: the empty filter, which every record matches. */
+  /** Whether every record matches, as the columns know for sure: the empty filter, or one every record's value meets. */
   get everything(): boolean {
-    return this.fields.length === 0;
+    return this.fields.every((f) => f.sure === this.size);
   }
 
   test(slot: number): number {
@@ -319,12 +321,14 @@ export class FilterColumns {
       const cond = filter[field]!;
       const wanted: readonly MetaValue[] = cond !== null && typeof cond === 'object' ? cond.$in : [cond];
       let possible = 0;
+      let sure = 0;
       for (const v of wanted) {
         const code = column.wantedCode(v);
         if (code === ABSENT || (code < column.verdicts.length && column.verdicts[code] !== 0)) continue;
         if (!column.isBucket(code)) {
           column.mark(code, 1);
           possible += column.counts[code]!;
+          sure += column.counts[code]!;
         } else {
           column.mark(code, 2);
           possible += column.bucketCount(code, this.size);
@@ -332,7 +336,7 @@ export class FilterColumns {
       }
       column.mark(UNKNOWN, 2);
       possible += column.counts[UNKNOWN]!;
-      fields.push({ codes: column.codes, verdicts: column.verdicts, possible });
+      fields.push({ codes: column.codes, verdicts: column.verdicts, possible, sure });
     }
     return new FilterTest(fields, this.size);
   }

@@ -156,13 +156,13 @@ export class FlatIndex implements VectorIndex {
   }
 
   /**
-   * Scans every code, or, for a filter that takes few enough of them (and no pool to collect, which
-   * needs every score), only the matching slots (MatchingScan): the same answer either way.
+   * Scans every code, or, for a filter that takes few enough of them, only the matching slots
+   * (MatchingScan, which fills a pool as the full scan does): the same answer either way.
    */
   search(query: ScanQuery, top: TopK, options: IndexSearch): void {
     const { accept, filter } = options;
-    if (accept !== undefined && filter !== undefined && options.pool === undefined && filter.atMost * GATHER_COST <= this.size) {
-      this.matching.run(this, query, top, filter, accept);
+    if (accept !== undefined && filter !== undefined && filter.atMost * GATHER_COST <= this.size) {
+      this.matching.run(this, query, top, filter, accept, options.pool);
       return;
     }
     this.blocks.scan(query, top, accept, options.pool);
