@@ -11,6 +11,7 @@ export type {
   MetaValue,
   Metric,
   OpenOptions,
+  PagesOptions,
   PcaOption,
   SearchOptions,
 } from './options.js';
@@ -25,3 +26,7 @@ export type { ImportOptions } from './export/import-store.js';
 export { FORMATS } from './export/formats.js';
 export type { ExportFormat } from './export/formats.js';
 export type { MemoryHit, RecallOptions, Remembered, RememberOptions } from './memory/memories.js';
+export type { ArenaProblem, ArenaVerifyReport } from './arena/arena.js';
+export type { Checkpoint, StoreConfig } from './store/state.js';
+export type { CacheStats } from './cache/lookaside.js';
+export type { RescoringStats } from './search/search-path.js';
