@@ -186,6 +186,7 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
   const metric = options.metric ?? 'cosine';
   const progress = options.onProgress ?? (() => undefined);
   const steps = configs.length + 1 + (options.hnsw === false ? 0 : 1);
+  const started = performance.now();
 
   progress(`[1/${steps}] exact float32 search (ground truth): ${data.queries.length} queries over ${data.docs.length} vectors`);
   const exact = exactSearch(data, metric, k);
@@ -236,7 +237,10 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
   }
   const first = steps - configs.length;
   for (const [i, config] of configs.entries()) {
-    rows.push(...(await measureStore(data, config, metric, k, options.trainSize ?? 4096, truth, progress, `[${first + i + 1}/${steps}]`)));
+    // The time the steps so far took, per step, times the steps left: an ETA on each step's lines.
+    const done = first + i;
+    const perStep = (performance.now() - started) / 1000 / done;
+    rows.push(...(await measureStore(data, config, metric, k, options.trainSize ?? 4096, truth, progress, `[${done + 1}/${steps}, about ${Math.ceil(perStep * (steps - done))} s left]`)));
   }
   markPareto(rows);
   return { rows, truth };

@@ -1,5 +1,5 @@
 export { MemStore } from './memstore.js';
-export type { MemoryRecord, SearchHit, StoredRecord, StoreStats } from './memstore.js';
+export type { CompactOptions, MemoryRecord, SearchHit, StoredRecord, StoreStats } from './memstore.js';
 export { MemstoreError, isMemstoreError } from './errors.js';
 export type { MemstoreErrorCode, MemstoreErrorDetails } from './errors.js';
 export type {

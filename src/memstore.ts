@@ -59,6 +59,12 @@ export type { SearchHit } from './search/search-path.js';
 import { SearchPath, type RescoringStats, type SearchHit } from './search/search-path.js';
 import { EXPIRES, Memories, type MemoryHit, type RecallOptions, type Remembered, type RememberOptions } from './memory/memories.js';
 
+/** How `compact` runs. */
+export interface CompactOptions {
+  /** Told the steps done of all (deleting expired memories, checkpoint, texts, vectors, pages, index, state file) after each. @default none */
+  onProgress?: (done: number, total: number) => void;
+}
+
 export interface StoredRecord {
   id: string;
   /**
@@ -675,21 +681,30 @@ export class MemStore {
    * a new generation and rewrites the state file without its free pages. Writes wait meanwhile.
    * CORRUPTION while damaged records exist (`memstore repair` moves them out first).
    */
-  async compact(): Promise<void> {
+  async compact(options: CompactOptions = {}): Promise<void> {
     this.checkOpen();
+    const steps = 7;
+    const step = (done: number) => options.onProgress?.(done, steps);
     // Expired memories go first (a delete, logged as any other): expiry is enforced on read, reclaimed here.
     const now = Date.now();
     const expired = this.searches.valuesOf(EXPIRES).filter((t): t is number => typeof t === 'number' && t <= now);
     if (expired.length > 0) await this.delete(this.searches.idsMatching({ [EXPIRES]: { $in: expired } }));
+    step(1);
     await this.pipeline.exclusive(async () => {
       await this.checkpoints.checkpoint();
+      step(2);
       await this.checkpoints.collectTexts();
+      step(3);
       await this.checkpoints.collectVectors();
+      step(4);
       // Pages made by splits drift from what k-means over every vector makes (PageClusters.recluster); the rewrite below
       // writes each record with its new page.
       if (this.index.recluster()) this.cache?.clear();
+      step(5);
       await this.checkpoints.rewriteIndex();
+      step(6);
       await this.state.compactFile();
+      step(7);
     }, true);
   }
 

@@ -8,6 +8,7 @@ import { METRICS, type Metric } from '../options.js';
 import { exportStore } from '../export/export-store.js';
 import { FORMATS, type ExportFormat } from '../export/formats.js';
 import { importStore } from '../export/import-store.js';
+import { Progress } from './progress.js';
 import type { BenchFlags } from './bench.js';
 import { repairStore } from '../store/repair.js';
 import { checkStore, requireStore } from '../store/verify.js';
@@ -60,7 +61,9 @@ async function compact(dir: string): Promise<void> {
   const store = await MemStore.open(dir);
   try {
     const before = store.stats();
-    await store.compact();
+    const progress = new Progress('compacting, steps');
+    await store.compact({ onProgress: progress.report });
+    progress.done();
     const after = store.stats();
     const total = (s: typeof before) => s.diskBytesPerVector * s.count;
     process.stdout.write(`${before.count} records: ${total(before).toFixed(0)} bytes on disk before, ${total(after).toFixed(0)} after\n`);
@@ -71,7 +74,9 @@ async function compact(dir: string): Promise<void> {
 
 /** Damaged records to a report, a clean store left behind. */
 async function repair(dir: string, flags: { report?: string }): Promise<void> {
-  const result = await repairStore(dir, flags.report === undefined ? {} : { report: flags.report });
+  const progress = new Progress('repairing, steps');
+  const result = await repairStore(dir, { ...(flags.report === undefined ? {} : { report: flags.report }), onProgress: progress.report });
+  progress.done();
   process.stdout.write(
     `removed ${result.removedRecords.length} damaged record(s)${result.removedRecords.length === 0 ? '' : `: ${result.removedRecords.map((id) => JSON.stringify(id)).join(', ')}`}\n` +
       (result.removedKeys > 0 ? `removed ${result.removedKeys} damaged key(s) that named no record\n` : '') +
@@ -143,7 +148,9 @@ program
   .addOption(new Option('--format <format>', 'file format (default: the --out extension: .jsonl, .arrow, .parquet)').choices(FORMATS))
   .description('write every record (id, vector as added, text, metadata) to a JSONL, Arrow or Parquet file for a bigger engine')
   .action(async (dir: string, flags: { out: string; format?: ExportFormat }) => {
-    const { records, format } = await exportStore(dir, flags.out, flags.format === undefined ? {} : { format: flags.format });
+    const progress = new Progress('exporting records');
+    const { records, format } = await exportStore(dir, flags.out, { ...(flags.format === undefined ? {} : { format: flags.format }), onProgress: progress.report });
+    progress.done();
     process.stdout.write(`exported ${records} records to ${flags.out} (${format})\n`);
   });
 
@@ -157,7 +164,9 @@ program
   .addOption(new Option('--codec <codec>', 'codec of the new store (default int8)').choices(CODEC_NAMES))
   .description('make a new store from the rows of an exported file (a bad row leaves the directory empty)')
   .action(async (file: string, dir: string, flags: { format?: ExportFormat; dim?: number; metric?: Metric; codec?: CodecName }) => {
-    const { rows, records, dim } = await importStore(file, dir, flags);
+    const progress = new Progress('importing rows');
+    const { rows, records, dim } = await importStore(file, dir, { ...flags, onProgress: (n) => progress.report(n, undefined) });
+    progress.done();
     process.stdout.write(`imported ${rows} rows into ${dir}: ${records} records of ${dim} dimensions\n`);
   });
 

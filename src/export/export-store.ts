@@ -7,6 +7,8 @@ import { writeAtomically, writeFile } from './files.js';
 export interface ExportOptions {
   /** The file format. @default the one the output file's extension names (.jsonl, .arrow, .parquet) */
   format?: ExportFormat;
+  /** Told the records written so far, and how many there are, after each batch. @default none */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -34,6 +36,7 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
         if (batch.length === BATCH_ROWS || (batch.length > 0 && bytes + size > BATCH_BYTES)) {
           records += batch.length;
           yield batch;
+          options.onProgress?.(records, ids.length);
           batch = [];
           bytes = 0;
         }
@@ -43,6 +46,7 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
       if (batch.length > 0) {
         records += batch.length;
         yield batch;
+        options.onProgress?.(records, ids.length);
       }
     }
     await writeAtomically(out, (temp) => writeFile(format, temp, { dim, metric, batches }));

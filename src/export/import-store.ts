@@ -12,6 +12,8 @@ import { FILES, importMarkerPath } from '../store/files.js';
 export interface ImportOptions extends OpenOptions {
   /** The file format. @default the one the file's extension names (.jsonl, .arrow, .parquet) */
   format?: ExportFormat;
+  /** Told the rows added so far after each batch (the total is not known ahead). @default none */
+  onProgress?: (rows: number) => void;
 }
 
 /**
@@ -23,7 +25,7 @@ export interface ImportOptions extends OpenOptions {
  * (`offset`), and leaves `dir` empty again: no half-imported store.
  */
 export async function importStore(file: string, dir: string, options: ImportOptions = {}): Promise<{ rows: number; records: number; dim: number }> {
-  const { format: asked, ...open } = options;
+  const { format: asked, onProgress, ...open } = options;
   const format = resolveFormat(asked, file);
   const { shape, rows } = await readFile(format, file);
   await requireEmptyDir(dir);
@@ -50,6 +52,7 @@ export async function importStore(file: string, dir: string, options: ImportOpti
         throw rowError(e, file, from);
       }
       from += batch.length;
+      onProgress?.(from);
       batch = [];
       bytes = 0;
     };

@@ -88,8 +88,10 @@ class ReportFile {
  * The report is fsynced before anything it describes is removed. Afterwards `memstore verify` finds
  * nothing. Damage inside LMDB's own pages (not in a value) is beyond it: LMDB may abort on it.
  */
-export async function repairStore(dir: string, options: { report?: string } = {}): Promise<RepairResult> {
+export async function repairStore(dir: string, options: { report?: string; onProgress?: (done: number, total: number) => void } = {}): Promise<RepairResult> {
   requireStore(dir);
+  // Steps: the state rebuilt, the log salvaged, the store opened, the log re-applied, damage found, damaged records moved out, compaction.
+  const step = (done: number) => options.onProgress?.(done, 7);
   const lock = DirectoryLock.acquire(dir, nodeFileLayer);
   // Until the store takes it over (it releases it at close, or itself when opening fails).
   let holdingLock = true;
@@ -112,6 +114,7 @@ export async function repairStore(dir: string, options: { report?: string } = {}
     } finally {
       await state.close();
     }
+    step(1);
     if (resuming) {
       fromLsn = Number(readFileSync(join(moved, FROM_LSN_FILE), 'utf8'));
       if (!Number.isSafeInteger(fromLsn)) throw new MemstoreError('CORRUPTION', `${moved}/${FROM_LSN_FILE} is unreadable`, { file: join(moved, FROM_LSN_FILE) });
@@ -139,6 +142,7 @@ export async function repairStore(dir: string, options: { report?: string } = {}
       }
     }
     report.sync();
+    step(2);
     const rewriteLog = resuming || log.damage.length > 0 || salvaged.length < log.records.filter((r) => r.lsn > fromLsn).length;
     if (rewriteLog && !resuming) {
       const marker = openSync(join(walDir(dir), FROM_LSN_FILE), 'w', 0o644);
@@ -160,6 +164,7 @@ export async function repairStore(dir: string, options: { report?: string } = {}
       report.line({ kind: 'index', file: d.file, offset: d.offset, end: d.end, reason: d.what, bytes: b64(readStretch(d.file, d.offset, d.end)) });
     }
     report.sync();
+    step(3);
     let reapplied = 0;
     if (rewriteLog) {
       // Every record after the checkpoint, again and in order: a prefix applied by an interrupted
@@ -169,6 +174,7 @@ export async function repairStore(dir: string, options: { report?: string } = {}
         reapplied++;
       }
     }
+    step(4);
     const damage = await store.findDamage();
     const removed = [...damage.records.keys()];
     for (const [id, error] of damage.records) {
@@ -186,11 +192,14 @@ export async function repairStore(dir: string, options: { report?: string } = {}
       report.line({ kind: 'key', key: keyName(key), error: { file: error.file, offset: error.offset, what: error.message }, raw: Object.fromEntries(RECORD_TABLES.map((t) => [t, b64(raw[t])])) });
     }
     report.sync();
+    step(5);
     if (removed.length > 0) await store.delete(removed);
     await store.dropDamagedKeys();
     // Compaction writes a new index generation from memory: the damaged stretches are not in it.
     store.forgetIndexDamage();
+    step(6);
     await store.compact();
+    step(7);
     if (existsSync(moved)) {
       rmSync(moved, { recursive: true, force: true });
       syncDirSync(dir);

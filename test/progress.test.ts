@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Progress } from '../src/cli/progress.js';
+import { exportStore, importStore, MemStore } from '../src/index.js';
+import { tempDir } from './helpers.js';
+import { cliResult } from './support/cli.js';
+
+/** A stream that is not a terminal and keeps what is written. */
+function pipe(): NodeJS.WriteStream & { lines: string[] } {
+  const lines: string[] = [];
+  return { isTTY: false, lines, write: (s: string) => lines.push(...s.split('\n').filter((l) => l !== '')) } as unknown as NodeJS.WriteStream & { lines: string[] };
+}
+
+test('progress off a terminal: a plain line at each tenth of the way (not at every report), and a last line', () => {
+  const out = pipe();
+  const p = new Progress('doing', out);
+  for (let i = 0; i <= 1000; i += 10) p.report(i, 1000);
+  p.done();
+  assert.equal(out.lines.length, 12);
+  assert.equal(out.lines[0], 'doing 0/1000 (0%)');
+  assert.equal(out.lines[5], 'doing 500/1000 (50%)');
+  assert.equal(out.lines[11], 'doing 1000/1000 (100%) (done)');
+});
+
+test('progress off a terminal with no total: counts only', () => {
+  const out = pipe();
+  const p = new Progress('rows', out);
+  p.report(4096, undefined);
+  p.done();
+  assert.deepEqual(out.lines, ['rows 4096', 'rows 4096 (done)']);
+});
+
+test('export, import and compact tell their progress: counts rising to the whole', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 4 });
+  await store.add(Array.from({ length: 5000 }, (_, i) => ({ id: `r${i}`, vector: [i + 1, 1, 2, 3] })));
+  const steps: number[] = [];
+  await store.compact({ onProgress: (done, total) => steps.push(done / total) });
+  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7].map((s) => s / 7));
+  await store.close();
+  const exported: [number, number][] = [];
+  const file = join(tempDir(), 'out.jsonl');
+  await exportStore(dir, file, { onProgress: (done, total) => exported.push([done, total]) });
+  assert.deepEqual(exported, [
+    [4096, 5000],
+    [5000, 5000],
+  ]);
+  const imported: number[] = [];
+  await importStore(file, tempDir(), { onProgress: (rows) => imported.push(rows) });
+  assert.deepEqual(imported, [4096, 5000]);
+});
+
+test('memstore export, import, compact and repair print their progress on stderr', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 4 });
+  await store.add([{ id: 'a', vector: [1, 2, 3, 4] }]);
+  await store.close();
+  const file = join(tempDir(), 'out.jsonl');
+  const ex = await cliResult(['export', dir, '--out', file]);
+  assert.match(ex.stderr, /exporting records 1\/1 \(100%\) \(done\)/);
+  const into = join(tempDir(), 'store');
+  mkdirSync(into);
+  assert.match((await cliResult(['import', file, into])).stderr, /importing rows 1 \(done\)/);
+  assert.match((await cliResult(['compact', into])).stderr, /compacting, steps 7\/7 \(100%\) \(done\)/);
+  assert.match((await cliResult(['repair', into, '--report', join(tempDir(), 'report.jsonl')])).stderr, /repairing, steps 7\/7 \(100%\) \(done\)/);
+});
