@@ -186,3 +186,40 @@ test('filter columns with a dictionary of 3 values: random puts and removals has
     { numRuns: 300 },
   );
 });
+
+test('filter columns, selective filters (100 values, filters taking a few slots, read from the values\' slot lists): random puts, upserts and removals agree with matchesFilter; collect lists the matching slots in order', () => {
+  const op = fc.oneof(
+    { weight: 5, arbitrary: fc.record({ kind: fc.constant('put' as const), n: fc.nat(200), v: fc.nat(99), w: fc.nat(3) }) },
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('remove' as const), n: fc.nat(200) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('filter' as const), values: fc.array(fc.nat(99), { minLength: 1, maxLength: 2 }), w: fc.option(fc.nat(3), { nil: undefined }) }) },
+  );
+  fc.assert(
+    fc.property(fc.array(op, { minLength: 150, maxLength: 600 }), (ops) => {
+      const table = new SlotTable(true, 8);
+      const model = new Map<string, Record<string, unknown>>();
+      const metaAt = (slot: number): MetaOf => model.get(table.idAt(slot));
+      for (const o of ops) {
+        if (o.kind === 'put') {
+          const id = `id-${o.n}`;
+          const { slot } = table.slotFor(id);
+          const meta = { v: o.v, w: o.w };
+          model.set(id, meta);
+          if (table.columns.fields > 0) table.columns.set(slot, meta);
+        } else if (o.kind === 'remove') {
+          if (table.size === 0) continue;
+          const slot = o.n % table.size;
+          model.delete(table.idAt(slot));
+          table.removeSwap(slot);
+        } else {
+          const f: Filter = o.w === undefined ? { v: { $in: o.values } } : { v: { $in: o.values }, w: o.w };
+          const t = table.columns.compile(f, metaAt);
+          const want: number[] = [];
+          for (let slot = 0; slot < table.size; slot++) if (matchesFilter(metaAt(slot) as Record<string, unknown>, f)) want.push(slot);
+          const { slots, count } = t.collect(new Int32Array(0));
+          assert.deepEqual([...slots.subarray(0, count)], want, JSON.stringify(f));
+        }
+      }
+    }),
+    { numRuns: 200 },
+  );
+});

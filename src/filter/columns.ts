@@ -13,12 +13,18 @@ const FIRST_VALUE = 2;
 export const MAX_VALUES = 4094;
 /**
  * Columns a store keeps at most. Searches may name any field (one no record holds, a new one each
- * time), and each column costs its codes, counts and verdicts (about 20 KiB and 2 bytes a record):
+ * time), and each column costs its codes, counts and verdicts (about 20 KiB and 10 bytes a record):
  * kept for every field ever named, they grew without bound. Past this many, the column named least
  * lately goes; dropping one is always safe, since a column is made again on its next use.
  */
 export const MAX_COLUMNS = 64;
 const CODES = 1 << 16;
+/**
+ * A filter's slots come from its narrowest field's lists when that field lets through at most
+ * 1/LIST_SHARE of the records; past that, one pass over the column (2 bytes a record, read in
+ * order) costs less than gathering and sorting the lists.
+ */
+const LIST_SHARE = 8;
 /** Bytes counted per dictionary entry beside its key's UTF-16: the Map's entry and the string's header. */
 const ENTRY_BYTES = 48;
 
@@ -78,12 +84,20 @@ class Column {
   verdicts: Uint8Array;
   /** Codes the last compile set in `verdicts`, cleared by the next. */
   private marked: number[] = [];
+  /**
+   * Per dictionary code, the slots holding it (its first counts[code] entries, in no order), and per
+   * slot its index in its code's list: a filter on a value visits that value's slots, not the
+   * column (a namespace costs its own size).
+   */
+  private readonly lists: (Int32Array | undefined)[] = [];
+  private at: Uint32Array;
 
   constructor(
     room: number,
     private readonly maxValues: number,
   ) {
     this.codes = new Uint16Array(Math.max(16, room));
+    this.at = new Uint32Array(this.codes.length);
     this.firstBucket = FIRST_VALUE + maxValues;
     this.counts = new Uint32Array(this.firstBucket);
     this.verdicts = new Uint8Array(this.firstBucket);
@@ -123,24 +137,63 @@ class Column {
     return this.dictionary.get(key) ?? (this.dictionary.size >= this.maxValues ? this.bucketOf(key) : ABSENT);
   }
 
+  /** Whether `code` keeps a list of its slots: a value of the dictionary. */
+  private listed(code: number): boolean {
+    return code >= FIRST_VALUE && code < this.firstBucket;
+  }
+
   set(slot: number, code: number): void {
     const old = this.codes[slot]!;
+    if (this.listed(old)) this.unlist(slot, old);
     if (old < this.firstBucket) this.counts[old]!--;
     this.codes[slot] = code;
+    if (this.listed(code)) this.list(slot, code);
     if (code < this.firstBucket) this.counts[code]!++;
   }
 
   /** The slot at the end is gone. */
   dropLast(last: number): void {
     const code = this.codes[last]!;
+    if (this.listed(code)) this.unlist(last, code);
     if (code < this.firstBucket) this.counts[code]!--;
+  }
+
+  /** Appends `slot` to the list of `code` (before counts[code] counts it). */
+  private list(slot: number, code: number): void {
+    const n = this.counts[code]!;
+    let l = this.lists[code];
+    if (l === undefined || l.length === n) {
+      const grown = new Int32Array(Math.max(4, 2 * n));
+      if (l !== undefined) grown.set(l);
+      this.lists[code] = l = grown;
+    }
+    l[n] = slot;
+    this.at[slot] = n;
+  }
+
+  /** Takes `slot` out of the list of `code` (before counts[code] stops counting it): the list's last entry takes its place. */
+  private unlist(slot: number, code: number): void {
+    const l = this.lists[code]!;
+    const i = this.at[slot]!;
+    const moved = l[this.counts[code]! - 1]!;
+    l[i] = moved;
+    this.at[moved] = i;
+  }
+
+  /** The slots holding `code` (a dictionary code), a view valid until the next change. */
+  slotsOf(code: number): Int32Array {
+    return this.lists[code]?.subarray(0, this.counts[code]!) ?? new Int32Array(0);
   }
 
   room(slots: number): void {
     if (slots <= this.codes.length) return;
-    const grown = new Uint16Array(Math.max(slots, Math.ceil(this.codes.length * 1.5)));
+    const size = Math.max(slots, Math.ceil(this.codes.length * 1.5));
+    const grown = new Uint16Array(size);
     grown.set(this.codes);
     this.codes = grown;
+    const at = new Uint32Array(size);
+    at.set(this.at);
+    this.at = at;
   }
 
   /** Sets verdict `v` of `code` for the filter being compiled (the last compile's are cleared first by `clearVerdicts`). */
@@ -170,7 +223,9 @@ class Column {
   }
 
   get bytes(): number {
-    return this.codes.byteLength + this.counts.byteLength + this.verdicts.byteLength + this.keyBytes;
+    let lists = 0;
+    for (const l of this.lists) lists += l?.byteLength ?? 0;
+    return this.codes.byteLength + this.at.byteLength + lists + this.counts.byteLength + this.verdicts.byteLength + this.keyBytes;
   }
 }
 
@@ -183,6 +238,10 @@ interface FieldTest {
   readonly possible: number;
   /** Slots whose code is 1 in `verdicts`: sure matches. */
   readonly sure: number;
+  /** The slots of each code with verdict 1 (views valid until the next write). */
+  readonly sureSlots: readonly Int32Array[];
+  /** Whether some slot has verdict 2 (a wanted bucket, or an unreadable document): only a pass over the column finds them. */
+  readonly unsure: boolean;
 }
 
 /**
@@ -227,6 +286,21 @@ export class FilterTest {
     // atMost counts every slot a field lets through, so it is room enough.
     const slots = out.length >= this.atMost ? out : new Int32Array(this.atMost);
     let n = 0;
+    // The narrowest field's lists, when they hold all it lets through and are short beside the
+    // column: a filter then costs its matches, not the store (LIST_SHARE).
+    let narrowest: FieldTest | undefined;
+    for (const f of this.fields) if (narrowest === undefined || f.possible < narrowest.possible) narrowest = f;
+    if (narrowest !== undefined && !narrowest.unsure && narrowest.possible * LIST_SHARE <= this.size) {
+      for (const list of narrowest.sureSlots) {
+        for (let i = 0; i < list.length; i++) {
+          const slot = list[i]!;
+          if (this.fields.length === 1 || this.test(slot) !== 0) slots[n++] = slot;
+        }
+      }
+      // Slot order, as the pass gives: the same scores reach the top in the same order.
+      slots.subarray(0, n).sort();
+      return { slots, count: n };
+    }
     const first = this.fields[0];
     if (this.fields.length === 1 && first !== undefined) {
       const { codes, verdicts } = first;
@@ -322,6 +396,8 @@ export class FilterColumns {
       const wanted: readonly MetaValue[] = cond !== null && typeof cond === 'object' ? cond.$in : [cond];
       let possible = 0;
       let sure = 0;
+      let unsure = column.counts[UNKNOWN]! > 0;
+      const sureSlots: Int32Array[] = [];
       for (const v of wanted) {
         const code = column.wantedCode(v);
         if (code === ABSENT || (code < column.verdicts.length && column.verdicts[code] !== 0)) continue;
@@ -329,14 +405,16 @@ export class FilterColumns {
           column.mark(code, 1);
           possible += column.counts[code]!;
           sure += column.counts[code]!;
+          sureSlots.push(column.slotsOf(code));
         } else {
+          unsure = true;
           column.mark(code, 2);
           possible += column.bucketCount(code, this.size);
         }
       }
       column.mark(UNKNOWN, 2);
       possible += column.counts[UNKNOWN]!;
-      fields.push({ codes: column.codes, verdicts: column.verdicts, possible, sure });
+      fields.push({ codes: column.codes, verdicts: column.verdicts, possible, sure, sureSlots, unsure });
     }
     return new FilterTest(fields, this.size);
   }
