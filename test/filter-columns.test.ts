@@ -15,6 +15,22 @@ function columnsOver(metas: readonly MetaOf[]): FilterColumns {
 
 const at = (metas: readonly MetaOf[]) => (slot: number) => metas[slot]!;
 
+/** Applies a put (upsert) or a removal to `table` and to the model of its records' metadata, as the store does. */
+function apply(table: SlotTable, model: Map<string, Record<string, unknown> | undefined>, o: { kind: 'put'; n: number; meta: Record<string, unknown> | undefined } | { kind: 'remove'; n: number }): void {
+  if (o.kind === 'put') {
+    const id = `id-${o.n}`;
+    const { slot } = table.slotFor(id);
+    model.set(id, o.meta);
+    // A column exists only once a filter named its field.
+    if (table.columns.fields > 0) table.columns.set(slot, o.meta);
+    return;
+  }
+  if (table.size === 0) return;
+  const slot = o.n % table.size;
+  model.delete(table.idAt(slot));
+  table.removeSwap(slot);
+}
+
 test('filter columns: equality is strict, as matchesFilter is: types apart, -0 equals 0, null only null, a missing field or an object value matches nothing', () => {
   const metas: MetaOf[] = [{ v: 1 }, { v: '1' }, { v: true }, { v: 'true' }, { v: null }, {}, undefined, { v: 0 }, { v: { x: 1 } }, { v: [1] }, { w: 1 }];
   const columns = columnsOver(metas);
@@ -105,17 +121,8 @@ test('filter columns: random adds, removals and metadata changes through the slo
       const model = new Map<string, Record<string, unknown> | undefined>();
       const metaAt = (slot: number): MetaOf => model.get(table.idAt(slot));
       for (const o of ops) {
-        if (o.kind === 'put') {
-          const id = `id-${o.n}`;
-          const { slot } = table.slotFor(id);
-          model.set(id, o.meta);
-          // As the store does: a column exists only once a filter named its field.
-          if (table.columns.fields > 0) table.columns.set(slot, o.meta);
-        } else if (o.kind === 'remove') {
-          if (table.size === 0) continue;
-          const slot = o.n % table.size;
-          model.delete(table.idAt(slot));
-          table.removeSwap(slot);
+        if (o.kind !== 'filter') {
+          apply(table, model, o);
         } else {
           const f = o.filter as Filter;
           const t = table.columns.compile(f, metaAt);
@@ -196,20 +203,13 @@ test('filter columns, selective filters (100 values, filters taking a few slots,
   fc.assert(
     fc.property(fc.array(op, { minLength: 150, maxLength: 600 }), (ops) => {
       const table = new SlotTable(true, 8);
-      const model = new Map<string, Record<string, unknown>>();
+      const model = new Map<string, Record<string, unknown> | undefined>();
       const metaAt = (slot: number): MetaOf => model.get(table.idAt(slot));
       for (const o of ops) {
         if (o.kind === 'put') {
-          const id = `id-${o.n}`;
-          const { slot } = table.slotFor(id);
-          const meta = { v: o.v, w: o.w };
-          model.set(id, meta);
-          if (table.columns.fields > 0) table.columns.set(slot, meta);
+          apply(table, model, { kind: 'put', n: o.n, meta: { v: o.v, w: o.w } });
         } else if (o.kind === 'remove') {
-          if (table.size === 0) continue;
-          const slot = o.n % table.size;
-          model.delete(table.idAt(slot));
-          table.removeSwap(slot);
+          apply(table, model, o);
         } else {
           const f: Filter = o.w === undefined ? { v: { $in: o.values } } : { v: { $in: o.values }, w: o.w };
           const t = table.columns.compile(f, metaAt);
