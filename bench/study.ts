@@ -58,6 +58,8 @@ export interface StudyOptions {
   readonly hnsw?: boolean;
   /** Called with a line of progress. @default no-op */
   readonly onProgress?: (line: string) => void;
+  /** Told the steps done of all (baselines and configurations) as each ends, for a progress bar. @default none */
+  readonly onStep?: (done: number, total: number) => void;
 }
 
 export interface StudyResult {
@@ -239,9 +241,11 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
   for (const [i, config] of configs.entries()) {
     // The time the steps so far took, per step, times the steps left: an ETA on each step's lines.
     const done = first + i;
+    options.onStep?.(done, steps);
     const perStep = (performance.now() - started) / 1000 / done;
     rows.push(...(await measureStore(data, config, metric, k, options.trainSize ?? 4096, truth, progress, `[${done + 1}/${steps}, about ${Math.ceil(perStep * (steps - done))} s left]`)));
   }
+  options.onStep?.(steps, steps);
   markPareto(rows);
   return { rows, truth };
 }

@@ -47,9 +47,20 @@ test('export, import and compact tell their progress: counts rising to the whole
     [4096, 5000],
     [5000, 5000],
   ]);
-  const imported: number[] = [];
-  await importStore(file, tempDir(), { onProgress: (rows) => imported.push(rows) });
-  assert.deepEqual(imported, [4096, 5000]);
+  // JSONL: the total estimated from the bytes read, exact once all are read; Parquet: exact from its metadata.
+  const imported: [number, number | undefined][] = [];
+  await importStore(file, tempDir(), { onProgress: (rows, total) => imported.push([rows, total]) });
+  assert.deepEqual(imported.map(([rows]) => rows), [4096, 5000]);
+  assert.equal(imported[1]![1], 5000);
+  assert.ok(imported[0]![1]! >= 4096);
+  const parquetFile = join(tempDir(), 'out.parquet');
+  await exportStore(dir, parquetFile);
+  const fromParquet: [number, number | undefined][] = [];
+  await importStore(parquetFile, tempDir(), { onProgress: (rows, total) => fromParquet.push([rows, total]) });
+  assert.deepEqual(fromParquet, [
+    [4096, 5000],
+    [5000, 5000],
+  ]);
 });
 
 test('memstore export, import, compact and repair print their progress on stderr', async () => {
@@ -62,7 +73,7 @@ test('memstore export, import, compact and repair print their progress on stderr
   assert.match(ex.stderr, /exporting records 1\/1 \(100%\) \(done\)/);
   const into = join(tempDir(), 'store');
   mkdirSync(into);
-  assert.match((await cliResult(['import', file, into])).stderr, /importing rows 1 \(done\)/);
+  assert.match((await cliResult(['import', file, into])).stderr, /importing rows 1\/1 \(100%\) \(done\)/);
   assert.match((await cliResult(['compact', into])).stderr, /compacting, steps 7\/7 \(100%\) \(done\)/);
   assert.match((await cliResult(['repair', into, '--report', join(tempDir(), 'report.jsonl')])).stderr, /repairing, steps 7\/7 \(100%\) \(done\)/);
 });

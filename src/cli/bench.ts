@@ -7,6 +7,7 @@ import { parseBytes, parseCount, parsePcaList } from './args.js';
 import { CHARTS_MISSING, formatTable, machine, renderChart } from '../../bench/report.js';
 import { hnswAvailable, HNSW_MISSING } from '../../bench/baselines.js';
 import { missing, optionalPackage } from '../../bench/optional.js';
+import { Progress } from './progress.js';
 import { recommend } from '../../bench/recommend.js';
 import { matrix, runStudy } from '../../bench/study.js';
 import { formatSweep, renderSweepChart, runIndexSweep } from '../../bench/index-sweep.js';
@@ -92,7 +93,10 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const pcas = parsePcaList(flags.quick === true && flags.pca === 'none,50%,25%' ? 'none,25%' : flags.pca, data.dim);
   const configs = matrix(pcas);
   progress(`memstore bench: ${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${configs.length} configurations x rescoring off/on`);
-  const { rows, truth } = await runStudy({ data, configs, k: flags.k, metric: flags.metric, hnsw, onProgress: progress });
+  // On a terminal, a bar over the study's steps (counts and an ETA); in a log, a line per step.
+  const bar = process.stderr.isTTY === true ? new Progress('memstore bench, steps') : undefined;
+  const { rows, truth } = await runStudy({ data, configs, k: flags.k, metric: flags.metric, hnsw, onProgress: bar === undefined ? progress : () => undefined, ...(bar === undefined ? {} : { onStep: bar.report }) });
+  bar?.done();
   const sweep = flags.index ? await runIndexSweep({ data, truth, k: flags.k, metric: flags.metric, hnsw, onProgress: progress }) : undefined;
 
   const table = formatTable(rows, flags.k) + (sweep === undefined ? '' : `\n\n${formatSweep(sweep, flags.k)}\n`);

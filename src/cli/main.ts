@@ -165,7 +165,7 @@ program
   .description('make a new store from the rows of an exported file (a bad row leaves the directory empty)')
   .action(async (file: string, dir: string, flags: { format?: ExportFormat; dim?: number; metric?: Metric; codec?: CodecName }) => {
     const progress = new Progress('importing rows');
-    const { rows, records, dim } = await importStore(file, dir, { ...flags, onProgress: (n) => progress.report(n, undefined) });
+    const { rows, records, dim } = await importStore(file, dir, { ...flags, onProgress: progress.report });
     progress.done();
     process.stdout.write(`imported ${rows} rows into ${dir}: ${records} records of ${dim} dimensions\n`);
   });

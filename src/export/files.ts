@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { link, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
@@ -102,8 +102,27 @@ async function* jsonLines(source: ExportSource): AsyncIterable<string> {
 }
 
 /** The rows of `file` in `format`, in order, with what its schema says (known once the first row is read, or at the end). */
-export async function readFile(format: ExportFormat, file: string): Promise<{ shape: () => FileShape; rows: AsyncIterable<ImportRow> }> {
-  if (format === 'jsonl') return { shape: () => ({ metric: undefined, dim: undefined }), rows: jsonRows(file) };
+export async function readFile(format: ExportFormat, file: string): Promise<{ shape: () => FileShape; rows: AsyncIterable<ImportRow>; totalRows: (done: number) => number | undefined }> {
+  // The rows a file holds: Parquet says; for a stream read in order, the rows read so far scaled by
+  // the share of the file's bytes read (an estimate, for a progress display's ETA).
+  let input: { readonly bytesRead: number } | undefined;
+  let exact: number | undefined;
+  let size: number | undefined;
+  try {
+    size = statSync(file).size;
+  } catch {
+    size = undefined;
+  }
+  const totalRows = (done: number): number | undefined => {
+    if (exact !== undefined) return exact;
+    if (input === undefined || size === undefined || input.bytesRead === 0) return undefined;
+    return Math.max(done, Math.round((done * size) / input.bytesRead));
+  };
+  const opened = (stream: ReturnType<typeof createReadStream>) => {
+    input = stream;
+    return stream;
+  };
+  if (format === 'jsonl') return { shape: () => ({ metric: undefined, dim: undefined }), rows: jsonRows(file, opened), totalRows };
   const arrow = await optionalPackage<typeof Arrow>('apache-arrow', format);
   let shape: FileShape = { metric: undefined, dim: undefined };
   const noteSchema = (schema: Arrow.Schema) => {
@@ -114,7 +133,7 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
   const damaged = (e: unknown) => (e instanceof MemstoreError ? e : new MemstoreError('INVALID_ARGUMENT', `${file}: not a readable ${format} file`, { cause: e, file }));
   if (format === 'arrow') {
     async function* rows(): AsyncIterable<ImportRow> {
-      const input = createReadStream(file);
+      const input = opened(createReadStream(file));
       try {
         let reader: Arrow.RecordBatchReader;
         try {
@@ -141,7 +160,7 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
         input.destroy();
       }
     }
-    return { shape: () => shape, rows: rows() };
+    return { shape: () => shape, rows: rows(), totalRows };
   }
   const parquet = await optionalPackage<typeof Parquet>('parquet-wasm', format);
   async function* rows(): AsyncIterable<ImportRow> {
@@ -149,6 +168,7 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
     try {
       const { openAsBlob } = await import('node:fs');
       const pf = await parquet.ParquetFile.fromFile(await openAsBlob(file));
+      exact = pf.metadata().fileMetadata().numRows();
       // The file's schema with its metadata (the batches read come without it), even with no rows.
       noteSchema(arrow.tableFromIPC(pf.schema().intoIPCStream()).schema);
       stream = (await pf.stream({ batchSize: BATCH_ROWS })) as ReadableStream<Parquet.RecordBatch>;
@@ -169,11 +189,11 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
       for (const batch of table.batches) yield* rowsOf(arrow, batch);
     }
   }
-  return { shape: () => shape, rows: rows() };
+  return { shape: () => shape, rows: rows(), totalRows };
 }
 
-async function* jsonRows(file: string): AsyncIterable<ImportRow> {
-  const input = createReadStream(file);
+async function* jsonRows(file: string, opened: (stream: ReturnType<typeof createReadStream>) => ReturnType<typeof createReadStream>): AsyncIterable<ImportRow> {
+  const input = opened(createReadStream(file));
   try {
     yield* jsonRowsOf(linesOf(input, file), file);
   } finally {

@@ -12,8 +12,11 @@ import { FILES, importMarkerPath } from '../store/files.js';
 export interface ImportOptions extends OpenOptions {
   /** The file format. @default the one the file's extension names (.jsonl, .arrow, .parquet) */
   format?: ExportFormat;
-  /** Told the rows added so far after each batch (the total is not known ahead). @default none */
-  onProgress?: (rows: number) => void;
+  /**
+   * Told the rows added so far after each batch, and the rows the file holds: exact for Parquet,
+   * estimated from the bytes read for JSONL and Arrow (undefined before any is read). @default none
+   */
+  onProgress?: (rows: number, total: number | undefined) => void;
 }
 
 /**
@@ -27,7 +30,7 @@ export interface ImportOptions extends OpenOptions {
 export async function importStore(file: string, dir: string, options: ImportOptions = {}): Promise<{ rows: number; records: number; dim: number }> {
   const { format: asked, onProgress, ...open } = options;
   const format = resolveFormat(asked, file);
-  const { shape, rows } = await readFile(format, file);
+  const { shape, rows, totalRows } = await readFile(format, file);
   await requireEmptyDir(dir);
   await writeMarker(dir);
   let store: MemStore | undefined;
@@ -52,7 +55,7 @@ export async function importStore(file: string, dir: string, options: ImportOpti
         throw rowError(e, file, from);
       }
       from += batch.length;
-      onProgress?.(from);
+      onProgress?.(from, totalRows(from));
       batch = [];
       bytes = 0;
     };
