@@ -686,9 +686,12 @@ export class MemStore {
     const steps = 7;
     const step = (done: number) => options.onProgress?.(done, steps);
     // Expired memories go first (a delete, logged as any other): expiry is enforced on read, reclaimed here.
-    const now = Date.now();
-    const expired = this.searches.valuesOf(EXPIRES).filter((t): t is number => typeof t === 'number' && t <= now);
-    if (expired.length > 0) await this.delete(this.searches.idsMatching({ [EXPIRES]: { $in: expired } }));
+    // Behind any remember in flight (memories.exclusive): one renewing an expired memory is applied before the sweep reads it.
+    await this.memories.exclusive(async () => {
+      const now = Date.now();
+      const expired = this.searches.valuesOf(EXPIRES).filter((t): t is number => typeof t === 'number' && t <= now);
+      if (expired.length > 0) await this.delete(this.searches.idsMatching({ [EXPIRES]: { $in: expired } }));
+    });
     step(1);
     await this.pipeline.exclusive(async () => {
       await this.checkpoints.checkpoint();

@@ -330,12 +330,15 @@ export function resolveSearchOptions(options: SearchOptions | undefined): Resolv
   return readGuarded('INVALID_OPTION', 'search options', () => resolveSearch(options));
 }
 
+/** Most hits one search returns (`k`). */
+export const MAX_K = 100_000;
+
 function resolveSearch(options: SearchOptions | undefined): ResolvedSearchOptions {
   const o: unknown = options ?? {};
   if (!isPlainObject(o)) throw invalid(`search options must be an object, got ${describe(o)}`);
   onlyKeys('', o, SEARCH_KEYS);
   return {
-    k: o['k'] === undefined ? 10 : positiveInt('k', o['k'], 100_000),
+    k: o['k'] === undefined ? 10 : positiveInt('k', o['k'], MAX_K),
     filter: readGuarded('INVALID_ARGUMENT', 'filter', () => resolveFilter(o['filter'])),
     nprobe: o['nprobe'] === undefined ? undefined : positiveInt('nprobe', o['nprobe']),
     rescore: optionalBoolean('rescore', o['rescore']),

@@ -3,7 +3,7 @@ import { MemstoreError } from '../errors.js';
 import { checkId, checkText } from '../input.js';
 import type { MemoryRecord, SearchHit } from '../memstore.js';
 import type { Embed, Filter, Metric, SearchOptions } from '../options.js';
-import { resolveFilterOption } from '../options.js';
+import { MAX_K, resolveFilterOption } from '../options.js';
 import { utf8Length } from '../text.js';
 
 /** Metadata keys the memory API keeps on each memory (MEMORY.md); a memory's own `meta` may not use them. */
@@ -107,7 +107,9 @@ function timeOf(v: unknown, field: string): number | undefined {
  * cannot tell those apart).
  */
 export function sameTextKey(text: string): string {
-  const key = text.normalize('NFKC').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '');
+  // Marks (\p{M}) are part of the letters they follow: the vowel signs of Devanagari or Thai tell
+  // words apart (काम "work" / कम "less").
+  const key = text.normalize('NFKC').toLowerCase().replace(/[^\p{L}\p{M}\p{N}]+/gu, '');
   return key === '' ? text : key;
 }
 
@@ -141,10 +143,12 @@ export class Memories {
   private async rememberNow(textOrTexts: string | readonly string[], options: RememberOptions): Promise<Remembered[]> {
     const texts = typeof textOrTexts === 'string' ? [textOrTexts] : textOrTexts;
     if (!Array.isArray(texts) && typeof textOrTexts !== 'string') throw bad('remember takes a text or an array of texts', 'texts');
-    texts.forEach((t, i) => {
+    // An index loop, not forEach: a hole of a sparse array is checked (and refused) too.
+    for (let i = 0; i < texts.length; i++) {
+      const t: unknown = texts[i];
       if (typeof t !== 'string') throw bad(`texts[${i}] must be a string`, `texts[${i}]`);
       checkText(t, `texts[${i}]`);
-    });
+    }
     const o: RememberOptions = options ?? {};
     const namespace = namespaceOf(o.namespace, 'namespace');
     const at = timeOf(o.at, 'at') ?? Date.now();
@@ -152,6 +156,7 @@ export class Memories {
     if (o.ttl !== undefined) {
       if (typeof o.ttl !== 'number' || !(o.ttl > 0) || !Number.isFinite(o.ttl)) throw bad('ttl must be a positive finite number of ms', 'ttl');
       expires = at + o.ttl;
+      if (!Number.isFinite(expires)) throw bad('at + ttl must be a finite number of ms', 'ttl');
     }
     const own = o.meta;
     if (own !== undefined) {
@@ -221,12 +226,13 @@ export class Memories {
     };
     // Expiry and time windows are not filters the index can test: ask for more until k are kept or none are left.
     const total = this.host.count();
-    for (let fetch = k; ; fetch = Math.min(total, fetch * 4)) {
+    // Never more than a search returns (MAX_K): past that, the kept ones of the namespace's nearest MAX_K are the answer.
+    for (let fetch = k; ; fetch = Math.min(total, fetch * 4, MAX_K)) {
       const hits = await this.host.search(vector!, { k: fetch, filter });
       const kept = hits.filter(keep);
       const last = hits[hits.length - 1];
       const belowMin = o.minScore !== undefined && last !== undefined && last.score < o.minScore;
-      if (kept.length >= k || hits.length < fetch || fetch >= total || belowMin) return kept.slice(0, k).map(hitOf);
+      if (kept.length >= k || hits.length < fetch || fetch >= total || fetch >= MAX_K || belowMin) return kept.slice(0, k).map(hitOf);
     }
   }
 
@@ -248,6 +254,17 @@ export class Memories {
       .sort();
   }
 
+  /**
+   * Runs `fn` when no remember is in flight, and holds later ones back until it is done: compact()
+   * sweeps expired memories this way, so that a remember renewing one cannot be applied between the
+   * sweep reading it as expired and deleting it.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   private async embedAll(texts: readonly string[]): Promise<Float32Array[]> {
     const embed = this.host.embed;
     if (embed === undefined) throw new MemstoreError('INVALID_OPTION', 'the memory API needs an embedding function: MemStore.open(dir, { embed })', { field: 'embed' });
@@ -265,7 +282,8 @@ export class Memories {
         const length = v instanceof Float32Array || Array.isArray(v) ? v.length : undefined;
         if (length === undefined) throw new MemstoreError('EMBED', `the embedding function's vector ${at + i} is not a Float32Array or number[]`);
         if (length !== this.host.dim) throw new MemstoreError('DIM_MISMATCH', `the embedding function's vectors have ${length} dimensions; the store holds ${this.host.dim}`, { field: `texts[${at + i}]` });
-        out.push(v instanceof Float32Array ? v : Float32Array.from(v as number[]));
+        // A copy: an embedder may hand out views of one output buffer that its next call overwrites.
+        out.push(Float32Array.from(v as ArrayLike<number>));
       });
     }
     return out;
@@ -275,7 +293,8 @@ export class Memories {
 function hitOf(h: SearchHit): MemoryHit {
   const m = h.meta ?? {};
   const own: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(m)) if (!key.startsWith(RESERVED_PREFIX)) own[key] = value;
+  // defineProperty: a key named __proto__ is an ordinary key of stored metadata (meta.ts); assigned, it would set the prototype.
+  for (const [key, value] of Object.entries(m)) if (!key.startsWith(RESERVED_PREFIX)) Object.defineProperty(own, key, { value, enumerable: true, writable: true, configurable: true });
   const hit: MemoryHit = { id: h.id, score: h.score, text: h.text ?? '', namespace: m[NS] as string, at: m[AT] as number };
   if (Object.keys(own).length > 0) hit.meta = own;
   if (typeof m[EXPIRES] === 'number') hit.expiresAt = m[EXPIRES];

@@ -1,0 +1,525 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { MemStore, type Embed, type OpenOptions } from '../src/index.js';
+import { rejectsWith, tempDir } from './helpers.js';
+
+const DIM = 8;
+
+/** Deterministic: each text's vector from its characters (as in memory.test.ts); counts calls and the largest batch. */
+function embedder(): Embed & { calls: number; largest: number } {
+  const f = async (texts: string[]) => {
+    f.calls++;
+    f.largest = Math.max(f.largest, texts.length);
+    return texts.map(vectorOf);
+  };
+  f.calls = 0;
+  f.largest = 0;
+  return f;
+}
+
+function vectorOf(t: string): Float32Array {
+  const v = new Float32Array(DIM).fill(0.01);
+  for (const [i, c] of [...t].entries()) v[(c.codePointAt(0)! + i) % DIM]! += 1;
+  return v;
+}
+
+async function open(options: Partial<OpenOptions> = {}, dir = tempDir()): Promise<MemStore> {
+  return MemStore.open(dir, { dim: DIM, durability: 'none', embed: embedder(), ...options });
+}
+
+const codeOf = (e: unknown) => (e as { code?: string }).code;
+
+test('hostile memory: odd namespaces (unicode, __proto__, constructor, default) are namespaces like any other, also after reopening', async () => {
+  const dir = tempDir();
+  let store = await open({}, dir);
+  const odd = ['__proto__', 'constructor', 'hasOwnProperty', 'toString', '用户:42', '😀', ' ', 'default'];
+  try {
+    for (const ns of odd) await store.remember(`fact of ${ns}`, { namespace: ns });
+    // No namespace given is 'default'.
+    assert.deepEqual(await store.remember('fact of default'), [{ id: (await store.recall('fact of default'))[0]!.id, action: 'updated' }]);
+    assert.deepEqual(store.namespaces(), [...odd].sort());
+    for (const ns of odd) {
+      const hits = await store.recall('fact', { namespace: ns, k: 50 });
+      assert.deepEqual(hits.map((h) => [h.namespace, h.text]), [[ns, `fact of ${ns}`]], ns);
+    }
+  } finally {
+    await store.close();
+  }
+  store = await open({}, dir);
+  try {
+    assert.deepEqual(store.namespaces(), [...odd].sort());
+    assert.equal(await store.forget({ namespace: '__proto__' }), 1);
+    assert.equal(await store.forget({ namespace: 'constructor' }), 1);
+    assert.deepEqual(store.namespaces(), odd.filter((n) => n !== '__proto__' && n !== 'constructor').sort());
+    assert.deepEqual(await store.recall('fact', { namespace: '__proto__' }), []);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: a namespace of 256 UTF-8 bytes is accepted, 257 refused; namespaces equal after NFKC stay distinct', async () => {
+  const store = await open();
+  try {
+    const ns256 = 'é'.repeat(128);
+    const ns257 = `${ns256}a`;
+    assert.equal(Buffer.byteLength(ns256), 256);
+    await store.remember('long ns', { namespace: ns256 });
+    assert.equal((await store.recall('long ns', { namespace: ns256 })).length, 1);
+    await rejectsWith(() => store.remember('x', { namespace: ns257 }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.recall('x', { namespace: ns257 }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.forget({ namespace: ns257 }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.remember('x', { namespace: 'a\ud800' }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.remember('x', { namespace: 5 as unknown as string }), 'INVALID_ARGUMENT');
+    // 'ﬁle' (ligature) and 'file' are one under NFKC, but a namespace is taken as given.
+    await store.remember('same fact', { namespace: 'ﬁle' });
+    await store.remember('same fact', { namespace: 'file' });
+    assert.equal((await store.recall('same fact', { namespace: 'file' })).length, 1);
+    assert.equal((await store.recall('same fact', { namespace: 'ﬁle' })).length, 1);
+    assert.ok(store.namespaces().includes('ﬁle') && store.namespaces().includes('file'));
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: texts equal up to case, punctuation and width are one memory; punctuation-only, whitespace-only and empty texts are each their own', async () => {
+  const store = await open();
+  try {
+    const r = await store.remember(['Hello, World!', 'hello world', 'ＨＥＬＬＯ　ＷＯＲＬＤ', 'HeLLo...wOrLd', '', ' ', '  ', '...', '…', '!?']);
+    const ids = r.map((x) => x.id);
+    assert.equal(new Set(ids.slice(0, 4)).size, 1);
+    assert.deepEqual(r.slice(0, 4).map((x) => x.action), ['added', 'updated', 'updated', 'updated']);
+    // Each text without letters or digits is kept as itself: six distinct memories.
+    assert.equal(new Set(ids.slice(4)).size, 6);
+    assert.ok(!ids.slice(4).includes(ids[0]!));
+    assert.equal(store.stats().count, 7);
+    // The last copy within the call is the one stored.
+    const [hit] = await store.recall('HeLLo...wOrLd', { minScore: 0.99 });
+    assert.equal(hit!.text, 'HeLLo...wOrLd');
+    assert.deepEqual(await store.remember(''), [{ id: ids[4]!, action: 'updated' }]);
+    assert.deepEqual(await store.remember('...'), [{ id: ids[7]!, action: 'updated' }]);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: texts differing only in combining vowel signs (Hindi काम "work" / कम "less", Thai) are different memories', async () => {
+  const store = await open();
+  try {
+    const pairs: [string, string][] = [
+      ['काम', 'कम'],
+      ['दिन', 'दन'],
+      ['ไม่', 'ไม'],
+    ];
+    for (const [a, b] of pairs) {
+      const [ra] = await store.remember(a);
+      const [rb] = await store.remember(b);
+      assert.equal(rb!.action, 'added', `${a} / ${b}`);
+      assert.notEqual(ra!.id, rb!.id);
+    }
+    assert.equal(store.stats().count, 6);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: a batch of 150 texts with duplicates is embedded 64 at a time, one log record, duplicates one memory', async () => {
+  const embed = embedder();
+  const store = await open({ embed });
+  try {
+    const texts = Array.from({ length: 150 }, (_, i) => `item ${i % 100}`);
+    const r = await store.remember(texts, { namespace: 'big' });
+    assert.equal(embed.calls, 3);
+    assert.equal(embed.largest, 64);
+    assert.equal(r.length, 150);
+    for (let i = 100; i < 150; i++) {
+      assert.equal(r[i]!.id, r[i - 100]!.id);
+      assert.equal(r[i]!.action, 'updated');
+    }
+    assert.equal(store.stats().count, 100);
+    assert.equal((await store.recall('item 1', { namespace: 'big', k: 1000 })).length, 100);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: a sparse array of texts is refused (INVALID_ARGUMENT) before anything is embedded', async () => {
+  const embed = embedder();
+  const store = await open({ embed });
+  try {
+    await rejectsWith(() => store.remember(['a', , 'b'] as unknown as string[]), 'INVALID_ARGUMENT');
+    assert.equal(embed.calls, 0);
+    assert.equal(store.stats().count, 0);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: at far in the past or future, as a number or a Date; since/until compare it; since > until finds nothing', async () => {
+  const store = await open();
+  try {
+    const past = -8.64e15;
+    const future = 8.64e15;
+    await store.remember('ancient', { at: new Date(past) });
+    await store.remember('far future', { at: future });
+    await store.remember('now-ish');
+    const all = await store.recall('x', { k: 10 });
+    assert.equal(all.length, 3);
+    assert.equal(all.find((h) => h.text === 'ancient')!.at, past);
+    assert.equal(all.find((h) => h.text === 'far future')!.at, future);
+    const texts = async (o: object) => (await store.recall('x', { k: 10, ...o })).map((h) => h.text).sort();
+    assert.deepEqual(await texts({ until: new Date(0) }), ['ancient']);
+    assert.deepEqual(await texts({ since: Date.now() + 1e9 }), ['far future']);
+    assert.deepEqual(await texts({ since: 10, until: 5 }), []);
+    assert.deepEqual(await texts({ since: future, until: future }), ['far future']);
+    await rejectsWith(() => store.recall('x', { since: NaN }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.recall('x', { until: 'yesterday' as unknown as number }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.remember('x', { at: Infinity }), 'INVALID_ARGUMENT');
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: ttl tiny expires, huge lives; at + ttl beyond a finite number is refused before embedding', async () => {
+  const embed = embedder();
+  const store = await open({ embed });
+  try {
+    await store.remember('blink', { ttl: 1e-9, at: Date.now() - 1 });
+    await store.remember('ages', { ttl: Number.MAX_VALUE });
+    assert.deepEqual((await store.recall('x', { k: 10 })).map((h) => h.text), ['ages']);
+    await store.compact();
+    assert.equal(store.stats().count, 1);
+    const calls = embed.calls;
+    await rejectsWith(() => store.remember('overflow', { at: 1e308, ttl: 1e308 }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.remember('x', { ttl: -1 }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.remember('x', { ttl: NaN }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.remember('x', { ttl: '10' as unknown as number }), 'INVALID_ARGUMENT');
+    assert.equal(embed.calls, calls);
+    assert.equal(store.stats().count, 1);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: minScore above every score finds nothing; k larger than the namespace returns it all; bad k and minScore are INVALID_OPTION', async () => {
+  const store = await open();
+  try {
+    await store.remember(['a1', 'b2', 'c3'], { namespace: 'small' });
+    await store.remember(['a1', 'b2', 'c3', 'd4'], { namespace: 'other' });
+    assert.deepEqual(await store.recall('a1', { namespace: 'small', minScore: 1.5 }), []);
+    assert.deepEqual(await store.recall('a1', { namespace: 'small', minScore: Infinity }), []);
+    assert.equal((await store.recall('a1', { namespace: 'small', minScore: -Infinity })).length, 3);
+    assert.equal((await store.recall('a1', { namespace: 'small', k: 1000 })).length, 3);
+    for (const k of [0, -1, 1.5, NaN, '3' as unknown as number]) await rejectsWith(() => store.recall('a1', { k }), 'INVALID_OPTION');
+    await rejectsWith(() => store.recall('a1', { minScore: NaN }), 'INVALID_OPTION');
+    await rejectsWith(() => store.recall('a1', { minScore: '0.5' as unknown as number }), 'INVALID_OPTION');
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: meta keys starting with $ are refused at any $ key; a __proto__ key round-trips through recall as an own key', async () => {
+  const embed = embedder();
+  const store = await open({ embed });
+  try {
+    for (const meta of [{ $ns: 'x' }, { $exp: 1 }, { $: 1 }, { $other: 1 }, { ok: 1, $at: 2 }]) {
+      await rejectsWith(() => store.remember('x', { meta }), 'INVALID_ARGUMENT');
+    }
+    await rejectsWith(() => store.remember('x', { meta: null as unknown as Record<string, unknown> }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.remember('x', { meta: 'm' as unknown as Record<string, unknown> }), 'INVALID_ARGUMENT');
+    assert.equal(embed.calls, 0);
+    // Nested $ keys are the memory's own business.
+    await store.remember('nested', { meta: { inner: { $ns: 'not the namespace' } } });
+    assert.deepEqual((await store.recall('nested'))[0]!.meta, { inner: { $ns: 'not the namespace' } });
+    const meta = JSON.parse('{"__proto__": {"polluted": true}, "plain": 1}') as Record<string, unknown>;
+    const [r] = await store.remember('proto meta', { namespace: 'p', meta });
+    const [hit] = await store.recall('proto meta', { namespace: 'p' });
+    assert.equal(hit!.id, r!.id);
+    assert.ok(Object.prototype.hasOwnProperty.call(hit!.meta, '__proto__'), JSON.stringify(hit!.meta));
+    assert.deepEqual(Object.getOwnPropertyDescriptor(hit!.meta, '__proto__')!.value, { polluted: true });
+    assert.equal(Object.getPrototypeOf(hit!.meta), Object.prototype);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    // The stored record (search/get) keeps it as well.
+    const got = await store.get(r!.id);
+    assert.ok(Object.prototype.hasOwnProperty.call(got!.meta, '__proto__'));
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: filters naming $ keys are refused by recall and forget; ids(filter) refuses bad filters and allows $ keys', async () => {
+  const store = await open();
+  try {
+    await store.remember(['one', 'two'], { namespace: 'n', meta: { g: 1 } });
+    for (const filter of [{ $ns: 'n' }, { $hash: 'x' }, { $exp: { $in: [1] } }]) {
+      await rejectsWith(() => store.recall('one', { namespace: 'n', filter: filter as never }), 'INVALID_ARGUMENT');
+      await rejectsWith(() => store.forget({ namespace: 'n', filter: filter as never }), 'INVALID_ARGUMENT');
+    }
+    assert.equal(store.stats().count, 2);
+    assert.equal(store.ids({ $ns: 'n' }).length, 2);
+    assert.equal(store.ids({ $ns: 'n', g: 1 }).length, 2);
+    assert.deepEqual(store.ids({ $ns: 'nobody' }), []);
+    for (const bad of ['x', 5, [], { g: { $in: 'x' } }, { g: { $gt: 1 } }, { g: () => 1 }]) {
+      let code: string | undefined;
+      try {
+        store.ids(bad as never);
+      } catch (e) {
+        code = codeOf(e);
+      }
+      assert.equal(code, 'INVALID_ARGUMENT', JSON.stringify(bad));
+    }
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: forget with an empty array, unknown ids, or a namespace without memories deletes nothing and says 0', async () => {
+  const store = await open();
+  try {
+    await store.remember(['kept a', 'kept b'], { namespace: 'n' });
+    assert.equal(await store.forget([]), 0);
+    assert.equal(await store.forget(['nope', 'nope']), 0);
+    assert.equal(await store.forget({ namespace: 'empty' }), 0);
+    assert.equal(await store.forget({ namespace: 'n', filter: { g: 'absent' } }), 0);
+    assert.equal(await store.forget({}), 0);
+    await rejectsWith(() => store.forget(null as never), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.forget('id' as never), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.forget([5] as never), 'INVALID_ID');
+    assert.equal(store.stats().count, 2);
+    assert.deepEqual(store.namespaces(), ['n']);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: an id moved to another namespace leaves the old one unlisted', async () => {
+  const store = await open();
+  try {
+    await store.remember('first', { id: 'm', namespace: 'n1' });
+    await store.remember('second', { id: 'm', namespace: 'n2' });
+    assert.deepEqual(store.namespaces(), ['n2']);
+    assert.deepEqual(await store.recall('first', { namespace: 'n1' }), []);
+    assert.equal(store.stats().count, 1);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: concurrent remember/recall/forget/compact (not awaited between) end in a consistent store', async () => {
+  const store = await open();
+  try {
+    await store.remember(['stale 1', 'stale 2'], { namespace: 'c', at: Date.now() - 10_000, ttl: 1 });
+    const ops: Promise<unknown>[] = [];
+    for (let i = 0; i < 20; i++) {
+      ops.push(store.remember([`fact ${i}`, `fact ${i}`, 'shared fact'], { namespace: 'c' }));
+      ops.push(store.recall(`fact ${i}`, { namespace: 'c', k: 3 }));
+      if (i % 5 === 0) ops.push(store.compact());
+      if (i % 7 === 0) ops.push(store.forget({ namespace: 'c', filter: { never: true } }));
+    }
+    await Promise.all(ops);
+    assert.equal(store.stats().count, 21);
+    const hits = await store.recall('fact', { namespace: 'c', k: 100 });
+    assert.equal(hits.length, 21);
+    assert.equal(hits.filter((h) => h.text === 'shared fact').length, 1);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: compact racing a remember that renews an expired memory keeps the renewed one', async () => {
+  for (let delay = 0; delay < 6; delay++) {
+    const store = await open();
+    try {
+      const [old] = await store.remember('renew me', { at: Date.now() - 10_000, ttl: 1 });
+      const renewed = store.remember('renew me', { ttl: 3_600_000 });
+      for (let i = 0; i < delay; i++) await new Promise((r) => setImmediate(r));
+      await Promise.all([renewed, store.compact()]);
+      assert.deepEqual(await renewed, [{ id: old!.id, action: 'updated' }]);
+      assert.equal(store.stats().count, 1, `delay ${delay}`);
+      assert.equal((await store.recall('renew me')).length, 1, `delay ${delay}`);
+    } finally {
+      await store.close();
+    }
+  }
+});
+
+test('hostile memory: an embedder that returns the wrong length only for some texts, NaN, or throws on a later batch writes nothing', async () => {
+  const bad = (f: (t: string, i: number) => Float32Array | number[]) => async (texts: string[]) => texts.map(f);
+  const shortFor = (t: string) => (t === 'odd one' ? new Float32Array(DIM - 1) : vectorOf(t));
+  const nan = (t: string) => (t === 'odd one' ? new Float32Array(DIM).fill(NaN) : vectorOf(t));
+  let calls = 0;
+  const laterThrows: Embed = async (texts) => {
+    if (++calls === 2) throw new Error('rate limited');
+    return texts.map(vectorOf);
+  };
+  const cases: [Embed, string][] = [
+    [bad(shortFor), 'DIM_MISMATCH'],
+    [bad(nan), 'INVALID_VECTOR'],
+    [laterThrows, 'EMBED'],
+  ];
+  for (const [embed, code] of cases) {
+    const store = await open({ embed });
+    try {
+      const texts = Array.from({ length: 100 }, (_, i) => (i === 90 ? 'odd one' : `t${i}`));
+      let got: string | undefined;
+      try {
+        await store.remember(texts);
+      } catch (e) {
+        got = codeOf(e);
+      }
+      assert.equal(got, code);
+      assert.equal(store.stats().count, 0);
+      // The store still works afterwards (the queue is not stuck).
+      if (code !== 'EMBED') assert.equal((await store.remember('fine'))[0]!.action, 'added');
+    } finally {
+      await store.close();
+    }
+  }
+});
+
+test('hostile memory: an embedder returning the same array object twice, or reusing its output buffer across calls, stores the right vectors', async () => {
+  const same = new Float32Array(DIM).fill(1);
+  const twice: Embed = async (texts) => texts.map(() => same);
+  const store = await open({ embed: twice });
+  try {
+    const r = await store.remember(['x one', 'x two']);
+    assert.notEqual(r[0]!.id, r[1]!.id);
+    assert.equal(store.stats().count, 2);
+  } finally {
+    await store.close();
+  }
+  // One output buffer for every call (as some runtimes do): each call overwrites the last's vectors.
+  const shared = new Float32Array(64 * DIM);
+  const reusing: Embed = async (texts) =>
+    texts.map((t, i) => {
+      const view = shared.subarray(i * DIM, (i + 1) * DIM);
+      view.set(vectorOf(t));
+      return view;
+    });
+  const store2 = await open({ embed: reusing });
+  try {
+    const texts = Array.from({ length: 100 }, (_, i) => `text number ${i} ${'abcdefgh'.slice(0, i % 8)}`);
+    const r = await store2.remember(texts);
+    for (const [i, t] of texts.entries()) {
+      const got = await store2.get(r[i]!.id);
+      assert.deepEqual([...got!.vector!], [...vectorOf(t)], t);
+    }
+  } finally {
+    await store2.close();
+  }
+});
+
+test('hostile memory: memories survive reopening with expiry, namespaces and hashes intact', async () => {
+  const dir = tempDir();
+  let store = await MemStore.open(dir, { dim: DIM, embed: embedder() });
+  await store.remember(['Keep This.', 'gone soon'], { namespace: 'r' });
+  await store.remember('expired', { namespace: 'x', at: Date.now() - 5_000, ttl: 1 });
+  await store.close();
+  store = await MemStore.open(dir, { embed: embedder() });
+  try {
+    assert.deepEqual(store.namespaces(), ['r', 'x']);
+    assert.deepEqual(await store.recall('expired', { namespace: 'x' }), []);
+    assert.equal((await store.remember('keep this'))[0]!.action, 'added'); // other namespace: default
+    assert.equal((await store.remember('keep this', { namespace: 'r' }))[0]!.action, 'updated');
+    await store.compact();
+    assert.deepEqual(store.namespaces(), ['default', 'r']);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: recall matches an exact search filtered by hand (randomized, model-based)', async () => {
+  const words = ['cat', 'dog', 'tea', 'sun', 'Cat!', 'DOG', 'rain', 'snow', '...', ''];
+  const namespaces = ['a', 'b', '__proto__'];
+  const now = Date.now();
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(
+        fc.record({
+          texts: fc.array(fc.constantFrom(...words), { minLength: 1, maxLength: 4 }),
+          ns: fc.constantFrom(...namespaces),
+          ageMs: fc.integer({ min: 0, max: 100_000 }),
+          ttl: fc.option(fc.integer({ min: 1, max: 200_000 }), { nil: undefined }),
+          tag: fc.constantFrom('x', 'y'),
+        }),
+        { minLength: 1, maxLength: 12 },
+      ),
+      fc.record({
+        query: fc.constantFrom(...words),
+        ns: fc.constantFrom(...namespaces),
+        k: fc.integer({ min: 1, max: 12 }),
+        minScore: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
+        since: fc.option(fc.integer({ min: 0, max: 100_000 }), { nil: undefined }),
+        until: fc.option(fc.integer({ min: 0, max: 100_000 }), { nil: undefined }),
+        tag: fc.option(fc.constantFrom('x', 'y'), { nil: undefined }),
+      }),
+      async (writes, q) => {
+        const store = await open();
+        try {
+          for (const w of writes) await store.remember(w.texts, { namespace: w.ns, at: now - w.ageMs, ttl: w.ttl, meta: { tag: w.tag } });
+          const since = q.since === undefined ? undefined : now - q.since;
+          const until = q.until === undefined ? undefined : now - q.until;
+          const options = { namespace: q.ns, k: q.k, minScore: q.minScore, since, until, filter: q.tag === undefined ? undefined : { tag: q.tag } };
+          const got = await store.recall(q.query, options);
+          const t = Date.now();
+          const all = await store.search(vectorOf(q.query), { k: 1000, exact: true });
+          const want = all.filter((h) => {
+            const m = h.meta as Record<string, unknown>;
+            const at = m.$at as number;
+            const exp = m.$exp as number | undefined;
+            return (
+              m.$ns === q.ns &&
+              (q.tag === undefined || m.tag === q.tag) &&
+              (exp === undefined || exp > t) &&
+              (since === undefined || at >= since) &&
+              (until === undefined || at <= until) &&
+              (q.minScore === undefined || h.score >= q.minScore)
+            );
+          });
+          assert.equal(got.length, Math.min(q.k, want.length));
+          // Ties may order differently: compare scores in order, and ids as sets above the k-th score.
+          assert.deepEqual(got.map((h) => h.score), want.slice(0, got.length).map((h) => h.score));
+          const cut = got.length > 0 ? got[got.length - 1]!.score : Infinity;
+          const above = (xs: { id: string; score: number }[]) => xs.filter((h) => h.score > cut).map((h) => h.id).sort();
+          assert.deepEqual(above(got), above(want.slice(0, got.length)));
+          // Only the namespace asked for.
+          assert.ok(got.every((h) => h.namespace === q.ns));
+        } finally {
+          await store.close();
+        }
+      },
+    ),
+    { numRuns: 60, seed: 20261130 },
+  );
+});
+
+test('hostile memory: recall behind more than 40,960 expired nearer memories (store over 100,000) does not ask search for more than it returns; compact sweeps 100,000 distinct expiry times quickly', async () => {
+  const store = await open();
+  try {
+    const now = Date.now();
+    const q = vectorOf('q');
+    const live = Float32Array.from(q, (x, i) => (i === 0 ? x + 0.6 : x));
+    const far = Float32Array.from(q, (x, i) => (i === 0 ? x + 3 : x));
+    for (let b = 0; b < 101; b++) {
+      const records = Array.from({ length: 1000 }, (_, i) => {
+        const n = b * 1000 + i;
+        const isLive = b === 60;
+        const meta: Record<string, unknown> = { $ns: 'big', $at: now - 1000, $hash: `h${n}` };
+        if (!isLive) meta.$exp = now - 500 - n;
+        return { id: `m${n}`, vector: isLive ? live : b < 60 ? q : far, text: isLive ? `live ${n}` : `expired ${n}`, meta };
+      });
+      await store.add(records);
+    }
+    const hits = await store.recall('q', { namespace: 'big', k: 10 });
+    assert.equal(hits.length, 10);
+    assert.ok(hits.every((h) => h.text.startsWith('live')));
+    const t0 = performance.now();
+    await store.compact();
+    const ms = performance.now() - t0;
+    assert.equal(store.stats().count, 1000);
+    assert.ok(ms < 15_000, `compact took ${ms} ms`);
+    assert.equal((await store.recall('q', { namespace: 'big', k: 1000 })).length, 1000);
+  } finally {
+    await store.close();
+  }
+});
