@@ -278,6 +278,14 @@ test('memory: bad arguments are refused before anything is embedded or written',
     await without.close();
   }
   await rejectsWith(() => without.remember('x'), 'CLOSED');
+  // A closed store's memory calls reject; they never throw before returning a promise.
+  for (const call of [() => without.remember('x'), () => without.recall('x'), () => without.forget(['x'])]) {
+    let promise: Promise<unknown> | undefined;
+    assert.doesNotThrow(() => {
+      promise = call();
+    });
+    await assert.rejects(promise!, (e: unknown) => (e as { code?: string }).code === 'CLOSED');
+  }
   assert.throws(() => without.namespaces(), (e: unknown) => (e as { code?: string }).code === 'CLOSED');
 });
 
