@@ -4,22 +4,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { exportStore, FORMATS, importStore, MemStore, type ExportFormat, type StoredRecord } from '../src/index.js';
-import { damageText, rejectsWith, tempDir } from './helpers.js';
+import { damageText, rejectsWith, tempDir, recordsOf } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
 const DIM = 7;
-
-/** Every record of the store in `dir`, by id, as get returns them. */
-async function recordsOf(dir: string): Promise<Map<string, StoredRecord>> {
-  const store = await MemStore.open(dir);
-  try {
-    const out = new Map<string, StoredRecord>();
-    for (const id of store.ids()) out.set(id, (await store.get(id))!);
-    return out;
-  } finally {
-    await store.close();
-  }
-}
 
 function sameRecords(a: Map<string, StoredRecord>, b: Map<string, StoredRecord>): void {
   assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { isMemstoreError, type MemstoreErrorCode } from '../src/index.js';
+import { isMemstoreError, MemStore, type MemstoreErrorCode, type StoredRecord } from '../src/index.js';
 import type { Metric } from '../src/options.js';
 import { rng } from '../src/random.js';
 
@@ -126,5 +126,17 @@ export async function rejectsWith(fn: () => unknown, code: MemstoreErrorCode): P
   if (!isMemstoreError(caught, code)) {
     const got = isMemstoreError(caught) ? caught.code : String(caught);
     throw new Error(`expected MemstoreError ${code}, got ${got}`, { cause: caught });
+  }
+}
+
+/** Every record of the store in `dir`, by id, as get returns them (opens and closes it). */
+export async function recordsOf(dir: string): Promise<Map<string, StoredRecord>> {
+  const store = await MemStore.open(dir);
+  try {
+    const out = new Map<string, StoredRecord>();
+    for (const id of store.ids()) out.set(id, (await store.get(id))!);
+    return out;
+  } finally {
+    await store.close();
   }
 }

@@ -7,23 +7,11 @@ import { fileURLToPath } from 'node:url';
 import type * as Arrow from 'apache-arrow';
 import { CODEC_NAMES } from '../src/codec/codec.js';
 import { exportStore, FORMATS, importStore, MemStore, type ExportFormat, type MemoryRecord, type MemstoreErrorCode, type Metric, type OpenOptions, type StoredRecord } from '../src/index.js';
-import { damageText, rejectsWith, tempDir } from './helpers.js';
+import { damageText, rejectsWith, tempDir, recordsOf } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
 const arrow = (await import('apache-arrow')) as typeof Arrow;
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-
-/** Every record of the store in `dir`, by id, as get returns them. */
-async function recordsOf(dir: string): Promise<Map<string, StoredRecord>> {
-  const store = await MemStore.open(dir);
-  try {
-    const out = new Map<string, StoredRecord>();
-    for (const id of store.ids()) out.set(id, (await store.get(id))!);
-    return out;
-  } finally {
-    await store.close();
-  }
-}
 
 const bits = (v: Float32Array) => Array.from(new Uint32Array(v.buffer, v.byteOffset, v.length));
 

@@ -6,7 +6,7 @@ import { MAX_DIM, METRICS, type Metric, type OpenOptions } from '../options.js';
 import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { readFile } from './files.js';
 import { recordOf } from './rows.js';
-import { FILES, importMarkerPath } from '../store/files.js';
+import { FILES, importMarkerPath, syncDirSync } from '../store/files.js';
 
 /** How `importStore` reads and what store it makes: the options of `MemStore.open`, and the file's format. */
 export interface ImportOptions extends OpenOptions {
@@ -79,7 +79,7 @@ export async function importStore(file: string, dir: string, options: ImportOpti
     await store.close();
     // The store is whole and durable (close): from now on it opens.
     await rm(importMarkerPath(dir));
-    await syncDir(dir);
+    syncDirSync(dir);
     return { rows: n, records, dim };
   } catch (e) {
     await store?.close().catch(() => undefined);
@@ -129,14 +129,5 @@ async function writeMarker(dir: string): Promise<void> {
   } finally {
     await h.close();
   }
-  await syncDir(dir);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  syncDirSync(dir);
 }

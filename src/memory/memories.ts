@@ -85,6 +85,11 @@ function bad(message: string, field: string): MemstoreError {
   return new MemstoreError('INVALID_ARGUMENT', message, { field });
 }
 
+/** INVALID_ARGUMENT for a key of `o` (a memory's meta, or a filter) that is the memory API's own. */
+function refuseReserved(o: object, path: string): void {
+  for (const key of Object.keys(o)) if (key.startsWith(RESERVED_PREFIX)) throw bad(`${path}.${key}: keys starting with ${RESERVED_PREFIX} are the memory API's`, `${path}.${key}`);
+}
+
 function namespaceOf(v: unknown, field: string): string {
   if (v === undefined) return DEFAULT_NAMESPACE;
   if (typeof v !== 'string' || v.length === 0) throw bad(`${field} must be a non-empty string`, field);
@@ -161,7 +166,7 @@ export class Memories {
     const own = o.meta;
     if (own !== undefined) {
       if (own === null || typeof own !== 'object' || Array.isArray(own)) throw bad('meta must be an object', 'meta');
-      for (const key of Object.keys(own)) if (key.startsWith(RESERVED_PREFIX)) throw bad(`meta.${key}: keys starting with ${RESERVED_PREFIX} are the memory API's`, `meta.${key}`);
+      refuseReserved(own, 'meta');
     }
     if (o.id !== undefined) {
       checkId(o.id, 'id');
@@ -214,7 +219,7 @@ export class Memories {
     const since = timeOf(o.since, 'since');
     const until = timeOf(o.until, 'until');
     const user = resolveFilterOption(o.filter) ?? {};
-    for (const key of Object.keys(user)) if (key.startsWith(RESERVED_PREFIX)) throw bad(`filter.${key}: keys starting with ${RESERVED_PREFIX} are the memory API's`, `filter.${key}`);
+    refuseReserved(user, 'filter');
     const filter: Filter = { ...user, [NS]: namespace };
     const [vector] = await this.embedAll([query]);
     const now = Date.now();
@@ -242,7 +247,7 @@ export class Memories {
     const sel = what as { namespace?: string; filter?: Filter };
     const namespace = namespaceOf(sel.namespace, 'namespace');
     const user = resolveFilterOption(sel.filter) ?? {};
-    for (const key of Object.keys(user)) if (key.startsWith(RESERVED_PREFIX)) throw bad(`filter.${key}: keys starting with ${RESERVED_PREFIX} are the memory API's`, `filter.${key}`);
+    refuseReserved(user, 'filter');
     return this.host.delete(this.host.idsMatching({ ...user, [NS]: namespace }));
   }
 
