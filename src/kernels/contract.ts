@@ -66,3 +66,32 @@ export const SELECT_AT_LEAST = 'select_at_least';
 
 /** The exact kernels read 4 floats per step; callers zero-pad vectors to a multiple of this. */
 export const EXACT_DIM_STEP = 4;
+
+/** Bits per dimension of the rotated-quantization codes (CODECS.md, "rq1, rq2, rq4"). */
+export type RqBits = 1 | 2 | 4;
+export const RQ_BITS: readonly RqBits[] = [1, 2, 4];
+
+/** Metrics of the rq kernels: rotated codes are scored by inner product or by squared distance (cosine is a dot product there). */
+export type RqMetric = 'dot' | 'l2';
+export const RQ_METRICS: readonly RqMetric[] = ['dot', 'l2'];
+
+/** Dimensions one step of an rq kernel reads from each bit plane (16 bytes). */
+export const RQ_DIM_STEP = 128;
+
+/** Bytes of one bit plane of `dim` dimensions: one bit per dimension, padded with zero bits to a multiple of RQ_DIM_STEP. */
+export function rqPlaneBytes(dim: number): number {
+  return Math.ceil(dim / RQ_DIM_STEP) * (RQ_DIM_STEP / 8);
+}
+
+/** Bytes of an rq code: `bits` planes, then float32 ‖r‖² and float32 ‖r − r̃‖ (CODECS.md). */
+export function rqCodeBytes(bits: RqBits, dim: number): number {
+  return bits * rqPlaneBytes(dim) + 8;
+}
+
+/** Largest number of query bit planes an rq kernel takes. */
+export const RQ_MAX_QUERY_BITS = 8;
+
+/** Name under which the module exports the rq kernel for (bits, metric). */
+export function scanRqExportName(bits: RqBits, metric: RqMetric): string {
+  return `scanRq${bits}_${metric}`;
+}

@@ -1,5 +1,5 @@
 import type { CodecName } from '../codec/codec.js';
-import { isScaled, type I8Metric, type KernelMetric } from './contract.js';
+import { isScaled, type I8Metric, type KernelMetric, type RqBits, type RqMetric } from './contract.js';
 
 /**
  * Plain TypeScript versions of every kernel, with the same arguments as the WebAssembly exports
@@ -202,4 +202,61 @@ export function referenceSelectAtLeast(scores: Float32Array, floor: number): num
   const out: number[] = [];
   for (let i = 0; i < scores.length; i++) if (scores[i]! >= line) out.push(i);
   return out;
+}
+
+/** What an rq kernel takes of a query besides its bit planes (KERNELS.md, "Rotated codes"). */
+export interface RqQueryParams {
+  /** Query bit planes (1..RQ_MAX_QUERY_BITS). */
+  readonly qBits: number;
+  /** Step and lowest value of the query's levels: dimension i is lo + delta · q̄_i. */
+  readonly delta: number;
+  readonly lo: number;
+  /** m · Σ_i (lo + delta · q̄_i) over the real dimensions, m = (2^bits − 1) / 2. */
+  readonly corr: number;
+  /** ‖q‖² of the query (l2 only). */
+  readonly qNormSq: number;
+}
+
+function popcount8(x: number): number {
+  let c = 0;
+  for (let v = x; v !== 0; v &= v - 1) c++;
+  return c;
+}
+
+/**
+ * Reference of scanRq<bits>_<metric>: `qPlanes` holds params.qBits planes of `planeBytes` bytes,
+ * `codes` n codes of `stride` bytes (bits planes of planeBytes, then float32 ‖r‖² and ‖r − r̃‖),
+ * `scales` the n factors F. The integer sums are exact; the float steps replay the kernel's float32
+ * operations in order with Math.fround, so results must match bit for bit.
+ */
+export function referenceScanRq(
+  bits: RqBits,
+  metric: RqMetric,
+  qPlanes: Uint8Array,
+  params: RqQueryParams,
+  codes: Uint8Array,
+  scales: Float32Array,
+  n: number,
+  planeBytes: number,
+  stride: number,
+  out: Float32Array,
+): void {
+  const f = Math.fround;
+  const view = new DataView(codes.buffer, codes.byteOffset, codes.byteLength);
+  for (let j = 0; j < n; j++) {
+    const base = j * stride;
+    let dot = 0;
+    let sumU = 0;
+    for (let b = 0; b < bits; b++) {
+      for (let i = 0; i < planeBytes; i++) {
+        const u = codes[base + b * planeBytes + i]!;
+        sumU += popcount8(u) << b;
+        for (let c = 0; c < params.qBits; c++) dot += popcount8(u & qPlanes[c * planeBytes + i]!) << (b + c);
+      }
+    }
+    const inner = f(f(f(f(params.delta) * f(dot)) + f(f(params.lo) * f(sumU))) - f(params.corr));
+    const p = f(scales[j]! * inner);
+    if (metric === 'dot') out[j] = p;
+    else out[j] = -f(f(f(params.qNormSq) + view.getFloat32(base + bits * planeBytes, true)) - f(p + p));
+  }
 }
