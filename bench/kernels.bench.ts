@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
-import { getCodec, type CodecName } from '../src/codec/index.js';
+import { getScalarCodec, type ScalarCodecName } from '../src/codec/index.js';
 import {
   DIM_STEP,
   KERNEL_CODECS,
@@ -58,9 +58,9 @@ function randomUnitVector(dim: number): Float32Array {
  * 1/32 of the f16 values subnormal, and each SIMD multiply with a subnormal input takes a slow
  * microcode path on x86; see KERNELS.md.)
  */
-function encodedVectors(codec: CodecName, n: number, dim: number): { codes: Uint8Array; scales: Float32Array } {
-  const c = getCodec(codec);
-  const stride = dim * c.bytesPerDim;
+function encodedVectors(codec: ScalarCodecName, n: number, dim: number): { codes: Uint8Array; scales: Float32Array } {
+  const c = getScalarCodec(codec);
+  const stride = c.codeBytes(dim);
   const codes = new Uint8Array(n * stride);
   const scales = new Float32Array(n);
   for (let j = 0; j < n; j++) scales[j] = c.encode(randomUnitVector(dim), codes.subarray(j * stride, (j + 1) * stride));
@@ -104,7 +104,7 @@ function place(k: Kernels, data: ArrayBufferView): number {
   return ptr;
 }
 
-async function benchCodec(codec: CodecName, dim: number, opts: Required<KernelBenchOptions>): Promise<KernelBenchRow[]> {
+async function benchCodec(codec: ScalarCodecName, dim: number, opts: Required<KernelBenchOptions>): Promise<KernelBenchRow[]> {
   const k = kernels();
   const n = opts.vectors;
   const q = randomUnitVector(dim);

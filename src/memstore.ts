@@ -6,13 +6,14 @@ import { nodeFileLayer } from '../io/file-layer.js';
 import { BlobArena, type BlobRef } from './arena/arena.js';
 import { LookasideCache, type CacheStats } from './cache/lookaside.js';
 import type { Codec, CodecName } from './codec/codec.js';
-import { getCodec } from './codec/index.js';
+import { getCodec, isRqCodec } from './codec/index.js';
 import { MemstoreError } from './errors.js';
 import { checkBatch, checkId, checkIds, checkVector, vectorBounds, type VectorBounds } from './input.js';
 import { float32View } from './vector.js';
 import { MAX_BATCH_BYTES } from './limits.js';
 import { cloneMeta, type Meta } from './meta.js';
 import {
+  DEFAULT_OVERSAMPLE,
   resolveFilterOption,
   resolveOpenOptions,
   resolveSearchOptions,
@@ -230,7 +231,7 @@ export class MemStore {
     this.resident = new ResidentSampler(dir);
     this.searches = new SearchPath({
       metric: config.metric,
-      oversample: options.oversample,
+      oversample: options.oversample ?? DEFAULT_OVERSAMPLE[config.codec],
       space: this.space,
       reads: this.reads,
       scorer: this.scorer,
@@ -323,15 +324,15 @@ export class MemStore {
       let config = state.readConfig();
       if (config === undefined) {
         config = createConfig(opts, dir);
-        await state.create(config, config.pca === null);
+        await state.create(config, config.pca === null && !isRqCodec(config.codec));
       } else {
         checkReopen(config, opts);
       }
       const checkpoint = state.readCheckpoint();
       const trained = state.readTrained();
       const pca = trained ? state.readPca() : undefined;
-      if (trained && config.pca !== null && pca === undefined) {
-        throw new MemstoreError('CORRUPTION', `${dir}: store is marked trained but holds no PCA model`, { file: statePath(dir), offset: 'pca' });
+      if (trained && (config.pca !== null || isRqCodec(config.codec)) && pca === undefined) {
+        throw new MemstoreError('CORRUPTION', `${dir}: store is marked trained but holds no PCA or rotation model`, { file: statePath(dir), offset: 'pca' });
       }
       arena = await BlobArena.open({ dir, files: opts.files, generation: checkpoint.arenaGeneration }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the text arena');
@@ -586,7 +587,7 @@ export class MemStore {
     try {
       next.reserve(flat.size, flat.idBytes);
       // A copy: the view recordAt() gives goes stale when the pages' allocations grow linear memory.
-      const code = new Uint8Array(flat.dim * flat.codec.bytesPerDim);
+      const code = new Uint8Array(flat.codec.codeBytes(flat.dim));
       for (let slot = 0; slot < flat.size; slot++) {
         const id = flat.idAt(slot);
         const r = flat.recordAt(slot);
@@ -638,7 +639,7 @@ export class MemStore {
    * buffered), and training is retried by the next add.
    */
   private train(): void {
-    if (this.config.pca === null) return;
+    if (!this.space.fits) return;
     let fitted: Fitted | undefined;
     let next: VectorIndex | undefined;
     try {

@@ -1,4 +1,19 @@
 import { CODEC_NAMES, type CodecName } from './codec/codec.js';
+
+/**
+ * Candidates per result a rescored search takes from the scan, by codec: the cap of rescoring. The
+ * coarser the codes, the deeper the true neighbours can rank by estimate (README, "Rotated codes").
+ */
+export const DEFAULT_OVERSAMPLE: Readonly<Record<CodecName, number>> = {
+  f32: 4,
+  f16: 4,
+  int8: 4,
+  'fp8-e4m3': 4,
+  'fp8-e5m2': 4,
+  rq4: 10,
+  rq2: 16,
+  rq1: 32,
+};
 import { MemstoreError } from './errors.js';
 import { isPlainObject, readGuarded } from './input.js';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
@@ -66,7 +81,10 @@ export interface OpenOptions {
    * @default true
    */
   rescore?: boolean;
-  /** Candidates taken from the quantized scan per requested result when rescoring. @default 4 */
+  /**
+   * Candidates taken from the quantized scan per requested result when rescoring: the most a search
+   * rescores, since error bounds let the hopeless ones go unread. @default 4 (int8, fp8, f16, f32), 10 (rq4), 16 (rq2), 32 (rq1)
+   */
   oversample?: number;
   /** When a write's promise resolves: after fsync ('always'), after at most a few ms ('batch'), or when the OS writes ('none'). @default 'always' */
   durability?: Durability;
@@ -104,7 +122,8 @@ export interface ResolvedOpenOptions {
   readonly pca: PcaOption | undefined;
   readonly trainSize: number | undefined;
   readonly rescore: boolean | undefined;
-  readonly oversample: number;
+  /** Undefined: the codec's default (DEFAULT_OVERSAMPLE). */
+  readonly oversample: number | undefined;
   readonly durability: Durability;
   readonly cache: Readonly<Required<CacheOptions>> | false;
   readonly checkpointBytes: number;
@@ -259,7 +278,7 @@ function resolveOpen(options: OpenOptions | undefined): ResolvedOpenOptions {
     pca: resolvePca(o['pca']),
     trainSize: o['trainSize'] === undefined ? undefined : positiveInt('trainSize', o['trainSize'], 10_000_000),
     rescore: optionalBoolean('rescore', o['rescore']),
-    oversample: o['oversample'] === undefined ? 4 : positiveInt('oversample', o['oversample'], 1000),
+    oversample: o['oversample'] === undefined ? undefined : positiveInt('oversample', o['oversample'], 1000),
     durability: o['durability'] === undefined ? 'always' : oneOf('durability', o['durability'], DURABILITIES),
     cache: resolveCache(o['cache']),
     checkpointBytes: o['checkpointBytes'] === undefined ? 64 << 20 : positiveInt('checkpointBytes', o['checkpointBytes']),

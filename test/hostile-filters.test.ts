@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { MemStore, type OpenOptions } from '../src/index.js';
-import { CODEC_NAMES } from '../src/codec/codec.js';
+import { CODEC_NAMES, isRqCodec } from '../src/codec/codec.js';
 import { FilterColumns, MAX_VALUES } from '../src/filter/columns.js';
 import { matchesFilter } from '../src/filter/match.js';
 import type { Filter, Metric } from '../src/options.js';
@@ -211,7 +211,7 @@ test('hostile filters: the gather kernel of the matching scan scores as the bloc
   for (const codec of CODEC_NAMES) {
     for (const metric of metrics) {
       for (const [dim, pca, pages] of [[13, undefined, false], [33, undefined, false], [24, 5, false], [13, undefined, true], [24, 5, true]] as const) {
-        const store = await MemStore.open(tempDir(), { dim, codec, metric, cache: false, durability: 'none', pages: pages ? { from: 40, maxPage: 16 } : false, ...(pca === undefined ? {} : { pca: { dims: pca }, trainSize: 60 }) });
+        const store = await MemStore.open(tempDir(), { dim, codec, metric, cache: false, durability: 'none', pages: pages ? { from: 40, maxPage: 16 } : false, ...(pca === undefined ? {} : { pca: { dims: pca } }), ...(pca === undefined && !isRqCodec(codec) ? {} : { trainSize: 60 }) });
         try {
           const vectors = clustered(120, dim, dim + 1);
           await store.add(vectors.map((vector, i) => ({ id: `r${i}`, vector, meta: { one: i % 37 === 0, few: i % 9 } })));

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { CodecName } from '../src/codec/codec.js';
-import { f16ToF32, fp8E4M3DecodeTable, fp8E5M2DecodeTable, getCodec } from '../src/codec/index.js';
+import type { ScalarCodecName } from '../src/codec/codec.js';
+import { f16ToF32, fp8E4M3DecodeTable, fp8E5M2DecodeTable, getScalarCodec } from '../src/codec/index.js';
 import {
   BYTES_PER_DIM,
   KERNEL_CODECS,
@@ -25,7 +25,7 @@ function gaussian(rand: () => number): number {
 }
 
 /** Code values the codecs can produce: everything but NaN/Inf patterns, and -128 for int8. */
-const VALID: Readonly<Record<CodecName, (bits: number) => boolean>> = {
+const VALID: Readonly<Record<ScalarCodecName, (bits: number) => boolean>> = {
   f32: () => true,
   f16: (h) => (h & 0x7c00) !== 0x7c00,
   int8: (b) => b !== 0x80,
@@ -34,7 +34,7 @@ const VALID: Readonly<Record<CodecName, (bits: number) => boolean>> = {
 };
 
 /** Subnormal codes (exponent field zero) for f16 and fp8, the extremes ±127 for int8, small f32 values. */
-function specialValue(codec: CodecName, rand: () => number): number {
+function specialValue(codec: ScalarCodecName, rand: () => number): number {
   const sign = rand() < 0.5 ? 1 : 0;
   switch (codec) {
     case 'f32':
@@ -50,7 +50,7 @@ function specialValue(codec: CodecName, rand: () => number): number {
   }
 }
 
-function randomValue(codec: CodecName, rand: () => number): number {
+function randomValue(codec: ScalarCodecName, rand: () => number): number {
   if (codec === 'f32') return gaussian(rand) * 2;
   const range = codec === 'f16' ? 65536 : 256;
   for (;;) {
@@ -63,7 +63,7 @@ function randomValue(codec: CodecName, rand: () => number): number {
  * n codes of `dim` dimensions cycling through four kinds (random, special, random, all-zero), so
  * that n = 3 already meets subnormals or int8 extremes and n = 4 an all-zero code.
  */
-function randomCodes(codec: CodecName, n: number, dim: number, rand: () => number): Uint8Array {
+function randomCodes(codec: ScalarCodecName, n: number, dim: number, rand: () => number): Uint8Array {
   const bytes = new Uint8Array(n * dim * BYTES_PER_DIM[codec]);
   const f32 = new Float32Array(bytes.buffer);
   const u16 = new Uint16Array(bytes.buffer, 0, bytes.length >> 1);
@@ -106,7 +106,7 @@ function inWasm<T>(arrays: readonly ArrayBufferView[], fn: (...ptrs: number[]) =
 }
 
 function wasmScan(
-  codec: CodecName,
+  codec: ScalarCodecName,
   metric: KernelMetric,
   q: Float32Array,
   codes: Uint8Array,
@@ -122,7 +122,7 @@ function wasmScan(
 }
 
 /** Unscaled value of dimension i of code j, by the reference's arithmetic decode. */
-function decoded(codec: CodecName, codes: Uint8Array, at: number): number {
+function decoded(codec: ScalarCodecName, codes: Uint8Array, at: number): number {
   const view = new DataView(codes.buffer, codes.byteOffset);
   switch (codec) {
     case 'f32':
@@ -151,7 +151,7 @@ const U = 2 ** -24;
  * This is a bound, not a fudge: it scales with the magnitudes, never with the result alone.
  */
 function tolerance(
-  codec: CodecName,
+  codec: ScalarCodecName,
   metric: KernelMetric,
   q: Float32Array,
   codes: Uint8Array,
@@ -289,7 +289,7 @@ describe('in-register decode is exact for every finite code value', () => {
    * A one-hot query makes the dot score exactly the decoded value of that dimension (the other
    * products are zeros), so each scan reads one dimension of every code bit for bit.
    */
-  function decodeAll(codec: CodecName, values: readonly number[], dim: number): void {
+  function decodeAll(codec: ScalarCodecName, values: readonly number[], dim: number): void {
     const n = Math.ceil(values.length / dim);
     const codes = new Uint8Array(n * dim * BYTES_PER_DIM[codec]);
     const view = new DataView(codes.buffer);
@@ -309,7 +309,7 @@ describe('in-register decode is exact for every finite code value', () => {
     }
   }
 
-  const finite = (codec: CodecName, count: number): number[] =>
+  const finite = (codec: ScalarCodecName, count: number): number[] =>
     Array.from({ length: count }, (_, bits) => bits).filter(VALID[codec]);
 
   it('fp8-e4m3: all 254 non-NaN bytes', () => decodeAll('fp8-e4m3', finite('fp8-e4m3', 256), 256));
@@ -339,14 +339,14 @@ describe('kernels agree with the codecs', () => {
     const dim = 384;
     const n = 9;
     for (const codec of KERNEL_CODECS) {
-      const c = getCodec(codec);
-      const codes = new Uint8Array(n * dim * c.bytesPerDim);
+      const c = getScalarCodec(codec);
+      const codes = new Uint8Array(n * c.codeBytes(dim));
       const scales = new Float32Array(n);
       const decodedCodes = new Float32Array(n * dim);
       for (let j = 0; j < n; j++) {
         const v = Float32Array.from({ length: dim }, () => gaussian(rand) * (j === 0 ? 1e3 : 0.05));
         if (j === 1) v.fill(0, 0, dim / 2);
-        const code = codes.subarray(j * dim * c.bytesPerDim, (j + 1) * dim * c.bytesPerDim);
+        const code = codes.subarray(j * c.codeBytes(dim), (j + 1) * c.codeBytes(dim));
         scales[j] = c.encode(v, code);
         c.decode(code, scales[j]!, decodedCodes.subarray(j * dim, (j + 1) * dim));
       }

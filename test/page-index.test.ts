@@ -80,7 +80,7 @@ for (const [codec, metric] of [['int8', 'cosine'], ['int8', 'dot'], ['f16', 'l2'
               flat.put(id, v);
               paged.put(id, v);
             } else {
-              const code = flat.code('v0') ?? { code: new Uint8Array(DIM * getCodec(codec).bytesPerDim), scale: 1 };
+              const code = flat.code('v0') ?? { code: new Uint8Array(getCodec(codec).codeBytes(DIM)), scale: 1 };
               flat.putCode(id, code.code, code.scale);
               paged.putCode(id, code.code, code.scale);
             }

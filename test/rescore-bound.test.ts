@@ -57,7 +57,7 @@ function check({ metric, codec, vectors, query }: Case): void {
     let squared = 0;
     for (let i = 0; i < dim; i++) squared += (scan.vector[i]! - kernelQuery[i]!) ** 2;
     assert.equal(index.kernelQueryError(scan), Math.sqrt(squared), 'the query error is the distance to the kernel query');
-    const bound = rescoreBound(index, scan, index.kernelQueryError(scan), false);
+    const bound = rescoreBound(index, scan, index.kernelQueryError(scan), false, 0);
     assert.ok(bound !== undefined, `${codec} has an error bound`);
     const top = new TopK(vectors.length);
     index.search(scan, top, {});
@@ -83,14 +83,14 @@ test('rescore bound: none for codecs without an error bound, nor for a projected
     const index = new FlatIndex(getCodec(codec), 4, true);
     index.put('a', Float32Array.of(1, 2, 3, 4));
     const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };
-    assert.equal(rescoreBound(index, scan, index.kernelQueryError(scan), false), undefined, codec);
+    assert.equal(rescoreBound(index, scan, index.kernelQueryError(scan), false, 0), undefined, codec);
     index.free();
   }
   const index = new FlatIndex(getCodec('int8'), 4, true);
   index.put('a', Float32Array.of(1, 2, 3, 4));
   const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };
-  assert.equal(rescoreBound(index, scan, index.kernelQueryError(scan), true), undefined, 'projected');
-  assert.ok(rescoreBound(index, scan, index.kernelQueryError(scan), false) !== undefined);
+  assert.equal(rescoreBound(index, scan, index.kernelQueryError(scan), true, 0), undefined, 'projected');
+  assert.ok(rescoreBound(index, scan, index.kernelQueryError(scan), false, 0) !== undefined);
   index.free();
 });
 

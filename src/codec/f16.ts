@@ -1,4 +1,4 @@
-import type { Codec } from './codec.js';
+import { scalarSizes, type ScalarCodec } from './codec.js';
 import { MemstoreError } from '../errors.js';
 
 // One shared scratch pair for bit casts: encode runs once per inserted vector and must not allocate.
@@ -61,9 +61,10 @@ export function f16ToF32(h: number): number {
 }
 
 /** IEEE 754 binary16, two bytes little-endian per dimension, unscaled. See CODECS.md. */
-export const f16Codec: Codec = {
+export const f16Codec: ScalarCodec = {
   name: 'f16',
   bytesPerDim: 2,
+  ...scalarSizes(2),
   scaled: false,
 
   encode(src: Float32Array, out: Uint8Array): number {

@@ -1,4 +1,4 @@
-import type { Codec } from './codec.js';
+import { scalarSizes, type ScalarCodec } from './codec.js';
 import { MemstoreError } from '../errors.js';
 
 // One shared scratch pair for bit casts: encode runs once per inserted vector and must not allocate.
@@ -6,9 +6,10 @@ const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
 /** Identity codec: each dimension is its float32 bit pattern, little-endian. See CODECS.md. */
-export const f32Codec: Codec = {
+export const f32Codec: ScalarCodec = {
   name: 'f32',
   bytesPerDim: 4,
+  ...scalarSizes(4),
   scaled: false,
 
   encode(src: Float32Array, out: Uint8Array): number {

@@ -1,11 +1,11 @@
-import { maxAbsFinite, type Codec, type CodecName } from './codec.js';
+import { maxAbsFinite, scalarSizes, type ScalarCodec, type ScalarCodecName } from './codec.js';
 import { MemstoreError } from '../errors.js';
 
 /** The two OCP 8-bit floating point (OFP8) formats. */
 export type Fp8Format = 'e4m3' | 'e5m2';
 
 interface Fp8Layout {
-  readonly codecName: CodecName;
+  readonly codecName: ScalarCodecName;
   readonly mantissaBits: number;
   readonly exponentBits: number;
   readonly bias: number;
@@ -107,10 +107,11 @@ export function encodeFp8(x: number, format: Fp8Format): number {
   return format === 'e4m3' ? encodeE4M3(x) : encodeE5M2(x);
 }
 
-function makeCodec(f: Fp8Layout, table: Float32Array, fmax: number, encodeOne: (x: number) => number): Codec {
+function makeCodec(f: Fp8Layout, table: Float32Array, fmax: number, encodeOne: (x: number) => number): ScalarCodec {
   return {
     name: f.codecName,
     bytesPerDim: 1,
+    ...scalarSizes(1),
     scaled: true,
 
     encode(src: Float32Array, out: Uint8Array): number {
@@ -145,6 +146,6 @@ function makeCodec(f: Fp8Layout, table: Float32Array, fmax: number, encodeOne: (
 }
 
 /** OFP8 E4M3 with a per-vector float32 scale mapping max|x| to 448. See CODECS.md. */
-export const fp8E4M3Codec: Codec = makeCodec(E4M3, fp8E4M3DecodeTable, FP8_E4M3_MAX, encodeE4M3);
+export const fp8E4M3Codec: ScalarCodec = makeCodec(E4M3, fp8E4M3DecodeTable, FP8_E4M3_MAX, encodeE4M3);
 /** OFP8 E5M2 with a per-vector float32 scale mapping max|x| to 57344. See CODECS.md. */
-export const fp8E5M2Codec: Codec = makeCodec(E5M2, fp8E5M2DecodeTable, FP8_E5M2_MAX, encodeE5M2);
+export const fp8E5M2Codec: ScalarCodec = makeCodec(E5M2, fp8E5M2DecodeTable, FP8_E5M2_MAX, encodeE5M2);

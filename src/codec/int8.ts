@@ -1,4 +1,4 @@
-import { maxAbsFinite, type Codec } from './codec.js';
+import { maxAbsFinite, scalarSizes, type ScalarCodec } from './codec.js';
 import { MemstoreError } from '../errors.js';
 
 /** Largest code magnitude; -128 is never emitted so that negating a code cannot overflow. */
@@ -17,9 +17,10 @@ const u32 = new Uint32Array(f32.buffer);
  * Symmetric int8: one float32 scale s = fround(max|x| / 127) per vector and two's-complement
  * codes round_half_even(x / s) clamped to [-127, 127]. See CODECS.md.
  */
-export const int8Codec: Codec = {
+export const int8Codec: ScalarCodec = {
   name: 'int8',
   bytesPerDim: 1,
+  ...scalarSizes(1),
   scaled: true,
 
   encode(src: Float32Array, out: Uint8Array): number {

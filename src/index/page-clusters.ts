@@ -78,7 +78,7 @@ export class PageClusters {
     this.clustering = metric === 'cosine' ? 'cosine' : 'l2';
     this.pages = new PageStore(codec, dim);
     this.router = new CentroidRouter(dim, this.routing);
-    this.codeScratch = new Uint8Array(dim * codec.bytesPerDim);
+    this.codeScratch = new Uint8Array(codec.codeBytes(dim));
     this.decoded = new Float32Array(dim);
     this.centroidScratch = new Float32Array(dim);
   }
@@ -149,7 +149,7 @@ export class PageClusters {
   expectLoad(records: number): void {
     if (this.staging !== undefined) return;
     if (this.pages.size > 0) throw new Error('load() fills empty page clusters only');
-    this.staging = new LoadStaging(this.dim * this.codec.bytesPerDim, records);
+    this.staging = new LoadStaging(this.codec.codeBytes(this.dim), records);
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import type { FilterColumns } from '../filter/columns.js';
 import type { KernelMetric } from '../kernels/index.js';
-import { kernelQueryOf, paddedDim, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
+import { kernelQueryOf, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
 import { LargestNorm } from '../scan/largest-norm.js';
 import { SlotTable } from '../scan/slot-table.js';
 import type { TopK } from '../scan/topk.js';
@@ -74,7 +74,7 @@ export class PageIndex implements VectorIndex {
     metric: KernelMetric,
     options: PageIndexOptions = {},
   ) {
-    this.stride = paddedDim(dim) * codec.bytesPerDim;
+    this.stride = codec.strideBytes(dim);
     const maxPage = options.maxPage ?? PAGE_INDEX_DEFAULTS.maxPage;
     this.clusters = new PageClusters(codec, dim, metric, { maxPage, seed: options.seed ?? PAGE_INDEX_DEFAULTS.seed }, (slot) => this.relocated.add(this.slots.idAt(slot)));
     this.norms = new LargestNorm(codec, dim);
@@ -145,7 +145,7 @@ export class PageIndex implements VectorIndex {
   }
 
   putCode(id: string, code: Uint8Array, scale: number): void {
-    const codeBytes = this.dim * this.codec.bytesPerDim;
+    const codeBytes = this.codec.codeBytes(this.dim);
     if (code.length !== codeBytes) throw new RangeError(`code of ${code.length} bytes, expected ${codeBytes}`);
     const slot = this.freshSlot(id);
     this.clusters.addCode(slot, code, scale);
@@ -153,7 +153,7 @@ export class PageIndex implements VectorIndex {
   }
 
   loadRecord(r: LoadedRecord): VectorPlace | undefined {
-    const codeBytes = this.dim * this.codec.bytesPerDim;
+    const codeBytes = this.codec.codeBytes(this.dim);
     if (r.codeAt < 0 || r.codeBytes !== codeBytes) throw new RangeError(`code of ${r.codeBytes} bytes, expected ${codeBytes}`);
     // Room for the checkpoint's records at once (a no-op after the first record).
     this.clusters.expectLoad(Number.isFinite(this.pageLimit) ? this.pageLimit : 0);

@@ -61,7 +61,7 @@ export class PageStore {
     readonly dim: number,
   ) {
     this.paddedDim = paddedDim(dim);
-    this.stride = this.paddedDim * codec.bytesPerDim;
+    this.stride = codec.strideBytes(this.dim);
     this.query = new QueryScratch(codec, dim, this.paddedDim);
   }
 
@@ -136,7 +136,7 @@ export class PageStore {
   add(slot: number, page: number, code: Uint8Array, scale: number): void {
     if (!(Number.isInteger(slot) && slot >= 0)) throw new RangeError(`slot must be a non-negative integer, got ${slot}`);
     if (this.has(slot)) throw new RangeError(`slot ${slot} already holds a vector`);
-    if (code.length !== this.dim * this.codec.bytesPerDim) throw new RangeError(`a code has ${this.dim * this.codec.bytesPerDim} bytes, not ${code.length}`);
+    if (code.length !== this.codec.codeBytes(this.dim)) throw new RangeError(`a code has ${this.codec.codeBytes(this.dim)} bytes, not ${code.length}`);
     const p = this.pageAt(page);
     if (p.count === p.room) this.resize(p, roomFor(p.room + 1));
     const row = p.count++;
@@ -206,7 +206,7 @@ export class PageStore {
     const p = this.pages[this.pageOf(slot)]!;
     const row = this.rowOfSlot[slot]!;
     const at = p.codes + row * this.stride;
-    return { code: this.mem.u8().subarray(at, at + this.dim * this.codec.bytesPerDim), scale: this.mem.f32()[(p.scales >> 2) + row]! };
+    return { code: this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), scale: this.mem.f32()[(p.scales >> 2) + row]! };
   }
 
   /** The query as the scan kernels see it (QueryScratch.kernelForm). */

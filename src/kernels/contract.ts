@@ -1,4 +1,4 @@
-import type { CodecName } from '../codec/codec.js';
+import type { ScalarCodecName } from '../codec/codec.js';
 
 /**
  * The calling contract shared by the WAT generator, the loader and the TypeScript reference:
@@ -10,12 +10,12 @@ export type KernelMetric = 'dot' | 'cosine' | 'l2';
 /** Metrics of the int8-query kernels; l2 has no integer form because the scales do not factor out. */
 export type I8Metric = 'dot' | 'cosine';
 
-export const KERNEL_CODECS: readonly CodecName[] = ['f32', 'f16', 'int8', 'fp8-e4m3', 'fp8-e5m2'];
+export const KERNEL_CODECS: readonly ScalarCodecName[] = ['f32', 'f16', 'int8', 'fp8-e4m3', 'fp8-e5m2'];
 export const KERNEL_METRICS: readonly KernelMetric[] = ['dot', 'cosine', 'l2'];
 export const I8_METRICS: readonly I8Metric[] = ['dot', 'cosine'];
 
 /** Bytes of one dimension of a stored code; kept here so the kernels do not depend on codec objects. */
-export const BYTES_PER_DIM: Readonly<Record<CodecName, 1 | 2 | 4>> = {
+export const BYTES_PER_DIM: Readonly<Record<ScalarCodecName, 1 | 2 | 4>> = {
   f32: 4,
   f16: 2,
   int8: 1,
@@ -24,7 +24,7 @@ export const BYTES_PER_DIM: Readonly<Record<CodecName, 1 | 2 | 4>> = {
 };
 
 /** Codecs whose codes carry a per-vector float32 scale; f32 and f16 kernels never read the scales. */
-export function isScaled(codec: CodecName): boolean {
+export function isScaled(codec: ScalarCodecName): boolean {
   return codec === 'int8' || codec === 'fp8-e4m3' || codec === 'fp8-e5m2';
 }
 
@@ -43,7 +43,7 @@ export const ALIGN = 16;
 export const MAX_I8_DIM = 131056;
 
 /** Name under which the module exports the float-query kernel for (codec, metric). */
-export function scanExportName(codec: CodecName, metric: KernelMetric): string {
+export function scanExportName(codec: ScalarCodecName, metric: KernelMetric): string {
   return `scan_${codec.replace('-', '_')}_${metric}`;
 }
 

@@ -1,4 +1,4 @@
-import type { CodecName } from '../codec/codec.js';
+import type { ScalarCodecName } from '../codec/codec.js';
 import { isScaled, type I8Metric, type KernelMetric, type RqBits, type RqMetric } from './contract.js';
 
 /**
@@ -67,7 +67,7 @@ function lookupDecoder(src: Uint8Array | Uint16Array, lut: Float32Array): CodeDe
 }
 
 /** Element j · dim of the decoder's source array is the start of code j, for every codec. */
-function decoderFor(codec: Exclude<CodecName, 'f32'>, codes: Uint8Array): CodeDecoder {
+function decoderFor(codec: Exclude<ScalarCodecName, 'f32'>, codes: Uint8Array): CodeDecoder {
   switch (codec) {
     case 'f16':
       return lookupDecoder(viewOf(codes, 2, (b, o, l) => new Uint16Array(b, o, l)), (f16Table ??= table(65536, decodeF16)));
@@ -95,7 +95,7 @@ interface DecodedCodes {
   at(j: number): number;
 }
 
-function decodedCodes(codec: CodecName, codes: Uint8Array, dim: number): DecodedCodes {
+function decodedCodes(codec: ScalarCodecName, codes: Uint8Array, dim: number): DecodedCodes {
   if (codec === 'f32') {
     const values = viewOf(codes, 4, (b, o, l) => new Float32Array(b, o, l));
     return { values, at: (j) => j * dim };
@@ -137,7 +137,7 @@ function squaredDistance(q: Float32Array, d: Float32Array, base: number, dim: nu
  * bytes, `scales` n scales (ignored for f32 and f16), and n scores go to `out`.
  */
 export function referenceScan(
-  codec: CodecName,
+  codec: ScalarCodecName,
   metric: KernelMetric,
   q: Float32Array,
   codes: Uint8Array,

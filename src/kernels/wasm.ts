@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { CodecName } from '../codec/codec.js';
+import type { ScalarCodecName } from '../codec/codec.js';
 import {
   DIM_STEP,
   EXACT_DIM_STEP,
@@ -56,7 +56,7 @@ export interface Kernels {
    * multiple of 16.
    */
   scan(
-    codec: CodecName,
+    codec: ScalarCodecName,
     metric: KernelMetric,
     qPtr: number,
     codesPtr: number,
@@ -88,14 +88,14 @@ export interface Kernels {
   /** As exactDotNorm, writing n float64 ‖q − x‖², exactly as vector.ts's squaredDistance(). */
   exactSquaredDistance(qPtr: number, xPtr: number, n: number, dim: number, outPtr: number): void;
   /** The unchecked export behind scan(codec, metric, …), for callers that validate once. */
-  scanFunction(codec: CodecName, metric: KernelMetric): ScanFn;
+  scanFunction(codec: ScalarCodecName, metric: KernelMetric): ScanFn;
   /** The unchecked export behind scanI8(metric, …). */
   scanI8Function(metric: I8Metric): ScanI8Fn;
   /**
    * The gather form of scan(codec, metric, …), unchecked: each score is bit for bit the one the
    * contiguous kernel gives the same code and scale.
    */
-  gatherFunction(codec: CodecName, metric: KernelMetric): GatherFn;
+  gatherFunction(codec: ScalarCodecName, metric: KernelMetric): GatherFn;
   /** The gather form of scanI8(metric, …), unchecked. */
   gatherI8Function(metric: I8Metric): GatherI8Fn;
   /**
@@ -123,7 +123,7 @@ function checkExactShape(n: number, dim: number): void {
 const MAX_SCAN_DIM = 2 ** 30;
 
 class WasmKernels implements Kernels {
-  private readonly scans: Readonly<Record<CodecName, Readonly<Record<KernelMetric, ScanFn>>>>;
+  private readonly scans: Readonly<Record<ScalarCodecName, Readonly<Record<KernelMetric, ScanFn>>>>;
   private readonly scansI8: Readonly<Record<I8Metric, ScanI8Fn>>;
   private readonly gathers: ReadonlyMap<string, GatherFn>;
   private readonly gathersI8: ReadonlyMap<I8Metric, GatherI8Fn>;
@@ -140,12 +140,12 @@ class WasmKernels implements Kernels {
       if (typeof fn !== 'function') throw new Error(`kernels.wasm does not export ${name}`);
       return fn as (...args: number[]) => void;
     };
-    const byMetric = (codec: CodecName): Record<KernelMetric, ScanFn> => {
+    const byMetric = (codec: ScalarCodecName): Record<KernelMetric, ScanFn> => {
       const entries = KERNEL_METRICS.map((metric) => [metric, exported(scanExportName(codec, metric))]);
       return Object.fromEntries(entries) as Record<KernelMetric, ScanFn>;
     };
     this.scans = Object.fromEntries(KERNEL_CODECS.map((codec) => [codec, byMetric(codec)])) as Record<
-      CodecName,
+      ScalarCodecName,
       Record<KernelMetric, ScanFn>
     >;
     this.scansI8 = Object.fromEntries(
@@ -170,7 +170,7 @@ class WasmKernels implements Kernels {
     this.exactL2(qPtr, xPtr, n, dim, outPtr);
   }
 
-  scanFunction(codec: CodecName, metric: KernelMetric): ScanFn {
+  scanFunction(codec: ScalarCodecName, metric: KernelMetric): ScanFn {
     const fn = this.scans[codec]?.[metric];
     if (fn === undefined) throw new RangeError(`no kernel for codec ${codec} and metric ${metric}`);
     return fn;
@@ -182,7 +182,7 @@ class WasmKernels implements Kernels {
     return fn;
   }
 
-  gatherFunction(codec: CodecName, metric: KernelMetric): GatherFn {
+  gatherFunction(codec: ScalarCodecName, metric: KernelMetric): GatherFn {
     const fn = this.gathers.get(scanExportName(codec, metric));
     if (fn === undefined) throw new RangeError(`no kernel for codec ${codec} and metric ${metric}`);
     return fn;
@@ -195,7 +195,7 @@ class WasmKernels implements Kernels {
   }
 
   scan(
-    codec: CodecName,
+    codec: ScalarCodecName,
     metric: KernelMetric,
     qPtr: number,
     codesPtr: number,

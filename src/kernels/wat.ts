@@ -1,4 +1,4 @@
-import type { CodecName } from '../codec/codec.js';
+import type { ScalarCodecName } from '../codec/codec.js';
 import {
   BYTES_PER_DIM,
   EXACT_DOT_NORM,
@@ -127,7 +127,7 @@ function fp8Decoder(kind: 'e4m3' | 'e5m2'): Decoder {
   };
 }
 
-const DECODERS: Readonly<Record<CodecName, Decoder>> = {
+const DECODERS: Readonly<Record<ScalarCodecName, Decoder>> = {
   f32: {
     scaled: false,
     constants: {},
@@ -274,7 +274,7 @@ function scanFunction(body: KernelBody, layout: Layout): string {
   return [signature, ...declarations, text, ')'].join('\n');
 }
 
-function floatKernel(codec: CodecName, metric: KernelMetric, block: number, layout: Layout): string {
+function floatKernel(codec: ScalarCodecName, metric: KernelMetric, block: number, layout: Layout): string {
   const decoder = DECODERS[codec];
   const q = (k: number): string => get(`q${k}`);
   const d = (k: number): string => get(`d${k}`);

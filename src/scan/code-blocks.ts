@@ -126,7 +126,7 @@ export class CodeBlocks {
     readonly places = false,
   ) {
     this.paddedDim = paddedDim(dim);
-    this.stride = this.paddedDim * codec.bytesPerDim;
+    this.stride = codec.strideBytes(this.dim);
     this.norms = new LargestNorm(codec, dim);
     this.query = new QueryScratch(codec, dim, this.paddedDim);
     this.slots = new SlotTable(places, blockVectors);
@@ -236,7 +236,7 @@ export class CodeBlocks {
     const slot = this.slotFor(id);
     const at = this.codeAddress(slot);
     const u8 = this.mem.u8();
-    const codeBytes = this.dim * this.codec.bytesPerDim;
+    const codeBytes = this.codec.codeBytes(this.dim);
     const scale = this.codec.encode(vector, u8.subarray(at, at + codeBytes));
     u8.fill(0, at + codeBytes, at + this.stride);
     this.mem.f32()[this.scaleAddress(slot) >> 2] = scale;
@@ -245,7 +245,7 @@ export class CodeBlocks {
 
   /** Stores an already-encoded code (length dim · bytesPerDim), as loaded from disk. */
   putCode(id: string, code: Uint8Array, scale: number): void {
-    const codeBytes = this.dim * this.codec.bytesPerDim;
+    const codeBytes = this.codec.codeBytes(this.dim);
     if (code.length !== codeBytes) throw new RangeError(`code of ${code.length} bytes, expected ${codeBytes}`);
     const slot = this.slotFor(id);
     const at = this.codeAddress(slot);
@@ -265,7 +265,7 @@ export class CodeBlocks {
     const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
     const row = slot % this.blockVectors;
     const at = block.codes + row * this.stride;
-    const code = this.mem.u8().subarray(at, at + this.dim * this.codec.bytesPerDim);
+    const code = this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim));
     const scale = this.mem.f32()[(block.scales >> 2) + row]!;
     return {
       idBytes,
@@ -285,7 +285,7 @@ export class CodeBlocks {
    * the id was already there with one (so the caller can release it), else undefined.
    */
   loadRecord(r: LoadedRecord): VectorPlace | undefined {
-    const codeBytes = this.dim * this.codec.bytesPerDim;
+    const codeBytes = this.codec.codeBytes(this.dim);
     if (r.codeAt < 0 || r.codeBytes !== codeBytes) throw new RangeError(`code of ${r.codeBytes} bytes, expected ${codeBytes}`);
     if (!this.places) throw new RangeError('this index keeps no places');
     const { slot, added } = this.slots.slotForBytes(r.block, r.idAt, r.idLength);
@@ -325,7 +325,7 @@ export class CodeBlocks {
   private noteNorm(slot: number): void {
     if (!this.norms.known) return;
     const at = this.codeAddress(slot);
-    this.norms.note(this.mem.u8().subarray(at, at + this.dim * this.codec.bytesPerDim), this.mem.f32()[this.scaleAddress(slot) >> 2]!);
+    this.norms.note(this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), this.mem.f32()[this.scaleAddress(slot) >> 2]!);
   }
 
   /**
@@ -359,7 +359,7 @@ export class CodeBlocks {
     if (slot === undefined) return undefined;
     const at = this.codeAddress(slot);
     return {
-      code: this.mem.u8().slice(at, at + this.dim * this.codec.bytesPerDim),
+      code: this.mem.u8().slice(at, at + this.codec.codeBytes(this.dim)),
       scale: this.mem.f32()[this.scaleAddress(slot) >> 2]!,
     };
   }

@@ -1,4 +1,7 @@
-import type { Codec } from '../codec/codec.js';
+import { isRqCodec, type Codec, type ScalarCodecName } from '../codec/codec.js';
+import type { RqCodec } from '../codec/rq.js';
+import type { RqMetric } from '../kernels/contract.js';
+import { RqQuery } from './rq-query.js';
 import { getCodec } from '../codec/index.js';
 import { kernels, type I8Metric } from '../kernels/index.js';
 import type { KernelForm, ScanQuery } from './code-blocks.js';
@@ -44,13 +47,25 @@ export class QueryScratch {
   /** The int8 scale of the query last loaded (0 for a float query). */
   private loadedScale = 0;
   private freed = false;
+  /** The query's bit planes and constants when the codes are rq (rq-query.ts). */
+  private readonly rq: RqQuery | undefined;
+  /** Bytes at `ptr`. */
+  private readonly room: number;
 
   constructor(
     private readonly codec: Codec,
     private readonly dim: number,
     private readonly paddedDim: number,
   ) {
-    this.ptr = this.mem.alloc(paddedDim * 4);
+    this.rq = isRqCodec(codec.name) ? new RqQuery(codec as RqCodec, dim) : undefined;
+    this.room = Math.max(paddedDim * 4, this.rq?.bytes ?? 0);
+    this.ptr = this.mem.alloc(this.room);
+  }
+
+  /** The rq kernels' metric: rotated codes rank by dot product (cosine is one there) or by l2. */
+  private rqMetric(query: ScanQuery): RqMetric {
+    if (query.metric === 'cosine') throw new RangeError('rq codes are scored by dot product in the rotated space, never by cosine');
+    return query.metric;
   }
 
   /** Whether the kernels take `query` as an int8 code (int8 codes, an int8 query, a metric other than l2). */
@@ -80,6 +95,10 @@ export class QueryScratch {
    * copied into `into` (dim bytes; a new array when not given), or the float vector itself.
    */
   kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
+    if (this.rq !== undefined) {
+      this.load(query);
+      return { kind: 'float', vector: this.rq.seenVector() };
+    }
     if (!this.usesInt8(query)) return { kind: 'float', vector: query.vector };
     const { code, scale } = this.encode(query.vector);
     const out = into ?? new Int8Array(this.dim);
@@ -93,6 +112,10 @@ export class QueryScratch {
    * query, which the kernels see as it is.
    */
   kernelQueryError(query: ScanQuery): number {
+    if (this.rq !== undefined) {
+      this.load(query);
+      return this.rq.error(query.vector);
+    }
     if (!this.usesInt8(query)) return 0;
     const { code, scale } = this.encode(query.vector);
     const v = query.vector;
@@ -107,6 +130,10 @@ export class QueryScratch {
 
   /** Writes `query` at `ptr` as the kernels take it, for scan() and gather(). */
   load(query: ScanQuery): void {
+    if (this.rq !== undefined) {
+      this.rq.load(query.vector, this.ptr);
+      return;
+    }
     if (this.usesInt8(query)) {
       const { code, scale } = this.encode(query.vector);
       const u8 = this.mem.u8();
@@ -128,8 +155,9 @@ export class QueryScratch {
    */
   scan(query: ScanQuery, codesPtr: number, scalesPtr: number, n: number, outPtr: number): void {
     const k = kernels();
-    if (this.usesInt8(query)) k.scanI8(query.metric as I8Metric, this.ptr, this.loadedScale, codesPtr, scalesPtr, n, this.paddedDim, outPtr);
-    else k.scan(this.codec.name, query.metric, this.ptr, codesPtr, scalesPtr, n, this.paddedDim, outPtr);
+    if (this.rq !== undefined) this.rq.scan(this.rqMetric(query), this.ptr, codesPtr, scalesPtr, n, this.codec.strideBytes(this.dim), outPtr);
+    else if (this.usesInt8(query)) k.scanI8(query.metric as I8Metric, this.ptr, this.loadedScale, codesPtr, scalesPtr, n, this.paddedDim, outPtr);
+    else k.scan(this.codec.name as ScalarCodecName, query.metric, this.ptr, codesPtr, scalesPtr, n, this.paddedDim, outPtr);
   }
 
   /**
@@ -144,9 +172,20 @@ export class QueryScratch {
     if (count <= 0) return;
     const k = kernels();
     this.load(query);
+    const rq = this.rq;
+    if (rq !== undefined) {
+      const metric = this.rqMetric(query);
+      for (let from = 0; from < count; from += GATHER_RUN) {
+        const n = Math.min(GATHER_RUN, count - from);
+        fill(from, n, this.mem.i32(), tablePtr >> 2);
+        rq.gather(metric, this.ptr, tablePtr, n, outPtr);
+        take(from, n, this.mem.f32(), outPtr >> 2);
+      }
+      return;
+    }
     // The unchecked exports: the caller's paddedDim passed the checks with every scan(), and every run fits its scratch space.
     const i8 = this.usesInt8(query) ? k.gatherI8Function(query.metric as I8Metric) : undefined;
-    const float = i8 === undefined ? k.gatherFunction(this.codec.name, query.metric) : undefined;
+    const float = i8 === undefined ? k.gatherFunction(this.codec.name as ScalarCodecName, query.metric) : undefined;
     for (let from = 0; from < count; from += GATHER_RUN) {
       const n = Math.min(GATHER_RUN, count - from);
       fill(from, n, this.mem.i32(), tablePtr >> 2);
@@ -158,12 +197,12 @@ export class QueryScratch {
 
   /** Bytes of linear memory it holds. */
   get bytes(): number {
-    return this.paddedDim * 4;
+    return this.room;
   }
 
   free(): void {
     if (this.freed) return;
     this.freed = true;
-    this.mem.free(this.ptr, this.paddedDim * 4);
+    this.mem.free(this.ptr, this.room);
   }
 }

@@ -1,6 +1,14 @@
 import type { VectorIndex } from '../index/vector-index.js';
 import type { ScanQuery } from '../scan/code-blocks.js';
 import { norm } from '../vector.js';
+import { isRqCodec } from '../codec/codec.js';
+import type { RqCodec } from '../codec/rq.js';
+
+/**
+ * How many standard deviations of an rq estimate's error its bound allows (RESCORING.md, "rq
+ * codes"): RaBitQ's bound holds with probability at least 1 − 2·exp(−c₀·ε₀²) per candidate.
+ */
+export const RQ_BOUND_SIGMAS = 3;
 
 /**
  * Upper bounds on a candidate's exact score from its kernel score (RESCORING.md has the proofs).
@@ -15,11 +23,12 @@ export interface RescoreBound {
 
 /**
  * The bound for `scan` over `index` (whose kernels see the query `queryError` away from it:
- * VectorIndex.kernelQueryError); undefined where
+ * VectorIndex.kernelQueryError, and whose scores leave out `offset`, VectorSpace.scanQueryOf); undefined where
  * there is none: a PCA store (the residual outside the projection is not kept), or a codec without
  * an error bound (Codec.maxError is Infinity for every vector then, which bounds nothing either).
  */
-export function rescoreBound(index: VectorIndex, scan: ScanQuery, queryError: number, projected: boolean): RescoreBound | undefined {
+export function rescoreBound(index: VectorIndex, scan: ScanQuery, queryError: number, projected: boolean, offset: number): RescoreBound | undefined {
+  if (isRqCodec(index.codec.name)) return rqBound(index, scan, queryError, offset, projected);
   if (projected || index.codec.maxError(1, index.dim) === Infinity) return undefined;
   const dim = index.dim;
   // What the kernel's float32 arithmetic may add, relative to the size of the terms it sums: a
@@ -40,6 +49,36 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, queryError: nu
       if (metric === 'cosine') return kernel + 2 * error + queryError + rounding * (Math.abs(kernel) + 1 + queryNorm) + underflow;
       if (metric === 'dot') return kernel + queryNorm * error + queryError * norms + rounding * (Math.abs(kernel) + queryNorm * norms) + underflow;
       return -Math.sqrt(Math.max(0, -kernel * (1 - rounding) - underflow)) + error + queryError;
+    },
+  };
+}
+
+/**
+ * The bound of rq codes (RESCORING.md, "rq codes"): with r the stored vector's rotated residual, q'
+ * the rotated query and q̂ the query the kernel sees (‖q' − q̂‖ = `queryError`), the estimate's error
+ * is ⟨e, q'⟩ + F⟨ŷ, q' − q̂⟩, e = r − F·ŷ. For a random rotation each term is at most
+ * RQ_BOUND_SIGMAS standard deviations, ‖e‖‖q'‖ / √(D − 1) and ‖r̃‖‖q' − q̂‖ / √(D − 1), with high
+ * probability (RaBitQ, Theorem 3.2): a bound that holds for almost every candidate, not a proof.
+ * With PCA the part of a vector outside the projection is not kept, and nothing bounds it: none then.
+ */
+function rqBound(index: VectorIndex, scan: ScanQuery, queryError: number, offset: number, projected: boolean): RescoreBound | undefined {
+  if (projected) return undefined;
+  const codec = index.codec as RqCodec;
+  const dim = index.dim;
+  const spread = RQ_BOUND_SIGMAS / Math.sqrt(Math.max(1, dim - 1));
+  const queryNorm = norm(scan.vector);
+  // The kernel's float32 steps: a handful of roundings of terms no larger than ‖r̃‖·‖q'‖ (and ‖q'‖² + ‖r‖² for l2).
+  const rounding = 16 * 2 ** -24;
+  const l2 = scan.metric === 'l2';
+  return {
+    upper(kernel, slot) {
+      const code = index.recordAt(slot).code;
+      const err = codec.residualError(code, dim);
+      const normSq = codec.normSquared(code, dim);
+      const seen = Math.sqrt(normSq + err * err);
+      const spreadOf = spread * (err * queryNorm + seen * queryError) + rounding * (Math.abs(kernel) + seen * queryNorm + (l2 ? normSq + queryNorm * queryNorm : 0));
+      if (!l2) return kernel + offset + spreadOf;
+      return -Math.sqrt(Math.max(0, -kernel - 2 * spreadOf));
     },
   };
 }

@@ -281,7 +281,7 @@ export class SearchPath {
         const near = look.near ? look.entry : undefined;
         ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, {
           tolerateMoves: false,
-          bound: () => this.boundOf(scanForm().scan),
+          bound: () => this.boundOf(scanForm()),
           known: () => {
             const answer = near === undefined ? undefined : cache.answerNow(near);
             return answer === undefined ? undefined : new Map(answer.map((h) => [h.id, h]));
@@ -348,7 +348,7 @@ export class SearchPath {
     if (remember !== undefined) remember.take(scan, top, pool!);
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
-    return this.finish(q, offset, chosen, want, { tolerateMoves, bound: () => this.boundOf(scan) });
+    return this.finish(q, offset, chosen, want, { tolerateMoves, bound: () => this.boundOf(form) });
   }
 
   /**
@@ -590,8 +590,9 @@ export class SearchPath {
     });
   }
 
-  private boundOf(scan: ScanQuery): RescoreBound | undefined {
-    return rescoreBound(this.env.index(), scan, this.env.index().kernelQueryError(scan), this.env.space.pca !== undefined);
+  private boundOf(form: { scan: ScanQuery; offset: number }): RescoreBound | undefined {
+    const { scan, offset } = form;
+    return rescoreBound(this.env.index(), scan, this.env.index().kernelQueryError(scan), this.env.space.reduced, offset);
   }
 
   /**

@@ -4,6 +4,8 @@ import { Projector } from '../pca/projector.js';
 import type { ScanQuery } from '../scan/code-blocks.js';
 import type { StoreConfig } from '../store/state.js';
 import { normalized } from '../vector.js';
+import { isRqCodec } from '../codec/codec.js';
+import { fitRotation } from './rotation.js';
 
 /**
  * Whether int8 stores quantize the query to int8 as well and scan with the integer kernels: about
@@ -35,9 +37,19 @@ export class VectorSpace {
     this.setModel(model);
   }
 
-  /** PCA is configured and fitted (or not configured: nothing to fit). */
+  /** Whether the space has a model to fit: PCA, or the rotation and center of rq codes. */
+  get fits(): boolean {
+    return this.config.pca !== null || isRqCodec(this.config.codec);
+  }
+
+  /** Its model is fitted (or it has none to fit). */
   get trained(): boolean {
-    return this.config.pca === null || this.model !== undefined;
+    return !this.fits || this.model !== undefined;
+  }
+
+  /** Whether stored vectors lose a part of the input: PCA is fitted (a rotation alone loses nothing). */
+  get reduced(): boolean {
+    return this.config.pca !== null && this.model !== undefined;
   }
 
   get pca(): PcaModel | undefined {
@@ -80,13 +92,15 @@ export class VectorSpace {
   }
 
   /**
-   * Fits PCA on `rows` (stored forms before training: normalized for cosine) and returns the fitted
+   * Fits PCA on `rows` (stored forms before training: normalized for cosine), composed with the
+   * rotation of rq codes (src/space/rotation.ts) when the codec is one, and returns the fitted
    * space's projector, without changing this one: the caller re-encodes with it, then adopts it.
    */
   fit(rows: readonly Float32Array[]): Fitted {
     const spec = this.config.pca;
-    if (spec === null) throw new Error('no PCA is configured');
-    const model = fitPca(rows, this.config.dim, spec);
+    if (!this.fits) throw new Error('this space has no model to fit');
+    const pca = spec === null ? undefined : fitPca(rows, this.config.dim, spec);
+    const model = isRqCodec(this.config.codec) ? fitRotation(rows, this.config.dim, pca) : pca!;
     return { model, projector: new Projector(model) };
   }
 

@@ -127,7 +127,7 @@ export class Checkpointer {
   private allRecords(kind: typeof BLOCK_SNAPSHOT | typeof BLOCK_DELTA): BlockWriter {
     const index = this.env.index();
     const trained = this.env.space.trained;
-    const out = new BlockWriter(kind, trained ? index.dim * index.codec.bytesPerDim : 0);
+    const out = new BlockWriter(kind, trained ? index.codec.codeBytes(index.dim) : 0);
     // By slot, from the index's memory: no lookup and no copy per record (this runs synchronously).
     for (let slot = 0; slot < index.size; slot++) {
       const r = index.recordAt(slot);
@@ -219,7 +219,7 @@ export class Checkpointer {
     this.trained = false;
     this.relaid = false;
     const bytesCovered = this.logBytes;
-    const codeBytes = space.trained ? index.dim * index.codec.bytesPerDim : 0;
+    const codeBytes = space.trained ? index.codec.codeBytes(index.dim) : 0;
     const docs = new Map<string, DocRecord | null>();
     const delta = new BlockWriter(BLOCK_DELTA, codeBytes);
     for (const [id, e] of snapshot) {
@@ -350,7 +350,7 @@ export class Checkpointer {
     // The moved places of records unchanged since the checkpoint go to the index file as one delta
     // (records changed since are in the log, which replays them after a crash).
     const trained = this.env.space.trained;
-    const delta = new BlockWriter(BLOCK_DELTA, trained ? index.dim * index.codec.bytesPerDim : 0);
+    const delta = new BlockWriter(BLOCK_DELTA, trained ? index.codec.codeBytes(index.dim) : 0);
     for (const [id, ref] of refs) {
       if (changes.has(id)) continue;
       // The page of now, which may be newer than the checkpoint: a page only places a code, never changes one.

@@ -54,7 +54,7 @@ export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; s
   const missing = new Map<string, { what: 'code' | 'vector'; place: VectorPlace | undefined }>();
   // Before training: at most trainSize records, gathered first, their vectors read afterwards.
   const untrained = new Map<string, { place: VectorPlace; documented: boolean }>();
-  const codeBytes = index.dim * index.codec.bytesPerDim;
+  const codeBytes = index.codec.codeBytes(index.dim);
   // Vectors of the current generation are all one frame size: counted, and marked live at once.
   const vectorGeneration = vectors.stats().generation;
   const vectorFrame = frameSize(reads.vectorRef([0, 1, 0])[3]);

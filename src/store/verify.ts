@@ -68,7 +68,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     const trained = state.readTrained();
     const problems: Problem[] = [];
     const pca = trained ? state.readPca() : undefined;
-    const codeBytes = trained ? (pca?.outDim ?? config.dim) * getCodec(config.codec).bytesPerDim : undefined;
+    const codeBytes = trained ? getCodec(config.codec).codeBytes(pca?.outDim ?? config.dim) : undefined;
     const checked = state.verifyAll();
     problems.push(...checked.problems.map((e) => problemOf(e, statePath(dir))));
 

@@ -1,0 +1,92 @@
+import { RQ_DIM_STEP } from '../kernels/contract.js';
+import type { PcaModel } from '../pca/pca.js';
+import { rng } from '../random.js';
+
+/**
+ * The seed of every store's rotation: the rotation is persisted with the model, so the seed only
+ * makes a fit reproducible (the same sample gives the same pages and answers, DESIGN.md).
+ */
+export const ROTATION_SEED = 0x52510001;
+
+/** Rotated dimensions for an input of `dim`: the next multiple of the rq kernels' step, so no plane bit is padding. */
+export function rotatedDim(dim: number): number {
+  return Math.ceil(dim / RQ_DIM_STEP) * RQ_DIM_STEP;
+}
+
+function gaussian(rand: () => number): number {
+  // Box–Muller; 1 − u keeps the logarithm finite.
+  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+}
+
+/**
+ * `cols` orthonormal columns of length `rows` (rows ≥ cols), row-major rows × cols, in float64: a
+ * Gaussian matrix orthonormalized by modified Gram–Schmidt, run twice for orthogonality to
+ * rounding. Its columns span a uniformly random subspace, and in that basis the map is a uniformly
+ * random isometry: the rotation RaBitQ's estimator and bound assume (a randomized Hadamard
+ * transform only approximates it).
+ */
+export function randomIsometry(rows: number, cols: number, seed: number): Float64Array {
+  if (!(rows >= cols && cols > 0)) throw new RangeError(`an isometry needs rows ≥ cols > 0, got ${rows} × ${cols}`);
+  const rand = rng(seed);
+  // Column-major while orthonormalizing: each column is contiguous.
+  const q = new Float64Array(rows * cols);
+  for (let i = 0; i < q.length; i++) q[i] = gaussian(rand);
+  for (let c = 0; c < cols; c++) {
+    const col = c * rows;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let p = 0; p < c; p++) {
+        const prev = p * rows;
+        let dot = 0;
+        for (let i = 0; i < rows; i++) dot += q[prev + i]! * q[col + i]!;
+        for (let i = 0; i < rows; i++) q[col + i]! -= dot * q[prev + i]!;
+      }
+    }
+    let norm = 0;
+    for (let i = 0; i < rows; i++) norm += q[col + i]! * q[col + i]!;
+    norm = Math.sqrt(norm);
+    for (let i = 0; i < rows; i++) q[col + i]! /= norm;
+  }
+  const out = new Float64Array(rows * cols);
+  for (let c = 0; c < cols; c++) for (let i = 0; i < rows; i++) out[i * cols + c] = q[c * rows + i]!;
+  return out;
+}
+
+/**
+ * The model of a store with rotated codes: `C (x − μ)` with C = R W, where W is the fitted PCA
+ * (`pca`, or the identity without one) and R a random isometry onto rotatedDim() dimensions. μ is the
+ * sample mean (PCA's own without PCA's). The result has the shape of a PCA model, so the space
+ * projects, persists and reconstructs with it as it does with PCA: stored vectors centered, queries
+ * uncentered with q·μ added back, both centered for l2.
+ */
+export function fitRotation(rows: readonly Float32Array[], inDim: number, pca: PcaModel | undefined): PcaModel {
+  const inner = pca?.outDim ?? inDim;
+  const outDim = rotatedDim(inner);
+  const r = randomIsometry(outDim, inner, ROTATION_SEED);
+  let mean: Float32Array;
+  if (pca !== undefined) {
+    mean = pca.mean;
+  } else {
+    const sum = new Float64Array(inDim);
+    for (const row of rows) for (let i = 0; i < inDim; i++) sum[i]! += row[i]!;
+    mean = new Float32Array(inDim);
+    for (let i = 0; i < inDim; i++) mean[i] = rows.length > 0 ? sum[i]! / rows.length : 0;
+  }
+  const components = new Float32Array(outDim * inDim);
+  if (pca === undefined) {
+    for (let i = 0; i < components.length; i++) components[i] = r[i]!;
+  } else {
+    const w = pca.components;
+    const acc = new Float64Array(inDim);
+    for (let o = 0; o < outDim; o++) {
+      acc.fill(0);
+      for (let p = 0; p < inner; p++) {
+        const c = r[o * inner + p]!;
+        if (c === 0) continue;
+        const base = p * inDim;
+        for (let i = 0; i < inDim; i++) acc[i]! += c * w[base + i]!;
+      }
+      for (let i = 0; i < inDim; i++) components[o * inDim + i] = acc[i]!;
+    }
+  }
+  return { inDim, outDim, mean, components, explainedVariance: pca?.explainedVariance ?? 1 };
+}
