@@ -163,7 +163,7 @@ describe('rq sums stay exact at their limits', () => {
     const codes = new Uint8Array(2 * stride).fill(0xff);
     new DataView(codes.buffer).setFloat32(bits * planeBytes, 0, true);
     new DataView(codes.buffer).setFloat32(stride + bits * planeBytes, 0, true);
-    // Vector 0 gives the dot sum (delta 1, lo 0), vector 1 the sum of levels (scale 1 on lo 1, delta 0): two calls.
+    // With delta 1 and lo 0 a score is the dot sum itself; with delta 0 and lo 1 it is the sum of levels.
     const scales = new Float32Array([1, 1]);
     const dotParams: RqQueryParams = { qBits, delta: 1, lo: 0, corr: 0, qNormSq: 0 };
     const sumParams: RqQueryParams = { qBits, delta: 0, lo: 1, corr: 0, qNormSq: 0 };
