@@ -5,12 +5,16 @@ import {
   DIM_STEP,
   KERNEL_CODECS,
   KERNEL_METRICS,
+  RQ_BITS,
   kernels,
   referenceScan,
   referenceScanI8,
+  rqCodeBytes,
+  rqPlaneBytes,
   type I8Metric,
   type KernelMetric,
   type Kernels,
+  type RqBits,
 } from '../src/kernels/index.js';
 import { dot, squaredDistance } from '../src/vector.js';
 
@@ -18,8 +22,9 @@ import { dot, squaredDistance } from '../src/vector.js';
  * Micro-benchmark of the distance kernels: nanoseconds per scored vector for every codec × metric
  * (and the int8-query kernels), WebAssembly against the plain TypeScript reference, each iteration
  * scanning one contiguous block of vectors as the store does; the exact rescoring kernels
- * against vector.ts, whose numbers they reproduce; and the gather kernel, which scores vectors
- * scattered over the index (a cache pool) in one call per run.
+ * against vector.ts, whose numbers they reproduce; the gather kernel, which scores vectors
+ * scattered over the index (a cache pool) in one call per run; and the rotated-code kernels
+ * against the int8-query kernel they would stand in for.
  */
 
 export interface KernelBenchOptions {
@@ -247,6 +252,89 @@ async function benchGather(dim: number, opts: Required<KernelBenchOptions>): Pro
   }
 }
 
+/** One rotated-code kernel (or the int8-query kernel it is compared with) over a block of codes. */
+export interface RqBenchRow {
+  readonly kernel: string;
+  readonly dim: number;
+  /** Bytes one stored vector takes in the scanned block (code, and its float32 scale). */
+  readonly bytesPerVector: number;
+  readonly nsPerVector: number;
+}
+
+/** Query bit planes the rq benchmark scores with, as a 4-bit quantized query would have. */
+const RQ_BENCH_QUERY_BITS = 4;
+
+/**
+ * rq1, rq2 and rq4 (dot, a 4-bit query) beside scanI8 dot, each scanning one block of `vectors`
+ * codes at `dim` dimensions, the codes at their store stride (rqCodeBytes, not padded to 16 bytes).
+ * Random bits: popcount kernels take the same time whatever the bits are.
+ */
+async function benchRq(dim: number, vectors: number, timeMs: number): Promise<RqBenchRow[]> {
+  const k = kernels();
+  const n = vectors;
+  const planeBytes = rqPlaneBytes(dim);
+  const randomBytes = (count: number): Uint8Array => Uint8Array.from({ length: count }, () => Math.floor(Math.random() * 256));
+  const query = randomBytes(RQ_BENCH_QUERY_BITS * planeBytes);
+  const scales = Float32Array.from({ length: n }, () => Math.random());
+  const out = new Float32Array(n);
+  const int8Query = encodedVectors('int8', 1, dim);
+  const int8Stored = encodedVectors('int8', n, dim);
+  const rqCodes = RQ_BITS.map((bits) => randomBytes(n * rqCodeBytes(bits, dim)));
+  const arrays: ArrayBufferView[] = [query, scales, out, int8Query.codes, int8Stored.codes, int8Stored.scales, ...rqCodes];
+  const ptrs = arrays.map((a) => [place(k, a), a.byteLength] as const);
+  const [qPtr, scalesPtr, outPtr, i8QueryPtr, i8CodesPtr, i8ScalesPtr, ...rqPtrs] = ptrs.map(([ptr]) => ptr) as [number, ...number[]];
+  const params = { qBits: RQ_BENCH_QUERY_BITS, delta: 0.01, lo: -0.5, corr: 1, qNormSq: 1 };
+  try {
+    const bench = new Bench({ time: timeMs, warmupTime: timeMs / 3, iterations: 8, warmupIterations: 4 });
+    const int8Name = 'int8 (int8 query), dot';
+    const qScale = int8Query.scales[0]!;
+    bench.add(int8Name, () => k.scanI8('dot', i8QueryPtr!, qScale, i8CodesPtr!, i8ScalesPtr!, n, dim, outPtr!));
+    const rqName = (bits: RqBits): string => `rq${bits} (${RQ_BENCH_QUERY_BITS}-bit query), dot`;
+    RQ_BITS.forEach((bits, i) => {
+      const stride = rqCodeBytes(bits, dim);
+      const codesPtr = rqPtrs[i]!;
+      bench.add(rqName(bits), () => k.scanRq(bits, 'dot', qPtr, params, codesPtr, scalesPtr!, n, planeBytes, stride, outPtr!));
+    });
+    await bench.run();
+    return [
+      { kernel: int8Name, dim, bytesPerVector: dim + 4, nsPerVector: nsPerVector(bench, int8Name, n) },
+      ...RQ_BITS.map((bits) => ({ kernel: rqName(bits), dim, bytesPerVector: rqCodeBytes(bits, dim) + 4, nsPerVector: nsPerVector(bench, rqName(bits), n) })),
+    ];
+  } finally {
+    for (const [ptr, bytes] of ptrs.reverse()) k.memory.free(ptr, bytes);
+  }
+}
+
+export function formatRqTable(rows: readonly RqBenchRow[], vectors: number): string {
+  const lines = [`| kernel, one block of ${vectors} codes | dim | bytes/vec | ns/vec | int8 ns / this |`, '|---|---:|---:|---:|---:|'];
+  for (const r of rows) {
+    const int8 = rows.find((other) => other.dim === r.dim && other.kernel.startsWith('int8'));
+    const ratio = int8 === undefined ? '' : `${(int8.nsPerVector / r.nsPerVector).toFixed(2)}x`;
+    lines.push(`| ${r.kernel} | ${r.dim} | ${r.bytesPerVector} | ${r.nsPerVector.toFixed(1)} | ${ratio} |`);
+  }
+  return lines.join('\n');
+}
+
+export interface RqBenchOptions {
+  /** Dimensions to measure (the plane bytes round them up to a multiple of 128). */
+  readonly dims?: readonly number[];
+  /** Codes per block scanned in one call. */
+  readonly vectors?: number;
+  /** tinybench time budget per task in milliseconds (warmup gets a third of it). */
+  readonly timeMs?: number;
+  readonly write?: (line: string) => void;
+}
+
+/** The rotated-code table alone (`node dist/bench/kernels.bench.js rq`); runKernelBench ends with it too. */
+export async function runRqBench(options: RqBenchOptions = {}): Promise<RqBenchRow[]> {
+  const vectors = options.vectors ?? 1024;
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const rows: RqBenchRow[] = [];
+  for (const dim of options.dims ?? [128, 512]) rows.push(...(await benchRq(dim, vectors, options.timeMs ?? 300)));
+  write(formatRqTable(rows, vectors));
+  return rows;
+}
+
 /** A block's scores filtered by a top-k's floor: ns per score, by the selection kernel and by the JavaScript loop it replaced. */
 export interface SelectBenchRow {
   readonly scores: number;
@@ -349,9 +437,12 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
   opts.write(formatGatherTable(gathers));
   opts.write('');
   opts.write(formatSelectTable(select));
+  opts.write('');
+  await runRqBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
   return rows;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  await runKernelBench();
+  if (process.argv[2] === 'rq') await runRqBench();
+  else await runKernelBench();
 }

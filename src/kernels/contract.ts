@@ -91,6 +91,15 @@ export function rqCodeBytes(bits: RqBits, dim: number): number {
 /** Largest number of query bit planes an rq kernel takes. */
 export const RQ_MAX_QUERY_BITS = 8;
 
+/**
+ * Largest planeBytes an rq kernel takes (524,288 dimensions), so that its integer sums stay exact
+ * in i32. The dot sum is at most (2^4 − 1) · (2^8 − 1) · 8 · planeBytes, every bit of every plane
+ * set, which is below 2^31 for planeBytes ≤ 70,187; every partial sum (an i32 lane, a flushed
+ * segment) is a part of that sum, so none overflows either. The i8 and i16 lanes in between are
+ * bounded by the segment length, not by planeBytes (KERNELS.md, "Rotated codes").
+ */
+export const RQ_MAX_PLANE_BYTES = 65536;
+
 /** Name under which the module exports the rq kernel for (bits, metric). */
 export function scanRqExportName(bits: RqBits, metric: RqMetric): string {
   return `scanRq${bits}_${metric}`;

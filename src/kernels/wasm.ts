@@ -10,15 +10,24 @@ import {
   KERNEL_METRICS,
   SELECT_AT_LEAST,
   MAX_I8_DIM,
+  RQ_BITS,
+  RQ_MAX_PLANE_BYTES,
+  RQ_MAX_QUERY_BITS,
+  RQ_METRICS,
   gatherName,
   scanExportName,
   scanI8ExportName,
+  scanRqExportName,
   type I8Metric,
   type KernelMetric,
+  type RqBits,
+  type RqMetric,
 } from './contract.js';
 import { LinearMemory } from './memory.js';
+import type { RqQueryParams } from './reference.js';
 
-export type { I8Metric, KernelMetric } from './contract.js';
+export type { I8Metric, KernelMetric, RqBits, RqMetric } from './contract.js';
+export type { RqQueryParams } from './reference.js';
 
 /** A float-query kernel as exported by the module: addresses are byte offsets in linear memory. */
 export type ScanFn = (qPtr: number, codesPtr: number, scalesPtr: number, n: number, dim: number, outPtr: number) => void;
@@ -42,6 +51,36 @@ export type GatherFn = (qPtr: number, tablePtr: number, n: number, dim: number, 
 
 /** The gather form of an int8-query kernel. */
 export type GatherI8Fn = (qPtr: number, qScale: number, tablePtr: number, n: number, dim: number, outPtr: number) => void;
+
+/** A rotated-code kernel as exported by the module (KERNELS.md, "Rotated codes"). */
+export type ScanRqFn = (
+  qPtr: number,
+  qBits: number,
+  delta: number,
+  lo: number,
+  corr: number,
+  qNormSq: number,
+  codesPtr: number,
+  scalesPtr: number,
+  n: number,
+  planeBytes: number,
+  stride: number,
+  outPtr: number,
+) => void;
+
+/** The gather form of a rotated-code kernel: the (code address, scale address) pair of vector j at tablePtr + 8j. */
+export type GatherRqFn = (
+  qPtr: number,
+  qBits: number,
+  delta: number,
+  lo: number,
+  corr: number,
+  qNormSq: number,
+  tablePtr: number,
+  n: number,
+  planeBytes: number,
+  outPtr: number,
+) => void;
 
 /**
  * The distance kernels over their linear memory. Every address is a byte offset into `memory`.
@@ -99,6 +138,36 @@ export interface Kernels {
   /** The gather form of scanI8(metric, …), unchecked. */
   gatherI8Function(metric: I8Metric): GatherI8Fn;
   /**
+   * Scores n rotated codes of `bits` bits per dimension against a query given as params.qBits bit
+   * planes at qPtr, writing n float32 scores at outPtr (KERNELS.md, "Rotated codes", defines them
+   * exactly; they equal referenceScanRq's bit for bit). Code j is at codesPtr + j · stride:
+   * `bits` planes of planeBytes, then float32 ‖r‖² (read by l2) and float32 ‖r − r̃‖ (not read);
+   * its float32 factor F_j at scalesPtr + 4j. Each query plane is planeBytes too.
+   *
+   * Throws RangeError unless n is a non-negative integer, planeBytes a positive multiple of 16 up
+   * to RQ_MAX_PLANE_BYTES, stride an integer of at least bits · planeBytes + 8, and qBits an
+   * integer from 1 to RQ_MAX_QUERY_BITS.
+   */
+  scanRq(
+    bits: RqBits,
+    metric: RqMetric,
+    qPtr: number,
+    params: RqQueryParams,
+    codesPtr: number,
+    scalesPtr: number,
+    n: number,
+    planeBytes: number,
+    stride: number,
+    outPtr: number,
+  ): void;
+  /** The unchecked export behind scanRq(bits, metric, …), for callers that validate once. */
+  scanRqFunction(bits: RqBits, metric: RqMetric): ScanRqFn;
+  /**
+   * The gather form of scanRq(bits, metric, …), unchecked: each score is bit for bit the one the
+   * contiguous kernel gives the same code and factor.
+   */
+  gatherRqFunction(bits: RqBits, metric: RqMetric): GatherRqFn;
+  /**
    * Writes, from outPtr (room for n int32), the positions i < n in increasing order whose float32
    * score at scoresPtr + 4i is at least `floor` (NaN never is); returns how many. Unchecked.
    */
@@ -119,6 +188,20 @@ function checkExactShape(n: number, dim: number): void {
   }
 }
 
+function checkRqShape(bits: RqBits, n: number, qBits: number, planeBytes: number, stride: number): void {
+  if (!(Number.isInteger(n) && n >= 0)) throw new RangeError(`n must be a non-negative integer, got ${n}`);
+  if (!(Number.isInteger(qBits) && qBits >= 1 && qBits <= RQ_MAX_QUERY_BITS)) {
+    throw new RangeError(`qBits must be an integer from 1 to ${RQ_MAX_QUERY_BITS}, got ${qBits}`);
+  }
+  if (!(Number.isInteger(planeBytes) && planeBytes > 0 && planeBytes % 16 === 0 && planeBytes <= RQ_MAX_PLANE_BYTES)) {
+    throw new RangeError(`planeBytes must be a positive multiple of 16 up to ${RQ_MAX_PLANE_BYTES}, got ${planeBytes}`);
+  }
+  const least = bits * planeBytes + 8;
+  if (!(Number.isInteger(stride) && stride >= least)) {
+    throw new RangeError(`stride must be an integer of at least ${least} (${bits} planes of ${planeBytes} bytes and two float32), got ${stride}`);
+  }
+}
+
 /** A 32-bit address space: no scan can address more bytes than this. */
 const MAX_SCAN_DIM = 2 ** 30;
 
@@ -127,6 +210,8 @@ class WasmKernels implements Kernels {
   private readonly scansI8: Readonly<Record<I8Metric, ScanI8Fn>>;
   private readonly gathers: ReadonlyMap<string, GatherFn>;
   private readonly gathersI8: ReadonlyMap<I8Metric, GatherI8Fn>;
+  private readonly scansRq: ReadonlyMap<string, ScanRqFn>;
+  private readonly gathersRq: ReadonlyMap<string, GatherRqFn>;
   private readonly exactDot: (q: number, x: number, n: number, dim: number, out: number) => void;
   private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
   readonly selectAtLeast: (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
@@ -155,6 +240,9 @@ class WasmKernels implements Kernels {
       KERNEL_CODECS.flatMap((codec) => KERNEL_METRICS.map((metric) => [scanExportName(codec, metric), exported(gatherName(scanExportName(codec, metric)))])),
     );
     this.gathersI8 = new Map(I8_METRICS.map((metric) => [metric, exported(gatherName(scanI8ExportName(metric)))]));
+    const rqNames = RQ_BITS.flatMap((bits) => RQ_METRICS.map((metric) => scanRqExportName(bits, metric)));
+    this.scansRq = new Map(rqNames.map((name) => [name, exported(name)]));
+    this.gathersRq = new Map(rqNames.map((name) => [name, exported(gatherName(name))]));
     this.exactDot = exported(EXACT_DOT_NORM);
     this.exactL2 = exported(EXACT_SQDIST);
     this.selectAtLeast = exported(SELECT_AT_LEAST) as unknown as (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
@@ -192,6 +280,36 @@ class WasmKernels implements Kernels {
     const fn = this.gathersI8.get(metric);
     if (fn === undefined) throw new RangeError(`no int8-query kernel for metric ${metric}`);
     return fn;
+  }
+
+  scanRqFunction(bits: RqBits, metric: RqMetric): ScanRqFn {
+    const fn = this.scansRq.get(scanRqExportName(bits, metric));
+    if (fn === undefined) throw new RangeError(`no rq kernel for ${bits} bits and metric ${metric}`);
+    return fn;
+  }
+
+  gatherRqFunction(bits: RqBits, metric: RqMetric): GatherRqFn {
+    const fn = this.gathersRq.get(scanRqExportName(bits, metric));
+    if (fn === undefined) throw new RangeError(`no rq kernel for ${bits} bits and metric ${metric}`);
+    return fn;
+  }
+
+  scanRq(
+    bits: RqBits,
+    metric: RqMetric,
+    qPtr: number,
+    params: RqQueryParams,
+    codesPtr: number,
+    scalesPtr: number,
+    n: number,
+    planeBytes: number,
+    stride: number,
+    outPtr: number,
+  ): void {
+    const fn = this.scanRqFunction(bits, metric);
+    checkRqShape(bits, n, params.qBits, planeBytes, stride);
+    const { qBits, delta, lo, corr, qNormSq } = params;
+    fn(qPtr, qBits, delta, lo, corr, qNormSq, codesPtr, scalesPtr, n, planeBytes, stride, outPtr);
   }
 
   scan(
