@@ -1,33 +1,7 @@
 import type { RqCodec } from '../codec/rq.js';
 import { rqPlaneBytes, type RqMetric } from '../kernels/contract.js';
 import { kernels } from '../kernels/index.js';
-import { referenceScanRq, type RqQueryParams } from '../kernels/reference.js';
-
-// Until the WebAssembly rq kernels land: the reference over linear memory.
-function scanRqReference(bits: 1 | 2 | 4, metric: RqMetric, qPtr: number, params: RqQueryParams, codesPtr: number, scalesPtr: number, n: number, planeBytes: number, stride: number, outPtr: number): void {
-  const mem = kernels().memory;
-  const u8 = mem.u8();
-  const f32 = mem.f32();
-  const out = new Float32Array(n);
-  referenceScanRq(bits, metric, u8.subarray(qPtr, qPtr + params.qBits * planeBytes), params, u8.subarray(codesPtr, codesPtr + n * stride), f32.subarray(scalesPtr >> 2, (scalesPtr >> 2) + n), n, planeBytes, stride, out);
-  f32.set(out, outPtr >> 2);
-}
-
-function gatherRqReference(bits: 1 | 2 | 4, metric: RqMetric, qPtr: number, params: RqQueryParams, tablePtr: number, n: number, planeBytes: number, outPtr: number): void {
-  const mem = kernels().memory;
-  const i32 = mem.i32();
-  const stride = bits * planeBytes + 8;
-  const codes = new Uint8Array(n * stride);
-  const scales = new Float32Array(n);
-  for (let j = 0; j < n; j++) {
-    const codeAt = i32[(tablePtr >> 2) + 2 * j]!;
-    codes.set(mem.u8().subarray(codeAt, codeAt + stride), j * stride);
-    scales[j] = mem.f32()[i32[(tablePtr >> 2) + 2 * j + 1]! >> 2]!;
-  }
-  const out = new Float32Array(n);
-  referenceScanRq(bits, metric, mem.u8().subarray(qPtr, qPtr + params.qBits * planeBytes), params, codes, scales, n, planeBytes, stride, out);
-  mem.f32().set(out, outPtr >> 2);
-}
+import type { RqQueryParams } from '../kernels/reference.js';
 
 /**
  * Bits per dimension of a query against rq codes: the query is quantized to this many bit planes
@@ -110,11 +84,12 @@ export class RqQuery {
 
   /** Scores `n` codes back to back (stride bytes apart) against the query loaded at `ptr`. */
   scan(metric: RqMetric, ptr: number, codesPtr: number, scalesPtr: number, n: number, stride: number, outPtr: number): void {
-    scanRqReference(this.codec.bits, metric, ptr, this.params, codesPtr, scalesPtr, n, this.planeBytes, stride, outPtr);
+    kernels().scanRq(this.codec.bits, metric, ptr, this.params, codesPtr, scalesPtr, n, this.planeBytes, stride, outPtr);
   }
 
   /** The gather form of scan(): code and scale addresses as i32 pairs at `tablePtr`. */
   gather(metric: RqMetric, ptr: number, tablePtr: number, n: number, outPtr: number): void {
-    gatherRqReference(this.codec.bits, metric, ptr, this.params, tablePtr, n, this.planeBytes, outPtr);
+    const p = this.params;
+    kernels().gatherRqFunction(this.codec.bits, metric)(ptr, p.qBits, p.delta, p.lo, p.corr, p.qNormSq, tablePtr, n, this.planeBytes, outPtr);
   }
 }
