@@ -12,6 +12,7 @@
  *
  *   node dist/bench/memory.js [--data docs.f32 --queries queries.f32 --dim N] [--n N] [--searches 1000] [--no-hnsw]
  *                             [--cache '{"entries":1,"bytes":65536}']   (the cache-on phase's options; default: the defaults)
+ *                             [--codec int8]   (the store's codec)
  *
  * Without --data it uses the 1k WordNet set the project ships. A `docs.jsonl` beside --data gives
  * the records their texts. Phases: load (bulk add in batches of 1,000, peak RSS), open + searches
@@ -28,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import hnswlib from 'hnswlib-node';
 import { MemStore } from '../src/memstore.js';
+import type { CodecName } from '../src/codec/codec.js';
 import { resolveOpenOptions, type CacheOptions } from '../src/options.js';
 import { shippedDataset, type Dataset } from '../src/cli/datasets.js';
 import { DATA_OPTIONS, datasetFrom } from './data.js';
@@ -100,6 +102,8 @@ interface Args {
   hnsw: boolean;
   /** The cache options of the phase with the cache on (JSON); undefined: the defaults. */
   cache: CacheOptions | undefined;
+  /** The store's codec; rq codes train on the first 4,096 vectors, as PCA does. */
+  codec: CodecName;
 }
 
 interface Loaded {
@@ -188,7 +192,7 @@ async function build(name: 'load' | 'hnsw-build', args: Args, store: string, hns
     sampledPeak = Math.max(sampledPeak, proc().rss);
   }, 20);
   const started = performance.now();
-  const s = await MemStore.open(store, { dim: data.dim });
+  const s = await MemStore.open(store, { dim: data.dim, codec: args.codec });
   for (let at = 0; at < n; at += 1000) {
     const batch = [];
     for (let i = at; i < Math.min(n, at + 1000); i++) {
@@ -287,7 +291,7 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
     const { data } = load(args);
     const n = data.docs.length;
     const options = args.cache === undefined ? 'default options' : `default options but cache ${JSON.stringify(args.cache)} where it is on`;
-    write(`${data.name}: ${n.toLocaleString('en-US')} x ${data.dim}-d, int8, ${options}; each phase a fresh process`);
+    write(`${data.name}: ${n.toLocaleString('en-US')} x ${data.dim}-d, ${args.codec}, ${options}; each phase a fresh process`);
     writeQueries(join(work, 'queries.bin'), data, args.searches);
     const loaded = inChild('load', argv, work);
     const opened = inChild('open', argv, work);
@@ -329,6 +333,7 @@ async function main(): Promise<void> {
       'no-hnsw': { type: 'boolean' },
       phase: { type: 'string' },
       work: { type: 'string' },
+      codec: { type: 'string' },
     },
   });
   const args: Args = {
@@ -339,6 +344,7 @@ async function main(): Promise<void> {
     searches: values.searches === undefined ? 1000 : Number(values.searches),
     hnsw: values['no-hnsw'] !== true,
     cache: values.cache === undefined ? undefined : (JSON.parse(values.cache) as CacheOptions),
+    codec: (values.codec ?? 'int8') as CodecName,
   };
   if (values.phase !== undefined) {
     process.stdout.write(`${JSON.stringify(await phase(values.phase as Phase, args, values.work!))}\n`);

@@ -16,9 +16,14 @@ export interface Recommendation {
   readonly text: string;
 }
 
+/** Recall@k below which a recommendation says plainly that it is one. */
+export const RECALL_FLOOR = 0.95;
+
 /**
  * The memstore configuration with the best recall whose projected RAM, count x bytes per vector as
- * measured, fits the budget. Disk is projected the same way and shown, not constrained.
+ * measured, fits the budget. Disk is projected the same way and shown, not constrained. When the
+ * best that fits misses RECALL_FLOOR, the text says so, and names the smallest configuration that
+ * reaches it and what that needs.
  */
 export function recommend(rows: readonly StudyRow[], budgetBytes: number, count: number, k: number): Recommendation {
   const fits = rows
@@ -41,6 +46,13 @@ export function recommend(rows: readonly StudyRow[], budgetBytes: number, count:
     `  disk: ${count.toLocaleString('en-US')} x ${best.diskBytesPerVector.toFixed(0)} B = ${human(count * best.diskBytesPerVector)}`,
     `Recommended: ${best.label}: recall@${k} ${best.recall10.toFixed(4)}, p50 ${best.p50Us.toFixed(0)} µs on this data set.`,
   );
+  if (best.recall10 < RECALL_FLOOR) {
+    const enough = rows.filter((r) => r.kind === 'memstore' && r.recall10 >= RECALL_FLOOR).sort((a, b) => a.bytesPerVector - b.bytesPerVector)[0];
+    lines.push(
+      `Warning: recall@${k} ${best.recall10.toFixed(4)} is below ${RECALL_FLOOR}: no configuration that fits the budget reaches it.` +
+        (enough === undefined ? ` None measured does.` : ` The smallest that does, ${enough.label}, needs ${human(count * enough.bytesPerVector)}.`),
+    );
+  }
   const runnerUp = fits.find((r) => r.bytesPerVector < best.bytesPerVector && r.recall10 < best.recall10);
   if (runnerUp !== undefined) {
     lines.push(`Next smaller that fits: ${runnerUp.label} (${human(count * runnerUp.bytesPerVector)}, recall@${k} ${runnerUp.recall10.toFixed(4)}).`);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MemStore } from '../src/memstore.js';
-import { CODEC_NAMES, type CodecName } from '../src/codec/codec.js';
+import { CODEC_NAMES, isRqCodec, type CodecName } from '../src/codec/codec.js';
 import type { Metric, PcaOption } from '../src/options.js';
 import { exactSearch, hnswSearch } from './baselines.js';
 import type { Dataset } from '../src/cli/datasets.js';
@@ -39,6 +39,9 @@ export interface StudyRow {
   readonly p50Us: number;
   readonly p99Us: number;
   readonly buildMs: number;
+  /** Full-precision vectors read per query by rescoring, mean and p99 (0 without rescoring): error bounds let the rest go unread. */
+  readonly rescoredMean: number;
+  readonly rescoredP99: number;
   /** No other row has at most this RAM per vector and a strictly better recall@k (or equal recall and less RAM). */
   pareto: boolean;
   /** The same, among the rows that answer from RAM alone (no rescoring reads from disk), baselines included. */
@@ -126,7 +129,9 @@ async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, 
       codec: config.codec,
       durability: 'none',
       cache: false,
-      ...(config.pca === undefined ? {} : { pca: config.pca, trainSize: Math.min(trainSize, data.docs.length) }),
+      ...(config.pca === undefined ? {} : { pca: config.pca }),
+      // PCA and rq codes fit a model on the first trainSize vectors: fewer than the data set, or the store never trains.
+      ...(config.pca === undefined && !isRqCodec(config.codec) ? {} : { trainSize: Math.min(trainSize, data.docs.length) }),
     });
     for (let at = 0; at < data.docs.length; at += 1000) {
       await built.add(data.docs.slice(at, at + 1000).map((vector, j) => ({ id: String(at + j), vector })));
@@ -142,12 +147,20 @@ async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, 
         for (const q of data.queries.slice(0, 20)) await store.search(q, { k, rescore });
         const times: number[] = [];
         const found: number[][] = [];
+        const read: number[] = [];
+        const readSoFar = () => {
+          const r = store.stats().rescoring;
+          return r.candidates - r.skipped;
+        };
         for (const q of data.queries) {
+          const before = readSoFar();
           const s = performance.now();
           const hits = await store.search(q, { k, rescore });
           times.push(performance.now() - s);
+          read.push(readSoFar() - before);
           found.push(hits.map((h) => Number(h.id)));
         }
+        read.sort((a, b) => a - b);
         const r = recalls(found, truth, k);
         rows.push({
           kind: 'memstore',
@@ -164,6 +177,8 @@ async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, 
           relativeLoss: 1 - r.recall10,
           ...latency(times),
           buildMs,
+          rescoredMean: read.reduce((a, b) => a + b, 0) / Math.max(1, read.length),
+          rescoredP99: read.length === 0 ? 0 : percentileOfSorted(read, 0.99),
           pareto: false,
           paretoCodesOnly: false,
         });
@@ -210,6 +225,8 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
       relativeLoss: 0,
       ...latency(exact.times),
       buildMs: 0,
+      rescoredMean: 0,
+      rescoredP99: 0,
       pareto: false,
       paretoCodesOnly: false,
     },
@@ -233,6 +250,8 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
       relativeLoss: 1 - r.recall10,
       ...latency(h.times),
       buildMs: h.buildMs,
+      rescoredMean: 0,
+      rescoredP99: 0,
       pareto: false,
       paretoCodesOnly: false,
     });

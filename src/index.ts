@@ -15,7 +15,7 @@ export type {
   PcaOption,
   SearchOptions,
 } from './options.js';
-export type { CodecName } from './codec/codec.js';
+export type { CodecName, ScalarCodecName, RqCodecName } from './codec/codec.js';
 export type { FileLayer, FileHandle, OpenMode } from '../io/file-layer.js';
 export type { StoreReport, Problem } from './store/verify.js';
 export { checkStore } from './store/verify.js';

@@ -1,3 +1,4 @@
+import { isRqCodec } from '../codec/codec.js';
 import type { Filter } from '../options.js';
 import type { VectorIndex } from '../index/vector-index.js';
 import type { KernelForm, ScanQuery } from '../scan/code-blocks.js';
@@ -638,6 +639,9 @@ export class LookasideCache<A> {
 
   /** How far kernel scores may move from kernel query `from` to `next` (bounds.ts). */
   private shiftOf(scan: ScanQuery, from: KernelForm, next: KernelForm, host: CacheHost): ScoreShift {
+    // An rq l2 score is −(‖q'‖² + ‖r‖² − 2⟨r̃, q̂⟩), not −‖q̂ − r̃‖²: each vector's own ‖r̃‖² − ‖r‖² sits in
+    // it, so no shift of the query bounds it (CACHE.md): an unbounded shift, and near queries search.
+    if (scan.metric === 'l2' && isRqCodec(host.index.codec.name)) return { metric: 'l2', delta: Infinity, margin: 0, maxNorm: 0 };
     return scoreShift(scan.metric, from, next, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
   }
 

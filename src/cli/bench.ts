@@ -11,7 +11,18 @@ import { Progress } from './progress.js';
 import { recommend } from '../../bench/recommend.js';
 import { matrix, runStudy } from '../../bench/study.js';
 import { formatSweep, renderSweepChart, runIndexSweep } from '../../bench/index-sweep.js';
-import type { Metric } from '../options.js';
+import { DEFAULT_OVERSAMPLE, type Metric } from '../options.js';
+import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
+
+/** The codecs `--codecs` names (all of them when absent); a usage error for an unknown one. */
+function parseCodecList(list: string | undefined): CodecName[] {
+  if (list === undefined) return [...CODEC_NAMES];
+  const names = list.split(',').map((s) => s.trim());
+  for (const name of names) {
+    if (!(CODEC_NAMES as readonly string[]).includes(name)) throw new InvalidArgumentError(`unknown codec ${JSON.stringify(name)} in --codecs (one of ${CODEC_NAMES.join(', ')})`);
+  }
+  return names as CodecName[];
+}
 
 /** Flags of `memstore bench`, as commander parses them. */
 export interface BenchFlags {
@@ -23,6 +34,7 @@ export interface BenchFlags {
   metric: Metric;
   synthetic?: boolean;
   pca: string;
+  codecs?: string;
   hnsw: boolean;
   index: boolean;
   out: string;
@@ -91,7 +103,7 @@ export async function bench(flags: BenchFlags): Promise<void> {
   if ((budget === undefined) !== (count === undefined)) throw new InvalidArgumentError('--budget and --count go together');
 
   const pcas = parsePcaList(flags.quick === true && flags.pca === 'none,50%,25%' ? 'none,25%' : flags.pca, data.dim);
-  const configs = matrix(pcas);
+  const configs = matrix(pcas, parseCodecList(flags.codecs));
   progress(`memstore bench: ${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${configs.length} configurations x rescoring off/on`);
   // On a terminal, a bar over the study's steps (counts and an ETA); in a log, a line per step.
   const bar = process.stderr.isTTY === true ? new Progress('memstore bench, steps') : undefined;
@@ -111,7 +123,7 @@ export async function bench(flags: BenchFlags): Promise<void> {
     date: new Date().toISOString(),
     machine: m,
     data: { name: data.name, count: data.docs.length, queries: data.queries.length, dim: data.dim },
-    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: 4, trainSize: Math.min(4096, data.docs.length), hnsw },
+    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: DEFAULT_OVERSAMPLE, trainSize: Math.min(4096, data.docs.length), hnsw },
     rows,
     ...(sweep === undefined ? {} : { index: sweep }),
     ...(rec === undefined ? {} : { recommendation: { budgetBytes: budget, count, label: rec.row?.label ?? null, text: rec.text } }),

@@ -104,6 +104,7 @@ program
   .addOption(new Option('--metric <metric>', 'similarity').choices(METRICS).default('cosine'))
   .option('--synthetic', 'use a clustered synthetic data set instead of real embeddings')
   .option('--pca <list>', 'PCA settings to try: none, N% of dims, or N dims, comma separated', 'none,50%,25%')
+  .option('--codecs <list>', `codecs to try, comma separated (default: all: ${CODEC_NAMES.join(', ')})`)
   .option('--no-hnsw', 'skip the hnswlib-node baseline')
   .option('--no-index', 'skip the page index\'s nprobe sweep (recall against queries/s beside hnswlib-node\'s ef sweep)')
   .option('--out <dir>', 'where results.md, results.json and results.svg go', 'memstore-bench-results')

@@ -8,7 +8,7 @@ import type { RqQueryParams } from '../kernels/reference.js';
  * so the kernels score with AND and popcount (KERNELS.md, "Rotated codes"). Its rounding error is
  * part of the estimate's error (CODECS.md, "The estimate").
  */
-export const RQ_QUERY_BITS = 8;
+export const RQ_QUERY_BITS = 4;
 
 /**
  * A query as the rq kernels take it: the rotated query's levels in RQ_QUERY_BITS bit planes (written

@@ -127,6 +127,12 @@ function kthBest(ranked: readonly { readonly score: number }[], k: number): numb
   return scores[k - 1]!;
 }
 
+/**
+ * Candidates past the first k read per batch while rescoring: after each, the k-th best exact score
+ * is taken again and the bounds cut the next batch by it (RESCORING.md, "The rule").
+ */
+const RESCORE_CHUNK = 16;
+
 /** What rescoring did, for stats(): searches, their candidates, and those their error bounds let go unread. */
 export interface RescoringStats {
   searches: number;
@@ -466,7 +472,7 @@ export class SearchPath {
       const hotNorms: (number | undefined)[] = [];
       // Read first: the vectors not hot among the k best by kernel score; the rest, only if they can still enter.
       const first: Source[] = [];
-      let rest: Source[] = [];
+      const rest: Source[] = [];
       for (const [i, c] of candidates.entries()) {
         const h = this.env.cache?.hotVectorAt(c.slot, index);
         if (h === undefined) {
@@ -490,25 +496,35 @@ export class SearchPath {
       }
       // A write since the places were taken: the search starts over, so the rest need not be read.
       if (this.env.writes() !== writes && !tolerateMoves) return undefined;
-      // Only over the store the scan saw: slots and codes are those the bound reads.
+      // Only over the store the scan saw: slots and codes are those the bound reads. Each candidate's
+      // bound is taken once, before anything more is read; the rest are read a chunk at a time, in
+      // kernel order, and the k-th best exact score rises as they come in, so each chunk is cut by
+      // the best line known. Strictly below it, a candidate would not be in the answer.
       let skipped = 0;
-      if (rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes) {
-        const b = bound();
-        if (b !== undefined) {
-          // Strictly below the k-th best exact score found: it would not be in the answer.
-          const kth = kthBest(ranked, want.k);
-          const before = rest.length;
-          rest = rest.filter((x) => !(b.upper(x.kernel, x.slot) < kth));
-          skipped = before - rest.length;
-        }
-      }
+      const b = rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes ? bound() : undefined;
+      const uppers = b === undefined ? undefined : rest.map((x) => b.upper(x.kernel, x.slot));
       // The places of `rest` were taken with the others, before the first batch was awaited: a write
       // since then makes them stale (scoreLoaded() must not keep what they hold hot).
-      const restNow = this.scoreSourcesNow(rest, batch);
-      if (restNow === undefined) return undefined;
-      if (!restNow) {
-        beforeAwait();
-        if ((await this.scoreSourcesLater(rest, batch)) === undefined) return undefined;
+      for (let at = 0; at < rest.length; ) {
+        let chunk: Source[];
+        if (uppers !== undefined && ranked.length >= want.k && this.env.writes() === writes) {
+          const kth = kthBest(ranked, want.k);
+          chunk = [];
+          for (; at < rest.length && chunk.length < RESCORE_CHUNK; at++) {
+            if (uppers[at]! < kth) skipped++;
+            else chunk.push(rest[at]!);
+          }
+        } else {
+          chunk = rest.slice(at);
+          at = rest.length;
+        }
+        if (chunk.length === 0) continue;
+        const restNow = this.scoreSourcesNow(chunk, batch);
+        if (restNow === undefined) return undefined;
+        if (!restNow) {
+          beforeAwait();
+          if ((await this.scoreSourcesLater(chunk, batch)) === undefined) return undefined;
+        }
       }
       // The write count only grows: any write since the places were taken shows here.
       if (this.env.writes() !== writes && !tolerateMoves) return undefined;
