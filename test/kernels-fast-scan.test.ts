@@ -10,13 +10,16 @@ import {
   type RqBits,
   type RqMetric,
 } from '../src/kernels/index.js';
+import { assemble } from '../src/kernels/build.js';
+import { DEFAULT_TUNING, generateWat } from '../src/kernels/wat.js';
+import { instantiateKernels, type Kernels } from '../src/kernels/wasm.js';
 import { rng } from '../src/random.js';
 import { fastScanBlockBytes, fastScanGroups, nibblesOf, readLane, writeLane } from '../src/scan/fast-scan-layout.js';
 import { buildLut } from '../src/scan/fast-scan-lut.js';
 
-/** Copies the operands into the shared linear memory, runs `fn` on their addresses, frees them. */
-function inWasm<T>(arrays: readonly ArrayBufferView[], fn: (...ptrs: number[]) => T): T {
-  const mem = kernels().memory;
+/** Copies the operands into the kernels' linear memory (the shared one by default), runs `fn` on their addresses, frees them. */
+function inWasm<T>(arrays: readonly ArrayBufferView[], fn: (...ptrs: number[]) => T, k: Kernels = kernels()): T {
+  const mem = k.memory;
   const ptrs = arrays.map((a) => {
     const ptr = mem.alloc(Math.max(1, a.byteLength));
     mem.u8().set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), ptr);
@@ -108,13 +111,12 @@ function randomTable(groups: number, rand: () => number): { lut: Uint8Array; del
 
 type Table = ReturnType<typeof randomTable>;
 
-function wasmFastScan(metric: RqMetric, table: Table, codes: FastScanCase): Float32Array {
-  const k = kernels();
+function wasmFastScan(metric: RqMetric, table: Table, codes: FastScanCase, k: Kernels = kernels()): Float32Array {
   const lanes = codes.nBlocks * FAST_SCAN_LANES;
   return inWasm([table.lut, codes.blocks, codes.scales, codes.norms, new Float32Array(lanes)], (lPtr, bPtr, sPtr, nPtr, oPtr) => {
     k.fastScan(metric, lPtr!, codes.groups, table.delta, table.bias, table.qNormSq, bPtr!, sPtr!, nPtr!, codes.nBlocks, oPtr!);
     return k.memory.f32().slice(oPtr! >> 2, (oPtr! >> 2) + lanes);
-  });
+  }, k);
 }
 
 function referenceScores(metric: RqMetric, table: Table, codes: FastScanCase): Float32Array {
@@ -144,6 +146,33 @@ describe('fast-scan kernels match referenceFastScan bit for bit', () => {
       });
     }
   }
+
+  /**
+   * Any G, not only the multiples of 8 that codes give: odd G and G just past a segment run the
+   * single-group loop after the unrolled one, for every unroll the tuning allows.
+   */
+  it('any number of groups, for every unroll', async () => {
+    const rand = rng(12);
+    for (const unroll of [1, 2, 4, 8]) {
+      const wasm = await assemble(generateWat({ ...DEFAULT_TUNING, fastScanUnroll: unroll }));
+      const k = instantiateKernels(new WebAssembly.Module(Uint8Array.from(wasm)));
+      for (const groups of [1, 2, 3, 7, 255, 257, 259, 515]) {
+        for (const metric of RQ_METRICS) {
+          const nBlocks = 1 + Math.floor(rand() * 3);
+          const codes: FastScanCase = {
+            groups,
+            nBlocks,
+            levels: [],
+            blocks: Uint8Array.from({ length: nBlocks * groups * 16 }, () => Math.floor(rand() * 256)),
+            scales: Float32Array.from({ length: 32 * nBlocks }, () => rand() - 0.5),
+            norms: Float32Array.from({ length: 32 * nBlocks }, () => rand()),
+          };
+          const table = randomTable(groups, rand);
+          assertSame(wasmFastScan(metric, table, codes, k), referenceScores(metric, table, codes), `unroll ${unroll} G ${groups} ${metric}`);
+        }
+      }
+    }
+  });
 
   it('the unchecked export is the kernel fastScan calls', () => {
     const k = kernels();
