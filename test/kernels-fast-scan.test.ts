@@ -374,6 +374,32 @@ describe('buildLut', () => {
     });
   });
 
+  it('each entry is its group value rounded on the grid delta · n + min_g, and bias is Σ min_g', () => {
+    const rand = rng(9);
+    for (const bits of RQ_BITS) {
+      const dim = 128;
+      const q = Float32Array.from({ length: dim }, () => gaussian(rand));
+      const { lut, delta, bias } = buildLut(bits, q);
+      const m = ((1 << bits) - 1) / 2;
+      const perNibble = 4 / bits;
+      let sumOfMins = 0;
+      for (let g = 0; g < (dim * bits) / 4; g++) {
+        const values = Array.from({ length: 16 }, (_, n) => {
+          let value = 0;
+          for (let k = 0; k < perNibble; k++) value += (((n >> (k * bits)) & ((1 << bits) - 1)) - m) * q[g * perNibble + k]!;
+          return value;
+        });
+        const min = Math.min(...values);
+        sumOfMins += min;
+        values.forEach((value, n) => {
+          const error = Math.abs(delta * lut[g * 16 + n]! + min - value);
+          assert.ok(error <= delta / 2 + Math.abs(value) * 2 ** -40, `rq${bits} group ${g} entry ${n}: ${error} > ${delta / 2}`);
+        });
+      }
+      assert.ok(Math.abs(bias - sumOfMins) <= Math.abs(sumOfMins) * 2 ** -24 + 1e-12, `rq${bits}: bias ${bias} vs ${sumOfMins}`);
+    }
+  });
+
   it('a zero query gives a zero table, step and bias', () => {
     const { lut, delta, bias, maxError } = buildLut(2, new Float32Array(64));
     assert.ok(lut.every((b) => b === 0));
