@@ -3,6 +3,8 @@ import { Bench } from 'tinybench';
 import { getScalarCodec, type ScalarCodecName } from '../src/codec/index.js';
 import {
   DIM_STEP,
+  FAST_SCAN_GROUP_BYTES,
+  FAST_SCAN_LANES,
   KERNEL_CODECS,
   KERNEL_METRICS,
   RQ_BITS,
@@ -23,8 +25,8 @@ import { dot, squaredDistance } from '../src/vector.js';
  * (and the int8-query kernels), WebAssembly against the plain TypeScript reference, each iteration
  * scanning one contiguous block of vectors as the store does; the exact rescoring kernels
  * against vector.ts, whose numbers they reproduce; the gather kernel, which scores vectors
- * scattered over the index (a cache pool) in one call per run; and the rotated-code kernels
- * against the int8-query kernel they would stand in for.
+ * scattered over the index (a cache pool) in one call per run; and the rotated-code kernels,
+ * popcount and fast scan, against the int8-query kernel they would stand in for.
  */
 
 export interface KernelBenchOptions {
@@ -252,65 +254,86 @@ async function benchGather(dim: number, opts: Required<KernelBenchOptions>): Pro
   }
 }
 
-/** One rotated-code kernel (or the int8-query kernel it is compared with) over a block of codes. */
+/** One rotated-code kernel (or the int8-query kernel it is compared with) over a run of codes. */
 export interface RqBenchRow {
   readonly kernel: string;
   readonly dim: number;
-  /** Bytes one stored vector takes in the scanned block (code, and its float32 scale). */
+  /** Codes scored per call. */
+  readonly vectors: number;
+  /** Bytes one stored vector takes where the kernel reads it (code, float32 scale, and the fast-scan ‖r‖²). */
   readonly bytesPerVector: number;
   readonly nsPerVector: number;
 }
 
-/** Query bit planes the rq benchmark scores with, as a 4-bit quantized query would have. */
+/** Query bit planes the popcount rq kernels score with, as a 4-bit quantized query would have. */
 const RQ_BENCH_QUERY_BITS = 4;
 
 /**
- * rq1, rq2 and rq4 (dot, a 4-bit query) beside scanI8 dot, each scanning one block of `vectors`
- * codes at `dim` dimensions, the codes at their store stride (rqCodeBytes, not padded to 16 bytes).
- * Random bits: popcount kernels take the same time whatever the bits are.
+ * rq1, rq2 and rq4 (dot) by the popcount kernels (a 4-bit query, codes at their store stride,
+ * rqCodeBytes) and by the fast-scan kernel (blocks of 32, a byte table per 4-bit group), beside
+ * scanI8 dot, each scoring `vectors` codes back to back in one call. Random bits: neither kernel's
+ * time depends on the values. At 50,000 codes the working set (3.6 MB of fast-scan rq1 at 512-d,
+ * 26 MB of int8) no longer fits in the caches.
  */
 async function benchRq(dim: number, vectors: number, timeMs: number): Promise<RqBenchRow[]> {
   const k = kernels();
   const n = vectors;
   const planeBytes = rqPlaneBytes(dim);
   const randomBytes = (count: number): Uint8Array => Uint8Array.from({ length: count }, () => Math.floor(Math.random() * 256));
+  const nBlocks = Math.ceil(n / FAST_SCAN_LANES);
+  const lanes = nBlocks * FAST_SCAN_LANES;
   const query = randomBytes(RQ_BENCH_QUERY_BITS * planeBytes);
-  const scales = Float32Array.from({ length: n }, () => Math.random());
-  const out = new Float32Array(n);
+  const scales = Float32Array.from({ length: lanes }, () => Math.random());
+  const norms = Float32Array.from({ length: lanes }, () => Math.random());
+  const out = new Float32Array(lanes);
   const int8Query = encodedVectors('int8', 1, dim);
   const int8Stored = encodedVectors('int8', n, dim);
   const rqCodes = RQ_BITS.map((bits) => randomBytes(n * rqCodeBytes(bits, dim)));
-  const arrays: ArrayBufferView[] = [query, scales, out, int8Query.codes, int8Stored.codes, int8Stored.scales, ...rqCodes];
+  const groupsOf = (bits: RqBits): number => (dim * bits) / 4;
+  const fastBlocks = RQ_BITS.map((bits) => randomBytes(nBlocks * groupsOf(bits) * FAST_SCAN_GROUP_BYTES));
+  const tables = RQ_BITS.map((bits) => randomBytes(groupsOf(bits) * FAST_SCAN_GROUP_BYTES));
+  const arrays: ArrayBufferView[] = [query, scales, norms, out, int8Query.codes, int8Stored.codes, int8Stored.scales, ...rqCodes, ...fastBlocks, ...tables];
   const ptrs = arrays.map((a) => [place(k, a), a.byteLength] as const);
-  const [qPtr, scalesPtr, outPtr, i8QueryPtr, i8CodesPtr, i8ScalesPtr, ...rqPtrs] = ptrs.map(([ptr]) => ptr) as [number, ...number[]];
+  const [qPtr, scalesPtr, normsPtr, outPtr, i8QueryPtr, i8CodesPtr, i8ScalesPtr, ...rest] = ptrs.map(([ptr]) => ptr) as [number, ...number[]];
+  const rqPtrs = rest.slice(0, RQ_BITS.length);
+  const blockPtrs = rest.slice(RQ_BITS.length, 2 * RQ_BITS.length);
+  const tablePtrs = rest.slice(2 * RQ_BITS.length);
   const params = { qBits: RQ_BENCH_QUERY_BITS, delta: 0.01, lo: -0.5, corr: 1, qNormSq: 1 };
   try {
     const bench = new Bench({ time: timeMs, warmupTime: timeMs / 3, iterations: 8, warmupIterations: 4 });
     const int8Name = 'int8 (int8 query), dot';
     const qScale = int8Query.scales[0]!;
     bench.add(int8Name, () => k.scanI8('dot', i8QueryPtr!, qScale, i8CodesPtr!, i8ScalesPtr!, n, dim, outPtr!));
-    const rqName = (bits: RqBits): string => `rq${bits} (${RQ_BENCH_QUERY_BITS}-bit query), dot`;
+    const rqName = (bits: RqBits): string => `rq${bits} popcount (${RQ_BENCH_QUERY_BITS}-bit query), dot`;
+    const fastName = (bits: RqBits): string => `rq${bits} fast scan (byte table), dot`;
     RQ_BITS.forEach((bits, i) => {
       const stride = rqCodeBytes(bits, dim);
       const codesPtr = rqPtrs[i]!;
       bench.add(rqName(bits), () => k.scanRq(bits, 'dot', qPtr, params, codesPtr, scalesPtr!, n, planeBytes, stride, outPtr!));
     });
+    RQ_BITS.forEach((bits, i) => {
+      const blocksPtr = blockPtrs[i]!;
+      const lutPtr = tablePtrs[i]!;
+      bench.add(fastName(bits), () => k.fastScan('dot', lutPtr, groupsOf(bits), 0.01, -3, 1, blocksPtr, scalesPtr!, normsPtr!, nBlocks, outPtr!));
+    });
     await bench.run();
+    const row = (kernel: string, bytesPerVector: number): RqBenchRow => ({ kernel, dim, vectors: n, bytesPerVector, nsPerVector: nsPerVector(bench, kernel, n) });
     return [
-      { kernel: int8Name, dim, bytesPerVector: dim + 4, nsPerVector: nsPerVector(bench, int8Name, n) },
-      ...RQ_BITS.map((bits) => ({ kernel: rqName(bits), dim, bytesPerVector: rqCodeBytes(bits, dim) + 4, nsPerVector: nsPerVector(bench, rqName(bits), n) })),
+      row(int8Name, dim + 4),
+      ...RQ_BITS.map((bits) => row(rqName(bits), rqCodeBytes(bits, dim) + 4)),
+      ...RQ_BITS.map((bits) => row(fastName(bits), (groupsOf(bits) * FAST_SCAN_GROUP_BYTES) / FAST_SCAN_LANES + 8)),
     ];
   } finally {
     for (const [ptr, bytes] of ptrs.reverse()) k.memory.free(ptr, bytes);
   }
 }
 
-export function formatRqTable(rows: readonly RqBenchRow[], vectors: number): string {
-  const lines = [`| kernel, one block of ${vectors} codes | dim | bytes/vec | ns/vec | int8 ns / this |`, '|---|---:|---:|---:|---:|'];
+export function formatRqTable(rows: readonly RqBenchRow[]): string {
+  const lines = ['| kernel | dim | codes per call | bytes/vec | ns/vec | int8 ns / this |', '|---|---:|---:|---:|---:|---:|'];
   for (const r of rows) {
-    const int8 = rows.find((other) => other.dim === r.dim && other.kernel.startsWith('int8'));
+    const int8 = rows.find((other) => other.dim === r.dim && other.vectors === r.vectors && other.kernel.startsWith('int8'));
     const ratio = int8 === undefined ? '' : `${(int8.nsPerVector / r.nsPerVector).toFixed(2)}x`;
-    lines.push(`| ${r.kernel} | ${r.dim} | ${r.bytesPerVector} | ${r.nsPerVector.toFixed(1)} | ${ratio} |`);
+    lines.push(`| ${r.kernel} | ${r.dim} | ${r.vectors} | ${r.bytesPerVector} | ${r.nsPerVector.toFixed(1)} | ${ratio} |`);
   }
   return lines.join('\n');
 }
@@ -318,8 +341,8 @@ export function formatRqTable(rows: readonly RqBenchRow[], vectors: number): str
 export interface RqBenchOptions {
   /** Dimensions to measure (the plane bytes round them up to a multiple of 128). */
   readonly dims?: readonly number[];
-  /** Codes per block scanned in one call. */
-  readonly vectors?: number;
+  /** Codes scored per call, one table row each: one block of the store, and a scan larger than the caches. */
+  readonly vectors?: readonly number[];
   /** tinybench time budget per task in milliseconds (warmup gets a third of it). */
   readonly timeMs?: number;
   readonly write?: (line: string) => void;
@@ -327,11 +350,12 @@ export interface RqBenchOptions {
 
 /** The rotated-code table alone (`node dist/bench/kernels.bench.js rq`); runKernelBench ends with it too. */
 export async function runRqBench(options: RqBenchOptions = {}): Promise<RqBenchRow[]> {
-  const vectors = options.vectors ?? 1024;
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const rows: RqBenchRow[] = [];
-  for (const dim of options.dims ?? [128, 512]) rows.push(...(await benchRq(dim, vectors, options.timeMs ?? 300)));
-  write(formatRqTable(rows, vectors));
+  for (const vectors of options.vectors ?? [1024, 50_000]) {
+    for (const dim of options.dims ?? [128, 512]) rows.push(...(await benchRq(dim, vectors, options.timeMs ?? 300)));
+  }
+  write(formatRqTable(rows));
   return rows;
 }
 

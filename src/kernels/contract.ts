@@ -104,3 +104,21 @@ export const RQ_MAX_PLANE_BYTES = 65536;
 export function scanRqExportName(bits: RqBits, metric: RqMetric): string {
   return `scanRq${bits}_${metric}`;
 }
+
+/** Vectors of one fast-scan block (KERNELS.md, "Fast scan"): 16 in the low nibbles of its bytes, 16 in the high. */
+export const FAST_SCAN_LANES = 32;
+
+/** Bytes of one group of a fast-scan block (one nibble of each of its 32 vectors) and of one group's query table. */
+export const FAST_SCAN_GROUP_BYTES = 16;
+
+/**
+ * Largest number of groups G a fast-scan kernel takes: a lane's sum is at most 255 · G, which must
+ * stay exact in i32 (255 · 2^23 < 2^31). That is 2^25 dimensions of 1-bit codes, and a block of
+ * 128 MiB, so no real code comes near it.
+ */
+export const FAST_SCAN_MAX_GROUPS = 2 ** 23;
+
+/** Name under which the module exports the fast-scan kernel for metric. */
+export function fastScanExportName(metric: RqMetric): string {
+  return `fastScan_${metric}`;
+}

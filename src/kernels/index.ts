@@ -2,6 +2,9 @@ export {
   ALIGN,
   BYTES_PER_DIM,
   DIM_STEP,
+  FAST_SCAN_GROUP_BYTES,
+  FAST_SCAN_LANES,
+  FAST_SCAN_MAX_GROUPS,
   I8_METRICS,
   KERNEL_CODECS,
   KERNEL_METRICS,
@@ -20,10 +23,12 @@ export {
   type RqMetric,
 } from './contract.js';
 export { LinearMemory } from './memory.js';
-export { referenceScan, referenceScanI8, referenceScanRq, referenceSelectAtLeast, type RqQueryParams } from './reference.js';
+export { referenceFastScan, referenceScan, referenceScanI8, referenceScanRq, referenceSelectAtLeast, type RqQueryParams } from './reference.js';
 export {
   instantiateKernels,
   kernels,
+  type FastScanFn,
+  type GatherFastScanFn,
   type GatherFn,
   type GatherI8Fn,
   type GatherRqFn,

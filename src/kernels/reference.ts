@@ -260,3 +260,43 @@ export function referenceScanRq(
     else out[j] = -f(f(f(params.qNormSq) + view.getFloat32(base + bits * planeBytes, true)) - f(p + p));
   }
 }
+
+/**
+ * Reference of fastScan_<metric> (KERNELS.md, "Fast scan"): `blocks` holds nBlocks blocks of
+ * `groups` · 16 bytes, byte g·16 + j of a block holding nibble g of lane j in its low four bits and
+ * of lane j + 16 in its high four; `scales` and `norms` hold 32 float32 per block in lane order;
+ * `lut` holds groups · 16 bytes, entry n of group g at g·16 + n. Writes 32 · nBlocks scores. The
+ * lane sums are exact integers and the float steps replay the kernel's float32 operations in order
+ * with Math.fround, so results must match bit for bit.
+ */
+export function referenceFastScan(
+  metric: RqMetric,
+  lut: Uint8Array,
+  groups: number,
+  delta: number,
+  bias: number,
+  qNormSq: number,
+  blocks: Uint8Array,
+  scales: Float32Array,
+  norms: Float32Array,
+  nBlocks: number,
+  out: Float32Array,
+): void {
+  const f = Math.fround;
+  const blockBytes = groups * 16;
+  for (let b = 0; b < nBlocks; b++) {
+    for (let lane = 0; lane < 32; lane++) {
+      let sum = 0;
+      for (let g = 0; g < groups; g++) {
+        const byte = blocks[b * blockBytes + g * 16 + (lane & 15)]!;
+        const nibble = lane < 16 ? byte & 0x0f : byte >> 4;
+        sum += lut[g * 16 + nibble]!;
+      }
+      const j = b * 32 + lane;
+      const inner = f(f(f(delta) * f(sum)) + f(bias));
+      const p = f(scales[j]! * inner);
+      if (metric === 'dot') out[j] = p;
+      else out[j] = -f(f(f(qNormSq) + norms[j]!) - f(p + p));
+    }
+  }
+}

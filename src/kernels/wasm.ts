@@ -5,6 +5,7 @@ import {
   EXACT_DIM_STEP,
   EXACT_DOT_NORM,
   EXACT_SQDIST,
+  FAST_SCAN_MAX_GROUPS,
   I8_METRICS,
   KERNEL_CODECS,
   KERNEL_METRICS,
@@ -14,6 +15,7 @@ import {
   RQ_MAX_PLANE_BYTES,
   RQ_MAX_QUERY_BITS,
   RQ_METRICS,
+  fastScanExportName,
   gatherName,
   scanExportName,
   scanI8ExportName,
@@ -79,6 +81,39 @@ export type GatherRqFn = (
   tablePtr: number,
   n: number,
   planeBytes: number,
+  outPtr: number,
+) => void;
+
+/**
+ * A fast-scan kernel as exported by the module (KERNELS.md, "Fast scan"): nBlocks blocks of 32
+ * codes, block b's G · 16 bytes at blocksPtr + b · G · 16, its 32 float32 factors at scalesPtr +
+ * 128b and its 32 float32 ‖r‖² at normsPtr + 128b; 32 · nBlocks float32 scores written at outPtr.
+ */
+export type FastScanFn = (
+  lutPtr: number,
+  groups: number,
+  delta: number,
+  bias: number,
+  qNormSq: number,
+  blocksPtr: number,
+  scalesPtr: number,
+  normsPtr: number,
+  nBlocks: number,
+  outPtr: number,
+) => void;
+
+/**
+ * The gather form of a fast-scan kernel: vector j is the i32 quadruple at tablePtr + 16j (its
+ * block's code address, its lane 0-31, the address of its float32 factor, of its float32 ‖r‖²).
+ */
+export type GatherFastScanFn = (
+  lutPtr: number,
+  groups: number,
+  delta: number,
+  bias: number,
+  qNormSq: number,
+  tablePtr: number,
+  n: number,
   outPtr: number,
 ) => void;
 
@@ -168,6 +203,35 @@ export interface Kernels {
    */
   gatherRqFunction(bits: RqBits, metric: RqMetric): GatherRqFn;
   /**
+   * Scores nBlocks fast-scan blocks of 32 codes of G 4-bit groups each against the query's table of
+   * G · 16 bytes at lutPtr, writing 32 · nBlocks float32 scores at outPtr in block and lane order
+   * (KERNELS.md, "Fast scan", defines them exactly; they equal referenceFastScan's bit for bit).
+   * Lanes a partial last block leaves unused are scored like any other; the caller ignores them.
+   *
+   * Throws RangeError unless G is an integer from 1 to FAST_SCAN_MAX_GROUPS and nBlocks a
+   * non-negative integer, with the blocks and the scores inside a 32-bit address space.
+   */
+  fastScan(
+    metric: RqMetric,
+    lutPtr: number,
+    groups: number,
+    delta: number,
+    bias: number,
+    qNormSq: number,
+    blocksPtr: number,
+    scalesPtr: number,
+    normsPtr: number,
+    nBlocks: number,
+    outPtr: number,
+  ): void;
+  /** The unchecked export behind fastScan(metric, …), for callers that validate once. */
+  fastScanFunction(metric: RqMetric): FastScanFn;
+  /**
+   * The gather form of fastScan(metric, …), unchecked: each score is bit for bit the one the block
+   * kernel gives the same lane of the same block.
+   */
+  gatherFastScanFunction(metric: RqMetric): GatherFastScanFn;
+  /**
    * Writes, from outPtr (room for n int32), the positions i < n in increasing order whose float32
    * score at scoresPtr + 4i is at least `floor` (NaN never is); returns how many. Unchecked.
    */
@@ -202,6 +266,20 @@ function checkRqShape(bits: RqBits, n: number, qBits: number, planeBytes: number
   }
 }
 
+function checkFastScanShape(groups: number, nBlocks: number): void {
+  if (!(Number.isInteger(groups) && groups >= 1 && groups <= FAST_SCAN_MAX_GROUPS)) {
+    throw new RangeError(`G must be an integer from 1 to ${FAST_SCAN_MAX_GROUPS}, got ${groups}`);
+  }
+  if (!(Number.isInteger(nBlocks) && nBlocks >= 0)) throw new RangeError(`nBlocks must be a non-negative integer, got ${nBlocks}`);
+  // The kernel's end pointers are i32 sums: past 4 GiB they would wrap.
+  if (nBlocks * groups * 16 > ADDRESS_SPACE || nBlocks * 128 > ADDRESS_SPACE) {
+    throw new RangeError(`${nBlocks} blocks of ${groups} groups do not fit in a 32-bit address space`);
+  }
+}
+
+/** Bytes a 32-bit WebAssembly memory can address. */
+const ADDRESS_SPACE = 2 ** 32;
+
 /** A 32-bit address space: no scan can address more bytes than this. */
 const MAX_SCAN_DIM = 2 ** 30;
 
@@ -212,6 +290,8 @@ class WasmKernels implements Kernels {
   private readonly gathersI8: ReadonlyMap<I8Metric, GatherI8Fn>;
   private readonly scansRq: ReadonlyMap<string, ScanRqFn>;
   private readonly gathersRq: ReadonlyMap<string, GatherRqFn>;
+  private readonly fastScans: ReadonlyMap<RqMetric, FastScanFn>;
+  private readonly gathersFastScan: ReadonlyMap<RqMetric, GatherFastScanFn>;
   private readonly exactDot: (q: number, x: number, n: number, dim: number, out: number) => void;
   private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
   readonly selectAtLeast: (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
@@ -243,6 +323,8 @@ class WasmKernels implements Kernels {
     const rqNames = RQ_BITS.flatMap((bits) => RQ_METRICS.map((metric) => scanRqExportName(bits, metric)));
     this.scansRq = new Map(rqNames.map((name) => [name, exported(name)]));
     this.gathersRq = new Map(rqNames.map((name) => [name, exported(gatherName(name))]));
+    this.fastScans = new Map(RQ_METRICS.map((metric) => [metric, exported(fastScanExportName(metric))]));
+    this.gathersFastScan = new Map(RQ_METRICS.map((metric) => [metric, exported(gatherName(fastScanExportName(metric)))]));
     this.exactDot = exported(EXACT_DOT_NORM);
     this.exactL2 = exported(EXACT_SQDIST);
     this.selectAtLeast = exported(SELECT_AT_LEAST) as unknown as (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
@@ -310,6 +392,36 @@ class WasmKernels implements Kernels {
     checkRqShape(bits, n, params.qBits, planeBytes, stride);
     const { qBits, delta, lo, corr, qNormSq } = params;
     fn(qPtr, qBits, delta, lo, corr, qNormSq, codesPtr, scalesPtr, n, planeBytes, stride, outPtr);
+  }
+
+  fastScanFunction(metric: RqMetric): FastScanFn {
+    const fn = this.fastScans.get(metric);
+    if (fn === undefined) throw new RangeError(`no fast-scan kernel for metric ${metric}`);
+    return fn;
+  }
+
+  gatherFastScanFunction(metric: RqMetric): GatherFastScanFn {
+    const fn = this.gathersFastScan.get(metric);
+    if (fn === undefined) throw new RangeError(`no fast-scan kernel for metric ${metric}`);
+    return fn;
+  }
+
+  fastScan(
+    metric: RqMetric,
+    lutPtr: number,
+    groups: number,
+    delta: number,
+    bias: number,
+    qNormSq: number,
+    blocksPtr: number,
+    scalesPtr: number,
+    normsPtr: number,
+    nBlocks: number,
+    outPtr: number,
+  ): void {
+    const fn = this.fastScanFunction(metric);
+    checkFastScanShape(groups, nBlocks);
+    fn(lutPtr, groups, delta, bias, qNormSq, blocksPtr, scalesPtr, normsPtr, nBlocks, outPtr);
   }
 
   scan(

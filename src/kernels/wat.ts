@@ -9,6 +9,7 @@ import {
   RQ_BITS,
   RQ_METRICS,
   SELECT_AT_LEAST,
+  fastScanExportName,
   gatherName,
   scanExportName,
   scanI8ExportName,
@@ -34,15 +35,18 @@ export interface KernelTuning {
   readonly i8Block: number;
   /** Rotated-code kernels: sharing each query plane's load of a step between vectors. */
   readonly rqBlock: number;
+  /** Fast-scan kernels: groups per step of the group loop, a power of two (the rest of a segment goes one at a time). */
+  readonly fastScanUnroll: number;
 }
 
 /**
  * Chosen by measurement on x86-64 (V8 11, Node 20): a float block of 2 already spills an
  * accumulator to the stack, while four int8-query vectors fit the 16 xmm registers and run ~20%
- * faster than one. Four rq vectors took 1-bit 512-d from 24 ns (one) to 18 ns per vector.
- * Any values stay correct.
+ * faster than one. Four rq vectors took 1-bit 512-d from 24 ns (one) to 18 ns per vector. Two
+ * fast-scan groups per step measured 2-4% faster than one; four and eight were slower (4.6 and
+ * 5.0 ns per 1-bit 512-d vector against 4.3). Any values stay correct.
  */
-export const DEFAULT_TUNING: KernelTuning = { floatBlock: 1, i8Block: 4, rqBlock: 4 };
+export const DEFAULT_TUNING: KernelTuning = { floatBlock: 1, i8Block: 4, rqBlock: 4, fastScanUnroll: 2 };
 
 const get = (name: string): string => `(local.get $${name})`;
 const set = (name: string, value: string): string => `(local.set $${name} ${value})`;
@@ -510,6 +514,194 @@ function rqKernel(bits: RqBits, metric: RqMetric, block: number, layout: Layout)
 }
 
 /**
+ * Groups a fast-scan kernel adds up in u16 lanes before widening them into i32: each group adds at
+ * most 255 to a lane, and 256 · 255 = 65,280 stays below 2^16 (257 groups would just fit; 258 not).
+ */
+const FAST_SCAN_SEGMENT_GROUPS = 256;
+
+/** Byte pattern of i8x16.shuffle interleaving the first (`low`) or last four i16 lanes of two vectors, a and b: a0 b0 a1 b1 ... */
+const INTERLEAVE_WORDS = {
+  low: [0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23],
+  high: [8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31],
+};
+
+/**
+ * The float32 steps that turn a lane's exact sum into its score, on four lanes at once or on one:
+ * `op` prefixes each instruction (`f32x4` or `f32`), `sum` is the f32 conversion of the sum, and the
+ * other arguments are expressions of the same shape; local `p` (of that shape) holds F · inner for
+ * l2, which uses it twice. f32x4.mul and f32x4.add round each lane as f32.mul and f32.add round one
+ * value, so the block and gather kernels agree bit for bit. Returns the instructions that store the
+ * score through `store`.
+ */
+function fastScanScore(
+  op: 'f32x4' | 'f32',
+  metric: RqMetric,
+  terms: { sum: string; delta: string; bias: string; scale: string; qNormSq: string; normSq: string },
+  store: (value: string) => string,
+): string[] {
+  const p = `(${op}.mul ${terms.scale} (${op}.add (${op}.mul ${terms.delta} ${terms.sum}) ${terms.bias}))`;
+  if (metric === 'dot') return [store(p)];
+  const distance = `(${op}.sub (${op}.add ${terms.qNormSq} ${terms.normSq}) (${op}.add ${get('p')} ${get('p')}))`;
+  return [set('p', p), store(`(${op}.neg ${distance})`)];
+}
+
+/**
+ * Fast scan (KERNELS.md, "Fast scan"): a block of 32 codes cut into 4-bit groups, each group's 16
+ * bytes holding lanes 0-15 in the low nibbles and 16-31 in the high ones, scored against a table of
+ * 16 bytes per group. Per group, each nibble vector picks its lanes' table bytes with one
+ * i8x16.swizzle, and the 32 picked bytes are added up in u16 without widening: a byte vector read
+ * as eight u16 lanes is (even byte) + 256 · (odd byte), so one accumulator adds it as is and another
+ * adds it shifted right by 8 (the odd bytes alone); at the end of a segment the even sums are the
+ * first minus the second shifted left by 8, modulo 2^16, exact while no sum reaches 2^16. That is
+ * three instructions per 16 lanes instead of the four of two extends and two adds. Each segment is
+ * then widened into eight i32x4 sums in lane order, and the float steps run on four lanes at once.
+ */
+function fastScanKernel(metric: RqMetric, unroll: number): string {
+  if (!(Number.isInteger(unroll) && unroll > 0 && (unroll & (unroll - 1)) === 0)) {
+    throw new RangeError(`fastScanUnroll must be a power of two, got ${unroll}`);
+  }
+  const name = fastScanExportName(metric);
+  const halves = [
+    { nibbles: (code: string) => `(v128.and ${code} ${get('mask')})`, a: 'aLo', b: 'bLo', r: 'rLo', first: 0 },
+    { nibbles: (code: string) => `(v128.and (i16x8.shr_u ${code} ${i32(4)}) ${get('mask')})`, a: 'aHi', b: 'bHi', r: 'rHi', first: 4 },
+  ];
+  const sums = [0, 1, 2, 3, 4, 5, 6, 7].map((k) => `s${k}`);
+  const groupLoop = (label: string, groups: number, end: string): string[] => {
+    const out = [`(loop $${label}`];
+    for (let g = 0; g < groups; g++) {
+      out.push(set('t', `(v128.load offset=${16 * g} ${get('l')})`), set('code', `(v128.load offset=${16 * g} ${get('c')})`));
+      for (const h of halves) {
+        out.push(
+          set(h.r, `(i8x16.swizzle ${get('t')} ${h.nibbles(get('code'))})`),
+          set(h.a, `(i16x8.add ${get(h.a)} ${get(h.r)})`),
+          set(h.b, `(i16x8.add ${get(h.b)} (i16x8.shr_u ${get(h.r)} ${i32(8)}))`),
+        );
+      }
+    }
+    out.push(set('l', `(i32.add ${get('l')} ${i32(16 * groups)})`), set('c', `(i32.add ${get('c')} ${i32(16 * groups)})`));
+    out.push(`(br_if $${label} (i32.lt_u ${get('l')} ${get(end)})))`);
+    return out;
+  };
+  const code: string[] = [
+    set('mask', `(v128.const i8x16 ${Array(16).fill('0x0f').join(' ')})`),
+    set('vDelta', `(f32x4.splat ${get('delta')})`),
+    set('vBias', `(f32x4.splat ${get('bias')})`),
+    set('vQ', `(f32x4.splat ${get('qNormSq')})`),
+    set('lutEnd', `(i32.add ${get('lut')} (i32.shl ${get('G')} ${i32(4)}))`),
+    set('outEnd', `(i32.add ${get('out')} (i32.shl ${get('nBlocks')} ${i32(7)}))`),
+    set('c', get('blocks')),
+    '(block $done',
+    `(br_if $done (i32.ge_u ${get('out')} ${get('outEnd')}))`,
+    '(loop $blocks',
+    ...sums.map((s) => set(s, ZERO)),
+    set('l', get('lut')),
+    '(loop $segments',
+    set('segEnd', `(i32.sub ${get('lutEnd')} ${get('l')})`),
+    set('segEnd', `(i32.add ${get('l')} (select ${get('segEnd')} ${i32(16 * FAST_SCAN_SEGMENT_GROUPS)} (i32.lt_u ${get('segEnd')} ${i32(16 * FAST_SCAN_SEGMENT_GROUPS)})))`),
+    ...halves.flatMap((h) => [set(h.a, ZERO), set(h.b, ZERO)]),
+    // Steps of `unroll` groups while a whole one fits in the segment, then single groups.
+    set('stepEnd', `(i32.add ${get('l')} (i32.and (i32.sub ${get('segEnd')} ${get('l')}) ${i32(-16 * unroll)}))`),
+    '(block $groupsDone',
+    `(br_if $groupsDone (i32.ge_u ${get('l')} ${get('stepEnd')}))`,
+    ...groupLoop('groups', unroll, 'stepEnd'),
+    ')',
+    '(block $restDone',
+    `(br_if $restDone (i32.ge_u ${get('l')} ${get('segEnd')}))`,
+    ...groupLoop('rest', 1, 'segEnd'),
+    ')',
+  ];
+  for (const h of halves) {
+    // Even lanes of this half: the plain sum less 256 times the odd lanes' sum, modulo 2^16.
+    code.push(set('even', `(i16x8.sub ${get(h.a)} (i16x8.shl ${get(h.b)} ${i32(8)}))`));
+    for (const [k, pattern] of [INTERLEAVE_WORDS.low, INTERLEAVE_WORDS.high].entries()) {
+      code.push(set('w', `(i8x16.shuffle ${pattern.join(' ')} ${get('even')} ${get(h.b)})`));
+      const low = sums[h.first + 2 * k]!;
+      const high = sums[h.first + 2 * k + 1]!;
+      code.push(set(low, `(i32x4.add ${get(low)} (i32x4.extend_low_i16x8_u ${get('w')}))`));
+      code.push(set(high, `(i32x4.add ${get(high)} (i32x4.extend_high_i16x8_u ${get('w')}))`));
+    }
+  }
+  code.push(`(br_if $segments (i32.lt_u ${get('l')} ${get('lutEnd')})))`);
+  sums.forEach((s, k) => {
+    const terms = {
+      sum: `(f32x4.convert_i32x4_s ${get(s)})`,
+      delta: get('vDelta'),
+      bias: get('vBias'),
+      scale: `(v128.load offset=${16 * k} ${get('scales')})`,
+      qNormSq: get('vQ'),
+      normSq: `(v128.load offset=${16 * k} ${get('norms')})`,
+    };
+    code.push(...fastScanScore('f32x4', metric, terms, (value) => `(v128.store offset=${16 * k} ${get('out')} ${value})`));
+  });
+  code.push(
+    set('scales', `(i32.add ${get('scales')} ${i32(128)})`),
+    set('norms', `(i32.add ${get('norms')} ${i32(128)})`),
+    set('out', `(i32.add ${get('out')} ${i32(128)})`),
+    `(br_if $blocks (i32.lt_u ${get('out')} ${get('outEnd')})))`,
+    ')',
+  );
+  const declarations = [
+    ...['lutEnd', 'outEnd', 'l', 'c', 'segEnd', 'stepEnd'].map((local) => `(local $${local} i32)`),
+    ...['mask', 'vDelta', 'vBias', 'vQ', 't', 'code', 'rLo', 'rHi', 'aLo', 'bLo', 'aHi', 'bHi', 'even', 'w', ...sums].map(
+      (local) => `(local $${local} v128)`,
+    ),
+    ...(metric === 'l2' ? ['(local $p v128)'] : []),
+  ];
+  const signature =
+    `(func $${name} (export "${name}") (param $lut i32) (param $G i32) (param $delta f32) (param $bias f32) ` +
+    `(param $qNormSq f32) (param $blocks i32) (param $scales i32) (param $norms i32) (param $nBlocks i32) (param $out i32)`;
+  return [signature, ...declarations, ...code, ')'].join('\n');
+}
+
+/**
+ * The gather form of fastScanKernel: n vectors, each given by four i32 at tablePtr + 16j (its block's
+ * code address, its lane 0-31, the address of its float32 scale and of its float32 ‖r‖²), one
+ * vector at a time with a scalar loop over the groups. The sum is the same exact integer, and the
+ * float steps are fastScanScore's on one lane, so each score is bit for bit the block kernel's.
+ */
+function gatherFastScanKernel(metric: RqMetric): string {
+  const name = gatherName(fastScanExportName(metric));
+  const at = (offset: number): string => `(i32.load offset=${offset} ${get('a')})`;
+  const terms = {
+    sum: `(f32.convert_i32_s ${get('sum')})`,
+    delta: get('delta'),
+    bias: get('bias'),
+    scale: `(f32.load ${at(8)})`,
+    qNormSq: get('qNormSq'),
+    normSq: `(f32.load ${at(12)})`,
+  };
+  const code = [
+    set('lutEnd', `(i32.add ${get('lut')} (i32.shl ${get('G')} ${i32(4)}))`),
+    set('outEnd', `(i32.add ${get('out')} (i32.shl ${get('n')} ${i32(2)}))`),
+    '(block $done',
+    `(br_if $done (i32.ge_u ${get('out')} ${get('outEnd')}))`,
+    '(loop $vectors',
+    set('c', `(i32.add ${at(0)} (i32.and ${at(4)} ${i32(15)}))`),
+    // Lanes 16-31 sit in the high nibbles.
+    set('shift', `(i32.shl (i32.shr_u ${at(4)} ${i32(4)}) ${i32(2)})`),
+    set('sum', i32(0)),
+    set('l', get('lut')),
+    '(loop $groups',
+    set('nibble', `(i32.and (i32.shr_u (i32.load8_u ${get('c')}) ${get('shift')}) ${i32(15)})`),
+    set('sum', `(i32.add ${get('sum')} (i32.load8_u (i32.add ${get('l')} ${get('nibble')})))`),
+    set('l', `(i32.add ${get('l')} ${i32(16)})`),
+    set('c', `(i32.add ${get('c')} ${i32(16)})`),
+    `(br_if $groups (i32.lt_u ${get('l')} ${get('lutEnd')})))`,
+    ...fastScanScore('f32', metric, terms, (value) => `(f32.store ${get('out')} ${value})`),
+    set('a', `(i32.add ${get('a')} ${i32(16)})`),
+    set('out', `(i32.add ${get('out')} ${i32(4)})`),
+    `(br_if $vectors (i32.lt_u ${get('out')} ${get('outEnd')})))`,
+    ')',
+  ];
+  const declarations = ['lutEnd', 'outEnd', 'c', 'shift', 'sum', 'l', 'nibble'].map((local) => `(local $${local} i32)`);
+  if (metric === 'l2') declarations.push('(local $p f32)');
+  const signature =
+    `(func $${name} (export "${name}") (param $lut i32) (param $G i32) (param $delta f32) (param $bias f32) ` +
+    `(param $qNormSq f32) (param $a i32) (param $n i32) (param $out i32)`;
+  return [signature, ...declarations, ...code, ')'].join('\n');
+}
+
+/**
  * The exact kernels rescoring uses: float32 vectors against a float32 query, accumulated in
  * float64 exactly as vector.ts's dot and squaredDistance do (four running sums, s_j over the
  * dimensions i ≡ j mod 4, added as (s0 + s1) + (s2 + s3); no fused multiply-add), so a score is
@@ -633,6 +825,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
       for (const metric of RQ_METRICS) parts.push(rqKernel(bits, metric, tuning.rqBlock, layout));
     }
   }
+  for (const metric of RQ_METRICS) parts.push(fastScanKernel(metric, tuning.fastScanUnroll), gatherFastScanKernel(metric));
   parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel());
   parts.push(')');
   return `${parts.join('\n')}\n`;
