@@ -29,8 +29,9 @@ async function p50(store: MemStore, queries: readonly Float32Array[], rescore: b
 
 /**
  * The p50 of `queries` (k 10) codes only and rescored, on an open store (its cache off), each the
- * median over `rounds` alternating rounds after one warm-up; rescoring takes 4 candidates per
- * result, and reads the full vectors of those their error bounds do not rule out (`read`, a mean).
+ * median over `rounds` alternating rounds after one warm-up; rescoring takes k · oversample
+ * candidates (`candidates`, a mean per search), and reads the full vectors of those their error
+ * bounds do not rule out (`read`, a mean).
  */
 export async function rescoreCost(store: MemStore, queries: readonly Float32Array[], rounds: number): Promise<{ codesP50: number; rescoredP50: number; candidates: number; read: number }> {
   await p50(store, queries, true);
@@ -45,7 +46,9 @@ export async function rescoreCost(store: MemStore, queries: readonly Float32Arra
   const searches = after.searches - before.searches;
   const read = (after.candidates - before.candidates - (after.skipped - before.skipped)) / Math.max(1, searches);
   const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-  return { codesP50: mid(codes), rescoredP50: mid(rescored), candidates: 10 * 4, read };
+  // Per search, as the store took them: k times its codec's oversample (the default differs by codec).
+  const candidates = (after.candidates - before.candidates) / Math.max(1, searches);
+  return { codesP50: mid(codes), rescoredP50: mid(rescored), candidates, read };
 }
 
 export async function runRescoreBench(data: Dataset, n: number, rounds: number, write: (line: string) => void): Promise<void> {
