@@ -13,6 +13,10 @@ function human(bytes: number): string {
 
 export interface Recommendation {
   readonly row: StudyRow | undefined;
+  /** The recommended row's recall@k is below RECALL_FLOOR (the text says so). */
+  readonly belowFloor: boolean;
+  /** Then, the smallest configuration measured that reaches the floor, if any did. */
+  readonly smallestAboveFloor: StudyRow | undefined;
   readonly text: string;
 }
 
@@ -37,7 +41,7 @@ export function recommend(rows: readonly StudyRow[], budgetBytes: number, count:
   if (best === undefined) {
     const smallest = [...rows].filter((r) => r.kind === 'memstore').sort((a, b) => a.bytesPerVector - b.bytesPerVector)[0];
     lines.push(`No configuration fits. The smallest, ${smallest?.label ?? 'none'}, needs ${smallest === undefined ? '?' : human(count * smallest.bytesPerVector)}.`);
-    return { row: undefined, text: lines.join('\n') };
+    return { row: undefined, belowFloor: false, smallestAboveFloor: undefined, text: lines.join('\n') };
   }
   const id = best.bytesPerVector - best.codeBytesPerVector;
   lines.push(
@@ -46,8 +50,9 @@ export function recommend(rows: readonly StudyRow[], budgetBytes: number, count:
     `  disk: ${count.toLocaleString('en-US')} x ${best.diskBytesPerVector.toFixed(0)} B = ${human(count * best.diskBytesPerVector)}`,
     `Recommended: ${best.label}: recall@${k} ${best.recall10.toFixed(4)}, p50 ${best.p50Us.toFixed(0)} µs on this data set.`,
   );
-  if (best.recall10 < RECALL_FLOOR) {
-    const enough = rows.filter((r) => r.kind === 'memstore' && r.recall10 >= RECALL_FLOOR).sort((a, b) => a.bytesPerVector - b.bytesPerVector)[0];
+  const belowFloor = best.recall10 < RECALL_FLOOR;
+  const enough = belowFloor ? rows.filter((r) => r.kind === 'memstore' && r.recall10 >= RECALL_FLOOR).sort((a, b) => a.bytesPerVector - b.bytesPerVector)[0] : undefined;
+  if (belowFloor) {
     lines.push(
       `Warning: recall@${k} ${best.recall10.toFixed(4)} is below ${RECALL_FLOOR}: no configuration that fits the budget reaches it.` +
         (enough === undefined ? ` None measured does.` : ` The smallest that does, ${enough.label}, needs ${human(count * enough.bytesPerVector)}.`),
@@ -57,5 +62,5 @@ export function recommend(rows: readonly StudyRow[], budgetBytes: number, count:
   if (runnerUp !== undefined) {
     lines.push(`Next smaller that fits: ${runnerUp.label} (${human(count * runnerUp.bytesPerVector)}, recall@${k} ${runnerUp.recall10.toFixed(4)}).`);
   }
-  return { row: best, text: lines.join('\n') };
+  return { row: best, belowFloor, smallestAboveFloor: enough, text: lines.join('\n') };
 }
