@@ -24,26 +24,31 @@ interface Case {
   readonly query: Float32Array;
 }
 
+// Besides any float in [-1, 1]: zeros of both signs, the edges of binades and the midpoints between
+// neighbouring fp8 and f16 values (ties), and subnormals.
 const component = fc.oneof(
   fc.float({ min: -1, max: 1, noNaN: true }),
-  fc.constantFrom(0, 1, -1, 1e-3, -1e-3),
+  fc.constantFrom(0, -0, 1, -1, 1e-3, -1e-3, 0.5, -0.25, 2 ** -7, 15 / 16, 0.53125, -0.96875, 1 + 2 ** -11, 2 ** -14, 2 ** -25),
+  fc.float({ min: Math.fround(-1e-37), max: Math.fround(1e-37), noNaN: true }),
 );
 
 const caseArb: fc.Arbitrary<Case> = fc
   .record({
     metric: fc.constantFrom<Metric>('cosine', 'dot', 'l2'),
-    codec: fc.constantFrom<CodecName>('int8', 'f32'),
+    codec: fc.constantFrom<CodecName>('int8', 'f32', 'f16', 'fp8-e4m3', 'fp8-e5m2'),
     dim: fc.integer({ min: 1, max: 80 }),
     n: fc.integer({ min: 1, max: 30 }),
-    scale: fc.constantFrom(1e-3, 0.1, 1, 30, 1e3),
+    scale: fc.constantFrom(1e-3, 0.1, 1, 30, 1e3, 1e5, 1e12),
+    // Mostly the vectors' scale; sometimes a query of subnormals, whose products with a code underflow.
+    queryScale: fc.constantFrom<number | undefined>(undefined, undefined, undefined, 1e-44, 1e-40),
     seed: fc.integer(),
   })
-  .chain(({ metric, codec, dim, n, scale }) =>
+  .chain(({ metric, codec, dim, n, scale, queryScale }) =>
     fc.record({
       metric: fc.constant(metric),
       codec: fc.constant(codec),
       vectors: fc.array(fc.array(component, { minLength: dim, maxLength: dim }), { minLength: n, maxLength: n }).map((rows) => rows.map((r) => Float32Array.from(r, (x) => x * scale))),
-      query: fc.array(component, { minLength: dim, maxLength: dim }).map((r) => Float32Array.from(r, (x) => x * scale)),
+      query: fc.array(component, { minLength: dim, maxLength: dim }).map((r) => Float32Array.from(r, (x) => x * (queryScale ?? scale))),
     }),
   );
 
@@ -74,18 +79,34 @@ function check({ metric, codec, vectors, query }: Case): void {
   }
 }
 
-test('rescore bound: no stored vector scores above its bound (int8 and f32, every metric, any data)', () => {
-  fc.assert(fc.property(caseArb, check), { numRuns: 400 });
+test('rescore bound: no stored vector scores above its bound (int8, f32, f16, fp8-e4m3, fp8-e5m2, every metric, scales 1e-3 to 1e12, subnormal queries)', () => {
+  fc.assert(fc.property(caseArb, check), { numRuns: 1000 });
 });
 
-test('rescore bound: none for codecs without an error bound, nor for a projected (PCA) store', () => {
+test('rescore bound: an fp8 dot score whose products underflow (a subnormal query against a code of scale 1e9) stays under its bound', () => {
+  // The kernel's products of 2⁻¹⁴⁹ with the code's values lose up to 2⁻¹⁵⁰ each, then are multiplied by the scale.
+  for (const codec of ['fp8-e4m3', 'fp8-e5m2'] as const) {
+    for (const vector of [Float32Array.of(0, 0, -1e9, 531249987584), Float32Array.of(0, 0, 3e9, -4.4e11)]) {
+      check({ metric: 'dot', codec, vectors: [vector, new Float32Array(4)], query: Float32Array.of(0, 0, 2 ** -149, 0) });
+    }
+  }
+});
+
+test('rescore bound: finite for f16 and fp8 codes, none for an f16 code holding ±65504 (whatever was clamped there)', () => {
   for (const codec of ['f16', 'fp8-e4m3', 'fp8-e5m2'] as const) {
     const index = new FlatIndex(getCodec(codec), 4, true);
     index.put('a', Float32Array.of(1, 2, 3, 4));
+    index.put('b', Float32Array.of(1, 2, 3, 1e6));
     const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };
-    assert.equal(rescoreBound(index, scan, index.kernelQueryError(scan), false, 0), undefined, codec);
+    const bound = rescoreBound(index, scan, index.kernelQueryError(scan), false, 0);
+    assert.ok(bound !== undefined, codec);
+    assert.ok(Number.isFinite(bound.upper(1, index.slotOf('a')!)), codec);
+    assert.equal(Number.isFinite(bound.upper(1, index.slotOf('b')!)), codec !== 'f16', codec);
     index.free();
   }
+});
+
+test('rescore bound: none for a projected (PCA) store', () => {
   const index = new FlatIndex(getCodec('int8'), 4, true);
   index.put('a', Float32Array.of(1, 2, 3, 4));
   const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };

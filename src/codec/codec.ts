@@ -34,10 +34,11 @@ export interface Codec {
   /** Decodes `out.length` dimensions of `code` with `scale` into `out`. */
   decode(code: Uint8Array, scale: number, out: Float32Array): void;
   /**
-   * An upper bound on ‖x − decode(encode(x))‖ for any vector x of `dim` dimensions encoded with
-   * `scale`, from the scale alone; Infinity where the codec gives none (CODECS.md, "Error bounds").
+   * An upper bound on ‖x − decode(code)‖ for any vector x of `dim` dimensions that encodes to `code`
+   * with `scale`; Infinity where the codec gives none (CODECS.md, "Error bounds"). Never NaN, even
+   * for damaged bytes. The bound also holds for the unrounded s · value(code) the kernels score.
    */
-  maxError(scale: number, dim: number): number;
+  codeError(code: Uint8Array, scale: number, dim: number): number;
 }
 
 /** A codec whose every dimension takes `bytesPerDim` bytes (f32, f16, int8, fp8). */

@@ -60,6 +60,17 @@ export function f16ToF32(h: number): number {
   return (h & 0x8000) === 0 ? v : -v;
 }
 
+/**
+ * h(E)² for each high byte of a code, E its exponent field: encode rounds a float32 to nearest, so x
+ * is within half a gap of value(code), and the larger of the two gaps around a value with exponent
+ * E is 2^(max(E, 1) − 25) (the gap below a power of two is half the one above, and the subnormals'
+ * 2⁻²⁴ continues the lowest binade's). Decoding is exact. Inf and NaN (E = 31) bound nothing.
+ */
+const errorSquaredByHighByte = Float64Array.from({ length: 256 }, (_, high) => {
+  const e = (high >>> 2) & 0x1f;
+  return e === 31 ? Infinity : 2 ** (2 * (Math.max(e, 1) - 26));
+});
+
 /** IEEE 754 binary16, two bytes little-endian per dimension, unscaled. See CODECS.md. */
 export const f16Codec: ScalarCodec = {
   name: 'f16',
@@ -85,10 +96,16 @@ export const f16Codec: ScalarCodec = {
     return 1;
   },
 
-  // Relative to each component, with an absolute term for subnormals: bounded only against the
-  // vector's own norm, which the scale does not carry. TODO: a bound from the decoded norm.
-  maxError(): number {
-    return Infinity;
+  codeError(code: Uint8Array, _scale: number, dim: number): number {
+    let sum = 0;
+    for (let o = 1, end = 2 * dim; o < end; o += 2) {
+      const high = code[o]!;
+      // ±65504 takes every float32 from 65488 up, so it bounds nothing.
+      if ((high & 0x7f) === 0x7b && code[o - 1] === 0xff) return Infinity;
+      sum += errorSquaredByHighByte[high]!;
+    }
+    if (sum === Infinity) return Infinity;
+    return Math.sqrt(sum) * (1 + (dim + 8) * 2 ** -52);
   },
 
   decode(code: Uint8Array, _scale: number, out: Float32Array): void {

@@ -34,7 +34,7 @@ export const f32Codec: ScalarCodec = {
     return 1;
   },
 
-  maxError(): number {
+  codeError(): number {
     return 0;
   },
 

@@ -52,6 +52,8 @@ const f64 = new Float64Array(1);
 const f64Words = new Uint32Array(f64.buffer);
 const HIGH_WORD = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
 
+const MIN_NORMAL_F32 = 2 ** -126;
+
 // Adding 1.5 * 2^52 moves any |r| < 2^51 into a binade whose spacing is 1, so the addition
 // itself rounds r to an integer with the FPU's ties-to-even; subtracting it back is exact.
 const RNE_MAGIC = 6755399441055744;
@@ -107,7 +109,38 @@ export function encodeFp8(x: number, format: Fp8Format): number {
   return format === 'e4m3' ? encodeE4M3(x) : encodeE5M2(x);
 }
 
+/**
+ * For each code c, G(c)² in float64, where G(c) = h(c) + 2⁻²⁴ · |value(c)| bounds |x/s − value(c)|
+ * for any x that encodes to c, plus the float32 rounding of decode (relative part; CODECS.md, "Error
+ * bounds"). h(c) is half the larger of the gaps to the neighbouring values of |value(c)|: encode
+ * rounds to nearest, and x/s may lie on either side. The largest finite value has no neighbour above;
+ * x/s passes it by at most fmax · 2⁻²⁴ (+ an absolute term), far less than the half gap below.
+ * Inf and NaN codes, never produced by encode, bound nothing.
+ */
+function buildErrorSquared(f: Fp8Layout, table: Float32Array): Float64Array {
+  const out = new Float64Array(256);
+  for (let c = 0; c < 256; c++) {
+    const m = c & 0x7f;
+    if (m > f.maxCode) {
+      out[c] = Infinity;
+      continue;
+    }
+    const v = table[m]!;
+    const below = m === 0 ? table[1]! : v - table[m - 1]!;
+    const above = m === f.maxCode ? 0 : table[m + 1]! - v;
+    const g = Math.max(below, above) / 2 + 2 ** -24 * v;
+    out[c] = g * g;
+  }
+  return out;
+}
+
 function makeCodec(f: Fp8Layout, table: Float32Array, fmax: number, encodeOne: (x: number) => number): ScalarCodec {
+  const errorSquared = buildErrorSquared(f, table);
+  // Per component, in absolute terms: 2⁻¹⁵⁰ for a decoded value that is a float32 subnormal, and
+  // fmax · 2⁻¹⁵⁰ by which a saturated x/s can pass fmax when the scale itself is subnormal.
+  const absolute = (fmax + 1) * 2 ** -150;
+  const saturatedSquared = errorSquared[f.maxCode]!;
+  const largestSquared = (fmax * 2 ** -23) ** 2;
   return {
     name: f.codecName,
     bytesPerDim: 1,
@@ -130,9 +163,23 @@ function makeCodec(f: Fp8Layout, table: Float32Array, fmax: number, encodeOne: (
       return s;
     },
 
-    // As f16's, relative to each component; from the scale alone it is too loose to be of use. TODO: a bound from the decoded norm.
-    maxError(): number {
-      return Infinity;
+    codeError(code: Uint8Array, scale: number, dim: number): number {
+      // A damaged scale bounds nothing; a zero one is exact arithmetic below (all codes 0x00).
+      if (!(scale >= 0 && scale < Infinity)) return Infinity;
+      let sum = 0;
+      let saturated = 0;
+      for (let i = 0; i < dim; i++) {
+        const c = code[i]!;
+        if ((c & 0x7f) === f.maxCode) saturated++;
+        else sum += errorSquared[c]!;
+      }
+      if (sum === Infinity) return Infinity;
+      // With a normal scale the largest component is within fmax · 2⁻²⁴ of s · fmax, and decodes to
+      // within as much again: one of the saturated codes is that one. Each term added is nonnegative,
+      // so the float64 sum's rounding stays relative to it.
+      if (saturated > 0 && scale >= MIN_NORMAL_F32) sum += (saturated - 1) * saturatedSquared + largestSquared;
+      else sum += saturated * saturatedSquared;
+      return (scale * Math.sqrt(sum) + absolute * Math.sqrt(dim)) * (1 + (dim + 8) * 2 ** -52);
     },
 
     decode(code: Uint8Array, scale: number, out: Float32Array): void {

@@ -55,7 +55,7 @@ export const int8Codec: ScalarCodec = {
    * ±127 adds at most 127 · 2⁻²⁴ · s (s is max/127 rounded to float32). A zero scale (the zero
    * vector, or one so small s underflowed) and a subnormal one give no bound.
    */
-  maxError(scale: number, dim: number): number {
+  codeError(_code: Uint8Array, scale: number, dim: number): number {
     return scale >= MIN_NORMAL_F32 ? (0.5 + 127 * 2 ** -23) * scale * Math.sqrt(dim) : Infinity;
   },
 

@@ -148,8 +148,8 @@ function makeRq(bits: RqBits): RqCodec {
       }
     },
 
-    /** The scale alone bounds nothing: the error of each code is kept in the code (residualError). */
-    maxError(): number {
+    /** No bound holds for every vector (CODECS.md); each code keeps its own error (residualError), which the probabilistic bound reads. */
+    codeError(): number {
       return Infinity;
     },
 

@@ -270,7 +270,8 @@ export class PageIndex implements VectorIndex {
 
   codeErrorAt(slot: number): number {
     if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
-    return this.codec.maxError(this.clusters.codeView(slot).scale, this.dim);
+    const { code, scale } = this.clusters.codeView(slot);
+    return this.codec.codeError(code, scale, this.dim);
   }
 
   /**

@@ -306,10 +306,11 @@ export class CodeBlocks {
     return previous;
   }
 
-  /** An upper bound on how far the decoded code in `slot` is from the vector it encodes (Codec.maxError). */
+  /** An upper bound on how far the decoded code in `slot` is from the vector it encodes (Codec.codeError). */
   codeErrorAt(slot: number): number {
     if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
-    return this.codec.maxError(this.mem.f32()[this.scaleAddress(slot) >> 2]!, this.dim);
+    const at = this.codeAddress(slot);
+    return this.codec.codeError(this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), this.mem.f32()[this.scaleAddress(slot) >> 2]!, this.dim);
   }
 
   /**

@@ -23,19 +23,21 @@ export interface RescoreBound {
 
 /**
  * The bound for `scan` over `index` (whose kernels see the query `queryError` away from it:
- * VectorIndex.kernelQueryError, and whose scores leave out `offset`, VectorSpace.scanQueryOf); undefined where
- * there is none: a PCA store (the residual outside the projection is not kept), or a codec without
- * an error bound (Codec.maxError is Infinity for every vector then, which bounds nothing either).
+ * VectorIndex.kernelQueryError, and whose scores leave out `offset`, VectorSpace.scanQueryOf); undefined for
+ * a PCA store, where there is none (the residual outside the projection is not kept). A code whose
+ * error bound is Infinity (Codec.codeError) gets an Infinite bound, and is always read.
  */
 export function rescoreBound(index: VectorIndex, scan: ScanQuery, queryError: number, projected: boolean, offset: number): RescoreBound | undefined {
   if (isRqCodec(index.codec.name)) return rqBound(index, scan, queryError, offset, projected);
-  if (projected || index.codec.maxError(1, index.dim) === Infinity) return undefined;
+  if (projected) return undefined;
   const dim = index.dim;
   // What the kernel's float32 arithmetic may add, relative to the size of the terms it sums: a
   // float32 sum over dim/4 steps in four lanes, then a few more roundings; twice that, for slack.
   const rounding = (dim / 4 + 8) * 2 ** -22;
   // And what underflow may lose outright: each float32 operation on subnormals, at most 2⁻¹⁴⁹, and
   // the int8 kernels' product of the two scales, at most 2⁻¹⁴⁹ times the integer sum (≤ 127² · dim).
+  // For dot, times N: the fp8 kernels multiply the sum of products, each of which may have lost
+  // 2⁻¹⁵⁰, by the scale s, and s ≤ N (the largest component decodes to at least s · 448 / 2).
   const underflow = ((127 * 127 + 2) * dim + 16) * 2 ** -149;
   const queryNorm = norm(scan.vector);
   const metric = scan.metric;
@@ -43,11 +45,11 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, queryError: nu
   return {
     upper(kernel, slot) {
       const error = index.codeErrorAt(slot);
-      // A code without an error bound (a zero scale) bounds nothing: Infinity, never 0 · Infinity.
+      // A code without an error bound (int8 with a zero or subnormal scale, f16 holding ±65504) bounds nothing: Infinity, never 0 · Infinity.
       if (error === Infinity) return Infinity;
       // The scan's query and stored vectors are unit length, and the kernel divides by the code's norm.
       if (metric === 'cosine') return kernel + 2 * error + queryError + rounding * (Math.abs(kernel) + 1 + queryNorm) + underflow;
-      if (metric === 'dot') return kernel + queryNorm * error + queryError * norms + rounding * (Math.abs(kernel) + queryNorm * norms) + underflow;
+      if (metric === 'dot') return kernel + queryNorm * error + queryError * norms + rounding * (Math.abs(kernel) + queryNorm * norms) + underflow * norms;
       return -Math.sqrt(Math.max(0, -kernel * (1 - rounding) - underflow)) + error + queryError;
     },
   };
