@@ -7,7 +7,7 @@ import { open as openLmdb } from 'lmdb';
 import { checkStore, exportStore, importStore, isMemstoreError, MemStore, type MemoryRecord, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
 import type { CodecName, RqCodecName } from '../src/codec/codec.js';
 import type { Metric } from '../src/options.js';
-import { rotatedDim } from '../src/space/rotation.js';
+import { fitRotation, rotatedDim } from '../src/space/rotation.js';
 import { statePath } from '../src/store/files.js';
 import { dot, norm, squaredDistance } from '../src/vector.js';
 import { clustered, gaussian, perturb, rejectsWith, rng, tempDir } from './helpers.js';
@@ -506,6 +506,36 @@ test('two rq stores built from the same inputs in the same order answer identica
         await a.close();
         await b.close();
       }
+    }
+  }
+});
+
+test('design limit: the rotation is seeded, so vectors crafted against it defeat the high-probability bound, and a rescored dot search misses the best vector the scan found (RESCORING.md, "rq codes": not a proof)', async () => {
+  const dim = 128;
+  // The rotation a store fits on a sample whose mean is zero: x = Cᵀ r puts any chosen r in the rotated space.
+  const c = fitRotation([new Float32Array(dim)], dim, undefined).components;
+  const unrotate = (r: Float32Array) => Float32Array.from({ length: dim }, (_, i) => r.reduce((s, ro, o) => s + c[o * dim + i]! * ro, 0));
+  // One large coordinate among small ones: every 1-bit level is +½, and the code's error e is nearly as long as r.
+  const r = Float32Array.from({ length: dim }, (_, i) => (i === 0 ? 1 : 0.01));
+  const normSq = r.reduce((s, x) => s + x * x, 0);
+  const f = normSq / r.reduce((s, x) => s + x / 2, 0);
+  const e = r.map((x) => x - f / 2);
+  const eNorm = norm(e);
+  // A query along e: the estimate falls ‖e‖ below the exact score, far more than 3 / √127 of ‖e‖.
+  const q = unrotate(e.map((x, i) => x / eNorm + (0.1 * r[i]!) / Math.sqrt(normSq)));
+  const crafted = unrotate(r);
+  for (const codec of RQ) {
+    const store = await MemStore.open(tempDir(), { dim, metric: 'dot', codec, trainSize: 1, durability: 'none', cache: false });
+    try {
+      await store.add([{ id: 'zero', vector: new Float32Array(dim) }]);
+      await store.add([{ id: 'crafted', vector: crafted }]);
+      const candidates = await store.search(q, { k: 2, rescore: false });
+      assert.deepEqual(candidates.map((h) => h.id), ['zero', 'crafted'], `${codec}: both are candidates, the crafted one ranked below`);
+      assert.ok(dot(q, crafted) > 0.09, 'the crafted vector is the exact best');
+      const [hit] = await store.search(q, { k: 1 });
+      assert.deepEqual([hit?.id, hit?.score], ['zero', 0], `${codec}: its bound let the crafted vector go unread`);
+    } finally {
+      await store.close();
     }
   }
 });
