@@ -351,16 +351,16 @@ test('checkStore finds nothing wrong with healthy rq stores, trained or not, pag
 const rqChild = fileURLToPath(new URL('./support/rq-child.js', import.meta.url));
 
 test('kill -9 while adding across the training boundary: every acknowledged record is there after reopening, and searches are exact', async () => {
-  const cycles = 4;
+  const cycles = 8;
   for (let cycle = 0; cycle < cycles; cycle++) {
     const dir = tempDir('memstore-rq-kill-');
     // Batches of 3 reach trainSize 20 at the 7th: kills land before, at and after it.
-    const killAt = [4, 6, 7, 12][cycle]!;
+    const killAt = [4, 6, 7, 12, 5, 6, 6, 9][cycle]!;
     let acked = -1;
     await runUntilKilled(rqChild, [dir, String(cycle)], (line, kill) => {
       if (!line.startsWith('ack ')) return;
       acked = Number(line.slice(4));
-      if (acked === killAt) kill(cycle % 2);
+      if (acked === killAt) kill(cycle % 3);
     });
     const expected = new Map<string, Float32Array>();
     for (let i = 0; i <= acked; i++) for (const r of rqChildBatch(cycle, i)) expected.set(r.id, r.vector as Float32Array);
@@ -534,6 +534,55 @@ test('design limit: the rotation is seeded, so vectors crafted against it defeat
       assert.ok(dot(q, crafted) > 0.09, 'the crafted vector is the exact best');
       const [hit] = await store.search(q, { k: 1 });
       assert.deepEqual([hit?.id, hit?.score], ['zero', 0], `${codec}: its bound let the crafted vector go unread`);
+    } finally {
+      await store.close();
+    }
+  }
+});
+
+test('concurrent adds, deletes, searches and a compaction across training and paging never fail, and leave the exact answers', async () => {
+  for (const metric of METRICS) {
+    for (const codec of RQ) {
+      for (const cache of [false, {}] as const) {
+        const dim = 16;
+        const next = rng(metric.length * 10 + codec.length);
+        const store = await MemStore.open(tempDir(), { dim, metric, codec, trainSize: 10, durability: 'batch', cache, pages: { from: 30, maxPage: 16 } });
+        const where = `${metric} ${codec} cache ${cache !== false}`;
+        try {
+          const docs = Array.from({ length: 60 }, () => randomVector(dim, next));
+          const queries = Array.from({ length: 5 }, () => randomVector(dim, next));
+          const live = new Map(docs.map((v, i) => [`v${i}`, v] as const));
+          const ops: Promise<unknown>[] = [];
+          for (let i = 0; i < docs.length; i++) {
+            ops.push(store.add([{ id: `v${i}`, vector: docs[i]! }]));
+            if (i % 7 === 3) {
+              ops.push(store.delete([`v${i - 3}`]));
+              live.delete(`v${i - 3}`);
+            }
+            ops.push(store.search(queries[i % queries.length]!, { k: 3 }));
+            if (i === 40) ops.push(store.compact());
+          }
+          await Promise.all(ops);
+          assert.equal(store.stats().count, live.size, where);
+          assert.ok(store.stats().trained && store.stats().pages > 1, where);
+          for (const q of queries) await checkSearch(store, metric, live, q, 3, where, { exact: true });
+        } finally {
+          await store.close();
+        }
+      }
+    }
+  }
+});
+
+test('PCA options on rq stores are checked as on int8 ones: dims up to dim (the rotation rounds them up to 128), never past it', async () => {
+  for (const codec of [...RQ, 'int8'] as const) {
+    for (const dims of [5, 200]) await rejectsWith(() => MemStore.open(tempDir(), { dim: 4, codec, pca: { dims } }), 'INVALID_OPTION');
+    const store = await MemStore.open(tempDir(), { dim: 4, codec, pca: { dims: 4 }, trainSize: 2, durability: 'none' });
+    try {
+      const vectors = new Map([['a', Float32Array.of(1, 2, 3, 4)], ['b', Float32Array.of(4, 3, 2, 1)], ['c', Float32Array.of(1, 0, 0, 1)]]);
+      await store.add([...vectors].map(([id, vector]) => ({ id, vector })));
+      assert.equal(store.stats().storedDim, codec === 'int8' ? 4 : 128);
+      await checkSearch(store, 'cosine', vectors, Float32Array.of(1, 2, 3, 4), 3, codec);
     } finally {
       await store.close();
     }
