@@ -333,6 +333,27 @@ test('an rq store marked trained whose rotation model is gone: open is CORRUPTIO
   }
 });
 
+test('a bit flipped in the persisted rotation of an rq store: open is CORRUPTION, and so is checkStore (the model is sealed with a checksum)', async () => {
+  for (const codec of RQ) {
+    const dir = tempDir();
+    const store = await MemStore.open(dir, { dim: 20, codec, trainSize: 4 });
+    await store.add(clustered(10, 20, 4).map((vector, i) => ({ id: `r${i}`, vector })));
+    await store.close();
+    const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
+    try {
+      const config = env.openDB({ name: 'config', encoding: 'binary' });
+      const raw = Buffer.from(config.getBinary('pca')!);
+      // A byte in the middle of the components: one float of the rotation changes.
+      raw[raw.length >> 1]! ^= 0x10;
+      await config.put('pca', raw);
+    } finally {
+      await env.close();
+    }
+    await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
+    await rejectsWith(() => checkStore(dir), 'CORRUPTION');
+  }
+});
+
 test('checkStore finds nothing wrong with healthy rq stores, trained or not, paged or not', async () => {
   for (const codec of RQ) {
     for (const n of [5, 60]) {
