@@ -457,12 +457,13 @@ test('the cache on rq stores: exact repeats, near repeats and interleaved writes
               await pair.check(q, { k }, `${where} round ${round} query ${qi} k ${k} again`);
               for (const cos of [0.9999, 0.999, 0.99]) await pair.check(perturb(q, cos, next), { k }, `${where} round ${round} query ${qi} near ${cos}`);
               await pair.check(q, { k, rescore: false }, `${where} round ${round} query ${qi} codes only`);
+              for (const cos of [0.99999, 0.999]) await pair.check(perturb(q, cos, next), { k, rescore: false }, `${where} round ${round} query ${qi} codes only, near ${cos}`);
             }
           }
         }
         assert.equal(pair.cached.stats().trained, true);
         const stats = pair.cached.stats().cache;
-        assert.ok(stats.exactHits > 0, `${where}: ${JSON.stringify(stats)}`);
+        assert.ok(stats.exactHits > 0 && stats.nearHits > 0, `${where}: ${JSON.stringify(stats)}`);
       } finally {
         await pair.close();
       }
