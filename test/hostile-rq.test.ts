@@ -622,7 +622,7 @@ test('model-based: random sequences with hostile input on rq stores match an in-
   const seed = Number(process.env['MODEL_SEED'] ?? 20261130);
   await fc.assert(
     fc.asyncProperty(rqConfigArb, fc.array(stepArb, { minLength: 5, maxLength: 50 }), (config, steps) => runSequence(config, steps)),
-    { numRuns: Number(process.env['RQ_MODEL_SEQUENCES'] ?? 40), seed },
+    { numRuns: Number(process.env['RQ_MODEL_SEQUENCES'] ?? 80), seed },
   );
 });
 
