@@ -12,6 +12,7 @@ import { statePath } from '../src/store/files.js';
 import { dot, norm, squaredDistance } from '../src/vector.js';
 import { clustered, gaussian, perturb, rejectsWith, rng, tempDir } from './helpers.js';
 import { openPair } from './support/cached-pair.js';
+import { cliResult } from './support/cli.js';
 import { runUntilKilled } from './support/killable.js';
 import { RQ_CHILD_OPTIONS, rqChildBatch } from './support/rq-child-ops.js';
 import { runSequence, type ModelConfig } from './support/model.js';
@@ -329,6 +330,7 @@ test('an rq store marked trained whose rotation model is gone: open is CORRUPTIO
       await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
       const report = await checkStore(dir);
       assert.ok(report.problems.some((p) => p.offset === 'pca'), `${codec} pca ${pca?.dims ?? 'none'}: ${JSON.stringify(report.problems)}`);
+      assert.equal((await cliResult(['verify', dir])).code, 1, `${codec}: memstore verify exits 1`);
     }
   }
 });
