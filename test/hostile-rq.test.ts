@@ -275,7 +275,7 @@ test('deletes and upserts around the training boundary: a vector deleted before 
   }
 });
 
-test('a reopened rq store answers identically, before and after training; reopening with another codec, PCA or none is OPTION_MISMATCH', async () => {
+test('a reopened rq store answers identically, before and after training; reopening with another codec or with PCA is OPTION_MISMATCH, and an int8 store refuses rq codecs', async () => {
   for (const [ci, codec] of RQ.entries()) {
     const metric = METRICS[ci]!;
     const dim = 40;
@@ -652,7 +652,7 @@ test('searches with a filter on rq stores: exact top k among the records it take
   }
 });
 
-test('an rq store opened with options only a new store uses keeps its own (trainSize, oversample) and rejects bad ones', async () => {
+test('rq options: an unknown rq codec and trainSize 0 are INVALID_OPTION; with oversample 1 every hit still carries its exact score', async () => {
   const dir = tempDir();
   await rejectsWith(() => MemStore.open(dir, { dim: 8, codec: 'rq3' as CodecName }), 'INVALID_OPTION');
   await rejectsWith(() => MemStore.open(dir, { dim: 8, codec: 'rq1', trainSize: 0 }), 'INVALID_OPTION');
