@@ -671,7 +671,8 @@ export class MemStore {
     } catch (e) {
       next?.free();
       fitted?.projector.free();
-      emitWarning(new MemstoreError('IO', `training PCA for ${this.dir} failed; it is retried on the next add`, { cause: e }));
+      const model = isRqCodec(this.config.codec) ? (this.config.pca === null ? 'the rotation' : 'PCA and the rotation') : 'PCA';
+      emitWarning(new MemstoreError('IO', `training ${model} for ${this.dir} failed; it is retried on the next add`, { cause: e }));
     }
   }
 
