@@ -34,17 +34,17 @@ const WINDOW_HIGH = 1.3;
 // Scratch reused by every encode: one vector at a time, no allocation per vector once grown.
 let levels = new Uint8Array(0);
 let best = new Uint8Array(0);
-const bits32 = new Float32Array(1);
-const u32 = new Uint32Array(bits32.buffer);
-
-/** The least float32 at or above `x` (x ≥ 0, finite). */
-function fround_up(x: number): number {
+/** The least float32 at or above `x` (x ≥ 0, finite): a bound kept in float32 must not round below the truth. */
+export function froundUp(x: number): number {
   const f = Math.fround(x);
   if (f >= x) return f;
   bits32[0] = f;
   u32[0] = u32[0]! + 1;
   return bits32[0]!;
 }
+
+const bits32 = new Float32Array(1);
+const u32 = new Uint32Array(bits32.buffer);
 
 /**
  * Levels of `r` on the grid of spacing `t` (nearest point, clamped), into `out`; returns cos(ŷ, r)
@@ -132,7 +132,7 @@ function makeRq(bits: RqBits): RqCodec {
       const errSq = Math.max(0, normSq - 2 * factor * dot + factor * factor * ySq);
       const view = new DataView(out.buffer, out.byteOffset, bytes);
       view.setFloat32(bits * planeBytes, Math.fround(normSq), true);
-      view.setFloat32(bits * planeBytes + 4, fround_up(Math.sqrt(errSq)), true);
+      view.setFloat32(bits * planeBytes + 4, froundUp(Math.sqrt(errSq)), true);
       return factor;
     },
 

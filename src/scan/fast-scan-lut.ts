@@ -1,4 +1,5 @@
 import { FAST_SCAN_GROUP_BYTES, type RqBits } from '../kernels/contract.js';
+import { froundUp } from '../codec/rq.js';
 import { fastScanGroups } from './fast-scan-layout.js';
 
 /**
@@ -21,18 +22,6 @@ export interface FastScanLut {
    * lost. The kernels' float32 steps after S add their own rounding (KERNELS.md, "Fast scan").
    */
   readonly maxError: number;
-}
-
-const bits32 = new Float32Array(1);
-const u32 = new Uint32Array(bits32.buffer);
-
-/** The least float32 at or above `x` (x > 0, finite), so that no entry of the table exceeds 255. */
-function froundUp(x: number): number {
-  const f = Math.fround(x);
-  if (f >= x) return f;
-  bits32[0] = f;
-  u32[0] = u32[0]! + 1;
-  return bits32[0]!;
 }
 
 /**
