@@ -43,7 +43,7 @@ import { checkReopen, createConfig } from './store/config.js';
 import { Damage, type DamagedKey } from './store/damage.js';
 import { loadCheckpoint } from './store/recovery.js';
 import { ExactScorer } from './space/exact-scorer.js';
-import { VectorSpace, type Fitted } from './space/vector-space.js';
+import { fitsModel, VectorSpace, type Fitted } from './space/vector-space.js';
 
 /** One memory to store. `add` is an upsert: a record with an existing id replaces it whole. */
 export interface MemoryRecord {
@@ -324,14 +324,14 @@ export class MemStore {
       let config = state.readConfig();
       if (config === undefined) {
         config = createConfig(opts, dir);
-        await state.create(config, config.pca === null && !isRqCodec(config.codec));
+        await state.create(config, !fitsModel(config));
       } else {
         checkReopen(config, opts);
       }
       const checkpoint = state.readCheckpoint();
       const trained = state.readTrained();
       const pca = trained ? state.readPca() : undefined;
-      if (trained && (config.pca !== null || isRqCodec(config.codec)) && pca === undefined) {
+      if (trained && fitsModel(config) && pca === undefined) {
         throw new MemstoreError('CORRUPTION', `${dir}: store is marked trained but holds no PCA or rotation model`, { file: statePath(dir), offset: 'pca' });
       }
       arena = await BlobArena.open({ dir, files: opts.files, generation: checkpoint.arenaGeneration }).catch((e: unknown) => {

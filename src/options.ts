@@ -1,4 +1,8 @@
 import { CODEC_NAMES, type CodecName } from './codec/codec.js';
+import { MemstoreError } from './errors.js';
+import { isPlainObject, readGuarded } from './input.js';
+import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
+import type { Durability } from '../wal/index.js';
 
 /**
  * Candidates per result a rescored search takes from the scan, by codec: the cap of rescoring. The
@@ -14,10 +18,6 @@ export const DEFAULT_OVERSAMPLE: Readonly<Record<CodecName, number>> = {
   rq2: 16,
   rq1: 32,
 };
-import { MemstoreError } from './errors.js';
-import { isPlainObject, readGuarded } from './input.js';
-import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
-import type { Durability } from '../wal/index.js';
 
 export type Metric = 'cosine' | 'dot' | 'l2';
 export const METRICS: readonly Metric[] = ['cosine', 'dot', 'l2'];

@@ -17,17 +17,20 @@ export const RQ_QUERY_BITS = 4;
 export class RqQuery {
   readonly planeBytes: number;
   private params: RqQueryParams = { qBits: RQ_QUERY_BITS, delta: 0, lo: 0, corr: 0, qNormSq: 0 };
-  private readonly levels: Uint8Array;
   /** The query as the kernels see it, dimension i = lo + delta · level_i. */
   private readonly seen: Float32Array;
+  /** The vector whose planes are at `loadedAt` (a copy), so that a search loading one query for its bound, its cache key and its scan quantizes it once. */
+  private readonly loaded: Float32Array;
+  /** Where its planes were written; -1: none yet. */
+  private loadedAt = -1;
 
   constructor(
     private readonly codec: RqCodec,
     private readonly dim: number,
   ) {
     this.planeBytes = rqPlaneBytes(dim);
-    this.levels = new Uint8Array(dim);
     this.seen = new Float32Array(dim);
+    this.loaded = new Float32Array(dim);
   }
 
   /** Bytes load() writes: the query's bit planes. */
@@ -35,9 +38,18 @@ export class RqQuery {
     return RQ_QUERY_BITS * this.planeBytes;
   }
 
-  /** Quantizes `vector` (dim floats) and writes its bit planes at `ptr`. */
+  /**
+   * Quantizes `vector` (dim floats) and writes its bit planes at `ptr`, unless the vector loaded
+   * last had the same values and went to the same place: the caller owns `ptr`, so its planes are
+   * still there, and equal values give equal planes and constants.
+   */
   load(vector: Float32Array, ptr: number): void {
     const dim = this.dim;
+    if (ptr === this.loadedAt && vector.length === dim) {
+      let same = true;
+      for (let i = 0; same && i < dim; i++) same = Object.is(vector[i], this.loaded[i]);
+      if (same) return;
+    }
     let lo = Infinity;
     let hi = -Infinity;
     let normSq = 0;
@@ -57,7 +69,6 @@ export class RqQuery {
       let level = delta > 0 ? Math.round((vector[i]! - flo) / delta) : 0;
       if (level < 0) level = 0;
       else if (level > top) level = top;
-      this.levels[i] = level;
       const seen = Math.fround(flo + Math.fround(delta * level));
       this.seen[i] = seen;
       sum += seen;
@@ -65,6 +76,8 @@ export class RqQuery {
     }
     const m = ((1 << this.codec.bits) - 1) / 2;
     this.params = { qBits: RQ_QUERY_BITS, delta, lo: flo, corr: Math.fround(m * sum), qNormSq: Math.fround(normSq) };
+    this.loaded.set(vector.subarray(0, dim));
+    this.loadedAt = ptr;
   }
 
   /** The loaded query as the kernels see it (a copy): lo + delta · level per dimension. */

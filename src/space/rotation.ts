@@ -23,9 +23,9 @@ function gaussian(rand: () => number): number {
  * Gaussian matrix orthonormalized by modified Gram–Schmidt in one pass. Its loss of orthogonality
  * is about 2⁻⁵² times the matrix's condition number (a few thousand for a square Gaussian matrix of
  * a few thousand columns), far below the float32 the model is kept in; a second pass doubled the
- * cost for nothing measurable. Its columns span a uniformly random subspace, and in that basis the map is a uniformly
- * random isometry: the rotation RaBitQ's estimator and bound assume (a randomized Hadamard
- * transform only approximates it).
+ * cost for nothing measurable. Its columns span a uniformly random subspace, and in that basis the
+ * map is a uniformly random isometry: the rotation RaBitQ's estimator and bound assume (a
+ * randomized Hadamard transform only approximates it).
  */
 export function randomIsometry(rows: number, cols: number, seed: number): Float64Array {
   if (!(rows >= cols && cols > 0)) throw new RangeError(`an isometry needs rows ≥ cols > 0, got ${rows} × ${cols}`);

@@ -13,6 +13,15 @@ import { fitRotation } from './rotation.js';
  */
 const INT8_QUERY = true;
 
+/**
+ * Whether a store of `config` fits a model on its first `trainSize` vectors: PCA, or the rotation and
+ * center of rq codes. Until it has, it keeps float32 vectors and answers exactly; once marked
+ * trained, it must hold the model (open and verify check that).
+ */
+export function fitsModel(config: Pick<StoreConfig, 'pca' | 'codec'>): boolean {
+  return config.pca !== null || isRqCodec(config.codec);
+}
+
 /** A PCA fitted by VectorSpace.fit(): project with `projector.centered`, then adopt() it or free the projector. */
 export interface Fitted {
   readonly model: PcaModel;
@@ -39,7 +48,7 @@ export class VectorSpace {
 
   /** Whether the space has a model to fit: PCA, or the rotation and center of rq codes. */
   get fits(): boolean {
-    return this.config.pca !== null || isRqCodec(this.config.codec);
+    return fitsModel(this.config);
   }
 
   /** Its model is fitted (or it has none to fit). */

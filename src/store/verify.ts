@@ -3,8 +3,8 @@ import { nodeFileLayer } from '../../io/file-layer.js';
 import { isWalError } from '../../wal/errors.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
-import { isRqCodec } from '../codec/codec.js';
 import { getCodec } from '../codec/index.js';
+import { fitsModel } from '../space/vector-space.js';
 import { MemstoreError } from '../errors.js';
 import { FILES, indexFilePath, repairLogDir, statePath, walDir } from './files.js';
 import { IndexFile, type IndexDamage } from './index-file.js';
@@ -71,7 +71,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     const pca = trained ? state.readPca() : undefined;
     // Open refuses such a store (CORRUPTION), so verify must not call it healthy: an rq store's codes
     // at the input dimension can even have the length its rotated ones have, and pass the check below.
-    if (trained && (config.pca !== null || isRqCodec(config.codec)) && pca === undefined) {
+    if (trained && fitsModel(config) && pca === undefined) {
       problems.push({ file: statePath(dir), offset: 'pca', what: 'store is marked trained but holds no PCA or rotation model' });
     }
     const codeBytes = trained ? getCodec(config.codec).codeBytes(pca?.outDim ?? config.dim) : undefined;
