@@ -111,3 +111,9 @@ test('memstore bench rejects a --budget without --count and unreadable data with
   await assert.rejects(run(process.execPath, [cli, 'bench', '--quick', '--out', out, '--budget', '1GB']), (e: { code: number }) => e.code === 2);
   await assert.rejects(run(process.execPath, [cli, 'bench', '--data', join(out, 'missing.f32'), '--dim', '8', '--out', out]), (e: { code: number }) => e.code === 2);
 });
+
+test('memstore bench rejects an unknown codec in --codecs with exit code 2, and writes nothing', async () => {
+  const out = tempDir();
+  await assert.rejects(run(process.execPath, [cli, 'bench', '--quick', '--out', out, '--codecs', 'int8,rq3']), (e: { code: number }) => e.code === 2);
+  assert.ok(!existsSync(join(out, 'results.json')));
+});
