@@ -287,6 +287,20 @@ test('sign sketches: near vectors differ in few bits, opposite ones in all', () 
   assert.ok(hamming(signSketch(a), signSketch(a.map((x, i) => x + (i === 3 ? 0.01 : 0)))) <= 1);
 });
 
+test('sign sketches: bit i is set exactly when component i is > 0 (zeros of either sign, subnormals, infinities, odd lengths, views at an offset)', () => {
+  const special = [0, -0, 1e-45, -1e-45, Infinity, -Infinity, 3.4e38, -3.4e38, 1, -1];
+  const next = rng(5);
+  for (const length of [1, 31, 32, 33, 100, 512]) {
+    const backing = new Float32Array(length + 3);
+    for (let i = 0; i < backing.length; i++) backing[i] = next() < 0.3 ? special[Math.floor(next() * special.length)]! : next() - 0.5;
+    const v = backing.subarray(3);
+    const sketch = signSketch(v);
+    assert.equal(sketch.length, Math.ceil(length / 32));
+    for (let i = 0; i < length; i++) assert.equal((sketch[i >>> 5]! >>> (i & 31)) & 1, v[i]! > 0 ? 1 : 0, `component ${i} (${v[i]}) of ${length}`);
+    for (let i = length; i < 32 * sketch.length; i++) assert.equal((sketch[i >>> 5]! >>> (i & 31)) & 1, 0);
+  }
+});
+
 test('pools are slots of the index: a removal that moves the last slot into its hole is followed, and the answer stays exact', async () => {
   const next = rng(31);
   const v = clustered(300, DIM, 21, 4);

@@ -710,8 +710,8 @@ test('compaction moves texts to a new generation: a result whose document is hot
     const z1 = { id: 'z1', vector: v[38]!.map((x) => -x) };
     same(await racing(files, () => cached.add([z1]), () => cached.search(q, o), 0), await plain.search(q, o), 'the raced search');
     await plain.add([z1]);
-    const cache = (cached as unknown as { cache: { hotDoc(id: string): unknown; hotText(id: string): unknown } }).cache;
-    assert.ok(cache.hotDoc('r0') !== undefined && cache.hotText('r0') === undefined, 'set up: r0 has a hot document and no hot text');
+    const cache = (cached as unknown as { cache: { hotDoc(id: string): unknown; hotTextOf(id: string, doc: unknown): unknown } }).cache;
+    assert.ok(cache.hotDoc('r0') !== undefined && cache.hotTextOf('r0', cache.hotDoc('r0')) === undefined, 'set up: r0 has a hot document and no hot text');
     await cached.delete(['r30', 'r31']);
     await plain.delete(['r30', 'r31']);
     await cached.compact();

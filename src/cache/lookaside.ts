@@ -26,17 +26,14 @@ function poolArrays(n: number, spares: SpareBuffers): { slots: Int32Array; score
 }
 
 /** The first `n` entries of `top` (after sortBestFirst), or of a pool, as an entry keeps them. */
-function membersOf(top: { slotAt(i: number): number; scoreAt(i: number): number }, n: number, spares: SpareBuffers): { slots: Int32Array; scores: Float32Array } {
+function membersOf(top: { copyTo(n: number, slots: Int32Array, scores: Float32Array): void }, n: number, spares: SpareBuffers): { slots: Int32Array; scores: Float32Array } {
   const out = poolArrays(n, spares);
-  for (let i = 0; i < n; i++) {
-    out.slots[i] = top.slotAt(i);
-    out.scores[i] = top.scoreAt(i);
-  }
+  top.copyTo(n, out.slots, out.scores);
   return out;
 }
 
 /** The members of an empty pool. */
-const NO_MEMBERS = { slotAt: (): number => 0, scoreAt: (): number => 0 };
+const NO_MEMBERS = { copyTo: (): void => undefined };
 
 /** A copy of `v` in a buffer of `spares`. */
 function copyOf(v: Float32Array, spares: SpareBuffers): Float32Array {
@@ -559,9 +556,22 @@ export class LookasideCache<A> {
     return this.hot.get(id)?.doc;
   }
 
-  /** The hot text of `id`: a string, null when the record has none, undefined when not known. */
-  hotText(id: string): string | null | undefined {
-    return this.hot.get(id)?.text;
+  /**
+   * The hot text of `id` when the hot document of `id` is `doc` (the text goes with the document it
+   * was kept with: a write since dropped both, and a document kept since is another object): a
+   * string, null when the record has none, undefined when not known.
+   */
+  hotTextOf(id: string, doc: DocRecord | undefined): string | null | undefined {
+    const hot = this.hot.get(id);
+    return hot !== undefined && hot.doc === doc ? hot.text : undefined;
+  }
+
+  /** Keeps `text` as the hot text of `id`, when the hot document of `id` is `doc` (hotTextOf). */
+  keepTextOf(id: string, doc: DocRecord | undefined, text: string | null): void {
+    const hot = this.hot.get(id);
+    if (hot === undefined || hot.doc !== doc || hot.text !== undefined) return;
+    hot.text = text;
+    this.grow(hot, 2 * (text?.length ?? 0));
   }
 
   /**
@@ -847,9 +857,9 @@ export class LookasideCache<A> {
     this.givePool(entry);
     const sameHash = this.byHash.get(entry.hash);
     if (sameHash !== undefined) {
-      const rest = sameHash.filter((e) => e !== entry);
-      if (rest.length === 0) this.byHash.delete(entry.hash);
-      else this.byHash.set(entry.hash, rest);
+      const at = sameHash.indexOf(entry);
+      if (at >= 0) sameHash.splice(at, 1);
+      if (sameHash.length === 0) this.byHash.delete(entry.hash);
     }
     const peers = this.byKey.get(entry.key);
     peers?.delete(entry);

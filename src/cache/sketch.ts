@@ -6,7 +6,22 @@
 
 export function signSketch(v: Float32Array): Uint32Array {
   const out = new Uint32Array(Math.ceil(v.length / 32));
-  for (let i = 0; i < v.length; i++) if (v[i]! > 0) out[i >>> 5]! |= 1 << (i & 31);
+  // On the float's bits, without a branch: a query's signs are a coin toss per component, and a
+  // branch on each mispredicts half the time (a CPU profile of the 10k cache bench's stream: 4 µs
+  // a 512-d query with the branch, 1.2 µs without).
+  // As an int32, a float is > 0 exactly when its int is > 0 (-0 is the least int32, NaN never comes:
+  // queries are checked), and `(-x & ~x) >>> 31` is 1 exactly for x > 0.
+  const bits = new Int32Array(v.buffer, v.byteOffset, v.length);
+  for (let w = 0; w < out.length; w++) {
+    const base = 32 * w;
+    const end = Math.min(32, v.length - base);
+    let word = 0;
+    for (let b = 0; b < end; b++) {
+      const x = bits[base + b]!;
+      word |= ((-x & ~x) >>> 31) << b;
+    }
+    out[w] = word;
+  }
   return out;
 }
 

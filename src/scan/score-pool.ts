@@ -85,6 +85,11 @@ export class ScorePool {
     return this.top.sortBestFirst(first);
   }
 
+  /** TopK.copyTo over what it holds. */
+  copyTo(n: number, slots: Int32Array, scores: Float32Array): void {
+    this.top.copyTo(n, slots, scores);
+  }
+
   scoreAt(i: number): number {
     return this.top.scoreAt(i);
   }

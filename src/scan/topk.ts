@@ -205,6 +205,16 @@ export class TopK {
     return count;
   }
 
+  /**
+   * The first `n` entries (after sortBestFirst(): the best `n`, when that many were sorted; or all
+   * of them, in no order) into `slots` and `scores`, in one copy each.
+   */
+  copyTo(n: number, slots: Int32Array, scores: Float32Array): void {
+    if (!(n >= 0 && n <= this.size)) throw new RangeError(`n must be within 0..${this.size}, got ${n}`);
+    slots.set(this.slots.subarray(0, n));
+    scores.set(this.scores.subarray(0, n));
+  }
+
   /** The score of the `i`-th best entry, after sortBestFirst(). */
   scoreAt(i: number): number {
     return this.scores[i]!;

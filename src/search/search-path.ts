@@ -642,9 +642,8 @@ export class SearchPath {
     const cache = this.env.cache;
     const version = cache?.now;
     // A hot text goes with the hot document it was kept with: it is taken, or kept, only for a record
-    // whose document is that one. A write that came in since the ranking (even before this started)
-    // dropped the hot parts of its id, and a document kept since is another object.
-    const current = (r: Ranked) => cache !== undefined && cache.hotDoc(r.id) === r.doc;
+    // whose document is that one (hotTextOf, keepTextOf). A write that came in since the ranking
+    // (even before this started) dropped the hot parts of its id, and a document kept since is another object.
     // Hot texts and synchronous reads (where the arena can) fill `texts` at once; a read that must
     // wait, or that failed, leaves a promise in `pending` at its place.
     const texts: (string | undefined)[] = new Array<string | undefined>(ranked.length);
@@ -652,7 +651,7 @@ export class SearchPath {
     for (let i = 0; i < ranked.length; i++) {
       const r = ranked[i]!;
       if (r.doc?.text === undefined) continue;
-      const hot = current(r) ? cache!.hotText(r.id) : undefined;
+      const hot = cache?.hotTextOf(r.id, r.doc);
       if (hot !== undefined && hot !== null) {
         texts[i] = hot;
         continue;
@@ -669,7 +668,7 @@ export class SearchPath {
         continue;
       }
       texts[i] = now;
-      if (r.keep && current(r)) cache!.keep(r.id, { text: now });
+      if (r.keep) cache!.keepTextOf(r.id, r.doc, now);
     }
     if (pending === undefined) return texts;
     const settled = await Promise.allSettled(pending);
@@ -680,7 +679,7 @@ export class SearchPath {
       if (s.status === 'fulfilled') {
         texts[i] = s.value;
         // Kept only if no write came in meanwhile: a write touches the id, which drops its hot parts.
-        if (cache !== undefined && cache.now === version && ranked[i]!.keep && current(ranked[i]!)) cache.keep(ranked[i]!.id, { text: s.value });
+        if (cache !== undefined && cache.now === version && ranked[i]!.keep) cache.keepTextOf(ranked[i]!.id, ranked[i]!.doc, s.value!);
         continue;
       }
       const r = ranked[i]!;
