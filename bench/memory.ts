@@ -13,6 +13,7 @@
  *   node dist/bench/memory.js [--data docs.f32 --queries queries.f32 --dim N] [--n N] [--searches 1000] [--no-hnsw]
  *                             [--cache '{"entries":1,"bytes":65536}']   (the cache-on phase's options; default: the defaults)
  *                             [--codec int8]   (the store's codec)
+ *                             [--pca DIMS]   (reduce to DIMS dimensions by PCA before the codec)
  *
  * Without --data it uses the 1k WordNet set the project ships. A `docs.jsonl` beside --data gives
  * the records their texts. Phases: load (bulk add in batches of 1,000, peak RSS), open + searches
@@ -104,6 +105,8 @@ interface Args {
   cache: CacheOptions | undefined;
   /** The store's codec; rq codes train on the first 4,096 vectors, as PCA does. */
   codec: CodecName;
+  /** Dimensions PCA reduces to (trained on the first 4,096 vectors); undefined: no PCA. */
+  pca: number | undefined;
 }
 
 interface Loaded {
@@ -192,7 +195,7 @@ async function build(name: 'load' | 'hnsw-build', args: Args, store: string, hns
     sampledPeak = Math.max(sampledPeak, proc().rss);
   }, 20);
   const started = performance.now();
-  const s = await MemStore.open(store, { dim: data.dim, codec: args.codec });
+  const s = await MemStore.open(store, { dim: data.dim, codec: args.codec, ...(args.pca === undefined ? {} : { pca: { dims: args.pca } }) });
   for (let at = 0; at < n; at += 1000) {
     const batch = [];
     for (let i = at; i < Math.min(n, at + 1000); i++) {
@@ -291,7 +294,7 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
     const { data } = load(args);
     const n = data.docs.length;
     const options = args.cache === undefined ? 'default options' : `default options but cache ${JSON.stringify(args.cache)} where it is on`;
-    write(`${data.name}: ${n.toLocaleString('en-US')} x ${data.dim}-d, ${args.codec}, ${options}; each phase a fresh process`);
+    write(`${data.name}: ${n.toLocaleString('en-US')} x ${data.dim}-d, ${args.codec}${args.pca === undefined ? '' : `, PCA to ${args.pca}`}, ${options}; each phase a fresh process`);
     writeQueries(join(work, 'queries.bin'), data, args.searches);
     const loaded = inChild('load', argv, work);
     const opened = inChild('open', argv, work);
@@ -334,6 +337,7 @@ async function main(): Promise<void> {
       phase: { type: 'string' },
       work: { type: 'string' },
       codec: { type: 'string' },
+      pca: { type: 'string' },
     },
   });
   const args: Args = {
@@ -345,6 +349,7 @@ async function main(): Promise<void> {
     hnsw: values['no-hnsw'] !== true,
     cache: values.cache === undefined ? undefined : (JSON.parse(values.cache) as CacheOptions),
     codec: (values.codec ?? 'int8') as CodecName,
+    pca: values.pca === undefined ? undefined : Number(values.pca),
   };
   if (values.phase !== undefined) {
     process.stdout.write(`${JSON.stringify(await phase(values.phase as Phase, args, values.work!))}\n`);
