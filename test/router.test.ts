@@ -123,3 +123,50 @@ test('router: equal scores go to the lower page, as the scan orders ties', () =>
   assert.deepEqual(pagesOf(top), [0, 1, 2, 3]);
   router.free();
 });
+
+test('router: nearestByDistance gives the centroids nearest in Euclidean distance, for both metrics, after random adds, replacements and swap-removals', () => {
+  const dim = 19;
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ op: fc.constantFrom('add', 'add', 'set', 'remove', 'place'), pick: fc.nat(), seed: fc.nat(), scale: fc.constantFrom(0.1, 1, 30) }), { maxLength: 120 }),
+      fc.constantFrom('dot' as const, 'l2' as const),
+      fc.integer({ min: 1, max: 12 }),
+      (ops, metric, n) => {
+        const router = new CentroidRouter(dim, metric);
+        const model: Float32Array[] = [];
+        const top = new TopK(n);
+        try {
+          for (const { op, pick, seed, scale } of ops) {
+            const next = rng(seed + 1);
+            // Centroids of very different norms: where the dot product and the distance disagree.
+            const v = Float32Array.from({ length: dim }, () => scale * gaussian(next));
+            if (op === 'add') {
+              router.add(v);
+              model.push(v);
+            } else if (op === 'set' && model.length > 0) {
+              router.set(pick % model.length, v);
+              model[pick % model.length] = v;
+            } else if (op === 'remove' && model.length > 0) {
+              const page = pick % model.length;
+              router.removeSwap(page);
+              const last = model.pop()!;
+              if (page < model.length) model[page] = last;
+            } else if (op === 'place') {
+              router.nearestByDistance(v, top);
+              const got = pagesOf(top);
+              const want = bruteForce(model, v, 'l2', n);
+              assert.equal(got.length, want.length);
+              for (let i = 0; i < got.length; i++) {
+                const d = (p: number) => squaredDistance(v, model[p]!);
+                assert.ok(Math.abs(d(got[i]!) - d(want[i]!)) <= 1e-3 * Math.max(1, d(want[i]!)), `rank ${i}: page ${got[i]} at ${d(got[i]!)}, the nearest ${want[i]} at ${d(want[i]!)}`);
+              }
+            }
+          }
+        } finally {
+          router.free();
+        }
+      },
+    ),
+    { numRuns: 150 },
+  );
+});

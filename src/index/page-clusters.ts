@@ -126,7 +126,7 @@ export class PageClusters {
     if (this.pages.pageCount === 0) {
       page = this.newPage();
     } else {
-      this.router.nearest(this.routed(this.decoded), this.nearest);
+      this.place(this.router, this.routed(this.decoded), this.nearest);
       page = this.nearest.sortBestFirst() > 0 ? this.nearest.slotAt(0) : 0;
     }
     this.pages.add(slot, page, code, scale);
@@ -345,7 +345,7 @@ export class PageClusters {
     const nearest = new TopK(1);
     for (const slot of slots) {
       this.decodeSlot(slot);
-      router.nearest(this.routed(this.decoded), nearest);
+      this.place(router, this.routed(this.decoded), nearest);
       groups[nearest.sortBestFirst() > 0 ? nearest.slotAt(0) : 0]!.push(slot);
     }
     return groups;
@@ -373,7 +373,7 @@ export class PageClusters {
         for (const slot of slots) {
           this.decodeSlot(slot);
           x.set(this.routed(this.decoded));
-          coarse.nearest(x, nearGroups);
+          this.place(coarse, x, nearGroups);
           const groups = nearGroups.sortBestFirst();
           let to = -1;
           let toScore = -Infinity;
@@ -381,7 +381,7 @@ export class PageClusters {
             const g = nearGroups.slotAt(i);
             const pages = pagesOfGroup[g]!;
             if (pages.length === 0) continue;
-            routers[g]!.nearest(x, best);
+            this.place(routers[g]!, x, best);
             if (best.sortBestFirst() > 0 && best.scoreAt(0) > toScore) {
               toScore = best.scoreAt(0);
               to = pages[best.slotAt(0)]!;
@@ -404,6 +404,16 @@ export class PageClusters {
     for (let p = this.pages.pageCount - 1; p >= 0 && this.pages.pageCount > 1; p--) {
       if (p < this.pages.pageCount && this.pages.sizeOf(p) < this.options.minPage) this.dissolve(p);
     }
+  }
+
+  /**
+   * The pages nearest the vector `v` (routed), where it belongs: by Euclidean distance when the
+   * pages are 'l2'-clustered (CentroidRouter.nearestByDistance: a 'dot' router's own order is for
+   * queries), by the router's order on the unit sphere of a cosine index, where the two agree.
+   */
+  private place(router: CentroidRouter, v: Float32Array, top: TopK): void {
+    if (this.clustering === 'l2') router.nearestByDistance(v, top);
+    else router.nearest(v, top);
   }
 
   private notLoading(): void {
@@ -479,7 +489,7 @@ export class PageClusters {
     const receivers = new Set<number>();
     for (const slot of slots) {
       this.decodeSlot(slot);
-      this.router.nearest(this.routed(this.decoded), near);
+      this.place(this.router, this.routed(this.decoded), near);
       const count = near.sortBestFirst();
       // The nearest page other than this one (the router still has its centroid).
       let to = -1;

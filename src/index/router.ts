@@ -27,6 +27,8 @@ export class CentroidRouter {
   private base = 0;
   private readonly query: number;
   private scores = 0;
+  /** Half the squared norm of each centroid ('dot' routers): what nearestByDistance() subtracts. */
+  private halfNormSq = new Float64Array(0);
   private freed = false;
 
   constructor(
@@ -45,9 +47,9 @@ export class CentroidRouter {
     return this.count;
   }
 
-  /** Bytes of linear memory held: centroids (capacity), their scores and the query. */
+  /** Bytes held: centroids (capacity), their scores and half squared norms, and the query. */
   get bytes(): number {
-    return this.capacity * (this.padded * 4 + 4) + this.padded * 4;
+    return this.capacity * (this.padded * 4 + 4 + 8) + this.padded * 4;
   }
 
   /** Adds a page with `centroid` (dim floats); returns its number, `size` before the call. */
@@ -82,6 +84,7 @@ export class CentroidRouter {
     const f32 = this.mem.f32();
     const from = (this.base >> 2) + last * this.padded;
     f32.copyWithin((this.base >> 2) + page * this.padded, from, from + this.padded);
+    this.halfNormSq[page] = this.halfNormSq[last]!;
   }
 
   /**
@@ -103,6 +106,34 @@ export class CentroidRouter {
     }
   }
 
+  /**
+   * The `top.capacity` pages whose centroids are nearest `vector` in Euclidean distance, scored
+   * ⟨vector, c⟩ − ‖c‖²/2 (the same order as −‖vector − c‖²/2, whose ‖vector‖² is the same for every
+   * page), whatever the routing metric: where a vector belongs, as the k-means of an 'l2'-clustered
+   * index made its pages. A 'dot' router ranks queries by ⟨query, c⟩, which is right for a query
+   * (the page's mean score) and wrong for placing a vector: it favours the centroids of large norm,
+   * which then take vectors from their neighbours (measured on an rq2 store of GloVe 50k: recall at
+   * 64 of 420 pages 0.919 with vectors placed by the dot product, against int8's 0.968).
+   */
+  nearestByDistance(vector: Float32Array, top: TopK): void {
+    if (this.metric === 'l2') {
+      this.nearest(vector, top);
+      return;
+    }
+    if (this.freed) throw new Error('router used after free()');
+    if (vector.length !== this.dim) throw new RangeError(`vector has ${vector.length} dimensions, the router ${this.dim}`);
+    top.clear();
+    if (this.count === 0) return;
+    this.mem.f32().set(vector, this.query >> 2);
+    this.scan(this.query, this.base, this.base, this.count, this.padded, this.scores);
+    const f32 = this.mem.f32();
+    const at = this.scores >> 2;
+    for (let page = 0; page < this.count; page++) {
+      const score = f32[at + page]! - this.halfNormSq[page]!;
+      if (top.admits(score)) top.push(score, page);
+    }
+  }
+
   /** Gives the router's linear memory back; the router is unusable after. */
   free(): void {
     if (this.freed) return;
@@ -119,6 +150,9 @@ export class CentroidRouter {
     const at = (this.base >> 2) + page * this.padded;
     f32.set(centroid, at);
     f32.fill(0, at + this.dim, at + this.padded);
+    let sq = 0;
+    for (let i = 0; i < this.dim; i++) sq += centroid[i]! * centroid[i]!;
+    this.halfNormSq[page] = sq / 2;
   }
 
   private grow(capacity: number): void {
@@ -133,6 +167,9 @@ export class CentroidRouter {
     this.base = base;
     this.scores = scores;
     this.capacity = capacity;
+    const halfNormSq = new Float64Array(capacity);
+    halfNormSq.set(this.halfNormSq.subarray(0, this.count));
+    this.halfNormSq = halfNormSq;
   }
 
   private check(centroid: Float32Array): void {
