@@ -35,6 +35,25 @@ function sameNearest(got: number[], want: number[], centroids: Float32Array[], q
   }
 }
 
+/** Applies an add, set or remove (a no-op on an empty router) to the router and to its model, the centroids by page; false for any other op. */
+function mutate(router: CentroidRouter, model: Float32Array[], op: string, pick: number, v: Float32Array): boolean {
+  if (op === 'add') {
+    assert.equal(router.add(v), model.length);
+    model.push(v);
+  } else if (op === 'set' && model.length > 0) {
+    router.set(pick % model.length, v);
+    model[pick % model.length] = v;
+  } else if (op === 'remove' && model.length > 0) {
+    const page = pick % model.length;
+    router.removeSwap(page);
+    const last = model.pop()!;
+    if (page < model.length) model[page] = last;
+  } else {
+    return op === 'set' || op === 'remove';
+  }
+  return true;
+}
+
 test('router: the nearest pages are the exact nearest centroids, for both metrics, at dimensions that need padding', () => {
   for (const metric of ['dot', 'l2'] as const) {
     for (const dim of [1, 15, 16, 100, 513]) {
@@ -69,18 +88,7 @@ test('router: after random adds, replacements and swap-removals it answers as br
           for (const { op, pick, seed } of ops) {
             const next = rng(seed + 1);
             const v = Float32Array.from({ length: dim }, () => gaussian(next));
-            if (op === 'add') {
-              assert.equal(router.add(v), model.length);
-              model.push(v);
-            } else if (op === 'set' && model.length > 0) {
-              router.set(pick % model.length, v);
-              model[pick % model.length] = v;
-            } else if (op === 'remove' && model.length > 0) {
-              const page = pick % model.length;
-              router.removeSwap(page);
-              const last = model.pop()!;
-              if (page < model.length) model[page] = last;
-            } else if (op === 'query') {
+            if (!mutate(router, model, op, pick, v) && op === 'query') {
               router.nearest(v, top);
               sameNearest(pagesOf(top), bruteForce(model, v, metric, n), model, v, metric);
             }
@@ -140,18 +148,7 @@ test('router: nearestByDistance gives the centroids nearest in Euclidean distanc
             const next = rng(seed + 1);
             // Centroids of very different norms: where the dot product and the distance disagree.
             const v = Float32Array.from({ length: dim }, () => scale * gaussian(next));
-            if (op === 'add') {
-              router.add(v);
-              model.push(v);
-            } else if (op === 'set' && model.length > 0) {
-              router.set(pick % model.length, v);
-              model[pick % model.length] = v;
-            } else if (op === 'remove' && model.length > 0) {
-              const page = pick % model.length;
-              router.removeSwap(page);
-              const last = model.pop()!;
-              if (page < model.length) model[page] = last;
-            } else if (op === 'place') {
+            if (!mutate(router, model, op, pick, v)) {
               router.nearestByDistance(v, top);
               const got = pagesOf(top);
               const want = bruteForce(model, v, 'l2', n);
