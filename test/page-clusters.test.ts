@@ -238,3 +238,24 @@ test('page clusters of a dot-product index place each vector by distance, as an 
   for (const counts of byPage.values()) strays += counts.reduce((a, b) => a + b, 0) - Math.max(...counts);
   assert.ok(strays <= vectors.length / 10, `${strays} of ${vectors.length} vectors in a page of another cluster's majority`);
 });
+
+test('pages made by inserts keep each vector in one of the two pages nearest it (a split reassigns its neighbourhood): a vector searched for itself is found probing 2 pages', () => {
+  // Without the reassignment after each split, 0.70 (cosine) and 0.91 (l2) of these were found.
+  for (const metric of ['cosine', 'l2'] as const) {
+    const vectors = clustered(6000, DIM, 3, 60);
+    const pages = new PageClusters(getCodec('int8'), DIM, metric, { maxPage: 64 });
+    try {
+      vectors.forEach((v, slot) => pages.add(slot, v));
+      let found = 0;
+      for (const [slot, v] of vectors.entries()) {
+        const top = new TopK(1);
+        pages.search({ vector: v, metric, int8Query: false }, top, 2);
+        if (top.sorted()[0]?.slot === slot) found++;
+      }
+      assert.ok(found >= 0.98 * vectors.length, `${metric}: ${found} of ${vectors.length} found`);
+      assert.ok(pages.pageSizes().every((n) => n <= 64), 'no page past maxPage');
+    } finally {
+      pages.free();
+    }
+  }
+});

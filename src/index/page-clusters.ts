@@ -9,6 +9,8 @@ import { CentroidRouter } from './router.js';
 
 /** Vectors of the sample per coarse centroid in re-clustering's first level (FAISS trains on 39 to 256 per centroid). */
 const RECLUSTER_SAMPLE_PER_CENTROID = 256;
+/** Pages next to each of a split's two whose vectors it reassigns (SPFresh reassigns within a few neighbours). */
+const REASSIGN_NEIGHBOURS = 16;
 /** Lloyd rounds over the new pages after re-clustering's second level, and the coarse groups whose pages each vector may choose from. */
 const RECLUSTER_REFINEMENTS = 3;
 const RECLUSTER_GROUPS = 3;
@@ -132,7 +134,7 @@ export class PageClusters {
     this.pages.add(slot, page, code, scale);
     this.addToSum(page, this.decoded, 1);
     this.router.set(page, this.centroidOf(page));
-    if (this.pages.sizeOf(page) > this.options.maxPage) this.split(page);
+    if (this.pages.sizeOf(page) > this.options.maxPage) this.reassignAfterSplit(page, this.split(page));
   }
 
   /**
@@ -461,8 +463,8 @@ export class PageClusters {
     this.sums = [];
   }
 
-  /** Splits `page` by 2-means over its members' decoded codes; the second cluster becomes a new page. */
-  private split(page: number): void {
+  /** Splits `page` by 2-means over its members' decoded codes; the second cluster becomes a new page, whose number it returns. */
+  private split(page: number): number {
     const slots = this.pages.slotsOf(page);
     const points = this.decodeAll(slots);
     let { assignment } = kmeans(points, this.dim, { k: 2, seed: this.options.seed + this.splits, metric: this.clustering });
@@ -480,6 +482,83 @@ export class PageClusters {
     this.pages.fit(page);
     this.router.set(page, this.centroidOf(page));
     this.router.set(other, this.centroidOf(other));
+    return other;
+  }
+
+  /**
+   * After an insert split `a` into `a` and `b`: each vector of the two and of the pages nearest them
+   * goes to the nearest of those pages' centroids (one Lloyd step over a neighbourhood), as
+   * SPFresh's reassignment does. A split moves two centroids, so vectors of the pages next door may
+   * now be nearer one of them, and a vector of the split page nearer a neighbour; without this,
+   * pages made by inserts drift from what k-means makes (measured in `bench/pages.ts`). Pages that
+   * end past `maxPage` split, and those under `minPage` dissolve, without reassignment (no cascade).
+   */
+  private reassignAfterSplit(a: number, b: number): void {
+    const near = new TopK(REASSIGN_NEIGHBOURS + 1);
+    const around = new Set<number>([a, b]);
+    for (const p of [a, b]) {
+      this.place(this.router, Float32Array.from(this.centroidOf(p)), near);
+      const count = near.sortBestFirst();
+      for (let i = 0; i < count; i++) around.add(near.slotAt(i));
+    }
+    const pages = [...around].sort((x, y) => x - y);
+    // Centroids in routing form, copied: centroidOf() and routed() share one scratch array.
+    const centroids = pages.map((p) => Float32Array.from(this.centroidOf(p)));
+    const split = pages.flatMap((p, i) => (p === a || p === b ? [i] : []));
+    const all = pages.map((_, i) => i);
+    const plans: { slot: number; to: number }[] = [];
+    let best = new Float32Array(0);
+    let scores = new Float32Array(0);
+    for (const [i, p] of pages.entries()) {
+      // A vector of the split pages may belong anywhere around; one of a neighbour only in a split page.
+      const choices = p === a || p === b ? all : [i, ...split.filter((j) => j !== i)];
+      const n = this.pages.sizeOf(p);
+      if (best.length < n) {
+        best = new Float32Array(2 * n);
+        scores = new Float32Array(2 * n);
+      }
+      const owner = new Int32Array(n).fill(i);
+      best.fill(-Infinity, 0, n);
+      for (const j of choices) {
+        this.closenessOfPage(p, centroids[j]!, scores);
+        for (let r = 0; r < n; r++) {
+          // Strictly better: a tie keeps the vector where it is (its own page is first in `choices`).
+          if (scores[r]! > best[r]!) {
+            best[r] = scores[r]!;
+            owner[r] = j;
+          }
+        }
+      }
+      const slots = this.pages.slotsOf(p);
+      for (let r = 0; r < n; r++) if (owner[r] !== i) plans.push({ slot: slots[r]!, to: pages[owner[r]!]! });
+    }
+    // Moved after every page was scored, against the centroids as the split left them (one Lloyd step).
+    const touched = new Set<number>();
+    for (const { slot, to } of plans) {
+      touched.add(this.pages.pageOf(slot)).add(to);
+      this.decodeSlot(slot);
+      this.move(slot, to, this.decoded);
+    }
+    for (const p of touched) this.router.set(p, this.centroidOf(p));
+    for (let p = 0; p < this.pages.pageCount; p++) if (touched.has(p)) while (this.pages.sizeOf(p) > this.options.maxPage) this.split(p);
+    for (const p of [...touched].sort((x, y) => y - x)) {
+      if (p < this.pages.pageCount && this.pages.pageCount > 1 && this.pages.sizeOf(p) < this.options.minPage) this.dissolve(p);
+    }
+  }
+
+  /**
+   * How close each vector of `page` is to centroid `c` (routing form), higher closer, into `out` in
+   * row order, by the scan's own kernel over the page's codes (one call): the dot product with a
+   * unit centroid on the unit sphere, −‖v − c‖² for 'l2', and for a 'dot' index ⟨v, c⟩ − ‖c‖²/2,
+   * which orders centroids as the distance does (CentroidRouter.nearestByDistance).
+   */
+  private closenessOfPage(page: number, c: Float32Array, out: Float32Array): void {
+    this.pages.scorePage({ vector: c, metric: this.metric, int8Query: false }, page, out);
+    if (this.metric !== 'dot') return;
+    let sq = 0;
+    for (let i = 0; i < this.dim; i++) sq += c[i]! * c[i]!;
+    const n = this.pages.sizeOf(page);
+    for (let r = 0; r < n; r++) out[r] = out[r]! - sq / 2;
   }
 
   /** Moves every vector of `page` to its nearest other page, then drops the page. */

@@ -237,6 +237,18 @@ export class PageStore {
     }
   }
 
+  /** The kernel scores of every vector of `page` against `query`, in row order (slotsOf's), into `out` (room for sizeOf(page)). */
+  scorePage(query: ScanQuery, page: number, out: Float32Array): void {
+    const p = this.pageAt(page);
+    if (out.length < p.count) throw new RangeError(`room for ${out.length} scores, not ${p.count}`);
+    if (p.count === 0) return;
+    this.query.load(query);
+    this.reserveScratch(p.count);
+    const at = this.scratchAt(0);
+    this.query.scan(query, p.codes, p.scales, p.count, at);
+    out.set(this.mem.f32().subarray(at >> 2, (at >> 2) + p.count));
+  }
+
   /**
    * The scores of the vectors in `slots[0..count)` against `query`, written to `out[0..count)`: the
    * gather form of the same kernel reads each code where its page holds it, one call per run of
