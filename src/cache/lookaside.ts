@@ -597,23 +597,17 @@ export class LookasideCache<A> {
     this.vectors.put(slot, id, full, norm);
   }
 
-  /** Keeps the document or text of `id` hot (valid until a write touches it). */
-  keep(id: string, parts: { doc?: DocRecord; text?: string | null }): void {
-    if (parts.doc === undefined && parts.text === undefined) return;
+  /** Keeps the document of `id` hot (valid until a write touches it); its text joins it by keepTextOf(). */
+  keepDoc(id: string, doc: DocRecord): void {
     let hot = this.hot.get(id);
     if (hot === undefined) {
       hot = { bytes: HOT_OVERHEAD };
       this.hotBytes += HOT_OVERHEAD;
       this.hot.set(id, hot);
     }
-    if (parts.doc !== undefined && hot.doc === undefined) {
-      hot.doc = parts.doc;
-      this.grow(hot, 2 * (parts.doc.metaJson?.length ?? 0));
-    }
-    if (parts.text !== undefined && hot.text === undefined) {
-      hot.text = parts.text;
-      this.grow(hot, 2 * (parts.text?.length ?? 0));
-    }
+    if (hot.doc !== undefined) return;
+    hot.doc = doc;
+    this.grow(hot, 2 * (doc.metaJson?.length ?? 0));
   }
 
   /** Evicts what is over the budgets; a search calls it once it is done keeping things hot. */

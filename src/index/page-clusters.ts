@@ -5,7 +5,7 @@ import { TopK } from '../scan/topk.js';
 import { kmeans } from './kmeans.js';
 import { LoadStaging } from './load-staging.js';
 import { PageStore } from './pages.js';
-import { CentroidRouter } from './router.js';
+import { CentroidRouter, halfNormSq } from './router.js';
 
 /** Vectors of the sample per coarse centroid in re-clustering's first level (FAISS trains on 39 to 256 per centroid). */
 const RECLUSTER_SAMPLE_PER_CENTROID = 256;
@@ -497,18 +497,21 @@ export class PageClusters {
     const near = new TopK(REASSIGN_NEIGHBOURS + 1);
     const around = new Set<number>([a, b]);
     for (const p of [a, b]) {
-      this.place(this.router, Float32Array.from(this.centroidOf(p)), near);
+      this.place(this.router, this.router.centroid(p), near);
       const count = near.sortBestFirst();
       for (let i = 0; i < count; i++) around.add(near.slotAt(i));
     }
     const pages = [...around].sort((x, y) => x - y);
-    // Centroids in routing form, copied: centroidOf() and routed() share one scratch array.
-    const centroids = pages.map((p) => Float32Array.from(this.centroidOf(p)));
+    // Copies of the centroids the router holds (routing form, current: every change of a page sets its own).
+    const centroids = pages.map((p) => this.router.centroid(p));
+    // What closenessOfPage() takes off a 'dot' kernel score for each centroid: ‖c‖²/2 (nearestByDistance).
+    const offsets = centroids.map((c) => (this.metric === 'dot' ? halfNormSq(c) : 0));
     const split = pages.flatMap((p, i) => (p === a || p === b ? [i] : []));
     const all = pages.map((_, i) => i);
     const plans: { slot: number; to: number }[] = [];
     let best = new Float32Array(0);
     let scores = new Float32Array(0);
+    let owner = new Int32Array(0);
     for (const [i, p] of pages.entries()) {
       // A vector of the split pages may belong anywhere around; one of a neighbour only in a split page.
       const choices = p === a || p === b ? all : [i, ...split.filter((j) => j !== i)];
@@ -516,11 +519,12 @@ export class PageClusters {
       if (best.length < n) {
         best = new Float32Array(2 * n);
         scores = new Float32Array(2 * n);
+        owner = new Int32Array(2 * n);
       }
-      const owner = new Int32Array(n).fill(i);
+      owner.fill(i, 0, n);
       best.fill(-Infinity, 0, n);
       for (const j of choices) {
-        this.closenessOfPage(p, centroids[j]!, scores);
+        this.closenessOfPage(p, centroids[j]!, offsets[j]!, scores);
         for (let r = 0; r < n; r++) {
           // Strictly better: a tie keeps the vector where it is (its own page is first in `choices`).
           if (scores[r]! > best[r]!) {
@@ -548,17 +552,16 @@ export class PageClusters {
 
   /**
    * How close each vector of `page` is to centroid `c` (routing form), higher closer, into `out` in
-   * row order, by the scan's own kernel over the page's codes (one call): the dot product with a
-   * unit centroid on the unit sphere, −‖v − c‖² for 'l2', and for a 'dot' index ⟨v, c⟩ − ‖c‖²/2,
-   * which orders centroids as the distance does (CentroidRouter.nearestByDistance).
+   * row order, by the scan's own kernel over the page's codes (one call), less `offset`: the dot
+   * product with a unit centroid on the unit sphere (offset 0), −‖v − c‖² for 'l2' (0), and for a
+   * 'dot' index ⟨v, c⟩ − ‖c‖²/2, which orders centroids as the distance does
+   * (CentroidRouter.nearestByDistance).
    */
-  private closenessOfPage(page: number, c: Float32Array, out: Float32Array): void {
+  private closenessOfPage(page: number, c: Float32Array, offset: number, out: Float32Array): void {
     this.pages.scorePage({ vector: c, metric: this.metric, int8Query: false }, page, out);
-    if (this.metric !== 'dot') return;
-    let sq = 0;
-    for (let i = 0; i < this.dim; i++) sq += c[i]! * c[i]!;
+    if (offset === 0) return;
     const n = this.pages.sizeOf(page);
-    for (let r = 0; r < n; r++) out[r] = out[r]! - sq / 2;
+    for (let r = 0; r < n; r++) out[r] = out[r]! - offset;
   }
 
   /** Moves every vector of `page` to its nearest other page, then drops the page. */

@@ -5,6 +5,13 @@ import { TopK } from '../scan/topk.js';
 /** Centroids the router has room for before it first grows (by a quarter from there). */
 const FIRST_CAPACITY = 64;
 
+/** ‖c‖²/2, in float64: what CentroidRouter.nearestByDistance() takes off the dot product with `c`. */
+export function halfNormSq(c: Float32Array): number {
+  let sq = 0;
+  for (let i = 0; i < c.length; i++) sq += c[i]! * c[i]!;
+  return sq / 2;
+}
+
 /**
  * The pages nearest a query, for the page-clustered index: every page's centroid in WebAssembly
  * linear memory, scored against the query with one f32 kernel call, the best `n` kept in a heap
@@ -140,9 +147,7 @@ export class CentroidRouter {
     const at = (this.base >> 2) + page * this.padded;
     f32.set(centroid, at);
     f32.fill(0, at + this.dim, at + this.padded);
-    let sq = 0;
-    for (let i = 0; i < this.dim; i++) sq += centroid[i]! * centroid[i]!;
-    this.halfNormSq[page] = sq / 2;
+    this.halfNormSq[page] = halfNormSq(centroid);
   }
 
   private grow(capacity: number): void {

@@ -630,7 +630,7 @@ export class SearchPath {
     if (hot !== undefined) return { id, score, doc: hot, keep: true, known: undefined };
     const doc = this.env.docOf(id);
     const keep = cache?.admitRecord(id) ?? false;
-    if (keep) cache!.keep(id, { doc });
+    if (keep) cache!.keepDoc(id, doc);
     return { id, score, doc, keep, known: undefined };
   }
 
