@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import type { CodecName } from '../src/codec/codec.js';
+import type { Codec, CodecName } from '../src/codec/codec.js';
 import { getCodec } from '../src/codec/index.js';
 import { PageStore, roomFor } from '../src/index/pages.js';
 import { rng } from '../src/random.js';
@@ -14,6 +14,28 @@ const DIM = 20;
 /** A code of `DIM` int8 values derived from `seed`, and a scale. */
 function codeOf(seed: number): { code: Uint8Array; scale: number } {
   return { code: Uint8Array.from({ length: DIM }, (_, i) => (seed * 31 + i * 7) & 0xff), scale: 1 + (seed % 5) / 8 };
+}
+
+/**
+ * A PageStore of `pages` pages holding `n` random vectors (slot i in page pageOf(i)), and the
+ * CodeBlocks that encoded them, so both hold the same codes. The caller frees both.
+ */
+function filledPages(codec: Codec, pages: number, n: number, pageOf: (slot: number) => number, next: () => number): { blocks: CodeBlocks; store: PageStore } {
+  const blocks = new CodeBlocks(codec, DIM, 64);
+  const store = new PageStore(codec, DIM);
+  try {
+    for (let p = 0; p < pages; p++) store.addPage();
+    for (let slot = 0; slot < n; slot++) {
+      blocks.put(`v${slot}`, Float32Array.from({ length: DIM }, () => gaussian(next)));
+      const { code, scale } = blocks.code(`v${slot}`)!;
+      store.add(slot, pageOf(slot), code, scale);
+    }
+  } catch (e) {
+    blocks.free();
+    store.free();
+    throw e;
+  }
+  return { blocks, store };
 }
 
 test('pages: random adds, removals, moves between pages, renumbering, replacing and dropping empty pages agree with a model', () => {
@@ -100,18 +122,8 @@ test('pages: random adds, removals, moves between pages, renumbering, replacing 
 test('pages: a scan of every page keeps exactly what a scan of the same codes in slot order keeps, bit for bit (every codec, metric and query form)', () => {
   const next = rng(21);
   for (const codecName of ['int8', 'f16', 'fp8-e4m3', 'f32'] as CodecName[]) {
-    const codec = getCodec(codecName);
-    const n = 700;
-    const blocks = new CodeBlocks(codec, DIM, 64);
-    const store = new PageStore(codec, DIM);
+    const { blocks, store } = filledPages(getCodec(codecName), 9, 700, (slot) => (slot * 7) % 9, next);
     try {
-      for (let p = 0; p < 9; p++) store.addPage();
-      for (let slot = 0; slot < n; slot++) {
-        const v = Float32Array.from({ length: DIM }, () => gaussian(next));
-        blocks.put(`v${slot}`, v);
-        const { code, scale } = blocks.code(`v${slot}`)!;
-        store.add(slot, (slot * 7) % 9, code, scale);
-      }
       for (const metric of ['dot', 'cosine', 'l2'] as const) {
         for (const int8Query of [false, true]) {
           const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, () => gaussian(next)), metric, int8Query };
@@ -138,16 +150,8 @@ test('pages: a scan of every page keeps exactly what a scan of the same codes in
 test('pages: scoreSlots gives each vector the score a scan gives it, wherever its page holds it (gather kernels, every codec and query form)', () => {
   const next = rng(31);
   for (const codecName of ['int8', 'f16', 'f32'] as CodecName[]) {
-    const codec = getCodec(codecName);
-    const blocks = new CodeBlocks(codec, DIM, 64);
-    const store = new PageStore(codec, DIM);
+    const { blocks, store } = filledPages(getCodec(codecName), 5, 300, (slot) => (slot * 3) % 5, next);
     try {
-      for (let p = 0; p < 5; p++) store.addPage();
-      for (let slot = 0; slot < 300; slot++) {
-        blocks.put(`v${slot}`, Float32Array.from({ length: DIM }, () => gaussian(next)));
-        const { code, scale } = blocks.code(`v${slot}`)!;
-        store.add(slot, (slot * 3) % 5, code, scale);
-      }
       const slots = Int32Array.from({ length: 57 }, (_, i) => (i * 37) % 300);
       for (const [metric, int8Query] of [['dot', true], ['cosine', false], ['l2', false]] as const) {
         const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, () => gaussian(next)), metric, int8Query };
@@ -252,5 +256,33 @@ test('pages: rooms are 16 or a quarter step between powers of two, the least tha
   for (let rows = 1; rows < 5000; rows++) {
     const room = roomFor(rows);
     assert.ok(room >= rows && (room <= 16 || room < 1.25 * rows + 1e-9 || rows <= 16), `room ${room} for ${rows}`);
+  }
+});
+
+test('pages: scorePage gives each vector of a page, in slotsOf order, the score scoreSlots gives it; too little room is a RangeError; an empty page writes nothing', () => {
+  const next = rng(41);
+  for (const codecName of ['int8', 'f16', 'f32'] as CodecName[]) {
+    // Page 3 stays empty.
+    const { blocks, store } = filledPages(getCodec(codecName), 4, 150, (slot) => slot % 3, next);
+    try {
+      for (const metric of ['dot', 'cosine', 'l2'] as const) {
+        const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, () => gaussian(next)), metric, int8Query: false };
+        for (let p = 0; p < 3; p++) {
+          const slots = store.slotsOf(p);
+          const got = new Float32Array(slots.length);
+          store.scorePage(query, p, got);
+          const want = new Float32Array(slots.length);
+          store.scoreSlots(query, slots, slots.length, want);
+          assert.deepEqual(got, want, `${codecName} ${metric} page ${p}`);
+          assert.throws(() => store.scorePage(query, p, new Float32Array(slots.length - 1)), RangeError);
+        }
+        const untouched = new Float32Array([7]);
+        store.scorePage(query, 3, untouched);
+        assert.deepEqual(untouched, new Float32Array([7]), 'page 3 is empty');
+      }
+    } finally {
+      blocks.free();
+      store.free();
+    }
   }
 });

@@ -148,3 +148,17 @@ test('TopK: meanBest() is the mean of the k best scores pushed so far (NaN befor
     { numRuns: 300, seed: 13 },
   );
 });
+
+test('topk: copyTo copies the best n after sortBestFirst, in order, into typed arrays; n outside 0..size is a RangeError', () => {
+  const top = new TopK(5);
+  for (const [score, slot] of [[0.5, 3], [0.9, 1], [0.1, 7], [0.7, 2], [0.9, 0], [0.3, 9]] as const) top.push(score, slot);
+  top.sortBestFirst(3);
+  const slots = new Int32Array(3);
+  const scores = new Float32Array(3);
+  top.copyTo(3, slots, scores);
+  assert.deepEqual([...slots], [0, 1, 2]);
+  assert.deepEqual([...scores], [Math.fround(0.9), Math.fround(0.9), Math.fround(0.7)]);
+  top.copyTo(0, new Int32Array(0), new Float32Array(0));
+  assert.throws(() => top.copyTo(6, new Int32Array(6), new Float32Array(6)), RangeError);
+  assert.throws(() => top.copyTo(-1, new Int32Array(1), new Float32Array(1)), RangeError);
+});
