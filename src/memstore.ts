@@ -13,7 +13,7 @@ import { float32View } from './vector.js';
 import { MAX_BATCH_BYTES } from './limits.js';
 import { cloneMeta, type Meta } from './meta.js';
 import {
-  DEFAULT_OVERSAMPLE,
+  defaultOversample,
   resolveFilterOption,
   resolveOpenOptions,
   resolveSearchOptions,
@@ -231,7 +231,7 @@ export class MemStore {
     this.resident = new ResidentSampler(dir);
     this.searches = new SearchPath({
       metric: config.metric,
-      oversample: options.oversample ?? DEFAULT_OVERSAMPLE[config.codec],
+      oversample: options.oversample ?? defaultOversample(config.codec, config.pca !== null),
       space: this.space,
       reads: this.reads,
       scorer: this.scorer,

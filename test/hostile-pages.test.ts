@@ -301,7 +301,8 @@ test('hostile pages: exact copies of one vector, every metric and codec: every n
   for (const metric of ['cosine', 'dot', 'l2'] as const) {
     for (const codec of ['f32', 'f16', 'int8', 'fp8-e4m3', 'fp8-e5m2'] as const) {
       const where = `${metric} ${codec}`;
-      const store = await MemStore.open(tempDir('memstore-hp-'), { dim: DIM, metric, codec, durability: 'none', pages: { from: 20, maxPage: 16 } });
+      // oversample 4 for every codec: k = 3 takes the 12 lowest slots of the tied copies, which hold the 3 lowest ids.
+      const store = await MemStore.open(tempDir('memstore-hp-'), { dim: DIM, metric, codec, oversample: 4, durability: 'none', pages: { from: 20, maxPage: 16 } });
       try {
         const v = FIXED[0]!;
         await store.add(Array.from({ length: 150 }, (_, i) => ({ id: `d${i}`, vector: v, meta: { i } })));

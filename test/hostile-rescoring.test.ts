@@ -244,7 +244,8 @@ test('writes racing rescored searches on a file layer without synchronous reads 
       const rows = base.map((v, i) => v.map((x) => x * 10 ** ((i % 13) - 6)));
       const files = heldLog({ syncReads: false });
       const dir = tempDir();
-      const options: OpenOptions = { dim, metric, codec: 'int8', durability: 'none', files, ...(cache === false ? { cache } : {}) };
+      // oversample 4: all 40 records are candidates, so the answer is brute force's.
+      const options: OpenOptions = { dim, metric, codec: 'int8', oversample: 4, durability: 'none', files, ...(cache === false ? { cache } : {}) };
       // Reopened: the full vectors are in files now, and every read waits.
       await fill(dir, options, rows);
       const store = await MemStore.open(dir, options);
@@ -289,7 +290,8 @@ test('a write landing while a rescored search reads its first k vectors: the vec
       const rows = clustered(40, dim, 13, 4);
       const files = heldLog({ syncReads: false });
       const dir = tempDir();
-      const options: OpenOptions = { dim, metric, codec, durability: 'none', files };
+      // oversample 4: every record is a candidate, so the answer is brute force's.
+      const options: OpenOptions = { dim, metric, codec, oversample: 4, durability: 'none', files };
       await fill(dir, options, rows);
       const store = await MemStore.open(dir, options);
       try {
@@ -328,7 +330,8 @@ test('a record set aside as damaged while a rescored search waits for its reads:
       const rows = clustered(40, dim, 3, 4);
       const disk = new FaultFileLayer({ seed: 3 });
       const dir = tempDir();
-      const options: OpenOptions = { dim, metric, ...(cache === false ? { cache } : {}) };
+      // oversample 4: 40 candidates, so that every record left is one (below).
+      const options: OpenOptions = { dim, metric, oversample: 4, ...(cache === false ? { cache } : {}) };
       await fill(dir, { ...options, files: disk }, rows);
       // Damage the full-precision vector of one record; the next read of it finds out.
       const damaged = id(5);
@@ -353,6 +356,31 @@ test('a record set aside as damaged while a rescored search waits for its reads:
       } finally {
         await store.close();
       }
+    }
+  }
+});
+
+test('default oversample: an int8 store rescores k · 2 candidates, an fp8 store k · 4, an int8 store with PCA k · 4 (no bound covers the projection), and an explicit oversample wins', async () => {
+  const dim = 16;
+  const rows = clustered(200, dim, 4, 11);
+  const cases: { options: OpenOptions; perResult: number }[] = [
+    { options: { dim, codec: 'int8' }, perResult: 2 },
+    { options: { dim, codec: 'fp8-e4m3' }, perResult: 4 },
+    { options: { dim, codec: 'int8', pca: { dims: 8 }, trainSize: 100 }, perResult: 4 },
+    { options: { dim, codec: 'int8', oversample: 3 }, perResult: 3 },
+    { options: { dim, codec: 'int8', pca: { dims: 8 }, trainSize: 100, oversample: 1 }, perResult: 1 },
+  ];
+  for (const { options, perResult } of cases) {
+    const store = await MemStore.open(tempDir(), { ...options, durability: 'none', cache: false });
+    try {
+      await store.add(rows.map((vector, i) => ({ id: `r${i}`, vector })));
+      const before = store.stats().rescoring;
+      for (const q of rows.slice(0, 5)) await store.search(q, { k: 7 });
+      const after = store.stats().rescoring;
+      assert.equal(after.searches - before.searches, 5, JSON.stringify(options));
+      assert.equal(after.candidates - before.candidates, 5 * 7 * perResult, JSON.stringify(options));
+    } finally {
+      await store.close();
     }
   }
 });

@@ -251,11 +251,12 @@ test('pages: bad arguments are RangeErrors, and nothing changes', () => {
   }
 });
 
-test('pages: rooms are 16 or a quarter step between powers of two, the least that holds the rows', () => {
-  assert.deepEqual([0, 1, 16, 17, 20, 21, 24, 25, 28, 29, 32, 33, 200, 256, 257, 1000].map(roomFor), [16, 16, 16, 20, 20, 24, 24, 28, 28, 32, 32, 40, 224, 256, 320, 1024]);
+test('pages: rooms are 16 or an eighth step between powers of two, the least that holds the rows', () => {
+  assert.deepEqual([0, 1, 16, 17, 18, 19, 20, 31, 32, 33, 36, 200, 256, 257, 1000].map(roomFor), [16, 16, 16, 18, 18, 20, 20, 32, 32, 36, 36, 208, 256, 288, 1024]);
   for (let rows = 1; rows < 5000; rows++) {
     const room = roomFor(rows);
-    assert.ok(room >= rows && (room <= 16 || room < 1.25 * rows + 1e-9 || rows <= 16), `room ${room} for ${rows}`);
+    assert.ok(Number.isInteger(room) && room >= rows && (room === 16 || room < 1.125 * rows + 1e-9), `room ${room} for ${rows}`);
+    assert.ok(rows === 1 || roomFor(rows - 1) <= room, `rooms grow with the rows (${rows})`);
   }
 });
 
@@ -284,5 +285,31 @@ test('pages: scorePage gives each vector of a page, in slotsOf order, the score 
       blocks.free();
       store.free();
     }
+  }
+});
+
+test('pages: the slot map holds exactly the slots reserved, and grows past them a quarter at a time', () => {
+  const codec = getCodec('int8');
+  const store = new PageStore(codec, DIM);
+  try {
+    store.addPage();
+    const row = store.stride + 8;
+    // An empty page's room and what does not grow with the slots (the query's scratch).
+    const fixed = store.bytes - roomFor(0) * row;
+    store.reserveSlots(1000);
+    assert.equal(store.bytes - fixed - roomFor(0) * row, 8 * 1000);
+    for (let slot = 0; slot < 1000; slot++) {
+      const { code, scale } = codeOf(slot);
+      store.add(slot, 0, code, scale);
+    }
+    assert.equal(store.bytes - fixed - roomFor(1000) * row, 8 * 1000, 'no growth while the slots stay within the reservation');
+    const { code, scale } = codeOf(1000);
+    store.add(1000, 0, code, scale);
+    assert.equal(store.bytes - fixed - roomFor(1001) * row, 8 * 1250, 'a quarter more past it');
+    store.reserveSlots(10);
+    assert.equal(store.bytes - fixed - roomFor(1001) * row, 8 * 1250, 'a smaller reservation shrinks nothing');
+    for (let slot = 0; slot <= 1000; slot++) assert.equal(store.pageOf(slot), 0);
+  } finally {
+    store.free();
   }
 });

@@ -120,7 +120,7 @@ test('rescoring leaves candidates unread by their bounds, and answers as reading
   // must be the exact top 10 by brute force.
   for (const metric of ['cosine', 'dot', 'l2'] as const) {
     const vectors = clustered(40, 64, 11, 4);
-    const store = await MemStore.open(tempDir(), { dim: 64, metric, durability: 'none', cache: false });
+    const store = await MemStore.open(tempDir(), { dim: 64, metric, oversample: 4, durability: 'none', cache: false });
     try {
       const items = vectors.map((vector, i) => ({ id: `v${i}`, vector }));
       await store.add(items);

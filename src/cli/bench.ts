@@ -11,7 +11,7 @@ import { Progress } from './progress.js';
 import { recommend } from '../../bench/recommend.js';
 import { matrix, runStudy } from '../../bench/study.js';
 import { formatSweep, renderSweepChart, runIndexSweep } from '../../bench/index-sweep.js';
-import { DEFAULT_OVERSAMPLE, type Metric } from '../options.js';
+import { DEFAULT_OVERSAMPLE, PCA_OVERSAMPLE, type Metric } from '../options.js';
 import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
 
 /** The codecs `--codecs` names (all of them when absent); a usage error for an unknown one. */
@@ -123,7 +123,7 @@ export async function bench(flags: BenchFlags): Promise<void> {
     date: new Date().toISOString(),
     machine: m,
     data: { name: data.name, count: data.docs.length, queries: data.queries.length, dim: data.dim },
-    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: DEFAULT_OVERSAMPLE, trainSize: Math.min(4096, data.docs.length), hnsw },
+    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: { ...DEFAULT_OVERSAMPLE, pcaAtLeast: PCA_OVERSAMPLE }, trainSize: Math.min(4096, data.docs.length), hnsw },
     rows,
     ...(sweep === undefined ? {} : { index: sweep }),
     ...(rec === undefined ? {} : { recommendation: { budgetBytes: budget, count, label: rec.row?.label ?? null, text: rec.text } }),

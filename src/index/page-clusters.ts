@@ -103,6 +103,11 @@ export class PageClusters {
     return this.pages.bytes + this.router.bytes + this.sums.length * this.dim * 4;
   }
 
+  /** Room in the slot map for `slots` vectors (PageStore.reserveSlots). */
+  reserve(slots: number): void {
+    this.pages.reserveSlots(slots);
+  }
+
   /** Vectors in each page. */
   pageSizes(): number[] {
     return Array.from({ length: this.pages.pageCount }, (_, p) => this.pages.sizeOf(p));

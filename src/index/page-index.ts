@@ -119,6 +119,7 @@ export class PageIndex implements VectorIndex {
 
   reserve(records: number, idBytes: number): void {
     this.slots.reserve(records, idBytes);
+    this.clusters.reserve(records);
     this.pageLimit = Math.max(1, records);
   }
 

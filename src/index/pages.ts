@@ -8,16 +8,17 @@ import type { TopK } from '../scan/topk.js';
 const MIN_ROOM = 16;
 
 /**
- * The room for `rows` rows: the least of 16 and the sizes 2^k · {1, 1.25, 1.5, 1.75} that holds
- * them. Steps of a quarter keep a page's unused room under a quarter of its codes (powers of two
+ * The room for `rows` rows: the least of 16 and the sizes 2^k · {1, 1.125, ..., 1.875} that holds
+ * them. Steps of an eighth keep a page's unused room under an eighth of its codes (powers of two
  * left a third of them unused on average: 969 bytes per 512-d int8 vector on 1k vectors in pages
- * of at most 256), and the sizes stay few, so the allocator's free lists still serve them.
+ * of at most 256; quarter steps left 8.2%, 10.7 bytes per 100-d vector on GloVe 331k), and the
+ * sizes stay few, so the allocator's free lists still serve them.
  */
 export function roomFor(rows: number): number {
   if (rows <= MIN_ROOM) return MIN_ROOM;
   const base = 2 ** Math.floor(Math.log2(rows));
-  for (const step of [1, 1.25, 1.5, 1.75, 2]) if (base * step >= rows) return base * step;
-  return 2 * base;
+  const eighth = base / 8;
+  return base + Math.ceil((rows - base) / eighth) * eighth;
 }
 
 /** One page: its codes and scales back to back in linear memory, and the slot of each row. */
@@ -335,17 +336,28 @@ export class PageStore {
     this.mem.f32()[(p.scales >> 2) + row] = scale;
   }
 
+  /**
+   * Makes the slot map hold slots up to `slots` - 1 (slots are dense: the slot table's count), so
+   * that a store opened at n vectors holds a map of n, not of the power of two past it (8 bytes a
+   * slot: 4.7 bytes a vector more at 331k).
+   */
+  reserveSlots(slots: number): void {
+    if (slots > this.pageOfSlot.length) this.growSlotMap(slots);
+  }
+
   private mapSlot(slot: number, page: number, row: number): void {
-    if (slot >= this.pageOfSlot.length) {
-      const length = Math.max(MIN_ROOM, 2 ** Math.ceil(Math.log2(slot + 1)));
-      const pages = new Int32Array(length).fill(-1);
-      pages.set(this.pageOfSlot);
-      this.pageOfSlot = pages;
-      const rows = new Int32Array(length);
-      rows.set(this.rowOfSlot);
-      this.rowOfSlot = rows;
-    }
+    // A quarter more each time: the copies stay amortized, and the unused part under a fifth.
+    if (slot >= this.pageOfSlot.length) this.growSlotMap(Math.max(MIN_ROOM, slot + 1, Math.ceil(1.25 * this.pageOfSlot.length)));
     this.pageOfSlot[slot] = page;
     this.rowOfSlot[slot] = row;
+  }
+
+  private growSlotMap(length: number): void {
+    const pages = new Int32Array(length).fill(-1);
+    pages.set(this.pageOfSlot);
+    this.pageOfSlot = pages;
+    const rows = new Int32Array(length);
+    rows.set(this.rowOfSlot);
+    this.rowOfSlot = rows;
   }
 }
