@@ -42,6 +42,8 @@ import { Checkpointer } from './store/checkpointer.js';
 import { checkReopen, createConfig } from './store/config.js';
 import { Damage, type DamagedKey } from './store/damage.js';
 import { loadCheckpoint } from './store/recovery.js';
+import { ColumnCheckpoints } from './store/column-checkpoint.js';
+import { restoreColumns, usableColumns } from './store/column-restore.js';
 import { ExactScorer } from './space/exact-scorer.js';
 import { fitsModel, VectorSpace, type Fitted } from './space/vector-space.js';
 
@@ -194,6 +196,8 @@ export class MemStore {
   private writes = 0;
   /** The index file (INDEX.md), opened by load(). */
   private indexFile: IndexFile | undefined;
+  /** The filter columns checkpoints persist beside the index file (INDEX.md, "Filter columns"). */
+  private readonly columnFiles: ColumnCheckpoints;
 
   private constructor(
     readonly dir: string,
@@ -256,6 +260,7 @@ export class MemStore {
       idsMatching: (filter) => this.searches.idsMatching(filter),
       valuesOf: (field) => this.searches.valuesOf(field),
     });
+    this.columnFiles = new ColumnCheckpoints(options.files, dir);
     this.checkpoints = new Checkpointer({
       dir,
       checkpointBytes: options.checkpointBytes,
@@ -269,6 +274,7 @@ export class MemStore {
       pipeline: this.pipeline,
       space: this.space,
       damage: this.damage,
+      columns: this.columnFiles,
       index: () => this.index,
       indexFile: () => this.indexFile!,
       closed: () => this.closed,
@@ -371,7 +377,8 @@ export class MemStore {
       this.index.free();
       this.index = this.newPageIndex();
     }
-    const { file, setAside } = await loadCheckpoint({
+    const staleFrom = usableColumns(checkpoint)?.indexBytes;
+    const { file, setAside, stale } = await loadCheckpoint({
       dir: this.dir,
       files: this.options.files,
       checkpoint,
@@ -382,6 +389,7 @@ export class MemStore {
       vectors: this.vectors,
       keepFull: this.config.keepFull,
       ...(indexDamage === undefined ? {} : { indexDamage }),
+      ...(staleFrom === undefined ? {} : { staleFrom }),
     });
     this.indexFile = file;
     this.index.loaded();
@@ -389,6 +397,12 @@ export class MemStore {
       this.markDamaged(id, error);
       if (place !== undefined) this.damage.places.set(id, place);
     }
+    // Before the log is replayed: replaying keeps restored columns true as any write does.
+    const columns = await restoreColumns({ files: this.options.files, dir: this.dir, checkpoint, index: this.index, stale, skip: (indexDamage?.length ?? 0) > 0 }).catch((e: unknown) => {
+      throw asMemstoreError(e, 'reading the filter columns');
+    });
+    this.columnFiles.skipPast(columns.highest);
+    this.columnFiles.opened(columns);
     for (const d of indexDamage ?? []) {
       this.damage.index.push(new MemstoreError('CORRUPTION', d.what, { file: d.file, offset: d.offset }));
     }

@@ -5,6 +5,7 @@ import { after } from 'node:test';
 import { isMemstoreError, MemStore, type MemstoreErrorCode, type StoredRecord } from '../src/index.js';
 import type { Metric } from '../src/options.js';
 import { rng } from '../src/random.js';
+import { StateStore, type Checkpoint } from '../src/store/state.js';
 
 const made: string[] = [];
 after(() => {
@@ -138,5 +139,15 @@ export async function recordsOf(dir: string): Promise<Map<string, StoredRecord>>
     return out;
   } finally {
     await store.close();
+  }
+}
+
+/** The checkpoint the closed store in `dir` names. */
+export function checkpointOf(dir: string): Checkpoint {
+  const state = StateStore.open(dir);
+  try {
+    return state.readCheckpoint();
+  } finally {
+    void state.close();
   }
 }

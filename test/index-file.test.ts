@@ -6,11 +6,11 @@ import { open as openLmdb } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { crc32c, maskCrc } from '../io/crc32c.js';
 import { MemStore, MemstoreError } from '../src/index.js';
-import { indexDir, indexFileName, indexFilePath, statePath } from '../src/store/files.js';
+import { indexDir, indexFileName, indexFilePath, parseIndexFileName, statePath } from '../src/store/files.js';
 import { indexRewrite } from '../src/store/checkpointer.js';
 import { BLOCK_DELTA, BlockWriter, FLAG_PAGE, FLAG_PLACE, INDEX_HEADER_SIZE } from '../src/store/index-file.js';
-import { StateStore, stateWriteHooks, type Checkpoint } from '../src/store/state.js';
-import { clustered, rejectsWith, tempDir } from './helpers.js';
+import { StateStore, stateWriteHooks } from '../src/store/state.js';
+import { checkpointOf, clustered, rejectsWith, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
 /**
@@ -24,15 +24,6 @@ const N = 40;
 const vecs = clustered(N, DIM, 11);
 /** Even records have a text and metadata (a `docs` value); odd ones have neither. */
 const rec = (i: number) => ({ id: `r${i}`, vector: vecs[i]!, ...(i % 2 === 0 ? { text: `text ${i}`, meta: { i } } : {}) });
-
-function checkpointOf(dir: string): Checkpoint {
-  const state = StateStore.open(dir);
-  try {
-    return state.readCheckpoint();
-  } finally {
-    void state.close();
-  }
-}
 
 /** A closed store: records 0..19 in the snapshot of its generation, 20..39 in a delta after it. */
 async function storeWithDelta(): Promise<{ dir: string; snapshotEnd: number }> {
@@ -561,7 +552,8 @@ test('index: an open refused with CORRUPTION deletes nothing: another generation
   assert.equal(statSync(path).size, bytes.length + 'uncommitted'.length, 'nothing was cut either');
   // Once repaired, the generation the state names is the only one left.
   await repairIndex(dir);
-  assert.deepEqual(readdirSync(indexDir(dir)), [indexFileName(checkpointOf(dir).indexGeneration)]);
+  // The repair's compaction may persist filter columns beside it: only index generations are counted.
+  assert.deepEqual(readdirSync(indexDir(dir)).filter((n) => parseIndexFileName(n) !== undefined), [indexFileName(checkpointOf(dir).indexGeneration)]);
 });
 
 /** One sealed DELTA block holding `records` (already encoded) as `count` records with codes of `codeBytes` bytes. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FaultFileLayer } from './support/fault-layer.js';
 import { MemStore } from '../src/index.js';
-import { applyToModel, CRASH_DIM, CRASH_PAGES, crashOp, type CrashOp, type ModelRecord } from './support/crash-ops.js';
+import { applyToModel, CRASH_DIM, CRASH_PAGES, crashOp, runCrashOp, type CrashOp, type ModelRecord } from './support/crash-ops.js';
 import { rng, tempDir } from './helpers.js';
 import { indexRewrite } from '../src/store/checkpointer.js';
 
@@ -40,12 +40,6 @@ async function matchesModel(store: MemStore, model: Map<string, ModelRecord>, un
   return true;
 }
 
-function run(store: MemStore, op: CrashOp): Promise<unknown> {
-  if (op.kind === 'add') return store.add(op.records);
-  if (op.kind === 'delete') return store.delete(op.ids);
-  return store.compact();
-}
-
 test(`power loss at ${CUTS} random points: every fsync-acknowledged write survives and the store opens`, async () => {
   const next = rng(77);
   let inFlightSeen = 0;
@@ -68,7 +62,7 @@ test(`power loss at ${CUTS} random points: every fsync-acknowledged write surviv
         const op = crashOp(1000 + cut, i);
         const index = issued.length;
         issued.push(op);
-        promises.push(run(store, op).then(() => acked.add(index), () => undefined));
+        promises.push(runCrashOp(store, op).then(() => acked.add(index), () => undefined));
       }
       await Promise.all(promises);
     }

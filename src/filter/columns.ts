@@ -62,6 +62,34 @@ function valueOfKey(key: string): MetaValue {
   }
 }
 
+/** Whether `key` is one keyOf() gives: what a column read from disk may hold in its dictionary. */
+export function isValueKey(key: string): boolean {
+  switch (key[0]) {
+    case 's':
+      return true;
+    case 'n': {
+      const n = Number(key.slice(1));
+      return key.length > 1 && Number.isFinite(n) && keyOf(n) === key;
+    }
+    case 't':
+    case 'f':
+    case 'z':
+      return key.length === 1;
+    default:
+      return false;
+  }
+}
+
+/** Whether `keys`, in code order, can be the dictionary of a column with room `maxValues`: keys keyOf() gives, each once, no more than the room. */
+export function validDictionary(keys: readonly string[], maxValues: number): boolean {
+  return keys.length <= maxValues && new Set(keys).size === keys.length && keys.every(isValueKey);
+}
+
+/** Whether a slot of a column with `keyCount` dictionary keys and room `maxValues` can hold `code`: ABSENT, UNKNOWN, a key's, or a bucket once the dictionary is full. */
+export function codeFits(code: number, keyCount: number, maxValues: number): boolean {
+  return code < FIRST_VALUE + keyCount || (keyCount >= maxValues && code >= FIRST_VALUE + maxValues && code < CODES);
+}
+
 /** FNV-1a over a key's UTF-16 units: which bucket a value past the dictionary goes to. */
 function hashOf(key: string): number {
   let h = 0x811c9dc5;
@@ -91,6 +119,11 @@ class Column {
    */
   private readonly lists: (Int32Array | undefined)[] = [];
   private at: Uint32Array;
+  /**
+   * Read from a checkpoint with slots it could not vouch for (records changed after it was written),
+   * which hold UNKNOWN until the first filter on the field reads their metadata (FilterColumns.columnOf).
+   */
+  unresolved = false;
 
   constructor(
     room: number,
@@ -129,6 +162,12 @@ class Column {
     this.dictionary.set(key, code);
     this.keyBytes += 2 * key.length + ENTRY_BYTES;
     return code;
+  }
+
+  /** Adds `key` as the next dictionary code (a column read from disk: its keys in code order). */
+  addKey(key: string): void {
+    this.dictionary.set(key, FIRST_VALUE + this.dictionary.size);
+    this.keyBytes += 2 * key.length + ENTRY_BYTES;
   }
 
   /** The code a value wanted by a filter has in this column, if any record can hold it. */
@@ -203,7 +242,7 @@ class Column {
     this.marked.push(code);
   }
 
-  private growVerdicts(): void {
+  growVerdicts(): void {
     if (this.verdicts.length === CODES) return;
     const grown = new Uint8Array(CODES);
     grown.set(this.verdicts);
@@ -331,6 +370,11 @@ export class FilterTest {
 export class FilterColumns {
   private readonly columns = new Map<string, Column>();
   private size = 0;
+  /**
+   * Columns made from the records' metadata so far: a checkpoint that persisted the columns at one
+   * count has to write them again once it grew (a column it does not hold).
+   */
+  private madeCount = 0;
 
   /**
    * `maxValues`: the dictionary's room per field (tests make it small to exercise the buckets);
@@ -347,6 +391,48 @@ export class FilterColumns {
   /** Fields with a column. */
   get fields(): number {
     return this.columns.size;
+  }
+
+  /** Columns made from metadata since this object was made (restored ones do not count). */
+  get made(): number {
+    return this.madeCount;
+  }
+
+  /** The dictionary room per field: part of a persisted column's meaning (its first bucket code). */
+  get valuesPerField(): number {
+    return this.maxValues;
+  }
+
+  /**
+   * Every column as a checkpoint writes it, named least lately first: its field, its dictionary's
+   * keys in code order, and a copy of its codes (one per slot).
+   */
+  exported(): { field: string; keys: string[]; codes: Uint16Array }[] {
+    return [...this.columns].map(([field, c]) => ({ field, keys: [...c.dictionary.keys()], codes: c.codes.slice(0, this.size) }));
+  }
+
+  /**
+   * A column read from a checkpoint: `keys` in code order and `codes`, one per slot (UNKNOWN where
+   * the checkpoint could not vouch for a slot's record: its metadata is read by the first filter on
+   * the field). False, changing nothing, when the parts cannot be a column this class made (a key
+   * keyOf() never gives, a repeated key, more keys than the dictionary's room, a code no value has):
+   * the column is then made from metadata when first named.
+   */
+  restore(field: string, keys: readonly string[], codes: Uint16Array): boolean {
+    if (codes.length !== this.size || this.columns.has(field) || !validDictionary(keys, this.maxValues)) return false;
+    for (let slot = 0; slot < this.size; slot++) if (!codeFits(codes[slot]!, keys.length, this.maxValues)) return false;
+    const column = new Column(this.size, this.maxValues);
+    for (const key of keys) column.addKey(key);
+    column.counts[ABSENT] = this.size;
+    for (let slot = 0; slot < this.size; slot++) {
+      const code = codes[slot]!;
+      if (code !== ABSENT) column.set(slot, code);
+    }
+    // As codeOf() does once the dictionary is full: every bucket a slot may hold needs a verdict.
+    if (keys.length >= this.maxValues) column.growVerdicts();
+    column.unresolved = column.counts[UNKNOWN]! > 0;
+    this.columns.set(field, column);
+    return true;
   }
 
   get bytes(): number {
@@ -379,6 +465,11 @@ export class FilterColumns {
   set(slot: number, meta: Record<string, unknown> | undefined): void {
     if (!(slot >= 0 && slot < this.size)) throw new RangeError(`slot ${slot} out of range`);
     for (const [field, c] of this.columns) c.set(slot, c.codeOf(meta, field));
+  }
+
+  /** Forgets every column, keeping the slots: each is made from metadata when next named. */
+  dropColumns(): void {
+    this.columns.clear();
   }
 
   /** Forgets every column and slot (the owner is being freed). */
@@ -474,11 +565,19 @@ export class FilterColumns {
 
   private columnOf(field: string, metaAt: (slot: number) => MetaOf): Column {
     let column = this.columns.get(field);
-    if (column !== undefined) return column;
+    if (column !== undefined) {
+      if (column.unresolved) {
+        // Only the slots a checkpoint could not vouch for: their records changed after it.
+        for (let slot = 0; slot < this.size; slot++) if (column.codes[slot] === UNKNOWN) column.set(slot, column.codeOf(metaAt(slot), field));
+        column.unresolved = false;
+      }
+      return column;
+    }
     column = new Column(this.size, this.maxValues);
     column.counts[ABSENT] = this.size;
     for (let slot = 0; slot < this.size; slot++) column.set(slot, column.codeOf(metaAt(slot), field));
     this.columns.set(field, column);
+    this.madeCount++;
     return column;
   }
 }

@@ -6,6 +6,7 @@ import type { VectorIndex } from '../index/vector-index.js';
 import type { StoredRecord, VectorPlace } from '../scan/code-blocks.js';
 import type { VectorSpace } from '../space/vector-space.js';
 import type { ChangedRecords } from './changed-records.js';
+import type { ColumnCheckpoints, ColumnsPlan } from './column-checkpoint.js';
 import type { CommitPipeline } from './commit-pipeline.js';
 import type { Damage } from './damage.js';
 import { arenaSegmentPath, type ArenaSpace } from './files.js';
@@ -14,7 +15,7 @@ import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, recordFlags, type IndexFile }
 import type { Mutation } from './mutations.js';
 import { asMemstoreError } from './record-errors.js';
 import type { RecordReads } from './record-reads.js';
-import { hasDoc, type Checkpoint, type DocRecord, type StateStore } from './state.js';
+import { hasDoc, withColumns, type Checkpoint, type DocRecord, type StateStore } from './state.js';
 
 /** Writes wait for a running checkpoint once the log since the last one reaches this many times `checkpointBytes`. */
 const STALL_CHECKPOINTS = 2;
@@ -49,6 +50,8 @@ export interface CheckpointEnv {
   readonly pipeline: CommitPipeline<Mutation>;
   readonly space: VectorSpace;
   readonly damage: Damage;
+  /** The columns part of each checkpoint (the columns file beside the index file). */
+  readonly columns: ColumnCheckpoints;
   /** The store's index file (opened by loading the checkpoint). */
   indexFile(): IndexFile;
   /** The store's index now (training replaces it). */
@@ -154,35 +157,59 @@ export class Checkpointer {
     base: Omit<Checkpoint, 'indexGeneration' | 'indexBytes'>,
     docs: ReadonlyMap<string, DocRecord | null>,
     extra: { training?: { pca: VectorSpace['pca'] }; movedText?: ReadonlyMap<string, BlobRef> },
+    columnsPlan: ColumnsPlan,
     hints: Pick<Checkpoint, 'records' | 'idBytes' | 'paged'> = this.hintsNow(),
   ): Promise<void> {
-    const { state } = this.env;
+    const { state, columns } = this.env;
     const indexFile = this.env.indexFile();
     const checkpoint = { ...base, ...hints };
+    // The columns file is written once the index's part is, stamped with the length the commit names.
+    const commitNaming = async (indexGeneration: number, indexBytes: number) => {
+      const ref = await columns.write(columnsPlan, { indexGeneration, indexBytes });
+      await state.commitCheckpoint({ checkpoint: withColumns({ ...checkpoint, indexGeneration, indexBytes }, ref), docs, ...extra });
+    };
     if (rewrite) {
       const generation = indexFile.generation + 1;
       let bytes: number | undefined;
       try {
         bytes = await indexFile.writeGeneration(generation, blocks);
-        await state.commitCheckpoint({ checkpoint: { ...checkpoint, indexGeneration: generation, indexBytes: bytes }, docs, ...extra });
+        await commitNaming(generation, bytes);
       } catch (e) {
         // A failure after the commit (its flush) leaves a state that names the new file: deleting it would lose the index.
-        if (bytes !== undefined && this.stateNames(generation, bytes)) await indexFile.adoptGeneration();
-        else await indexFile.abandonGeneration();
+        if (bytes !== undefined && this.stateNames(generation, bytes)) await this.adopted(columnsPlan, () => indexFile.adoptGeneration());
+        else await this.abandoned(() => indexFile.abandonGeneration());
         throw e;
       }
-      await indexFile.adoptGeneration();
+      await this.adopted(columnsPlan, () => indexFile.adoptGeneration());
       return;
     }
     const length = blocks.length === 0 ? indexFile.committed : await indexFile.append(blocks);
     try {
-      await state.commitCheckpoint({ checkpoint: { ...checkpoint, indexGeneration: indexFile.generation, indexBytes: length }, docs, ...extra });
+      await commitNaming(indexFile.generation, length);
     } catch (e) {
       // As above: once the state names the new length, the next append must not cut it back.
-      if (this.stateNames(indexFile.generation, length)) indexFile.commitAppend(length);
+      if (this.stateNames(indexFile.generation, length)) await this.adopted(columnsPlan, async () => indexFile.commitAppend(length));
+      else await this.abandoned(async () => undefined);
       throw e;
     }
-    indexFile.commitAppend(length);
+    await this.adopted(columnsPlan, async () => indexFile.commitAppend(length));
+  }
+
+  /** The commit landed: the index file and the columns file it names become current. */
+  private async adopted(plan: ColumnsPlan, index: () => Promise<void>): Promise<void> {
+    await index();
+    await this.env.columns.adopt(plan);
+  }
+
+  /** The commit did not land: what was written for it goes. */
+  private async abandoned(index: () => Promise<void>): Promise<void> {
+    await index();
+    await this.env.columns.abandon();
+  }
+
+  /** The columns part of a checkpoint that appends `appended` index records or starts a new generation (INDEX.md, "Filter columns"). */
+  private columnsPlan(appended: number, newGeneration: boolean): ColumnsPlan {
+    return this.env.columns.plan(this.env.index(), this.env.damage.records.keys(), { appended, newGeneration, closing: this.env.closed() });
   }
 
   /** The checkpoint's sizing hints and index kind, from the index as it is now. */
@@ -212,7 +239,7 @@ export class Checkpointer {
     const relaid = this.relaid;
     // Every record is written: PCA changed every code, or the codes were clustered into pages.
     const everything = training || relaid;
-    if (changes.size === 0 && !everything && lsn === state.readCheckpoint().lsn) return;
+    if (changes.size === 0 && !everything && lsn === state.readCheckpoint().lsn && !this.env.columns.wanted(this.env.index(), this.env.closed())) return;
     // Everything below up to the first await is synchronous: codes are captured as of `lsn`.
     const index = this.env.index();
     const { changes: snapshot, stale } = changes.take();
@@ -253,6 +280,7 @@ export class Checkpointer {
       }
     }
     let blocks: Uint8Array[];
+    let appended = 0;
     const rewrite = this.rewriteDue(everything, delta.bytes);
     if (rewrite) {
       blocks = this.allRecords(BLOCK_SNAPSHOT).finish();
@@ -261,9 +289,12 @@ export class Checkpointer {
       const all = this.allRecords(BLOCK_DELTA);
       for (const [id, e] of snapshot) if (e === null) all.add({ id, deleted: true });
       blocks = all.finish();
+      appended = all.records;
     } else {
       blocks = delta.finish();
+      appended = delta.records;
     }
+    const columnsPlan = this.columnsPlan(appended, rewrite);
     const checkpoint = { lsn, arenaGeneration: arena.stats().generation, vectorGeneration: vectors.stats().generation, textLiveBytes: arena.countedLiveBytes };
     // As of the records taken above: writes applied while the commit awaits must not change them
     // (a page index loading the file bounds the page numbers it believes by `records`).
@@ -271,7 +302,7 @@ export class Checkpointer {
     try {
       await arena.sync();
       await vectors.sync();
-      await this.commit(blocks, rewrite, checkpoint, docs, training ? { training: { pca: space.pca } } : {}, hints);
+      await this.commit(blocks, rewrite, checkpoint, docs, training ? { training: { pca: space.pca } } : {}, columnsPlan, hints);
     } catch (e) {
       changes.settle(true);
       this.env.index().relocatedAgain(relocated);
@@ -359,7 +390,7 @@ export class Checkpointer {
     }
     try {
       const { indexGeneration: _g, indexBytes: _b, ...checkpoint } = state.readCheckpoint();
-      await this.commit(delta.finish(), false, { ...checkpoint, vectorGeneration: generation }, new Map(), {});
+      await this.commit(delta.finish(), false, { ...checkpoint, vectorGeneration: generation }, new Map(), {}, this.columnsPlan(delta.records, false));
     } catch (e) {
       await vectors.abortCollect().catch(() => undefined);
       throw e;
@@ -383,7 +414,7 @@ export class Checkpointer {
     // Every record goes with its page: none is left to write again.
     const relocated = this.env.index().takeRelocated();
     try {
-      await this.commit(this.allRecords(BLOCK_SNAPSHOT).finish(), true, checkpoint, new Map(), {});
+      await this.commit(this.allRecords(BLOCK_SNAPSHOT).finish(), true, checkpoint, new Map(), {}, this.columnsPlan(0, true));
     } catch (e) {
       this.env.index().relocatedAgain(relocated);
       throw e;

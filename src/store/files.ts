@@ -16,7 +16,10 @@ export const FILES = {
   arena: 'arena',
   /** The vector arena's segment files: full-precision vectors, one frame each (src/arena/ARENA.md). */
   vectors: 'vectors',
-  /** The index file of each generation: per record its id, code, scale and vector place (INDEX.md). */
+  /**
+   * The index file of each generation: per record its id, code, scale and vector place (INDEX.md);
+   * beside them, the filter columns a checkpoint persisted (`columns-<number>.col`, INDEX.md).
+   */
   index: 'index',
   /**
    * Where `memstore repair` moves a damaged log while it re-applies what it could read from it; only
@@ -64,22 +67,46 @@ export function indexDir(dir: string): string {
 
 const INDEX_DIGITS = 6;
 
+/** `<prefix>-<number>.<ext>`, the number zero-padded to INDEX_DIGITS (wider numbers still parse). */
+function numberedName(prefix: string, ext: string, n: number): string {
+  return `${prefix}-${String(n).padStart(INDEX_DIGITS, '0')}.${ext}`;
+}
+
+/** The number a numberedName() declares, or undefined for any other name (a non-canonical spelling included). */
+function parseNumberedName(prefix: string, ext: string, name: string): number | undefined {
+  const match = new RegExp(`^${prefix}-(\\d{${INDEX_DIGITS},})\\.${ext}$`).exec(name);
+  if (match === null) return undefined;
+  const n = Number(match[1]);
+  if (!Number.isSafeInteger(n) || numberedName(prefix, ext, n) !== name) return undefined;
+  return n;
+}
+
 /** `index-<generation>.idx`, e.g. `index-000003.idx`. */
 export function indexFileName(generation: number): string {
-  return `index-${String(generation).padStart(INDEX_DIGITS, '0')}.idx`;
+  return numberedName('index', 'idx', generation);
 }
 
 /** The generation an index file name declares, or undefined for any other name. */
 export function parseIndexFileName(name: string): number | undefined {
-  const match = /^index-(\d{6,})\.idx$/.exec(name);
-  if (match === null) return undefined;
-  const generation = Number(match[1]);
-  if (!Number.isSafeInteger(generation) || indexFileName(generation) !== name) return undefined;
-  return generation;
+  return parseNumberedName('index', 'idx', name);
 }
 
 export function indexFilePath(dir: string, generation: number): string {
   return join(indexDir(dir), indexFileName(generation));
+}
+
+/** `columns-<number>.col`, e.g. `columns-000004.col`: the filter columns one checkpoint wrote (INDEX.md). */
+export function columnsFileName(file: number): string {
+  return numberedName('columns', 'col', file);
+}
+
+/** The number a columns file name declares, or undefined for any other name. */
+export function parseColumnsFileName(name: string): number | undefined {
+  return parseNumberedName('columns', 'col', name);
+}
+
+export function columnsFilePath(dir: string, file: number): string {
+  return join(indexDir(dir), columnsFileName(file));
 }
 
 /**

@@ -79,6 +79,7 @@ export class BlockWriter {
   private used = INDEX_HEADER_SIZE;
   private count = 0;
   private total = 0;
+  private added = 0;
 
   constructor(
     readonly kind: BlockKind,
@@ -141,6 +142,7 @@ export class BlockWriter {
     }
     this.used = at;
     this.count++;
+    this.added++;
     if (this.used - INDEX_HEADER_SIZE >= INDEX_BLOCK_BYTES) this.seal();
   }
 
@@ -148,6 +150,11 @@ export class BlockWriter {
   finish(): Uint8Array[] {
     if (this.count > 0) this.seal();
     return this.blocks;
+  }
+
+  /** Records added, in every block. */
+  get records(): number {
+    return this.added;
   }
 
   /** Bytes of the blocks sealed so far plus the open one. */
@@ -200,6 +207,8 @@ export class IndexRecordView {
   offset = 0;
   /** The page of a page-clustered index holding the code; -1 for none. */
   page = -1;
+  /** The file offset of the record's block: records at or past a columns file's stamp changed after it. */
+  blockOffset = 0;
 
   get documented(): boolean {
     return (this.flags & FLAG_DOCUMENTED) !== 0;
@@ -260,6 +269,7 @@ function parseBlock(file: string, offset: number, bytes: Uint8Array, count: numb
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   view.block = bytes;
   view.codeBytes = codeBytes;
+  view.blockOffset = offset;
   let at = 0;
   const bad = (what: string) => indexCorruption(file, offset, `block ${what}`);
   for (let n = 0; n < count; n++) {

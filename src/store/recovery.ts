@@ -29,6 +29,8 @@ export interface LoadEnv {
    * instead of failing the open with CORRUPTION.
    */
   readonly indexDamage?: IndexDamage[];
+  /** The index length a columns file describes: the ids of upserts at or past it are returned as `stale`. */
+  readonly staleFrom?: number;
 }
 
 /** A record set aside at open: the error `get` throws for it, and where its vector is, if known. */
@@ -45,11 +47,15 @@ export interface SetAside {
  * vector where one is kept. Documents are not read: a record's index entry says whether it has one,
  * and a missing or damaged `docs` value is found when it is read.
  *
+ * `stale`: the ids upserted at or past `env.staleFrom`, whose filter columns a columns file cannot vouch for.
+ *
  * Before training the index holds the full vectors themselves, read from the vector arena; once
  * trained it holds the codes and where each vector is, and no vector is read.
  */
-export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; setAside: Map<string, SetAside> }> {
+export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; setAside: Map<string, SetAside>; stale: Set<string> }> {
   const { dir, index, space, reads, vectors, checkpoint } = env;
+  const stale = new Set<string>();
+  const staleFrom = env.staleFrom ?? Infinity;
   const path = indexFilePath(dir, checkpoint.indexGeneration);
   const missing = new Map<string, { what: 'code' | 'vector'; place: VectorPlace | undefined }>();
   // Before training: at most trainSize records, gathered first, their vectors read afterwards.
@@ -79,6 +85,7 @@ export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; s
     },
     {
       upsert(r) {
+        if (r.blockOffset >= staleFrom) stale.add(r.id());
         if (!space.trained) {
           const id = r.id();
           untrained.delete(id);
@@ -141,5 +148,5 @@ export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; s
     });
     setAside.set(id, { error, place });
   }
-  return { file, setAside };
+  return { file, setAside, stale };
 }

@@ -51,6 +51,34 @@ export interface Checkpoint {
    * index from them. Absent (before pages existed) means false.
    */
   readonly paged?: boolean;
+  /**
+   * The filter columns persisted with this checkpoint (INDEX.md, "Filter columns"); absent: none.
+   * Derived data: a reader that cannot use it (malformed, another index generation) makes the
+   * columns from the records' metadata instead.
+   */
+  readonly columns?: ColumnsRef;
+}
+
+/** A columns file and the index prefix it describes: `index/columns-<file>.col`, committed length `bytes`. */
+export interface ColumnsRef {
+  readonly file: number;
+  readonly bytes: number;
+  readonly indexGeneration: number;
+  readonly indexBytes: number;
+}
+
+/** The checkpoint's columns file when it names a well-formed one, else undefined (a writer's bug costs only the columns). */
+export function columnsRefOf(c: Checkpoint): ColumnsRef | undefined {
+  const r = c.columns as Partial<ColumnsRef> | undefined;
+  if (typeof r !== 'object' || r === null) return undefined;
+  const ok = [r.file, r.bytes, r.indexGeneration, r.indexBytes].every((n) => Number.isSafeInteger(n) && n! >= 0) && r.file! >= 1;
+  return ok ? { file: r.file!, bytes: r.bytes!, indexGeneration: r.indexGeneration!, indexBytes: r.indexBytes! } : undefined;
+}
+
+/** `c` naming `ref` as its columns file (none when undefined), whatever columns it named before. */
+export function withColumns<C extends Partial<Checkpoint>>(c: C, ref: ColumnsRef | undefined): Omit<C, 'columns'> & { columns?: ColumnsRef } {
+  const { columns: _old, ...rest } = c;
+  return ref === undefined ? rest : { ...rest, columns: ref };
 }
 
 /**

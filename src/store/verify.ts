@@ -11,6 +11,10 @@ import { IndexFile, type IndexDamage } from './index-file.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
 import { DirectoryLock } from './lock.js';
 import { StateStore, type Checkpoint, type StoreConfig } from './state.js';
+import { codeFits, validDictionary } from '../filter/columns.js';
+import { readColumnsFile } from './column-file.js';
+import { usableColumns } from './column-restore.js';
+import { columnsFilePath } from './files.js';
 
 export interface Problem {
   readonly file: string;
@@ -42,6 +46,41 @@ function problemOf(e: unknown, fallbackFile: string): Problem {
   if (e instanceof MemstoreError) return { file: e.file ?? fallbackFile, offset: e.offset, what: e.message, ...(e.id === undefined ? {} : { id: e.id }) };
   if (isWalError(e)) return { file: e.file ?? fallbackFile, offset: e.offset, what: e.message };
   return { file: fallbackFile, offset: undefined, what: e instanceof Error ? e.message : String(e) };
+}
+
+/**
+ * The columns file the checkpoint names, read as opening reads it (INDEX.md, "Filter columns"): its
+ * first damage, or a column opening would refuse, is a problem. One that names another index
+ * generation is not read (opening ignores it), and is no problem.
+ */
+async function checkColumns(dir: string, checkpoint: Checkpoint): Promise<Problem[]> {
+  const ref = usableColumns(checkpoint);
+  if (ref === undefined) return [];
+  const path = columnsFilePath(dir, ref.file);
+  const problems: Problem[] = [];
+  let maxValues = 0;
+  let field: { name: string; keys: readonly string[] } | undefined;
+  try {
+    const damage = await readColumnsFile(nodeFileLayer, path, ref.bytes, ref, {
+      head(h) {
+        maxValues = h.maxValues;
+      },
+      keys() {},
+      field(name, keys) {
+        field = { name, keys };
+        if (!validDictionary(keys, maxValues)) problems.push({ file: path, offset: `field/${name}`, what: `filter column ${JSON.stringify(name)} has a dictionary no writer makes` });
+      },
+      codes(first, codes) {
+        const bad = codes.findIndex((c) => !codeFits(c, field!.keys.length, maxValues));
+        if (bad >= 0) problems.push({ file: path, offset: `field/${field!.name}`, what: `filter column ${JSON.stringify(field!.name)}: entry ${first + bad} holds code ${codes[bad]}, which no value has` });
+      },
+      columnEnd() {},
+    });
+    if (damage !== undefined) problems.push({ file: damage.file, offset: damage.offset, what: `filter columns file: ${damage.what} (columns from here on are made from metadata)` });
+  } catch (e) {
+    problems.push(problemOf(e, path));
+  }
+  return problems;
 }
 
 /** INVALID_ARGUMENT unless `dir` holds a store; checked before anything could create a file there. */
@@ -119,6 +158,8 @@ export async function checkStore(dir: string): Promise<StoreReport> {
       if (e === undefined) problems.push({ file: statePath(dir), offset: `docs/${id}`, what: `record ${JSON.stringify(id)} has a document and no index entry`, id });
       else if (!e.documented) problems.push({ file: statePath(dir), offset: `docs/${id}`, what: `a document of ${JSON.stringify(id)}, whose index entry says it has none` });
     }
+
+    problems.push(...(await checkColumns(dir, checkpoint)));
 
     if (existsSync(repairLogDir(dir))) {
       problems.push({ file: repairLogDir(dir), offset: undefined, what: 'an interrupted memstore repair left the old log here; run memstore repair again' });

@@ -7,7 +7,7 @@
  */
 import { MemStore } from '../../src/index.js';
 import { indexRewrite } from '../../src/store/checkpointer.js';
-import { CRASH_DIM, CRASH_PAGES, crashOp } from './crash-ops.js';
+import { CRASH_DIM, CRASH_PAGES, crashOp, runCrashOp } from './crash-ops.js';
 
 // Checkpoints start new index generations often, so kills also land in a rewrite of the index file.
 indexRewrite.minDeltaBytes = 4096;
@@ -17,9 +17,6 @@ const seed = Number(seedText);
 const store = await MemStore.open(dir!, { dim: CRASH_DIM, durability: 'always', checkpointBytes: 32 * 1024, cache: false, pages: pagesArg === 'pages' ? CRASH_PAGES : false });
 process.stdout.write('ready\n');
 for (let i = 0; ; i++) {
-  const op = crashOp(seed, i);
-  if (op.kind === 'add') await store.add(op.records);
-  else if (op.kind === 'delete') await store.delete(op.ids);
-  else await store.compact();
+  await runCrashOp(store, crashOp(seed, i));
   process.stdout.write(`ack ${i}\n`);
 }

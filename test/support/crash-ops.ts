@@ -1,3 +1,4 @@
+import type { MemStore } from '../../src/index.js';
 import { rng } from '../../src/random.js';
 
 /**
@@ -55,4 +56,11 @@ export function applyToModel(model: Map<string, ModelRecord>, op: CrashOp): void
       model.set(r.id, rec);
     }
   }
+}
+
+/** Runs `op` on `store`. */
+export function runCrashOp(store: MemStore, op: CrashOp): Promise<unknown> {
+  if (op.kind === 'add') return store.add(op.records);
+  if (op.kind === 'delete') return store.delete(op.ids);
+  return store.compact();
 }
