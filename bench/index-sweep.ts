@@ -8,11 +8,13 @@ import { MemStore } from '../src/memstore.js';
 import type { Metric } from '../src/options.js';
 import { buildHnsw } from './baselines.js';
 import { svgOf } from './report.js';
-import { latency } from './study.js';
+import { buildOptions, configLabel, latency, type StudyConfig } from './study.js';
 
-/** One point of the recall / speed trade-off: a page-index `nprobe`, or an hnswlib-node `ef`. */
+/** One point of the recall / speed trade-off: a page-index `nprobe` of one configuration, or an hnswlib-node `ef`. */
 export interface SweepRow {
   readonly kind: 'pages' | 'hnsw-f32';
+  /** The store's configuration (study.ts configLabel), or 'hnswlib-node'. */
+  readonly config: string;
   readonly label: string;
   /** nprobe (pages) or ef (HNSW). */
   readonly effort: number;
@@ -22,13 +24,18 @@ export interface SweepRow {
   readonly p99Us: number;
 }
 
-export interface SweepResult {
-  readonly rows: SweepRow[];
-  /** Pages of the store searched, and its default nprobe. */
+/** One store the sweep searched: its pages, default nprobe and RAM per vector. */
+export interface SweepStore {
+  readonly config: string;
   readonly pages: number;
   readonly defaultProbes: number;
   readonly maxPage: number;
   readonly bytesPerVector: number;
+}
+
+export interface SweepResult {
+  readonly rows: SweepRow[];
+  readonly stores: SweepStore[];
 }
 
 export interface SweepOptions {
@@ -38,9 +45,12 @@ export interface SweepOptions {
   readonly k: number;
   readonly metric: Metric;
   readonly hnsw: boolean;
+  /** The configurations swept, each a store of its own. @default int8 without PCA */
+  readonly configs?: readonly StudyConfig[];
+  /** Vectors PCA and rq codes train on (the study's). @default 4096 */
+  readonly trainSize?: number;
   readonly onProgress?: (line: string) => void;
 }
-
 
 /**
  * Pages of at most this many vectors for a store of `n`: the store's default (192) from 36,864
@@ -55,47 +65,50 @@ function timed(times: number[], found: number, k: number): Pick<SweepRow, 'recal
 }
 
 /**
- * The index's recall against speed: an int8 store (rescoring on, cache off) whose codes are
- * clustered into pages from the start (`pages.from` 1, `maxPage` from sweepMaxPage()), searched with
- * `nprobe` doubling from 1 to every page; and hnswlib-node float32 (M 16, efConstruction 200) with
- * `ef` doubling from k to 16k. One query in flight, single thread, one run.
+ * The index's recall against speed, per configuration: a store of each (rescoring on, cache off)
+ * whose codes are clustered into pages from the start (`pages.from` 1, `maxPage` from
+ * sweepMaxPage()), searched with `nprobe` doubling from 1 to every page; and hnswlib-node float32
+ * (M 16, efConstruction 200) with `ef` doubling from k to 16k. One query in flight, single thread, one run.
  */
 export async function runIndexSweep(options: SweepOptions): Promise<SweepResult> {
   const { data, truth, k, metric } = options;
   const progress = options.onProgress ?? (() => undefined);
   const maxPage = sweepMaxPage(data.docs.length);
   const rows: SweepRow[] = [];
+  const stores: SweepStore[] = [];
   const truthSets = truth.map((t) => new Set(t));
-  const dir = mkdtempSync(join(tmpdir(), 'memstore-sweep-'));
-  let result: Omit<SweepResult, 'rows'>;
-  try {
-    progress(`index sweep: building an int8 store with pages of at most ${maxPage}`);
-    const built = await MemStore.open(dir, { dim: data.dim, metric, durability: 'none', cache: false, pages: { from: 1, maxPage } });
-    for (let at = 0; at < data.docs.length; at += 1000) await built.add(data.docs.slice(at, at + 1000).map((vector, j) => ({ id: String(at + j), vector })));
-    await built.close();
-    const store = await MemStore.open(dir, { cache: false, pages: { from: 1, maxPage } });
+  for (const config of options.configs ?? [{ codec: 'int8', pca: undefined }]) {
+    const label = configLabel(config);
+    const dir = mkdtempSync(join(tmpdir(), 'memstore-sweep-'));
     try {
-      const s = store.stats();
-      result = { pages: s.pages, defaultProbes: s.nprobe, maxPage, bytesPerVector: s.bytesPerVector };
-      for (let nprobe = 1; ; nprobe = Math.min(2 * nprobe, s.pages)) {
-        progress(`index sweep: nprobe ${nprobe} of ${s.pages} pages`);
-        for (const q of data.queries.slice(0, 20)) await store.search(q, { k, nprobe });
-        const times: number[] = [];
-        let found = 0;
-        for (const [i, q] of data.queries.entries()) {
-          const t = performance.now();
-          const hits = await store.search(q, { k, nprobe });
-          times.push(performance.now() - t);
-          for (const h of hits) if (truthSets[i]!.has(Number(h.id))) found++;
+      progress(`index sweep: building ${label} with pages of at most ${maxPage}`);
+      const built = await MemStore.open(dir, { ...buildOptions(data, config, metric, options.trainSize ?? 4096), pages: { from: 1, maxPage } });
+      for (let at = 0; at < data.docs.length; at += 1000) await built.add(data.docs.slice(at, at + 1000).map((vector, j) => ({ id: String(at + j), vector })));
+      await built.close();
+      const store = await MemStore.open(dir, { cache: false, pages: { from: 1, maxPage } });
+      try {
+        const s = store.stats();
+        stores.push({ config: label, pages: s.pages, defaultProbes: s.nprobe, maxPage, bytesPerVector: s.bytesPerVector });
+        for (let nprobe = 1; ; nprobe = Math.min(2 * nprobe, s.pages)) {
+          progress(`index sweep: ${label}, nprobe ${nprobe} of ${s.pages} pages`);
+          for (const q of data.queries.slice(0, 20)) await store.search(q, { k, nprobe });
+          const times: number[] = [];
+          let found = 0;
+          for (const [i, q] of data.queries.entries()) {
+            const t = performance.now();
+            const hits = await store.search(q, { k, nprobe });
+            times.push(performance.now() - t);
+            for (const h of hits) if (truthSets[i]!.has(Number(h.id))) found++;
+          }
+          rows.push({ kind: 'pages', config: label, label: `memstore ${label} pages, nprobe ${nprobe}${nprobe === s.nprobe ? ' (default)' : ''}`, effort: nprobe, ...timed(times, found, k) });
+          if (nprobe >= s.pages) break;
         }
-        rows.push({ kind: 'pages', label: `memstore int8 pages, nprobe ${nprobe}${nprobe === s.nprobe ? ' (default)' : ''}`, effort: nprobe, ...timed(times, found, k) });
-        if (nprobe >= s.pages) break;
+      } finally {
+        await store.close();
       }
     } finally {
-      await store.close();
+      rmSync(dir, { recursive: true, force: true });
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
   if (options.hnsw) {
     progress('index sweep: hnswlib-node (M 16, efConstruction 200)');
@@ -111,30 +124,26 @@ export async function runIndexSweep(options: SweepOptions): Promise<SweepResult>
         times.push(performance.now() - t);
         for (const id of neighbors) if (truthSets[i]!.has(id)) found++;
       });
-      rows.push({ kind: 'hnsw-f32', label: `hnswlib-node HNSW f32, ef ${ef}`, effort: ef, ...timed(times, found, k) });
+      rows.push({ kind: 'hnsw-f32', config: 'hnswlib-node', label: `hnswlib-node HNSW f32, ef ${ef}`, effort: ef, ...timed(times, found, k) });
     }
   }
-  return { rows, ...result };
+  return { rows, stores };
 }
 
 export function formatSweep(sweep: SweepResult, k: number): string {
   const head = `| search | recall@${k} | QPS | p50 µs | p99 µs |`;
   const lines = sweep.rows.map((r) => `| ${r.label} | ${r.recall10.toFixed(4)} | ${r.qps.toFixed(0)} | ${r.p50Us.toFixed(0)} | ${r.p99Us.toFixed(0)} |`);
-  return [
-    `The index: ${sweep.pages} pages of at most ${sweep.maxPage} vectors (${sweep.bytesPerVector.toFixed(0)} B per vector; default nprobe ${sweep.defaultProbes}), rescoring on, against hnswlib-node's ef:`,
-    '',
-    head,
-    '|---|---:|---:|---:|---:|',
-    ...lines,
-  ].join('\n');
+  const stores = sweep.stores.map((st) => `${st.config}: ${st.pages} pages of at most ${st.maxPage} vectors, ${st.bytesPerVector.toFixed(0)} B per vector, default nprobe ${st.defaultProbes}`);
+  return [`The index, rescoring on, against hnswlib-node's ef (${stores.join('; ')}):`, '', head, '|---|---:|---:|---:|---:|', ...lines].join('\n');
 }
 
-/** Recall@k against queries per second: the page index's nprobe sweep beside hnswlib-node's ef sweep. */
+/** Recall@k against queries per second: the page index's nprobe sweep of each configuration beside hnswlib-node's ef sweep. */
 export async function renderSweepChart(sweep: SweepResult, k: number, subtitle: readonly string[]): Promise<string | undefined> {
-  const values = sweep.rows.map((r) => ({ series: r.kind === 'pages' ? 'memstore pages (nprobe)' : 'hnswlib-node f32 (ef)', qps: r.qps, recall: r.recall10, effort: r.effort, label: String(r.effort) }));
+  const values = sweep.rows.map((r) => ({ series: r.kind === 'pages' ? `memstore ${r.config} (nprobe)` : 'hnswlib-node f32 (ef)', qps: r.qps, recall: r.recall10, effort: r.effort, label: String(r.effort) }));
   const x = { field: 'recall', type: 'quantitative' as const, scale: { zero: false }, title: `recall@${k} against exact float32` };
   const y = { field: 'qps', type: 'quantitative' as const, scale: { type: 'log' as const }, title: 'queries per second (log scale, one query in flight)' };
-  const color = { field: 'series', type: 'nominal' as const, title: 'index' };
+  // A line per configuration: up to 24 of them in the default matrix, more than ten colours tell apart.
+  const color = { field: 'series', type: 'nominal' as const, title: 'index', scale: { scheme: 'tableau20' } };
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: 'memstore bench: recall against speed (labels: nprobe or ef)', subtitle: [...subtitle] },

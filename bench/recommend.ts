@@ -1,3 +1,4 @@
+import type { SweepResult, SweepRow } from './index-sweep.js';
 import type { StudyRow } from './study.js';
 
 function human(bytes: number): string {
@@ -63,4 +64,29 @@ export function recommend(rows: readonly StudyRow[], budgetBytes: number, count:
     lines.push(`Next smaller that fits: ${runnerUp.label} (${human(count * runnerUp.bytesPerVector)}, recall@${k} ${runnerUp.recall10.toFixed(4)}).`);
   }
   return { row: best, belowFloor, smallestAboveFloor: enough, text: lines.join('\n') };
+}
+
+/** The fastest page-index setting of a sweep that reaches RECALL_FLOOR with its store's RAM within the budget. */
+export interface FastestSetting {
+  readonly row: SweepRow | undefined;
+  readonly text: string;
+}
+
+/**
+ * Among the page index's settings the sweep measured (every configuration, every `nprobe`), the one
+ * of most queries/s whose recall@k reaches RECALL_FLOOR and whose store, count x its bytes per vector
+ * as measured (pages included), fits the budget. Speed is measured at the data set's size, not at
+ * `count`, and the text says so.
+ */
+export function fastestWithin(sweep: SweepResult, budgetBytes: number, count: number, k: number): FastestSetting {
+  const perVector = new Map(sweep.stores.map((s) => [s.config, s.bytesPerVector]));
+  const fits = sweep.rows.filter((r) => r.kind === 'pages' && r.recall10 >= RECALL_FLOOR && count * (perVector.get(r.config) ?? Infinity) <= budgetBytes);
+  const best = fits.sort((a, b) => b.qps - a.qps || b.recall10 - a.recall10)[0];
+  if (best === undefined) return { row: undefined, text: `No setting of the page index's sweep reaches recall@${k} ${RECALL_FLOOR} within the budget.` };
+  return {
+    row: best,
+    text:
+      `Fastest within the budget at recall@${k} >= ${RECALL_FLOOR} (the page index's sweep, speed on this data set): ${best.config}, nprobe ${best.effort}: ` +
+      `recall@${k} ${best.recall10.toFixed(4)}, ${best.qps.toFixed(0)} queries/s, p50 ${best.p50Us.toFixed(0)} µs; ${human(count * perVector.get(best.config)!)} RAM.`,
+  };
 }

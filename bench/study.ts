@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MemStore } from '../src/memstore.js';
 import { CODEC_NAMES, isRqCodec, type CodecName } from '../src/codec/codec.js';
-import type { Metric, PcaOption } from '../src/options.js';
+import type { Metric, OpenOptions, PcaOption } from '../src/options.js';
 import { exactSearch, hnswSearch } from './baselines.js';
 import type { Dataset } from '../src/cli/datasets.js';
 import { percentileOfSorted } from './percentile.js';
@@ -95,6 +95,11 @@ function recalls(found: readonly (readonly number[])[], truth: readonly number[]
   return { recall1: r1 / found.length, recall10: rk / found.length };
 }
 
+/** How tables and charts name a configuration: `int8 pca=none`, `int8 pca=128d`. */
+export function configLabel(config: StudyConfig): string {
+  return `${config.codec} pca=${pcaLabel(config.pca)}`;
+}
+
 export function pcaLabel(pca: PcaOption | undefined): string {
   if (pca === undefined) return 'none';
   return 'dims' in pca ? `${pca.dims}d` : `${pca.variance * 100}%var`;
@@ -116,23 +121,28 @@ export function markPareto(rows: StudyRow[]): void {
   }
 }
 
+/** How the study (and the index sweep) builds a store of `config` over `data`: durability and the cache off. */
+export function buildOptions(data: Dataset, config: StudyConfig, metric: Metric, trainSize: number): OpenOptions {
+  return {
+    dim: data.dim,
+    metric,
+    codec: config.codec,
+    durability: 'none',
+    cache: false,
+    ...(config.pca === undefined ? {} : { pca: config.pca }),
+    // PCA and rq codes fit a model on the first trainSize vectors: fewer than the data set, or the store never trains.
+    ...(config.pca === undefined && !isRqCodec(config.codec) ? {} : { trainSize: Math.min(trainSize, data.docs.length) }),
+  };
+}
+
 async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, k: number, trainSize: number, truth: number[][], progress: (l: string) => void, tag: string): Promise<StudyRow[]> {
-  const label = `${config.codec} pca=${pcaLabel(config.pca)}`;
+  const label = configLabel(config);
   progress(`${tag} building ${label}`);
   const dir = mkdtempSync(join(tmpdir(), 'memstore-bench-'));
   const rows: StudyRow[] = [];
   try {
     const started = performance.now();
-    const built = await MemStore.open(dir, {
-      dim: data.dim,
-      metric,
-      codec: config.codec,
-      durability: 'none',
-      cache: false,
-      ...(config.pca === undefined ? {} : { pca: config.pca }),
-      // PCA and rq codes fit a model on the first trainSize vectors: fewer than the data set, or the store never trains.
-      ...(config.pca === undefined && !isRqCodec(config.codec) ? {} : { trainSize: Math.min(trainSize, data.docs.length) }),
-    });
+    const built = await MemStore.open(dir, buildOptions(data, config, metric, trainSize));
     for (let at = 0; at < data.docs.length; at += 1000) {
       await built.add(data.docs.slice(at, at + 1000).map((vector, j) => ({ id: String(at + j), vector })));
     }

@@ -74,18 +74,34 @@ test('memstore bench --quick writes a table, a JSON report and a chart whose rec
   assert.ok(!mem.some((r) => r.bytesPerVector <= budgetPerVector && r.recall10 > chosen.recall10));
   assert.ok(existsSync(join(out, 'results.svg')) && readFileSync(join(out, 'results.svg'), 'utf8').startsWith('<svg'));
   assert.ok(existsSync(join(out, 'results.md')));
-  // The page index's nprobe sweep beside hnswlib-node's ef sweep: in the table, the JSON and a second chart.
-  assert.match(stdout, /memstore int8 pages, nprobe 1 \|/);
-  const index = (report as unknown as { index: { pages: number; defaultProbes: number; rows: { kind: string; effort: number; recall10: number; qps: number }[] } }).index;
-  const pages = index.rows.filter((r) => r.kind === 'pages');
-  assert.deepEqual(pages.map((r) => r.effort), [...pages.map((r) => r.effort)].sort((x, y) => x - y));
-  assert.equal(pages[0]!.effort, 1);
-  assert.equal(pages.at(-1)!.effort, index.pages, 'the sweep ends probing every page');
-  assert.ok(pages.some((r) => r.effort === index.defaultProbes));
+  // The page index's nprobe sweep of every configuration beside hnswlib-node's ef sweep: in the table, the JSON and a second chart.
+  assert.match(stdout, /memstore int8 pca=none pages, nprobe 1 \|/);
+  type SweepRow = { kind: string; config: string; effort: number; recall10: number; qps: number };
+  const index = (report as unknown as { index: { stores: { config: string; pages: number; defaultProbes: number; bytesPerVector: number }[]; rows: SweepRow[] } }).index;
+  assert.deepEqual(index.stores.map((st) => st.config).sort(), [...new Set(mem.map((r) => r.label.replace(/ rescore=(on|off)$/, '')))].sort(), 'a sweep for every configuration of the matrix');
+  for (const st of index.stores) {
+    const pages = index.rows.filter((r) => r.kind === 'pages' && r.config === st.config);
+    assert.deepEqual(pages.map((r) => r.effort), [...pages.map((r) => r.effort)].sort((x, y) => x - y), st.config);
+    assert.equal(pages[0]!.effort, 1, st.config);
+    assert.equal(pages.at(-1)!.effort, st.pages, `${st.config}: the sweep ends probing every page`);
+    assert.ok(pages.some((r) => r.effort === st.defaultProbes), st.config);
+    assert.ok(pages.at(-1)!.recall10 >= pages[0]!.recall10, st.config);
+  }
   // Probing every page is the exact scan of the codes, rescored: the answer of exact: true.
-  assert.ok(pages.at(-1)!.recall10 >= 0.95 && pages.at(-1)!.recall10 >= pages[0]!.recall10);
+  const int8 = index.rows.filter((r) => r.kind === 'pages' && r.config === 'int8 pca=none');
+  assert.ok(int8.at(-1)!.recall10 >= 0.95);
   assert.ok(index.rows.some((r) => r.kind === 'hnsw-f32'));
   for (const r of index.rows) assert.ok(r.recall10 >= 0 && r.recall10 <= 1 && r.qps > 0);
+  // The fastest setting that reaches 0.95 and fits the budget, by the sweep's own rows.
+  const perVector = new Map(index.stores.map((st) => [st.config, st.bytesPerVector]));
+  const qualifying = index.rows.filter((r) => r.kind === 'pages' && r.recall10 >= 0.95 && budgetPerVector >= perVector.get(r.config)!);
+  const fastest = (report.recommendation as unknown as { fastest: { config: string; nprobe: number; qps: number } | null }).fastest;
+  if (qualifying.length === 0) assert.equal(fastest, null);
+  else {
+    assert.ok(fastest !== null && qualifying.some((r) => r.config === fastest.config && r.effort === fastest.nprobe && r.qps === fastest.qps));
+    assert.ok(!qualifying.some((r) => r.qps > fastest.qps));
+    assert.match(stdout, /Fastest within the budget/);
+  }
   assert.ok(readFileSync(join(out, 'results-index.svg'), 'utf8').startsWith('<svg'));
 
   // Recompute two rows independently: the same store configuration, recall against brute force here.

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { recommend, RECALL_FLOOR } from '../bench/recommend.js';
+import type { SweepResult, SweepRow } from '../bench/index-sweep.js';
+import { fastestWithin, recommend, RECALL_FLOOR } from '../bench/recommend.js';
 import type { StudyRow } from '../bench/study.js';
 
 function row(label: string, bytesPerVector: number, recall10: number, kind: StudyRow['kind'] = 'memstore'): StudyRow {
@@ -52,4 +53,37 @@ test('nothing fits: no recommendation', () => {
   const r = recommend(rows, 1000 * 10, 1000, 10);
   assert.equal(r.row, undefined);
   assert.equal(r.belowFloor, false);
+});
+
+function setting(config: string, nprobe: number, recall10: number, qps: number): SweepRow {
+  return { kind: 'pages', config, label: `memstore ${config} pages, nprobe ${nprobe}`, effort: nprobe, recall10, qps, p50Us: 1e6 / qps, p99Us: 2e6 / qps };
+}
+
+test('fastestWithin: the most queries/s among the sweep\'s settings at or above the recall floor whose store fits the budget; none is said plainly', () => {
+  const sweep: SweepResult = {
+    stores: [
+      { config: 'int8 pca=none', pages: 64, defaultProbes: 24, maxPage: 192, bytesPerVector: 600 },
+      { config: 'int8 pca=128d', pages: 64, defaultProbes: 24, maxPage: 192, bytesPerVector: 200 },
+      { config: 'rq1 pca=none', pages: 64, defaultProbes: 24, maxPage: 192, bytesPerVector: 120 },
+    ],
+    rows: [
+      setting('int8 pca=none', 8, 0.97, 9000),
+      setting('int8 pca=128d', 8, RECALL_FLOOR - 0.001, 8000),
+      setting('int8 pca=128d', 16, RECALL_FLOOR, 5000),
+      setting('int8 pca=128d', 32, 0.99, 3000),
+      setting('rq1 pca=none', 32, 0.96, 4000),
+      { kind: 'hnsw-f32', config: 'hnswlib-node', label: 'hnswlib-node HNSW f32, ef 64', effort: 64, recall10: 0.99, qps: 20000, p50Us: 50, p99Us: 90 },
+    ],
+  };
+  // 1,000 vectors in 250 KB: 250 B each, so int8 without PCA (600 B) does not fit, whatever its speed.
+  const got = fastestWithin(sweep, 250_000, 1000, 10);
+  assert.equal(got.row?.config, 'int8 pca=128d');
+  assert.equal(got.row?.effort, 16, 'the floor itself qualifies; just under it does not');
+  assert.match(got.text, /int8 pca=128d, nprobe 16/);
+  // 150 B each: only rq1 fits.
+  assert.equal(fastestWithin(sweep, 150_000, 1000, 10).row?.config, 'rq1 pca=none');
+  // 100 B each: nothing fits; hnswlib-node is never a candidate.
+  const none = fastestWithin(sweep, 100_000, 1000, 10);
+  assert.equal(none.row, undefined);
+  assert.equal(fastestWithin(sweep, 1e12, 1000, 10).row?.config, 'int8 pca=none');
 });

@@ -8,7 +8,7 @@ import { CHARTS_MISSING, formatTable, machine, renderChart } from '../../bench/r
 import { hnswAvailable, HNSW_MISSING } from '../../bench/baselines.js';
 import { missing, optionalPackage } from '../../bench/optional.js';
 import { Progress } from './progress.js';
-import { recommend } from '../../bench/recommend.js';
+import { fastestWithin, recommend } from '../../bench/recommend.js';
 import { matrix, runStudy } from '../../bench/study.js';
 import { formatSweep, renderSweepChart, runIndexSweep } from '../../bench/index-sweep.js';
 import { DEFAULT_OVERSAMPLE, PCA_OVERSAMPLE, type Metric } from '../options.js';
@@ -71,6 +71,9 @@ function loadData(flags: BenchFlags): Dataset {
   return { name: flags.data, dim: docs.dim, docs: rows, queries };
 }
 
+/** Vectors PCA and rq codes train on, in the study's stores and the sweep's. */
+const TRAIN_SIZE = 4096;
+
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
@@ -107,14 +110,16 @@ export async function bench(flags: BenchFlags): Promise<void> {
   progress(`memstore bench: ${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${configs.length} configurations x rescoring off/on`);
   // On a terminal, a bar over the study's steps (counts and an ETA); in a log, a line per step.
   const bar = process.stderr.isTTY === true ? new Progress('memstore bench, steps') : undefined;
-  const { rows, truth } = await runStudy({ data, configs, k: flags.k, metric: flags.metric, hnsw, onProgress: bar === undefined ? progress : () => undefined, ...(bar === undefined ? {} : { onStep: bar.report }) });
+  const { rows, truth } = await runStudy({ data, configs, trainSize: TRAIN_SIZE, k: flags.k, metric: flags.metric, hnsw, onProgress: bar === undefined ? progress : () => undefined, ...(bar === undefined ? {} : { onStep: bar.report }) });
   bar?.done();
-  const sweep = flags.index ? await runIndexSweep({ data, truth, k: flags.k, metric: flags.metric, hnsw, onProgress: progress }) : undefined;
+  const sweep = flags.index ? await runIndexSweep({ data, truth, k: flags.k, metric: flags.metric, hnsw, configs, trainSize: TRAIN_SIZE, onProgress: progress }) : undefined;
 
   const table = formatTable(rows, flags.k) + (sweep === undefined ? '' : `\n\n${formatSweep(sweep, flags.k)}\n`);
   const rec = budget !== undefined && count !== undefined ? recommend(rows, budget, count, flags.k) : undefined;
+  const fastest = budget !== undefined && count !== undefined && sweep !== undefined ? fastestWithin(sweep, budget, count, flags.k) : undefined;
+  const advice = rec === undefined ? undefined : fastest === undefined ? rec.text : `${rec.text}\n${fastest.text}`;
   process.stdout.write(`\n${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, metric ${flags.metric}\n\n${table}\n`);
-  if (rec !== undefined) process.stdout.write(`\n${rec.text}\n`);
+  if (advice !== undefined) process.stdout.write(`\n${advice}\n`);
 
   const m = machine();
   const report = {
@@ -123,10 +128,10 @@ export async function bench(flags: BenchFlags): Promise<void> {
     date: new Date().toISOString(),
     machine: m,
     data: { name: data.name, count: data.docs.length, queries: data.queries.length, dim: data.dim },
-    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: { ...DEFAULT_OVERSAMPLE, pcaAtLeast: PCA_OVERSAMPLE }, trainSize: Math.min(4096, data.docs.length), hnsw },
+    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: { ...DEFAULT_OVERSAMPLE, pcaAtLeast: PCA_OVERSAMPLE }, trainSize: Math.min(TRAIN_SIZE, data.docs.length), hnsw },
     rows,
     ...(sweep === undefined ? {} : { index: sweep }),
-    ...(rec === undefined ? {} : { recommendation: { budgetBytes: budget, count, label: rec.row?.label ?? null, text: rec.text } }),
+    ...(rec === undefined ? {} : { recommendation: { budgetBytes: budget, count, label: rec.row?.label ?? null, text: advice, ...(fastest === undefined ? {} : { fastest: fastest.row === undefined ? null : { config: fastest.row.config, nprobe: fastest.row.effort, recall10: fastest.row.recall10, qps: fastest.row.qps } }) } }),
   };
   const jsonPath = write(flags.json ?? join(flags.out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
   const subtitle = [data.name, `${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${m.cpus} cores, Node ${m.node}`];
@@ -136,6 +141,6 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const chartPath = chart === undefined ? undefined : write(chartFile, chart);
   const sweepChart = sweep === undefined || chart === undefined ? undefined : await renderSweepChart(sweep, flags.k, subtitle);
   const sweepPath = sweepChart === undefined ? undefined : write(chartFile.replace(/(\.svg)?$/, '-index.svg'), sweepChart);
-  const mdPath = write(join(dirname(jsonPath), 'results.md'), `# memstore bench\n\n${subtitle.join(': ')}\n\n${table}\n${rec === undefined ? '' : `\n${rec.text}\n`}`);
+  const mdPath = write(join(dirname(jsonPath), 'results.md'), `# memstore bench\n\n${subtitle.join(': ')}\n\n${table}\n${advice === undefined ? '' : `\n${advice}\n`}`);
   progress(`wrote ${[mdPath, jsonPath, chartPath, sweepPath].filter((p) => p !== undefined).join(', ')}`);
 }

@@ -106,7 +106,7 @@ program
   .option('--pca <list>', 'PCA settings to try: none, N% of dims, or N dims, comma separated', 'none,50%,25%')
   .option('--codecs <list>', `codecs to try, comma separated (default: all: ${CODEC_NAMES.join(', ')})`)
   .option('--no-hnsw', 'skip the hnswlib-node baseline')
-  .option('--no-index', 'skip the page index\'s nprobe sweep (recall against queries/s beside hnswlib-node\'s ef sweep)')
+  .option('--no-index', 'skip the page index\'s nprobe sweep of every configuration (recall against queries/s beside hnswlib-node\'s ef sweep)')
   .option('--out <dir>', 'where results.md, results.json and results.svg go', 'memstore-bench-results')
   .option('--json <file>', 'write the JSON report here instead')
   .option('--chart <file>', 'write the SVG chart (recall@k against RAM per vector) here instead; the index chart goes beside it, -index.svg')
