@@ -188,6 +188,9 @@ export async function readColumnsFile(files: FileLayer, path: string, committed:
           indexBytes: view.getUint32(COLUMN_HEADER_SIZE + 12, true) + view.getUint32(COLUMN_HEADER_SIZE + 16, true) * 2 ** 32,
           columns: view.getUint32(COLUMN_HEADER_SIZE + 20, true),
         };
+        // Every entry takes 8 bytes of KEYS: a count the committed length cannot hold is damage, and
+        // must not become a huge allocation (a reader sizes its tables by it).
+        if (head.entries > (committed - COLUMN_HEADER_SIZE - HEAD_BYTES) / 8) return bad(`HEAD counts ${head.entries} entries, more than ${committed} bytes can hold`);
         if (head.indexGeneration !== expected.indexGeneration || head.indexBytes !== expected.indexBytes) {
           return bad(`stamped for index generation ${head.indexGeneration} at ${head.indexBytes} bytes, the checkpoint names ${expected.indexGeneration} at ${expected.indexBytes}`);
         }
