@@ -158,16 +158,15 @@ class Column {
       this.growVerdicts();
       return this.bucketOf(key);
     }
-    code = FIRST_VALUE + this.dictionary.size;
+    return this.addKey(key);
+  }
+
+  /** Adds `key` as the next dictionary code and returns it (codeOf(), and a column read from disk: its keys in code order). */
+  addKey(key: string): number {
+    const code = FIRST_VALUE + this.dictionary.size;
     this.dictionary.set(key, code);
     this.keyBytes += 2 * key.length + ENTRY_BYTES;
     return code;
-  }
-
-  /** Adds `key` as the next dictionary code (a column read from disk: its keys in code order). */
-  addKey(key: string): void {
-    this.dictionary.set(key, FIRST_VALUE + this.dictionary.size);
-    this.keyBytes += 2 * key.length + ENTRY_BYTES;
   }
 
   /** The code a value wanted by a filter has in this column, if any record can hold it. */

@@ -1,5 +1,6 @@
 import type { FileLayer } from '../../io/file-layer.js';
-import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
+import { crc32c } from '../../io/crc32c.js';
+import { checksumHolds, INDEX_HEADER_SIZE, sealChecksum } from './index-file.js';
 
 /**
  * The columns file (INDEX.md, "Filter columns"): the filter columns one checkpoint persisted, beside
@@ -9,8 +10,8 @@ import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
  * hash of its id; a reader finds each loaded record's entry by that hash.
  */
 
-/** length u32 | masked CRC-32C u32 | kind u8 | 3 zero bytes | count u32 | first u32. */
-export const COLUMN_HEADER_SIZE = 20;
+/** The index file's header layout: length u32 | masked CRC-32C u32 | kind u8 | 3 zero bytes | count u32 | first u32. */
+export const COLUMN_HEADER_SIZE = INDEX_HEADER_SIZE;
 /** Kinds apart from the index file's (1, 2), so that a block of one file is never taken for one of the other. */
 export const COLUMN_HEAD = 3;
 export const COLUMN_KEYS = 4;
@@ -61,8 +62,8 @@ function seal(kind: number, count: number, first: number, payload: number): { bl
   return { block, view };
 }
 
-function finish(block: Uint8Array, view: DataView): Uint8Array {
-  view.setUint32(4, maskCrc(crc32c(block, 8, block.length)), true);
+function finish(block: Uint8Array): Uint8Array {
+  sealChecksum(block);
   return block;
 }
 
@@ -85,12 +86,12 @@ export function encodeColumns(image: ColumnsImage, stamp: ColumnsStamp): Uint8Ar
   head.view.setUint32(COLUMN_HEADER_SIZE + 12, stamp.indexBytes % 2 ** 32, true);
   head.view.setUint32(COLUMN_HEADER_SIZE + 16, Math.floor(stamp.indexBytes / 2 ** 32), true);
   head.view.setUint32(COLUMN_HEADER_SIZE + 20, image.columns.length, true);
-  blocks.push(finish(head.block, head.view));
+  blocks.push(finish(head.block));
   for (let first = 0; first < entries; first += ENTRIES_PER_BLOCK) {
     const count = Math.min(ENTRIES_PER_BLOCK, entries - first);
     const b = seal(COLUMN_KEYS, count, first, 8 * count);
     for (let i = 0; i < 2 * count; i++) b.view.setUint32(COLUMN_HEADER_SIZE + 4 * i, image.keys[2 * first + i]!, true);
-    blocks.push(finish(b.block, b.view));
+    blocks.push(finish(b.block));
   }
   for (const column of image.columns) {
     let size = 4 + 2 * column.field.length;
@@ -98,12 +99,12 @@ export function encodeColumns(image: ColumnsImage, stamp: ColumnsStamp): Uint8Ar
     const f = seal(COLUMN_FIELD, column.keys.length, 0, size);
     let at = putUnits(f.view, COLUMN_HEADER_SIZE, column.field);
     for (const key of column.keys) at = putUnits(f.view, at, key);
-    blocks.push(finish(f.block, f.view));
+    blocks.push(finish(f.block));
     for (let first = 0; first < entries; first += ENTRIES_PER_BLOCK) {
       const count = Math.min(ENTRIES_PER_BLOCK, entries - first);
       const b = seal(COLUMN_CODES, count, first, 2 * count);
       for (let i = 0; i < count; i++) b.view.setUint16(COLUMN_HEADER_SIZE + 2 * i, column.codes[first + i]!, true);
-      blocks.push(finish(b.block, b.view));
+      blocks.push(finish(b.block));
     }
   }
   return blocks;
@@ -170,7 +171,7 @@ export async function readColumnsFile(files: FileLayer, path: string, committed:
       const block = new Uint8Array(COLUMN_HEADER_SIZE + length);
       await handle.read(block, pos);
       const view = new DataView(block.buffer);
-      if (unmaskCrc(view.getUint32(4, true)) !== crc32c(block, 8, block.length)) return damage(pos, 'block checksum mismatch');
+      if (!checksumHolds(block)) return damage(pos, 'block checksum mismatch');
       const kind = block[8]!;
       const count = view.getUint32(12, true);
       const first = view.getUint32(16, true);

@@ -18,6 +18,19 @@ import { indexDir, indexFilePath, parseIndexFileName } from './files.js';
 
 /** length u32 | masked CRC-32C u32 | kind u8 | 3 zero bytes | count u32 | codeBytes u32. */
 export const INDEX_HEADER_SIZE = 20;
+
+/**
+ * Seals a block of this header layout (the index file's and the columns file's): the masked CRC-32C
+ * of everything after the checksum field (header bytes 8 .. 19 and the payload) goes in bytes 4 .. 7.
+ */
+export function sealChecksum(block: Uint8Array): void {
+  new DataView(block.buffer, block.byteOffset, INDEX_HEADER_SIZE).setUint32(4, maskCrc(crc32c(block, 8, block.length)), true);
+}
+
+/** Whether a whole block of this header layout passes its checksum (sealChecksum()). */
+export function checksumHolds(block: Uint8Array): boolean {
+  return unmaskCrc(new DataView(block.buffer, block.byteOffset, INDEX_HEADER_SIZE).getUint32(4, true)) === crc32c(block, 8, block.length);
+}
 export const BLOCK_SNAPSHOT = 1;
 export const BLOCK_DELTA = 2;
 export type BlockKind = typeof BLOCK_SNAPSHOT | typeof BLOCK_DELTA;
@@ -176,7 +189,7 @@ export class BlockWriter {
     block[8] = this.kind;
     v.setUint32(12, this.count, true);
     v.setUint32(16, this.codeBytes, true);
-    v.setUint32(4, maskCrc(crc32c(block, 8, block.length)), true);
+    sealChecksum(block);
     this.blocks.push(block);
     this.total += block.length;
     this.used = INDEX_HEADER_SIZE;
@@ -381,13 +394,11 @@ async function readBlocks(handle: FileHandle, file: string, size: number, commit
   /** Whether the block with a plausible header at `at` passes its checksum. */
   const checks = async (at: number): Promise<boolean> => {
     const h = at - bufStart;
-    const hv = new DataView(buf.buffer, buf.byteOffset + h, INDEX_HEADER_SIZE);
-    const length = hv.getUint32(0, true);
-    const stored = unmaskCrc(hv.getUint32(4, true));
+    const length = new DataView(buf.buffer, buf.byteOffset + h, INDEX_HEADER_SIZE).getUint32(0, true);
     await load(at, INDEX_HEADER_SIZE + length);
     if (bufEnd < at + INDEX_HEADER_SIZE + length) return false;
     const b = at - bufStart;
-    return stored === crc32c(buf, b + 8, b + INDEX_HEADER_SIZE + length);
+    return checksumHolds(buf.subarray(b, b + INDEX_HEADER_SIZE + length));
   };
   /** The first offset after `from` where a whole block starts and passes its checksum, or the committed length. */
   const resync = async (from: number): Promise<number> => {
@@ -436,8 +447,7 @@ async function readBlocks(handle: FileHandle, file: string, size: number, commit
     at = pos - bufStart;
     const block = buf.subarray(at, at + INDEX_HEADER_SIZE + length);
     const bv = new DataView(block.buffer, block.byteOffset, INDEX_HEADER_SIZE);
-    const stored = unmaskCrc(bv.getUint32(4, true));
-    if (stored !== crc32c(block, 8, block.length)) {
+    if (!checksumHolds(block)) {
       // Its length may be the damaged part: only a block that checks marks where reading can go on.
       if (onDamage === undefined) fail('block checksum mismatch', end);
       pos = fail('block checksum mismatch', await resync(pos));
