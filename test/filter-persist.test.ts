@@ -12,7 +12,7 @@ import { COLUMN_CODES, COLUMN_FIELD, COLUMN_HEADER_SIZE } from '../src/store/col
 import { columnsFilePath, indexDir, parseColumnsFileName } from '../src/store/files.js';
 import { StateStore } from '../src/store/state.js';
 import { checkpointOf, clustered, tempDir } from './helpers.js';
-import { columnsDisagree, spyOnDocReads } from './support/column-oracle.js';
+import { columnsDisagree, nameColumnsFileAsIs, spyOnDocReads } from './support/column-oracle.js';
 
 const DIM = 8;
 const N = 300;
@@ -183,6 +183,7 @@ test('columns: unknown block kind, checksum intact (a newer writer): reading sto
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   v.setUint32(at + 4, maskCrc(crc32c(bytes, at + 8, at + COLUMN_HEADER_SIZE + v.getUint32(at, true))), true);
   writeFileSync(path, bytes);
+  await nameColumnsFileAsIs(dir);
   assert.deepEqual(await verifyProblems(dir), [path]);
   assert.ok((await firstSearchReads(dir)) > 0);
 });
@@ -285,4 +286,46 @@ test('columns: a field past the dictionary (hashed into buckets) and more fields
   } finally {
     await store.close();
   }
+});
+
+test('columns: a HEAD stamped with another index prefix than the checkpoint names, sealed and named by its digest, is not read', async () => {
+  const dir = await storeWithColumns();
+  const path = columnsPath(dir);
+  const bytes = readFileSync(path);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  v.setUint32(COLUMN_HEADER_SIZE + 12, v.getUint32(COLUMN_HEADER_SIZE + 12, true) - 1, true);
+  v.setUint32(4, maskCrc(crc32c(bytes, 8, COLUMN_HEADER_SIZE + v.getUint32(0, true))), true);
+  writeFileSync(path, bytes);
+  await nameColumnsFileAsIs(dir);
+  assert.deepEqual(await verifyProblems(dir), [path]);
+  assert.ok((await firstSearchReads(dir)) >= N - 10, 'nothing of the file was used');
+});
+
+test('columns: a block header changed (its block resealed) without the checkpoint naming the new digest: nothing of the file is read', async () => {
+  const dir = await storeWithColumns();
+  const path = columnsPath(dir);
+  const bytes = readFileSync(path);
+  const at = blockAt(bytes, COLUMN_CODES);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // The last column's codes, resealed: a checksum cannot see it, the digest does.
+  let last = at;
+  for (let p = at; p + COLUMN_HEADER_SIZE <= bytes.length; p += COLUMN_HEADER_SIZE + v.getUint32(p, true)) if (bytes[p + 8] === COLUMN_CODES) last = p;
+  bytes[last + COLUMN_HEADER_SIZE] = bytes[last + COLUMN_HEADER_SIZE]! ^ 1;
+  v.setUint32(last + 4, maskCrc(crc32c(bytes, last + 8, last + COLUMN_HEADER_SIZE + v.getUint32(last, true))), true);
+  writeFileSync(path, bytes);
+  assert.deepEqual(await verifyProblems(dir), [path]);
+  assert.ok((await firstSearchReads(dir)) >= N - 10, 'no column of the file was used, not even those before the changed block');
+});
+
+test('columns: a checkpoint naming its columns file without a digest (an older writer): the file is not used, and the next checkpoint writes one named by its digest', async () => {
+  const dir = await storeWithColumns();
+  const state = StateStore.open(dir);
+  const c = state.readCheckpoint();
+  const { digest: _d, ...undigested } = c.columns!;
+  await state.commitCheckpoint({ checkpoint: { ...c, columns: undigested as never }, docs: new Map() });
+  await state.close();
+  assert.deepEqual(await verifyProblems(dir), []);
+  assert.ok((await firstSearchReads(dir)) >= N - 10);
+  assert.equal(typeof checkpointOf(dir).columns?.digest, 'number', 'close() wrote the columns again, named by their digest');
+  assert.equal(await firstSearchReads(dir), 0);
 });

@@ -8,7 +8,7 @@ import { COLUMN_HEADER_SIZE, idHash } from '../src/store/column-file.js';
 import { crc32c, maskCrc } from '../io/crc32c.js';
 import { copyFileSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { checkpointOf, clustered, rng, tempDir } from './helpers.js';
-import { columnsDisagree, matchesByHand } from './support/column-oracle.js';
+import { columnsDisagree, matchesByHand, nameColumnsFileAsIs } from './support/column-oracle.js';
 
 /**
  * Hostile tests of the persisted filter columns (src/store/INDEX.md, "Filter columns"): whatever
@@ -140,6 +140,34 @@ test('persisted columns: the columns file of another store (another index length
   }
 });
 
+test('persisted columns: the columns file of another store stamped alike (same index generation, length and ids), copied in its place, is not read as this store\'s: answers stay true', async () => {
+  const vecs = clustered(200, DIM, 9);
+  const make = async (value: string) => {
+    const dir = tempDir('memstore-hostile-columns-');
+    const store = await MemStore.open(dir, BASE);
+    await store.add(vecs.map((vector, i) => ({ id: `r${i}`, vector, meta: { c: value, i: i % 3 } })));
+    assert.equal(await columnsDisagree(store, store.ids(), [{ c: value }, { i: 1 }], vecs[0]!), undefined);
+    await store.close();
+    return dir;
+  };
+  const a = await make('a');
+  const b = await make('b');
+  const [ca, cb] = [checkpointOf(a).columns!, checkpointOf(b).columns!];
+  assert.deepEqual([ca.file, ca.indexGeneration, ca.indexBytes], [cb.file, cb.indexGeneration, cb.indexBytes], 'the two files are stamped alike');
+  assert.notEqual(ca.digest, cb.digest);
+  copyFileSync(columnsFileOf(b), columnsFileOf(a));
+  const report = await checkStore(a);
+  assert.ok(report.problems.some((p) => p.file === columnsFileOf(a)), 'verify names the foreign columns file');
+  const store = await MemStore.open(a, BASE);
+  try {
+    assert.deepEqual((await store.search(vecs[3]!, { k: 5, filter: { c: 'b' } })).map((h) => h.id), []);
+    assert.equal((await store.search(vecs[3]!, { k: 5, filter: { c: 'a' } })).length, 5);
+    assert.equal(await columnsDisagree(store, store.ids(), [{ c: 'a' }, { c: 'b' }, { i: 1 }], vecs[1]!), undefined);
+  } finally {
+    await store.close();
+  }
+});
+
 /** Two ASCII ids of one length whose FNV-1a 32 and CRC-32C (the columns file's 64-bit id hash) are both equal. */
 const COLLIDING = ['`ca`abb`b`aaaa``b`b``cc`ab`cbbcccbabaabb`cabcabc', '``bbccbaaccaca`cccacbcababc`ab``bc`a``c```a`aaab'] as const;
 
@@ -201,6 +229,7 @@ test('persisted columns: a sealed HEAD claiming more entries than the committed 
     await store.close();
     const path = columnsFileOf(dir);
     resealHead(path, entries);
+    await nameColumnsFileAsIs(dir);
     if (entries !== 200) assert.deepEqual((await checkStore(dir)).problems.map((p) => p.file), [path], `verify, entries ${entries}`);
     store = await MemStore.open(dir, BASE);
     try {

@@ -3,7 +3,7 @@ import type { FileLayer } from '../../io/file-layer.js';
 import { ensureDurableDir } from '../../io/file-layer.js';
 import { UNKNOWN, type FilterColumns } from '../filter/columns.js';
 import type { VectorIndex } from '../index/vector-index.js';
-import { encodeColumns, idHash, type ColumnsImage, type ColumnsStamp } from './column-file.js';
+import { columnsDigest, encodeColumns, idHash, type ColumnsImage, type ColumnsStamp } from './column-file.js';
 import { columnsFilePath, indexDir, parseColumnsFileName } from './files.js';
 import type { ColumnsRef } from './state.js';
 
@@ -122,12 +122,13 @@ export class ColumnCheckpoints {
     const path = columnsFilePath(this.dir, file);
     await ensureDurableDir(this.files, indexDir(this.dir));
     const handle = await this.files.open(path, 'create');
-    const ref: ColumnsRef = { file, bytes: 0, ...stamp };
+    const blocks = encodeColumns(plan.image, stamp);
+    const ref: ColumnsRef = { file, bytes: 0, ...stamp, digest: columnsDigest(blocks) };
     this.written = { ref, plan };
     try {
       await handle.truncate(0);
       let at = 0;
-      for (const b of encodeColumns(plan.image, stamp)) {
+      for (const b of blocks) {
         await handle.write(b, at);
         at += b.length;
       }

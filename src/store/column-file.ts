@@ -110,6 +110,23 @@ export function encodeColumns(image: ColumnsImage, stamp: ColumnsStamp): Uint8Ar
   return blocks;
 }
 
+/**
+ * The checksum the checkpoint names a columns file by: CRC-32C of every block's header in file order.
+ * Each header holds its block's length and a checksum of the rest of the block, so the digest
+ * names the whole file's bytes, and a reader checks it from the headers alone, before it visits a
+ * block: a file from elsewhere (another store's, stamped alike) is never read as this one's.
+ */
+export function columnsDigest(blocks: readonly Uint8Array[]): number {
+  const headers = new Uint8Array(COLUMN_HEADER_SIZE * blocks.length);
+  blocks.forEach((b, i) => headers.set(b.subarray(0, COLUMN_HEADER_SIZE), i * COLUMN_HEADER_SIZE));
+  return crc32c(headers);
+}
+
+/** The file the checkpoint names: the index prefix it describes and its digest (columnsDigest()). */
+export interface ColumnsExpected extends ColumnsStamp {
+  readonly digest: number;
+}
+
 /** What reading a columns file hands over, in file order; views are valid only during the call. */
 export interface ColumnsVisitor {
   head(head: ColumnsHead): void;
@@ -142,32 +159,41 @@ function readUnits(view: DataView, at: number, end: number): { s: string; at: nu
 }
 
 /**
- * Reads `[0, committed)` of a columns file into `visit`, checking every block's checksum before it
- * parses a byte of it and the order the grammar gives (INDEX.md). Stops at the first block that
- * fails and returns where and why: what was visited before it stays valid (a column whose codes
- * all read was ended by columnEnd()), nothing after it is visited. `expected` is the index prefix
- * the checkpoint says the file describes; a HEAD stamped otherwise is damage too.
+ * Reads `[0, committed)` of a columns file into `visit`. First the block headers: a header cut
+ * short or running past `committed`, or headers whose digest is not `expected.digest`, and nothing
+ * is visited. Then each block, its checksum checked before a byte of it is parsed, in the order the
+ * grammar gives (INDEX.md). Stops at the first block that fails and returns where and why: what was
+ * visited before it stays valid (a column whose codes all read was ended by columnEnd()), nothing
+ * after it is visited. A HEAD stamped with another index prefix than `expected` is damage too.
  */
-export async function readColumnsFile(files: FileLayer, path: string, committed: number, expected: ColumnsStamp, visit: ColumnsVisitor): Promise<ColumnsDamage | undefined> {
+export async function readColumnsFile(files: FileLayer, path: string, committed: number, expected: ColumnsExpected, visit: ColumnsVisitor): Promise<ColumnsDamage | undefined> {
   const damage = (offset: number, what: string): ColumnsDamage => ({ file: path, offset, what });
   if (!(await files.exists(path))) return damage(0, `columns file missing; the checkpoint committed ${committed} bytes`);
   const handle = await files.open(path, 'read');
   try {
     const size = await handle.size();
     if (size < committed) return damage(size, `file of ${size} bytes, shorter than its committed length ${committed}`);
-    const header = new Uint8Array(COLUMN_HEADER_SIZE);
+    // First the headers alone: a file the digest does not name is not visited at all.
+    const headers: Uint8Array[] = [];
+    for (let at = 0; at < committed; ) {
+      if (at + COLUMN_HEADER_SIZE > committed) return damage(at, 'block header cut short by the committed length');
+      const h = new Uint8Array(COLUMN_HEADER_SIZE);
+      await handle.read(h, at);
+      const length = new DataView(h.buffer).getUint32(0, true);
+      if (length > committed - at - COLUMN_HEADER_SIZE) return damage(at, `block of ${length} bytes runs past the committed length ${committed}`);
+      headers.push(h);
+      at += COLUMN_HEADER_SIZE + length;
+    }
+    const digest = columnsDigest(headers);
+    if (digest !== expected.digest) return damage(0, `blocks of digest ${digest}, the checkpoint names ${expected.digest}: not the file it wrote`);
     let head: ColumnsHead | undefined;
     let keysRead = 0;
     let columnsRead = 0;
     // Entries of the current column's codes read so far; -1 outside a column.
     let codesRead = -1;
     let pos = 0;
-    while (pos < committed) {
-      if (pos + COLUMN_HEADER_SIZE > committed) return damage(pos, 'block header cut short by the committed length');
-      await handle.read(header, pos);
-      const hv = new DataView(header.buffer);
-      const length = hv.getUint32(0, true);
-      if (length > committed - pos - COLUMN_HEADER_SIZE) return damage(pos, `block of ${length} bytes runs past the committed length ${committed}`);
+    for (const header of headers) {
+      const length = new DataView(header.buffer).getUint32(0, true);
       const block = new Uint8Array(COLUMN_HEADER_SIZE + length);
       await handle.read(block, pos);
       const view = new DataView(block.buffer);

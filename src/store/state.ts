@@ -65,14 +65,17 @@ export interface ColumnsRef {
   readonly bytes: number;
   readonly indexGeneration: number;
   readonly indexBytes: number;
+  /** columnsDigest() of its blocks: the file this checkpoint wrote, not one stamped alike. */
+  readonly digest: number;
 }
 
 /** The checkpoint's columns file when it names a well-formed one, else undefined (a writer's bug costs only the columns). */
 export function columnsRefOf(c: Checkpoint): ColumnsRef | undefined {
   const r = c.columns as Partial<ColumnsRef> | undefined;
   if (typeof r !== 'object' || r === null) return undefined;
-  const ok = [r.file, r.bytes, r.indexGeneration, r.indexBytes].every((n) => Number.isSafeInteger(n) && n! >= 0) && r.file! >= 1;
-  return ok ? { file: r.file!, bytes: r.bytes!, indexGeneration: r.indexGeneration!, indexBytes: r.indexBytes! } : undefined;
+  // An older writer named no digest: its file is not used, and the next checkpoint writes one that has.
+  const ok = [r.file, r.bytes, r.indexGeneration, r.indexBytes, r.digest].every((n) => Number.isSafeInteger(n) && n! >= 0) && r.file! >= 1 && r.digest! < 2 ** 32;
+  return ok ? { file: r.file!, bytes: r.bytes!, indexGeneration: r.indexGeneration!, indexBytes: r.indexBytes!, digest: r.digest! } : undefined;
 }
 
 /** `c` naming `ref` as its columns file (none when undefined), whatever columns it named before. */

@@ -1,5 +1,9 @@
 import type { MemStore } from '../../src/index.js';
 import type { Filter } from '../../src/options.js';
+import { readFileSync } from 'node:fs';
+import { COLUMN_HEADER_SIZE, columnsDigest } from '../../src/store/column-file.js';
+import { columnsFilePath } from '../../src/store/files.js';
+import { StateStore } from '../../src/store/state.js';
 
 /** Whether `meta` meets `filter` as FILTERS.md defines it: strict equality on own top-level fields, every field ANDed. */
 export function matchesByHand(meta: Record<string, unknown> | undefined, filter: Filter): boolean {
@@ -40,3 +44,23 @@ export function spyOnDocReads(store: MemStore): { ids: string[] } {
 
 /** Filters on the crash workload's metadata (crash-ops.ts: `{ op, seed, even }`) the crash and power-loss tests check. */
 export const COLUMN_CRASH_FILTERS: readonly Filter[] = [{ even: true }, { even: false }, { op: { $in: [1, 2, 3, 5, 8, 13, 21] } }, { seed: 1 }, { even: true, op: 4 }];
+
+/**
+ * Names the columns file on disk in the checkpoint by the digest of its blocks as they are now, as
+ * the writer of those bytes would have: a test that reseals a block reaches the rule it tests
+ * instead of stopping at the digest (INDEX.md, "Filter columns").
+ */
+export async function nameColumnsFileAsIs(dir: string): Promise<void> {
+  const state = StateStore.open(dir);
+  try {
+    const c = state.readCheckpoint();
+    const ref = c.columns!;
+    const bytes = readFileSync(columnsFilePath(dir, ref.file)).subarray(0, ref.bytes);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const headers: Uint8Array[] = [];
+    for (let at = 0; at + COLUMN_HEADER_SIZE <= bytes.length; at += COLUMN_HEADER_SIZE + view.getUint32(at, true)) headers.push(bytes.subarray(at, at + COLUMN_HEADER_SIZE));
+    await state.commitCheckpoint({ checkpoint: { ...c, columns: { ...ref, digest: columnsDigest(headers) } }, docs: new Map() });
+  } finally {
+    await state.close();
+  }
+}
