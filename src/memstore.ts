@@ -585,7 +585,7 @@ export class MemStore {
   /** An empty page-clustered index over the store's codes. */
   private newPageIndex(): PageIndex {
     if (this.options.pages === false) throw new Error('pages are off');
-    return new PageIndex(this.codec, this.space.storedDim, this.space.kernelMetric(), { maxPage: this.options.pages.maxPage });
+    return new PageIndex(this.codec, this.space.storedDim, this.space.kernelMetric(), { maxPage: this.options.pages.maxPage, sphere: this.space.routeSphere() });
   }
 
   /**

@@ -136,3 +136,80 @@ test('router: equal scores go to the lower page, as the scan orders ties', () =>
   assert.deepEqual(pagesOf(top), [0, 1, 2, 3]);
   router.free();
 });
+
+/** `rows` x `cols` with orthonormal rows (Gram–Schmidt over Gaussian rows), as PCA's axes and the rq rotation are. */
+function orthonormalRows(rows: number, cols: number, next: () => number): Float64Array[] {
+  const out: Float64Array[] = [];
+  while (out.length < rows) {
+    const r = Float64Array.from({ length: cols }, () => gaussian(next));
+    for (const o of out) {
+      let d = 0;
+      for (let i = 0; i < cols; i++) d += r[i]! * o[i]!;
+      for (let i = 0; i < cols; i++) r[i] = r[i]! - d * o[i]!;
+    }
+    const n = Math.hypot(...r);
+    if (n > 1e-6) out.push(r.map((x) => x / n));
+  }
+  return out;
+}
+
+test('router with a sphere: queries rank by the cosine of the input query to each centroid in the input space (μ + Wᵀc\'), after random adds, replacements and swap-removals; vectors are still placed by distance', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ op: fc.constantFrom('add', 'add', 'set', 'remove', 'query', 'place'), pick: fc.nat(), seed: fc.nat(), scale: fc.constantFrom(0.05, 0.3, 1) }), { maxLength: 80 }),
+      fc.constantFrom([12, 12], [12, 5], [17, 16]),
+      fc.integer({ min: 1, max: 10 }),
+      fc.nat(),
+      (ops, [inDim, outDim], n, modelSeed) => {
+        const next = rng(modelSeed + 7);
+        const w = orthonormalRows(outDim!, inDim!, next);
+        // A mean of unit vectors: inside the unit ball, as a cosine store's is.
+        const mu = Float64Array.from({ length: inDim! }, () => gaussian(next));
+        const muScale = 0.9 * next() / Math.hypot(...mu);
+        for (let i = 0; i < inDim!; i++) mu[i] = mu[i]! * muScale;
+        const project = (x: ArrayLike<number>) => Float32Array.from(w, (row) => row.reduce((s, a, i) => s + a * x[i]!, 0));
+        const inInput = (c: Float32Array) => Float64Array.from(mu, (m, i) => m + w.reduce((s, row, r) => s + row[i]! * c[r]!, 0));
+        const router = new CentroidRouter(outDim!, 'dot', { center: project(mu), centerSq: mu.reduce((s, m) => s + m * m, 0) });
+        const model: Float32Array[] = [];
+        const top = new TopK(n);
+        try {
+          for (const { op, pick, seed, scale } of ops) {
+            const g = rng(seed + 1);
+            const v = Float32Array.from({ length: outDim! }, () => scale * gaussian(g));
+            if (mutate(router, model, op, pick, v)) continue;
+            if (op === 'place') {
+              router.nearestByDistance(v, top);
+              sameNearest(pagesOf(top), bruteForce(model, v, 'l2', n), model, v, 'l2');
+              continue;
+            }
+            const q = Float64Array.from({ length: inDim! }, () => gaussian(g));
+            const qn = Math.hypot(...q);
+            for (let i = 0; i < inDim!; i++) q[i] = q[i]! / qn;
+            const cosine = (c: Float32Array) => {
+              const x = inInput(c);
+              const nx = Math.hypot(...x);
+              return nx === 0 ? 0 : x.reduce((s, a, i) => s + a * q[i]!, 0) / nx;
+            };
+            router.nearest(project(q), top, mu.reduce((s, m, i) => s + m * q[i]!, 0));
+            const got = pagesOf(top);
+            const want = model.map((c, page) => ({ page, s: cosine(c) })).sort((a, b) => b.s - a.s || a.page - b.page).slice(0, n);
+            assert.equal(got.length, want.length);
+            got.forEach((page, i) => assert.ok(Math.abs(cosine(model[page]!) - want[i]!.s) <= 1e-4, `rank ${i}: page ${page} (cosine ${cosine(model[page]!)}) against ${want[i]!.page} (${want[i]!.s})`));
+          }
+        } finally {
+          router.free();
+        }
+      },
+    ),
+    {
+      numRuns: 200,
+      // A swap-removal that must carry the moved centroid's norm (found by a mutant that did not).
+      examples: [[[{ op: 'add', pick: 0, seed: 0, scale: 0.05 }, { op: 'add', pick: 0, seed: 0, scale: 0.05 }, { op: 'add', pick: 0, seed: 0, scale: 1 }, { op: 'remove', pick: 0, seed: 0, scale: 0.05 }, { op: 'query', pick: 0, seed: 0, scale: 0.05 }], [12, 12], 1, 863880836]],
+    },
+  );
+});
+
+test('router with a sphere: a center of another dimension, or a sphere on an l2 router, is a RangeError', () => {
+  assert.throws(() => new CentroidRouter(8, 'dot', { center: new Float32Array(7), centerSq: 0 }), RangeError);
+  assert.throws(() => new CentroidRouter(8, 'l2', { center: new Float32Array(8), centerSq: 0 }), RangeError);
+});

@@ -5,7 +5,7 @@ import { TopK } from '../scan/topk.js';
 import { kmeans } from './kmeans.js';
 import { LoadStaging } from './load-staging.js';
 import { PageStore } from './pages.js';
-import { CentroidRouter, halfNormSq } from './router.js';
+import { CentroidRouter, halfNormSq, type RouteSphere } from './router.js';
 
 /** Vectors of the sample per coarse centroid in re-clustering's first level (FAISS trains on 39 to 256 per centroid). */
 const RECLUSTER_SAMPLE_PER_CENTROID = 256;
@@ -23,16 +23,18 @@ export interface PageClusterOptions {
   readonly minPage?: number;
   /** Seed of the splits' 2-means: the same vectors in the same order give the same pages. @default 1 */
   readonly seed?: number;
+  /** Route queries on the unit sphere (a cosine store whose stored space is a model's; router.ts). @default none: by the kernel score */
+  readonly sphere?: RouteSphere;
 }
 
-type ResolvedOptions = Required<PageClusterOptions>;
+type ResolvedOptions = Required<Omit<PageClusterOptions, 'sphere'>> & Pick<PageClusterOptions, 'sphere'>;
 
 function resolve(o: PageClusterOptions): ResolvedOptions {
   const maxPage = o.maxPage ?? 512;
   if (!(Number.isInteger(maxPage) && maxPage >= 2)) throw new RangeError(`maxPage must be an integer >= 2, got ${maxPage}`);
   const minPage = o.minPage ?? Math.floor(maxPage / 8);
   if (!(Number.isInteger(minPage) && minPage >= 0 && minPage < maxPage / 2)) throw new RangeError(`minPage must be an integer from 0 to below maxPage / 2, got ${minPage}`);
-  return { maxPage, minPage, seed: o.seed ?? 1 };
+  return { maxPage, minPage, seed: o.seed ?? 1, sphere: o.sphere };
 }
 
 /**
@@ -79,7 +81,7 @@ export class PageClusters {
     this.routing = metric === 'l2' ? 'l2' : 'dot';
     this.clustering = metric === 'cosine' ? 'cosine' : 'l2';
     this.pages = new PageStore(codec, dim);
-    this.router = new CentroidRouter(dim, this.routing);
+    this.router = new CentroidRouter(dim, this.routing, this.options.sphere);
     this.codeScratch = new Uint8Array(codec.codeBytes(dim));
     this.decoded = new Float32Array(dim);
     this.centroidScratch = new Float32Array(dim);
@@ -257,18 +259,19 @@ export class PageClusters {
       return;
     }
     const routed = this.routed(query.vector);
-    let order = this.nearestPages(routed, count);
+    const offset = query.offset ?? 0;
+    let order = this.nearestPages(routed, count, offset);
     this.pages.scan(query, order, count, top, accept);
     if (top.size >= top.capacity) return;
-    order = this.nearestPages(routed, total);
+    order = this.nearestPages(routed, total, offset);
     for (let i = count; i < total && top.size < top.capacity; i++) this.pages.scan(query, order.subarray(i, i + 1), 1, top, accept);
   }
 
   /** The `n` pages whose centroids are nearest `routed`, nearest first (a reused buffer). */
-  private nearestPages(routed: Float32Array, n: number): Int32Array {
+  private nearestPages(routed: Float32Array, n: number, offset: number): Int32Array {
     if (this.probeTop?.capacity !== n) this.probeTop = new TopK(n);
     if (this.probeOrder.length < n) this.probeOrder = new Int32Array(Math.max(n, 2 * this.probeOrder.length));
-    this.router.nearest(routed, this.probeTop);
+    this.router.nearest(routed, this.probeTop, offset);
     const found = this.probeTop.sortBestFirst();
     for (let i = 0; i < found; i++) this.probeOrder[i] = this.probeTop.slotAt(i);
     return this.probeOrder;

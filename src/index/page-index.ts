@@ -7,6 +7,7 @@ import { SlotTable } from '../scan/slot-table.js';
 import type { TopK } from '../scan/topk.js';
 import { GATHER_COST, MatchingScan } from './matching-scan.js';
 import { PageClusters } from './page-clusters.js';
+import type { RouteSphere } from './router.js';
 import type { IndexSearch, VectorIndex } from './vector-index.js';
 
 /** How a store's page-clustered index is shaped (PAGES.md, "The index over the pages"). */
@@ -15,6 +16,8 @@ export interface PageIndexOptions {
   readonly maxPage?: number;
   /** Seed of the clustering: the same vectors in the same order give the same pages. @default 1 */
   readonly seed?: number;
+  /** Route queries on the unit sphere: a cosine store with a model (VectorSpace.routeSphere()). @default none: by the kernel score */
+  readonly sphere?: RouteSphere;
 }
 
 export const PAGE_INDEX_DEFAULTS = Object.freeze({ maxPage: 192, seed: 1 });
@@ -76,7 +79,7 @@ export class PageIndex implements VectorIndex {
   ) {
     this.stride = codec.strideBytes(dim);
     const maxPage = options.maxPage ?? PAGE_INDEX_DEFAULTS.maxPage;
-    this.clusters = new PageClusters(codec, dim, metric, { maxPage, seed: options.seed ?? PAGE_INDEX_DEFAULTS.seed }, (slot) => this.relocated.add(this.slots.idAt(slot)));
+    this.clusters = new PageClusters(codec, dim, metric, { maxPage, seed: options.seed ?? PAGE_INDEX_DEFAULTS.seed, sphere: options.sphere }, (slot) => this.relocated.add(this.slots.idAt(slot)));
     this.norms = new LargestNorm(codec, dim);
   }
 

@@ -13,13 +13,27 @@ export function halfNormSq(c: Float32Array): number {
 }
 
 /**
+ * Where a cosine store's centroids sit when its stored space is a model's (PCA or the rq rotation):
+ * a stored vector is `W (x − μ)` for a unit `x`, a centroid `c'` the mean of some, so the centroid
+ * in the input space is `c = μ + Wᵀ c'`, with `‖c‖² = ‖μ‖² + 2⟨W μ, c'⟩ + ‖c'‖²` (W's rows are
+ * orthonormal). Routing a query on the unit sphere ranks by `⟨q, c⟩ / ‖c‖`, the cosine to the
+ * centroid's direction, as a store without a model routes by unit centroids (PAGES.md, "Routing").
+ */
+export interface RouteSphere {
+  /** `W μ`: the mean in the stored space, uncentered (dim floats). */
+  readonly center: Float32Array;
+  /** `‖μ‖²`, in the input space. */
+  readonly centerSq: number;
+}
+
+/**
  * The pages nearest a query, for the page-clustered index: every page's centroid in WebAssembly
  * linear memory, scored against the query with one f32 kernel call, the best `n` kept in a heap
  * whose ties go to the lower page. Exact, and faster than an HNSW over the centroids up to about
  * 4,096 pages at 512-d and 16,384 at 100-d (bench/results/router.md).
  *
  * Metrics are the kernel's: 'dot' (for cosine, the caller gives unit centroids and queries, as
- * spherical k-means makes them) or 'l2'. Pages are numbered 0..size-1; removeSwap() moves the last
+ * spherical k-means makes them, or a RouteSphere when the stored space is a model's) or 'l2'. Pages are numbered 0..size-1; removeSwap() moves the last
  * page's centroid into the hole, as the index renumbers its pages. Nothing is allocated per query:
  * the caller passes the heap it reuses.
  */
@@ -36,13 +50,17 @@ export class CentroidRouter {
   private scores = 0;
   /** Half the squared norm of each centroid ('dot' routers): what nearestByDistance() subtracts. */
   private halfNormSq = new Float64Array(0);
+  /** With a sphere: 1 / ‖c‖ of each centroid in the input space (0 for a centroid at the origin). */
+  private inverseNorm = new Float64Array(0);
   private freed = false;
 
   constructor(
     readonly dim: number,
     readonly metric: 'dot' | 'l2',
+    private readonly sphere?: RouteSphere,
   ) {
     if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`dim must be a positive integer, got ${dim}`);
+    if (sphere !== undefined && (metric !== 'dot' || sphere.center.length !== dim)) throw new RangeError(`a sphere routes a 'dot' router by a center of ${dim} floats`);
     this.padded = paddedDim(dim);
     this.scan = this.kernels.scanFunction('f32', metric);
     this.query = this.mem.alloc(this.padded * 4);
@@ -54,9 +72,9 @@ export class CentroidRouter {
     return this.count;
   }
 
-  /** Bytes held: centroids (capacity), their scores and half squared norms, and the query. */
+  /** Bytes held: centroids (capacity), their scores, half squared norms and inverse norms, and the query. */
   get bytes(): number {
-    return this.capacity * (this.padded * 4 + 4 + 8) + this.padded * 4;
+    return this.capacity * (this.padded * 4 + 4 + 8 + this.inverseNorm.BYTES_PER_ELEMENT * (this.sphere === undefined ? 0 : 1)) + this.padded * 4;
   }
 
   /** Adds a page with `centroid` (dim floats); returns its number, `size` before the call. */
@@ -92,14 +110,17 @@ export class CentroidRouter {
     const from = (this.base >> 2) + last * this.padded;
     f32.copyWithin((this.base >> 2) + page * this.padded, from, from + this.padded);
     this.halfNormSq[page] = this.halfNormSq[last]!;
+    if (this.sphere !== undefined) this.inverseNorm[page] = this.inverseNorm[last]!;
   }
 
   /**
    * The `top.capacity` pages nearest `query` (dim floats), by kernel score (higher is closer; for
-   * 'l2' the negated squared distance), left in `top`, which is cleared first.
+   * 'l2' the negated squared distance), left in `top`, which is cleared first. With a sphere, by
+   * `(offset + ⟨query, c'⟩) / ‖c‖`, where `offset` is `⟨q, μ⟩` for the input query `q` whose stored
+   * form is `query` (VectorSpace.scanQueryOf): the cosine of `q` to each centroid.
    */
-  nearest(query: Float32Array, top: TopK): void {
-    this.rank(query, top, false);
+  nearest(query: Float32Array, top: TopK, offset = 0): void {
+    this.rank(query, top, false, offset);
   }
 
   /**
@@ -116,7 +137,7 @@ export class CentroidRouter {
   }
 
   /** Scores every centroid against `v` with the kernel, less ‖c‖²/2 when `byDistance`, the best into `top` (cleared first). */
-  private rank(v: Float32Array, top: TopK, byDistance: boolean): void {
+  private rank(v: Float32Array, top: TopK, byDistance: boolean, offset = 0): void {
     if (this.freed) throw new Error('router used after free()');
     if (v.length !== this.dim) throw new RangeError(`query has ${v.length} dimensions, the router ${this.dim}`);
     top.clear();
@@ -125,6 +146,13 @@ export class CentroidRouter {
     this.scan(this.query, this.base, this.base, this.count, this.padded, this.scores);
     const f32 = this.mem.f32();
     const at = this.scores >> 2;
+    if (!byDistance && this.sphere !== undefined) {
+      for (let page = 0; page < this.count; page++) {
+        const score = (offset + f32[at + page]!) * this.inverseNorm[page]!;
+        if (top.admits(score)) top.push(score, page);
+      }
+      return;
+    }
     for (let page = 0; page < this.count; page++) {
       const score = byDistance ? f32[at + page]! - this.halfNormSq[page]! : f32[at + page]!;
       if (top.admits(score)) top.push(score, page);
@@ -147,7 +175,16 @@ export class CentroidRouter {
     const at = (this.base >> 2) + page * this.padded;
     f32.set(centroid, at);
     f32.fill(0, at + this.dim, at + this.padded);
-    this.halfNormSq[page] = halfNormSq(centroid);
+    const half = halfNormSq(centroid);
+    this.halfNormSq[page] = half;
+    if (this.sphere !== undefined) {
+      const center = this.sphere.center;
+      let cross = 0;
+      for (let i = 0; i < centroid.length; i++) cross += center[i]! * centroid[i]!;
+      // Rounding can take a centroid at the origin a little below zero: it ranks as 0, neither near nor far.
+      const sq = this.sphere.centerSq + 2 * cross + 2 * half;
+      this.inverseNorm[page] = sq > 0 ? 1 / Math.sqrt(sq) : 0;
+    }
   }
 
   private grow(capacity: number): void {
@@ -165,6 +202,11 @@ export class CentroidRouter {
     const halfNormSq = new Float64Array(capacity);
     halfNormSq.set(this.halfNormSq.subarray(0, this.count));
     this.halfNormSq = halfNormSq;
+    if (this.sphere !== undefined) {
+      const inverseNorm = new Float64Array(capacity);
+      inverseNorm.set(this.inverseNorm.subarray(0, this.count));
+      this.inverseNorm = inverseNorm;
+    }
   }
 
   private check(centroid: Float32Array): void {

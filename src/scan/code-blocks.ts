@@ -69,6 +69,8 @@ export interface ScanQuery {
   readonly metric: KernelMetric;
   /** Quantize the query to int8 too and use the integer kernels; honoured for the int8 codec with dot/cosine. */
   readonly int8Query: boolean;
+  /** What the space adds back to kernel scores (`⟨q, μ⟩` with a model, VectorSpace.scanQueryOf); a sphere router needs it. @default 0 */
+  readonly offset?: number;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { KernelMetric } from '../kernels/index.js';
 import { dotMean, fitPca, reconstruct, type PcaModel } from '../pca/pca.js';
 import { Projector } from '../pca/projector.js';
+import type { RouteSphere } from '../index/router.js';
 import type { ScanQuery } from '../scan/code-blocks.js';
 import type { StoreConfig } from '../store/state.js';
 import { normalized } from '../vector.js';
@@ -89,7 +90,24 @@ export class VectorSpace {
     const metric = this.kernelMetric();
     if (this.model === undefined || this.projector === undefined) return { scan: { vector: q, metric, int8Query: INT8_QUERY }, offset: 0 };
     if (this.config.metric === 'l2') return { scan: { vector: this.projector.centered(q), metric, int8Query: INT8_QUERY }, offset: 0 };
-    return { scan: { vector: this.projector.uncentered(q), metric, int8Query: INT8_QUERY }, offset: dotMean(this.model, q) };
+    const offset = dotMean(this.model, q);
+    return { scan: { vector: this.projector.uncentered(q), metric, int8Query: INT8_QUERY, offset }, offset };
+  }
+
+  /**
+   * How a page index routes this store's queries on the unit sphere: for a cosine store with a
+   * model (whose kernels rank by the dot product of uncentered queries with centered vectors), the
+   * mean in the stored space; else undefined (the router ranks by the kernel score). Routing by
+   * the dot product with the centroids instead favours the pages whose members are least spread
+   * (their means are longest): measured on rq2 over GloVe 50k at the default `nprobe`, 0.947
+   * recall@10 that way against 0.968 on the sphere (README, "Rotated codes").
+   */
+  routeSphere(): RouteSphere | undefined {
+    if (this.config.metric !== 'cosine' || this.model === undefined || this.projector === undefined) return undefined;
+    const mean = this.model.mean;
+    let centerSq = 0;
+    for (let i = 0; i < mean.length; i++) centerSq += mean[i]! * mean[i]!;
+    return { center: this.projector.uncentered(mean), centerSq };
   }
 
   /** A vector of the input space from a stored (projected) one: the PCA reconstruction, or itself. */
