@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemStore, MemstoreError, type OpenOptions } from '../src/index.js';
-import { clustered, rng, tempDir } from './helpers.js';
+import { bruteForce, clustered, gaussian, perturb, rng, tempDir } from './helpers.js';
 
 /**
  * The page-clustered index inside a store: clustering at `pages.from`, pages kept across
@@ -262,5 +262,45 @@ test('store pages: bad pages options are INVALID_OPTION, naming nothing half-ope
       (e: unknown) => e instanceof MemstoreError && e.code === 'INVALID_OPTION',
       JSON.stringify(pages),
     );
+  }
+});
+
+test('store pages: a cosine store with a model (PCA, the rq rotation) routes a query to the page whose centroid is nearest it in direction, not to the longest centroid', async () => {
+  // Two groups in 8 of 16 dimensions (PCA to 8 keeps them whole), each a page: a tight one about
+  // e0, whose centroid is nearly unit (0.99), and a spread one at cosine 0.5 to e1 whose members
+  // lean toward e0 by −0.48 to 0.48, whose centroid is about half as long (0.52). Near a member
+  // leaning 0.35 or more, a query is nearer in direction to the spread centroid (cosine 0.50 to 0.64,
+  // against 0.38 to 0.46 to the tight one) and its nearest records are spread ones, but its dot
+  // product with the tight centroid is the larger (0.38 to 0.46, against 0.26 to 0.33): probing
+  // one page, only routing on the unit sphere scans the page that holds them.
+  const dim = 16;
+  const next = rng(31);
+  const unit = (v: Float32Array) => {
+    const n = Math.hypot(...v);
+    return v.map((x) => x / n);
+  };
+  const items: { id: string; vector: Float32Array }[] = [];
+  const queries: Float32Array[] = [];
+  for (let i = 0; i < 40; i++) {
+    items.push({ id: `tight${i}`, vector: unit(Float32Array.from({ length: dim }, (_, j) => (j === 0 ? 1 : 0) + (j < 8 ? 0.05 * gaussian(next) : 0))) });
+    const lean = -0.55 + (1.1 * i) / 39;
+    const side = unit(Float32Array.from({ length: dim }, (_, j) => (j >= 2 && j < 8 ? gaussian(next) : 0))).map((x) => x * Math.sqrt(1 - lean * lean));
+    const vector = side.map((x, j) => (j === 1 ? 0.5 : 0) + 0.866 * (j === 0 ? lean : x));
+    items.push({ id: `spread${i}`, vector });
+    if (lean >= 0.4) queries.push(perturb(vector, 0.99, next));
+  }
+  for (const model of [{ pca: { dims: 8 } }, { codec: 'rq4' as const }]) {
+    const store = await MemStore.open(tempDir(), { dim, durability: 'none', cache: false, trainSize: 80, pages: { from: 80, maxPage: 64 }, ...model });
+    try {
+      await store.add(items);
+      assert.equal(store.stats().pages, 2, JSON.stringify(model));
+      for (const [i, q] of queries.entries()) {
+        const truth = bruteForce('cosine', q, items, 3);
+        assert.ok(truth.every((id) => id.startsWith('spread')), `query ${i}: ${truth}`);
+        assert.deepEqual((await store.search(q, { k: 3, nprobe: 1 })).map((h) => h.id), truth, `${JSON.stringify(model)}, query ${i}`);
+      }
+    } finally {
+      await store.close();
+    }
   }
 });
