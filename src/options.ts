@@ -9,8 +9,11 @@ import type { Durability } from '../wal/index.js';
  * coarser the codes, the deeper the true neighbours can rank by estimate (README, "Rotated codes").
  * int8 takes 2: 20 candidates for k = 10 found the same top 10 as 40 at every `nprobe` and with
  * `exact` (the 10k and 50k sentence sets, GloVe 100k and 331k), the page index's searches in 4–24%
- * less time (README, "Rescoring guided by error bounds"). A PCA store takes at least
- * PCA_OVERSAMPLE (defaultOversample()).
+ * less time (README, "Rescoring guided by error bounds"). rq2 takes 12 and rq1 24 (were 16 and 32):
+ * at equal recall the fewer candidates with more pages probed were faster on every set measured
+ * (`bench/oversample.ts`, README "Rotated codes"), and `exact: true` still finds rq2 ≥ 0.995 of
+ * the 512-d sets' top 10 and 0.995 of GloVe's, rq1 ≥ 0.999 of the 512-d sets'. A PCA store takes
+ * at least PCA_OVERSAMPLE (defaultOversample()).
  */
 export const DEFAULT_OVERSAMPLE: Readonly<Record<CodecName, number>> = {
   f32: 4,
@@ -19,8 +22,8 @@ export const DEFAULT_OVERSAMPLE: Readonly<Record<CodecName, number>> = {
   'fp8-e4m3': 4,
   'fp8-e5m2': 4,
   rq4: 10,
-  rq2: 16,
-  rq1: 32,
+  rq2: 12,
+  rq1: 24,
 };
 
 /**

@@ -98,6 +98,8 @@ for (const [codec, metric] of [['int8', 'cosine'], ['int8', 'dot'], ['f16', 'l2'
             const a = paged.recordAt(slot);
             const b = flat.recordAt(slot);
             assert.deepEqual([...a.code], [...b.code]);
+            assert.deepEqual([...paged.codeAt(slot)], [...a.code]);
+            assert.deepEqual([...flat.codeAt(slot)], [...b.code]);
             assert.equal(a.scale, b.scale);
             assert.deepEqual([a.generation, a.segment, a.offset, a.documented], [b.generation, b.segment, b.offset, b.documented]);
             assert.ok(a.page >= 0 && a.page < paged.pages);

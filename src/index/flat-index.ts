@@ -151,6 +151,10 @@ export class FlatIndex implements VectorIndex {
     return this.blocks.maxNorm();
   }
 
+  codeAt(slot: number): Uint8Array {
+    return this.blocks.codeAt(slot);
+  }
+
   codeErrorAt(slot: number): number {
     return this.blocks.codeErrorAt(slot);
   }

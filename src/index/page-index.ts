@@ -272,6 +272,11 @@ export class PageIndex implements VectorIndex {
     });
   }
 
+  codeAt(slot: number): Uint8Array {
+    if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
+    return this.clusters.codeView(slot).code;
+  }
+
   codeErrorAt(slot: number): number {
     if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
     const { code, scale } = this.clusters.codeView(slot);

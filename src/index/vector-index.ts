@@ -105,6 +105,8 @@ export interface VectorIndex {
   maxNorm(): number;
   /** An upper bound on the distance between the vector in `slot` (in the stored space) and its decoded code. */
   codeErrorAt(slot: number): number;
+  /** The code of `slot` as a view into the index's memory, valid until the next write or growth (recordAt() without the rest of the record). */
+  codeAt(slot: number): Uint8Array;
   /** Scores the vectors `options` selects against `query`, keeping the best (by slot) in `top`. */
   search(query: ScanQuery, top: TopK, options: IndexSearch): void;
   /**

@@ -309,6 +309,13 @@ export class CodeBlocks {
   }
 
   /** An upper bound on how far the decoded code in `slot` is from the vector it encodes (Codec.codeError). */
+  /** The code of `slot` as a view into linear memory, valid until the next write or growth. */
+  codeAt(slot: number): Uint8Array {
+    if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
+    const at = this.codeAddress(slot);
+    return this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim));
+  }
+
   codeErrorAt(slot: number): number {
     if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
     const at = this.codeAddress(slot);

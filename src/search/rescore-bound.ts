@@ -74,7 +74,7 @@ function rqBound(index: VectorIndex, scan: ScanQuery, queryError: number, offset
   const l2 = scan.metric === 'l2';
   return {
     upper(kernel, slot) {
-      const code = index.recordAt(slot).code;
+      const code = index.codeAt(slot);
       const err = codec.residualError(code, dim);
       const normSq = codec.normSquared(code, dim);
       const seen = Math.sqrt(normSq + err * err);
