@@ -27,7 +27,7 @@ import type { PcaModel } from './pca/pca.js';
 import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import { PageIndex } from './index/page-index.js';
-import type { VectorIndex } from './index/vector-index.js';
+import { carryColumns, type VectorIndex } from './index/vector-index.js';
 import { ensureDurableDir, importMarkerPath, indexFilePath, repairLogDir, statePath, walDir } from './store/files.js';
 import type { IndexDamage, IndexFile } from './store/index-file.js';
 import { ChangedRecords, NO_DOC } from './store/changed-records.js';
@@ -613,6 +613,7 @@ export class MemStore {
       next.recluster();
       // Written whole by the next checkpoint.
       next.takeRelocated();
+      carryColumns(flat, next);
     } catch (e) {
       // The exact index still holds every code: searches go on scanning it, and the next write tries again.
       next.free();
@@ -674,6 +675,7 @@ export class MemStore {
         if (this.config.keepFull) next.setPlace(id, buffer.placeOf(id));
         else this.releaseVectorOf(buffer, id);
       }
+      carryColumns(buffer, next);
       buffer.free();
       this.index = next;
       this.space.adopt(fitted);

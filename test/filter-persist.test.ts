@@ -329,3 +329,44 @@ test('columns: a checkpoint naming its columns file without a digest (an older w
   assert.equal(typeof checkpointOf(dir).columns?.digest, 'number', 'close() wrote the columns again, named by their digest');
   assert.equal(await firstSearchReads(dir), 0);
 });
+
+test('columns: training and the switch to pages carry the columns over: the first filtered search after either reads no record\'s metadata but its hits\', and answers as the metadata says', async () => {
+  for (const model of [{ pca: { dims: 8 } }, { codec: 'rq2' as const }]) {
+    const dir = tempDir('memstore-columns-');
+    const many = clustered(240, DIM, 17);
+    const options = { dim: DIM, cache: false as const, trainSize: 64, pages: { from: 200, maxPage: 32 }, ...model };
+    let store = await MemStore.open(dir, options);
+    const ids: string[] = [];
+    const add = async (from: number, to: number) => {
+      await store.add(many.slice(from, to).map((vector, i) => ({ id: `r${from + i}`, vector, meta: metaOf(from + i) })));
+      for (let i = from; i < to; i++) ids.push(`r${i}`);
+    };
+    // Closed and reopened before each step, so that the records' metadata is read from the state
+    // (not from the writes a checkpoint has yet to take), and the columns from their file.
+    const reopen = async () => {
+      await store.close();
+      store = await MemStore.open(dir, options);
+    };
+    const firstReads = async (what: string) => {
+      const spy = spyOnDocReads(store);
+      const hits = await store.search(many[0]!, { k: 5, filter: { ns: 'ns-3', even: true } });
+      assert.equal(spy.ids.filter((id) => !hits.some((h) => h.id === id)).length, 0, `${JSON.stringify(model)}: ${what}`);
+      assert.equal(await columnsDisagree(store, ids, FILTERS, many[1]!), undefined, `${JSON.stringify(model)}: ${what}`);
+    };
+    try {
+      await add(0, 40);
+      assert.equal(await columnsDisagree(store, ids, FILTERS, many[0]!), undefined);
+      await reopen();
+      assert.equal(store.stats().trained, false);
+      await add(40, 80);
+      assert.equal(store.stats().trained, true, 'trained');
+      await firstReads('after training');
+      await reopen();
+      await add(80, 220);
+      assert.ok(store.stats().pages > 1, 'paged');
+      await firstReads('after the switch to pages');
+    } finally {
+      await store.close();
+    }
+  }
+});

@@ -145,3 +145,18 @@ export interface VectorIndex {
   /** Returns all memory; the index is unusable afterwards. */
   free(): void;
 }
+
+/**
+ * Hands `from`'s filter columns to `to`, an index just filled with the same records (training's
+ * re-encoding, the switch to pages), as a checkpoint's columns are restored: a filtered search
+ * right after reads no metadata. Only when every slot holds the same id in both (columns are a
+ * code per slot); otherwise, or for a column restore() refuses, nothing is carried and the first
+ * filter on the field makes it from metadata, as before. Returns the columns carried.
+ */
+export function carryColumns(from: VectorIndex, to: VectorIndex): number {
+  if (from.columns.fields === 0 || to.columns.fields > 0 || from.size !== to.size) return 0;
+  for (let slot = 0; slot < from.size; slot++) if (from.idAt(slot) !== to.idAt(slot)) return 0;
+  let carried = 0;
+  for (const c of from.columns.exported()) if (to.columns.restore(c.field, c.keys, c.codes)) carried++;
+  return carried;
+}
