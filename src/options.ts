@@ -102,7 +102,7 @@ export interface OpenOptions {
   rescore?: boolean;
   /**
    * Candidates taken from the quantized scan per requested result when rescoring: the most a search
-   * rescores, since error bounds let the hopeless ones go unread. @default 2 (int8), 4 (fp8, f16, f32, and any codec after PCA), 10 (rq4), 16 (rq2), 32 (rq1)
+   * rescores, since error bounds let the hopeless ones go unread. @default 2 (int8), 4 (fp8, f16, f32, and any codec after PCA), 10 (rq4), 12 (rq2), 24 (rq1)
    */
   oversample?: number;
   /** When a write's promise resolves: after fsync ('always'), after at most a few ms ('batch'), or when the OS writes ('none'). @default 'always' */

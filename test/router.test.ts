@@ -153,23 +153,30 @@ function orthonormalRows(rows: number, cols: number, next: () => number): Float6
   return out;
 }
 
+function transpose(rows: Float64Array[]): Float64Array[] {
+  return Array.from({ length: rows[0]!.length }, (_, c) => Float64Array.from(rows, (r) => r[c]!));
+}
+
 test('router with a sphere: queries rank by the cosine of the input query to each centroid in the input space (μ + Wᵀc\'), after random adds, replacements and swap-removals; vectors are still placed by distance', () => {
   fc.assert(
     fc.property(
       fc.array(fc.record({ op: fc.constantFrom('add', 'add', 'set', 'remove', 'query', 'place'), pick: fc.nat(), seed: fc.nat(), scale: fc.constantFrom(0.05, 0.3, 1) }), { maxLength: 80 }),
-      fc.constantFrom([12, 12], [12, 5], [17, 16]),
+      // [in, out]; out > in: a padded rotation, orthonormal columns only (the router then gets W and μ).
+      fc.constantFrom([12, 12], [12, 5], [17, 16], [5, 12], [3, 16]),
       fc.integer({ min: 1, max: 10 }),
       fc.nat(),
       (ops, [inDim, outDim], n, modelSeed) => {
         const next = rng(modelSeed + 7);
-        const w = orthonormalRows(outDim!, inDim!, next);
+        const padded = outDim! > inDim!;
+        const w = padded ? transpose(orthonormalRows(inDim!, outDim!, next)) : orthonormalRows(outDim!, inDim!, next);
         // A mean of unit vectors: inside the unit ball, as a cosine store's is.
         const mu = Float64Array.from({ length: inDim! }, () => gaussian(next));
         const muScale = 0.9 * next() / Math.hypot(...mu);
         for (let i = 0; i < inDim!; i++) mu[i] = mu[i]! * muScale;
         const project = (x: ArrayLike<number>) => Float32Array.from(w, (row) => row.reduce((s, a, i) => s + a * x[i]!, 0));
         const inInput = (c: Float32Array) => Float64Array.from(mu, (m, i) => m + w.reduce((s, row, r) => s + row[i]! * c[r]!, 0));
-        const router = new CentroidRouter(outDim!, 'dot', { center: project(mu), centerSq: mu.reduce((s, m) => s + m * m, 0) });
+        const back = padded ? { components: Float32Array.from(w.flatMap((row) => [...row])), mean: Float32Array.from(mu) } : undefined;
+        const router = new CentroidRouter(outDim!, 'dot', { center: project(mu), centerSq: mu.reduce((s, m) => s + m * m, 0), ...(back === undefined ? {} : { back }) });
         const model: Float32Array[] = [];
         const top = new TopK(n);
         try {

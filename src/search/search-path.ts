@@ -500,14 +500,15 @@ export class SearchPath {
       const b = rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes ? bound() : undefined;
       const uppers = b === undefined ? undefined : rest.map((x) => b.upper(x.kernel, x.slot));
       // The k best exact scores so far, fed as `ranked` grows (sorting it again for every chunk cost
-      // 28 µs a search on rq2, whose rescoring takes ten chunks and more).
-      const best = new TopK(want.k);
+      // 28 µs a search on rq2, whose rescoring takes ten chunks and more). Only with bounds, which
+      // need k scores: a k past the candidates (up to MAX_K) allocates nothing.
+      const best = uppers === undefined ? undefined : new TopK(want.k);
       let fed = 0;
       // The places of `rest` were taken with the others, before the first batch was awaited: a write
       // since then makes them stale (scoreLoaded() must not keep what they hold hot).
       for (let at = 0; at < rest.length; ) {
         let chunk: Source[];
-        if (uppers !== undefined && ranked.length >= want.k && this.env.writes() === writes) {
+        if (uppers !== undefined && best !== undefined && ranked.length >= want.k && this.env.writes() === writes) {
           for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
           const kth = best.kthBest();
           chunk = [];

@@ -15,6 +15,13 @@ import { fitRotation } from './rotation.js';
 const INT8_QUERY = true;
 
 /**
+ * How far from 1 a row's squared norm may be for the model's rows to count as orthonormal: far above
+ * the float32 model's rounding (about 1e-6), far below a padded rotation's shortfall (its rows'
+ * squares average the taken dimensions over the padded ones, at most 1 − 1/128).
+ */
+const ROW_NORM_SLACK = 1e-3;
+
+/**
  * Whether a store of `config` fits a model on its first `trainSize` vectors: PCA, or the rotation and
  * center of rq codes. Until it has, it keeps float32 vectors and answers exactly; once marked
  * trained, it must hold the model (open and verify check that).
@@ -104,10 +111,18 @@ export class VectorSpace {
    */
   routeSphere(): RouteSphere | undefined {
     if (this.config.metric !== 'cosine' || this.model === undefined || this.projector === undefined) return undefined;
-    const mean = this.model.mean;
+    const { mean, components, inDim, outDim } = this.model;
     let centerSq = 0;
     for (let i = 0; i < mean.length; i++) centerSq += mean[i]! * mean[i]!;
-    return { center: this.projector.uncentered(mean), centerSq };
+    const sphere = { center: this.projector.uncentered(mean), centerSq };
+    // A rotation padded to more dimensions than it takes has rows shorter than 1 (their squares sum
+    // to the dimensions it takes): then the router computes each centroid's norm as written.
+    for (let o = 0; o < outDim; o++) {
+      let sq = 0;
+      for (let i = 0; i < inDim; i++) sq += components[o * inDim + i]! * components[o * inDim + i]!;
+      if (Math.abs(sq - 1) > ROW_NORM_SLACK) return { ...sphere, back: { components, mean } };
+    }
+    return sphere;
   }
 
   /** A vector of the input space from a stored (projected) one: the PCA reconstruction, or itself. */
