@@ -56,8 +56,8 @@ test('today: sphere routing of an rq store whose rotation has more dimensions th
   // orthonormal, its 128 rows are not, and ‖Cᵀc′‖ < ‖c′‖ whenever c′ leaves the range of C, which
   // every page centroid does (the mean of decoded codes carries quantization noise in all 128
   // dimensions). The router took ‖c′‖² for ‖Cᵀc′‖² and kept 1/‖c‖ too small, by 5 to 22% at dim 3
-  // with rq1, by an amount that differed per page (found by this test); it now computes the norm as
-  // written for such models (RouteSphere.back). Control below: dim 128 (no padding).
+  // with rq1, by an amount that differed per page (found by this test); it now takes off the part of c′
+  // along what the model's range leaves out (RouteSphere.complement). Control below: dim 128 (no padding).
   const dim = 3;
   const next = rng(7);
   const items: { id: string; vector: Float32Array }[] = [];

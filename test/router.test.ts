@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { CentroidRouter } from '../src/index/router.js';
+import { rangeComplement } from '../src/space/range-complement.js';
 import { TopK } from '../src/scan/topk.js';
 import { dot, squaredDistance } from '../src/vector.js';
 import { gaussian, rng } from './helpers.js';
@@ -175,8 +176,8 @@ test('router with a sphere: queries rank by the cosine of the input query to eac
         for (let i = 0; i < inDim!; i++) mu[i] = mu[i]! * muScale;
         const project = (x: ArrayLike<number>) => Float32Array.from(w, (row) => row.reduce((s, a, i) => s + a * x[i]!, 0));
         const inInput = (c: Float32Array) => Float64Array.from(mu, (m, i) => m + w.reduce((s, row, r) => s + row[i]! * c[r]!, 0));
-        const back = padded ? { components: Float32Array.from(w.flatMap((row) => [...row])), mean: Float32Array.from(mu) } : undefined;
-        const router = new CentroidRouter(outDim!, 'dot', { center: project(mu), centerSq: mu.reduce((s, m) => s + m * m, 0), ...(back === undefined ? {} : { back }) });
+        const complement = padded ? rangeComplement(Float32Array.from(w.flatMap((row) => [...row])), outDim!, inDim!).complement : undefined;
+        const router = new CentroidRouter(outDim!, 'dot', { center: project(mu), centerSq: mu.reduce((s, m) => s + m * m, 0), ...(complement === undefined ? {} : { complement }) });
         const model: Float32Array[] = [];
         const top = new TopK(n);
         try {
@@ -219,4 +220,29 @@ test('router with a sphere: queries rank by the cosine of the input query to eac
 test('router with a sphere: a center of another dimension, or a sphere on an l2 router, is a RangeError', () => {
   assert.throws(() => new CentroidRouter(8, 'dot', { center: new Float32Array(7), centerSq: 0 }), RangeError);
   assert.throws(() => new CentroidRouter(8, 'l2', { center: new Float32Array(8), centerSq: 0 }), RangeError);
+});
+
+test('rangeComplement: an orthonormal basis of what the columns of W leave out (none for orthonormal rows; the padding of a tall isometry, alone or times orthonormal rows)', () => {
+  const next = rng(3);
+  const flat = (rows: Float64Array[]) => Float32Array.from(rows.flatMap((r) => [...r]));
+  const times = (a: Float64Array[], b: Float64Array[]) => a.map((row) => Float64Array.from({ length: b[0]!.length }, (_, j) => row.reduce((s, x, k) => s + x * b[k]![j]!, 0)));
+  const cases: { name: string; w: Float64Array[]; range: number }[] = [
+    { name: 'orthonormal rows (PCA, 6 of 20)', w: orthonormalRows(6, 20, next), range: 6 },
+    { name: 'a square rotation (16)', w: orthonormalRows(16, 16, next), range: 16 },
+    { name: 'a tall isometry (3 padded to 16)', w: transpose(orthonormalRows(3, 16, next)), range: 3 },
+    { name: 'a tall isometry (12 padded to 16) times orthonormal rows (12 of 40)', w: times(transpose(orthonormalRows(12, 16, next)), orthonormalRows(12, 40, next)), range: 12 },
+  ];
+  for (const { name, w, range } of cases) {
+    const rows = w.length;
+    const cols = w[0]!.length;
+    const got = rangeComplement(flat(w), rows, cols);
+    assert.equal(got.range, range, name);
+    const basis = Array.from({ length: got.complement.length / rows }, (_, i) => got.complement.subarray(i * rows, (i + 1) * rows));
+    assert.equal(basis.length, rows - range, name);
+    for (const [i, v] of basis.entries()) {
+      for (const [j, u] of basis.entries()) assert.ok(Math.abs(dot(v, u) - (i === j ? 1 : 0)) < 1e-5, `${name}: basis ${i}, ${j}`);
+      for (let c = 0; c < cols; c++) assert.ok(Math.abs(w.reduce((s, row, r) => s + row[c]! * v[r]!, 0)) < 1e-5, `${name}: basis ${i} against column ${c}`);
+    }
+  }
+  assert.throws(() => rangeComplement(new Float32Array(5), 2, 3), RangeError);
 });

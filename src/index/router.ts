@@ -17,20 +17,21 @@ export function halfNormSq(c: Float32Array): number {
  * a stored vector is `W (x − μ)` for a unit `x`, a centroid `c'` the mean of some, so the centroid
  * in the input space is `c = μ + Wᵀ c'`. Routing a query on the unit sphere ranks by
  * `⟨q, c⟩ / ‖c‖`, the cosine to the centroid's direction, as a store without a model routes by unit
- * centroids (PAGES.md). When W's rows are orthonormal (PCA; a rotation onto as many dimensions as
- * it takes), `‖c‖² = ‖μ‖² + 2⟨W μ, c'⟩ + ‖c'‖²`, from `center` and `centerSq` alone. A rotation
- * padded to more dimensions than it takes (rq at a dimension not a multiple of 128) has orthonormal
- * columns only, and a centroid of decoded codes leaves W's range (their quantization noise fills
- * every dimension), so `‖c'‖` overstates `‖Wᵀ c'‖` (by 0.5% to 22%, found by a hostile test): then
- * `back` is given and `‖μ + Wᵀ c'‖` is computed as written.
+ * centroids (PAGES.md). W is an isometry times a matrix of orthonormal rows (PCA, a rotation, or
+ * both), so `‖Wᵀ c'‖` is the length of `c'`'s part in W's range, and
+ * `‖c‖² = ‖μ‖² + 2⟨W μ, c'⟩ + ‖c'‖² − Σ ⟨v, c'⟩²` over an orthonormal basis `v` of what W's range
+ * leaves out: nothing for PCA or a rotation onto as many dimensions as it takes, the padding for a
+ * rotation padded to more (rq at a dimension not a multiple of 128), where a centroid of decoded
+ * codes leaves W's range (their quantization noise fills every dimension) and `‖c'‖` alone
+ * overstated `‖Wᵀ c'‖` by 0.5% to 22% (found by a hostile test).
  */
 export interface RouteSphere {
   /** `W μ`: the mean in the stored space, uncentered (dim floats). */
   readonly center: Float32Array;
   /** `‖μ‖²`, in the input space. */
   readonly centerSq: number;
-  /** W (dim rows of `mean.length` floats, row-major) and μ, when W's rows are not orthonormal. */
-  readonly back?: { readonly components: Float32Array; readonly mean: Float32Array };
+  /** An orthonormal basis of what W's range leaves out (rangeComplement()), dim floats each, row-major; none when W's range is all of the stored space. */
+  readonly complement?: Float32Array;
 }
 
 /**
@@ -59,8 +60,6 @@ export class CentroidRouter {
   private halfNormSq = new Float64Array(0);
   /** With a sphere: 1 / ‖c‖ of each centroid in the input space (0 for a centroid at the origin). */
   private inverseNorm = new Float64Array(0);
-  /** The centroid in the input space, while backNormSq() computes it. */
-  private backScratch: Float64Array | undefined;
   private freed = false;
 
   constructor(
@@ -70,7 +69,7 @@ export class CentroidRouter {
   ) {
     if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`dim must be a positive integer, got ${dim}`);
     if (sphere !== undefined && (metric !== 'dot' || sphere.center.length !== dim)) throw new RangeError(`a sphere routes a 'dot' router by a center of ${dim} floats`);
-    if (sphere?.back !== undefined && sphere.back.components.length !== dim * sphere.back.mean.length) throw new RangeError(`a sphere's back-projection needs ${dim} rows of ${sphere.back.mean.length} floats`);
+    if (sphere?.complement !== undefined && sphere.complement.length % dim !== 0) throw new RangeError(`a sphere's complement needs rows of ${dim} floats`);
     this.padded = paddedDim(dim);
     this.scan = this.kernels.scanFunction('f32', metric);
     this.query = this.mem.alloc(this.padded * 4);
@@ -188,35 +187,26 @@ export class CentroidRouter {
     const half = halfNormSq(centroid);
     this.halfNormSq[page] = half;
     if (this.sphere !== undefined) {
-      const sq = this.sphere.back === undefined ? this.inputNormSq(centroid, half) : this.backNormSq(centroid, this.sphere.back);
+      const sq = this.inputNormSq(centroid, half);
       // Rounding can take a centroid at the origin a little below zero: it ranks as 0, neither near nor far.
       this.inverseNorm[page] = sq > 0 ? 1 / Math.sqrt(sq) : 0;
     }
   }
 
-  /** ‖μ + Wᵀ c'‖² for W with orthonormal rows: ‖μ‖² + 2⟨W μ, c'⟩ + ‖c'‖² (`half` = ‖c'‖²/2). */
+  /** ‖μ + Wᵀ c'‖² = ‖μ‖² + 2⟨W μ, c'⟩ + ‖c'‖² − Σ ⟨v, c'⟩² (RouteSphere; `half` = ‖c'‖²/2). */
   private inputNormSq(centroid: Float32Array, half: number): number {
-    const center = this.sphere!.center;
+    const { center, centerSq, complement } = this.sphere!;
     let cross = 0;
     for (let i = 0; i < centroid.length; i++) cross += center[i]! * centroid[i]!;
-    return this.sphere!.centerSq + 2 * cross + 2 * half;
-  }
-
-  /** ‖μ + Wᵀ c'‖², as written: dim × inDim steps, paid when a centroid is set (every add to its page). */
-  private backNormSq(centroid: Float32Array, back: NonNullable<RouteSphere['back']>): number {
-    const { components, mean } = back;
-    const inDim = mean.length;
-    const c = (this.backScratch ??= new Float64Array(inDim));
-    for (let i = 0; i < inDim; i++) c[i] = mean[i]!;
-    for (let o = 0; o < this.dim; o++) {
-      const w = centroid[o]!;
-      if (w === 0) continue;
-      const row = o * inDim;
-      for (let i = 0; i < inDim; i++) c[i]! += w * components[row + i]!;
+    let outside = 0;
+    if (complement !== undefined) {
+      for (let at = 0; at < complement.length; at += this.dim) {
+        let d = 0;
+        for (let i = 0; i < this.dim; i++) d += complement[at + i]! * centroid[i]!;
+        outside += d * d;
+      }
     }
-    let sq = 0;
-    for (let i = 0; i < inDim; i++) sq += c[i]! * c[i]!;
-    return sq;
+    return centerSq + 2 * cross + 2 * half - outside;
   }
 
   private grow(capacity: number): void {

@@ -6,6 +6,7 @@ import type { ScanQuery } from '../scan/code-blocks.js';
 import type { StoreConfig } from '../store/state.js';
 import { normalized } from '../vector.js';
 import { isRqCodec } from '../codec/codec.js';
+import { rangeComplement } from './range-complement.js';
 import { fitRotation } from './rotation.js';
 
 /**
@@ -114,15 +115,16 @@ export class VectorSpace {
     const { mean, components, inDim, outDim } = this.model;
     let centerSq = 0;
     for (let i = 0; i < mean.length; i++) centerSq += mean[i]! * mean[i]!;
-    const sphere = { center: this.projector.uncentered(mean), centerSq };
-    // A rotation padded to more dimensions than it takes has rows shorter than 1 (their squares sum
-    // to the dimensions it takes): then the router computes each centroid's norm as written.
+    const center = this.projector.uncentered(mean);
+    // Rows of length 1 are orthonormal here (an isometry times orthonormal rows), and W's range is
+    // the whole stored space; a padded rotation's rows are shorter (their squares sum to the
+    // dimensions it takes): then the router needs what its range leaves out.
     for (let o = 0; o < outDim; o++) {
       let sq = 0;
       for (let i = 0; i < inDim; i++) sq += components[o * inDim + i]! * components[o * inDim + i]!;
-      if (Math.abs(sq - 1) > ROW_NORM_SLACK) return { ...sphere, back: { components, mean } };
+      if (Math.abs(sq - 1) > ROW_NORM_SLACK) return { center, centerSq, complement: rangeComplement(components, outDim, inDim).complement };
     }
-    return sphere;
+    return { center, centerSq };
   }
 
   /** A vector of the input space from a stored (projected) one: the PCA reconstruction, or itself. */
