@@ -41,9 +41,9 @@ export interface RouteSphere {
  * 4,096 pages at 512-d and 16,384 at 100-d (bench/results/router.md).
  *
  * Metrics are the kernel's: 'dot' (for cosine, the caller gives unit centroids and queries, as
- * spherical k-means makes them, or a RouteSphere when the stored space is a model's) or 'l2'. Pages are numbered 0..size-1; removeSwap() moves the last
- * page's centroid into the hole, as the index renumbers its pages. Nothing is allocated per query:
- * the caller passes the heap it reuses.
+ * spherical k-means makes them, or a RouteSphere when the stored space is a model's) or 'l2'.
+ * Pages are numbered 0..size-1; removeSwap() moves the last page's centroid into the hole, as the
+ * index renumbers its pages. Nothing is allocated per query: the caller passes the heap it reuses.
  */
 export class CentroidRouter {
   private readonly kernels = kernels();
@@ -81,9 +81,13 @@ export class CentroidRouter {
     return this.count;
   }
 
-  /** Bytes held: centroids (capacity), their scores, half squared norms and inverse norms, and the query. */
+  /**
+   * Bytes held: centroids (capacity), their scores, half squared norms and inverse norms, and the
+   * query. Not the sphere's vectors: they are the model's, which is not counted here, as the
+   * projector's axes are not.
+   */
   get bytes(): number {
-    return this.capacity * (this.padded * 4 + 4 + 8 + this.inverseNorm.BYTES_PER_ELEMENT * (this.sphere === undefined ? 0 : 1)) + this.padded * 4;
+    return this.capacity * (this.padded * 4 + 4 + 8 + (this.sphere === undefined ? 0 : 8)) + this.padded * 4;
   }
 
   /** Adds a page with `centroid` (dim floats); returns its number, `size` before the call. */
