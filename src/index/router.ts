@@ -1,6 +1,7 @@
 import { kernels, type ScanFn } from '../kernels/index.js';
 import { paddedDim } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
+import { dot } from '../vector.js';
 
 /** Centroids the router has room for before it first grows (by a quarter from there). */
 const FIRST_CAPACITY = 64;
@@ -200,8 +201,7 @@ export class CentroidRouter {
   /** ‖μ + Wᵀ c'‖² = ‖μ‖² + 2⟨W μ, c'⟩ + ‖c'‖² − Σ ⟨v, c'⟩² (RouteSphere; `half` = ‖c'‖²/2). */
   private inputNormSq(centroid: Float32Array, half: number): number {
     const { center, centerSq, complement } = this.sphere!;
-    let cross = 0;
-    for (let i = 0; i < centroid.length; i++) cross += center[i]! * centroid[i]!;
+    const cross = dot(center, centroid);
     let outside = 0;
     if (complement !== undefined) {
       for (let at = 0; at < complement.length; at += this.dim) {

@@ -121,8 +121,6 @@ interface Batch {
   readonly idOf: (slot: number) => string;
 }
 
-/** The k-th best score of `ranked` (at least k entries). */
-
 /**
  * Candidates past the first k read per batch while rescoring: after each, the k-th best exact score
  * is taken again and the bounds cut the next batch by it (RESCORING.md, "The rule").

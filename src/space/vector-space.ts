@@ -4,7 +4,7 @@ import { Projector } from '../pca/projector.js';
 import type { RouteSphere } from '../index/router.js';
 import type { ScanQuery } from '../scan/code-blocks.js';
 import type { StoreConfig } from '../store/state.js';
-import { normalized } from '../vector.js';
+import { dot, normalized } from '../vector.js';
 import { isRqCodec } from '../codec/codec.js';
 import { rangeComplement } from './range-complement.js';
 import { fitRotation } from './rotation.js';
@@ -113,16 +113,14 @@ export class VectorSpace {
   routeSphere(): RouteSphere | undefined {
     if (this.config.metric !== 'cosine' || this.model === undefined || this.projector === undefined) return undefined;
     const { mean, components, inDim, outDim } = this.model;
-    let centerSq = 0;
-    for (let i = 0; i < mean.length; i++) centerSq += mean[i]! * mean[i]!;
+    const centerSq = dot(mean, mean);
     const center = this.projector.uncentered(mean);
     // Rows of length 1 are orthonormal here (an isometry times orthonormal rows), and W's range is
     // the whole stored space; a padded rotation's rows are shorter (their squares sum to the
     // dimensions it takes): then the router needs what its range leaves out.
     for (let o = 0; o < outDim; o++) {
-      let sq = 0;
-      for (let i = 0; i < inDim; i++) sq += components[o * inDim + i]! * components[o * inDim + i]!;
-      if (Math.abs(sq - 1) > ROW_NORM_SLACK) return { center, centerSq, complement: rangeComplement(components, outDim, inDim).complement };
+      const row = components.subarray(o * inDim, (o + 1) * inDim);
+      if (Math.abs(dot(row, row) - 1) > ROW_NORM_SLACK) return { center, centerSq, complement: rangeComplement(components, outDim, inDim).complement };
     }
     return { center, centerSq };
   }
