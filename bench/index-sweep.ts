@@ -31,6 +31,10 @@ export interface SweepStore {
   readonly defaultProbes: number;
   readonly maxPage: number;
   readonly bytesPerVector: number;
+  /** RAM that does not grow with the count: the model (stats().modelBytes), shared out in `bytesPerVector`. */
+  readonly fixedBytes: number;
+  /** Vectors the store held. */
+  readonly vectors: number;
 }
 
 export interface SweepResult {
@@ -88,7 +92,7 @@ export async function runIndexSweep(options: SweepOptions): Promise<SweepResult>
       const store = await MemStore.open(dir, { cache: false, pages: { from: 1, maxPage } });
       try {
         const s = store.stats();
-        stores.push({ config: label, pages: s.pages, defaultProbes: s.nprobe, maxPage, bytesPerVector: s.bytesPerVector });
+        stores.push({ config: label, pages: s.pages, defaultProbes: s.nprobe, maxPage, bytesPerVector: s.bytesPerVector, fixedBytes: s.modelBytes, vectors: s.count });
         for (let nprobe = 1; ; nprobe = Math.min(2 * nprobe, s.pages)) {
           progress(`index sweep: ${label}, nprobe ${nprobe} of ${s.pages} pages`);
           for (const q of data.queries.slice(0, 20)) await store.search(q, { k, nprobe });

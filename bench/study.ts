@@ -27,6 +27,13 @@ export interface StudyRow {
   readonly bytesPerVector: number;
   /** The quantized part alone: code and scale (stats().codeBytesPerVector); equals bytesPerVector for baselines. */
   readonly codeBytesPerVector: number;
+  /**
+   * RAM that does not grow with the count (stats().modelBytes: PCA's or the rq rotation's axes),
+   * whose share is in `bytesPerVector` at this data set's size; 0 for baselines.
+   */
+  readonly fixedBytes: number;
+  /** Vectors the row's store held: `bytesPerVector` is its RAM over them. */
+  readonly vectors: number;
   /** float32 vector bytes (4 · dim) over this row's code bytes. */
   readonly compression: number;
   /** Everything on disk per vector (memstore directory; the serialized index for HNSW; 0 for the in-RAM exact scan). */
@@ -181,6 +188,8 @@ async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, 
           rescore,
           bytesPerVector: stats.bytesPerVector,
           codeBytesPerVector: stats.codeBytesPerVector,
+          fixedBytes: stats.modelBytes,
+          vectors: stats.count,
           compression: (data.dim * 4) / stats.codeBytesPerVector,
           diskBytesPerVector: stats.diskBytesPerVector,
           ...r,
@@ -228,6 +237,8 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
       rescore: false,
       bytesPerVector: data.dim * 4,
       codeBytesPerVector: data.dim * 4,
+      fixedBytes: 0,
+      vectors: data.docs.length,
       compression: 1,
       diskBytesPerVector: 0,
       recall1: 1,
@@ -254,6 +265,8 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
       rescore: false,
       bytesPerVector: h.bytesPerVector,
       codeBytesPerVector: h.bytesPerVector,
+      fixedBytes: 0,
+      vectors: data.docs.length,
       compression: (data.dim * 4) / h.bytesPerVector,
       diskBytesPerVector: h.bytesPerVector,
       ...r,

@@ -94,11 +94,17 @@ export interface StoreStats {
    * RAM the store holds per stored vector: its code and scale, where its full-precision vector is
    * (12 bytes, when rescoring is on), its share of the id table (UTF-8 bytes, offsets, hash
    * buckets) and of the filter columns made so far (2 bytes per field filters have named, and the
-   * fields' dictionaries), and its share of what the lookaside cache holds now (`cache.bytes / count`).
+   * fields' dictionaries), its share of the model (PCA's or the rq rotation's axes and mean, and the
+   * projector's copy of the axes), and its share of what the lookaside cache holds now (`cache.bytes / count`).
    */
   bytesPerVector: number;
-  /** RAM the store holds in all: blocks or pages of codes, the id table, the filter columns, and the lookaside cache. */
+  /** RAM the store holds in all: blocks or pages of codes, the id table, the filter columns, the model, and the lookaside cache. */
   memoryBytes: number;
+  /**
+   * The model's part of `memoryBytes`, which does not grow with the count: PCA's or the rq
+   * rotation's axes and mean, and the projector's copy of the axes (0 untrained, or without one).
+   */
+  modelBytes: number;
   /** The quantized part of `bytesPerVector` alone: code bytes (padding included) and the scale. */
   codeBytesPerVector: number;
   /** Everything the directory holds per vector: state file, write-ahead log, text and vector arenas, as sized on disk. */
@@ -673,9 +679,11 @@ export class MemStore {
         next.put(id, fitted.projector.centered(row));
         next.setDocumented(id, buffer.documented(id));
         if (this.config.keepFull) next.setPlace(id, buffer.placeOf(id));
-        else this.releaseVectorOf(buffer, id);
       }
       carryColumns(buffer, next);
+      // Only once nothing can fail: a failed training keeps every buffered vector, and the retry
+      // would release each one a second time, counting live bytes as garbage.
+      if (!this.config.keepFull) for (const id of buffer.allIds()) this.releaseVectorOf(buffer, id);
       buffer.free();
       this.index = next;
       this.space.adopt(fitted);
@@ -878,6 +886,7 @@ export class MemStore {
     const arenaBytes = this.arena.stats().totalBytes;
     const vectorBytes = this.vectors.stats().totalBytes;
     const cacheBytes = this.cache?.stats().bytes ?? 0;
+    const modelBytes = this.space.bytes;
     const indexBytes = this.indexFile === undefined ? 0 : sizeOf(indexFilePath(this.dir, this.indexFile.generation));
     const diskBytes = sizeOf(statePath(this.dir)) + indexBytes + walBytes + arenaBytes + vectorBytes;
     return {
@@ -888,8 +897,9 @@ export class MemStore {
       metric: this.config.metric,
       trained: this.space.trained,
       nprobe: this.index.defaultProbes,
-      bytesPerVector: count === 0 ? 0 : this.index.bytesPerVector + cacheBytes / count,
-      memoryBytes: this.index.bytes + cacheBytes,
+      bytesPerVector: count === 0 ? 0 : this.index.bytesPerVector + (cacheBytes + modelBytes) / count,
+      memoryBytes: this.index.bytes + cacheBytes + modelBytes,
+      modelBytes,
       codeBytesPerVector,
       diskBytesPerVector: count === 0 ? 0 : diskBytes / count,
       mappedBytes: this.resident.bytes(),

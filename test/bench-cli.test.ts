@@ -20,6 +20,8 @@ interface Row {
   rescore: boolean;
   bytesPerVector: number;
   codeBytesPerVector: number;
+  fixedBytes: number;
+  vectors: number;
   compression: number;
   recall1: number;
   recall10: number;
@@ -68,16 +70,19 @@ test('memstore bench --quick writes a table, a JSON report and a chart whose rec
     assert.equal(r.paretoCodesOnly, !r.rescore && !dominated(r, codesOnly), r.label);
   }
   assert.ok(report.rows.some((r) => r.paretoCodesOnly));
-  const budgetPerVector = report.recommendation.budgetBytes / report.recommendation.count;
+  // What grows with the count, measured per vector, times the count, and the model once.
+  const { budgetBytes, count } = report.recommendation;
+  const projected = (r: { bytesPerVector: number; fixedBytes: number; vectors: number }) => (r.bytesPerVector - r.fixedBytes / r.vectors) * count + r.fixedBytes;
   const chosen = mem.find((r) => r.label === report.recommendation.label);
-  assert.ok(chosen && chosen.bytesPerVector <= budgetPerVector);
-  assert.ok(!mem.some((r) => r.bytesPerVector <= budgetPerVector && r.recall10 > chosen.recall10));
+  assert.ok(chosen && projected(chosen) <= budgetBytes);
+  assert.ok(!mem.some((r) => projected(r) <= budgetBytes && r.recall10 > chosen.recall10));
+  assert.ok(mem.some((r) => r.codec.startsWith('rq') && r.fixedBytes > 0), 'the rq rotation is counted');
   assert.ok(existsSync(join(out, 'results.svg')) && readFileSync(join(out, 'results.svg'), 'utf8').startsWith('<svg'));
   assert.ok(existsSync(join(out, 'results.md')));
   // The page index's nprobe sweep of every configuration beside hnswlib-node's ef sweep: in the table, the JSON and a second chart.
   assert.match(stdout, /memstore int8 pca=none pages, nprobe 1 \|/);
   type SweepRow = { kind: string; config: string; effort: number; recall10: number; qps: number };
-  const index = (report as unknown as { index: { stores: { config: string; pages: number; defaultProbes: number; bytesPerVector: number }[]; rows: SweepRow[] } }).index;
+  const index = (report as unknown as { index: { stores: { config: string; pages: number; defaultProbes: number; bytesPerVector: number; fixedBytes: number; vectors: number }[]; rows: SweepRow[] } }).index;
   assert.deepEqual(index.stores.map((st) => st.config).sort(), [...new Set(mem.map((r) => r.label.replace(/ rescore=(on|off)$/, '')))].sort(), 'a sweep for every configuration of the matrix');
   for (const st of index.stores) {
     const pages = index.rows.filter((r) => r.kind === 'pages' && r.config === st.config);
@@ -93,8 +98,8 @@ test('memstore bench --quick writes a table, a JSON report and a chart whose rec
   assert.ok(index.rows.some((r) => r.kind === 'hnsw-f32'));
   for (const r of index.rows) assert.ok(r.recall10 >= 0 && r.recall10 <= 1 && r.qps > 0);
   // The fastest setting that reaches 0.95 and fits the budget, by the sweep's own rows.
-  const perVector = new Map(index.stores.map((st) => [st.config, st.bytesPerVector]));
-  const qualifying = index.rows.filter((r) => r.kind === 'pages' && r.recall10 >= 0.95 && budgetPerVector >= perVector.get(r.config)!);
+  const stores = new Map(index.stores.map((st) => [st.config, st]));
+  const qualifying = index.rows.filter((r) => r.kind === 'pages' && r.recall10 >= 0.95 && budgetBytes >= projected(stores.get(r.config)!));
   const fastest = (report.recommendation as unknown as { fastest: { config: string; nprobe: number; qps: number } | null }).fastest;
   if (qualifying.length === 0) assert.equal(fastest, null);
   else {

@@ -33,6 +33,8 @@ interface Config {
   codec: CodecName;
   pca: boolean;
   rescore: boolean;
+  /** The page index from 200 vectors, in pages of 16 to split, some queries probing a few of them. */
+  paged?: boolean;
 }
 
 const CONFIGS: Config[] = [];
@@ -49,16 +51,24 @@ for (const metric of ['cosine', 'dot', 'l2'] as const) {
   ] as const) {
     CONFIGS.push({ metric, codec, pca, rescore });
   }
+  for (const [codec, pca, rescore] of [
+    ['int8', false, true],
+    ['int8', false, false],
+    ['rq2', false, true],
+    ['int8', true, true],
+  ] as const) {
+    CONFIGS.push({ metric, codec, pca, rescore, paged: true });
+  }
 }
 
 const DIM = 32;
 
 describe('differential: with and without the cache, every answer is the same', () => {
   for (const c of CONFIGS) {
-    test(`${c.metric} ${c.codec} pca=${c.pca} rescore=${c.rescore}`, async () => {
+    test(`${c.metric} ${c.codec} pca=${c.pca} rescore=${c.rescore}${c.paged === true ? ' paged' : ''}`, async () => {
       const next = rng(CONFIGS.indexOf(c) + 1);
       const base = clustered(500, DIM, CONFIGS.indexOf(c) + 11, 12);
-      const options: OpenOptions = { dim: DIM, metric: c.metric, codec: c.codec, rescore: c.rescore, durability: 'none', trainSize: 200, ...(c.pca ? { pca: { dims: 16 } } : {}) };
+      const options: OpenOptions = { dim: DIM, metric: c.metric, codec: c.codec, rescore: c.rescore, durability: 'none', trainSize: 200, ...(c.pca ? { pca: { dims: 16 } } : {}), pages: c.paged === true ? { from: 200, maxPage: 16 } : false };
       const cached = await MemStore.open(tempDir(), { ...options, cache: { entries: 16, pool: 3, bytes: 1 << 20 } });
       const plain = await MemStore.open(tempDir(), { ...options, cache: false });
       const tags = ['red', 'green', 'blue'];
@@ -91,13 +101,15 @@ describe('differential: with and without the cache, every answer is the same', (
           } else {
             q = base[Math.floor(next() * 500)]!.map((x) => x + 0.5 * gaussian(next));
             const filter = next() < 0.3 ? { filter: { tag: tags[Math.floor(next() * 3)]! } } : {};
-            opts = { k: 1 + Math.floor(next() * 12), ...filter };
+            const nprobe = c.paged === true && next() < 0.5 ? { nprobe: 2 + Math.floor(next() * 6) } : {};
+            opts = { k: 1 + Math.floor(next() * 12), ...filter, ...nprobe };
           }
           asked.push({ q, options: opts });
           queries++;
           sameAnswer(await cached.search(q, opts), await plain.search(q, opts), `step ${step}`);
         }
       }
+      if (c.paged === true) assert.ok(cached.stats().pages > 7, `pages were made (${cached.stats().pages})`);
       const stats = cached.stats().cache;
       const cache = (cached as unknown as { cache: { recount(): number } }).cache;
       assert.equal(stats.bytes, cache.recount(), 'the running byte count is exact');
@@ -679,3 +691,99 @@ for (const asyncReads of [false, true]) {
     }
   });
 }
+
+describe('pools of a page index are scoped to the pages their search probed', () => {
+  /**
+   * Two clusters, around axes 0 and 1, make two pages. The query lies between them, nearer the
+   * first: `nprobe: 1` scans that page only. A vector added next to the query but on the second's
+   * side goes to the second page, so the search does not see it, though it would be its best result.
+   */
+  const DIM_S = 16;
+  const next = rng(77);
+  const around = (axis: number) => {
+    const v = Float32Array.from({ length: DIM_S }, () => 0.05 * gaussian(next));
+    v[axis]! += 1;
+    return v;
+  };
+  const mix = (a: number, b: number) => {
+    const v = new Float32Array(DIM_S);
+    v[0] = a;
+    v[1] = b;
+    return v;
+  };
+  const records = [...Array.from({ length: 40 }, () => around(0)), ...Array.from({ length: 40 }, () => around(1))].map((vector, i) => ({ id: `c${i}`, vector }));
+  const q = mix(0.56, 0.44);
+  const opts = { k: 5, nprobe: 1 };
+
+  async function pair(): Promise<[MemStore, MemStore]> {
+    const options: OpenOptions = { dim: DIM_S, durability: 'none', pages: { from: 64, maxPage: 64 } };
+    const cached = await MemStore.open(tempDir(), { ...options, cache: { entries: 8, pool: 3, bytes: 1 << 20 } });
+    const plain = await MemStore.open(tempDir(), { ...options, cache: false });
+    await cached.add(records);
+    await plain.add(records);
+    assert.equal(cached.stats().pages, 2);
+    return [cached, plain];
+  }
+
+  test('a vector added to a page the query does not probe stays out of its pool, for the same query and a near one', async () => {
+    const [cached, plain] = await pair();
+    sameAnswer(await cached.search(q, opts), await plain.search(q, opts), 'first');
+    const x = { id: 'x', vector: mix(0.44, 0.56) };
+    await cached.add([x]);
+    await plain.add([x]);
+    const answer = await plain.search(q, opts);
+    assert.ok(!answer.some((h) => h.id === 'x'), 'the search does not see the vector in the other page');
+    const before = cached.stats().cache;
+    sameAnswer(await cached.search(q, opts), answer, 'the same query after the write');
+    const near = mix(0.561, 0.44);
+    sameAnswer(await cached.search(near, opts), await plain.search(near, opts), 'a near query');
+    const after = cached.stats().cache;
+    assert.equal(after.exactHits - before.exactHits, 1, 'the same query was served from its pool');
+    assert.equal(after.nearHits - before.nearHits, 1, 'the near query was served from the pool');
+    await cached.close();
+    await plain.close();
+  });
+
+  test('pages that deletes left holding fewer than the candidates: the search goes on to more pages, and the pool does not serve it', async () => {
+    const [cached, plain] = await pair();
+    // k 18, rescored: 36 candidates, from the one page probed (40 vectors).
+    const wide = { k: 18, nprobe: 1 };
+    sameAnswer(await cached.search(q, wide), await plain.search(q, wide), 'first');
+    // 25 of the first page's 40 go (15 stay, over the 8 under which a page dissolves).
+    const gone = Array.from({ length: 25 }, (_, i) => `c${i}`);
+    await cached.delete(gone);
+    await plain.delete(gone);
+    assert.equal(cached.stats().pages, 2);
+    const answer = await plain.search(q, wide);
+    assert.ok(answer.some((h) => Number(h.id.slice(1)) >= 40), 'the search reached into the second page');
+    const before = cached.stats().cache;
+    sameAnswer(await cached.search(q, wide), answer, 'the same query after the deletes');
+    assert.equal(cached.stats().cache.exactHits, before.exactHits);
+    await cached.close();
+    await plain.close();
+  });
+
+  test('a query routed to other pages since is not served from the pool; a split since drops the entry', async () => {
+    const [cached, plain] = await pair();
+    sameAnswer(await cached.search(q, opts), await plain.search(q, opts), 'first');
+    // Vectors on the second cluster's side of the query pull its centroid towards the query, which
+    // then probes the second page: the pool of the first vouches for nothing.
+    const pull = Array.from({ length: 20 }, (_, i) => ({ id: `p${i}`, vector: mix(0.5, 0.52 + 0.001 * i) }));
+    await cached.add(pull);
+    await plain.add(pull);
+    assert.equal(cached.stats().pages, 2);
+    const before = cached.stats().cache;
+    sameAnswer(await cached.search(q, opts), await plain.search(q, opts), 'the same query, routed elsewhere');
+    assert.equal(cached.stats().cache.exactHits, before.exactHits, 'not served from the pool of the other page');
+    // Enough more to split a page: the layout changed, and the entries of the old one go.
+    const more = Array.from({ length: 30 }, (_, i) => ({ id: `m${i}`, vector: around(0) }));
+    await cached.add(more);
+    await plain.add(more);
+    assert.ok(cached.stats().pages > 2);
+    const evictions = cached.stats().cache.evictions;
+    sameAnswer(await cached.search(q, opts), await plain.search(q, opts), 'after the split');
+    assert.equal(cached.stats().cache.evictions, evictions + 1, 'the entry of the old layout was dropped when next used');
+    await cached.close();
+    await plain.close();
+  });
+});

@@ -8,6 +8,7 @@ import { PageIndex, defaultProbes, MIN_PROBES } from '../src/index/page-index.js
 import type { VectorIndex } from '../src/index/vector-index.js';
 import type { KernelMetric } from '../src/kernels/index.js';
 import type { LoadedRecord, ScanQuery } from '../src/scan/code-blocks.js';
+import { ScorePool } from '../src/scan/score-pool.js';
 import { TopK } from '../src/scan/topk.js';
 import { clustered, gaussian, rng } from './helpers.js';
 
@@ -299,5 +300,72 @@ test('load staging: codes put, removed and renumbered while a page index loads l
   } finally {
     a.free();
     b.free();
+  }
+});
+
+test('page index: a pool collected while probing some pages holds exactly the vectors of those pages at or above its line, scoped to them (model-based)', () => {
+  fc.assert(
+    fc.property(fc.array(op, { minLength: 40, maxLength: 300 }), fc.nat(), fc.integer({ min: 1, max: 40 }), fc.double({ min: 0, max: 4, noNaN: true }), (ops, qseed, probes, reach) => {
+      const paged = new PageIndex(getCodec('int8'), DIM, 'cosine', { maxPage: 16 });
+      try {
+        for (const o of ops) {
+          if (o.kind === 'remove') paged.remove(`v${o.id}`);
+          else paged.put(`v${o.id}`, vectorOf(o.seed));
+        }
+        if (paged.size === 0) return;
+        const query: ScanQuery = { vector: vectorOf(qseed), metric: 'cosine', int8Query: true };
+        const nprobe = Math.min(probes, paged.pages);
+        const pool = new ScorePool();
+        pool.reset(reach, 10_000);
+        const t = new TopK(Math.min(5, paged.size));
+        paged.search(query, t, { nprobe, pool });
+        const scope = pool.scope;
+        assert.ok(scope !== undefined && scope !== null, 'a search of some pages scopes its pool');
+        assert.deepEqual([...scope.pages], [...paged.scopePages(query, nprobe)]);
+        assert.equal(scope.layout, paged.layoutEpoch());
+        assert.ok(paged.scopeHolds(scope, query, { nprobe }, t.capacity) === (nprobe === paged.pages || scope.pages.reduce((n, p) => n + paged.pageSizes()[p]!, 0) >= t.capacity));
+        const inPages = new Set(scope.pages);
+        const slots = Int32Array.from({ length: paged.size }, (_, s) => s);
+        const scores = new Float32Array(paged.size);
+        paged.scoreSlots(query, slots, paged.size, scores);
+        const expected = new Map<number, number>();
+        let below = false;
+        for (let slot = 0; slot < paged.size; slot++) {
+          const page = paged.recordAt(slot).page;
+          assert.equal(paged.inScope(scope, slot), inPages.has(page));
+          if (!inPages.has(page)) continue;
+          if (scores[slot]! >= pool.line) expected.set(slot, scores[slot]!);
+          else below = true;
+        }
+        const held = pool.sortBestFirst(0);
+        const got = new Map(Array.from({ length: held }, (_, i) => [pool.slotAt(i), pool.scoreAt(i)] as const));
+        assert.deepEqual(got, expected);
+        assert.equal(pool.passedOver, below);
+      } finally {
+        paged.free();
+      }
+    }),
+    { numRuns: 60, seed: 7 },
+  );
+});
+
+test('page index: an exact search draws its pool from every vector (no scope), a filtered one collects none (null)', () => {
+  const paged = new PageIndex(getCodec('int8'), DIM, 'cosine', { maxPage: 16 });
+  try {
+    for (let i = 0; i < 200; i++) paged.put(`v${i}`, vectorOf(i));
+    assert.ok(paged.pages > 4);
+    const query: ScanQuery = { vector: vectorOf(999), metric: 'cosine', int8Query: true };
+    const pool = new ScorePool();
+    pool.reset(Infinity, 1000);
+    paged.search(query, new TopK(5), { exact: true, pool });
+    assert.equal(pool.scope, undefined);
+    assert.equal(pool.sortBestFirst(0), 200, 'an infinite reach takes every vector');
+    pool.reset(Infinity, 1000);
+    paged.search(query, new TopK(5), { nprobe: 2, pool, accept: (slot) => slot % 2 === 0 });
+    assert.equal(pool.scope, null);
+    assert.equal(paged.collectsPools({ filter: { tag: 'a' } }), false);
+    assert.equal(paged.collectsPools({ nprobe: 2 }), true);
+  } finally {
+    paged.free();
   }
 });

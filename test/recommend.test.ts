@@ -4,8 +4,10 @@ import type { SweepResult, SweepRow } from '../bench/index-sweep.js';
 import { fastestWithin, recommend, RECALL_FLOOR } from '../bench/recommend.js';
 import type { StudyRow } from '../bench/study.js';
 
-function row(label: string, bytesPerVector: number, recall10: number, kind: StudyRow['kind'] = 'memstore'): StudyRow {
+function row(label: string, bytesPerVector: number, recall10: number, kind: StudyRow['kind'] = 'memstore', fixedBytes = 0): StudyRow {
   return {
+    fixedBytes,
+    vectors: 1000,
     kind,
     label,
     codec: 'int8',
@@ -62,9 +64,9 @@ function setting(config: string, nprobe: number, recall10: number, qps: number):
 test('fastestWithin: the most queries/s among the sweep\'s settings at or above the recall floor whose store fits the budget; none is said plainly', () => {
   const sweep: SweepResult = {
     stores: [
-      { config: 'int8 pca=none', pages: 64, defaultProbes: 24, maxPage: 192, bytesPerVector: 600 },
-      { config: 'int8 pca=128d', pages: 64, defaultProbes: 24, maxPage: 192, bytesPerVector: 200 },
-      { config: 'rq1 pca=none', pages: 64, defaultProbes: 24, maxPage: 192, bytesPerVector: 120 },
+      { config: 'int8 pca=none', pages: 64, defaultProbes: 24, maxPage: 192, bytesPerVector: 600, fixedBytes: 0, vectors: 1000 },
+      { config: 'int8 pca=128d', pages: 64, defaultProbes: 24, maxPage: 192, bytesPerVector: 200, fixedBytes: 0, vectors: 1000 },
+      { config: 'rq1 pca=none', pages: 64, defaultProbes: 24, maxPage: 192, bytesPerVector: 120, fixedBytes: 0, vectors: 1000 },
     ],
     rows: [
       setting('int8 pca=none', 8, 0.97, 9000),
@@ -86,4 +88,15 @@ test('fastestWithin: the most queries/s among the sweep\'s settings at or above 
   const none = fastestWithin(sweep, 100_000, 1000, 10);
   assert.equal(none.row, undefined);
   assert.equal(fastestWithin(sweep, 1e12, 1000, 10).row?.config, 'int8 pca=none');
+});
+
+test('recommend: a model is a fixed cost, counted once whatever the count, not as its share per vector measured on a small set', () => {
+  // Measured on 1,000 vectors: 300 B each, of which 200 B are a 200 KB model's share (100 B per vector beyond it).
+  const rows = [row('rq1 pca=none', 300, 0.99, 'memstore', 200_000), row('int8 pca=none', 150, 0.98)];
+  // At a million vectors the model is 0.2 B per vector: 100.2 MB against 150 MB.
+  assert.equal(recommend(rows, 120e6, 1_000_000, 10).row?.label, 'rq1 pca=none');
+  // At a thousand it is most of the store: 300 KB against 150 KB.
+  assert.equal(recommend(rows, 200_000, 1000, 10).row?.label, 'int8 pca=none');
+  assert.equal(recommend(rows, 299_999, 1000, 10).row?.label, 'int8 pca=none');
+  assert.equal(recommend(rows, 300_000, 1000, 10).row?.label, 'rq1 pca=none');
 });

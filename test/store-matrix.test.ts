@@ -114,17 +114,20 @@ function basicTests(c: Config): void {
       assert.equal(s.metric, c.metric);
       // RAM per vector: the code, its scale, the 12-byte place of its full vector, and its id's share of the id table.
       const idBytes = items.reduce((sum, it) => sum + Buffer.byteLength(it.id), 0) / N;
-      // Plus its share of what the cache holds.
-      const cacheShare = s.cache.bytes / s.count;
+      // Plus its share of what the cache and the model (PCA's axes, the rq rotation) hold.
+      const cacheShare = (s.cache.bytes + s.modelBytes) / s.count;
+      assert.equal(s.modelBytes > 0, c.pca || isRqCodec(c.codec));
       assert.ok(s.bytesPerVector - cacheShare >= s.codeBytesPerVector + 12 + idBytes, `${s.bytesPerVector} B per vector`);
       // In place of the code and scale: pages of at most 16 codes, each in a room of 16 or 20 rows
       // (PAGES.md) of code, scale and slot; each page's centroid as float64 sums and as a row of the
       // router, which starts with room for 64.
       const pageRows = (s.pages * 20 * (s.codeBytesPerVector + 8)) / s.count;
       const centroids = (s.pages * 8 * s.storedDim + Math.max(64, 2 * s.pages) * 4 * (s.storedDim + 16)) / s.count;
-      const pageShare = c.pages ? pageRows + centroids + 8 - s.codeBytesPerVector - 4 : 0;
+      // A cosine router of a model's space: its center, and at most storedDim rows of what the model's range leaves out (router.ts).
+      const sphere = c.metric === 'cosine' && s.modelBytes > 0 ? ((s.storedDim + 1) * s.storedDim * 4) / s.count : 0;
+      const pageShare = c.pages ? pageRows + centroids + sphere + 8 - s.codeBytesPerVector - 4 : 0;
       assert.ok(s.bytesPerVector - cacheShare <= s.codeBytesPerVector + 4 + 12 + 3 * (idBytes + 14) + pageShare, `${s.bytesPerVector} B per vector`);
-      assert.ok(s.memoryBytes >= s.count * s.codeBytesPerVector + s.cache.bytes);
+      assert.ok(s.memoryBytes >= s.count * s.codeBytesPerVector + s.cache.bytes + s.modelBytes);
       // The mapped state file's resident pages: some (its meta pages are read at open), and at most
       // the files under dir twice over: when LMDB grows its map it keeps the earlier mapping of the
       // file beside the new one, and a page resident in both counts twice in RSS, as `top` counts it.

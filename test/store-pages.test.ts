@@ -214,7 +214,7 @@ test('store pages: a selective filter (1%, and one record) still returns k resul
   }
 });
 
-test('store pages: with the cache on, probing searches repeated with nothing written are answered from memory, and every answer equals the uncached store\'s', async () => {
+test('store pages: with the cache on, probing searches repeated with nothing written are answered from memory, near ones from pools scoped to their pages, and every answer equals the uncached store\'s', async () => {
   const cached = await MemStore.open(tempDir(), options({ cache: { entries: 16 } }));
   const plain = await MemStore.open(tempDir(), options());
   try {
@@ -247,7 +247,8 @@ test('store pages: with the cache on, probing searches repeated with nothing wri
     }
     const stats = cached.stats().cache;
     assert.ok(stats.exactHits > 0, `${stats.exactHits} exact hits`);
-    assert.equal(stats.nearHits, 0);
+    // Unfiltered near queries that probe their entry's pages (src/cache/CACHE.md, "Searches of the page index").
+    assert.ok(stats.nearHits > 0, `${stats.nearHits} near hits`);
   } finally {
     await cached.close();
     await plain.close();

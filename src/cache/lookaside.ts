@@ -2,7 +2,7 @@ import { isRqCodec } from '../codec/codec.js';
 import type { Filter } from '../options.js';
 import type { VectorIndex } from '../index/vector-index.js';
 import type { KernelForm, ScanQuery } from '../scan/code-blocks.js';
-import type { ScorePool } from '../scan/score-pool.js';
+import type { PoolScope, ScorePool } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
 import type { DocRecord } from '../store/state.js';
 import { HotVectors } from './hot-vectors.js';
@@ -102,6 +102,8 @@ export interface CacheQuery {
   scanQuery(): ScanQuery;
   /** The kernel's view of it (VectorIndex.kernelForm), built only when needed, once. */
   kernelForm(): KernelForm;
+  /** Whether a pool scoped `scope` vouches for this search: it would scan exactly those pages (VectorIndex.scopeHolds). */
+  scopeHolds(scope: PoolScope): boolean;
 }
 
 function hashOf(q: CacheQuery): number {
@@ -129,6 +131,8 @@ export interface CacheEntry<A> {
   readonly filter: Filter | undefined;
   /** The index the pool's slots are slots of. */
   readonly index: VectorIndex;
+  /** The pages of a page index the pool was drawn from (PoolScope); undefined: every stored vector. */
+  readonly scope: PoolScope | undefined;
   /**
    * The pool: `size` slots of `index` (the array may be longer), as the index numbered them at its
    * removal count `epoch` (VectorIndex.moveEpoch); a slot number is 4 bytes, and the codes stay in
@@ -331,6 +335,11 @@ export class LookasideCache<A> {
     if (same !== undefined) {
       if (!this.catchUp(same, host)) {
         this.dropEntry(same, true);
+      } else if (same.answer === undefined && same.scope !== undefined && !q.scopeHolds(same.scope)) {
+        // The centroids moved since: the same query now probes other pages.
+        this.counts.boundFailures++;
+        this.counts.misses++;
+        return { kind: 'miss' };
       } else {
         this.use(same);
         if (same.answer !== undefined) {
@@ -377,6 +386,8 @@ export class LookasideCache<A> {
         this.dropEntry(e, true);
         continue;
       }
+      // Caught up, its scope's page numbers are today's: does the new query probe those pages?
+      if (e.scope !== undefined && !q.scopeHolds(e.scope)) continue;
       const candidates = this.certify(e, scan, shift, q, host);
       if (candidates !== undefined) {
         this.use(e);
@@ -415,9 +426,11 @@ export class LookasideCache<A> {
    * scan, at version `now`.
    */
   remember(q: CacheQuery, scan: ScanQuery, index: VectorIndex, top: TopK, pool: ScorePool): CacheEntry<A> {
+    // Nothing collected (a filtered search of a page index): the answer serves repeats only.
+    if (pool.scope === null) return this.enter(q, scan, index, { ...membersOf(NO_MEMBERS, 0, this.spares), size: 0, bound: Infinity, lastCandidate: Infinity, scope: undefined }, false);
     const last = Math.min(q.candidates, top.size) - 1;
     const lastCandidate = last >= 0 ? top.scoreAt(last) : Infinity;
-    return this.enter(q, scan, index, { ...this.poolFrom(q, lastCandidate, pool), lastCandidate }, true);
+    return this.enter(q, scan, index, { ...this.poolFrom(q, lastCandidate, pool), lastCandidate, scope: pool.scope }, true);
   }
 
   /**
@@ -428,7 +441,7 @@ export class LookasideCache<A> {
    */
   rememberAnswer(q: CacheQuery, scan: ScanQuery, index: VectorIndex, answer: A, version: number, bytes: number): void {
     if (version !== this.version) return;
-    const entry = this.enter(q, scan, index, { ...membersOf(NO_MEMBERS, 0, this.spares), size: 0, bound: Infinity, lastCandidate: Infinity }, false);
+    const entry = this.enter(q, scan, index, { ...membersOf(NO_MEMBERS, 0, this.spares), size: 0, bound: Infinity, lastCandidate: Infinity, scope: undefined }, false);
     this.answered(entry, answer, version, bytes);
   }
 
@@ -438,7 +451,7 @@ export class LookasideCache<A> {
   }
 
   /** Makes and files the entry of `q` (replacing one of the same bits and options); `near`: near lookups may try it. */
-  private enter(q: CacheQuery, scan: ScanQuery, index: VectorIndex, pool: { slots: Int32Array; scores: Float32Array; size: number; bound: number; lastCandidate: number }, near: boolean): CacheEntry<A> {
+  private enter(q: CacheQuery, scan: ScanQuery, index: VectorIndex, pool: { slots: Int32Array; scores: Float32Array; size: number; bound: number; lastCandidate: number; scope: PoolScope | undefined }, near: boolean): CacheEntry<A> {
     const hash = hashOf(q);
     const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (old !== undefined) this.dropEntry(old, false);
@@ -452,6 +465,7 @@ export class LookasideCache<A> {
       sketch: sketchOf(q),
       filter: q.filter,
       index,
+      scope: pool.scope,
       slots: pool.slots,
       scores: pool.scores,
       size: pool.size,
@@ -670,6 +684,8 @@ export class LookasideCache<A> {
   private catchUp(entry: CacheEntry<A>, host: CacheHost): boolean {
     const index = host.index;
     if (entry.index !== index) return false;
+    // Pages split, merged or renumbered since: the scope's page numbers name other vectors now.
+    if (entry.scope !== undefined && entry.scope.layout !== index.layoutEpoch()) return false;
     if (entry.version === this.version && entry.epoch === index.moveEpoch()) return true;
     if (entry.version < this.logBase) return false;
     const before = this.bytesOf(entry);
@@ -682,7 +698,8 @@ export class LookasideCache<A> {
       const slot = index.slotOf(id);
       if (slot === undefined) continue;
       const at = members.get(slot);
-      const matches = host.matches(id, entry.filter);
+      // A vector outside the scope's pages is not scanned by the searches the entry serves.
+      const matches = host.matches(id, entry.filter) && (entry.scope === undefined || index.inScope(entry.scope, slot));
       if (matches && at === undefined) {
         members.set(slot, entry.size);
         this.addSlot(entry, slot);

@@ -177,6 +177,19 @@ export class FlatIndex implements VectorIndex {
     return true;
   }
 
+  layoutEpoch(): number {
+    return 0;
+  }
+
+  /** Its pools have no scope: they are drawn from every stored vector. */
+  scopeHolds(): boolean {
+    return false;
+  }
+
+  inScope(): boolean {
+    return false;
+  }
+
   takeRelocated(): ReadonlySet<string> {
     return NOTHING;
   }

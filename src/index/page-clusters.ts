@@ -1,6 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import type { KernelMetric } from '../kernels/index.js';
 import type { KernelForm, ScanQuery } from '../scan/code-blocks.js';
+import type { ScorePool } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
 import { kmeans } from './kmeans.js';
 import { LoadStaging } from './load-staging.js';
@@ -14,6 +15,17 @@ const REASSIGN_NEIGHBOURS = 16;
 /** Lloyd rounds over the new pages after re-clustering's second level, and the coarse groups whose pages each vector may choose from. */
 const RECLUSTER_REFINEMENTS = 3;
 const RECLUSTER_GROUPS = 3;
+
+/** `order[0..count)` ascending, in a new array. */
+function sortedCopy(order: Int32Array, count: number): Int32Array {
+  return order.slice(0, count).sort();
+}
+
+function sameValues(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
+}
 
 /** How a page-clustered set of codes grows and is searched (PAGES.md). */
 export interface PageClusterOptions {
@@ -65,6 +77,11 @@ export class PageClusters {
   /** A search's nearest pages: the heap the router fills, and the pages in order (reused while their sizes hold). */
   private probeTop: TopK | undefined;
   private probeOrder = new Int32Array(0);
+  /** route()'s last answer, and what it was asked: a copy of the query, the offset, the count, the router's version. */
+  private routeOrder = new Int32Array(0);
+  private lastRoute: { vector: Float32Array; offset: number; count: number; version: number } | undefined;
+  /** layoutEpoch. */
+  private layoutChanges = 0;
   /** Between the first load() and settle(): the codes loaded, put in their pages by settle(). */
   private staging: LoadStaging | undefined;
 
@@ -170,6 +187,7 @@ export class PageClusters {
     const staging = this.staging;
     if (staging === undefined) return;
     this.staging = undefined;
+    this.layoutChanges++;
     // Each page allocated once, at the room its records need, in page order.
     const counts: number[] = [];
     for (let slot = 0; slot < staging.slots; slot++) {
@@ -248,23 +266,67 @@ export class PageClusters {
    * keeping the best in `top` as the page store's scan does; then, while `top` holds fewer than its
    * capacity (a selective `accept`, or pages too small), the next nearest pages one by one, so a
    * search finds as many results as the store holds that `accept` takes.
+   *
+   * With `pool`, the scan of the first pages collects it (PageStore.scan), and its scope is those
+   * pages (scopePages()) in this layout. A search that then needs more pages scans them after the
+   * pool is collected; VectorIndex.scopeHolds() tells a later search that would do so.
    */
-  search(query: ScanQuery, top: TopK, nprobe: number, accept?: (slot: number) => boolean): void {
+  search(query: ScanQuery, top: TopK, nprobe: number, accept?: (slot: number) => boolean, pool?: ScorePool): void {
     this.notLoading();
     const total = this.pages.pageCount;
     const count = Math.min(Math.max(1, Math.floor(nprobe)), total);
     if (count === 0) return;
-    if (count === total) {
-      this.pages.scan(query, this.allPages(), total, top, accept);
-      return;
-    }
-    const routed = this.routed(query.vector);
+    const order = count === total ? this.allPages() : this.route(query, count);
+    this.pages.scan(query, order, count, top, accept, pool);
+    // Collected from these pages alone, before any more are scanned: it vouches for them whatever comes next.
+    if (pool !== undefined) pool.scope = { pages: sortedCopy(order, count), layout: this.layoutChanges };
+    if (top.size >= top.capacity || count === total) return;
+    const all = this.nearestPages(this.routed(query.vector), total, query.offset ?? 0);
+    for (let i = count; i < total && top.size < top.capacity; i++) this.pages.scan(query, all.subarray(i, i + 1), 1, top, accept);
+  }
+
+  /**
+   * Changes of which page holds which vector other than adds and removals: a vector moved (a split,
+   * its reassignments, a merge, a re-clustering), a page renumbered, loading. A pool's scope
+   * (PoolScope) names pages by number in the layout of one count.
+   */
+  get layoutEpoch(): number {
+    return this.layoutChanges;
+  }
+
+  /**
+   * The pages search() scans first for `query` at `nprobe`, ascending, while the layout is
+   * `layoutEpoch` (a new array): what a pool collected now would be scoped to.
+   */
+  scopePages(query: ScanQuery, nprobe: number): Int32Array {
+    this.notLoading();
+    const total = this.pages.pageCount;
+    const count = Math.min(Math.max(1, Math.floor(nprobe)), total);
+    return sortedCopy(count === total ? this.allPages() : this.route(query, count), count);
+  }
+
+  /** Vectors the pages of `pages` hold together. */
+  sizeOfPages(pages: ArrayLike<number>): number {
+    let n = 0;
+    for (let i = 0; i < pages.length; i++) n += this.pages.sizeOf(pages[i]!);
+    return n;
+  }
+
+  /**
+   * The `count` pages nearest `query`, nearest first (a reused buffer, valid until the next call).
+   * The same query asked again at the same count with no centroid changed since is not routed
+   * again: the cache's check of a near query's pages, then its search, route once.
+   */
+  private route(query: ScanQuery, count: number): Int32Array {
     const offset = query.offset ?? 0;
-    let order = this.nearestPages(routed, count, offset);
-    this.pages.scan(query, order, count, top, accept);
-    if (top.size >= top.capacity) return;
-    order = this.nearestPages(routed, total, offset);
-    for (let i = count; i < total && top.size < top.capacity; i++) this.pages.scan(query, order.subarray(i, i + 1), 1, top, accept);
+    const last = this.lastRoute;
+    if (last !== undefined && last.count === count && last.offset === offset && last.version === this.router.version && sameValues(last.vector, query.vector)) return this.routeOrder;
+    const order = this.nearestPages(this.routed(query.vector), count, offset);
+    if (this.routeOrder.length < count) this.routeOrder = new Int32Array(Math.max(count, 2 * this.routeOrder.length));
+    this.routeOrder.set(order.subarray(0, count));
+    if (last?.vector.length === query.vector.length) last.vector.set(query.vector);
+    this.lastRoute = { vector: last?.vector.length === query.vector.length ? last.vector : query.vector.slice(), offset, count, version: this.router.version };
+    return this.routeOrder;
   }
 
   /** The `n` pages whose centroids are nearest `routed`, nearest first (a reused buffer). */
@@ -435,6 +497,7 @@ export class PageClusters {
     this.addToSum(this.pages.pageOf(slot), v, -1);
     this.addToSum(to, v, 1);
     this.pages.moveTo(slot, to);
+    this.layoutChanges++;
     this.moved(slot);
   }
 
@@ -462,7 +525,9 @@ export class PageClusters {
     this.router.removeSwap(page);
     this.sums[page] = this.sums[last]!;
     this.sums.pop();
-    if (last !== page) for (const slot of this.pages.slotsOf(page)) this.moved(slot);
+    if (last === page) return;
+    this.layoutChanges++;
+    for (const slot of this.pages.slotsOf(page)) this.moved(slot);
   }
 
   free(): void {

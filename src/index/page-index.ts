@@ -4,6 +4,7 @@ import type { KernelMetric } from '../kernels/index.js';
 import { kernelQueryOf, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
 import { LargestNorm } from '../scan/largest-norm.js';
 import { SlotTable } from '../scan/slot-table.js';
+import type { PoolScope } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
 import { GATHER_COST, MatchingScan } from './matching-scan.js';
 import { PageClusters } from './page-clusters.js';
@@ -298,6 +299,9 @@ export class PageIndex implements VectorIndex {
     const exact = options.exact === true;
     let probes = exact ? pages : (options.nprobe ?? this.defaultProbes);
     const { accept, filter } = options;
+    // A filtered search's pages follow the share its filter takes, which writes move: no pool is scoped to them.
+    const pool = accept === undefined ? options.pool : undefined;
+    if (options.pool !== undefined && pool === undefined) options.pool.scope = null;
     if (accept !== undefined && filter !== undefined) {
       const matching = filter.atMost;
       if (matching === 0) return;
@@ -313,12 +317,43 @@ export class PageIndex implements VectorIndex {
       // None taken of the sample: the share is under 1 / asked, so every page.
       probes = taken === 0 ? pages : Math.min(pages, Math.ceil((probes * asked) / taken));
     }
-    this.clusters.search(query, top, probes, accept);
+    this.clusters.search(query, top, probes, accept, pool);
+    // Every page scanned: the pool is drawn from every stored vector, whatever pages come later.
+    if (exact && pool !== undefined) pool.scope = undefined;
   }
 
-  /** Pools are collected by the exact index's scan only (TODO: pools over pages, for the cache's near hits). */
-  collectsPools(): boolean {
-    return false;
+  collectsPools(options: { readonly nprobe?: number | undefined; readonly exact?: boolean | undefined; readonly filter?: object | undefined }): boolean {
+    return options.filter === undefined;
+  }
+
+  /** The pages, ascending, that a search of `query` probing `nprobe` of them scans first (a pool's scope). */
+  scopePages(query: ScanQuery, nprobe: number): Int32Array {
+    return this.clusters.scopePages(query, nprobe);
+  }
+
+  layoutEpoch(): number {
+    return this.clusters.layoutEpoch;
+  }
+
+  scopeHolds(scope: PoolScope, query: ScanQuery, options: { readonly nprobe?: number | undefined }, candidates: number): boolean {
+    const pages = this.scopePages(query, options.nprobe ?? this.defaultProbes);
+    if (pages.length !== scope.pages.length) return false;
+    for (let i = 0; i < pages.length; i++) if (pages[i] !== scope.pages[i]) return false;
+    // Pages that hold fewer than the candidates: the search would go on to the next nearest ones.
+    return pages.length === this.clusters.pageCount || this.clusters.sizeOfPages(pages) >= Math.max(1, candidates);
+  }
+
+  inScope(scope: PoolScope, slot: number): boolean {
+    const page = this.clusters.pageOf(slot);
+    const pages = scope.pages;
+    let lo = 0;
+    let hi = pages.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pages[mid]! < page) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < pages.length && pages[lo] === page;
   }
 
   scanSlots(query: ScanQuery, slots: Int32Array, count: number, top: TopK): void {

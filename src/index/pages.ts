@@ -2,6 +2,7 @@ import type { Codec } from '../codec/codec.js';
 import { kernels } from '../kernels/index.js';
 import { paddedDim, type KernelForm, type ScanQuery } from '../scan/code-blocks.js';
 import { GATHER_RUN, QueryScratch, pushPicked } from '../scan/query-scratch.js';
+import { recordingVerdicts, type ScorePool } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
 
 /** The smallest room a page is given, in vectors (PAGES.md). */
@@ -19,6 +20,11 @@ export function roomFor(rows: number): number {
   const base = 2 ** Math.floor(Math.log2(rows));
   const eighth = base / 8;
   return base + Math.ceil((rows - base) / eighth) * eighth;
+}
+
+/** `rows` rounded up to whole 16-byte steps of float32: where the next page's kept scores start. */
+function aligned(rows: number): number {
+  return (rows + 3) & ~3;
 }
 
 /** One page: its codes and scales back to back in linear memory, and the slot of each row. */
@@ -54,6 +60,9 @@ export class PageStore {
   /** Scratch for one page's scores, then as much for its picked rows: `scratchRoom` of each. */
   private scratchBase = 0;
   private scratchRoom = 0;
+  /** Where a scan that collects a pool keeps its pages' scores until it ends (scanKeeping): `keptRoom` floats, made at the first one. */
+  private keptBase = 0;
+  private keptRoom = 0;
   private readonly mem = kernels().memory;
   private freed = false;
 
@@ -77,7 +86,7 @@ export class PageStore {
 
   /** Bytes of memory held: the rooms of the pages (codes, scales, slots), the slot map and scratch space. */
   get bytes(): number {
-    let total = this.pageOfSlot.byteLength + this.rowOfSlot.byteLength + this.query.bytes + 8 * this.scratchRoom;
+    let total = this.pageOfSlot.byteLength + this.rowOfSlot.byteLength + this.query.bytes + 8 * this.scratchRoom + 4 * this.keptRoom;
     for (const p of this.pages) total += p.room * (this.stride + 8);
     return total;
   }
@@ -225,9 +234,18 @@ export class PageStore {
    * best, by slot, in `top`; `accept(slot)` is asked only about vectors that could enter it. The
    * selection kernel picks the rows at or above the top's floor, so JavaScript visits only those.
    * Each score is the one a scan of the same code by the same kernel gives anywhere.
+   *
+   * With `pool`, every accepted vector of those pages at or above the pool's line (score-pool.ts) is
+   * collected too, as the exact index's scan collects it over every vector (CodeBlocks.scan): each
+   * page's scores are kept until the scan ends, then one pass of the selection kernel per page finds
+   * them, and `accept` is asked once per vector at most.
    */
-  scan(query: ScanQuery, pages: ArrayLike<number>, count: number, top: TopK, accept?: (slot: number) => boolean): void {
+  scan(query: ScanQuery, pages: ArrayLike<number>, count: number, top: TopK, accept?: (slot: number) => boolean, pool?: ScorePool): void {
     this.query.load(query);
+    if (pool !== undefined) {
+      this.scanKeeping(query, pages, count, top, accept, pool);
+      return;
+    }
     for (let i = 0; i < count; i++) {
       const p = this.pageAt(pages[i]!);
       if (p.count === 0) continue;
@@ -236,6 +254,49 @@ export class PageStore {
       this.query.scan(query, p.codes, p.scales, p.count, out);
       pushPicked(top, out, p.count, this.scratchAt(1), (row) => p.slots[row]!, accept);
     }
+  }
+
+  /** scan() with a pool: the scores of every page kept in one run of linear memory (each page's 16-byte aligned), then collected. */
+  private scanKeeping(query: ScanQuery, pages: ArrayLike<number>, count: number, top: TopK, accept: ((slot: number) => boolean) | undefined, pool: ScorePool): void {
+    let rows = 0;
+    for (let i = 0; i < count; i++) rows += aligned(this.pageAt(pages[i]!).count);
+    this.reserveKept(rows);
+    // What `accept` said, by slot, for the pool to reuse.
+    const { asked, verdicts } = recordingVerdicts(accept);
+    for (let i = 0, at = this.keptBase; i < count; i++) {
+      const p = this.pageAt(pages[i]!);
+      if (p.count === 0) continue;
+      this.reserveScratch(p.count);
+      this.query.scan(query, p.codes, p.scales, p.count, at);
+      pushPicked(top, at, p.count, this.scratchAt(1), (row) => p.slots[row]!, asked);
+      at += 4 * aligned(p.count);
+    }
+    const k = kernels();
+    pool.setLine(top.kthBest(), top.meanBest());
+    for (let i = 0, at = this.keptBase; i < count; i++) {
+      const p = this.pageAt(pages[i]!);
+      if (p.count === 0) continue;
+      const picks = this.scratchAt(1);
+      const m = k.selectAtLeast(at, p.count, pool.line, picks);
+      if (m < p.count) pool.passedOver = true;
+      const scores = this.mem.f32();
+      const positions = this.mem.i32();
+      for (let j = 0; j < m; j++) {
+        const row = positions[(picks >> 2) + j]!;
+        const slot = p.slots[row]!;
+        if (accept !== undefined && !(verdicts?.get(slot) ?? accept(slot))) continue;
+        pool.add(slot, scores[(at >> 2) + row]!);
+      }
+      at += 4 * aligned(p.count);
+    }
+  }
+
+  /** Room for `rows` kept scores (scanKeeping), made at the first scan that collects a pool. */
+  private reserveKept(rows: number): void {
+    if (rows <= this.keptRoom) return;
+    if (this.keptRoom > 0) this.mem.free(this.keptBase, 4 * this.keptRoom);
+    this.keptRoom = roomFor(rows);
+    this.keptBase = this.mem.alloc(4 * this.keptRoom);
   }
 
   /** The kernel scores of every vector of `page` against `query`, in row order (slotsOf's), into `out` (room for sizeOf(page)). */
@@ -284,6 +345,7 @@ export class PageStore {
     for (const p of this.pages) this.release(p);
     this.pages = [];
     if (this.scratchRoom > 0) this.mem.free(this.scratchBase, 8 * this.scratchRoom);
+    if (this.keptRoom > 0) this.mem.free(this.keptBase, 4 * this.keptRoom);
     this.query.free();
   }
 

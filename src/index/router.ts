@@ -52,6 +52,7 @@ export class CentroidRouter {
   private readonly scan: ScanFn;
   private readonly padded: number;
   private capacity = 0;
+  private changes = 0;
   private count = 0;
   /** `capacity` padded centroids, one after another; then the query; then one score per centroid. */
   private base = 0;
@@ -77,18 +78,23 @@ export class CentroidRouter {
     this.mem.f32().fill(0, this.query >> 2, (this.query >> 2) + this.padded);
   }
 
+  /** Changes of any centroid so far: a route computed at one count holds while it stays. */
+  get version(): number {
+    return this.changes;
+  }
+
   /** Pages routed to. */
   get size(): number {
     return this.count;
   }
 
   /**
-   * Bytes held: centroids (capacity), their scores, half squared norms and inverse norms, and the
-   * query. Not the sphere's vectors: they are the model's, which is not counted here, as the
-   * projector's axes are not.
+   * Bytes held: centroids (capacity), their scores, half squared norms and inverse norms, the
+   * query, and the sphere's center and complement (each page index is given its own).
    */
   get bytes(): number {
-    return this.capacity * (this.padded * 4 + 4 + 8 + (this.sphere === undefined ? 0 : 8)) + this.padded * 4;
+    const sphere = this.sphere === undefined ? 0 : (this.sphere.center.length + (this.sphere.complement?.length ?? 0)) * 4;
+    return this.capacity * (this.padded * 4 + 4 + 8 + (this.sphere === undefined ? 0 : 8)) + this.padded * 4 + sphere;
   }
 
   /** Adds a page with `centroid` (dim floats); returns its number, `size` before the call. */
@@ -118,6 +124,7 @@ export class CentroidRouter {
   /** Removes `page`; the last page, if another, takes its number. */
   removeSwap(page: number): void {
     this.checkPage(page);
+    this.changes++;
     const last = --this.count;
     if (page === last) return;
     const f32 = this.mem.f32();
@@ -185,6 +192,7 @@ export class CentroidRouter {
   }
 
   private write(page: number, centroid: Float32Array): void {
+    this.changes++;
     const f32 = this.mem.f32();
     const at = (this.base >> 2) + page * this.padded;
     f32.set(centroid, at);

@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import type { FilterColumns, FilterTest } from '../filter/columns.js';
 import type { KernelForm, LoadedRecord, ScanQuery, StoredRecord, VectorPlace } from '../scan/code-blocks.js';
-import type { ScorePool } from '../scan/score-pool.js';
+import type { PoolScope, ScorePool } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
 
 /** What shapes which stored vectors a search looks at. */
@@ -110,11 +110,23 @@ export interface VectorIndex {
   /** Scores the vectors `options` selects against `query`, keeping the best (by slot) in `top`. */
   search(query: ScanQuery, top: TopK, options: IndexSearch): void;
   /**
-   * Whether search() with these options scores every stored vector and fills a pool: what the
-   * lookaside cache's pools and bounds need (CACHE.md). A search that probes some pages only is
-   * answered by its pages, which a pool from another query cannot vouch for.
+   * Whether search() with these options fills a pool, what the lookaside cache's pools and bounds
+   * need (CACHE.md): the exact index always; a page index for searches without a filter (whose
+   * pages it probes by the share the filter takes, which writes move), scoped to the pages it scans
+   * unless `exact`.
    */
-  collectsPools(options: Omit<IndexSearch, 'accept' | 'filter' | 'pool'>): boolean;
+  collectsPools(options: { readonly nprobe?: number | undefined; readonly exact?: boolean | undefined; readonly filter?: object | undefined }): boolean;
+  /** Changes of which page holds which vector other than adds and removals (PoolScope.layout); 0 for an index without pages. */
+  layoutEpoch(): number;
+  /**
+   * Whether a pool scoped `scope`, in today's layout (the caller checks `layoutEpoch()`), vouches
+   * for a search of `query` with these options that needs `candidates`: the search would scan
+   * exactly the scope's pages (routing now, with today's centroids), and no more. False for an
+   * index without pages.
+   */
+  scopeHolds(scope: PoolScope, query: ScanQuery, options: { readonly nprobe?: number | undefined }, candidates: number): boolean;
+  /** Whether the vector in `slot` is in one of `scope`'s pages (the layout being the scope's). */
+  inScope(scope: PoolScope, slot: number): boolean;
   /**
    * Scores only the vectors in `slots[0..count)`, each pushed into `top` with its slot, each score
    * the one search() gives that vector.

@@ -29,6 +29,11 @@ export class Projector {
     f32.fill(0, this.input >> 2, (this.input >> 2) + this.padded);
   }
 
+  /** Bytes of linear memory held: the padded axes, the input and the output. */
+  get bytes(): number {
+    return (this.model.outDim * this.padded + this.padded + Math.max(16, this.model.outDim)) * 4;
+  }
+
   /** `W (x − μ)` into a new array of outDim floats. */
   centered(x: Float32Array): Float32Array {
     const f32 = this.mem.f32();

@@ -3,7 +3,7 @@ import type { FilterColumns } from '../filter/columns.js';
 import { kernels, type KernelMetric } from '../kernels/index.js';
 import { LargestNorm } from './largest-norm.js';
 import { GATHER_RUN, QueryScratch, pushPicked } from './query-scratch.js';
-import type { ScorePool } from './score-pool.js';
+import { recordingVerdicts, type ScorePool } from './score-pool.js';
 import { SlotTable, type VectorPlace } from './slot-table.js';
 import { TopK } from './topk.js';
 
@@ -414,15 +414,7 @@ export class CodeBlocks {
     this.query.load(query);
     const total = this.slots.size;
     // What `accept` said, by slot, for a pool to reuse.
-    const verdicts = pool !== undefined && accept !== undefined ? new Map<number, boolean>() : undefined;
-    const asked =
-      verdicts === undefined
-        ? accept
-        : (slot: number) => {
-            const yes = accept!(slot);
-            verdicts.set(slot, yes);
-            return yes;
-          };
+    const { asked, verdicts } = pool === undefined ? { asked: accept, verdicts: undefined } : recordingVerdicts(accept);
     for (let b = 0; b < this.blocks.length; b++) {
       const block = this.blocks[b]!;
       const base = b * this.blockVectors;

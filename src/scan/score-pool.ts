@@ -1,6 +1,31 @@
 import { TopK } from './topk.js';
 
 /**
+ * The stored vectors a pool vouches for when a scan covered some pages of a page index only: those
+ * of `pages` (page numbers, ascending) as the index laid its pages out at `layout`
+ * (VectorIndex.layoutEpoch). A pool of a scan of every stored vector has none.
+ */
+export interface PoolScope {
+  readonly pages: Int32Array;
+  readonly layout: number;
+}
+
+/**
+ * `accept` as a scan that collects a pool asks it: each answer kept by slot (`verdicts`), so that
+ * collecting asks about no vector twice. Without `accept`, nothing to keep.
+ */
+export function recordingVerdicts(accept: ((slot: number) => boolean) | undefined): { asked: ((slot: number) => boolean) | undefined; verdicts: Map<number, boolean> | undefined } {
+  if (accept === undefined) return { asked: undefined, verdicts: undefined };
+  const verdicts = new Map<number, boolean>();
+  const asked = (slot: number) => {
+    const yes = accept(slot);
+    verdicts.set(slot, yes);
+    return yes;
+  };
+  return { asked, verdicts };
+}
+
+/**
  * What a scan collects beside its top-k for the lookaside cache's pool: every vector the filter
  * accepts that scores at least its `line`, set once the scan knows its k best:
  *
@@ -24,6 +49,12 @@ export class ScorePool {
   private lineNow = -Infinity;
   /** Whether the scan left some vector out (one scored below the line). */
   passedOver = false;
+  /**
+   * What the collected vectors were drawn from, set by the index that scanned: every stored vector
+   * (undefined, as reset() leaves it), the pages of a scope, or null when the index collected
+   * nothing (a filtered search of a page index).
+   */
+  scope: PoolScope | null | undefined;
 
   /**
    * Empties it for a scan that collects within `reach` (>= 0; Infinity takes everything) spreads
@@ -39,6 +70,7 @@ export class ScorePool {
     this.lineNow = -Infinity;
     this.added = 0;
     this.passedOver = false;
+    this.scope = undefined;
   }
 
   get reach(): number {

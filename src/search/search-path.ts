@@ -193,8 +193,8 @@ export class SearchPath {
   /** The `want.k` stored records closest to `q` (a checked copy of the query), best first. */
   async search(q: Float32Array, want: Wanted): Promise<SearchHit[]> {
     if (this.env.cache !== undefined) {
-      // A search that probes some pages only is answered by its pages, which no pool vouches for:
-      // its answer serves repeats of it while nothing is written, and nothing else.
+      // A filtered search of a page index probes pages by the share its filter takes, which no pool
+      // vouches for: its answer serves repeats of it while nothing is written, and nothing else.
       if (!this.env.index().collectsPools(want)) return this.searchRemembered(q, want, this.keyOf(want));
       const served = await this.searchCached(q, want, this.keyOf(want));
       if (served !== undefined) return served;
@@ -227,13 +227,13 @@ export class SearchPath {
     if (cache.now !== version || this.env.index() !== index) return hits;
     const { cq, scanForm } = this.cacheQuery(q, want, key, (scan) => index.kernelForm(scan));
     // Copies: the caller may change the hits it gets.
-    cache.rememberAnswer(cq, scanForm().scan, index, hits.map(copyHit), version, answerBytes(ranked, texts));
+    cache.rememberAnswer(cq, scanForm(), index, hits.map(copyHit), version, answerBytes(ranked, texts));
     return hits;
   }
 
   /** The cache's view of a search of `q` (CacheQuery), its scan form made at first use, once. */
-  private cacheQuery(q: Float32Array, want: Wanted, key: string, kernelForm: (scan: ScanQuery) => KernelForm): { cq: CacheQuery; scanForm: () => { scan: ScanQuery; offset: number } } {
-    let form: { scan: ScanQuery; offset: number } | undefined;
+  private cacheQuery(q: Float32Array, want: Wanted, key: string, kernelForm: (scan: ScanQuery) => KernelForm): { cq: CacheQuery; scanForm: () => ScanQuery } {
+    let form: ScanQuery | undefined;
     const scanForm = () => (form ??= this.env.space.scanQueryOf(q));
     const cq: CacheQuery = {
       query: q,
@@ -241,8 +241,9 @@ export class SearchPath {
       filter: want.filter,
       candidates: this.candidateCount(want),
       tiesShow: !want.rescore,
-      scanQuery: () => scanForm().scan,
-      kernelForm: () => kernelForm(scanForm().scan),
+      scanQuery: () => scanForm(),
+      kernelForm: () => kernelForm(scanForm()),
+      scopeHolds: (scope) => this.env.index().scopeHolds(scope, scanForm(), want, cq.candidates),
     };
     return { cq, scanForm };
   }
@@ -279,7 +280,7 @@ export class SearchPath {
     try {
       if (look.kind === 'candidates') {
         const near = look.near ? look.entry : undefined;
-        ranked = await this.finish(q, want.rescore ? 0 : scanForm().offset, look.candidates, want, {
+        ranked = await this.finish(q, want.rescore ? 0 : (scanForm().offset ?? 0), look.candidates, want, {
           tolerateMoves: false,
           bound: () => this.boundOf(scanForm()),
           known: () => {
@@ -333,8 +334,7 @@ export class SearchPath {
    * The scan picks the candidates (synchronously, so no write interleaves with it), finish() turns
    * them into the answer. With `remember`, the scan also collects the cache's pool and hands both over.
    */
-  private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, form: { scan: ScanQuery; offset: number }, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
-    const { scan, offset } = form;
+  private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, scan: ScanQuery, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
     const candidates = this.candidateCount(want);
     const top = new TopK(Math.max(1, candidates));
     const pool = remember === undefined ? undefined : this.pool;
@@ -348,7 +348,7 @@ export class SearchPath {
     if (remember !== undefined) remember.take(scan, top, pool!);
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
-    return this.finish(q, offset, chosen, want, { tolerateMoves, bound: () => this.boundOf(form) });
+    return this.finish(q, scan.offset ?? 0, chosen, want, { tolerateMoves, bound: () => this.boundOf(scan) });
   }
 
   /**
@@ -606,9 +606,8 @@ export class SearchPath {
     });
   }
 
-  private boundOf(form: { scan: ScanQuery; offset: number }): RescoreBound | undefined {
-    const { scan, offset } = form;
-    return rescoreBound(this.env.index(), scan, this.env.index().kernelQueryError(scan), this.env.space.reduced, offset);
+  private boundOf(scan: ScanQuery): RescoreBound | undefined {
+    return rescoreBound(this.env.index(), scan, this.env.index().kernelQueryError(scan), this.env.space.reduced, scan.offset ?? 0);
   }
 
   /**

@@ -79,6 +79,15 @@ export class VectorSpace {
     return this.model?.outDim ?? this.config.dim;
   }
 
+  /**
+   * Bytes of RAM the model holds: its mean and axes as persisted, and the projector's copy of the
+   * axes in linear memory (an rq rotation at 512-d is 1 MiB each).
+   */
+  get bytes(): number {
+    if (this.model === undefined) return 0;
+    return (this.model.mean.length + this.model.components.length) * 4 + (this.projector?.bytes ?? 0);
+  }
+
   /** The vector as the index holds it: unit length for cosine, then projected once PCA is fitted. */
   storedForm(vector: Float32Array): Float32Array {
     const v = this.config.metric === 'cosine' ? normalized(vector) : vector;
@@ -92,14 +101,13 @@ export class VectorSpace {
     return this.config.metric === 'cosine' && this.model === undefined ? 'cosine' : 'dot';
   }
 
-  /** The query as the scan takes it, and the constant to add back to its kernel scores. */
-  scanQueryOf(query: Float32Array): { scan: ScanQuery; offset: number } {
+  /** The query as the scan takes it, with the constant to add back to its kernel scores (`offset`, with a model). */
+  scanQueryOf(query: Float32Array): ScanQuery {
     const q = this.config.metric === 'cosine' ? normalized(query) : query;
     const metric = this.kernelMetric();
-    if (this.model === undefined || this.projector === undefined) return { scan: { vector: q, metric, int8Query: INT8_QUERY }, offset: 0 };
-    if (this.config.metric === 'l2') return { scan: { vector: this.projector.centered(q), metric, int8Query: INT8_QUERY }, offset: 0 };
-    const offset = dotMean(this.model, q);
-    return { scan: { vector: this.projector.uncentered(q), metric, int8Query: INT8_QUERY, offset }, offset };
+    if (this.model === undefined || this.projector === undefined) return { vector: q, metric, int8Query: INT8_QUERY };
+    if (this.config.metric === 'l2') return { vector: this.projector.centered(q), metric, int8Query: INT8_QUERY };
+    return { vector: this.projector.uncentered(q), metric, int8Query: INT8_QUERY, offset: dotMean(this.model, q) };
   }
 
   /**
