@@ -323,7 +323,15 @@ test('page index: a pool collected while probing some pages holds exactly the ve
         assert.ok(scope !== undefined && scope !== null, 'a search of some pages scopes its pool');
         assert.deepEqual([...scope.pages], [...paged.scopePages(query, nprobe)]);
         assert.equal(scope.layout, paged.layoutEpoch());
-        assert.ok(paged.scopeHolds(scope, query, { nprobe }, t.capacity) === (nprobe === paged.pages || scope.pages.reduce((n, p) => n + paged.pageSizes()[p]!, 0) >= t.capacity));
+        const now = paged.scopeOf(query, { nprobe }, t.capacity);
+        assert.ok(now !== undefined);
+        assert.deepEqual({ pages: [...now.pages], layout: now.layout }, { pages: [...scope.pages], layout: scope.layout });
+        assert.equal(now.complete, nprobe === paged.pages || scope.pages.reduce((n, p) => n + paged.pageSizes()[p]!, 0) >= t.capacity);
+        assert.equal(paged.scopeOf(query, { nprobe, exact: true }, t.capacity), undefined);
+        // Scanning the scope's pages alone finds the search's top.
+        const again = new TopK(t.capacity);
+        paged.scanPages(query, scope.pages, scope.pages.length, again);
+        if (now.complete) assert.deepEqual(again.sorted(), t.sorted());
         const inPages = new Set(scope.pages);
         const slots = Int32Array.from({ length: paged.size }, (_, s) => s);
         const scores = new Float32Array(paged.size);

@@ -2,7 +2,7 @@ import { isRqCodec } from '../codec/codec.js';
 import type { Filter } from '../options.js';
 import type { VectorIndex } from '../index/vector-index.js';
 import type { KernelForm, ScanQuery } from '../scan/code-blocks.js';
-import type { PoolScope, ScorePool } from '../scan/score-pool.js';
+import type { PoolScope, ScorePool, SearchScope } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
 import type { DocRecord } from '../store/state.js';
 import { HotVectors } from './hot-vectors.js';
@@ -102,8 +102,8 @@ export interface CacheQuery {
   scanQuery(): ScanQuery;
   /** The kernel's view of it (VectorIndex.kernelForm), built only when needed, once. */
   kernelForm(): KernelForm;
-  /** Whether a pool scoped `scope` vouches for this search: it would scan exactly those pages (VectorIndex.scopeHolds). */
-  scopeHolds(scope: PoolScope): boolean;
+  /** The pages this search would scan first on a page index, now (VectorIndex.scopeOf), computed once. */
+  scope(): SearchScope | undefined;
 }
 
 function hashOf(q: CacheQuery): number {
@@ -193,6 +193,23 @@ const REACH_KEYS = 64;
 const NEAR_TRIES = 2;
 /** A near entry is tried only when its sketch differs in at most this share of the dimensions. */
 const NEAR_SKETCH_SHARE = 0.2;
+/**
+ * A scoped pool serves a search whose pages differ from its scope in at most this share of them
+ * (at least one): the pages it lacks are scanned in full (certify()), each costing what it costs the
+ * search to scan it.
+ */
+const NEW_PAGES_SHARE = 1 / 4;
+/** What an entry without a scope needs of the pages a search scans: nothing. */
+const ALL_PAGES: PagesNow = Object.freeze({ within: undefined, extra: undefined });
+
+/** The pages a search scans now, against a scoped entry's (pagesNow()). */
+interface PagesNow {
+  /** The search's pages, when some of the scope's are not among them: members outside them are left out. */
+  readonly within: PoolScope | undefined;
+  /** The search's pages outside the scope, ascending: scored in full. */
+  readonly extra: Int32Array | undefined;
+}
+
 /** JavaScript's cost of an entry beyond its typed arrays, estimated. */
 const ENTRY_OVERHEAD = 512;
 const HOT_OVERHEAD = 96;
@@ -237,7 +254,7 @@ export class LookasideCache<A> {
   private scratchSlots = new Int32Array(0);
   private scratchPicked = new Int32Array(0);
   private scratchScores = new Float32Array(0);
-  private readonly tops: [TopK | undefined, TopK | undefined] = [undefined, undefined];
+  private readonly tops: [TopK | undefined, TopK | undefined, TopK | undefined] = [undefined, undefined, undefined];
   private readonly spares: SpareBuffers;
   /** Candidates whose full vectors searches read, and results whose documents and texts they read. */
   private readonly seenVectors: SeenIds;
@@ -335,18 +352,14 @@ export class LookasideCache<A> {
     if (same !== undefined) {
       if (!this.catchUp(same, host)) {
         this.dropEntry(same, true);
-      } else if (same.answer === undefined && same.scope !== undefined && !q.scopeHolds(same.scope)) {
-        // The centroids moved since: the same query now probes other pages.
-        this.counts.boundFailures++;
-        this.counts.misses++;
-        return { kind: 'miss' };
       } else {
         this.use(same);
         if (same.answer !== undefined) {
           this.counts.exactHits++;
           return { kind: 'answer', answer: same.answer };
         }
-        const candidates = this.certify(same, same.scan, this.shiftOf(same.scan, same.kernel, same.kernel, host), q, host);
+        const pages = this.pagesNow(same, q);
+        const candidates = pages === undefined ? undefined : this.certify(same, same.scan, this.shiftOf(same.scan, same.kernel, same.kernel, host), q, host, pages);
         if (candidates !== undefined) {
           this.counts.exactHits++;
           return { kind: 'candidates', entry: same, candidates, near: false };
@@ -386,9 +399,10 @@ export class LookasideCache<A> {
         this.dropEntry(e, true);
         continue;
       }
-      // Caught up, its scope's page numbers are today's: does the new query probe those pages?
-      if (e.scope !== undefined && !q.scopeHolds(e.scope)) continue;
-      const candidates = this.certify(e, scan, shift, q, host);
+      // Caught up, its scope's page numbers are today's: which pages does the new query probe?
+      const pages = this.pagesNow(e, q);
+      if (pages === undefined) continue;
+      const candidates = this.certify(e, scan, shift, q, host, pages);
       if (candidates !== undefined) {
         this.use(e);
         this.counts.nearHits++;
@@ -783,11 +797,16 @@ export class LookasideCache<A> {
    * one, and a member whose old score, moved by the shift, stays below `m` can neither be a
    * candidate nor tie with the last one, so it is left out. A near query moves scores far less than
    * the pool's depth: most of the pool is left out.
+   *
+   * For a pool scoped to some pages (`pages`, pagesNow()): members of pages the search does not
+   * scan now are left out, and every vector of the pages it scans outside the scope is scored (their
+   * best `want + 1`), so the bound needs to cover only the scope's pages.
    */
-  private certify(entry: CacheEntry<A>, scan: ScanQuery, shift: ScoreShift, q: CacheQuery, host: CacheHost): Candidate[] | undefined {
+  private certify(entry: CacheEntry<A>, scan: ScanQuery, shift: ScoreShift, q: CacheQuery, host: CacheHost, pages: PagesNow): Candidate[] | undefined {
     const want = q.candidates;
     if (want === 0) return [];
     const size = entry.size;
+    const within = pages.within;
     if (this.scratchSlots.length < size) {
       this.scratchSlots = new Int32Array(2 * size);
       this.scratchScores = new Float32Array(2 * size);
@@ -798,6 +817,8 @@ export class LookasideCache<A> {
     let front = 0;
     let back = size;
     for (let i = 0; i < size; i++) {
+      // A member of a page the search does not scan now cannot be one of its candidates.
+      if (within !== undefined && !host.index.inScope(within, entry.slots[i]!)) continue;
       if (entry.scores[i]! >= entry.lastCandidate) slots[front++] = i;
       else slots[--back] = i;
     }
@@ -810,6 +831,16 @@ export class LookasideCache<A> {
     for (let i = 0; i < front; i++) {
       top.push(scores[i]!, picked[i]!);
       guard.push(scores[i]!, picked[i]!);
+    }
+    // The search's pages outside the scope: every vector of them scored, the best want + 1 kept.
+    if (pages.extra !== undefined && pages.extra.length > 0) {
+      const fresh = this.reusedTop(2, want + 1);
+      host.index.scanPages(scan, pages.extra, pages.extra.length, fresh);
+      const n = fresh.sortBestFirst();
+      for (let i = 0; i < n; i++) {
+        top.push(fresh.scoreAt(i), fresh.slotAt(i));
+        guard.push(fresh.scoreAt(i), fresh.slotAt(i));
+      }
     }
     const m = guard.kthBest();
     let more = 0;
@@ -834,8 +865,30 @@ export class LookasideCache<A> {
     return out;
   }
 
-  /** An empty TopK of `capacity` for certify() (`which`: 0 or 1), reused while the capacity stays. */
-  private reusedTop(which: 0 | 1, capacity: number): TopK {
+  /**
+   * For an entry scoped to some pages: the pages the search of `q` scans now, against the entry's
+   * (caught up: its layout is today's). Undefined when its pool can prove nothing: the search would
+   * go on to more pages than its first (they hold fewer than its candidates), or more than
+   * NEW_PAGES_SHARE of its pages are outside the scope.
+   */
+  private pagesNow(entry: CacheEntry<A>, q: CacheQuery): PagesNow | undefined {
+    const scope = entry.scope;
+    if (scope === undefined) return ALL_PAGES;
+    const now = q.scope();
+    if (now === undefined || !now.complete || now.layout !== scope.layout) return undefined;
+    const extra: number[] = [];
+    for (let i = 0, j = 0; i < now.pages.length; i++) {
+      const page = now.pages[i]!;
+      while (j < scope.pages.length && scope.pages[j]! < page) j++;
+      if (!(j < scope.pages.length && scope.pages[j] === page)) extra.push(page);
+    }
+    if (extra.length > Math.max(1, Math.floor(now.pages.length * NEW_PAGES_SHARE))) return undefined;
+    if (extra.length === 0 && now.pages.length === scope.pages.length) return ALL_PAGES;
+    return { within: now, extra: Int32Array.from(extra) };
+  }
+
+  /** An empty TopK of `capacity` for certify() (`which`: 0 to 2), reused while the capacity stays. */
+  private reusedTop(which: 0 | 1 | 2, capacity: number): TopK {
     let top = this.tops[which];
     if (top?.capacity === capacity) top.clear();
     else this.tops[which] = top = new TopK(capacity);

@@ -182,8 +182,12 @@ export class FlatIndex implements VectorIndex {
   }
 
   /** Its pools have no scope: they are drawn from every stored vector. */
-  scopeHolds(): boolean {
-    return false;
+  scopeOf(): undefined {
+    return undefined;
+  }
+
+  scanPages(): void {
+    throw new RangeError('the exact index has no pages');
   }
 
   inScope(): boolean {

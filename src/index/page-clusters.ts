@@ -305,6 +305,13 @@ export class PageClusters {
     return sortedCopy(count === total ? this.allPages() : this.route(query, count), count);
   }
 
+  /** Scores every vector of `pages[0..count)` into `top` (PageStore.scan). */
+  scanPages(query: ScanQuery, pages: Int32Array, count: number, top: TopK): void {
+    this.notLoading();
+    for (let i = 0; i < count; i++) if (!(pages[i]! >= 0 && pages[i]! < this.pages.pageCount)) throw new RangeError(`no page ${pages[i]}`);
+    this.pages.scan(query, pages, count, top);
+  }
+
   /** Vectors the pages of `pages` hold together. */
   sizeOfPages(pages: ArrayLike<number>): number {
     let n = 0;

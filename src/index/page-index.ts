@@ -4,7 +4,7 @@ import type { KernelMetric } from '../kernels/index.js';
 import { kernelQueryOf, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
 import { LargestNorm } from '../scan/largest-norm.js';
 import { SlotTable } from '../scan/slot-table.js';
-import type { PoolScope } from '../scan/score-pool.js';
+import type { PoolScope, SearchScope } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
 import { GATHER_COST, MatchingScan } from './matching-scan.js';
 import { PageClusters } from './page-clusters.js';
@@ -335,12 +335,16 @@ export class PageIndex implements VectorIndex {
     return this.clusters.layoutEpoch;
   }
 
-  scopeHolds(scope: PoolScope, query: ScanQuery, options: { readonly nprobe?: number | undefined }, candidates: number): boolean {
+  scopeOf(query: ScanQuery, options: { readonly nprobe?: number | undefined; readonly exact?: boolean | undefined }, candidates: number): SearchScope | undefined {
+    if (options.exact === true || this.clusters.pageCount === 0) return undefined;
     const pages = this.scopePages(query, options.nprobe ?? this.defaultProbes);
-    if (pages.length !== scope.pages.length) return false;
-    for (let i = 0; i < pages.length; i++) if (pages[i] !== scope.pages[i]) return false;
-    // Pages that hold fewer than the candidates: the search would go on to the next nearest ones.
-    return pages.length === this.clusters.pageCount || this.clusters.sizeOfPages(pages) >= Math.max(1, candidates);
+    // Pages that hold fewer than the candidates: the search goes on to the next nearest ones.
+    const complete = pages.length === this.clusters.pageCount || this.clusters.sizeOfPages(pages) >= Math.max(1, candidates);
+    return { pages, layout: this.clusters.layoutEpoch, complete };
+  }
+
+  scanPages(query: ScanQuery, pages: Int32Array, count: number, top: TopK): void {
+    this.clusters.scanPages(query, pages, count, top);
   }
 
   inScope(scope: PoolScope, slot: number): boolean {

@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import type { FilterColumns, FilterTest } from '../filter/columns.js';
 import type { KernelForm, LoadedRecord, ScanQuery, StoredRecord, VectorPlace } from '../scan/code-blocks.js';
-import type { PoolScope, ScorePool } from '../scan/score-pool.js';
+import type { PoolScope, ScorePool, SearchScope } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
 
 /** What shapes which stored vectors a search looks at. */
@@ -119,12 +119,14 @@ export interface VectorIndex {
   /** Changes of which page holds which vector other than adds and removals (PoolScope.layout); 0 for an index without pages. */
   layoutEpoch(): number;
   /**
-   * Whether a pool scoped `scope`, in today's layout (the caller checks `layoutEpoch()`), vouches
-   * for a search of `query` with these options that needs `candidates`: the search would scan
-   * exactly the scope's pages (routing now, with today's centroids), and no more. False for an
-   * index without pages.
+   * The pages an unfiltered search of `query` with these options that needs `candidates` scans
+   * first now (routed with today's centroids, ascending, in today's layout), and whether they hold
+   * its candidates: else it goes on to more pages. Undefined for an index without pages and for an
+   * exact search, which scans every vector.
    */
-  scopeHolds(scope: PoolScope, query: ScanQuery, options: { readonly nprobe?: number | undefined }, candidates: number): boolean;
+  scopeOf(query: ScanQuery, options: { readonly nprobe?: number | undefined; readonly exact?: boolean | undefined }, candidates: number): SearchScope | undefined;
+  /** Scores every vector of `pages[0..count)` against `query` as search() scores them, keeping the best in `top` (by slot). */
+  scanPages(query: ScanQuery, pages: Int32Array, count: number, top: TopK): void;
   /** Whether the vector in `slot` is in one of `scope`'s pages (the layout being the scope's). */
   inScope(scope: PoolScope, slot: number): boolean;
   /**

@@ -10,6 +10,11 @@ export interface PoolScope {
   readonly layout: number;
 }
 
+/** The pages a search would scan now (VectorIndex.scopeOf), and whether they hold its candidates (else it goes on to more pages). */
+export interface SearchScope extends PoolScope {
+  readonly complete: boolean;
+}
+
 /**
  * `accept` as a scan that collects a pool asks it: each answer kept by slot (`verdicts`), so that
  * collecting asks about no vector twice. Without `accept`, nothing to keep.

@@ -5,7 +5,7 @@ import type { VectorIndex } from '../index/vector-index.js';
 import { cloneMeta, type Meta } from '../meta.js';
 import type { Filter, MetaValue, Metric, SearchOptions } from '../options.js';
 import { samePlace, type KernelForm, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
-import { ScorePool } from '../scan/score-pool.js';
+import { ScorePool, type SearchScope } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
 import type { ExactScorer } from '../space/exact-scorer.js';
 import type { VectorSpace } from '../space/vector-space.js';
@@ -234,6 +234,7 @@ export class SearchPath {
   /** The cache's view of a search of `q` (CacheQuery), its scan form made at first use, once. */
   private cacheQuery(q: Float32Array, want: Wanted, key: string, kernelForm: (scan: ScanQuery) => KernelForm): { cq: CacheQuery; scanForm: () => ScanQuery } {
     let form: ScanQuery | undefined;
+    let scope: { now: SearchScope | undefined } | undefined;
     const scanForm = () => (form ??= this.env.space.scanQueryOf(q));
     const cq: CacheQuery = {
       query: q,
@@ -243,7 +244,7 @@ export class SearchPath {
       tiesShow: !want.rescore,
       scanQuery: () => scanForm(),
       kernelForm: () => kernelForm(scanForm()),
-      scopeHolds: (scope) => this.env.index().scopeHolds(scope, scanForm(), want, cq.candidates),
+      scope: () => (scope ??= { now: this.env.index().scopeOf(scanForm(), want, cq.candidates) }).now,
     };
     return { cq, scanForm };
   }
