@@ -10,6 +10,7 @@ import { TopK } from '../src/scan/topk.js';
 import type { Metric } from '../src/options.js';
 import { clustered, gaussian, perturb, rng, tempDir } from './helpers.js';
 import { FaultFileLayer } from './support/fault-layer.js';
+import { sameAnswer } from './support/cached-pair.js';
 import { heldLog } from './support/held-log.js';
 
 /**
@@ -18,15 +19,6 @@ import { heldLog } from './support/held-log.js';
  * repeats at cosine 0.9 to 0.999, fresh ones, with and without filters) on a store with the cache
  * and one without, and requires the same answer every time.
  */
-
-function sameAnswer(a: SearchHit[], b: SearchHit[], where: string): void {
-  assert.deepEqual(a.map((h) => h.id), b.map((h) => h.id), `${where}: ids`);
-  for (const [i, h] of a.entries()) {
-    assert.ok(Math.abs(h.score - b[i]!.score) <= 1e-6, `${where}: score of ${h.id} ${h.score} vs ${b[i]!.score}`);
-    assert.equal(h.text, b[i]!.text, `${where}: text of ${h.id}`);
-    assert.deepEqual(h.meta, b[i]!.meta, `${where}: meta of ${h.id}`);
-  }
-}
 
 interface Config {
   metric: Metric;

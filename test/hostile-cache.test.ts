@@ -12,7 +12,7 @@ import { TopK } from '../src/scan/topk.js';
 import { normalized } from '../src/vector.js';
 import { clustered, gaussian, perturb, rng, tempDir } from './helpers.js';
 import { openPair } from './support/cached-pair.js';
-import { heldLog, type HeldLog } from './support/held-log.js';
+import { heldLog, racing } from './support/held-log.js';
 
 /**
  * The lookaside cache (src/cache/CACHE.md) against hostile data and timing, aimed at what changed
@@ -108,24 +108,6 @@ async function filled(dir: string, options: OpenOptions, records: readonly Memor
   const store = await MemStore.open(dir, options);
   await store.add([...records]);
   await store.close();
-}
-
-/**
- * Runs `write` so that it lands at a chosen point of a search started while it is logged but not
- * yet applied: at once, a few microtasks in, after the thread pool's next turn, or after the search
- * is over. Resolves to the search's answer.
- */
-async function racing(files: HeldLog, write: () => Promise<unknown>, search: () => Promise<SearchHit[]>, when: number): Promise<SearchHit[]> {
-  const { reached, release } = files.hold();
-  const written = write();
-  await reached;
-  const searched = search();
-  if (when === 0) release();
-  else if (when === 1) void Promise.resolve().then(() => Promise.resolve()).then(release);
-  else if (when === 2) setImmediate(release);
-  else void searched.then(release, release);
-  const [answer] = await Promise.all([searched, written]);
-  return answer;
 }
 
 test('writes landing while a near hit runs (started, not awaited; the write; then awaited) on a file layer without synchronous reads: the answer before the write or after it, never a mix, and nothing stale afterwards', async () => {

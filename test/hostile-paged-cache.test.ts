@@ -5,7 +5,8 @@ import { isMemstoreError, MemStore, type MemoryRecord, type OpenOptions, type Se
 import type { CodecName } from '../src/codec/codec.js';
 import type { Metric } from '../src/options.js';
 import { clustered, gaussian, perturb, rng, tempDir } from './helpers.js';
-import { heldLog, type HeldLog } from './support/held-log.js';
+import { openPair as openCachedPair, sameAnswer, type CachedPair } from './support/cached-pair.js';
+import { heldLog, racing } from './support/held-log.js';
 
 /**
  * The lookaside cache (src/cache/CACHE.md, "Searches of the page index") on page-clustered stores,
@@ -17,53 +18,11 @@ import { heldLog, type HeldLog } from './support/held-log.js';
  * same store opened with `cache: false`: ids, scores within 1e-6, texts and metadata must agree.
  */
 
-function sameAnswer(a: SearchHit[], b: SearchHit[], where: string): void {
-  assert.deepEqual(
-    a.map((h) => h.id),
-    b.map((h) => h.id),
-    `${where}: ids`,
-  );
-  for (const [i, h] of a.entries()) {
-    assert.ok(Math.abs(h.score - b[i]!.score) <= 1e-6, `${where}: score of ${h.id} ${h.score} vs ${b[i]!.score}`);
-    assert.equal(h.text, b[i]!.text, `${where}: text of ${h.id}`);
-    assert.deepEqual(h.meta, b[i]!.meta, `${where}: meta of ${h.id}`);
-  }
-}
-
 const CACHE = { entries: 16, pool: 3, bytes: 1 << 20 };
 
-interface Pair {
-  cached: MemStore;
-  plain: MemStore;
-  add(records: MemoryRecord[]): Promise<void>;
-  del(ids: string[]): Promise<void>;
-  check(q: Float32Array, o: SearchOptions, where: string): Promise<SearchHit[]>;
-  close(): Promise<void>;
-}
-
-async function openPair(options: OpenOptions, cache: OpenOptions['cache'] = CACHE, dirs: [string, string] = [tempDir(), tempDir()]): Promise<Pair> {
-  const cached = await MemStore.open(dirs[0], { durability: 'none', ...options, cache });
-  const plain = await MemStore.open(dirs[1], { durability: 'none', ...options, cache: false });
-  return {
-    cached,
-    plain,
-    async add(records) {
-      await cached.add(records);
-      await plain.add(records);
-    },
-    async del(ids) {
-      assert.equal(await cached.delete(ids), await plain.delete(ids));
-    },
-    async check(q, o, where) {
-      const got = await cached.search(q, o);
-      sameAnswer(got, await plain.search(q, o), where);
-      return got;
-    },
-    async close() {
-      await cached.close();
-      await plain.close();
-    },
-  };
+/** Both stores of a pair (support/cached-pair.ts), compared with scores within 1e-6, the cache `CACHE` unless given. */
+function openPair(options: OpenOptions, cache: OpenOptions['cache'] = CACHE, dirs?: [string, string]): Promise<CachedPair> {
+  return openCachedPair(options, cache, { same: sameAnswer, ...(dirs === undefined ? {} : { dirs }) });
 }
 
 /** The layout epoch of the store's page index (PoolScope.layout). */
@@ -76,7 +35,7 @@ function pagedOf(store: MemStore): boolean {
 }
 
 /** The same search on both stores: the same answer, or both reject it with a MemstoreError of the same code (returned). */
-async function sameOrRejected(pair: Pair, q: Float32Array, o: SearchOptions, where: string): Promise<string | undefined> {
+async function sameOrRejected(pair: CachedPair, q: Float32Array, o: SearchOptions, where: string): Promise<string | undefined> {
   const outcome = async (s: MemStore): Promise<{ hits?: SearchHit[]; code?: string }> => {
     try {
       return { hits: await s.search(q, o) };
@@ -665,24 +624,6 @@ test('a paged store of 100+ pages (the default nprobe probes 32 of them), near q
     await pair.close();
   }
 });
-
-/**
- * Runs `write` so that it lands at a chosen point of a search started while it is logged but not
- * yet applied: at once, a few microtasks in, after the thread pool's next turn, or after the search
- * is over (as in hostile-cache.test.ts). Resolves to the search's answer.
- */
-async function racing(files: HeldLog, write: () => Promise<unknown>, search: () => Promise<SearchHit[]>, when: number): Promise<SearchHit[]> {
-  const { reached, release } = files.hold();
-  const written = write();
-  await reached;
-  const searched = search();
-  if (when === 0) release();
-  else if (when === 1) void Promise.resolve().then(() => Promise.resolve()).then(release);
-  else if (when === 2) setImmediate(release);
-  else void searched.then(release, release);
-  const [answer] = await Promise.all([searched, written]);
-  return answer;
-}
 
 test('writes that move pages (a result upserted to another cluster, a burst that splits the query\'s page, results deleted so a page dissolves) landing while exact and near repeats run, reads that wait: the answer before the write or after it, and nothing stale afterwards', async () => {
   const next = rng(27);

@@ -441,7 +441,7 @@ export class LookasideCache<A> {
    */
   remember(q: CacheQuery, scan: ScanQuery, index: VectorIndex, top: TopK, pool: ScorePool): CacheEntry<A> {
     // Nothing collected (a filtered search of a page index): the answer serves repeats only.
-    if (pool.scope === null) return this.enter(q, scan, index, { ...membersOf(NO_MEMBERS, 0, this.spares), size: 0, bound: Infinity, lastCandidate: Infinity, scope: undefined }, false);
+    if (pool.scope === null) return this.enter(q, scan, index, this.noPool(), false);
     const last = Math.min(q.candidates, top.size) - 1;
     const lastCandidate = last >= 0 ? top.scoreAt(last) : Infinity;
     return this.enter(q, scan, index, { ...this.poolFrom(q, lastCandidate, pool), lastCandidate, scope: pool.scope }, true);
@@ -455,8 +455,13 @@ export class LookasideCache<A> {
    */
   rememberAnswer(q: CacheQuery, scan: ScanQuery, index: VectorIndex, answer: A, version: number, bytes: number): void {
     if (version !== this.version) return;
-    const entry = this.enter(q, scan, index, { ...membersOf(NO_MEMBERS, 0, this.spares), size: 0, bound: Infinity, lastCandidate: Infinity, scope: undefined }, false);
+    const entry = this.enter(q, scan, index, this.noPool(), false);
     this.answered(entry, answer, version, bytes);
+  }
+
+  /** The pool of an entry that vouches for nothing beyond its own answer: empty, every vector possibly above it. */
+  private noPool(): { slots: Int32Array; scores: Float32Array; size: number; bound: number; lastCandidate: number; scope: undefined } {
+    return { ...membersOf(NO_MEMBERS, 0, this.spares), size: 0, bound: Infinity, lastCandidate: Infinity, scope: undefined };
   }
 
   /** A search ran that the cache could not answer and did not look up (one no pool vouches for). */

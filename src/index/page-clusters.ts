@@ -269,12 +269,12 @@ export class PageClusters {
    *
    * With `pool`, the scan of the first pages collects it (PageStore.scan), and its scope is those
    * pages (scopePages()) in this layout. A search that then needs more pages scans them after the
-   * pool is collected; VectorIndex.scopeHolds() tells a later search that would do so.
+   * pool is collected; VectorIndex.scopeOf() tells a later search that would do so.
    */
   search(query: ScanQuery, top: TopK, nprobe: number, accept?: (slot: number) => boolean, pool?: ScorePool): void {
     this.notLoading();
     const total = this.pages.pageCount;
-    const count = Math.min(Math.max(1, Math.floor(nprobe)), total);
+    const count = this.probeCount(nprobe);
     if (count === 0) return;
     const order = count === total ? this.allPages() : this.route(query, count);
     this.pages.scan(query, order, count, top, accept, pool);
@@ -300,9 +300,13 @@ export class PageClusters {
    */
   scopePages(query: ScanQuery, nprobe: number): Int32Array {
     this.notLoading();
-    const total = this.pages.pageCount;
-    const count = Math.min(Math.max(1, Math.floor(nprobe)), total);
-    return sortedCopy(count === total ? this.allPages() : this.route(query, count), count);
+    const count = this.probeCount(nprobe);
+    return sortedCopy(count === this.pages.pageCount ? this.allPages() : this.route(query, count), count);
+  }
+
+  /** The pages a search asked for `nprobe` probes first: at least one, at most every page. */
+  private probeCount(nprobe: number): number {
+    return Math.min(Math.max(1, Math.floor(nprobe)), this.pages.pageCount);
   }
 
   /** Scores every vector of `pages[0..count)` into `top` (PageStore.scan). */
@@ -331,8 +335,9 @@ export class PageClusters {
     const order = this.nearestPages(this.routed(query.vector), count, offset);
     if (this.routeOrder.length < count) this.routeOrder = new Int32Array(Math.max(count, 2 * this.routeOrder.length));
     this.routeOrder.set(order.subarray(0, count));
-    if (last?.vector.length === query.vector.length) last.vector.set(query.vector);
-    this.lastRoute = { vector: last?.vector.length === query.vector.length ? last.vector : query.vector.slice(), offset, count, version: this.router.version };
+    const vector = last?.vector.length === query.vector.length ? last.vector : new Float32Array(query.vector.length);
+    vector.set(query.vector);
+    this.lastRoute = { vector, offset, count, version: this.router.version };
     return this.routeOrder;
   }
 

@@ -322,8 +322,13 @@ export class PageIndex implements VectorIndex {
     if (exact && pool !== undefined) pool.scope = undefined;
   }
 
+  /**
+   * Not while it is empty either: its search scans nothing, so nothing would scope the pool, and an
+   * unscoped empty pool would vouch for every vector added since, which a search probing some of the
+   * pages does not see.
+   */
   collectsPools(options: { readonly nprobe?: number | undefined; readonly exact?: boolean | undefined; readonly filter?: object | undefined }): boolean {
-    return options.filter === undefined;
+    return options.filter === undefined && this.size > 0;
   }
 
   /** The pages, ascending, that a search of `query` probing `nprobe` of them scans first (a pool's scope). */

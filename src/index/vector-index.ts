@@ -111,9 +111,9 @@ export interface VectorIndex {
   search(query: ScanQuery, top: TopK, options: IndexSearch): void;
   /**
    * Whether search() with these options fills a pool, what the lookaside cache's pools and bounds
-   * need (CACHE.md): the exact index always; a page index for searches without a filter (whose
-   * pages it probes by the share the filter takes, which writes move), scoped to the pages it scans
-   * unless `exact`.
+   * need (CACHE.md): the exact index always; a page index, while it holds a vector, for searches
+   * without a filter (whose pages it probes by the share the filter takes, which writes move),
+   * scoped to the pages it scans unless `exact`.
    */
   collectsPools(options: { readonly nprobe?: number | undefined; readonly exact?: boolean | undefined; readonly filter?: object | undefined }): boolean;
   /** Changes of which page holds which vector other than adds and removals (PoolScope.layout); 0 for an index without pages. */

@@ -344,10 +344,6 @@ export class SearchPath {
     const test = want.filter === undefined ? undefined : this.filterTest(index, want.filter);
     const accept = test?.accept;
     if (candidates > 0) index.search(scan, top, { accept, filter: test?.test, nprobe: want.nprobe, exact: want.exact, pool });
-    // An empty store's search scans nothing, so no index scoped its pool. Unscoped, the empty pool of
-    // a page index would vouch for every vector added since, which a search probing some of the pages
-    // does not see: it collects none, and its answer serves exact repeats while nothing is written.
-    else if (pool !== undefined && index.paged && !want.exact) pool.scope = null;
     // Ties keep the lower slot, as the scan does.
     const count = top.sortBestFirst(candidates);
     if (remember !== undefined) remember.take(scan, top, pool!);

@@ -1,4 +1,5 @@
 import { sep } from 'node:path';
+import type { SearchHit } from '../../src/index.js';
 import { nodeFileLayer, type FileHandle, type FileLayer, type OpenMode } from '../../io/file-layer.js';
 
 /**
@@ -48,4 +49,22 @@ export function heldLog(options: { readonly syncReads?: boolean } = {}): HeldLog
       return handle;
     },
   };
+}
+
+/**
+ * Runs `write` so that it lands at a chosen point of a search started while it is logged but not
+ * yet applied (`files`, the store's file layer): at once, a few microtasks in, after the thread pool's next turn, or after the search
+ * is over. Resolves to the search's answer.
+ */
+export async function racing(files: HeldLog, write: () => Promise<unknown>, search: () => Promise<SearchHit[]>, when: number): Promise<SearchHit[]> {
+  const { reached, release } = files.hold();
+  const written = write();
+  await reached;
+  const searched = search();
+  if (when === 0) release();
+  else if (when === 1) void Promise.resolve().then(() => Promise.resolve()).then(release);
+  else if (when === 2) setImmediate(release);
+  else void searched.then(release, release);
+  const [answer] = await Promise.all([searched, written]);
+  return answer;
 }
