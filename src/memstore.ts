@@ -37,7 +37,7 @@ import { RecordReads } from './store/record-reads.js';
 import { ResidentSampler } from './store/resident.js';
 import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
-import { hasDoc, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
+import { docRecord, hasDoc, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
 import { Checkpointer } from './store/checkpointer.js';
 import { checkReopen, createConfig } from './store/config.js';
 import { Damage, type DamagedKey } from './store/damage.js';
@@ -102,7 +102,7 @@ export interface StoreStats {
   memoryBytes: number;
   /**
    * The model's part of `memoryBytes`, which does not grow with the count: PCA's or the rq
-   * rotation's axes and mean, and the projector's copy of the axes (0 untrained, or without one).
+   * rotation's mean, and its axes, held once, in the projector's linear memory (0 untrained, or without one).
    */
   modelBytes: number;
   /** The quantized part of `bytesPerVector` alone: code bytes (padding included) and the scale. */
@@ -577,7 +577,7 @@ export class MemStore {
       this.index.setPlace(r.id, place);
       this.damage.places.delete(r.id);
       const text = textRefs[i];
-      const doc: DocRecord = text === undefined && r.meta === undefined ? NO_DOC : { ...(text === undefined ? {} : { text }), ...(r.meta === undefined ? {} : { meta: r.meta, metaJson: r.metaJson }) };
+      const doc: DocRecord = text === undefined && r.meta === undefined ? NO_DOC : docRecord(text, r.meta, r.metaJson);
       this.index.setDocumented(r.id, hasDoc(doc));
       if (this.index.columns.fields > 0) this.index.columns.set(this.index.slotOf(r.id)!, r.meta);
       this.changes.set(r.id, { place, doc });

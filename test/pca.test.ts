@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { dotMean, fitPca, projectCentered, projectUncentered, reconstruct } from '../src/pca/pca.js';
 import { MemStore } from '../src/index.js';
 import { FlatIndex } from '../src/index/flat-index.js';
+import { Projector } from '../src/pca/projector.js';
 import { clustered, loadFixture, tempDir } from './helpers.js';
 
 const DIM = 24;
@@ -58,6 +59,25 @@ test('with every axis kept, q·x = q·μ + (Wq)·W(x − μ) and reconstruction 
   const back = new Float32Array(DIM);
   reconstruct(m, wx, back);
   for (let i = 0; i < DIM; i++) assert.ok(Math.abs(back[i]! - x[i]!) < 1e-4);
+});
+
+test('the projector holds the only copy of the axes: model() gives them back bit for bit, reconstruct() as the reference does', () => {
+  const m = fitPca(rows, DIM, { dims: 7 });
+  const p = new Projector(m);
+  try {
+    assert.equal('components' in p.head, false);
+    const back = p.model();
+    assert.deepEqual(new Uint32Array(back.components.buffer), new Uint32Array(m.components.buffer));
+    assert.deepEqual([back.inDim, back.outDim, back.explainedVariance], [m.inDim, m.outDim, m.explainedVariance]);
+    const y = new Float32Array(7).map((_, i) => (i - 3) / 5);
+    const want = new Float32Array(DIM);
+    reconstruct(m, y, want);
+    const got = new Float32Array(DIM);
+    p.reconstruct(y, got);
+    assert.deepEqual(got, want);
+  } finally {
+    p.free();
+  }
 });
 
 test('the projection geometry is worth its recall: uncentered queries beat centered-and-renormalized ones', () => {
@@ -164,7 +184,7 @@ test('a training that fails midway releases no buffered vector: its retry leaves
   assert.equal(retried.bytes, once.bytes);
 });
 
-test('stats() counts the model: the PCA axes, their copy in the projector, and the mean', async () => {
+test('stats() counts the model: the mean and the projector, which holds the only copy of the axes', async () => {
   const dir = tempDir();
   const store = await MemStore.open(dir, { dim: DIM, codec: 'int8', pca: { dims: 8 }, trainSize: 40, cache: false });
   const plain = await MemStore.open(tempDir(), { dim: 8, codec: 'int8', cache: false });
@@ -174,9 +194,10 @@ test('stats() counts the model: the PCA axes, their copy in the projector, and t
     await plain.add(data.map((vector, i) => ({ id: `v${i}`, vector: vector.subarray(0, 8) })));
     const s = store.stats();
     assert.equal(s.trained, true);
-    // Axes twice (the persisted model and the projector's rows, padded to 16 floats per row here as
-    // the scan kernels take them, though DIM is 24: 32), the mean, and the projector's in and out.
-    const model = (8 * DIM + DIM) * 4 + (8 * 32 + 32 + 16) * 4;
+    // The mean, and the projector's rows (padded to 16 floats per row as the scan kernels take them,
+    // though DIM is 24: 32) with its input and output.
+    const model = DIM * 4 + (8 * 32 + 32 + 16) * 4;
+    assert.equal(s.modelBytes, model);
     assert.equal(s.memoryBytes - plain.stats().memoryBytes, model);
     assert.ok(Math.abs(s.bytesPerVector - plain.stats().bytesPerVector - model / 60) < 1e-9);
   } finally {

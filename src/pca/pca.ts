@@ -108,7 +108,7 @@ export function projectUncentered(model: PcaModel, q: Float32Array, out: Float32
   }
 }
 
-export function dotMean(model: PcaModel, q: Float32Array): number {
+export function dotMean(model: Pick<PcaModel, 'inDim' | 'mean'>, q: Float32Array): number {
   let s = 0;
   for (let i = 0; i < model.inDim; i++) s += q[i]! * model.mean[i]!;
   return s;

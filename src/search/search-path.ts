@@ -143,7 +143,12 @@ function keyOf(want: Wanted): string {
 }
 
 function hitOf(r: Ranked, text: string | undefined): SearchHit {
-  if (r.known !== undefined) return { ...copyHit(r.known), score: r.score };
+  if (r.known !== undefined) {
+    // Not a spread with a field after it: V8's slow path, 2 µs a hit.
+    const hit = copyHit(r.known);
+    hit.score = r.score;
+    return hit;
+  }
   const hit: SearchHit = { id: r.id, score: r.score };
   if (text !== undefined) hit.text = text;
   if (r.doc?.meta !== undefined) hit.meta = cloneMeta(r.doc.meta);

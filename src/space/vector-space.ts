@@ -1,6 +1,6 @@
 import type { KernelMetric } from '../kernels/index.js';
-import { dotMean, fitPca, reconstruct, type PcaModel } from '../pca/pca.js';
-import { Projector } from '../pca/projector.js';
+import { dotMean, fitPca, type PcaModel } from '../pca/pca.js';
+import { Projector, type ModelHead } from '../pca/projector.js';
 import type { RouteSphere } from '../index/router.js';
 import type { ScanQuery } from '../scan/code-blocks.js';
 import type { StoreConfig } from '../store/state.js';
@@ -45,7 +45,8 @@ export interface Fitted {
  * and projections are not renormalized; for L2 both are centered.
  */
 export class VectorSpace {
-  private model: PcaModel | undefined;
+  /** The model without its axes, which the projector alone holds (in linear memory). */
+  private model: ModelHead | undefined;
   private projector: Projector | undefined;
 
   constructor(
@@ -70,8 +71,9 @@ export class VectorSpace {
     return this.config.pca !== null && this.model !== undefined;
   }
 
+  /** The model whole, its axes copied out of the projector (persisting a model just trained needs them). */
   get pca(): PcaModel | undefined {
-    return this.model;
+    return this.projector?.model();
   }
 
   /** Dimensions of the stored space: the PCA output once fitted, else the input dimension. */
@@ -80,12 +82,12 @@ export class VectorSpace {
   }
 
   /**
-   * Bytes of RAM the model holds: its mean and axes as persisted, and the projector's copy of the
-   * axes in linear memory (an rq rotation at 512-d is 1 MiB each).
+   * Bytes of RAM the model holds: its mean, and its axes in the projector's linear memory (an rq
+   * rotation at 512-d is 1 MiB).
    */
   get bytes(): number {
     if (this.model === undefined) return 0;
-    return (this.model.mean.length + this.model.components.length) * 4 + (this.projector?.bytes ?? 0);
+    return this.model.mean.length * 4 + (this.projector?.bytes ?? 0);
   }
 
   /** The vector as the index holds it: unit length for cosine, then projected once PCA is fitted. */
@@ -120,7 +122,8 @@ export class VectorSpace {
    */
   routeSphere(): RouteSphere | undefined {
     if (this.config.metric !== 'cosine' || this.model === undefined || this.projector === undefined) return undefined;
-    const { mean, components, inDim, outDim } = this.model;
+    // A copy of the axes, for the moment it takes (pages are made once, and on open).
+    const { mean, components, inDim, outDim } = this.projector.model();
     const centerSq = dot(mean, mean);
     const center = this.projector.uncentered(mean);
     // Rows of length 1 are orthonormal here (an isometry times orthonormal rows), and W's range is
@@ -135,9 +138,9 @@ export class VectorSpace {
 
   /** A vector of the input space from a stored (projected) one: the PCA reconstruction, or itself. */
   reconstruct(stored: Float32Array): Float32Array {
-    if (this.model === undefined) return stored;
+    if (this.projector === undefined) return stored;
     const out = new Float32Array(this.config.dim);
-    reconstruct(this.model, stored, out);
+    this.projector.reconstruct(stored, out);
     return out;
   }
 
@@ -157,14 +160,14 @@ export class VectorSpace {
   /** Takes a fitted model (from fit()) as this space's. */
   adopt(fitted: Fitted): void {
     this.projector?.free();
-    this.model = fitted.model;
     this.projector = fitted.projector;
+    this.model = fitted.projector.head;
   }
 
   private setModel(model: PcaModel | undefined): void {
     this.projector?.free();
-    this.model = model;
     this.projector = model === undefined ? undefined : new Projector(model);
+    this.model = this.projector?.head;
   }
 
   free(): void {

@@ -97,6 +97,15 @@ export interface DocRecord {
   readonly metaJson?: string;
 }
 
+/**
+ * A document of these parts (metadata and its JSON come together), as a literal of one of three
+ * shapes: a spread of conditional objects took V8's slow path, 2 µs a document.
+ */
+export function docRecord(text: BlobRef | undefined, meta: Meta | undefined, metaJson: string | undefined): DocRecord {
+  if (meta === undefined) return text === undefined ? {} : { text };
+  return text === undefined ? { meta, metaJson } : { text, meta, metaJson };
+}
+
 /** Whether a document has anything to store: a record without text and metadata has no `docs` value. */
 export function hasDoc(doc: DocRecord): boolean {
   return doc.text !== undefined || doc.metaJson !== undefined;
@@ -370,7 +379,7 @@ export class StateStore {
     if (v.meta === undefined) return v.text === undefined ? {} : { text: v.text };
     const meta = parseMeta(v.meta);
     if (meta === undefined) throw corruption(this.dir, 'docs', key, 'metadata is not a JSON object');
-    return { ...(v.text === undefined ? {} : { text: v.text }), meta, metaJson: v.meta };
+    return docRecord(v.text, meta, v.meta);
   }
 
   /** The document of `id` as of the last checkpoint, or undefined; CORRUPTION (with `id`) when damaged. */
