@@ -1,19 +1,24 @@
 /**
  * The lookaside cache under a conversational query stream: an agent's queries repeat (retries,
  * tool loops), come back nearly the same (follow-up turns) or are new. The same stream is replayed
- * on one store with the cache and without it, each in a fresh process of its own (so neither pays
- * for the other's heap), alternating over rounds. It reports hit rates by kind, latency of exact
+ * on one store with the cache and without it. By default both run in one fresh process per round,
+ * on two copies of the store, query by query, which one goes first alternating: each query's two
+ * timings are taken under the same conditions, so a machine shared with other work moves both
+ * (replays in separate processes, `--separate`, differed by 25% between two runs of the same build
+ * on this project's machine). With `--separate`, each replays in a fresh process of its own (so
+ * neither pays for the other's heap), alternating over rounds. It reports hit rates by kind, latency of exact
  * hits, near hits and misses, queries/s, and the full-precision reads the cache's hot vectors
  * saved; every answer with the cache is checked against the answer without it.
  *
  *   node dist/bench/cache.js [--data FILE --queries FILE --dim N] [--n 10000] [--stream 4000]
  *                            [--repeat 0.3] [--near 0.3] [--near-cos 0.99,0.9999] [--k 10] [--rescore true] [--rounds 2]
  *                            [--cache '{"bytes":16777216}']   (the cache's options where it is on; default: the defaults)
+ *                            [--separate]   (each configuration in a process of its own instead of both in one)
  *
  * Without --data it uses the 1k WordNet set the project ships.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -45,6 +50,8 @@ export interface CacheBenchOptions {
   seed?: number;
   /** The cache's options in the replay with the cache on. @default the store's defaults */
   cache?: CacheOptions;
+  /** Replay with and without the cache each in a process of its own, instead of both in one, query by query. @default false */
+  separate?: boolean;
 }
 
 interface Resolved {
@@ -57,6 +64,7 @@ interface Resolved {
   readonly rescore: boolean;
   readonly seed: number;
   readonly cache: CacheOptions | undefined;
+  readonly separate: boolean;
 }
 
 function resolve(o: CacheBenchOptions, data: Dataset): Resolved {
@@ -70,6 +78,7 @@ function resolve(o: CacheBenchOptions, data: Dataset): Resolved {
     rescore: o.rescore ?? true,
     seed: o.seed ?? 1,
     cache: o.cache,
+    separate: o.separate ?? false,
   });
 }
 
@@ -120,8 +129,7 @@ interface Replay {
 
 /** Replays `stream` on the store in `dir` (the child side): a fresh process, so neither store pays for the other's heap. */
 async function replay(dir: string, cache: boolean, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[]): Promise<Replay> {
-  const cacheOption = cache ? (o.cache === undefined ? {} : { cache: o.cache }) : { cache: false as const };
-  const store = await MemStore.open(dir, { rescore: o.rescore, ...cacheOption });
+  const store = await MemStore.open(dir, openOptions(o, cache));
   try {
     // Warm-up: JIT and page cache, with queries the stream does not ask; then the cache starts cold.
     for (const q of warm) await store.search(q, { k: o.k });
@@ -130,7 +138,7 @@ async function replay(dir: string, cache: boolean, stream: readonly Float32Array
     await store.close();
     throw e;
   }
-  const s = await MemStore.open(dir, { rescore: o.rescore, ...cacheOption });
+  const s = await MemStore.open(dir, openOptions(o, cache));
   const out: Replay = { ms: [], served: [], answers: [], cache: s.stats().cache, rescoring: s.stats().rescoring };
   for (const q of stream) {
     const before = s.stats().cache;
@@ -147,9 +155,60 @@ async function replay(dir: string, cache: boolean, stream: readonly Float32Array
   return out;
 }
 
+/** The options a replay opens its store with, the cache on or off. */
+function openOptions(o: Resolved, cache: boolean): { rescore: boolean; cache?: CacheOptions | false } {
+  return cache ? (o.cache === undefined ? { rescore: o.rescore } : { rescore: o.rescore, cache: o.cache }) : { rescore: o.rescore, cache: false };
+}
+
 /**
- * Builds one store, then replays the stream on it in fresh processes, with the cache and without,
- * alternating (on, off, on, off, ...) for `rounds` rounds, and reports medians over all rounds.
+ * Replays `stream` on two copies of a store in one process (the child side), the copy in `onDir`
+ * with the cache and the one in `offDir` without, query by query, which goes first alternating, so
+ * both timings of a query are taken under the same conditions.
+ */
+async function replayPaired(onDir: string, offDir: string, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[]): Promise<{ on: Replay; off: Replay }> {
+  // Warm-up as replay() does: JIT and page cache, then both start cold.
+  for (const [dir, cache] of [[onDir, true], [offDir, false]] as const) {
+    const store = await MemStore.open(dir, openOptions(o, cache));
+    try {
+      for (const q of warm) await store.search(q, { k: o.k });
+    } finally {
+      await store.close();
+    }
+  }
+  const on = await MemStore.open(onDir, openOptions(o, true));
+  const off = await MemStore.open(offDir, openOptions(o, false));
+  try {
+    const out = {
+      on: { ms: [] as number[], served: [] as Replay['served'], answers: [] as string[], cache: on.stats().cache, rescoring: on.stats().rescoring },
+      off: { ms: [] as number[], served: [] as Replay['served'], answers: [] as string[], cache: off.stats().cache, rescoring: off.stats().rescoring },
+    };
+    for (const [i, q] of stream.entries()) {
+      const before = on.stats().cache;
+      for (const which of i % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+        const t = performance.now();
+        const hits = await (which === 'on' ? on : off).search(q, { k: o.k });
+        out[which].ms.push(performance.now() - t);
+        out[which].answers.push(hits.map((h) => `${h.id}:${h.score.toFixed(6)}`).join(' '));
+      }
+      const after = on.stats().cache;
+      out.on.served.push(after.exactHits > before.exactHits ? 'exact' : after.nearHits > before.nearHits ? 'near' : 'miss');
+      out.off.served.push('miss');
+    }
+    for (const [which, store] of [['on', on], ['off', off]] as const) {
+      out[which].cache = store.stats().cache;
+      out[which].rescoring = store.stats().rescoring;
+    }
+    return out;
+  } finally {
+    await on.close();
+    await off.close();
+  }
+}
+
+/**
+ * Builds one store, then replays the stream on it with the cache and without for `rounds` rounds,
+ * each round in a fresh process (both stores in it, on a copy each, unless `separate`: then one
+ * process per configuration, alternating on, off, off, on, ...), and reports medians over all rounds.
  */
 export async function runCacheBench(data: Dataset, dataArgs: readonly string[], options: CacheBenchOptions & { rounds?: number }, write: (line: string) => void): Promise<void> {
   const o = resolve(options, data);
@@ -162,13 +221,29 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     for (let at = 0; at < records.length; at += 1000) await s.add(records.slice(at, at + 1000));
     await s.close();
     const runs: { on: Replay[]; off: Replay[] } = { on: [], off: [] };
-    for (let r = 0; r < rounds; r++) {
-      for (const mode of r % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-        process.stderr.write(`  round ${r + 1}/${rounds}: cache ${mode}\n`);
-        const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', mode, '--dir', dir, ...dataArgs, ...optionArgs(options)], { encoding: 'utf8', maxBuffer: 1 << 30 });
-        if (child.status !== 0) throw new Error(`the ${mode} replay failed: ${child.stderr}`);
-        runs[mode].push(JSON.parse(child.stdout) as Replay);
+    const child = (args: readonly string[], what: string): string => {
+      const run = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...args, ...dataArgs, ...optionArgs(options)], { encoding: 'utf8', maxBuffer: 1 << 30 });
+      if (run.status !== 0) throw new Error(`the ${what} replay failed: ${run.stderr}`);
+      return run.stdout;
+    };
+    const copy = `${dir}-copy`;
+    if (!o.separate) cpSync(dir, copy, { recursive: true });
+    try {
+      for (let r = 0; r < rounds; r++) {
+        if (!o.separate) {
+          process.stderr.write(`  round ${r + 1}/${rounds}: cache on and off, query by query\n`);
+          const both = JSON.parse(child(['--child', 'paired', '--dir', dir, '--dir2', copy], 'paired')) as { on: Replay; off: Replay };
+          runs.on.push(both.on);
+          runs.off.push(both.off);
+          continue;
+        }
+        for (const mode of r % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+          process.stderr.write(`  round ${r + 1}/${rounds}: cache ${mode}\n`);
+          runs[mode].push(JSON.parse(child(['--child', mode, '--dir', dir], mode)) as Replay);
+        }
       }
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
     }
     const on = runs.on[runs.on.length - 1]!;
     const off = runs.off[runs.off.length - 1]!;
@@ -182,7 +257,7 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     const freshOn = pick(runs.on, (i, r) => kinds[i] === 'fresh' && r.served[i] === 'miss');
     const freshOff = pick(runs.off, (i) => kinds[i] === 'fresh' && on.served[i] === 'miss');
     const us = (ms: number) => (ms * 1000).toFixed(1);
-    write(`data: ${data.name}, ${o.n} x ${data.dim}-d, int8, rescore ${o.rescore}, k ${o.k}; a stream of ${kinds.length} queries: ${o.repeat} repeats, ${o.near} near (cosine ${o.nearCos[0]} to ${o.nearCos[1]} to an earlier one), the rest fresh; ${o.cache === undefined ? 'default cache options' : `cache ${JSON.stringify(o.cache)}`}; ${rounds} rounds, each configuration in a fresh process`);
+    write(`data: ${data.name}, ${o.n} x ${data.dim}-d, int8, rescore ${o.rescore}, k ${o.k}; a stream of ${kinds.length} queries: ${o.repeat} repeats, ${o.near} near (cosine ${o.nearCos[0]} to ${o.nearCos[1]} to an earlier one), the rest fresh; ${o.cache === undefined ? 'default cache options' : `cache ${JSON.stringify(o.cache)}`}; ${rounds} rounds, ${o.separate ? 'each configuration in a fresh process' : 'each a fresh process replaying both stores (a copy each) query by query'}`);
     write('');
     write('| query kind | queries | exact hits | near hits | served by the cache |');
     write('|---|---:|---:|---:|---:|');
@@ -222,6 +297,7 @@ function optionArgs(o: CacheBenchOptions): string[] {
   if (o.k !== undefined) out.push('--k', String(o.k));
   if (o.rescore !== undefined) out.push('--rescore', String(o.rescore));
   if (o.cache !== undefined) out.push('--cache', JSON.stringify(o.cache));
+  if (o.separate === true) out.push('--separate');
   return out;
 }
 
@@ -239,6 +315,8 @@ async function main(): Promise<void> {
       rounds: { type: 'string' },
       child: { type: 'string' },
       dir: { type: 'string' },
+      dir2: { type: 'string' },
+      separate: { type: 'boolean' },
     },
   });
   const data = datasetFrom(values);
@@ -257,12 +335,14 @@ async function main(): Promise<void> {
     ...(values.k === undefined ? {} : { k: Number(values.k) }),
     ...(values.rescore === undefined ? {} : { rescore: values.rescore !== 'false' }),
     ...(values.cache === undefined ? {} : { cache: JSON.parse(values.cache) as CacheOptions }),
+    ...(values.separate === true ? { separate: true } : {}),
   };
   if (values.child !== undefined) {
     const o = resolve(options, data);
     const stream = makeStream(data, o).map((x) => x.q);
     const warm = data.docs.slice(-50).map((v) => perturb(v, 0.9, rng(o.seed + 1)));
-    process.stdout.write(JSON.stringify(await replay(values.dir!, values.child === 'on', stream, o, warm)));
+    const result = values.child === 'paired' ? await replayPaired(values.dir!, values.dir2!, stream, o, warm) : await replay(values.dir!, values.child === 'on', stream, o, warm);
+    process.stdout.write(JSON.stringify(result));
     return;
   }
   await runCacheBench(

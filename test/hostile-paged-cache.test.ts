@@ -52,20 +52,36 @@ async function sameOrRejected(pair: CachedPair, q: Float32Array, o: SearchOption
 }
 
 /**
- * Counts the proofs the cache tried that scanned pages outside their pool's scope, and those that
- * held (LookasideCache.certify given `extra` pages), so that a test can tell it attacked that path.
+ * Counts the proofs the cache tried with pages outside their pool's scope (LookasideCache.certify
+ * given `extra` pages), those that held, and those that scanned such pages and still failed, so
+ * that a test can tell it attacked that path and that a failed proof did not pay for those pages.
  */
-function countExtraPages(store: MemStore): { tried: number; served: number } {
+function countExtraPages(store: MemStore): { tried: number; served: number; failedAfterScan: number } {
   type Certify = (...args: unknown[]) => unknown;
+  type Scanner = { scanPages: (...args: unknown[]) => unknown };
   const cache = (store as unknown as { cache: { certify: Certify } }).cache;
   const certify = cache.certify.bind(cache);
-  const count = { tried: 0, served: 0 };
+  const count = { tried: 0, served: 0, failedAfterScan: 0 };
   cache.certify = (...args) => {
-    const got = certify(...args);
     const pages = args[5] as { extra: Int32Array | undefined };
+    const index = (args[4] as { index: Scanner }).index;
+    const scanPages = index.scanPages;
+    let scanned = false;
+    index.scanPages = (...a) => {
+      scanned = true;
+      return scanPages.apply(index, a);
+    };
+    let got: unknown;
+    try {
+      got = certify(...args);
+    } finally {
+      index.scanPages = scanPages;
+    }
     if (pages.extra !== undefined && pages.extra.length > 0) {
       count.tried++;
       if (got !== undefined) count.served++;
+      // A proof fails after the scan only on a tie at the last candidate, which these data do not have.
+      else if (scanned) count.failedAfterScan++;
     }
     return got;
   };
@@ -620,6 +636,8 @@ test('a paged store of 100+ pages (the default nprobe probes 32 of them), near q
     }
     assert.ok(nearHits > 50, `near hits (${nearHits})`);
     assert.ok(extra.served > 10, `near hits that scanned pages outside their pool's scope (${JSON.stringify(extra)})`);
+    assert.ok(extra.tried > extra.served, `proofs with pages outside the scope that failed (${JSON.stringify(extra)})`);
+    assert.equal(extra.failedAfterScan, 0, 'a proof that fails on the pool alone scans no page outside the scope');
   } finally {
     await pair.close();
   }

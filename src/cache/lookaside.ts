@@ -842,16 +842,6 @@ export class LookasideCache<A> {
       top.push(scores[i]!, picked[i]!);
       guard.push(scores[i]!, picked[i]!);
     }
-    // The search's pages outside the scope: every vector of them scored, the best want + 1 kept.
-    if (pages.extra !== undefined && pages.extra.length > 0) {
-      const fresh = this.reusedTop(2, want + 1);
-      host.index.scanPages(scan, pages.extra, pages.extra.length, fresh);
-      const n = fresh.sortBestFirst();
-      for (let i = 0; i < n; i++) {
-        top.push(fresh.scoreAt(i), fresh.slotAt(i));
-        guard.push(fresh.scoreAt(i), fresh.slotAt(i));
-      }
-    }
     const m = guard.kthBest();
     let more = 0;
     for (let i = back; i < size; i++) {
@@ -859,13 +849,24 @@ export class LookasideCache<A> {
       if (!(movedScore(shift, entry.scores[at]!) < m)) picked[more++] = entry.slots[at]!;
     }
     host.index.scoreSlots(scan, picked, more, scores);
-    for (let i = 0; i < more; i++) top.push(scores[i]!, picked[i]!);
-    this.counts.poolScored += front + more;
-    const count = top.sortBestFirst();
-    if (entry.bound !== -Infinity) {
-      if (count < want) return undefined;
-      if (!(top.scoreAt(want - 1) > movedScore(shift, entry.bound))) return undefined;
+    for (let i = 0; i < more; i++) {
+      top.push(scores[i]!, picked[i]!);
+      guard.push(scores[i]!, picked[i]!);
     }
+    this.counts.poolScored += front + more;
+    // The proof on the pool alone first (the want-th best of its scores; -Infinity with fewer): pages
+    // outside the scope only add vectors, which can only raise the want-th best score, so a proof
+    // without them holds with them; and a try that fails (most near tries do) does not pay for
+    // scanning them (each costs what it costs the search).
+    if (entry.bound !== -Infinity && !(guard.kthBest() > movedScore(shift, entry.bound))) return undefined;
+    // The search's pages outside the scope: every vector of them scored, the best want + 1 kept.
+    if (pages.extra !== undefined && pages.extra.length > 0) {
+      const fresh = this.reusedTop(2, want + 1);
+      host.index.scanPages(scan, pages.extra, pages.extra.length, fresh);
+      const n = fresh.sortBestFirst();
+      for (let i = 0; i < n; i++) top.push(fresh.scoreAt(i), fresh.slotAt(i));
+    }
+    const count = top.sortBestFirst();
     const chosen = Math.min(want, count);
     // The scan keeps the lower slot of two equal scores; the pool is not ordered by slot, so a tie fails.
     if (count > want && top.scoreAt(want) === top.scoreAt(want - 1)) return undefined;
