@@ -1,7 +1,9 @@
 /**
  * Choosing a codec and PCA for a memory budget from `memstore bench` output: every configuration
- * the bench measured whose RAM per vector, times the vectors to hold, fits the budget, ranked by
- * recall@10 and then speed; the choice as `MemStore.open` options.
+ * the bench measured whose RAM, projected to the vectors to hold, fits the budget, ranked by
+ * recall@10 and then speed; the choice as `MemStore.open` options. The projection counts the
+ * model (PCA axes, rq rotation) once: `bytesPerVector` as measured includes its share of the
+ * bench's vectors, which at a thousand vectors is most of an rq row.
  *
  *   npm run build && node dist/examples/budget.js [results.json] [budget bytes] [vectors]
  *   (defaults: bench/results/default/results.json, 256 MiB, 1,000,000)
@@ -18,6 +20,9 @@ interface Row {
   pca: string;
   rescore: boolean;
   bytesPerVector: number;
+  /** RAM that does not grow with the count (the model), and the vectors it was measured with. */
+  fixedBytes: number;
+  vectors: number;
   recall10: number;
   qps: number;
 }
@@ -27,9 +32,15 @@ const budget = Number(budgetArg);
 const count = Number(countArg);
 const MIN_RECALL = 0.95;
 
+/** RAM for `count` vectors: each costs what it did less its share of the model, and the model comes once. */
+function projected(r: Row): number {
+  const perVector = r.vectors > 0 ? r.bytesPerVector - r.fixedBytes / r.vectors : r.bytesPerVector;
+  return count * perVector + r.fixedBytes;
+}
+
 const report = JSON.parse(readFileSync(file, 'utf8')) as { data: unknown; rows: Row[] };
 const fitting = report.rows
-  .filter((r) => r.kind === 'memstore' && r.bytesPerVector * count <= budget)
+  .filter((r) => r.kind === 'memstore' && projected(r) <= budget)
   .sort((a, b) => b.recall10 - a.recall10 || b.qps - a.qps);
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
@@ -38,7 +49,7 @@ if (fitting.length === 0) {
   console.log('no configuration the bench measured fits: raise the budget, or hold fewer vectors per store');
 } else {
   for (const r of fitting.slice(0, 5)) {
-    console.log(`  ${r.label.padEnd(40)} ${r.bytesPerVector.toFixed(0).padStart(5)} B/vector  ${mib(r.bytesPerVector * count).padStart(8)}  recall@10 ${r.recall10.toFixed(3)}  ${r.qps.toFixed(0)} q/s`);
+    console.log(`  ${r.label.padEnd(40)} ${(projected(r) / count).toFixed(0).padStart(5)} B/vector  ${mib(projected(r)).padStart(8)}  recall@10 ${r.recall10.toFixed(3)}  ${r.qps.toFixed(0)} q/s`);
   }
   const best = fitting[0]!;
   if (best.recall10 < MIN_RECALL) console.log(`note: the best that fits finds ${best.recall10.toFixed(3)} of the exact top 10, under ${MIN_RECALL}`);
