@@ -127,37 +127,61 @@ interface Replay {
   rescoring: ReturnType<MemStore['stats']>['rescoring'];
 }
 
-/** Replays `stream` on the store in `dir` (the child side): a fresh process, so neither store pays for the other's heap. */
-async function replay(dir: string, cache: boolean, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[]): Promise<Replay> {
-  const store = await MemStore.open(dir, openOptions(o, cache));
-  try {
-    // Warm-up: JIT and page cache, with queries the stream does not ask; then the cache starts cold.
-    for (const q of warm) await store.search(q, { k: o.k });
-    await store.close();
-  } catch (e) {
-    await store.close();
-    throw e;
-  }
-  const s = await MemStore.open(dir, openOptions(o, cache));
-  const out: Replay = { ms: [], served: [], answers: [], cache: s.stats().cache, rescoring: s.stats().rescoring };
-  for (const q of stream) {
-    const before = s.stats().cache;
-    const t = performance.now();
-    const hits = await s.search(q, { k: o.k });
-    out.ms.push(performance.now() - t);
-    const after = s.stats().cache;
-    out.served.push(after.exactHits > before.exactHits ? 'exact' : after.nearHits > before.nearHits ? 'near' : 'miss');
-    out.answers.push(hits.map((h) => `${h.id}:${h.score.toFixed(6)}`).join(' '));
-  }
-  out.cache = s.stats().cache;
-  out.rescoring = s.stats().rescoring;
-  await s.close();
-  return out;
-}
-
 /** The options a replay opens its store with, the cache on or off. */
 function openOptions(o: Resolved, cache: boolean): { rescore: boolean; cache?: CacheOptions | false } {
   return cache ? (o.cache === undefined ? { rescore: o.rescore } : { rescore: o.rescore, cache: o.cache }) : { rescore: o.rescore, cache: false };
+}
+
+/** Warm-up before a replay: JIT and page cache, with queries the stream does not ask; the store is closed after, so its cache starts cold. */
+async function warmUp(dir: string, cache: boolean, o: Resolved, warm: readonly Float32Array[]): Promise<void> {
+  const store = await MemStore.open(dir, openOptions(o, cache));
+  try {
+    for (const q of warm) await store.search(q, { k: o.k });
+  } finally {
+    await store.close();
+  }
+}
+
+/** A replay with nothing recorded yet, its counters as `store` has them now. */
+function emptyReplay(store: MemStore): Replay {
+  return { ms: [], served: [], answers: [], cache: store.stats().cache, rescoring: store.stats().rescoring };
+}
+
+/** How the cache served the search between two readings of its counters. */
+function servedBy(before: Replay['cache'], after: Replay['cache']): Replay['served'][number] {
+  return after.exactHits > before.exactHits ? 'exact' : after.nearHits > before.nearHits ? 'near' : 'miss';
+}
+
+/** An answer as the two stores' are compared: ids and scores to 6 decimals. */
+function answerOf(hits: readonly { id: string; score: number }[]): string {
+  return hits.map((h) => `${h.id}:${h.score.toFixed(6)}`).join(' ');
+}
+
+/** Ends `out` with the counters `store` has now. */
+function finishReplay(out: Replay, store: MemStore): Replay {
+  out.cache = store.stats().cache;
+  out.rescoring = store.stats().rescoring;
+  return out;
+}
+
+/** Replays `stream` on the store in `dir` (the child side): a fresh process, so neither store pays for the other's heap. */
+async function replay(dir: string, cache: boolean, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[]): Promise<Replay> {
+  await warmUp(dir, cache, o, warm);
+  const s = await MemStore.open(dir, openOptions(o, cache));
+  try {
+    const out = emptyReplay(s);
+    for (const q of stream) {
+      const before = s.stats().cache;
+      const t = performance.now();
+      const hits = await s.search(q, { k: o.k });
+      out.ms.push(performance.now() - t);
+      out.served.push(servedBy(before, s.stats().cache));
+      out.answers.push(answerOf(hits));
+    }
+    return finishReplay(out, s);
+  } finally {
+    await s.close();
+  }
 }
 
 /**
@@ -166,39 +190,25 @@ function openOptions(o: Resolved, cache: boolean): { rescore: boolean; cache?: C
  * both timings of a query are taken under the same conditions.
  */
 async function replayPaired(onDir: string, offDir: string, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[]): Promise<{ on: Replay; off: Replay }> {
-  // Warm-up as replay() does: JIT and page cache, then both start cold.
-  for (const [dir, cache] of [[onDir, true], [offDir, false]] as const) {
-    const store = await MemStore.open(dir, openOptions(o, cache));
-    try {
-      for (const q of warm) await store.search(q, { k: o.k });
-    } finally {
-      await store.close();
-    }
-  }
+  await warmUp(onDir, true, o, warm);
+  await warmUp(offDir, false, o, warm);
   const on = await MemStore.open(onDir, openOptions(o, true));
   const off = await MemStore.open(offDir, openOptions(o, false));
   try {
-    const out = {
-      on: { ms: [] as number[], served: [] as Replay['served'], answers: [] as string[], cache: on.stats().cache, rescoring: on.stats().rescoring },
-      off: { ms: [] as number[], served: [] as Replay['served'], answers: [] as string[], cache: off.stats().cache, rescoring: off.stats().rescoring },
-    };
+    const stores = { on, off };
+    const out = { on: emptyReplay(on), off: emptyReplay(off) };
     for (const [i, q] of stream.entries()) {
       const before = on.stats().cache;
       for (const which of i % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
         const t = performance.now();
-        const hits = await (which === 'on' ? on : off).search(q, { k: o.k });
+        const hits = await stores[which].search(q, { k: o.k });
         out[which].ms.push(performance.now() - t);
-        out[which].answers.push(hits.map((h) => `${h.id}:${h.score.toFixed(6)}`).join(' '));
+        out[which].answers.push(answerOf(hits));
       }
-      const after = on.stats().cache;
-      out.on.served.push(after.exactHits > before.exactHits ? 'exact' : after.nearHits > before.nearHits ? 'near' : 'miss');
+      out.on.served.push(servedBy(before, on.stats().cache));
       out.off.served.push('miss');
     }
-    for (const [which, store] of [['on', on], ['off', off]] as const) {
-      out[which].cache = store.stats().cache;
-      out[which].rescoring = store.stats().rescoring;
-    }
-    return out;
+    return { on: finishReplay(out.on, on), off: finishReplay(out.off, off) };
   } finally {
     await on.close();
     await off.close();

@@ -11,7 +11,7 @@ export type ModelHead = Omit<PcaModel, 'components'>;
  * input, several times faster than a JavaScript loop and done on every insert and query.
  *
  * The axes are held there only: the rare callers that need them as an array (persisting a newly
- * trained model, the router's sphere when pages are made) get a copy from components(), and
+ * trained model, the router's sphere when pages are made) get a copy from model(), and
  * reconstruction reads them in place. A second copy in JavaScript had doubled the model's RAM
  * (an rq rotation at 512-d is 1 MiB).
  */

@@ -376,9 +376,8 @@ export class StateStore {
     if (typeof v !== 'object' || v === null || (v.meta !== undefined && typeof v.meta !== 'string')) {
       throw corruption(this.dir, 'docs', key, 'document record is malformed');
     }
-    if (v.meta === undefined) return v.text === undefined ? {} : { text: v.text };
-    const meta = parseMeta(v.meta);
-    if (meta === undefined) throw corruption(this.dir, 'docs', key, 'metadata is not a JSON object');
+    const meta = v.meta === undefined ? undefined : parseMeta(v.meta);
+    if (v.meta !== undefined && meta === undefined) throw corruption(this.dir, 'docs', key, 'metadata is not a JSON object');
     return docRecord(v.text, meta, v.meta);
   }
 
