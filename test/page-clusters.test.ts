@@ -47,7 +47,9 @@ test('page clusters: pages split past maxPage, never hold more, and every vector
     assert.equal(sizes.reduce((a, b) => a + b, 0), 3000);
     assert.ok(sizes.every((n) => n <= 100), `largest page ${Math.max(...sizes)}`);
     assert.ok(pages.pageCount >= 30, `${pages.pageCount} pages`);
-    assert.equal(pages.splitCount, pages.pageCount - 1);
+    // Each page but the first came from a split; a split's reassignment may leave a neighbour under
+    // minPage, which then merges away, so there can be more splits than that.
+    assert.ok(pages.splitCount >= pages.pageCount - 1, `${pages.splitCount} splits, ${pages.pageCount} pages`);
   } finally {
     pages.free();
   }

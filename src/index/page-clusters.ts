@@ -6,6 +6,7 @@ import { TopK } from '../scan/topk.js';
 import { kmeans } from './kmeans.js';
 import { LoadStaging } from './load-staging.js';
 import { PageStore } from './pages.js';
+import { PageSums } from './page-sums.js';
 import { CentroidRouter, halfNormSq, type RouteSphere } from './router.js';
 
 /** Vectors of the sample per coarse centroid in re-clustering's first level (FAISS trains on 39 to 256 per centroid). */
@@ -33,28 +34,38 @@ export interface PageClusterOptions {
   readonly maxPage?: number;
   /** A page left with fewer vectors than this gives them to their nearest other pages. @default maxPage / 8 */
   readonly minPage?: number;
-  /** Seed of the splits' 2-means: the same vectors in the same order give the same pages. @default 1 */
+  /** Seed of the splits' and re-clustering's k-means: the same vectors in the same order give the same pages. @default 1 */
   readonly seed?: number;
+  /**
+   * Sorts slots, in place, into the order in which a split or a re-clustering takes the vectors it
+   * clusters: one that survives reopening (a store's ids), so that k-means sees the same points in
+   * the same order after it as before.
+   * @default ascending slot numbers
+   */
+  readonly sortSlots?: (slots: Int32Array) => void;
   /** Route queries on the unit sphere (a cosine store whose stored space is a model's; router.ts). @default none: by the kernel score */
   readonly sphere?: RouteSphere;
 }
 
 type ResolvedOptions = Required<Omit<PageClusterOptions, 'sphere'>> & Pick<PageClusterOptions, 'sphere'>;
 
+const bySlot = (slots: Int32Array): void => void slots.sort();
+
 function resolve(o: PageClusterOptions): ResolvedOptions {
   const maxPage = o.maxPage ?? 512;
   if (!(Number.isInteger(maxPage) && maxPage >= 2)) throw new RangeError(`maxPage must be an integer >= 2, got ${maxPage}`);
   const minPage = o.minPage ?? Math.floor(maxPage / 8);
   if (!(Number.isInteger(minPage) && minPage >= 0 && minPage < maxPage / 2)) throw new RangeError(`minPage must be an integer from 0 to below maxPage / 2, got ${minPage}`);
-  return { maxPage, minPage, seed: o.seed ?? 1, sphere: o.sphere };
+  return { maxPage, minPage, seed: o.seed ?? 1, sortSlots: o.sortSlots ?? bySlot, sphere: o.sphere };
 }
 
 /**
  * Codes clustered into pages (PAGES.md, "The index over the pages"): a vector goes to the page whose
  * centroid is nearest; a page that outgrows `maxPage` splits in two by 2-means over its members
  * (seeded: deterministic); a page that shrinks under `minPage` hands its vectors to their nearest
- * other pages and goes. Each centroid is the mean of its page's vectors (kept as float32 sums; unit
- * length for cosine, whose routing is by dot product), so centroids follow their members.
+ * other pages and goes. Each centroid is the mean of its page's vectors (exact sums, PageSums: the
+ * same members give the same centroid in whatever order they came; unit length for cosine, whose
+ * routing is by dot product), so centroids follow their members.
  *
  * A search scans the `nprobe` pages whose centroids are nearest the query. Vectors are known by the
  * slot the owner gives them (its slot table), as in the page store.
@@ -66,8 +77,8 @@ export class PageClusters {
   private readonly clustering: 'cosine' | 'l2';
   private readonly pages: PageStore;
   private readonly router: CentroidRouter;
-  /** Per page, the sum of its vectors' decoded codes (dim each; float32: half the memory of float64, and opening recomputes them). */
-  private sums: Float32Array[] = [];
+  /** Per page, the sum of its vectors' decoded codes. */
+  private readonly sums: PageSums;
   private readonly codeScratch: Uint8Array;
   private readonly decoded: Float32Array;
   private readonly centroidScratch: Float32Array;
@@ -102,6 +113,14 @@ export class PageClusters {
     this.codeScratch = new Uint8Array(codec.codeBytes(dim));
     this.decoded = new Float32Array(dim);
     this.centroidScratch = new Float32Array(dim);
+    // Pages pass maxPage only until the split that follows, or by what a merge hands them.
+    this.sums = new PageSums(dim, 2 * this.options.maxPage, (page, into, each) => {
+      for (const slot of this.pages.slotsOf(page)) {
+        const { code, scale } = this.pages.codeView(slot);
+        this.codec.decode(code, scale, into);
+        each(into);
+      }
+    });
   }
 
   get size(): number {
@@ -119,7 +138,7 @@ export class PageClusters {
 
   /** Bytes held: pages, centroids (router and sums). */
   get bytes(): number {
-    return this.pages.bytes + this.router.bytes + this.sums.length * this.dim * 4;
+    return this.pages.bytes + this.router.bytes + this.sums.bytes;
   }
 
   /** Room in the slot map for `slots` vectors (PageStore.reserveSlots). */
@@ -156,7 +175,7 @@ export class PageClusters {
       page = this.nearest.sortBestFirst() > 0 ? this.nearest.slotAt(0) : 0;
     }
     this.pages.add(slot, page, code, scale);
-    this.addToSum(page, this.decoded, 1);
+    this.sums.joined(page, this.decoded, this.pages.sizeOf(page));
     this.router.set(page, this.centroidOf(page));
     if (this.pages.sizeOf(page) > this.options.maxPage) this.reassignAfterSplit(page, this.split(page));
   }
@@ -201,11 +220,7 @@ export class PageClusters {
     }
     for (let p = this.pages.pageCount - 1; p >= 0; p--) if (this.pages.sizeOf(p) === 0) this.dropEmpty(p);
     for (let p = 0; p < this.pages.pageCount; p++) {
-      this.sums[p]!.fill(0);
-      for (const slot of this.pages.slotsOf(p)) {
-        this.decodeSlot(slot);
-        this.addToSum(p, this.decoded, 1);
-      }
+      this.sums.recompute(p);
       this.pages.fit(p);
       this.router.set(p, this.centroidOf(p));
     }
@@ -249,8 +264,8 @@ export class PageClusters {
     }
     const page = this.pages.pageOf(slot);
     this.decodeSlot(slot);
-    this.addToSum(page, this.decoded, -1);
     this.pages.remove(slot);
+    this.sums.left(page, this.decoded, this.pages.sizeOf(page));
     if (this.pages.sizeOf(page) < this.options.minPage && this.pages.pageCount > 1) this.dissolve(page);
     else if (this.pages.sizeOf(page) > 0) this.router.set(page, this.centroidOf(page));
   }
@@ -380,6 +395,8 @@ export class PageClusters {
       slots.set(members, at);
       at += members.length;
     }
+    // The same vectors in the same order whatever pages and rows they are in now.
+    this.options.sortSlots(slots);
     const coarse = Math.max(1, Math.round(Math.sqrt(count)));
     const sampleSize = Math.min(n, coarse * RECLUSTER_SAMPLE_PER_CENTROID);
     const sample = this.decodeAll(Int32Array.from({ length: sampleSize }, (_, j) => slots[Math.floor((j * n) / sampleSize)]!));
@@ -506,9 +523,10 @@ export class PageClusters {
 
   /** Moves the vector of `slot` (decoded: `v`) to page `to`, its value from one page's sum to the other's, telling the owner. */
   private move(slot: number, to: number, v: Float32Array): void {
-    this.addToSum(this.pages.pageOf(slot), v, -1);
-    this.addToSum(to, v, 1);
+    const from = this.pages.pageOf(slot);
     this.pages.moveTo(slot, to);
+    this.sums.left(from, v, this.pages.sizeOf(from));
+    this.sums.joined(to, v, this.pages.sizeOf(to));
     this.layoutChanges++;
     this.moved(slot);
   }
@@ -516,7 +534,7 @@ export class PageClusters {
   /** A new page at the end, with room for `rows`, a zero sum and a centroid to be set. */
   private newPage(rows = 0): number {
     const page = this.pages.addPage(rows);
-    this.sums.push(new Float32Array(this.dim));
+    this.sums.addPage();
     this.router.add(this.centroidScratch.fill(0));
     return page;
   }
@@ -535,8 +553,7 @@ export class PageClusters {
   private dropEmpty(page: number): void {
     const last = this.pages.removeEmptyPage(page);
     this.router.removeSwap(page);
-    this.sums[page] = this.sums[last]!;
-    this.sums.pop();
+    this.sums.removeSwap(page);
     if (last === page) return;
     this.layoutChanges++;
     for (const slot of this.pages.slotsOf(page)) this.moved(slot);
@@ -545,18 +562,23 @@ export class PageClusters {
   free(): void {
     this.pages.free();
     this.router.free();
-    this.sums = [];
   }
 
-  /** Splits `page` by 2-means over its members' decoded codes; the second cluster becomes a new page, whose number it returns. */
+  /**
+   * Splits `page` by 2-means over its members' decoded codes; the second cluster becomes a new page,
+   * whose number it returns. The members are taken in `sortSlots` order and the seed is the
+   * options' own: what the page holds decides the split, not the order its rows are in or how many
+   * splits came before (neither survives reopening).
+   */
   private split(page: number): number {
     const slots = this.pages.slotsOf(page);
+    this.options.sortSlots(slots);
     const points = this.decodeAll(slots);
-    let { assignment } = kmeans(points, this.dim, { k: 2, seed: this.options.seed + this.splits, metric: this.clustering });
+    let { assignment } = kmeans(points, this.dim, { k: 2, seed: this.options.seed, metric: this.clustering });
     let moving = 0;
     for (const a of assignment) if (a === 1) moving++;
     // Members 2-means cannot tell apart (duplicates, near-duplicates) would split off one or two at
-    // a time, a page per insert: halves by row order instead, which serve them as well.
+    // a time, a page per insert: halves in `sortSlots` order instead, which serve them as well.
     if (Math.min(moving, slots.length - moving) < slots.length / 4) assignment = Int32Array.from(slots, (_, i) => (i < slots.length / 2 ? 0 : 1));
     const other = this.newPage();
     slots.forEach((slot, i) => {
@@ -669,8 +691,8 @@ export class PageClusters {
     const moved = this.pages.pageCount - 1;
     this.dropEmpty(page);
     // A page that took more than it had room for splits, as after an add (the last page took the
-    // dissolved one's number).
-    for (const p of receivers) {
+    // dissolved one's number), in page order: splits number new pages in the order they happen.
+    for (const p of [...receivers].sort((x, y) => x - y)) {
       const now = p === moved ? page : p;
       if (this.pages.sizeOf(now) > this.options.maxPage) this.split(now);
     }
@@ -680,11 +702,6 @@ export class PageClusters {
     // A view, decoded at once: no copy per vector (re-clustering and opening decode every one).
     const { code, scale } = this.pages.codeView(slot);
     this.codec.decode(code, scale, this.decoded);
-  }
-
-  private addToSum(page: number, v: Float32Array, sign: 1 | -1): void {
-    const sum = this.sums[page]!;
-    for (let i = 0; i < this.dim; i++) sum[i]! += sign * v[i]!;
   }
 
   /** The routing form of a vector: unit length for cosine, as itself otherwise. */
@@ -700,10 +717,8 @@ export class PageClusters {
 
   /** The centroid of `page` in routing form (in a scratch array). */
   private centroidOf(page: number): Float32Array {
-    const sum = this.sums[page]!;
-    const count = Math.max(1, this.pages.sizeOf(page));
     const out = this.centroidScratch;
-    for (let i = 0; i < this.dim; i++) out[i] = sum[i]! / count;
+    this.sums.mean(page, this.pages.sizeOf(page), out);
     return this.routed(out);
   }
 }

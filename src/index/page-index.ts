@@ -80,12 +80,20 @@ export class PageIndex implements VectorIndex {
   ) {
     this.stride = codec.strideBytes(dim);
     const maxPage = options.maxPage ?? PAGE_INDEX_DEFAULTS.maxPage;
-    this.clusters = new PageClusters(codec, dim, metric, { maxPage, seed: options.seed ?? PAGE_INDEX_DEFAULTS.seed, sphere: options.sphere }, (slot) => this.relocated.add(this.slots.idAt(slot)));
+    this.clusters = new PageClusters(codec, dim, metric, { maxPage, seed: options.seed ?? PAGE_INDEX_DEFAULTS.seed, sphere: options.sphere, sortSlots: (slots) => this.sortById(slots) }, (slot) => this.relocated.add(this.slots.idAt(slot)));
     this.norms = new LargestNorm(codec, dim);
   }
 
   get size(): number {
     return this.slots.size;
+  }
+
+  /** Sorts `slots` by their ids: slot numbers are not kept across reopening, ids are (PageClusterOptions.sortSlots). */
+  private sortById(slots: Int32Array): void {
+    const ids = Array.from(slots, (slot) => this.slots.idAt(slot));
+    const order = ids.map((_, i) => i).sort((a, b) => (ids[a]! < ids[b]! ? -1 : ids[a]! > ids[b]! ? 1 : 0));
+    const before = slots.slice();
+    for (let i = 0; i < order.length; i++) slots[i] = before[order[i]!]!;
   }
 
   get bytes(): number {

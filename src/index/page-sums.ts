@@ -1,0 +1,190 @@
+/**
+ * Visits the decoded vector of every member of `page`, each decoded into `into` (the caller's
+ * buffer, so that a visit never overwrites a vector the caller still holds).
+ */
+export type VisitMembers = (page: number, into: Float32Array, each: (v: Float32Array) => void) => void;
+
+/** Bits of an int32 sum: the bits of a member's multiple of the grid and those of the member count share them. */
+const SUM_BITS = 31;
+/** Below every float32 value but zero (the least subnormal is 2^−149). */
+const LEAST_EXPONENT = -150;
+/** The exponent of an empty page: every member's is above it. */
+const EMPTY = -100_000;
+
+const bits = new Float64Array(1);
+const words = new Int32Array(bits.buffer);
+
+/** floor(log2(m)) for m > 0, read from the float64's exponent bits (no rounding of log2); LEAST_EXPONENT for 0. */
+function exponentOf(m: number): number {
+  if (m === 0) return LEAST_EXPONENT;
+  bits[0] = m;
+  return Math.max(LEAST_EXPONENT, ((words[1]! >>> 20) & 0x7ff) - 1023);
+}
+
+function largestMagnitude(v: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < v.length; i++) {
+    const a = Math.abs(v[i]!);
+    if (a > m) m = a;
+  }
+  return m;
+}
+
+/** Bits that hold counts up to `n`: the least b with n < 2^b. */
+function bitsFor(n: number): number {
+  return 32 - Math.clz32(n);
+}
+
+/**
+ * The sum of each page's vectors, kept exact so that it depends on which vectors a page holds and
+ * never on the order they came and went in (PAGES.md, "Determinism"). Each value is rounded to its
+ * page's grid and the multiples are added as int32s, exactly. The grid of a page with members of
+ * largest magnitude in [2^E, 2^(E+1)) is 2^(E + 1 − P), each multiple below 2^P in magnitude,
+ * where P = 31 − C and the page's count is below 2^C: so no sum leaves int32. C is enough bits for
+ * `roomFor` members (twice the largest page the index keeps) and more only while a page is larger.
+ *
+ * A member that raises E, the last member at E leaving, or a count that needs another C changes
+ * the grid: the page is summed again from its members before its mean is next read, as opening
+ * sums every page. So a store that reopens (or recovers from a crash) has the centroids of the
+ * store that never closed, bit for bit, and splits, routes and answers as it would have.
+ */
+export class PageSums {
+  /** Per page, the integer multiples of its grid, dim each. */
+  private sums: Int32Array[] = [];
+  /** Per page, E; how many members have a largest magnitude in [2^E, 2^(E+1)); C. */
+  private exponents: number[] = [];
+  private atTop: number[] = [];
+  private countBits: number[] = [];
+  /** Per page, whether its sums wait to be made afresh from its members (at the next mean()). */
+  private stale: boolean[] = [];
+  /** C for a page of up to roomFor members. */
+  private readonly leastCountBits: number;
+  private readonly scratch: Float32Array;
+  /** recompute()'s copies of a page's decoded members (grown to the largest page summed). */
+  private members = new Float32Array(0);
+
+  constructor(
+    readonly dim: number,
+    /** Members a page holds in the ordinary course (at most 2^24); a larger page costs precision, not exactness. */
+    roomFor: number,
+    private readonly visit: VisitMembers,
+  ) {
+    if (!(Number.isInteger(roomFor) && roomFor >= 1 && roomFor <= 2 ** 24)) throw new RangeError(`roomFor must be an integer from 1 to 2^24, got ${roomFor}`);
+    this.leastCountBits = bitsFor(roomFor);
+    this.scratch = new Float32Array(dim);
+  }
+
+  get pageCount(): number {
+    return this.sums.length;
+  }
+
+  get bytes(): number {
+    return this.sums.length * (this.dim * 4 + 32);
+  }
+
+  /** A new empty page at the end. */
+  addPage(): void {
+    this.sums.push(new Int32Array(this.dim));
+    this.exponents.push(EMPTY);
+    this.atTop.push(0);
+    this.countBits.push(this.leastCountBits);
+    this.stale.push(false);
+  }
+
+  /** Drops `page` (empty): the last page takes its number, as PageStore.removeEmptyPage does. */
+  removeSwap(page: number): void {
+    const last = this.sums.length - 1;
+    this.sums[page] = this.sums[last]!;
+    this.exponents[page] = this.exponents[last]!;
+    this.atTop[page] = this.atTop[last]!;
+    this.countBits[page] = this.countBits[last]!;
+    this.stale[page] = this.stale[last]!;
+    this.sums.pop();
+    this.exponents.pop();
+    this.atTop.pop();
+    this.countBits.pop();
+    this.stale.pop();
+  }
+
+  /**
+   * `v` is now a member of `page`, which holds `count` with it (visit() sees it). A change of grid
+   * leaves the page to be summed afresh when its mean is next asked for: a re-clustering that moves
+   * many vectors in and out of a page between two reads of its centroid sums it once.
+   */
+  joined(page: number, v: Float32Array, count: number): void {
+    if (this.stale[page]) return;
+    const e = exponentOf(largestMagnitude(v));
+    const top = this.exponents[page]!;
+    if (e > top || this.gridCountBits(count) !== this.countBits[page]) {
+      this.stale[page] = true;
+      return;
+    }
+    if (e === top) this.atTop[page]!++;
+    this.accumulate(page, v, 1);
+  }
+
+  /** `v` is no longer a member of `page`, which holds `count` without it (visit() no longer sees it). */
+  left(page: number, v: Float32Array, count: number): void {
+    if (this.stale[page]) return;
+    const atTop = exponentOf(largestMagnitude(v)) === this.exponents[page];
+    if ((atTop && --this.atTop[page]! === 0) || this.gridCountBits(count) !== this.countBits[page]) {
+      this.stale[page] = true;
+      return;
+    }
+    this.accumulate(page, v, -1);
+  }
+
+  /** Sums `page` afresh from its members: its grid from their largest magnitude and their count, then their multiples. */
+  recompute(page: number): void {
+    let top = EMPTY;
+    let atTop = 0;
+    let count = 0;
+    // Decoded once: the grid needs every member before any can be summed.
+    this.visit(page, this.scratch, (v) => {
+      const e = exponentOf(largestMagnitude(v));
+      if (e > top) {
+        top = e;
+        atTop = 1;
+      } else if (e === top) {
+        atTop++;
+      }
+      if (this.members.length < (count + 1) * this.dim) {
+        const grown = new Float32Array(Math.max((count + 1) * this.dim, 2 * this.members.length));
+        grown.set(this.members.subarray(0, count * this.dim));
+        this.members = grown;
+      }
+      this.members.set(v, count++ * this.dim);
+    });
+    this.exponents[page] = top;
+    this.atTop[page] = atTop;
+    this.countBits[page] = this.gridCountBits(count);
+    this.stale[page] = false;
+    this.sums[page]!.fill(0);
+    for (let m = 0; m < count; m++) this.accumulate(page, this.members.subarray(m * this.dim, (m + 1) * this.dim), 1);
+  }
+
+  /** The mean of `page`'s `count` members into `out` (float32 rounding of the exact mean's float64 quotient); zeros when empty. */
+  mean(page: number, count: number, out: Float32Array): void {
+    if (this.stale[page]) this.recompute(page);
+    const sum = this.sums[page]!;
+    const top = this.exponents[page]!;
+    if (count === 0 || top === EMPTY) {
+      out.fill(0);
+      return;
+    }
+    const grid = 2 ** (top + 1 - (SUM_BITS - this.countBits[page]!));
+    for (let i = 0; i < this.dim; i++) out[i] = (sum[i]! * grid) / count;
+  }
+
+  private gridCountBits(count: number): number {
+    return Math.max(this.leastCountBits, bitsFor(count));
+  }
+
+  private accumulate(page: number, v: Float32Array, sign: 1 | -1): void {
+    const sum = this.sums[page]!;
+    // |v| < 2^(E+1), so each multiple is below 2^P; rounded before the sign is applied (Math.round
+    // takes halves up, so round(−x) may not be −round(x)).
+    const up = 2 ** (SUM_BITS - this.countBits[page]! - 1 - this.exponents[page]!);
+    for (let i = 0; i < this.dim; i++) sum[i]! += sign * Math.round(v[i]! * up);
+  }
+}

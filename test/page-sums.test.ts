@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { PageSums } from '../src/index/page-sums.js';
+
+/**
+ * Page sums are exact (page-sums.ts): a page's mean depends on its members alone, not on the order
+ * they joined and left in, so a store that reopens (and sums each page afresh) has the centroids of
+ * the store that never closed, bit for bit.
+ */
+const DIM = 5;
+/** Small, so that pages of the property tests pass it and their grids change with their counts too. */
+const ROOM = 8;
+
+/** A page of members kept by the test, and its sums visiting them in insertion order or in reverse. */
+function page(reverse = false): { members: Map<number, Float32Array>; sums: PageSums } {
+  const members = new Map<number, Float32Array>();
+  const sums = new PageSums(DIM, ROOM, (_page, into, each) => {
+    const all = [...members.values()];
+    if (reverse) all.reverse();
+    for (const v of all) {
+      into.set(v);
+      each(into);
+    }
+  });
+  sums.addPage();
+  return { members, sums };
+}
+
+function meanOf(p: { members: Map<number, Float32Array>; sums: PageSums }): Float32Array {
+  const out = new Float32Array(DIM);
+  p.sums.mean(0, p.members.size, out);
+  return out;
+}
+
+/** Magnitudes from 2^-149 to 3e38, zeros of both signs, and ordinary values. */
+const value = fc.oneof(
+  fc.float({ noNaN: true, noDefaultInfinity: true }),
+  fc.constantFrom(0, -0, 1, -1, 2 ** -149, 3e38, -3e38, 0.5, 0.49999997),
+  fc.float({ min: -1, max: 1, noNaN: true }),
+);
+const vector = fc.array(value, { minLength: DIM, maxLength: DIM }).map((xs) => Float32Array.from(xs));
+/** Joins (a vector) and leaves (an index into the members, taken modulo their count). */
+const step = fc.oneof(vector.map((v) => ({ join: v })), fc.nat().map((n) => ({ leave: n })));
+
+test('page sums: after any joins and leaves, the mean is bit for bit the one summing the members afresh, in either order', () => {
+  fc.assert(
+    fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+      const live = page();
+      let next = 0;
+      for (const s of steps) {
+        if ('join' in s) {
+          live.members.set(next++, s.join);
+          live.sums.joined(0, s.join, live.members.size);
+        } else if (live.members.size > 0) {
+          const key = [...live.members.keys()][s.leave % live.members.size]!;
+          const v = live.members.get(key)!;
+          live.members.delete(key);
+          live.sums.left(0, v, live.members.size);
+        }
+        // Read after every change, as a page's centroid is: sums are then kept up by each change, not made afresh.
+        meanOf(live);
+      }
+      const fresh = page(true);
+      for (const [k, v] of live.members) fresh.members.set(k, v);
+      fresh.sums.recompute(0);
+      assert.deepEqual(meanOf(live), meanOf(fresh));
+    }),
+    { numRuns: 400 },
+  );
+});
+
+test('page sums: the mean is the float64 mean within 2^-24 of the largest magnitude, and zero for an empty page', () => {
+  fc.assert(
+    fc.property(fc.array(vector, { minLength: 1, maxLength: 40 }), (vs) => {
+      const p = page();
+      vs.forEach((v, i) => {
+        p.members.set(i, v);
+        p.sums.joined(0, v, p.members.size);
+      });
+      const largest = Math.max(...vs.flatMap((v) => Array.from(v, Math.abs)));
+      const mean = meanOf(p);
+      for (let d = 0; d < DIM; d++) {
+        const exact = vs.reduce((s, v) => s + v[d]!, 0) / vs.length;
+        // The grid's rounding (at most half a step per member: 2^-25 of the page's top power of two
+        // with counts below 2^6), then float32's own rounding of the mean.
+        assert.ok(Math.abs(mean[d]! - exact) <= largest * 2 ** -24 + Math.abs(exact) * 2 ** -23, `dim ${d}: ${mean[d]} vs ${exact}`);
+      }
+      for (const [k, v] of [...p.members]) {
+        p.members.delete(k);
+        p.sums.left(0, v, p.members.size);
+      }
+      assert.deepEqual(meanOf(p), new Float32Array(DIM));
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('page sums: pages dropped swap in the last, as page stores number them', () => {
+  const members: Float32Array[][] = [[Float32Array.of(1, 2, 3, 4, 5)], [], [Float32Array.of(-8, 0, 0, 0, 0.25)]];
+  const sums = new PageSums(DIM, ROOM, (p, into, each) => {
+    for (const v of members[p]!) {
+      into.set(v);
+      each(into);
+    }
+  });
+  for (let p = 0; p < 3; p++) {
+    sums.addPage();
+    members[p]!.forEach((v, i) => sums.joined(p, v, i + 1));
+  }
+  sums.removeSwap(1);
+  members[1] = members.pop()!;
+  assert.equal(sums.pageCount, 2);
+  const out = new Float32Array(DIM);
+  sums.mean(1, 1, out);
+  assert.deepEqual(out, Float32Array.of(-8, 0, 0, 0, 0.25));
+  sums.mean(0, 1, out);
+  assert.deepEqual(out, Float32Array.of(1, 2, 3, 4, 5));
+});
+
+test('page sums: a value halfway between two steps of its page grid leaves as it joined, however often (rounded before its sign)', () => {
+  // The page's top is 2^0 and its counts take 4 bits (ROOM), so its grid is 2^(1 - 27) and 2^-27
+  // lies halfway between two of its steps.
+  const p = page();
+  const big = Float32Array.of(1, 1, 1, 1, 1);
+  const half = Float32Array.of(2 ** -27, -(2 ** -27), 3 * 2 ** -27, 0, 0);
+  p.members.set(0, big);
+  p.sums.joined(0, big, 1);
+  const before = meanOf(p);
+  // Joining and leaving 64 times: an error of one step each time would show in the float32 mean of 1.
+  for (let i = 0; i < 64; i++) {
+    p.members.set(1, half);
+    p.sums.joined(0, half, 2);
+    p.members.delete(1);
+    p.sums.left(0, half, 1);
+  }
+  assert.deepEqual(meanOf(p), before);
+});
+
+test('page sums: a page past roomFor members gives its count more bits: sums of many values near its top never leave int32', () => {
+  const p = page();
+  const v = Float32Array.of(1.5, -1.5, 1.9921875, 0, 1);
+  for (let i = 0; i < 100; i++) {
+    p.members.set(i, v);
+    p.sums.joined(0, v, p.members.size);
+    // Read after every change, as a page's centroid is: a change of grid waits for the next read.
+    assert.deepEqual(meanOf(p), v);
+  }
+});
+
+test('page sums: a page that shrinks back gets the finer grid of its smaller count, as a page summed afresh has', () => {
+  const p = page();
+  const filler = Float32Array.of(0.5, 0.5, 0.5, 0.5, 0.5);
+  for (let i = 0; i < 100; i++) {
+    p.members.set(i, filler);
+    p.sums.joined(0, filler, p.members.size);
+  }
+  // 2^-25 is a multiple of the grid of 3 members (2^(1 - 27)) but below half a step of the grid of 100 (2^(1 - 24)).
+  const kept = [Float32Array.of(1, 0, 0, 0, 0), Float32Array.of(-1, 0, 0, 0, 0), Float32Array.of(2 ** -25, 0, 0, 0, 0)];
+  kept.forEach((k, i) => {
+    p.members.set(1000 + i, k);
+    p.sums.joined(0, k, p.members.size);
+  });
+  for (let i = 0; i < 100; i++) {
+    p.members.delete(i);
+    p.sums.left(0, filler, p.members.size);
+    meanOf(p);
+  }
+  const fresh = page();
+  kept.forEach((k, i) => fresh.members.set(i, k));
+  fresh.sums.recompute(0);
+  assert.deepEqual(meanOf(p), meanOf(fresh));
+  assert.equal(meanOf(p)[0], Math.fround(2 ** -25 / 3));
+});

@@ -1,0 +1,42 @@
+import type { MemStore, OpenOptions } from '../../src/index.js';
+import { clustered } from '../helpers.js';
+
+/**
+ * The writes of the page determinism tests: adds in batches, with upserts and deletes between them
+ * (pages grow, split, shrink, merge and take replaced codes), and the queries whose one-page answers
+ * show every vector's page and every centroid. Shared by the tests and the child they kill.
+ */
+export const PAGE_WRITES_DIM = 24;
+export const PAGE_WRITES_BATCHES = 24;
+const vectors = clustered(PAGE_WRITES_BATCHES * 100, PAGE_WRITES_DIM, 21, 30);
+const queries = clustered(40, PAGE_WRITES_DIM, 22, 30);
+
+/** The configurations the tests run: each metric, a codec of each kind, PCA, a rotation. */
+export const PAGE_WRITES_CONFIGS: Record<string, OpenOptions> = {
+  'cosine int8': {},
+  'l2 int8': { metric: 'l2' },
+  'dot fp8-e4m3': { metric: 'dot', codec: 'fp8-e4m3' },
+  'cosine rq2': { codec: 'rq2', trainSize: 200 },
+  'l2 int8 + PCA 12': { metric: 'l2', pca: { dims: 12 }, trainSize: 200 },
+};
+
+export function pageWritesOptions(config: string, extra: OpenOptions = {}): OpenOptions {
+  const chosen = PAGE_WRITES_CONFIGS[config];
+  if (chosen === undefined) throw new Error(`no configuration ${config}`);
+  return { dim: PAGE_WRITES_DIM, durability: 'none', cache: false, pages: { from: 300, maxPage: 24 }, ...chosen, ...extra };
+}
+
+/** Batch `b` of the writes (0 .. PAGE_WRITES_BATCHES − 1). */
+export async function writeBatch(store: MemStore, b: number): Promise<void> {
+  const i = b * 100;
+  await store.add(vectors.slice(i, i + 100).map((vector, j) => ({ id: `v${i + j}`, vector })));
+  if (b % 3 === 0 && b > 0) {
+    await store.delete([`v${i - 7}`, `v${i - 50}`, `v${i - 99}`]);
+    await store.add([{ id: `v${i - 20}`, vector: vectors[i + 1]! }]);
+  }
+}
+
+/** Each query's top 10 searching the nearest page alone, codes only, as `id:score`. */
+export async function oneProbeAnswers(store: MemStore): Promise<string[][]> {
+  return Promise.all(queries.map(async (q) => (await store.search(q, { k: 10, nprobe: 1, rescore: false })).map((h) => `${h.id}:${h.score}`)));
+}
