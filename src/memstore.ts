@@ -26,7 +26,7 @@ import {
 import type { PcaModel } from './pca/pca.js';
 import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
-import { PageIndex } from './index/page-index.js';
+import { PageIndex, sortSlotsById } from './index/page-index.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
 import { ensureDurableDir, importMarkerPath, indexFilePath, repairLogDir, statePath, walDir } from './store/files.js';
 import type { IndexDamage, IndexFile } from './store/index-file.js';
@@ -608,7 +608,12 @@ export class MemStore {
       next.reserve(flat.size, flat.idBytes);
       // A copy: the view recordAt() gives goes stale when the pages' allocations grow linear memory.
       const code = new Uint8Array(flat.codec.codeBytes(flat.dim));
-      for (let slot = 0; slot < flat.size; slot++) {
+      // In id order: slot order is not kept across reopening (an id deleted and added again comes
+      // back in the turn it first changed in), and the first pages, their count and so the pages
+      // re-clustering makes follow the order the codes arrive in (src/index/PAGES.md, "Determinism").
+      const slots = Int32Array.from({ length: flat.size }, (_, slot) => slot);
+      sortSlotsById(slots, (slot) => flat.idAt(slot));
+      for (const slot of slots) {
         const id = flat.idAt(slot);
         const r = flat.recordAt(slot);
         code.set(r.code);

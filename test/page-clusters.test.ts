@@ -261,3 +261,23 @@ test('pages made by inserts keep each vector in one of the two pages nearest it 
     }
   }
 });
+
+test('page clusters: no page holds more than maxPage or fewer than minPage after any add, even when a split sends a whole crowd near the origin to one page (l2, magnitudes 1e-11 to 1e11)', () => {
+  // Found by the hostile determinism test: a split's reassignment moved 128 vectors of tiny norm
+  // into one page of 16, which split into pages that were never split again.
+  const dim = 8;
+  const next = rng(77);
+  const base = Array.from({ length: 60 }, () => Float32Array.from({ length: dim }, () => gaussian(next)));
+  const pages = new PageClusters(getCodec('int8'), dim, 'l2', { maxPage: 16 });
+  try {
+    for (let i = 0; i < 600; i++) {
+      const scale = 10 ** ((i % 23) - 11);
+      pages.add(i, base[i % base.length]!.map((x) => x * scale));
+      const sizes = pages.pageSizes();
+      assert.ok(Math.max(...sizes) <= 16, `after add ${i}: a page of ${Math.max(...sizes)}`);
+      if (sizes.length > 1) assert.ok(Math.min(...sizes) >= 2, `after add ${i}: a page of ${Math.min(...sizes)}`);
+    }
+  } finally {
+    pages.free();
+  }
+});

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { MemStore } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { MemStore, type OpenOptions } from '../src/index.js';
+import { gaussian, rng, tempDir } from './helpers.js';
 import { runUntilKilled } from './support/killable.js';
 import { oneProbeAnswers, PAGE_WRITES_BATCHES, PAGE_WRITES_CONFIGS, pageWritesOptions, writeBatch } from './support/page-writes.js';
 
@@ -53,8 +53,8 @@ for (const config of Object.keys(PAGE_WRITES_CONFIGS)) {
   });
 }
 
-test('page determinism (cosine int8, l2 int8 + PCA 12): a store killed halfway (kill -9, recovered from its log) builds the pages of one never killed', async () => {
-  for (const config of ['cosine int8', 'l2 int8 + PCA 12']) {
+test('page determinism (cosine int8, l2 int8 + PCA 12, paged late): a store killed halfway (kill -9, recovered from its log) builds the pages of one never killed', async () => {
+  for (const config of ['cosine int8', 'l2 int8 + PCA 12', 'cosine int8, paged late']) {
     const straight = await written(config, 32 * 1024);
     const dir = tempDir();
     await runUntilKilled(child, [dir, config, String(HALF)], (line, kill) => {
@@ -63,5 +63,43 @@ test('page determinism (cosine int8, l2 int8 + PCA 12): a store killed halfway (
     const recovered = await finish(dir, config);
     assert.equal(recovered.pages, straight.pages, config);
     assert.deepEqual(recovered.answers, straight.answers, config);
+  }
+});
+
+test('page determinism (hostile): magnitudes from 1e-11 to 1e11 (near the limits a store accepts) and duplicates under many ids, reopened halfway, build the same pages', async () => {
+  const dim = 8;
+  const next = rng(77);
+  const base = Array.from({ length: 60 }, () => Float32Array.from({ length: dim }, () => gaussian(next)));
+  // Each record: a base vector scaled by 10^-11 .. 10^11, and every tenth a copy of an earlier
+  // record's vector under its own id (exact ties in every score).
+  const vectorOf = (i: number): Float32Array => {
+    if (i % 10 === 9) return vectorOf(i - 7);
+    const scale = 10 ** ((i % 23) - 11);
+    return base[i % base.length]!.map((x) => x * scale * (1 + (i % 7) / 100));
+  };
+  const options: OpenOptions = { dim, metric: 'l2', durability: 'none', cache: false, pages: { from: 200, maxPage: 16 } };
+  const write = async (store: MemStore, from: number, to: number) => {
+    for (let i = from; i < to; i += 50) {
+      await store.add(Array.from({ length: 50 }, (_, j) => ({ id: `h${i + j}`, vector: vectorOf(i + j) })));
+      if (i >= 300) await store.delete([`h${i - 211}`, `h${i - 100}`]);
+    }
+  };
+  const queries = Array.from({ length: 30 }, (_, q) => vectorOf(q * 13 + 1));
+  const answers = async (store: MemStore) =>
+    Promise.all(queries.map(async (q) => (await store.search(q, { k: 10, nprobe: 1, rescore: false })).map((h) => `${h.id}:${h.score}`)));
+  const straight = await MemStore.open(tempDir(), options);
+  await write(straight, 0, 1200);
+  const dir = tempDir();
+  const first = await MemStore.open(dir, options);
+  await write(first, 0, 600);
+  await first.close();
+  const reopened = await MemStore.open(dir, options);
+  await write(reopened, 600, 1200);
+  try {
+    assert.equal(reopened.stats().pages, straight.stats().pages);
+    assert.deepEqual(await answers(reopened), await answers(straight));
+  } finally {
+    await straight.close();
+    await reopened.close();
   }
 });

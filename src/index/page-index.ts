@@ -45,6 +45,17 @@ const FILTER_SAMPLE = 64;
 const SLOT_CHUNK = 1024;
 
 /**
+ * Sorts `slots` in place by the id `idAt` gives each (UTF-16 code unit order): the order of a
+ * store's vectors that survives reopening, where slot numbers do not (PAGES.md, "Determinism").
+ */
+export function sortSlotsById(slots: Int32Array, idAt: (slot: number) => string): void {
+  const ids = Array.from(slots, idAt);
+  const order = ids.map((_, i) => i).sort((a, b) => (ids[a]! < ids[b]! ? -1 : ids[a]! > ids[b]! ? 1 : 0));
+  const before = slots.slice();
+  for (let i = 0; i < order.length; i++) slots[i] = before[order[i]!]!;
+}
+
+/**
  * The page-clustered index: the slot table (ids, places, document flags, slot moves) as in the
  * exact index, and the codes in pages of vectors near each other (PageClusters). A search scans the
  * `nprobe` pages whose centroids are nearest the query (`defaultProbes` when not given; every page
@@ -80,7 +91,7 @@ export class PageIndex implements VectorIndex {
   ) {
     this.stride = codec.strideBytes(dim);
     const maxPage = options.maxPage ?? PAGE_INDEX_DEFAULTS.maxPage;
-    this.clusters = new PageClusters(codec, dim, metric, { maxPage, seed: options.seed ?? PAGE_INDEX_DEFAULTS.seed, sphere: options.sphere, sortSlots: (slots) => this.sortById(slots) }, (slot) => this.relocated.add(this.slots.idAt(slot)));
+    this.clusters = new PageClusters(codec, dim, metric, { maxPage, seed: options.seed ?? PAGE_INDEX_DEFAULTS.seed, sphere: options.sphere, sortSlots: (slots) => sortSlotsById(slots, (slot) => this.slots.idAt(slot)) }, (slot) => this.relocated.add(this.slots.idAt(slot)));
     this.norms = new LargestNorm(codec, dim);
   }
 
@@ -88,13 +99,6 @@ export class PageIndex implements VectorIndex {
     return this.slots.size;
   }
 
-  /** Sorts `slots` by their ids: slot numbers are not kept across reopening, ids are (PageClusterOptions.sortSlots). */
-  private sortById(slots: Int32Array): void {
-    const ids = Array.from(slots, (slot) => this.slots.idAt(slot));
-    const order = ids.map((_, i) => i).sort((a, b) => (ids[a]! < ids[b]! ? -1 : ids[a]! > ids[b]! ? 1 : 0));
-    const before = slots.slice();
-    for (let i = 0; i < order.length; i++) slots[i] = before[order[i]!]!;
-  }
 
   get bytes(): number {
     return this.clusters.bytes + this.slots.bytes + this.scores.byteLength;

@@ -182,9 +182,12 @@ export class PageSums {
 
   private accumulate(page: number, v: Float32Array, sign: 1 | -1): void {
     const sum = this.sums[page]!;
-    // |v| < 2^(E+1), so each multiple is below 2^P; rounded before the sign is applied (Math.round
-    // takes halves up, so round(−x) may not be −round(x)).
+    const dim = this.dim;
+    // |v| < 2^(E+1), so each multiple is below 2^P. Rounded as floor(x + 0.5), the same function
+    // wherever a value is summed (Math.round costs 3x as much here), before the sign is applied:
+    // halves go up, so the multiple of −x may not be minus that of x.
     const up = 2 ** (SUM_BITS - this.countBits[page]! - 1 - this.exponents[page]!);
-    for (let i = 0; i < this.dim; i++) sum[i]! += sign * Math.round(v[i]! * up);
+    if (sign === 1) for (let i = 0; i < dim; i++) sum[i] = (sum[i]! + (Math.floor(v[i]! * up + 0.5) | 0)) | 0;
+    else for (let i = 0; i < dim; i++) sum[i] = (sum[i]! - (Math.floor(v[i]! * up + 0.5) | 0)) | 0;
   }
 }

@@ -161,16 +161,27 @@ export interface VectorIndex {
 }
 
 /**
- * Hands `from`'s filter columns to `to`, an index just filled with the same records (training's
- * re-encoding, the switch to pages), as a checkpoint's columns are restored: a filtered search
- * right after reads no metadata. Only when every slot holds the same id in both (columns are a
- * code per slot); otherwise, or for a column restore() refuses, nothing is carried and the first
- * filter on the field makes it from metadata, as before. Returns the columns carried.
+ * Hands `from`'s filter columns to `to`, an index just filled with the same records in any slot
+ * order (training's re-encoding, the switch to pages, which takes them in id order), as a
+ * checkpoint's columns are restored: a filtered search right after reads no metadata. Columns are
+ * a code per slot, so each is carried to the slot its id has in `to`. When the two do not hold the
+ * same ids, or for a column restore() refuses, nothing is carried and the first filter on the
+ * field makes it from metadata, as before. Returns the columns carried.
  */
 export function carryColumns(from: VectorIndex, to: VectorIndex): number {
   if (from.columns.fields === 0 || to.columns.fields > 0 || from.size !== to.size) return 0;
-  for (let slot = 0; slot < from.size; slot++) if (from.idAt(slot) !== to.idAt(slot)) return 0;
+  /** For each slot of `to`, the slot of its id in `from`. */
+  const fromSlot = new Int32Array(to.size);
+  for (let slot = 0; slot < to.size; slot++) {
+    const s = from.slotOf(to.idAt(slot));
+    if (s === undefined) return 0;
+    fromSlot[slot] = s;
+  }
   let carried = 0;
-  for (const c of from.columns.exported()) if (to.columns.restore(c.field, c.keys, c.codes)) carried++;
+  for (const c of from.columns.exported()) {
+    const codes = new Uint16Array(to.size);
+    for (let slot = 0; slot < to.size; slot++) codes[slot] = c.codes[fromSlot[slot]!]!;
+    if (to.columns.restore(c.field, c.keys, codes)) carried++;
+  }
   return carried;
 }

@@ -2,8 +2,8 @@ import type { MemStore, OpenOptions } from '../../src/index.js';
 import { clustered } from '../helpers.js';
 
 /**
- * The writes of the page determinism tests: adds in batches, with upserts and deletes between them
- * (pages grow, split, shrink, merge and take replaced codes), and the queries whose one-page answers
+ * The writes of the page determinism tests: adds in batches, with upserts, deletes and ids deleted
+ * and added again between them (pages grow, split, shrink, merge and take replaced codes), and the queries whose one-page answers
  * show every vector's page and every centroid. Shared by the tests and the child they kill.
  */
 export const PAGE_WRITES_DIM = 24;
@@ -11,13 +11,15 @@ export const PAGE_WRITES_BATCHES = 24;
 const vectors = clustered(PAGE_WRITES_BATCHES * 100, PAGE_WRITES_DIM, 21, 30);
 const queries = clustered(40, PAGE_WRITES_DIM, 22, 30);
 
-/** The configurations the tests run: each metric, a codec of each kind, PCA, a rotation. */
+/** The configurations the tests run: each metric, a codec of each kind, PCA, a rotation, and pages made after the halfway point. */
 export const PAGE_WRITES_CONFIGS: Record<string, OpenOptions> = {
   'cosine int8': {},
   'l2 int8': { metric: 'l2' },
   'dot fp8-e4m3': { metric: 'dot', codec: 'fp8-e4m3' },
   'cosine rq2': { codec: 'rq2', trainSize: 200 },
   'l2 int8 + PCA 12': { metric: 'l2', pca: { dims: 12 }, trainSize: 200 },
+  // Paged after the halfway reopen (or kill): the clustering of an exact index's codes.
+  'cosine int8, paged late': { pages: { from: 1800, maxPage: 24 } },
 };
 
 export function pageWritesOptions(config: string, extra: OpenOptions = {}): OpenOptions {
@@ -31,8 +33,13 @@ export async function writeBatch(store: MemStore, b: number): Promise<void> {
   const i = b * 100;
   await store.add(vectors.slice(i, i + 100).map((vector, j) => ({ id: `v${i + j}`, vector })));
   if (b % 3 === 0 && b > 0) {
-    await store.delete([`v${i - 7}`, `v${i - 50}`, `v${i - 99}`]);
-    await store.add([{ id: `v${i - 20}`, vector: vectors[i + 1]! }]);
+    await store.delete([`v${i - 7}`, `v${i - 50}`, `v${i - 99}`, `v${i - 30}`]);
+    // An upsert, and an id deleted and added again: its slot moves to the end, where a checkpoint's
+    // delta (by id, in the order ids first changed) puts it back in its old turn when loaded.
+    await store.add([
+      { id: `v${i - 20}`, vector: vectors[i + 1]! },
+      { id: `v${i - 30}`, vector: vectors[i + 2]! },
+    ]);
   }
 }
 
