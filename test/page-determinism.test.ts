@@ -53,8 +53,8 @@ for (const config of Object.keys(PAGE_WRITES_CONFIGS)) {
   });
 }
 
-test('page determinism (cosine int8, l2 int8 + PCA 12, paged late): a store killed halfway (kill -9, recovered from its log) builds the pages of one never killed', async () => {
-  for (const config of ['cosine int8', 'l2 int8 + PCA 12', 'cosine int8, paged late']) {
+test('page determinism (cosine int8, l2 int8 + PCA 12, paged late, trained late): a store killed halfway (kill -9, recovered from its log) builds the pages of one never killed', async () => {
+  for (const config of ['cosine int8', 'l2 int8 + PCA 12', 'cosine int8, paged late', 'l2 int8 + PCA 12, trained late']) {
     const straight = await written(config, 32 * 1024);
     const dir = tempDir();
     await runUntilKilled(child, [dir, config, String(HALF)], (line, kill) => {

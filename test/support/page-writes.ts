@@ -20,6 +20,9 @@ export const PAGE_WRITES_CONFIGS: Record<string, OpenOptions> = {
   'l2 int8 + PCA 12': { metric: 'l2', pca: { dims: 12 }, trainSize: 200 },
   // Paged after the halfway reopen (or kill): the clustering of an exact index's codes.
   'cosine int8, paged late': { pages: { from: 1800, maxPage: 24 } },
+  // Trained (and paged) after the halfway reopen (or kill): the model from the vectors buffered before it.
+  'cosine rq2, trained late': { codec: 'rq2', trainSize: 1500, pages: { from: 1800, maxPage: 24 } },
+  'l2 int8 + PCA 12, trained late': { metric: 'l2', pca: { dims: 12 }, trainSize: 1500, pages: { from: 1800, maxPage: 24 } },
 };
 
 export function pageWritesOptions(config: string, extra: OpenOptions = {}): OpenOptions {
