@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { MemStore, type OpenOptions } from '../src/index.js';
 import { gaussian, rng, tempDir } from './helpers.js';
 import { runUntilKilled } from './support/killable.js';
@@ -102,4 +103,54 @@ test('page determinism (hostile): magnitudes from 1e-11 to 1e11 (near the limits
     await straight.close();
     await reopened.close();
   }
+});
+
+test('page determinism (random): any sequence of adds, upserts, deletes and ids added again, closed and reopened at any point, on any metric, builds the pages of a store never closed', async () => {
+  const dim = 6;
+  const centers = Array.from({ length: 8 }, (_, c) => {
+    const next = rng(1000 + c);
+    return Float32Array.from({ length: dim }, () => 3 * gaussian(next));
+  });
+  // Vector `v`: near one of the centers, made from `v` alone, so both stores get the same one.
+  const vectorOf = (v: number): Float32Array => {
+    const next = rng(v + 1);
+    return centers[v % centers.length]!.map((x) => x + gaussian(next));
+  };
+  const queries = Array.from({ length: 12 }, (_, q) => vectorOf(100_000 + q));
+  const op = fc.oneof(
+    { weight: 3, arbitrary: fc.record({ add: fc.uniqueArray(fc.record({ id: fc.nat({ max: 400 }), v: fc.nat({ max: 1_000_000 }) }), { selector: (r) => r.id, minLength: 1, maxLength: 40 }) }) },
+    { weight: 1, arbitrary: fc.record({ del: fc.uniqueArray(fc.nat({ max: 400 }), { minLength: 1, maxLength: 12 }) }) },
+  );
+  const apply = async (store: MemStore, o: { add: { id: number; v: number }[] } | { del: number[] }) => {
+    if ('add' in o) await store.add(o.add.map(({ id, v }) => ({ id: `r${id}`, vector: vectorOf(v) })));
+    else await store.delete(o.del.map((id) => `r${id}`));
+  };
+  const answers = async (store: MemStore) =>
+    Promise.all(queries.map(async (q) => (await store.search(q, { k: 5, nprobe: 1, rescore: false })).map((h) => `${h.id}:${h.score}`)));
+  await fc.assert(
+    fc.asyncProperty(fc.array(op, { minLength: 4, maxLength: 30 }), fc.nat(), fc.constantFrom<'cosine' | 'l2' | 'dot'>('cosine', 'l2', 'dot'), async (ops, cutAt, metric) => {
+      const options: OpenOptions = { dim, metric, durability: 'none', cache: false, checkpointBytes: 8 * 1024, pages: { from: 48, maxPage: 16 } };
+      const cut = cutAt % (ops.length + 1);
+      const straight = await MemStore.open(tempDir(), options);
+      const dir = tempDir();
+      let stopped = await MemStore.open(dir, options);
+      try {
+        for (const [i, o] of ops.entries()) {
+          if (i === cut) {
+            await stopped.close();
+            stopped = await MemStore.open(dir, options);
+          }
+          await apply(straight, o);
+          await apply(stopped, o);
+        }
+        assert.equal(stopped.stats().pages, straight.stats().pages);
+        assert.deepEqual(await answers(stopped), await answers(straight));
+      } finally {
+        await straight.close();
+        await stopped.close();
+      }
+    }),
+    // A failure shrinks for at most a minute (each run builds three stores) and is reported as found.
+    { numRuns: 40, interruptAfterTimeLimit: 60_000, markInterruptAsFailure: false },
+  );
 });
