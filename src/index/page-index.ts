@@ -99,7 +99,6 @@ export class PageIndex implements VectorIndex {
     return this.slots.size;
   }
 
-
   get bytes(): number {
     return this.clusters.bytes + this.slots.bytes + this.scores.byteLength;
   }
