@@ -4,6 +4,8 @@ import fc from 'fast-check';
 import { getCodec } from '../src/codec/index.js';
 import type { CodecName } from '../src/codec/codec.js';
 import { FlatIndex } from '../src/index/flat-index.js';
+import { PageIndex } from '../src/index/page-index.js';
+import type { VectorIndex } from '../src/index/vector-index.js';
 import { MemStore } from '../src/memstore.js';
 import type { Metric } from '../src/options.js';
 import type { ScanQuery } from '../src/scan/code-blocks.js';
@@ -52,9 +54,12 @@ const caseArb: fc.Arbitrary<Case> = fc
     }),
   );
 
-function check({ metric, codec, vectors, query }: Case): void {
+type IndexKind = 'flat' | 'pages';
+
+function check({ metric, codec, vectors, query }: Case, kind: IndexKind = 'flat'): void {
   const dim = query.length;
-  const index = new FlatIndex(getCodec(codec), dim, true);
+  // The page index keeps codes and scales in pages of its own (scoreSlots and codeErrorAt read them there): pages of 16, so 30 vectors make two or more.
+  const index: VectorIndex & { free(): void } = kind === 'flat' ? new FlatIndex(getCodec(codec), dim, true) : new PageIndex(getCodec(codec), dim, metric, { maxPage: 16 });
   try {
     vectors.forEach((v, i) => index.put(`v${i}`, metric === 'cosine' ? normalized(v) : v));
     const scan: ScanQuery = { vector: metric === 'cosine' ? normalized(query) : query, metric, int8Query: true };
@@ -62,25 +67,36 @@ function check({ metric, codec, vectors, query }: Case): void {
     let squared = 0;
     for (let i = 0; i < dim; i++) squared += (scan.vector[i]! - kernelQuery[i]!) ** 2;
     assert.equal(index.kernelQueryError(scan), Math.sqrt(squared), 'the query error is the distance to the kernel query');
-    const bound = rescoreBound(index, scan, index.kernelQueryError(scan), false, 0);
+    const bound = rescoreBound(index, scan, () => index.kernelQueryError(scan), false, 0);
     assert.ok(bound !== undefined, `${codec} has an error bound`);
     const top = new TopK(vectors.length);
-    index.search(scan, top, {});
+    index.search(scan, top, { exact: true });
     const count = top.sortBestFirst();
     assert.equal(count, vectors.length);
-    for (let i = 0; i < count; i++) {
-      const slot = top.slotAt(i);
+    const candidates = Array.from({ length: count }, (_, i) => ({ slot: top.slotAt(i), kernel: top.scoreAt(i) }));
+    const uppers = bound.uppers(candidates);
+    assert.equal(uppers.length, count);
+    candidates.forEach(({ slot }, i) => {
       const exact = exactScore(metric, query, vectors[Number(index.idAt(slot).slice(1))]!);
-      const upper = bound.upper(top.scoreAt(i), slot);
-      assert.ok(upper >= exact, `${metric} ${codec}: bound ${upper} below the exact score ${exact} of ${index.idAt(slot)}`);
-    }
+      assert.ok(uppers[i]! >= exact, `${metric} ${codec}: bound ${uppers[i]} below the exact score ${exact} of ${index.idAt(slot)}`);
+    });
   } finally {
     index.free();
   }
 }
 
 test('rescore bound: no stored vector scores above its bound (int8, f32, f16, fp8-e4m3, fp8-e5m2, every metric, scales 1e-3 to 1e12, subnormal queries)', () => {
-  fc.assert(fc.property(caseArb, check), { numRuns: 1000 });
+  fc.assert(
+    fc.property(caseArb, (c) => check(c)),
+    { numRuns: 1000 },
+  );
+});
+
+test('rescore bound: the same over a page index, whose pages keep the codes and scales the bound reads', () => {
+  fc.assert(
+    fc.property(caseArb, (c) => check(c, 'pages')),
+    { numRuns: 300 },
+  );
 });
 
 test('rescore bound: an fp8 dot score whose products underflow (a subnormal query against a code of scale 1e9) stays under its bound', () => {
@@ -92,16 +108,32 @@ test('rescore bound: an fp8 dot score whose products underflow (a subnormal quer
   }
 });
 
+test('rescore bound: an int8 query rounded down in every component, against a vector spread evenly, stays under its bound (the int8 query the scan used does not enter it)', () => {
+  // Each component after the first sits 0.49 of a step above a multiple of the query's int8 step, so
+  // its code rounds down: the int8-query kernel scores the spread vector below its exact score, by
+  // more than the code's own error allows.
+  const dim = 64;
+  const query = Float32Array.from({ length: dim }, (_, i) => (i === 0 ? 127 : 10.49));
+  for (const metric of ['cosine', 'dot'] as const) {
+    check({ metric, codec: 'int8', vectors: [new Float32Array(dim).fill(1), new Float32Array(dim).fill(0.5)], query });
+    check({ metric, codec: 'int8', vectors: [new Float32Array(dim).fill(1)], query }, 'pages');
+  }
+});
+
 test('rescore bound: finite for f16 and fp8 codes, none for an f16 code holding ±65504 (whatever was clamped there)', () => {
   for (const codec of ['f16', 'fp8-e4m3', 'fp8-e5m2'] as const) {
     const index = new FlatIndex(getCodec(codec), 4, true);
     index.put('a', Float32Array.of(1, 2, 3, 4));
     index.put('b', Float32Array.of(1, 2, 3, 1e6));
     const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };
-    const bound = rescoreBound(index, scan, index.kernelQueryError(scan), false, 0);
+    const bound = rescoreBound(index, scan, () => index.kernelQueryError(scan), false, 0);
     assert.ok(bound !== undefined, codec);
-    assert.ok(Number.isFinite(bound.upper(1, index.slotOf('a')!)), codec);
-    assert.equal(Number.isFinite(bound.upper(1, index.slotOf('b')!)), codec !== 'f16', codec);
+    const [a, b] = bound.uppers([
+      { slot: index.slotOf('a')!, kernel: 1 },
+      { slot: index.slotOf('b')!, kernel: 1 },
+    ]);
+    assert.ok(Number.isFinite(a), codec);
+    assert.equal(Number.isFinite(b), codec !== 'f16', codec);
     index.free();
   }
 });
@@ -110,8 +142,8 @@ test('rescore bound: none for a projected (PCA) store', () => {
   const index = new FlatIndex(getCodec('int8'), 4, true);
   index.put('a', Float32Array.of(1, 2, 3, 4));
   const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };
-  assert.equal(rescoreBound(index, scan, index.kernelQueryError(scan), true, 0), undefined, 'projected');
-  assert.ok(rescoreBound(index, scan, index.kernelQueryError(scan), false, 0) !== undefined);
+  assert.equal(rescoreBound(index, scan, () => index.kernelQueryError(scan), true, 0), undefined, 'projected');
+  assert.ok(rescoreBound(index, scan, () => index.kernelQueryError(scan), false, 0) !== undefined);
   index.free();
 });
 

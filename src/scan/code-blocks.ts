@@ -308,7 +308,6 @@ export class CodeBlocks {
     return previous;
   }
 
-  /** An upper bound on how far the decoded code in `slot` is from the vector it encodes (Codec.codeError). */
   /** The code of `slot` as a view into linear memory, valid until the next write or growth. */
   codeAt(slot: number): Uint8Array {
     if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
@@ -316,6 +315,7 @@ export class CodeBlocks {
     return this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim));
   }
 
+  /** An upper bound on how far the decoded code in `slot` is from the vector it encodes (Codec.codeError). */
   codeErrorAt(slot: number): number {
     if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
     const at = this.codeAddress(slot);

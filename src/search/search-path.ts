@@ -502,7 +502,7 @@ export class SearchPath {
       // the best line known. Strictly below it, a candidate would not be in the answer.
       let skipped = 0;
       const b = rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes ? bound() : undefined;
-      const uppers = b === undefined ? undefined : rest.map((x) => b.upper(x.kernel, x.slot));
+      const uppers = b === undefined ? undefined : b.uppers(rest);
       // The k best exact scores so far, fed as `ranked` grows (sorting it again for every chunk cost
       // 28 µs a search on rq2, whose rescoring takes ten chunks and more). Only with bounds, which
       // need k scores: a k past the candidates (up to MAX_K) allocates nothing.
@@ -613,7 +613,7 @@ export class SearchPath {
   }
 
   private boundOf(scan: ScanQuery): RescoreBound | undefined {
-    return rescoreBound(this.env.index(), scan, this.env.index().kernelQueryError(scan), this.env.space.reduced, scan.offset ?? 0);
+    return rescoreBound(this.env.index(), scan, () => this.env.index().kernelQueryError(scan), this.env.space.reduced, scan.offset ?? 0);
   }
 
   /**
