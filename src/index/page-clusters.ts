@@ -213,6 +213,7 @@ export class PageClusters {
       const page = staging.pageOf(slot);
       if (page >= 0) counts[page] = (counts[page] ?? 0) + 1;
     }
+    this.router.reserve(counts.length);
     for (let p = 0; p < counts.length; p++) this.newPage(counts[p] ?? 0);
     for (let slot = 0; slot < staging.slots; slot++) {
       const page = staging.pageOf(slot);

@@ -97,6 +97,15 @@ export class CentroidRouter {
     return this.capacity * (this.padded * 4 + 4 + 8 + (this.sphere === undefined ? 0 : 8)) + this.padded * 4 + sphere;
   }
 
+  /**
+   * Room for `capacity` pages at once, when the count is known (loading a checkpoint): growing a
+   * quarter at a time leaves each smaller array behind in linear memory's free lists, about four
+   * times the centroids' own size, resident (2.6 MB at 368 pages of 512-d).
+   */
+  reserve(capacity: number): void {
+    if (capacity > this.capacity) this.grow(capacity);
+  }
+
   /** Adds a page with `centroid` (dim floats); returns its number, `size` before the call. */
   add(centroid: Float32Array): number {
     this.check(centroid);
