@@ -20,7 +20,7 @@ import {
   type Filter,
   type Metric,
   type OpenOptions,
-  type ResolvedOpenOptions,
+  type StoreOptions,
   type SearchOptions,
 } from './options.js';
 import type { PcaModel } from './pca/pca.js';
@@ -39,7 +39,7 @@ import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
 import { docRecord, hasDoc, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
 import { Checkpointer } from './store/checkpointer.js';
-import { checkReopen, createConfig } from './store/config.js';
+import { checkReopen, createConfig, settlePages } from './store/config.js';
 import { Damage, type DamagedKey } from './store/damage.js';
 import { loadCheckpoint } from './store/recovery.js';
 import { ColumnCheckpoints } from './store/column-checkpoint.js';
@@ -207,7 +207,7 @@ export class MemStore {
 
   private constructor(
     readonly dir: string,
-    private readonly options: ResolvedOpenOptions,
+    private readonly options: StoreOptions,
     private readonly config: StoreConfig,
     private readonly state: StateStore,
     private readonly lock: DirectoryLock,
@@ -340,6 +340,12 @@ export class MemStore {
       } else {
         checkReopen(config, opts);
       }
+      const { pages, rewrite } = settlePages(config, opts);
+      if (rewrite !== undefined) {
+        await state.writeConfig(rewrite);
+        config = rewrite;
+      }
+      const storeOpts: StoreOptions = Object.freeze({ ...opts, pages });
       const checkpoint = state.readCheckpoint();
       const trained = state.readTrained();
       const pca = trained ? state.readPca() : undefined;
@@ -355,7 +361,7 @@ export class MemStore {
       wal = await Wal.open({ dir: walDir(dir), files: opts.files, durability: opts.durability, startLsn: checkpoint.lsn + 1 }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the write-ahead log');
       });
-      store = new MemStore(dir, opts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
+      store = new MemStore(dir, storeOpts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
       await store.load(checkpoint, internal.indexDamage);
       await store.replay(checkpoint.lsn);
       // A store that reached pages.from while opened with pages: false (or before pages existed).

@@ -111,7 +111,12 @@ export interface OpenOptions {
   cache?: CacheOptions | false;
   /** Bytes of write-ahead log after which a checkpoint writes the state and drops the old log. @default 64 MiB */
   checkpointBytes?: number;
-  /** The page-clustered index (see PagesOptions); `false` keeps the exact scan of every code at any size. @default { from: 16384, maxPage: 192 } */
+  /**
+   * The page-clustered index (see PagesOptions); `false` keeps the exact scan of every code at any
+   * size. Persisted with the store: reopening without it keeps the store's setting, reopening with
+   * another applies it from then on (pages split and merge to the new `maxPage` as the store opens).
+   * @default { from: 16384, maxPage: 192 }
+   */
   pages?: PagesOptions | false;
   /** Advanced: the file layer the write-ahead log, the arenas and the directory lock go through (tests inject faults with it). @default the real file system */
   files?: FileLayer;
@@ -146,12 +151,16 @@ export interface ResolvedOpenOptions {
   readonly durability: Durability;
   readonly cache: Readonly<Required<CacheOptions>> | false;
   readonly checkpointBytes: number;
-  readonly pages: Readonly<Required<PagesOptions>> | false;
+  /** Undefined: not given (a store keeps the setting it persisted; a new store takes PAGES_DEFAULTS). */
+  readonly pages: Readonly<Required<PagesOptions>> | false | undefined;
   readonly files: FileLayer;
   readonly embed: Embed | undefined;
   /** undefined: off. */
   readonly dedupe: number | false | undefined;
 }
+
+/** The options a store runs with: those given to open, with `pages` settled against what the store persisted (store/config.ts). */
+export type StoreOptions = Omit<ResolvedOpenOptions, 'pages'> & { readonly pages: Readonly<Required<PagesOptions>> | false };
 
 export interface SearchOptions {
   /** Results wanted. @default 10 */
@@ -249,9 +258,8 @@ function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
   });
 }
 
-function resolvePages(v: unknown): Readonly<Required<PagesOptions>> | false {
-  if (v === false) return false;
-  if (v === undefined) return PAGES_DEFAULTS;
+function resolvePages(v: unknown): Readonly<Required<PagesOptions>> | false | undefined {
+  if (v === false || v === undefined) return v;
   if (!isPlainObject(v)) throw invalid(`pages must be false or { from, maxPage }, got ${describe(v)}`);
   onlyKeys('pages.', v, ['from', 'maxPage']);
   return Object.freeze({

@@ -2,9 +2,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
+import { open as openLmdb } from 'lmdb';
+import { Packr } from 'msgpackr';
+import { crc32c, maskCrc } from '../io/crc32c.js';
 import { isMemstoreError, MemStore, type MemstoreErrorCode, type StoredRecord } from '../src/index.js';
 import type { Metric } from '../src/options.js';
 import { rng } from '../src/random.js';
+import { statePath } from '../src/store/files.js';
 import { StateStore, type Checkpoint } from '../src/store/state.js';
 
 const made: string[] = [];
@@ -150,4 +154,21 @@ export function checkpointOf(dir: string): Checkpoint {
   } finally {
     void state.close();
   }
+}
+
+/**
+ * Replaces the store's configuration record with `config`, sealed as state.ts seals it: what a
+ * build that wrote other fields (an older format, settings it did not keep) would have left.
+ */
+export async function writeStoreConfig(dir: string, config: Record<string, unknown>): Promise<void> {
+  const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+  const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
+  const db = env.openDB<Buffer, string>({ name: 'config', encoding: 'binary' });
+  const payload = packr.pack(config);
+  const key = Buffer.from('config');
+  const sealed = Buffer.alloc(4 + payload.length);
+  sealed.writeUInt32LE(maskCrc(crc32c(payload, 0, payload.length, crc32c(key))), 0);
+  payload.copy(sealed, 4);
+  await db.put('config', sealed);
+  await env.close();
 }

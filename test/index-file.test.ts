@@ -3,14 +3,13 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSyn
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
-import { Packr } from 'msgpackr';
 import { crc32c, maskCrc } from '../io/crc32c.js';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { indexDir, indexFileName, indexFilePath, parseIndexFileName, statePath } from '../src/store/files.js';
 import { indexRewrite } from '../src/store/checkpointer.js';
 import { BLOCK_DELTA, BlockWriter, FLAG_PAGE, FLAG_PLACE, INDEX_HEADER_SIZE } from '../src/store/index-file.js';
 import { StateStore, stateWriteHooks } from '../src/store/state.js';
-import { checkpointOf, clustered, rejectsWith, tempDir } from './helpers.js';
+import { checkpointOf, clustered, rejectsWith, tempDir, writeStoreConfig } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
 /**
@@ -332,16 +331,7 @@ test('checkpoint: a docs value goes exactly when its record is deleted or rewrit
 
 test('index: a store of format version 4 is refused with CORRUPTION', async () => {
   const { dir } = await storeWithDelta();
-  const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
-  const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
-  const config = env.openDB<Buffer, string>({ name: 'config', encoding: 'binary' });
-  const payload = packr.pack({ formatVersion: 4, dim: DIM, metric: 'cosine', codec: 'int8', pca: null, keepFull: true, trainSize: 4096 });
-  const key = Buffer.from('config');
-  const sealed = Buffer.alloc(4 + payload.length);
-  sealed.writeUInt32LE(maskCrc(crc32c(payload, 0, payload.length, crc32c(key))), 0);
-  payload.copy(sealed, 4);
-  await config.put('config', sealed);
-  await env.close();
+  await writeStoreConfig(dir, { formatVersion: 4, dim: DIM, metric: 'cosine', codec: 'int8', pca: null, keepFull: true, trainSize: 4096 });
   const e = await corruptionAtOpen(dir);
   assert.match(e.message, /format version 4, this memstore reads 5/);
   assert.ok(existsSync(statePath(dir)));

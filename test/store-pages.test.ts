@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MemStore, MemstoreError, type OpenOptions } from '../src/index.js';
-import { bruteForce, clustered, gaussian, perturb, rng, tempDir } from './helpers.js';
+import { bruteForce, clustered, gaussian, perturb, rejectsWith, rng, tempDir, writeStoreConfig } from './helpers.js';
 
 /**
  * The page-clustered index inside a store: clustering at `pages.from`, pages kept across
@@ -325,4 +325,64 @@ test('opening a paged store sizes the router once: no centroid arrays left behin
   assert.ok(opened.pages > 500, `${opened.pages} pages`);
   const centroidBytes = opened.pages * dim * 4;
   assert.ok(opened.freeBytes < centroidBytes, `${opened.freeBytes} bytes in free lists after opening, against ${centroidBytes} of centroids`);
+});
+
+async function answers(store: MemStore, queries: readonly Float32Array[]): Promise<string[][]> {
+  const out: string[][] = [];
+  for (const q of queries) out.push((await store.search(q, { k: 5, nprobe: 1 })).map((h) => `${h.id}:${h.score}`));
+  return out;
+}
+
+test('pages settings persist: reopened without them a store keeps its own, reopened with others it takes them from then on, false included', async () => {
+  const dim = 16;
+  const dir = tempDir();
+  const vectors = clustered(2000, dim, 23, 12);
+  const queries = clustered(20, dim, 24, 12);
+  let store = await MemStore.open(dir, { dim, durability: 'none', cache: false, pages: { from: 64, maxPage: 16 } });
+  await store.add(vectors.map((vector, i) => ({ id: `v${i}`, vector })));
+  const small = store.stats().pages;
+  const before = await answers(store, queries);
+  await store.close();
+  // Without options: its pages of at most 16, not the default 192 (which merged them into fewer).
+  store = await MemStore.open(dir, { cache: false });
+  assert.equal(store.stats().pages, small);
+  assert.deepEqual(await answers(store, queries), before);
+  await store.close();
+  // Other settings apply at open and stay.
+  store = await MemStore.open(dir, { cache: false, pages: { from: 64, maxPage: 128 } });
+  const large = store.stats().pages;
+  assert.ok(large < small, `${large} pages at maxPage 128, ${small} at 16`);
+  const afterChange = await answers(store, queries);
+  await store.close();
+  store = await MemStore.open(dir, { cache: false });
+  assert.equal(store.stats().pages, large);
+  assert.deepEqual(await answers(store, queries), afterChange);
+  await store.close();
+  // false: the exact scan from then on (blocks of 1,024 codes), and on every open after.
+  store = await MemStore.open(dir, { cache: false, pages: false });
+  assert.equal(store.stats().pages, 2);
+  await store.close();
+  store = await MemStore.open(dir, { cache: false });
+  assert.equal(store.stats().pages, 2);
+  await store.close();
+});
+
+test('pages settings: a store whose configuration predates them takes the defaults; a damaged setting is CORRUPTION', async () => {
+  const dim = 16;
+  const dir = tempDir();
+  let store = await MemStore.open(dir, { dim, durability: 'none', cache: false, pages: { from: 64, maxPage: 16 } });
+  await store.add(clustered(2000, dim, 25, 12).map((vector, i) => ({ id: `v${i}`, vector })));
+  const small = store.stats().pages;
+  await store.close();
+  const older = { formatVersion: 5, dim, metric: 'cosine', codec: 'int8', pca: null, keepFull: true, trainSize: 4096 };
+  await writeStoreConfig(dir, older);
+  store = await MemStore.open(dir, { cache: false });
+  assert.ok(store.stats().pages < small, 'the default maxPage (192) merges pages of 16');
+  await store.close();
+  for (const pages of [{ from: 64, maxPage: 3 }, { from: 0, maxPage: 16 }, { from: 64 }, true, 'x', { from: 64, maxPage: 16, extra: 1 }]) {
+    await writeStoreConfig(dir, { ...older, pages });
+    await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
+    // Given at open, a valid setting does not repair what the store holds: the record is refused first.
+    await rejectsWith(() => MemStore.open(dir, { pages: { from: 64, maxPage: 16 } }), 'CORRUPTION');
+  }
 });

@@ -1,5 +1,5 @@
 import { MemstoreError } from '../errors.js';
-import type { ResolvedOpenOptions } from '../options.js';
+import { PAGES_DEFAULTS, type PagesOptions, type ResolvedOpenOptions } from '../options.js';
 import { FORMAT_VERSION, type StoreConfig } from './state.js';
 
 /** The configuration a create would persist; INVALID_OPTION, before anything exists on disk, when it cannot be made. */
@@ -16,7 +16,20 @@ export function createConfig(opts: ResolvedOpenOptions, dir: string): StoreConfi
     pca: opts.pca ?? null,
     keepFull: opts.rescore ?? true,
     trainSize: opts.trainSize ?? 4096,
+    pages: opts.pages ?? PAGES_DEFAULTS,
   };
+}
+
+/**
+ * The page settings a store runs with: those given to open, else those it persisted, else (a store
+ * made before they were kept) the defaults; and the configuration to persist when the given ones
+ * differ from what it holds (undefined when nothing changes).
+ */
+export function settlePages(config: StoreConfig, opts: ResolvedOpenOptions): { pages: Readonly<Required<PagesOptions>> | false; rewrite: StoreConfig | undefined } {
+  const pages = opts.pages ?? config.pages ?? PAGES_DEFAULTS;
+  const same = (a: Readonly<Required<PagesOptions>> | false | undefined, b: Readonly<Required<PagesOptions>> | false): boolean =>
+    a === false || b === false ? a === b : a !== undefined && a.from === b.from && a.maxPage === b.maxPage;
+  return { pages, rewrite: opts.pages !== undefined && !same(config.pages, opts.pages) ? { ...config, pages: opts.pages } : undefined };
 }
 
 /** DIM_MISMATCH or OPTION_MISMATCH when options given on reopen contradict what the store was created with. */

@@ -5,7 +5,7 @@ import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
 import type { BlobRef } from '../arena/arena.js';
 import { MemstoreError } from '../errors.js';
 import type { CodecName } from '../codec/codec.js';
-import type { Metric, PcaOption } from '../options.js';
+import type { Metric, PagesOptions, PcaOption } from '../options.js';
 import type { PcaModel } from '../pca/pca.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { FILES, statePath, syncDirSync } from './files.js';
@@ -23,6 +23,8 @@ export interface StoreConfig {
   /** Full-precision vectors are kept on disk for rescoring and `get`. */
   readonly keepFull: boolean;
   readonly trainSize: number;
+  /** The page index's settings (OpenOptions.pages); absent in stores made before they were kept, which take the defaults. */
+  readonly pages?: Readonly<Required<PagesOptions>> | false;
 }
 
 /** Where the last checkpoint left the log, the two arenas and the index file: replay starts after `lsn`. */
@@ -334,7 +336,13 @@ export class StateStore {
     if (c.formatVersion !== FORMAT_VERSION) {
       throw corruption(this.dir, 'config', k, `format version ${c.formatVersion}, this memstore reads ${FORMAT_VERSION}`);
     }
+    if (c.pages !== undefined && !validPages(c.pages)) throw corruption(this.dir, 'config', k, 'unreadable page settings');
     return c as StoreConfig;
+  }
+
+  /** Replaces the configuration of an existing store (its `pages`, the one setting a reopen may change). */
+  async writeConfig(config: StoreConfig): Promise<void> {
+    await this.commit(() => this.putConfig(CONFIG_KEY, config));
   }
 
   /** Writes the configuration of a new store; `trained` is true when nothing needs fitting (no PCA). */
@@ -642,4 +650,12 @@ function asCorruption(dir: string, e: unknown): MemstoreError {
 function pagesBytes(stats: unknown): number {
   const s = stats as { pageSize?: number; treeBranchPageCount?: number; treeLeafPageCount?: number; overflowPages?: number };
   return (s.pageSize ?? 4096) * ((s.treeBranchPageCount ?? 0) + (s.treeLeafPageCount ?? 0) + (s.overflowPages ?? 0));
+}
+
+/** Page settings as a config holds them: false, or { from, maxPage } within what OpenOptions.pages accepts. */
+function validPages(v: unknown): boolean {
+  if (v === false) return true;
+  if (typeof v !== 'object' || v === null) return false;
+  const { from, maxPage } = v as { from?: unknown; maxPage?: unknown };
+  return Number.isSafeInteger(from) && (from as number) >= 1 && Number.isSafeInteger(maxPage) && (maxPage as number) >= 16 && (maxPage as number) <= 65536 && Object.keys(v).length === 2;
 }
