@@ -365,6 +365,14 @@ test('pages settings persist: reopened without them a store keeps its own, reope
   store = await MemStore.open(dir, { cache: false });
   assert.equal(store.stats().pages, 2);
   await store.close();
+  // And back: pages made at open (the store holds past `from`), kept by the next open.
+  store = await MemStore.open(dir, { cache: false, pages: { from: 64, maxPage: 16 } });
+  const again = store.stats().pages;
+  assert.ok(again > 2, `${again} pages`);
+  await store.close();
+  store = await MemStore.open(dir, { cache: false });
+  assert.equal(store.stats().pages, again);
+  await store.close();
 });
 
 test('pages settings: a store whose configuration predates them takes the defaults; a damaged setting is CORRUPTION', async () => {
