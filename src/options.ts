@@ -72,7 +72,11 @@ export interface CacheOptions {
  * every code.
  */
 export interface PagesOptions {
-  /** Vectors a store holds when its codes are first clustered into pages (k-means over all of them). @default 16384 */
+  /**
+   * Vectors a store holds when its codes are first clustered into pages (k-means over all of them).
+   * A store that has pages keeps them whatever this says later; only `pages: false` returns it to the
+   * exact scan. @default 16384
+   */
   from?: number;
   /** Vectors a page holds before it splits in two. @default 192 */
   maxPage?: number;
@@ -113,8 +117,9 @@ export interface OpenOptions {
   checkpointBytes?: number;
   /**
    * The page-clustered index (see PagesOptions); `false` keeps the exact scan of every code at any
-   * size. Persisted with the store: reopening without it keeps the store's setting, reopening with
-   * another applies it from then on (pages split and merge to the new `maxPage` as the store opens).
+   * size. Persisted with the store: reopening without it keeps the store's settings, reopening with
+   * others applies them from then on (pages split and merge to the new `maxPage` as the store opens);
+   * a field left out keeps the store's own.
    * @default { from: 16384, maxPage: 192 }
    */
   pages?: PagesOptions | false;
@@ -151,8 +156,11 @@ export interface ResolvedOpenOptions {
   readonly durability: Durability;
   readonly cache: Readonly<Required<CacheOptions>> | false;
   readonly checkpointBytes: number;
-  /** Undefined: not given (a store keeps the setting it persisted; a new store takes PAGES_DEFAULTS). */
-  readonly pages: Readonly<Required<PagesOptions>> | false | undefined;
+  /**
+   * As given: undefined when not (a store keeps the settings it persisted; a new store takes
+   * PAGES_DEFAULTS), and a field left out takes the store's own, then the default (store/config.ts).
+   */
+  readonly pages: Readonly<PagesOptions> | false | undefined;
   readonly files: FileLayer;
   readonly embed: Embed | undefined;
   /** undefined: off. */
@@ -258,13 +266,13 @@ function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
   });
 }
 
-function resolvePages(v: unknown): Readonly<Required<PagesOptions>> | false | undefined {
+function resolvePages(v: unknown): Readonly<PagesOptions> | false | undefined {
   if (v === false || v === undefined) return v;
   if (!isPlainObject(v)) throw invalid(`pages must be false or { from, maxPage }, got ${describe(v)}`);
   onlyKeys('pages.', v, ['from', 'maxPage']);
   return Object.freeze({
-    from: v['from'] === undefined ? PAGES_DEFAULTS.from : positiveInt('pages.from', v['from'], 2 ** 31 - 1),
-    maxPage: v['maxPage'] === undefined ? PAGES_DEFAULTS.maxPage : intInRange('pages.maxPage', v['maxPage'], 16, 65536),
+    ...(v['from'] === undefined ? {} : { from: positiveInt('pages.from', v['from'], 2 ** 31 - 1) }),
+    ...(v['maxPage'] === undefined ? {} : { maxPage: intInRange('pages.maxPage', v['maxPage'], 16, 65536) }),
   });
 }
 

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MemStore, MemstoreError, type OpenOptions } from '../src/index.js';
+import { statePath } from '../src/store/files.js';
 import { bruteForce, clustered, gaussian, perturb, rejectsWith, rng, tempDir, writeStoreConfig } from './helpers.js';
 
 /**
@@ -372,6 +374,36 @@ test('pages settings persist: reopened without them a store keeps its own, reope
   await store.close();
   store = await MemStore.open(dir, { cache: false });
   assert.equal(store.stats().pages, again);
+  await store.close();
+});
+
+test('pages settings: a field left out keeps the store\'s own (not the default); {} changes nothing; a from raised past the count keeps the pages', async () => {
+  const dim = 16;
+  const dir = tempDir();
+  const vectors = clustered(2000, dim, 27, 12);
+  const queries = clustered(20, dim, 28, 12);
+  let store = await MemStore.open(dir, { dim, durability: 'none', cache: false, pages: { from: 64, maxPage: 16 } });
+  await store.add(vectors.map((vector, i) => ({ id: `v${i}`, vector })));
+  const small = store.stats().pages;
+  const before = await answers(store, queries);
+  await store.close();
+  // { from } alone: maxPage stays 16 (the default, 192, would merge the pages).
+  for (const pages of [{ from: 64 }, {}, { from: 100_000 }]) {
+    const state = readFileSync(statePath(dir));
+    store = await MemStore.open(dir, { cache: false, pages });
+    assert.equal(store.stats().pages, small, JSON.stringify(pages));
+    assert.deepEqual(await answers(store, queries), before, JSON.stringify(pages));
+    await store.close();
+    // The settings the store holds, given again: nothing is rewritten.
+    if (pages.from !== 100_000) assert.ok(readFileSync(statePath(dir)).equals(state), `${JSON.stringify(pages)} rewrote the state`);
+  }
+  // { maxPage } alone: from stays 100,000 (set last), and the pages follow the new maxPage.
+  store = await MemStore.open(dir, { cache: false, pages: { maxPage: 128 } });
+  const large = store.stats().pages;
+  assert.ok(large < small, `${large} pages at maxPage 128, ${small} at 16`);
+  await store.close();
+  store = await MemStore.open(dir, { cache: false, pages: { maxPage: 16 } });
+  assert.ok(store.stats().pages > large, 'back to maxPage 16: pages split again');
   await store.close();
 });
 

@@ -16,20 +16,28 @@ export function createConfig(opts: ResolvedOpenOptions, dir: string): StoreConfi
     pca: opts.pca ?? null,
     keepFull: opts.rescore ?? true,
     trainSize: opts.trainSize ?? 4096,
-    pages: opts.pages ?? PAGES_DEFAULTS,
+    pages: opts.pages === undefined ? PAGES_DEFAULTS : completePages(opts.pages, undefined),
   };
 }
 
+/** `given` with each field it leaves out taken from `kept` (the store's own settings), else the default. */
+function completePages(given: Readonly<PagesOptions> | false, kept: Readonly<Required<PagesOptions>> | false | undefined): Readonly<Required<PagesOptions>> | false {
+  if (given === false) return false;
+  const base = kept === false || kept === undefined ? PAGES_DEFAULTS : kept;
+  return Object.freeze({ from: given.from ?? base.from, maxPage: given.maxPage ?? base.maxPage });
+}
+
 /**
- * The page settings a store runs with: those given to open, else those it persisted, else (a store
- * made before they were kept) the defaults; and the configuration to persist when the given ones
- * differ from what it holds (undefined when nothing changes).
+ * The page settings a store runs with: those given to open (a field left out: the store's own),
+ * else those it persisted, else (a store made before they were kept) the defaults; and the
+ * configuration to persist when they differ from what it holds (undefined when nothing changes).
  */
 export function settlePages(config: StoreConfig, opts: ResolvedOpenOptions): { pages: Readonly<Required<PagesOptions>> | false; rewrite: StoreConfig | undefined } {
-  const pages = opts.pages ?? config.pages ?? PAGES_DEFAULTS;
-  const same = (a: Readonly<Required<PagesOptions>> | false | undefined, b: Readonly<Required<PagesOptions>> | false): boolean =>
-    a === false || b === false ? a === b : a !== undefined && a.from === b.from && a.maxPage === b.maxPage;
-  return { pages, rewrite: opts.pages !== undefined && !same(config.pages, opts.pages) ? { ...config, pages: opts.pages } : undefined };
+  if (opts.pages === undefined) return { pages: config.pages ?? PAGES_DEFAULTS, rewrite: undefined };
+  const pages = completePages(opts.pages, config.pages);
+  const kept = config.pages;
+  const same = pages === false || kept === false || kept === undefined ? pages === kept : pages.from === kept.from && pages.maxPage === kept.maxPage;
+  return { pages, rewrite: same ? undefined : { ...config, pages } };
 }
 
 /** DIM_MISMATCH or OPTION_MISMATCH when options given on reopen contradict what the store was created with. */
