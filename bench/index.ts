@@ -31,6 +31,7 @@ import type { CodecName } from '../src/codec/codec.js';
 import { rng } from '../src/random.js';
 import { buildHnsw, exactSearch } from './baselines.js';
 import { DATA_OPTIONS, datasetFrom } from './data.js';
+import { equalRecallLine } from './equal-recall.js';
 import { median } from './percentile.js';
 
 const K = 10;
@@ -128,10 +129,21 @@ function storeSettings(store: MemStore): Setting[] {
 
 function table(rows: readonly Row[]): string[] {
   const exact = rows.find((r) => r.setting === 'memstore exact: true');
+  const hnsw = rows.filter((r) => r.setting.startsWith('hnswlib-node')).map((r) => ({ ...r, setting: r.setting.replace('hnswlib-node ', '') }));
+  // The nprobe sweeps, each with its default search (the exact scan is a point of its own).
+  const rescored = rows.filter((r) => r.setting.startsWith('memstore') && !r.setting.includes('codes only') && r.setting !== 'memstore exact: true');
+  const codesOnly = rows.filter((r) => r.setting.includes('codes only'));
   return [
     '| search | recall@10 vs float32 | p50 µs | QPS | speedup over exact: true (p50) |',
     '|---|---:|---:|---:|---:|',
     ...rows.map((r) => `| ${r.setting} | ${r.recall.toFixed(3)} | ${r.p50.toFixed(0)} | ${r.qps.toFixed(0)} | ${exact === undefined ? '' : `${(exact.p50 / r.p50).toFixed(1)}x`} |`),
+    ...(hnsw.length === 0
+      ? []
+      : [
+          '',
+          equalRecallLine('memstore (rescored)', rescored, hnsw, [0.95, 0.99]),
+          ...(codesOnly.length === 0 ? [] : [equalRecallLine('memstore codes only', codesOnly, hnsw, [0.95, 0.99])]),
+        ]),
   ];
 }
 
