@@ -7,6 +7,7 @@ import type { Dataset } from '../src/cli/datasets.js';
 import { MemStore } from '../src/memstore.js';
 import type { Metric } from '../src/options.js';
 import { buildHnsw } from './baselines.js';
+import { equalRecallLine } from './equal-recall.js';
 import { svgOf } from './report.js';
 import { buildOptions, configLabel, latency, type StudyConfig } from './study.js';
 
@@ -138,7 +139,12 @@ export function formatSweep(sweep: SweepResult, k: number): string {
   const head = `| search | recall@${k} | QPS | p50 µs | p99 µs |`;
   const lines = sweep.rows.map((r) => `| ${r.label} | ${r.recall10.toFixed(4)} | ${r.qps.toFixed(0)} | ${r.p50Us.toFixed(0)} | ${r.p99Us.toFixed(0)} |`);
   const stores = sweep.stores.map((st) => `${st.config}: ${st.pages} pages of at most ${st.maxPage} vectors, ${st.bytesPerVector.toFixed(0)} B per vector, default nprobe ${st.defaultProbes}`);
-  return [`The index, rescoring on, against hnswlib-node's ef (${stores.join('; ')}):`, '', head, '|---|---:|---:|---:|---:|', ...lines].join('\n');
+  // Each configuration's nprobe sweep against hnswlib-node's ef sweep at equal recall (bench/equal-recall.ts).
+  const hnsw = sweep.rows.filter((r) => r.kind === 'hnsw-f32').map((r) => ({ setting: `ef ${r.effort}`, recall: r.recall10, qps: r.qps }));
+  const configs = [...new Set(sweep.rows.filter((r) => r.kind === 'pages').map((r) => r.config))];
+  const pointsOf = (config: string) => sweep.rows.filter((r) => r.kind === 'pages' && r.config === config).map((r) => ({ recall: r.recall10, qps: r.qps }));
+  const ratios = hnsw.length === 0 || configs.length === 0 ? [] : ['', ...configs.map((c) => equalRecallLine(`memstore ${c}`, pointsOf(c), hnsw, [0.95, 0.99]))];
+  return [`The index, rescoring on, against hnswlib-node's ef (${stores.join('; ')}):`, '', head, '|---|---:|---:|---:|---:|', ...lines, ...ratios].join('\n');
 }
 
 /** Recall@k against queries per second: the page index's nprobe sweep of each configuration beside hnswlib-node's ef sweep. */

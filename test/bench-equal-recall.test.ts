@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { equalRecallLine, qpsAtRecall } from '../bench/equal-recall.js';
+import { formatSweep } from '../bench/index-sweep.js';
 
 test('qpsAtRecall: linear between the two points that bracket the recall, exact at a point, none outside the sweep', () => {
   const sweep = [
@@ -36,4 +37,17 @@ test('equalRecallLine: a ratio at each of the reference settings and targets bot
   assert.match(line, /– at ef 128 \(0\.970\)/);
   assert.match(line, /1\.17x at 0\.95/);
   assert.doesNotMatch(line, /at 0\.99/);
+});
+
+test('formatSweep: under the table, one line per store configuration comparing its nprobe sweep with hnswlib-node\'s ef sweep; none without hnswlib-node', () => {
+  const row = (kind: 'pages' | 'hnsw-f32', config: string, effort: number, recall10: number, qps: number) => ({ kind, config, label: `${config} ${effort}`, effort, recall10, qps, p50Us: 1e6 / qps, p99Us: 2e6 / qps });
+  const pages = [row('pages', 'int8', 8, 0.9, 4000), row('pages', 'int8', 16, 0.96, 2000), row('pages', 'rq2', 8, 0.94, 6000), row('pages', 'rq2', 16, 0.99, 3000)];
+  const hnsw = [row('hnsw-f32', 'hnswlib-node', 64, 0.93, 3000), row('hnsw-f32', 'hnswlib-node', 128, 0.97, 1000)];
+  const stores = [{ config: 'int8', pages: 10, maxPage: 192, bytesPerVector: 600, defaultProbes: 8, fixedBytes: 0, vectors: 1000 }];
+  const text = formatSweep({ rows: [...pages, ...hnsw], stores }, 10);
+  const ratioLines = text.split('\n').filter((l) => l.includes('at equal recall'));
+  assert.equal(ratioLines.length, 2);
+  assert.match(ratioLines[0]!, /^memstore int8, .*1\.00x at ef 64 \(0\.930\).*– at ef 128/);
+  assert.match(ratioLines[1]!, /^memstore rq2, /);
+  assert.equal(formatSweep({ rows: pages, stores }, 10).includes('at equal recall'), false);
 });
