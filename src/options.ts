@@ -266,7 +266,8 @@ function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
   });
 }
 
-function resolvePages(v: unknown): Readonly<PagesOptions> | false | undefined {
+/** Page settings as OpenOptions.pages takes them (INVALID_OPTION otherwise); also the rule a persisted config's are read by (store/state.ts). */
+export function resolvePages(v: unknown): Readonly<PagesOptions> | false | undefined {
   if (v === false || v === undefined) return v;
   if (!isPlainObject(v)) throw invalid(`pages must be false or { from, maxPage }, got ${describe(v)}`);
   onlyKeys('pages.', v, ['from', 'maxPage']);

@@ -335,18 +335,26 @@ async function answers(store: MemStore, queries: readonly Float32Array[]): Promi
   return out;
 }
 
-test('pages settings persist: reopened without them a store keeps its own, reopened with others it takes them from then on, false included', async () => {
-  const dim = 16;
+/**
+ * A closed store of 2,000 clustered 16-d vectors made with pages of at most 16 (from 64), its page
+ * count then, 20 queries and their one-page answers then.
+ */
+async function smallPages(seed: number): Promise<{ dir: string; small: number; queries: Float32Array[]; before: string[][] }> {
   const dir = tempDir();
-  const vectors = clustered(2000, dim, 23, 12);
-  const queries = clustered(20, dim, 24, 12);
-  let store = await MemStore.open(dir, { dim, durability: 'none', cache: false, pages: { from: 64, maxPage: 16 } });
-  await store.add(vectors.map((vector, i) => ({ id: `v${i}`, vector })));
-  const small = store.stats().pages;
-  const before = await answers(store, queries);
-  await store.close();
+  const queries = clustered(20, 16, seed + 1, 12);
+  const store = await MemStore.open(dir, { dim: 16, durability: 'none', cache: false, pages: { from: 64, maxPage: 16 } });
+  try {
+    await store.add(clustered(2000, 16, seed, 12).map((vector, i) => ({ id: `v${i}`, vector })));
+    return { dir, small: store.stats().pages, queries, before: await answers(store, queries) };
+  } finally {
+    await store.close();
+  }
+}
+
+test('pages settings persist: reopened without them a store keeps its own, reopened with others it takes them from then on, false included', async () => {
+  const { dir, small, queries, before } = await smallPages(23);
   // Without options: its pages of at most 16, not the default 192 (which merged them into fewer).
-  store = await MemStore.open(dir, { cache: false });
+  let store = await MemStore.open(dir, { cache: false });
   assert.equal(store.stats().pages, small);
   assert.deepEqual(await answers(store, queries), before);
   await store.close();
@@ -378,15 +386,8 @@ test('pages settings persist: reopened without them a store keeps its own, reope
 });
 
 test('pages settings: a field left out keeps the store\'s own (not the default); {} changes nothing; a from raised past the count keeps the pages', async () => {
-  const dim = 16;
-  const dir = tempDir();
-  const vectors = clustered(2000, dim, 27, 12);
-  const queries = clustered(20, dim, 28, 12);
-  let store = await MemStore.open(dir, { dim, durability: 'none', cache: false, pages: { from: 64, maxPage: 16 } });
-  await store.add(vectors.map((vector, i) => ({ id: `v${i}`, vector })));
-  const small = store.stats().pages;
-  const before = await answers(store, queries);
-  await store.close();
+  const { dir, small, queries, before } = await smallPages(27);
+  let store: MemStore;
   // { from } alone: maxPage stays 16 (the default, 192, would merge the pages).
   for (const pages of [{ from: 64 }, {}, { from: 100_000 }]) {
     const state = readFileSync(statePath(dir));
@@ -408,15 +409,10 @@ test('pages settings: a field left out keeps the store\'s own (not the default);
 });
 
 test('pages settings: a store whose configuration predates them takes the defaults; a damaged setting is CORRUPTION', async () => {
-  const dim = 16;
-  const dir = tempDir();
-  let store = await MemStore.open(dir, { dim, durability: 'none', cache: false, pages: { from: 64, maxPage: 16 } });
-  await store.add(clustered(2000, dim, 25, 12).map((vector, i) => ({ id: `v${i}`, vector })));
-  const small = store.stats().pages;
-  await store.close();
-  const older = { formatVersion: 5, dim, metric: 'cosine', codec: 'int8', pca: null, keepFull: true, trainSize: 4096 };
+  const { dir, small } = await smallPages(25);
+  const older = { formatVersion: 5, dim: 16, metric: 'cosine', codec: 'int8', pca: null, keepFull: true, trainSize: 4096 };
   await writeStoreConfig(dir, older);
-  store = await MemStore.open(dir, { cache: false });
+  const store = await MemStore.open(dir, { cache: false });
   assert.ok(store.stats().pages < small, 'the default maxPage (192) merges pages of 16');
   await store.close();
   for (const pages of [{ from: 64, maxPage: 3 }, { from: 0, maxPage: 16 }, { from: 64 }, true, 'x', { from: 64, maxPage: 16, extra: 1 }]) {

@@ -16,7 +16,7 @@ export function createConfig(opts: ResolvedOpenOptions, dir: string): StoreConfi
     pca: opts.pca ?? null,
     keepFull: opts.rescore ?? true,
     trainSize: opts.trainSize ?? 4096,
-    pages: opts.pages === undefined ? PAGES_DEFAULTS : completePages(opts.pages, undefined),
+    pages: completePages(opts.pages ?? PAGES_DEFAULTS, undefined),
   };
 }
 

@@ -5,7 +5,7 @@ import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
 import type { BlobRef } from '../arena/arena.js';
 import { MemstoreError } from '../errors.js';
 import type { CodecName } from '../codec/codec.js';
-import type { Metric, PagesOptions, PcaOption } from '../options.js';
+import { resolvePages, type Metric, type PagesOptions, type PcaOption } from '../options.js';
 import type { PcaModel } from '../pca/pca.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { FILES, statePath, syncDirSync } from './files.js';
@@ -336,7 +336,15 @@ export class StateStore {
     if (c.formatVersion !== FORMAT_VERSION) {
       throw corruption(this.dir, 'config', k, `format version ${c.formatVersion}, this memstore reads ${FORMAT_VERSION}`);
     }
-    if (c.pages !== undefined && !validPages(c.pages)) throw corruption(this.dir, 'config', k, 'unreadable page settings');
+    if (c.pages !== undefined) {
+      let pages: Readonly<PagesOptions> | false | undefined;
+      try {
+        pages = resolvePages(c.pages);
+      } catch (e) {
+        throw corruption(this.dir, 'config', k, 'unreadable page settings', e);
+      }
+      if (pages !== false && (pages?.from === undefined || pages.maxPage === undefined)) throw corruption(this.dir, 'config', k, 'page settings without from or maxPage');
+    }
     return c as StoreConfig;
   }
 
@@ -650,12 +658,4 @@ function asCorruption(dir: string, e: unknown): MemstoreError {
 function pagesBytes(stats: unknown): number {
   const s = stats as { pageSize?: number; treeBranchPageCount?: number; treeLeafPageCount?: number; overflowPages?: number };
   return (s.pageSize ?? 4096) * ((s.treeBranchPageCount ?? 0) + (s.treeLeafPageCount ?? 0) + (s.overflowPages ?? 0));
-}
-
-/** Page settings as a config holds them: false, or { from, maxPage } within what OpenOptions.pages accepts. */
-function validPages(v: unknown): boolean {
-  if (v === false) return true;
-  if (typeof v !== 'object' || v === null) return false;
-  const { from, maxPage } = v as { from?: unknown; maxPage?: unknown };
-  return Number.isSafeInteger(from) && (from as number) >= 1 && Number.isSafeInteger(maxPage) && (maxPage as number) >= 16 && (maxPage as number) <= 65536 && Object.keys(v).length === 2;
 }
