@@ -1,6 +1,7 @@
 import { closeSync, constants, fsyncSync, linkSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { canMapFiles, mapFile, type MappedFile } from './mmap.js';
 
 /**
  * The file operations the WAL (and any other durable file of the store) goes through, modeled on
@@ -60,6 +61,13 @@ export interface FileHandle {
    * for one disk access, as a page fault on a memory map would.
    */
   readSync?(buffer: Uint8Array, position: number): number;
+  /**
+   * The file's bytes as of now through a read-only shared memory map (io/mmap.ts), where the layer
+   * can map files; undefined for an empty file. Bytes written after are not in it: map again. The
+   * caller must not truncate the file below what it mapped while the map is in use (a read of a
+   * page past the end of the file kills the process with SIGBUS), and unmaps it before closing.
+   */
+  map?(): MappedFile | undefined;
   /** Writes all of `data` at `position`, or rejects (some prefix may have been written). */
   write(data: Uint8Array, position: number): Promise<void>;
   /** fsync: the file's bytes and size as of now survive power loss once this resolves. */
@@ -76,7 +84,12 @@ const OPEN_FLAGS: Record<OpenMode, number> = {
 };
 
 class NodeFileHandle implements FileHandle {
-  constructor(private readonly handle: fsp.FileHandle) {}
+  /** Present only where the addon loaded, so callers can tell without trying. */
+  readonly map: (() => MappedFile | undefined) | undefined;
+
+  constructor(private readonly handle: fsp.FileHandle) {
+    this.map = canMapFiles() ? () => mapFile(this.handle.fd) : undefined;
+  }
 
   async read(buffer: Uint8Array, position: number): Promise<number> {
     let done = 0;

@@ -17,6 +17,7 @@ export type {
 } from './options.js';
 export type { CodecName, ScalarCodecName, RqCodecName } from './codec/codec.js';
 export type { FileLayer, FileHandle, OpenMode } from '../io/file-layer.js';
+export type { MappedFile } from '../io/mmap.js';
 export type { StoreReport, Problem } from './store/verify.js';
 export { checkStore } from './store/verify.js';
 export { exportStore } from './export/export-store.js';

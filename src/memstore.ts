@@ -110,11 +110,12 @@ export interface StoreStats {
   /** Everything the directory holds per vector: state file, write-ahead log, text and vector arenas, as sized on disk. */
   diskBytesPerVector: number;
   /**
-   * RAM of the store's files, apart from `memoryBytes`: the pages of its memory-mapped state file
+   * RAM of the store's files, apart from `memoryBytes`: the pages of its memory-mapped files
    * resident in this process (file-backed, so the kernel can drop them; `top` counts them in RES
-   * and SHR). The log and the arenas are read with positioned reads: their pages stay in the
-   * kernel's page cache, at most their sizes below, and belong to no process. From
-   * /proc/self/smaps, sampled at most once a second; undefined on systems without it.
+   * and SHR): the state file, and the vector segments rescoring read through their maps (`mmap`).
+   * The log, the text arena and vectors read with positioned reads stay in the kernel's page cache,
+   * at most their sizes below, and belong to no process. From /proc/self/smaps, sampled at most
+   * once a second; undefined on systems without it.
    */
   mappedBytes: number | undefined;
   /** Pages of the index: units a search scans with one kernel call each (clusters of similar vectors once the store has `pages.from` vectors; before, blocks of 1,024 codes). */
@@ -355,7 +356,7 @@ export class MemStore {
       arena = await BlobArena.open({ dir, files: opts.files, generation: checkpoint.arenaGeneration }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the text arena');
       });
-      vectors = await BlobArena.open({ dir, space: 'vectors', files: opts.files, generation: checkpoint.vectorGeneration }).catch((e: unknown) => {
+      vectors = await BlobArena.open({ dir, space: 'vectors', files: opts.files, generation: checkpoint.vectorGeneration, mapped: opts.mmap }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the vector arena');
       });
       wal = await Wal.open({ dir: walDir(dir), files: opts.files, durability: opts.durability, startLsn: checkpoint.lsn + 1 }).catch((e: unknown) => {

@@ -126,6 +126,14 @@ export interface OpenOptions {
   /** Advanced: the file layer the write-ahead log, the arenas and the directory lock go through (tests inject faults with it). @default the real file system */
   files?: FileLayer;
   /**
+   * Rescoring reads full-precision vectors through a read-only memory map of their files, where the
+   * file layer can map files (the real file system, once the small native addon in `native/` is
+   * built: `npm install` and `npm run build` build it when a C compiler is at hand). `false` reads
+   * each with a positioned read (a system call) instead, as a store does without the addon. The same
+   * answers either way. Not persisted. @default true
+   */
+  mmap?: boolean;
+  /**
    * The embedding function the memory API (`remember`, `recall`) turns texts into vectors with: one
    * vector of the store's `dim` per text, in order. Not persisted. @default none (the memory API then
    * throws INVALID_OPTION)
@@ -162,6 +170,7 @@ export interface ResolvedOpenOptions {
    */
   readonly pages: Readonly<PagesOptions> | false | undefined;
   readonly files: FileLayer;
+  readonly mmap: boolean;
   readonly embed: Embed | undefined;
   /** undefined: off. */
   readonly dedupe: number | false | undefined;
@@ -297,7 +306,7 @@ function resolveFiles(v: unknown): FileLayer {
   return v as FileLayer;
 }
 
-const OPEN_KEYS = ['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'pages', 'files', 'embed', 'dedupe'];
+const OPEN_KEYS = ['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'pages', 'files', 'mmap', 'embed', 'dedupe'];
 
 export function resolveOpenOptions(options: OpenOptions | undefined): ResolvedOpenOptions {
   return readGuarded('INVALID_OPTION', 'options', () => resolveOpen(options));
@@ -320,6 +329,7 @@ function resolveOpen(options: OpenOptions | undefined): ResolvedOpenOptions {
     checkpointBytes: o['checkpointBytes'] === undefined ? 64 << 20 : positiveInt('checkpointBytes', o['checkpointBytes']),
     pages: resolvePages(o['pages']),
     files: resolveFiles(o['files']),
+    mmap: optionalBoolean('mmap', o['mmap']) ?? true,
     embed: resolveEmbed(o['embed']),
     dedupe: resolveDedupe(o['dedupe']),
   });

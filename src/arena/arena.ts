@@ -1,4 +1,5 @@
 import { ensureDurableDir, nodeFileLayer, type FileHandle, type FileLayer } from '../../io/file-layer.js';
+import type { MappedFile } from '../../io/mmap.js';
 import { MemstoreError } from '../errors.js';
 import { arenaDir, arenaSegmentPath, parseArenaSegmentName, type ArenaSpace } from '../store/files.js';
 import {
@@ -42,6 +43,13 @@ export interface BlobArenaOptions {
    * @default 8 MiB
    */
   maxUnsyncedBytes?: number;
+  /**
+   * Read frames through a read-only memory map of each segment where the file layer can map files
+   * (FileHandle.map: the node layer, once the native addon is built), instead of a system call per
+   * read (ARENA.md, "Reads through a memory map"). Only readFrameInto() uses it.
+   * @default false
+   */
+  mapped?: boolean;
 }
 
 interface ResolvedOptions {
@@ -52,6 +60,7 @@ interface ResolvedOptions {
   readonly segmentBytes: number;
   readonly readOnly: boolean;
   readonly maxUnsyncedBytes: number;
+  readonly mapped: boolean;
 }
 
 /** A place in the arena and what is wrong there. `file` is a path. */
@@ -106,7 +115,15 @@ const DEFAULTS = {
   segmentBytes: 64 << 20,
   readOnly: false,
   maxUnsyncedBytes: 8 << 20,
+  mapped: false,
 } as const;
+
+/**
+ * A segment still being appended to is mapped again for a frame past its map only once it has grown
+ * by this much since: a store written to while it is searched would otherwise map at every read of
+ * a new frame. Frames in between are read with a system call.
+ */
+export const REMAP_BYTES = 4 << 20;
 
 /**
  * append() encodes frames into buffers of this size (a larger frame gets one of its own), which
@@ -142,6 +159,8 @@ class Segment {
   handle: FileHandle | undefined;
   /** Frames not yet fsynced, in offset order (plus the chunk appends are filling). */
   chunks: Chunk[] = [];
+  /** The file mapped as it was then (BlobArenaOptions.mapped); unmapped before the handle closes. */
+  mapped: MappedFile | undefined;
 
   constructor(
     readonly number: number,
@@ -353,16 +372,46 @@ export class BlobArena {
     const generation = this.generationNumbered(g);
     if (generation === undefined) return false;
     const segment = this.segmentOf(generation, s, offset, length);
-    if (segment.handle?.readSync === undefined || this.unsyncedChunk(segment, offset) !== undefined) return false;
+    if (this.unsyncedChunk(segment, offset) !== undefined) return false;
+    const end = offset + scratch.length;
+    const mapped = this.mappingFor(segment, end);
     let got: number;
-    try {
-      got = segment.handle.readSync(scratch, offset);
-    } catch (e) {
-      throw ioError('read', e, segment.path);
+    if (mapped !== undefined) {
+      scratch.set(mapped.subarray(offset, end));
+      got = scratch.length;
+    } else {
+      if (segment.handle?.readSync === undefined) return false;
+      try {
+        got = segment.handle.readSync(scratch, offset);
+      } catch (e) {
+        throw ioError('read', e, segment.path);
+      }
     }
     const damage = frameCorruption(scratch, got, length, generation.number, s, offset, segment.path);
     if (damage !== undefined) throw damage;
     return true;
+  }
+
+  /**
+   * The mapped bytes of `segment` when they reach `end`, mapping it (again) if it grew by REMAP_BYTES
+   * since it was mapped, or undefined (read with a system call). Frames reach the file before their
+   * chunk counts as written, and the file never shrinks while the arena is open (only open() cuts a
+   * torn tail, before any map), so no page of a map lies past the end of its file.
+   */
+  private mappingFor(segment: Segment, end: number): Uint8Array | undefined {
+    if (!this.options.mapped || segment.handle?.map === undefined) return undefined;
+    const mapped = segment.mapped;
+    if (mapped !== undefined && end <= mapped.bytes.length) return mapped.bytes;
+    if (mapped !== undefined && segment.end - mapped.bytes.length < REMAP_BYTES) return undefined;
+    mapped?.unmap();
+    segment.mapped = undefined;
+    try {
+      segment.mapped = segment.handle.map();
+    } catch (e) {
+      throw ioError('map', e, segment.path);
+    }
+    const bytes = segment.mapped?.bytes;
+    return bytes !== undefined && end <= bytes.length ? bytes : undefined;
   }
 
   /** The chunk not yet fsynced that holds the frame at `offset` (it is read from memory, not the file), or undefined. */
@@ -929,7 +978,7 @@ function resolveOptions(options: BlobArenaOptions): ResolvedOptions {
   }
   const space = options.space ?? 'texts';
   if (space !== 'texts' && space !== 'vectors') throw new MemstoreError('INVALID_OPTION', "arena: space must be 'texts' or 'vectors'");
-  return { dir, space, files: options.files ?? nodeFileLayer, generation, segmentBytes, readOnly: options.readOnly ?? DEFAULTS.readOnly, maxUnsyncedBytes };
+  return { dir, space, files: options.files ?? nodeFileLayer, generation, segmentBytes, readOnly: options.readOnly ?? DEFAULTS.readOnly, maxUnsyncedBytes, mapped: options.mapped ?? DEFAULTS.mapped };
 }
 
 interface FoundSegment {
@@ -966,6 +1015,8 @@ async function closeHandles(generation: Generation): Promise<void> {
   for (const segment of generation.segments) {
     const handle = segment.handle;
     segment.handle = undefined;
+    segment.mapped?.unmap();
+    segment.mapped = undefined;
     try {
       await handle?.close();
     } catch (e) {

@@ -1,0 +1,171 @@
+/**
+ * Reads through a memory map (ARENA.md, "Reads through a memory map"; io/mmap.ts): the native
+ * addon's maps hold the file's bytes and nothing after unmapping, and a vector arena opened with
+ * `mapped` reads every durable frame from its segment's map, checked as a positioned read is, maps a
+ * growing segment again only once it grew by REMAP_BYTES, and unmaps whatever it closes. Skipped
+ * where the addon is not built (no C compiler): the store then reads with positioned reads, which
+ * every other test covers.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlobArena, REMAP_BYTES, type BlobRef } from '../src/arena/arena.js';
+import { FRAME_HEADER_SIZE, frameSize } from '../src/arena/format.js';
+import { MemstoreError } from '../src/errors.js';
+import { arenaSegmentPath } from '../src/store/files.js';
+import { nodeFileLayer } from '../io/file-layer.js';
+import { canMapFiles, mapFile } from '../io/mmap.js';
+import { CountingFiles } from './support/counting-files.js';
+import { blob } from './support/arena-fixture.js';
+
+const skip = canMapFiles() ? false : 'the memory-map addon is not built here';
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'memstore-mmap-'));
+}
+
+const into = (arena: BlobArena, ref: BlobRef, scratch = new Uint8Array(frameSize(ref[3]))): Uint8Array | undefined =>
+  arena.readFrameInto(ref[0], ref[1], ref[2], ref[3], scratch) ? scratch.subarray(FRAME_HEADER_SIZE) : undefined;
+
+describe('memory maps (io/mmap.ts)', { skip }, () => {
+  it("a map holds the file's bytes as they were; unmapped (twice is fine), it holds none", () => {
+    const dir = tempDir();
+    const path = join(dir, 'f');
+    writeFileSync(path, blob(10_000, 1));
+    const fd = openSync(path, 'r+');
+    try {
+      const m = mapFile(fd)!;
+      assert.deepEqual(m.bytes, blob(10_000, 1));
+      writeSync(fd, blob(100, 2), 0, 100, 10_000);
+      assert.equal(m.bytes.length, 10_000, 'bytes appended later are not in the map');
+      writeSync(fd, Uint8Array.of(7), 0, 1, 5);
+      assert.equal(m.bytes[5], 7, 'the map is shared: a write to mapped bytes shows');
+      const again = mapFile(fd)!;
+      assert.equal(again.bytes.length, 10_100);
+      m.unmap();
+      m.unmap();
+      assert.equal(m.bytes.length, 0);
+      assert.deepEqual(again.bytes.subarray(10_000), blob(100, 2), 'unmapping one map leaves the other');
+      again.unmap();
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("an empty file has no map; a closed descriptor is the platform's error, with its code", () => {
+    const dir = tempDir();
+    const path = join(dir, 'empty');
+    writeFileSync(path, new Uint8Array(0));
+    const fd = openSync(path, 'r');
+    assert.equal(mapFile(fd), undefined);
+    closeSync(fd);
+    assert.throws(() => mapFile(fd), (e: unknown) => e instanceof Error && (e as { code?: unknown }).code === 'EBADF');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the node file layer offers map() exactly where the addon is built', async () => {
+    const dir = tempDir();
+    const handle = await nodeFileLayer.open(join(dir, 'x'), 'create');
+    await handle.write(blob(64, 3), 0);
+    const m = handle.map!()!;
+    assert.deepEqual(m.bytes, blob(64, 3));
+    m.unmap();
+    await handle.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => {
+  async function filled(files: CountingFiles, segmentBytes = 64 << 10): Promise<{ dir: string; arena: BlobArena; refs: BlobRef[] }> {
+    const dir = tempDir();
+    const arena = await BlobArena.open({ dir, space: 'vectors', files: files.layer, generation: 1, segmentBytes, mapped: true });
+    const refs: BlobRef[] = [];
+    for (let i = 0; i < 100; i++) refs.push(arena.append(blob(2048, i)));
+    await arena.sync();
+    return { dir, arena, refs };
+  }
+
+  it('every durable frame reads through its segment\'s map, once mapped, with no system call, as a positioned read gets it', async () => {
+    const files = new CountingFiles();
+    const { dir, arena, refs } = await filled(files);
+    const segments = new Set(refs.map((r) => r[1]));
+    assert.ok(segments.size >= 3, 'the frames span several segments');
+    for (const [i, ref] of refs.entries()) assert.deepEqual(into(arena, ref), blob(2048, i));
+    assert.equal(files.readSyncs, 0);
+    assert.equal(files.maps.length, segments.size, 'one map per segment');
+    const plain = await BlobArena.open({ dir, space: 'vectors', files: nodeFileLayer, generation: 1 });
+    for (const ref of refs) assert.deepEqual(into(plain, ref), into(arena, ref));
+    await plain.close();
+    await arena.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(`a segment still growing is read with system calls past its map, and mapped again once it grew by ${REMAP_BYTES >> 20} MiB`, async () => {
+    const files = new CountingFiles();
+    const { dir, arena, refs } = await filled(files, 64 << 20);
+    assert.deepEqual(into(arena, refs[0]!), blob(2048, 0));
+    assert.equal(files.maps.length, 1);
+    const next = arena.append(blob(2048, 500));
+    await arena.sync();
+    assert.deepEqual(into(arena, next), blob(2048, 500));
+    assert.equal(files.readSyncs, 1, 'past the map, under REMAP_BYTES more: a positioned read');
+    assert.equal(files.maps.length, 1);
+    const more: BlobRef[] = [];
+    for (let i = 0; i * 2048 < REMAP_BYTES; i++) more.push(arena.append(blob(2048, 1000 + i)));
+    await arena.sync();
+    assert.deepEqual(into(arena, more.at(-1)!), blob(2048, 1000 + more.length - 1));
+    assert.equal(files.maps.length, 2, 'mapped again');
+    assert.equal(files.maps[0]!.bytes.length, 0, 'the old map is gone');
+    assert.deepEqual(into(arena, next), blob(2048, 500));
+    assert.equal(files.readSyncs, 1);
+    await arena.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('damage in a mapped frame is CORRUPTION with the file and offset, as a positioned read reports it', async () => {
+    const files = new CountingFiles();
+    const { dir, arena, refs } = await filled(files);
+    const ref = refs[1]!;
+    assert.deepEqual(into(arena, ref), blob(2048, 1));
+    const path = arenaSegmentPath(dir, 1, ref[1], 'vectors');
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Uint8Array.of(0xff ^ blob(2048, 1)[9]!), 0, 1, ref[2] + FRAME_HEADER_SIZE + 9);
+    closeSync(fd);
+    assert.throws(() => into(arena, ref), (e: unknown) => e instanceof MemstoreError && e.code === 'CORRUPTION' && e.file === path && e.offset === ref[2]);
+    assert.deepEqual(into(arena, refs[0]!), blob(2048, 0), 'the frames around it still read');
+    assert.equal(files.readSyncs, 0);
+    await arena.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('closing, and finishing a collection, unmap the segments they close; the new generation is mapped when read', async () => {
+    const files = new CountingFiles();
+    const { dir, arena, refs } = await filled(files);
+    for (const ref of refs) into(arena, ref);
+    const before = files.maps.length;
+    const { generation, refs: moved } = await arena.collect(refs.slice(0, 10).map((r, i) => [String(i), r] as const));
+    await arena.finishCollect(generation);
+    assert.ok(files.maps.slice(0, before).every((m) => m.bytes.length === 0), 'the old generation\'s maps are gone with it');
+    for (let i = 0; i < 10; i++) assert.deepEqual(into(arena, moved.get(String(i))!), blob(2048, i));
+    assert.ok(files.maps.length > before);
+    await arena.close();
+    assert.ok(files.maps.every((m) => m.bytes.length === 0), 'close unmaps every segment');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('without `mapped` (the default) nothing is mapped: every read is a positioned read', async () => {
+    const files = new CountingFiles();
+    const dir = tempDir();
+    const arena = await BlobArena.open({ dir, space: 'vectors', files: files.layer, generation: 1 });
+    const ref = arena.append(blob(2048, 7));
+    await arena.sync();
+    assert.deepEqual(into(arena, ref), blob(2048, 7));
+    assert.equal(files.maps.length, 0);
+    assert.equal(files.readSyncs, 1);
+    await arena.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,75 @@
+/**
+ * A store reads its full-precision vectors through memory maps (`mmap`, the default, where the
+ * native addon is built) and gives the answers it gives with positioned reads (`mmap: false`): the
+ * same ids and the same scores, bit for bit, for every metric, a scalar and a rotated codec, the
+ * exact scan and the page index, through writes, a reopen and compact().
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemStore } from '../src/index.js';
+import { canMapFiles } from '../io/mmap.js';
+import { CountingFiles } from './support/counting-files.js';
+import { clustered, rejectsWith, rng, tempDir } from './helpers.js';
+
+const DIM = 32;
+
+type Answers = string[];
+
+async function answers(store: MemStore, queries: readonly Float32Array[]): Promise<Answers> {
+  const out: Answers = [];
+  for (const q of queries) out.push((await store.search(q, { k: 10 })).map((h) => `${h.id}=${h.score}`).join(' '));
+  return out;
+}
+
+describe('reads through memory maps give the answers of positioned reads', { skip: canMapFiles() ? false : 'the memory-map addon is not built here' }, () => {
+  for (const metric of ['cosine', 'dot', 'l2'] as const) {
+    for (const codec of ['int8', 'rq2'] as const) {
+      it(`${metric}, ${codec}: the same answers before and after writes, a reopen and compact(); only the mapped store maps`, async () => {
+        const data = clustered(900, DIM, 11);
+        const queries = clustered(25, DIM, 12);
+        const next = rng(13);
+        const options = { dim: DIM, metric, codec, trainSize: 128, pages: { from: 300, maxPage: 32 }, cache: false as const };
+        const files = { mapped: new CountingFiles(), plain: new CountingFiles() };
+        const dirs = { mapped: tempDir(), plain: tempDir() };
+        const open = (which: 'mapped' | 'plain', o: object = {}) => MemStore.open(dirs[which], { ...o, files: files[which].layer, cache: false, ...(which === 'plain' ? { mmap: false } : {}) });
+        let mapped = await open('mapped', options);
+        let plain = await open('plain', options);
+        const both = async (f: (s: MemStore) => Promise<unknown>) => {
+          await f(mapped);
+          await f(plain);
+        };
+        const same = async (when: string) => assert.deepEqual(await answers(mapped, queries), await answers(plain, queries), when);
+        for (let at = 0; at < 600; at += 100) {
+          const batch = data.slice(at, at + 100).map((vector, i) => ({ id: `v${at + i}`, vector, text: `t${at + i}` }));
+          await both((s) => s.add(batch));
+        }
+        await same('after adds');
+        await both((s) => s.close());
+        mapped = await open('mapped');
+        plain = await open('plain');
+        await same('after a reopen');
+        const upserts = Array.from({ length: 60 }, (_, i) => ({ id: `v${Math.floor(next() * 600)}`, vector: data[600 + i]!, text: `u${i}` }));
+        const adds = data.slice(660).map((vector, i) => ({ id: `w${i}`, vector }));
+        const deletes = Array.from({ length: 40 }, () => `v${Math.floor(next() * 600)}`);
+        await both((s) => s.add(upserts));
+        await both((s) => s.add(adds));
+        await both((s) => s.delete(deletes));
+        await same('after upserts, adds and deletes');
+        await both((s) => s.compact());
+        await same('after compact()');
+        await both((s) => s.close());
+        mapped = await open('mapped');
+        plain = await open('plain');
+        await same('after compact() and a reopen');
+        await both((s) => s.close());
+        assert.ok(files.mapped.maps.length > 0, 'the store with mmap mapped its vector segments');
+        assert.equal(files.plain.maps.length, 0, 'the store with mmap: false mapped nothing');
+        assert.ok(files.mapped.maps.every((m) => m.bytes.length === 0), 'closing unmapped every map');
+      });
+    }
+  }
+
+  it('mmap must be a boolean', async () => {
+    await rejectsWith(() => MemStore.open(tempDir(), { dim: 4, mmap: 'yes' as unknown as boolean }), 'INVALID_OPTION');
+  });
+});

@@ -1,0 +1,37 @@
+import { nodeFileLayer, type FileHandle, type FileLayer, type OpenMode } from '../../io/file-layer.js';
+import type { MappedFile } from '../../io/mmap.js';
+
+/** The node file layer, counting positioned reads and keeping every map it makes. */
+export class CountingFiles {
+  readSyncs = 0;
+  readonly maps: MappedFile[] = [];
+  readonly layer: FileLayer = {
+    ...nodeFileLayer,
+    open: async (path: string, mode: OpenMode): Promise<FileHandle> => {
+      const inner = await nodeFileLayer.open(path, mode);
+      const map = inner.map;
+      return {
+        read: (buffer, position) => inner.read(buffer, position),
+        readSync: (buffer, position) => {
+          this.readSyncs++;
+          return inner.readSync!(buffer, position);
+        },
+        ...(map === undefined
+          ? {}
+          : {
+              map: () => {
+                const m = map();
+                if (m !== undefined) this.maps.push(m);
+                return m;
+              },
+            }),
+        write: (data, position) => inner.write(data, position),
+        sync: () => inner.sync(),
+        truncate: (length) => inner.truncate(length),
+        size: () => inner.size(),
+        close: () => inner.close(),
+      };
+    },
+  };
+}
+
