@@ -112,8 +112,8 @@ export interface StoreStats {
   /**
    * RAM of the store's files, apart from `memoryBytes`: the pages of its memory-mapped files
    * resident in this process (file-backed, so the kernel can drop them; `top` counts them in RES
-   * and SHR): the state file, and the vector segments rescoring read through their maps (`mmap`).
-   * The log, the text arena and vectors read with positioned reads stay in the kernel's page cache,
+   * and SHR): the state file, and the arena segments searches read through their maps (`mmap`).
+   * The log, and arenas read with positioned reads, stay in the kernel's page cache,
    * at most their sizes below, and belong to no process. From /proc/self/smaps, sampled at most
    * once a second; undefined on systems without it.
    */
@@ -353,7 +353,7 @@ export class MemStore {
       if (trained && fitsModel(config) && pca === undefined) {
         throw new MemstoreError('CORRUPTION', `${dir}: store is marked trained but holds no PCA or rotation model`, { file: statePath(dir), offset: 'pca' });
       }
-      arena = await BlobArena.open({ dir, files: opts.files, generation: checkpoint.arenaGeneration }).catch((e: unknown) => {
+      arena = await BlobArena.open({ dir, files: opts.files, generation: checkpoint.arenaGeneration, mapped: opts.mmap }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the text arena');
       });
       vectors = await BlobArena.open({ dir, space: 'vectors', files: opts.files, generation: checkpoint.vectorGeneration, mapped: opts.mmap }).catch((e: unknown) => {

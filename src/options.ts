@@ -126,11 +126,11 @@ export interface OpenOptions {
   /** Advanced: the file layer the write-ahead log, the arenas and the directory lock go through (tests inject faults with it). @default the real file system */
   files?: FileLayer;
   /**
-   * Rescoring reads full-precision vectors through a read-only memory map of their files, where the
-   * file layer can map files (the real file system, once the small native addon in `native/` is
-   * built: `npm install` and `npm run build` build it when a C compiler is at hand). `false` reads
-   * each with a positioned read (a system call) instead, as a store does without the addon. The same
-   * answers either way. Not persisted. @default true
+   * Searches read full-precision vectors (rescoring) and texts (the answers') through read-only
+   * memory maps of their files, where the file layer can map files (the real file system, once the
+   * small native addon in `native/` is built: `npm install` and `npm run build` build it when a C
+   * compiler is at hand). `false` reads each with a positioned read (a system call) instead, as a
+   * store does without the addon. The same answers either way. Not persisted. @default true
    */
   mmap?: boolean;
   /**

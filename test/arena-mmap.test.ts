@@ -125,6 +125,18 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('readNow() reads through the map too (a text arena\'s reads, and vectors past the shared frame)', async () => {
+    const files = new CountingFiles();
+    const { dir, arena, refs } = await filled(files);
+    for (const [i, ref] of refs.entries()) assert.deepEqual(arena.readNow(ref), blob(2048, i));
+    assert.equal(files.readSyncs, 0);
+    assert.ok(files.maps.length > 0);
+    const pending = arena.append(blob(100, 9));
+    assert.deepEqual(arena.readNow(pending), blob(100, 9), 'not fsynced yet: copied from memory');
+    await arena.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('damage in a mapped frame is CORRUPTION with the file and offset, as a positioned read reports it', async () => {
     const files = new CountingFiles();
     const { dir, arena, refs } = await filled(files);
@@ -134,7 +146,9 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
     const fd = openSync(path, 'r+');
     writeSync(fd, Uint8Array.of(0xff ^ blob(2048, 1)[9]!), 0, 1, ref[2] + FRAME_HEADER_SIZE + 9);
     closeSync(fd);
-    assert.throws(() => into(arena, ref), (e: unknown) => e instanceof MemstoreError && e.code === 'CORRUPTION' && e.file === path && e.offset === ref[2]);
+    for (const attempt of [() => into(arena, ref), () => arena.readNow(ref)]) {
+      assert.throws(attempt, (e: unknown) => e instanceof MemstoreError && e.code === 'CORRUPTION' && e.file === path && e.offset === ref[2]);
+    }
     assert.deepEqual(into(arena, refs[0]!), blob(2048, 0), 'the frames around it still read');
     assert.equal(files.readSyncs, 0);
     await arena.close();

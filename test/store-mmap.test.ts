@@ -1,7 +1,7 @@
 /**
- * A store reads its full-precision vectors through memory maps (`mmap`, the default, where the
- * native addon is built) and gives the answers it gives with positioned reads (`mmap: false`): the
- * same ids and the same scores, bit for bit, for every metric, a scalar and a rotated codec, the
+ * A store reads its full-precision vectors and texts through memory maps (`mmap`, the default, where
+ * the native addon is built) and gives the answers it gives with positioned reads (`mmap: false`):
+ * the same ids, scores (bit for bit) and texts, for every metric, a scalar and a rotated codec, the
  * exact scan and the page index, through writes, a reopen and compact().
  */
 import { describe, it } from 'node:test';
@@ -17,7 +17,7 @@ type Answers = string[];
 
 async function answers(store: MemStore, queries: readonly Float32Array[]): Promise<Answers> {
   const out: Answers = [];
-  for (const q of queries) out.push((await store.search(q, { k: 10 })).map((h) => `${h.id}=${h.score}`).join(' '));
+  for (const q of queries) out.push((await store.search(q, { k: 10 })).map((h) => `${h.id}=${h.score}:${h.text ?? ''}`).join(' '));
   return out;
 }
 

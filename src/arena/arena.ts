@@ -46,7 +46,7 @@ export interface BlobArenaOptions {
   /**
    * Read frames through a read-only memory map of each segment where the file layer can map files
    * (FileHandle.map: the node layer, once the native addon is built), instead of a system call per
-   * read (ARENA.md, "Reads through a memory map"). Only readFrameInto() uses it.
+   * read (ARENA.md, "Reads through a memory map"): the synchronous reads, readFrameInto() and readNow().
    * @default false
    */
   mapped?: boolean;
@@ -454,14 +454,20 @@ export class BlobArena {
     const memory = this.fromMemory(segment, offset, length, generation.number);
     if (memory !== undefined) return memory;
     if (segment.handle === undefined) throw corruption(segment.path, offset, 'no frame starts here');
-    if (segment.handle.readSync === undefined) return undefined;
     const size = frameSize(length);
+    const mapped = this.mappingFor(segment, offset + size);
+    if (mapped === undefined && segment.handle.readSync === undefined) return undefined;
     const bytes = scratch !== undefined && scratch.length >= size ? scratch.subarray(0, size) : new Uint8Array(size);
     let got: number;
-    try {
-      got = segment.handle.readSync(bytes, offset);
-    } catch (e) {
-      throw ioError('read', e, segment.path);
+    if (mapped !== undefined) {
+      bytes.set(mapped.subarray(offset, offset + size));
+      got = size;
+    } else {
+      try {
+        got = segment.handle.readSync!(bytes, offset);
+      } catch (e) {
+        throw ioError('read', e, segment.path);
+      }
     }
     return payloadOf(bytes.subarray(0, got), { generation: generation.number, segment: segment.number, offset }, length, segment.path);
   }

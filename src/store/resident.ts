@@ -10,9 +10,8 @@ export const RESIDENT_SAMPLE_MS = 1000;
 /**
  * Bytes of the files under `dir` that are resident in this process's memory maps: what `top`
  * counts as file-backed (shared) RES for them. Of a store's files LMDB's are mapped, and the
- * vector segments where rescoring reads through maps (the `mmap` option); the log and the text
- * arena are read with positioned reads, so their pages sit in the kernel's page cache without
- * belonging to any process. From /proc/self/smaps; undefined where the system has none.
+ * arena segments searches read through maps (the `mmap` option); the log, and arenas read with
+ * positioned reads, sit in the kernel's page cache without belonging to any process. From /proc/self/smaps; undefined where the system has none.
  */
 export function residentMappedBytes(dir: string): number | undefined {
   let smaps: string;
