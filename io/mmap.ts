@@ -7,15 +7,22 @@ import { createRequire } from 'node:module';
  * "Reads through a memory map"); without the addon it reads with positioned reads, as before.
  */
 export interface MappedFile {
-  /** The file's bytes as of when it was mapped; empty once unmapped. */
-  readonly bytes: Uint8Array;
-  /** Unmaps now (idempotent); `bytes` is detached and reads nothing after. */
+  /** Bytes mapped: the file's size when it was mapped; 0 once unmapped. */
+  readonly length: number;
+  /**
+   * Copies `into.length` bytes from `offset` into `into`. Throws (an Error with a `code`) when
+   * the range runs past the map (ERANGE) or the map is gone (ECLOSED).
+   */
+  copy(offset: number, into: Uint8Array): void;
+  /** Unmaps now (idempotent). */
   unmap(): void;
 }
 
 interface Addon {
-  map(fd: number): { buffer: ArrayBuffer; region: unknown } | null;
-  unmap(region: unknown, buffer: ArrayBuffer): void;
+  map(fd: number): object | null;
+  size(region: object): number;
+  copy(region: object, offset: number, into: Uint8Array): void;
+  unmap(region: object): void;
 }
 
 const addon = load();
@@ -23,7 +30,7 @@ const addon = load();
 function load(): Addon | undefined {
   try {
     const a = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Partial<Addon>;
-    return typeof a.map === 'function' && typeof a.unmap === 'function' ? (a as Addon) : undefined;
+    return typeof a.map === 'function' && typeof a.size === 'function' && typeof a.copy === 'function' && typeof a.unmap === 'function' ? (a as Addon) : undefined;
   } catch {
     return undefined;
   }
@@ -36,22 +43,24 @@ export function canMapFiles(): boolean {
 
 /**
  * The bytes of the open file `fd` as of now, mapped read-only and shared; undefined for an empty
- * file or without the addon. Throws the platform's error (with its `code`) when mapping fails.
+ * file or without the addon. Throws the platform's error (with its `code`) when mapping fails. The
+ * bytes are reached through copy() only, never as an ArrayBuffer (native/mmap.c says why).
  */
 export function mapFile(fd: number): MappedFile | undefined {
   if (addon === undefined) return undefined;
-  const m = addon.map(fd);
-  if (m === null) return undefined;
-  const { buffer, region } = m;
-  let bytes = new Uint8Array(buffer);
+  const region = addon.map(fd);
+  if (region === null) return undefined;
+  let length = addon.size(region);
   return {
-    get bytes() {
-      return bytes;
+    get length() {
+      return length;
+    },
+    copy(offset, into) {
+      addon.copy(region, offset, into);
     },
     unmap() {
-      if (bytes.length === 0) return;
-      bytes = new Uint8Array(0);
-      addon.unmap(region, buffer);
+      length = 0;
+      addon.unmap(region);
     },
   };
 }

@@ -16,7 +16,7 @@ import { FRAME_HEADER_SIZE, frameSize } from '../src/arena/format.js';
 import { MemstoreError } from '../src/errors.js';
 import { arenaSegmentPath } from '../src/store/files.js';
 import { nodeFileLayer } from '../io/file-layer.js';
-import { canMapFiles, mapFile } from '../io/mmap.js';
+import { canMapFiles, mapFile, type MappedFile } from '../io/mmap.js';
 import { CountingFiles } from './support/counting-files.js';
 import { blob } from './support/arena-fixture.js';
 
@@ -26,33 +26,64 @@ function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'memstore-mmap-'));
 }
 
+/** Everything a map holds, copied out. */
+function bytesOf(m: MappedFile): Uint8Array {
+  const out = new Uint8Array(m.length);
+  m.copy(0, out);
+  return out;
+}
+
+const codeOf = (e: unknown): unknown => (e as { code?: unknown }).code;
+
 const into = (arena: BlobArena, ref: BlobRef, scratch = new Uint8Array(frameSize(ref[3]))): Uint8Array | undefined =>
   arena.readFrameInto(ref[0], ref[1], ref[2], ref[3], scratch) ? scratch.subarray(FRAME_HEADER_SIZE) : undefined;
 
 describe('memory maps (io/mmap.ts)', { skip }, () => {
-  it("a map holds the file's bytes as they were; unmapped (twice is fine), it holds none", () => {
+  it("a map holds the file's bytes as they were; unmapped (twice is fine), it holds none and copies nothing", () => {
     const dir = tempDir();
     const path = join(dir, 'f');
     writeFileSync(path, blob(10_000, 1));
     const fd = openSync(path, 'r+');
     try {
       const m = mapFile(fd)!;
-      assert.deepEqual(m.bytes, blob(10_000, 1));
+      assert.deepEqual(bytesOf(m), blob(10_000, 1));
+      const part = new Uint8Array(100);
+      m.copy(9_900, part);
+      assert.deepEqual(part, blob(10_000, 1).subarray(9_900));
       writeSync(fd, blob(100, 2), 0, 100, 10_000);
-      assert.equal(m.bytes.length, 10_000, 'bytes appended later are not in the map');
+      assert.equal(m.length, 10_000, 'bytes appended later are not in the map');
       writeSync(fd, Uint8Array.of(7), 0, 1, 5);
-      assert.equal(m.bytes[5], 7, 'the map is shared: a write to mapped bytes shows');
+      assert.equal(bytesOf(m)[5], 7, 'the map is shared: a write to mapped bytes shows');
       const again = mapFile(fd)!;
-      assert.equal(again.bytes.length, 10_100);
+      assert.equal(again.length, 10_100);
       m.unmap();
       m.unmap();
-      assert.equal(m.bytes.length, 0);
-      assert.deepEqual(again.bytes.subarray(10_000), blob(100, 2), 'unmapping one map leaves the other');
+      assert.equal(m.length, 0);
+      assert.throws(() => m.copy(0, part), (e: unknown) => codeOf(e) === 'ECLOSED');
+      assert.deepEqual(bytesOf(again).subarray(10_000), blob(100, 2), 'unmapping one map leaves the other');
       again.unmap();
     } finally {
       closeSync(fd);
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a copy past the end of the map, from a negative offset, or into anything but a Uint8Array is refused, and copies nothing', () => {
+    const dir = tempDir();
+    const path = join(dir, 'g');
+    writeFileSync(path, blob(4096, 5));
+    const fd = openSync(path, 'r');
+    const m = mapFile(fd)!;
+    const part = new Uint8Array(16).fill(9);
+    for (const offset of [4081, 4096, 1e20, -1, Number.NaN]) assert.throws(() => m.copy(offset, part), (e: unknown) => codeOf(e) === 'ERANGE', String(offset));
+    assert.deepEqual(part, new Uint8Array(16).fill(9));
+    m.copy(4080, part);
+    assert.deepEqual(part, blob(4096, 5).subarray(4080));
+    assert.throws(() => m.copy(0, new Float32Array(4) as unknown as Uint8Array), (e: unknown) => codeOf(e) === 'EINVAL');
+    m.copy(0, new Uint8Array(0));
+    m.unmap();
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("an empty file has no map; a closed descriptor is the platform's error, with its code", () => {
@@ -71,7 +102,7 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     const handle = await nodeFileLayer.open(join(dir, 'x'), 'create');
     await handle.write(blob(64, 3), 0);
     const m = handle.map!()!;
-    assert.deepEqual(m.bytes, blob(64, 3));
+    assert.deepEqual(bytesOf(m), blob(64, 3));
     m.unmap();
     await handle.close();
     rmSync(dir, { recursive: true, force: true });
@@ -118,7 +149,7 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
     await arena.sync();
     assert.deepEqual(into(arena, more.at(-1)!), blob(2048, 1000 + more.length - 1));
     assert.equal(files.maps.length, 2, 'mapped again');
-    assert.equal(files.maps[0]!.bytes.length, 0, 'the old map is gone');
+    assert.equal(files.maps[0]!.length, 0, 'the old map is gone');
     assert.deepEqual(into(arena, next), blob(2048, 500));
     assert.equal(files.readSyncs, 1);
     await arena.close();
@@ -162,11 +193,11 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
     const before = files.maps.length;
     const { generation, refs: moved } = await arena.collect(refs.slice(0, 10).map((r, i) => [String(i), r] as const));
     await arena.finishCollect(generation);
-    assert.ok(files.maps.slice(0, before).every((m) => m.bytes.length === 0), 'the old generation\'s maps are gone with it');
+    assert.ok(files.maps.slice(0, before).every((m) => m.length === 0), 'the old generation\'s maps are gone with it');
     for (let i = 0; i < 10; i++) assert.deepEqual(into(arena, moved.get(String(i))!), blob(2048, i));
     assert.ok(files.maps.length > before);
     await arena.close();
-    assert.ok(files.maps.every((m) => m.bytes.length === 0), 'close unmaps every segment');
+    assert.ok(files.maps.every((m) => m.length === 0), 'close unmaps every segment');
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -64,7 +64,7 @@ describe('reads through memory maps give the answers of positioned reads', { ski
         await both((s) => s.close());
         assert.ok(files.mapped.maps.length > 0, 'the store with mmap mapped its vector segments');
         assert.equal(files.plain.maps.length, 0, 'the store with mmap: false mapped nothing');
-        assert.ok(files.mapped.maps.every((m) => m.bytes.length === 0), 'closing unmapped every map');
+        assert.ok(files.mapped.maps.every((m) => m.length === 0), 'closing unmapped every map');
       });
     }
   }

@@ -377,7 +377,11 @@ export class BlobArena {
     const mapped = this.mappingFor(segment, end);
     let got: number;
     if (mapped !== undefined) {
-      scratch.set(mapped.subarray(offset, end));
+      try {
+        mapped.copy(offset, scratch);
+      } catch (e) {
+        throw ioError('read', e, segment.path);
+      }
       got = scratch.length;
     } else {
       if (segment.handle?.readSync === undefined) return false;
@@ -398,11 +402,11 @@ export class BlobArena {
    * chunk counts as written, and the file never shrinks while the arena is open (only open() cuts a
    * torn tail, before any map), so no page of a map lies past the end of its file.
    */
-  private mappingFor(segment: Segment, end: number): Uint8Array | undefined {
+  private mappingFor(segment: Segment, end: number): MappedFile | undefined {
     if (!this.options.mapped || segment.handle?.map === undefined) return undefined;
     const mapped = segment.mapped;
-    if (mapped !== undefined && end <= mapped.bytes.length) return mapped.bytes;
-    if (mapped !== undefined && segment.end - mapped.bytes.length < REMAP_BYTES) return undefined;
+    if (mapped !== undefined && end <= mapped.length) return mapped;
+    if (mapped !== undefined && segment.end - mapped.length < REMAP_BYTES) return undefined;
     mapped?.unmap();
     segment.mapped = undefined;
     try {
@@ -410,8 +414,7 @@ export class BlobArena {
     } catch (e) {
       throw ioError('map', e, segment.path);
     }
-    const bytes = segment.mapped?.bytes;
-    return bytes !== undefined && end <= bytes.length ? bytes : undefined;
+    return segment.mapped !== undefined && end <= segment.mapped.length ? segment.mapped : undefined;
   }
 
   /** The chunk not yet fsynced that holds the frame at `offset` (it is read from memory, not the file), or undefined. */
@@ -460,7 +463,11 @@ export class BlobArena {
     const bytes = scratch !== undefined && scratch.length >= size ? scratch.subarray(0, size) : new Uint8Array(size);
     let got: number;
     if (mapped !== undefined) {
-      bytes.set(mapped.subarray(offset, offset + size));
+      try {
+        mapped.copy(offset, bytes);
+      } catch (e) {
+        throw ioError('read', e, segment.path);
+      }
       got = size;
     } else {
       try {
