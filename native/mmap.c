@@ -51,9 +51,15 @@ static void finalize_region(napi_env env, void *data, void *hint) {
   free(region);
 }
 
-static region_t *region_of(napi_env env, napi_value value) {
+/* The `count` arguments of a call whose first is a region (into argv); NULL, with an exception thrown, when there are fewer or the first is not a region. */
+static region_t *region_call(napi_env env, napi_callback_info info, size_t count, napi_value *argv, const char *usage) {
+  size_t argc = count;
   void *data;
-  if (napi_get_value_external(env, value, &data) != napi_ok) {
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < count) {
+    napi_throw_error(env, "EINVAL", usage);
+    return NULL;
+  }
+  if (napi_get_value_external(env, argv[0], &data) != napi_ok) {
     napi_throw_type_error(env, "EINVAL", "the region must come from map()");
     return NULL;
   }
@@ -95,11 +101,8 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
 }
 
 static napi_value size_of(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return fail(env, "EINVAL", "size(region)");
-  region_t *region = region_of(env, argv[0]);
+  region_t *region = region_call(env, info, 1, argv, "size(region)");
   if (region == NULL) return NULL;
   napi_value result;
   CHECK(napi_create_double(env, region->mapped ? (double)region->length : 0, &result));
@@ -107,11 +110,8 @@ static napi_value size_of(napi_env env, napi_callback_info info) {
 }
 
 static napi_value copy_out(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) return fail(env, "EINVAL", "copy(region, offset, target)");
-  region_t *region = region_of(env, argv[0]);
+  region_t *region = region_call(env, info, 3, argv, "copy(region, offset, target)");
   if (region == NULL) return NULL;
   double offset;
   if (napi_get_value_double(env, argv[1], &offset) != napi_ok) return fail(env, "EINVAL", "copy(): offset must be a number");
@@ -132,11 +132,8 @@ static napi_value copy_out(napi_env env, napi_callback_info info) {
 }
 
 static napi_value unmap_file(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return fail(env, "EINVAL", "unmap(region)");
-  region_t *region = region_of(env, argv[0]);
+  region_t *region = region_call(env, info, 1, argv, "unmap(region)");
   if (region == NULL || !region->mapped) return NULL;
   munmap(region->addr, region->length);
   region->mapped = 0;

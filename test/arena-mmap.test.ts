@@ -7,6 +7,7 @@
  * every other test covers.
  */
 import { describe, it } from 'node:test';
+import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,6 +95,27 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     assert.equal(mapFile(fd), undefined);
     closeSync(fd);
     assert.throws(() => mapFile(fd), (e: unknown) => e instanceof Error && (e as { code?: unknown }).code === 'EBADF');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the addon itself refuses calls io/mmap.ts never makes: a missing argument, a region not from map(), a negative fd, an offset not a number (EINVAL)', () => {
+    const addon = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Record<string, (...args: unknown[]) => unknown>;
+    const dir = tempDir();
+    const path = join(dir, 'h');
+    writeFileSync(path, blob(64, 6));
+    const fd = openSync(path, 'r');
+    const region = addon['map']!(fd);
+    const einval = (e: unknown) => codeOf(e) === 'EINVAL';
+    assert.throws(() => addon['map']!(-1), einval);
+    assert.throws(() => addon['size']!(), einval);
+    assert.throws(() => addon['size']!({}), einval);
+    assert.throws(() => addon['unmap']!(fd), einval);
+    assert.throws(() => addon['copy']!(region, 0), einval);
+    assert.throws(() => addon['copy']!(region, '0', new Uint8Array(4)), einval);
+    assert.throws(() => addon['copy']!(region, 0, [0, 0]), einval);
+    assert.equal(addon['size']!(region), 64, 'the region still works after the refused calls');
+    addon['unmap']!(region);
+    closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -373,31 +373,33 @@ export class BlobArena {
     if (generation === undefined) return false;
     const segment = this.segmentOf(generation, s, offset, length);
     if (this.unsyncedChunk(segment, offset) !== undefined) return false;
-    const end = offset + scratch.length;
-    const mapped = this.mappingFor(segment, end);
-    let got: number;
-    if (mapped !== undefined) {
-      try {
-        mapped.copy(offset, scratch);
-      } catch (e) {
-        throw ioError('read', e, segment.path);
-      }
-      got = scratch.length;
-    } else {
-      if (segment.handle?.readSync === undefined) return false;
-      try {
-        got = segment.handle.readSync(scratch, offset);
-      } catch (e) {
-        throw ioError('read', e, segment.path);
-      }
-    }
+    const got = this.readFileNow(segment, offset, scratch);
+    if (got === undefined) return false;
     const damage = frameCorruption(scratch, got, length, generation.number, s, offset, segment.path);
     if (damage !== undefined) throw damage;
     return true;
   }
 
   /**
-   * The mapped bytes of `segment` when they reach `end`, mapping it (again) if it grew by REMAP_BYTES
+   * Reads `into.length` bytes of `segment`'s file at `offset`, synchronously: out of the segment's
+   * map where it reaches that far (mappingFor), else with the file layer's readSync. The count read
+   * (short only past the end of the file); undefined when the layer can do neither. I/O failures are IO.
+   */
+  private readFileNow(segment: Segment, offset: number, into: Uint8Array): number | undefined {
+    const mapped = this.mappingFor(segment, offset + into.length);
+    const handle = segment.handle;
+    if (mapped === undefined && handle?.readSync === undefined) return undefined;
+    try {
+      if (mapped === undefined) return handle!.readSync!(into, offset);
+      mapped.copy(offset, into);
+      return into.length;
+    } catch (e) {
+      throw ioError('read', e, segment.path);
+    }
+  }
+
+  /**
+   * The map of `segment` when it reaches `end`, mapping it (again) if it grew by REMAP_BYTES
    * since it was mapped, or undefined (read with a system call). Frames reach the file before their
    * chunk counts as written, and the file never shrinks while the arena is open (only open() cuts a
    * torn tail, before any map), so no page of a map lies past the end of its file.
@@ -458,24 +460,9 @@ export class BlobArena {
     if (memory !== undefined) return memory;
     if (segment.handle === undefined) throw corruption(segment.path, offset, 'no frame starts here');
     const size = frameSize(length);
-    const mapped = this.mappingFor(segment, offset + size);
-    if (mapped === undefined && segment.handle.readSync === undefined) return undefined;
     const bytes = scratch !== undefined && scratch.length >= size ? scratch.subarray(0, size) : new Uint8Array(size);
-    let got: number;
-    if (mapped !== undefined) {
-      try {
-        mapped.copy(offset, bytes);
-      } catch (e) {
-        throw ioError('read', e, segment.path);
-      }
-      got = size;
-    } else {
-      try {
-        got = segment.handle.readSync!(bytes, offset);
-      } catch (e) {
-        throw ioError('read', e, segment.path);
-      }
-    }
+    const got = this.readFileNow(segment, offset, bytes);
+    if (got === undefined) return undefined;
     return payloadOf(bytes.subarray(0, got), { generation: generation.number, segment: segment.number, offset }, length, segment.path);
   }
 
