@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -127,6 +128,8 @@ static napi_value copy_out(napi_env env, napi_callback_info info) {
   if (!(offset >= 0) || offset > (double)region->length || (double)elements > (double)region->length - offset) {
     return fail(env, "ERANGE", "copy(): the range runs past the map");
   }
+  // A fractional offset would be truncated by the cast below, and copy other bytes than asked for.
+  if (offset != floor(offset)) return fail(env, "EINVAL", "copy(): offset must be an integer");
   memcpy(data, (const char *)region->addr + (size_t)offset, elements);
   return NULL;
 }

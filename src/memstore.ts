@@ -118,6 +118,12 @@ export interface StoreStats {
    * once a second; undefined on systems without it.
    */
   mappedBytes: number | undefined;
+  /**
+   * Segment files of the text and vector arenas that searches read through a memory map now; each is
+   * mapped at its first read. 0 once searches have read vectors means positioned reads: the `mmap`
+   * option is off, or the native addon is not built here (the README's `mmap` option).
+   */
+  mappedFiles: number;
   /** Pages of the index: units a search scans with one kernel call each (clusters of similar vectors once the store has `pages.from` vectors; before, blocks of 1,024 codes). */
   pages: number;
   /** Bytes of write-ahead log segments on disk. */
@@ -895,8 +901,10 @@ export class MemStore {
     const scaleBytes = this.index.codec.scaled ? 4 : 0;
     const codeBytesPerVector = this.index.stride + scaleBytes;
     const walBytes = this.wal.bytes;
-    const arenaBytes = this.arena.stats().totalBytes;
-    const vectorBytes = this.vectors.stats().totalBytes;
+    const arenaStats = this.arena.stats();
+    const vectorStats = this.vectors.stats();
+    const arenaBytes = arenaStats.totalBytes;
+    const vectorBytes = vectorStats.totalBytes;
     const cacheBytes = this.cache?.stats().bytes ?? 0;
     const modelBytes = this.space.bytes;
     const indexBytes = this.indexFile === undefined ? 0 : sizeOf(indexFilePath(this.dir, this.indexFile.generation));
@@ -915,6 +923,7 @@ export class MemStore {
       codeBytesPerVector,
       diskBytesPerVector: count === 0 ? 0 : diskBytes / count,
       mappedBytes: this.resident.bytes(),
+      mappedFiles: arenaStats.mappedSegments + vectorStats.mappedSegments,
       pages: this.index.pages,
       walBytes,
       arenaBytes,

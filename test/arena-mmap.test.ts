@@ -69,7 +69,7 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     }
   });
 
-  it('a copy past the end of the map, from a negative offset, or into anything but a Uint8Array is refused, and copies nothing', () => {
+  it('a copy past the end of the map, from a negative or fractional offset, or into anything but a Uint8Array is refused, and copies nothing', () => {
     const dir = tempDir();
     const path = join(dir, 'g');
     writeFileSync(path, blob(4096, 5));
@@ -81,6 +81,9 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     m.copy(4080, part);
     assert.deepEqual(part, blob(4096, 5).subarray(4080));
     assert.throws(() => m.copy(0, new Float32Array(4) as unknown as Uint8Array), (e: unknown) => codeOf(e) === 'EINVAL');
+    // Truncated, 0.5 would copy from 0: a fractional offset is refused instead.
+    for (const offset of [0.5, 4079.999]) assert.throws(() => m.copy(offset, part), (e: unknown) => codeOf(e) === 'EINVAL', String(offset));
+    assert.deepEqual(part, blob(4096, 5).subarray(4080), 'a refused copy wrote nothing');
     m.copy(0, new Uint8Array(0));
     m.unmap();
     closeSync(fd);
@@ -205,6 +208,25 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
     assert.deepEqual(into(arena, refs[0]!), blob(2048, 0), 'the frames around it still read');
     assert.equal(files.readSyncs, 0);
     await arena.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a map the platform refuses is an IO error naming the segment, its cause kept; the frame reads once mapping works again', async () => {
+    const files = new CountingFiles();
+    const { dir, arena, refs } = await filled(files);
+    const ref = refs[0]!;
+    files.mapFailure = Object.assign(new Error('Cannot allocate memory'), { code: 'ENOMEM' });
+    const path = arenaSegmentPath(dir, 1, ref[1], 'vectors');
+    for (const attempt of [() => into(arena, ref), () => arena.readNow(ref)]) {
+      assert.throws(attempt, (e: unknown) => e instanceof MemstoreError && e.code === 'IO' && e.file === path && e.cause === files.mapFailure);
+    }
+    assert.equal(arena.stats().mappedSegments, 0);
+    files.mapFailure = undefined;
+    assert.deepEqual(into(arena, ref), blob(2048, 0));
+    assert.equal(arena.stats().mappedSegments, 1, 'stats() counts the segment mapped now');
+    assert.equal(files.readSyncs, 0);
+    await arena.close();
+    assert.equal(arena.stats().mappedSegments, 0, 'closed: nothing mapped');
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -61,6 +61,9 @@ describe('reads through memory maps give the answers of positioned reads', { ski
         mapped = await open('mapped');
         plain = await open('plain');
         await same('after compact() and a reopen');
+        // Both arenas hold segments now, and the searches above read vectors (and texts) out of them.
+        assert.ok(mapped.stats().mappedFiles > 0, 'stats() counts the files the mapped store reads through maps');
+        assert.equal(plain.stats().mappedFiles, 0, 'stats() shows mmap: false maps nothing');
         await both((s) => s.close());
         assert.ok(files.mapped.maps.length > 0, 'the store with mmap mapped its vector segments');
         assert.equal(files.plain.maps.length, 0, 'the store with mmap: false mapped nothing');

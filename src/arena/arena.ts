@@ -87,6 +87,8 @@ export interface ArenaStats {
   /** Bytes of the current generation's segments (queued writes included). */
   totalBytes: number;
   segments: number;
+  /** Segments read through a memory map now (BlobArenaOptions.mapped): each is mapped at its first synchronous read. */
+  mappedSegments: number;
   generation: number;
 }
 
@@ -510,7 +512,9 @@ export class BlobArena {
   stats(): ArenaStats {
     const total = this.current.bytes;
     const live = Math.min(Math.max(this.liveBytes, 0), total);
-    return { liveBytes: live, garbageBytes: total - live, totalBytes: total, segments: this.current.segments.length, generation: this.current.number };
+    let mappedSegments = 0;
+    for (const segment of this.current.segments) if (segment.mapped !== undefined) mappedSegments++;
+    return { liveBytes: live, garbageBytes: total - live, totalBytes: total, segments: this.current.segments.length, mappedSegments, generation: this.current.number };
   }
 
   /**

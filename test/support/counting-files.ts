@@ -5,6 +5,8 @@ import type { MappedFile } from '../../io/mmap.js';
 export class CountingFiles {
   readSyncs = 0;
   readonly maps: MappedFile[] = [];
+  /** When set, map() throws it instead of mapping (a platform that refuses the map: ENOMEM, EACCES). */
+  mapFailure: Error | undefined;
   readonly layer: FileLayer = {
     ...nodeFileLayer,
     open: async (path: string, mode: OpenMode): Promise<FileHandle> => {
@@ -20,6 +22,7 @@ export class CountingFiles {
           ? {}
           : {
               map: () => {
+                if (this.mapFailure !== undefined) throw this.mapFailure;
                 const m = map();
                 if (m !== undefined) this.maps.push(m);
                 return m;
