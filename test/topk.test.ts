@@ -162,3 +162,23 @@ test('topk: copyTo copies the best n after sortBestFirst, in order, into typed a
   assert.throws(() => top.copyTo(6, new Int32Array(6), new Float32Array(6)), RangeError);
   assert.throws(() => top.copyTo(-1, new Int32Array(1), new Float32Array(1)), RangeError);
 });
+
+test('TopK with another tie order keeps the k best by (score, then that order), whatever the order of the pushes', () => {
+  // A tie order unlike slot order (a search orders equal scores by id, which slots do not follow).
+  const rank = (slot: number) => (slot * 7919) % 503;
+  const byRank = (a: number, b: number) => rank(a) < rank(b);
+  fc.assert(
+    fc.property(pushes, fc.integer({ min: 1, max: 40 }), (entries, k) => {
+      const top = new TopK(k, byRank);
+      for (const e of entries) top.push(e.score, e.slot);
+      const n = top.sortBestFirst();
+      const got = Array.from({ length: n }, (_, i) => ({ score: top.scoreAt(i), slot: top.slotAt(i) }));
+      const want = entries
+        .slice()
+        .sort((a, b) => b.score - a.score || rank(a.slot) - rank(b.slot))
+        .slice(0, k);
+      assert.deepEqual(got, want);
+    }),
+    { numRuns: 500, seed: 11 },
+  );
+});

@@ -1,6 +1,16 @@
 /**
+ * Whether slot `a` goes before slot `b` among equal scores: a strict total order on slots. The
+ * default is the lower slot; a search orders ties by the records' ids (search-path.ts), so that
+ * its answer does not depend on slot numbers, which a reopen assigns afresh.
+ */
+export type TieOrder = (a: number, b: number) => boolean;
+
+const lowerSlot: TieOrder = (a, b) => a < b;
+
+/**
  * The k best (score, slot) pairs seen so far, in two typed arrays so that a scan of millions of
- * scores allocates nothing. "Best" is a total order: higher score, then lower slot. So it holds
+ * scores allocates nothing. "Best" is a total order: higher score, then the tie order (the lower
+ * slot unless another is given; it is asked about equal scores only). So it holds
  * exactly the k best of everything pushed, whatever the order of the pushes, and the first k of a
  * larger one's entries are what one of k keeps: the lookaside cache relies on it when it picks a
  * search's candidates from a pool, as the scan would have picked them.
@@ -15,13 +25,16 @@ export class TopK {
   private readonly scores: Float64Array;
   private readonly slots: Int32Array;
   private n = 0;
-  /** Nothing worse than (floorScore, floorSlot) can enter: the worst of the k best at the last selection. */
+  /** Nothing worse than (floorScore, floorSlot) can enter: the worst of the k best at the last selection; floorSlot -1: none yet. */
   private floorScore = -Infinity;
-  private floorSlot = 0x7fffffff;
+  private floorSlot = -1;
   /** Set by sortBestFirst: the entries are in their final order; no more pushes. */
   private spent = false;
 
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    private readonly before: TieOrder = lowerSlot,
+  ) {
     const room = Math.max(1, 2 * capacity);
     this.scores = new Float64Array(room);
     this.slots = new Int32Array(room);
@@ -35,9 +48,9 @@ export class TopK {
   /** Empties it for reuse (a caller that keeps one per query stream allocates nothing per query). */
   clear(): void {
     this.n = 0;
-    // Empty, everything enters; with no room, nothing does (not even +Infinity, from slot -1 on).
+    // Empty, everything enters; with no room, nothing does (push() returns at once).
     this.floorScore = this.capacity > 0 ? -Infinity : Infinity;
-    this.floorSlot = this.capacity > 0 ? 0x7fffffff : -1;
+    this.floorSlot = -1;
     this.spent = false;
   }
 
@@ -77,19 +90,24 @@ export class TopK {
 
   push(score: number, slot: number): void {
     if (this.spent) throw new Error('push after sortBestFirst');
-    if (score < this.floorScore || (score === this.floorScore && slot > this.floorSlot)) return;
+    if (this.capacity === 0 || this.belowFloor(score, slot)) return;
     if (this.n === this.scores.length) {
       this.select();
-      if (score < this.floorScore || (score === this.floorScore && slot > this.floorSlot)) return;
+      if (this.belowFloor(score, slot)) return;
     }
     this.scores[this.n] = score;
     this.slots[this.n++] = slot;
   }
 
-  /** Whether entry i is better than (score, slot): a higher score, or the same at a lower slot. */
+  /** Whether (score, slot) is worse than the floor: it cannot enter. */
+  private belowFloor(score: number, slot: number): boolean {
+    return score < this.floorScore || (score === this.floorScore && this.floorSlot >= 0 && this.before(this.floorSlot, slot));
+  }
+
+  /** Whether entry i is better than (score, slot): a higher score, or the same and before it in the tie order. */
   private better(i: number, score: number, slot: number): boolean {
     const s = this.scores[i]!;
-    return s > score || (s === score && this.slots[i]! < slot);
+    return s > score || (s === score && this.before(this.slots[i]!, slot));
   }
 
   private swap(i: number, j: number): void {
@@ -122,6 +140,7 @@ export class TopK {
   private partition(k: number, n: number): void {
     const scores = this.scores;
     const slots = this.slots;
+    const before = this.before;
     let lo = 0;
     let hi = n - 1;
     while (lo < hi) {
@@ -135,12 +154,12 @@ export class TopK {
       while (i <= j) {
         for (;;) {
           const s = scores[i]!;
-          if (!(s > ps || (s === ps && slots[i]! < pt))) break;
+          if (!(s > ps || (s === ps && before(slots[i]!, pt)))) break;
           i++;
         }
         for (;;) {
           const s = scores[j]!;
-          if (s > ps || (s === ps && slots[j]! <= pt)) break;
+          if (s > ps || (s === ps && (slots[j] === pt || before(slots[j]!, pt)))) break;
           j--;
         }
         if (i <= j) this.swap(i++, j--);
@@ -182,8 +201,8 @@ export class TopK {
   }
 
   /**
-   * Sorts the best `first` entries in place, best first, in the order sorted() gives (ties: lower
-   * slot first), without an object per entry: read them with scoreAt and slotAt. The entries after
+   * Sorts the best `first` entries in place, best first, in the order sorted() gives (ties in the
+   * tie order), without an object per entry: read them with scoreAt and slotAt. The entries after
    * them (up to the size) are worse and in no order: a pool that needs the best few sorted does not
    * pay for sorting the rest. No more pushes afterwards. Returns how many entries there are.
    */
@@ -225,12 +244,12 @@ export class TopK {
     return this.slots[i]!;
   }
 
-  /** The entries best first; ties keep the lower slot first so results are deterministic. */
+  /** The entries best first; ties in the tie order, so results are deterministic. */
   sorted(): { score: number; slot: number }[] {
     if (this.n > this.capacity) this.select();
     const out: { score: number; slot: number }[] = [];
     for (let i = 0; i < this.n; i++) out.push({ score: this.scores[i]!, slot: this.slots[i]! });
-    out.sort((a, b) => b.score - a.score || a.slot - b.slot);
+    out.sort((a, b) => b.score - a.score || (a.slot === b.slot ? 0 : this.before(a.slot, b.slot) ? -1 : 1));
     return out;
   }
 }

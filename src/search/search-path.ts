@@ -137,6 +137,16 @@ export interface RescoringStats {
 /** Times a search ranks again because writes moved the store while it read vectors, before it takes what it read. */
 const MOVED_RETRIES = 3;
 
+/**
+ * The order of equal kernel scores among a search's candidates: by id, as rescoring orders equal
+ * exact scores. By slot, which candidates of equal scores (duplicate vectors) a search picks would
+ * depend on the slot numbers, and a reopen numbers the slots afresh: the same query would get other
+ * ids after it.
+ */
+function idOrder(index: VectorIndex): (a: number, b: number) => boolean {
+  return (a, b) => index.idAt(a) < index.idAt(b);
+}
+
 /** The options that shape an answer, as the cache keys it. */
 function keyOf(want: Wanted): string {
   return JSON.stringify([want.k, want.filter ?? null, want.rescore, want.exact, want.nprobe ?? null]);
@@ -342,14 +352,14 @@ export class SearchPath {
    */
   private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, scan: ScanQuery, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
     const candidates = this.candidateCount(want);
-    const top = new TopK(Math.max(1, candidates));
+    const index = this.env.index();
+    const top = new TopK(Math.max(1, candidates), idOrder(index));
     const pool = remember === undefined ? undefined : this.pool;
     pool?.reset(remember!.reach, remember!.room);
-    const index = this.env.index();
     const test = want.filter === undefined ? undefined : this.filterTest(index, want.filter);
     const accept = test?.accept;
     if (candidates > 0) index.search(scan, top, { accept, filter: test?.test, nprobe: want.nprobe, exact: want.exact, pool });
-    // Ties keep the lower slot, as the scan does.
+    // Equal scores in id order, as the rescored answer sorts them.
     const count = top.sortBestFirst(candidates);
     if (remember !== undefined) remember.take(scan, top, pool!);
     const chosen: Candidate[] = [];
