@@ -101,13 +101,14 @@ export class TopK {
 
   /** Whether (score, slot) is worse than the floor: it cannot enter. */
   private belowFloor(score: number, slot: number): boolean {
-    return score < this.floorScore || (score === this.floorScore && this.floorSlot >= 0 && this.before(this.floorSlot, slot));
+    return score < this.floorScore || (score === this.floorScore && this.floorSlot >= 0 && this.floorSlot !== slot && this.before(this.floorSlot, slot));
   }
 
   /** Whether entry i is better than (score, slot): a higher score, or the same and before it in the tie order. */
   private better(i: number, score: number, slot: number): boolean {
     const s = this.scores[i]!;
-    return s > score || (s === score && this.before(this.slots[i]!, slot));
+    // An entry is never before itself: the tie order is asked about two slots only (a search's asks for ids).
+    return s > score || (s === score && this.slots[i] !== slot && this.before(this.slots[i]!, slot));
   }
 
   private swap(i: number, j: number): void {
@@ -154,7 +155,7 @@ export class TopK {
       while (i <= j) {
         for (;;) {
           const s = scores[i]!;
-          if (!(s > ps || (s === ps && before(slots[i]!, pt)))) break;
+          if (!(s > ps || (s === ps && slots[i] !== pt && before(slots[i]!, pt)))) break;
           i++;
         }
         for (;;) {
