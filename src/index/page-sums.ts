@@ -60,8 +60,6 @@ export class PageSums {
   /** C for a page of up to roomFor members. */
   private readonly leastCountBits: number;
   private readonly scratch: Float32Array;
-  /** recompute()'s copies of a page's decoded members (grown to the largest page summed). */
-  private members = new Float32Array(0);
 
   constructor(
     readonly dim: number,
@@ -139,7 +137,9 @@ export class PageSums {
     let top = EMPTY;
     let atTop = 0;
     let count = 0;
-    // Decoded once: the grid needs every member before any can be summed.
+    // The grid needs every member before any can be summed: a pass for it, then one to sum. Decoding
+    // twice costs less than keeping the decoded members of the largest page (512 KiB at 512-d,
+    // 10 bytes a vector at 50k, held for good).
     this.visit(page, this.scratch, (v) => {
       const e = exponentOf(largestMagnitude(v));
       if (e > top) {
@@ -148,19 +148,14 @@ export class PageSums {
       } else if (e === top) {
         atTop++;
       }
-      if (this.members.length < (count + 1) * this.dim) {
-        const grown = new Float32Array(Math.max((count + 1) * this.dim, 2 * this.members.length));
-        grown.set(this.members.subarray(0, count * this.dim));
-        this.members = grown;
-      }
-      this.members.set(v, count++ * this.dim);
+      count++;
     });
     this.exponents[page] = top;
     this.atTop[page] = atTop;
     this.countBits[page] = this.gridCountBits(count);
     this.stale[page] = false;
     this.sums[page]!.fill(0);
-    for (let m = 0; m < count; m++) this.accumulate(page, this.members.subarray(m * this.dim, (m + 1) * this.dim), 1);
+    this.visit(page, this.scratch, (v) => this.accumulate(page, v, 1));
   }
 
   /** The mean of `page`'s `count` members into `out` (float32 rounding of the exact mean's float64 quotient); zeros when empty. */
