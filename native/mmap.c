@@ -39,6 +39,22 @@ static napi_value fail(napi_env env, const char *code, const char *what) {
   return NULL;
 }
 
+/* The name of an error number fstat or mmap sets, as Node names it (a `code` callers can test); EIO for any other. */
+static const char *errno_name(int e) {
+  switch (e) {
+    case EACCES: return "EACCES";
+    case EAGAIN: return "EAGAIN";
+    case EBADF: return "EBADF";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case ENODEV: return "ENODEV";
+    case ENOMEM: return "ENOMEM";
+    case EOVERFLOW: return "EOVERFLOW";
+    case EPERM: return "EPERM";
+    default: return "EIO";
+  }
+}
+
 #define CHECK(call)                                        \
   do {                                                     \
     if ((call) != napi_ok) return fail(env, "ENAPI", #call); \
@@ -71,10 +87,14 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return fail(env, "EINVAL", "map(fd): fd must be a non-negative integer");
+  double number;
+  /* Read as a double and checked whole: napi_get_value_int32 would truncate 1.5 to the descriptor 1. */
+  if (argc < 1 || napi_get_value_double(env, argv[0], &number) != napi_ok || !(number >= 0 && number <= INT32_MAX) || number != floor(number)) {
+    return fail(env, "EINVAL", "map(fd): fd must be a non-negative integer");
+  }
+  int fd = (int)number;
   struct stat st;
-  if (fstat(fd, &st) != 0) return fail(env, errno == EBADF ? "EBADF" : "EIO", strerror(errno));
+  if (fstat(fd, &st) != 0) return fail(env, errno_name(errno), strerror(errno));
   napi_value result;
   if (st.st_size <= 0) {
     CHECK(napi_get_null(env, &result));
@@ -82,7 +102,7 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
   }
   size_t length = (size_t)st.st_size;
   void *addr = mmap(NULL, length, PROT_READ, MAP_SHARED, fd, 0);
-  if (addr == MAP_FAILED) return fail(env, errno == ENOMEM ? "ENOMEM" : "EIO", strerror(errno));
+  if (addr == MAP_FAILED) return fail(env, errno_name(errno), strerror(errno));
   /* Reads take a few KiB here and there: reading ahead around each fault would only fill the page cache. */
   madvise(addr, length, MADV_RANDOM);
   region_t *region = malloc(sizeof *region);

@@ -959,13 +959,16 @@ export class MemStore {
   }
 
   /**
-   * Waits for accepted writes, checkpoints, makes everything durable and releases the directory.
+   * Waits for accepted writes (and a compact() under way), checkpoints, makes everything durable and releases the directory.
    * Idempotent. A store that failed to apply a logged batch skips the checkpoint: the log replays it.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.pipeline.settled();
+    // A compact() under way holds the gate and uses the files closed below: it finishes first (or
+    // stops at its next check of the store, with CLOSED), as abandon() waits for it.
+    await this.pipeline.gateOpen();
     let failure: unknown;
     if (this.pipeline.broken === undefined) {
       try {

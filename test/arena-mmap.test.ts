@@ -90,6 +90,17 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('a descriptor that cannot be mapped for reading (write-only) is the platform\'s EACCES, not a generic code', () => {
+    const dir = tempDir();
+    const path = join(dir, 'w');
+    writeFileSync(path, blob(64, 7));
+    const fd = openSync(path, 'w');
+    writeSync(fd, blob(64, 7));
+    assert.throws(() => mapFile(fd), (e: unknown) => codeOf(e) === 'EACCES');
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("an empty file has no map; a closed descriptor is the platform's error, with its code", () => {
     const dir = tempDir();
     const path = join(dir, 'empty');
@@ -110,6 +121,8 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     const region = addon['map']!(fd);
     const einval = (e: unknown) => codeOf(e) === 'EINVAL';
     assert.throws(() => addon['map']!(-1), einval);
+    // Not truncated to the descriptor below it (1.5 would map stdout).
+    assert.throws(() => addon['map']!(fd + 0.5), einval);
     assert.throws(() => addon['size']!(), einval);
     assert.throws(() => addon['size']!({}), einval);
     assert.throws(() => addon['unmap']!(fd), einval);
@@ -211,22 +224,45 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a map the platform refuses is an IO error naming the segment, its cause kept; the frame reads once mapping works again', async () => {
+  it('a segment the platform refuses to map is read with positioned reads, the same bytes, and counted as refused; the others map', async () => {
     const files = new CountingFiles();
     const { dir, arena, refs } = await filled(files);
-    const ref = refs[0]!;
+    const first = refs[0]!;
+    const other = refs.find((r) => r[1] !== first[1])!;
     files.mapFailure = Object.assign(new Error('Cannot allocate memory'), { code: 'ENOMEM' });
-    const path = arenaSegmentPath(dir, 1, ref[1], 'vectors');
-    for (const attempt of [() => into(arena, ref), () => arena.readNow(ref)]) {
-      assert.throws(attempt, (e: unknown) => e instanceof MemstoreError && e.code === 'IO' && e.file === path && e.cause === files.mapFailure);
-    }
-    assert.equal(arena.stats().mappedSegments, 0);
+    assert.deepEqual(into(arena, first), blob(2048, 0));
+    assert.deepEqual(arena.readNow(first), blob(2048, 0));
+    assert.equal(files.readSyncs, 2, 'read with positioned reads');
+    assert.deepEqual(arena.stats().mapsRefused, 1);
     files.mapFailure = undefined;
-    assert.deepEqual(into(arena, ref), blob(2048, 0));
+    assert.deepEqual(into(arena, first), blob(2048, 0));
+    assert.equal(files.readSyncs, 3, 'a refused segment is not mapped again');
+    assert.deepEqual(into(arena, other), blob(2048, refs.indexOf(other)));
+    assert.equal(files.readSyncs, 3, 'another segment maps');
     assert.equal(arena.stats().mappedSegments, 1, 'stats() counts the segment mapped now');
-    assert.equal(files.readSyncs, 0);
     await arena.close();
     assert.equal(arena.stats().mappedSegments, 0, 'closed: nothing mapped');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a segment no longer appended to is mapped again at the first read past its map, however little it grew', async () => {
+    const files = new CountingFiles();
+    const dir = tempDir();
+    const arena = await BlobArena.open({ dir, space: 'vectors', files: files.layer, generation: 1, segmentBytes: 64 << 10, mapped: true });
+    const early = arena.append(blob(2048, 0));
+    await arena.sync();
+    assert.deepEqual(into(arena, early), blob(2048, 0));
+    assert.equal(files.maps.length, 1);
+    // Filled to its end (well under REMAP_BYTES more), then appends move on to the next segment.
+    const later: BlobRef[] = [];
+    for (let i = 1; later.length === 0 || later.at(-1)![1] === early[1]; i++) later.push(arena.append(blob(2048, i)));
+    await arena.sync();
+    const tail = later.at(-2)!;
+    assert.equal(tail[1], early[1], 'the last frame of the first segment');
+    for (let round = 0; round < 3; round++) assert.deepEqual(into(arena, tail), blob(2048, later.length - 1));
+    assert.equal(files.readSyncs, 0, 'no positioned read: the sealed segment was mapped again, once');
+    assert.equal(files.maps.length, 2);
+    await arena.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -89,6 +89,8 @@ export interface ArenaStats {
   segments: number;
   /** Segments read through a memory map now (BlobArenaOptions.mapped): each is mapped at its first synchronous read. */
   mappedSegments: number;
+  /** Segments the platform refused to map (ENOMEM, EACCES, ...): read with positioned reads instead. */
+  mapsRefused: number;
   generation: number;
 }
 
@@ -163,6 +165,8 @@ class Segment {
   chunks: Chunk[] = [];
   /** The file mapped as it was then (BlobArenaOptions.mapped); unmapped before the handle closes. */
   mapped: MappedFile | undefined;
+  /** What the platform said when it refused to map the file: it is read with positioned reads from then on. */
+  mapRefused: unknown;
 
   constructor(
     readonly number: number,
@@ -401,22 +405,27 @@ export class BlobArena {
   }
 
   /**
-   * The map of `segment` when it reaches `end`, mapping it (again) if it grew by REMAP_BYTES
-   * since it was mapped, or undefined (read with a system call). Frames reach the file before their
-   * chunk counts as written, and the file never shrinks while the arena is open (only open() cuts a
-   * torn tail, before any map), so no page of a map lies past the end of its file.
+   * The map of `segment` when it reaches `end`, mapping it (again) if it is no longer appended to or
+   * grew by REMAP_BYTES since it was mapped, or undefined (read with a system call). Frames reach
+   * the file before their chunk counts as written, and the file never shrinks while the arena is
+   * open (only open() cuts a torn tail, before any map), so no page of a map lies past the end of
+   * its file. A map the platform refuses leaves the segment to positioned reads (ARENA.md).
    */
   private mappingFor(segment: Segment, end: number): MappedFile | undefined {
-    if (!this.options.mapped || segment.handle?.map === undefined) return undefined;
+    if (!this.options.mapped || segment.handle?.map === undefined || segment.mapRefused !== undefined) return undefined;
     const mapped = segment.mapped;
     if (mapped !== undefined && end <= mapped.length) return mapped;
-    if (mapped !== undefined && segment.end - mapped.length < REMAP_BYTES) return undefined;
+    // Only the segment appends go to (or a collection's copy) still grows: another one reached its
+    // end, and one map more covers it for good.
+    const growing = segment === this.current.last || segment === this.collected?.last;
+    if (mapped !== undefined && growing && segment.end - mapped.length < REMAP_BYTES) return undefined;
     mapped?.unmap();
     segment.mapped = undefined;
     try {
       segment.mapped = segment.handle.map();
     } catch (e) {
-      throw ioError('map', e, segment.path);
+      segment.mapRefused = e;
+      return undefined;
     }
     return segment.mapped !== undefined && end <= segment.mapped.length ? segment.mapped : undefined;
   }
@@ -513,8 +522,12 @@ export class BlobArena {
     const total = this.current.bytes;
     const live = Math.min(Math.max(this.liveBytes, 0), total);
     let mappedSegments = 0;
-    for (const segment of this.current.segments) if (segment.mapped !== undefined) mappedSegments++;
-    return { liveBytes: live, garbageBytes: total - live, totalBytes: total, segments: this.current.segments.length, mappedSegments, generation: this.current.number };
+    let mapsRefused = 0;
+    for (const segment of this.current.segments) {
+      if (segment.mapped !== undefined) mappedSegments++;
+      if (segment.mapRefused !== undefined) mapsRefused++;
+    }
+    return { liveBytes: live, garbageBytes: total - live, totalBytes: total, segments: this.current.segments.length, mappedSegments, mapsRefused, generation: this.current.number };
   }
 
   /**

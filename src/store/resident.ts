@@ -28,7 +28,8 @@ export function residentMappedBytes(dir: string): number | undefined {
   } catch {
     real = resolve(dir);
   }
-  const prefix = real + sep;
+  // And writes a newline in it as the four characters \012 (seq_path's escape), nothing else escaped.
+  const prefix = (real + sep).replaceAll('\n', '\\012');
   let inside = false;
   let kb = 0;
   for (const line of smaps.split('\n')) {
