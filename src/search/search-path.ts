@@ -165,6 +165,21 @@ function hitOf(r: Ranked, text: string | undefined): SearchHit {
   return hit;
 }
 
+/**
+ * The hit the cache keeps for `r`: its metadata the store's own object, not a copy (the store never
+ * changes a document's metadata in place, and the cache hands out only copies, copyHit()), so
+ * remembering an answer clones no metadata.
+ */
+function keptHitOf(r: Ranked, text: string | undefined): SearchHit {
+  const from = r.known;
+  const hit: SearchHit = { id: r.id, score: r.score };
+  const kept = from !== undefined ? from.text : text;
+  if (kept !== undefined) hit.text = kept;
+  const meta = from !== undefined ? from.meta : r.doc?.meta;
+  if (meta !== undefined) hit.meta = meta;
+  return hit;
+}
+
 /** What the cache counts for remembering an answer: ids, texts and metadata as UTF-16, and a little for each hit. */
 function answerBytes(ranked: readonly Ranked[], texts: readonly (string | undefined)[]): number {
   return ranked.reduce((n, r, i) => n + 64 + 2 * r.id.length + 2 * (texts[i]?.length ?? 0) + 2 * (r.doc?.metaJson?.length ?? 0), 0);
@@ -182,6 +197,8 @@ export class SearchPath {
   /** The pool a scan collects for the cache: handed over in the same synchronous step, so one serves every search. */
   private readonly pool = new ScorePool();
   private form: Int8Array | undefined;
+  /** rank()'s top-k, kept for the next search (topFor()). */
+  private rankTop: { readonly index: VectorIndex; readonly top: TopK } | undefined;
 
   constructor(private readonly env: SearchEnv) {}
 
@@ -241,8 +258,8 @@ export class SearchPath {
     const hits = ranked.map((r, i) => hitOf(r, texts[i]));
     if (cache.now !== version || this.env.index() !== index) return hits;
     const { cq, scanForm } = this.cacheQuery(q, want, key, (scan) => index.kernelForm(scan));
-    // Copies: the caller may change the hits it gets.
-    cache.rememberAnswer(cq, scanForm(), index, hits.map(copyHit), version, answerBytes(ranked, texts));
+    // Not the caller's hits: it may change them.
+    cache.rememberAnswer(cq, scanForm(), index, ranked.map((r, i) => keptHitOf(r, texts[i])), version, answerBytes(ranked, texts));
     return hits;
   }
 
@@ -322,8 +339,8 @@ export class SearchPath {
     if (texts === undefined) return undefined;
     const hits = ranked.map((r, i) => hitOf(r, texts[i]));
     if (entry !== undefined) {
-      // Copies: the caller may change the hits it gets.
-      cache.answered(entry, hits.map(copyHit), version, answerBytes(ranked, texts));
+      // Not the caller's hits: it may change them.
+      cache.answered(entry, ranked.map((r, i) => keptHitOf(r, texts[i])), version, answerBytes(ranked, texts));
     }
     return hits;
   }
@@ -353,7 +370,7 @@ export class SearchPath {
   private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, scan: ScanQuery, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
     const candidates = this.candidateCount(want);
     const index = this.env.index();
-    const top = new TopK(Math.max(1, candidates), idOrder(index));
+    const top = this.topFor(index, Math.max(1, candidates));
     const pool = remember === undefined ? undefined : this.pool;
     pool?.reset(remember!.reach, remember!.room);
     const test = want.filter === undefined ? undefined : this.filterTest(index, want.filter);
@@ -365,6 +382,21 @@ export class SearchPath {
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
     return this.finish(q, scan.offset ?? 0, chosen, want, { tolerateMoves, bound: () => this.boundOf(scan) });
+  }
+
+  /**
+   * An empty top-k of `capacity` ordering ties by the ids of `index`: one kept from search to search
+   * while both stay (a search uses it only before its first await, so searches in flight never share it).
+   */
+  private topFor(index: VectorIndex, capacity: number): TopK {
+    const kept = this.rankTop;
+    if (kept?.index === index && kept.top.capacity === capacity) {
+      kept.top.clear();
+      return kept.top;
+    }
+    const top = new TopK(capacity, idOrder(index));
+    this.rankTop = { index, top };
+    return top;
   }
 
   /**
