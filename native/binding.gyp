@@ -4,6 +4,11 @@
       "target_name": "memstore_mmap",
       "sources": ["mmap.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "memstore_claims",
+      "sources": ["claims.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]
 }

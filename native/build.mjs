@@ -1,20 +1,22 @@
-// Builds the memory-map addon (mmap.c) with node-gyp when a C compiler and Node's headers are at
-// hand, and does nothing when it is already built from these sources. Never fails the install or
-// the build: without the addon the store reads full vectors with positioned reads (src/arena/ARENA.md).
+// Builds the native addons (mmap.c: memory maps; claims.c: which threads hold which directories)
+// with node-gyp when a C compiler and Node's headers are at hand, and does nothing when they are
+// already built from these sources. Never fails the install or the build: without them the store
+// reads full vectors with positioned reads (src/arena/ARENA.md), and a directory a terminated
+// worker thread held stays locked until the process exits (src/store/lock.ts).
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const built = join(here, 'build', 'Release', 'memstore_mmap.node');
-const sources = ['mmap.c', 'binding.gyp'].map((f) => statSync(join(here, f)).mtimeMs);
-if (existsSync(built) && statSync(built).mtimeMs >= Math.max(...sources)) process.exit(0);
+const built = ['memstore_mmap.node', 'memstore_claims.node'].map((f) => join(here, 'build', 'Release', f));
+const sources = ['mmap.c', 'claims.c', 'binding.gyp'].map((f) => statSync(join(here, f)).mtimeMs);
+if (built.every((f) => existsSync(f) && statSync(f).mtimeMs >= Math.max(...sources))) process.exit(0);
 // npm gives its scripts the node-gyp it ships (and its configuration, such as where Node's headers are).
 const gyp = process.env.npm_config_node_gyp;
 const [command, args] = gyp !== undefined ? [process.execPath, [gyp, 'rebuild']] : ['node-gyp', ['rebuild']];
 const run = spawnSync(command, args, { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 if (run.status !== 0) {
   const why = run.error?.message ?? (run.stderr || run.stdout).trim().split('\n').slice(-3).join(' / ');
-  console.warn(`memstore: the memory-map addon did not build (${why}); full vectors will be read with positioned reads`);
+  console.warn(`memstore: the native addons did not build (${why}); full vectors will be read with positioned reads`);
 }

@@ -683,8 +683,13 @@ export class MemStore {
     let next: VectorIndex | undefined;
     try {
       const buffer = this.index;
+      // The first trainSize, not every vector buffered: the batch that reaches trainSize may bring
+      // more, and the model would then depend on where the batches split. Adds append to the buffer,
+      // so these are every vector stored before that batch, then the batch's first, in its order.
+      // PCA needs two at least (with trainSize 1 it trains at the second vector, on the first two).
+      const samples = this.config.pca === null ? this.config.trainSize : Math.max(2, this.config.trainSize);
       fitted = this.space.fit(
-        [...buffer.allIds()].map((id) => {
+        [...buffer.allIds()].slice(0, samples).map((id) => {
           const v = new Float32Array(this.config.dim);
           buffer.decode(id, v);
           return v;

@@ -1,4 +1,5 @@
 import type { FileLayer } from '../../io/file-layer.js';
+import { threadClaims } from '../../io/thread-claims.js';
 import { MemstoreError } from '../errors.js';
 import { lockPath } from './files.js';
 
@@ -72,7 +73,9 @@ function createWithPid(files: FileLayer, path: string): boolean {
  * atomic way) may remove a stale `LOCK`, and it checks again under it that the lock still holds the
  * dead pid. A takeover lock left by a process that died mid-takeover is removed once its owner is
  * dead and it is older than 5 s. A reused pid can make a stale lock look alive: that errs towards
- * LOCKED, never two writers.
+ * LOCKED, never two writers. A lock naming this very process is judged by the claims of its threads
+ * (io/thread-claims.ts): one left by a worker thread that was terminated with the store open is
+ * stale; without the addon it stays LOCKED until the process exits.
  */
 export class DirectoryLock {
   private constructor(
@@ -83,6 +86,22 @@ export class DirectoryLock {
   static acquire(dir: string, files: FileLayer): DirectoryLock {
     const path = lockPath(dir);
     if (heldHere.has(path)) throw new MemstoreError('LOCKED', `${dir} is already open in this process`);
+    // The threads of this process first (io/thread-claims.ts, where the addon is built): a claim
+    // taken here means no live thread of this process holds the directory, so a lock file naming
+    // this process was left by a thread that is gone (a terminated worker) and is stale.
+    const claimed = threadClaims?.claim(path);
+    if (claimed === false) throw new MemstoreError('LOCKED', `${dir} is open in another thread of this process`);
+    try {
+      return DirectoryLock.take(dir, files, path, claimed === true);
+    } catch (e) {
+      if (claimed === true) threadClaims!.release(path);
+      throw e;
+    }
+  }
+
+  /** The lock file's protocol, once this thread may take it; `ownThreadsGone`: a lock naming this process is stale. */
+  private static take(dir: string, files: FileLayer, path: string, ownThreadsGone: boolean): DirectoryLock {
+    const alive = (pid: number) => (pid === process.pid ? !ownThreadsGone : pidAlive(pid));
     const takeover = `${path}.takeover`;
     const deadline = Date.now() + TAKEOVER_WAIT_MS;
     for (;;) {
@@ -92,12 +111,12 @@ export class DirectoryLock {
       }
       const owner = readOwner(files, path);
       if (owner === undefined) continue;
-      if (!Number.isNaN(owner) && pidAlive(owner)) throw new MemstoreError('LOCKED', `${dir} is held by process ${owner}`);
+      if (!Number.isNaN(owner) && alive(owner)) throw new MemstoreError('LOCKED', `${dir} is held by process ${owner}`);
       if (createWithPid(files, takeover)) {
         try {
           // Under the takeover lock nobody else removes LOCK; it still holds what we judged stale, or is gone.
           const again = readOwner(files, path);
-          if (again !== undefined && !Number.isNaN(again) && pidAlive(again)) throw new MemstoreError('LOCKED', `${dir} is held by process ${again}`);
+          if (again !== undefined && !Number.isNaN(again) && alive(again)) throw new MemstoreError('LOCKED', `${dir} is held by process ${again}`);
           removeIfPresent(files, path);
           if (createWithPid(files, path)) {
             heldHere.add(path);
@@ -121,6 +140,7 @@ export class DirectoryLock {
   release(): void {
     heldHere.delete(this.path);
     removeIfPresent(this.files, this.path);
+    threadClaims?.release(this.path);
   }
 }
 

@@ -1,0 +1,28 @@
+import { createRequire } from 'node:module';
+
+/**
+ * Which threads of this process hold which store directories, through the small native addon in
+ * `native/claims.c`, when it is built: shared by every thread of the process, and a thread's claims
+ * go when its Node environment is torn down (a worker's terminate() included). The directory lock
+ * (src/store/lock.ts) takes over a lock file naming this process that no live thread claims.
+ */
+export interface ThreadClaims {
+  /** Records the calling thread's claim on `path`; false when a thread of this process holds it. */
+  claim(path: string): boolean;
+  /** Drops the calling thread's claim on `path` (none: nothing happens). */
+  release(path: string): void;
+  /** Whether a live thread of this process claims `path`. */
+  held(path: string): boolean;
+}
+
+function load(): ThreadClaims | undefined {
+  try {
+    const a = createRequire(import.meta.url)('../../native/build/Release/memstore_claims.node') as Partial<ThreadClaims>;
+    return typeof a.claim === 'function' && typeof a.release === 'function' && typeof a.held === 'function' ? (a as ThreadClaims) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The claims of this process's threads; undefined without the addon. */
+export const threadClaims: ThreadClaims | undefined = load();

@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { threadClaims } from '../io/thread-claims.js';
+import { MemStore } from '../src/index.js';
+import { rejectsWith, tempDir } from './helpers.js';
+
+/**
+ * A lock file names a process. The threads of this process that hold a directory are known to the
+ * native claims addon (io/thread-claims.ts): a store left open in a worker that is terminated does
+ * not keep its directory locked for the rest of the process, and one open in a live worker does.
+ */
+const WORKER = new URL('./support/lock-worker.js', import.meta.url);
+
+function startWorker(dir: string, records: number): Promise<{ worker: Worker; said: string }> {
+  const worker = new Worker(WORKER, { workerData: { dir, records } });
+  return new Promise((resolve, reject) => {
+    worker.once('message', (said: string) => resolve({ worker, said }));
+    worker.once('error', reject);
+  });
+}
+
+describe('the directory lock and worker threads', { skip: threadClaims === undefined ? 'the native claims addon is not built' : false }, () => {
+  it('a store open in a live worker is LOCKED to the main thread; once the worker is terminated without close(), the directory opens, with what the worker wrote', async () => {
+    const dir = tempDir();
+    const { worker, said } = await startWorker(dir, 5);
+    assert.equal(said, 'open');
+    await rejectsWith(() => MemStore.open(dir, { dim: 4 }), 'LOCKED');
+    await worker.terminate();
+    const store = await MemStore.open(dir, { dim: 4 });
+    try {
+      assert.equal(store.stats().count, 5, 'the acknowledged writes of the worker are there');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a directory the main thread holds is LOCKED to a worker; after close() the worker opens it', async () => {
+    const dir = tempDir();
+    const store = await MemStore.open(dir, { dim: 4 });
+    const first = await startWorker(dir, 0);
+    assert.equal(first.said, 'error LOCKED');
+    await first.worker.terminate();
+    await store.close();
+    const second = await startWorker(dir, 0);
+    assert.equal(second.said, 'open');
+    await second.worker.terminate();
+  });
+
+  it('two workers: the second is LOCKED while the first lives, and opens once it is terminated', async () => {
+    const dir = tempDir();
+    const a = await startWorker(dir, 1);
+    assert.equal(a.said, 'open');
+    const b = await startWorker(dir, 0);
+    assert.equal(b.said, 'error LOCKED');
+    await b.worker.terminate();
+    await a.worker.terminate();
+    const c = await startWorker(dir, 0);
+    assert.equal(c.said, 'open');
+    await c.worker.terminate();
+  });
+});
