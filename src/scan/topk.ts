@@ -90,18 +90,19 @@ export class TopK {
 
   push(score: number, slot: number): void {
     if (this.spent) throw new Error('push after sortBestFirst');
-    if (this.capacity === 0 || this.belowFloor(score, slot)) return;
+    // The score alone decides almost every push: the tie order only at the floor's own score.
+    if (score < this.floorScore || (score === this.floorScore && this.tieBelowFloor(slot))) return;
     if (this.n === this.scores.length) {
       this.select();
-      if (this.belowFloor(score, slot)) return;
+      if (score < this.floorScore || (score === this.floorScore && this.tieBelowFloor(slot))) return;
     }
     this.scores[this.n] = score;
     this.slots[this.n++] = slot;
   }
 
-  /** Whether (score, slot) is worse than the floor: it cannot enter. */
-  private belowFloor(score: number, slot: number): boolean {
-    return score < this.floorScore || (score === this.floorScore && this.floorSlot >= 0 && this.floorSlot !== slot && this.before(this.floorSlot, slot));
+  /** Whether `slot`, scoring exactly the floor's score, cannot enter: no room, or the floor's slot goes first. */
+  private tieBelowFloor(slot: number): boolean {
+    return this.capacity === 0 || (this.floorSlot >= 0 && this.floorSlot !== slot && this.before(this.floorSlot, slot));
   }
 
   /** Whether entry i is better than (score, slot): a higher score, or the same and before it in the tie order. */
