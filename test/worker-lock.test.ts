@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { symlinkSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { threadClaims } from '../io/thread-claims.js';
 import { MemStore } from '../src/index.js';
@@ -45,6 +47,27 @@ describe('the directory lock and worker threads', { skip: threadClaims === undef
     const second = await startWorker(dir, 0);
     assert.equal(second.said, 'open');
     await second.worker.terminate();
+  });
+
+  it('two spellings of one directory (a symlink, a relative path) are one: LOCKED through either while a worker or this thread holds it', async () => {
+    const dir = tempDir();
+    const link = join(tempDir(), 'link');
+    symlinkSync(dir, link);
+    const { worker, said } = await startWorker(dir, 1);
+    assert.equal(said, 'open');
+    // Taken over as a lock no live thread claims under that name, it would make two writers.
+    await rejectsWith(() => MemStore.open(link, { dim: 4 }), 'LOCKED');
+    await rejectsWith(() => MemStore.open(relative(process.cwd(), dir), { dim: 4 }), 'LOCKED');
+    await worker.terminate();
+    const store = await MemStore.open(link, { dim: 4 });
+    try {
+      await rejectsWith(() => MemStore.open(dir, { dim: 4 }), 'LOCKED');
+      assert.equal(store.stats().count, 1);
+    } finally {
+      await store.close();
+    }
+    const again = await MemStore.open(dir, { dim: 4 });
+    await again.close();
   });
 
   it('two workers: the second is LOCKED while the first lives, and opens once it is terminated', async () => {

@@ -1,4 +1,6 @@
 import type { FileLayer } from '../../io/file-layer.js';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { threadClaims } from '../../io/thread-claims.js';
 import { MemstoreError } from '../errors.js';
 import { lockPath } from './files.js';
@@ -78,6 +80,9 @@ function createWithPid(files: FileLayer, path: string): boolean {
  * stale; without the addon it stays LOCKED until the process exits.
  */
 export class DirectoryLock {
+  /** The thread claim taken with the lock (claimKey()), released with it. */
+  private claim: string | undefined;
+
   private constructor(
     private readonly files: FileLayer,
     private readonly path: string,
@@ -89,12 +94,15 @@ export class DirectoryLock {
     // The threads of this process first (io/thread-claims.ts, where the addon is built): a claim
     // taken here means no live thread of this process holds the directory, so a lock file naming
     // this process was left by a thread that is gone (a terminated worker) and is stale.
-    const claimed = threadClaims?.claim(path);
+    const key = claimKey(dir);
+    const claimed = threadClaims?.claim(key);
     if (claimed === false) throw new MemstoreError('LOCKED', `${dir} is open in another thread of this process`);
     try {
-      return DirectoryLock.take(dir, files, path, claimed === true);
+      const lock = DirectoryLock.take(dir, files, path, claimed === true);
+      lock.claim = claimed === true ? key : undefined;
+      return lock;
     } catch (e) {
-      if (claimed === true) threadClaims!.release(path);
+      if (claimed === true) threadClaims!.release(key);
       throw e;
     }
   }
@@ -140,7 +148,22 @@ export class DirectoryLock {
   release(): void {
     heldHere.delete(this.path);
     removeIfPresent(this.files, this.path);
-    threadClaims?.release(this.path);
+    if (this.claim !== undefined) threadClaims?.release(this.claim);
+  }
+}
+
+/**
+ * What the threads' claims name a directory by: its device and inode, so that two spellings of one
+ * directory (a symlink, a relative path, a bind mount) are one claim; a thread taking over a lock
+ * that another thread holds under another name would make two writers. The path made absolute where
+ * the directory cannot be stat'ed (a file layer that keeps it in memory).
+ */
+function claimKey(dir: string): string {
+  try {
+    const st = statSync(dir, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return resolve(dir);
   }
 }
 
