@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { threadClaims } from '../io/thread-claims.js';
@@ -68,6 +68,27 @@ describe('the directory lock and worker threads', { skip: threadClaims === undef
     }
     const again = await MemStore.open(dir, { dim: 4 });
     await again.close();
+  });
+
+  it("a holder whose directory was deleted and made again does not remove the new holder's lock when it closes", async () => {
+    const dir = tempDir();
+    const { worker, said } = await startWorker(dir, 1);
+    assert.equal(said, 'open');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir);
+    // Another directory now, by its inode: nothing holds it.
+    const store = await MemStore.open(dir, { dim: 4 });
+    try {
+      worker.postMessage('close');
+      await new Promise((resolve) => worker.once('message', resolve));
+      const lock = join(dir, 'LOCK');
+      assert.ok(existsSync(lock), 'the new holder keeps its lock file');
+      assert.equal(Number.parseInt(readFileSync(lock, 'utf8'), 10), process.pid);
+    } finally {
+      await store.close();
+      await worker.terminate();
+    }
+    assert.equal(existsSync(join(dir, 'LOCK')), false, 'and removes it when it closes');
   });
 
   it('two workers: the second is LOCKED while the first lives, and opens once it is terminated', async () => {

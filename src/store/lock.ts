@@ -86,6 +86,8 @@ export class DirectoryLock {
   private constructor(
     private readonly files: FileLayer,
     private readonly path: string,
+    /** The lock file this lock created (fileId()), so that release() removes that file and no other. */
+    private readonly created: string | undefined,
   ) {}
 
   static acquire(dir: string, files: FileLayer): DirectoryLock {
@@ -115,7 +117,7 @@ export class DirectoryLock {
     for (;;) {
       if (createWithPid(files, path)) {
         heldHere.add(path);
-        return new DirectoryLock(files, path);
+        return new DirectoryLock(files, path, fileId(path));
       }
       const owner = readOwner(files, path);
       if (owner === undefined) continue;
@@ -128,7 +130,7 @@ export class DirectoryLock {
           removeIfPresent(files, path);
           if (createWithPid(files, path)) {
             heldHere.add(path);
-            return new DirectoryLock(files, path);
+            return new DirectoryLock(files, path, fileId(path));
           }
         } finally {
           removeIfPresent(files, takeover);
@@ -147,7 +149,9 @@ export class DirectoryLock {
 
   release(): void {
     heldHere.delete(this.path);
-    removeIfPresent(this.files, this.path);
+    // Another holder's lock when the directory was deleted and made again while this one was open
+    // (its LOCK is another file): removing it would let a third opener in beside that holder.
+    if (this.created === undefined || fileId(this.path) === this.created) removeIfPresent(this.files, this.path);
     if (this.claim !== undefined) threadClaims?.release(this.claim);
   }
 }
@@ -159,11 +163,16 @@ export class DirectoryLock {
  * the directory cannot be stat'ed (a file layer that keeps it in memory).
  */
 function claimKey(dir: string): string {
+  return fileId(dir) ?? resolve(dir);
+}
+
+/** The device and inode of the file at `path`, or undefined where it cannot be stat'ed (gone, or kept in memory by its file layer). */
+function fileId(path: string): string | undefined {
   try {
-    const st = statSync(dir, { bigint: true });
+    const st = statSync(path, { bigint: true });
     return `${st.dev}:${st.ino}`;
   } catch {
-    return resolve(dir);
+    return undefined;
   }
 }
 
