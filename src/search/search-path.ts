@@ -152,19 +152,6 @@ function keyOf(want: Wanted): string {
   return JSON.stringify([want.k, want.filter ?? null, want.rescore, want.exact, want.nprobe ?? null]);
 }
 
-function hitOf(r: Ranked, text: string | undefined): SearchHit {
-  if (r.known !== undefined) {
-    // Not a spread with a field after it: V8's slow path, 2 µs a hit.
-    const hit = copyHit(r.known);
-    hit.score = r.score;
-    return hit;
-  }
-  const hit: SearchHit = { id: r.id, score: r.score };
-  if (text !== undefined) hit.text = text;
-  if (r.doc?.meta !== undefined) hit.meta = cloneMeta(r.doc.meta);
-  return hit;
-}
-
 /**
  * The hit the cache keeps for `r`: its metadata the store's own object, not a copy (the store never
  * changes a document's metadata in place, and the cache hands out only copies, copyHit()), so
@@ -178,6 +165,11 @@ function keptHitOf(r: Ranked, text: string | undefined): SearchHit {
   const meta = from !== undefined ? from.meta : r.doc?.meta;
   if (meta !== undefined) hit.meta = meta;
   return hit;
+}
+
+/** The hit a caller gets for `r`: the kept one's copy (copyHit), which the caller may change. */
+function hitOf(r: Ranked, text: string | undefined): SearchHit {
+  return copyHit(keptHitOf(r, text));
 }
 
 /** What the cache counts for remembering an answer: ids, texts and metadata as UTF-16, and a little for each hit. */
@@ -255,11 +247,12 @@ export class SearchPath {
     const version = cache.now;
     const index = this.env.index();
     const { ranked, texts } = await this.rankWithTexts(q, want);
-    const hits = ranked.map((r, i) => hitOf(r, texts[i]));
+    // The cache keeps `kept`; the caller gets copies, which it may change.
+    const kept = ranked.map((r, i) => keptHitOf(r, texts[i]));
+    const hits = kept.map(copyHit);
     if (cache.now !== version || this.env.index() !== index) return hits;
     const { cq, scanForm } = this.cacheQuery(q, want, key, (scan) => index.kernelForm(scan));
-    // Not the caller's hits: it may change them.
-    cache.rememberAnswer(cq, scanForm(), index, ranked.map((r, i) => keptHitOf(r, texts[i])), version, answerBytes(ranked, texts));
+    cache.rememberAnswer(cq, scanForm(), index, kept, version, answerBytes(ranked, texts));
     return hits;
   }
 
@@ -337,12 +330,10 @@ export class SearchPath {
     const texts = await this.textsOf(ranked);
     cache.settle();
     if (texts === undefined) return undefined;
-    const hits = ranked.map((r, i) => hitOf(r, texts[i]));
-    if (entry !== undefined) {
-      // Not the caller's hits: it may change them.
-      cache.answered(entry, ranked.map((r, i) => keptHitOf(r, texts[i])), version, answerBytes(ranked, texts));
-    }
-    return hits;
+    // The cache keeps `kept`; the caller gets copies, which it may change.
+    const kept = ranked.map((r, i) => keptHitOf(r, texts[i]));
+    if (entry !== undefined) cache.answered(entry, kept, version, answerBytes(ranked, texts));
+    return kept.map(copyHit);
   }
 
   /**
