@@ -23,7 +23,7 @@ import {
   type StoreOptions,
   type SearchOptions,
 } from './options.js';
-import type { PcaModel } from './pca/pca.js';
+import { PCA_MIN_ROWS, type PcaModel } from './pca/pca.js';
 import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import { PageIndex, sortSlotsById } from './index/page-index.js';
@@ -686,8 +686,8 @@ export class MemStore {
       // The first trainSize, not every vector buffered: the batch that reaches trainSize may bring
       // more, and the model would then depend on where the batches split. Adds append to the buffer,
       // so these are every vector stored before that batch, then the batch's first, in its order.
-      // PCA needs two at least (with trainSize 1 it trains at the second vector, on the first two).
-      const samples = this.config.pca === null ? this.config.trainSize : Math.max(2, this.config.trainSize);
+      // PCA needs PCA_MIN_ROWS at least (with trainSize 1 it trains at the second vector, on the first two).
+      const samples = this.config.pca === null ? this.config.trainSize : Math.max(PCA_MIN_ROWS, this.config.trainSize);
       fitted = this.space.fit(
         [...buffer.allIds()].slice(0, samples).map((id) => {
           const v = new Float32Array(this.config.dim);

@@ -15,6 +15,9 @@ export interface PcaModel {
   readonly explainedVariance: number;
 }
 
+/** Training vectors PCA needs at least: one has no variance to find axes in. */
+export const PCA_MIN_ROWS = 2;
+
 /**
  * Fits PCA on `rows` (each of length `inDim`). The covariance matrix is accumulated here in float64
  * (ml-pca's own path goes through generic Matrix accessors and is several times slower); ml-pca does
@@ -22,7 +25,7 @@ export interface PcaModel {
  */
 export function fitPca(rows: readonly Float32Array[], inDim: number, option: PcaOption): PcaModel {
   const n = rows.length;
-  if (n < 2) throw new MemstoreError('INVALID_OPTION', 'PCA needs at least 2 training vectors');
+  if (n < PCA_MIN_ROWS) throw new MemstoreError('INVALID_OPTION', `PCA needs at least ${PCA_MIN_ROWS} training vectors`);
   const mean = new Float64Array(inDim);
   for (const row of rows) for (let i = 0; i < inDim; i++) mean[i]! += row[i]!;
   for (let i = 0; i < inDim; i++) mean[i]! /= n;
