@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const built = ['memstore_mmap.node', 'memstore_claims.node'].map((f) => join(here, 'build', 'Release', f));
-const sources = ['mmap.c', 'claims.c', 'binding.gyp'].map((f) => statSync(join(here, f)).mtimeMs);
+const sources = ['mmap.c', 'claims.c', 'napi-helpers.h', 'binding.gyp'].map((f) => statSync(join(here, f)).mtimeMs);
 if (built.every((f) => existsSync(f) && statSync(f).mtimeMs >= Math.max(...sources))) process.exit(0);
 // npm gives its scripts the node-gyp it ships (and its configuration, such as where Node's headers are).
 const gyp = process.env.npm_config_node_gyp;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <node_api.h>
+#include "napi-helpers.h"
 
 typedef struct claim {
   char *path;
@@ -25,11 +26,6 @@ typedef struct claim {
 
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
 static claim_t *claims = NULL;
-
-static napi_value fail(napi_env env, const char *code, const char *what) {
-  napi_throw_error(env, code, what);
-  return NULL;
-}
 
 static claim_t **find(const char *path) {
   claim_t **at = &claims;
@@ -126,11 +122,6 @@ static void release_all(void *arg) {
     free(entry);
   }
   pthread_mutex_unlock(&mutex);
-}
-
-static int export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
-  napi_value fn;
-  return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) == napi_ok && napi_set_named_property(env, exports, name, fn) == napi_ok;
 }
 
 NAPI_MODULE_INIT() {

@@ -27,17 +27,13 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <node_api.h>
+#include "napi-helpers.h"
 
 typedef struct {
   void *addr;
   size_t length;
   int mapped;
 } region_t;
-
-static napi_value fail(napi_env env, const char *code, const char *what) {
-  napi_throw_error(env, code, what);
-  return NULL;
-}
 
 /* The name of an error number fstat or mmap sets, as Node names it (a `code` callers can test); EIO for any other. */
 static const char *errno_name(int e) {
@@ -161,11 +157,6 @@ static napi_value unmap_file(napi_env env, napi_callback_info info) {
   munmap(region->addr, region->length);
   region->mapped = 0;
   return NULL;
-}
-
-static int export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
-  napi_value fn;
-  return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) == napi_ok && napi_set_named_property(env, exports, name, fn) == napi_ok;
 }
 
 NAPI_MODULE_INIT() {
