@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemStore, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
-import { outsiderBound, scoreShift } from '../src/cache/bounds.js';
+import { movedScore, outsiderBound, scoreShift, skipBelow } from '../src/cache/bounds.js';
 import { SketchTable, bitsHash, hamming, signSketch } from '../src/cache/sketch.js';
 import type { CodecName } from '../src/codec/codec.js';
 import { getCodec, isRqCodec } from '../src/codec/index.js';
@@ -185,6 +185,27 @@ test('an exact repeat with nothing written since is answered without a search, a
   await assert.rejects(store.search(v[0]!, { k: 4 }), (e: unknown) => (e as { code?: string }).code === 'CLOSED');
 });
 
+test('every option that shapes an answer keys it: a change of one alone, or a filter changed in place between two searches, is another question', async () => {
+  const v = clustered(300, DIM, 3);
+  const store = await MemStore.open(tempDir(), { dim: DIM, durability: 'none', pages: { from: 100 } });
+  const plain = await MemStore.open(tempDir(), { dim: DIM, durability: 'none', pages: { from: 100 }, cache: false });
+  const records = v.map((vector, i) => ({ id: `v${i}`, vector, meta: { i, half: i % 2 } }));
+  await store.add(records);
+  await plain.add(records);
+  const q = v[7]!;
+  const asked: SearchOptions[] = [{ k: 5 }, { k: 6 }, { k: 6, rescore: false }, { k: 6, rescore: false, exact: true }, { k: 6, rescore: false, nprobe: 1 }, { k: 6, rescore: false, nprobe: 2 }];
+  for (const options of [...asked, ...asked]) assert.deepEqual(await store.search(q, options), await plain.search(q, options), JSON.stringify(options));
+  assert.equal(store.stats().cache.exactHits, asked.length, 'the second round repeats each');
+  const filter: { half: number } = { half: 0 };
+  assert.deepEqual(await store.search(q, { k: 5, filter }), await plain.search(q, { k: 5, filter: { half: 0 } }));
+  filter.half = 1;
+  const changed = await store.search(q, { k: 5, filter });
+  assert.ok(changed.every((h) => (h.meta as { half: number }).half === 1), 'the filter as it is now');
+  assert.deepEqual(changed, await plain.search(q, { k: 5, filter: { half: 1 } }));
+  await store.close();
+  await plain.close();
+});
+
 test('a near query is served from a pool only when the bound proves it; otherwise it is a bound failure and the search runs', async () => {
   const next = rng(4);
   const v = clustered(400, DIM, 8, 10);
@@ -282,6 +303,44 @@ test('bounds: a score moves by at most the bound under every kernel metric (rand
   }
   assert.equal(outsiderBound('dot', -Infinity, new Float32Array(2), new Float32Array(2), 1), -Infinity);
   assert.throws(() => outsiderBound('dot', 0, new Float32Array(2), new Float32Array(3), 1), RangeError, 'queries of different lengths have no distance');
+});
+
+test('bounds: the angular form is tighter than b + ‖v′ − v‖ for a near query, and skipBelow() is a threshold movedScore() agrees with', () => {
+  const next = rng(17);
+  const unit = (v: Float32Array) => {
+    const n = Math.hypot(...v);
+    return v.map((x) => x / n);
+  };
+  const dim = 64;
+  for (let trial = 0; trial < 300; trial++) {
+    const v = unit(Float32Array.from({ length: dim }, () => gaussian(next)));
+    const w = unit(v.map((x) => x + (trial % 3 === 0 ? 0.002 : 0.02) * gaussian(next)));
+    const x = 1 + 3 * next();
+    for (const metric of ['cosine', 'dot', 'l2'] as const) {
+      const shift = scoreShift(metric, { kind: 'float', vector: v }, { kind: 'float', vector: w }, x);
+      const scale = metric === 'cosine' ? 1 : x;
+      if (metric !== 'l2') {
+        // Outsiders at or below half the best score: the linear bound adds the whole distance, the
+        // angular one about sin(60°) of it.
+        const b = 0.5 * scale;
+        const linear = b + shift.delta * scale + shift.margin;
+        assert.ok(movedScore(shift, b) < linear - 0.05 * shift.delta * scale, `${metric} trial ${trial}: ${movedScore(shift, b)} against ${linear}`);
+      }
+      for (let probe = 0; probe < 20; probe++) {
+        const m = (metric === 'l2' ? -4 * x * x : 2 * scale * (next() - 0.5)) * next();
+        const t = skipBelow(shift, m);
+        const s = metric === 'l2' ? -4 * x * x * next() : 2 * scale * (next() - 0.5);
+        if (s < t) assert.ok(movedScore(shift, s) < m, `${metric}: ${s} below the threshold ${t} moves to ${movedScore(shift, s)}, not below ${m}`);
+        // Right under it too, where a threshold a little too high would fail.
+        if (Number.isFinite(t)) assert.ok(movedScore(shift, t - 1e-12 * (1 + Math.abs(t))) < m, `${metric} trial ${trial}: just under ${t}, ${m} is reached`);
+        // Not lax: a little above it, the moved score is at m or above (the threshold gives up 1e-9 of the scale only).
+        if (Number.isFinite(t)) assert.ok(movedScore(shift, t + 1e-6 * (1 + Math.abs(t))) >= m - 1e-5 * (1 + Math.abs(m)), `${metric} trial ${trial}: threshold ${t} for ${m} is lax`);
+      }
+    }
+  }
+  const flat = scoreShift('l2', { kind: 'float', vector: new Float32Array(4) }, { kind: 'float', vector: new Float32Array(4) }, 1);
+  assert.equal(skipBelow(flat, 1), Infinity, 'no l2 score moves above its margin');
+  assert.equal(skipBelow(flat, -Infinity), -Infinity);
 });
 
 test('sign sketches: near vectors differ in few bits, opposite ones in all', () => {

@@ -6,11 +6,15 @@ import type { KernelForm } from '../scan/code-blocks.js';
  * the scan kernels compute on the kernel's view of the query `v` (CodeBlocks.kernelQuery, KernelForm) and a
  * stored code `x` (decoded: x̂):
  *
- *   'cosine'  s(v, x) = v · x̂ / ‖x̂‖      |s(v', x) − s(v, x)| ≤ ‖v' − v‖
- *   'dot'     s(v, x) = v · x̂             |s(v', x) − s(v, x)| ≤ ‖v' − v‖ · ‖x̂‖ ≤ ‖v' − v‖ · X
+ *   'cosine'  s(v, x) = v · x̂ / ‖x̂‖      |s(v', x) − s(v, x)| ≤ ‖v' − v‖, and
+ *             s(v, x) ≤ b  ⇒  s(v', x) ≤ ‖v'‖ cos(max(0, arccos(b / ‖v‖) − α)), α the angle between v and v'
+ *   'dot'     s(v, x) = v · x̂             |s(v', x) − s(v, x)| ≤ ‖v' − v‖ · ‖x̂‖ ≤ ‖v' − v‖ · X, and
+ *             s(v, x) ≤ b  ⇒  s(v', x) ≤ X ‖v'‖ cos(max(0, arccos(b / (‖v‖ X)) − α))
  *   'l2'      s(v, x) = −‖v − x̂‖²         s(v, x) ≤ b  ⇒  s(v', x) ≤ −max(0, √−b − ‖v' − v‖)²
  *
- * (Cauchy–Schwarz for the first two, the triangle inequality for the third.) `outsiderBound` maps
+ * (Cauchy–Schwarz for the first two, the triangle inequality for the third; each second form
+ * is the triangle inequality for angles, tighter than the first by a factor of about sin(arccos b)
+ * for a small move of a unit query.) `outsiderBound` maps
  * the bound `b` known for every vector outside a pool under `v` to one under `v'`, with a margin for
  * float32 rounding in the kernels.
  */
@@ -32,6 +36,10 @@ export interface ScoreShift {
   readonly margin: number;
   /** The largest ‖x̂‖ in the store ('dot' and 'l2' need it). */
   readonly maxNorm: number;
+  /** ‖v‖ and ‖v'‖, and the angle between them (0 when either is 0): the angular bound of 'cosine'. */
+  readonly fromNorm: number;
+  readonly nextNorm: number;
+  readonly angle: number;
 }
 
 export function scoreShift(metric: KernelMetric, from: KernelForm, next: KernelForm, maxNorm: number): ScoreShift {
@@ -46,6 +54,7 @@ export function scoreShift(metric: KernelMetric, from: KernelForm, next: KernelF
   let d2 = 0;
   let f2 = 0;
   let n2 = 0;
+  let fn = 0;
   for (let i = 0; i < length; i++) {
     // As kernelQuery() gives each value: float32 (a float form's values are already).
     const x = Math.fround(a[i]! * sa);
@@ -53,12 +62,42 @@ export function scoreShift(metric: KernelMetric, from: KernelForm, next: KernelF
     d2 += (x - y) * (x - y);
     f2 += x * x;
     n2 += y * y;
+    fn += x * y;
   }
   const delta = Math.sqrt(d2);
   const largest = Math.sqrt(Math.max(f2, n2));
   const far = largest + maxNorm;
   const margin = metric === 'cosine' ? roundingMargin(length, largest) : metric === 'dot' ? roundingMargin(length, largest * maxNorm) : roundingMargin(length, far * far);
-  return { metric, delta, margin, maxNorm };
+  const fromNorm = Math.sqrt(f2);
+  const nextNorm = Math.sqrt(n2);
+  const angle = fromNorm > 0 && nextNorm > 0 ? Math.acos(clamp(fn / (fromNorm * nextNorm))) : 0;
+  return { metric, delta, margin, maxNorm, fromNorm, nextNorm, angle };
+}
+
+function clamp(c: number): number {
+  return c > 1 ? 1 : c < -1 ? -1 : c;
+}
+
+/**
+ * The largest ‖x̂‖ the kernel divides by (1: 'cosine' scores unit directions) or multiplies by ('dot':
+ * the store's largest code norm); 0 for 'l2', which has no angular form.
+ */
+function reach(shift: ScoreShift): number {
+  return shift.metric === 'cosine' ? 1 : shift.metric === 'dot' ? shift.maxNorm : 0;
+}
+
+/**
+ * The angular form of the bound (CACHE.md, "The bound"): a direction at angle at least
+ * arccos(b / (‖v‖ X)) from v is at least that less α from v', and for 'dot' the bound grows with
+ * ‖x̂‖, so the largest, X, gives it. Float64 rounding of the arccos near 1 moves it by at most
+ * about 4 · 10⁻⁷ of the scale, far inside the margin the caller adds (at least 2⁻¹² of it).
+ * Infinity (no bound) when a query or X is 0.
+ */
+function angularMove(shift: ScoreShift, b: number): number {
+  const x = reach(shift);
+  if (!(shift.fromNorm > 0 && shift.nextNorm > 0 && x > 0)) return Infinity;
+  const apart = Math.acos(clamp(b / (shift.fromNorm * x))) - shift.angle;
+  return x * shift.nextNorm * (apart > 0 ? Math.cos(apart) : 1);
 }
 
 /**
@@ -69,15 +108,54 @@ export function movedScore(shift: ScoreShift, b: number): number {
   if (b === -Infinity) return -Infinity;
   switch (shift.metric) {
     case 'cosine':
-      return b + shift.delta + shift.margin;
+      // The margin also inside the angular form: the old score itself was rounded.
+      return Math.min(b + shift.delta, angularMove(shift, b + shift.margin)) + shift.margin;
     case 'dot':
-      return b + shift.delta * shift.maxNorm + shift.margin;
+      return Math.min(b + shift.delta * shift.maxNorm, angularMove(shift, b + shift.margin)) + shift.margin;
     case 'l2': {
       const r = Math.sqrt(Math.max(0, -b));
       const closest = Math.max(0, r - shift.delta);
       return -(closest * closest) + shift.margin;
     }
   }
+}
+
+/**
+ * A score below which every score moves to below `m` (movedScore(shift, s) < m for every s < the
+ * result), a little lower than the exact threshold (by 10⁻⁹ of the scale, far more than the
+ * inverse's rounding): comparing each pool member's old score with it is one comparison instead of
+ * a movedScore() each, whose arccos and cosine cost a near try several microseconds.
+ */
+export function skipBelow(shift: ScoreShift, m: number): number {
+  if (!(m > -Infinity)) return -Infinity;
+  let at: number;
+  switch (shift.metric) {
+    case 'cosine':
+    case 'dot': {
+      const x = reach(shift);
+      const linear = m - shift.delta * x - shift.margin;
+      at = linear;
+      if (shift.fromNorm > 0 && shift.nextNorm > 0 && x > 0) {
+        // X ‖v'‖ cos(max(0, φ − α)) < w X ‖v'‖  ⟸  φ > α + arccos(w), φ = arccos((s + margin) / (‖v‖ X)).
+        const w = (m - shift.margin) / (x * shift.nextNorm);
+        if (w > 1) return Infinity;
+        if (w > -1) {
+          const turn = shift.angle + Math.acos(w);
+          if (turn < Math.PI) at = Math.max(linear, x * shift.fromNorm * Math.cos(turn) - shift.margin);
+        }
+      }
+      break;
+    }
+    case 'l2': {
+      // −max(0, √−s − δ)² + margin < m  ⟸  √−s > δ + √(margin − m).
+      const room = shift.margin - m;
+      if (room < 0) return Infinity;
+      const r = shift.delta + Math.sqrt(room);
+      at = -(r * r);
+      break;
+    }
+  }
+  return at - 1e-9 * (1 + Math.abs(at));
 }
 
 /**

@@ -6,7 +6,7 @@ import type { PoolScope, ScorePool, SearchScope } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
 import type { DocRecord } from '../store/state.js';
 import { HotVectors } from './hot-vectors.js';
-import { movedScore, scoreShift, type ScoreShift } from './bounds.js';
+import { movedScore, scoreShift, skipBelow, type ScoreShift } from './bounds.js';
 import { SketchTable, bitsHash, sameBits, signSketch } from './sketch.js';
 import { SeenIds } from './seen-ids.js';
 import { SpareBuffers } from './spare-buffers.js';
@@ -683,7 +683,7 @@ export class LookasideCache<A> {
   private shiftOf(scan: ScanQuery, from: KernelForm, next: KernelForm, host: CacheHost): ScoreShift {
     // An rq l2 score is −(‖q'‖² + ‖r‖² − 2⟨r̃, q̂⟩), not −‖q̂ − r̃‖²: each vector's own ‖r̃‖² − ‖r‖² sits in
     // it, so no shift of the query bounds it (CACHE.md): an unbounded shift, and near queries search.
-    if (scan.metric === 'l2' && isRqCodec(host.index.codec.name)) return { metric: 'l2', delta: Infinity, margin: 0, maxNorm: 0 };
+    if (scan.metric === 'l2' && isRqCodec(host.index.codec.name)) return { metric: 'l2', delta: Infinity, margin: 0, maxNorm: 0, fromNorm: 0, nextNorm: 0, angle: 0 };
     return scoreShift(scan.metric, from, next, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
   }
 
@@ -842,11 +842,11 @@ export class LookasideCache<A> {
       top.push(scores[i]!, picked[i]!);
       guard.push(scores[i]!, picked[i]!);
     }
-    const m = guard.kthBest();
+    const skip = skipBelow(shift, guard.kthBest());
     let more = 0;
     for (let i = back; i < size; i++) {
       const at = slots[i]!;
-      if (!(movedScore(shift, entry.scores[at]!) < m)) picked[more++] = entry.slots[at]!;
+      if (!(entry.scores[at]! < skip)) picked[more++] = entry.slots[at]!;
     }
     host.index.scoreSlots(scan, picked, more, scores);
     for (let i = 0; i < more; i++) {

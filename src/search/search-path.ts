@@ -147,6 +147,11 @@ function idOrder(index: VectorIndex): (a: number, b: number) => boolean {
   return (a, b) => index.idAt(a) < index.idAt(b);
 }
 
+/** Whether `a` and `b` ask without a filter and with the same other options that shape an answer. */
+function sameUnfiltered(a: Wanted, b: Wanted): boolean {
+  return a.filter === undefined && b.filter === undefined && a.k === b.k && a.rescore === b.rescore && a.exact === b.exact && a.nprobe === b.nprobe;
+}
+
 /** The options that shape an answer, as the cache keys it. */
 function keyOf(want: Wanted): string {
   return JSON.stringify([want.k, want.filter ?? null, want.rescore, want.exact, want.nprobe ?? null]);
@@ -208,10 +213,18 @@ export class SearchPath {
     return this.form;
   }
 
-  /** keyOf(want), made once for the one `want` a search asks repeat() and then search() with. */
+  /**
+   * keyOf(want), made once for the one `want` a search asks repeat() and then search() with, and
+   * kept for the next searches with equal options and no filter (JSON.stringify was a tenth of an
+   * exact hit). A filter is the caller's object, which may have changed in place since: a search
+   * with one makes its key afresh.
+   */
   private keyOf(want: Wanted): string {
-    if (this.lastKey?.want !== want) this.lastKey = { want, key: keyOf(want) };
-    return this.lastKey.key;
+    const last = this.lastKey;
+    if (last !== undefined && (last.want === want || sameUnfiltered(last.want, want))) return last.key;
+    const key = keyOf(want);
+    this.lastKey = { want, key };
+    return key;
   }
 
   /** The `want.k` stored records closest to `q` (a checked copy of the query), best first. */
