@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { emitWarning } from 'node:process';
 import { Wal } from '../wal/wal.js';
 import { nodeFileLayer } from '../io/file-layer.js';
-import { BlobArena, type BlobRef } from './arena/arena.js';
+import { BlobArena, type ArenaEnd, type BlobRef } from './arena/arena.js';
 import { LookasideCache, type CacheStats } from './cache/lookaside.js';
 import type { Codec, CodecName } from './codec/codec.js';
 import { getCodec, isRqCodec } from './codec/index.js';
@@ -28,7 +28,7 @@ import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import { PageIndex, sortSlotsById } from './index/page-index.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
-import { ensureDurableDir, importMarkerPath, indexFilePath, repairLogDir, statePath, walDir } from './store/files.js';
+import { ensureDurableDir, importMarkerPath, indexFilePath, repairLogDir, statePath, storeFileIn, walDir } from './store/files.js';
 import type { IndexDamage, IndexFile } from './store/index-file.js';
 import { ChangedRecords, NO_DOC } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
@@ -37,7 +37,7 @@ import { RecordReads } from './store/record-reads.js';
 import { ResidentSampler } from './store/resident.js';
 import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
-import { docRecord, hasDoc, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
+import { arenaEndOf, docRecord, hasDoc, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
 import { Checkpointer } from './store/checkpointer.js';
 import { checkReopen, createConfig, settlePages } from './store/config.js';
 import { Damage, type DamagedKey } from './store/damage.js';
@@ -155,6 +155,12 @@ function newIndex(codec: Codec, dim: number): VectorIndex {
   return new FlatIndex(codec, dim, true);
 }
 
+/** The arena option of a checkpoint's end, when it holds a well-formed one. */
+function reachedOf(end: unknown): { reached?: ArenaEnd } {
+  const reached = arenaEndOf(end);
+  return reached === undefined ? {} : { reached };
+}
+
 function sizeOf(path: string): number {
   try {
     return statSync(path).size;
@@ -240,7 +246,6 @@ export class MemStore {
         }),
         apply: (m) => this.apply(m),
         applied: (bytes) => this.checkpoints.applied(bytes),
-        checkOpen: () => this.checkOpen(),
         lagging: () => this.checkpoints.lagging(),
       },
       checkpointLsn,
@@ -318,7 +323,13 @@ export class MemStore {
     if (internal.importing !== true && existsSync(importMarkerPath(dir))) {
       throw new MemstoreError('CORRUPTION', `${dir}: an import into it did not finish, so its store may lack rows; import again (it starts over) or empty the directory`, { file: importMarkerPath(dir) });
     }
-    if (!existsSync(statePath(dir))) createConfig(opts, dir);
+    if (!existsSync(statePath(dir))) {
+      // Creating a state file here would make a new, empty store over the old one's files: its log
+      // replayed into it from the wrong place, its index and arena files written over.
+      const orphan = storeFileIn(dir);
+      if (orphan !== undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state file is missing, though the directory holds a store's files (${orphan})`, { file: statePath(dir) });
+      createConfig(opts, dir);
+    }
     if (internal.repairing !== true && existsSync(repairLogDir(dir))) {
       throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });
     }
@@ -332,7 +343,15 @@ export class MemStore {
       held?.release();
       throw new MemstoreError('IO', `cannot create directory ${dir}`, { cause: e });
     }
-    const lock = held ?? DirectoryLock.acquire(dir, opts.files);
+    let lock: DirectoryLock;
+    try {
+      lock = held ?? DirectoryLock.acquire(dir, opts.files);
+    } catch (e) {
+      // The lock file is the first file made in the directory: a path that is a file (ENOTDIR), a
+      // directory without write permission or a read-only file system fail here, and are IO like
+      // any other failure of the file system, not a raw system error.
+      throw asMemstoreError(e, `locking ${dir}`);
+    }
     let state: StateStore | undefined;
     let arena: BlobArena | undefined;
     let vectors: BlobArena | undefined;
@@ -359,10 +378,10 @@ export class MemStore {
       if (trained && fitsModel(config) && pca === undefined) {
         throw new MemstoreError('CORRUPTION', `${dir}: store is marked trained but holds no PCA or rotation model`, { file: statePath(dir), offset: 'pca' });
       }
-      arena = await BlobArena.open({ dir, files: opts.files, generation: checkpoint.arenaGeneration, mapped: opts.mmap }).catch((e: unknown) => {
+      arena = await BlobArena.open({ dir, files: opts.files, generation: checkpoint.arenaGeneration, mapped: opts.mmap, ...reachedOf(checkpoint.textEnd) }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the text arena');
       });
-      vectors = await BlobArena.open({ dir, space: 'vectors', files: opts.files, generation: checkpoint.vectorGeneration, mapped: opts.mmap }).catch((e: unknown) => {
+      vectors = await BlobArena.open({ dir, space: 'vectors', files: opts.files, generation: checkpoint.vectorGeneration, mapped: opts.mmap, ...reachedOf(checkpoint.vectorEnd) }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the vector arena');
       });
       wal = await Wal.open({ dir: walDir(dir), files: opts.files, durability: opts.durability, startLsn: checkpoint.lsn + 1 }).catch((e: unknown) => {
@@ -947,8 +966,7 @@ export class MemStore {
   async abandon(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pipeline.settled();
-    await this.pipeline.gateOpen();
+    await this.pipeline.drained();
     await this.checkpoints.idle();
     // Every accepted write has settled, so closing the files adds nothing a killed process would
     // not have left behind too; it only returns their descriptors (a dead fault layer just refuses).
@@ -970,10 +988,10 @@ export class MemStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pipeline.settled();
     // A compact() under way holds the gate and uses the files closed below: it finishes first (or
-    // stops at its next check of the store, with CLOSED), as abandon() waits for it.
-    await this.pipeline.gateOpen();
+    // stops at its next check of the store, with CLOSED), as abandon() waits for it; so do the
+    // writes accepted before close() that were queued behind it.
+    await this.pipeline.drained();
     let failure: unknown;
     if (this.pipeline.broken === undefined) {
       try {

@@ -50,7 +50,16 @@ export interface BlobArenaOptions {
    * @default false
    */
   mapped?: boolean;
+  /**
+   * How far the caller's durable state may reference blobs: `end()` as its last checkpoint took it.
+   * When the files found fall short of it (a segment file lost or cut short), appends start past it,
+   * so that no new blob takes the address of one that was lost (ARENA.md, "Opening"). @default none
+   */
+  reached?: ArenaEnd;
 }
+
+/** The end of an arena's appends: generation, its highest segment number (0: none) and that segment's length. */
+export type ArenaEnd = readonly [generation: number, segment: number, bytes: number];
 
 interface ResolvedOptions {
   readonly dir: string;
@@ -78,6 +87,8 @@ export interface ArenaOpenReport {
   readonly cut: (ArenaProblem & { readonly bytes: number }) | undefined;
   /** Damage in the active segment with valid frames after it: corruption, left in place. */
   readonly damage: ArenaProblem[];
+  /** The files fall short of `reached`: appends start at segment `reached[1] + 1`. */
+  readonly short?: { readonly found: ArenaEnd; readonly reached: ArenaEnd };
 }
 
 export interface ArenaStats {
@@ -219,6 +230,8 @@ export class BlobArena {
   private gcTask: Promise<unknown> | undefined;
   /** After a cut at open the next append starts a new segment, so no offset a durable reference may name is ever reused. */
   private startNewSegment: boolean;
+  /** The least number the next new segment may take: past every segment a durable reference may name. */
+  private firstNewSegment: number;
   /** A segment file was created since the last fsync of the arena directory. */
   private dirDirty = false;
   private unsyncedBytes = 0;
@@ -240,7 +253,8 @@ export class BlobArena {
   ) {
     this.current = generation;
     this.path = arenaDir(options.dir, options.space);
-    this.startNewSegment = recovered.cut !== undefined && !options.readOnly;
+    this.startNewSegment = (recovered.cut !== undefined || recovered.short !== undefined) && !options.readOnly;
+    this.firstNewSegment = recovered.short === undefined ? 0 : recovered.short.reached[1] + 1;
   }
 
   static async open(options: BlobArenaOptions): Promise<BlobArena> {
@@ -284,7 +298,16 @@ export class BlobArena {
       await closeHandles(generation);
       throw ioError('open', e, dir);
     }
-    return new BlobArena(o, generation, { orphans, cut, damage });
+    const found: ArenaEnd = [o.generation, generation.last?.number ?? 0, generation.last?.end ?? 0];
+    const reached = options.reached;
+    const short = reached !== undefined && reached[0] === o.generation && (found[1] < reached[1] || (found[1] === reached[1] && found[2] < reached[2]));
+    return new BlobArena(o, generation, { orphans, cut, damage, ...(short ? { short: { found, reached } } : {}) });
+  }
+
+  /** Where appends have reached so far in the current generation (a checkpoint records it once synced: `reached` of open). */
+  end(): ArenaEnd {
+    const last = this.current.last;
+    return [this.current.number, last?.number ?? 0, last?.end ?? 0];
   }
 
   /**
@@ -302,7 +325,7 @@ export class BlobArena {
     const generation = this.current;
     let segment = generation.last;
     if (segment === undefined || this.startNewSegment || (segment.end > 0 && segment.end + size > this.options.segmentBytes)) {
-      const number = (segment?.number ?? 0) + 1;
+      const number = Math.max((segment?.number ?? 0) + 1, this.firstNewSegment);
       segment = new Segment(number, arenaSegmentPath(this.options.dir, generation.number, number, this.options.space));
       generation.add(segment);
       this.startNewSegment = false;
@@ -572,6 +595,7 @@ export class BlobArena {
     this.collected = undefined;
     this.gc = undefined;
     this.startNewSegment = false;
+    this.firstNewSegment = 0;
     this.liveBytes = next.bytes;
     const task = this.retire(old);
     this.gcTask = task;

@@ -1,6 +1,6 @@
 import { emitWarning } from 'node:process';
 import type { Wal } from '../../wal/wal.js';
-import type { BlobArena, BlobRef } from '../arena/arena.js';
+import type { ArenaEnd, BlobArena, BlobRef } from '../arena/arena.js';
 import { MemstoreError } from '../errors.js';
 import type { VectorIndex } from '../index/vector-index.js';
 import type { StoredRecord, VectorPlace } from '../scan/code-blocks.js';
@@ -295,7 +295,7 @@ export class Checkpointer {
       appended = delta.records;
     }
     const columnsPlan = this.columnsPlan(appended, rewrite);
-    const checkpoint = { lsn, arenaGeneration: arena.stats().generation, vectorGeneration: vectors.stats().generation, textLiveBytes: arena.countedLiveBytes };
+    const checkpoint = { lsn, arenaGeneration: arena.stats().generation, vectorGeneration: vectors.stats().generation, textLiveBytes: arena.countedLiveBytes, textEnd: arena.end(), vectorEnd: vectors.end() };
     // As of the records taken above: writes applied while the commit awaits must not change them
     // (a page index loading the file bounds the page numbers it believes by `records`).
     const hints = this.hintsNow();
@@ -351,7 +351,7 @@ export class Checkpointer {
       textLiveBytes += frameSize(ref[3]);
     }
     try {
-      await state.commitCheckpoint({ checkpoint: { ...state.readCheckpoint(), arenaGeneration: generation, textLiveBytes }, docs: new Map(), movedText: moved });
+      await state.commitCheckpoint({ checkpoint: { ...state.readCheckpoint(), arenaGeneration: generation, textLiveBytes, textEnd: endOf(generation, refs.values()) }, docs: new Map(), movedText: moved });
     } catch (e) {
       // The state still names the old generation: drop the copy, keep appending where we were.
       await arena.abortCollect().catch(() => undefined);
@@ -390,7 +390,7 @@ export class Checkpointer {
     }
     try {
       const { indexGeneration: _g, indexBytes: _b, ...checkpoint } = state.readCheckpoint();
-      await this.commit(delta.finish(), false, { ...checkpoint, vectorGeneration: generation }, new Map(), {}, this.columnsPlan(delta.records, false));
+      await this.commit(delta.finish(), false, { ...checkpoint, vectorGeneration: generation, vectorEnd: endOf(generation, refs.values()) }, new Map(), {}, this.columnsPlan(delta.records, false));
     } catch (e) {
       await vectors.abortCollect().catch(() => undefined);
       throw e;
@@ -435,4 +435,15 @@ export class Checkpointer {
 /** The flags of a record the index holds, as the index file writes it (`coded`: it has a code). */
 function flagsOf(r: StoredRecord, coded: boolean): number {
   return recordFlags(coded, r.segment !== 0, r.documented, coded ? r.page : -1);
+}
+
+/** The end of a generation just collected: past the furthest of the frames it was copied into. */
+function endOf(generation: number, refs: Iterable<BlobRef>): ArenaEnd {
+  let segment = 0;
+  let bytes = 0;
+  for (const [, s, offset, length] of refs) {
+    const end = offset + frameSize(length);
+    if (s > segment || (s === segment && end > bytes)) [segment, bytes] = [s, end];
+  }
+  return [generation, segment, bytes];
 }

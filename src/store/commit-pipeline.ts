@@ -11,8 +11,6 @@ export interface CommitEnv<M> {
   apply(mutation: M): number;
   /** After a write is applied: the store counts the log bytes and may start a checkpoint. */
   applied(payloadBytes: number): void;
-  /** Throws when the store is closed or broken. */
-  checkOpen(): void;
   /**
    * The checkpoint writes must wait for (backpressure), or undefined when none has to: the store
    * returns its running checkpoint once the log behind it has grown too long.
@@ -62,7 +60,9 @@ export class CommitPipeline<M> {
   write(mutation: M, payload: Uint8Array): Promise<number> {
     if (this.waiting === 0 && !this.mustWait()) return this.logAndApply(mutation, payload);
     return this.enqueue(() => {
-      this.env.checkOpen();
+      // Not whether the store has closed since: a write accepted before close() is one close waits
+      // for (drained()), wherever it had to wait.
+      if (this.broken !== undefined) throw this.broken;
       return this.logAndApply(mutation, payload);
     });
   }
@@ -97,7 +97,20 @@ export class CommitPipeline<M> {
     await Promise.allSettled([...this.inflight]);
   }
 
-  /** Waits for a gate held now (the store's close and abandon wait for maintenance this way). */
+  /**
+   * Resolves when no write is queued or in flight and no gate is held: every write accepted so far,
+   * those that had to wait behind maintenance or a lagging checkpoint included, has been applied
+   * or has failed, and maintenance under way has finished (close and abandon wait for this).
+   */
+  async drained(): Promise<void> {
+    while (this.waiting > 0 || this.inflight.size > 0 || this.gate !== undefined) {
+      await this.gateOpen();
+      await this.queue;
+      await this.settled();
+    }
+  }
+
+  /** Waits for a gate held now. */
   async gateOpen(): Promise<void> {
     while (this.gate !== undefined) await this.gate;
   }

@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseSegmentName } from '../../wal/index.js';
 
 /**
  * Every file name a store directory holds comes from here, so that the lock, the state
@@ -159,3 +160,28 @@ export function syncDirSync(dir: string): void {
 }
 
 export { ensureDurableDir } from '../../io/file-layer.js';
+
+/**
+ * A file only a store writes (a log segment, an index or columns file, an arena segment) found in
+ * `dir`, or undefined. The state file is made before any of them, so one of them without it means
+ * the state file was lost: the directory holds a damaged store, not none.
+ */
+export function storeFileIn(dir: string): string | undefined {
+  const owned: [string, (name: string) => boolean][] = [
+    [walDir(dir), (n) => parseSegmentName(n) !== undefined],
+    [indexDir(dir), (n) => parseIndexFileName(n) !== undefined || parseColumnsFileName(n) !== undefined],
+    [arenaDir(dir, 'texts'), (n) => parseArenaSegmentName(n, 'texts') !== undefined],
+    [arenaDir(dir, 'vectors'), (n) => parseArenaSegmentName(n, 'vectors') !== undefined],
+  ];
+  for (const [sub, ours] of owned) {
+    let names: string[];
+    try {
+      names = readdirSync(sub);
+    } catch {
+      continue;
+    }
+    const name = names.find(ours);
+    if (name !== undefined) return join(sub, name);
+  }
+  return undefined;
+}

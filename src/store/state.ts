@@ -2,7 +2,7 @@ import { renameSync, rmSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
-import type { BlobRef } from '../arena/arena.js';
+import type { ArenaEnd, BlobRef } from '../arena/arena.js';
 import { MemstoreError } from '../errors.js';
 import type { CodecName } from '../codec/codec.js';
 import { resolvePages, type Metric, type PagesOptions, type PcaOption } from '../options.js';
@@ -59,6 +59,19 @@ export interface Checkpoint {
    * columns from the records' metadata instead.
    */
   readonly columns?: ColumnsRef;
+  /**
+   * How far each arena's appends had reached when this checkpoint was taken (BlobArena.end()):
+   * every reference the state holds lies before it. Open hands it to the arena, so that a segment
+   * file lost or cut short is not written again at the addresses of the blobs it held. Absent in
+   * checkpoints written before it existed; one that is malformed is ignored.
+   */
+  readonly textEnd?: ArenaEnd;
+  readonly vectorEnd?: ArenaEnd;
+}
+
+/** `end` when it is an arena end (three non-negative safe integers), else undefined. */
+export function arenaEndOf(end: unknown): ArenaEnd | undefined {
+  return Array.isArray(end) && end.length === 3 && end.every((n) => Number.isSafeInteger(n) && n >= 0) ? [end[0], end[1], end[2]] : undefined;
 }
 
 /** A columns file and the index prefix it describes: `index/columns-<file>.col`, committed length `bytes`. */
