@@ -27,7 +27,7 @@ export type { ImportOptions } from './export/import-store.js';
 export { FORMATS } from './export/formats.js';
 export type { ExportFormat } from './export/formats.js';
 export type { MemoryHit, RecallOptions, Remembered, RememberOptions } from './memory/memories.js';
-export type { ArenaProblem, ArenaVerifyReport } from './arena/arena.js';
+export type { ArenaEnd, ArenaProblem, ArenaVerifyReport } from './arena/arena.js';
 export type { Checkpoint, ColumnsRef, StoreConfig } from './store/state.js';
 export type { CacheStats } from './cache/lookaside.js';
 export type { RescoringStats } from './search/search-path.js';
