@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { threadClaims } from '../io/thread-claims.js';
@@ -21,6 +21,21 @@ function startWorker(dir: string, records: number): Promise<{ worker: Worker; sa
     worker.once('error', reject);
   });
 }
+
+it("a lock removes its file only if the file holds what it wrote: another holder's lock that took the same inode number (deleted, made again) stays", async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 4 });
+  const lock = join(dir, 'LOCK');
+  assert.equal(Number.parseInt(readFileSync(lock, 'utf8'), 10), process.pid, 'the pid first, as readers parse it');
+  // Written in place: the same inode, as a file system hands a deleted file's inode number to the next file made.
+  writeFileSync(lock, `${process.pid}\nanother-holder\n`);
+  await store.close();
+  assert.ok(existsSync(lock), 'the other holder keeps its lock file');
+  rmSync(lock);
+  const again = await MemStore.open(dir, { dim: 4 });
+  await again.close();
+  assert.equal(existsSync(lock), false, 'its own file it removes');
+});
 
 describe('the directory lock and worker threads', { skip: threadClaims === undefined ? 'the native claims addon is not built' : false }, () => {
   it('a store open in a live worker is LOCKED to the main thread; once the worker is terminated without close(), the directory opens, with what the worker wrote', async () => {

@@ -46,13 +46,28 @@ function removeIfPresent(files: FileLayer, path: string): void {
   }
 }
 
+/** What a lock file holds: the owner's pid, then a token of the lock that made it. */
+function lockContent(token: string): string {
+  return `${process.pid}\n${token}\n`;
+}
+
+/** The text of the file at `path`, or undefined when it cannot be read (gone). */
+function contentOf(files: FileLayer, path: string): string | undefined {
+  try {
+    return new TextDecoder().decode(files.readFileSync(path));
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Creates `path` holding this process's pid, atomically: the pid is written to a private file
- * first and hard-linked into place, so no one ever sees the file empty. False when it exists.
+ * Creates `path` holding `content` (this process's pid first), atomically: it is written to a
+ * private file first and hard-linked into place, so no one ever sees the file empty. False when it
+ * exists.
  */
-function createWithPid(files: FileLayer, path: string): boolean {
+function createWithPid(files: FileLayer, path: string, content: string): boolean {
   const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
-  files.createSync(tmp, new TextEncoder().encode(`${process.pid}\n`));
+  files.createSync(tmp, new TextEncoder().encode(content));
   try {
     files.linkSync(tmp, path);
     return true;
@@ -62,6 +77,11 @@ function createWithPid(files: FileLayer, path: string): boolean {
   } finally {
     removeIfPresent(files, tmp);
   }
+}
+
+/** A token no other lock of this or another process holds (52 random bits and the time). */
+function newToken(): string {
+  return `${Date.now().toString(36)}.${Math.random().toString(36).slice(2)}`;
 }
 
 /**
@@ -86,8 +106,11 @@ export class DirectoryLock {
   private constructor(
     private readonly files: FileLayer,
     private readonly path: string,
-    /** The lock file this lock created (fileId()), so that release() removes that file and no other. */
-    private readonly created: string | undefined,
+    /**
+     * The lock file this lock created (fileId()) and what it wrote in it, so that release() removes
+     * that file and no other: a file system reuses the inode number of a deleted file at once.
+     */
+    private readonly created: { readonly id: string | undefined; readonly content: string },
   ) {}
 
   static acquire(dir: string, files: FileLayer): DirectoryLock {
@@ -114,24 +137,23 @@ export class DirectoryLock {
     const alive = (pid: number) => (pid === process.pid ? !ownThreadsGone : pidAlive(pid));
     const takeover = `${path}.takeover`;
     const deadline = Date.now() + TAKEOVER_WAIT_MS;
+    const content = lockContent(newToken());
+    const made = (): DirectoryLock => {
+      heldHere.add(path);
+      return new DirectoryLock(files, path, { id: fileId(path), content });
+    };
     for (;;) {
-      if (createWithPid(files, path)) {
-        heldHere.add(path);
-        return new DirectoryLock(files, path, fileId(path));
-      }
+      if (createWithPid(files, path, content)) return made();
       const owner = readOwner(files, path);
       if (owner === undefined) continue;
       if (!Number.isNaN(owner) && alive(owner)) throw new MemstoreError('LOCKED', `${dir} is held by process ${owner}`);
-      if (createWithPid(files, takeover)) {
+      if (createWithPid(files, takeover, content)) {
         try {
           // Under the takeover lock nobody else removes LOCK; it still holds what we judged stale, or is gone.
           const again = readOwner(files, path);
           if (again !== undefined && !Number.isNaN(again) && alive(again)) throw new MemstoreError('LOCKED', `${dir} is held by process ${again}`);
           removeIfPresent(files, path);
-          if (createWithPid(files, path)) {
-            heldHere.add(path);
-            return new DirectoryLock(files, path, fileId(path));
-          }
+          if (createWithPid(files, path, content)) return made();
         } finally {
           removeIfPresent(files, takeover);
         }
@@ -150,8 +172,10 @@ export class DirectoryLock {
   release(): void {
     heldHere.delete(this.path);
     // Another holder's lock when the directory was deleted and made again while this one was open
-    // (its LOCK is another file): removing it would let a third opener in beside that holder.
-    if (this.created === undefined || fileId(this.path) === this.created) removeIfPresent(this.files, this.path);
+    // (its LOCK is another file, which may have been given the same inode number): removing it
+    // would let a third opener in beside that holder.
+    const { id, content } = this.created;
+    if ((id === undefined || fileId(this.path) === id) && contentOf(this.files, this.path) === content) removeIfPresent(this.files, this.path);
     if (this.claim !== undefined) threadClaims?.release(this.claim);
   }
 }
