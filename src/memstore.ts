@@ -367,10 +367,7 @@ export class MemStore {
         checkReopen(config, opts);
       }
       const { pages, rewrite } = settlePages(config, opts);
-      if (rewrite !== undefined) {
-        await state.writeConfig(rewrite);
-        config = rewrite;
-      }
+      if (rewrite !== undefined) config = rewrite;
       const storeOpts: StoreOptions = Object.freeze({ ...opts, pages });
       const checkpoint = state.readCheckpoint();
       const trained = state.readTrained();
@@ -390,6 +387,8 @@ export class MemStore {
       store = new MemStore(dir, storeOpts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
       await store.load(checkpoint, internal.indexDamage);
       await store.replay(checkpoint.lsn);
+      // New page settings are kept once the store has opened with them: an open that fails changes nothing.
+      if (rewrite !== undefined) await state.writeConfig(rewrite);
       // A store that reached pages.from while opened with pages: false (or before pages existed).
       store.pageIfDue();
       return store;

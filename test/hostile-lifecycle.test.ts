@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { existsSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MemStore, type OpenOptions } from '../src/index.js';
 import { arenaDir, statePath } from '../src/store/files.js';
 import { repairStore } from '../src/store/repair.js';
 import { checkStore } from '../src/store/verify.js';
+import { StateStore } from '../src/store/state.js';
 import { clustered, rejectsWith, tempDir } from './helpers.js';
 
 /**
@@ -185,4 +186,31 @@ test('lifecycle: a write issued while compact() holds writes back, before close(
   assert.equal((await again.get('late'))?.text, 'late');
   await again.close();
   assert.equal((await checkStore(dir)).problems.length, 0);
+});
+
+test('lifecycle: new page settings given to an open that then fails are not kept; given to one that succeeds, they are', async () => {
+  const dir = tempDir();
+  const v = clustered(60, 8, 3);
+  const store = await MemStore.open(dir, { dim: 8 });
+  await store.add(v.map((vector, i) => ({ id: `r${i}`, vector })));
+  await store.close();
+  const pagesFrom = async (): Promise<number | undefined> => {
+    const state = StateStore.open(dir);
+    try {
+      const pages = state.readConfig()?.pages;
+      return pages === false ? undefined : pages?.from;
+    } finally {
+      await state.close();
+    }
+  };
+  const before = await pagesFrom();
+  assert.notEqual(before, 40);
+  // The index file out of the way: the open fails after it has read and settled the options.
+  renameSync(join(dir, 'index'), join(dir, 'index.aside'));
+  await rejectsWith(() => MemStore.open(dir, { pages: { from: 40 } }), 'CORRUPTION');
+  renameSync(join(dir, 'index.aside'), join(dir, 'index'));
+  assert.equal(await pagesFrom(), before, 'the failed open changed nothing');
+  const again = await MemStore.open(dir, { pages: { from: 40 } });
+  await again.close();
+  assert.equal(await pagesFrom(), 40);
 });
