@@ -20,6 +20,7 @@ import {
   type Filter,
   type Metric,
   type OpenOptions,
+  type ResolvedOpenOptions,
   type StoreOptions,
   type SearchOptions,
 } from './options.js';
@@ -315,33 +316,19 @@ export class MemStore {
    */
   static async openWith(dir: string, options: OpenOptions | undefined, internal: { lock?: DirectoryLock; repairing?: boolean; importing?: boolean; indexDamage?: IndexDamage[] }): Promise<MemStore> {
     const held = internal.lock;
-    if (typeof dir !== 'string' || dir.length === 0) throw new MemstoreError('INVALID_ARGUMENT', 'dir must be a non-empty string');
-    // Files are opened by path long after open (log segments, arena generations, the lock's release):
-    // a relative path would follow the process's working directory wherever it goes next.
-    dir = resolve(dir);
-    const opts = resolveOpenOptions(options);
-    if (internal.importing !== true && existsSync(importMarkerPath(dir))) {
-      throw new MemstoreError('CORRUPTION', `${dir}: an import into it did not finish, so its store may lack rows; import again (it starts over) or empty the directory`, { file: importMarkerPath(dir) });
-    }
-    if (!existsSync(statePath(dir))) {
-      // Creating a state file here would make a new, empty store over the old one's files: its log
-      // replayed into it from the wrong place, its index and arena files written over.
-      const orphan = storeFileIn(dir);
-      if (orphan !== undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state file is missing, though the directory holds a store's files (${orphan})`, { file: statePath(dir) });
-      createConfig(opts, dir);
-    }
-    if (internal.repairing !== true && existsSync(repairLogDir(dir))) {
-      throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });
-    }
+    let opts: ResolvedOpenOptions;
+    // A lock handed in (repair holds one from its start) is released by whatever refuses the open
+    // before the store takes it over; else it stayed held, and the directory LOCKED, until exit.
     try {
-      // The log, the arenas and the lock go through `files`, LMDB through the real file system.
-      // `files` first: when it is the real one, it creates the directory and makes it durable, and
-      // the second call finds it there (the other order would leave `files` nothing to make durable).
-      await ensureDurableDir(opts.files, dir);
-      if (opts.files !== nodeFileLayer) await ensureDurableDir(nodeFileLayer, dir);
+      if (typeof dir !== 'string' || dir.length === 0) throw new MemstoreError('INVALID_ARGUMENT', 'dir must be a non-empty string');
+      // Files are opened by path long after open (log segments, arena generations, the lock's release):
+      // a relative path would follow the process's working directory wherever it goes next.
+      dir = resolve(dir);
+      opts = resolveOpenOptions(options);
+      await MemStore.checkDirectory(dir, opts, internal);
     } catch (e) {
       held?.release();
-      throw new MemstoreError('IO', `cannot create directory ${dir}`, { cause: e });
+      throw e;
     }
     let lock: DirectoryLock;
     try {
@@ -808,6 +795,32 @@ export class MemStore {
       if (repeated !== undefined) return repeated;
     }
     return this.searches.search(checkVector(query, this.config.dim, this.bounds, 'query'), want);
+  }
+
+  /** What open() requires of `dir` before it locks it, and the directory made (durably) when it is not there. */
+  private static async checkDirectory(dir: string, opts: ResolvedOpenOptions, internal: { repairing?: boolean; importing?: boolean }): Promise<void> {
+    if (internal.importing !== true && existsSync(importMarkerPath(dir))) {
+      throw new MemstoreError('CORRUPTION', `${dir}: an import into it did not finish, so its store may lack rows; import again (it starts over) or empty the directory`, { file: importMarkerPath(dir) });
+    }
+    if (!existsSync(statePath(dir))) {
+      // Creating a state file here would make a new, empty store over the old one's files: its log
+      // replayed into it from the wrong place, its index and arena files written over.
+      const orphan = storeFileIn(dir);
+      if (orphan !== undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state file is missing, though the directory holds a store's files (${orphan})`, { file: statePath(dir) });
+      createConfig(opts, dir);
+    }
+    if (internal.repairing !== true && existsSync(repairLogDir(dir))) {
+      throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });
+    }
+    try {
+      // The log, the arenas and the lock go through `files`, LMDB through the real file system.
+      // `files` first: when it is the real one, it creates the directory and makes it durable, and
+      // the second call finds it there (the other order would leave `files` nothing to make durable).
+      await ensureDurableDir(opts.files, dir);
+      if (opts.files !== nodeFileLayer) await ensureDurableDir(nodeFileLayer, dir);
+    } catch (e) {
+      throw new MemstoreError('IO', `cannot create directory ${dir}`, { cause: e });
+    }
   }
 
   /** Marks `id` damaged for a bad text at `ref`, unless a write has replaced the record meanwhile. */

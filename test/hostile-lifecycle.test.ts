@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { existsSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MemStore, type OpenOptions } from '../src/index.js';
-import { arenaDir, statePath } from '../src/store/files.js';
+import { arenaDir, importMarkerPath, statePath } from '../src/store/files.js';
 import { repairStore } from '../src/store/repair.js';
 import { checkStore } from '../src/store/verify.js';
 import { StateStore } from '../src/store/state.js';
@@ -213,4 +213,19 @@ test('lifecycle: new page settings given to an open that then fails are not kept
   const again = await MemStore.open(dir, { pages: { from: 40 } });
   await again.close();
   assert.equal(await pagesFrom(), 40);
+});
+
+test('lifecycle: a repair refused before it opens the store (an unfinished import) lets go of the directory lock', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 8 });
+  await store.add([{ id: 'a', vector: clustered(1, 8, 1)[0]! }]);
+  await store.close();
+  writeFileSync(importMarkerPath(dir), '');
+  await assert.rejects(repairStore(dir), (e: unknown) => (e as { code?: string }).code === 'CORRUPTION');
+  assert.equal(existsSync(join(dir, 'LOCK')), false, 'no lock file left behind');
+  rmSync(importMarkerPath(dir));
+  // In this process too: the directory is not taken for one still open here.
+  const again = await MemStore.open(dir);
+  assert.equal(again.stats().count, 1);
+  await again.close();
 });
