@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { emitWarning } from 'node:process';
 import { Wal } from '../wal/wal.js';
 import { nodeFileLayer } from '../io/file-layer.js';
+import { rootedLayer } from '../io/rooted-layer.js';
 import { BlobArena, type ArenaEnd, type BlobRef } from './arena/arena.js';
 import { LookasideCache, type CacheStats } from './cache/lookaside.js';
 import type { Codec, CodecName } from './codec/codec.js';
@@ -339,6 +340,8 @@ export class MemStore {
       // any other failure of the file system, not a raw system error.
       throw asMemstoreError(e, `locking ${dir}`);
     }
+    // Every file by path from here on through a view that refuses once the directory is another one.
+    const files = rootedLayer(opts.files, dir);
     let state: StateStore | undefined;
     let arena: BlobArena | undefined;
     let vectors: BlobArena | undefined;
@@ -355,20 +358,20 @@ export class MemStore {
       }
       const { pages, rewrite } = settlePages(config, opts);
       if (rewrite !== undefined) config = rewrite;
-      const storeOpts: StoreOptions = Object.freeze({ ...opts, pages });
+      const storeOpts: StoreOptions = Object.freeze({ ...opts, pages, files });
       const checkpoint = state.readCheckpoint();
       const trained = state.readTrained();
       const pca = trained ? state.readPca() : undefined;
       if (trained && fitsModel(config) && pca === undefined) {
         throw new MemstoreError('CORRUPTION', `${dir}: store is marked trained but holds no PCA or rotation model`, { file: statePath(dir), offset: 'pca' });
       }
-      arena = await BlobArena.open({ dir, files: opts.files, generation: checkpoint.arenaGeneration, mapped: opts.mmap, ...reachedOf(checkpoint.textEnd) }).catch((e: unknown) => {
+      arena = await BlobArena.open({ dir, files, generation: checkpoint.arenaGeneration, mapped: opts.mmap, ...reachedOf(checkpoint.textEnd) }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the text arena');
       });
-      vectors = await BlobArena.open({ dir, space: 'vectors', files: opts.files, generation: checkpoint.vectorGeneration, mapped: opts.mmap, ...reachedOf(checkpoint.vectorEnd) }).catch((e: unknown) => {
+      vectors = await BlobArena.open({ dir, space: 'vectors', files, generation: checkpoint.vectorGeneration, mapped: opts.mmap, ...reachedOf(checkpoint.vectorEnd) }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the vector arena');
       });
-      wal = await Wal.open({ dir: walDir(dir), files: opts.files, durability: opts.durability, startLsn: checkpoint.lsn + 1 }).catch((e: unknown) => {
+      wal = await Wal.open({ dir: walDir(dir), files, durability: opts.durability, startLsn: checkpoint.lsn + 1 }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the write-ahead log');
       });
       store = new MemStore(dir, storeOpts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);

@@ -5,6 +5,7 @@ import { join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { threadClaims } from '../io/thread-claims.js';
 import { MemStore } from '../src/index.js';
+import { checkStore } from '../src/store/verify.js';
 import { rejectsWith, tempDir } from './helpers.js';
 
 /**
@@ -36,6 +37,16 @@ it("a lock removes its file only if the file holds what it wrote: another holder
   await again.close();
   assert.equal(existsSync(lock), false, 'its own file it removes');
 });
+
+/** A worker holding a store of `records` records in a directory that is then deleted and made again under its name. */
+async function workerInRemadeDirectory(records: number): Promise<{ dir: string; worker: Worker }> {
+  const dir = tempDir();
+  const { worker, said } = await startWorker(dir, records);
+  assert.equal(said, 'open');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  return { dir, worker };
+}
 
 describe('the directory lock and worker threads', { skip: threadClaims === undefined ? 'the native claims addon is not built' : false }, () => {
   it('a store open in a live worker is LOCKED to the main thread; once the worker is terminated without close(), the directory opens, with what the worker wrote', async () => {
@@ -86,11 +97,7 @@ describe('the directory lock and worker threads', { skip: threadClaims === undef
   });
 
   it("a holder whose directory was deleted and made again does not remove the new holder's lock when it closes", async () => {
-    const dir = tempDir();
-    const { worker, said } = await startWorker(dir, 1);
-    assert.equal(said, 'open');
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir);
+    const { dir, worker } = await workerInRemadeDirectory(1);
     // Another directory now, by its inode: nothing holds it.
     const store = await MemStore.open(dir, { dim: 4 });
     try {
@@ -104,6 +111,29 @@ describe('the directory lock and worker threads', { skip: threadClaims === undef
       await worker.terminate();
     }
     assert.equal(existsSync(join(dir, 'LOCK')), false, 'and removes it when it closes');
+  });
+
+  it('a store whose directory was deleted and made again under its name leaves the new store there alone: its close fails (IO) instead of writing over it', async () => {
+    const { dir, worker } = await workerInRemadeDirectory(300);
+    const mine = Array.from({ length: 50 }, (_, i) => ({ id: `b${i}`, vector: Float32Array.of(i + 1, -i, 0.5, 2) }));
+    const store = await MemStore.open(dir, { dim: 4 });
+    await store.add(mine);
+    worker.postMessage('close');
+    const closed = await new Promise<string>((resolve) => worker.once('message', resolve));
+    await worker.terminate();
+    // Its checkpoint, log rotation and arena segments would have been made by path, in this directory.
+    assert.equal(closed, 'close failed IO');
+    await store.add([{ id: 'after', vector: Float32Array.of(9, 9, 9, 9) }]);
+    await store.close();
+    const again = await MemStore.open(dir);
+    try {
+      assert.equal(again.stats().count, 51);
+      for (const r of mine) assert.deepEqual((await again.get(r.id))?.vector, r.vector, r.id);
+      assert.equal(await again.get('w0'), undefined);
+    } finally {
+      await again.close();
+    }
+    assert.deepEqual((await checkStore(dir)).problems, []);
   });
 
   it('two workers: the second is LOCKED while the first lives, and opens once it is terminated', async () => {

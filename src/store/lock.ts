@@ -1,6 +1,6 @@
 import type { FileLayer } from '../../io/file-layer.js';
-import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { fileId } from '../../io/rooted-layer.js';
 import { threadClaims } from '../../io/thread-claims.js';
 import { MemstoreError } from '../errors.js';
 import { lockPath } from './files.js';
@@ -190,15 +190,6 @@ function claimKey(dir: string): string {
   return fileId(dir) ?? resolve(dir);
 }
 
-/** The device and inode of the file at `path`, or undefined where it cannot be stat'ed (gone, or kept in memory by its file layer). */
-function fileId(path: string): string | undefined {
-  try {
-    const st = statSync(path, { bigint: true });
-    return `${st.dev}:${st.ino}`;
-  } catch {
-    return undefined;
-  }
-}
 
 function mtimeOf(files: FileLayer, path: string): number {
   try {
