@@ -7,7 +7,7 @@ import { HotVectors, MAX_SLAB_BYTES } from '../src/cache/hot-vectors.js';
 import type { CodecName } from '../src/codec/codec.js';
 import type { Metric } from '../src/options.js';
 import { clustered, perturb, rng } from './helpers.js';
-import { openPair } from './support/cached-pair.js';
+import { openPair, type CachedPair } from './support/cached-pair.js';
 
 /**
  * More hostile use of the lookaside cache (src/cache/CACHE.md), aimed at slot-keyed hot vectors and
@@ -339,6 +339,36 @@ type StreamOp =
 
 const STREAM_FILTERS = [undefined, { g: 0 }, { g: { $in: [0, 1] } }, { g: 7 }];
 
+/**
+ * pair.add(), where records the store refuses (a vector put onto a query refused as too small) must
+ * be refused alike without the cache, and change neither store.
+ */
+async function addOrBothRefuse(pair: CachedPair, records: MemoryRecord[]): Promise<void> {
+  try {
+    await pair.add(records);
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code !== 'INVALID_VECTOR') throw e;
+    await assert.rejects(pair.plain.add(records), (other: unknown) => (other as { code?: unknown }).code === code);
+  }
+}
+
+/**
+ * pair.check(), where a query the store refuses (a near query of a zero one can fall below the
+ * smallest magnitude a query may have, INVALID_VECTOR) must be refused alike without the cache.
+ */
+async function checkOrBothRefuse(pair: CachedPair, q: Float32Array, options: SearchOptions, where: string): Promise<void> {
+  const outcome = async (store: MemStore) => {
+    try {
+      return { hits: await store.search(q, options) };
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'INVALID_VECTOR') throw e;
+      return { refused: 'INVALID_VECTOR' };
+    }
+  };
+  assert.deepEqual(await outcome(pair.cached), await outcome(pair.plain), where);
+}
+
 test('random streams on tiny stores of small integer vectors (ties at every rank, one to three dimensions and more), pool 0 to 8, budgets of 1 byte to 4 MiB: every answer is the uncached one', async () => {
   const op: fc.Arbitrary<StreamOp> = fc.oneof(
     { weight: 6, arbitrary: fc.record({ kind: fc.constant('search' as const), how: fc.constantFrom('fresh' as const, 'repeat' as const, 'hair' as const, 'near' as const, 'zero' as const), at: fc.nat(), k: fc.constantFrom(1, 2, 3, 5, 40), filter: fc.nat({ max: STREAM_FILTERS.length - 1 }), rescore: fc.boolean(), times: fc.integer({ min: 1, max: 3 }) }) },
@@ -372,7 +402,7 @@ test('random streams on tiny stores of small integer vectors (ties at every rank
           else if (o.kind === 'upsert') await pair.add([record(o.id, vector(o.from, o.shift), o.group)]);
           else if (o.kind === 'onto') {
             const q = asked[o.at % Math.max(1, asked.length)];
-            if (q !== undefined && q.some((x) => x !== 0)) await pair.add([record(o.id, o.far ? q.map((x) => -2 * x) : Float32Array.from(q), 0)]);
+            if (q !== undefined && q.some((x) => x !== 0)) await addOrBothRefuse(pair, [record(o.id, o.far ? q.map((x) => -2 * x) : Float32Array.from(q), 0)]);
           } else {
             const previous = asked[o.at % Math.max(1, asked.length)];
             let q: Float32Array;
@@ -384,7 +414,7 @@ test('random streams on tiny stores of small integer vectors (ties at every rank
             asked.push(q);
             const filter = STREAM_FILTERS[o.filter];
             const options: SearchOptions = { k: o.k, ...(filter === undefined ? {} : { filter }), ...(o.rescore ? {} : { rescore: false }) };
-            for (let t = 0; t < o.times; t++) await pair.check(q, options, `step ${step} ${o.how} ${JSON.stringify(options)} (${t})`);
+            for (let t = 0; t < o.times; t++) await checkOrBothRefuse(pair, q, options, `step ${step} ${o.how} ${JSON.stringify(options)} (${t})`);
           }
         }
         near += pair.cached.stats().cache.nearHits;
