@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MemStore } from '../src/index.js';
+import { MemStore, MemstoreError } from '../src/index.js';
+import { MAX_META_BYTES } from '../src/limits.js';
 import { checkStore } from '../src/store/verify.js';
 import { clustered, tempDir } from './helpers.js';
 
@@ -42,5 +43,53 @@ test('extremes: compact() called while a background checkpoint is about to colle
   assert.deepEqual((await checkStore(dir)).problems, []);
   const again = await MemStore.open(dir, { cache: false });
   for (const i of [0, 1, 2]) assert.equal((await again.get(`big${i}`))?.text, small(i));
+  await again.close();
+});
+
+/** Runs `fn`, which must reject with `code`; returns the error and how long it took. */
+async function refused(fn: () => Promise<unknown>, code: string): Promise<{ error: MemstoreError; ms: number }> {
+  const start = performance.now();
+  try {
+    await fn();
+  } catch (e) {
+    assert.ok(e instanceof MemstoreError, `expected a MemstoreError ${code}, got ${String(e)}`);
+    assert.equal(e.code, code);
+    return { error: e, ms: performance.now() - start };
+  }
+  assert.fail(`expected MemstoreError ${code}, nothing was thrown`);
+}
+
+test('extremes: metadata far larger as JSON than as an object (one string or array referred to many times, nested) is refused at once, naming the field, and nothing is logged', async () => {
+  const dir = tempDir('memstore-ext-');
+  const store = await MemStore.open(dir, { dim: DIM, cache: false });
+  await store.add([{ id: 'keep', vector: vecs[0]!, meta: { n: 1 } }]);
+  const walBytes = store.stats().walBytes;
+  const big = 'x'.repeat(1 << 20);
+  // 600 MiB as JSON: copied and serialized whole before the size was looked at (4.5 s, 700 MB, and a RangeError for a cause).
+  let dag: unknown = 1;
+  // 2^40 leaves as JSON from 40 small arrays: the copy never ended.
+  for (let i = 0; i < 40; i++) dag = [dag, dag];
+  const hostile: Record<string, unknown>[] = [{ shared: new Array(600).fill(big) }, { dag }, { wide: new Array(4_000_000).fill(0) }, { nested: { a: [big, { b: big }] } }];
+  for (const meta of hostile) {
+    const { error, ms } = await refused(() => store.add([{ id: 'keep', vector: vecs[0]! }, { id: 'new', vector: vecs[1]!, meta }]), 'INVALID_ARGUMENT');
+    assert.equal(error.field, 'records[1].meta');
+    assert.ok(ms < 2000, `refused after ${ms.toFixed(0)} ms`);
+  }
+  // At the limit exactly, still accepted; a byte past it, refused.
+  const exact = { s: 'x'.repeat(MAX_META_BYTES - 8) };
+  assert.equal(Buffer.byteLength(JSON.stringify(exact)), MAX_META_BYTES);
+  await store.add([{ id: 'edge', vector: vecs[2]!, meta: exact }]);
+  await refused(() => store.add([{ id: 'over', vector: vecs[3]!, meta: { s: `${exact.s}x` } }]), 'INVALID_ARGUMENT');
+  // Multi-byte characters count as their UTF-8 bytes: 2 bytes each, so half as many fit.
+  await refused(() => store.add([{ id: 'over', vector: vecs[3]!, meta: { s: 'é'.repeat(MAX_META_BYTES / 2) } }]), 'INVALID_ARGUMENT');
+  assert.equal(store.stats().count, 2);
+  assert.ok(store.stats().walBytes > walBytes);
+  const walAfterEdge = store.stats().walBytes;
+  await refused(() => store.add([{ id: 'x', vector: vecs[4]!, meta: hostile[0]! }]), 'INVALID_ARGUMENT');
+  assert.equal(store.stats().walBytes, walAfterEdge);
+  await store.close();
+  const again = await MemStore.open(dir, { cache: false });
+  assert.deepEqual((await again.get('edge'))?.meta, exact);
+  assert.equal(await again.get('new'), undefined);
   await again.close();
 });
