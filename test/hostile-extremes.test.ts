@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { MemStore, MemstoreError } from '../src/index.js';
-import { MAX_META_BYTES } from '../src/limits.js';
+import { MAX_META_BYTES, MAX_PCA_DIM, MAX_RQ_DIM } from '../src/limits.js';
 import { checkStore } from '../src/store/verify.js';
 import { clustered, tempDir } from './helpers.js';
 
@@ -92,4 +93,26 @@ test('extremes: metadata far larger as JSON than as an object (one string or arr
   assert.deepEqual((await again.get('edge'))?.meta, exact);
   assert.equal(await again.get('new'), undefined);
   await again.close();
+});
+
+test('extremes: PCA past 2,048 dimensions and rq codes past 4,096 are refused at creation (INVALID_OPTION, nothing made), since their fit blocked an add for hours or failed forever; at the limits they are made', async () => {
+  const refusedOptions = [
+    { dim: MAX_PCA_DIM + 1, pca: { dims: 8 } },
+    { dim: 16384, pca: { variance: 0.9 } },
+    { dim: MAX_RQ_DIM + 1, codec: 'rq1' as const },
+    { dim: 65536, codec: 'rq4' as const },
+    { dim: 16384, codec: 'rq2' as const, pca: { dims: 64 } },
+  ];
+  for (const options of refusedOptions) {
+    const dir = tempDir('memstore-ext-');
+    await refused(() => MemStore.open(dir, options), 'INVALID_OPTION');
+    assert.deepEqual(readdirSync(dir), [], JSON.stringify(options));
+  }
+  for (const options of [{ dim: MAX_PCA_DIM, pca: { dims: 8 } }, { dim: MAX_RQ_DIM, codec: 'rq1' as const }, { dim: 65536 }]) {
+    const dir = tempDir('memstore-ext-');
+    const store = await MemStore.open(dir, { ...options, trainSize: 100 });
+    await store.add([{ id: 'a', vector: new Float32Array(options.dim).fill(0.5) }]);
+    assert.equal((await store.search(new Float32Array(options.dim).fill(1), { k: 1 }))[0]?.id, 'a');
+    await store.close();
+  }
 });
