@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { MAX_META_BYTES, MAX_PCA_DIM, MAX_RQ_DIM } from '../src/limits.js';
 import { checkStore } from '../src/store/verify.js';
-import { clustered, tempDir } from './helpers.js';
+import { clustered, rng, tempDir } from './helpers.js';
+import { applyToModel, crashOp, type ModelRecord } from './support/crash-ops.js';
+import { runUntilKilled } from './support/killable.js';
 
 /**
  * Hostile tests of extreme sizes and values and of the durability modes under kill -9
@@ -114,5 +117,45 @@ test('extremes: PCA past 2,048 dimensions and rq codes past 4,096 are refused at
     await store.add([{ id: 'a', vector: new Float32Array(options.dim).fill(0.5) }]);
     assert.equal((await store.search(new Float32Array(options.dim).fill(1), { k: 1 }))[0]?.id, 'a');
     await store.close();
+  }
+});
+
+const crashChild = fileURLToPath(new URL('./support/crash-child.js', import.meta.url));
+
+test('extremes (held): kill -9 in \'batch\' and \'none\' modes (adds, deletes, checkpoints, compactions): acknowledged writes are written before they resolve, so every one survives, the batch in flight is whole or absent, and verify finds nothing', async () => {
+  for (const durability of ['batch', 'none'] as const) {
+    const dir = tempDir('memstore-ext-');
+    const next = rng(durability === 'batch' ? 41 : 42);
+    let model = new Map<string, ModelRecord>();
+    for (let cycle = 0; cycle < 4; cycle++) {
+      const seed = 100 * cycle + (durability === 'batch' ? 1 : 2);
+      let acked = -1;
+      await runUntilKilled(crashChild, [dir, String(seed), 'exact', durability], (line, kill) => {
+        if (line === 'ready') kill(40 + Math.floor(next() * 300));
+        else if (line.startsWith('ack ')) acked = Number(line.slice(4));
+      });
+      const base = new Map(model);
+      for (let i = 0; i <= acked; i++) applyToModel(base, crashOp(seed, i));
+      const withInFlight = new Map(base);
+      applyToModel(withInFlight, crashOp(seed, acked + 1));
+      assert.deepEqual((await checkStore(dir)).problems, [], `${durability} cycle ${cycle}: verify before opening`);
+      const store = await MemStore.open(dir, { cache: false, pages: false });
+      const state = new Map<string, ModelRecord>();
+      for (const id of store.ids()) {
+        const r = (await store.get(id))!;
+        state.set(id, { vector: [...r.vector], ...(r.text === undefined ? {} : { text: r.text }), ...(r.meta === undefined ? {} : { meta: r.meta }) });
+      }
+      await store.close();
+      const same = (m: Map<string, ModelRecord>) => {
+        try {
+          assert.deepEqual(state, m);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      assert.ok(same(base) || same(withInFlight), `${durability} cycle ${cycle}: the store is neither the acknowledged writes nor them and the batch in flight`);
+      model = same(base) ? base : withInFlight;
+    }
   }
 });
