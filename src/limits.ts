@@ -51,3 +51,19 @@ export const MIN_LARGEST_COMPONENT = 1e-12;
  */
 export const F16_MAX_COMPONENT = 65504;
 export const F16_MIN_LARGEST = 1e-4;
+
+/**
+ * Largest `dim` of a store with PCA. The fit (a covariance of dim² and its eigendecomposition, cubic
+ * in dim) runs inside the add that reaches trainSize and blocks the process: 13 s at 1,024
+ * dimensions, 107 s at 2,048 here, and by its cubic growth about 15 minutes at 4,096 and hours with
+ * gigabytes past that (README, "Status and limits").
+ */
+export const MAX_PCA_DIM = 2048;
+
+/**
+ * Largest `dim` of a store with rotated (rq) codes. The random rotation (Gram–Schmidt over a dense
+ * matrix, cubic in dim) is made inside the add that reaches trainSize and blocks the process: 2 s at
+ * 1,024, 16 s at 2,048, 106 s at 4,096 here; at 16,384 it would take hours and a 1 GiB model, and
+ * past 32,768 its matrix cannot be allocated, so every add failed to train and tried again.
+ */
+export const MAX_RQ_DIM = 4096;

@@ -1007,6 +1007,9 @@ export class MemStore {
     // stops at its next check of the store, with CLOSED), as abandon() waits for it; so do the
     // writes accepted before close() that were queued behind it.
     await this.pipeline.drained();
+    // A collection a background checkpoint starts takes the gate after drained() may have looked.
+    await this.checkpoints.idle();
+    await this.pipeline.drained();
     let failure: unknown;
     if (this.pipeline.broken === undefined) {
       try {

@@ -41,14 +41,34 @@ function define(out: Record<string, JsonValue>, key: string, value: JsonValue): 
   else out[key] = value;
 }
 
-function copyValue(v: unknown, path: string, depth: number, ancestors: Set<object>): JsonValue {
+/**
+ * The JSON bytes a copy has reached so far, counted low (a string as its quotes and one byte per
+ * UTF-16 unit, a number as one byte), so that going past MAX_META_BYTES proves the whole is too
+ * large. A caller's object can be far smaller than its JSON (one string or one array referred to a
+ * thousand times, nested): counted as the copy goes, it is refused once its JSON passes the limit,
+ * not after copying and serializing all of it, which took seconds and gigabytes, or never ended.
+ */
+interface Budget {
+  readonly root: string;
+  bytes: number;
+}
+
+function spend(budget: Budget, bytes: number): void {
+  budget.bytes += bytes;
+  if (budget.bytes > MAX_META_BYTES) throw fail(budget.root, `is more than ${MAX_META_BYTES} bytes as JSON`);
+}
+
+function copyValue(v: unknown, path: string, depth: number, ancestors: Set<object>, budget: Budget): JsonValue {
   switch (typeof v) {
     case 'string':
+      spend(budget, v.length + 2);
       if (!isWellFormed(v)) throw fail(path, 'holds a lone surrogate (not valid Unicode)');
       return v;
     case 'boolean':
+      spend(budget, 4);
       return v;
     case 'number':
+      spend(budget, 1);
       if (!Number.isFinite(v)) throw fail(path, `is ${String(v)}`);
       return v === 0 ? 0 : v;
     case 'object':
@@ -56,6 +76,8 @@ function copyValue(v: unknown, path: string, depth: number, ancestors: Set<objec
     default:
       throw fail(path, `is ${kindOf(v)}`);
   }
+  // null, or the brackets (separators are counted with the members).
+  spend(budget, v === null ? 4 : 2);
   if (v === null) return null;
   if (depth > MAX_META_DEPTH) throw fail(path, `is nested deeper than ${MAX_META_DEPTH} levels`);
   if (ancestors.has(v)) throw fail(path, 'refers back to an object that contains it (a cycle)');
@@ -65,13 +87,16 @@ function copyValue(v: unknown, path: string, depth: number, ancestors: Set<objec
   try {
     if (Array.isArray(v)) {
       if (proto !== Array.prototype) throw fail(path, `is ${kindOf(v)}`);
+      // A byte and a comma per element at least: a huge array goes before its millions of names are listed.
+      if (budget.bytes + 2 * v.length - 1 > MAX_META_BYTES) throw fail(budget.root, `is more than ${MAX_META_BYTES} bytes as JSON`);
       const names = Object.getOwnPropertyNames(v);
       // An array's own names are its indices plus 'length': anything else would not survive JSON.
       if (names.length !== v.length + 1) throw fail(path, 'is a sparse array or has extra properties');
       const out: JsonValue[] = new Array<JsonValue>(v.length);
       for (let i = 0; i < v.length; i++) {
         if (!Object.prototype.hasOwnProperty.call(v, i)) throw fail(path, 'is a sparse array or has extra properties');
-        out[i] = copyValue(v[i], `${path}[${i}]`, depth + 1, ancestors);
+        if (i > 0) spend(budget, 1);
+        out[i] = copyValue(v[i], `${path}[${i}]`, depth + 1, ancestors, budget);
       }
       return out;
     }
@@ -79,10 +104,13 @@ function copyValue(v: unknown, path: string, depth: number, ancestors: Set<objec
     const keys = Object.keys(v);
     if (Object.getOwnPropertyNames(v).length !== keys.length) throw fail(path, 'has non-enumerable properties');
     const out: Record<string, JsonValue> = {};
-    for (const key of keys) {
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      // Quotes and a colon, and a comma after the first.
+      spend(budget, key.length + (i > 0 ? 4 : 3));
       const at = keyPath(path, key);
       if (!isWellFormed(key)) throw fail(at, 'is a key with a lone surrogate (not valid Unicode)');
-      define(out, key, copyValue((v as Record<string, unknown>)[key], at, depth + 1, ancestors));
+      define(out, key, copyValue((v as Record<string, unknown>)[key], at, depth + 1, ancestors, budget));
     }
     return out;
   } finally {
@@ -105,7 +133,7 @@ export function checkMeta(value: unknown, path: string): CheckedMeta {
   let meta: Meta;
   try {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail(path, `is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : kindOf(value)}, not an object`);
-    meta = copyValue(value, path, 1, new Set()) as Meta;
+    meta = copyValue(value, path, 1, new Set(), { root: path, bytes: 0 }) as Meta;
   } catch (e) {
     // A getter or a Proxy trap of the caller's object may throw anything.
     if (e instanceof MemstoreError) throw e;

@@ -75,14 +75,45 @@ export class Checkpointer {
   private trained = false;
   private relaid = false;
   private run: Promise<void> | undefined;
+  /** A background checkpoint and the collection it may start after it, until both are done. */
+  private background: Promise<void> | undefined;
 
   constructor(private readonly env: CheckpointEnv) {}
 
   /** A logged batch of `bytes` was applied (or replayed); starts a background checkpoint when due. */
   applied(bytes: number): void {
     this.logBytes += bytes;
-    if (this.run !== undefined || this.env.closed() || this.logBytes < this.env.checkpointBytes) return;
-    this.checkpoint(true).catch((e: unknown) => emitWarning(new MemstoreError('IO', `background checkpoint of ${this.env.dir} failed; it is retried`, { cause: e })));
+    if (this.run !== undefined || this.background !== undefined || this.env.closed() || this.logBytes < this.env.checkpointBytes) return;
+    const background = this.inBackground().finally(() => {
+      if (this.background === background) this.background = undefined;
+    });
+    this.background = background;
+  }
+
+  private async inBackground(): Promise<void> {
+    try {
+      await this.checkpoint();
+    } catch (e) {
+      emitWarning(new MemstoreError('IO', `background checkpoint of ${this.env.dir} failed; it is retried`, { cause: e }));
+      return;
+    }
+    // After `run` is over, not inside it: a collection waits for the write gate, and compact(),
+    // which holds that gate, waits for `run`; with the collection inside `run` each waited for the
+    // other forever.
+    try {
+      await this.collectIfWorth();
+    } catch (e) {
+      emitWarning(new MemstoreError('IO', `collecting the arenas of ${this.env.dir} after a checkpoint failed; it is retried`, { cause: e }));
+    }
+  }
+
+  /** Collects an arena whose garbage dominates, with writes held back; a compact() that ran meanwhile may have done it already. */
+  private async collectIfWorth(): Promise<void> {
+    const { arena, vectors, pipeline } = this.env;
+    // Collecting would copy damaged records, which it cannot: that waits for `memstore repair`.
+    const due = (space: BlobArena) => this.env.damage.count === 0 && !this.env.closed() && worthCollecting(space);
+    if (due(arena)) await pipeline.exclusive(async () => (due(arena) ? this.collectTexts() : undefined));
+    if (due(vectors)) await pipeline.exclusive(async () => (due(vectors) ? this.collectVectors() : undefined));
   }
 
   /** A replayed batch: counted towards the next checkpoint, which opening does not start. */
@@ -105,19 +136,18 @@ export class Checkpointer {
     return this.run !== undefined && this.logBytes >= STALL_CHECKPOINTS * this.env.checkpointBytes ? this.run : undefined;
   }
 
-  /** Settles once no checkpoint runs (whether it succeeded or not). */
+  /** Settles once no checkpoint runs and no collection started by one (whether they succeeded or not). */
   async idle(): Promise<void> {
-    await this.run?.catch(() => undefined);
+    while (this.background !== undefined || this.run !== undefined) {
+      await this.background;
+      await this.run?.catch(() => undefined);
+    }
   }
 
-  /**
-   * Writes everything applied so far to the state store and drops the log before it. One at a
-   * time. `collectGarbage` lets it collect an arena afterwards when garbage dominates; callers
-   * that already hold the write gate (compact) pass false, since collecting needs the gate too.
-   */
-  async checkpoint(collectGarbage = false): Promise<void> {
+  /** Writes everything applied so far to the state store and drops the log before it. One at a time. */
+  async checkpoint(): Promise<void> {
     while (this.run !== undefined) await this.run.catch(() => undefined);
-    const run = this.write(collectGarbage);
+    const run = this.write();
     this.run = run;
     try {
       await run;
@@ -228,7 +258,7 @@ export class Checkpointer {
     }
   }
 
-  private async write(collectGarbage: boolean): Promise<void> {
+  private async write(): Promise<void> {
     const { wal, state, changes, space, arena, vectors, pipeline } = this.env;
     // A log that cannot sync (a failed write it could not cut back) must not be declared covered.
     await wal.sync().catch((e: unknown) => {
@@ -319,10 +349,6 @@ export class Checkpointer {
     } catch (e) {
       throw asMemstoreError(e, 'removing checkpointed log segments');
     }
-    // Collecting would copy damaged records, which it cannot: that waits for `memstore repair`.
-    if (!collectGarbage || this.env.damage.count > 0) return;
-    if (worthCollecting(arena)) await pipeline.exclusive(() => this.collectTexts());
-    if (worthCollecting(vectors)) await pipeline.exclusive(() => this.collectVectors());
   }
 
   /**

@@ -1,4 +1,6 @@
+import { isRqCodec } from '../codec/codec.js';
 import { MemstoreError } from '../errors.js';
+import { MAX_PCA_DIM, MAX_RQ_DIM } from '../limits.js';
 import { PAGES_DEFAULTS, type PagesOptions, type ResolvedOpenOptions } from '../options.js';
 import { FORMAT_VERSION, type StoreConfig } from './state.js';
 
@@ -7,6 +9,14 @@ export function createConfig(opts: ResolvedOpenOptions, dir: string): StoreConfi
   if (opts.dim === undefined) throw new MemstoreError('INVALID_OPTION', `${dir} holds no store, and dim is required to create one`);
   if (opts.pca !== undefined && 'dims' in opts.pca && opts.pca.dims > opts.dim) {
     throw new MemstoreError('INVALID_OPTION', `pca.dims (${opts.pca.dims}) exceeds dim (${opts.dim})`);
+  }
+  // The model is fitted inside an add, blocking the process for a time cubic in dim: refused
+  // here, before anything exists, rather than there.
+  if (opts.pca !== undefined && opts.dim > MAX_PCA_DIM) {
+    throw new MemstoreError('INVALID_OPTION', `pca needs dim ${MAX_PCA_DIM} at most (fitting it is cubic in dim), got ${opts.dim}`);
+  }
+  if (opts.codec !== undefined && isRqCodec(opts.codec) && opts.dim > MAX_RQ_DIM) {
+    throw new MemstoreError('INVALID_OPTION', `codec ${opts.codec} needs dim ${MAX_RQ_DIM} at most (its rotation is cubic in dim), got ${opts.dim}`);
   }
   return {
     formatVersion: FORMAT_VERSION,

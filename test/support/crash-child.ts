@@ -1,7 +1,7 @@
 /**
  * The process the crash tests kill: it opens the store given in argv, runs the deterministic
- * workload for its seed in 'always' mode and prints `ack N` once operation N has resolved.
- *   node crash-child.js DIR SEED [pages]
+ * workload for its seed in 'always' mode (or the mode given) and prints `ack N` once operation N has resolved.
+ *   node crash-child.js DIR SEED [pages|exact] [always|batch|none]
  * With `pages`, the store clusters its codes into pages (CRASH_PAGES); without, it opens with
  * `pages: false`, turning a paged store back into the exact index.
  */
@@ -12,9 +12,10 @@ import { CRASH_DIM, CRASH_PAGES, crashOp, runCrashOp } from './crash-ops.js';
 // Checkpoints start new index generations often, so kills also land in a rewrite of the index file.
 indexRewrite.minDeltaBytes = 4096;
 
-const [dir, seedText, pagesArg] = process.argv.slice(2);
+const [dir, seedText, pagesArg, durabilityArg] = process.argv.slice(2);
 const seed = Number(seedText);
-const store = await MemStore.open(dir!, { dim: CRASH_DIM, durability: 'always', checkpointBytes: 32 * 1024, cache: false, pages: pagesArg === 'pages' ? CRASH_PAGES : false });
+const durability = durabilityArg === 'batch' || durabilityArg === 'none' ? durabilityArg : 'always';
+const store = await MemStore.open(dir!, { dim: CRASH_DIM, durability, checkpointBytes: 32 * 1024, cache: false, pages: pagesArg === 'pages' ? CRASH_PAGES : false });
 process.stdout.write('ready\n');
 for (let i = 0; ; i++) {
   await runCrashOp(store, crashOp(seed, i));
