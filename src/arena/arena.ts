@@ -124,6 +124,14 @@ export interface CollectResult {
   generation: number;
   /** The new reference of every key given to collect(). */
   refs: Map<string, BlobRef>;
+  /** Where the new generation's appends end: what end() gives once finishCollect() has made it current. */
+  end: ArenaEnd;
+}
+
+/** Where the appends of `generation` end: its number, its highest segment's (0: none) and that segment's length. */
+function endOf(generation: Generation): ArenaEnd {
+  const last = generation.last;
+  return [generation.number, last?.number ?? 0, last?.end ?? 0];
 }
 
 const DEFAULTS = {
@@ -298,7 +306,7 @@ export class BlobArena {
       await closeHandles(generation);
       throw ioError('open', e, dir);
     }
-    const found: ArenaEnd = [o.generation, generation.last?.number ?? 0, generation.last?.end ?? 0];
+    const found = endOf(generation);
     const reached = options.reached;
     const short = reached !== undefined && reached[0] === o.generation && (found[1] < reached[1] || (found[1] === reached[1] && found[2] < reached[2]));
     return new BlobArena(o, generation, { orphans, cut, damage, ...(short ? { short: { found, reached } } : {}) });
@@ -306,8 +314,7 @@ export class BlobArena {
 
   /** Where appends have reached so far in the current generation (a checkpoint records it once synced: `reached` of open). */
   end(): ArenaEnd {
-    const last = this.current.last;
-    return [this.current.number, last?.number ?? 0, last?.end ?? 0];
+    return endOf(this.current);
   }
 
   /**
@@ -859,7 +866,7 @@ export class BlobArena {
       }
       await writer.finish();
       this.collected = to;
-      return { generation: to.number, refs };
+      return { generation: to.number, refs, end: endOf(to) };
     } catch (e) {
       await closeHandles(to).catch(() => undefined);
       // Best effort: whatever stays behind is an orphan that the next open() deletes.

@@ -1,6 +1,6 @@
 import { emitWarning } from 'node:process';
 import type { Wal } from '../../wal/wal.js';
-import type { ArenaEnd, BlobArena, BlobRef } from '../arena/arena.js';
+import type { BlobArena, BlobRef } from '../arena/arena.js';
 import { MemstoreError } from '../errors.js';
 import type { VectorIndex } from '../index/vector-index.js';
 import type { StoredRecord, VectorPlace } from '../scan/code-blocks.js';
@@ -366,7 +366,7 @@ export class Checkpointer {
       if (entry.value.text !== undefined && !changes.has(entry.id)) live.push([entry.id, entry.value.text]);
     }
     for (const [id, e] of changes.entries()) if (e?.doc.text !== undefined) live.push([id, e.doc.text]);
-    const { generation, refs } = await arena.collect(live).catch((e: unknown) => this.failedCollect(e, live, 'texts'));
+    const { generation, refs, end } = await arena.collect(live).catch((e: unknown) => this.failedCollect(e, live, 'texts'));
     const moved = new Map<string, BlobRef>();
     // What the state's texts occupy in the new generation: the texts of records changed since the
     // checkpoint are live in memory, but the state does not reference them (the log does).
@@ -377,7 +377,7 @@ export class Checkpointer {
       textLiveBytes += frameSize(ref[3]);
     }
     try {
-      await state.commitCheckpoint({ checkpoint: { ...state.readCheckpoint(), arenaGeneration: generation, textLiveBytes, textEnd: endOf(generation, refs.values()) }, docs: new Map(), movedText: moved });
+      await state.commitCheckpoint({ checkpoint: { ...state.readCheckpoint(), arenaGeneration: generation, textLiveBytes, textEnd: end }, docs: new Map(), movedText: moved });
     } catch (e) {
       // The state still names the old generation: drop the copy, keep appending where we were.
       await arena.abortCollect().catch(() => undefined);
@@ -403,7 +403,7 @@ export class Checkpointer {
       const place = index.placeOf(id);
       if (place !== undefined) live.push([id, reads.vectorRef(place)]);
     }
-    const { generation, refs } = await vectors.collect(live).catch((e: unknown) => this.failedCollect(e, live, 'vectors'));
+    const { generation, refs, end } = await vectors.collect(live).catch((e: unknown) => this.failedCollect(e, live, 'vectors'));
     // The moved places of records unchanged since the checkpoint go to the index file as one delta
     // (records changed since are in the log, which replays them after a crash).
     const trained = this.env.space.trained;
@@ -416,7 +416,7 @@ export class Checkpointer {
     }
     try {
       const { indexGeneration: _g, indexBytes: _b, ...checkpoint } = state.readCheckpoint();
-      await this.commit(delta.finish(), false, { ...checkpoint, vectorGeneration: generation, vectorEnd: endOf(generation, refs.values()) }, new Map(), {}, this.columnsPlan(delta.records, false));
+      await this.commit(delta.finish(), false, { ...checkpoint, vectorGeneration: generation, vectorEnd: end }, new Map(), {}, this.columnsPlan(delta.records, false));
     } catch (e) {
       await vectors.abortCollect().catch(() => undefined);
       throw e;
@@ -461,15 +461,4 @@ export class Checkpointer {
 /** The flags of a record the index holds, as the index file writes it (`coded`: it has a code). */
 function flagsOf(r: StoredRecord, coded: boolean): number {
   return recordFlags(coded, r.segment !== 0, r.documented, coded ? r.page : -1);
-}
-
-/** The end of a generation just collected: past the furthest of the frames it was copied into. */
-function endOf(generation: number, refs: Iterable<BlobRef>): ArenaEnd {
-  let segment = 0;
-  let bytes = 0;
-  for (const [, s, offset, length] of refs) {
-    const end = offset + frameSize(length);
-    if (s > segment || (s === segment && end > bytes)) [segment, bytes] = [s, end];
-  }
-  return [generation, segment, bytes];
 }
