@@ -53,9 +53,14 @@ interface Budget {
   bytes: number;
 }
 
+/** Refuses the copy when `bytes` more would take it past MAX_META_BYTES. */
+function refuseOver(budget: Budget, bytes: number): void {
+  if (budget.bytes + bytes > MAX_META_BYTES) throw fail(budget.root, `is more than ${MAX_META_BYTES} bytes as JSON`);
+}
+
 function spend(budget: Budget, bytes: number): void {
+  refuseOver(budget, bytes);
   budget.bytes += bytes;
-  if (budget.bytes > MAX_META_BYTES) throw fail(budget.root, `is more than ${MAX_META_BYTES} bytes as JSON`);
 }
 
 function copyValue(v: unknown, path: string, depth: number, ancestors: Set<object>, budget: Budget): JsonValue {
@@ -87,8 +92,9 @@ function copyValue(v: unknown, path: string, depth: number, ancestors: Set<objec
   try {
     if (Array.isArray(v)) {
       if (proto !== Array.prototype) throw fail(path, `is ${kindOf(v)}`);
-      // A byte and a comma per element at least: a huge array goes before its millions of names are listed.
-      if (budget.bytes + 2 * v.length - 1 > MAX_META_BYTES) throw fail(budget.root, `is more than ${MAX_META_BYTES} bytes as JSON`);
+      // A byte and a comma per element at least: a huge array goes before its millions of names are
+      // listed (a check only: its elements count their bytes as they are copied).
+      refuseOver(budget, 2 * v.length - 1);
       const names = Object.getOwnPropertyNames(v);
       // An array's own names are its indices plus 'length': anything else would not survive JSON.
       if (names.length !== v.length + 1) throw fail(path, 'is a sparse array or has extra properties');
