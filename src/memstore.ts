@@ -30,7 +30,7 @@ import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import { PageIndex, sortSlotsById } from './index/page-index.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
-import { ensureDurableDir, importMarkerPath, indexFilePath, repairLogDir, statePath, storeFileIn, walDir } from './store/files.js';
+import { ensureDurableDir, importMarkerPath, indexFilePath, refuseLostState, repairLogDir, statePath, walDir } from './store/files.js';
 import type { IndexDamage, IndexFile } from './store/index-file.js';
 import { ChangedRecords, NO_DOC } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
@@ -805,13 +805,10 @@ export class MemStore {
     if (internal.importing !== true && existsSync(importMarkerPath(dir))) {
       throw new MemstoreError('CORRUPTION', `${dir}: an import into it did not finish, so its store may lack rows; import again (it starts over) or empty the directory`, { file: importMarkerPath(dir) });
     }
-    if (!existsSync(statePath(dir))) {
-      // Creating a state file here would make a new, empty store over the old one's files: its log
-      // replayed into it from the wrong place, its index and arena files written over.
-      const orphan = storeFileIn(dir);
-      if (orphan !== undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state file is missing, though the directory holds a store's files (${orphan})`, { file: statePath(dir) });
-      createConfig(opts, dir);
-    }
+    // Creating a state file over a store that lost its own would make a new, empty store over the
+    // old one's files: its log replayed into it from the wrong place, its index and arena files written over.
+    refuseLostState(dir);
+    if (!existsSync(statePath(dir))) createConfig(opts, dir);
     if (internal.repairing !== true && existsSync(repairLogDir(dir))) {
       throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });
     }

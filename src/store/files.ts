@@ -1,6 +1,7 @@
-import { closeSync, fsyncSync, openSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseSegmentName } from '../../wal/index.js';
+import { MemstoreError } from '../errors.js';
 
 /**
  * Every file name a store directory holds comes from here, so that the lock, the state
@@ -166,7 +167,7 @@ export { ensureDurableDir } from '../../io/file-layer.js';
  * `dir`, or undefined. The state file is made before any of them, so one of them without it means
  * the state file was lost: the directory holds a damaged store, not none.
  */
-export function storeFileIn(dir: string): string | undefined {
+function storeFileIn(dir: string): string | undefined {
   const owned: [string, (name: string) => boolean][] = [
     [walDir(dir), (n) => parseSegmentName(n) !== undefined],
     [indexDir(dir), (n) => parseIndexFileName(n) !== undefined || parseColumnsFileName(n) !== undefined],
@@ -184,4 +185,15 @@ export function storeFileIn(dir: string): string | undefined {
     if (name !== undefined) return join(sub, name);
   }
   return undefined;
+}
+
+/**
+ * CORRUPTION when `dir` holds a store's files (storeFileIn) but not its state file: a store that lost
+ * it, not a directory without a store. Opening must not make a new state over its files, and the
+ * tools must not say there is no store.
+ */
+export function refuseLostState(dir: string): void {
+  if (existsSync(statePath(dir))) return;
+  const orphan = storeFileIn(dir);
+  if (orphan !== undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state file is missing, though the directory holds a store's files (${orphan})`, { file: statePath(dir) });
 }

@@ -6,7 +6,7 @@ import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
 import { getCodec } from '../codec/index.js';
 import { fitsModel } from '../space/vector-space.js';
 import { MemstoreError } from '../errors.js';
-import { FILES, indexFilePath, repairLogDir, statePath, storeFileIn, walDir } from './files.js';
+import { FILES, indexFilePath, refuseLostState, repairLogDir, statePath, walDir } from './files.js';
 import { IndexFile, type IndexDamage } from './index-file.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
@@ -86,11 +86,8 @@ async function checkColumns(dir: string, checkpoint: Checkpoint): Promise<Proble
 
 /** INVALID_ARGUMENT unless `dir` holds a store; checked before anything could create a file there. */
 export function requireStore(dir: string): void {
-  if (existsSync(statePath(dir))) return;
-  // The files of a store without its state file are a store that lost it (as MemStore.open says), not no store.
-  const orphan = storeFileIn(dir);
-  if (orphan !== undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state file is missing, though the directory holds a store's files (${orphan})`, { file: statePath(dir) });
-  throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
+  refuseLostState(dir);
+  if (!existsSync(statePath(dir))) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
 }
 
 /**
