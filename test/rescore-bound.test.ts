@@ -67,14 +67,14 @@ function check({ metric, codec, vectors, query }: Case, kind: IndexKind = 'flat'
     let squared = 0;
     for (let i = 0; i < dim; i++) squared += (scan.vector[i]! - kernelQuery[i]!) ** 2;
     assert.equal(index.kernelQueryError(scan), Math.sqrt(squared), 'the query error is the distance to the kernel query');
-    const bound = rescoreBound(index, scan, () => index.kernelQueryError(scan), false, 0);
+    const bound = rescoreBound(index, scan, false, 0);
     assert.ok(bound !== undefined, `${codec} has an error bound`);
     const top = new TopK(vectors.length);
     index.search(scan, top, { exact: true });
     const count = top.sortBestFirst();
     assert.equal(count, vectors.length);
     const candidates = Array.from({ length: count }, (_, i) => ({ slot: top.slotAt(i), kernel: top.scoreAt(i) }));
-    const uppers = bound.uppers(candidates);
+    const uppers = bound.uppers(candidates, -Infinity);
     assert.equal(uppers.length, count);
     candidates.forEach(({ slot }, i) => {
       const exact = exactScore(metric, query, vectors[Number(index.idAt(slot).slice(1))]!);
@@ -126,12 +126,15 @@ test('rescore bound: finite for f16 and fp8 codes, none for an f16 code holding 
     index.put('a', Float32Array.of(1, 2, 3, 4));
     index.put('b', Float32Array.of(1, 2, 3, 1e6));
     const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };
-    const bound = rescoreBound(index, scan, () => index.kernelQueryError(scan), false, 0);
+    const bound = rescoreBound(index, scan, false, 0);
     assert.ok(bound !== undefined, codec);
-    const [a, b] = bound.uppers([
-      { slot: index.slotOf('a')!, kernel: 1 },
-      { slot: index.slotOf('b')!, kernel: 1 },
-    ]);
+    const [a, b] = bound.uppers(
+      [
+        { slot: index.slotOf('a')!, kernel: 1 },
+        { slot: index.slotOf('b')!, kernel: 1 },
+      ],
+      -Infinity,
+    );
     assert.ok(Number.isFinite(a), codec);
     assert.equal(Number.isFinite(b), codec !== 'f16', codec);
     index.free();
@@ -142,8 +145,8 @@ test('rescore bound: none for a projected (PCA) store', () => {
   const index = new FlatIndex(getCodec('int8'), 4, true);
   index.put('a', Float32Array.of(1, 2, 3, 4));
   const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };
-  assert.equal(rescoreBound(index, scan, () => index.kernelQueryError(scan), true, 0), undefined, 'projected');
-  assert.ok(rescoreBound(index, scan, () => index.kernelQueryError(scan), false, 0) !== undefined);
+  assert.equal(rescoreBound(index, scan, true, 0), undefined, 'projected');
+  assert.ok(rescoreBound(index, scan, false, 0) !== undefined);
   index.free();
 });
 

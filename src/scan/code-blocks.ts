@@ -69,6 +69,11 @@ export interface ScanQuery {
   readonly metric: KernelMetric;
   /** Quantize the query to int8 too and use the integer kernels; honoured for the int8 codec with dot/cosine. */
   readonly int8Query: boolean;
+  /**
+   * For rq codes: the bit planes the query is quantized to (1 to 8). The rescoring bound scores with
+   * RQ_FINE_QUERY_BITS (src/scan/rq-query.ts). Ignored by other codecs. @default RQ_QUERY_BITS (4)
+   */
+  readonly rqQueryBits?: number;
   /** What the space adds back to kernel scores (`⟨q, μ⟩` with a model, VectorSpace.scanQueryOf); a sphere router needs it. @default 0 */
   readonly offset?: number;
 }

@@ -1,7 +1,7 @@
 import { isRqCodec, type Codec, type ScalarCodecName } from '../codec/codec.js';
 import type { RqCodec } from '../codec/rq.js';
 import type { RqMetric } from '../kernels/contract.js';
-import { RqQuery } from './rq-query.js';
+import { RQ_QUERY_BITS, RqQuery } from './rq-query.js';
 import { getCodec } from '../codec/index.js';
 import { kernels, type I8Metric } from '../kernels/index.js';
 import type { KernelForm, ScanQuery } from './code-blocks.js';
@@ -131,7 +131,7 @@ export class QueryScratch {
   /** Writes `query` at `ptr` as the kernels take it, for scan() and gather(). */
   load(query: ScanQuery): void {
     if (this.rq !== undefined) {
-      this.rq.load(query.vector, this.ptr);
+      this.rq.load(query.vector, this.ptr, query.rqQueryBits ?? RQ_QUERY_BITS);
       return;
     }
     if (this.usesInt8(query)) {

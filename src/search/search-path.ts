@@ -548,12 +548,15 @@ export class SearchPath {
       // the best line known. Strictly below it, a candidate would not be in the answer.
       let skipped = 0;
       const b = rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes ? bound() : undefined;
-      const uppers = b === undefined ? undefined : b.uppers(rest);
       // The k best exact scores so far, fed as `ranked` grows (sorting it again for every chunk cost
       // 28 µs a search on rq2, whose rescoring takes ten chunks and more). Only with bounds, which
       // need k scores: a k past the candidates (up to MAX_K) allocates nothing.
-      const best = uppers === undefined ? undefined : new TopK(want.k);
+      const best = b === undefined ? undefined : new TopK(want.k);
       let fed = 0;
+      if (best !== undefined) for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
+      // The k-th best exact score now is the floor the bounds are asked about: a candidate shown to
+      // be below it needs no finer bound (RescoreBound.uppers), since the line only rises.
+      const uppers = b === undefined ? undefined : b.uppers(rest, best!.kthBest());
       // The places of `rest` were taken with the others, before the first batch was awaited: a write
       // since then makes them stale (scoreLoaded() must not keep what they hold hot).
       for (let at = 0; at < rest.length; ) {
@@ -659,7 +662,7 @@ export class SearchPath {
   }
 
   private boundOf(scan: ScanQuery): RescoreBound | undefined {
-    return rescoreBound(this.env.index(), scan, () => this.env.index().kernelQueryError(scan), this.env.space.reduced, scan.offset ?? 0);
+    return rescoreBound(this.env.index(), scan, this.env.space.reduced, scan.offset ?? 0);
   }
 
   /**

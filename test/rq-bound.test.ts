@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { rq2Codec } from '../src/codec/rq.js';
+import type { RqCodec } from '../src/codec/rq.js';
+import type { VectorIndex } from '../src/index/vector-index.js';
+import { kernels } from '../src/kernels/index.js';
+import { MemStore } from '../src/memstore.js';
+import type { Metric } from '../src/options.js';
+import type { ScanQuery } from '../src/scan/code-blocks.js';
+import { RQ_FINE_QUERY_BITS, RQ_QUERY_BITS, RqQuery } from '../src/scan/rq-query.js';
+import { TopK } from '../src/scan/topk.js';
+import { RQ_BOUND_SIGMAS, rescoreBound } from '../src/search/rescore-bound.js';
+import type { VectorSpace } from '../src/space/vector-space.js';
+import { bruteForce, clustered, exactScore, gaussian, rng, tempDir } from './helpers.js';
+
+/**
+ * The rq rescoring bound (src/search/RESCORING.md, "rq codes"): candidates are scored again with the
+ * query in RQ_FINE_QUERY_BITS planes, so the scan's 4-bit query leaves the bound.
+ */
+
+test('rq query: the same vector loaded in 8 planes after 4 is quantized again (the planes are keyed by their count), its rounding far smaller, and 4 again gives the first planes back', () => {
+  const dim = 200;
+  const query = new RqQuery(rq2Codec, dim);
+  const mem = kernels().memory;
+  const ptr = mem.alloc(query.bytes);
+  try {
+    const next = rng(7);
+    const v = Float32Array.from({ length: dim }, () => gaussian(next));
+    // The kernels read the planes a load wrote, RQ_QUERY_BITS of them here.
+    const planes = () => mem.u8().slice(ptr, ptr + RQ_QUERY_BITS * query.planeBytes);
+    query.load(v, ptr, RQ_QUERY_BITS);
+    const coarse = query.error(v);
+    const coarseSeen = query.seenVector();
+    const coarsePlanes = planes();
+    query.load(v, ptr, RQ_FINE_QUERY_BITS);
+    const fine = query.error(v);
+    assert.ok(coarse > 0);
+    // 255 levels against 15 over the same range: the rounding shrinks about 17 times.
+    assert.ok(fine < coarse / 8, `8 planes round to ${fine}, 4 to ${coarse}`);
+    assert.notDeepEqual(query.seenVector(), coarseSeen);
+    query.load(v, ptr, RQ_QUERY_BITS);
+    assert.equal(query.error(v), coarse);
+    assert.deepEqual(query.seenVector(), coarseSeen);
+    assert.deepEqual(planes(), coarsePlanes);
+    for (const bits of [0, 9, 2.5, Number.NaN]) assert.throws(() => query.load(v, ptr, bits), RangeError, String(bits));
+  } finally {
+    mem.free(ptr, query.bytes);
+  }
+});
+
+interface Internals {
+  readonly index: VectorIndex;
+  readonly space: VectorSpace;
+}
+
+test('rq bound: for rq2 and rq4 tighter than the same bound from the scan\'s 4-bit query (rq1 keeps that one), above the exact score of nearly every vector, and the coarse bound kept for candidates it puts under the floor (dot, cosine, l2)', async () => {
+  const dim = 64;
+  const vectors = clustered(400, dim, 21, 8);
+  const queries = clustered(12, dim, 22, 8);
+  for (const codec of ['rq1', 'rq2', 'rq4'] as const) {
+    for (const metric of ['dot', 'cosine', 'l2'] as const satisfies readonly Metric[]) {
+      const store = await MemStore.open(tempDir(), { dim, metric, codec, trainSize: 200, durability: 'none', cache: false });
+      try {
+        await store.add(vectors.map((vector, i) => ({ id: `v${i}`, vector })));
+        const { index, space } = store as unknown as Internals;
+        const rq = index.codec as RqCodec;
+        // The rotation's dimension: the stored one padded (CODECS.md), what the codes and the bound count in.
+        const rotated = index.dim;
+        let fineMargin = 0;
+        let coarseMargin = 0;
+        let below = 0;
+        let pairs = 0;
+        let coarseOnly = 0;
+        let fineAbove = 0;
+        for (const q of queries) {
+          const scan: ScanQuery = space.scanQueryOf(q);
+          const offset = scan.offset ?? 0;
+          const bound = rescoreBound(index, scan, false, offset);
+          assert.ok(bound !== undefined, `${codec} ${metric}: a bound`);
+          const top = new TopK(vectors.length);
+          index.search(scan, top, { exact: true });
+          const count = top.sortBestFirst();
+          const candidates = Array.from({ length: count }, (_, i) => ({ slot: top.slotAt(i), kernel: top.scoreAt(i) }));
+          const uppers = bound.uppers(candidates, -Infinity);
+          // With a floor, the 10th best exact score: candidates the scan's query already puts below it keep that bound.
+          const exactOf = (slot: number) => exactScore(metric, q, vectors[Number(index.idAt(slot).slice(1))]!);
+          const floor = candidates.map(({ slot }) => exactOf(slot)).sort((a, b) => b - a)[9]!;
+          const floored = bound.uppers(candidates, floor);
+          // Over a floor no bound reaches, nothing is scored again.
+          const scoreSlots = index.scoreSlots.bind(index);
+          let scoredAgain = 0;
+          index.scoreSlots = (query, slots, n, out) => {
+            scoredAgain += n;
+            scoreSlots(query, slots, n, out);
+          };
+          try {
+            bound.uppers(candidates, Infinity);
+            assert.equal(scoredAgain, 0, `${codec} ${metric}: scored again over an unreachable floor`);
+            bound.uppers(candidates, -Infinity);
+            assert.equal(scoredAgain, codec === 'rq1' ? 0 : count, `${codec} ${metric}: scored again under no floor`);
+          } finally {
+            index.scoreSlots = scoreSlots;
+          }
+          // The same bound as it stood with the scan's query: its kernel scores, its rounding.
+          const coarseError = index.kernelQueryError(scan);
+          const queryNorm = Math.hypot(...scan.vector);
+          const spread = RQ_BOUND_SIGMAS / Math.sqrt(rotated - 1);
+          candidates.forEach(({ slot, kernel }, i) => {
+            const code = index.codeAt(slot);
+            const err = rq.residualError(code, rotated);
+            const seen = Math.sqrt(rq.normSquared(code, rotated) + err * err);
+            const beta = spread * (err * queryNorm + seen * coarseError);
+            const coarse = metric === 'l2' ? -Math.sqrt(Math.max(0, -kernel - 2 * beta)) : kernel + offset + beta;
+            const exact = exactOf(slot);
+            // Each value is the coarse bound (the rounding term aside) where that is under the floor, and rightly so; else the fine one.
+            if (coarse < floor && Math.abs(floored[i]! - coarse) <= 1e-3 * Math.max(1, Math.abs(coarse))) {
+              if (exact >= floor) below++;
+              coarseOnly++;
+            } else {
+              assert.equal(floored[i], uppers[i], `${codec} ${metric}: coarse bound ${coarse} not under the floor ${floor}, so the fine one`);
+              fineAbove++;
+            }
+            // The lower of the two bounds: never above the coarse one.
+            assert.ok(uppers[i]! <= coarse + 1e-3 * Math.max(1, Math.abs(coarse)), `${codec} ${metric}: ${uppers[i]} above the coarse bound ${coarse}`);
+            fineMargin += uppers[i]! - exact;
+            coarseMargin += coarse - exact;
+            if (uppers[i]! < exact) below++;
+            pairs++;
+          });
+        }
+        const where = `${codec} ${metric}`;
+        if (codec === 'rq1') {
+          // Its code error dwarfs the 4-bit query's rounding: the scan's query bounds it alone.
+          assert.ok(Math.abs(fineMargin - coarseMargin) <= 1e-3 * Math.abs(coarseMargin), `${where}: ${fineMargin} against ${coarseMargin}`);
+        } else {
+          assert.ok(fineMargin < 0.95 * coarseMargin, `${where}: mean margin ${fineMargin / pairs} with the 8-bit query, ${coarseMargin / pairs} with the 4-bit one`);
+        }
+        // A bound of high probability, not a proof: 3.5 standard deviations leave about one in 4,300.
+        assert.ok(below <= pairs / 200, `${where}: ${below} of ${pairs} exact scores above their bound`);
+        assert.ok(coarseOnly > 0 && fineAbove > 0, `${where}: ${coarseOnly} decided by the scan's query, ${fineAbove} scored again`);
+      } finally {
+        await store.close();
+      }
+    }
+  }
+});
+
+test('rq rescoring: every vector a candidate, the bound leaves some unread, and the answer is the exact top k (rq1, rq2, rq4; dot, cosine, l2)', async () => {
+  const dim = 48;
+  const vectors = clustered(60, dim, 31, 4);
+  const items = vectors.map((vector, i) => ({ id: `v${i}`, vector }));
+  const queries = clustered(20, dim, 32, 4);
+  for (const codec of ['rq1', 'rq2', 'rq4'] as const) {
+    for (const metric of ['dot', 'cosine', 'l2'] as const) {
+      // k 10 with 6 candidates per result: all 60 vectors are candidates.
+      const store = await MemStore.open(tempDir(), { dim, metric, codec, trainSize: 30, oversample: 6, durability: 'none', cache: false });
+      try {
+        await store.add(items);
+        for (const q of queries) assert.deepEqual((await store.search(q, { k: 10 })).map((h) => h.id), bruteForce(metric, q, items, 10), `${codec} ${metric}`);
+        const r = store.stats().rescoring;
+        assert.equal(r.candidates, 60 * queries.length, `${codec} ${metric}: every vector a candidate`);
+        assert.ok(r.skipped > 0, `${codec} ${metric}: none left unread (${JSON.stringify(r)})`);
+      } finally {
+        await store.close();
+      }
+    }
+  }
+});
