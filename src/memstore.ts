@@ -328,7 +328,7 @@ export class MemStore {
       opts = resolveOpenOptions(options);
       await MemStore.checkDirectory(dir, opts, internal);
     } catch (e) {
-      held?.release();
+      held?.releaseAfterFailure();
       throw e;
     }
     let lock: DirectoryLock;
@@ -391,7 +391,7 @@ export class MemStore {
       await arena?.close().catch(() => undefined);
       await vectors?.close().catch(() => undefined);
       await state?.close().catch(() => undefined);
-      lock.release();
+      lock.releaseAfterFailure();
       throw e;
     }
   }
@@ -1025,7 +1025,11 @@ export class MemStore {
     this.index.free();
     this.space.free();
     this.scorer.free();
-    this.lock.release();
+    try {
+      this.lock.release();
+    } catch (e) {
+      failure ??= e;
+    }
     if (failure !== undefined) throw failure;
   }
 

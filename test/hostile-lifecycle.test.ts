@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { existsSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { MemStore, type OpenOptions } from '../src/index.js';
+import { basename, join } from 'node:path';
+import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
+import { MemstoreError, MemStore, type OpenOptions } from '../src/index.js';
 import { arenaDir, importMarkerPath, statePath } from '../src/store/files.js';
 import { repairStore } from '../src/store/repair.js';
 import { checkStore } from '../src/store/verify.js';
@@ -255,4 +256,32 @@ test('lifecycle: verify of a store killed after a collection of its arenas and b
   } finally {
     await store.close();
   }
+});
+
+test('lifecycle: a LOCK that cannot be read at close is IO from close() with its cause, stays in place, and this process opens the directory again', async () => {
+  const dir = tempDir('memstore-life-');
+  let failLockReads = false;
+  const files: FileLayer = {
+    ...nodeFileLayer,
+    readFileSync(path) {
+      if (failLockReads && basename(path) === 'LOCK') throw Object.assign(new Error('injected read failure'), { code: 'EIO' });
+      return nodeFileLayer.readFileSync(path);
+    },
+  };
+  const store = await MemStore.open(dir, { dim: DIM, files, durability: 'none' });
+  await store.add([{ id: 'a', vector: vecs[0]!, text: 'kept' }]);
+  failLockReads = true;
+  let caught: unknown;
+  await store.close().catch((e: unknown) => (caught = e));
+  assert.ok(caught instanceof MemstoreError && caught.code === 'IO' && caught.cause !== undefined, `close: ${String(caught)}`);
+  failLockReads = false;
+  assert.ok(existsSync(join(dir, 'LOCK')), 'a lock it could not read is not removed');
+  // Its thread let go of the directory all the same: the lock naming this process is taken over.
+  const again = await MemStore.open(dir, { files });
+  try {
+    assert.equal((await again.get('a'))?.text, 'kept', 'everything before the failed release was closed durably');
+  } finally {
+    await again.close();
+  }
+  assert.ok(!existsSync(join(dir, 'LOCK')));
 });

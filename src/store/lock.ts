@@ -23,15 +23,24 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** The pid a lock file holds; undefined when it is gone; NaN when it holds no pid. */
-function readOwner(files: FileLayer, path: string): number | undefined {
+/** The text of the lock file at `path`; undefined when it is gone; IO when it cannot be read. */
+function lockText(files: FileLayer, path: string): string | undefined {
+  let bytes: Uint8Array;
   try {
-    const pid = Number.parseInt(new TextDecoder().decode(files.readFileSync(path)).trim(), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : NaN;
+    bytes = files.readFileSync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new MemstoreError('IO', `cannot read lock file ${path}`, { cause: e });
   }
+  return new TextDecoder().decode(bytes);
+}
+
+/** The pid a lock file holds; undefined when it is gone; NaN when it holds no pid. */
+function readOwner(files: FileLayer, path: string): number | undefined {
+  const text = lockText(files, path);
+  if (text === undefined) return undefined;
+  const pid = Number.parseInt(text.trim(), 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : NaN;
 }
 
 function sleepSync(ms: number): void {
@@ -49,15 +58,6 @@ function removeIfPresent(files: FileLayer, path: string): void {
 /** What a lock file holds: the owner's pid, then a token of the lock that made it. */
 function lockContent(token: string): string {
   return `${process.pid}\n${token}\n`;
-}
-
-/** The text of the file at `path`, or undefined when it cannot be read (gone). */
-function contentOf(files: FileLayer, path: string): string | undefined {
-  try {
-    return new TextDecoder().decode(files.readFileSync(path));
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -169,14 +169,35 @@ export class DirectoryLock {
     }
   }
 
+  /**
+   * Lets go of the directory: removes LOCK if it is still this lock's, and the thread's claim in any
+   * case. IO when LOCK cannot be read or removed (it is then left in place; this process's claim is
+   * released all the same, so this process can open the directory again).
+   */
   release(): void {
     heldHere.delete(this.path);
-    // Another holder's lock when the directory was deleted and made again while this one was open
-    // (its LOCK is another file, which may have been given the same inode number): removing it
-    // would let a third opener in beside that holder.
-    const { id, content } = this.created;
-    if ((id === undefined || fileId(this.path) === id) && contentOf(this.files, this.path) === content) removeIfPresent(this.files, this.path);
-    if (this.claim !== undefined) threadClaims?.release(this.claim);
+    try {
+      // Another holder's lock when the directory was deleted and made again while this one was open
+      // (its LOCK is another file, which may have been given the same inode number): removing it
+      // would let a third opener in beside that holder.
+      const { id, content } = this.created;
+      if ((id === undefined || fileId(this.path) === id) && lockText(this.files, this.path) === content) removeIfPresent(this.files, this.path);
+    } finally {
+      if (this.claim !== undefined) threadClaims?.release(this.claim);
+    }
+  }
+
+  /**
+   * release() on a path already failing with an error of its own, which is the one its caller
+   * reports: LOCK that cannot be read or removed then stays, and is not raised over that error
+   * (the thread's claim is released either way, as the store's files are closed on such paths).
+   */
+  releaseAfterFailure(): void {
+    try {
+      this.release();
+    } catch {
+      // The caller's error is the one that says what went wrong; this one is its consequence at most.
+    }
   }
 }
 

@@ -219,7 +219,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     return result;
   } catch (e) {
     if (store !== undefined) await store.close().catch(() => undefined);
-    if (holdingLock) lock.release();
+    if (holdingLock) lock.releaseAfterFailure();
     throw e;
   } finally {
     report?.close();
