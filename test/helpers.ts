@@ -10,6 +10,7 @@ import type { Metric } from '../src/options.js';
 import { rng } from '../src/random.js';
 import { statePath } from '../src/store/files.js';
 import { StateStore, type Checkpoint } from '../src/store/state.js';
+import { dot, norm, squaredDistance } from '../src/vector.js';
 
 const made: string[] = [];
 after(() => {
@@ -87,6 +88,14 @@ export function loadFixture(): Fixture {
     .split('\n')
     .map((line) => (JSON.parse(line) as { text: string }).text);
   return { dim: 512, docs: rows('docs.f32', 512), queries: rows('queries.f32', 512), texts };
+}
+
+/** The exact score a store computes for a full-precision vector (ExactScorer), bit for bit (src/vector.ts, in float64). */
+export function storeScore(metric: Metric, q: Float32Array, x: Float32Array): number {
+  if (metric === 'dot') return dot(q, x);
+  if (metric === 'l2') return -Math.sqrt(squaredDistance(q, x));
+  const d = norm(q) * norm(x);
+  return d === 0 ? 0 : dot(q, x) / d;
 }
 
 export function exactScore(metric: Metric, q: Float32Array, x: Float32Array): number {

@@ -5,8 +5,7 @@ import { MemStore, type OpenOptions, type SearchOptions } from '../src/index.js'
 import type { CodecName } from '../src/codec/codec.js';
 import { vectorBounds } from '../src/input.js';
 import type { Metric } from '../src/options.js';
-import { dot, norm, squaredDistance } from '../src/vector.js';
-import { clustered, rejectsWith, rng, tempDir } from './helpers.js';
+import { clustered, rejectsWith, rng, storeScore, tempDir } from './helpers.js';
 import { FaultFileLayer } from './support/fault-layer.js';
 import { heldLog } from './support/held-log.js';
 
@@ -19,14 +18,6 @@ import { heldLog } from './support/held-log.js';
  */
 
 type Scored = { id: string; score: number };
-
-/** The exact score a store computes for a full-precision vector (ExactScorer). */
-function storeScore(metric: Metric, q: Float32Array, x: Float32Array): number {
-  if (metric === 'dot') return dot(q, x);
-  if (metric === 'l2') return -Math.sqrt(squaredDistance(q, x));
-  const d = norm(q) * norm(x);
-  return d === 0 ? 0 : dot(q, x) / d;
-}
 
 function bestFirst(scored: Scored[], k: number): Scored[] {
   return scored.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).slice(0, k);

@@ -9,8 +9,8 @@ import type { CodecName, RqCodecName } from '../src/codec/codec.js';
 import type { Metric } from '../src/options.js';
 import { fitRotation, rotatedDim } from '../src/space/rotation.js';
 import { statePath } from '../src/store/files.js';
-import { dot, norm, squaredDistance } from '../src/vector.js';
-import { clustered, gaussian, perturb, rejectsWith, rng, tempDir } from './helpers.js';
+import { dot, norm } from '../src/vector.js';
+import { clustered, gaussian, perturb, rejectsWith, rng, storeScore, tempDir } from './helpers.js';
 import { openPair } from './support/cached-pair.js';
 import { cliResult } from './support/cli.js';
 import { runUntilKilled } from './support/killable.js';
@@ -29,14 +29,6 @@ import { stepArb } from './support/model-arbitraries.js';
 
 const RQ: readonly RqCodecName[] = ['rq1', 'rq2', 'rq4'];
 const METRICS: readonly Metric[] = ['cosine', 'dot', 'l2'];
-
-/** The exact score a store computes for a full-precision vector (ExactScorer). */
-function storeScore(metric: Metric, q: Float32Array, x: Float32Array): number {
-  if (metric === 'dot') return dot(q, x);
-  if (metric === 'l2') return -Math.sqrt(squaredDistance(q, x));
-  const d = norm(q) * norm(x);
-  return d === 0 ? 0 : dot(q, x) / d;
-}
 
 function randomVector(dim: number, next: () => number, scale = 1): Float32Array {
   return Float32Array.from({ length: dim }, () => gaussian(next) * scale);

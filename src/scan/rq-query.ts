@@ -87,7 +87,10 @@ export class RqQuery {
     const levels = this.levels;
     let sum = 0;
     // vector[i] − flo ≥ 0 (flo is the least value, a float32 already), so adding ½ and truncating
-    // rounds as Math.round does, without its call.
+    // takes a nearest level without Math.round's call. Not always Math.round's: multiplying by 1/Δ,
+    // not dividing, can put a value halfway (or within a rounding of it) just under, and it takes
+    // the lower level (147 · (1/98) + ½ truncates to 1, Math.round(147 / 98) is 2). Either is half
+    // a step away, and seenVector() and error() report the level taken, which is what the bound counts.
     const inv = delta > 0 ? 1 / delta : 0;
     for (let i = 0; i < dim; i++) {
       let level = ((vector[i]! - flo) * inv + 0.5) | 0;
