@@ -41,15 +41,29 @@ export interface RescoreBound {
   uppers(candidates: readonly BoundCandidate[], floor: number): Float64Array;
 }
 
-/** A bound's arrays for one gather call over its candidates (slots, their places in the batch, scores), grown to the largest batch asked. */
+/** A bound's arrays for one gather call over its candidates, grown to the largest batch asked. */
+interface GatherArrays {
+  readonly slots: Int32Array;
+  /** Each gathered candidate's place among those uppers() was given. */
+  readonly at: Int32Array;
+  readonly scores: Float32Array;
+  /** Each gathered rq candidate's ‖e‖ and ‖r‖², read from its code once for both of its bounds. */
+  readonly errs: Float64Array;
+  readonly normsSq: Float64Array;
+}
+
 class GatherScratch {
   private size = 0;
-  private arrays = { slots: new Int32Array(0), at: new Int32Array(0), scores: new Float32Array(0) };
+  private arrays: GatherArrays = GatherScratch.make(0);
 
-  reserve(n: number): { readonly slots: Int32Array; readonly at: Int32Array; readonly scores: Float32Array } {
+  private static make(size: number): GatherArrays {
+    return { slots: new Int32Array(size), at: new Int32Array(size), scores: new Float32Array(size), errs: new Float64Array(size), normsSq: new Float64Array(size) };
+  }
+
+  reserve(n: number): GatherArrays {
     if (n > this.size) {
       this.size = Math.max(n, 2 * this.size, 16);
-      this.arrays = { slots: new Int32Array(this.size), at: new Int32Array(this.size), scores: new Float32Array(this.size) };
+      this.arrays = GatherScratch.make(this.size);
     }
     return this.arrays;
   }
@@ -136,12 +150,13 @@ function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBo
   // The kernel's float32 steps: a handful of roundings of terms no larger than ‖r̃‖·‖q'‖ (and ‖q'‖² + ‖r‖² for l2).
   const rounding = 16 * 2 ** -24;
   const l2 = scan.metric === 'l2';
-  const upper = (kernel: number, slot: number, queryError: number, sigmas: number): number => {
-    const code = index.codeAt(slot);
-    const err = codec.residualError(code, dim);
-    const normSq = codec.normSquared(code, dim);
+  // ε₀ / √(D − 1) for each bound: its spread per unit of ‖e‖‖q'‖ (and of ‖r̃‖‖q' − q̂‖).
+  const coarseSpread = RQ_BOUND_SIGMAS / Math.sqrt(Math.max(1, dim - 1));
+  const fineSpread = RQ_FINE_BOUND_SIGMAS / Math.sqrt(Math.max(1, dim - 1));
+  /** The bound from `kernel`, a code of error ‖e‖ = `err` and ‖r‖² = `normSq`, scored with a query `queryError` away. */
+  const upper = (kernel: number, err: number, normSq: number, queryError: number, spread: number): number => {
     const seen = Math.sqrt(normSq + err * err);
-    const spreadOf = (sigmas / Math.sqrt(Math.max(1, dim - 1))) * (err * queryNorm + seen * queryError) + rounding * (Math.abs(kernel) + seen * queryNorm + (l2 ? normSq + queryNorm * queryNorm : 0));
+    const spreadOf = spread * (err * queryNorm + seen * queryError) + rounding * (Math.abs(kernel) + seen * queryNorm + (l2 ? normSq + queryNorm * queryNorm : 0));
     return l2 ? -Math.sqrt(Math.max(0, -kernel - 2 * spreadOf)) : kernel + offset + spreadOf;
   };
   const scratch = new GatherScratch();
@@ -150,14 +165,19 @@ function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBo
       const n = candidates.length;
       const out = new Float64Array(n);
       if (n === 0) return out;
-      const { slots, at, scores } = scratch.reserve(n);
+      const { slots, at, scores, errs, normsSq } = scratch.reserve(n);
       const coarseError = index.kernelQueryError(scan);
       let left = 0;
       for (let i = 0; i < n; i++) {
         const { slot, kernel } = candidates[i]!;
-        out[i] = upper(kernel, slot, coarseError, RQ_BOUND_SIGMAS);
+        const code = index.codeAt(slot);
+        const err = codec.residualError(code, dim);
+        const normSq = codec.normSquared(code, dim);
+        out[i] = upper(kernel, err, normSq, coarseError, coarseSpread);
         if (fine === undefined || out[i]! < floor) continue;
         slots[left] = slot;
+        errs[left] = err;
+        normsSq[left] = normSq;
         at[left++] = i;
       }
       if (fine === undefined || left === 0) return out;
@@ -165,7 +185,7 @@ function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBo
       index.scoreSlots(fine, slots, left, scores);
       for (let j = 0; j < left; j++) {
         const i = at[j]!;
-        out[i] = Math.min(out[i]!, upper(scores[j]!, slots[j]!, fineError, RQ_FINE_BOUND_SIGMAS));
+        out[i] = Math.min(out[i]!, upper(scores[j]!, errs[j]!, normsSq[j]!, fineError, fineSpread));
       }
       return out;
     },
