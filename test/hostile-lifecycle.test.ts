@@ -285,3 +285,28 @@ test('lifecycle: a LOCK that cannot be read at close is IO from close() with its
   }
   assert.ok(!existsSync(join(dir, 'LOCK')));
 });
+
+test('lifecycle: an open refused after it took the lock keeps its own error when LOCK cannot be read as it lets go, and this process opens the directory after', async () => {
+  const dir = tempDir('memstore-life-');
+  let failLockReads = false;
+  const files: FileLayer = {
+    ...nodeFileLayer,
+    readFileSync(path) {
+      if (failLockReads && basename(path) === 'LOCK') throw Object.assign(new Error('injected read failure'), { code: 'EIO' });
+      return nodeFileLayer.readFileSync(path);
+    },
+  };
+  const store = await MemStore.open(dir, { dim: DIM, files, durability: 'none' });
+  await store.add([{ id: 'a', vector: vecs[0]!, text: 'kept' }]);
+  await store.close();
+  failLockReads = true;
+  // Another dim is refused once the store's configuration is read, with the lock held.
+  await rejectsWith(() => MemStore.open(dir, { dim: DIM + 1, files }), 'DIM_MISMATCH');
+  failLockReads = false;
+  const again = await MemStore.open(dir, { files });
+  try {
+    assert.equal((await again.get('a'))?.text, 'kept');
+  } finally {
+    await again.close();
+  }
+});
