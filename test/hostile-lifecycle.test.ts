@@ -258,23 +258,32 @@ test('lifecycle: verify of a store killed after a collection of its arenas and b
   }
 });
 
+/** The real file layer, but for reads of a LOCK file while `failing`, which fail with EIO. */
+function unreadableLock(): { files: FileLayer; failing: boolean } {
+  const lock = {
+    failing: false,
+    files: {
+      ...nodeFileLayer,
+      readFileSync(path: string): Uint8Array {
+        if (lock.failing && basename(path) === 'LOCK') throw Object.assign(new Error('injected read failure'), { code: 'EIO' });
+        return nodeFileLayer.readFileSync(path);
+      },
+    } as FileLayer,
+  };
+  return lock;
+}
+
 test('lifecycle: a LOCK that cannot be read at close is IO from close() with its cause, stays in place, and this process opens the directory again', async () => {
   const dir = tempDir('memstore-life-');
-  let failLockReads = false;
-  const files: FileLayer = {
-    ...nodeFileLayer,
-    readFileSync(path) {
-      if (failLockReads && basename(path) === 'LOCK') throw Object.assign(new Error('injected read failure'), { code: 'EIO' });
-      return nodeFileLayer.readFileSync(path);
-    },
-  };
+  const lock = unreadableLock();
+  const files = lock.files;
   const store = await MemStore.open(dir, { dim: DIM, files, durability: 'none' });
   await store.add([{ id: 'a', vector: vecs[0]!, text: 'kept' }]);
-  failLockReads = true;
+  lock.failing = true;
   let caught: unknown;
   await store.close().catch((e: unknown) => (caught = e));
   assert.ok(caught instanceof MemstoreError && caught.code === 'IO' && caught.cause !== undefined, `close: ${String(caught)}`);
-  failLockReads = false;
+  lock.failing = false;
   assert.ok(existsSync(join(dir, 'LOCK')), 'a lock it could not read is not removed');
   // Its thread let go of the directory all the same: the lock naming this process is taken over.
   const again = await MemStore.open(dir, { files });
@@ -288,21 +297,15 @@ test('lifecycle: a LOCK that cannot be read at close is IO from close() with its
 
 test('lifecycle: an open refused after it took the lock keeps its own error when LOCK cannot be read as it lets go, and this process opens the directory after', async () => {
   const dir = tempDir('memstore-life-');
-  let failLockReads = false;
-  const files: FileLayer = {
-    ...nodeFileLayer,
-    readFileSync(path) {
-      if (failLockReads && basename(path) === 'LOCK') throw Object.assign(new Error('injected read failure'), { code: 'EIO' });
-      return nodeFileLayer.readFileSync(path);
-    },
-  };
+  const lock = unreadableLock();
+  const files = lock.files;
   const store = await MemStore.open(dir, { dim: DIM, files, durability: 'none' });
   await store.add([{ id: 'a', vector: vecs[0]!, text: 'kept' }]);
   await store.close();
-  failLockReads = true;
+  lock.failing = true;
   // Another dim is refused once the store's configuration is read, with the lock held.
   await rejectsWith(() => MemStore.open(dir, { dim: DIM + 1, files }), 'DIM_MISMATCH');
-  failLockReads = false;
+  lock.failing = false;
   const again = await MemStore.open(dir, { files });
   try {
     assert.equal((await again.get('a'))?.text, 'kept');
