@@ -403,6 +403,7 @@ test('every codec, metric, PCA on and off, odd dims, duplicate vectors, k past t
       const next = rng(c.seed);
       // f16 stores refuse a vector with no component of magnitude F16_MIN_LARGEST (src/limits.ts): at
       // dim 1 a clustered or noisy vector can be that small (seed 1655082108 made one), so such a vector gets a 1.
+      // Queries too: they are held to the same bound (seed -120559017 drew a fresh query of 4e-5 at dim 1).
       const storable = (v: Float32Array) => (v.every((x) => Math.abs(x) < 1e-3) ? Float32Array.from(v, (x, i) => (i === 0 ? 1 : x)) : v);
       const base = clustered(c.n, c.dim, c.seed, 4).map(storable);
       // A third of the vectors are copies of others: kernel and exact ties at every rank.
@@ -423,7 +424,7 @@ test('every codec, metric, PCA on and off, odd dims, duplicate vectors, k past t
           } else {
             const previous = asked[op.at % Math.max(1, asked.length)];
             let q: Float32Array;
-            if (previous === undefined || op.how === 'fresh') q = base[op.at % base.length]!.map((x) => x + 0.3 * gaussian(next));
+            if (previous === undefined || op.how === 'fresh') q = storable(base[op.at % base.length]!.map((x) => x + 0.3 * gaussian(next)));
             else if (op.how === 'repeat') q = previous;
             else if (op.how === 'scaled') q = previous.map((x) => x * 1.5);
             else q = c.dim === 1 ? previous.map((x) => x * (1 + 1e-6)) : perturb(previous, 0.9999, next);
