@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { Codec, CodecName } from '../src/codec/codec.js';
 import { getCodec } from '../src/codec/index.js';
+import { rq1Codec, rq2Codec, rq4Codec } from '../src/codec/rq.js';
 import { PageStore, roomFor } from '../src/index/pages.js';
 import { rng } from '../src/random.js';
 import { CodeBlocks, type ScanQuery } from '../src/scan/code-blocks.js';
@@ -38,15 +39,20 @@ function filledPages(codec: Codec, pages: number, n: number, pageOf: (slot: numb
   return { blocks, store };
 }
 
-test('pages: random adds, removals, moves between pages, renumbering, replacing and dropping empty pages agree with a model', () => {
+/**
+ * Random adds, removals, moves, renumbering, replacing, fitting and dropping empty pages on a
+ * PageStore of `codec` at `dim`, checked against a model after every step: each slot's page, each
+ * page's slots, and each code and scale as given (`codeOf(seed)` makes the code of a seed).
+ */
+function agreesWithModel(codec: Codec, dim: number, codeOf: (seed: number) => { code: Uint8Array; scale: number }, runs: number): void {
   const op = fc.record({
-    kind: fc.constantFrom('page', 'add', 'add', 'add', 'remove', 'move', 'renumber', 'replace', 'drop'),
+    kind: fc.constantFrom('page', 'add', 'add', 'add', 'remove', 'move', 'renumber', 'replace', 'drop', 'fit'),
     a: fc.nat({ max: 200 }),
     b: fc.nat({ max: 200 }),
   });
   fc.assert(
     fc.property(fc.array(op, { maxLength: 250 }), (ops) => {
-      const store = new PageStore(getCodec('int8'), DIM);
+      const store = new PageStore(codec, dim);
       // The model: per slot, its page and the seed of its code; per page, its slots in no order.
       const model = new Map<number, { page: number; seed: number }>();
       let pages = 0;
@@ -64,6 +70,8 @@ test('pages: random adds, removals, moves between pages, renumbering, replacing 
             const { code, scale } = codeOf(seed);
             store.add(slot, page, code, scale);
             model.set(slot, { page, seed });
+          } else if (kind === 'fit') {
+            store.fit(a % pages);
           } else if (slots.length === 0) {
             continue;
           } else if (kind === 'remove') {
@@ -115,8 +123,33 @@ test('pages: random adds, removals, moves between pages, renumbering, replacing 
         store.free();
       }
     }),
-    { numRuns: 150, seed: 20261130 },
+    { numRuns: runs, seed: 20261130 },
   );
+}
+
+test('pages: random adds, removals, moves between pages, renumbering, replacing and dropping empty pages agree with a model', () => {
+  agreesWithModel(getCodec('int8'), DIM, codeOf, 150);
+});
+
+test('pages in the fast-scan layout (rq1, rq2, rq4 at 32, 64 and 128 dimensions): the same model, every code and factor kept byte for byte through lanes, moves between lanes and resized rooms', () => {
+  for (const codec of [rq1Codec, rq2Codec, rq4Codec]) {
+    for (const dim of [32, 64, 128]) {
+      assert.ok(new PageStore(codec, dim).fastScan, `${codec.name} ${dim}-d`);
+      // A real code per seed (encoding is deterministic), so its padding bits are zero and its floats finite.
+      const cache = new Map<number, { code: Uint8Array; scale: number }>();
+      const rqCodeOf = (seed: number) => {
+        let c = cache.get(seed);
+        if (c === undefined) {
+          const next = rng(seed + 1);
+          const code = new Uint8Array(codec.codeBytes(dim));
+          const scale = codec.encode(Float32Array.from({ length: dim }, () => gaussian(next)), code);
+          cache.set(seed, (c = { code, scale }));
+        }
+        return { code: c.code.slice(), scale: c.scale };
+      };
+      agreesWithModel(codec, dim, rqCodeOf, 25);
+    }
+  }
 });
 
 test('pages: a scan of every page keeps exactly what a scan of the same codes in slot order keeps, bit for bit (every codec, metric and query form)', () => {

@@ -1,7 +1,9 @@
 import { isRqCodec } from '../codec/codec.js';
 import type { Filter } from '../options.js';
 import type { VectorIndex } from '../index/vector-index.js';
-import type { KernelForm, ScanQuery } from '../scan/code-blocks.js';
+import type { RqCodec } from '../codec/rq.js';
+import { kernelValues, type KernelForm, type ScanQuery } from '../scan/code-blocks.js';
+import { lutErrorBound } from '../scan/fast-scan-lut.js';
 import type { PoolScope, ScorePool, SearchScope } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
 import type { DocRecord } from '../store/state.js';
@@ -684,7 +686,14 @@ export class LookasideCache<A> {
     // An rq l2 score is −(‖q'‖² + ‖r‖² − 2⟨r̃, q̂⟩), not −‖q̂ − r̃‖²: each vector's own ‖r̃‖² − ‖r‖² sits in
     // it, so no shift of the query bounds it (CACHE.md): an unbounded shift, and near queries search.
     if (scan.metric === 'l2' && isRqCodec(host.index.codec.name)) return { metric: 'l2', delta: Infinity, margin: 0, maxNorm: 0, fromNorm: 0, nextNorm: 0, angle: 0 };
-    return scoreShift(scan.metric, from, next, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
+    const shift = scoreShift(scan.metric, from, next, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
+    // The same query scores through the same tables: its scores do not move.
+    if (from === next || host.index.tableError(scan) === 0) return shift;
+    // Fast-scan pages score through tables (CACHE.md, "Fast-scan pages"): a score is F times its
+    // estimate, off by at most F · lutErrorBound of its query, and F ≤ 2‖x̂‖ / √D (|ŷ_i| ≥ ½).
+    const bits = (host.index.codec as RqCodec).bits;
+    const factor = (2 * shift.maxNorm) / Math.sqrt(scan.vector.length);
+    return { ...shift, margin: shift.margin + factor * (lutErrorBound(bits, kernelValues(from)) + lutErrorBound(bits, kernelValues(next))) };
   }
 
   /** The kernel form of `scan` to keep in an entry: an int8 code in a spare buffer; a float query's is the entry's copy of the scan vector, `vector`. */

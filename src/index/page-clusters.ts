@@ -116,8 +116,7 @@ export class PageClusters {
     // Pages pass maxPage only until the split that follows, or by what a merge hands them.
     this.sums = new PageSums(dim, 2 * this.options.maxPage, (page, into, each) => {
       for (const slot of this.pages.slotsOf(page)) {
-        const { code, scale } = this.pages.codeView(slot);
-        this.codec.decode(code, scale, into);
+        this.pages.decode(slot, into);
         each(into);
       }
     });
@@ -250,6 +249,16 @@ export class PageClusters {
 
   kernelQueryError(query: ScanQuery): number {
     return this.pages.kernelQueryError(query);
+  }
+
+  /** PageStore.tableError. */
+  tableError(query: ScanQuery): number {
+    return this.pages.tableError(query);
+  }
+
+  /** PageStore.rqTermsAt. */
+  rqTermsAt(slot: number, out: Float64Array): void {
+    this.pages.rqTermsAt(slot, out);
   }
 
   /** The scores a scan gives the vectors of `slots[0..count)` (PageStore.scoreSlots). */
@@ -702,9 +711,8 @@ export class PageClusters {
   }
 
   private decodeSlot(slot: number): void {
-    // A view, decoded at once: no copy per vector (re-clustering and opening decode every one).
-    const { code, scale } = this.pages.codeView(slot);
-    this.codec.decode(code, scale, this.decoded);
+    // Decoded where the code lies: no copy per vector (re-clustering and opening decode every one).
+    this.pages.decode(slot, this.decoded);
   }
 
   /** The routing form of a vector: unit length for cosine, as itself otherwise. */

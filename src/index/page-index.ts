@@ -1,4 +1,4 @@
-import type { Codec } from '../codec/codec.js';
+import { isRqCodec, type Codec } from '../codec/codec.js';
 import type { FilterColumns } from '../filter/columns.js';
 import type { KernelMetric } from '../kernels/index.js';
 import { kernelQueryOf, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
@@ -276,6 +276,16 @@ export class PageIndex implements VectorIndex {
 
   kernelQueryError(query: ScanQuery): number {
     return this.clusters.kernelQueryError(query);
+  }
+
+  tableError(query: ScanQuery): number {
+    return this.clusters.tableError(query);
+  }
+
+  rqTermsAt(slot: number, out: Float64Array): void {
+    if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
+    if (!isRqCodec(this.codec.name)) throw new RangeError(`${this.codec.name} codes are not rq codes`);
+    this.clusters.rqTermsAt(slot, out);
   }
 
   maxNorm(): number {

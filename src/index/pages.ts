@@ -1,5 +1,11 @@
-import type { Codec } from '../codec/codec.js';
+import { isRqCodec, type Codec } from '../codec/codec.js';
+import type { RqCodec } from '../codec/rq.js';
+import { FAST_SCAN_LANES, type RqMetric } from '../kernels/contract.js';
 import { kernels } from '../kernels/index.js';
+import { FAST_SCAN_DIM_STEP } from '../scan/fast-scan-layout.js';
+import { FastScanQuery } from '../scan/fast-scan-query.js';
+import { RQ_QUERY_BITS } from '../scan/rq-query.js';
+import { FastScanRows } from './fast-scan-rows.js';
 import { paddedDim, type KernelForm, type ScanQuery } from '../scan/code-blocks.js';
 import { GATHER_RUN, QueryScratch, pushPicked } from '../scan/query-scratch.js';
 import { recordingVerdicts, type ScorePool } from '../scan/score-pool.js';
@@ -27,10 +33,21 @@ function aligned(rows: number): number {
   return (rows + 3) & ~3;
 }
 
-/** One page: its codes and scales back to back in linear memory, and the slot of each row. */
+/** `rows` rounded up to whole fast-scan blocks. */
+function lanes(rows: number): number {
+  return Math.ceil(rows / FAST_SCAN_LANES) * FAST_SCAN_LANES;
+}
+
+/**
+ * One page: its codes and scales in linear memory, and the slot of each row. In the fast-scan
+ * layout `codes` holds blocks of 32 rows and each row's ‖r‖² and ‖e‖ (the code's two floats) are in
+ * `norms` and `errs`; otherwise codes lie back to back and those are 0.
+ */
 interface Page {
   codes: number;
   scales: number;
+  norms: number;
+  errs: number;
   /** Rows allocated: roomFor() of some count. */
   room: number;
   count: number;
@@ -65,6 +82,12 @@ export class PageStore {
   private keptRoom = 0;
   private readonly mem = kernels().memory;
   private freed = false;
+  /**
+   * The fast-scan layout, for rq codes of a dimension that is a multiple of 32 (PAGES.md, "Fast-scan
+   * pages"): the rows' layout, the query's tables (written at `ptr`), and a buffer codeView() rebuilds
+   * a row's code in.
+   */
+  private readonly fast: { readonly rows: FastScanRows; readonly query: FastScanQuery; readonly ptr: number; readonly code: Uint8Array; readonly rq: RqCodec } | undefined;
 
   constructor(
     readonly codec: Codec,
@@ -73,6 +96,27 @@ export class PageStore {
     this.paddedDim = paddedDim(dim);
     this.stride = codec.strideBytes(this.dim);
     this.query = new QueryScratch(codec, dim, this.paddedDim);
+    if (isRqCodec(codec.name) && dim % FAST_SCAN_DIM_STEP === 0) {
+      const rq = codec as RqCodec;
+      const query = new FastScanQuery(rq, dim);
+      this.fast = { rows: new FastScanRows(rq, dim), query, ptr: this.mem.alloc(query.bytes), code: new Uint8Array(codec.codeBytes(dim)), rq };
+    }
+  }
+
+  /** Whether pages hold their codes in the fast-scan layout. */
+  get fastScan(): boolean {
+    return this.fast !== undefined;
+  }
+
+  /** The room for `rows` rows: roomFor(), in whole blocks of 32 in the fast-scan layout. */
+  private roomOf(rows: number): number {
+    const room = roomFor(rows);
+    return this.fast === undefined ? room : lanes(room);
+  }
+
+  /** Rows of scores a scan of `rows` rows writes: the kernel scores whole blocks in the fast-scan layout. */
+  private scored(rows: number): number {
+    return this.fast === undefined ? rows : lanes(rows);
   }
 
   /** Vectors held. */
@@ -86,14 +130,15 @@ export class PageStore {
 
   /** Bytes of memory held: the rooms of the pages (codes, scales, slots), the slot map and scratch space. */
   get bytes(): number {
-    let total = this.pageOfSlot.byteLength + this.rowOfSlot.byteLength + this.query.bytes + 8 * this.scratchRoom + 4 * this.keptRoom;
-    for (const p of this.pages) total += p.room * (this.stride + 8);
+    const fast = this.fast;
+    let total = this.pageOfSlot.byteLength + this.rowOfSlot.byteLength + this.query.bytes + 8 * this.scratchRoom + 4 * this.keptRoom + (fast === undefined ? 0 : fast.query.bytes);
+    for (const p of this.pages) total += fast === undefined ? p.room * (this.stride + 8) : fast.rows.bytesFor(p.room) + p.room * 16;
     return total;
   }
 
   /** Adds an empty page; returns its number (pages are numbered 0..pageCount-1). */
   addPage(rows = 0): number {
-    this.pages.push(this.allocate(roomFor(rows)));
+    this.pages.push(this.allocate(this.roomOf(rows)));
     return this.pages.length - 1;
   }
 
@@ -117,7 +162,7 @@ export class PageStore {
   /** Gives `page` the room its vectors need, no more (after a split or a merge moved many out). */
   fit(page: number): void {
     const p = this.pageAt(page);
-    const room = roomFor(p.count);
+    const room = this.roomOf(p.count);
     if (room < p.room) this.resize(p, room);
   }
 
@@ -148,7 +193,7 @@ export class PageStore {
     if (this.has(slot)) throw new RangeError(`slot ${slot} already holds a vector`);
     if (code.length !== this.codec.codeBytes(this.dim)) throw new RangeError(`a code has ${this.codec.codeBytes(this.dim)} bytes, not ${code.length}`);
     const p = this.pageAt(page);
-    if (p.count === p.room) this.resize(p, roomFor(p.room + 1));
+    if (p.count === p.room) this.resize(p, this.roomOf(p.room + 1));
     const row = p.count++;
     this.writeRow(p, row, code, scale);
     p.slots[row] = slot;
@@ -169,8 +214,14 @@ export class PageStore {
     const row = this.rowOfSlot[slot]!;
     const last = p.count - 1;
     if (row !== last) {
-      this.mem.u8().copyWithin(p.codes + row * this.stride, p.codes + last * this.stride, p.codes + (last + 1) * this.stride);
       const f32 = this.mem.f32();
+      if (this.fast === undefined) {
+        this.mem.u8().copyWithin(p.codes + row * this.stride, p.codes + last * this.stride, p.codes + (last + 1) * this.stride);
+      } else {
+        this.fast.rows.moveRow(this.mem.u8(), p.codes, last, row);
+        f32[(p.norms >> 2) + row] = f32[(p.norms >> 2) + last]!;
+        f32[(p.errs >> 2) + row] = f32[(p.errs >> 2) + last]!;
+      }
       f32[(p.scales >> 2) + row] = f32[(p.scales >> 2) + last]!;
       const moved = p.slots[last]!;
       p.slots[row] = moved;
@@ -179,7 +230,7 @@ export class PageStore {
     p.count--;
     this.pageOfSlot[slot] = -1;
     this.vectors--;
-    if (p.room > MIN_ROOM && p.count <= p.room / 4) this.resize(p, roomFor(2 * p.count));
+    if (p.room > this.roomOf(0) && p.count <= p.room / 4) this.resize(p, this.roomOf(2 * p.count));
   }
 
   /** Moves the vector in `slot` to the end of page `to` (a split or a merge). */
@@ -210,23 +261,113 @@ export class PageStore {
 
   /**
    * The code of the vector in `slot` as a view of linear memory (valid until the next change or
-   * allocation), and its scale: what a checkpoint writes, without a copy per record.
+   * allocation), and its scale: what a checkpoint writes, without a copy per record. In the
+   * fast-scan layout the code is rebuilt from the row's lane into a buffer of this store, valid
+   * until the next call.
    */
   codeView(slot: number): { code: Uint8Array; scale: number } {
     const p = this.pages[this.pageOf(slot)]!;
     const row = this.rowOfSlot[slot]!;
+    const f32 = this.mem.f32();
+    const scale = f32[(p.scales >> 2) + row]!;
+    const fast = this.fast;
+    if (fast !== undefined) {
+      const code = fast.code;
+      fast.rows.readCode(this.mem.u8(), p.codes, row, code);
+      const tail = new DataView(code.buffer, code.byteOffset + code.length - 8, 8);
+      tail.setFloat32(0, f32[(p.norms >> 2) + row]!, true);
+      tail.setFloat32(4, f32[(p.errs >> 2) + row]!, true);
+      return { code, scale };
+    }
     const at = p.codes + row * this.stride;
-    return { code: this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), scale: this.mem.f32()[(p.scales >> 2) + row]! };
+    return { code: this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), scale };
   }
 
-  /** The query as the scan kernels see it (QueryScratch.kernelForm). */
+  /** The decoded code of the vector in `slot` (Codec.decode), into `out` (dim floats), read where it lies. */
+  decode(slot: number, out: Float32Array): void {
+    const p = this.pages[this.pageOf(slot)]!;
+    const row = this.rowOfSlot[slot]!;
+    const scale = this.mem.f32()[(p.scales >> 2) + row]!;
+    if (this.fast !== undefined) {
+      this.fast.rows.decode(this.mem.u8(), p.codes, row, scale, out);
+      return;
+    }
+    const at = p.codes + row * this.stride;
+    this.codec.decode(this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), scale, out);
+  }
+
+  /**
+   * An rq code's ‖e‖ and ‖r‖² (RqCodec.residualError, normSquared) and its factor F, of the vector
+   * in `slot`, into `out[0..3)`: what the rescoring bound reads of each candidate, without a code.
+   */
+  rqTermsAt(slot: number, out: Float64Array): void {
+    const p = this.pages[this.pageOf(slot)]!;
+    const row = this.rowOfSlot[slot]!;
+    const f32 = this.mem.f32();
+    const fast = this.fast;
+    if (fast !== undefined) {
+      out[0] = f32[(p.errs >> 2) + row]!;
+      out[1] = f32[(p.norms >> 2) + row]!;
+    } else {
+      const rq = this.codec as RqCodec;
+      const at = p.codes + row * this.stride;
+      const code = this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim));
+      out[0] = rq.residualError(code, this.dim);
+      out[1] = rq.normSquared(code, this.dim);
+    }
+    out[2] = f32[(p.scales >> 2) + row]!;
+  }
+
+  /**
+   * The query as the scan kernels see it (QueryScratch.kernelForm). The fast-scan kernels see the
+   * query itself, through tables whose rounding tableError() bounds.
+   */
   kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
+    if (this.fast !== undefined) return { kind: 'float', vector: query.vector };
     return this.query.kernelForm(query, into);
   }
 
-  /** How far the query the kernels see is from `query.vector` (QueryScratch.kernelQueryError). */
+  /** How far the query the kernels see is from `query.vector` (QueryScratch.kernelQueryError); 0 in the fast-scan layout. */
   kernelQueryError(query: ScanQuery): number {
+    if (this.fast !== undefined) return 0;
     return this.query.kernelQueryError(query);
+  }
+
+  /**
+   * In the fast-scan layout, a bound on |estimate of ⟨ŷ, q⟩ − ⟨ŷ, q⟩| for every code, for the scores
+   * of a scan of `query` (FastScanQuery.tableError; those of scoreSlots() with `query.rqQueryBits`
+   * above RQ_QUERY_BITS use both tables); 0 otherwise. A score is F times the estimate.
+   */
+  tableError(query: ScanQuery): number {
+    const fast = this.fast;
+    if (fast === undefined) return 0;
+    fast.query.load(query.vector, fast.ptr);
+    return fast.query.tableError(this.fineTables(query));
+  }
+
+  /** Whether scores of `query` take both tables (fast-scan layout): asked for with more query bits than a scan's. */
+  private fineTables(query: ScanQuery): boolean {
+    return (query.rqQueryBits ?? RQ_QUERY_BITS) > RQ_QUERY_BITS;
+  }
+
+  /** The rq kernels' metric: rotated codes rank by dot product (cosine is one there) or by l2. */
+  private rqMetric(query: ScanQuery): RqMetric {
+    if (query.metric === 'cosine') throw new RangeError('rq codes are scored by dot product in the rotated space, never by cosine');
+    return query.metric;
+  }
+
+  /** Loads `query` for scanPage(). */
+  private loadQuery(query: ScanQuery): void {
+    const fast = this.fast;
+    if (fast === undefined) this.query.load(query);
+    else fast.query.load(query.vector, fast.ptr);
+  }
+
+  /** Scores the rows of `p` against the loaded `query` into `out` (room for scored(p.count) float32). */
+  private scanPage(query: ScanQuery, p: Page, out: number): void {
+    const fast = this.fast;
+    if (fast === undefined) this.query.scan(query, p.codes, p.scales, p.count, out);
+    else fast.query.scan(this.rqMetric(query), fast.ptr, p.codes, p.scales, p.norms, fast.rows.blocksFor(p.count), out);
   }
 
   /**
@@ -241,7 +382,7 @@ export class PageStore {
    * them, and `accept` is asked once per vector at most.
    */
   scan(query: ScanQuery, pages: ArrayLike<number>, count: number, top: TopK, accept?: (slot: number) => boolean, pool?: ScorePool): void {
-    this.query.load(query);
+    this.loadQuery(query);
     if (pool !== undefined) {
       this.scanKeeping(query, pages, count, top, accept, pool);
       return;
@@ -249,9 +390,9 @@ export class PageStore {
     for (let i = 0; i < count; i++) {
       const p = this.pageAt(pages[i]!);
       if (p.count === 0) continue;
-      this.reserveScratch(p.count);
+      this.reserveScratch(this.scored(p.count));
       const out = this.scratchAt(0);
-      this.query.scan(query, p.codes, p.scales, p.count, out);
+      this.scanPage(query, p, out);
       pushPicked(top, out, p.count, this.scratchAt(1), (row) => p.slots[row]!, accept);
     }
   }
@@ -259,7 +400,7 @@ export class PageStore {
   /** scan() with a pool: the scores of every page kept in one run of linear memory (each page's 16-byte aligned), then collected. */
   private scanKeeping(query: ScanQuery, pages: ArrayLike<number>, count: number, top: TopK, accept: ((slot: number) => boolean) | undefined, pool: ScorePool): void {
     let rows = 0;
-    for (let i = 0; i < count; i++) rows += aligned(this.pageAt(pages[i]!).count);
+    for (let i = 0; i < count; i++) rows += aligned(this.scored(this.pageAt(pages[i]!).count));
     this.reserveKept(rows);
     // What `accept` said, by slot, for the pool to reuse.
     const { asked, verdicts } = recordingVerdicts(accept);
@@ -267,9 +408,9 @@ export class PageStore {
       const p = this.pageAt(pages[i]!);
       if (p.count === 0) continue;
       this.reserveScratch(p.count);
-      this.query.scan(query, p.codes, p.scales, p.count, at);
+      this.scanPage(query, p, at);
       pushPicked(top, at, p.count, this.scratchAt(1), (row) => p.slots[row]!, asked);
-      at += 4 * aligned(p.count);
+      at += 4 * aligned(this.scored(p.count));
     }
     const k = kernels();
     pool.setLine(top.kthBest(), top.meanBest());
@@ -287,7 +428,7 @@ export class PageStore {
         if (accept !== undefined && !(verdicts?.get(slot) ?? accept(slot))) continue;
         pool.add(slot, scores[(at >> 2) + row]!);
       }
-      at += 4 * aligned(p.count);
+      at += 4 * aligned(this.scored(p.count));
     }
   }
 
@@ -304,10 +445,10 @@ export class PageStore {
     const p = this.pageAt(page);
     if (out.length < p.count) throw new RangeError(`room for ${out.length} scores, not ${p.count}`);
     if (p.count === 0) return;
-    this.query.load(query);
-    this.reserveScratch(p.count);
+    this.loadQuery(query);
+    this.reserveScratch(this.scored(p.count));
     const at = this.scratchAt(0);
-    this.query.scan(query, p.codes, p.scales, p.count, at);
+    this.scanPage(query, p, at);
     out.set(this.mem.f32().subarray(at >> 2, (at >> 2) + p.count));
   }
 
@@ -320,13 +461,11 @@ export class PageStore {
     if (out.length < count) throw new RangeError(`room for ${out.length} scores, not ${count}`);
     // The address table takes two i32 per vector of a run, in the second half of the scratch.
     this.reserveScratch(2 * GATHER_RUN);
-    const { pages, pageOfSlot, rowOfSlot, stride } = this;
+    const { rowOfSlot, stride } = this;
     const fill = (from: number, n: number, table: Int32Array, at: number) => {
       for (let j = 0; j < n; j++) {
         const slot = slots[from + j]!;
-        const p = slot >= 0 && slot < pageOfSlot.length ? pageOfSlot[slot]! : -1;
-        if (p < 0) throw new RangeError(`no vector in slot ${slot}`);
-        const page = pages[p]!;
+        const page = this.holding(slot);
         const row = rowOfSlot[slot]!;
         table[at + 2 * j] = page.codes + row * stride;
         table[at + 2 * j + 1] = page.scales + row * 4;
@@ -335,7 +474,44 @@ export class PageStore {
     const take = (from: number, n: number, scores: Float32Array, at: number) => {
       for (let j = 0; j < n; j++) out[from + j] = scores[at + j]!;
     };
+    if (this.fast !== undefined) {
+      this.gatherFast(query, slots, count, take);
+      return;
+    }
     this.query.gather(query, count, this.scratchAt(1), this.scratchAt(0), fill, take);
+  }
+
+  /**
+   * scoreSlots() in the fast-scan layout: quadruples (block, lane, F, ‖r‖² addresses) for each run
+   * of GATHER_RUN, in the second half of the scratch; the scores and the second table's in the first.
+   */
+  private gatherFast(query: ScanQuery, slots: Int32Array, count: number, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
+    const fast = this.fast!;
+    const metric = this.rqMetric(query);
+    const fine = this.fineTables(query);
+    fast.query.load(query.vector, fast.ptr);
+    this.reserveScratch(4 * GATHER_RUN);
+    const { rowOfSlot } = this;
+    const blockBytes = fast.rows.blockBytes;
+    const tablePtr = this.scratchAt(1);
+    const outPtr = this.scratchAt(0);
+    const finePtr = outPtr + 4 * GATHER_RUN;
+    for (let from = 0; from < count; from += GATHER_RUN) {
+      const n = Math.min(GATHER_RUN, count - from);
+      const table = this.mem.i32();
+      const t = tablePtr >> 2;
+      for (let j = 0; j < n; j++) {
+        const slot = slots[from + j]!;
+        const page = this.holding(slot);
+        const row = rowOfSlot[slot]!;
+        table[t + 4 * j] = page.codes + Math.floor(row / FAST_SCAN_LANES) * blockBytes;
+        table[t + 4 * j + 1] = row % FAST_SCAN_LANES;
+        table[t + 4 * j + 2] = page.scales + 4 * row;
+        table[t + 4 * j + 3] = page.norms + 4 * row;
+      }
+      fast.query.gather(metric, fast.ptr, tablePtr, n, outPtr, fine, finePtr);
+      take(from, n, this.mem.f32(), outPtr >> 2);
+    }
   }
 
   /** Returns all linear memory; the store is unusable afterwards. */
@@ -347,6 +523,7 @@ export class PageStore {
     if (this.scratchRoom > 0) this.mem.free(this.scratchBase, 8 * this.scratchRoom);
     if (this.keptRoom > 0) this.mem.free(this.keptBase, 4 * this.keptRoom);
     this.query.free();
+    if (this.fast !== undefined) this.mem.free(this.fast.ptr, this.fast.query.bytes);
   }
 
   /** Scratch for one page's scores (which 0) or its picked rows (which 1). */
@@ -361,41 +538,76 @@ export class PageStore {
     this.scratchBase = this.mem.alloc(8 * this.scratchRoom);
   }
 
+  /** The page holding `slot`, for a gather: RangeError when none does. */
+  private holding(slot: number): Page {
+    const p = slot >= 0 && slot < this.pageOfSlot.length ? this.pageOfSlot[slot]! : -1;
+    if (p < 0) throw new RangeError(`no vector in slot ${slot}`);
+    return this.pages[p]!;
+  }
+
   private pageAt(page: number): Page {
     const p = this.pages[page];
     if (p === undefined) throw new RangeError(`no page ${page}`);
     return p;
   }
 
+  /** Bytes of the codes of a page of `room` rows. */
+  private codeBytesFor(room: number): number {
+    return this.fast === undefined ? room * this.stride : this.fast.rows.bytesFor(room);
+  }
+
   private allocate(room: number): Page {
-    return { codes: this.mem.alloc(room * this.stride), scales: this.mem.alloc(room * 4), room, count: 0, slots: new Int32Array(room) };
+    const fast = this.fast !== undefined;
+    return {
+      codes: this.mem.alloc(this.codeBytesFor(room)),
+      scales: this.mem.alloc(room * 4),
+      norms: fast ? this.mem.alloc(room * 4) : 0,
+      errs: fast ? this.mem.alloc(room * 4) : 0,
+      room,
+      count: 0,
+      slots: new Int32Array(room),
+    };
   }
 
   private release(p: Page): void {
-    this.mem.free(p.codes, p.room * this.stride);
+    this.mem.free(p.codes, this.codeBytesFor(p.room));
     this.mem.free(p.scales, p.room * 4);
+    if (p.norms !== 0) this.mem.free(p.norms, p.room * 4);
+    if (p.errs !== 0) this.mem.free(p.errs, p.room * 4);
   }
 
-  /** Gives `p` a room of `room` rows, keeping its rows. */
+  /** Gives `p` a room of `room` rows, keeping its rows (in the fast-scan layout whole blocks, which do not depend on the room). */
   private resize(p: Page, room: number): void {
     const next = this.allocate(room);
     const u8 = this.mem.u8();
-    u8.copyWithin(next.codes, p.codes, p.codes + p.count * this.stride);
+    u8.copyWithin(next.codes, p.codes, p.codes + this.codeBytesFor(p.count));
     u8.copyWithin(next.scales, p.scales, p.scales + p.count * 4);
+    if (p.norms !== 0) u8.copyWithin(next.norms, p.norms, p.norms + p.count * 4);
+    if (p.errs !== 0) u8.copyWithin(next.errs, p.errs, p.errs + p.count * 4);
     next.slots.set(p.slots.subarray(0, p.count));
     this.release(p);
     p.codes = next.codes;
     p.scales = next.scales;
+    p.norms = next.norms;
+    p.errs = next.errs;
     p.room = room;
     p.slots = next.slots;
   }
 
   private writeRow(p: Page, row: number, code: Uint8Array, scale: number): void {
-    const at = p.codes + row * this.stride;
-    const u8 = this.mem.u8();
-    u8.set(code, at);
-    u8.fill(0, at + code.length, at + this.stride);
-    this.mem.f32()[(p.scales >> 2) + row] = scale;
+    const fast = this.fast;
+    const f32 = this.mem.f32();
+    if (fast !== undefined) {
+      fast.rows.writeCode(this.mem.u8(), p.codes, row, code, 0);
+      f32[(p.norms >> 2) + row] = fast.rq.normSquared(code, this.dim);
+      f32[(p.errs >> 2) + row] = fast.rq.residualError(code, this.dim);
+    } else {
+      const at = p.codes + row * this.stride;
+      const u8 = this.mem.u8();
+      u8.set(code, at);
+      u8.fill(0, at + code.length, at + this.stride);
+    }
+    f32[(p.scales >> 2) + row] = scale;
   }
 
   /**

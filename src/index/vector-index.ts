@@ -101,6 +101,14 @@ export interface VectorIndex {
   kernelForm(query: ScanQuery, into?: Int8Array): KernelForm;
   /** The distance between the query and kernelQuery(query), without making the latter. */
   kernelQueryError(query: ScanQuery): number;
+  /**
+   * For rq codes scanned through tables (PageStore, fast-scan layout): a bound on how far the
+   * estimate of ⟨ŷ, q⟩ behind a score of `query` is from the exact one, for every code (a score is
+   * F times it); 0 where the kernels take the query as kernelQuery() gives it.
+   */
+  tableError(query: ScanQuery): number;
+  /** For rq codes: ‖e‖, ‖r‖² and the factor F of the vector in `slot`, into `out[0..3)` (what the rescoring bound reads). */
+  rqTermsAt(slot: number, out: Float64Array): void;
   /** An upper bound on the norm of any decoded code stored. */
   maxNorm(): number;
   /** An upper bound on the distance between the vector in `slot` (in the stored space) and its decoded code. */

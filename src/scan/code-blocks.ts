@@ -320,6 +320,12 @@ export class CodeBlocks {
     return this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim));
   }
 
+  /** The scale of the code in `slot`. */
+  scaleAt(slot: number): number {
+    if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
+    return this.mem.f32()[this.scaleAddress(slot) >> 2]!;
+  }
+
   /** An upper bound on how far the decoded code in `slot` is from the vector it encodes (Codec.codeError). */
   codeErrorAt(slot: number): number {
     if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);

@@ -29,35 +29,166 @@ export interface FastScanLut {
  * `bits` bits per dimension, whose nibbles nibblesOf() packs.
  */
 export function buildLut(bits: RqBits, qRotated: Float32Array): FastScanLut {
+  const lut = new Uint8Array(fastScanGroups(bits, qRotated.length) * FAST_SCAN_GROUP_BYTES);
+  return { lut, ...writeTables(bits, qRotated, lut, undefined).coarse };
+}
+
+/**
+ * A query's two tables (KERNELS.md, "Fast scan", "Two tables"): `coarse` is buildLut()'s, and
+ * `fine` tables what rounding `coarse` left, val_g[n] − (min_g + delta · LUT[g·16 + n]) per entry, in
+ * the same form. A scan adds up `coarse`; the rescoring bound adds `fine`'s sum to a candidate's, so
+ * its estimate is as if the table had sixteen bits per entry.
+ */
+export interface FastScanLutPair {
+  readonly coarse: FastScanLut;
+  /**
+   * The table of coarse's rounding. Its maxError bounds |delta · S + bias + delta₂ · S₂ + bias₂ −
+   * ⟨ŷ, q⟩| for every code (S₂ its sum): G · delta₂ / 2, plus what rounding either bias to
+   * float32 lost.
+   */
+  readonly fine: FastScanLut;
+}
+
+/** buildLut() and the table of its rounding (FastScanLutPair). */
+export function buildLutPair(bits: RqBits, qRotated: Float32Array): FastScanLutPair {
+  const bytes = fastScanGroups(bits, qRotated.length) * FAST_SCAN_GROUP_BYTES;
+  const coarse = new Uint8Array(bytes);
+  const fine = new Uint8Array(bytes);
+  const t = writeTables(bits, qRotated, coarse, fine);
+  return { coarse: { lut: coarse, ...t.coarse }, fine: { lut: fine, ...t.fine! } };
+}
+
+/** A table's constants, its bytes written elsewhere. */
+export type TableParams = Omit<FastScanLut, 'lut'>;
+
+// Scratch of writeTables(), grown to the largest table asked for: one query at a time, nothing allocated per query.
+let values = new Float64Array(0);
+let mins = new Float64Array(0);
+const lowHalf = new Float64Array(4);
+const highHalf = new Float64Array(4);
+
+/** The nearest integer to x ≥ 0, at most 255 (rounding half up, as Math.round does for x ≥ 0). */
+function roundEntry(x: number): number {
+  const r = (x + 0.5) | 0;
+  return r > 255 ? 255 : r;
+}
+
+/**
+ * Writes the coarse table of `qRotated` into `coarse` (G · 16 bytes) and, when `fine` is given, the
+ * table of its rounding into `fine`, and returns their constants (buildLut, buildLutPair).
+ */
+export function writeTables(bits: RqBits, qRotated: Float32Array, coarse: Uint8Array, fine: Uint8Array | undefined): { coarse: TableParams; fine: TableParams | undefined } {
   const dim = qRotated.length;
   const groups = fastScanGroups(bits, dim);
+  const entries = groups * FAST_SCAN_GROUP_BYTES;
+  if (coarse.length < entries || (fine !== undefined && fine.length < entries)) throw new RangeError(`a table of ${groups} groups needs ${entries} bytes`);
+  if (values.length < entries) {
+    values = new Float64Array(entries);
+    mins = new Float64Array(groups);
+  }
+  const vals = values;
+  const lows = mins;
   const perNibble = 4 / bits;
-  const levelMask = (1 << bits) - 1;
-  const m = levelMask / 2;
-  const values = new Float64Array(groups * FAST_SCAN_GROUP_BYTES);
-  const mins = new Float64Array(groups);
+  // A nibble n is two halves, n & 3 and n >> 2, so val_g[n] = low[n & 3] + high[n >> 2]: eight
+  // products per group instead of sixteen sums of 4 / B.
+  const low = lowHalf;
+  const high = highHalf;
   let widest = 0;
-  for (let g = 0; g < groups; g++) {
+  for (let g = 0, e = 0; g < groups; g++) {
+    const d0 = g * perNibble;
+    if (bits === 4) {
+      const q = qRotated[d0]!;
+      for (let j = 0; j < 4; j++) {
+        low[j] = (j - 7.5) * q;
+        high[j] = 4 * j * q;
+      }
+    } else if (bits === 2) {
+      const q0 = qRotated[d0]!;
+      const q1 = qRotated[d0 + 1]!;
+      for (let j = 0; j < 4; j++) {
+        low[j] = (j - 1.5) * q0;
+        high[j] = (j - 1.5) * q1;
+      }
+    } else {
+      const q0 = qRotated[d0]! / 2;
+      const q1 = qRotated[d0 + 1]! / 2;
+      const q2 = qRotated[d0 + 2]! / 2;
+      const q3 = qRotated[d0 + 3]! / 2;
+      for (let j = 0; j < 4; j++) {
+        low[j] = (j & 1 ? q0 : -q0) + (j & 2 ? q1 : -q1);
+        high[j] = (j & 1 ? q2 : -q2) + (j & 2 ? q3 : -q3);
+      }
+    }
     let lo = Infinity;
     let hi = -Infinity;
-    for (let n = 0; n < 16; n++) {
-      let value = 0;
-      for (let k = 0; k < perNibble; k++) value += (((n >> (k * bits)) & levelMask) - m) * qRotated[g * perNibble + k]!;
-      values[g * 16 + n] = value;
+    for (let n = 0; n < 16; n++, e++) {
+      const value = low[n & 3]! + high[n >> 2]!;
+      vals[e] = value;
       if (value < lo) lo = value;
       if (value > hi) hi = value;
     }
-    mins[g] = lo;
+    lows[g] = lo;
     if (hi - lo > widest) widest = hi - lo;
   }
   const delta = widest > 0 ? froundUp(widest / 255) : 0;
-  const lut = new Uint8Array(groups * FAST_SCAN_GROUP_BYTES);
+  // Multiplying by 1/delta, not dividing: the quotient may be off by a few ulps of 255, so an entry
+  // is within ½ + 2^-40 steps of its value, and maxError counts that.
+  const inv = delta > 0 ? 1 / delta : 0;
   let exactBias = 0;
-  for (let g = 0; g < groups; g++) {
-    exactBias += mins[g]!;
-    if (delta === 0) continue;
-    for (let n = 0; n < 16; n++) lut[g * 16 + n] = Math.min(255, Math.round((values[g * 16 + n]! - mins[g]!) / delta));
+  // Each entry's rounding, kept in `values` for the fine table: val − (min_g + delta · entry).
+  let fineWidest = 0;
+  for (let g = 0, e = 0; g < groups; g++) {
+    const lo = lows[g]!;
+    exactBias += lo;
+    let rlo = Infinity;
+    let rhi = -Infinity;
+    for (let n = 0; n < 16; n++, e++) {
+      const entry = delta === 0 ? 0 : roundEntry((vals[e]! - lo) * inv);
+      coarse[e] = entry;
+      const r = vals[e]! - (lo + delta * entry);
+      vals[e] = r;
+      if (r < rlo) rlo = r;
+      if (r > rhi) rhi = r;
+    }
+    lows[g] = rlo;
+    if (rhi - rlo > fineWidest) fineWidest = rhi - rlo;
   }
   const bias = Math.fround(exactBias);
-  return { lut, delta, bias, maxError: (groups * delta) / 2 + Math.abs(bias - exactBias) };
+  const biasLost = Math.abs(bias - exactBias);
+  const coarseParams: TableParams = { delta, bias, maxError: groups * delta * (0.5 + 2 ** -40) + biasLost };
+  if (fine === undefined) return { coarse: coarseParams, fine: undefined };
+  const delta2 = fineWidest > 0 ? froundUp(fineWidest / 255) : 0;
+  const inv2 = delta2 > 0 ? 1 / delta2 : 0;
+  let exactBias2 = 0;
+  for (let g = 0, e = 0; g < groups; g++) {
+    const lo = lows[g]!;
+    exactBias2 += lo;
+    for (let n = 0; n < 16; n++, e++) fine[e] = delta2 === 0 ? 0 : roundEntry((vals[e]! - lo) * inv2);
+  }
+  const bias2 = Math.fround(exactBias2);
+  return { coarse: coarseParams, fine: { delta: delta2, bias: bias2, maxError: groups * delta2 * (0.5 + 2 ** -40) + Math.abs(bias2 - exactBias2) + biasLost } };
+}
+
+/**
+ * An upper bound on buildLut(bits, qRotated).maxError in one pass over the query, without the
+ * table: group g's entries span exactly (2^B − 1) · Σ_{d in g} |q_d|, so delta is at most the
+ * widest span over 255 (a relative 2^-40 over for the float64 sums, rounded up to float32), and the
+ * bias loses at most 2^-24 of Σ_g |min_g| ≤ m · Σ|q_d|. The lookaside cache bounds how far a score
+ * can move between two queries with it (src/cache/CACHE.md).
+ */
+export function lutErrorBound(bits: RqBits, qRotated: Float32Array): number {
+  const dim = qRotated.length;
+  const groups = fastScanGroups(bits, dim);
+  const perNibble = 4 / bits;
+  const top = (1 << bits) - 1;
+  let widest = 0;
+  let total = 0;
+  for (let g = 0; g < groups; g++) {
+    let span = 0;
+    for (let k = 0; k < perNibble; k++) span += Math.abs(qRotated[g * perNibble + k]!);
+    total += span;
+    if (span > widest) widest = span;
+  }
+  const delta = froundUp(((top * widest) / 255) * (1 + 2 ** -40));
+  return (groups * delta) / 2 + (top / 2) * total * 2 ** -23;
 }

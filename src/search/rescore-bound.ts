@@ -47,9 +47,10 @@ interface GatherArrays {
   /** Each gathered candidate's place among those uppers() was given. */
   readonly at: Int32Array;
   readonly scores: Float32Array;
-  /** Each gathered rq candidate's ‖e‖ and ‖r‖², read from its code once for both of its bounds. */
+  /** Each gathered rq candidate's ‖e‖, ‖r‖² and factor, read once for both of its bounds. */
   readonly errs: Float64Array;
   readonly normsSq: Float64Array;
+  readonly factors: Float64Array;
 }
 
 class GatherScratch {
@@ -57,7 +58,7 @@ class GatherScratch {
   private arrays: GatherArrays = GatherScratch.make(0);
 
   private static make(size: number): GatherArrays {
-    return { slots: new Int32Array(size), at: new Int32Array(size), scores: new Float32Array(size), errs: new Float64Array(size), normsSq: new Float64Array(size) };
+    return { slots: new Int32Array(size), at: new Int32Array(size), scores: new Float32Array(size), errs: new Float64Array(size), normsSq: new Float64Array(size), factors: new Float64Array(size) };
   }
 
   reserve(n: number): GatherArrays {
@@ -139,53 +140,69 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, projected: boo
  * term is a third to 1.1 times its own, a candidate that bound does not put below `floor` is scored again
  * with q̂ in RQ_FINE_QUERY_BITS planes (one gather call for all of them) and bounded at
  * RQ_FINE_BOUND_SIGMAS, and keeps the lower of its two bounds. rq1's query term is a fifth of its
- * code's: scoring its candidates again cost more than the reads it saved (RESCORING.md). With PCA
- * the part of a vector outside the projection is not kept, and nothing bounds it: none then.
+ * code's: scoring its candidates again cost more than the reads it saved (RESCORING.md).
+ *
+ * Pages in the fast-scan layout see the query itself through a table (VectorIndex.tableError): its
+ * rounding is no random term but at most F · tableError, for every code, and the code's term alone
+ * is probabilistic, at RQ_FINE_BOUND_SIGMAS in both steps; the second step scores with both tables.
+ * With PCA the part of a vector outside the projection is not kept, and nothing bounds it: none then.
  */
 function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBound {
   const codec = index.codec as RqCodec;
   const dim = index.dim;
   const queryNorm = norm(scan.vector);
   const fine: ScanQuery | undefined = codec.bits > 1 ? { ...scan, rqQueryBits: RQ_FINE_QUERY_BITS } : undefined;
+  const coarseTable = index.tableError(scan);
+  const tables = coarseTable > 0;
   // The kernel's float32 steps: a handful of roundings of terms no larger than ‖r̃‖·‖q'‖ (and ‖q'‖² + ‖r‖² for l2).
   const rounding = 16 * 2 ** -24;
+  // A table's sum before its bias may exceed ‖r̃‖·‖q'‖: up to (2^B − 1) · Σ|q'_i| times F, rounded too.
+  let tableSpan = 0;
+  if (tables) {
+    for (let i = 0; i < scan.vector.length; i++) tableSpan += Math.abs(scan.vector[i]!);
+    tableSpan *= (1 << codec.bits) - 1;
+  }
   const l2 = scan.metric === 'l2';
   // ε₀ / √(D − 1) for each bound: its spread per unit of ‖e‖‖q'‖ (and of ‖r̃‖‖q' − q̂‖).
-  const coarseSpread = RQ_BOUND_SIGMAS / Math.sqrt(Math.max(1, dim - 1));
+  const coarseSpread = (tables ? RQ_FINE_BOUND_SIGMAS : RQ_BOUND_SIGMAS) / Math.sqrt(Math.max(1, dim - 1));
   const fineSpread = RQ_FINE_BOUND_SIGMAS / Math.sqrt(Math.max(1, dim - 1));
-  /** The bound from `kernel`, a code of error ‖e‖ = `err` and ‖r‖² = `normSq`, scored with a query `queryError` away. */
-  const upper = (kernel: number, err: number, normSq: number, queryError: number, spread: number): number => {
+  /** The bound from `kernel`, a code of error ‖e‖ = `err`, ‖r‖² = `normSq` and factor `factor`, scored with a query `queryError` away through a table `tableError` off. */
+  const upper = (kernel: number, err: number, normSq: number, factor: number, queryError: number, tableError: number, spread: number): number => {
     const seen = Math.sqrt(normSq + err * err);
-    const spreadOf = spread * (err * queryNorm + seen * queryError) + rounding * (Math.abs(kernel) + seen * queryNorm + (l2 ? normSq + queryNorm * queryNorm : 0));
+    const spreadOf = spread * (err * queryNorm + seen * queryError) + factor * tableError + rounding * (Math.abs(kernel) + seen * queryNorm + factor * tableSpan + (l2 ? normSq + queryNorm * queryNorm : 0));
     return l2 ? -Math.sqrt(Math.max(0, -kernel - 2 * spreadOf)) : kernel + offset + spreadOf;
   };
   const scratch = new GatherScratch();
+  const terms = new Float64Array(3);
   return {
     uppers(candidates, floor) {
       const n = candidates.length;
       const out = new Float64Array(n);
       if (n === 0) return out;
-      const { slots, at, scores, errs, normsSq } = scratch.reserve(n);
+      const { slots, at, scores, errs, normsSq, factors } = scratch.reserve(n);
       const coarseError = index.kernelQueryError(scan);
       let left = 0;
       for (let i = 0; i < n; i++) {
         const { slot, kernel } = candidates[i]!;
-        const code = index.codeAt(slot);
-        const err = codec.residualError(code, dim);
-        const normSq = codec.normSquared(code, dim);
-        out[i] = upper(kernel, err, normSq, coarseError, coarseSpread);
+        index.rqTermsAt(slot, terms);
+        const err = terms[0]!;
+        const normSq = terms[1]!;
+        const factor = Math.abs(terms[2]!);
+        out[i] = upper(kernel, err, normSq, factor, coarseError, coarseTable, coarseSpread);
         if (fine === undefined || out[i]! < floor) continue;
         slots[left] = slot;
         errs[left] = err;
         normsSq[left] = normSq;
+        factors[left] = factor;
         at[left++] = i;
       }
       if (fine === undefined || left === 0) return out;
       const fineError = index.kernelQueryError(fine);
+      const fineTable = tables ? index.tableError(fine) : 0;
       index.scoreSlots(fine, slots, left, scores);
       for (let j = 0; j < left; j++) {
         const i = at[j]!;
-        out[i] = Math.min(out[i]!, upper(scores[j]!, errs[j]!, normsSq[j]!, fineError, fineSpread));
+        out[i] = Math.min(out[i]!, upper(scores[j]!, errs[j]!, normsSq[j]!, factors[j]!, fineError, fineTable, fineSpread));
       }
       return out;
     },

@@ -1,0 +1,115 @@
+import type { RqCodec } from '../codec/rq.js';
+import { FAST_SCAN_GROUP_BYTES, FAST_SCAN_LANES, rqPlaneBytes } from '../kernels/contract.js';
+import { fastScanBlockBytes, fastScanGroups } from '../scan/fast-scan-layout.js';
+
+/**
+ * The rows of a page in the fast-scan layout (PAGES.md, "Fast-scan pages"; KERNELS.md, "Fast scan"):
+ * row i is lane i % 32 of block ⌊i / 32⌋, its levels in 4-bit nibbles. The codec's code (bit planes,
+ * then ‖r‖² and ‖e‖, CODECS.md) goes in by writeCode() and comes back, byte for byte, by readCode();
+ * the two floats are kept beside the blocks by the caller. These work on linear memory in place and
+ * allocate nothing per row.
+ */
+export class FastScanRows {
+  readonly groups: number;
+  /** Bytes of one block of 32 rows. */
+  readonly blockBytes: number;
+  private readonly bits: number;
+  private readonly planeBytes: number;
+  private readonly perNibble: number;
+
+  constructor(
+    codec: RqCodec,
+    readonly dim: number,
+  ) {
+    this.bits = codec.bits;
+    this.groups = fastScanGroups(codec.bits, dim);
+    this.blockBytes = fastScanBlockBytes(this.groups);
+    this.planeBytes = rqPlaneBytes(dim);
+    this.perNibble = 4 / codec.bits;
+  }
+
+  /** Bytes of the blocks that hold `rows` rows. */
+  bytesFor(rows: number): number {
+    return Math.ceil(rows / FAST_SCAN_LANES) * this.blockBytes;
+  }
+
+  /** Blocks that hold `rows` rows. */
+  blocksFor(rows: number): number {
+    return Math.ceil(rows / FAST_SCAN_LANES);
+  }
+
+  /** Address of the 16-byte step of group 0 that holds `row`'s lane, and the shift of its nibble (0 or 4). */
+  private laneOf(blocksPtr: number, row: number): { at: number; shift: number } {
+    const lane = row % FAST_SCAN_LANES;
+    return { at: blocksPtr + Math.floor(row / FAST_SCAN_LANES) * this.blockBytes + (lane & 15), shift: lane >= 16 ? 4 : 0 };
+  }
+
+  /** Writes the levels of `code` (the codec's bit planes, from `codeAt` in `src`) into `row`'s lane; the other lanes stay. */
+  writeCode(u8: Uint8Array, blocksPtr: number, row: number, src: Uint8Array, codeAt: number): void {
+    const { at, shift } = this.laneOf(blocksPtr, row);
+    const keep = shift === 0 ? 0xf0 : 0x0f;
+    const p0 = codeAt;
+    const p1 = codeAt + this.planeBytes;
+    const p2 = codeAt + 2 * this.planeBytes;
+    const p3 = codeAt + 3 * this.planeBytes;
+    for (let g = 0; g < this.groups; g++) {
+      let nibble: number;
+      if (this.bits === 1) {
+        // Dimensions 4g to 4g + 3: one half of a byte of the plane.
+        nibble = (src[p0 + (g >> 1)]! >> ((g & 1) << 2)) & 0x0f;
+      } else if (this.bits === 2) {
+        // Dimensions 2g and 2g + 1: two bits of each plane, interleaved (level bit 0, then bit 1, per dimension).
+        const off = (g & 3) << 1;
+        const x0 = (src[p0 + (g >> 2)]! >> off) & 3;
+        const x1 = (src[p1 + (g >> 2)]! >> off) & 3;
+        nibble = (x0 & 1) | ((x1 & 1) << 1) | ((x0 & 2) << 1) | ((x1 & 2) << 2);
+      } else {
+        // Dimension g: its bit of each of the four planes.
+        const byte = g >> 3;
+        const off = g & 7;
+        nibble = ((src[p0 + byte]! >> off) & 1) | (((src[p1 + byte]! >> off) & 1) << 1) | (((src[p2 + byte]! >> off) & 1) << 2) | (((src[p3 + byte]! >> off) & 1) << 3);
+      }
+      const i = at + g * FAST_SCAN_GROUP_BYTES;
+      u8[i] = (u8[i]! & keep) | (nibble << shift);
+    }
+  }
+
+  /** The bit planes of `row`'s levels, written at `into[0..bits · planeBytes)` (the padding bits past dim zero). */
+  readCode(u8: Uint8Array, blocksPtr: number, row: number, into: Uint8Array): void {
+    const { at, shift } = this.laneOf(blocksPtr, row);
+    const { bits, planeBytes, perNibble } = this;
+    const mask = (1 << bits) - 1;
+    into.fill(0, 0, bits * planeBytes);
+    for (let g = 0; g < this.groups; g++) {
+      const nibble = (u8[at + g * FAST_SCAN_GROUP_BYTES]! >> shift) & 0x0f;
+      for (let k = 0; k < perNibble; k++) {
+        const d = g * perNibble + k;
+        const level = (nibble >> (k * bits)) & mask;
+        for (let b = 0; b < bits; b++) if ((level >> b) & 1) into[b * planeBytes + (d >> 3)]! |= 1 << (d & 7);
+      }
+    }
+  }
+
+  /** `row`'s decoded code, scale · (u_i − m) per dimension as the codec decodes it, into `out` (dim floats). */
+  decode(u8: Uint8Array, blocksPtr: number, row: number, scale: number, out: Float32Array): void {
+    const { at, shift } = this.laneOf(blocksPtr, row);
+    const { bits, perNibble } = this;
+    const mask = (1 << bits) - 1;
+    const m = mask / 2;
+    for (let g = 0, d = 0; g < this.groups; g++) {
+      const nibble = (u8[at + g * FAST_SCAN_GROUP_BYTES]! >> shift) & 0x0f;
+      for (let k = 0; k < perNibble; k++, d++) out[d] = scale * (((nibble >> (k * bits)) & mask) - m);
+    }
+  }
+
+  /** Copies the lane of row `from` into the lane of row `to` (the same blocks). */
+  moveRow(u8: Uint8Array, blocksPtr: number, from: number, to: number): void {
+    const a = this.laneOf(blocksPtr, from);
+    const b = this.laneOf(blocksPtr, to);
+    const keep = b.shift === 0 ? 0xf0 : 0x0f;
+    for (let g = 0, step = 0; g < this.groups; g++, step += FAST_SCAN_GROUP_BYTES) {
+      const nibble = (u8[a.at + step]! >> a.shift) & 0x0f;
+      u8[b.at + step] = (u8[b.at + step]! & keep) | (nibble << b.shift);
+    }
+  }
+}

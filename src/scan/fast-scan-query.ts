@@ -1,0 +1,89 @@
+import type { RqCodec } from '../codec/rq.js';
+import { FAST_SCAN_GROUP_BYTES, type RqMetric } from '../kernels/contract.js';
+import { kernels } from '../kernels/index.js';
+import { fastScanGroups } from './fast-scan-layout.js';
+import { writeTables, type TableParams } from './fast-scan-lut.js';
+
+/**
+ * A query as the fast-scan kernels take it (KERNELS.md, "Fast scan"): its two tables
+ * (fast-scan-lut.ts) written into linear memory by load(), the coarse one at `ptr` and the table of
+ * its rounding right after, and the constants that turn a lane's sum into a score.
+ */
+export class FastScanQuery {
+  readonly groups: number;
+  private coarse: TableParams = { delta: 0, bias: 0, maxError: 0 };
+  private fine: TableParams = { delta: 0, bias: 0, maxError: 0 };
+  private qNormSq = 0;
+  /** The vector whose tables are at `loadedAt` (a copy): a search loads one query for its scan, its bound and its pool, and builds its tables once. */
+  private readonly loaded: Float32Array;
+  private loadedAt = -1;
+
+  constructor(
+    private readonly codec: RqCodec,
+    private readonly dim: number,
+  ) {
+    this.groups = fastScanGroups(codec.bits, dim);
+    this.loaded = new Float32Array(dim);
+  }
+
+  /** Bytes load() writes at `ptr`: both tables. */
+  get bytes(): number {
+    return 2 * this.groups * FAST_SCAN_GROUP_BYTES;
+  }
+
+  /**
+   * Builds the tables of `vector` (the rotated query, dim floats) and writes them at `ptr`, unless
+   * the vector loaded last had the same values and went to the same place (the caller owns `ptr`).
+   */
+  load(vector: Float32Array, ptr: number): void {
+    const dim = this.dim;
+    if (vector.length !== dim) throw new RangeError(`a fast-scan query has ${dim} dimensions, not ${vector.length}`);
+    if (ptr === this.loadedAt) {
+      let same = true;
+      for (let i = 0; same && i < dim; i++) same = Object.is(vector[i], this.loaded[i]);
+      if (same) return;
+    }
+    const u8 = kernels().memory.u8();
+    const bytes = this.groups * FAST_SCAN_GROUP_BYTES;
+    const { coarse, fine } = writeTables(this.codec.bits, vector, u8.subarray(ptr, ptr + bytes), u8.subarray(ptr + bytes, ptr + 2 * bytes));
+    let normSq = 0;
+    for (let i = 0; i < dim; i++) normSq += vector[i]! * vector[i]!;
+    this.coarse = coarse;
+    this.fine = fine!;
+    this.qNormSq = Math.fround(normSq);
+    this.loaded.set(vector);
+    this.loadedAt = ptr;
+  }
+
+  /**
+   * A bound on how far the loaded query's estimate of ⟨ŷ, q⟩ is from the exact one, for every code:
+   * of a scan's scores (the coarse table), or of the scores gather() gives with `fine`.
+   */
+  tableError(fine: boolean): number {
+    return fine ? this.fine.maxError : this.coarse.maxError;
+  }
+
+  /** Scores nBlocks blocks (scales and ‖r‖² 32 float32 per block) against the query loaded at `ptr`. */
+  scan(metric: RqMetric, ptr: number, blocksPtr: number, scalesPtr: number, normsPtr: number, nBlocks: number, outPtr: number): void {
+    const t = this.coarse;
+    kernels().fastScanFunction(metric)(ptr, this.groups, t.delta, t.bias, this.qNormSq, blocksPtr, scalesPtr, normsPtr, nBlocks, outPtr);
+  }
+
+  /**
+   * The gather form of scan(), vectors given as i32 quadruples at `tablePtr` (block address, lane,
+   * factor address, ‖r‖² address). With `fine`, each score is the scan's plus what the second table
+   * adds to its estimate (F · (delta₂ · S₂ + bias₂), twice that for l2), the second table's scores
+   * written at `finePtr` (n float32) first: a score as from a table with sixteen-bit entries.
+   */
+  gather(metric: RqMetric, ptr: number, tablePtr: number, n: number, outPtr: number, fine: boolean, finePtr: number): void {
+    const k = kernels();
+    const t = this.coarse;
+    k.gatherFastScanFunction(metric)(ptr, this.groups, t.delta, t.bias, this.qNormSq, tablePtr, n, outPtr);
+    if (!fine) return;
+    const f = this.fine;
+    k.gatherFastScanFunction('dot')(ptr + this.groups * FAST_SCAN_GROUP_BYTES, this.groups, f.delta, f.bias, 0, tablePtr, n, finePtr);
+    const scores = k.memory.f32();
+    const twice = metric === 'l2' ? 2 : 1;
+    for (let j = 0; j < n; j++) scores[(outPtr >> 2) + j] = scores[(outPtr >> 2) + j]! + twice * scores[(finePtr >> 2) + j]!;
+  }
+}

@@ -1,0 +1,253 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { rq1Codec, rq2Codec, rq4Codec, type RqCodec } from '../src/codec/rq.js';
+import { FastScanRows } from '../src/index/fast-scan-rows.js';
+import { PageStore } from '../src/index/pages.js';
+import { referenceFastScan } from '../src/kernels/reference.js';
+import { MemStore } from '../src/memstore.js';
+import { fastScanBlockBytes, fastScanGroups, nibblesOf, writeLane } from '../src/scan/fast-scan-layout.js';
+import { buildLut, buildLutPair, lutErrorBound } from '../src/scan/fast-scan-lut.js';
+import type { ScanQuery } from '../src/scan/code-blocks.js';
+import { RQ_FINE_QUERY_BITS } from '../src/scan/rq-query.js';
+import { TopK } from '../src/scan/topk.js';
+import { bruteForce, clustered, gaussian, rng, tempDir } from './helpers.js';
+
+const RQ: readonly RqCodec[] = [rq1Codec, rq2Codec, rq4Codec];
+
+/** A real code of a random vector (rotated space: any vector will do) and its factor. */
+function encoded(codec: RqCodec, dim: number, next: () => number, scale = 1): { code: Uint8Array; scale: number } {
+  const code = new Uint8Array(codec.codeBytes(dim));
+  const f = codec.encode(
+    Float32Array.from({ length: dim }, () => gaussian(next) * scale),
+    code,
+  );
+  return { code, scale: f };
+}
+
+/** The levels u_i of `code` (decoded with factor 1: u_i − m). */
+function levelsOf(codec: RqCodec, code: Uint8Array, dim: number): Uint8Array {
+  const out = new Float32Array(dim);
+  codec.decode(code, 1, out);
+  const m = ((1 << codec.bits) - 1) / 2;
+  return Uint8Array.from(out, (y) => y + m);
+}
+
+/** ⟨ŷ, q⟩ in float64, ŷ = u − m. */
+function exactInner(codec: RqCodec, code: Uint8Array, q: Float32Array): number {
+  const y = new Float32Array(q.length);
+  codec.decode(code, 1, y);
+  let sum = 0;
+  for (let i = 0; i < q.length; i++) sum += y[i]! * q[i]!;
+  return sum;
+}
+
+/** The score the fast-scan kernel gives `code` alone in lane 0 of a block, by the reference. */
+function referenceScore(codec: RqCodec, dim: number, metric: 'dot' | 'l2', code: Uint8Array, scale: number, q: Float32Array): number {
+  const groups = fastScanGroups(codec.bits, dim);
+  const block = new Uint8Array(fastScanBlockBytes(groups));
+  writeLane(block, 0, nibblesOf(codec.bits, levelsOf(codec, code, dim), dim));
+  const scales = new Float32Array(32);
+  scales[0] = scale;
+  const norms = new Float32Array(32);
+  norms[0] = codec.normSquared(code, dim);
+  let qNormSq = 0;
+  for (const x of q) qNormSq += x * x;
+  const { lut, delta, bias } = buildLut(codec.bits, q);
+  const out = new Float32Array(32);
+  referenceFastScan(metric, lut, groups, delta, bias, Math.fround(qNormSq), block, scales, norms, 1, out);
+  return out[0]!;
+}
+
+test('fast-scan rows: a code written into a lane comes back byte for byte, decodes as the codec decodes it, moves between lanes, and leaves the other 31 lanes as they were (rq1, rq2, rq4; 32 to 512 dimensions)', () => {
+  const next = rng(7);
+  for (const codec of RQ) {
+    for (const dim of [32, 64, 96, 128, 512]) {
+      const rows = new FastScanRows(codec, dim);
+      const u8 = new Uint8Array(rows.bytesFor(64));
+      const codes = Array.from({ length: 64 }, () => encoded(codec, dim, next));
+      for (const [row, c] of codes.entries()) rows.writeCode(u8, 0, row, c.code, 0);
+      const back = new Uint8Array(codec.codeBytes(dim));
+      const decoded = new Float32Array(dim);
+      const want = new Float32Array(dim);
+      for (const [row, c] of codes.entries()) {
+        rows.readCode(u8, 0, row, back);
+        const planes = c.code.length - 8;
+        assert.deepEqual(back.subarray(0, planes), c.code.subarray(0, planes), `${codec.name} ${dim}-d row ${row}`);
+        rows.decode(u8, 0, row, c.scale, decoded);
+        codec.decode(c.code, c.scale, want);
+        assert.deepEqual(decoded, want, `${codec.name} ${dim}-d row ${row} decoded`);
+      }
+      // Row 40 (block 1, a high lane) into row 3 (block 0, a low lane), and 5 into 33.
+      rows.moveRow(u8, 0, 40, 3);
+      rows.moveRow(u8, 0, 5, 33);
+      for (let row = 0; row < 64; row++) {
+        const from = row === 3 ? 40 : row === 33 ? 5 : row;
+        rows.readCode(u8, 0, row, back);
+        const planes = back.length - 8;
+        assert.deepEqual(back.subarray(0, planes), codes[from]!.code.subarray(0, planes), `${codec.name} ${dim}-d row ${row} after the moves`);
+      }
+    }
+  }
+});
+
+test('fast-scan pages: a scan scores each code as the fast-scan kernel does over its nibbles, bit for bit, and scoreSlots and scorePage give every vector the same score (rq1, rq2, rq4; dot and l2)', () => {
+  const next = rng(11);
+  for (const codec of RQ) {
+    for (const dim of [32, 128]) {
+      const store = new PageStore(codec, dim);
+      const codes: { code: Uint8Array; scale: number }[] = [];
+      try {
+        // Pages of 1, 31, 32, 33 and 70 rows: partial blocks, one block, several.
+        const sizes = [1, 31, 32, 33, 70];
+        for (const [page, size] of sizes.entries()) {
+          store.addPage();
+          for (let r = 0; r < size; r++) {
+            const c = encoded(codec, dim, next, 0.1 + next() * 3);
+            store.add(codes.length, page, c.code, c.scale);
+            codes.push(c);
+          }
+        }
+        // Holes filled by the last row of their page.
+        for (const slot of [0, 5, 40, 100]) store.remove(slot);
+        const live = codes.map((_, slot) => slot).filter((slot) => store.has(slot));
+        // Each row's ‖e‖, ‖r‖² and factor moved with its lane.
+        const terms = new Float64Array(3);
+        for (const slot of live) {
+          const { code, scale } = codes[slot]!;
+          store.rqTermsAt(slot, terms);
+          assert.deepEqual([...terms], [codec.residualError(code, dim), codec.normSquared(code, dim), scale], `${codec.name} ${dim}-d slot ${slot}`);
+          assert.deepEqual(store.codeAt(slot), codes[slot], `${codec.name} ${dim}-d slot ${slot} code`);
+        }
+        for (const metric of ['dot', 'l2'] as const) {
+          const query: ScanQuery = { vector: Float32Array.from({ length: dim }, () => gaussian(next)), metric, int8Query: false };
+          const top = new TopK(live.length);
+          store.scan(query, [0, 1, 2, 3, 4], 5, top);
+          const byScan = new Map(top.sorted().map(({ slot, score }) => [slot, score]));
+          assert.equal(byScan.size, live.length);
+          for (const slot of live) {
+            const want = referenceScore(codec, dim, metric, codes[slot]!.code, codes[slot]!.scale, query.vector);
+            assert.ok(Object.is(byScan.get(slot), want), `${codec.name} ${dim}-d ${metric} slot ${slot}: ${byScan.get(slot)} vs ${want}`);
+          }
+          const slots = Int32Array.from([...live].reverse());
+          const gathered = new Float32Array(slots.length);
+          store.scoreSlots(query, slots, slots.length, gathered);
+          for (const [i, slot] of slots.entries()) assert.ok(Object.is(gathered[i], byScan.get(slot)), `${codec.name} ${metric} gathered slot ${slot}`);
+          for (let page = 0; page < sizes.length; page++) {
+            const inPage = store.slotsOf(page);
+            const scores = new Float32Array(inPage.length);
+            store.scorePage(query, page, scores);
+            for (const [i, slot] of inPage.entries()) assert.ok(Object.is(scores[i], byScan.get(slot)), `${codec.name} ${metric} page ${page} slot ${slot}`);
+          }
+        }
+      } finally {
+        store.free();
+      }
+    }
+  }
+});
+
+test('fast-scan pages: a scan\'s estimate is within F · tableError of F · ⟨ŷ, q⟩ for every code, and with both tables (scoreSlots with the fine query) within F · the far smaller fine tableError (rq1, rq2, rq4; dot and l2)', () => {
+  const next = rng(13);
+  for (const codec of RQ) {
+    const dim = 256;
+    const store = new PageStore(codec, dim);
+    try {
+      store.addPage();
+      const codes = Array.from({ length: 200 }, (_, slot) => {
+        const c = encoded(codec, dim, next);
+        store.add(slot, 0, c.code, c.scale);
+        return c;
+      });
+      for (const metric of ['dot', 'l2'] as const) {
+        for (let trial = 0; trial < 5; trial++) {
+          // Queries far from Gaussian too: one large coordinate widens every table's step.
+          const vector = Float32Array.from({ length: dim }, (_, i) => gaussian(next) * (trial === 4 && i === 7 ? 40 : 1));
+          const coarse: ScanQuery = { vector, metric, int8Query: false };
+          const fine: ScanQuery = { ...coarse, rqQueryBits: RQ_FINE_QUERY_BITS };
+          const coarseError = store.tableError(coarse);
+          const fineError = store.tableError(fine);
+          assert.ok(coarseError > 0 && fineError > 0 && fineError < coarseError / 50, `${codec.name}: ${fineError} against ${coarseError}`);
+          const slots = Int32Array.from(codes.keys());
+          const coarseScores = new Float32Array(slots.length);
+          const fineScores = new Float32Array(slots.length);
+          store.scoreSlots(coarse, slots, slots.length, coarseScores);
+          store.scoreSlots(fine, slots, slots.length, fineScores);
+          let qNormSq = 0;
+          for (const x of vector) qNormSq += x * x;
+          let worstFine = 0;
+          for (const [i, c] of codes.entries()) {
+            const F = c.scale;
+            const exact = F * exactInner(codec, c.code, vector);
+            // What the score says of F · ⟨ŷ, q⟩ (l2: −(‖q‖² + ‖r‖² − 2p)).
+            const estimate = (s: number) => (metric === 'dot' ? s : (s + qNormSq + codec.normSquared(c.code, dim)) / 2);
+            const slack = 1e-5 * (Math.abs(exact) + qNormSq + codec.normSquared(c.code, dim));
+            assert.ok(Math.abs(estimate(coarseScores[i]!) - exact) <= F * coarseError + slack, `${codec.name} ${metric} coarse ${i}`);
+            const off = Math.abs(estimate(fineScores[i]!) - exact);
+            assert.ok(off <= F * fineError + slack, `${codec.name} ${metric} fine ${i}: ${off} > ${F * fineError}`);
+            worstFine = Math.max(worstFine, off);
+          }
+          // The fine scores are closer than the coarse ones: not the coarse scores again.
+          let worstCoarse = 0;
+          for (const [i, c] of codes.entries()) worstCoarse = Math.max(worstCoarse, Math.abs((metric === 'dot' ? coarseScores[i]! : (coarseScores[i]! + qNormSq + codec.normSquared(c.code, dim)) / 2) - c.scale * exactInner(codec, c.code, vector)));
+          assert.ok(worstFine < worstCoarse, `${codec.name} ${metric}: fine ${worstFine} coarse ${worstCoarse}`);
+        }
+      }
+    } finally {
+      store.free();
+    }
+  }
+});
+
+test('fast-scan tables: the second table brings every code\'s estimate within its maxError of ⟨ŷ, q⟩, and lutErrorBound is never below a table\'s maxError (queries from 1e-30 to 1e30, zero, one-hot)', () => {
+  const next = rng(17);
+  for (const codec of RQ) {
+    for (const dim of [32, 128, 512]) {
+      const shapes: Float32Array[] = [
+        new Float32Array(dim),
+        Float32Array.from({ length: dim }, (_, i) => (i === 3 ? 1 : 0)),
+        ...[1e-30, 1e-6, 1, 1e6, 1e30].map((s) => Float32Array.from({ length: dim }, () => gaussian(next) * s)),
+      ];
+      for (const q of shapes) {
+        const { coarse, fine } = buildLutPair(codec.bits, q);
+        assert.deepEqual(coarse, buildLut(codec.bits, q));
+        assert.ok(lutErrorBound(codec.bits, q) >= coarse.maxError, `${codec.name} ${dim}-d: ${lutErrorBound(codec.bits, q)} < ${coarse.maxError}`);
+        const groups = fastScanGroups(codec.bits, dim);
+        for (let c = 0; c < 40; c++) {
+          const { code } = encoded(codec, dim, next);
+          const nibbles = nibblesOf(codec.bits, levelsOf(codec, code, dim), dim);
+          let s1 = 0;
+          let s2 = 0;
+          for (let g = 0; g < groups; g++) {
+            s1 += coarse.lut[g * 16 + nibbles[g]!]!;
+            s2 += fine.lut[g * 16 + nibbles[g]!]!;
+          }
+          const exact = exactInner(codec, code, q);
+          const scale = Math.abs(exact) + 1e-300;
+          assert.ok(Math.abs(coarse.delta * s1 + coarse.bias - exact) <= coarse.maxError * (1 + 1e-9) + 1e-12 * scale, `${codec.name} coarse`);
+          assert.ok(Math.abs(coarse.delta * s1 + coarse.bias + fine.delta * s2 + fine.bias - exact) <= fine.maxError * (1 + 1e-9) + 1e-12 * scale, `${codec.name} ${dim}-d fine`);
+        }
+      }
+    }
+  }
+});
+
+test('fast-scan pages: a paged rq store (rotated to 64 dimensions) scanning every page reads some candidates and leaves others to the bound, and answers the exact top k (rq1, rq2, rq4; dot, cosine, l2)', async () => {
+  const dim = 48;
+  const vectors = clustered(160, dim, 41, 6);
+  const items = vectors.map((vector, i) => ({ id: `v${i}`, vector }));
+  const queries = clustered(20, dim, 42, 6);
+  for (const codec of ['rq1', 'rq2', 'rq4'] as const) {
+    for (const metric of ['dot', 'cosine', 'l2'] as const) {
+      const store = await MemStore.open(tempDir(), { dim, metric, codec, trainSize: 40, oversample: 16, pages: { from: 64, maxPage: 24 }, durability: 'none', cache: false });
+      try {
+        await store.add(items);
+        assert.ok(store.stats().pages > 1, `${codec} ${metric}: paged`);
+        for (const q of queries) assert.deepEqual((await store.search(q, { k: 10, exact: true })).map((h) => h.id), bruteForce(metric, q, items, 10), `${codec} ${metric}`);
+        const r = store.stats().rescoring;
+        assert.ok(r.skipped > 0, `${codec} ${metric}: none left unread (${JSON.stringify(r)})`);
+      } finally {
+        await store.close();
+      }
+    }
+  }
+});
