@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { rq1Codec, rq2Codec, rq4Codec, type RqCodec } from '../src/codec/rq.js';
-import { FastScanRows } from '../src/index/fast-scan-rows.js';
+import { FastScanRows } from '../src/scan/fast-scan-rows.js';
 import { PageStore } from '../src/index/pages.js';
 import { referenceFastScan } from '../src/kernels/reference.js';
 import { MemStore } from '../src/memstore.js';
@@ -78,8 +78,8 @@ test('fast-scan rows: a code written into a lane comes back byte for byte, decod
         assert.deepEqual(decoded, want, `${codec.name} ${dim}-d row ${row} decoded`);
       }
       // Row 40 (block 1, a high lane) into row 3 (block 0, a low lane), and 5 into 33.
-      rows.moveRow(u8, 0, 40, 3);
-      rows.moveRow(u8, 0, 5, 33);
+      rows.moveRow(u8, 0, 40, 0, 3);
+      rows.moveRow(u8, 0, 5, 0, 33);
       for (let row = 0; row < 64; row++) {
         const from = row === 3 ? 40 : row === 33 ? 5 : row;
         rows.readCode(u8, 0, row, back);

@@ -15,7 +15,7 @@ import { DEFAULT_TUNING, generateWat } from '../src/kernels/wat.js';
 import { instantiateKernels, type Kernels } from '../src/kernels/wasm.js';
 import { rng } from '../src/random.js';
 import { fastScanBlockBytes, fastScanGroups, nibblesOf, readLane, writeLane } from '../src/scan/fast-scan-layout.js';
-import { buildLut } from '../src/scan/fast-scan-lut.js';
+import { buildLut, tableParams, writeTables } from '../src/scan/fast-scan-lut.js';
 
 /** Copies the operands into the kernels' linear memory (the shared one by default), runs `fn` on their addresses, frees them. */
 function inWasm<T>(arrays: readonly ArrayBufferView[], fn: (...ptrs: number[]) => T, k: Kernels = kernels()): T {
@@ -442,5 +442,51 @@ describe('fastScan checks the shape of a call', () => {
       return k.memory.f32()[oPtr! >> 2];
     });
     assert.equal(out, 7);
+  });
+});
+
+describe('the table kernel builds a query\'s two tables as writeTables does, bit for bit', () => {
+  it('every bit width, 32 to 1,024 dimensions, queries Gaussian, one-hot, zero, with ties, ±0, huge and tiny', () => {
+    const rand = rng(seedOf('tables'));
+    const k = kernels();
+    for (const bits of RQ_BITS) {
+      for (const dim of [32, 64, 96, 128, 512, 1024]) {
+        const groups = fastScanGroups(bits, dim);
+        const shapes: Float32Array[] = [
+          new Float32Array(dim),
+          Float32Array.from({ length: dim }, (_, i) => (i % 2 === 0 ? -0 : 0)),
+          Float32Array.from({ length: dim }, (_, i) => (i === 5 ? 1 : 0)),
+          // Equal coordinates: every group's values tie.
+          new Float32Array(dim).fill(0.25),
+          Float32Array.from({ length: dim }, () => Math.round(gaussian(rand) * 3) / 4),
+          ...[1e-38, 1e-20, 1, 1e20, 5e37].map((s) => Float32Array.from({ length: dim }, () => gaussian(rand) * s)),
+        ];
+        for (const [si, q] of shapes.entries()) {
+          for (const withFine of [true, false]) {
+            const coarse = new Uint8Array(groups * 16);
+            const fine = new Uint8Array(groups * 16);
+            const want = writeTables(bits, q, coarse, withFine ? fine : undefined);
+            const mem = k.memory;
+            const ptrs = [mem.alloc(4 * dim), mem.alloc(16 * groups), mem.alloc(16 * groups), mem.alloc(32)] as const;
+            try {
+              const [qp, cp, fp, out] = ptrs;
+              mem.f32().set(q, qp >> 2);
+              mem.u8().fill(7, fp, fp + 16 * groups);
+              k.fastScanTablesFunction(bits)(qp, groups, cp, fp, withFine ? 1 : 0, out);
+              const r = mem.f64().subarray(out >> 3, (out >> 3) + 4);
+              const got = tableParams(groups, r[0]!, r[1]!, withFine ? { delta: r[2]!, exactBias: r[3]! } : undefined);
+              const where = `${bits}-bit ${dim}-d shape ${si} fine ${withFine}`;
+              assert.deepEqual(got, want, where);
+              assert.deepEqual(mem.u8().slice(cp, cp + 16 * groups), coarse, `${where}: coarse table`);
+              if (withFine) assert.deepEqual(mem.u8().slice(fp, fp + 16 * groups), fine, `${where}: fine table`);
+              else assert.ok(mem.u8().subarray(fp, fp + 16 * groups).every((b) => b === 7), `${where}: no fine table asked for, none written`);
+            } finally {
+              const sizes = [4 * dim, 16 * groups, 16 * groups, 32];
+              ptrs.forEach((p, i) => mem.free(p, sizes[i]!));
+            }
+          }
+        }
+      }
+    }
   });
 });

@@ -9,7 +9,7 @@ import type { Metric } from '../src/options.js';
 import type { ScanQuery } from '../src/scan/code-blocks.js';
 import { RQ_FINE_QUERY_BITS, RQ_QUERY_BITS, RqQuery } from '../src/scan/rq-query.js';
 import { TopK } from '../src/scan/topk.js';
-import { RQ_BOUND_SIGMAS, rescoreBound } from '../src/search/rescore-bound.js';
+import { RQ_FINE_BOUND_SIGMAS, rescoreBound } from '../src/search/rescore-bound.js';
 import type { VectorSpace } from '../src/space/vector-space.js';
 import { bruteForce, clustered, exactScore, gaussian, rng, tempDir } from './helpers.js';
 
@@ -53,7 +53,7 @@ interface Internals {
   readonly space: VectorSpace;
 }
 
-test('rq bound: for rq2 and rq4 tighter than the same bound from the scan\'s 4-bit query (rq1 keeps that one), above the exact score of nearly every vector, and the coarse bound kept for candidates it puts under the floor (dot, cosine, l2)', async () => {
+test('rq bound: for rq2 and rq4 tighter with both tables than with the scan\'s table alone (rq1 keeps that one), above the exact score of nearly every vector, and the coarse bound kept for candidates it puts under the floor (dot, cosine, l2)', async () => {
   const dim = 64;
   const vectors = clustered(400, dim, 21, 8);
   const queries = clustered(12, dim, 22, 8);
@@ -101,15 +101,18 @@ test('rq bound: for rq2 and rq4 tighter than the same bound from the scan\'s 4-b
           } finally {
             index.scoreSlots = scoreSlots;
           }
-          // The same bound as it stood with the scan's query: its kernel scores, its rounding.
-          const coarseError = index.kernelQueryError(scan);
+          // The bound from the scan's scores alone: the code's term, and its table's rounding times F.
+          const tableError = index.tableError(scan);
+          assert.ok(tableError > 0 && index.kernelQueryError(scan) === 0, `${codec} ${metric}: the codes are scanned through tables`);
           const queryNorm = Math.hypot(...scan.vector);
-          const spread = RQ_BOUND_SIGMAS / Math.sqrt(rotated - 1);
+          const spread = RQ_FINE_BOUND_SIGMAS / Math.sqrt(rotated - 1);
+          const terms = new Float64Array(3);
           candidates.forEach(({ slot, kernel }, i) => {
+            index.rqTermsAt(slot, terms);
             const code = index.codeAt(slot);
             const err = rq.residualError(code, rotated);
-            const seen = Math.sqrt(rq.normSquared(code, rotated) + err * err);
-            const beta = spread * (err * queryNorm + seen * coarseError);
+            assert.deepEqual([...terms], [err, rq.normSquared(code, rotated), terms[2]], `${codec} ${metric}: the terms are the code's`);
+            const beta = spread * err * queryNorm + Math.abs(terms[2]!) * tableError;
             const coarse = metric === 'l2' ? -Math.sqrt(Math.max(0, -kernel - 2 * beta)) : kernel + offset + beta;
             const exact = exactOf(slot);
             // Each value is the coarse bound (the rounding term aside) where that is under the floor, and rightly so; else the fine one.
@@ -130,14 +133,14 @@ test('rq bound: for rq2 and rq4 tighter than the same bound from the scan\'s 4-b
         }
         const where = `${codec} ${metric}`;
         if (codec === 'rq1') {
-          // Its code error dwarfs the 4-bit query's rounding: the scan's query bounds it alone.
+          // Its code error dwarfs the table's rounding: the scan's scores bound it alone.
           assert.ok(Math.abs(fineMargin - coarseMargin) <= 1e-3 * Math.abs(coarseMargin), `${where}: ${fineMargin} against ${coarseMargin}`);
         } else {
-          assert.ok(fineMargin < 0.95 * coarseMargin, `${where}: mean margin ${fineMargin / pairs} with the 8-bit query, ${coarseMargin / pairs} with the 4-bit one`);
+          assert.ok(fineMargin < 0.95 * coarseMargin, `${where}: mean margin ${fineMargin / pairs} with both tables, ${coarseMargin / pairs} with the scan's`);
         }
         // A bound of high probability, not a proof: 3.5 standard deviations leave about one in 4,300.
         assert.ok(below <= pairs / 200, `${where}: ${below} of ${pairs} exact scores above their bound`);
-        assert.ok(coarseOnly > 0 && fineAbove > 0, `${where}: ${coarseOnly} decided by the scan's query, ${fineAbove} scored again`);
+        assert.ok(coarseOnly > 0 && fineAbove > 0, `${where}: ${coarseOnly} decided by the scan's table, ${fineAbove} scored again`);
       } finally {
         await store.close();
       }

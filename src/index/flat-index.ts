@@ -1,5 +1,4 @@
 import { isRqCodec, type Codec } from '../codec/codec.js';
-import type { RqCodec } from '../codec/rq.js';
 import type { FilterColumns } from '../filter/columns.js';
 import { CodeBlocks, INDEX_BLOCK_VECTORS, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
 import type { TopK } from '../scan/topk.js';
@@ -148,18 +147,13 @@ export class FlatIndex implements VectorIndex {
     return this.blocks.kernelQueryError(query);
   }
 
-  /** 0: the flat index's rq kernels take the query in bit planes, whose error kernelQueryError() gives. */
-  tableError(): number {
-    return 0;
+  tableError(query: ScanQuery): number {
+    return this.blocks.tableError(query);
   }
 
   rqTermsAt(slot: number, out: Float64Array): void {
     if (!isRqCodec(this.codec.name)) throw new RangeError(`${this.codec.name} codes are not rq codes`);
-    const rq = this.codec as RqCodec;
-    const code = this.blocks.codeAt(slot);
-    out[0] = rq.residualError(code, this.dim);
-    out[1] = rq.normSquared(code, this.dim);
-    out[2] = this.blocks.scaleAt(slot);
+    this.blocks.rqTermsAt(slot, out);
   }
 
   maxNorm(): number {

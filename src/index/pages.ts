@@ -1,11 +1,7 @@
-import { isRqCodec, type Codec } from '../codec/codec.js';
+import type { Codec } from '../codec/codec.js';
 import type { RqCodec } from '../codec/rq.js';
-import { FAST_SCAN_LANES, type RqMetric } from '../kernels/contract.js';
 import { kernels } from '../kernels/index.js';
-import { FAST_SCAN_DIM_STEP } from '../scan/fast-scan-layout.js';
-import { FastScanQuery } from '../scan/fast-scan-query.js';
-import { RQ_QUERY_BITS } from '../scan/rq-query.js';
-import { FastScanRows } from './fast-scan-rows.js';
+import { FastScanCodes, fastScanLanes } from '../scan/fast-scan-codes.js';
 import { paddedDim, type KernelForm, type ScanQuery } from '../scan/code-blocks.js';
 import { GATHER_RUN, QueryScratch, pushPicked } from '../scan/query-scratch.js';
 import { recordingVerdicts, type ScorePool } from '../scan/score-pool.js';
@@ -31,11 +27,6 @@ export function roomFor(rows: number): number {
 /** `rows` rounded up to whole 16-byte steps of float32: where the next page's kept scores start. */
 function aligned(rows: number): number {
   return (rows + 3) & ~3;
-}
-
-/** `rows` rounded up to whole fast-scan blocks. */
-function lanes(rows: number): number {
-  return Math.ceil(rows / FAST_SCAN_LANES) * FAST_SCAN_LANES;
 }
 
 /**
@@ -82,12 +73,8 @@ export class PageStore {
   private keptRoom = 0;
   private readonly mem = kernels().memory;
   private freed = false;
-  /**
-   * The fast-scan layout, for rq codes of a dimension that is a multiple of 32 (PAGES.md, "Fast-scan
-   * pages"): the rows' layout, the query's tables (written at `ptr`), and a buffer codeView() rebuilds
-   * a row's code in.
-   */
-  private readonly fast: { readonly rows: FastScanRows; readonly query: FastScanQuery; readonly ptr: number; readonly code: Uint8Array; readonly rq: RqCodec } | undefined;
+  /** The fast-scan layout, for rq codes of a dimension that is a multiple of 32 (PAGES.md, "Fast-scan pages"): a page is its area. */
+  private readonly fast: FastScanCodes | undefined;
 
   constructor(
     readonly codec: Codec,
@@ -96,11 +83,7 @@ export class PageStore {
     this.paddedDim = paddedDim(dim);
     this.stride = codec.strideBytes(this.dim);
     this.query = new QueryScratch(codec, dim, this.paddedDim);
-    if (isRqCodec(codec.name) && dim % FAST_SCAN_DIM_STEP === 0) {
-      const rq = codec as RqCodec;
-      const query = new FastScanQuery(rq, dim);
-      this.fast = { rows: new FastScanRows(rq, dim), query, ptr: this.mem.alloc(query.bytes), code: new Uint8Array(codec.codeBytes(dim)), rq };
-    }
+    this.fast = FastScanCodes.of(codec, dim);
   }
 
   /** Whether pages hold their codes in the fast-scan layout. */
@@ -111,12 +94,12 @@ export class PageStore {
   /** The room for `rows` rows: roomFor(), in whole blocks of 32 in the fast-scan layout. */
   private roomOf(rows: number): number {
     const room = roomFor(rows);
-    return this.fast === undefined ? room : lanes(room);
+    return this.fast === undefined ? room : fastScanLanes(room);
   }
 
   /** Rows of scores a scan of `rows` rows writes: the kernel scores whole blocks in the fast-scan layout. */
   private scored(rows: number): number {
-    return this.fast === undefined ? rows : lanes(rows);
+    return this.fast === undefined ? rows : fastScanLanes(rows);
   }
 
   /** Vectors held. */
@@ -131,8 +114,8 @@ export class PageStore {
   /** Bytes of memory held: the rooms of the pages (codes, scales, slots), the slot map and scratch space. */
   get bytes(): number {
     const fast = this.fast;
-    let total = this.pageOfSlot.byteLength + this.rowOfSlot.byteLength + this.query.bytes + 8 * this.scratchRoom + 4 * this.keptRoom + (fast === undefined ? 0 : fast.query.bytes);
-    for (const p of this.pages) total += fast === undefined ? p.room * (this.stride + 8) : fast.rows.bytesFor(p.room) + p.room * 16;
+    let total = this.pageOfSlot.byteLength + this.rowOfSlot.byteLength + this.query.bytes + 8 * this.scratchRoom + 4 * this.keptRoom + (fast === undefined ? 0 : fast.bytes);
+    for (const p of this.pages) total += fast === undefined ? p.room * (this.stride + 8) : fast.areaBytes(p.room) + 4 * p.room;
     return total;
   }
 
@@ -214,15 +197,13 @@ export class PageStore {
     const row = this.rowOfSlot[slot]!;
     const last = p.count - 1;
     if (row !== last) {
-      const f32 = this.mem.f32();
       if (this.fast === undefined) {
         this.mem.u8().copyWithin(p.codes + row * this.stride, p.codes + last * this.stride, p.codes + (last + 1) * this.stride);
+        const f32 = this.mem.f32();
+        f32[(p.scales >> 2) + row] = f32[(p.scales >> 2) + last]!;
       } else {
-        this.fast.rows.moveRow(this.mem.u8(), p.codes, last, row);
-        f32[(p.norms >> 2) + row] = f32[(p.norms >> 2) + last]!;
-        f32[(p.errs >> 2) + row] = f32[(p.errs >> 2) + last]!;
+        this.fast.move(p, last, p, row);
       }
-      f32[(p.scales >> 2) + row] = f32[(p.scales >> 2) + last]!;
       const moved = p.slots[last]!;
       p.slots[row] = moved;
       this.rowOfSlot[moved] = row;
@@ -268,17 +249,8 @@ export class PageStore {
   codeView(slot: number): { code: Uint8Array; scale: number } {
     const p = this.pages[this.pageOf(slot)]!;
     const row = this.rowOfSlot[slot]!;
-    const f32 = this.mem.f32();
-    const scale = f32[(p.scales >> 2) + row]!;
-    const fast = this.fast;
-    if (fast !== undefined) {
-      const code = fast.code;
-      fast.rows.readCode(this.mem.u8(), p.codes, row, code);
-      const tail = new DataView(code.buffer, code.byteOffset + code.length - 8, 8);
-      tail.setFloat32(0, f32[(p.norms >> 2) + row]!, true);
-      tail.setFloat32(4, f32[(p.errs >> 2) + row]!, true);
-      return { code, scale };
-    }
+    if (this.fast !== undefined) return this.fast.view(p, row);
+    const scale = this.mem.f32()[(p.scales >> 2) + row]!;
     const at = p.codes + row * this.stride;
     return { code: this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), scale };
   }
@@ -287,13 +259,12 @@ export class PageStore {
   decode(slot: number, out: Float32Array): void {
     const p = this.pages[this.pageOf(slot)]!;
     const row = this.rowOfSlot[slot]!;
-    const scale = this.mem.f32()[(p.scales >> 2) + row]!;
     if (this.fast !== undefined) {
-      this.fast.rows.decode(this.mem.u8(), p.codes, row, scale, out);
+      this.fast.decode(p, row, out);
       return;
     }
     const at = p.codes + row * this.stride;
-    this.codec.decode(this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), scale, out);
+    this.codec.decode(this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), this.mem.f32()[(p.scales >> 2) + row]!, out);
   }
 
   /**
@@ -303,19 +274,16 @@ export class PageStore {
   rqTermsAt(slot: number, out: Float64Array): void {
     const p = this.pages[this.pageOf(slot)]!;
     const row = this.rowOfSlot[slot]!;
-    const f32 = this.mem.f32();
-    const fast = this.fast;
-    if (fast !== undefined) {
-      out[0] = f32[(p.errs >> 2) + row]!;
-      out[1] = f32[(p.norms >> 2) + row]!;
-    } else {
-      const rq = this.codec as RqCodec;
-      const at = p.codes + row * this.stride;
-      const code = this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim));
-      out[0] = rq.residualError(code, this.dim);
-      out[1] = rq.normSquared(code, this.dim);
+    if (this.fast !== undefined) {
+      this.fast.terms(p, row, out);
+      return;
     }
-    out[2] = f32[(p.scales >> 2) + row]!;
+    const rq = this.codec as RqCodec;
+    const at = p.codes + row * this.stride;
+    const code = this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim));
+    out[0] = rq.residualError(code, this.dim);
+    out[1] = rq.normSquared(code, this.dim);
+    out[2] = this.mem.f32()[(p.scales >> 2) + row]!;
   }
 
   /**
@@ -339,35 +307,19 @@ export class PageStore {
    * above RQ_QUERY_BITS use both tables); 0 otherwise. A score is F times the estimate.
    */
   tableError(query: ScanQuery): number {
-    const fast = this.fast;
-    if (fast === undefined) return 0;
-    fast.query.load(query.vector, fast.ptr);
-    return fast.query.tableError(this.fineTables(query));
-  }
-
-  /** Whether scores of `query` take both tables (fast-scan layout): asked for with more query bits than a scan's. */
-  private fineTables(query: ScanQuery): boolean {
-    return (query.rqQueryBits ?? RQ_QUERY_BITS) > RQ_QUERY_BITS;
-  }
-
-  /** The rq kernels' metric: rotated codes rank by dot product (cosine is one there) or by l2. */
-  private rqMetric(query: ScanQuery): RqMetric {
-    if (query.metric === 'cosine') throw new RangeError('rq codes are scored by dot product in the rotated space, never by cosine');
-    return query.metric;
+    return this.fast === undefined ? 0 : this.fast.tableError(query);
   }
 
   /** Loads `query` for scanPage(). */
   private loadQuery(query: ScanQuery): void {
-    const fast = this.fast;
-    if (fast === undefined) this.query.load(query);
-    else fast.query.load(query.vector, fast.ptr);
+    if (this.fast === undefined) this.query.load(query);
+    else this.fast.load(query);
   }
 
   /** Scores the rows of `p` against the loaded `query` into `out` (room for scored(p.count) float32). */
   private scanPage(query: ScanQuery, p: Page, out: number): void {
-    const fast = this.fast;
-    if (fast === undefined) this.query.scan(query, p.codes, p.scales, p.count, out);
-    else fast.query.scan(this.rqMetric(query), fast.ptr, p.codes, p.scales, p.norms, fast.rows.blocksFor(p.count), out);
+    if (this.fast === undefined) this.query.scan(query, p.codes, p.scales, p.count, out);
+    else this.fast.scan(query, p, p.count, out);
   }
 
   /**
@@ -474,44 +426,20 @@ export class PageStore {
     const take = (from: number, n: number, scores: Float32Array, at: number) => {
       for (let j = 0; j < n; j++) out[from + j] = scores[at + j]!;
     };
-    if (this.fast !== undefined) {
-      this.gatherFast(query, slots, count, take);
+    const fast = this.fast;
+    if (fast !== undefined) {
+      // Quadruples (FastScanCodes.entry) in the second half of the scratch; the scores and the second table's in the first.
+      this.reserveScratch(4 * GATHER_RUN);
+      const quad = (from: number, n: number, table: Int32Array, at: number) => {
+        for (let j = 0; j < n; j++) {
+          const slot = slots[from + j]!;
+          fast.entry(table, at + 4 * j, this.holding(slot), rowOfSlot[slot]!);
+        }
+      };
+      fast.gather(query, count, this.scratchAt(1), this.scratchAt(0), quad, take);
       return;
     }
     this.query.gather(query, count, this.scratchAt(1), this.scratchAt(0), fill, take);
-  }
-
-  /**
-   * scoreSlots() in the fast-scan layout: quadruples (block, lane, F, ‖r‖² addresses) for each run
-   * of GATHER_RUN, in the second half of the scratch; the scores and the second table's in the first.
-   */
-  private gatherFast(query: ScanQuery, slots: Int32Array, count: number, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
-    const fast = this.fast!;
-    const metric = this.rqMetric(query);
-    const fine = this.fineTables(query);
-    fast.query.load(query.vector, fast.ptr);
-    this.reserveScratch(4 * GATHER_RUN);
-    const { rowOfSlot } = this;
-    const blockBytes = fast.rows.blockBytes;
-    const tablePtr = this.scratchAt(1);
-    const outPtr = this.scratchAt(0);
-    const finePtr = outPtr + 4 * GATHER_RUN;
-    for (let from = 0; from < count; from += GATHER_RUN) {
-      const n = Math.min(GATHER_RUN, count - from);
-      const table = this.mem.i32();
-      const t = tablePtr >> 2;
-      for (let j = 0; j < n; j++) {
-        const slot = slots[from + j]!;
-        const page = this.holding(slot);
-        const row = rowOfSlot[slot]!;
-        table[t + 4 * j] = page.codes + Math.floor(row / FAST_SCAN_LANES) * blockBytes;
-        table[t + 4 * j + 1] = row % FAST_SCAN_LANES;
-        table[t + 4 * j + 2] = page.scales + 4 * row;
-        table[t + 4 * j + 3] = page.norms + 4 * row;
-      }
-      fast.query.gather(metric, fast.ptr, tablePtr, n, outPtr, fine, finePtr);
-      take(from, n, this.mem.f32(), outPtr >> 2);
-    }
   }
 
   /** Returns all linear memory; the store is unusable afterwards. */
@@ -523,7 +451,7 @@ export class PageStore {
     if (this.scratchRoom > 0) this.mem.free(this.scratchBase, 8 * this.scratchRoom);
     if (this.keptRoom > 0) this.mem.free(this.keptBase, 4 * this.keptRoom);
     this.query.free();
-    if (this.fast !== undefined) this.mem.free(this.fast.ptr, this.fast.query.bytes);
+    this.fast?.free();
   }
 
   /** Scratch for one page's scores (which 0) or its picked rows (which 1). */
@@ -551,39 +479,30 @@ export class PageStore {
     return p;
   }
 
-  /** Bytes of the codes of a page of `room` rows. */
-  private codeBytesFor(room: number): number {
-    return this.fast === undefined ? room * this.stride : this.fast.rows.bytesFor(room);
-  }
-
   private allocate(room: number): Page {
-    const fast = this.fast !== undefined;
-    return {
-      codes: this.mem.alloc(this.codeBytesFor(room)),
-      scales: this.mem.alloc(room * 4),
-      norms: fast ? this.mem.alloc(room * 4) : 0,
-      errs: fast ? this.mem.alloc(room * 4) : 0,
-      room,
-      count: 0,
-      slots: new Int32Array(room),
-    };
+    if (this.fast !== undefined) return { ...this.fast.allocate(room), room, count: 0, slots: new Int32Array(room) };
+    return { codes: this.mem.alloc(room * this.stride), scales: this.mem.alloc(room * 4), norms: 0, errs: 0, room, count: 0, slots: new Int32Array(room) };
   }
 
   private release(p: Page): void {
-    this.mem.free(p.codes, this.codeBytesFor(p.room));
+    if (this.fast !== undefined) {
+      this.fast.release(p, p.room);
+      return;
+    }
+    this.mem.free(p.codes, p.room * this.stride);
     this.mem.free(p.scales, p.room * 4);
-    if (p.norms !== 0) this.mem.free(p.norms, p.room * 4);
-    if (p.errs !== 0) this.mem.free(p.errs, p.room * 4);
   }
 
-  /** Gives `p` a room of `room` rows, keeping its rows (in the fast-scan layout whole blocks, which do not depend on the room). */
+  /** Gives `p` a room of `room` rows, keeping its rows. */
   private resize(p: Page, room: number): void {
     const next = this.allocate(room);
-    const u8 = this.mem.u8();
-    u8.copyWithin(next.codes, p.codes, p.codes + this.codeBytesFor(p.count));
-    u8.copyWithin(next.scales, p.scales, p.scales + p.count * 4);
-    if (p.norms !== 0) u8.copyWithin(next.norms, p.norms, p.norms + p.count * 4);
-    if (p.errs !== 0) u8.copyWithin(next.errs, p.errs, p.errs + p.count * 4);
+    if (this.fast !== undefined) {
+      this.fast.copyRows(p, next, p.count);
+    } else {
+      const u8 = this.mem.u8();
+      u8.copyWithin(next.codes, p.codes, p.codes + p.count * this.stride);
+      u8.copyWithin(next.scales, p.scales, p.scales + p.count * 4);
+    }
     next.slots.set(p.slots.subarray(0, p.count));
     this.release(p);
     p.codes = next.codes;
@@ -595,19 +514,15 @@ export class PageStore {
   }
 
   private writeRow(p: Page, row: number, code: Uint8Array, scale: number): void {
-    const fast = this.fast;
-    const f32 = this.mem.f32();
-    if (fast !== undefined) {
-      fast.rows.writeCode(this.mem.u8(), p.codes, row, code, 0);
-      f32[(p.norms >> 2) + row] = fast.rq.normSquared(code, this.dim);
-      f32[(p.errs >> 2) + row] = fast.rq.residualError(code, this.dim);
-    } else {
-      const at = p.codes + row * this.stride;
-      const u8 = this.mem.u8();
-      u8.set(code, at);
-      u8.fill(0, at + code.length, at + this.stride);
+    if (this.fast !== undefined) {
+      this.fast.write(p, row, code, scale);
+      return;
     }
-    f32[(p.scales >> 2) + row] = scale;
+    const at = p.codes + row * this.stride;
+    const u8 = this.mem.u8();
+    u8.set(code, at);
+    u8.fill(0, at + code.length, at + this.stride);
+    this.mem.f32()[(p.scales >> 2) + row] = scale;
   }
 
   /**

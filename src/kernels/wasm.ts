@@ -16,6 +16,7 @@ import {
   RQ_MAX_QUERY_BITS,
   RQ_METRICS,
   fastScanExportName,
+  fastScanTablesExportName,
   gatherName,
   scanExportName,
   scanI8ExportName,
@@ -101,6 +102,14 @@ export type FastScanFn = (
   nBlocks: number,
   outPtr: number,
 ) => void;
+
+/**
+ * The builder of a query's fast-scan tables (KERNELS.md, "Two tables"), bit for bit writeTables()
+ * of src/scan/fast-scan-lut.ts: the rotated query's D = G · 4 / bits float32 at qPtr; the tables'
+ * G · 16 bytes written at coarsePtr and (with withFine 1) finePtr; delta, Σ min_g, delta₂ and the
+ * second table's offsets' sum written as four f64 at outPtr.
+ */
+export type FastScanTablesFn = (qPtr: number, groups: number, coarsePtr: number, finePtr: number, withFine: number, outPtr: number) => void;
 
 /**
  * The gather form of a fast-scan kernel: vector j is the i32 quadruple at tablePtr + 16j (its
@@ -231,6 +240,8 @@ export interface Kernels {
    * kernel gives the same lane of the same block.
    */
   gatherFastScanFunction(metric: RqMetric): GatherFastScanFn;
+  /** The unchecked builder of a query's fast-scan tables for codes of `bits` bits (FastScanTablesFn). */
+  fastScanTablesFunction(bits: RqBits): FastScanTablesFn;
   /**
    * Writes, from outPtr (room for n int32), the positions i < n in increasing order whose float32
    * score at scoresPtr + 4i is at least `floor` (NaN never is); returns how many. Unchecked.
@@ -292,6 +303,7 @@ class WasmKernels implements Kernels {
   private readonly gathersRq: ReadonlyMap<string, GatherRqFn>;
   private readonly fastScans: ReadonlyMap<RqMetric, FastScanFn>;
   private readonly gathersFastScan: ReadonlyMap<RqMetric, GatherFastScanFn>;
+  private readonly fastScanTables: ReadonlyMap<RqBits, FastScanTablesFn>;
   private readonly exactDot: (q: number, x: number, n: number, dim: number, out: number) => void;
   private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
   readonly selectAtLeast: (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
@@ -325,6 +337,7 @@ class WasmKernels implements Kernels {
     this.gathersRq = new Map(rqNames.map((name) => [name, exported(gatherName(name))]));
     this.fastScans = new Map(RQ_METRICS.map((metric) => [metric, exported(fastScanExportName(metric))]));
     this.gathersFastScan = new Map(RQ_METRICS.map((metric) => [metric, exported(gatherName(fastScanExportName(metric)))]));
+    this.fastScanTables = new Map(RQ_BITS.map((bits) => [bits, exported(fastScanTablesExportName(bits))]));
     this.exactDot = exported(EXACT_DOT_NORM);
     this.exactL2 = exported(EXACT_SQDIST);
     this.selectAtLeast = exported(SELECT_AT_LEAST) as unknown as (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
@@ -403,6 +416,12 @@ class WasmKernels implements Kernels {
   gatherFastScanFunction(metric: RqMetric): GatherFastScanFn {
     const fn = this.gathersFastScan.get(metric);
     if (fn === undefined) throw new RangeError(`no fast-scan kernel for metric ${metric}`);
+    return fn;
+  }
+
+  fastScanTablesFunction(bits: RqBits): FastScanTablesFn {
+    const fn = this.fastScanTables.get(bits);
+    if (fn === undefined) throw new RangeError(`no fast-scan table builder for ${bits}-bit codes`);
     return fn;
   }
 

@@ -10,6 +10,7 @@ import {
   RQ_METRICS,
   SELECT_AT_LEAST,
   fastScanExportName,
+  fastScanTablesExportName,
   gatherName,
   scanExportName,
   scanI8ExportName,
@@ -780,6 +781,108 @@ function exactKernel(name: typeof EXACT_DOT_NORM | typeof EXACT_SQDIST): string 
  * next free place, and advances by the lane's bit: no branch per lane, and no write beyond the
  * place of the last position written so far (so never past out + 4n). NaN is never selected.
  */
+/**
+ * The builder of a query's two fast-scan tables for codes of `bits` bits (KERNELS.md, "Two
+ * tables"): writeTables() of src/scan/fast-scan-lut.ts pass for pass in f64, so the bytes and the
+ * four numbers it leaves at `out` (delta, Σ min_g, delta₂, −G · shift) are bit for bit the
+ * reference's. Each pass computes a group's halves again from the query; the 16 entries of a group
+ * are unrolled. With `withFine` 0 the second table is not written (delta₂ and its sum still are).
+ */
+function fastScanTablesKernel(bits: RqBits): string {
+  const name = fastScanTablesExportName(bits);
+  const perNibble = 4 / bits;
+  const f64 = (x: number): string => `(f64.const ${x})`;
+  const q = (k: number): string => `(f64.promote_f32 (f32.load offset=${4 * k} ${get('qp')}))`;
+  // The halves of a nibble: low[j] for n & 3, high[j] for n >> 2 (halves() of writeTables).
+  const halves: string[] = [];
+  if (bits === 4) {
+    halves.push(set('a', q(0)));
+    for (let j = 0; j < 4; j++) halves.push(set(`l${j}`, `(f64.mul ${f64(j - 7.5)} ${get('a')})`), set(`h${j}`, `(f64.mul ${f64(4 * j)} ${get('a')})`));
+  } else if (bits === 2) {
+    halves.push(set('a', q(0)), set('b', q(1)));
+    for (let j = 0; j < 4; j++) halves.push(set(`l${j}`, `(f64.mul ${f64(j - 1.5)} ${get('a')})`), set(`h${j}`, `(f64.mul ${f64(j - 1.5)} ${get('b')})`));
+  } else {
+    halves.push(set('a', `(f64.div ${q(0)} ${f64(2)})`), set('b', `(f64.div ${q(1)} ${f64(2)})`), set('c', `(f64.div ${q(2)} ${f64(2)})`), set('d', `(f64.div ${q(3)} ${f64(2)})`));
+    const sign = (on: boolean, v: string): string => (on ? get(v) : `(f64.neg ${get(v)})`);
+    for (let j = 0; j < 4; j++) {
+      halves.push(set(`l${j}`, `(f64.add ${sign((j & 1) !== 0, 'a')} ${sign((j & 2) !== 0, 'b')})`));
+      halves.push(set(`h${j}`, `(f64.add ${sign((j & 1) !== 0, 'c')} ${sign((j & 2) !== 0, 'd')})`));
+    }
+  }
+  // Math.min and Math.max of four, as f64.min and f64.max give them (−0 below +0 in both).
+  const four = (op: string, v: string): string => `(${op} (${op} (${op} ${get(`${v}0`)} ${get(`${v}1`)}) ${get(`${v}2`)}) ${get(`${v}3`)})`;
+  const least = set('lo', `(f64.add ${four('f64.min', 'l')} ${four('f64.min', 'h')})`);
+  // roundEntry(): (x + ½) truncated, at most 255 (x ≥ 0 and at most a little over 255 for a finite
+  // query; the saturating conversion never traps, whatever the query).
+  const roundEntry = (x: string): string => `(select ${i32(255)} (local.tee $entry (i32.trunc_sat_f64_s (f64.add ${x} ${f64(0.5)}))) (i32.gt_s ${get('entry')} ${i32(255)}))`;
+  const loop = (label: string, body: string[]): string[] => [
+    set('g', i32(0)),
+    set('qp', get('q')),
+    `(block $${label}Done`,
+    `(loop $${label}`,
+    `(br_if $${label}Done (i32.ge_u ${get('g')} ${get('G')}))`,
+    ...halves,
+    ...body,
+    set('qp', `(i32.add ${get('qp')} ${i32(4 * perNibble)})`),
+    set('g', `(i32.add ${get('g')} ${i32(1)})`),
+    `(br $${label})))`,
+  ];
+  const entries = (withFine: boolean): string[] => {
+    const out: string[] = [];
+    for (let n = 0; n < 16; n++) {
+      out.push(
+        set('x', `(f64.add ${get(`l${n & 3}`)} ${get(`h${n >> 2}`)})`),
+        set('e', roundEntry(`(f64.mul (f64.sub ${get('x')} ${get('lo')}) ${get('inv')})`)),
+        `(i32.store8 offset=${n} ${get('t')} ${get('e')})`,
+      );
+      if (withFine) {
+        out.push(
+          `(i32.store8 offset=${n} ${get('u')} ${roundEntry(`(f64.mul (f64.add (f64.sub ${get('x')} (f64.add ${get('lo')} (f64.mul ${get('delta')} (f64.convert_i32_s ${get('e')})))) ${get('shift')}) ${get('inv2')})`)})`,
+        );
+      }
+    }
+    return out;
+  };
+  const tables = (withFine: boolean): string[] =>
+    loop(withFine ? 'both' : 'coarse', [
+      least,
+      set('bias', `(f64.add ${get('bias')} ${get('lo')})`),
+      set('t', `(i32.add ${get('coarse')} (i32.shl ${get('g')} ${i32(4)}))`),
+      set('u', `(i32.add ${get('fine')} (i32.shl ${get('g')} ${i32(4)}))`),
+      ...entries(withFine),
+    ]);
+  const up = (x: string): string => {
+    const f = `(f32.demote_f64 ${x})`;
+    return `(if (result f64) (f64.ge (f64.promote_f32 ${f}) ${x}) (then (f64.promote_f32 ${f})) (else (f64.promote_f32 (f32.reinterpret_i32 (i32.add (i32.reinterpret_f32 ${f}) ${i32(1)})))))`;
+  };
+  const positive = (x: string, then: string): string => `(if (result f64) (f64.gt ${get(x)} ${f64(0)}) (then ${then}) (else ${f64(0)}))`;
+  const locals = ['g', 't', 'u', 'qp', 'entry', 'e'].map((l) => `(local $${l} i32)`).join(' ');
+  const floats = ['a', 'b', 'c', 'd', 'l0', 'l1', 'l2', 'l3', 'h0', 'h1', 'h2', 'h3', 'x', 'lo', 'widest', 'delta', 'inv', 'shift', 'delta2', 'inv2', 'bias']
+    .map((l) => `(local $${l} f64)`)
+    .join(' ');
+  return [
+    `(func $${name} (export "${name}") (param $q i32) (param $G i32) (param $coarse i32) (param $fine i32) (param $withFine i32) (param $out i32)`,
+    locals,
+    floats,
+    ...loop('spans', [set('widest', `(f64.max ${get('widest')} (f64.sub (f64.add ${four('f64.max', 'l')} ${four('f64.max', 'h')}) (f64.add ${four('f64.min', 'l')} ${four('f64.min', 'h')})))`)]),
+    set('delta', positive('widest', up(`(f64.div ${get('widest')} ${f64(255)})`))),
+    set('inv', positive('delta', `(f64.div ${f64(1)} ${get('delta')})`)),
+    set('shift', up(`(f64.mul ${get('delta')} ${f64(0.5 + 2 ** -20)})`)),
+    set('delta2', positive('shift', up(`(f64.div (f64.mul ${f64(2)} ${get('shift')}) ${f64(255)})`))),
+    set('inv2', positive('delta2', `(f64.div ${f64(1)} ${get('delta2')})`)),
+    `(if ${get('withFine')} (then`,
+    ...tables(true),
+    ') (else',
+    ...tables(false),
+    '))',
+    `(f64.store ${get('out')} ${get('delta')})`,
+    `(f64.store offset=8 ${get('out')} ${get('bias')})`,
+    `(f64.store offset=16 ${get('out')} ${get('delta2')})`,
+    `(f64.store offset=24 ${get('out')} (f64.mul (f64.neg (f64.convert_i32_u ${get('G')})) ${get('shift')}))`,
+    ')',
+  ].join('\n');
+}
+
 function selectKernel(): string {
   const lanes = [0, 1, 2, 3].flatMap((lane) => [
     `(i32.store ${get('o')} (i32.add ${get('i')} ${i32(lane)}))`,
@@ -826,6 +929,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
     }
   }
   for (const metric of RQ_METRICS) parts.push(fastScanKernel(metric, tuning.fastScanUnroll), gatherFastScanKernel(metric));
+  for (const bits of RQ_BITS) parts.push(fastScanTablesKernel(bits));
   parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel());
   parts.push(')');
   return `${parts.join('\n')}\n`;

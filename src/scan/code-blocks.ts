@@ -1,6 +1,9 @@
 import type { Codec } from '../codec/codec.js';
 import type { FilterColumns } from '../filter/columns.js';
+import type { RqCodec } from '../codec/rq.js';
 import { kernels, type KernelMetric } from '../kernels/index.js';
+import { FAST_SCAN_LANES } from '../kernels/contract.js';
+import { FastScanCodes } from './fast-scan-codes.js';
 import { LargestNorm } from './largest-norm.js';
 import { GATHER_RUN, QueryScratch, pushPicked } from './query-scratch.js';
 import { recordingVerdicts, type ScorePool } from './score-pool.js';
@@ -15,9 +18,12 @@ export function paddedDim(dim: number): number {
   return Math.ceil(dim / 16) * 16;
 }
 
+/** A block's codes and scales; in the fast-scan layout (FastScanCodes) also each row's ‖r‖² and ‖e‖, else 0. */
 interface Block {
   readonly codes: number;
   readonly scales: number;
+  readonly norms: number;
+  readonly errs: number;
   /** Where a scan that collects a pool leaves this block's scores (blockVectors float32), made by the first such scan; 0: none yet. */
   scores: number;
 }
@@ -113,8 +119,17 @@ export class CodeBlocks {
   /** The query as the kernels take it, and the int8 encoding of the last one. */
   private readonly query: QueryScratch;
   private readonly scratchScores: number;
-  /** scanSlots()'s address table: GATHER_RUN pairs of i32 (code address, scale address). */
+  /** scanSlots()'s address table: GATHER_RUN pairs of i32 (code address, scale address), or quadruples in the fast-scan layout. */
   private readonly scratchTable: number;
+  private readonly tableBytes: number;
+  /**
+   * The fast-scan layout, for rq codes of a dimension that is a multiple of 32 in blocks of a
+   * multiple of 32 vectors (src/index/PAGES.md, "Fast-scan pages"): a block is its area, and the
+   * codes are scored through the query's tables, as pages of the same codes are.
+   */
+  private readonly fast: FastScanCodes | undefined;
+  /** put()'s code, encoded here before the fast-scan layout takes it. */
+  private readonly encoded: Uint8Array | undefined;
   /** The positions in a block that the selection kernel picks: one i32 per vector of a block. */
   private readonly scratchPicks: number;
   private readonly mem = kernels().memory;
@@ -137,18 +152,29 @@ export class CodeBlocks {
     this.norms = new LargestNorm(codec, dim);
     this.query = new QueryScratch(codec, dim, this.paddedDim);
     this.slots = new SlotTable(places, blockVectors);
-    this.scratchScores = this.mem.alloc(Math.max(blockVectors, GATHER_RUN) * 4);
-    this.scratchTable = this.mem.alloc(GATHER_RUN * 8);
+    this.fast = blockVectors % FAST_SCAN_LANES === 0 ? FastScanCodes.of(codec, dim) : undefined;
+    this.encoded = this.fast === undefined ? undefined : new Uint8Array(codec.codeBytes(dim));
+    // The fast-scan gather writes its second table's scores after the first's: 2 · GATHER_RUN.
+    this.scratchScores = this.mem.alloc(Math.max(blockVectors, 2 * GATHER_RUN) * 4);
+    this.tableBytes = GATHER_RUN * (this.fast === undefined ? 8 : 16);
+    this.scratchTable = this.mem.alloc(this.tableBytes);
     this.scratchPicks = this.mem.alloc(blockVectors * 4);
+  }
+
+  /** Whether the codes are held in the fast-scan layout. */
+  get fastScan(): boolean {
+    return this.fast !== undefined;
   }
 
   /** Bytes of memory this holds: blocks of codes, scales and places (whole blocks), scratch space, and the id table. */
   get bytes(): number {
-    return this.blocks.length * this.blockVectors * (this.stride + 4) + this.paddedDim * 4 + Math.max(this.blockVectors, GATHER_RUN) * 4 + GATHER_RUN * 8 + this.blockVectors * 4 + this.blocks.filter((b) => b.scores !== 0).length * this.blockVectors * 4 + this.slots.bytes;
+    const codes = this.fast === undefined ? this.blocks.length * this.blockVectors * (this.stride + 4) : this.blocks.length * this.fast.areaBytes(this.blockVectors) + this.fast.bytes;
+    return codes + this.paddedDim * 4 + Math.max(this.blockVectors, 2 * GATHER_RUN) * 4 + this.tableBytes + this.blockVectors * 4 + this.blocks.filter((b) => b.scores !== 0).length * this.blockVectors * 4 + this.slots.bytes;
   }
 
   /** Bytes each stored vector costs once blocks are full: code, scale, place and document flag (when kept) and its share of the id table. */
   get bytesPerVector(): number {
+    // The fast-scan layout holds the same bytes: the levels in nibbles, the code's two floats beside them.
     return this.stride + 4 + this.slots.bytesPerVector;
   }
 
@@ -225,7 +251,24 @@ export class CodeBlocks {
   /** Makes the block of a slot just added, when it starts one. */
   private blockFor(slot: number): void {
     if (slot !== this.blocks.length * this.blockVectors) return;
-    this.blocks.push({ scores: 0, codes: this.mem.alloc(this.blockVectors * this.stride), scales: this.mem.alloc(this.blockVectors * 4) });
+    if (this.fast !== undefined) this.blocks.push({ scores: 0, ...this.fast.allocate(this.blockVectors) });
+    else this.blocks.push({ scores: 0, codes: this.mem.alloc(this.blockVectors * this.stride), scales: this.mem.alloc(this.blockVectors * 4), norms: 0, errs: 0 });
+  }
+
+  private blockOf(slot: number): Block {
+    return this.blocks[Math.floor(slot / this.blockVectors)]!;
+  }
+
+  /**
+   * The code of `slot` as a view (valid until the next change or allocation; in the fast-scan
+   * layout rebuilt in a buffer, valid until the next call) and its scale.
+   */
+  private codeView(slot: number): { code: Uint8Array; scale: number } {
+    const block = this.blockOf(slot);
+    const row = slot % this.blockVectors;
+    if (this.fast !== undefined) return this.fast.view(block, row);
+    const at = block.codes + row * this.stride;
+    return { code: this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), scale: this.mem.f32()[(block.scales >> 2) + row]! };
   }
 
   private codeAddress(slot: number): number {
@@ -240,6 +283,12 @@ export class CodeBlocks {
 
   /** Encodes `vector` (length dim) as the code of `id`, inserting or replacing. */
   put(id: string, vector: Float32Array): void {
+    if (this.fast !== undefined) {
+      const code = this.encoded!;
+      const scale = this.codec.encode(vector, code);
+      this.putCode(id, code, scale);
+      return;
+    }
     const slot = this.slotFor(id);
     const at = this.codeAddress(slot);
     const u8 = this.mem.u8();
@@ -255,6 +304,11 @@ export class CodeBlocks {
     const codeBytes = this.codec.codeBytes(this.dim);
     if (code.length !== codeBytes) throw new RangeError(`code of ${code.length} bytes, expected ${codeBytes}`);
     const slot = this.slotFor(id);
+    if (this.fast !== undefined) {
+      this.fast.write(this.blockOf(slot), slot % this.blockVectors, code, scale);
+      this.noteNorm(slot);
+      return;
+    }
     const at = this.codeAddress(slot);
     const u8 = this.mem.u8();
     u8.set(code, at);
@@ -269,11 +323,7 @@ export class CodeBlocks {
    */
   recordAt(slot: number): StoredRecord {
     const idBytes = this.slots.idBytesAt(slot);
-    const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
-    const row = slot % this.blockVectors;
-    const at = block.codes + row * this.stride;
-    const code = this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim));
-    const scale = this.mem.f32()[(block.scales >> 2) + row]!;
+    const { code, scale } = this.codeView(slot);
     return {
       idBytes,
       code,
@@ -298,26 +348,29 @@ export class CodeBlocks {
     const { slot, added } = this.slots.slotForBytes(r.block, r.idAt, r.idLength);
     if (added) this.blockFor(slot);
     const previous = added ? undefined : this.slots.placeAt(slot);
-    const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
+    const block = this.blockOf(slot);
     const row = slot % this.blockVectors;
-    const at = block.codes + row * this.stride;
-    const u8 = this.mem.u8();
-    // A loop, not set(subarray): no view per record while opening.
-    const from = r.block;
-    for (let i = 0, j = r.codeAt; i < codeBytes; i++, j++) u8[at + i] = from[j]!;
-    u8.fill(0, at + codeBytes, at + this.stride);
-    this.mem.f32()[(block.scales >> 2) + row] = r.scale;
+    if (this.fast !== undefined) {
+      this.fast.write(block, row, r.block, r.scale, r.codeAt);
+    } else {
+      const at = block.codes + row * this.stride;
+      const u8 = this.mem.u8();
+      // A loop, not set(subarray): no view per record while opening.
+      const from = r.block;
+      for (let i = 0, j = r.codeAt; i < codeBytes; i++, j++) u8[at + i] = from[j]!;
+      u8.fill(0, at + codeBytes, at + this.stride);
+      this.mem.f32()[(block.scales >> 2) + row] = r.scale;
+    }
     this.slots.setPlaceParts(slot, r.generation, r.segment, r.offset);
     this.slots.setDocumentedAt(slot, r.documented);
     this.noteNorm(slot);
     return previous;
   }
 
-  /** The code of `slot` as a view into linear memory, valid until the next write or growth. */
+  /** The code of `slot` as a view into linear memory, valid until the next write or growth (in the fast-scan layout, until the next call). */
   codeAt(slot: number): Uint8Array {
     if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
-    const at = this.codeAddress(slot);
-    return this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim));
+    return this.codeView(slot).code;
   }
 
   /** The scale of the code in `slot`. */
@@ -326,11 +379,25 @@ export class CodeBlocks {
     return this.mem.f32()[this.scaleAddress(slot) >> 2]!;
   }
 
+  /** ‖e‖, ‖r‖² and the factor F of the rq code in `slot`, into `out[0..3)` (VectorIndex.rqTermsAt). */
+  rqTermsAt(slot: number, out: Float64Array): void {
+    if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
+    if (this.fast !== undefined) {
+      this.fast.terms(this.blockOf(slot), slot % this.blockVectors, out);
+      return;
+    }
+    const rq = this.codec as RqCodec;
+    const { code, scale } = this.codeView(slot);
+    out[0] = rq.residualError(code, this.dim);
+    out[1] = rq.normSquared(code, this.dim);
+    out[2] = scale;
+  }
+
   /** An upper bound on how far the decoded code in `slot` is from the vector it encodes (Codec.codeError). */
   codeErrorAt(slot: number): number {
     if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
-    const at = this.codeAddress(slot);
-    return this.codec.codeError(this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), this.mem.f32()[this.scaleAddress(slot) >> 2]!, this.dim);
+    const { code, scale } = this.codeView(slot);
+    return this.codec.codeError(code, scale, this.dim);
   }
 
   /**
@@ -345,8 +412,8 @@ export class CodeBlocks {
 
   private noteNorm(slot: number): void {
     if (!this.norms.known) return;
-    const at = this.codeAddress(slot);
-    this.norms.note(this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), this.mem.f32()[this.scaleAddress(slot) >> 2]!);
+    const { code, scale } = this.codeView(slot);
+    this.norms.note(code, scale);
   }
 
   /**
@@ -363,7 +430,14 @@ export class CodeBlocks {
    * bytes; a new array when not given), or the float vector itself.
    */
   kernelForm(query: ScanQuery, into?: Int8Array): KernelForm {
+    // The fast-scan kernels see the query itself, through tables whose rounding tableError() bounds.
+    if (this.fast !== undefined) return { kind: 'float', vector: query.vector };
     return this.query.kernelForm(query, into);
+  }
+
+  /** In the fast-scan layout, a bound on how far a score's estimate of ⟨ŷ, q⟩ is from the exact one, for every code (FastScanCodes.tableError); 0 otherwise. */
+  tableError(query: ScanQuery): number {
+    return this.fast === undefined ? 0 : this.fast.tableError(query);
   }
 
   /**
@@ -371,6 +445,7 @@ export class CodeBlocks {
    * query, which the kernels see as it is.
    */
   kernelQueryError(query: ScanQuery): number {
+    if (this.fast !== undefined) return 0;
     return this.query.kernelQueryError(query);
   }
 
@@ -378,11 +453,8 @@ export class CodeBlocks {
   code(id: string): { code: Uint8Array; scale: number } | undefined {
     const slot = this.slots.slotOf(id);
     if (slot === undefined) return undefined;
-    const at = this.codeAddress(slot);
-    return {
-      code: this.mem.u8().slice(at, at + this.codec.codeBytes(this.dim)),
-      scale: this.mem.f32()[this.scaleAddress(slot) >> 2]!,
-    };
+    const { code, scale } = this.codeView(slot);
+    return { code: code.slice(), scale };
   }
 
   /** Decodes the stored code of `id` (in the stored space). */
@@ -397,7 +469,9 @@ export class CodeBlocks {
     const slot = this.slots.slotOf(id);
     if (slot === undefined) return false;
     const last = this.slots.size - 1;
-    if (slot !== last) {
+    if (slot !== last && this.fast !== undefined) {
+      this.fast.move(this.blockOf(last), last % this.blockVectors, this.blockOf(slot), slot % this.blockVectors);
+    } else if (slot !== last) {
       const u8 = this.mem.u8();
       const from = this.codeAddress(last);
       u8.copyWithin(this.codeAddress(slot), from, from + this.stride);
@@ -422,7 +496,8 @@ export class CodeBlocks {
    * JavaScript only visits those (a few dozen of a block's thousand, once the floor has risen).
    */
   scan(query: ScanQuery, top: TopK, accept?: (slot: number) => boolean, pool?: ScorePool): void {
-    this.query.load(query);
+    if (this.fast === undefined) this.query.load(query);
+    else this.fast.load(query);
     const total = this.slots.size;
     // What `accept` said, by slot, for a pool to reuse.
     const { asked, verdicts } = pool === undefined ? { asked: accept, verdicts: undefined } : recordingVerdicts(accept);
@@ -432,7 +507,9 @@ export class CodeBlocks {
       const n = Math.min(this.blockVectors, total - base);
       if (n <= 0) break;
       const out = pool === undefined ? this.scratchScores : this.scoresOf(block);
-      this.query.scan(query, block.codes, block.scales, n, out);
+      // The fast-scan kernel scores whole blocks of 32: at most blockVectors scores, which `out` holds.
+      if (this.fast === undefined) this.query.scan(query, block.codes, block.scales, n, out);
+      else this.fast.scan(query, block, n, out);
       pushPicked(top, out, n, this.scratchPicks, (row) => base + row, asked);
     }
     if (pool !== undefined) this.collect(top, pool, accept, verdicts);
@@ -470,8 +547,12 @@ export class CodeBlocks {
   }
 
   private freeBlock(block: Block): void {
-    this.mem.free(block.codes, this.blockVectors * this.stride);
-    this.mem.free(block.scales, this.blockVectors * 4);
+    if (this.fast !== undefined) {
+      this.fast.release(block, this.blockVectors);
+    } else {
+      this.mem.free(block.codes, this.blockVectors * this.stride);
+      this.mem.free(block.scales, this.blockVectors * 4);
+    }
     if (block.scores !== 0) this.mem.free(block.scores, this.blockVectors * 4);
   }
 
@@ -501,6 +582,18 @@ export class CodeBlocks {
   private gather(query: ScanQuery, slots: Int32Array, count: number, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
     const total = this.slots.size;
     const { blocks, blockVectors, stride } = this;
+    const fast = this.fast;
+    if (fast !== undefined) {
+      const quad = (from: number, n: number, table: Int32Array, at: number) => {
+        for (let j = 0; j < n; j++) {
+          const slot = slots[from + j]!;
+          if (!(slot >= 0 && slot < total)) throw new RangeError(`slot ${slot} out of range`);
+          fast.entry(table, at + 4 * j, blocks[Math.floor(slot / blockVectors)]!, slot % blockVectors);
+        }
+      };
+      fast.gather(query, count, this.scratchTable, this.scratchScores, quad, take);
+      return;
+    }
     const fill = (from: number, n: number, table: Int32Array, at: number) => {
       for (let j = 0; j < n; j++) {
         const slot = slots[from + j]!;
@@ -533,8 +626,9 @@ export class CodeBlocks {
     }
     this.blocks.length = 0;
     this.query.free();
-    this.mem.free(this.scratchScores, Math.max(this.blockVectors, GATHER_RUN) * 4);
-    this.mem.free(this.scratchTable, GATHER_RUN * 8);
+    this.fast?.free();
+    this.mem.free(this.scratchScores, Math.max(this.blockVectors, 2 * GATHER_RUN) * 4);
+    this.mem.free(this.scratchTable, this.tableBytes);
     this.mem.free(this.scratchPicks, this.blockVectors * 4);
     this.slots.clear();
   }

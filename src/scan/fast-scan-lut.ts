@@ -61,9 +61,6 @@ export function buildLutPair(bits: RqBits, qRotated: Float32Array): FastScanLutP
 /** A table's constants, its bytes written elsewhere. */
 export type TableParams = Omit<FastScanLut, 'lut'>;
 
-// Scratch of writeTables(), grown to the largest table asked for: one query at a time, nothing allocated per query.
-let values = new Float64Array(0);
-let mins = new Float64Array(0);
 const lowHalf = new Float64Array(4);
 const highHalf = new Float64Array(4);
 
@@ -74,99 +71,101 @@ function roundEntry(x: number): number {
 }
 
 /**
+ * The halves of group g's nibble values: val_g[n] = low[n & 3] + high[n >> 2] (a nibble is two
+ * halves), eight products per group instead of sixteen sums of 4 / B. Each pass of writeTables()
+ * computes them again rather than keeping G · 16 values: the same operations give the same values.
+ * With delta 0 (a zero query), inv is 0 and every entry of both tables is 0.
+ */
+function halves(bits: RqBits, q: Float32Array, d0: number, low: Float64Array, high: Float64Array): void {
+  if (bits === 4) {
+    const x = q[d0]!;
+    for (let j = 0; j < 4; j++) {
+      low[j] = (j - 7.5) * x;
+      high[j] = 4 * j * x;
+    }
+  } else if (bits === 2) {
+    const q0 = q[d0]!;
+    const q1 = q[d0 + 1]!;
+    for (let j = 0; j < 4; j++) {
+      low[j] = (j - 1.5) * q0;
+      high[j] = (j - 1.5) * q1;
+    }
+  } else {
+    const q0 = q[d0]! / 2;
+    const q1 = q[d0 + 1]! / 2;
+    const q2 = q[d0 + 2]! / 2;
+    const q3 = q[d0 + 3]! / 2;
+    for (let j = 0; j < 4; j++) {
+      low[j] = (j & 1 ? q0 : -q0) + (j & 2 ? q1 : -q1);
+      high[j] = (j & 1 ? q2 : -q2) + (j & 2 ? q3 : -q3);
+    }
+  }
+}
+
+/**
  * Writes the coarse table of `qRotated` into `coarse` (G · 16 bytes) and, when `fine` is given, the
- * table of its rounding into `fine`, and returns their constants (buildLut, buildLutPair).
+ * table of its rounding into `fine`, and returns their constants (buildLut, buildLutPair). The
+ * definition the table kernel (FastScanTablesFn) matches bit for bit, pass for pass.
+ *
+ * Pass 1 takes each group's least and most value from its halves: rounding is monotonic, so
+ * fl(min low + min high) is the least of the sixteen fl(low[a] + high[b]), and likewise the most.
+ * Pass 2 writes both tables' entries. Each entry's rounding r = val − (min_g + delta · entry) lies
+ * within delta · (½ + 2^-39) of zero (the quotient's rounding, and the f64 steps on terms of at most
+ * 255 · delta), so the second table offsets every group by one `shift` = the least float32 at or
+ * above delta · (½ + 2^-20) instead of its own least rounding: no search per entry for a least and
+ * most (data the branch predictor cannot learn, which took half of the kernel's time), and G · shift
+ * is exact in f64 (24 significant bits times G < 2^23).
  */
 export function writeTables(bits: RqBits, qRotated: Float32Array, coarse: Uint8Array, fine: Uint8Array | undefined): { coarse: TableParams; fine: TableParams | undefined } {
   const dim = qRotated.length;
   const groups = fastScanGroups(bits, dim);
   const entries = groups * FAST_SCAN_GROUP_BYTES;
   if (coarse.length < entries || (fine !== undefined && fine.length < entries)) throw new RangeError(`a table of ${groups} groups needs ${entries} bytes`);
-  if (values.length < entries) {
-    values = new Float64Array(entries);
-    mins = new Float64Array(groups);
-  }
-  const vals = values;
-  const lows = mins;
   const perNibble = 4 / bits;
-  // A nibble n is two halves, n & 3 and n >> 2, so val_g[n] = low[n & 3] + high[n >> 2]: eight
-  // products per group instead of sixteen sums of 4 / B.
   const low = lowHalf;
   const high = highHalf;
   let widest = 0;
-  for (let g = 0, e = 0; g < groups; g++) {
-    const d0 = g * perNibble;
-    if (bits === 4) {
-      const q = qRotated[d0]!;
-      for (let j = 0; j < 4; j++) {
-        low[j] = (j - 7.5) * q;
-        high[j] = 4 * j * q;
-      }
-    } else if (bits === 2) {
-      const q0 = qRotated[d0]!;
-      const q1 = qRotated[d0 + 1]!;
-      for (let j = 0; j < 4; j++) {
-        low[j] = (j - 1.5) * q0;
-        high[j] = (j - 1.5) * q1;
-      }
-    } else {
-      const q0 = qRotated[d0]! / 2;
-      const q1 = qRotated[d0 + 1]! / 2;
-      const q2 = qRotated[d0 + 2]! / 2;
-      const q3 = qRotated[d0 + 3]! / 2;
-      for (let j = 0; j < 4; j++) {
-        low[j] = (j & 1 ? q0 : -q0) + (j & 2 ? q1 : -q1);
-        high[j] = (j & 1 ? q2 : -q2) + (j & 2 ? q3 : -q3);
-      }
-    }
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (let n = 0; n < 16; n++, e++) {
-      const value = low[n & 3]! + high[n >> 2]!;
-      vals[e] = value;
-      if (value < lo) lo = value;
-      if (value > hi) hi = value;
-    }
-    lows[g] = lo;
-    if (hi - lo > widest) widest = hi - lo;
+  for (let g = 0; g < groups; g++) {
+    halves(bits, qRotated, g * perNibble, low, high);
+    const lo = Math.min(low[0]!, low[1]!, low[2]!, low[3]!) + Math.min(high[0]!, high[1]!, high[2]!, high[3]!);
+    const hi = Math.max(low[0]!, low[1]!, low[2]!, low[3]!) + Math.max(high[0]!, high[1]!, high[2]!, high[3]!);
+    widest = Math.max(widest, hi - lo);
   }
   const delta = widest > 0 ? froundUp(widest / 255) : 0;
   // Multiplying by 1/delta, not dividing: the quotient may be off by a few ulps of 255, so an entry
   // is within ½ + 2^-40 steps of its value, and maxError counts that.
   const inv = delta > 0 ? 1 / delta : 0;
+  const shift = froundUp(delta * (0.5 + 2 ** -20));
+  const delta2 = shift > 0 ? froundUp((2 * shift) / 255) : 0;
+  const inv2 = delta2 > 0 ? 1 / delta2 : 0;
   let exactBias = 0;
-  // Each entry's rounding, kept in `values` for the fine table: val − (min_g + delta · entry).
-  let fineWidest = 0;
   for (let g = 0, e = 0; g < groups; g++) {
-    const lo = lows[g]!;
+    halves(bits, qRotated, g * perNibble, low, high);
+    const lo = Math.min(low[0]!, low[1]!, low[2]!, low[3]!) + Math.min(high[0]!, high[1]!, high[2]!, high[3]!);
     exactBias += lo;
-    let rlo = Infinity;
-    let rhi = -Infinity;
     for (let n = 0; n < 16; n++, e++) {
-      const entry = delta === 0 ? 0 : roundEntry((vals[e]! - lo) * inv);
+      const value = low[n & 3]! + high[n >> 2]!;
+      const entry = roundEntry((value - lo) * inv);
       coarse[e] = entry;
-      const r = vals[e]! - (lo + delta * entry);
-      vals[e] = r;
-      if (r < rlo) rlo = r;
-      if (r > rhi) rhi = r;
+      if (fine !== undefined) fine[e] = roundEntry((value - (lo + delta * entry) + shift) * inv2);
     }
-    lows[g] = rlo;
-    if (rhi - rlo > fineWidest) fineWidest = rhi - rlo;
   }
+  return tableParams(groups, delta, exactBias, fine === undefined ? undefined : { delta: delta2, exactBias: -groups * shift });
+}
+
+/**
+ * The constants of a query's tables from their steps and exact (float64) sums of offsets: what
+ * writeTables() and the table kernel (FastScanTablesFn) leave behind. The biases are those sums
+ * rounded to float32; each maxError is G · delta · (½ + 2^-40) plus what the rounding of the biases
+ * it adds up lost (KERNELS.md, "Two tables").
+ */
+export function tableParams(groups: number, delta: number, exactBias: number, fine: { readonly delta: number; readonly exactBias: number } | undefined): { coarse: TableParams; fine: TableParams | undefined } {
   const bias = Math.fround(exactBias);
   const biasLost = Math.abs(bias - exactBias);
-  const coarseParams: TableParams = { delta, bias, maxError: groups * delta * (0.5 + 2 ** -40) + biasLost };
-  if (fine === undefined) return { coarse: coarseParams, fine: undefined };
-  const delta2 = fineWidest > 0 ? froundUp(fineWidest / 255) : 0;
-  const inv2 = delta2 > 0 ? 1 / delta2 : 0;
-  let exactBias2 = 0;
-  for (let g = 0, e = 0; g < groups; g++) {
-    const lo = lows[g]!;
-    exactBias2 += lo;
-    for (let n = 0; n < 16; n++, e++) fine[e] = delta2 === 0 ? 0 : roundEntry((vals[e]! - lo) * inv2);
-  }
-  const bias2 = Math.fround(exactBias2);
-  return { coarse: coarseParams, fine: { delta: delta2, bias: bias2, maxError: groups * delta2 * (0.5 + 2 ** -40) + Math.abs(bias2 - exactBias2) + biasLost } };
+  const coarse: TableParams = { delta, bias, maxError: groups * delta * (0.5 + 2 ** -40) + biasLost };
+  if (fine === undefined) return { coarse, fine: undefined };
+  const bias2 = Math.fround(fine.exactBias);
+  return { coarse, fine: { delta: fine.delta, bias: bias2, maxError: groups * fine.delta * (0.5 + 2 ** -40) + Math.abs(bias2 - fine.exactBias) + biasLost } };
 }
 
 /**

@@ -2,7 +2,7 @@ import type { RqCodec } from '../codec/rq.js';
 import { FAST_SCAN_GROUP_BYTES, type RqMetric } from '../kernels/contract.js';
 import { kernels } from '../kernels/index.js';
 import { fastScanGroups } from './fast-scan-layout.js';
-import { writeTables, type TableParams } from './fast-scan-lut.js';
+import { tableParams, type TableParams } from './fast-scan-lut.js';
 
 /**
  * A query as the fast-scan kernels take it (KERNELS.md, "Fast scan"): its two tables
@@ -18,17 +18,36 @@ export class FastScanQuery {
   private readonly loaded: Float32Array;
   private loadedAt = -1;
 
+  /** The table kernel's scratch in linear memory: the query (dim float32) and its four results (f64). */
+  private readonly scratch: number;
+  private readonly scratchBytes: number;
+  private freed = false;
+
   constructor(
     private readonly codec: RqCodec,
     private readonly dim: number,
   ) {
     this.groups = fastScanGroups(codec.bits, dim);
     this.loaded = new Float32Array(dim);
+    this.scratchBytes = 4 * dim + 32;
+    this.scratch = kernels().memory.alloc(this.scratchBytes);
+  }
+
+  /** Returns the scratch to the allocator; the object is unusable afterwards. */
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    kernels().memory.free(this.scratch, this.scratchBytes);
   }
 
   /** Bytes load() writes at `ptr`: both tables. */
   get bytes(): number {
     return 2 * this.groups * FAST_SCAN_GROUP_BYTES;
+  }
+
+  /** Bytes of linear memory it holds itself (the table kernel's scratch). */
+  get scratchSize(): number {
+    return this.scratchBytes;
   }
 
   /**
@@ -43,9 +62,15 @@ export class FastScanQuery {
       for (let i = 0; same && i < dim; i++) same = Object.is(vector[i], this.loaded[i]);
       if (same) return;
     }
-    const u8 = kernels().memory.u8();
-    const bytes = this.groups * FAST_SCAN_GROUP_BYTES;
-    const { coarse, fine } = writeTables(this.codec.bits, vector, u8.subarray(ptr, ptr + bytes), u8.subarray(ptr + bytes, ptr + 2 * bytes));
+    const k = kernels();
+    const groups = this.groups;
+    const s = this.scratch;
+    k.memory.f32().set(vector, s >> 2);
+    const outPtr = s + 4 * dim;
+    k.fastScanTablesFunction(this.codec.bits)(s, groups, ptr, ptr + groups * FAST_SCAN_GROUP_BYTES, 1, outPtr);
+    const out = k.memory.f64();
+    const o = outPtr >> 3;
+    const { coarse, fine } = tableParams(groups, out[o]!, out[o + 1]!, { delta: out[o + 2]!, exactBias: out[o + 3]! });
     let normSq = 0;
     for (let i = 0; i < dim; i++) normSq += vector[i]! * vector[i]!;
     this.coarse = coarse;

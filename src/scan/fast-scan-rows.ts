@@ -1,9 +1,9 @@
 import type { RqCodec } from '../codec/rq.js';
 import { FAST_SCAN_GROUP_BYTES, FAST_SCAN_LANES, rqPlaneBytes } from '../kernels/contract.js';
-import { fastScanBlockBytes, fastScanGroups } from '../scan/fast-scan-layout.js';
+import { fastScanBlockBytes, fastScanGroups } from './fast-scan-layout.js';
 
 /**
- * The rows of a page in the fast-scan layout (PAGES.md, "Fast-scan pages"; KERNELS.md, "Fast scan"):
+ * Rows of codes in the fast-scan layout (src/index/PAGES.md, "Fast-scan pages"; KERNELS.md, "Fast scan"):
  * row i is lane i % 32 of block ⌊i / 32⌋, its levels in 4-bit nibbles. The codec's code (bit planes,
  * then ‖r‖² and ‖e‖, CODECS.md) goes in by writeCode() and comes back, byte for byte, by readCode();
  * the two floats are kept beside the blocks by the caller. These work on linear memory in place and
@@ -102,10 +102,10 @@ export class FastScanRows {
     }
   }
 
-  /** Copies the lane of row `from` into the lane of row `to` (the same blocks). */
-  moveRow(u8: Uint8Array, blocksPtr: number, from: number, to: number): void {
-    const a = this.laneOf(blocksPtr, from);
-    const b = this.laneOf(blocksPtr, to);
+  /** Copies the lane of row `from` of the blocks at `fromBlocks` into the lane of row `to` of those at `toBlocks` (the same blocks, or others). */
+  moveRow(u8: Uint8Array, fromBlocks: number, from: number, toBlocks: number, to: number): void {
+    const a = this.laneOf(fromBlocks, from);
+    const b = this.laneOf(toBlocks, to);
     const keep = b.shift === 0 ? 0xf0 : 0x0f;
     for (let g = 0, step = 0; g < this.groups; g++, step += FAST_SCAN_GROUP_BYTES) {
       const nibble = (u8[a.at + step]! >> a.shift) & 0x0f;
