@@ -18,6 +18,7 @@ import {
   type Kernels,
   type RqBits,
 } from '../src/kernels/index.js';
+import { writeTables } from '../src/scan/fast-scan-lut.js';
 import { dot, squaredDistance } from '../src/vector.js';
 
 /**
@@ -26,7 +27,8 @@ import { dot, squaredDistance } from '../src/vector.js';
  * scanning one contiguous block of vectors as the store does; the exact rescoring kernels
  * against vector.ts, whose numbers they reproduce; the gather kernel, which scores vectors
  * scattered over the index (a cache pool) in one call per run; and the rotated-code kernels,
- * popcount and fast scan, against the int8-query kernel they would stand in for.
+ * popcount and fast scan, against the int8-query kernel they would stand in for; and the builder of
+ * a query's fast-scan tables against writeTables.
  */
 
 export interface KernelBenchOptions {
@@ -408,6 +410,65 @@ async function benchSelect(opts: Required<KernelBenchOptions>): Promise<SelectBe
   }
 }
 
+/** Microseconds to build one query's two fast-scan tables, by the table kernel and by writeTables (its reference). */
+export interface TablesBenchRow {
+  readonly bits: RqBits;
+  readonly dim: number;
+  readonly wasmUs: number;
+  readonly jsUs: number;
+}
+
+/**
+ * A query's two fast-scan tables (KERNELS.md, "Two tables") for each bit width at `dim`, built for
+ * 64 Gaussian queries in turn (a search builds them once for a new query, and a repeated one would
+ * let the branch predictor learn its data): the table kernel, and writeTables in JavaScript.
+ */
+async function benchTables(dim: number, timeMs: number): Promise<TablesBenchRow[]> {
+  const k = kernels();
+  const rows: TablesBenchRow[] = [];
+  const queries = Array.from({ length: 64 }, () => Float32Array.from({ length: dim }, () => gaussian() / Math.sqrt(dim)));
+  for (const bits of RQ_BITS) {
+    const groups = (dim * bits) / 4;
+    const qPtrs = queries.map((q) => place(k, q));
+    const coarsePtr = k.memory.alloc(16 * groups);
+    const finePtr = k.memory.alloc(16 * groups);
+    const outPtr = k.memory.alloc(32);
+    const coarse = new Uint8Array(16 * groups);
+    const fine = new Uint8Array(16 * groups);
+    const build = k.fastScanTablesFunction(bits);
+    let i = 0;
+    let j = 0;
+    try {
+      const bench = new Bench({ time: timeMs, warmupTime: timeMs / 3, iterations: 64, warmupIterations: 16 });
+      bench.add('wasm', () => build(qPtrs[i++ & 63]!, groups, coarsePtr, finePtr, 1, outPtr));
+      bench.add('js', () => writeTables(bits, queries[j++ & 63]!, coarse, fine));
+      await bench.run();
+      rows.push({ bits, dim, wasmUs: nsPerVector(bench, 'wasm', 1) / 1000, jsUs: nsPerVector(bench, 'js', 1) / 1000 });
+    } finally {
+      qPtrs.forEach((ptr) => k.memory.free(ptr, 4 * dim));
+      k.memory.free(coarsePtr, 16 * groups);
+      k.memory.free(finePtr, 16 * groups);
+      k.memory.free(outPtr, 32);
+    }
+  }
+  return rows;
+}
+
+export function formatTablesTable(rows: readonly TablesBenchRow[]): string {
+  const lines = ['| a query\'s two fast-scan tables | dim | table kernel µs | writeTables (JavaScript) µs |', '|---|---:|---:|---:|'];
+  for (const r of rows) lines.push(`| rq${r.bits} | ${r.dim} | ${r.wasmUs.toFixed(1)} | ${r.jsUs.toFixed(1)} |`);
+  return lines.join('\n');
+}
+
+/** The tables' table alone (`node dist/bench/kernels.bench.js tables`); runKernelBench ends with it too. */
+export async function runTablesBench(options: { readonly dims?: readonly number[]; readonly timeMs?: number; readonly write?: (line: string) => void } = {}): Promise<TablesBenchRow[]> {
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const rows: TablesBenchRow[] = [];
+  for (const requested of options.dims ?? [128, 512]) rows.push(...(await benchTables(Math.max(128, Math.ceil(requested / 128) * 128), options.timeMs ?? 300)));
+  write(formatTablesTable(rows));
+  return rows;
+}
+
 export function formatSelectTable(row: SelectBenchRow): string {
   return [
     `| the scores of a block at or above a floor (${row.scores} scores, ${(row.passing * 100).toFixed(1)}% pass) | ns/score |`,
@@ -463,10 +524,13 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
   opts.write(formatSelectTable(select));
   opts.write('');
   await runRqBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
+  opts.write('');
+  await runTablesBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
   return rows;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv[2] === 'rq') await runRqBench();
+  else if (process.argv[2] === 'tables') await runTablesBench();
   else await runKernelBench();
 }
