@@ -76,7 +76,9 @@ export interface ScanQuery {
   /** Quantize the query to int8 too and use the integer kernels; honoured for the int8 codec with dot/cosine. */
   readonly int8Query: boolean;
   /**
-   * For rq codes: the bit planes the query is quantized to (1 to 8). The rescoring bound scores with
+   * For rq codes: the bit planes the popcount kernels quantize the query to (1 to 8); codes in the
+   * fast-scan layout (every store's) score with both of the query's tables when it is above
+   * RQ_QUERY_BITS, with the first alone otherwise. The rescoring bound scores with
    * RQ_FINE_QUERY_BITS (src/scan/rq-query.ts). Ignored by other codecs. @default RQ_QUERY_BITS (4)
    */
   readonly rqQueryBits?: number;
@@ -210,12 +212,12 @@ export class CodeBlocks {
     this.slots.setPlace(id, place);
   }
 
-  /** Whether the record `id` has a document in the state (false for an unknown id). */
   /** The filter columns of the slots (SlotTable). */
   get columns(): FilterColumns {
     return this.slots.columns;
   }
 
+  /** Whether the record `id` has a document in the state (false for an unknown id). */
   documented(id: string): boolean {
     return this.slots.documented(id);
   }
