@@ -172,7 +172,8 @@ export function tableParams(groups: number, delta: number, exactBias: number, fi
  * An upper bound on buildLut(bits, qRotated).maxError in one pass over the query, without the
  * table: group g's entries span exactly (2^B − 1) · Σ_{d in g} |q_d|, so delta is at most the
  * widest span over 255 (a relative 2^-40 over for the float64 sums, rounded up to float32), and the
- * bias loses at most 2^-24 of Σ_g |min_g| ≤ m · Σ|q_d|. The lookaside cache bounds how far a score
+ * bias loses at most 2^-24 of Σ_g |min_g| ≤ m · Σ|q_d|, or 2^-150 where it rounds to a float32
+ * subnormal (Infinity when it overflows float32, as maxError then is). The lookaside cache bounds how far a score
  * can move between two queries with it (src/cache/CACHE.md).
  */
 export function lutErrorBound(bits: RqBits, qRotated: Float32Array): number {
@@ -189,5 +190,9 @@ export function lutErrorBound(bits: RqBits, qRotated: Float32Array): number {
     if (span > widest) widest = span;
   }
   const delta = froundUp(((top * widest) / 255) * (1 + 2 ** -40));
-  return (groups * delta) / 2 + (top / 2) * total * 2 ** -23;
+  // |Σ_g min_g| ≤ m · Σ|q_d|: its float32 rounding loses at most 2^-24 of it while normal, and up to
+  // 2^-150 outright in the subnormal range; past float32's range the bias is infinite, and so is maxError.
+  const bias = (top / 2) * total;
+  if (Math.fround(bias * (1 + 2 ** -20)) === Infinity) return Infinity;
+  return groups * delta * (0.5 + 2 ** -40) + bias * 2 ** -23 + 2 ** -149;
 }
