@@ -687,10 +687,11 @@ export class LookasideCache<A> {
     // it, so no shift of the query bounds it (CACHE.md): an unbounded shift, and near queries search.
     if (scan.metric === 'l2' && isRqCodec(host.index.codec.name)) return { metric: 'l2', delta: Infinity, margin: 0, maxNorm: 0, fromNorm: 0, nextNorm: 0, angle: 0 };
     const shift = scoreShift(scan.metric, from, next, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
-    // The same query scores through the same tables: its scores do not move.
-    if (from === next || host.index.tableError(scan) === 0) return shift;
-    // Fast-scan pages score through tables (CACHE.md, "Fast-scan pages"): a score is F times its
-    // estimate, off by at most F · lutErrorBound of its query, and F ≤ 2‖x̂‖ / √D (|ŷ_i| ≥ ½).
+    // The same query scores through the same tables: its scores do not move. Other codecs see the query as it is.
+    if (from === next || !isRqCodec(host.index.codec.name)) return shift;
+    // rq codes score through tables (CACHE.md, "Fast-scan pages"): a score is F times its estimate,
+    // off by at most F · lutErrorBound of its query, and F ≤ 2‖x̂‖ / √D (|ŷ_i| ≥ ½). Both queries'
+    // terms, whatever either is: a zero query's table is exact, the other's need not be.
     const bits = (host.index.codec as RqCodec).bits;
     const factor = (2 * shift.maxNorm) / Math.sqrt(scan.vector.length);
     return { ...shift, margin: shift.margin + factor * (lutErrorBound(bits, kernelValues(from)) + lutErrorBound(bits, kernelValues(next))) };
