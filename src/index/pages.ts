@@ -279,11 +279,10 @@ export class PageStore {
       return;
     }
     const rq = this.codec as RqCodec;
-    const at = p.codes + row * this.stride;
-    const code = this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim));
+    const { code, scale } = this.codeView(slot);
     out[0] = rq.residualError(code, this.dim);
     out[1] = rq.normSquared(code, this.dim);
-    out[2] = this.mem.f32()[(p.scales >> 2) + row]!;
+    out[2] = scale;
   }
 
   /**

@@ -28,14 +28,15 @@ export function fastScanLanes(rows: number): number {
 /**
  * The rq codes of a page store or a block store in the fast-scan layout, and the query as its
  * kernels take it: what both stores do with a row, an area and a query, so that they score a code
- * alike, bit for bit. A store keeps its areas' addresses; this keeps the query's tables (at `ptr`)
- * and a buffer view() rebuilds a code in.
+ * alike, bit for bit. A store keeps its areas' addresses; this keeps the query's tables and a
+ * buffer view() rebuilds a code in.
  */
 export class FastScanCodes {
   readonly rows: FastScanRows;
   private readonly query: FastScanQuery;
-  private readonly ptr: number;
   private readonly code: Uint8Array;
+  /** The last 8 bytes of `code`: its two floats, ‖r‖² and ‖e‖. */
+  private readonly codeTail: DataView;
   /** A code's two floats as bytes (read little-endian, as CODECS.md has them). */
   private readonly floatBytes = new Uint8Array(8);
   private readonly floats = new DataView(this.floatBytes.buffer);
@@ -50,13 +51,13 @@ export class FastScanCodes {
   private constructor(codec: RqCodec, dim: number) {
     this.rows = new FastScanRows(codec, dim);
     this.query = new FastScanQuery(codec, dim);
-    this.ptr = this.mem.alloc(this.query.bytes);
     this.code = new Uint8Array(codec.codeBytes(dim));
+    this.codeTail = new DataView(this.code.buffer, this.code.length - 8, 8);
   }
 
   /** Bytes of linear memory held for queries: the two tables and the table kernel's scratch. */
   get bytes(): number {
-    return this.query.bytes + this.query.scratchSize;
+    return this.query.bytes;
   }
 
   /** Bytes an area of `room` rows takes: whole blocks, and three float32 per row. */
@@ -111,9 +112,8 @@ export class FastScanCodes {
     const code = this.code;
     this.rows.readCode(this.mem.u8(), area.codes, row, code);
     const f32 = this.mem.f32();
-    const tail = new DataView(code.buffer, code.byteOffset + code.length - 8, 8);
-    tail.setFloat32(0, f32[(area.norms >> 2) + row]!, true);
-    tail.setFloat32(4, f32[(area.errs >> 2) + row]!, true);
+    this.codeTail.setFloat32(0, f32[(area.norms >> 2) + row]!, true);
+    this.codeTail.setFloat32(4, f32[(area.errs >> 2) + row]!, true);
     return { code, scale: f32[(area.scales >> 2) + row]! };
   }
 
@@ -148,7 +148,7 @@ export class FastScanCodes {
 
   /** Builds the tables of `query` (kept while the same values come back). */
   load(query: ScanQuery): void {
-    this.query.load(query.vector, this.ptr);
+    this.query.load(query.vector);
   }
 
   /** A bound on how far the estimate of ⟨ŷ, q⟩ behind a score of `query` is from the exact one, for every code (FastScanQuery.tableError). */
@@ -159,7 +159,7 @@ export class FastScanCodes {
 
   /** Scores rows 0..rows-1 of `area` against the loaded `query`, writing fastScanLanes(rows) float32 at `outPtr`. */
   scan(query: ScanQuery, area: FastScanArea, rows: number, outPtr: number): void {
-    this.query.scan(this.metricOf(query), this.ptr, area.codes, area.scales, area.norms, this.rows.blocksFor(rows), outPtr);
+    this.query.scan(this.metricOf(query), area.codes, area.scales, area.norms, this.rows.blocksFor(rows), outPtr);
   }
 
   /** Writes the gather kernel's quadruple for `row` of `area` at table[at..at + 4): its block's address, its lane, the addresses of its F and ‖r‖². */
@@ -185,7 +185,7 @@ export class FastScanCodes {
     for (let from = 0; from < count; from += GATHER_RUN) {
       const n = Math.min(GATHER_RUN, count - from);
       fill(from, n, this.mem.i32(), tablePtr >> 2);
-      this.query.gather(metric, this.ptr, tablePtr, n, outPtr, fine, outPtr + 4 * GATHER_RUN);
+      this.query.gather(metric, tablePtr, n, outPtr, fine, outPtr + 4 * GATHER_RUN);
       take(from, n, this.mem.f32(), outPtr >> 2);
     }
   }
@@ -194,7 +194,6 @@ export class FastScanCodes {
   free(): void {
     if (this.freed) return;
     this.freed = true;
-    this.mem.free(this.ptr, this.query.bytes);
     this.query.free();
   }
 }

@@ -6,21 +6,23 @@ import { tableParams, type TableParams } from './fast-scan-lut.js';
 
 /**
  * A query as the fast-scan kernels take it (KERNELS.md, "Fast scan"): its two tables
- * (fast-scan-lut.ts) written into linear memory by load(), the coarse one at `ptr` and the table of
- * its rounding right after, and the constants that turn a lane's sum into a score.
+ * (fast-scan-lut.ts), built by load() into linear memory this holds, the coarse one first and the
+ * table of its rounding right after, and the constants that turn a lane's sum into a score.
  */
 export class FastScanQuery {
   readonly groups: number;
   private coarse: TableParams = { delta: 0, bias: 0, maxError: 0 };
   private fine: TableParams = { delta: 0, bias: 0, maxError: 0 };
   private qNormSq = 0;
-  /** The vector whose tables are at `loadedAt` (a copy): a search loads one query for its scan, its bound and its pool, and builds its tables once. */
+  /** The vector whose tables are loaded (a copy): a search loads one query for its scan, its bound and its pool, and builds its tables once. */
   private readonly loaded: Float32Array;
-  private loadedAt = -1;
-
-  /** The table kernel's scratch in linear memory: the query (dim float32) and its four results (f64). */
-  private readonly scratch: number;
-  private readonly scratchBytes: number;
+  private anyLoaded = false;
+  /**
+   * Linear memory: the two tables (G · 16 bytes each), then the table kernel's copy of the query
+   * (dim float32) and its four results (f64).
+   */
+  private readonly ptr: number;
+  private readonly memoryBytes: number;
   private freed = false;
 
   constructor(
@@ -29,45 +31,42 @@ export class FastScanQuery {
   ) {
     this.groups = fastScanGroups(codec.bits, dim);
     this.loaded = new Float32Array(dim);
-    this.scratchBytes = 4 * dim + 32;
-    this.scratch = kernels().memory.alloc(this.scratchBytes);
+    this.memoryBytes = 2 * this.groups * FAST_SCAN_GROUP_BYTES + 4 * dim + 32;
+    this.ptr = kernels().memory.alloc(this.memoryBytes);
   }
 
-  /** Returns the scratch to the allocator; the object is unusable afterwards. */
+  /** Returns its memory to the allocator; the object is unusable afterwards. */
   free(): void {
     if (this.freed) return;
     this.freed = true;
-    kernels().memory.free(this.scratch, this.scratchBytes);
+    kernels().memory.free(this.ptr, this.memoryBytes);
   }
 
-  /** Bytes load() writes at `ptr`: both tables. */
+  /** Bytes of linear memory it holds: both tables and the table kernel's scratch. */
   get bytes(): number {
-    return 2 * this.groups * FAST_SCAN_GROUP_BYTES;
+    return this.memoryBytes;
   }
 
-  /** Bytes of linear memory it holds itself (the table kernel's scratch). */
-  get scratchSize(): number {
-    return this.scratchBytes;
+  /** Where the second table starts. */
+  private get finePtr(): number {
+    return this.ptr + this.groups * FAST_SCAN_GROUP_BYTES;
   }
 
-  /**
-   * Builds the tables of `vector` (the rotated query, dim floats) and writes them at `ptr`, unless
-   * the vector loaded last had the same values and went to the same place (the caller owns `ptr`).
-   */
-  load(vector: Float32Array, ptr: number): void {
+  /** Builds the tables of `vector` (the rotated query, dim floats), unless the vector loaded last had the same values. */
+  load(vector: Float32Array): void {
     const dim = this.dim;
     if (vector.length !== dim) throw new RangeError(`a fast-scan query has ${dim} dimensions, not ${vector.length}`);
-    if (ptr === this.loadedAt) {
+    if (this.anyLoaded) {
       let same = true;
       for (let i = 0; same && i < dim; i++) same = Object.is(vector[i], this.loaded[i]);
       if (same) return;
     }
     const k = kernels();
     const groups = this.groups;
-    const s = this.scratch;
-    k.memory.f32().set(vector, s >> 2);
-    const outPtr = s + 4 * dim;
-    k.fastScanTablesFunction(this.codec.bits)(s, groups, ptr, ptr + groups * FAST_SCAN_GROUP_BYTES, 1, outPtr);
+    const q = this.finePtr + groups * FAST_SCAN_GROUP_BYTES;
+    k.memory.f32().set(vector, q >> 2);
+    const outPtr = q + 4 * dim;
+    k.fastScanTablesFunction(this.codec.bits)(q, groups, this.ptr, this.finePtr, 1, outPtr);
     const out = k.memory.f64();
     const o = outPtr >> 3;
     const { coarse, fine } = tableParams(groups, out[o]!, out[o + 1]!, { delta: out[o + 2]!, exactBias: out[o + 3]! });
@@ -77,7 +76,7 @@ export class FastScanQuery {
     this.fine = fine!;
     this.qNormSq = Math.fround(normSq);
     this.loaded.set(vector);
-    this.loadedAt = ptr;
+    this.anyLoaded = true;
   }
 
   /**
@@ -88,10 +87,10 @@ export class FastScanQuery {
     return fine ? this.fine.maxError : this.coarse.maxError;
   }
 
-  /** Scores nBlocks blocks (scales and ‖r‖² 32 float32 per block) against the query loaded at `ptr`. */
-  scan(metric: RqMetric, ptr: number, blocksPtr: number, scalesPtr: number, normsPtr: number, nBlocks: number, outPtr: number): void {
+  /** Scores nBlocks blocks (scales and ‖r‖² 32 float32 per block) against the loaded query. */
+  scan(metric: RqMetric, blocksPtr: number, scalesPtr: number, normsPtr: number, nBlocks: number, outPtr: number): void {
     const t = this.coarse;
-    kernels().fastScanFunction(metric)(ptr, this.groups, t.delta, t.bias, this.qNormSq, blocksPtr, scalesPtr, normsPtr, nBlocks, outPtr);
+    kernels().fastScanFunction(metric)(this.ptr, this.groups, t.delta, t.bias, this.qNormSq, blocksPtr, scalesPtr, normsPtr, nBlocks, outPtr);
   }
 
   /**
@@ -100,13 +99,13 @@ export class FastScanQuery {
    * adds to its estimate (F · (delta₂ · S₂ + bias₂), twice that for l2), the second table's scores
    * written at `finePtr` (n float32) first: a score as from a table with sixteen-bit entries.
    */
-  gather(metric: RqMetric, ptr: number, tablePtr: number, n: number, outPtr: number, fine: boolean, finePtr: number): void {
+  gather(metric: RqMetric, tablePtr: number, n: number, outPtr: number, fine: boolean, finePtr: number): void {
     const k = kernels();
     const t = this.coarse;
-    k.gatherFastScanFunction(metric)(ptr, this.groups, t.delta, t.bias, this.qNormSq, tablePtr, n, outPtr);
+    k.gatherFastScanFunction(metric)(this.ptr, this.groups, t.delta, t.bias, this.qNormSq, tablePtr, n, outPtr);
     if (!fine) return;
     const f = this.fine;
-    k.gatherFastScanFunction('dot')(ptr + this.groups * FAST_SCAN_GROUP_BYTES, this.groups, f.delta, f.bias, 0, tablePtr, n, finePtr);
+    k.gatherFastScanFunction('dot')(this.finePtr, this.groups, f.delta, f.bias, 0, tablePtr, n, finePtr);
     const scores = k.memory.f32();
     const twice = metric === 'l2' ? 2 : 1;
     for (let j = 0; j < n; j++) scores[(outPtr >> 2) + j] = scores[(outPtr >> 2) + j]! + twice * scores[(finePtr >> 2) + j]!;
