@@ -18,8 +18,8 @@ export interface FastScanLut {
   readonly bias: number;
   /**
    * A bound on |delta · S + bias − ⟨ŷ, q⟩| for every code, with S exact and the operations exact:
-   * G · delta / 2 for the rounding of the table's entries, plus what rounding the bias to float32
-   * lost. The kernels' float32 steps after S add their own rounding (KERNELS.md, "Fast scan").
+   * G · delta · (½ + 2^-40) for the rounding of the table's entries, plus what rounding the bias to
+   * float32 lost. The kernels' float32 steps after S add their own rounding (KERNELS.md, "Fast scan").
    */
   readonly maxError: number;
 }
@@ -35,16 +35,16 @@ export function buildLut(bits: RqBits, qRotated: Float32Array): FastScanLut {
 
 /**
  * A query's two tables (KERNELS.md, "Fast scan", "Two tables"): `coarse` is buildLut()'s, and
- * `fine` tables what rounding `coarse` left, val_g[n] − (min_g + delta · LUT[g·16 + n]) per entry, in
- * the same form. A scan adds up `coarse`; the rescoring bound adds `fine`'s sum to a candidate's, so
- * its estimate is as if the table had sixteen bits per entry.
+ * `fine` tables what rounding `coarse` left, val_g[n] − (min_g + delta · LUT[g·16 + n]) per entry,
+ * every group offset by one shift. A scan adds up `coarse`; the rescoring bound adds `fine`'s sum to
+ * a candidate's, so its estimate is as if the table had sixteen bits per entry.
  */
 export interface FastScanLutPair {
   readonly coarse: FastScanLut;
   /**
    * The table of coarse's rounding. Its maxError bounds |delta · S + bias + delta₂ · S₂ + bias₂ −
-   * ⟨ŷ, q⟩| for every code (S₂ its sum): G · delta₂ / 2, plus what rounding either bias to
-   * float32 lost.
+   * ⟨ŷ, q⟩| for every code (S₂ its sum): G · delta₂ · (½ + 2^-40), plus what rounding either bias to
+   * float32 lost (bias₂ = −G · shift loses nothing).
    */
   readonly fine: FastScanLut;
 }

@@ -74,9 +74,10 @@ class GatherScratch {
  * The bound for `scan` over `index`; undefined for a PCA store, where there is none (the residual
  * outside the projection is not kept). Every candidate is scored again from its code in memory, so
  * the coarse query the scan may have used leaves the bound: scalar codes (int8, fp8, f16, f32) by
- * the float-query kernels, which see the query exactly; rq codes by their kernels with the query in
- * RQ_FINE_QUERY_BITS planes, whose rounding (VectorIndex.kernelQueryError) stays in the bound but a
- * sixteenth of the scan's. rq scores leave out `offset` (VectorSpace.scanQueryOf). A code whose
+ * the float-query kernels, which see the query exactly; rq codes by their kernels asked for
+ * RQ_FINE_QUERY_BITS: the query's second table in the fast-scan layout (every store's; its rounding,
+ * VectorIndex.tableError, a 255th of the first's), or 8 bit planes (VectorIndex.kernelQueryError, a
+ * sixteenth of the scan's). rq scores leave out `offset` (VectorSpace.scanQueryOf). A code whose
  * error bound is Infinity (Codec.codeError) gets an Infinite bound, and is always read.
  */
 export function rescoreBound(index: VectorIndex, scan: ScanQuery, projected: boolean, offset: number): RescoreBound | undefined {
