@@ -1,8 +1,13 @@
+import { Presence, slotHash } from './presence.js';
+
 /**
  * JavaScript's cost of one row's keys (an entry in each of the two maps, and the id string's
  * header), estimated; the id's characters come on top, at two bytes each at most.
  */
 const ID_OVERHEAD = 96;
+
+/** The most buckets of the slots' Presence: 16 KiB. */
+const PRESENCE_MAX = 8192;
 
 /**
  * The largest slab made, in bytes of vectors, whatever the budget: the slab is allocated at its
@@ -43,6 +48,8 @@ export const MAX_SLAB_BYTES = 2 ** 31;
  */
 export class HotVectors {
   private readonly bySlot = new Map<number, number>();
+  /** The slots `bySlot` holds, by hash: most candidates of a search are not hot, and are told so without a probe of the Map (presence.ts). */
+  private readonly slotsHeld: Presence;
   private readonly byId = new Map<string, number>();
   /** The id and the slot of each row ever used, rows 0..touched-1; a free row's id is undefined. */
   private ids: (string | undefined)[] = [];
@@ -80,6 +87,8 @@ export class HotVectors {
     private readonly maxBytes: number,
   ) {
     this.rows = Math.max(0, Math.min(Math.floor(maxBytes / (HotVectors.rowBytes(dim) + ID_OVERHEAD)), Math.floor(MAX_SLAB_BYTES / (4 * Math.max(1, dim)))));
+    // About four buckets a row, within the limit: a bucket is 2 bytes, a row a whole vector.
+    this.slotsHeld = new Presence(this.rows === 0 ? 0 : 2 ** Math.ceil(Math.log2(Math.min(PRESENCE_MAX, 4 * this.rows))));
   }
 
   /** Rows it may hold: what the budget pays for, at most MAX_SLAB_BYTES of vectors; 0 once an allocation failed. */
@@ -96,11 +105,17 @@ export class HotVectors {
     return this.touched * HotVectors.rowBytes(this.dim) + this.count * ID_OVERHEAD + 2 * this.idChars;
   }
 
+  /** Memory of the Presence of the slots held, beside `bytes` (at most 16 bytes a row of the capacity): the owner counts it against its own budget. */
+  get presenceBytes(): number {
+    return this.slotsHeld.bytes;
+  }
+
   /**
    * The vector in `slot` in place (no copy) with its norm when one was kept, or undefined. The view
    * is valid until the next put(): callers score it before anything can store another vector.
    */
   view(slot: number): { full: Float32Array; norm: number | undefined } | undefined {
+    if (!this.slotsHeld.mayHave(slotHash(slot))) return undefined;
     const row = this.bySlot.get(slot);
     if (row === undefined) return undefined;
     this.used[row] = 1;
@@ -136,6 +151,7 @@ export class HotVectors {
       this.slots[row] = slot;
       this.byId.set(id, row);
       this.bySlot.set(slot, row);
+      this.slotsHeld.add(slotHash(slot));
       this.idChars += id.length;
       this.count++;
       // Unused until read again: a one-off read makes way before vectors that keep coming back.
@@ -165,12 +181,15 @@ export class HotVectors {
     const row = this.bySlot.get(from);
     if (row === undefined) return;
     this.bySlot.delete(from);
+    this.slotsHeld.remove(slotHash(from));
     this.bySlot.set(hole, row);
+    this.slotsHeld.add(slotHash(hole));
     this.slots[row] = hole;
   }
 
   clear(): void {
     this.bySlot.clear();
+    this.slotsHeld.clear();
     this.byId.clear();
     this.ids = [];
     this.slots = [];
@@ -203,6 +222,7 @@ export class HotVectors {
     const id = this.ids[row]!;
     this.byId.delete(id);
     this.bySlot.delete(this.slots[row]!);
+    this.slotsHeld.remove(slotHash(this.slots[row]!));
     this.idChars -= id.length;
     this.ids[row] = undefined;
     this.used[row] = 0;

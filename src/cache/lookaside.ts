@@ -11,6 +11,7 @@ import { HotVectors } from './hot-vectors.js';
 import { movedScore, scoreShift, skipBelow, type ScoreShift } from './bounds.js';
 import { SketchTable, bitsHash, sameBits, signSketch } from './sketch.js';
 import { SeenIds } from './seen-ids.js';
+import { Presence, idHash } from './presence.js';
 import { SpareBuffers } from './spare-buffers.js';
 
 /** The shortest pool buffer; lengths are powers of two from there. */
@@ -36,6 +37,11 @@ function membersOf(top: { copyTo(n: number, slots: Int32Array, scores: Float32Ar
 
 /** The members of an empty pool. */
 const NO_MEMBERS = { copyTo: (): void => undefined };
+
+/** Bytes an entry's kernel form holds of its own: an int8 code's; a float form is the entry's scan vector, counted with it. */
+function kernelBytes(kernel: KernelForm | undefined): number {
+  return kernel?.kind === 'int8' ? kernel.code.byteLength : 0;
+}
 
 /** A copy of `v` in a buffer of `spares`. */
 function copyOf(v: Float32Array, spares: SpareBuffers): Float32Array {
@@ -127,8 +133,12 @@ export interface CacheEntry<A> {
   readonly query: Float32Array;
   readonly hash: number;
   readonly scan: ScanQuery;
-  /** The query as the kernel sees it (VectorIndex.kernelForm): for an int8 query its code, in a buffer of the cache's own. */
-  readonly kernel: KernelForm;
+  /**
+   * The query as the kernel sees it (VectorIndex.kernelForm): for an int8 query its code, in a
+   * buffer of the cache's own. Made when a lookup first needs it (kernelOfEntry()), from `scan`
+   * through `index`: most entries are never tried, and making it cost every search that missed.
+   */
+  kernel: KernelForm | undefined;
   readonly sketch: Uint32Array;
   readonly filter: Filter | undefined;
   /** The index the pool's slots are slots of. */
@@ -180,10 +190,14 @@ export interface CacheStats {
   poolScored: number;
 }
 
-/** A record's document and text kept hot; each set when known. */
+/**
+ * A record's document and text kept hot; each undefined until known. Every field is there from the
+ * start: one shape for all of them, so that reading one stays a monomorphic load (fields added
+ * later made two shapes, and a CPU profile of the 10k cache bench showed the generic load handler).
+ */
 interface HotRecord {
-  doc?: DocRecord;
-  text?: string | null;
+  doc: DocRecord | undefined;
+  text: string | null | undefined;
   bytes: number;
 }
 
@@ -215,6 +229,14 @@ interface PagesNow {
 /** JavaScript's cost of an entry beyond its typed arrays, estimated. */
 const ENTRY_OVERHEAD = 512;
 const HOT_OVERHEAD = 96;
+/**
+ * Buckets of the hot records' Presence (presence.ts): one per this many bytes of budget, at most
+ * the limit (64 KiB, 3% of the default budget). The 10k cache bench's stream keeps about 3,000
+ * records hot in 2 MiB: about 9% of 32,768 buckets in use, so 9 lookups in 10 of a record that is
+ * not hot end at the Presence.
+ */
+const HOT_PRESENCE_BYTES_PER_BUCKET = 64;
+const HOT_PRESENCE_MAX = 32768;
 /** Spare buffers kept of each length: a dropped entry's (a pool takes two of one length), for the next entry (spare-buffers.ts). */
 const SPARES_PER_LENGTH = 4;
 /** Share of the byte budget spare buffers may take. */
@@ -240,6 +262,8 @@ export class LookasideCache<A> {
   /** Per options key, the reach that scans collect pools within (poolReach()). */
   private readonly reaches = new Map<string, number>();
   private readonly hot = new Map<string, HotRecord>();
+  /** The ids `hot` holds, by hash: most results of a search are not hot, and are told so without a probe of the Map. */
+  private readonly hotIds: Presence;
   /** Full-precision vectors (made at the first one, when their length is known); half the byte budget at most. */
   private vectors: HotVectors | undefined;
   /** The index whose slots key `vectors`, and its removal count they follow (VectorIndex.moveEpoch). */
@@ -266,6 +290,8 @@ export class LookasideCache<A> {
     this.spares = new SpareBuffers(SPARES_PER_LENGTH, settings.bytes * SPARES_SHARE);
     this.seenVectors = new SeenIds(seenSlots(settings.bytes, false));
     this.seenRecords = new SeenIds(seenSlots(settings.bytes, true));
+    const buckets = Math.min(HOT_PRESENCE_MAX, settings.bytes / HOT_PRESENCE_BYTES_PER_BUCKET);
+    this.hotIds = new Presence(buckets < 1 ? 0 : 2 ** Math.floor(Math.log2(buckets)));
   }
 
   /** Vectors the scan of a search that misses should keep for its pool, when it needs `candidates`. */
@@ -297,7 +323,7 @@ export class LookasideCache<A> {
 
   /** A write touched `id`: hot parts of it go now, entries catch up when next used. */
   touch(id: string): void {
-    const hot = this.hot.get(id);
+    const hot = this.hotRecord(id);
     if (hot !== undefined) this.dropHot(id, hot);
     this.vectors?.drop(id);
     this.log.push(id);
@@ -316,6 +342,7 @@ export class LookasideCache<A> {
    */
   dropHotRecords(): void {
     this.hot.clear();
+    this.hotIds.clear();
     this.hotBytes = 0;
   }
 
@@ -323,6 +350,7 @@ export class LookasideCache<A> {
   clear(): void {
     for (const entry of [...this.entries.keys()]) this.dropEntry(entry, false);
     this.hot.clear();
+    this.hotIds.clear();
     this.vectors?.clear();
     // The stored space changed: buffers of its old dimensions would not fit again.
     this.spares.clear();
@@ -361,7 +389,8 @@ export class LookasideCache<A> {
           return { kind: 'answer', answer: same.answer };
         }
         const pages = this.pagesNow(same, q);
-        const candidates = pages === undefined ? undefined : this.certify(same, same.scan, this.shiftOf(same.scan, same.kernel, same.kernel, host), q, host, pages);
+        const kernel = this.kernelOfEntry(same);
+        const candidates = pages === undefined ? undefined : this.certify(same, same.scan, this.shiftOf(same.scan, kernel, kernel, host), q, host, pages);
         if (candidates !== undefined) {
           this.counts.exactHits++;
           return { kind: 'candidates', entry: same, candidates, near: false };
@@ -396,7 +425,12 @@ export class LookasideCache<A> {
     for (const e of near) {
       // Judged on the scan queries, before the new query is encoded for the kernel: a guess needs no exact shift.
       if (!this.worthTrying(e, this.shiftOf(scan, { kind: 'float', vector: e.scan.vector }, { kind: 'float', vector: scan.vector }, host))) continue;
-      const shift = this.shiftOf(scan, e.kernel, q.kernelForm(), host);
+      // An entry of another index goes (catchUp() would say so), before its kernel form is made through that index.
+      if (e.index !== host.index) {
+        this.dropEntry(e, true);
+        continue;
+      }
+      const shift = this.shiftOf(scan, this.kernelOfEntry(e), q.kernelForm(), host);
       if (!this.catchUp(e, host)) {
         this.dropEntry(e, true);
         continue;
@@ -485,7 +519,7 @@ export class LookasideCache<A> {
       query: copyOf(q.query, this.spares),
       hash,
       scan: { vector: scanVector, metric: scan.metric, int8Query: scan.int8Query },
-      kernel: this.kernelOf(index, scan, scanVector),
+      kernel: undefined,
       sketch: sketchOf(q),
       filter: q.filter,
       index,
@@ -593,7 +627,12 @@ export class LookasideCache<A> {
   }
 
   hotDoc(id: string): DocRecord | undefined {
-    return this.hot.get(id)?.doc;
+    return this.hotRecord(id)?.doc;
+  }
+
+  /** The hot record of `id`, if any; the Map is asked only when hotIds says it may hold `id`. */
+  private hotRecord(id: string): HotRecord | undefined {
+    return this.hotIds.mayHave(idHash(id)) ? this.hot.get(id) : undefined;
   }
 
   /**
@@ -602,13 +641,13 @@ export class LookasideCache<A> {
    * string, null when the record has none, undefined when not known.
    */
   hotTextOf(id: string, doc: DocRecord | undefined): string | null | undefined {
-    const hot = this.hot.get(id);
+    const hot = this.hotRecord(id);
     return hot !== undefined && hot.doc === doc ? hot.text : undefined;
   }
 
   /** Keeps `text` as the hot text of `id`, when the hot document of `id` is `doc` (hotTextOf). */
   keepTextOf(id: string, doc: DocRecord | undefined, text: string | null): void {
-    const hot = this.hot.get(id);
+    const hot = this.hotRecord(id);
     if (hot === undefined || hot.doc !== doc || hot.text !== undefined) return;
     hot.text = text;
     this.grow(hot, 2 * (text?.length ?? 0));
@@ -639,11 +678,12 @@ export class LookasideCache<A> {
 
   /** Keeps the document of `id` hot (valid until a write touches it); its text joins it by keepTextOf(). */
   keepDoc(id: string, doc: DocRecord): void {
-    let hot = this.hot.get(id);
+    let hot = this.hotRecord(id);
     if (hot === undefined) {
-      hot = { bytes: HOT_OVERHEAD };
+      hot = { doc: undefined, text: undefined, bytes: HOT_OVERHEAD };
       this.hotBytes += HOT_OVERHEAD;
       this.hot.set(id, hot);
+      this.hotIds.add(idHash(id));
     }
     if (hot.doc !== undefined) return;
     hot.doc = doc;
@@ -662,6 +702,7 @@ export class LookasideCache<A> {
 
   private dropHot(id: string, hot: HotRecord): void {
     this.hot.delete(id);
+    this.hotIds.remove(idHash(id));
     this.hotBytes -= hot.bytes;
   }
 
@@ -695,6 +736,15 @@ export class LookasideCache<A> {
     const bits = (host.index.codec as RqCodec).bits;
     const factor = (2 * shift.maxNorm) / Math.sqrt(scan.vector.length);
     return { ...shift, margin: shift.margin + factor * (lutErrorBound(bits, kernelValues(from)) + lutErrorBound(bits, kernelValues(next))) };
+  }
+
+  /** The kernel form of `entry`'s query, made now if not yet (its index must be the one searched now). */
+  private kernelOfEntry(entry: CacheEntry<A>): KernelForm {
+    if (entry.kernel === undefined) {
+      entry.kernel = this.kernelOf(entry.index, entry.scan, entry.scan.vector);
+      if (this.entries.has(entry)) this.entryBytes += kernelBytes(entry.kernel);
+    }
+    return entry.kernel;
   }
 
   /** The kernel form of `scan` to keep in an entry: an int8 code in a spare buffer; a float query's is the entry's copy of the scan vector, `vector`. */
@@ -928,7 +978,7 @@ export class LookasideCache<A> {
   }
 
   private bytesOf(entry: CacheEntry<A>): number {
-    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + entry.scores.buffer.byteLength + 2 * entry.query.byteLength + (entry.kernel.kind === 'int8' ? entry.kernel.code.byteLength : 0) + 2 * entry.sketch.byteLength + entry.answerBytes;
+    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + entry.scores.buffer.byteLength + 2 * entry.query.byteLength + kernelBytes(entry.kernel) + 2 * entry.sketch.byteLength + entry.answerBytes;
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
@@ -938,7 +988,7 @@ export class LookasideCache<A> {
     // Nothing outside the cache holds a view of these (a search holding the entry only hands it back to answered()).
     this.spares.give(entry.query.buffer as ArrayBuffer);
     this.spares.give(entry.scan.vector.buffer as ArrayBuffer);
-    if (entry.kernel.kind === 'int8') this.spares.give(entry.kernel.code.buffer as ArrayBuffer);
+    if (entry.kernel?.kind === 'int8') this.spares.give(entry.kernel.code.buffer as ArrayBuffer);
     this.givePool(entry);
     const sameHash = this.byHash.get(entry.hash);
     if (sameHash !== undefined) {
@@ -955,9 +1005,9 @@ export class LookasideCache<A> {
     return this.entryBytes + this.bytesBesideEntries();
   }
 
-  /** Hot records and vectors, spare buffers, the tables of ids read. */
+  /** Hot records and vectors, spare buffers, the tables of ids read and of ids hot. */
   private bytesBesideEntries(): number {
-    return this.hotBytes + (this.vectors?.bytes ?? 0) + this.spares.bytes + this.seenVectors.bytes + this.seenRecords.bytes;
+    return this.hotBytes + (this.vectors?.bytes ?? 0) + (this.vectors?.presenceBytes ?? 0) + this.spares.bytes + this.seenVectors.bytes + this.seenRecords.bytes + this.hotIds.bytes;
   }
 
   /** Evicts least recently used entries and hot records until within the budgets. */

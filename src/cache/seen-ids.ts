@@ -1,3 +1,5 @@
+import { idHash, slotHash } from './presence.js';
+
 /**
  * Ids read recently, as hashes in a direct-mapped table: the cache keeps a record's parts hot
  * (vector, document, text) only when the record is read again while its hash is still here.
@@ -25,10 +27,7 @@ export class SeenIds {
 
   /** Notes a read of `id`; true when it was read before and is still remembered. */
   again(id: string): boolean {
-    // FNV-1a over the UTF-16 code units.
-    let h = 0x811c9dc5;
-    for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-    return this.againHash(h);
+    return this.againHash(idHash(id));
   }
 
   /**
@@ -36,7 +35,7 @@ export class SeenIds {
    * that a removal renumbers only admits its vector one read early or late.
    */
   againNumber(n: number): boolean {
-    return this.againHash(Math.imul(n ^ 0x9e3779b9, 0x85ebca6b));
+    return this.againHash(slotHash(n));
   }
 
   private againHash(hash: number): boolean {

@@ -53,6 +53,11 @@ interface GatherArrays {
   readonly factors: Float64Array;
 }
 
+/**
+ * The arrays of uppers(), grown to the largest batch asked. One for every bound: uppers() uses
+ * them within one synchronous call, and a scratch of each bound's own (six typed arrays, made again
+ * at its first call) had cost every rescored search a few microseconds of allocation and collection.
+ */
 class GatherScratch {
   private size = 0;
   private arrays: GatherArrays = GatherScratch.make(0);
@@ -69,6 +74,10 @@ class GatherScratch {
     return this.arrays;
   }
 }
+
+const scratch = new GatherScratch();
+/** rqTermsAt()'s answer for one candidate (VectorIndex.rqTermsAt), read at once. */
+const terms = new Float64Array(3);
 
 /**
  * The bound for `scan` over `index`; undefined for a PCA store, where there is none (the residual
@@ -97,7 +106,6 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, projected: boo
   const norms = metric === 'dot' ? Math.max(1, index.maxNorm()) : 1;
   // The query as it is: the float-query kernel of every scalar codec sees it exactly.
   const exactQuery: ScanQuery = { ...scan, int8Query: false };
-  const scratch = new GatherScratch();
   return {
     // Every candidate gets its bound, whatever the floor: the float-query kernel is the only way to one.
     uppers(candidates) {
@@ -173,8 +181,6 @@ function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBo
     const spreadOf = spread * (err * queryNorm + seen * queryError) + factor * tableError + rounding * (Math.abs(kernel) + seen * queryNorm + factor * tableSpan + (l2 ? normSq + queryNorm * queryNorm : 0));
     return l2 ? -Math.sqrt(Math.max(0, -kernel - 2 * spreadOf)) : kernel + offset + spreadOf;
   };
-  const scratch = new GatherScratch();
-  const terms = new Float64Array(3);
   return {
     uppers(candidates, floor) {
       const n = candidates.length;
