@@ -371,9 +371,19 @@ export class MemStore {
       vectors = await BlobArena.open({ dir, space: 'vectors', files, generation: checkpoint.vectorGeneration, mapped: opts.mmap, ...reachedOf(checkpoint.vectorEnd) }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the vector arena');
       });
+      // The log directory is made once and never removed: one that is gone after the store opened
+      // with it took every acknowledged write since the checkpoint with it. Only repair, which
+      // reports the loss, opens such a store (it makes a new log at the checkpoint).
+      const logMade = state.readLogMade();
+      if (logMade && internal.repairing !== true && !(await files.exists(walDir(dir)).catch((e: unknown) => {
+        throw asMemstoreError(e, 'looking for the write-ahead log');
+      }))) {
+        throw new MemstoreError('CORRUPTION', `${dir}: the write-ahead log directory is missing, and with it any write acknowledged after the last checkpoint (log position ${checkpoint.lsn}); run memstore repair ${dir} to open the store as of that checkpoint`, { file: walDir(dir) });
+      }
       wal = await Wal.open({ dir: walDir(dir), files, durability: opts.durability, startLsn: checkpoint.lsn + 1 }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the write-ahead log');
       });
+      if (!logMade) await state.markLogMade();
       store = new MemStore(dir, storeOpts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
       await store.load(checkpoint, internal.indexDamage);
       await store.replay(checkpoint.lsn);

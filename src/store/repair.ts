@@ -20,7 +20,7 @@ export interface RepairResult {
   readonly removedRecords: string[];
   /** Damaged state keys that named no record (not UTF-8), removed. */
   readonly removedKeys: number;
-  /** Damaged stretches of the write-ahead log. */
+  /** Damaged stretches of the write-ahead log (a log directory found missing counts as one). */
   readonly logDamage: number;
   /** Log records after the checkpoint that were read and applied again. */
   readonly reappliedRecords: number;
@@ -120,6 +120,12 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       if (!Number.isSafeInteger(fromLsn)) throw new MemstoreError('CORRUPTION', `${moved}/${FROM_LSN_FILE} is unreadable`, { file: join(moved, FROM_LSN_FILE) });
     }
     const log = await salvageLog(nodeFileLayer, resuming ? moved : walDir(dir));
+    // A store whose log directory is gone opens only through here (MemStore.open refuses it): the
+    // writes acknowledged after the checkpoint went with it, and how many is not known.
+    const logLost = !resuming && !existsSync(walDir(dir));
+    if (logLost) {
+      report.line({ kind: 'log-missing', file: walDir(dir), afterLsn: fromLsn, lostAfterCheckpoint: 'unknown', reason: 'the write-ahead log directory is missing: every write acknowledged after the checkpoint is lost' });
+    }
     for (const d of log.damage) {
       report.line({
         kind: 'log',
@@ -209,7 +215,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       report: report.path,
       removedRecords: removed,
       removedKeys: damage.keys.length,
-      logDamage: log.damage.length,
+      logDamage: log.damage.length + (logLost ? 1 : 0),
       reappliedRecords: reapplied,
       count: store.stats().count,
     };

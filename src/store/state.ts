@@ -166,6 +166,8 @@ const CONFIG_KEY = 'config';
 const PCA_KEY = 'pca';
 const TRAINED_KEY = 'trained';
 const CHECKPOINT_KEY = 'checkpoint';
+/** true once the store's write-ahead log directory has been made (STATE.md, "The log directory"). */
+const LOG_MADE_KEY = 'logMade';
 
 // Plain maps, no record extensions: what is written must decode the same in later versions.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
@@ -390,6 +392,20 @@ export class StateStore {
     return this.getConfig(TRAINED_KEY) === true;
   }
 
+  /**
+   * Whether the store's log directory was made and the store opened with it: from then on a log
+   * directory that is not there was lost, and the acknowledged writes after the checkpoint with it
+   * (STATE.md, "The log directory"). False for a store made before the mark existed, until it opens.
+   */
+  readLogMade(): boolean {
+    return this.getConfig(LOG_MADE_KEY) === true;
+  }
+
+  /** Marks the log directory made (readLogMade()), durably. */
+  async markLogMade(): Promise<void> {
+    await this.commit(() => this.putConfig(LOG_MADE_KEY, true));
+  }
+
   readPca(): PcaModel | undefined {
     const v = this.getConfig(PCA_KEY) as PcaRecord | undefined;
     if (v === undefined) return undefined;
@@ -466,7 +482,7 @@ export class StateStore {
    */
   verifyAll(): { docs: Set<string>; damagedDocs: Map<string, MemstoreError>; problems: MemstoreError[] } {
     const problems: MemstoreError[] = [];
-    for (const key of [CONFIG_KEY, CHECKPOINT_KEY, TRAINED_KEY, PCA_KEY]) {
+    for (const key of [CONFIG_KEY, CHECKPOINT_KEY, TRAINED_KEY, PCA_KEY, LOG_MADE_KEY]) {
       try {
         this.getConfig(key);
       } catch (e) {

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { MemStore, MemstoreError } from '../src/index.js';
+import { open as openLmdb } from 'lmdb';
+import { statePath, walDir } from '../src/store/files.js';
+import { StateStore } from '../src/store/state.js';
+import { tempDir } from './helpers.js';
+import { cliResult } from './support/cli.js';
+
+const storeModule = fileURLToPath(new URL('../src/index.js', import.meta.url));
+const vec = (i: number) => [Math.cos(i), Math.sin(i), 1, i % 3];
+
+/** Adds r{from}..r{to-1} in a child process that then exits without closing: the writes are acknowledged and in the log only, as after kill -9. */
+function addAndDie(dir: string, from: number, to: number): void {
+  const script = `
+    const { MemStore } = await import(${JSON.stringify(storeModule)});
+    const s = await MemStore.open(${JSON.stringify(dir)}, { dim: 4 });
+    for (let i = ${from}; i < ${to}; i++) await s.add([{ id: 'r' + i, vector: [Math.cos(i), Math.sin(i), 1, i % 3] }]);
+    process.exit(0);`;
+  execFileSync(process.execPath, ['--input-type=module', '-e', script]);
+}
+
+async function checkpointed(dir: string, n: number): Promise<void> {
+  const s = await MemStore.open(dir, { dim: 4 });
+  for (let i = 0; i < n; i++) await s.add([{ id: `r${i}`, vector: vec(i) }]);
+  await s.close();
+}
+
+test('lost log: a store whose log directory is gone refuses to open (CORRUPTION naming it), and changes nothing', async () => {
+  const dir = tempDir();
+  await checkpointed(dir, 5);
+  addAndDie(dir, 5, 9);
+  rmSync(walDir(dir), { recursive: true });
+  const e = await MemStore.open(dir).then(() => undefined, (err: unknown) => err);
+  assert.ok(e instanceof MemstoreError, `expected a MemstoreError, got ${String(e)}`);
+  assert.equal(e.code, 'CORRUPTION');
+  assert.equal(e.file, walDir(dir));
+  assert.equal(existsSync(walDir(dir)), false, 'the refused open made no new log');
+  // Refused again, the same way: nothing was half-done.
+  await assert.rejects(MemStore.open(dir), (err: unknown) => err instanceof MemstoreError && err.code === 'CORRUPTION');
+});
+
+test('lost log: verify names the missing log directory; repair reports the loss and opens the store as of its checkpoint', async () => {
+  const dir = tempDir();
+  await checkpointed(dir, 5);
+  addAndDie(dir, 5, 9);
+  rmSync(walDir(dir), { recursive: true });
+  const verified = await cliResult(['verify', dir]);
+  assert.notEqual(verified.code, 0);
+  assert.ok(verified.stdout.includes(walDir(dir)), verified.stdout);
+  const report = join(tempDir('memstore-report-'), 'report.jsonl');
+  const repaired = await cliResult(['repair', dir, '--report', report]);
+  assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
+  const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; file?: string; lostAfterCheckpoint?: unknown });
+  const missing = lines.filter((l) => l.kind === 'log-missing');
+  assert.equal(missing.length, 1);
+  assert.equal(missing[0]!.file, walDir(dir));
+  assert.equal(missing[0]!.lostAfterCheckpoint, 'unknown');
+  assert.equal((await cliResult(['verify', dir])).code, 0);
+  const s = await MemStore.open(dir);
+  try {
+    // The checkpoint's records; the four acknowledged only in the lost log are gone, as reported.
+    assert.equal(s.stats().count, 5);
+    for (let i = 0; i < 5; i++) assert.deepEqual(Array.from((await s.get(`r${i}`))!.vector), Array.from(Float32Array.from(vec(i))));
+    await s.add([{ id: 'after', vector: vec(20) }]);
+  } finally {
+    await s.close();
+  }
+  const again = await MemStore.open(dir);
+  try {
+    assert.equal(again.stats().count, 6, 'the new log holds the writes after the repair');
+  } finally {
+    await again.close();
+  }
+});
+
+test('lost log: the mark is made at the first open, so a store that never opened with a log is not refused for lacking one', async () => {
+  const dir = tempDir();
+  await checkpointed(dir, 1);
+  const state = StateStore.open(dir);
+  try {
+    assert.equal(state.readLogMade(), true);
+  } finally {
+    await state.close();
+  }
+  // A store whose state has no mark (made before it existed, or killed between making its state
+  // and its log) opens without its log directory, and is marked from then on.
+  const legacy = tempDir();
+  await checkpointed(legacy, 2);
+  const env = openLmdb({ path: statePath(legacy), maxDbs: 8 });
+  try {
+    assert.equal(await env.openDB({ name: 'config', encoding: 'binary' }).remove('logMade'), true);
+  } finally {
+    await env.close();
+  }
+  rmSync(walDir(legacy), { recursive: true });
+  const s = await MemStore.open(legacy);
+  try {
+    assert.equal(s.stats().count, 2);
+  } finally {
+    await s.close();
+  }
+  assert.ok(existsSync(walDir(legacy)));
+  rmSync(walDir(legacy), { recursive: true });
+  await assert.rejects(MemStore.open(legacy), (err: unknown) => err instanceof MemstoreError && err.code === 'CORRUPTION');
+});
