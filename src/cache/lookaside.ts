@@ -139,7 +139,6 @@ export interface CacheEntry<A> {
    * through `index`: most entries are never tried, and making it cost every search that missed.
    */
   kernel: KernelForm | undefined;
-  readonly sketch: Uint32Array;
   readonly filter: Filter | undefined;
   /** The index the pool's slots are slots of. */
   readonly index: VectorIndex;
@@ -261,6 +260,8 @@ export class LookasideCache<A> {
   private readonly byKey = new Map<string, SketchTable<CacheEntry<A>>>();
   /** Per options key, the reach that scans collect pools within (poolReach()). */
   private readonly reaches = new Map<string, number>();
+  /** The key `reaches` last moved to its end (the most recently used). */
+  private lastReachKey: string | undefined;
   private readonly hot = new Map<string, HotRecord>();
   /** The ids `hot` holds, by hash: most results of a search are not hot, and are told so without a probe of the Map. */
   private readonly hotIds: Presence;
@@ -356,6 +357,7 @@ export class LookasideCache<A> {
     this.spares.clear();
     this.hotBytes = 0;
     this.reaches.clear();
+    this.lastReachKey = undefined;
     // A search that started before (its answer computed on what changed) must not be remembered.
     this.version++;
     this.log = [];
@@ -520,7 +522,6 @@ export class LookasideCache<A> {
       hash,
       scan: { vector: scanVector, metric: scan.metric, int8Query: scan.int8Query },
       kernel: undefined,
-      sketch: sketchOf(q),
       filter: q.filter,
       index,
       scope: pool.scope,
@@ -541,8 +542,10 @@ export class LookasideCache<A> {
     else sameHash.push(entry);
     if (near) {
       let peers = this.byKey.get(q.key);
-      if (peers === undefined) this.byKey.set(q.key, (peers = new SketchTable(entry.sketch.length)));
-      peers.add(entry, entry.sketch);
+      // The table keeps its own copy of the sketch: the entry keeps none.
+      const sketch = sketchOf(q);
+      if (peers === undefined) this.byKey.set(q.key, (peers = new SketchTable(sketch.length)));
+      peers.add(entry, sketch);
     }
     this.entryBytes += this.bytesOf(entry);
     this.trim();
@@ -576,10 +579,19 @@ export class LookasideCache<A> {
       // the reach; the square root damps one query's crowding.
       reach = pool.reach * Math.min(4, Math.max(0.25, (wanted - q.candidates) / Math.max(1, beyond))) ** 0.5;
     }
-    this.reaches.delete(q.key);
     // A reach of 0 (ties all along) could never grow again: the next scan collects everything.
-    this.reaches.set(q.key, reach > 0 ? reach : Infinity);
-    if (this.reaches.size > REACH_KEYS) this.reaches.delete(this.reaches.keys().next().value!);
+    const value = reach > 0 ? reach : Infinity;
+    if (q.key === this.lastReachKey) {
+      // Already the most recent key: its value changes in place. Moving it to the end on every miss
+      // (a delete and a set) filled the Map's table with deleted entries, rehashed every few dozen
+      // misses, and each new table outlived a young collection.
+      this.reaches.set(q.key, value);
+    } else {
+      this.reaches.delete(q.key);
+      this.reaches.set(q.key, value);
+      this.lastReachKey = q.key;
+      if (this.reaches.size > REACH_KEYS) this.reaches.delete(this.reaches.keys().next().value!);
+    }
     return result;
   }
 
@@ -978,7 +990,7 @@ export class LookasideCache<A> {
   }
 
   private bytesOf(entry: CacheEntry<A>): number {
-    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + entry.scores.buffer.byteLength + 2 * entry.query.byteLength + kernelBytes(entry.kernel) + 2 * entry.sketch.byteLength + entry.answerBytes;
+    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + entry.scores.buffer.byteLength + 2 * entry.query.byteLength + kernelBytes(entry.kernel) + 4 * Math.ceil(entry.scan.vector.length / 32) + entry.answerBytes;
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
