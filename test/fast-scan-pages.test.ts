@@ -11,6 +11,12 @@ import type { ScanQuery } from '../src/scan/code-blocks.js';
 import { RQ_FINE_QUERY_BITS } from '../src/scan/rq-query.js';
 import { TopK } from '../src/scan/topk.js';
 import { bruteForce, clustered, gaussian, rng, tempDir } from './helpers.js';
+import { kernels } from '../src/kernels/index.js';
+import { LinearMemory } from '../src/kernels/memory.js';
+import { ScorePool } from '../src/scan/score-pool.js';
+
+// Every block of linear memory made in this file has a canary after it, checked when freed: a kernel that writes past its block fails here.
+LinearMemory.guardBlocks = true;
 
 const RQ: readonly RqCodec[] = [rq1Codec, rq2Codec, rq4Codec];
 
@@ -250,4 +256,36 @@ test('fast-scan pages: a paged rq store (rotated to 64 dimensions) scanning ever
       }
     }
   }
+});
+
+test('fast-scan pages: a scan that keeps every page\'s scores for a pool makes room for whole blocks of 32 (the kernel writes them), so nothing past its area is written (guarded memory)', () => {
+  const next = rng(23);
+  const dim = 32;
+  const codec = rq2Codec;
+  const store = new PageStore(codec, dim);
+  try {
+    // Ten pages of 100 rows and one of 24: 1,024 rows rounded to 4 (a room with no slack), 1,184
+    // once each page is rounded to its blocks. Scanned in that order, the 24-row page comes last, and
+    // a kept area sized by rows would end where its kernel's block of 32 does not.
+    const sizes = [...Array.from({ length: 10 }, () => 100), 24];
+    let slot = 0;
+    for (const [page, size] of sizes.entries()) {
+      store.addPage();
+      for (let r = 0; r < size; r++) {
+        const c = encoded(codec, dim, next, 0.1 + next() * 3);
+        store.add(slot++, page, c.code, c.scale);
+      }
+    }
+    const query: ScanQuery = { vector: Float32Array.from({ length: dim }, () => gaussian(next)), metric: 'dot', int8Query: false };
+    const top = new TopK(20);
+    const pool = new ScorePool();
+    pool.reset(Infinity, 2048);
+    const pages = sizes.map((_, page) => page);
+    store.scan(query, pages, pages.length, top, undefined, pool);
+    assert.equal(top.size, 20);
+    kernels().memory.checkGuards();
+  } finally {
+    store.free();
+  }
+  kernels().memory.checkGuards();
 });

@@ -656,3 +656,27 @@ describe('selection kernel: the positions at or above a floor', () => {
     assert.deepEqual(select(scores, 6), Array.from({ length: 1024 }, (_, i) => i).filter((i) => i % 7 === 6));
   });
 });
+
+it('linear memory, guarded: a write past a block is caught when it is freed and by checkGuards; a free of another size is refused; unguarded blocks free as before', () => {
+  const mem = new LinearMemory();
+  const plain = mem.alloc(40);
+  LinearMemory.guardBlocks = true;
+  try {
+    const a = mem.alloc(40);
+    const b = mem.alloc(100);
+    mem.u8().fill(7, a, a + 48);
+    mem.checkGuards();
+    mem.free(a, 40);
+    // The freed block (with its guard) is handed out again at the same size.
+    assert.equal(mem.alloc(33), a);
+    mem.u8()[b + 112] = 1;
+    assert.throws(() => mem.checkGuards(), RangeError);
+    assert.throws(() => mem.free(b, 100), RangeError);
+    const c = mem.alloc(16);
+    assert.throws(() => mem.free(c, 32), RangeError);
+    mem.free(c, 16);
+  } finally {
+    LinearMemory.guardBlocks = false;
+  }
+  mem.free(plain, 40);
+});

@@ -9,6 +9,10 @@ import { rng } from '../src/random.js';
 import { CodeBlocks, type ScanQuery } from '../src/scan/code-blocks.js';
 import { TopK } from '../src/scan/topk.js';
 import { gaussian } from './helpers.js';
+import { LinearMemory } from '../src/kernels/memory.js';
+
+// Every block of linear memory made in this file has a canary after it, checked when freed: a kernel that writes past its block fails here.
+LinearMemory.guardBlocks = true;
 
 const DIM = 20;
 

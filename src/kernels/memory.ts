@@ -8,6 +8,11 @@ function roundUp(bytes: number): number {
   return Math.ceil(bytes / ALIGN) * ALIGN;
 }
 
+/** Bytes of canary after each block while blocks are guarded (LinearMemory.guardBlocks). */
+const GUARD = 64;
+/** The canary's byte. */
+const CANARY = 0xa5;
+
 /**
  * Allocator over one growable WebAssembly.Memory, built for a store that allocates many blocks of
  * a few fixed sizes: freed blocks go to a free list per rounded size and are reused first, the rest
@@ -28,6 +33,16 @@ export class LinearMemory {
   private f32View: Float32Array;
   private f64View: Float64Array;
 
+  /**
+   * A test aid: while true, every block allocated gets GUARD bytes of canary after it, checked when
+   * it is freed and by checkGuards(), so a kernel or a caller that writes past its block (a scan
+   * that writes whole groups of 32 scores into room for fewer) is caught where it happened instead
+   * of corrupting whatever block comes next. Off by default: it costs memory and a pass per free.
+   */
+  static guardBlocks = false;
+  /** Guarded blocks now allocated: address → the size asked for, rounded (the canary starts there). */
+  private readonly guarded = new Map<number, number>();
+
   constructor(memory: WebAssembly.Memory = new WebAssembly.Memory({ initial: 16 })) {
     this.memory = memory;
     this.buffer = memory.buffer;
@@ -42,13 +57,31 @@ export class LinearMemory {
   /** Returns a 16-byte aligned address of at least `bytes` bytes (contents unspecified). */
   alloc(bytes: number): number {
     if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`cannot allocate ${bytes} bytes`);
-    const size = roundUp(Math.max(bytes, 1));
-    const reused = this.freeBySize.get(size)?.pop();
-    if (reused !== undefined) return reused;
-    const ptr = this.top;
-    this.ensure(ptr + size);
-    this.top = ptr + size;
+    const asked = roundUp(Math.max(bytes, 1));
+    const size = LinearMemory.guardBlocks ? asked + GUARD : asked;
+    let ptr = this.freeBySize.get(size)?.pop();
+    if (ptr === undefined) {
+      ptr = this.top;
+      this.ensure(ptr + size);
+      this.top = ptr + size;
+    }
+    if (LinearMemory.guardBlocks) {
+      this.u8().fill(CANARY, ptr + asked, ptr + size);
+      this.guarded.set(ptr, asked);
+    }
     return ptr;
+  }
+
+  /** Throws a RangeError naming the first guarded block whose canary was written over (guardBlocks). */
+  checkGuards(): void {
+    for (const [ptr, asked] of this.guarded) this.checkGuard(ptr, asked);
+  }
+
+  private checkGuard(ptr: number, asked: number): void {
+    const u8 = this.u8();
+    for (let i = ptr + asked; i < ptr + asked + GUARD; i++) {
+      if (u8[i] !== CANARY) throw new RangeError(`a write ran past the block of ${asked} bytes at ${ptr}, into its byte ${i - ptr}`);
+    }
   }
 
   /**
@@ -56,7 +89,14 @@ export class LinearMemory {
    * frees are not detected: they would hand the block out twice.
    */
   free(ptr: number, bytes: number): void {
-    const size = roundUp(Math.max(bytes, 1));
+    let size = roundUp(Math.max(bytes, 1));
+    const asked = this.guarded.get(ptr);
+    if (asked !== undefined) {
+      if (asked !== size) throw new RangeError(`free(${ptr}, ${bytes}): the block was allocated with ${asked} bytes`);
+      this.checkGuard(ptr, asked);
+      this.guarded.delete(ptr);
+      size += GUARD;
+    }
     if (ptr % ALIGN !== 0 || ptr < FIRST || ptr + size > this.top) {
       throw new RangeError(`free(${ptr}, ${bytes}) is not an allocated block`);
     }
