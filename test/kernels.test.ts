@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { ScalarCodecName } from '../src/codec/codec.js';
 import { f16ToF32, fp8E4M3DecodeTable, fp8E5M2DecodeTable, getScalarCodec } from '../src/codec/index.js';
@@ -446,6 +446,16 @@ describe('int8-query kernels', () => {
 });
 
 describe('LinearMemory', () => {
+  // These tests name the addresses the allocator hands out, which guard zones would move.
+  let guarded = false;
+  before(() => {
+    guarded = LinearMemory.guardBlocks;
+    LinearMemory.guardBlocks = false;
+  });
+  after(() => {
+    LinearMemory.guardBlocks = guarded;
+  });
+
   it('returns 16-byte aligned, non-zero, non-overlapping blocks', () => {
     const mem = new LinearMemory(new WebAssembly.Memory({ initial: 1 }));
     let end = 0;
@@ -659,6 +669,8 @@ describe('selection kernel: the positions at or above a floor', () => {
 
 it('linear memory, guarded: a write past a block is caught when it is freed and by checkGuards; a free of another size is refused; unguarded blocks free as before', () => {
   const mem = new LinearMemory();
+  const was = LinearMemory.guardBlocks;
+  LinearMemory.guardBlocks = false;
   const plain = mem.alloc(40);
   LinearMemory.guardBlocks = true;
   try {
@@ -676,7 +688,7 @@ it('linear memory, guarded: a write past a block is caught when it is freed and 
     assert.throws(() => mem.free(c, 32), RangeError);
     mem.free(c, 16);
   } finally {
-    LinearMemory.guardBlocks = false;
+    LinearMemory.guardBlocks = was;
   }
   mem.free(plain, 40);
 });
