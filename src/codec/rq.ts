@@ -19,6 +19,17 @@ export interface RqCodec extends Codec {
 }
 
 /**
+ * A code's ‖e‖ and ‖r‖² (residualError, normSquared) and its factor F (the scale it was stored
+ * with), into `out[0..3)`: what the rescoring bound reads of each candidate (VectorIndex.rqTermsAt)
+ * where the index holds the code in the codec's own layout.
+ */
+export function rqTermsOf(codec: RqCodec, code: Uint8Array, scale: number, dim: number, out: Float64Array): void {
+  out[0] = codec.residualError(code, dim);
+  out[1] = codec.normSquared(code, dim);
+  out[2] = scale;
+}
+
+/**
  * The spacing of the uniform quantizer with 2^bits levels that minimizes mean squared error on a
  * Gaussian of unit variance (Max, 1960): after a random rotation the coordinates of a vector of norm
  * ‖r‖ in D dimensions are close to Gaussian with σ = ‖r‖ / √D, so the best grid for a vector is

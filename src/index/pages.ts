@@ -1,5 +1,5 @@
 import type { Codec } from '../codec/codec.js';
-import type { RqCodec } from '../codec/rq.js';
+import { rqTermsOf, type RqCodec } from '../codec/rq.js';
 import { kernels } from '../kernels/index.js';
 import { FastScanCodes, fastScanLanes } from '../scan/fast-scan-codes.js';
 import { paddedDim, type KernelForm, type ScanQuery } from '../scan/code-blocks.js';
@@ -278,11 +278,8 @@ export class PageStore {
       this.fast.terms(p, row, out);
       return;
     }
-    const rq = this.codec as RqCodec;
     const { code, scale } = this.codeView(slot);
-    out[0] = rq.residualError(code, this.dim);
-    out[1] = rq.normSquared(code, this.dim);
-    out[2] = scale;
+    rqTermsOf(this.codec as RqCodec, code, scale, this.dim, out);
   }
 
   /**

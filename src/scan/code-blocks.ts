@@ -1,6 +1,6 @@
 import type { Codec } from '../codec/codec.js';
 import type { FilterColumns } from '../filter/columns.js';
-import type { RqCodec } from '../codec/rq.js';
+import { rqTermsOf, type RqCodec } from '../codec/rq.js';
 import { kernels, type KernelMetric } from '../kernels/index.js';
 import { FAST_SCAN_LANES } from '../kernels/contract.js';
 import { FastScanCodes } from './fast-scan-codes.js';
@@ -388,11 +388,8 @@ export class CodeBlocks {
       this.fast.terms(this.blockOf(slot), slot % this.blockVectors, out);
       return;
     }
-    const rq = this.codec as RqCodec;
     const { code, scale } = this.codeView(slot);
-    out[0] = rq.residualError(code, this.dim);
-    out[1] = rq.normSquared(code, this.dim);
-    out[2] = scale;
+    rqTermsOf(this.codec as RqCodec, code, scale, this.dim, out);
   }
 
   /** An upper bound on how far the decoded code in `slot` is from the vector it encodes (Codec.codeError). */
