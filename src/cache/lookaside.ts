@@ -391,8 +391,11 @@ export class LookasideCache<A> {
           return { kind: 'answer', answer: same.answer };
         }
         const pages = this.pagesNow(same, q);
-        const kernel = this.kernelOfEntry(same);
-        const candidates = pages === undefined ? undefined : this.certify(same, same.scan, this.shiftOf(same.scan, kernel, kernel, host), q, host, pages);
+        let candidates: Candidate[] | undefined;
+        if (pages !== undefined) {
+          const kernel = this.kernelOfEntry(same);
+          candidates = this.certify(same, same.scan, this.shiftOf(same.scan, kernel, kernel, host), q, host, pages);
+        }
         if (candidates !== undefined) {
           this.counts.exactHits++;
           return { kind: 'candidates', entry: same, candidates, near: false };
@@ -427,12 +430,7 @@ export class LookasideCache<A> {
     for (const e of near) {
       // Judged on the scan queries, before the new query is encoded for the kernel: a guess needs no exact shift.
       if (!this.worthTrying(e, this.shiftOf(scan, { kind: 'float', vector: e.scan.vector }, { kind: 'float', vector: scan.vector }, host))) continue;
-      // An entry of another index goes (catchUp() would say so), before its kernel form is made through that index.
-      if (e.index !== host.index) {
-        this.dropEntry(e, true);
-        continue;
-      }
-      const shift = this.shiftOf(scan, this.kernelOfEntry(e), q.kernelForm(), host);
+      // Caught up before its kernel form is made: an entry of another index goes here, not through it.
       if (!this.catchUp(e, host)) {
         this.dropEntry(e, true);
         continue;
@@ -440,7 +438,7 @@ export class LookasideCache<A> {
       // Caught up, its scope's page numbers are today's: which pages does the new query probe?
       const pages = this.pagesNow(e, q);
       if (pages === undefined) continue;
-      const candidates = this.certify(e, scan, shift, q, host, pages);
+      const candidates = this.certify(e, scan, this.shiftOf(scan, this.kernelOfEntry(e), q.kernelForm(), host), q, host, pages);
       if (candidates !== undefined) {
         this.use(e);
         this.counts.nearHits++;
