@@ -165,10 +165,12 @@ export async function checkStore(dir: string): Promise<StoreReport> {
 
     problems.push(...(await checkColumns(dir, checkpoint)));
 
-    if (existsSync(repairLogDir(dir))) {
+    const repairing = existsSync(repairLogDir(dir));
+    if (repairing) {
       problems.push({ file: repairLogDir(dir), offset: undefined, what: 'an interrupted memstore repair left the old log here; run memstore repair again' });
     }
-    if (state.readLogMade() && !existsSync(walDir(dir)) && !existsSync(repairLogDir(dir))) {
+    // An interrupted repair moved the log there itself (reported above).
+    if (state.readLogMade() && !existsSync(walDir(dir)) && !repairing) {
       problems.push({ file: walDir(dir), offset: undefined, what: `the write-ahead log directory is missing, and with it any write acknowledged after the checkpoint (log position ${checkpoint.lsn}); memstore repair opens the store as of that checkpoint` });
     }
     const log = await salvageLog(nodeFileLayer, walDir(dir)).catch((e: unknown) => {
