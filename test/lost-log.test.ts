@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { open as openLmdb } from 'lmdb';
+import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import { statePath, walDir } from '../src/store/files.js';
 import { StateStore } from '../src/store/state.js';
 import { tempDir } from './helpers.js';
@@ -107,4 +108,21 @@ test('lost log: the mark is made at the first open, so a store that never opened
   assert.ok(existsSync(walDir(legacy)));
   rmSync(walDir(legacy), { recursive: true });
   await assert.rejects(MemStore.open(legacy), (err: unknown) => err instanceof MemstoreError && err.code === 'CORRUPTION');
+});
+
+test('lost log: a file layer that cannot tell whether the log directory is there fails the open with IO (its cause kept), and it is not taken for a lost log', async () => {
+  const dir = tempDir();
+  await checkpointed(dir, 2);
+  const failure = Object.assign(new Error('EIO: i/o error, stat'), { code: 'EIO' });
+  const files: FileLayer = { ...nodeFileLayer, exists: (path: string) => (path === walDir(dir) ? Promise.reject(failure) : nodeFileLayer.exists(path)) };
+  const e = await MemStore.open(dir, { files }).then(() => undefined, (err: unknown) => err);
+  assert.ok(e instanceof MemstoreError, `expected a MemstoreError, got ${String(e)}`);
+  assert.equal(e.code, 'IO');
+  assert.equal(e.cause, failure);
+  const s = await MemStore.open(dir);
+  try {
+    assert.equal(s.stats().count, 2);
+  } finally {
+    await s.close();
+  }
 });
