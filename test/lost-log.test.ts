@@ -8,7 +8,7 @@ import { MemStore, MemstoreError } from '../src/index.js';
 import { open as openLmdb } from 'lmdb';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import { statePath, walDir } from '../src/store/files.js';
-import { StateStore } from '../src/store/state.js';
+import { StateStore, stateWriteHooks } from '../src/store/state.js';
 import { tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
@@ -124,5 +124,38 @@ test('lost log: a file layer that cannot tell whether the log directory is there
     assert.equal(s.stats().count, 2);
   } finally {
     await s.close();
+  }
+});
+
+test('lost log: an open that fails between making the log directory and marking it leaves a store that opens, and is marked then', async () => {
+  const dir = tempDir();
+  // The first write to the state once the log directory exists is the mark.
+  stateWriteHooks.beforeWrite = () => {
+    if (existsSync(walDir(dir))) throw new Error('injected failure of the mark');
+  };
+  try {
+    const e = await MemStore.open(dir, { dim: 4 }).then(() => undefined, (err: unknown) => err);
+    assert.ok(e instanceof MemstoreError && e.code === 'IO', `expected IO, got ${String(e)}`);
+  } finally {
+    stateWriteHooks.beforeWrite = undefined;
+  }
+  assert.ok(existsSync(walDir(dir)), 'the log directory was made');
+  const before = StateStore.open(dir);
+  try {
+    assert.equal(before.readLogMade(), false, 'the failure came at the mark');
+  } finally {
+    await before.close();
+  }
+  const s = await MemStore.open(dir, { dim: 4 });
+  try {
+    await s.add([{ id: 'a', vector: vec(1) }]);
+  } finally {
+    await s.close();
+  }
+  const after = StateStore.open(dir);
+  try {
+    assert.equal(after.readLogMade(), true);
+  } finally {
+    await after.close();
   }
 });
