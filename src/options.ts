@@ -391,7 +391,11 @@ export function resolveFilterOption(filter: unknown): Filter | undefined {
   return readGuarded('INVALID_ARGUMENT', 'filter', () => resolveFilter(filter));
 }
 
+/** A search without options, resolved once: the guarded resolution cost 0.6 µs of a 10 µs cache hit. */
+const DEFAULT_SEARCH: ResolvedSearchOptions = Object.freeze({ k: 10, filter: undefined, nprobe: undefined, rescore: undefined, exact: false });
+
 export function resolveSearchOptions(options: SearchOptions | undefined): ResolvedSearchOptions {
+  if (options === undefined) return DEFAULT_SEARCH;
   return readGuarded('INVALID_OPTION', 'search options', () => resolveSearch(options));
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemStore, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
 import { movedScore, outsiderBound, scoreShift, skipBelow } from '../src/cache/bounds.js';
-import { SketchTable, bitsHash, hamming, signSketch } from '../src/cache/sketch.js';
+import { SketchTable, bitsHash, hamming, sameBits, signSketch } from '../src/cache/sketch.js';
 import type { CodecName } from '../src/codec/codec.js';
 import { getCodec, isRqCodec } from '../src/codec/index.js';
 import { CodeBlocks } from '../src/scan/code-blocks.js';
@@ -148,6 +148,43 @@ test('concurrent searches and writes never leave a stale answer behind', async (
   assert.ok(cached.stats().cache.hits > 0);
   await cached.close();
   await plain.close();
+});
+
+test('sameBits: equal exactly when every bit is (zeros of either sign, NaN payloads, the last byte, views at an offset, other lengths)', () => {
+  const next = rng(11);
+  for (const length of [1, 3, 64, 511, 512]) {
+    const a = Float32Array.from({ length }, () => next() - 0.5);
+    const backing = new Float32Array(length + 5);
+    backing.set(a, 5);
+    const b = backing.subarray(5);
+    assert.equal(sameBits(a, b), true);
+    for (const at of [0, length >> 1, length - 1]) {
+      const c = Float32Array.from(a);
+      const bytes = new Uint8Array(c.buffer);
+      bytes[4 * at + 3]! ^= 0x80;
+      assert.equal(sameBits(a, c), false, `sign of component ${at} of ${length}`);
+      bytes[4 * at + 3]! ^= 0x80;
+      bytes[4 * at]! ^= 1;
+      assert.equal(sameBits(c, a), false, `lowest bit of component ${at} of ${length}`);
+    }
+    assert.equal(sameBits(a, a.subarray(0, length - 1)), false, 'a prefix');
+  }
+  assert.equal(sameBits(Float32Array.of(0), Float32Array.of(-0)), false, '0 and -0 are equal numbers, not equal bits');
+  const nan = new Float32Array(new Uint32Array([0x7fc00001]).buffer);
+  assert.equal(sameBits(nan, new Float32Array(new Uint32Array([0x7fc00001]).buffer)), true, 'one NaN payload');
+  assert.equal(sameBits(nan, new Float32Array(new Uint32Array([0x7fc00002]).buffer)), false, 'two NaN payloads');
+});
+
+test('a search without options and one with {} answer alike, and neither changes what the next search without options gets', async () => {
+  const v = clustered(60, DIM, 3);
+  const store = await MemStore.open(tempDir(), { dim: DIM, durability: 'none' });
+  await store.add(v.map((vector, i) => ({ id: `v${i}`, vector })));
+  const plain = await store.search(v[1]!);
+  assert.equal(plain.length, 10, 'k defaults to 10');
+  assert.deepEqual(await store.search(v[1]!, {}), plain);
+  assert.equal((await store.search(v[2]!, { k: 3 })).length, 3);
+  assert.equal((await store.search(v[2]!)).length, 10, 'a k of an earlier search does not stay');
+  await store.close();
 });
 
 test('an exact repeat with nothing written since is answered without a search, and a write makes it recompute', async () => {

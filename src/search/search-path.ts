@@ -89,6 +89,8 @@ interface Finishing {
 }
 
 function copyHit(h: SearchHit): SearchHit {
+  // Made whole in one literal where both are there (the usual hit): one shape, no transitions.
+  if (h.text !== undefined && h.meta !== undefined) return { id: h.id, score: h.score, text: h.text, meta: cloneMeta(h.meta as Meta) };
   const out: SearchHit = { id: h.id, score: h.score };
   if (h.text !== undefined) out.text = h.text;
   if (h.meta !== undefined) out.meta = cloneMeta(h.meta as Meta);
