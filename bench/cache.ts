@@ -14,6 +14,7 @@
  *                            [--repeat 0.3] [--near 0.3] [--near-cos 0.99,0.9999] [--k 10] [--rescore true] [--rounds 2]
  *                            [--cache '{"bytes":16777216}']   (the cache's options where it is on; default: the defaults)
  *                            [--separate]   (each configuration in a process of its own instead of both in one)
+ *                            [--off-at misses]   (the store without the cache searches only the queries the one with it misses)
  *
  * Without --data it uses the 1k WordNet set the project ships.
  */
@@ -52,6 +53,14 @@ export interface CacheBenchOptions {
   cache?: CacheOptions;
   /** Replay with and without the cache each in a process of its own, instead of both in one, query by query. @default false */
   separate?: boolean;
+  /**
+   * Which queries the store without the cache searches: `every` one, or only those the store with
+   * the cache `misses` (known from an untimed replay on a third copy first). A store that searches
+   * every query keeps its codes warmer in the CPU's caches than one whose hits leave gaps between its
+   * scans; with `misses` both scan at the same queries, and a miss is compared like for like.
+   * Paired replays only. @default 'every'
+   */
+  offAt?: 'every' | 'misses';
 }
 
 interface Resolved {
@@ -65,6 +74,7 @@ interface Resolved {
   readonly seed: number;
   readonly cache: CacheOptions | undefined;
   readonly separate: boolean;
+  readonly offAt: 'every' | 'misses';
 }
 
 function resolve(o: CacheBenchOptions, data: Dataset): Resolved {
@@ -79,6 +89,7 @@ function resolve(o: CacheBenchOptions, data: Dataset): Resolved {
     seed: o.seed ?? 1,
     cache: o.cache,
     separate: o.separate ?? false,
+    offAt: o.offAt ?? 'every',
   });
 }
 
@@ -164,6 +175,23 @@ function finishReplay(out: Replay, store: MemStore): Replay {
   return out;
 }
 
+/** How the store in `dir`, with the cache, serves each query of `stream` (untimed), after the warm-up a timed replay has. */
+async function servedAlong(dir: string, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[]): Promise<Replay['served']> {
+  await warmUp(dir, true, o, warm);
+  const s = await MemStore.open(dir, openOptions(o, true));
+  try {
+    const served: Replay['served'] = [];
+    for (const q of stream) {
+      const before = s.stats().cache;
+      await s.search(q, { k: o.k });
+      served.push(servedBy(before, s.stats().cache));
+    }
+    return served;
+  } finally {
+    await s.close();
+  }
+}
+
 /** Replays `stream` on the store in `dir` (the child side): a fresh process, so neither store pays for the other's heap. */
 async function replay(dir: string, cache: boolean, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[]): Promise<Replay> {
   await warmUp(dir, cache, o, warm);
@@ -187,9 +215,11 @@ async function replay(dir: string, cache: boolean, stream: readonly Float32Array
 /**
  * Replays `stream` on two copies of a store in one process (the child side), the copy in `onDir`
  * with the cache and the one in `offDir` without, query by query, which goes first alternating, so
- * both timings of a query are taken under the same conditions.
+ * both timings of a query are taken under the same conditions. With `expected` (how the store with
+ * the cache serves each query), the store without it searches only where that is a miss: its time
+ * elsewhere is NaN, its answer empty.
  */
-async function replayPaired(onDir: string, offDir: string, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[]): Promise<{ on: Replay; off: Replay }> {
+async function replayPaired(onDir: string, offDir: string, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[], expected?: Replay['served']): Promise<{ on: Replay; off: Replay }> {
   await warmUp(onDir, true, o, warm);
   await warmUp(offDir, false, o, warm);
   const on = await MemStore.open(onDir, openOptions(o, true));
@@ -200,6 +230,11 @@ async function replayPaired(onDir: string, offDir: string, stream: readonly Floa
     for (const [i, q] of stream.entries()) {
       const before = on.stats().cache;
       for (const which of i % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+        if (which === 'off' && expected !== undefined && expected[i] !== 'miss') {
+          out.off.ms.push(Number.NaN);
+          out.off.answers.push('');
+          continue;
+        }
         const t = performance.now();
         const hits = await stores[which].search(q, { k: o.k });
         out[which].ms.push(performance.now() - t);
@@ -240,13 +275,15 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     // store's own files against a fresh copy of them were not alike (a CPU profile of the same
     // searches: copying full vectors out of the memory map took 4x the samples in the built store's
     // files as in the copy's), and the store with the cache had been the built one.
-    const copies = { on: `${dir}-on`, off: `${dir}-off` };
+    const copies = { on: `${dir}-on`, off: `${dir}-off`, ...(o.offAt === 'misses' ? { ahead: `${dir}-ahead` } : {}) };
     if (!o.separate) for (const copy of Object.values(copies)) cpSync(dir, copy, { recursive: true });
     try {
       for (let r = 0; r < rounds; r++) {
         if (!o.separate) {
           process.stderr.write(`  round ${r + 1}/${rounds}: cache on and off, query by query\n`);
-          const both = JSON.parse(child(['--child', 'paired', '--dir', copies.on, '--dir2', copies.off], 'paired')) as { on: Replay; off: Replay };
+          const ahead = copies.ahead === undefined ? [] : ['--dir3', copies.ahead];
+          // JSON writes NaN (a query not searched) as null.
+          const both = JSON.parse(child(['--child', 'paired', '--dir', copies.on, '--dir2', copies.off, ...ahead], 'paired'), (key, v: unknown) => (key !== '' && v === null ? Number.NaN : v)) as { on: Replay; off: Replay };
           runs.on.push(both.on);
           runs.off.push(both.off);
           continue;
@@ -261,8 +298,9 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     }
     const on = runs.on[runs.on.length - 1]!;
     const off = runs.off[runs.off.length - 1]!;
-    const mismatches = on.answers.filter((a, i) => a !== off.answers[i]).length;
-    const pick = (rs: Replay[], keep: (i: number, r: Replay) => boolean) => rs.flatMap((r) => r.ms.filter((_, i) => keep(i, r)));
+    const mismatches = on.answers.filter((a, i) => off.answers[i] !== '' && a !== off.answers[i]).length;
+    // NaN: a query the store without the cache did not search (--off-at misses).
+    const pick = (rs: Replay[], keep: (i: number, r: Replay) => boolean) => rs.flatMap((r) => r.ms.filter((ms, i) => !Number.isNaN(ms) && keep(i, r)));
     const offAll = pick(runs.off, () => true);
     const offP50 = percentile(offAll, 0.5);
     const exact = pick(runs.on, (i, r) => r.served[i] === 'exact');
@@ -271,7 +309,8 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     const freshOn = pick(runs.on, (i, r) => kinds[i] === 'fresh' && r.served[i] === 'miss');
     const freshOff = pick(runs.off, (i) => kinds[i] === 'fresh' && on.served[i] === 'miss');
     const us = (ms: number) => (ms * 1000).toFixed(1);
-    write(`data: ${data.name}, ${o.n} x ${data.dim}-d, int8, rescore ${o.rescore}, k ${o.k}; a stream of ${kinds.length} queries: ${o.repeat} repeats, ${o.near} near (cosine ${o.nearCos[0]} to ${o.nearCos[1]} to an earlier one), the rest fresh; ${o.cache === undefined ? 'default cache options' : `cache ${JSON.stringify(o.cache)}`}; ${rounds} rounds, ${o.separate ? 'each configuration in a fresh process' : 'each a fresh process replaying both stores (a copy each) query by query'}`);
+    const offAtMisses = o.offAt === 'misses' && !o.separate;
+    write(`data: ${data.name}, ${o.n} x ${data.dim}-d, int8, rescore ${o.rescore}, k ${o.k}; a stream of ${kinds.length} queries: ${o.repeat} repeats, ${o.near} near (cosine ${o.nearCos[0]} to ${o.nearCos[1]} to an earlier one), the rest fresh; ${o.cache === undefined ? 'default cache options' : `cache ${JSON.stringify(o.cache)}`}; ${rounds} rounds, ${o.separate ? 'each configuration in a fresh process' : 'each a fresh process replaying both stores (a copy each) query by query'}${offAtMisses ? '; the store without the cache searching only the queries the one with it missed' : ''}`);
     write('');
     write('| query kind | queries | exact hits | near hits | served by the cache |');
     write('|---|---:|---:|---:|---:|');
@@ -287,11 +326,17 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     write(`| exact hit | ${exact.length} | ${us(percentile(exact, 0.5))} | ${us(percentile(exact, 0.99))} | 1/${(offP50 / percentile(exact, 0.5)).toFixed(0)} |`);
     write(`| near hit | ${near.length} | ${us(percentile(near, 0.5))} | ${us(percentile(near, 0.99))} | 1/${(offP50 / percentile(near, 0.5)).toFixed(1)} |`);
     write(`| miss | ${miss.length} | ${us(percentile(miss, 0.5))} | ${us(percentile(miss, 0.99))} | ${(percentile(miss, 0.5) / offP50).toFixed(3)} |`);
-    write(`| any query, cache off | ${offAll.length} | ${us(offP50)} | ${us(percentile(offAll, 0.99))} | 1 |`);
+    write(`| ${offAtMisses ? 'the same misses, cache off' : 'any query, cache off'} | ${offAll.length} | ${us(offP50)} | ${us(percentile(offAll, 0.99))} | 1 |`);
     write('');
     write(`fresh queries (misses with the cache): p50 ${us(percentile(freshOn, 0.5))} µs with the cache, ${us(percentile(freshOff, 0.5))} µs without: ${(percentile(freshOn, 0.5) / percentile(freshOff, 0.5)).toFixed(3)}`);
     const total = (rs: Replay[]) => rs.reduce((t, r) => t + r.ms.reduce((a, b) => a + b, 0), 0) / rs.length;
-    write(`queries/s over the stream: ${(kinds.length / (total(runs.on) / 1000)).toFixed(0)} with the cache, ${(kinds.length / (total(runs.off) / 1000)).toFixed(0)} without (${(total(runs.off) / total(runs.on)).toFixed(2)}x)`);
+    if (offAtMisses) {
+      // A miss the first replay did not foresee was searched by one store only: compared as it came.
+      const unlike = (miss: boolean) => runs.on.reduce((n, r, at) => n + r.served.filter((s, i) => (s === 'miss') === miss && Number.isNaN(runs.off[at]!.ms[i]!) === miss).length, 0);
+      write(`the untimed replay ahead foresaw every query's kind but ${unlike(true)} misses (searched with the cache only) and ${unlike(false)} hits (searched without it too); queries/s not compared (the store without the cache skipped the hits)`);
+    } else {
+      write(`queries/s over the stream: ${(kinds.length / (total(runs.on) / 1000)).toFixed(0)} with the cache, ${(kinds.length / (total(runs.off) / 1000)).toFixed(0)} without (${(total(runs.off) / total(runs.on)).toFixed(2)}x)`);
+    }
     write(`bound failures ${on.cache.boundFailures}, evictions ${on.cache.evictions}, cache bytes ${on.cache.bytes}, full-precision reads saved by hot vectors ${on.cache.fullReadsSaved} (of ${kinds.filter((_, i) => on.served[i] !== 'exact').length * o.k * 4} candidates rescored)`);
     const unread = (r: Replay) => `${r.rescoring.skipped} of ${r.rescoring.candidates} candidates in ${r.rescoring.searches} rescored searches`;
     write(`left unread by their error bounds: ${unread(on)} with the cache, ${unread(off)} without`);
@@ -312,7 +357,13 @@ function optionArgs(o: CacheBenchOptions): string[] {
   if (o.rescore !== undefined) out.push('--rescore', String(o.rescore));
   if (o.cache !== undefined) out.push('--cache', JSON.stringify(o.cache));
   if (o.separate === true) out.push('--separate');
+  if (o.offAt !== undefined) out.push('--off-at', o.offAt);
   return out;
+}
+
+function offAtOf(v: string): 'every' | 'misses' {
+  if (v !== 'every' && v !== 'misses') throw new Error(`--off-at must be every or misses, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 async function main(): Promise<void> {
@@ -330,7 +381,9 @@ async function main(): Promise<void> {
       child: { type: 'string' },
       dir: { type: 'string' },
       dir2: { type: 'string' },
+      dir3: { type: 'string' },
       separate: { type: 'boolean' },
+      'off-at': { type: 'string' },
     },
   });
   const data = datasetFrom(values);
@@ -350,12 +403,14 @@ async function main(): Promise<void> {
     ...(values.rescore === undefined ? {} : { rescore: values.rescore !== 'false' }),
     ...(values.cache === undefined ? {} : { cache: JSON.parse(values.cache) as CacheOptions }),
     ...(values.separate === true ? { separate: true } : {}),
+    ...(values['off-at'] === undefined ? {} : { offAt: offAtOf(values['off-at']) }),
   };
   if (values.child !== undefined) {
     const o = resolve(options, data);
     const stream = makeStream(data, o).map((x) => x.q);
     const warm = data.docs.slice(-50).map((v) => perturb(v, 0.9, rng(o.seed + 1)));
-    const result = values.child === 'paired' ? await replayPaired(values.dir!, values.dir2!, stream, o, warm) : await replay(values.dir!, values.child === 'on', stream, o, warm);
+    const expected = values.dir3 === undefined ? undefined : await servedAlong(values.dir3, stream, o, warm);
+    const result = values.child === 'paired' ? await replayPaired(values.dir!, values.dir2!, stream, o, warm, expected) : await replay(values.dir!, values.child === 'on', stream, o, warm);
     process.stdout.write(JSON.stringify(result));
     return;
   }

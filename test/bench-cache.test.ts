@@ -22,3 +22,15 @@ for (const separate of [false, true]) {
     assert.ok(lines.some((l) => l.includes(separate ? 'each configuration in a fresh process' : 'query by query')));
   });
 }
+
+test('the cache bench with --off-at misses: the store without the cache searches exactly the queries the one with it missed, foreseen by the replay ahead', async () => {
+  const lines: string[] = [];
+  await runCacheBench(datasetFrom({}), [], { n: 300, stream: 60, rounds: 1, offAt: 'misses' }, (line) => lines.push(line));
+  assert.equal(figure(lines, 'answers that differed between the two stores:'), 0);
+  const samples = (label: string) => Number(lines.find((l) => l.startsWith(`| ${label} |`))!.split('|')[2]);
+  const misses = samples('miss');
+  assert.ok(misses > 0 && misses < 60, `${misses} misses of 60`);
+  assert.equal(samples('the same misses, cache off'), misses, 'searched without the cache at the misses only');
+  assert.ok(lines.some((l) => l.includes('foresaw every query') && l.includes('but 0 misses') && l.includes('and 0 hits')));
+  assert.ok(!lines.some((l) => l.startsWith('queries/s over the stream')), 'no queries/s compared when one store skipped the hits');
+});
