@@ -78,6 +78,9 @@ interface Resolved {
 }
 
 function resolve(o: CacheBenchOptions, data: Dataset): Resolved {
+  // Apart, the store without the cache replays in a process of its own and cannot know the other's misses.
+  if (o.offAt !== undefined) offAtOf(o.offAt);
+  if (o.separate === true && o.offAt === 'misses') throw new Error('--off-at misses needs both stores in one process: it cannot go with --separate');
   return Object.freeze<Resolved>({
     n: Math.min(o.n ?? data.docs.length, data.docs.length),
     stream: o.stream ?? 4000,
@@ -309,7 +312,7 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     const freshOn = pick(runs.on, (i, r) => kinds[i] === 'fresh' && r.served[i] === 'miss');
     const freshOff = pick(runs.off, (i) => kinds[i] === 'fresh' && on.served[i] === 'miss');
     const us = (ms: number) => (ms * 1000).toFixed(1);
-    const offAtMisses = o.offAt === 'misses' && !o.separate;
+    const offAtMisses = o.offAt === 'misses';
     write(`data: ${data.name}, ${o.n} x ${data.dim}-d, int8, rescore ${o.rescore}, k ${o.k}; a stream of ${kinds.length} queries: ${o.repeat} repeats, ${o.near} near (cosine ${o.nearCos[0]} to ${o.nearCos[1]} to an earlier one), the rest fresh; ${o.cache === undefined ? 'default cache options' : `cache ${JSON.stringify(o.cache)}`}; ${rounds} rounds, ${o.separate ? 'each configuration in a fresh process' : 'each a fresh process replaying both stores (a copy each) query by query'}${offAtMisses ? '; the store without the cache searching only the queries the one with it missed' : ''}`);
     write('');
     write('| query kind | queries | exact hits | near hits | served by the cache |');

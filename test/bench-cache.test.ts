@@ -34,3 +34,14 @@ test('the cache bench with --off-at misses: the store without the cache searches
   assert.ok(lines.some((l) => l.includes('foresaw every query') && l.includes('but 0 misses') && l.includes('and 0 hits')));
   assert.ok(!lines.some((l) => l.startsWith('queries/s over the stream')), 'no queries/s compared when one store skipped the hits');
 });
+
+test('the cache bench refuses --off-at misses with --separate, and an --off-at it does not know, before it replays anything', async () => {
+  for (const options of [{ separate: true, offAt: 'misses' as const }, { offAt: 'sometimes' as 'misses' }]) {
+    const lines: string[] = [];
+    await assert.rejects(runCacheBench(datasetFrom({}), [], { n: 50, stream: 10, rounds: 1, ...options }, (line) => lines.push(line)));
+    assert.deepEqual(lines, [], JSON.stringify(options));
+  }
+  const lines: string[] = [];
+  await runCacheBench(datasetFrom({}), [], { n: 50, stream: 10, rounds: 1, separate: true, offAt: 'every' }, (line) => lines.push(line));
+  assert.equal(figure(lines, 'answers that differed between the two stores:'), 0, 'every query searched is what --separate does');
+});
