@@ -78,8 +78,8 @@ interface Resolved {
 }
 
 function resolve(o: CacheBenchOptions, data: Dataset): Resolved {
-  // Apart, the store without the cache replays in a process of its own and cannot know the other's misses.
   if (o.offAt !== undefined) offAtOf(o.offAt);
+  // Apart, the store without the cache replays in a process of its own and cannot know the other's misses.
   if (o.separate === true && o.offAt === 'misses') throw new Error('--off-at misses needs both stores in one process: it cannot go with --separate');
   return Object.freeze<Resolved>({
     n: Math.min(o.n ?? data.docs.length, data.docs.length),

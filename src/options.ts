@@ -391,9 +391,6 @@ export function resolveFilterOption(filter: unknown): Filter | undefined {
   return readGuarded('INVALID_ARGUMENT', 'filter', () => resolveFilter(filter));
 }
 
-/** A search without options, resolved once: the guarded resolution cost 0.6 µs of a 10 µs cache hit. */
-const DEFAULT_SEARCH: ResolvedSearchOptions = Object.freeze({ k: 10, filter: undefined, nprobe: undefined, rescore: undefined, exact: false });
-
 export function resolveSearchOptions(options: SearchOptions | undefined): ResolvedSearchOptions {
   if (options === undefined) return DEFAULT_SEARCH;
   return readGuarded('INVALID_OPTION', 'search options', () => resolveSearch(options));
@@ -414,3 +411,6 @@ function resolveSearch(options: SearchOptions | undefined): ResolvedSearchOption
     exact: optionalBoolean('exact', o['exact']) ?? false,
   };
 }
+
+/** A search without options, resolved once by resolveSearch itself: the guarded resolution cost 0.6 µs of a 10 µs cache hit. */
+const DEFAULT_SEARCH: ResolvedSearchOptions = Object.freeze(resolveSearch(undefined));
