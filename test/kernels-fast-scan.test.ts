@@ -489,4 +489,43 @@ describe('the table kernel builds a query\'s two tables as writeTables does, bit
       }
     }
   });
+
+  /**
+   * The kernel takes groups two at a time, one in each f64x2 lane, and an odd last group alone. Codes
+   * always have an even G (a multiple of 8), so an odd G is checked against the same query padded
+   * with zeros to a whole step: a zero group spans nothing and adds +0 to Σ min_g, so the padded
+   * query's tables begin with the odd G's, and its steps are the same.
+   */
+  it('an odd number of groups: the last one alone gives what the pair steps give it', () => {
+    const rand = rng(seedOf('tables odd'));
+    const k = kernels();
+    const mem = k.memory;
+    for (const bits of RQ_BITS) {
+      const perNibble = 4 / bits;
+      for (const groups of [1, 3, 5, 7, 9, 31]) {
+        const padded = fastScanGroups(bits, Math.ceil((groups * perNibble) / 32) * 32);
+        const q = new Float32Array(padded * perNibble);
+        for (let i = 0; i < groups * perNibble; i++) q[i] = gaussian(rand);
+        const run = (g: number): { coarse: Uint8Array; fine: Uint8Array; params: number[] } => {
+          const ptrs = [mem.alloc(4 * q.length), mem.alloc(16 * padded), mem.alloc(16 * padded), mem.alloc(32)] as const;
+          try {
+            const [qp, cp, fp, out] = ptrs;
+            mem.f32().set(q, qp >> 2);
+            k.fastScanTablesFunction(bits)(qp, g, cp, fp, 1, out);
+            return { coarse: mem.u8().slice(cp, cp + 16 * g), fine: mem.u8().slice(fp, fp + 16 * g), params: Array.from(mem.f64().subarray(out >> 3, (out >> 3) + 3)) };
+          } finally {
+            const sizes = [4 * q.length, 16 * padded, 16 * padded, 32];
+            ptrs.forEach((p, i) => mem.free(p, sizes[i]!));
+          }
+        };
+        const odd = run(groups);
+        const whole = run(padded);
+        const where = `${bits}-bit, G = ${groups} of ${padded}`;
+        assert.deepEqual(odd.params, whole.params, `${where}: delta, Σ min_g, delta₂`);
+        assert.deepEqual(odd.coarse, whole.coarse.subarray(0, 16 * groups), `${where}: coarse table`);
+        assert.deepEqual(odd.fine, whole.fine.subarray(0, 16 * groups), `${where}: fine table`);
+        assert.ok(odd.coarse.some((b) => b !== 0), `${where}: a table with entries`);
+      }
+    }
+  });
 });

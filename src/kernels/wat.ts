@@ -774,33 +774,43 @@ function exactKernel(name: typeof EXACT_DOT_NORM | typeof EXACT_SQDIST): string 
 }
 
 /**
- * select_at_least(scores, n, floor, out) → count: the positions i < n whose float32 score is at
- * least `floor`, in increasing order, as i32 from `out` (room for n). Four scores are compared at
- * once; a step with no score at the floor (nearly all of them once a top-k's floor has risen)
- * costs a load, a compare and a branch. A step with some writes all four positions, each at the
- * next free place, and advances by the lane's bit: no branch per lane, and no write beyond the
- * place of the last position written so far (so never past out + 4n). NaN is never selected.
- */
-/**
  * The builder of a query's two fast-scan tables for codes of `bits` bits (KERNELS.md, "Two
  * tables"): writeTables() of src/scan/fast-scan-lut.ts pass for pass in f64, so the bytes and the
  * four numbers it leaves at `out` (delta, Σ min_g, delta₂, −G · shift) are bit for bit the
  * reference's. Each pass computes a group's halves again from the query; the 16 entries of a group
  * are unrolled. With `withFine` 0 the second table is not written (delta₂ and its sum still are).
+ *
+ * Two groups at a time, one in each f64x2 lane: every step is the scalar one lane by lane (IEEE
+ * operations round each lane as f64 does; min, max and the saturating conversion are defined alike),
+ * so a lane computes what the reference computes for its group. What crosses groups keeps the
+ * reference's order: the widest span is a maximum (the same whichever order), Σ min_g is added group
+ * by group, lane 0 then lane 1. An odd last group takes the scalar steps.
  */
 function fastScanTablesKernel(bits: RqBits): string {
   const name = fastScanTablesExportName(bits);
   const perNibble = 4 / bits;
   const f64 = (x: number): string => `(f64.const ${x})`;
+  const splat = (x: number): string => `(v128.const f64x2 ${x} ${x})`;
   const q = (k: number): string => `(f64.promote_f32 (f32.load offset=${4 * k} ${get('qp')}))`;
   // The halves of a nibble: low[j] for n & 3, high[j] for n >> 2 (halves() of writeTables).
   const halves: string[] = [];
+  // The same for groups g (lane 0) and g + 1 (lane 1): their query coordinates, `perNibble` apart.
+  const halves2: string[] = [];
+  // f32 lanes `a` of the first load and `b` of the second (or of the same) as an f64x2.
+  const pick = (first: string, second: string, a: number, b: number): string => {
+    const bytes = (lane: number, base: number) => [0, 1, 2, 3].map((i) => base + 4 * lane + i);
+    return `(f64x2.promote_low_f32x4 (i8x16.shuffle ${[...bytes(a, 0), ...bytes(b, 16), ...bytes(0, 0), ...bytes(0, 0)].join(' ')} ${first} ${second}))`;
+  };
   if (bits === 4) {
     halves.push(set('a', q(0)));
     for (let j = 0; j < 4; j++) halves.push(set(`l${j}`, `(f64.mul ${f64(j - 7.5)} ${get('a')})`), set(`h${j}`, `(f64.mul ${f64(4 * j)} ${get('a')})`));
+    halves2.push(set('A', `(f64x2.promote_low_f32x4 (v128.load64_zero ${get('qp')}))`));
+    for (let j = 0; j < 4; j++) halves2.push(set(`L${j}`, `(f64x2.mul ${splat(j - 7.5)} ${get('A')})`), set(`H${j}`, `(f64x2.mul ${splat(4 * j)} ${get('A')})`));
   } else if (bits === 2) {
     halves.push(set('a', q(0)), set('b', q(1)));
     for (let j = 0; j < 4; j++) halves.push(set(`l${j}`, `(f64.mul ${f64(j - 1.5)} ${get('a')})`), set(`h${j}`, `(f64.mul ${f64(j - 1.5)} ${get('b')})`));
+    halves2.push(set('V', `(v128.load ${get('qp')})`), set('A', pick(get('V'), get('V'), 0, 2)), set('B', pick(get('V'), get('V'), 1, 3)));
+    for (let j = 0; j < 4; j++) halves2.push(set(`L${j}`, `(f64x2.mul ${splat(j - 1.5)} ${get('A')})`), set(`H${j}`, `(f64x2.mul ${splat(j - 1.5)} ${get('B')})`));
   } else {
     halves.push(set('a', `(f64.div ${q(0)} ${f64(2)})`), set('b', `(f64.div ${q(1)} ${f64(2)})`), set('c', `(f64.div ${q(2)} ${f64(2)})`), set('d', `(f64.div ${q(3)} ${f64(2)})`));
     const sign = (on: boolean, v: string): string => (on ? get(v) : `(f64.neg ${get(v)})`);
@@ -808,24 +818,42 @@ function fastScanTablesKernel(bits: RqBits): string {
       halves.push(set(`l${j}`, `(f64.add ${sign((j & 1) !== 0, 'a')} ${sign((j & 2) !== 0, 'b')})`));
       halves.push(set(`h${j}`, `(f64.add ${sign((j & 1) !== 0, 'c')} ${sign((j & 2) !== 0, 'd')})`));
     }
+    halves2.push(set('V', `(v128.load ${get('qp')})`), set('W', `(v128.load offset=16 ${get('qp')})`));
+    ['A', 'B', 'C', 'D'].forEach((v, i) => halves2.push(set(v, `(f64x2.div ${pick(get('V'), get('W'), i, i)} ${splat(2)})`)));
+    const sign2 = (on: boolean, v: string): string => (on ? get(v) : `(f64x2.neg ${get(v)})`);
+    for (let j = 0; j < 4; j++) {
+      halves2.push(set(`L${j}`, `(f64x2.add ${sign2((j & 1) !== 0, 'A')} ${sign2((j & 2) !== 0, 'B')})`));
+      halves2.push(set(`H${j}`, `(f64x2.add ${sign2((j & 1) !== 0, 'C')} ${sign2((j & 2) !== 0, 'D')})`));
+    }
   }
   // Math.min and Math.max of four, as f64.min and f64.max give them (−0 below +0 in both).
   const four = (op: string, v: string): string => `(${op} (${op} (${op} ${get(`${v}0`)} ${get(`${v}1`)}) ${get(`${v}2`)}) ${get(`${v}3`)})`;
   const least = set('lo', `(f64.add ${four('f64.min', 'l')} ${four('f64.min', 'h')})`);
+  const least2 = set('LO', `(f64x2.add ${four('f64x2.min', 'L')} ${four('f64x2.min', 'H')})`);
+  const span = `(f64.sub (f64.add ${four('f64.max', 'l')} ${four('f64.max', 'h')}) (f64.add ${four('f64.min', 'l')} ${four('f64.min', 'h')}))`;
+  const span2 = `(f64x2.sub (f64x2.add ${four('f64x2.max', 'L')} ${four('f64x2.max', 'H')}) (f64x2.add ${four('f64x2.min', 'L')} ${four('f64x2.min', 'H')}))`;
   // roundEntry(): (x + ½) truncated, at most 255 (x ≥ 0 and at most a little over 255 for a finite
   // query; the saturating conversion never traps, whatever the query).
   const roundEntry = (x: string): string => `(select ${i32(255)} (local.tee $entry (i32.trunc_sat_f64_s (f64.add ${x} ${f64(0.5)}))) (i32.gt_s ${get('entry')} ${i32(255)}))`;
-  const loop = (label: string, body: string[]): string[] => [
+  // Both lanes' entries as i32 lanes 0 and 1 (2 and 3 zero): their low bytes are bytes 0 and 4.
+  const roundEntry2 = (x: string): string => `(i32x4.min_s (i32x4.trunc_sat_f64x2_s_zero (f64x2.add ${x} ${splat(0.5)})) (v128.const i32x4 255 255 255 255))`;
+  const store2 = (at: string, n: number, v: string): string[] => [`(v128.store8_lane offset=${n} 0 ${get(at)} ${v})`, `(v128.store8_lane offset=${n + 16} 4 ${get(at)} ${v})`];
+  /** The steps of each pair of groups, then of an odd last group. */
+  const loop = (label: string, pair: string[], single: string[]): string[] => [
     set('g', i32(0)),
     set('qp', get('q')),
     `(block $${label}Done`,
     `(loop $${label}`,
-    `(br_if $${label}Done (i32.ge_u ${get('g')} ${get('G')}))`,
-    ...halves,
-    ...body,
-    set('qp', `(i32.add ${get('qp')} ${i32(4 * perNibble)})`),
-    set('g', `(i32.add ${get('g')} ${i32(1)})`),
+    `(br_if $${label}Done (i32.gt_u (i32.add ${get('g')} ${i32(2)}) ${get('G')}))`,
+    ...halves2,
+    ...pair,
+    set('qp', `(i32.add ${get('qp')} ${i32(8 * perNibble)})`),
+    set('g', `(i32.add ${get('g')} ${i32(2)})`),
     `(br $${label})))`,
+    `(if (i32.lt_u ${get('g')} ${get('G')}) (then`,
+    ...halves,
+    ...single,
+    '))',
   ];
   const entries = (withFine: boolean): string[] => {
     const out: string[] = [];
@@ -843,14 +871,24 @@ function fastScanTablesKernel(bits: RqBits): string {
     }
     return out;
   };
+  const entries2 = (withFine: boolean): string[] => {
+    const out: string[] = [];
+    for (let n = 0; n < 16; n++) {
+      out.push(set('X', `(f64x2.add ${get(`L${n & 3}`)} ${get(`H${n >> 2}`)})`), set('E', roundEntry2(`(f64x2.mul (f64x2.sub ${get('X')} ${get('LO')}) ${get('INV')})`)), ...store2('t', n, get('E')));
+      if (withFine) {
+        const fine = roundEntry2(`(f64x2.mul (f64x2.add (f64x2.sub ${get('X')} (f64x2.add ${get('LO')} (f64x2.mul ${get('DELTA')} (f64x2.convert_low_i32x4_s ${get('E')})))) ${get('SHIFT')}) ${get('INV2')})`);
+        out.push(set('F', fine), ...store2('u', n, get('F')));
+      }
+    }
+    return out;
+  };
+  const place = [set('t', `(i32.add ${get('coarse')} (i32.shl ${get('g')} ${i32(4)}))`), set('u', `(i32.add ${get('fine')} (i32.shl ${get('g')} ${i32(4)}))`)];
   const tables = (withFine: boolean): string[] =>
-    loop(withFine ? 'both' : 'coarse', [
-      least,
-      set('bias', `(f64.add ${get('bias')} ${get('lo')})`),
-      set('t', `(i32.add ${get('coarse')} (i32.shl ${get('g')} ${i32(4)}))`),
-      set('u', `(i32.add ${get('fine')} (i32.shl ${get('g')} ${i32(4)}))`),
-      ...entries(withFine),
-    ]);
+    loop(
+      withFine ? 'both' : 'coarse',
+      [least2, set('bias', `(f64.add (f64.add ${get('bias')} (f64x2.extract_lane 0 ${get('LO')})) (f64x2.extract_lane 1 ${get('LO')}))`), ...place, ...entries2(withFine)],
+      [least, set('bias', `(f64.add ${get('bias')} ${get('lo')})`), ...place, ...entries(withFine)],
+    );
   const up = (x: string): string => {
     const f = `(f32.demote_f64 ${x})`;
     return `(if (result f64) (f64.ge (f64.promote_f32 ${f}) ${x}) (then (f64.promote_f32 ${f})) (else (f64.promote_f32 (f32.reinterpret_i32 (i32.add (i32.reinterpret_f32 ${f}) ${i32(1)})))))`;
@@ -860,16 +898,25 @@ function fastScanTablesKernel(bits: RqBits): string {
   const floats = ['a', 'b', 'c', 'd', 'l0', 'l1', 'l2', 'l3', 'h0', 'h1', 'h2', 'h3', 'x', 'lo', 'widest', 'delta', 'inv', 'shift', 'delta2', 'inv2', 'bias']
     .map((l) => `(local $${l} f64)`)
     .join(' ');
+  const vectors = ['V', 'W', 'A', 'B', 'C', 'D', 'L0', 'L1', 'L2', 'L3', 'H0', 'H1', 'H2', 'H3', 'X', 'E', 'F', 'LO', 'WIDEST', 'DELTA', 'INV', 'SHIFT', 'INV2']
+    .map((l) => `(local $${l} v128)`)
+    .join(' ');
   return [
     `(func $${name} (export "${name}") (param $q i32) (param $G i32) (param $coarse i32) (param $fine i32) (param $withFine i32) (param $out i32)`,
     locals,
     floats,
-    ...loop('spans', [set('widest', `(f64.max ${get('widest')} (f64.sub (f64.add ${four('f64.max', 'l')} ${four('f64.max', 'h')}) (f64.add ${four('f64.min', 'l')} ${four('f64.min', 'h')})))`)]),
+    vectors,
+    ...loop('spans', [set('WIDEST', `(f64x2.max ${get('WIDEST')} ${span2})`)], [set('widest', `(f64.max ${get('widest')} ${span})`)]),
+    set('widest', `(f64.max ${get('widest')} (f64.max (f64x2.extract_lane 0 ${get('WIDEST')}) (f64x2.extract_lane 1 ${get('WIDEST')})))`),
     set('delta', positive('widest', up(`(f64.div ${get('widest')} ${f64(255)})`))),
     set('inv', positive('delta', `(f64.div ${f64(1)} ${get('delta')})`)),
     set('shift', up(`(f64.mul ${get('delta')} ${f64(0.5 + 2 ** -20)})`)),
     set('delta2', positive('shift', up(`(f64.div (f64.mul ${f64(2)} ${get('shift')}) ${f64(255)})`))),
     set('inv2', positive('delta2', `(f64.div ${f64(1)} ${get('delta2')})`)),
+    set('DELTA', `(f64x2.splat ${get('delta')})`),
+    set('INV', `(f64x2.splat ${get('inv')})`),
+    set('SHIFT', `(f64x2.splat ${get('shift')})`),
+    set('INV2', `(f64x2.splat ${get('inv2')})`),
     `(if ${get('withFine')} (then`,
     ...tables(true),
     ') (else',
@@ -883,6 +930,14 @@ function fastScanTablesKernel(bits: RqBits): string {
   ].join('\n');
 }
 
+/**
+ * select_at_least(scores, n, floor, out) → count: the positions i < n whose float32 score is at
+ * least `floor`, in increasing order, as i32 from `out` (room for n). Four scores are compared at
+ * once; a step with no score at the floor (nearly all of them once a top-k's floor has risen)
+ * costs a load, a compare and a branch. A step with some writes all four positions, each at the
+ * next free place, and advances by the lane's bit: no branch per lane, and no write beyond the
+ * place of the last position written so far (so never past out + 4n). NaN is never selected.
+ */
 function selectKernel(): string {
   const lanes = [0, 1, 2, 3].flatMap((lane) => [
     `(i32.store ${get('o')} (i32.add ${get('i')} ${i32(lane)}))`,
