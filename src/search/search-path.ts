@@ -620,7 +620,7 @@ export class SearchPath {
     for (const source of sources) {
       let vector: Float32Array | undefined;
       try {
-        vector = this.env.reads.vectorNowShared(batch.idOf(source.slot), source.place);
+        vector = this.env.reads.vectorNowShared(source.place, () => batch.idOf(source.slot));
       } catch (e) {
         return this.failedRead(source, e, batch.idOf);
       }

@@ -49,31 +49,33 @@ export class RecordReads {
 
   /** vector() without waiting, when the vector arena can read synchronously; else undefined. */
   vectorNow(id: string, place: VectorPlace): Float32Array | undefined {
-    return this.vectorNowIn(id, place, undefined);
+    return this.vectorNowIn(() => id, place, undefined);
   }
 
   /**
    * vectorNow() into this object's one scratch frame: a view valid until the next call, for callers
-   * that copy or score each vector before reading the next (no buffer per vector).
+   * that copy or score each vector before reading the next (no buffer per vector). The record's id
+   * is asked of `idOf` only to name it in an error: rescoring reads tens of vectors a search, and
+   * making each one's id from the index had cost more than checking its frame.
    */
-  vectorNowShared(id: string, place: VectorPlace): Float32Array | undefined {
+  vectorNowShared(place: VectorPlace, idOf: () => string): Float32Array | undefined {
     const scratch = (this.scratch ??= new Uint8Array(frameSize(this.dim * 4)));
     // The frame read straight into the shared buffer, seen through one view made once: no object per read.
     this.scratchFloats ??= new Float32Array(scratch.buffer, scratch.byteOffset + FRAME_HEADER_SIZE, this.dim);
     try {
       if (this.vectors.readFrameInto(place[0], place[1], place[2], this.dim * 4, scratch)) return this.scratchFloats;
     } catch (e) {
-      throw this.vectorError(id, e);
+      throw this.vectorError(idOf(), e);
     }
-    return this.vectorNowIn(id, place, scratch);
+    return this.vectorNowIn(idOf, place, scratch);
   }
 
-  private vectorNowIn(id: string, place: VectorPlace, scratch: Uint8Array | undefined): Float32Array | undefined {
+  private vectorNowIn(idOf: () => string, place: VectorPlace, scratch: Uint8Array | undefined): Float32Array | undefined {
     let bytes: Uint8Array | undefined;
     try {
       bytes = this.vectors.readNow(this.vectorRef(place), scratch);
     } catch (e) {
-      throw this.vectorError(id, e);
+      throw this.vectorError(idOf(), e);
     }
     return bytes === undefined ? undefined : this.floats(bytes);
   }
