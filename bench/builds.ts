@@ -13,7 +13,10 @@
  *                             [--codec int8] [--metric cosine] [--queries-used 1000] [--rounds 2] [--k 10]
  *                             [--cache false] [--mmap true] [--nprobe N]
  *
- * Without --data it uses the 1k WordNet set the project ships; --b defaults to this build.
+ * Without --data it uses the 1k WordNet set the project ships; --b defaults to this build. With
+ * memory maps (the default), each build's checkout must have its native addon built (`npm run
+ * build` does it; a worktree made with `git worktree add` and only `tsc` does not): a build without
+ * it would read full vectors with positioned reads, and the bench refuses to compare that.
  */
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -63,6 +66,18 @@ const openOptions: OpenOptions = { ...(cacheOn ? {} : { cache: false }), mmap: v
 const searchOptions: SearchOptions = { k, ...(values.nprobe === undefined ? {} : { nprobe: Number(values.nprobe) }) };
 
 const loaded = await Promise.all(builds.map(async (b) => ({ ...b, module: (await import(pathToFileURL(join(b.dist, 'src', 'memstore.js')).href)) as Build })));
+// A build whose native addon is not built (a fresh worktree, say) reads full vectors with positioned
+// reads, while the other copies them out of memory maps: a comparison of the two builds would
+// measure that instead. Builds from before the maps have no io/mmap.js.
+if (openOptions.mmap !== false) {
+  for (const b of builds) {
+    const maps = await import(pathToFileURL(join(b.dist, 'io', 'mmap.js')).href).then(
+      (m: { canMapFiles?: () => boolean }) => m.canMapFiles?.() === true,
+      () => false,
+    );
+    if (!maps) throw new Error(`build ${b.name} (${b.dist}) cannot map files: build its native addon (node native/build.mjs in its checkout), or compare both with --mmap false`);
+  }
+}
 const truth = exactSearch(data, metric, k).result.map((rows) => new Set(rows.map(String)));
 const root = mkdtempSync(join(tmpdir(), 'memstore-builds-'));
 try {
