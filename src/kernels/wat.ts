@@ -790,133 +790,145 @@ function fastScanTablesKernel(bits: RqBits): string {
   const name = fastScanTablesExportName(bits);
   const perNibble = 4 / bits;
   const f64 = (x: number): string => `(f64.const ${x})`;
-  const splat = (x: number): string => `(v128.const f64x2 ${x} ${x})`;
   const q = (k: number): string => `(f64.promote_f32 (f32.load offset=${4 * k} ${get('qp')}))`;
-  // The halves of a nibble: low[j] for n & 3, high[j] for n >> 2 (halves() of writeTables).
-  const halves: string[] = [];
-  // The same for groups g (lane 0) and g + 1 (lane 1): their query coordinates, `perNibble` apart.
-  const halves2: string[] = [];
   // f32 lanes `a` of the first load and `b` of the second (or of the same) as an f64x2.
   const pick = (first: string, second: string, a: number, b: number): string => {
     const bytes = (lane: number, base: number) => [0, 1, 2, 3].map((i) => base + 4 * lane + i);
     return `(f64x2.promote_low_f32x4 (i8x16.shuffle ${[...bytes(a, 0), ...bytes(b, 16), ...bytes(0, 0), ...bytes(0, 0)].join(' ')} ${first} ${second}))`;
   };
-  if (bits === 4) {
-    halves.push(set('a', q(0)));
-    for (let j = 0; j < 4; j++) halves.push(set(`l${j}`, `(f64.mul ${f64(j - 7.5)} ${get('a')})`), set(`h${j}`, `(f64.mul ${f64(4 * j)} ${get('a')})`));
-    halves2.push(set('A', `(f64x2.promote_low_f32x4 (v128.load64_zero ${get('qp')}))`));
-    for (let j = 0; j < 4; j++) halves2.push(set(`L${j}`, `(f64x2.mul ${splat(j - 7.5)} ${get('A')})`), set(`H${j}`, `(f64x2.mul ${splat(4 * j)} ${get('A')})`));
-  } else if (bits === 2) {
-    halves.push(set('a', q(0)), set('b', q(1)));
-    for (let j = 0; j < 4; j++) halves.push(set(`l${j}`, `(f64.mul ${f64(j - 1.5)} ${get('a')})`), set(`h${j}`, `(f64.mul ${f64(j - 1.5)} ${get('b')})`));
-    halves2.push(set('V', `(v128.load ${get('qp')})`), set('A', pick(get('V'), get('V'), 0, 2)), set('B', pick(get('V'), get('V'), 1, 3)));
-    for (let j = 0; j < 4; j++) halves2.push(set(`L${j}`, `(f64x2.mul ${splat(j - 1.5)} ${get('A')})`), set(`H${j}`, `(f64x2.mul ${splat(j - 1.5)} ${get('B')})`));
-  } else {
-    halves.push(set('a', `(f64.div ${q(0)} ${f64(2)})`), set('b', `(f64.div ${q(1)} ${f64(2)})`), set('c', `(f64.div ${q(2)} ${f64(2)})`), set('d', `(f64.div ${q(3)} ${f64(2)})`));
-    const sign = (on: boolean, v: string): string => (on ? get(v) : `(f64.neg ${get(v)})`);
-    for (let j = 0; j < 4; j++) {
-      halves.push(set(`l${j}`, `(f64.add ${sign((j & 1) !== 0, 'a')} ${sign((j & 2) !== 0, 'b')})`));
-      halves.push(set(`h${j}`, `(f64.add ${sign((j & 1) !== 0, 'c')} ${sign((j & 2) !== 0, 'd')})`));
-    }
-    halves2.push(set('V', `(v128.load ${get('qp')})`), set('W', `(v128.load offset=16 ${get('qp')})`));
-    ['A', 'B', 'C', 'D'].forEach((v, i) => halves2.push(set(v, `(f64x2.div ${pick(get('V'), get('W'), i, i)} ${splat(2)})`)));
-    const sign2 = (on: boolean, v: string): string => (on ? get(v) : `(f64x2.neg ${get(v)})`);
-    for (let j = 0; j < 4; j++) {
-      halves2.push(set(`L${j}`, `(f64x2.add ${sign2((j & 1) !== 0, 'A')} ${sign2((j & 2) !== 0, 'B')})`));
-      halves2.push(set(`H${j}`, `(f64x2.add ${sign2((j & 1) !== 0, 'C')} ${sign2((j & 2) !== 0, 'D')})`));
-    }
+  /**
+   * One group in f64 locals (lower-case names) or two in f64x2 locals (the same names upper-case):
+   * the arithmetic below is written once for both; what differs is here. `loads` sets a to d to the
+   * group's query coordinates (the first perNibble of them); an entry is rounded to an i32 local
+   * (`e`, `f`) and stored at `t` or `u` + n (the second group's 16 bytes further).
+   */
+  interface Form {
+    readonly lanes: 1 | 2;
+    op(name: string): string;
+    c(x: number): string;
+    v(local: string): string;
+    /** Lane `i` of the local `local` as an f64. */
+    lane(local: string, i: number): string;
+    loads: string[];
+    round(x: string): string;
+    convert(local: string): string;
+    store(at: string, n: number, local: string): string[];
   }
+  const one: Form = {
+    lanes: 1,
+    op: (o) => `f64.${o}`,
+    c: f64,
+    v: (l) => l,
+    lane: (l) => get(l),
+    loads: ['a', 'b', 'c', 'd'].slice(0, perNibble).map((l, k) => set(l, q(k))),
+    // roundEntry(): (x + ½) truncated, at most 255 (x ≥ 0 and at most a little over 255 for a finite
+    // query; the saturating conversion never traps, whatever the query).
+    round: (x) => `(select ${i32(255)} (local.tee $entry (i32.trunc_sat_f64_s (f64.add ${x} ${f64(0.5)}))) (i32.gt_s ${get('entry')} ${i32(255)}))`,
+    convert: (l) => `(f64.convert_i32_s ${get(l)})`,
+    store: (at, n, l) => [`(i32.store8 offset=${n} ${get(at)} ${get(l)})`],
+  };
+  // The two groups' coordinates are perNibble apart: g's in lane 0, g + 1's in lane 1.
+  const loads2 =
+    perNibble === 1
+      ? [set('A', `(f64x2.promote_low_f32x4 (v128.load64_zero ${get('qp')}))`)]
+      : perNibble === 2
+        ? [set('V', `(v128.load ${get('qp')})`), set('A', pick(get('V'), get('V'), 0, 2)), set('B', pick(get('V'), get('V'), 1, 3))]
+        : [set('V', `(v128.load ${get('qp')})`), set('W', `(v128.load offset=16 ${get('qp')})`), ...['A', 'B', 'C', 'D'].map((l, i) => set(l, pick(get('V'), get('W'), i, i)))];
+  const two: Form = {
+    lanes: 2,
+    op: (o) => `f64x2.${o}`,
+    c: (x) => `(v128.const f64x2 ${x} ${x})`,
+    v: (l) => l.toUpperCase(),
+    lane: (l, i) => `(f64x2.extract_lane ${i} ${get(l.toUpperCase())})`,
+    loads: loads2,
+    // Both lanes' entries as i32 lanes 0 and 1 (2 and 3 zero): their low bytes are bytes 0 and 4.
+    round: (x) => `(i32x4.min_s (i32x4.trunc_sat_f64x2_s_zero (f64x2.add ${x} (v128.const f64x2 0.5 0.5))) (v128.const i32x4 255 255 255 255))`,
+    convert: (l) => `(f64x2.convert_low_i32x4_s ${get(l.toUpperCase())})`,
+    store: (at, n, l) => [`(v128.store8_lane offset=${n} 0 ${get(at)} ${get(l.toUpperCase())})`, `(v128.store8_lane offset=${n + 16} 4 ${get(at)} ${get(l.toUpperCase())})`],
+  };
+  // The halves of a nibble: low[j] for n & 3, high[j] for n >> 2 (halves() of writeTables).
+  const halves = (f: Form): string[] => {
+    const at = (l: string) => get(f.v(l));
+    const out = [...f.loads];
+    if (bits === 4) {
+      for (let j = 0; j < 4; j++) out.push(set(f.v(`l${j}`), `(${f.op('mul')} ${f.c(j - 7.5)} ${at('a')})`), set(f.v(`h${j}`), `(${f.op('mul')} ${f.c(4 * j)} ${at('a')})`));
+    } else if (bits === 2) {
+      for (let j = 0; j < 4; j++) out.push(set(f.v(`l${j}`), `(${f.op('mul')} ${f.c(j - 1.5)} ${at('a')})`), set(f.v(`h${j}`), `(${f.op('mul')} ${f.c(j - 1.5)} ${at('b')})`));
+    } else {
+      for (const l of ['a', 'b', 'c', 'd']) out.push(set(f.v(l), `(${f.op('div')} ${at(l)} ${f.c(2)})`));
+      const sign = (on: boolean, l: string): string => (on ? at(l) : `(${f.op('neg')} ${at(l)})`);
+      for (let j = 0; j < 4; j++) {
+        out.push(set(f.v(`l${j}`), `(${f.op('add')} ${sign((j & 1) !== 0, 'a')} ${sign((j & 2) !== 0, 'b')})`));
+        out.push(set(f.v(`h${j}`), `(${f.op('add')} ${sign((j & 1) !== 0, 'c')} ${sign((j & 2) !== 0, 'd')})`));
+      }
+    }
+    return out;
+  };
   // Math.min and Math.max of four, as f64.min and f64.max give them (−0 below +0 in both).
-  const four = (op: string, v: string): string => `(${op} (${op} (${op} ${get(`${v}0`)} ${get(`${v}1`)}) ${get(`${v}2`)}) ${get(`${v}3`)})`;
-  const least = set('lo', `(f64.add ${four('f64.min', 'l')} ${four('f64.min', 'h')})`);
-  const least2 = set('LO', `(f64x2.add ${four('f64x2.min', 'L')} ${four('f64x2.min', 'H')})`);
-  const span = `(f64.sub (f64.add ${four('f64.max', 'l')} ${four('f64.max', 'h')}) (f64.add ${four('f64.min', 'l')} ${four('f64.min', 'h')}))`;
-  const span2 = `(f64x2.sub (f64x2.add ${four('f64x2.max', 'L')} ${four('f64x2.max', 'H')}) (f64x2.add ${four('f64x2.min', 'L')} ${four('f64x2.min', 'H')}))`;
-  // roundEntry(): (x + ½) truncated, at most 255 (x ≥ 0 and at most a little over 255 for a finite
-  // query; the saturating conversion never traps, whatever the query).
-  const roundEntry = (x: string): string => `(select ${i32(255)} (local.tee $entry (i32.trunc_sat_f64_s (f64.add ${x} ${f64(0.5)}))) (i32.gt_s ${get('entry')} ${i32(255)}))`;
-  // Both lanes' entries as i32 lanes 0 and 1 (2 and 3 zero): their low bytes are bytes 0 and 4.
-  const roundEntry2 = (x: string): string => `(i32x4.min_s (i32x4.trunc_sat_f64x2_s_zero (f64x2.add ${x} ${splat(0.5)})) (v128.const i32x4 255 255 255 255))`;
-  const store2 = (at: string, n: number, v: string): string[] => [`(v128.store8_lane offset=${n} 0 ${get(at)} ${v})`, `(v128.store8_lane offset=${n + 16} 4 ${get(at)} ${v})`];
-  /** The steps of each pair of groups, then of an odd last group. */
-  const loop = (label: string, pair: string[], single: string[]): string[] => [
+  const four = (f: Form, op: string, l: string): string =>
+    `(${f.op(op)} (${f.op(op)} (${f.op(op)} ${get(f.v(`${l}0`))} ${get(f.v(`${l}1`))}) ${get(f.v(`${l}2`))}) ${get(f.v(`${l}3`))})`;
+  const least = (f: Form): string => set(f.v('lo'), `(${f.op('add')} ${four(f, 'min', 'l')} ${four(f, 'min', 'h')})`);
+  const span = (f: Form): string => `(${f.op('sub')} (${f.op('add')} ${four(f, 'max', 'l')} ${four(f, 'max', 'h')}) (${f.op('add')} ${four(f, 'min', 'l')} ${four(f, 'min', 'h')}))`;
+  /** The steps of each pair of groups (`two`), then of an odd last group (`one`). */
+  const loop = (label: string, body: (f: Form) => string[]): string[] => [
     set('g', i32(0)),
     set('qp', get('q')),
     `(block $${label}Done`,
     `(loop $${label}`,
     `(br_if $${label}Done (i32.gt_u (i32.add ${get('g')} ${i32(2)}) ${get('G')}))`,
-    ...halves2,
-    ...pair,
+    ...halves(two),
+    ...body(two),
     set('qp', `(i32.add ${get('qp')} ${i32(8 * perNibble)})`),
     set('g', `(i32.add ${get('g')} ${i32(2)})`),
     `(br $${label})))`,
     `(if (i32.lt_u ${get('g')} ${get('G')}) (then`,
-    ...halves,
-    ...single,
+    ...halves(one),
+    ...body(one),
     '))',
   ];
-  const entries = (withFine: boolean): string[] => {
+  const entries = (f: Form, withFine: boolean): string[] => {
+    const at = (l: string) => get(f.v(l));
     const out: string[] = [];
     for (let n = 0; n < 16; n++) {
       out.push(
-        set('x', `(f64.add ${get(`l${n & 3}`)} ${get(`h${n >> 2}`)})`),
-        set('e', roundEntry(`(f64.mul (f64.sub ${get('x')} ${get('lo')}) ${get('inv')})`)),
-        `(i32.store8 offset=${n} ${get('t')} ${get('e')})`,
+        set(f.v('x'), `(${f.op('add')} ${at(`l${n & 3}`)} ${at(`h${n >> 2}`)})`),
+        set(f.v('e'), f.round(`(${f.op('mul')} (${f.op('sub')} ${at('x')} ${at('lo')}) ${at('inv')})`)),
+        ...f.store('t', n, 'e'),
       );
       if (withFine) {
-        out.push(
-          `(i32.store8 offset=${n} ${get('u')} ${roundEntry(`(f64.mul (f64.add (f64.sub ${get('x')} (f64.add ${get('lo')} (f64.mul ${get('delta')} (f64.convert_i32_s ${get('e')})))) ${get('shift')}) ${get('inv2')})`)})`,
-        );
-      }
-    }
-    return out;
-  };
-  const entries2 = (withFine: boolean): string[] => {
-    const out: string[] = [];
-    for (let n = 0; n < 16; n++) {
-      out.push(set('X', `(f64x2.add ${get(`L${n & 3}`)} ${get(`H${n >> 2}`)})`), set('E', roundEntry2(`(f64x2.mul (f64x2.sub ${get('X')} ${get('LO')}) ${get('INV')})`)), ...store2('t', n, get('E')));
-      if (withFine) {
-        const fine = roundEntry2(`(f64x2.mul (f64x2.add (f64x2.sub ${get('X')} (f64x2.add ${get('LO')} (f64x2.mul ${get('DELTA')} (f64x2.convert_low_i32x4_s ${get('E')})))) ${get('SHIFT')}) ${get('INV2')})`);
-        out.push(set('F', fine), ...store2('u', n, get('F')));
+        const fine = `(${f.op('mul')} (${f.op('add')} (${f.op('sub')} ${at('x')} (${f.op('add')} ${at('lo')} (${f.op('mul')} ${at('delta')} ${f.convert('e')}))) ${at('shift')}) ${at('inv2')})`;
+        out.push(set(f.v('f'), f.round(fine)), ...f.store('u', n, 'f'));
       }
     }
     return out;
   };
   const place = [set('t', `(i32.add ${get('coarse')} (i32.shl ${get('g')} ${i32(4)}))`), set('u', `(i32.add ${get('fine')} (i32.shl ${get('g')} ${i32(4)}))`)];
-  const tables = (withFine: boolean): string[] =>
-    loop(
-      withFine ? 'both' : 'coarse',
-      [least2, set('bias', `(f64.add (f64.add ${get('bias')} (f64x2.extract_lane 0 ${get('LO')})) (f64x2.extract_lane 1 ${get('LO')}))`), ...place, ...entries2(withFine)],
-      [least, set('bias', `(f64.add ${get('bias')} ${get('lo')})`), ...place, ...entries(withFine)],
-    );
+  // Σ min_g group by group: lane 0, then lane 1.
+  const addBias = (f: Form): string => set('bias', f.lanes === 1 ? `(f64.add ${get('bias')} ${f.lane('lo', 0)})` : `(f64.add (f64.add ${get('bias')} ${f.lane('lo', 0)}) ${f.lane('lo', 1)})`);
+  const tables = (withFine: boolean): string[] => loop(withFine ? 'both' : 'coarse', (f) => [least(f), addBias(f), ...place, ...entries(f, withFine)]);
   const up = (x: string): string => {
     const f = `(f32.demote_f64 ${x})`;
     return `(if (result f64) (f64.ge (f64.promote_f32 ${f}) ${x}) (then (f64.promote_f32 ${f})) (else (f64.promote_f32 (f32.reinterpret_i32 (i32.add (i32.reinterpret_f32 ${f}) ${i32(1)})))))`;
   };
   const positive = (x: string, then: string): string => `(if (result f64) (f64.gt ${get(x)} ${f64(0)}) (then ${then}) (else ${f64(0)}))`;
-  const locals = ['g', 't', 'u', 'qp', 'entry', 'e'].map((l) => `(local $${l} i32)`).join(' ');
-  const floats = ['a', 'b', 'c', 'd', 'l0', 'l1', 'l2', 'l3', 'h0', 'h1', 'h2', 'h3', 'x', 'lo', 'widest', 'delta', 'inv', 'shift', 'delta2', 'inv2', 'bias']
-    .map((l) => `(local $${l} f64)`)
-    .join(' ');
-  const vectors = ['V', 'W', 'A', 'B', 'C', 'D', 'L0', 'L1', 'L2', 'L3', 'H0', 'H1', 'H2', 'H3', 'X', 'E', 'F', 'LO', 'WIDEST', 'DELTA', 'INV', 'SHIFT', 'INV2']
-    .map((l) => `(local $${l} v128)`)
-    .join(' ');
+  const locals = ['g', 't', 'u', 'qp', 'entry', 'e', 'f'].map((l) => `(local $${l} i32)`).join(' ');
+  // The f64 locals of one group; the same names upper-case are the v128 locals of two (and V, W their loads).
+  const grouped = ['a', 'b', 'c', 'd', 'l0', 'l1', 'l2', 'l3', 'h0', 'h1', 'h2', 'h3', 'x', 'lo', 'widest', 'delta', 'inv', 'shift', 'inv2'];
+  const floats = [...grouped, 'delta2', 'bias'].map((l) => `(local $${l} f64)`).join(' ');
+  const vectors = [...grouped.map((l) => l.toUpperCase()), 'E', 'F', 'V', 'W'].map((l) => `(local $${l} v128)`).join(' ');
   return [
     `(func $${name} (export "${name}") (param $q i32) (param $G i32) (param $coarse i32) (param $fine i32) (param $withFine i32) (param $out i32)`,
     locals,
     floats,
     vectors,
-    ...loop('spans', [set('WIDEST', `(f64x2.max ${get('WIDEST')} ${span2})`)], [set('widest', `(f64.max ${get('widest')} ${span})`)]),
-    set('widest', `(f64.max ${get('widest')} (f64.max (f64x2.extract_lane 0 ${get('WIDEST')}) (f64x2.extract_lane 1 ${get('WIDEST')})))`),
+    ...loop('spans', (f) => [set(f.v('widest'), `(${f.op('max')} ${get(f.v('widest'))} ${span(f)})`)]),
+    set('widest', `(f64.max ${get('widest')} (f64.max ${two.lane('widest', 0)} ${two.lane('widest', 1)}))`),
     set('delta', positive('widest', up(`(f64.div ${get('widest')} ${f64(255)})`))),
     set('inv', positive('delta', `(f64.div ${f64(1)} ${get('delta')})`)),
     set('shift', up(`(f64.mul ${get('delta')} ${f64(0.5 + 2 ** -20)})`)),
     set('delta2', positive('shift', up(`(f64.div (f64.mul ${f64(2)} ${get('shift')}) ${f64(255)})`))),
     set('inv2', positive('delta2', `(f64.div ${f64(1)} ${get('delta2')})`)),
-    set('DELTA', `(f64x2.splat ${get('delta')})`),
-    set('INV', `(f64x2.splat ${get('inv')})`),
-    set('SHIFT', `(f64x2.splat ${get('shift')})`),
-    set('INV2', `(f64x2.splat ${get('inv2')})`),
+    ...['delta', 'inv', 'shift', 'inv2'].map((l) => set(l.toUpperCase(), `(f64x2.splat ${get(l)})`)),
     `(if ${get('withFine')} (then`,
     ...tables(true),
     ') (else',
