@@ -12,25 +12,25 @@ import { movedScore, scoreShift, skipBelow, type ScoreShift } from './bounds.js'
 import { SketchTable, bitsHash, sameBits, signSketch } from './sketch.js';
 import { SeenIds } from './seen-ids.js';
 import { Presence, idHash } from './presence.js';
-import { SpareBuffers } from './spare-buffers.js';
+import { BlockSlab } from './block-slab.js';
 
 /** The shortest pool buffer; lengths are powers of two from there. */
 const POOL_MIN_LENGTH = 16;
 
 /**
- * A pool's members: slots, and their scores under the entry's query, in buffers taken from `spares`,
+ * A pool's members: slots, and their scores under the entry's query, in blocks of `slab`,
  * with room for `n`. Pools vary in size from search to search (their depth follows each query's scores), so
  * their buffers are rounded up to a power of two: a dropped entry's then almost always fit the next
  * one (rounded to multiples of 16, most took a new buffer on the 10k cache bench).
  */
-function poolArrays(n: number, spares: SpareBuffers): { slots: Int32Array; scores: Float32Array } {
+function poolArrays(n: number, slab: BlockSlab): { slots: Int32Array; scores: Float32Array } {
   const length = Math.max(POOL_MIN_LENGTH, 2 ** Math.ceil(Math.log2(Math.max(1, n))));
-  return { slots: new Int32Array(spares.take(4 * length), 0, length), scores: new Float32Array(spares.take(4 * length), 0, length) };
+  return { slots: slab.int32(length), scores: slab.float32(length) };
 }
 
 /** The first `n` entries of `top` (after sortBestFirst), or of a pool, as an entry keeps them. */
-function membersOf(top: { copyTo(n: number, slots: Int32Array, scores: Float32Array): void }, n: number, spares: SpareBuffers): { slots: Int32Array; scores: Float32Array } {
-  const out = poolArrays(n, spares);
+function membersOf(top: { copyTo(n: number, slots: Int32Array, scores: Float32Array): void }, n: number, slab: BlockSlab): { slots: Int32Array; scores: Float32Array } {
+  const out = poolArrays(n, slab);
   top.copyTo(n, out.slots, out.scores);
   return out;
 }
@@ -38,14 +38,9 @@ function membersOf(top: { copyTo(n: number, slots: Int32Array, scores: Float32Ar
 /** The members of an empty pool. */
 const NO_MEMBERS = { copyTo: (): void => undefined };
 
-/** Bytes an entry's kernel form holds of its own: an int8 code's; a float form is the entry's scan vector, counted with it. */
-function kernelBytes(kernel: KernelForm | undefined): number {
-  return kernel?.kind === 'int8' ? kernel.code.byteLength : 0;
-}
-
-/** A copy of `v` in a buffer of `spares`. */
-function copyOf(v: Float32Array, spares: SpareBuffers): Float32Array {
-  const out = new Float32Array(spares.take(v.byteLength));
+/** A copy of `v` in a block of `slab`. */
+function copyOf(v: Float32Array, slab: BlockSlab): Float32Array {
+  const out = slab.float32(v.length);
   out.set(v);
   return out;
 }
@@ -236,10 +231,14 @@ const HOT_OVERHEAD = 96;
  */
 const HOT_PRESENCE_BYTES_PER_BUCKET = 64;
 const HOT_PRESENCE_MAX = 32768;
-/** Spare buffers kept of each length: a dropped entry's (a pool takes two of one length), for the next entry (spare-buffers.ts). */
-const SPARES_PER_LENGTH = 4;
-/** Share of the byte budget spare buffers may take. */
-const SPARES_SHARE = 1 / 16;
+/**
+ * The slab's chunk (block-slab.ts): this share of the byte budget, a power of two within the limits.
+ * It holds one spare chunk, counted against the budget, so a chunk is a small part of it; a query
+ * copy larger than a chunk gets a buffer of its own.
+ */
+const SLAB_CHUNK_SHARE = 1 / 16;
+const SLAB_CHUNK_MIN = 16;
+const SLAB_CHUNK_MAX = 256 * 1024;
 /** The ids remembered as read (seen-ids.ts), for vectors: one slot per this many bytes of budget, at most the limit. */
 const SEEN_BYTES_PER_SLOT = 256;
 const SEEN_SLOTS_MAX = 4096;
@@ -282,13 +281,15 @@ export class LookasideCache<A> {
   private scratchPicked = new Int32Array(0);
   private scratchScores = new Float32Array(0);
   private readonly tops: [TopK | undefined, TopK | undefined, TopK | undefined] = [undefined, undefined, undefined];
-  private readonly spares: SpareBuffers;
+  /** Where entries keep their arrays: query copies, kernel codes, pools. */
+  private readonly slab: BlockSlab;
   /** Candidates whose full vectors searches read, and results whose documents and texts they read. */
   private readonly seenVectors: SeenIds;
   private readonly seenRecords: SeenIds;
 
   constructor(private readonly settings: CacheSettings) {
-    this.spares = new SpareBuffers(SPARES_PER_LENGTH, settings.bytes * SPARES_SHARE);
+    const chunk = Math.min(SLAB_CHUNK_MAX, Math.max(SLAB_CHUNK_MIN, settings.bytes * SLAB_CHUNK_SHARE));
+    this.slab = new BlockSlab(2 ** Math.floor(Math.log2(chunk)));
     this.seenVectors = new SeenIds(seenSlots(settings.bytes, false));
     this.seenRecords = new SeenIds(seenSlots(settings.bytes, true));
     const buckets = Math.min(HOT_PRESENCE_MAX, settings.bytes / HOT_PRESENCE_BYTES_PER_BUCKET);
@@ -307,9 +308,21 @@ export class LookasideCache<A> {
 
   /** Bytes held, counted afresh (the running count `stats().bytes` must equal it; tests check). */
   recount(): number {
-    let total = this.bytesBesideEntries();
-    for (const entry of this.entries.keys()) total += this.bytesOf(entry);
+    // The slab's spare bytes afresh too: its chunks less the blocks entries hold, so that a block no
+    // entry holds (never given back) shows as a difference.
+    let total = this.bytesBesideEntries() - this.slab.spareBytes + this.slab.chunksHeld * this.slab.chunkBytes;
+    for (const entry of this.entries.keys()) {
+      total += this.bytesOf(entry);
+      for (const view of this.blocksOf(entry)) if (this.slab.owns(view)) total -= this.slab.blockBytes(view);
+    }
     return total;
+  }
+
+  /** The arrays `entry` keeps in the slab, or in buffers of their own. */
+  private blocksOf(entry: CacheEntry<A>): (Float32Array | Int32Array | Int8Array)[] {
+    const views: (Float32Array | Int32Array | Int8Array)[] = [entry.query, entry.scan.vector, entry.slots, entry.scores];
+    if (entry.kernel?.kind === 'int8') views.push(entry.kernel.code);
+    return views;
   }
 
   stats(): CacheStats {
@@ -354,7 +367,7 @@ export class LookasideCache<A> {
     this.hotIds.clear();
     this.vectors?.clear();
     // The stored space changed: buffers of its old dimensions would not fit again.
-    this.spares.clear();
+    this.slab.clear();
     this.hotBytes = 0;
     this.reaches.clear();
     this.lastReachKey = undefined;
@@ -507,7 +520,7 @@ export class LookasideCache<A> {
 
   /** The pool of an entry that vouches for nothing beyond its own answer: empty, every vector possibly above it. */
   private noPool(): { slots: Int32Array; scores: Float32Array; size: number; bound: number; lastCandidate: number; scope: undefined } {
-    const { slots, scores } = membersOf(NO_MEMBERS, 0, this.spares);
+    const { slots, scores } = membersOf(NO_MEMBERS, 0, this.slab);
     return { slots, scores, size: 0, bound: Infinity, lastCandidate: Infinity, scope: undefined };
   }
 
@@ -521,17 +534,17 @@ export class LookasideCache<A> {
     const hash = hashOf(q);
     const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (old !== undefined) this.dropEntry(old, false);
-    const scanVector = copyOf(scan.vector, this.spares);
+    const scanVector = copyOf(scan.vector, this.slab);
     const entry: CacheEntry<A> = {
       key: q.key,
-      query: copyOf(q.query, this.spares),
+      query: copyOf(q.query, this.slab),
       hash,
       scan: { vector: scanVector, metric: scan.metric, int8Query: scan.int8Query },
       // Made now from the search's own scan query, whose int8 code the scan has just made (the index
       // keeps the last encoding, so this is a copy): made at a near try instead, it was encoded again
       // from cold memory (18 µs of a 10k near hit's lookup, timed in the stream on a slow afternoon)
       // and pushed the new query's code out of that one-code memory, which then was encoded again too.
-      kernel: near ? this.kernelOf(index, scan, scanVector) : undefined,
+      kernel: near ? this.kernelOf(index, scan, scanVector, true) : undefined,
       filter: q.filter,
       index,
       scope: pool.scope,
@@ -577,12 +590,12 @@ export class LookasideCache<A> {
     if (pool.overflowed) {
       // It holds the best poolRoom() + 1 > wanted + 1.
       pool.sortBestFirst(wanted + 1);
-      const { slots, scores } = membersOf(pool, wanted, this.spares);
+      const { slots, scores } = membersOf(pool, wanted, this.slab);
       result = { slots, scores, size: wanted, bound: pool.scoreAt(wanted) };
       reach = pool.spread > 0 ? (lastCandidate - pool.scoreAt(wanted - 1)) / pool.spread : Infinity;
     } else {
       const size = pool.sortBestFirst(0);
-      const { slots, scores } = membersOf(pool, size, this.spares);
+      const { slots, scores } = membersOf(pool, size, this.slab);
       result = { slots, scores, size, bound: pool.passedOver ? pool.line : -Infinity };
       const beyond = size - Math.min(q.candidates, size);
       // Scores near the line are about evenly spread, so the count beyond the candidates grows with
@@ -763,19 +776,21 @@ export class LookasideCache<A> {
   /** The kernel form of `entry`'s query, made now if not yet (its index must be the one searched now). */
   private kernelOfEntry(entry: CacheEntry<A>): KernelForm {
     if (entry.kernel === undefined) {
-      entry.kernel = this.kernelOf(entry.index, entry.scan, entry.scan.vector);
-      if (this.entries.has(entry)) this.entryBytes += kernelBytes(entry.kernel);
+      // An entry no longer held would never give a block of the slab back: its code gets a buffer of its own.
+      const held = this.entries.has(entry);
+      entry.kernel = this.kernelOf(entry.index, entry.scan, entry.scan.vector, held);
+      if (held) this.entryBytes += this.kernelBytes(entry.kernel);
     }
     return entry.kernel;
   }
 
-  /** The kernel form of `scan` to keep in an entry: an int8 code in a spare buffer; a float query's is the entry's copy of the scan vector, `vector`. */
-  private kernelOf(index: VectorIndex, scan: ScanQuery, vector: Float32Array): KernelForm {
+  /** The kernel form of `scan` to keep in an entry: an int8 code in a block of the slab (`inSlab`) or a buffer of its own; a float query's is the entry's copy of the scan vector, `vector`. */
+  private kernelOf(index: VectorIndex, scan: ScanQuery, vector: Float32Array, inSlab: boolean): KernelForm {
     if (!scan.int8Query) return { kind: 'float', vector };
-    const into = new Int8Array(this.spares.take(vector.length));
+    const into = inSlab ? this.slab.int8(vector.length) : new Int8Array(vector.length);
     const form = index.kernelForm(scan, into);
     if (form.kind === 'float') {
-      this.spares.give(into.buffer as ArrayBuffer);
+      if (inSlab) this.slab.give(into);
       return { kind: 'float', vector };
     }
     return form;
@@ -852,7 +867,7 @@ export class LookasideCache<A> {
 
   private addSlot(entry: CacheEntry<A>, slot: number): void {
     if (entry.size === entry.slots.length) {
-      const grown = poolArrays(2 * entry.slots.length, this.spares);
+      const grown = poolArrays(2 * entry.slots.length, this.slab);
       grown.slots.set(entry.slots);
       grown.scores.set(entry.scores);
       this.givePool(entry);
@@ -871,7 +886,7 @@ export class LookasideCache<A> {
     // The best `keep` and the best one dropped after them, in order.
     const count = top.sortBestFirst(entry.keep + 1);
     const kept = Math.min(entry.keep, count);
-    const members = membersOf(top, kept, this.spares);
+    const members = membersOf(top, kept, this.slab);
     if (count > kept) entry.bound = Math.max(entry.bound, top.scoreAt(kept));
     this.givePool(entry);
     entry.slots = members.slots;
@@ -988,10 +1003,10 @@ export class LookasideCache<A> {
     return top;
   }
 
-  /** Gives the buffers of `entry`'s pool back to the spares. */
+  /** Gives the blocks of `entry`'s pool back to the slab. */
   private givePool(entry: CacheEntry<A>): void {
-    this.spares.give(entry.slots.buffer as ArrayBuffer);
-    this.spares.give(entry.scores.buffer as ArrayBuffer);
+    this.slab.give(entry.slots);
+    this.slab.give(entry.scores);
   }
 
   private use(entry: CacheEntry<A>): void {
@@ -999,8 +1014,14 @@ export class LookasideCache<A> {
     this.entries.set(entry, true);
   }
 
+  /** Bytes an entry's kernel form holds of its own: an int8 code's block; a float form is the entry's scan vector, counted with it. */
+  private kernelBytes(kernel: KernelForm | undefined): number {
+    return kernel?.kind === 'int8' ? this.slab.blockBytes(kernel.code) : 0;
+  }
+
   private bytesOf(entry: CacheEntry<A>): number {
-    return ENTRY_OVERHEAD + entry.slots.buffer.byteLength + entry.scores.buffer.byteLength + 2 * entry.query.byteLength + kernelBytes(entry.kernel) + 4 * Math.ceil(entry.scan.vector.length / 32) + entry.answerBytes;
+    const slab = this.slab;
+    return ENTRY_OVERHEAD + slab.blockBytes(entry.slots) + slab.blockBytes(entry.scores) + slab.blockBytes(entry.query) + slab.blockBytes(entry.scan.vector) + this.kernelBytes(entry.kernel) + 4 * Math.ceil(entry.scan.vector.length / 32) + entry.answerBytes;
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
@@ -1008,10 +1029,7 @@ export class LookasideCache<A> {
     if (eviction) this.counts.evictions++;
     this.entryBytes -= this.bytesOf(entry);
     // Nothing outside the cache holds a view of these (a search holding the entry only hands it back to answered()).
-    this.spares.give(entry.query.buffer as ArrayBuffer);
-    this.spares.give(entry.scan.vector.buffer as ArrayBuffer);
-    if (entry.kernel?.kind === 'int8') this.spares.give(entry.kernel.code.buffer as ArrayBuffer);
-    this.givePool(entry);
+    for (const view of this.blocksOf(entry)) this.slab.give(view);
     const sameHash = this.byHash.get(entry.hash);
     if (sameHash !== undefined) {
       const at = sameHash.indexOf(entry);
@@ -1027,9 +1045,9 @@ export class LookasideCache<A> {
     return this.entryBytes + this.bytesBesideEntries();
   }
 
-  /** Hot records and vectors, spare buffers, the tables of ids read and of ids hot. */
+  /** Hot records and vectors, the slab's free blocks, the tables of ids read and of ids hot. */
   private bytesBesideEntries(): number {
-    return this.hotBytes + (this.vectors?.bytes ?? 0) + (this.vectors?.presenceBytes ?? 0) + this.spares.bytes + this.seenVectors.bytes + this.seenRecords.bytes + this.hotIds.bytes;
+    return this.hotBytes + (this.vectors?.bytes ?? 0) + (this.vectors?.presenceBytes ?? 0) + this.slab.spareBytes + this.seenVectors.bytes + this.seenRecords.bytes + this.hotIds.bytes;
   }
 
   /** Evicts least recently used entries and hot records until within the budgets. */
@@ -1042,7 +1060,8 @@ export class LookasideCache<A> {
         this.counts.evictions++;
       } else if (this.entries.size > 0) {
         this.dropEntry(this.entries.keys().next().value!, true);
-      } else {
+      } else if (!this.slab.dropSpare()) {
+        // Whole free chunks go last: kept, the next entries reuse them (let go, they were made again).
         break;
       }
     }

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { BlockSlab } from '../src/cache/block-slab.js';
+
+type View = Float32Array | Int32Array | Int8Array;
+
+function takeOf(slab: BlockSlab, kind: 'float32' | 'int32' | 'int8', length: number): View {
+  return kind === 'float32' ? slab.float32(length) : kind === 'int32' ? slab.int32(length) : slab.int8(length);
+}
+
+/** Fills `view`'s bytes with a pattern of `tag`, so that a block handed out twice shows. */
+function stamp(view: View, tag: number): void {
+  new Uint8Array(view.buffer, view.byteOffset, view.byteLength).fill(tag & 0xff);
+}
+
+function stamped(view: View, tag: number): boolean {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength).every((b) => b === (tag & 0xff));
+}
+
+test('block slab: blocks are powers of two from 16 bytes, aligned, and counted as such', () => {
+  const slab = new BlockSlab(4096);
+  const a = slab.float32(5);
+  assert.equal(a.length, 5);
+  assert.equal(slab.blockBytes(a), 32, '20 bytes take a block of 32');
+  const b = slab.int8(1);
+  assert.equal(slab.blockBytes(b), 16, 'the least block is 16 bytes');
+  const c = slab.int32(512);
+  assert.equal(slab.blockBytes(c), 2048);
+  for (const v of [a, b, c]) assert.equal(v.byteOffset % 16, 0);
+  assert.equal(slab.chunksHeld, 1);
+  assert.equal(slab.spareBytes, 4096 - 32 - 16 - 2048);
+});
+
+test('block slab: a block given back joins its buddy, and a chunk whose blocks are all back is whole again', () => {
+  const slab = new BlockSlab(1024);
+  const halves = [slab.int8(512), slab.int8(512)];
+  assert.equal(slab.chunksHeld, 1);
+  const quarter = slab.int8(256);
+  assert.equal(slab.chunksHeld, 2, 'a full chunk sends the next block to a new one');
+  slab.give(halves[0]!);
+  slab.give(halves[1]!);
+  // The first chunk is whole and free, the second holds `quarter`: both kept (one spare).
+  assert.equal(slab.chunksHeld, 2);
+  assert.equal(slab.spareBytes, 2048 - 256);
+  const whole = slab.int8(1024);
+  assert.equal(slab.blockBytes(whole), 1024, 'the two halves were joined into a block of the whole chunk');
+  assert.equal(slab.chunksHeld, 2);
+  slab.give(quarter);
+  slab.give(whole);
+  assert.equal(slab.chunksHeld, 2, 'whole free chunks are kept until the owner needs the room');
+  assert.equal(slab.spareBytes, 2048);
+  assert.equal(slab.dropSpare(), true);
+  assert.equal(slab.chunksHeld, 0);
+});
+
+test('block slab: a request larger than a chunk gets a buffer of its own, counted at its length', () => {
+  const slab = new BlockSlab(256);
+  const big = slab.float32(100);
+  assert.equal(big.byteOffset, 0);
+  assert.equal(big.buffer.byteLength, 400);
+  assert.equal(slab.blockBytes(big), 400);
+  assert.equal(slab.chunksHeld, 0);
+  slab.give(big);
+  assert.equal(slab.spareBytes, 0, 'it is left to the collector, not kept');
+});
+
+test('block slab: chunk sizes must be powers of two from 16', () => {
+  for (const bad of [0, 8, 1000, -16, 1.5, NaN, 2 ** 31]) assert.throws(() => new BlockSlab(bad), RangeError);
+});
+
+test('block slab: clear() forgets every chunk', () => {
+  const slab = new BlockSlab(1024);
+  slab.float32(10);
+  slab.clear();
+  assert.equal(slab.chunksHeld, 0);
+  assert.equal(slab.spareBytes, 0);
+  assert.equal(slab.blockBytes(slab.int8(3)), 16);
+});
+
+test('block slab: any sequence of takes and gives hands out disjoint blocks, keeps their contents and counts its bytes', () => {
+  const op = fc.oneof(
+    fc.record({ take: fc.constantFrom('float32' as const, 'int32' as const, 'int8' as const), length: fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 700 })) }),
+    fc.record({ give: fc.nat() }),
+  );
+  fc.assert(
+    fc.property(fc.constantFrom(256, 512, 2048), fc.array(op, { maxLength: 300 }), (chunk, ops) => {
+      const slab = new BlockSlab(chunk);
+      const live: { view: View; tag: number }[] = [];
+      let tags = 0;
+      for (const o of ops) {
+        if ('take' in o) {
+          const view = takeOf(slab, o.take, o.length);
+          assert.equal(view.length, o.length);
+          assert.equal(view.byteOffset % 16, 0);
+          const tag = ++tags;
+          stamp(view, tag);
+          live.push({ view, tag });
+        } else if (live.length > 0) {
+          const [gone] = live.splice(o.give % live.length, 1);
+          assert.ok(stamped(gone!.view, gone!.tag), 'a live block was written by another');
+          slab.give(gone!.view);
+        }
+        let inSlab = 0;
+        for (const { view, tag } of live) {
+          assert.ok(stamped(view, tag), 'a live block was written by another');
+          if (view.buffer.byteLength === chunk) inSlab += slab.blockBytes(view);
+        }
+        assert.equal(slab.spareBytes, slab.chunksHeld * chunk - inSlab);
+        assert.ok(slab.spareBytes >= 0);
+      }
+      const held = slab.chunksHeld;
+      for (const { view } of live) slab.give(view);
+      assert.equal(slab.chunksHeld, held, 'giving back lets no chunk go');
+      assert.equal(slab.spareBytes, held * chunk);
+      assert.equal(slab.dropSpare(), held > 0);
+      assert.equal(slab.chunksHeld, 0, 'once everything is back, every chunk is whole and free');
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('block slab: dropSpare() lets whole free chunks go, and only those', () => {
+  const slab = new BlockSlab(64);
+  const a = slab.int8(64);
+  assert.equal(slab.dropSpare(), false, 'no chunk is free');
+  slab.give(a);
+  assert.equal(slab.chunksHeld, 1);
+  const b = slab.int8(16);
+  const kept = slab.int8(16);
+  slab.give(b);
+  assert.equal(slab.dropSpare(), false, 'a chunk with a live block stays');
+  slab.give(kept);
+  assert.equal(slab.dropSpare(), true);
+  assert.equal(slab.chunksHeld, 0);
+  assert.equal(slab.spareBytes, 0);
+  assert.equal(slab.dropSpare(), false);
+  const c = slab.int8(16);
+  assert.equal(slab.chunksHeld, 1, 'a new chunk for the next block');
+  assert.equal(slab.blockBytes(c), 16);
+});
