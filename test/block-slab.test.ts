@@ -29,7 +29,7 @@ test('block slab: blocks are powers of two from 16 bytes, aligned, and counted a
   assert.equal(slab.blockBytes(c), 2048);
   for (const v of [a, b, c]) assert.equal(v.byteOffset % 16, 0);
   assert.equal(slab.chunksHeld, 1);
-  assert.equal(slab.spareBytes, 4096 - 32 - 16 - 2048);
+  assert.equal(slab.spareBytes, 4096 + 4096 / 16 - 32 - 16 - 2048, 'free blocks and the marks, a byte per 16');
 });
 
 test('block slab: a block given back joins its buddy, and a chunk whose blocks are all back is whole again', () => {
@@ -42,14 +42,14 @@ test('block slab: a block given back joins its buddy, and a chunk whose blocks a
   slab.give(halves[1]!);
   // The first chunk is whole and free, the second holds `quarter`: both kept (one spare).
   assert.equal(slab.chunksHeld, 2);
-  assert.equal(slab.spareBytes, 2048 - 256);
+  assert.equal(slab.spareBytes, 2 * (1024 + 64) - 256);
   const whole = slab.int8(1024);
   assert.equal(slab.blockBytes(whole), 1024, 'the two halves were joined into a block of the whole chunk');
   assert.equal(slab.chunksHeld, 2);
   slab.give(quarter);
   slab.give(whole);
   assert.equal(slab.chunksHeld, 2, 'whole free chunks are kept until the owner needs the room');
-  assert.equal(slab.spareBytes, 2048);
+  assert.equal(slab.spareBytes, 2 * (1024 + 64));
   assert.equal(slab.dropSpare(), true);
   assert.equal(slab.chunksHeld, 0);
 });
@@ -106,13 +106,13 @@ test('block slab: any sequence of takes and gives hands out disjoint blocks, kee
           assert.ok(stamped(view, tag), 'a live block was written by another');
           if (view.buffer.byteLength === chunk) inSlab += slab.blockBytes(view);
         }
-        assert.equal(slab.spareBytes, slab.chunksHeld * chunk - inSlab);
+        assert.equal(slab.spareBytes, slab.chunksHeld * (chunk + chunk / 16) - inSlab);
         assert.ok(slab.spareBytes >= 0);
       }
       const held = slab.chunksHeld;
       for (const { view } of live) slab.give(view);
       assert.equal(slab.chunksHeld, held, 'giving back lets no chunk go');
-      assert.equal(slab.spareBytes, held * chunk);
+      assert.equal(slab.spareBytes, held * (chunk + chunk / 16));
       assert.equal(slab.dropSpare(), held > 0);
       assert.equal(slab.chunksHeld, 0, 'once everything is back, every chunk is whole and free');
     }),
@@ -138,4 +138,26 @@ test('block slab: dropSpare() lets whole free chunks go, and only those', () => 
   const c = slab.int8(16);
   assert.equal(slab.chunksHeld, 1, 'a new chunk for the next block');
   assert.equal(slab.blockBytes(c), 16);
+});
+
+test('block slab: the upper half of a pair that joined is not handed out on its own while the joined block is taken', () => {
+  const slab = new BlockSlab(256);
+  const r = slab.int8(32);
+  const x = slab.int8(32);
+  const a = slab.int8(32);
+  const b = slab.int8(32);
+  const c = slab.int8(64);
+  slab.give(r);
+  slab.give(b);
+  // `a` joins `b`, its upper half: the pair is one free block of 64 now, and `b` alone is not free.
+  slab.give(a);
+  const d = slab.int8(64);
+  stamp(d, 0xd);
+  const next = slab.int8(32);
+  stamp(next, 0xe);
+  assert.ok(stamped(d, 0xd), 'a block of 32 was handed out inside the block of 64 just taken');
+  assert.ok(stamped(next, 0xe));
+  for (const v of [x, c, d, next]) slab.give(v);
+  assert.equal(slab.dropSpare(), true);
+  assert.equal(slab.chunksHeld, 0);
 });

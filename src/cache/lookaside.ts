@@ -310,7 +310,7 @@ export class LookasideCache<A> {
   recount(): number {
     // The slab's spare bytes afresh too: its chunks less the blocks entries hold, so that a block no
     // entry holds (never given back) shows as a difference.
-    let total = this.bytesBesideEntries() - this.slab.spareBytes + this.slab.chunksHeld * this.slab.chunkBytes;
+    let total = this.bytesBesideEntries() - this.slab.spareBytes + this.slab.bytes;
     for (const entry of this.entries.keys()) {
       total += this.bytesOf(entry);
       for (const view of this.blocksOf(entry)) if (this.slab.owns(view)) total -= this.slab.blockBytes(view);
