@@ -233,8 +233,8 @@ const HOT_PRESENCE_BYTES_PER_BUCKET = 64;
 const HOT_PRESENCE_MAX = 32768;
 /**
  * The slab's chunk (block-slab.ts): this share of the byte budget, a power of two within the limits.
- * It holds one spare chunk, counted against the budget, so a chunk is a small part of it; a query
- * copy larger than a chunk gets a buffer of its own.
+ * Whole free chunks stay (counted against the budget) until trim() has nothing else to drop, so a
+ * chunk is a small part of the budget; a query copy larger than a chunk gets a buffer of its own.
  */
 const SLAB_CHUNK_SHARE = 1 / 16;
 const SLAB_CHUNK_MIN = 16;
