@@ -8,9 +8,12 @@ import {
   KERNEL_CODECS,
   KERNEL_METRICS,
   RQ_BITS,
+  RQ_DIM_STEP,
   kernels,
   referenceScan,
   referenceScanI8,
+  referenceScanI8CosineNormed,
+  int8CodeNorm,
   rqCodeBytes,
   rqPlaneBytes,
   type I8Metric,
@@ -146,8 +149,10 @@ async function benchInt8Query(dim: number, opts: Required<KernelBenchOptions>): 
   const codes = new Int8Array(stored.codes.buffer);
   const scales = stored.scales;
   const out = new Float32Array(n);
-  const ptrs = [q, codes, scales, out].map((a) => [place(k, a), a.byteLength] as const);
-  const [qPtr, codesPtr, scalesPtr, outPtr] = ptrs.map(([ptr]) => ptr) as [number, number, number, number];
+  // What a cosine store keeps beside its int8 codes (PageStore.cosineNorms).
+  const norms = Float32Array.from({ length: n }, (_, j) => int8CodeNorm(stored.codes, j * dim, dim));
+  const ptrs = [q, codes, scales, out, norms].map((a) => [place(k, a), a.byteLength] as const);
+  const [qPtr, codesPtr, scalesPtr, outPtr, normsPtr] = ptrs.map(([ptr]) => ptr) as [number, number, number, number, number];
   try {
     const metrics: readonly I8Metric[] = ['dot', 'cosine'];
     const cases = metrics.map(
@@ -158,6 +163,12 @@ async function benchInt8Query(dim: number, opts: Required<KernelBenchOptions>): 
         ts: () => referenceScanI8(metric, q, qScale, codes, scales, n, dim, out),
       }),
     );
+    cases.push({
+      codec: 'int8 (int8 query)',
+      metric: 'cosine, stored norms',
+      wasm: () => k.scanI8CosineNormed(qPtr, qScale, codesPtr, normsPtr, n, dim, outPtr),
+      ts: () => referenceScanI8CosineNormed(q, qScale, codes, norms, n, dim, out),
+    });
     return await measure(cases, dim, opts);
   } finally {
     for (const [ptr, bytes] of ptrs.reverse()) k.memory.free(ptr, bytes);
@@ -355,7 +366,8 @@ export async function runRqBench(options: RqBenchOptions = {}): Promise<RqBenchR
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const rows: RqBenchRow[] = [];
   for (const vectors of options.vectors ?? [1024, 50_000]) {
-    for (const dim of options.dims ?? [128, 512]) rows.push(...(await benchRq(dim, vectors, options.timeMs ?? 300)));
+    // Rotations pad to a multiple of RQ_DIM_STEP, as the tables' bench rounds its dims: 100 is measured as 128.
+    for (const requested of options.dims ?? [128, 512]) rows.push(...(await benchRq(Math.max(RQ_DIM_STEP, Math.ceil(requested / RQ_DIM_STEP) * RQ_DIM_STEP), vectors, options.timeMs ?? 300)));
   }
   write(formatRqTable(rows));
   return rows;

@@ -30,6 +30,7 @@ import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import { PageIndex, sortSlotsById } from './index/page-index.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
+import type { KernelMetric } from './kernels/index.js';
 import { ensureDurableDir, importMarkerPath, indexFilePath, refuseLostState, repairLogDir, statePath, walDir } from './store/files.js';
 import type { IndexDamage, IndexFile } from './store/index-file.js';
 import { ChangedRecords, NO_DOC } from './store/changed-records.js';
@@ -152,9 +153,9 @@ function sameRef(a: BlobRef | undefined, b: BlobRef | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && a.every((x, i) => x === b[i]));
 }
 
-/** A store's index: codes, and where each full-precision vector lives. */
-function newIndex(codec: Codec, dim: number): VectorIndex {
-  return new FlatIndex(codec, dim, true);
+/** A store's index: codes, and where each full-precision vector lives; `metric`, what its scans rank by (VectorSpace.kernelMetric). */
+function newIndex(codec: Codec, dim: number, metric: KernelMetric): VectorIndex {
+  return new FlatIndex(codec, dim, true, metric);
 }
 
 /** The arena option of a checkpoint's end, when it holds a well-formed one. */
@@ -238,7 +239,7 @@ export class MemStore {
     this.scorer = new ExactScorer(config.metric, config.dim);
     this.reads = new RecordReads(dir, config.dim, arena, vectors);
     // Before training the index holds the vectors themselves (float32), to fit PCA on.
-    this.index = this.space.trained ? newIndex(this.codec, this.space.storedDim) : newIndex(getCodec('f32'), config.dim);
+    this.index = this.space.trained ? newIndex(this.codec, this.space.storedDim, this.space.kernelMetric()) : newIndex(getCodec('f32'), config.dim, this.space.kernelMetric());
     this.cache = options.cache === false ? undefined : new LookasideCache<SearchHit[]>(options.cache);
     this.pipeline = new CommitPipeline<Mutation>(
       {
@@ -713,7 +714,8 @@ export class MemStore {
           return v;
         }),
       );
-      next = newIndex(this.codec, fitted.model.outDim);
+      // A projected store ranks by the dot product or l2, never cosine (VectorSpace.kernelMetric).
+      next = newIndex(this.codec, fitted.model.outDim, this.config.metric === 'l2' ? 'l2' : 'dot');
       const row = new Float32Array(this.config.dim);
       for (const id of buffer.allIds()) {
         buffer.decode(id, row);

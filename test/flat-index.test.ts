@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { getCodec } from '../src/codec/index.js';
 import { FlatIndex } from '../src/index/flat-index.js';
-import { INDEX_BLOCK_VECTORS, type ScanQuery } from '../src/scan/code-blocks.js';
+import { CodeBlocks, INDEX_BLOCK_VECTORS, type ScanQuery } from '../src/scan/code-blocks.js';
 import { ScorePool } from '../src/scan/score-pool.js';
 import { TopK } from '../src/scan/topk.js';
 import { rng } from '../src/random.js';
@@ -152,4 +153,53 @@ test('ScorePool: a reach >= 0 and a room >= 1 are required; the line is the k-th
   assert.equal(pool.passedOver, false);
   assert.equal(pool.line, -Infinity);
   assert.equal(pool.reach, 0);
+});
+
+test('CodeBlocks of a cosine store keep each int8 code\'s norm through puts, replacements, codes put as loaded and removals across blocks: every scan gives the scores of blocks that keep none, bit for bit', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ kind: fc.constantFrom('put', 'put', 'code', 'remove'), id: fc.nat({ max: 40 }), seed: fc.nat() }), { maxLength: 120 }),
+      (ops) => {
+        // Blocks of 8: removals move codes between blocks, and the last block goes when emptied.
+        const normed = new CodeBlocks(getCodec('int8'), DIM, 8, false, 'cosine');
+        const plain = new CodeBlocks(getCodec('int8'), DIM, 8, false);
+        try {
+          assert.equal(normed.cosineNorms, true);
+          assert.equal(plain.cosineNorms, false);
+          for (const { kind, id, seed } of ops) {
+            const random = rng(seed + 1);
+            const v = Float32Array.from({ length: DIM }, () => random() * 2 - 1);
+            if (kind === 'put') {
+              normed.put(`v${id}`, v);
+              plain.put(`v${id}`, v);
+            } else if (kind === 'code') {
+              const code = Uint8Array.from({ length: DIM }, () => Math.floor(random() * 255) - 127);
+              normed.putCode(`v${id}`, code, 0.5);
+              plain.putCode(`v${id}`, code, 0.5);
+            } else {
+              assert.equal(normed.remove(`v${id}`), plain.remove(`v${id}`));
+            }
+            const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, (_, i) => Math.cos(i + seed)), metric: 'cosine', int8Query: true };
+            const all = (blocks: CodeBlocks): Array<[string, number]> => {
+              const top = new TopK(Math.max(1, blocks.size));
+              blocks.scan(query, top);
+              return top.sorted().map(({ slot, score }) => [blocks.idAt(slot), score]);
+            };
+            assert.deepEqual(all(normed), all(plain));
+            // And each scan score is the one the gather kernel (which sums the norm) gives.
+            const slots = Int32Array.from({ length: normed.size }, (_, i) => i);
+            const gathered = new Float32Array(slots.length);
+            normed.scoreSlots(query, slots, slots.length, gathered);
+            const top = new TopK(Math.max(1, normed.size));
+            normed.scan(query, top);
+            for (const { slot, score } of top.sorted()) assert.equal(score, gathered[slot]);
+          }
+        } finally {
+          normed.free();
+          plain.free();
+        }
+      },
+    ),
+    { numRuns: 60, seed: 20261202 },
+  );
 });

@@ -13,6 +13,8 @@ import {
   kernels,
   referenceScan,
   referenceScanI8,
+  referenceScanI8CosineNormed,
+  int8CodeNorm,
   referenceSelectAtLeast,
   type KernelMetric,
 } from '../src/kernels/index.js';
@@ -422,6 +424,48 @@ describe('int8-query kernels', () => {
       }
     });
   }
+
+  /** scanI8CosineNormed over `codes` with the norms int8CodeNorm() gives them. */
+  function runNormed(q: Int8Array, qScale: number, codes: Int8Array, n: number, dim: number): Float32Array {
+    const bytes = new Uint8Array(codes.buffer, codes.byteOffset, n * dim);
+    const norms = Float32Array.from({ length: n }, (_, j) => int8CodeNorm(bytes, j * dim, dim));
+    return inWasm([q, codes, norms, new Float32Array(n)], (qPtr, cPtr, nPtr, oPtr) => {
+      k.scanI8CosineNormed(qPtr!, qScale, cPtr!, nPtr!, n, dim, oPtr!);
+      return k.memory.f32().slice(oPtr! >> 2, (oPtr! >> 2) + n);
+    });
+  }
+
+  it('cosine with stored norms gives every score of the summing kernel and of its reference, bit for bit', () => {
+    const rand = rng(11);
+    for (const dim of [16, 32, 48, 112, 384, 512]) {
+      for (const n of [1, 2, 3, 4, 5, 7, 33]) {
+        const q = int8Codes(1, dim, rand);
+        const qScale = 10 ** (rand() * 4 - 3);
+        const codes = int8Codes(n, dim, rand);
+        // A code of zeros among them: norm 0, score 0 in both.
+        if (n > 2) codes.fill(0, dim, 2 * dim);
+        const scales = randomScales(n, rand);
+        const summed = run('cosine', q, qScale, codes, scales, n, dim);
+        const normed = runNormed(q, qScale, codes, n, dim);
+        assert.deepEqual(normed, summed, `dim ${dim} n ${n}`);
+        const bytes = new Uint8Array(codes.buffer, codes.byteOffset, n * dim);
+        const expected = new Float32Array(n);
+        referenceScanI8CosineNormed(q, qScale, codes, Float32Array.from({ length: n }, (_, j) => int8CodeNorm(bytes, j * dim, dim)), n, dim, expected);
+        assert.deepEqual(normed, expected, `dim ${dim} n ${n}`);
+      }
+    }
+  });
+
+  it('cosine with stored norms matches at MAX_I8_DIM, where Σc² is rounded on its way to float32', () => {
+    const dim = MAX_I8_DIM;
+    const q = new Int8Array(dim).fill(-128);
+    const codes = new Int8Array(2 * dim).fill(-127);
+    codes.fill(113, dim);
+    const scales = new Float32Array(2).fill(1);
+    // 127² · 131056 is past 2^24: the conversion rounds, and the stored norm must round the same way.
+    assert.ok(127 * 127 * dim > 2 ** 24);
+    assert.deepEqual(runNormed(q, 1, codes, 2, dim), run('cosine', q, 1, codes, scales, 2, dim));
+  });
 
   it('does not overflow at MAX_I8_DIM, even with -128 bytes', () => {
     const dim = MAX_I8_DIM;

@@ -48,7 +48,7 @@ function filledPages(codec: Codec, pages: number, n: number, pageOf: (slot: numb
  * PageStore of `codec` at `dim`, checked against a model after every step: each slot's page, each
  * page's slots, and each code and scale as given (`codeOf(seed)` makes the code of a seed).
  */
-function agreesWithModel(codec: Codec, dim: number, codeOf: (seed: number) => { code: Uint8Array; scale: number }, runs: number): void {
+function agreesWithModel(codec: Codec, dim: number, codeOf: (seed: number) => { code: Uint8Array; scale: number }, runs: number, metric?: 'cosine'): void {
   const op = fc.record({
     kind: fc.constantFrom('page', 'add', 'add', 'add', 'remove', 'move', 'renumber', 'replace', 'drop', 'fit'),
     a: fc.nat({ max: 200 }),
@@ -56,7 +56,9 @@ function agreesWithModel(codec: Codec, dim: number, codeOf: (seed: number) => { 
   });
   fc.assert(
     fc.property(fc.array(op, { maxLength: 250 }), (ops) => {
-      const store = new PageStore(codec, dim);
+      const store = new PageStore(codec, dim, metric);
+      // A cosine int8 query: with norms kept, each page's scan reads them and the gather kernel sums them.
+      const query: ScanQuery = { vector: Float32Array.from({ length: dim }, (_, i) => Math.sin(i + 1)), metric: 'cosine', int8Query: true };
       // The model: per slot, its page and the seed of its code; per page, its slots in no order.
       const model = new Map<number, { page: number; seed: number }>();
       let pages = 0;
@@ -122,6 +124,16 @@ function agreesWithModel(codec: Codec, dim: number, codeOf: (seed: number) => { 
             assert.equal(store.pageOf(slot), v.page);
             assert.deepEqual(store.codeAt(slot), codeOf(v.seed));
           }
+          if (metric !== undefined) {
+            for (let page = 0; page < pages; page++) {
+              const n = store.sizeOf(page);
+              const scanned = new Float32Array(n);
+              store.scorePage(query, page, scanned);
+              const gathered = new Float32Array(n);
+              store.scoreSlots(query, store.slotsOf(page), n, gathered);
+              assert.deepEqual(scanned, gathered, `page ${page}`);
+            }
+          }
         }
       } finally {
         store.free();
@@ -133,6 +145,44 @@ function agreesWithModel(codec: Codec, dim: number, codeOf: (seed: number) => { 
 
 test('pages: random adds, removals, moves between pages, renumbering, replacing and dropping empty pages agree with a model', () => {
   agreesWithModel(getCodec('int8'), DIM, codeOf, 150);
+});
+
+test('pages of a cosine store keep each int8 code\'s norm through adds, removals, moves, replacing, fitting and dropped pages: every scan gives the score the gather kernel sums, bit for bit', () => {
+  for (const [metric, codec, kept] of [['cosine', 'int8', true], ['dot', 'int8', false], [undefined, 'int8', false], ['cosine', 'fp8-e4m3', false]] as const) {
+    const store = new PageStore(getCodec(codec), DIM, metric);
+    try {
+      assert.equal(store.cosineNorms, kept, `${metric} ${codec}`);
+    } finally {
+      store.free();
+    }
+  }
+  agreesWithModel(getCodec('int8'), DIM, codeOf, 40, 'cosine');
+});
+
+test('pages of a cosine store: norms move with their codes when a page grows, shrinks and is fitted', () => {
+  const store = new PageStore(getCodec('int8'), DIM, 'cosine');
+  const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, (_, i) => Math.sin(i + 1)), metric: 'cosine', int8Query: true };
+  const agree = (): void => {
+    const n = store.sizeOf(0);
+    const scanned = new Float32Array(n);
+    store.scorePage(query, 0, scanned);
+    const gathered = new Float32Array(n);
+    store.scoreSlots(query, store.slotsOf(0), n, gathered);
+    assert.deepEqual(scanned, gathered);
+    assert.ok(scanned.some((x) => x !== 0));
+  };
+  try {
+    store.addPage();
+    // Past 16 rows the room grows (a copy), removals shrink it (another), fit() to the count.
+    for (let slot = 0; slot < 100; slot++) store.add(slot, 0, codeOf(slot + 1).code, codeOf(slot + 1).scale);
+    agree();
+    for (let slot = 0; slot < 90; slot++) store.remove(slot);
+    agree();
+    store.fit(0);
+    agree();
+  } finally {
+    store.free();
+  }
 });
 
 test('pages in the fast-scan layout (rq1, rq2, rq4 at 32, 64 and 128 dimensions): the same model, every code and factor kept byte for byte through lanes, moves between lanes and resized rooms', () => {

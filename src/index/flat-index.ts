@@ -2,6 +2,7 @@ import { isRqCodec, type Codec } from '../codec/codec.js';
 import type { FilterColumns } from '../filter/columns.js';
 import { CodeBlocks, INDEX_BLOCK_VECTORS, type KernelForm, type LoadedRecord, type ScanQuery, type StoredRecord, type VectorPlace } from '../scan/code-blocks.js';
 import type { TopK } from '../scan/topk.js';
+import type { KernelMetric } from '../kernels/index.js';
 import { GATHER_COST, MatchingScan } from './matching-scan.js';
 import type { IndexSearch, VectorIndex } from './vector-index.js';
 
@@ -16,9 +17,9 @@ export class FlatIndex implements VectorIndex {
   private readonly blocks: CodeBlocks;
   private readonly matching = new MatchingScan();
 
-  /** `places`: keep, per vector, where its full-precision copy lives. */
-  constructor(codec: Codec, dim: number, places: boolean) {
-    this.blocks = new CodeBlocks(codec, dim, INDEX_BLOCK_VECTORS, places);
+  /** `places`: keep, per vector, where its full-precision copy lives; `metric`: what its scans rank by (CodeBlocks). */
+  constructor(codec: Codec, dim: number, places: boolean, metric?: KernelMetric) {
+    this.blocks = new CodeBlocks(codec, dim, INDEX_BLOCK_VECTORS, places, metric);
   }
 
   get codec(): Codec {

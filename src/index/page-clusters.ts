@@ -108,7 +108,7 @@ export class PageClusters {
     this.options = resolve(options);
     this.routing = metric === 'l2' ? 'l2' : 'dot';
     this.clustering = metric === 'cosine' ? 'cosine' : 'l2';
-    this.pages = new PageStore(codec, dim);
+    this.pages = new PageStore(codec, dim, metric);
     this.router = new CentroidRouter(dim, this.routing, this.options.sphere);
     this.codeScratch = new Uint8Array(codec.codeBytes(dim));
     this.decoded = new Float32Array(dim);

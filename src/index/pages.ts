@@ -1,6 +1,6 @@
 import type { Codec } from '../codec/codec.js';
 import { rqTermsOf, type RqCodec } from '../codec/rq.js';
-import { kernels } from '../kernels/index.js';
+import { int8CodeNorm, kernels, type KernelMetric } from '../kernels/index.js';
 import { FastScanCodes, fastScanLanes } from '../scan/fast-scan-codes.js';
 import { paddedDim, type KernelForm, type ScanQuery } from '../scan/code-blocks.js';
 import { GATHER_RUN, QueryScratch, pushPicked } from '../scan/query-scratch.js';
@@ -32,7 +32,8 @@ function aligned(rows: number): number {
 /**
  * One page: its codes and scales in linear memory, and the slot of each row. In the fast-scan
  * layout `codes` holds blocks of 32 rows and each row's ‖r‖² and ‖e‖ (the code's two floats) are in
- * `norms` and `errs`; otherwise codes lie back to back and those are 0.
+ * `norms` and `errs`; otherwise codes lie back to back, `errs` is 0 and `norms` holds each int8
+ * code's norm for a cosine scan (PageStore.cosineNorms), or is 0.
  */
 interface Page {
   codes: number;
@@ -75,15 +76,24 @@ export class PageStore {
   private freed = false;
   /** The fast-scan layout, for rq codes of a dimension that is a multiple of 32 (PAGES.md, "Fast-scan pages"): a page is its area. */
   private readonly fast: FastScanCodes | undefined;
+  /**
+   * Whether each page keeps its int8 codes' norms beside their scales (4 bytes a vector), for a
+   * store searched by cosine: the scan then reads each norm instead of summing it from the code, at
+   * half the multiplies (KERNELS.md, "Stored norms"), with the same scores bit for bit.
+   */
+  readonly cosineNorms: boolean;
 
   constructor(
     readonly codec: Codec,
     readonly dim: number,
+    /** The metric the store is searched with: 'cosine' keeps the norms of int8 codes. @default none: no norms kept */
+    metric?: KernelMetric,
   ) {
     this.paddedDim = paddedDim(dim);
     this.stride = codec.strideBytes(this.dim);
     this.query = new QueryScratch(codec, dim, this.paddedDim);
     this.fast = FastScanCodes.of(codec, dim);
+    this.cosineNorms = this.fast === undefined && metric === 'cosine' && codec.name === 'int8';
   }
 
   /** Whether pages hold their codes in the fast-scan layout. */
@@ -111,11 +121,12 @@ export class PageStore {
     return this.pages.length;
   }
 
-  /** Bytes of memory held: the rooms of the pages (codes, scales, slots), the slot map and scratch space. */
+  /** Bytes of memory held: the rooms of the pages (codes, scales, norms when kept, slots), the slot map and scratch space. */
   get bytes(): number {
     const fast = this.fast;
     let total = this.pageOfSlot.byteLength + this.rowOfSlot.byteLength + this.query.bytes + 8 * this.scratchRoom + 4 * this.keptRoom + (fast === undefined ? 0 : fast.bytes);
-    for (const p of this.pages) total += fast === undefined ? p.room * (this.stride + 8) : fast.areaBytes(p.room) + 4 * p.room;
+    const row = this.stride + 8 + (this.cosineNorms ? 4 : 0);
+    for (const p of this.pages) total += fast === undefined ? p.room * row : fast.areaBytes(p.room) + 4 * p.room;
     return total;
   }
 
@@ -201,6 +212,7 @@ export class PageStore {
         this.mem.u8().copyWithin(p.codes + row * this.stride, p.codes + last * this.stride, p.codes + (last + 1) * this.stride);
         const f32 = this.mem.f32();
         f32[(p.scales >> 2) + row] = f32[(p.scales >> 2) + last]!;
+        if (p.norms !== 0) f32[(p.norms >> 2) + row] = f32[(p.norms >> 2) + last]!;
       } else {
         this.fast.move(p, last, p, row);
       }
@@ -314,7 +326,7 @@ export class PageStore {
 
   /** Scores the rows of `p` against the loaded `query` into `out` (room for scored(p.count) float32). */
   private scanPage(query: ScanQuery, p: Page, out: number): void {
-    if (this.fast === undefined) this.query.scan(query, p.codes, p.scales, p.count, out);
+    if (this.fast === undefined) this.query.scan(query, p.codes, p.scales, p.count, out, p.norms);
     else this.fast.scan(query, p, p.count, out);
   }
 
@@ -477,7 +489,8 @@ export class PageStore {
 
   private allocate(room: number): Page {
     if (this.fast !== undefined) return { ...this.fast.allocate(room), room, count: 0, slots: new Int32Array(room) };
-    return { codes: this.mem.alloc(room * this.stride), scales: this.mem.alloc(room * 4), norms: 0, errs: 0, room, count: 0, slots: new Int32Array(room) };
+    const norms = this.cosineNorms ? this.mem.alloc(room * 4) : 0;
+    return { codes: this.mem.alloc(room * this.stride), scales: this.mem.alloc(room * 4), norms, errs: 0, room, count: 0, slots: new Int32Array(room) };
   }
 
   private release(p: Page): void {
@@ -487,6 +500,7 @@ export class PageStore {
     }
     this.mem.free(p.codes, p.room * this.stride);
     this.mem.free(p.scales, p.room * 4);
+    if (p.norms !== 0) this.mem.free(p.norms, p.room * 4);
   }
 
   /** Gives `p` a room of `room` rows, keeping its rows. */
@@ -498,6 +512,7 @@ export class PageStore {
       const u8 = this.mem.u8();
       u8.copyWithin(next.codes, p.codes, p.codes + p.count * this.stride);
       u8.copyWithin(next.scales, p.scales, p.scales + p.count * 4);
+      if (p.norms !== 0) u8.copyWithin(next.norms, p.norms, p.norms + p.count * 4);
     }
     next.slots.set(p.slots.subarray(0, p.count));
     this.release(p);
@@ -518,7 +533,9 @@ export class PageStore {
     const u8 = this.mem.u8();
     u8.set(code, at);
     u8.fill(0, at + code.length, at + this.stride);
-    this.mem.f32()[(p.scales >> 2) + row] = scale;
+    const f32 = this.mem.f32();
+    f32[(p.scales >> 2) + row] = scale;
+    if (p.norms !== 0) f32[(p.norms >> 2) + row] = int8CodeNorm(u8, at, code.length);
   }
 
   /**

@@ -52,6 +52,26 @@ export function scanI8ExportName(metric: I8Metric): string {
   return `scanI8_${metric}`;
 }
 
+/**
+ * Name under which the module exports the int8-query cosine kernel that reads each code's norm
+ * (int8CodeNorm()) where scanI8_cosine reads its scale, instead of summing Σc² from the code.
+ */
+export const SCAN_I8_COSINE_NORMED = 'scanI8_cosine_normed';
+
+/**
+ * The norm scanI8_cosine_normed reads for an int8 code (its `dim` bytes from `at` in `code`):
+ * float32 √(float32 Σc²), the value scanI8_cosine computes from the code (Σc² is an exact integer,
+ * its conversion and the square root rounded once each, as f32.convert_i32_s and f32.sqrt do).
+ */
+export function int8CodeNorm(code: Uint8Array, at: number, dim: number): number {
+  let sum = 0;
+  for (let i = at; i < at + dim; i++) {
+    const c = (code[i]! << 24) >> 24;
+    sum += c * c;
+  }
+  return Math.fround(Math.sqrt(Math.fround(sum)));
+}
+
 /** Name of the gather form of the kernel exported as `name` (an address table instead of contiguous codes; KERNELS.md). */
 export function gatherName(name: string): string {
   return `gather_${name}`;

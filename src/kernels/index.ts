@@ -14,6 +14,7 @@ export {
   RQ_MAX_PLANE_BYTES,
   RQ_MAX_QUERY_BITS,
   RQ_METRICS,
+  int8CodeNorm,
   isScaled,
   rqCodeBytes,
   rqPlaneBytes,
@@ -23,7 +24,7 @@ export {
   type RqMetric,
 } from './contract.js';
 export { LinearMemory } from './memory.js';
-export { referenceFastScan, referenceScan, referenceScanI8, referenceScanRq, referenceSelectAtLeast, type RqQueryParams } from './reference.js';
+export { referenceFastScan, referenceScan, referenceScanI8, referenceScanI8CosineNormed, referenceScanRq, referenceSelectAtLeast, type RqQueryParams } from './reference.js';
 export {
   instantiateKernels,
   kernels,

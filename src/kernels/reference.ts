@@ -196,6 +196,18 @@ export function referenceScanI8(
   }
 }
 
+/** Reference of scanI8_cosine_normed: scanI8_cosine's scores with each code's norm read from `norms`. */
+export function referenceScanI8CosineNormed(q: Int8Array, qScale: number, codes: Int8Array, norms: Float32Array, n: number, dim: number, out: Float32Array): void {
+  const f = Math.fround;
+  const qs = f(qScale);
+  for (let j = 0; j < n; j++) {
+    const base = j * dim;
+    let sum = 0;
+    for (let i = 0; i < dim; i++) sum += q[i]! * codes[base + i]!;
+    out[j] = norms[j] === 0 ? 0 : f(f(qs * f(sum)) / norms[j]!);
+  }
+}
+
 /** What select_at_least computes: the positions, in order, whose float32 score is at least `floor` (as float32). */
 export function referenceSelectAtLeast(scores: Float32Array, floor: number): number[] {
   const line = Math.fround(floor);

@@ -20,6 +20,7 @@ import {
   gatherName,
   scanExportName,
   scanI8ExportName,
+  SCAN_I8_COSINE_NORMED,
   scanRqExportName,
   type I8Metric,
   type KernelMetric,
@@ -175,6 +176,11 @@ export interface Kernels {
   /** The unchecked export behind scanI8(metric, …). */
   scanI8Function(metric: I8Metric): ScanI8Fn;
   /**
+   * scanI8('cosine', …) with each code's norm (int8CodeNorm()) at normsPtr in place of its scale,
+   * unchecked: the same scores bit for bit, without summing Σc² from the codes (KERNELS.md).
+   */
+  readonly scanI8CosineNormed: ScanI8Fn;
+  /**
    * The gather form of scan(codec, metric, …), unchecked: each score is bit for bit the one the
    * contiguous kernel gives the same code and scale.
    */
@@ -297,6 +303,7 @@ const MAX_SCAN_DIM = 2 ** 30;
 class WasmKernels implements Kernels {
   private readonly scans: Readonly<Record<ScalarCodecName, Readonly<Record<KernelMetric, ScanFn>>>>;
   private readonly scansI8: Readonly<Record<I8Metric, ScanI8Fn>>;
+  readonly scanI8CosineNormed: ScanI8Fn;
   private readonly gathers: ReadonlyMap<string, GatherFn>;
   private readonly gathersI8: ReadonlyMap<I8Metric, GatherI8Fn>;
   private readonly scansRq: ReadonlyMap<string, ScanRqFn>;
@@ -331,6 +338,7 @@ class WasmKernels implements Kernels {
     this.gathers = new Map(
       KERNEL_CODECS.flatMap((codec) => KERNEL_METRICS.map((metric) => [scanExportName(codec, metric), exported(gatherName(scanExportName(codec, metric)))])),
     );
+    this.scanI8CosineNormed = exported(SCAN_I8_COSINE_NORMED);
     this.gathersI8 = new Map(I8_METRICS.map((metric) => [metric, exported(gatherName(scanI8ExportName(metric)))]));
     const rqNames = RQ_BITS.flatMap((bits) => RQ_METRICS.map((metric) => scanRqExportName(bits, metric)));
     this.scansRq = new Map(rqNames.map((name) => [name, exported(name)]));

@@ -14,6 +14,7 @@ import {
   gatherName,
   scanExportName,
   scanI8ExportName,
+  SCAN_I8_COSINE_NORMED,
   scanRqExportName,
   type I8Metric,
   type KernelMetric,
@@ -337,11 +338,17 @@ function floatKernel(codec: ScalarCodecName, metric: KernelMetric, block: number
 /**
  * Int8 query against int8 codes. Bytes are sign-extended to i16 by the loads and multiplied
  * pairwise into i32 by i32x4.dot_i16x8_s (pmaddwd), exactly; MAX_I8_DIM keeps the sums in i32.
+ *
+ * `normed` (cosine, contiguous only): each code's norm √Σc² comes from $s instead of being summed
+ * from the code, which halves the multiplies of a step (cosine never reads the scale). A norm as
+ * int8CodeNorm() makes it is the float32 the summing kernel computes, so the two give every score
+ * bit for bit.
  */
-function i8Kernel(metric: I8Metric, block: number, layout: Layout): string {
+function i8Kernel(metric: I8Metric, block: number, layout: Layout, normed = false): string {
   const dot = (a: string, b: string): string => `(i32x4.dot_i16x8_s ${a} ${b})`;
+  const summed = metric === 'cosine' && !normed;
   return scanFunction({
-    exportName: scanI8ExportName(metric),
+    exportName: normed ? SCAN_I8_COSINE_NORMED : scanI8ExportName(metric),
     extraParams: ' (param $qScale f32)',
     queryStep: 16,
     codeStep: 16,
@@ -353,7 +360,7 @@ function i8Kernel(metric: I8Metric, block: number, layout: Layout): string {
     ],
     initVector(b) {
       const init = [set(`acc${b}`, ZERO)];
-      if (metric === 'cosine') init.push(set(`den${b}`, ZERO));
+      if (summed) init.push(set(`den${b}`, ZERO));
       return init;
     },
     step(b, ptr) {
@@ -362,7 +369,7 @@ function i8Kernel(metric: I8Metric, block: number, layout: Layout): string {
       out.push(
         set(acc, `(i32x4.add ${get(acc)} (i32x4.add ${dot(get('q0'), get('cl'))} ${dot(get('q1'), get('ch'))}))`),
       );
-      if (metric === 'cosine') {
+      if (summed) {
         const den = `den${b}`;
         out.push(
           set(den, `(i32x4.add ${get(den)} (i32x4.add ${dot(get('cl'), get('cl'))} ${dot(get('ch'), get('ch'))}))`),
@@ -373,6 +380,8 @@ function i8Kernel(metric: I8Metric, block: number, layout: Layout): string {
     score(b, scale) {
       const sum = `(f32.convert_i32_s ${i32HorizontalSum(`acc${b}`)})`;
       if (metric === 'dot') return `(f32.mul (f32.mul ${get('qScale')} ${scale}) ${sum})`;
+      // $s holds the norm: a code of zeros has norm 0 and scores 0, as a den of 0 does.
+      if (normed) return `(select (f32.div (f32.mul ${get('qScale')} ${sum}) ${scale}) (f32.const 0) (f32.ne ${scale} (f32.const 0)))`;
       const den = i32HorizontalSum(`den${b}`);
       return (
         `(select (f32.div (f32.mul ${get('qScale')} ${sum}) (f32.sqrt (f32.convert_i32_s ${den}))) ` +
@@ -991,6 +1000,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
       for (const metric of KERNEL_METRICS) parts.push(floatKernel(codec, metric, tuning.floatBlock, layout));
     }
     for (const metric of I8_METRICS) parts.push(i8Kernel(metric, tuning.i8Block, layout));
+    if (layout === 'contiguous') parts.push(i8Kernel('cosine', tuning.i8Block, layout, true));
     for (const bits of RQ_BITS) {
       for (const metric of RQ_METRICS) parts.push(rqKernel(bits, metric, tuning.rqBlock, layout));
     }

@@ -1,7 +1,7 @@
 import type { Codec } from '../codec/codec.js';
 import type { FilterColumns } from '../filter/columns.js';
 import { rqTermsOf, type RqCodec } from '../codec/rq.js';
-import { kernels, type KernelMetric } from '../kernels/index.js';
+import { int8CodeNorm, kernels, type KernelMetric } from '../kernels/index.js';
 import { FAST_SCAN_LANES } from '../kernels/contract.js';
 import { FastScanCodes } from './fast-scan-codes.js';
 import { LargestNorm } from './largest-norm.js';
@@ -18,7 +18,11 @@ export function paddedDim(dim: number): number {
   return Math.ceil(dim / 16) * 16;
 }
 
-/** A block's codes and scales; in the fast-scan layout (FastScanCodes) also each row's ‖r‖² and ‖e‖, else 0. */
+/**
+ * A block's codes and scales; in the fast-scan layout (FastScanCodes) also each row's ‖r‖² and ‖e‖
+ * in `norms` and `errs`; otherwise `errs` is 0 and `norms` holds each int8 code's norm for a cosine
+ * scan (CodeBlocks.cosineNorms), or is 0.
+ */
 interface Block {
   readonly codes: number;
   readonly scales: number;
@@ -138,6 +142,11 @@ export class CodeBlocks {
   private freed = false;
   /** Largest ‖decoded code‖ of any vector put since it was first asked for (never lowered by removals). */
   private readonly norms: LargestNorm;
+  /**
+   * Whether each block keeps its int8 codes' norms (4 bytes a vector) for a store searched by
+   * cosine: the scan reads them instead of summing them from the codes (KERNELS.md, "Stored norms").
+   */
+  readonly cosineNorms: boolean;
 
   /**
    * `blockVectors`: vectors per block (a store's index uses INDEX_BLOCK_VECTORS; a cache pool a few
@@ -148,6 +157,8 @@ export class CodeBlocks {
     readonly dim: number,
     readonly blockVectors = INDEX_BLOCK_VECTORS,
     readonly places = false,
+    /** What scans rank by: 'cosine' keeps the norms of int8 codes (cosineNorms). @default none: no norms kept */
+    metric?: KernelMetric,
   ) {
     this.paddedDim = paddedDim(dim);
     this.stride = codec.strideBytes(this.dim);
@@ -156,6 +167,7 @@ export class CodeBlocks {
     this.slots = new SlotTable(places, blockVectors);
     this.fast = blockVectors % FAST_SCAN_LANES === 0 ? FastScanCodes.of(codec, dim) : undefined;
     this.encoded = this.fast === undefined ? undefined : new Uint8Array(codec.codeBytes(dim));
+    this.cosineNorms = this.fast === undefined && metric === 'cosine' && codec.name === 'int8';
     // The fast-scan gather writes its second table's scores after the first's: 2 · GATHER_RUN.
     this.scratchScores = this.mem.alloc(Math.max(blockVectors, 2 * GATHER_RUN) * 4);
     this.tableBytes = GATHER_RUN * (this.fast === undefined ? 8 : 16);
@@ -170,14 +182,14 @@ export class CodeBlocks {
 
   /** Bytes of memory this holds: blocks of codes, scales and places (whole blocks), scratch space, and the id table. */
   get bytes(): number {
-    const codes = this.fast === undefined ? this.blocks.length * this.blockVectors * (this.stride + 4) : this.blocks.length * this.fast.areaBytes(this.blockVectors) + this.fast.bytes;
+    const codes = this.fast === undefined ? this.blocks.length * this.blockVectors * (this.stride + 4 + (this.cosineNorms ? 4 : 0)) : this.blocks.length * this.fast.areaBytes(this.blockVectors) + this.fast.bytes;
     return codes + this.paddedDim * 4 + Math.max(this.blockVectors, 2 * GATHER_RUN) * 4 + this.tableBytes + this.blockVectors * 4 + this.blocks.filter((b) => b.scores !== 0).length * this.blockVectors * 4 + this.slots.bytes;
   }
 
-  /** Bytes each stored vector costs once blocks are full: code, scale, place and document flag (when kept) and its share of the id table. */
+  /** Bytes each stored vector costs once blocks are full: code, scale, norm (when kept), place and document flag (when kept) and its share of the id table. */
   get bytesPerVector(): number {
     // The fast-scan layout holds the same bytes: the levels in nibbles, the code's two floats beside them.
-    return this.stride + 4 + this.slots.bytesPerVector;
+    return this.stride + 4 + (this.cosineNorms ? 4 : 0) + this.slots.bytesPerVector;
   }
 
   get size(): number {
@@ -254,7 +266,7 @@ export class CodeBlocks {
   private blockFor(slot: number): void {
     if (slot !== this.blocks.length * this.blockVectors) return;
     if (this.fast !== undefined) this.blocks.push({ scores: 0, ...this.fast.allocate(this.blockVectors) });
-    else this.blocks.push({ scores: 0, codes: this.mem.alloc(this.blockVectors * this.stride), scales: this.mem.alloc(this.blockVectors * 4), norms: 0, errs: 0 });
+    else this.blocks.push({ scores: 0, codes: this.mem.alloc(this.blockVectors * this.stride), scales: this.mem.alloc(this.blockVectors * 4), norms: this.cosineNorms ? this.mem.alloc(this.blockVectors * 4) : 0, errs: 0 });
   }
 
   private blockOf(slot: number): Block {
@@ -283,6 +295,17 @@ export class CodeBlocks {
     return block.scales + (slot % this.blockVectors) * 4;
   }
 
+  private normAddress(slot: number): number {
+    const block = this.blocks[Math.floor(slot / this.blockVectors)]!;
+    return block.norms + (slot % this.blockVectors) * 4;
+  }
+
+  /** Keeps the norm of the int8 code just written in `slot`, when norms are kept. */
+  private writeCodeNorm(slot: number): void {
+    if (!this.cosineNorms) return;
+    this.mem.f32()[this.normAddress(slot) >> 2] = int8CodeNorm(this.mem.u8(), this.codeAddress(slot), this.dim);
+  }
+
   /** Encodes `vector` (length dim) as the code of `id`, inserting or replacing. */
   put(id: string, vector: Float32Array): void {
     if (this.fast !== undefined) {
@@ -298,6 +321,7 @@ export class CodeBlocks {
     const scale = this.codec.encode(vector, u8.subarray(at, at + codeBytes));
     u8.fill(0, at + codeBytes, at + this.stride);
     this.mem.f32()[this.scaleAddress(slot) >> 2] = scale;
+    this.writeCodeNorm(slot);
     this.noteNorm(slot);
   }
 
@@ -316,6 +340,7 @@ export class CodeBlocks {
     u8.set(code, at);
     u8.fill(0, at + codeBytes, at + this.stride);
     this.mem.f32()[this.scaleAddress(slot) >> 2] = scale;
+    this.writeCodeNorm(slot);
     this.noteNorm(slot);
   }
 
@@ -362,6 +387,7 @@ export class CodeBlocks {
       for (let i = 0, j = r.codeAt; i < codeBytes; i++, j++) u8[at + i] = from[j]!;
       u8.fill(0, at + codeBytes, at + this.stride);
       this.mem.f32()[(block.scales >> 2) + row] = r.scale;
+      this.writeCodeNorm(slot);
     }
     this.slots.setPlaceParts(slot, r.generation, r.segment, r.offset);
     this.slots.setDocumentedAt(slot, r.documented);
@@ -476,6 +502,7 @@ export class CodeBlocks {
       u8.copyWithin(this.codeAddress(slot), from, from + this.stride);
       const f32 = this.mem.f32();
       f32[this.scaleAddress(slot) >> 2] = f32[this.scaleAddress(last) >> 2]!;
+      if (this.cosineNorms) f32[this.normAddress(slot) >> 2] = f32[this.normAddress(last) >> 2]!;
     }
     this.slots.removeSwap(slot);
     if (this.slots.size <= (this.blocks.length - 1) * this.blockVectors) {
@@ -507,7 +534,7 @@ export class CodeBlocks {
       if (n <= 0) break;
       const out = pool === undefined ? this.scratchScores : this.scoresOf(block);
       // The fast-scan kernel scores whole blocks of 32: at most blockVectors scores, which `out` holds.
-      if (this.fast === undefined) this.query.scan(query, block.codes, block.scales, n, out);
+      if (this.fast === undefined) this.query.scan(query, block.codes, block.scales, n, out, block.norms);
       else this.fast.scan(query, block, n, out);
       pushPicked(top, out, n, this.scratchPicks, (row) => base + row, asked);
     }
@@ -551,6 +578,7 @@ export class CodeBlocks {
     } else {
       this.mem.free(block.codes, this.blockVectors * this.stride);
       this.mem.free(block.scales, this.blockVectors * 4);
+      if (block.norms !== 0) this.mem.free(block.norms, this.blockVectors * 4);
     }
     if (block.scores !== 0) this.mem.free(block.scores, this.blockVectors * 4);
   }

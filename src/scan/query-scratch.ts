@@ -151,11 +151,14 @@ export class QueryScratch {
 
   /**
    * Scores `n` codes back to back from `codesPtr` (scales from `scalesPtr`) against `query`, loaded
-   * by load(), writing `n` float32 at `outPtr`: the kernel for its codec, metric and form.
+   * by load(), writing `n` float32 at `outPtr`: the kernel for its codec, metric and form. With
+   * `normsPtr` (int8 codes' norms, int8CodeNorm()), an int8 cosine scan reads them instead of
+   * summing them from the codes: the same scores.
    */
-  scan(query: ScanQuery, codesPtr: number, scalesPtr: number, n: number, outPtr: number): void {
+  scan(query: ScanQuery, codesPtr: number, scalesPtr: number, n: number, outPtr: number, normsPtr = 0): void {
     const k = kernels();
     if (this.rq !== undefined) this.rq.scan(this.rqMetric(query), this.ptr, codesPtr, scalesPtr, n, this.codec.strideBytes(this.dim), outPtr);
+    else if (normsPtr !== 0 && query.metric === 'cosine' && this.usesInt8(query)) k.scanI8CosineNormed(this.ptr, this.loadedScale, codesPtr, normsPtr, n, this.paddedDim, outPtr);
     else if (this.usesInt8(query)) k.scanI8(query.metric as I8Metric, this.ptr, this.loadedScale, codesPtr, scalesPtr, n, this.paddedDim, outPtr);
     else k.scan(this.codec.name as ScalarCodecName, query.metric, this.ptr, codesPtr, scalesPtr, n, this.paddedDim, outPtr);
   }
