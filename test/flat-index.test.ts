@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { getCodec } from '../src/codec/index.js';
 import { FlatIndex } from '../src/index/flat-index.js';
+import { PageStore } from '../src/index/pages.js';
+import { kernels } from '../src/kernels/index.js';
 import { CodeBlocks, INDEX_BLOCK_VECTORS, type ScanQuery } from '../src/scan/code-blocks.js';
 import { ScorePool } from '../src/scan/score-pool.js';
 import { TopK } from '../src/scan/topk.js';
@@ -155,14 +157,14 @@ test('ScorePool: a reach >= 0 and a room >= 1 are required; the line is the k-th
   assert.equal(pool.reach, 0);
 });
 
-test('CodeBlocks of a cosine store keep each int8 code\'s norm through puts, replacements, codes put as loaded and removals across blocks: every scan gives the scores of blocks that keep none, bit for bit', () => {
+test('CodeBlocks of a cosine store keep each int8 code\'s norm through puts, replacements, codes put and records loaded as a checkpoint holds them, and removals across blocks: every scan gives the scores of blocks that keep none, bit for bit', () => {
   fc.assert(
     fc.property(
-      fc.array(fc.record({ kind: fc.constantFrom('put', 'put', 'code', 'remove'), id: fc.nat({ max: 40 }), seed: fc.nat() }), { maxLength: 120 }),
+      fc.array(fc.record({ kind: fc.constantFrom('put', 'put', 'code', 'load', 'remove'), id: fc.nat({ max: 40 }), seed: fc.nat() }), { maxLength: 120 }),
       (ops) => {
         // Blocks of 8: removals move codes between blocks, and the last block goes when emptied.
-        const normed = new CodeBlocks(getCodec('int8'), DIM, 8, false, 'cosine');
-        const plain = new CodeBlocks(getCodec('int8'), DIM, 8, false);
+        const normed = new CodeBlocks(getCodec('int8'), DIM, 8, true, 'cosine');
+        const plain = new CodeBlocks(getCodec('int8'), DIM, 8, true);
         try {
           assert.equal(normed.cosineNorms, true);
           assert.equal(plain.cosineNorms, false);
@@ -176,6 +178,15 @@ test('CodeBlocks of a cosine store keep each int8 code\'s norm through puts, rep
               const code = Uint8Array.from({ length: DIM }, () => Math.floor(random() * 255) - 127);
               normed.putCode(`v${id}`, code, 0.5);
               plain.putCode(`v${id}`, code, 0.5);
+            } else if (kind === 'load') {
+              // A record read in place from an index file's block: its id and code at offsets in it.
+              const idBytes = new TextEncoder().encode(`v${id}`);
+              const block = new Uint8Array(3 + idBytes.length + DIM);
+              block.set(idBytes, 3);
+              for (let i = 0; i < DIM; i++) block[3 + idBytes.length + i] = Math.floor(random() * 255) - 127;
+              const record = { block, idAt: 3, idLength: idBytes.length, codeAt: 3 + idBytes.length, codeBytes: DIM, scale: 0.25, generation: 1, segment: 1, offset: 8 * id, documented: false, page: -1 };
+              normed.loadRecord(record);
+              plain.loadRecord(record);
             } else {
               assert.equal(normed.remove(`v${id}`), plain.remove(`v${id}`));
             }
@@ -202,4 +213,46 @@ test('CodeBlocks of a cosine store keep each int8 code\'s norm through puts, rep
     ),
     { numRuns: 60, seed: 20261202 },
   );
+});
+
+test('int8 blocks and pages of a cosine store scan with the stored-norms kernel; of a dot store, or queried by dot, without it', () => {
+  const k = kernels();
+  const original = k.scanI8CosineNormed;
+  let calls = 0;
+  // Counted through the kernels' own object, which every scan calls it on.
+  (k as { scanI8CosineNormed: typeof original }).scanI8CosineNormed = (...args) => {
+    calls++;
+    original(...args);
+  };
+  const random = rng(3);
+  const vectors = Array.from({ length: 40 }, () => Float32Array.from({ length: DIM }, () => random() * 2 - 1));
+  const cosine: ScanQuery = { vector: vectors[0]!, metric: 'cosine', int8Query: true };
+  const dotQuery: ScanQuery = { vector: vectors[0]!, metric: 'dot', int8Query: true };
+  const stores = [
+    { metric: 'cosine' as const, blocks: new CodeBlocks(getCodec('int8'), DIM, 16, false, 'cosine'), pages: new PageStore(getCodec('int8'), DIM, 'cosine') },
+    { metric: 'dot' as const, blocks: new CodeBlocks(getCodec('int8'), DIM, 16, false, 'dot'), pages: new PageStore(getCodec('int8'), DIM, 'dot') },
+  ];
+  try {
+    for (const { metric, blocks, pages } of stores) {
+      pages.addPage();
+      vectors.forEach((v, i) => {
+        blocks.put(`v${i}`, v);
+        const { code, scale } = blocks.code(`v${i}`)!;
+        pages.add(i, 0, code, scale);
+      });
+      for (const query of [cosine, dotQuery]) {
+        calls = 0;
+        blocks.scan(query, new TopK(5));
+        pages.scan(query, [0], 1, new TopK(5));
+        // Two blocks of 16 and one of 8, and one page.
+        assert.equal(calls, metric === 'cosine' && query.metric === 'cosine' ? 4 : 0, `${metric} store, ${query.metric} query`);
+      }
+    }
+  } finally {
+    (k as { scanI8CosineNormed: typeof original }).scanI8CosineNormed = original;
+    for (const { blocks, pages } of stores) {
+      blocks.free();
+      pages.free();
+    }
+  }
 });

@@ -130,6 +130,11 @@ export class PageClusters {
     return this.pages.pageCount;
   }
 
+  /** Whether the pages keep their int8 codes' norms for cosine scans (PageStore.cosineNorms). */
+  get cosineNorms(): boolean {
+    return this.pages.cosineNorms;
+  }
+
   /** Splits made so far. */
   get splitCount(): number {
     return this.splits;

@@ -104,7 +104,7 @@ export class PageIndex implements VectorIndex {
   }
 
   get bytesPerVector(): number {
-    return this.size === 0 ? this.stride + 4 + this.slots.bytesPerVector : (this.clusters.bytes + this.slots.bytes) / this.size;
+    return this.size === 0 ? this.stride + 4 + (this.clusters.cosineNorms ? 4 : 0) + this.slots.bytesPerVector : (this.clusters.bytes + this.slots.bytes) / this.size;
   }
 
   get idBytes(): number {
