@@ -48,7 +48,7 @@ import { loadCheckpoint } from './store/recovery.js';
 import { ColumnCheckpoints } from './store/column-checkpoint.js';
 import { restoreColumns, usableColumns } from './store/column-restore.js';
 import { ExactScorer } from './space/exact-scorer.js';
-import { fitsModel, VectorSpace, type Fitted } from './space/vector-space.js';
+import { fitsModel, kernelMetricOf, VectorSpace, type Fitted } from './space/vector-space.js';
 
 /** One memory to store. `add` is an upsert: a record with an existing id replaces it whole. */
 export interface MemoryRecord {
@@ -715,8 +715,7 @@ export class MemStore {
           return v;
         }),
       );
-      // A projected store ranks by the dot product or l2, never cosine (VectorSpace.kernelMetric).
-      next = newIndex(this.codec, fitted.model.outDim, this.config.metric === 'l2' ? 'l2' : 'dot');
+      next = newIndex(this.codec, fitted.model.outDim, kernelMetricOf(this.config.metric, true));
       const row = new Float32Array(this.config.dim);
       for (const id of buffer.allIds()) {
         buffer.decode(id, row);

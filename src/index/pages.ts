@@ -3,7 +3,7 @@ import { rqTermsOf, type RqCodec } from '../codec/rq.js';
 import { int8CodeNorm, kernels, type KernelMetric } from '../kernels/index.js';
 import { FastScanCodes, fastScanLanes } from '../scan/fast-scan-codes.js';
 import { paddedDim, type KernelForm, type ScanQuery } from '../scan/code-blocks.js';
-import { GATHER_RUN, QueryScratch, pushPicked } from '../scan/query-scratch.js';
+import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked } from '../scan/query-scratch.js';
 import { recordingVerdicts, type ScorePool } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
 
@@ -93,7 +93,7 @@ export class PageStore {
     this.stride = codec.strideBytes(this.dim);
     this.query = new QueryScratch(codec, dim, this.paddedDim);
     this.fast = FastScanCodes.of(codec, dim);
-    this.cosineNorms = this.fast === undefined && metric === 'cosine' && codec.name === 'int8';
+    this.cosineNorms = keepsCodeNorms(codec, metric);
   }
 
   /** Whether pages hold their codes in the fast-scan layout. */

@@ -5,7 +5,7 @@ import { int8CodeNorm, kernels, type KernelMetric } from '../kernels/index.js';
 import { FAST_SCAN_LANES } from '../kernels/contract.js';
 import { FastScanCodes } from './fast-scan-codes.js';
 import { LargestNorm } from './largest-norm.js';
-import { GATHER_RUN, QueryScratch, pushPicked } from './query-scratch.js';
+import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked } from './query-scratch.js';
 import { recordingVerdicts, type ScorePool } from './score-pool.js';
 import { SlotTable, type VectorPlace } from './slot-table.js';
 import { TopK } from './topk.js';
@@ -167,7 +167,7 @@ export class CodeBlocks {
     this.slots = new SlotTable(places, blockVectors);
     this.fast = blockVectors % FAST_SCAN_LANES === 0 ? FastScanCodes.of(codec, dim) : undefined;
     this.encoded = this.fast === undefined ? undefined : new Uint8Array(codec.codeBytes(dim));
-    this.cosineNorms = this.fast === undefined && metric === 'cosine' && codec.name === 'int8';
+    this.cosineNorms = keepsCodeNorms(codec, metric);
     // The fast-scan gather writes its second table's scores after the first's: 2 · GATHER_RUN.
     this.scratchScores = this.mem.alloc(Math.max(blockVectors, 2 * GATHER_RUN) * 4);
     this.tableBytes = GATHER_RUN * (this.fast === undefined ? 8 : 16);

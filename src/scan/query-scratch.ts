@@ -3,7 +3,7 @@ import type { RqCodec } from '../codec/rq.js';
 import type { RqMetric } from '../kernels/contract.js';
 import { RQ_QUERY_BITS, RqQuery } from './rq-query.js';
 import { getCodec } from '../codec/index.js';
-import { kernels, type I8Metric } from '../kernels/index.js';
+import { kernels, type I8Metric, type KernelMetric } from '../kernels/index.js';
 import type { KernelForm, ScanQuery } from './code-blocks.js';
 import type { TopK } from './topk.js';
 
@@ -31,6 +31,14 @@ export function pushPicked(top: TopK, scoresPtr: number, n: number, picksPtr: nu
     if (accept !== undefined && !accept(slot)) continue;
     top.push(score, slot);
   }
+}
+
+/**
+ * Whether codes of `codec` scanned by `metric` keep each code's norm beside its scale, for scan()
+ * to read instead of summing it (KERNELS.md, "Stored norms"): int8 codes ranked by cosine.
+ */
+export function keepsCodeNorms(codec: Codec, metric: KernelMetric | undefined): boolean {
+  return metric === 'cosine' && codec.name === 'int8';
 }
 
 /**

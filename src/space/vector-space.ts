@@ -4,6 +4,7 @@ import { Projector, type ModelHead } from '../pca/projector.js';
 import type { RouteSphere } from '../index/router.js';
 import type { ScanQuery } from '../scan/code-blocks.js';
 import type { StoreConfig } from '../store/state.js';
+import type { Metric } from '../options.js';
 import { dot, normalized } from '../vector.js';
 import { isRqCodec } from '../codec/codec.js';
 import { rangeComplement } from './range-complement.js';
@@ -35,6 +36,13 @@ export function fitsModel(config: Pick<StoreConfig, 'pca' | 'codec'>): boolean {
 export interface Fitted {
   readonly model: PcaModel;
   readonly projector: Projector;
+}
+
+/** What the scan kernels rank by in a store of `metric` whose stored space is `projected` by a model (PCA) or not. */
+export function kernelMetricOf(metric: Metric, projected: boolean): KernelMetric {
+  if (metric === 'l2') return 'l2';
+  // Projections are not renormalized (that costs recall), so cosine on a PCA store ranks by the dot product.
+  return metric === 'cosine' && !projected ? 'cosine' : 'dot';
 }
 
 /**
@@ -98,9 +106,7 @@ export class VectorSpace {
 
   /** What the scan kernels rank by in the stored space. */
   kernelMetric(): KernelMetric {
-    if (this.config.metric === 'l2') return 'l2';
-    // Projections are not renormalized (that costs recall), so cosine on a PCA store ranks by the dot product.
-    return this.config.metric === 'cosine' && this.model === undefined ? 'cosine' : 'dot';
+    return kernelMetricOf(this.config.metric, this.model !== undefined);
   }
 
   /** The query as the scan takes it, with the constant to add back to its kernel scores (`offset`, with a model). */
