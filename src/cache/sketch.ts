@@ -1,5 +1,3 @@
-import { Buffer } from 'node:buffer';
-
 /**
  * Sign sketches: one bit per dimension of a query (set when the component is positive), so that
  * near queries, which mostly agree in sign, are found by Hamming distance over a few 32-bit words
@@ -62,15 +60,6 @@ export function bitsHash(v: Float32Array): number {
   return h >>> 0;
 }
 
-/**
- * Whether two vectors hold the same bits, compared by the C library's memcmp: a JavaScript loop over
- * 32-bit words took 1.1 µs at 512-d (in a loop, this machine), memcmp 0.17 µs, and an exact cache hit
- * compares one remembered query in full.
- */
-export function sameBits(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  return Buffer.compare(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), new Uint8Array(b.buffer, b.byteOffset, b.byteLength)) === 0;
-}
 
 /**
  * Sketches of many items side by side in one array, so that comparing a query with all of them reads

@@ -8,6 +8,7 @@ import { LoadStaging } from './load-staging.js';
 import { PageStore } from './pages.js';
 import { PageSums } from './page-sums.js';
 import { CentroidRouter, halfNormSq, type RouteSphere } from './router.js';
+import { sameBits } from '../vector.js';
 
 /** Vectors of the sample per coarse centroid in re-clustering's first level (FAISS trains on 39 to 256 per centroid). */
 const RECLUSTER_SAMPLE_PER_CENTROID = 256;
@@ -20,12 +21,6 @@ const RECLUSTER_GROUPS = 3;
 /** `order[0..count)` ascending, in a new array. */
 function sortedCopy(order: Int32Array, count: number): Int32Array {
   return order.slice(0, count).sort();
-}
-
-function sameValues(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
-  return true;
 }
 
 /** How a page-clustered set of codes grows and is searched (PAGES.md). */
@@ -361,7 +356,7 @@ export class PageClusters {
   private route(query: ScanQuery, count: number): Int32Array {
     const offset = query.offset ?? 0;
     const last = this.lastRoute;
-    if (last !== undefined && last.count === count && last.offset === offset && last.version === this.router.version && sameValues(last.vector, query.vector)) return this.routeOrder;
+    if (last !== undefined && last.count === count && last.offset === offset && last.version === this.router.version && sameBits(last.vector, query.vector)) return this.routeOrder;
     const order = this.nearestPages(this.routed(query.vector), count, offset);
     if (this.routeOrder.length < count) this.routeOrder = new Int32Array(Math.max(count, 2 * this.routeOrder.length));
     this.routeOrder.set(order.subarray(0, count));

@@ -6,6 +6,7 @@ import { getCodec } from '../codec/index.js';
 import { kernels, type I8Metric, type KernelMetric } from '../kernels/index.js';
 import type { KernelForm, ScanQuery } from './code-blocks.js';
 import type { TopK } from './topk.js';
+import { sameBits } from '../vector.js';
 
 const int8 = getCodec('int8');
 
@@ -85,11 +86,10 @@ export class QueryScratch {
   encode(vector: Float32Array): { readonly code: Uint8Array; readonly scale: number } {
     let e = this.encoded;
     if (e !== undefined) {
-      const a = e.vector;
-      // Equal values give equal codes and scale (encoding is a function of the values alone).
-      let same = a.length === vector.length;
-      for (let i = 0; same && i < a.length; i++) same = a[i] === vector[i];
-      if (same) return e;
+      // Equal values give equal codes and scale (encoding is a function of the values alone); equal
+      // bits are equal values, and memcmp tells them apart faster than a loop (0 and -0 differ in
+      // bits only: such a query is encoded again, to the same code).
+      if (sameBits(e.vector, vector)) return e;
     } else {
       e = this.encoded = { vector: new Float32Array(this.dim), code: new Uint8Array(this.dim), scale: 0 };
     }
