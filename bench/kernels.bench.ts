@@ -5,6 +5,7 @@ import {
   DIM_STEP,
   FAST_SCAN_GROUP_BYTES,
   FAST_SCAN_LANES,
+  FLOAT_NORMED_CODECS,
   KERNEL_CODECS,
   KERNEL_METRICS,
   RQ_BITS,
@@ -122,8 +123,9 @@ async function benchCodec(codec: ScalarCodecName, dim: number, opts: Required<Ke
   const q = randomUnitVector(dim);
   const { codes, scales } = encodedVectors(codec, n, dim);
   const out = new Float32Array(n);
-  const ptrs = [q, codes, scales, out].map((a) => [place(k, a), a.byteLength] as const);
-  const [qPtr, codesPtr, scalesPtr, outPtr] = ptrs.map(([ptr]) => ptr) as [number, number, number, number];
+  const norms = new Float32Array(n);
+  const ptrs = [q, codes, scales, out, norms].map((a) => [place(k, a), a.byteLength] as const);
+  const [qPtr, codesPtr, scalesPtr, outPtr, normsPtr] = ptrs.map(([ptr]) => ptr) as [number, number, number, number, number];
   try {
     const cases = KERNEL_METRICS.map(
       (metric: KernelMetric): Case => ({
@@ -133,6 +135,18 @@ async function benchCodec(codec: ScalarCodecName, dim: number, opts: Required<Ke
         ts: () => referenceScan(codec, metric, q, codes, scales, n, dim, out),
       }),
     );
+    const normed = FLOAT_NORMED_CODECS.find((c) => c === codec);
+    if (normed !== undefined) {
+      // What a cosine store keeps beside these codes (PageStore.cosineNorms); the reference is the summing one.
+      k.floatNorms(normed, codesPtr, n, dim, normsPtr);
+      const scan = k.scanCosineNormedFunction(normed);
+      cases.push({
+        codec,
+        metric: 'cosine, stored norms',
+        wasm: () => scan(qPtr, codesPtr, normsPtr, n, dim, outPtr),
+        ts: () => referenceScan(codec, 'cosine', q, codes, scales, n, dim, out),
+      });
+    }
     return await measure(cases, dim, opts);
   } finally {
     for (const [ptr, bytes] of ptrs.reverse()) k.memory.free(ptr, bytes);

@@ -94,8 +94,8 @@ export interface StoreStats {
   /** Pages a search probes by default: every one while there are at most 32 (and always for the exact index), then 3·√pages. */
   nprobe: number;
   /**
-   * RAM the store holds per stored vector: its code and scale (and an int8 code's norm in a store
-   * ranked by cosine, which its scans read), where its full-precision vector is
+   * RAM the store holds per stored vector: its code and scale (and the code's norm in a store of a
+   * scalar codec ranked by cosine, which its scans read), where its full-precision vector is
    * (12 bytes, when rescoring is on), its share of the id table (UTF-8 bytes, offsets, hash
    * buckets) and of the filter columns made so far (2 bytes per field filters have named, and the
    * fields' dictionaries), its share of the model (PCA's or the rq rotation's axes and mean, and the

@@ -157,63 +157,69 @@ test('ScorePool: a reach >= 0 and a room >= 1 are required; the line is the k-th
   assert.equal(pool.reach, 0);
 });
 
-test('CodeBlocks of a cosine store keep each int8 code\'s norm through puts, replacements, codes put and records loaded as a checkpoint holds them, and removals across blocks: every scan gives the scores of blocks that keep none, bit for bit', () => {
-  fc.assert(
-    fc.property(
-      fc.array(fc.record({ kind: fc.constantFrom('put', 'put', 'code', 'load', 'remove'), id: fc.nat({ max: 40 }), seed: fc.nat() }), { maxLength: 120 }),
-      (ops) => {
-        // Blocks of 8: removals move codes between blocks, and the last block goes when emptied.
-        const normed = new CodeBlocks(getCodec('int8'), DIM, 8, true, 'cosine');
-        const plain = new CodeBlocks(getCodec('int8'), DIM, 8, true);
-        try {
-          assert.equal(normed.cosineNorms, true);
-          assert.equal(plain.cosineNorms, false);
-          for (const { kind, id, seed } of ops) {
-            const random = rng(seed + 1);
-            const v = Float32Array.from({ length: DIM }, () => random() * 2 - 1);
-            if (kind === 'put') {
-              normed.put(`v${id}`, v);
-              plain.put(`v${id}`, v);
-            } else if (kind === 'code') {
-              const code = Uint8Array.from({ length: DIM }, () => Math.floor(random() * 255) - 127);
-              normed.putCode(`v${id}`, code, 0.5);
-              plain.putCode(`v${id}`, code, 0.5);
-            } else if (kind === 'load') {
-              // A record read in place from an index file's block: its id and code at offsets in it.
-              const idBytes = new TextEncoder().encode(`v${id}`);
-              const block = new Uint8Array(3 + idBytes.length + DIM);
-              block.set(idBytes, 3);
-              for (let i = 0; i < DIM; i++) block[3 + idBytes.length + i] = Math.floor(random() * 255) - 127;
-              const record = { block, idAt: 3, idLength: idBytes.length, codeAt: 3 + idBytes.length, codeBytes: DIM, scale: 0.25, generation: 1, segment: 1, offset: 8 * id, documented: false, page: -1 };
-              normed.loadRecord(record);
-              plain.loadRecord(record);
-            } else {
-              assert.equal(normed.remove(`v${id}`), plain.remove(`v${id}`));
+for (const [codecName, runs] of [['int8', 60], ['fp8-e4m3', 25], ['f16', 25]] as const) {
+  test(`CodeBlocks of a cosine store keep each code's norm through puts, replacements, codes put and records loaded as a checkpoint holds them, and removals across blocks: every scan gives the scores of blocks that keep none, bit for bit (${codecName})`, () => {
+    const codec = getCodec(codecName);
+    const codeBytes = codec.codeBytes(DIM);
+    // int8 codes in the codec's range; any byte pattern for the others (NaN and infinity ones too).
+    const byte = (random: () => number): number => (codecName === 'int8' ? Math.floor(random() * 255) - 127 : Math.floor(random() * 256));
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ kind: fc.constantFrom('put', 'put', 'code', 'load', 'remove'), id: fc.nat({ max: 40 }), seed: fc.nat() }), { maxLength: 120 }),
+        (ops) => {
+          // Blocks of 8: removals move codes between blocks, and the last block goes when emptied.
+          const normed = new CodeBlocks(codec, DIM, 8, true, 'cosine');
+          const plain = new CodeBlocks(codec, DIM, 8, true);
+          try {
+            assert.equal(normed.cosineNorms, true);
+            assert.equal(plain.cosineNorms, false);
+            for (const { kind, id, seed } of ops) {
+              const random = rng(seed + 1);
+              const v = Float32Array.from({ length: DIM }, () => random() * 2 - 1);
+              if (kind === 'put') {
+                normed.put(`v${id}`, v);
+                plain.put(`v${id}`, v);
+              } else if (kind === 'code') {
+                const code = Uint8Array.from({ length: codeBytes }, () => byte(random));
+                normed.putCode(`v${id}`, code, 0.5);
+                plain.putCode(`v${id}`, code, 0.5);
+              } else if (kind === 'load') {
+                // A record read in place from an index file's block: its id and code at offsets in it.
+                const idBytes = new TextEncoder().encode(`v${id}`);
+                const block = new Uint8Array(3 + idBytes.length + codeBytes);
+                block.set(idBytes, 3);
+                for (let i = 0; i < codeBytes; i++) block[3 + idBytes.length + i] = byte(random);
+                const record = { block, idAt: 3, idLength: idBytes.length, codeAt: 3 + idBytes.length, codeBytes, scale: 0.25, generation: 1, segment: 1, offset: 8 * id, documented: false, page: -1 };
+                normed.loadRecord(record);
+                plain.loadRecord(record);
+              } else {
+                assert.equal(normed.remove(`v${id}`), plain.remove(`v${id}`));
+              }
+              const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, (_, i) => Math.cos(i + seed)), metric: 'cosine', int8Query: true };
+              const all = (blocks: CodeBlocks): Array<[string, number]> => {
+                const top = new TopK(Math.max(1, blocks.size));
+                blocks.scan(query, top);
+                return top.sorted().map(({ slot, score }) => [blocks.idAt(slot), score]);
+              };
+              assert.deepEqual(all(normed), all(plain));
+              // And each scan score is the one the gather kernel (which sums the norm) gives.
+              const slots = Int32Array.from({ length: normed.size }, (_, i) => i);
+              const gathered = new Float32Array(slots.length);
+              normed.scoreSlots(query, slots, slots.length, gathered);
+              const top = new TopK(Math.max(1, normed.size));
+              normed.scan(query, top);
+              for (const { slot, score } of top.sorted()) assert.equal(score, gathered[slot]);
             }
-            const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, (_, i) => Math.cos(i + seed)), metric: 'cosine', int8Query: true };
-            const all = (blocks: CodeBlocks): Array<[string, number]> => {
-              const top = new TopK(Math.max(1, blocks.size));
-              blocks.scan(query, top);
-              return top.sorted().map(({ slot, score }) => [blocks.idAt(slot), score]);
-            };
-            assert.deepEqual(all(normed), all(plain));
-            // And each scan score is the one the gather kernel (which sums the norm) gives.
-            const slots = Int32Array.from({ length: normed.size }, (_, i) => i);
-            const gathered = new Float32Array(slots.length);
-            normed.scoreSlots(query, slots, slots.length, gathered);
-            const top = new TopK(Math.max(1, normed.size));
-            normed.scan(query, top);
-            for (const { slot, score } of top.sorted()) assert.equal(score, gathered[slot]);
+          } finally {
+            normed.free();
+            plain.free();
           }
-        } finally {
-          normed.free();
-          plain.free();
-        }
-      },
-    ),
-    { numRuns: 60, seed: 20261202 },
-  );
-});
+        },
+      ),
+      { numRuns: runs, seed: 20261202 },
+    );
+  });
+}
 
 test('int8 blocks and pages of a cosine store scan with the stored-norms kernel; of a dot store, or queried by dot, without it', () => {
   const k = kernels();
@@ -254,5 +260,51 @@ test('int8 blocks and pages of a cosine store scan with the stored-norms kernel;
       blocks.free();
       pages.free();
     }
+  }
+});
+
+test('f32, f16 and fp8 blocks and pages of a cosine store scan with the float stored-norms kernel; of an l2 store, or queried by dot, without it', () => {
+  const k = kernels();
+  const original = k.scanCosineNormedFunction;
+  const asked: string[] = [];
+  (k as { scanCosineNormedFunction: typeof original }).scanCosineNormedFunction = (codec) => {
+    asked.push(codec);
+    return original.call(k, codec);
+  };
+  const random = rng(5);
+  const vectors = Array.from({ length: 40 }, () => Float32Array.from({ length: DIM }, () => random() * 2 - 1));
+  try {
+    for (const codecName of ['f32', 'f16', 'fp8-e4m3', 'fp8-e5m2'] as const) {
+      for (const metric of ['cosine', 'l2'] as const) {
+        const codec = getCodec(codecName);
+        const blocks = new CodeBlocks(codec, DIM, 16, false, metric);
+        const pages = new PageStore(codec, DIM, metric);
+        try {
+          pages.addPage();
+          vectors.forEach((v, i) => {
+            blocks.put(`v${i}`, v);
+            const { code, scale } = blocks.code(`v${i}`)!;
+            pages.add(i, 0, code, scale);
+          });
+          for (const query of [{ vector: vectors[0]!, metric: 'cosine', int8Query: false }, { vector: vectors[0]!, metric: 'dot', int8Query: false }] as ScanQuery[]) {
+            asked.length = 0;
+            const fromBlocks = new TopK(5);
+            blocks.scan(query, fromBlocks);
+            const fromPages = new TopK(5);
+            pages.scan(query, [0], 1, fromPages);
+            // Two blocks of 16 and one of 8, and one page.
+            const normed = metric === 'cosine' && query.metric === 'cosine';
+            assert.deepEqual(asked, normed ? Array(4).fill(codecName) : [], `${codecName} ${metric} store, ${query.metric} query`);
+            // And the same answer either way.
+            assert.deepEqual(fromPages.sorted(), fromBlocks.sorted());
+          }
+        } finally {
+          blocks.free();
+          pages.free();
+        }
+      }
+    }
+  } finally {
+    (k as { scanCosineNormedFunction: typeof original }).scanCosineNormedFunction = original;
   }
 });

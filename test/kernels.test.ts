@@ -14,6 +14,8 @@ import {
   referenceScan,
   referenceScanI8,
   referenceScanI8CosineNormed,
+  FLOAT_NORMED_CODECS,
+  referenceFloatCodeNorm,
   int8CodeNorm,
   referenceSelectAtLeast,
   type KernelMetric,
@@ -486,6 +488,83 @@ describe('int8-query kernels', () => {
     assert.throws(() => k.scanI8('dot', 16, 1, 16, 16, 1, 24, 16), RangeError);
     assert.throws(() => k.scan('f32', 'dot', 16, 16, 16, 1, 0, 16), RangeError);
     assert.throws(() => k.scan('f32', 'dot', 16, 16, 16, -1, 16, 16), RangeError);
+  });
+});
+
+describe('float cosine kernels with stored norms', () => {
+  const k = kernels();
+
+  /** Codes of every byte pattern: the random kinds of randomCodes, and raw random bytes (NaN and infinity patterns, damaged codes) after them. */
+  function anyCodes(codec: (typeof FLOAT_NORMED_CODECS)[number], n: number, dim: number, rand: () => number): Uint8Array {
+    const bytes = randomCodes(codec, n, dim, rand);
+    if (codec === 'f32') return bytes;
+    const raw = Math.floor(n / 2) * dim * BYTES_PER_DIM[codec];
+    for (let i = bytes.length - raw; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
+    return bytes;
+  }
+
+  for (const codec of FLOAT_NORMED_CODECS) {
+    it(`${codec}: the norms kernel gives referenceFloatCodeNorm()'s norm, and the stored-norms kernel every score of the summing one, bit for bit`, () => {
+      const rand = rng(codec.length * 7 + 1);
+      for (const dim of [16, 32, 48, 112, 384, 512, 1024]) {
+        for (const n of [1, 2, 3, 4, 5, 7, 33]) {
+          const codes = anyCodes(codec, n, dim, rand);
+          const q = randomQuery(dim, rand);
+          // Scales the summing kernel is handed and never reads for cosine.
+          const scales = randomScales(n, rand);
+          const [norms, summed, normed] = inWasm([q, codes, scales, new Float32Array(n), new Float32Array(n), new Float32Array(n)], (qPtr, cPtr, sPtr, nPtr, aPtr, bPtr) => {
+            k.floatNorms(codec, cPtr!, n, dim, nPtr!);
+            k.scan(codec, 'cosine', qPtr!, cPtr!, sPtr!, n, dim, aPtr!);
+            k.scanCosineNormedFunction(codec)(qPtr!, cPtr!, nPtr!, n, dim, bPtr!);
+            const f32 = k.memory.f32();
+            return [nPtr!, aPtr!, bPtr!].map((ptr) => f32.slice(ptr >> 2, (ptr >> 2) + n));
+          });
+          assert.deepEqual(normed, summed, `${codec} dim ${dim} n ${n}`);
+          const replayed = Float32Array.from({ length: n }, (_, j) => referenceFloatCodeNorm(codec, codes, j * dim * BYTES_PER_DIM[codec], dim));
+          assert.deepEqual(norms, replayed, `${codec} dim ${dim} n ${n}`);
+        }
+      }
+    });
+  }
+
+  it('referenceFloatCodeNorm() of a code shorter than its padding is the norm of the padded code (the padding is zeros)', () => {
+    const rand = rng(5);
+    for (const codec of FLOAT_NORMED_CODECS) {
+      for (const dim of [1, 7, 17, 100]) {
+        const padded = Math.ceil(dim / 16) * 16;
+        const codes = randomCodes(codec, 1, padded, rand);
+        codes.fill(0, dim * BYTES_PER_DIM[codec]);
+        const [norm] = inWasm([codes, new Float32Array(1)], (cPtr, nPtr) => {
+          k.floatNorms(codec, cPtr!, 1, padded, nPtr!);
+          return [k.memory.f32()[nPtr! >> 2]!];
+        });
+        assert.equal(referenceFloatCodeNorm(codec, codes, 0, dim), norm, `${codec} ${dim}`);
+      }
+    }
+  });
+
+  it('a code whose squares sum to 0 (zeros; float32 values whose squares underflow) scores 0 with its stored norm, as summed', () => {
+    const dim = 32;
+    const q = Float32Array.from({ length: dim }, (_, i) => i + 1);
+    for (const codec of FLOAT_NORMED_CODECS) {
+      // The first code zeros; the second the least value of its codec in every dimension (for f32,
+      // 2^-149, whose square is 0 in float32 while its products with the query are not).
+      const codes = new Uint8Array(2 * dim * BYTES_PER_DIM[codec]);
+      if (codec === 'f32') new Float32Array(codes.buffer).fill(2 ** -149, dim);
+      else if (codec === 'f16') new Uint16Array(codes.buffer).fill(1, dim);
+      else codes.fill(1, dim);
+      const [summed, normed] = inWasm([q, codes, new Float32Array(2).fill(1), new Float32Array(2), new Float32Array(2), new Float32Array(2)], (qPtr, cPtr, sPtr, nPtr, aPtr, bPtr): [Float32Array, Float32Array] => {
+        k.floatNorms(codec, cPtr!, 2, dim, nPtr!);
+        k.scan(codec, 'cosine', qPtr!, cPtr!, sPtr!, 2, dim, aPtr!);
+        k.scanCosineNormedFunction(codec)(qPtr!, cPtr!, nPtr!, 2, dim, bPtr!);
+        const f32 = k.memory.f32();
+        return [f32.slice(aPtr! >> 2, (aPtr! >> 2) + 2), f32.slice(bPtr! >> 2, (bPtr! >> 2) + 2)];
+      });
+      assert.deepEqual(normed, summed, codec);
+      assert.equal(normed[0], 0, `${codec}: zeros`);
+      if (codec === 'f32') assert.equal(normed[1], 0, 'f32: squares that underflow');
+      else assert.ok(normed[1]! > 0, `${codec}: the least subnormal squares to a float32 above 0`);
+    }
   });
 });
 

@@ -21,6 +21,11 @@ function codeOf(seed: number): { code: Uint8Array; scale: number } {
   return { code: Uint8Array.from({ length: DIM }, (_, i) => (seed * 31 + i * 7) & 0xff), scale: 1 + (seed % 5) / 8 };
 }
 
+/** codeOf() for `codec`: as many bytes as its codes take (any pattern, the float codecs' NaN and infinity ones too). */
+function codeOfFor(codec: Codec): (seed: number) => { code: Uint8Array; scale: number } {
+  return (seed) => ({ code: Uint8Array.from({ length: codec.codeBytes(DIM) }, (_, i) => (seed * 31 + i * 7) & 0xff), scale: 1 + (seed % 5) / 8 });
+}
+
 /**
  * A PageStore of `pages` pages holding `n` random vectors (slot i in page pageOf(i)), and the
  * CodeBlocks that encoded them, so both hold the same codes. The caller frees both.
@@ -147,8 +152,19 @@ test('pages: random adds, removals, moves between pages, renumbering, replacing 
   agreesWithModel(getCodec('int8'), DIM, codeOf, 150);
 });
 
-test('pages of a cosine store keep each int8 code\'s norm through adds, removals, moves, replacing, fitting and dropped pages: every scan gives the score the gather kernel sums, bit for bit', () => {
-  for (const [metric, codec, kept] of [['cosine', 'int8', true], ['dot', 'int8', false], [undefined, 'int8', false], ['cosine', 'fp8-e4m3', false]] as const) {
+test('pages of a cosine store keep each code\'s norm through adds, removals, moves, replacing, fitting and dropped pages: every scan gives the score the gather kernel sums, bit for bit (int8, fp8, f16)', () => {
+  const kinds = [
+    ['cosine', 'int8', true],
+    ['dot', 'int8', false],
+    [undefined, 'int8', false],
+    ['cosine', 'fp8-e4m3', true],
+    ['cosine', 'fp8-e5m2', true],
+    ['cosine', 'f16', true],
+    ['cosine', 'f32', true],
+    ['dot', 'fp8-e4m3', false],
+    ['l2', 'f32', false],
+  ] as const;
+  for (const [metric, codec, kept] of kinds) {
     const store = new PageStore(getCodec(codec), DIM, metric);
     try {
       assert.equal(store.cosineNorms, kept, `${metric} ${codec}`);
@@ -157,33 +173,38 @@ test('pages of a cosine store keep each int8 code\'s norm through adds, removals
     }
   }
   agreesWithModel(getCodec('int8'), DIM, codeOf, 40, 'cosine');
+  for (const codec of ['fp8-e4m3', 'f16'] as const) agreesWithModel(getCodec(codec), DIM, codeOfFor(getCodec(codec)), 20, 'cosine');
 });
 
-test('pages of a cosine store: norms move with their codes when a page grows, shrinks and is fitted', () => {
-  const store = new PageStore(getCodec('int8'), DIM, 'cosine');
-  const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, (_, i) => Math.sin(i + 1)), metric: 'cosine', int8Query: true };
-  const agree = (): void => {
-    const n = store.sizeOf(0);
-    const scanned = new Float32Array(n);
-    store.scorePage(query, 0, scanned);
-    const gathered = new Float32Array(n);
-    store.scoreSlots(query, store.slotsOf(0), n, gathered);
-    assert.deepEqual(scanned, gathered);
-    assert.ok(scanned.some((x) => x !== 0));
-  };
-  try {
-    store.addPage();
-    // Past 16 rows the room grows (a copy), removals shrink it (another), fit() to the count.
-    for (let slot = 0; slot < 100; slot++) store.add(slot, 0, codeOf(slot + 1).code, codeOf(slot + 1).scale);
-    agree();
-    for (let slot = 0; slot < 90; slot++) store.remove(slot);
-    agree();
-    store.fit(0);
-    agree();
-  } finally {
-    store.free();
-  }
-});
+for (const codecName of ['int8', 'fp8-e5m2', 'f16'] as const) {
+  test(`pages of a cosine store: norms move with their codes when a page grows, shrinks and is fitted (${codecName})`, () => {
+    const codec = getCodec(codecName);
+    const codeOf = codeOfFor(codec);
+    const store = new PageStore(codec, DIM, 'cosine');
+    const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, (_, i) => Math.sin(i + 1)), metric: 'cosine', int8Query: true };
+    const agree = (): void => {
+      const n = store.sizeOf(0);
+      const scanned = new Float32Array(n);
+      store.scorePage(query, 0, scanned);
+      const gathered = new Float32Array(n);
+      store.scoreSlots(query, store.slotsOf(0), n, gathered);
+      assert.deepEqual(scanned, gathered);
+      assert.ok(scanned.some((x) => x !== 0));
+    };
+    try {
+      store.addPage();
+      // Past 16 rows the room grows (a copy), removals shrink it (another), fit() to the count.
+      for (let slot = 0; slot < 100; slot++) store.add(slot, 0, codeOf(slot + 1).code, codeOf(slot + 1).scale);
+      agree();
+      for (let slot = 0; slot < 90; slot++) store.remove(slot);
+      agree();
+      store.fit(0);
+      agree();
+    } finally {
+      store.free();
+    }
+  });
+}
 
 test('pages in the fast-scan layout (rq1, rq2, rq4 at 32, 64 and 128 dimensions): the same model, every code and factor kept byte for byte through lanes, moves between lanes and resized rooms', () => {
   for (const codec of [rq1Codec, rq2Codec, rq4Codec]) {

@@ -125,7 +125,7 @@ export class PageClusters {
     return this.pages.pageCount;
   }
 
-  /** Whether the pages keep their int8 codes' norms for cosine scans (PageStore.cosineNorms). */
+  /** Whether the pages keep their codes' norms for cosine scans (PageStore.cosineNorms). */
   get cosineNorms(): boolean {
     return this.pages.cosineNorms;
   }

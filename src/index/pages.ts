@@ -1,9 +1,9 @@
 import type { Codec } from '../codec/codec.js';
 import { rqTermsOf, type RqCodec } from '../codec/rq.js';
-import { int8CodeNorm, kernels, type KernelMetric } from '../kernels/index.js';
+import { kernels, type KernelMetric } from '../kernels/index.js';
 import { FastScanCodes, fastScanLanes } from '../scan/fast-scan-codes.js';
 import { paddedDim, type KernelForm, type ScanQuery } from '../scan/code-blocks.js';
-import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked } from '../scan/query-scratch.js';
+import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked, writeCodeNorm } from '../scan/query-scratch.js';
 import { recordingVerdicts, type ScorePool } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
 
@@ -32,8 +32,8 @@ function aligned(rows: number): number {
 /**
  * One page: its codes and scales in linear memory, and the slot of each row. In the fast-scan
  * layout `codes` holds blocks of 32 rows and each row's ‖r‖² and ‖e‖ (the code's two floats) are in
- * `norms` and `errs`; otherwise codes lie back to back, `errs` is 0 and `norms` holds each int8
- * code's norm for a cosine scan (PageStore.cosineNorms), or is 0.
+ * `norms` and `errs`; otherwise codes lie back to back, `errs` is 0 and `norms` holds each code's
+ * norm for a cosine scan (PageStore.cosineNorms), or is 0.
  */
 interface Page {
   codes: number;
@@ -77,8 +77,8 @@ export class PageStore {
   /** The fast-scan layout, for rq codes of a dimension that is a multiple of 32 (PAGES.md, "Fast-scan pages"): a page is its area. */
   private readonly fast: FastScanCodes | undefined;
   /**
-   * Whether each page keeps its int8 codes' norms beside their scales (4 bytes a vector), for a
-   * store searched by cosine: the scan then reads each norm instead of summing it from the code, at
+   * Whether each page keeps its codes' norms beside their scales (4 bytes a vector), for a store
+   * searched by cosine (keepsCodeNorms: the scalar codecs): the scan then reads each norm instead of summing it from the code, at
    * half the multiplies (KERNELS.md, "Stored norms"), with the same scores bit for bit.
    */
   readonly cosineNorms: boolean;
@@ -86,7 +86,7 @@ export class PageStore {
   constructor(
     readonly codec: Codec,
     readonly dim: number,
-    /** The metric the store is searched with: 'cosine' keeps the norms of int8 codes. @default none: no norms kept */
+    /** The metric the store is searched with: 'cosine' keeps the codes' norms. @default none: no norms kept */
     metric?: KernelMetric,
   ) {
     this.paddedDim = paddedDim(dim);
@@ -535,7 +535,7 @@ export class PageStore {
     u8.fill(0, at + code.length, at + this.stride);
     const f32 = this.mem.f32();
     f32[(p.scales >> 2) + row] = scale;
-    if (p.norms !== 0) f32[(p.norms >> 2) + row] = int8CodeNorm(u8, at, code.length);
+    if (p.norms !== 0) writeCodeNorm(this.codec, at, this.dim, this.paddedDim, p.norms + 4 * row);
   }
 
   /**

@@ -72,6 +72,24 @@ export function int8CodeNorm(code: Uint8Array, at: number, dim: number): number 
   return Math.fround(Math.sqrt(Math.fround(sum)));
 }
 
+/** Codecs whose float-query cosine kernel has a stored-norms form (int8 has its own, scanI8_cosine_normed). */
+export type FloatNormedCodec = Exclude<ScalarCodecName, 'int8'>;
+export const FLOAT_NORMED_CODECS: readonly FloatNormedCodec[] = ['f32', 'f16', 'fp8-e4m3', 'fp8-e5m2'];
+
+/**
+ * Name under which the module exports the float-query cosine kernel for `codec` that reads each
+ * code's norm (as norms_<codec> computes it) where scan_<codec>_cosine would read its scale, instead
+ * of summing the squares of the decoded values.
+ */
+export function scanCosineNormedExportName(codec: FloatNormedCodec): string {
+  return `${scanExportName(codec, 'cosine')}_normed`;
+}
+
+/** Name under which the module exports the kernel computing the norms scanCosineNormedExportName(codec) reads. */
+export function floatNormsExportName(codec: FloatNormedCodec): string {
+  return `norms_${codec.replace('-', '_')}`;
+}
+
 /** Name of the gather form of the kernel exported as `name` (an address table instead of contiguous codes; KERNELS.md). */
 export function gatherName(name: string): string {
   return `gather_${name}`;

@@ -14,17 +14,19 @@ export {
   RQ_MAX_PLANE_BYTES,
   RQ_MAX_QUERY_BITS,
   RQ_METRICS,
+  FLOAT_NORMED_CODECS,
   int8CodeNorm,
   isScaled,
   rqCodeBytes,
   rqPlaneBytes,
+  type FloatNormedCodec,
   type I8Metric,
   type KernelMetric,
   type RqBits,
   type RqMetric,
 } from './contract.js';
 export { LinearMemory } from './memory.js';
-export { referenceFastScan, referenceScan, referenceScanI8, referenceScanI8CosineNormed, referenceScanRq, referenceSelectAtLeast, type RqQueryParams } from './reference.js';
+export { referenceFastScan, referenceFloatCodeNorm, referenceScan, referenceScanI8, referenceScanI8CosineNormed, referenceScanRq, referenceSelectAtLeast, type RqQueryParams } from './reference.js';
 export {
   instantiateKernels,
   kernels,

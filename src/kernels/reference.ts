@@ -1,5 +1,5 @@
 import type { ScalarCodecName } from '../codec/codec.js';
-import { isScaled, type I8Metric, type KernelMetric, type RqBits, type RqMetric } from './contract.js';
+import { DIM_STEP, isScaled, type FloatNormedCodec, type I8Metric, type KernelMetric, type RqBits, type RqMetric } from './contract.js';
 
 /**
  * Plain TypeScript versions of every kernel, with the same arguments as the WebAssembly exports
@@ -130,6 +130,66 @@ function squaredDistance(q: Float32Array, d: Float32Array, base: number, dim: nu
     sum += e * e;
   }
   return sum;
+}
+
+/**
+ * Each byte pattern of an fp8 (or f16) code as the float kernels decode it (KERNELS.md, "Decoding"):
+ * the field bits moved into a binary32 pattern, then multiplied by the rebias power of two, in
+ * float32. For every valid code this is the codec's value; it is built the kernels' way so that
+ * the norm of any bytes at all (a damaged code too) is the one the summing kernel computes.
+ */
+function kernelDecodeTable(codec: Exclude<FloatNormedCodec, 'f32'>): Float32Array {
+  const bits = new Int32Array(1);
+  const asFloat = new Float32Array(bits.buffer);
+  if (codec === 'f16') {
+    const table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) {
+      bits[0] = (((h << 16) >> 16) << 13) & 0x8fffe000;
+      table[h] = Math.fround(asFloat[0]! * 2 ** 112);
+    }
+    return table;
+  }
+  const [shift, mask, rebias] = codec === 'fp8-e4m3' ? [4, 0x87f0, 2 ** 120] : [5, 0x8fe0, 2 ** 112];
+  const table = new Float32Array(256);
+  for (let b = 0; b < 256; b++) {
+    bits[0] = ((((b << 24) >> 24) << shift) & mask) << 16;
+    table[b] = Math.fround(asFloat[0]! * rebias);
+  }
+  return table;
+}
+
+const kernelDecodeTables = new Map<FloatNormedCodec, Float32Array>();
+
+/**
+ * Reference of norms_<codec> (the norm scan_<codec>_cosine_normed reads) for one code of `codec`,
+ * its bytes from `at` in `code`, `dim` values (the kernels pad codes with zeros to a multiple of
+ * DIM_STEP): float32 √ of the sum of squares exactly as scan_<codec>_cosine sums it, in four float32
+ * lanes (lane j adds, per step s, ((v0² + v1²) + (v2² + v3²)) of the values 16s + 4k + j), the lanes
+ * then added as (l0 + l1) + (l2 + l3). Each operation rounded to float32 (Math.fround of a double
+ * result is the float32 result for +, × and √: a double holds more than twice float32's precision),
+ * so it must match the kernel bit for bit.
+ */
+export function referenceFloatCodeNorm(codec: FloatNormedCodec, code: Uint8Array, at: number, dim: number): number {
+  const values = new Float32Array(Math.ceil(dim / DIM_STEP) * DIM_STEP);
+  if (codec === 'f32') {
+    const view = new DataView(code.buffer, code.byteOffset, code.byteLength);
+    for (let i = 0; i < dim; i++) values[i] = view.getFloat32(at + 4 * i, true);
+  } else {
+    let table = kernelDecodeTables.get(codec);
+    if (table === undefined) kernelDecodeTables.set(codec, (table = kernelDecodeTable(codec)));
+    for (let i = 0; i < dim; i++) values[i] = table[codec === 'f16' ? code[at + 2 * i]! | (code[at + 2 * i + 1]! << 8) : code[at + i]!]!;
+  }
+  const lanes = [0, 0, 0, 0];
+  for (let step = 0; step < values.length; step += DIM_STEP) {
+    for (let j = 0; j < 4; j++) {
+      const sq = (k: number): number => {
+        const v = values[step + 4 * k + j]!;
+        return Math.fround(v * v);
+      };
+      lanes[j] = Math.fround(lanes[j]! + Math.fround(Math.fround(sq(0) + sq(1)) + Math.fround(sq(2) + sq(3))));
+    }
+  }
+  return Math.fround(Math.sqrt(Math.fround(Math.fround(lanes[0]! + lanes[1]!) + Math.fround(lanes[2]! + lanes[3]!))));
 }
 
 /**

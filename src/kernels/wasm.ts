@@ -21,6 +21,10 @@ import {
   scanExportName,
   scanI8ExportName,
   SCAN_I8_COSINE_NORMED,
+  FLOAT_NORMED_CODECS,
+  floatNormsExportName,
+  scanCosineNormedExportName,
+  type FloatNormedCodec,
   scanRqExportName,
   type I8Metric,
   type KernelMetric,
@@ -181,6 +185,18 @@ export interface Kernels {
    */
   readonly scanI8CosineNormed: ScanI8Fn;
   /**
+   * scan(codec, 'cosine', …) with each code's norm (floatNorms()) at scalesPtr in place of its
+   * scale, unchecked: the same scores bit for bit, without summing the squares of the decoded
+   * values (KERNELS.md, "Stored norms").
+   */
+  scanCosineNormedFunction(codec: FloatNormedCodec): ScanFn;
+  /**
+   * The norms scanCosineNormedFunction(codec) reads: of n codes back to back from codesPtr, dim
+   * values each (a multiple of DIM_STEP), n float32 at outPtr, each the f32.sqrt of the sum of
+   * squares scan(codec, 'cosine', …) forms for that code. Unchecked.
+   */
+  floatNorms(codec: FloatNormedCodec, codesPtr: number, n: number, dim: number, outPtr: number): void;
+  /**
    * The gather form of scan(codec, metric, …), unchecked: each score is bit for bit the one the
    * contiguous kernel gives the same code and scale.
    */
@@ -304,6 +320,8 @@ class WasmKernels implements Kernels {
   private readonly scans: Readonly<Record<ScalarCodecName, Readonly<Record<KernelMetric, ScanFn>>>>;
   private readonly scansI8: Readonly<Record<I8Metric, ScanI8Fn>>;
   readonly scanI8CosineNormed: ScanI8Fn;
+  private readonly scansCosineNormed: ReadonlyMap<FloatNormedCodec, ScanFn>;
+  private readonly norms: ReadonlyMap<FloatNormedCodec, (codesPtr: number, n: number, dim: number, outPtr: number) => void>;
   private readonly gathers: ReadonlyMap<string, GatherFn>;
   private readonly gathersI8: ReadonlyMap<I8Metric, GatherI8Fn>;
   private readonly scansRq: ReadonlyMap<string, ScanRqFn>;
@@ -339,6 +357,8 @@ class WasmKernels implements Kernels {
       KERNEL_CODECS.flatMap((codec) => KERNEL_METRICS.map((metric) => [scanExportName(codec, metric), exported(gatherName(scanExportName(codec, metric)))])),
     );
     this.scanI8CosineNormed = exported(SCAN_I8_COSINE_NORMED);
+    this.scansCosineNormed = new Map(FLOAT_NORMED_CODECS.map((codec) => [codec, exported(scanCosineNormedExportName(codec))]));
+    this.norms = new Map(FLOAT_NORMED_CODECS.map((codec) => [codec, exported(floatNormsExportName(codec))]));
     this.gathersI8 = new Map(I8_METRICS.map((metric) => [metric, exported(gatherName(scanI8ExportName(metric)))]));
     const rqNames = RQ_BITS.flatMap((bits) => RQ_METRICS.map((metric) => scanRqExportName(bits, metric)));
     this.scansRq = new Map(rqNames.map((name) => [name, exported(name)]));
@@ -377,6 +397,18 @@ class WasmKernels implements Kernels {
     const fn = this.gathers.get(scanExportName(codec, metric));
     if (fn === undefined) throw new RangeError(`no kernel for codec ${codec} and metric ${metric}`);
     return fn;
+  }
+
+  scanCosineNormedFunction(codec: FloatNormedCodec): ScanFn {
+    const fn = this.scansCosineNormed.get(codec);
+    if (fn === undefined) throw new RangeError(`no stored-norms cosine kernel for codec ${codec}`);
+    return fn;
+  }
+
+  floatNorms(codec: FloatNormedCodec, codesPtr: number, n: number, dim: number, outPtr: number): void {
+    const fn = this.norms.get(codec);
+    if (fn === undefined) throw new RangeError(`no norms kernel for codec ${codec}`);
+    fn(codesPtr, n, dim, outPtr);
   }
 
   gatherI8Function(metric: I8Metric): GatherI8Fn {

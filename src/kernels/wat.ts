@@ -15,7 +15,11 @@ import {
   scanExportName,
   scanI8ExportName,
   SCAN_I8_COSINE_NORMED,
+  FLOAT_NORMED_CODECS,
+  floatNormsExportName,
+  scanCosineNormedExportName,
   scanRqExportName,
+  type FloatNormedCodec,
   type I8Metric,
   type KernelMetric,
   type RqBits,
@@ -288,13 +292,27 @@ function scanFunction(body: KernelBody, layout: Layout): string {
   return [signature, ...declarations, text, ')'].join('\n');
 }
 
-function floatKernel(codec: ScalarCodecName, metric: KernelMetric, block: number, layout: Layout): string {
+/** The squares of a step's four decoded vectors, summed lane by lane as every float cosine kernel sums them: ((d0² + d1²) + (d2² + d3²)). */
+function stepSquares(decoder: Decoder): string {
+  const d = (k: number): string => get(`d${k}`);
+  return decoder.squaredNorm?.() ?? tree('f32x4.add', [0, 1, 2, 3].map((k) => `(f32x4.mul ${d(k)} ${d(k)})`));
+}
+
+/**
+ * `normed` (cosine, contiguous, codecs other than int8, which has its own): each code's norm comes
+ * from $s, where the other cosine kernels would read a scale they do not use, instead of being
+ * summed from the decoded values: half the multiplies of a step. The norms are the ones
+ * norms_<codec> computes, by the same instructions as the summing kernel's, so the two give every
+ * score bit for bit.
+ */
+function floatKernel(codec: ScalarCodecName, metric: KernelMetric, block: number, layout: Layout, normed = false): string {
   const decoder = DECODERS[codec];
   const q = (k: number): string => get(`q${k}`);
   const d = (k: number): string => get(`d${k}`);
   const ks = [0, 1, 2, 3];
+  const summed = metric === 'cosine' && !normed;
   return scanFunction({
-    exportName: scanExportName(codec, metric),
+    exportName: normed ? scanCosineNormedExportName(codec as FloatNormedCodec) : scanExportName(codec, metric),
     extraParams: '',
     queryStep: 64,
     codeStep: 16 * BYTES_PER_DIM[codec],
@@ -303,7 +321,7 @@ function floatKernel(codec: ScalarCodecName, metric: KernelMetric, block: number
     loadQuery: () => ks.map((k) => set(`q${k}`, `(v128.load offset=${16 * k} ${get('qi')})`)),
     initVector(b, scale) {
       const init = [set(`acc${b}`, ZERO)];
-      if (metric === 'cosine') init.push(set(`den${b}`, ZERO));
+      if (summed) init.push(set(`den${b}`, ZERO));
       if (metric === 'l2' && decoder.scaled) init.push(set(`sv${b}`, `(f32x4.splat ${scale})`));
       return init;
     },
@@ -318,10 +336,9 @@ function floatKernel(codec: ScalarCodecName, metric: KernelMetric, block: number
         return out;
       }
       out.push(set(acc, `(f32x4.add ${get(acc)} ${tree('f32x4.add', ks.map((k) => `(f32x4.mul ${q(k)} ${d(k)})`))})`));
-      if (metric === 'cosine') {
+      if (summed) {
         const den = `den${b}`;
-        const norm = decoder.squaredNorm?.() ?? tree('f32x4.add', ks.map((k) => `(f32x4.mul ${d(k)} ${d(k)})`));
-        out.push(set(den, `(f32x4.add ${get(den)} ${norm})`));
+        out.push(set(den, `(f32x4.add ${get(den)} ${stepSquares(decoder)})`));
       }
       return out;
     },
@@ -329,10 +346,55 @@ function floatKernel(codec: ScalarCodecName, metric: KernelMetric, block: number
       const sum = f32HorizontalSum(`acc${b}`);
       if (metric === 'l2') return `(f32.neg ${sum})`;
       if (metric === 'dot') return decoder.scaled ? `(f32.mul ${scale} ${sum})` : sum;
+      // $s holds the norm, the f32.sqrt of the sum below: a norm above 0 exactly when that sum is.
+      if (normed) return `(select (f32.div ${sum} ${scale}) (f32.const 0) (f32.gt ${scale} (f32.const 0)))`;
       const den = f32HorizontalSum(`den${b}`);
       return `(select (f32.div ${sum} (f32.sqrt ${den})) (f32.const 0) (f32.gt ${den} (f32.const 0)))`;
     },
   }, layout);
+}
+
+/**
+ * norms_<codec>(codes, n, dim, out): the norm of each of `n` codes back to back from `codes` (`dim`
+ * values each, a multiple of DIM_STEP), as float32 at `out`: the f32.sqrt of the sum of squares
+ * the summing cosine kernel forms (the same decode, stepSquares() and lane sums), which
+ * scan_<codec>_cosine_normed then reads. Run when codes are written and loaded, one or a few at a time.
+ */
+function floatNormsKernel(codec: FloatNormedCodec): string {
+  const decoder = DECODERS[codec];
+  const codeStep = 16 * BYTES_PER_DIM[codec];
+  const name = floatNormsExportName(codec);
+  const { setup, vecs } = decoder.decode('c');
+  const body = [
+    ...Object.entries(decoder.constants).map(([k, v]) => set(k, v)),
+    set('outEnd', `(i32.add ${get('out')} (i32.shl ${get('n')} ${i32(2)}))`),
+    set('c', get('codes')),
+    '(block $done',
+    `(br_if $done (i32.ge_u ${get('out')} ${get('outEnd')}))`,
+    '(loop $vectors',
+    set('den', ZERO),
+    set('cEnd', `(i32.add ${get('c')} (i32.mul ${get('dim')} ${i32(codeStep / 16)}))`),
+    '(block $steps_done',
+    `(br_if $steps_done (i32.ge_u ${get('c')} ${get('cEnd')}))`,
+    '(loop $steps',
+    ...setup,
+    ...vecs.map((v, k) => set(`d${k}`, v)),
+    set('den', `(f32x4.add ${get('den')} ${stepSquares(decoder)})`),
+    set('c', `(i32.add ${get('c')} ${i32(codeStep)})`),
+    `(br_if $steps (i32.lt_u ${get('c')} ${get('cEnd')})))`,
+    ')',
+    `(f32.store ${get('out')} (f32.sqrt ${f32HorizontalSum('den')}))`,
+    set('out', `(i32.add ${get('out')} ${i32(4)})`),
+    `(br_if $vectors (i32.lt_u ${get('out')} ${get('outEnd')})))`,
+    ')',
+  ].join('\n');
+  const v128 = ['den', 'd0', 'd1', 'd2', 'd3', 'r0', 'r1', ...Object.keys(decoder.constants)];
+  const referenced = (local: string): boolean => new RegExp(`\\$${local}[ )]`).test(body);
+  const declarations = [
+    '(local $c i32) (local $cEnd i32) (local $outEnd i32)',
+    ...v128.filter(referenced).map((local) => `(local $${local} v128)`),
+  ];
+  return [`(func $${name} (export "${name}") (param $codes i32) (param $n i32) (param $dim i32) (param $out i32)`, ...declarations, body, ')'].join('\n');
 }
 
 /**
@@ -1000,7 +1062,10 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
       for (const metric of KERNEL_METRICS) parts.push(floatKernel(codec, metric, tuning.floatBlock, layout));
     }
     for (const metric of I8_METRICS) parts.push(i8Kernel(metric, tuning.i8Block, layout));
-    if (layout === 'contiguous') parts.push(i8Kernel('cosine', tuning.i8Block, layout, true));
+    if (layout === 'contiguous') {
+      parts.push(i8Kernel('cosine', tuning.i8Block, layout, true));
+      for (const codec of FLOAT_NORMED_CODECS) parts.push(floatKernel(codec, 'cosine', tuning.floatBlock, layout, true), floatNormsKernel(codec));
+    }
     for (const bits of RQ_BITS) {
       for (const metric of RQ_METRICS) parts.push(rqKernel(bits, metric, tuning.rqBlock, layout));
     }

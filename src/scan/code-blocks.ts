@@ -1,11 +1,11 @@
 import type { Codec } from '../codec/codec.js';
 import type { FilterColumns } from '../filter/columns.js';
 import { rqTermsOf, type RqCodec } from '../codec/rq.js';
-import { int8CodeNorm, kernels, type KernelMetric } from '../kernels/index.js';
+import { kernels, type KernelMetric } from '../kernels/index.js';
 import { FAST_SCAN_LANES } from '../kernels/contract.js';
 import { FastScanCodes } from './fast-scan-codes.js';
 import { LargestNorm } from './largest-norm.js';
-import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked } from './query-scratch.js';
+import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked, writeCodeNorm } from './query-scratch.js';
 import { recordingVerdicts, type ScorePool } from './score-pool.js';
 import { SlotTable, type VectorPlace } from './slot-table.js';
 import { TopK } from './topk.js';
@@ -20,8 +20,8 @@ export function paddedDim(dim: number): number {
 
 /**
  * A block's codes and scales; in the fast-scan layout (FastScanCodes) also each row's ‖r‖² and ‖e‖
- * in `norms` and `errs`; otherwise `errs` is 0 and `norms` holds each int8 code's norm for a cosine
- * scan (CodeBlocks.cosineNorms), or is 0.
+ * in `norms` and `errs`; otherwise `errs` is 0 and `norms` holds each code's norm for a cosine scan
+ * (CodeBlocks.cosineNorms), or is 0.
  */
 interface Block {
   readonly codes: number;
@@ -143,8 +143,9 @@ export class CodeBlocks {
   /** Largest ‖decoded code‖ of any vector put since it was first asked for (never lowered by removals). */
   private readonly norms: LargestNorm;
   /**
-   * Whether each block keeps its int8 codes' norms (4 bytes a vector) for a store searched by
-   * cosine: the scan reads them instead of summing them from the codes (KERNELS.md, "Stored norms").
+   * Whether each block keeps its codes' norms (4 bytes a vector) for a store searched by cosine
+   * (keepsCodeNorms: the scalar codecs): the scan reads them instead of summing them from the codes
+   * (KERNELS.md, "Stored norms").
    */
   readonly cosineNorms: boolean;
 
@@ -157,7 +158,7 @@ export class CodeBlocks {
     readonly dim: number,
     readonly blockVectors = INDEX_BLOCK_VECTORS,
     readonly places = false,
-    /** What scans rank by: 'cosine' keeps the norms of int8 codes (cosineNorms). @default none: no norms kept */
+    /** What scans rank by: 'cosine' keeps the codes' norms (cosineNorms). @default none: no norms kept */
     metric?: KernelMetric,
   ) {
     this.paddedDim = paddedDim(dim);
@@ -300,10 +301,10 @@ export class CodeBlocks {
     return block.norms + (slot % this.blockVectors) * 4;
   }
 
-  /** Keeps the norm of the int8 code just written in `slot`, when norms are kept. */
+  /** Keeps the norm of the code just written in `slot`, when norms are kept. */
   private writeCodeNorm(slot: number): void {
     if (!this.cosineNorms) return;
-    this.mem.f32()[this.normAddress(slot) >> 2] = int8CodeNorm(this.mem.u8(), this.codeAddress(slot), this.dim);
+    writeCodeNorm(this.codec, this.codeAddress(slot), this.dim, this.paddedDim, this.normAddress(slot));
   }
 
   /** Encodes `vector` (length dim) as the code of `id`, inserting or replacing. */

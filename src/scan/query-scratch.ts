@@ -3,7 +3,7 @@ import type { RqCodec } from '../codec/rq.js';
 import type { RqMetric } from '../kernels/contract.js';
 import { RQ_QUERY_BITS, RqQuery } from './rq-query.js';
 import { getCodec } from '../codec/index.js';
-import { kernels, type I8Metric, type KernelMetric } from '../kernels/index.js';
+import { FLOAT_NORMED_CODECS, int8CodeNorm, kernels, type FloatNormedCodec, type I8Metric, type KernelMetric } from '../kernels/index.js';
 import type { KernelForm, ScanQuery } from './code-blocks.js';
 import type { TopK } from './topk.js';
 import { sameBits } from '../vector.js';
@@ -34,12 +34,30 @@ export function pushPicked(top: TopK, scoresPtr: number, n: number, picksPtr: nu
   }
 }
 
+/** The float codec whose cosine kernel has a stored-norms form, or undefined (int8 has its own; rq none). */
+function floatNormed(codec: Codec): FloatNormedCodec | undefined {
+  return (FLOAT_NORMED_CODECS as readonly string[]).includes(codec.name) ? (codec.name as FloatNormedCodec) : undefined;
+}
+
 /**
  * Whether codes of `codec` scanned by `metric` keep each code's norm beside its scale, for scan()
- * to read instead of summing it (KERNELS.md, "Stored norms"): int8 codes ranked by cosine.
+ * to read instead of summing it (KERNELS.md, "Stored norms"): codes of the scalar codecs ranked by
+ * cosine (rq codes are ranked by dot product in the rotated space, and never read norms).
  */
 export function keepsCodeNorms(codec: Codec, metric: KernelMetric | undefined): boolean {
-  return metric === 'cosine' && codec.name === 'int8';
+  return metric === 'cosine' && (codec.name === 'int8' || floatNormed(codec) !== undefined);
+}
+
+/**
+ * Writes at `normPtr` the norm of the code of `codec` at `at` in linear memory (`dim` values, its
+ * bytes padded with zeros to `paddedDim`), as the stored-norms scan reads it: int8CodeNorm() for
+ * int8, the norms kernel of its codec for the others (one code per call).
+ */
+export function writeCodeNorm(codec: Codec, at: number, dim: number, paddedDim: number, normPtr: number): void {
+  const k = kernels();
+  const float = floatNormed(codec);
+  if (float !== undefined) k.floatNorms(float, at, 1, paddedDim, normPtr);
+  else k.memory.f32()[normPtr >> 2] = int8CodeNorm(k.memory.u8(), at, dim);
 }
 
 /**
@@ -58,6 +76,8 @@ export class QueryScratch {
   private freed = false;
   /** The query's bit planes and constants when the codes are rq (rq-query.ts). */
   private readonly rq: RqQuery | undefined;
+  /** The codec, when its cosine codes can be scanned with stored norms by the float kernels. */
+  private readonly floatNormed: FloatNormedCodec | undefined;
   /** Bytes at `ptr`. */
   private readonly room: number;
 
@@ -67,6 +87,7 @@ export class QueryScratch {
     private readonly paddedDim: number,
   ) {
     this.rq = isRqCodec(codec.name) ? new RqQuery(codec as RqCodec, dim) : undefined;
+    this.floatNormed = floatNormed(codec);
     this.room = Math.max(paddedDim * 4, this.rq?.bytes ?? 0);
     this.ptr = this.mem.alloc(this.room);
   }
@@ -160,14 +181,17 @@ export class QueryScratch {
   /**
    * Scores `n` codes back to back from `codesPtr` (scales from `scalesPtr`) against `query`, loaded
    * by load(), writing `n` float32 at `outPtr`: the kernel for its codec, metric and form. With
-   * `normsPtr` (int8 codes' norms, int8CodeNorm()), an int8 cosine scan reads them instead of
-   * summing them from the codes: the same scores.
+   * `normsPtr` (the codes' norms, writeCodeNorm()), a cosine scan reads them instead of summing
+   * them from the codes: the same scores. (An int8 code scanned with a float query, which no store
+   * scan does, still sums: its norm is int8CodeNorm(), not the float kernel's sum.)
    */
   scan(query: ScanQuery, codesPtr: number, scalesPtr: number, n: number, outPtr: number, normsPtr = 0): void {
     const k = kernels();
+    const normed = normsPtr !== 0 && query.metric === 'cosine';
     if (this.rq !== undefined) this.rq.scan(this.rqMetric(query), this.ptr, codesPtr, scalesPtr, n, this.codec.strideBytes(this.dim), outPtr);
-    else if (normsPtr !== 0 && query.metric === 'cosine' && this.usesInt8(query)) k.scanI8CosineNormed(this.ptr, this.loadedScale, codesPtr, normsPtr, n, this.paddedDim, outPtr);
+    else if (normed && this.usesInt8(query)) k.scanI8CosineNormed(this.ptr, this.loadedScale, codesPtr, normsPtr, n, this.paddedDim, outPtr);
     else if (this.usesInt8(query)) k.scanI8(query.metric as I8Metric, this.ptr, this.loadedScale, codesPtr, scalesPtr, n, this.paddedDim, outPtr);
+    else if (normed && this.floatNormed !== undefined) k.scanCosineNormedFunction(this.floatNormed)(this.ptr, codesPtr, normsPtr, n, this.paddedDim, outPtr);
     else k.scan(this.codec.name as ScalarCodecName, query.metric, this.ptr, codesPtr, scalesPtr, n, this.paddedDim, outPtr);
   }
 
