@@ -3,7 +3,7 @@ import { rqTermsOf, type RqCodec } from '../codec/rq.js';
 import { kernels, type KernelMetric } from '../kernels/index.js';
 import { FastScanCodes, fastScanLanes } from '../scan/fast-scan-codes.js';
 import { paddedDim, type KernelForm, type ScanQuery } from '../scan/code-blocks.js';
-import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked, writeCodeNorm } from '../scan/query-scratch.js';
+import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked } from '../scan/query-scratch.js';
 import { recordingVerdicts, type ScorePool } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
 
@@ -535,7 +535,7 @@ export class PageStore {
     u8.fill(0, at + code.length, at + this.stride);
     const f32 = this.mem.f32();
     f32[(p.scales >> 2) + row] = scale;
-    if (p.norms !== 0) writeCodeNorm(this.codec, at, this.dim, this.paddedDim, p.norms + 4 * row);
+    if (p.norms !== 0) this.query.writeCodeNorm(at, p.norms + 4 * row);
   }
 
   /**

@@ -5,7 +5,7 @@ import { kernels, type KernelMetric } from '../kernels/index.js';
 import { FAST_SCAN_LANES } from '../kernels/contract.js';
 import { FastScanCodes } from './fast-scan-codes.js';
 import { LargestNorm } from './largest-norm.js';
-import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked, writeCodeNorm } from './query-scratch.js';
+import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked } from './query-scratch.js';
 import { recordingVerdicts, type ScorePool } from './score-pool.js';
 import { SlotTable, type VectorPlace } from './slot-table.js';
 import { TopK } from './topk.js';
@@ -304,7 +304,7 @@ export class CodeBlocks {
   /** Keeps the norm of the code just written in `slot`, when norms are kept. */
   private writeCodeNorm(slot: number): void {
     if (!this.cosineNorms) return;
-    writeCodeNorm(this.codec, this.codeAddress(slot), this.dim, this.paddedDim, this.normAddress(slot));
+    this.query.writeCodeNorm(this.codeAddress(slot), this.normAddress(slot));
   }
 
   /** Encodes `vector` (length dim) as the code of `id`, inserting or replacing. */

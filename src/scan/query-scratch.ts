@@ -48,17 +48,6 @@ export function keepsCodeNorms(codec: Codec, metric: KernelMetric | undefined): 
   return metric === 'cosine' && (codec.name === 'int8' || floatNormed(codec) !== undefined);
 }
 
-/**
- * Writes at `normPtr` the norm of the code of `codec` at `at` in linear memory (`dim` values, its
- * bytes padded with zeros to `paddedDim`), as the stored-norms scan reads it: int8CodeNorm() for
- * int8, the norms kernel of its codec for the others (one code per call).
- */
-export function writeCodeNorm(codec: Codec, at: number, dim: number, paddedDim: number, normPtr: number): void {
-  const k = kernels();
-  const float = floatNormed(codec);
-  if (float !== undefined) k.floatNorms(float, at, 1, paddedDim, normPtr);
-  else k.memory.f32()[normPtr >> 2] = int8CodeNorm(k.memory.u8(), at, dim);
-}
 
 /**
  * A query as the scan kernels take it, in scratch space of linear memory: a float32 query zero-padded
@@ -176,6 +165,17 @@ export class QueryScratch {
     f32.set(query.vector, q);
     f32.fill(0, q + this.dim, q + this.paddedDim);
     this.loadedScale = 0;
+  }
+
+  /**
+   * Writes at `normPtr` the norm of this codec's code at `codeAt` in linear memory (its bytes
+   * padded with zeros to paddedDim), as the stored-norms scan reads it, for stores that keep norms
+   * (keepsCodeNorms): int8CodeNorm() for int8, the norms kernel of the codec for the others.
+   */
+  writeCodeNorm(codeAt: number, normPtr: number): void {
+    const k = kernels();
+    if (this.floatNormed !== undefined) k.floatNorms(this.floatNormed, codeAt, 1, this.paddedDim, normPtr);
+    else k.memory.f32()[normPtr >> 2] = int8CodeNorm(k.memory.u8(), codeAt, this.dim);
   }
 
   /**
