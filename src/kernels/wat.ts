@@ -186,6 +186,16 @@ const i32HorizontalSum = (v: string): string =>
   `(i32.add (i32.add (i32x4.extract_lane 0 ${get(v)}) (i32x4.extract_lane 1 ${get(v)})) ` +
   `(i32.add (i32x4.extract_lane 2 ${get(v)}) (i32x4.extract_lane 3 ${get(v)})))`;
 
+/**
+ * Declarations of the locals among `i32Locals` and `v128Locals` that a kernel's `text` uses (a name
+ * is used when `$name` appears followed by a space or a parenthesis): the templates name more
+ * scratch locals than any one kernel needs.
+ */
+function usedLocals(text: string, i32Locals: readonly string[], v128Locals: readonly string[]): string[] {
+  const referenced = (name: string): boolean => new RegExp(`\\$${name}[ )]`).test(text);
+  return [...i32Locals.filter(referenced).map((name) => `(local $${name} i32)`), ...v128Locals.filter(referenced).map((name) => `(local $${name} v128)`)];
+}
+
 /** What differs between kernels; `scanFunction` supplies the loops around it. */
 interface KernelBody {
   readonly exportName: string;
@@ -279,11 +289,7 @@ function scanFunction(body: KernelBody, layout: Layout): string {
     i32Locals.push(codePtr(b));
     v128Locals.push(`acc${b}`, `den${b}`, `sv${b}`);
   }
-  const referenced = (name: string): boolean => new RegExp(`\\$${name}[ )]`).test(text);
-  const declarations = [
-    ...i32Locals.filter(referenced).map((name) => `(local $${name} i32)`),
-    ...v128Locals.filter(referenced).map((name) => `(local $${name} v128)`),
-  ];
+  const declarations = usedLocals(text, i32Locals, v128Locals);
   const name = gather ? gatherName(body.exportName) : body.exportName;
   const vectors = gather ? '(param $a i32)' : '(param $codes i32) (param $s i32)';
   const signature =
@@ -388,12 +394,7 @@ function floatNormsKernel(codec: FloatNormedCodec): string {
     `(br_if $vectors (i32.lt_u ${get('out')} ${get('outEnd')})))`,
     ')',
   ].join('\n');
-  const v128 = ['den', 'd0', 'd1', 'd2', 'd3', 'r0', 'r1', ...Object.keys(decoder.constants)];
-  const referenced = (local: string): boolean => new RegExp(`\\$${local}[ )]`).test(body);
-  const declarations = [
-    '(local $c i32) (local $cEnd i32) (local $outEnd i32)',
-    ...v128.filter(referenced).map((local) => `(local $${local} v128)`),
-  ];
+  const declarations = usedLocals(body, ['c', 'cEnd', 'outEnd'], ['den', 'd0', 'd1', 'd2', 'd3', 'r0', 'r1', ...Object.keys(decoder.constants)]);
   return [`(func $${name} (export "${name}") (param $codes i32) (param $n i32) (param $dim i32) (param $out i32)`, ...declarations, body, ')'].join('\n');
 }
 
