@@ -108,6 +108,29 @@ test('page clusters: on clustered data a few pages probed find nearly all of the
   }
 });
 
+test('page clusters: rankedPages() lists every page once, scores falling, in the order search() probes them', () => {
+  const vectors = clustered(3000, DIM, 21, 20);
+  const next = rng(22);
+  const pages = new PageClusters(getCodec('int8'), DIM, 'cosine', { maxPage: 96 });
+  try {
+    vectors.forEach((v, slot) => pages.add(slot, v));
+    for (let q = 0; q < 20; q++) {
+      const query: ScanQuery = { vector: Float32Array.from({ length: DIM }, () => gaussian(next)), metric: 'cosine', int8Query: true };
+      const { pages: order, scores } = pages.rankedPages(query);
+      assert.deepEqual([...order].sort((a, b) => a - b), Array.from({ length: pages.pageCount }, (_, p) => p));
+      for (let i = 1; i < scores.length; i++) assert.ok(scores[i - 1]! >= scores[i]!, `score ${i} rises`);
+      for (const n of [1, 3, 7]) {
+        assert.deepEqual([...pages.scopePages(query, n)], [...order.slice(0, n)].sort((a, b) => a - b));
+        const probed = best((top) => pages.search(query, top, n), 10);
+        const scanned = best((top) => pages.scanPages(query, order, n, top), 10);
+        assert.deepEqual(probed, scanned);
+      }
+    }
+  } finally {
+    pages.free();
+  }
+});
+
 test('page clusters: removals (with the slot table renumbering the last slot) keep every page answering for exactly the live vectors; small pages dissolve', () => {
   const vectors = clustered(1200, DIM, 21, 8);
   const pages = new PageClusters(getCodec('int8'), DIM, 'l2', { maxPage: 60, minPage: 10 });

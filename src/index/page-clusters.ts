@@ -329,6 +329,19 @@ export class PageClusters {
     return sortedCopy(count === this.pages.pageCount ? this.allPages() : this.route(query, count), count);
   }
 
+  /**
+   * Every page, nearest `query` first, with the router's score of each (higher is nearer), in new
+   * arrays: the order search() probes them in, for measuring probing rules (bench/probe-rules.ts).
+   */
+  rankedPages(query: ScanQuery): { pages: Int32Array; scores: Float32Array } {
+    this.notLoading();
+    const total = this.pages.pageCount;
+    const pages = this.nearestPages(this.routed(query.vector), total, query.offset ?? 0).slice(0, total);
+    const scores = new Float32Array(total);
+    for (let i = 0; i < total; i++) scores[i] = this.probeTop!.scoreAt(i);
+    return { pages, scores };
+  }
+
   /** The pages a search asked for `nprobe` probes first: at least one, at most every page. */
   private probeCount(nprobe: number): number {
     return Math.min(Math.max(1, Math.floor(nprobe)), this.pages.pageCount);
