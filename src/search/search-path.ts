@@ -196,6 +196,12 @@ export class SearchPath {
   /** The pool a scan collects for the cache: handed over in the same synchronous step, so one serves every search. */
   private readonly pool = new ScorePool();
   private form: Int8Array | undefined;
+  /**
+   * finish()'s top-k of exact scores, given back when a search is done with it: a top-k of k has
+   * arrays too long for V8's heap (0.7 µs each to make, a CPU profile of near hits), and a search
+   * that finds it taken (another in flight) makes its own.
+   */
+  private spareBest: TopK | undefined;
   /** rank()'s top-k, kept for the next search (topFor()). */
   private rankTop: { readonly index: VectorIndex; readonly top: TopK } | undefined;
 
@@ -553,7 +559,7 @@ export class SearchPath {
       // The k best exact scores so far, fed as `ranked` grows (sorting it again for every chunk cost
       // 28 µs a search on rq2, whose rescoring takes ten chunks and more). Only with bounds, which
       // need k scores: a k past the candidates (up to MAX_K) allocates nothing.
-      const best = b === undefined ? undefined : new TopK(want.k);
+      const best = b === undefined ? undefined : this.takeBest(want.k);
       let fed = 0;
       if (best !== undefined) for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
       // The k-th best exact score now is the floor the bounds are asked about: a candidate shown to
@@ -583,6 +589,7 @@ export class SearchPath {
           if ((await this.scoreSourcesLater(chunk, batch)) === undefined) return undefined;
         }
       }
+      if (best !== undefined) this.spareBest = best;
       // The write count only grows: any write since the places were taken shows here.
       if (this.env.writes() !== writes && !tolerateMoves) return undefined;
       this.rescoring.searches++;
@@ -661,6 +668,15 @@ export class SearchPath {
       }
       ranked.push({ slot, score: scores[i]! });
     });
+  }
+
+  /** An empty top-k of `k` for finish(): the spare one when it fits, taken until given back. */
+  private takeBest(k: number): TopK {
+    const spare = this.spareBest;
+    this.spareBest = undefined;
+    if (spare?.capacity !== k) return new TopK(k);
+    spare.clear();
+    return spare;
   }
 
   private boundOf(scan: ScanQuery): RescoreBound | undefined {
