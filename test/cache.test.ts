@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { MemStore, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
 import { movedScore, outsiderBound, scoreShift, skipBelow } from '../src/cache/bounds.js';
-import { SketchTable, bitsHash, hamming, signSketch } from '../src/cache/sketch.js';
+import { SketchTable, bitsHash, signSketch } from '../src/cache/sketch.js';
+import { referenceHamming as hamming } from '../src/kernels/reference.js';
 import { sameBits } from '../src/vector.js';
 import type { CodecName } from '../src/codec/codec.js';
 import { getCodec, isRqCodec } from '../src/codec/index.js';
@@ -544,7 +546,7 @@ test('TopK.sortBestFirst orders as sorted() does, ties by lower slot first', () 
   }
 });
 
-test('sketch table: the items within the limit, whatever was removed before; hamming stops past its limit', () => {
+test('sketch table: the items within the limit and their distances, whatever was removed before', () => {
   const next = rng(3);
   const table = new SketchTable<number>(2);
   const sketches = Array.from({ length: 40 }, () => Uint32Array.from({ length: 2 }, () => (next() * 2 ** 32) >>> 0));
@@ -557,10 +559,37 @@ test('sketch table: the items within the limit, whatever was removed before; ham
   assert.deepEqual([...found].sort((a, b) => a[0] - b[0]), [...expected].sort((a, b) => a[0] - b[0]));
   assert.equal(found.get(9), 0);
   assert.equal(table.size, 36);
-  const all = new Uint32Array([0xffffffff, 0xffffffff]);
-  assert.equal(hamming(all, new Uint32Array(2)), 64);
-  assert.ok(hamming(all, new Uint32Array(2), 10) > 10 && hamming(all, new Uint32Array(2), 10) <= 32, 'stops after the word that passed the limit');
+  assert.throws(() => table.near(new Uint32Array(3), 20, () => undefined), RangeError);
   assert.notEqual(bitsHash(new Float32Array([1, 2])), bitsHash(new Float32Array([1, 2, 0])), 'the length is hashed');
+});
+
+test('sketch table, model-based: adds and deletes in any order, every width, and near() finds exactly the items within the limit at their distances', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 17 }), fc.array(fc.tuple(fc.boolean(), fc.nat(60)), { maxLength: 200 }), fc.integer(), (words, ops, seed) => {
+      const next = rng(seed);
+      const table = new SketchTable<number>(words);
+      const model = new Map<number, Uint32Array>();
+      const sketchOf = () => Uint32Array.from({ length: words }, () => (next() < 0.2 ? 0xffffffff : (next() * 2 ** 32) >>> 0));
+      for (const [add, item] of ops) {
+        if (add && !model.has(item)) {
+          const sketch = sketchOf();
+          table.add(item, sketch);
+          model.set(item, sketch);
+        } else if (!add) {
+          table.delete(item);
+          model.delete(item);
+        }
+        const query = next() < 0.3 && model.size > 0 ? [...model.values()][0]! : sketchOf();
+        const limit = Math.floor(next() * 32 * words);
+        const found = new Map<number, number>();
+        table.near(query, limit, (i, d) => found.set(i, d));
+        const expected = [...model].map(([i, sk]) => [i, hamming(sk, query)] as const).filter(([, d]) => d <= limit);
+        assert.deepEqual([...found].sort((a, b) => a[0] - b[0]), expected.sort((a, b) => a[0] - b[0]));
+        assert.equal(table.size, model.size);
+      }
+    }),
+    { numRuns: 60 },
+  );
 });
 
 test('index: the int8 code of the last query is reused only for the same values', () => {

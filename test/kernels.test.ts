@@ -18,6 +18,8 @@ import {
   referenceFloatCodeNorm,
   int8CodeNorm,
   referenceSelectAtLeast,
+  referenceHamming,
+  referenceSignSketch,
   type KernelMetric,
 } from '../src/kernels/index.js';
 import { decodeE4M3, decodeE5M2, decodeF16 } from '../src/kernels/reference.js';
@@ -787,6 +789,80 @@ describe('selection kernel: the positions at or above a floor', () => {
     const scores = Float32Array.from({ length: 1024 }, (_, i) => i % 7);
     assert.deepEqual(select(scores, 0), Array.from({ length: 1024 }, (_, i) => i));
     assert.deepEqual(select(scores, 6), Array.from({ length: 1024 }, (_, i) => i).filter((i) => i % 7 === 6));
+  });
+});
+
+describe('sign-sketch kernels: signs to bits, and bits apart', () => {
+  /** Runs sign_sketch on `v` (zero-padded to whole words) and returns the words it wrote; the word after them must stay untouched. */
+  function sketch(v: Float32Array): Uint32Array {
+    const k = kernels();
+    const mem = k.memory;
+    const words = Math.ceil(v.length / 32);
+    const at = mem.alloc(Math.max(1, words) * 128);
+    const out = mem.alloc((words + 1) * 4);
+    try {
+      mem.f32().fill(0, at >> 2, (at >> 2) + words * 32);
+      mem.f32().set(v, at >> 2);
+      mem.i32().fill(-7, out >> 2, (out >> 2) + words + 1);
+      k.signSketch(at, words, out);
+      assert.equal(mem.i32()[(out >> 2) + words], -7, 'nothing written past the words');
+      return Uint32Array.from(mem.i32().subarray(out >> 2, (out >> 2) + words));
+    } finally {
+      mem.free(out, (words + 1) * 4);
+      mem.free(at, Math.max(1, words) * 128);
+    }
+  }
+
+  /** Runs hamming_rows over `rows` (each `step` · 4 words) against `q` and returns the counts; the int32 after them must stay untouched. */
+  function distances(rows: Uint32Array[], q: Uint32Array, step: number): number[] {
+    const k = kernels();
+    const mem = k.memory;
+    const stride = 4 * step;
+    const at = mem.alloc(Math.max(1, rows.length * stride) * 4);
+    const qAt = mem.alloc(Math.max(1, stride) * 4);
+    const out = mem.alloc((rows.length + 1) * 4);
+    try {
+      const i32 = mem.i32();
+      rows.forEach((r, i) => i32.set(r, (at >> 2) + i * stride));
+      i32.set(q, qAt >> 2);
+      i32.fill(-7, out >> 2, (out >> 2) + rows.length + 1);
+      k.hammingRows(at, rows.length, step, qAt, out);
+      assert.equal(mem.i32()[(out >> 2) + rows.length], -7, 'nothing written past n rows');
+      return Array.from(mem.i32().subarray(out >> 2, (out >> 2) + rows.length));
+    } finally {
+      mem.free(out, (rows.length + 1) * 4);
+      mem.free(qAt, Math.max(1, stride) * 4);
+      mem.free(at, Math.max(1, rows.length * stride) * 4);
+    }
+  }
+
+  it('sign_sketch sets bit i exactly when component i is > 0: zeros of either sign, subnormals, infinities, every length', () => {
+    const special = [0, -0, 1e-45, -1e-45, 1.17549435e-38, -1.17549435e-38, Infinity, -Infinity, 3.4028235e38, -3.4028235e38, 1, -1];
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.constantFrom(...special), fc.float({ noNaN: true })), { minLength: 1, maxLength: 1100 }), (values) => {
+        const v = Float32Array.from(values);
+        assert.deepEqual(sketch(v), referenceSignSketch(v));
+      }),
+      { numRuns: 300, seed: 20261203 },
+    );
+  });
+
+  it('hamming_rows counts the bits each row differs in, for 0 to 70 rows of 1 to 9 steps', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 0, max: 70 }), fc.integer(), (step, n, seed) => {
+        const next = rng(seed);
+        const word = () => (next() < 0.1 ? 0xffffffff : next() < 0.2 ? 0 : (next() * 2 ** 32) >>> 0);
+        const q = Uint32Array.from({ length: 4 * step }, word);
+        const rows = Array.from({ length: n }, () => Uint32Array.from({ length: 4 * step }, word));
+        assert.deepEqual(distances(rows, q, step), rows.map((r) => referenceHamming(r, q)));
+      }),
+      { numRuns: 300, seed: 20261203 },
+    );
+  });
+
+  it('hamming_rows: all bits apart at 64 steps (8,192 bits) counts every one (no lane overflows)', () => {
+    const ones = new Uint32Array(256).fill(0xffffffff);
+    assert.deepEqual(distances([ones, new Uint32Array(256)], new Uint32Array(256), 64), [8192, 0]);
   });
 });
 

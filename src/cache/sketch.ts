@@ -1,52 +1,58 @@
+import { SKETCH_WORD_STEP } from '../kernels/contract.js';
+import { kernels } from '../kernels/index.js';
+
 /**
  * Sign sketches: one bit per dimension of a query (set when the component is positive), so that
  * near queries, which mostly agree in sign, are found by Hamming distance over a few 32-bit words
  * instead of a float pass over every remembered query.
  */
 
-export function signSketch(v: Float32Array): Uint32Array {
-  const out = new Uint32Array(Math.ceil(v.length / 32));
-  // On the float's bits, without a branch: a query's signs are a coin toss per component, and a
-  // branch on each mispredicts half the time (a CPU profile of the 10k cache bench's stream: 4 µs
-  // a 512-d query with the branch, 1.2 µs without).
-  // As an int32, a float is > 0 exactly when its int is > 0 (-0 is the least int32, NaN never comes:
-  // queries are checked), and `(-x & ~x) >>> 31` is 1 exactly for x > 0.
-  const bits = new Int32Array(v.buffer, v.byteOffset, v.length);
-  for (let w = 0; w < out.length; w++) {
-    const base = 32 * w;
-    const end = Math.min(32, v.length - base);
-    let word = 0;
-    for (let b = 0; b < end; b++) {
-      const x = bits[base + b]!;
-      word |= ((-x & ~x) >>> 31) << b;
+/**
+ * The sketch kernels' scratch in linear memory (KERNELS.md, "Sign sketches"): a vector to sketch, or
+ * a table's rows and a query's sketch, with room for what the kernel writes. One for the process,
+ * grown to the largest table and never given back: a few KiB (64 entries of 512-d take 4 KiB).
+ */
+class SketchScratch {
+  private ptr = 0;
+  private bytes = 0;
+
+  /** The address of `bytes` of scratch; what an earlier call left there may be gone. */
+  at(bytes: number): number {
+    if (bytes > this.bytes) {
+      const memory = kernels().memory;
+      if (this.bytes > 0) memory.free(this.ptr, this.bytes);
+      this.bytes = Math.max(bytes, 2 * this.bytes, 4096);
+      this.ptr = memory.alloc(this.bytes);
     }
-    out[w] = word;
+    return this.ptr;
   }
-  return out;
+}
+
+const scratch = new SketchScratch();
+
+/** Words of a sketch as tables and the kernels hold it: zero-padded to a multiple of SKETCH_WORD_STEP. */
+function paddedWords(words: number): number {
+  return Math.ceil(words / SKETCH_WORD_STEP) * SKETCH_WORD_STEP;
 }
 
 /**
- * Bits that differ between two sketches (or, once the count passes `limit`, that count so far),
- * counted in registers (SWAR popcount): a table of counts would be read at random for every
- * remembered query, from a CPU cache the scans keep emptying.
+ * The sign sketch of `v`: bit i % 32 of word i / 32 set when component i is > 0 (zeros of either
+ * sign are not), bits past the vector clear. One call of the sign_sketch kernel over a copy: four
+ * components compared per step (a JavaScript loop over the float's bits took 1.2 µs at 512-d).
  */
-export function hamming(a: Uint32Array, b: Uint32Array, limit = Infinity): number {
-  return hammingAt(a, 0, b, limit);
-}
-
-/** hamming() of the sketch at `a[from..]` (as long as `b`) and `b`. */
-function hammingAt(a: Uint32Array, from: number, b: Uint32Array, limit: number): number {
-  let d = 0;
-  for (let i = 0; i < b.length; i++) {
-    let x = a[from + i]! ^ b[i]!;
-    x = x - ((x >>> 1) & 0x55555555);
-    x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-    x = (x + (x >>> 4)) & 0x0f0f0f0f;
-    d += Math.imul(x, 0x01010101) >>> 24;
-    // Past `limit` the exact count does not matter to the caller.
-    if (d > limit) return d;
-  }
-  return d;
+export function signSketch(v: Float32Array): Uint32Array {
+  const words = Math.ceil(v.length / 32);
+  const out = new Uint32Array(words);
+  if (words === 0) return out;
+  const floats = 32 * words;
+  const at = scratch.at(4 * (floats + words));
+  const k = kernels();
+  const f32 = k.memory.f32();
+  f32.set(v, at >> 2);
+  f32.fill(0, (at >> 2) + v.length, (at >> 2) + floats);
+  k.signSketch(at, words, at + 4 * floats);
+  out.set(new Uint32Array(k.memory.memory.buffer, at + 4 * floats, words));
+  return out;
 }
 
 /** Words of a query the hash reads: its first ones (a few cache lines); equality is checked on all of them after. */
@@ -62,15 +68,21 @@ export function bitsHash(v: Float32Array): number {
 
 
 /**
- * Sketches of many items side by side in one array, so that comparing a query with all of them reads
- * a few contiguous cache lines instead of following a pointer per item to an array of its own.
+ * Sketches of many items side by side in one array (each row zero-padded to a multiple of
+ * SKETCH_WORD_STEP words), so that comparing a query with all of them is one copy and one call of
+ * the hamming_rows kernel instead of a pass per item (a JavaScript popcount over 64 sketches of
+ * 512-d took about 2 µs of every search the cache looked up).
  */
 export class SketchTable<T> {
-  private rows = new Uint32Array(0);
+  private rows = new Int32Array(0);
   private readonly items: T[] = [];
   private readonly rowOf = new Map<T, number>();
+  /** Words a row takes. */
+  private readonly stride: number;
 
-  constructor(readonly words: number) {}
+  constructor(readonly words: number) {
+    this.stride = paddedWords(words);
+  }
 
   get size(): number {
     return this.items.length;
@@ -79,12 +91,13 @@ export class SketchTable<T> {
   add(item: T, sketch: Uint32Array): void {
     if (sketch.length !== this.words || this.rowOf.has(item)) throw new RangeError('a sketch of another length, or an item already in the table');
     const row = this.items.length;
-    if ((row + 1) * this.words > this.rows.length) {
-      const grown = new Uint32Array(Math.max(16, 2 * (row + 1)) * this.words);
+    if ((row + 1) * this.stride > this.rows.length) {
+      const grown = new Int32Array(Math.max(16, 2 * (row + 1)) * this.stride);
       grown.set(this.rows);
       this.rows = grown;
     }
-    this.rows.set(sketch, row * this.words);
+    // The row's padding is zero: rows start zeroed, and delete() moves whole rows.
+    this.rows.set(sketch, row * this.stride);
     this.items.push(item);
     this.rowOf.set(item, row);
   }
@@ -97,16 +110,35 @@ export class SketchTable<T> {
     const last = this.items.length - 1;
     const moved = this.items.pop()!;
     if (row === last) return;
-    this.rows.copyWithin(row * this.words, last * this.words, (last + 1) * this.words);
+    this.rows.copyWithin(row * this.stride, last * this.stride, (last + 1) * this.stride);
     this.items[row] = moved;
     this.rowOf.set(moved, row);
   }
 
   /** Calls `visit(item, distance)` for every item whose sketch differs from `sketch` in at most `limit` bits. */
   near(sketch: Uint32Array, limit: number, visit: (item: T, distance: number) => void): void {
-    for (let row = 0; row < this.items.length; row++) {
-      const d = hammingAt(this.rows, row * this.words, sketch, limit);
-      if (d <= limit) visit(this.items[row]!, d);
+    const n = this.items.length;
+    if (n === 0) return;
+    if (sketch.length !== this.words) throw new RangeError('a sketch of another length');
+    const stride = this.stride;
+    const at = scratch.at(4 * ((n + 1) * stride + n));
+    const k = kernels();
+    const base = at >> 2;
+    const query = base + n * stride;
+    const out = query + stride;
+    let i32 = k.memory.i32();
+    i32.set(this.rows.subarray(0, n * stride), base);
+    i32.set(sketch, query);
+    i32.fill(0, query + this.words, out);
+    k.hammingRows(at, n, stride / SKETCH_WORD_STEP, 4 * query, 4 * out);
+    // The rows within the limit first, then the visits: a visit may grow linear memory (which
+    // replaces the view, and taking it again per row cost more than the kernel) or use the scratch.
+    i32 = k.memory.i32();
+    const found: number[] = [];
+    for (let row = 0; row < n; row++) {
+      const d = i32[out + row]!;
+      if (d <= limit) found.push(row, d);
     }
+    for (let i = 0; i < found.length; i += 2) visit(this.items[found[i]!]!, found[i + 1]!);
   }
 }

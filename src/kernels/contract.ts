@@ -102,6 +102,13 @@ export const EXACT_SQDIST = 'exact_sqdist';
 /** Name under which the module exports the selection kernel (KERNELS.md "Selection"). */
 export const SELECT_AT_LEAST = 'select_at_least';
 
+/** Names under which the module exports the sign-sketch kernels (KERNELS.md "Sign sketches"). */
+export const SIGN_SKETCH = 'sign_sketch';
+export const HAMMING_ROWS = 'hamming_rows';
+
+/** The sketch kernels read 4 words (128 bits) per step; callers zero-pad sketches, and the vectors they sketch, to a multiple of this. */
+export const SKETCH_WORD_STEP = 4;
+
 /** The exact kernels read 4 floats per step; callers zero-pad vectors to a multiple of this. */
 export const EXACT_DIM_STEP = 4;
 

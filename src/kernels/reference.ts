@@ -372,3 +372,17 @@ export function referenceFastScan(
     }
   }
 }
+
+/** sign_sketch over a vector: bit i % 32 of word i / 32 set exactly when component i is > 0. */
+export function referenceSignSketch(v: Float32Array): Uint32Array {
+  const out = new Uint32Array(Math.ceil(v.length / 32));
+  for (let i = 0; i < v.length; i++) if (v[i]! > 0) out[i >>> 5] = (out[i >>> 5]! | (1 << (i & 31))) >>> 0;
+  return out;
+}
+
+/** hamming_rows for one pair: the bits in which two sketches of equal length differ. */
+export function referenceHamming(a: Uint32Array, b: Uint32Array): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) for (let bit = 0; bit < 32; bit++) d += ((a[i]! ^ b[i]!) >>> bit) & 1;
+  return d;
+}

@@ -10,6 +10,8 @@ import {
   KERNEL_CODECS,
   KERNEL_METRICS,
   SELECT_AT_LEAST,
+  SIGN_SKETCH,
+  HAMMING_ROWS,
   MAX_I8_DIM,
   RQ_BITS,
   RQ_MAX_PLANE_BYTES,
@@ -269,6 +271,16 @@ export interface Kernels {
    * score at scoresPtr + 4i is at least `floor` (NaN never is); returns how many. Unchecked.
    */
   selectAtLeast(scoresPtr: number, n: number, floor: number, outPtr: number): number;
+  /**
+   * Writes the sign sketch of the words · 32 float32 at vPtr (zeros past the vector) as `words`
+   * uint32 at outPtr: bit b of word w is set when float 32w + b is > 0. Unchecked.
+   */
+  signSketch(vPtr: number, words: number, outPtr: number): void;
+  /**
+   * Writes, as int32 from outPtr, how many bits each of n rows of `step` · 128 bits (back to back
+   * from rowsPtr) differs in from the `step` · 128 bits at qPtr. Unchecked.
+   */
+  hammingRows(rowsPtr: number, n: number, step: number, qPtr: number, outPtr: number): void;
 }
 
 function checkShape(n: number, dim: number, maxDim: number): void {
@@ -332,6 +344,8 @@ class WasmKernels implements Kernels {
   private readonly exactDot: (q: number, x: number, n: number, dim: number, out: number) => void;
   private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
   readonly selectAtLeast: (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
+  readonly signSketch: (vPtr: number, words: number, outPtr: number) => void;
+  readonly hammingRows: (rowsPtr: number, n: number, step: number, qPtr: number, outPtr: number) => void;
 
   constructor(
     readonly memory: LinearMemory,
@@ -363,6 +377,8 @@ class WasmKernels implements Kernels {
     this.exactDot = exported(EXACT_DOT_NORM);
     this.exactL2 = exported(EXACT_SQDIST);
     this.selectAtLeast = exported(SELECT_AT_LEAST) as unknown as (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
+    this.signSketch = exported(SIGN_SKETCH);
+    this.hammingRows = exported(HAMMING_ROWS);
   }
 
   exactDotNorm(qPtr: number, xPtr: number, n: number, dim: number, outPtr: number): void {

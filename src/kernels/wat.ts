@@ -9,6 +9,8 @@ import {
   RQ_BITS,
   RQ_METRICS,
   SELECT_AT_LEAST,
+  SIGN_SKETCH,
+  HAMMING_ROWS,
   fastScanExportName,
   fastScanTablesExportName,
   gatherName,
@@ -1052,6 +1054,64 @@ function selectKernel(): string {
 }
 
 /**
+ * The sign sketch of a vector (KERNELS.md, "Sign sketches"): per word, eight steps of four float32
+ * compared as int32 with 0 (a float is > 0 exactly when its bits as an int32 are: -0 is the least
+ * int32, NaN never comes), their four-bit masks shifted into place.
+ */
+function signSketchKernel(): string {
+  const zero = '(v128.const i32x4 0 0 0 0)';
+  const nibble = (g: number): string => {
+    const mask = `(i32x4.bitmask (i32x4.gt_s (v128.load offset=${16 * g} ${get('v')}) ${zero}))`;
+    return g === 0 ? mask : `(i32.shl ${mask} ${i32(4 * g)})`;
+  };
+  let word = nibble(0);
+  for (let g = 1; g < 8; g++) word = `(i32.or ${word} ${nibble(g)})`;
+  return [
+    `(func $${SIGN_SKETCH} (export "${SIGN_SKETCH}") (param $v i32) (param $words i32) (param $out i32)`,
+    '(local $end i32)',
+    set('end', `(i32.add ${get('out')} (i32.shl ${get('words')} ${i32(2)}))`),
+    '(block $done',
+    `(br_if $done (i32.ge_u ${get('out')} ${get('end')}))`,
+    '(loop $word',
+    `(i32.store ${get('out')} ${word})`,
+    set('v', `(i32.add ${get('v')} ${i32(128)})`),
+    set('out', `(i32.add ${get('out')} ${i32(4)})`),
+    `(br_if $word (i32.lt_u ${get('out')} ${get('end')}))))`,
+    ')',
+  ].join('\n');
+}
+
+/**
+ * Bits each of `n` sketches differs in from one (KERNELS.md, "Sign sketches"): per row, `step`
+ * steps of 128 bits, XOR, i8x16.popcnt, widened pairwise into four int32 counts, summed at the end.
+ */
+function hammingRowsKernel(): string {
+  const lanes = [0, 1, 2, 3].map((lane) => `(i32x4.extract_lane ${lane} ${get('acc')})`);
+  return [
+    `(func $${HAMMING_ROWS} (export "${HAMMING_ROWS}") (param $rows i32) (param $n i32) (param $step i32) (param $q i32) (param $out i32)`,
+    '(local $end i32) (local $qi i32) (local $rowEnd i32) (local $acc v128)',
+    set('end', `(i32.add ${get('out')} (i32.shl ${get('n')} ${i32(2)}))`),
+    '(block $done',
+    `(br_if $done (i32.ge_u ${get('out')} ${get('end')}))`,
+    `(br_if $done (i32.eqz ${get('step')}))`,
+    '(loop $row',
+    set('acc', '(v128.const i32x4 0 0 0 0)'),
+    set('qi', get('q')),
+    set('rowEnd', `(i32.add ${get('rows')} (i32.shl ${get('step')} ${i32(4)}))`),
+    '(loop $chunk',
+    set('acc', `(i32x4.add ${get('acc')} (i32x4.extadd_pairwise_i16x8_u (i16x8.extadd_pairwise_i8x16_u (i8x16.popcnt (v128.xor (v128.load ${get('rows')}) (v128.load ${get('qi')}))))))`),
+    set('rows', `(i32.add ${get('rows')} ${i32(16)})`),
+    set('qi', `(i32.add ${get('qi')} ${i32(16)})`),
+    `(br_if $chunk (i32.lt_u ${get('rows')} ${get('rowEnd')})))`,
+    `(i32.store ${get('out')} (i32.add (i32.add ${lanes[0]} ${lanes[1]}) (i32.add ${lanes[2]} ${lanes[3]})))`,
+    set('out', `(i32.add ${get('out')} ${i32(4)})`),
+    `(br_if $row (i32.lt_u ${get('out')} ${get('end')})))`,
+    ')',
+    ')',
+  ].join('\n');
+}
+
+/**
  * The whole module. Memory is imported (env.memory) so the allocator owns it and can exist, and be
  * tested, without the kernels; the module itself needs no static data.
  */
@@ -1073,7 +1133,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
   }
   for (const metric of RQ_METRICS) parts.push(fastScanKernel(metric, tuning.fastScanUnroll), gatherFastScanKernel(metric));
   for (const bits of RQ_BITS) parts.push(fastScanTablesKernel(bits));
-  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel());
+  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), signSketchKernel(), hammingRowsKernel());
   parts.push(')');
   return `${parts.join('\n')}\n`;
 }
