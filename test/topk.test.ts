@@ -61,6 +61,25 @@ test('TopK: sortBestFirst(first) sorts the best `first` as a heap of that size k
   );
 });
 
+test('TopK: partitionBest(first) holds the best `first` ahead of the rest (each part as a set), and ends it', () => {
+  fc.assert(
+    fc.property(pushes, fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: 70 }), (entries, capacity, first) => {
+      const top = new TopK(capacity);
+      for (const e of entries) top.push(e.score, e.slot);
+      const n = top.partitionBest(first);
+      const all = Array.from({ length: n }, (_, i) => ({ score: top.scoreAt(i), slot: top.slotAt(i) }));
+      const expected = best(entries, capacity);
+      assert.equal(n, expected.length);
+      const ahead = Math.min(first, n);
+      const byOrder = (a: { score: number; slot: number }, b: { score: number; slot: number }) => b.score - a.score || a.slot - b.slot;
+      assert.deepEqual(all.slice(0, ahead).sort(byOrder), expected.slice(0, ahead));
+      assert.deepEqual(all.slice(ahead).sort(byOrder), expected.slice(ahead));
+      assert.throws(() => top.push(1, 0));
+    }),
+    { numRuns: 500, seed: 14 },
+  );
+});
+
 test('TopK: a tie with the worst kept entry enters only from a lower slot', () => {
   const top = new TopK(2);
   top.push(1, 5);

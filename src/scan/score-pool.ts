@@ -122,6 +122,11 @@ export class ScorePool {
     return this.top.sortBestFirst(first);
   }
 
+  /** Ends the collection: the best `first` held ahead of the rest, neither part sorted (TopK.partitionBest); returns how many are held. */
+  partitionBest(first: number): number {
+    return this.top.partitionBest(first);
+  }
+
   /** TopK.copyTo over what it holds. */
   copyTo(n: number, slots: Int32Array, scores: Float32Array): void {
     this.top.copyTo(n, slots, scores);

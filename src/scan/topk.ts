@@ -227,6 +227,20 @@ export class TopK {
   }
 
   /**
+   * Ends it as sortBestFirst() does, but with the best `first` entries only moved ahead of the rest,
+   * neither part sorted (the selection without the sort): for a caller that needs which entries are
+   * the best, not their order. Returns how many entries there are.
+   */
+  partitionBest(first: number): number {
+    if (this.n > this.capacity) this.select();
+    const count = this.n;
+    const best = Math.max(0, Math.min(first, count));
+    if (best > 0 && best < count) this.partition(best, count);
+    this.spent = true;
+    return count;
+  }
+
+  /**
    * The first `n` entries (after sortBestFirst(): the best `n`, when that many were sorted; or all
    * of them, in no order) into `slots` and `scores`, in one copy each.
    */
