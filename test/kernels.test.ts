@@ -19,6 +19,7 @@ import {
   int8CodeNorm,
   referenceSelectAtLeast,
   referenceHamming,
+  referenceQueryShift,
   referenceSignSketch,
   type KernelMetric,
 } from '../src/kernels/index.js';
@@ -863,6 +864,78 @@ describe('sign-sketch kernels: signs to bits, and bits apart', () => {
   it('hamming_rows: all bits apart at 64 steps (8,192 bits) counts every one (no lane overflows)', () => {
     const ones = new Uint32Array(256).fill(0xffffffff);
     assert.deepEqual(distances([ones, new Uint32Array(256)], new Uint32Array(256), 64), [8192, 0]);
+  });
+});
+
+describe('query-shift kernels: the distance and norms of two kernel queries', () => {
+  /** Runs query_shift_i8 over two codes (zero-padded to a multiple of 4) and returns its four sums. */
+  function shiftI8(a: Int8Array, sa: number, b: Int8Array, sb: number): number[] {
+    const k = kernels();
+    const mem = k.memory;
+    const n = Math.ceil(a.length / 4) * 4;
+    const at = mem.alloc(2 * n + 48);
+    try {
+      mem.i8().fill(0, at, at + 2 * n);
+      mem.i8().set(a, at);
+      mem.i8().set(b, at + n);
+      const out = at + 2 * n + ((8 - ((at + 2 * n) % 8)) % 8);
+      mem.f64().fill(NaN, out >> 3, (out >> 3) + 5);
+      k.queryShiftI8(at, at + n, sa, sb, n, out);
+      assert.ok(Number.isNaN(mem.f64()[(out >> 3) + 4]), 'nothing written past four sums');
+      return Array.from(mem.f64().subarray(out >> 3, (out >> 3) + 4));
+    } finally {
+      mem.free(at, 2 * n + 48);
+    }
+  }
+
+  /** The same over two float32 queries. */
+  function shiftF32(a: Float32Array, b: Float32Array): number[] {
+    const k = kernels();
+    const mem = k.memory;
+    const n = Math.ceil(a.length / 4) * 4;
+    const at = mem.alloc(8 * n + 40);
+    try {
+      mem.f32().fill(0, at >> 2, (at >> 2) + 2 * n);
+      mem.f32().set(a, at >> 2);
+      mem.f32().set(b, (at >> 2) + n);
+      const out = at + 8 * n;
+      mem.f64().fill(NaN, out >> 3, (out >> 3) + 5);
+      k.queryShiftF32(at, at + 4 * n, n, out);
+      assert.ok(Number.isNaN(mem.f64()[(out >> 3) + 4]), 'nothing written past four sums');
+      return Array.from(mem.f64().subarray(out >> 3, (out >> 3) + 4));
+    } finally {
+      mem.free(at, 8 * n + 40);
+    }
+  }
+
+  const values = (code: Int8Array, scale: number) => Float32Array.from(code, (c) => c * scale);
+
+  it('int8 codes and their float32 values give the reference sums, bit for bit, at every length', () => {
+    const scale = fc.oneof(fc.float({ min: Math.fround(1e-30), max: Math.fround(1e30), noNaN: true }), fc.constantFrom(0, 1, Math.fround(1 / 127), Math.fround(3.4028235e38 / 127)));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 600 }), fc.integer(), scale, scale, (length, seed, sa, sb) => {
+        const next = rng(seed);
+        const code = () => Int8Array.from({ length }, () => Math.round(next() * 254) - 127);
+        const a = code();
+        const b = code();
+        const expected = referenceQueryShift(values(a, sa), values(b, sb));
+        assert.deepEqual(shiftI8(a, sa, b, sb), expected);
+        assert.deepEqual(shiftF32(values(a, sa), values(b, sb)), expected);
+      }),
+      { numRuns: 300, seed: 20261203 },
+    );
+  });
+
+  it('float32 queries of any values give the reference sums (zeros of both signs, subnormals, huge values)', () => {
+    const value = fc.oneof(fc.float({ noNaN: true, noDefaultInfinity: true }), fc.constantFrom(0, -0, 1e-45, -1e-45, 3.4028235e38, -3.4028235e38));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(value, value), { maxLength: 300 }), (pairs) => {
+        const a = Float32Array.from(pairs, (p) => p[0]);
+        const b = Float32Array.from(pairs, (p) => p[1]);
+        assert.deepEqual(shiftF32(a, b), referenceQueryShift(a, b));
+      }),
+      { numRuns: 300, seed: 20261203 },
+    );
   });
 });
 

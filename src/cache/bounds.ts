@@ -1,5 +1,7 @@
-import type { KernelMetric } from '../kernels/index.js';
-import type { KernelForm } from '../scan/code-blocks.js';
+import { SHIFT_DIM_STEP } from '../kernels/contract.js';
+import { kernels, type KernelMetric } from '../kernels/index.js';
+import { kernelScratch } from '../kernels/scratch.js';
+import { kernelValues, type KernelForm } from '../scan/code-blocks.js';
 
 /**
  * How far a kernel score can move when the query moves (CACHE.md, "The bound"). Scores are what
@@ -45,25 +47,7 @@ export interface ScoreShift {
 export function scoreShift(metric: KernelMetric, from: KernelForm, next: KernelForm, maxNorm: number): ScoreShift {
   const length = from.kind === 'float' ? from.vector.length : from.code.length;
   if ((next.kind === 'float' ? next.vector.length : next.code.length) !== length) throw new RangeError('queries of different lengths have no distance');
-  // One pass in float64 for the distance and both norms, reading each form where it is (a near try
-  // computes this once or twice; dequantized copies would cost it two arrays each time).
-  const a = from.kind === 'float' ? from.vector : from.code;
-  const b = next.kind === 'float' ? next.vector : next.code;
-  const sa = from.kind === 'float' ? 1 : from.scale;
-  const sb = next.kind === 'float' ? 1 : next.scale;
-  let d2 = 0;
-  let f2 = 0;
-  let n2 = 0;
-  let fn = 0;
-  for (let i = 0; i < length; i++) {
-    // As kernelQuery() gives each value: float32 (a float form's values are already).
-    const x = Math.fround(a[i]! * sa);
-    const y = Math.fround(b[i]! * sb);
-    d2 += (x - y) * (x - y);
-    f2 += x * x;
-    n2 += y * y;
-    fn += x * y;
-  }
+  const [d2, f2, n2, fn] = shiftSums(from, next, length);
   const delta = Math.sqrt(d2);
   const largest = Math.sqrt(Math.max(f2, n2));
   const far = largest + maxNorm;
@@ -72,6 +56,42 @@ export function scoreShift(metric: KernelMetric, from: KernelForm, next: KernelF
   const nextNorm = Math.sqrt(n2);
   const angle = fromNorm > 0 && nextNorm > 0 ? Math.acos(clamp(fn / (fromNorm * nextNorm))) : 0;
   return { metric, delta, margin, maxNorm, fromNorm, nextNorm, angle };
+}
+
+/**
+ * Σ(x − y)², Σx², Σy² and Σxy in float64 over the values of two kernel forms as kernelValues()
+ * gives them (float32), in one call of the query_shift kernels (KERNELS.md, "Query shift"): two
+ * int8 forms are read as codes, anything else as float32 values, in the same order, so that the
+ * same values give the same sums in either form. A JavaScript loop over the two forms took about
+ * 3 µs at 512-d, once or twice for every lookup that finds a near entry.
+ */
+function shiftSums(from: KernelForm, next: KernelForm, length: number): [number, number, number, number] {
+  const padded = Math.ceil(length / SHIFT_DIM_STEP) * SHIFT_DIM_STEP;
+  const codes = from.kind === 'int8' && next.kind === 'int8';
+  const width = codes ? 1 : 4;
+  const a = kernelScratch(2 * width * padded + 32);
+  const b = a + width * padded;
+  // Past both queries: a multiple of 8 bytes from the 16-aligned scratch.
+  const out = b + width * padded;
+  const k = kernels();
+  if (codes) {
+    const i8 = k.memory.i8();
+    i8.set(from.code, a);
+    i8.fill(0, a + length, b);
+    i8.set(next.code, b);
+    i8.fill(0, b + length, out);
+    k.queryShiftI8(a, b, from.scale, next.scale, padded, out);
+  } else {
+    const f32 = k.memory.f32();
+    f32.set(kernelValues(from), a >> 2);
+    f32.fill(0, (a >> 2) + length, b >> 2);
+    f32.set(kernelValues(next), b >> 2);
+    f32.fill(0, (b >> 2) + length, out >> 2);
+    k.queryShiftF32(a, b, padded, out);
+  }
+  const f64 = k.memory.f64();
+  const at = out >> 3;
+  return [f64[at]!, f64[at + 1]!, f64[at + 2]!, f64[at + 3]!];
 }
 
 function clamp(c: number): number {

@@ -1042,9 +1042,11 @@ export class LookasideCache<A> {
     return kernel?.kind === 'int8' ? this.slab.blockBytes(kernel.code) : 0;
   }
 
+  /** Bytes `entry` holds: its blocks (blocksOf), its sketch in the table of its key, its answer, and its objects (estimated). */
   private bytesOf(entry: CacheEntry<A>): number {
-    const slab = this.slab;
-    return ENTRY_OVERHEAD + slab.blockBytes(entry.slots) + slab.blockBytes(entry.scores) + slab.blockBytes(entry.query) + slab.blockBytes(entry.scan.vector) + this.kernelBytes(entry.kernel) + 4 * Math.ceil(entry.scan.vector.length / 32) + entry.answerBytes;
+    let bytes = ENTRY_OVERHEAD + 4 * Math.ceil(entry.scan.vector.length / 32) + entry.answerBytes;
+    for (const view of this.blocksOf(entry)) bytes += this.slab.blockBytes(view);
+    return bytes;
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {

@@ -1,34 +1,12 @@
 import { SKETCH_WORD_STEP } from '../kernels/contract.js';
 import { kernels } from '../kernels/index.js';
+import { kernelScratch } from '../kernels/scratch.js';
 
 /**
  * Sign sketches: one bit per dimension of a query (set when the component is positive), so that
  * near queries, which mostly agree in sign, are found by Hamming distance over a few 32-bit words
  * instead of a float pass over every remembered query.
  */
-
-/**
- * The sketch kernels' scratch in linear memory (KERNELS.md, "Sign sketches"): a vector to sketch, or
- * a table's rows and a query's sketch, with room for what the kernel writes. One for the process,
- * grown to the largest table and never given back: a few KiB (64 entries of 512-d take 4 KiB).
- */
-class SketchScratch {
-  private ptr = 0;
-  private bytes = 0;
-
-  /** The address of `bytes` of scratch; what an earlier call left there may be gone. */
-  at(bytes: number): number {
-    if (bytes > this.bytes) {
-      const memory = kernels().memory;
-      if (this.bytes > 0) memory.free(this.ptr, this.bytes);
-      this.bytes = Math.max(bytes, 2 * this.bytes, 4096);
-      this.ptr = memory.alloc(this.bytes);
-    }
-    return this.ptr;
-  }
-}
-
-const scratch = new SketchScratch();
 
 /** Words of a sketch as tables and the kernels hold it: zero-padded to a multiple of SKETCH_WORD_STEP. */
 function paddedWords(words: number): number {
@@ -45,7 +23,7 @@ export function signSketch(v: Float32Array): Uint32Array {
   const out = new Uint32Array(words);
   if (words === 0) return out;
   const floats = 32 * words;
-  const at = scratch.at(4 * (floats + words));
+  const at = kernelScratch(4 * (floats + words));
   const k = kernels();
   const f32 = k.memory.f32();
   f32.set(v, at >> 2);
@@ -121,7 +99,7 @@ export class SketchTable<T> {
     if (n === 0) return;
     if (sketch.length !== this.words) throw new RangeError('a sketch of another length');
     const stride = this.stride;
-    const at = scratch.at(4 * ((n + 1) * stride + n));
+    const at = kernelScratch(4 * ((n + 1) * stride + n));
     const k = kernels();
     const base = at >> 2;
     const query = base + n * stride;

@@ -106,6 +106,13 @@ export const SELECT_AT_LEAST = 'select_at_least';
 export const SIGN_SKETCH = 'sign_sketch';
 export const HAMMING_ROWS = 'hamming_rows';
 
+/** Names under which the module exports the kernels of the distance between two kernel queries (KERNELS.md "Query shift"). */
+export const QUERY_SHIFT_I8 = 'query_shift_i8';
+export const QUERY_SHIFT_F32 = 'query_shift_f32';
+
+/** The query-shift kernels read 4 values per step; callers zero-pad both queries to a multiple of this. */
+export const SHIFT_DIM_STEP = 4;
+
 /** The sketch kernels read 4 words (128 bits) per step; callers zero-pad sketches, and the vectors they sketch, to a multiple of this. */
 export const SKETCH_WORD_STEP = 4;
 

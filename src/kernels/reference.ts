@@ -386,3 +386,23 @@ export function referenceHamming(a: Uint32Array, b: Uint32Array): number {
   for (let i = 0; i < a.length; i++) for (let bit = 0; bit < 32; bit++) d += ((a[i]! ^ b[i]!) >>> bit) & 1;
   return d;
 }
+
+/**
+ * query_shift over two float32 queries of equal length (an int8 query's values are code · scale
+ * rounded to float32): Σ(x − y)², Σx², Σy², Σxy in float64, each summed as the kernel does, value i
+ * into partial sum i mod 4, folded (p0 + p1) + (p2 + p3).
+ */
+export function referenceQueryShift(x: Float32Array, y: Float32Array): [number, number, number, number] {
+  const parts = [0, 1, 2, 3].map(() => [0, 0, 0, 0]);
+  for (let i = 0; i < x.length; i++) {
+    const p = parts[i % 4]!;
+    const a = x[i]!;
+    const b = y[i]!;
+    p[0]! += (a - b) * (a - b);
+    p[1]! += a * a;
+    p[2]! += b * b;
+    p[3]! += a * b;
+  }
+  const fold = (j: number): number => parts[0]![j]! + parts[1]![j]! + (parts[2]![j]! + parts[3]![j]!);
+  return [fold(0), fold(1), fold(2), fold(3)];
+}

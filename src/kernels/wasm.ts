@@ -12,6 +12,8 @@ import {
   SELECT_AT_LEAST,
   SIGN_SKETCH,
   HAMMING_ROWS,
+  QUERY_SHIFT_I8,
+  QUERY_SHIFT_F32,
   MAX_I8_DIM,
   RQ_BITS,
   RQ_MAX_PLANE_BYTES,
@@ -281,6 +283,15 @@ export interface Kernels {
    * from rowsPtr) differs in from the `step` · 128 bits at qPtr. Unchecked.
    */
   hammingRows(rowsPtr: number, n: number, step: number, qPtr: number, outPtr: number): void;
+  /**
+   * Writes Σ(x − y)², Σx², Σy², Σxy as four float64 at outPtr, x the n int8 codes at aPtr times
+   * scaleA rounded to float32 each, y those at bPtr times scaleB (both scales float32 values, as
+   * int8 codes have); n a multiple of SHIFT_DIM_STEP,
+   * zeros past the queries. The sums' order is fixed (KERNELS.md, "Query shift"). Unchecked.
+   */
+  queryShiftI8(aPtr: number, bPtr: number, scaleA: number, scaleB: number, n: number, outPtr: number): void;
+  /** queryShiftI8() for two float32 queries of n values, in the same order. Unchecked. */
+  queryShiftF32(aPtr: number, bPtr: number, n: number, outPtr: number): void;
 }
 
 function checkShape(n: number, dim: number, maxDim: number): void {
@@ -346,6 +357,8 @@ class WasmKernels implements Kernels {
   readonly selectAtLeast: (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
   readonly signSketch: (vPtr: number, words: number, outPtr: number) => void;
   readonly hammingRows: (rowsPtr: number, n: number, step: number, qPtr: number, outPtr: number) => void;
+  readonly queryShiftI8: (aPtr: number, bPtr: number, scaleA: number, scaleB: number, n: number, outPtr: number) => void;
+  readonly queryShiftF32: (aPtr: number, bPtr: number, n: number, outPtr: number) => void;
 
   constructor(
     readonly memory: LinearMemory,
@@ -379,6 +392,8 @@ class WasmKernels implements Kernels {
     this.selectAtLeast = exported(SELECT_AT_LEAST) as unknown as (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
     this.signSketch = exported(SIGN_SKETCH);
     this.hammingRows = exported(HAMMING_ROWS);
+    this.queryShiftI8 = exported(QUERY_SHIFT_I8);
+    this.queryShiftF32 = exported(QUERY_SHIFT_F32);
   }
 
   exactDotNorm(qPtr: number, xPtr: number, n: number, dim: number, outPtr: number): void {

@@ -11,6 +11,8 @@ import {
   SELECT_AT_LEAST,
   SIGN_SKETCH,
   HAMMING_ROWS,
+  QUERY_SHIFT_I8,
+  QUERY_SHIFT_F32,
   fastScanExportName,
   fastScanTablesExportName,
   gatherName,
@@ -1112,6 +1114,65 @@ function hammingRowsKernel(): string {
 }
 
 /**
+ * Σ(x − y)², Σx², Σy² and Σxy in float64 over two kernel queries x and y (KERNELS.md, "Query
+ * shift"), four values a step: an int8 query's values are code · scale rounded to float32 (as
+ * kernelValues() gives them), a float query's its own. Each sum is two f64x2 accumulators, one for
+ * values 4i and 4i + 1, one for 4i + 2 and 4i + 3, folded (lane 0 + lane 1) + (lane 0 + lane 1):
+ * so the same values in either form give the same four numbers, bit for bit.
+ */
+function queryShiftKernel(kind: 'i8' | 'f32'): string {
+  const name = kind === 'i8' ? QUERY_SHIFT_I8 : QUERY_SHIFT_F32;
+  const high = (v: string): string => `(i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 ${v} ${v})`;
+  // Four values as float32 lanes. An int8 query's value is code · scale rounded to float32: the
+  // float32 product of the two (a code is exact in float32), which is what rounding their exact
+  // product, as JavaScript's Math.fround(code * scale) does, gives.
+  const values = (ptr: string, scale: string): string =>
+    kind === 'f32'
+      ? `(v128.load ${get(ptr)})`
+      : `(f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (i16x8.extend_low_i8x16_s (v128.load32_zero ${get(ptr)})))) ${get(scale)})`;
+  const step = kind === 'i8' ? 4 : 16;
+  const sums = ['d2', 'x2', 'y2', 'xy'];
+  const acc = sums.flatMap((s) => [`${s}Lo`, `${s}Hi`]);
+  const addTo = (s: string, half: 'Lo' | 'Hi', product: string): string => set(`${s}${half}`, `(f64x2.add ${get(`${s}${half}`)} ${product})`);
+  const body: string[] = [
+    set('end', `(i32.add ${get('a')} (i32.mul ${get('n')} ${i32(step / 4)}))`),
+    ...(kind === 'i8' ? [set('sa', `(f32x4.splat (f32.demote_f64 ${get('scaleA')}))`), set('sb', `(f32x4.splat (f32.demote_f64 ${get('scaleB')}))`)] : []),
+    '(block $done',
+    `(br_if $done (i32.ge_u ${get('a')} ${get('end')}))`,
+    '(loop $step',
+    set('x', values('a', 'sa')),
+    set('y', values('b', 'sb')),
+    set('xLo', `(f64x2.promote_low_f32x4 ${get('x')})`),
+    set('xHi', `(f64x2.promote_low_f32x4 ${high(get('x'))})`),
+    set('yLo', `(f64x2.promote_low_f32x4 ${get('y')})`),
+    set('yHi', `(f64x2.promote_low_f32x4 ${high(get('y'))})`),
+  ];
+  for (const half of ['Lo', 'Hi'] as const) {
+    const x = get(`x${half}`);
+    const y = get(`y${half}`);
+    body.push(
+      set('d', `(f64x2.sub ${x} ${y})`),
+      addTo('d2', half, `(f64x2.mul ${get('d')} ${get('d')})`),
+      addTo('x2', half, `(f64x2.mul ${x} ${x})`),
+      addTo('y2', half, `(f64x2.mul ${y} ${y})`),
+      addTo('xy', half, `(f64x2.mul ${x} ${y})`),
+    );
+  }
+  body.push(
+    set('a', `(i32.add ${get('a')} ${i32(step)})`),
+    set('b', `(i32.add ${get('b')} ${i32(step)})`),
+    `(br_if $step (i32.lt_u ${get('a')} ${get('end')}))))`,
+  );
+  const fold = (s: string): string =>
+    `(f64.add (f64.add (f64x2.extract_lane 0 ${get(`${s}Lo`)}) (f64x2.extract_lane 1 ${get(`${s}Lo`)})) (f64.add (f64x2.extract_lane 0 ${get(`${s}Hi`)}) (f64x2.extract_lane 1 ${get(`${s}Hi`)})))`;
+  sums.forEach((s, i) => body.push(`(f64.store offset=${8 * i} ${get('out')} ${fold(s)})`));
+  const params = kind === 'i8' ? '(param $a i32) (param $b i32) (param $scaleA f64) (param $scaleB f64) (param $n i32) (param $out i32)' : '(param $a i32) (param $b i32) (param $n i32) (param $out i32)';
+  const locals = ['(local $end i32)', `(local $x v128) (local $y v128) (local $xLo v128) (local $xHi v128) (local $yLo v128) (local $yHi v128) (local $d v128) ${acc.map((a) => `(local $${a} v128)`).join(' ')}`];
+  if (kind === 'i8') locals.push('(local $sa v128) (local $sb v128)');
+  return [`(func $${name} (export "${name}") ${params}`, ...locals, ...body, ')'].join('\n');
+}
+
+/**
  * The whole module. Memory is imported (env.memory) so the allocator owns it and can exist, and be
  * tested, without the kernels; the module itself needs no static data.
  */
@@ -1133,7 +1194,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
   }
   for (const metric of RQ_METRICS) parts.push(fastScanKernel(metric, tuning.fastScanUnroll), gatherFastScanKernel(metric));
   for (const bits of RQ_BITS) parts.push(fastScanTablesKernel(bits));
-  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), signSketchKernel(), hammingRowsKernel());
+  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), signSketchKernel(), hammingRowsKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'));
   parts.push(')');
   return `${parts.join('\n')}\n`;
 }
