@@ -13,7 +13,7 @@ import { TopK } from '../src/scan/topk.js';
 import type { Metric } from '../src/options.js';
 import { clustered, gaussian, perturb, rng, tempDir } from './helpers.js';
 import { FaultFileLayer } from './support/fault-layer.js';
-import { sameAnswer } from './support/cached-pair.js';
+import { openPair, sameAnswer } from './support/cached-pair.js';
 import { heldLog } from './support/held-log.js';
 
 /**
@@ -590,6 +590,27 @@ test('sketch table, model-based: adds and deletes in any order, every width, and
     }),
     { numRuns: 60 },
   );
+});
+
+test('many entries of wide queries (300 and more remembered, 700-d: sketches of 22 words, 6 kernel steps a row): near and repeated queries answer as the store without the cache, near hits among them', async () => {
+  const next = rng(77);
+  const dim = 700;
+  const pair = await openPair({ dim }, { entries: 1000, pool: 3, bytes: 32 << 20 });
+  try {
+    const vectors = clustered(600, dim, 9, 78);
+    await pair.add(vectors.map((vector, i) => ({ id: `w${i}`, vector })));
+    const queries = Array.from({ length: 300 }, (_, i) => perturb(vectors[(i * 7) % vectors.length]!, 0.97, next));
+    for (const [i, q] of queries.entries()) await pair.check(q, { k: 5 }, `remembered ${i}`);
+    for (const [i, q] of queries.entries()) {
+      await pair.check(perturb(q, 0.9995, next), { k: 5 }, `near ${i}`);
+      if (i % 3 === 0) await pair.check(q, { k: 5 }, `repeat ${i}`);
+    }
+    const stats = pair.cached.stats().cache!;
+    assert.ok(stats.entries >= 300, `${stats.entries} entries`);
+    assert.ok(stats.nearHits > 0 && stats.exactHits >= 100, `near hits ${stats.nearHits}, exact hits ${stats.exactHits}`);
+  } finally {
+    await pair.close();
+  }
 });
 
 test('index: the int8 code of the last query is reused only for the same values', () => {
