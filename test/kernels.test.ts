@@ -25,6 +25,7 @@ import {
 } from '../src/kernels/index.js';
 import { decodeE4M3, decodeE5M2, decodeF16 } from '../src/kernels/reference.js';
 import { rng } from '../src/random.js';
+import { inputCopied, kernelScratch } from '../src/kernels/scratch.js';
 import { dot, squaredDistance } from '../src/vector.js';
 
 function gaussian(rand: () => number): number {
@@ -937,6 +938,18 @@ describe('query-shift kernels: the distance and norms of two kernel queries', ()
       { numRuns: 300, seed: 20261203 },
     );
   });
+});
+
+it('kernel scratch: a view of linear memory detached by growth is refused as an input (inputCopied), not copied in as nothing', () => {
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const view = new Float32Array(memory.buffer, 64, 100);
+  inputCopied(view, 100);
+  memory.grow(1);
+  assert.equal(view.length, 0, 'growth detaches the view');
+  assert.throws(() => inputCopied(view, 100), RangeError);
+  const at = kernelScratch(1 << 16);
+  assert.equal(at % 16, 0, '16-byte aligned');
+  assert.equal(kernelScratch(16), at, 'a smaller request takes the same block');
 });
 
 it('linear memory, guarded: a write past a block is caught when it is freed and by checkGuards; a free of another size is refused; unguarded blocks free as before', () => {

@@ -1,6 +1,6 @@
 import { SHIFT_DIM_STEP } from '../kernels/contract.js';
 import { kernels, type KernelMetric } from '../kernels/index.js';
-import { kernelScratch } from '../kernels/scratch.js';
+import { inputCopied, kernelScratch } from '../kernels/scratch.js';
 import { kernelValues, type KernelForm } from '../scan/code-blocks.js';
 
 /**
@@ -70,6 +70,8 @@ function shiftSums(from: KernelForm, next: KernelForm, length: number): [number,
   const codes = from.kind === 'int8' && next.kind === 'int8';
   const width = codes ? 1 : 4;
   const a = kernelScratch(2 * width * padded + 32);
+  inputCopied(from.kind === 'int8' ? from.code : from.vector, length);
+  inputCopied(next.kind === 'int8' ? next.code : next.vector, length);
   const b = a + width * padded;
   // Past both queries: a multiple of 8 bytes from the 16-aligned scratch.
   const out = b + width * padded;

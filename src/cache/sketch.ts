@@ -1,6 +1,6 @@
 import { SKETCH_WORD_STEP } from '../kernels/contract.js';
 import { kernels } from '../kernels/index.js';
-import { kernelScratch } from '../kernels/scratch.js';
+import { inputCopied, kernelScratch } from '../kernels/scratch.js';
 
 /**
  * Sign sketches: one bit per dimension of a query (set when the component is positive), so that
@@ -23,7 +23,9 @@ export function signSketch(v: Float32Array): Uint32Array {
   const out = new Uint32Array(words);
   if (words === 0) return out;
   const floats = 32 * words;
+  const length = v.length;
   const at = kernelScratch(4 * (floats + words));
+  inputCopied(v, length);
   const k = kernels();
   const f32 = k.memory.f32();
   f32.set(v, at >> 2);

@@ -9,7 +9,11 @@ import { kernels } from './index.js';
 let scratchPtr = 0;
 let scratchBytes = 0;
 
-/** The address of `bytes` of scratch (16-byte aligned); what an earlier call left there may be gone. */
+/**
+ * The address of `bytes` of scratch (16-byte aligned); what an earlier call left there may be gone.
+ * Growing it may grow linear memory, which detaches every view of it: take the views of the inputs
+ * to copy in after this (inputCopied() checks one that was taken before).
+ */
 export function kernelScratch(bytes: number): number {
   if (bytes > scratchBytes) {
     const memory = kernels().memory;
@@ -18,4 +22,12 @@ export function kernelScratch(bytes: number): number {
     scratchPtr = memory.alloc(scratchBytes);
   }
   return scratchPtr;
+}
+
+/**
+ * Throws unless `view` still has `length` elements: a view of linear memory taken before
+ * kernelScratch() grew it is detached (empty), and copying it in would read nothing.
+ */
+export function inputCopied(view: ArrayLike<number>, length: number): void {
+  if (view.length !== length) throw new RangeError('an input of a kernel call was a view of linear memory, detached when the scratch grew');
 }
