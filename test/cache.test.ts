@@ -637,9 +637,9 @@ test('index: the int8 code of the last query is reused only for the same values'
   fresh.free();
 });
 
-test('the shift between two int8 kernel forms is the one between their kernel queries, number for number', () => {
+test('the shift between two int8 kernel forms is the one between their kernel queries, number for number, and their distance as plain arithmetic gives it', () => {
   const next = rng(12);
-  for (const dim of [16, 100, 512]) {
+  for (const dim of [1, 3, 5, 16, 33, 100, 512]) {
     const index = new CodeBlocks(getCodec('int8'), dim, 16);
     for (let trial = 0; trial < 20; trial++) {
       const a = { vector: Float32Array.from({ length: dim }, () => gaussian(next) * 10 ** (trial % 5 - 2)), metric: 'cosine' as const, int8Query: true };
@@ -653,7 +653,14 @@ test('the shift between two int8 kernel forms is the one between their kernel qu
         const fromForms = scoreShift(metric, formA, formB, 3);
         const fromVectors = scoreShift(metric, { kind: 'float', vector: index.kernelQuery(a) }, { kind: 'float', vector: index.kernelQuery(b) }, 3);
         assert.deepEqual(fromForms, fromVectors, `dim ${dim} trial ${trial} ${metric}`);
+        // Whatever the scratch held before (a longer query's values past this one's end), the padding is zeros.
+        const x = index.kernelQuery(a);
+        const y = index.kernelQuery(b);
+        const d = Math.sqrt(x.reduce((sum, v, i) => sum + (v - y[i]!) ** 2, 0));
+        assert.ok(Math.abs(fromForms.delta - d) <= 1e-12 * (1 + d), `dim ${dim} trial ${trial}: delta ${fromForms.delta} against ${d}`);
+        assert.ok(Math.abs(fromForms.nextNorm - Math.hypot(...y)) <= 1e-12 * (1 + fromForms.nextNorm));
       }
+      scoreShift('cosine', { kind: 'float', vector: Float32Array.from({ length: dim + 7 }, () => 1e6) }, { kind: 'float', vector: Float32Array.from({ length: dim + 7 }, () => -1e6) }, 0);
     }
     const a = { vector: Float32Array.from({ length: dim }, () => gaussian(next)), metric: 'dot' as const, int8Query: true };
     const into = new Int8Array(dim);
