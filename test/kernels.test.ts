@@ -862,9 +862,10 @@ describe('sign-sketch kernels: signs to bits, and bits apart', () => {
     );
   });
 
-  it('hamming_rows: all bits apart at 64 steps (8,192 bits) counts every one (no lane overflows)', () => {
+  it('hamming_rows: all bits apart at 64 steps (8,192 bits) counts every one (no lane overflows); rows of no bits are 0 apart', () => {
     const ones = new Uint32Array(256).fill(0xffffffff);
     assert.deepEqual(distances([ones, new Uint32Array(256)], new Uint32Array(256), 64), [8192, 0]);
+    assert.deepEqual(distances([new Uint32Array(0), new Uint32Array(0)], new Uint32Array(0), 0), [0, 0]);
   });
 });
 
