@@ -579,7 +579,7 @@ export class MemStore {
         this.releaseVector(id);
         this.index.remove(id);
         this.changes.set(id, null);
-        this.cache?.touch(id);
+        this.cache?.touch(id, this.index);
         n++;
       }
       return n;
@@ -614,7 +614,7 @@ export class MemStore {
       this.index.setDocumented(r.id, hasDoc(doc));
       if (this.index.columns.fields > 0) this.index.columns.set(this.index.slotOf(r.id)!, r.meta);
       this.changes.set(r.id, { place, doc });
-      this.cache?.touch(r.id);
+      this.cache?.touch(r.id, this.index);
     });
     if (!this.space.trained && this.index.size >= this.config.trainSize) this.train();
     this.pageIfDue();

@@ -309,6 +309,30 @@ test('hot vectors serve rescoring without reading the full-precision store once 
   await store.close();
 });
 
+test('hot vectors are kept by slot: an upsert drops the one in the slot its id keeps, a delete its own through the removal, and rescoring then reads the new vectors', async () => {
+  const next = rng(91);
+  const v = clustered(200, DIM, 13, 92);
+  const pair = await openPair({ dim: DIM }, { entries: 100, bytes: 1 << 20 });
+  try {
+    await pair.add(v.map((vector, i) => ({ id: `h${i}`, vector })));
+    const q = v[7]!;
+    // Three searches near q read its candidates twice: they are hot after.
+    for (let i = 0; i < 3; i++) await pair.check(perturb(q, 0.9999, next), { k: 10 }, `warm ${i}`);
+    const hot = await pair.cached.search(q, { k: 10 });
+    assert.ok(pair.cached.stats().cache.fullReadsSaved > 0, 'candidates were hot');
+    // Upsert the best three with vectors far from q, delete the next two, then ask near q again:
+    // a hot copy of an old vector would keep them at the top.
+    await pair.add(hot.slice(0, 3).map((h, i) => ({ id: h.id, vector: v[150 + i]! })));
+    await pair.del(hot.slice(3, 5).map((h) => h.id));
+    for (let i = 0; i < 4; i++) {
+      const got = await pair.check(perturb(q, 0.9999, next), { k: 10 }, `after the writes ${i}`);
+      for (const h of hot.slice(0, 5)) assert.ok(!got.some((g) => g.id === h.id && Math.abs(g.score - h.score) < 1e-6), `${h.id} answered with its old vector`);
+    }
+  } finally {
+    await pair.close();
+  }
+});
+
 test('cache options: unknown keys and bad values are INVALID_OPTION; false turns it off', async () => {
   const dir = tempDir();
   for (const cache of [{ threshold: 0.9 }, { entries: 0 }, { pool: -1 }, { pool: 'x' }, { bytes: 1.5 }, { pool: 101 }, 'yes']) {

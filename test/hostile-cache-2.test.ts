@@ -27,7 +27,7 @@ test('a cache budget as large as the options accept (a terabyte, Number.MAX_SAFE
     for (const dim of [4, 512]) {
       const hot = new HotVectors(dim, bytes / 2);
       assert.ok(hot.capacity > 0 && hot.capacity * dim * 4 <= MAX_SLAB_BYTES, `${bytes} B, dim ${dim}: a slab V8 can make (${hot.capacity} rows)`);
-      hot.put(3, 'x', Float32Array.from({ length: dim }, (_, i) => i), 1);
+      hot.put(3, Float32Array.from({ length: dim }, (_, i) => i), 1);
       assert.equal(hot.view(3)?.full[dim - 1], dim - 1);
     }
     const next = rng(21);

@@ -596,18 +596,18 @@ test('hot vectors: puts of new versions, drops and evictions agree with a model 
   const op = fc.record({ kind: fc.constantFrom('put', 'put', 'view', 'drop'), id: fc.integer({ min: 0, max: 20 }) });
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 8 }), fc.array(op, { maxLength: 200 }), (rows, ops) => {
-      const hot = new HotVectors(dim, rows * (HotVectors.rowBytes(dim) + HotVectors.idBytes('k20')));
+      const hot = new HotVectors(dim, rows * HotVectors.rowBytes(dim));
       const model = new Map<number, number>();
       let version = 0;
       const vector = (v: number) => Float32Array.from({ length: dim }, (_, i) => v * 100 + i);
       for (const { kind, id } of ops) {
         if (kind === 'put') {
           version++;
-          hot.put(id, `k${id}`, vector(version), version);
+          hot.put(id, vector(version), version);
           model.set(id, version);
           assert.deepEqual(hot.view(id), { full: vector(version), norm: version }, 'a vector just put is there');
         } else if (kind === 'drop') {
-          hot.drop(`k${id}`);
+          hot.drop(id);
           model.delete(id);
         }
         for (let other = 0; other <= 20; other++) {

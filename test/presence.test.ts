@@ -69,9 +69,9 @@ test('presence: random adds and removes of held keys never hide a key the model 
 
 test('hot vectors: rows keep being found after removals move their slots (the presence of slots follows)', () => {
   const dim = 4;
-  const hot = new HotVectors(dim, 64 * (HotVectors.rowBytes(dim) + HotVectors.idBytes('v00')));
+  const hot = new HotVectors(dim, 64 * HotVectors.rowBytes(dim));
   const vec = (i: number) => Float32Array.from({ length: dim }, (_, j) => i * 10 + j);
-  for (let i = 0; i < 8; i++) hot.put(i, `v${i}`, vec(i), undefined);
+  for (let i = 0; i < 8; i++) hot.put(i, vec(i), undefined);
   // Slot 2 removed, the last (7) moves into it; then slot 0 removed with nothing moving.
   hot.moved(2, 7);
   hot.moved(0, 0);

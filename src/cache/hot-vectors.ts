@@ -1,10 +1,7 @@
 import { Presence, slotHash } from './presence.js';
 
-/**
- * JavaScript's cost of one row's keys (an entry in each of the two maps, and the id string's
- * header), estimated; the id's characters come on top, at two bytes each at most.
- */
-const ID_OVERHEAD = 96;
+/** JavaScript's cost of a row's key, its entry in the map by slot, estimated. */
+const SLOT_OVERHEAD = 32;
 
 /** The most buckets of the slots' Presence: 16 KiB. */
 const PRESENCE_MAX = 8192;
@@ -22,10 +19,12 @@ export const MAX_SLAB_BYTES = 2 ** 31;
  * computed), found by the vector's slot in the index: a search asks about each of its candidates by
  * slot, a small integer a Map hashes at once, where an id string must first be made from the index
  * and then hashed (after a scan has pushed everything out of the CPU caches, the two cost a near hit
- * more than its pool's scoring). The id of each row is kept too, for writes, which name ids. Slots
+ * more than its pool's scoring). A row knows its slot and nothing else: a write names the slot of
+ * the id it changes (LookasideCache.touch()), so no id string is kept per row (the ids and a second
+ * map by id took 96 bytes and more a row of the budget, a fifth of a row at 100 dimensions). Slots
  * move when the index removes a vector (the last one moves into the hole): the owner replays those
- * moves with moved() before it asks by slot again. One typed array for all the vectors, where an
- * object per vector (a Float32Array and its backing store each) would survive into V8's old
+ * moves with moved() before it asks or drops by slot again. One typed array for all the vectors,
+ * where an object per vector (a Float32Array and its backing store each) would survive into V8's old
  * generation, grow its young one, and leave malloc'd backing stores behind until a full collection:
  * about 4x the budget in RSS, measured.
  *
@@ -42,24 +41,17 @@ export const MAX_SLAB_BYTES = 2 ** 31;
  * row is a vector's 2 KiB at 512-d, in memory the last scan pushed out of the CPU's caches (moving
  * the last row into each hole took half the time rows were given up in, in a CPU profile of the
  * 10k cache bench's stream).
- *
- * Everything counts against the byte budget, ids included: the rows are sized for an id's fixed
- * cost, and an id's characters take further rows from the clock when they would overrun it.
  */
 export class HotVectors {
   private readonly bySlot = new Map<number, number>();
   /** The slots `bySlot` holds, by hash: most candidates of a search are not hot, and are told so without a probe of the Map (presence.ts). */
   private readonly slotsHeld: Presence;
-  private readonly byId = new Map<string, number>();
-  /** The id and the slot of each row ever used, rows 0..touched-1; a free row's id is undefined. */
-  private ids: (string | undefined)[] = [];
-  private slots: number[] = [];
+  /** The slot of each row ever used, rows 0..touched-1; -1: a free row. */
+  private slots = new Int32Array(0);
   /** Rows below `touched` that are free, the next to be used last. */
   private free: number[] = [];
   /** Rows in use. */
   private count = 0;
-  /** Characters of the ids in the map, for `bytes`. */
-  private idChars = 0;
   private slab = new Float32Array(0);
   private norms = new Float64Array(0);
   private used = new Uint8Array(0);
@@ -71,22 +63,17 @@ export class HotVectors {
   /** Rows the slab has room for; 0 when none could be allocated (then nothing is kept). */
   private rows: number;
 
-  /** Bytes of one row: the vector, its norm and its use bit. */
+  /** Bytes of one row: the vector, its norm, its use bit and its slot, and its key in the map. */
   static rowBytes(dim: number): number {
-    return 4 * dim + 9;
+    return 4 * dim + 13 + SLOT_OVERHEAD;
   }
 
-  /** Bytes an id costs beside its row: its entry in the map and its characters. */
-  static idBytes(id: string): number {
-    return ID_OVERHEAD + 2 * id.length;
-  }
-
-  /** `maxBytes`: at most this much in all (`bytes`): rows and ids. */
+  /** `maxBytes`: at most this much in all (`bytes`). */
   constructor(
     readonly dim: number,
-    private readonly maxBytes: number,
+    maxBytes: number,
   ) {
-    this.rows = Math.max(0, Math.min(Math.floor(maxBytes / (HotVectors.rowBytes(dim) + ID_OVERHEAD)), Math.floor(MAX_SLAB_BYTES / (4 * Math.max(1, dim)))));
+    this.rows = Math.max(0, Math.min(Math.floor(maxBytes / HotVectors.rowBytes(dim)), Math.floor(MAX_SLAB_BYTES / (4 * Math.max(1, dim)))));
     // About four buckets a row, within the limit: a bucket is 2 bytes, a row a whole vector.
     this.slotsHeld = new Presence(this.rows === 0 ? 0 : 2 ** Math.ceil(Math.log2(Math.min(PRESENCE_MAX, 4 * this.rows))));
   }
@@ -100,9 +87,9 @@ export class HotVectors {
     return this.count;
   }
 
-  /** Memory held: the rows of the slab ever used (what is resident of it), and the ids' map. */
+  /** Memory held: the rows of the slab ever used (what is resident of it), with their keys. */
   get bytes(): number {
-    return this.touched * HotVectors.rowBytes(this.dim) + this.count * ID_OVERHEAD + 2 * this.idChars;
+    return this.touched * HotVectors.rowBytes(this.dim);
   }
 
   /** Memory of the Presence of the slots held, beside `bytes` (at most 16 bytes a row of the capacity): the owner counts it against its own budget. */
@@ -124,35 +111,20 @@ export class HotVectors {
   }
 
   /**
-   * Keeps `vector`, the vector of `id` in `slot`, with its norm when known, evicting rows (the
-   * clock's choice) while the slab is full or the id would not fit in the bytes; an id too long to
-   * fit even alone is not kept. A row of the same id or slot is replaced.
+   * Keeps `vector`, the vector in `slot`, with its norm when known, evicting a row (the clock's
+   * choice) while the slab is full. A row of the same slot is replaced.
    */
-  put(slot: number, id: string, vector: Float32Array, norm: number | undefined): void {
+  put(slot: number, vector: Float32Array, norm: number | undefined): void {
     if (this.capacity === 0 || vector.length !== this.dim) return;
-    let row = this.byId.get(id);
-    if (row !== undefined && this.slots[row] !== slot) {
-      this.removeRow(row);
-      row = undefined;
-    }
-    const other = this.bySlot.get(slot);
-    if (other !== undefined && this.ids[other] !== id) this.removeRow(other);
+    let row = this.bySlot.get(slot);
     if (row === undefined) {
       // Before any row is added: a slab that cannot be allocated keeps nothing, and breaks no search.
       if (!this.allocate()) return;
-      const rowBytes = HotVectors.rowBytes(this.dim);
-      // What it would hold with one more id of `chars` characters (a free row is resident already;
-      // without one, the next row of the slab becomes so).
-      const heldWithOneMore = () => (this.free.length > 0 ? this.touched : this.touched + 1) * rowBytes + (this.count + 1) * ID_OVERHEAD + 2 * (this.idChars + id.length);
-      while (this.count > 0 && (this.count === this.capacity || heldWithOneMore() > this.maxBytes)) this.evictOne();
-      if (Math.max(this.touched, 1) * rowBytes + ID_OVERHEAD + 2 * id.length > this.maxBytes) return;
+      if (this.count === this.capacity) this.evictOne();
       row = this.free.pop() ?? this.touched++;
-      this.ids[row] = id;
       this.slots[row] = slot;
-      this.byId.set(id, row);
       this.bySlot.set(slot, row);
       this.slotsHeld.add(slotHash(slot));
-      this.idChars += id.length;
       this.count++;
       // Unused until read again: a one-off read makes way before vectors that keep coming back.
       this.used[row] = 0;
@@ -162,9 +134,9 @@ export class HotVectors {
     this.norms[row] = norm ?? NaN;
   }
 
-  /** Forgets the vector of `id`; true when it was kept. */
-  drop(id: string): boolean {
-    const row = this.byId.get(id);
+  /** Forgets the vector in `slot`; true when it was kept. */
+  drop(slot: number): boolean {
+    const row = this.bySlot.get(slot);
     if (row === undefined) return false;
     this.removeRow(row);
     return true;
@@ -190,12 +162,9 @@ export class HotVectors {
   clear(): void {
     this.bySlot.clear();
     this.slotsHeld.clear();
-    this.byId.clear();
-    this.ids = [];
-    this.slots = [];
     this.free = [];
     this.count = 0;
-    this.idChars = 0;
+    this.slots = new Int32Array(0);
     this.slab = new Float32Array(0);
     this.norms = new Float64Array(0);
     this.used = new Uint8Array(0);
@@ -207,7 +176,7 @@ export class HotVectors {
     for (;;) {
       if (this.hand >= this.touched) this.hand = 0;
       const row = this.hand++;
-      if (this.ids[row] === undefined) continue;
+      if (this.slots[row] === -1) continue;
       if (this.used[row] === 0) {
         this.removeRow(row);
         this.evictions++;
@@ -219,12 +188,10 @@ export class HotVectors {
 
   /** Frees `row` (in use): it stays where it is, for the next vector kept. */
   private removeRow(row: number): void {
-    const id = this.ids[row]!;
-    this.byId.delete(id);
-    this.bySlot.delete(this.slots[row]!);
-    this.slotsHeld.remove(slotHash(this.slots[row]!));
-    this.idChars -= id.length;
-    this.ids[row] = undefined;
+    const slot = this.slots[row]!;
+    this.bySlot.delete(slot);
+    this.slotsHeld.remove(slotHash(slot));
+    this.slots[row] = -1;
     this.used[row] = 0;
     this.count--;
     this.free.push(row);
@@ -241,12 +208,14 @@ export class HotVectors {
       this.slab = new Float32Array(this.rows * this.dim);
       this.norms = new Float64Array(this.rows);
       this.used = new Uint8Array(this.rows);
+      this.slots = new Int32Array(this.rows).fill(-1);
     } catch (e) {
       if (!(e instanceof RangeError)) throw e;
       this.rows = 0;
       this.slab = new Float32Array(0);
       this.norms = new Float64Array(0);
       this.used = new Uint8Array(0);
+      this.slots = new Int32Array(0);
       return false;
     }
     return true;

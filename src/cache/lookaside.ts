@@ -342,11 +342,19 @@ export class LookasideCache<A> {
     };
   }
 
-  /** A write touched `id`: hot parts of it go now, entries catch up when next used. */
-  touch(id: string): void {
+  /**
+   * A write touched `id`, applied to `index` already: hot parts of it go now, entries catch up when
+   * next used. A hot vector is kept by slot: a deleted id's goes with the index's removal, replayed
+   * here, and a replaced one's by the slot the id keeps.
+   */
+  touch(id: string, index: VectorIndex): void {
     const hot = this.hotRecord(id);
     if (hot !== undefined) this.dropHot(id, hot);
-    this.vectors?.drop(id);
+    if (this.vectors !== undefined) {
+      this.followVectors(index);
+      const slot = index.slotOf(id);
+      if (slot !== undefined) this.vectors.drop(slot);
+    }
     this.log.push(id);
     this.version++;
     if (this.log.length > LOG_LIMIT * 2) {
@@ -717,14 +725,14 @@ export class LookasideCache<A> {
     return this.seenRecords.again(id);
   }
 
-  /** Keeps the full vector of `id`, in `slot` of `index`, hot (valid until a write touches it). */
-  keepVector(slot: number, id: string, index: VectorIndex, full: Float32Array, norm: number | undefined): void {
-    // A budget with no room for one vector makes no slab (its empty id table would overrun it alone).
+  /** Keeps the full vector in `slot` of `index` hot (valid until a write touches its id, or a removal its slot). */
+  keepVector(slot: number, index: VectorIndex, full: Float32Array, norm: number | undefined): void {
+    // A budget with no room for one vector makes no slab (its Presence would overrun it alone).
     const vectorBytes = this.settings.bytes / 2;
     if (vectorBytes < HotVectors.rowBytes(full.length)) return;
     this.vectors ??= new HotVectors(full.length, vectorBytes);
     this.followVectors(index);
-    this.vectors.put(slot, id, full, norm);
+    this.vectors.put(slot, full, norm);
   }
 
   /** Keeps the document of `id` hot (valid until a write touches it); its text joins it by keepTextOf(). */

@@ -664,7 +664,7 @@ export class SearchPath {
     sources.forEach(({ slot }, i) => {
       // Kept hot only when no write came in (a write to this id would have dropped it), and read before.
       if (cache !== undefined && !moved && cache.admitVectorAt(slot)) {
-        cache.keepVector(slot, batch.idOf(slot), this.env.index(), this.env.scorer.loaded(i), cosine ? norms[i]! : undefined);
+        cache.keepVector(slot, this.env.index(), this.env.scorer.loaded(i), cosine ? norms[i]! : undefined);
       }
       ranked.push({ slot, score: scores[i]! });
     });
