@@ -190,6 +190,14 @@ const i32HorizontalSum = (v: string): string =>
   `(i32.add (i32.add (i32x4.extract_lane 0 ${get(v)}) (i32x4.extract_lane 1 ${get(v)})) ` +
   `(i32.add (i32x4.extract_lane 2 ${get(v)}) (i32x4.extract_lane 3 ${get(v)})))`;
 
+/** The two float64 of the high half of four float32 lanes `v` (f64x2.promote_low_f32x4 takes the low two). */
+const promoteHigh = (v: string): string => `(f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 ${v} ${v}))`;
+
+/** A float64 sum kept in two f64x2 locals `lo` and `hi`, folded (lo₀ + lo₁) + (hi₀ + hi₁). */
+const f64PairsSum = (lo: string, hi: string): string =>
+  `(f64.add (f64.add (f64x2.extract_lane 0 ${get(lo)}) (f64x2.extract_lane 1 ${get(lo)})) ` +
+  `(f64.add (f64x2.extract_lane 0 ${get(hi)}) (f64x2.extract_lane 1 ${get(hi)})))`;
+
 /**
  * Declarations of the locals among `i32Locals` and `v128Locals` that a kernel's `text` uses (a name
  * is used when `$name` appears followed by a space or a parenthesis): the templates name more
@@ -788,10 +796,6 @@ function gatherFastScanKernel(metric: RqMetric): string {
  * exact_dot_norm writes, per vector, the f64 pair (q · x, ‖x‖²); exact_sqdist the f64 ‖q − x‖².
  */
 function exactKernel(name: typeof EXACT_DOT_NORM | typeof EXACT_SQDIST): string {
-  const promoteHigh = (v: string): string => `(f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 ${v} ${v}))`;
-  const fold = (lo: string, hi: string): string =>
-    `(f64.add (f64.add (f64x2.extract_lane 0 ${get(lo)}) (f64x2.extract_lane 1 ${get(lo)})) ` +
-    `(f64.add (f64x2.extract_lane 0 ${get(hi)}) (f64x2.extract_lane 1 ${get(hi)})))`;
   const zero = '(v128.const f64x2 0 0)';
   const dot = name === EXACT_DOT_NORM;
   const body: string[] = [
@@ -835,12 +839,12 @@ function exactKernel(name: typeof EXACT_DOT_NORM | typeof EXACT_SQDIST): string 
   );
   if (dot) {
     body.push(
-      `(f64.store ${get('out')} ${fold('lo', 'hi')})`,
-      `(f64.store offset=8 ${get('out')} ${fold('nlo', 'nhi')})`,
+      `(f64.store ${get('out')} ${f64PairsSum('lo', 'hi')})`,
+      `(f64.store offset=8 ${get('out')} ${f64PairsSum('nlo', 'nhi')})`,
       set('out', `(i32.add ${get('out')} ${i32(16)})`),
     );
   } else {
-    body.push(`(f64.store ${get('out')} ${fold('lo', 'hi')})`, set('out', `(i32.add ${get('out')} ${i32(8)})`));
+    body.push(`(f64.store ${get('out')} ${f64PairsSum('lo', 'hi')})`, set('out', `(i32.add ${get('out')} ${i32(8)})`));
   }
   body.push(`(br_if $vectors (i32.lt_u ${get('x')} ${get('end')})))`, ')');
   const locals = ['(local $stride i32) (local $end i32) (local $xEnd i32) (local $qi i32)', '(local $a v128) (local $b v128) (local $alo v128) (local $ahi v128) (local $blo v128) (local $bhi v128) (local $lo v128) (local $hi v128)'];
@@ -1088,7 +1092,6 @@ function signSketchKernel(): string {
  * steps of 128 bits, XOR, i8x16.popcnt, widened pairwise into four int32 counts, summed at the end.
  */
 function hammingRowsKernel(): string {
-  const lanes = [0, 1, 2, 3].map((lane) => `(i32x4.extract_lane ${lane} ${get('acc')})`);
   return [
     `(func $${HAMMING_ROWS} (export "${HAMMING_ROWS}") (param $rows i32) (param $n i32) (param $step i32) (param $q i32) (param $out i32)`,
     '(local $end i32) (local $qi i32) (local $rowEnd i32) (local $acc v128)',
@@ -1107,7 +1110,7 @@ function hammingRowsKernel(): string {
     set('rows', `(i32.add ${get('rows')} ${i32(16)})`),
     set('qi', `(i32.add ${get('qi')} ${i32(16)})`),
     `(br_if $chunk (i32.lt_u ${get('rows')} ${get('rowEnd')}))))`,
-    `(i32.store ${get('out')} (i32.add (i32.add ${lanes[0]} ${lanes[1]}) (i32.add ${lanes[2]} ${lanes[3]})))`,
+    `(i32.store ${get('out')} ${i32HorizontalSum('acc')})`,
     set('out', `(i32.add ${get('out')} ${i32(4)})`),
     `(br_if $row (i32.lt_u ${get('out')} ${get('end')})))`,
     ')',
@@ -1124,7 +1127,6 @@ function hammingRowsKernel(): string {
  */
 function queryShiftKernel(kind: 'i8' | 'f32'): string {
   const name = kind === 'i8' ? QUERY_SHIFT_I8 : QUERY_SHIFT_F32;
-  const high = (v: string): string => `(i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 ${v} ${v})`;
   // Four values as float32 lanes. An int8 query's value is code · scale rounded to float32: the
   // float32 product of the two (a code is exact in float32), which is what rounding their exact
   // product, as JavaScript's Math.fround(code * scale) does, gives.
@@ -1145,9 +1147,9 @@ function queryShiftKernel(kind: 'i8' | 'f32'): string {
     set('x', values('a', 'sa')),
     set('y', values('b', 'sb')),
     set('xLo', `(f64x2.promote_low_f32x4 ${get('x')})`),
-    set('xHi', `(f64x2.promote_low_f32x4 ${high(get('x'))})`),
+    set('xHi', promoteHigh(get('x'))),
     set('yLo', `(f64x2.promote_low_f32x4 ${get('y')})`),
-    set('yHi', `(f64x2.promote_low_f32x4 ${high(get('y'))})`),
+    set('yHi', promoteHigh(get('y'))),
   ];
   for (const half of ['Lo', 'Hi'] as const) {
     const x = get(`x${half}`);
@@ -1165,9 +1167,7 @@ function queryShiftKernel(kind: 'i8' | 'f32'): string {
     set('b', `(i32.add ${get('b')} ${i32(step)})`),
     `(br_if $step (i32.lt_u ${get('a')} ${get('end')}))))`,
   );
-  const fold = (s: string): string =>
-    `(f64.add (f64.add (f64x2.extract_lane 0 ${get(`${s}Lo`)}) (f64x2.extract_lane 1 ${get(`${s}Lo`)})) (f64.add (f64x2.extract_lane 0 ${get(`${s}Hi`)}) (f64x2.extract_lane 1 ${get(`${s}Hi`)})))`;
-  sums.forEach((s, i) => body.push(`(f64.store offset=${8 * i} ${get('out')} ${fold(s)})`));
+  sums.forEach((s, i) => body.push(`(f64.store offset=${8 * i} ${get('out')} ${f64PairsSum(`${s}Lo`, `${s}Hi`)})`));
   const params = kind === 'i8' ? '(param $a i32) (param $b i32) (param $scaleA f64) (param $scaleB f64) (param $n i32) (param $out i32)' : '(param $a i32) (param $b i32) (param $n i32) (param $out i32)';
   const locals = ['(local $end i32)', `(local $x v128) (local $y v128) (local $xLo v128) (local $xHi v128) (local $yLo v128) (local $yHi v128) (local $d v128) ${acc.map((a) => `(local $${a} v128)`).join(' ')}`];
   if (kind === 'i8') locals.push('(local $sa v128) (local $sb v128)');
