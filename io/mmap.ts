@@ -14,6 +14,13 @@ export interface MappedFile {
    * the range runs past the map (ERANGE) or the map is gone (ECLOSED).
    */
   copy(offset: number, into: Uint8Array): void;
+  /**
+   * copy(), then the CRC-32C (io/crc32c.ts) of `into[from, end)` continuing from `seed`, in the
+   * same call: a frame is checked while its bytes are still in the CPU's first-level cache, with no
+   * view made for the checksum. Optional: a file layer's maps may offer copy() alone, and the
+   * caller then checks the copy itself.
+   */
+  copyChecksummed?(offset: number, into: Uint8Array, from: number, seed: number): number;
   /** Unmaps now (idempotent). */
   unmap(): void;
 }
@@ -22,6 +29,7 @@ interface Addon {
   map(fd: number): object | null;
   size(region: object): number;
   copy(region: object, offset: number, into: Uint8Array): void;
+  copyCrc(region: object, offset: number, into: Uint8Array, from: number, seed: number): number;
   unmap(region: object): void;
 }
 
@@ -30,7 +38,7 @@ const addon = load();
 function load(): Addon | undefined {
   try {
     const a = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Partial<Addon>;
-    return typeof a.map === 'function' && typeof a.size === 'function' && typeof a.copy === 'function' && typeof a.unmap === 'function' ? (a as Addon) : undefined;
+    return typeof a.map === 'function' && typeof a.size === 'function' && typeof a.copy === 'function' && typeof a.copyCrc === 'function' && typeof a.unmap === 'function' ? (a as Addon) : undefined;
   } catch {
     return undefined;
   }
@@ -57,6 +65,9 @@ export function mapFile(fd: number): MappedFile | undefined {
     },
     copy(offset, into) {
       addon.copy(region, offset, into);
+    },
+    copyChecksummed(offset, into, from, seed) {
+      return addon.copyCrc(region, offset, into, from, seed);
     },
     unmap() {
       length = 0;

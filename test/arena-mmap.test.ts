@@ -9,11 +9,13 @@
 import { describe, it } from 'node:test';
 import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import fc from 'fast-check';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobArena, REMAP_BYTES, type BlobRef } from '../src/arena/arena.js';
 import { FRAME_HEADER_SIZE, frameSize } from '../src/arena/format.js';
+import { crc32c } from '../io/crc32c.js';
 import { MemstoreError } from '../src/errors.js';
 import { arenaSegmentPath } from '../src/store/files.js';
 import { nodeFileLayer } from '../io/file-layer.js';
@@ -87,6 +89,66 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     m.copy(0, new Uint8Array(0));
     m.unmap();
     closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('copyChecksummed() copies what copy() copies and returns the CRC-32C of the copy from `from` on, continuing `seed`: the number crc32c() gives, and the addon\'s table path gives', () => {
+    const dir = tempDir();
+    const addon = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Record<string, (...args: unknown[]) => unknown>;
+    try {
+      fc.assert(
+        fc.property(
+          fc.uint8Array({ minLength: 1, maxLength: 5000 }),
+          fc.nat(),
+          fc.nat(),
+          fc.nat(),
+          fc.integer({ min: 0, max: 0xffff_ffff }),
+          (bytes, a, b, c, seed) => {
+            const path = join(dir, 'p');
+            writeFileSync(path, bytes);
+            const fd = openSync(path, 'r');
+            const m = mapFile(fd)!;
+            closeSync(fd);
+            try {
+              const offset = a % bytes.length;
+              const length = b % (bytes.length - offset + 1);
+              const from = c % (length + 1);
+              const got = new Uint8Array(length);
+              const crc = m.copyChecksummed!(offset, got, from, seed);
+              assert.deepEqual(got, bytes.subarray(offset, offset + length));
+              const want = crc32c(bytes, offset + from, offset + length, seed);
+              assert.equal(crc, want);
+              assert.equal(addon['crcTable']!(got, from, seed), want);
+            } finally {
+              m.unmap();
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('copyChecksummed() refuses what copy() refuses, a `from` past the target (ERANGE) and a seed that is not a uint32 (EINVAL), and copies nothing then', () => {
+    const dir = tempDir();
+    const path = join(dir, 'c');
+    writeFileSync(path, blob(4096, 8));
+    const fd = openSync(path, 'r');
+    const m = mapFile(fd)!;
+    closeSync(fd);
+    const part = new Uint8Array(16).fill(9);
+    const fails = (code: string, f: () => unknown, what: string) => assert.throws(f, (e: unknown) => codeOf(e) === code, what);
+    for (const offset of [4081, -1, Number.NaN]) fails('ERANGE', () => m.copyChecksummed!(offset, part, 0, 0), `offset ${offset}`);
+    fails('EINVAL', () => m.copyChecksummed!(0.5, part, 0, 0), 'a fractional offset');
+    for (const from of [17, -1, 1.5]) fails('ERANGE', () => m.copyChecksummed!(0, part, from, 0), `from ${from}`);
+    for (const seed of [-1, 2 ** 32, 0.5]) fails('EINVAL', () => m.copyChecksummed!(0, part, 0, seed), `seed ${seed}`);
+    fails('EINVAL', () => m.copyChecksummed!(0, new Float32Array(4) as unknown as Uint8Array, 0, 0), 'a Float32Array');
+    assert.deepEqual(part, new Uint8Array(16).fill(9), 'a refused call copied nothing');
+    assert.equal(m.copyChecksummed!(0, new Uint8Array(0), 0, 77), 77, 'nothing summed: the seed itself');
+    m.unmap();
+    fails('ECLOSED', () => m.copyChecksummed!(0, part, 0, 0), 'after unmap');
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -221,6 +283,58 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
     assert.deepEqual(into(arena, refs[0]!), blob(2048, 0), 'the frames around it still read');
     assert.equal(files.readSyncs, 0);
     await arena.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('every kind of damage a positioned read finds, a read through the map finds at the same offset: a payload byte, the checksum, the length field, a whole frame copied to another place', async () => {
+    const files = new CountingFiles();
+    const { dir, arena, refs } = await filled(files);
+    await arena.close();
+    const damage: Array<[string, (fd: number) => void, BlobRef]> = [
+      ['payload', (fd) => writeSync(fd, Uint8Array.of(0xff ^ blob(2048, 3)[100]!), 0, 1, refs[3]![2] + FRAME_HEADER_SIZE + 100), refs[3]!],
+      ['checksum', (fd) => writeSync(fd, Uint8Array.of(0x5a), 0, 1, refs[5]![2] + 1), refs[5]!],
+      ['length', (fd) => writeSync(fd, Uint8Array.of(0x01), 0, 1, refs[7]![2] + 5), refs[7]!],
+      [
+        // Frame 8's bytes over frame 9's: whole and well formed, but summed for another place.
+        'moved',
+        (fd) => {
+          const bytes = new Uint8Array(frameSize(2048));
+          const from = openSync(arenaSegmentPath(dir, 1, refs[8]![1], 'vectors'), 'r');
+          readSync(from, bytes, 0, bytes.length, refs[8]![2]);
+          closeSync(from);
+          writeSync(fd, bytes, 0, bytes.length, refs[9]![2]);
+        },
+        refs[9]!,
+      ],
+    ];
+    for (const [, hurt, ref] of damage) {
+      const fd = openSync(arenaSegmentPath(dir, 1, ref[1], 'vectors'), 'r+');
+      hurt(fd);
+      closeSync(fd);
+    }
+    const mappedFiles = new CountingFiles();
+    const mapped = await BlobArena.open({ dir, space: 'vectors', files: mappedFiles.layer, generation: 1, segmentBytes: 64 << 10, mapped: true });
+    const plain = await BlobArena.open({ dir, space: 'vectors', files: nodeFileLayer, generation: 1, segmentBytes: 64 << 10 });
+    // Opening scans the active segment with positioned reads; the reads below are counted from here.
+    const opened = mappedFiles.readSyncs;
+    const failure = (f: () => unknown): { code: unknown; offset: unknown; file: unknown } | undefined => {
+      try {
+        f();
+        return undefined;
+      } catch (e) {
+        return { code: codeOf(e), offset: (e as MemstoreError).offset, file: (e as MemstoreError).file };
+      }
+    };
+    for (const [what, , ref] of damage) {
+      const viaMap = failure(() => into(mapped, ref));
+      assert.equal(viaMap?.code, 'CORRUPTION', what);
+      assert.equal(viaMap?.offset, ref[2], what);
+      assert.deepEqual(viaMap, failure(() => into(plain, ref)), `${what}: as a positioned read reports it`);
+    }
+    for (const i of [0, 4, 6, 10, 99]) assert.deepEqual(into(mapped, refs[i]!), blob(2048, i), `frame ${i} is untouched`);
+    assert.equal(mappedFiles.readSyncs, opened, 'every read went through a map');
+    await mapped.close();
+    await plain.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

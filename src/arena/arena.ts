@@ -3,6 +3,7 @@ import type { MappedFile } from '../../io/mmap.js';
 import { MemstoreError } from '../errors.js';
 import { arenaDir, arenaSegmentPath, parseArenaSegmentName, type ArenaSpace } from '../store/files.js';
 import {
+  CHECKSUMMED_FROM,
   FRAME_HEADER_SIZE,
   MAX_NUMBER,
   MAX_PAYLOAD,
@@ -10,7 +11,9 @@ import {
   encodeFrame,
   frame,
   frameDamageAt,
+  frameDamageOfCrc,
   frameLength,
+  frameSeed,
   frameSize,
   scanSegment,
   type FrameDamage,
@@ -409,6 +412,18 @@ export class BlobArena {
     if (generation === undefined) return false;
     const segment = this.segmentOf(generation, s, offset, length);
     if (this.unsyncedChunk(segment, offset) !== undefined) return false;
+    const mapped = this.mappingFor(segment, offset + scratch.length);
+    if (mapped?.copyChecksummed !== undefined) {
+      let crc: number;
+      try {
+        crc = mapped.copyChecksummed(offset, scratch, CHECKSUMMED_FROM, frameSeed(generation.number, s, offset));
+      } catch (e) {
+        throw ioError('read', e, segment.path);
+      }
+      const damage = frameCorruptionOfCrc(scratch, length, crc, offset, segment.path);
+      if (damage !== undefined) throw damage;
+      return true;
+    }
     const got = this.readFileNow(segment, offset, scratch);
     if (got === undefined) return false;
     const damage = frameCorruption(scratch, got, length, generation.number, s, offset, segment.path);
@@ -1084,6 +1099,13 @@ function frameCorruption(bytes: Uint8Array, got: number, length: number, generat
   if (got < frameSize(length)) return corruption(path, offset, 'reference runs past the bytes written');
   if (frameLength(bytes) !== length) return corruption(path, offset, `frame holds ${frameLength(bytes)} bytes, the reference says ${length}`);
   const damage = frameDamageAt(bytes, 0, got, length, generation, segment, offset);
+  return damage === undefined ? undefined : corruption(path, offset, damage);
+}
+
+/** frameCorruption() of a whole frame in `bytes` whose checksum was computed as it was copied (frameDamageOfCrc). */
+function frameCorruptionOfCrc(bytes: Uint8Array, length: number, crc: number, offset: number, path: string): MemstoreError | undefined {
+  if (frameLength(bytes) !== length) return corruption(path, offset, `frame holds ${frameLength(bytes)} bytes, the reference says ${length}`);
+  const damage = frameDamageOfCrc(bytes, 0, bytes.length, length, crc);
   return damage === undefined ? undefined : corruption(path, offset, damage);
 }
 

@@ -10,6 +10,9 @@ import { TRANSIENT_BUFFER_BYTES } from '../../io/transient-buffers.js';
 /** masked CRC-32C (4) | payload length (4), little-endian. */
 export const FRAME_HEADER_SIZE = 8;
 
+/** A frame's checksum covers its bytes from here (after the checksum field) to the end of its payload. */
+export const CHECKSUMMED_FROM = 4;
+
 /** The length field is a uint32. */
 export const MAX_PAYLOAD = 0xffff_ffff;
 
@@ -38,13 +41,21 @@ export function frameSize(payloadLength: number): number {
 
 const addressScratch = new Uint8Array(16);
 
-/** The masked checksum of the frame at `buf[at]` whose payload ends at `buf[end]`, for the given place. */
-function checksumAt(buf: Uint8Array, at: number, end: number, generation: number, segment: number, offset: number): number {
+/**
+ * The CRC-32C of a frame's place (generation, segment, offset: the 16 bytes its checksum starts
+ * with), from which the checksum goes on over the frame's bytes after the checksum field.
+ */
+export function frameSeed(generation: number, segment: number, offset: number): number {
   writeU32(addressScratch, 0, generation);
   writeU32(addressScratch, 4, segment);
   writeU32(addressScratch, 8, offset >>> 0);
   writeU32(addressScratch, 12, Math.floor(offset / 0x1_0000_0000));
-  return maskCrc(crc32c(buf, at + 4, end, crc32c(addressScratch)));
+  return crc32c(addressScratch);
+}
+
+/** The masked checksum of the frame at `buf[at]` whose payload ends at `buf[end]`, for the given place. */
+function checksumAt(buf: Uint8Array, at: number, end: number, generation: number, segment: number, offset: number): number {
+  return maskCrc(crc32c(buf, at + CHECKSUMMED_FROM, end, frameSeed(generation, segment, offset)));
 }
 
 function frameChecksum(buf: Uint8Array, at: number, end: number, address: FrameAddress): number {
@@ -82,6 +93,17 @@ export function frameDamageAt(bytes: Uint8Array, at: number, got: number, length
   const end = FRAME_HEADER_SIZE + length;
   if (end > got) return 'truncated frame';
   return readU32(bytes, at) === checksumAt(bytes, at, at + end, generation, segment, offset) ? undefined : 'bad checksum';
+}
+
+/**
+ * frameDamageAt() for a frame whose checksum was computed as it was read: `crc` is the CRC-32C of
+ * `bytes[at + CHECKSUMMED_FROM, at + got)` continuing frameSeed() of its place, and `got` is exactly the frame's
+ * size (a read of more bytes would have summed past the frame).
+ */
+export function frameDamageOfCrc(bytes: Uint8Array, at: number, got: number, length: number, crc: number): FrameDamage | undefined {
+  if (got < FRAME_HEADER_SIZE) return 'truncated header';
+  if (FRAME_HEADER_SIZE + length !== got) return 'truncated frame';
+  return readU32(bytes, at) === maskCrc(crc) ? undefined : 'bad checksum';
 }
 
 /**
