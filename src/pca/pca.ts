@@ -1,6 +1,8 @@
-import { PCA } from 'ml-pca';
 import { MemstoreError } from '../errors.js';
 import type { PcaOption } from '../options.js';
+import { EXACT_DIM_STEP } from '../kernels/contract.js';
+import { kernels } from '../kernels/index.js';
+import { symmetricEigen } from './eigen.js';
 
 /**
  * A fitted projection: `components` holds `outDim` rows of `inDim` floats, the principal axes in
@@ -15,13 +17,18 @@ export interface PcaModel {
   readonly explainedVariance: number;
 }
 
+/**
+ * Rows of the sample summed together by the exact kernel (covarianceSums): a multiple of
+ * EXACT_DIM_STEP; 256 rows of 2,048 dimensions take 2 MiB of linear memory while a fit runs.
+ */
+const COV_BLOCK = 256;
+
 /** Training vectors PCA needs at least: one has no variance to find axes in. */
 export const PCA_MIN_ROWS = 2;
 
 /**
- * Fits PCA on `rows` (each of length `inDim`). The covariance matrix is accumulated here in float64
- * (ml-pca's own path goes through generic Matrix accessors and is several times slower); ml-pca does
- * the symmetric eigendecomposition.
+ * Fits PCA on `rows` (each of length `inDim`): the covariance matrix accumulated in float64, then
+ * its eigendecomposition (eigen.ts).
  */
 export function fitPca(rows: readonly Float32Array[], inDim: number, option: PcaOption): PcaModel {
   const n = rows.length;
@@ -30,27 +37,10 @@ export function fitPca(rows: readonly Float32Array[], inDim: number, option: Pca
   for (const row of rows) for (let i = 0; i < inDim; i++) mean[i]! += row[i]!;
   for (let i = 0; i < inDim; i++) mean[i]! /= n;
 
-  const cov = new Float64Array(inDim * inDim);
-  const centered = new Float64Array(inDim);
-  for (const row of rows) {
-    for (let i = 0; i < inDim; i++) centered[i] = row[i]! - mean[i]!;
-    for (let i = 0; i < inDim; i++) {
-      const ci = centered[i]!;
-      if (ci === 0) continue;
-      const base = i * inDim;
-      for (let j = i; j < inDim; j++) cov[base + j]! += ci * centered[j]!;
-    }
-  }
-  const covRows: number[][] = [];
-  for (let i = 0; i < inDim; i++) {
-    const r = new Array<number>(inDim);
-    for (let j = 0; j < inDim; j++) {
-      r[j] = (i <= j ? cov[i * inDim + j]! : cov[j * inDim + i]!) / (n - 1);
-    }
-    covRows.push(r);
-  }
-  const pca = new PCA(covRows, { isCovarianceMatrix: true });
-  const eigenvalues = pca.getEigenvalues().map((v) => Math.max(0, v));
+  const cov = covarianceSums(rows, mean, inDim);
+  for (let i = 0; i < cov.length; i++) cov[i]! /= n - 1;
+  const eigen = symmetricEigen(cov, inDim);
+  const eigenvalues = Array.from(eigen.values, (v) => Math.max(0, v));
   const total = eigenvalues.reduce((a, b) => a + b, 0);
 
   let outDim: number;
@@ -71,11 +61,7 @@ export function fitPca(rows: readonly Float32Array[], inDim: number, option: Pca
     }
   }
   const kept = eigenvalues.slice(0, outDim).reduce((a, b) => a + b, 0);
-  const u = pca.getEigenvectors();
-  const components = new Float32Array(outDim * inDim);
-  for (let r = 0; r < outDim; r++) {
-    for (let i = 0; i < inDim; i++) components[r * inDim + i] = u.get(i, r);
-  }
+  const components = Float32Array.from(eigen.vectors.subarray(0, outDim * inDim));
   return {
     inDim,
     outDim,
@@ -126,4 +112,48 @@ export function reconstruct(model: PcaModel, y: Float32Array, out: Float32Array)
     const base = r * inDim;
     for (let i = 0; i < inDim; i++) out[i]! += yr * components[base + i]!;
   }
+}
+
+/**
+ * The upper triangle of Σ (x − μ)(x − μ)ᵀ over `rows` (symmetricEigen() reads no other), row-major
+ * `inDim` × `inDim`: entry (i, j) is the dot product of the sample's centered coordinates i and j,
+ * which the exact kernel sums a block of COV_BLOCK rows at a time (coordinate i of the block's rows
+ * as the query, coordinates i.. as the vectors), in float64 over float32 inputs as vector.ts does.
+ * The centered values are rounded to float32 first (the rows are float32, the model is kept in
+ * float32). One row at a time in JavaScript, the sums took 1 s of a 1.6 s fit at 512 dimensions.
+ */
+function covarianceSums(rows: readonly Float32Array[], mean: Float64Array, inDim: number): Float64Array {
+  if (COV_BLOCK % EXACT_DIM_STEP !== 0) throw new RangeError('COV_BLOCK must be a multiple of EXACT_DIM_STEP');
+  const k = kernels();
+  const mem = k.memory;
+  const cov = new Float64Array(inDim * inDim);
+  const blockBytes = inDim * COV_BLOCK * 4;
+  const outBytes = inDim * 16;
+  const block = mem.alloc(blockBytes);
+  const out = mem.alloc(outBytes);
+  try {
+    for (let start = 0; start < rows.length; start += COV_BLOCK) {
+      const count = Math.min(COV_BLOCK, rows.length - start);
+      // Views taken after alloc(): growing linear memory detaches older ones.
+      const f32 = mem.f32();
+      const at = block >> 2;
+      if (count < COV_BLOCK) f32.fill(0, at, at + inDim * COV_BLOCK);
+      for (let r = 0; r < count; r++) {
+        const row = rows[start + r]!;
+        for (let i = 0; i < inDim; i++) f32[at + i * COV_BLOCK + r] = row[i]! - mean[i]!;
+      }
+      for (let i = 0; i < inDim; i++) {
+        const coordinate = block + i * COV_BLOCK * 4;
+        k.exactDotNorm(coordinate, coordinate, inDim - i, COV_BLOCK, out);
+        const f64 = mem.f64();
+        const o = out >> 3;
+        const base = i * inDim + i;
+        for (let j = 0; j < inDim - i; j++) cov[base + j]! += f64[o + 2 * j]!;
+      }
+    }
+  } finally {
+    mem.free(out, outBytes);
+    mem.free(block, blockBytes);
+  }
+  return cov;
 }

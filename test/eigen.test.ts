@@ -1,0 +1,139 @@
+/**
+ * The symmetric eigensolver behind PCA (src/pca/eigen.ts): A v = λ v for every pair, orthonormal
+ * eigenvectors, eigenvalues in decreasing order summing to the trace, on random matrices and on the
+ * ones that trouble QL methods (repeated eigenvalues, zeros, rank one, already diagonal, huge and tiny
+ * scales); only the upper triangle is read; the same input gives the same bits.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { symmetricEigen } from '../src/pca/eigen.js';
+
+/** A symmetric matrix from its upper triangle's entries, row-major. */
+function symmetric(n: number, entry: (i: number, j: number) => number): Float64Array {
+  const a = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = i; j < n; j++) {
+      const v = entry(i, j);
+      a[i * n + j] = v;
+      a[j * n + i] = v;
+    }
+  }
+  return a;
+}
+
+/** The largest |entry| of A, or 1 for the zero matrix: residuals are measured against it. */
+function scaleOf(a: Float64Array): number {
+  let m = 0;
+  for (const v of a) m = Math.max(m, Math.abs(v));
+  return m === 0 ? 1 : m;
+}
+
+/** Asserts the decomposition of `a`: residuals, orthonormality, order, trace. */
+function checkDecomposition(a: Float64Array, n: number, label: string): void {
+  const { values, vectors } = symmetricEigen(a, n);
+  assert.equal(values.length, n);
+  assert.equal(vectors.length, n * n);
+  const scale = scaleOf(a);
+  const tol = 1e-11 * n * scale;
+  for (let r = 0; r < n; r++) {
+    if (r > 0) assert.ok(values[r - 1]! >= values[r]!, `${label}: decreasing at ${r}`);
+    for (let i = 0; i < n; i++) {
+      let av = 0;
+      for (let j = 0; j < n; j++) av += a[i * n + j]! * vectors[r * n + j]!;
+      assert.ok(Math.abs(av - values[r]! * vectors[r * n + i]!) <= tol, `${label}: (A v − λ v)[${i}] of pair ${r}`);
+    }
+    for (let s = r; s < n; s++) {
+      let dot = 0;
+      for (let j = 0; j < n; j++) dot += vectors[r * n + j]! * vectors[s * n + j]!;
+      assert.ok(Math.abs(dot - (r === s ? 1 : 0)) <= 1e-12 * n, `${label}: v${r} · v${s} = ${dot}`);
+    }
+  }
+  let trace = 0;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    trace += a[i * n + i]!;
+    sum += values[i]!;
+  }
+  assert.ok(Math.abs(trace - sum) <= tol, `${label}: Σλ ${sum} against the trace ${trace}`);
+}
+
+describe('symmetricEigen (src/pca/eigen.ts)', () => {
+  it('random symmetric matrices of 1 to 40 rows: A v = λ v, orthonormal vectors, decreasing values summing to the trace', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 40 }), fc.integer(), fc.constantFrom(1e-150, 1e-3, 1, 1e6, 1e150), (n, seed, scale) => {
+        let s = seed | 0 || 1;
+        const next = () => {
+          s ^= s << 13;
+          s ^= s >>> 17;
+          s ^= s << 5;
+          return (s >>> 0) / 2 ** 32 - 0.5;
+        };
+        checkDecomposition(
+          symmetric(n, () => next() * scale),
+          n,
+          `n ${n}, scale ${scale}`,
+        );
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('repeated eigenvalues, zeros, rank one, diagonal and already tridiagonal matrices decompose as well', () => {
+    const n = 12;
+    const cases: Array<[string, Float64Array]> = [
+      ['zero', new Float64Array(n * n)],
+      ['identity', symmetric(n, (i, j) => (i === j ? 1 : 0))],
+      ['diagonal with ties', symmetric(n, (i, j) => (i === j ? [3, 1, 3, 0, -2, 1][i % 6]! : 0))],
+      ['rank one', symmetric(n, (i, j) => (i + 1) * (j + 1))],
+      ['all ones', symmetric(n, () => 1)],
+      ['tridiagonal', symmetric(n, (i, j) => (i === j ? 2 : j === i + 1 ? -1 : 0))],
+      ['a zero row', symmetric(n, (i, j) => (i === 4 || j === 4 ? 0 : Math.sin(i * 7 + j)))],
+      ['block diagonal', symmetric(n, (i, j) => (Math.floor(i / 4) === Math.floor(j / 4) ? 1 + ((i * j) % 3) : 0))],
+    ];
+    for (const [label, a] of cases) checkDecomposition(a, n, label);
+  });
+
+  it('known spectra: [[2, 1], [1, 2]] has 3 and 1; the path graph\'s Laplacian-like tridiagonal has 2 − 2cos(kπ/(n+1))', () => {
+    const two = symmetricEigen(Float64Array.of(2, 1, 1, 2), 2);
+    assert.ok(Math.abs(two.values[0]! - 3) < 1e-15 && Math.abs(two.values[1]! - 1) < 1e-15);
+    assert.ok(Math.abs(Math.abs(two.vectors[0]!) - Math.SQRT1_2) < 1e-15 && Math.sign(two.vectors[0]!) === Math.sign(two.vectors[1]!));
+    const n = 30;
+    const { values } = symmetricEigen(
+      symmetric(n, (i, j) => (i === j ? 2 : j === i + 1 ? -1 : 0)),
+      n,
+    );
+    const want = Array.from({ length: n }, (_, k) => 2 - 2 * Math.cos(((k + 1) * Math.PI) / (n + 1))).sort((x, y) => y - x);
+    for (let k = 0; k < n; k++) assert.ok(Math.abs(values[k]! - want[k]!) < 1e-13, `eigenvalue ${k}: ${values[k]} against ${want[k]}`);
+  });
+
+  it('reads only the upper triangle, leaves its input as it was, and gives the same bits for the same input', () => {
+    const n = 17;
+    const a = symmetric(n, (i, j) => Math.cos(i * 3 + j * 5));
+    const lowerJunk = Float64Array.from(a);
+    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) lowerJunk[i * n + j] = 1e9 * (i - j);
+    const copy = Float64Array.from(lowerJunk);
+    const x = symmetricEigen(a, n);
+    const y = symmetricEigen(lowerJunk, n);
+    assert.deepEqual(lowerJunk, copy, 'the input is untouched');
+    assert.deepEqual(y.values, x.values);
+    assert.deepEqual(y.vectors, x.vectors);
+    assert.deepEqual(symmetricEigen(a, n), x);
+  });
+
+  it('refuses a size that is not a positive integer or a matrix too short for it (RangeError)', () => {
+    for (const n of [0, -1, 1.5, Number.NaN]) assert.throws(() => symmetricEigen(new Float64Array(4), n), RangeError, String(n));
+    assert.throws(() => symmetricEigen(new Float64Array(8), 3), RangeError);
+  });
+
+  it('refuses a matrix with a NaN or an infinite entry in its upper triangle (RangeError); the lower one is not read', () => {
+    for (const bad of [Number.NaN, Infinity, -Infinity]) {
+      const a = symmetric(4, (i, j) => (i === 1 && j === 3 ? bad : i + j));
+      assert.throws(() => symmetricEigen(a, 4), RangeError, String(bad));
+    }
+    const lower = symmetric(4, (i, j) => i * j);
+    lower[3 * 4 + 1] = Number.NaN;
+    checkDecomposition(symmetric(4, (i, j) => i * j), 4, 'without the NaN');
+    assert.doesNotThrow(() => symmetricEigen(lower, 4));
+  });
+});
