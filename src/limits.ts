@@ -54,8 +54,8 @@ export const F16_MIN_LARGEST = 1e-4;
 
 /**
  * Largest `dim` of a store with PCA. The fit (a covariance of dim² and its eigendecomposition, cubic
- * in dim) runs inside the add that reaches trainSize and blocks the process: 7 s at 1,024
- * dimensions, 52 s at 2,048 here, and by its cubic growth about 7 minutes at 4,096 and hours with
+ * in dim) runs inside the add that reaches trainSize and blocks the process: 3.3 s at 1,024
+ * dimensions, 24 s at 2,048 here, and by its cubic growth about 3 minutes at 4,096 and hours with
  * gigabytes past that (README, "Status and limits").
  */
 export const MAX_PCA_DIM = 2048;

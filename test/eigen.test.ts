@@ -22,6 +22,17 @@ function symmetric(n: number, entry: (i: number, j: number) => number): Float64A
   return a;
 }
 
+/** Uniform numbers in [−0.5, 0.5) from `seed` (xorshift32). */
+function xorshift(seed: number): () => number {
+  let s = seed | 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32 - 0.5;
+  };
+}
+
 /** The largest |entry| of A, or 1 for the zero matrix: residuals are measured against it. */
 function scaleOf(a: Float64Array): number {
   let m = 0;
@@ -29,21 +40,25 @@ function scaleOf(a: Float64Array): number {
   return m === 0 ? 1 : m;
 }
 
-/** Asserts the decomposition of `a`: residuals, orthonormality, order, trace. */
-function checkDecomposition(a: Float64Array, n: number, label: string): void {
-  const { values, vectors } = symmetricEigen(a, n);
+/**
+ * Asserts the decomposition of `a` with `keep` eigenvectors (all without it): residuals,
+ * orthonormality, order, trace.
+ */
+function checkDecomposition(a: Float64Array, n: number, label: string, keep?: number): void {
+  const { values, count, vectors } = symmetricEigen(a, n, keep === undefined ? undefined : () => keep);
   assert.equal(values.length, n);
-  assert.equal(vectors.length, n * n);
+  assert.equal(count, keep ?? n);
+  assert.equal(vectors.length, count * n);
   const scale = scaleOf(a);
   const tol = 1e-11 * n * scale;
-  for (let r = 0; r < n; r++) {
-    if (r > 0) assert.ok(values[r - 1]! >= values[r]!, `${label}: decreasing at ${r}`);
+  for (let r = 1; r < n; r++) assert.ok(values[r - 1]! >= values[r]!, `${label}: decreasing at ${r}`);
+  for (let r = 0; r < count; r++) {
     for (let i = 0; i < n; i++) {
       let av = 0;
       for (let j = 0; j < n; j++) av += a[i * n + j]! * vectors[r * n + j]!;
       assert.ok(Math.abs(av - values[r]! * vectors[r * n + i]!) <= tol, `${label}: (A v − λ v)[${i}] of pair ${r}`);
     }
-    for (let s = r; s < n; s++) {
+    for (let s = r; s < count; s++) {
       let dot = 0;
       for (let j = 0; j < n; j++) dot += vectors[r * n + j]! * vectors[s * n + j]!;
       assert.ok(Math.abs(dot - (r === s ? 1 : 0)) <= 1e-12 * n, `${label}: v${r} · v${s} = ${dot}`);
@@ -62,13 +77,7 @@ describe('symmetricEigen (src/pca/eigen.ts)', () => {
   it('random symmetric matrices of 1 to 40 rows: A v = λ v, orthonormal vectors, decreasing values summing to the trace', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 40 }), fc.integer(), fc.constantFrom(1e-150, 1e-3, 1, 1e6, 1e150), (n, seed, scale) => {
-        let s = seed | 0 || 1;
-        const next = () => {
-          s ^= s << 13;
-          s ^= s >>> 17;
-          s ^= s << 5;
-          return (s >>> 0) / 2 ** 32 - 0.5;
-        };
+        const next = xorshift(seed);
         checkDecomposition(
           symmetric(n, () => next() * scale),
           n,
@@ -77,6 +86,32 @@ describe('symmetricEigen (src/pca/eigen.ts)', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('asked for the first k eigenvectors only (inverse iteration on the tridiagonal form), the same eigenvalues and k orthonormal eigenvectors, at every k', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 40 }), fc.nat(), fc.integer(), fc.constantFrom(1e-150, 1, 1e150), (n, kSeed, seed, scale) => {
+        const keep = kSeed % (n + 1);
+        const next = xorshift(seed);
+        const a = symmetric(n, () => next() * scale);
+        checkDecomposition(a, n, `n ${n}, k ${keep}, scale ${scale}`, keep);
+        const all = symmetricEigen(a, n).values;
+        const some = symmetricEigen(a, n, () => keep).values;
+        for (let i = 0; i < n; i++) assert.ok(Math.abs(all[i]! - some[i]!) <= 1e-12 * n * scaleOf(a), `eigenvalue ${i}`);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('keep() is given the eigenvalues in decreasing order, and an answer that is not a count from 0 to n is a RangeError', () => {
+    const a = symmetric(5, (i, j) => (i === j ? [2, 9, 4, 7, 1][i]! : 0));
+    let seen: number[] = [];
+    symmetricEigen(a, 5, (values) => {
+      seen = [...values];
+      return 2;
+    });
+    assert.deepEqual(seen, [9, 7, 4, 2, 1]);
+    for (const bad of [-1, 6, 1.5, Number.NaN]) assert.throws(() => symmetricEigen(a, 5, () => bad), RangeError, String(bad));
   });
 
   it('repeated eigenvalues, zeros, rank one, diagonal and already tridiagonal matrices decompose as well', () => {
@@ -91,7 +126,7 @@ describe('symmetricEigen (src/pca/eigen.ts)', () => {
       ['a zero row', symmetric(n, (i, j) => (i === 4 || j === 4 ? 0 : Math.sin(i * 7 + j)))],
       ['block diagonal', symmetric(n, (i, j) => (Math.floor(i / 4) === Math.floor(j / 4) ? 1 + ((i * j) % 3) : 0))],
     ];
-    for (const [label, a] of cases) checkDecomposition(a, n, label);
+    for (const [label, a] of cases) for (const keep of [undefined, 0, 1, 3, n - 1]) checkDecomposition(a, n, `${label}, keep ${keep ?? 'all'}`, keep);
   });
 
   it('known spectra: [[2, 1], [1, 2]] has 3 and 1; the path graph\'s Laplacian-like tridiagonal has 2 − 2cos(kπ/(n+1))', () => {
@@ -119,6 +154,7 @@ describe('symmetricEigen (src/pca/eigen.ts)', () => {
     assert.deepEqual(y.values, x.values);
     assert.deepEqual(y.vectors, x.vectors);
     assert.deepEqual(symmetricEigen(a, n), x);
+    assert.deepEqual(symmetricEigen(a, n, () => 5), symmetricEigen(lowerJunk, n, () => 5), 'with keep() too');
   });
 
   it('refuses a size that is not a positive integer or a matrix too short for it (RangeError)', () => {

@@ -1,27 +1,40 @@
+import { rng } from '../random.js';
+
 /**
  * The eigendecomposition of a real symmetric matrix, for PCA's covariance: Householder reduction
  * to tridiagonal form, then the implicit QL method with Wilkinson shifts, accumulating the
- * transformations (EISPACK's tred2 and tql2, as JAMA and ml-matrix carry them). Here on one
- * Float64Array, and transposed against those: the column of the working matrix that an inner loop
- * walks is a contiguous row here, so every inner loop reads memory in order. ml-matrix (through
- * ml-pca, which the store used before) runs the same steps on arrays of arrays through a Matrix
- * accessor per element. Cubic in n: about 0.6 s at 512 and 4.5 s at 1,024 here, the two halves
- * (reduction, QL) about equal; bench/pca.bench.ts times the whole fit.
+ * transformations (EISPACK's tred2 and tql2, as JAMA and ml-matrix carry them), or, for the few
+ * eigenvectors PCA keeps, the eigenvalues alone by QL and each vector by inverse iteration (LAPACK's
+ * dstein). Here on one Float64Array, and transposed against JAMA: the column of the working matrix
+ * that an inner loop walks is a contiguous row here, so every inner loop reads memory in order.
+ * ml-matrix (through ml-pca, which the store used before) runs the same steps on arrays of arrays
+ * through a Matrix accessor per element. The reduction is cubic in n (about 4/3 n³ flops); with all
+ * vectors, the accumulation and QL's rotations cost as much again: 0.67 s at 512 and 4.5 s at 1,024
+ * here, against 0.29 s and 1.6 s for a quarter of the vectors (one run of a scratch script on a
+ * decaying random matrix; bench/pca.bench.ts times whole fits).
  */
 
-/** Eigenvalues in decreasing order, and the unit eigenvector of each as a row of `vectors` (n × n, row-major). */
+/**
+ * Eigenvalues in decreasing order (all n), and the unit eigenvectors of the first `count` of them
+ * as the rows of `vectors` (count × n, row-major).
+ */
 export interface SymmetricEigen {
   readonly values: Float64Array;
+  readonly count: number;
   readonly vectors: Float64Array;
 }
 
 /**
  * The eigenvalues and eigenvectors of the symmetric `n` × `n` matrix `a` (row-major; only its
- * upper triangle is read, `a[i * n + j]` for j ≥ i). `a` is left as it was. The eigenvectors are
- * orthonormal to working precision; one whose eigenvalue repeats is any unit vector of that
- * eigenspace, the same one for the same input. A RangeError for a non-finite entry.
+ * upper triangle is read, `a[i * n + j]` for j ≥ i). `a` is left as it was. `keep`, given the
+ * eigenvalues in decreasing order, says how many eigenvectors are wanted (all of them without it);
+ * fewer than n are found by inverse iteration on the tridiagonal form and carried back through the
+ * reflectors (tridiagonalVectors), which skips the QL method's rotations of all n vectors: PCA keeps
+ * a few of them. The eigenvectors are orthonormal to working precision; one whose eigenvalue repeats
+ * is any unit vector of that eigenspace, the same one for the same input. A RangeError for a
+ * non-finite entry.
  */
-export function symmetricEigen(a: Float64Array, n: number): SymmetricEigen {
+export function symmetricEigen(a: Float64Array, n: number, keep?: (values: Float64Array) => number): SymmetricEigen {
   if (!(Number.isInteger(n) && n > 0) || a.length < n * n) throw new RangeError(`symmetricEigen: a needs ${n} × ${n} entries`);
   // A NaN would make every convergence test false, and the QL steps run off the end of the arrays.
   for (let i = 0; i < n; i++) {
@@ -38,22 +51,176 @@ export function symmetricEigen(a: Float64Array, n: number): SymmetricEigen {
   }
   const d = new Float64Array(n);
   const e = new Float64Array(n);
-  tridiagonalize(w, n, d, e);
+  reduce(w, n, d, e);
+  // The tridiagonal form, and its eigenvalues (QL without vectors, on copies: d and e still hold the reflectors' terms).
+  const diag = new Float64Array(n);
+  const off = new Float64Array(n);
+  for (let i = 0; i < n; i++) diag[i] = w[i * n + i]!;
+  for (let i = 0; i + 1 < n; i++) off[i] = e[i + 1]!;
+  const spectrum = Float64Array.from(diag);
+  const offCopy = new Float64Array(n);
+  offCopy.set(e);
+  diagonalize(undefined, n, spectrum, offCopy);
+  const values = Float64Array.from(spectrum).sort().reverse();
+  const wanted = keep === undefined ? n : keep(values);
+  if (!(Number.isInteger(wanted) && wanted >= 0 && wanted <= n)) throw new RangeError(`symmetricEigen: keep() asked for ${wanted} of ${n} eigenvectors`);
+  if (wanted < n) return { values, count: wanted, vectors: tridiagonalVectors(w, n, d, diag, off, values.subarray(0, wanted)) };
+  accumulate(w, n, d, e);
   diagonalize(w, n, d, e);
   // Decreasing eigenvalues; ties keep their order (the same output for the same input).
   const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => d[y]! - d[x]! || x - y);
-  const values = new Float64Array(n);
   const vectors = new Float64Array(n * n);
   for (let r = 0; r < n; r++) {
     const from = order[r]!;
     values[r] = d[from]!;
     vectors.set(w.subarray(from * n, from * n + n), r * n);
   }
-  return { values, vectors };
+  return { values, count: n, vectors };
 }
 
-/** tred2: `w` (V transposed) becomes the accumulated Householder transformations; d the diagonal, e the subdiagonal (e[0] = 0). */
-function tridiagonalize(w: Float64Array, n: number, d: Float64Array, e: Float64Array): void {
+/**
+ * Inverse iteration steps per eigenvector. From a random start one step already gains about
+ * log10(1/ε) digits where the shift is an eigenvalue to working precision (the tests pass with one);
+ * the two more are LAPACK dstein's extra steps after convergence, O(n) each, for vectors of a cluster.
+ */
+const INVERSE_STEPS = 3;
+
+/**
+ * The eigenvectors of `wanted` (eigenvalues of the tridiagonal form, decreasing) in the basis of
+ * the original matrix: each by inverse iteration on the tridiagonal matrix (diagonal `diag`, `off[i]`
+ * coupling i and i + 1) scaled to norm 1, its shift pushed apart from the one before within a
+ * cluster and each step orthogonalized against the cluster's vectors found before it (LAPACK's
+ * dstein), then carried back through reduce()'s reflectors (u in w's rows, their d[i] in `h`).
+ */
+function tridiagonalVectors(w: Float64Array, n: number, h: Float64Array, diag: Float64Array, off: Float64Array, wanted: Float64Array): Float64Array {
+  const k = wanted.length;
+  const out = new Float64Array(k * n);
+  if (k === 0) return out;
+  let norm = 0;
+  for (let i = 0; i < n; i++) norm = Math.max(norm, Math.abs(diag[i]!) + Math.abs(off[i]!) + (i > 0 ? Math.abs(off[i - 1]!) : 0));
+  const scale = norm > 0 ? 1 / norm : 1;
+  const eps = 2 ** -52;
+  // Eigenvalues closer than this (of the scaled matrix, norm 1) form a cluster whose vectors are orthogonalized explicitly.
+  const clusterGap = 1e-3;
+  const nudge = 10 * eps;
+  const dd = new Float64Array(n);
+  const dl = new Float64Array(n);
+  const du = new Float64Array(n);
+  const du2 = new Float64Array(n);
+  const swapped = new Uint8Array(n);
+  const x = new Float64Array(n);
+  const rand = rngFor(n);
+  let clusterStart = 0;
+  let shift = 0;
+  for (let j = 0; j < k; j++) {
+    let mu = wanted[j]! * scale;
+    if (j > 0 && (wanted[j - 1]! - wanted[j]!) * scale > clusterGap) clusterStart = j;
+    else if (j > 0 && mu > shift - nudge) mu = shift - nudge;
+    shift = mu;
+    factorShifted(diag, off, n, scale, mu, dd, dl, du, du2, swapped);
+    for (let i = 0; i < n; i++) x[i] = 2 * rand() - 1;
+    for (let step = 0; step < INVERSE_STEPS; step++) {
+      solveFactored(n, dd, dl, du, du2, swapped, x);
+      for (let c = clusterStart; c < j; c++) {
+        const row = c * n;
+        let dot = 0;
+        for (let i = 0; i < n; i++) dot += out[row + i]! * x[i]!;
+        for (let i = 0; i < n; i++) x[i]! -= dot * out[row + i]!;
+      }
+      let size = 0;
+      for (let i = 0; i < n; i++) size = Math.max(size, Math.abs(x[i]!));
+      if (size === 0 || !Number.isFinite(size)) throw new RangeError('symmetricEigen: inverse iteration lost its vector');
+      let sum = 0;
+      for (let i = 0; i < n; i++) {
+        x[i]! /= size;
+        sum += x[i]! * x[i]!;
+      }
+      const unit = 1 / Math.sqrt(sum);
+      for (let i = 0; i < n; i++) x[i]! *= unit;
+    }
+    out.set(x, j * n);
+  }
+  // Back through the reflectors: v = H(n−1) ⋯ H(1) z, H(m) = I − u uᵀ / h[m] on the first m coordinates.
+  for (let j = 0; j < k; j++) {
+    const z = out.subarray(j * n, j * n + n);
+    for (let m = 1; m < n; m++) {
+      const hm = h[m]!;
+      if (hm === 0) continue;
+      const u = m * n;
+      let g = 0;
+      for (let i = 0; i < m; i++) g += w[u + i]! * z[i]!;
+      g /= hm;
+      for (let i = 0; i < m; i++) z[i]! -= g * w[u + i]!;
+    }
+  }
+  return out;
+}
+
+/**
+ * LU with partial pivoting of T·scale − mu·I (LAPACK's dgttrf): U in dd, du and du2, the
+ * multipliers in dl, and swapped[i] when rows i and i + 1 were exchanged. A zero pivot becomes the
+ * smallest one inverse iteration can use: the shift is an eigenvalue to working precision.
+ */
+function factorShifted(diag: Float64Array, off: Float64Array, n: number, scale: number, mu: number, dd: Float64Array, dl: Float64Array, du: Float64Array, du2: Float64Array, swapped: Uint8Array): void {
+  for (let i = 0; i < n; i++) {
+    dd[i] = diag[i]! * scale - mu;
+    dl[i] = off[i]! * scale;
+    du[i] = off[i]! * scale;
+    du2[i] = 0;
+    swapped[i] = 0;
+  }
+  for (let i = 0; i + 1 < n; i++) {
+    if (Math.abs(dd[i]!) >= Math.abs(dl[i]!)) {
+      if (dd[i] !== 0) {
+        const fact = dl[i]! / dd[i]!;
+        dl[i] = fact;
+        dd[i + 1]! -= fact * du[i]!;
+      }
+    } else {
+      const fact = dd[i]! / dl[i]!;
+      dd[i] = dl[i]!;
+      dl[i] = fact;
+      const temp = du[i]!;
+      du[i] = dd[i + 1]!;
+      dd[i + 1] = temp - fact * dd[i + 1]!;
+      if (i + 2 < n) {
+        du2[i] = du[i + 1]!;
+        du[i + 1] = -fact * du[i + 1]!;
+      }
+      swapped[i] = 1;
+    }
+  }
+  const tiny = 2 ** -52;
+  for (let i = 0; i < n; i++) if (Math.abs(dd[i]!) < tiny) dd[i] = dd[i]! < 0 ? -tiny : tiny;
+}
+
+/** Solves the factored system (LAPACK's dgtts2) for `b`, in place. */
+function solveFactored(n: number, dd: Float64Array, dl: Float64Array, du: Float64Array, du2: Float64Array, swapped: Uint8Array, b: Float64Array): void {
+  for (let i = 0; i + 1 < n; i++) {
+    if (swapped[i] === 0) {
+      b[i + 1]! -= dl[i]! * b[i]!;
+    } else {
+      const temp = b[i]!;
+      b[i] = b[i + 1]!;
+      b[i + 1] = temp - dl[i]! * b[i]!;
+    }
+  }
+  b[n - 1]! /= dd[n - 1]!;
+  if (n > 1) b[n - 2] = (b[n - 2]! - du[n - 2]! * b[n - 1]!) / dd[n - 2]!;
+  for (let i = n - 3; i >= 0; i--) b[i] = (b[i]! - du[i]! * b[i + 1]! - du2[i]! * b[i + 2]!) / dd[i]!;
+}
+
+/** The start vectors' generator: seeded by the size, so the same input gives the same vectors. */
+function rngFor(n: number): () => number {
+  return rng(0x5eed0000 + n);
+}
+
+/**
+ * tred2's reduction: afterwards the diagonal of the tridiagonal form is w's diagonal, e[i] couples
+ * i − 1 and i, and the Householder reflector of step i (1 ≤ i < n) is I − u uᵀ / d[i] on the first i
+ * coordinates, u = w[i * n, i * n + i) (the identity where d[i] is 0). accumulate() multiplies them out.
+ */
+function reduce(w: Float64Array, n: number, d: Float64Array, e: Float64Array): void {
   for (let j = 0; j < n; j++) d[j] = w[j * n + n - 1]!;
   for (let i = n - 1; i > 0; i--) {
     // Scale to avoid under- and overflow.
@@ -111,6 +278,10 @@ function tridiagonalize(w: Float64Array, n: number, d: Float64Array, e: Float64A
     }
     d[i] = h;
   }
+}
+
+/** tred2's second half: `w` (V transposed) becomes the product of reduce()'s reflectors; d the diagonal, e the subdiagonal (e[0] = 0). */
+function accumulate(w: Float64Array, n: number, d: Float64Array, e: Float64Array): void {
   // Accumulate the transformations.
   for (let i = 0; i < n - 1; i++) {
     w[i * n + n - 1] = w[i * n + i]!;
@@ -136,8 +307,8 @@ function tridiagonalize(w: Float64Array, n: number, d: Float64Array, e: Float64A
   e[0] = 0;
 }
 
-/** tql2: d becomes the eigenvalues (unsorted), the rows of `w` their eigenvectors. */
-function diagonalize(w: Float64Array, n: number, d: Float64Array, e: Float64Array): void {
+/** tql2: d becomes the eigenvalues (unsorted), the rows of `w` their eigenvectors; without `w`, tql1 (the eigenvalues alone). */
+function diagonalize(w: Float64Array | undefined, n: number, d: Float64Array, e: Float64Array): void {
   for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
   e[n - 1] = 0;
   let f = 0;
@@ -186,6 +357,7 @@ function diagonalize(w: Float64Array, n: number, d: Float64Array, e: Float64Arra
           p = c * d[i]! - s * g;
           d[i + 1] = h + s * (c * g + s * d[i]!);
           // Accumulate the transformation: rows i and i + 1 of w.
+          if (w === undefined) continue;
           const lo = i * n;
           const hi = lo + n;
           for (let k = 0; k < n; k++) {
