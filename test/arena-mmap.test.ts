@@ -286,57 +286,61 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('every kind of damage a positioned read finds, a read through the map finds at the same offset: a payload byte, the checksum, the length field, a whole frame copied to another place', async () => {
-    const files = new CountingFiles();
-    const { dir, arena, refs } = await filled(files);
-    await arena.close();
-    const damage: Array<[string, (fd: number) => void, BlobRef]> = [
-      ['payload', (fd) => writeSync(fd, Uint8Array.of(0xff ^ blob(2048, 3)[100]!), 0, 1, refs[3]![2] + FRAME_HEADER_SIZE + 100), refs[3]!],
-      ['checksum', (fd) => writeSync(fd, Uint8Array.of(0x5a), 0, 1, refs[5]![2] + 1), refs[5]!],
-      ['length', (fd) => writeSync(fd, Uint8Array.of(0x01), 0, 1, refs[7]![2] + 5), refs[7]!],
-      [
-        // Frame 8's bytes over frame 9's: whole and well formed, but summed for another place.
-        'moved',
-        (fd) => {
-          const bytes = new Uint8Array(frameSize(2048));
-          const from = openSync(arenaSegmentPath(dir, 1, refs[8]![1], 'vectors'), 'r');
-          readSync(from, bytes, 0, bytes.length, refs[8]![2]);
-          closeSync(from);
-          writeSync(fd, bytes, 0, bytes.length, refs[9]![2]);
-        },
-        refs[9]!,
-      ],
-    ];
-    for (const [, hurt, ref] of damage) {
-      const fd = openSync(arenaSegmentPath(dir, 1, ref[1], 'vectors'), 'r+');
-      hurt(fd);
-      closeSync(fd);
-    }
-    const mappedFiles = new CountingFiles();
-    const mapped = await BlobArena.open({ dir, space: 'vectors', files: mappedFiles.layer, generation: 1, segmentBytes: 64 << 10, mapped: true });
-    const plain = await BlobArena.open({ dir, space: 'vectors', files: nodeFileLayer, generation: 1, segmentBytes: 64 << 10 });
-    // Opening scans the active segment with positioned reads; the reads below are counted from here.
-    const opened = mappedFiles.readSyncs;
-    const failure = (f: () => unknown): { code: unknown; offset: unknown; file: unknown } | undefined => {
-      try {
-        f();
-        return undefined;
-      } catch (e) {
-        return { code: codeOf(e), offset: (e as MemstoreError).offset, file: (e as MemstoreError).file };
+  for (const copyOnly of [false, true]) {
+    it(`every kind of damage a positioned read finds, a read through the map finds at the same offset: a payload byte, the checksum, the length field, a whole frame copied to another place${copyOnly ? ' (maps that offer copy() alone, checked after the copy)' : ''}`, async () => {
+      const files = new CountingFiles();
+      const { dir, arena, refs } = await filled(files);
+      await arena.close();
+      const damage: Array<[string, (fd: number) => void, BlobRef]> = [
+        ['payload', (fd) => writeSync(fd, Uint8Array.of(0xff ^ blob(2048, 3)[100]!), 0, 1, refs[3]![2] + FRAME_HEADER_SIZE + 100), refs[3]!],
+        ['checksum', (fd) => writeSync(fd, Uint8Array.of(0x5a), 0, 1, refs[5]![2] + 1), refs[5]!],
+        ['length', (fd) => writeSync(fd, Uint8Array.of(0x01), 0, 1, refs[7]![2] + 5), refs[7]!],
+        [
+          // Frame 8's bytes over frame 9's: whole and well formed, but summed for another place.
+          'moved',
+          (fd) => {
+            const bytes = new Uint8Array(frameSize(2048));
+            const from = openSync(arenaSegmentPath(dir, 1, refs[8]![1], 'vectors'), 'r');
+            readSync(from, bytes, 0, bytes.length, refs[8]![2]);
+            closeSync(from);
+            writeSync(fd, bytes, 0, bytes.length, refs[9]![2]);
+          },
+          refs[9]!,
+        ],
+      ];
+      for (const [, hurt, ref] of damage) {
+        const fd = openSync(arenaSegmentPath(dir, 1, ref[1], 'vectors'), 'r+');
+        hurt(fd);
+        closeSync(fd);
       }
-    };
-    for (const [what, , ref] of damage) {
-      const viaMap = failure(() => into(mapped, ref));
-      assert.equal(viaMap?.code, 'CORRUPTION', what);
-      assert.equal(viaMap?.offset, ref[2], what);
-      assert.deepEqual(viaMap, failure(() => into(plain, ref)), `${what}: as a positioned read reports it`);
-    }
-    for (const i of [0, 4, 6, 10, 99]) assert.deepEqual(into(mapped, refs[i]!), blob(2048, i), `frame ${i} is untouched`);
-    assert.equal(mappedFiles.readSyncs, opened, 'every read went through a map');
-    await mapped.close();
-    await plain.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+      const mappedFiles = new CountingFiles();
+      mappedFiles.copyOnly = copyOnly;
+      const mapped = await BlobArena.open({ dir, space: 'vectors', files: mappedFiles.layer, generation: 1, segmentBytes: 64 << 10, mapped: true });
+      const plain = await BlobArena.open({ dir, space: 'vectors', files: nodeFileLayer, generation: 1, segmentBytes: 64 << 10 });
+      // Opening scans the active segment with positioned reads; the reads below are counted from here.
+      const opened = mappedFiles.readSyncs;
+      const failure = (f: () => unknown): { code: unknown; offset: unknown; file: unknown } | undefined => {
+        try {
+          f();
+          return undefined;
+        } catch (e) {
+          return { code: codeOf(e), offset: (e as MemstoreError).offset, file: (e as MemstoreError).file };
+        }
+      };
+      for (const [what, , ref] of damage) {
+        const viaMap = failure(() => into(mapped, ref));
+        assert.equal(viaMap?.code, 'CORRUPTION', what);
+        assert.equal(viaMap?.offset, ref[2], what);
+        assert.deepEqual(viaMap, failure(() => into(plain, ref)), `${what}: as a positioned read reports it`);
+      }
+      for (const i of [0, 4, 6, 10, 99]) assert.deepEqual(into(mapped, refs[i]!), blob(2048, i), `frame ${i} is untouched`);
+      assert.equal(mappedFiles.readSyncs, opened, 'every read went through a map');
+      assert.ok(mappedFiles.maps.length > 0);
+      await mapped.close();
+      await plain.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
 
   it('a segment the platform refuses to map is read with positioned reads, the same bytes, and counted as refused; the others map', async () => {
     const files = new CountingFiles();

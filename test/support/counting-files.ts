@@ -7,6 +7,8 @@ export class CountingFiles {
   readonly maps: MappedFile[] = [];
   /** When set, map() throws it instead of mapping (a platform that refuses the map: ENOMEM, EACCES). */
   mapFailure: Error | undefined;
+  /** When set, the maps offer copy() alone (a file layer whose maps cannot checksum as they copy). */
+  copyOnly = false;
   readonly layer: FileLayer = {
     ...nodeFileLayer,
     open: async (path: string, mode: OpenMode): Promise<FileHandle> => {
@@ -25,7 +27,14 @@ export class CountingFiles {
                 if (this.mapFailure !== undefined) throw this.mapFailure;
                 const m = map();
                 if (m !== undefined) this.maps.push(m);
-                return m;
+                if (m === undefined || !this.copyOnly) return m;
+                return {
+                  get length() {
+                    return m.length;
+                  },
+                  copy: (offset: number, into: Uint8Array) => m.copy(offset, into),
+                  unmap: () => m.unmap(),
+                };
               },
             }),
         write: (data, position) => inner.write(data, position),
