@@ -28,9 +28,9 @@ export interface SymmetricEigen {
  * The eigenvalues and eigenvectors of the symmetric `n` × `n` matrix `a` (row-major; only its
  * upper triangle is read, `a[i * n + j]` for j ≥ i). `a` is left as it was. `keep`, given the
  * eigenvalues in decreasing order, says how many eigenvectors are wanted (all of them without it);
- * fewer than n are found by inverse iteration on the tridiagonal form and carried back through the
- * reflectors (tridiagonalVectors), which skips the QL method's rotations of all n vectors: PCA keeps
- * a few of them. The eigenvectors are orthonormal to working precision; one whose eigenvalue repeats
+ * up to PARTIAL_SHARE of n are found by inverse iteration on the tridiagonal form and carried back
+ * through the reflectors (tridiagonalVectors), which skips the QL method's rotations of all n
+ * vectors: PCA keeps a few of them. The eigenvectors are orthonormal to working precision; one whose eigenvalue repeats
  * is any unit vector of that eigenspace, the same one for the same input. A RangeError for a
  * non-finite entry.
  */
@@ -64,19 +64,28 @@ export function symmetricEigen(a: Float64Array, n: number, keep?: (values: Float
   const values = Float64Array.from(spectrum).sort().reverse();
   const wanted = keep === undefined ? n : keep(values);
   if (!(Number.isInteger(wanted) && wanted >= 0 && wanted <= n)) throw new RangeError(`symmetricEigen: keep() asked for ${wanted} of ${n} eigenvectors`);
-  if (wanted < n) return { values, count: wanted, vectors: tridiagonalVectors(w, n, d, diag, off, values.subarray(0, wanted)) };
+  if (wanted <= n * PARTIAL_SHARE) return { values, count: wanted, vectors: tridiagonalVectors(w, n, d, diag, off, values.subarray(0, wanted)) };
   accumulate(w, n, d, e);
   diagonalize(w, n, d, e);
   // Decreasing eigenvalues; ties keep their order (the same output for the same input).
   const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => d[y]! - d[x]! || x - y);
-  const vectors = new Float64Array(n * n);
+  const vectors = new Float64Array(wanted * n);
   for (let r = 0; r < n; r++) {
     const from = order[r]!;
     values[r] = d[from]!;
-    vectors.set(w.subarray(from * n, from * n + n), r * n);
+    if (r < wanted) vectors.set(w.subarray(from * n, from * n + n), r * n);
   }
-  return { values, count: n, vectors };
+  return { values, count: wanted, vectors };
 }
+
+/**
+ * The largest share of the eigenvectors found by inverse iteration; past it all of them are found by
+ * QL and the first ones kept. Measured on 4,096 x 512 sentence embeddings (a scratch script): a fit
+ * keeping 128 to 320 axes took 0.71–0.87 s either way within noise at 256, and keeping 500 took 1.9 s
+ * by inverse iteration against 0.8–1.3 s for all 512 by QL (presumably the tail's small eigenvalues,
+ * close together, make clusters whose vectors are each orthogonalized against all before them).
+ */
+const PARTIAL_SHARE = 0.5;
 
 /**
  * Inverse iteration steps per eigenvector. From a random start one step already gains about
