@@ -237,22 +237,37 @@ static napi_value copy_out(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The `from` and `seed` arguments of copyCrc() and crcTable(): an index into `elements` bytes and a uint32; false with an exception thrown. */
+static bool crc_args(napi_env env, const char *name, napi_value from_arg, napi_value seed_arg, size_t elements, size_t *from_out, uint32_t *seed_out) {
+  double from, seed;
+  if (napi_get_value_double(env, from_arg, &from) != napi_ok || napi_get_value_double(env, seed_arg, &seed) != napi_ok) {
+    fail(env, "EINVAL", name);
+    return false;
+  }
+  if (!(seed >= 0 && seed <= 4294967295.0) || seed != floor(seed)) {
+    fail(env, "EINVAL", name);
+    return false;
+  }
+  if (!(from >= 0 && from <= (double)elements) || from != floor(from)) {
+    fail(env, "ERANGE", name);
+    return false;
+  }
+  *from_out = (size_t)from;
+  *seed_out = (uint32_t)seed;
+  return true;
+}
+
 static napi_value copy_crc(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   region_t *region = region_call(env, info, 5, argv, "copyCrc(region, offset, target, from, seed)");
   if (region == NULL) return NULL;
-  double from, seed;
-  if (napi_get_value_double(env, argv[3], &from) != napi_ok || napi_get_value_double(env, argv[4], &seed) != napi_ok) {
-    return fail(env, "EINVAL", "copyCrc(): from and seed must be numbers");
-  }
-  if (!(seed >= 0 && seed <= 4294967295.0) || seed != floor(seed)) return fail(env, "EINVAL", "copyCrc(): seed must be a uint32");
-  size_t elements, offset;
+  size_t elements, offset, from;
+  uint32_t seed;
   uint8_t *data = copy_target(env, region, argv[1], argv[2], &elements, &offset);
-  if (data == NULL) return NULL;
-  if (!(from >= 0 && from <= (double)elements) || from != floor(from)) return fail(env, "ERANGE", "copyCrc(): from must be an index into the target");
+  if (data == NULL || !crc_args(env, "copyCrc(): from must be an index into the target, seed a uint32", argv[3], argv[4], elements, &from, &seed)) return NULL;
   memcpy(data, (const char *)region->addr + offset, elements);
   napi_value result;
-  CHECK(napi_create_uint32(env, crc32c((uint32_t)seed, data + (size_t)from, elements - (size_t)from), &result));
+  CHECK(napi_create_uint32(env, crc32c(seed, data + from, elements - from), &result));
   return result;
 }
 
@@ -260,21 +275,18 @@ static napi_value crc_by_table(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  double from, seed;
   bool typed = false;
-  if (argc < 3 || napi_is_typedarray(env, argv[0], &typed) != napi_ok || !typed || napi_get_value_double(env, argv[1], &from) != napi_ok ||
-      napi_get_value_double(env, argv[2], &seed) != napi_ok) {
-    return fail(env, "EINVAL", "crcTable(bytes, from, seed)");
-  }
+  if (argc < 3 || napi_is_typedarray(env, argv[0], &typed) != napi_ok || !typed) return fail(env, "EINVAL", "crcTable(bytes, from, seed)");
   napi_typedarray_type type;
   size_t elements;
   void *data;
   CHECK(napi_get_typedarray_info(env, argv[0], &type, &elements, &data, NULL, NULL));
   if (type != napi_uint8_array) return fail(env, "EINVAL", "crcTable(): bytes must be a Uint8Array");
-  if (!(from >= 0 && from <= (double)elements) || from != floor(from)) return fail(env, "ERANGE", "crcTable(): from must be an index into the bytes");
-  if (!(seed >= 0 && seed <= 4294967295.0) || seed != floor(seed)) return fail(env, "EINVAL", "crcTable(): seed must be a uint32");
+  size_t from;
+  uint32_t seed;
+  if (!crc_args(env, "crcTable(): from must be an index into the bytes, seed a uint32", argv[1], argv[2], elements, &from, &seed)) return NULL;
   napi_value result;
-  uint32_t crc = elements == (size_t)from ? (uint32_t)seed : ~crc_soft(~(uint32_t)seed, (const uint8_t *)data + (size_t)from, elements - (size_t)from);
+  uint32_t crc = elements == from ? seed : ~crc_soft(~seed, (const uint8_t *)data + from, elements - from);
   CHECK(napi_create_uint32(env, crc, &result));
   return result;
 }

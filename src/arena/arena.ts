@@ -11,10 +11,10 @@ import {
   encodeFrame,
   frame,
   frameDamageAt,
-  frameDamageOfCrc,
   frameLength,
   frameSeed,
   frameSize,
+  frameSumMatches,
   scanSegment,
   type FrameDamage,
   type SegmentScan,
@@ -420,7 +420,7 @@ export class BlobArena {
       } catch (e) {
         throw ioError('read', e, segment.path);
       }
-      const damage = frameCorruptionOfCrc(scratch, length, crc, offset, segment.path);
+      const damage = frameCorruptionOfSum(scratch, length, crc, offset, segment.path);
       if (damage !== undefined) throw damage;
       return true;
     }
@@ -1097,16 +1097,20 @@ async function closeHandles(generation: Generation): Promise<void> {
  */
 function frameCorruption(bytes: Uint8Array, got: number, length: number, generation: number, segment: number, offset: number, path: string): MemstoreError | undefined {
   if (got < frameSize(length)) return corruption(path, offset, 'reference runs past the bytes written');
-  if (frameLength(bytes) !== length) return corruption(path, offset, `frame holds ${frameLength(bytes)} bytes, the reference says ${length}`);
-  const damage = frameDamageAt(bytes, 0, got, length, generation, segment, offset);
-  return damage === undefined ? undefined : corruption(path, offset, damage);
+  const damage = lengthCorruption(bytes, length, offset, path);
+  if (damage !== undefined) return damage;
+  const frameDamage = frameDamageAt(bytes, 0, got, length, generation, segment, offset);
+  return frameDamage === undefined ? undefined : corruption(path, offset, frameDamage);
 }
 
-/** frameCorruption() of a whole frame in `bytes` whose checksum was computed as it was copied (frameDamageOfCrc). */
-function frameCorruptionOfCrc(bytes: Uint8Array, length: number, crc: number, offset: number, path: string): MemstoreError | undefined {
-  if (frameLength(bytes) !== length) return corruption(path, offset, `frame holds ${frameLength(bytes)} bytes, the reference says ${length}`);
-  const damage = frameDamageOfCrc(bytes, 0, bytes.length, length, crc);
-  return damage === undefined ? undefined : corruption(path, offset, damage);
+/** frameCorruption() of a whole frame in `bytes` (readFrameInto() sized it) whose checksum was summed as it was copied (frameSumMatches). */
+function frameCorruptionOfSum(bytes: Uint8Array, length: number, summed: number, offset: number, path: string): MemstoreError | undefined {
+  return lengthCorruption(bytes, length, offset, path) ?? (frameSumMatches(bytes, 0, summed) ? undefined : corruption(path, offset, 'bad checksum'));
+}
+
+/** CORRUPTION when the frame's length field is not the reference's. */
+function lengthCorruption(bytes: Uint8Array, length: number, offset: number, path: string): MemstoreError | undefined {
+  return frameLength(bytes) === length ? undefined : corruption(path, offset, `frame holds ${frameLength(bytes)} bytes, the reference says ${length}`);
 }
 
 function payloadOf(bytes: Uint8Array, address: { generation: number; segment: number; offset: number }, length: number, path: string): Uint8Array {

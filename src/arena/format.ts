@@ -96,14 +96,12 @@ export function frameDamageAt(bytes: Uint8Array, at: number, got: number, length
 }
 
 /**
- * frameDamageAt() for a frame whose checksum was computed as it was read: `crc` is the CRC-32C of
- * `bytes[at + CHECKSUMMED_FROM, at + got)` continuing frameSeed() of its place, and `got` is exactly the frame's
- * size (a read of more bytes would have summed past the frame).
+ * Whether the checksum field of the frame at `bytes[at]` holds `summed`, masked: the CRC-32C of
+ * the frame's bytes from CHECKSUMMED_FROM to the end of its payload, continuing frameSeed() of its
+ * place, as the read that copied it summed them (MappedFile.copyChecksummed).
  */
-export function frameDamageOfCrc(bytes: Uint8Array, at: number, got: number, length: number, crc: number): FrameDamage | undefined {
-  if (got < FRAME_HEADER_SIZE) return 'truncated header';
-  if (FRAME_HEADER_SIZE + length !== got) return 'truncated frame';
-  return readU32(bytes, at) === maskCrc(crc) ? undefined : 'bad checksum';
+export function frameSumMatches(bytes: Uint8Array, at: number, summed: number): boolean {
+  return readU32(bytes, at) === maskCrc(summed);
 }
 
 /**

@@ -52,19 +52,21 @@ export function symmetricEigen(a: Float64Array, n: number, keep?: (values: Float
   const d = new Float64Array(n);
   const e = new Float64Array(n);
   reduce(w, n, d, e);
-  // The tridiagonal form, and its eigenvalues (QL without vectors, on copies: d and e still hold the reflectors' terms).
-  const diag = new Float64Array(n);
-  const off = new Float64Array(n);
-  for (let i = 0; i < n; i++) diag[i] = w[i * n + i]!;
-  for (let i = 0; i + 1 < n; i++) off[i] = e[i + 1]!;
-  const spectrum = Float64Array.from(diag);
-  const offCopy = new Float64Array(n);
-  offCopy.set(e);
-  diagonalize(undefined, n, spectrum, offCopy);
-  const values = Float64Array.from(spectrum).sort().reverse();
-  const wanted = keep === undefined ? n : keep(values);
-  if (!(Number.isInteger(wanted) && wanted >= 0 && wanted <= n)) throw new RangeError(`symmetricEigen: keep() asked for ${wanted} of ${n} eigenvectors`);
-  if (wanted <= n * PARTIAL_SHARE) return { values, count: wanted, vectors: tridiagonalVectors(w, n, d, diag, off, values.subarray(0, wanted)) };
+  const values = new Float64Array(n);
+  let wanted = n;
+  if (keep !== undefined) {
+    // The tridiagonal form, and its eigenvalues for keep() (QL without vectors, on copies: d and e still hold the reflectors' terms).
+    const diag = new Float64Array(n);
+    const off = new Float64Array(n);
+    for (let i = 0; i < n; i++) diag[i] = w[i * n + i]!;
+    for (let i = 0; i + 1 < n; i++) off[i] = e[i + 1]!;
+    values.set(diag);
+    diagonalize(undefined, n, values, Float64Array.from(e));
+    values.sort().reverse();
+    wanted = keep(values);
+    if (!(Number.isInteger(wanted) && wanted >= 0 && wanted <= n)) throw new RangeError(`symmetricEigen: keep() asked for ${wanted} of ${n} eigenvectors`);
+    if (wanted <= n * PARTIAL_SHARE) return { values, count: wanted, vectors: tridiagonalVectors(w, n, d, diag, off, values.subarray(0, wanted)) };
+  }
   accumulate(w, n, d, e);
   diagonalize(w, n, d, e);
   // Decreasing eigenvalues; ties keep their order (the same output for the same input).

@@ -1,6 +1,5 @@
 import { MemstoreError } from '../errors.js';
 import type { PcaOption } from '../options.js';
-import { EXACT_DIM_STEP } from '../kernels/contract.js';
 import { kernels } from '../kernels/index.js';
 import { symmetricEigen } from './eigen.js';
 
@@ -18,8 +17,9 @@ export interface PcaModel {
 }
 
 /**
- * Rows of the sample summed together by the exact kernel (covarianceSums): a multiple of
- * EXACT_DIM_STEP; 256 rows of 2,048 dimensions take 2 MiB of linear memory while a fit runs.
+ * Rows of the sample summed together by the exact kernel (covarianceSums): its vectors' length, so a
+ * multiple of EXACT_DIM_STEP (the kernel refuses any other); 256 rows of 2,048 dimensions take 2 MiB
+ * of linear memory while a fit runs.
  */
 const COV_BLOCK = 256;
 
@@ -33,22 +33,22 @@ export const PCA_MIN_ROWS = 2;
 export function fitPca(rows: readonly Float32Array[], inDim: number, option: PcaOption): PcaModel {
   const n = rows.length;
   if (n < PCA_MIN_ROWS) throw new MemstoreError('INVALID_OPTION', `PCA needs at least ${PCA_MIN_ROWS} training vectors`);
+  if ('dims' in option && option.dims > inDim) {
+    throw new MemstoreError('INVALID_OPTION', `pca.dims (${option.dims}) exceeds dim (${inDim})`);
+  }
   const mean = new Float64Array(inDim);
   for (const row of rows) for (let i = 0; i < inDim; i++) mean[i]! += row[i]!;
   for (let i = 0; i < inDim; i++) mean[i]! /= n;
 
   const cov = covarianceSums(rows, mean, inDim);
   for (let i = 0; i < cov.length; i++) cov[i]! /= n - 1;
-  if ('dims' in option && option.dims > inDim) {
-    throw new MemstoreError('INVALID_OPTION', `pca.dims (${option.dims}) exceeds dim (${inDim})`);
-  }
   // Only the axes kept are found (symmetricEigen's keep): their number follows from the eigenvalues.
   const eigen = symmetricEigen(cov, inDim, (values) => axesKept(values, option));
   const eigenvalues = Array.from(eigen.values, (v) => Math.max(0, v));
   const total = eigenvalues.reduce((a, b) => a + b, 0);
   const outDim = eigen.count;
   const kept = eigenvalues.slice(0, outDim).reduce((a, b) => a + b, 0);
-  const components = Float32Array.from(eigen.vectors.subarray(0, outDim * inDim));
+  const components = Float32Array.from(eigen.vectors);
   return {
     inDim,
     outDim,
@@ -123,7 +123,6 @@ export function reconstruct(model: PcaModel, y: Float32Array, out: Float32Array)
  * float32). One row at a time in JavaScript, the sums took 1 s of a 1.6 s fit of 4,096 x 512.
  */
 function covarianceSums(rows: readonly Float32Array[], mean: Float64Array, inDim: number): Float64Array {
-  if (COV_BLOCK % EXACT_DIM_STEP !== 0) throw new RangeError('COV_BLOCK must be a multiple of EXACT_DIM_STEP');
   const k = kernels();
   const mem = k.memory;
   const cov = new Float64Array(inDim * inDim);
