@@ -38,6 +38,18 @@ function bytesOf(m: MappedFile): Uint8Array {
 
 const codeOf = (e: unknown): unknown => (e as { code?: unknown }).code;
 
+/** A file of `bytes` named `name` in `dir`, mapped read-only (its descriptor closed: the map outlives it). */
+function mappedBytes(dir: string, name: string, bytes: Uint8Array): MappedFile {
+  const path = join(dir, name);
+  writeFileSync(path, bytes);
+  const fd = openSync(path, 'r');
+  try {
+    return mapFile(fd)!;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 const into = (arena: BlobArena, ref: BlobRef, scratch = new Uint8Array(frameSize(ref[3]))): Uint8Array | undefined =>
   arena.readFrameInto(ref[0], ref[1], ref[2], ref[3], scratch) ? scratch.subarray(FRAME_HEADER_SIZE) : undefined;
 
@@ -73,10 +85,7 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
 
   it('a copy past the end of the map, from a negative or fractional offset, or into anything but a Uint8Array is refused, and copies nothing', () => {
     const dir = tempDir();
-    const path = join(dir, 'g');
-    writeFileSync(path, blob(4096, 5));
-    const fd = openSync(path, 'r');
-    const m = mapFile(fd)!;
+    const m = mappedBytes(dir, 'g', blob(4096, 5));
     const part = new Uint8Array(16).fill(9);
     for (const offset of [4081, 4096, 1e20, -1, Number.NaN]) assert.throws(() => m.copy(offset, part), (e: unknown) => codeOf(e) === 'ERANGE', String(offset));
     assert.deepEqual(part, new Uint8Array(16).fill(9));
@@ -88,7 +97,6 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     assert.deepEqual(part, blob(4096, 5).subarray(4080), 'a refused copy wrote nothing');
     m.copy(0, new Uint8Array(0));
     m.unmap();
-    closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -104,11 +112,7 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
           fc.nat(),
           fc.integer({ min: 0, max: 0xffff_ffff }),
           (bytes, a, b, c, seed) => {
-            const path = join(dir, 'p');
-            writeFileSync(path, bytes);
-            const fd = openSync(path, 'r');
-            const m = mapFile(fd)!;
-            closeSync(fd);
+            const m = mappedBytes(dir, 'p', bytes);
             try {
               const offset = a % bytes.length;
               const length = b % (bytes.length - offset + 1);
@@ -133,11 +137,7 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
 
   it('copyChecksummed() refuses what copy() refuses, a `from` past the target (ERANGE) and a seed that is not a uint32 (EINVAL), and copies nothing then', () => {
     const dir = tempDir();
-    const path = join(dir, 'c');
-    writeFileSync(path, blob(4096, 8));
-    const fd = openSync(path, 'r');
-    const m = mapFile(fd)!;
-    closeSync(fd);
+    const m = mappedBytes(dir, 'c', blob(4096, 8));
     const part = new Uint8Array(16).fill(9);
     const fails = (code: string, f: () => unknown, what: string) => assert.throws(f, (e: unknown) => codeOf(e) === code, what);
     for (const offset of [4081, -1, Number.NaN]) fails('ERANGE', () => m.copyChecksummed!(offset, part, 0, 0), `offset ${offset}`);

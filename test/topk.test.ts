@@ -3,19 +3,31 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { TopK } from '../src/scan/topk.js';
 
-/** The `k` best of `entries` by the total order: higher score, then lower slot. */
-function best(entries: readonly { score: number; slot: number }[], k: number): { score: number; slot: number }[] {
-  return entries
-    .slice()
-    .sort((a, b) => b.score - a.score || a.slot - b.slot)
-    .slice(0, k);
+type Entry = { score: number; slot: number };
+
+/** The total order of a top-k: higher score, then lower slot. */
+const byOrder = (a: Entry, b: Entry): number => b.score - a.score || a.slot - b.slot;
+
+/** The `k` best of `entries` by the total order. */
+function best(entries: readonly Entry[], k: number): Entry[] {
+  return entries.slice().sort(byOrder).slice(0, k);
 }
 
-function kept(capacity: number, entries: readonly { score: number; slot: number }[]): { score: number; slot: number }[] {
+/** A top-k of `capacity` with every entry pushed. */
+function pushed(capacity: number, entries: readonly Entry[]): TopK {
   const top = new TopK(capacity);
   for (const e of entries) top.push(e.score, e.slot);
-  const n = top.sortBestFirst();
+  return top;
+}
+
+/** The first `n` entries `top` holds, in its order. */
+function held(top: TopK, n: number): Entry[] {
   return Array.from({ length: n }, (_, i) => ({ score: top.scoreAt(i), slot: top.slotAt(i) }));
+}
+
+function kept(capacity: number, entries: readonly Entry[]): Entry[] {
+  const top = pushed(capacity, entries);
+  return held(top, top.sortBestFirst());
 }
 
 // Many ties (scores from a handful of values), pushed in any order: what a search with the cache
@@ -46,15 +58,13 @@ test('TopK: the first k of a larger heap are what a heap of k keeps (ties includ
 test('TopK: sortBestFirst(first) sorts the best `first` as a heap of that size keeps them, and holds the rest after them', () => {
   fc.assert(
     fc.property(pushes, fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: 70 }), (entries, capacity, first) => {
-      const top = new TopK(capacity);
-      for (const e of entries) top.push(e.score, e.slot);
+      const top = pushed(capacity, entries);
       const n = top.sortBestFirst(first);
-      const all = Array.from({ length: n }, (_, i) => ({ score: top.scoreAt(i), slot: top.slotAt(i) }));
+      const all = held(top, n);
       const expected = best(entries, capacity);
       assert.equal(n, expected.length);
       const sorted = Math.min(first, n);
       assert.deepEqual(all.slice(0, sorted), expected.slice(0, sorted));
-      const byOrder = (a: { score: number; slot: number }, b: { score: number; slot: number }) => b.score - a.score || a.slot - b.slot;
       assert.deepEqual(all.slice(sorted).sort(byOrder), expected.slice(sorted));
     }),
     { numRuns: 500, seed: 13 },
@@ -64,14 +74,12 @@ test('TopK: sortBestFirst(first) sorts the best `first` as a heap of that size k
 test('TopK: partitionBest(first) holds the best `first` ahead of the rest (each part as a set), and ends it', () => {
   fc.assert(
     fc.property(pushes, fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: 70 }), (entries, capacity, first) => {
-      const top = new TopK(capacity);
-      for (const e of entries) top.push(e.score, e.slot);
+      const top = pushed(capacity, entries);
       const n = top.partitionBest(first);
-      const all = Array.from({ length: n }, (_, i) => ({ score: top.scoreAt(i), slot: top.slotAt(i) }));
+      const all = held(top, n);
       const expected = best(entries, capacity);
       assert.equal(n, expected.length);
       const ahead = Math.min(first, n);
-      const byOrder = (a: { score: number; slot: number }, b: { score: number; slot: number }) => b.score - a.score || a.slot - b.slot;
       assert.deepEqual(all.slice(0, ahead).sort(byOrder), expected.slice(0, ahead));
       assert.deepEqual(all.slice(ahead).sort(byOrder), expected.slice(ahead));
       assert.throws(() => top.push(1, 0));
@@ -158,8 +166,7 @@ test('TopK: floor is what admits() compares with: -Infinity while empty, Infinit
 test('TopK: meanBest() is the mean of the k best scores pushed so far (NaN before k pushes)', () => {
   fc.assert(
     fc.property(pushes, fc.integer({ min: 1, max: 30 }), (entries, k) => {
-      const top = new TopK(k);
-      for (const e of entries) top.push(e.score, e.slot);
+      const top = pushed(k, entries);
       const all = best(entries, k);
       if (all.length < k) assert.ok(Number.isNaN(top.meanBest()));
       else assert.ok(Math.abs(top.meanBest() - all.reduce((sum, e) => sum + e.score, 0) / k) < 1e-12);
