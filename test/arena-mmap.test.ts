@@ -174,7 +174,7 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the addon itself refuses calls io/mmap.ts never makes: a missing argument, a region not from map(), a negative fd, an offset not a number (EINVAL)', () => {
+  it('the addon itself refuses calls io/mmap.ts never makes: a missing argument, a region not from map(), a negative fd, an offset, a from or a seed not a number (EINVAL), a from past the bytes (ERANGE)', () => {
     const addon = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Record<string, (...args: unknown[]) => unknown>;
     const dir = tempDir();
     const path = join(dir, 'h');
@@ -191,6 +191,18 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     assert.throws(() => addon['copy']!(region, 0), einval);
     assert.throws(() => addon['copy']!(region, '0', new Uint8Array(4)), einval);
     assert.throws(() => addon['copy']!(region, 0, [0, 0]), einval);
+    const erange = (e: unknown) => codeOf(e) === 'ERANGE';
+    assert.throws(() => addon['copyCrc']!(region, 0, new Uint8Array(4), '0', 0), einval, 'from not a number');
+    assert.throws(() => addon['copyCrc']!(region, 0, new Uint8Array(4), 0, '0'), einval, 'seed not a number');
+    assert.throws(() => addon['copyCrc']!(region, 0, new Uint8Array(4), 0), einval, 'no seed');
+    assert.throws(() => addon['crcTable']!(), einval, 'no arguments');
+    assert.throws(() => addon['crcTable']!([1, 2], 0, 0), einval, 'not a typed array');
+    assert.throws(() => addon['crcTable']!(new Float32Array(2), 0, 0), einval, 'not a Uint8Array');
+    assert.throws(() => addon['crcTable']!(new Uint8Array(2), 3, 0), erange, 'from past the bytes');
+    assert.throws(() => addon['crcTable']!(new Uint8Array(2), 0.5, 0), erange, 'a fractional from');
+    assert.throws(() => addon['crcTable']!(new Uint8Array(2), 0, 2 ** 32), einval, 'a seed past uint32');
+    assert.throws(() => addon['crcTable']!(new Uint8Array(2), 0, '1'), einval, 'a seed not a number');
+    assert.equal(addon['crcTable']!(new Uint8Array(2), 2, 99), 99, 'nothing summed: the seed itself');
     assert.equal(addon['size']!(region), 64, 'the region still works after the refused calls');
     addon['unmap']!(region);
     closeSync(fd);
