@@ -7,7 +7,7 @@ import { referenceFastScan } from '../src/kernels/reference.js';
 import { MemStore } from '../src/memstore.js';
 import { fastScanBlockBytes, fastScanGroups, nibblesOf, writeLane } from '../src/scan/fast-scan-layout.js';
 import { buildLut, buildLutPair, lutErrorBound } from '../src/scan/fast-scan-lut.js';
-import type { ScanQuery } from '../src/scan/code-blocks.js';
+import { CodeBlocks, type ScanQuery } from '../src/scan/code-blocks.js';
 import { RQ_FINE_QUERY_BITS } from '../src/scan/rq-query.js';
 import { TopK } from '../src/scan/topk.js';
 import { bruteForce, clustered, gaussian, rng, tempDir } from './helpers.js';
@@ -288,4 +288,63 @@ test('fast-scan pages: a scan that keeps every page\'s scores for a pool makes r
     store.free();
   }
   kernels().memory.checkGuards();
+});
+
+test('fast-scan codes: a scan\'s score plus the second table alone (rqSecondTableOnly) is, bit for bit, the score of both tables, in pages and in blocks (rq1, rq2, rq4; dot and l2); codes in bit planes refuse it', () => {
+  const next = rng(19);
+  for (const codec of RQ) {
+    for (const dim of [32, 256]) {
+      const pages = new PageStore(codec, dim);
+      const blocks = new CodeBlocks(codec, dim, 64);
+      try {
+        pages.addPage();
+        const n = 150;
+        for (let slot = 0; slot < n; slot++) {
+          // Codes of every size: a factor from 1e-3 to 1e3.
+          const c = encoded(codec, dim, next, 10 ** (6 * next() - 3));
+          pages.add(slot, 0, c.code, c.scale);
+          blocks.putCode(`v${slot}`, c.code, c.scale);
+        }
+        const slots = Int32Array.from({ length: n }, (_, i) => (i * 37) % n);
+        for (const metric of ['dot', 'l2'] as const) {
+          for (const scale of [1e-3, 1, 1e3]) {
+            const coarse: ScanQuery = { vector: Float32Array.from({ length: dim }, () => gaussian(next) * scale), metric, int8Query: false };
+            const both: ScanQuery = { ...coarse, rqQueryBits: RQ_FINE_QUERY_BITS };
+            const second: ScanQuery = { ...both, rqSecondTableOnly: true };
+            for (const [name, index] of [['pages', pages], ['blocks', blocks]] as const) {
+              const scanned = new Float32Array(n);
+              const summed = new Float32Array(n);
+              const added = new Float32Array(n);
+              index.scoreSlots(coarse, slots, n, scanned);
+              index.scoreSlots(both, slots, n, summed);
+              index.scoreSlots(second, slots, n, added);
+              for (let i = 0; i < n; i++) {
+                assert.ok(Object.is(Math.fround(scanned[i]! + added[i]!), summed[i]), `${codec.name} ${dim}-d ${name} ${metric} query x${scale} slot ${slots[i]}: ${scanned[i]} + ${added[i]} against ${summed[i]}`);
+              }
+              // Not the sum again, nor nothing: the second table moves scores by far less than they are.
+              assert.ok(added.some((x, i) => x !== 0 && Math.abs(x) < Math.abs(summed[i]!)), `${codec.name} ${name} ${metric}`);
+            }
+            const top = new TopK(n);
+            blocks.scan(coarse, top);
+            const byScan = new Map(top.sorted().map(({ slot, score }) => [slot, score]));
+            const scanned = new Float32Array(n);
+            blocks.scoreSlots(coarse, slots, n, scanned);
+            for (let i = 0; i < n; i++) assert.ok(Object.is(scanned[i], byScan.get(slots[i]!)), `${codec.name} blocks ${metric}: the first table's gather is the scan's score`);
+          }
+        }
+      } finally {
+        pages.free();
+        blocks.free();
+      }
+    }
+    const planes = new CodeBlocks(codec, 16, 64);
+    try {
+      const c = encoded(codec, 16, next);
+      planes.putCode('v0', c.code, c.scale);
+      const query: ScanQuery = { vector: Float32Array.from({ length: 16 }, () => gaussian(next)), metric: 'dot', int8Query: false, rqQueryBits: RQ_FINE_QUERY_BITS, rqSecondTableOnly: true };
+      assert.throws(() => planes.scoreSlots(query, Int32Array.of(0), 1, new Float32Array(1)), RangeError);
+    } finally {
+      planes.free();
+    }
+  }
 });

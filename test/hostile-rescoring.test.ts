@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { sep } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { MemStore, type OpenOptions, type SearchOptions } from '../src/index.js';
@@ -8,6 +9,7 @@ import type { Metric } from '../src/options.js';
 import { clustered, rejectsWith, rng, storeScore, tempDir } from './helpers.js';
 import { FaultFileLayer } from './support/fault-layer.js';
 import { heldLog } from './support/held-log.js';
+import { nodeFileLayer, type FileHandle, type FileLayer, type OpenMode } from '../io/file-layer.js';
 
 /**
  * Rescoring guided by error bounds (src/search/RESCORING.md) against hostile data and timing: a
@@ -370,6 +372,65 @@ test('default oversample: an int8 store rescores k · 2 candidates, an fp8 store
       const after = store.stats().rescoring;
       assert.equal(after.searches - before.searches, 5, JSON.stringify(options));
       assert.equal(after.candidates - before.candidates, 5 * 7 * perResult, JSON.stringify(options));
+    } finally {
+      await store.close();
+    }
+  }
+});
+
+test('deletes landing while every try of a rescored search waits for its reads (slots move each time), until it takes the store of the moment: each hit scores its own id\'s vector, never the one that moved into its slot', async () => {
+  const dim = 16;
+  for (const metric of ['cosine', 'dot', 'l2'] as const) {
+    const rows = clustered(60, dim, 21, 3);
+    const q = rows[3]!;
+    // The last 20 near q, the last nearest: each delete moves one of them into the hole it leaves,
+    // so a slot read for the id it had before would score near the top.
+    const next = rng(5);
+    for (let i = 40; i < 60; i++) rows[i] = q.map((x) => x + 0.002 * (60 - i) * (next() - 0.5));
+    const vectors = new Map(rows.map((v, i) => [id(i), v]));
+    let onRead: (() => Promise<void>) | undefined;
+    // Every read of the vector arena waits for the thread pool, and first runs what the test arms.
+    const files: FileLayer = {
+      ...nodeFileLayer,
+      async open(path: string, mode: OpenMode): Promise<FileHandle> {
+        const inner = await nodeFileLayer.open(path, mode);
+        return {
+          read: async (buffer, position) => {
+            const armed = onRead;
+            if (armed !== undefined && path.includes(`${sep}vectors${sep}`)) await armed();
+            return inner.read(buffer, position);
+          },
+          write: (data, position) => inner.write(data, position),
+          sync: () => inner.sync(),
+          truncate: (length) => inner.truncate(length),
+          size: () => inner.size(),
+          close: () => inner.close(),
+        };
+      },
+    };
+    const dir = tempDir();
+    // PCA: no error bound, so every candidate past the first k is read, after the first k were awaited.
+    const options: OpenOptions = { dim, metric, codec: 'int8', pca: { dims: 8 }, trainSize: 30, oversample: 4, durability: 'none', cache: false, files };
+    await fill(dir, options, rows);
+    const store = await MemStore.open(dir, options);
+    try {
+      // Candidates past the first k by kernel score, each deleted in turn while a try reads its first k:
+      // a removal moves the last slot's vector into the hole, and the try after it starts over.
+      const victims = (await store.search(q, { k: 20, rescore: false })).slice(6, 14).map((h) => h.id);
+      let deletes = 0;
+      onRead = async () => {
+        if (deletes >= victims.length) return;
+        const victim = victims[deletes++]!;
+        onRead = undefined;
+        await store.delete([victim]);
+        onRead = armed;
+      };
+      const armed = onRead;
+      const hits = await store.search(q, { k: 5 });
+      onRead = undefined;
+      assert.ok(deletes > 3, `${metric}: ${deletes} deletes landed, enough for the search to take the store of the moment`);
+      assert.ok(hits.length > 0, metric);
+      for (const h of hits) assert.equal(h.score, storeScore(metric, q, vectors.get(h.id)!), `${metric}: ${h.id} scores its own vector`);
     } finally {
       await store.close();
     }

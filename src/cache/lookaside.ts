@@ -131,8 +131,8 @@ export interface CacheEntry<A> {
   readonly scan: ScanQuery;
   /**
    * The query as the kernel sees it (VectorIndex.kernelForm): for an int8 query its code, in a
-   * buffer of the cache's own. Made when a lookup first needs it (kernelOfEntry()), from `scan`
-   * through `index`: most entries are never tried, and making it cost every search that missed.
+   * block of the cache's slab, copied when the entry is made from the code its scan has just used;
+   * for an entry near lookups skip, made when an exact repeat after writes first needs it (kernelOfEntry()).
    */
   kernel: KernelForm | undefined;
   readonly filter: Filter | undefined;
@@ -559,7 +559,7 @@ export class LookasideCache<A> {
       // keeps the last encoding, so this is a copy): made at a near try instead, it was encoded again
       // from cold memory (18 µs of a 10k near hit's lookup, timed in the stream on a slow afternoon)
       // and pushed the new query's code out of that one-code memory, which then was encoded again too.
-      kernel: near ? this.kernelOf(index, scan, scanVector, true) : undefined,
+      kernel: near ? this.kernelOf(index, scan, scanVector) : undefined,
       filter: q.filter,
       index,
       scope: pool.scope,
@@ -797,28 +797,29 @@ export class LookasideCache<A> {
     return { ...shift, margin: shift.margin + factor * (lutErrorBound(bits, kernelValues(from)) + lutErrorBound(bits, kernelValues(next))) };
   }
 
-  /** The kernel form of `entry`'s query, made now if not yet (its index must be the one searched now). */
+  /**
+   * The kernel form of `entry`'s query, made now if not yet (its index must be the one searched now):
+   * an entry that near lookups skip (rememberAnswer()) has none until its exact repeat comes after
+   * writes. Lookups find entries through byHash and byKey, which hold only entries the cache holds,
+   * so the code's block is given back when the entry is dropped.
+   */
   private kernelOfEntry(entry: CacheEntry<A>): KernelForm {
     if (entry.kernel === undefined) {
-      // An entry no longer held would never give a block of the slab back: its code gets a buffer of its own.
-      const held = this.entries.has(entry);
-      entry.kernel = this.kernelOf(entry.index, entry.scan, entry.scan.vector, held);
-      if (held) {
-        const bytes = this.kernelBytes(entry.kernel);
-        this.entryBytes += bytes;
-        entry.bytes += bytes;
-      }
+      entry.kernel = this.kernelOf(entry.index, entry.scan, entry.scan.vector);
+      const bytes = this.kernelBytes(entry.kernel);
+      this.entryBytes += bytes;
+      entry.bytes += bytes;
     }
     return entry.kernel;
   }
 
-  /** The kernel form of `scan` to keep in an entry: an int8 code in a block of the slab (`inSlab`) or a buffer of its own; a float query's is the entry's copy of the scan vector, `vector`. */
-  private kernelOf(index: VectorIndex, scan: ScanQuery, vector: Float32Array, inSlab: boolean): KernelForm {
+  /** The kernel form of `scan` to keep in an entry: an int8 code in a block of the slab; a float query's is the entry's copy of the scan vector, `vector`. */
+  private kernelOf(index: VectorIndex, scan: ScanQuery, vector: Float32Array): KernelForm {
     if (!scan.int8Query) return { kind: 'float', vector };
-    const into = inSlab ? this.slab.int8(vector.length) : new Int8Array(vector.length);
+    const into = this.slab.int8(vector.length);
     const form = index.kernelForm(scan, into);
     if (form.kind === 'float') {
-      if (inSlab) this.slab.give(into);
+      this.slab.give(into);
       return { kind: 'float', vector };
     }
     return form;

@@ -86,6 +86,14 @@ export interface ScanQuery {
    * RQ_FINE_QUERY_BITS (src/scan/rq-query.ts). Ignored by other codecs. @default RQ_QUERY_BITS (4)
    */
   readonly rqQueryBits?: number;
+  /**
+   * With rqQueryBits above RQ_QUERY_BITS, on codes in the fast-scan layout: gathered scores are only
+   * what the second table adds to the first's (twice that for l2), for a caller that has the first's
+   * (a scan's own scores of the same codes, which the first table gives bit for bit): a gather of a
+   * code's scattered bytes is the cost, and this one is half of it. Any other layout refuses it
+   * (RangeError). @default false
+   */
+  readonly rqSecondTableOnly?: boolean;
   /** What the space adds back to kernel scores (`⟨q, μ⟩` with a model, VectorSpace.scanQueryOf); a sphere router needs it. @default 0 */
   readonly offset?: number;
 }

@@ -175,17 +175,19 @@ export class FastScanCodes {
    * each run `fill(from, n, table, at)` writes their quadruples (entry()) at table[at..at + 4n) (the
    * table at `tablePtr`, room for 4 · GATHER_RUN i32), and `take(from, n, scores, at)` gets their
    * scores as scores[at..at + n) (`outPtr`: room for 2 · GATHER_RUN float32). Each score is the one
-   * scan() gives that row; with rqQueryBits above RQ_QUERY_BITS, plus what the second table adds.
+   * scan() gives that row; with rqQueryBits above RQ_QUERY_BITS, plus what the second table adds
+   * (or, with rqSecondTableOnly, that alone).
    */
   gather(query: ScanQuery, count: number, tablePtr: number, outPtr: number, fill: (from: number, n: number, table: Int32Array, at: number) => void, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
     if (count <= 0) return;
     const metric = this.metricOf(query);
     const fine = this.fine(query);
+    const tables = !fine ? 'first' : query.rqSecondTableOnly === true ? 'second' : 'both';
     this.load(query);
     for (let from = 0; from < count; from += GATHER_RUN) {
       const n = Math.min(GATHER_RUN, count - from);
       fill(from, n, this.mem.i32(), tablePtr >> 2);
-      this.query.gather(metric, tablePtr, n, outPtr, fine, outPtr + 4 * GATHER_RUN);
+      this.query.gather(metric, tablePtr, n, outPtr, tables, outPtr + 4 * GATHER_RUN);
       take(from, n, this.mem.f32(), outPtr >> 2);
     }
   }

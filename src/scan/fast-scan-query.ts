@@ -95,19 +95,29 @@ export class FastScanQuery {
 
   /**
    * The gather form of scan(), vectors given as i32 quadruples at `tablePtr` (block address, lane,
-   * factor address, ‖r‖² address). With `fine`, each score is the scan's plus what the second table
-   * adds to its estimate (F · (delta₂ · S₂ + bias₂), twice that for l2), the second table's scores
-   * written at `finePtr` (n float32) first: a score as from a table with sixteen-bit entries.
+   * factor address, ‖r‖² address), scored by the first table (`tables` 'first': the scan's scores);
+   * 'both': each score is the scan's plus what the second table adds to its estimate
+   * (F · (delta₂ · S₂ + bias₂), twice that for l2), the second table's scores written at `finePtr`
+   * (n float32) first: a score as from a table with sixteen-bit entries; 'second': what the second
+   * table adds, alone (the caller adds the scan's score: the float32 sum is the same).
    */
-  gather(metric: RqMetric, tablePtr: number, n: number, outPtr: number, fine: boolean, finePtr: number): void {
+  gather(metric: RqMetric, tablePtr: number, n: number, outPtr: number, tables: 'first' | 'second' | 'both', finePtr: number): void {
     const k = kernels();
     const t = this.coarse;
-    k.gatherFastScanFunction(metric)(this.ptr, this.groups, t.delta, t.bias, this.qNormSq, tablePtr, n, outPtr);
-    if (!fine) return;
+    if (tables !== 'second') k.gatherFastScanFunction(metric)(this.ptr, this.groups, t.delta, t.bias, this.qNormSq, tablePtr, n, outPtr);
+    if (tables === 'first') return;
     const f = this.fine;
-    k.gatherFastScanFunction('dot')(this.finePtr, this.groups, f.delta, f.bias, 0, tablePtr, n, finePtr);
-    const scores = k.memory.f32();
     const twice = metric === 'l2' ? 2 : 1;
-    for (let j = 0; j < n; j++) scores[(outPtr >> 2) + j] = scores[(outPtr >> 2) + j]! + twice * scores[(finePtr >> 2) + j]!;
+    if (tables === 'second') {
+      k.gatherFastScanFunction('dot')(this.finePtr, this.groups, f.delta, f.bias, 0, tablePtr, n, outPtr);
+      if (twice !== 1) {
+        const out = k.memory.f32();
+        for (let j = 0; j < n; j++) out[(outPtr >> 2) + j] = twice * out[(outPtr >> 2) + j]!;
+      }
+      return;
+    }
+    k.gatherFastScanFunction('dot')(this.finePtr, this.groups, f.delta, f.bias, 0, tablePtr, n, finePtr);
+    const out = k.memory.f32();
+    for (let j = 0; j < n; j++) out[(outPtr >> 2) + j] = out[(outPtr >> 2) + j]! + twice * out[(finePtr >> 2) + j]!;
   }
 }

@@ -205,6 +205,7 @@ export class QueryScratch {
    */
   gather(query: ScanQuery, count: number, tablePtr: number, outPtr: number, fill: (from: number, n: number, table: Int32Array, at: number) => void, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
     if (count <= 0) return;
+    if (query.rqSecondTableOnly === true) throw new RangeError('only codes in the fast-scan layout score with one table of two');
     const k = kernels();
     this.load(query);
     const rq = this.rq;

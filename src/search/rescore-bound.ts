@@ -160,9 +160,11 @@ function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBo
   const codec = index.codec as RqCodec;
   const dim = index.dim;
   const queryNorm = norm(scan.vector);
-  const fine: ScanQuery | undefined = codec.bits > 1 ? { ...scan, rqQueryBits: RQ_FINE_QUERY_BITS } : undefined;
   const coarseTable = index.tableError(scan);
   const tables = coarseTable > 0;
+  // In the fast-scan layout the second step gathers the second table alone and adds the scan's
+  // score, which the first table gives bit for bit: each code's scattered bytes are gathered once, not twice.
+  const fine: ScanQuery | undefined = codec.bits > 1 ? { ...scan, rqQueryBits: RQ_FINE_QUERY_BITS, rqSecondTableOnly: tables } : undefined;
   // The kernel's float32 steps: a handful of roundings of terms no larger than ‖r̃‖·‖q'‖ (and ‖q'‖² + ‖r‖² for l2).
   const rounding = 16 * 2 ** -24;
   // A table's sum before its bias may exceed ‖r̃‖·‖q'‖: up to (2^B − 1) · Σ|q'_i| times F, rounded too.
@@ -209,7 +211,9 @@ function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBo
       index.scoreSlots(fine, slots, left, scores);
       for (let j = 0; j < left; j++) {
         const i = at[j]!;
-        out[i] = Math.min(out[i]!, upper(scores[j]!, errs[j]!, normsSq[j]!, factors[j]!, fineError, fineTable, fineSpread));
+        // The float32 sum the gather of both tables makes.
+        const score = tables ? Math.fround(candidates[i]!.kernel + scores[j]!) : scores[j]!;
+        out[i] = Math.min(out[i]!, upper(score, errs[j]!, normsSq[j]!, factors[j]!, fineError, fineTable, fineSpread));
       }
       return out;
     },
