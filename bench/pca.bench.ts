@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { symmetricEigen } from '../src/pca/eigen.js';
 import { fitPca } from '../src/pca/pca.js';
 import { rng } from '../src/random.js';
 
@@ -7,7 +8,10 @@ import { rng } from '../src/random.js';
  * What fitting PCA costs: `fitPca` (the covariance of the sample, then its eigendecomposition) on
  * 4,096 synthetic vectors (the default `trainSize`) with a decaying spectrum, keeping a quarter of
  * the dimensions, at each `--dims` (milliseconds, the fastest of `--runs`). The fit runs inside the
- * add that reaches `trainSize` and blocks the process meanwhile.
+ * add that reaches `trainSize` and blocks the process meanwhile. Then its eigendecomposition alone
+ * (`symmetricEigen`) on a covariance of the same spectrum: every eigenvector (QL with the
+ * transformations accumulated) against the quarter PCA keeps (inverse iteration on the tridiagonal
+ * form), and the share of the fit the kept quarter's takes.
  *
  *   node dist/bench/pca.bench.js [--dims 256,512,1024] [--runs 3]
  */
@@ -30,6 +34,39 @@ export function runPcaBench(dims: readonly number[], runs: number, write: (line:
     }
     write(`| ${dim} | ${best.toFixed(0)} | ${kept.toFixed(4)} |`);
   }
+  write('');
+  write(`| dim | eigendecomposition, every eigenvector, ms | the first dim / 4 only, ms | ratio |`);
+  write('|---:|---:|---:|---:|');
+  for (const dim of dims) {
+    const a = covariance(dim);
+    const time = (keep?: (values: Float64Array) => number) => {
+      let best = Infinity;
+      for (let r = 0; r < runs; r++) {
+        const t = performance.now();
+        symmetricEigen(a, dim, keep);
+        best = Math.min(best, performance.now() - t);
+      }
+      return best;
+    };
+    const all = time();
+    const quarter = time(() => Math.max(1, dim >> 2));
+    write(`| ${dim} | ${all.toFixed(0)} | ${quarter.toFixed(0)} | ${(quarter / all).toFixed(2)} |`);
+  }
+}
+
+/** The covariance (float64, row-major) of 2 · dim vectors with the fit's decaying spectrum. */
+function covariance(dim: number): Float64Array {
+  const next = rng(dim + 1);
+  const rows = Array.from({ length: 2 * dim }, () => Float64Array.from({ length: dim }, (_, j) => (next() - 0.5) / Math.sqrt(1 + j / 8)));
+  const a = new Float64Array(dim * dim);
+  for (const x of rows) {
+    for (let i = 0; i < dim; i++) {
+      const xi = x[i]!;
+      for (let j = i; j < dim; j++) a[i * dim + j]! += xi * x[j]!;
+    }
+  }
+  for (let i = 0; i < dim; i++) for (let j = i; j < dim; j++) a[j * dim + i] = a[i * dim + j]! /= rows.length;
+  return a;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

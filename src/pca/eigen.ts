@@ -9,9 +9,9 @@ import { rng } from '../random.js';
  * that an inner loop walks is a contiguous row here, so every inner loop reads memory in order.
  * ml-matrix (through ml-pca, which the store used before) runs the same steps on arrays of arrays
  * through a Matrix accessor per element. The reduction is cubic in n (about 4/3 n³ flops); with all
- * vectors, the accumulation and QL's rotations cost as much again: 0.67 s at 512 and 4.5 s at 1,024
- * here, against 0.29 s and 1.6 s for a quarter of the vectors (one run of a scratch script on a
- * decaying random matrix; bench/pca.bench.ts times whole fits).
+ * vectors, the accumulation and QL's rotations cost as much again: every eigenvector of a covariance
+ * with a decaying spectrum took 0.78 s at 512 and 9.0 s at 1,024, the quarter PCA keeps 0.33 s and
+ * 3.0 s (bench/pca.bench.ts, bench/results/pca.md).
  */
 
 /**
