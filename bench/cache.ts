@@ -326,9 +326,12 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     write('');
     write('| | samples | p50 µs | p99 µs | p50 against a search without the cache |');
     write('|---|---:|---:|---:|---:|');
-    write(`| exact hit | ${exact.length} | ${us(percentile(exact, 0.5))} | ${us(percentile(exact, 0.99))} | 1/${(offP50 / percentile(exact, 0.5)).toFixed(0)} |`);
-    write(`| near hit | ${near.length} | ${us(percentile(near, 0.5))} | ${us(percentile(near, 0.99))} | 1/${(offP50 / percentile(near, 0.5)).toFixed(1)} |`);
-    write(`| miss | ${miss.length} | ${us(percentile(miss, 0.5))} | ${us(percentile(miss, 0.99))} | ${(percentile(miss, 0.5) / offP50).toFixed(3)} |`);
+    // A kind the stream never served (a stream of fresh queries only has no hits) gets dashes, not NaN.
+    const row = (name: string, ms: readonly number[], against: (p50: number) => string) =>
+      ms.length === 0 ? `| ${name} | 0 | – | – | – |` : `| ${name} | ${ms.length} | ${us(percentile(ms, 0.5))} | ${us(percentile(ms, 0.99))} | ${against(percentile(ms, 0.5))} |`;
+    write(row('exact hit', exact, (p50) => `1/${(offP50 / p50).toFixed(0)}`));
+    write(row('near hit', near, (p50) => `1/${(offP50 / p50).toFixed(1)}`));
+    write(row('miss', miss, (p50) => (p50 / offP50).toFixed(3)));
     write(`| ${offAtMisses ? 'the same misses, cache off' : 'any query, cache off'} | ${offAll.length} | ${us(offP50)} | ${us(percentile(offAll, 0.99))} | 1 |`);
     write('');
     write(`fresh queries (misses with the cache): p50 ${us(percentile(freshOn, 0.5))} µs with the cache, ${us(percentile(freshOff, 0.5))} µs without: ${(percentile(freshOn, 0.5) / percentile(freshOff, 0.5)).toFixed(3)}`);
@@ -340,7 +343,7 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     } else {
       write(`queries/s over the stream: ${(kinds.length / (total(runs.on) / 1000)).toFixed(0)} with the cache, ${(kinds.length / (total(runs.off) / 1000)).toFixed(0)} without (${(total(runs.off) / total(runs.on)).toFixed(2)}x)`);
     }
-    write(`bound failures ${on.cache.boundFailures}, evictions ${on.cache.evictions}, cache bytes ${on.cache.bytes}, full-precision reads saved by hot vectors ${on.cache.fullReadsSaved} (of ${kinds.filter((_, i) => on.served[i] !== 'exact').length * o.k * 4} candidates rescored)`);
+    write(`bound failures ${on.cache.boundFailures}, evictions ${on.cache.evictions}, cache bytes ${on.cache.bytes}, full-precision reads saved by hot vectors ${on.cache.fullReadsSaved} (of ${on.rescoring.candidates} candidates rescored)`);
     const unread = (r: Replay) => `${r.rescoring.skipped} of ${r.rescoring.candidates} candidates in ${r.rescoring.searches} rescored searches`;
     write(`left unread by their error bounds: ${unread(on)} with the cache, ${unread(off)} without`);
     write(`answers that differed between the two stores: ${mismatches}`);
