@@ -343,7 +343,7 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     } else {
       write(`queries/s over the stream: ${(kinds.length / (total(runs.on) / 1000)).toFixed(0)} with the cache, ${(kinds.length / (total(runs.off) / 1000)).toFixed(0)} without (${(total(runs.off) / total(runs.on)).toFixed(2)}x)`);
     }
-    write(`bound failures ${on.cache.boundFailures}, evictions ${on.cache.evictions}, cache bytes ${on.cache.bytes}, full-precision reads saved by hot vectors ${on.cache.fullReadsSaved} (of ${on.rescoring.candidates} candidates rescored)`);
+    write(`bound failures ${on.cache.boundFailures}, misses remembered with their answer alone (quiet spells) ${on.cache.answerOnly}, evictions ${on.cache.evictions}, cache bytes ${on.cache.bytes}, full-precision reads saved by hot vectors ${on.cache.fullReadsSaved} (of ${on.rescoring.candidates} candidates rescored)`);
     const unread = (r: Replay) => `${r.rescoring.skipped} of ${r.rescoring.candidates} candidates in ${r.rescoring.searches} rescored searches`;
     write(`left unread by their error bounds: ${unread(on)} with the cache, ${unread(off)} without`);
     write(`answers that differed between the two stores: ${mismatches}`);

@@ -977,7 +977,7 @@ export class MemStore {
       arenaBytes,
       vectorBytes,
       damaged: this.damage.count,
-      cache: this.cache?.stats() ?? { hits: 0, exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, evictions: 0, bytes: 0, entries: 0, fullReadsSaved: 0, poolScored: 0 },
+      cache: this.cache?.stats() ?? { hits: 0, exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, answerOnly: 0, evictions: 0, bytes: 0, entries: 0, fullReadsSaved: 0, poolScored: 0 },
       rescoring: { ...this.searches.rescoring },
     };
   }

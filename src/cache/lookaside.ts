@@ -180,6 +180,8 @@ export interface CacheStats {
   boundFailures: number;
   /** Searches that ran (bound failures included). */
   misses: number;
+  /** Searches that ran and were remembered with their answer alone, no pool: after `entries` misses in a row, seven in eight (LookasideCache.collectsPool). */
+  answerOnly: number;
   /** Entries and hot records dropped for room, or because writes outran them. */
   evictions: number;
   /** Bytes held: pools, answers and hot records. */
@@ -208,6 +210,10 @@ const LOG_LIMIT = 4096;
 const REACH_KEYS = 64;
 /** Near entries whose pools are tried, closest sketch first. */
 const NEAR_TRIES = 2;
+/** Once `entries` searches in a row have missed, one miss in QUIET_SAMPLE collects a pool (collectsPool()). */
+const QUIET_SAMPLE = 8;
+/** A quiet spell begins after QUIET_AFTER · `entries` misses in a row (collectsPool()). */
+const QUIET_AFTER = 4;
 /** A near entry is tried only when its sketch differs in at most this share of the dimensions. */
 const NEAR_SKETCH_SHARE = 0.2;
 /**
@@ -282,7 +288,9 @@ export class LookasideCache<A> {
   private version = 0;
   private entryBytes = 0;
   private hotBytes = 0;
-  private readonly counts = { exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, evictions: 0, fullReadsSaved: 0, poolScored: 0 };
+  private readonly counts = { exactHits: 0, nearHits: 0, boundFailures: 0, misses: 0, answerOnly: 0, evictions: 0, fullReadsSaved: 0, poolScored: 0 };
+  /** Searches since the last hit, exact or near (collectsPool()). */
+  private missesSinceHit = 0;
   /** certify()'s scratch: member positions, their slots, their scores (grown, never per search). */
   private scratchSlots = new Int32Array(0);
   private scratchPicked = new Int32Array(0);
@@ -401,7 +409,7 @@ export class LookasideCache<A> {
     const same = this.byHash.get(bitsHash(query))?.find((e) => e.key === key && sameBits(e.query, query));
     if (same?.answer === undefined || same.index !== index || same.version !== this.version || same.epoch !== index.moveEpoch()) return undefined;
     this.use(same);
-    this.counts.exactHits++;
+    this.hit('exactHits');
     return same.answer;
   }
 
@@ -415,7 +423,7 @@ export class LookasideCache<A> {
       } else {
         this.use(same);
         if (same.answer !== undefined) {
-          this.counts.exactHits++;
+          this.hit('exactHits');
           return { kind: 'answer', answer: same.answer };
         }
         const pages = this.pagesNow(same, q);
@@ -425,17 +433,17 @@ export class LookasideCache<A> {
           candidates = this.certify(same, same.scan, this.shiftOf(same.scan, kernel, kernel, host), q, host, pages);
         }
         if (candidates !== undefined) {
-          this.counts.exactHits++;
+          this.hit('exactHits');
           return { kind: 'candidates', entry: same, candidates, near: false };
         }
         this.counts.boundFailures++;
-        this.counts.misses++;
+        this.missed();
         return { kind: 'miss' };
       }
     }
     const peers = this.byKey.get(q.key);
     if (peers === undefined || peers.size === 0) {
-      this.counts.misses++;
+      this.missed();
       return { kind: 'miss' };
     }
     const scan = q.scanQuery();
@@ -477,12 +485,12 @@ export class LookasideCache<A> {
       const candidates = this.certify(e, scan, shift, q, host, pages);
       if (candidates !== undefined) {
         this.use(e);
-        this.counts.nearHits++;
+        this.hit('nearHits');
         return { kind: 'candidates', entry: e, candidates, near: true };
       }
     }
     if (near.length > 0) this.counts.boundFailures++;
-    this.counts.misses++;
+    this.missed();
     return { kind: 'miss' };
   }
 
@@ -541,7 +549,32 @@ export class LookasideCache<A> {
 
   /** A search ran that the cache could not answer and did not look up (one no pool vouches for). */
   noteMiss(): void {
+    this.missed();
+  }
+
+  /**
+   * Whether the scan of the search that has just missed should collect a pool for its entry: every
+   * one while hits come; once `entries` searches in a row have missed, one in QUIET_SAMPLE, and the
+   * others remember their answer alone (rememberAnswer(): exact repeats with nothing written since
+   * are served, near queries search). A store whose queries never come back paid the cache 14–32% of
+   * every search (README, "A stream of fresh queries only"), most of it collecting pools and making
+   * entries that were evicted unused. Any hit ends the quiet spell. Answers never depend on it.
+   */
+  collectsPool(): boolean {
+    const quiet = this.missesSinceHit - QUIET_AFTER * this.settings.entries;
+    if (quiet <= 0 || quiet % QUIET_SAMPLE === 0) return true;
+    this.counts.answerOnly++;
+    return false;
+  }
+
+  private hit(kind: 'exactHits' | 'nearHits'): void {
+    this.counts[kind]++;
+    this.missesSinceHit = 0;
+  }
+
+  private missed(): void {
     this.counts.misses++;
+    this.missesSinceHit++;
   }
 
   /** Makes and files the entry of `q` (replacing one of the same bits and options); `near`: near lookups may try it. */

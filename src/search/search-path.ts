@@ -330,8 +330,10 @@ export class SearchPath {
     }
     if (look.kind === 'answer') return look.answer.map(copyHit);
     const version = cache.now;
+    const index = this.env.index();
     let ranked: Ranked[] | undefined;
     let entry: CacheEntry<SearchHit[]> | undefined;
+    let answerOnly = false;
     try {
       if (look.kind === 'candidates') {
         const near = look.near ? look.entry : undefined;
@@ -345,7 +347,8 @@ export class SearchPath {
         });
         if (!look.near) entry = look.entry;
       } else {
-        const remember: Remember = { reach: cache.poolReach(cq), room: cache.poolRoom(cq, this.env.index().size), take: (scan, top, pool) => (entry = cache.remember(cq, scan, this.env.index(), top, pool)) };
+        answerOnly = !cache.collectsPool();
+        const remember: Remember | undefined = answerOnly ? undefined : { reach: cache.poolReach(cq), room: cache.poolRoom(cq, index.size), take: (scan, top, pool) => (entry = cache.remember(cq, scan, index, top, pool)) };
         ranked = await this.rank(q, want, remember, scanForm(), false);
       }
     } catch (e) {
@@ -362,6 +365,7 @@ export class SearchPath {
     // The cache keeps `kept`; the caller gets copies, which it may change.
     const kept = ranked.map((r, i) => keptHitOf(r, texts[i]));
     if (entry !== undefined) cache.answered(entry, kept, version, answerBytes(ranked, texts));
+    else if (answerOnly && cache.now === version && this.env.index() === index) cache.rememberAnswer(cq, scanForm(), index, kept, version, answerBytes(ranked, texts));
     return kept.map(copyHit);
   }
 
