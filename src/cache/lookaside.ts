@@ -180,7 +180,7 @@ export interface CacheStats {
   boundFailures: number;
   /** Searches that ran (bound failures included). */
   misses: number;
-  /** Searches that ran and were remembered with their answer alone, no pool: after `entries` misses in a row, seven in eight (LookasideCache.collectsPool). */
+  /** Searches that ran and were remembered with their answer alone, no pool: in a quiet spell (4 · `entries` misses in a row), seven in eight (LookasideCache.collectsPool). */
   answerOnly: number;
   /** Entries and hot records dropped for room, or because writes outran them. */
   evictions: number;
@@ -210,7 +210,7 @@ const LOG_LIMIT = 4096;
 const REACH_KEYS = 64;
 /** Near entries whose pools are tried, closest sketch first. */
 const NEAR_TRIES = 2;
-/** Once `entries` searches in a row have missed, one miss in QUIET_SAMPLE collects a pool (collectsPool()). */
+/** In a quiet spell, one miss in QUIET_SAMPLE collects a pool (collectsPool()). */
 const QUIET_SAMPLE = 8;
 /** A quiet spell begins after QUIET_AFTER · `entries` misses in a row (collectsPool()). */
 const QUIET_AFTER = 4;
@@ -554,8 +554,8 @@ export class LookasideCache<A> {
 
   /**
    * Whether the scan of the search that has just missed should collect a pool for its entry: every
-   * one while hits come; once `entries` searches in a row have missed, one in QUIET_SAMPLE, and the
-   * others remember their answer alone (rememberAnswer(): exact repeats with nothing written since
+   * one while hits come; once QUIET_AFTER · `entries` searches in a row have missed (a quiet spell),
+   * one in QUIET_SAMPLE, and the others remember their answer alone (rememberAnswer(): exact repeats with nothing written since
    * are served, near queries search). A store whose queries never come back paid the cache 14–32% of
    * every search (README, "A stream of fresh queries only"), most of it collecting pools and making
    * entries that were evicted unused. Any hit ends the quiet spell. Answers never depend on it.
