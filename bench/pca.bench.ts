@@ -23,8 +23,7 @@ export function runPcaBench(dims: readonly number[], runs: number, write: (line:
   write('|---:|---:|---:|');
   for (const dim of dims) {
     const next = rng(dim);
-    // A spectrum that decays as embeddings' do: axis j has a standard deviation of about 1 / √(1 + j/8).
-    const rows = Array.from({ length: ROWS }, () => Float32Array.from({ length: dim }, (_, j) => (next() - 0.5) / Math.sqrt(1 + j / 8)));
+    const rows = Array.from({ length: ROWS }, () => Float32Array.from(decayingRow(dim, next)));
     let best = Infinity;
     let kept = 0;
     for (let r = 0; r < runs; r++) {
@@ -54,10 +53,15 @@ export function runPcaBench(dims: readonly number[], runs: number, write: (line:
   }
 }
 
+/** A random vector whose spectrum decays as embeddings' do: axis j has a standard deviation of about 1 / √(1 + j/8). */
+function decayingRow(dim: number, next: () => number): Float64Array {
+  return Float64Array.from({ length: dim }, (_, j) => (next() - 0.5) / Math.sqrt(1 + j / 8));
+}
+
 /** The covariance (float64, row-major) of 2 · dim vectors with the fit's decaying spectrum. */
 function covariance(dim: number): Float64Array {
   const next = rng(dim + 1);
-  const rows = Array.from({ length: 2 * dim }, () => Float64Array.from({ length: dim }, (_, j) => (next() - 0.5) / Math.sqrt(1 + j / 8)));
+  const rows = Array.from({ length: 2 * dim }, () => decayingRow(dim, next));
   const a = new Float64Array(dim * dim);
   for (const x of rows) {
     for (let i = 0; i < dim; i++) {

@@ -9,7 +9,6 @@ import type { Metric } from '../src/options.js';
 import { clustered, rejectsWith, rng, storeScore, tempDir } from './helpers.js';
 import { FaultFileLayer } from './support/fault-layer.js';
 import { heldLog } from './support/held-log.js';
-import { nodeFileLayer, type FileHandle, type FileLayer, type OpenMode } from '../io/file-layer.js';
 
 /**
  * Rescoring guided by error bounds (src/search/RESCORING.md) against hostile data and timing: a
@@ -390,24 +389,13 @@ test('deletes landing while every try of a rescored search waits for its reads (
     const vectors = new Map(rows.map((v, i) => [id(i), v]));
     let onRead: (() => Promise<void>) | undefined;
     // Every read of the vector arena waits for the thread pool, and first runs what the test arms.
-    const files: FileLayer = {
-      ...nodeFileLayer,
-      async open(path: string, mode: OpenMode): Promise<FileHandle> {
-        const inner = await nodeFileLayer.open(path, mode);
-        return {
-          read: async (buffer, position) => {
-            const armed = onRead;
-            if (armed !== undefined && path.includes(`${sep}vectors${sep}`)) await armed();
-            return inner.read(buffer, position);
-          },
-          write: (data, position) => inner.write(data, position),
-          sync: () => inner.sync(),
-          truncate: (length) => inner.truncate(length),
-          size: () => inner.size(),
-          close: () => inner.close(),
-        };
+    const files = heldLog({
+      syncReads: false,
+      beforeRead: async (path) => {
+        const armed = onRead;
+        if (armed !== undefined && path.includes(`${sep}vectors${sep}`)) await armed();
       },
-    };
+    });
     const dir = tempDir();
     // PCA: no error bound, so every candidate past the first k is read, after the first k were awaited.
     const options: OpenOptions = { dim, metric, codec: 'int8', pca: { dims: 8 }, trainSize: 30, oversample: 4, durability: 'none', cache: false, files };

@@ -365,7 +365,8 @@ export class SearchPath {
     // The cache keeps `kept`; the caller gets copies, which it may change.
     const kept = ranked.map((r, i) => keptHitOf(r, texts[i]));
     if (entry !== undefined) cache.answered(entry, kept, version, answerBytes(ranked, texts));
-    else if (answerOnly && cache.now === version && this.env.index() === index) cache.rememberAnswer(cq, scanForm(), index, kept, version, answerBytes(ranked, texts));
+    // rememberAnswer() itself drops an answer computed before a write.
+    else if (answerOnly && this.env.index() === index) cache.rememberAnswer(cq, scanForm(), index, kept, version, answerBytes(ranked, texts));
     return kept.map(copyHit);
   }
 

@@ -14,8 +14,11 @@ export interface HeldLog extends FileLayer {
   hold(): { reached: Promise<void>; release: () => void };
 }
 
-/** `syncReads: false`: handles without readSync, so every read of the arenas waits for the thread pool. */
-export function heldLog(options: { readonly syncReads?: boolean } = {}): HeldLog {
+/**
+ * `syncReads: false`: handles without readSync, so every read of the arenas waits for the thread
+ * pool; `beforeRead(path)`, awaited before each read goes through (a test lands writes there).
+ */
+export function heldLog(options: { readonly syncReads?: boolean; readonly beforeRead?: (path: string) => Promise<void> } = {}): HeldLog {
   let held: { reached: () => void; gate: Promise<void> } | undefined;
   return {
     // Everything but open() is the real file layer's.
@@ -30,8 +33,16 @@ export function heldLog(options: { readonly syncReads?: boolean } = {}): HeldLog
     async open(path: string, mode: OpenMode): Promise<FileHandle> {
       const inner = await nodeFileLayer.open(path, mode);
       const log = path.includes(`${sep}wal${sep}`);
+      const beforeRead = options.beforeRead;
       const handle: FileHandle = {
-        read: (buffer, position) => inner.read(buffer, position),
+        // Without a hook a read is the real one, as it was: no microtask more for racing() to count.
+        read:
+          beforeRead === undefined
+            ? (buffer, position) => inner.read(buffer, position)
+            : async (buffer, position) => {
+                await beforeRead(path);
+                return inner.read(buffer, position);
+              },
         write: async (data, position) => {
           await inner.write(data, position);
           const waiting = log ? held : undefined;
