@@ -1034,3 +1034,16 @@ test('a quiet spell: after 4 · entries searches in a row miss, one miss in 8 co
     await plain.close();
   }
 });
+
+test('bounds: no bound stays no bound: movedScore() of +∞ is +∞ for every metric, and an unbounded l2 shift bounds nothing (rq l2 scores can be above 0)', () => {
+  const from = { kind: 'float' as const, vector: Float32Array.from([1, 0, 0, 0]) };
+  const next = { kind: 'float' as const, vector: Float32Array.from([0.9, 0.1, 0, 0]) };
+  for (const metric of ['cosine', 'dot', 'l2'] as const) {
+    const shift = scoreShift(metric, from, next, 2);
+    assert.equal(movedScore(shift, Infinity), Infinity, metric);
+    assert.equal(movedScore(shift, -Infinity), -Infinity, metric);
+    assert.ok(Number.isFinite(movedScore(shift, -0.5)), `${metric}: a finite bound moves to a finite one`);
+  }
+  const unbounded = { metric: 'l2' as const, delta: Infinity, margin: 0, maxNorm: 0, fromNorm: 0, nextNorm: 0, angle: 0 };
+  for (const b of [-1e6, -1, -0, 0, 5]) assert.equal(movedScore(unbounded, b), Infinity, `l2, unbounded shift, bound ${b}`);
+});

@@ -426,3 +426,30 @@ test('random streams on tiny stores of small integer vectors (ties at every rank
   );
   assert.ok(near > 0, `near hits happened (${near})`);
 });
+
+test('an answer-only entry of an rq l2 store, its query repeated exactly after each add of a vector next to it: the uncached answer (rq l2 scores can be above 0, so no bound turns into "at most 0")', async () => {
+  // Found by a hostile test: five fresh queries started a quiet spell, the query was remembered with
+  // its answer alone (bound +∞), and after an add its repeat was certified from the one id written,
+  // by movedScore(shift, +∞) read as 0 in the l2 form: a worse id served, and served again after.
+  const dim = 16;
+  const random = rng(7);
+  const vec = () => Float32Array.from({ length: dim }, () => (random() * 2 - 1) * 100);
+  const near = (q: Float32Array) => q.map((x) => x + (random() * 2 - 1) * 2);
+  for (const options of [{ k: 1 }, { k: 2, rescore: false }] as SearchOptions[]) {
+    const pair = await openPair({ dim, metric: 'l2', codec: 'rq2', oversample: 1, trainSize: 64 }, { entries: 1 });
+    try {
+      const q = vec();
+      const records = Array.from({ length: 200 }, (_, i) => ({ id: `r${i}`, vector: i < 20 ? near(q) : vec() }));
+      await pair.add(records);
+      for (let i = 0; i < 5; i++) await pair.check(vec(), options, `fresh query ${i}`);
+      await pair.check(q, options, 'the query, remembered with its answer alone');
+      assert.ok(pair.cached.stats().cache!.answerOnly > 0, 'the quiet spell was reached');
+      for (let t = 0; t < 6; t++) {
+        await pair.add([{ id: `n${t}`, vector: near(q) }]);
+        await pair.check(q, options, `${JSON.stringify(options)}: the exact repeat after adding n${t}`);
+      }
+    } finally {
+      await pair.close();
+    }
+  }
+});

@@ -128,6 +128,10 @@ function angularMove(shift: ScoreShift, b: number): number {
  */
 export function movedScore(shift: ScoreShift, b: number): number {
   if (b === -Infinity) return -Infinity;
+  // No bound before the shift, none after. The l2 form below would turn it (or an unbounded shift)
+  // into "at most 0", true of −‖q − x‖² but not of an rq code's l2 score, which can be above 0
+  // (CACHE.md, "Quiet spells": an answer-only entry, repeated after a write, served a worse id).
+  if (b === Infinity) return Infinity;
   switch (shift.metric) {
     case 'cosine':
       // The margin also inside the angular form: the old score itself was rounded.
@@ -135,6 +139,7 @@ export function movedScore(shift: ScoreShift, b: number): number {
     case 'dot':
       return Math.min(b + shift.delta * shift.maxNorm, angularMove(shift, b + shift.margin)) + shift.margin;
     case 'l2': {
+      if (!(shift.delta < Infinity)) return Infinity;
       const r = Math.sqrt(Math.max(0, -b));
       const closest = Math.max(0, r - shift.delta);
       return -(closest * closest) + shift.margin;
