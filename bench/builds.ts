@@ -5,13 +5,15 @@
  * change in the machine's load falls on both alike (separate runs of one build differed by 25% on
  * this project's machine). A build is a compiled tree, the `dist` folder of a checkout after
  * `npm run build` (an earlier commit's in a worktree, say); its `src/memstore.js` is imported, and
- * it must read the store format of this build. Reports per build recall@10 against exact float32,
+ * it must read the store format of this build; with `--each`, each build builds its own store from
+ * the same records instead (a change of the format, or of what a store builds: the two stores then
+ * differ in their pages and codes too). Reports per build recall@10 against exact float32,
  * full-precision vectors read per search, p50 and mean latency, the mean of B over A, and how many
  * searches got other ids from the two.
  *
  *   node dist/bench/builds.js --a ../before/dist [--b dist] [--data docs.f32 --queries queries.f32 --dim N] [--n N]
  *                             [--codec int8] [--metric cosine] [--queries-used 1000] [--rounds 2] [--k 10]
- *                             [--cache false] [--mmap true] [--nprobe N]
+ *                             [--cache false] [--mmap true] [--nprobe N] [--each]
  *
  * Without --data it uses the 1k WordNet set the project ships; --b defaults to this build. With
  * memory maps (the default), each build's checkout must have its native addon built (`npm run
@@ -46,6 +48,7 @@ const { values } = parseArgs({
     cache: { type: 'string' },
     mmap: { type: 'string' },
     nprobe: { type: 'string' },
+    each: { type: 'boolean' },
   },
 });
 if (values.a === undefined) throw new Error('--a: the dist folder of the build to compare with (after npm run build)');
@@ -81,17 +84,20 @@ if (openOptions.mmap !== false) {
 const truth = exactSearch(data, metric, k).result.map((rows) => new Set(rows.map(String)));
 const root = mkdtempSync(join(tmpdir(), 'memstore-builds-'));
 try {
+  const build = async (dir: string, make: Build['MemStore']): Promise<void> => {
+    const store = await make.open(dir, { dim: data.dim, metric, codec, durability: 'none', cache: false });
+    for (let at = 0; at < n; at += 1000) await store.add(data.docs.slice(at, at + 1000).map((vector, i) => ({ id: String(at + i), vector })));
+    await store.close();
+  };
   const built = join(root, 'built');
-  const store = await MemStore.open(built, { dim: data.dim, metric, codec, durability: 'none', cache: false });
-  for (let at = 0; at < n; at += 1000) await store.add(data.docs.slice(at, at + 1000).map((vector, i) => ({ id: String(at + i), vector })));
-  await store.close();
-  const runs = await Promise.all(
-    loaded.map(async (b) => {
-      const dir = join(root, b.name);
-      cpSync(built, dir, { recursive: true });
-      return { ...b, store: await b.module.MemStore.open(dir, openOptions), times: [] as number[], found: 0, read: 0, answers: [] as string[] };
-    }),
-  );
+  if (values.each !== true) await build(built, MemStore);
+  const runs = [];
+  for (const b of loaded) {
+    const dir = join(root, b.name);
+    if (values.each === true) await build(dir, b.module.MemStore);
+    else cpSync(built, dir, { recursive: true });
+    runs.push({ ...b, store: await b.module.MemStore.open(dir, openOptions), times: [] as number[], found: 0, read: 0, answers: [] as string[] });
+  }
   try {
     for (const r of runs) for (const q of data.queries.slice(0, 20)) await r.store.search(q, searchOptions);
     for (let round = 0; round < rounds; round++) {
@@ -111,7 +117,7 @@ try {
     const searches = rounds * data.queries.length;
     const [a, b] = runs as [(typeof runs)[number], (typeof runs)[number]];
     const mean = (r: typeof a) => r.times.reduce((x, y) => x + y, 0) / r.times.length;
-    process.stdout.write(`${data.name}: ${n} x ${data.dim}-d, ${codec}, ${metric}, k ${k}, ${data.queries.length} queries x ${rounds} rounds, cache ${cacheOn ? 'on' : 'off'}, ${openOptions.mmap === false ? 'positioned reads' : 'memory maps'}${values.nprobe === undefined ? '' : `, nprobe ${values.nprobe}`}; the two builds searched in turn query by query\n\n`);
+    process.stdout.write(`${data.name}: ${n} x ${data.dim}-d, ${codec}, ${metric}, k ${k}, ${data.queries.length} queries x ${rounds} rounds, cache ${cacheOn ? 'on' : 'off'}, ${openOptions.mmap === false ? 'positioned reads' : 'memory maps'}${values.nprobe === undefined ? '' : `, nprobe ${values.nprobe}`}; the two builds searched in turn query by query${values.each === true ? ', each on a store it built' : ''}\n\n`);
     process.stdout.write('| build | dist | recall@10 | vectors read per search | p50 µs | mean µs | mean against A |\n|---|---|---:|---:|---:|---:|---:|\n');
     for (const r of runs) {
       process.stdout.write(`| ${r.name} | ${r.dist} | ${(r.found / (searches * k)).toFixed(4)} | ${(r.read / searches).toFixed(1)} | ${(median(r.times) * 1000).toFixed(0)} | ${(mean(r) * 1000).toFixed(0)} | ${(mean(r) / mean(a)).toFixed(3)} |\n`);

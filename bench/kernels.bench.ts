@@ -23,6 +23,9 @@ import {
   type RqBits,
 } from '../src/kernels/index.js';
 import { writeTables } from '../src/scan/fast-scan-lut.js';
+import { projectorOf } from '../src/pca/projector.js';
+import { HadamardRotation } from '../src/space/hadamard-rotation.js';
+import { fitRotation } from '../src/space/rotation.js';
 import { dot, squaredDistance } from '../src/vector.js';
 
 /**
@@ -31,8 +34,8 @@ import { dot, squaredDistance } from '../src/vector.js';
  * scanning one contiguous block of vectors as the store does; the exact rescoring kernels
  * against vector.ts, whose numbers they reproduce; the gather kernel, which scores vectors
  * scattered over the index (a cache pool) in one call per run; and the rotated-code kernels,
- * popcount and fast scan, against the int8-query kernel they would stand in for; and the builder of
- * a query's fast-scan tables against writeTables.
+ * popcount and fast scan, against the int8-query kernel they would stand in for; the builder of
+ * a query's fast-scan tables against writeTables; and an rq query's rotation, structured and dense.
  */
 
 export interface KernelBenchOptions {
@@ -495,6 +498,65 @@ export async function runTablesBench(options: { readonly dims?: readonly number[
   return rows;
 }
 
+/** Microseconds to rotate one query (an rq store's model applied, Projector.uncentered) by the structured rotation and by the dense float32 matrix of the same map. */
+export interface RotationBenchRow {
+  readonly dim: number;
+  readonly rotatedDim: number;
+  readonly structuredUs: number;
+  readonly denseUs: number;
+}
+
+/**
+ * An rq store's rotation of a query (CODECS.md, "The rotation") at `dim`: the structured one stores
+ * take since format version 6 (hadamard-rotation.ts, its steps WebAssembly kernels), and the same map
+ * as the dense matrix stores made before hold (one float32 kernel pass over outDim rows), for 64
+ * Gaussian queries in turn.
+ */
+async function benchRotation(dim: number, timeMs: number): Promise<RotationBenchRow> {
+  const model = fitRotation([], dim, undefined);
+  const rotation = new HadamardRotation(model.outDim, model.hadamard!);
+  const components = new Float32Array(model.outDim * dim);
+  const unit = new Float64Array(dim);
+  const column = new Float32Array(model.outDim);
+  for (let i = 0; i < dim; i++) {
+    unit[i] = 1;
+    rotation.apply(unit, dim, column);
+    unit[i] = 0;
+    for (let o = 0; o < model.outDim; o++) components[o * dim + i] = column[o]!;
+  }
+  rotation.free();
+  const structured = projectorOf(model);
+  const dense = projectorOf({ ...model, components, hadamard: undefined });
+  const queries = Array.from({ length: 64 }, () => Float32Array.from({ length: dim }, () => gaussian() / Math.sqrt(dim)));
+  let i = 0;
+  let j = 0;
+  try {
+    const bench = new Bench({ time: timeMs, warmupTime: timeMs / 3, iterations: 64, warmupIterations: 16 });
+    bench.add('structured', () => structured.uncentered(queries[i++ & 63]!));
+    bench.add('dense', () => dense.uncentered(queries[j++ & 63]!));
+    await bench.run();
+    return { dim, rotatedDim: model.outDim, structuredUs: nsPerVector(bench, 'structured', 1) / 1000, denseUs: nsPerVector(bench, 'dense', 1) / 1000 };
+  } finally {
+    structured.free();
+    dense.free();
+  }
+}
+
+export function formatRotationTable(rows: readonly RotationBenchRow[]): string {
+  const lines = ["| a query's rq rotation | dim | rotated dim | structured µs | dense matrix µs |", '|---|---:|---:|---:|---:|'];
+  for (const r of rows) lines.push(`| Projector.uncentered | ${r.dim} | ${r.rotatedDim} | ${r.structuredUs.toFixed(1)} | ${r.denseUs.toFixed(1)} |`);
+  return lines.join('\n');
+}
+
+/** The rotation's table alone (`node dist/bench/kernels.bench.js rotation`); runKernelBench ends with it too. */
+export async function runRotationBench(options: { readonly dims?: readonly number[]; readonly timeMs?: number; readonly write?: (line: string) => void } = {}): Promise<RotationBenchRow[]> {
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const rows: RotationBenchRow[] = [];
+  for (const dim of options.dims ?? [100, 384, 512, 1024, 1536]) rows.push(await benchRotation(dim, options.timeMs ?? 300));
+  write(formatRotationTable(rows));
+  return rows;
+}
+
 export function formatSelectTable(row: SelectBenchRow): string {
   return [
     `| the scores of a block at or above a floor (${row.scores} scores, ${(row.passing * 100).toFixed(1)}% pass) | ns/score |`,
@@ -552,11 +614,14 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
   await runRqBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
   opts.write('');
   await runTablesBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
+  opts.write('');
+  await runRotationBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
   return rows;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv[2] === 'rq') await runRqBench();
   else if (process.argv[2] === 'tables') await runTablesBench();
+  else if (process.argv[2] === 'rotation') await runRotationBench();
   else await runKernelBench();
 }

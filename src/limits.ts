@@ -59,11 +59,3 @@ export const F16_MIN_LARGEST = 1e-4;
  * gigabytes past that (README, "Status and limits").
  */
 export const MAX_PCA_DIM = 2048;
-
-/**
- * Largest `dim` of a store with rotated (rq) codes. The random rotation (Gram–Schmidt over a dense
- * matrix, cubic in dim) is made inside the add that reaches trainSize and blocks the process: 2 s at
- * 1,024, 16 s at 2,048, 106 s at 4,096 here; at 16,384 it would take hours and a 1 GiB model, and
- * past 32,768 its matrix cannot be allocated, so every add failed to train and tried again.
- */
-export const MAX_RQ_DIM = 4096;

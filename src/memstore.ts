@@ -363,7 +363,7 @@ export class MemStore {
       const storeOpts: StoreOptions = Object.freeze({ ...opts, pages, files });
       const checkpoint = state.readCheckpoint();
       const trained = state.readTrained();
-      const pca = trained ? state.readPca() : undefined;
+      const pca = trained ? state.readPca(config) : undefined;
       if (trained && fitsModel(config) && pca === undefined) {
         throw new MemstoreError('CORRUPTION', `${dir}: store is marked trained but holds no PCA or rotation model`, { file: statePath(dir), offset: 'pca' });
       }

@@ -8,6 +8,8 @@ import { crc32c, maskCrc } from '../io/crc32c.js';
 import { isMemstoreError, MemStore, type MemstoreErrorCode, type StoredRecord } from '../src/index.js';
 import type { Metric } from '../src/options.js';
 import { rng } from '../src/random.js';
+import type { PcaModel } from '../src/pca/pca.js';
+import { HadamardRotation } from '../src/space/hadamard-rotation.js';
 import { statePath } from '../src/store/files.js';
 import { StateStore, type Checkpoint } from '../src/store/state.js';
 import { dot, norm, squaredDistance } from '../src/vector.js';
@@ -170,14 +172,53 @@ export function checkpointOf(dir: string): Checkpoint {
  * build that wrote other fields (an older format, settings it did not keep) would have left.
  */
 export async function writeStoreConfig(dir: string, config: Record<string, unknown>): Promise<void> {
-  const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+  await writeStateRecord(dir, 'config', config);
+}
+
+const statePackr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+
+/** Replaces the record `key` of the state file's `config` table with `value`, sealed as the store seals it (a valid checksum). */
+export async function writeStateRecord(dir: string, key: string, value: unknown): Promise<void> {
   const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
   const db = env.openDB<Buffer, string>({ name: 'config', encoding: 'binary' });
-  const payload = packr.pack(config);
-  const key = Buffer.from('config');
+  const payload = statePackr.pack(value);
   const sealed = Buffer.alloc(4 + payload.length);
-  sealed.writeUInt32LE(maskCrc(crc32c(payload, 0, payload.length, crc32c(key))), 0);
+  sealed.writeUInt32LE(maskCrc(crc32c(payload, 0, payload.length, crc32c(Buffer.from(key)))), 0);
   payload.copy(sealed, 4);
-  await db.put('config', sealed);
+  await db.put(key, sealed);
   await env.close();
+}
+
+/** The record `key` of the state file's `config` table, unsealed (its checksum not checked), as msgpack decodes it. */
+export async function readStateRecord(dir: string, key: string): Promise<Record<string, unknown>> {
+  const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
+  try {
+    const db = env.openDB<Buffer, string>({ name: 'config', encoding: 'binary' });
+    const raw = db.getBinary(key);
+    if (raw === undefined) throw new Error(`no record ${key}`);
+    return statePackr.unpack(Buffer.from(raw).subarray(4)) as Record<string, unknown>;
+  } finally {
+    await env.close();
+  }
+}
+
+/**
+ * A model's map as a dense matrix, outDim rows of inDim (row-major float32): its `components`, or,
+ * for a structured rotation (an rq store without PCA), the rotation applied to each unit vector of
+ * the input (column i is R e_i), for tests that check the space against its definition.
+ */
+export function modelMatrix(model: PcaModel): Float32Array {
+  if (model.hadamard === undefined) return model.components;
+  const rotation = new HadamardRotation(model.outDim, model.hadamard);
+  const out = new Float32Array(model.outDim * model.inDim);
+  const unit = new Float64Array(model.inDim);
+  const column = new Float32Array(model.outDim);
+  for (let i = 0; i < model.inDim; i++) {
+    unit[i] = 1;
+    rotation.apply(unit, model.inDim, column);
+    unit[i] = 0;
+    for (let o = 0; o < model.outDim; o++) out[o * model.inDim + i] = column[o]!;
+  }
+  rotation.free();
+  return out;
 }

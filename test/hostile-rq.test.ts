@@ -10,7 +10,7 @@ import type { Metric } from '../src/options.js';
 import { fitRotation, rotatedDim } from '../src/space/rotation.js';
 import { statePath } from '../src/store/files.js';
 import { dot, norm } from '../src/vector.js';
-import { clustered, gaussian, perturb, rejectsWith, rng, storeScore, tempDir } from './helpers.js';
+import { clustered, gaussian, modelMatrix, perturb, rejectsWith, rng, storeScore, tempDir } from './helpers.js';
 import { openPair } from './support/cached-pair.js';
 import { cliResult } from './support/cli.js';
 import { runUntilKilled } from './support/killable.js';
@@ -529,7 +529,7 @@ test('two rq stores built from the same inputs in the same order answer identica
 test('design limit: the rotation is seeded, so vectors crafted against it defeat the high-probability bound, and a rescored dot search misses the best vector the scan found (RESCORING.md, "rq codes": not a proof)', async () => {
   const dim = 128;
   // The rotation a store fits on a sample whose mean is zero: x = Cᵀ r puts any chosen r in the rotated space.
-  const c = fitRotation([new Float32Array(dim)], dim, undefined).components;
+  const c = modelMatrix(fitRotation([new Float32Array(dim)], dim, undefined));
   const unrotate = (r: Float32Array) => Float32Array.from({ length: dim }, (_, i) => r.reduce((s, ro, o) => s + c[o * dim + i]! * ro, 0));
   // One large coordinate among small ones: every 1-bit level is +½, and the code's error e is nearly as long as r.
   const r = Float32Array.from({ length: dim }, (_, i) => (i === 0 ? 1 : 0.01));

@@ -6,7 +6,8 @@ import { DEFAULT_OVERSAMPLE, type Filter, type Metric } from '../src/options.js'
 import { columnsFilePath } from '../src/store/files.js';
 import { StateStore } from '../src/store/state.js';
 import { checkStore } from '../src/store/verify.js';
-import { checkpointOf, clustered, damageText, exactScore, gaussian, rng, tempDir } from './helpers.js';
+import { checkpointOf, clustered, damageText, exactScore, gaussian, modelMatrix, rng, tempDir } from './helpers.js';
+import type { PcaModel } from '../src/pca/pca.js';
 import { columnsDisagree, spyOnDocReads } from './support/column-oracle.js';
 
 /**
@@ -42,7 +43,8 @@ function routerOf(store: MemStore): RouterView {
   return index.clusters.router;
 }
 function modelOf(store: MemStore): ModelView {
-  return (store as unknown as { space: { pca: ModelView } }).space.pca;
+  const model = (store as unknown as { space: { pca: PcaModel } }).space.pca;
+  return { ...model, components: modelMatrix(model) };
 }
 /** c = μ + Wᵀc′: a page centroid in the input space, as PAGES.md ("routes its queries on the unit sphere") defines it. */
 function inputCentroid(model: ModelView, c1: Float32Array): Float64Array {

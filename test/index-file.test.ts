@@ -333,7 +333,7 @@ test('index: a store of format version 4 is refused with CORRUPTION', async () =
   const { dir } = await storeWithDelta();
   await writeStoreConfig(dir, { formatVersion: 4, dim: DIM, metric: 'cosine', codec: 'int8', pca: null, keepFull: true, trainSize: 4096 });
   const e = await corruptionAtOpen(dir);
-  assert.match(e.message, /format version 4, this memstore reads 5/);
+  assert.match(e.message, /format version 4, this memstore reads 5 and 6/);
   assert.ok(existsSync(statePath(dir)));
 });
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { dotMean, fitPca, projectCentered, projectUncentered, reconstruct } from '../src/pca/pca.js';
 import { MemStore } from '../src/index.js';
 import { FlatIndex } from '../src/index/flat-index.js';
-import { Projector } from '../src/pca/projector.js';
+import { projectorOf } from '../src/pca/projector.js';
 import { clustered, loadFixture, tempDir } from './helpers.js';
 
 const DIM = 24;
@@ -63,7 +63,7 @@ test('with every axis kept, q·x = q·μ + (Wq)·W(x − μ) and reconstruction 
 
 test('the projector holds the only copy of the axes: model() gives them back bit for bit, reconstruct() as the reference does', () => {
   const m = fitPca(rows, DIM, { dims: 7 });
-  const p = new Projector(m);
+  const p = projectorOf(m);
   try {
     assert.equal('components' in p.head, false);
     const back = p.model();

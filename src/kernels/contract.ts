@@ -106,6 +106,11 @@ export const SELECT_AT_LEAST = 'select_at_least';
 export const SIGN_SKETCH = 'sign_sketch';
 export const HAMMING_ROWS = 'hamming_rows';
 
+/** Names under which the module exports the structured rotation's steps (KERNELS.md "Hadamard steps"). */
+export const HADAMARD_TRANSFORM = 'hadamard_transform';
+export const MULTIPLY_SIGNS = 'multiply_signs';
+export const GIVENS_HALVES = 'givens_halves';
+
 /** Names under which the module exports the kernels of the distance between two kernel queries (KERNELS.md "Query shift"). */
 export const QUERY_SHIFT_I8 = 'query_shift_i8';
 export const QUERY_SHIFT_F32 = 'query_shift_f32';

@@ -373,6 +373,25 @@ export function referenceFastScan(
   }
 }
 
+/**
+ * hadamard_transform in place on `v` (its length a power of two, at least 4): every butterfly of span
+ * 1, 2, 4, ... as `a + b` and `a − b` rounded to float32, then each value times `scale` (unless 1).
+ */
+export function referenceHadamard(v: Float32Array, scale: number): void {
+  const f = Math.fround;
+  for (let h = 1; h < v.length; h <<= 1) {
+    for (let i = 0; i < v.length; i += h << 1) {
+      for (let j = i; j < i + h; j++) {
+        const a = v[j]!;
+        const b = v[j + h]!;
+        v[j] = f(a + b);
+        v[j + h] = f(a - b);
+      }
+    }
+  }
+  if (f(scale) !== 1) for (let i = 0; i < v.length; i++) v[i] = f(v[i]! * f(scale));
+}
+
 /** sign_sketch over a vector: bit i % 32 of word i / 32 set exactly when component i is > 0. */
 export function referenceSignSketch(v: Float32Array): Uint32Array {
   const out = new Uint32Array(Math.ceil(v.length / 32));

@@ -11,6 +11,9 @@ import {
   KERNEL_METRICS,
   SELECT_AT_LEAST,
   SIGN_SKETCH,
+  HADAMARD_TRANSFORM,
+  MULTIPLY_SIGNS,
+  GIVENS_HALVES,
   HAMMING_ROWS,
   QUERY_SHIFT_I8,
   QUERY_SHIFT_F32,
@@ -292,6 +295,15 @@ export interface Kernels {
   queryShiftI8(aPtr: number, bPtr: number, scaleA: number, scaleB: number, n: number, outPtr: number): void;
   /** queryShiftI8() for two float32 queries of n values, in the same order. Unchecked. */
   queryShiftF32(aPtr: number, bPtr: number, n: number, outPtr: number): void;
+  /**
+   * The unscaled Walsh–Hadamard transform of the n float32 at ptr in place, then each times `scale`
+   * (KERNELS.md, "Hadamard steps"); n a power of two, at least 4. Unchecked.
+   */
+  hadamardTransform(ptr: number, n: number, scale: number): void;
+  /** The n float32 at ptr times the n float32 at signsPtr, in place; n a multiple of 4. Unchecked. */
+  multiplySigns(ptr: number, signsPtr: number, n: number): void;
+  /** For i < half: (x_i, x_{i+half}) → (x_i + x_{i+half}, x_i − x_{i+half}), float32 at ptr in place; half a multiple of 4. Unchecked. */
+  givensHalves(ptr: number, half: number): void;
 }
 
 function checkShape(n: number, dim: number, maxDim: number): void {
@@ -356,6 +368,9 @@ class WasmKernels implements Kernels {
   private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
   readonly selectAtLeast: (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
   readonly signSketch: (vPtr: number, words: number, outPtr: number) => void;
+  readonly hadamardTransform: (ptr: number, n: number, scale: number) => void;
+  readonly multiplySigns: (ptr: number, signsPtr: number, n: number) => void;
+  readonly givensHalves: (ptr: number, half: number) => void;
   readonly hammingRows: (rowsPtr: number, n: number, step: number, qPtr: number, outPtr: number) => void;
   readonly queryShiftI8: (aPtr: number, bPtr: number, scaleA: number, scaleB: number, n: number, outPtr: number) => void;
   readonly queryShiftF32: (aPtr: number, bPtr: number, n: number, outPtr: number) => void;
@@ -391,6 +406,9 @@ class WasmKernels implements Kernels {
     this.exactL2 = exported(EXACT_SQDIST);
     this.selectAtLeast = exported(SELECT_AT_LEAST) as unknown as (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
     this.signSketch = exported(SIGN_SKETCH);
+    this.hadamardTransform = exported(HADAMARD_TRANSFORM);
+    this.multiplySigns = exported(MULTIPLY_SIGNS);
+    this.givensHalves = exported(GIVENS_HALVES);
     this.hammingRows = exported(HAMMING_ROWS);
     this.queryShiftI8 = exported(QUERY_SHIFT_I8);
     this.queryShiftF32 = exported(QUERY_SHIFT_F32);

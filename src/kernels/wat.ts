@@ -10,6 +10,9 @@ import {
   RQ_METRICS,
   SELECT_AT_LEAST,
   SIGN_SKETCH,
+  HADAMARD_TRANSFORM,
+  MULTIPLY_SIGNS,
+  GIVENS_HALVES,
   HAMMING_ROWS,
   QUERY_SHIFT_I8,
   QUERY_SHIFT_F32,
@@ -1088,6 +1091,114 @@ function signSketchKernel(): string {
 }
 
 /**
+ * A loop over 16-byte steps while the local `steps[0]` is below the local `end` (none when it starts
+ * there): `body`, then every local of `steps` advanced by 16.
+ */
+function vectorLoop(label: string, end: string, body: readonly string[], steps: readonly string[]): string[] {
+  const first = steps[0]!;
+  return [
+    `(block $${label}Done`,
+    `(br_if $${label}Done (i32.ge_u ${get(first)} ${get(end)}))`,
+    `(loop $${label}`,
+    ...body,
+    ...steps.map((step) => set(step, `(i32.add ${get(step)} ${i32(16)})`)),
+    `(br_if $${label} (i32.lt_u ${get(first)} ${get(end)}))))`,
+  ];
+}
+
+/** Four butterflies: the vectors at the locals `at` and `at + apart` become their sum and their difference (locals $a, $b). */
+function butterfly(at: string, apart: string): string[] {
+  const far = `(i32.add ${get(at)} ${get(apart)})`;
+  return [
+    set('a', `(v128.load ${get(at)})`),
+    set('b', `(v128.load ${far})`),
+    `(v128.store ${get(at)} (f32x4.add ${get('a')} ${get('b')}))`,
+    `(v128.store ${far} (f32x4.sub ${get('a')} ${get('b')}))`,
+  ];
+}
+
+/**
+ * The unscaled Walsh–Hadamard transform of `n` float32 in place (KERNELS.md, "Hadamard steps"), `n` a
+ * power of two of at least 4, then each value times `scale`: the butterflies of spans 1 and 2 inside
+ * each vector of four (a shuffle, a multiply by ±1 and an add), then those of spans 4 to n/2 across
+ * vectors, each `a + b` and `a − b` in float32 (so a value's steps are those referenceHadamard takes).
+ */
+function hadamardTransformKernel(): string {
+  const lanes = (v: string, swap: string, signs: string) => `(f32x4.add (f32x4.mul ${v} (v128.const f32x4 ${signs})) (i8x16.shuffle ${swap} ${v} ${v}))`;
+  return [
+    `(func $${HADAMARD_TRANSFORM} (export "${HADAMARD_TRANSFORM}") (param $p i32) (param $n i32) (param $scale f32)`,
+    '(local $end i32) (local $span i32) (local $i i32) (local $j i32) (local $stop i32) (local $a v128) (local $b v128) (local $v v128)',
+    set('end', `(i32.add ${get('p')} (i32.shl ${get('n')} ${i32(2)}))`),
+    set('i', get('p')),
+    ...vectorLoop(
+      'inLanes',
+      'end',
+      [
+        set('v', `(v128.load ${get('i')})`),
+        set('v', lanes(get('v'), '4 5 6 7 0 1 2 3 12 13 14 15 8 9 10 11', '1 -1 1 -1')),
+        set('v', lanes(get('v'), '8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7', '1 1 -1 -1')),
+        `(v128.store ${get('i')} ${get('v')})`,
+      ],
+      ['i'],
+    ),
+    // Spans in bytes: 16 (four floats) up to half the array's bytes.
+    set('span', i32(16)),
+    '(block $stagesDone',
+    '(loop $stages',
+    `(br_if $stagesDone (i32.ge_u ${get('span')} (i32.shl ${get('n')} ${i32(2)})))`,
+    set('i', get('p')),
+    '(loop $groups',
+    set('j', get('i')),
+    set('stop', `(i32.add ${get('i')} ${get('span')})`),
+    ...vectorLoop(
+      'pairs',
+      'stop',
+      butterfly('j', 'span'),
+      ['j'],
+    ),
+    set('i', `(i32.add ${get('i')} (i32.shl ${get('span')} ${i32(1)}))`),
+    `(br_if $groups (i32.lt_u ${get('i')} ${get('end')})))`,
+    set('span', `(i32.shl ${get('span')} ${i32(1)})`),
+    'br $stages))',
+    '(block $scaled',
+    `(br_if $scaled (f32.eq ${get('scale')} (f32.const 1)))`,
+    set('v', `(f32x4.splat ${get('scale')})`),
+    set('i', get('p')),
+    ...vectorLoop('scale', 'end', [`(v128.store ${get('i')} (f32x4.mul (v128.load ${get('i')}) ${get('v')}))`], ['i']),
+    ')',
+    ')',
+  ].join('\n');
+}
+
+/** `n` float32 in place times the `n` float32 (±1) at `signs`; `n` a multiple of 4. */
+function multiplySignsKernel(): string {
+  return [
+    `(func $${MULTIPLY_SIGNS} (export "${MULTIPLY_SIGNS}") (param $p i32) (param $signs i32) (param $n i32)`,
+    '(local $end i32)',
+    set('end', `(i32.add ${get('p')} (i32.shl ${get('n')} ${i32(2)}))`),
+    ...vectorLoop('values', 'end', [`(v128.store ${get('p')} (f32x4.mul (v128.load ${get('p')}) (v128.load ${get('signs')})))`], ['p', 'signs']),
+    ')',
+  ].join('\n');
+}
+
+/** The unscaled Givens step across halves: for i < half, (x_i, x_{i+half}) → (x_i + x_{i+half}, x_i − x_{i+half}); `half` a multiple of 4. */
+function givensHalvesKernel(): string {
+  return [
+    `(func $${GIVENS_HALVES} (export "${GIVENS_HALVES}") (param $p i32) (param $half i32)`,
+    '(local $end i32) (local $far i32) (local $a v128) (local $b v128)',
+    set('far', `(i32.shl ${get('half')} ${i32(2)})`),
+    set('end', `(i32.add ${get('p')} ${get('far')})`),
+    ...vectorLoop(
+      'pairs',
+      'end',
+      butterfly('p', 'far'),
+      ['p'],
+    ),
+    ')',
+  ].join('\n');
+}
+
+/**
  * Bits each of `n` sketches differs in from one (KERNELS.md, "Sign sketches"): per row, `step`
  * steps of 128 bits, XOR, i8x16.popcnt, widened pairwise into four int32 counts, summed at the end.
  */
@@ -1196,7 +1307,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
   }
   for (const metric of RQ_METRICS) parts.push(fastScanKernel(metric, tuning.fastScanUnroll), gatherFastScanKernel(metric));
   for (const bits of RQ_BITS) parts.push(fastScanTablesKernel(bits));
-  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), signSketchKernel(), hammingRowsKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'));
+  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), signSketchKernel(), hammingRowsKernel(), hadamardTransformKernel(), multiplySignsKernel(), givensHalvesKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'));
   parts.push(')');
   return `${parts.join('\n')}\n`;
 }

@@ -14,6 +14,11 @@ export interface PcaModel {
   readonly components: Float32Array;
   /** Share of the sample's variance the kept axes explain, in [0, 1]. */
   readonly explainedVariance: number;
+  /**
+   * The signs of a structured rotation (src/space/hadamard-rotation.ts) over outDim dimensions, the
+   * input zero-padded to them: the model of an rq store without PCA, whose `components` is then empty.
+   */
+  readonly hadamard?: Uint8Array;
 }
 
 /**

@@ -1,9 +1,115 @@
 import { kernels } from '../kernels/index.js';
 import { paddedDim } from '../scan/code-blocks.js';
+import { HadamardRotation } from '../space/hadamard-rotation.js';
+import { rangeComplement } from '../space/range-complement.js';
+import { dot } from '../vector.js';
 import type { PcaModel } from './pca.js';
 
 /** A model without its axes: what the projector keeps in JavaScript (the axes live in linear memory only). */
-export type ModelHead = Omit<PcaModel, 'components'>;
+export type ModelHead = Omit<PcaModel, 'components' | 'hadamard'>;
+
+/**
+ * How far from 1 a row's squared norm may be for the model's rows to count as orthonormal: far above
+ * the float32 model's rounding (about 1e-6), far below a padded rotation's shortfall (its rows'
+ * squares average the taken dimensions over the padded ones, at most 1 − 1/128).
+ */
+const ROW_NORM_SLACK = 1e-3;
+
+/** A fitted model applied: W (x − μ), W q, and back. */
+export interface Projector {
+  readonly head: ModelHead;
+  /** Bytes of RAM held beyond the head. */
+  readonly bytes: number;
+  /** The model whole, as persisted. */
+  model(): PcaModel;
+  /** `μ + Wᵀ y` into `out` (inDim floats). */
+  reconstruct(y: Float32Array, out: Float32Array): void;
+  /** `W (x − μ)` into a new array of outDim floats. */
+  centered(x: Float32Array): Float32Array;
+  /** `W q` into a new array of outDim floats. */
+  uncentered(q: Float32Array): Float32Array;
+  /**
+   * An orthonormal basis (rows of outDim floats) of what W's range leaves out of the stored space,
+   * or undefined when its range is all of it (RouteSphere, router.ts).
+   */
+  complement(): Float32Array | undefined;
+  free(): void;
+}
+
+/** The projector of `model`: its structured rotation, or its axes in linear memory. */
+export function projectorOf(model: PcaModel): Projector {
+  return model.hadamard !== undefined ? new HadamardProjector(model, model.hadamard) : new MatrixProjector(model);
+}
+
+/**
+ * An rq store's structured rotation (hadamard-rotation.ts) behind its mean: O(D log D) a vector,
+ * and only its signs held (a bit per dimension and round), where the dense form held a D x d matrix
+ * (1 MiB at 512-d) and read all of it for every query.
+ */
+class HadamardProjector implements Projector {
+  readonly head: ModelHead;
+  private readonly rotation: HadamardRotation;
+  private readonly input: Float64Array;
+  private readonly back: Float32Array;
+
+  constructor(
+    model: PcaModel,
+    private readonly signs: Uint8Array,
+  ) {
+    const { inDim, outDim, mean, explainedVariance } = model;
+    if (outDim < inDim) throw new RangeError(`a rotation maps ${inDim} dimensions onto at least as many, not ${outDim}`);
+    this.head = { inDim, outDim, mean, explainedVariance };
+    this.rotation = new HadamardRotation(outDim, signs);
+    this.input = new Float64Array(inDim);
+    this.back = new Float32Array(outDim);
+  }
+
+  get bytes(): number {
+    return this.signs.length + this.rotation.bytes + this.head.outDim * 4 + this.head.inDim * 8;
+  }
+
+  model(): PcaModel {
+    return { ...this.head, components: new Float32Array(0), hadamard: this.signs.slice() };
+  }
+
+  reconstruct(y: Float32Array, out: Float32Array): void {
+    this.rotation.transpose(y, this.back);
+    const mean = this.head.mean;
+    for (let i = 0; i < this.head.inDim; i++) out[i] = mean[i]! + this.back[i]!;
+  }
+
+  centered(x: Float32Array): Float32Array {
+    const mean = this.head.mean;
+    for (let i = 0; i < this.head.inDim; i++) this.input[i] = x[i]! - mean[i]!;
+    const out = new Float32Array(this.head.outDim);
+    this.rotation.apply(this.input, this.head.inDim, out);
+    return out;
+  }
+
+  uncentered(q: Float32Array): Float32Array {
+    const out = new Float32Array(this.head.outDim);
+    this.rotation.apply(q, this.head.inDim, out);
+    return out;
+  }
+
+  /** R e_j for the padded dimensions j: the rotation is orthogonal, so they are orthonormal and span what the input's image leaves out. */
+  complement(): Float32Array | undefined {
+    const { inDim, outDim } = this.head;
+    if (inDim === outDim) return undefined;
+    const rows = new Float32Array((outDim - inDim) * outDim);
+    const unit = new Float64Array(outDim);
+    for (let j = inDim; j < outDim; j++) {
+      unit[j] = 1;
+      this.rotation.apply(unit, outDim, rows.subarray((j - inDim) * outDim, (j - inDim + 1) * outDim));
+      unit[j] = 0;
+    }
+    return rows;
+  }
+
+  free(): void {
+    this.rotation.free();
+  }
+}
 
 /**
  * Applies a fitted PCA (or rq rotation) with the float32 dot-product kernel: the principal axes are
@@ -15,7 +121,7 @@ export type ModelHead = Omit<PcaModel, 'components'>;
  * reconstruction reads them in place. A second copy in JavaScript had doubled the model's RAM
  * (an rq rotation at 512-d is 1 MiB).
  */
-export class Projector {
+class MatrixProjector implements Projector {
   private readonly padded: number;
   private readonly axes: number;
   private readonly input: number;
@@ -82,6 +188,18 @@ export class Projector {
   uncentered(q: Float32Array): Float32Array {
     this.mem.f32().set(q, this.input >> 2);
     return this.run();
+  }
+
+  complement(): Float32Array | undefined {
+    const { components, inDim, outDim } = this.model();
+    // Rows of length 1 are orthonormal here (an isometry times orthonormal rows), and W's range is
+    // the whole stored space; a padded rotation's rows are shorter (their squares sum to the
+    // dimensions it takes): then the router needs what its range leaves out.
+    for (let o = 0; o < outDim; o++) {
+      const row = components.subarray(o * inDim, (o + 1) * inDim);
+      if (Math.abs(dot(row, row) - 1) > ROW_NORM_SLACK) return rangeComplement(components, outDim, inDim).complement;
+    }
+    return undefined;
   }
 
   private run(): Float32Array {

@@ -1,6 +1,7 @@
 import { RQ_DIM_STEP } from '../kernels/contract.js';
 import type { PcaModel } from '../pca/pca.js';
 import { rng } from '../random.js';
+import { drawHadamardSigns } from './hadamard-rotation.js';
 
 /**
  * The seed of every store's rotation: the rotation is persisted with the model, so the seed only
@@ -24,8 +25,9 @@ function gaussian(rand: () => number): number {
  * is about 2⁻⁵² times the matrix's condition number (a few thousand for a square Gaussian matrix of
  * a few thousand columns), far below the float32 the model is kept in; a second pass doubled the
  * cost for nothing measurable. Its columns span a uniformly random subspace, and in that basis the
- * map is a uniformly random isometry: the rotation RaBitQ's estimator and bound assume (a
- * randomized Hadamard transform only approximates it).
+ * map is a uniformly random isometry: the rotation RaBitQ's estimator and bound assume. The rotation
+ * of an rq store with PCA, composed with PCA's axes (fitRotation); one without PCA takes the
+ * structured rotation (hadamard-rotation.ts), which approximates it at O(D log D) a vector.
  */
 export function randomIsometry(rows: number, cols: number, seed: number): Float64Array {
   if (!(rows >= cols && cols > 0)) throw new RangeError(`an isometry needs rows ≥ cols > 0, got ${rows} × ${cols}`);
@@ -52,41 +54,38 @@ export function randomIsometry(rows: number, cols: number, seed: number): Float6
 }
 
 /**
- * The model of a store with rotated codes: `C (x − μ)` with C = R W, where W is the fitted PCA
- * (`pca`, or the identity without one) and R a random isometry onto rotatedDim() dimensions. μ is the
- * sample mean (PCA's own without PCA's). The result has the shape of a PCA model, so the space
- * projects, persists and reconstructs with it as it does with PCA: stored vectors centered, queries
- * uncentered with q·μ added back, both centered for l2.
+ * The model of a store with rotated codes: `R (x − μ)` padded to rotatedDim() dimensions, where R is
+ * a structured rotation (hadamard-rotation.ts, its signs seeded) without PCA, and `C (x − μ)` with
+ * C = R W, R a random isometry onto rotatedDim() dimensions (randomIsometry), with PCA `W`: PCA's
+ * axes are a dense matrix anyway, and the product costs what PCA alone does. μ is the sample mean
+ * (PCA's own with PCA). The result has the shape of a PCA model, so the space projects, persists
+ * and reconstructs with it as it does with PCA: stored vectors centered, queries uncentered with
+ * q·μ added back, both centered for l2.
  */
 export function fitRotation(rows: readonly Float32Array[], inDim: number, pca: PcaModel | undefined): PcaModel {
-  const inner = pca?.outDim ?? inDim;
-  const outDim = rotatedDim(inner);
-  const r = randomIsometry(outDim, inner, ROTATION_SEED);
-  let mean: Float32Array;
-  if (pca !== undefined) {
-    mean = pca.mean;
-  } else {
+  if (pca === undefined) {
+    const outDim = rotatedDim(inDim);
     const sum = new Float64Array(inDim);
     for (const row of rows) for (let i = 0; i < inDim; i++) sum[i]! += row[i]!;
-    mean = new Float32Array(inDim);
+    const mean = new Float32Array(inDim);
     for (let i = 0; i < inDim; i++) mean[i] = rows.length > 0 ? sum[i]! / rows.length : 0;
+    return { inDim, outDim, mean, components: new Float32Array(0), explainedVariance: 1, hadamard: drawHadamardSigns(outDim, ROTATION_SEED) };
   }
+  const inner = pca.outDim;
+  const outDim = rotatedDim(inner);
+  const r = randomIsometry(outDim, inner, ROTATION_SEED);
+  const w = pca.components;
   const components = new Float32Array(outDim * inDim);
-  if (pca === undefined) {
-    for (let i = 0; i < components.length; i++) components[i] = r[i]!;
-  } else {
-    const w = pca.components;
-    const acc = new Float64Array(inDim);
-    for (let o = 0; o < outDim; o++) {
-      acc.fill(0);
-      for (let p = 0; p < inner; p++) {
-        const c = r[o * inner + p]!;
-        if (c === 0) continue;
-        const base = p * inDim;
-        for (let i = 0; i < inDim; i++) acc[i]! += c * w[base + i]!;
-      }
-      for (let i = 0; i < inDim; i++) components[o * inDim + i] = acc[i]!;
+  const acc = new Float64Array(inDim);
+  for (let o = 0; o < outDim; o++) {
+    acc.fill(0);
+    for (let p = 0; p < inner; p++) {
+      const c = r[o * inner + p]!;
+      if (c === 0) continue;
+      const base = p * inDim;
+      for (let i = 0; i < inDim; i++) acc[i]! += c * w[base + i]!;
     }
+    for (let i = 0; i < inDim; i++) components[o * inDim + i] = acc[i]!;
   }
-  return { inDim, outDim, mean, components, explainedVariance: pca?.explainedVariance ?? 1 };
+  return { inDim, outDim, mean: pca.mean, components, explainedVariance: pca.explainedVariance };
 }

@@ -1,13 +1,12 @@
 import type { KernelMetric } from '../kernels/index.js';
 import { dotMean, fitPca, type PcaModel } from '../pca/pca.js';
-import { Projector, type ModelHead } from '../pca/projector.js';
+import { projectorOf, type ModelHead, type Projector } from '../pca/projector.js';
 import type { RouteSphere } from '../index/router.js';
 import type { ScanQuery } from '../scan/code-blocks.js';
 import type { StoreConfig } from '../store/state.js';
 import type { Metric } from '../options.js';
 import { dot, normalized } from '../vector.js';
 import { isRqCodec } from '../codec/codec.js';
-import { rangeComplement } from './range-complement.js';
 import { fitRotation } from './rotation.js';
 
 /**
@@ -15,13 +14,6 @@ import { fitRotation } from './rotation.js';
  * 3x faster than float-query int8, measured at recall@10 0.997 on wordnet-use512 (README).
  */
 const INT8_QUERY = true;
-
-/**
- * How far from 1 a row's squared norm may be for the model's rows to count as orthonormal: far above
- * the float32 model's rounding (about 1e-6), far below a padded rotation's shortfall (its rows'
- * squares average the taken dimensions over the padded ones, at most 1 − 1/128).
- */
-const ROW_NORM_SLACK = 1e-3;
 
 /**
  * Whether a store of `config` fits a model on its first `trainSize` vectors: PCA, or the rotation and
@@ -90,8 +82,8 @@ export class VectorSpace {
   }
 
   /**
-   * Bytes of RAM the model holds: its mean, and its axes in the projector's linear memory (an rq
-   * rotation at 512-d is 1 MiB).
+   * Bytes of RAM the model holds: its mean, and its axes in the projector's linear memory (PCA with
+   * an rq rotation at 512-d: 1 MiB), or a structured rotation's signs and scratch.
    */
   get bytes(): number {
     if (this.model === undefined) return 0;
@@ -128,18 +120,12 @@ export class VectorSpace {
    */
   routeSphere(): RouteSphere | undefined {
     if (this.config.metric !== 'cosine' || this.model === undefined || this.projector === undefined) return undefined;
-    // A copy of the axes, for the moment it takes (pages are made once, and on open).
-    const { mean, components, inDim, outDim } = this.projector.model();
+    const mean = this.model.mean;
     const centerSq = dot(mean, mean);
     const center = this.projector.uncentered(mean);
-    // Rows of length 1 are orthonormal here (an isometry times orthonormal rows), and W's range is
-    // the whole stored space; a padded rotation's rows are shorter (their squares sum to the
-    // dimensions it takes): then the router needs what its range leaves out.
-    for (let o = 0; o < outDim; o++) {
-      const row = components.subarray(o * inDim, (o + 1) * inDim);
-      if (Math.abs(dot(row, row) - 1) > ROW_NORM_SLACK) return { center, centerSq, complement: rangeComplement(components, outDim, inDim).complement };
-    }
-    return { center, centerSq };
+    // Made once, when pages are made (and on open).
+    const complement = this.projector.complement();
+    return complement === undefined ? { center, centerSq } : { center, centerSq, complement };
   }
 
   /** A vector of the input space from a stored (projected) one: the PCA reconstruction, or itself. */
@@ -160,7 +146,7 @@ export class VectorSpace {
     if (!this.fits) throw new Error('this space has no model to fit');
     const pca = spec === null ? undefined : fitPca(rows, this.config.dim, spec);
     const model = isRqCodec(this.config.codec) ? fitRotation(rows, this.config.dim, pca) : pca!;
-    return { model, projector: new Projector(model) };
+    return { model, projector: projectorOf(model) };
   }
 
   /** Takes a fitted model (from fit()) as this space's. */
@@ -172,7 +158,7 @@ export class VectorSpace {
 
   private setModel(model: PcaModel | undefined): void {
     this.projector?.free();
-    this.projector = model === undefined ? undefined : new Projector(model);
+    this.projector = model === undefined ? undefined : projectorOf(model);
     this.model = this.projector?.head;
   }
 

@@ -1,6 +1,5 @@
-import { isRqCodec } from '../codec/codec.js';
 import { MemstoreError } from '../errors.js';
-import { MAX_PCA_DIM, MAX_RQ_DIM } from '../limits.js';
+import { MAX_PCA_DIM } from '../limits.js';
 import { PAGES_DEFAULTS, type PagesOptions, type ResolvedOpenOptions } from '../options.js';
 import { FORMAT_VERSION, type StoreConfig } from './state.js';
 
@@ -14,9 +13,6 @@ export function createConfig(opts: ResolvedOpenOptions, dir: string): StoreConfi
   // here, before anything exists, rather than there.
   if (opts.pca !== undefined && opts.dim > MAX_PCA_DIM) {
     throw new MemstoreError('INVALID_OPTION', `pca needs dim ${MAX_PCA_DIM} at most (fitting it is cubic in dim), got ${opts.dim}`);
-  }
-  if (opts.codec !== undefined && isRqCodec(opts.codec) && opts.dim > MAX_RQ_DIM) {
-    throw new MemstoreError('INVALID_OPTION', `codec ${opts.codec} needs dim ${MAX_RQ_DIM} at most (its rotation is cubic in dim), got ${opts.dim}`);
   }
   return {
     formatVersion: FORMAT_VERSION,

@@ -7,11 +7,25 @@ import { MemstoreError } from '../errors.js';
 import type { CodecName } from '../codec/codec.js';
 import { resolvePages, type Metric, type PagesOptions, type PcaOption } from '../options.js';
 import type { PcaModel } from '../pca/pca.js';
+import { hadamardSignBytes } from '../space/hadamard-rotation.js';
+import { rotatedDim } from '../space/rotation.js';
+import { isRqCodec } from '../codec/codec.js';
+import { RQ_DIM_STEP } from '../kernels/contract.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { FILES, statePath, syncDirSync } from './files.js';
 
-/** Bumped when the meaning of persisted records changes; older readers refuse newer stores. */
-export const FORMAT_VERSION = 5;
+/**
+ * Bumped when the meaning of persisted records changes; older readers refuse newer stores. 6: an rq
+ * store's model may be a structured rotation (PcaRecord.hadamard), which readers of 5 cannot apply.
+ */
+export const FORMAT_VERSION = 6;
+
+/**
+ * The versions this reader opens: 5 differs from 6 only in never holding a structured rotation, so
+ * it is read as it is, and a version-5 store that trains its rq model here is moved to 6 in the
+ * same transaction (commitCheckpoint).
+ */
+const READABLE_FORMAT_VERSIONS: readonly number[] = [5, FORMAT_VERSION];
 
 /** What a store was created with; fixed for its lifetime. */
 export interface StoreConfig {
@@ -155,6 +169,8 @@ interface PcaRecord {
   mean: Uint8Array;
   components: Uint8Array;
   explainedVariance: number;
+  /** The signs of a structured rotation (an rq store without PCA; `components` then empty). Absent in stores made before it. */
+  hadamard?: Uint8Array;
 }
 
 interface WireDoc {
@@ -348,8 +364,8 @@ export class StateStore {
         typeof c.codec !== 'string' || typeof c.keepFull !== 'boolean' || typeof c.formatVersion !== 'number') {
       throw corruption(this.dir, 'config', k, 'unreadable store configuration');
     }
-    if (c.formatVersion !== FORMAT_VERSION) {
-      throw corruption(this.dir, 'config', k, `format version ${c.formatVersion}, this memstore reads ${FORMAT_VERSION}`);
+    if (!READABLE_FORMAT_VERSIONS.includes(c.formatVersion)) {
+      throw corruption(this.dir, 'config', k, `format version ${c.formatVersion}, this memstore reads ${READABLE_FORMAT_VERSIONS.join(' and ')}`);
     }
     if (c.pages !== undefined) {
       let pages: Readonly<PagesOptions> | false | undefined;
@@ -406,14 +422,25 @@ export class StateStore {
     await this.commit(() => this.putConfig(LOG_MADE_KEY, true));
   }
 
-  readPca(): PcaModel | undefined {
+  /**
+   * The model of a trained store of `config`: PCA's, or an rq store's rotation. CORRUPTION when its
+   * shape does not fit it: a structured rotation (`hadamard`) only in an rq store without PCA, of
+   * format version 6, onto rotatedDim(dim) dimensions; any model of `config.dim` inputs.
+   */
+  readPca(config: StoreConfig): PcaModel | undefined {
     const v = this.getConfig(PCA_KEY) as PcaRecord | undefined;
     if (v === undefined) return undefined;
-    if (!(v.mean instanceof Uint8Array) || !(v.components instanceof Uint8Array) ||
-        v.mean.byteLength !== v.inDim * 4 || v.components.byteLength !== v.inDim * v.outDim * 4) {
-      throw corruption(this.dir, 'config', utf8.encode(PCA_KEY), 'PCA model has the wrong shape');
+    const wrong = () => corruption(this.dir, 'config', utf8.encode(PCA_KEY), 'PCA model has the wrong shape');
+    if (v.inDim !== config.dim) throw wrong();
+    if (v.hadamard !== undefined && (config.pca !== null || !isRqCodec(config.codec) || config.formatVersion < FORMAT_VERSION || v.outDim !== rotatedDim(config.dim))) throw wrong();
+    if (!(v.mean instanceof Uint8Array) || !(v.components instanceof Uint8Array) || v.mean.byteLength !== v.inDim * 4) throw wrong();
+    const model = { inDim: v.inDim, outDim: v.outDim, mean: floatsOf(v.mean), explainedVariance: v.explainedVariance };
+    if (v.hadamard === undefined) {
+      if (v.components.byteLength !== v.inDim * v.outDim * 4) throw wrong();
+      return { ...model, components: floatsOf(v.components) };
     }
-    return { inDim: v.inDim, outDim: v.outDim, mean: floatsOf(v.mean), components: floatsOf(v.components), explainedVariance: v.explainedVariance };
+    if (!(v.hadamard instanceof Uint8Array) || v.components.byteLength !== 0 || !(Number.isInteger(v.outDim) && v.outDim >= v.inDim && v.outDim % RQ_DIM_STEP === 0) || v.hadamard.byteLength !== hadamardSignBytes(v.outDim)) throw wrong();
+    return { ...model, components: new Float32Array(0), hadamard: v.hadamard.slice() };
   }
 
   private docValue(key: Uint8Array, raw: Uint8Array): DocRecord {
@@ -519,7 +546,14 @@ export class StateStore {
       if (w.training !== undefined) {
         if (w.training.pca !== undefined) {
           const p = w.training.pca;
-          this.putConfig(PCA_KEY, { inDim: p.inDim, outDim: p.outDim, mean: bytesOf(p.mean), components: bytesOf(p.components), explainedVariance: p.explainedVariance } satisfies PcaRecord);
+          const record: PcaRecord = { inDim: p.inDim, outDim: p.outDim, mean: bytesOf(p.mean), components: bytesOf(p.components), explainedVariance: p.explainedVariance };
+          if (p.hadamard !== undefined) {
+            record.hadamard = p.hadamard;
+            // Readers of version 5 cannot apply the rotation: they must refuse the store.
+            const config = this.readConfig();
+            if (config !== undefined && config.formatVersion < FORMAT_VERSION) this.putConfig(CONFIG_KEY, { ...config, formatVersion: FORMAT_VERSION });
+          }
+          this.putConfig(PCA_KEY, record);
         }
         this.putConfig(TRAINED_KEY, true);
       }

@@ -111,7 +111,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     const checkpoint = state.readCheckpoint();
     const trained = state.readTrained();
     const problems: Problem[] = [];
-    const pca = trained ? state.readPca() : undefined;
+    const pca = trained ? state.readPca(config) : undefined;
     // Open refuses such a store (CORRUPTION), so verify must not call it healthy: an rq store's codes
     // at the input dimension can even have the length its rotated ones have, and pass the check below.
     if (trained && fitsModel(config) && pca === undefined) {
