@@ -1028,6 +1028,10 @@ test('a quiet spell: after 4 · entries searches in a row miss, one miss in 8 co
     await plain.add(write);
     await ask(again);
     assert.equal(cached.stats().cache.exactHits, before.exactHits, 'after a write, the repeat searched');
+    // Nothing can prove an answer kept alone once a write has passed it: it goes at its repeat,
+    // without a try of its (empty) pool.
+    assert.equal(cached.stats().cache.boundFailures, before.boundFailures, 'no proof tried');
+    assert.ok(cached.stats().cache.evictions > before.evictions, 'the answer-only entry dropped');
     assert.equal(cached.stats().cache.hits + cached.stats().cache.misses, 4 * entries * 2 + 15 + 1 + 1 + 2);
   } finally {
     await cached.close();

@@ -418,7 +418,10 @@ export class LookasideCache<A> {
     const hash = hashOf(q);
     const same = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (same !== undefined) {
-      if (!this.catchUp(same, host)) {
+      // An answer kept alone (no pool, no bound) that a write or a move has passed can never be
+      // proven again (movedScore of +∞ is +∞): it goes without catching its pool up for nothing.
+      const unprovable = same.bound === Infinity && (same.version !== this.version || same.epoch !== host.index.moveEpoch());
+      if (unprovable || !this.catchUp(same, host)) {
         this.dropEntry(same, true);
       } else {
         this.use(same);
