@@ -23,8 +23,7 @@ import {
   type RqBits,
 } from '../src/kernels/index.js';
 import { writeTables } from '../src/scan/fast-scan-lut.js';
-import { projectorOf } from '../src/pca/projector.js';
-import { HadamardRotation } from '../src/space/hadamard-rotation.js';
+import { modelMatrix, projectorOf } from '../src/pca/projector.js';
 import { fitRotation } from '../src/space/rotation.js';
 import { dot, squaredDistance } from '../src/vector.js';
 
@@ -514,19 +513,8 @@ export interface RotationBenchRow {
  */
 async function benchRotation(dim: number, timeMs: number): Promise<RotationBenchRow> {
   const model = fitRotation([], dim, undefined);
-  const rotation = new HadamardRotation(model.outDim, model.hadamard!);
-  const components = new Float32Array(model.outDim * dim);
-  const unit = new Float64Array(dim);
-  const column = new Float32Array(model.outDim);
-  for (let i = 0; i < dim; i++) {
-    unit[i] = 1;
-    rotation.apply(unit, dim, column);
-    unit[i] = 0;
-    for (let o = 0; o < model.outDim; o++) components[o * dim + i] = column[o]!;
-  }
-  rotation.free();
   const structured = projectorOf(model);
-  const dense = projectorOf({ ...model, components, hadamard: undefined });
+  const dense = projectorOf({ ...model, components: modelMatrix(model), hadamard: undefined });
   const queries = Array.from({ length: 64 }, () => Float32Array.from({ length: dim }, () => gaussian() / Math.sqrt(dim)));
   let i = 0;
   let j = 0;

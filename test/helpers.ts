@@ -8,8 +8,6 @@ import { crc32c, maskCrc } from '../io/crc32c.js';
 import { isMemstoreError, MemStore, type MemstoreErrorCode, type StoredRecord } from '../src/index.js';
 import type { Metric } from '../src/options.js';
 import { rng } from '../src/random.js';
-import type { PcaModel } from '../src/pca/pca.js';
-import { HadamardRotation } from '../src/space/hadamard-rotation.js';
 import { statePath } from '../src/store/files.js';
 import { StateStore, type Checkpoint } from '../src/store/state.js';
 import { dot, norm, squaredDistance } from '../src/vector.js';
@@ -202,23 +200,5 @@ export async function readStateRecord(dir: string, key: string): Promise<Record<
   }
 }
 
-/**
- * A model's map as a dense matrix, outDim rows of inDim (row-major float32): its `components`, or,
- * for a structured rotation (an rq store without PCA), the rotation applied to each unit vector of
- * the input (column i is R e_i), for tests that check the space against its definition.
- */
-export function modelMatrix(model: PcaModel): Float32Array {
-  if (model.hadamard === undefined) return model.components;
-  const rotation = new HadamardRotation(model.outDim, model.hadamard);
-  const out = new Float32Array(model.outDim * model.inDim);
-  const unit = new Float64Array(model.inDim);
-  const column = new Float32Array(model.outDim);
-  for (let i = 0; i < model.inDim; i++) {
-    unit[i] = 1;
-    rotation.apply(unit, model.inDim, column);
-    unit[i] = 0;
-    for (let o = 0; o < model.outDim; o++) out[o * model.inDim + i] = column[o]!;
-  }
-  rotation.free();
-  return out;
-}
+/** A model's map as a dense matrix (src/pca/projector.ts), for tests that check the space against its definition. */
+export { modelMatrix } from '../src/pca/projector.js';

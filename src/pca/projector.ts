@@ -36,6 +36,22 @@ export interface Projector {
   free(): void;
 }
 
+/**
+ * `model`'s map as a dense matrix, outDim rows of inDim (row-major float32): its `components`, or
+ * for a structured rotation its columns R e_i over the input dimensions (a 1 MiB matrix at 512-d:
+ * for checking and comparing the space against its definition, never on a store's path).
+ */
+export function modelMatrix(model: PcaModel): Float32Array {
+  if (model.hadamard === undefined) return model.components;
+  const { inDim, outDim } = model;
+  const rotation = new HadamardRotation(outDim, model.hadamard);
+  const columns = rotation.columns(0, inDim);
+  rotation.free();
+  const out = new Float32Array(outDim * inDim);
+  for (let i = 0; i < inDim; i++) for (let o = 0; o < outDim; o++) out[o * inDim + i] = columns[i * outDim + o]!;
+  return out;
+}
+
 /** The projector of `model`: its structured rotation, or its axes in linear memory. */
 export function projectorOf(model: PcaModel): Projector {
   return model.hadamard !== undefined ? new HadamardProjector(model, model.hadamard) : new MatrixProjector(model);
@@ -95,15 +111,7 @@ class HadamardProjector implements Projector {
   /** R e_j for the padded dimensions j: the rotation is orthogonal, so they are orthonormal and span what the input's image leaves out. */
   complement(): Float32Array | undefined {
     const { inDim, outDim } = this.head;
-    if (inDim === outDim) return undefined;
-    const rows = new Float32Array((outDim - inDim) * outDim);
-    const unit = new Float64Array(outDim);
-    for (let j = inDim; j < outDim; j++) {
-      unit[j] = 1;
-      this.rotation.apply(unit, outDim, rows.subarray((j - inDim) * outDim, (j - inDim + 1) * outDim));
-      unit[j] = 0;
-    }
-    return rows;
+    return inDim === outDim ? undefined : this.rotation.columns(inDim, outDim);
   }
 
   free(): void {

@@ -81,6 +81,18 @@ export class HadamardRotation {
     this.store(out);
   }
 
+  /** The columns `R e_j` for j in [from, to), dim floats each, one after another. */
+  columns(from: number, to: number): Float32Array {
+    const out = new Float32Array((to - from) * this.dim);
+    const unit = new Float64Array(this.dim);
+    for (let j = from; j < to; j++) {
+      unit[j] = 1;
+      this.apply(unit, this.dim, out.subarray((j - from) * this.dim, (j - from + 1) * this.dim));
+      unit[j] = 0;
+    }
+    return out;
+  }
+
   /** `Rᵀ y` into `out` (dim floats): the inverse, `y` of dim values. */
   transpose(y: ArrayLike<number>, out: Float32Array): void {
     this.load(y, this.dim);

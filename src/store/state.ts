@@ -10,7 +10,6 @@ import type { PcaModel } from '../pca/pca.js';
 import { hadamardSignBytes } from '../space/hadamard-rotation.js';
 import { rotatedDim } from '../space/rotation.js';
 import { isRqCodec } from '../codec/codec.js';
-import { RQ_DIM_STEP } from '../kernels/contract.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { FILES, statePath, syncDirSync } from './files.js';
 
@@ -439,7 +438,8 @@ export class StateStore {
       if (v.components.byteLength !== v.inDim * v.outDim * 4) throw wrong();
       return { ...model, components: floatsOf(v.components) };
     }
-    if (!(v.hadamard instanceof Uint8Array) || v.components.byteLength !== 0 || !(Number.isInteger(v.outDim) && v.outDim >= v.inDim && v.outDim % RQ_DIM_STEP === 0) || v.hadamard.byteLength !== hadamardSignBytes(v.outDim)) throw wrong();
+    // Its outDim is rotatedDim(dim), checked above.
+    if (!(v.hadamard instanceof Uint8Array) || v.components.byteLength !== 0 || v.hadamard.byteLength !== hadamardSignBytes(v.outDim)) throw wrong();
     return { ...model, components: new Float32Array(0), hadamard: v.hadamard.slice() };
   }
 
