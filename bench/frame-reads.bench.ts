@@ -70,6 +70,20 @@ export async function runFrameReadsBench(write: (line: string) => void): Promise
         if (frameLength(scratch) !== PAYLOAD || frameDamageAt(scratch, 0, scratch.length, PAYLOAD, r[0], r[1], r[2]) !== undefined) throw new Error('damaged');
       }
     });
+    const offsets = new Float64Array(PER_CALL);
+    const batch: BlobRef[] = [];
+    bench.add('the same, after one native call prefetching the 16 frames', () => {
+      batch.length = 0;
+      for (let i = 0; i < PER_CALL; i++) batch.push(nextRef());
+      for (const m of maps) {
+        let n = 0;
+        for (const r of batch) if (r[1] === m[0]) offsets[n++] = r[2];
+        m[1].prefetch!(offsets, n, frameSize(PAYLOAD));
+      }
+      for (const r of batch) {
+        if (!mapped.readFrameInto(r[0], r[1], r[2], PAYLOAD, scratch)) throw new Error('not read through the map');
+      }
+    });
     const hot = refs[0]!;
     bench.add('map, one native call, the same frame again and again (in the CPU caches)', () => {
       for (let i = 0; i < PER_CALL; i++) {

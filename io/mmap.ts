@@ -21,6 +21,13 @@ export interface MappedFile {
    * caller then checks the copy itself.
    */
   copyChecksummed?(offset: number, into: Uint8Array, from: number, seed: number): number;
+  /**
+   * Asks the CPU to start fetching `bytes` bytes at each of `offsets[0, count)` into its caches and
+   * returns at once, so that the copies that follow overlap their cache misses (native/mmap.c).
+   * Only a hint: offsets outside the map are skipped, and nothing is read. Optional, as
+   * copyChecksummed() is.
+   */
+  prefetch?(offsets: Float64Array, count: number, bytes: number): void;
   /** Unmaps now (idempotent). */
   unmap(): void;
 }
@@ -30,6 +37,7 @@ interface Addon {
   size(region: object): number;
   copy(region: object, offset: number, into: Uint8Array): void;
   copyCrc(region: object, offset: number, into: Uint8Array, from: number, seed: number): number;
+  prefetch(region: object, offsets: Float64Array, count: number, bytes: number): void;
   unmap(region: object): void;
 }
 
@@ -38,7 +46,7 @@ const addon = load();
 function load(): Addon | undefined {
   try {
     const a = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Partial<Addon>;
-    return typeof a.map === 'function' && typeof a.size === 'function' && typeof a.copy === 'function' && typeof a.copyCrc === 'function' && typeof a.unmap === 'function' ? (a as Addon) : undefined;
+    return typeof a.map === 'function' && typeof a.size === 'function' && typeof a.copy === 'function' && typeof a.copyCrc === 'function' && typeof a.prefetch === 'function' && typeof a.unmap === 'function' ? (a as Addon) : undefined;
   } catch {
     return undefined;
   }
@@ -68,6 +76,9 @@ export function mapFile(fd: number): MappedFile | undefined {
     },
     copyChecksummed(offset, into, from, seed) {
       return addon.copyCrc(region, offset, into, from, seed);
+    },
+    prefetch(offsets, count, bytes) {
+      addon.prefetch(region, offsets, count, bytes);
     },
     unmap() {
       length = 0;

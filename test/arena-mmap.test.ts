@@ -135,6 +135,26 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     }
   });
 
+  it('copyChecksummed() sums three lanes of 256 bytes side by side and joins them: at every length around a join (767 to 769, 1,535 to 1,537, a 512-d frame of 2,052 bytes, 4,104) and every start, the CRC-32C crc32c() gives', () => {
+    const dir = tempDir();
+    const addon = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Record<string, (...args: unknown[]) => unknown>;
+    const bytes = blob(4200, 9);
+    const m = mappedBytes(dir, 'lanes', bytes);
+    try {
+      for (const length of [767, 768, 769, 1535, 1536, 1537, 2052, 2304, 4104]) {
+        for (const [offset, from, seed] of [[0, 0, 0], [3, 4, 0x1234_5678], [96, 1, 0xffff_ffff]] as const) {
+          const got = new Uint8Array(length);
+          const want = crc32c(bytes, offset + from, offset + length, seed);
+          assert.equal(m.copyChecksummed!(offset, got, from, seed), want, `length ${length} at ${offset} from ${from}`);
+          assert.equal(addon['crcTable']!(got, from, seed), want, `the table path, length ${length}`);
+        }
+      }
+    } finally {
+      m.unmap();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('copyChecksummed() refuses what copy() refuses, a `from` past the target (ERANGE) and a seed that is not a uint32 (EINVAL), and copies nothing then', () => {
     const dir = tempDir();
     const m = mappedBytes(dir, 'c', blob(4096, 8));
@@ -174,7 +194,7 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the addon itself refuses calls io/mmap.ts never makes: a missing argument, a region not from map(), a negative fd, an offset, a from or a seed not a number (EINVAL), a from past the bytes (ERANGE)', () => {
+  it('the addon itself refuses calls io/mmap.ts never makes: a missing argument, a region not from map(), a negative fd, an offset, a from or a seed not a number, prefetch offsets not a Float64Array (EINVAL), a from past the bytes or a count past the offsets (ERANGE)', () => {
     const addon = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Record<string, (...args: unknown[]) => unknown>;
     const dir = tempDir();
     const path = join(dir, 'h');
@@ -203,8 +223,19 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     assert.throws(() => addon['crcTable']!(new Uint8Array(2), 0, 2 ** 32), einval, 'a seed past uint32');
     assert.throws(() => addon['crcTable']!(new Uint8Array(2), 0, '1'), einval, 'a seed not a number');
     assert.equal(addon['crcTable']!(new Uint8Array(2), 2, 99), 99, 'nothing summed: the seed itself');
+    const offsets = Float64Array.of(0, 8);
+    assert.throws(() => addon['prefetch']!(region, offsets, 2), einval, 'prefetch without bytes');
+    assert.throws(() => addon['prefetch']!(region, [0, 8], 2, 8), einval, 'offsets not a typed array');
+    assert.throws(() => addon['prefetch']!(region, Int32Array.of(0, 8), 2, 8), einval, 'offsets not a Float64Array');
+    assert.throws(() => addon['prefetch']!(region, offsets, 3, 8), erange, 'a count past the offsets');
+    assert.throws(() => addon['prefetch']!(region, offsets, 1.5, 8), erange, 'a fractional count');
+    assert.throws(() => addon['prefetch']!(region, offsets, 2, -8), einval, 'negative bytes');
+    assert.throws(() => addon['prefetch']!({}, offsets, 2, 8), einval, 'a region not from map()');
+    // Only a hint: places outside the map (past its end, negative, fractional, NaN, a range running past it) are skipped, not refused.
+    assert.equal(addon['prefetch']!(region, Float64Array.of(64, -1, 0.5, NaN, 60, 2 ** 60, 0), 7, 8), undefined);
     assert.equal(addon['size']!(region), 64, 'the region still works after the refused calls');
     addon['unmap']!(region);
+    assert.equal(addon['prefetch']!(region, offsets, 2, 8), undefined, 'an unmapped region prefetches nothing, and does not throw');
     closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -408,6 +439,40 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
     assert.ok(files.maps.length > before);
     await arena.close();
     assert.ok(files.maps.every((m) => m.length === 0), 'close unmaps every segment');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prefetchFrames() asks each mapped segment once for the offsets of its frames among the places, in their order, a frame\'s bytes each; skips places it does not know; reads after it get the same bytes', async () => {
+    const files = new CountingFiles();
+    const { dir, arena, refs } = await filled(files);
+    for (const ref of refs) into(arena, ref);
+    const segments = [...new Set(refs.map((r) => r[1]))];
+    assert.ok(segments.length >= 3, 'the frames span several segments');
+    // Interleaved across segments, with a generation and a segment the arena does not hold.
+    const picked = [refs[90]!, refs[1]!, refs[50]!, refs[2]!, refs[91]!, refs[51]!];
+    const places: [number, number, number][] = [...picked.map((r): [number, number, number] => [r[0], r[1], r[2]]), [7, picked[0]![1], 0], [1, 999, 0]];
+    files.prefetches.length = 0;
+    arena.prefetchFrames(places, places.length, 2048);
+    const bySegment = new Map<number, number[]>();
+    for (const r of picked) bySegment.set(r[1], [...(bySegment.get(r[1]) ?? []), r[2]]);
+    assert.deepEqual(
+      files.prefetches.map((p) => p.offsets),
+      [...bySegment.values()],
+      'one call per segment, its offsets in the places\' order',
+    );
+    assert.ok(files.prefetches.every((p) => p.bytes === frameSize(2048)));
+    assert.equal(new Set(files.prefetches.map((p) => p.map)).size, bySegment.size, 'each to its own segment\'s map');
+    // Only the first `count` places are taken.
+    files.prefetches.length = 0;
+    arena.prefetchFrames(places, 1, 2048);
+    assert.deepEqual(files.prefetches.map((p) => p.offsets), [[picked[0]![2]]]);
+    files.prefetches.length = 0;
+    arena.prefetchFrames(places, 0, 2048);
+    assert.equal(files.prefetches.length, 0);
+    for (const [i, ref] of refs.entries()) assert.deepEqual(into(arena, ref), blob(2048, i));
+    await arena.close();
+    arena.prefetchFrames(places, places.length, 2048);
+    assert.equal(files.prefetches.length, 0, 'a closed arena asks nothing');
     rmSync(dir, { recursive: true, force: true });
   });
 

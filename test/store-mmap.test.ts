@@ -24,7 +24,7 @@ async function answers(store: MemStore, queries: readonly Float32Array[]): Promi
 describe('reads through memory maps give the answers of positioned reads', { skip: canMapFiles() ? false : 'the memory-map addon is not built here' }, () => {
   for (const metric of ['cosine', 'dot', 'l2'] as const) {
     for (const codec of ['int8', 'rq2'] as const) {
-      it(`${metric}, ${codec}: the same answers before and after writes, a reopen and compact(); only the mapped store maps`, async () => {
+      it(`${metric}, ${codec}: the same answers before and after writes, a reopen and compact(); only the mapped store maps, and prefetches each frame rescoring reads`, async () => {
         const data = clustered(900, DIM, 11);
         const queries = clustered(25, DIM, 12);
         const next = rng(13);
@@ -64,6 +64,18 @@ describe('reads through memory maps give the answers of positioned reads', { ski
         // Both arenas hold segments now, and the searches above read vectors (and texts) out of them.
         assert.ok(mapped.stats().mappedFiles > 0, 'stats() counts the files the mapped store reads through maps');
         assert.equal(plain.stats().mappedFiles, 0, 'stats() shows mmap: false maps nothing');
+        // Every frame rescoring reads was prefetched first, once (ARENA.md, "Reads through a memory map").
+        for (const q of queries.slice(0, 5)) {
+          const before = mapped.stats().rescoring;
+          files.mapped.prefetches.length = 0;
+          await mapped.search(q, { k: 10 });
+          const after = mapped.stats().rescoring;
+          const read = after.candidates - after.skipped - (before.candidates - before.skipped);
+          assert.ok(read > 0);
+          assert.equal(files.mapped.prefetches.reduce((n, p) => n + p.offsets.length, 0), read, 'prefetched each frame it read, once');
+          assert.equal(new Set(files.mapped.prefetches.flatMap((p) => p.offsets)).size, read, 'no frame twice');
+        }
+        assert.equal(files.plain.prefetches.length, 0, 'mmap: false prefetches nothing');
         await both((s) => s.close());
         assert.ok(files.mapped.maps.length > 0, 'the store with mmap mapped its vector segments');
         assert.equal(files.plain.maps.length, 0, 'the store with mmap: false mapped nothing');

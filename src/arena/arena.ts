@@ -250,6 +250,9 @@ export class BlobArena {
   private scheduled = false;
   private running = false;
   private readonly readers = new Map<number, number>();
+  /** prefetchFrames()'s offsets and places still to take, grown to the largest batch asked. */
+  private prefetchOffsets = new Float64Array(0);
+  private prefetchLeft = new Int32Array(0);
   private readonly drainWaiters = new Map<number, Array<() => void>>();
   private liveBytes = 0;
   private closed = false;
@@ -396,6 +399,38 @@ export class BlobArena {
     const generation = this.generationOf(ref);
     const [, s, offset, length] = ref;
     return this.readFrameNow(generation, this.segmentOf(generation, s, offset, length), offset, length, scratch);
+  }
+
+  /**
+   * A hint that the frames at `places[0, count)` (generation, segment, offset), each of `length`
+   * payload bytes, are about to be read by readFrameInto(): where a segment's map already covers
+   * them, the CPU starts fetching their bytes, so that the reads that follow overlap their cache
+   * misses instead of waiting for each in turn (ARENA.md, "Reads through a memory map"). Reads,
+   * checks and maps nothing; a place it does not know is left to the read.
+   */
+  prefetchFrames(places: readonly (readonly [number, number, number])[], count: number, length: number): void {
+    if (this.closed || count === 0) return;
+    const size = frameSize(length);
+    if (this.prefetchOffsets.length < count) {
+      this.prefetchOffsets = new Float64Array(Math.max(count, 2 * this.prefetchOffsets.length));
+      this.prefetchLeft = new Int32Array(this.prefetchOffsets.length);
+    }
+    const offsets = this.prefetchOffsets;
+    const left = this.prefetchLeft;
+    for (let i = 0; i < count; i++) left[i] = i;
+    // Places mostly share a segment or two: one call per segment, each taking that segment's places.
+    for (let remaining = count; remaining > 0; ) {
+      const [g, s] = places[left[0]!]!;
+      let n = 0;
+      let kept = 0;
+      for (let j = 0; j < remaining; j++) {
+        const p = places[left[j]!]!;
+        if (p[0] === g && p[1] === s) offsets[n++] = p[2];
+        else left[kept++] = left[j]!;
+      }
+      this.generationNumbered(g)?.byNumber.get(s)?.mapped?.prefetch?.(offsets, n, size);
+      remaining = kept;
+    }
   }
 
   /**

@@ -210,6 +210,8 @@ export class SearchPath {
    * that finds it taken (another in flight) makes its own.
    */
   private spareBest: TopK | undefined;
+  /** scoreSourcesNow()'s places to prefetch (only its first entries are current). */
+  private readonly prefetchPlaces: VectorPlace[] = [];
   /** rank()'s top-k, kept for the next search (topFor()). */
   private rankTop: { readonly index: VectorIndex; readonly top: TopK } | undefined;
 
@@ -644,6 +646,10 @@ export class SearchPath {
   private scoreSourcesNow(sources: readonly Placed[], batch: Batch): boolean | undefined {
     if (sources.length === 0) return true;
     this.env.scorer.reserve(sources.length);
+    // Their frames fetched together first: read one after another, each waited for its own cache misses.
+    const places = this.prefetchPlaces;
+    for (let i = 0; i < sources.length; i++) places[i] = sources[i]!.place;
+    this.env.reads.prefetchVectors(places, sources.length);
     let loaded = 0;
     for (const source of sources) {
       let vector: Float32Array | undefined;

@@ -71,6 +71,14 @@ export class RecordReads {
     return this.vectorNowIn(idOf, place, scratch);
   }
 
+  /**
+   * A hint that the vectors at `places` are about to be read (vectorNowShared): their frames are
+   * fetched into the CPU's caches where the arena's maps hold them (BlobArena.prefetchFrames).
+   */
+  prefetchVectors(places: readonly VectorPlace[], count: number): void {
+    this.vectors.prefetchFrames(places, count, this.dim * 4);
+  }
+
   private vectorNowIn(idOf: () => string, place: VectorPlace, scratch: Uint8Array | undefined): Float32Array | undefined {
     let bytes: Uint8Array | undefined;
     try {

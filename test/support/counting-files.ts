@@ -9,6 +9,8 @@ export class CountingFiles {
   mapFailure: Error | undefined;
   /** When set, the maps offer copy() alone (a file layer whose maps cannot checksum as they copy). */
   copyOnly = false;
+  /** Every prefetch() asked of a map: the map's index in `maps`, the offsets and the bytes at each. */
+  readonly prefetches: { map: number; offsets: number[]; bytes: number }[] = [];
   readonly layer: FileLayer = {
     ...nodeFileLayer,
     open: async (path: string, mode: OpenMode): Promise<FileHandle> => {
@@ -27,7 +29,22 @@ export class CountingFiles {
                 if (this.mapFailure !== undefined) throw this.mapFailure;
                 const m = map();
                 if (m !== undefined) this.maps.push(m);
-                if (m === undefined || !this.copyOnly) return m;
+                if (m === undefined) return m;
+                if (!this.copyOnly) {
+                  const index = this.maps.length - 1;
+                  return {
+                    get length() {
+                      return m.length;
+                    },
+                    copy: (offset: number, into: Uint8Array) => m.copy(offset, into),
+                    copyChecksummed: (offset: number, into: Uint8Array, from: number, seed: number) => m.copyChecksummed!(offset, into, from, seed),
+                    prefetch: (offsets: Float64Array, count: number, bytes: number) => {
+                      this.prefetches.push({ map: index, offsets: [...offsets.subarray(0, count)], bytes });
+                      m.prefetch!(offsets, count, bytes);
+                    },
+                    unmap: () => m.unmap(),
+                  };
+                }
                 return {
                   get length() {
                     return m.length;
