@@ -28,6 +28,15 @@ export interface MappedFile {
    * copyChecksummed() is.
    */
   prefetch?(offsets: Float64Array, count: number, bytes: number): void;
+  /**
+   * Which pages of the map the kernel holds in memory now (mincore): `out[i]` 1 when page i (of
+   * `pageBytes` bytes) is resident, 0 when a copy from it would wait for the disk; returns the count of
+   * pages. Throws ERANGE when `out` is shorter, ECLOSED once unmapped. Optional: a file layer's maps
+   * may not tell.
+   */
+  residency?(out: Uint8Array): number;
+  /** The bytes of a page as residency() counts them; present exactly when residency() is. */
+  readonly pageBytes?: number;
   /** Unmaps now (idempotent). */
   unmap(): void;
 }
@@ -38,6 +47,8 @@ interface Addon {
   copy(region: object, offset: number, into: Uint8Array): void;
   copyCrc(region: object, offset: number, into: Uint8Array, from: number, seed: number): number;
   prefetch(region: object, offsets: Float64Array, count: number, bytes: number): void;
+  residency(region: object, out: Uint8Array): number;
+  pageSize(): number;
   unmap(region: object): void;
 }
 
@@ -46,7 +57,7 @@ const addon = load();
 function load(): Addon | undefined {
   try {
     const a = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Partial<Addon>;
-    return typeof a.map === 'function' && typeof a.size === 'function' && typeof a.copy === 'function' && typeof a.copyCrc === 'function' && typeof a.prefetch === 'function' && typeof a.unmap === 'function' ? (a as Addon) : undefined;
+    return typeof a.map === 'function' && typeof a.size === 'function' && typeof a.copy === 'function' && typeof a.copyCrc === 'function' && typeof a.prefetch === 'function' && typeof a.residency === 'function' && typeof a.pageSize === 'function' && typeof a.unmap === 'function' ? (a as Addon) : undefined;
   } catch {
     return undefined;
   }
@@ -80,6 +91,10 @@ export function mapFile(fd: number): MappedFile | undefined {
     prefetch(offsets, count, bytes) {
       addon.prefetch(region, offsets, count, bytes);
     },
+    residency(out) {
+      return addon.residency(region, out);
+    },
+    pageBytes: addon.pageSize(),
     unmap() {
       length = 0;
       addon.unmap(region);

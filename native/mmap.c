@@ -17,6 +17,10 @@
  *                                   `count` offsets (a Float64Array) into its caches, and returns at
  *                                   once: the copies that follow overlap their misses instead of
  *                                   waiting for each in turn. Offsets outside the map are skipped
+ *   residency(region, out) -> number
+ *                                   which pages of the map the kernel holds in memory now (mincore):
+ *                                   out[i] 1 when page i is resident, else 0; the count of pages
+ *   pageSize() -> number            the bytes of a page, as residency() counts them
  *   unmap(region)                   unmaps at once; copy() then throws
  *
  * The mapped bytes never become a JavaScript ArrayBuffer: V8 would count a buffer the size of the
@@ -36,6 +40,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <node_api.h>
 #include "napi-helpers.h"
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -375,6 +380,42 @@ static napi_value prefetch_ranges(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * Which pages of a map the kernel holds in memory now, for rescoring to read a candidate at once
+ * when its frame is resident and to take its error bound first when a read would wait for the disk
+ * (src/search/RESCORING.md, "Reads that would wait for the disk"). mincore() straight into the
+ * caller's bytes, one per page, 1 when resident; returns the count of pages.
+ */
+static napi_value residency_of(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  region_t *region = region_call(env, info, 2, argv, "residency(region, out)");
+  if (region == NULL) return NULL;
+  bool typed;
+  if (napi_is_typedarray(env, argv[1], &typed) != napi_ok || !typed) return fail(env, "EINVAL", "residency(): out must be a Uint8Array");
+  napi_typedarray_type type;
+  size_t elements;
+  void *data;
+  if (napi_get_typedarray_info(env, argv[1], &type, &elements, &data, NULL, NULL) != napi_ok) return fail(env, "ENAPI", "napi_get_typedarray_info");
+  if (type != napi_uint8_array) return fail(env, "EINVAL", "residency(): out must be a Uint8Array");
+  if (!region->mapped) return fail(env, "ECLOSED", "residency(): the region is unmapped");
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t pages = (region->length + page - 1) / page;
+  if (elements < pages) return fail(env, "ERANGE", "residency(): out holds fewer bytes than the map has pages");
+  if (mincore(region->addr, region->length, data) != 0) return fail(env, errno_name(errno), strerror(errno));
+  unsigned char *bytes = data;
+  for (size_t i = 0; i < pages; i++) bytes[i] &= 1;
+  napi_value result;
+  CHECK(napi_create_double(env, (double)pages, &result));
+  return result;
+}
+
+static napi_value page_size(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  CHECK(napi_create_double(env, (double)sysconf(_SC_PAGESIZE), &result));
+  return result;
+}
+
 static napi_value unmap_file(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   region_t *region = region_call(env, info, 1, argv, "unmap(region)");
@@ -390,6 +431,8 @@ NAPI_MODULE_INIT() {
       !export_function(env, exports, "copyCrc", copy_crc) ||
       !export_function(env, exports, "crcTable", crc_by_table) ||
       !export_function(env, exports, "prefetch", prefetch_ranges) ||
+      !export_function(env, exports, "residency", residency_of) ||
+      !export_function(env, exports, "pageSize", page_size) ||
       !export_function(env, exports, "unmap", unmap_file)) {
     return NULL;
   }

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BlobArena, REMAP_BYTES, type BlobRef } from '../src/arena/arena.js';
+import { BlobArena, REMAP_BYTES, RESIDENCY_SAMPLE_MS, type BlobRef } from '../src/arena/arena.js';
 import { FRAME_HEADER_SIZE, frameSize } from '../src/arena/format.js';
 import { crc32c } from '../io/crc32c.js';
 import { MemstoreError } from '../src/errors.js';
@@ -194,7 +194,7 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the addon itself refuses calls io/mmap.ts never makes: a missing argument, a region not from map(), a negative fd, an offset, a from or a seed not a number, prefetch offsets not a Float64Array (EINVAL), a from past the bytes or a count past the offsets (ERANGE)', () => {
+  it('the addon itself refuses calls io/mmap.ts never makes: a missing argument, a region not from map(), a negative fd, an offset, a from or a seed not a number, prefetch offsets not a Float64Array, residency into anything but a Uint8Array (EINVAL), a from past the bytes, a count past the offsets, residency into fewer bytes than pages (ERANGE); residency of an unmapped region is ECLOSED', () => {
     const addon = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Record<string, (...args: unknown[]) => unknown>;
     const dir = tempDir();
     const path = join(dir, 'h');
@@ -233,8 +233,18 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     assert.throws(() => addon['prefetch']!({}, offsets, 2, 8), einval, 'a region not from map()');
     // Only a hint: places outside the map (past its end, negative, fractional, NaN, a range running past it) are skipped, not refused.
     assert.equal(addon['prefetch']!(region, Float64Array.of(64, -1, 0.5, NaN, 60, 2 ** 60, 0), 7, 8), undefined);
+    const page = addon['pageSize']!() as number;
+    assert.ok(page >= 4096 && (page & (page - 1)) === 0, 'a page is a power of two, 4 KiB or more');
+    assert.throws(() => addon['residency']!(region), einval, 'residency without out');
+    assert.throws(() => addon['residency']!(region, new Int8Array(1)), einval, 'out not a Uint8Array');
+    assert.throws(() => addon['residency']!(region, new Uint8Array(0)), erange, 'out shorter than the pages');
+    const out = new Uint8Array(2).fill(7);
+    assert.equal(addon['residency']!(region, out), 1, 'a 64-byte file is one page');
+    assert.equal(out[0], 1, 'just written: in the page cache');
+    assert.equal(out[1], 7, 'nothing written past the pages');
     assert.equal(addon['size']!(region), 64, 'the region still works after the refused calls');
     addon['unmap']!(region);
+    assert.throws(() => addon['residency']!(region, out), (e: unknown) => codeOf(e) === 'ECLOSED', 'residency of an unmapped region');
     assert.equal(addon['prefetch']!(region, offsets, 2, 8), undefined, 'an unmapped region prefetches nothing, and does not throw');
     closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
@@ -473,6 +483,65 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
     await arena.close();
     arena.prefetchFrames(places, places.length, 2048);
     assert.equal(files.prefetches.length, 0, 'a closed arena asks nothing');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('frameResident() says whether a frame would be copied out of memory: true once its segment is mapped and the kernel holds its pages; false before the first read maps it, past a map, for a place it does not know, with maps that cannot say or say no, and without `mapped`', async () => {
+    const files = new CountingFiles();
+    const { dir, arena, refs } = await filled(files);
+    const [g, s, offset] = refs[0]!;
+    assert.equal(arena.frameResident(g, s, offset, 2048), false, 'not mapped before its first read');
+    into(arena, refs[0]!);
+    assert.equal(arena.frameResident(g, s, offset, 2048), true, 'mapped, and just written: in the page cache');
+    assert.equal(arena.frameResident(g + 1, s, offset, 2048), false, 'another generation');
+    assert.equal(arena.frameResident(g, 999, 0, 2048), false, 'no such segment');
+    assert.equal(arena.frameResident(g, s, 64 << 10, 2048), false, 'past the map');
+    assert.equal(arena.frameResident(g, s, -8, 2048), false, 'a negative offset');
+    await arena.close();
+    assert.equal(arena.frameResident(g, s, offset, 2048), false, 'closed');
+    const none = new CountingFiles();
+    none.residency = 'none';
+    const denied = await BlobArena.open({ dir, space: 'vectors', files: none.layer, generation: 1, mapped: true });
+    into(denied, refs[0]!);
+    assert.equal(denied.frameResident(g, s, offset, 2048), false, 'the map says its pages are not resident');
+    await denied.close();
+    const copyOnly = new CountingFiles();
+    copyOnly.copyOnly = true;
+    const silent = await BlobArena.open({ dir, space: 'vectors', files: copyOnly.layer, generation: 1, mapped: true });
+    into(silent, refs[0]!);
+    assert.equal(silent.frameResident(g, s, offset, 2048), false, 'a map that cannot say');
+    await silent.close();
+    const plain = await BlobArena.open({ dir, space: 'vectors', files: nodeFileLayer, generation: 1 });
+    into(plain, refs[0]!);
+    assert.equal(plain.frameResident(g, s, offset, 2048), false, 'not opened mapped');
+    await plain.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(`frameResident() asks each segment's map at most once every ${RESIDENCY_SAMPLE_MS} ms, and answers every frame from that sample, page by page`, async () => {
+    const files = new CountingFiles();
+    let resident = (page: number): boolean => page % 2 === 0;
+    files.residency = (out) => {
+      for (let i = 0; i < out.length; i++) out[i] = resident(i) ? 1 : 0;
+    };
+    const { dir, arena, refs } = await filled(files);
+    into(arena, refs[0]!);
+    const pageBytes = files.maps[0]!.pageBytes!;
+    const inSegment = refs.filter((r) => r[1] === refs[0]![1]);
+    const wholeIn = (r: BlobRef, ok: (page: number) => boolean) => {
+      for (let p = Math.floor(r[2] / pageBytes); p <= Math.floor((r[2] + frameSize(r[3]) - 1) / pageBytes); p++) if (!ok(p)) return false;
+      return true;
+    };
+    const calls = files.residencyCalls;
+    for (const r of inSegment) assert.equal(arena.frameResident(r[0], r[1], r[2], r[3]), wholeIn(r, resident), `frame at ${r[2]}`);
+    assert.ok(inSegment.some((r) => wholeIn(r, resident)) && inSegment.some((r) => !wholeIn(r, resident)), 'some frames on resident pages, some not');
+    assert.equal(files.residencyCalls, calls + 1, 'one sample for every frame of the segment');
+    resident = () => true;
+    for (const r of inSegment) assert.equal(arena.frameResident(r[0], r[1], r[2], r[3]), wholeIn(r, (p) => p % 2 === 0), 'the sample stands');
+    await new Promise((done) => setTimeout(done, RESIDENCY_SAMPLE_MS + 50));
+    for (const r of inSegment) assert.equal(arena.frameResident(r[0], r[1], r[2], r[3]), true, 'sampled again');
+    assert.equal(files.residencyCalls, calls + 2);
+    await arena.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -84,6 +84,46 @@ describe('reads through memory maps give the answers of positioned reads', { ski
     }
   }
 
+  it('rescoring reads every candidate whose vector is in memory and bounds only those a read would wait for: with every page resident none is left unread; with none, or half, the bound leaves some unread; int8 answers the same either way', async () => {
+    for (const codec of ['int8', 'rq2'] as const) {
+      const dir = tempDir();
+      const data = clustered(900, DIM, 21);
+      const queries = clustered(20, DIM, 22);
+      const options = { dim: DIM, codec, trainSize: 128, pages: false as const, cache: false as const };
+      const store = await MemStore.open(dir, options);
+      await store.add(data.map((vector, i) => ({ id: `v${i}`, vector })));
+      await store.close();
+      const run = async (residency: CountingFiles['residency']) => {
+        const files = new CountingFiles();
+        files.residency = residency;
+        const s = await MemStore.open(dir, { files: files.layer, cache: false });
+        try {
+          // The first search maps the segment; its frames are sampled from then on.
+          await s.search(queries[0]!, { k: 10 });
+          const before = s.stats().rescoring;
+          const got = await answers(s, queries);
+          const after = s.stats().rescoring;
+          return { got, candidates: after.candidates - before.candidates, skipped: after.skipped - before.skipped, sampled: files.residencyCalls };
+        } finally {
+          await s.close();
+        }
+      };
+      const resident = await run('real');
+      assert.ok(resident.sampled > 0, `${codec}: residency was asked`);
+      assert.equal(resident.skipped, 0, `${codec}: every page resident, every candidate read`);
+      const none = await run('none');
+      assert.ok(none.skipped > 0, `${codec}: no page resident, the bound leaves some unread (${JSON.stringify(none)})`);
+      const half = await run((out) => {
+        for (let i = 0; i < out.length; i++) out[i] = i % 2;
+      });
+      assert.ok(half.skipped > 0, `${codec}: half resident, the bound leaves some of the others unread (${JSON.stringify(half)})`);
+      if (codec === 'int8') {
+        assert.deepEqual(none.got, resident.got, 'int8: the bound leaves out only what could not be in the answer');
+        assert.deepEqual(half.got, resident.got);
+      }
+    }
+  });
+
   it('mmap must be a boolean', async () => {
     await rejectsWith(() => MemStore.open(tempDir(), { dim: 4, mmap: 'yes' as unknown as boolean }), 'INVALID_OPTION');
   });

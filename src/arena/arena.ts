@@ -152,6 +152,13 @@ const DEFAULTS = {
 export const REMAP_BYTES = 4 << 20;
 
 /**
+ * frameResident() asks the kernel which pages of a segment's map are resident at most this often
+ * (ms) per segment; in between it answers from what it found. Its answer only chooses how much
+ * rescoring reads, never what a read returns.
+ */
+export const RESIDENCY_SAMPLE_MS = 1000;
+
+/**
  * append() encodes frames into buffers of this size (a larger frame gets one of its own), which
  * are then written as they are: one allocation and one write call per thousands of small blobs.
  */
@@ -189,6 +196,10 @@ class Segment {
   mapped: MappedFile | undefined;
   /** What the platform said when it refused to map the file: it is read with positioned reads from then on. */
   mapRefused: unknown;
+  /** frameResident()'s last sample of `residencyOf` (the map then): a byte per page, 1 when resident, and when (performance.now()). */
+  residency: Uint8Array | undefined;
+  residencyOf: MappedFile | undefined;
+  residencySampled = -Infinity;
 
   constructor(
     readonly number: number,
@@ -399,6 +410,42 @@ export class BlobArena {
     const generation = this.generationOf(ref);
     const [, s, offset, length] = ref;
     return this.readFrameNow(generation, this.segmentOf(generation, s, offset, length), offset, length, scratch);
+  }
+
+  /**
+   * Whether the frame at (generation `g`, segment `s`, `offset`) of `length` payload bytes would be
+   * copied out of memory now, with no wait for the disk: its segment's map reaches past it and every
+   * page it spans was resident when that map was last sampled (MappedFile.residency: mincore, at
+   * most every RESIDENCY_SAMPLE_MS per segment, a byte per page kept with the segment). False when it
+   * cannot tell: not opened `mapped`, the segment not mapped yet (maps are made at a segment's first
+   * read), a frame past its map, a map that does not say. Only a hint for how much rescoring reads:
+   * a read returns what it returns whatever this said.
+   */
+  frameResident(g: number, s: number, offset: number, length: number): boolean {
+    if (!this.options.mapped || this.closed) return false;
+    const segment = this.generationNumbered(g)?.byNumber.get(s);
+    const mapped = segment?.mapped;
+    const pageBytes = mapped?.pageBytes;
+    if (segment === undefined || mapped?.residency === undefined || pageBytes === undefined) return false;
+    const end = offset + frameSize(length);
+    if (!(offset >= 0) || end > mapped.length) return false;
+    const now = performance.now();
+    if (segment.residencyOf !== mapped || now - segment.residencySampled >= RESIDENCY_SAMPLE_MS) {
+      const pages = Math.ceil(mapped.length / pageBytes);
+      if (segment.residency === undefined || segment.residency.length < pages) segment.residency = new Uint8Array(pages);
+      try {
+        mapped.residency(segment.residency);
+      } catch {
+        // A map that cannot say now (unmapped under us, or refused by the kernel): not known to be resident.
+        segment.residencyOf = undefined;
+        return false;
+      }
+      segment.residencyOf = mapped;
+      segment.residencySampled = now;
+    }
+    const pages = segment.residency!;
+    for (let page = Math.floor(offset / pageBytes); page <= Math.floor((end - 1) / pageBytes); page++) if (pages[page] !== 1) return false;
+    return true;
   }
 
   /**

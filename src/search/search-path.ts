@@ -572,36 +572,58 @@ export class SearchPath {
       }
       // A write since the places were taken: the search starts over, so the rest need not be read.
       if (this.env.writes() !== writes && !tolerateMoves) return undefined;
-      // Only over the store the scan saw: slots and codes are those the bound reads. Each candidate's
-      // bound is taken once, before anything more is read; the rest are read a chunk at a time, in
-      // kernel order, and the k-th best exact score rises as they come in, so each chunk is cut by
-      // the best line known. Strictly below it, a candidate would not be in the answer.
+      // A candidate whose vector is in memory is read at once: a read there costs less than its bound
+      // (RESCORING.md, "Reads that would wait for the disk"). The others are bounded, only over the
+      // store the scan saw (slots and codes are those the bound reads): each one's bound is taken
+      // once, after the reads from memory, and they are read a chunk at a time, in kernel order; the
+      // k-th best exact score rises as they come in, so each chunk is cut by the best line known.
+      // Strictly below it, a candidate would not be in the answer.
       let skipped = 0;
-      const b = rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes ? bound() : undefined;
+      let order: Source[] = rest;
+      let inMemory = rest.length;
+      if (rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes) {
+        const resident: Source[] = [];
+        const onDisk: Source[] = [];
+        for (const source of placed(rest)) (this.env.reads.vectorResident(source.place) ? resident : onDisk).push(source);
+        order = resident.concat(onDisk);
+        inMemory = resident.length;
+      }
       // The k best exact scores so far, fed as `ranked` grows (sorting it again for every chunk cost
       // 28 µs a search on rq2, whose rescoring takes ten chunks and more). Only with bounds, which
       // need k scores: a k past the candidates (up to MAX_K) allocates nothing.
-      const best = b === undefined ? undefined : this.takeBest(want.k);
+      let best: TopK | undefined;
+      let uppers: Float64Array | undefined;
       let fed = 0;
-      if (best !== undefined) for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
-      // The k-th best exact score now is the floor the bounds are asked about: a candidate shown to
-      // be below it needs no finer bound (RescoreBound.uppers), since the line only rises.
-      const uppers = b === undefined ? undefined : b.uppers(rest, best!.kthBest());
       // The places of `rest` were taken before anything was awaited, if anything was: a write since
       // then makes them stale (scoreLoaded() must not keep what they hold hot).
-      for (let at = 0; at < rest.length; ) {
+      for (let at = 0; at < order.length; ) {
         let chunk: Source[];
-        if (uppers !== undefined && best !== undefined && ranked.length >= want.k && this.env.writes() === writes) {
-          for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
-          const kth = best.kthBest();
-          chunk = [];
-          for (; at < rest.length && chunk.length < RESCORE_CHUNK; at++) {
-            if (uppers[at]! < kth) skipped++;
-            else chunk.push(rest[at]!);
-          }
+        if (at < inMemory) {
+          chunk = order.slice(0, inMemory);
+          at = inMemory;
         } else {
-          chunk = rest.slice(at);
-          at = rest.length;
+          if (at === inMemory && best === undefined && ranked.length >= want.k && this.env.writes() === writes) {
+            const b = bound();
+            if (b !== undefined) {
+              best = this.takeBest(want.k);
+              for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
+              // The k-th best exact score now is the floor the bounds are asked about: a candidate shown
+              // to be below it needs no finer bound (RescoreBound.uppers), since the line only rises.
+              uppers = b.uppers(order.slice(inMemory), best.kthBest());
+            }
+          }
+          if (uppers !== undefined && best !== undefined && ranked.length >= want.k && this.env.writes() === writes) {
+            for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
+            const kth = best.kthBest();
+            chunk = [];
+            for (; at < order.length && chunk.length < RESCORE_CHUNK; at++) {
+              if (uppers[at - inMemory]! < kth) skipped++;
+              else chunk.push(order[at]!);
+            }
+          } else {
+            chunk = order.slice(at);
+            at = order.length;
+          }
         }
         if (chunk.length === 0) continue;
         const reading = placed(chunk);

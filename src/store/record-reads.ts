@@ -79,6 +79,14 @@ export class RecordReads {
     this.vectors.prefetchFrames(places, count, this.dim * 4);
   }
 
+  /**
+   * Whether the vector at `place` would be read out of memory now, with no wait for the disk
+   * (BlobArena.frameResident): rescoring then reads it rather than take its error bound first.
+   */
+  vectorResident(place: VectorPlace): boolean {
+    return this.vectors.frameResident(place[0], place[1], place[2], this.dim * 4);
+  }
+
   private vectorNowIn(idOf: () => string, place: VectorPlace, scratch: Uint8Array | undefined): Float32Array | undefined {
     let bytes: Uint8Array | undefined;
     try {

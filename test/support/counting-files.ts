@@ -9,6 +9,13 @@ export class CountingFiles {
   mapFailure: Error | undefined;
   /** When set, the maps offer copy() alone (a file layer whose maps cannot checksum as they copy). */
   copyOnly = false;
+  /**
+   * What the maps' residency() reports: the kernel's answer ('real'), no page resident ('none'), or
+   * what a function writes into `out` (a byte per page) for the map's index in `maps`.
+   */
+  residency: 'real' | 'none' | ((out: Uint8Array, map: number) => void) = 'real';
+  /** Calls of residency() on the maps. */
+  residencyCalls = 0;
   /** Every prefetch() asked of a map: the map's index in `maps`, the offsets and the bytes at each. */
   readonly prefetches: { map: number; offsets: number[]; bytes: number }[] = [];
   readonly layer: FileLayer = {
@@ -41,6 +48,15 @@ export class CountingFiles {
                     prefetch: (offsets: Float64Array, count: number, bytes: number) => {
                       this.prefetches.push({ map: index, offsets: [...offsets.subarray(0, count)], bytes });
                       m.prefetch!(offsets, count, bytes);
+                    },
+                    pageBytes: m.pageBytes,
+                    residency: (out: Uint8Array) => {
+                      this.residencyCalls++;
+                      const pages = m.residency!(out);
+                      const mode = this.residency;
+                      if (mode === 'none') out.fill(0, 0, pages);
+                      else if (mode !== 'real') mode(out.subarray(0, pages), index);
+                      return pages;
                     },
                     unmap: () => m.unmap(),
                   };
