@@ -257,7 +257,7 @@ export class MemStore {
     this.resident = new ResidentSampler(dir);
     this.searches = new SearchPath({
       metric: config.metric,
-      oversample: options.oversample ?? defaultOversample(config.codec, config.pca !== null, config.dim),
+      oversample: options.oversample ?? defaultOversample(config.codec, config.pca !== null),
       space: this.space,
       reads: this.reads,
       scorer: this.scorer,

@@ -12,8 +12,8 @@ import type { Durability } from '../wal/index.js';
  * less time (README, "Rescoring guided by error bounds"). rq2 takes 12 and rq1 24 (were 16 and 32):
  * at equal recall the fewer candidates with more pages probed were faster on every set measured
  * (`bench/oversample.ts`, README "Rotated codes"), and `exact: true` still finds rq2 ≥ 0.995 of
- * the 512-d sets' top 10 and 0.995 of GloVe's, rq1 ≥ 0.999 of the 512-d sets'. rq2 and rq4 take
- * fewer above RQ_OVERSAMPLE_DIM dimensions, and a PCA store at least PCA_OVERSAMPLE (defaultOversample()).
+ * the 512-d sets' top 10 and 0.995 of GloVe's, rq1 ≥ 0.999 of the 512-d sets'. A PCA store takes
+ * at least PCA_OVERSAMPLE (defaultOversample()).
  */
 export const DEFAULT_OVERSAMPLE: Readonly<Record<CodecName, number>> = {
   f32: 4,
@@ -33,30 +33,9 @@ export const DEFAULT_OVERSAMPLE: Readonly<Record<CodecName, number>> = {
  */
 export const PCA_OVERSAMPLE = 4;
 
-/**
- * The dimension up to which rq2 and rq4 take DEFAULT_OVERSAMPLE as it stands. An rq estimate's
- * spread shrinks as 1/√dim (RaBitQ's bound, CODECS.md), and with it the depth at which a true
- * neighbour can rank by estimate; so above this, they take it times √(RQ_OVERSAMPLE_DIM / dim),
- * rounded up (rq2 6 and rq4 5 at 512-d): on the 50k sentence set, rq2 with 6 found the top 10 of 12
- * within 0.0002 at every `nprobe` and with `exact` (0.9998), reading 47 vectors a search instead of
- * 55, at 0.82–0.99 of the p50 time; rq4 with 5 the same top 10, at 0.86–1.01; the 10k set 1.000
- * either way (`bench/results/oversample.md`, 2026-12-03). On GloVe's 100 dimensions 8 for rq2 had lost
- * 0.009. rq1's cap binds (it reads 85% of its candidates at 512-d) and 12 there lost 0.004: it keeps
- * its 24 at every dimension.
- */
-export const RQ_OVERSAMPLE_DIM = 128;
-
-/**
- * The oversample a store of `dim` dimensions takes when its options name none: its codec's, scaled
- * down above RQ_OVERSAMPLE_DIM for rq2 and rq4 (at least 2, what int8 takes), and at least
- * PCA_OVERSAMPLE with PCA, which keeps its codec's as it stands (the projection's error is not
- * in the bound, and the stored dimension is not known before PCA is fitted).
- */
-export function defaultOversample(codec: CodecName, pca: boolean, dim: number): number {
-  const base = DEFAULT_OVERSAMPLE[codec];
-  if (pca) return Math.max(PCA_OVERSAMPLE, base);
-  if ((codec !== 'rq2' && codec !== 'rq4') || dim <= RQ_OVERSAMPLE_DIM) return base;
-  return Math.max(DEFAULT_OVERSAMPLE.int8, Math.ceil(base * Math.sqrt(RQ_OVERSAMPLE_DIM / dim)));
+/** The oversample a store takes when its options name none: its codec's, at least PCA_OVERSAMPLE with PCA. */
+export function defaultOversample(codec: CodecName, pca: boolean): number {
+  return pca ? Math.max(PCA_OVERSAMPLE, DEFAULT_OVERSAMPLE[codec]) : DEFAULT_OVERSAMPLE[codec];
 }
 
 export type Metric = 'cosine' | 'dot' | 'l2';
@@ -127,7 +106,7 @@ export interface OpenOptions {
   rescore?: boolean;
   /**
    * Candidates taken from the quantized scan per requested result when rescoring: the most a search
-   * rescores, since error bounds let the hopeless ones go unread. @default 2 (int8), 4 (fp8, f16, f32, and any codec after PCA), 10 (rq4), 12 (rq2), 24 (rq1); rq4 and rq2 above 128 dimensions without PCA: that times √(128 / dim), rounded up (5 and 6 at 512-d)
+   * rescores, since error bounds let the hopeless ones go unread. @default 2 (int8), 4 (fp8, f16, f32, and any codec after PCA), 10 (rq4), 12 (rq2), 24 (rq1)
    */
   oversample?: number;
   /** When a write's promise resolves: after fsync ('always'), after at most a few ms ('batch'), or when the OS writes ('none'). @default 'always' */

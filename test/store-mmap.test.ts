@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemStore } from '../src/index.js';
 import { canMapFiles } from '../io/mmap.js';
+import { kernels } from '../src/kernels/index.js';
 import { CountingFiles } from './support/counting-files.js';
 import { clustered, rejectsWith, rng, tempDir } from './helpers.js';
 
@@ -121,6 +122,31 @@ describe('reads through memory maps give the answers of positioned reads', { ski
         assert.deepEqual(none.got, resident.got, 'int8: the bound leaves out only what could not be in the answer');
         assert.deepEqual(half.got, resident.got);
       }
+    }
+  });
+
+  it('a search of a large k over vectors in memory reads them a chunk at a time: the scorer\'s scratch in linear memory grows to k vectors, not to every candidate', async () => {
+    const dim = 256;
+    const dir = tempDir();
+    const store = await MemStore.open(dir, { dim, codec: 'int8', pages: false, cache: false, oversample: 40 });
+    await store.add(clustered(5000, dim, 31).map((vector, i) => ({ id: `v${i}`, vector })));
+    await store.close();
+    const reopened = await MemStore.open(dir, { cache: false, oversample: 40 });
+    try {
+      const [warm, big] = clustered(2, dim, 32);
+      await reopened.search(warm!, { k: 10 });
+      const memory = kernels().memory;
+      const before = memory.used;
+      const counted = reopened.stats().rescoring;
+      const k = 100;
+      assert.equal((await reopened.search(big!, { k })).length, k);
+      const after = reopened.stats().rescoring;
+      assert.equal(after.candidates - counted.candidates, 40 * k);
+      assert.equal(after.skipped - counted.skipped, 0, 'every candidate in memory, every one read');
+      // One batch of all 3,900 past the first k would have taken about 3.9 MB more.
+      assert.ok(memory.used - before < 1 << 20, `linear memory's high-water mark grew by ${memory.used - before} bytes`);
+    } finally {
+      await reopened.close();
     }
   });
 

@@ -11,7 +11,7 @@ import { Progress } from './progress.js';
 import { fastestWithin, recommend } from '../../bench/recommend.js';
 import { matrix, runStudy } from '../../bench/study.js';
 import { formatSweep, renderSweepChart, runIndexSweep } from '../../bench/index-sweep.js';
-import { DEFAULT_OVERSAMPLE, PCA_OVERSAMPLE, defaultOversample, type Metric } from '../options.js';
+import { DEFAULT_OVERSAMPLE, PCA_OVERSAMPLE, type Metric } from '../options.js';
 import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
 
 /** The codecs `--codecs` names (all of them when absent); a usage error for an unknown one. */
@@ -74,13 +74,6 @@ function loadData(flags: BenchFlags): Dataset {
 /** Vectors PCA and rq codes train on, in the study's stores and the sweep's. */
 const TRAIN_SIZE = 4096;
 
-/** Each codec's default oversample without PCA for vectors of `dim` dimensions (the report's options). */
-function defaultOversamples(dim: number): Record<CodecName, number> {
-  const out = { ...DEFAULT_OVERSAMPLE };
-  for (const codec of Object.keys(out) as CodecName[]) out[codec] = defaultOversample(codec, false, dim);
-  return out;
-}
-
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
@@ -135,7 +128,7 @@ export async function bench(flags: BenchFlags): Promise<void> {
     date: new Date().toISOString(),
     machine: m,
     data: { name: data.name, count: data.docs.length, queries: data.queries.length, dim: data.dim },
-    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: { ...defaultOversamples(data.dim), pcaAtLeast: PCA_OVERSAMPLE }, trainSize: Math.min(TRAIN_SIZE, data.docs.length), hnsw },
+    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: { ...DEFAULT_OVERSAMPLE, pcaAtLeast: PCA_OVERSAMPLE }, trainSize: Math.min(TRAIN_SIZE, data.docs.length), hnsw },
     rows,
     ...(sweep === undefined ? {} : { index: sweep }),
     ...(rec === undefined ? {} : { recommendation: { budgetBytes: budget, count, label: rec.row?.label ?? null, text: advice, ...(fastest === undefined ? {} : { fastest: fastest.row === undefined ? null : { config: fastest.row.config, nprobe: fastest.row.effort, recall10: fastest.row.recall10, qps: fastest.row.qps } }) } }),

@@ -599,8 +599,10 @@ export class SearchPath {
       for (let at = 0; at < order.length; ) {
         let chunk: Source[];
         if (at < inMemory) {
-          chunk = order.slice(0, inMemory);
-          at = inMemory;
+          // A chunk at a time, as the others: one batch of them all would grow the scorer's scratch in
+          // linear memory, which never shrinks, to (M − k) vectors for good after one search of a large k.
+          chunk = order.slice(at, Math.min(inMemory, at + RESCORE_CHUNK));
+          at += chunk.length;
         } else {
           if (at === inMemory && best === undefined && ranked.length >= want.k && this.env.writes() === writes) {
             const b = bound();
