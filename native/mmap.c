@@ -253,29 +253,35 @@ static napi_value size_of(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* `value` as a typed array of type `want`: its data (never NULL) and element count; NULL, with EINVAL thrown saying `what`, otherwise. */
+static void *typed_arg(napi_env env, napi_value value, napi_typedarray_type want, const char *what, size_t *elements) {
+  bool typed;
+  if (napi_is_typedarray(env, value, &typed) != napi_ok || !typed) return (void *)fail(env, "EINVAL", what);
+  napi_typedarray_type type;
+  void *data;
+  if (napi_get_typedarray_info(env, value, &type, elements, &data, NULL, NULL) != napi_ok) return (void *)fail(env, "ENAPI", "napi_get_typedarray_info");
+  if (type != want) return (void *)fail(env, "EINVAL", what);
+  /* An empty typed array may have no data pointer; memcpy of 0 bytes from it is still asked to be valid. */
+  static uint8_t none;
+  return data != NULL ? data : &none;
+}
+
 /* The target of copy() or copyCrc() (argv[2]) as bytes, after the checks both make; NULL with an exception thrown. */
 static uint8_t *copy_target(napi_env env, region_t *region, napi_value offset_arg, napi_value target, size_t *elements_out, size_t *offset_out) {
   double offset;
   if (napi_get_value_double(env, offset_arg, &offset) != napi_ok) return (void *)fail(env, "EINVAL", "copy(): offset must be a number");
-  bool typed;
-  if (napi_is_typedarray(env, target, &typed) != napi_ok) return (void *)fail(env, "ENAPI", "napi_is_typedarray");
-  if (!typed) return (void *)fail(env, "EINVAL", "copy(): target must be a typed array");
-  napi_typedarray_type type;
   size_t elements;
-  void *data;
-  if (napi_get_typedarray_info(env, target, &type, &elements, &data, NULL, NULL) != napi_ok) return (void *)fail(env, "ENAPI", "napi_get_typedarray_info");
-  if (type != napi_uint8_array) return (void *)fail(env, "EINVAL", "copy(): target must be a Uint8Array");
+  uint8_t *data = typed_arg(env, target, napi_uint8_array, "copy(): target must be a Uint8Array", &elements);
+  if (data == NULL) return NULL;
   if (!region->mapped) return (void *)fail(env, "ECLOSED", "copy(): the region is unmapped");
   if (!(offset >= 0) || offset > (double)region->length || (double)elements > (double)region->length - offset) {
     return (void *)fail(env, "ERANGE", "copy(): the range runs past the map");
   }
   // A fractional offset would be truncated by the cast below, and copy other bytes than asked for.
   if (offset != floor(offset)) return (void *)fail(env, "EINVAL", "copy(): offset must be an integer");
-  /* An empty target may have no data pointer; memcpy of 0 bytes from it is still asked to be valid. */
-  static uint8_t none;
   *elements_out = elements;
   *offset_out = (size_t)offset;
-  return data != NULL ? data : &none;
+  return data;
 }
 
 static napi_value copy_out(napi_env env, napi_callback_info info) {
@@ -327,13 +333,10 @@ static napi_value crc_by_table(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  bool typed = false;
-  if (argc < 3 || napi_is_typedarray(env, argv[0], &typed) != napi_ok || !typed) return fail(env, "EINVAL", "crcTable(bytes, from, seed)");
-  napi_typedarray_type type;
+  if (argc < 3) return fail(env, "EINVAL", "crcTable(bytes, from, seed)");
   size_t elements;
-  void *data;
-  CHECK(napi_get_typedarray_info(env, argv[0], &type, &elements, &data, NULL, NULL));
-  if (type != napi_uint8_array) return fail(env, "EINVAL", "crcTable(): bytes must be a Uint8Array");
+  const uint8_t *data = typed_arg(env, argv[0], napi_uint8_array, "crcTable(): bytes must be a Uint8Array", &elements);
+  if (data == NULL) return NULL;
   size_t from;
   uint32_t seed;
   if (!crc_args(env, "crcTable(): from must be an index into the bytes, seed a uint32", argv[1], argv[2], elements, &from, &seed)) return NULL;
@@ -341,19 +344,6 @@ static napi_value crc_by_table(napi_env env, napi_callback_info info) {
   uint32_t crc = elements == from ? seed : ~crc_soft(~seed, (const uint8_t *)data + from, elements - from);
   CHECK(napi_create_uint32(env, crc, &result));
   return result;
-}
-
-/* `value` as a typed array of type `want`: its data (never NULL) and element count; NULL, with EINVAL thrown saying `what`, otherwise. */
-static void *typed_arg(napi_env env, napi_value value, napi_typedarray_type want, const char *what, size_t *elements) {
-  bool typed;
-  if (napi_is_typedarray(env, value, &typed) != napi_ok || !typed) return (void *)fail(env, "EINVAL", what);
-  napi_typedarray_type type;
-  void *data;
-  if (napi_get_typedarray_info(env, value, &type, elements, &data, NULL, NULL) != napi_ok) return (void *)fail(env, "ENAPI", "napi_get_typedarray_info");
-  if (type != want) return (void *)fail(env, "EINVAL", what);
-  /* An empty typed array may have no data pointer. */
-  static uint8_t none;
-  return data != NULL ? data : &none;
 }
 
 /*
