@@ -29,6 +29,16 @@ export interface MappedFile {
    */
   prefetch?(offsets: Float64Array, count: number, bytes: number): void;
   /**
+   * Copies and checksums `count` frames of `spec[1]` bytes in one call, prefetched first
+   * (native/mmap.c, gather_frames): `spec` is [prefix, frame, head, from, stride, then an offset and
+   * a row for each frame]; frame i's first `head` bytes go to `heads[row * head]`, the rest to
+   * `target[row * stride]` followed by zeros up to the row's end, and `sums[row]` is the CRC-32C of
+   * its bytes from `from` on, continuing the CRC of its offset (8 bytes, little-endian) continuing
+   * `prefix`. Throws ERANGE (a frame past the map, a row past an array) or EINVAL before copying
+   * anything, ECLOSED once unmapped. Optional, as copyChecksummed() is.
+   */
+  gather?(spec: Float64Array, count: number, target: Uint8Array, heads: Uint8Array, sums: Uint32Array): void;
+  /**
    * Which pages of the map the kernel holds in memory now (mincore): `out[i]` 1 when page i (of
    * `pageBytes` bytes) is resident, 0 when a copy from it would wait for the disk; returns the count of
    * pages. Throws ERANGE when `out` is shorter, ECLOSED once unmapped. Optional: a file layer's maps
@@ -47,6 +57,7 @@ interface Addon {
   copy(region: object, offset: number, into: Uint8Array): void;
   copyCrc(region: object, offset: number, into: Uint8Array, from: number, seed: number): number;
   prefetch(region: object, offsets: Float64Array, count: number, bytes: number): void;
+  gather(region: object, spec: Float64Array, count: number, target: Uint8Array, heads: Uint8Array, sums: Uint32Array): void;
   residency(region: object, out: Uint8Array): number;
   pageSize(): number;
   unmap(region: object): void;
@@ -57,7 +68,7 @@ const addon = load();
 function load(): Addon | undefined {
   try {
     const a = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Partial<Addon>;
-    return typeof a.map === 'function' && typeof a.size === 'function' && typeof a.copy === 'function' && typeof a.copyCrc === 'function' && typeof a.prefetch === 'function' && typeof a.residency === 'function' && typeof a.pageSize === 'function' && typeof a.unmap === 'function' ? (a as Addon) : undefined;
+    return typeof a.map === 'function' && typeof a.size === 'function' && typeof a.copy === 'function' && typeof a.copyCrc === 'function' && typeof a.prefetch === 'function' && typeof a.gather === 'function' && typeof a.residency === 'function' && typeof a.pageSize === 'function' && typeof a.unmap === 'function' ? (a as Addon) : undefined;
   } catch {
     return undefined;
   }
@@ -90,6 +101,9 @@ export function mapFile(fd: number): MappedFile | undefined {
     },
     prefetch(offsets, count, bytes) {
       addon.prefetch(region, offsets, count, bytes);
+    },
+    gather(spec, count, target, heads, sums) {
+      addon.gather(region, spec, count, target, heads, sums);
     },
     residency(out) {
       return addon.residency(region, out);

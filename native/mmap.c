@@ -17,6 +17,10 @@
  *                                   `count` offsets (a Float64Array) into its caches, and returns at
  *                                   once: the copies that follow overlap their misses instead of
  *                                   waiting for each in turn. Offsets outside the map are skipped
+ *   gather(region, spec, count, target, heads, sums)
+ *                                   copies and checksums a batch of frames of one map in one call,
+ *                                   prefetched first: each one's head to `heads`, the rest to
+ *                                   `target`, its CRC-32C to `sums` (gather_frames says how)
  *   residency(region, out) -> number
  *                                   which pages of the map the kernel holds in memory now (mincore):
  *                                   out[i] 1 when page i is resident, else 0; the count of pages
@@ -379,6 +383,69 @@ static napi_value prefetch_ranges(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * A rescoring search reads its candidates' frames in batches of 16, and one call per frame (the
+ * copy, its checks and the JavaScript around it, then a copy more into the scorer's linear memory)
+ * cost more than the bytes did. gather() takes a batch of one map in one call: every frame is
+ * prefetched first (as prefetch() does), then each one's first `head` bytes are copied to its row
+ * of `heads`, the rest to its row of `target` (which may be a view of WebAssembly memory, the
+ * scorer's batch) with zeros up to the row's end, and its CRC-32C is taken from `from` to its end,
+ * continuing the CRC of its offset as 8 little-endian bytes continuing `prefix` (a frame's
+ * checksum starts from its place: src/arena/format.ts, frameSeed). Every argument is checked
+ * before a byte is copied.
+ *
+ *   spec: Float64Array [prefix, frame, head, from, stride, offset0, row0, offset1, row1, ...]
+ */
+static napi_value gather_frames(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  region_t *region = region_call(env, info, 6, argv, "gather(region, spec, count, target, heads, sums)");
+  if (region == NULL) return NULL;
+  size_t spec_n, target_n, heads_n, sums_n;
+  const double *spec = typed_arg(env, argv[1], napi_float64_array, "gather(): spec must be a Float64Array", &spec_n);
+  if (spec == NULL) return NULL;
+  uint8_t *target = typed_arg(env, argv[3], napi_uint8_array, "gather(): target must be a Uint8Array", &target_n);
+  if (target == NULL) return NULL;
+  uint8_t *heads = typed_arg(env, argv[4], napi_uint8_array, "gather(): heads must be a Uint8Array", &heads_n);
+  if (heads == NULL) return NULL;
+  uint32_t *sums = typed_arg(env, argv[5], napi_uint32_array, "gather(): sums must be a Uint32Array", &sums_n);
+  if (sums == NULL) return NULL;
+  double count;
+  if (napi_get_value_double(env, argv[2], &count) != napi_ok) return fail(env, "EINVAL", "gather(): count must be a number");
+  if (!(count >= 0) || count != floor(count) || spec_n < 5 || (double)(spec_n - 5) / 2 < count) return fail(env, "ERANGE", "gather(): spec must hold 5 numbers and an offset and a row for each of count frames");
+  const double prefix = spec[0], frame = spec[1], head = spec[2], from = spec[3], stride = spec[4];
+  if (!(prefix >= 0 && prefix <= 4294967295.0) || prefix != floor(prefix)) return fail(env, "EINVAL", "gather(): prefix must be a uint32");
+  if (!(frame >= 0) || frame != floor(frame) || !(head >= 0 && head <= frame) || head != floor(head) || !(from >= 0 && from <= frame) || from != floor(from) ||
+      !(stride >= frame - head) || stride != floor(stride)) {
+    return fail(env, "EINVAL", "gather(): frame, head, from and stride must be integers, head and from within the frame, stride at least its rest");
+  }
+  if (!region->mapped) return fail(env, "ECLOSED", "gather(): the region is unmapped");
+  const size_t n = (size_t)count, frame_bytes = (size_t)frame, head_bytes = (size_t)head, rest = frame_bytes - head_bytes, row_bytes = (size_t)stride;
+  const double length = (double)region->length;
+  for (size_t i = 0; i < n; i++) {
+    const double offset = spec[5 + 2 * i], row = spec[6 + 2 * i];
+    if (!(offset >= 0) || offset != floor(offset) || offset + frame > length) return fail(env, "ERANGE", "gather(): a frame runs past the map");
+    if (!(row >= 0) || row != floor(row) || row >= (double)sums_n || (row + 1) * head > (double)heads_n || (row + 1) * stride > (double)target_n) {
+      return fail(env, "ERANGE", "gather(): a row lies past target, heads or sums");
+    }
+    const char *at = (const char *)region->addr + (size_t)offset;
+    for (size_t b = 0; b < frame_bytes; b += 64) __builtin_prefetch(at + b, 0, 1);
+    if (frame_bytes > 0) __builtin_prefetch(at + frame_bytes - 1, 0, 1);
+  }
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t offset = (uint64_t)spec[5 + 2 * i];
+    const size_t row = (size_t)spec[6 + 2 * i];
+    const uint8_t *at = (const uint8_t *)region->addr + offset;
+    memcpy(heads + row * head_bytes, at, head_bytes);
+    uint8_t *out = target + row * row_bytes;
+    memcpy(out, at + head_bytes, rest);
+    memset(out + rest, 0, row_bytes - rest);
+    uint8_t place[8];
+    for (int b = 0; b < 8; b++) place[b] = (uint8_t)(offset >> (8 * b));
+    sums[row] = crc32c(crc32c((uint32_t)prefix, place, 8), at + (size_t)from, frame_bytes - (size_t)from);
+  }
+  return NULL;
+}
+
+/*
  * Which pages of a map the kernel holds in memory now, for rescoring to read a candidate at once
  * when its frame is resident and to take its error bound first when a read would wait for the disk
  * (src/search/RESCORING.md, "Reads that would wait for the disk"). mincore() straight into the
@@ -424,6 +491,7 @@ NAPI_MODULE_INIT() {
       !export_function(env, exports, "copyCrc", copy_crc) ||
       !export_function(env, exports, "crcTable", crc_by_table) ||
       !export_function(env, exports, "prefetch", prefetch_ranges) ||
+      !export_function(env, exports, "gather", gather_frames) ||
       !export_function(env, exports, "residency", residency_of) ||
       !export_function(env, exports, "pageSize", page_size) ||
       !export_function(env, exports, "unmap", unmap_file)) {

@@ -265,7 +265,7 @@ export class MemStore {
       index: () => this.index,
       writes: () => this.writes,
       placeAt: (slot, idOf) => this.index.placeAt(slot) ?? this.placeAt(slot, idOf(slot)),
-      docOf: (id) => this.docOf(id),
+      docOf: (id, slot) => this.docOf(id, slot),
       markDamaged: (id, e) => this.markDamaged(id, e),
       setAsideIfUnchanged: (id, ref, e) => this.setAsideIfUnchanged(id, ref, e),
     });
@@ -503,11 +503,13 @@ export class MemStore {
   /**
    * The document (text reference, metadata) of a stored record; CORRUPTION (naming it) when damaged,
    * or missing though its index entry says it has one. A record without one costs no state lookup.
+   * `slot`: the record's slot in the index now (a search's, with no write since its scan), which
+   * spares the lookup of its entry by id.
    */
-  private docOf(id: string): DocRecord {
+  private docOf(id: string, slot?: number): DocRecord {
     const p = this.changes.of(id);
     if (p !== undefined) return p === null ? {} : p.doc;
-    if (!this.index.documented(id)) return {};
+    if (!(slot === undefined ? this.index.documented(id) : this.index.documentedAt(slot))) return {};
     const doc = this.state.getDoc(id);
     if (doc === undefined) {
       const file = statePath(this.dir);

@@ -53,6 +53,37 @@ function mappedBytes(dir: string, name: string, bytes: Uint8Array): MappedFile {
 const into = (arena: BlobArena, ref: BlobRef, scratch = new Uint8Array(frameSize(ref[3]))): Uint8Array | undefined =>
   arena.readFrameInto(ref[0], ref[1], ref[2], ref[3], scratch) ? scratch.subarray(FRAME_HEADER_SIZE) : undefined;
 
+/**
+ * Damages four frames of the closed vector arena in `dir` (2,048-byte blobs, `blob(2048, i)` at
+ * refs[i]), one of each kind a read must find: a payload byte, the checksum, the length field, and
+ * a whole frame copied over another place. Returns each kind with the frame it damaged.
+ */
+function damageFrames(dir: string, refs: readonly BlobRef[]): Array<[string, BlobRef]> {
+  const damage: Array<[string, (fd: number) => void, BlobRef]> = [
+    ['payload', (fd) => writeSync(fd, Uint8Array.of(0xff ^ blob(2048, 3)[100]!), 0, 1, refs[3]![2] + FRAME_HEADER_SIZE + 100), refs[3]!],
+    ['checksum', (fd) => writeSync(fd, Uint8Array.of(0x5a), 0, 1, refs[5]![2] + 1), refs[5]!],
+    ['length', (fd) => writeSync(fd, Uint8Array.of(0x01), 0, 1, refs[7]![2] + 5), refs[7]!],
+    [
+      // Frame 8's bytes over frame 9's: whole and well formed, but summed for another place.
+      'moved',
+      (fd) => {
+        const bytes = new Uint8Array(frameSize(2048));
+        const from = openSync(arenaSegmentPath(dir, 1, refs[8]![1], 'vectors'), 'r');
+        readSync(from, bytes, 0, bytes.length, refs[8]![2]);
+        closeSync(from);
+        writeSync(fd, bytes, 0, bytes.length, refs[9]![2]);
+      },
+      refs[9]!,
+    ],
+  ];
+  for (const [, hurt, ref] of damage) {
+    const fd = openSync(arenaSegmentPath(dir, 1, ref[1], 'vectors'), 'r+');
+    hurt(fd);
+    closeSync(fd);
+  }
+  return damage.map(([what, , ref]) => [what, ref]);
+}
+
 describe('memory maps (io/mmap.ts)', { skip }, () => {
   it("a map holds the file's bytes as they were; unmapped (twice is fine), it holds none and copies nothing", () => {
     const dir = tempDir();
@@ -250,6 +281,115 @@ describe('memory maps (io/mmap.ts)', { skip }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('gather() copies each frame\'s head to its row of `heads`, the rest to its row of `target` with zeros up to the stride, and sums it from `from` on, continuing the CRC of its offset (8 bytes, little-endian) continuing `prefix`: what copy() and crc32c() give', () => {
+    const dir = tempDir();
+    try {
+      fc.assert(
+        fc.property(
+          fc.uint8Array({ minLength: 16, maxLength: 3000 }),
+          fc.integer({ min: 0, max: 0xffff_ffff }),
+          fc.nat(),
+          fc.nat(),
+          fc.nat(),
+          fc.nat({ max: 40 }),
+          fc.array(fc.nat(), { minLength: 0, maxLength: 8 }),
+          (bytes, prefix, f, h, fr, pad, picks) => {
+            const m = mappedBytes(dir, 'g', bytes);
+            try {
+              const frame = f % (bytes.length + 1);
+              const head = h % (frame + 1);
+              const from = fr % (frame + 1);
+              const stride = frame - head + pad;
+              const rows = picks.length;
+              // Rows in reverse order of the offsets: a row is where the caller wants it, not the call's order.
+              const offsets = picks.map((p) => p % (bytes.length - frame + 1));
+              const spec = Float64Array.from([prefix, frame, head, from, stride, ...offsets.flatMap((o, i) => [o, rows - 1 - i])]);
+              const target = new Uint8Array(rows * stride).fill(0xee);
+              const heads = new Uint8Array(rows * head).fill(0xee);
+              const sums = new Uint32Array(rows);
+              m.gather!(spec, rows, target, heads, sums);
+              for (const [i, o] of offsets.entries()) {
+                const row = rows - 1 - i;
+                assert.deepEqual(heads.subarray(row * head, (row + 1) * head), bytes.subarray(o, o + head));
+                assert.deepEqual(target.subarray(row * stride, row * stride + frame - head), bytes.subarray(o + head, o + frame));
+                assert.ok(target.subarray(row * stride + frame - head, (row + 1) * stride).every((b) => b === 0), 'zeros up to the stride');
+                const place = new Uint8Array(8);
+                new DataView(place.buffer).setUint32(0, o % 2 ** 32, true);
+                new DataView(place.buffer).setUint32(4, Math.floor(o / 2 ** 32), true);
+                assert.equal(sums[row], crc32c(bytes, o + from, o + frame, crc32c(place, 0, 8, prefix)));
+              }
+            } finally {
+              m.unmap();
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gather() refuses, before copying anything, a spec that is not a Float64Array, target or heads not a Uint8Array, sums not a Uint32Array, a prefix not a uint32, head or from past the frame, a stride short of the frame\'s rest (EINVAL); a count past the spec, a frame past the map, a row past target, heads or sums (ERANGE); an unmapped region (ECLOSED)', () => {
+    const addon = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Record<string, (...args: unknown[]) => unknown>;
+    const dir = tempDir();
+    const path = join(dir, 'g');
+    writeFileSync(path, blob(64, 8));
+    const fd = openSync(path, 'r');
+    const region = addon['map']!(fd);
+    const einval = (e: unknown) => codeOf(e) === 'EINVAL';
+    const erange = (e: unknown) => codeOf(e) === 'ERANGE';
+    // Two frames of 16 bytes, heads of 4, summed from 2, rows of 12: the second at offset 48, row 1, the first at 0, row 0.
+    const good = () => Float64Array.of(7, 16, 4, 2, 12, 48, 1, 0, 0);
+    const target = new Uint8Array(24).fill(0xee);
+    const heads = new Uint8Array(8).fill(0xee);
+    const sums = new Uint32Array(2);
+    const call = (spec: unknown, count: unknown = 2, t: unknown = target, h: unknown = heads, s: unknown = sums) => addon['gather']!(region, spec, count, t, h, s);
+    const edited = (at: number, value: number) => {
+      const spec = good();
+      spec[at] = value;
+      return spec;
+    };
+    const refused: Array<[string, () => unknown, (e: unknown) => boolean]> = [
+      ['no arguments past the region', () => addon['gather']!(region), einval],
+      ['a region not from map()', () => addon['gather']!({}, good(), 2, target, heads, sums), einval],
+      ['spec not a typed array', () => call([...good()]), einval],
+      ['spec not a Float64Array', () => call(Float32Array.from(good())), einval],
+      ['target not a Uint8Array', () => call(good(), 2, new Int8Array(24)), einval],
+      ['heads not a Uint8Array', () => call(good(), 2, target, [0]), einval],
+      ['sums not a Uint32Array', () => call(good(), 2, target, heads, new Int32Array(2)), einval],
+      ['a count not a number', () => call(good(), '2'), einval],
+      ['a prefix past uint32', () => call(edited(0, 2 ** 32)), einval],
+      ['a fractional prefix', () => call(edited(0, 1.5)), einval],
+      ['a head past the frame', () => call(edited(2, 17)), einval],
+      ['a from past the frame', () => call(edited(3, 17)), einval],
+      ['a stride short of the rest', () => call(edited(4, 11)), einval],
+      ['a fractional frame', () => call(edited(1, 15.5)), einval],
+      ['a count past the spec', () => call(good(), 3), erange],
+      ['a fractional count', () => call(good(), 1.5), erange],
+      ['a spec shorter than its five numbers', () => call(Float64Array.of(7, 16, 4, 2), 0), erange],
+      ['a frame past the map', () => call(edited(5, 49)), erange],
+      ['a negative offset', () => call(edited(5, -1)), erange],
+      ['a fractional offset', () => call(edited(5, 0.5)), erange],
+      ['a row past the target', () => call(good(), 2, new Uint8Array(23)), erange],
+      ['a row past the heads', () => call(good(), 2, target, new Uint8Array(7)), erange],
+      ['a row past the sums', () => call(good(), 2, target, heads, new Uint32Array(1)), erange],
+      ['a fractional row', () => call(edited(6, 0.5)), erange],
+      ['a negative row', () => call(edited(8, -1)), erange],
+    ];
+    for (const [what, f, code] of refused) {
+      assert.throws(f, code, what);
+      assert.ok(target.every((b) => b === 0xee) && heads.every((b) => b === 0xee) && sums.every((x) => x === 0), `${what}: nothing copied`);
+    }
+    assert.equal(call(good(), 0), undefined, 'no frames: nothing to do');
+    assert.equal(call(good()), undefined);
+    assert.deepEqual(heads, Uint8Array.of(...blob(64, 8).subarray(0, 4), ...blob(64, 8).subarray(48, 52)));
+    addon['unmap']!(region);
+    assert.throws(() => call(good()), (e: unknown) => codeOf(e) === 'ECLOSED', 'an unmapped region');
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('the node file layer offers map() exactly where the addon is built', async () => {
     const dir = tempDir();
     const handle = await nodeFileLayer.open(join(dir, 'x'), 'create');
@@ -344,28 +484,7 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
       const files = new CountingFiles();
       const { dir, arena, refs } = await filled(files);
       await arena.close();
-      const damage: Array<[string, (fd: number) => void, BlobRef]> = [
-        ['payload', (fd) => writeSync(fd, Uint8Array.of(0xff ^ blob(2048, 3)[100]!), 0, 1, refs[3]![2] + FRAME_HEADER_SIZE + 100), refs[3]!],
-        ['checksum', (fd) => writeSync(fd, Uint8Array.of(0x5a), 0, 1, refs[5]![2] + 1), refs[5]!],
-        ['length', (fd) => writeSync(fd, Uint8Array.of(0x01), 0, 1, refs[7]![2] + 5), refs[7]!],
-        [
-          // Frame 8's bytes over frame 9's: whole and well formed, but summed for another place.
-          'moved',
-          (fd) => {
-            const bytes = new Uint8Array(frameSize(2048));
-            const from = openSync(arenaSegmentPath(dir, 1, refs[8]![1], 'vectors'), 'r');
-            readSync(from, bytes, 0, bytes.length, refs[8]![2]);
-            closeSync(from);
-            writeSync(fd, bytes, 0, bytes.length, refs[9]![2]);
-          },
-          refs[9]!,
-        ],
-      ];
-      for (const [, hurt, ref] of damage) {
-        const fd = openSync(arenaSegmentPath(dir, 1, ref[1], 'vectors'), 'r+');
-        hurt(fd);
-        closeSync(fd);
-      }
+      const damage = damageFrames(dir, refs);
       const mappedFiles = new CountingFiles();
       mappedFiles.copyOnly = copyOnly;
       const mapped = await BlobArena.open({ dir, space: 'vectors', files: mappedFiles.layer, generation: 1, segmentBytes: 64 << 10, mapped: true });
@@ -380,7 +499,7 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
           return { code: codeOf(e), offset: (e as MemstoreError).offset, file: (e as MemstoreError).file };
         }
       };
-      for (const [what, , ref] of damage) {
+      for (const [what, ref] of damage) {
         const viaMap = failure(() => into(mapped, ref));
         assert.equal(viaMap?.code, 'CORRUPTION', what);
         assert.equal(viaMap?.offset, ref[2], what);
@@ -483,6 +602,96 @@ describe('a vector arena read through maps (BlobArena mapped)', { skip }, () => 
     await arena.close();
     arena.prefetchFrames(places, places.length, 2048);
     assert.equal(files.prefetches.length, 0, 'a closed arena asks nothing');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('gatherFrames() puts each frame\'s payload in its row of the target (the place\'s index), zeros after it up to the stride, through one gather() per segment, mapping a segment as a read would; what readFrameInto() reads', async () => {
+    const files = new CountingFiles();
+    const { dir, arena, refs } = await filled(files);
+    const segments = new Set(refs.map((r) => r[1]));
+    assert.ok(segments.size >= 3, 'the frames span several segments');
+    const picked = [refs[90]!, refs[1]!, refs[50]!, refs[2]!, refs[91]!, refs[51]!, refs[99]!];
+    const places = picked.map((r): [number, number, number] => [r[0], r[1], r[2]]);
+    const stride = 2048 + 12;
+    const target = new Uint8Array(picked.length * stride).fill(0xee);
+    assert.equal(arena.gatherFrames(places, places.length, 2048, target, stride), true);
+    for (const [row, ref] of picked.entries()) {
+      assert.deepEqual(target.subarray(row * stride, row * stride + 2048), blob(2048, refs.indexOf(ref)), `row ${row}`);
+      assert.ok(target.subarray(row * stride + 2048, (row + 1) * stride).every((b) => b === 0), `row ${row}: zeros after it`);
+    }
+    const bySegment = new Map<number, { offsets: number[]; rows: number[] }>();
+    for (const [row, r] of picked.entries()) {
+      const entry = bySegment.get(r[1]) ?? { offsets: [], rows: [] };
+      entry.offsets.push(r[2]);
+      entry.rows.push(row);
+      bySegment.set(r[1], entry);
+    }
+    assert.deepEqual(files.gathers.map((g) => ({ offsets: g.offsets, rows: g.rows })), [...bySegment.values()], 'one call per segment, its frames in the places\' order');
+    assert.equal(files.maps.length, bySegment.size, 'each segment mapped at its first gather');
+    assert.equal(files.readSyncs, 0);
+    // Only the first `count` places; none at all is nothing to do.
+    files.gathers.length = 0;
+    assert.equal(arena.gatherFrames(places, 1, 2048, target, stride), true);
+    assert.deepEqual(files.gathers.map((g) => g.offsets), [[picked[0]![2]]]);
+    files.gathers.length = 0;
+    assert.equal(arena.gatherFrames(places, 0, 2048, new Uint8Array(0), stride), true);
+    assert.equal(files.gathers.length, 0);
+    assert.throws(() => arena.gatherFrames(places, 2, 2048, target, 2047), (e: unknown) => codeOf(e) === 'INVALID_ARGUMENT', 'a stride short of a payload');
+    assert.throws(() => arena.gatherFrames(places, 2, 2048, new Uint8Array(stride), stride), (e: unknown) => codeOf(e) === 'INVALID_ARGUMENT', 'a target short of its rows');
+    await arena.close();
+    assert.throws(() => arena.gatherFrames(places, 1, 2048, target, stride), (e: unknown) => codeOf(e) === 'CLOSED');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('gatherFrames() says false when any one frame cannot be gathered (a place the arena does not know, past its segment, still in memory; maps without gather(); no `mapped`) or fails its check (a payload byte, the checksum, the length field, a frame copied to another place): readFrameInto() then reads it, or reports its damage, as always', async () => {
+    const stride = 2048;
+    const target = new Uint8Array(4 * stride);
+    const placeOf = (r: BlobRef): [number, number, number] => [r[0], r[1], r[2]];
+    {
+      const files = new CountingFiles();
+      const { dir, arena, refs } = await filled(files);
+      const good = placeOf(refs[3]!);
+      for (const [what, odd] of [
+        ['another generation', [7, good[1], good[2]]],
+        ['no such segment', [1, 999, 0]],
+        ['past the end of its segment', [1, good[1], 1 << 20]],
+      ] as const) {
+        assert.equal(arena.gatherFrames([good, [...odd]], 2, 2048, target, stride), false, what);
+      }
+      // Appended, not synced: still in memory, where readFrameInto() does not read it either.
+      const fresh = arena.append(blob(2048, 500));
+      assert.equal(arena.gatherFrames([good, placeOf(fresh)], 2, 2048, target, stride), false, 'a frame still in memory');
+      assert.equal(into(arena, fresh), undefined);
+      await arena.sync();
+      assert.equal(arena.gatherFrames([good, placeOf(fresh)], 2, 2048, target, stride), true, 'synced, it is gathered');
+      assert.deepEqual(target.subarray(stride, 2 * stride), blob(2048, 500));
+      await arena.close();
+      for (const noGather of [true, false]) {
+        const other = new CountingFiles();
+        other.noGather = noGather;
+        other.copyOnly = !noGather;
+        const again = await BlobArena.open({ dir, space: 'vectors', files: other.layer, generation: 1, segmentBytes: 64 << 10, mapped: true });
+        assert.equal(again.gatherFrames([good], 1, 2048, target, stride), false, noGather ? 'maps without gather()' : 'maps offering copy() alone');
+        assert.deepEqual(into(again, refs[3]!), blob(2048, 3));
+        await again.close();
+      }
+      const plain = await BlobArena.open({ dir, space: 'vectors', files: nodeFileLayer, generation: 1, segmentBytes: 64 << 10 });
+      assert.equal(plain.gatherFrames([good], 1, 2048, target, stride), false, 'not opened `mapped`');
+      await plain.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const files = new CountingFiles();
+    const { dir, arena, refs } = await filled(files);
+    await arena.close();
+    const damage = damageFrames(dir, refs);
+    const mapped = await BlobArena.open({ dir, space: 'vectors', files: files.layer, generation: 1, segmentBytes: 64 << 10, mapped: true });
+    const whole = [0, 4, 6, 10].map((i) => placeOf(refs[i]!));
+    assert.equal(mapped.gatherFrames(whole, whole.length, 2048, target, stride), true, 'the frames around the damage gather');
+    for (const [what, ref] of damage) {
+      assert.equal(mapped.gatherFrames([whole[0]!, placeOf(ref), whole[1]!], 3, 2048, target, stride), false, what);
+      assert.throws(() => into(mapped, ref), (e: unknown) => codeOf(e) === 'CORRUPTION' && (e as MemstoreError).offset === ref[2], `${what}: readFrameInto() reports it`);
+    }
+    await mapped.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

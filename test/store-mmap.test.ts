@@ -25,7 +25,7 @@ async function answers(store: MemStore, queries: readonly Float32Array[]): Promi
 describe('reads through memory maps give the answers of positioned reads', { skip: canMapFiles() ? false : 'the memory-map addon is not built here' }, () => {
   for (const metric of ['cosine', 'dot', 'l2'] as const) {
     for (const codec of ['int8', 'rq2'] as const) {
-      it(`${metric}, ${codec}: the same answers before and after writes, a reopen and compact(); only the mapped store maps, and prefetches each frame rescoring reads`, async () => {
+      it(`${metric}, ${codec}: the same answers before and after writes, a reopen and compact(); only the mapped store maps, and gathers each frame rescoring reads in batches`, async () => {
         const data = clustered(900, DIM, 11);
         const queries = clustered(25, DIM, 12);
         const next = rng(13);
@@ -65,18 +65,20 @@ describe('reads through memory maps give the answers of positioned reads', { ski
         // Both arenas hold segments now, and the searches above read vectors (and texts) out of them.
         assert.ok(mapped.stats().mappedFiles > 0, 'stats() counts the files the mapped store reads through maps');
         assert.equal(plain.stats().mappedFiles, 0, 'stats() shows mmap: false maps nothing');
-        // Every frame rescoring reads was prefetched first, once (ARENA.md, "Reads through a memory map").
+        // Every frame rescoring reads was gathered, once, a batch per segment's map (ARENA.md, "Reads through a memory map").
         for (const q of queries.slice(0, 5)) {
           const before = mapped.stats().rescoring;
+          files.mapped.gathers.length = 0;
           files.mapped.prefetches.length = 0;
           await mapped.search(q, { k: 10 });
           const after = mapped.stats().rescoring;
           const read = after.candidates - after.skipped - (before.candidates - before.skipped);
           assert.ok(read > 0);
-          assert.equal(files.mapped.prefetches.reduce((n, p) => n + p.offsets.length, 0), read, 'prefetched each frame it read, once');
-          assert.equal(new Set(files.mapped.prefetches.flatMap((p) => p.offsets)).size, read, 'no frame twice');
+          assert.equal(files.mapped.gathers.reduce((n, g) => n + g.offsets.length, 0), read, 'gathered each frame it read, once');
+          assert.equal(new Set(files.mapped.gathers.flatMap((g) => g.offsets.map((o) => `${g.map}:${o}`))).size, read, 'no frame twice');
+          assert.equal(files.mapped.prefetches.length, 0, 'nothing left to read a frame at a time');
         }
-        assert.equal(files.plain.prefetches.length, 0, 'mmap: false prefetches nothing');
+        assert.equal(files.plain.gathers.length + files.plain.prefetches.length, 0, 'mmap: false gathers nothing');
         await both((s) => s.close());
         assert.ok(files.mapped.maps.length > 0, 'the store with mmap mapped its vector segments');
         assert.equal(files.plain.maps.length, 0, 'the store with mmap: false mapped nothing');
@@ -148,6 +150,35 @@ describe('reads through memory maps give the answers of positioned reads', { ski
     } finally {
       await reopened.close();
     }
+  });
+
+  it('maps without gather() read a frame at a time, each prefetched first, and answer as maps with it do', async () => {
+    const dir = tempDir();
+    const data = clustered(700, DIM, 31);
+    const queries = clustered(15, DIM, 32);
+    const store = await MemStore.open(dir, { dim: DIM, codec: 'rq2', trainSize: 128, pages: { from: 300, maxPage: 32 }, cache: false });
+    await store.add(data.map((vector, i) => ({ id: `v${i}`, vector, text: `t${i}` })));
+    await store.close();
+    const run = async (noGather: boolean) => {
+      const files = new CountingFiles();
+      files.noGather = noGather;
+      const s = await MemStore.open(dir, { files: files.layer, cache: false });
+      try {
+        const got = await answers(s, queries);
+        const r = s.stats().rescoring;
+        return { got, read: r.candidates - r.skipped, gathered: files.gathers.reduce((n, g) => n + g.offsets.length, 0), prefetched: files.prefetches.reduce((n, p) => n + p.offsets.length, 0) };
+      } finally {
+        await s.close();
+      }
+    };
+    const gathering = await run(false);
+    const single = await run(true);
+    assert.deepEqual(single.got, gathering.got);
+    assert.ok(gathering.read > 0);
+    assert.equal(gathering.gathered, gathering.read);
+    assert.equal(gathering.prefetched, 0);
+    assert.equal(single.gathered, 0);
+    assert.equal(single.prefetched, single.read, 'each frame prefetched once before its read');
   });
 
   it('mmap must be a boolean', async () => {

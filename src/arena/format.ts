@@ -53,6 +53,17 @@ export function frameSeed(generation: number, segment: number, offset: number): 
   return crc32c(addressScratch);
 }
 
+/**
+ * The CRC-32C of a segment's part of every frame's place (generation, segment: the first 8 of the 16
+ * bytes frameSeed() sums): frameSeed(generation, segment, offset) is this continued over the offset's
+ * 8 little-endian bytes, which a batch of frames of one segment takes from it (MappedFile.gather).
+ */
+export function framePrefix(generation: number, segment: number): number {
+  writeU32(addressScratch, 0, generation);
+  writeU32(addressScratch, 4, segment);
+  return crc32c(addressScratch, 0, 8);
+}
+
 /** The masked checksum of the frame at `buf[at]` whose payload ends at `buf[end]`, for the given place. */
 function checksumAt(buf: Uint8Array, at: number, end: number, generation: number, segment: number, offset: number): number {
   return maskCrc(crc32c(buf, at + CHECKSUMMED_FROM, end, frameSeed(generation, segment, offset)));

@@ -132,6 +132,10 @@ export class FlatIndex implements VectorIndex {
     return this.blocks.documented(id);
   }
 
+  documentedAt(slot: number): boolean {
+    return this.blocks.documentedAt(slot);
+  }
+
   setDocumented(id: string, documented: boolean): void {
     this.blocks.setDocumented(id, documented);
   }

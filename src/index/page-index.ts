@@ -262,6 +262,10 @@ export class PageIndex implements VectorIndex {
     return this.slots.documented(id);
   }
 
+  documentedAt(slot: number): boolean {
+    return this.slots.documentedAt(slot);
+  }
+
   setDocumented(id: string, documented: boolean): void {
     this.slots.setDocumented(id, documented);
   }

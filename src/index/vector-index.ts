@@ -93,6 +93,8 @@ export interface VectorIndex {
   setPlace(id: string, place: VectorPlace | undefined): void;
   /** Whether `id` has a document (text or metadata) in the state; false for an unknown id. */
   documented(id: string): boolean;
+  /** documented() of the record in `slot`, without a lookup by id. */
+  documentedAt(slot: number): boolean;
   setDocumented(id: string, documented: boolean): void;
 
   /** The query exactly as the kernels see it (what bounds between two queries are computed on). */

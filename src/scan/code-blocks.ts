@@ -243,6 +243,11 @@ export class CodeBlocks {
     return this.slots.documented(id);
   }
 
+  /** documented() of the record in `slot`. */
+  documentedAt(slot: number): boolean {
+    return this.slots.documentedAt(slot);
+  }
+
   setDocumented(id: string, documented: boolean): void {
     this.slots.setDocumented(id, documented);
   }

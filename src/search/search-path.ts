@@ -49,8 +49,11 @@ export interface SearchEnv {
   writes(): number;
   /** Where the full vector of the stored record in `slot` of the index lives; CORRUPTION (naming it: `idOf(slot)`) when none is. */
   placeAt(slot: number, idOf: (slot: number) => string): VectorPlace;
-  /** The document of a stored record; CORRUPTION (naming it) when damaged. */
-  docOf(id: string): DocRecord;
+  /**
+   * The document of a stored record; CORRUPTION (naming it) when damaged. `slot`, when given, is
+   * the record's slot in the index now, which spares a lookup by id.
+   */
+  docOf(id: string, slot?: number): DocRecord;
   /** Sets a record aside as damaged; returns the error `get` will throw for it. */
   markDamaged(id: string, e: unknown): MemstoreError;
   /** Marks `id` damaged for a bad text at `ref`, unless a write has replaced the record meanwhile. */
@@ -518,6 +521,9 @@ export class SearchPath {
   private async finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted, how: Finishing): Promise<Ranked[] | undefined> {
     const { tolerateMoves, bound } = how;
     const index = this.env.index();
+    // The candidates' slots are the index's now: while no write comes in, each answer's document is
+    // looked up by its slot rather than by its id.
+    const writesBefore = this.env.writes();
     // A candidate's id is made from the index only when needed: for the answer, a read that fails,
     // a vector kept hot, or a tie. Before anything is awaited every id is made: a write may move
     // slots while the search waits.
@@ -654,9 +660,10 @@ export class SearchPath {
       ranked = candidates.slice(0, want.k).map(({ slot, score }) => ({ slot, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
     }
     const known = how.known?.();
+    const slotsHold = this.env.writes() === writesBefore;
     return ranked.map(({ slot, score }) => {
       const id = idOf(slot);
-      return this.rankedOf(id, score, known?.get(id));
+      return this.rankedOf(id, slotsHold ? slot : undefined, score, known?.get(id));
     });
   }
 
@@ -669,10 +676,16 @@ export class SearchPath {
    */
   private scoreSourcesNow(sources: readonly Placed[], batch: Batch): boolean | undefined {
     if (sources.length === 0) return true;
-    this.env.scorer.reserve(sources.length);
-    // Their frames fetched together first: read one after another, each waited for its own cache misses.
+    const scorer = this.env.scorer;
+    scorer.reserve(sources.length);
     const places = this.prefetchPlaces;
     for (let i = 0; i < sources.length; i++) places[i] = sources[i]!.place;
+    // All at once, straight into the scorer's batch, where the maps allow; else one by one, as below.
+    if (this.env.reads.gatherVectors(places, sources.length, scorer.batchBytes(sources.length), scorer.stride)) {
+      this.scoreLoaded(sources, this.env.writes() !== batch.since, batch);
+      return true;
+    }
+    // Their frames fetched together first: read one after another, each waited for its own cache misses.
     this.env.reads.prefetchVectors(places, sources.length);
     let loaded = 0;
     for (const source of sources) {
@@ -745,13 +758,16 @@ export class SearchPath {
     throw reason;
   }
 
-  /** A result with its document, hot or read (and then kept hot if the cache admits it), or its `known` hit. */
-  private rankedOf(id: string, score: number, known: SearchHit | undefined): Ranked {
+  /**
+   * A result with its document, hot or read (and then kept hot if the cache admits it), or its
+   * `known` hit. `slot`: the record's slot in the index now, when the caller knows it.
+   */
+  private rankedOf(id: string, slot: number | undefined, score: number, known: SearchHit | undefined): Ranked {
     if (known !== undefined) return { id, score, doc: undefined, keep: false, known };
     const cache = this.env.cache;
     const hot = cache?.hotDoc(id);
     if (hot !== undefined) return { id, score, doc: hot, keep: true, known: undefined };
-    const doc = this.env.docOf(id);
+    const doc = this.env.docOf(id, slot);
     const keep = cache?.admitRecord(id) ?? false;
     if (keep) cache!.keepDoc(id, doc);
     return { id, score, doc, keep, known: undefined };

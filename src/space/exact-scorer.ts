@@ -59,6 +59,20 @@ export class ExactScorer {
     f32.fill(0, at + this.dim, at + this.padded);
   }
 
+  /**
+   * The bytes of the first `n` places of the batch (below the reserved size), for a reader to fill
+   * in place of load(): place j at `stride * j`, its `dim` floats then zeros up to the next. A view
+   * valid until the next reserve().
+   */
+  batchBytes(n: number): Uint8Array {
+    return this.mem.u8().subarray(this.vectors, this.vectors + n * this.stride);
+  }
+
+  /** Bytes from one place of the batch to the next. */
+  get stride(): number {
+    return this.padded * 4;
+  }
+
   /** The vector loaded at place `j`: a view valid until the next reserve() or load() of that place. */
   loaded(j: number): Float32Array {
     const at = (this.vectors >> 2) + j * this.padded;

@@ -72,6 +72,16 @@ export class RecordReads {
   }
 
   /**
+   * vectorNowShared() of the vectors at `places[0, count)` at once, straight into `target`: vector i
+   * at `target[i * stride]` (bytes), zeros after it up to the next. True when all are there, checked;
+   * false, with `target` in any state, when any one cannot be read so (BlobArena.gatherFrames): then
+   * read them one by one, which reads and reports as always.
+   */
+  gatherVectors(places: readonly VectorPlace[], count: number, target: Uint8Array, stride: number): boolean {
+    return this.vectors.gatherFrames(places, count, this.dim * 4, target, stride);
+  }
+
+  /**
    * A hint that the vectors at `places` are about to be read (vectorNowShared): their frames are
    * fetched into the CPU's caches where the arena's maps hold them (BlobArena.prefetchFrames).
    */

@@ -11,6 +11,7 @@ import { hadamardSignBytes } from '../space/hadamard-rotation.js';
 import { rotatedDim } from '../space/rotation.js';
 import { isRqCodec } from '../codec/codec.js';
 import { parseMeta, type Meta } from '../meta.js';
+import { decodeWireDoc, type WireDoc } from './doc-wire.js';
 import { FILES, statePath, syncDirSync } from './files.js';
 
 /**
@@ -170,11 +171,6 @@ interface PcaRecord {
   explainedVariance: number;
   /** The signs of a structured rotation (an rq store without PCA; `components` then empty). Absent in stores made before it. */
   hadamard?: Uint8Array;
-}
-
-interface WireDoc {
-  text?: BlobRef;
-  meta?: string;
 }
 
 const CONFIG_KEY = 'config';
@@ -444,7 +440,8 @@ export class StateStore {
   }
 
   private docValue(key: Uint8Array, raw: Uint8Array): DocRecord {
-    const v = unpack(this.dir, 'docs', key, unseal(this.dir, 'docs', key, raw)) as WireDoc | null;
+    const payload = unseal(this.dir, 'docs', key, raw);
+    const v = decodeWireDoc(payload) ?? (unpack(this.dir, 'docs', key, payload) as WireDoc | null);
     if (typeof v !== 'object' || v === null || (v.meta !== undefined && typeof v.meta !== 'string')) {
       throw corruption(this.dir, 'docs', key, 'document record is malformed');
     }

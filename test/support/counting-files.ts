@@ -18,6 +18,10 @@ export class CountingFiles {
   residencyCalls = 0;
   /** Every prefetch() asked of a map: the map's index in `maps`, the offsets and the bytes at each. */
   readonly prefetches: { map: number; offsets: number[]; bytes: number }[] = [];
+  /** Every gather() asked of a map: the map's index in `maps`, the offsets of its frames and the rows they went to. */
+  readonly gathers: { map: number; offsets: number[]; rows: number[] }[] = [];
+  /** When set, the maps offer no gather() (a file layer whose maps copy a frame at a time). */
+  noGather = false;
   readonly layer: FileLayer = {
     ...nodeFileLayer,
     open: async (path: string, mode: OpenMode): Promise<FileHandle> => {
@@ -49,6 +53,15 @@ export class CountingFiles {
                       this.prefetches.push({ map: index, offsets: [...offsets.subarray(0, count)], bytes });
                       m.prefetch!(offsets, count, bytes);
                     },
+                    ...(this.noGather
+                      ? {}
+                      : {
+                          gather: (spec: Float64Array, count: number, target: Uint8Array, heads: Uint8Array, sums: Uint32Array) => {
+                            const pairs = [...spec.subarray(5, 5 + 2 * count)];
+                            this.gathers.push({ map: index, offsets: pairs.filter((_, i) => i % 2 === 0), rows: pairs.filter((_, i) => i % 2 === 1) });
+                            m.gather!(spec, count, target, heads, sums);
+                          },
+                        }),
                     pageBytes: m.pageBytes,
                     residency: (out: Uint8Array) => {
                       this.residencyCalls++;
