@@ -93,8 +93,8 @@ export class RecordReads {
    * Whether the vector at `place` would be read out of memory now, with no wait for the disk
    * (BlobArena.frameResident): rescoring then reads it rather than take its error bound first.
    */
-  vectorResident(place: VectorPlace): boolean {
-    return this.vectors.frameResident(place[0], place[1], place[2], this.dim * 4);
+  vectorResident(place: VectorPlace, now?: number): boolean {
+    return this.vectors.frameResident(place[0], place[1], place[2], this.dim * 4, now);
   }
 
   private vectorNowIn(idOf: () => string, place: VectorPlace, scratch: Uint8Array | undefined): Float32Array | undefined {
