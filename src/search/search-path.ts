@@ -662,7 +662,8 @@ export class SearchPath {
         for (let i = 0; i < ranked.length; i++) select.push(ranked[i]!.score, i);
         const kth = select.kthBest();
         this.spareBest = select;
-        ranked = ranked.filter((r) => r.score >= kth);
+        // Exact scores are finite; were one not, every candidate would go to the sort, as before.
+        if (kth > -Infinity) ranked = ranked.filter((r) => r.score >= kth);
       }
       ranked.sort((a, b) => {
         if (b.score !== a.score) return b.score - a.score;
