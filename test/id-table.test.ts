@@ -78,6 +78,20 @@ test('id table: the strings idAt() keeps follow swap-removes, re-adds and clear(
   table.slotFor('other');
   assert.equal(table.idAt(0), 'other');
   assert.throws(() => new IdTable(3), RangeError);
+  // Strings replaced over and over are uncounted as they go: after any churn, the bytes are those
+  // of the strings kept at the end, as a table that only ever kept those counts them.
+  const churned = new IdTable(4);
+  const fresh = new IdTable(4);
+  for (let i = 0; i < 64; i++) {
+    churned.slotFor(`c-${i}${'x'.repeat(i % 7)}`);
+    fresh.slotFor(`c-${i}${'x'.repeat(i % 7)}`);
+  }
+  for (let round = 0; round < 10; round++) for (let slot = 0; slot < 64; slot++) churned.idAt((slot * 7 + round) % 64);
+  for (const slot of [60, 61, 62, 63]) {
+    churned.idAt(slot);
+    fresh.idAt(slot);
+  }
+  assert.equal(churned.bytes, fresh.bytes);
 });
 
 test('id table: many ids grow and compact the table and keep every slot findable', () => {
