@@ -359,6 +359,11 @@ static napi_value crc_by_table(napi_env env, napi_callback_info info) {
  * frames queued behind its few fill buffers and the copies gained nothing (a C loop over random
  * 2 KiB frames of a 100 MB map here: 387 ns a frame prefetched so, 355 not, 178 by prefetcht2).
  */
+static void prefetch_range(const char *from, size_t bytes) {
+  for (size_t at = 0; at < bytes; at += 64) __builtin_prefetch(from + at, 0, 1);
+  if (bytes > 0) __builtin_prefetch(from + bytes - 1, 0, 1);
+}
+
 static napi_value prefetch_ranges(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   region_t *region = region_call(env, info, 4, argv, "prefetch(region, offsets, count, bytes)");
@@ -375,9 +380,7 @@ static napi_value prefetch_ranges(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < (size_t)count; i++) {
     const double offset = offsets[i];
     if (!(offset >= 0) || offset + bytes > length || offset != floor(offset)) continue;
-    const char *from = (const char *)region->addr + (size_t)offset;
-    for (size_t at = 0; at < (size_t)bytes; at += 64) __builtin_prefetch(from + at, 0, 1);
-    if (bytes > 0) __builtin_prefetch(from + (size_t)bytes - 1, 0, 1);
+    prefetch_range((const char *)region->addr + (size_t)offset, (size_t)bytes);
   }
   return NULL;
 }
@@ -386,9 +389,9 @@ static napi_value prefetch_ranges(napi_env env, napi_callback_info info) {
  * A rescoring search reads its candidates' frames in batches of 16, and one call per frame (the
  * copy, its checks and the JavaScript around it, then a copy more into the scorer's linear memory)
  * cost more than the bytes did. gather() takes a batch of one map in one call: every frame is
- * prefetched first (as prefetch() does), then each one's first `head` bytes are copied to its row
- * of `heads`, the rest to its row of `target` (which may be a view of WebAssembly memory, the
- * scorer's batch) with zeros up to the row's end, and its CRC-32C is taken from `from` to its end,
+ * prefetched first (prefetch_range(), as prefetch() does), then each one's first `head` bytes are
+ * copied to its row of `heads`, the rest to its row of `target` (which may be a view of
+ * WebAssembly memory, the scorer's batch) with zeros up to the row's end, and its CRC-32C is taken from `from` to its end,
  * continuing the CRC of its offset as 8 little-endian bytes continuing `prefix` (a frame's
  * checksum starts from its place: src/arena/format.ts, frameSeed). Every argument is checked
  * before a byte is copied.
@@ -426,9 +429,7 @@ static napi_value gather_frames(napi_env env, napi_callback_info info) {
     if (!(row >= 0) || row != floor(row) || row >= (double)sums_n || (row + 1) * head > (double)heads_n || (row + 1) * stride > (double)target_n) {
       return fail(env, "ERANGE", "gather(): a row lies past target, heads or sums");
     }
-    const char *at = (const char *)region->addr + (size_t)offset;
-    for (size_t b = 0; b < frame_bytes; b += 64) __builtin_prefetch(at + b, 0, 1);
-    if (frame_bytes > 0) __builtin_prefetch(at + frame_bytes - 1, 0, 1);
+    prefetch_range((const char *)region->addr + (size_t)offset, frame_bytes);
   }
   for (size_t i = 0; i < n; i++) {
     const uint64_t offset = (uint64_t)spec[5 + 2 * i];
