@@ -223,7 +223,7 @@ async function replay(dir: string, cache: boolean, stream: readonly Float32Array
  * elsewhere is NaN, its answer empty. With `offFirst`, the store without the cache is warmed and
  * opened first. Of two copies of a store opened in one process, the one opened first searched
  * slower, whatever its cache did: both without the cache, 1.03 to 1.05 of the other's mean time
- * (fresh queries on the 10k set, four runs); the store with the cache, 1.11 to 1.14 of the store
+ * (fresh queries on the 10k set, four runs of a scratch probe: bench/results/cache.md); the store with the cache, 1.11 to 1.14 of the store
  * without it when opened first, 1.01 to 1.02 when opened second. So the rounds take turns.
  */
 async function replayPaired(onDir: string, offDir: string, stream: readonly Float32Array[], o: Resolved, warm: readonly Float32Array[], expected: Replay['served'] | undefined, offFirst: boolean): Promise<{ on: Replay; off: Replay }> {
