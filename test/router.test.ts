@@ -27,6 +27,22 @@ function pagesOf(top: TopK): number[] {
   return Array.from({ length: n }, (_, i) => top.slotAt(i));
 }
 
+/**
+ * nearestOrder()'s pages and scores, checked against nearest()'s through a TopK of `n` (the same
+ * pages, in the same order, with the same scores), then returned.
+ */
+function orderOf(router: CentroidRouter, q: Float32Array, n: number, offset = 0): number[] {
+  const top = new TopK(n);
+  router.nearest(q, top, offset);
+  const count = top.sortBestFirst();
+  const order = new Int32Array(Math.max(1, n));
+  const scores = new Float64Array(order.length);
+  assert.equal(router.nearestOrder(q, n, order, offset, scores), count);
+  const want = Array.from({ length: count }, (_, i) => [top.slotAt(i), top.scoreAt(i)]);
+  assert.deepEqual(Array.from({ length: count }, (_, i) => [order[i]!, scores[i]!]), want);
+  return Array.from(order.subarray(0, count));
+}
+
 /** Scores in float32 (the kernel's) and float64 (brute force) may order near-ties apart: compare the sets' scores instead. */
 function sameNearest(got: number[], want: number[], centroids: Float32Array[], q: Float32Array, metric: 'dot' | 'l2'): void {
   const score = (p: number) => (metric === 'dot' ? dot(q, centroids[p]!) : -squaredDistance(q, centroids[p]!));
@@ -68,6 +84,7 @@ test('router: the nearest pages are the exact nearest centroids, for both metric
         const q = Float32Array.from({ length: dim }, () => gaussian(next));
         router.nearest(q, top);
         sameNearest(pagesOf(top), bruteForce(centroids, q, metric, 16), centroids, q, metric);
+        sameNearest(orderOf(router, q, 16), bruteForce(centroids, q, metric, 16), centroids, q, metric);
       }
       router.free();
     }
@@ -135,6 +152,22 @@ test('router: equal scores go to the lower page, as the scan orders ties', () =>
   const top = new TopK(4);
   router.nearest(same, top);
   assert.deepEqual(pagesOf(top), [0, 1, 2, 3]);
+  assert.deepEqual(orderOf(router, same, 4), [0, 1, 2, 3]);
+  router.free();
+});
+
+test('router: nearestOrder() picks as nearest() does when scores overflow float32 (infinite, or NaN: its fallback), and when few pages are asked of many', () => {
+  const next = rng(41);
+  const router = new CentroidRouter(8, 'dot');
+  for (let i = 0; i < 400; i++) router.add(Float32Array.from({ length: 8 }, () => gaussian(next)));
+  for (const n of [1, 3, 50, 399, 400, 500]) orderOf(router, Float32Array.from({ length: 8 }, () => gaussian(next)), n);
+  // Centroids past float32's range for products: their scores are ±Infinity, or NaN where +∞ and −∞ meet.
+  router.set(5, Float32Array.from({ length: 8 }, (_, i) => (i === 0 ? 3e38 : 0)));
+  router.set(9, Float32Array.from({ length: 8 }, (_, i) => (i < 2 ? 3e38 * (i === 0 ? 1 : -1) : 0)));
+  for (const n of [1, 4, 20]) {
+    orderOf(router, Float32Array.from({ length: 8 }, (_, i) => (i === 0 ? 1e10 : 0)), n);
+    orderOf(router, Float32Array.from({ length: 8 }, (_, i) => (i < 2 ? 1e10 : 0)), n);
+  }
   router.free();
 });
 
@@ -200,6 +233,7 @@ test('router with a sphere: queries rank by the cosine of the input query to eac
             };
             router.nearest(project(q), top, mu.reduce((s, m, i) => s + m * q[i]!, 0));
             const got = pagesOf(top);
+            assert.deepEqual(orderOf(router, project(q), n, mu.reduce((s, m, i) => s + m * q[i]!, 0)), got);
             const want = model.map((c, page) => ({ page, s: cosine(c) })).sort((a, b) => b.s - a.s || a.page - b.page).slice(0, n);
             assert.equal(got.length, want.length);
             got.forEach((page, i) => assert.ok(Math.abs(cosine(model[page]!) - want[i]!.s) <= 1e-4, `rank ${i}: page ${page} (cosine ${cosine(model[page]!)}) against ${want[i]!.page} (${want[i]!.s})`));

@@ -80,9 +80,9 @@ export class PageClusters {
   private splits = 0;
   /** The nearest page of a vector being added (reused). */
   private readonly nearest = new TopK(1);
-  /** A search's nearest pages: the heap the router fills, and the pages in order (reused while their sizes hold). */
-  private probeTop: TopK | undefined;
+  /** A search's nearest pages in order, and the router's score of each (reused while their sizes hold). */
   private probeOrder = new Int32Array(0);
+  private probeScores = new Float64Array(0);
   /** route()'s last answer, and what it was asked: a copy of the query, the offset, the count, the router's version. */
   private routeOrder = new Int32Array(0);
   private lastRoute: { vector: Float32Array; offset: number; count: number; version: number } | undefined;
@@ -338,7 +338,7 @@ export class PageClusters {
     const total = this.pages.pageCount;
     const pages = this.nearestPages(this.routed(query.vector), total, query.offset ?? 0).slice(0, total);
     const scores = new Float32Array(total);
-    for (let i = 0; i < total; i++) scores[i] = this.probeTop!.scoreAt(i);
+    for (let i = 0; i < total; i++) scores[i] = this.probeScores[i]!;
     return { pages, scores };
   }
 
@@ -381,11 +381,9 @@ export class PageClusters {
 
   /** The `n` pages whose centroids are nearest `routed`, nearest first (a reused buffer). */
   private nearestPages(routed: Float32Array, n: number, offset: number): Int32Array {
-    if (this.probeTop?.capacity !== n) this.probeTop = new TopK(n);
     if (this.probeOrder.length < n) this.probeOrder = new Int32Array(Math.max(n, 2 * this.probeOrder.length));
-    this.router.nearest(routed, this.probeTop, offset);
-    const found = this.probeTop.sortBestFirst();
-    for (let i = 0; i < found; i++) this.probeOrder[i] = this.probeTop.slotAt(i);
+    if (this.probeScores.length < n) this.probeScores = new Float64Array(this.probeOrder.length);
+    this.router.nearestOrder(routed, n, this.probeOrder, offset, this.probeScores);
     return this.probeOrder;
   }
 

@@ -1,4 +1,5 @@
 import { kernels, type ScanFn } from '../kernels/index.js';
+import { BestIndices } from '../scan/best-indices.js';
 import { paddedDim } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
 import { dot } from '../vector.js';
@@ -37,14 +38,15 @@ export interface RouteSphere {
 
 /**
  * The pages nearest a query, for the page-clustered index: every page's centroid in WebAssembly
- * linear memory, scored against the query with one f32 kernel call, the best `n` kept in a heap
- * whose ties go to the lower page. Exact, and faster than an HNSW over the centroids up to about
- * 4,096 pages at 512-d and 16,384 at 100-d (bench/results/router.md).
+ * linear memory, scored against the query with one f32 kernel call, the best `n` kept (ties to the
+ * lower page): for a search, picked from all the scores at once (nearestOrder(), BestIndices); for
+ * placing a vector, through the caller's TopK. Exact, and faster than an HNSW over the centroids up
+ * to about 4,096 pages at 512-d and 16,384 at 100-d (bench/results/router.md).
  *
  * Metrics are the kernel's: 'dot' (for cosine, the caller gives unit centroids and queries, as
  * spherical k-means makes them, or a RouteSphere when the stored space is a model's) or 'l2'.
  * Pages are numbered 0..size-1; removeSwap() moves the last page's centroid into the hole, as the
- * index renumbers its pages. Nothing is allocated per query: the caller passes the heap it reuses.
+ * index renumbers its pages. Nothing is allocated per query: the caller passes the TopK or the order it reuses.
  */
 export class CentroidRouter {
   private readonly kernels = kernels();
@@ -62,6 +64,9 @@ export class CentroidRouter {
   private halfNormSq = new Float64Array(0);
   /** With a sphere: 1 / ‖c‖ of each centroid in the input space (0 for a centroid at the origin). */
   private inverseNorm = new Float64Array(0);
+  /** nearestOrder()'s score of every page, and what picks the best of them. */
+  private routeScores = new Float64Array(0);
+  private readonly best = new BestIndices();
   private freed = false;
 
   constructor(
@@ -154,6 +159,33 @@ export class CentroidRouter {
   }
 
   /**
+   * nearest()'s pages in its order, nearest first, into `order` (and their scores into `scores`,
+   * when given): the best of every page's score at once (BestIndices) rather than a TopK pushed page
+   * by page, the same pages in the same order. Returns how many: min(count, size).
+   */
+  nearestOrder(query: Float32Array, count: number, order: Int32Array, offset = 0, scores?: Float64Array): number {
+    this.scoreAll(query);
+    const n = this.count;
+    if (this.routeScores.length < n) this.routeScores = new Float64Array(Math.max(n, this.capacity));
+    const all = this.routeScores;
+    const f32 = this.mem.f32();
+    const at = this.scores >> 2;
+    if (this.sphere !== undefined) for (let page = 0; page < n; page++) all[page] = (offset + f32[at + page]!) * this.inverseNorm[page]!;
+    else for (let page = 0; page < n; page++) all[page] = f32[at + page]!;
+    const found = this.best.take(all, n, count, order, scores);
+    if (found >= 0) return found;
+    // A NaN or infinite score (a query or centroid past float32's range) has no place in that order: a TopK ranks them as nearest() does.
+    const top = new TopK(Math.min(Math.max(0, Math.floor(count)), n));
+    for (let page = 0; page < n; page++) if (top.admits(all[page]!)) top.push(all[page]!, page);
+    const kept = top.sortBestFirst();
+    for (let i = 0; i < kept; i++) {
+      order[i] = top.slotAt(i);
+      if (scores !== undefined) scores[i] = top.scoreAt(i);
+    }
+    return kept;
+  }
+
+  /**
    * The `top.capacity` pages whose centroids are nearest `vector` in Euclidean distance, scored
    * ⟨vector, c⟩ − ‖c‖²/2 (the same order as −‖vector − c‖²/2, whose ‖vector‖² is the same for every
    * page), whatever the routing metric: where a vector belongs, as the k-means of an 'l2'-clustered
@@ -168,12 +200,9 @@ export class CentroidRouter {
 
   /** Scores every centroid against `v` with the kernel, less ‖c‖²/2 when `byDistance`, the best into `top` (cleared first). */
   private rank(v: Float32Array, top: TopK, byDistance: boolean, offset = 0): void {
-    if (this.freed) throw new Error('router used after free()');
-    if (v.length !== this.dim) throw new RangeError(`query has ${v.length} dimensions, the router ${this.dim}`);
+    this.scoreAll(v);
     top.clear();
     if (this.count === 0) return;
-    this.mem.f32().set(v, this.query >> 2);
-    this.scan(this.query, this.base, this.base, this.count, this.padded, this.scores);
     const f32 = this.mem.f32();
     const at = this.scores >> 2;
     if (!byDistance && this.sphere !== undefined) {
@@ -187,6 +216,15 @@ export class CentroidRouter {
       const score = byDistance ? f32[at + page]! - this.halfNormSq[page]! : f32[at + page]!;
       if (top.admits(score)) top.push(score, page);
     }
+  }
+
+  /** The kernel's score of every centroid against `v` (dim floats), at `this.scores`. */
+  private scoreAll(v: Float32Array): void {
+    if (this.freed) throw new Error('router used after free()');
+    if (v.length !== this.dim) throw new RangeError(`query has ${v.length} dimensions, the router ${this.dim}`);
+    if (this.count === 0) return;
+    this.mem.f32().set(v, this.query >> 2);
+    this.scan(this.query, this.base, this.base, this.count, this.padded, this.scores);
   }
 
   /** Gives the router's linear memory back; the router is unusable after. */

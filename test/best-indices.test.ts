@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { BestIndices } from '../src/scan/best-indices.js';
+import { TopK } from '../src/scan/topk.js';
+
+/** What a TopK of `count` keeps of every (scores[i], i), best first: the order BestIndices promises. */
+function byTopK(scores: Float64Array, count: number): { order: number[]; scores: number[] } {
+  const top = new TopK(Math.min(count, scores.length));
+  for (let i = 0; i < scores.length; i++) top.push(scores[i]!, i);
+  const n = top.sortBestFirst();
+  return { order: Array.from({ length: n }, (_, i) => top.slotAt(i)), scores: Array.from({ length: n }, (_, i) => top.scoreAt(i)) };
+}
+
+function taken(scores: Float64Array, count: number, best = new BestIndices()): { found: number; order: number[]; scores: number[] } {
+  const out = new Int32Array(Math.max(1, count));
+  const outScores = new Float64Array(out.length);
+  const found = best.take(scores, scores.length, count, out, outScores);
+  const n = Math.max(0, found);
+  return { found, order: Array.from(out.subarray(0, n)), scores: Array.from(outScores.subarray(0, n)) };
+}
+
+// Scores from few values (many ties, -0 beside 0) or from anywhere finite (spans from subnormal to huge).
+const fewValues = fc.array(fc.constantFrom(-1, -0.5, -0, 0, 0.25, 0.5, 1), { minLength: 0, maxLength: 300 });
+const anyFinite = fc.array(fc.double({ noNaN: true, noDefaultInfinity: true }), { minLength: 0, maxLength: 300 });
+const cosines = fc.array(fc.double({ min: -1, max: 1, noNaN: true }), { minLength: 0, maxLength: 800 });
+
+test('BestIndices: the same indices in the same order, and scores, as a TopK pushed every score (ties to the lower index)', () => {
+  const best = new BestIndices();
+  fc.assert(
+    fc.property(fc.oneof(fewValues, anyFinite, cosines), fc.integer({ min: 0, max: 320 }), (values, count) => {
+      const scores = Float64Array.from(values);
+      const got = taken(scores, count, best);
+      const want = byTopK(scores, count);
+      assert.equal(got.found, want.order.length);
+      assert.deepEqual(got.order, want.order);
+      assert.deepEqual(got.scores.map((s) => s + 0), want.scores.map((s) => s + 0));
+    }),
+    { numRuns: 1000, seed: 5 },
+  );
+});
+
+test('BestIndices: every score equal takes the lowest indices in order', () => {
+  const got = taken(new Float64Array(50).fill(0.3), 7);
+  assert.deepEqual(got.order, [0, 1, 2, 3, 4, 5, 6]);
+});
+
+test('BestIndices: -0 and 0 are one score, ordered by index', () => {
+  const got = taken(Float64Array.from([0, -0, 0, -1, -0]), 4);
+  assert.deepEqual(got.order, [0, 1, 2, 4]);
+});
+
+test('BestIndices: a NaN or an infinite score is refused with -1 (the caller ranks another way)', () => {
+  for (const odd of [Number.NaN, Infinity, -Infinity]) {
+    const scores = Float64Array.from([0.1, 0.2, odd, 0.3]);
+    assert.equal(new BestIndices().take(scores, 4, 2, new Int32Array(2)), -1, String(odd));
+  }
+});
+
+test('BestIndices: a count of 0, or past n, takes none, or all', () => {
+  const scores = Float64Array.from([0.5, 0.9, 0.1]);
+  assert.equal(new BestIndices().take(scores, 3, 0, new Int32Array(1)), 0);
+  assert.deepEqual(taken(scores, 10).order, [1, 0, 2]);
+});
+
+test('BestIndices: too little room for the answer is a RangeError', () => {
+  assert.throws(() => new BestIndices().take(Float64Array.from([1, 2, 3]), 3, 3, new Int32Array(2)), RangeError);
+  assert.throws(() => new BestIndices().take(Float64Array.from([1, 2, 3]), 3, 2, new Int32Array(2), new Float64Array(1)), RangeError);
+});
