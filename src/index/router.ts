@@ -170,9 +170,17 @@ export class CentroidRouter {
     const all = this.routeScores;
     const f32 = this.mem.f32();
     const at = this.scores >> 2;
-    if (this.sphere !== undefined) for (let page = 0; page < n; page++) all[page] = (offset + f32[at + page]!) * this.inverseNorm[page]!;
-    else for (let page = 0; page < n; page++) all[page] = f32[at + page]!;
-    const found = this.best.take(all, n, count, order, scores);
+    // The least and greatest score found as they are made, for BestIndices' buckets; a NaN makes both NaN.
+    let least = Infinity;
+    let most = -Infinity;
+    for (let page = 0; page < n; page++) {
+      const s = this.sphere !== undefined ? (offset + f32[at + page]!) * this.inverseNorm[page]! : f32[at + page]!;
+      all[page] = s;
+      if (s !== s) least = most = Number.NaN;
+      if (s < least) least = s;
+      if (s > most) most = s;
+    }
+    const found = this.best.takeWithin(all, n, count, least, most, order, scores);
     if (found >= 0) return found;
     // A NaN or infinite score (a query or centroid past float32's range) has no place in that order: a TopK ranks them as nearest() does.
     const top = new TopK(Math.min(Math.max(0, Math.floor(count)), n));

@@ -1,21 +1,27 @@
-/** Buckets take() sorts scores into by value, to find the few among which the count-th best lies. */
+/** Buckets a pass of take() counts scores into by value. */
 const BUCKETS = 256;
+
+/** The most scores one bucket of the final ordering may hold before a comparison sort takes over (an insertion sort's cost grows as its square). */
+const BUCKET_SORT_LIMIT = 24;
 
 /**
  * The `count` best entries of a whole array of scores, in order: what a TopK of `count` fed every
  * (score, index) keeps and its sortBestFirst() orders (higher score first, the lower index first
  * among equal scores), without a push per entry. The router picks a search's pages this way from
  * the scores of every centroid: through a TopK, choosing 81 pages of 718 and sorting them took
- * about 25 µs of a 400 µs search (GloVe 100k, int8; scratch probes timing the calls), where the
- * kernel's scores of all 718 took 16; this way about 20, and `bench/builds.ts` put the whole search
- * at 0.977 of the build before (no change on rq2 at 50k, 367 pages: 1.011 and 1.033).
+ * about 25 µs of a 400 µs search (GloVe 100k, int8), 147 of 2,388 about 40 µs (GloVe 331k), where
+ * the kernel's scores of all of them took 16 and 27 (scratch probes timing the calls).
  *
- * Branches on random scores are what cost (a quickselect of 718 took 15 µs): so the scores are
- * counted into buckets by value, linearly between the least and the greatest (no branch), the
- * bucket holding the count-th best is found from the top, and one pass takes, in index order, the
- * indices in it and above it, a few more than `count`. Only their scores are sorted (natively);
- * each index then goes to its score's place, the first of a run of equal scores first, as the
- * indices arrive in index order.
+ * Branches on scores in no order are what cost (a quickselect of 718 took 15 µs), so the scores
+ * are counted into buckets by value, linearly between the least and the greatest, with no branch;
+ * the bucket of the count-th best is found from the top; the indices above it are taken, and those
+ * in it bucketed again over their own span, until the count is met (a bucket of equal scores gives
+ * its lowest indices). A bucket's number only grows with the score (a subtraction, a product by a
+ * positive number and a floor are monotone), so every score in a higher bucket beats every score in
+ * a lower one, and equal scores always share a bucket. The few taken are ordered by a counting sort
+ * over their own span, best first, which keeps index order within a bucket, and an insertion sort
+ * within buckets; where one bucket holds too many (scores crowded beside an outlier), by a native
+ * sort of their scores, each index then placed at its score's rank.
  *
  * A NaN score has no place in the order, and an infinite one leaves no span to bucket by: take()
  * says so and leaves the caller to rank another way (a TopK). -0 and 0 are the same score, as they
@@ -23,9 +29,14 @@ const BUCKETS = 256;
  */
 export class BestIndices {
   private readonly counts = new Int32Array(BUCKETS);
-  private keys = new Float64Array(0);
+  private bucketOf = new Uint8Array(0);
+  /** The indices taken so far; the boundary bucket's, to be bucketed again; the taken ones best first. */
   private taken = new Int32Array(0);
-  private used = new Int32Array(0);
+  private boundary = new Int32Array(0);
+  private order = new Int32Array(0);
+  /** The native sort's fallback: the taken scores, sorted, and how many of each rank were placed. */
+  private keys = new Float64Array(0);
+  private placed = new Int32Array(0);
 
   /**
    * Writes the indices of the min(count, n) best of `scores[0..n)` into `out`, best first (and
@@ -33,9 +44,6 @@ export class BestIndices {
    * (then `out` holds nothing of use): a score is NaN or infinite.
    */
   take(scores: Float64Array, n: number, count: number, out: Int32Array, outScores?: Float64Array): number {
-    const m = Math.min(Math.max(0, Math.floor(count)), n);
-    if (m === 0) return 0;
-    if (out.length < m || (outScores !== undefined && outScores.length < m)) throw new RangeError(`room for ${out.length} indices, not ${m}`);
     let least = Infinity;
     let most = -Infinity;
     for (let i = 0; i < n; i++) {
@@ -44,90 +52,188 @@ export class BestIndices {
       if (s < least) least = s;
       if (s > most) most = s;
     }
-    if (!Number.isFinite(least) || !Number.isFinite(most)) return -1;
-    if (!(most > least)) {
-      // All equal: the lowest indices, in order.
-      for (let i = 0; i < m; i++) {
-        out[i] = i;
-        if (outScores !== undefined) outScores[i] = scores[i]!;
-      }
-      return m;
-    }
-    if (m < n) {
-      const counts = this.counts;
-      // Infinite for a span of a few subnormals (256 / 5e-324); 0 for one past float64's range, which buckets every score alike (correct, only slower).
-      const scale = BUCKETS / (most - least);
-      if (!Number.isFinite(scale)) return -1;
-      counts.fill(0);
-      for (let i = 0; i < n; i++) counts[Math.min(BUCKETS - 1, ((scores[i]! - least) * scale) | 0)]!++;
-      // The bucket of the m-th best: a bucket's index only grows with the score (a subtraction, a
-      // product by a positive number and a floor are monotone), so every score in a higher bucket beats every one in it.
-      let above = 0;
-      let from = BUCKETS - 1;
-      while (above + counts[from]! < m) above += counts[from--]!;
-      this.reserve(above + counts[from]!);
-      const taken = this.taken;
-      let c = 0;
-      for (let i = 0; i < n; i++) if (Math.min(BUCKETS - 1, ((scores[i]! - least) * scale) | 0) >= from) taken[c++] = i;
-      return this.place(scores, c, m, out, outScores);
-    }
-    this.reserve(n);
-    for (let i = 0; i < n; i++) this.taken[i] = i;
-    return this.place(scores, n, m, out, outScores);
+    return this.takeWithin(scores, n, count, least, most, out, outScores);
   }
 
-  /** The best m of the c indices in `taken` (in index order), best first, into `out`. */
-  private place(scores: Float64Array, c: number, m: number, out: Int32Array, outScores: Float64Array | undefined): number {
+  /**
+   * take(), for a caller that found the least and the greatest of the scores as it made them (the
+   * router): every score must lie in [least, most], none NaN. -1 when either bound is infinite.
+   */
+  takeWithin(scores: Float64Array, n: number, count: number, least: number, most: number, out: Int32Array, outScores?: Float64Array): number {
+    const m = Math.min(Math.max(0, Math.floor(count)), n);
+    if (m === 0) return 0;
+    if (out.length < m || (outScores !== undefined && outScores.length < m)) throw new RangeError(`room for ${out.length} indices, not ${m}`);
+    if (!Number.isFinite(least) || !Number.isFinite(most)) return -1;
+    this.reserve(n);
     const taken = this.taken;
-    const keys = this.keys.subarray(0, c);
-    // + 0 makes -0 a 0: the native sort would put -0 first, where the order counts them equal.
-    for (let j = 0; j < c; j++) keys[j] = scores[taken[j]!]! + 0;
-    keys.sort();
-    const used = this.used;
-    used.fill(0, 0, c);
-    for (let j = 0; j < c; j++) {
-      const index = taken[j]!;
-      const s = scores[index]! + 0;
-      const lo = lowerBound(keys, c, s);
-      const hi = upperBound(keys, c, s, lo);
-      // keys ascend: the scores equal to s take the places c − hi .. c − lo − 1 best first, in
-      // arrival (index) order; only the first m places are kept.
-      const at = c - hi + used[lo]!++;
-      if (at >= m) continue;
-      out[at] = index;
-      if (outScores !== undefined) outScores[at] = scores[index]!;
+    let c = 0;
+    if (m === n) {
+      for (let i = 0; i < n; i++) taken[i] = i;
+      c = n;
+    } else {
+      c = this.select(scores, n, m, least, most);
+      if (c < 0) return -1;
+    }
+    const order = this.sortBestFirst(scores, c);
+    for (let j = 0; j < m; j++) {
+      const index = order[j]!;
+      out[j] = index;
+      if (outScores !== undefined) outScores[j] = scores[index]!;
     }
     return m;
   }
 
-  private reserve(c: number): void {
-    if (this.taken.length >= c) return;
-    const room = Math.max(c, 2 * this.taken.length);
-    this.keys = new Float64Array(room);
+  /** Puts the indices of the m best of scores[0..n) (m < n) into `taken`, returns m; -1 for scores it cannot bucket (bucketing()). */
+  private select(scores: Float64Array, n: number, m: number, least: number, most: number): number {
+    const { counts, bucketOf, taken, boundary } = this;
+    let c = 0;
+    // The first round reads every index; later rounds the boundary bucket's, in index order.
+    let size = n;
+    let all = true;
+    for (;;) {
+      const need = m - c;
+      // All equal: the lowest indices.
+      if (!(most > least)) {
+        for (let j = 0; j < need; j++) taken[c++] = all ? j : boundary[j]!;
+        return c;
+      }
+      const { f, scale } = bucketing(least, most);
+      if (scale === 0) return -1;
+      const base = least * f;
+      counts.fill(0);
+      for (let j = 0; j < size; j++) {
+        const b = Math.min(BUCKETS - 1, ((scores[all ? j : boundary[j]!]! * f - base) * scale) | 0);
+        bucketOf[j] = b;
+        counts[b]!++;
+      }
+      let above = 0;
+      let from = BUCKETS - 1;
+      while (above + counts[from]! < need) above += counts[from--]!;
+      const inBoundary = counts[from]!;
+      let kept = 0;
+      let nextLeast = Infinity;
+      let nextMost = -Infinity;
+      for (let j = 0; j < size; j++) {
+        const b = bucketOf[j]!;
+        if (b < from) continue;
+        const index = all ? j : boundary[j]!;
+        if (b > from || above + inBoundary === need) {
+          taken[c++] = index;
+          continue;
+        }
+        // In the boundary bucket: kept for the next round, in index order (j only grows), written
+        // over entries already read (kept ≤ j).
+        const s = scores[index]!;
+        if (s < nextLeast) nextLeast = s;
+        if (s > nextMost) nextMost = s;
+        boundary[kept++] = index;
+      }
+      if (c === m) return c;
+      size = kept;
+      all = false;
+      least = nextLeast;
+      most = nextMost;
+    }
+  }
+
+  /** The c indices of `taken` best first, in `order`: equal scores in the order `taken` holds them. */
+  private sortBestFirst(scores: Float64Array, c: number): Int32Array {
+    const { taken, order, counts } = this;
+    let least = Infinity;
+    let most = -Infinity;
+    for (let j = 0; j < c; j++) {
+      const s = scores[taken[j]!]!;
+      if (s < least) least = s;
+      if (s > most) most = s;
+    }
+    if (!(most > least)) {
+      order.set(taken.subarray(0, c));
+      return order;
+    }
+    const { f, scale } = bucketing(least, most);
+    if (scale === 0) return this.sortByKeys(scores, c);
+    const top = most * f;
+    // A counting sort, best bucket first: (most − s) · scale grows as the score falls.
+    counts.fill(0);
+    let crowded = 0;
+    for (let j = 0; j < c; j++) crowded = Math.max(crowded, ++counts[Math.min(BUCKETS - 1, ((top - scores[taken[j]!]! * f) * scale) | 0)]!);
+    if (crowded > BUCKET_SORT_LIMIT) return this.sortByKeys(scores, c);
+    for (let b = 0, at = 0; b < BUCKETS; b++) {
+      const here = counts[b]!;
+      counts[b] = at;
+      at += here;
+    }
+    for (let j = 0; j < c; j++) {
+      const index = taken[j]!;
+      order[counts[Math.min(BUCKETS - 1, ((top - scores[index]! * f) * scale) | 0)]!++] = index;
+    }
+    // Within a bucket: only a strictly higher score moves past another, so equal ones keep their order.
+    for (let j = 1; j < c; j++) {
+      const index = order[j]!;
+      const s = scores[index]!;
+      let i = j - 1;
+      while (i >= 0 && scores[order[i]!]! < s) {
+        order[i + 1] = order[i]!;
+        i--;
+      }
+      order[i + 1] = index;
+    }
+    return order;
+  }
+
+  /** sortBestFirst() by a native sort of the scores, each index then placed at its score's rank. */
+  private sortByKeys(scores: Float64Array, c: number): Int32Array {
+    const { taken, order } = this;
+    if (this.keys.length < c) {
+      this.keys = new Float64Array(this.taken.length);
+      this.placed = new Int32Array(this.taken.length);
+    }
+    const keys = this.keys.subarray(0, c);
+    // + 0 makes -0 a 0: the native sort would put -0 first, where the order counts them equal.
+    for (let j = 0; j < c; j++) keys[j] = scores[taken[j]!]! + 0;
+    keys.sort();
+    const placed = this.placed;
+    placed.fill(0, 0, c);
+    for (let j = 0; j < c; j++) {
+      const index = taken[j]!;
+      const s = scores[index]! + 0;
+      const lo = firstAtLeast(keys, 0, c, s);
+      const hi = firstAtLeast(keys, lo, c, s, true);
+      // Ascending keys: the scores equal to s take the places c − hi .. c − lo − 1, best first, in the order they come.
+      order[c - hi + placed[lo]!++] = index;
+    }
+    return order;
+  }
+
+  private reserve(n: number): void {
+    if (this.taken.length >= n) return;
+    const room = Math.max(n, 2 * this.taken.length);
+    this.bucketOf = new Uint8Array(room);
     this.taken = new Int32Array(room);
-    this.used = new Int32Array(room);
+    this.boundary = new Int32Array(room);
+    this.order = new Int32Array(room);
   }
 }
 
-/** The first place in `keys[0..n)` (ascending) whose key is not below `s`. */
-function lowerBound(keys: Float64Array, n: number, s: number): number {
-  let lo = 0;
-  let hi = n;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (keys[mid]! < s) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+/**
+ * How scores in [least, most] (least < most, both finite) go to buckets: bucket ⌊(s·f − least·f) ·
+ * scale⌋. f is ½ where most − least overflows to Infinity (halving is exact but for subnormals, and
+ * monotone always); scale is 0 where the span is too narrow to divide (a few subnormals: 256 /
+ * 5e-324 is infinite), which the caller must rank another way.
+ */
+function bucketing(least: number, most: number): { f: number; scale: number } {
+  const f = Number.isFinite(most - least) ? 1 : 0.5;
+  const scale = BUCKETS / (most * f - least * f);
+  return { f, scale: Number.isFinite(scale) && scale > 0 ? scale : 0 };
 }
 
-/** The first place in `keys[from..n)` (ascending) whose key is above `s`. */
-function upperBound(keys: Float64Array, n: number, s: number, from: number): number {
+/** The first place in `keys[from..n)` (ascending) whose key is at least `s` (`above`: above `s`). */
+function firstAtLeast(keys: Float64Array, from: number, n: number, s: number, above = false): number {
   let lo = from;
   let hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (keys[mid]! <= s) lo = mid + 1;
+    if (keys[mid]! < s || (above && keys[mid]! === s)) lo = mid + 1;
     else hi = mid;
   }
   return lo;
