@@ -64,6 +64,8 @@ interface Addon {
 }
 
 const addon = load();
+/** The system's page size, asked once: every map reports it (MappedFile.pageBytes). */
+const pageBytes = addon === undefined ? 0 : addon.pageSize();
 
 function load(): Addon | undefined {
   try {
@@ -108,7 +110,7 @@ export function mapFile(fd: number): MappedFile | undefined {
     residency(out) {
       return addon.residency(region, out);
     },
-    pageBytes: addon.pageSize(),
+    pageBytes,
     unmap() {
       length = 0;
       addon.unmap(region);
