@@ -6,7 +6,7 @@
  * M 16, efConstruction 200, ef swept), side by side in one run, one query in flight, single thread.
  * Recall@10 is against exact float32 search.
  *
- *   node dist/bench/index.js [--data docs.f32 --queries queries.f32 --dim N] [--n first-N] [--codec int8] [--pca DIMS] [--nprobe 16,32,64,128] [--ef 32,64,128,256] [--max-page 192] [--inserts 2000] [--churn 0.2] [--filters] [--codes-only]
+ *   node dist/bench/index.js [--data docs.f32 --queries queries.f32 --dim N] [--n first-N] [--codec int8] [--pca DIMS] [--oversample N] [--nprobe 16,32,64,128] [--ef 32,64,128,256] [--max-page 192] [--inserts 2000] [--churn 0.2] [--filters] [--codes-only]
  *
  * --inserts: vectors added to the built, reopened store (the docs after the first N, else
  * perturbed copies of the first ones under new ids), timed in batches of 100: the insert rate into
@@ -15,6 +15,7 @@
  * the first N and the inserts, else perturbed copies), measured before and after compact().
  * --codec: the store's codec (default int8); rq codes train on the first 4,096 vectors, as PCA does.
  * --pca: reduce to DIMS dimensions by PCA (trained on the first 4,096 vectors) before the codec.
+ * --oversample: candidates per result when rescoring (OpenOptions.oversample; default the codec's).
  * --codes-only: the default and the sweep again without rescoring (`rescore: false`), the codes' own ranking.
  * --filters: every record gets metadata { s1, s10, s50 } true for 1%, 10% and 50% of them (every
  * 100th, 10th, 2nd), and searches filtered on each are measured after the first sweep: recall
@@ -37,7 +38,7 @@ import { median } from './percentile.js';
 const K = 10;
 
 const { values } = parseArgs({
-  options: { ...DATA_OPTIONS, nprobe: { type: 'string' }, ef: { type: 'string' }, 'max-page': { type: 'string' }, inserts: { type: 'string' }, from: { type: 'string' }, churn: { type: 'string' }, filters: { type: 'boolean' }, 'codes-only': { type: 'boolean' }, codec: { type: 'string' }, pca: { type: 'string' } },
+  options: { ...DATA_OPTIONS, nprobe: { type: 'string' }, ef: { type: 'string' }, 'max-page': { type: 'string' }, inserts: { type: 'string' }, from: { type: 'string' }, churn: { type: 'string' }, filters: { type: 'boolean' }, 'codes-only': { type: 'boolean' }, codec: { type: 'string' }, pca: { type: 'string' }, oversample: { type: 'string' } },
 });
 const list = (v: string | undefined, d: number[]) => (v === undefined ? d : v.split(',').map(Number));
 const all = datasetFrom(values);
@@ -50,6 +51,8 @@ const inserts = values.inserts === undefined ? 2000 : Number(values.inserts);
 const churn = values.churn === undefined ? 0.2 : Number(values.churn);
 const codec = (values.codec ?? 'int8') as CodecName;
 const pca = values.pca === undefined ? {} : { pca: { dims: Number(values.pca) } };
+/** Candidates per result when rescoring (OpenOptions.oversample): the codec's default unless given. */
+const oversample = values.oversample === undefined ? {} : { oversample: Number(values.oversample) };
 
 /** The ids of the exact float32 top k of each query over `live` (id, vector). */
 function truthOf(live: readonly (readonly [string, Float32Array])[]): Set<string>[] {
@@ -152,7 +155,7 @@ const out = (l = '') => {
   lines.push(l);
   process.stdout.write(`${l}\n`);
 };
-out(`data: ${data.name}, ${n} x ${data.dim}-d, ${data.queries.length} queries, k ${K}; store: ${codec}${values.pca === undefined ? '' : `, PCA to ${values.pca}`}, cosine, rescoring on, cache off, pages { from: ${from}, maxPage: ${maxPage} }; settings measured interleaved, ${ROUNDS} rounds`);
+out(`data: ${data.name}, ${n} x ${data.dim}-d, ${data.queries.length} queries, k ${K}; store: ${codec}${values.pca === undefined ? '' : `, PCA to ${values.pca}`}${values.oversample === undefined ? '' : `, oversample ${values.oversample}`}, cosine, rescoring on, cache off, pages { from: ${from}, maxPage: ${maxPage} }; settings measured interleaved, ${ROUNDS} rounds`);
 out();
 
 const hnswStarted = performance.now();
@@ -169,13 +172,13 @@ const hnswSettings: Setting[] = list(values.ef, [32, 64, 128, 256]).map((ef) => 
 const dir = mkdtempSync(join(tmpdir(), 'memstore-index-bench-'));
 try {
   const started = performance.now();
-  let store = await MemStore.open(dir, { dim: data.dim, codec, ...pca, durability: 'none', cache: false, pages: { from, maxPage } });
+  let store = await MemStore.open(dir, { dim: data.dim, codec, ...pca, ...oversample, durability: 'none', cache: false, pages: { from, maxPage } });
   const metaOf = (i: number) => (values.filters === true ? { meta: { s1: i % 100 === 0, s10: i % 10 === 0, s50: i % 2 === 0 } } : {});
   for (let at = 0; at < n; at += 1000) await store.add(data.docs.slice(at, at + 1000).map((vector, j) => ({ id: String(at + j), vector, ...metaOf(at + j) })));
   await store.close();
   const buildS = (performance.now() - started) / 1000;
   const opened = performance.now();
-  store = await MemStore.open(dir, { cache: false, pages: { from, maxPage } });
+  store = await MemStore.open(dir, { ...oversample, cache: false, pages: { from, maxPage } });
   const openS = (performance.now() - opened) / 1000;
   let s = store.stats();
   out(`memstore built (adds + close) in ${buildS.toFixed(1)} s, hnswlib-node (float32, M 16, efConstruction 200) in ${hnswBuildS.toFixed(1)} s (${(buildS / hnswBuildS).toFixed(2)}x); reopened in ${openS.toFixed(2)} s; ${s.pages} pages; ${s.bytesPerVector.toFixed(0)} B per vector (stats().bytesPerVector)`);
