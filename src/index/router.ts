@@ -181,20 +181,18 @@ export class CentroidRouter {
     this.scoreAll(query);
     const n = this.count;
     const m = Math.min(Math.max(0, Math.floor(count)), n);
-    const f32 = this.mem.f32();
-    const at = this.scores >> 2;
-    const sphere = this.sphere !== undefined;
     if (this.orderTop?.capacity !== m) this.orderTop = new TopK(m);
     const top = this.orderTop;
-    top.clear();
     if (m * BUCKETED_SHARE >= n) {
       if (this.routeScores.length < n) this.routeScores = new Float64Array(Math.max(n, this.capacity));
       const all = this.routeScores;
+      const f32 = this.mem.f32();
+      const at = this.scores >> 2;
       // The least and greatest score found as they are made, for BestIndices' buckets; a NaN makes both NaN.
       let least = Infinity;
       let most = -Infinity;
       for (let page = 0; page < n; page++) {
-        const s = sphere ? (offset + f32[at + page]!) * this.inverseNorm[page]! : f32[at + page]!;
+        const s = this.queryScore(f32, at, page, offset);
         all[page] = s;
         if (s !== s) least = most = Number.NaN;
         if (s < least) least = s;
@@ -202,14 +200,10 @@ export class CentroidRouter {
       }
       const found = this.best.takeWithin(all, n, m, least, most, order, scores);
       if (found >= 0) return found;
-      // A NaN or infinite score (a query or centroid past float32's range) has no place in that order: a TopK ranks them as nearest() does.
-      for (let page = 0; page < n; page++) if (top.admits(all[page]!)) top.push(all[page]!, page);
-    } else {
-      for (let page = 0; page < n; page++) {
-        const s = sphere ? (offset + f32[at + page]!) * this.inverseNorm[page]! : f32[at + page]!;
-        if (top.admits(s)) top.push(s, page);
-      }
     }
+    // Few pages asked, or a NaN or infinite score (a query or centroid past float32's range), which
+    // has no place in BestIndices' order: a TopK ranks them, as nearest() does.
+    this.pushAll(top, false, offset);
     const kept = top.sortBestFirst();
     for (let i = 0; i < kept; i++) {
       order[i] = top.slotAt(i);
@@ -234,21 +228,27 @@ export class CentroidRouter {
   /** Scores every centroid against `v` with the kernel, less ‖c‖²/2 when `byDistance`, the best into `top` (cleared first). */
   private rank(v: Float32Array, top: TopK, byDistance: boolean, offset = 0): void {
     this.scoreAll(v);
+    this.pushAll(top, byDistance, offset);
+  }
+
+  /** Every page's score (scoreAll()'s), less ‖c‖²/2 when `byDistance`, into `top` (cleared first). */
+  private pushAll(top: TopK, byDistance: boolean, offset: number): void {
     top.clear();
-    if (this.count === 0) return;
     const f32 = this.mem.f32();
     const at = this.scores >> 2;
-    if (!byDistance && this.sphere !== undefined) {
-      for (let page = 0; page < this.count; page++) {
-        const score = (offset + f32[at + page]!) * this.inverseNorm[page]!;
-        if (top.admits(score)) top.push(score, page);
-      }
-      return;
-    }
     for (let page = 0; page < this.count; page++) {
-      const score = byDistance ? f32[at + page]! - this.halfNormSq[page]! : f32[at + page]!;
+      const score = byDistance ? f32[at + page]! - this.halfNormSq[page]! : this.queryScore(f32, at, page, offset);
       if (top.admits(score)) top.push(score, page);
     }
+  }
+
+  /**
+   * A query's score of `page` from the kernel's at `f32[at + page]`: with a sphere, the cosine
+   * `(offset + ⟨q', c'⟩) / ‖c‖` (nearest()), else the kernel's score itself. nearest() and
+   * nearestOrder() both rank by it, so they pick the same pages.
+   */
+  private queryScore(f32: Float32Array, at: number, page: number, offset: number): number {
+    return this.sphere !== undefined ? (offset + f32[at + page]!) * this.inverseNorm[page]! : f32[at + page]!;
   }
 
   /** The kernel's score of every centroid against `v` (dim floats), at `this.scores`. */
