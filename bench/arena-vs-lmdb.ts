@@ -20,6 +20,7 @@ import { pack } from 'msgpackr';
 import { BlobArena, type BlobRef } from '../src/arena/arena.js';
 import { arenaDir } from '../src/store/files.js';
 import { median } from './percentile.js';
+import { benchArgs } from './args.js';
 
 interface Options {
   /** Blobs written. @default 100000 */
@@ -32,17 +33,10 @@ interface Options {
   repeat: number;
 }
 
-function parseArgs(argv: string[]): Options {
-  const options: Options = { n: 100_000, batch: 1000, reads: 20_000, repeat: 3 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const value = Number(argv[i + 1]);
-    if (argv[i] === '--n') options.n = value;
-    else if (argv[i] === '--batch') options.batch = value;
-    else if (argv[i] === '--reads') options.reads = value;
-    else if (argv[i] === '--repeat') options.repeat = value;
-    else throw new Error(`unknown argument ${argv[i]}`);
-  }
-  return options;
+function optionsFrom(argv: string[]): Options {
+  const { values } = benchArgs('dist/bench/arena-vs-lmdb.js', { options: { n: { type: 'string' }, batch: { type: 'string' }, reads: { type: 'string' }, repeat: { type: 'string' } } }, argv);
+  const number = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+  return { n: number(values.n, 100_000), batch: number(values.batch, 1000), reads: number(values.reads, 20_000), repeat: number(values.repeat, 3) };
 }
 
 /** n blobs: two real glosses as the text (a chunk an agent remembers) and the metadata a store keeps with it. */
@@ -203,7 +197,7 @@ function spread(runs: Measured[], pick: (m: Measured) => number, digits: number)
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+  const o = optionsFrom(process.argv.slice(2));
   const blobs = makeBlobs(o.n);
   const payload = blobs.reduce((sum, b) => sum + b.length, 0);
   const picks = sample(o.n, o.reads);

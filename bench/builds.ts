@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import type { CodecName } from '../src/codec/codec.js';
 import { MemStore } from '../src/memstore.js';
 import type { Metric, OpenOptions, SearchOptions } from '../src/options.js';
@@ -35,7 +35,7 @@ import { median } from './percentile.js';
 
 type Build = typeof import('../src/memstore.js');
 
-const { values } = parseArgs({
+const { values } = benchArgs('dist/bench/builds.js', {
   options: {
     ...DATA_OPTIONS,
     a: { type: 'string' },

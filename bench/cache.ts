@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { MemStore } from '../src/memstore.js';
 import type { CacheOptions } from '../src/options.js';
 import { rng } from '../src/random.js';
@@ -378,7 +378,7 @@ function offAtOf(v: string): 'every' | 'misses' {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs('dist/bench/cache.js', {
     options: {
       ...DATA_OPTIONS,
       stream: { type: 'string' },

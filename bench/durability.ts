@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { nodeFileLayer, type FileHandle, type FileLayer } from '../io/file-layer.js';
 import { MemStore } from '../src/memstore.js';
 import type { Durability } from '../src/options.js';
@@ -177,7 +177,7 @@ export async function runDurabilityBench(options: { n: number; insertN: number; 
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split(sep).slice(-2).join('/'));
 if (invokedDirectly) {
-  const { values } = parseArgs({ options: { n: { type: 'string' }, quick: { type: 'boolean' } } });
+  const { values } = benchArgs('dist/bench/durability.js', { options: { n: { type: 'string' }, quick: { type: 'boolean' } } });
   const quick = values.quick === true;
   await runDurabilityBench({
     n: values.n === undefined ? (quick ? 4000 : 100_000) : Number(values.n),

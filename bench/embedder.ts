@@ -11,12 +11,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { useLite, USE_LITE_DIM } from '../src/embedders/index.js';
 import { MemStore } from '../src/memstore.js';
 import { dot, norm } from '../src/vector.js';
 
-const { values } = parseArgs({ options: { batches: { type: 'string' } } });
+const { values } = benchArgs('dist/bench/embedder.js', { options: { batches: { type: 'string' } } });
 const batches = (values.batches ?? '8,32,64').split(',').map(Number);
 const texts = readFileSync(new URL('../../bench/data/wordnet-use512-1k/docs.jsonl', import.meta.url), 'utf8')
   .trim()

@@ -19,7 +19,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { MemStore } from '../src/memstore.js';
 import type { Filter } from '../src/options.js';
 import { exactSearch } from './baselines.js';
@@ -29,7 +29,7 @@ import { median } from './percentile.js';
 const K = 10;
 const ROUNDS = 5;
 
-const { values } = parseArgs({ options: { ...DATA_OPTIONS, pages: { type: 'string' }, 'queries-n': { type: 'string' } } });
+const { values } = benchArgs('dist/bench/filters.js', { options: { ...DATA_OPTIONS, pages: { type: 'string' }, 'queries-n': { type: 'string' } } });
 const all = datasetFrom(values);
 const n = Math.min(all.docs.length, values.n === undefined ? all.docs.length : Number(values.n));
 const queries = all.queries.slice(0, values['queries-n'] === undefined ? 500 : Number(values['queries-n']));

@@ -7,11 +7,11 @@
  *   node dist/bench/grow.js --data docs.f32 --dim 100 --n 1000000 --out docs-1m.f32 [--noise 0.1] [--seed 1]
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { readVectors } from '../src/cli/vector-files.js';
 import { rng } from '../src/random.js';
 
-const { values } = parseArgs({ options: { data: { type: 'string' }, dim: { type: 'string' }, n: { type: 'string' }, out: { type: 'string' }, noise: { type: 'string' }, seed: { type: 'string' } } });
+const { values } = benchArgs('dist/bench/grow.js', { options: { data: { type: 'string' }, dim: { type: 'string' }, n: { type: 'string' }, out: { type: 'string' }, noise: { type: 'string' }, seed: { type: 'string' } } });
 if (values.data === undefined || values.out === undefined || values.n === undefined) throw new Error('usage: --data FILE [--dim N] --n COUNT --out FILE [--noise 0.1] [--seed 1]');
 const { rows, dim } = readVectors(values.data, values.dim === undefined ? undefined : Number(values.dim));
 const n = Number(values.n);

@@ -26,7 +26,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { MemStore } from '../src/memstore.js';
 import type { CodecName } from '../src/codec/codec.js';
 import { rng } from '../src/random.js';
@@ -37,7 +37,7 @@ import { median } from './percentile.js';
 
 const K = 10;
 
-const { values } = parseArgs({
+const { values } = benchArgs('dist/bench/index.js', {
   options: { ...DATA_OPTIONS, nprobe: { type: 'string' }, ef: { type: 'string' }, 'max-page': { type: 'string' }, inserts: { type: 'string' }, from: { type: 'string' }, churn: { type: 'string' }, filters: { type: 'boolean' }, 'codes-only': { type: 'boolean' }, codec: { type: 'string' }, pca: { type: 'string' }, oversample: { type: 'string' } },
 });
 const list = (v: string | undefined, d: number[]) => (v === undefined ? d : v.split(',').map(Number));

@@ -14,12 +14,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { useLite } from '../src/embedders/index.js';
 import { MemStore } from '../src/memstore.js';
 import { median, percentile } from './percentile.js';
 
-const { values } = parseArgs({ options: { data: { type: 'string' }, copies: { type: 'string' }, namespaces: { type: 'string' }, queries: { type: 'string' } } });
+const { values } = benchArgs('dist/bench/memory-api.js', { options: { data: { type: 'string' }, copies: { type: 'string' }, namespaces: { type: 'string' }, queries: { type: 'string' } } });
 if (values.data === undefined) throw new Error('--data DIR is required');
 const dir = values.data;
 const copies = Number(values.copies ?? 1);

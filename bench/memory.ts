@@ -27,7 +27,7 @@ import { getHeapSpaceStatistics } from 'node:v8';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import hnswlib from 'hnswlib-node';
 import { MemStore } from '../src/memstore.js';
 import type { CodecName } from '../src/codec/codec.js';
@@ -331,7 +331,7 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs('dist/bench/memory.js', {
     options: {
       ...DATA_OPTIONS,
       searches: { type: 'string' },

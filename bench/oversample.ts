@@ -12,7 +12,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { MemStore } from '../src/memstore.js';
 import type { SearchOptions } from '../src/options.js';
 import type { CodecName } from '../src/codec/codec.js';
@@ -23,7 +23,7 @@ import { median } from './percentile.js';
 const K = 10;
 const ROUNDS = 3;
 
-const { values } = parseArgs({ options: { ...DATA_OPTIONS, oversample: { type: 'string' }, nprobe: { type: 'string' }, 'queries-used': { type: 'string' }, pca: { type: 'string' }, codec: { type: 'string' } } });
+const { values } = benchArgs('dist/bench/oversample.js', { options: { ...DATA_OPTIONS, oversample: { type: 'string' }, nprobe: { type: 'string' }, 'queries-used': { type: 'string' }, pca: { type: 'string' }, codec: { type: 'string' } } });
 const all = datasetFrom(values);
 const n = Math.min(all.docs.length, values.n === undefined ? all.docs.length : Number(values.n));
 const data = { ...all, docs: all.docs.slice(0, n), queries: all.queries.slice(0, values['queries-used'] === undefined ? 1000 : Number(values['queries-used'])) };

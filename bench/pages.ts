@@ -16,7 +16,7 @@
  * Without --data it uses the 1k WordNet set the project ships.
  */
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import hnswlib from 'hnswlib-node';
 import { getCodec } from '../src/codec/index.js';
 import { PageClusters } from '../src/index/page-clusters.js';
@@ -61,7 +61,7 @@ function hnswRows(docs: readonly Float32Array[], queries: readonly ScanQuery[], 
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: { ...DATA_OPTIONS, 'max-page': { type: 'string' }, nprobe: { type: 'string' }, ef: { type: 'string' }, recluster: { type: 'boolean' } } });
+  const { values } = benchArgs('dist/bench/pages.js', { options: { ...DATA_OPTIONS, 'max-page': { type: 'string' }, nprobe: { type: 'string' }, ef: { type: 'string' }, recluster: { type: 'boolean' } } });
   const data = datasetFrom(values);
   const dim = data.dim;
   const codec = getCodec('int8');

@@ -20,7 +20,7 @@
  *
  * Without --data it uses the 1k WordNet set the project ships (a few pages only).
  */
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { getCodec } from '../src/codec/index.js';
 import { PageClusters } from '../src/index/page-clusters.js';
 import type { ScanQuery } from '../src/scan/code-blocks.js';
@@ -94,7 +94,7 @@ function fixedVectorsAt(fixed: readonly Row[], recall: number): number | undefin
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: { ...DATA_OPTIONS, 'queries-n': { type: 'string' }, 'max-page': { type: 'string' }, recluster: { type: 'boolean' }, nprobe: { type: 'string' }, min: { type: 'string' } } });
+  const { values } = benchArgs('dist/bench/probe-rules.js', { options: { ...DATA_OPTIONS, 'queries-n': { type: 'string' }, 'max-page': { type: 'string' }, recluster: { type: 'boolean' }, nprobe: { type: 'string' }, min: { type: 'string' } } });
   const data = datasetFrom(values);
   const dim = data.dim;
   const docs = (values.n === undefined ? data.docs : data.docs.slice(0, Number(values.n))).map(normalized);

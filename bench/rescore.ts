@@ -14,7 +14,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { MemStore } from '../src/memstore.js';
 import type { Dataset } from '../src/cli/datasets.js';
 import type { CodecName } from '../src/codec/codec.js';
@@ -112,7 +112,7 @@ export async function runRescoreBench(data: Dataset, n: number, rounds: number, 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { ...DATA_OPTIONS, rounds: { type: 'string' }, codec: { type: 'string' } } });
+  const { values } = benchArgs('dist/bench/rescore.js', { options: { ...DATA_OPTIONS, rounds: { type: 'string' }, codec: { type: 'string' } } });
   const data = datasetFrom(values);
   // MemStore.open refuses a codec it does not know (INVALID_OPTION), as in the other benches.
   const codec = (values.codec ?? 'int8') as CodecName;

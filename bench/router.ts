@@ -10,7 +10,7 @@
  * Without --data it uses the 1k WordNet set the project ships (pages beyond its size are skipped).
  */
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import hnswlib from 'hnswlib-node';
 import { CentroidRouter } from '../src/index/router.js';
 import { rng } from '../src/random.js';
@@ -29,7 +29,7 @@ interface Row {
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: { ...DATA_OPTIONS, pages: { type: 'string' }, nprobe: { type: 'string' } } });
+  const { values } = benchArgs('dist/bench/router.js', { options: { ...DATA_OPTIONS, pages: { type: 'string' }, nprobe: { type: 'string' } } });
   const data = datasetFrom(values);
   const dim = data.dim;
   const pageCounts = (values.pages ?? '256,1024,4096,16384').split(',').map(Number).filter((p) => p <= data.docs.length);
