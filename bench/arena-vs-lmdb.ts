@@ -34,7 +34,7 @@ interface Options {
 }
 
 function optionsFrom(argv: string[]): Options {
-  const { values } = benchArgs('dist/bench/arena-vs-lmdb.js', { options: { n: { type: 'string' }, batch: { type: 'string' }, reads: { type: 'string' }, repeat: { type: 'string' } } }, argv);
+  const { values } = benchArgs('dist/bench/arena-vs-lmdb.js', { options: { n: { type: 'string' }, batch: { type: 'string' }, reads: { type: 'string' }, repeat: { type: 'string' } } }, { numbers: ['n', 'batch', 'reads', 'repeat'], argv });
   const number = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
   return { n: number(values.n, 100_000), batch: number(values.batch, 1000), reads: number(values.reads, 20_000), repeat: number(values.repeat, 3) };
 }

@@ -51,7 +51,7 @@ const { values } = benchArgs('dist/bench/builds.js', {
     oversample: { type: 'string' },
     each: { type: 'boolean' },
   },
-});
+}, { numbers: ['queries-used', 'rounds', 'k', 'nprobe', 'oversample'] });
 if (values.a === undefined) throw new Error('--a: the dist folder of the build to compare with (after npm run build)');
 const here = fileURLToPath(new URL('..', import.meta.url));
 const builds = [

@@ -397,7 +397,7 @@ async function main(): Promise<void> {
       'off-at': { type: 'string' },
       'off-first': { type: 'boolean' },
     },
-  });
+  }, { numbers: ['stream', 'repeat', 'near', 'near-cos', 'k', 'rounds'] });
   const data = datasetFrom(values);
   const cos = values['near-cos']?.split(',').map(Number);
   const dataArgs = [

@@ -177,7 +177,7 @@ export async function runDurabilityBench(options: { n: number; insertN: number; 
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split(sep).slice(-2).join('/'));
 if (invokedDirectly) {
-  const { values } = benchArgs('dist/bench/durability.js', { options: { n: { type: 'string' }, quick: { type: 'boolean' } } });
+  const { values } = benchArgs('dist/bench/durability.js', { options: { n: { type: 'string' }, quick: { type: 'boolean' } } }, { numbers: ['n'] });
   const quick = values.quick === true;
   await runDurabilityBench({
     n: values.n === undefined ? (quick ? 4000 : 100_000) : Number(values.n),

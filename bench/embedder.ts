@@ -16,7 +16,7 @@ import { useLite, USE_LITE_DIM } from '../src/embedders/index.js';
 import { MemStore } from '../src/memstore.js';
 import { dot, norm } from '../src/vector.js';
 
-const { values } = benchArgs('dist/bench/embedder.js', { options: { batches: { type: 'string' } } });
+const { values } = benchArgs('dist/bench/embedder.js', { options: { batches: { type: 'string' } } }, { numbers: ['batches'] });
 const batches = (values.batches ?? '8,32,64').split(',').map(Number);
 const texts = readFileSync(new URL('../../bench/data/wordnet-use512-1k/docs.jsonl', import.meta.url), 'utf8')
   .trim()

@@ -29,7 +29,7 @@ import { median } from './percentile.js';
 const K = 10;
 const ROUNDS = 5;
 
-const { values } = benchArgs('dist/bench/filters.js', { options: { ...DATA_OPTIONS, pages: { type: 'string' }, 'queries-n': { type: 'string' } } });
+const { values } = benchArgs('dist/bench/filters.js', { options: { ...DATA_OPTIONS, pages: { type: 'string' }, 'queries-n': { type: 'string' } } }, { numbers: ['pages', 'queries-n'] });
 const all = datasetFrom(values);
 const n = Math.min(all.docs.length, values.n === undefined ? all.docs.length : Number(values.n));
 const queries = all.queries.slice(0, values['queries-n'] === undefined ? 500 : Number(values['queries-n']));

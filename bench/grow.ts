@@ -11,7 +11,7 @@ import { benchArgs } from './args.js';
 import { readVectors } from '../src/cli/vector-files.js';
 import { rng } from '../src/random.js';
 
-const { values } = benchArgs('dist/bench/grow.js', { options: { data: { type: 'string' }, dim: { type: 'string' }, n: { type: 'string' }, out: { type: 'string' }, noise: { type: 'string' }, seed: { type: 'string' } } });
+const { values } = benchArgs('dist/bench/grow.js', { options: { data: { type: 'string' }, dim: { type: 'string' }, n: { type: 'string' }, out: { type: 'string' }, noise: { type: 'string' }, seed: { type: 'string' } } }, { numbers: ['noise', 'seed'] });
 if (values.data === undefined || values.out === undefined || values.n === undefined) throw new Error('usage: --data FILE [--dim N] --n COUNT --out FILE [--noise 0.1] [--seed 1]');
 const { rows, dim } = readVectors(values.data, values.dim === undefined ? undefined : Number(values.dim));
 const n = Number(values.n);

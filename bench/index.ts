@@ -39,7 +39,7 @@ const K = 10;
 
 const { values } = benchArgs('dist/bench/index.js', {
   options: { ...DATA_OPTIONS, nprobe: { type: 'string' }, ef: { type: 'string' }, 'max-page': { type: 'string' }, inserts: { type: 'string' }, from: { type: 'string' }, churn: { type: 'string' }, filters: { type: 'boolean' }, 'codes-only': { type: 'boolean' }, codec: { type: 'string' }, pca: { type: 'string' }, oversample: { type: 'string' } },
-});
+}, { numbers: ['nprobe', 'ef', 'max-page', 'inserts', 'from', 'churn', 'oversample'] });
 const list = (v: string | undefined, d: number[]) => (v === undefined ? d : v.split(',').map(Number));
 const all = datasetFrom(values);
 const n = Math.min(all.docs.length, values.n === undefined ? all.docs.length : Number(values.n));

@@ -19,7 +19,7 @@ import { useLite } from '../src/embedders/index.js';
 import { MemStore } from '../src/memstore.js';
 import { median, percentile } from './percentile.js';
 
-const { values } = benchArgs('dist/bench/memory-api.js', { options: { data: { type: 'string' }, copies: { type: 'string' }, namespaces: { type: 'string' }, queries: { type: 'string' } } });
+const { values } = benchArgs('dist/bench/memory-api.js', { options: { data: { type: 'string' }, copies: { type: 'string' }, namespaces: { type: 'string' }, queries: { type: 'string' } } }, { numbers: ['copies', 'namespaces', 'queries'] });
 if (values.data === undefined) throw new Error('--data DIR is required');
 const dir = values.data;
 const copies = Number(values.copies ?? 1);

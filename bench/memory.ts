@@ -342,7 +342,7 @@ async function main(): Promise<void> {
       codec: { type: 'string' },
       pca: { type: 'string' },
     },
-  });
+  }, { numbers: ['searches'] });
   const args: Args = {
     data: values.data,
     queries: values.queries,

@@ -23,7 +23,7 @@ import { median } from './percentile.js';
 const K = 10;
 const ROUNDS = 3;
 
-const { values } = benchArgs('dist/bench/oversample.js', { options: { ...DATA_OPTIONS, oversample: { type: 'string' }, nprobe: { type: 'string' }, 'queries-used': { type: 'string' }, pca: { type: 'string' }, codec: { type: 'string' } } });
+const { values } = benchArgs('dist/bench/oversample.js', { options: { ...DATA_OPTIONS, oversample: { type: 'string' }, nprobe: { type: 'string' }, 'queries-used': { type: 'string' }, pca: { type: 'string' }, codec: { type: 'string' } } }, { numbers: ['oversample', 'nprobe', 'queries-used'] });
 const all = datasetFrom(values);
 const n = Math.min(all.docs.length, values.n === undefined ? all.docs.length : Number(values.n));
 const data = { ...all, docs: all.docs.slice(0, n), queries: all.queries.slice(0, values['queries-used'] === undefined ? 1000 : Number(values['queries-used'])) };

@@ -61,7 +61,7 @@ function hnswRows(docs: readonly Float32Array[], queries: readonly ScanQuery[], 
 }
 
 function main(): void {
-  const { values } = benchArgs('dist/bench/pages.js', { options: { ...DATA_OPTIONS, 'max-page': { type: 'string' }, nprobe: { type: 'string' }, ef: { type: 'string' }, recluster: { type: 'boolean' } } });
+  const { values } = benchArgs('dist/bench/pages.js', { options: { ...DATA_OPTIONS, 'max-page': { type: 'string' }, nprobe: { type: 'string' }, ef: { type: 'string' }, recluster: { type: 'boolean' } } }, { numbers: ['max-page', 'nprobe', 'ef'] });
   const data = datasetFrom(values);
   const dim = data.dim;
   const codec = getCodec('int8');

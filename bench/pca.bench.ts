@@ -74,7 +74,7 @@ function covariance(dim: number): Float64Array {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = benchArgs('dist/bench/pca.bench.js', { options: { dims: { type: 'string' }, runs: { type: 'string' } } });
+  const { values } = benchArgs('dist/bench/pca.bench.js', { options: { dims: { type: 'string' }, runs: { type: 'string' } } }, { numbers: ['dims', 'runs'] });
   const dims = (values.dims ?? '256,512,1024').split(',').map(Number);
   const runs = Number(values.runs ?? 3);
   if (dims.some((d) => !Number.isInteger(d) || d < 1) || !Number.isInteger(runs) || runs < 1) throw new Error('--dims takes positive integers, --runs a positive integer');

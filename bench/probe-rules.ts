@@ -94,7 +94,7 @@ function fixedVectorsAt(fixed: readonly Row[], recall: number): number | undefin
 }
 
 function main(): void {
-  const { values } = benchArgs('dist/bench/probe-rules.js', { options: { ...DATA_OPTIONS, 'queries-n': { type: 'string' }, 'max-page': { type: 'string' }, recluster: { type: 'boolean' }, nprobe: { type: 'string' }, min: { type: 'string' } } });
+  const { values } = benchArgs('dist/bench/probe-rules.js', { options: { ...DATA_OPTIONS, 'queries-n': { type: 'string' }, 'max-page': { type: 'string' }, recluster: { type: 'boolean' }, nprobe: { type: 'string' }, min: { type: 'string' } } }, { numbers: ['queries-n', 'max-page', 'nprobe', 'min'] });
   const data = datasetFrom(values);
   const dim = data.dim;
   const docs = (values.n === undefined ? data.docs : data.docs.slice(0, Number(values.n))).map(normalized);

@@ -112,7 +112,7 @@ export async function runRescoreBench(data: Dataset, n: number, rounds: number, 
 }
 
 async function main(): Promise<void> {
-  const { values } = benchArgs('dist/bench/rescore.js', { options: { ...DATA_OPTIONS, rounds: { type: 'string' }, codec: { type: 'string' } } });
+  const { values } = benchArgs('dist/bench/rescore.js', { options: { ...DATA_OPTIONS, rounds: { type: 'string' }, codec: { type: 'string' } } }, { numbers: ['rounds'] });
   const data = datasetFrom(values);
   // MemStore.open refuses a codec it does not know (INVALID_OPTION), as in the other benches.
   const codec = (values.codec ?? 'int8') as CodecName;

@@ -29,7 +29,7 @@ interface Row {
 }
 
 function main(): void {
-  const { values } = benchArgs('dist/bench/router.js', { options: { ...DATA_OPTIONS, pages: { type: 'string' }, nprobe: { type: 'string' } } });
+  const { values } = benchArgs('dist/bench/router.js', { options: { ...DATA_OPTIONS, pages: { type: 'string' }, nprobe: { type: 'string' } } }, { numbers: ['pages', 'nprobe'] });
   const data = datasetFrom(values);
   const dim = data.dim;
   const pageCounts = (values.pages ?? '256,1024,4096,16384').split(',').map(Number).filter((p) => p <= data.docs.length);

@@ -51,3 +51,20 @@ test('a benchmark script given an unknown option, or an option without its value
   assert.equal(missing.code, 2, missing.stderr);
   assert.match(missing.stderr, /--nprobe/);
 });
+
+test('a benchmark script refuses a number option that is not a number, or a list of numbers with a gap, with exit code 2 (Number() had made NaN of it)', async () => {
+  const cases: [string, string[]][] = [
+    ['index.js', ['--nprobe', '16,abc']],
+    ['index.js', ['--nprobe', '16,']],
+    ['cache.js', ['--dim', 'x']],
+    ['cache.js', ['--stream', '']],
+    ['arena-vs-lmdb.js', ['--n', '1e3x']],
+    ['router.js', ['--n', 'NaN']],
+  ];
+  const runs = await Promise.all(cases.map(([script, args]) => runScript(script, args).then((r) => ({ script, args, ...r }))));
+  for (const r of runs) {
+    assert.equal(r.code, 2, `${r.script} ${r.args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`--${r.args[0]!.slice(2)} takes a number`), r.script);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, `${r.script}: no stack trace`);
+  }
+});
