@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -445,4 +445,61 @@ test('an import killed midway (SIGKILL) leaves no store that opens as if it were
   } finally {
     await store.close();
   }
+});
+
+/** A JSONL file of `n` rows of 32-d vectors, and a new empty directory to import it into. */
+function bigImport(n: number): { file: string; into: string } {
+  const file = join(tempDir(), 'many.jsonl');
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) lines.push(row(`r${i}`, Array.from({ length: 32 }, (_, d) => ((i * 31 + d * 17) % 97) + 1)));
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  const into = join(tempDir(), 'store');
+  mkdirSync(into);
+  return { file, into };
+}
+
+/** Starts `memstore import file into` and resolves once its store's log has grown (some batches in). */
+async function importUnderWay(file: string, into: string): Promise<{ exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; kill: () => void }> {
+  const child = spawn(process.execPath, [cli, 'import', file, into], { stdio: 'ignore' });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  for (let waited = 0; waited < 20_000; waited += 5) {
+    const wal = join(into, 'wal');
+    if (existsSync(wal) && readdirSync(wal).length > 0) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return { exited, kill: () => child.kill('SIGKILL') };
+}
+
+test('a second import into a directory another import is still writing is refused with LOCKED (it had cleared the directory under the first, losing both), and the first finishes whole', async () => {
+  const { file, into } = bigImport(60_000);
+  const small = join(tempDir(), 'one.jsonl');
+  writeFileSync(small, `${row('a', Array.from({ length: 32 }, () => 1))}\n`);
+  const first = await importUnderWay(file, into);
+  const second = await cliResult(['import', small, into]);
+  assert.equal(second.code, 2, second.stderr);
+  assert.match(second.stderr, /LOCKED/);
+  const done = await first.exited;
+  assert.equal(done.code, 0, 'the first import was not killed: it finished');
+  const store = await MemStore.open(into);
+  try {
+    assert.equal(store.stats().count, 60_000);
+  } finally {
+    await store.close();
+  }
+});
+
+test('after an import was killed, importing again clears the store it left but not a file the user put in the directory (it had deleted the very file being imported): refused as not empty', async () => {
+  const { file, into } = bigImport(60_000);
+  const first = await importUnderWay(file, into);
+  first.kill();
+  assert.equal((await first.exited).signal, 'SIGKILL', 'the import finished before it was killed: give it more rows');
+  const mine = join(into, 'mine.jsonl');
+  writeFileSync(mine, `${row('a', Array.from({ length: 32 }, () => 1))}\n`);
+  const again = await cliResult(['import', mine, into]);
+  assert.equal(again.code, 2, again.stderr);
+  assert.match(again.stderr, /not empty/);
+  assert.deepEqual(readdirSync(into), ['mine.jsonl'], "the killed import's store is cleared, the user's file is there");
+  rmSync(mine);
+  const fresh = await cliResult(['import', file, into]);
+  assert.equal(fresh.code, 0, fresh.stderr);
 });

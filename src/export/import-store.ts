@@ -1,4 +1,4 @@
-import { open, readdir, rm, stat } from 'node:fs/promises';
+import { open, readFile as readText, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MemstoreError } from '../errors.js';
 import { MemStore, type MemoryRecord } from '../memstore.js';
@@ -6,7 +6,8 @@ import { MAX_DIM, METRICS, type Metric, type OpenOptions } from '../options.js';
 import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { readFile } from './files.js';
 import { recordOf } from './rows.js';
-import { FILES, importMarkerPath, syncDirSync } from '../store/files.js';
+import { FILES, importMarkerPath, isStoreEntry, lockPath, syncDirSync } from '../store/files.js';
+import { pidAlive } from '../store/lock.js';
 
 /** How `importStore` reads and what store it makes: the options of `MemStore.open`, and the file's format. */
 export interface ImportOptions extends OpenOptions {
@@ -83,8 +84,11 @@ export async function importStore(file: string, dir: string, options: ImportOpti
     return { rows: n, records, dim };
   } catch (e) {
     await store?.close().catch(() => undefined);
-    // The directory was empty: what is in it now is the failed import's.
-    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
+    // The directory was empty: the store's entries in it now are the failed import's (anything
+    // else someone put there since is left alone), unless another process holds the store there
+    // (its open was refused with LOCKED): then only this import's marker goes.
+    if (e instanceof MemstoreError && e.code === 'LOCKED') await rm(importMarkerPath(dir), { force: true });
+    else await removeStoreEntries(dir);
     throw e;
   }
 }
@@ -113,18 +117,50 @@ async function requireEmptyDir(dir: string): Promise<void> {
   }
   if (entries.length === 0) return;
   // What an import that did not finish left (its marker says so) is cleared: this one starts over.
+  // Not while the process that wrote the marker, or one holding the store's lock, is alive (an
+  // import still running: clearing its directory under it lost both imports), and only the store's
+  // own entries: a file of the user's put there since stays, and the directory is then not empty.
   if (entries.includes(FILES.importing)) {
-    for (const name of entries) await rm(join(dir, name), { recursive: true, force: true });
-    return;
+    for (const path of [importMarkerPath(dir), lockPath(dir)]) {
+      const pid = await pidIn(path);
+      if (pid !== undefined && pidAlive(pid)) {
+        throw new MemstoreError('LOCKED', `${dir}: process ${pid} is importing into it or has its store open; wait for it, or stop it and import again`, { file: path });
+      }
+    }
+    await removeStoreEntries(dir);
+    if ((await readdir(dir)).length === 0) return;
   }
   throw new MemstoreError('INVALID_ARGUMENT', `${dir} is not empty: an import makes a new store`, { file: dir, field: 'dir' });
 }
 
+/** Removes the store's own entries from `dir` (isStoreEntry), the import marker last. */
+async function removeStoreEntries(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) if (isStoreEntry(name) && name !== FILES.importing) await rm(join(dir, name), { recursive: true, force: true });
+  await rm(importMarkerPath(dir), { force: true });
+}
+
+/** The pid on the first line of `path` (the import marker, the lock); undefined when it is gone or holds none. */
+async function pidIn(path: string): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await readText(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = Number.parseInt(text, 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
 /** Writes the import marker (FILES.importing) durably: file and directory fsynced before the store is made. */
 async function writeMarker(dir: string): Promise<void> {
-  const h = await open(importMarkerPath(dir), 'w');
+  // Made exclusively: an import that started in the same moment (both found the directory empty) is refused here, before it touches anything.
+  const h = await open(importMarkerPath(dir), 'wx').catch((e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new MemstoreError('LOCKED', `${dir}: another import is writing into it`, { cause: e, file: importMarkerPath(dir) });
+    throw e;
+  });
   try {
-    await h.writeFile('memstore import in progress: the store here is not whole until this file is gone\n');
+    // The importing process's pid first: another import finding the marker leaves the directory alone while it lives.
+    await h.writeFile(`${process.pid}\nmemstore import in progress: the store here is not whole until this file is gone\n`);
     await h.sync();
   } finally {
     await h.close();

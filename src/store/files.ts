@@ -37,6 +37,18 @@ export const FILES = {
   importing: 'IMPORTING',
 } as const;
 
+/**
+ * Whether `name`, an entry of a store directory, is one of the store's own (FILES, the state
+ * environment's lock, a lock's private file before it is linked into place): what a failed or
+ * abandoned import may clear, where anything else is the user's.
+ */
+export function isStoreEntry(name: string): boolean {
+  return (
+    name === FILES.lock || name.startsWith(`${FILES.lock}.`) || name === FILES.state || name === `${FILES.state}-lock` || name === FILES.wal ||
+    name === FILES.arena || name === FILES.vectors || name === FILES.index || name === FILES.repairLog || name === FILES.importing
+  );
+}
+
 export function lockPath(dir: string): string {
   return join(dir, FILES.lock);
 }

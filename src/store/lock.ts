@@ -13,7 +13,8 @@ const STALE_TAKEOVER_MS = 5000;
 /** How long an open waits for another process's takeover of a stale lock to finish. */
 const TAKEOVER_WAIT_MS = 2000;
 
-function pidAlive(pid: number): boolean {
+/** Whether process `pid` exists (EPERM: it exists, another user's). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
