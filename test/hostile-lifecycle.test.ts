@@ -313,3 +313,35 @@ test('lifecycle: an open refused after it took the lock keeps its own error when
     await again.close();
   }
 });
+
+test("repair of another program's LMDB environment named state.mdb is INVALID_ARGUMENT and leaves its data (the rebuild had dropped every key of it)", async () => {
+  const { open } = await import('lmdb');
+  const dir = tempDir();
+  const foreign = open({ path: statePath(dir), encoding: 'binary' });
+  await foreign.put('hello', Buffer.from('world'));
+  await foreign.close();
+  await rejectsWith(() => repairStore(dir), 'INVALID_ARGUMENT');
+  const again = open({ path: statePath(dir), encoding: 'binary', readOnly: true });
+  try {
+    assert.deepEqual(again.get('hello'), Buffer.from('world'));
+  } finally {
+    await again.close();
+  }
+  assert.ok(!readdirSync(dir).some((name) => name.startsWith('repair-')), 'no report left in it');
+  assert.ok(!existsSync(join(dir, 'LOCK')), 'the lock given back');
+});
+
+test("repair with its report inside the store's own entries (wal/, arena/, ...) is INVALID_ARGUMENT before anything is touched (a report in wal/ was deleted with the log it describes)", async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 4, durability: 'none' });
+  await store.add([{ id: 'a', vector: [1, 2, 3, 4], text: 'kept' }]);
+  await store.close();
+  for (const inside of ['wal', 'arena', 'vectors', 'index', 'wal.repair']) {
+    await rejectsWith(() => repairStore(dir, { report: join(dir, inside, 'report.jsonl') }), 'INVALID_ARGUMENT');
+    assert.ok(!existsSync(join(dir, inside, 'report.jsonl')), inside);
+  }
+  // Beside them, in the directory itself, is where a report goes by default: allowed.
+  const done = await repairStore(dir, { report: join(dir, 'mine.jsonl') });
+  assert.equal(done.count, 1);
+  assert.ok(existsSync(join(dir, 'mine.jsonl')));
+});

@@ -1,10 +1,10 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { nodeFileLayer } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
 import { MemStore } from '../memstore.js';
-import { repairLogDir, repairReportPath, syncDirSync, walDir } from './files.js';
+import { FILES, isStoreEntry, repairLogDir, repairReportPath, statePath, syncDirSync, walDir } from './files.js';
 import { DirectoryLock } from './lock.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import { keyName, RECORD_TABLES, StateStore } from './state.js';
@@ -90,6 +90,7 @@ class ReportFile {
  */
 export async function repairStore(dir: string, options: { report?: string; onProgress?: (done: number, total: number) => void } = {}): Promise<RepairResult> {
   requireStore(dir);
+  refuseReportInside(dir, options.report);
   // Steps: the state rebuilt, the log salvaged, the store opened, the log re-applied, damage found, damaged records moved out, compaction.
   const step = (done: number) => options.onProgress?.(done, 7);
   const lock = DirectoryLock.acquire(dir, nodeFileLayer);
@@ -98,6 +99,14 @@ export async function repairStore(dir: string, options: { report?: string; onPro
   let store: MemStore | undefined;
   let report: ReportFile | undefined;
   try {
+    // Another program's LMDB environment named state.mdb: refused before a byte is rebuilt (the
+    // rebuild keeps only what a store's tables hold, and had dropped everything of that program's).
+    const probe = StateStore.open(dir);
+    try {
+      if (!probe.holdsConfig()) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (its ${FILES.state} has no store configuration)`, { file: statePath(dir) });
+    } finally {
+      await probe.close();
+    }
     report = new ReportFile(options.report ?? repairReportPath(dir, new Date()));
     const moved = repairLogDir(dir);
     let fromLsn: number;
@@ -229,5 +238,19 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     throw e;
   } finally {
     report?.close();
+  }
+}
+
+/**
+ * INVALID_ARGUMENT when the report would be written inside one of the store's own entries (its
+ * log, arenas, index, or the log a repair moves aside): a report in `wal/` was deleted with the
+ * damaged log it describes. Beside them, in the store's directory, is where it goes by default.
+ */
+function refuseReportInside(dir: string, report: string | undefined): void {
+  if (report === undefined) return;
+  const inside = relative(resolve(dir), resolve(report));
+  const first = inside.split(sep)[0] ?? '';
+  if (inside !== '' && !inside.startsWith('..') && !isAbsolute(inside) && inside.includes(sep) && isStoreEntry(first)) {
+    throw new MemstoreError('INVALID_ARGUMENT', `the report ${report} would be inside the store's ${first}, which repair rewrites; write it elsewhere`, { field: 'report', file: report });
   }
 }

@@ -350,6 +350,11 @@ export class StateStore {
     this.config.put(key, seal(utf8.encode(key), packr.pack(value)));
   }
 
+  /** Whether the environment holds a store configuration at all (its bytes, unread): a foreign LMDB environment holds none. */
+  holdsConfig(): boolean {
+    return this.config.getBinary(CONFIG_KEY) !== undefined;
+  }
+
   readConfig(): StoreConfig | undefined {
     const v: unknown = this.getConfig(CONFIG_KEY);
     if (v === undefined) return undefined;
