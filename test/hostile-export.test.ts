@@ -436,6 +436,12 @@ test('an import killed midway (SIGKILL) leaves no store that opens as if it were
   // The marker was made durable before anything else: the store it was building is refused.
   assert.ok(readdirSync(into).includes('IMPORTING'));
   await rejectsWith(() => MemStore.open(into), 'CORRUPTION');
+  // verify and inspect say so too (they had called it healthy: ok, exit 0, no problem).
+  const verified = await cliResult(['verify', into]);
+  assert.equal(verified.code, 1, verified.stdout);
+  assert.match(verified.stdout + verified.stderr, /IMPORTING/);
+  const inspected = await cliResult(['inspect', into]);
+  assert.match(inspected.stdout, /import into this directory did not finish/);
   const again = await cliResult(['import', file, into]);
   assert.equal(again.code, 0, again.stderr);
   assert.ok(!readdirSync(into).includes('IMPORTING'));

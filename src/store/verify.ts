@@ -6,7 +6,7 @@ import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
 import { getCodec } from '../codec/index.js';
 import { fitsModel } from '../space/vector-space.js';
 import { MemstoreError } from '../errors.js';
-import { FILES, indexFilePath, refuseLostState, repairLogDir, statePath, walDir } from './files.js';
+import { FILES, importMarkerPath, indexFilePath, refuseLostState, repairLogDir, statePath, walDir } from './files.js';
 import { IndexFile, type IndexDamage } from './index-file.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
@@ -111,6 +111,8 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     const checkpoint = state.readCheckpoint();
     const trained = state.readTrained();
     const problems: Problem[] = [];
+    // Open refuses it (CORRUPTION): the store of an import that did not finish may lack rows.
+    if (existsSync(importMarkerPath(dir))) problems.push({ file: importMarkerPath(dir), offset: 0, what: 'an import into this directory did not finish: its store may lack rows (import again, which starts over)' });
     const pca = trained ? state.readPca(config) : undefined;
     // Open refuses such a store (CORRUPTION), so verify must not call it healthy: an rq store's codes
     // at the input dimension can even have the length its rotated ones have, and pass the check below.
