@@ -413,6 +413,16 @@ test('memstore export and import exit 2 on usage errors and bad input, 1 on corr
   damageText(dir, 'record 7');
   assert.equal((await cliResult(['export', dir, '--out', join(empty, 'damaged.jsonl')])).code, 1);
   assert.equal(existsSync(join(empty, 'damaged.jsonl')), false);
+  // The same in every format: Arrow had ended with an unhandled rejection's stack trace and left its temp file.
+  for (const format of ['arrow', 'parquet']) {
+    const out = join(empty, `damaged.${format}`);
+    const r = await cliResult(['export', dir, '--out', out]);
+    assert.equal(r.code, 1, `${format}: ${r.stderr}`);
+    assert.match(r.stderr, /CORRUPTION/, format);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, `${format}: no stack trace`);
+    assert.equal(existsSync(out), false, format);
+  }
+  assert.deepEqual(readdirSync(empty).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
 });
 
 test('an import killed midway (SIGKILL) leaves no store that opens as if it were whole: open is CORRUPTION, and importing again starts over', async () => {

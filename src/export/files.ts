@@ -70,7 +70,19 @@ async function write(format: ExportFormat, file: string, source: ExportSource): 
     if (!any) yield batchOf(arrow, schema, []);
   }
   if (format === 'arrow') {
-    await pipeline(Readable.from(batches(), { objectMode: true }), arrow.RecordBatchFileWriter.throughNode(), createWriteStream(file, { flags: 'r+' }));
+    // A record that fails to read (CORRUPTION) ends the batches, and its error is thrown once the
+    // stream is closed: thrown through Arrow's node transform, it escaped as an unhandled rejection
+    // that ended the process with a stack trace and left the temp file behind.
+    let failure: { error: unknown } | undefined;
+    async function* guarded(): AsyncIterable<Arrow.RecordBatch> {
+      try {
+        yield* batches();
+      } catch (e) {
+        failure = { error: e };
+      }
+    }
+    await pipeline(Readable.from(guarded(), { objectMode: true }), arrow.RecordBatchFileWriter.throughNode(), createWriteStream(file, { flags: 'r+' }));
+    if (failure !== undefined) throw failure.error;
     return;
   }
   const parquet = await optionalPackage<typeof Parquet>('parquet-wasm', format);
