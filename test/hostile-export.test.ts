@@ -519,3 +519,26 @@ test('after an import was killed, importing again clears the store it left but n
   const fresh = await cliResult(['import', file, into]);
   assert.equal(fresh.code, 0, fresh.stderr);
 });
+
+test('a JSONL row that is not valid UTF-8 is INVALID_ARGUMENT naming its line, and the directory stays empty (two bad ids had both become U+FFFD, one row silently replacing the other)', async () => {
+  const file = join(tempDir(), 'bad-utf8.jsonl');
+  const good = Buffer.from(`${row('ok', [1, 2])}\n`);
+  writeFileSync(file, Buffer.concat([good, Buffer.from('{"id":"'), Buffer.from([0xff]), Buffer.from('","vector":[1,2],"text":"first"}\n{"id":"'), Buffer.from([0xfe]), Buffer.from('","vector":[3,4],"text":"second"}\n')]));
+  const into = tempDir();
+  await rejectsWith(() => importStore(file, into), 'INVALID_ARGUMENT');
+  assert.deepEqual(readdirSync(into), []);
+  const r = await cliResult(['import', file, into]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /line 2: not valid UTF-8/);
+  // Valid UTF-8 of every width, a byte-order mark first and CRLF line ends still import.
+  const fine = join(tempDir(), 'fine.jsonl');
+  writeFileSync(fine, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`${row('é', [1, 2])}\r\n${row('漢字', [3, 4])}\r\n${row('😀', [5, 6])}\n`)]));
+  const dir = tempDir();
+  assert.equal((await importStore(fine, dir)).records, 3);
+  const store = await MemStore.open(dir);
+  try {
+    for (const id of ['é', '漢字', '😀']) assert.equal((await store.get(id))?.id, id);
+  } finally {
+    await store.close();
+  }
+});

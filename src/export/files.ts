@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { link, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as Arrow from 'apache-arrow';
@@ -233,14 +232,26 @@ async function* jsonRowsOf(lines: AsyncIterable<string>, file: string): AsyncIte
 /**
  * The lines of `input`, split at \n only (a \r before it dropped): JSON allows a lone \r as
  * whitespace inside an object, and a line reader that also splits there cuts such a row in two. A
- * byte-order mark at the start of the file is dropped. An unreadable file (missing, a directory)
- * is INVALID_ARGUMENT, as for the other formats.
+ * byte-order mark at the start of the file is dropped. Each line is decoded as UTF-8 strictly: a
+ * line that is not (JSON text must be) is INVALID_ARGUMENT naming it, where a replacing decoder
+ * turned two different bad ids into the same U+FFFD and one row silently replaced the other. An
+ * unreadable file (missing, a directory) is INVALID_ARGUMENT, as for the other formats.
  */
 async function* linesOf(input: AsyncIterable<Buffer>, file: string): AsyncIterable<string> {
-  const decoder = new StringDecoder('utf8');
-  const lineOf = (s: string) => (s.endsWith('\r') ? s.slice(0, -1) : s);
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  let line = 0;
+  const decode = (bytes: Uint8Array): string => {
+    let text: string;
+    try {
+      text = decoder.decode(bytes);
+    } catch (e) {
+      throw new MemstoreError('INVALID_ARGUMENT', `${file}: line ${line + 1}: not valid UTF-8 (JSON text must be)`, { cause: e, file, offset: line, field: `line ${line + 1}` });
+    }
+    line++;
+    return text.endsWith('\r') ? text.slice(0, -1) : text;
+  };
   // The pieces of a line not yet ended, joined once its \n comes: a long line is never searched again.
-  let parts: string[] = [];
+  let parts: Buffer[] = [];
   let first = true;
   const chunks = input[Symbol.asyncIterator]();
   for (;;) {
@@ -250,23 +261,23 @@ async function* linesOf(input: AsyncIterable<Buffer>, file: string): AsyncIterab
     } catch (e) {
       throw new MemstoreError('INVALID_ARGUMENT', `${file}: not a readable file`, { cause: e, file });
     }
-    let text = next.done === true ? decoder.end() : decoder.write(next.value);
-    if (first && text.length > 0) {
-      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    if (next.done === true) {
+      if (parts.length > 0) yield decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+      return;
+    }
+    let bytes = next.value;
+    if (first && bytes.length > 0) {
+      if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
       first = false;
     }
     let start = 0;
-    for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', start)) {
-      parts.push(text.slice(start, at));
-      yield lineOf(parts.join(''));
+    for (let at = bytes.indexOf(10); at >= 0; at = bytes.indexOf(10, start)) {
+      parts.push(bytes.subarray(start, at));
+      yield decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
       parts = [];
       start = at + 1;
     }
-    if (start < text.length) parts.push(text.slice(start));
-    if (next.done === true) {
-      if (parts.length > 0) yield lineOf(parts.join(''));
-      return;
-    }
+    if (start < bytes.length) parts.push(bytes.subarray(start));
   }
 }
 
