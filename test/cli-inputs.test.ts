@@ -7,6 +7,16 @@ import { syntheticDataset } from '../src/cli/datasets.js';
 import { readVectors } from '../src/cli/vector-files.js';
 import { isMemstoreError } from '../src/index.js';
 import { tempDir } from './helpers.js';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+function run(args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, args, { timeout: 60_000 }, (error, _stdout, stderr) => resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stderr }));
+  });
+}
 
 const rows = [Float32Array.from([1, -2, 0.5]), Float32Array.from([0.25, 3, -1])];
 
@@ -75,4 +85,24 @@ test('sizes, counts and PCA lists parse as documented', () => {
   assert.deepEqual(parsePcaList('none,50%,25%', 512), [undefined, { dims: 256 }, { dims: 128 }]);
   assert.deepEqual(parsePcaList('100, 0', 512), [{ dims: 100 }, undefined]);
   assert.throws(() => parsePcaList('600', 512), RangeError);
+});
+
+test('memstore bench refuses, with exit code 2 and before any work, data with no vectors left to study (a table of NaN, exit 0, before), a --synthetic --dim past what a store takes and a --synthetic set past 4 GiB (both had run for minutes and gigabytes)', async () => {
+  const dir = tempDir();
+  const npyFile = (name: string, count: number) => {
+    writeFileSync(join(dir, name), npy('<f4', Buffer.from(new Float32Array(count * 4).fill(1).buffer), `(${count}, 4)`));
+    return join(dir, name);
+  };
+  const cases: [string[], RegExp][] = [
+    [['--data', npyFile('none.npy', 0)], /no data vectors/],
+    [['--data', npyFile('one.npy', 1)], /held out as queries/],
+    [['--synthetic', '--dim', '70000', '--n', '10'], /at most 65536 dimensions/],
+    [['--synthetic', '--n', '1000000000', '--dim', '4'], /at most 1073741824/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await run([cli, 'bench', ...args, '--no-hnsw', '--no-index', '--out', join(dir, 'out')]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
 });

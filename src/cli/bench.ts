@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { shippedDataset, syntheticDataset, type Dataset } from './datasets.js';
 import { readVectors } from './vector-files.js';
+import { MAX_DIM } from '../options.js';
 import { parseBytes, parseCount, parsePcaList } from './args.js';
 import { CHARTS_MISSING, formatTable, machine, renderChart } from '../../bench/report.js';
 import { hnswAvailable, HNSW_MISSING } from '../../bench/baselines.js';
@@ -46,10 +47,25 @@ export interface BenchFlags {
   quick?: boolean;
 }
 
+/** The most float32 values --synthetic makes (4 GiB): its vectors are all made in memory first. */
+const SYNTHETIC_MAX_VALUES = 2 ** 30;
+
 function loadData(flags: BenchFlags): Dataset {
+  const data = loadVectors(flags);
+  // A study over no vectors printed a table of NaN and exited 0.
+  if (data.docs.length === 0) throw new InvalidArgumentError(`${data.name}: no data vectors to study${flags.queries === undefined && data.queries.length > 0 ? ` (its only ${data.queries.length === 1 ? 'vector is' : `${data.queries.length} vectors are`} held out as queries)` : ''}`);
+  if (data.queries.length === 0) throw new InvalidArgumentError(`${flags.queries ?? data.name}: no query vectors`);
+  return data;
+}
+
+function loadVectors(flags: BenchFlags): Dataset {
   if (flags.synthetic === true) {
     const n = flags.n ?? 10_000;
-    return syntheticDataset(n, Math.min(1000, Math.max(10, Math.floor(n / 10))), flags.dim ?? 256);
+    const dim = flags.dim ?? 256;
+    // Refused before a vector is made: generating them first ran for minutes and gigabytes before the store refused the dimension.
+    if (dim > MAX_DIM) throw new InvalidArgumentError(`--dim ${dim}: a store takes at most ${MAX_DIM} dimensions`);
+    if (n * dim > SYNTHETIC_MAX_VALUES) throw new InvalidArgumentError(`--synthetic --n ${n} --dim ${dim} is ${n * dim} values; it makes at most ${SYNTHETIC_MAX_VALUES} (4 GiB) in memory: use a smaller set, or --data`);
+    return syntheticDataset(n, Math.min(1000, Math.max(10, Math.floor(n / 10))), dim);
   }
   if (flags.data === undefined) {
     if (flags.queries !== undefined) throw new InvalidArgumentError('--queries needs --data');
