@@ -106,3 +106,15 @@ test('memstore bench refuses, with exit code 2 and before any work, data with no
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   }
 });
+
+test('memstore bench refuses an output it cannot write before the study starts (it had run the whole study, then failed on EEXIST or EISDIR), exit code 2', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'a-file');
+  writeFileSync(file, 'taken');
+  for (const args of [['--out', file], ['--json', dir], ['--chart', dir]]) {
+    const r = await run([cli, 'bench', '--quick', '--no-hnsw', '--no-index', ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`${args[0]} .*cannot be written`), args.join(' '));
+    assert.doesNotMatch(r.stderr, /configurations/, 'refused before the study started');
+  }
+});

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { shippedDataset, syntheticDataset, type Dataset } from './datasets.js';
@@ -102,8 +102,31 @@ function write(file: string, content: string): string {
   return path;
 }
 
+/**
+ * Makes sure `file` can be written once the study is done, before it starts: its directory made (as
+ * write() would) and writable, and `file` not a directory. The study had run for a minute and then
+ * failed on EEXIST or EISDIR with nothing written.
+ */
+function checkWritable(file: string, option: string): void {
+  const path = resolve(file);
+  try {
+    if (existsSync(path) && statSync(path).isDirectory()) throw new Error('it is a directory');
+    mkdirSync(dirname(path), { recursive: true });
+    accessSync(dirname(path), constants.W_OK);
+  } catch (e) {
+    throw new InvalidArgumentError(`${option} ${file}: cannot be written (${(e as Error).message})`);
+  }
+}
+
 export async function bench(flags: BenchFlags): Promise<void> {
   const progress = (line: string) => process.stderr.write(`${line}\n`);
+  const jsonFile = flags.json ?? join(flags.out, 'results.json');
+  const chartFile = flags.chart ?? join(flags.out, 'results.svg');
+  if (flags.kernels !== true) {
+    checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');
+    checkWritable(join(dirname(resolve(jsonFile)), 'results.md'), flags.json === undefined ? '--out' : '--json');
+    checkWritable(chartFile, flags.chart === undefined ? '--out' : '--chart');
+  }
   let data = loadData(flags);
   if (flags.quick === true) data = { ...data, name: `${data.name}, --quick subset`, docs: data.docs.slice(0, 300), queries: data.queries.slice(0, 30) };
   if (flags.kernels === true) {
@@ -149,11 +172,10 @@ export async function bench(flags: BenchFlags): Promise<void> {
     ...(sweep === undefined ? {} : { index: sweep }),
     ...(rec === undefined ? {} : { recommendation: { budgetBytes: budget, count, label: rec.row?.label ?? null, text: advice, ...(fastest === undefined ? {} : { fastest: fastest.row === undefined ? null : { config: fastest.row.config, nprobe: fastest.row.effort, recall10: fastest.row.recall10, qps: fastest.row.qps } }) } }),
   };
-  const jsonPath = write(flags.json ?? join(flags.out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const jsonPath = write(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
   const subtitle = [data.name, `${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${m.cpus} cores, Node ${m.node}`];
   const chart = await renderChart(rows, flags.k, subtitle);
   if (chart === undefined) progress(CHARTS_MISSING);
-  const chartFile = flags.chart ?? join(flags.out, 'results.svg');
   const chartPath = chart === undefined ? undefined : write(chartFile, chart);
   const sweepChart = sweep === undefined || chart === undefined ? undefined : await renderSweepChart(sweep, flags.k, subtitle);
   const sweepPath = sweepChart === undefined ? undefined : write(chartFile.replace(/(\.svg)?$/, '-index.svg'), sweepChart);
