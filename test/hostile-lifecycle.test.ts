@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { existsSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import { MemstoreError, MemStore, type OpenOptions } from '../src/index.js';
@@ -344,4 +344,23 @@ test("repair with its report inside the store's own entries (wal/, arena/, ...) 
   const done = await repairStore(dir, { report: join(dir, 'mine.jsonl') });
   assert.equal(done.count, 1);
   assert.ok(existsSync(join(dir, 'mine.jsonl')));
+});
+
+test("inspect, verify, compact, export and repair leave another program's LMDB environment named state.mdb byte for byte (opening it as a store had added sub-databases), INVALID_ARGUMENT; an empty state.mdb is CORRUPTION and stays empty", async () => {
+  const { open } = await import('lmdb');
+  const { exportStore } = await import('../src/index.js');
+  const dir = tempDir();
+  const foreign = open({ path: statePath(dir), encoding: 'binary' });
+  await foreign.put('hello', Buffer.from('world'));
+  await foreign.close();
+  const before = readFileSync(statePath(dir));
+  await rejectsWith(() => checkStore(dir), 'INVALID_ARGUMENT');
+  await rejectsWith(() => exportStore(dir, join(tempDir(), 'x.jsonl')), 'INVALID_ARGUMENT');
+  await rejectsWith(() => repairStore(dir), 'INVALID_ARGUMENT');
+  assert.ok(readFileSync(statePath(dir)).equals(before), 'not a byte changed');
+  const empty = tempDir();
+  writeFileSync(statePath(empty), '');
+  await rejectsWith(() => checkStore(empty), 'CORRUPTION');
+  await rejectsWith(() => repairStore(empty), 'CORRUPTION');
+  assert.equal(readFileSync(statePath(empty)).length, 0);
 });

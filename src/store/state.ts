@@ -283,6 +283,25 @@ function openEnv(dir: string, path = statePath(dir)): RootDatabase {
   }
 }
 
+/**
+ * Whether the LMDB environment at `path` has the sub-database a store keeps its configuration in,
+ * looked at read-only (opening it as a store creates that sub-database: the read-only tools had
+ * written into another program's environment). Undefined when it cannot be opened so (the callers
+ * then go on as before and meet the error there).
+ */
+export function environmentHoldsStore(path: string): boolean | undefined {
+  let root: RootDatabase | undefined;
+  try {
+    root = open({ path, readOnly: true, maxDbs: 8 });
+    for (const key of root.getKeys()) if (key === 'config') return true;
+    return false;
+  } catch {
+    return undefined;
+  } finally {
+    void root?.close().catch(() => undefined);
+  }
+}
+
 type Table = Database<Buffer, Buffer | Uint8Array>;
 
 /**

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { nodeFileLayer } from '../../io/file-layer.js';
 import { isWalError } from '../../wal/errors.js';
 import { salvageLog } from '../../wal/salvage.js';
@@ -11,7 +11,7 @@ import { IndexFile, type IndexDamage } from './index-file.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
 import { DirectoryLock } from './lock.js';
-import { StateStore, type Checkpoint, type StoreConfig } from './state.js';
+import { environmentHoldsStore, StateStore, type Checkpoint, type StoreConfig } from './state.js';
 import { codeFits, validDictionary } from '../filter/columns.js';
 import { readColumnsFile } from './column-file.js';
 import { usableColumns } from './column-restore.js';
@@ -87,7 +87,11 @@ async function checkColumns(dir: string, checkpoint: Checkpoint): Promise<Proble
 /** INVALID_ARGUMENT unless `dir` holds a store; checked before anything could create a file there. */
 export function requireStore(dir: string): void {
   refuseLostState(dir);
-  if (!existsSync(statePath(dir))) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
+  const path = statePath(dir);
+  if (!existsSync(path)) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
+  // An empty file is no LMDB environment: opening it made one there (and read-only, crashed the process).
+  if (statSync(path).size === 0) throw new MemstoreError('CORRUPTION', `${path} is empty: it holds no store state`, { file: path });
+  if (environmentHoldsStore(path) === false) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (its ${FILES.state} is an LMDB environment without a store configuration)`, { file: path });
 }
 
 /**
