@@ -16,6 +16,6 @@ export const DATA_OPTIONS = {
 export function datasetFrom(values: { data?: string | undefined; queries?: string | undefined; dim?: string | undefined }): Dataset {
   if (values.data === undefined) return shippedDataset();
   const docs = readVectors(values.data, values.dim === undefined ? undefined : Number(values.dim));
-  const queries = values.queries === undefined ? docs.rows.splice(Math.floor(docs.rows.length * 0.9)) : readVectors(values.queries, docs.dim).rows;
+  const queries = values.queries === undefined ? docs.rows.splice(Math.floor(docs.rows.length * 0.9)) : readVectors(values.queries, docs.dim, `the data (${values.data})`).rows;
   return { name: values.data, dim: docs.dim, docs: docs.rows, queries };
 }

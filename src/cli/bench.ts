@@ -76,7 +76,7 @@ function loadVectors(flags: BenchFlags): Dataset {
   let rows = docs.rows;
   let queries: Float32Array[];
   if (flags.queries !== undefined) {
-    queries = readVectors(flags.queries, docs.dim).rows;
+    queries = readVectors(flags.queries, docs.dim, `the data (${flags.data})`).rows;
   } else {
     // Without a query file, hold out the last 10% (at most 1000) of the data as queries.
     const held = Math.min(1000, Math.max(1, Math.floor(rows.length / 10)));

@@ -84,12 +84,13 @@ function readJsonl(file: string): { dim: number; rows: Float32Array[] } {
 /**
  * Reads embeddings by extension: `.fvecs`, `.npy` (float32/float16), `.jsonl` (an `embedding`
  * field per line), otherwise raw little-endian float32 (`.f32`, `.bin`), which needs `dim`.
+ * `dimFrom` names where `dim` came from, for the message of a file of another dimension.
  */
-export function readVectors(file: string, dim: number | undefined): { dim: number; rows: Float32Array[] } {
+export function readVectors(file: string, dim: number | undefined, dimFrom = '--dim'): { dim: number; rows: Float32Array[] } {
   const ext = extname(file).toLowerCase();
   const r = ext === '.fvecs' ? readFvecs(file) : ext === '.npy' ? readNpy(file) : ext === '.jsonl' || ext === '.ndjson' ? readJsonl(file) : undefined;
   if (r !== undefined) {
-    if (dim !== undefined && dim !== r.dim) throw new MemstoreError('DIM_MISMATCH', `${file} has dim ${r.dim}, --dim says ${dim}`);
+    if (dim !== undefined && dim !== r.dim) throw new MemstoreError('DIM_MISMATCH', `${file} has dim ${r.dim}, ${dimFrom} says ${dim}`);
     return r;
   }
   if (dim === undefined) throw bad(file, 'raw float32 needs --dim');
