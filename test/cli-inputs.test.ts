@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseBytes, parseCount, parsePcaList } from '../src/cli/args.js';
+import { parseCodecList } from '../src/cli/bench.js';
 import { syntheticDataset } from '../src/cli/datasets.js';
 import { readVectors } from '../src/cli/vector-files.js';
 import { isMemstoreError } from '../src/index.js';
@@ -85,6 +86,12 @@ test('sizes, counts and PCA lists parse as documented', () => {
   assert.deepEqual(parsePcaList('none,50%,25%', 512), [undefined, { dims: 256 }, { dims: 128 }]);
   assert.deepEqual(parsePcaList('100, 0', 512), [{ dims: 100 }, undefined]);
   assert.throws(() => parsePcaList('600', 512), RangeError);
+  // 0% had meant one dimension; past 100% is no fraction of the vector either.
+  assert.throws(() => parsePcaList('0%', 512), RangeError);
+  assert.throws(() => parsePcaList('150%', 512), RangeError);
+  assert.deepEqual(parsePcaList('0.1%', 512), [{ dims: 1 }]);
+  // A codec named twice is studied once.
+  assert.deepEqual(parseCodecList('int8, rq2,int8'), ['int8', 'rq2']);
 });
 
 test('memstore bench refuses, with exit code 2 and before any work, data with no vectors left to study (a table of NaN, exit 0, before), a --synthetic --dim past what a store takes and a --synthetic set past 4 GiB (both had run for minutes and gigabytes)', async () => {

@@ -30,6 +30,8 @@ export function parsePcaList(list: string, dim: number): (PcaOption | undefined)
     const s = raw.trim();
     if (s === 'none' || s === '0') return undefined;
     const pct = /^(\d+(?:\.\d+)?)%$/.exec(s);
+    // 0% is not "keep a sliver": it had quietly meant one dimension.
+    if (pct !== null && !(Number(pct[1]) > 0 && Number(pct[1]) <= 100)) throw new RangeError(`--pca entry "${s}" must be none, N% with N in (0, 100], or an integer in [1, ${dim}]`);
     const dims = pct !== null ? Math.max(1, Math.round((dim * Number(pct[1])) / 100)) : Number(s);
     if (!Number.isInteger(dims) || dims < 1 || dims > dim) throw new RangeError(`--pca entry "${s}" must be none, N% or an integer in [1, ${dim}]`);
     return dims === dim ? undefined : { dims };

@@ -16,13 +16,14 @@ import { DEFAULT_OVERSAMPLE, PCA_OVERSAMPLE, type Metric } from '../options.js';
 import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
 
 /** The codecs `--codecs` names (all of them when absent); a usage error for an unknown one. */
-function parseCodecList(list: string | undefined): CodecName[] {
+export function parseCodecList(list: string | undefined): CodecName[] {
   if (list === undefined) return [...CODEC_NAMES];
   const names = list.split(',').map((s) => s.trim());
   for (const name of names) {
     if (!(CODEC_NAMES as readonly string[]).includes(name)) throw new InvalidArgumentError(`unknown codec ${JSON.stringify(name)} in --codecs (one of ${CODEC_NAMES.join(', ')})`);
   }
-  return names as CodecName[];
+  // A codec named twice is studied once (it had run, and printed, the same configurations twice).
+  return [...new Set(names)] as CodecName[];
 }
 
 /** Flags of `memstore bench`, as commander parses them. */
