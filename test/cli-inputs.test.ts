@@ -60,7 +60,13 @@ test('readVectors rejects what it cannot read with a MemstoreError', () => {
   writeFileSync(join(dir, 'odd.f32'), Buffer.alloc(10));
   writeFileSync(join(dir, 'bad.npy'), npy('<i8', Buffer.alloc(48)));
   writeFileSync(join(dir, 'bad.jsonl'), '{"embedding": [1, 2]}\n{"embedding": [1]}\n');
-  for (const [file, dim] of [['odd.f32', 3], ['odd.f32', undefined], ['bad.npy', undefined], ['bad.jsonl', undefined]] as const) {
+  // Not JSON (NaN), a number past float32 (∞ there), a line that is no object, and NaN in the other formats.
+  writeFileSync(join(dir, 'nan.jsonl'), '{"embedding": [1, 2]}\n{"embedding": [NaN, 2]}\n');
+  writeFileSync(join(dir, 'huge.jsonl'), '{"embedding": [1, 1e39]}\n');
+  writeFileSync(join(dir, 'null.jsonl'), 'null\n');
+  writeFileSync(join(dir, 'nan.npy'), npy('<f4', Buffer.from(Float32Array.from([1, 2, 3, 4, Number.NaN, 6]).buffer)));
+  writeFileSync(join(dir, 'inf.f32'), Buffer.from(Float32Array.from([1, Number.POSITIVE_INFINITY, 3]).buffer));
+  for (const [file, dim] of [['odd.f32', 3], ['odd.f32', undefined], ['bad.npy', undefined], ['bad.jsonl', undefined], ['nan.jsonl', undefined], ['huge.jsonl', undefined], ['null.jsonl', undefined], ['nan.npy', undefined], ['inf.f32', 3]] as const) {
     assert.throws(() => readVectors(join(dir, file), dim), (e) => isMemstoreError(e, 'INVALID_ARGUMENT'), file);
   }
   writeFileSync(join(dir, 'ok.jsonl'), '{"embedding": [1, 2]}\n');

@@ -4,8 +4,20 @@ import { extname } from 'node:path';
 import { f16ToF32 } from '../codec/f16.js';
 import { MemstoreError } from '../errors.js';
 
-function bad(file: string, what: string): MemstoreError {
-  return new MemstoreError('INVALID_ARGUMENT', `${file}: ${what}`);
+function bad(file: string, what: string, cause?: unknown): MemstoreError {
+  return new MemstoreError('INVALID_ARGUMENT', `${file}: ${what}`, cause === undefined ? {} : { cause });
+}
+
+/**
+ * `read` unless a vector holds NaN or ±∞ (as float32: a JSON number past its range is ∞ there):
+ * INVALID_ARGUMENT naming the file and the vector, where the store refused it later as
+ * `records[150].vector[2]`, naming neither.
+ */
+function finite(file: string, read: { dim: number; rows: Float32Array[] }): { dim: number; rows: Float32Array[] } {
+  read.rows.forEach((row, i) => {
+    for (let j = 0; j < row.length; j++) if (!Number.isFinite(row[j]!)) throw bad(file, `vector ${i} has ${row[j]} at component ${j} (every value must be a finite float32)`);
+  });
+  return read;
 }
 
 export function rowsOf(all: Float32Array, dim: number, file: string): Float32Array[] {
@@ -68,7 +80,13 @@ function readJsonl(file: string): { dim: number; rows: Float32Array[] } {
   const rows: Float32Array[] = [];
   readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
-    const obj = JSON.parse(line) as Record<string, unknown>;
+    let obj: Record<string, unknown>;
+    try {
+      obj = JSON.parse(line) as Record<string, unknown>;
+    } catch (e) {
+      throw bad(file, `line ${i + 1} is not JSON (NaN and Infinity are not JSON numbers)`, e);
+    }
+    if (obj === null || typeof obj !== 'object') throw bad(file, `line ${i + 1} has no numeric "embedding" array`);
     const v = obj['embedding'] ?? obj['vector'];
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw bad(file, `line ${i + 1} has no numeric "embedding" array`);
     rows.push(Float32Array.from(v as number[]));
@@ -91,8 +109,8 @@ export function readVectors(file: string, dim: number | undefined, dimFrom = '--
   const r = ext === '.fvecs' ? readFvecs(file) : ext === '.npy' ? readNpy(file) : ext === '.jsonl' || ext === '.ndjson' ? readJsonl(file) : undefined;
   if (r !== undefined) {
     if (dim !== undefined && dim !== r.dim) throw new MemstoreError('DIM_MISMATCH', `${file} has dim ${r.dim}, ${dimFrom} says ${dim}`);
-    return r;
+    return finite(file, r);
   }
   if (dim === undefined) throw bad(file, 'raw float32 needs --dim');
-  return { dim, rows: rowsOf(floats(readFileSync(file), file), dim, file) };
+  return finite(file, { dim, rows: rowsOf(floats(readFileSync(file), file), dim, file) });
 }
