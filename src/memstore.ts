@@ -40,7 +40,7 @@ import { RecordReads } from './store/record-reads.js';
 import { ResidentSampler } from './store/resident.js';
 import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
-import { arenaEndOf, docRecord, hasDoc, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
+import { arenaEndOf, docRecord, environmentKind, hasDoc, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
 import { Checkpointer } from './store/checkpointer.js';
 import { checkReopen, createConfig, settlePages } from './store/config.js';
 import { Damage, type DamagedKey } from './store/damage.js';
@@ -823,6 +823,12 @@ export class MemStore {
     // old one's files: its log replayed into it from the wrong place, its index and arena files written over.
     refuseLostState(dir);
     if (!existsSync(statePath(dir))) createConfig(opts, dir);
+    // Another program's LMDB environment under the state's name: a store made inside it had
+    // written its sub-databases into that program's file (a store whose creation stopped before
+    // its first commit has no key at all, and is created again).
+    else if (statSync(statePath(dir)).size > 0 && environmentKind(statePath(dir)) === 'foreign') {
+      throw new MemstoreError('INVALID_ARGUMENT', `${dir}: its state.mdb is another program's LMDB environment (no store configuration in it); a store needs a directory of its own`, { file: statePath(dir) });
+    }
     if (internal.repairing !== true && existsSync(repairLogDir(dir))) {
       throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });
     }

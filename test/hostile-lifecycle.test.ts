@@ -364,3 +364,23 @@ test("inspect, verify, compact, export and repair leave another program's LMDB e
   await rejectsWith(() => repairStore(empty), 'CORRUPTION');
   assert.equal(readFileSync(statePath(empty)).length, 0);
 });
+
+test("MemStore.open on a directory whose state.mdb is another program's LMDB environment is INVALID_ARGUMENT, not a byte changed (it made a store inside that file); an environment with no key at all (a creation stopped before its first commit) is created again", async () => {
+  const { open } = await import('lmdb');
+  const dir = tempDir();
+  const foreign = open({ path: statePath(dir), encoding: 'binary' });
+  await foreign.put('hello', Buffer.from('world'));
+  await foreign.close();
+  const before = readFileSync(statePath(dir));
+  await rejectsWith(() => MemStore.open(dir, { dim: 4 }), 'INVALID_ARGUMENT');
+  assert.ok(readFileSync(statePath(dir)).equals(before), 'not a byte changed');
+  const unborn = tempDir();
+  await open({ path: statePath(unborn), encoding: 'binary' }).close();
+  const store = await MemStore.open(unborn, { dim: 4 });
+  try {
+    await store.add([{ id: 'a', vector: [1, 2, 3, 4] }]);
+    assert.equal(store.stats().count, 1);
+  } finally {
+    await store.close();
+  }
+});

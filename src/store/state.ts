@@ -284,17 +284,23 @@ function openEnv(dir: string, path = statePath(dir)): RootDatabase {
 }
 
 /**
- * Whether the LMDB environment at `path` has the sub-database a store keeps its configuration in,
- * looked at read-only (opening it as a store creates that sub-database: the read-only tools had
- * written into another program's environment). Undefined when it cannot be opened so (the callers
- * then go on as before and meet the error there).
+ * What the LMDB environment at `path` holds, looked at read-only (opening it as a store creates its
+ * sub-databases: the tools had written into another program's environment, and open had made a
+ * store inside it): 'store' when it has the sub-database a store keeps its configuration in,
+ * 'empty' when it has no key at all (a store whose creation stopped before its first commit),
+ * 'foreign' otherwise. Undefined when it cannot be opened so (the callers then go on as before and
+ * meet the error there).
  */
-export function environmentHoldsStore(path: string): boolean | undefined {
+export function environmentKind(path: string): 'store' | 'empty' | 'foreign' | undefined {
   let root: RootDatabase | undefined;
   try {
     root = open({ path, readOnly: true, maxDbs: 8 });
-    for (const key of root.getKeys()) if (key === 'config') return true;
-    return false;
+    let any = false;
+    for (const key of root.getKeys()) {
+      if (key === 'config') return 'store';
+      any = true;
+    }
+    return any ? 'foreign' : 'empty';
   } catch {
     return undefined;
   } finally {
