@@ -314,12 +314,19 @@ test('lifecycle: an open refused after it took the lock keeps its own error when
   }
 });
 
-test("repair of another program's LMDB environment named state.mdb is INVALID_ARGUMENT and leaves its data (the rebuild had dropped every key of it)", async () => {
+
+/** Another program's LMDB environment where a store keeps its state: one key, `hello`. */
+async function foreignEnvironment(dir: string): Promise<void> {
   const { open } = await import('lmdb');
-  const dir = tempDir();
   const foreign = open({ path: statePath(dir), encoding: 'binary' });
   await foreign.put('hello', Buffer.from('world'));
   await foreign.close();
+}
+
+test("repair of another program's LMDB environment named state.mdb is INVALID_ARGUMENT and leaves its data (the rebuild had dropped every key of it)", async () => {
+  const { open } = await import('lmdb');
+  const dir = tempDir();
+  await foreignEnvironment(dir);
   await rejectsWith(() => repairStore(dir), 'INVALID_ARGUMENT');
   const again = open({ path: statePath(dir), encoding: 'binary', readOnly: true });
   try {
@@ -347,12 +354,9 @@ test("repair with its report inside the store's own entries (wal/, arena/, ...) 
 });
 
 test("inspect, verify, compact, export and repair leave another program's LMDB environment named state.mdb byte for byte (opening it as a store had added sub-databases), INVALID_ARGUMENT; an empty state.mdb is CORRUPTION and stays empty", async () => {
-  const { open } = await import('lmdb');
   const { exportStore } = await import('../src/index.js');
   const dir = tempDir();
-  const foreign = open({ path: statePath(dir), encoding: 'binary' });
-  await foreign.put('hello', Buffer.from('world'));
-  await foreign.close();
+  await foreignEnvironment(dir);
   const before = readFileSync(statePath(dir));
   await rejectsWith(() => checkStore(dir), 'INVALID_ARGUMENT');
   await rejectsWith(() => exportStore(dir, join(tempDir(), 'x.jsonl')), 'INVALID_ARGUMENT');
@@ -368,9 +372,7 @@ test("inspect, verify, compact, export and repair leave another program's LMDB e
 test("MemStore.open on a directory whose state.mdb is another program's LMDB environment is INVALID_ARGUMENT, not a byte changed (it made a store inside that file); an environment with no key at all (a creation stopped before its first commit) is created again", async () => {
   const { open } = await import('lmdb');
   const dir = tempDir();
-  const foreign = open({ path: statePath(dir), encoding: 'binary' });
-  await foreign.put('hello', Buffer.from('world'));
-  await foreign.close();
+  await foreignEnvironment(dir);
   const before = readFileSync(statePath(dir));
   await rejectsWith(() => MemStore.open(dir, { dim: 4 }), 'INVALID_ARGUMENT');
   assert.ok(readFileSync(statePath(dir)).equals(before), 'not a byte changed');
