@@ -826,7 +826,7 @@ export class MemStore {
     // Another program's LMDB environment under the state's name: a store made inside it had
     // written its sub-databases into that program's file (a store whose creation stopped before
     // its first commit has no key at all, and is created again).
-    else if (statSync(statePath(dir)).size > 0 && environmentKind(statePath(dir)) === 'foreign') {
+    else if (environmentKind(statePath(dir)) === 'foreign') {
       throw new MemstoreError('INVALID_ARGUMENT', `${dir}: its state.mdb is another program's LMDB environment (no store configuration in it); a store needs a directory of its own`, { file: statePath(dir) });
     }
     if (internal.repairing !== true && existsSync(repairLogDir(dir))) {

@@ -426,23 +426,11 @@ test('memstore export and import exit 2 on usage errors and bad input, 1 on corr
 });
 
 test('an import killed midway (SIGKILL) leaves no store that opens as if it were whole: open is CORRUPTION, and importing again starts over', async () => {
-  const file = join(tempDir(), 'many.jsonl');
-  const DIM = 32;
-  const lines: string[] = [];
-  for (let i = 0; i < 60_000; i++) lines.push(row(`r${i}`, Array.from({ length: DIM }, (_, d) => ((i * 31 + d * 17) % 97) + 1)));
-  writeFileSync(file, `${lines.join('\n')}\n`);
-  const into = join(tempDir(), 'store');
-  mkdirSync(into);
-  const child = spawn(process.execPath, [cli, 'import', file, into], { stdio: 'ignore' });
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  const { file, into } = bigImport(60_000);
   // Killed once the store exists and its log has grown: some batches in, most of the file to go.
-  for (let waited = 0; waited < 20_000; waited += 5) {
-    const wal = join(into, 'wal');
-    if (existsSync(wal) && readdirSync(wal).length > 0) break;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  child.kill('SIGKILL');
-  assert.equal(await exited, 'SIGKILL', 'the import finished before it was killed: give it more rows');
+  const first = await importUnderWay(file, into);
+  first.kill();
+  assert.equal((await first.exited).signal, 'SIGKILL', 'the import finished before it was killed: give it more rows');
   // The marker was made durable before anything else: the store it was building is refused.
   assert.ok(readdirSync(into).includes('IMPORTING'));
   await rejectsWith(() => MemStore.open(into), 'CORRUPTION');

@@ -123,9 +123,11 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   const jsonFile = flags.json ?? join(flags.out, 'results.json');
   const chartFile = flags.chart ?? join(flags.out, 'results.svg');
+  // The table beside the JSON.
+  const mdFile = join(dirname(resolve(jsonFile)), 'results.md');
   if (flags.kernels !== true) {
     checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');
-    checkWritable(join(dirname(resolve(jsonFile)), 'results.md'), flags.json === undefined ? '--out' : '--json');
+    checkWritable(mdFile, flags.json === undefined ? '--out' : '--json');
     checkWritable(chartFile, flags.chart === undefined ? '--out' : '--chart');
   }
   let data = loadData(flags);
@@ -180,6 +182,6 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const chartPath = chart === undefined ? undefined : write(chartFile, chart);
   const sweepChart = sweep === undefined || chart === undefined ? undefined : await renderSweepChart(sweep, flags.k, subtitle);
   const sweepPath = sweepChart === undefined ? undefined : write(chartFile.replace(/(\.svg)?$/, '-index.svg'), sweepChart);
-  const mdPath = write(join(dirname(jsonPath), 'results.md'), `# memstore bench\n\n${subtitle.join(': ')}\n\n${table}\n${advice === undefined ? '' : `\n${advice}\n`}`);
+  const mdPath = write(mdFile, `# memstore bench\n\n${subtitle.join(': ')}\n\n${table}\n${advice === undefined ? '' : `\n${advice}\n`}`);
   progress(`wrote ${[mdPath, jsonPath, chartPath, sweepPath].filter((p) => p !== undefined).join(', ')}`);
 }

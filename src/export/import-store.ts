@@ -1,4 +1,4 @@
-import { open, readFile as readText, readdir, rm, stat } from 'node:fs/promises';
+import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MemstoreError } from '../errors.js';
 import { MemStore, type MemoryRecord } from '../memstore.js';
@@ -7,7 +7,8 @@ import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat 
 import { readFile } from './files.js';
 import { recordOf } from './rows.js';
 import { FILES, importMarkerPath, isStoreEntry, lockPath, syncDirSync } from '../store/files.js';
-import { pidAlive } from '../store/lock.js';
+import { pidAlive, readOwner } from '../store/lock.js';
+import { nodeFileLayer } from '../../io/file-layer.js';
 
 /** How `importStore` reads and what store it makes: the options of `MemStore.open`, and the file's format. */
 export interface ImportOptions extends OpenOptions {
@@ -122,8 +123,8 @@ async function requireEmptyDir(dir: string): Promise<void> {
   // own entries: a file of the user's put there since stays, and the directory is then not empty.
   if (entries.includes(FILES.importing)) {
     for (const path of [importMarkerPath(dir), lockPath(dir)]) {
-      const pid = await pidIn(path);
-      if (pid !== undefined && pidAlive(pid)) {
+      const pid = readOwner(nodeFileLayer, path);
+      if (pid !== undefined && !Number.isNaN(pid) && pidAlive(pid)) {
         throw new MemstoreError('LOCKED', `${dir}: process ${pid} is importing into it or has its store open; wait for it, or stop it and import again`, { file: path });
       }
     }
@@ -137,18 +138,6 @@ async function requireEmptyDir(dir: string): Promise<void> {
 async function removeStoreEntries(dir: string): Promise<void> {
   for (const name of await readdir(dir)) if (isStoreEntry(name) && name !== FILES.importing) await rm(join(dir, name), { recursive: true, force: true });
   await rm(importMarkerPath(dir), { force: true });
-}
-
-/** The pid on the first line of `path` (the import marker, the lock); undefined when it is gone or holds none. */
-async function pidIn(path: string): Promise<number | undefined> {
-  let text: string;
-  try {
-    text = await readText(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const pid = Number.parseInt(text, 10);
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
 /** Writes the import marker (FILES.importing) durably: file and directory fsynced before the store is made. */

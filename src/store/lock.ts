@@ -36,8 +36,8 @@ function lockText(files: FileLayer, path: string): string | undefined {
   return new TextDecoder().decode(bytes);
 }
 
-/** The pid a lock file holds; undefined when it is gone; NaN when it holds no pid. */
-function readOwner(files: FileLayer, path: string): number | undefined {
+/** The pid a lock file (or the import marker, which starts with one) holds; undefined when it is gone; NaN when it holds no pid. */
+export function readOwner(files: FileLayer, path: string): number | undefined {
   const text = lockText(files, path);
   if (text === undefined) return undefined;
   const pid = Number.parseInt(text.trim(), 10);

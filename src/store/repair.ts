@@ -4,7 +4,7 @@ import { nodeFileLayer } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
 import { MemStore } from '../memstore.js';
-import { FILES, isStoreEntry, repairLogDir, repairReportPath, statePath, syncDirSync, walDir } from './files.js';
+import { isStoreEntry, repairLogDir, repairReportPath, syncDirSync, walDir } from './files.js';
 import { DirectoryLock } from './lock.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import { keyName, RECORD_TABLES, StateStore } from './state.js';
@@ -89,6 +89,8 @@ class ReportFile {
  * nothing. Damage inside LMDB's own pages (not in a value) is beyond it: LMDB may abort on it.
  */
 export async function repairStore(dir: string, options: { report?: string; onProgress?: (done: number, total: number) => void } = {}): Promise<RepairResult> {
+  // Another program's LMDB environment named state.mdb is refused there, before a byte is rebuilt
+  // (the rebuild keeps only what a store's tables hold, and had dropped everything of that program's).
   requireStore(dir);
   refuseReportInside(dir, options.report);
   // Steps: the state rebuilt, the log salvaged, the store opened, the log re-applied, damage found, damaged records moved out, compaction.
@@ -99,14 +101,6 @@ export async function repairStore(dir: string, options: { report?: string; onPro
   let store: MemStore | undefined;
   let report: ReportFile | undefined;
   try {
-    // Another program's LMDB environment named state.mdb: refused before a byte is rebuilt (the
-    // rebuild keeps only what a store's tables hold, and had dropped everything of that program's).
-    const probe = StateStore.open(dir);
-    try {
-      if (!probe.holdsConfig()) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (its ${FILES.state} has no store configuration)`, { file: statePath(dir) });
-    } finally {
-      await probe.close();
-    }
     report = new ReportFile(options.report ?? repairReportPath(dir, new Date()));
     const moved = repairLogDir(dir);
     let fromLsn: number;

@@ -1,4 +1,4 @@
-import { renameSync, rmSync } from 'node:fs';
+import { renameSync, rmSync, statSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
@@ -288,12 +288,13 @@ function openEnv(dir: string, path = statePath(dir)): RootDatabase {
  * sub-databases: the tools had written into another program's environment, and open had made a
  * store inside it): 'store' when it has the sub-database a store keeps its configuration in,
  * 'empty' when it has no key at all (a store whose creation stopped before its first commit),
- * 'foreign' otherwise. Undefined when it cannot be opened so (the callers then go on as before and
- * meet the error there).
+ * 'foreign' otherwise. Undefined when it cannot be opened so, or is a file of no bytes (which LMDB
+ * opened read-only crashes the process on): the callers then go on as before and meet the error there.
  */
 export function environmentKind(path: string): 'store' | 'empty' | 'foreign' | undefined {
   let root: RootDatabase | undefined;
   try {
+    if (statSync(path).size === 0) return undefined;
     root = open({ path, readOnly: true, maxDbs: 8 });
     let any = false;
     for (const key of root.getKeys()) {
@@ -373,11 +374,6 @@ export class StateStore {
   private putConfig(key: string, value: unknown): void {
     this.hook();
     this.config.put(key, seal(utf8.encode(key), packr.pack(value)));
-  }
-
-  /** Whether the environment holds a store configuration at all (its bytes, unread): a foreign LMDB environment holds none. */
-  holdsConfig(): boolean {
-    return this.config.getBinary(CONFIG_KEY) !== undefined;
   }
 
   readConfig(): StoreConfig | undefined {

@@ -89,7 +89,7 @@ export function requireStore(dir: string): void {
   refuseLostState(dir);
   const path = statePath(dir);
   if (!existsSync(path)) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
-  // An empty file is no LMDB environment: opening it made one there (and read-only, crashed the process).
+  // An empty file is no LMDB environment: opening it made one there.
   if (statSync(path).size === 0) throw new MemstoreError('CORRUPTION', `${path} is empty: it holds no store state`, { file: path });
   const kind = environmentKind(path);
   if (kind === 'foreign' || kind === 'empty') throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (its ${FILES.state} is an LMDB environment without a store configuration)`, { file: path });
