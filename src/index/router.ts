@@ -51,8 +51,9 @@ export interface RouteSphere {
  * The pages nearest a query, for the page-clustered index: every page's centroid in WebAssembly
  * linear memory, scored against the query with one f32 kernel call, the best `n` kept (ties to the
  * lower page): for a search, picked from all the scores at once (nearestOrder(), BestIndices); for
- * placing a vector, through the caller's TopK. Exact, and faster than an HNSW over the centroids up
- * to about 4,096 pages at 512-d and 16,384 at 100-d (bench/results/router.md).
+ * placing a vector, through the caller's TopK. Exact, and faster than an HNSW over the centroids at
+ * a search's default nprobe at every size measured: up to 16,384 pages at 512-d and 65,536 at 100-d
+ * (bench/results/router.md; the HNSW wins only when few pages of many thousands are asked for).
  *
  * Metrics are the kernel's: 'dot' (for cosine, the caller gives unit centroids and queries, as
  * spherical k-means makes them, or a RouteSphere when the stored space is a model's) or 'l2'.
