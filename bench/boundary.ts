@@ -20,6 +20,7 @@ import { PageClusters } from '../src/index/page-clusters.js';
 import type { ScanQuery } from '../src/scan/code-blocks.js';
 import { normalized } from '../src/vector.js';
 import { DATA_OPTIONS, datasetFrom } from './data.js';
+import { interpolate } from './interpolate.js';
 
 const K = 10;
 
@@ -27,16 +28,6 @@ interface Row {
   readonly nprobe: number;
   readonly recall: number;
   readonly vectors: number;
-}
-
-/** The recall of `rows` (a fixed count each, ascending) at `vectors` scanned, interpolated; undefined outside them. */
-function recallAt(rows: readonly Row[], vectors: number): number | undefined {
-  for (let i = 1; i < rows.length; i++) {
-    const a = rows[i - 1]!;
-    const b = rows[i]!;
-    if (vectors >= a.vectors && vectors <= b.vectors) return a.vectors === b.vectors ? a.recall : a.recall + ((vectors - a.vectors) / (b.vectors - a.vectors)) * (b.recall - a.recall);
-  }
-  return undefined;
 }
 
 function main(): void {
@@ -121,7 +112,7 @@ function main(): void {
       });
       if (eps === epsList[0]) plain = rows;
       for (const row of rows) {
-        const same = eps === epsList[0] ? undefined : recallAt(plain, row.vectors);
+        const same = eps === epsList[0] ? undefined : interpolate(plain, row.vectors, (r) => r.vectors, (r) => r.recall);
         lines.push(`| ${eps} | ${held.toFixed(3)} | ${row.nprobe} | ${row.recall.toFixed(4)} | ${row.vectors.toFixed(0)} | ${same === undefined ? '–' : same.toFixed(4)} |`);
       }
     }

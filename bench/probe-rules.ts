@@ -26,6 +26,7 @@ import { PageClusters } from '../src/index/page-clusters.js';
 import type { ScanQuery } from '../src/scan/code-blocks.js';
 import { normalized } from '../src/vector.js';
 import { DATA_OPTIONS, datasetFrom } from './data.js';
+import { interpolate } from './interpolate.js';
 
 const K = 10;
 
@@ -83,16 +84,6 @@ function byKth(min: number, goOn: (next: number, kth: number) => boolean): Rule 
   };
 }
 
-/** The vectors a fixed count scans at `recall`, interpolated on the fixed rows (undefined outside them). */
-function fixedVectorsAt(fixed: readonly Row[], recall: number): number | undefined {
-  for (let i = 1; i < fixed.length; i++) {
-    const a = fixed[i - 1]!;
-    const b = fixed[i]!;
-    if (recall >= a.recall && recall <= b.recall) return b.recall === a.recall ? a.vectors : a.vectors + ((recall - a.recall) / (b.recall - a.recall)) * (b.vectors - a.vectors);
-  }
-  return undefined;
-}
-
 function main(): void {
   const { values } = benchArgs('dist/bench/probe-rules.js', { options: { ...DATA_OPTIONS, 'queries-n': { type: 'string' }, 'max-page': { type: 'string' }, recluster: { type: 'boolean' }, nprobe: { type: 'string' }, min: { type: 'string' } } }, { numbers: ['queries-n', 'max-page', 'nprobe', 'min'] });
   const data = datasetFrom(values);
@@ -148,7 +139,7 @@ function main(): void {
     lines.push('|---|---:|---:|---:|---:|---:|');
     for (const row of fixed) lines.push(`| ${row.name} | ${row.recall.toFixed(4)} | ${row.pages.toFixed(1)} | ${row.p90} | ${row.vectors.toFixed(0)} | |`);
     for (const row of adaptive) {
-      const same = fixedVectorsAt(fixed, row.recall);
+      const same = interpolate(fixed, row.recall, (r) => r.recall, (r) => r.vectors);
       lines.push(`| ${row.name} | ${row.recall.toFixed(4)} | ${row.pages.toFixed(1)} | ${row.p90} | ${row.vectors.toFixed(0)} | ${same === undefined ? '–' : `${(row.vectors / same).toFixed(2)}x`} |`);
     }
     process.stdout.write(`${lines.join('\n')}\n`);
