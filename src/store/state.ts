@@ -1,9 +1,10 @@
-import { renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
 import type { ArenaEnd, BlobRef } from '../arena/arena.js';
 import { MemstoreError } from '../errors.js';
+import { checkLmdbFile, type LmdbFileCheck } from './lmdb-file.js';
 import type { CodecName } from '../codec/codec.js';
 import { resolvePages, type Metric, type PagesOptions, type PcaOption } from '../options.js';
 import type { PcaModel } from '../pca/pca.js';
@@ -273,8 +274,29 @@ export const stateWriteHooks: {
   afterCommit: (() => void) | undefined;
 } = { beforeWrite: undefined, afterCommit: undefined };
 
+/**
+ * CORRUPTION when the LMDB file at `path` is shorter than the pages its last commit reaches, or its
+ * first two pages are not LMDB's meta pages of this version (lmdb-file.ts): LMDB, mapping it, would
+ * kill the process at the first page past the end, and lmdb-js crashes on a file that is not its
+ * LMDB's. A file that does not exist or has no bytes is LMDB's to make.
+ */
+function refuseTruncated(path: string): void {
+  let check: LmdbFileCheck;
+  try {
+    if (!existsSync(path) || statSync(path).size === 0) return;
+    check = checkLmdbFile(path);
+  } catch (e) {
+    throw new MemstoreError('IO', `cannot read ${path}`, { cause: e });
+  }
+  if (check.kind === 'truncated') {
+    throw new MemstoreError('CORRUPTION', `${path} is truncated: ${check.size} bytes, its last commit reaches page ${check.page} (${check.needed} bytes)`, { file: path, offset: check.size });
+  }
+  if (check.kind === 'invalid') throw new MemstoreError('CORRUPTION', `${path} is not an LMDB data file of this version, or its first pages are damaged`, { file: path, offset: 0 });
+}
+
 /** 16 KiB pages: metadata values of a few KiB stay inline instead of taking overflow pages of their own. */
 function openEnv(dir: string, path = statePath(dir)): RootDatabase {
+  refuseTruncated(path);
   try {
     // Checkpoints are the only writers and each awaits its flush, so LMDB's own durability is all on.
     return open({ path, maxDbs: 8, compression: false, pageSize: 16384 });
@@ -289,12 +311,13 @@ function openEnv(dir: string, path = statePath(dir)): RootDatabase {
  * store inside it): 'store' when it has the sub-database a store keeps its configuration in,
  * 'empty' when it has no key at all (a store whose creation stopped before its first commit),
  * 'foreign' otherwise. Undefined when it cannot be opened so, or is a file of no bytes (which LMDB
- * opened read-only crashes the process on): the callers then go on as before and meet the error there.
+ * opened read-only crashes the process on), a truncated one or another kind of file (lmdb-file.ts): the callers then go on
+ * as before and meet the error there.
  */
 export function environmentKind(path: string): 'store' | 'empty' | 'foreign' | undefined {
   let root: RootDatabase | undefined;
   try {
-    if (statSync(path).size === 0) return undefined;
+    if (statSync(path).size === 0 || checkLmdbFile(path).kind !== 'whole') return undefined;
     root = open({ path, readOnly: true, maxDbs: 8 });
     let any = false;
     for (const key of root.getKeys()) {

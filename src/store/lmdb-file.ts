@@ -1,0 +1,177 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+
+/**
+ * Whether an LMDB data file (`state.mdb`) holds every page its last commit reaches, read with
+ * positioned reads before LMDB maps it: LMDB reads its pages through a memory map, and a page past
+ * the end of a truncated file (a copy cut short, a full disk) kills the process with SIGBUS, which no
+ * JavaScript can catch. The layout read here is LMDB's own (lmdb-js's LMDB, `mdb.c`, little-endian,
+ * 64-bit page numbers), as far as truncation needs it:
+ *
+ *   page     := header(24) body
+ *   header   := pgno:u64 txnid:u64 pad:u16 flags:u16 (lower:u16 upper:u16 | overflowPages:u32)
+ *   meta     := page 0 or 1 (flags 0x08): magic:u32 = 0xBEEFC0DE, version:u32, address:u64,
+ *               mapsize:u64, free:db, main:db, lastPage:u64, txnid:u64
+ *   db       := pageSize:u32 (in the free db of a meta) flags:u16 depth:u16 branch:u64 leaf:u64
+ *               overflow:u64 entries:u64 root:u64 (all ones: an empty tree)
+ *   branch   := (flags 0x01) lower/2 node offsets:u16 from byte 24; a node's child page is
+ *               lo:u16 | hi:u16 << 16 | flags:u16 << 32
+ *   leaf     := (flags 0x02) the same offsets; node := lo:u16 hi:u16 flags:u16 keySize:u16 key data;
+ *               flags 0x01: data is the first page of an overflow run (its header counts the run),
+ *               0x02: data is a sub-database's db (its root is a tree to walk); 0x20 pages hold no nodes
+ *
+ * Both metas must be there and hold LMDB's magic and data version (LMDB reads both; anything else
+ * is 'invalid'). The newer (higher txnid) names the last page in use. A file
+ * that reaches it is whole as far as this can tell (damage inside the pages is another matter).
+ * One that is shorter is not necessarily damaged: pages freed by the commit that made them are
+ * counted but never written. So then every page reachable from the newest meta's trees (the free
+ * pages' tree, the main tree and each sub-database in it) is visited, and the file is truncated
+ * when one of them lies past its end.
+ */
+export interface LmdbFileCheck {
+  /**
+   * 'whole': every page reached is in the file. 'truncated': it ends before a page its last commit
+   * reaches. 'invalid': page 0 or 1 is not a meta page of this LMDB's data version (another file, or
+   * damage), which lmdb-js, opening it, answers with a segmentation fault, not an error.
+   */
+  readonly kind: 'whole' | 'truncated' | 'invalid';
+  /** For 'truncated': the file's bytes, the bytes its pages need, and the first page past its end met. */
+  readonly size?: number;
+  readonly needed?: number;
+  readonly page?: number;
+}
+
+const MAGIC = 0xbeefc0de;
+/** MDB_DATA_VERSION of the LMDB lmdb-js builds (mdb.c); a file of another version is 'invalid'. */
+const DATA_VERSION = 2;
+const HEADER = 24;
+const META_AT = HEADER;
+const P_BRANCH = 0x01;
+const P_LEAF = 0x02;
+const P_OVERFLOW = 0x04;
+const P_META = 0x08;
+const P_LEAF2 = 0x20;
+const F_BIGDATA = 0x01;
+const F_SUBDATA = 0x02;
+const NODE_HEADER = 8;
+/** A db's root page number within it, and the two dbs' places within a meta. */
+const DB_ROOT = 40;
+const FREE_DB = META_AT + 24;
+const MAIN_DB = FREE_DB + 48;
+const LAST_PAGE = MAIN_DB + 48;
+const META_TXNID = LAST_PAGE + 8;
+const META_BYTES = META_TXNID + 8;
+const NO_PAGE = 0xffff_ffff_ffff_ffffn;
+
+interface Meta {
+  readonly txnid: bigint;
+  readonly pageSize: number;
+  readonly lastPage: number;
+  readonly freeRoot: bigint;
+  readonly mainRoot: bigint;
+}
+
+function metaAt(buf: Buffer, at: number): Meta | undefined {
+  if (buf.length < at + META_BYTES) return undefined;
+  if ((buf.readUInt16LE(at + 18) & P_META) === 0 || buf.readUInt32LE(at + META_AT) !== MAGIC || buf.readUInt32LE(at + META_AT + 4) !== DATA_VERSION) return undefined;
+  const pageSize = buf.readUInt32LE(at + FREE_DB);
+  // LMDB's page sizes are powers of two from 512 to 64 KiB; anything else is not a meta this reads.
+  if (!(pageSize >= 512 && pageSize <= 65536 && (pageSize & (pageSize - 1)) === 0)) return undefined;
+  return {
+    txnid: buf.readBigUInt64LE(at + META_TXNID),
+    pageSize,
+    lastPage: Number(buf.readBigUInt64LE(at + LAST_PAGE)),
+    freeRoot: buf.readBigUInt64LE(at + FREE_DB + DB_ROOT),
+    mainRoot: buf.readBigUInt64LE(at + MAIN_DB + DB_ROOT),
+  };
+}
+
+/** Checks the LMDB data file at `path`, of at least one byte (LmdbFileCheck); throws what opening or reading it throws. */
+export function checkLmdbFile(path: string): LmdbFileCheck {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const first = Buffer.alloc(Math.min(size, META_BYTES));
+    readSync(fd, first, 0, first.length, 0);
+    const zero = metaAt(first, 0);
+    if (zero === undefined) return { kind: 'invalid' };
+    if (size < zero.pageSize + META_BYTES) return { kind: 'truncated', size, needed: 2 * zero.pageSize, page: 1 };
+    const second = Buffer.alloc(META_BYTES);
+    readSync(fd, second, 0, META_BYTES, zero.pageSize);
+    const one = metaAt(second, 0);
+    if (one === undefined) return { kind: 'invalid' };
+    const meta = one.txnid > zero.txnid ? one : zero;
+    const needed = (meta.lastPage + 1) * meta.pageSize;
+    const pages = Math.floor(size / meta.pageSize);
+    // A root past the end is the cheapest truncation (or damage) to see, whatever the last page says.
+    for (const root of [meta.freeRoot, meta.mainRoot]) if (root !== NO_PAGE && root >= BigInt(pages)) return { kind: 'truncated', size, needed, page: Number(root) };
+    if (size >= needed) return { kind: 'whole' };
+    const past = new PageWalk(fd, size, meta.pageSize).firstPastEnd([meta.freeRoot, meta.mainRoot]);
+    return past === undefined ? { kind: 'whole' } : { kind: 'truncated', size, needed, page: past };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Visits the pages of B-trees with positioned reads, one page at a time, each page once. */
+class PageWalk {
+  private readonly page: Buffer;
+  private readonly pages: number;
+  private readonly seen = new Set<number>();
+
+  constructor(
+    private readonly fd: number,
+    size: number,
+    private readonly pageSize: number,
+  ) {
+    this.page = Buffer.alloc(pageSize);
+    this.pages = Math.floor(size / pageSize);
+  }
+
+  /** The first page reachable from `roots` that lies past the file's end, or undefined when none does. */
+  firstPastEnd(roots: readonly bigint[]): number | undefined {
+    const stack: number[] = [];
+    for (const root of roots) if (root !== NO_PAGE) stack.push(Number(root));
+    while (stack.length > 0) {
+      const p = stack.pop()!;
+      if (this.seen.has(p)) continue;
+      this.seen.add(p);
+      if (p >= this.pages) return p;
+      readSync(this.fd, this.page, 0, this.pageSize, p * this.pageSize);
+      const flags = this.page.readUInt16LE(18);
+      if ((flags & P_LEAF2) !== 0) continue;
+      const count = this.page.readUInt16LE(20) >> 1;
+      for (let i = 0; i < count; i++) {
+        const at = HEADER + this.page.readUInt16LE(HEADER + 2 * i);
+        // A node offset past the page is damage inside it: LMDB's own business, not truncation.
+        if (at + NODE_HEADER > this.pageSize) break;
+        const lo = this.page.readUInt16LE(at);
+        const hi = this.page.readUInt16LE(at + 2);
+        const nodeFlags = this.page.readUInt16LE(at + 4);
+        if ((flags & P_BRANCH) !== 0) {
+          stack.push(lo + hi * 0x1_0000 + nodeFlags * 0x1_0000_0000);
+        } else if ((flags & P_LEAF) !== 0) {
+          const data = at + NODE_HEADER + this.page.readUInt16LE(at + 6);
+          if ((nodeFlags & F_BIGDATA) !== 0 && data + 8 <= this.pageSize) {
+            const first = Number(this.page.readBigUInt64LE(data));
+            const past = this.overflowPastEnd(first);
+            if (past !== undefined) return past;
+          } else if ((nodeFlags & F_SUBDATA) !== 0 && data + DB_ROOT + 8 <= this.pageSize) {
+            const root = this.page.readBigUInt64LE(data + DB_ROOT);
+            if (root !== NO_PAGE) stack.push(Number(root));
+          }
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /** The first page of the overflow run starting at `first` past the file's end, or undefined. */
+  private overflowPastEnd(first: number): number | undefined {
+    if (first >= this.pages) return first;
+    const header = Buffer.alloc(HEADER);
+    readSync(this.fd, header, 0, HEADER, first * this.pageSize);
+    if ((header.readUInt16LE(18) & P_OVERFLOW) === 0) return undefined;
+    const last = first + header.readUInt32LE(20) - 1;
+    return last >= this.pages ? this.pages : undefined;
+  }
+}
