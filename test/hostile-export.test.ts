@@ -283,6 +283,18 @@ test('import JSONL: each bad row stops it with its code and its row (blank lines
   }
 });
 
+test('import: a JSONL line longer than any record can be is INVALID_ARGUMENT naming it, ended by a newline or not (a 560 MiB line threw V8\'s RangeError, and a file without newlines was read into memory whole)', async () => {
+  const { MAX_JSONL_LINE_BYTES } = await import('../src/export/files.js');
+  const long = Buffer.alloc(MAX_JSONL_LINE_BYTES + 1, 0x20);
+  for (const tail of ['\n', '']) {
+    const file = join(tempDir(), 'long.jsonl');
+    writeFileSync(file, Buffer.concat([Buffer.from(`${row('a')}\n`), long, Buffer.from(tail)]));
+    const into = tempDir();
+    await rejectsAtRow(() => importStore(file, into), 'INVALID_ARGUMENT', 1, `line of ${long.length} bytes${tail === '' ? ', no newline' : ''}`);
+    assert.deepEqual(readdirSync(into), []);
+  }
+});
+
 test('import: an empty or too long first vector (the dimension is taken from it) is INVALID_VECTOR at row 0', async () => {
   for (const vector of [[], Array(65537).fill(1)]) {
     const file = join(tempDir(), 'first.jsonl');

@@ -8,7 +8,8 @@ import type * as Arrow from 'apache-arrow';
 import type * as Parquet from 'parquet-wasm';
 import { MemstoreError } from '../errors.js';
 import type { StoredRecord } from '../memstore.js';
-import type { Metric } from '../options.js';
+import { MAX_ID_BYTES, MAX_META_BYTES, MAX_TEXT_BYTES } from '../limits.js';
+import { MAX_DIM, type Metric } from '../options.js';
 import { batchOf, DIM_KEY, exportSchema, METRIC_KEY, rowsOf } from './arrow-batches.js';
 import { BATCH_ROWS, optionalPackage, type ExportFormat } from './formats.js';
 import type { ImportRow } from './rows.js';
@@ -230,9 +231,19 @@ async function* jsonRowsOf(lines: AsyncIterable<string>, file: string): AsyncIte
 }
 
 /**
+ * The longest JSONL line a record can make: its id and text with every character escaped (`\u0000`
+ * is six bytes for one), its metadata's JSON, a vector of the largest dimension at 32 bytes a
+ * number, and a MiB to spare; about 100 MiB. A longer line is refused as it grows: decoded whole, a
+ * line of 560 MiB threw V8's "Invalid string length" (no MemstoreError), and a file without a
+ * newline was gathered into memory whole.
+ */
+export const MAX_JSONL_LINE_BYTES = 6 * (MAX_ID_BYTES + MAX_TEXT_BYTES) + MAX_META_BYTES + 32 * MAX_DIM + (1 << 20);
+
+/**
  * The lines of `input`, split at \n only (a \r before it dropped): JSON allows a lone \r as
  * whitespace inside an object, and a line reader that also splits there cuts such a row in two. A
- * byte-order mark at the start of the file is dropped. Each line is decoded as UTF-8 strictly: a
+ * byte-order mark at the start of the file is dropped. A line longer than MAX_JSONL_LINE_BYTES is
+ * INVALID_ARGUMENT naming it. Each line is decoded as UTF-8 strictly: a
  * line that is not (JSON text must be) is INVALID_ARGUMENT naming it, where a replacing decoder
  * turned two different bad ids into the same U+FFFD and one row silently replaced the other. An
  * unreadable file (missing, a directory) is INVALID_ARGUMENT, as for the other formats.
@@ -252,6 +263,14 @@ async function* linesOf(input: AsyncIterable<Buffer>, file: string): AsyncIterab
   };
   // The pieces of a line not yet ended, joined once its \n comes: a long line is never searched again.
   let parts: Buffer[] = [];
+  let pending = 0;
+  const gather = (piece: Buffer): void => {
+    pending += piece.length;
+    if (pending > MAX_JSONL_LINE_BYTES) {
+      throw new MemstoreError('INVALID_ARGUMENT', `${file}: line ${line + 1}: longer than any record can be (over ${MAX_JSONL_LINE_BYTES} bytes)`, { file, offset: line, field: `line ${line + 1}` });
+    }
+    parts.push(piece);
+  };
   let first = true;
   const chunks = input[Symbol.asyncIterator]();
   for (;;) {
@@ -272,12 +291,13 @@ async function* linesOf(input: AsyncIterable<Buffer>, file: string): AsyncIterab
     }
     let start = 0;
     for (let at = bytes.indexOf(10); at >= 0; at = bytes.indexOf(10, start)) {
-      parts.push(bytes.subarray(start, at));
+      gather(bytes.subarray(start, at));
       yield decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
       parts = [];
+      pending = 0;
       start = at + 1;
     }
-    if (start < bytes.length) parts.push(bytes.subarray(start));
+    if (start < bytes.length) gather(bytes.subarray(start));
   }
 }
 
