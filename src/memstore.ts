@@ -32,7 +32,7 @@ import { PageIndex, sortSlotsById } from './index/page-index.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
 import type { KernelMetric } from './kernels/index.js';
 import { ensureDurableDir, importMarkerPath, indexFilePath, refuseLostState, repairLogDir, statePath, walDir } from './store/files.js';
-import type { IndexDamage, IndexFile } from './store/index-file.js';
+import { IndexFile, type IndexDamage } from './store/index-file.js';
 import { ChangedRecords, NO_DOC } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
 import { asMemstoreError, damagedId, recordCorruption } from './store/record-errors.js';
@@ -170,6 +170,15 @@ function sizeOf(path: string): number {
     return statSync(path).size;
   } catch {
     return 0;
+  }
+}
+
+/** The size of the file at `path`, or undefined when it cannot be looked at (opening then meets the error). */
+function statSafely(path: string): number | undefined {
+  try {
+    return statSync(path).size;
+  } catch {
+    return undefined;
   }
 }
 
@@ -367,10 +376,10 @@ export class MemStore {
       if (trained && fitsModel(config) && pca === undefined) {
         throw new MemstoreError('CORRUPTION', `${dir}: store is marked trained but holds no PCA or rotation model`, { file: statePath(dir), offset: 'pca' });
       }
-      arena = await BlobArena.open({ dir, files, generation: checkpoint.arenaGeneration, mapped: opts.mmap, ...reachedOf(checkpoint.textEnd) }).catch((e: unknown) => {
+      arena = await BlobArena.open({ dir, files, generation: checkpoint.arenaGeneration, mapped: opts.mmap, keepOrphans: true, ...reachedOf(checkpoint.textEnd) }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the text arena');
       });
-      vectors = await BlobArena.open({ dir, space: 'vectors', files, generation: checkpoint.vectorGeneration, mapped: opts.mmap, ...reachedOf(checkpoint.vectorEnd) }).catch((e: unknown) => {
+      vectors = await BlobArena.open({ dir, space: 'vectors', files, generation: checkpoint.vectorGeneration, mapped: opts.mmap, keepOrphans: true, ...reachedOf(checkpoint.vectorEnd) }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the vector arena');
       });
       // The log directory is made once and never removed: one that is gone after the store opened
@@ -389,6 +398,10 @@ export class MemStore {
       store = new MemStore(dir, storeOpts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
       await store.load(checkpoint, internal.indexDamage);
       await store.replay(checkpoint.lsn);
+      // Files of generations the state does not name go only now that all of it has proven sound:
+      // a state file older than the rest (a backup put back) names earlier generations, and its open
+      // fails further on; deleting first had lost the store's current arenas and index.
+      await store.removeLeftovers(checkpoint);
       // New page settings are kept once the store has opened with them: an open that fails changes nothing.
       if (rewrite !== undefined) await state.writeConfig(rewrite);
       // A store that reached pages.from while opened with pages: false (or before pages existed).
@@ -444,6 +457,18 @@ export class MemStore {
     this.columnFiles.opened(columns);
     for (const d of indexDamage ?? []) {
       this.damage.index.push(new MemstoreError('CORRUPTION', d.what, { file: d.file, offset: d.offset }));
+    }
+  }
+
+  /** Deletes the files of generations `checkpoint` does not name: arena segments, index and columns files (interrupted collections and rewrites). */
+  private async removeLeftovers(checkpoint: Checkpoint): Promise<void> {
+    try {
+      await this.arena.removeOrphans();
+      await this.vectors.removeOrphans();
+      await IndexFile.removeOtherGenerations({ files: this.options.files, dir: this.dir, generation: checkpoint.indexGeneration });
+      await ColumnCheckpoints.removeOthers(this.options.files, this.dir, usableColumns(checkpoint)?.file);
+    } catch (e) {
+      throw asMemstoreError(e, 'deleting files of generations the state does not name');
     }
   }
 
@@ -823,11 +848,16 @@ export class MemStore {
     // old one's files: its log replayed into it from the wrong place, its index and arena files written over.
     refuseLostState(dir);
     if (!existsSync(statePath(dir))) createConfig(opts, dir);
-    // Another program's LMDB environment under the state's name: a store made inside it had
-    // written its sub-databases into that program's file (a store whose creation stopped before
-    // its first commit has no key at all, and is created again).
-    else if (environmentKind(statePath(dir)) === 'foreign') {
-      throw new MemstoreError('INVALID_ARGUMENT', `${dir}: its state.mdb is another program's LMDB environment (no store configuration in it); a store needs a directory of its own`, { file: statePath(dir) });
+    else {
+      const kind = existsSync(statePath(dir)) && statSafely(statePath(dir)) === 0 ? 'empty' : environmentKind(statePath(dir));
+      // Another program's LMDB environment under the state's name: a store made inside it had
+      // written its sub-databases into that program's file.
+      if (kind === 'foreign') {
+        throw new MemstoreError('INVALID_ARGUMENT', `${dir}: its state.mdb is another program's LMDB environment (no store configuration in it); a store needs a directory of its own`, { file: statePath(dir) });
+      }
+      // A state with no key at all is a creation stopped before its first commit, and is created
+      // again, unless the store's other files are there: then it is a store whose state was lost.
+      if (kind === 'empty') refuseLostState(dir, true);
     }
     if (internal.repairing !== true && existsSync(repairLogDir(dir))) {
       throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import { MemstoreError, MemStore, type OpenOptions } from '../src/index.js';
@@ -385,4 +385,55 @@ test("MemStore.open on a directory whose state.mdb is another program's LMDB env
   } finally {
     await store.close();
   }
+});
+
+/** Every file under `dir` but the locks, with its size: what an open that fails must leave alone. */
+function filesWithSizes(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (at: string): void => {
+    for (const name of readdirSync(at, { withFileTypes: true })) {
+      const path = join(at, name.name);
+      if (name.isDirectory()) walk(path);
+      else if (!name.name.includes('lock') && name.name !== 'LOCK') out.push(`${path.slice(dir.length)} ${statSync(path).size}`);
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+test('lifecycle: a state.mdb of no bytes, or an LMDB environment with no key, beside a store\'s files is CORRUPTION at open, and the open deletes none of them (it made a new store there and deleted its arenas and index as leftovers)', async () => {
+  for (const blank of ['no bytes', 'no key'] as const) {
+    const dir = await checkpointedThenLogged();
+    rmSync(statePath(dir));
+    if (blank === 'no bytes') writeFileSync(statePath(dir), '');
+    else await (await import('lmdb')).open({ path: statePath(dir), maxDbs: 8 }).close();
+    const before = filesWithSizes(dir).filter((f) => !f.startsWith('/state.mdb'));
+    await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
+    await rejectsWith(() => checkStore(dir), 'CORRUPTION');
+    await rejectsWith(() => repairStore(dir), 'CORRUPTION');
+    assert.deepEqual(filesWithSizes(dir).filter((f) => !f.startsWith('/state.mdb')), before, blank);
+  }
+  // With none of a store's files beside it, it is a creation stopped before its first commit: created again.
+  const fresh = tempDir();
+  writeFileSync(statePath(fresh), '');
+  const store = await MemStore.open(fresh, { dim: DIM });
+  await store.add([{ id: 'a', vector: vecs[0]! }]);
+  await store.close();
+});
+
+test('lifecycle: a state.mdb older than the store\'s files (a backup put back after a compaction) fails the open with CORRUPTION and deletes none of the current arena, vector, index and columns files', async () => {
+  const dir = tempDir();
+  let store = await MemStore.open(dir, { dim: DIM, durability: 'none' });
+  await store.add(vecs.slice(0, 50).map((vector, i) => ({ id: `r${i}`, vector, text: `t${i}`, meta: { i } })));
+  await store.close();
+  const backup = readFileSync(statePath(dir));
+  store = await MemStore.open(dir, { durability: 'none' });
+  await store.add(vecs.slice(50, 100).map((vector, i) => ({ id: `s${i}`, vector, text: `u${i}`, meta: { i } })));
+  assert.equal((await store.search(vecs[0]!, { k: 1, filter: { i: 0 } })).length, 1);
+  await store.compact();
+  await store.close();
+  const before = filesWithSizes(dir).filter((f) => !f.startsWith('/state.mdb'));
+  writeFileSync(statePath(dir), backup);
+  await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
+  assert.deepEqual(filesWithSizes(dir).filter((f) => !f.startsWith('/state.mdb')), before);
 });

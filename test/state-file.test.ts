@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { statePath } from '../src/store/files.js';
@@ -10,10 +10,13 @@ import { clustered, rejectsWith, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
 // What lmdb-file.ts reads of an LMDB data file: 16 KiB pages (the store's), a meta on each of the
-// first two, its last page in use at byte 144 and the main tree's root at byte 136 of each.
+// first two, and in each the free and main trees' roots at bytes 88 and 136, the last page in use
+// at 144 and the commit's txnid at 152.
 const PAGE = 16384;
 const LAST_PAGE_AT = 144;
+const TXNID_AT = 152;
 const MAIN_ROOT_AT = 136;
+const FREE_ROOT_AT = 88;
 const DIM = 16;
 const vecs = clustered(3000, DIM, 5);
 
@@ -52,6 +55,7 @@ async function refusedEverywhere(dir: string): Promise<void> {
   assert.equal(err.file, statePath(dir));
   await rejectsWith(() => checkStore(dir), 'CORRUPTION');
   await rejectsWith(() => repairStore(dir), 'CORRUPTION');
+  assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith('repair-')), [], 'repair refused before it made its report');
 }
 
 test('state file: a healthy state.mdb reads as whole, after adds, checkpoints and a compaction', async () => {
@@ -102,11 +106,43 @@ test('state file: a state.mdb that is not LMDB data of this version (random byte
   assert.match(verify.stderr, /CORRUPTION/);
 });
 
-test("state file: a main tree's root past the end of the file is CORRUPTION, whatever its last page says", async () => {
+test("state file: a meta naming a root past the end of the file or past its last page, a root on a meta page, or a last page past any map is CORRUPTION (LMDB had aborted or faulted)", async () => {
+  const cases: [string, number, (old: bigint) => bigint][] = [
+    ['main root past the end', MAIN_ROOT_AT, () => 1n << 40n],
+    ['main root on meta page 1', MAIN_ROOT_AT, () => 1n],
+    ['free root on meta page 0', FREE_ROOT_AT, () => 0n],
+    ['last page 2^40', LAST_PAGE_AT, () => 1n << 40n],
+  ];
+  for (const [what, at, f] of cases) {
+    const dir = await store();
+    patchMetas(dir, at, f);
+    assert.notEqual(checkLmdbFile(statePath(dir)).kind, 'whole', what);
+    await refusedEverywhere(dir);
+  }
+});
+
+test("state file: a damaged flag of a sub-database's entry in LMDB's main tree (lmdb-js: MDB_INCOMPATIBLE) is CORRUPTION naming the file at open and in verify, and the CLI exits 1, not with a usage error", async () => {
   const dir = await store();
-  patchMetas(dir, MAIN_ROOT_AT, () => 1n << 40n);
-  assert.equal(checkLmdbFile(statePath(dir)).kind, 'truncated');
+  const bytes = readFileSync(statePath(dir));
+  const newer = bytes.readBigUInt64LE(PAGE + TXNID_AT) > bytes.readBigUInt64LE(TXNID_AT) ? PAGE : 0;
+  const root = Number(bytes.readBigUInt64LE(newer + MAIN_ROOT_AT));
+  const page = bytes.subarray(root * PAGE, (root + 1) * PAGE);
+  let cleared = 0;
+  for (let i = 0; i < page.readUInt16LE(20) >> 1; i++) {
+    const at = 24 + page.readUInt16LE(24 + 2 * i);
+    const key = page.subarray(at + 8, at + 8 + page.readUInt16LE(at + 6)).toString('latin1');
+    // The node's flags: F_SUBDATA says its value is a sub-database.
+    if (key.startsWith('config')) {
+      page.writeUInt16LE(0, at + 4);
+      cleared++;
+    }
+  }
+  assert.equal(cleared, 1, 'the config entry was found');
+  writeFileSync(statePath(dir), bytes);
   await refusedEverywhere(dir);
+  const verify = await cliResult(['verify', dir]);
+  assert.equal(verify.code, 1);
+  assert.match(verify.stderr, /CORRUPTION/);
 });
 
 test('state file: a state.mdb shorter than its last page in use, with only free pages past its end (pages freed by the commit that made them), opens whole and takes writes', async () => {

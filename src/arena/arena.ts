@@ -42,6 +42,13 @@ export interface BlobArenaOptions {
   /** For inspection (`memstore verify`): nothing is deleted, cut or written; append and collect throw. @default false */
   readOnly?: boolean;
   /**
+   * Leave the segment files of other generations where they are, for removeOrphans() once the
+   * caller has found the rest of its state sound: a state file older than the arena (a backup put
+   * back) names a generation before the current one, and deleting the one it does not name lost
+   * every blob of the store before its open failed on the rest. @default false: open deletes them
+   */
+  keepOrphans?: boolean;
+  /**
    * Written but not yet fsynced bytes above which the writer fsyncs unasked. Such bytes stay in
    * memory until fsynced (to be rewritten if the fsync fails), so this bounds that memory.
    * @default 8 MiB
@@ -72,6 +79,7 @@ interface ResolvedOptions {
   readonly generation: number;
   readonly segmentBytes: number;
   readonly readOnly: boolean;
+  readonly keepOrphans: boolean;
   readonly maxUnsyncedBytes: number;
   readonly mapped: boolean;
 }
@@ -85,7 +93,7 @@ export interface ArenaProblem {
 
 /** What open() found and did. */
 export interface ArenaOpenReport {
-  /** Segment files of other generations (deleted, unless read-only). */
+  /** Segment files of other generations (deleted, unless read-only or kept: `keepOrphans`). */
   readonly orphans: string[];
   /** The torn tail of the active segment: cut (unless read-only), `bytes` long, starting at `offset`. */
   readonly cut: (ArenaProblem & { readonly bytes: number }) | undefined;
@@ -141,6 +149,7 @@ function endOf(generation: Generation): ArenaEnd {
 const DEFAULTS = {
   segmentBytes: 64 << 20,
   readOnly: false,
+  keepOrphans: false,
   maxUnsyncedBytes: 8 << 20,
   mapped: false,
 } as const;
@@ -273,6 +282,8 @@ export class BlobArena {
   private readonly drainWaiters = new Map<number, Array<() => void>>();
   private liveBytes = 0;
   private closed = false;
+  /** removeOrphans() has run. */
+  private orphansRemoved = false;
   private closing: Promise<void> | undefined;
   private readonly path: string;
 
@@ -300,10 +311,7 @@ export class BlobArena {
       for (const f of found) {
         if (f.generation !== o.generation) orphans.push(f.path);
       }
-      if (!o.readOnly && orphans.length > 0) {
-        for (const path of orphans) await o.files.remove(path);
-        await o.files.syncDir(dir);
-      }
+      if (!o.readOnly && !o.keepOrphans) await removeOrphanFiles(o.files, dir, orphans);
       const mine = found.filter((f) => f.generation === o.generation).sort((a, b) => a.segment - b.segment);
       for (const [i, f] of mine.entries()) {
         const segment = new Segment(f.segment, f.path);
@@ -333,6 +341,20 @@ export class BlobArena {
     const reached = options.reached;
     const short = reached !== undefined && reached[0] === o.generation && (found[1] < reached[1] || (found[1] === reached[1] && found[2] < reached[2]));
     return new BlobArena(o, generation, { orphans, cut, damage, ...(short ? { short: { found, reached } } : {}) });
+  }
+
+  /**
+   * Deletes, durably, the segment files of other generations that open found and kept
+   * (`keepOrphans`); nothing once they are gone, or when open deleted them itself.
+   */
+  async removeOrphans(): Promise<void> {
+    if (this.options.readOnly || !this.options.keepOrphans || this.orphansRemoved) return;
+    try {
+      await removeOrphanFiles(this.options.files, this.path, this.recovered.orphans);
+    } catch (e) {
+      throw ioError('delete orphan segments', e, this.path);
+    }
+    this.orphansRemoved = true;
   }
 
   /** Where appends have reached so far in the current generation (a checkpoint records it once synced: `reached` of open). */
@@ -1201,7 +1223,7 @@ function resolveOptions(options: BlobArenaOptions): ResolvedOptions {
   }
   const space = options.space ?? 'texts';
   if (space !== 'texts' && space !== 'vectors') throw new MemstoreError('INVALID_OPTION', "arena: space must be 'texts' or 'vectors'");
-  return { dir, space, files: options.files ?? nodeFileLayer, generation, segmentBytes, readOnly: options.readOnly ?? DEFAULTS.readOnly, maxUnsyncedBytes, mapped: options.mapped ?? DEFAULTS.mapped };
+  return { dir, space, files: options.files ?? nodeFileLayer, generation, segmentBytes, readOnly: options.readOnly ?? DEFAULTS.readOnly, keepOrphans: options.keepOrphans ?? DEFAULTS.keepOrphans, maxUnsyncedBytes, mapped: options.mapped ?? DEFAULTS.mapped };
 }
 
 interface FoundSegment {
@@ -1223,6 +1245,13 @@ async function listSegments(files: FileLayer, storeDir: string, space: ArenaSpac
     if (parsed !== undefined) found.push({ ...parsed, path: arenaSegmentPath(storeDir, parsed.generation, parsed.segment, space) });
   }
   return found;
+}
+
+/** Removes the segment files `orphans` of the arena directory `dir`, durably. */
+async function removeOrphanFiles(files: FileLayer, dir: string, orphans: readonly string[]): Promise<void> {
+  if (orphans.length === 0) return;
+  for (const path of orphans) await files.remove(path);
+  await files.syncDir(dir);
 }
 
 /** Removes every file of `generation` and makes the removal durable. */

@@ -169,22 +169,30 @@ export class ColumnCheckpoints {
     if (written !== undefined) await this.files.remove(columnsFilePath(this.dir, written.ref.file)).catch(() => undefined);
   }
 
-  /** Deletes every columns file but the one `keep` names (none: all of them), durably; opening calls it once the checkpoint is read. */
-  static async removeOthers(files: FileLayer, dir: string, keep: number | undefined): Promise<number> {
+  /** The highest number of a columns file in `dir`'s index directory (0: none): new files go above it. */
+  static async highestFound(files: FileLayer, dir: string): Promise<number> {
     const where = indexDir(dir);
     if (!(await files.exists(where))) return 0;
-    let removed = false;
     let highest = 0;
+    for (const name of await files.list(where)) highest = Math.max(highest, parseColumnsFileName(name) ?? 0);
+    return highest;
+  }
+
+  /**
+   * Deletes every columns file but the one `keep` names (none: all of them), durably; opening calls
+   * it once the whole state is found sound (a state file older than the files names another).
+   */
+  static async removeOthers(files: FileLayer, dir: string, keep: number | undefined): Promise<void> {
+    const where = indexDir(dir);
+    if (!(await files.exists(where))) return;
+    let removed = false;
     for (const name of await files.list(where)) {
       const n = parseColumnsFileName(name);
-      if (n === undefined) continue;
-      highest = Math.max(highest, n);
-      if (n === keep) continue;
+      if (n === undefined || n === keep) continue;
       await files.remove(join(where, name));
       removed = true;
     }
     if (removed) await files.syncDir(where);
-    return highest;
   }
 
   /** Numbers at or below `n` are taken (files opening found, possibly left by a crash): new files go above. */

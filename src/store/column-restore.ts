@@ -71,8 +71,8 @@ export interface RestoreOptions {
 }
 
 /**
- * Opening's part of the columns (INDEX.md, "Filter columns"): deletes columns files no checkpoint
- * names, reads the one it names and restores each column whose blocks all read into the index's
+ * Opening's part of the columns (INDEX.md, "Filter columns"): reads the columns file the checkpoint
+ * names (the others are deleted by ColumnCheckpoints.removeOthers once the open has succeeded) and restores each column whose blocks all read into the index's
  * columns. Each loaded record takes the codes of the entry its id's hash names; a record changed
  * after the file was written (`stale`), or whose hash several entries share, holds UNKNOWN until a
  * filter first names the field. Reads no document. Damage costs columns, never the open: what
@@ -84,7 +84,7 @@ export async function restoreColumns(o: RestoreOptions): Promise<ColumnsAtOpen &
   const { index } = o;
   const columns = index.columns;
   const ref = usableColumns(o.checkpoint);
-  const highest = await ColumnCheckpoints.removeOthers(o.files, o.dir, ref?.file);
+  const highest = await ColumnCheckpoints.highestFound(o.files, o.dir);
   const none = { ref: undefined, owner: columns, stale: 0, redo: false, damage: undefined, highest };
   if (ref === undefined) return none;
   if (o.skip) return { ...none, ref, redo: true };

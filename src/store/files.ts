@@ -200,12 +200,15 @@ function storeFileIn(dir: string): string | undefined {
 }
 
 /**
- * CORRUPTION when `dir` holds a store's files (storeFileIn) but not its state file: a store that lost
- * it, not a directory without a store. Opening must not make a new state over its files, and the
- * tools must not say there is no store.
+ * CORRUPTION when `dir` holds a store's files (storeFileIn) but not its state file, or one that
+ * holds no store state (`blank`: no byte, or no key; the state's configuration is committed before
+ * any of those files is made): a store that lost it, not a directory without a store. Opening must
+ * not make a new state over its files (it deleted their generations as leftovers), and the tools
+ * must not say there is no store.
  */
-export function refuseLostState(dir: string): void {
-  if (existsSync(statePath(dir))) return;
+export function refuseLostState(dir: string, blank = false): void {
+  const missing = !existsSync(statePath(dir));
+  if (!missing && !blank) return;
   const orphan = storeFileIn(dir);
-  if (orphan !== undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state file is missing, though the directory holds a store's files (${orphan})`, { file: statePath(dir) });
+  if (orphan !== undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state file ${missing ? 'is missing' : 'holds no store state'}, though the directory holds a store's files (${orphan})`, { file: statePath(dir) });
 }

@@ -520,10 +520,12 @@ export class IndexFile {
   }
 
   /**
-   * Opens generation `generation`, reads its committed records into `visit`, cuts what lies past
-   * the committed length and deletes the files of other generations (a rewrite that never
-   * committed, or one whose old generation was not deleted yet). Nothing is cut or deleted unless
-   * the read succeeds: an open that fails with CORRUPTION leaves every file as it found it.
+   * Opens generation `generation`, reads its committed records into `visit` and cuts what lies past
+   * the committed length. Nothing is cut unless the read succeeds: an open that fails with
+   * CORRUPTION leaves every file as it found it. The files of other generations (a rewrite that
+   * never committed, or one whose old generation was not deleted yet) stay until the caller, its
+   * whole state found sound, calls removeOtherGenerations(): a state file older than the index (a
+   * backup put back) names a generation before the current one.
    */
   static async open(o: IndexFileOptions, visit: IndexVisitor): Promise<{ file: IndexFile; read: IndexReadResult }> {
     const path = indexFilePath(o.dir, o.generation);
@@ -534,7 +536,6 @@ export class IndexFile {
         if (o.onDamage === undefined) throw e;
         o.onDamage({ file: path, offset: 0, end: o.committed, what: e.message });
       }
-      await IndexFile.removeOtherGenerations(o);
       return { file: new IndexFile(o.files, o.dir, o.generation, 0, 0, 0, undefined, 0), read: { snapshotBytes: 0, deltaBytes: 0, records: 0, uncommitted: 0 } };
     }
     const handle = await o.files.open(path, o.readOnly ? 'read' : 'readwrite');
@@ -547,7 +548,6 @@ export class IndexFile {
         await handle.sync();
         end = o.committed;
       }
-      await IndexFile.removeOtherGenerations(o);
       const committed = Math.min(size, o.committed);
       return {
         file: new IndexFile(o.files, o.dir, o.generation, committed, read.snapshotBytes, read.deltaBytes, handle, end),
@@ -560,8 +560,7 @@ export class IndexFile {
   }
 
   /** Deletes the index files of every generation but `o.generation` (names that do not parse are not index files), durably. */
-  private static async removeOtherGenerations(o: IndexFileOptions): Promise<void> {
-    if (o.readOnly) return;
+  static async removeOtherGenerations(o: Pick<IndexFileOptions, 'files' | 'dir' | 'generation'>): Promise<void> {
     const dir = indexDir(o.dir);
     await ensureDurableDir(o.files, dir);
     let removed = false;

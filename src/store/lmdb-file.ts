@@ -20,7 +20,9 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
  *               0x02: data is a sub-database's db (its root is a tree to walk); 0x20 pages hold no nodes
  *
  * Both metas must be there and hold LMDB's magic and data version (LMDB reads both; anything else
- * is 'invalid'). The newer (higher txnid) names the last page in use. A file
+ * is 'invalid'). The newer (higher txnid) names the last page in use and the roots of the two
+ * trees: a root on a meta page or past the last page, or a last page past what a process can map,
+ * is 'invalid' too (LMDB asserts, or faults, on them). A file
  * that reaches it is whole as far as this can tell (damage inside the pages is another matter).
  * One that is shorter is not necessarily damaged: pages freed by the commit that made them are
  * counted but never written. So then every page reachable from the newest meta's trees (the free
@@ -100,6 +102,10 @@ export function checkLmdbFile(path: string): LmdbFileCheck {
     const one = metaAt(second, 0);
     if (one === undefined) return { kind: 'invalid' };
     const meta = one.txnid > zero.txnid ? one : zero;
+    // Pages 0 and 1 are the metas, so a tree's root is page 2 or later and the last page in use at
+    // least that; past 2^46 bytes no map of the file fits in a process (LMDB aborts, or faults, on each).
+    for (const root of [meta.freeRoot, meta.mainRoot]) if (root !== NO_PAGE && (root < 2n || root > BigInt(meta.lastPage))) return { kind: 'invalid' };
+    if (meta.lastPage < 1 || (meta.lastPage + 1) * meta.pageSize > 2 ** 46) return { kind: 'invalid' };
     const needed = (meta.lastPage + 1) * meta.pageSize;
     const pages = Math.floor(size / meta.pageSize);
     // A root past the end is the cheapest truncation (or damage) to see, whatever the last page says.

@@ -101,14 +101,15 @@ export async function repairStore(dir: string, options: { report?: string; onPro
   let store: MemStore | undefined;
   let report: ReportFile | undefined;
   try {
-    report = new ReportFile(options.report ?? repairReportPath(dir, new Date()));
     const moved = repairLogDir(dir);
     let fromLsn: number;
     const resuming = existsSync(moved);
     // First the state, from a sequential read: damaged values and keys go to the report, and every
     // sound value is put back in key order (a damaged key can break the order LMDB's lookups need).
+    // Opened before the report is made: a state LMDB cannot open is refused with no report left behind.
     const state = StateStore.open(dir);
     try {
+      report = new ReportFile(options.report ?? repairReportPath(dir, new Date()));
       for (const { table, key, value } of await state.rebuildWithoutDamage()) {
         report.line({ kind: 'value', table, key: keyName(key), keyBytes: b64(key), bytes: b64(value) });
       }

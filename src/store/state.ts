@@ -280,7 +280,7 @@ export const stateWriteHooks: {
  * kill the process at the first page past the end, and lmdb-js crashes on a file that is not its
  * LMDB's. A file that does not exist or has no bytes is LMDB's to make.
  */
-function refuseTruncated(path: string): void {
+export function refuseTruncated(path: string): void {
   let check: LmdbFileCheck;
   try {
     if (!existsSync(path) || statSync(path).size === 0) return;
@@ -367,7 +367,24 @@ export class StateStore {
   private writes = 0;
 
   private constructor(readonly dir: string) {
-    this.attach(openEnv(dir));
+    this.attachSafely(openEnv(dir));
+  }
+
+  /**
+   * attach(), with LMDB's refusals of the file's content as CORRUPTION naming it (a damaged flag of
+   * a sub-database's entry is MDB_INCOMPATIBLE, a last page set too low MDB_PAGE_NOTFOUND: raw
+   * lmdb-js errors, which the tools took for usage errors); LMDB's errors are negative, a system's
+   * (EIO, ...) positive and IO.
+   */
+  private attachSafely(root: RootDatabase): void {
+    try {
+      this.attach(root);
+    } catch (e) {
+      void root.close().catch(() => undefined);
+      const code = (e as { code?: unknown }).code;
+      const lmdb = typeof code === 'number' && code < 0;
+      throw new MemstoreError(lmdb ? 'CORRUPTION' : 'IO', `${statePath(this.dir)}: its sub-databases cannot be opened`, { file: statePath(this.dir), cause: e });
+    }
   }
 
   private attach(root: RootDatabase): void {
@@ -745,7 +762,7 @@ export class StateStore {
     } finally {
       rmSync(tmp, { force: true });
       rmSync(`${tmp}-lock`, { force: true });
-      if (closed) this.attach(openEnv(this.dir));
+      if (closed) this.attachSafely(openEnv(this.dir));
     }
   }
 
