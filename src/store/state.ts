@@ -278,9 +278,11 @@ export const stateWriteHooks: {
  * CORRUPTION when the LMDB file at `path` is shorter than the pages its last commit reaches, or its
  * first two pages are not LMDB's meta pages of this version (lmdb-file.ts): LMDB, mapping it, would
  * kill the process at the first page past the end, and lmdb-js crashes on a file that is not its
- * LMDB's. A file that does not exist or has no bytes is LMDB's to make.
+ * LMDB's. A file that does not exist or has no bytes is LMDB's to make. Called with the directory
+ * lock held: a process committing to the file meanwhile could be read half-way through writing a
+ * meta page (LMDB rewrites its roots and last page in place).
  */
-export function refuseTruncated(path: string): void {
+function refuseTruncated(path: string): void {
   let check: LmdbFileCheck;
   try {
     if (!existsSync(path) || statSync(path).size === 0) return;

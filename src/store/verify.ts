@@ -11,7 +11,7 @@ import { IndexFile, type IndexDamage } from './index-file.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
 import { DirectoryLock } from './lock.js';
-import { environmentKind, refuseTruncated, StateStore, type Checkpoint, type StoreConfig } from './state.js';
+import { environmentKind, StateStore, type Checkpoint, type StoreConfig } from './state.js';
 import { codeFits, validDictionary } from '../filter/columns.js';
 import { readColumnsFile } from './column-file.js';
 import { usableColumns } from './column-restore.js';
@@ -91,8 +91,6 @@ export function requireStore(dir: string): void {
   if (!existsSync(path)) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
   // An empty file is no LMDB environment: opening it made one there.
   if (statSync(path).size === 0) throw new MemstoreError('CORRUPTION', `${path} is empty: it holds no store state`, { file: path });
-  // Before a tool makes anything (repair's report): a file LMDB cannot map is CORRUPTION here.
-  refuseTruncated(path);
   const kind = environmentKind(path);
   // No key beside a store's files: a store that lost its state (its configuration is committed before any of them).
   if (kind === 'empty') refuseLostState(dir, true);
