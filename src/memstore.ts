@@ -173,15 +173,6 @@ function sizeOf(path: string): number {
   }
 }
 
-/** The size of the file at `path`, or undefined when it cannot be looked at (opening then meets the error). */
-function statSafely(path: string): number | undefined {
-  try {
-    return statSync(path).size;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * An embedded vector memory in one directory.
  *
@@ -849,7 +840,7 @@ export class MemStore {
     refuseLostState(dir);
     if (!existsSync(statePath(dir))) createConfig(opts, dir);
     else {
-      const kind = existsSync(statePath(dir)) && statSafely(statePath(dir)) === 0 ? 'empty' : environmentKind(statePath(dir));
+      const kind = environmentKind(statePath(dir));
       // Another program's LMDB environment under the state's name: a store made inside it had
       // written its sub-databases into that program's file.
       if (kind === 'foreign') {

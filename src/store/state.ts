@@ -282,7 +282,7 @@ export const stateWriteHooks: {
  * lock held: a process committing to the file meanwhile could be read half-way through writing a
  * meta page (LMDB rewrites its roots and last page in place).
  */
-function refuseTruncated(path: string): void {
+function refuseUnmappable(path: string): void {
   let check: LmdbFileCheck;
   try {
     if (!existsSync(path) || statSync(path).size === 0) return;
@@ -298,7 +298,7 @@ function refuseTruncated(path: string): void {
 
 /** 16 KiB pages: metadata values of a few KiB stay inline instead of taking overflow pages of their own. */
 function openEnv(dir: string, path = statePath(dir)): RootDatabase {
-  refuseTruncated(path);
+  refuseUnmappable(path);
   try {
     // Checkpoints are the only writers and each awaits its flush, so LMDB's own durability is all on.
     return open({ path, maxDbs: 8, compression: false, pageSize: 16384 });
@@ -311,15 +311,17 @@ function openEnv(dir: string, path = statePath(dir)): RootDatabase {
  * What the LMDB environment at `path` holds, looked at read-only (opening it as a store creates its
  * sub-databases: the tools had written into another program's environment, and open had made a
  * store inside it): 'store' when it has the sub-database a store keeps its configuration in,
- * 'empty' when it has no key at all (a store whose creation stopped before its first commit),
- * 'foreign' otherwise. Undefined when it cannot be opened so, or is a file of no bytes (which LMDB
- * opened read-only crashes the process on), a truncated one or another kind of file (lmdb-file.ts): the callers then go on
- * as before and meet the error there.
+ * 'empty' when it has no key at all (a store whose creation stopped before its first commit), a
+ * file of no bytes included, 'foreign' otherwise. Undefined when it cannot be opened so, a
+ * truncated file or another kind of file (lmdb-file.ts): the callers then go on as before and meet
+ * the error there.
  */
 export function environmentKind(path: string): 'store' | 'empty' | 'foreign' | undefined {
   let root: RootDatabase | undefined;
   try {
-    if (statSync(path).size === 0 || checkLmdbFile(path).kind !== 'whole') return undefined;
+    // No byte holds no key either (and LMDB opened read-only crashes the process on it).
+    if (statSync(path).size === 0) return 'empty';
+    if (checkLmdbFile(path).kind !== 'whole') return undefined;
     root = open({ path, readOnly: true, maxDbs: 8 });
     let any = false;
     for (const key of root.getKeys()) {
