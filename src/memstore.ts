@@ -846,9 +846,10 @@ export class MemStore {
       if (kind === 'foreign') {
         throw new MemstoreError('INVALID_ARGUMENT', `${dir}: its state.mdb is another program's LMDB environment (no store configuration in it); a store needs a directory of its own`, { file: statePath(dir) });
       }
-      // A state with no key at all is a creation stopped before its first commit, and is created
-      // again, unless the store's other files are there: then it is a store whose state was lost.
-      if (kind === 'empty') refuseLostState(dir, true);
+      // A state with no key at all, or no commit (LMDB's first write cut short), is a creation
+      // stopped before its first commit, and is created again, unless the store's other files are
+      // there: then it is a store whose state was lost.
+      if (kind === 'empty' || kind === 'unfinished') refuseLostState(dir, true);
     }
     if (internal.repairing !== true && existsSync(repairLogDir(dir))) {
       throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });

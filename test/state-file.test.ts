@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { cpSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { open } from 'lmdb';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { statePath } from '../src/store/files.js';
 import { checkLmdbFile } from '../src/store/lmdb-file.js';
@@ -161,4 +162,92 @@ test('state file: a state.mdb shorter than its last page in use, with only free 
   assert.equal(again.stats().count, vecs.length + 1);
   await again.close();
   assert.equal((await checkStore(dir)).problems.length, 0);
+});
+
+/** The bytes of LMDB's first write (both metas, txnid 0), as lmdb-js makes a new environment with the store's options. */
+async function firstWrite(): Promise<Buffer> {
+  const dir = tempDir('memstore-statefile-');
+  await open({ path: statePath(dir), maxDbs: 8, compression: false, pageSize: PAGE }).close();
+  return readFileSync(statePath(dir));
+}
+
+test("state file: a creation stopped during LMDB's first write (a prefix of it, either meta page zeros, zeros only, no byte) holds no commit: open makes the store again there, verify and repair call it CORRUPTION without writing, and beside a store's log it is CORRUPTION everywhere", async () => {
+  const first = await firstWrite();
+  assert.equal(first.length, 2 * PAGE);
+  assert.equal(first.readBigUInt64LE(TXNID_AT), 0n);
+  const zeroPage = (page: number): Buffer => {
+    const copy = Buffer.from(first);
+    copy.fill(0, page * PAGE, (page + 1) * PAGE);
+    return copy;
+  };
+  const cases: [string, Buffer][] = [
+    ['no byte', Buffer.alloc(0)],
+    ['10 bytes', first.subarray(0, 10)],
+    ['100 bytes', first.subarray(0, 100)],
+    ['page 0 only', first.subarray(0, PAGE)],
+    ['page 0 and 100 bytes of page 1', first.subarray(0, PAGE + 100)],
+    ['one byte short', first.subarray(0, 2 * PAGE - 1)],
+    ['page 1 zeros', zeroPage(1)],
+    ['page 0 zeros', zeroPage(0)],
+    ['4 KiB of zeros', Buffer.alloc(4096)],
+    ['two pages of zeros', Buffer.alloc(2 * PAGE)],
+  ];
+  for (const [what, bytes] of cases) {
+    const dir = tempDir('memstore-statefile-');
+    writeFileSync(statePath(dir), bytes);
+    assert.equal(checkLmdbFile(statePath(dir)).kind, 'unfinished', what);
+    await rejectsWith(() => checkStore(dir), 'CORRUPTION');
+    await rejectsWith(() => repairStore(dir), 'CORRUPTION');
+    assert.deepEqual(readFileSync(statePath(dir)), bytes, `${what}: the tools wrote nothing`);
+    const s = await MemStore.open(dir, { dim: DIM });
+    await s.add([{ id: 'a', vector: vecs[0]!, text: what }]);
+    await s.close();
+    const again = await MemStore.open(dir);
+    assert.equal((await again.get('a'))?.text, what);
+    await again.close();
+    assert.equal(checkLmdbFile(statePath(dir)).kind, 'whole', what);
+    assert.equal((await checkStore(dir)).problems.length, 0, what);
+  }
+  // Beside a store's files the same bytes are a store that lost its state: nothing is made over it.
+  const lost = await store();
+  writeFileSync(statePath(lost), first.subarray(0, PAGE + 100));
+  await refusedEverywhere(lost);
+  assert.deepEqual(readFileSync(statePath(lost)), first.subarray(0, PAGE + 100));
+});
+
+test('state file: what only looks like a first write is judged as before: both metas whole is an environment, a first write with a commit in it (a txnid, a tree, a last page) is judged by its metas, one with a wrong page number, or zeros past two pages, is invalid', async () => {
+  const first = await firstWrite();
+  const dir = tempDir('memstore-statefile-');
+  writeFileSync(statePath(dir), first);
+  assert.equal(checkLmdbFile(statePath(dir)).kind, 'whole');
+  const s = await MemStore.open(dir, { dim: DIM });
+  await s.close();
+  const patched = (at: number, value: bigint, size = PAGE + 200): Buffer => {
+    const copy = Buffer.from(first.subarray(0, size));
+    copy.writeBigUInt64LE(value, at);
+    return copy;
+  };
+  const rootPastEnd = (): Buffer => {
+    const copy = patched(LAST_PAGE_AT, 5n);
+    copy.writeBigUInt64LE(3n, MAIN_ROOT_AT);
+    return copy;
+  };
+  const cases: [string, Buffer, 'whole' | 'truncated' | 'invalid'][] = [
+    ['meta 0 of txnid 1', patched(TXNID_AT, 1n), 'whole'],
+    ['a main tree with a root past the end', rootPastEnd(), 'truncated'],
+    ['meta 1 of txnid 1', patched(PAGE + TXNID_AT, 1n), 'whole'],
+    ['a main tree with a root past its last page', patched(MAIN_ROOT_AT, 2n), 'invalid'],
+    ['a last page of 5', patched(LAST_PAGE_AT, 5n), 'whole'],
+    ['page 0 numbered 1', patched(0, 1n, 100), 'invalid'],
+    ['three pages of zeros', Buffer.alloc(3 * PAGE), 'invalid'],
+    ['random bytes', Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 2654435761) >>> 24)), 'invalid'],
+  ];
+  for (const [what, bytes, kind] of cases) {
+    const bad = tempDir('memstore-statefile-');
+    writeFileSync(statePath(bad), bytes);
+    assert.equal(checkLmdbFile(statePath(bad)).kind, kind, what);
+    if (kind === 'whole') continue;
+    await rejectsWith(() => MemStore.open(bad, { dim: DIM }), 'CORRUPTION');
+    assert.deepEqual(readFileSync(statePath(bad)), bytes, `${what}: open wrote nothing`);
+  }
 });

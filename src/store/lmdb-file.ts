@@ -28,14 +28,24 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
  * counted but never written. So then every page reachable from the newest meta's trees (the free
  * pages' tree, the main tree and each sub-database in it) is visited, and the file is truncated
  * when one of them lies past its end.
+ *
+ * A file no longer than its two meta pages whose pages each hold zeros or (a prefix of) LMDB's first
+ * write is 'unfinished': LMDB makes a new environment by writing both metas at once (page 0 and
+ * page 1, txnid 0, both trees empty, last page 1), and a process killed, or a machine that lost
+ * power, during that write leaves a prefix of it, or a length whose bytes never reached the disk.
+ * No commit can be in such a file: a commit's pages lie past the two metas, and its meta has a
+ * txnid of 1 or more. Each field of the first write is checked as far as the file holds it whole
+ * (not the map size and address, which lmdb-js chooses); one that differs makes the file
+ * 'invalid', as before. Both metas whole is a finished environment, judged as any other.
  */
 export interface LmdbFileCheck {
   /**
    * 'whole': every page reached is in the file. 'truncated': it ends before a page its last commit
    * reaches. 'invalid': page 0 or 1 is not a meta page of this LMDB's data version (another file, or
    * damage), which lmdb-js, opening it, answers with a segmentation fault, not an error.
+   * 'unfinished': the file has no byte, or is a cut-short first write (above), and holds no commit.
    */
-  readonly kind: 'whole' | 'truncated' | 'invalid';
+  readonly kind: 'whole' | 'truncated' | 'invalid' | 'unfinished';
   /** For 'truncated': the file's bytes, the bytes its pages need, and the first page past its end met. */
   readonly size?: number;
   readonly needed?: number;
@@ -87,11 +97,53 @@ function metaAt(buf: Buffer, at: number): Meta | undefined {
   };
 }
 
-/** Checks the LMDB data file at `path`, of at least one byte (LmdbFileCheck); throws what opening or reading it throws. */
+/** The u64 fields of a meta that LMDB's first write sets, by offset within the meta's page, each with its value (the page's own number is added per page). */
+const FIRST_WRITE_U64: readonly (readonly [number, bigint])[] = [
+  [FREE_DB + 8, 0n], [FREE_DB + 16, 0n], [FREE_DB + 24, 0n], [FREE_DB + 32, 0n], [FREE_DB + DB_ROOT, NO_PAGE],
+  [MAIN_DB + 8, 0n], [MAIN_DB + 16, 0n], [MAIN_DB + 24, 0n], [MAIN_DB + 32, 0n], [MAIN_DB + DB_ROOT, NO_PAGE],
+  [LAST_PAGE, 1n], [META_TXNID, 0n],
+];
+
+/** Whether `bytes`, the start of page `pageNo`, agree with LMDB's first write of that meta page in every field they hold whole. */
+function isFirstWrite(bytes: Buffer, pageNo: number): boolean {
+  const has = (at: number, width: number): boolean => bytes.length >= at + width;
+  if (has(0, 8) && bytes.readBigUInt64LE(0) !== BigInt(pageNo)) return false;
+  if (has(18, 2) && (bytes.readUInt16LE(18) & P_META) === 0) return false;
+  if (has(META_AT, 4) && bytes.readUInt32LE(META_AT) !== MAGIC) return false;
+  if (has(META_AT + 4, 4) && bytes.readUInt32LE(META_AT + 4) !== DATA_VERSION) return false;
+  for (const [at, value] of FIRST_WRITE_U64) if (has(at, 8) && bytes.readBigUInt64LE(at) !== value) return false;
+  return true;
+}
+
+/** The store's page size (state.ts): a first write whose page 0 never reached the disk is measured in it. */
+const STORE_PAGE = 16384;
+
+/** Whether the file of `size` bytes is a cut-short first write of an environment, or zeros (LmdbFileCheck, 'unfinished'). */
+function isUnfinished(fd: number, size: number): boolean {
+  if (size > 2 * 65536) return false;
+  const bytes = Buffer.alloc(size);
+  readSync(fd, bytes, 0, size, 0);
+  const zeros = (part: Buffer): boolean => part.every((b) => b === 0);
+  const head = bytes.subarray(0, META_BYTES);
+  if (!zeros(head) && !isFirstWrite(head, 0)) return false;
+  let pageSize = STORE_PAGE;
+  if (!zeros(head) && size >= FREE_DB + 4) {
+    pageSize = bytes.readUInt32LE(FREE_DB);
+    if (!(pageSize >= 512 && pageSize <= 65536 && (pageSize & (pageSize - 1)) === 0)) return false;
+  }
+  if (size > 2 * pageSize) return false;
+  const second = bytes.subarray(pageSize, pageSize + META_BYTES);
+  if (!zeros(second) && !isFirstWrite(second, 1)) return false;
+  // Both metas there whole is a finished environment (no commit yet), which LMDB opens as it is.
+  return !(size === 2 * pageSize && metaAt(head, 0) !== undefined && metaAt(second, 0) !== undefined);
+}
+
+/** Checks the LMDB data file at `path` (LmdbFileCheck); throws what opening or reading it throws. */
 export function checkLmdbFile(path: string): LmdbFileCheck {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
+    if (isUnfinished(fd, size)) return { kind: 'unfinished' };
     const first = Buffer.alloc(Math.min(size, META_BYTES));
     readSync(fd, first, 0, first.length, 0);
     const zero = metaAt(first, 0);

@@ -1,4 +1,4 @@
-import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
@@ -13,7 +13,7 @@ import { rotatedDim } from '../space/rotation.js';
 import { isRqCodec } from '../codec/codec.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { decodeWireDoc, type WireDoc } from './doc-wire.js';
-import { FILES, statePath, syncDirSync } from './files.js';
+import { FILES, refuseLostState, statePath, syncDirSync } from './files.js';
 
 /**
  * Bumped when the meaning of persisted records changes; older readers refuse newer stores. 6: an rq
@@ -278,17 +278,27 @@ export const stateWriteHooks: {
  * CORRUPTION when the LMDB file at `path` is shorter than the pages its last commit reaches, or its
  * first two pages are not LMDB's meta pages of this version (lmdb-file.ts): LMDB, mapping it, would
  * kill the process at the first page past the end, and lmdb-js crashes on a file that is not its
- * LMDB's. A file that does not exist or has no bytes is LMDB's to make. Called with the directory
- * lock held: a process committing to the file meanwhile could be read half-way through writing a
- * meta page (LMDB rewrites its roots and last page in place).
+ * LMDB's. A file that does not exist is LMDB's to make; one that holds no commit ('unfinished': no
+ * byte, or a creation stopped during LMDB's first write, which LMDB cannot open) is emptied for
+ * LMDB to make again, unless the store's other files are beside it (files.ts, refuseLostState).
+ * Called with the directory lock held: a process committing to the file meanwhile could be read
+ * half-way through writing a meta page (LMDB rewrites its roots and last page in place).
  */
-function refuseUnmappable(path: string): void {
+function refuseUnmappable(dir: string, path: string): void {
   let check: LmdbFileCheck;
   try {
-    if (!existsSync(path) || statSync(path).size === 0) return;
+    if (!existsSync(path)) return;
     check = checkLmdbFile(path);
   } catch (e) {
     throw new MemstoreError('IO', `cannot read ${path}`, { cause: e });
+  }
+  if (check.kind === 'unfinished') {
+    refuseLostState(dir, true);
+    try {
+      emptyDurably(path);
+    } catch (e) {
+      throw new MemstoreError('IO', `cannot empty the unfinished ${path}`, { cause: e });
+    }
   }
   if (check.kind === 'truncated') {
     throw new MemstoreError('CORRUPTION', `${path} is truncated: ${check.size} bytes, its last commit reaches page ${check.page} (${check.needed} bytes)`, { file: path, offset: check.size });
@@ -296,9 +306,21 @@ function refuseUnmappable(path: string): void {
   if (check.kind === 'invalid') throw new MemstoreError('CORRUPTION', `${path} is not an LMDB data file of this version, or its first pages are damaged`, { file: path, offset: 0 });
 }
 
+/** Cuts the file at `path` to no bytes, durably: LMDB then writes a new environment's first pages into it. */
+function emptyDurably(path: string): void {
+  const fd = openSync(path, 'r+');
+  try {
+    if (fstatSync(fd).size === 0) return;
+    ftruncateSync(fd, 0);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** 16 KiB pages: metadata values of a few KiB stay inline instead of taking overflow pages of their own. */
 function openEnv(dir: string, path = statePath(dir)): RootDatabase {
-  refuseUnmappable(path);
+  refuseUnmappable(dir, path);
   try {
     // Checkpoints are the only writers and each awaits its flush, so LMDB's own durability is all on.
     return open({ path, maxDbs: 8, compression: false, pageSize: 16384 });
@@ -311,17 +333,18 @@ function openEnv(dir: string, path = statePath(dir)): RootDatabase {
  * What the LMDB environment at `path` holds, looked at read-only (opening it as a store creates its
  * sub-databases: the tools had written into another program's environment, and open had made a
  * store inside it): 'store' when it has the sub-database a store keeps its configuration in,
- * 'empty' when it has no key at all (a store whose creation stopped before its first commit), a
- * file of no bytes included, 'foreign' otherwise. Undefined when it cannot be opened so, a
- * truncated file or another kind of file (lmdb-file.ts): the callers then go on as before and meet
- * the error there.
+ * 'empty' when it has no key at all (a store whose creation stopped before its first commit),
+ * 'unfinished' when it holds no commit (no byte, or a creation stopped during LMDB's first write:
+ * lmdb-file.ts), 'foreign' otherwise. Undefined when it cannot be opened so, a truncated file or
+ * another kind of file (lmdb-file.ts): the callers then go on as before and meet the error there.
  */
-export function environmentKind(path: string): 'store' | 'empty' | 'foreign' | undefined {
+export function environmentKind(path: string): 'store' | 'empty' | 'unfinished' | 'foreign' | undefined {
   let root: RootDatabase | undefined;
   try {
-    // No byte holds no key either (and LMDB opened read-only crashes the process on it).
-    if (statSync(path).size === 0) return 'empty';
-    if (checkLmdbFile(path).kind !== 'whole') return undefined;
+    const check = checkLmdbFile(path).kind;
+    // LMDB opened read-only crashes the process on a file of no bytes, and fails on a cut-short first write.
+    if (check === 'unfinished') return 'unfinished';
+    if (check !== 'whole') return undefined;
     root = open({ path, readOnly: true, maxDbs: 8 });
     let any = false;
     for (const key of root.getKeys()) {

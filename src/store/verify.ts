@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { nodeFileLayer } from '../../io/file-layer.js';
 import { isWalError } from '../../wal/errors.js';
 import { salvageLog } from '../../wal/salvage.js';
@@ -89,11 +89,12 @@ export function requireStore(dir: string): void {
   refuseLostState(dir);
   const path = statePath(dir);
   if (!existsSync(path)) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
-  // An empty file is no LMDB environment: opening it made one there.
-  if (statSync(path).size === 0) throw new MemstoreError('CORRUPTION', `${path} is empty: it holds no store state`, { file: path });
   const kind = environmentKind(path);
-  // No key beside a store's files: a store that lost its state (its configuration is committed before any of them).
-  if (kind === 'empty') refuseLostState(dir, true);
+  // No key or no commit beside a store's files: a store that lost its state (its configuration is
+  // committed before any of them).
+  if (kind === 'empty' || kind === 'unfinished') refuseLostState(dir, true);
+  // No commit at all is no LMDB environment yet: opening it made one there (or crashed, on no byte).
+  if (kind === 'unfinished') throw new MemstoreError('CORRUPTION', `${path} holds no store state: its creation stopped before LMDB's first pages were written`, { file: path });
   if (kind === 'foreign' || kind === 'empty') throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (its ${FILES.state} is an LMDB environment without a store configuration)`, { file: path });
 }
 
