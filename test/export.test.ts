@@ -211,6 +211,32 @@ test('memstore export and import: exit 0 and a round trip through the command li
   sameRecords(await recordsOf(dir), await recordsOf(into));
 });
 
+test('memstore export of a store that is not cosine into JSONL (which carries no metric) names the --metric its import needs; import with it searches as the store did', async () => {
+  const vectors = [[1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1], [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 9]];
+  const dir = await makeStore(vectors.map((vector, i) => ({ id: `v${i}`, vector })), 'l2');
+  const file = join(tempDir(), 'out.jsonl');
+  const out = await cliResult(['export', dir, '--out', file]);
+  assert.equal(out.code, 0, out.stderr);
+  assert.ok(out.stdout.includes('--metric l2'), out.stdout);
+  const into = join(tempDir(), 'store');
+  mkdirSync(into);
+  assert.equal((await cliResult(['import', file, into, '--metric', 'l2'])).code, 0);
+  const [a, b] = await Promise.all([dir, into].map(async (d) => {
+    const s = await MemStore.open(d);
+    const hits = await s.search([1, 1, 1, 1, 1, 1, 8], { k: 3, exact: true });
+    await s.close();
+    return hits.map((h) => h.id);
+  }));
+  assert.deepEqual(b, a);
+  assert.deepEqual(a, ['v2', 'v0', 'v1']);
+  const cosine = await makeStore([{ id: 'a', vector: vectors[0]! }], 'cosine');
+  const plain = await cliResult(['export', cosine, '--out', join(tempDir(), 'c.jsonl')]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.ok(!plain.stdout.includes('--metric'), plain.stdout);
+  const parquet = await cliResult(['export', dir, '--out', join(tempDir(), 'l2.parquet')]);
+  assert.ok(!parquet.stdout.includes('--metric'), 'Arrow and Parquet carry the metric');
+});
+
 test('import reads an Arrow file another tool wrote: a list of float64 vectors, no text or meta column, no memstore metadata', async () => {
   const arrow = await import('apache-arrow');
   const vectors = [

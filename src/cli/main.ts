@@ -150,9 +150,11 @@ program
   .description('write every record (id, vector as added, text, metadata) to a JSONL, Arrow or Parquet file for a bigger engine')
   .action(async (dir: string, flags: { out: string; format?: ExportFormat }) => {
     const progress = new Progress('exporting records');
-    const { records, format } = await exportStore(dir, flags.out, { ...(flags.format === undefined ? {} : { format: flags.format }), onProgress: progress.report });
+    const { records, format, metric } = await exportStore(dir, flags.out, { ...(flags.format === undefined ? {} : { format: flags.format }), onProgress: progress.report });
     progress.done();
-    process.stdout.write(`exported ${records} records to ${flags.out} (${format})\n`);
+    // Import reads JSONL as cosine unless told: a store of another metric would come back searching by the wrong one.
+    const told = format === 'jsonl' && metric !== 'cosine' ? `; the file carries no metric: import it with --metric ${metric}` : '';
+    process.stdout.write(`exported ${records} records to ${flags.out} (${format})${told}\n`);
   });
 
 program

@@ -1,4 +1,5 @@
 import { MemStore, type StoredRecord } from '../memstore.js';
+import type { Metric } from '../options.js';
 import { requireStore } from '../store/verify.js';
 import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { writeAtomically, writeFile } from './files.js';
@@ -17,8 +18,9 @@ export interface ExportOptions {
  * opened as usual (LOCKED while another process has it); `out` appears whole or not at all, and is
  * never overwritten. A damaged record stops the export with its CORRUPTION (`memstore repair`
  * first). Without full vectors kept (`rescore: false`), the vectors are the codes' reconstructions.
+ * Returns the store's metric too: a JSONL file does not carry it, so its import must be told.
  */
-export async function exportStore(dir: string, out: string, options: ExportOptions = {}): Promise<{ records: number; format: ExportFormat }> {
+export async function exportStore(dir: string, out: string, options: ExportOptions = {}): Promise<{ records: number; format: ExportFormat; metric: Metric }> {
   const format = resolveFormat(options.format, out);
   requireStore(dir);
   const store = await MemStore.open(dir, { cache: false });
@@ -50,7 +52,7 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
       }
     }
     await writeAtomically(out, (temp) => writeFile(format, temp, { dim, metric, batches }));
-    return { records, format };
+    return { records, format, metric };
   } finally {
     await store.close();
   }
