@@ -65,9 +65,26 @@ test('page sums: after any joins and leaves, the mean is bit for bit the one sum
       for (const [k, v] of live.members) fresh.members.set(k, v);
       fresh.sums.recompute(0);
       assert.deepEqual(meanOf(live), meanOf(fresh));
+      // Opening sums each page from a block of its decoded members (recomputeDecoded): the same grid and sums.
+      const opened = page();
+      const block = new Float32Array((live.members.size + 1) * DIM).fill(7);
+      [...live.members.values()].forEach((v, i) => block.set(v, i * DIM));
+      opened.sums.recomputeDecoded(0, block, live.members.size);
+      for (const [k, v] of live.members) opened.members.set(k, v);
+      assert.deepEqual(meanOf(opened), meanOf(live));
     }),
     { numRuns: 400 },
   );
+});
+
+test('page sums: a block of decoded members too small for the count given is a RangeError, before any sum changes', () => {
+  const p = page();
+  const v = Float32Array.from([1, 2, 3, 4, 5]);
+  p.members.set(0, v);
+  p.sums.joined(0, v, 1);
+  const before = meanOf(p);
+  assert.throws(() => p.sums.recomputeDecoded(0, new Float32Array(DIM), 2), RangeError);
+  assert.deepEqual(meanOf(p), before);
 });
 
 test('page sums: the mean is the float64 mean within 2^-24 of the largest magnitude, and zero for an empty page', () => {

@@ -421,3 +421,35 @@ test('pages: the slot map holds exactly the slots reserved, and grows past them 
     store.free();
   }
 });
+
+test('pages: decodePage decodes every vector of a page, in slotsOf order, as decode does one at a time (int8, fp8, f16, and rq in the fast-scan layout); too little room is a RangeError', () => {
+  const next = rng(43);
+  const cases: [Codec, number][] = [[getCodec('int8'), DIM], [getCodec('fp8-e4m3'), DIM], [getCodec('f16'), DIM], [rq2Codec, 64], [rq1Codec, 32]];
+  for (const [codec, dim] of cases) {
+    const store = new PageStore(codec, dim);
+    try {
+      for (let p = 0; p < 3; p++) store.addPage();
+      const code = new Uint8Array(codec.codeBytes(dim));
+      // Removals leave rows moved within their page: decodePage reads the rows as they are then.
+      for (let slot = 0; slot < 90; slot++) {
+        const scale = codec.encode(Float32Array.from({ length: dim }, () => gaussian(next)), code);
+        store.add(slot, slot % 3, code, scale);
+      }
+      for (let slot = 0; slot < 90; slot += 7) store.remove(slot);
+      for (let p = 0; p < 3; p++) {
+        const slots = store.slotsOf(p);
+        const got = new Float32Array((slots.length + 1) * dim).fill(5);
+        store.decodePage(p, got);
+        const one = new Float32Array(dim);
+        slots.forEach((slot, row) => {
+          store.decode(slot, one);
+          assert.deepEqual(got.subarray(row * dim, (row + 1) * dim), one, `${codec.name} page ${p} row ${row}`);
+        });
+        assert.ok(got.subarray(slots.length * dim).every((x) => x === 5), 'nothing written past the page');
+        assert.throws(() => store.decodePage(p, new Float32Array(slots.length * dim - 1)), RangeError);
+      }
+    } finally {
+      store.free();
+    }
+  }
+});

@@ -219,8 +219,13 @@ export class PageClusters {
       if (page >= 0) this.pages.add(slot, page, staging.codeOf(slot), staging.scaleOf(slot));
     }
     for (let p = this.pages.pageCount - 1; p >= 0; p--) if (this.pages.sizeOf(p) === 0) this.dropEmpty(p);
+    // Every page summed, each member decoded once into a block the size of the largest page, dropped after.
+    let largest = 0;
+    for (let p = 0; p < this.pages.pageCount; p++) largest = Math.max(largest, this.pages.sizeOf(p));
+    const members = new Float32Array(largest * this.dim);
     for (let p = 0; p < this.pages.pageCount; p++) {
-      this.sums.recompute(p);
+      this.pages.decodePage(p, members);
+      this.sums.recomputeDecoded(p, members, this.pages.sizeOf(p));
       this.pages.fit(p);
       this.router.set(p, this.centroidOf(p));
     }

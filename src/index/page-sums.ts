@@ -21,9 +21,10 @@ function exponentOf(m: number): number {
   return Math.max(LEAST_EXPONENT, ((words[1]! >>> 20) & 0x7ff) - 1023);
 }
 
-function largestMagnitude(v: Float32Array): number {
+/** The largest |v[i]| of the `dim` values of `v` from `at`. */
+function largestMagnitude(v: Float32Array, at = 0, dim = v.length): number {
   let m = 0;
-  for (let i = 0; i < v.length; i++) {
+  for (let i = at; i < at + dim; i++) {
     const a = Math.abs(v[i]!);
     if (a > m) m = a;
   }
@@ -134,12 +135,13 @@ export class PageSums {
 
   /** Sums `page` afresh from its members: its grid from their largest magnitude and their count, then their multiples. */
   recompute(page: number): void {
+    // The grid needs every member before any can be summed: a pass for it, then one to sum. Decoding
+    // twice costs less than keeping the decoded members of the largest page (512 KiB at 512-d,
+    // 10 bytes a vector at 50k, held for good); opening, which sums every page, decodes each once
+    // into a block it drops after (recomputeDecoded).
     let top = EMPTY;
     let atTop = 0;
     let count = 0;
-    // The grid needs every member before any can be summed: a pass for it, then one to sum. Decoding
-    // twice costs less than keeping the decoded members of the largest page (512 KiB at 512-d,
-    // 10 bytes a vector at 50k, held for good).
     this.visit(page, this.scratch, (v) => {
       const e = exponentOf(largestMagnitude(v));
       if (e > top) {
@@ -150,12 +152,35 @@ export class PageSums {
       }
       count++;
     });
+    this.setGrid(page, top, atTop, count);
+    this.visit(page, this.scratch, (v) => this.accumulate(page, v, 1));
+  }
+
+  /** recompute(`page`) from its `count` members' decoded vectors, one after another in `members`. */
+  recomputeDecoded(page: number, members: Float32Array, count: number): void {
+    const dim = this.dim;
+    if (members.length < count * dim) throw new RangeError(`room for ${members.length / dim} members, not ${count}`);
+    let top = EMPTY;
+    let atTop = 0;
+    for (let at = 0; at < count * dim; at += dim) {
+      const e = exponentOf(largestMagnitude(members, at, dim));
+      if (e > top) {
+        top = e;
+        atTop = 1;
+      } else if (e === top) {
+        atTop++;
+      }
+    }
+    this.setGrid(page, top, atTop, count);
+    for (let at = 0; at < count * dim; at += dim) this.accumulate(page, members, 1, at);
+  }
+
+  private setGrid(page: number, top: number, atTop: number, count: number): void {
     this.exponents[page] = top;
     this.atTop[page] = atTop;
     this.countBits[page] = this.gridCountBits(count);
     this.stale[page] = false;
     this.sums[page]!.fill(0);
-    this.visit(page, this.scratch, (v) => this.accumulate(page, v, 1));
   }
 
   /** The mean of `page`'s `count` members into `out` (float32 rounding of the exact mean's float64 quotient); zeros when empty. */
@@ -175,14 +200,15 @@ export class PageSums {
     return Math.max(this.leastCountBits, bitsFor(count));
   }
 
-  private accumulate(page: number, v: Float32Array, sign: 1 | -1): void {
+  /** Adds (or takes away) the multiples of the vector at `at` in `v`. */
+  private accumulate(page: number, v: Float32Array, sign: 1 | -1, at = 0): void {
     const sum = this.sums[page]!;
     const dim = this.dim;
     // |v| < 2^(E+1), so each multiple is below 2^P. Rounded as floor(x + 0.5), the same function
     // wherever a value is summed (Math.round costs 3x as much here), before the sign is applied:
     // halves go up, so the multiple of −x may not be minus that of x.
     const up = 2 ** (SUM_BITS - this.countBits[page]! - 1 - this.exponents[page]!);
-    if (sign === 1) for (let i = 0; i < dim; i++) sum[i] = (sum[i]! + (Math.floor(v[i]! * up + 0.5) | 0)) | 0;
-    else for (let i = 0; i < dim; i++) sum[i] = (sum[i]! - (Math.floor(v[i]! * up + 0.5) | 0)) | 0;
+    if (sign === 1) for (let i = 0; i < dim; i++) sum[i] = (sum[i]! + (Math.floor(v[at + i]! * up + 0.5) | 0)) | 0;
+    else for (let i = 0; i < dim; i++) sum[i] = (sum[i]! - (Math.floor(v[at + i]! * up + 0.5) | 0)) | 0;
   }
 }

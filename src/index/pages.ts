@@ -279,6 +279,25 @@ export class PageStore {
     this.codec.decode(this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), this.mem.f32()[(p.scales >> 2) + row]!, out);
   }
 
+  /** The decoded codes of every vector of `page`, in row order (slotsOf's), one after another into `out` (room for sizeOf(page) × dim). */
+  decodePage(page: number, out: Float32Array): void {
+    const p = this.pageAt(page);
+    const dim = this.dim;
+    if (out.length < p.count * dim) throw new RangeError(`room for ${out.length / dim} vectors, not ${p.count}`);
+    const fast = this.fast;
+    const u8 = this.mem.u8();
+    const scales = this.mem.f32();
+    const codeBytes = this.codec.codeBytes(dim);
+    for (let row = 0; row < p.count; row++) {
+      const into = out.subarray(row * dim, (row + 1) * dim);
+      if (fast !== undefined) fast.decode(p, row, into);
+      else {
+        const at = p.codes + row * this.stride;
+        this.codec.decode(u8.subarray(at, at + codeBytes), scales[(p.scales >> 2) + row]!, into);
+      }
+    }
+  }
+
   /**
    * An rq code's ‖e‖ and ‖r‖² (RqCodec.residualError, normSquared) and its factor F, of the vector
    * in `slot`, into `out[0..3)`: what the rescoring bound reads of each candidate, without a code.
