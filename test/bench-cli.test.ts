@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { tableFileFor } from '../src/cli/bench.js';
 import { CODEC_NAMES } from '../src/codec/codec.js';
 import { MemStore } from '../src/index.js';
 import { bruteForce, loadFixture, recall, tempDir } from './helpers.js';
@@ -137,4 +138,15 @@ test('memstore bench rejects an unknown codec in --codecs with exit code 2, and 
   const out = tempDir();
   await assert.rejects(run(process.execPath, [cli, 'bench', '--quick', '--out', out, '--codecs', 'int8,rq3']), (e: { code: number }) => e.code === 2);
   assert.ok(!existsSync(join(out, 'results.json')));
+});
+
+test("memstore bench --json FILE puts the table beside it under FILE's name with .md, and leaves a results.md already in that directory as it was", async () => {
+  const out = tempDir();
+  writeFileSync(join(out, 'results.md'), 'my own notes\n');
+  await run(process.execPath, [cli, 'bench', '--quick', '--codecs', 'int8', '--pca', 'none', '--no-hnsw', '--no-index', '--json', join(out, 'run.json'), '--chart', join(out, 'run.svg')], { cwd: out, maxBuffer: 1 << 24 });
+  assert.equal(readFileSync(join(out, 'results.md'), 'utf8'), 'my own notes\n');
+  assert.match(readFileSync(join(out, 'run.md'), 'utf8'), /\| configuration \|/);
+  assert.ok(existsSync(join(out, 'run.json')));
+  assert.equal(tableFileFor(join(out, 'report')), join(out, 'report.md'));
+  assert.equal(tableFileFor(join(out, 'report.md')), join(out, 'report.md.md'), 'never the JSON file itself');
 });

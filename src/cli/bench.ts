@@ -119,12 +119,21 @@ function checkWritable(file: string, option: string): void {
   }
 }
 
+/**
+ * Where the table goes: beside the JSON, under its name with `.md` for `.json` (`results.json` →
+ * `results.md`; a name without `.json` gets `.md` added). It was `results.md` in the JSON's
+ * directory, whatever the JSON was called: `--json ~/notes/run.json` wrote over `~/notes/results.md`.
+ */
+export function tableFileFor(jsonFile: string): string {
+  const path = resolve(jsonFile);
+  return `${path.endsWith('.json') ? path.slice(0, -'.json'.length) : path}.md`;
+}
+
 export async function bench(flags: BenchFlags): Promise<void> {
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   const jsonFile = flags.json ?? join(flags.out, 'results.json');
   const chartFile = flags.chart ?? join(flags.out, 'results.svg');
-  // The table beside the JSON.
-  const mdFile = join(dirname(resolve(jsonFile)), 'results.md');
+  const mdFile = tableFileFor(jsonFile);
   if (flags.kernels !== true) {
     checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');
     checkWritable(mdFile, flags.json === undefined ? '--out' : '--json');
