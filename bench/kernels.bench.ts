@@ -22,6 +22,7 @@ import {
   type Kernels,
   type RqBits,
 } from '../src/kernels/index.js';
+import { PageSums } from '../src/index/page-sums.js';
 import { writeTables } from '../src/scan/fast-scan-lut.js';
 import { modelMatrix, projectorOf } from '../src/pca/projector.js';
 import { fitRotation } from '../src/space/rotation.js';
@@ -34,7 +35,8 @@ import { dot, squaredDistance } from '../src/vector.js';
  * against vector.ts, whose numbers they reproduce; the gather kernel, which scores vectors
  * scattered over the index (a cache pool) in one call per run; and the rotated-code kernels,
  * popcount and fast scan, against the int8-query kernel they would stand in for; the builder of
- * a query's fast-scan tables against writeTables; and an rq query's rotation, structured and dense.
+ * a query's fast-scan tables against writeTables; an rq query's rotation, structured and dense;
+ * and a page's sums made afresh, by the page-sum kernels and in JavaScript.
  */
 
 export interface KernelBenchOptions {
@@ -575,6 +577,56 @@ export function formatKernelTable(rows: readonly KernelBenchRow[]): string {
   return lines.join('\n');
 }
 
+/** Microseconds to sum one page's decoded members (the page-sum kernels against PageSums' JavaScript). */
+export interface PageSumsBenchRow {
+  readonly rows: number;
+  readonly dim: number;
+  readonly wasmUs: number;
+  readonly jsUs: number;
+}
+
+/**
+ * A page's sums made afresh (page-sums.ts; KERNELS.md, "Page sums"), as opening makes every page's:
+ * `rows` Gaussian members of `dim` decoded in linear memory, summed by recomputeInMemory (the
+ * kernels), and by recompute (the JavaScript path of a page summed again after a split, which visits
+ * its members twice, here from the same block).
+ */
+async function benchPageSums(rows: number, dim: number, timeMs: number): Promise<PageSumsBenchRow> {
+  const k = kernels();
+  const members = Array.from({ length: rows }, () => Float32Array.from({ length: dim }, () => gaussian() / Math.sqrt(dim)));
+  const block = k.memory.alloc(4 * rows * dim);
+  const scratch = k.memory.alloc(4 * (rows + dim));
+  members.forEach((v, r) => k.memory.f32().set(v, (block >> 2) + r * dim));
+  const sums = new PageSums(dim, 2 * rows, (_page, into, each) => {
+    for (const v of members) {
+      into.set(v);
+      each(into);
+    }
+  });
+  sums.addPage();
+  try {
+    const bench = new Bench({ time: timeMs, warmupTime: timeMs / 3 });
+    bench.add('wasm', () => sums.recomputeInMemory(0, block, rows, scratch));
+    bench.add('js', () => sums.recompute(0));
+    await bench.run();
+    return { rows, dim, wasmUs: nsPerVector(bench, 'wasm', 1) / 1000, jsUs: nsPerVector(bench, 'js', 1) / 1000 };
+  } finally {
+    k.memory.free(scratch, 4 * (rows + dim));
+    k.memory.free(block, 4 * rows * dim);
+  }
+}
+
+/** The page sums' table (`node dist/bench/kernels.bench.js page-sums`); runKernelBench ends with it too. */
+export async function runPageSumsBench(options: { readonly dims?: readonly number[]; readonly timeMs?: number; readonly write?: (line: string) => void } = {}): Promise<PageSumsBenchRow[]> {
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const rows: PageSumsBenchRow[] = [];
+  for (const dim of options.dims ?? [100, 128, 512]) rows.push(await benchPageSums(192, dim, options.timeMs ?? 300));
+  const lines = ['| a page summed afresh: members x dim | page-sum kernels µs | JavaScript (recompute) µs | ratio |', '|---|---:|---:|---:|'];
+  for (const r of rows) lines.push(`| ${r.rows} x ${r.dim} | ${r.wasmUs.toFixed(1)} | ${r.jsUs.toFixed(1)} | ${(r.wasmUs / r.jsUs).toFixed(2)} |`);
+  write(lines.join('\n'));
+  return rows;
+}
+
 /** Runs the suite, writes the markdown table through `write` (stdout by default) and returns the rows. */
 export async function runKernelBench(options: KernelBenchOptions = {}): Promise<KernelBenchRow[]> {
   const opts: Required<KernelBenchOptions> = {
@@ -604,6 +656,8 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
   await runTablesBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
   opts.write('');
   await runRotationBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
+  opts.write('');
+  await runPageSumsBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
   return rows;
 }
 
@@ -611,5 +665,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv[2] === 'rq') await runRqBench();
   else if (process.argv[2] === 'tables') await runTablesBench();
   else if (process.argv[2] === 'rotation') await runRotationBench();
+  else if (process.argv[2] === 'page-sums') await runPageSumsBench();
   else await runKernelBench();
 }

@@ -17,7 +17,9 @@ import {
   FLOAT_NORMED_CODECS,
   referenceFloatCodeNorm,
   int8CodeNorm,
+  referenceRowMaxAbs,
   referenceSelectAtLeast,
+  referenceSumMultiples,
   referenceHamming,
   referenceQueryShift,
   referenceSignSketch,
@@ -977,4 +979,77 @@ it('linear memory, guarded: a write past a block is caught when it is freed and 
     LinearMemory.guardBlocks = was;
   }
   mem.free(plain, 40);
+});
+
+describe('page-sum kernels: the largest magnitude of each row, and the rows summed on a grid', () => {
+  /** Float32 values of every kind a decoded page can hold, and those no codec makes (±∞, NaN), in rows of `dim`. */
+  const values = fc.oneof(
+    fc.float({ noDefaultInfinity: false }),
+    fc.constantFrom(0, -0, 2 ** -149, -(2 ** -149), 3e38, -3e38, 0.5, -0.5, 0.49999997, 1.5, -2.5, Infinity, -Infinity, NaN),
+    fc.float({ min: -1, max: 1, noNaN: true }),
+  );
+  const block = fc.integer({ min: 1, max: 13 }).chain((dim) => fc.tuple(fc.constant(dim), fc.array(fc.array(values, { minLength: dim, maxLength: dim }), { minLength: 0, maxLength: 9 })));
+
+  /** Runs both kernels on `rows` and returns what they wrote; the float and int32 past each output must stay untouched. */
+  function run(dim: number, rows: number[][], up: number, start: Int32Array): { maxes: number[]; sums: Int32Array } {
+    const k = kernels();
+    const mem = k.memory;
+    const n = rows.length;
+    const at = mem.alloc(Math.max(1, n * dim) * 4);
+    const out = mem.alloc((n + 1) * 4);
+    const sums = mem.alloc((dim + 1) * 4);
+    try {
+      mem.f32().set(rows.flat(), at >> 2);
+      mem.f32().fill(-7, out >> 2, (out >> 2) + n + 1);
+      mem.i32().set(start, sums >> 2);
+      mem.i32()[(sums >> 2) + dim] = -7;
+      k.rowMaxAbs(at, n, dim, out);
+      k.sumMultiples(at, n, dim, up, sums);
+      assert.equal(mem.f32()[(out >> 2) + n], -7, 'nothing written past the maxima');
+      assert.equal(mem.i32()[(sums >> 2) + dim], -7, 'nothing written past the sums');
+      return { maxes: Array.from(mem.f32().subarray(out >> 2, (out >> 2) + n)), sums: Int32Array.from(mem.i32().subarray(sums >> 2, (sums >> 2) + dim)) };
+    } finally {
+      mem.free(sums, (dim + 1) * 4);
+      mem.free(out, (n + 1) * 4);
+      mem.free(at, Math.max(1, n * dim) * 4);
+    }
+  }
+
+  it('match the TypeScript reference bit for bit on any values, grids and starting sums, any dimension (whole steps of 4 and tails)', () => {
+    fc.assert(
+      fc.property(block, fc.integer({ min: -160, max: 29 }), fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), { minLength: 13, maxLength: 13 }), ([dim, rows], shift, start) => {
+        const flat = Float32Array.from(rows.flat());
+        // A grid as page sums choose one: every finite multiple below 2^30 in magnitude (the kernel's
+        // contract; a page's are below 2^22), the finite values' largest in [2^E, 2^(E+1)).
+        let largest = 0;
+        for (const x of flat) if (Number.isFinite(x) && Math.abs(x) > largest) largest = Math.abs(x);
+        const e = largest === 0 ? 0 : Math.floor(Math.log2(largest)) + (2 ** Math.floor(Math.log2(largest)) > largest ? -1 : 0);
+        const up = 2 ** (shift - e);
+        const want = Int32Array.from(start.slice(0, dim));
+        referenceSumMultiples(flat, dim, up, want);
+        const got = run(dim, rows, up, Int32Array.from(start.slice(0, dim)));
+        assert.deepEqual(got.maxes, referenceRowMaxAbs(flat, dim));
+        assert.deepEqual(got.sums, want);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('at the page sizes and dimensions stores use (192 rows of 100, 128 and 512), ±∞ counting 0 and NaN passed over', () => {
+    const next = rng(17);
+    for (const dim of [100, 128, 512]) {
+      const rows = Array.from({ length: 192 }, () => Array.from({ length: dim }, () => Math.fround((next() - 0.5) * 2)));
+      rows[3]![7] = Infinity;
+      rows[5]![dim - 1] = -Infinity;
+      rows[9]![0] = NaN;
+      const flat = Float32Array.from(rows.flat());
+      const want = new Int32Array(dim);
+      referenceSumMultiples(flat, dim, 2 ** 21, want);
+      const got = run(dim, rows, 2 ** 21, new Int32Array(dim));
+      assert.deepEqual(got.sums, want, `${dim}-d`);
+      assert.deepEqual(got.maxes, referenceRowMaxAbs(flat, dim), `${dim}-d`);
+      assert.equal(got.maxes[3], Infinity);
+      assert.ok(got.maxes[9]! < 1, 'the NaN is passed over');
+    }
+  });
 });

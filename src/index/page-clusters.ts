@@ -1,5 +1,5 @@
 import type { Codec } from '../codec/codec.js';
-import type { KernelMetric } from '../kernels/index.js';
+import { kernels, type KernelMetric } from '../kernels/index.js';
 import type { KernelForm, ScanQuery } from '../scan/code-blocks.js';
 import type { ScorePool } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
@@ -214,22 +214,59 @@ export class PageClusters {
     }
     this.router.reserve(counts.length);
     for (let p = 0; p < counts.length; p++) this.newPage(counts[p] ?? 0);
-    for (let slot = 0; slot < staging.slots; slot++) {
-      const page = staging.pageOf(slot);
-      if (page >= 0) this.pages.add(slot, page, staging.codeOf(slot), staging.scaleOf(slot));
+    if (this.pages.fastScan) this.addByPage(staging, counts);
+    else {
+      for (let slot = 0; slot < staging.slots; slot++) {
+        const page = staging.pageOf(slot);
+        if (page >= 0) this.pages.add(slot, page, staging.codeOf(slot), staging.scaleOf(slot));
+      }
     }
     for (let p = this.pages.pageCount - 1; p >= 0; p--) if (this.pages.sizeOf(p) === 0) this.dropEmpty(p);
-    // Every page summed, each member decoded once into a block the size of the largest page, dropped after.
-    let largest = 0;
+    // Every page summed by the page-sum kernels, each member decoded once into a block of linear
+    // memory the size of the largest page, given back after.
+    let largest = 1;
     for (let p = 0; p < this.pages.pageCount; p++) largest = Math.max(largest, this.pages.sizeOf(p));
-    const members = new Float32Array(largest * this.dim);
-    for (let p = 0; p < this.pages.pageCount; p++) {
-      this.pages.decodePage(p, members);
-      this.sums.recomputeDecoded(p, members, this.pages.sizeOf(p));
-      this.pages.fit(p);
-      this.router.set(p, this.centroidOf(p));
+    const mem = kernels().memory;
+    const members = mem.alloc(largest * this.dim * 4);
+    const scratch = mem.alloc(4 * (largest + this.dim));
+    try {
+      for (let p = 0; p < this.pages.pageCount; p++) {
+        const size = this.pages.sizeOf(p);
+        // A view taken anew for each page: fitting a page or setting a centroid may grow the memory.
+        this.pages.decodePage(p, mem.f32().subarray(members >> 2, (members >> 2) + size * this.dim));
+        this.sums.recomputeInMemory(p, members, size, scratch);
+        this.pages.fit(p);
+        this.router.set(p, this.centroidOf(p));
+      }
+    } finally {
+      mem.free(scratch, 4 * (largest + this.dim));
+      mem.free(members, largest * this.dim * 4);
     }
     this.enforceSizes();
+  }
+
+  /**
+   * Puts the loaded codes in their pages a page at a time, each page's slots in increasing order (the
+   * rows a load in slot order gives). In the fast-scan layout a row's nibbles span every 16-byte step
+   * of its block: loaded in slot order, where each row goes to another page, each row written missed
+   * the CPU's caches again (GloVe 331k rq2: 0.6–0.7x the time to open). A row of the other layout is
+   * contiguous, and its codes read in slot order cost less than these reads out of order (int8: 1.1x).
+   */
+  private addByPage(staging: LoadStaging, counts: readonly (number | undefined)[]): void {
+    const starts = new Int32Array(counts.length + 1);
+    for (let p = 0; p < counts.length; p++) starts[p + 1] = starts[p]! + (counts[p] ?? 0);
+    const bySlot = new Int32Array(starts[counts.length]!);
+    const next = starts.slice(0, counts.length);
+    for (let slot = 0; slot < staging.slots; slot++) {
+      const page = staging.pageOf(slot);
+      if (page >= 0) bySlot[next[page]!++] = slot;
+    }
+    for (let p = 0; p < counts.length; p++) {
+      for (let i = starts[p]!; i < starts[p + 1]!; i++) {
+        const slot = bySlot[i]!;
+        this.pages.add(slot, p, staging.codeOf(slot), staging.scaleOf(slot));
+      }
+    }
   }
 
   /** The page holding the vector of `slot`. */

@@ -1,3 +1,5 @@
+import { kernels } from '../kernels/index.js';
+
 /**
  * Visits the decoded vector of every member of `page`, each decoded into `into` (the caller's
  * buffer, so that a visit never overwrites a vector the caller still holds).
@@ -21,10 +23,9 @@ function exponentOf(m: number): number {
   return Math.max(LEAST_EXPONENT, ((words[1]! >>> 20) & 0x7ff) - 1023);
 }
 
-/** The largest |v[i]| of the `dim` values of `v` from `at`. */
-function largestMagnitude(v: Float32Array, at = 0, dim = v.length): number {
+function largestMagnitude(v: Float32Array): number {
   let m = 0;
-  for (let i = at; i < at + dim; i++) {
+  for (let i = 0; i < v.length; i++) {
     const a = Math.abs(v[i]!);
     if (a > m) m = a;
   }
@@ -138,7 +139,7 @@ export class PageSums {
     // The grid needs every member before any can be summed: a pass for it, then one to sum. Decoding
     // twice costs less than keeping the decoded members of the largest page (512 KiB at 512-d,
     // 10 bytes a vector at 50k, held for good); opening, which sums every page, decodes each once
-    // into a block it drops after (recomputeDecoded).
+    // into a block it drops after (recomputeInMemory).
     let top = EMPTY;
     let atTop = 0;
     let count = 0;
@@ -156,14 +157,21 @@ export class PageSums {
     this.visit(page, this.scratch, (v) => this.accumulate(page, v, 1));
   }
 
-  /** recompute(`page`) from its `count` members' decoded vectors, one after another in `members`. */
-  recomputeDecoded(page: number, members: Float32Array, count: number): void {
+  /**
+   * recompute(`page`) from its `count` members' decoded vectors, one after another as float32 in
+   * linear memory from `members`, by the page-sum kernels (KERNELS.md, "Page sums"): what
+   * largestMagnitude() and accumulate() compute, bit for bit. `scratch`: room for `count` float32
+   * and `dim` int32.
+   */
+  recomputeInMemory(page: number, members: number, count: number, scratch: number): void {
+    const k = kernels();
     const dim = this.dim;
-    if (members.length < count * dim) throw new RangeError(`room for ${members.length / dim} members, not ${count}`);
+    k.rowMaxAbs(members, count, dim, scratch);
+    const maxes = k.memory.f32();
     let top = EMPTY;
     let atTop = 0;
-    for (let at = 0; at < count * dim; at += dim) {
-      const e = exponentOf(largestMagnitude(members, at, dim));
+    for (let r = 0; r < count; r++) {
+      const e = exponentOf(maxes[(scratch >> 2) + r]!);
       if (e > top) {
         top = e;
         atTop = 1;
@@ -172,7 +180,10 @@ export class PageSums {
       }
     }
     this.setGrid(page, top, atTop, count);
-    for (let at = 0; at < count * dim; at += dim) this.accumulate(page, members, 1, at);
+    const sumsAt = scratch + 4 * count;
+    k.memory.i32().fill(0, sumsAt >> 2, (sumsAt >> 2) + dim);
+    if (top !== EMPTY) k.sumMultiples(members, count, dim, this.upOf(page), sumsAt);
+    this.sums[page]!.set(k.memory.i32().subarray(sumsAt >> 2, (sumsAt >> 2) + dim));
   }
 
   private setGrid(page: number, top: number, atTop: number, count: number): void {
@@ -200,15 +211,19 @@ export class PageSums {
     return Math.max(this.leastCountBits, bitsFor(count));
   }
 
-  /** Adds (or takes away) the multiples of the vector at `at` in `v`. */
-  private accumulate(page: number, v: Float32Array, sign: 1 | -1, at = 0): void {
+  /** What a value of `page` is multiplied by before it is rounded to a multiple of the grid. */
+  private upOf(page: number): number {
+    return 2 ** (SUM_BITS - this.countBits[page]! - 1 - this.exponents[page]!);
+  }
+
+  private accumulate(page: number, v: Float32Array, sign: 1 | -1): void {
     const sum = this.sums[page]!;
     const dim = this.dim;
     // |v| < 2^(E+1), so each multiple is below 2^P. Rounded as floor(x + 0.5), the same function
     // wherever a value is summed (Math.round costs 3x as much here), before the sign is applied:
     // halves go up, so the multiple of −x may not be minus that of x.
-    const up = 2 ** (SUM_BITS - this.countBits[page]! - 1 - this.exponents[page]!);
-    if (sign === 1) for (let i = 0; i < dim; i++) sum[i] = (sum[i]! + (Math.floor(v[at + i]! * up + 0.5) | 0)) | 0;
-    else for (let i = 0; i < dim; i++) sum[i] = (sum[i]! - (Math.floor(v[at + i]! * up + 0.5) | 0)) | 0;
+    const up = this.upOf(page);
+    if (sign === 1) for (let i = 0; i < dim; i++) sum[i] = (sum[i]! + (Math.floor(v[i]! * up + 0.5) | 0)) | 0;
+    else for (let i = 0; i < dim; i++) sum[i] = (sum[i]! - (Math.floor(v[i]! * up + 0.5) | 0)) | 0;
   }
 }

@@ -102,6 +102,10 @@ export const EXACT_SQDIST = 'exact_sqdist';
 /** Name under which the module exports the selection kernel (KERNELS.md "Selection"). */
 export const SELECT_AT_LEAST = 'select_at_least';
 
+/** Names under which the module exports the page-sum kernels (KERNELS.md "Page sums"). */
+export const ROW_MAX_ABS = 'row_max_abs';
+export const SUM_MULTIPLES = 'sum_multiples';
+
 /** Names under which the module exports the sign-sketch kernels (KERNELS.md "Sign sketches"). */
 export const SIGN_SKETCH = 'sign_sketch';
 export const HAMMING_ROWS = 'hamming_rows';

@@ -276,6 +276,22 @@ export function referenceSelectAtLeast(scores: Float32Array, floor: number): num
   return out;
 }
 
+/** What row_max_abs computes: per row of `dim` values, the largest |x| (a NaN passed over, as `a > m` does). */
+export function referenceRowMaxAbs(v: Float32Array, dim: number): number[] {
+  const out: number[] = [];
+  for (let at = 0; at < v.length; at += dim) {
+    let m = 0;
+    for (let i = at; i < at + dim; i++) if (Math.abs(v[i]!) > m) m = Math.abs(v[i]!);
+    out.push(m);
+  }
+  return out;
+}
+
+/** What sum_multiples adds to `sums`: each value's floor(x · up + 0.5) | 0 (float64; ToInt32, so ±∞ and NaN give 0), wrapping. */
+export function referenceSumMultiples(v: Float32Array, dim: number, up: number, sums: Int32Array): void {
+  for (let at = 0; at < v.length; at += dim) for (let i = 0; i < dim; i++) sums[i] = (sums[i]! + (Math.floor(v[at + i]! * up + 0.5) | 0)) | 0;
+}
+
 /** What an rq kernel takes of a query besides its bit planes (KERNELS.md, "Rotated codes"). */
 export interface RqQueryParams {
   /** Query bit planes (1..RQ_MAX_QUERY_BITS). */

@@ -10,7 +10,9 @@ import {
   KERNEL_CODECS,
   KERNEL_METRICS,
   SELECT_AT_LEAST,
+  ROW_MAX_ABS,
   SIGN_SKETCH,
+  SUM_MULTIPLES,
   HADAMARD_TRANSFORM,
   MULTIPLY_SIGNS,
   GIVENS_HALVES,
@@ -276,6 +278,14 @@ export interface Kernels {
    * score at scoresPtr + 4i is at least `floor` (NaN never is); returns how many. Unchecked.
    */
   selectAtLeast(scoresPtr: number, n: number, floor: number, outPtr: number): number;
+  /** Writes the largest |x| of each of `rows` rows of `dim` float32 from vPtr as float32 from outPtr (NaN passed over). Unchecked. */
+  rowMaxAbs(vPtr: number, rows: number, dim: number, outPtr: number): void;
+  /**
+   * Adds to each of the `dim` int32 at sumsPtr, wrapping, floor(x · up + 0.5) (float64; 0 for ±∞ and
+   * NaN, as `| 0` gives) of the value in that place of each of `rows` rows of `dim` float32 from vPtr,
+   * every finite x · up below 2^31 in magnitude. Unchecked.
+   */
+  sumMultiples(vPtr: number, rows: number, dim: number, up: number, sumsPtr: number): void;
   /**
    * Writes the sign sketch of the words · 32 float32 at vPtr (zeros past the vector) as `words`
    * uint32 at outPtr: bit b of word w is set when float 32w + b is > 0. Unchecked.
@@ -368,6 +378,8 @@ class WasmKernels implements Kernels {
   private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
   readonly selectAtLeast: (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
   readonly signSketch: (vPtr: number, words: number, outPtr: number) => void;
+  readonly rowMaxAbs: (vPtr: number, rows: number, dim: number, outPtr: number) => void;
+  readonly sumMultiples: (vPtr: number, rows: number, dim: number, up: number, sumsPtr: number) => void;
   readonly hadamardTransform: (ptr: number, n: number, scale: number) => void;
   readonly multiplySigns: (ptr: number, signsPtr: number, n: number) => void;
   readonly givensHalves: (ptr: number, half: number) => void;
@@ -406,6 +418,8 @@ class WasmKernels implements Kernels {
     this.exactL2 = exported(EXACT_SQDIST);
     this.selectAtLeast = exported(SELECT_AT_LEAST) as unknown as (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
     this.signSketch = exported(SIGN_SKETCH);
+    this.rowMaxAbs = exported(ROW_MAX_ABS);
+    this.sumMultiples = exported(SUM_MULTIPLES);
     this.hadamardTransform = exported(HADAMARD_TRANSFORM);
     this.multiplySigns = exported(MULTIPLY_SIGNS);
     this.givensHalves = exported(GIVENS_HALVES);

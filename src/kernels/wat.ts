@@ -9,7 +9,9 @@ import {
   RQ_BITS,
   RQ_METRICS,
   SELECT_AT_LEAST,
+  ROW_MAX_ABS,
   SIGN_SKETCH,
+  SUM_MULTIPLES,
   HADAMARD_TRANSFORM,
   MULTIPLY_SIGNS,
   GIVENS_HALVES,
@@ -1063,6 +1065,97 @@ function selectKernel(): string {
 }
 
 /**
+ * row_max_abs(v, rows, dim, out): for each of `rows` rows of `dim` float32 from `v`, back to back,
+ * the largest |x| of the row as float32 at out + 4r (KERNELS.md, "Page sums"). A NaN is passed over
+ * (pmax keeps the running maximum unless it is less than the value), as JavaScript's `a > m` does.
+ */
+function rowMaxAbsKernel(): string {
+  return [
+    `(func $${ROW_MAX_ABS} (export "${ROW_MAX_ABS}") (param $v i32) (param $rows i32) (param $dim i32) (param $out i32)`,
+    '(local $r i32) (local $end i32) (local $quads i32) (local $m v128) (local $s f32) (local $x f32) (local $lane f32)',
+    set('quads', `(i32.shl (i32.shr_u ${get('dim')} ${i32(2)}) ${i32(4)})`),
+    '(block $rowsDone',
+    '(loop $row',
+    `(br_if $rowsDone (i32.ge_u ${get('r')} ${get('rows')}))`,
+    set('m', ZERO),
+    set('end', `(i32.add ${get('v')} ${get('quads')})`),
+    '(block $quadsDone',
+    '(loop $quad',
+    `(br_if $quadsDone (i32.ge_u ${get('v')} ${get('end')}))`,
+    set('m', `(f32x4.pmax ${get('m')} (f32x4.abs (v128.load ${get('v')})))`),
+    set('v', `(i32.add ${get('v')} ${i32(16)})`),
+    '(br $quad)))',
+    set('s', '(f32.const 0)'),
+    ...[0, 1, 2, 3].flatMap((lane) => [set('lane', `(f32x4.extract_lane ${lane} ${get('m')})`), `(if (f32.lt ${get('s')} ${get('lane')}) (then ${set('s', get('lane'))}))`]),
+    set('end', `(i32.add ${get('end')} (i32.shl (i32.and ${get('dim')} ${i32(3)}) ${i32(2)}))`),
+    '(block $tailDone',
+    '(loop $tail',
+    `(br_if $tailDone (i32.ge_u ${get('v')} ${get('end')}))`,
+    set('x', `(f32.abs (f32.load ${get('v')}))`),
+    `(if (f32.lt ${get('s')} ${get('x')}) (then ${set('s', get('x'))}))`,
+    set('v', `(i32.add ${get('v')} ${i32(4)})`),
+    '(br $tail)))',
+    `(f32.store (i32.add ${get('out')} (i32.shl ${get('r')} ${i32(2)})) ${get('s')})`,
+    set('r', `(i32.add ${get('r')} ${i32(1)})`),
+    '(br $row)))',
+    ')',
+  ].join('\n');
+}
+
+/**
+ * sum_multiples(v, rows, dim, up, sums): adds to each of the `dim` int32 at `sums` (wrapping) the
+ * multiple floor(x · up + 0.5) of the value x in that place of each of `rows` rows of float32 from
+ * `v`, computed in float64 as JavaScript's `Math.floor(x * up + 0.5) | 0` is (KERNELS.md, "Page
+ * sums"): ±∞ and NaN count 0 (ToInt32), where a saturating truncation would give the int32 bounds.
+ * Every finite x · up must be below 2^31 in magnitude (a page's grid keeps them below 2^22): past
+ * that ToInt32 wraps and the truncation saturates.
+ */
+function sumMultiplesKernel(): string {
+  const half = '(v128.const f64x2 0.5 0.5)';
+  const inf = '(v128.const f64x2 inf inf)';
+  // One float64 pair into $y: x · up + 0.5, floored, its ∞ lanes zeroed (their bits all cleared).
+  const multiples = (pair: string): string => [
+    set('y', `(f64x2.floor (f64x2.add (f64x2.mul ${pair} ${get('u')}) ${half}))`),
+    set('y', `(v128.andnot ${get('y')} (f64x2.eq (f64x2.abs ${get('y')}) ${inf}))`),
+  ].join(' ');
+  return [
+    `(func $${SUM_MULTIPLES} (export "${SUM_MULTIPLES}") (param $v i32) (param $rows i32) (param $dim i32) (param $up f64) (param $sums i32)`,
+    '(local $r i32) (local $d i32) (local $quads i32) (local $u v128) (local $x v128) (local $y v128) (local $lo v128) (local $t f64) (local $at i32)',
+    set('u', `(f64x2.splat ${get('up')})`),
+    set('quads', `(i32.and ${get('dim')} ${i32(-4)})`),
+    '(block $rowsDone',
+    '(loop $row',
+    `(br_if $rowsDone (i32.ge_u ${get('r')} ${get('rows')}))`,
+    set('d', i32(0)),
+    '(block $quadsDone',
+    '(loop $quad',
+    `(br_if $quadsDone (i32.ge_u ${get('d')} ${get('quads')}))`,
+    set('x', `(v128.load ${get('v')})`),
+    multiples(`(f64x2.promote_low_f32x4 ${get('x')})`),
+    set('lo', `(i32x4.trunc_sat_f64x2_s_zero ${get('y')})`),
+    multiples(promoteHigh(get('x'))),
+    set('at', `(i32.add ${get('sums')} (i32.shl ${get('d')} ${i32(2)}))`),
+    `(v128.store ${get('at')} (i32x4.add (v128.load ${get('at')}) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 ${get('lo')} (i32x4.trunc_sat_f64x2_s_zero ${get('y')}))))`,
+    set('v', `(i32.add ${get('v')} ${i32(16)})`),
+    set('d', `(i32.add ${get('d')} ${i32(4)})`),
+    '(br $quad)))',
+    '(block $tailDone',
+    '(loop $tail',
+    `(br_if $tailDone (i32.ge_u ${get('d')} ${get('dim')}))`,
+    set('t', `(f64.floor (f64.add (f64.mul (f64.promote_f32 (f32.load ${get('v')})) ${get('up')}) (f64.const 0.5)))`),
+    `(if (f64.eq (f64.abs ${get('t')}) (f64.const inf)) (then ${set('t', '(f64.const 0)')}))`,
+    set('at', `(i32.add ${get('sums')} (i32.shl ${get('d')} ${i32(2)}))`),
+    `(i32.store ${get('at')} (i32.add (i32.load ${get('at')}) (i32.trunc_sat_f64_s ${get('t')})))`,
+    set('v', `(i32.add ${get('v')} ${i32(4)})`),
+    set('d', `(i32.add ${get('d')} ${i32(1)})`),
+    '(br $tail)))',
+    set('r', `(i32.add ${get('r')} ${i32(1)})`),
+    '(br $row)))',
+    ')',
+  ].join('\n');
+}
+
+/**
  * The sign sketch of a vector (KERNELS.md, "Sign sketches"): per word, eight steps of four float32
  * compared as int32 with 0 (a float is > 0 exactly when its bits as an int32 are: -0 is the least
  * int32, NaN never comes), their four-bit masks shifted into place.
@@ -1307,7 +1400,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
   }
   for (const metric of RQ_METRICS) parts.push(fastScanKernel(metric, tuning.fastScanUnroll), gatherFastScanKernel(metric));
   for (const bits of RQ_BITS) parts.push(fastScanTablesKernel(bits));
-  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), signSketchKernel(), hammingRowsKernel(), hadamardTransformKernel(), multiplySignsKernel(), givensHalvesKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'));
+  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), rowMaxAbsKernel(), sumMultiplesKernel(), signSketchKernel(), hammingRowsKernel(), hadamardTransformKernel(), multiplySignsKernel(), givensHalvesKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'));
   parts.push(')');
   return `${parts.join('\n')}\n`;
 }
