@@ -53,8 +53,7 @@ export class FastScanRows {
     const p1 = codeAt + this.planeBytes;
     const p2 = codeAt + 2 * this.planeBytes;
     const p3 = codeAt + 3 * this.planeBytes;
-    // One loop per width, its fields in locals: opening a store writes every code through here
-    // (a third of opening an rq2 store of 331k vectors, with the width tested in the loop).
+    // One loop per width, the width not tested at each group: opening a store writes every code through here.
     if (this.bits === 1) {
       // Dimensions 4g to 4g + 3: one half of a byte of the plane.
       for (let g = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES) {
