@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { cpSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { open } from 'lmdb';
 import { MemStore, MemstoreError } from '../src/index.js';
@@ -249,5 +250,29 @@ test('state file: what only looks like a first write is judged as before: both m
     if (kind === 'whole') continue;
     await rejectsWith(() => MemStore.open(bad, { dim: DIM }), 'CORRUPTION');
     assert.deepEqual(readFileSync(statePath(bad)), bytes, `${what}: open wrote nothing`);
+  }
+});
+
+test('state file: a state.mdb or state.mdb-lock that is not a regular file (a device, a FIFO, a directory as the lock, links to them) is IO at open and in verify, never a crash or a wait; nothing is written', { timeout: 60_000 }, async () => {
+  const cases: [string, (dir: string) => void][] = [
+    ['state.mdb a link to /dev/null', (dir) => symlinkSync('/dev/null', statePath(dir))],
+    ['state.mdb a link to /dev/zero', (dir) => symlinkSync('/dev/zero', statePath(dir))],
+    ['state.mdb a FIFO', (dir) => execFileSync('mkfifo', [statePath(dir)])],
+    ['state.mdb-lock a directory beside a healthy store', (dir) => {
+      rmSync(`${statePath(dir)}-lock`, { force: true });
+      mkdirSync(`${statePath(dir)}-lock`);
+    }],
+    ['state.mdb-lock a link to /dev/null beside a healthy store', (dir) => {
+      rmSync(`${statePath(dir)}-lock`, { force: true });
+      symlinkSync('/dev/null', `${statePath(dir)}-lock`);
+    }],
+  ];
+  for (const [what, make] of cases) {
+    const dir = what.includes('healthy') ? await store() : tempDir('memstore-statefile-');
+    make(dir);
+    const before = readdirSync(dir).sort();
+    await rejectsWith(() => MemStore.open(dir, { dim: DIM }), 'IO');
+    await rejectsWith(() => checkStore(dir), 'IO');
+    assert.deepEqual(readdirSync(dir).sort(), before, `${what}: nothing made or removed`);
   }
 });

@@ -37,6 +37,9 @@ export const FILES = {
   importing: 'IMPORTING',
 } as const;
 
+/** What lmdb-js adds to the name of an LMDB data file it opens by its file name, for the environment's lock file. */
+const LMDB_LOCK_SUFFIX = '-lock';
+
 /**
  * Whether `name`, an entry of a store directory, is one of the store's own (FILES, the state
  * environment's lock, a lock's private file before it is linked into place): what a failed or
@@ -44,7 +47,7 @@ export const FILES = {
  */
 export function isStoreEntry(name: string): boolean {
   return (
-    name === FILES.lock || name.startsWith(`${FILES.lock}.`) || name === FILES.state || name === `${FILES.state}-lock` || name === FILES.wal ||
+    name === FILES.lock || name.startsWith(`${FILES.lock}.`) || name === FILES.state || name === `${FILES.state}${LMDB_LOCK_SUFFIX}` || name === FILES.wal ||
     name === FILES.arena || name === FILES.vectors || name === FILES.index || name === FILES.repairLog || name === FILES.importing
   );
 }
@@ -55,6 +58,11 @@ export function lockPath(dir: string): string {
 
 export function statePath(dir: string): string {
   return join(dir, FILES.state);
+}
+
+/** The lock file lmdb-js keeps beside an LMDB data file it opens by its file name (`state.mdb-lock` for the state). */
+export function lmdbLockPath(dataFile: string): string {
+  return `${dataFile}${LMDB_LOCK_SUFFIX}`;
 }
 
 export function walDir(dir: string): string {

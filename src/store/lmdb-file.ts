@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 
 /**
  * Whether an LMDB data file (`state.mdb`) holds every page its last commit reaches, read with
@@ -138,8 +138,10 @@ function isUnfinished(fd: number, size: number): boolean {
   return !(size === 2 * pageSize && metaAt(head, 0) !== undefined && metaAt(second, 0) !== undefined);
 }
 
-/** Checks the LMDB data file at `path` (LmdbFileCheck); throws what opening or reading it throws. */
+/** Checks the LMDB data file at `path` (LmdbFileCheck); throws what opening or reading it throws, and for anything but a regular file. */
 export function checkLmdbFile(path: string): LmdbFileCheck {
+  // Before it is opened: opening a FIFO to read waits for a writer, for good.
+  if (!statSync(path).isFile()) throw new Error(`${path} is not a regular file`);
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;

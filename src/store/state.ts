@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
@@ -13,7 +13,7 @@ import { rotatedDim } from '../space/rotation.js';
 import { isRqCodec } from '../codec/codec.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { decodeWireDoc, type WireDoc } from './doc-wire.js';
-import { FILES, refuseLostState, statePath, syncDirSync } from './files.js';
+import { FILES, lmdbLockPath, refuseLostState, statePath, syncDirSync } from './files.js';
 
 /**
  * Bumped when the meaning of persisted records changes; older readers refuse newer stores. 6: an rq
@@ -285,6 +285,7 @@ export const stateWriteHooks: {
  * half-way through writing a meta page (LMDB rewrites its roots and last page in place).
  */
 function refuseUnmappable(dir: string, path: string): void {
+  refuseIrregular(path);
   let check: LmdbFileCheck;
   try {
     if (!existsSync(path)) return;
@@ -304,6 +305,26 @@ function refuseUnmappable(dir: string, path: string): void {
     throw new MemstoreError('CORRUPTION', `${path} is truncated: ${check.size} bytes, its last commit reaches page ${check.page} (${check.needed} bytes)`, { file: path, offset: check.size });
   }
   if (check.kind === 'invalid') throw new MemstoreError('CORRUPTION', `${path} is not an LMDB data file of this version, or its first pages are damaged`, { file: path, offset: 0 });
+}
+
+/**
+ * IO when the state file or LMDB's lock file beside it (`state.mdb-lock`) is there but is not a
+ * regular file (a device, a FIFO, a directory, or a link to one): LMDB maps the one and the other
+ * as files, and a device crashed the process (SIGSEGV, or an assertion's abort on /dev/zero), a
+ * FIFO blocked the first read for good, and a directory as the lock crashed it too.
+ */
+function refuseIrregular(path: string): void {
+  for (const file of [path, lmdbLockPath(path)]) {
+    let regular: boolean;
+    try {
+      regular = statSync(file).isFile();
+    } catch (e) {
+      // A file that is not there (a link to nothing included) is LMDB's to make.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new MemstoreError('IO', `cannot read ${file}`, { cause: e, file });
+    }
+    if (!regular) throw new MemstoreError('IO', `${file} is not a regular file: the store's LMDB environment cannot be kept in it`, { file });
+  }
 }
 
 /** Cuts the file at `path` to no bytes, durably: LMDB then writes a new environment's first pages into it. */
@@ -341,6 +362,7 @@ function openEnv(dir: string, path = statePath(dir)): RootDatabase {
 export function environmentKind(path: string): 'store' | 'empty' | 'unfinished' | 'foreign' | undefined {
   let root: RootDatabase | undefined;
   try {
+    refuseIrregular(path);
     const check = checkLmdbFile(path).kind;
     // LMDB opened read-only crashes the process on a file of no bytes, and fails on a cut-short first write.
     if (check === 'unfinished') return 'unfinished';
