@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { tableFileFor } from '../src/cli/bench.js';
+import { benchOutputs, tableFileFor } from '../src/cli/bench.js';
 import { CODEC_NAMES } from '../src/codec/codec.js';
 import { MemStore } from '../src/index.js';
 import { bruteForce, loadFixture, recall, tempDir } from './helpers.js';
@@ -149,4 +149,23 @@ test("memstore bench --json FILE puts the table beside it under FILE's name with
   assert.ok(existsSync(join(out, 'run.json')));
   assert.equal(tableFileFor(join(out, 'report')), join(out, 'report.md'));
   assert.equal(tableFileFor(join(out, 'report.md')), join(out, 'report.md.md'), 'never the JSON file itself');
+  assert.equal(tableFileFor(join(out, 'R.JSON')), join(out, 'R.md'));
+});
+
+test('memstore bench refuses, before the study, output files that are the same file, and a --json whose table would go over a file that no earlier run wrote beside it (exit 2, the file kept)', async () => {
+  const out = tempDir();
+  writeFileSync(join(out, 'keep.md'), 'mine\n');
+  await assert.rejects(run(process.execPath, [cli, 'bench', '--quick', '--codecs', 'int8', '--pca', 'none', '--no-hnsw', '--no-index', '--json', join(out, 'keep.json')], { cwd: out }), (e: { code: number }) => e.code === 2);
+  assert.equal(readFileSync(join(out, 'keep.md'), 'utf8'), 'mine\n');
+  assert.ok(!existsSync(join(out, 'keep.json')));
+  // An earlier run's pair is written over, as --json asks.
+  writeFileSync(join(out, 'keep.json'), '{}');
+  assert.equal(benchOutputs({ out, json: join(out, 'keep.json') }).table, join(out, 'keep.md'));
+  const clash = (flags: { json?: string; chart?: string }) => assert.throws(() => benchOutputs({ out, ...flags }), (e: Error) => e.name === 'InvalidArgumentError');
+  clash({ json: join(out, 'c.json'), chart: join(out, 'c.md') });
+  clash({ json: join(out, 'same.svg'), chart: join(out, 'same.svg') });
+  clash({ json: join(out, 'x-index.svg'), chart: join(out, 'x.svg') });
+  clash({ chart: join(out, 'results.json') });
+  const defaults = benchOutputs({ out });
+  assert.deepEqual(defaults, { json: join(out, 'results.json'), table: join(out, 'results.md'), chart: join(out, 'results.svg'), indexChart: join(out, 'results-index.svg') });
 });

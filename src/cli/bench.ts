@@ -120,23 +120,57 @@ function checkWritable(file: string, option: string): void {
 }
 
 /**
- * Where the table goes: beside the JSON, under its name with `.md` for `.json` (`results.json` →
- * `results.md`; a name without `.json` gets `.md` added). It was `results.md` in the JSON's
- * directory, whatever the JSON was called: `--json ~/notes/run.json` wrote over `~/notes/results.md`.
+ * Where the table goes: beside the JSON, under its name with `.md` for `.json` (any case:
+ * `results.json` → `results.md`; a name without `.json` gets `.md` added). It was `results.md` in
+ * the JSON's directory, whatever the JSON was called: `--json ~/notes/run.json` wrote over
+ * `~/notes/results.md`.
  */
 export function tableFileFor(jsonFile: string): string {
   const path = resolve(jsonFile);
-  return `${path.endsWith('.json') ? path.slice(0, -'.json'.length) : path}.md`;
+  return `${/\.json$/i.test(path) ? path.slice(0, -'.json'.length) : path}.md`;
+}
+
+/** The files a bench writes: the JSON report, the table, the chart and the index sweep's chart. */
+export interface BenchOutputs {
+  readonly json: string;
+  readonly table: string;
+  readonly chart: string;
+  readonly indexChart: string;
+}
+
+/**
+ * The files `flags` name, refused with a usage error (exit 2) before the study starts when two of
+ * them are the same file (`--json c.json --chart c.md` wrote the chart, then the table over it), or
+ * when `--json FILE` would write its table over a file the user keeps: FILE.md is written over only
+ * when FILE itself is there too (an earlier run's pair), never when it stands alone.
+ */
+export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'>): BenchOutputs {
+  const json = resolve(flags.json ?? join(flags.out, 'results.json'));
+  const chart = resolve(flags.chart ?? join(flags.out, 'results.svg'));
+  const outputs: BenchOutputs = { json, table: tableFileFor(json), chart, indexChart: chart.replace(/(\.svg)?$/, '-index.svg') };
+  const named: [string, string][] = [
+    [outputs.json, flags.json === undefined ? '--out (results.json)' : '--json'],
+    [outputs.table, flags.json === undefined ? '--out (results.md)' : "--json's table"],
+    [outputs.chart, flags.chart === undefined ? '--out (results.svg)' : '--chart'],
+    [outputs.indexChart, flags.chart === undefined ? '--out (results-index.svg)' : "--chart's index chart"],
+  ];
+  for (let i = 0; i < named.length; i++) {
+    for (let j = i + 1; j < named.length; j++) {
+      if (named[i]![0] === named[j]![0]) throw new InvalidArgumentError(`${named[i]![1]} and ${named[j]![1]} are the same file, ${named[i]![0]}: name files apart`);
+    }
+  }
+  if (flags.json !== undefined && existsSync(outputs.table) && !existsSync(outputs.json)) {
+    throw new InvalidArgumentError(`--json ${flags.json}: its table would be written over ${outputs.table}, which no earlier run wrote beside it; name another --json, or move that file`);
+  }
+  return outputs;
 }
 
 export async function bench(flags: BenchFlags): Promise<void> {
   const progress = (line: string) => process.stderr.write(`${line}\n`);
-  const jsonFile = flags.json ?? join(flags.out, 'results.json');
-  const chartFile = flags.chart ?? join(flags.out, 'results.svg');
-  const mdFile = tableFileFor(jsonFile);
+  const { json: jsonFile, table: mdFile, chart: chartFile, indexChart: indexChartFile } = benchOutputs(flags);
   if (flags.kernels !== true) {
     checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');
-    checkWritable(mdFile, flags.json === undefined ? '--out' : '--json');
+    checkWritable(mdFile, flags.json === undefined ? '--out' : "--json's table");
     checkWritable(chartFile, flags.chart === undefined ? '--out' : '--chart');
   }
   let data = loadData(flags);
@@ -190,7 +224,7 @@ export async function bench(flags: BenchFlags): Promise<void> {
   if (chart === undefined) progress(CHARTS_MISSING);
   const chartPath = chart === undefined ? undefined : write(chartFile, chart);
   const sweepChart = sweep === undefined || chart === undefined ? undefined : await renderSweepChart(sweep, flags.k, subtitle);
-  const sweepPath = sweepChart === undefined ? undefined : write(chartFile.replace(/(\.svg)?$/, '-index.svg'), sweepChart);
+  const sweepPath = sweepChart === undefined ? undefined : write(indexChartFile, sweepChart);
   const mdPath = write(mdFile, `# memstore bench\n\n${subtitle.join(': ')}\n\n${table}\n${advice === undefined ? '' : `\n${advice}\n`}`);
   progress(`wrote ${[mdPath, jsonPath, chartPath, sweepPath].filter((p) => p !== undefined).join(', ')}`);
 }

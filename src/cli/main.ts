@@ -108,7 +108,7 @@ program
   .option('--no-hnsw', 'skip the hnswlib-node baseline')
   .option('--no-index', 'skip the page index\'s nprobe sweep of every configuration (recall against queries/s beside hnswlib-node\'s ef sweep)')
   .option('--out <dir>', 'where results.md, results.json and results.svg go', 'memstore-bench-results')
-  .option('--json <file>', 'write the JSON report here instead, and the table beside it (its name with .md for .json)')
+  .option('--json <file>', 'write the JSON report here instead, and the table beside it (its name with .md for .json; a file of that name is kept unless the JSON is there too)')
   .option('--chart <file>', 'write the SVG chart (recall@k against RAM per vector) here instead; the index chart goes beside it, -index.svg')
   .option('--budget <size>', 'RAM budget for a recommendation, e.g. 2GB (needs --count)')
   .option('--count <n>', 'vectors the budget must hold, e.g. 5000000 or 5M')
