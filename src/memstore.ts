@@ -634,7 +634,7 @@ export class MemStore {
       this.changes.set(r.id, { place, doc });
       this.cache?.touch(r.id, this.index);
     });
-    if (!this.space.trained && this.index.size >= this.config.trainSize) this.train();
+    if (!this.space.trained && this.index.size >= this.trainingSamples()) this.train();
     this.pageIfDue();
     return m.records.length;
   }
@@ -715,6 +715,15 @@ export class MemStore {
    * the model and the codes. A failure leaves the store untrained but intact (every vector is still
    * buffered), and training is retried by the next add.
    */
+  /**
+   * The vectors a model trains on, and so how many the store holds before it trains: trainSize, but
+   * at least PCA_MIN_ROWS with PCA (with trainSize 1 it had tried at the first vector, failed, and
+   * warned, then trained at the second).
+   */
+  private trainingSamples(): number {
+    return this.config.pca === null ? this.config.trainSize : Math.max(PCA_MIN_ROWS, this.config.trainSize);
+  }
+
   private train(): void {
     if (!this.space.fits) return;
     let fitted: Fitted | undefined;
@@ -724,8 +733,7 @@ export class MemStore {
       // The first trainSize, not every vector buffered: the batch that reaches trainSize may bring
       // more, and the model would then depend on where the batches split. Adds append to the buffer,
       // so these are every vector stored before that batch, then the batch's first, in its order.
-      // PCA needs PCA_MIN_ROWS at least (with trainSize 1 it trains at the second vector, on the first two).
-      const samples = this.config.pca === null ? this.config.trainSize : Math.max(PCA_MIN_ROWS, this.config.trainSize);
+      const samples = this.trainingSamples();
       fitted = this.space.fit(
         [...buffer.allIds()].slice(0, samples).map((id) => {
           const v = new Float32Array(this.config.dim);
@@ -849,7 +857,12 @@ export class MemStore {
       // A state with no key at all, or no commit (LMDB's first write cut short), is a creation
       // stopped before its first commit, and is created again, unless the store's other files are
       // there: then it is a store whose state was lost.
-      if (kind === 'empty' || kind === 'unfinished') refuseLostState(dir, true);
+      if (kind === 'empty' || kind === 'unfinished') {
+        refuseLostState(dir, true);
+        // A store is made there: its options are checked before anything is (an open without `dim`
+        // had emptied the unfinished file and let LMDB make an environment, then failed).
+        createConfig(opts, dir);
+      }
     }
     if (internal.repairing !== true && existsSync(repairLogDir(dir))) {
       throw new MemstoreError('CORRUPTION', `${dir}: a memstore repair was interrupted; run memstore repair ${dir} again`, { file: repairLogDir(dir) });

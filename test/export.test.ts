@@ -235,6 +235,17 @@ test('memstore export of a store that is not cosine into JSONL (which carries no
   assert.ok(!plain.stdout.includes('--metric'), plain.stdout);
   const parquet = await cliResult(['export', dir, '--out', join(tempDir(), 'l2.parquet')]);
   assert.ok(!parquet.stdout.includes('--metric'), 'Arrow and Parquet carry the metric');
+  // An empty store's JSONL has no vector to take the dimension from: the line names --dim too, and an import with both makes the store.
+  const empty = await makeStore([], 'l2');
+  const none = join(tempDir(), 'none.jsonl');
+  const told = await cliResult(['export', empty, '--out', none]);
+  assert.ok(told.stdout.includes('--metric l2') && told.stdout.includes('--dim 7'), told.stdout);
+  const back = join(tempDir(), 'store');
+  mkdirSync(back);
+  assert.equal((await cliResult(['import', none, back, '--metric', 'l2', '--dim', '7'])).code, 0);
+  const reopened = await MemStore.open(back);
+  assert.deepEqual([reopened.stats().dim, reopened.stats().metric, reopened.stats().count], [7, 'l2', 0]);
+  await reopened.close();
 });
 
 test('import reads an Arrow file another tool wrote: a list of float64 vectors, no text or meta column, no memstore metadata', async () => {

@@ -130,6 +130,32 @@ test('a PCA store persists its model: reopened, it projects new vectors the same
   await again.close();
 });
 
+test('PCA with trainSize 1 trains at the second vector, on the first two, without a failed try and its warning at the first; a reopened store trains the same', async () => {
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  process.on('warning', onWarning);
+  try {
+    const vecs = clustered(6, 8, 3);
+    const dir = tempDir();
+    const store = await MemStore.open(dir, { dim: 8, pca: { dims: 4 }, trainSize: 1, cache: false });
+    await store.add([{ id: 'a', vector: vecs[0]! }]);
+    assert.equal(store.stats().trained, false, 'one vector has no variance to train on');
+    await store.add([{ id: 'b', vector: vecs[1]! }]);
+    assert.equal(store.stats().trained, true);
+    await store.add(vecs.slice(2).map((vector, i) => ({ id: `c${i}`, vector })));
+    const before = await store.search(vecs[5]!, { k: 3, rescore: false });
+    await store.close();
+    const again = await MemStore.open(dir);
+    assert.deepEqual(await again.search(vecs[5]!, { k: 3, rescore: false }), before);
+    await again.close();
+    // Warnings are emitted on the next tick: let them come before counting.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(warnings.map((w) => w.message), []);
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
+
 test('a store created without rescoring drops full vectors at training and returns reconstructions', async () => {
   const dir = tempDir();
   const { docs } = loadFixture();

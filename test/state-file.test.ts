@@ -200,6 +200,9 @@ test("state file: a creation stopped during LMDB's first write (a prefix of it, 
     await rejectsWith(() => checkStore(dir), 'CORRUPTION');
     await rejectsWith(() => repairStore(dir), 'CORRUPTION');
     assert.deepEqual(readFileSync(statePath(dir)), bytes, `${what}: the tools wrote nothing`);
+    // Without the options a new store needs, the open fails before it changes anything.
+    await rejectsWith(() => MemStore.open(dir), 'INVALID_OPTION');
+    assert.deepEqual(readFileSync(statePath(dir)), bytes, `${what}: a failed open wrote nothing`);
     const s = await MemStore.open(dir, { dim: DIM });
     await s.add([{ id: 'a', vector: vecs[0]!, text: what }]);
     await s.close();

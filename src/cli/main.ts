@@ -150,10 +150,12 @@ program
   .description('write every record (id, vector as added, text, metadata) to a JSONL, Arrow or Parquet file for a bigger engine')
   .action(async (dir: string, flags: { out: string; format?: ExportFormat }) => {
     const progress = new Progress('exporting records');
-    const { records, format, metric } = await exportStore(dir, flags.out, { ...(flags.format === undefined ? {} : { format: flags.format }), onProgress: progress.report });
+    const { records, format, metric, dim } = await exportStore(dir, flags.out, { ...(flags.format === undefined ? {} : { format: flags.format }), onProgress: progress.report });
     progress.done();
-    // Import reads JSONL as cosine unless told: a store of another metric would come back searching by the wrong one.
-    const told = format === 'jsonl' && metric !== 'cosine' ? `; the file carries no metric: import it with --metric ${metric}` : '';
+    // Import reads JSONL as cosine unless told (a store of another metric would come back searching
+    // by the wrong one), and takes the dimension from the first vector, which a file of no records lacks.
+    const needs = format !== 'jsonl' ? [] : [...(metric === 'cosine' ? [] : [`--metric ${metric}`]), ...(records === 0 ? [`--dim ${dim}`] : [])];
+    const told = needs.length === 0 ? '' : `; the file carries no metric or dimension: import it with ${needs.join(' ')}`;
     process.stdout.write(`exported ${records} records to ${flags.out} (${format})${told}\n`);
   });
 

@@ -18,9 +18,10 @@ export interface ExportOptions {
  * opened as usual (LOCKED while another process has it); `out` appears whole or not at all, and is
  * never overwritten. A damaged record stops the export with its CORRUPTION (`memstore repair`
  * first). Without full vectors kept (`rescore: false`), the vectors are the codes' reconstructions.
- * Returns the store's metric too: a JSONL file does not carry it, so its import must be told.
+ * Returns the store's metric and dimension too: a JSONL file carries neither (its import takes the
+ * dimension from its first vector, and a file of no records has none), so its import must be told.
  */
-export async function exportStore(dir: string, out: string, options: ExportOptions = {}): Promise<{ records: number; format: ExportFormat; metric: Metric }> {
+export async function exportStore(dir: string, out: string, options: ExportOptions = {}): Promise<{ records: number; format: ExportFormat; metric: Metric; dim: number }> {
   const format = resolveFormat(options.format, out);
   requireStore(dir);
   const store = await MemStore.open(dir, { cache: false });
@@ -52,7 +53,7 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
       }
     }
     await writeAtomically(out, (temp) => writeFile(format, temp, { dim, metric, batches }));
-    return { records, format, metric };
+    return { records, format, metric, dim };
   } finally {
     await store.close();
   }
