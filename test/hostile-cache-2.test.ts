@@ -453,3 +453,31 @@ test('an answer-only entry of an rq l2 store, its query repeated exactly after e
     }
   }
 });
+
+test('an rq l2 store smaller than its pools (every vector in the pool, bound −∞), magnitudes from 1e-3 to 1e5: near queries search and serve no near hit, and every answer is the uncached one', async () => {
+  // Found by a hostile stream: the pool of every vector needs no shift for its proof, so the rq l2
+  // rule (near queries search, CACHE.md) was passed over, and a near hit answered an id a search of
+  // the store did not return.
+  const dim = 24;
+  const random = rng(41);
+  const vec = () => {
+    const magnitude = 10 ** (random() * 8 - 3);
+    const v = Float32Array.from({ length: dim }, () => random() * 2 - 1);
+    const n = Math.hypot(...v);
+    return v.map((x) => (x / n) * magnitude);
+  };
+  for (const rescore of [true, false]) {
+    const pair = await openPair({ dim, metric: 'l2', codec: 'rq2', trainSize: 100 });
+    try {
+      await pair.add(Array.from({ length: 140 }, (_, i) => ({ id: `r${i}`, vector: vec() })));
+      const q = vec();
+      await pair.check(q, { rescore }, 'the first query');
+      await pair.add([{ id: 'late', vector: vec() }]);
+      await pair.del(['r1', 'r2']);
+      for (const [i, cos] of [0.9999, 0.999, 0.99].entries()) await pair.check(perturb(q, cos, random).map((x) => x * (1 + 0.001 * i)), { rescore }, `near query ${i}`);
+      assert.equal(pair.cached.stats().cache!.nearHits, 0, 'no near hit on an rq l2 store');
+    } finally {
+      await pair.close();
+    }
+  }
+});
