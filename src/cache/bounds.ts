@@ -154,7 +154,11 @@ export function movedScore(shift: ScoreShift, b: number): number {
  * a movedScore() each, whose arccos and cosine cost a near try several microseconds.
  */
 export function skipBelow(shift: ScoreShift, m: number): number {
-  if (!(m > -Infinity)) return -Infinity;
+  // Under an unbounded shift (an rq l2 store's) any score may move anywhere: none is skipped. The l2
+  // form below takes scores for minus squared distances, at most 0, where "every score moves below m"
+  // for any m above the margin; rq l2 kernel scores can be above 0, and it had skipped every member
+  // of a pool of every vector below its last candidate, so a near hit's candidates were not the scan's.
+  if (!(m > -Infinity) || shift.delta === Infinity) return -Infinity;
   let at: number;
   switch (shift.metric) {
     case 'cosine':

@@ -477,10 +477,6 @@ export class LookasideCache<A> {
       // float scan queries first cost a second pass, over the entry's float copy (four times the
       // bytes, cold after the last scan): 23 µs of a 10k near hit in the stream on a slow afternoon.
       const shift = this.shiftOf(scan, this.kernelOfEntry(e), q.kernelForm(), host);
-      // A pool of every vector proves its candidates without a shift; under an unbounded one (an rq
-      // l2 store's, CACHE.md) its best under the new query were once not the scan's candidates (a
-      // hostile stream, magnitudes from 1e-3 to 1e5), and the near hit answered what a search did not.
-      if (shift.delta === Infinity && e.bound === -Infinity) continue;
       if (!this.worthTrying(e, shift)) continue;
       if (!this.catchUp(e, host)) {
         this.dropEntry(e, true);
