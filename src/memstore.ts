@@ -711,11 +711,6 @@ export class MemStore {
   }
 
   /**
-   * Fits PCA on the buffered vectors and re-encodes them, in memory; the next checkpoint persists
-   * the model and the codes. A failure leaves the store untrained but intact (every vector is still
-   * buffered), and training is retried by the next add.
-   */
-  /**
    * The vectors a model trains on, and so how many the store holds before it trains: trainSize, but
    * at least PCA_MIN_ROWS with PCA (with trainSize 1 it had tried at the first vector, failed, and
    * warned, then trained at the second).
@@ -724,6 +719,11 @@ export class MemStore {
     return this.config.pca === null ? this.config.trainSize : Math.max(PCA_MIN_ROWS, this.config.trainSize);
   }
 
+  /**
+   * Fits PCA on the buffered vectors and re-encodes them, in memory; the next checkpoint persists
+   * the model and the codes. A failure leaves the store untrained but intact (every vector is still
+   * buffered), and training is retried by the next add.
+   */
   private train(): void {
     if (!this.space.fits) return;
     let fitted: Fitted | undefined;

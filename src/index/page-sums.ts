@@ -32,6 +32,22 @@ function largestMagnitude(v: Float32Array): number {
   return m;
 }
 
+/** A page's E (the exponent of its members' largest magnitude) and how many members have it, as members' largest magnitudes are added. */
+class TopExponent {
+  top = EMPTY;
+  atTop = 0;
+
+  add(largest: number): void {
+    const e = exponentOf(largest);
+    if (e > this.top) {
+      this.top = e;
+      this.atTop = 1;
+    } else if (e === this.top) {
+      this.atTop++;
+    }
+  }
+}
+
 /** Bits that hold counts up to `n`: the least b with n < 2^b. */
 function bitsFor(n: number): number {
   return 32 - Math.clz32(n);
@@ -140,20 +156,13 @@ export class PageSums {
     // twice costs less than keeping the decoded members of the largest page (512 KiB at 512-d,
     // 10 bytes a vector at 50k, held for good); opening, which sums every page, decodes each once
     // into a block it drops after (recomputeInMemory).
-    let top = EMPTY;
-    let atTop = 0;
+    const top = new TopExponent();
     let count = 0;
     this.visit(page, this.scratch, (v) => {
-      const e = exponentOf(largestMagnitude(v));
-      if (e > top) {
-        top = e;
-        atTop = 1;
-      } else if (e === top) {
-        atTop++;
-      }
+      top.add(largestMagnitude(v));
       count++;
     });
-    this.setGrid(page, top, atTop, count);
+    this.setGrid(page, top, count);
     this.visit(page, this.scratch, (v) => this.accumulate(page, v, 1));
   }
 
@@ -168,27 +177,18 @@ export class PageSums {
     const dim = this.dim;
     k.rowMaxAbs(members, count, dim, scratch);
     const maxes = k.memory.f32();
-    let top = EMPTY;
-    let atTop = 0;
-    for (let r = 0; r < count; r++) {
-      const e = exponentOf(maxes[(scratch >> 2) + r]!);
-      if (e > top) {
-        top = e;
-        atTop = 1;
-      } else if (e === top) {
-        atTop++;
-      }
-    }
-    this.setGrid(page, top, atTop, count);
+    const top = new TopExponent();
+    for (let r = 0; r < count; r++) top.add(maxes[(scratch >> 2) + r]!);
+    this.setGrid(page, top, count);
     const sumsAt = scratch + 4 * count;
     k.memory.i32().fill(0, sumsAt >> 2, (sumsAt >> 2) + dim);
-    if (top !== EMPTY) k.sumMultiples(members, count, dim, this.upOf(page), sumsAt);
+    if (top.top !== EMPTY) k.sumMultiples(members, count, dim, this.upOf(page), sumsAt);
     this.sums[page]!.set(k.memory.i32().subarray(sumsAt >> 2, (sumsAt >> 2) + dim));
   }
 
-  private setGrid(page: number, top: number, atTop: number, count: number): void {
-    this.exponents[page] = top;
-    this.atTop[page] = atTop;
+  private setGrid(page: number, top: TopExponent, count: number): void {
+    this.exponents[page] = top.top;
+    this.atTop[page] = top.atTop;
     this.countBits[page] = this.gridCountBits(count);
     this.stale[page] = false;
     this.sums[page]!.fill(0);

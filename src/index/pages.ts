@@ -269,14 +269,7 @@ export class PageStore {
 
   /** The decoded code of the vector in `slot` (Codec.decode), into `out` (dim floats), read where it lies. */
   decode(slot: number, out: Float32Array): void {
-    const p = this.pages[this.pageOf(slot)]!;
-    const row = this.rowOfSlot[slot]!;
-    if (this.fast !== undefined) {
-      this.fast.decode(p, row, out);
-      return;
-    }
-    const at = p.codes + row * this.stride;
-    this.codec.decode(this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), this.mem.f32()[(p.scales >> 2) + row]!, out);
+    this.decodeRow(this.pages[this.pageOf(slot)]!, this.rowOfSlot[slot]!, out);
   }
 
   /** The decoded codes of every vector of `page`, in row order (slotsOf's), one after another into `out` (room for sizeOf(page) × dim). */
@@ -284,18 +277,16 @@ export class PageStore {
     const p = this.pageAt(page);
     const dim = this.dim;
     if (out.length < p.count * dim) throw new RangeError(`room for ${out.length / dim} vectors, not ${p.count}`);
-    const fast = this.fast;
-    const u8 = this.mem.u8();
-    const scales = this.mem.f32();
-    const codeBytes = this.codec.codeBytes(dim);
-    for (let row = 0; row < p.count; row++) {
-      const into = out.subarray(row * dim, (row + 1) * dim);
-      if (fast !== undefined) fast.decode(p, row, into);
-      else {
-        const at = p.codes + row * this.stride;
-        this.codec.decode(u8.subarray(at, at + codeBytes), scales[(p.scales >> 2) + row]!, into);
-      }
+    for (let row = 0; row < p.count; row++) this.decodeRow(p, row, out.subarray(row * dim, (row + 1) * dim));
+  }
+
+  private decodeRow(p: Page, row: number, out: Float32Array): void {
+    if (this.fast !== undefined) {
+      this.fast.decode(p, row, out);
+      return;
     }
+    const at = p.codes + row * this.stride;
+    this.codec.decode(this.mem.u8().subarray(at, at + this.codec.codeBytes(this.dim)), this.mem.f32()[(p.scales >> 2) + row]!, out);
   }
 
   /**
