@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 import { getScalarCodec, type ScalarCodecName } from '../src/codec/index.js';
@@ -15,6 +16,7 @@ import {
   referenceScanI8,
   referenceScanI8CosineNormed,
   int8CodeNorm,
+  instantiateKernels,
   rqCodeBytes,
   rqPlaneBytes,
   type I8Metric,
@@ -661,8 +663,94 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
   return rows;
 }
 
+export interface VersusRow {
+  readonly kernel: string;
+  readonly dim: number;
+  /** Nanoseconds per vector, median over the rounds of each round's median: this build's kernels and the other's. */
+  readonly thisNs: number;
+  readonly otherNs: number;
+}
+
+/**
+ * The int8-query kernels of this build against another build's (its kernels.wasm), one module
+ * each over the same linear memory, on the same codes: the before and after of a kernel change,
+ * side by side in one process. Rounds alternate which goes first; each is a tinybench median.
+ */
+export async function runVersusBench(otherWasm: string, options: { readonly dims?: readonly number[]; readonly vectors?: number; readonly rounds?: number; readonly timeMs?: number; readonly write?: (line: string) => void } = {}): Promise<VersusRow[]> {
+  const write = options.write ?? ((line: string) => console.log(line));
+  const n = options.vectors ?? 1024;
+  const rounds = options.rounds ?? 3;
+  const mine = kernels();
+  const other = instantiateKernels(new WebAssembly.Module(readFileSync(otherWasm)), mine.memory);
+  const int8 = getScalarCodec('int8');
+  const rows: VersusRow[] = [];
+  write(`int8-query kernels, this build against ${otherWasm}: ${n} codes in one call, ${rounds} rounds, ns per vector (median of the rounds' tinybench medians)`);
+  write('');
+  write('| kernel | dim | this build | other build | this / other |');
+  write('|---|---:|---:|---:|---:|');
+  for (const requested of options.dims ?? [112, 384, 512]) {
+    const dim = Math.ceil(requested / DIM_STEP) * DIM_STEP;
+    const query = new Int8Array(dim);
+    const qScale = int8.encode(randomUnitVector(dim), new Uint8Array(query.buffer));
+    const { codes, scales } = encodedVectors('int8', n, dim);
+    const norms = Float32Array.from({ length: n }, (_, j) => int8CodeNorm(codes, j * dim, dim));
+    const addresses = new Int32Array(2 * n);
+    const qPtr = place(mine, query);
+    const cPtr = place(mine, codes);
+    const sPtr = place(mine, scales);
+    const nPtr = place(mine, norms);
+    const outPtr = mine.memory.alloc(4 * n);
+    // Scattered: the gather form reads the codes in a shuffled order, as a cache pool's are.
+    const order = Array.from({ length: n }, (_, j) => j).sort(() => Math.random() - 0.5);
+    order.forEach((j, at) => {
+      addresses[2 * at] = cPtr + j * dim;
+      addresses[2 * at + 1] = sPtr + 4 * j;
+    });
+    const aPtr = place(mine, addresses);
+    const cases: [string, (k: Kernels) => () => void][] = [
+      ['cosine, stored norms', (k) => () => k.scanI8CosineNormed(qPtr, qScale, cPtr, nPtr, n, dim, outPtr)],
+      ...(['dot', 'cosine'] as const).map((metric): [string, (k: Kernels) => () => void] => [metric, (k) => {
+        const fn = k.scanI8Function(metric);
+        return () => fn(qPtr, qScale, cPtr, sPtr, n, dim, outPtr);
+      }]),
+      ...(['dot', 'cosine'] as const).map((metric): [string, (k: Kernels) => () => void] => [`${metric}, gather`, (k) => {
+        const fn = k.gatherI8Function(metric);
+        return () => fn(qPtr, qScale, aPtr, n, dim, outPtr);
+      }]),
+    ];
+    const times = new Map<string, { mine: number[]; other: number[] }>(cases.map(([name]) => [name, { mine: [], other: [] }]));
+    for (let round = 0; round < rounds; round++) {
+      const bench = new Bench({ time: options.timeMs ?? 200, warmupTime: (options.timeMs ?? 200) / 3 });
+      for (const [name, make] of cases) {
+        const sides: ['mine' | 'other', Kernels][] = round % 2 === 0 ? [['mine', mine], ['other', other]] : [['other', other], ['mine', mine]];
+        for (const [side, k] of sides) bench.add(`${side} ${name}`, make(k));
+      }
+      await bench.run();
+      for (const [name] of cases) {
+        times.get(name)!.mine.push(nsPerVector(bench, `mine ${name}`, n));
+        times.get(name)!.other.push(nsPerVector(bench, `other ${name}`, n));
+      }
+    }
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+    for (const [name] of cases) {
+      const t = times.get(name)!;
+      const row = { kernel: name, dim, thisNs: median(t.mine), otherNs: median(t.other) };
+      rows.push(row);
+      write(`| ${name} | ${dim} | ${row.thisNs.toFixed(2)} | ${row.otherNs.toFixed(2)} | ${(row.thisNs / row.otherNs).toFixed(3)} |`);
+    }
+    for (const [ptr, bytes] of [[qPtr, dim], [cPtr, codes.byteLength], [sPtr, 4 * n], [nPtr, 4 * n], [outPtr, 4 * n], [aPtr, addresses.byteLength]] as const) mine.memory.free(ptr, bytes);
+  }
+  return rows;
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  if (process.argv[2] === 'rq') await runRqBench();
+  if (process.argv[2] === 'versus') {
+    const other = process.argv[3];
+    if (other === undefined) throw new Error('usage: node dist/bench/kernels.bench.js versus <another build>/dist/src/kernels/kernels.wasm [dims, e.g. 112,384,512] [vectors]');
+    const dims = process.argv[4]?.split(',').map(Number);
+    const vectors = process.argv[5] === undefined ? undefined : Number(process.argv[5]);
+    await runVersusBench(other, { ...(dims === undefined ? {} : { dims }), ...(vectors === undefined ? {} : { vectors }) });
+  } else if (process.argv[2] === 'rq') await runRqBench();
   else if (process.argv[2] === 'tables') await runTablesBench();
   else if (process.argv[2] === 'rotation') await runRotationBench();
   else if (process.argv[2] === 'page-sums') await runPageSumsBench();

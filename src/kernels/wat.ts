@@ -230,6 +230,32 @@ interface KernelBody {
   step(b: number, ptr: string): string[];
   /** f32 score of vector b after the dimension loop; `scale` loads its f32 scale. */
   score(b: number, scale: string): string;
+  /**
+   * The four scores of a block of four at once, as an f32x4 (lane b = score(b)'s value, bit for
+   * bit), after `setup`; `scales` is an f32x4 of the four scales. Optional: where given, a block's
+   * scores are reduced and stored by SIMD instead of lane by lane (blockSums()).
+   */
+  readonly scores4?: ((scales: string) => { readonly setup: string[]; readonly value: string }) | undefined;
+}
+
+/**
+ * The lane sums of four accumulators `a0..a3` (i32x4 or f32x4) as one vector, lane b the sum of
+ * accumulator b folded as f32HorizontalSum and i32HorizontalSum fold it, (l0 + l1) + (l2 + l3):
+ * two rounds of shuffles and adds instead of sixteen extractions and twelve scalar adds. The first
+ * round pairs lanes 0+1 and 2+3 of a0 and a1 (into `u01`) and of a2 and a3 (`u23`); the second adds
+ * the two halves. Float lanes are added in the same order as the scalar fold, so the sums are the
+ * same bits.
+ */
+function blockSums(type: 'i32x4' | 'f32x4', a: readonly [string, string, string, string], u01: string, u23: string): { setup: string[]; value: string } {
+  const evens = 'i8x16.shuffle 0 1 2 3 16 17 18 19 8 9 10 11 24 25 26 27';
+  const odds = 'i8x16.shuffle 4 5 6 7 20 21 22 23 12 13 14 15 28 29 30 31';
+  const pairs = (x: string, y: string): string => `(${type}.add (${evens} ${get(x)} ${get(y)}) (${odds} ${get(x)} ${get(y)}))`;
+  const lows = 'i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23';
+  const highs = 'i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31';
+  return {
+    setup: [set(u01, pairs(a[0], a[1])), set(u23, pairs(a[2], a[3]))],
+    value: `(${type}.add (${lows} ${get(u01)} ${get(u23)}) (${highs} ${get(u01)} ${get(u23)}))`,
+  };
 }
 
 /**
@@ -270,7 +296,15 @@ function scanFunction(body: KernelBody, layout: Layout): string {
       out.push(set(codePtr(b), `(i32.add ${get(codePtr(b))} ${i32(body.codeStep)})`));
     }
     out.push(`(br_if $${label}_dims (i32.lt_u ${get('qi')} ${get('qEnd')})))`);
-    for (let b = 0; b < block; b++) out.push(`(f32.store offset=${4 * b} ${get('out')} ${body.score(b, scaleOf(b))})`);
+    if (block === 4 && body.scores4 !== undefined) {
+      const scales = gather
+        ? [1, 2, 3].reduce((v, b) => `(f32x4.replace_lane ${b} ${v} ${scaleOf(b)})`, `(f32x4.splat ${scaleOf(0)})`)
+        : `(v128.load ${get('s')})`;
+      const { setup, value } = body.scores4(scales);
+      out.push(...setup, `(v128.store ${get('out')} ${value})`);
+    } else {
+      for (let b = 0; b < block; b++) out.push(`(f32.store offset=${4 * b} ${get('out')} ${body.score(b, scaleOf(b))})`);
+    }
     if (gather) {
       out.push(set('a', `(i32.add ${get('a')} ${i32(8 * block)})`));
     } else {
@@ -300,7 +334,7 @@ function scanFunction(body: KernelBody, layout: Layout): string {
 
   // Declare every scratch name the templates may use, but only those this kernel does use.
   const i32Locals = ['qEnd', 'blockEnd', 'outEnd', 'stride', 'qi'];
-  const v128Locals = ['q0', 'q1', 'q2', 'q3', 'd0', 'd1', 'd2', 'd3', 'r0', 'r1', 'cl', 'ch'];
+  const v128Locals = ['q0', 'q1', 'q2', 'q3', 'd0', 'd1', 'd2', 'd3', 'r0', 'r1', 'cl', 'ch', 'u01', 'u23', 'w01', 'w23', 'sc'];
   v128Locals.push(...Object.keys(body.constants));
   for (let b = 0; b < body.block; b++) {
     i32Locals.push(codePtr(b));
@@ -467,6 +501,14 @@ function i8Kernel(metric: I8Metric, block: number, layout: Layout, normed = fals
         `(select (f32.div (f32.mul ${get('qScale')} ${sum}) (f32.sqrt (f32.convert_i32_s ${den}))) ` +
         `(f32.const 0) ${den})`
       );
+    },
+    // score()'s steps lane by lane: the integer sums are exact, and each float step is the same
+    // IEEE operation on the same operands in each lane.
+    scores4: summed ? undefined : (scales: string) => {
+      const dots = blockSums('i32x4', ['acc0', 'acc1', 'acc2', 'acc3'], 'u01', 'u23');
+      if (metric === 'dot') return { setup: dots.setup, value: `(f32x4.mul (f32x4.mul (f32x4.splat ${get('qScale')}) ${scales}) (f32x4.convert_i32x4_s ${dots.value}))` };
+      const scaled = `(f32x4.mul (f32x4.splat ${get('qScale')}) (f32x4.convert_i32x4_s ${dots.value}))`;
+      return { setup: [...dots.setup, set('sc', scales)], value: `(v128.bitselect (f32x4.div ${scaled} ${get('sc')}) ${ZERO} (f32x4.ne ${get('sc')} ${ZERO}))` };
     },
   }, layout);
 }
