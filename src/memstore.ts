@@ -1,7 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { emitWarning } from 'node:process';
-import { Wal } from '../wal/wal.js';
+import { Wal, newestSegment } from '../wal/wal.js';
+import { segmentName } from '../wal/format.js';
 import { nodeFileLayer } from '../io/file-layer.js';
 import { rootedLayer } from '../io/rooted-layer.js';
 import { BlobArena, type ArenaEnd, type BlobRef } from './arena/arena.js';
@@ -382,10 +383,24 @@ export class MemStore {
       }))) {
         throw new MemstoreError('CORRUPTION', `${dir}: the write-ahead log directory is missing, and with it any write acknowledged after the last checkpoint (log position ${checkpoint.lsn}); run memstore repair ${dir} to open the store as of that checkpoint`, { file: walDir(dir) });
       }
-      wal = await Wal.open({ dir: walDir(dir), files, durability: opts.durability, startLsn: checkpoint.lsn + 1 }).catch((e: unknown) => {
+      // The newest segment the log made, recorded before any record went into it: one made after
+      // the checkpoint and gone now took its acknowledged writes with it (a restart of the log, the
+      // only other way segments go, happens when the log ends before the checkpoint, that is when
+      // the newest segment the store made is not past it). Only repair opens such a store.
+      const madeSegment = state.readLogSegment();
+      if (logMade && madeSegment !== undefined && madeSegment > checkpoint.lsn && internal.repairing !== true) {
+        const newest = await newestSegment(files, walDir(dir)).catch((e: unknown) => {
+          throw asMemstoreError(e, 'listing the write-ahead log');
+        });
+        if (newest === undefined || newest < madeSegment) {
+          throw new MemstoreError('CORRUPTION', `${dir}: the write-ahead log's newest segment (${segmentName(madeSegment)}) is missing, and with it any write acknowledged after log position ${madeSegment - 1}; run memstore repair ${dir} to open the store as of what the log still holds`, { file: join(walDir(dir), segmentName(madeSegment)) });
+        }
+      }
+      wal = await Wal.open({ dir: walDir(dir), files, durability: opts.durability, startLsn: checkpoint.lsn + 1, onSegment: (lsn) => state!.markLogSegment(lsn) }).catch((e: unknown) => {
         throw asMemstoreError(e, 'opening the write-ahead log');
       });
       if (!logMade) await state.markLogMade();
+      if (state.readLogSegment() !== wal.activeFirstLsn) await state.markLogSegment(wal.activeFirstLsn);
       store = new MemStore(dir, storeOpts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
       await store.load(checkpoint, internal.indexDamage);
       await store.replay(checkpoint.lsn);

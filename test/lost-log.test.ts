@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import { open as openLmdb } from 'lmdb';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import { statePath, walDir } from '../src/store/files.js';
 import { StateStore, stateWriteHooks } from '../src/store/state.js';
+import { parseSegmentName } from '../wal/format.js';
 import { tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
@@ -50,21 +51,30 @@ test('lost log: verify names the missing log directory; repair reports the loss 
   await checkpointed(dir, 5);
   addAndDie(dir, 5, 9);
   rmSync(walDir(dir), { recursive: true });
+  await repairedAsOfCheckpoint(dir, 'log-missing', walDir(dir));
+});
+
+/**
+ * `dir` holds r0..r4 checkpointed and lost the part of its log that held r5..r8: verify names
+ * `file`, repair reports it as a `kind` line whose loss is unknown, and afterwards the store is
+ * sound, holds r0..r4 as they were written, and keeps the writes that follow.
+ */
+async function repairedAsOfCheckpoint(dir: string, kind: string, file: string): Promise<void> {
   const verified = await cliResult(['verify', dir]);
   assert.notEqual(verified.code, 0);
-  assert.ok(verified.stdout.includes(walDir(dir)), verified.stdout);
+  assert.ok(verified.stdout.includes(file), verified.stdout);
   const report = join(tempDir('memstore-report-'), 'report.jsonl');
   const repaired = await cliResult(['repair', dir, '--report', report]);
   assert.equal(repaired.code, 0, repaired.stderr + repaired.stdout);
   const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; file?: string; lostAfterCheckpoint?: unknown });
-  const missing = lines.filter((l) => l.kind === 'log-missing');
+  const missing = lines.filter((l) => l.kind === kind);
   assert.equal(missing.length, 1);
-  assert.equal(missing[0]!.file, walDir(dir));
+  assert.equal(missing[0]!.file, file);
   assert.equal(missing[0]!.lostAfterCheckpoint, 'unknown');
   assert.equal((await cliResult(['verify', dir])).code, 0);
   const s = await MemStore.open(dir);
   try {
-    // The checkpoint's records; the four acknowledged only in the lost log are gone, as reported.
+    // The checkpoint's records; the four acknowledged only in what was lost are gone, as reported.
     assert.equal(s.stats().count, 5);
     for (let i = 0; i < 5; i++) assert.deepEqual(Array.from((await s.get(`r${i}`))!.vector), Array.from(Float32Array.from(vec(i))));
     await s.add([{ id: 'after', vector: vec(20) }]);
@@ -73,11 +83,11 @@ test('lost log: verify names the missing log directory; repair reports the loss 
   }
   const again = await MemStore.open(dir);
   try {
-    assert.equal(again.stats().count, 6, 'the new log holds the writes after the repair');
+    assert.equal(again.stats().count, 6, 'the log holds the writes after the repair');
   } finally {
     await again.close();
   }
-});
+}
 
 test('lost log: the mark is made at the first open, so a store that never opened with a log is not refused for lacking one', async () => {
   const dir = tempDir();
@@ -158,4 +168,108 @@ test('lost log: an open that fails between making the log directory and marking 
   } finally {
     await after.close();
   }
+});
+
+/** The segment files of `dir`'s log, by name. */
+function segmentsOf(dir: string): string[] {
+  return readdirSync(walDir(dir)).filter((name) => parseSegmentName(name) !== undefined).sort();
+}
+
+/** The mark of the newest segment the store's log made, read from its state. */
+async function markOf(dir: string): Promise<number | undefined> {
+  const state = StateStore.open(dir);
+  try {
+    return state.readLogSegment();
+  } finally {
+    await state.close();
+  }
+}
+
+test('lost segment: a store whose newest log segment is gone refuses to open (CORRUPTION naming the segment), and changes nothing', async () => {
+  const dir = tempDir();
+  await checkpointed(dir, 5);
+  addAndDie(dir, 5, 9);
+  const [newest] = segmentsOf(dir).slice(-1);
+  assert.ok(newest !== undefined);
+  assert.equal(await markOf(dir), parseSegmentName(newest), 'the mark names the segment the writes went to');
+  rmSync(join(walDir(dir), newest));
+  const e = await MemStore.open(dir).then(() => undefined, (err: unknown) => err);
+  assert.ok(e instanceof MemstoreError, `expected a MemstoreError, got ${String(e)}`);
+  assert.equal(e.code, 'CORRUPTION');
+  assert.equal(e.file, join(walDir(dir), newest));
+  assert.deepEqual(segmentsOf(dir), [], 'the refused open started no new log');
+  await assert.rejects(MemStore.open(dir), (err: unknown) => err instanceof MemstoreError && err.code === 'CORRUPTION');
+});
+
+test('lost segment: verify names the missing segment; repair reports the loss and opens the store as of what the log still holds', async () => {
+  const dir = tempDir();
+  await checkpointed(dir, 5);
+  addAndDie(dir, 5, 9);
+  const [newest] = segmentsOf(dir).slice(-1);
+  rmSync(join(walDir(dir), newest!));
+  await repairedAsOfCheckpoint(dir, 'log-segment-missing', join(walDir(dir), newest!));
+});
+
+test('lost segment: the mark follows every segment the log starts (at open, at rotation by a checkpoint), and an open re-marks a store whose mark is behind', async () => {
+  const dir = tempDir();
+  const s = await MemStore.open(dir, { dim: 4 });
+  try {
+    assert.equal(await markOf(dir), 1, 'the first segment of a new store');
+    for (let i = 0; i < 3; i++) await s.add([{ id: `r${i}`, vector: vec(i) }]);
+  } finally {
+    await s.close();
+  }
+  // close() checkpoints, which starts a segment after the last record.
+  const [active] = segmentsOf(dir).slice(-1);
+  assert.equal(await markOf(dir), parseSegmentName(active!));
+  // A mark behind the newest segment (a kill between making a segment and marking it): no loss,
+  // and the open marks the segment it writes to.
+  const state = StateStore.open(dir);
+  try {
+    await state.markLogSegment(1);
+  } finally {
+    await state.close();
+  }
+  const reopened = await MemStore.open(dir);
+  try {
+    assert.equal(reopened.stats().count, 3);
+  } finally {
+    await reopened.close();
+  }
+  assert.equal(await markOf(dir), parseSegmentName(segmentsOf(dir).slice(-1)[0]!));
+});
+
+test('lost segment: a log emptied of segments whose mark is not past the checkpoint (a kill in the middle of a restart) opens on a new log, as before', async () => {
+  const dir = tempDir();
+  await checkpointed(dir, 3);
+  const state = StateStore.open(dir);
+  let checkpointLsn: number;
+  try {
+    checkpointLsn = state.readCheckpoint().lsn;
+    await state.markLogSegment(checkpointLsn);
+  } finally {
+    await state.close();
+  }
+  for (const name of segmentsOf(dir)) rmSync(join(walDir(dir), name));
+  const s = await MemStore.open(dir);
+  try {
+    assert.equal(s.stats().count, 3);
+  } finally {
+    await s.close();
+  }
+  assert.ok((await markOf(dir))! > checkpointLsn);
+});
+
+test('lost segment: a mark that is not a positive integer is CORRUPTION at open and in verify', async () => {
+  const dir = tempDir();
+  await checkpointed(dir, 1);
+  const state = StateStore.open(dir);
+  try {
+    await state.markLogSegment(0.5);
+  } finally {
+    await state.close();
+  }
+  await assert.rejects(MemStore.open(dir), (err: unknown) => err instanceof MemstoreError && err.code === 'CORRUPTION' && err.file === statePath(dir));
+  const verified = await cliResult(['verify', dir]);
+  assert.notEqual(verified.code, 0);
 });

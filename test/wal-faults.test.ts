@@ -211,6 +211,43 @@ test('faults: a rotation whose directory fsync fails is retried by the next grou
   await reopened.close();
 });
 
+test('faults: onSegment is told each rotated segment before a record goes into it; when it rejects, the group rejects with IO and the next group rotates again and tells it again', async () => {
+  const fs = new FaultFileLayer();
+  const told: { lsn: number; files: string[]; bytes: number }[] = [];
+  let failNext = false;
+  const wal = await Wal.open({
+    dir: DIR,
+    files: fs,
+    segmentBytes: 1000,
+    onSegment: async (lsn) => {
+      told.push({ lsn, files: (await fs.list(DIR)).sort(), bytes: fs.currentBytes(`${DIR}/wal-${String(lsn).padStart(20, '0')}.log`).length });
+      if (failNext) {
+        failNext = false;
+        throw new Error('state write failed');
+      }
+    },
+  });
+  assert.equal(wal.activeFirstLsn, 1);
+  await wal.append(payload(0, 600));
+  failNext = true;
+  await assert.rejects(wal.append(payload(1, 600)), (e) => e instanceof WalError && e.code === 'IO' && (e.cause as Error).message === 'state write failed');
+  await wal.append(payload(2, 600));
+  assert.deepEqual(told.map((t) => t.lsn), [2, 2], 'told again for the same segment');
+  // Told once the file is there, and before any byte of a record is in it.
+  for (const t of told) {
+    assert.ok(t.files.includes(`wal-${String(t.lsn).padStart(20, '0')}.log`));
+    assert.equal(t.bytes, 0);
+  }
+  assert.equal(wal.activeFirstLsn, 2);
+  await wal.rotate();
+  assert.deepEqual(told.map((t) => t.lsn), [2, 2, 3]);
+  await wal.close();
+  const reopened = await Wal.open({ dir: DIR, files: fs.powerCut() });
+  assert.deepEqual((await collect(reopened)).map((r) => r.payload), [payload(0, 600), payload(2, 600)]);
+  assert.equal(reopened.activeFirstLsn, 3);
+  await reopened.close();
+});
+
 test("faults: in 'batch' mode a failed background fsync is reported by the next sync()", async () => {
   const fs = new FaultFileLayer();
   const wal = await Wal.open({ dir: DIR, files: fs, durability: 'batch', batchDelayMs: 1 });

@@ -1,4 +1,4 @@
-export { Wal, inspectWal, type WalOptions } from './wal.js';
+export { Wal, inspectWal, newestSegment, type WalOptions } from './wal.js';
 export type { Durability } from './writer.js';
 export type { WalRecord, TornTail, LogScan, ScannedSegment } from './reader.js';
 export { WalError, isWalError, type WalErrorCode, type WalErrorDetails } from './errors.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { WalError, ioError } from './errors.js';
 import { ensureDurableDir, nodeFileLayer, type FileHandle, type FileLayer } from '../io/file-layer.js';
-import { segmentName } from './format.js';
+import { parseSegmentName, segmentName } from './format.js';
 import { SegmentReader, scanLog, type LogScan, type TornTail, type WalRecord } from './reader.js';
 import { WalWriter, type Durability, type Segment } from './writer.js';
 
@@ -23,6 +23,14 @@ export interface WalOptions {
    * caller says it no longer needs, are removed. @default 1
    */
   startLsn?: number;
+  /**
+   * Called with the first LSN of each segment a rotation starts, once its file and directory entry
+   * are durable and before any record is written to it; a rejection fails the rotation (the
+   * appends of that group reject with 'IO', and the next group rotates again). Not called for the
+   * segment open() finds or starts: `activeFirstLsn` names it. A store records the newest segment
+   * it made, so that an open can tell one deleted since (FORMAT.md, "Rotation").
+   */
+  onSegment?: (firstLsn: number) => Promise<void>;
 }
 
 interface ResolvedOptions {
@@ -32,6 +40,7 @@ interface ResolvedOptions {
   segmentBytes: number;
   batchDelayMs: number;
   startLsn: number;
+  onSegment: ((firstLsn: number) => Promise<void>) | undefined;
 }
 
 function resolveOptions(options: WalOptions): ResolvedOptions {
@@ -42,6 +51,7 @@ function resolveOptions(options: WalOptions): ResolvedOptions {
     segmentBytes: options.segmentBytes ?? 64 << 20,
     batchDelayMs: options.batchDelayMs ?? 5,
     startLsn: options.startLsn ?? 1,
+    onSegment: options.onSegment,
   };
   if (typeof resolved.dir !== 'string' || resolved.dir === '') throw new TypeError('WalOptions.dir must be a non-empty string');
   if (!['always', 'batch', 'none'].includes(resolved.durability)) throw new RangeError(`WalOptions.durability must be 'always', 'batch' or 'none'`);
@@ -99,6 +109,11 @@ export class Wal {
     }
     const writer = new WalWriter(o, segments, handle);
     return new Wal(o, segments, writer, scan.tail);
+  }
+
+  /** The first LSN of the active segment (the newest), which appends go to. */
+  get activeFirstLsn(): number {
+    return this.segments[this.segments.length - 1]!.firstLsn;
   }
 
   /** LSN of the oldest record still in the log (the next LSN when the log holds none). */
@@ -234,6 +249,25 @@ export class Wal {
     }
     return removed;
   }
+}
+
+/**
+ * The first LSN of the newest segment file in `dir` by its name, or undefined when it holds none
+ * (nothing is read but the listing): what an open compares with the newest segment its store made.
+ */
+export async function newestSegment(files: FileLayer, dir: string): Promise<number | undefined> {
+  let names: string[];
+  try {
+    names = await files.list(dir);
+  } catch (e) {
+    throw ioError('listing the log directory', e, dir);
+  }
+  let newest: number | undefined;
+  for (const name of names) {
+    const lsn = parseSegmentName(name);
+    if (lsn !== undefined && (newest === undefined || lsn > newest)) newest = lsn;
+  }
+  return newest;
 }
 
 /** Read-only check of a log directory for `verify`/`inspect`: every checksum, LSN continuity, and the torn tail an open would cut. */

@@ -27,6 +27,8 @@ export interface WriterConfig {
   durability: Durability;
   segmentBytes: number;
   batchDelayMs: number;
+  /** Called with a new segment's first LSN once its file and directory entry are durable, before anything is written to it; a rejection fails the rotation. */
+  onSegment: ((firstLsn: number) => Promise<void>) | undefined;
 }
 
 interface PendingAppend {
@@ -306,6 +308,9 @@ export class WalWriter {
       // Left over from an earlier rotation attempt that failed after creating the file.
       if ((await handle.size()) > 0) await handle.truncate(0);
       await this.config.files.syncDir(this.config.dir);
+      // The owner records the segment before a record can be acknowledged from it (FORMAT.md,
+      // "Rotation"); failing, the next group rotates again and calls it again.
+      await this.config.onSegment?.(segment.firstLsn);
     } catch (e) {
       await handle.close().catch(() => undefined);
       throw e;

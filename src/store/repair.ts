@@ -5,6 +5,7 @@ import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
 import { MemStore } from '../memstore.js';
 import { isStoreEntry, repairLogDir, repairReportPath, syncDirSync, walDir } from './files.js';
+import { segmentName } from '../../wal/format.js';
 import { DirectoryLock } from './lock.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import { keyName, RECORD_TABLES, StateStore } from './state.js';
@@ -103,6 +104,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
   try {
     const moved = repairLogDir(dir);
     let fromLsn: number;
+    let madeSegment: number | undefined;
     const resuming = existsSync(moved);
     // First the state, from a sequential read: damaged values and keys go to the report, and every
     // sound value is put back in key order (a damaged key can break the order LMDB's lookups need).
@@ -115,6 +117,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       }
       report.sync();
       fromLsn = state.readCheckpoint().lsn;
+      madeSegment = state.readLogSegment();
     } finally {
       await state.close();
     }
@@ -129,6 +132,12 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     const logLost = !resuming && !existsSync(walDir(dir));
     if (logLost) {
       report.line({ kind: 'log-missing', file: walDir(dir), afterLsn: fromLsn, lostAfterCheckpoint: 'unknown', reason: 'the write-ahead log directory is missing: every write acknowledged after the checkpoint is lost' });
+    }
+    // The newest segment the log made after the checkpoint is gone (MemStore.open refuses the store):
+    // the store opens on what the log still holds, and records its newest segment again.
+    const newest = log.segments[log.segments.length - 1];
+    if (!resuming && !logLost && madeSegment !== undefined && madeSegment > fromLsn && (newest === undefined || newest.firstLsn < madeSegment)) {
+      report.line({ kind: 'log-segment-missing', file: join(walDir(dir), segmentName(madeSegment)), afterLsn: madeSegment - 1, lostAfterCheckpoint: 'unknown', reason: "the write-ahead log's newest segment is missing: every write acknowledged in it is lost" });
     }
     for (const d of log.damage) {
       report.line({

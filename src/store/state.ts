@@ -180,6 +180,8 @@ const TRAINED_KEY = 'trained';
 const CHECKPOINT_KEY = 'checkpoint';
 /** true once the store's write-ahead log directory has been made (STATE.md, "The log directory"). */
 const LOG_MADE_KEY = 'logMade';
+/** The first LSN of the newest log segment the store has made (STATE.md, "The log directory"). */
+const LOG_SEGMENT_KEY = 'logSegment';
 
 // Plain maps, no record extensions: what is written must decode the same in later versions.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
@@ -533,6 +535,24 @@ export class StateStore {
   }
 
   /**
+   * The first LSN of the newest segment the store's log made (recorded once its file was durable,
+   * before any record went into it), or undefined for a store made before the mark existed: a log
+   * whose newest segment is older lost that one (STATE.md, "The log directory"). CORRUPTION when the
+   * value is not a positive safe integer.
+   */
+  readLogSegment(): number | undefined {
+    const v = this.getConfig(LOG_SEGMENT_KEY);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw corruption(this.dir, 'config', utf8.encode(LOG_SEGMENT_KEY), 'the newest log segment is not a positive integer');
+    return v;
+  }
+
+  /** Records `firstLsn` as the first LSN of the newest segment of the log (readLogSegment()), durably. */
+  async markLogSegment(firstLsn: number): Promise<void> {
+    await this.commit(() => this.putConfig(LOG_SEGMENT_KEY, firstLsn));
+  }
+
+  /**
    * The model of a trained store of `config`: PCA's, or an rq store's rotation. CORRUPTION when its
    * shape does not fit it: a structured rotation (`hadamard`) only in an rq store without PCA, of
    * format version 6, onto rotatedDim(dim) dimensions; any model of `config.dim` inputs.
@@ -621,9 +641,10 @@ export class StateStore {
    */
   verifyAll(): { docs: Set<string>; damagedDocs: Map<string, MemstoreError>; problems: MemstoreError[] } {
     const problems: MemstoreError[] = [];
-    for (const key of [CONFIG_KEY, CHECKPOINT_KEY, TRAINED_KEY, PCA_KEY, LOG_MADE_KEY]) {
+    for (const key of [CONFIG_KEY, CHECKPOINT_KEY, TRAINED_KEY, PCA_KEY, LOG_MADE_KEY, LOG_SEGMENT_KEY]) {
       try {
-        this.getConfig(key);
+        if (key === LOG_SEGMENT_KEY) this.readLogSegment();
+        else this.getConfig(key);
       } catch (e) {
         problems.push(asCorruption(this.dir, e));
       }

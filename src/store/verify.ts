@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { nodeFileLayer } from '../../io/file-layer.js';
 import { isWalError } from '../../wal/errors.js';
+import { segmentName } from '../../wal/format.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
 import { getCodec } from '../codec/index.js';
@@ -192,6 +194,17 @@ export async function checkStore(dir: string): Promise<StoreReport> {
       problems.push({ file: d.file, offset: d.offset, what: `WAL damage (${d.reason}) over ${d.end - d.offset} bytes${lost}` });
     }
     const segments = log?.segments ?? [];
+    // The newest segment the log made after the checkpoint must still be there (STATE.md, "The log directory").
+    let madeSegment: number | undefined;
+    try {
+      madeSegment = state.readLogSegment();
+    } catch {
+      // A damaged mark is reported with the other values of the state (verifyAll above).
+    }
+    const newest = segments[segments.length - 1];
+    if (log !== undefined && existsSync(walDir(dir)) && madeSegment !== undefined && madeSegment > checkpoint.lsn && (newest === undefined || newest.firstLsn < madeSegment)) {
+      problems.push({ file: join(walDir(dir), segmentName(madeSegment)), offset: undefined, what: `the write-ahead log's newest segment is missing, and with it any write acknowledged after log position ${madeSegment - 1}; memstore repair opens the store as of what the log still holds` });
+    }
     const first = segments[0];
     if (first !== undefined && first.firstLsn > checkpoint.lsn + 1) {
       problems.push({ file: first.path, offset: 0, what: `log starts at LSN ${first.firstLsn}, records ${checkpoint.lsn + 1}..${first.firstLsn - 1} after the checkpoint are missing` });
