@@ -136,12 +136,48 @@ class NodeFileHandle implements FileHandle {
   }
 }
 
+/**
+ * An error (code ENOTREG) for a store's file that is there but is not a regular file: a FIFO in its
+ * place blocked the open for good, and a link to a device such as /dev/zero was read without end
+ * (found by a hostile pass), so every file is looked at before it is opened or read. A missing file
+ * is left to the open, which says so itself.
+ */
+function notRegular(path: string, what: string): Error {
+  return Object.assign(new Error(`${path} is not a regular file (${what})`), { code: 'ENOTREG', path });
+}
+
+function kindOf(stat: { isDirectory(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  return 'not a file';
+}
+
+async function requireRegular(path: string): Promise<void> {
+  let stat;
+  try {
+    stat = await fsp.stat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  if (!stat.isFile()) throw notRegular(path, kindOf(stat));
+}
+
+function requireRegularSync(path: string): void {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (stat !== undefined && !stat.isFile()) throw notRegular(path, kindOf(stat));
+}
+
 /** FileLayer over node:fs/promises. */
 export const nodeFileLayer: FileLayer = {
   async open(path, mode) {
+    await requireRegular(path);
     return new NodeFileHandle(await fsp.open(path, OPEN_FLAGS[mode], 0o644));
   },
-  readFile(path) {
+  async readFile(path) {
+    await requireRegular(path);
     return fsp.readFile(path);
   },
   list(dir) {
@@ -188,6 +224,7 @@ export const nodeFileLayer: FileLayer = {
     linkSync(existing, path);
   },
   readFileSync(path) {
+    requireRegularSync(path);
     return readFileSync(path);
   },
   removeSync(path) {

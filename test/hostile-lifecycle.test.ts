@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import { MemstoreError, MemStore, type OpenOptions } from '../src/index.js';
@@ -347,6 +347,15 @@ test("repair with its report inside the store's own entries (wal/, arena/, ...) 
     await rejectsWith(() => repairStore(dir, { report: join(dir, inside, 'report.jsonl') }), 'INVALID_ARGUMENT');
     assert.ok(!existsSync(join(dir, inside, 'report.jsonl')), inside);
   }
+  // Through links: the store named by a link to it, and a report named through a link into wal/
+  // (the check compared names alone, and such a report was written, then deleted with the log).
+  const links = tempDir();
+  symlinkSync(dir, join(links, 'store'));
+  symlinkSync(join(dir, 'wal'), join(links, 'log'));
+  await rejectsWith(() => repairStore(join(links, 'store'), { report: join(dir, 'wal', 'report.jsonl') }), 'INVALID_ARGUMENT');
+  await rejectsWith(() => repairStore(dir, { report: join(links, 'log', 'report.jsonl') }), 'INVALID_ARGUMENT');
+  await rejectsWith(() => repairStore(dir, { report: join(links, 'store', 'wal', 'new', 'report.jsonl') }), 'INVALID_ARGUMENT');
+  assert.ok(!existsSync(join(dir, 'wal', 'report.jsonl')));
   // Beside them, in the directory itself, is where a report goes by default: allowed.
   const done = await repairStore(dir, { report: join(dir, 'mine.jsonl') });
   assert.equal(done.count, 1);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { open } from 'lmdb';
 import { MemStore, MemstoreError } from '../src/index.js';
@@ -295,5 +296,30 @@ test('state file: a state.mdb or state.mdb-lock that is not a regular file (a de
     await rejectsWith(() => MemStore.open(dir, { dim: DIM }), 'IO');
     await rejectsWith(() => checkStore(dir), 'IO');
     assert.deepEqual(readdirSync(dir).sort(), before, `${what}: nothing made or removed`);
+  }
+});
+
+test("store files: a log segment, an arena or vector segment or the index file that is not a regular file (a FIFO, a link to /dev/zero, a directory) is IO at open and a problem verify names, never a wait or an endless read", { timeout: 120_000 }, async () => {
+  const base = tempDir('memstore-statefile-');
+  const s = await MemStore.open(base, { dim: DIM });
+  await s.add(vecs.slice(0, 20).map((vector, i) => ({ id: `r${i}`, vector, text: `text ${i}` })));
+  await s.close();
+  const fileIn = (dir: string, sub: string) => join(dir, sub, readdirSync(join(dir, sub)).sort()[0]!);
+  const kinds: [string, (path: string) => void][] = [
+    ['a FIFO', (path) => execFileSync('mkfifo', [path])],
+    ['a link to /dev/zero', (path) => symlinkSync('/dev/zero', path)],
+    ['a directory', (path) => mkdirSync(path)],
+  ];
+  for (const sub of ['wal', 'arena', 'vectors', 'index']) {
+    for (const [kind, make] of kinds) {
+      const dir = tempDir('memstore-statefile-');
+      cpSync(base, dir, { recursive: true });
+      const path = fileIn(dir, sub);
+      rmSync(path);
+      make(path);
+      await rejectsWith(() => MemStore.open(dir), 'IO');
+      const report = await checkStore(dir);
+      assert.ok(report.problems.length > 0, `${sub} ${kind}: verify finds it`);
+    }
   }
 });
