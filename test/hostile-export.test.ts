@@ -542,3 +542,27 @@ test('a JSONL row that is not valid UTF-8 is INVALID_ARGUMENT naming its line, a
     await store.close();
   }
 });
+
+test('a Parquet export with one bit flipped, at each of 64 places: the import rejects it with INVALID_ARGUMENT and leaves the directory empty, or imports it; it never kills the process (parquet-wasm trapped in its streaming reader)', async () => {
+  const source = tempDir();
+  const s = await MemStore.open(source, { dim: 8 });
+  await s.add(Array.from({ length: 20 }, (_, i) => ({ id: `r${i}`, vector: Array.from({ length: 8 }, (_, j) => Math.sin(i * 8 + j)), text: `text ${i}`, meta: { i } })));
+  await s.close();
+  const clean = join(tempDir(), 'clean.parquet');
+  await exportStore(source, clean);
+  const bytes = readFileSync(clean);
+  for (let at = 0; at < 64; at++) {
+    const flipped = Buffer.from(bytes);
+    const offset = Math.floor((at * bytes.length) / 64);
+    flipped[offset] = flipped[offset]! ^ (1 << (at % 8));
+    const file = join(tempDir(), 'flipped.parquet');
+    writeFileSync(file, flipped);
+    const dir = tempDir();
+    try {
+      await importStore(file, dir);
+    } catch (e) {
+      assert.ok(e instanceof Error && (e as { code?: unknown }).code === 'INVALID_ARGUMENT', `offset ${offset}: ${String(e)}`);
+      assert.deepEqual(readdirSync(dir), [], `offset ${offset}: the directory is left empty`);
+    }
+  }
+});
