@@ -566,3 +566,40 @@ test('a Parquet export with one bit flipped, at each of 64 places: the import re
     }
   }
 });
+
+test("import Arrow: a schema naming a metric no store has ('L2', 'hamming') is INVALID_ARGUMENT unless a metric is given (it had imported as cosine); a memstore.dim that is not decimal digits ('0x10', '1e3') is not read as one", async () => {
+  const withMetadata = (metadata: Record<string, string>) => {
+    const table = new arrow.Table({ id: strings(['a', 'b']), vector: float32Lists([[1, 2, 3], [3, 2, 1]]) });
+    const schema = new arrow.Schema(table.schema.fields, new Map(Object.entries(metadata)));
+    const file = join(tempDir(), 'in.arrow');
+    writeFileSync(file, arrow.tableToIPC(new arrow.Table(schema, table.batches), 'file'));
+    return file;
+  };
+  for (const metric of ['L2', 'hamming', 'Dot', '']) {
+    const file = withMetadata({ 'memstore.metric': metric });
+    const dir = tempDir();
+    await rejectsWith(() => importStore(file, dir), 'INVALID_ARGUMENT');
+    assert.deepEqual(readdirSync(dir), [], `${metric}: the directory is left empty`);
+    const given = await importStore(file, tempDir(), { metric: 'l2' });
+    assert.equal(given.records, 2);
+  }
+  const known = tempDir();
+  await importStore(withMetadata({ 'memstore.metric': 'dot' }), known);
+  const store = await MemStore.open(known);
+  try {
+    assert.equal(store.stats().metric, 'dot');
+  } finally {
+    await store.close();
+  }
+  for (const dim of ['0x10', '1e3', '3.0', '-3']) {
+    // Not a dimension: the vectors' list size (3) is the store's.
+    const dir = tempDir();
+    await importStore(withMetadata({ 'memstore.dim': dim }), dir);
+    const s = await MemStore.open(dir);
+    try {
+      assert.equal(s.stats().dim, 3, dim);
+    } finally {
+      await s.close();
+    }
+  }
+});

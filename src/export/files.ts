@@ -139,7 +139,9 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
   let shape: FileShape = { metric: undefined, dim: undefined };
   const noteSchema = (schema: Arrow.Schema) => {
     const vector = schema.fields.find((f) => f.name === 'vector')?.type as { listSize?: unknown } | undefined;
-    const dim = Number(schema.metadata.get(DIM_KEY) ?? (typeof vector?.listSize === 'number' ? vector.listSize : NaN));
+    // Decimal digits only: Number() read '0x10' as 16 and '1e3' as 1,000.
+    const written = schema.metadata.get(DIM_KEY);
+    const dim = written !== undefined ? (/^[1-9][0-9]{0,8}$/.test(written) ? Number(written) : NaN) : typeof vector?.listSize === 'number' ? vector.listSize : NaN;
     shape = { metric: schema.metadata.get(METRIC_KEY), dim: Number.isInteger(dim) && dim > 0 ? dim : undefined };
   };
   const damaged = (e: unknown) => (e instanceof MemstoreError ? e : new MemstoreError('INVALID_ARGUMENT', `${file}: not a readable ${format} file`, { cause: e, file }));

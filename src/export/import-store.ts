@@ -49,7 +49,7 @@ export async function importStore(file: string, dir: string, options: ImportOpti
         if (open.dim === undefined && shape().dim === undefined && !(first >= 1 && first <= MAX_DIM)) {
           throw new MemstoreError('INVALID_VECTOR', `${file}: row ${from}: the vector has ${first} components; a store takes 1 to ${MAX_DIM}`, { file, offset: from, field: `row ${from}` });
         }
-        store = await openFor(dir, open, shape().metric, shape().dim ?? first);
+        store = await openFor(dir, open, shape().metric, shape().dim ?? first, file);
       }
       try {
         await store.add(batch);
@@ -74,7 +74,7 @@ export async function importStore(file: string, dir: string, options: ImportOpti
     if (store === undefined) {
       const dim = open.dim ?? shape().dim;
       if (dim === undefined) throw new MemstoreError('INVALID_ARGUMENT', `${file} holds no record and no dimension; give dim to make an empty store`, { file, field: 'dim' });
-      store = await openFor(dir, open, shape().metric, dim);
+      store = await openFor(dir, open, shape().metric, dim, file);
     }
     const records = store.stats().count;
     const dim = store.stats().dim;
@@ -94,8 +94,13 @@ export async function importStore(file: string, dir: string, options: ImportOpti
   }
 }
 
-function openFor(dir: string, open: OpenOptions, fileMetric: string | undefined, dim: number): Promise<MemStore> {
-  const metric = open.metric ?? ((METRICS as readonly string[]).includes(fileMetric ?? '') ? (fileMetric as Metric) : undefined);
+function openFor(dir: string, open: OpenOptions, fileMetric: string | undefined, dim: number, file: string): Promise<MemStore> {
+  // A metric the file names and no store has (another tool's, or a typo such as 'L2') is refused
+  // unless the caller names one: read as the default, it had made a cosine store of an l2 file.
+  if (open.metric === undefined && fileMetric !== undefined && !(METRICS as readonly string[]).includes(fileMetric)) {
+    return Promise.reject(new MemstoreError('INVALID_ARGUMENT', `${file}: its schema names the metric ${JSON.stringify(fileMetric)}, which is not one of ${METRICS.join(', ')}; give --metric (OpenOptions.metric) to import it`, { file, field: 'memstore.metric' }));
+  }
+  const metric = open.metric ?? (fileMetric as Metric | undefined);
   return MemStore.openWith(dir, { durability: 'none', ...open, dim: open.dim ?? dim, ...(metric === undefined ? {} : { metric }) }, { importing: true });
 }
 
