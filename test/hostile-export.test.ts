@@ -603,3 +603,22 @@ test("import Arrow: a schema naming a metric no store has ('L2', 'hamming') is I
     }
   }
 });
+
+test('after an import that did not finish: verify reports it, repair refuses with CORRUPTION before writing its report, and the import again starts over (a report left behind had made it refuse the directory)', async () => {
+  const { importMarkerPath } = await import('../src/store/files.js');
+  const { repairStore } = await import('../src/store/repair.js');
+  const file = join(tempDir(), 'in.jsonl');
+  writeFileSync(file, Array.from({ length: 5 }, (_, i) => JSON.stringify({ id: `r${i}`, vector: [i, 1, 2] })).join('\n'));
+  const dir = tempDir();
+  await importStore(file, dir);
+  // What a killed import leaves: the store's entries and the marker.
+  writeFileSync(importMarkerPath(dir), '');
+  const before = readdirSync(dir).sort();
+  const verified = await cliResult(['verify', dir]);
+  assert.equal(verified.code, 1);
+  await rejectsWith(() => repairStore(dir), 'CORRUPTION');
+  assert.deepEqual(readdirSync(dir).sort(), before, 'repair wrote no report');
+  const again = await importStore(file, dir);
+  assert.equal(again.records, 5);
+  assert.ok(!existsSync(importMarkerPath(dir)));
+});

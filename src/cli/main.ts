@@ -12,6 +12,7 @@ import { Progress } from './progress.js';
 import type { BenchFlags } from './bench.js';
 import { repairStore } from '../store/repair.js';
 import { checkStore, requireStore } from '../store/verify.js';
+import { importMarkerPath } from '../store/files.js';
 
 /** The package's version, read from the package.json two levels above dist/src/cli. */
 function version(): string {
@@ -52,7 +53,9 @@ async function verify(dir: string): Promise<void> {
   if (report.damagedRecords.length > 0) {
     process.stdout.write(`damaged records (${report.damagedRecords.length}): ${report.damagedRecords.map((id) => JSON.stringify(id)).join(', ')}\n`);
   }
-  process.stdout.write(report.problems.length === 0 ? 'ok\n' : `${report.problems.length} problem(s); memstore repair ${dir} moves the damaged records to a report\n`);
+  // An import that did not finish is imported again, not repaired (repair refuses it).
+  const advice = report.problems.some((p) => p.file === importMarkerPath(dir)) ? `import into ${dir} again (it starts over)` : `memstore repair ${dir} moves the damaged records to a report`;
+  process.stdout.write(report.problems.length === 0 ? 'ok\n' : `${report.problems.length} problem(s); ${advice}\n`);
   if (report.problems.length > 0) process.exitCode = 1;
 }
 

@@ -4,7 +4,7 @@ import { nodeFileLayer } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
 import { MemStore } from '../memstore.js';
-import { isStoreEntry, repairLogDir, repairReportPath, syncDirSync, walDir } from './files.js';
+import { importMarkerPath, isStoreEntry, repairLogDir, repairReportPath, syncDirSync, walDir } from './files.js';
 import { segmentName } from '../../wal/format.js';
 import { DirectoryLock } from './lock.js';
 import { decodeMutation, type Mutation } from './mutations.js';
@@ -94,6 +94,12 @@ export async function repairStore(dir: string, options: { report?: string; onPro
   // (the rebuild keeps only what a store's tables hold, and had dropped everything of that program's).
   requireStore(dir);
   refuseReportInside(dir, options.report);
+  // Refused before its report is made, as open refuses it: an import that did not finish is
+  // imported again (it starts over), and a report left in the directory had made that import
+  // refuse a directory no longer empty.
+  if (existsSync(importMarkerPath(dir))) {
+    throw new MemstoreError('CORRUPTION', `${dir}: an import into it did not finish, so its store may lack rows; import again (it starts over) or empty the directory`, { file: importMarkerPath(dir) });
+  }
   // Steps: the state rebuilt, the log salvaged, the store opened, the log re-applied, damage found, damaged records moved out, compaction.
   const step = (done: number) => options.onProgress?.(done, 7);
   const lock = DirectoryLock.acquire(dir, nodeFileLayer);
