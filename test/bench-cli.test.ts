@@ -158,10 +158,13 @@ test('memstore bench refuses, before the study, output files that are the same f
   await assert.rejects(run(process.execPath, [cli, 'bench', '--quick', '--codecs', 'int8', '--pca', 'none', '--no-hnsw', '--no-index', '--json', join(out, 'keep.json')], { cwd: out }), (e: { code: number }) => e.code === 2);
   assert.equal(readFileSync(join(out, 'keep.md'), 'utf8'), 'mine\n');
   assert.ok(!existsSync(join(out, 'keep.json')));
-  // An earlier run's pair is written over, as --json asks.
-  writeFileSync(join(out, 'keep.json'), '{}');
-  assert.equal(benchOutputs({ out, json: join(out, 'keep.json') }).table, join(out, 'keep.md'));
   const clash = (flags: { json?: string; chart?: string }) => assert.throws(() => benchOutputs({ out, ...flags }), (e: Error) => e.name === 'InvalidArgumentError');
+  // A JSON file of the user's own beside it is no earlier run's either.
+  writeFileSync(join(out, 'keep.json'), '{}');
+  clash({ json: join(out, 'keep.json') });
+  // An earlier run's pair (its table begins as a run writes it) is written over, as --json asks.
+  writeFileSync(join(out, 'keep.md'), '# memstore bench\n\nan earlier run\n');
+  assert.equal(benchOutputs({ out, json: join(out, 'keep.json') }).table, join(out, 'keep.md'));
   clash({ json: join(out, 'c.json'), chart: join(out, 'c.md') });
   clash({ json: join(out, 'same.svg'), chart: join(out, 'same.svg') });
   clash({ json: join(out, 'x-index.svg'), chart: join(out, 'x.svg') });

@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { shippedDataset, syntheticDataset, type Dataset } from './datasets.js';
@@ -144,6 +144,23 @@ export interface BenchOutputs {
  * when `--json FILE` would write its table over a file the user keeps: FILE.md is written over only
  * when FILE itself is there too (an earlier run's pair), never when it stands alone.
  */
+/** How every table this command writes begins. */
+const TABLE_HEADING = '# memstore bench\n';
+
+/** Whether the file at `path` begins as a table this command writes begins (TABLE_HEADING). */
+function writtenByBench(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(TABLE_HEADING.length);
+    return readSync(fd, head, 0, head.length, 0) === head.length && head.toString('utf8') === TABLE_HEADING;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'>): BenchOutputs {
   const json = resolve(flags.json ?? join(flags.out, 'results.json'));
   const chart = resolve(flags.chart ?? join(flags.out, 'results.svg'));
@@ -159,7 +176,9 @@ export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'>):
       if (named[i]![0] === named[j]![0]) throw new InvalidArgumentError(`${named[i]![1]} and ${named[j]![1]} are the same file, ${named[i]![0]}: name files apart`);
     }
   }
-  if (flags.json !== undefined && existsSync(outputs.table) && !existsSync(outputs.json)) {
+  // A table is written over only where an earlier run wrote it: beside its JSON, and starting with
+  // the heading a run writes (a user's notes.md beside their own notes.json was written over).
+  if (flags.json !== undefined && existsSync(outputs.table) && (!existsSync(outputs.json) || !writtenByBench(outputs.table))) {
     throw new InvalidArgumentError(`--json ${flags.json}: its table would be written over ${outputs.table}, which no earlier run wrote beside it; name another --json, or move that file`);
   }
   return outputs;
@@ -225,6 +244,6 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const chartPath = chart === undefined ? undefined : write(chartFile, chart);
   const sweepChart = sweep === undefined || chart === undefined ? undefined : await renderSweepChart(sweep, flags.k, subtitle);
   const sweepPath = sweepChart === undefined ? undefined : write(indexChartFile, sweepChart);
-  const mdPath = write(mdFile, `# memstore bench\n\n${subtitle.join(': ')}\n\n${table}\n${advice === undefined ? '' : `\n${advice}\n`}`);
+  const mdPath = write(mdFile, `${TABLE_HEADING}\n${subtitle.join(': ')}\n\n${table}\n${advice === undefined ? '' : `\n${advice}\n`}`);
   progress(`wrote ${[mdPath, jsonPath, chartPath, sweepPath].filter((p) => p !== undefined).join(', ')}`);
 }
