@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -117,6 +117,20 @@ test('export to a path in a missing directory is IO and creates nothing; to a di
   await rejectsWith(() => exportStore(dir, dir, { format: 'parquet' }), 'INVALID_ARGUMENT');
   assert.deepEqual(readdirSync(dir).sort(), before);
   assert.equal((await recordsOf(dir)).size, 1);
+});
+
+test("export into the store's own entries (a file named like a log segment in wal/, one in arena/ or index/, a marker's name), also through a link, is INVALID_ARGUMENT and writes nothing (the first was read as the store's log and the store no longer opened); beside them it is allowed", async () => {
+  const dir = await makeStore([{ id: 'a', vector: [1, 2, 3] }], { dim: 3, metric: 'dot' });
+  const link = join(tempDir(), 'log');
+  symlinkSync(join(dir, 'wal'), link);
+  for (const out of [join(dir, 'wal', 'wal-00000000000000000099.log'), join(dir, 'arena', 'x.jsonl'), join(dir, 'index', 'x.jsonl'), join(dir, 'IMPORTING'), join(dir, 'wal.repair'), join(link, 'x.jsonl')]) {
+    const before = readdirSync(dir, { recursive: true }).map(String).sort();
+    await rejectsWith(() => exportStore(dir, out, { format: 'jsonl' }), 'INVALID_ARGUMENT');
+    assert.deepEqual(readdirSync(dir, { recursive: true }).map(String).sort(), before, out);
+  }
+  assert.equal((await recordsOf(dir)).size, 1);
+  const beside = join(dir, 'mine.jsonl');
+  assert.equal((await exportStore(dir, beside)).records, 1);
 });
 
 // ---- what a store holds comes back --------------------------------------------------------------

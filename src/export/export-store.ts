@@ -1,6 +1,8 @@
 import { MemStore, type StoredRecord } from '../memstore.js';
 import type { Metric } from '../options.js';
 import { requireStore } from '../store/verify.js';
+import { storeEntryHolding } from '../store/files.js';
+import { MemstoreError } from '../errors.js';
 import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { writeAtomically, writeFile } from './files.js';
 
@@ -24,6 +26,11 @@ export interface ExportOptions {
 export async function exportStore(dir: string, out: string, options: ExportOptions = {}): Promise<{ records: number; format: ExportFormat; metric: Metric; dim: number }> {
   const format = resolveFormat(options.format, out);
   requireStore(dir);
+  // Links resolved: an export named like a log segment inside wal/ was read as the store's own log.
+  const entry = storeEntryHolding(dir, out);
+  if (entry !== undefined) {
+    throw new MemstoreError('INVALID_ARGUMENT', `${out} would be inside the store's ${entry}; write the export elsewhere`, { field: 'out', file: out });
+  }
   const store = await MemStore.open(dir, { cache: false });
   try {
     const { dim, metric } = store.stats();

@@ -1,5 +1,5 @@
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, realpathSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parseSegmentName } from '../../wal/index.js';
 import { MemstoreError } from '../errors.js';
 
@@ -50,6 +50,32 @@ export function isStoreEntry(name: string): boolean {
     name === FILES.lock || name.startsWith(`${FILES.lock}.`) || name === FILES.state || name === `${FILES.state}${LMDB_LOCK_SUFFIX}` || name === FILES.wal ||
     name === FILES.arena || name === FILES.vectors || name === FILES.index || name === FILES.repairLog || name === FILES.importing
   );
+}
+
+/**
+ * `path` with every link resolved, as far as it exists: a file named through a link to the store
+ * (or a link inside it) lands where the link points, so a check on the names alone is not enough.
+ */
+function realPathOf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    const parent = dirname(resolve(path));
+    return parent === resolve(path) ? resolve(path) : join(realPathOf(parent), basename(path));
+  }
+}
+
+/**
+ * The entry of the store in `dir` (FILES: its log, arenas, index, state, lock, markers) that
+ * `path` is, or lies inside, links resolved; undefined for any other path, the directory itself
+ * and files beside the entries included. A tool's output written there is taken for the store's
+ * own (a file named like a log segment inside `wal/`), or goes with it (repair rewrites `wal/`).
+ */
+export function storeEntryHolding(dir: string, path: string): string | undefined {
+  const inside = relative(realPathOf(dir), realPathOf(path));
+  if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) return undefined;
+  const first = inside.split(sep)[0] ?? '';
+  return isStoreEntry(first) ? first : undefined;
 }
 
 export function lockPath(dir: string): string {

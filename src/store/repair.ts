@@ -1,10 +1,10 @@
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { nodeFileLayer } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
 import { MemStore } from '../memstore.js';
-import { importMarkerPath, isStoreEntry, repairLogDir, repairReportPath, syncDirSync, walDir } from './files.js';
+import { importMarkerPath, repairLogDir, repairReportPath, storeEntryHolding, syncDirSync, walDir } from './files.js';
 import { segmentName } from '../../wal/format.js';
 import { DirectoryLock } from './lock.js';
 import { decodeMutation, type Mutation } from './mutations.js';
@@ -256,25 +256,11 @@ export async function repairStore(dir: string, options: { report?: string; onPro
  * log, arenas, index, or the log a repair moves aside): a report in `wal/` was deleted with the
  * damaged log it describes. Beside them, in the store's directory, is where it goes by default.
  */
-/**
- * `path` with every link resolved, as far as it exists: a report named through a link to the store
- * (or a link inside it) lands where the link points, and a check on the names alone let a report
- * be written into `wal/` and deleted with it (found by a hostile pass).
- */
-function realPathOf(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    const parent = dirname(resolve(path));
-    return parent === resolve(path) ? resolve(path) : join(realPathOf(parent), basename(path));
-  }
-}
-
 function refuseReportInside(dir: string, report: string | undefined): void {
   if (report === undefined) return;
-  const inside = relative(realPathOf(dir), realPathOf(report));
-  const first = inside.split(sep)[0] ?? '';
-  if (inside !== '' && !inside.startsWith('..') && !isAbsolute(inside) && inside.includes(sep) && isStoreEntry(first)) {
-    throw new MemstoreError('INVALID_ARGUMENT', `the report ${report} would be inside the store's ${first}, which repair rewrites; write it elsewhere`, { field: 'report', file: report });
+  // Links resolved: a report named through a link into wal/ was written there, then deleted with it.
+  const entry = storeEntryHolding(dir, report);
+  if (entry !== undefined) {
+    throw new MemstoreError('INVALID_ARGUMENT', `the report ${report} would be inside the store's ${entry}, which repair rewrites; write it elsewhere`, { field: 'report', file: report });
   }
 }
