@@ -636,3 +636,14 @@ test('after an import that did not finish: verify reports it, repair refuses wit
   assert.equal(again.records, 5);
   assert.ok(!existsSync(importMarkerPath(dir)));
 });
+
+test('export to a name of 246 bytes (its temporary name beside it would pass 255) writes it whole; the CLI names the system error beneath an IO error (a missing directory: ENOENT)', async () => {
+  const dir = await makeStore([{ id: 'a', vector: [1, 2, 3] }], { dim: 3, metric: 'dot' });
+  const parent = tempDir();
+  const out = join(parent, `${'x'.repeat(240)}.jsonl`);
+  assert.equal((await exportStore(dir, out)).records, 1);
+  assert.deepEqual(readdirSync(parent), [`${'x'.repeat(240)}.jsonl`], 'no temporary file left');
+  const missing = await cliResult(['export', dir, '--out', join(parent, 'missing', 'x.jsonl')]);
+  assert.equal(missing.code, 2);
+  assert.ok(missing.stderr.includes('ENOENT'), missing.stderr);
+});

@@ -178,8 +178,23 @@ program
     process.stdout.write(`imported ${rows} rows into ${dir}: ${records} records of ${dim} dimensions\n`);
   });
 
+/**
+ * The system's error code beneath an IO error (ENOENT, ENAMETOOLONG, ...), for a message that does
+ * not name it already: "cannot create FILE" alone did not say why.
+ */
+function systemCode(e: unknown): string | undefined {
+  for (let at: unknown = e, depth = 0; at instanceof Error && depth < 8; at = at.cause, depth++) {
+    const code = (at as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  }
+  return undefined;
+}
+
 program.parseAsync().catch((e: unknown) => {
-  if (isMemstoreError(e)) process.stderr.write(`memstore: ${e.code}: ${e.message}\n`);
+  if (isMemstoreError(e)) {
+    const code = e.code === 'IO' ? systemCode(e.cause) : undefined;
+    process.stderr.write(`memstore: ${e.code}: ${e.message}${code === undefined || e.message.includes(code) ? '' : ` (${code})`}\n`);
+  }
   else process.stderr.write(`memstore: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exitCode = isMemstoreError(e, 'CORRUPTION') ? 1 : 2;
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { link, open, readFile as readBytes, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as Arrow from 'apache-arrow';
@@ -296,6 +296,19 @@ async function* linesOf(input: AsyncIterable<Buffer>, file: string): AsyncIterab
   }
 }
 
+/** Bytes a file name may take on the file systems a store runs on (NAME_MAX). */
+const NAME_MAX = 255;
+
+/**
+ * A new name beside `file` for writing it: `FILE.<pid>.<random>.tmp`, or, where that would pass
+ * NAME_MAX (an output's own name may take up to it), `.<pid>.<random>.tmp` alone: a legal name of
+ * 246 bytes had failed with a name too long for its temporary file.
+ */
+function temporaryBeside(file: string): string {
+  const suffix = `.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  return Buffer.byteLength(basename(file)) + Buffer.byteLength(suffix) <= NAME_MAX ? `${file}${suffix}` : join(dirname(file), suffix);
+}
+
 /**
  * Runs `write(temp)` and moves its file to `file` atomically: written under a temporary name
  * beside it (a new, random one, created here: a file already there is never written or removed),
@@ -312,7 +325,7 @@ export async function writeAtomically(file: string, write: (temp: string) => Pro
     if (e instanceof MemstoreError) throw e;
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new MemstoreError('IO', `cannot check ${file}`, { cause: e, file });
   }
-  const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const temp = temporaryBeside(file);
   try {
     await (await open(temp, 'wx')).close();
   } catch (e) {
