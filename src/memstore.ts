@@ -32,7 +32,7 @@ import { FlatIndex } from './index/flat-index.js';
 import { PageIndex, sortSlotsById } from './index/page-index.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
 import type { KernelMetric } from './kernels/index.js';
-import { ensureDurableDir, importMarkerPath, indexFilePath, refuseLostState, repairLogDir, statePath, walDir } from './store/files.js';
+import { ensureDurableDir, indexFilePath, refuseLostState, refuseUnfinishedImport, repairLogDir, statePath, walDir } from './store/files.js';
 import { IndexFile, type IndexDamage } from './store/index-file.js';
 import { ChangedRecords, NO_DOC } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
@@ -41,7 +41,7 @@ import { RecordReads } from './store/record-reads.js';
 import { ResidentSampler } from './store/resident.js';
 import { DirectoryLock } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
-import { arenaEndOf, docRecord, environmentKind, hasDoc, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
+import { arenaEndOf, docRecord, environmentKind, hasDoc, newestSegmentLost, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
 import { Checkpointer } from './store/checkpointer.js';
 import { checkReopen, createConfig, settlePages } from './store/config.js';
 import { Damage, type DamagedKey } from './store/damage.js';
@@ -383,16 +383,15 @@ export class MemStore {
       }))) {
         throw new MemstoreError('CORRUPTION', `${dir}: the write-ahead log directory is missing, and with it any write acknowledged after the last checkpoint (log position ${checkpoint.lsn}); run memstore repair ${dir} to open the store as of that checkpoint`, { file: walDir(dir) });
       }
-      // The newest segment the log made, recorded before any record went into it: one made after
-      // the checkpoint and gone now took its acknowledged writes with it (a restart of the log, the
-      // only other way segments go, happens when the log ends before the checkpoint, that is when
-      // the newest segment the store made is not past it). Only repair opens such a store.
+      // The newest segment the log made, recorded before any record went into it (newestSegmentLost()).
+      // Only repair opens a store that lost it. The directory is listed only where a loss is
+      // possible: where no segment at all would be one.
       const madeSegment = state.readLogSegment();
-      if (logMade && madeSegment !== undefined && madeSegment > checkpoint.lsn && internal.repairing !== true) {
+      if (madeSegment !== undefined && logMade && internal.repairing !== true && newestSegmentLost(madeSegment, checkpoint.lsn, undefined)) {
         const newest = await newestSegment(files, walDir(dir)).catch((e: unknown) => {
           throw asMemstoreError(e, 'listing the write-ahead log');
         });
-        if (newest === undefined || newest < madeSegment) {
+        if (newestSegmentLost(madeSegment, checkpoint.lsn, newest)) {
           throw new MemstoreError('CORRUPTION', `${dir}: the write-ahead log's newest segment (${segmentName(madeSegment)}) is missing, and with it any write acknowledged after log position ${madeSegment - 1}; run memstore repair ${dir} to open the store as of what the log still holds`, { file: join(walDir(dir), segmentName(madeSegment)) });
         }
       }
@@ -400,7 +399,8 @@ export class MemStore {
         throw asMemstoreError(e, 'opening the write-ahead log');
       });
       if (!logMade) await state.markLogMade();
-      if (state.readLogSegment() !== wal.activeFirstLsn) await state.markLogSegment(wal.activeFirstLsn);
+      // Wal.open rotates nothing (onSegment is not called there): the mark is still madeSegment.
+      if (madeSegment !== wal.activeFirstLsn) await state.markLogSegment(wal.activeFirstLsn);
       store = new MemStore(dir, storeOpts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
       await store.load(checkpoint, internal.indexDamage);
       await store.replay(checkpoint.lsn);
@@ -855,9 +855,7 @@ export class MemStore {
 
   /** What open() requires of `dir` before it locks it, and the directory made (durably) when it is not there. */
   private static async checkDirectory(dir: string, opts: ResolvedOpenOptions, internal: { repairing?: boolean; importing?: boolean }): Promise<void> {
-    if (internal.importing !== true && existsSync(importMarkerPath(dir))) {
-      throw new MemstoreError('CORRUPTION', `${dir}: an import into it did not finish, so its store may lack rows; import again (it starts over) or empty the directory`, { file: importMarkerPath(dir) });
-    }
+    if (internal.importing !== true) refuseUnfinishedImport(dir);
     // Creating a state file over a store that lost its own would make a new, empty store over the
     // old one's files: its log replayed into it from the wrong place, its index and arena files written over.
     refuseLostState(dir);

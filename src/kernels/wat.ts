@@ -334,7 +334,7 @@ function scanFunction(body: KernelBody, layout: Layout): string {
 
   // Declare every scratch name the templates may use, but only those this kernel does use.
   const i32Locals = ['qEnd', 'blockEnd', 'outEnd', 'stride', 'qi'];
-  const v128Locals = ['q0', 'q1', 'q2', 'q3', 'd0', 'd1', 'd2', 'd3', 'r0', 'r1', 'cl', 'ch', 'u01', 'u23', 'w01', 'w23', 'sc'];
+  const v128Locals = ['q0', 'q1', 'q2', 'q3', 'd0', 'd1', 'd2', 'd3', 'r0', 'r1', 'cl', 'ch', 'u01', 'u23', 'sc'];
   v128Locals.push(...Object.keys(body.constants));
   for (let b = 0; b < body.block; b++) {
     i32Locals.push(codePtr(b));

@@ -240,6 +240,16 @@ function storeFileIn(dir: string): string | undefined {
  * not make a new state over its files (it deleted their generations as leftovers), and the tools
  * must not say there is no store.
  */
+/**
+ * CORRUPTION when an import into `dir` did not finish (its marker is there, EXPORT.md): its store
+ * may lack rows, and the way on is to import again (it starts over), not to open or repair it.
+ */
+export function refuseUnfinishedImport(dir: string): void {
+  if (existsSync(importMarkerPath(dir))) {
+    throw new MemstoreError('CORRUPTION', `${dir}: an import into it did not finish, so its store may lack rows; import again (it starts over) or empty the directory`, { file: importMarkerPath(dir) });
+  }
+}
+
 export function refuseLostState(dir: string, blank = false): void {
   const missing = !existsSync(statePath(dir));
   if (!missing && !blank) return;

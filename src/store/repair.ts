@@ -4,11 +4,11 @@ import { nodeFileLayer } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
 import { MemStore } from '../memstore.js';
-import { importMarkerPath, repairLogDir, repairReportPath, storeEntryHolding, syncDirSync, walDir } from './files.js';
+import { refuseUnfinishedImport, repairLogDir, repairReportPath, storeEntryHolding, syncDirSync, walDir } from './files.js';
 import { segmentName } from '../../wal/format.js';
 import { DirectoryLock } from './lock.js';
 import { decodeMutation, type Mutation } from './mutations.js';
-import { keyName, RECORD_TABLES, StateStore } from './state.js';
+import { keyName, newestSegmentLost, RECORD_TABLES, StateStore } from './state.js';
 import { requireStore } from './verify.js';
 import type { IndexDamage } from './index-file.js';
 
@@ -97,9 +97,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
   // Refused before its report is made, as open refuses it: an import that did not finish is
   // imported again (it starts over), and a report left in the directory had made that import
   // refuse a directory no longer empty.
-  if (existsSync(importMarkerPath(dir))) {
-    throw new MemstoreError('CORRUPTION', `${dir}: an import into it did not finish, so its store may lack rows; import again (it starts over) or empty the directory`, { file: importMarkerPath(dir) });
-  }
+  refuseUnfinishedImport(dir);
   // Steps: the state rebuilt, the log salvaged, the store opened, the log re-applied, damage found, damaged records moved out, compaction.
   const step = (done: number) => options.onProgress?.(done, 7);
   const lock = DirectoryLock.acquire(dir, nodeFileLayer);
@@ -141,8 +139,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     }
     // The newest segment the log made after the checkpoint is gone (MemStore.open refuses the store):
     // the store opens on what the log still holds, and records its newest segment again.
-    const newest = log.segments[log.segments.length - 1];
-    if (!resuming && !logLost && madeSegment !== undefined && madeSegment > fromLsn && (newest === undefined || newest.firstLsn < madeSegment)) {
+    if (!resuming && !logLost && madeSegment !== undefined && newestSegmentLost(madeSegment, fromLsn, log.segments[log.segments.length - 1]?.firstLsn)) {
       report.line({ kind: 'log-segment-missing', file: join(walDir(dir), segmentName(madeSegment)), afterLsn: madeSegment - 1, lostAfterCheckpoint: 'unknown', reason: "the write-ahead log's newest segment is missing: every write acknowledged in it is lost" });
     }
     for (const d of log.damage) {

@@ -409,6 +409,18 @@ const VIEW_OF_READ = {
  * keyed by the id's UTF-8 bytes (arena reference of the text and the metadata; only for records
  * that have either). Codes and vector places are in the index file (INDEX.md).
  */
+/**
+ * Whether the newest segment a store's log made (`made`, readLogSegment()) is gone, given the
+ * checkpoint's LSN and the first LSN of the newest segment in the log directory now (undefined:
+ * none): one made after the checkpoint and older than none there took its acknowledged writes with
+ * it. A restart of the log, the only other way segments go, happens when the log ends before the
+ * checkpoint, that is when the newest segment the store made is not past it (STATE.md, "The log
+ * directory"). Open, verify and repair all ask this.
+ */
+export function newestSegmentLost(made: number, checkpointLsn: number, newest: number | undefined): boolean {
+  return made > checkpointLsn && (newest === undefined || newest < made);
+}
+
 export class StateStore {
   private root!: RootDatabase;
   private config!: Database<Buffer, string>;

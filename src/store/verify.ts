@@ -13,7 +13,7 @@ import { IndexFile, type IndexDamage } from './index-file.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
 import { DirectoryLock } from './lock.js';
-import { environmentKind, StateStore, type Checkpoint, type StoreConfig } from './state.js';
+import { environmentKind, newestSegmentLost, StateStore, type Checkpoint, type StoreConfig } from './state.js';
 import { codeFits, validDictionary } from '../filter/columns.js';
 import { readColumnsFile } from './column-file.js';
 import { usableColumns } from './column-restore.js';
@@ -201,8 +201,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     } catch {
       // A damaged mark is reported with the other values of the state (verifyAll above).
     }
-    const newest = segments[segments.length - 1];
-    if (log !== undefined && existsSync(walDir(dir)) && madeSegment !== undefined && madeSegment > checkpoint.lsn && (newest === undefined || newest.firstLsn < madeSegment)) {
+    if (log !== undefined && existsSync(walDir(dir)) && madeSegment !== undefined && newestSegmentLost(madeSegment, checkpoint.lsn, segments[segments.length - 1]?.firstLsn)) {
       problems.push({ file: join(walDir(dir), segmentName(madeSegment)), offset: undefined, what: `the write-ahead log's newest segment is missing, and with it any write acknowledged after log position ${madeSegment - 1}; memstore repair opens the store as of what the log still holds` });
     }
     const first = segments[0];
