@@ -36,8 +36,15 @@ function membersOf(top: { copyTo(n: number, slots: Int32Array, scores: Float32Ar
   return out;
 }
 
-/** The members of an empty pool. */
-const NO_MEMBERS = { copyTo: (): void => undefined };
+/**
+ * What an entry that vouches for its answer alone keeps in place of a pool and a scan vector: it
+ * is never scored, shifted or certified (lookup() drops it once its answer no longer holds), so
+ * copying the query's scan form and making pool buffers for it were a quiet spell's cost for
+ * nothing. Shared and empty: never a block of the slab (blocksOf() leaves them out).
+ */
+const NO_SLOTS = new Int32Array(0);
+const NO_SCORES = new Float32Array(0);
+const NO_VECTOR = new Float32Array(0);
 
 /** A copy of `v` in a block of `slab`. */
 function copyOf(v: Float32Array, slab: BlockSlab): Float32Array {
@@ -335,7 +342,10 @@ export class LookasideCache<A> {
 
   /** The arrays `entry` keeps in the slab, or in buffers of their own. */
   private blocksOf(entry: CacheEntry<A>): (Float32Array | Int32Array | Int8Array)[] {
-    const views: (Float32Array | Int32Array | Int8Array)[] = [entry.query, entry.scan.vector, entry.slots, entry.scores];
+    const views: (Float32Array | Int32Array | Int8Array)[] = [entry.query];
+    // An answer-only entry's are the shared empty arrays (NO_VECTOR, NO_SLOTS, NO_SCORES), no blocks.
+    if (entry.scan.vector.length > 0) views.push(entry.scan.vector);
+    if (entry.slots.length > 0) views.push(entry.slots, entry.scores);
     if (entry.kernel?.kind === 'int8') views.push(entry.kernel.code);
     return views;
   }
@@ -420,7 +430,7 @@ export class LookasideCache<A> {
     if (same !== undefined) {
       // An answer kept alone (no pool, no bound) that a write or a move has passed can never be
       // proven again (movedScore of +∞ is +∞): it goes without catching its pool up for nothing.
-      const unprovable = same.bound === Infinity && (same.version !== this.version || same.epoch !== host.index.moveEpoch());
+      const unprovable = same.bound === Infinity && (same.answer === undefined || same.version !== this.version || same.epoch !== host.index.moveEpoch());
       if (unprovable || !this.catchUp(same, host)) {
         this.dropEntry(same, true);
       } else {
@@ -546,8 +556,7 @@ export class LookasideCache<A> {
 
   /** The pool of an entry that vouches for nothing beyond its own answer: empty, every vector possibly above it. */
   private noPool(): { slots: Int32Array; scores: Float32Array; size: number; bound: number; lastCandidate: number; scope: undefined } {
-    const { slots, scores } = membersOf(NO_MEMBERS, 0, this.slab);
-    return { slots, scores, size: 0, bound: Infinity, lastCandidate: Infinity, scope: undefined };
+    return { slots: NO_SLOTS, scores: NO_SCORES, size: 0, bound: Infinity, lastCandidate: Infinity, scope: undefined };
   }
 
   /** A search ran that the cache could not answer and did not look up (one no pool vouches for). */
@@ -585,7 +594,8 @@ export class LookasideCache<A> {
     const hash = hashOf(q);
     const old = this.byHash.get(hash)?.find((e) => e.key === q.key && sameBits(e.query, q.query));
     if (old !== undefined) this.dropEntry(old, false);
-    const scanVector = copyOf(scan.vector, this.slab);
+    // No pool, nothing to score against the scan form: an answer-only entry does without it.
+    const scanVector = pool.slots === NO_SLOTS ? NO_VECTOR : copyOf(scan.vector, this.slab);
     const entry: CacheEntry<A> = {
       key: q.key,
       query: copyOf(q.query, this.slab),
@@ -1073,6 +1083,7 @@ export class LookasideCache<A> {
 
   /** Gives the blocks of `entry`'s pool back to the slab. */
   private givePool(entry: CacheEntry<A>): void {
+    if (entry.slots.length === 0) return;
     this.slab.give(entry.slots);
     this.slab.give(entry.scores);
   }
