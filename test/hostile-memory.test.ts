@@ -218,6 +218,33 @@ test('hostile memory: minScore above every score finds nothing; k larger than th
   }
 });
 
+test('hostile memory: a misspelt option of remember, recall or forget is INVALID_OPTION before anything is embedded or deleted (forget({ namespace, filters }) had deleted the whole namespace)', async () => {
+  const embed = embedder();
+  const store = await open({ embed });
+  try {
+    await store.remember(['tea please', 'lives in Lyon'], { namespace: 'alice', meta: { speaker: 'alice' } });
+    await store.remember(['ok, noted'], { namespace: 'alice', meta: { speaker: 'bot' } });
+    const calls = embed.calls;
+    const count = store.stats().count;
+    await rejectsWith(() => store.remember(['x'], { namepsace: 'alice' } as never), 'INVALID_OPTION');
+    await rejectsWith(() => store.remember('x', { namespace: 'alice', metadata: {} } as never), 'INVALID_OPTION');
+    await rejectsWith(() => store.recall('tea', { namespce: 'alice' } as never), 'INVALID_OPTION');
+    await rejectsWith(() => store.recall('tea', { namespace: 'alice', filters: { speaker: 'bot' } } as never), 'INVALID_OPTION');
+    await rejectsWith(() => store.forget({ namespace: 'alice', filters: { speaker: 'bot' } } as never), 'INVALID_OPTION');
+    await rejectsWith(() => store.forget({ namespce: 'alice' } as never), 'INVALID_OPTION');
+    for (const bad of [5, 'alice', [1]]) await rejectsWith(() => store.recall('tea', bad as never), 'INVALID_OPTION');
+    assert.equal(embed.calls, calls, 'nothing embedded');
+    assert.equal(store.stats().count, count, 'nothing remembered or forgotten');
+    assert.deepEqual(store.namespaces(), ['alice']);
+    // null reads as no options, as it does for search().
+    assert.equal((await store.recall('tea', null as never)).length, 0, 'the default namespace is empty');
+    assert.equal(await store.forget({ namespace: 'alice', filter: { speaker: 'bot' } }), 1);
+    assert.equal(store.stats().count, count - 1);
+  } finally {
+    await store.close();
+  }
+});
+
 test('hostile memory: meta keys starting with $ are refused at any $ key; a __proto__ key round-trips through recall as an own key', async () => {
   const embed = embedder();
   const store = await open({ embed });

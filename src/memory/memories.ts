@@ -85,6 +85,26 @@ function bad(message: string, field: string): MemstoreError {
   return new MemstoreError('INVALID_ARGUMENT', message, { field });
 }
 
+/** The keys each call's options object takes: any other is INVALID_OPTION, as open() and search() refuse one. */
+const REMEMBER_KEYS = ['namespace', 'meta', 'id', 'ttl', 'at'] as const;
+const RECALL_KEYS = ['namespace', 'k', 'filter', 'minScore', 'since', 'until'] as const;
+const FORGET_KEYS = ['namespace', 'filter'] as const;
+
+/**
+ * `options` as a call of the memory API takes it: undefined (none), or an object with only the keys
+ * `allowed`. A misspelt key was ignored, and it matters most where it narrows: `forget({ namespace,
+ * filters })` deleted the whole namespace (found by a hostile pass).
+ */
+function optionsOf<T extends object>(call: string, options: T | null | undefined, allowed: readonly string[]): Partial<T> {
+  // null reads as none, as search() and open() read it.
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) throw new MemstoreError('INVALID_OPTION', `${call}'s options must be an object`, { field: 'options' });
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) throw new MemstoreError('INVALID_OPTION', `unknown option ${JSON.stringify(key)} (${call} takes ${allowed.join(', ')})`, { field: key });
+  }
+  return options;
+}
+
 /** INVALID_ARGUMENT for a key of `o` (a memory's meta, or a filter) that is the memory API's own. */
 function refuseReserved(o: object, path: string): void {
   for (const key of Object.keys(o)) if (key.startsWith(RESERVED_PREFIX)) throw bad(`${path}.${key}: keys starting with ${RESERVED_PREFIX} are the memory API's`, `${path}.${key}`);
@@ -154,7 +174,7 @@ export class Memories {
       if (typeof t !== 'string') throw bad(`texts[${i}] must be a string`, `texts[${i}]`);
       checkText(t, `texts[${i}]`);
     }
-    const o: RememberOptions = options ?? {};
+    const o = optionsOf('remember', options, REMEMBER_KEYS);
     const namespace = namespaceOf(o.namespace, 'namespace');
     const at = timeOf(o.at, 'at') ?? Date.now();
     let expires: number | undefined;
@@ -211,7 +231,7 @@ export class Memories {
   async recall(query: string, options: RecallOptions = {}): Promise<MemoryHit[]> {
     if (typeof query !== 'string') throw bad('recall takes a text', 'query');
     checkText(query, 'query');
-    const o: RecallOptions = options ?? {};
+    const o = optionsOf('recall', options, RECALL_KEYS);
     const namespace = namespaceOf(o.namespace, 'namespace');
     const k = o.k ?? 10;
     if (!Number.isInteger(k) || k < 1) throw new MemstoreError('INVALID_OPTION', 'k must be a positive integer', { field: 'k' });
@@ -244,7 +264,7 @@ export class Memories {
   async forget(what: readonly string[] | { namespace?: string; filter?: Filter }): Promise<number> {
     if (Array.isArray(what)) return this.host.delete([...(what as readonly string[])]);
     if (what === null || typeof what !== 'object') throw bad('forget takes ids or { namespace, filter }', 'forget');
-    const sel = what as { namespace?: string; filter?: Filter };
+    const sel = optionsOf('forget', what as { namespace?: string; filter?: Filter }, FORGET_KEYS);
     const namespace = namespaceOf(sel.namespace, 'namespace');
     const user = resolveFilterOption(sel.filter) ?? {};
     refuseReserved(user, 'filter');
