@@ -837,8 +837,10 @@ export class MemStore {
     if (opts.rescore === true && !this.config.keepFull) {
       throw new MemstoreError('INVALID_OPTION', 'rescore needs full-precision vectors; this store was created with rescore: false');
     }
-    // Before training the index holds full-precision vectors, so its scores are already exact.
-    const rescore = (opts.rescore ?? this.options.rescore ?? this.config.keepFull) && this.config.keepFull && this.space.trained;
+    // Before training too: the index then holds full-precision vectors, but its kernels score them
+    // in float32, whose order among near ties (and sum, under cancellation) is not the exact one:
+    // an rq or PCA store below trainSize had answered with float32 scores (a hostile pass).
+    const rescore = (opts.rescore ?? this.options.rescore ?? this.config.keepFull) && this.config.keepFull;
     const want = { k: opts.k, rescore, filter: opts.filter, nprobe: opts.nprobe, exact: opts.exact };
     // The bits of a remembered query passed every check when it was remembered: an identical
     // Float32Array is answered before it is checked and copied again. Its bits are read where its

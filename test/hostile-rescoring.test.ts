@@ -424,3 +424,26 @@ test('deletes landing while every try of a rescored search waits for its reads (
     }
   }
 });
+
+test('hostile rescoring: a store below trainSize (rq codes, PCA) answers with exact scores, not its float32 kernel\'s: under cancellation the float32 sum lost the score and the order', async () => {
+  const records = [
+    { id: 'a', vector: [1, 0.5, 1] },
+    { id: 'z', vector: [1, 1, 1] },
+  ];
+  const q = [1e8, 1, -1e8];
+  for (const extra of [{ codec: 'rq2' }, { codec: 'rq4' }, { codec: 'int8', pca: { dims: 2 } }] as Partial<OpenOptions>[]) {
+    const store = await MemStore.open(tempDir(), { dim: 3, metric: 'dot', durability: 'none', ...extra });
+    try {
+      await store.add(records);
+      assert.equal(store.stats().trained, false, JSON.stringify(extra));
+      const hits = await store.search(q, { k: 2, exact: true });
+      assert.deepEqual(hits.map((h) => h.id), ['z', 'a'], JSON.stringify(extra));
+      assert.deepEqual(hits.map((h) => h.score), [1, 0.5], JSON.stringify(extra));
+      // Codes only, as asked: the kernel's float32 scores.
+      const codes = await store.search(q, { k: 2, rescore: false });
+      assert.equal(codes.length, 2);
+    } finally {
+      await store.close();
+    }
+  }
+});
