@@ -728,3 +728,30 @@ test('the byte budget holds at small dimensions: hot vectors count with their id
   }
   assert.deepEqual(over, []);
 });
+
+test('hostile cache: searches that a write overtakes, filtered (of a page index) or falling back to the plain path, keep the cache within its byte budget (hot documents had grown to 20 times it)', async () => {
+  const budget = 256 * 1024;
+  const dir = tempDir();
+  const next = rng(77);
+  const vec = () => Float32Array.from({ length: 8 }, () => next() * 2 - 1);
+  const first = await MemStore.open(dir, { dim: 8, durability: 'none', pages: { from: 64, maxPage: 16 } });
+  await first.add(Array.from({ length: 400 }, (_, i) => ({ id: `r${i}`, vector: vec(), meta: { g: i % 2, pad: 'x'.repeat(20_000) } })));
+  await first.close();
+  // Reopened through handles without synchronous reads: a write lands while a search reads.
+  const store = await MemStore.open(dir, { durability: 'none', files: heldLog({ syncReads: false }), cache: { bytes: budget } });
+  try {
+    assert.ok(store.stats().pages > 1, 'a page index');
+    let w = 0;
+    for (const options of [{ k: 10, filter: { g: 1 } }, { k: 10 }]) {
+      for (let round = 0; round < 15; round++) {
+        const q = vec();
+        for (let again = 0; again < 2; again++) {
+          await Promise.all([store.search(q, options), store.add([{ id: `w${w++}`, vector: vec(), meta: { g: 0 } }])]);
+          assert.ok(store.stats().cache.bytes <= budget, `${JSON.stringify(options)}, round ${round}: ${store.stats().cache.bytes} bytes held`);
+        }
+      }
+    }
+  } finally {
+    await store.close();
+  }
+});

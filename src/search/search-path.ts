@@ -250,14 +250,26 @@ export class SearchPath {
 
   /** The `want.k` stored records closest to `q` (a checked copy of the query), best first. */
   async search(q: Float32Array, want: Wanted): Promise<SearchHit[]> {
-    if (this.env.cache !== undefined) {
-      // A filtered search of a page index probes pages by the share its filter takes, which no pool
-      // vouches for: its answer serves repeats of it while nothing is written, and nothing else.
-      if (!this.env.index().collectsPools(want)) return this.searchRemembered(q, want, this.keyOf(want));
-      const served = await this.searchCached(q, want, this.keyOf(want));
-      if (served !== undefined) return served;
+    const cache = this.env.cache;
+    if (cache === undefined) return this.searchPlain(q, want);
+    // A filtered search of a page index probes pages by the share its filter takes, which no pool
+    // vouches for: its answer serves repeats of it while nothing is written, and nothing else.
+    // Every way out settles the cache: the documents and texts a search keeps hot are trimmed to the
+    // budget only there, and a search that a write overtook (remembering nothing) or that fell back
+    // to the plain path had kept them past it (20 times the budget, found by a hostile pass).
+    if (!this.env.index().collectsPools(want)) return this.settled(cache, this.searchRemembered(q, want, this.keyOf(want)));
+    const served = await this.searchCached(q, want, this.keyOf(want));
+    if (served !== undefined) return served;
+    return this.settled(cache, this.searchPlain(q, want));
+  }
+
+  /** `hits`, once the cache has trimmed what it holds to its budget (LookasideCache.settle). */
+  private async settled(cache: LookasideCache<SearchHit[]>, hits: Promise<SearchHit[]>): Promise<SearchHit[]> {
+    try {
+      return await hits;
+    } finally {
+      cache.settle();
     }
-    return this.searchPlain(q, want);
   }
 
   private async searchPlain(q: Float32Array, want: Wanted): Promise<SearchHit[]> {
