@@ -40,17 +40,19 @@ export const MAX_COMPONENT = 1e12;
 /**
  * On 'dot' and 'l2' stores, a vector that is not all zeros must have some |component| at least this
  * large: below it the per-vector scales of int8/fp8 codes and the products of two of them underflow
- * float32, and every score would collapse to 0.
+ * float32, and every score would collapse to 0. The float32 nearest 1e-12 (just below it), as
+ * vectors are checked once in float32: 1e-12 itself, the limit the README gives, had been refused.
  */
-export const MIN_LARGEST_COMPONENT = 1e-12;
+export const MIN_LARGEST_COMPONENT = Math.fround(1e-12);
 
 /**
  * f16 codes hold magnitudes up to 65,504 (and lose precision below 6.1e-5): on 'dot' and 'l2' f16
  * stores the largest |component| must lie in [F16_MIN_LARGEST, F16_MAX_COMPONENT] (divided by
- * 2·√dim with PCA, see MAX_COMPONENT), or the codes saturate and ranking is wrong.
+ * 2·√dim with PCA, see MAX_COMPONENT), or the codes saturate and ranking is wrong. The lower one
+ * is the float32 nearest 1e-4, as MIN_LARGEST_COMPONENT is 1e-12's.
  */
 export const F16_MAX_COMPONENT = 65504;
-export const F16_MIN_LARGEST = 1e-4;
+export const F16_MIN_LARGEST = Math.fround(1e-4);
 
 /**
  * Largest `dim` of a store with PCA. The fit (a covariance of dim² and its eigendecomposition, cubic

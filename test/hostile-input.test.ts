@@ -263,6 +263,11 @@ test('defect 10: on dot and l2 stores, magnitudes float32 cannot carry are refus
       await rejectsWith(() => store.add([{ id: 'h', vector: huge }]), 'INVALID_VECTOR');
       await rejectsWith(() => store.search(huge), 'INVALID_VECTOR');
       await rejectsWith(() => store.add([{ id: 't', vector: new Float32Array(DIM).fill(1e-13) }]), 'INVALID_VECTOR');
+      // The limits themselves are inside the range, given as numbers or as float32.
+      const edge = Array.from({ length: DIM }, (_, i) => (i === 0 ? 1e-12 : 0));
+      await store.add([{ id: 'least', vector: edge }, { id: 'least32', vector: Float32Array.from(edge) }]);
+      await store.search(edge, { k: 1 });
+      await store.delete(['least', 'least32']);
       await store.add([{ id: 'zero', vector: new Float32Array(DIM) }]);
       // At the edge of the range, codes-only and rescored top-1 still equal exact search.
       const items = Array.from({ length: 30 }, (_, i) => ({ id: `e${i}`, vector: Float32Array.from({ length: DIM }, () => gaussian(next) * 1e11) }));
@@ -437,4 +442,15 @@ test('repair: an existing report file is never overwritten (INVALID_ARGUMENT), a
   const again = await MemStore.open(dir);
   assert.equal(again.stats().count, 1);
   await again.close();
+});
+
+test('the limits of the Limits table are inside the range they close: an f16 dot or l2 store takes a largest component of 1e-4 and of 65,504', async () => {
+  for (const metric of ['dot', 'l2'] as const) {
+    const { store } = await fresh({ metric, codec: 'f16' });
+    const at = (x: number) => Array.from({ length: DIM }, (_, i) => (i === 0 ? x : 0));
+    await store.add([{ id: 'least', vector: at(1e-4) }, { id: 'most', vector: at(65504) }]);
+    await rejectsWith(() => store.add([{ id: 'under', vector: at(9e-5) }]), 'INVALID_VECTOR');
+    assert.equal(store.stats().count, 2);
+    await store.close();
+  }
 });
