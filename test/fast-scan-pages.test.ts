@@ -348,3 +348,42 @@ test('fast-scan codes: a scan\'s score plus the second table alone (rqSecondTabl
     }
   }
 });
+
+test('fast-scan query: the second table is built when first asked for, and the first table\'s scores are the same bits before and after it (rq1, rq2, rq4; dot and l2), in whichever order the tables are asked for', () => {
+  const next = rng(23);
+  for (const codec of RQ) {
+    const dim = 128;
+    const n = 100;
+    const codes = Array.from({ length: n }, () => encoded(codec, dim, next, 10 ** (4 * next() - 2)));
+    const slots = Int32Array.from({ length: n }, (_, i) => (i * 31) % n);
+    for (const metric of ['dot', 'l2'] as const) {
+      const coarse: ScanQuery = { vector: Float32Array.from({ length: dim }, () => gaussian(next)), metric, int8Query: false };
+      const both: ScanQuery = { ...coarse, rqQueryBits: RQ_FINE_QUERY_BITS };
+      const lazy = new PageStore(codec, dim);
+      const eager = new PageStore(codec, dim);
+      try {
+        for (const store of [lazy, eager]) {
+          store.addPage();
+          codes.forEach((c, slot) => store.add(slot, 0, c.code, c.scale));
+        }
+        const before = new Float32Array(n);
+        const after = new Float32Array(n);
+        const lazyBoth = new Float32Array(n);
+        const eagerBoth = new Float32Array(n);
+        // One store scores with the first table, then both, then the first again; the other asks for both first.
+        lazy.scoreSlots(coarse, slots, n, before);
+        lazy.scoreSlots(both, slots, n, lazyBoth);
+        lazy.scoreSlots(coarse, slots, n, after);
+        eager.scoreSlots(both, slots, n, eagerBoth);
+        for (let i = 0; i < n; i++) {
+          assert.ok(Object.is(before[i], after[i]), `${codec.name} ${metric}: the first table's score moved once the second was built`);
+          assert.ok(Object.is(lazyBoth[i], eagerBoth[i]), `${codec.name} ${metric}: both tables' score depends on the order asked`);
+        }
+        assert.ok(lazyBoth.some((x, i) => x !== before[i]), `${codec.name} ${metric}: the second table adds something`);
+      } finally {
+        lazy.free();
+        eager.free();
+      }
+    }
+  }
+});

@@ -13,6 +13,12 @@ export class FastScanQuery {
   readonly groups: number;
   private coarse: TableParams = { delta: 0, bias: 0, maxError: 0 };
   private fine: TableParams = { delta: 0, bias: 0, maxError: 0 };
+  /**
+   * Whether the second table is built for the loaded query. Only the rescoring bound's second step
+   * reads it, for candidates whose vectors are not in memory (RESCORING.md): most searches never do,
+   * and building it took about half the table kernel's time.
+   */
+  private fineBuilt = false;
   private qNormSq = 0;
   /** The vector whose tables are loaded (a copy): a search loads one query for its scan, its bound and its pool, and builds its tables once. */
   private readonly loaded: Float32Array;
@@ -52,7 +58,10 @@ export class FastScanQuery {
     return this.ptr + this.groups * FAST_SCAN_GROUP_BYTES;
   }
 
-  /** Builds the tables of `vector` (the rotated query, dim floats), unless the vector loaded last had the same values. */
+  /**
+   * Builds the first table of `vector` (the rotated query, dim floats), unless the vector loaded last
+   * had the same values; the second is built when first asked for (withFine()).
+   */
   load(vector: Float32Array): void {
     const dim = this.dim;
     if (vector.length !== dim) throw new RangeError(`a fast-scan query has ${dim} dimensions, not ${vector.length}`);
@@ -61,22 +70,38 @@ export class FastScanQuery {
       for (let i = 0; same && i < dim; i++) same = Object.is(vector[i], this.loaded[i]);
       if (same) return;
     }
-    const k = kernels();
-    const groups = this.groups;
-    const q = this.finePtr + groups * FAST_SCAN_GROUP_BYTES;
-    k.memory.f32().set(vector, q >> 2);
-    const outPtr = q + 4 * dim;
-    k.fastScanTablesFunction(this.codec.bits)(q, groups, this.ptr, this.finePtr, 1, outPtr);
-    const out = k.memory.f64();
-    const o = outPtr >> 3;
-    const { coarse, fine } = tableParams(groups, out[o]!, out[o + 1]!, { delta: out[o + 2]!, exactBias: out[o + 3]! });
     let normSq = 0;
     for (let i = 0; i < dim; i++) normSq += vector[i]! * vector[i]!;
-    this.coarse = coarse;
-    this.fine = fine!;
     this.qNormSq = Math.fround(normSq);
     this.loaded.set(vector);
     this.anyLoaded = true;
+    this.build(false);
+  }
+
+  /**
+   * Runs the table kernel over the loaded query: the first table, and the second too when `fine`.
+   * The first table and its constants are the same bits either way (the kernel's second pass only
+   * adds the second table's entries), so building the second later changes no score of the first.
+   */
+  private build(fine: boolean): void {
+    const k = kernels();
+    const groups = this.groups;
+    const q = this.finePtr + groups * FAST_SCAN_GROUP_BYTES;
+    k.memory.f32().set(this.loaded, q >> 2);
+    const outPtr = q + 4 * this.dim;
+    k.fastScanTablesFunction(this.codec.bits)(q, groups, this.ptr, this.finePtr, fine ? 1 : 0, outPtr);
+    const out = k.memory.f64();
+    const o = outPtr >> 3;
+    const params = tableParams(groups, out[o]!, out[o + 1]!, fine ? { delta: out[o + 2]!, exactBias: out[o + 3]! } : undefined);
+    this.coarse = params.coarse;
+    if (params.fine !== undefined) this.fine = params.fine;
+    this.fineBuilt = fine;
+  }
+
+  /** The second table's constants, the table built first if the loaded query has none yet. */
+  private withFine(): TableParams {
+    if (!this.fineBuilt) this.build(true);
+    return this.fine;
   }
 
   /**
@@ -84,7 +109,7 @@ export class FastScanQuery {
    * of a scan's scores (the coarse table), or of the scores gather() gives with `fine`.
    */
   tableError(fine: boolean): number {
-    return fine ? this.fine.maxError : this.coarse.maxError;
+    return fine ? this.withFine().maxError : this.coarse.maxError;
   }
 
   /** Scores nBlocks blocks (scales and ‖r‖² 32 float32 per block) against the loaded query. */
@@ -106,7 +131,7 @@ export class FastScanQuery {
     const t = this.coarse;
     if (tables !== 'second') k.gatherFastScanFunction(metric)(this.ptr, this.groups, t.delta, t.bias, this.qNormSq, tablePtr, n, outPtr);
     if (tables === 'first') return;
-    const f = this.fine;
+    const f = this.withFine();
     const twice = metric === 'l2' ? 2 : 1;
     if (tables === 'second') {
       k.gatherFastScanFunction('dot')(this.finePtr, this.groups, f.delta, f.bias, 0, tablePtr, n, outPtr);
