@@ -21,6 +21,13 @@ LinearMemory.guardBlocks = true;
 const RQ: readonly RqCodec[] = [rq1Codec, rq2Codec, rq4Codec];
 
 /** A real code of a random vector (rotated space: any vector will do) and its factor. */
+/** The scores of the vectors in `slots` under `query`, in that order (scoreSlots into a new array). */
+function scoresOf(index: { scoreSlots(query: ScanQuery, slots: Int32Array, n: number, out: Float32Array): void }, query: ScanQuery, slots: Int32Array): Float32Array {
+  const out = new Float32Array(slots.length);
+  index.scoreSlots(query, slots, slots.length, out);
+  return out;
+}
+
 function encoded(codec: RqCodec, dim: number, next: () => number, scale = 1): { code: Uint8Array; scale: number } {
   const code = new Uint8Array(codec.codeBytes(dim));
   const f = codec.encode(
@@ -312,12 +319,9 @@ test('fast-scan codes: a scan\'s score plus the second table alone (rqSecondTabl
             const both: ScanQuery = { ...coarse, rqQueryBits: RQ_FINE_QUERY_BITS };
             const second: ScanQuery = { ...both, rqSecondTableOnly: true };
             for (const [name, index] of [['pages', pages], ['blocks', blocks]] as const) {
-              const scanned = new Float32Array(n);
-              const summed = new Float32Array(n);
-              const added = new Float32Array(n);
-              index.scoreSlots(coarse, slots, n, scanned);
-              index.scoreSlots(both, slots, n, summed);
-              index.scoreSlots(second, slots, n, added);
+              const scanned = scoresOf(index, coarse, slots);
+              const summed = scoresOf(index, both, slots);
+              const added = scoresOf(index, second, slots);
               for (let i = 0; i < n; i++) {
                 assert.ok(Object.is(Math.fround(scanned[i]! + added[i]!), summed[i]), `${codec.name} ${dim}-d ${name} ${metric} query x${scale} slot ${slots[i]}: ${scanned[i]} + ${added[i]} against ${summed[i]}`);
               }
@@ -366,15 +370,11 @@ test('fast-scan query: the second table is built when first asked for, and the f
           store.addPage();
           codes.forEach((c, slot) => store.add(slot, 0, c.code, c.scale));
         }
-        const before = new Float32Array(n);
-        const after = new Float32Array(n);
-        const lazyBoth = new Float32Array(n);
-        const eagerBoth = new Float32Array(n);
         // One store scores with the first table, then both, then the first again; the other asks for both first.
-        lazy.scoreSlots(coarse, slots, n, before);
-        lazy.scoreSlots(both, slots, n, lazyBoth);
-        lazy.scoreSlots(coarse, slots, n, after);
-        eager.scoreSlots(both, slots, n, eagerBoth);
+        const before = scoresOf(lazy, coarse, slots);
+        const lazyBoth = scoresOf(lazy, both, slots);
+        const after = scoresOf(lazy, coarse, slots);
+        const eagerBoth = scoresOf(eager, both, slots);
         for (let i = 0; i < n; i++) {
           assert.ok(Object.is(before[i], after[i]), `${codec.name} ${metric}: the first table's score moved once the second was built`);
           assert.ok(Object.is(lazyBoth[i], eagerBoth[i]), `${codec.name} ${metric}: both tables' score depends on the order asked`);
