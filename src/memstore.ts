@@ -199,6 +199,9 @@ export class MemStore {
   /** The read path: cache, scan, rescoring, texts (src/search/search-path.ts). */
   private readonly searches: SearchPath;
   private readonly memories: Memories;
+  /** Settles once every write that waits its turn (inTurn) is done; `waiting` counts them. */
+  private turn: Promise<unknown> = Promise.resolve();
+  private waiting = 0;
   private readonly resident: ResidentSampler;
   private readonly reads: RecordReads;
   private closed = false;
@@ -275,9 +278,10 @@ export class MemStore {
       dim: config.dim,
       embed: options.embed,
       dedupe: options.dedupe,
-      add: (records) => this.add(records),
+      // Its own writes are issued at once: the call they belong to already has its turn.
+      add: (records) => this.adding(records)(),
       search: (query, o) => this.search(query, o),
-      delete: (ids) => this.delete(ids),
+      delete: (ids) => this.deleting(ids)(),
       count: () => this.index.size,
       has: (id) => this.index.has(id) || this.damage.records.has(id),
       idsMatching: (filter) => this.searches.idsMatching(filter),
@@ -558,9 +562,7 @@ export class MemStore {
   add(records: readonly MemoryRecord[]): Promise<void> {
     try {
       this.checkOpen();
-      const checked = checkBatch(records, this.config.dim, this.bounds);
-      if (checked.length === 0) return Promise.resolve();
-      return this.write({ kind: 'add', records: checked }).then(() => undefined);
+      return this.inTurn(this.adding(records));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -570,12 +572,39 @@ export class MemStore {
   delete(ids: readonly string[]): Promise<number> {
     try {
       this.checkOpen();
-      const unique = checkIds(ids);
-      if (unique.length === 0) return Promise.resolve(0);
-      return this.write({ kind: 'delete', ids: unique });
+      return this.inTurn(this.deleting(ids));
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /** `records` checked now (a bad one throws here), and the write that adds them, to be issued in turn. */
+  private adding(records: readonly MemoryRecord[]): () => Promise<void> {
+    const checked = checkBatch(records, this.config.dim, this.bounds);
+    return () => (checked.length === 0 ? Promise.resolve() : this.write({ kind: 'add', records: checked }).then(() => undefined));
+  }
+
+  /** `ids` checked now, and the write that deletes them, to be issued in turn. */
+  private deleting(ids: readonly string[]): () => Promise<number> {
+    const unique = checkIds(ids);
+    return () => (unique.length === 0 ? Promise.resolve(0) : this.write({ kind: 'delete', ids: unique }));
+  }
+
+  /**
+   * Issues `write` in call order: at once while no write called earlier is still being prepared,
+   * else once every such one is done. A remember embeds its texts before it adds them; a write
+   * called after it had reached the log first (a delete of its id undone, a forget of its namespace
+   * that missed it: found by a hostile pass), and close() had refused its add.
+   */
+  private inTurn<T>(write: () => Promise<T>, prepared = true): Promise<T> {
+    if (this.waiting === 0 && prepared) return write();
+    this.waiting++;
+    const run = this.turn.then(write);
+    this.turn = run.then(
+      () => this.waiting--,
+      () => this.waiting--,
+    );
+    return run;
   }
 
   /** Logs `mutation`, then applies it in log order; resolves to what apply returned. */
@@ -803,11 +832,16 @@ export class MemStore {
     // Only when something has expired: otherwise compaction enters the pipeline in this very call,
     // in its call order among writes, as it always did (the power-loss test checks that order).
     if (expiredNow().length > 0) {
-      // Behind any remember in flight (memories.exclusive): one renewing an expired memory is applied before the sweep reads it.
-      await this.memories.exclusive(async () => {
+      // Behind any remember called before (its turn, then memories.exclusive for one in flight): one
+      // renewing an expired memory is applied before the sweep reads it.
+      await this.inTurn(() => this.memories.exclusive(async () => {
         const expired = expiredNow();
-        if (expired.length > 0) await this.delete(this.searches.idsMatching({ [EXPIRES]: { $in: expired } }));
-      });
+        // Issued at once: the sweep has its turn already, and a remember called since waits for it.
+        if (expired.length > 0) {
+          this.checkOpen();
+          await this.deleting(this.searches.idsMatching({ [EXPIRES]: { $in: expired } }))();
+        }
+      }));
     }
     step(1);
     await this.pipeline.exclusive(async () => {
@@ -925,7 +959,8 @@ export class MemStore {
    */
   async remember(texts: string | readonly string[], options?: RememberOptions): Promise<Remembered[]> {
     this.checkOpen();
-    return this.memories.remember(texts, options);
+    // Its turn is taken now, before its texts are embedded: writes called after it wait for it.
+    return this.inTurn(() => this.memories.remember(texts, options), false);
   }
 
   /** The memories of a namespace nearest `query`, best first; expired ones and those outside `since`/`until` never. */
@@ -937,7 +972,7 @@ export class MemStore {
   /** Deletes the memories with these ids, or those of a namespace (that match `filter`); returns how many there were. */
   async forget(what: readonly string[] | { namespace?: string; filter?: Filter }): Promise<number> {
     this.checkOpen();
-    return this.memories.forget(what);
+    return this.inTurn(() => this.memories.forget(what));
   }
 
   /** The namespaces holding memories (expired ones included until compact() deletes them), sorted. */
@@ -1072,7 +1107,9 @@ export class MemStore {
     this.closed = true;
     // A compact() under way holds the gate and uses the files closed below: it finishes first (or
     // stops at its next check of the store, with CLOSED), as abandon() waits for it; so do the
-    // writes accepted before close() that were queued behind it.
+    // writes accepted before close() that were queued behind it; first, those waiting their turn
+    // (a remember still embedding its texts), which are accepted too.
+    await this.turn;
     await this.pipeline.drained();
     // A collection a background checkpoint starts takes the gate after drained() may have looked.
     await this.checkpoints.idle();

@@ -96,3 +96,52 @@ test('backpressure: while a checkpoint lags, writes past twice checkpointBytes o
   }
   assert.fail(`no write waited after ${logged} bytes of log`);
 });
+
+test('a remember and the writes called after it end in the state of their call order, though its texts are embedded first (an async embedder); close() waits for a remember it was called after', async () => {
+  // An embedder that answers later, as any real one does.
+  const embed = async (texts: string[]) => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return texts.map((t) => [1, t.length % 7, 0, 1]);
+  };
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 4, durability: 'none', embed });
+  try {
+    // remember, then forget of its namespace: the forget finds it.
+    const remembered = store.remember(['alice likes tea'], { namespace: 'alice' });
+    const forgotten = store.forget({ namespace: 'alice' });
+    assert.equal((await remembered)[0]!.action, 'added');
+    assert.equal(await forgotten, 1);
+    assert.deepEqual(store.namespaces(), []);
+    // remember an id, then delete it: gone.
+    const kept = store.remember('fact x', { id: 'x' });
+    const deleted = store.delete(['x']);
+    await Promise.all([kept, deleted]);
+    assert.equal(await deleted, 1);
+    assert.equal(await store.get('x'), undefined);
+    // remember an id, then add the same id: the add wins; a second add after it wins over both.
+    const first = store.remember('from remember', { id: 'y' });
+    const second = store.add([{ id: 'y', vector: [0, 1, 0, 0], text: 'from add' }]);
+    const third = store.add([{ id: 'y', vector: [0, 0, 1, 0], text: 'from the last add' }]);
+    await Promise.all([first, second, third]);
+    assert.equal((await store.get('y'))?.text, 'from the last add');
+    // A bad batch called after a remember is refused at once, as ever, and the remember still lands.
+    const later = store.remember('still remembered', { id: 'z' });
+    await assert.rejects(store.add([{ id: 'bad', vector: [1, 2] }]), (e: { code?: string }) => e.code === 'DIM_MISMATCH');
+    await later;
+    assert.equal((await store.get('z'))?.text, 'still remembered');
+    // remember, then close: close waits for it, and the memory is there after reopening.
+    const last = store.remember('said before close', { id: 'w' });
+    await store.close();
+    assert.equal((await last)[0]!.id, 'w');
+  } finally {
+    await store.close();
+  }
+  const again = await MemStore.open(dir, { embed });
+  try {
+    assert.equal((await again.get('w'))?.text, 'said before close');
+    assert.equal(await again.get('x'), undefined);
+    assert.deepEqual(again.namespaces(), ['default']);
+  } finally {
+    await again.close();
+  }
+});
