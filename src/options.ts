@@ -211,8 +211,9 @@ export interface ResolvedSearchOptions {
   readonly exact: boolean;
 }
 
-function invalid(message: string): MemstoreError {
-  return new MemstoreError('INVALID_OPTION', message);
+/** INVALID_OPTION naming the option at fault in `field` (its path, as `pages.maxPage`), where there is one. */
+function invalid(message: string, field?: string): MemstoreError {
+  return new MemstoreError('INVALID_OPTION', message, field === undefined ? {} : { field });
 }
 
 /** How a bad value is shown in a message: `"3"` for a string, so it is not mistaken for the number 3. */
@@ -227,27 +228,27 @@ export function describe(v: unknown): string {
 /** Refuses keys of `v` outside `allowed`, naming the first unknown one with its full path. */
 function onlyKeys(path: string, v: Record<string, unknown>, allowed: readonly string[]): void {
   for (const key of Object.keys(v)) {
-    if (!allowed.includes(key)) throw invalid(`unknown option ${path}${key} (${path === '' ? 'options' : path.slice(0, -1)} takes ${allowed.join(', ')})`);
+    if (!allowed.includes(key)) throw invalid(`unknown option ${path}${key} (${path === '' ? 'options' : path.slice(0, -1)} takes ${allowed.join(', ')})`, `${path}${key}`);
   }
 }
 
 function positiveInt(name: string, v: unknown, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
-    throw invalid(`${name} must be an integer in [1, ${max}], got ${describe(v)}`);
+    throw invalid(`${name} must be an integer in [1, ${max}], got ${describe(v)}`, name);
   }
   return v;
 }
 
 function oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[]): T {
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-    throw invalid(`${name} must be one of ${allowed.join(', ')}, got ${describe(v)}`);
+    throw invalid(`${name} must be one of ${allowed.join(', ')}, got ${describe(v)}`, name);
   }
   return v as T;
 }
 
 function optionalBoolean(name: string, v: unknown): boolean | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'boolean') throw invalid(`${name} must be a boolean, got ${describe(v)}`);
+  if (typeof v !== 'boolean') throw invalid(`${name} must be a boolean, got ${describe(v)}`, name);
   return v;
 }
 
@@ -256,24 +257,24 @@ export const MAX_DIM = 65536;
 
 function resolvePca(v: unknown): PcaOption | undefined {
   if (v === undefined) return undefined;
-  if (!isPlainObject(v)) throw invalid(`pca must be { dims } or { variance }, got ${describe(v)}`);
+  if (!isPlainObject(v)) throw invalid(`pca must be { dims } or { variance }, got ${describe(v)}`, 'pca');
   onlyKeys('pca.', v, ['dims', 'variance']);
   const keys = Object.keys(v);
   if (keys.length === 1 && keys[0] === 'dims') return { dims: positiveInt('pca.dims', v['dims'], MAX_DIM) };
   if (keys.length === 1 && keys[0] === 'variance') {
     const variance = v['variance'];
     if (typeof variance !== 'number' || !(variance > 0 && variance <= 1)) {
-      throw invalid(`pca.variance must be a number in (0, 1], got ${describe(variance)}`);
+      throw invalid(`pca.variance must be a number in (0, 1], got ${describe(variance)}`, 'pca.variance');
     }
     return { variance };
   }
-  throw invalid('pca must have exactly one of: dims, variance');
+  throw invalid('pca must have exactly one of: dims, variance', 'pca');
 }
 
 function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
   if (v === false) return false;
   if (v === undefined) return CACHE_DEFAULTS;
-  if (!isPlainObject(v)) throw invalid(`cache must be false or { entries, pool, bytes }, got ${describe(v)}`);
+  if (!isPlainObject(v)) throw invalid(`cache must be false or { entries, pool, bytes }, got ${describe(v)}`, 'cache');
   onlyKeys('cache.', v, ['entries', 'pool', 'bytes']);
   return Object.freeze({
     entries: v['entries'] === undefined ? CACHE_DEFAULTS.entries : positiveInt('cache.entries', v['entries'], 1_000_000),
@@ -285,7 +286,7 @@ function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
 /** Page settings as OpenOptions.pages takes them (INVALID_OPTION otherwise); also the rule a persisted config's are read by (store/state.ts). */
 export function resolvePages(v: unknown): Readonly<PagesOptions> | false | undefined {
   if (v === false || v === undefined) return v;
-  if (!isPlainObject(v)) throw invalid(`pages must be false or { from, maxPage }, got ${describe(v)}`);
+  if (!isPlainObject(v)) throw invalid(`pages must be false or { from, maxPage }, got ${describe(v)}`, 'pages');
   onlyKeys('pages.', v, ['from', 'maxPage']);
   return Object.freeze({
     ...(v['from'] === undefined ? {} : { from: positiveInt('pages.from', v['from'], 2 ** 31 - 1) }),
@@ -294,21 +295,21 @@ export function resolvePages(v: unknown): Readonly<PagesOptions> | false | undef
 }
 
 function intInRange(name: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid(`${name} must be an integer from ${min} to ${max}, got ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid(`${name} must be an integer from ${min} to ${max}, got ${describe(v)}`, name);
   return v;
 }
 
 function nonNegativeNumber(name: string, v: unknown, max: number): number {
-  if (typeof v !== 'number' || !(v >= 0 && v <= max)) throw invalid(`${name} must be a number in [0, ${max}], got ${describe(v)}`);
+  if (typeof v !== 'number' || !(v >= 0 && v <= max)) throw invalid(`${name} must be a number in [0, ${max}], got ${describe(v)}`, name);
   return v;
 }
 
 function resolveFiles(v: unknown): FileLayer {
   if (v === undefined) return nodeFileLayer;
-  if (typeof v !== 'object' || v === null) throw invalid('files must be a FileLayer');
+  if (typeof v !== 'object' || v === null) throw invalid('files must be a FileLayer', 'files');
   const f = v as Partial<Record<keyof FileLayer, unknown>>;
   for (const m of ['open', 'readFile', 'list', 'remove', 'rename', 'mkdir', 'syncDir', 'exists', 'createSync', 'linkSync', 'readFileSync', 'removeSync', 'mtimeSync'] as const) {
-    if (typeof f[m] !== 'function') throw invalid(`files.${m} must be a function`);
+    if (typeof f[m] !== 'function') throw invalid(`files.${m} must be a function`, `files.${m}`);
   }
   return v as FileLayer;
 }
@@ -344,13 +345,13 @@ function resolveOpen(options: OpenOptions | undefined): ResolvedOpenOptions {
 
 function resolveEmbed(v: unknown): Embed | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'function') throw invalid(`embed must be a function (texts: string[]) => Promise<vectors>, got ${describe(v)}`);
+  if (typeof v !== 'function') throw invalid(`embed must be a function (texts: string[]) => Promise<vectors>, got ${describe(v)}`, 'embed');
   return v as Embed;
 }
 
 function resolveDedupe(v: unknown): number | false | undefined {
   if (v === undefined || v === false) return v;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(`dedupe must be a finite number or false, got ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(`dedupe must be a finite number or false, got ${describe(v)}`, 'dedupe');
   return v;
 }
 

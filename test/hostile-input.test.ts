@@ -454,3 +454,29 @@ test('the limits of the Limits table are inside the range they close: an f16 dot
     await store.close();
   }
 });
+
+test('a bad option names itself in the error\'s field, by its path (pages.maxPage, cache.bytes, pca.variance, an unknown key), at open and at search', async () => {
+  const fieldOf = async (fn: () => Promise<unknown>): Promise<string | undefined> => {
+    try {
+      await fn();
+    } catch (e) {
+      assert.equal((e as { code?: string }).code, 'INVALID_OPTION');
+      return (e as { field?: string }).field;
+    }
+    assert.fail('no error');
+  };
+  const dir = tempDir();
+  assert.equal(await fieldOf(() => MemStore.open(dir, { dim: 4, pages: { maxPage: 3 } })), 'pages.maxPage');
+  assert.equal(await fieldOf(() => MemStore.open(dir, { dim: 4, cache: { bytes: -1 } })), 'cache.bytes');
+  assert.equal(await fieldOf(() => MemStore.open(dir, { dim: 4, pca: { variance: 2 } })), 'pca.variance');
+  assert.equal(await fieldOf(() => MemStore.open(dir, { dim: 4, cache: { size: 8 } } as never)), 'cache.size');
+  assert.equal(await fieldOf(() => MemStore.open(dir, { dim: 4, codec: 'int9' } as never)), 'codec');
+  const { store } = await fresh({});
+  try {
+    assert.equal(await fieldOf(() => store.search(new Float32Array(DIM), { k: 0 })), 'k');
+    assert.equal(await fieldOf(() => store.search(new Float32Array(DIM), { nprobe: 1.5 })), 'nprobe');
+    assert.equal(await fieldOf(() => store.search(new Float32Array(DIM), { exact: 'yes' } as never)), 'exact');
+  } finally {
+    await store.close();
+  }
+});
