@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { emitWarning } from 'node:process';
@@ -202,6 +203,8 @@ export class MemStore {
   /** Settles once every write that waits its turn (inTurn) is done; `waiting` counts them. */
   private turn: Promise<unknown> = Promise.resolve();
   private waiting = 0;
+  /** True inside a write that holds its turn, and in everything it starts (an embed call). */
+  private readonly holdingTurn = new AsyncLocalStorage<boolean>();
   private readonly resident: ResidentSampler;
   private readonly reads: RecordReads;
   private closed = false;
@@ -597,9 +600,11 @@ export class MemStore {
    * that missed it: found by a hostile pass), and close() had refused its add.
    */
   private inTurn<T>(write: () => Promise<T>, prepared = true): Promise<T> {
-    if (this.waiting === 0 && prepared) return write();
+    // A write made while a call holds its turn (its embedder's, say) goes at once: waiting for the
+    // turn would wait for the call that waits for it, for ever.
+    if ((this.waiting === 0 && prepared) || this.holdingTurn.getStore() === true) return write();
     this.waiting++;
-    const run = this.turn.then(write);
+    const run = this.turn.then(() => this.holdingTurn.run(true, write));
     this.turn = run.then(
       () => this.waiting--,
       () => this.waiting--,

@@ -145,3 +145,27 @@ test('a remember and the writes called after it end in the state of their call o
     await again.close();
   }
 });
+
+test('an embedder that writes to the store it embeds for (inside a remember, which holds its turn) does not wait for that remember: it would wait for ever', async () => {
+  const dir = tempDir();
+  let store: MemStore | undefined;
+  const embed = async (texts: string[]) => {
+    await store!.add([{ id: `log-${texts[0]}`, vector: [0, 0, 1, 1], text: 'embedded' }]);
+    await store!.delete(['nothing']);
+    return texts.map((t) => [1, t.length % 7, 0, 1]);
+  };
+  store = await MemStore.open(dir, { dim: 4, durability: 'none', embed });
+  try {
+    const [r] = await store.remember('a memory', { id: 'm' });
+    assert.equal(r!.id, 'm');
+    assert.equal((await store.get('log-a memory'))?.text, 'embedded');
+    assert.equal((await store.get('m'))?.text, 'a memory');
+    // A write called after the remember still waits for it.
+    const again = store.remember('second', { id: 'n' });
+    const removed = store.delete(['n']);
+    await again;
+    assert.equal(await removed, 1);
+  } finally {
+    await store.close();
+  }
+});
