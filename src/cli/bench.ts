@@ -138,12 +138,6 @@ export interface BenchOutputs {
   readonly indexChart: string;
 }
 
-/**
- * The files `flags` name, refused with a usage error (exit 2) before the study starts when two of
- * them are the same file (`--json c.json --chart c.md` wrote the chart, then the table over it), or
- * when `--json FILE` would write its table over a file the user keeps: FILE.md is written over only
- * when FILE itself is there too (an earlier run's pair), never when it stands alone.
- */
 /** How every table this command writes begins. */
 const TABLE_HEADING = '# memstore bench\n';
 
@@ -161,6 +155,12 @@ function writtenByBench(path: string): boolean {
   }
 }
 
+/**
+ * The files `flags` name, refused with a usage error (exit 2) before the study starts when two of
+ * them are the same file (`--json c.json --chart c.md` wrote the chart, then the table over it), or
+ * when `--json FILE` would write its table over a file the user keeps: FILE.md is written over only
+ * when FILE itself is there too (an earlier run's pair), never when it stands alone.
+ */
 export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'>): BenchOutputs {
   const json = resolve(flags.json ?? join(flags.out, 'results.json'));
   const chart = resolve(flags.chart ?? join(flags.out, 'results.svg'));

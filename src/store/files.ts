@@ -234,13 +234,6 @@ function storeFileIn(dir: string): string | undefined {
 }
 
 /**
- * CORRUPTION when `dir` holds a store's files (storeFileIn) but not its state file, or one that
- * holds no store state (`blank`: no byte, or no key; the state's configuration is committed before
- * any of those files is made): a store that lost it, not a directory without a store. Opening must
- * not make a new state over its files (it deleted their generations as leftovers), and the tools
- * must not say there is no store.
- */
-/**
  * CORRUPTION when an import into `dir` did not finish (its marker is there, EXPORT.md): its store
  * may lack rows, and the way on is to import again (it starts over), not to open or repair it.
  */
@@ -250,6 +243,13 @@ export function refuseUnfinishedImport(dir: string): void {
   }
 }
 
+/**
+ * CORRUPTION when `dir` holds a store's files (storeFileIn) but not its state file, or one that
+ * holds no store state (`blank`: no byte, or no key; the state's configuration is committed before
+ * any of those files is made): a store that lost it, not a directory without a store. Opening must
+ * not make a new state over its files (it deleted their generations as leftovers), and the tools
+ * must not say there is no store.
+ */
 export function refuseLostState(dir: string, blank = false): void {
   const missing = !existsSync(statePath(dir));
   if (!missing && !blank) return;

@@ -401,15 +401,6 @@ const VIEW_OF_READ = {
 };
 
 /**
- * The checkpointed state of a store in one LMDB environment (memory-mapped copy-on-write B+trees:
- * a crash leaves the last committed transaction). It is written only by checkpoints; everything
- * newer lives in the write-ahead log and in memory until the next one.
- *
- * Sub-databases (STATE.md): `config` (StoreConfig, PCA model, trained flag, checkpoint), and `docs`
- * keyed by the id's UTF-8 bytes (arena reference of the text and the metadata; only for records
- * that have either). Codes and vector places are in the index file (INDEX.md).
- */
-/**
  * Whether the newest segment a store's log made (`made`, readLogSegment()) is gone, given the
  * checkpoint's LSN and the first LSN of the newest segment in the log directory now (undefined:
  * none): one made after the checkpoint and older than none there took its acknowledged writes with
@@ -421,6 +412,15 @@ export function newestSegmentLost(made: number, checkpointLsn: number, newest: n
   return made > checkpointLsn && (newest === undefined || newest < made);
 }
 
+/**
+ * The checkpointed state of a store in one LMDB environment (memory-mapped copy-on-write B+trees:
+ * a crash leaves the last committed transaction). It is written only by checkpoints; everything
+ * newer lives in the write-ahead log and in memory until the next one.
+ *
+ * Sub-databases (STATE.md): `config` (StoreConfig, PCA model, trained flag, checkpoint), and `docs`
+ * keyed by the id's UTF-8 bytes (arena reference of the text and the metadata; only for records
+ * that have either). Codes and vector places are in the index file (INDEX.md).
+ */
 export class StateStore {
   private root!: RootDatabase;
   private config!: Database<Buffer, string>;
