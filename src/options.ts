@@ -225,8 +225,8 @@ export function describe(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-/** Refuses keys of `v` outside `allowed`, naming the first unknown one with its full path. */
-function onlyKeys(path: string, v: Record<string, unknown>, allowed: readonly string[]): void {
+/** Refuses keys of `v` outside `allowed`, naming the first unknown one with its full path (INVALID_OPTION, `field` the path). */
+export function onlyKeys(path: string, v: Record<string, unknown>, allowed: readonly string[]): void {
   for (const key of Object.keys(v)) {
     if (!allowed.includes(key)) throw invalid(`unknown option ${path}${key} (${path === '' ? 'options' : path.slice(0, -1)} takes ${allowed.join(', ')})`, `${path}${key}`);
   }

@@ -3,7 +3,7 @@ import { MemstoreError } from '../errors.js';
 import { checkId, checkText } from '../input.js';
 import type { MemoryRecord, SearchHit } from '../memstore.js';
 import type { Embed, Filter, Metric, SearchOptions } from '../options.js';
-import { MAX_K, resolveFilterOption } from '../options.js';
+import { MAX_K, onlyKeys, resolveFilterOption } from '../options.js';
 import { utf8Length } from '../text.js';
 
 /** Metadata keys the memory API keeps on each memory (MEMORY.md); a memory's own `meta` may not use them. */
@@ -99,9 +99,7 @@ function optionsOf<T extends object>(call: string, options: T | null | undefined
   // null reads as none, as search() and open() read it.
   if (options === undefined || options === null) return {};
   if (typeof options !== 'object' || Array.isArray(options)) throw new MemstoreError('INVALID_OPTION', `${call}'s options must be an object`, { field: 'options' });
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) throw new MemstoreError('INVALID_OPTION', `unknown option ${JSON.stringify(key)} (${call} takes ${allowed.join(', ')})`, { field: key });
-  }
+  onlyKeys('', options as Record<string, unknown>, allowed);
   return options;
 }
 
