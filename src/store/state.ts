@@ -346,7 +346,10 @@ function openEnv(dir: string, path = statePath(dir)): RootDatabase {
   refuseUnmappable(dir, path);
   try {
     // Checkpoints are the only writers and each awaits its flush, so LMDB's own durability is all on.
-    return open({ path, maxDbs: 8, compression: false, pageSize: 16384 });
+    // No event-turn batching: lmdb-js opens a batch for the writes of an event turn whose promise
+    // nothing holds, and a failed commit (a state file that cannot grow) rejected it unhandled, which
+    // ends a Node process (found by a hostile pass). The store's only writes are its transactions.
+    return open({ path, maxDbs: 8, compression: false, pageSize: 16384, eventTurnBatching: false });
   } catch (e) {
     throw new MemstoreError('IO', `cannot open ${path}`, { cause: e });
   }
@@ -428,6 +431,8 @@ export class StateStore {
   /** The record tables again, read without a copy per value: for the passes over a whole table. */
   private scans!: Record<RecordTable, Table>;
   private writes = 0;
+  /** A commit failed (commitFailure()): lmdb-js will not settle `flushed` again. */
+  private failedCommit = false;
 
   private constructor(readonly dir: string) {
     this.attachSafely(openEnv(dir));
@@ -476,7 +481,7 @@ export class StateStore {
 
   private putConfig(key: string, value: unknown): void {
     this.hook();
-    this.config.put(key, seal(utf8.encode(key), packr.pack(value)));
+    this.config.putSync(key, seal(utf8.encode(key), packr.pack(value)));
   }
 
   readConfig(): StoreConfig | undefined {
@@ -730,14 +735,17 @@ export class StateStore {
     stateWriteHooks.beforeWrite?.(this.writes++);
   }
 
+  // The synchronous forms, within the checkpoint's child transaction: put() and remove() return a
+  // promise each, which lmdb-js rejects when the commit fails (a state file that cannot grow), and
+  // nothing awaited them: unhandled rejections, which end a Node process (found by a hostile pass).
   private put(table: RecordTable, key: Uint8Array, value: Buffer): void {
     this.hook();
-    this.tables[table].put(key, value);
+    this.tables[table].putSync(key, value);
   }
 
   private remove(table: RecordTable, key: Uint8Array): void {
     this.hook();
-    this.tables[table].remove(key);
+    this.tables[table].removeSync(key);
   }
 
   private async commit(body: () => void): Promise<void> {
@@ -749,8 +757,22 @@ export class StateStore {
       stateWriteHooks.afterCommit?.();
       await this.root.flushed;
     } catch (e) {
-      throw new MemstoreError('IO', `write to ${statePath(this.dir)} failed`, { cause: e });
+      throw new MemstoreError('IO', `write to ${statePath(this.dir)} failed`, { cause: this.commitFailure(e) });
     }
+  }
+
+  /**
+   * `e` from a transaction; when it is lmdb-js's "Commit failed", the store's state file is marked
+   * as failed, and the promise of the underlying error that lmdb-js hangs on it (`commitError`,
+   * rejected by its write thread) is handled: left alone it was an unhandled rejection.
+   */
+  private commitFailure(e: unknown): unknown {
+    const underlying = (e as { commitError?: unknown } | null)?.commitError;
+    if (underlying instanceof Promise) {
+      this.failedCommit = true;
+      underlying.catch(() => undefined);
+    }
+    return e;
   }
 
   /** Bytes of the state file's pages in use. */
@@ -850,6 +872,14 @@ export class StateStore {
 
   async close(): Promise<void> {
     try {
+      // After a failed commit lmdb-js settles neither `flushed` nor close(), which waits for the
+      // flush: the store's close() waited for ever, holding its lock (found by a hostile pass).
+      // Nothing that failed is waiting to be flushed; the environment is then left to the process's
+      // end, closed by lmdb-js if the flush it waits for ever comes.
+      if (this.failedCommit) {
+        void this.root.close().catch(() => undefined);
+        return;
+      }
       await this.root.flushed;
       await this.root.close();
     } catch (e) {
