@@ -169,3 +169,39 @@ test('an embedder that writes to the store it embeds for (inside a remember, whi
     await store.close();
   }
 });
+
+test('an embedder that remembers into, or compacts, the store it embeds for (inside a remember) settles: the nested call runs at once, and the outer one finds what it added', async () => {
+  for (const nested of ['remember', 'compact', 'same text'] as const) {
+    const dir = tempDir();
+    let store: MemStore | undefined;
+    // Only the first call nests (the nested call's own embedding, and the recall below, do not).
+    let nests = true;
+    const embed = async (texts: string[]) => {
+      if (nests) {
+        nests = false;
+        if (nested === 'remember') await store!.remember(`log of ${texts[0]}`, { namespace: 'log' });
+        else if (nested === 'compact') await store!.compact();
+        else await store!.remember(texts[0]!);
+      }
+      return texts.map((t) => [1, t.length % 7, 0, 1]);
+    };
+    store = await MemStore.open(dir, { dim: 4, durability: 'none', embed });
+    try {
+      const settled = await Promise.race([store.remember('hello').then((r) => r), new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 5000))]);
+      assert.notEqual(settled, 'hung', `${nested} inside the embedder: the remember settled`);
+      const [outer] = settled as { id: string; action: string }[];
+      if (nested === 'remember') {
+        assert.equal(store.stats().count, 2, 'both memories are there');
+        assert.equal((await store.recall('x', { namespace: 'log', k: 5 })).length, 1);
+      }
+      if (nested === 'same text') {
+        // The nested call added the text first; the outer one, looking for it after its embedder returned, updates it.
+        assert.equal(store.stats().count, 1, 'one memory for one text');
+        assert.equal(outer!.action, 'updated');
+      }
+      if (nested === 'compact') assert.equal(store.stats().count, 1);
+    } finally {
+      await store.close();
+    }
+  }
+});

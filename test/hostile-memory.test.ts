@@ -548,3 +548,31 @@ test('hostile memory: recall behind more than 40,960 expired nearer memories (st
     await store.close();
   }
 });
+
+test('an embedder returning entries that are not numbers (null, booleans, numeric strings, holes) is EMBED, and NaN or infinite ones INVALID_VECTOR, naming the text; nothing is written', async () => {
+  const bad: unknown[][] = [[null, null, null, null, null, null, null, null], [true, false, true, false, true, false, true, false], ['1', '2', '3', '4', '5', '6', '7', '8'], new Array(DIM), [1, 2, 3, 4, 5, 6, 7, {}]];
+  const invalid: unknown[][] = [[1, 2, 3, Number.NaN, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, Infinity], [1, 2, 3, 4, 5, 6, 7, 1e39]];
+  for (const [vectors, code] of [...bad.map((v) => [v, 'EMBED'] as const), ...invalid.map((v) => [v, 'INVALID_VECTOR'] as const)]) {
+    let returned: unknown[] = vectors;
+    const store = await open({ embed: async (texts: string[]) => texts.map((t) => (t === 'bad' ? returned : vectorOf(t))) as Float32Array[] });
+    try {
+      await store.remember('fine');
+      for (const call of [() => store.remember(['ok', 'bad']), () => store.recall('bad')]) {
+        let caught: unknown;
+        try {
+          await call();
+        } catch (e) {
+          caught = e;
+        }
+        const e = caught as { code?: string; field?: string };
+        assert.equal(e?.code, code, `${JSON.stringify(vectors.map(String))}: ${code}`);
+        assert.ok(e.field === 'texts[1]' || e.field === 'query', `the field names the text (${e.field})`);
+      }
+      assert.equal(store.stats().count, 1, 'nothing of the call was written');
+      returned = vectorOf('bad') as unknown as unknown[];
+      assert.equal((await store.remember(['ok', 'bad'])).length, 2, 'the same call with a good embedding is taken');
+    } finally {
+      await store.close();
+    }
+  }
+});

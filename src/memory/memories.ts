@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomUUID } from 'node:crypto';
 import { MemstoreError } from '../errors.js';
 import { checkId, checkText } from '../input.js';
@@ -149,6 +150,8 @@ function hashOf(text: string): string {
  */
 export class Memories {
   private queue: Promise<unknown> = Promise.resolve();
+  /** Set within a remember (or exclusive run) holding the queue: a call its embedder makes goes at once. */
+  private readonly holding = new AsyncLocalStorage<boolean>();
 
   constructor(private readonly host: MemoryHost) {}
 
@@ -158,7 +161,19 @@ export class Memories {
   }
 
   remember(textOrTexts: string | readonly string[], options: RememberOptions = {}): Promise<Remembered[]> {
-    const run = this.queue.then(() => this.rememberNow(textOrTexts, options));
+    return this.inQueue(() => this.rememberNow(textOrTexts, options));
+  }
+
+  /**
+   * Runs `fn` once every remember and exclusive run called before it is done, and holds later ones
+   * back until it is. A call made from within one that holds the queue (its embedder remembering
+   * into the same store) runs at once: queued, it would wait for the call that waits for it, for
+   * ever (found by a hostile pass). It runs while that call waits for its embedder, before it
+   * looks for texts already remembered, which then finds what it added.
+   */
+  private inQueue<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.holding.getStore() === true) return fn();
+    const run = this.queue.then(() => this.holding.run(true, fn));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -191,7 +206,7 @@ export class Memories {
       if (texts.length !== 1) throw bad('id names one memory: remember one text with it', 'id');
     }
     if (texts.length === 0) return [];
-    const vectors = await this.embedAll(texts);
+    const vectors = await this.embedAll(texts, (i) => `texts[${i}]`);
     const dedupe = this.dedupe;
     const records: MemoryRecord[] = [];
     const out: Remembered[] = [];
@@ -239,7 +254,7 @@ export class Memories {
     const user = resolveFilterOption(o.filter) ?? {};
     refuseReserved(user, 'filter');
     const filter: Filter = { ...user, [NS]: namespace };
-    const [vector] = await this.embedAll([query]);
+    const [vector] = await this.embedAll([query], () => 'query');
     const now = Date.now();
     const keep = (h: SearchHit): boolean => {
       const m = h.meta ?? {};
@@ -283,12 +298,14 @@ export class Memories {
    * sweep reading it as expired and deleting it.
    */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.inQueue(fn);
   }
 
-  private async embedAll(texts: readonly string[]): Promise<Float32Array[]> {
+  /**
+   * The embeddings of `texts`, checked (MEMORY.md): an error names the text whose vector is wrong by
+   * `fieldOf(i)`, the caller's name for it, not the vector the store was never handed.
+   */
+  private async embedAll(texts: readonly string[], fieldOf: (i: number) => string): Promise<Float32Array[]> {
     const embed = this.host.embed;
     if (embed === undefined) throw new MemstoreError('INVALID_OPTION', 'the memory API needs an embedding function: MemStore.open(dir, { embed })', { field: 'embed' });
     const out: Float32Array[] = [];
@@ -302,11 +319,21 @@ export class Memories {
       }
       if (!Array.isArray(vectors) || vectors.length !== batch.length) throw new MemstoreError('EMBED', `the embedding function returned ${Array.isArray(vectors) ? vectors.length : 'no array of'} vectors for ${batch.length} texts`);
       vectors.forEach((v: unknown, i: number) => {
+        const field = fieldOf(at + i);
         const length = v instanceof Float32Array || Array.isArray(v) ? v.length : undefined;
-        if (length === undefined) throw new MemstoreError('EMBED', `the embedding function's vector ${at + i} is not a Float32Array or number[]`);
-        if (length !== this.host.dim) throw new MemstoreError('DIM_MISMATCH', `the embedding function's vectors have ${length} dimensions; the store holds ${this.host.dim}`, { field: `texts[${at + i}]` });
+        if (length === undefined) throw new MemstoreError('EMBED', `the embedding function's vector ${at + i} is not a Float32Array or number[]`, { field });
+        if (length !== this.host.dim) throw new MemstoreError('DIM_MISMATCH', `the embedding function's vectors have ${length} dimensions; the store holds ${this.host.dim}`, { field });
         // A copy: an embedder may hand out views of one output buffer that its next call overwrites.
-        out.push(Float32Array.from(v as ArrayLike<number>));
+        const copy = new Float32Array(length);
+        for (let j = 0; j < length; j++) {
+          // An index loop: a hole of a sparse array is read (undefined) and refused too. Float32Array.from
+          // made null 0, true 1 and '3' 3 (found by a hostile pass), where add() refuses all three.
+          const x: unknown = (v as ArrayLike<unknown>)[j];
+          if (typeof x !== 'number') throw new MemstoreError('EMBED', `the embedding function's vector ${at + i} holds a ${x === null ? 'null' : typeof x} at ${j}, not a number`, { field });
+          if (!Number.isFinite(x) || !Number.isFinite(Math.fround(x))) throw new MemstoreError('INVALID_VECTOR', `the embedding function's vector ${at + i} holds ${x} at ${j}`, { field });
+          copy[j] = x;
+        }
+        out.push(copy);
       });
     }
     return out;
