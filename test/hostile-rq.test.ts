@@ -661,3 +661,28 @@ test('rq options: an unknown rq codec and trainSize 0 are INVALID_OPTION; with o
     await store.close();
   }
 });
+
+test('l2 codes-only search of rq codes: an estimate of the squared distance below zero scores 0 (never -0), and equal scores come in id order', async () => {
+  let zeros = 0;
+  for (const [codec, dim] of [['rq1', 5], ['rq1', 100], ['rq2', 5], ['rq4', 5]] as const) {
+    const store = await MemStore.open(tempDir(), { dim, metric: 'l2', codec, trainSize: 40, rescore: false, durability: 'none' });
+    try {
+      const next = rng(7);
+      const centres = Array.from({ length: 6 }, () => Float32Array.from({ length: dim }, () => 2 * gaussian(next)));
+      await store.add(Array.from({ length: 300 }, (_, i) => ({ id: `id${String(299 - i).padStart(3, '0')}`, vector: Float32Array.from(centres[i % 6]!, (x) => x + 0.3 * gaussian(next)) })));
+      for (let t = 0; t < 50; t++) {
+        const hits = await store.search(Float32Array.from(centres[t % 6]!, (x) => x + 0.3 * gaussian(next)), { k: 10 });
+        for (const [i, h] of hits.entries()) {
+          assert.ok(!Object.is(h.score, -0), `${codec} ${dim}-d: no -0 score`);
+          assert.ok(h.score <= 0, `${codec} ${dim}-d: an l2 score is a negated distance`);
+          if (h.score === 0) zeros++;
+          const before = hits[i - 1];
+          if (before !== undefined) assert.ok(before.score > h.score || (before.score === h.score && before.id < h.id), `${codec} ${dim}-d query ${t}: ${before.id} ${before.score} before ${h.id} ${h.score}`);
+        }
+      }
+    } finally {
+      await store.close();
+    }
+  }
+  assert.ok(zeros > 0, 'some estimates fell below zero (the case under test happened)');
+});

@@ -134,6 +134,11 @@ interface Batch {
   readonly idOf: (slot: number) => string;
 }
 
+/** The score of an l2 kernel score κ = −(squared distance): −√(−κ), and 0 (not −0) where κ ≥ 0. */
+function distanceScore(kernel: number): number {
+  return kernel >= 0 ? 0 : -Math.sqrt(-kernel);
+}
+
 /**
  * Candidates past the first k read per batch while rescoring: after each, the k-th best exact score
  * is taken again and the bounds cut the next batch by it (RESCORING.md, "The rule").
@@ -686,7 +691,10 @@ export class SearchPath {
       ranked.length = Math.min(ranked.length, want.k);
     } else {
       const l2 = this.env.space.kernelMetric() === 'l2';
-      ranked = candidates.slice(0, want.k).map(({ slot, score }) => ({ slot, score: l2 ? -Math.sqrt(Math.max(0, -score)) : score + offset }));
+      ranked = candidates.slice(0, want.k).map(({ slot, score }) => ({ slot, score: l2 ? distanceScore(score) : score + offset }));
+      // rq codes estimate a squared distance, and the estimate can fall below zero: every such one
+      // reads 0, and equal scores go in id order, as everywhere (they had kept the estimates' order).
+      if (l2 && ranked.length > 1 && ranked[1]!.score === 0) ranked.sort((a, b) => b.score - a.score || (idOf(a.slot) < idOf(b.slot) ? -1 : 1));
     }
     const known = how.known?.();
     const slotsHold = this.env.writes() === writesBefore;
