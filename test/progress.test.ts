@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Progress } from '../src/cli/progress.js';
@@ -76,4 +76,37 @@ test('memstore export, import, compact and repair print their progress on stderr
   assert.match((await cliResult(['import', file, into])).stderr, /importing rows 1\/1 \(100%\) \(done\)/);
   assert.match((await cliResult(['compact', into])).stderr, /compacting, steps 7\/7 \(100%\) \(done\)/);
   assert.match((await cliResult(['repair', into, '--report', join(tempDir(), 'report.jsonl')])).stderr, /repairing, steps 7\/7 \(100%\) \(done\)/);
+});
+
+test('progress on a terminal: a task that fails ends the bar (its redraw timer and hidden cursor), and the error comes through', async () => {
+  const written: string[] = [];
+  const tty = { isTTY: true, columns: 80, write: (s: string) => written.push(s) } as unknown as NodeJS.WriteStream;
+  const p = new Progress('importing rows', tty);
+  const failure = new Error('row 5000');
+  await assert.rejects(
+    p.during(async (report) => {
+      report(4096, 10_000);
+      throw failure;
+    }),
+    (e) => e === failure,
+  );
+  const bar = (p as unknown as { bar?: { isActive: boolean } }).bar;
+  assert.ok(bar !== undefined, 'the bar was drawn');
+  assert.equal(bar.isActive, false, 'and stopped');
+  assert.ok(written.some((s) => s.includes('\x1B[?25h')), 'the cursor is shown again');
+});
+
+test('on a terminal, an import that fails after its bar has started exits with its error instead of hanging', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'late.jsonl');
+  const rows = Array.from({ length: 5000 }, (_, i) => JSON.stringify({ id: `r${i}`, vector: [i + 1, 1, 2, 3] }));
+  rows.push(JSON.stringify({ id: 'bad', vector: [1] }));
+  writeFileSync(file, `${rows.join('\n')}\n`);
+  const into = join(dir, 'store');
+  mkdirSync(into);
+  const { code, stderr } = await cliResult(['import', file, into, '--metric', 'dot'], { asTerminal: true, timeoutMs: 30_000 });
+  assert.notEqual(code, null, 'the command ended');
+  assert.equal(code, 2);
+  assert.match(stderr, /DIM_MISMATCH/);
+  assert.deepEqual(readdirSync(into), [], 'the directory is left empty');
 });

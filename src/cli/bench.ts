@@ -8,7 +8,7 @@ import { parseBytes, parseCount, parsePcaList } from './args.js';
 import { CHARTS_MISSING, formatTable, machine, renderChart } from '../../bench/report.js';
 import { hnswAvailable, HNSW_MISSING } from '../../bench/baselines.js';
 import { missing, optionalPackage } from '../../bench/optional.js';
-import { Progress } from './progress.js';
+import { Progress, type OnProgress } from './progress.js';
 import { fastestWithin, recommend } from '../../bench/recommend.js';
 import { matrix, runStudy } from '../../bench/study.js';
 import { formatSweep, renderSweepChart, runIndexSweep } from '../../bench/index-sweep.js';
@@ -214,8 +214,8 @@ export async function bench(flags: BenchFlags): Promise<void> {
   progress(`memstore bench: ${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${configs.length} configurations x rescoring off/on`);
   // On a terminal, a bar over the study's steps (counts and an ETA); in a log, a line per step.
   const bar = process.stderr.isTTY === true ? new Progress('memstore bench, steps') : undefined;
-  const { rows, truth } = await runStudy({ data, configs, trainSize: TRAIN_SIZE, k: flags.k, metric: flags.metric, hnsw, onProgress: bar === undefined ? progress : () => undefined, ...(bar === undefined ? {} : { onStep: bar.report }) });
-  bar?.done();
+  const study = (onStep: OnProgress | undefined) => runStudy({ data, configs, trainSize: TRAIN_SIZE, k: flags.k, metric: flags.metric, hnsw, onProgress: bar === undefined ? progress : () => undefined, ...(onStep === undefined ? {} : { onStep }) });
+  const { rows, truth } = bar === undefined ? await study(undefined) : await bar.during(study);
   const sweep = flags.index ? await runIndexSweep({ data, truth, k: flags.k, metric: flags.metric, hnsw, configs, trainSize: TRAIN_SIZE, onProgress: progress }) : undefined;
 
   const table = formatTable(rows, flags.k) + (sweep === undefined ? '' : `\n\n${formatSweep(sweep, flags.k)}\n`);

@@ -64,9 +64,7 @@ async function compact(dir: string): Promise<void> {
   const store = await MemStore.open(dir);
   try {
     const before = store.stats();
-    const progress = new Progress('compacting, steps');
-    await store.compact({ onProgress: progress.report });
-    progress.done();
+    await new Progress('compacting, steps').during((onProgress) => store.compact({ onProgress }));
     const after = store.stats();
     const total = (s: typeof before) => s.diskBytesPerVector * s.count;
     process.stdout.write(`${before.count} records: ${total(before).toFixed(0)} bytes on disk before, ${total(after).toFixed(0)} after\n`);
@@ -77,9 +75,7 @@ async function compact(dir: string): Promise<void> {
 
 /** Damaged records to a report, a clean store left behind. */
 async function repair(dir: string, flags: { report?: string }): Promise<void> {
-  const progress = new Progress('repairing, steps');
-  const result = await repairStore(dir, { ...(flags.report === undefined ? {} : { report: flags.report }), onProgress: progress.report });
-  progress.done();
+  const result = await new Progress('repairing, steps').during((onProgress) => repairStore(dir, { ...(flags.report === undefined ? {} : { report: flags.report }), onProgress }));
   process.stdout.write(
     `removed ${result.removedRecords.length} damaged record(s)${result.removedRecords.length === 0 ? '' : `: ${result.removedRecords.map((id) => JSON.stringify(id)).join(', ')}`}\n` +
       (result.removedKeys > 0 ? `removed ${result.removedKeys} damaged key(s) that named no record\n` : '') +
@@ -152,9 +148,7 @@ program
   .addOption(new Option('--format <format>', 'file format (default: the --out extension: .jsonl, .arrow, .parquet)').choices(FORMATS))
   .description('write every record (id, vector as added, text, metadata) to a JSONL, Arrow or Parquet file for a bigger engine')
   .action(async (dir: string, flags: { out: string; format?: ExportFormat }) => {
-    const progress = new Progress('exporting records');
-    const { records, format, metric, dim } = await exportStore(dir, flags.out, { ...(flags.format === undefined ? {} : { format: flags.format }), onProgress: progress.report });
-    progress.done();
+    const { records, format, metric, dim } = await new Progress('exporting records').during((onProgress) => exportStore(dir, flags.out, { ...(flags.format === undefined ? {} : { format: flags.format }), onProgress }));
     // Import reads JSONL as cosine unless told (a store of another metric would come back searching
     // by the wrong one), and takes the dimension from the first vector, which a file of no records lacks.
     const needs = format !== 'jsonl' ? [] : [...(metric === 'cosine' ? [] : [`--metric ${metric}`]), ...(records === 0 ? [`--dim ${dim}`] : [])];
@@ -172,9 +166,7 @@ program
   .addOption(new Option('--codec <codec>', 'codec of the new store (default int8)').choices(CODEC_NAMES))
   .description('make a new store from the rows of an exported file (a bad row leaves the directory empty)')
   .action(async (file: string, dir: string, flags: { format?: ExportFormat; dim?: number; metric?: Metric; codec?: CodecName }) => {
-    const progress = new Progress('importing rows');
-    const { rows, records, dim } = await importStore(file, dir, { ...flags, onProgress: progress.report });
-    progress.done();
+    const { rows, records, dim } = await new Progress('importing rows').during((onProgress) => importStore(file, dir, { ...flags, onProgress }));
     process.stdout.write(`imported ${rows} rows into ${dir}: ${records} records of ${dim} dimensions\n`);
   });
 

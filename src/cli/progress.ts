@@ -48,6 +48,23 @@ export class Progress {
     }
   };
 
+  /**
+   * Runs `task` with this display and ends it whether the task succeeds or fails: a bar left running
+   * after an error kept the process alive for good (its redraw timer) with the terminal's cursor
+   * hidden (found by a hostile pass).
+   */
+  async during<T>(task: (report: OnProgress) => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await task(this.report);
+    } catch (e) {
+      this.bar?.stop();
+      throw e;
+    }
+    this.done();
+    return result;
+  }
+
   done(): void {
     if (this.bar !== undefined) {
       this.bar.stop();
