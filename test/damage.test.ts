@@ -6,6 +6,7 @@ import { open as openLmdb } from 'lmdb';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { repairLogDir, statePath, walDir } from '../src/store/files.js';
 import { stateWriteHooks } from '../src/store/state.js';
+import { repairStore } from '../src/store/repair.js';
 import { clustered, rejectsWith, rng, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
@@ -368,4 +369,15 @@ test('a logged batch that cannot be applied stops the store instead of letting m
   assert.equal((await reopened.get('x'))?.text, 'x', 'the log replays the batch that memory could not take');
   assert.equal(await reopened.get('y'), undefined);
   await reopened.close();
+});
+
+test('repairs in a row with the default report each write their own (a second in the same second had refused the name it chose)', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 4 });
+  await store.add([{ id: 'a', vector: [1, 2, 3, 4] }]);
+  await store.close();
+  const reports = new Set<string>();
+  for (let i = 0; i < 4; i++) reports.add((await repairStore(dir)).report);
+  assert.equal(reports.size, 4, [...reports].join(', '));
+  for (const r of reports) assert.ok(existsSync(r), r);
 });

@@ -518,6 +518,26 @@ test('a second import into a directory another import is still writing is refuse
   }
 });
 
+test('while an import runs, opening its directory (open, repair, the CLI\'s compact and export) is LOCKED, not CORRUPTION with advice to empty the directory, and the import finishes whole', async () => {
+  const { repairStore } = await import('../src/store/repair.js');
+  const { file, into } = bigImport(60_000);
+  const running = await importUnderWay(file, into);
+  await rejectsWith(() => MemStore.open(into), 'LOCKED');
+  await rejectsWith(() => repairStore(into), 'LOCKED');
+  for (const args of [['compact', into], ['export', into, '--out', join(tempDir(), 'out.jsonl')]]) {
+    const r = await cliResult(args);
+    assert.equal(r.code, 2, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /LOCKED/, args[0]);
+  }
+  assert.equal((await running.exited).code, 0, 'the import finished');
+  const store = await MemStore.open(into);
+  try {
+    assert.equal(store.stats().count, 60_000);
+  } finally {
+    await store.close();
+  }
+});
+
 test('after an import was killed, importing again clears the store it left but not a file the user put in the directory (it had deleted the very file being imported): refused as not empty', async () => {
   const { file, into } = bigImport(60_000);
   const first = await importUnderWay(file, into);

@@ -6,9 +6,8 @@ import { MAX_DIM, METRICS, type Metric, type OpenOptions } from '../options.js';
 import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { readFile } from './files.js';
 import { recordOf } from './rows.js';
-import { FILES, importMarkerPath, isStoreEntry, lockPath, syncDirSync } from '../store/files.js';
-import { pidAlive, readOwner } from '../store/lock.js';
-import { nodeFileLayer } from '../../io/file-layer.js';
+import { FILES, importMarkerPath, isStoreEntry, syncDirSync } from '../store/files.js';
+import { liveImporter } from '../store/lock.js';
 
 /** How `importStore` reads and what store it makes: the options of `MemStore.open`, and the file's format. */
 export interface ImportOptions extends OpenOptions {
@@ -127,12 +126,8 @@ async function requireEmptyDir(dir: string): Promise<void> {
   // import still running: clearing its directory under it lost both imports), and only the store's
   // own entries: a file of the user's put there since stays, and the directory is then not empty.
   if (entries.includes(FILES.importing)) {
-    for (const path of [importMarkerPath(dir), lockPath(dir)]) {
-      const pid = readOwner(nodeFileLayer, path);
-      if (pid !== undefined && !Number.isNaN(pid) && pidAlive(pid)) {
-        throw new MemstoreError('LOCKED', `${dir}: process ${pid} is importing into it or has its store open; wait for it, or stop it and import again`, { file: path });
-      }
-    }
+    const live = liveImporter(dir);
+    if (live !== undefined) throw new MemstoreError('LOCKED', `${dir}: process ${live.pid} is importing into it or has its store open; wait for it, or stop it and import again`, { file: live.file });
     await removeStoreEntries(dir);
     if ((await readdir(dir)).length === 0) return;
   }

@@ -103,10 +103,13 @@ export function repairLogDir(dir: string): string {
   return join(dir, FILES.repairLog);
 }
 
-/** `repair-20261129T201500Z.jsonl`: a report's name says when the repair ran. */
-export function repairReportPath(dir: string, at: Date): string {
+/**
+ * `repair-20261129T201500Z.jsonl`: a report's name says when the repair ran; the `n`-th of one
+ * second, `repair-20261129T201500Z-2.jsonl` and on.
+ */
+export function repairReportPath(dir: string, at: Date, n = 1): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  return join(dir, `${FILES.repairReport}${stamp}.jsonl`);
+  return join(dir, `${FILES.repairReport}${stamp}${n > 1 ? `-${n}` : ''}.jsonl`);
 }
 
 export function indexDir(dir: string): string {
@@ -231,16 +234,6 @@ function storeFileIn(dir: string): string | undefined {
     if (name !== undefined) return join(sub, name);
   }
   return undefined;
-}
-
-/**
- * CORRUPTION when an import into `dir` did not finish (its marker is there, EXPORT.md): its store
- * may lack rows, and the way on is to import again (it starts over), not to open or repair it.
- */
-export function refuseUnfinishedImport(dir: string): void {
-  if (existsSync(importMarkerPath(dir))) {
-    throw new MemstoreError('CORRUPTION', `${dir}: an import into it did not finish, so its store may lack rows; import again (it starts over) or empty the directory`, { file: importMarkerPath(dir) });
-  }
 }
 
 /**

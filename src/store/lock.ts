@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
 import type { FileLayer } from '../../io/file-layer.js';
 import { resolve } from 'node:path';
 import { fileId } from '../../io/rooted-layer.js';
 import { threadClaims } from '../../io/thread-claims.js';
 import { MemstoreError } from '../errors.js';
-import { lockPath } from './files.js';
+import { importMarkerPath, lockPath } from './files.js';
+import { nodeFileLayer } from '../../io/file-layer.js';
 
 /** Handles of this process, so a second open of the same directory in one process is refused too. */
 const heldHere = new Set<string>();
@@ -42,6 +44,32 @@ export function readOwner(files: FileLayer, path: string): number | undefined {
   if (text === undefined) return undefined;
   const pid = Number.parseInt(text.trim(), 10);
   return Number.isInteger(pid) && pid > 0 ? pid : NaN;
+}
+
+/**
+ * The process importing into `dir` or holding its store open while its import marker is there
+ * (EXPORT.md), if it is alive: the pid in the marker, else in the lock. Undefined when neither
+ * names a live process: an import that did not finish.
+ */
+export function liveImporter(dir: string): { pid: number; file: string } | undefined {
+  for (const file of [importMarkerPath(dir), lockPath(dir)]) {
+    const pid = readOwner(nodeFileLayer, file);
+    if (pid !== undefined && !Number.isNaN(pid) && pidAlive(pid)) return { pid, file };
+  }
+  return undefined;
+}
+
+/**
+ * When an import into `dir` did not finish (its marker is there, EXPORT.md): CORRUPTION, as its
+ * store may lack rows, and the way on is to import again (it starts over), not to open or repair
+ * it. LOCKED while the import still runs: its marker is there until it ends, and the advice to empty
+ * the directory, taken then, destroyed it (found by a hostile pass).
+ */
+export function refuseUnfinishedImport(dir: string): void {
+  if (!existsSync(importMarkerPath(dir))) return;
+  const live = liveImporter(dir);
+  if (live !== undefined) throw new MemstoreError('LOCKED', `${dir}: process ${live.pid} is importing into it; wait for it to finish`, { file: live.file });
+  throw new MemstoreError('CORRUPTION', `${dir}: an import into it did not finish, so its store may lack rows; import again (it starts over) or empty the directory`, { file: importMarkerPath(dir) });
 }
 
 function sleepSync(ms: number): void {

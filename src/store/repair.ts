@@ -4,9 +4,9 @@ import { nodeFileLayer } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
 import { MemStore } from '../memstore.js';
-import { refuseUnfinishedImport, repairLogDir, repairReportPath, storeEntryHolding, syncDirSync, walDir } from './files.js';
+import { repairLogDir, repairReportPath, storeEntryHolding, syncDirSync, walDir } from './files.js';
 import { segmentName } from '../../wal/format.js';
-import { DirectoryLock } from './lock.js';
+import { DirectoryLock, refuseUnfinishedImport } from './lock.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import { keyName, newestSegmentLost, RECORD_TABLES, StateStore } from './state.js';
 import { requireStore } from './verify.js';
@@ -89,6 +89,17 @@ class ReportFile {
  * The report is fsynced before anything it describes is removed. Afterwards `memstore verify` finds
  * nothing. Damage inside LMDB's own pages (not in a value) is beyond it: LMDB may abort on it.
  */
+/**
+ * The default report's path: named by the second, and by its count within it when a report of that
+ * second is there (a second repair in one second had refused the name it chose itself).
+ */
+function freeReportPath(dir: string): string {
+  const at = new Date();
+  let n = 1;
+  while (existsSync(repairReportPath(dir, at, n))) n++;
+  return repairReportPath(dir, at, n);
+}
+
 export async function repairStore(dir: string, options: { report?: string; onProgress?: (done: number, total: number) => void } = {}): Promise<RepairResult> {
   // Another program's LMDB environment named state.mdb is refused there, before a byte is rebuilt
   // (the rebuild keeps only what a store's tables hold, and had dropped everything of that program's).
@@ -115,7 +126,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     // Opened before the report is made: a state LMDB cannot open is refused with no report left behind.
     const state = StateStore.open(dir);
     try {
-      report = new ReportFile(options.report ?? repairReportPath(dir, new Date()));
+      report = new ReportFile(options.report ?? freeReportPath(dir));
       for (const { table, key, value } of await state.rebuildWithoutDamage()) {
         report.line({ kind: 'value', table, key: keyName(key), keyBytes: b64(key), bytes: b64(value) });
       }
