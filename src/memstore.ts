@@ -115,6 +115,8 @@ export interface StoreStats {
   codeBytesPerVector: number;
   /** Everything the directory holds per vector: state file, write-ahead log, text and vector arenas, as sized on disk. */
   diskBytesPerVector: number;
+  /** All of it, whatever the count (a store whose records are all deleted still holds its files until compact()). */
+  diskBytes: number;
   /**
    * RAM of the store's files, apart from `memoryBytes`: the pages of its memory-mapped files
    * resident in this process (file-backed, so the kernel can drop them; `top` counts them in RES
@@ -1068,6 +1070,7 @@ export class MemStore {
       modelBytes,
       codeBytesPerVector,
       diskBytesPerVector: count === 0 ? 0 : diskBytes / count,
+      diskBytes,
       mappedBytes: this.resident.bytes(),
       mappedFiles: arenaStats.mappedSegments + vectorStats.mappedSegments,
       pages: this.index.pages,

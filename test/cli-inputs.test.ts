@@ -6,7 +6,8 @@ import { parseBytes, parseCount, parsePcaList } from '../src/cli/args.js';
 import { parseCodecList } from '../src/cli/bench.js';
 import { syntheticDataset } from '../src/cli/datasets.js';
 import { readVectors } from '../src/cli/vector-files.js';
-import { isMemstoreError } from '../src/index.js';
+import { isMemstoreError, MemStore } from '../src/index.js';
+import { cliResult } from './support/cli.js';
 import { tempDir } from './helpers.js';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -130,4 +131,30 @@ test('memstore bench refuses an output it cannot write before the study starts (
     assert.match(r.stderr, new RegExp(`${args[0]} .*cannot be written`), args.join(' '));
     assert.doesNotMatch(r.stderr, /configurations/, 'refused before the study started');
   }
+});
+
+test('memstore compact reports the bytes the directory held before and after, also when every record was deleted (it had said 0 bytes before)', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 16 });
+  await store.add(Array.from({ length: 2000 }, (_, i) => ({ id: `r${i}`, vector: Array.from({ length: 16 }, (_, d) => Math.sin(i + d)), text: 'x'.repeat(200) })));
+  await store.delete(Array.from({ length: 2000 }, (_, i) => `r${i}`));
+  const before = store.stats().diskBytes;
+  await store.close();
+  assert.ok(before > 0);
+  const { code, stdout } = await cliResult(['compact', dir]);
+  assert.equal(code, 0);
+  const m = /^0 records: (\d+) bytes on disk before, (\d+) after$/m.exec(stdout);
+  assert.ok(m !== null, stdout);
+  assert.ok(Number(m[1]) > Number(m[2]), `compaction gave bytes back: ${stdout}`);
+  assert.ok(Number(m[1]) >= before * 0.5, `the bytes before are the directory's (${m[1]} against stats ${before})`);
+});
+
+test('memstore import --dim takes decimal digits only, as a file\'s memstore.dim is read (1e1 and 0x10 had passed)', async () => {
+  const file = join(tempDir(), 'rows.jsonl');
+  writeFileSync(file, `${JSON.stringify({ id: 'a', vector: Array.from({ length: 16 }, () => 1) })}\n`);
+  for (const dim of ['1e1', '0x10', '16.0', ' 16', '-16', '0']) {
+    const { code } = await cliResult(['import', file, tempDir(), '--dim', dim]);
+    assert.equal(code, 2, dim);
+  }
+  assert.equal((await cliResult(['import', file, tempDir(), '--dim', '16'])).code, 0);
 });

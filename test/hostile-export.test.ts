@@ -667,3 +667,25 @@ test('export to a name of 246 bytes (its temporary name beside it would pass 255
   assert.equal(missing.code, 2);
   assert.ok(missing.stderr.includes('ENOENT'), missing.stderr);
 });
+
+test('exportStore and importStore check what they are given as open does: unknown option keys and a non-function onProgress are INVALID_OPTION naming the key, paths that are not non-empty strings INVALID_ARGUMENT; nothing is written', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 3 });
+  await store.add([{ id: 'a', vector: [1, 2, 3] }]);
+  await store.close();
+  const out = join(tempDir(), 'x.jsonl');
+  const call = (f: () => Promise<unknown>) => f().then(() => undefined, (e: { code?: string; field?: string }) => ({ code: e.code, field: e.field }));
+  assert.deepEqual(await call(() => exportStore(dir, out, { fromat: 'arrow' } as never)), { code: 'INVALID_OPTION', field: 'fromat' });
+  assert.deepEqual(await call(() => exportStore(dir, out, { onProgres: () => undefined } as never)), { code: 'INVALID_OPTION', field: 'onProgres' });
+  assert.deepEqual(await call(() => exportStore(dir, out, 'arrow' as never)), { code: 'INVALID_OPTION', field: 'options' });
+  assert.deepEqual(await call(() => exportStore(dir, out, { onProgress: 3 } as never)), { code: 'INVALID_OPTION', field: 'onProgress' });
+  assert.deepEqual(await call(() => exportStore(dir, 42 as never)), { code: 'INVALID_ARGUMENT', field: 'out' });
+  assert.deepEqual(await call(() => exportStore(undefined as never, out)), { code: 'INVALID_ARGUMENT', field: 'dir' });
+  assert.equal(existsSync(out), false, 'no export was written');
+  await exportStore(dir, out);
+  const into = tempDir();
+  assert.deepEqual(await call(() => importStore(undefined as never, into)), { code: 'INVALID_ARGUMENT', field: 'file' });
+  assert.deepEqual(await call(() => importStore(out, '' as never)), { code: 'INVALID_ARGUMENT', field: 'dir' });
+  assert.deepEqual(await call(() => importStore(out, into, { onProgress: 'yes' } as never)), { code: 'INVALID_OPTION', field: 'onProgress' });
+  assert.deepEqual(readdirSync(into), [], 'nothing was imported');
+});

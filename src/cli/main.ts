@@ -20,9 +20,10 @@ function version(): string {
   return typeof pkg.version === 'string' ? pkg.version : 'unknown';
 }
 
+/** Decimal digits only, as a file's `memstore.dim` is read: Number() took 1e1 and 0x10 too. */
 function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer in decimal digits');
   return n;
 }
 
@@ -66,8 +67,7 @@ async function compact(dir: string): Promise<void> {
     const before = store.stats();
     await new Progress('compacting, steps').during((onProgress) => store.compact({ onProgress }));
     const after = store.stats();
-    const total = (s: typeof before) => s.diskBytesPerVector * s.count;
-    process.stdout.write(`${before.count} records: ${total(before).toFixed(0)} bytes on disk before, ${total(after).toFixed(0)} after\n`);
+    process.stdout.write(`${before.count} records: ${before.diskBytes} bytes on disk before, ${after.diskBytes} after\n`);
   } finally {
     await store.close();
   }

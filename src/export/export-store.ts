@@ -3,7 +3,7 @@ import type { Metric } from '../options.js';
 import { requireStore } from '../store/verify.js';
 import { storeEntryHolding } from '../store/files.js';
 import { MemstoreError } from '../errors.js';
-import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
+import { BATCH_BYTES, BATCH_ROWS, checkPath, checkToolOptions, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { writeAtomically, writeFile } from './files.js';
 
 /** How `exportStore` writes. */
@@ -13,6 +13,9 @@ export interface ExportOptions {
   /** Told the records written so far, and how many there are, after each batch. @default none */
   onProgress?: (done: number, total: number) => void;
 }
+
+/** The keys ExportOptions has. */
+const EXPORT_KEYS: readonly (keyof ExportOptions)[] = ['format', 'onProgress'];
 
 /**
  * Writes every record of the store in `dir` (id, the vector as added, text, metadata) to `out` in
@@ -24,6 +27,9 @@ export interface ExportOptions {
  * dimension from its first vector, and a file of no records has none), so its import must be told.
  */
 export async function exportStore(dir: string, out: string, options: ExportOptions = {}): Promise<{ records: number; format: ExportFormat; metric: Metric; dim: number }> {
+  checkPath(dir, 'dir');
+  checkPath(out, 'out');
+  checkToolOptions(options, EXPORT_KEYS);
   const format = resolveFormat(options.format, out);
   requireStore(dir);
   // Links resolved: an export named like a log segment inside wal/ was read as the store's own log.

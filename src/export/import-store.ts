@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { MemstoreError } from '../errors.js';
 import { MemStore, type MemoryRecord } from '../memstore.js';
 import { MAX_DIM, METRICS, type Metric, type OpenOptions } from '../options.js';
-import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
+import { BATCH_BYTES, BATCH_ROWS, checkPath, checkToolOptions, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { readFile } from './files.js';
 import { recordOf } from './rows.js';
 import { FILES, importMarkerPath, isStoreEntry, syncDirSync } from '../store/files.js';
@@ -29,6 +29,10 @@ export interface ImportOptions extends OpenOptions {
  * (`offset`), and leaves `dir` empty again: no half-imported store.
  */
 export async function importStore(file: string, dir: string, options: ImportOptions = {}): Promise<{ rows: number; records: number; dim: number }> {
+  checkPath(file, 'file');
+  checkPath(dir, 'dir');
+  // Its other keys are open's, which open checks.
+  checkToolOptions(options);
   const { format: asked, onProgress, ...open } = options;
   const format = resolveFormat(asked, file);
   const { shape, rows, totalRows } = await readFile(format, file);
