@@ -13,7 +13,7 @@
  *
  *   node dist/bench/builds.js --a ../before/dist [--b dist] [--data docs.f32 --queries queries.f32 --dim N] [--n N]
  *                             [--codec int8] [--metric cosine] [--queries-used 1000] [--rounds 2] [--k 10]
- *                             [--cache false] [--mmap true] [--nprobe N] [--oversample N] [--each]
+ *                             [--cache false] [--mmap true] [--nprobe N] [--oversample N] [--exact] [--each]
  *
  * Without --data it uses the 1k WordNet set the project ships; --b defaults to this build. With
  * memory maps (the default), each build's checkout must have its native addon built (`npm run
@@ -50,6 +50,7 @@ const { values } = benchArgs('dist/bench/builds.js', {
     nprobe: { type: 'string' },
     oversample: { type: 'string' },
     each: { type: 'boolean' },
+    exact: { type: 'boolean' },
   },
 }, { numbers: ['queries-used', 'rounds', 'k', 'nprobe', 'oversample'] });
 if (values.a === undefined) throw new Error('--a: the dist folder of the build to compare with (after npm run build)');
@@ -67,7 +68,7 @@ const codec = (values.codec ?? 'int8') as CodecName;
 const metric = (values.metric ?? 'cosine') as Metric;
 const cacheOn = values.cache === 'true';
 const openOptions: OpenOptions = { ...(cacheOn ? {} : { cache: false }), mmap: values.mmap !== 'false', ...(values.oversample === undefined ? {} : { oversample: Number(values.oversample) }) };
-const searchOptions: SearchOptions = { k, ...(values.nprobe === undefined ? {} : { nprobe: Number(values.nprobe) }) };
+const searchOptions: SearchOptions = { k, ...(values.nprobe === undefined ? {} : { nprobe: Number(values.nprobe) }), ...(values.exact === true ? { exact: true } : {}) };
 
 const loaded = await Promise.all(builds.map(async (b) => ({ ...b, module: (await import(pathToFileURL(join(b.dist, 'src', 'memstore.js')).href)) as Build })));
 // A build whose native addon is not built (a fresh worktree, say) reads full vectors with positioned
@@ -118,7 +119,7 @@ try {
     const searches = rounds * data.queries.length;
     const [a, b] = runs as [(typeof runs)[number], (typeof runs)[number]];
     const mean = (r: typeof a) => r.times.reduce((x, y) => x + y, 0) / r.times.length;
-    process.stdout.write(`${data.name}: ${n} x ${data.dim}-d, ${codec}, ${metric}, k ${k}, ${data.queries.length} queries x ${rounds} rounds, cache ${cacheOn ? 'on' : 'off'}, ${openOptions.mmap === false ? 'positioned reads' : 'memory maps'}${values.nprobe === undefined ? '' : `, nprobe ${values.nprobe}`}${values.oversample === undefined ? '' : `, oversample ${values.oversample}`}; the two builds searched in turn query by query${values.each === true ? ', each on a store it built' : ''}\n\n`);
+    process.stdout.write(`${data.name}: ${n} x ${data.dim}-d, ${codec}, ${metric}, k ${k}, ${data.queries.length} queries x ${rounds} rounds, cache ${cacheOn ? 'on' : 'off'}, ${openOptions.mmap === false ? 'positioned reads' : 'memory maps'}${values.nprobe === undefined ? '' : `, nprobe ${values.nprobe}`}${values.oversample === undefined ? '' : `, oversample ${values.oversample}`}${values.exact === true ? ', exact: true' : ''}; the two builds searched in turn query by query${values.each === true ? ', each on a store it built' : ''}\n\n`);
     process.stdout.write('| build | dist | recall@10 | vectors read per search | p50 µs | mean µs | mean against A |\n|---|---|---:|---:|---:|---:|---:|\n');
     for (const r of runs) {
       process.stdout.write(`| ${r.name} | ${r.dist} | ${(r.found / (searches * k)).toFixed(4)} | ${(r.read / searches).toFixed(1)} | ${(median(r.times) * 1000).toFixed(0)} | ${(mean(r) * 1000).toFixed(0)} | ${(mean(r) / mean(a)).toFixed(3)} |\n`);
