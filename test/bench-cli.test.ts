@@ -128,10 +128,15 @@ test('memstore bench --quick writes a table, a JSON report and a chart whose rec
   }
 });
 
-test('memstore bench rejects a --budget without --count and unreadable data with exit code 2', async () => {
+test('memstore bench rejects a --budget without --count, unreadable data and an unknown codec with exit code 2, and makes no --out directory for them', async () => {
   const out = tempDir();
   await assert.rejects(run(process.execPath, [cli, 'bench', '--quick', '--out', out, '--budget', '1GB']), (e: { code: number }) => e.code === 2);
   await assert.rejects(run(process.execPath, [cli, 'bench', '--data', join(out, 'missing.f32'), '--dim', '8', '--out', out]), (e: { code: number }) => e.code === 2);
+  for (const args of [['--budget', '1GB'], ['--codecs', 'int8,rq3'], ['--pca', '300%']]) {
+    const fresh = join(tempDir(), 'not-yet', 'results');
+    await assert.rejects(run(process.execPath, [cli, 'bench', '--quick', '--out', fresh, ...args]), (e: { code: number }) => e.code === 2, args.join(' '));
+    assert.equal(existsSync(join(fresh, '..')), false, `${args.join(' ')}: no directory made`);
+  }
 });
 
 test('memstore bench rejects an unknown codec in --codecs with exit code 2, and writes nothing', async () => {

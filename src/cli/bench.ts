@@ -104,16 +104,19 @@ function write(file: string, content: string): string {
 }
 
 /**
- * Makes sure `file` can be written once the study is done, before it starts: its directory made (as
- * write() would) and writable, and `file` not a directory. The study had run for a minute and then
- * failed on EEXIST or EISDIR with nothing written.
+ * Makes sure `file` can be written once the study is done, before it starts: `file` not a directory,
+ * and the nearest directory above it that exists writable (write() makes the rest). The study had
+ * run for a minute and then failed on EEXIST or EISDIR with nothing written. Nothing is made here:
+ * a run refused later for another argument had left its empty --out directory behind.
  */
 function checkWritable(file: string, option: string): void {
   const path = resolve(file);
   try {
     if (existsSync(path) && statSync(path).isDirectory()) throw new Error('it is a directory');
-    mkdirSync(dirname(path), { recursive: true });
-    accessSync(dirname(path), constants.W_OK);
+    let above = dirname(path);
+    while (!existsSync(above) && dirname(above) !== above) above = dirname(above);
+    if (!statSync(above).isDirectory()) throw new Error(`${above} is not a directory`);
+    accessSync(above, constants.W_OK);
   } catch (e) {
     throw new InvalidArgumentError(`${option} ${file}: cannot be written (${(e as Error).message})`);
   }
@@ -187,11 +190,6 @@ export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'>):
 export async function bench(flags: BenchFlags): Promise<void> {
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   const { json: jsonFile, table: mdFile, chart: chartFile, indexChart: indexChartFile } = benchOutputs(flags);
-  if (flags.kernels !== true) {
-    checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');
-    checkWritable(mdFile, flags.json === undefined ? '--out' : "--json's table");
-    checkWritable(chartFile, flags.chart === undefined ? '--out' : '--chart');
-  }
   let data = loadData(flags);
   if (flags.quick === true) data = { ...data, name: `${data.name}, --quick subset`, docs: data.docs.slice(0, 300), queries: data.queries.slice(0, 30) };
   if (flags.kernels === true) {
@@ -211,6 +209,10 @@ export async function bench(flags: BenchFlags): Promise<void> {
 
   const pcas = parsePcaList(flags.quick === true && flags.pca === 'none,50%,25%' ? 'none,25%' : flags.pca, data.dim);
   const configs = matrix(pcas, parseCodecList(flags.codecs));
+  // Once every argument is known good: a refused run writes nothing.
+  checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');
+  checkWritable(mdFile, flags.json === undefined ? '--out' : "--json's table");
+  checkWritable(chartFile, flags.chart === undefined ? '--out' : '--chart');
   progress(`memstore bench: ${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${configs.length} configurations x rescoring off/on`);
   // On a terminal, a bar over the study's steps (counts and an ETA); in a log, a line per step.
   const bar = process.stderr.isTTY === true ? new Progress('memstore bench, steps') : undefined;
