@@ -492,7 +492,7 @@ export class MemStore {
     const where = walDir(this.dir);
     try {
       for await (const record of this.wal.replay(afterLsn)) {
-        const mutation = decodeMutation(record.payload, { file: where, lsn: record.lsn });
+        const mutation = decodeMutation(record.payload, { file: where, lsn: record.lsn }, { dim: this.config.dim });
         this.apply(mutation);
         this.pipeline.appliedLsn = record.lsn;
         this.checkpoints.replayed(record.payload.byteLength);

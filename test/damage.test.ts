@@ -6,6 +6,8 @@ import { open as openLmdb } from 'lmdb';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { repairLogDir, statePath, walDir } from '../src/store/files.js';
 import { stateWriteHooks } from '../src/store/state.js';
+import { encodeRecord, framedSize } from '../wal/format.js';
+import { Packr } from 'msgpackr';
 import { repairStore } from '../src/store/repair.js';
 import { clustered, rejectsWith, rng, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
@@ -83,6 +85,7 @@ interface ReportLine {
   raw?: Record<string, string | undefined>;
   salvaged?: { vector?: number[]; text?: string; meta?: unknown };
   lostLsns?: [number, number] | null;
+  lsn?: number;
   bytes?: string;
 }
 
@@ -380,4 +383,48 @@ test('repairs in a row with the default report each write their own (a second in
   for (let i = 0; i < 4; i++) reports.add((await repairStore(dir)).report);
   assert.equal(reports.size, 4, [...reports].join(', '));
   for (const r of reports) assert.ok(existsSync(r), r);
+});
+
+test('a log record whose checksum holds but whose batch add or delete would have refused (NaN, another dimension, an id empty or too long, add and delete at once) is CORRUPTION at its LSN; verify names it; repair reports it and leaves a store that opens', async () => {
+  const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+  const f32 = (a: number[]) => new Uint8Array(new Float32Array(a).buffer);
+  const dim = vecs[0]!.length;
+  const ok = Array.from({ length: dim }, (_, i) => i + 1);
+  const cases: Record<string, unknown> = {
+    nan: { a: [{ i: 'x', v: f32([Number.NaN, ...ok.slice(1)]) }] },
+    dimension: { a: [{ i: 'x', v: f32([...ok, 1]) }] },
+    emptyId: { a: [{ i: '', v: f32(ok) }] },
+    longId: { a: [{ i: 'x'.repeat(5000), v: f32(ok) }] },
+    both: { a: [{ i: 'x', v: f32(ok) }], d: ['log1'] },
+    deleteEmptyId: { d: [''] },
+  };
+  for (const [name, wire] of Object.entries(cases)) {
+    const dir = await storeWithLog(3);
+    const [segment] = readdirSync(walDir(dir)).filter((n) => n.endsWith('.log'));
+    const path = join(walDir(dir), segment!);
+    const bytes = readFileSync(path);
+    const payload = packr.pack(wire);
+    const out = new Uint8Array(framedSize(bytes.length, payload.length));
+    // The checkpoint is LSN 1 and the three batches 2..4: this record is the next one, sealed as the writer seals.
+    encodeRecord(out, 0, bytes.length, 5, payload);
+    writeFileSync(path, Buffer.concat([bytes, out]));
+    let caught: unknown;
+    try {
+      await (await MemStore.open(dir)).close();
+    } catch (e) {
+      caught = e;
+    }
+    assert.equal((caught as MemstoreError | undefined)?.code, 'CORRUPTION', `${name}: open`);
+    assert.equal((caught as MemstoreError).offset, 'lsn 5', `${name}: at its LSN`);
+    assert.equal((await cliResult(['verify', dir])).code, 1, `${name}: verify names it`);
+    const report = await repairAndVerify(dir);
+    assert.deepEqual(report.filter((l) => l.kind === 'log-record').map((l) => l.lsn), [5], `${name}: reported`);
+    const store = await MemStore.open(dir);
+    try {
+      assert.equal(store.stats().count, N + 3, `${name}: the store without it`);
+      for (let i = 0; i < 3; i++) assert.equal((await store.get(`log${i}`))?.text, `logged ${i} `.repeat(40));
+    } finally {
+      await store.close();
+    }
+  }
 });

@@ -4,10 +4,10 @@ import { nodeFileLayer } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
 import { MemStore } from '../memstore.js';
-import { repairLogDir, repairReportPath, storeEntryHolding, syncDirSync, walDir } from './files.js';
+import { repairLogDir, repairReportPath, statePath, storeEntryHolding, syncDirSync, walDir } from './files.js';
 import { segmentName } from '../../wal/format.js';
 import { DirectoryLock, refuseUnfinishedImport } from './lock.js';
-import { decodeMutation, type Mutation } from './mutations.js';
+import { decodeMutation, type BatchShape, type Mutation } from './mutations.js';
 import { keyName, newestSegmentLost, RECORD_TABLES, StateStore } from './state.js';
 import { requireStore } from './verify.js';
 import type { IndexDamage } from './index-file.js';
@@ -120,6 +120,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     const moved = repairLogDir(dir);
     let fromLsn: number;
     let madeSegment: number | undefined;
+    let shape: BatchShape;
     const resuming = existsSync(moved);
     // First the state, from a sequential read: damaged values and keys go to the report, and every
     // sound value is put back in key order (a damaged key can break the order LMDB's lookups need).
@@ -133,6 +134,9 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       report.sync();
       fromLsn = state.readCheckpoint().lsn;
       madeSegment = state.readLogSegment();
+      const config = state.readConfig();
+      if (config === undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state holds no configuration`, { file: statePath(dir) });
+      shape = { dim: config.dim };
     } finally {
       await state.close();
     }
@@ -169,7 +173,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     for (const r of log.records) {
       if (r.lsn <= fromLsn) continue;
       try {
-        salvaged.push(decodeMutation(r.payload, { file: walDir(dir), lsn: r.lsn }));
+        salvaged.push(decodeMutation(r.payload, { file: walDir(dir), lsn: r.lsn }, shape));
       } catch (e) {
         report.line({ kind: 'log-record', lsn: r.lsn, reason: e instanceof Error ? e.message : String(e), bytes: b64(r.payload) });
       }

@@ -219,7 +219,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
       if (r.lsn <= checkpoint.lsn) continue;
       let m: Mutation;
       try {
-        m = decodeMutation(r.payload, { file: walDir(dir), lsn: r.lsn });
+        m = decodeMutation(r.payload, { file: walDir(dir), lsn: r.lsn }, { dim: config.dim });
       } catch (e) {
         // Opening would stop at it: damage, as a damaged stretch of the log is.
         problems.push(problemOf(e, walDir(dir)));
