@@ -210,6 +210,8 @@ export class MemStore {
   private readonly resident: ResidentSampler;
   private readonly reads: RecordReads;
   private closed = false;
+  /** The first close() or abandon(), which later calls return. */
+  private closing: Promise<void> = Promise.resolve();
   private readonly cache: LookasideCache<SearchHit[]> | undefined;
   private readonly codec: Codec;
   private readonly bounds: VectorBounds | undefined;
@@ -1089,8 +1091,13 @@ export class MemStore {
    * reopen the directory.
    */
   async abandon(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed) return this.closing;
     this.closed = true;
+    this.closing = this.abandonNow();
+    return this.closing;
+  }
+
+  private async abandonNow(): Promise<void> {
     await this.pipeline.drained();
     await this.checkpoints.idle();
     // Every accepted write has settled, so closing the files adds nothing a killed process would
@@ -1108,11 +1115,18 @@ export class MemStore {
 
   /**
    * Waits for accepted writes (and a compact() under way), checkpoints, makes everything durable and releases the directory.
-   * Idempotent. A store that failed to apply a logged batch skips the checkpoint: the log replays it.
+   * Idempotent: every call settles as the first does, once it is done (a second call had resolved at
+   * once, while the first still closed: a reopen after it was LOCKED; found by a hostile pass). A
+   * store that failed to apply a logged batch skips the checkpoint: the log replays it.
    */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    if (this.closed) return this.closing;
     this.closed = true;
+    this.closing = this.closeNow();
+    return this.closing;
+  }
+
+  private async closeNow(): Promise<void> {
     // A compact() under way holds the gate and uses the files closed below: it finishes first (or
     // stops at its next check of the store, with CLOSED), as abandon() waits for it; so do the
     // writes accepted before close() that were queued behind it; first, those waiting their turn

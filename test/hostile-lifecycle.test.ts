@@ -446,3 +446,18 @@ test('lifecycle: a state.mdb older than the store\'s files (a backup put back af
   await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
   assert.deepEqual(filesWithSizes(dir).filter((f) => !f.startsWith('/state.mdb')), before);
 });
+
+test('close() called twice: the second settles only once the store is closed, so a reopen right after it succeeds', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 4 });
+  await store.add(Array.from({ length: 500 }, (_, i) => ({ id: `r${i}`, vector: [i + 1, 1, 2, 3], text: 'x'.repeat(100) })));
+  const first = store.close();
+  await store.close();
+  const again = await MemStore.open(dir);
+  try {
+    assert.equal(again.stats().count, 500);
+  } finally {
+    await again.close();
+  }
+  await first;
+});
