@@ -293,6 +293,7 @@ export class MemStore {
       has: (id) => this.index.has(id) || this.damage.records.has(id),
       idsMatching: (filter) => this.searches.idsMatching(filter),
       valuesOf: (field) => this.searches.valuesOf(field),
+      settled: () => this.pipeline.drained(),
     });
     this.columnFiles = new ColumnCheckpoints(options.files, dir);
     this.checkpoints = new Checkpointer({
@@ -831,6 +832,12 @@ export class MemStore {
    */
   async compact(options: CompactOptions = {}): Promise<void> {
     this.checkOpen();
+    // In its turn: behind a remember called before it (MEMORY.md), which it had overtaken when
+    // nothing had expired (found by a hostile pass); at once otherwise, as before.
+    return this.inTurn(() => this.compactNow(options));
+  }
+
+  private async compactNow(options: CompactOptions): Promise<void> {
     const steps = 7;
     const step = (done: number) => options.onProgress?.(done, steps);
     // Expired memories go first (a delete, logged as any other): expiry is enforced on read, reclaimed here.
@@ -843,14 +850,14 @@ export class MemStore {
     if (expiredNow().length > 0) {
       // Behind any remember called before (its turn, then memories.exclusive for one in flight): one
       // renewing an expired memory is applied before the sweep reads it.
-      await this.inTurn(() => this.memories.exclusive(async () => {
+      await this.memories.exclusive(async () => {
         const expired = expiredNow();
         // Issued at once: the sweep has its turn already, and a remember called since waits for it.
         if (expired.length > 0) {
           this.checkOpen();
           await this.deleting(this.searches.idsMatching({ [EXPIRES]: { $in: expired } }))();
         }
-      }));
+      });
     }
     step(1);
     await this.pipeline.exclusive(async () => {

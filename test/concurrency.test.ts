@@ -205,3 +205,40 @@ test('an embedder that remembers into, or compacts, the store it embeds for (ins
     }
   }
 });
+
+test('forget by namespace, remember and compact see every write called before them in the same tick (they had read the records before those writes were applied)', async () => {
+  let release: (() => void) | undefined;
+  const embed = async (texts: string[]) => {
+    if (release === undefined) await new Promise<void>((r) => (release = r));
+    return texts.map((t) => [1, t.length % 7, 0, 1]);
+  };
+  const store = await MemStore.open(tempDir(), { dim: 4, durability: 'none', embed });
+  try {
+    // An add of a memory of namespace a, and a forget of that namespace, in one tick.
+    const added = store.add([{ id: 'x', vector: [1, 2, 3, 4], text: 'x', meta: { $ns: 'a', $at: 1, $hash: 'h' } }]);
+    const forgotten = store.forget({ namespace: 'a' });
+    await added;
+    assert.equal(await forgotten, 1, 'the forget saw the add called before it');
+    assert.equal(await store.get('x'), undefined);
+    // A delete of an id, then a remember under it, in one tick: the remember adds.
+    await store.add([{ id: 'm', vector: [1, 2, 3, 4], text: 'old', meta: { $ns: 'default', $at: 1, $hash: 'h2' } }]);
+    const deleted = store.delete(['m']);
+    const remembered = store.remember('new', { id: 'm' });
+    setTimeout(() => release!(), 20);
+    assert.equal(await deleted, 1);
+    assert.equal((await remembered)[0]!.action, 'added', 'the remember saw the delete called before it');
+    // compact() called after a remember (its embedder slow) and a delete behind it: it runs after both.
+    release = undefined;
+    const fact = store.remember('a fact', { id: 'a' });
+    const gone = store.delete(['a']);
+    const compacted = store.compact();
+    setTimeout(() => release!(), 50);
+    await compacted;
+    assert.equal((await fact)[0]!.action, 'added');
+    assert.equal(await gone, 1, 'the delete ran before the compaction');
+    assert.equal(await store.get('a'), undefined);
+    assert.equal(store.stats().count, 1);
+  } finally {
+    await store.close();
+  }
+});

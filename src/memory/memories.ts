@@ -80,6 +80,14 @@ export interface MemoryHost {
   has(id: string): boolean;
   idsMatching(filter: Filter): string[];
   valuesOf(field: string): unknown[];
+  /**
+   * Resolves once every write accepted so far is applied: a call that reads the records to decide
+   * what to write (forget by namespace, remember's look for a text already there) reads them after
+   * the writes called before it, which may be accepted and not yet applied (an add and a forget of
+   * its namespace in one tick: the forget had missed it; found by a hostile pass). The call holds
+   * its turn, so writes called after it are not among them.
+   */
+  settled(): Promise<void>;
 }
 
 function bad(message: string, field: string): MemstoreError {
@@ -207,6 +215,7 @@ export class Memories {
     }
     if (texts.length === 0) return [];
     const vectors = await this.embedAll(texts, (i) => `texts[${i}]`);
+    await this.host.settled();
     const dedupe = this.dedupe;
     const records: MemoryRecord[] = [];
     const out: Remembered[] = [];
@@ -281,6 +290,7 @@ export class Memories {
     const namespace = namespaceOf(sel.namespace, 'namespace');
     const user = resolveFilterOption(sel.filter) ?? {};
     refuseReserved(user, 'filter');
+    await this.host.settled();
     return this.host.delete(this.host.idsMatching({ ...user, [NS]: namespace }));
   }
 
