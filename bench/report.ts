@@ -13,7 +13,7 @@ export function formatTable(rows: readonly StudyRow[], k: number): string {
       `${r.compression.toFixed(2)}x | ${r.diskBytesPerVector.toFixed(0)} | ${r.recall1.toFixed(3)} | ${r.recall10.toFixed(4)} | ` +
       `${(r.relativeLoss * 100).toFixed(2)}% | ${r.rescore ? r.rescoredMean.toFixed(1) : ''} | ${r.rescore ? r.rescoredP99.toFixed(0) : ''} | ${r.qps.toFixed(0)} | ${r.p50Us.toFixed(0)} | ${r.p99Us.toFixed(0)} | ${(r.buildMs / 1000).toFixed(2)} |`,
   );
-  return [head, sep, ...lines, '', `★ Pareto front: no other row has at most its RAM per vector and a better recall@${k}. ☆ the front among rows that answer from RAM alone (no rescoring). Rescored: full-precision vectors read per query, the rest let go by their error bounds.`].join('\n');
+  return [head, sep, ...lines, '', `★ Pareto front: no other row is as good in both RAM per vector and recall@${k} and better in one. ☆ the front among rows that answer from RAM alone (no rescoring). Rescored: full-precision vectors read per query, the rest let go by their error bounds.`].join('\n');
 }
 
 export interface Machine {

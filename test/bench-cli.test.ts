@@ -177,3 +177,20 @@ test('memstore bench refuses, before the study, output files that are the same f
   const defaults = benchOutputs({ out });
   assert.deepEqual(defaults, { json: join(out, 'results.json'), table: join(out, 'results.md'), chart: join(out, 'results.svg'), indexChart: join(out, 'results-index.svg') });
 });
+
+test('memstore bench on fewer vectors than k: the index sweep counts recall as the study does, of the min(k, n) there are to find (it had said 0.3 for every search of 3 vectors)', async () => {
+  const out = tempDir();
+  await run(process.execPath, [cli, 'bench', '--n', '3', '--codecs', 'int8', '--pca', 'none', '--out', out]);
+  const report = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { rows: { rescore: boolean; recall10: number }[]; index: { rows: { label: string; recall10: number }[] } };
+  assert.ok(report.index.rows.length > 0);
+  for (const row of report.index.rows) assert.equal(row.recall10, 1, row.label);
+  for (const row of report.rows.filter((r) => r.rescore)) assert.equal(row.recall10, 1);
+});
+
+test('memstore bench --quick reports in its JSON the PCA settings it studied', async () => {
+  const out = tempDir();
+  await run(process.execPath, [cli, 'bench', '--quick', '--codecs', 'int8', '--out', out]);
+  const report = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { options: { pca: string }; rows: { pca: string }[] };
+  assert.equal(report.options.pca, 'none,25%');
+  assert.deepEqual([...new Set(report.rows.map((r) => r.pca))].length, 2);
+});

@@ -97,6 +97,11 @@ test('sizes, counts and PCA lists parse as documented', () => {
   assert.throws(() => parsePcaList('0%', 512), RangeError);
   assert.throws(() => parsePcaList('150%', 512), RangeError);
   assert.deepEqual(parsePcaList('0.1%', 512), [{ dims: 1 }]);
+  // A setting named twice, in any spelling, is studied once; a count of nothing is refused.
+  assert.deepEqual(parsePcaList('none,100%,0', 512), [undefined]);
+  assert.deepEqual(parsePcaList('25%,128,none', 512), [{ dims: 128 }, undefined]);
+  assert.throws(() => parseCount('0'), RangeError);
+  assert.throws(() => parseCount('0.0001k'), RangeError);
   // A codec named twice is studied once.
   assert.deepEqual(parseCodecList('int8, rq2,int8'), ['int8', 'rq2']);
 });

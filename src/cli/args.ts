@@ -21,12 +21,15 @@ export function parseCount(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMbBgG]?)\s*$/.exec(text);
   if (m === null) throw new RangeError(`cannot read "${text}" as a count (e.g. 5000000, 5M)`);
   const mult = { '': 1, k: 1e3, m: 1e6, b: 1e9, g: 1e9 }[m[2]!.toLowerCase()] ?? 1;
-  return Math.round(Number(m[1]) * mult);
+  const n = Math.round(Number(m[1]) * mult);
+  // A budget shared among no vectors says nothing (it had printed "Infinity B per vector").
+  if (n < 1) throw new RangeError(`a count must be at least 1, got "${text}"`);
+  return n;
 }
 
 /** Parses a `--pca` list such as `none,50%,25%` or `none,256,128` into PCA settings for `dim`. */
 export function parsePcaList(list: string, dim: number): (PcaOption | undefined)[] {
-  return list.split(',').map((raw) => {
+  const settings = list.split(',').map((raw) => {
     const s = raw.trim();
     if (s === 'none' || s === '0') return undefined;
     const pct = /^(\d+(?:\.\d+)?)%$/.exec(s);
@@ -35,5 +38,14 @@ export function parsePcaList(list: string, dim: number): (PcaOption | undefined)
     const dims = pct !== null ? Math.max(1, Math.round((dim * Number(pct[1])) / 100)) : Number(s);
     if (!Number.isInteger(dims) || dims < 1 || dims > dim) throw new RangeError(`--pca entry "${s}" must be none, N% or an integer in [1, ${dim}]`);
     return dims === dim ? undefined : { dims };
+  });
+  // Each setting once, in the order first named: `none,100%` (or 25%,128 at 512-d) had studied the
+  // same configuration twice, as a repeated codec would have (codecs are taken once too).
+  const seen = new Set<number | undefined>();
+  return settings.filter((p) => {
+    const key = p === undefined ? undefined : 'dims' in p ? p.dims : -1;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
   });
 }

@@ -207,7 +207,8 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const count = flags.count === undefined ? undefined : parseCount(flags.count);
   if ((budget === undefined) !== (count === undefined)) throw new InvalidArgumentError('--budget and --count go together');
 
-  const pcas = parsePcaList(flags.quick === true && flags.pca === 'none,50%,25%' ? 'none,25%' : flags.pca, data.dim);
+  const pcaList = flags.quick === true && flags.pca === 'none,50%,25%' ? 'none,25%' : flags.pca;
+  const pcas = parsePcaList(pcaList, data.dim);
   const configs = matrix(pcas, parseCodecList(flags.codecs));
   // Once every argument is known good: a refused run writes nothing.
   checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');
@@ -234,7 +235,7 @@ export async function bench(flags: BenchFlags): Promise<void> {
     date: new Date().toISOString(),
     machine: m,
     data: { name: data.name, count: data.docs.length, queries: data.queries.length, dim: data.dim },
-    options: { k: flags.k, metric: flags.metric, pca: flags.pca, quick: flags.quick === true, oversample: { ...DEFAULT_OVERSAMPLE, pcaAtLeast: PCA_OVERSAMPLE }, trainSize: Math.min(TRAIN_SIZE, data.docs.length), hnsw },
+    options: { k: flags.k, metric: flags.metric, pca: pcaList, quick: flags.quick === true, oversample: { ...DEFAULT_OVERSAMPLE, pcaAtLeast: PCA_OVERSAMPLE }, trainSize: Math.min(TRAIN_SIZE, data.docs.length), hnsw },
     rows,
     ...(sweep === undefined ? {} : { index: sweep }),
     ...(rec === undefined ? {} : { recommendation: { budgetBytes: budget, count, label: rec.row?.label ?? null, text: advice, ...(fastest === undefined ? {} : { fastest: fastest.row === undefined ? null : { config: fastest.row.config, nprobe: fastest.row.effort, recall10: fastest.row.recall10, qps: fastest.row.qps } }) } }),
