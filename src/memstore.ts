@@ -210,6 +210,8 @@ export class MemStore {
   private readonly resident: ResidentSampler;
   private readonly reads: RecordReads;
   private closed = false;
+  /** Recalls under way, which close() waits for. */
+  private readonly recalls = new Set<Promise<MemoryHit[]>>();
   /** The first close() or abandon(), which later calls return. */
   private closing: Promise<void> = Promise.resolve();
   private readonly cache: LookasideCache<SearchHit[]> | undefined;
@@ -287,7 +289,8 @@ export class MemStore {
       dedupe: options.dedupe,
       // Its own writes are issued at once: the call they belong to already has its turn.
       add: (records) => this.adding(records)(),
-      search: (query, o) => this.search(query, o),
+      // Not this.search(): a recall accepted before close() searches while close waits for it.
+      search: (query, o) => this.searchOpen(query, o),
       delete: (ids) => this.deleting(ids)(),
       count: () => this.index.size,
       has: (id) => this.index.has(id) || this.damage.records.has(id),
@@ -883,6 +886,11 @@ export class MemStore {
   /** The `k` stored records closest to `query`, best first. Damaged records are skipped. */
   async search(query: Float32Array | readonly number[], options?: SearchOptions): Promise<SearchHit[]> {
     this.checkOpen();
+    return this.searchOpen(query, options);
+  }
+
+  /** search() once the store is known open, or a call accepted before close() is under way (a recall: close waits for it). */
+  private async searchOpen(query: Float32Array | readonly number[], options?: SearchOptions): Promise<SearchHit[]> {
     const opts = resolveSearchOptions(options);
     if (opts.rescore === true && !this.config.keepFull) {
       throw new MemstoreError('INVALID_OPTION', 'rescore needs full-precision vectors; this store was created with rescore: false');
@@ -982,7 +990,13 @@ export class MemStore {
   /** The memories of a namespace nearest `query`, best first; expired ones and those outside `since`/`until` never. */
   async recall(query: string, options?: RecallOptions): Promise<MemoryHit[]> {
     this.checkOpen();
-    return this.memories.recall(query, options);
+    // Held until it settles, and close() waits for it: it embeds its query first, and its search had
+    // then found the store closed by a close() called after it (CLOSED; found by a hostile pass).
+    const recall = this.memories.recall(query, options);
+    const done = () => void this.recalls.delete(recall);
+    this.recalls.add(recall);
+    recall.then(done, done);
+    return recall;
   }
 
   /** Deletes the memories with these ids, or those of a namespace (that match `filter`); returns how many there were. */
@@ -1137,8 +1151,9 @@ export class MemStore {
     // A compact() under way holds the gate and uses the files closed below: it finishes first (or
     // stops at its next check of the store, with CLOSED), as abandon() waits for it; so do the
     // writes accepted before close() that were queued behind it; first, those waiting their turn
-    // (a remember still embedding its texts), which are accepted too.
+    // (a remember still embedding its texts), which are accepted too; and recalls under way.
     await this.turn;
+    await Promise.allSettled([...this.recalls]);
     await this.pipeline.drained();
     // A collection a background checkpoint starts takes the gate after drained() may have looked.
     await this.checkpoints.idle();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemStore } from '../src/index.js';
 import { encodeMutation } from '../src/store/mutations.js';
-import { clustered, rng, tempDir } from './helpers.js';
+import { clustered, rejectsWith, rng, tempDir } from './helpers.js';
 
 test('many concurrent callers upserting and deleting overlapping ids end in the state of their call order', async () => {
   const dir = tempDir();
@@ -241,4 +241,26 @@ test('forget by namespace, remember and compact see every write called before th
   } finally {
     await store.close();
   }
+});
+
+test('a recall under way when close() is called completes, and close() waits for it; one called after close() is CLOSED', async () => {
+  let release: (() => void) | undefined;
+  let slow = false;
+  const embed = async (texts: string[]) => {
+    if (slow) await new Promise<void>((r) => (release = r));
+    return texts.map((t) => [1, t.length % 7, 0, 1]);
+  };
+  const store = await MemStore.open(tempDir(), { dim: 4, durability: 'none', embed });
+  await store.remember(['one fact', 'another fact']);
+  slow = true;
+  const recalled = store.recall('a fact');
+  const closed = store.close();
+  let closedFirst = false;
+  void closed.then(() => (closedFirst = true));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(closedFirst, false, 'close() waits for the recall');
+  release!();
+  assert.equal((await recalled).length, 2);
+  await closed;
+  await rejectsWith(() => store.recall('late'), 'CLOSED');
 });
