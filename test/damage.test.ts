@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { repairLogDir, statePath, walDir } from '../src/store/files.js';
 import { stateWriteHooks } from '../src/store/state.js';
-import { encodeRecord, framedSize } from '../wal/format.js';
+import { encodeRecord, framedSize, parseSegmentName, segmentName, WAL_HEADER_SIZE } from '../wal/format.js';
+import { crc32c, maskCrc } from '../io/crc32c.js';
 import { Packr } from 'msgpackr';
 import { repairStore } from '../src/store/repair.js';
 import { clustered, rejectsWith, rng, tempDir } from './helpers.js';
@@ -423,6 +424,71 @@ test('a log record whose checksum holds but whose batch add or delete would have
     try {
       assert.equal(store.stats().count, N + 3, `${name}: the store without it`);
       for (let i = 0; i < 3; i++) assert.equal((await store.get(`log${i}`))?.text, `logged ${i} `.repeat(40));
+    } finally {
+      await store.close();
+    }
+  }
+});
+
+/** The offsets of the fragments of a segment that holds only FULL fragments in its first block (storeWithLog's). */
+function fragmentsOf(bytes: Uint8Array): number[] {
+  const at: number[] = [];
+  for (let pos = 0; pos + WAL_HEADER_SIZE <= bytes.length; ) {
+    at.push(pos);
+    pos += WAL_HEADER_SIZE + (bytes[pos + 4]! | (bytes[pos + 5]! << 8));
+  }
+  return at;
+}
+
+/** Seals the fragment at `at` again, as a writer would, after its header or payload was changed. */
+function reseal(bytes: Buffer, at: number): void {
+  const length = bytes[at + 4]! | (bytes[at + 5]! << 8);
+  bytes.writeUInt32LE(maskCrc(crc32c(bytes, at + 4, at + WAL_HEADER_SIZE + length)), at);
+}
+
+test('log damage a crash cannot explain, at the end of the log or across segments (records out of order, a MIDDLE fragment alone, an LSN past 2^53, overlapping segments, a lost first segment): open is CORRUPTION, verify names it, and repair leaves a store that opens (it had called some a torn tail, and repaired none)', async () => {
+  const cases: Record<string, (walPath: string, segment: string) => void> = {
+    'records out of order': (w, name) => {
+      const b = readFileSync(join(w, name));
+      const f = fragmentsOf(b);
+      const [a, z] = [f[f.length - 2]!, f[f.length - 1]!];
+      writeFileSync(join(w, name), Buffer.concat([b.subarray(0, a), b.subarray(z), b.subarray(a, z)]));
+    },
+    'a MIDDLE fragment alone at the end': (w, name) => {
+      const b = readFileSync(join(w, name));
+      const last = fragmentsOf(b).at(-1)!;
+      b[last + 6] = 3;
+      reseal(b, last);
+      writeFileSync(join(w, name), b);
+    },
+    'an LSN past 2^53 at the end': (w, name) => {
+      const b = readFileSync(join(w, name));
+      const last = fragmentsOf(b).at(-1)!;
+      b.writeUInt32LE(0x00400000, last + 11);
+      reseal(b, last);
+      writeFileSync(join(w, name), b);
+    },
+    'an overlapping segment': (w, name) => {
+      writeFileSync(join(w, segmentName(parseSegmentName(name)! + 1)), Buffer.alloc(0));
+    },
+    'a lost first segment': (w, name) => {
+      const b = readFileSync(join(w, name));
+      const last = fragmentsOf(b).at(-1)!;
+      const lsn = b.readUInt32LE(last + 7);
+      writeFileSync(join(w, segmentName(lsn)), b.subarray(last));
+      rmSync(join(w, name));
+    },
+  };
+  for (const [what, damage] of Object.entries(cases)) {
+    const dir = await storeWithLog(4);
+    const [segment] = readdirSync(walDir(dir)).filter((n) => n.endsWith('.log')).sort();
+    damage(walDir(dir), segment!);
+    await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
+    assert.equal((await cliResult(['verify', dir])).code, 1, `${what}: verify names it`);
+    await repairAndVerify(dir);
+    const store = await MemStore.open(dir);
+    try {
+      assert.ok(store.stats().count >= N, `${what}: the store opens with what the log still holds`);
     } finally {
       await store.close();
     }

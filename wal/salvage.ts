@@ -37,7 +37,7 @@ export interface SalvagedLog {
  * LSN repeats an earlier one are skipped, and each damaged stretch is reported with its bytes.
  * Read-only; `memstore verify` lists the damage with it and `memstore repair` re-applies the records.
  */
-export async function salvageLog(files: FileLayer, dir: string): Promise<SalvagedLog> {
+export async function salvageLog(files: FileLayer, dir: string, afterLsn?: number): Promise<SalvagedLog> {
   let names: string[];
   try {
     names = await files.list(dir);
@@ -53,7 +53,11 @@ export async function salvageLog(files: FileLayer, dir: string): Promise<Salvage
   const records: WalRecord[] = [];
   const damage: DamagedSpan[] = [];
   let tail: TornTail | undefined;
-  let expected: number | undefined;
+  // With the checkpoint's LSN, the log must hold every record after it: a first segment that starts
+  // later lost the ones before it (open reports it; salvage had not).
+  let expected: number | undefined = afterLsn === undefined ? undefined : afterLsn + 1;
+  /** The LSN after the previous segment's last record (its first when it holds none). */
+  let previousNext: number | undefined;
   for (const [i, { name, firstLsn }] of found.entries()) {
     const path = join(dir, name);
     let bytes: Uint8Array;
@@ -65,6 +69,10 @@ export async function salvageLog(files: FileLayer, dir: string): Promise<Salvage
     segments.push({ path, firstLsn, fileBytes: bytes.length });
     if (expected !== undefined && firstLsn > expected) {
       damage.push({ file: path, offset: 0, end: 0, reason: `segment starts at LSN ${firstLsn}, records from ${expected} are missing (a lost segment?)`, lostLsns: [expected, firstLsn - 1], bytes: new Uint8Array(0) });
+    } else if (previousNext !== undefined && firstLsn < previousNext) {
+      // Its name says it starts before the previous segment's last record: an overlap, which open
+      // refuses (FORMAT.md, "Across segments"). Its records already read are skipped below.
+      damage.push({ file: path, offset: 0, end: 0, reason: `segment starts at LSN ${firstLsn}, before LSN ${previousNext}, the one after the previous segment's last: the segments overlap`, lostLsns: undefined, bytes: new Uint8Array(0) });
     }
     const segment = salvageSegment(bytes, path, firstLsn, i === found.length - 1);
     for (const r of segment.records) {
@@ -74,6 +82,7 @@ export async function salvageLog(files: FileLayer, dir: string): Promise<Salvage
     }
     damage.push(...segment.damage);
     tail = segment.tail;
+    previousNext = segment.nextLsn;
     expected = Math.max(expected ?? firstLsn, segment.nextLsn);
   }
   return { segments, records, damage, tail };
@@ -108,14 +117,21 @@ export function salvageSegment(bytes: Uint8Array, file: string, firstLsn: number
     }
   };
 
-  /** Records damage at `at` and returns where reading resumes, or -1 when nothing valid follows. */
-  const damaged = (at: number, reason: string): number => {
+  /**
+   * Records damage at `at` and returns where reading resumes, or -1 when nothing valid follows.
+   * `sound`: the fragment there has a checksum that holds and states something no writer writes
+   * (an LSN out of order or past 2^53, a MIDDLE or LAST without its FIRST, an unknown type): damage
+   * even at the end of the last segment, where open reports it as CORRUPTION (FORMAT.md), not a
+   * torn tail any open would cut, which a crash explains. Salvage had called it a torn tail, and
+   * repair, seeing no damage, left a log that open refused (found by a hostile pass).
+   */
+  const damaged = (at: number, reason: string, sound = false): number => {
     const lsn = open?.lsn ?? expected;
     const start = open?.start ?? at;
     open = undefined;
     const resume = findFragment(bytes, n, at + 1, lsn);
     if (resume < 0) {
-      if (last) {
+      if (last && !sound) {
         tail = { file, offset: validEnd, damageAt: at, droppedBytes: n - validEnd, reason };
       } else {
         report(start, n, reason);
@@ -158,8 +174,14 @@ export function salvageSegment(bytes: Uint8Array, file: string, firstLsn: number
     const payload = bytes.subarray(pos + WAL_HEADER_SIZE, end);
     if (type === RecordType.FULL || type === RecordType.FIRST) {
       if (open !== undefined || lsn < expected || !Number.isSafeInteger(lsn)) {
-        pos = damaged(open?.start ?? pos, open !== undefined ? 'record without its LAST fragment' : `LSN ${lsn} where ${expected} was due`);
+        pos = damaged(open?.start ?? pos, open !== undefined ? 'record without its LAST fragment' : `LSN ${lsn} where ${expected} was due`, true);
         continue;
+      }
+      // A record past the one due with no damage before it: the records between are gone (a
+      // reordering or a cut the checksums cannot see; open reports the gap as CORRUPTION).
+      const previous = damage[damage.length - 1];
+      if (lsn > expected && (previous === undefined || previous.lostLsns !== undefined || previous.end !== pos)) {
+        damage.push({ file, offset: pos, end: pos, reason: `LSN ${lsn} where ${expected} was due: records ${expected}..${lsn - 1} are missing`, lostLsns: [expected, lsn - 1], bytes: new Uint8Array(0) });
       }
       settleLost(lsn);
       if (type === RecordType.FULL) {
@@ -185,7 +207,7 @@ export function salvageSegment(bytes: Uint8Array, file: string, firstLsn: number
         open = undefined;
       }
     } else {
-      pos = damaged(pos, type === RecordType.MIDDLE || type === RecordType.LAST ? 'fragment without its FIRST' : `unknown fragment type ${type}`);
+      pos = damaged(pos, type === RecordType.MIDDLE || type === RecordType.LAST ? 'fragment without its FIRST' : `unknown fragment type ${type}`, true);
       continue;
     }
     pos = end;

@@ -145,7 +145,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       fromLsn = Number(readFileSync(join(moved, FROM_LSN_FILE), 'utf8'));
       if (!Number.isSafeInteger(fromLsn)) throw new MemstoreError('CORRUPTION', `${moved}/${FROM_LSN_FILE} is unreadable`, { file: join(moved, FROM_LSN_FILE) });
     }
-    const log = await salvageLog(nodeFileLayer, resuming ? moved : walDir(dir));
+    const log = await salvageLog(nodeFileLayer, resuming ? moved : walDir(dir), fromLsn);
     // A store whose log directory is gone opens only through here (MemStore.open refuses it): the
     // writes acknowledged after the checkpoint went with it, and how many is not known.
     const logLost = !resuming && !existsSync(walDir(dir));
