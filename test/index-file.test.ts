@@ -164,6 +164,19 @@ test('index: a block of an unknown kind, checksum intact, is CORRUPTION at open'
   assert.match(e.message, /unknown block kind 9/);
 });
 
+test('index: a block whose header padding is not zero, checksum intact, is CORRUPTION at open (the grammar says 0x00 0x00 0x00)', async () => {
+  const { dir, snapshotEnd } = await storeWithDelta();
+  const { indexGeneration } = checkpointOf(dir);
+  const path = indexFilePath(dir, indexGeneration);
+  const bytes = readFileSync(path);
+  const length = bytes.readUInt32LE(snapshotEnd);
+  bytes[snapshotEnd + 9] = 0x42;
+  bytes.writeUInt32LE(maskCrc(crc32c(bytes, snapshotEnd + 8, snapshotEnd + INDEX_HEADER_SIZE + length)), snapshotEnd + 4);
+  writeFileSync(path, bytes);
+  const e = await corruptionAtOpen(dir);
+  assert.equal(e.offset, snapshotEnd);
+});
+
 test('index: a checkpoint whose state commit fails leaves its delta past the committed length; the next checkpoint writes over it', async () => {
   const { dir } = await storeWithDelta();
   const before = checkpointOf(dir);

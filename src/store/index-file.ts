@@ -460,6 +460,12 @@ async function readBlocks(handle: FileHandle, file: string, size: number, commit
       pos = fail(`unknown block kind ${kind}`, end);
       continue;
     }
+    // The grammar's zero padding (INDEX.md): a block that checks with other bytes there was not
+    // written by a writer; only the search after damage had looked (found by a hostile pass).
+    if (block[9] !== 0 || block[10] !== 0 || block[11] !== 0) {
+      pos = fail('block header padding is not zero', end);
+      continue;
+    }
     if (kind === BLOCK_SNAPSHOT && deltaBytes > 0) {
       pos = fail('snapshot block after a delta block', end);
       continue;
