@@ -149,30 +149,28 @@ test('index: a missing index file that the checkpoint gives a length is CORRUPTI
   assert.match(e.message, /index file missing/);
 });
 
-test('index: a block of an unknown kind, checksum intact, is CORRUPTION at open', async () => {
+/** A store whose delta block (after the snapshot, at `snapshotEnd`) was changed by `change` and sealed again, as a writer seals. */
+async function resealedDelta(change: (bytes: Buffer, at: number) => void): Promise<{ dir: string; snapshotEnd: number }> {
   const { dir, snapshotEnd } = await storeWithDelta();
-  const { indexGeneration } = checkpointOf(dir);
-  const path = indexFilePath(dir, indexGeneration);
+  const path = indexFilePath(dir, checkpointOf(dir).indexGeneration);
   const bytes = readFileSync(path);
   const length = bytes.readUInt32LE(snapshotEnd);
   assert.equal(bytes[snapshotEnd + 8], BLOCK_DELTA);
-  bytes[snapshotEnd + 8] = 9;
+  change(bytes, snapshotEnd);
   bytes.writeUInt32LE(maskCrc(crc32c(bytes, snapshotEnd + 8, snapshotEnd + INDEX_HEADER_SIZE + length)), snapshotEnd + 4);
   writeFileSync(path, bytes);
+  return { dir, snapshotEnd };
+}
+
+test('index: a block of an unknown kind, checksum intact, is CORRUPTION at open', async () => {
+  const { dir, snapshotEnd } = await resealedDelta((bytes, at) => (bytes[at + 8] = 9));
   const e = await corruptionAtOpen(dir);
   assert.equal(e.offset, snapshotEnd);
   assert.match(e.message, /unknown block kind 9/);
 });
 
 test('index: a block whose header padding is not zero, checksum intact, is CORRUPTION at open (the grammar says 0x00 0x00 0x00)', async () => {
-  const { dir, snapshotEnd } = await storeWithDelta();
-  const { indexGeneration } = checkpointOf(dir);
-  const path = indexFilePath(dir, indexGeneration);
-  const bytes = readFileSync(path);
-  const length = bytes.readUInt32LE(snapshotEnd);
-  bytes[snapshotEnd + 9] = 0x42;
-  bytes.writeUInt32LE(maskCrc(crc32c(bytes, snapshotEnd + 8, snapshotEnd + INDEX_HEADER_SIZE + length)), snapshotEnd + 4);
-  writeFileSync(path, bytes);
+  const { dir, snapshotEnd } = await resealedDelta((bytes, at) => (bytes[at + 9] = 0x42));
   const e = await corruptionAtOpen(dir);
   assert.equal(e.offset, snapshotEnd);
 });
