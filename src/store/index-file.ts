@@ -304,6 +304,8 @@ function parseBlock(file: string, offset: number, bytes: Uint8Array, count: numb
     if ((flags & FLAG_CODE) !== 0) {
       if (codeBytes === 0 || at + 4 + codeBytes > bytes.length) throw bad('ends inside a code');
       scale = v.getFloat32(at, true);
+      // No codec writes a NaN or infinite scale: one is damage the block's checksum was sealed over.
+      if (!Number.isFinite(scale)) throw bad('holds a code whose scale is not finite');
       codeAt = at + 4;
       at += 4 + codeBytes;
     }
