@@ -7,7 +7,7 @@ import { crc32c, maskCrc } from '../io/crc32c.js';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { indexDir, indexFileName, indexFilePath, parseIndexFileName, statePath } from '../src/store/files.js';
 import { indexRewrite } from '../src/store/checkpointer.js';
-import { BLOCK_DELTA, BlockWriter, FLAG_PAGE, FLAG_PLACE, INDEX_HEADER_SIZE } from '../src/store/index-file.js';
+import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, FLAG_PAGE, FLAG_PLACE, INDEX_HEADER_SIZE } from '../src/store/index-file.js';
 import { StateStore, stateWriteHooks } from '../src/store/state.js';
 import { checkpointOf, clustered, rejectsWith, tempDir, writeStoreConfig } from './helpers.js';
 import { cliResult } from './support/cli.js';
@@ -182,6 +182,26 @@ test('index: a record whose code has a NaN or infinite scale, block checksum int
     const e = await corruptionAtOpen(dir);
     assert.equal(e.offset, snapshotEnd, String(scale));
   }
+});
+
+test('index: a SNAPSHOT block after a DELTA block, checksum intact, is CORRUPTION at open (INDEX.md: a generation is one snapshot, then deltas)', async () => {
+  const { dir } = await storeWithDelta();
+  const { indexBytes: deltaEnd, indexGeneration: generation } = checkpointOf(dir);
+  // A third checkpoint appends a second delta (an upsert of one record), which becomes the SNAPSHOT.
+  const store = await MemStore.open(dir, { cache: false });
+  await store.add([rec(3)]);
+  await store.close();
+  const { indexGeneration, indexBytes } = checkpointOf(dir);
+  assert.ok(indexGeneration === generation && indexBytes > deltaEnd, 'a second delta was appended to the same generation');
+  const path = indexFilePath(dir, indexGeneration);
+  const bytes = readFileSync(path);
+  const length = bytes.readUInt32LE(deltaEnd);
+  assert.equal(bytes[deltaEnd + 8], BLOCK_DELTA);
+  bytes[deltaEnd + 8] = BLOCK_SNAPSHOT;
+  bytes.writeUInt32LE(maskCrc(crc32c(bytes, deltaEnd + 8, deltaEnd + INDEX_HEADER_SIZE + length)), deltaEnd + 4);
+  writeFileSync(path, bytes);
+  const e = await corruptionAtOpen(dir);
+  assert.equal(e.offset, deltaEnd);
 });
 
 test('index: a checkpoint whose state commit fails leaves its delta past the committed length; the next checkpoint writes over it', async () => {
