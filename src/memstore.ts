@@ -1111,11 +1111,8 @@ export class MemStore {
    * or checkpointed; only the directory lock and this process's handles are released so the test can
    * reopen the directory.
    */
-  async abandon(): Promise<void> {
-    if (this.closed) return this.closing;
-    this.closed = true;
-    this.closing = this.abandonNow();
-    return this.closing;
+  abandon(): Promise<void> {
+    return this.shutDown(() => this.abandonNow());
   }
 
   private async abandonNow(): Promise<void> {
@@ -1141,9 +1138,15 @@ export class MemStore {
    * store that failed to apply a logged batch skips the checkpoint: the log replays it.
    */
   close(): Promise<void> {
-    if (this.closed) return this.closing;
-    this.closed = true;
-    this.closing = this.closeNow();
+    return this.shutDown(() => this.closeNow());
+  }
+
+  /** The first close() or abandon() runs `now`; every call, that one's included, settles as it does. */
+  private shutDown(now: () => Promise<void>): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.closing = now();
+    }
     return this.closing;
   }
 

@@ -20,6 +20,11 @@ export interface DamagedSpan {
   readonly bytes: Uint8Array;
 }
 
+/** Damage that spans no bytes at `offset`: records missing between two that are whole, or segments whose names disagree. */
+function stretchOfNoBytes(file: string, offset: number, reason: string, lostLsns: DamagedSpan['lostLsns']): DamagedSpan {
+  return { file, offset, end: offset, reason, lostLsns, bytes: new Uint8Array(0) };
+}
+
 export interface SalvagedLog {
   /** The segment files in LSN order, with the LSN their names declare and their size. */
   readonly segments: { readonly path: string; readonly firstLsn: number; readonly fileBytes: number }[];
@@ -68,11 +73,11 @@ export async function salvageLog(files: FileLayer, dir: string, afterLsn?: numbe
     }
     segments.push({ path, firstLsn, fileBytes: bytes.length });
     if (expected !== undefined && firstLsn > expected) {
-      damage.push({ file: path, offset: 0, end: 0, reason: `segment starts at LSN ${firstLsn}, records from ${expected} are missing (a lost segment?)`, lostLsns: [expected, firstLsn - 1], bytes: new Uint8Array(0) });
+      damage.push(stretchOfNoBytes(path, 0, `segment starts at LSN ${firstLsn}, records from ${expected} are missing (a lost segment?)`, [expected, firstLsn - 1]));
     } else if (previousNext !== undefined && firstLsn < previousNext) {
       // Its name says it starts before the previous segment's last record: an overlap, which open
       // refuses (FORMAT.md, "Across segments"). Its records already read are skipped below.
-      damage.push({ file: path, offset: 0, end: 0, reason: `segment starts at LSN ${firstLsn}, before LSN ${previousNext}, the one after the previous segment's last: the segments overlap`, lostLsns: undefined, bytes: new Uint8Array(0) });
+      damage.push(stretchOfNoBytes(path, 0, `segment starts at LSN ${firstLsn}, before LSN ${previousNext}, the one after the previous segment's last: the segments overlap`, undefined));
     }
     const segment = salvageSegment(bytes, path, firstLsn, i === found.length - 1);
     for (const r of segment.records) {
@@ -181,7 +186,7 @@ export function salvageSegment(bytes: Uint8Array, file: string, firstLsn: number
       // reordering or a cut the checksums cannot see; open reports the gap as CORRUPTION).
       const previous = damage[damage.length - 1];
       if (lsn > expected && (previous === undefined || previous.lostLsns !== undefined || previous.end !== pos)) {
-        damage.push({ file, offset: pos, end: pos, reason: `LSN ${lsn} where ${expected} was due: records ${expected}..${lsn - 1} are missing`, lostLsns: [expected, lsn - 1], bytes: new Uint8Array(0) });
+        damage.push(stretchOfNoBytes(file, pos, `LSN ${lsn} where ${expected} was due: records ${expected}..${lsn - 1} are missing`, [expected, lsn - 1]));
       }
       settleLost(lsn);
       if (type === RecordType.FULL) {

@@ -29,7 +29,7 @@ export function parseCount(text: string): number {
 
 /** Parses a `--pca` list such as `none,50%,25%` or `none,256,128` into PCA settings for `dim`. */
 export function parsePcaList(list: string, dim: number): (PcaOption | undefined)[] {
-  const settings = list.split(',').map((raw) => {
+  const settings = list.split(',').map((raw): { dims: number } | undefined => {
     const s = raw.trim();
     if (s === 'none' || s === '0') return undefined;
     const pct = /^(\d+(?:\.\d+)?)%$/.exec(s);
@@ -43,9 +43,8 @@ export function parsePcaList(list: string, dim: number): (PcaOption | undefined)
   // same configuration twice, as a repeated codec would have (codecs are taken once too).
   const seen = new Set<number | undefined>();
   return settings.filter((p) => {
-    const key = p === undefined ? undefined : 'dims' in p ? p.dims : -1;
-    if (seen.has(key)) return false;
-    seen.add(key);
+    if (seen.has(p?.dims)) return false;
+    seen.add(p?.dims);
     return true;
   });
 }

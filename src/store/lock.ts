@@ -1,11 +1,10 @@
 import { existsSync } from 'node:fs';
-import type { FileLayer } from '../../io/file-layer.js';
+import { nodeFileLayer, type FileLayer } from '../../io/file-layer.js';
 import { resolve } from 'node:path';
 import { fileId } from '../../io/rooted-layer.js';
 import { threadClaims } from '../../io/thread-claims.js';
 import { MemstoreError } from '../errors.js';
 import { importMarkerPath, lockPath } from './files.js';
-import { nodeFileLayer } from '../../io/file-layer.js';
 
 /** Handles of this process, so a second open of the same directory in one process is refused too. */
 const heldHere = new Set<string>();

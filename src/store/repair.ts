@@ -75,6 +75,17 @@ class ReportFile {
 }
 
 /**
+ * The default report's path: named by the second, and by its count within it when a report of that
+ * second is there (a second repair in one second had refused the name it chose itself).
+ */
+function freeReportPath(dir: string): string {
+  const at = new Date();
+  let n = 1;
+  while (existsSync(repairReportPath(dir, at, n))) n++;
+  return repairReportPath(dir, at, n);
+}
+
+/**
  * Moves every damaged record of a store to a report and leaves a clean store (LevelDB's RepairDB,
  * SQLite's .recover are the models; STATE.md, "Damage and repair", is the protocol):
  *
@@ -89,17 +100,6 @@ class ReportFile {
  * The report is fsynced before anything it describes is removed. Afterwards `memstore verify` finds
  * nothing. Damage inside LMDB's own pages (not in a value) is beyond it: LMDB may abort on it.
  */
-/**
- * The default report's path: named by the second, and by its count within it when a report of that
- * second is there (a second repair in one second had refused the name it chose itself).
- */
-function freeReportPath(dir: string): string {
-  const at = new Date();
-  let n = 1;
-  while (existsSync(repairReportPath(dir, at, n))) n++;
-  return repairReportPath(dir, at, n);
-}
-
 export async function repairStore(dir: string, options: { report?: string; onProgress?: (done: number, total: number) => void } = {}): Promise<RepairResult> {
   // Another program's LMDB environment named state.mdb is refused there, before a byte is rebuilt
   // (the rebuild keeps only what a store's tables hold, and had dropped everything of that program's).
