@@ -175,8 +175,8 @@ test('index: a block whose header padding is not zero, checksum intact, is CORRU
   assert.equal(e.offset, snapshotEnd);
 });
 
-test('index: a record whose code has a NaN or infinite scale, block checksum intact, is CORRUPTION at open (no codec writes one; it had been taken)', async () => {
-  for (const scale of [Number.NaN, Infinity, -Infinity]) {
+test('index: a record whose code has a NaN, infinite or negative scale, block checksum intact, is CORRUPTION at open (no codec writes one; it had been taken)', async () => {
+  for (const scale of [Number.NaN, Infinity, -Infinity, -1, -1e-30, -0]) {
     // The delta's first record: flags, id length, id, then its code's scale.
     const { dir, snapshotEnd } = await resealedDelta((bytes, at) => bytes.writeFloatLE(scale, at + INDEX_HEADER_SIZE + 3 + bytes.readUInt16LE(at + INDEX_HEADER_SIZE + 1)));
     const e = await corruptionAtOpen(dir);

@@ -304,8 +304,9 @@ function parseBlock(file: string, offset: number, bytes: Uint8Array, count: numb
     if ((flags & FLAG_CODE) !== 0) {
       if (codeBytes === 0 || at + 4 + codeBytes > bytes.length) throw bad('ends inside a code');
       scale = v.getFloat32(at, true);
-      // No codec writes a NaN or infinite scale: one is damage the block's checksum was sealed over.
+      // No codec writes a NaN, infinite or negative scale (nor -0): one is damage the block's checksum was sealed over.
       if (!Number.isFinite(scale)) throw bad('holds a code whose scale is not finite');
+      if (scale < 0 || Object.is(scale, -0)) throw bad('holds a code whose scale is negative');
       codeAt = at + 4;
       at += 4 + codeBytes;
     }
