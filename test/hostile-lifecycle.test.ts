@@ -362,6 +362,35 @@ test("repair with its report inside the store's own entries (wal/, arena/, ...) 
   assert.ok(existsSync(join(dir, 'mine.jsonl')));
 });
 
+test("an export or a repair report named inside another store's entries (wal/, index/, IMPORTING, ...) is INVALID_ARGUMENT, and that store opens with every record (a file written into its wal/ broke its log)", async () => {
+  const { exportStore } = await import('../src/index.js');
+  const source = tempDir();
+  const store = await MemStore.open(source, { dim: 4, durability: 'none' });
+  await store.add([{ id: 'a', vector: [1, 2, 3, 4], text: 'kept' }]);
+  await store.close();
+  const other = tempDir();
+  const victim = await MemStore.open(other, { dim: 4 });
+  await victim.add([{ id: 'v', vector: [4, 3, 2, 1], text: 'theirs' }]);
+  await victim.abandon();
+  const links = tempDir();
+  symlinkSync(join(other, 'wal'), join(links, 'log'));
+  const targets = [join(other, 'wal', 'wal-00000000000000000009.log'), join(other, 'wal', 'new', 'x.jsonl'), join(other, 'index', 'x.jsonl'), join(other, 'IMPORTING'), join(links, 'log', 'x.jsonl')];
+  for (const out of targets) {
+    await rejectsWith(() => exportStore(source, out, { format: 'jsonl' }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => repairStore(source, { report: out }), 'INVALID_ARGUMENT');
+    assert.ok(!existsSync(out), out);
+  }
+  const reopened = await MemStore.open(other);
+  try {
+    assert.deepEqual(reopened.ids(), ['v']);
+    assert.equal((await reopened.get('v'))?.text, 'theirs');
+  } finally {
+    await reopened.close();
+  }
+  // Beside another store's entries, in its directory, is the user's to choose: allowed.
+  assert.equal((await exportStore(source, join(other, 'beside.jsonl'))).records, 1);
+});
+
 test("inspect, verify, compact, export and repair leave another program's LMDB environment named state.mdb byte for byte (opening it as a store had added sub-databases), INVALID_ARGUMENT; an empty state.mdb is CORRUPTION and stays empty", async () => {
   const { exportStore } = await import('../src/index.js');
   const dir = tempDir();

@@ -1,7 +1,7 @@
 import { MemStore, type StoredRecord } from '../memstore.js';
 import type { Metric } from '../options.js';
 import { requireStore } from '../store/verify.js';
-import { storeEntryHolding } from '../store/files.js';
+import { storeHolding } from '../store/files.js';
 import { MemstoreError } from '../errors.js';
 import { BATCH_BYTES, BATCH_ROWS, checkPath, checkToolOptions, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { writeAtomically, writeFile } from './files.js';
@@ -32,10 +32,11 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
   checkToolOptions(options, EXPORT_KEYS);
   const format = resolveFormat(options.format, out);
   requireStore(dir);
-  // Links resolved: an export named like a log segment inside wal/ was read as the store's own log.
-  const entry = storeEntryHolding(dir, out);
-  if (entry !== undefined) {
-    throw new MemstoreError('INVALID_ARGUMENT', `${out} would be inside the store's ${entry}; write the export elsewhere`, { field: 'out', file: out });
+  // Links resolved: an export named like a log segment inside wal/ was read as that store's log,
+  // this store's or another's.
+  const holder = storeHolding(out);
+  if (holder !== undefined) {
+    throw new MemstoreError('INVALID_ARGUMENT', `${out} would be inside the ${holder.entry} of the store in ${holder.dir}; write the export elsewhere`, { field: 'out', file: out });
   }
   const store = await MemStore.open(dir, { cache: false });
   try {

@@ -78,6 +78,23 @@ export function storeEntryHolding(dir: string, path: string): string | undefined
   return isStoreEntry(first) ? first : undefined;
 }
 
+/**
+ * The store whose entry (storeEntryHolding) `path` is, or lies inside, links resolved: any store up
+ * `path`'s ancestors, a directory holding a state file, not only the one a tool works on. A file
+ * written into another store's `wal/` is read as that store's log (or breaks it), one named
+ * `IMPORTING` beside its state makes it refuse to open.
+ */
+export function storeHolding(path: string): { dir: string; entry: string } | undefined {
+  const real = realPathOf(path);
+  for (let parent = dirname(real); ; parent = dirname(parent)) {
+    if (existsSync(join(parent, FILES.state))) {
+      const entry = storeEntryHolding(parent, real);
+      if (entry !== undefined) return { dir: parent, entry };
+    }
+    if (dirname(parent) === parent) return undefined;
+  }
+}
+
 export function lockPath(dir: string): string {
   return join(dir, FILES.lock);
 }

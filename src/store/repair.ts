@@ -4,7 +4,7 @@ import { nodeFileLayer } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
 import { MemStore } from '../memstore.js';
-import { repairLogDir, repairReportPath, statePath, storeEntryHolding, syncDirSync, walDir } from './files.js';
+import { repairLogDir, repairReportPath, statePath, storeEntryHolding, storeHolding, syncDirSync, walDir } from './files.js';
 import { segmentName } from '../../wal/format.js';
 import { DirectoryLock, refuseUnfinishedImport } from './lock.js';
 import { decodeMutation, type BatchShape, type Mutation } from './mutations.js';
@@ -270,9 +270,11 @@ export async function repairStore(dir: string, options: { report?: string; onPro
  */
 function refuseReportInside(dir: string, report: string | undefined): void {
   if (report === undefined) return;
-  // Links resolved: a report named through a link into wal/ was written there, then deleted with it.
-  const entry = storeEntryHolding(dir, report);
-  if (entry !== undefined) {
-    throw new MemstoreError('INVALID_ARGUMENT', `the report ${report} would be inside the store's ${entry}, which repair rewrites; write it elsewhere`, { field: 'report', file: report });
+  // Links resolved: a report named through a link into wal/ was written there, then deleted with
+  // it; one inside another store's wal/ broke that store's log.
+  const own = storeEntryHolding(dir, report);
+  const holder = own === undefined ? storeHolding(report) : { dir, entry: own };
+  if (holder !== undefined) {
+    throw new MemstoreError('INVALID_ARGUMENT', `the report ${report} would be inside the ${holder.entry} of the store in ${holder.dir}; write it elsewhere`, { field: 'report', file: report });
   }
 }
