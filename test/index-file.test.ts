@@ -7,7 +7,9 @@ import { crc32c, maskCrc } from '../io/crc32c.js';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { indexDir, indexFileName, indexFilePath, parseIndexFileName, statePath } from '../src/store/files.js';
 import { indexRewrite } from '../src/store/checkpointer.js';
-import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, FLAG_PAGE, FLAG_PLACE, INDEX_HEADER_SIZE } from '../src/store/index-file.js';
+import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, FLAG_PAGE, FLAG_PLACE, INDEX_HEADER_SIZE, IndexFile } from '../src/store/index-file.js';
+import { nodeFileLayer } from '../io/file-layer.js';
+import { checkStore } from '../src/store/verify.js';
 import { StateStore, stateWriteHooks } from '../src/store/state.js';
 import { checkpointOf, clustered, rejectsWith, tempDir, writeStoreConfig } from './helpers.js';
 import { cliResult } from './support/cli.js';
@@ -635,6 +637,69 @@ test('index: a record whose page runs past its block\'s end, checksum intact, is
   assert.equal(records[0]! & FLAG_PAGE, FLAG_PAGE);
   await appendCommitted(dir, rawDelta(records, 1, DIM));
   await corruptionAtOpen(dir);
+});
+
+/** The last record of `id` in the store's index file, as it was written: its code, scale, place and page. */
+async function recordOf(dir: string, id: string): Promise<{ code: Uint8Array; scale: number; place: [number, number, number]; page: number; documented: boolean }> {
+  const { indexGeneration, indexBytes } = checkpointOf(dir);
+  let found: Awaited<ReturnType<typeof recordOf>> | undefined;
+  const { file } = await IndexFile.open(
+    { files: nodeFileLayer, dir, generation: indexGeneration, committed: indexBytes, readOnly: true },
+    {
+      upsert(r) {
+        if (r.id() === id) found = { code: r.block.slice(r.codeAt, r.codeAt + r.codeBytes), scale: r.scale, place: [r.generation, r.segment, r.offset], page: r.page, documented: r.documented };
+      },
+      remove() {},
+    },
+  );
+  await file.close();
+  assert.ok(found !== undefined, `no record of ${id}`);
+  return found;
+}
+
+test('index: a record naming a page at or past the checkpoint\'s record count (up to 2^32 - 1), checksum intact, is routed to its nearest page once loading ends: no page is made for it, and it is found', async () => {
+  for (const page of [2 ** 32 - 1, N]) {
+    const dir = tempDir('memstore-index-');
+    let store = await MemStore.open(dir, { dim: DIM, durability: 'none', cache: false, pages: { from: 20, maxPage: 16 } });
+    await store.add(Array.from({ length: N }, (_, i) => rec(i)));
+    const pages = store.stats().pages;
+    await store.close();
+    assert.ok(pages > 1);
+    const r7 = await recordOf(dir, 'r7');
+    assert.ok(r7.page >= 0 && r7.page < pages);
+    const writer = new BlockWriter(BLOCK_DELTA, DIM);
+    writer.add({ id: 'r7', code: { code: r7.code, scale: r7.scale }, place: r7.place, documented: r7.documented, page });
+    await appendCommitted(dir, writer.finish()[0]!);
+    store = await MemStore.open(dir, { cache: false, pages: { from: 20, maxPage: 16 } });
+    try {
+      assert.equal(store.stats().pages, pages, String(page));
+      assert.equal(store.stats().count, N);
+      assert.deepEqual((await store.get('r7'))?.vector, vecs[7]);
+      assert.equal((await store.search(vecs[7]!, { k: 1 }))[0]?.id, 'r7', 'the default search finds it in the page it was routed to');
+    } finally {
+      await store.close();
+    }
+  }
+});
+
+test("index: once trained, a record in a block whose codeBytes is not the store's, checksum intact, is set aside as damaged (get: CORRUPTION with its id, searches skip it, verify names it); the rest opens", async () => {
+  const { dir } = await storeWithDelta();
+  const r3 = await recordOf(dir, 'r3');
+  const writer = new BlockWriter(BLOCK_DELTA, DIM + 16);
+  writer.add({ id: 'r3', code: { code: new Uint8Array(DIM + 16), scale: 1 }, place: r3.place, documented: r3.documented });
+  await appendCommitted(dir, writer.finish()[0]!);
+  const store = await MemStore.open(dir, { cache: false });
+  try {
+    const e = await store.get('r3').then(() => undefined, (err: unknown) => err);
+    assert.ok(e instanceof MemstoreError && e.code === 'CORRUPTION', String(e));
+    assert.equal(e.id, 'r3');
+    assert.ok(!(await store.search(vecs[3]!, { k: N, exact: true })).some((h) => h.id === 'r3'));
+    for (let i = 0; i < N; i++) if (i !== 3) assert.deepEqual((await store.get(`r${i}`))?.vector, vecs[i]);
+  } finally {
+    await store.close();
+  }
+  const report = await checkStore(dir);
+  assert.ok(report.problems.some((p) => p.id === 'r3'), JSON.stringify(report.problems));
 });
 
 test('index: a store whose checkpoint says paged opens its records into their pages; with pages: false the same file opens into the exact index', async () => {
