@@ -8,6 +8,7 @@ import { readU32, writeU32 } from '../io/little-endian.js';
 import { FaultFileLayer } from './support/fault-layer.js';
 import { WAL_BLOCK_SIZE, WAL_HEADER_SIZE, RecordType, framedSize, parseSegmentName, segmentName } from '../wal/format.js';
 import { Wal, WalError, inspectWal, type WalRecord } from '../wal/index.js';
+import { salvageLog } from '../wal/salvage.js';
 
 const DIR = '/db/wal';
 const SEG1 = `${DIR}/${segmentName(1)}`;
@@ -351,6 +352,44 @@ test('reader: a bad checksum before the tail is CORRUPTION with file and offset,
   const before = fs.currentBytes(SEG1);
   await assertCorruption(fs, SEG1, offsets[1]!, /checksum mismatch.*valid fragment follows/);
   assert.deepEqual(fs.currentBytes(SEG1), before);
+});
+
+test('reader: after damage in the last segment, a valid fragment whose LSN is outside the search window (below the damaged record\'s, or past it by more than bytes left / 15) is not a later record: the tail is cut there', async () => {
+  const { fs, offsets, payloads } = await makeLog([100, 200]);
+  const whole = fs.currentBytes(SEG1);
+  const damaged = whole.slice(0, offsets[2]!);
+  damaged[offsets[1]! + WAL_HEADER_SIZE + 20]! ^= 0x10;
+  const body = payload(40, 99);
+  // The window (FORMAT.md): LSNs 2 (the damaged record's) to 2 + ⌈bytes after the damaged offset / 15⌉ + 1.
+  const after = offsets[2]! + WAL_HEADER_SIZE + body.length - (offsets[1]! + 1);
+  const last = 2 + Math.ceil(after / WAL_HEADER_SIZE) + 1;
+  for (const lsn of [1, last + 1, 1000]) {
+    const disk = await freshDisk();
+    await putFile(disk, SEG1, concat(damaged, fragment(RecordType.FULL, lsn, body)));
+    const wal = await Wal.open({ dir: DIR, files: disk });
+    assert.equal(wal.recovered?.offset, offsets[1], String(lsn));
+    sameRecords(await collect(wal), payloads, 1);
+    await wal.close();
+  }
+  // Inside the window, at either end, the same fragment is a later record: CORRUPTION, nothing cut.
+  for (const lsn of [2, last]) {
+    const disk = await freshDisk();
+    await putFile(disk, SEG1, concat(damaged, fragment(RecordType.FULL, lsn, body)));
+    await assertCorruption(disk, SEG1, offsets[1]!);
+  }
+});
+
+test('salvage: stretches that touch are one stretch (a record whose FIRST fragment is damaged: its MIDDLE and LAST, checksums intact, resume and fail again), which loses that record alone', async () => {
+  const { fs, offsets, payloads } = await makeLog([100, 2 * WAL_BLOCK_SIZE, 100]);
+  fs.flipBit(SEG1, offsets[1]! + WAL_HEADER_SIZE + 5);
+  const salvaged = await salvageLog(fs, DIR);
+  assert.deepEqual(
+    salvaged.damage.map((d) => ({ offset: d.offset, end: d.end, lostLsns: d.lostLsns, bytes: d.bytes.length })),
+    [{ offset: offsets[1], end: offsets[2], lostLsns: [2, 2], bytes: offsets[2]! - offsets[1]! }],
+  );
+  assert.deepEqual(salvaged.records.map((r) => r.lsn), [1, 3]);
+  assert.deepEqual(salvaged.records[1]?.payload, payloads[2]);
+  assert.equal(salvaged.tail, undefined);
 });
 
 test('reader: a damaged length field before the tail is CORRUPTION (the search does not trust the length)', async () => {
