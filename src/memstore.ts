@@ -67,6 +67,9 @@ export type { SearchHit } from './search/search-path.js';
 import { SearchPath, type RescoringStats, type SearchHit } from './search/search-path.js';
 import { EXPIRES, Memories, type MemoryHit, type RecallOptions, type Remembered, type RememberOptions } from './memory/memories.js';
 
+/** Ids per delete of compact()'s sweep of expired memories. */
+const SWEEP_BATCH = 10_000;
+
 /** How `compact` runs. */
 export interface CompactOptions {
   /** Told the steps done of all (deleting expired memories, checkpoint, texts, vectors, pages, index, state file) after each. @default none */
@@ -843,27 +846,23 @@ export class MemStore {
   private async compactNow(options: CompactOptions): Promise<void> {
     const steps = 7;
     const step = (done: number) => options.onProgress?.(done, steps);
-    // Expired memories go first (a delete, logged as any other): expiry is enforced on read, reclaimed here.
-    const expiredNow = () => {
-      const now = Date.now();
-      return this.searches.valuesOf(EXPIRES).filter((t): t is number => typeof t === 'number' && t <= now);
-    };
-    // Only when something has expired: otherwise compaction enters the pipeline in this very call,
-    // in its call order among writes, as it always did (the power-loss test checks that order).
-    if (expiredNow().length > 0) {
-      // Behind any remember called before (its turn, then memories.exclusive for one in flight): one
-      // renewing an expired memory is applied before the sweep reads it.
-      await this.memories.exclusive(async () => {
-        const expired = expiredNow();
-        // Issued at once: the sweep has its turn already, and a remember called since waits for it.
-        if (expired.length > 0) {
-          this.checkOpen();
-          await this.deleting(this.searches.idsMatching({ [EXPIRES]: { $in: expired } }))();
-        }
-      });
-    }
-    step(1);
     await this.pipeline.exclusive(async () => {
+      // Expired memories go first (deletes, logged as any other write): expiry is enforced on read,
+      // reclaimed here. Read inside the compaction's exclusive step, where every write called before
+      // it is applied (a record added already expired in the same tick included: read before, it
+      // was missed) and none called after it can be, so a remember renewing one lands either before
+      // the read (then it has not expired) or after the delete (which its add undoes).
+      const now = Date.now();
+      const expired = this.searches.valuesOf(EXPIRES).filter((t): t is number => typeof t === 'number' && t <= now);
+      if (expired.length > 0) {
+        const ids = this.searches.idsMatching({ [EXPIRES]: { $in: expired } });
+        // In batches: a batch of every expired id could pass MAX_BATCH_BYTES and fail the compaction.
+        for (let at = 0; at < ids.length; at += SWEEP_BATCH) {
+          const mutation: Mutation = { kind: 'delete', ids: ids.slice(at, at + SWEEP_BATCH) };
+          await this.pipeline.writeHeld(mutation, encodeMutation(mutation));
+        }
+      }
+      step(1);
       await this.checkpoints.checkpoint();
       step(2);
       await this.checkpoints.collectTexts();

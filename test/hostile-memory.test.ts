@@ -370,6 +370,21 @@ test('hostile memory: compact racing a remember that renews an expired memory ke
   }
 });
 
+test('hostile memory: compact() sweeps a record added already expired in the same tick (an import of memories writes $exp through add), and a remember called after the compact() keeps its memory', async () => {
+  const store = await open();
+  try {
+    await store.remember('kept', { ttl: 3_600_000 });
+    const added = store.add([{ id: 'late', vector: vectorOf('late'), text: 'late', meta: { $ns: 'default', $at: Date.now() - 10_000, $exp: Date.now() - 5 } }]);
+    const compacted = store.compact();
+    const after = store.remember('after', { at: Date.now() - 10_000, ttl: 3_600_000 });
+    await Promise.all([added, compacted, after]);
+    assert.deepEqual(store.ids().sort(), [(await store.recall('kept'))[0]!.id, (await store.recall('after'))[0]!.id].sort());
+    assert.equal(await store.get('late'), undefined);
+  } finally {
+    await store.close();
+  }
+});
+
 test('hostile memory: an embedder that returns the wrong length only for some texts, NaN, or throws on a later batch writes nothing', async () => {
   const bad = (f: (t: string, i: number) => Float32Array | number[]) => async (texts: string[]) => texts.map(f);
   const shortFor = (t: string) => (t === 'odd one' ? new Float32Array(DIM - 1) : vectorOf(t));

@@ -158,7 +158,7 @@ function hashOf(text: string): string {
  */
 export class Memories {
   private queue: Promise<unknown> = Promise.resolve();
-  /** Set within a remember (or exclusive run) holding the queue: a call its embedder makes goes at once. */
+  /** Set within a remember holding the queue: a call its embedder makes goes at once. */
   private readonly holding = new AsyncLocalStorage<boolean>();
 
   constructor(private readonly host: MemoryHost) {}
@@ -173,7 +173,7 @@ export class Memories {
   }
 
   /**
-   * Runs `fn` once every remember and exclusive run called before it is done, and holds later ones
+   * Runs `fn` once every remember called before it is done, and holds later ones
    * back until it is. A call made from within one that holds the queue (its embedder remembering
    * into the same store) runs at once: queued, it would wait for the call that waits for it, for
    * ever (found by a hostile pass). It runs while that call waits for its embedder, before it
@@ -300,15 +300,6 @@ export class Memories {
       .valuesOf(NS)
       .filter((v): v is string => typeof v === 'string')
       .sort();
-  }
-
-  /**
-   * Runs `fn` when no remember is in flight, and holds later ones back until it is done: compact()
-   * sweeps expired memories this way, so that a remember renewing one cannot be applied between the
-   * sweep reading it as expired and deleting it.
-   */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.inQueue(fn);
   }
 
   /**

@@ -92,6 +92,16 @@ export class CommitPipeline<M> {
     }
   }
 
+  /**
+   * Logs and applies a write made by the exclusive step now running (compaction's sweep of expired
+   * memories): that step holds the gate every other write waits at, so this one goes at once.
+   */
+  writeHeld(mutation: M, payload: Uint8Array): Promise<number> {
+    if (this.gate === undefined) throw new Error('writeHeld() is for the exclusive step holding the gate');
+    if (this.broken !== undefined) return Promise.reject(this.broken);
+    return this.logAndApply(mutation, payload);
+  }
+
   /** Resolves when every write accepted so far has been applied or has failed. */
   async settled(): Promise<void> {
     await Promise.allSettled([...this.inflight]);
