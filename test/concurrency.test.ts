@@ -97,6 +97,30 @@ test('backpressure: while a checkpoint lags, writes past twice checkpointBytes o
   assert.fail(`no write waited after ${logged} bytes of log`);
 });
 
+test('checkpoints drop the log under a steady stream of writes: the log stays within a few checkpointBytes (it grew to its 64 MiB segment, as the log never stood still at a checkpoint\'s LSN)', async () => {
+  const dir = tempDir();
+  const DIM = 16;
+  const v = clustered(50, DIM, 5);
+  const checkpointBytes = 64 * 1024;
+  const store = await MemStore.open(dir, { dim: DIM, cache: false, durability: 'none', checkpointBytes });
+  let largest = 0;
+  // One awaited write after another: each checkpoint runs while the next writes arrive.
+  for (let i = 0; i < 6_000; i++) {
+    await store.add([{ id: `a${i % 50}`, vector: v[i % 50]!, text: `${i} ${'x'.repeat(200)}` }]);
+    largest = Math.max(largest, store.stats().walBytes);
+  }
+  const written = 6_000 * 250;
+  assert.ok(largest < 6 * checkpointBytes, `the log reached ${largest} bytes of about ${written} written, with checkpointBytes ${checkpointBytes}`);
+  await store.close();
+  const reopened = await MemStore.open(dir);
+  try {
+    assert.equal(reopened.stats().count, 50);
+    assert.match((await reopened.get('a49'))?.text ?? '', /^5999 /);
+  } finally {
+    await reopened.close();
+  }
+});
+
 test('a remember and the writes called after it end in the state of their call order, though its texts are embedded first (an async embedder); close() waits for a remember it was called after', async () => {
   // An embedder that answers later, as any real one does.
   const embed = async (texts: string[]) => {

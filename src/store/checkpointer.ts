@@ -343,8 +343,11 @@ export class Checkpointer {
     changes.settle(false);
     this.logBytes -= bytesCovered;
     try {
-      // A segment the checkpoint covers entirely can only go once it is not the active one.
-      if (wal.lastLsn === lsn) await wal.rotate();
+      // A segment can only go once it is not the active one, and all it holds is covered. So the
+      // active one is closed here whenever the checkpoint covers some of it: under a steady stream
+      // of writes the log never stood still at the checkpoint's LSN, and a segment grew to its
+      // 64 MiB whatever checkpointBytes said. What it holds past the LSN goes with the next one.
+      if (wal.activeFirstLsn <= lsn) await wal.rotate();
       await wal.removeBefore(lsn + 1);
     } catch (e) {
       throw asMemstoreError(e, 'removing checkpointed log segments');
