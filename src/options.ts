@@ -365,6 +365,17 @@ function isMetaValue(v: unknown): v is MetaValue {
 export const MAX_IN_VALUES = 10_000;
 
 /**
+ * Most fields one filter may name: the columns a store keeps (`src/filter/FILTERS.md`). A filter of
+ * 20,000 fields made a column of each, past that bound, and kept them (411 MB for a 10-record store).
+ */
+export const MAX_FILTER_FIELDS = 64;
+
+/** Refuses an object with own keys Object.keys() does not list (symbols, non-enumerable ones): a filter would drop them unseen and match everything. */
+function onlyVisibleKeys(at: string, v: object, keys: readonly string[]): void {
+  if (Reflect.ownKeys(v).length !== keys.length) throw new MemstoreError('INVALID_ARGUMENT', `${at} has symbol or non-enumerable keys, which a filter cannot name`, { field: at });
+}
+
+/**
  * Checks a filter and returns a copy (the caller's object is not read again, so getters and later
  * changes cannot alter a search halfway). INVALID_ARGUMENT names the field.
  */
@@ -372,13 +383,17 @@ function resolveFilter(v: unknown): Filter | undefined {
   if (v === undefined) return undefined;
   if (!isPlainObject(v)) throw new MemstoreError('INVALID_ARGUMENT', `filter must be an object of meta field conditions, got ${describe(v)}`, { field: 'filter' });
   const out: Record<string, FilterCondition> = {};
-  for (const field of Object.keys(v)) {
+  const fields = Object.keys(v);
+  onlyVisibleKeys('filter', v, fields);
+  if (fields.length > MAX_FILTER_FIELDS) throw new MemstoreError('INVALID_ARGUMENT', `filter names ${fields.length} fields, more than ${MAX_FILTER_FIELDS}`, { field: 'filter' });
+  for (const field of fields) {
     const at = `filter.${field}`;
     const cond: unknown = v[field];
     if (isMetaValue(cond)) {
       Object.defineProperty(out, field, { value: cond, enumerable: true, writable: true, configurable: true });
       continue;
     }
+    if (isPlainObject(cond)) onlyVisibleKeys(at, cond, Object.keys(cond));
     const values: unknown = isPlainObject(cond) && Object.keys(cond).length === 1 ? cond['$in'] : undefined;
     if (!Array.isArray(values)) throw new MemstoreError('INVALID_ARGUMENT', `${at} must be a string, number, boolean, null or { $in: [...] }`, { field: at });
     if (values.length > MAX_IN_VALUES) throw new MemstoreError('INVALID_ARGUMENT', `${at}.$in lists ${values.length} values, more than ${MAX_IN_VALUES}`, { field: `${at}.$in` });

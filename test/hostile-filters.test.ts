@@ -530,10 +530,35 @@ test('hostile filters: searches naming ever new fields (held by no record) do no
     await fields(200, 3000);
     const after3000 = store.stats().memoryBytes;
     assert.ok(after3000 <= after200 * 1.1, `${after200} bytes after 200 fields named, ${after3000} after 3,000`);
-    // A filter naming more fields than are kept is still answered exactly.
-    const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`field-${i}`, 1]));
-    assert.deepEqual(await store.search(vectors[0]!, { k: 3, filter: many }), []);
+    // A filter naming as many fields as are kept is answered exactly; one more is refused (INVALID_ARGUMENT).
+    const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`field-${i}`, 1]));
+    assert.deepEqual(await store.search(vectors[0]!, { k: 3, filter: many(64) }), []);
+    await assert.rejects(store.search(vectors[0]!, { k: 3, filter: many(65) }), (e: unknown) => (e as { code?: string }).code === 'INVALID_ARGUMENT');
     await expectExact(store, vectors[1]!, { g: 1 }, 20);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile filters: a field of long distinct values (50 KB each) keeps a dictionary of 256 KiB and its last key at most, hashing the rest, and stays exact across a checkpoint and reopen (its dictionary had held every value: 100 MB for 1,000 records)', async () => {
+  const dir = tempDir();
+  const N = 200;
+  const vectors = clustered(N, DIM, 21);
+  const long = (i: number) => `${i}:${'x'.repeat(50_000)}`;
+  let store = await MemStore.open(dir, { dim: DIM, cache: false, durability: 'none' });
+  try {
+    await store.add(vectors.map((vector, i) => ({ id: `r${i}`, vector, meta: { summary: long(i), g: i % 2 } })));
+    const before = store.stats().memoryBytes;
+    for (const i of [0, 3, N - 1]) await expectExact(store, vectors[i]!, { summary: long(i) }, 5, 'as made');
+    const grown = store.stats().memoryBytes - before;
+    assert.ok(grown < 256 * 1024 + 2 * long(0).length + 64 * 1024 + 20 * N, `the column took ${grown} bytes`);
+    await expectExact(store, vectors[5]!, { summary: { $in: [long(5), long(150), 'none'] }, g: 1 }, 5, 'with another field');
+  } finally {
+    await store.close();
+  }
+  store = await MemStore.open(dir, { cache: false });
+  try {
+    for (const i of [1, 100, N - 2]) await expectExact(store, vectors[i]!, { summary: long(i) }, 5, 'reopened');
   } finally {
     await store.close();
   }

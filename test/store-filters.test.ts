@@ -160,3 +160,27 @@ test('store filters: a selective filter scored by its matching slots fills the c
     await plain.close();
   }
 });
+
+test('store filters: a filter with symbol or non-enumerable keys (at the top or in a condition), or naming more than 64 fields, is INVALID_ARGUMENT for search, ids and forget (such keys had been dropped unseen: the filter matched everything, and forget deleted the whole namespace)', async () => {
+  const dim = 8;
+  const vectors = clustered(6, dim, 3);
+  const embed = async (texts: string[]) => texts.map((_, i) => vectors[i % vectors.length]!);
+  const store = await MemStore.open(tempDir(), { dim, durability: 'none', embed });
+  try {
+    await store.add(vectors.map((vector, i) => ({ id: `r${i}`, vector, meta: { g: i % 2 } })));
+    await store.remember(['one', 'two'], { namespace: 'n' });
+    const hidden = Object.defineProperty({}, 'g', { value: 1, enumerable: false });
+    const filters: unknown[] = [{ [Symbol.for('g')]: 1 }, hidden, { g: Object.assign({ $in: [1] }, { [Symbol('x')]: 2 }) }, Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f${i}`, 1]))];
+    for (const filter of filters) {
+      await assert.rejects(store.search(vectors[0]!, { filter: filter as Filter }), (e: unknown) => (e as { code?: string }).code === 'INVALID_ARGUMENT');
+      assert.throws(() => store.ids(filter as Filter), (e: unknown) => (e as { code?: string }).code === 'INVALID_ARGUMENT');
+      await assert.rejects(store.forget({ namespace: 'n', filter: filter as Filter }), (e: unknown) => (e as { code?: string }).code === 'INVALID_ARGUMENT');
+    }
+    assert.equal((await store.recall('one', { namespace: 'n' })).length, 2, 'forget deleted nothing');
+    // 64 fields, every one a field no record has: allowed, and nothing matches.
+    assert.deepEqual(store.ids(Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`f${i}`, 1]))), []);
+    assert.deepEqual(store.ids({ g: 1 }).sort(), ['r1', 'r3', 'r5']);
+  } finally {
+    await store.close();
+  }
+});

@@ -27,6 +27,29 @@ const CODES = 1 << 16;
 const LIST_SHARE = 8;
 /** Bytes counted per dictionary entry beside its key's UTF-16: the Map's entry and the string's header. */
 const ENTRY_BYTES = 48;
+/**
+ * A dictionary's bytes (keys' UTF-16 and ENTRY_BYTES each) past which it takes no new key, as past
+ * MAX_VALUES keys: values of 50,000 characters had made a dictionary of 100 MB, and one of 4 GiB
+ * (metadata within its limits) failed every checkpoint for good. It may pass this by its last key.
+ */
+export const MAX_DICTIONARY_BYTES = 256 * 1024;
+
+/** What a dictionary key costs in a column's bytes. */
+function entryBytes(key: string): number {
+  return 2 * key.length + ENTRY_BYTES;
+}
+
+/** Whether a dictionary of `count` keys taking `bytes` (entryBytes) is full: new values go to buckets. */
+function full(count: number, bytes: number, maxValues: number): boolean {
+  return count >= maxValues || bytes >= MAX_DICTIONARY_BYTES;
+}
+
+/** Whether the dictionary `keys` (in code order) is full (a column restored from them hashes new values into buckets). */
+export function dictionaryFull(keys: readonly string[], maxValues: number): boolean {
+  let bytes = 0;
+  for (const key of keys) bytes += entryBytes(key);
+  return full(keys.length, bytes, maxValues);
+}
 
 /** What a record gives a column: its metadata, or UNREADABLE when its document could not be read. */
 export const UNREADABLE = Symbol('unreadable');
@@ -80,14 +103,22 @@ export function isValueKey(key: string): boolean {
   }
 }
 
-/** Whether `keys`, in code order, can be the dictionary of a column with room `maxValues`: keys keyOf() gives, each once, no more than the room. */
+/**
+ * Whether `keys`, in code order, can be the dictionary of a column with room `maxValues`: keys
+ * keyOf() gives, each once, each added while the dictionary was not yet full.
+ */
 export function validDictionary(keys: readonly string[], maxValues: number): boolean {
-  return keys.length <= maxValues && new Set(keys).size === keys.length && keys.every(isValueKey);
+  let bytes = 0;
+  for (let i = 0; i < keys.length; i++) {
+    if (full(i, bytes, maxValues)) return false;
+    bytes += entryBytes(keys[i]!);
+  }
+  return new Set(keys).size === keys.length && keys.every(isValueKey);
 }
 
-/** Whether a slot of a column with `keyCount` dictionary keys and room `maxValues` can hold `code`: ABSENT, UNKNOWN, a key's, or a bucket once the dictionary is full. */
-export function codeFits(code: number, keyCount: number, maxValues: number): boolean {
-  return code < FIRST_VALUE + keyCount || (keyCount >= maxValues && code >= FIRST_VALUE + maxValues && code < CODES);
+/** Whether a slot of a column with `keyCount` dictionary keys (`isFull`: dictionaryFull()) and room `maxValues` can hold `code`: ABSENT, UNKNOWN, a key's, or a bucket once the dictionary is full. */
+export function codeFits(code: number, keyCount: number, isFull: boolean, maxValues: number): boolean {
+  return code < FIRST_VALUE + keyCount || (isFull && code >= FIRST_VALUE + maxValues && code < CODES);
 }
 
 /** FNV-1a over a key's UTF-16 units: which bucket a value past the dictionary goes to. */
@@ -153,7 +184,7 @@ class Column {
     if (key === undefined) return ABSENT;
     let code = this.dictionary.get(key);
     if (code !== undefined) return code;
-    if (this.dictionary.size >= this.maxValues) {
+    if (this.full) {
       // Every code a slot holds must have a verdict: from the first bucket on, all of them do.
       this.growVerdicts();
       return this.bucketOf(key);
@@ -165,14 +196,19 @@ class Column {
   addKey(key: string): number {
     const code = FIRST_VALUE + this.dictionary.size;
     this.dictionary.set(key, code);
-    this.keyBytes += 2 * key.length + ENTRY_BYTES;
+    this.keyBytes += entryBytes(key);
     return code;
+  }
+
+  /** Whether the dictionary takes no new key: a value past it goes to a bucket. */
+  private get full(): boolean {
+    return full(this.dictionary.size, this.keyBytes, this.maxValues);
   }
 
   /** The code a value wanted by a filter has in this column, if any record can hold it. */
   wantedCode(v: MetaValue): number {
     const key = keyOf(v)!;
-    return this.dictionary.get(key) ?? (this.dictionary.size >= this.maxValues ? this.bucketOf(key) : ABSENT);
+    return this.dictionary.get(key) ?? (this.full ? this.bucketOf(key) : ABSENT);
   }
 
   /** Whether `code` keeps a list of its slots: a value of the dictionary. */
@@ -419,7 +455,8 @@ export class FilterColumns {
    */
   restore(field: string, keys: readonly string[], codes: Uint16Array): boolean {
     if (codes.length !== this.size || this.columns.has(field) || !validDictionary(keys, this.maxValues)) return false;
-    for (let slot = 0; slot < this.size; slot++) if (!codeFits(codes[slot]!, keys.length, this.maxValues)) return false;
+    const isFull = dictionaryFull(keys, this.maxValues);
+    for (let slot = 0; slot < this.size; slot++) if (!codeFits(codes[slot]!, keys.length, isFull, this.maxValues)) return false;
     const column = new Column(this.size, this.maxValues);
     for (const key of keys) column.addKey(key);
     column.counts[ABSENT] = this.size;
@@ -428,7 +465,7 @@ export class FilterColumns {
       if (code !== ABSENT) column.set(slot, code);
     }
     // As codeOf() does once the dictionary is full: every bucket a slot may hold needs a verdict.
-    if (keys.length >= this.maxValues) column.growVerdicts();
+    if (isFull) column.growVerdicts();
     column.unresolved = column.counts[UNKNOWN]! > 0;
     this.columns.set(field, column);
     return true;

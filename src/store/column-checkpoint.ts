@@ -120,10 +120,11 @@ export class ColumnCheckpoints {
     if (plan.kind === 'keep') return plan.ref;
     const file = ++this.highest;
     const path = columnsFilePath(this.dir, file);
-    await ensureDurableDir(this.files, indexDir(this.dir));
-    const handle = await this.files.open(path, 'create');
+    // Encoded before the file is opened: an encoding that throws had left its handle open.
     const blocks = encodeColumns(plan.image, stamp);
     const ref: ColumnsRef = { file, bytes: 0, ...stamp, digest: columnsDigest(blocks) };
+    await ensureDurableDir(this.files, indexDir(this.dir));
+    const handle = await this.files.open(path, 'create');
     this.written = { ref, plan };
     try {
       await handle.truncate(0);

@@ -14,7 +14,7 @@ import { decodeMutation, type Mutation } from './mutations.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
 import { DirectoryLock } from './lock.js';
 import { environmentKind, newestSegmentLost, StateStore, type Checkpoint, type StoreConfig } from './state.js';
-import { codeFits, validDictionary } from '../filter/columns.js';
+import { codeFits, dictionaryFull, validDictionary } from '../filter/columns.js';
 import { readColumnsFile } from './column-file.js';
 import { usableColumns } from './column-restore.js';
 import { columnsFilePath } from './files.js';
@@ -62,7 +62,7 @@ async function checkColumns(dir: string, checkpoint: Checkpoint): Promise<Proble
   const path = columnsFilePath(dir, ref.file);
   const problems: Problem[] = [];
   let maxValues = 0;
-  let field: { name: string; keys: readonly string[] } | undefined;
+  let field: { name: string; keys: readonly string[]; full: boolean } | undefined;
   try {
     const damage = await readColumnsFile(nodeFileLayer, path, ref.bytes, ref, {
       head(h) {
@@ -70,11 +70,11 @@ async function checkColumns(dir: string, checkpoint: Checkpoint): Promise<Proble
       },
       keys() {},
       field(name, keys) {
-        field = { name, keys };
+        field = { name, keys, full: dictionaryFull(keys, maxValues) };
         if (!validDictionary(keys, maxValues)) problems.push({ file: path, offset: `field/${name}`, what: `filter column ${JSON.stringify(name)} has a dictionary no writer makes` });
       },
       codes(first, codes) {
-        const bad = codes.findIndex((c) => !codeFits(c, field!.keys.length, maxValues));
+        const bad = codes.findIndex((c) => !codeFits(c, field!.keys.length, field!.full, maxValues));
         if (bad >= 0) problems.push({ file: path, offset: `field/${field!.name}`, what: `filter column ${JSON.stringify(field!.name)}: entry ${first + bad} holds code ${codes[bad]}, which no value has` });
       },
       columnEnd() {},
