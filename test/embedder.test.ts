@@ -49,7 +49,9 @@ test('USE-lite in the memory API: a paraphrased question recalls the fact it ask
   }
 });
 
-test('USE-lite: a batch size that is not a positive integer is INVALID_OPTION', async () => {
+test('USE-lite: a batch size that is not a positive integer, a misspelt option (bacth) or options that are not an object are INVALID_OPTION', async () => {
   await rejectsWith(() => useLite({ batch: 0 }), 'INVALID_OPTION');
   await rejectsWith(() => useLite({ batch: 1.5 }), 'INVALID_OPTION');
+  await rejectsWith(() => useLite({ bacth: 64 } as never), 'INVALID_OPTION');
+  await rejectsWith(() => useLite(64 as never), 'INVALID_OPTION');
 });

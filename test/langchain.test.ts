@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { readdirSync } from 'node:fs';
 import { Document } from '@langchain/core/documents';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
 import { MemStoreVectorStore } from '../src/langchain/index.js';
@@ -74,6 +75,20 @@ test('LangChain: maxMarginalRelevanceSearch trades relevance for diversity: with
   } finally {
     await store.close();
   }
+});
+
+test('LangChain: a config with a misspelt key (opne), without a directory, or with a store that is not a MemStore is INVALID_OPTION, and no store is made (opne had been dropped, the store made with defaults fixed at creation)', async () => {
+  const dir = tempDir();
+  await rejectsWith(() => MemStoreVectorStore.open(embeddings, { directory: dir, opne: { codec: 'f16' } } as never), 'INVALID_OPTION');
+  await rejectsWith(() => MemStoreVectorStore.open(embeddings, { dir } as never), 'INVALID_OPTION');
+  await rejectsWith(() => MemStoreVectorStore.open(embeddings, { directory: '' }), 'INVALID_OPTION');
+  await rejectsWith(() => MemStoreVectorStore.open(embeddings, { store: {} } as never), 'INVALID_OPTION');
+  await rejectsWith(() => MemStoreVectorStore.open(embeddings, null as never), 'INVALID_OPTION');
+  await rejectsWith(() => MemStoreVectorStore.fromTexts(['a'], {}, embeddings, { directry: dir } as never), 'INVALID_OPTION');
+  assert.deepEqual(readdirSync(dir), [], 'nothing made in the directory');
+  const store = await MemStoreVectorStore.open(embeddings, { directory: dir, open: { codec: 'f16' } });
+  assert.equal(store.store.stats().codec, 'f16');
+  await store.store.close();
 });
 
 test('LangChain: a store reopened from its directory finds what was added (dimension taken from the embeddings at creation)', async () => {

@@ -1,4 +1,6 @@
 import { MemstoreError } from '../errors.js';
+import { isPlainObject } from '../input.js';
+import { onlyKeys } from '../options.js';
 
 /** Dimensions of USE-lite's sentence embeddings. */
 export const USE_LITE_DIM = 512;
@@ -17,6 +19,9 @@ export interface UseLiteOptions {
 interface EmbeddingsModule {
   initModel(source: () => Promise<unknown>): Promise<{ embed(input: string[]): Promise<number[][]> }>;
 }
+/** The keys UseLiteOptions has. */
+const USE_LITE_KEYS: readonly (keyof UseLiteOptions)[] = ['batch'];
+
 interface ModelModule {
   modelSource: () => Promise<unknown>;
 }
@@ -37,6 +42,9 @@ async function load<T>(name: string): Promise<T> {
  * embedder"). An `Embed`: pass it as the store's `embed`: `MemStore.open(dir, { dim: USE_LITE_DIM, embed: await useLite() })`.
  */
 export async function useLite(options: UseLiteOptions = {}): Promise<(texts: string[]) => Promise<Float32Array[]>> {
+  const given: unknown = options;
+  if (!isPlainObject(given)) throw new MemstoreError('INVALID_OPTION', 'useLite takes an options object');
+  onlyKeys('', given, USE_LITE_KEYS);
   const batch = options.batch ?? 8;
   if (!Number.isInteger(batch) || batch < 1) throw new MemstoreError('INVALID_OPTION', `batch must be a positive integer, got ${String(batch)}`, { field: 'batch' });
   const embeddings = await load<EmbeddingsModule>('@energetic-ai/embeddings');

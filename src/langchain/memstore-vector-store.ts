@@ -6,11 +6,29 @@ import { maximalMarginalRelevance } from '@langchain/core/utils/math';
 import { VectorStore, type MaxMarginalRelevanceSearchOptions } from '@langchain/core/vectorstores';
 import { MemstoreError } from '../errors.js';
 import { MemStore, type SearchHit } from '../memstore.js';
-import type { Filter, OpenOptions } from '../options.js';
+import { onlyKeys, type Filter, type OpenOptions } from '../options.js';
+import { isPlainObject } from '../input.js';
 import { statePath } from '../store/files.js';
 
 /** Where a MemStoreVectorStore keeps its documents: a store already open, or a directory to open (creating it with `open`). */
 export type MemStoreVectorStoreConfig = { store: MemStore } | { directory: string; open?: Omit<OpenOptions, 'dim'> & { dim?: number } };
+
+/**
+ * INVALID_OPTION unless `config` is `{ store }` with a MemStore, or `{ directory, open? }` with a
+ * non-empty string: a misspelt key (`opne`) had been dropped, the store made with defaults fixed at
+ * creation, and a missing directory was Node's own TypeError.
+ */
+function checkConfig(config: unknown): asserts config is MemStoreVectorStoreConfig {
+  if (!isPlainObject(config)) throw new MemstoreError('INVALID_OPTION', 'the config must be { store } or { directory, open }', { field: 'config' });
+  if ('store' in config) {
+    onlyKeys('', config, ['store']);
+    if (!(config['store'] instanceof MemStore)) throw new MemstoreError('INVALID_OPTION', 'store must be a MemStore', { field: 'store' });
+    return;
+  }
+  onlyKeys('', config, ['directory', 'open']);
+  const directory = config['directory'];
+  if (typeof directory !== 'string' || directory === '') throw new MemstoreError('INVALID_OPTION', 'the config needs a directory (a non-empty string), or a store', { field: 'directory' });
+}
 
 /** MMR's candidates per result when `fetchK` is not given. @default 20 (LangChain's) */
 const FETCH_K = 20;
@@ -40,6 +58,7 @@ export class MemStoreVectorStore extends VectorStore {
 
   /** open(), the dimension of a store it creates from `dim()` (called only then). */
   private static async openFor(embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig, dim: () => Promise<number>): Promise<MemStoreVectorStore> {
+    checkConfig(config);
     if ('store' in config) return new MemStoreVectorStore(embeddings, { store: config.store });
     let options: OpenOptions = { ...(config.open ?? {}) };
     if (options.dim === undefined && !existsSync(statePath(config.directory))) options = { ...options, dim: await dim() };
