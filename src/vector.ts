@@ -23,7 +23,8 @@ const byteOffsetOf = intrinsicGetter<number>('byteOffset');
  * allocates only its own object.
  */
 export function float32View(v: unknown): Float32Array | undefined {
-  if (!(v instanceof Float32Array) || !types.isFloat32Array(v)) return undefined;
+  // isFloat32Array first: it never throws, where instanceof runs a revoked Proxy's trap.
+  if (!types.isFloat32Array(v) || !(v instanceof Float32Array)) return undefined;
   const length = lengthOf.call(v);
   if (length === 0) return undefined;
   return new Float32Array(bufferOf.call(v), byteOffsetOf.call(v), length);

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { MAX_META_BYTES, MAX_PCA_DIM } from '../src/limits.js';
 import { checkStore } from '../src/store/verify.js';
-import { clustered, rng, tempDir } from './helpers.js';
+import { clustered, rejectsWith, rng, tempDir } from './helpers.js';
 import { applyToModel, crashOp, type ModelRecord } from './support/crash-ops.js';
 import { runUntilKilled } from './support/killable.js';
 
@@ -160,5 +160,66 @@ test('extremes (held): kill -9 in \'batch\' and \'none\' modes (adds, deletes, c
       assert.ok(same(base) || same(withInFlight), `${durability} cycle ${cycle}: the store is neither the acknowledged writes nor them and the batch in flight`);
       model = same(base) ? base : withInFlight;
     }
+  }
+});
+
+test('hostile extremes: rescored cosine scores stay within [-1, 1] (a vector queried with itself scored 1.0000000000000002, whose Math.acos is NaN), and an l2 exact match scores 0, not -0, for every codec', async () => {
+  const next = rng(11);
+  const gauss = () => Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next());
+  const items = Array.from({ length: 50 }, (_, i) => ({ id: `v${i}`, vector: Array.from({ length: 3 }, gauss) }));
+  const cosine = await MemStore.open(tempDir(), { dim: 3, metric: 'cosine', codec: 'f32', cache: false, durability: 'none' });
+  try {
+    await cosine.add(items);
+    for (const it of items) {
+      const [hit] = await cosine.search(it.vector, { k: 1, exact: true });
+      assert.ok(hit!.score <= 1 && hit!.score >= 0.9999999, `${it.id}: ${hit!.score}`);
+      assert.ok(!Number.isNaN(Math.acos(hit!.score)));
+    }
+  } finally {
+    await cosine.close();
+  }
+  for (const codec of ['f32', 'int8', 'rq2'] as const) {
+    const l2 = await MemStore.open(tempDir(), { dim: 8, metric: 'l2', codec, trainSize: 16, cache: false, durability: 'none' });
+    try {
+      const vectors = Array.from({ length: 40 }, () => Array.from({ length: 8 }, gauss));
+      await l2.add(vectors.map((vector, i) => ({ id: `v${i}`, vector })));
+      const [hit] = await l2.search(vectors[7]!, { k: 1 });
+      assert.equal(hit!.id, 'v7', codec);
+      assert.ok(Object.is(hit!.score, 0), `${codec}: ${hit!.score}`);
+    } finally {
+      await l2.close();
+    }
+  }
+});
+
+test('hostile extremes: pca { variance: 1 } keeps as many axes as the data has (rank-3 data in 16-d: 3; float rounding had kept up to 10)', async () => {
+  const next = rng(99);
+  const gauss = () => Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next());
+  const dim = 16;
+  const rank3 = () => {
+    const [a, b, c] = [gauss(), gauss(), gauss()];
+    return Array.from({ length: dim }, (_, i) => a * Math.sin(i) + b * Math.cos(i) + c * (i % 3));
+  };
+  for (const metric of ['cosine', 'dot', 'l2'] as const) {
+    const store = await MemStore.open(tempDir(), { dim, metric, codec: 'f32', pca: { variance: 1 }, trainSize: 50, cache: false, durability: 'none' });
+    try {
+      await store.add(Array.from({ length: 50 }, (_, i) => ({ id: `v${i}`, vector: rank3() })));
+      assert.equal(store.stats().storedDim, 3, metric);
+    } finally {
+      await store.close();
+    }
+  }
+});
+
+test('hostile extremes: a revoked Proxy as the query is INVALID_VECTOR, as it is for add (search threw the engine\'s TypeError)', async () => {
+  const store = await MemStore.open(tempDir(), { dim: 4, cache: false, durability: 'none' });
+  try {
+    await store.add([{ id: 'a', vector: [1, 2, 3, 4] }]);
+    const revoked = Proxy.revocable([1, 2, 3, 4], {});
+    revoked.revoke();
+    await rejectsWith(() => store.search(revoked.proxy as never), 'INVALID_VECTOR');
+    await rejectsWith(() => store.add([{ id: 'b', vector: revoked.proxy as never }]), 'INVALID_VECTOR');
+  } finally {
+    await store.close();
   }
 });

@@ -91,7 +91,8 @@ export class ExactScorer {
       k.exactSquaredDistance(this.query, this.vectors, n, this.padded, this.out);
       const f64 = this.mem.f64();
       const o = this.out >> 3;
-      for (let j = 0; j < n; j++) scores[j] = -Math.sqrt(f64[o + j]!);
+      // 0, not -0, for the vector itself: the score codes-only searches give it too.
+      for (let j = 0; j < n; j++) scores[j] = 0 - Math.sqrt(f64[o + j]!);
       return;
     }
     k.exactDotNorm(this.query, this.vectors, n, this.padded, this.out);
@@ -106,7 +107,9 @@ export class ExactScorer {
       const xNorm = known[j] ?? Math.sqrt(f64[o + 2 * j + 1]!);
       norms[j] = xNorm;
       const denominator = queryNorm * xNorm;
-      scores[j] = denominator === 0 ? 0 : d / denominator;
+      // Rounding can put a vector's cosine with itself at 1.0000000000000002: a cosine is at most 1
+      // (Math.acos of one past it is NaN).
+      scores[j] = denominator === 0 ? 0 : Math.min(1, Math.max(-1, d / denominator));
     }
   }
 
