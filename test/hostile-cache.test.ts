@@ -755,3 +755,23 @@ test('hostile cache: searches that a write overtakes, filtered (of a page index)
     await store.close();
   }
 });
+
+test('an entry counts its options key and filter against the budget: searches filtered by a $in of 10,000 ids keep no more entries than the 2 MiB pay for (the budget had counted none of their 66 MB)', async () => {
+  const dim = 16;
+  const vectors = clustered(100, dim, 4);
+  const store = await MemStore.open(tempDir(), { dim, durability: 'none' });
+  try {
+    await store.add(vectors.map((vector, i) => ({ id: `r${i}`, vector, meta: { doc: `doc-${i}` } })));
+    for (let s = 0; s < 20; s++) {
+      const docs = Array.from({ length: 10_000 }, (_, j) => `doc-${s}-${j}-0123456789abcdef0123456789`);
+      docs[0] = `doc-${s}`;
+      const hits = await store.search(vectors[s]!, { k: 3, filter: { doc: { $in: docs } } });
+      assert.deepEqual(hits.map((h) => h.id), [`r${s}`]);
+    }
+    const { bytes, entries } = store.stats().cache;
+    assert.ok(bytes <= 2 * 1024 * 1024, `the cache holds ${bytes} bytes`);
+    assert.ok(entries <= 3, `${entries} entries of about 1.5 MB each`);
+  } finally {
+    await store.close();
+  }
+});

@@ -1098,9 +1098,14 @@ export class LookasideCache<A> {
     return kernel?.kind === 'int8' ? this.slab.blockBytes(kernel.code) : 0;
   }
 
-  /** Bytes `entry` holds: its blocks (blocksOf), its sketch in the table of its key, its answer, and its objects (estimated). */
+  /**
+   * Bytes `entry` holds: its blocks (blocksOf), its sketch in the table of its key, its answer, its
+   * options key and filter (a key's UTF-16, the filter's copy about as much again: 64 searches
+   * filtered by a $in of 10,000 UUIDs had held 66 MB the budget never counted), and its objects
+   * (estimated).
+   */
   private bytesOf(entry: CacheEntry<A>): number {
-    let bytes = ENTRY_OVERHEAD + 4 * Math.ceil(entry.scan.vector.length / 32) + entry.answerBytes;
+    let bytes = ENTRY_OVERHEAD + 4 * Math.ceil(entry.scan.vector.length / 32) + entry.answerBytes + 4 * entry.key.length;
     for (const view of this.blocksOf(entry)) bytes += this.slab.blockBytes(view);
     return bytes;
   }
