@@ -591,3 +591,23 @@ test('an embedder returning entries that are not numbers (null, booleans, numeri
     }
   }
 });
+
+test('hostile memory: records a plain add gave malformed $ keys ($ns of \'\', a number or null; $at not a time) are not memories: namespaces() does not list them, recall passes over them', async () => {
+  const store = await open();
+  try {
+    await store.remember('real one', { namespace: 'zz' });
+    const at = Date.now();
+    await store.add([
+      { id: 'e', vector: vectorOf('real one'), text: 'empty ns', meta: { $ns: '', $at: at } },
+      { id: 'n', vector: vectorOf('real one'), text: 'number ns', meta: { $ns: 5, $at: at } },
+      { id: 'z', vector: vectorOf('real one'), text: 'null ns', meta: { $ns: null, $at: at } },
+      { id: 'y', vector: vectorOf('real one'), text: 'bad at', meta: { $ns: 'zz', $at: 'yesterday' } },
+    ]);
+    assert.deepEqual(store.namespaces(), ['zz']);
+    const hits = await store.recall('real one', { namespace: 'zz', k: 10 });
+    assert.deepEqual(hits.map((h) => h.text), ['real one']);
+    assert.equal(typeof hits[0]!.at, 'number');
+  } finally {
+    await store.close();
+  }
+});

@@ -125,6 +125,15 @@ function namespaceOf(v: unknown, field: string): string {
   return v;
 }
 
+/** Whether `v` is a namespace namespaceOf() takes. */
+function isNamespace(v: unknown): v is string {
+  try {
+    return v !== undefined && namespaceOf(v, 'namespace') === v;
+  } catch {
+    return false;
+  }
+}
+
 function timeOf(v: unknown, field: string): number | undefined {
   if (v === undefined) return undefined;
   const t = v instanceof Date ? v.getTime() : v;
@@ -267,8 +276,11 @@ export class Memories {
     const now = Date.now();
     const keep = (h: SearchHit): boolean => {
       const m = h.meta ?? {};
-      const at = m[AT] as number;
+      const at = m[AT];
       const expires = m[EXPIRES];
+      // A record a plain add gave a $at that is not a time (MEMORY.md) is not a memory: a recall had
+      // returned at: 'yesterday'.
+      if (typeof at !== 'number' || !Number.isFinite(at)) return false;
       return (typeof expires !== 'number' || expires > now) && (since === undefined || at >= since) && (until === undefined || at <= until) && (o.minScore === undefined || h.score >= o.minScore);
     };
     // Expiry and time windows are not filters the index can test: ask for more until k are kept or none are left.
@@ -298,7 +310,8 @@ export class Memories {
   namespaces(): string[] {
     return this.host
       .valuesOf(NS)
-      .filter((v): v is string => typeof v === 'string')
+      // Only what remember and recall take: a plain add may have written '' or a number there.
+      .filter((v): v is string => isNamespace(v))
       .sort();
   }
 
