@@ -12,15 +12,15 @@ export type MemstoreErrorCode =
   | 'INVALID_VECTOR'
   /** An id is not a non-empty, well-formed string of at most MAX_ID_BYTES UTF-8 bytes. */
   | 'INVALID_ID'
-  /** A record, text, metadata value or filter is of the wrong shape or type, or over its limit. */
+  /** What becomes stored data or selects records is of the wrong shape or type, or over its limit: a record, text, metadata value or filter; the memory API's namespace, meta, ttl, at, since or until. */
   | 'INVALID_ARGUMENT'
-  /** An option of `open` or of `search` is unknown (at any depth), of the wrong type, or out of range. */
+  /** An option of how a call runs (`open`, `search`, recall's `k` and `minScore`, the LangChain adapter, `useLite`) is unknown (at any depth), of the wrong type, or out of range. */
   | 'INVALID_OPTION'
-  /** Reopening with `metric`, `codec`, `pca` or `rescore` contradicting what the store was created with. */
+  /** Reopening with `metric`, `codec`, `pca`, `rescore: true` or `trainSize` contradicting what the store was created with (`field` names it). */
   | 'OPTION_MISMATCH'
   /** The store was closed. */
   | 'CLOSED'
-  /** Another live process holds the directory for writing. */
+  /** Another live process, or another open of this one (any thread, any path to the directory), holds the directory. */
   | 'LOCKED'
   /** Persisted data failed a consistency check; `file` and `offset` say where, `id` which record when one is known. */
   | 'CORRUPTION'
@@ -37,7 +37,7 @@ export interface MemstoreErrorDetails {
   offset?: number | string;
   /** For CORRUPTION of one record: its id. */
   id?: string;
-  /** For INVALID_ID, INVALID_ARGUMENT and INVALID_VECTOR: the path of the offending input, e.g. `records[2].meta.tags[0]`. */
+  /** For input and option errors (INVALID_ID, INVALID_ARGUMENT, INVALID_VECTOR, INVALID_OPTION, DIM_MISMATCH, OPTION_MISMATCH): the path of the offending input or option, e.g. `records[2].meta.tags[0]`, `pages.maxPage`. */
   field?: string;
 }
 

@@ -892,7 +892,7 @@ export class MemStore {
   private async searchOpen(query: Float32Array | readonly number[], options?: SearchOptions): Promise<SearchHit[]> {
     const opts = resolveSearchOptions(options);
     if (opts.rescore === true && !this.config.keepFull) {
-      throw new MemstoreError('INVALID_OPTION', 'rescore needs full-precision vectors; this store was created with rescore: false');
+      throw new MemstoreError('INVALID_OPTION', 'rescore needs full-precision vectors; this store was created with rescore: false', { field: 'rescore' });
     }
     // Before training too: the index then holds full-precision vectors, but its kernels score them
     // in float32, whose order among near ties (and sum, under cancellation) is not the exact one:

@@ -157,6 +157,38 @@ test('lifecycle (held): reopening with each option again, changed, mistyped or o
   await last.close();
 });
 
+test('lifecycle: refusals of options at creation and on reopen carry the field they are about (DIM_MISMATCH, OPTION_MISMATCH, a missing dim, pca past dim, an unknown codec, rescore on a store without full vectors)', async () => {
+  const fieldOf = async (call: () => Promise<unknown>): Promise<[string | undefined, string | undefined]> => {
+    try {
+      await call();
+    } catch (e) {
+      assert.ok(e instanceof MemstoreError, String(e));
+      return [e.code, e.field];
+    }
+    assert.fail('nothing was thrown');
+  };
+  const fresh = tempDir('memstore-life-');
+  assert.deepEqual(await fieldOf(() => MemStore.open(fresh, {})), ['INVALID_OPTION', 'dim']);
+  assert.deepEqual(await fieldOf(() => MemStore.open(fresh, { dim: 4, pca: { dims: 8 } })), ['INVALID_OPTION', 'pca.dims']);
+  assert.deepEqual(await fieldOf(() => MemStore.open(fresh, { dim: 4096, pca: { dims: 8 } })), ['INVALID_OPTION', 'dim']);
+  assert.deepEqual(await fieldOf(() => MemStore.open(fresh, { dim: 4, codec: 'int4' as never })), ['INVALID_OPTION', 'codec']);
+  const dir = tempDir('memstore-life-');
+  const store = await MemStore.open(dir, { dim: DIM, rescore: false, durability: 'none' });
+  await store.add([{ id: 'a', vector: vecs[0]! }]);
+  assert.deepEqual(await fieldOf(() => store.search(vecs[0]!, { rescore: true })), ['INVALID_OPTION', 'rescore']);
+  await store.close();
+  for (const [options, expected] of [
+    [{ dim: DIM + 1 }, ['DIM_MISMATCH', 'dim']],
+    [{ metric: 'dot' }, ['OPTION_MISMATCH', 'metric']],
+    [{ codec: 'f16' }, ['OPTION_MISMATCH', 'codec']],
+    [{ pca: { dims: 4 } }, ['OPTION_MISMATCH', 'pca']],
+    [{ rescore: true }, ['OPTION_MISMATCH', 'rescore']],
+    [{ trainSize: 5 }, ['OPTION_MISMATCH', 'trainSize']],
+  ] as const) {
+    assert.deepEqual(await fieldOf(() => MemStore.open(dir, options as OpenOptions)), expected, JSON.stringify(options));
+  }
+});
+
 test('lifecycle (held): every public method after close is CLOSED, bad arguments included, and close is idempotent', async () => {
   const store = await MemStore.open(tempDir('memstore-life-'), { dim: DIM, durability: 'none', embed: async (t) => t.map(() => vecs[0]!) });
   await store.add([{ id: 'a', vector: vecs[0]! }]);

@@ -108,7 +108,7 @@ export function readVectors(file: string, dim: number | undefined, dimFrom = '--
   const ext = extname(file).toLowerCase();
   const r = ext === '.fvecs' ? readFvecs(file) : ext === '.npy' ? readNpy(file) : ext === '.jsonl' || ext === '.ndjson' ? readJsonl(file) : undefined;
   if (r !== undefined) {
-    if (dim !== undefined && dim !== r.dim) throw new MemstoreError('DIM_MISMATCH', `${file} has dim ${r.dim}, ${dimFrom} says ${dim}`);
+    if (dim !== undefined && dim !== r.dim) throw new MemstoreError('DIM_MISMATCH', `${file} has dim ${r.dim}, ${dimFrom} says ${dim}`, { field: 'dim' });
     return finite(file, r);
   }
   if (dim === undefined) throw bad(file, 'raw float32 needs --dim');

@@ -45,13 +45,13 @@ export function getCodec(name: CodecName): Codec {
     case 'rq4':
       return rq4Codec;
     default:
-      throw new MemstoreError('INVALID_OPTION', `unknown codec ${JSON.stringify(name)}`);
+      throw new MemstoreError('INVALID_OPTION', `unknown codec ${JSON.stringify(name)}`, { field: 'codec' });
   }
 }
 
 /** The element codec called `name` (the kernels' codecs); throws INVALID_OPTION for any other string. */
 export function getScalarCodec(name: ScalarCodecName): ScalarCodec {
   const codec = getCodec(name);
-  if (!('bytesPerDim' in codec)) throw new MemstoreError('INVALID_OPTION', `${JSON.stringify(name)} is not an element codec`);
+  if (!('bytesPerDim' in codec)) throw new MemstoreError('INVALID_OPTION', `${JSON.stringify(name)} is not an element codec`, { field: 'codec' });
   return codec as ScalarCodec;
 }

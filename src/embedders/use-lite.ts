@@ -43,7 +43,7 @@ async function load<T>(name: string): Promise<T> {
  */
 export async function useLite(options: UseLiteOptions = {}): Promise<(texts: string[]) => Promise<Float32Array[]>> {
   const given: unknown = options;
-  if (!isPlainObject(given)) throw new MemstoreError('INVALID_OPTION', 'useLite takes an options object');
+  if (!isPlainObject(given)) throw new MemstoreError('INVALID_OPTION', 'useLite takes an options object', { field: 'options' });
   onlyKeys('', given, USE_LITE_KEYS);
   const batch = options.batch ?? 8;
   if (!Number.isInteger(batch) || batch < 1) throw new MemstoreError('INVALID_OPTION', `batch must be a positive integer, got ${String(batch)}`, { field: 'batch' });

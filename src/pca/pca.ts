@@ -37,9 +37,9 @@ export const PCA_MIN_ROWS = 2;
  */
 export function fitPca(rows: readonly Float32Array[], inDim: number, option: PcaOption): PcaModel {
   const n = rows.length;
-  if (n < PCA_MIN_ROWS) throw new MemstoreError('INVALID_OPTION', `PCA needs at least ${PCA_MIN_ROWS} training vectors`);
+  if (n < PCA_MIN_ROWS) throw new MemstoreError('INVALID_OPTION', `PCA needs at least ${PCA_MIN_ROWS} training vectors`, { field: 'trainSize' });
   if ('dims' in option && option.dims > inDim) {
-    throw new MemstoreError('INVALID_OPTION', `pca.dims (${option.dims}) exceeds dim (${inDim})`);
+    throw new MemstoreError('INVALID_OPTION', `pca.dims (${option.dims}) exceeds dim (${inDim})`, { field: 'pca.dims' });
   }
   const mean = new Float64Array(inDim);
   for (const row of rows) for (let i = 0; i < inDim; i++) mean[i]! += row[i]!;

@@ -5,14 +5,14 @@ import { FORMAT_VERSION, type StoreConfig } from './state.js';
 
 /** The configuration a create would persist; INVALID_OPTION, before anything exists on disk, when it cannot be made. */
 export function createConfig(opts: ResolvedOpenOptions, dir: string): StoreConfig {
-  if (opts.dim === undefined) throw new MemstoreError('INVALID_OPTION', `${dir} holds no store, and dim is required to create one`);
+  if (opts.dim === undefined) throw new MemstoreError('INVALID_OPTION', `${dir} holds no store, and dim is required to create one`, { field: 'dim' });
   if (opts.pca !== undefined && 'dims' in opts.pca && opts.pca.dims > opts.dim) {
-    throw new MemstoreError('INVALID_OPTION', `pca.dims (${opts.pca.dims}) exceeds dim (${opts.dim})`);
+    throw new MemstoreError('INVALID_OPTION', `pca.dims (${opts.pca.dims}) exceeds dim (${opts.dim})`, { field: 'pca.dims' });
   }
   // The model is fitted inside an add, blocking the process for a time cubic in dim: refused
   // here, before anything exists, rather than there.
   if (opts.pca !== undefined && opts.dim > MAX_PCA_DIM) {
-    throw new MemstoreError('INVALID_OPTION', `pca needs dim ${MAX_PCA_DIM} at most (fitting it is cubic in dim), got ${opts.dim}`);
+    throw new MemstoreError('INVALID_OPTION', `pca needs dim ${MAX_PCA_DIM} at most (fitting it is cubic in dim), got ${opts.dim}`, { field: 'dim' });
   }
   return {
     formatVersion: FORMAT_VERSION,
@@ -49,10 +49,10 @@ export function settlePages(config: StoreConfig, opts: ResolvedOpenOptions): { p
 /** DIM_MISMATCH or OPTION_MISMATCH when options given on reopen contradict what the store was created with. */
 export function checkReopen(config: StoreConfig, opts: ResolvedOpenOptions): void {
   if (opts.dim !== undefined && opts.dim !== config.dim) {
-    throw new MemstoreError('DIM_MISMATCH', `store has dim ${config.dim}, opened with ${opts.dim}`);
+    throw new MemstoreError('DIM_MISMATCH', `store has dim ${config.dim}, opened with ${opts.dim}`, { field: 'dim' });
   }
   const mismatch = (what: string, stored: unknown, given: unknown): MemstoreError =>
-    new MemstoreError('OPTION_MISMATCH', `store was created with ${what} ${JSON.stringify(stored)}, opened with ${JSON.stringify(given)}`);
+    new MemstoreError('OPTION_MISMATCH', `store was created with ${what} ${JSON.stringify(stored)}, opened with ${JSON.stringify(given)}`, { field: what });
   if (opts.metric !== undefined && opts.metric !== config.metric) throw mismatch('metric', config.metric, opts.metric);
   if (opts.codec !== undefined && opts.codec !== config.codec) throw mismatch('codec', config.codec, opts.codec);
   if (opts.pca !== undefined && JSON.stringify(opts.pca) !== JSON.stringify(config.pca)) throw mismatch('pca', config.pca, opts.pca);
