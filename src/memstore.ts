@@ -67,6 +67,18 @@ export type { SearchHit } from './search/search-path.js';
 import { SearchPath, type RescoringStats, type SearchHit } from './search/search-path.js';
 import { EXPIRES, Memories, type MemoryHit, type RecallOptions, type Remembered, type RememberOptions } from './memory/memories.js';
 
+/** What only open() hands the constructor. */
+const OPENING: unique symbol = Symbol('MemStore.open');
+
+/** Whether `path` is something other than a directory (a path under a file, ENOTDIR, is left to fail later as IO). */
+function isFile(path: string): boolean {
+  try {
+    return statSync(path, { throwIfNoEntry: false })?.isDirectory() === false;
+  } catch {
+    return false;
+  }
+}
+
 /** Ids per delete of compact()'s sweep of expired memories. */
 const SWEEP_BATCH = 10_000;
 
@@ -239,6 +251,7 @@ export class MemStore {
   private readonly columnFiles: ColumnCheckpoints;
 
   private constructor(
+    opening: typeof OPENING,
     readonly dir: string,
     private readonly options: StoreOptions,
     private readonly config: StoreConfig,
@@ -250,6 +263,9 @@ export class MemStore {
     pca: PcaModel | undefined,
     checkpointLsn: number,
   ) {
+    // Private to TypeScript only: plain JavaScript can call `new MemStore(dir, options)`, which had
+    // failed with a TypeError reading the missing configuration.
+    if (opening !== OPENING) throw new MemstoreError('INVALID_ARGUMENT', 'a store is opened with await MemStore.open(dir, options), not new MemStore()');
     this.codec = getCodec(config.codec);
     this.bounds = vectorBounds(config);
     this.space = new VectorSpace(config, pca);
@@ -419,7 +435,7 @@ export class MemStore {
       if (!logMade) await state.markLogMade();
       // Wal.open rotates nothing (onSegment is not called there): the mark is still madeSegment.
       if (madeSegment !== wal.activeFirstLsn) await state.markLogSegment(wal.activeFirstLsn);
-      store = new MemStore(dir, storeOpts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
+      store = new MemStore(OPENING, dir, storeOpts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
       await store.load(checkpoint, internal.indexDamage);
       await store.replay(checkpoint.lsn);
       // Files of generations the state does not name go only now that all of it has proven sound:
@@ -914,6 +930,10 @@ export class MemStore {
 
   /** What open() requires of `dir` before it locks it, and the directory made (durably) when it is not there. */
   private static async checkDirectory(dir: string, opts: ResolvedOpenOptions, internal: { repairing?: boolean; importing?: boolean }): Promise<void> {
+    // A file where the directory should be: the lock had failed on it with IO "locking ... failed".
+    if (isFile(dir)) {
+      throw new MemstoreError('INVALID_ARGUMENT', `${dir} is a file, not a directory: a store is a directory`, { field: 'dir', file: dir });
+    }
     if (internal.importing !== true) refuseUnfinishedImport(dir);
     // Creating a state file over a store that lost its own would make a new, empty store over the
     // old one's files: its log replayed into it from the wrong place, its index and arena files written over.

@@ -57,8 +57,8 @@ export interface CacheOptions {
   entries?: number;
   /**
    * Vectors each remembered query keeps beyond the candidates its search needed, as a multiple of
-   * them (40 candidates when rescoring k = 10: 100 more). More: more near queries served, and a
-   * costlier scan when the search runs. @default 2.5
+   * them (an int8 store rescoring k = 10 takes 20 candidates: 50 more). More: more near queries
+   * served, and a costlier scan when the search runs. @default 2.5
    */
   pool?: number;
   /** Bytes the cache may hold in all (pools, answers, hot vectors, documents and texts). @default 2 MiB */
@@ -110,7 +110,7 @@ export interface OpenOptions {
    * the codes rank well: on 512-d sentence embeddings rq2 with 4 lost at most 0.0013 of recall@10 at
    * the page counts of searches at 0.95 and 0.99, in 0.66–0.82 of the time (README, "4 candidates
    * per result on the sentence sets"); on GloVe-like data rq2 needs its 12.
-   * @default 2 (int8), 4 (fp8, f16, f32, and any codec after PCA), 10 (rq4), 12 (rq2), 24 (rq1)
+   * @default 2 (int8), 4 (fp8, f16, f32), 10 (rq4), 12 (rq2), 24 (rq1); with PCA, the codec's and at least 4
    */
   oversample?: number;
   /** When a write's promise resolves: after fsync ('always'), after at most a few ms ('batch'), or when the OS writes ('none'). @default 'always' */

@@ -120,7 +120,10 @@ export function toVector(v: unknown, dim: number, what: string): Float32Array {
   }
   for (let i = 0; i < out.length; i++) {
     // A finite double can still overflow float32 to ±Infinity on conversion; both are rejected.
-    if (!Number.isFinite(out[i]!)) throw new MemstoreError('INVALID_VECTOR', `${what}[${i}] is not finite`, { field: `${what}[${i}]` });
+    if (!Number.isFinite(out[i]!)) {
+      const given = Array.isArray(v) ? (v[i] as number) : out[i]!;
+      throw new MemstoreError('INVALID_VECTOR', Number.isFinite(given) ? `${what}[${i}] is ${given}, past float32's largest (3.4028235e38)` : `${what}[${i}] is not finite`, { field: `${what}[${i}]` });
+    }
   }
   return out;
 }

@@ -33,12 +33,15 @@ async function checkpointedThenLogged(): Promise<string> {
   return dir;
 }
 
-test('lifecycle: opening a path that is a file to create a store there is IO, not a raw ENOTDIR', async () => {
-  // The lock file is the first file made in the directory; its system error escaped as a plain Error.
+test('lifecycle: opening a path that is a file is INVALID_ARGUMENT naming dir, with dim or without (it was IO from the lock, a raw ENOTDIR before that), the file untouched; a path under a file is IO', async () => {
   const file = join(tempDir('memstore-life-'), 'a-file');
   writeFileSync(file, 'not a store');
-  await rejectsWith(() => MemStore.open(file, { dim: DIM }), 'IO');
-  await rejectsWith(() => MemStore.open(file), 'INVALID_OPTION');
+  for (const options of [{ dim: DIM }, {}]) {
+    const e = await MemStore.open(file, options).then(() => undefined, (err: unknown) => err);
+    assert.ok(e instanceof MemstoreError && e.code === 'INVALID_ARGUMENT' && e.field === 'dir', String(e));
+  }
+  assert.equal(readFileSync(file, 'utf8'), 'not a store');
+  await rejectsWith(() => MemStore.open(join(file, 'under'), { dim: DIM }), 'IO');
 });
 
 test('lifecycle: a store directory that lost its state file is CORRUPTION at open, with dim or without, in verify and in repair, and open creates nothing there', async () => {
@@ -187,6 +190,11 @@ test('lifecycle: refusals of options at creation and on reopen carry the field t
   ] as const) {
     assert.deepEqual(await fieldOf(() => MemStore.open(dir, options as OpenOptions)), expected, JSON.stringify(options));
   }
+});
+
+test('lifecycle: new MemStore() from plain JavaScript is INVALID_ARGUMENT (a TypeError reading its configuration)', async () => {
+  const Ctor = MemStore as unknown as new (dir: string, options: unknown) => unknown;
+  assert.throws(() => new Ctor(tempDir('memstore-life-'), { dim: 4 }), (err: unknown) => err instanceof MemstoreError && err.code === 'INVALID_ARGUMENT');
 });
 
 test('lifecycle (held): every public method after close is CLOSED, bad arguments included, and close is idempotent', async () => {

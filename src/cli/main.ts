@@ -125,13 +125,13 @@ program
 program
   .command('verify')
   .argument('<dir>', 'store directory')
-  .description('check every checksum of the state, the write-ahead log and the text arena; exit code 1 on corruption')
+  .description('check every checksum of the state, the write-ahead log, the index file, the filter columns and both arenas (texts, vectors); exit code 1 on corruption')
   .action((dir: string) => verify(dir));
 
 program
   .command('compact')
   .argument('<dir>', 'store directory')
-  .description('checkpoint, collect the text arena and rewrite the state file so disk use tracks live data')
+  .description('delete expired memories, checkpoint, collect both arenas, re-cluster the pages, rewrite the index and the state file, so disk use tracks live data')
   .action((dir: string) => compact(dir));
 
 program

@@ -149,7 +149,8 @@ export class DirectoryLock {
     // this process was left by a thread that is gone (a terminated worker) and is stale.
     const key = claimKey(dir);
     const claimed = threadClaims?.claim(key);
-    if (claimed === false) throw new MemstoreError('LOCKED', `${dir} is open in another thread of this process`);
+    // Claims are by the directory itself, links resolved: this thread's own open of it by another path lands here too.
+    if (claimed === false) throw new MemstoreError('LOCKED', `${dir} is already open in this process (in this thread by another path, or in another thread)`, { file: dir });
     try {
       const lock = DirectoryLock.take(dir, files, path, claimed === true);
       lock.claim = claimed === true ? key : undefined;
