@@ -6,7 +6,8 @@
  * bench's vectors, which at a thousand vectors is most of an rq row.
  *
  *   npm run build && node dist/examples/budget.js [results.json] [budget bytes] [vectors]
- *   (defaults: bench/results/default/results.json, 256 MiB, 1,000,000)
+ *   (defaults: bench/results/default/results.json, 256MiB, 1M; sizes and counts as memstore bench
+ *   takes them: 2GB, 512MiB, 5M, 1000000)
  *
  * Make your own results.json with `npx memstore bench --data your.f32 --dim N --out DIR` on your
  * embeddings: recall and the bytes PCA saves depend on the data.
@@ -27,9 +28,23 @@ interface Row {
   qps: number;
 }
 
-const [file = new URL('../../bench/results/default/results.json', import.meta.url).pathname, budgetArg = String(256 << 20), countArg = '1000000'] = process.argv.slice(2);
-const budget = Number(budgetArg);
-const count = Number(countArg);
+const [file = new URL('../../bench/results/default/results.json', import.meta.url).pathname, budgetArg = '256MiB', countArg = '1M'] = process.argv.slice(2);
+
+/** `2GB`, `512MiB`, `1.5g`, `5M`, `1000000`: as `memstore bench --budget` and `--count` take them. */
+function amount(text: string, what: string): number {
+  const units: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const unit = m === null ? undefined : units[m[2]!.toLowerCase()];
+  const n = m === null || unit === undefined ? Number.NaN : Number(m[1]) * unit;
+  if (!(n >= 1)) {
+    console.error(`cannot read ${JSON.stringify(text)} as ${what} (e.g. 2GB, 512MiB, 5M, 1000000)\nusage: node dist/examples/budget.js [results.json] [budget] [vectors]`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const budget = amount(budgetArg, 'a budget');
+const count = Math.round(amount(countArg, 'a count of vectors'));
 const MIN_RECALL = 0.95;
 
 /** RAM for `count` vectors: each costs what it did less its share of the model, and the model comes once. */
@@ -38,7 +53,13 @@ function projected(r: Row): number {
   return count * perVector + r.fixedBytes;
 }
 
-const report = JSON.parse(readFileSync(file, 'utf8')) as { data: unknown; rows: Row[] };
+let report: { data: unknown; rows: Row[] };
+try {
+  report = JSON.parse(readFileSync(file, 'utf8')) as { data: unknown; rows: Row[] };
+} catch (e) {
+  console.error(`cannot read ${file} as the results.json of memstore bench (${(e as Error).message}); make one with npx memstore bench --out DIR`);
+  process.exit(2);
+}
 const fitting = report.rows
   .filter((r) => r.kind === 'memstore' && projected(r) <= budget)
   .sort((a, b) => b.recall10 - a.recall10 || b.qps - a.qps);

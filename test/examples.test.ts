@@ -37,3 +37,11 @@ test('examples/budget: picks a configuration from bench results that fits the bu
   assert.match(await example('budget'), /^MemStore\.open\(dir, \{ dim, \.\.\.\{"codec":"[^"]+"/m);
   assert.match(await example('budget', [fileURLToPath(new URL('../../bench/results/default/results.json', import.meta.url)), '1000', '1000000']), /no configuration the bench measured fits/);
 });
+
+test('examples/budget: takes sizes and counts as memstore bench does (2GB, 5M: it had printed "budget NaN MiB"), and a wrong one or a missing results file exits 2 saying so', async () => {
+  const results = fileURLToPath(new URL('../../bench/results/default/results.json', import.meta.url));
+  assert.match(await example('budget', [results, '2GB', '5M']), /^budget 1907 MiB for 5,000,000 vectors/m);
+  for (const args of [[results, '2XB', '5'], [results, '2GB', 'many'], ['no-such-results.json', '2GB', '5M']]) {
+    await assert.rejects(example('budget', args), (e: unknown) => (e as { code?: unknown }).code === 2, args.join(' '));
+  }
+});
