@@ -21,14 +21,33 @@ function fail(path: string, what: string, cause?: unknown): MemstoreError {
   return new MemstoreError('INVALID_ARGUMENT', `${path} ${what}; metadata must be JSON data`, cause === undefined ? { field: path } : { cause, field: path });
 }
 
+/**
+ * What an object is, for a message: `a Map`, `a Date`, or, for a plain object or array made in
+ * another realm (a `vm` context), so, since its prototype is not this realm's and it is refused as
+ * one of an unknown class (the message had said "is a Object").
+ */
+export function objectKind(v: object): string {
+  let proto: unknown;
+  let name: unknown;
+  try {
+    proto = Object.getPrototypeOf(v);
+    name = (proto as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  } catch {
+    return 'an object that cannot be inspected';
+  }
+  if (proto === Object.prototype || proto === null) return 'an object';
+  if (proto === Array.prototype) return 'an array';
+  if (name === 'Object' || name === 'Array') return `${name === 'Object' ? 'an object' : 'an array'} of another realm (a vm context): make it in this one`;
+  return typeof name === 'string' && name !== '' ? `a ${name}` : 'an object of another kind';
+}
+
 function kindOf(v: unknown): string {
   if (v === undefined) return 'undefined';
   if (typeof v === 'function') return 'a function';
   if (typeof v === 'symbol') return 'a symbol';
   if (typeof v === 'bigint') return 'a BigInt';
   if (typeof v === 'number') return String(v);
-  const name = (Object.getPrototypeOf(v) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
-  return typeof name === 'string' && name !== '' ? `a ${name}` : 'an object of another kind';
+  return typeof v === 'object' && v !== null ? objectKind(v) : `a ${typeof v}`;
 }
 
 function keyPath(path: string, key: string): string {

@@ -1,6 +1,7 @@
 import { CODEC_NAMES, type CodecName } from './codec/codec.js';
 import { MemstoreError } from './errors.js';
 import { isPlainObject, readGuarded } from './input.js';
+import { objectKind } from './meta.js';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import type { Durability } from '../wal/index.js';
 
@@ -221,8 +222,7 @@ export function describe(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v);
   if (typeof v === 'bigint') return `${v}n (a BigInt)`;
-  if (Array.isArray(v)) return 'an array';
-  return `a ${typeof v}`;
+  return typeof v === 'object' ? objectKind(v) : `a ${typeof v}`;
 }
 
 /** Refuses keys of `v` outside `allowed`, naming the first unknown one with its full path (INVALID_OPTION, `field` the path). */

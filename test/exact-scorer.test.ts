@@ -8,9 +8,9 @@ import { dot, norm, squaredDistance } from '../src/vector.js';
 /** The exact score as vector.ts defines it, one vector at a time. */
 function reference(metric: Metric, q: Float32Array, qNorm: number, x: Float32Array, xNorm: number | undefined): number {
   if (metric === 'dot') return dot(q, x);
-  if (metric === 'l2') return -Math.sqrt(squaredDistance(q, x));
+  if (metric === 'l2') return 0 - Math.sqrt(squaredDistance(q, x));
   const d = qNorm * (xNorm ?? norm(x));
-  return d === 0 ? 0 : dot(q, x) / d;
+  return d === 0 ? 0 : Math.min(1, Math.max(-1, dot(q, x) / d));
 }
 
 for (const metric of METRICS) {

@@ -93,9 +93,10 @@ export function loadFixture(): Fixture {
 /** The exact score a store computes for a full-precision vector (ExactScorer), bit for bit (src/vector.ts, in float64). */
 export function storeScore(metric: Metric, q: Float32Array, x: Float32Array): number {
   if (metric === 'dot') return dot(q, x);
-  if (metric === 'l2') return -Math.sqrt(squaredDistance(q, x));
+  // 0, not -0, for a distance of 0; a cosine clamped to [-1, 1] (rounding passed 1).
+  if (metric === 'l2') return 0 - Math.sqrt(squaredDistance(q, x));
   const d = norm(q) * norm(x);
-  return d === 0 ? 0 : dot(q, x) / d;
+  return d === 0 ? 0 : Math.min(1, Math.max(-1, dot(q, x) / d));
 }
 
 export function exactScore(metric: Metric, q: Float32Array, x: Float32Array): number {

@@ -8,7 +8,7 @@ import type { CodecName } from '../src/codec/codec.js';
 import { getCodec } from '../src/codec/index.js';
 import type { Metric } from '../src/options.js';
 import { indexFilePath } from '../src/store/files.js';
-import { BLOCK_DELTA, BlockWriter } from '../src/store/index-file.js';
+import { BLOCK_DELTA, BlockWriter, indexDigest } from '../src/store/index-file.js';
 import { StateStore } from '../src/store/state.js';
 import { damageText, gaussian, rejectsWith, rng, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
@@ -269,7 +269,8 @@ test('hostile pages: a checksum-intact index record naming page 1,000,000 opens 
   writer.add({ id: 'r3', code: { code, scale }, place: undefined, documented: false, page: 1_000_000 });
   const block = writer.finish()[0]!;
   appendFileSync(indexFilePath(dir, before.indexGeneration), block);
-  await state.commitCheckpoint({ checkpoint: { ...before, indexBytes: before.indexBytes + block.length }, docs: new Map() });
+  // Named as a writer names it: the digest continues the prefix's (INDEX.md).
+  await state.commitCheckpoint({ checkpoint: { ...before, indexBytes: before.indexBytes + block.length, indexDigest: indexDigest([block], before.indexDigest) }, docs: new Map() });
   await state.close();
 
   const started = Date.now();

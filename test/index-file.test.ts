@@ -151,6 +151,21 @@ test('index: a missing index file that the checkpoint gives a length is CORRUPTI
   assert.match(e.message, /index file missing/);
 });
 
+/** The digest a writer's checkpoint names the first `length` bytes of `path` by (indexDigest() of their blocks' headers). */
+function digestOfFile(path: string, length: number): number {
+  const bytes = readFileSync(path);
+  let digest = 0;
+  for (let at = 0; at < length; at += INDEX_HEADER_SIZE + bytes.readUInt32LE(at)) digest = crc32c(bytes, at, at + INDEX_HEADER_SIZE, digest);
+  return digest;
+}
+
+/** Commits `checkpoint` with the digest of its index prefix as the file now holds it: as a writer that wrote those bytes would. */
+async function commitAsWriter(dir: string, checkpoint: ReturnType<typeof checkpointOf>): Promise<void> {
+  const state = StateStore.open(dir);
+  await state.commitCheckpoint({ checkpoint: { ...checkpoint, indexDigest: digestOfFile(indexFilePath(dir, checkpoint.indexGeneration), checkpoint.indexBytes) }, docs: new Map() });
+  await state.close();
+}
+
 /** A store whose delta block (after the snapshot, at `snapshotEnd`) was changed by `change` and sealed again, as a writer seals. */
 async function resealedDelta(change: (bytes: Buffer, at: number) => void): Promise<{ dir: string; snapshotEnd: number }> {
   const { dir, snapshotEnd } = await storeWithDelta();
@@ -161,6 +176,7 @@ async function resealedDelta(change: (bytes: Buffer, at: number) => void): Promi
   change(bytes, snapshotEnd);
   bytes.writeUInt32LE(maskCrc(crc32c(bytes, snapshotEnd + 8, snapshotEnd + INDEX_HEADER_SIZE + length)), snapshotEnd + 4);
   writeFileSync(path, bytes);
+  await commitAsWriter(dir, checkpointOf(dir));
   return { dir, snapshotEnd };
 }
 
@@ -202,6 +218,7 @@ test('index: a SNAPSHOT block after a DELTA block, checksum intact, is CORRUPTIO
   bytes[deltaEnd + 8] = BLOCK_SNAPSHOT;
   bytes.writeUInt32LE(maskCrc(crc32c(bytes, deltaEnd + 8, deltaEnd + INDEX_HEADER_SIZE + length)), deltaEnd + 4);
   writeFileSync(path, bytes);
+  await commitAsWriter(dir, checkpointOf(dir));
   const e = await corruptionAtOpen(dir);
   assert.equal(e.offset, deltaEnd);
 });
@@ -336,9 +353,7 @@ test('index: ids that are not ASCII reopen as they were written; an id that is n
   block[at + 1] = 0x28;
   new DataView(block.buffer, block.byteOffset).setUint32(4, maskCrc(crc32c(block, 8, block.length)), true);
   appendFileSync(indexFilePath(dir, before.indexGeneration), block);
-  const state = StateStore.open(dir);
-  await state.commitCheckpoint({ checkpoint: { ...before, indexBytes: before.indexBytes + block.length }, docs: new Map() });
-  await state.close();
+  await commitAsWriter(dir, { ...before, indexBytes: before.indexBytes + block.length });
   await corruptionAtOpen(dir);
 });
 
@@ -389,9 +404,7 @@ test('index: once trained, a record without a code, or without the full-precisio
   delta.add({ id: 'r5', code: { code: new Uint8Array(DIM), scale: 1 }, place: undefined, documented: false });
   const [block] = delta.finish();
   appendFileSync(path, block!);
-  const state = StateStore.open(dir);
-  await state.commitCheckpoint({ checkpoint: { ...before, indexBytes: before.indexBytes + block!.length }, docs: new Map() });
-  await state.close();
+  await commitAsWriter(dir, { ...before, indexBytes: before.indexBytes + block!.length });
 
   const store = await MemStore.open(dir, { cache: false });
   assert.equal(store.stats().count, N - 2);
@@ -605,9 +618,7 @@ function rawDelta(records: Uint8Array, count: number, codeBytes: number): Uint8A
 async function appendCommitted(dir: string, block: Uint8Array): Promise<void> {
   const before = checkpointOf(dir);
   appendFileSync(indexFilePath(dir, before.indexGeneration), block);
-  const state = StateStore.open(dir);
-  await state.commitCheckpoint({ checkpoint: { ...before, indexBytes: before.indexBytes + block.length }, docs: new Map() });
-  await state.close();
+  await commitAsWriter(dir, { ...before, indexBytes: before.indexBytes + block.length });
 }
 
 test('index: a record of a page-clustered store carries its page (PAGE), and a PAGE without a code, checksum intact, is CORRUPTION at open', async () => {
@@ -656,6 +667,53 @@ async function recordOf(dir: string, id: string): Promise<{ code: Uint8Array; sc
   assert.ok(found !== undefined, `no record of ${id}`);
   return found;
 }
+
+test("index: another store's index file put in a store's place (same generation, ids, sizes and length, every checksum intact) is CORRUPTION at open and a problem for verify, by the digest the checkpoint names (it had been read as this store's); a checkpoint without a digest (older) opens, and the next one names it", async () => {
+  const make = async (seed: number) => {
+    const dir = tempDir('memstore-index-');
+    const vectors = clustered(N, DIM, seed);
+    const store = await MemStore.open(dir, { dim: DIM, durability: 'none', cache: false });
+    await store.add(Array.from({ length: N }, (_, i) => ({ id: `r${i}`, vector: vectors[i]! })));
+    await store.close();
+    return dir;
+  };
+  const mine = await make(1);
+  const theirs = await make(2);
+  const { indexGeneration, indexBytes, indexDigest } = checkpointOf(mine);
+  assert.equal(checkpointOf(theirs).indexGeneration, indexGeneration);
+  assert.equal(checkpointOf(theirs).indexBytes, indexBytes);
+  assert.equal(typeof indexDigest, 'number');
+  const saved = readFileSync(indexFilePath(mine, indexGeneration));
+  writeFileSync(indexFilePath(mine, indexGeneration), readFileSync(indexFilePath(theirs, indexGeneration)));
+  const e = await corruptionAtOpen(mine);
+  assert.equal(e.file, indexFilePath(mine, indexGeneration));
+  assert.equal(e.offset, 0);
+  const report = await checkStore(mine);
+  assert.ok(report.problems.some((p) => p.file === indexFilePath(mine, indexGeneration)), JSON.stringify(report.problems));
+  // Repair reads none of its records: the whole prefix goes to the report, and a clean store is left.
+  const other = await make(3);
+  writeFileSync(indexFilePath(other, indexGeneration), readFileSync(indexFilePath(theirs, indexGeneration)));
+  const repaired = await repairIndex(other);
+  assert.ok(repaired.index.some((d) => d.offset === 0 && d.end === indexBytes), JSON.stringify(repaired.index));
+  assert.deepEqual((await checkStore(other)).problems, []);
+  // The store's own file back, and its checkpoint without a digest, as one written before digests: it opens.
+  writeFileSync(indexFilePath(mine, indexGeneration), saved);
+  const { indexDigest: _d, ...older } = checkpointOf(mine);
+  const state = StateStore.open(mine);
+  await state.commitCheckpoint({ checkpoint: older, docs: new Map() });
+  await state.close();
+  assert.equal(checkpointOf(mine).indexDigest, undefined);
+  const store = await MemStore.open(mine, { cache: false });
+  await store.add([{ id: 'later', vector: vecs[0]! }]);
+  await store.close();
+  assert.equal(typeof checkpointOf(mine).indexDigest, 'number', 'the next checkpoint names one');
+  const again = await MemStore.open(mine, { cache: false });
+  try {
+    assert.equal(again.stats().count, N + 1);
+  } finally {
+    await again.close();
+  }
+});
 
 test('index: a record naming a page at or past the checkpoint\'s record count (up to 2^32 - 1), checksum intact, is routed to its nearest page once loading ends: no page is made for it, and it is found', async () => {
   for (const page of [2 ** 32 - 1, N]) {

@@ -11,7 +11,7 @@ import type { CommitPipeline } from './commit-pipeline.js';
 import type { Damage } from './damage.js';
 import { arenaSegmentPath, type ArenaSpace } from './files.js';
 import { frameSize } from '../arena/format.js';
-import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, recordFlags, type IndexFile } from './index-file.js';
+import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, indexDigest, recordFlags, type IndexFile } from './index-file.js';
 import type { Mutation } from './mutations.js';
 import { asMemstoreError } from './record-errors.js';
 import type { RecordReads } from './record-reads.js';
@@ -194,16 +194,18 @@ export class Checkpointer {
     const indexFile = this.env.indexFile();
     const checkpoint = { ...base, ...hints };
     // The columns file is written once the index's part is, stamped with the length the commit names.
-    const commitNaming = async (indexGeneration: number, indexBytes: number) => {
+    const commitNaming = async (indexGeneration: number, indexBytes: number, digest: number | undefined) => {
       const ref = await columns.write(columnsPlan, { indexGeneration, indexBytes });
-      await state.commitCheckpoint({ checkpoint: withColumns({ ...checkpoint, indexGeneration, indexBytes }, ref), docs, ...extra });
+      // The digest named anew, or none (an index read leniently over damage): never the one `base` carried.
+      const { indexDigest: _d, ...rest } = checkpoint;
+      await state.commitCheckpoint({ checkpoint: withColumns({ ...rest, indexGeneration, indexBytes, ...(digest === undefined ? {} : { indexDigest: digest }) }, ref), docs, ...extra });
     };
     if (rewrite) {
       const generation = indexFile.generation + 1;
       let bytes: number | undefined;
       try {
         bytes = await indexFile.writeGeneration(generation, blocks);
-        await commitNaming(generation, bytes);
+        await commitNaming(generation, bytes, indexDigest(blocks));
       } catch (e) {
         // A failure after the commit (its flush) leaves a state that names the new file: deleting it would lose the index.
         if (bytes !== undefined && this.stateNames(generation, bytes)) await this.adopted(columnsPlan, () => indexFile.adoptGeneration());
@@ -214,15 +216,17 @@ export class Checkpointer {
       return;
     }
     const length = blocks.length === 0 ? indexFile.committed : await indexFile.append(blocks);
+    const before = indexFile.digest;
+    const digest = before === undefined ? undefined : indexDigest(blocks, before);
     try {
-      await commitNaming(indexFile.generation, length);
+      await commitNaming(indexFile.generation, length, digest);
     } catch (e) {
       // As above: once the state names the new length, the next append must not cut it back.
-      if (this.stateNames(indexFile.generation, length)) await this.adopted(columnsPlan, async () => indexFile.commitAppend(length));
+      if (this.stateNames(indexFile.generation, length)) await this.adopted(columnsPlan, async () => indexFile.commitAppend(length, digest));
       else await this.abandoned(async () => undefined);
       throw e;
     }
-    await this.adopted(columnsPlan, async () => indexFile.commitAppend(length));
+    await this.adopted(columnsPlan, async () => indexFile.commitAppend(length, digest));
   }
 
   /** The commit landed: the index file and the columns file it names become current. */

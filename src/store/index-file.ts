@@ -270,6 +270,37 @@ export interface IndexReadResult {
   readonly uncommitted: number;
 }
 
+/**
+ * The digest a checkpoint names the index prefix by (INDEX.md, "Files and generations"): CRC-32C of
+ * the 20-byte headers of `blocks`, in order, continuing `from` (the digest of the blocks before
+ * them; 0 for none).
+ */
+export function indexDigest(blocks: readonly Uint8Array[], from = 0): number {
+  let digest = from;
+  for (const b of blocks) digest = crc32c(b, 0, INDEX_HEADER_SIZE, digest);
+  return digest;
+}
+
+/**
+ * indexDigest() of the blocks of `[0, committed)` as the file holds them, from their headers alone
+ * (one read of 20 bytes a block), before anything is parsed; undefined when the headers do not
+ * chain to exactly the committed length (damage, which the read that follows reports).
+ */
+async function headerDigest(handle: FileHandle, committed: number): Promise<number | undefined> {
+  const header = new Uint8Array(INDEX_HEADER_SIZE);
+  const view = new DataView(header.buffer);
+  let digest = 0;
+  let pos = 0;
+  while (pos < committed) {
+    if (pos + INDEX_HEADER_SIZE > committed) return undefined;
+    const got = handle.readSync !== undefined ? handle.readSync(header, pos) : await handle.read(header, pos);
+    if (got < INDEX_HEADER_SIZE) return undefined;
+    digest = crc32c(header, 0, INDEX_HEADER_SIZE, digest);
+    pos += INDEX_HEADER_SIZE + view.getUint32(0, true);
+  }
+  return pos === committed ? digest : undefined;
+}
+
 function indexCorruption(file: string, offset: number, what: string): MemstoreError {
   return new MemstoreError('CORRUPTION', `${file}: ${what} at offset ${offset}`, { file, offset });
 }
@@ -499,6 +530,8 @@ export interface IndexFileOptions {
   readonly readOnly?: boolean;
   /** Lenient reading (verify, repair): damage is reported and skipped instead of thrown. */
   readonly onDamage?: (d: IndexDamage) => void;
+  /** The digest the checkpoint names the prefix by (indexDigest()); absent (a checkpoint older than it): not checked. */
+  readonly digest?: number;
 }
 
 /**
@@ -512,7 +545,9 @@ export class IndexFile {
   /** Bytes of the file written, committed or not. */
   private end: number;
   /** A generation written and not yet adopted (or abandoned). */
-  private next: { generation: number; handle: FileHandle; bytes: number } | undefined;
+  private next: { generation: number; handle: FileHandle; bytes: number; digest: number } | undefined;
+  /** indexDigest() of the committed prefix; undefined when it is not known (read leniently over damage). */
+  private digestNow: number | undefined;
 
   private constructor(
     private readonly files: FileLayer,
@@ -523,9 +558,11 @@ export class IndexFile {
     private deltas: number,
     handle: FileHandle | undefined,
     end: number,
+    digest: number | undefined,
   ) {
     this.handle = handle;
     this.end = end;
+    this.digestNow = digest;
   }
 
   /**
@@ -545,12 +582,22 @@ export class IndexFile {
         if (o.onDamage === undefined) throw e;
         o.onDamage({ file: path, offset: 0, end: o.committed, what: e.message });
       }
-      return { file: new IndexFile(o.files, o.dir, o.generation, 0, 0, 0, undefined, 0), read: { snapshotBytes: 0, deltaBytes: 0, records: 0, uncommitted: 0 } };
+      return { file: new IndexFile(o.files, o.dir, o.generation, 0, 0, 0, undefined, 0, o.committed > 0 ? undefined : 0), read: { snapshotBytes: 0, deltaBytes: 0, records: 0, uncommitted: 0 } };
     }
     const handle = await o.files.open(path, o.readOnly ? 'read' : 'readwrite');
     try {
       const size = await handle.size();
-      const read = await readBlocks(handle, path, size, o.committed, visit, o.onDamage);
+      // From the headers alone, before a record is visited: a file the checkpoint did not write
+      // (another store's, checksums intact) must not put its records into this store.
+      const digest = size >= o.committed ? await headerDigest(handle, o.committed) : undefined;
+      let read: Omit<IndexReadResult, 'uncommitted'> = { snapshotBytes: 0, deltaBytes: 0, records: 0 };
+      if (o.digest !== undefined && digest !== undefined && digest !== o.digest) {
+        const e = indexCorruption(path, 0, `its blocks' digest is ${digest}, the checkpoint names ${o.digest}: not the file this store's checkpoint wrote`);
+        if (o.onDamage === undefined) throw e;
+        o.onDamage({ file: path, offset: 0, end: o.committed, what: e.message });
+      } else {
+        read = await readBlocks(handle, path, size, o.committed, visit, o.onDamage);
+      }
       let end = size;
       if (!o.readOnly && size > o.committed) {
         await handle.truncate(o.committed);
@@ -559,7 +606,7 @@ export class IndexFile {
       }
       const committed = Math.min(size, o.committed);
       return {
-        file: new IndexFile(o.files, o.dir, o.generation, committed, read.snapshotBytes, read.deltaBytes, handle, end),
+        file: new IndexFile(o.files, o.dir, o.generation, committed, read.snapshotBytes, read.deltaBytes, handle, end, o.digest === undefined || digest === o.digest ? digest : undefined),
         read: { ...read, uncommitted: Math.max(0, size - o.committed) },
       };
     } catch (e) {
@@ -588,6 +635,11 @@ export class IndexFile {
 
   get committed(): number {
     return this.committedNow;
+  }
+
+  /** indexDigest() of the committed prefix, for the next checkpoint to continue; undefined when not known (damage read leniently). */
+  get digest(): number | undefined {
+    return this.digestNow;
   }
 
   /** Bytes of the current generation's snapshot and of the deltas committed after it. */
@@ -628,7 +680,8 @@ export class IndexFile {
   }
 
   /** The LMDB commit naming `length` is durable. */
-  commitAppend(length: number): void {
+  commitAppend(length: number, digest: number | undefined): void {
+    this.digestNow = digest;
     this.deltas += length - this.committedNow;
     this.committedNow = length;
   }
@@ -640,7 +693,7 @@ export class IndexFile {
   async writeGeneration(generation: number, blocks: readonly Uint8Array[]): Promise<number> {
     await ensureDurableDir(this.files, indexDir(this.dir));
     const handle = await this.files.open(indexFilePath(this.dir, generation), 'create');
-    this.next = { generation, handle, bytes: 0 };
+    this.next = { generation, handle, bytes: 0, digest: indexDigest(blocks) };
     await handle.truncate(0);
     let at = 0;
     for (const b of blocks) {
@@ -663,6 +716,7 @@ export class IndexFile {
     this.handle = next.handle;
     this.generationNow = next.generation;
     this.committedNow = next.bytes;
+    this.digestNow = next.digest;
     this.end = next.bytes;
     this.snapshot = next.bytes;
     this.deltas = 0;

@@ -81,6 +81,7 @@ export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; s
       dir,
       generation: checkpoint.indexGeneration,
       committed: checkpoint.indexBytes,
+      ...(checkpoint.indexDigest === undefined ? {} : { digest: checkpoint.indexDigest }),
       ...(env.indexDamage === undefined ? {} : { onDamage: (d: IndexDamage) => env.indexDamage!.push(d) }),
     },
     {

@@ -53,6 +53,12 @@ export interface Checkpoint {
   readonly indexGeneration: number;
   /** The committed length of that file: a reader reads exactly [0, indexBytes). */
   readonly indexBytes: number;
+  /**
+   * CRC-32C of the headers of that prefix's blocks (INDEX.md, "Files and generations"): a reader
+   * finding another holds a file this checkpoint did not write. Absent in checkpoints written before
+   * it existed (and after an index read leniently over damage): not checked.
+   */
+  readonly indexDigest?: number;
   /** Bytes of the text arena's current generation that the state's texts occupy (frames included). */
   readonly textLiveBytes: number;
   /**
@@ -527,7 +533,8 @@ export class StateStore {
     if (c === undefined || !Number.isSafeInteger(c.lsn) || !Number.isSafeInteger(c.arenaGeneration) || !Number.isSafeInteger(c.vectorGeneration) ||
         !Number.isSafeInteger(c.indexGeneration) || !Number.isSafeInteger(c.indexBytes) || !Number.isSafeInteger(c.textLiveBytes) ||
         (c.records !== undefined && !Number.isSafeInteger(c.records)) || (c.idBytes !== undefined && !Number.isSafeInteger(c.idBytes)) ||
-        (c.paged !== undefined && typeof c.paged !== 'boolean')) {
+        (c.paged !== undefined && typeof c.paged !== 'boolean') ||
+        (c.indexDigest !== undefined && !(Number.isInteger(c.indexDigest) && c.indexDigest >= 0 && c.indexDigest < 2 ** 32))) {
       throw corruption(this.dir, 'config', utf8.encode(CHECKPOINT_KEY), 'missing or malformed checkpoint');
     }
     return c as Checkpoint;

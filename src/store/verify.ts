@@ -140,7 +140,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     let uncommitted = 0;
     try {
       const { file, read } = await IndexFile.open(
-        { files: nodeFileLayer, dir, generation: checkpoint.indexGeneration, committed: checkpoint.indexBytes, readOnly: true, onDamage: (d) => indexDamage.push(d) },
+        { files: nodeFileLayer, dir, generation: checkpoint.indexGeneration, committed: checkpoint.indexBytes, readOnly: true, onDamage: (d) => indexDamage.push(d), ...(checkpoint.indexDigest === undefined ? {} : { digest: checkpoint.indexDigest }) },
         {
           upsert(r) {
             const place: VectorPlace | undefined = r.segment === 0 ? undefined : [r.generation, r.segment, r.offset];
