@@ -223,3 +223,24 @@ test('hostile extremes: a revoked Proxy as the query is INVALID_VECTOR, as it is
     await store.close();
   }
 });
+
+test('hostile extremes: exact: true on an int8 dot or cosine store scores the float query, not its int8 code: a query whose components span 1000x finds the one vector scoring on its small ones (it ranked last: the code rounded those components to 0)', async () => {
+  for (const metric of ['dot', 'cosine'] as const) {
+    for (const cache of [false, undefined]) {
+      const store = await MemStore.open(tempDir(), { dim: 4, metric, codec: 'int8', durability: 'none', ...(cache === false ? { cache } : {}) });
+      try {
+        const target = metric === 'dot' ? [0, 1000, 0, 0] : [0, 1, 0, 0];
+        await store.add([{ id: 'target', vector: target }, ...Array.from({ length: 20 }, (_, i) => ({ id: `decoy${i}`, vector: metric === 'dot' ? [0.5, 0, 0, (i + 1) * 1e-3] : [-1, 0, 0, (i + 1) * 1e-3] }))]);
+        const query = metric === 'dot' ? [1000, 1, 0, 0] : [1, 0.003, 0, 0];
+        for (let repeat = 0; repeat < 2; repeat++) {
+          const [hit] = await store.search(query, { k: 1, exact: true });
+          assert.equal(hit!.id, 'target', `${metric}, cache ${String(cache)}, repeat ${repeat}`);
+          const codes = await store.search(query, { k: 1, exact: true, rescore: false });
+          assert.equal(codes[0]!.id, 'target', `${metric} codes only`);
+        }
+      } finally {
+        await store.close();
+      }
+    }
+  }
+});

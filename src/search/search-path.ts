@@ -307,11 +307,21 @@ export class SearchPath {
     return hits;
   }
 
+  /**
+   * The query as `want`'s scan takes it: an `exact` search of an int8 store scores the float query
+   * against the codes, not its int8 code, whose rounding drops every component under 1/254 of the
+   * largest (the one vector scoring on them had ranked last under `exact: true`; a hostile pass).
+   */
+  private scanQueryFor(q: Float32Array, want: Wanted): ScanQuery {
+    const scan = this.env.space.scanQueryOf(q);
+    return want.exact && scan.int8Query ? { ...scan, int8Query: false } : scan;
+  }
+
   /** The cache's view of a search of `q` (CacheQuery), its scan form made at first use, once. */
   private cacheQuery(q: Float32Array, want: Wanted, key: string, kernelForm: (scan: ScanQuery) => KernelForm): { cq: CacheQuery; scanForm: () => ScanQuery } {
     let form: ScanQuery | undefined;
     let scope: { now: SearchScope | undefined } | undefined;
-    const scanForm = () => (form ??= this.env.space.scanQueryOf(q));
+    const scanForm = () => (form ??= this.scanQueryFor(q, want));
     const cq: CacheQuery = {
       query: q,
       key,
@@ -400,7 +410,7 @@ export class SearchPath {
   private async rankSkippingDamage(q: Float32Array, want: Wanted): Promise<Ranked[]> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const ranked = await this.rank(q, want, undefined, this.env.space.scanQueryOf(q), attempt >= MOVED_RETRIES);
+        const ranked = await this.rank(q, want, undefined, this.scanQueryFor(q, want), attempt >= MOVED_RETRIES);
         if (ranked !== undefined) return ranked;
       } catch (e) {
         const id = damagedId(e);
