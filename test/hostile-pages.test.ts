@@ -10,7 +10,7 @@ import type { Metric } from '../src/options.js';
 import { indexFilePath } from '../src/store/files.js';
 import { BLOCK_DELTA, BlockWriter, indexDigest } from '../src/store/index-file.js';
 import { StateStore } from '../src/store/state.js';
-import { damageText, gaussian, rejectsWith, rng, tempDir } from './helpers.js';
+import { clustered, damageText, gaussian, rejectsWith, rng, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
 /**
@@ -351,7 +351,7 @@ test('hostile pages: all-zero and tiny vectors (dot, l2) are paged, compacted, r
   }
 });
 
-test('hostile pages: deleting every record leaves one empty page; re-adding fills it; the same id upserted hundreds of times is one record', async () => {
+test('hostile pages: deleting every record leaves no page (as the store reopened holds none); re-adding makes one; the same id upserted hundreds of times is one record', async () => {
   const dir = tempDir('memstore-hp-');
   const vectors = distinct(200);
   let store = await MemStore.open(dir, { dim: DIM, durability: 'none', checkpointBytes: 4096, pages: PAGES });
@@ -364,10 +364,10 @@ test('hostile pages: deleting every record leaves one empty page; re-adding fill
     assert.deepEqual((await ids(store, vectors[0]!, { k: 10, nprobe: 1 })).sort(), ['r0', 'r1', 'r2']);
     await store.delete(['r0', 'r1', 'r2']);
     let stats = store.stats();
-    assert.deepEqual([stats.count, stats.pages, stats.nprobe, stats.bytesPerVector], [0, 1, 1, 0]);
+    assert.deepEqual([stats.count, stats.pages, stats.nprobe, stats.bytesPerVector], [0, 0, 0, 0]);
     assert.deepEqual(await store.search(vectors[0]!, { k: 10 }), []);
     assert.deepEqual(await store.search(vectors[0]!, { k: 10, exact: true, filter: { a: 1 } }), []);
-    // The store stays paged (below pages.from): every record goes into the page left.
+    // The store stays paged (below pages.from): every record goes into the page the first add makes.
     await store.add(vectors.slice(0, 10).map((vector, i) => ({ id: `n${i}`, vector })));
     assert.equal((await ids(store, vectors[0]!, { k: 50, nprobe: 1 })).length, 10);
     // One id, upserted over and over, in one batch and in many.
@@ -514,5 +514,26 @@ test('hostile pages: reopened with pages: false, written, then reopened with pag
     } finally {
       await store.close();
     }
+  }
+});
+
+test('hostile pages: a paged store whose every record is deleted holds no page, as the same store reopened (it kept one empty page: pages and nprobe 1 against 0), and both answer alike after new adds', async () => {
+  const vectors = clustered(300, DIM, 41);
+  const dirs = [tempDir('memstore-hp-'), tempDir('memstore-hp-')];
+  const stores = await Promise.all(dirs.map((d) => MemStore.open(d, { dim: DIM, cache: false, durability: 'none', pages: PAGES })));
+  for (const store of stores) {
+    await store.add(vectors.map((vector, i) => ({ id: `a${i}`, vector })));
+    assert.ok(store.stats().pages > 1);
+    await store.delete(vectors.map((_, i) => `a${i}`));
+  }
+  await stores[1]!.close();
+  stores[1] = await MemStore.open(dirs[1]!, { cache: false, pages: PAGES });
+  try {
+    for (const store of stores) assert.deepEqual([store.stats().count, store.stats().pages, store.stats().nprobe], [0, 0, 0]);
+    for (const store of stores) await store.add(vectors.slice(0, 120).map((vector, i) => ({ id: `b${i}`, vector })));
+    assert.equal(stores[0]!.stats().pages, stores[1]!.stats().pages);
+    for (const q of vectors.slice(200, 210)) assert.deepEqual(await stores[0]!.search(q, { k: 5, nprobe: 1 }), await stores[1]!.search(q, { k: 5, nprobe: 1 }));
+  } finally {
+    for (const store of stores) await store.close();
   }
 });

@@ -318,8 +318,12 @@ export class PageClusters {
     this.decodeSlot(slot);
     this.pages.remove(slot);
     this.sums.left(page, this.decoded, this.pages.sizeOf(page));
-    if (this.pages.sizeOf(page) < this.options.minPage && this.pages.pageCount > 1) this.dissolve(page);
-    else if (this.pages.sizeOf(page) > 0) this.router.set(page, this.centroidOf(page));
+    const size = this.pages.sizeOf(page);
+    // The last vector gone: no page, as loading leaves an empty store (the running store had kept
+    // one empty page, and reported pages and nprobe 1 where the same store reopened said 0).
+    if (size === 0 && this.pages.pageCount === 1) this.dropEmpty(page);
+    else if (size < this.options.minPage && this.pages.pageCount > 1) this.dissolve(page);
+    else if (size > 0) this.router.set(page, this.centroidOf(page));
   }
 
   /** The vector of slot `from` is now slot `to` (SlotTable.removeSwap moved it). */
