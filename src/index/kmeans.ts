@@ -51,9 +51,10 @@ export function kmeans(points: Float32Array, dim: number, options: KMeansOptions
   const padded = paddedDim(dim);
   const mem = kernels().memory;
   const scan = kernels().scanFunction('f32', metric === 'l2' ? 'l2' : 'dot');
-  const pointsPtr = mem.alloc(n * padded * 4);
-  const centroidsPtr = mem.alloc(k * padded * 4);
-  const scoresPtr = mem.alloc(n * 4);
+  // Scratch classes: k-means runs over clusters of every size, compact() after compact().
+  const pointsPtr = mem.allocScratch(n * padded * 4);
+  const centroidsPtr = mem.allocScratch(k * padded * 4);
+  const scoresPtr = mem.allocScratch(n * 4);
   try {
     const f32 = mem.f32();
     for (let i = 0; i < n; i++) {
@@ -151,9 +152,9 @@ export function kmeans(points: Float32Array, dim: number, options: KMeansOptions
     }
     return { centroids, assignment, sizes, objective };
   } finally {
-    mem.free(pointsPtr, n * padded * 4);
-    mem.free(centroidsPtr, k * padded * 4);
-    mem.free(scoresPtr, n * 4);
+    mem.freeScratch(pointsPtr, n * padded * 4);
+    mem.freeScratch(centroidsPtr, k * padded * 4);
+    mem.freeScratch(scoresPtr, n * 4);
   }
 }
 

@@ -227,8 +227,8 @@ export class PageClusters {
     let largest = 1;
     for (let p = 0; p < this.pages.pageCount; p++) largest = Math.max(largest, this.pages.sizeOf(p));
     const mem = kernels().memory;
-    const members = mem.alloc(largest * this.dim * 4);
-    const scratch = mem.alloc(4 * (largest + this.dim));
+    const members = mem.allocScratch(largest * this.dim * 4);
+    const scratch = mem.allocScratch(4 * (largest + this.dim));
     try {
       for (let p = 0; p < this.pages.pageCount; p++) {
         const size = this.pages.sizeOf(p);
@@ -239,8 +239,8 @@ export class PageClusters {
         this.router.set(p, this.centroidOf(p));
       }
     } finally {
-      mem.free(scratch, 4 * (largest + this.dim));
-      mem.free(members, largest * this.dim * 4);
+      mem.freeScratch(scratch, 4 * (largest + this.dim));
+      mem.freeScratch(members, largest * this.dim * 4);
     }
     this.enforceSizes();
   }

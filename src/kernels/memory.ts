@@ -8,6 +8,11 @@ function roundUp(bytes: number): number {
   return Math.ceil(bytes / ALIGN) * ALIGN;
 }
 
+/** The size class of a scratch block: the least power of two (at least ALIGN) that holds `bytes`. */
+function scratchSize(bytes: number): number {
+  return Math.max(ALIGN, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1))));
+}
+
 /** Bytes of canary after each block while blocks are guarded (LinearMemory.guardBlocks). */
 const GUARD = 64;
 /** The canary's byte. */
@@ -107,6 +112,23 @@ export class LinearMemory {
     const list = this.freeBySize.get(size);
     if (list === undefined) this.freeBySize.set(size, [ptr]);
     else list.push(ptr);
+  }
+
+  /**
+   * alloc() for a transient block whose size varies from call to call (k-means over each cluster's
+   * members, a page's decoded members at open): the size is rounded up to a power of two, so a
+   * block freed by one call serves the next of its class. Free lists reuse a block only for a
+   * request of its exact size, and linear memory never shrinks: blocks of sizes that never came
+   * again had stayed listed for good (each compact() of a 10k x 128-d store left 4.5 MiB behind).
+   * Give it back with freeScratch() and the same `bytes`.
+   */
+  allocScratch(bytes: number): number {
+    return this.alloc(scratchSize(bytes));
+  }
+
+  /** Returns a block from allocScratch(bytes). */
+  freeScratch(ptr: number, bytes: number): void {
+    this.free(ptr, scratchSize(bytes));
   }
 
   /** Bytes between address 0 and the bump pointer: the high-water mark of live and listed blocks. */
