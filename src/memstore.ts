@@ -119,7 +119,7 @@ export interface StoreStats {
    * projector's copy of the axes), and its share of what the lookaside cache holds now (`cache.bytes / count`).
    */
   bytesPerVector: number;
-  /** RAM the store holds in all: blocks or pages of codes, the id table, the filter columns, the model, and the lookaside cache. */
+  /** RAM the store holds in all: blocks or pages of codes, the id table, the filter columns, the model, the lookaside cache, and the arenas' append buffers (a 1 MiB chunk each, and what waits for an fsync). */
   memoryBytes: number;
   /**
    * The model's part of `memoryBytes`, which does not grow with the count: PCA's or the rq
@@ -1108,7 +1108,7 @@ export class MemStore {
       trained: this.space.trained,
       nprobe: this.index.defaultProbes,
       bytesPerVector: count === 0 ? 0 : this.index.bytesPerVector + (cacheBytes + modelBytes) / count,
-      memoryBytes: this.index.bytes + cacheBytes + modelBytes,
+      memoryBytes: this.index.bytes + cacheBytes + modelBytes + arenaStats.bufferBytes + vectorStats.bufferBytes,
       modelBytes,
       codeBytesPerVector,
       diskBytesPerVector: count === 0 ? 0 : diskBytes / count,

@@ -115,6 +115,12 @@ export interface ArenaStats {
   /** Segments the platform refused to map (ENOMEM, EACCES, ...): read with positioned reads instead. */
   mapsRefused: number;
   generation: number;
+  /**
+   * Bytes of memory the arena holds for appends: the chunk appends are filling (1 MiB) and chunks
+   * not yet fsynced (up to maxUnsyncedBytes with durability 'batch' or 'none'). Part of the store's
+   * `memoryBytes`; given back at close.
+   */
+  bufferBytes: number;
 }
 
 export interface ArenaVerifyReport {
@@ -750,11 +756,14 @@ export class BlobArena {
     const live = Math.min(Math.max(this.liveBytes, 0), total);
     let mappedSegments = 0;
     let mapsRefused = 0;
+    let bufferBytes = 0;
     for (const segment of this.current.segments) {
       if (segment.mapped !== undefined) mappedSegments++;
       if (segment.mapRefused !== undefined) mapsRefused++;
+      for (const c of segment.chunks) bufferBytes += c.buf.byteLength;
     }
-    return { liveBytes: live, garbageBytes: total - live, totalBytes: total, segments: this.current.segments.length, mappedSegments, mapsRefused, generation: this.current.number };
+    for (const segment of this.collected?.segments ?? []) for (const c of segment.chunks) bufferBytes += c.buf.byteLength;
+    return { liveBytes: live, garbageBytes: total - live, totalBytes: total, segments: this.current.segments.length, mappedSegments, mapsRefused, generation: this.current.number, bufferBytes };
   }
 
   /**
@@ -893,6 +902,8 @@ export class BlobArena {
     } catch (e) {
       failure ??= ioError('close', e, this.path);
     }
+    // The append buffers go with the arena: a closed store still referenced had held 2 MiB each.
+    if (failure === undefined) for (const g of [this.current, this.collected]) for (const segment of g?.segments ?? []) segment.chunks = [];
     if (failure !== undefined) throw failure;
   }
 
