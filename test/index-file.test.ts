@@ -10,6 +10,7 @@ import { indexRewrite } from '../src/store/checkpointer.js';
 import { BLOCK_DELTA, BLOCK_SNAPSHOT, BlockWriter, FLAG_PAGE, FLAG_PLACE, INDEX_HEADER_SIZE, IndexFile } from '../src/store/index-file.js';
 import { nodeFileLayer } from '../io/file-layer.js';
 import { checkStore } from '../src/store/verify.js';
+import { repairStore } from '../src/store/repair.js';
 import { StateStore, stateWriteHooks } from '../src/store/state.js';
 import { checkpointOf, clustered, rejectsWith, tempDir, writeStoreConfig } from './helpers.js';
 import { cliResult } from './support/cli.js';
@@ -696,6 +697,11 @@ test("index: another store's index file put in a store's place (same generation,
   const repaired = await repairIndex(other);
   assert.ok(repaired.index.some((d) => d.offset === 0 && d.end === indexBytes), JSON.stringify(repaired.index));
   assert.deepEqual((await checkStore(other)).problems, []);
+  // repairStore says how much of the index went, and how many records the checkpoint held against those read.
+  const fourth = await make(4);
+  writeFileSync(indexFilePath(fourth, indexGeneration), readFileSync(indexFilePath(theirs, indexGeneration)));
+  const result = await repairStore(fourth, { report: join(tempDir('memstore-report-'), 'r.jsonl') });
+  assert.deepEqual([result.indexDamage, result.indexDamageBytes, result.checkpointRecords, result.recordsLoaded, result.count], [1, indexBytes, N, 0, 0]);
   // The store's own file back, and its checkpoint without a digest, as one written before digests: it opens.
   writeFileSync(indexFilePath(mine, indexGeneration), saved);
   const { indexDigest: _d, ...older } = checkpointOf(mine);

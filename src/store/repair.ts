@@ -27,6 +27,17 @@ export interface RepairResult {
   readonly reappliedRecords: number;
   /** Records in the store afterwards. */
   readonly count: number;
+  /**
+   * Damaged stretches of the index file, and their bytes. A record without a document that was in
+   * one is lost without a name (nothing else holds its id): compare `checkpointRecords` with
+   * `recordsLoaded` to see how many such records there were at most.
+   */
+  readonly indexDamage: number;
+  readonly indexDamageBytes: number;
+  /** Records the checkpoint said it held (undefined for a checkpoint written before it said). */
+  readonly checkpointRecords: number | undefined;
+  /** Records read from the index file at open, before the log was applied again. */
+  readonly recordsLoaded: number;
 }
 
 /** Where a repair records the checkpoint LSN the old log continues from, inside the moved log directory. */
@@ -119,6 +130,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
   try {
     const moved = repairLogDir(dir);
     let fromLsn: number;
+    let checkpointRecords: number | undefined;
     let madeSegment: number | undefined;
     let shape: BatchShape;
     const resuming = existsSync(moved);
@@ -132,7 +144,9 @@ export async function repairStore(dir: string, options: { report?: string; onPro
         report.line({ kind: 'value', table, key: keyName(key), keyBytes: b64(key), bytes: b64(value) });
       }
       report.sync();
-      fromLsn = state.readCheckpoint().lsn;
+      const checkpoint = state.readCheckpoint();
+      fromLsn = checkpoint.lsn;
+      checkpointRecords = checkpoint.records;
       madeSegment = state.readLogSegment();
       const config = state.readConfig();
       if (config === undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state holds no configuration`, { file: statePath(dir) });
@@ -201,6 +215,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       report.line({ kind: 'index', file: d.file, offset: d.offset, end: d.end, reason: d.what, bytes: b64(readStretch(d.file, d.offset, d.end)) });
     }
     report.sync();
+    const recordsLoaded = store.stats().count;
     step(3);
     let reapplied = 0;
     if (rewriteLog) {
@@ -249,6 +264,10 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       logDamage: log.damage.length + (logLost ? 1 : 0),
       reappliedRecords: reapplied,
       count: store.stats().count,
+      indexDamage: indexDamage.length,
+      indexDamageBytes: indexDamage.reduce((n, d) => n + (d.end - d.offset), 0),
+      checkpointRecords,
+      recordsLoaded,
     };
     report.line({ kind: 'summary', ...result });
     await store.close();
