@@ -381,7 +381,7 @@ describe('arena format: open', () => {
   it('a read-only open of a store without an arena directory is an empty arena', async () => {
     const files = await freshDisk();
     const reader = await BlobArena.open({ dir: STORE, files, generation: 1, readOnly: true });
-    assert.deepEqual(reader.stats(), { liveBytes: 0, garbageBytes: 0, totalBytes: 0, segments: 0, mappedSegments: 0, mapsRefused: 0, generation: 1 });
+    assert.deepEqual(reader.stats(), { liveBytes: 0, garbageBytes: 0, totalBytes: 0, segments: 0, mappedSegments: 0, mapsRefused: 0, generation: 1, bufferBytes: 0 });
     assert.equal(await files.exists(arenaDir(STORE)), false);
     await reader.close();
   });
