@@ -1021,7 +1021,10 @@ export class MemStore {
   /** Deletes the memories with these ids, or those of a namespace (that match `filter`); returns how many there were. */
   async forget(what: readonly string[] | { namespace?: string; filter?: Filter }): Promise<number> {
     this.checkOpen();
-    return this.inTurn(() => this.memories.forget(what));
+    // By namespace it reads the records before it deletes: it holds its turn meanwhile, so a write
+    // called after it waits (an add of a later record under a forgotten id, in the same tick, had
+    // been applied before the delete was logged, and was deleted). By ids it is one delete, at once.
+    return this.inTurn(() => this.memories.forget(what), Array.isArray(what));
   }
 
   /** The namespaces holding memories (expired ones included until compact() deletes them), sorted. */

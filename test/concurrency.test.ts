@@ -267,6 +267,24 @@ test('forget by namespace, remember and compact see every write called before th
   }
 });
 
+test('a write called after a forget by namespace, in the same tick, is applied after it (an add of an id the forget deletes had been applied first, and deleted)', async () => {
+  const dir = tempDir();
+  const DIM = 8;
+  const v = clustered(4, DIM, 8);
+  const store = await MemStore.open(dir, { dim: DIM, cache: false, durability: 'none', embed: async (texts) => texts.map((_, i) => v[i % 4]!) });
+  try {
+    await store.add([{ id: 'x3', vector: v[0]!, meta: { $ns: 'a', $at: Date.now() } }]);
+    const forgotten = store.forget({ namespace: 'a' });
+    const added = store.add([{ id: 'x3', vector: v[1]!, meta: { $ns: 'b', $at: Date.now() } }]);
+    assert.equal(await forgotten, 1);
+    await added;
+    assert.deepEqual(store.ids(), ['x3']);
+    assert.equal((await store.get('x3'))?.meta?.['$ns'], 'b');
+  } finally {
+    await store.close();
+  }
+});
+
 test('a recall under way when close() is called completes, and close() waits for it; one called after close() is CLOSED', async () => {
   let release: (() => void) | undefined;
   let slow = false;
