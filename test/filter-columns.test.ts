@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { FilterColumns, MAX_VALUES, UNREADABLE, type MetaOf } from '../src/filter/columns.js';
+import { FilterColumns, MAX_VALUES, UNREADABLE, validDictionary, type MetaOf } from '../src/filter/columns.js';
 import { matchesFilter } from '../src/filter/match.js';
 import type { Filter } from '../src/options.js';
 import { SlotTable } from '../src/scan/slot-table.js';
@@ -222,4 +222,13 @@ test('filter columns, selective filters (100 values, filters taking a few slots,
     }),
     { numRuns: 200 },
   );
+});
+
+test('filter columns: a dictionary past 256 KiB (keys added after the byte bound) is not one this writer makes, but verify takes it as an earlier writer made it (it stopped at 4,094 keys alone): such a columns file is made again at open, not damage', () => {
+  const keys = Array.from({ length: 200 }, (_, i) => `s${String(i).padStart(4, '0')}${'x'.repeat(3000)}`);
+  assert.equal(validDictionary(keys.slice(0, 40), MAX_VALUES), true);
+  assert.equal(validDictionary(keys, MAX_VALUES), false);
+  assert.equal(validDictionary(keys, MAX_VALUES, true), true);
+  assert.equal(validDictionary([...keys, keys[0]!], MAX_VALUES, true), false, 'a repeated key is damage either way');
+  assert.equal(validDictionary(Array.from({ length: MAX_VALUES + 1 }, (_, i) => `n${i}`), MAX_VALUES, true), false);
 });

@@ -114,10 +114,11 @@ export function isValueKey(key: string): boolean {
  * Whether `keys`, in code order, can be the dictionary of a column with room `maxValues`: keys
  * keyOf() gives, each once, each added while the dictionary was not yet full.
  */
-export function validDictionary(keys: readonly string[], maxValues: number): boolean {
+export function validDictionary(keys: readonly string[], maxValues: number, earlierWriters = false): boolean {
   let bytes = 0;
   for (let i = 0; i < keys.length; i++) {
-    if (full(i, bytes, maxValues)) return false;
+    // Writers before MAX_DICTIONARY_BYTES stopped at MAX_VALUES keys alone (`earlierWriters`: what verify accepts).
+    if (earlierWriters ? i >= maxValues : full(i, bytes, maxValues)) return false;
     bytes += entryBytes(keys[i]!);
   }
   return new Set(keys).size === keys.length && keys.every(isValueKey);
