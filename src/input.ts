@@ -99,6 +99,32 @@ export function checkBounds(v: Float32Array, bounds: VectorBounds | undefined, w
   }
 }
 
+/**
+ * `v` (a reconstruction from a code, which may land a rounding past the limits its vector was
+ * within) brought inside `bounds` in place: a component past the largest magnitude is set to it,
+ * and a largest component under the least to that, with its sign. So a vector `get` returns can be
+ * added again (an export of an rq or PCA store without full vectors had held 1.0032e12, which
+ * import refused).
+ */
+export function fitBounds(v: Float32Array, bounds: VectorBounds | undefined): Float32Array {
+  if (bounds === undefined) return v;
+  // The float32 at or below the bound: the check compares the float32 values with it.
+  let max = Math.fround(bounds.max);
+  if (max > bounds.max) max = Math.fround(max * (1 - 2 ** -23));
+  let largest = 0;
+  let at = -1;
+  for (let i = 0; i < v.length; i++) {
+    const a = Math.abs(v[i]!);
+    if (a > max) v[i] = Math.sign(v[i]!) * max;
+    if (a > largest) {
+      largest = a;
+      at = i;
+    }
+  }
+  if (largest > 0 && largest < bounds.minLargest) v[at] = Math.sign(v[at]!) * bounds.minLargest;
+  return v;
+}
+
 /** A vector for this store: the right length, finite, within `bounds`; a fresh copy. */
 export function checkVector(v: unknown, dim: number, bounds: VectorBounds | undefined, what: string): Float32Array {
   return readGuarded('INVALID_VECTOR', what, () => {

@@ -11,7 +11,7 @@ import { LookasideCache, type CacheStats } from './cache/lookaside.js';
 import type { Codec, CodecName } from './codec/codec.js';
 import { getCodec, isRqCodec } from './codec/index.js';
 import { MemstoreError } from './errors.js';
-import { checkBatch, checkId, checkIds, checkVector, vectorBounds, type VectorBounds } from './input.js';
+import { checkBatch, checkId, checkIds, checkVector, fitBounds, vectorBounds, type VectorBounds } from './input.js';
 import { float32View } from './vector.js';
 import { MAX_BATCH_BYTES } from './limits.js';
 import { cloneMeta, type Meta } from './meta.js';
@@ -1085,7 +1085,7 @@ export class MemStore {
   private reconstruct(id: string): Float32Array {
     const stored = new Float32Array(this.index.dim);
     this.index.decode(id, stored);
-    return this.space.reconstruct(stored);
+    return fitBounds(this.space.reconstruct(stored), this.bounds);
   }
 
   stats(): StoreStats {

@@ -689,3 +689,20 @@ test('exportStore and importStore check what they are given as open does: unknow
   assert.deepEqual(await call(() => importStore(out, into, { onProgress: 'yes' } as never)), { code: 'INVALID_OPTION', field: 'onProgress' });
   assert.deepEqual(readdirSync(into), [], 'nothing was imported');
 });
+
+test('a store without full vectors whose vectors sit at the limits (components of 1e12, a largest of 1.1e-12) gives back reconstructions within them, so its export imports (rq and PCA reconstructions had landed past them: 1.0032e12, which import refused)', async () => {
+  for (const [codec, pca, scale] of [['rq2', undefined, 1e12], ['rq4', undefined, 1e12], ['int8', { dims: 4 }, 1e12], ['int8', { dims: 4 }, 1.1e-12]] as const) {
+    for (const metric of ['dot', 'l2'] as const) {
+      const dir = tempDir();
+      const store = await MemStore.open(dir, { dim: 8, metric, codec, rescore: false, trainSize: 20, durability: 'none', ...(pca === undefined ? {} : { pca }) });
+      await store.add(Array.from({ length: 40 }, (_, i) => ({ id: `v${i}`, vector: Array.from({ length: 8 }, (_, j) => (j === i % 8 ? 1 : Math.sin(i * 3 + j) * 0.5) * scale) })));
+      // What get gives back can be added again.
+      await store.add([{ ...(await store.get('v3'))!, id: 'again' }]);
+      await store.close();
+      const file = join(tempDir(), 'out.jsonl');
+      await exportStore(dir, file);
+      const imported = await importStore(file, tempDir(), { metric, dim: 8 });
+      assert.equal(imported.records, 41, `${codec} ${metric} ${scale}`);
+    }
+  }
+});
