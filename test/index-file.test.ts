@@ -721,6 +721,20 @@ test("index: another store's index file put in a store's place (same generation,
   }
 });
 
+test('index: a block altered and sealed again, its checksum intact, without the checkpoint\'s digest written to match, is CORRUPTION at offset 0 before a record is read (a record pointed at another record\'s vector frame had returned that vector)', async () => {
+  const { dir, snapshotEnd } = await storeWithDelta();
+  const path = indexFilePath(dir, checkpointOf(dir).indexGeneration);
+  const bytes = readFileSync(path);
+  const length = bytes.readUInt32LE(snapshotEnd);
+  // The delta's first record: flags, id length, id, scale, code, then its place (generation, segment, offset): the offset moved.
+  const at = snapshotEnd + INDEX_HEADER_SIZE + 3 + bytes.readUInt16LE(snapshotEnd + INDEX_HEADER_SIZE + 1) + 4 + DIM + 8;
+  bytes.writeUInt32LE(bytes.readUInt32LE(at) + 1, at);
+  bytes.writeUInt32LE(maskCrc(crc32c(bytes, snapshotEnd + 8, snapshotEnd + INDEX_HEADER_SIZE + length)), snapshotEnd + 4);
+  writeFileSync(path, bytes);
+  const e = await corruptionAtOpen(dir);
+  assert.equal(e.offset, 0);
+});
+
 test('index: a record naming a page at or past the checkpoint\'s record count (up to 2^32 - 1), checksum intact, is routed to its nearest page once loading ends: no page is made for it, and it is found', async () => {
   for (const page of [2 ** 32 - 1, N]) {
     const dir = tempDir('memstore-index-');
