@@ -387,12 +387,17 @@ test('checkpoint: a docs value goes exactly when its record is deleted or rewrit
   await store.close();
 });
 
-test('index: a store of format version 4 is refused with CORRUPTION', async () => {
+test('index: a store of format version 4 is refused with CORRUPTION at open, and repair refuses it with INVALID_ARGUMENT before touching a byte (it had rebuilt the state without the tables of that format, dropping every code and vector, with an empty report)', async () => {
   const { dir } = await storeWithDelta();
   await writeStoreConfig(dir, { formatVersion: 4, dim: DIM, metric: 'cosine', codec: 'int8', pca: null, keepFull: true, trainSize: 4096 });
   const e = await corruptionAtOpen(dir);
   assert.match(e.message, /format version 4, this memstore reads 5 and 6/);
   assert.ok(existsSync(statePath(dir)));
+  const state = readFileSync(statePath(dir));
+  const files = readdirSync(dir).sort();
+  await rejectsWith(() => repairStore(dir), 'INVALID_ARGUMENT');
+  assert.ok(readFileSync(statePath(dir)).equals(state), 'the state file byte for byte');
+  assert.deepEqual(readdirSync(dir).sort(), files, 'no report, nothing moved');
 });
 
 test('index: once trained, a record without a code, or without the full-precision vector the store keeps, is set aside at open; verify names it', async () => {

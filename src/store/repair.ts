@@ -8,7 +8,7 @@ import { repairLogDir, repairReportPath, statePath, storeEntryHolding, storeHold
 import { segmentName } from '../../wal/format.js';
 import { DirectoryLock, refuseUnfinishedImport } from './lock.js';
 import { decodeMutation, type BatchShape, type Mutation } from './mutations.js';
-import { keyName, newestSegmentLost, RECORD_TABLES, StateStore } from './state.js';
+import { keyName, newestSegmentLost, READABLE_FORMAT_VERSIONS, RECORD_TABLES, StateStore } from './state.js';
 import { requireStore } from './verify.js';
 import type { IndexDamage } from './index-file.js';
 
@@ -139,6 +139,14 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     // Opened before the report is made: a state LMDB cannot open is refused with no report left behind.
     const state = StateStore.open(dir);
     try {
+      // A store of a format this memstore does not read, and one whose configuration it cannot read,
+      // are refused before a byte is rebuilt: the rebuild keeps only the tables of this format, and
+      // had dropped a format-4 store's codes and vectors with no line in the report.
+      const version = state.formatVersionNamed();
+      if (version !== undefined && !READABLE_FORMAT_VERSIONS.includes(version)) {
+        throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds a store of format version ${version}; this memstore reads and repairs ${READABLE_FORMAT_VERSIONS.join(' and ')}: use the memstore that wrote it`, { file: statePath(dir) });
+      }
+      state.readConfig();
       report = new ReportFile(options.report ?? freeReportPath(dir));
       for (const { table, key, value } of await state.rebuildWithoutDamage()) {
         report.line({ kind: 'value', table, key: keyName(key), keyBytes: b64(key), bytes: b64(value) });

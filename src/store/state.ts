@@ -26,7 +26,7 @@ export const FORMAT_VERSION = 6;
  * it is read as it is, and a version-5 store that trains its rq model here is moved to 6 in the
  * same transaction (commitCheckpoint).
  */
-const READABLE_FORMAT_VERSIONS: readonly number[] = [5, FORMAT_VERSION];
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [5, FORMAT_VERSION];
 
 /** What a store was created with; fixed for its lifetime. */
 export interface StoreConfig {
@@ -488,6 +488,16 @@ export class StateStore {
   private putConfig(key: string, value: unknown): void {
     this.hook();
     this.config.putSync(key, seal(utf8.encode(key), packr.pack(value)));
+  }
+
+  /** The format version the configuration names, read without checking the rest of it; undefined when there is none to read. */
+  formatVersionNamed(): number | undefined {
+    try {
+      const v = (this.getConfig(CONFIG_KEY) as { formatVersion?: unknown } | undefined)?.formatVersion;
+      return typeof v === 'number' ? v : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   readConfig(): StoreConfig | undefined {
