@@ -146,7 +146,11 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       if (version !== undefined && !READABLE_FORMAT_VERSIONS.includes(version)) {
         throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds a store of format version ${version}; this memstore reads and repairs ${READABLE_FORMAT_VERSIONS.join(' and ')}: use the memstore that wrote it`, { file: statePath(dir) });
       }
-      state.readConfig();
+      // Read before the rebuild, which keeps the configuration as it is: one that cannot be read
+      // refuses the repair with nothing touched.
+      const config = state.readConfig();
+      if (config === undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state holds no configuration`, { file: statePath(dir) });
+      shape = { dim: config.dim };
       report = new ReportFile(options.report ?? freeReportPath(dir));
       for (const { table, key, value } of await state.rebuildWithoutDamage()) {
         report.line({ kind: 'value', table, key: keyName(key), keyBytes: b64(key), bytes: b64(value) });
@@ -156,9 +160,6 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       fromLsn = checkpoint.lsn;
       checkpointRecords = checkpoint.records;
       madeSegment = state.readLogSegment();
-      const config = state.readConfig();
-      if (config === undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state holds no configuration`, { file: statePath(dir) });
-      shape = { dim: config.dim };
     } finally {
       await state.close();
     }

@@ -70,7 +70,7 @@ async function checkColumns(dir: string, checkpoint: Checkpoint): Promise<Proble
       },
       keys() {},
       field(name, keys) {
-        field = { name, keys, full: dictionaryFull(keys, maxValues) || keys.length >= maxValues };
+        field = { name, keys, full: dictionaryFull(keys, maxValues) };
         // As any writer made them, those before the byte bound included: open makes such a column
         // again from metadata, and the next checkpoint writes it anew; it is not damage.
         if (!validDictionary(keys, maxValues, true)) problems.push({ file: path, offset: `field/${name}`, what: `filter column ${JSON.stringify(name)} has a dictionary no writer makes` });
