@@ -643,7 +643,7 @@ export class MemStore {
   private write(mutation: Mutation): Promise<number> {
     const payload = encodeMutation(mutation);
     if (payload.byteLength > MAX_BATCH_BYTES) {
-      throw new MemstoreError('INVALID_ARGUMENT', `the batch is ${payload.byteLength} bytes encoded, more than ${MAX_BATCH_BYTES}; split it`);
+      throw new MemstoreError('INVALID_ARGUMENT', `the batch is ${payload.byteLength} bytes encoded, more than ${MAX_BATCH_BYTES}; split it`, { field: mutation.kind === 'add' ? 'records' : 'ids' });
     }
     return this.pipeline.write(mutation, payload);
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { MemStore, MemstoreError, type OpenOptions } from '../src/index.js';
+import { MemStore, MemstoreError, isMemstoreError, type OpenOptions } from '../src/index.js';
 import { MAX_ID_BYTES, MAX_META_BYTES, MAX_META_DEPTH, MAX_TEXT_BYTES } from '../src/limits.js';
 import { describe as describeValue } from '../src/options.js';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
@@ -476,6 +476,25 @@ test('a bad option names itself in the error\'s field, by its path (pages.maxPag
     assert.equal(await fieldOf(() => store.search(new Float32Array(DIM), { k: 0 })), 'k');
     assert.equal(await fieldOf(() => store.search(new Float32Array(DIM), { nprobe: 1.5 })), 'nprobe');
     assert.equal(await fieldOf(() => store.search(new Float32Array(DIM), { exact: 'yes' } as never)), 'exact');
+  } finally {
+    await store.close();
+  }
+});
+
+test('a batch past 256 MiB encoded is INVALID_ARGUMENT naming records as its field, and nothing of it is logged', async () => {
+  const store = await MemStore.open(tempDir(), { dim: 2, durability: 'none' });
+  try {
+    const text = 'a'.repeat(16 << 20);
+    let caught: unknown;
+    try {
+      await store.add(Array.from({ length: 17 }, (_, i) => ({ id: `b${i}`, vector: [1, 0], text })));
+    } catch (e) {
+      caught = e;
+    }
+    assert.ok(isMemstoreError(caught, 'INVALID_ARGUMENT'));
+    assert.equal(caught.field, 'records');
+    assert.equal(store.stats().count, 0);
+    assert.equal(store.stats().walBytes, 0);
   } finally {
     await store.close();
   }

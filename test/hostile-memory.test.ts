@@ -611,3 +611,58 @@ test('hostile memory: records a plain add gave malformed $ keys ($ns of \'\', a 
     await store.close();
   }
 });
+
+/** The MemstoreError `fn` rejects with (its code and field), or a failure if it resolves. */
+async function errorOf(fn: () => Promise<unknown>): Promise<{ code: string; field: string | undefined }> {
+  try {
+    await fn();
+  } catch (e) {
+    const err = e as { code?: string; field?: string };
+    return { code: String(err.code), field: err.field };
+  }
+  throw new Error('expected a rejection, nothing was thrown');
+}
+
+test('hostile memory: remember() refuses meta that add() refuses (a Map, Set, Date, typed array, class instance), INVALID_ARGUMENT on field meta, nothing written; it had spread them into plain objects, dropping their content', async () => {
+  const store = await open();
+  try {
+    const cases: [string, unknown][] = [
+      ['Map', new Map([['a', 1]])],
+      ['Set', new Set([1])],
+      ['Date', new Date(0)],
+      ['Float32Array', new Float32Array(2)],
+      ['class instance', new (class Point { x = 1; })()],
+      ['nested Map', { inner: new Map([['a', 1]]) }],
+    ];
+    for (const [what, meta] of cases) {
+      const e = await errorOf(() => store.remember(`text ${what}`, { meta: meta as Record<string, unknown> }));
+      assert.equal(e.code, 'INVALID_ARGUMENT', what);
+      assert.match(String(e.field), /^meta/, what);
+    }
+    assert.equal(store.stats().count, 0);
+    // Plain JSON data is taken, and kept as it was given.
+    const [r] = await store.remember('plain', { meta: { a: 1, tags: ['x'], nested: { b: null } } });
+    const [hit] = await store.recall('plain', { k: 1 });
+    assert.equal(hit!.id, r!.id);
+    assert.deepEqual(hit!.meta, { a: 1, tags: ['x'], nested: { b: null } });
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: an EMBED error from a throw or a wrong count names the text in field (texts[0] for one, texts for several, query for a recall)', async () => {
+  for (const [what, embed] of [
+    ['throws', async () => Promise.reject(new Error('model down'))],
+    ['another count', async (texts: string[]) => texts.concat(texts).map(() => new Float32Array(DIM).fill(1))],
+  ] as const) {
+    const store = await MemStore.open(tempDir(), { dim: DIM, durability: 'none', embed: embed as Embed });
+    try {
+      assert.deepEqual(await errorOf(() => store.remember('one')), { code: 'EMBED', field: 'texts[0]' }, what);
+      assert.deepEqual(await errorOf(() => store.remember(['one', 'two'])), { code: 'EMBED', field: 'texts' }, what);
+      assert.deepEqual(await errorOf(() => store.recall('q')), { code: 'EMBED', field: 'query' }, what);
+      assert.equal(store.stats().count, 0);
+    } finally {
+      await store.close();
+    }
+  }
+});

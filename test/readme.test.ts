@@ -24,3 +24,19 @@ test('the README quick start runs as written and prints what it promises', () =>
   assert.doesNotMatch(lines[0]!, /stock/);
   assert.equal(lines[1], 'stock prices fell 3');
 });
+
+test('the README documents every open() option in its options table, and every error code', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const options = readFileSync(new URL('../../src/options.ts', import.meta.url), 'utf8');
+  const keys = /const OPEN_KEYS = \[([^\]]*)\]/.exec(options);
+  assert.ok(keys, 'OPEN_KEYS in src/options.ts');
+  const names = [...keys[1]!.matchAll(/'([^']+)'/g)].map((m) => m[1]!);
+  assert.ok(names.length >= 15, `${names.length} open options`);
+  for (const name of names) assert.ok(readme.includes(`\n| \`${name}\` |`), `open option ${name} has a row in the README's options table`);
+  const errors = readFileSync(new URL('../../src/errors.ts', import.meta.url), 'utf8');
+  const union = /export type MemstoreErrorCode =([\s\S]*?)\n(?:export|\n)/.exec(errors);
+  assert.ok(union, 'MemstoreErrorCode in src/errors.ts');
+  const codes = [...union[1]!.matchAll(/\| '([A-Z_]+)'/g)].map((m) => m[1]!);
+  assert.ok(codes.length >= 11, `${codes.length} error codes`);
+  for (const code of codes) assert.ok(readme.includes(`\`${code}\``), `error code ${code} is in the README`);
+});

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomUUID } from 'node:crypto';
 import { MemstoreError } from '../errors.js';
 import { checkId, checkText } from '../input.js';
+import { checkMeta } from '../meta.js';
 import type { MemoryRecord, SearchHit } from '../memstore.js';
 import type { Embed, Filter, Metric, SearchOptions } from '../options.js';
 import { MAX_K, onlyKeys, resolveFilterOption } from '../options.js';
@@ -213,11 +214,10 @@ export class Memories {
       expires = at + o.ttl;
       if (!Number.isFinite(expires)) throw bad('at + ttl must be a finite number of ms', 'ttl');
     }
-    const own = o.meta;
-    if (own !== undefined) {
-      if (own === null || typeof own !== 'object' || Array.isArray(own)) throw bad('meta must be an object', 'meta');
-      refuseReserved(own, 'meta');
-    }
+    // Checked (and copied) as add() checks a record's meta: a Map, Date or class instance had been
+    // spread into a plain object, its content dropped or flattened, where add() refuses it.
+    const own = o.meta === undefined ? undefined : checkMeta(o.meta, 'meta').meta;
+    if (own !== undefined) refuseReserved(own, 'meta');
     if (o.id !== undefined) {
       checkId(o.id, 'id');
       if (texts.length !== 1) throw bad('id names one memory: remember one text with it', 'id');
@@ -323,15 +323,17 @@ export class Memories {
     const embed = this.host.embed;
     if (embed === undefined) throw new MemstoreError('INVALID_OPTION', 'the memory API needs an embedding function: MemStore.open(dir, { embed })', { field: 'embed' });
     const out: Float32Array[] = [];
+    // A failure of a whole call (a throw, another count) names the one text, or all of them.
+    const whole = texts.length === 1 ? fieldOf(0) : 'texts';
     for (let at = 0; at < texts.length; at += EMBED_BATCH) {
       const batch = texts.slice(at, at + EMBED_BATCH);
       let vectors: unknown;
       try {
         vectors = await embed([...batch]);
       } catch (e) {
-        throw new MemstoreError('EMBED', 'the embedding function failed', { cause: e });
+        throw new MemstoreError('EMBED', 'the embedding function failed', { cause: e, field: whole });
       }
-      if (!Array.isArray(vectors) || vectors.length !== batch.length) throw new MemstoreError('EMBED', `the embedding function returned ${Array.isArray(vectors) ? vectors.length : 'no array of'} vectors for ${batch.length} texts`);
+      if (!Array.isArray(vectors) || vectors.length !== batch.length) throw new MemstoreError('EMBED', `the embedding function returned ${Array.isArray(vectors) ? vectors.length : 'no array of'} vectors for ${batch.length} texts`, { field: whole });
       vectors.forEach((v: unknown, i: number) => {
         const field = fieldOf(at + i);
         const length = v instanceof Float32Array || Array.isArray(v) ? v.length : undefined;
