@@ -62,3 +62,24 @@ test('cache pools: the first miss measures the reach, later pools stay near pool
     index.free();
   }
 });
+
+test('score pools: resetBelow(drop) collects every vector within drop of the k-th best score (in score units), holds at most room + 1, and refuses a negative or NaN drop', () => {
+  const pool = new ScorePool();
+  pool.resetBelow(0.25, 8);
+  pool.setLine(0.5, 0.9);
+  assert.equal(pool.line, 0.25);
+  // The spread is still measured (the cache's reach adapts from it), but does not move the line.
+  assert.ok(Math.abs(pool.spread - 0.4) < 1e-12);
+  // Fewer than k accepted: no k-th best, everything is collected.
+  pool.setLine(-Infinity, Number.NaN);
+  assert.equal(pool.line, -Infinity);
+  // reset() goes back to lines measured in spreads.
+  pool.reset(2, 8);
+  pool.setLine(0.5, 0.75);
+  assert.equal(pool.line, 0);
+  for (const bad of [-1e-9, Number.NaN]) assert.throws(() => pool.resetBelow(bad, 8), RangeError);
+  pool.resetBelow(0, 2);
+  for (let slot = 0; slot < 5; slot++) pool.add(slot, slot / 10);
+  assert.equal(pool.collected, 5);
+  assert.equal(pool.overflowed, true);
+});

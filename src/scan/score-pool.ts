@@ -50,6 +50,8 @@ export class ScorePool {
   private top = new TopK(1);
   private added = 0;
   private reachNow = Infinity;
+  /** resetBelow()'s fixed depth below the k-th best score; NaN: the line is measured in spreads (reset()). */
+  private dropNow = Number.NaN;
   private spreadNow = 0;
   private lineNow = -Infinity;
   /** Whether the scan left some vector out (one scored below the line). */
@@ -71,11 +73,24 @@ export class ScorePool {
     if (this.top.capacity === room + 1) this.top.clear();
     else this.top = new TopK(room + 1);
     this.reachNow = reach;
+    this.dropNow = Number.NaN;
     this.spreadNow = 0;
     this.lineNow = -Infinity;
     this.added = 0;
     this.passedOver = false;
     this.scope = undefined;
+  }
+
+  /**
+   * Empties it for a scan that collects every vector scoring at least `drop` (>= 0) below the k-th
+   * best, in score units rather than spreads: what a scan needs that must hold everything another
+   * kernel's top k could come from, given a bound on how far the two kernels' scores differ
+   * (search-path.ts, "exact" searches). Keeps at most the best `room + 1`, as reset() does.
+   */
+  resetBelow(drop: number, room: number): void {
+    if (!(drop >= 0)) throw new RangeError(`drop must be >= 0, got ${drop}`);
+    this.reset(Infinity, room);
+    this.dropNow = drop;
   }
 
   get reach(): number {
@@ -95,7 +110,7 @@ export class ScorePool {
   /** Sets the line from the scan's k best: `kth` the k-th best score (-Infinity: fewer than k), `mean` theirs. */
   setLine(kth: number, mean: number): void {
     this.spreadNow = mean - kth > 0 ? mean - kth : 0;
-    const line = kth - (this.reachNow === Infinity ? Infinity : this.reachNow * this.spreadNow);
+    const line = kth - (this.dropNow >= 0 ? this.dropNow : this.reachNow === Infinity ? Infinity : this.reachNow * this.spreadNow);
     this.lineNow = Number.isNaN(line) ? -Infinity : line;
   }
 

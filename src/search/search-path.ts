@@ -16,6 +16,7 @@ import type { RecordReads } from '../store/record-reads.js';
 import type { DocRecord } from '../store/state.js';
 import { norm } from '../vector.js';
 import { rescoreBound, type RescoreBound } from './rescore-bound.js';
+import { scoreShift } from '../cache/bounds.js';
 
 export interface SearchHit {
   id: string;
@@ -68,6 +69,13 @@ interface Remember {
   /** Takes the scan's top-k (sorted best first) and its pool. */
   take(scan: ScanQuery, top: TopK, pool: ScorePool): void;
 }
+
+/**
+ * The fewest vectors an exact search's int8 screen keeps before it gives up and scores every code
+ * with the float query instead (16 per candidate when that is more): what lies within the screen's
+ * drop is a few dozen to a few hundred on the sets measured (README, "How a search runs").
+ */
+const EXACT_SCREEN_ROOM = 4096;
 
 /** A ranked candidate before its text is read. */
 interface Ranked {
@@ -211,6 +219,10 @@ export class SearchPath {
   private lastKey: { readonly want: Wanted; readonly key: string } | undefined;
   /** The pool a scan collects for the cache: handed over in the same synchronous step, so one serves every search. */
   private readonly pool = new ScorePool();
+  /** exactByBound()'s pool, made by the first exact search of int8 codes. */
+  private screenPool: ScorePool | undefined;
+  /** Whether exact searches of int8 codes screen with the int8 query first (exactByBound()); tests compare with the float scan alone. */
+  private exactScreen = true;
   private form: Int8Array | undefined;
   /**
    * finish()'s top-k of exact scores, given back when a search is done with it: a top-k of k has
@@ -379,7 +391,9 @@ export class SearchPath {
         });
         if (!look.near) entry = look.entry;
       } else {
-        answerOnly = !cache.collectsPool();
+        // An exact search screened by the int8 query (exactByBound()) collects no pool of float-query
+        // scores: its answer serves its exact repeats while nothing is written, and near queries search.
+        answerOnly = this.screensExact(index, want) || !cache.collectsPool();
         const remember: Remember | undefined = answerOnly ? undefined : { reach: cache.poolReach(cq), room: cache.poolRoom(cq, index.size), take: (scan, top, pool) => (entry = cache.remember(cq, scan, index, top, pool)) };
         ranked = await this.rank(q, want, remember, scanForm(), false);
       }
@@ -432,7 +446,9 @@ export class SearchPath {
     pool?.reset(remember!.reach, remember!.room);
     const test = want.filter === undefined ? undefined : this.filterTest(index, want.filter);
     const accept = test?.accept;
-    if (candidates > 0) index.search(scan, top, { accept, filter: test?.test, nprobe: want.nprobe, exact: want.exact, pool });
+    if (candidates > 0 && !(remember === undefined && want.exact && this.exactByBound(index, scan, top, test))) {
+      index.search(scan, top, { accept, filter: test?.test, nprobe: want.nprobe, exact: want.exact, pool });
+    }
     // Equal scores in id order, as the rescored answer sorts them. Rescoring needs only the k best
     // first (finish() orders what it bounds itself): sorting all 120 candidates of an rq2 search cost
     // 18 µs of it. The cache's pool takes them all in order.
@@ -442,6 +458,45 @@ export class SearchPath {
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
     return this.finish(q, scan.offset ?? 0, chosen, want, { tolerateMoves, bound: () => this.boundOf(scan) });
+  }
+
+  /**
+   * An `exact` search of int8 codes scores the float query against every code (scanQueryFor()),
+   * which costs two to four times the int8 query's scan. This finds the same candidates for less:
+   * the int8 query's scan keeps, beside its own top, every vector within `drop` of its k-th best,
+   * and only those are scored with the float query, into `top` (the caller's, which the float scan
+   * would have filled). Every kernel score moves by at most `shift` = ‖v′ − v‖ · X plus rounding
+   * from the int8 query's view v to the float one v′ (bounds.ts; X = 1 for cosine, the largest code
+   * norm for dot), so a vector among the float scan's k best scores under v at least the k-th best
+   * under v less twice that: with drop at least that much, every candidate and every vector that
+   * ties with the last is in the pool, and TopK keeps the same k whatever order they come in.
+   * False (the caller scans with the float query) when the scan is not such a one, a filtered
+   * page index collects no pool, or more than POOL_ROOM vectors lie within the drop.
+   */
+  private exactByBound(index: VectorIndex, scan: ScanQuery, top: TopK, test: { test: FilterTest; accept: (slot: number) => boolean } | undefined): boolean {
+    if (scan.int8Query || scan.metric === 'l2' || !this.screensExact(index, { exact: true })) return false;
+    const coarse: ScanQuery = { ...scan, int8Query: true };
+    const from = index.kernelForm(coarse, this.formScratch(index.dim));
+    if (from.kind !== 'int8') return false;
+    const shift = scoreShift(scan.metric, from, { kind: 'float', vector: scan.vector }, scan.metric === 'cosine' ? 0 : index.maxNorm());
+    const moved = shift.delta * (scan.metric === 'cosine' ? 1 : shift.maxNorm) + shift.margin;
+    if (!(moved < Infinity)) return false;
+    const pool = (this.screenPool ??= new ScorePool());
+    pool.resetBelow(2 * moved * (1 + 1e-6), Math.max(EXACT_SCREEN_ROOM, 16 * top.capacity));
+    index.search(coarse, new TopK(top.capacity, idOrder(index)), { accept: test?.accept, filter: test?.test, exact: true, pool });
+    if (pool.scope === null || pool.overflowed) return false;
+    const n = pool.collected;
+    const slots = new Int32Array(n);
+    const scores = new Float32Array(n);
+    pool.copyTo(n, slots, scores);
+    index.scoreSlots(scan, slots, n, scores);
+    for (let i = 0; i < n; i++) top.push(scores[i]!, slots[i]!);
+    return true;
+  }
+
+  /** Whether an exact search with `want` is screened by its int8 query (exactByBound()): an int8 store scanned by dot or cosine. */
+  private screensExact(index: VectorIndex, want: { readonly exact?: boolean | undefined }): boolean {
+    return this.exactScreen && want.exact === true && index.codec.name === 'int8' && this.env.space.kernelMetric() !== 'l2';
   }
 
   /**
