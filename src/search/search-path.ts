@@ -77,6 +77,14 @@ interface Remember {
  */
 const EXACT_SCREEN_ROOM = 4096;
 
+/**
+ * A screen that leaves more than 1/SCREEN_WORTH of the store to score with the float query did not
+ * pay for its int8 scan; the next SCREEN_REST exact searches then scan with the float query alone
+ * (data like that stays like that), and the one after tries the screen again.
+ */
+const SCREEN_WORTH = 8;
+const SCREEN_REST = 64;
+
 /** A ranked candidate before its text is read. */
 interface Ranked {
   readonly id: string;
@@ -223,6 +231,8 @@ export class SearchPath {
   private screenPool: ScorePool | undefined;
   /** Whether exact searches of int8 codes screen with the int8 query first (exactByBound()); tests compare with the float scan alone. */
   private exactScreen = true;
+  /** Exact searches left to run without the screen after one whose screen did not pay (exactByBound()). */
+  private screenRests = 0;
   private form: Int8Array | undefined;
   /**
    * finish()'s top-k of exact scores, given back when a search is done with it: a top-k of k has
@@ -475,6 +485,10 @@ export class SearchPath {
    */
   private exactByBound(index: VectorIndex, scan: ScanQuery, top: TopK, test: { test: FilterTest; accept: (slot: number) => boolean } | undefined): boolean {
     if (scan.int8Query || scan.metric === 'l2' || !this.screensExact(index, { exact: true })) return false;
+    if (this.screenRests > 0) {
+      this.screenRests--;
+      return false;
+    }
     const coarse: ScanQuery = { ...scan, int8Query: true };
     const from = index.kernelForm(coarse, this.formScratch(index.dim));
     if (from.kind !== 'int8') return false;
@@ -484,8 +498,13 @@ export class SearchPath {
     const pool = (this.screenPool ??= new ScorePool());
     pool.resetBelow(2 * moved * (1 + 1e-6), Math.max(EXACT_SCREEN_ROOM, 16 * top.capacity));
     index.search(coarse, new TopK(top.capacity, idOrder(index)), { accept: test?.accept, filter: test?.test, exact: true, pool });
-    if (pool.scope === null || pool.overflowed) return false;
     const n = pool.collected;
+    // A drop that takes in much of the store (a dot store whose largest code is far longer than
+    // those that make its top k, or thousands of ties) costs the int8 scan and then the float scan
+    // anyway: 2.2x to 3.3x the float scan alone (a hostile pass). The next searches go straight to
+    // the float scan; either way the answer is the same.
+    if (pool.overflowed || n > index.size / SCREEN_WORTH) this.screenRests = SCREEN_REST;
+    if (pool.scope === null || pool.overflowed) return false;
     const slots = new Int32Array(n);
     const scores = new Float32Array(n);
     pool.copyTo(n, slots, scores);
