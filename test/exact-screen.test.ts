@@ -168,3 +168,20 @@ test('exact screen: a dot store with one code far longer than the rest (the drop
     await store.close();
   }
 });
+
+test('exact screen: a filtered exact search of the page index (which collects no pool) scans with the float query at once, without an int8 scan first (found by a hostile pass: 1.46x the float scan)', async () => {
+  const store = await MemStore.open(tempDir(), { dim: 16, durability: 'none', cache: false, pages: { from: 200, maxPage: 16 } });
+  try {
+    const vectors = clustered(800, 16, 13, 8);
+    await store.add(vectors.map((v, i) => ({ id: `v${i}`, vector: v, meta: { g: i % 4 } })));
+    assert.ok(store.stats().pages > 1);
+    const searches = store as unknown as { searches: { screenPool: unknown } };
+    const { screened, scanned } = await bothWays(store, vectors[3]!, { k: 10, exact: true, filter: { g: 1 } });
+    sameAnswer(screened, scanned, 'filtered');
+    assert.equal(searches.searches.screenPool, undefined, 'no int8 screen ran');
+    await store.search(vectors[3]!, { k: 10, exact: true });
+    assert.notEqual(searches.searches.screenPool, undefined, 'an unfiltered exact search screens');
+  } finally {
+    await store.close();
+  }
+});

@@ -480,11 +480,13 @@ export class SearchPath {
    * norm for dot), so a vector among the float scan's k best scores under v at least the k-th best
    * under v less twice that: with drop at least that much, every candidate and every vector that
    * ties with the last is in the pool, and TopK keeps the same k whatever order they come in.
-   * False (the caller scans with the float query) when the scan is not such a one, a filtered
-   * page index collects no pool, or more than POOL_ROOM vectors lie within the drop.
+   * False (the caller scans with the float query) when the scan is not such a one, the index
+   * collects no pool for it (a filtered search of a page index: the int8 scan would be wasted), the
+   * screen rests (below), or more than its room of vectors lie within the drop.
    */
   private exactByBound(index: VectorIndex, scan: ScanQuery, top: TopK, test: { test: FilterTest; accept: (slot: number) => boolean } | undefined): boolean {
     if (scan.int8Query || scan.metric === 'l2' || !this.screensExact(index, { exact: true })) return false;
+    if (!index.collectsPools({ exact: true, filter: test?.test })) return false;
     if (this.screenRests > 0) {
       this.screenRests--;
       return false;
