@@ -856,7 +856,15 @@ export class MemStore {
     this.checkOpen();
     // In its turn: behind a remember called before it (MEMORY.md), which it had overtaken when
     // nothing had expired (found by a hostile pass); at once otherwise, as before.
-    return this.inTurn(() => this.compactNow(options));
+    // A system error of a file written on the way (the index file appended, the columns file, a
+    // full disk) is IO like any other: it had come out as Node's own ENOSPC (a hostile pass).
+    return this.inTurn(async () => {
+      try {
+        await this.compactNow(options);
+      } catch (e) {
+        throw asMemstoreError(e, `compacting ${this.dir}`);
+      }
+    });
   }
 
   private async compactNow(options: CompactOptions): Promise<void> {

@@ -98,3 +98,36 @@ test('a file layer that reads only asynchronously: rescored answers equal the no
     }
   }
 });
+
+test('compact() meeting ENOSPC at any of its writes rejects with a MemstoreError (IO), keeps every record, and the store goes on (a full disk had surfaced as Node\'s own ENOSPC from the index file)', async () => {
+  const codes = new Set<string>();
+  for (let skip = 0; skip < 12; skip++) {
+    const dir = tempDir();
+    const disk = new FaultFileLayer({ seed: 5 + skip });
+    const store = await MemStore.open(dir, { dim: DIM, files: disk, cache: false, pages: { from: 8, maxPage: 16 } });
+    for (let i = 0; i < 20; i++) await store.add([rec(i)]);
+    await store.delete(['r0', 'r1']);
+    // The skip-th write of the compaction fails (writes before it land).
+    let failed: unknown;
+    const original = disk.writeTo.bind(disk);
+    let seen = 0;
+    disk.writeTo = (...args: Parameters<FaultFileLayer['writeTo']>) => {
+      if (seen++ === skip) disk.failNextWrites(1, 'ENOSPC');
+      original(...args);
+    };
+    await store.compact().catch((e: unknown) => (failed = e));
+    disk.writeTo = original;
+    if (failed !== undefined) {
+      assert.ok(isMemstoreError(failed), `skip ${skip}: rejected with ${String(failed)}`);
+      codes.add((failed as { code: string }).code);
+    }
+    assert.equal(store.stats().count, 18, `skip ${skip}`);
+    for (let i = 2; i < 20; i++) assert.equal((await store.get(`r${i}`))?.text, `text ${i}`, `skip ${skip}: r${i}`);
+    await store.add([{ id: 'after', vector: v[0]! }]);
+    await store.close();
+    const again = await MemStore.open(dir, { files: disk, cache: false });
+    assert.equal(again.stats().count, 19, `skip ${skip} reopened`);
+    await again.close();
+  }
+  assert.ok(codes.has('IO'), `some compaction met the failure: ${[...codes].join(', ')}`);
+});

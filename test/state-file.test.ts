@@ -323,3 +323,29 @@ test("store files: a log segment, an arena or vector segment or the index file t
     }
   }
 });
+
+test('state file: an LMDB environment is created only with CREATE_ROOM free (IO before LMDB is asked; lmdb-js had crashed the process tidying up a failed creation on a nearly full disk); an existing one opens whatever is free', async () => {
+  const { CREATE_ROOM, refuseFullDisk } = await import('../src/store/state.js');
+  const dir = tempDir();
+  const path = statePath(dir);
+  const asked: string[] = [];
+  const free = (bytes: number | undefined) => (d: string) => {
+    asked.push(d);
+    return bytes;
+  };
+  // No data file yet: refused below the room, taken at it, and left to LMDB where statfs cannot tell.
+  assert.throws(() => refuseFullDisk(path, free(64 * 1024)), (e: unknown) => e instanceof MemstoreError && e.code === 'IO' && e.file === path);
+  assert.throws(() => refuseFullDisk(path, free(CREATE_ROOM - 1)), (e: unknown) => e instanceof MemstoreError && e.code === 'IO');
+  refuseFullDisk(path, free(CREATE_ROOM));
+  refuseFullDisk(path, free(undefined));
+  assert.deepEqual(asked, [dir, dir, dir, dir]);
+  // A store's environment (data file and lock file there): nothing to create, free space not asked.
+  const store = await MemStore.open(dir, { dim: 4, durability: 'none' });
+  await store.close();
+  asked.length = 0;
+  refuseFullDisk(path, free(0));
+  assert.deepEqual(asked, []);
+  // Its lock file gone, or its data file emptied: LMDB would create them, so the room is asked.
+  rmSync(`${path}-lock`);
+  assert.throws(() => refuseFullDisk(path, free(0)), (e: unknown) => e instanceof MemstoreError && e.code === 'IO');
+});

@@ -149,14 +149,21 @@ async function writeMarker(dir: string): Promise<void> {
   // Made exclusively: an import that started in the same moment (both found the directory empty) is refused here, before it touches anything.
   const h = await open(importMarkerPath(dir), 'wx').catch((e: unknown) => {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new MemstoreError('LOCKED', `${dir}: another import is writing into it`, { cause: e, file: importMarkerPath(dir) });
-    throw e;
+    throw new MemstoreError('IO', `cannot create ${importMarkerPath(dir)}`, { cause: e, file: importMarkerPath(dir) });
   });
   try {
-    // The importing process's pid first: another import finding the marker leaves the directory alone while it lives.
-    await h.writeFile(`${process.pid}\nmemstore import in progress: the store here is not whole until this file is gone\n`);
-    await h.sync();
-  } finally {
-    await h.close();
+    try {
+      // The importing process's pid first: another import finding the marker leaves the directory alone while it lives.
+      await h.writeFile(`${process.pid}\nmemstore import in progress: the store here is not whole until this file is gone\n`);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    syncDirSync(dir);
+  } catch (e) {
+    // The marker this import made goes with it (a full disk had left it, and the directory refused
+    // to open, for an import that wrote nothing else: a hostile pass).
+    await rm(importMarkerPath(dir), { force: true });
+    throw e instanceof MemstoreError ? e : new MemstoreError('IO', `cannot write ${importMarkerPath(dir)}`, { cause: e, file: importMarkerPath(dir) });
   }
-  syncDirSync(dir);
 }

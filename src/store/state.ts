@@ -1,4 +1,5 @@
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
@@ -347,9 +348,48 @@ function emptyDurably(path: string): void {
   }
 }
 
+/**
+ * The free bytes an LMDB environment is created with, at least. lmdb-js, failing to create an
+ * environment on a nearly full disk (8 to 72 KiB free), corrupted memory tidying up: the process
+ * died with SIGSEGV, or an abort in free() (a hostile pass filling a tmpfs: creating a store, an
+ * import, compact() and repair, which make a new environment beside the old). A megabyte is far
+ * more than an environment's first pages and lock file take (about 41 KiB); a store's first
+ * checkpoints need more anyway, and their commits fail cleanly (IO).
+ */
+export const CREATE_ROOM = 1 << 20;
+
+/**
+ * IO, before LMDB is asked, when the environment at `path` is to be created (its data file absent
+ * or empty, or its lock file absent) on a file system with less than CREATE_ROOM free. Space taken
+ * by another process between this look and the creation is not covered.
+ */
+export function refuseFullDisk(path: string, freeBytes: (dir: string) => number | undefined = freeBytesIn): void {
+  let fresh: boolean;
+  try {
+    fresh = statSync(path).size === 0 || !existsSync(lmdbLockPath(path));
+  } catch {
+    fresh = true;
+  }
+  if (!fresh) return;
+  const free = freeBytes(dirname(path));
+  if (free !== undefined && free < CREATE_ROOM) throw new MemstoreError('IO', `${dirname(path)} has ${free} bytes free; creating ${path} needs ${CREATE_ROOM} at least`, { file: path });
+}
+
+/** The bytes this process may still write on the file system of `dir`, or undefined where statfs cannot tell (LMDB then meets the disk as it is). */
+function freeBytesIn(dir: string): number | undefined {
+  try {
+    const fs = statfsSync(dir);
+    // Root may write into the blocks a file system reserves; LMDB, run as root, does.
+    return (process.getuid?.() === 0 ? fs.bfree : fs.bavail) * fs.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
 /** 16 KiB pages: metadata values of a few KiB stay inline instead of taking overflow pages of their own. */
 function openEnv(dir: string, path = statePath(dir)): RootDatabase {
   refuseUnmappable(dir, path);
+  refuseFullDisk(path);
   try {
     // Checkpoints are the only writers and each awaits its flush, so LMDB's own durability is all on.
     // No event-turn batching: lmdb-js opens a batch for the writes of an event turn whose promise
