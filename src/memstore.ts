@@ -368,15 +368,8 @@ export class MemStore {
       held?.releaseAfterFailure();
       throw e;
     }
-    let lock: DirectoryLock;
-    try {
-      lock = held ?? DirectoryLock.acquire(dir, opts.files);
-    } catch (e) {
-      // The lock file is the first file made in the directory: a path that is a file (ENOTDIR), a
-      // directory without write permission or a read-only file system fail here, and are IO like
-      // any other failure of the file system, not a raw system error.
-      throw asMemstoreError(e, `locking ${dir}`);
-    }
+    // IO for a failure of the file system, LOCKED when another holds it (DirectoryLock.acquire).
+    const lock = held ?? DirectoryLock.acquire(dir, opts.files);
     // Every file by path from here on through a view that refuses once the directory is another one.
     const files = rootedLayer(opts.files, dir);
     let state: StateStore | undefined;

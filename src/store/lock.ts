@@ -5,6 +5,7 @@ import { fileId } from '../../io/rooted-layer.js';
 import { threadClaims } from '../../io/thread-claims.js';
 import { MemstoreError } from '../errors.js';
 import { importMarkerPath, lockPath } from './files.js';
+import { asMemstoreError } from './record-errors.js';
 
 /** Handles of this process, so a second open of the same directory in one process is refused too. */
 const heldHere = new Set<string>();
@@ -141,7 +142,21 @@ export class DirectoryLock {
     private readonly created: { readonly id: string | undefined; readonly content: string },
   ) {}
 
+  /**
+   * The lock of `dir`, or LOCKED. Any other failure is IO with the system error as its cause, for
+   * every caller: the lock file is the first file made in the directory, so a path that is a file
+   * (ENOTDIR), a directory without write permission, a read-only file system, or a full disk under
+   * a stale lock's takeover (which verify and repair had let out as Node's own ENOSPC) fail here.
+   */
   static acquire(dir: string, files: FileLayer): DirectoryLock {
+    try {
+      return DirectoryLock.acquireOrThrow(dir, files);
+    } catch (e) {
+      throw asMemstoreError(e, `locking ${dir}`);
+    }
+  }
+
+  private static acquireOrThrow(dir: string, files: FileLayer): DirectoryLock {
     const path = lockPath(dir);
     if (heldHere.has(path)) throw new MemstoreError('LOCKED', `${dir} is already open in this process`);
     // The threads of this process first (io/thread-claims.ts, where the addon is built): a claim

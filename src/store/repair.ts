@@ -1,4 +1,3 @@
-import { asMemstoreError } from './record-errors.js';
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeFileLayer } from '../../io/file-layer.js';
@@ -123,13 +122,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
   refuseUnfinishedImport(dir);
   // Steps: the state rebuilt, the log salvaged, the store opened, the log re-applied, damage found, damaged records moved out, compaction.
   const step = (done: number) => options.onProgress?.(done, 7);
-  // Taking over a stale lock writes a file: on a full disk that is IO, not Node's own ENOSPC (the CLI took it for a usage error).
-  let lock: DirectoryLock;
-  try {
-    lock = DirectoryLock.acquire(dir, nodeFileLayer);
-  } catch (e) {
-    throw asMemstoreError(e, `locking ${dir}`);
-  }
+  const lock = DirectoryLock.acquire(dir, nodeFileLayer);
   // Until the store takes it over (it releases it at close, or itself when opening fails).
   let holdingLock = true;
   let store: MemStore | undefined;

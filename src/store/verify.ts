@@ -1,4 +1,3 @@
-import { asMemstoreError } from './record-errors.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeFileLayer } from '../../io/file-layer.js';
@@ -115,13 +114,7 @@ export function requireStore(dir: string): void {
 export async function checkStore(dir: string): Promise<StoreReport> {
   // Opening LMDB or taking the lock would create files: a directory without a store is left untouched.
   requireStore(dir);
-  // Taking over a stale lock writes a file: on a full disk that is IO, not Node's own ENOSPC (the CLI took it for a usage error).
-  let lock: DirectoryLock;
-  try {
-    lock = DirectoryLock.acquire(dir, nodeFileLayer);
-  } catch (e) {
-    throw asMemstoreError(e, `locking ${dir}`);
-  }
+  const lock = DirectoryLock.acquire(dir, nodeFileLayer);
   let state: StateStore | undefined;
   try {
     state = StateStore.open(dir);
