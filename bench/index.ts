@@ -6,7 +6,7 @@
  * M 16, efConstruction 200, ef swept), side by side in one run, one query in flight, single thread.
  * Recall@10 is against exact float32 search.
  *
- *   node dist/bench/index.js [--data docs.f32 --queries queries.f32 --dim N] [--n first-N] [--codec int8] [--pca DIMS] [--oversample N] [--nprobe 16,32,64,128] [--ef 32,64,128,256] [--max-page 192] [--inserts 2000] [--churn 0.2] [--filters] [--codes-only]
+ *   node dist/bench/index.js [--data docs.f32 --queries queries.f32 --dim N] [--n first-N] [--codec int8] [--pca DIMS] [--oversample N] [--nprobe 16,32,64,128] [--ef 32,64,128,256] [--max-page 192] [--inserts 2000] [--churn 0.2] [--filters] [--codes-only] [--exact-float-scan]
  *
  * --inserts: vectors added to the built, reopened store (the docs after the first N, else
  * perturbed copies of the first ones under new ids), timed in batches of 100: the insert rate into
@@ -17,6 +17,9 @@
  * --pca: reduce to DIMS dimensions by PCA (trained on the first 4,096 vectors) before the codec.
  * --oversample: candidates per result when rescoring (OpenOptions.oversample; default the codec's).
  * --codes-only: the default and the sweep again without rescoring (`rescore: false`), the codes' own ranking.
+ * --exact-float-scan: a row more, `exact: true` with the screen switched off (a private switch of
+ * the store's search path): the float query scored against every code, which is what an int8 dot
+ * or cosine store's exact screen is measured against (README, "How a search runs").
  * --filters: every record gets metadata { s1, s10, s50 } true for 1%, 10% and 50% of them (every
  * 100th, 10th, 2nd), and searches filtered on each are measured after the first sweep: recall
  * against the exact float32 top 10 among the matching records, p50, and the fewest results any
@@ -38,7 +41,7 @@ import { median } from './percentile.js';
 const K = 10;
 
 const { values } = benchArgs('dist/bench/index.js', {
-  options: { ...DATA_OPTIONS, nprobe: { type: 'string' }, ef: { type: 'string' }, 'max-page': { type: 'string' }, inserts: { type: 'string' }, from: { type: 'string' }, churn: { type: 'string' }, filters: { type: 'boolean' }, 'codes-only': { type: 'boolean' }, codec: { type: 'string' }, pca: { type: 'string' }, oversample: { type: 'string' } },
+  options: { ...DATA_OPTIONS, nprobe: { type: 'string' }, ef: { type: 'string' }, 'max-page': { type: 'string' }, inserts: { type: 'string' }, from: { type: 'string' }, churn: { type: 'string' }, filters: { type: 'boolean' }, 'codes-only': { type: 'boolean' }, 'exact-float-scan': { type: 'boolean' }, codec: { type: 'string' }, pca: { type: 'string' }, oversample: { type: 'string' } },
 }, { numbers: ['nprobe', 'ef', 'max-page', 'inserts', 'from', 'churn', 'oversample'] });
 const list = (v: string | undefined, d: number[]) => (v === undefined ? d : v.split(',').map(Number));
 const all = datasetFrom(values);
@@ -121,6 +124,7 @@ function storeSettings(store: MemStore): Setting[] {
     { label: `memstore default (nprobe ${s.nprobe} of ${s.pages})`, run: search({}) },
     ...list(values.nprobe, [16, 32, 64, 128]).map((nprobe) => ({ label: `memstore nprobe ${nprobe}`, run: search({ nprobe }) })),
     { label: 'memstore exact: true', run: search({ exact: true }) },
+    ...(values['exact-float-scan'] === true ? [{ label: 'memstore exact: true, float scan (no screen)', run: withoutScreen(store, search({ exact: true })) }] : []),
     ...(values['codes-only'] === true
       ? [
           { label: 'memstore default, codes only (rescore: false)', run: search({ rescore: false }) },
@@ -130,11 +134,28 @@ function storeSettings(store: MemStore): Setting[] {
   ];
 }
 
+/**
+ * `run` with the store's exact screen switched off for its one search: a private field, as the
+ * tests reach it (test/exact-screen.test.ts); the rows measured interleaved share the store.
+ */
+function withoutScreen(store: MemStore, run: (q: Float32Array) => Promise<string[]>): (q: Float32Array) => Promise<string[]> {
+  const path = (store as unknown as { searches: { exactScreen: boolean } }).searches;
+  if (typeof path?.exactScreen !== 'boolean') throw new Error('--exact-float-scan: this build has no exact screen switch');
+  return async (q) => {
+    path.exactScreen = false;
+    try {
+      return await run(q);
+    } finally {
+      path.exactScreen = true;
+    }
+  };
+}
+
 function table(rows: readonly Row[]): string[] {
   const exact = rows.find((r) => r.setting === 'memstore exact: true');
   const hnsw = rows.filter((r) => r.setting.startsWith('hnswlib-node')).map((r) => ({ ...r, setting: r.setting.replace('hnswlib-node ', '') }));
   // The nprobe sweeps, each with its default search (the exact scan is a point of its own).
-  const rescored = rows.filter((r) => r.setting.startsWith('memstore') && !r.setting.includes('codes only') && r.setting !== 'memstore exact: true');
+  const rescored = rows.filter((r) => r.setting.startsWith('memstore') && !r.setting.includes('codes only') && !r.setting.startsWith('memstore exact: true'));
   const codesOnly = rows.filter((r) => r.setting.includes('codes only'));
   return [
     '| search | recall@10 vs float32 | p50 µs | QPS | speedup over exact: true (p50) |',
