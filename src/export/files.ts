@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
-import { link, open, readFile as readBytes, rename, rm } from 'node:fs/promises';
+import { link, open, readFile as readBytes, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +10,7 @@ import { MemstoreError } from '../errors.js';
 import type { StoredRecord } from '../memstore.js';
 import { MAX_ID_BYTES, MAX_META_BYTES, MAX_TEXT_BYTES } from '../limits.js';
 import { MAX_DIM, type Metric } from '../options.js';
+import { checkArrowFraming, type ArrowFraming } from './arrow-framing.js';
 import { batchOf, DIM_KEY, exportSchema, METRIC_KEY, rowsOf } from './arrow-batches.js';
 import { BATCH_ROWS, optionalPackage, type ExportFormat } from './formats.js';
 import type { ImportRow } from './rows.js';
@@ -147,11 +148,21 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
   const damaged = (e: unknown) => (e instanceof MemstoreError ? e : new MemstoreError('INVALID_ARGUMENT', `${file}: not a readable ${format} file`, { cause: e, file }));
   if (format === 'arrow') {
     async function* rows(): AsyncIterable<ImportRow> {
-      const input = opened(createReadStream(file));
+      // Read through a file handle, a batch at a time with positioned reads: given a stream, the
+      // reader took in a whole Arrow file (not a bare stream) before its first batch.
+      let handle: FileHandle | undefined;
       try {
         let reader: Arrow.RecordBatchReader;
+        let framing: ArrowFraming;
+        let bytes: number;
         try {
-          reader = await arrow.RecordBatchReader.from(input);
+          handle = await open(file, 'r');
+          bytes = (await handle.stat()).size;
+          // Before the reader sees it: lengths it trusts can make it loop for good (arrow-framing.ts).
+          framing = await checkArrowFraming(handle, bytes, (m) => arrow.Message.decode(m));
+          // Progress is the share of the batches' bytes read (a file's footer follows them).
+          size = framing.batches.at(-1)?.end ?? bytes;
+          reader = await arrow.RecordBatchReader.from(handle);
           await reader.open();
         } catch (e) {
           throw damaged(e);
@@ -160,7 +171,7 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
         if ((reader.schema as Arrow.Schema | undefined) === undefined) throw damaged(new Error('no Arrow schema'));
         noteSchema(reader.schema);
         const batches = reader[Symbol.asyncIterator]();
-        for (;;) {
+        for (let i = 0; ; i++) {
           let next: IteratorResult<Arrow.RecordBatch>;
           try {
             next = await batches.next();
@@ -168,10 +179,11 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
             throw damaged(e);
           }
           if (next.done === true) return;
+          input = { bytesRead: framing.batches[i]?.end ?? bytes };
           yield* rowsOf(arrow, next.value);
         }
       } finally {
-        input.destroy();
+        await handle?.close();
       }
     }
     return { shape: () => shape, rows: rows(), totalRows };
