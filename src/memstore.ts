@@ -33,7 +33,7 @@ import { FlatIndex } from './index/flat-index.js';
 import { PageIndex, sortSlotsById } from './index/page-index.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
 import type { KernelMetric } from './kernels/index.js';
-import { ensureDurableDir, indexFilePath, refuseLostState, repairLogDir, statePath, walDir } from './store/files.js';
+import { ensureDurableDir, indexFilePath, refuseForeignEntries, refuseLostState, refuseOverlongDir, repairLogDir, statePath, walDir } from './store/files.js';
 import { IndexFile, type IndexDamage } from './store/index-file.js';
 import { ChangedRecords, NO_DOC } from './store/changed-records.js';
 import { CommitPipeline } from './store/commit-pipeline.js';
@@ -935,7 +935,9 @@ export class MemStore {
     if (isFile(dir)) {
       throw new MemstoreError('INVALID_ARGUMENT', `${dir} is a file, not a directory: a store is a directory`, { field: 'dir', file: dir });
     }
+    refuseOverlongDir(dir);
     if (internal.importing !== true) refuseUnfinishedImport(dir);
+    refuseForeignEntries(dir);
     // Creating a state file over a store that lost its own would make a new, empty store over the
     // old one's files: its log replayed into it from the wrong place, its index and arena files written over.
     refuseLostState(dir);

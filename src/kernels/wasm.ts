@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { MemstoreError } from '../errors.js';
 import type { ScalarCodecName } from '../codec/codec.js';
 import {
   DIM_STEP,
@@ -586,7 +587,15 @@ let singleton: Kernels | undefined;
  */
 export function kernels(): Kernels {
   if (singleton === undefined) {
-    const bytes = readFileSync(new URL('./kernels.wasm', import.meta.url));
+    const file = new URL('./kernels.wasm', import.meta.url);
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = readFileSync(file);
+    } catch (e) {
+      // Out of file descriptors (EMFILE) at the first open of the process, or an install missing
+      // its build output: the caller's operation fails with IO, and the next one tries again.
+      throw new MemstoreError('IO', `cannot read the search kernels ${file.pathname}`, { cause: e, file: file.pathname });
+    }
     singleton = instantiateKernels(new WebAssembly.Module(bytes));
   }
   return singleton;

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, realpathSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parseSegmentName } from '../../wal/index.js';
 import { MemstoreError } from '../errors.js';
@@ -251,6 +251,65 @@ function storeFileIn(dir: string): string | undefined {
     if (name !== undefined) return join(sub, name);
   }
   return undefined;
+}
+
+/**
+ * Bytes the names of a store's files take under its directory, at most, with room to spare: the
+ * longest are a vector arena segment (`vectors/vectors-000001-000001.blob`, 34), a log segment
+ * moved aside by repair (`wal.repair/wal-…log`, 38), a repair report and temporary names holding a
+ * pid and a random part.
+ */
+const ENTRY_NAME_ROOM = 128;
+
+/**
+ * INVALID_ARGUMENT when `dir` (resolved) is so long that the store's file names under it would pass
+ * the system's limit on a path (PATH_MAX, 4,096 bytes on Linux, 1,024 on macOS): a store opened
+ * there failed every checkpoint, compact() and close() with ENAMETOOLONG once its first vector
+ * segment was named, or failed its open after making some of its files (a hostile pass).
+ */
+export function refuseOverlongDir(dir: string): void {
+  const limit = process.platform === 'linux' ? 4096 : process.platform === 'darwin' ? 1024 : undefined;
+  if (limit === undefined) return;
+  const bytes = Buffer.byteLength(dir);
+  if (bytes + 1 + ENTRY_NAME_ROOM >= limit) {
+    throw new MemstoreError('INVALID_ARGUMENT', `${dir}: a path of ${bytes} bytes leaves too little room for the store's file names under it (the system's limit is ${limit})`, { field: 'dir', file: dir });
+  }
+}
+
+/**
+ * CORRUPTION when an entry of the store in `dir` (its state, log, arenas or index, or a file in
+ * one of them) is a link into another store: this one would read that store's records, texts or
+ * vectors as its own, and its writes, compactions and collections would change or delete that
+ * store's files (a hostile pass: the other store's log segment deleted, its text arena rewritten,
+ * all its full vectors collected, a record written into its log). A link anywhere else (a
+ * directory on another disk) is the user's to make. Called before anything is opened.
+ */
+export function refuseForeignEntries(dir: string): void {
+  const home = realPathOf(dir);
+  const check = (path: string): void => {
+    let link: boolean;
+    try {
+      link = lstatSync(path).isSymbolicLink();
+    } catch {
+      return;
+    }
+    if (!link) return;
+    const holder = storeHolding(path);
+    if (holder !== undefined && holder.dir !== home) {
+      throw new MemstoreError('CORRUPTION', `${path} is a link into another store's ${holder.entry} (${holder.dir}): a store's files must be its own`, { file: path });
+    }
+  };
+  for (const name of [FILES.state, `${FILES.state}${LMDB_LOCK_SUFFIX}`, FILES.wal, FILES.arena, FILES.vectors, FILES.index]) {
+    const path = join(dir, name);
+    check(path);
+    let entries: string[];
+    try {
+      entries = statSync(path).isDirectory() ? readdirSync(path) : [];
+    } catch {
+      continue;
+    }
+    for (const entry of entries) check(join(path, entry));
+  }
 }
 
 /**

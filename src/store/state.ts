@@ -1,4 +1,5 @@
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { constants as osConstants, devNull } from 'node:os';
 import { dirname } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
@@ -386,10 +387,57 @@ function freeBytesIn(dir: string): number | undefined {
   }
 }
 
+/**
+ * File descriptors an environment is opened with, at least: LMDB opens its data file twice and its
+ * lock file once, and lmdb-js crashed the process (SIGSEGV) when that failed with one or two free
+ * (a hostile pass: EMFILE); with three it failed cleanly.
+ */
+const ENV_DESCRIPTORS = 4;
+
+/**
+ * IO, before LMDB is asked, when it could not open the environment at `path` for writing: its data
+ * file or lock file there but not readable and writable by this process (a lock file root left),
+ * their directory not writable where one is to be made, or fewer than ENV_DESCRIPTORS file
+ * descriptors free. lmdb-js, failing to open an environment so, crashed the process (SIGSEGV; a
+ * hostile pass). A descriptor another thread takes between this look and LMDB's open is not covered.
+ */
+export function refuseUnopenable(path: string, writable = true): void {
+  const access = (file: string, mode: number) => {
+    try {
+      accessSync(file, mode);
+    } catch (e) {
+      throw new MemstoreError('IO', `cannot open ${file}${writable ? ' for writing' : ''}: ${(e as NodeJS.ErrnoException).code ?? 'not accessible'}`, { cause: e, file });
+    }
+  };
+  const mode = writable ? constants.R_OK | constants.W_OK : constants.R_OK;
+  let made = false;
+  for (const file of [path, lmdbLockPath(path)]) {
+    if (existsSync(file)) access(file, mode);
+    else made = true;
+  }
+  if (made) access(dirname(path), constants.W_OK | constants.X_OK);
+  const taken: number[] = [];
+  try {
+    for (let i = 0; i < ENV_DESCRIPTORS; i++) taken.push(openSync(devNull, 'r'));
+  } catch (e) {
+    throw new MemstoreError('IO', `cannot open ${path}: fewer than ${ENV_DESCRIPTORS} file descriptors free (${(e as NodeJS.ErrnoException).code ?? 'open failed'})`, { cause: e, file: path });
+  } finally {
+    for (const fd of taken) closeSync(fd);
+  }
+}
+
+/** What lmdb-js threw, as an Error: it throws a failed open's errno as a bare number (13, not EACCES). */
+export function lmdbCause(e: unknown): unknown {
+  if (typeof e !== 'number') return e;
+  const code = Object.entries(osConstants.errno).find(([, n]) => n === e)?.[0];
+  return Object.assign(new Error(`LMDB failed with errno ${e}${code === undefined ? '' : ` (${code})`}`), { errno: e, ...(code === undefined ? {} : { code }) });
+}
+
 /** 16 KiB pages: metadata values of a few KiB stay inline instead of taking overflow pages of their own. */
 function openEnv(dir: string, path = statePath(dir)): RootDatabase {
   refuseUnmappable(dir, path);
   refuseFullDisk(path);
+  refuseUnopenable(path);
   try {
     // Checkpoints are the only writers and each awaits its flush, so LMDB's own durability is all on.
     // No event-turn batching: lmdb-js opens a batch for the writes of an event turn whose promise
@@ -397,7 +445,7 @@ function openEnv(dir: string, path = statePath(dir)): RootDatabase {
     // ends a Node process (found by a hostile pass). The store's only writes are its transactions.
     return open({ path, maxDbs: 8, compression: false, pageSize: 16384, eventTurnBatching: false });
   } catch (e) {
-    throw new MemstoreError('IO', `cannot open ${path}`, { cause: e });
+    throw new MemstoreError('IO', `cannot open ${path}`, { cause: lmdbCause(e) });
   }
 }
 
@@ -418,6 +466,7 @@ export function environmentKind(path: string): 'store' | 'empty' | 'unfinished' 
     // LMDB opened read-only crashes the process on a file of no bytes, and fails on a cut-short first write.
     if (check === 'unfinished') return 'unfinished';
     if (check !== 'whole') return undefined;
+    refuseUnopenable(path, false);
     root = open({ path, readOnly: true, maxDbs: 8 });
     let any = false;
     for (const key of root.getKeys()) {

@@ -8,7 +8,7 @@ import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
 import { getCodec } from '../codec/index.js';
 import { fitsModel } from '../space/vector-space.js';
 import { MemstoreError } from '../errors.js';
-import { FILES, importMarkerPath, indexFilePath, refuseLostState, repairLogDir, statePath, walDir } from './files.js';
+import { FILES, importMarkerPath, indexFilePath, refuseForeignEntries, refuseLostState, repairLogDir, statePath, walDir } from './files.js';
 import { IndexFile, type IndexDamage } from './index-file.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
@@ -90,6 +90,7 @@ async function checkColumns(dir: string, checkpoint: Checkpoint): Promise<Proble
 
 /** INVALID_ARGUMENT unless `dir` holds a store; checked before anything could create a file there. */
 export function requireStore(dir: string): void {
+  refuseForeignEntries(dir);
   refuseLostState(dir);
   const path = statePath(dir);
   if (!existsSync(path)) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);

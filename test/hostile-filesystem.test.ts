@@ -1,0 +1,219 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { MemStore } from '../src/index.js';
+import { lmdbLockPath, lockPath, statePath } from '../src/store/files.js';
+import { lmdbCause } from '../src/store/state.js';
+import { rejectsWith, tempDir } from './helpers.js';
+import { cliResult } from './support/cli.js';
+
+// The file-system environment a store lives in, from a hostile pass: each of these crashed the
+// process (SIGSEGV inside lmdb-js), hung it, or threw an error that was not a MemstoreError.
+
+const run = promisify(execFile);
+const index = fileURLToPath(new URL('../src/index.js', import.meta.url));
+const asRoot = process.getuid?.() === 0;
+
+/**
+ * Runs `body` (an ES module's text, `MemStore` and `MemstoreError` in scope) in a child process,
+ * killed after 30 s; resolves with its exit code (null when killed or crashed), signal and stdout.
+ */
+async function child(body: string, o: { uid?: number } = {}): Promise<{ code: number | null; signal: string | null; stdout: string }> {
+  const script = `const { MemStore, MemstoreError } = await import(${JSON.stringify(index)});\n${body}`;
+  try {
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000, killSignal: 'SIGKILL', ...(o.uid === undefined ? {} : { uid: o.uid, gid: o.uid }) });
+    return { code: 0, signal: null, stdout };
+  } catch (e) {
+    const err = e as { code: number | string | null; signal: string | null; stdout: string };
+    return { code: typeof err.code === 'number' ? err.code : null, signal: err.signal, stdout: err.stdout };
+  }
+}
+
+/** A closed store of one record at a new directory. */
+async function storeWithOne(): Promise<string> {
+  const dir = tempDir();
+  const s = await MemStore.open(dir, { dim: 4 });
+  await s.add([{ id: 'a', vector: [1, 0, 0, 0] }]);
+  await s.close();
+  return dir;
+}
+
+/** The child's report of an open: 'opened', or 'MemstoreError CODE', or the class of anything else thrown. */
+const openReport = (dir: string) => `
+try { const s = await MemStore.open(${JSON.stringify(dir)}); console.log('opened'); await s.close(); }
+catch (e) { console.log(e instanceof MemstoreError ? 'MemstoreError ' + e.code : 'other ' + e?.constructor?.name + ' ' + e?.code); }`;
+
+test('filesystem: a LOCK that is a symbolic link to nothing is IO at open and in verify (both had spun for good: linking said it existed, reading said it did not)', async () => {
+  const dir = await storeWithOne();
+  symlinkSync(join(dir, 'nowhere'), lockPath(dir));
+  const verify = await cliResult(['verify', dir], { timeoutMs: 30_000 });
+  assert.notEqual(verify.code, null, 'verify finished');
+  assert.notEqual(verify.code, 0);
+  assert.match(verify.stderr, /\bIO\b/);
+  const opened = await child(openReport(dir));
+  assert.equal(opened.stdout.trim(), 'MemstoreError IO');
+  await rejectsWith(() => MemStore.open(dir), 'IO');
+  // Nothing was left beside it (the loop had made and removed a LOCK.<pid>.* file each turn).
+  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('LOCK.')), []);
+  rmSync(lockPath(dir));
+  const s = await MemStore.open(dir);
+  assert.equal(s.stats().count, 1);
+  await s.close();
+});
+
+/** A child's body that uses up its file descriptors on /dev/null, frees `free` of them, runs `then`, and gives them back. */
+const withFreeDescriptors = (free: number, then: string) => `
+import('node:fs').then(async ({ openSync, closeSync }) => {
+  const fillers = [];
+  try { for (;;) fillers.push(openSync('/dev/null', 'r')); } catch (e) { if (e.code !== 'EMFILE') throw e; }
+  for (let i = 0; i < ${free}; i++) closeSync(fillers.pop());
+  ${then}
+  for (const fd of fillers) closeSync(fd);
+  console.log('survived');
+});`;
+
+test('filesystem: opening a store with 0 to 6 file descriptors free opens it or is IO, and the process lives on: the first open of a process creating a store, and a reopen (lmdb-js crashed it with SIGSEGV at 1 or 2 free; reading the kernels threw a plain EMFILE Error at 4)', async () => {
+  const dir = await storeWithOne();
+  for (const mode of ['create', 'reopen'] as const) {
+    for (let free = 0; free <= 6; free++) {
+      const target = mode === 'create' ? join(tempDir(), 'new') : dir;
+      const open = mode === 'create' ? `
+try { const s = await MemStore.open(${JSON.stringify(target)}, { dim: 4 }); console.log('opened'); await s.close(); }
+catch (e) { console.log(e instanceof MemstoreError ? 'MemstoreError ' + e.code : 'other ' + e?.constructor?.name + ' ' + e?.code); }` : openReport(target);
+      // A reopen after a first open has loaded the kernels, so that it reaches LMDB with what is left.
+      const first = mode === 'reopen' ? `const first = await MemStore.open(${JSON.stringify(dir)}); await first.close();` : '';
+      const r = await child(`${first}\n${withFreeDescriptors(free, open)}`);
+      const what = `${mode}, ${free} free`;
+      assert.equal(r.signal, null, `${what}: not killed (${r.signal})`);
+      const [outcome, last] = r.stdout.trim().split('\n');
+      assert.ok(outcome === 'opened' || outcome === 'MemstoreError IO', `${what}: ${outcome}`);
+      assert.equal(last, 'survived', what);
+    }
+  }
+  const s = await MemStore.open(dir);
+  assert.equal(s.stats().count, 1);
+  await s.close();
+});
+
+test("filesystem: a store whose LMDB lock file this user cannot write (one root left) is IO at open, not a crash (lmdb-js: SIGSEGV); readable by the tools' read-only look", { skip: asRoot ? false : 'needs root to open as another user' }, async () => {
+  const dir = await storeWithOne();
+  const nobody = 65534;
+  const own = (path: string) => chownSync(path, nobody, nobody);
+  own(dir);
+  for (const entry of readdirSync(dir, { recursive: true }) as string[]) own(join(dir, entry));
+  chmodSync(lmdbLockPath(statePath(dir)), 0o444);
+  const r = await child(openReport(dir), { uid: nobody });
+  assert.equal(r.signal, null, `not killed (${r.signal})`);
+  assert.equal(r.stdout.trim(), 'MemstoreError IO');
+  chmodSync(lmdbLockPath(statePath(dir)), 0o644);
+  const again = await child(openReport(dir), { uid: nobody });
+  assert.equal(again.stdout.trim(), 'opened');
+});
+
+/** Two closed stores of 20 records each (texts, full vectors), A's ids `a<i>`, B's `b<i>`. */
+async function twoStores(): Promise<{ a: string; b: string }> {
+  const make = async (prefix: string) => {
+    const dir = tempDir();
+    const s = await MemStore.open(dir, { dim: 4 });
+    await s.add(Array.from({ length: 20 }, (_, i) => ({ id: `${prefix}${i}`, vector: [1, i, prefix === 'a' ? 1 : -1, 0], text: `${prefix} text ${i}` })));
+    await s.close();
+    return dir;
+  };
+  return { a: await make('a'), b: await make('b') };
+}
+
+test("filesystem: a store whose log, text arena, vector arena or index directory, or one file in them, is a link into another store's is CORRUPTION at open and in verify and export; the other store is left whole (its log segment had been deleted, its arena rewritten, its vectors collected)", async () => {
+  for (const entry of ['wal', 'arena', 'vectors', 'index', 'segment'] as const) {
+    const { a, b } = await twoStores();
+    if (entry === 'segment') {
+      const segment = readdirSync(join(a, 'wal')).find((f) => f.endsWith('.log'))!;
+      const theirs = readdirSync(join(b, 'wal')).find((f) => f.endsWith('.log'))!;
+      rmSync(join(a, 'wal', segment));
+      symlinkSync(join(b, 'wal', theirs), join(a, 'wal', segment));
+    } else {
+      rmSync(join(a, entry), { recursive: true });
+      symlinkSync(join(b, entry), join(a, entry));
+    }
+    await rejectsWith(() => MemStore.open(a), 'CORRUPTION');
+    const verify = await cliResult(['verify', a]);
+    assert.notEqual(verify.code, 0, entry);
+    assert.match(verify.stderr, /\bCORRUPTION\b/, entry);
+    const exported = await cliResult(['export', a, '--out', join(tempDir(), 'out.jsonl')]);
+    assert.notEqual(exported.code, 0, entry);
+    assert.equal((await cliResult(['verify', b])).code, 0, `${entry}: the other store verifies`);
+    const other = await MemStore.open(b);
+    assert.equal(other.stats().count, 20, entry);
+    assert.equal((await other.get('b7'))?.text, 'b text 7', entry);
+    await other.close();
+  }
+});
+
+test('filesystem: a store whose vector arena is a link to a directory elsewhere (another disk, no store there) opens, searches, compacts and verifies as before', async () => {
+  const { a } = await twoStores();
+  const elsewhere = join(tempDir(), 'vectors-elsewhere');
+  renameSync(join(a, 'vectors'), elsewhere);
+  symlinkSync(elsewhere, join(a, 'vectors'));
+  const s = await MemStore.open(a);
+  assert.equal(s.stats().count, 20);
+  assert.equal((await s.search([1, 7, 1, 0], { k: 1, exact: true }))[0]?.id, 'a7');
+  await s.add([{ id: 'a-new', vector: [0, 0, 1, 1] }]);
+  await s.compact();
+  await s.close();
+  assert.equal((await cliResult(['verify', a])).code, 0);
+});
+
+/** A path under a new temporary directory, `bytes` long, of components of at most 200 bytes (NAME_MAX is 255). */
+function pathOfLength(bytes: number): string {
+  let path = tempDir();
+  while (path.length < bytes) path = join(path, 'd'.repeat(Math.min(200, bytes - path.length - 1)));
+  assert.equal(path.length, bytes);
+  return path;
+}
+
+test('filesystem: a directory path so long that the store\'s file names under it would pass PATH_MAX is INVALID_ARGUMENT at open and nothing is made (its checkpoints, compact() and close() had failed with ENAMETOOLONG for good); 3,900 bytes work', { skip: process.platform === 'linux' ? false : 'Linux PATH_MAX' }, async () => {
+  const long = pathOfLength(4000);
+  await rejectsWith(() => MemStore.open(long, { dim: 4 }), 'INVALID_ARGUMENT');
+  assert.equal(existsSync(long), false);
+  const fits = pathOfLength(3900);
+  const s = await MemStore.open(fits, { dim: 4 });
+  await s.add(Array.from({ length: 50 }, (_, i) => ({ id: `r${i}`, vector: [1, i, 0, 1], text: `t${i}` })));
+  await s.compact();
+  await s.close();
+  const again = await MemStore.open(fits);
+  assert.equal(again.stats().count, 50);
+  await again.close();
+});
+
+test("filesystem: an LMDB open that fails gives IO whose cause is an Error with the errno's code (lmdb-js throws the bare number: a cause of 13)", () => {
+  const cause = lmdbCause(13) as NodeJS.ErrnoException;
+  assert.ok(cause instanceof Error);
+  assert.equal(cause.code, 'EACCES');
+  assert.equal(cause.errno, 13);
+  const other = new Error('x');
+  assert.equal(lmdbCause(other), other);
+});
+
+test('filesystem: with its directory removed while it is open, a durable write is IO, not acknowledged (they had been fsynced into a log nothing can find); renamed away, the same, and the store at its new name holds every acknowledged write and not the refused one', async () => {
+  const removed = tempDir();
+  const s = await MemStore.open(removed, { dim: 4 });
+  await s.add([{ id: 'before', vector: [1, 0, 0, 0] }]);
+  rmSync(removed, { recursive: true });
+  await rejectsWith(() => s.add([{ id: 'after', vector: [0, 1, 0, 0] }]), 'IO');
+  await rejectsWith(() => s.close(), 'IO');
+
+  const dir = tempDir();
+  const moved = join(tempDir(), 'moved');
+  const t = await MemStore.open(dir, { dim: 4 });
+  await t.add(Array.from({ length: 10 }, (_, i) => ({ id: `r${i}`, vector: [1, i, 0, 0] })));
+  renameSync(dir, moved);
+  await rejectsWith(() => t.add([{ id: 'refused', vector: [0, 1, 0, 0] }]), 'IO');
+  await rejectsWith(() => t.close(), 'IO');
+  const reopened = await MemStore.open(moved);
+  assert.equal(reopened.stats().count, 10);
+  assert.equal(await reopened.get('refused'), undefined);
+  await reopened.close();
+});
