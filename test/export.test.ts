@@ -106,6 +106,19 @@ test('export never overwrites: an existing output file is refused (INVALID_ARGUM
   assert.deepEqual(readdirSync(out), ['taken.jsonl']);
 });
 
+test("export removes the temporary file a killed export to the same output left (its pid not alive); one whose pid is alive, one for another output and one of another shape stay", async () => {
+  const dir = await makeStore([{ id: 'a', vector: [1, 2, 3, 4, 5, 6, 7] }]);
+  const out = tempDir();
+  // Above any pid_max (2^22 on Linux): never a live process.
+  const dead = 'o.jsonl.999999999.abcdef012345.tmp';
+  const alive = `o.jsonl.${process.pid}.abcdef012345.tmp`;
+  const other = 'p.jsonl.999999999.abcdef012345.tmp';
+  const shape = 'o.jsonl.999999999.xyz.tmp';
+  for (const name of [dead, alive, other, shape]) writeFileSync(join(out, name), 'partial');
+  await exportStore(dir, join(out, 'o.jsonl'));
+  assert.deepEqual(readdirSync(out).sort(), [alive, shape, 'o.jsonl', other].sort());
+});
+
 test('export/import: a format that is neither given nor named by the extension, or unknown, is INVALID_OPTION', async () => {
   const dir = await makeStore([{ id: 'a', vector: [1, 2, 3, 4, 5, 6, 7] }]);
   await rejectsWith(() => exportStore(dir, join(tempDir(), 'out.csv')), 'INVALID_OPTION');

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
-import { link, open, readFile as readBytes, rename, rm, type FileHandle } from 'node:fs/promises';
+import { link, open, readdir, readFile as readBytes, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as Arrow from 'apache-arrow';
 import type * as Parquet from 'parquet-wasm';
 import { MemstoreError } from '../errors.js';
+import { pidAlive } from '../store/lock.js';
 import type { StoredRecord } from '../memstore.js';
 import { MAX_ID_BYTES, MAX_META_BYTES, MAX_TEXT_BYTES } from '../limits.js';
 import { MAX_DIM, type Metric } from '../options.js';
@@ -322,8 +323,31 @@ function temporaryBeside(file: string): string {
 }
 
 /**
+ * Removes the temporary files of earlier exports to `file` that were killed (`FILE.<pid>.<hex>.tmp`
+ * whose process is not alive, as the directory lock judges a stale lock): nothing else could remove
+ * them. A temporary name too long to hold `file`'s name (`.<pid>.<hex>.tmp`) does not say whose it
+ * is, and is left. A failure to list or remove is not the export's: it goes on.
+ */
+async function removeAbandoned(file: string): Promise<void> {
+  const prefix = `${basename(file)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dirname(file));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d{1,10})\.[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length));
+    if (m === null || pidAlive(Number(m[1]))) continue;
+    await rm(join(dirname(file), name), { force: true }).catch(() => undefined);
+  }
+}
+
+/**
  * Runs `write(temp)` and moves its file to `file` atomically: written under a temporary name
- * beside it (a new, random one, created here: a file already there is never written or removed),
+ * beside it (a new, random one, created here: a file already there is never written; one an earlier export
+ * to `file` left when it was killed is removed first, removeAbandoned()),
  * fsynced, linked to `file` (which fails if `file` exists, even one made by another process while
  * this one wrote), the directory fsynced. `file` must not exist (INVALID_ARGUMENT); on failure the
  * temporary file is removed.
@@ -337,6 +361,7 @@ export async function writeAtomically(file: string, write: (temp: string) => Pro
     if (e instanceof MemstoreError) throw e;
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new MemstoreError('IO', `cannot check ${file}`, { cause: e, file });
   }
+  await removeAbandoned(file);
   const temp = temporaryBeside(file);
   try {
     await (await open(temp, 'wx')).close();
