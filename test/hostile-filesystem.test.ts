@@ -22,10 +22,13 @@ const asRoot = process.getuid?.() === 0;
  * Runs `body` (an ES module's text, `MemStore` and `MemstoreError` in scope) in a child process,
  * killed after 30 s; resolves with its exit code (null when killed or crashed), signal and stdout.
  */
-async function child(body: string, o: { uid?: number } = {}): Promise<{ code: number | null; signal: string | null; stdout: string }> {
+async function child(body: string, o: { uid?: number; fdLimit?: number } = {}): Promise<{ code: number | null; signal: string | null; stdout: string }> {
   const script = `const { MemStore, MemstoreError } = await import(${JSON.stringify(index)});\n${body}`;
+  const node = [process.execPath, '--input-type=module', '-e', script];
+  // A descriptor limit through the shell (Node cannot set one): filling a table of a million takes long.
+  const [file, ...args] = o.fdLimit === undefined ? node : ['/bin/sh', '-c', `ulimit -n ${o.fdLimit} && exec "$@"`, 'sh', ...node];
   try {
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000, killSignal: 'SIGKILL', ...(o.uid === undefined ? {} : { uid: o.uid, gid: o.uid }) });
+    const { stdout } = await run(file!, args, { timeout: 30_000, killSignal: 'SIGKILL', ...(o.uid === undefined ? {} : { uid: o.uid, gid: o.uid }) });
     return { code: 0, signal: null, stdout };
   } catch (e) {
     const err = e as { code: number | string | null; signal: string | null; stdout: string };
@@ -86,7 +89,7 @@ try { const s = await MemStore.open(${JSON.stringify(target)}, { dim: 4 }); cons
 catch (e) { console.log(e instanceof MemstoreError ? 'MemstoreError ' + e.code : 'other ' + e?.constructor?.name + ' ' + e?.code); }` : openReport(target);
       // A reopen after a first open has loaded the kernels, so that it reaches LMDB with what is left.
       const first = mode === 'reopen' ? `const first = await MemStore.open(${JSON.stringify(dir)}); await first.close();` : '';
-      const r = await child(`${first}\n${withFreeDescriptors(free, open)}`);
+      const r = await child(`${first}\n${withFreeDescriptors(free, open)}`, { fdLimit: 256 });
       const what = `${mode}, ${free} free`;
       assert.equal(r.signal, null, `${what}: not killed (${r.signal})`);
       const [outcome, last] = r.stdout.trim().split('\n');
