@@ -135,3 +135,116 @@ test('LangChain: swapped in for LangChain\'s MemoryVectorStore in a retriever, i
     await mine.close();
   }
 });
+
+test('LangChain: metadata that is not JSON data (a Map with entries, a Set, a Date, a class instance, a function, a number, an array, symbol keys) is INVALID_ARGUMENT and nothing is added (each had been dropped for having no own keys, stored as {})', async () => {
+  const store = await MemStoreVectorStore.open(embeddings, { directory: tempDir() });
+  try {
+    class Tag {}
+    const odd: unknown[] = [new Map([['source', 'manual']]), new Set(['a']), new Date(0), new Tag(), () => 1, 5, [], { [Symbol('s')]: 1 }];
+    for (const metadata of odd) {
+      await rejectsWith(() => store.addDocuments([new Document({ pageContent: 'a', metadata: {} }), { pageContent: 'b', metadata } as unknown as Document]), 'INVALID_ARGUMENT');
+    }
+    assert.equal(store.store.stats().count, 0);
+    // An empty plain object (a Document's default) and none at all are no metadata.
+    await store.addDocuments([new Document({ pageContent: 'c', metadata: {} }), { pageContent: 'd' } as unknown as Document]);
+    assert.deepEqual((await store.similaritySearch('c', 2)).map((d) => d.metadata), [{}, {}]);
+  } finally {
+    await store.close();
+  }
+});
+
+test('LangChain: fromDocuments whose add fails closes the store it opened, so a retry on the directory works (it had stayed open: LOCKED for the life of the process)', async () => {
+  const directory = tempDir();
+  await rejectsWith(() => MemStoreVectorStore.fromDocuments([new Document({ pageContent: 'x', metadata: { when: new Date() } })], embeddings, { directory }), 'INVALID_ARGUMENT');
+  await rejectsWith(() => MemStoreVectorStore.fromTexts(['ok', 'lone \ud800'], {}, embeddings, { directory }), 'INVALID_ARGUMENT');
+  const store = await MemStoreVectorStore.fromDocuments([new Document({ pageContent: 'x', metadata: { n: 1 } })], embeddings, { directory });
+  assert.equal(store.store.stats().count, 1);
+  // A store it was given stays open: it is the caller's.
+  await rejectsWith(() => MemStoreVectorStore.fromDocuments([new Document({ pageContent: 'y', metadata: { when: new Date() } })], embeddings, { store: store.store }), 'INVALID_ARGUMENT');
+  assert.equal(store.store.stats().count, 1);
+  await store.close();
+});
+
+test('LangChain: maxMarginalRelevanceSearch checks k as every search does and lambda in [0, 1] (INVALID_OPTION; k 2.5 had returned 3 documents, lambda NaN had thrown a TypeError), and leaves out a hit deleted before its vector is read', async () => {
+  const store = await MemStoreVectorStore.fromTexts(['red apple', 'red apples', 'green pear', 'blue sky', 'red car'], {}, embeddings, { directory: tempDir() });
+  try {
+    for (const k of [0, -1, 2.5, Number.NaN, 1e9]) await rejectsWith(() => store.maxMarginalRelevanceSearch('red', { k, fetchK: 5 }), 'INVALID_OPTION');
+    for (const lambda of [Number.NaN, -0.1, 1.5]) await rejectsWith(() => store.maxMarginalRelevanceSearch('red', { k: 2, fetchK: 5, lambda }), 'INVALID_OPTION');
+    // The nearest hit deleted between the search and the read of its vector.
+    const inner = store.store;
+    const search = inner.search.bind(inner);
+    let removed: string | undefined;
+    inner.search = (async (...args: Parameters<typeof search>) => {
+      const hits = await search(...args);
+      removed = hits[0]!.id;
+      await inner.delete([removed]);
+      return hits;
+    }) as typeof search;
+    const docs = await store.maxMarginalRelevanceSearch('red apple', { k: 3, fetchK: 5 });
+    assert.equal(docs.length, 3);
+    assert.ok(!docs.some((d) => d.id === removed));
+  } finally {
+    await store.close();
+  }
+});
+
+test('LangChain: options.ids that is not an array, or longer than the documents, is INVALID_ARGUMENT (a string had become one id per character, extra ids dropped); wrong shapes of vectors and documents are INVALID_ARGUMENT, not TypeErrors; nothing is added', async () => {
+  const store = await MemStoreVectorStore.open(embeddings, { directory: tempDir() });
+  try {
+    const docs = [new Document({ pageContent: 'a', metadata: {} }), new Document({ pageContent: 'b', metadata: {} }), new Document({ pageContent: 'c', metadata: {} })];
+    for (const ids of ['xyz', 7, ['a', 'b', 'c', 'd']]) await rejectsWith(() => store.addDocuments(docs, { ids: ids as string[] }), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.addVectors(undefined as unknown as number[][], docs), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.addVectors([[1, 2]], null as unknown as Document[]), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.addVectors([[1, 2]], [null as unknown as Document]), 'INVALID_ARGUMENT');
+    await rejectsWith(() => store.addDocuments('hello' as unknown as Document[]), 'INVALID_ARGUMENT');
+    assert.equal(store.store.stats().count, 0);
+  } finally {
+    await store.close();
+  }
+});
+
+test('LangChain: an embedder that throws or returns another count of vectors is EMBED with its cause, for documents and queries, and nothing is added', async () => {
+  const failing: EmbeddingsInterface = {
+    embedQuery: () => Promise.reject(new Error('model down')),
+    embedDocuments: () => Promise.reject(new Error('model down')),
+  };
+  const short: EmbeddingsInterface = { embedQuery: (t) => embeddings.embedQuery(t), embedDocuments: async (texts) => (await embeddings.embedDocuments(texts)).slice(1) };
+  const directory = tempDir();
+  const store = await MemStoreVectorStore.open(embeddings, { directory, open: { dim: DIM } });
+  await store.close();
+  for (const e of [failing, short]) {
+    const s = await MemStoreVectorStore.open(e, { directory });
+    try {
+      await rejectsWith(() => s.addDocuments([new Document({ pageContent: 'a', metadata: {} }), new Document({ pageContent: 'b', metadata: {} })]), 'EMBED');
+      if (e === failing) {
+        await rejectsWith(() => s.similaritySearch('a', 1), 'EMBED');
+        await rejectsWith(() => s.maxMarginalRelevanceSearch('a', { k: 1 }), 'EMBED');
+      }
+      assert.equal(s.store.stats().count, 0);
+    } finally {
+      await s.close();
+    }
+  }
+});
+
+test('LangChain: writes through the adapter apply in call order: an addDocuments (which embeds first) then a delete of the same id in one tick leaves it deleted (the delete had gone first); close() waits for them; delete with another key than ids is refused', async () => {
+  const slow: EmbeddingsInterface = {
+    embedQuery: (t) => embeddings.embedQuery(t),
+    embedDocuments: async (texts) => {
+      await new Promise((r) => setTimeout(r, 20));
+      return embeddings.embedDocuments(texts);
+    },
+  };
+  const directory = tempDir();
+  const store = await MemStoreVectorStore.open(slow, { directory, open: { dim: DIM } });
+  const added = store.addDocuments([new Document({ pageContent: 'x', metadata: {}, id: 'x' })]);
+  const deleted = store.delete({ ids: ['x'] });
+  const kept = store.addDocuments([new Document({ pageContent: 'y', metadata: {}, id: 'y' })]);
+  await Promise.all([added, deleted]);
+  await rejectsWith(() => store.delete({ ids: ['y'], filter: { n: 1 } } as { ids: string[] }), 'INVALID_OPTION');
+  await store.close();
+  assert.deepEqual(await kept, ['y']);
+  const again = await MemStoreVectorStore.open(slow, { directory });
+  assert.deepEqual(again.store.ids(), ['y']);
+  await again.close();
+});

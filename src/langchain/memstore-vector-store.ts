@@ -6,7 +6,7 @@ import { maximalMarginalRelevance } from '@langchain/core/utils/math';
 import { VectorStore, type MaxMarginalRelevanceSearchOptions } from '@langchain/core/vectorstores';
 import { MemstoreError } from '../errors.js';
 import { MemStore, type SearchHit } from '../memstore.js';
-import { onlyKeys, type Filter, type OpenOptions } from '../options.js';
+import { MAX_K, onlyKeys, type Filter, type OpenOptions } from '../options.js';
 import { isPlainObject } from '../input.js';
 import { statePath } from '../store/files.js';
 
@@ -69,15 +69,41 @@ export class MemStoreVectorStore extends VectorStore {
     return 'memstore';
   }
 
+  /**
+   * Writes through this adapter, in call order: an addDocuments embeds its texts first (at once,
+   * beside other calls), and a delete or add called after it had reached the store before it.
+   */
+  private last: Promise<unknown> = Promise.resolve();
+
+  private inOrder<T>(write: () => Promise<T>): Promise<T> {
+    const run = this.last.then(write, write);
+    this.last = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
   async addVectors(vectors: number[][], documents: DocumentInterface[], options?: { ids?: string[] }): Promise<string[]> {
-    if (vectors.length !== documents.length) throw new MemstoreError('INVALID_ARGUMENT', `${vectors.length} vectors for ${documents.length} documents`, { field: 'vectors' });
-    const ids = documents.map((d, i) => options?.ids?.[i] ?? d.id ?? randomUUID());
-    await this.store.add(documents.map((d, i) => ({ id: ids[i]!, vector: vectors[i]!, text: d.pageContent, ...(Object.keys(d.metadata ?? {}).length === 0 ? {} : { meta: d.metadata as Record<string, unknown> }) })));
-    return ids;
+    const records = recordsOf(vectors, documents, options);
+    return this.inOrder(async () => {
+      await this.store.add(records);
+      return records.map((r) => r.id);
+    });
   }
 
   async addDocuments(documents: DocumentInterface[], options?: { ids?: string[] }): Promise<string[]> {
-    return this.addVectors(await this.embeddings.embedDocuments(documents.map((d) => d.pageContent)), documents, options);
+    checkDocuments(documents);
+    checkIds(options, documents.length);
+    const texts = documents.map((d) => d.pageContent);
+    const vectors = embedding('texts', () => this.embeddings.embedDocuments(texts), texts.length);
+    // Handled here too: a failed embedding waits for its turn to be reported, unhandled meanwhile.
+    vectors.catch(() => undefined);
+    return this.inOrder(async () => {
+      const records = recordsOf(await vectors, documents, options);
+      await this.store.add(records);
+      return records.map((r) => r.id);
+    });
   }
 
   async similaritySearchVectorWithScore(query: number[], k: number, filter?: Filter): Promise<[DocumentInterface, number][]> {
@@ -85,28 +111,55 @@ export class MemStoreVectorStore extends VectorStore {
     return hits.map((h) => [documentOf(h), h.score]);
   }
 
-  /** Deletes the documents with these ids. */
+  override async similaritySearch(query: string, k = 4, filter?: Filter): Promise<DocumentInterface[]> {
+    return (await this.similaritySearchWithScore(query, k, filter)).map(([d]) => d);
+  }
+
+  override async similaritySearchWithScore(query: string, k = 4, filter?: Filter): Promise<[DocumentInterface, number][]> {
+    return this.similaritySearchVectorWithScore(await this.embedQuery(query), k, filter);
+  }
+
+  /** Deletes the documents with these ids (`{ ids }` only: this store deletes by id). */
   override async delete(params?: { ids?: string[] }): Promise<void> {
-    if (params?.ids === undefined) throw new MemstoreError('INVALID_ARGUMENT', 'delete takes { ids }', { field: 'ids' });
-    await this.store.delete(params.ids);
+    if (!isPlainObject(params) || params['ids'] === undefined) throw new MemstoreError('INVALID_ARGUMENT', 'delete takes { ids }', { field: 'ids' });
+    onlyKeys('', params, ['ids']);
+    const ids = params['ids'] as string[];
+    await this.inOrder(() => this.store.delete(ids));
   }
 
   /**
    * The `k` documents maximal marginal relevance picks among the `fetchK` nearest (their vectors as
-   * stored, read back with `get`), `lambda` trading relevance (1) against diversity (0).
+   * stored, read back with `get`; one deleted meanwhile is left out), `lambda` trading relevance (1)
+   * against diversity (0).
    */
   override async maxMarginalRelevanceSearch(query: string, options: MaxMarginalRelevanceSearchOptions<Filter>): Promise<DocumentInterface[]> {
-    const q = await this.embeddings.embedQuery(query);
+    if (!isPlainObject(options)) throw new MemstoreError('INVALID_OPTION', 'maxMarginalRelevanceSearch takes { k, fetchK, lambda, filter }', { field: 'options' });
+    const k = options.k;
+    if (!(Number.isInteger(k) && k >= 1 && k <= MAX_K)) throw new MemstoreError('INVALID_OPTION', `k must be an integer in [1, ${MAX_K}]`, { field: 'k' });
+    const lambda = options.lambda ?? 0.5;
+    if (!(typeof lambda === 'number' && lambda >= 0 && lambda <= 1)) throw new MemstoreError('INVALID_OPTION', 'lambda must be a number in [0, 1]', { field: 'lambda' });
+    const q = await this.embedQuery(query);
     const hits = await this.store.search(q, { k: options.fetchK ?? FETCH_K, ...(options.filter === undefined ? {} : { filter: options.filter }) });
+    const kept: SearchHit[] = [];
     const vectors: number[][] = [];
-    for (const h of hits) vectors.push(Array.from((await this.store.get(h.id))?.vector ?? []));
-    const picked = maximalMarginalRelevance(q, vectors, options.lambda ?? 0.5, options.k);
-    return picked.map((i) => documentOf(hits[i]!));
+    for (const h of hits) {
+      const record = await this.store.get(h.id);
+      if (record === undefined) continue;
+      kept.push(h);
+      vectors.push(Array.from(record.vector));
+    }
+    if (kept.length === 0) return [];
+    const picked = maximalMarginalRelevance(q, vectors, lambda, k);
+    return picked.flatMap((i) => (kept[i] === undefined ? [] : [documentOf(kept[i])]));
   }
 
-  /** Closes the store (every write durable). */
+  /** Closes the store (every write durable), once the writes called before through this adapter are done. */
   close(): Promise<void> {
-    return this.store.close();
+    return this.inOrder(() => this.store.close());
+  }
+
+  private embedQuery(query: string): Promise<number[]> {
+    return embedding('query', async () => [await this.embeddings.embedQuery(query)], 1).then((v) => v[0]!);
   }
 
   static override async fromTexts(texts: string[], metadatas: object[] | object, embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig): Promise<MemStoreVectorStore> {
@@ -115,12 +168,76 @@ export class MemStoreVectorStore extends VectorStore {
   }
 
   static override async fromDocuments(docs: DocumentInterface[], embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig): Promise<MemStoreVectorStore> {
-    const vectors = await embeddings.embedDocuments(docs.map((d) => d.pageContent));
+    checkDocuments(docs);
+    const texts = docs.map((d) => d.pageContent);
+    const vectors = await embedding('texts', () => embeddings.embedDocuments(texts), texts.length);
     // A store made here takes its dimension from the documents' vectors (a probe only when there are none).
     const store = await MemStoreVectorStore.openFor(embeddings, config, async () => vectors[0]?.length ?? (await embeddings.embedQuery('dimension')).length);
-    await store.addVectors(vectors, docs);
+    try {
+      await store.addVectors(vectors, docs);
+    } catch (e) {
+      // A store this call opened is closed again (it had stayed open, its directory LOCKED to a
+      // retry for the life of the process); one it was given is the caller's.
+      if (!('store' in config)) await store.close().catch(() => undefined);
+      throw e;
+    }
     return store;
   }
+}
+
+/** INVALID_ARGUMENT unless `documents` is an array of documents (objects with a string pageContent). */
+function checkDocuments(documents: unknown): asserts documents is DocumentInterface[] {
+  if (!Array.isArray(documents)) throw new MemstoreError('INVALID_ARGUMENT', 'documents must be an array of Documents', { field: 'documents' });
+  documents.forEach((d: unknown, i) => {
+    if (typeof d !== 'object' || d === null || typeof (d as { pageContent?: unknown }).pageContent !== 'string') {
+      throw new MemstoreError('INVALID_ARGUMENT', `documents[${i}] must be a Document with a string pageContent`, { field: `documents[${i}]` });
+    }
+  });
+}
+
+/**
+ * INVALID_ARGUMENT unless `options.ids`, when given, is an array of at most one entry per document
+ * (a position it leaves undefined falls back to Document.id, then a UUID): a string had been read
+ * as its characters, a number ignored, and ids past the documents dropped.
+ */
+function checkIds(options: { ids?: unknown } | undefined, count: number): void {
+  const ids = options?.ids;
+  if (ids === undefined) return;
+  if (!Array.isArray(ids) || ids.length > count) throw new MemstoreError('INVALID_ARGUMENT', `options.ids must be an array of at most ${count} ids, one per document`, { field: 'ids' });
+}
+
+/** The records `addVectors` adds: checked (shapes, ids), their ids chosen, metadata passed on for the store to check. */
+function recordsOf(vectors: unknown, documents: unknown, options: { ids?: unknown } | undefined): { id: string; vector: number[]; text: string; meta?: Record<string, unknown> }[] {
+  if (!Array.isArray(vectors)) throw new MemstoreError('INVALID_ARGUMENT', 'vectors must be an array of vectors', { field: 'vectors' });
+  checkDocuments(documents);
+  if (vectors.length !== documents.length) throw new MemstoreError('INVALID_ARGUMENT', `${vectors.length} vectors for ${documents.length} documents`, { field: 'vectors' });
+  checkIds(options, documents.length);
+  const ids = options?.ids as (string | undefined)[] | undefined;
+  return documents.map((d, i) => {
+    const metadata: unknown = d.metadata;
+    // Only none, or an empty plain object (a Document's default), means no metadata: anything else
+    // goes to the store, which refuses what is not JSON data (a Map, a Date, a class instance had
+    // been dropped here for having no own keys).
+    const none = metadata === undefined || (isPlainObject(metadata) && Reflect.ownKeys(metadata).length === 0);
+    return { id: ids?.[i] ?? d.id ?? randomUUID(), vector: vectors[i] as number[], text: d.pageContent, ...(none ? {} : { meta: metadata as Record<string, unknown> }) };
+  });
+}
+
+/**
+ * What the embeddings return for `count` texts, or EMBED (with the embedder's error as `cause`) when
+ * they throw or return another count, as the memory API reports its embedder's failures.
+ */
+async function embedding(field: 'texts' | 'query', embed: () => Promise<number[][]>, count: number): Promise<number[][]> {
+  let vectors: number[][];
+  try {
+    vectors = await embed();
+  } catch (e) {
+    throw new MemstoreError('EMBED', `the embeddings failed on the ${field}`, { cause: e, field });
+  }
+  if (!Array.isArray(vectors) || vectors.length !== count) {
+    throw new MemstoreError('EMBED', `the embeddings returned ${Array.isArray(vectors) ? vectors.length : 'no array of'} vectors for ${count} ${field === 'query' ? 'query' : 'texts'}`, { field });
+  }
+  return vectors;
 }
 
 function documentOf(h: SearchHit): DocumentInterface {
