@@ -72,6 +72,8 @@ export interface FileHandle {
   write(data: Uint8Array, position: number): Promise<void>;
   /** fsync: the file's bytes and size as of now survive power loss once this resolves. */
   sync(): Promise<void>;
+  /** The count of the file's names (0 once it was removed), where the layer can tell. */
+  links?(): Promise<number>;
   truncate(length: number): Promise<void>;
   size(): Promise<number>;
   close(): Promise<void>;
@@ -125,6 +127,10 @@ class NodeFileHandle implements FileHandle {
 
   truncate(length: number): Promise<void> {
     return this.handle.truncate(length);
+  }
+
+  async links(): Promise<number> {
+    return (await this.handle.stat()).nlink;
   }
 
   async size(): Promise<number> {

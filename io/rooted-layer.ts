@@ -21,8 +21,8 @@ export function fileId(path: string): string | undefined {
  * a file it makes or removes by path would be another store's: one opened in a directory made again
  * under the same name had its log segment deleted and its arena segments written over by the first
  * store's close (its checkpoint, the log's rotation), and read another store's texts after. Handles
- * already open keep reading and writing, but their fsync fails once the directory is not the same
- * (its bytes would be durable in a file that is gone from the store). Without an identity (a directory the real file system cannot stat:
+ * already open keep reading and writing, but their fsync fails once their file was removed (its
+ * bytes would be durable in a file that nothing can find). Without an identity (a directory the real file system cannot stat:
  * an in-memory layer's), `files` itself.
  */
 export function rootedLayer(files: FileLayer, dir: string, id = fileId(dir)): FileLayer {
@@ -38,15 +38,19 @@ export function rootedLayer(files: FileLayer, dir: string, id = fileId(dir)): Fi
     open: (path, mode) =>
       later(async () => {
         const handle = await files.open(path, mode);
-        // An fsync makes a file's bytes durable only while the file is still in the store: one made
-        // after the directory was removed (or renamed away) went into a file nothing can find, and
-        // writes were acknowledged that way with the store's directory gone (a hostile pass). Such
-        // an fsync fails instead, as one the disk refused would: the write is not acknowledged.
-        const sync = handle.sync.bind(handle);
-        handle.sync = async () => {
-          await sync();
-          check();
-        };
+        // An fsync makes a file's bytes durable only while the file has a name: one made after the
+        // store's directory was removed went into a file nothing can find, and writes were
+        // acknowledged that way (a hostile pass). Such an fsync fails instead, as one the disk
+        // refused would: the write is not acknowledged. A directory renamed, or reached through a
+        // link that was pointed elsewhere, keeps its files: their fsyncs count.
+        const links = handle.links?.bind(handle);
+        if (links !== undefined) {
+          const sync = handle.sync.bind(handle);
+          handle.sync = async () => {
+            await sync();
+            if ((await links()) === 0) throw Object.assign(new Error(`${path} was removed while the store was open`), { code: 'ESTALE' });
+          };
+        }
         return handle;
       }),
     readFile: (path) => later(() => files.readFile(path)),

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -222,4 +223,36 @@ test('arrow framing: 256 single flipped bits spread over a file and over a strea
     outcomes.forEach((out, i) => assert.ok(out.startsWith('ok ') || out === 'err INVALID_ARGUMENT', `${name}, bit ${bits[i]}: ${out}`));
     assert.ok(outcomes.some((out) => out.startsWith('err')), `${name}: some flips are refused`);
   }
+});
+
+test('arrow framing: an Arrow file or stream read from a FIFO (a pipe, /dev/stdin), which has no size and no positions, is read whole and imports (it had been refused as damaged); a damaged one through a FIFO is INVALID_ARGUMENT', { skip: process.platform === 'win32' ? 'no FIFOs' : false }, async () => {
+  const viaFifo = async (bytes: Buffer) => {
+    const fifo = join(tempDir(), 'in.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writer = new Promise<void>((resolve, reject) => createWriteStream(fifo).on('error', reject).end(bytes, resolve));
+    const dir = tempDir();
+    try {
+      return await importStore(fifo, dir, { format: 'arrow' });
+    } finally {
+      await writer;
+    }
+  };
+  for (const bytes of [clean.file, clean.stream]) assert.equal((await viaFifo(bytes)).records, 40);
+  const damaged = Buffer.from(clean.stream);
+  damaged.writeInt32LE(-8, messages(damaged, 0).find((m) => m.kind === arrow.MessageHeader.RecordBatch)!.offset + 4);
+  await rejectsWith(() => viaFifo(damaged), 'INVALID_ARGUMENT');
+});
+
+test('arrow framing: a column another tool wrote with types nested 100 deep imports (the metadata check had refused past 61 levels); the bound is on the walk, at 256', async () => {
+  const table = arrow.tableFromIPC(clean.file);
+  const rows = table.numRows;
+  let data: Arrow.Data = arrow.makeData({ type: new arrow.Int32(), length: rows, nullCount: rows, nullBitmap: new Uint8Array(Math.ceil(rows / 8)), data: new Int32Array(rows) });
+  for (let i = 0; i < 100; i++) {
+    const type = new arrow.Struct([new arrow.Field('f', data.type, true)]);
+    data = (arrow.makeData as (props: object) => Arrow.Data)({ type, length: rows, nullCount: rows, nullBitmap: new Uint8Array(Math.ceil(rows / 8)), children: [data] });
+  }
+  const file = join(tempDir(), 'deep.arrow');
+  writeFileSync(file, arrow.tableToIPC(new arrow.Table({ id: table.getChild('id')!, vector: table.getChild('vector')!, deep: arrow.makeVector(data) }), 'file'));
+  const imported = await importStore(file, tempDir());
+  assert.equal(imported.records, 40);
 });

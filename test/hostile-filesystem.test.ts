@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -200,7 +200,7 @@ test("filesystem: an LMDB open that fails gives IO whose cause is an Error with 
   assert.equal(lmdbCause(other), other);
 });
 
-test('filesystem: with its directory removed while it is open, a durable write is IO, not acknowledged (they had been fsynced into a log nothing can find); renamed away, the same, and the store at its new name holds every acknowledged write and not the refused one', async () => {
+test('filesystem: with its directory removed while it is open, a durable write is IO, not acknowledged (they had been fsynced into a log nothing can find); renamed away, or reached through a link pointed elsewhere, its files are still its own: writes are acknowledged and found at the new name', async () => {
   const removed = tempDir();
   const s = await MemStore.open(removed, { dim: 4 });
   await s.add([{ id: 'before', vector: [1, 0, 0, 0] }]);
@@ -213,10 +213,89 @@ test('filesystem: with its directory removed while it is open, a durable write i
   const t = await MemStore.open(dir, { dim: 4 });
   await t.add(Array.from({ length: 10 }, (_, i) => ({ id: `r${i}`, vector: [1, i, 0, 0] })));
   renameSync(dir, moved);
-  await rejectsWith(() => t.add([{ id: 'refused', vector: [0, 1, 0, 0] }]), 'IO');
+  await t.add([{ id: 'after-rename', vector: [0, 1, 0, 0] }]);
+  // Files made by name under the old path would be another directory's: refused, as before.
   await rejectsWith(() => t.close(), 'IO');
   const reopened = await MemStore.open(moved);
-  assert.equal(reopened.stats().count, 10);
-  assert.equal(await reopened.get('refused'), undefined);
+  assert.equal(reopened.stats().count, 11);
+  assert.notEqual(await reopened.get('after-rename'), undefined);
   await reopened.close();
+
+  // A deploy's "current" link pointed from one release to the next (found by a review).
+  const root = tempDir();
+  const release1 = join(root, 'rel1');
+  const release2 = join(root, 'rel2');
+  const u = await MemStore.open(join(release1, 'store'), { dim: 4 });
+  await u.close();
+  symlinkSync(release1, join(root, 'current'));
+  const v = await MemStore.open(join(root, 'current', 'store'));
+  renameSync(release1, release2);
+  rmSync(join(root, 'current'));
+  symlinkSync(release2, join(root, 'current'));
+  await v.add([{ id: 'after-switch', vector: [0, 0, 1, 0] }]);
+  await v.close().catch(() => undefined);
+  const w = await MemStore.open(join(release2, 'store'));
+  assert.notEqual(await w.get('after-switch'), undefined);
+  await w.close();
+});
+
+test("filesystem: a store whose entries are all links into one directory elsewhere, state file included (data on another disk, the lock kept here), opens, writes and reopens (the check for links into another store had refused it: that directory's state is this store's)", async () => {
+  const disk = join(tempDir(), 'B');
+  const s = await MemStore.open(disk, { dim: 4 });
+  await s.add([{ id: 'a', vector: [1, 0, 0, 0] }]);
+  await s.close();
+  rmSync(lmdbLockPath(statePath(disk)));
+  const farm = join(tempDir(), 'B');
+  mkdirSync(farm);
+  for (const entry of ['state.mdb', 'wal', 'arena', 'vectors', 'index']) symlinkSync(join(disk, entry), join(farm, entry));
+  const t = await MemStore.open(farm);
+  await t.add([{ id: 'b', vector: [0, 1, 0, 0] }]);
+  await t.compact();
+  await t.close();
+  const u = await MemStore.open(farm);
+  assert.deepEqual(u.ids().sort(), ['a', 'b']);
+  await u.close();
+});
+
+test('filesystem: a hard-linked copy of a store (cp -al, a backup made with links) is CORRUPTION at open, the copy and the original alike, naming the shared file (the copy\'s writes had changed the original, which then opened as CORRUPTION); a real copy opens', async () => {
+  const { a } = await twoStores();
+  const copy = join(tempDir(), 'copy');
+  const linkTree = (from: string, to: string) => {
+    mkdirSync(to);
+    for (const entry of readdirSync(from, { withFileTypes: true })) {
+      if (entry.name === 'LOCK') continue;
+      if (entry.isDirectory()) linkTree(join(from, entry.name), join(to, entry.name));
+      else linkSync(join(from, entry.name), join(to, entry.name));
+    }
+  };
+  linkTree(a, copy);
+  await rejectsWith(() => MemStore.open(copy), 'CORRUPTION');
+  await rejectsWith(() => MemStore.open(a), 'CORRUPTION');
+  rmSync(copy, { recursive: true });
+  const real = join(tempDir(), 'real');
+  cpSync(a, real, { recursive: true });
+  for (const dir of [a, real]) {
+    const s = await MemStore.open(dir);
+    assert.equal(s.stats().count, 20);
+    await s.add([{ id: 'new', vector: [0, 0, 0, 1] }]);
+    await s.close();
+  }
+});
+
+test('filesystem: a store opens where /dev has no null device (a sandbox, a bare chroot: the descriptor count before LMDB opened /dev/null)', { skip: asRoot ? false : 'needs root for a mount namespace' }, async (t) => {
+  const dir = await storeWithOne();
+  const script = `const { MemStore } = await import(${JSON.stringify(index)}); const s = await MemStore.open(${JSON.stringify(dir)}); await s.add([{ id: 'b', vector: [0, 1, 0, 0] }]); console.log(s.stats().count); await s.close();`;
+  let out: string;
+  try {
+    ({ stdout: out } = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs none /dev && exec "$@"', 'sh', process.execPath, '--input-type=module', '-e', script], { timeout: 30_000 }));
+  } catch (e) {
+    const err = e as { code?: unknown; stderr?: string };
+    // No unshare(1), or no mount namespaces in this container: nothing to show here.
+    if (err.code === 'ENOENT' || /unshare failed|Operation not permitted|cannot/.test(err.stderr ?? '')) {
+      t.skip(`no mount namespace here: ${err.stderr ?? String(err.code)}`);
+      return;
+    }
+    throw e;
+  }
+  assert.equal(out.trim(), '2');
 });

@@ -22,8 +22,6 @@ const LEADING = 8;
 const TRAILING = 4 + MAGIC.length;
 /** A file holds its magic twice and a footer length at least (the reader's own test for a file). */
 const FILE_MIN = 2 * MAGIC.length + 4;
-/** Flatbuffer metadata of a message or footer larger than this is not one any writer makes: damage. */
-const MAX_METADATA = 64 << 20;
 /** A footer Block struct: offset int64, metaDataLength int32, padding, bodyLength int64. */
 const BLOCK_BYTES = 24;
 
@@ -50,18 +48,33 @@ export type DecodeMessage = (metadata: Uint8Array) => { readonly headerType: num
 /** Thrown for framing the reader must not be given; the caller makes it INVALID_ARGUMENT with the file's name. */
 export class ArrowFramingError extends Error {}
 
-/** Walks the messages of the Arrow file or stream open as `handle` (`size` bytes); throws ArrowFramingError at the first that the reader cannot be trusted with. */
-export async function checkArrowFraming(handle: FileHandle, size: number, decode: DecodeMessage): Promise<ArrowFraming> {
-  const read = async (at: number, length: number): Promise<Uint8Array> => {
+/** `length` bytes at `at` of the file being checked. */
+export type ReadAt = (at: number, length: number) => Promise<Uint8Array>;
+
+/** ReadAt over a file open as `handle` (positioned reads). */
+export function readsOf(handle: FileHandle): ReadAt {
+  return async (at, length) => {
     const buffer = new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await handle.read(buffer, done, length - done, at + done);
-      if (bytesRead === 0) throw new ArrowFramingError(`the file ends at ${at + done} bytes inside a read of ${length} at ${at} (it was ${size})`);
+      if (bytesRead === 0) throw new ArrowFramingError(`the file ends at ${at + done} bytes inside a read of ${length} at ${at}`);
       done += bytesRead;
     }
     return buffer;
   };
+}
+
+/** ReadAt over bytes in memory (an input read whole: a pipe cannot be read at a position). */
+export function readsIn(bytes: Uint8Array): ReadAt {
+  return (at, length) => {
+    if (at + length > bytes.length) return Promise.reject(new ArrowFramingError(`the input ends at ${bytes.length} bytes inside a read of ${length} at ${at}`));
+    return Promise.resolve(bytes.subarray(at, at + length));
+  };
+}
+
+/** Walks the messages of the Arrow file or stream of `size` bytes that `read` reads; throws ArrowFramingError at the first that the reader cannot be trusted with. */
+export async function checkArrowFraming(read: ReadAt, size: number, decode: DecodeMessage): Promise<ArrowFraming> {
   const file = size >= FILE_MIN && new TextDecoder().decode(await read(0, MAGIC.length)) === MAGIC;
   // A file's messages end where its footer starts; a stream's at its end.
   let limit = size;
@@ -69,9 +82,9 @@ export async function checkArrowFraming(handle: FileHandle, size: number, decode
   if (file) {
     const tail = await read(size - TRAILING, TRAILING);
     if (new TextDecoder().decode(tail.subarray(4)) !== MAGIC) throw new ArrowFramingError('the file does not end with the Arrow magic');
-    const length = new DataView(tail.buffer).getInt32(0, true);
+    const length = int32At(tail, 0);
     limit = size - TRAILING - length;
-    if (!(length > 0 && length <= MAX_METADATA && limit >= LEADING)) throw new ArrowFramingError(`footer length ${length} does not fit a file of ${size} bytes`);
+    if (!(length > 0 && limit >= LEADING)) throw new ArrowFramingError(`footer length ${length} does not fit a file of ${size} bytes`);
     footer = await read(limit, length);
     try {
       checkFooterMetadata(footer);
@@ -101,13 +114,13 @@ export async function checkArrowFraming(handle: FileHandle, size: number, decode
  * int32 length, or the continuation marker -1 and then the length; 0 ends the stream; then that
  * many bytes of flatbuffer metadata, then the body its metadata says.
  */
-async function walk(read: (at: number, length: number) => Promise<Uint8Array>, start: number, limit: number, decode: DecodeMessage): Promise<FramedMessage[]> {
+async function walk(read: ReadAt, start: number, limit: number, decode: DecodeMessage): Promise<FramedMessage[]> {
   const messages: FramedMessage[] = [];
   let at = start;
   const int32 = async (): Promise<number | undefined> => {
     // Fewer than 4 bytes left reads as 0 to the reader: the end.
     if (at + 4 > limit) return undefined;
-    const v = new DataView((await read(at, 4)).buffer).getInt32(0, true);
+    const v = int32At(await read(at, 4), 0);
     at += 4;
     return v;
   };
@@ -116,7 +129,7 @@ async function walk(read: (at: number, length: number) => Promise<Uint8Array>, s
     let length = await int32();
     if (length === -1) length = await int32();
     if (length === undefined || length === 0) return messages;
-    if (!(length > 0 && length <= MAX_METADATA && at + length <= limit)) throw new ArrowFramingError(`message at ${offset}: metadata length ${length} does not fit before ${limit}`);
+    if (!(length > 0 && at + length <= limit)) throw new ArrowFramingError(`message at ${offset}: metadata length ${length} does not fit before ${limit}`);
     let kind: number;
     let body: number;
     try {
@@ -134,6 +147,11 @@ async function walk(read: (at: number, length: number) => Promise<Uint8Array>, s
     at += body;
     messages.push({ offset, kind, end: at });
   }
+}
+
+/** The little-endian int32 at `at` of `bytes` (a view into a larger buffer, or not). */
+function int32At(bytes: Uint8Array, at: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getInt32(at, true);
 }
 
 /** The offsets of a footer's dictionary and record batch blocks (the Footer flatbuffer: fields 2 and 3, vectors of Block structs). */

@@ -23,7 +23,8 @@ interface TableShape {
   readonly fields: ReadonlyMap<number, Kind>;
 }
 
-const MAX_DEPTH = 64;
+/** Deeper than any schema a writer makes (Arrow C++ refuses types nested past 64), and a bound on this walk's recursion. */
+const MAX_DEPTH = 256;
 
 const shape = (fields: [number, Kind][]): TableShape => ({ fields: new Map(fields) });
 const keyValue = shape([

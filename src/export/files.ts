@@ -11,7 +11,7 @@ import { pidAlive } from '../store/lock.js';
 import type { StoredRecord } from '../memstore.js';
 import { MAX_ID_BYTES, MAX_META_BYTES, MAX_TEXT_BYTES } from '../limits.js';
 import { MAX_DIM, type Metric } from '../options.js';
-import { checkArrowFraming, type ArrowFraming } from './arrow-framing.js';
+import { checkArrowFraming, readsIn, readsOf, type ArrowFraming, type ReadAt } from './arrow-framing.js';
 import { batchOf, DIM_KEY, exportSchema, METRIC_KEY, rowsOf } from './arrow-batches.js';
 import { BATCH_ROWS, optionalPackage, type ExportFormat } from './formats.js';
 import type { ImportRow } from './rows.js';
@@ -149,8 +149,9 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
   const damaged = (e: unknown) => (e instanceof MemstoreError ? e : new MemstoreError('INVALID_ARGUMENT', `${file}: not a readable ${format} file`, { cause: e, file }));
   if (format === 'arrow') {
     async function* rows(): AsyncIterable<ImportRow> {
-      // Read through a file handle, a batch at a time with positioned reads: given a stream, the
-      // reader took in a whole Arrow file (not a bare stream) before its first batch.
+      // A regular file is read through a handle, a batch at a time with positioned reads (given a
+      // stream, the reader took in a whole Arrow file before its first batch); a pipe, a FIFO or
+      // /dev/stdin, which cannot be read at a position, is read whole first.
       let handle: FileHandle | undefined;
       try {
         let reader: Arrow.RecordBatchReader;
@@ -158,12 +159,22 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
         let bytes: number;
         try {
           handle = await open(file, 'r');
-          bytes = (await handle.stat()).size;
+          const stat = await handle.stat();
+          let read: ReadAt;
+          let whole: Uint8Array | undefined;
+          if (stat.isFile()) {
+            bytes = stat.size;
+            read = readsOf(handle);
+          } else {
+            whole = await handle.readFile();
+            bytes = whole.length;
+            read = readsIn(whole);
+          }
           // Before the reader sees it: lengths it trusts can make it loop for good (arrow-framing.ts).
-          framing = await checkArrowFraming(handle, bytes, (m) => arrow.Message.decode(m));
+          framing = await checkArrowFraming(read, bytes, (m) => arrow.Message.decode(m));
           // Progress is the share of the batches' bytes read (a file's footer follows them).
           size = framing.batches.at(-1)?.end ?? bytes;
-          reader = await arrow.RecordBatchReader.from(handle);
+          reader = whole === undefined ? await arrow.RecordBatchReader.from(handle) : arrow.RecordBatchReader.from(whole);
           await reader.open();
         } catch (e) {
           throw damaged(e);

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { fileId } from '../../io/rooted-layer.js';
 import { parseSegmentName } from '../../wal/index.js';
 import { MemstoreError } from '../errors.js';
 
@@ -278,7 +279,7 @@ export function refuseOverlongDir(dir: string): void {
 
 /**
  * CORRUPTION when an entry of the store in `dir` (its state, log, arenas or index, or a file in
- * one of them) is a link into another store: this one would read that store's records, texts or
+ * one of them) is a hard link (a file with another name) or a symbolic link into another store: this one would read that store's records, texts or
  * vectors as its own, and its writes, compactions and collections would change or delete that
  * store's files (a hostile pass: the other store's log segment deleted, its text arena rewritten,
  * all its full vectors collected, a record written into its log). A link anywhere else (a
@@ -286,16 +287,27 @@ export function refuseOverlongDir(dir: string): void {
  */
 export function refuseForeignEntries(dir: string): void {
   const home = realPathOf(dir);
+  // Entries linked, state file and all, into a directory that holds them (data on another disk,
+  // the lock kept here): that directory's state is this store's own, not another store's.
+  const ownState = fileId(statePath(dir));
   const check = (path: string): void => {
     let link: boolean;
     try {
-      link = lstatSync(path).isSymbolicLink();
-    } catch {
+      const stat = lstatSync(path);
+      link = stat.isSymbolicLink();
+      // A hard-linked copy (`cp -al`, a backup made with links) shares the file's bytes: LMDB and
+      // the log write in place, so each store changed the other's (a review: the copy's first
+      // writes made the original CORRUPTION).
+      if (stat.isFile() && stat.nlink > 1) {
+        throw new MemstoreError('CORRUPTION', `${path} has ${stat.nlink} names: a hard-linked copy shares its bytes, and writes to either store would change the other (copy a store without links)`, { file: path });
+      }
+    } catch (e) {
+      if (e instanceof MemstoreError) throw e;
       return;
     }
     if (!link) return;
     const holder = storeHolding(path);
-    if (holder !== undefined && holder.dir !== home) {
+    if (holder !== undefined && holder.dir !== home && (ownState === undefined || fileId(join(holder.dir, FILES.state)) !== ownState)) {
       throw new MemstoreError('CORRUPTION', `${path} is a link into another store's ${holder.entry} (${holder.dir}): a store's files must be its own`, { file: path });
     }
   };

@@ -1,5 +1,5 @@
-import { accessSync, closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
-import { constants as osConstants, devNull } from 'node:os';
+import { accessSync, closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, realpathSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
@@ -416,11 +416,16 @@ export function refuseUnopenable(path: string, writable = true): void {
     else made = true;
   }
   if (made) access(dirname(path), constants.W_OK | constants.X_OK);
+  // Descriptors counted by opening the environment's directory (not /dev/null, which a sandbox or
+  // a bare chroot may lack: a review found no store could be opened there). Windows opens no directory.
+  if (process.platform === 'win32') return;
   const taken: number[] = [];
   try {
-    for (let i = 0; i < ENV_DESCRIPTORS; i++) taken.push(openSync(devNull, 'r'));
+    for (let i = 0; i < ENV_DESCRIPTORS; i++) taken.push(openSync(dirname(path), 'r'));
   } catch (e) {
-    throw new MemstoreError('IO', `cannot open ${path}: fewer than ${ENV_DESCRIPTORS} file descriptors free (${(e as NodeJS.ErrnoException).code ?? 'open failed'})`, { cause: e, file: path });
+    const code = (e as NodeJS.ErrnoException).code;
+    const short = code === 'EMFILE' || code === 'ENFILE';
+    throw new MemstoreError('IO', `cannot open ${path}: ${short ? `fewer than ${ENV_DESCRIPTORS} file descriptors free` : `its directory cannot be opened`} (${code ?? 'open failed'})`, { cause: e, file: path });
   } finally {
     for (const fd of taken) closeSync(fd);
   }
@@ -921,7 +926,14 @@ export class StateStore {
   }
 
   private async rebuild(keep: ((table: RecordTable, key: Uint8Array, value: Uint8Array) => boolean) | undefined): Promise<void> {
-    const path = statePath(this.dir);
+    // Beside the file itself where the state file is a link (the store's data kept on another
+    // disk): renamed over the link, the copy had left the link's target behind, stale.
+    let path: string;
+    try {
+      path = realpathSync(statePath(this.dir));
+    } catch (e) {
+      throw new MemstoreError('IO', `cannot find ${statePath(this.dir)}`, { cause: e, file: statePath(this.dir) });
+    }
     const tmp = `${path}.compact`;
     rmSync(tmp, { force: true });
     rmSync(`${tmp}-lock`, { force: true });
@@ -966,7 +978,7 @@ export class StateStore {
       await this.root.close();
       closed = true;
       renameSync(tmp, path);
-      syncDirSync(this.dir);
+      syncDirSync(dirname(path));
     } catch (e) {
       throw new MemstoreError('IO', `rewriting ${path} failed`, { cause: e });
     } finally {
