@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { loadAddon } from './native-addon.js';
 
 /**
  * Read-only memory maps of whole files, through the small native addon in `native/mmap.c`, when it
@@ -69,7 +69,7 @@ const pageBytes = addon === undefined ? 0 : addon.pageSize();
 
 function load(): Addon | undefined {
   try {
-    const a = createRequire(import.meta.url)('../../native/build/Release/memstore_mmap.node') as Partial<Addon>;
+    const a = (loadAddon('memstore_mmap') ?? {}) as Partial<Addon>;
     return typeof a.map === 'function' && typeof a.size === 'function' && typeof a.copy === 'function' && typeof a.copyCrc === 'function' && typeof a.prefetch === 'function' && typeof a.gather === 'function' && typeof a.residency === 'function' && typeof a.pageSize === 'function' && typeof a.unmap === 'function' ? (a as Addon) : undefined;
   } catch {
     return undefined;

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { loadAddon } from './native-addon.js';
 
 /**
  * Which threads of this process hold which store directories, through the small native addon in
@@ -17,7 +17,7 @@ export interface ThreadClaims {
 
 function load(): ThreadClaims | undefined {
   try {
-    const a = createRequire(import.meta.url)('../../native/build/Release/memstore_claims.node') as Partial<ThreadClaims>;
+    const a = (loadAddon('memstore_claims') ?? {}) as Partial<ThreadClaims>;
     return typeof a.claim === 'function' && typeof a.release === 'function' && typeof a.held === 'function' ? (a as ThreadClaims) : undefined;
   } catch {
     return undefined;

@@ -4,19 +4,32 @@
 // reads full vectors with positioned reads (src/arena/ARENA.md), and a directory a terminated
 // worker thread held stays locked until the process exits (src/store/lock.ts).
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const built = ['memstore_mmap.node', 'memstore_claims.node'].map((f) => join(here, 'build', 'Release', f));
 const sources = ['mmap.c', 'claims.c', 'napi-helpers.h', 'binding.gyp'].map((f) => statSync(join(here, f)).mtimeMs);
-if (built.every((f) => existsSync(f) && statSync(f).mtimeMs >= Math.max(...sources))) process.exit(0);
+// What the loader checks before it loads an addon (io/native-addon.ts): a damaged .node file killed
+// the process inside the system's loader, where nothing can catch it.
+const manifest = join(here, 'build', 'Release', 'addons.json');
+const record = () => {
+  const digests = {};
+  for (const f of built) if (existsSync(f)) digests[f.split(/[\\/]/).pop()] = createHash('sha256').update(readFileSync(f)).digest('hex');
+  writeFileSync(manifest, `${JSON.stringify(digests, null, 2)}\n`);
+};
+if (built.every((f) => existsSync(f) && statSync(f).mtimeMs >= Math.max(...sources))) {
+  if (!existsSync(manifest)) record();
+  process.exit(0);
+}
 // npm gives its scripts the node-gyp it ships (and its configuration, such as where Node's headers are).
 const gyp = process.env.npm_config_node_gyp;
 const [command, args] = gyp !== undefined ? [process.execPath, [gyp, 'rebuild']] : ['node-gyp', ['rebuild']];
 const run = spawnSync(command, args, { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-if (run.status !== 0) {
+if (run.status === 0) record();
+else {
   const why = run.error?.message ?? (run.stderr || run.stdout).trim().split('\n').slice(-3).join(' / ');
   console.warn(`memstore: the native addons did not build (${why}); full vectors will be read with positioned reads`);
 }

@@ -27,7 +27,9 @@ export type MemstoreErrorCode =
   /** An operating-system I/O call failed; `cause` holds the system error. */
   | 'IO'
   /** The `embed` function of the memory API threw (its error is the `cause`), or returned other than one vector per text. */
-  | 'EMBED';
+  | 'EMBED'
+  /** The runtime lacks what a store needs: WebAssembly (off under `node --jitless`). */
+  | 'UNSUPPORTED';
 
 export interface MemstoreErrorDetails {
   cause?: unknown;

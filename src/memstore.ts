@@ -11,6 +11,7 @@ import { LookasideCache, type CacheStats } from './cache/lookaside.js';
 import type { Codec, CodecName } from './codec/codec.js';
 import { getCodec, isRqCodec } from './codec/index.js';
 import { MemstoreError } from './errors.js';
+import { kernels } from './kernels/wasm.js';
 import { checkBatch, checkId, checkIds, checkVector, fitBounds, vectorBounds, type VectorBounds } from './input.js';
 import { float32View } from './vector.js';
 import { MAX_BATCH_BYTES } from './limits.js';
@@ -363,6 +364,8 @@ export class MemStore {
       // a relative path would follow the process's working directory wherever it goes next.
       dir = resolve(dir);
       opts = resolveOpenOptions(options);
+      // The search kernels first: a runtime without WebAssembly is UNSUPPORTED before a file is made.
+      kernels();
       await MemStore.checkDirectory(dir, opts, internal);
     } catch (e) {
       held?.releaseAfterFailure();

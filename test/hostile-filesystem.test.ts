@@ -299,3 +299,12 @@ test('filesystem: a store opens where /dev has no null device (a sandbox, a bare
   }
   assert.equal(out.trim(), '2');
 });
+
+test('runtime: without WebAssembly (node --jitless) open is UNSUPPORTED and makes nothing (the first store threw a plain ReferenceError, its files made)', async () => {
+  const dir = join(tempDir(), 'never');
+  const script = `const { MemStore, MemstoreError } = await import(${JSON.stringify(index)});
+try { await MemStore.open(${JSON.stringify(dir)}, { dim: 4 }); console.log('opened'); } catch (e) { console.log(e instanceof MemstoreError ? 'MemstoreError ' + e.code : 'other ' + e?.constructor?.name); }`;
+  const { stdout } = await run(process.execPath, ['--jitless', '--input-type=module', '-e', script], { timeout: 30_000 });
+  assert.equal(stdout.trim(), 'MemstoreError UNSUPPORTED');
+  assert.equal(existsSync(dir), false);
+});

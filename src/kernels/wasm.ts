@@ -587,6 +587,9 @@ let singleton: Kernels | undefined;
  */
 export function kernels(): Kernels {
   if (singleton === undefined) {
+    // Without it (node --jitless, --no-expose-wasm) the first store's constructor threw a plain
+    // ReferenceError, its files already made; open() asks for the kernels before it makes any.
+    if (typeof WebAssembly === 'undefined') throw new MemstoreError('UNSUPPORTED', 'this runtime has no WebAssembly (node --jitless?); memstore scans with WebAssembly kernels');
     const file = new URL('./kernels.wasm', import.meta.url);
     let bytes: Uint8Array<ArrayBuffer>;
     try {
