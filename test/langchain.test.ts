@@ -248,3 +248,24 @@ test('LangChain: writes through the adapter apply in call order: an addDocuments
   assert.deepEqual(again.store.ids(), ['y']);
   await again.close();
 });
+
+test('LangChain: a document the store would refuse (a text past 16 MiB, a lone surrogate) is INVALID_ARGUMENT before anything is embedded (it had been embedded, then refused)', async () => {
+  let embedded = 0;
+  const counting: EmbeddingsInterface = {
+    embedQuery: (t) => embeddings.embedQuery(t),
+    embedDocuments: (texts) => {
+      embedded += texts.length;
+      return embeddings.embedDocuments(texts);
+    },
+  };
+  const store = await MemStoreVectorStore.open(counting, { directory: tempDir(), open: { dim: DIM } });
+  try {
+    for (const pageContent of ['x'.repeat((16 << 20) + 1), 'lone \ud800']) {
+      await rejectsWith(() => store.addDocuments([new Document({ pageContent: 'fine', metadata: {} }), new Document({ pageContent, metadata: {} })]), 'INVALID_ARGUMENT');
+    }
+    assert.equal(embedded, 0);
+    assert.equal(store.store.stats().count, 0);
+  } finally {
+    await store.close();
+  }
+});

@@ -7,7 +7,7 @@ import { VectorStore, type MaxMarginalRelevanceSearchOptions } from '@langchain/
 import { MemstoreError } from '../errors.js';
 import { MemStore, type SearchHit } from '../memstore.js';
 import { MAX_K, onlyKeys, type Filter, type OpenOptions } from '../options.js';
-import { isPlainObject } from '../input.js';
+import { checkText, isPlainObject } from '../input.js';
 import { statePath } from '../store/files.js';
 
 /** Where a MemStoreVectorStore keeps its documents: a store already open, or a directory to open (creating it with `open`). */
@@ -185,13 +185,18 @@ export class MemStoreVectorStore extends VectorStore {
   }
 }
 
-/** INVALID_ARGUMENT unless `documents` is an array of documents (objects with a string pageContent). */
+/**
+ * INVALID_ARGUMENT unless `documents` is an array of documents whose pageContent is a text the store
+ * takes (a string, well-formed, at most MAX_TEXT_BYTES): checked before the texts are embedded (a
+ * 17 MiB one had been embedded, then refused).
+ */
 function checkDocuments(documents: unknown): asserts documents is DocumentInterface[] {
   if (!Array.isArray(documents)) throw new MemstoreError('INVALID_ARGUMENT', 'documents must be an array of Documents', { field: 'documents' });
   documents.forEach((d: unknown, i) => {
     if (typeof d !== 'object' || d === null || typeof (d as { pageContent?: unknown }).pageContent !== 'string') {
       throw new MemstoreError('INVALID_ARGUMENT', `documents[${i}] must be a Document with a string pageContent`, { field: `documents[${i}]` });
     }
+    checkText((d as { pageContent: string }).pageContent, `documents[${i}].pageContent`);
   });
 }
 
