@@ -279,11 +279,12 @@ export function refuseOverlongDir(dir: string): void {
 
 /**
  * CORRUPTION when an entry of the store in `dir` (its state, log, arenas or index, or a file in
- * one of them) is a hard link (a file with another name) or a symbolic link into another store: this one would read that store's records, texts or
- * vectors as its own, and its writes, compactions and collections would change or delete that
- * store's files (a hostile pass: the other store's log segment deleted, its text arena rewritten,
- * all its full vectors collected, a record written into its log). A link anywhere else (a
- * directory on another disk) is the user's to make. Called before anything is opened.
+ * one of them) is a file with a second name (a hard-linked copy) or a symbolic link into another
+ * store: this one would read that store's records, texts or vectors as its own, and its writes,
+ * compactions and collections would change or delete that store's files (a hostile pass: the
+ * other store's log segment deleted, its text arena rewritten, all its full vectors collected, a
+ * record written into its log). A symbolic link anywhere else (a directory on another disk) is the
+ * user's to make. Called before anything is opened.
  */
 export function refuseForeignEntries(dir: string): void {
   const home = realPathOf(dir);
