@@ -30,6 +30,12 @@ const [command, args] = gyp !== undefined ? [process.execPath, [gyp, 'rebuild']]
 const run = spawnSync(command, args, { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 if (run.status === 0) record();
 else {
-  const why = run.error?.message ?? (run.stderr || run.stdout).trim().split('\n').slice(-3).join(' / ');
+  // The cause, not node-gyp's closing boilerplate (its versions, cwd, `not ok`): a missing Python
+  // had read as "gyp ERR! not ok".
+  const lines = `${run.stderr ?? ''}\n${run.stdout ?? ''}`.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const boilerplate = /^gyp ERR! (System|command|cwd|node -v|node-gyp -v|not ok|\$npm_package)/;
+  const causes = lines.filter((l) => !boilerplate.test(l) && /Could not|cannot|not found|No such|Error:|error:|failed/i.test(l));
+  const telling = causes.length > 0 ? causes : lines.filter((l) => !boilerplate.test(l) && /ERR!/.test(l));
+  const why = run.error?.message ?? [...new Set(telling.length > 0 ? telling : lines.slice(-3))].slice(0, 3).join(' / ');
   console.warn(`memstore: the native addons did not build (${why}); full vectors will be read with positioned reads`);
 }

@@ -279,3 +279,22 @@ test('import reads an Arrow file another tool wrote: a list of float64 vectors, 
   assert.deepEqual(Array.from(back.get('y')!.vector), vectors[1]);
   assert.equal(back.get('x')!.text, undefined);
 });
+
+test('export/import: a format whose packages are missing is INVALID_OPTION naming every one it needs (Parquet had named apache-arrow alone, then parquet-wasm at the next try)', async () => {
+  const { optionalPackage } = await import('../src/export/formats.js');
+  const without = (...absent: string[]) => (name: string) => (absent.includes(name) ? Promise.reject(new Error(`Cannot find package '${name}'`)) : Promise.resolve({ name }));
+  const messageOf = async (run: () => Promise<unknown>) => {
+    try {
+      await run();
+    } catch (e) {
+      assert.equal((e as { code?: unknown }).code, 'INVALID_OPTION');
+      return (e as Error).message;
+    }
+    assert.fail('expected INVALID_OPTION');
+  };
+  const both = await messageOf(() => optionalPackage('apache-arrow', 'parquet', without('apache-arrow', 'parquet-wasm')));
+  assert.ok(both.includes('apache-arrow') && both.includes('parquet-wasm'));
+  const one = await messageOf(() => optionalPackage('parquet-wasm', 'parquet', without('parquet-wasm')));
+  assert.ok(one.includes('parquet-wasm') && !one.includes('apache-arrow'));
+  assert.deepEqual(await optionalPackage('apache-arrow', 'arrow', without('parquet-wasm')), { name: 'apache-arrow' });
+});

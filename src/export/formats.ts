@@ -80,10 +80,23 @@ export function resolveFormat(format: unknown, file: string): ExportFormat {
  * dependencies, so a store that never exports does not install them. INVALID_OPTION names the
  * package to install when it is missing.
  */
-export async function optionalPackage<T>(name: 'apache-arrow' | 'parquet-wasm', format: ExportFormat): Promise<T> {
+/** The optional packages each format reads and writes with. */
+const PACKAGES: Record<ExportFormat, readonly ('apache-arrow' | 'parquet-wasm')[]> = { jsonl: [], arrow: ['apache-arrow'], parquet: ['apache-arrow', 'parquet-wasm'] };
+
+/**
+ * The package `name` for `format`, or INVALID_OPTION naming every package the format needs that is
+ * missing (Parquet named only the first, and a user installed them one error at a time).
+ */
+export async function optionalPackage<T>(name: 'apache-arrow' | 'parquet-wasm', format: ExportFormat, load: (name: string) => Promise<unknown> = (n) => import(n)): Promise<T> {
   try {
-    return (await import(name)) as T;
+    return (await load(name)) as T;
   } catch (e) {
-    throw new MemstoreError('INVALID_OPTION', `format ${format} needs the package ${name}, which is not installed (npm install ${name})`, { cause: e, field: 'format' });
+    const missing: string[] = [];
+    for (const p of PACKAGES[format].includes(name) ? PACKAGES[format] : [name]) {
+      if (p === name) missing.push(p);
+      else await load(p).catch(() => missing.push(p));
+    }
+    const names = missing.join(' and ');
+    throw new MemstoreError('INVALID_OPTION', `format ${format} needs the package${missing.length > 1 ? 's' : ''} ${names}, ${missing.length > 1 ? 'which are' : 'which is'} not installed (npm install ${missing.join(' ')})`, { cause: e, field: 'format' });
   }
 }
