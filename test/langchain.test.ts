@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { readdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { Document } from '@langchain/core/documents';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
 import { MemStoreVectorStore } from '../src/langchain/index.js';
 import { rejectsWith, tempDir } from './helpers.js';
 
 const DIM = 8;
+const run = promisify(execFile);
 
 /** Deterministic embeddings: letters hashed into 8 buckets, so texts sharing words are near. */
 class LetterEmbeddings implements EmbeddingsInterface {
@@ -268,4 +273,14 @@ test('LangChain: a document the store would refuse (a text past 16 MiB, a lone s
   } finally {
     await store.close();
   }
+});
+
+test('LangChain: without @langchain/core installed, importing memstore/langchain is INVALID_OPTION naming the package (it had been Node\'s ERR_MODULE_NOT_FOUND)', async () => {
+  const dir = tempDir();
+  // A resolve hook that finds no @langchain/core, as an install without the optional peer.
+  writeFileSync(join(dir, 'hooks.mjs'), "export async function resolve(s, c, next) { if (s.startsWith('@langchain/core')) throw Object.assign(new Error('Cannot find package ' + s), { code: 'ERR_MODULE_NOT_FOUND' }); return next(s, c); }\n");
+  writeFileSync(join(dir, 'register.mjs'), "import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);\n");
+  const adapter = new URL('../src/langchain/index.js', import.meta.url).href;
+  const { stdout } = await run(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, '--input-type=module', '-e', `import(${JSON.stringify(adapter)}).then(() => console.log('loaded'), (e) => console.log(e.code, e.field))`], { timeout: 30_000 });
+  assert.equal(stdout.trim(), 'INVALID_OPTION langchain');
 });
