@@ -2,6 +2,8 @@ import { MemstoreError } from '../errors.js';
 import type { MemStoreVectorStore as VectorStoreClass } from './memstore-vector-store.js';
 
 export type { MemStoreVectorStoreConfig } from './memstore-vector-store.js';
+/** The adapter's class by a name of its own, so that its documentation is generated: `MemStoreVectorStore` below is that class. */
+export type { MemStoreVectorStore as MemStoreVectorStoreClass } from './memstore-vector-store.js';
 
 // `@langchain/core` is an optional peer: without it, importing the adapter (which extends its
 // VectorStore) had failed with Node's ERR_MODULE_NOT_FOUND, where the other optional parts say
