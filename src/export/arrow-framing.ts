@@ -8,7 +8,7 @@
  * skipped), as the reader would walk them, and every length, kind and footer block is checked.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { checkFooterMetadata, checkMessageMetadata } from './arrow-metadata.js';
+import { checkMessageMetadata, footerBlockOffsets } from './arrow-metadata.js';
 
 /** The message kinds the reader acts on (Arrow's `MessageHeader`); any other it passes over without reading its body. */
 export const SCHEMA = 1;
@@ -22,8 +22,6 @@ const LEADING = 8;
 const TRAILING = 4 + MAGIC.length;
 /** A file holds its magic twice and a footer length at least (the reader's own test for a file). */
 const FILE_MIN = 2 * MAGIC.length + 4;
-/** A footer Block struct: offset int64, metaDataLength int32, padding, bodyLength int64. */
-const BLOCK_BYTES = 24;
 
 /** A message of the stream: where its prefix starts, its kind, and where its body ends. */
 export interface FramedMessage {
@@ -78,24 +76,24 @@ export async function checkArrowFraming(read: ReadAt, size: number, decode: Deco
   const file = size >= FILE_MIN && new TextDecoder().decode(await read(0, MAGIC.length)) === MAGIC;
   // A file's messages end where its footer starts; a stream's at its end.
   let limit = size;
-  let footer: Uint8Array | undefined;
+  let blocks: { dictionaries: number[]; recordBatches: number[] } | undefined;
   if (file) {
     const tail = await read(size - TRAILING, TRAILING);
     if (new TextDecoder().decode(tail.subarray(4)) !== MAGIC) throw new ArrowFramingError('the file does not end with the Arrow magic');
     const length = int32At(tail, 0);
     limit = size - TRAILING - length;
     if (!(length > 0 && limit >= LEADING)) throw new ArrowFramingError(`footer length ${length} does not fit a file of ${size} bytes`);
-    footer = await read(limit, length);
+    const footer = await read(limit, length);
     try {
-      checkFooterMetadata(footer);
+      blocks = footerBlockOffsets(footer);
     } catch (e) {
       throw new ArrowFramingError(`footer: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   const messages = await walk(read, file ? LEADING : 0, limit, decode);
-  if (footer === undefined) return { file, batches: messages.filter((m) => m.kind === RECORD_BATCH) };
+  if (blocks === undefined) return { file, batches: messages.filter((m) => m.kind === RECORD_BATCH) };
   const byOffset = new Map(messages.map((m) => [m.offset, m]));
-  const { dictionaries, recordBatches } = footerBlocks(footer);
+  const { dictionaries, recordBatches } = blocks;
   const named = new Set<number>();
   const check = (offsets: readonly number[], kind: number, what: string): FramedMessage[] =>
     offsets.map((offset, i) => {
@@ -152,36 +150,4 @@ async function walk(read: ReadAt, start: number, limit: number, decode: DecodeMe
 /** The little-endian int32 at `at` of `bytes` (a view into a larger buffer, or not). */
 function int32At(bytes: Uint8Array, at: number): number {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getInt32(at, true);
-}
-
-/** The offsets of a footer's dictionary and record batch blocks (the Footer flatbuffer: fields 2 and 3, vectors of Block structs). */
-function footerBlocks(buf: Uint8Array): { dictionaries: number[]; recordBatches: number[] } {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const need = (at: number, bytes: number) => {
-    if (!(at >= 0 && at + bytes <= buf.byteLength)) throw new ArrowFramingError(`the footer's flatbuffer reads ${bytes} bytes at ${at} of ${buf.byteLength}`);
-  };
-  need(0, 4);
-  const table = view.getUint32(0, true);
-  need(table, 4);
-  const vtable = table - view.getInt32(table, true);
-  need(vtable, 4);
-  const vtableBytes = view.getUint16(vtable, true);
-  need(vtable, vtableBytes);
-  const vector = (field: number): number[] => {
-    const slot = 4 + 2 * field;
-    const at = slot + 2 <= vtableBytes ? view.getUint16(vtable + slot, true) : 0;
-    if (at === 0) return [];
-    need(table + at, 4);
-    const start = table + at + view.getUint32(table + at, true);
-    need(start, 4);
-    const count = view.getUint32(start, true);
-    need(start + 4, count * BLOCK_BYTES);
-    const offsets: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const offset = Number(view.getBigInt64(start + 4 + i * BLOCK_BYTES, true));
-      offsets.push(offset);
-    }
-    return offsets;
-  };
-  return { dictionaries: vector(2), recordBatches: vector(3) };
 }

@@ -72,58 +72,103 @@ export function checkMessageMetadata(buf: Uint8Array): void {
   check(buf, message);
 }
 
-/** Throws (Error) where `buf`, a file's footer, reads outside itself. */
-export function checkFooterMetadata(buf: Uint8Array): void {
+/**
+ * The offsets of the dictionary and record batch blocks a file's footer names (its fields 2 and 3,
+ * vectors of 24-byte Block structs whose first field is the offset), once the whole footer was
+ * checked; throws (Error) where it reads outside itself.
+ */
+export function footerBlockOffsets(buf: Uint8Array): { dictionaries: number[]; recordBatches: number[] } {
   check(buf, footer);
+  const flat = new Flatbuffer(buf);
+  const root = flat.table(flat.target(0, 'root'));
+  const offsets = (field: number): number[] => {
+    const at = root.fieldAt(field, 4);
+    if (at === undefined) return [];
+    const { start, count } = flat.vector(at, BLOCK_BYTES, 'vector');
+    return Array.from({ length: count }, (_, i) => Number(flat.view.getBigInt64(start + i * BLOCK_BYTES, true)));
+  };
+  return { dictionaries: offsets(2), recordBatches: offsets(3) };
+}
+
+/** A footer's Block struct: offset int64, metaDataLength int32, padding, bodyLength int64. */
+const BLOCK_BYTES = 24;
+
+/** Reads of a flatbuffer, each checked to lie inside it. */
+class Flatbuffer {
+  readonly view: DataView;
+  readonly size: number;
+
+  constructor(buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.size = buf.byteLength;
+  }
+
+  need(at: number, bytes: number, what: string): void {
+    if (!(Number.isSafeInteger(at) && at >= 0 && bytes >= 0 && at + bytes <= this.size)) throw new Error(`flatbuffer ${what} reads ${bytes} bytes at ${at} of ${this.size}`);
+  }
+
+  /** Where the offset stored at `at` points. */
+  target(at: number, what: string): number {
+    this.need(at, 4, what);
+    return at + this.view.getUint32(at, true);
+  }
+
+  /** The vector an offset at `at` points to: where its elements start, and how many. */
+  vector(at: number, elementBytes: number, what: string): { start: number; count: number } {
+    const v = this.target(at, what);
+    this.need(v, 4, what);
+    const count = this.view.getUint32(v, true);
+    this.need(v + 4, count * elementBytes, what);
+    return { start: v + 4, count };
+  }
+
+  /**
+   * The table at `pos`: where its field `n` lies (undefined when absent), and, given `bytes`, only
+   * if that many bytes of it lie inside the table.
+   */
+  table(pos: number): { fieldAt(n: number, bytes?: number): number | undefined } {
+    this.need(pos, 4, 'table');
+    const vtable = pos - this.view.getInt32(pos, true);
+    this.need(vtable, 4, 'vtable');
+    const vtableBytes = this.view.getUint16(vtable, true);
+    const tableBytes = this.view.getUint16(vtable + 2, true);
+    this.need(vtable, vtableBytes, 'vtable');
+    this.need(pos, tableBytes, 'table');
+    return {
+      fieldAt: (n, bytes) => {
+        const off = 4 + 2 * n + 2 <= vtableBytes ? this.view.getUint16(vtable + 4 + 2 * n, true) : 0;
+        if (off === 0) return undefined;
+        if (bytes !== undefined && off + bytes > tableBytes) throw new Error(`flatbuffer field ${n} lies outside its table`);
+        return pos + off;
+      },
+    };
+  }
 }
 
 function check(buf: Uint8Array, root: TableShape): void {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const size = buf.byteLength;
+  const flat = new Flatbuffer(buf);
   // Distinct tables take at least 4 bytes each: more visits than that mean shared or cyclic ones.
   let visits = 0;
-  const need = (at: number, bytes: number, what: string) => {
-    if (!(Number.isSafeInteger(at) && at >= 0 && bytes >= 0 && at + bytes <= size)) throw new Error(`flatbuffer ${what} reads ${bytes} bytes at ${at} of ${size}`);
-  };
-  const target = (at: number, what: string): number => {
-    need(at, 4, what);
-    return at + view.getUint32(at, true);
-  };
-  const vectorAt = (at: number, elementBytes: number, what: string): { start: number; count: number } => {
-    const v = target(at, what);
-    need(v, 4, what);
-    const count = view.getUint32(v, true);
-    need(v + 4, count * elementBytes, what);
-    return { start: v + 4, count };
-  };
   const table = (pos: number, shapeOf: TableShape, depth: number): void => {
     if (depth > MAX_DEPTH) throw new Error(`flatbuffer tables nested deeper than ${MAX_DEPTH}`);
-    if (++visits > size / 4) throw new Error('flatbuffer tables shared or cyclic');
-    need(pos, 4, 'table');
-    const vtable = pos - view.getInt32(pos, true);
-    need(vtable, 4, 'vtable');
-    const vtableBytes = view.getUint16(vtable, true);
-    const tableBytes = view.getUint16(vtable + 2, true);
-    need(vtable, vtableBytes, 'vtable');
-    need(pos, tableBytes, 'table');
-    const offsetOf = (n: number): number => (4 + 2 * n + 2 <= vtableBytes ? view.getUint16(vtable + 4 + 2 * n, true) : 0);
+    if (++visits > flat.size / 4) throw new Error('flatbuffer tables shared or cyclic');
+    const t = flat.table(pos);
     for (const [n, kind] of shapeOf.fields) {
-      const off = offsetOf(n);
-      if (off === 0) continue;
-      if (off + 4 > tableBytes) throw new Error(`flatbuffer field ${n} lies outside its table`);
-      const at = pos + off;
-      if ('table' in kind) table(target(at, 'table'), kind.table, depth + 1);
+      // Every followed field is an offset (4 bytes) to a table, vector or string.
+      const at = t.fieldAt(n, 4);
+      if (at === undefined) continue;
+      if ('table' in kind) table(flat.target(at, 'table'), kind.table, depth + 1);
       else if ('tables' in kind) {
-        const { start, count } = vectorAt(at, 4, 'vector of tables');
-        for (let i = 0; i < count; i++) table(target(start + 4 * i, 'table'), kind.tables, depth + 1);
-      } else if ('structs' in kind) vectorAt(at, kind.structs, 'vector');
-      else if ('string' in kind) vectorAt(at, 1, 'string');
+        const { start, count } = flat.vector(at, 4, 'vector of tables');
+        for (let i = 0; i < count; i++) table(flat.target(start + 4 * i, 'table'), kind.tables, depth + 1);
+      } else if ('structs' in kind) flat.vector(at, kind.structs, 'vector');
+      else if ('string' in kind) flat.vector(at, 1, 'string');
       else {
-        const typeOff = offsetOf(n - 1);
-        const type = typeOff === 0 ? 0 : (need(pos + typeOff, 1, 'union type'), view.getUint8(pos + typeOff));
-        table(target(at, 'union'), kind.union.get(type) ?? shape([]), depth + 1);
+        const typeAt = t.fieldAt(n - 1);
+        const type = typeAt === undefined ? 0 : (flat.need(typeAt, 1, 'union type'), flat.view.getUint8(typeAt));
+        table(flat.target(at, 'union'), kind.union.get(type) ?? shape([]), depth + 1);
       }
     }
   };
-  table(target(0, 'root'), root, 0);
+  table(flat.target(0, 'root'), root, 0);
 }

@@ -75,17 +75,14 @@ export function resolveFormat(format: unknown, file: string): ExportFormat {
   return named;
 }
 
-/**
- * Loads an optional package the Arrow and Parquet formats need: they are optional peer
- * dependencies, so a store that never exports does not install them. INVALID_OPTION names the
- * package to install when it is missing.
- */
 /** The optional packages each format reads and writes with. */
 const PACKAGES: Record<ExportFormat, readonly ('apache-arrow' | 'parquet-wasm')[]> = { jsonl: [], arrow: ['apache-arrow'], parquet: ['apache-arrow', 'parquet-wasm'] };
 
 /**
- * The package `name` for `format`, or INVALID_OPTION naming every package the format needs that is
- * missing (Parquet named only the first, and a user installed them one error at a time).
+ * Loads the package `name` that `format` needs: the Arrow and Parquet formats' packages are
+ * optional peer dependencies, so a store that never exports does not install them. When it is
+ * missing, INVALID_OPTION names every package the format needs that is missing (Parquet had named
+ * only the first, and a user installed them one error at a time).
  */
 export async function optionalPackage<T>(name: 'apache-arrow' | 'parquet-wasm', format: ExportFormat, load: (name: string) => Promise<unknown> = (n) => import(n)): Promise<T> {
   try {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { MemstoreError } from '../errors.js';
 import type { ScalarCodecName } from '../codec/codec.js';
 import {
@@ -597,7 +598,7 @@ export function kernels(): Kernels {
     } catch (e) {
       // Out of file descriptors (EMFILE) at the first open of the process, or an install missing
       // its build output: the caller's operation fails with IO, and the next one tries again.
-      throw new MemstoreError('IO', `cannot read the search kernels ${file.pathname}`, { cause: e, file: file.pathname });
+      throw new MemstoreError('IO', `cannot read the search kernels ${fileURLToPath(file)}`, { cause: e, file: fileURLToPath(file) });
     }
     singleton = instantiateKernels(new WebAssembly.Module(bytes));
   }

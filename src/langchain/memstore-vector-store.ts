@@ -85,11 +85,23 @@ export class MemStoreVectorStore extends VectorStore {
   }
 
   async addVectors(vectors: number[][], documents: DocumentInterface[], options?: { ids?: string[] }): Promise<string[]> {
+    if (!Array.isArray(vectors)) throw new MemstoreError('INVALID_ARGUMENT', 'vectors must be an array of vectors', { field: 'vectors' });
+    checkDocuments(documents);
+    if (vectors.length !== documents.length) throw new MemstoreError('INVALID_ARGUMENT', `${vectors.length} vectors for ${documents.length} documents`, { field: 'vectors' });
+    checkIds(options, documents.length);
+    return this.addChecked(vectors, documents, options);
+  }
+
+  /** addVectors() of vectors, documents and ids already checked (one vector per document). */
+  private addChecked(vectors: readonly number[][], documents: readonly DocumentInterface[], options: { ids?: unknown } | undefined): Promise<string[]> {
     const records = recordsOf(vectors, documents, options);
-    return this.inOrder(async () => {
-      await this.store.add(records);
-      return records.map((r) => r.id);
-    });
+    return this.inOrder(() => this.addNow(records));
+  }
+
+  /** Adds `records` now: called in its turn (inOrder). */
+  private async addNow(records: ReturnType<typeof recordsOf>): Promise<string[]> {
+    await this.store.add(records);
+    return records.map((r) => r.id);
   }
 
   async addDocuments(documents: DocumentInterface[], options?: { ids?: string[] }): Promise<string[]> {
@@ -99,11 +111,8 @@ export class MemStoreVectorStore extends VectorStore {
     const vectors = embedding('texts', () => this.embeddings.embedDocuments(texts), texts.length);
     // Handled here too: a failed embedding waits for its turn to be reported, unhandled meanwhile.
     vectors.catch(() => undefined);
-    return this.inOrder(async () => {
-      const records = recordsOf(await vectors, documents, options);
-      await this.store.add(records);
-      return records.map((r) => r.id);
-    });
+    // In its turn: an add called after this one waits for its embedding.
+    return this.inOrder(async () => this.addNow(recordsOf(await vectors, documents, options)));
   }
 
   async similaritySearchVectorWithScore(query: number[], k: number, filter?: Filter): Promise<[DocumentInterface, number][]> {
@@ -174,7 +183,7 @@ export class MemStoreVectorStore extends VectorStore {
     // A store made here takes its dimension from the documents' vectors (a probe only when there are none).
     const store = await MemStoreVectorStore.openFor(embeddings, config, async () => vectors[0]?.length ?? (await embeddings.embedQuery('dimension')).length);
     try {
-      await store.addVectors(vectors, docs);
+      await store.addChecked(vectors, docs, undefined);
     } catch (e) {
       // A store this call opened is closed again (it had stayed open, its directory LOCKED to a
       // retry for the life of the process); one it was given is the caller's.
@@ -211,12 +220,8 @@ function checkIds(options: { ids?: unknown } | undefined, count: number): void {
   if (!Array.isArray(ids) || ids.length > count) throw new MemstoreError('INVALID_ARGUMENT', `options.ids must be an array of at most ${count} ids, one per document`, { field: 'ids' });
 }
 
-/** The records `addVectors` adds: checked (shapes, ids), their ids chosen, metadata passed on for the store to check. */
-function recordsOf(vectors: unknown, documents: unknown, options: { ids?: unknown } | undefined): { id: string; vector: number[]; text: string; meta?: Record<string, unknown> }[] {
-  if (!Array.isArray(vectors)) throw new MemstoreError('INVALID_ARGUMENT', 'vectors must be an array of vectors', { field: 'vectors' });
-  checkDocuments(documents);
-  if (vectors.length !== documents.length) throw new MemstoreError('INVALID_ARGUMENT', `${vectors.length} vectors for ${documents.length} documents`, { field: 'vectors' });
-  checkIds(options, documents.length);
+/** The records checked vectors and documents make: their ids chosen, metadata passed on for the store to check. */
+function recordsOf(vectors: readonly number[][], documents: readonly DocumentInterface[], options: { ids?: unknown } | undefined): { id: string; vector: number[]; text: string; meta?: Record<string, unknown> }[] {
   const ids = options?.ids as (string | undefined)[] | undefined;
   return documents.map((d, i) => {
     const metadata: unknown = d.metadata;
@@ -224,7 +229,7 @@ function recordsOf(vectors: unknown, documents: unknown, options: { ids?: unknow
     // goes to the store, which refuses what is not JSON data (a Map, a Date, a class instance had
     // been dropped here for having no own keys).
     const none = metadata === undefined || (isPlainObject(metadata) && Reflect.ownKeys(metadata).length === 0);
-    return { id: ids?.[i] ?? d.id ?? randomUUID(), vector: vectors[i] as number[], text: d.pageContent, ...(none ? {} : { meta: metadata as Record<string, unknown> }) };
+    return { id: ids?.[i] ?? d.id ?? randomUUID(), vector: vectors[i]!, text: d.pageContent, ...(none ? {} : { meta: metadata as Record<string, unknown> }) };
   });
 }
 
