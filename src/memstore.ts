@@ -383,6 +383,8 @@ export class MemStore {
     try {
       state = StateStore.open(dir);
       let config = state.readConfig();
+      // A checkpoint cut short (its thread terminated mid-transaction) is finished before the rest is read.
+      await state.finishPending();
       if (config === undefined) {
         config = createConfig(opts, dir);
         await state.create(config, !fitsModel(config));

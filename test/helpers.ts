@@ -5,7 +5,8 @@ import { after } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { crc32c, maskCrc } from '../io/crc32c.js';
-import { isMemstoreError, MemStore, type MemstoreErrorCode, type StoredRecord } from '../src/index.js';
+import assert from 'node:assert/strict';
+import { isMemstoreError, MemStore, MemstoreError, type MemstoreErrorCode, type StoredRecord } from '../src/index.js';
 import type { Metric } from '../src/options.js';
 import { rng } from '../src/random.js';
 import { statePath } from '../src/store/files.js';
@@ -144,6 +145,13 @@ export async function rejectsWith(fn: () => unknown, code: MemstoreErrorCode): P
   }
 }
 
+/** The MemstoreError CORRUPTION that `fn` rejects with (an assertion fails on anything else). */
+export async function corruptionOf(fn: () => Promise<unknown>): Promise<MemstoreError> {
+  const e = await fn().then(() => undefined, (err: unknown) => err);
+  assert.ok(e instanceof MemstoreError && e.code === 'CORRUPTION', `expected CORRUPTION, got ${String(e)}`);
+  return e;
+}
+
 /** Every record of the store in `dir`, by id, as get returns them (opens and closes it). */
 export async function recordsOf(dir: string): Promise<Map<string, StoredRecord>> {
   const store = await MemStore.open(dir);
@@ -178,12 +186,16 @@ const statePackr = new Packr({ useRecords: false, mapsAsObjects: true, variableM
 
 /** Replaces the record `key` of the state file's `config` table with `value`, sealed as the store seals it (a valid checksum). */
 export async function writeStateRecord(dir: string, key: string, value: unknown): Promise<void> {
+  await writeStateBytes(dir, key, statePackr.pack(value));
+}
+
+/** Replaces the record `key` of the state file's `config` table with the bytes `payload`, sealed as the store seals a value. */
+export async function writeStateBytes(dir: string, key: string, payload: Uint8Array): Promise<void> {
   const env = openLmdb({ path: statePath(dir), maxDbs: 8 });
   const db = env.openDB<Buffer, string>({ name: 'config', encoding: 'binary' });
-  const payload = statePackr.pack(value);
   const sealed = Buffer.alloc(4 + payload.length);
   sealed.writeUInt32LE(maskCrc(crc32c(payload, 0, payload.length, crc32c(Buffer.from(key)))), 0);
-  payload.copy(sealed, 4);
+  sealed.set(payload, 4);
   await db.put(key, sealed);
   await env.close();
 }

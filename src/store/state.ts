@@ -16,6 +16,7 @@ import { isRqCodec } from '../codec/codec.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { decodeWireDoc, type WireDoc } from './doc-wire.js';
 import { FILES, lmdbLockPath, refuseLostState, statePath, syncDirSync } from './files.js';
+import { INTENT_KEY, intentChunkKey, intentChunks, opsOfChunks, StateLayer, type LayerValue, type StateOp } from './state-intent.js';
 
 /**
  * Bumped when the meaning of persisted records changes; older readers refuse newer stores. 6: an rq
@@ -282,7 +283,13 @@ export const stateWriteHooks: {
   beforeWrite: ((write: number) => void) | undefined;
   /** Called once a checkpoint transaction has committed, before its flush is awaited: a throw is a flush that failed. */
   afterCommit: (() => void) | undefined;
-} = { beforeWrite: undefined, afterCommit: undefined };
+  /**
+   * Called with the number of LMDB writes a transaction is about to make; a number returned is how
+   * many it makes before it commits, as lmdb-js commits what a callback had written when its thread
+   * is terminated (state-intent.ts). A test kills its process in afterCommit: nothing after runs.
+   */
+  cut: ((writes: number) => number | undefined) | undefined;
+} = { beforeWrite: undefined, afterCommit: undefined, cut: undefined };
 
 /**
  * CORRUPTION when the LMDB file at `path` is shorter than the pages its last commit reaches, or its
@@ -533,9 +540,84 @@ export class StateStore {
   private writes = 0;
   /** A commit failed (commitFailure()): lmdb-js will not settle `flushed` again. */
   private failedCommit = false;
+  /**
+   * The writes of the commit whose body is running, read over the state meanwhile: through `layer`,
+   * made on the first read (a body seldom reads) and brought up to date with `ops` at each.
+   */
+  private recording: { readonly ops: StateOp[]; layer: StateLayer | undefined; layered: number } | undefined;
+  /**
+   * A commit's writes that open found decided but maybe not all applied (state-intent.ts), read over
+   * the state until the next commit applies them; `chunks`: the chunk values to remove then.
+   */
+  private pending: { readonly ops: readonly StateOp[]; readonly layer: StateLayer; readonly chunks: number } | undefined;
 
   private constructor(readonly dir: string) {
     this.attachSafely(openEnv(dir));
+    try {
+      this.loadIntent();
+    } catch (e) {
+      void this.root.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * Reads the header and chunks a commit cut short left (state-intent.ts): with a header, its writes
+   * are the state from now on (read through `pending`, applied by the next commit); chunks without
+   * one (a commit cut while writing them, or while removing them after its writes) only go.
+   */
+  private loadIntent(): void {
+    const header = this.getConfig(INTENT_KEY) as { chunks?: unknown } | undefined;
+    let chunks = 0;
+    let ops: StateOp[] = [];
+    if (header !== undefined) {
+      const n = header.chunks;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) throw corruption(this.dir, 'config', utf8.encode(INTENT_KEY), 'malformed header of a commit cut short');
+      const payloads: Uint8Array[] = [];
+      for (let i = 0; i < n; i++) {
+        const key = utf8.encode(intentChunkKey(i));
+        const raw = this.config.getBinary(intentChunkKey(i));
+        if (raw === undefined) throw corruption(this.dir, 'config', key, `chunk ${i} of ${n} of a commit cut short is missing`);
+        payloads.push(unseal(this.dir, 'config', key, raw));
+      }
+      try {
+        ops = opsOfChunks(payloads);
+      } catch (e) {
+        throw corruption(this.dir, 'config', utf8.encode(INTENT_KEY), 'the writes of a commit cut short do not decode', e);
+      }
+      chunks = n;
+    }
+    // Chunks are written in ascending order and removed in descending order: what a cut leaves starts at 0.
+    while (this.config.getBinary(intentChunkKey(chunks)) !== undefined) chunks++;
+    if (header !== undefined || chunks > 0) this.pending = { ops, layer: new StateLayer(ops), chunks };
+  }
+
+  /** Whether a commit cut short is waiting to be applied (loadIntent()); finishPending() applies it. */
+  get hasPending(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** Applies, durably, the writes of a commit cut short that open found (a commit of nothing else). */
+  async finishPending(): Promise<void> {
+    if (this.pending !== undefined) await this.commit(() => undefined);
+  }
+
+  private recordingLayer(): StateLayer | undefined {
+    const r = this.recording;
+    if (r === undefined) return undefined;
+    r.layer ??= new StateLayer();
+    for (; r.layered < r.ops.length; r.layered++) r.layer.set(r.ops[r.layered] as StateOp);
+    return r.layer;
+  }
+
+  /** A value as the state has it: the running commit's writes first, then a commit cut short's, then LMDB. */
+  private layered(config: string | undefined, key: Uint8Array | undefined): LayerValue {
+    for (const layer of [this.recordingLayer(), this.pending?.layer]) {
+      if (layer === undefined) continue;
+      const v = config !== undefined ? layer.configValue(config) : layer.docValue(key as Uint8Array);
+      if (v !== undefined) return v;
+    }
+    return undefined;
   }
 
   /**
@@ -573,15 +655,15 @@ export class StateStore {
   }
 
   private getConfig(key: string): unknown {
-    const raw = this.config.getBinary(key);
+    const layered = this.recording === undefined && this.pending === undefined ? undefined : this.layered(key, undefined);
+    const raw = layered === undefined ? this.config.getBinary(key) : (layered ?? undefined);
     if (raw === undefined) return undefined;
     const k = utf8.encode(key);
     return unpack(this.dir, 'config', k, unseal(this.dir, 'config', k, raw));
   }
 
   private putConfig(key: string, value: unknown): void {
-    this.hook();
-    this.config.putSync(key, seal(utf8.encode(key), packr.pack(value)));
+    this.record({ table: 'config', key, value: seal(utf8.encode(key), packr.pack(value)) });
   }
 
   /** The format version the configuration names, read without checking the rest of it; undefined when there is none to read. */
@@ -716,7 +798,8 @@ export class StateStore {
   /** The document of `id` as of the last checkpoint, or undefined; CORRUPTION (with `id`) when damaged. */
   getDoc(id: string): DocRecord | undefined {
     const key = keyBytes(id);
-    const raw = this.tables.docs.getBinaryFast(key);
+    const layered = this.recording === undefined && this.pending === undefined ? undefined : this.layered(undefined, key);
+    const raw = layered === undefined ? this.tables.docs.getBinaryFast(key) : (layered ?? undefined);
     return raw === undefined ? undefined : this.docValue(key, raw);
   }
 
@@ -726,7 +809,8 @@ export class StateStore {
    * keeps, and a value it returns that views the buffer is valid only until the next step.
    */
   private *entries<T>(table: RecordTable, read: (key: Uint8Array, raw: Uint8Array) => T): IterableIterator<Entry<T>> {
-    for (const { key, value } of this.scans[table].getRange()) {
+    const layered = [this.pending?.layer, this.recordingLayer()].some((l) => l?.hasDocs === true);
+    for (const { key, value } of layered ? this.layeredRange(table) : this.scans[table].getRange()) {
       const id = idOf(key);
       if (id === undefined) {
         yield { key, id, error: corruption(this.dir, table, key, 'key is not UTF-8') };
@@ -738,6 +822,31 @@ export class StateStore {
         if (!(e instanceof MemstoreError)) throw e;
         yield { key, id, error: e };
       }
+    }
+  }
+
+  /** The table's entries in key order with the layers' writes over them (a rare path: values are copies). */
+  private *layeredRange(table: RecordTable): IterableIterator<{ key: Uint8Array; value: Uint8Array }> {
+    const over = new StateLayer();
+    for (const layer of [this.pending, this.recording]) for (const op of layer?.ops ?? []) if (op.table === 'docs') over.set(op);
+    const writes = over.sortedDocs();
+    let w = 0;
+    for (const { key, value } of this.tables[table].getRange()) {
+      for (; w < writes.length && Buffer.compare((writes[w] as [Uint8Array, Buffer | null])[0], key) < 0; w++) {
+        const [k, v] = writes[w] as [Uint8Array, Buffer | null];
+        if (v !== null) yield { key: k, value: v };
+      }
+      const next = writes[w];
+      if (next !== undefined && Buffer.compare(next[0], key) === 0) {
+        w++;
+        if (next[1] !== null) yield { key, value: next[1] };
+        continue;
+      }
+      yield { key, value };
+    }
+    for (; w < writes.length; w++) {
+      const [k, v] = writes[w] as [Uint8Array, Buffer | null];
+      if (v !== null) yield { key: k, value: v };
     }
   }
 
@@ -842,29 +951,83 @@ export class StateStore {
     this.put('docs', key, seal(key, packr.pack(wire)));
   }
 
-  private hook(): void {
+  /** A write of the commit whose body is running: made in its transaction, once the body is done. */
+  private record(op: StateOp): void {
     stateWriteHooks.beforeWrite?.(this.writes++);
+    if (this.recording === undefined) throw new Error('unreachable: a write to the state outside a commit');
+    this.recording.ops.push(op);
   }
 
-  // The synchronous forms, within the checkpoint's child transaction: put() and remove() return a
-  // promise each, which lmdb-js rejects when the commit fails (a state file that cannot grow), and
-  // nothing awaited them: unhandled rejections, which end a Node process (found by a hostile pass).
   private put(table: RecordTable, key: Uint8Array, value: Buffer): void {
-    this.hook();
-    this.tables[table].putSync(key, value);
+    this.record({ table, key: Uint8Array.from(key), value });
   }
 
   private remove(table: RecordTable, key: Uint8Array): void {
-    this.hook();
-    this.tables[table].removeSync(key);
+    this.record({ table, key: Uint8Array.from(key), value: null });
+  }
+
+  /**
+   * One write to LMDB, within the commit's transaction. The synchronous forms: put() and remove()
+   * return a promise each, which lmdb-js rejects when the commit fails (a state file that cannot
+   * grow), and nothing awaited them: unhandled rejections, which end a Node process (a hostile pass).
+   */
+  private write(op: StateOp): void {
+    if (op.table === 'config') {
+      if (op.value === null) this.config.removeSync(op.key);
+      else this.config.putSync(op.key, op.value);
+    } else if (op.value === null) {
+      this.tables[op.table].removeSync(op.key);
+    } else {
+      this.tables[op.table].putSync(op.key, op.value);
+    }
+  }
+
+  /**
+   * The LMDB writes of a commit's transaction: first the writes of a commit cut short that open
+   * found, then the removal of its header and chunks (header first, chunks in descending order);
+   * then this commit's writes, between its own chunks and header and their removal when there is
+   * more than one write (one write cannot be cut in two). STATE.md, "A commit cut short".
+   */
+  private transaction(pending: StateStore['pending'], ops: readonly StateOp[]): StateOp[] {
+    const writes: StateOp[] = [];
+    const removeIntent = (chunks: number) => {
+      writes.push({ table: 'config', key: INTENT_KEY, value: null });
+      for (let i = chunks - 1; i >= 0; i--) writes.push({ table: 'config', key: intentChunkKey(i), value: null });
+    };
+    if (pending !== undefined) {
+      for (const op of pending.ops) writes.push(op);
+      removeIntent(pending.chunks);
+    }
+    if (ops.length <= 1) {
+      for (const op of ops) writes.push(op);
+      return writes;
+    }
+    const chunks = intentChunks(ops);
+    chunks.forEach((payload, i) => writes.push({ table: 'config', key: intentChunkKey(i), value: seal(utf8.encode(intentChunkKey(i)), payload) }));
+    writes.push({ table: 'config', key: INTENT_KEY, value: seal(utf8.encode(INTENT_KEY), packr.pack({ chunks: chunks.length })) });
+    for (const op of ops) writes.push(op);
+    removeIntent(chunks.length);
+    return writes;
   }
 
   private async commit(body: () => void): Promise<void> {
     this.writes = 0;
     try {
+      const recording = { ops: [] as StateOp[], layer: undefined, layered: 0 };
+      this.recording = recording;
+      try {
+        body();
+      } finally {
+        this.recording = undefined;
+      }
+      const writes = this.transaction(this.pending, recording.ops);
+      const made = Math.min(writes.length, stateWriteHooks.cut?.(writes.length) ?? writes.length);
       // A child transaction is aborted whole when its body throws; a plain lmdb-js transaction
       // would commit the writes made before the throw.
-      await this.root.childTransaction(body);
+      await this.root.childTransaction(() => {
+        for (let i = 0; i < made; i++) this.write(writes[i] as StateOp);
+      });
+      this.pending = undefined;
       stateWriteHooks.afterCommit?.();
       await this.root.flushed;
     } catch (e) {
@@ -926,6 +1089,8 @@ export class StateStore {
   }
 
   private async rebuild(keep: ((table: RecordTable, key: Uint8Array, value: Uint8Array) => boolean) | undefined): Promise<void> {
+    // The copy is of LMDB's values: a commit cut short goes in first.
+    await this.finishPending();
     // Beside the file itself where the state file is a link (the store's data kept on another
     // disk): renamed over the link, the copy had left the link's target behind, stale.
     let path: string;
@@ -941,17 +1106,19 @@ export class StateStore {
     try {
       const fresh = openEnv(this.dir, tmp);
       try {
-        const copy = <K extends string | Uint8Array>(name: string, keyEncoding: 'binary' | undefined, filter: ((key: K, value: Uint8Array) => boolean) | undefined) => {
+        const copy = async <K extends string | Uint8Array>(name: string, keyEncoding: 'binary' | undefined, filter: ((key: K, value: Uint8Array) => boolean) | undefined) => {
           const options = { name, encoding: 'binary' as const, ...(keyEncoding === undefined ? {} : { keyEncoding }) };
           const from = this.root.openDB<Buffer, K>(options);
           const to = fresh.openDB<Buffer, K>(options);
           const after = (a: K, b: K) => (typeof a === 'string' ? a > (b as string) : Buffer.compare(a as Uint8Array, b as Uint8Array) > 0);
           let largest: K | undefined;
           let batch: [K, Buffer][] = [];
-          const flush = () => {
+          // Asynchronous transactions: a synchronous one holds a lock of lmdb-js that its clean-up
+          // takes again when the thread is terminated meanwhile, and worker.terminate() never returned.
+          const flush = async () => {
             const entries = batch;
             batch = [];
-            fresh.transactionSync(() => {
+            await fresh.transaction(() => {
               for (const [key, value] of entries) {
                 // Append where the source is in order (always, unless a key was damaged): a plain put otherwise.
                 const inOrder = largest === undefined || after(key, largest);
@@ -965,12 +1132,12 @@ export class StateStore {
           for (const { key, value } of from.getRange()) {
             if (filter !== undefined && !filter(key, value)) continue;
             batch.push([key, Buffer.from(value)]);
-            if (batch.length >= 1024) flush();
+            if (batch.length >= 1024) await flush();
           }
-          flush();
+          await flush();
         };
-        copy<string>('config', undefined, undefined);
-        for (const table of RECORD_TABLES) copy<Uint8Array>(table, 'binary', keep === undefined ? undefined : (key, value) => keep(table, key, value));
+        await copy<string>('config', undefined, undefined);
+        for (const table of RECORD_TABLES) await copy<Uint8Array>(table, 'binary', keep === undefined ? undefined : (key, value) => keep(table, key, value));
         await fresh.flushed;
       } finally {
         await fresh.close();
