@@ -9,6 +9,7 @@ import { MemStore } from '../src/index.js';
 import { statePath } from '../src/store/files.js';
 import { StateStore } from '../src/store/state.js';
 import { INTENT_CHUNK_BYTES, intentChunks, opsOfChunks, type StateOp } from '../src/store/state-intent.js';
+import { repairStore } from '../src/store/repair.js';
 import { checkStore } from '../src/store/verify.js';
 import { corruptionOf, rejectsWith, tempDir, writeStateBytes, writeStateRecord } from './helpers.js';
 import { CUT_DIM, cutCommitExpected, cutCommitRemoved } from './support/cut-commit-records.js';
@@ -188,6 +189,27 @@ describe('the redo record (STATE.md, "A commit cut short")', () => {
     assert.equal(e.offset, 'config/intent.0');
     await rejectsWith(() => checkStore(dir), 'CORRUPTION');
     assert.equal(digest(statePath(dir)), before);
+  });
+
+  it('repair sets a damaged record aside (a redo line in its report) and reports the records the cut left half written; the store is then clean', async () => {
+    const dir = await cutStore();
+    await withConfig(dir, (config) => config.remove('intent.0'));
+    const { report } = await repairStore(dir);
+    const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; id?: string; offset?: string });
+    assert.deepEqual(lines.filter((l) => l.kind === 'redo').map((l) => l.offset), ['config/intent.0']);
+    const lost = new Set(lines.filter((l) => l.kind === 'record').map((l) => l.id));
+    assert.ok(lost.size > 0, 'the texts the cut moved are lost with the record that moved them');
+    assert.deepEqual((await checkStore(dir)).problems, []);
+    const expected = cutCommitExpected();
+    const store = await MemStore.open(dir, { dim: CUT_DIM });
+    try {
+      assert.equal(store.stats().count, expected.size - lost.size);
+      for (const [id, r] of expected) {
+        if (!lost.has(id)) assert.equal((await store.get(id))?.text, r.text, id);
+      }
+    } finally {
+      await store.close();
+    }
   });
 
   it('a chunk whose seal fails: open is CORRUPTION at that chunk', async () => {

@@ -137,7 +137,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     // First the state, from a sequential read: damaged values and keys go to the report, and every
     // sound value is put back in key order (a damaged key can break the order LMDB's lookups need).
     // Opened before the report is made: a state LMDB cannot open is refused with no report left behind.
-    const state = StateStore.open(dir);
+    const state = StateStore.open(dir, { dropDamagedRedo: true });
     try {
       // A store of a format this memstore does not read, and one whose configuration it cannot read,
       // are refused before a byte is rebuilt: the rebuild keeps only the tables of this format, and
@@ -152,6 +152,9 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       if (config === undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state holds no configuration`, { file: statePath(dir) });
       shape = { dim: config.dim };
       report = new ReportFile(options.report ?? freeReportPath(dir));
+      // What that commit wrote is not known: the records it left half written are found below.
+      const redo = state.droppedRedo;
+      if (redo !== undefined) report.line({ kind: 'redo', file: statePath(dir), offset: redo.offset, reason: redo.message });
       for (const { table, key, value } of await state.rebuildWithoutDamage()) {
         report.line({ kind: 'value', table, key: keyName(key), keyBytes: b64(key), bytes: b64(value) });
       }

@@ -16,9 +16,12 @@ export type StateOp =
 /** The `config` key of the header, `{ chunks }`: present only while a commit's writes may be half applied. */
 export const INTENT_KEY = 'intent';
 
+/** What the `config` key of each chunk of a commit's writes starts with. */
+export const INTENT_CHUNK_PREFIX = 'intent.';
+
 /** The `config` key of the i-th chunk of a commit's writes. */
 export function intentChunkKey(i: number): string {
-  return `intent.${i}`;
+  return `${INTENT_CHUNK_PREFIX}${i}`;
 }
 
 /** A chunk holds writes of about this many bytes: one value of LMDB, in memory whole when read back. */

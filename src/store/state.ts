@@ -16,7 +16,7 @@ import { isRqCodec } from '../codec/codec.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { decodeWireDoc, type WireDoc } from './doc-wire.js';
 import { FILES, lmdbLockPath, refuseLostState, statePath, syncDirSync } from './files.js';
-import { INTENT_KEY, intentChunkKey, intentChunks, opsOfChunks, StateLayer, type LayerValue, type StateOp } from './state-intent.js';
+import { INTENT_CHUNK_PREFIX, INTENT_KEY, intentChunkKey, intentChunks, opsOfChunks, StateLayer, type LayerValue, type StateOp } from './state-intent.js';
 
 /**
  * Bumped when the meaning of persisted records changes; older readers refuse newer stores. 6: an rq
@@ -551,14 +551,33 @@ export class StateStore {
    */
   private pending: { readonly ops: readonly StateOp[]; readonly layer: StateLayer; readonly chunks: number } | undefined;
 
-  private constructor(readonly dir: string) {
+  /** The damage of a redo record set aside by an open with `dropDamagedRedo`. */
+  droppedRedo: MemstoreError | undefined;
+
+  private constructor(readonly dir: string, dropDamagedRedo: boolean) {
     this.attachSafely(openEnv(dir));
     try {
       this.loadIntent();
     } catch (e) {
+      if (dropDamagedRedo && e instanceof MemstoreError && e.code === 'CORRUPTION') {
+        this.droppedRedo = e;
+        this.pending = { ops: [], layer: new StateLayer(), chunks: this.chunksPresent() };
+        return;
+      }
       void this.root.close().catch(() => undefined);
       throw e;
     }
+  }
+
+  /** One past the highest chunk number of a redo record present, whatever the header says. */
+  private chunksPresent(): number {
+    let chunks = 0;
+    for (const key of this.config.getKeys({ start: INTENT_CHUNK_PREFIX })) {
+      if (!key.startsWith(INTENT_CHUNK_PREFIX)) break;
+      const i = Number(key.slice(INTENT_CHUNK_PREFIX.length));
+      if (Number.isSafeInteger(i) && i >= 0) chunks = Math.max(chunks, i + 1);
+    }
+    return chunks;
   }
 
   /**
@@ -650,8 +669,13 @@ export class StateStore {
     this.scans = { docs: scan('docs') };
   }
 
-  static open(dir: string): StateStore {
-    return new StateStore(dir);
+  /**
+   * Opens the state of the store in `dir`. A redo record that is damaged (a commit cut short whose
+   * writes cannot be read back) is CORRUPTION, unless `dropDamagedRedo` (repair): it is then set
+   * aside, `droppedRedo` says why, and the next commit removes it; the state is what LMDB holds.
+   */
+  static open(dir: string, options: { readonly dropDamagedRedo?: boolean } = {}): StateStore {
+    return new StateStore(dir, options.dropDamagedRedo === true);
   }
 
   private getConfig(key: string): unknown {
