@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { MemStore } from '../src/index.js';
 import { lockPath } from '../src/store/files.js';
 import { cliResult } from './support/cli.js';
-import { tempDir } from './helpers.js';
+import { onTmpfs } from './support/tmpfs.js';
 
 /**
  * A real full disk: a small tmpfs, filled but for a few KiB. Mounting needs root; elsewhere these
@@ -16,24 +16,6 @@ import { tempDir } from './helpers.js';
  */
 
 const index = fileURLToPath(new URL('../src/index.js', import.meta.url));
-
-/** Mounts a tmpfs of `megabytes` at a new directory, runs `body`, unmounts; undefined when it cannot mount. */
-async function onTmpfs(megabytes: number, body: (mnt: string) => Promise<void>): Promise<boolean> {
-  const mnt = tempDir('memstore-tmpfs-');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${megabytes}m`, 'tmpfs', mnt], { stdio: 'ignore' });
-  } catch {
-    rmSync(mnt, { recursive: true, force: true });
-    return false;
-  }
-  try {
-    await body(mnt);
-  } finally {
-    execFileSync('umount', [mnt]);
-    rmSync(mnt, { recursive: true, force: true });
-  }
-  return true;
-}
 
 /** Fills the file system of `mnt` but for `freeKiB`, with one file; returns a function that frees it. */
 function fill(mnt: string, freeKiB: number): () => void {

@@ -446,8 +446,17 @@ export function lmdbCause(e: unknown): unknown {
 }
 
 /** 16 KiB pages: metadata values of a few KiB stay inline instead of taking overflow pages of their own. */
-function openEnv(dir: string, path = statePath(dir)): RootDatabase {
+function openEnv(dir: string, path = statePath(dir), readOnly = false): RootDatabase {
   refuseUnmappable(dir, path);
+  if (readOnly) {
+    refuseUnopenable(path, false);
+    try {
+      // On a read-only file system LMDB goes without its lock file, which it cannot write there.
+      return open({ path, readOnly: true, maxDbs: 8 });
+    } catch (e) {
+      throw new MemstoreError('IO', `cannot open ${path}`, { cause: lmdbCause(e) });
+    }
+  }
   refuseFullDisk(path);
   refuseUnopenable(path);
   try {
@@ -554,8 +563,8 @@ export class StateStore {
   /** The damage of a redo record set aside by an open with `dropDamagedRedo`. */
   droppedRedo: MemstoreError | undefined;
 
-  private constructor(readonly dir: string, dropDamagedRedo: boolean) {
-    this.attachSafely(openEnv(dir));
+  private constructor(readonly dir: string, dropDamagedRedo: boolean, readOnly: boolean) {
+    this.attachSafely(openEnv(dir, statePath(dir), readOnly));
     try {
       this.loadIntent();
     } catch (e) {
@@ -673,9 +682,10 @@ export class StateStore {
    * Opens the state of the store in `dir`. A redo record that is damaged (a commit cut short whose
    * writes cannot be read back) is CORRUPTION, unless `dropDamagedRedo` (repair): it is then set
    * aside, `droppedRedo` says why, and the next commit removes it; the state is what LMDB holds.
+   * `readOnly` (verify) opens LMDB read-only: nothing is written, and every commit fails.
    */
-  static open(dir: string, options: { readonly dropDamagedRedo?: boolean } = {}): StateStore {
-    return new StateStore(dir, options.dropDamagedRedo === true);
+  static open(dir: string, options: { readonly dropDamagedRedo?: boolean; readonly readOnly?: boolean } = {}): StateStore {
+    return new StateStore(dir, options.dropDamagedRedo === true, options.readOnly === true);
   }
 
   private getConfig(key: string): unknown {

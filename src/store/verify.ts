@@ -104,6 +104,20 @@ export function requireStore(dir: string): void {
 }
 
 /**
+ * The directory's lock; none on a read-only file system (EROFS), where its file cannot be made and
+ * no writer can change the store through this mount (another, writable mount of the same file
+ * system is not seen: README, "Status and limits").
+ */
+function lockUnlessReadOnly(dir: string): DirectoryLock | undefined {
+  try {
+    return DirectoryLock.acquire(dir, nodeFileLayer);
+  } catch (e) {
+    if (e instanceof MemstoreError && (e.cause as NodeJS.ErrnoException | undefined)?.code === 'EROFS') return undefined;
+    throw e;
+  }
+}
+
+/**
  * Reads every checksum of a store without changing a byte: each value of the LMDB state (and that
  * every value belongs to a record), every record of the write-ahead log (listing every damaged
  * stretch, not only the first, and that the log still covers everything after the checkpoint),
@@ -115,10 +129,10 @@ export function requireStore(dir: string): void {
 export async function checkStore(dir: string): Promise<StoreReport> {
   // Opening LMDB or taking the lock would create files: a directory without a store is left untouched.
   requireStore(dir);
-  const lock = DirectoryLock.acquire(dir, nodeFileLayer);
+  const lock = lockUnlessReadOnly(dir);
   let state: StateStore | undefined;
   try {
-    state = StateStore.open(dir);
+    state = StateStore.open(dir, { readOnly: true });
     const config = state.readConfig();
     if (config === undefined) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore`);
     const checkpoint = state.readCheckpoint();
@@ -296,6 +310,6 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     };
   } finally {
     await state?.close().catch(() => undefined);
-    lock.release();
+    lock?.release();
   }
 }
