@@ -71,7 +71,7 @@ export function resolveFormat(format: unknown, file: string): ExportFormat {
     return format;
   }
   const named = formatOfName(file);
-  if (named === undefined) throw new MemstoreError('INVALID_OPTION', `${file}: cannot tell the format from the name; give format (${FORMATS.join(', ')})`, { field: 'format' });
+  if (named === undefined) throw new MemstoreError('INVALID_OPTION', `${file}: cannot tell the format from the name; give the format option (${FORMATS.join(', ')}; --format on the command line)`, { field: 'format' });
   return named;
 }
 
