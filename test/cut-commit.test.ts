@@ -7,11 +7,11 @@ import { describe, it } from 'node:test';
 import { open as openLmdb, type Database } from 'lmdb';
 import { MemStore } from '../src/index.js';
 import { statePath } from '../src/store/files.js';
-import { StateStore } from '../src/store/state.js';
-import { INTENT_CHUNK_BYTES, intentChunks, opsOfChunks, type StateOp } from '../src/store/state-intent.js';
+import { FORMAT_VERSION, READABLE_FORMAT_VERSIONS, StateStore } from '../src/store/state.js';
+import { INTENT_CHUNK_BYTES, intentChunks, opsOfChunks, valueOf, type StateOp } from '../src/store/state-intent.js';
 import { repairStore } from '../src/store/repair.js';
 import { checkStore } from '../src/store/verify.js';
-import { corruptionOf, rejectsWith, tempDir, writeStateBytes, writeStateRecord } from './helpers.js';
+import { corruptionOf, readStateRecord, rejectsWith, tempDir, writeStateBytes, writeStateRecord } from './helpers.js';
 import { CUT_DIM, cutCommitExpected, cutCommitRemoved } from './support/cut-commit-records.js';
 
 /**
@@ -85,12 +85,16 @@ async function assertHoldsEverything(dir: string, what: string): Promise<void> {
 }
 
 describe('a commit cut short (lmdb-js commits a terminated callback\'s writes)', () => {
-  // compact() of the child's store: 1 the checkpoint (over a hundred writes), 2 a log segment's mark
-  // (one write), 3 the texts' collection (every text moved), 4 the vectors' collection, 5 the index rewrite.
-  // Fractions cut before the first write, after the first chunk, after the header and one write, midway, before the chunks go, after all.
+  // compact() of the child's store: a commit of more than one write is two transactions, its redo
+  // record (chunks, header, the configuration marked) and its writes (then the record's removal):
+  // 1, 2 the checkpoint (over a hundred writes), 3 a log segment's mark (one write), 4, 5 the
+  // texts' collection (every text moved), 6 the vectors' collection, 7 the index rewrite.
   const cases: [transaction: number, fraction: number][] = [
-    ...[0, 0.01, 0.02, 0.5, 0.99, 1].flatMap((f): [number, number][] => [[1, f], [3, f]]),
-    [2, 0], [4, 0], [5, 0],
+    // Before any write, after the chunk, after the header (configuration not marked), whole.
+    ...[0, 0.34, 0.67, 1].flatMap((f): [number, number][] => [[1, f], [4, f]]),
+    // Before any write, after the first, midway, before the chunk goes, whole.
+    ...[0, 0.01, 0.5, 0.99, 1].flatMap((f): [number, number][] => [[2, f], [5, f]]),
+    [3, 0], [6, 0], [7, 0],
   ];
   for (const [transaction, fraction] of cases) {
     it(`compact()'s transaction ${transaction} cut after ${fraction * 100}% of its writes, then kill -9: every record reads as written, verify finds nothing and changes no byte before the open`, async () => {
@@ -151,7 +155,7 @@ async function withConfig<T>(dir: string, fn: (config: Database<Buffer, string>)
 /** A store whose compact() had its texts' collection cut midway (header written, half its writes made). */
 async function cutStore(): Promise<string> {
   const dir = tempDir('memstore-cut-');
-  const { killed } = await runChild(dir, 3, 0.5);
+  const { killed } = await runChild(dir, 5, 0.5);
   assert.ok(killed);
   return dir;
 }
@@ -164,12 +168,13 @@ describe('the redo record (STATE.md, "A commit cut short")', () => {
       { table: 'docs', key: Buffer.from('r1'), value: null },
       { table: 'docs', key: Buffer.from([0xff, 0]), value: big },
       { table: 'docs', key: Buffer.from('\u{1F600}'), value: Buffer.alloc(0) },
+      { table: 'docs', key: Buffer.from('made'), value: () => Buffer.from('when written') },
     ];
     const chunks = intentChunks(ops);
     assert.equal(chunks.length, 2, 'a chunk ends once it holds INTENT_CHUNK_BYTES');
     const back = opsOfChunks(chunks);
-    assert.deepEqual(back.map((o) => [o.table, Buffer.from(o.key).toString('hex'), o.value === null ? null : Buffer.from(o.value).toString('hex')]),
-      ops.map((o) => [o.table, Buffer.from(o.key).toString('hex'), o.value === null ? null : Buffer.from(o.value).toString('hex')]));
+    assert.deepEqual(back.map((o) => [o.table, Buffer.from(o.key).toString('hex'), valueOf(o)?.toString('hex') ?? null]),
+      ops.map((o) => [o.table, Buffer.from(o.key).toString('hex'), valueOf(o)?.toString('hex') ?? null]));
   });
 
   it('a chunk cut short, or naming a table that is not there, does not decode', () => {
@@ -212,6 +217,19 @@ describe('the redo record (STATE.md, "A commit cut short")', () => {
     }
   });
 
+  it('while a redo record may be half applied, the configuration names a format version no earlier memstore reads (one had read the half and deleted the texts it took for leftovers); the open puts it back', async () => {
+    for (const [transaction, fraction, marked] of [[5, 0.5, true], [4, 0.67, false], [4, 1, true]] as const) {
+      const dir = tempDir('memstore-cut-');
+      assert.ok((await runChild(dir, transaction, fraction)).killed);
+      const version = (await readStateRecord(dir, 'config'))['formatVersion'];
+      if (marked) assert.ok(typeof version === 'number' && !READABLE_FORMAT_VERSIONS.includes(version) && version > FORMAT_VERSION, `transaction ${transaction} at ${fraction}: ${String(version)}`);
+      // Cut before the mark: nothing of the commit's writes is in the tables, which any memstore reads as they are.
+      else assert.equal(version, FORMAT_VERSION);
+      await assertHoldsEverything(dir, `transaction ${transaction} at ${fraction}`);
+      assert.equal((await readStateRecord(dir, 'config'))['formatVersion'], FORMAT_VERSION);
+    }
+  });
+
   it('a chunk whose seal fails: open is CORRUPTION at that chunk', async () => {
     const dir = await cutStore();
     await withConfig(dir, async (config) => {
@@ -230,7 +248,7 @@ describe('the redo record (STATE.md, "A commit cut short")', () => {
 
   it('chunks without a header (a commit cut while writing them): the state is the one before, and the next open removes them', async () => {
     const dir = tempDir('memstore-cut-');
-    const { killed, out } = await runChild(dir, 3, 0.001);
+    const { killed, out } = await runChild(dir, 4, 0.001);
     assert.ok(killed && out.startsWith('cut 0 '), out);
     await withConfig(dir, async (config) => {
       assert.equal(config.getBinary('intent.0'), undefined, 'a cut before any write leaves nothing');

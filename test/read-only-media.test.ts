@@ -59,7 +59,7 @@ test('read-only media: a store whose compact() was cut mid-commit (a redo record
   const child = fileURLToPath(new URL('./support/cut-commit-child.js', import.meta.url));
   const mounted = await onTmpfs(16, async (mnt) => {
     const dir = join(mnt, 'store');
-    const run = spawnSync(process.execPath, [child, dir, '3', '0.5'], { encoding: 'utf8' });
+    const run = spawnSync(process.execPath, [child, dir, '5', '0.5'], { encoding: 'utf8' });
     assert.equal(run.signal, 'SIGKILL', run.stderr);
     remountReadOnly(mnt);
     const verify = await cliResult(['verify', dir]);

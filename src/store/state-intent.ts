@@ -10,8 +10,20 @@
  * applying it once.
  */
 export type StateOp =
-  | { readonly table: 'config'; readonly key: string; readonly value: Buffer | null }
-  | { readonly table: 'docs'; readonly key: Uint8Array; readonly value: Buffer | null };
+  | { readonly table: 'config'; readonly key: string; readonly value: StateValue }
+  | { readonly table: 'docs'; readonly key: Uint8Array; readonly value: StateValue };
+
+/**
+ * A write's value: the bytes, null to remove the key, or a function that makes the bytes. A commit
+ * makes each value twice (into its redo record, then for the write itself) instead of holding them
+ * all: records of 1 MB metadata had held every value a checkpoint writes in memory the whole time.
+ */
+export type StateValue = Buffer | null | (() => Buffer);
+
+/** The bytes of a write's value, or null for a removal. */
+export function valueOf(op: StateOp): Buffer | null {
+  return typeof op.value === 'function' ? op.value() : op.value;
+}
 
 /** The `config` key of the header, `{ chunks }`: present only while a commit's writes may be half applied. */
 export const INTENT_KEY = 'intent';
@@ -32,48 +44,64 @@ const utf8 = new TextEncoder();
 // ignoreBOM keeps a leading U+FEFF, as the state's own decoder does.
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+function opBytes(_op: StateOp, key: Uint8Array, value: Buffer | null): number {
+  return 9 + key.length + (value?.length ?? 0);
+}
+
 /**
- * `ops` as chunk payloads of about INTENT_CHUNK_BYTES each (STATE.md, "A commit cut short"):
+ * Where the chunks of `ops` end (exclusive indices): a chunk ends once it holds INTENT_CHUNK_BYTES
+ * of writes, as encodeChunks() ends them. It makes every value: for the test seam that cuts a
+ * transaction, which needs the number of writes first.
+ */
+export function chunkEnds(ops: readonly StateOp[]): number[] {
+  const ends: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as StateOp;
+    bytes += opBytes(op, op.table === 'config' ? utf8.encode(op.key) : op.key, valueOf(op));
+    if (bytes >= INTENT_CHUNK_BYTES) {
+      ends.push(i + 1);
+      bytes = 0;
+    }
+  }
+  if (ops.length > 0 && ends[ends.length - 1] !== ops.length) ends.push(ops.length);
+  return ends;
+}
+
+/**
+ * The chunk payloads of `ops`, one at a time, each value made once (STATE.md, "A commit cut short"):
  *
  *     chunk := op*
  *     op    := table u8 (0 config, 1 docs) | key length u32 | key | value length u32 (0xffffffff: removed) | value
  *
  * A byte layout of its own, not msgpack: packing a checkpoint's writes took a fifth of its time.
  */
-export function intentChunks(ops: readonly StateOp[]): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
-  let from = 0;
-  while (from < ops.length) {
-    let to = from;
-    let bytes = 0;
-    const keys: Uint8Array[] = [];
-    while (to < ops.length && (to === from || bytes < INTENT_CHUNK_BYTES)) {
-      const op = ops[to] as StateOp;
-      const key = op.table === 'config' ? utf8.encode(op.key) : op.key;
-      keys.push(key);
-      bytes += 9 + key.length + (op.value?.length ?? 0);
-      to++;
+export function* encodeChunks(ops: readonly StateOp[]): IterableIterator<Buffer> {
+  let parts: Buffer[] = [];
+  let bytes = 0;
+  for (const op of ops) {
+    const key = op.table === 'config' ? utf8.encode(op.key) : op.key;
+    const value = valueOf(op);
+    const head = Buffer.allocUnsafe(5 + key.length + 4);
+    head[0] = op.table === 'config' ? 0 : 1;
+    head.writeUInt32LE(key.length, 1);
+    head.set(key, 5);
+    head.writeUInt32LE(value === null ? REMOVED : value.length, 5 + key.length);
+    parts.push(head);
+    if (value !== null) parts.push(value);
+    bytes += opBytes(op, key, value);
+    if (bytes >= INTENT_CHUNK_BYTES) {
+      yield Buffer.concat(parts, bytes);
+      parts = [];
+      bytes = 0;
     }
-    const chunk = Buffer.allocUnsafe(bytes);
-    let at = 0;
-    for (let i = from; i < to; i++) {
-      const op = ops[i] as StateOp;
-      const key = keys[i - from] as Uint8Array;
-      chunk[at] = op.table === 'config' ? 0 : 1;
-      chunk.writeUInt32LE(key.length, at + 1);
-      chunk.set(key, at + 5);
-      at += 5 + key.length;
-      chunk.writeUInt32LE(op.value === null ? REMOVED : op.value.length, at);
-      at += 4;
-      if (op.value !== null) {
-        chunk.set(op.value, at);
-        at += op.value.length;
-      }
-    }
-    chunks.push(chunk);
-    from = to;
   }
-  return chunks;
+  if (parts.length > 0) yield Buffer.concat(parts, bytes);
+}
+
+/** Every chunk payload of `ops`, in order (tests; a commit encodes one chunk at a time). */
+export function intentChunks(ops: readonly StateOp[]): Buffer[] {
+  return [...encodeChunks(ops)];
 }
 
 /** The writes of chunk payloads made by intentChunks(), in order (copies); throws an Error naming what is malformed. */
@@ -110,9 +138,9 @@ export type LayerValue = Buffer | null | undefined;
  * of a header an open found (a reader sees the state that commit decided, before it is applied).
  */
 export class StateLayer {
-  private readonly config = new Map<string, Buffer | null>();
+  private readonly config = new Map<string, StateValue>();
   /** Keyed by the key's bytes as latin1, one character per byte. */
-  private readonly docs = new Map<string, Buffer | null>();
+  private readonly docs = new Map<string, StateValue>();
 
   constructor(ops: readonly StateOp[] = []) {
     for (const op of ops) this.set(op);
@@ -124,11 +152,11 @@ export class StateLayer {
   }
 
   configValue(key: string): LayerValue {
-    return this.config.get(key);
+    return made(this.config.get(key));
   }
 
   docValue(key: Uint8Array): LayerValue {
-    return this.docs.size === 0 ? undefined : this.docs.get(Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1'));
+    return this.docs.size === 0 ? undefined : made(this.docs.get(Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')));
   }
 
   get hasDocs(): boolean {
@@ -137,6 +165,10 @@ export class StateLayer {
 
   /** The layer's `docs` writes, in LMDB's key order (bytewise). */
   sortedDocs(): [Uint8Array, Buffer | null][] {
-    return [...this.docs].map(([k, v]): [Uint8Array, Buffer | null] => [Buffer.from(k, 'latin1'), v]).sort((a, b) => Buffer.compare(a[0], b[0]));
+    return [...this.docs].map(([k, v]): [Uint8Array, Buffer | null] => [Buffer.from(k, 'latin1'), made(v) ?? null]).sort((a, b) => Buffer.compare(a[0], b[0]));
   }
+}
+
+function made(v: StateValue | undefined): LayerValue {
+  return typeof v === 'function' ? v() : v;
 }

@@ -16,7 +16,7 @@ import { isRqCodec } from '../codec/codec.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { decodeWireDoc, type WireDoc } from './doc-wire.js';
 import { FILES, lmdbLockPath, refuseLostState, statePath, syncDirSync } from './files.js';
-import { INTENT_CHUNK_PREFIX, INTENT_KEY, intentChunkKey, intentChunks, opsOfChunks, StateLayer, type LayerValue, type StateOp } from './state-intent.js';
+import { chunkEnds, encodeChunks, INTENT_CHUNK_PREFIX, INTENT_KEY, intentChunkKey, opsOfChunks, StateLayer, valueOf, type LayerValue, type StateOp } from './state-intent.js';
 
 /**
  * Bumped when the meaning of persisted records changes; older readers refuse newer stores. 6: an rq
@@ -192,6 +192,32 @@ const LOG_MADE_KEY = 'logMade';
 /** The first LSN of the newest log segment the store has made (STATE.md, "The log directory"). */
 const LOG_SEGMENT_KEY = 'logSegment';
 
+/**
+ * Added to the configuration's format version while a commit's writes may be half applied (STATE.md,
+ * "A commit cut short"): a memstore that knows no redo record refuses the store then, as it refuses
+ * any version it does not read, instead of reading the half and deleting what it took for leftovers.
+ */
+const REDO_VERSION_OFFSET = 1_000_000;
+
+/**
+ * A commit whose redo record is in LMDB and whose writes may not all be: its writes, its chunks, the
+ * configuration to write after them (unmarked; the writes' own when they hold one), and, when open
+ * found it, the layer reads go through meanwhile.
+ */
+interface Decided {
+  readonly ops: readonly StateOp[];
+  readonly chunks: number;
+  readonly config: Buffer | undefined;
+  readonly layer: StateLayer | undefined;
+}
+
+function decided(ops: readonly StateOp[], chunks: number, unmarked: Buffer | undefined, readThrough: boolean): Decided {
+  let config = unmarked;
+  for (const op of ops) if (op.table === 'config' && op.key === CONFIG_KEY) config = valueOf(op) ?? undefined;
+  const layer = readThrough ? new StateLayer([...(unmarked === undefined ? [] : [{ table: 'config' as const, key: CONFIG_KEY, value: unmarked }]), ...ops]) : undefined;
+  return { ops, chunks, config, layer };
+}
+
 // Plain maps, no record extensions: what is written must decode the same in later versions.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 const utf8 = new TextEncoder();
@@ -289,7 +315,9 @@ export const stateWriteHooks: {
    * is terminated (state-intent.ts). A test kills its process in afterCommit: nothing after runs.
    */
   cut: ((writes: number) => number | undefined) | undefined;
-} = { beforeWrite: undefined, afterCommit: undefined, cut: undefined };
+  /** Called once a transaction `cut` chose (returned a number for) has committed; a cut one then fails its commit. */
+  afterCut: (() => void) | undefined;
+} = { beforeWrite: undefined, afterCommit: undefined, cut: undefined, afterCut: undefined };
 
 /**
  * CORRUPTION when the LMDB file at `path` is shorter than the pages its last commit reaches, or its
@@ -558,7 +586,9 @@ export class StateStore {
    * A commit's writes that open found decided but maybe not all applied (state-intent.ts), read over
    * the state until the next commit applies them; `chunks`: the chunk values to remove then.
    */
-  private pending: { readonly ops: readonly StateOp[]; readonly layer: StateLayer; readonly chunks: number } | undefined;
+  private pending: Decided | undefined;
+  /** The commit running, which the next waits for: a commit is two transactions (STATE.md). */
+  private serial: Promise<void> = Promise.resolve();
 
   /** The damage of a redo record set aside by an open with `dropDamagedRedo`. */
   droppedRedo: MemstoreError | undefined;
@@ -570,7 +600,7 @@ export class StateStore {
     } catch (e) {
       if (dropDamagedRedo && e instanceof MemstoreError && e.code === 'CORRUPTION') {
         this.droppedRedo = e;
-        this.pending = { ops: [], layer: new StateLayer(), chunks: this.chunksPresent() };
+        this.pending = decided([], this.chunksPresent(), this.unmarkedConfig(), true);
         return;
       }
       void this.root.close().catch(() => undefined);
@@ -595,6 +625,7 @@ export class StateStore {
    * one (a commit cut while writing them, or while removing them after its writes) only go.
    */
   private loadIntent(): void {
+    const restored = this.unmarkedConfig();
     const header = this.getConfig(INTENT_KEY) as { chunks?: unknown } | undefined;
     let chunks = 0;
     let ops: StateOp[] = [];
@@ -614,10 +645,33 @@ export class StateStore {
         throw corruption(this.dir, 'config', utf8.encode(INTENT_KEY), 'the writes of a commit cut short do not decode', e);
       }
       chunks = n;
+    } else if (restored !== undefined) {
+      // The mark is written after the header, in the same transaction: a mark without one is damage.
+      throw corruption(this.dir, 'config', utf8.encode(CONFIG_KEY), 'marked for a commit cut short whose record is missing');
     }
     // Chunks are written in ascending order and removed in descending order: what a cut leaves starts at 0.
     while (this.config.getBinary(intentChunkKey(chunks)) !== undefined) chunks++;
-    if (header !== undefined || chunks > 0) this.pending = { ops, layer: new StateLayer(ops), chunks };
+    if (header !== undefined || chunks > 0) this.pending = decided(ops, chunks, restored, true);
+  }
+
+  /**
+   * The configuration as it was before a commit marked it (STATE.md, "A commit cut short": its
+   * format version raised by REDO_VERSION_OFFSET while the commit's writes may be half applied, so
+   * that a memstore that knows no redo record refuses the store), sealed; undefined when unmarked.
+   */
+  private unmarkedConfig(): Buffer | undefined {
+    let config: { formatVersion?: unknown } | undefined;
+    try {
+      const raw = this.config.getBinary(CONFIG_KEY);
+      const k = utf8.encode(CONFIG_KEY);
+      config = raw === undefined ? undefined : (unpack(this.dir, 'config', k, unseal(this.dir, 'config', k, raw)) as { formatVersion?: unknown });
+    } catch {
+      // Damage of the configuration is readConfig()'s to report.
+      return undefined;
+    }
+    const v = config?.formatVersion;
+    if (typeof v !== 'number' || v < REDO_VERSION_OFFSET) return undefined;
+    return seal(utf8.encode(CONFIG_KEY), packr.pack({ ...config, formatVersion: v - REDO_VERSION_OFFSET }));
   }
 
   /** Whether a commit cut short is waiting to be applied (loadIntent()); finishPending() applies it. */
@@ -641,6 +695,7 @@ export class StateStore {
   /** A value as the state has it: the running commit's writes first, then a commit cut short's, then LMDB. */
   private layered(config: string | undefined, key: Uint8Array | undefined): LayerValue {
     for (const layer of [this.recordingLayer(), this.pending?.layer]) {
+      // A commit decided in this process is read through memory until it is applied (no layer).
       if (layer === undefined) continue;
       const v = config !== undefined ? layer.configValue(config) : layer.docValue(key as Uint8Array);
       if (v !== undefined) return v;
@@ -693,7 +748,10 @@ export class StateStore {
     const raw = layered === undefined ? this.config.getBinary(key) : (layered ?? undefined);
     if (raw === undefined) return undefined;
     const k = utf8.encode(key);
-    return unpack(this.dir, 'config', k, unseal(this.dir, 'config', k, raw));
+    const value = unpack(this.dir, 'config', k, unseal(this.dir, 'config', k, raw));
+    // Marked by a commit between its two transactions (commitNow()): the configuration is the unmarked one.
+    const v = key === CONFIG_KEY ? (value as { formatVersion?: unknown } | null)?.formatVersion : undefined;
+    return typeof v === 'number' && v >= REDO_VERSION_OFFSET ? { ...(value as object), formatVersion: v - REDO_VERSION_OFFSET } : value;
   }
 
   private putConfig(key: string, value: unknown): void {
@@ -982,7 +1040,9 @@ export class StateStore {
     const wire: WireDoc = {};
     if (doc.text !== undefined) wire.text = doc.text;
     if (doc.metaJson !== undefined) wire.meta = doc.metaJson;
-    this.put('docs', key, seal(key, packr.pack(wire)));
+    const k = Uint8Array.from(key);
+    // Made when written, twice (state-intent.ts, StateValue): the document is held anyway.
+    this.record({ table: 'docs', key: k, value: () => seal(k, packr.pack(wire)) });
   }
 
   /** A write of the commit whose body is running: made in its transaction, once the body is done. */
@@ -990,10 +1050,6 @@ export class StateStore {
     stateWriteHooks.beforeWrite?.(this.writes++);
     if (this.recording === undefined) throw new Error('unreachable: a write to the state outside a commit');
     this.recording.ops.push(op);
-  }
-
-  private put(table: RecordTable, key: Uint8Array, value: Buffer): void {
-    this.record({ table, key: Uint8Array.from(key), value });
   }
 
   private remove(table: RecordTable, key: Uint8Array): void {
@@ -1006,67 +1062,117 @@ export class StateStore {
    * grow), and nothing awaited them: unhandled rejections, which end a Node process (a hostile pass).
    */
   private write(op: StateOp): void {
+    const value = valueOf(op);
     if (op.table === 'config') {
-      if (op.value === null) this.config.removeSync(op.key);
-      else this.config.putSync(op.key, op.value);
-    } else if (op.value === null) {
+      if (value === null) this.config.removeSync(op.key);
+      else this.config.putSync(op.key, value);
+    } else if (value === null) {
       this.tables[op.table].removeSync(op.key);
     } else {
-      this.tables[op.table].putSync(op.key, op.value);
+      this.tables[op.table].putSync(op.key, value);
     }
   }
 
   /**
-   * The LMDB writes of a commit's transaction: first the writes of a commit cut short that open
-   * found, then the removal of its header and chunks (header first, chunks in descending order);
-   * then this commit's writes, between its own chunks and header and their removal when there is
-   * more than one write (one write cannot be cut in two). STATE.md, "A commit cut short".
+   * One LMDB transaction of `planned` writes, taken from `writes` as it goes. The test seam `cut`
+   * may make it commit fewer (what lmdb-js does when the thread running it is terminated).
    */
-  private transaction(pending: StateStore['pending'], ops: readonly StateOp[]): StateOp[] {
+  private async transact(writes: Iterable<StateOp>, count: () => number): Promise<void> {
+    const planned = stateWriteHooks.cut === undefined ? Infinity : count();
+    const chosen = stateWriteHooks.cut?.(planned);
+    const made = Math.min(planned, chosen ?? planned);
+    // A child transaction is aborted whole when its body throws; a plain lmdb-js transaction
+    // would commit the writes made before the throw.
+    await this.root.childTransaction(() => {
+      let i = 0;
+      for (const w of writes) {
+        if (i++ >= made) break;
+        this.write(w);
+      }
+    });
+    if (chosen !== undefined) stateWriteHooks.afterCut?.();
+    if (made < planned) {
+      throw new Error(`a transaction cut after ${made} of its ${planned} writes (test seam)`);
+    }
+  }
+
+  /**
+   * The first transaction of a commit of more than one write: its chunks (encoded one at a time),
+   * the header, and the configuration marked. From its commit on, the commit is decided.
+   */
+  private *redoRecord(ops: readonly StateOp[], marked: Buffer | undefined, chunks: { count: number }): IterableIterator<StateOp> {
+    for (const payload of encodeChunks(ops)) {
+      const key = intentChunkKey(chunks.count++);
+      yield { table: 'config', key, value: seal(utf8.encode(key), payload) };
+    }
+    yield { table: 'config', key: INTENT_KEY, value: seal(utf8.encode(INTENT_KEY), packr.pack({ chunks: chunks.count })) };
+    if (marked !== undefined) yield { table: 'config', key: CONFIG_KEY, value: marked };
+  }
+
+  /** The second transaction: the decided writes, the configuration unmarked, then the record removed (header first, chunks from the last). */
+  private async applyDecided(d: Decided): Promise<void> {
     const writes: StateOp[] = [];
-    const removeIntent = (chunks: number) => {
-      writes.push({ table: 'config', key: INTENT_KEY, value: null });
-      for (let i = chunks - 1; i >= 0; i--) writes.push({ table: 'config', key: intentChunkKey(i), value: null });
-    };
-    if (pending !== undefined) {
-      for (const op of pending.ops) writes.push(op);
-      removeIntent(pending.chunks);
-    }
-    if (ops.length <= 1) {
-      for (const op of ops) writes.push(op);
-      return writes;
-    }
-    const chunks = intentChunks(ops);
-    chunks.forEach((payload, i) => writes.push({ table: 'config', key: intentChunkKey(i), value: seal(utf8.encode(intentChunkKey(i)), payload) }));
-    writes.push({ table: 'config', key: INTENT_KEY, value: seal(utf8.encode(INTENT_KEY), packr.pack({ chunks: chunks.length })) });
-    for (const op of ops) writes.push(op);
-    removeIntent(chunks.length);
-    return writes;
+    for (const op of d.ops) writes.push(op);
+    if (d.config !== undefined) writes.push({ table: 'config', key: CONFIG_KEY, value: d.config });
+    writes.push({ table: 'config', key: INTENT_KEY, value: null });
+    for (let i = d.chunks - 1; i >= 0; i--) writes.push({ table: 'config', key: intentChunkKey(i), value: null });
+    await this.transact(writes, () => writes.length);
   }
 
   private async commit(body: () => void): Promise<void> {
     this.writes = 0;
+    const recording = { ops: [] as StateOp[], layer: undefined, layered: 0 };
     try {
-      const recording = { ops: [] as StateOp[], layer: undefined, layered: 0 };
       this.recording = recording;
       try {
         body();
       } finally {
         this.recording = undefined;
       }
-      const writes = this.transaction(this.pending, recording.ops);
-      const made = Math.min(writes.length, stateWriteHooks.cut?.(writes.length) ?? writes.length);
-      // A child transaction is aborted whole when its body throws; a plain lmdb-js transaction
-      // would commit the writes made before the throw.
-      await this.root.childTransaction(() => {
-        for (let i = 0; i < made; i++) this.write(writes[i] as StateOp);
-      });
-      this.pending = undefined;
+    } catch (e) {
+      throw new MemstoreError('IO', `write to ${statePath(this.dir)} failed`, { cause: e });
+    }
+    const run = this.serial.then(() => this.commitNow(recording.ops));
+    this.serial = run.catch(() => undefined);
+    await run;
+  }
+
+  /**
+   * A commit of one write is that write. One of more goes in two transactions (STATE.md, "A commit
+   * cut short"): the redo record, then the writes and the record's removal; each holds only its own
+   * writes in LMDB's memory (one transaction of both held every value three times, the helper found).
+   */
+  private async commitNow(ops: readonly StateOp[]): Promise<void> {
+    let decidedHere: Decided | undefined;
+    try {
+      if (this.pending !== undefined) {
+        await this.applyDecided(this.pending);
+        this.pending = undefined;
+      }
+      if (ops.length <= 1) {
+        await this.transact(ops, () => ops.length);
+      } else {
+        const current = this.config.getBinary(CONFIG_KEY);
+        const unmarked = current === undefined ? undefined : Buffer.from(current);
+        const marked = unmarked === undefined ? undefined : this.markedConfig(unmarked);
+        const chunks = { count: 0 };
+        await this.transact(this.redoRecord(ops, marked, chunks), () => chunkEnds(ops).length + 1 + (marked === undefined ? 0 : 1));
+        decidedHere = decided(ops, chunks.count, unmarked, false);
+        await this.applyDecided(decidedHere);
+      }
       stateWriteHooks.afterCommit?.();
       await this.root.flushed;
     } catch (e) {
+      // Decided but not applied: what the state is from now on, for reads and the next commit.
+      if (decidedHere !== undefined && this.pending === undefined) this.pending = decided(decidedHere.ops, decidedHere.chunks, decidedHere.config, true);
       throw new MemstoreError('IO', `write to ${statePath(this.dir)} failed`, { cause: this.commitFailure(e) });
     }
+  }
+
+  /** `unmarked` (the sealed configuration) with its format version raised by REDO_VERSION_OFFSET. */
+  private markedConfig(unmarked: Buffer): Buffer {
+    const config = unpack(this.dir, 'config', utf8.encode(CONFIG_KEY), unseal(this.dir, 'config', utf8.encode(CONFIG_KEY), unmarked)) as { formatVersion: number };
+    return seal(utf8.encode(CONFIG_KEY), packr.pack({ ...config, formatVersion: config.formatVersion + REDO_VERSION_OFFSET }));
   }
 
   /**

@@ -28,7 +28,7 @@ stateWriteHooks.cut = (writes) => {
   cutting = true;
   return made;
 };
-stateWriteHooks.afterCommit = () => {
+stateWriteHooks.afterCut = () => {
   if (cutting) process.kill(process.pid, 'SIGKILL');
 };
 await again.compact();
