@@ -11,7 +11,8 @@ import { FORMAT_VERSION, READABLE_FORMAT_VERSIONS, StateStore } from '../src/sto
 import { INTENT_CHUNK_BYTES, intentChunks, opsOfChunks, valueOf, type StateOp } from '../src/store/state-intent.js';
 import { repairStore } from '../src/store/repair.js';
 import { checkStore } from '../src/store/verify.js';
-import { corruptionOf, readStateRecord, rejectsWith, tempDir, writeStateBytes, writeStateRecord } from './helpers.js';
+import { cliResult } from './support/cli.js';
+import { corruptionOf, readStateRecord, tempDir, writeStateBytes, writeStateRecord } from './helpers.js';
 import { CUT_DIM, cutCommitExpected, cutCommitRemoved } from './support/cut-commit-records.js';
 
 /**
@@ -186,13 +187,17 @@ describe('the redo record (STATE.md, "A commit cut short")', () => {
     assert.throws(() => opsOfChunks([other]));
   });
 
-  it('a header naming a chunk that is missing: open and verify are CORRUPTION at config/intent.0, and change no byte', async () => {
+  it('a header naming a chunk that is missing: open is CORRUPTION at config/intent.0; verify lists it (and the records the cut left half written) and changes no byte', async () => {
     const dir = await cutStore();
     await withConfig(dir, (config) => config.remove('intent.0'));
     const before = digest(statePath(dir));
     const e = await corruptionOf(() => MemStore.open(dir, { dim: CUT_DIM }));
     assert.equal(e.offset, 'config/intent.0');
-    await rejectsWith(() => checkStore(dir), 'CORRUPTION');
+    const report = await checkStore(dir);
+    assert.deepEqual(report.problems.filter((p) => p.id === undefined).map((p) => p.offset), ['config/intent.0']);
+    assert.ok(report.damagedRecords.length > 0, 'the texts the cut moved name a generation the state does not');
+    const cli = await cliResult(['verify', dir]);
+    assert.equal(cli.code, 1, cli.stderr);
     assert.equal(digest(statePath(dir)), before);
   });
 

@@ -132,7 +132,8 @@ export async function checkStore(dir: string): Promise<StoreReport> {
   const lock = lockUnlessReadOnly(dir);
   let state: StateStore | undefined;
   try {
-    state = StateStore.open(dir, { readOnly: true });
+    // A damaged redo record is listed below, and the state read as LMDB holds it (what repair makes of it).
+    state = StateStore.open(dir, { readOnly: true, dropDamagedRedo: true });
     const config = state.readConfig();
     if (config === undefined) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore`);
     const checkpoint = state.readCheckpoint();
@@ -140,6 +141,8 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     const problems: Problem[] = [];
     // Open refuses it (CORRUPTION): the store of an import that did not finish may lack rows.
     if (existsSync(importMarkerPath(dir))) problems.push({ file: importMarkerPath(dir), offset: 0, what: 'an import into this directory did not finish: its store may lack rows (import again, which starts over)' });
+    const redo = state.droppedRedo;
+    if (redo !== undefined) problems.push({ file: statePath(dir), offset: redo.offset ?? 'config/intent', what: `the redo record of a commit cut short is damaged (${redo.message}): what that commit wrote is not known` });
     const pca = trained ? state.readPca(config) : undefined;
     // Open refuses such a store (CORRUPTION), so verify must not call it healthy: an rq store's codes
     // at the input dimension can even have the length its rotated ones have, and pass the check below.
