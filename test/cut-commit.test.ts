@@ -27,8 +27,8 @@ const CHILD = fileURLToPath(new URL('./support/cut-commit-child.js', import.meta
 const TERMINATE_CHILD = fileURLToPath(new URL('./support/terminate-child.js', import.meta.url));
 const TERMINATIONS = Number(process.env['TERMINATIONS'] ?? 12);
 
-/** Runs `node script ...args` to its end; resolves with its lines and the signal that ended it (null: it exited). */
-function runLines(script: string, args: readonly string[]): Promise<{ lines: string[]; signal: NodeJS.Signals | null }> {
+/** Runs `node script ...args` to its end; resolves with its output and the signal that ended it (null: it exited 0). */
+function run(script: string, args: readonly string[]): Promise<{ out: string; signal: NodeJS.Signals | null }> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -37,24 +37,15 @@ function runLines(script: string, args: readonly string[]): Promise<{ lines: str
     proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
     proc.on('exit', (code, signal) => {
       if (code !== 0 && signal === null) reject(new Error(`child failed (code ${code}): ${err}`));
-      else resolve({ lines: out.split('\n'), signal });
+      else resolve({ out, signal });
     });
   });
 }
 
-/** Runs the child; resolves with what it printed and whether it died by SIGKILL (its own, after the cut). */
-function runChild(dir: string, transaction: number, fraction: number): Promise<{ out: string; killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CHILD, dir, String(transaction), String(fraction)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    proc.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL' || code === 0) resolve({ out, killed: signal === 'SIGKILL' });
-      else reject(new Error(`child failed (code ${code}): ${err}`));
-    });
-  });
+/** Runs the cut child; resolves with what it printed and whether it died by SIGKILL (its own, after the cut). */
+async function runChild(dir: string, transaction: number, fraction: number): Promise<{ out: string; killed: boolean }> {
+  const { out, signal } = await run(CHILD, [dir, String(transaction), String(fraction)]);
+  return { out, killed: signal === 'SIGKILL' };
 }
 
 const digest = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -117,9 +108,9 @@ describe('a commit cut short (lmdb-js commits a terminated callback\'s writes)',
     let round = 0;
     let aborts = 0;
     // A child per run: lmdb-js can abort a process whose worker it was called from when terminated.
-    for (let run = 0; round < TERMINATIONS && run < TERMINATIONS; run++) {
-      const { lines, signal } = await runLines(TERMINATE_CHILD, [dir, String(round), String(TERMINATIONS - round), String(run + 1)]);
-      for (const line of lines) {
+    for (let child = 0; round < TERMINATIONS && child < TERMINATIONS; child++) {
+      const { out, signal } = await run(TERMINATE_CHILD, [dir, String(round), String(TERMINATIONS - round), String(child + 1)]);
+      for (const line of out.split('\n')) {
         if (line.startsWith('ack ')) acked.add(line.slice(4));
         else if (line.startsWith('bad ')) bad.push(line.slice(4));
         else if (line.startsWith('round ')) round = Number(line.slice(6)) + 1;

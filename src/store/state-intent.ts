@@ -44,30 +44,6 @@ const utf8 = new TextEncoder();
 // ignoreBOM keeps a leading U+FEFF, as the state's own decoder does.
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-function opBytes(_op: StateOp, key: Uint8Array, value: Buffer | null): number {
-  return 9 + key.length + (value?.length ?? 0);
-}
-
-/**
- * Where the chunks of `ops` end (exclusive indices): a chunk ends once it holds INTENT_CHUNK_BYTES
- * of writes, as encodeChunks() ends them. It makes every value: for the test seam that cuts a
- * transaction, which needs the number of writes first.
- */
-export function chunkEnds(ops: readonly StateOp[]): number[] {
-  const ends: number[] = [];
-  let bytes = 0;
-  for (let i = 0; i < ops.length; i++) {
-    const op = ops[i] as StateOp;
-    bytes += opBytes(op, op.table === 'config' ? utf8.encode(op.key) : op.key, valueOf(op));
-    if (bytes >= INTENT_CHUNK_BYTES) {
-      ends.push(i + 1);
-      bytes = 0;
-    }
-  }
-  if (ops.length > 0 && ends[ends.length - 1] !== ops.length) ends.push(ops.length);
-  return ends;
-}
-
 /**
  * The chunk payloads of `ops`, one at a time, each value made once (STATE.md, "A commit cut short"):
  *
@@ -89,7 +65,7 @@ export function* encodeChunks(ops: readonly StateOp[]): IterableIterator<Buffer>
     head.writeUInt32LE(value === null ? REMOVED : value.length, 5 + key.length);
     parts.push(head);
     if (value !== null) parts.push(value);
-    bytes += opBytes(op, key, value);
+    bytes += 9 + key.length + (value?.length ?? 0);
     if (bytes >= INTENT_CHUNK_BYTES) {
       yield Buffer.concat(parts, bytes);
       parts = [];
@@ -99,7 +75,7 @@ export function* encodeChunks(ops: readonly StateOp[]): IterableIterator<Buffer>
   if (parts.length > 0) yield Buffer.concat(parts, bytes);
 }
 
-/** Every chunk payload of `ops`, in order (tests; a commit encodes one chunk at a time). */
+/** Every chunk payload of `ops`, in order (tests and the test seam's count; a commit encodes one chunk at a time). */
 export function intentChunks(ops: readonly StateOp[]): Buffer[] {
   return [...encodeChunks(ops)];
 }

@@ -16,7 +16,7 @@ import { isRqCodec } from '../codec/codec.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { decodeWireDoc, type WireDoc } from './doc-wire.js';
 import { FILES, lmdbLockPath, refuseLostState, statePath, syncDirSync } from './files.js';
-import { chunkEnds, encodeChunks, INTENT_CHUNK_PREFIX, INTENT_KEY, intentChunkKey, opsOfChunks, StateLayer, valueOf, type LayerValue, type StateOp } from './state-intent.js';
+import { encodeChunks, INTENT_CHUNK_PREFIX, INTENT_KEY, intentChunkKey, intentChunks, opsOfChunks, StateLayer, valueOf, type LayerValue, type StateOp } from './state-intent.js';
 
 /**
  * Bumped when the meaning of persisted records changes; older readers refuse newer stores. 6: an rq
@@ -201,8 +201,8 @@ const REDO_VERSION_OFFSET = 1_000_000;
 
 /**
  * A commit whose redo record is in LMDB and whose writes may not all be: its writes, its chunks, the
- * configuration to write after them (unmarked; the writes' own when they hold one), and, when open
- * found it, the layer reads go through meanwhile.
+ * configuration to write back after them (unmarked; none when the writes put their own), and, when
+ * open found it, the layer reads go through meanwhile (getConfig() unmarks the configuration).
  */
 interface Decided {
   readonly ops: readonly StateOp[];
@@ -212,10 +212,8 @@ interface Decided {
 }
 
 function decided(ops: readonly StateOp[], chunks: number, unmarked: Buffer | undefined, readThrough: boolean): Decided {
-  let config = unmarked;
-  for (const op of ops) if (op.table === 'config' && op.key === CONFIG_KEY) config = valueOf(op) ?? undefined;
-  const layer = readThrough ? new StateLayer([...(unmarked === undefined ? [] : [{ table: 'config' as const, key: CONFIG_KEY, value: unmarked }]), ...ops]) : undefined;
-  return { ops, chunks, config, layer };
+  const config = ops.some((op) => op.table === 'config' && op.key === CONFIG_KEY) ? undefined : unmarked;
+  return { ops, chunks, config, layer: readThrough ? new StateLayer(ops) : undefined };
 }
 
 // Plain maps, no record extensions: what is written must decode the same in later versions.
@@ -312,7 +310,7 @@ export const stateWriteHooks: {
   /**
    * Called with the number of LMDB writes a transaction is about to make; a number returned is how
    * many it makes before it commits, as lmdb-js commits what a callback had written when its thread
-   * is terminated (state-intent.ts). A test kills its process in afterCommit: nothing after runs.
+   * is terminated (state-intent.ts). A test kills its process in afterCut: nothing after runs.
    */
   cut: ((writes: number) => number | undefined) | undefined;
   /** Called once a transaction `cut` chose (returned a number for) has committed; a cut one then fails its commit. */
@@ -476,18 +474,11 @@ export function lmdbCause(e: unknown): unknown {
 /** 16 KiB pages: metadata values of a few KiB stay inline instead of taking overflow pages of their own. */
 function openEnv(dir: string, path = statePath(dir), readOnly = false): RootDatabase {
   refuseUnmappable(dir, path);
-  if (readOnly) {
-    refuseUnopenable(path, false);
-    try {
-      // On a read-only file system LMDB goes without its lock file, which it cannot write there.
-      return open({ path, readOnly: true, maxDbs: 8 });
-    } catch (e) {
-      throw new MemstoreError('IO', `cannot open ${path}`, { cause: lmdbCause(e) });
-    }
-  }
-  refuseFullDisk(path);
-  refuseUnopenable(path);
+  if (!readOnly) refuseFullDisk(path);
+  refuseUnopenable(path, !readOnly);
   try {
+    // On a read-only file system LMDB opened read-only goes without its lock file, which it cannot write there.
+    if (readOnly) return open({ path, readOnly: true, maxDbs: 8 });
     // Checkpoints are the only writers and each awaits its flush, so LMDB's own durability is all on.
     // No event-turn batching: lmdb-js opens a batch for the writes of an event turn whose promise
     // nothing holds, and a failed commit (a state file that cannot grow) rejected it unhandled, which
@@ -591,7 +582,7 @@ export class StateStore {
   private serial: Promise<void> = Promise.resolve();
 
   /** The damage of a redo record set aside by an open with `dropDamagedRedo`. */
-  droppedRedo: MemstoreError | undefined;
+  readonly droppedRedo: MemstoreError | undefined;
 
   private constructor(readonly dir: string, dropDamagedRedo: boolean, readOnly: boolean) {
     this.attachSafely(openEnv(dir, statePath(dir), readOnly));
@@ -1074,8 +1065,8 @@ export class StateStore {
   }
 
   /**
-   * One LMDB transaction of `planned` writes, taken from `writes` as it goes. The test seam `cut`
-   * may make it commit fewer (what lmdb-js does when the thread running it is terminated).
+   * One LMDB transaction of `writes`, taken as it goes; `count` gives their number, asked only by the
+   * test seam `cut`, which may make it commit fewer (what lmdb-js does when its thread is terminated).
    */
   private async transact(writes: Iterable<StateOp>, count: () => number): Promise<void> {
     const planned = stateWriteHooks.cut === undefined ? Infinity : count();
@@ -1110,13 +1101,15 @@ export class StateStore {
   }
 
   /** The second transaction: the decided writes, the configuration unmarked, then the record removed (header first, chunks from the last). */
+  private *decidedWrites(d: Decided): IterableIterator<StateOp> {
+    yield* d.ops;
+    if (d.config !== undefined) yield { table: 'config', key: CONFIG_KEY, value: d.config };
+    yield { table: 'config', key: INTENT_KEY, value: null };
+    for (let i = d.chunks - 1; i >= 0; i--) yield { table: 'config', key: intentChunkKey(i), value: null };
+  }
+
   private async applyDecided(d: Decided): Promise<void> {
-    const writes: StateOp[] = [];
-    for (const op of d.ops) writes.push(op);
-    if (d.config !== undefined) writes.push({ table: 'config', key: CONFIG_KEY, value: d.config });
-    writes.push({ table: 'config', key: INTENT_KEY, value: null });
-    for (let i = d.chunks - 1; i >= 0; i--) writes.push({ table: 'config', key: intentChunkKey(i), value: null });
-    await this.transact(writes, () => writes.length);
+    await this.transact(this.decidedWrites(d), () => d.ops.length + (d.config === undefined ? 0 : 1) + 1 + d.chunks);
   }
 
   private async commit(body: () => void): Promise<void> {
@@ -1140,7 +1133,7 @@ export class StateStore {
   /**
    * A commit of one write is that write. One of more goes in two transactions (STATE.md, "A commit
    * cut short"): the redo record, then the writes and the record's removal; each holds only its own
-   * writes in LMDB's memory (one transaction of both held every value three times, the helper found).
+   * writes in LMDB's memory (one transaction of both held every value three times: a hostile pass).
    */
   private async commitNow(ops: readonly StateOp[]): Promise<void> {
     let decidedHere: Decided | undefined;
@@ -1156,7 +1149,7 @@ export class StateStore {
         const unmarked = current === undefined ? undefined : Buffer.from(current);
         const marked = unmarked === undefined ? undefined : this.markedConfig(unmarked);
         const chunks = { count: 0 };
-        await this.transact(this.redoRecord(ops, marked, chunks), () => chunkEnds(ops).length + 1 + (marked === undefined ? 0 : 1));
+        await this.transact(this.redoRecord(ops, marked, chunks), () => intentChunks(ops).length + 1 + (marked === undefined ? 0 : 1));
         decidedHere = decided(ops, chunks.count, unmarked, false);
         await this.applyDecided(decidedHere);
       }
