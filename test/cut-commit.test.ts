@@ -226,6 +226,13 @@ describe('the redo record (STATE.md, "A commit cut short")', () => {
     }
   });
 
+  it('a configuration marked for a redo record that is not there: open is CORRUPTION at config/config', async () => {
+    const dir = tempDir('memstore-cut-');
+    assert.ok((await runChild(dir, 4, 1)).killed, 'the texts\' redo record written whole, mark included');
+    await withConfig(dir, (config) => config.remove('intent'));
+    assert.equal((await corruptionOf(() => MemStore.open(dir, { dim: CUT_DIM }))).offset, 'config/config');
+  });
+
   it('a chunk whose seal fails: open is CORRUPTION at that chunk', async () => {
     const dir = await cutStore();
     await withConfig(dir, async (config) => {
