@@ -88,6 +88,19 @@ export function squaredDistance(a: Float32Array, b: Float32Array): number {
   return s0 + s1 + (s2 + s3);
 }
 
+/**
+ * The score of `x` against the query `q` under `metric` from full-precision vectors, the number
+ * ExactScorer gives (float64): q · x; their cosine, 0 when either is zero, within [-1, 1]; or
+ * −‖q − x‖.
+ */
+export function exactScore(metric: 'cosine' | 'dot' | 'l2', q: Float32Array, x: Float32Array): number {
+  if (metric === 'l2') return 0 - Math.sqrt(squaredDistance(q, x));
+  const d = dot(q, x);
+  if (metric === 'dot') return d;
+  const denominator = norm(q) * norm(x);
+  return denominator === 0 ? 0 : Math.min(1, Math.max(-1, d / denominator));
+}
+
 /** A unit-length copy of `v`; the zero vector stays zero (its cosine with anything is 0). */
 export function normalized(v: Float32Array): Float32Array {
   const n = norm(v);

@@ -11,7 +11,7 @@ import type { Metric } from '../src/options.js';
 import { rng } from '../src/random.js';
 import { statePath } from '../src/store/files.js';
 import { StateStore, type Checkpoint } from '../src/store/state.js';
-import { dot, norm, squaredDistance } from '../src/vector.js';
+import { exactScore as exactStoreScore } from '../src/vector.js';
 
 const made: string[] = [];
 after(() => {
@@ -93,11 +93,7 @@ export function loadFixture(): Fixture {
 
 /** The exact score a store computes for a full-precision vector (ExactScorer), bit for bit (src/vector.ts, in float64). */
 export function storeScore(metric: Metric, q: Float32Array, x: Float32Array): number {
-  if (metric === 'dot') return dot(q, x);
-  // 0, not -0, for a distance of 0; a cosine clamped to [-1, 1] (rounding passed 1).
-  if (metric === 'l2') return 0 - Math.sqrt(squaredDistance(q, x));
-  const d = norm(q) * norm(x);
-  return d === 0 ? 0 : Math.min(1, Math.max(-1, dot(q, x) / d));
+  return exactStoreScore(metric, q, x);
 }
 
 export function exactScore(metric: Metric, q: Float32Array, x: Float32Array): number {
@@ -130,8 +126,8 @@ export function recall(found: readonly string[], truth: readonly string[]): numb
   return truth.length === 0 ? 1 : found.filter((id) => t.has(id)).length / truth.length;
 }
 
-/** Asserts that `fn` throws or rejects with a MemstoreError of `code`. */
-export async function rejectsWith(fn: () => unknown, code: MemstoreErrorCode): Promise<void> {
+/** Asserts that `fn` throws or rejects with a MemstoreError of `code`, and returns it. */
+export async function rejectsWith(fn: () => unknown, code: MemstoreErrorCode): Promise<MemstoreError> {
   let caught: unknown;
   try {
     await fn();
@@ -143,6 +139,7 @@ export async function rejectsWith(fn: () => unknown, code: MemstoreErrorCode): P
     const got = isMemstoreError(caught) ? caught.code : String(caught);
     throw new Error(`expected MemstoreError ${code}, got ${got}`, { cause: caught });
   }
+  return caught as MemstoreError;
 }
 
 /** The MemstoreError CORRUPTION that `fn` rejects with (an assertion fails on anything else). */

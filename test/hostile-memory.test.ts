@@ -666,3 +666,81 @@ test('hostile memory: an EMBED error from a throw or a wrong count names the tex
     }
   }
 });
+
+test('hostile memory: an embedder whose vectors throw when read (a getter, a Proxy) is EMBED with the thrown error as its cause, naming the text; nothing is written (a TypeError had come out of remember and recall)', async () => {
+  const thrown = new TypeError('bad tensor read');
+  const getter = async (texts: string[]) =>
+    texts.map(() => {
+      const a = Array.from({ length: DIM }, () => 1);
+      Object.defineProperty(a, 0, { get: () => { throw thrown; } });
+      return a;
+    });
+  const proxy = async (texts: string[]) => texts.map(() => new Proxy(Array.from({ length: DIM }, () => 1), { get: (t, k) => { if (k === 'length') throw thrown; return Reflect.get(t, k); } }));
+  const whole = async (texts: string[]) => new Proxy(texts.map(vectorOf), { get: (t, k) => { if (k === 'length') throw thrown; return Reflect.get(t, k); } });
+  for (const embed of [getter, proxy, whole]) {
+    const store = await open({ embed });
+    try {
+      for (const call of [() => store.remember(['one', 'two']), () => store.recall('one')]) {
+        const e = await rejectsWith(call, 'EMBED');
+        assert.equal(e.cause, thrown);
+      }
+      const e = await rejectsWith(() => store.remember(['one', 'two']), 'EMBED');
+      if (embed !== whole) assert.equal(e.field, 'texts[0]');
+      assert.equal(store.stats().count, 0);
+    } finally {
+      await store.close();
+    }
+  }
+});
+
+test('hostile memory: with dedupe, the texts of one call are compared with the memories the call made or replaced before them, as one call per text would (two texts near one stored memory had both replaced it, dropping the first; two near texts had both been added)', async () => {
+  // Unit vectors by angle in the first two dimensions: cosine is the cosine of the angle between them.
+  const at = (degrees: number) => {
+    const v = new Float32Array(DIM);
+    v[0] = Math.cos((degrees * Math.PI) / 180);
+    v[1] = Math.sin((degrees * Math.PI) / 180);
+    return v;
+  };
+  const angles: Record<string, number> = { stored: 0, left: -12, right: 12, far: 90, nearFar: 95 };
+  const embed = async (texts: string[]) => texts.map((t) => at(angles[t]!));
+  // cos 12° = 0.978 and cos 24° = 0.914: with dedupe 0.95, left and right are each near the stored memory, not near each other.
+  for (const oneCall of [true, false]) {
+    const store = await open({ embed, dedupe: 0.95 });
+    try {
+      const [stored] = await store.remember('stored');
+      const texts = ['left', 'right', 'far', 'nearFar'];
+      const results = oneCall ? await store.remember(texts) : (await Promise.all(texts.map((t) => store.remember(t)))).flat();
+      const what = oneCall ? 'one call' : 'a call per text';
+      assert.deepEqual(results[0], { id: stored!.id, action: 'updated' }, `${what}: left replaces the stored memory`);
+      assert.equal(results[1]!.action, 'added', `${what}: right is not near left, which the memory now holds`);
+      assert.equal(results[2]!.action, 'added', what);
+      assert.deepEqual(results[3], { id: results[2]!.id, action: 'updated' }, `${what}: nearFar replaces far, made earlier in the call`);
+      assert.equal(store.stats().count, 3, what);
+      assert.equal((await store.get(results[1]!.id))?.text, 'right');
+    } finally {
+      await store.close();
+    }
+  }
+});
+
+test('hostile memory: remember names its own texts in errors the add of its records finds (a vector past the limits of a dot store: texts[2], not records[2].vector), and texts past what one call writes are refused before anything is embedded', async () => {
+  const embed = async (texts: string[]) => texts.map((t) => (t === 'huge' ? Float32Array.from({ length: DIM }, (_, j) => (j === 0 ? 1e13 : 1)) : vectorOf(t)));
+  const store = await open({ embed, metric: 'dot' });
+  try {
+    const e = await rejectsWith(() => store.remember(['a', 'b', 'huge']), 'INVALID_VECTOR');
+    assert.equal(e.field, 'texts[2]');
+    assert.equal(store.stats().count, 0);
+  } finally {
+    await store.close();
+  }
+  const counting = embedder();
+  const big = await open({ embed: counting });
+  try {
+    const texts = Array.from({ length: 20 }, (_, i) => `${i}`.padEnd(14_000_000, 'x'));
+    const e = await rejectsWith(() => big.remember(texts), 'INVALID_ARGUMENT');
+    assert.equal(e.field, 'texts');
+    assert.equal(counting.calls, 0, 'nothing was embedded');
+  } finally {
+    await big.close();
+  }
+});

@@ -6,7 +6,9 @@ import { checkMeta } from '../meta.js';
 import type { MemoryRecord, SearchHit } from '../memstore.js';
 import type { Embed, Filter, Metric, SearchOptions } from '../options.js';
 import { MAX_K, onlyKeys, resolveFilterOption } from '../options.js';
+import { exactScore } from '../vector.js';
 import { utf8Length } from '../text.js';
+import { MAX_BATCH_BYTES } from '../limits.js';
 
 /** Metadata keys the memory API keeps on each memory (MEMORY.md); a memory's own `meta` may not use them. */
 export const NS = '$ns';
@@ -89,6 +91,19 @@ export interface MemoryHost {
    * its turn, so writes called after it are not among them.
    */
   settled(): Promise<void>;
+}
+
+/**
+ * An error of the add of remember's records, naming what remember was given: `records[i]...` is the
+ * i-th text (the records are in the texts' order), `records` all of them (add's own names had come
+ * out of remember: a hostile pass).
+ */
+function asTextsError(e: unknown): unknown {
+  if (!(e instanceof MemstoreError) || e.field === undefined) return e;
+  const one = /^records\[(\d+)\]/.exec(e.field);
+  const field = one !== null ? `texts[${one[1]}]` : e.field === 'records' ? 'texts' : undefined;
+  if (field === undefined) return e;
+  return new MemstoreError(e.code, e.message, { cause: e, field, ...(e.id === undefined ? {} : { id: e.id }) });
 }
 
 function bad(message: string, field: string): MemstoreError {
@@ -223,6 +238,10 @@ export class Memories {
       if (texts.length !== 1) throw bad('id names one memory: remember one text with it', 'id');
     }
     if (texts.length === 0) return [];
+    // The texts alone past what one add takes: refused before the embedder is called for all of them.
+    let textBytes = 0;
+    for (const t of texts) textBytes += utf8Length(t);
+    if (textBytes > MAX_BATCH_BYTES) throw bad(`the texts hold ${textBytes} bytes, past the ${MAX_BATCH_BYTES} one call writes: remember them in several calls`, 'texts');
     const vectors = await this.embedAll(texts, (i) => `texts[${i}]`);
     await this.host.settled();
     const dedupe = this.dedupe;
@@ -230,6 +249,11 @@ export class Memories {
     const out: Remembered[] = [];
     // The same text twice within the call: the later replaces the earlier, as add does with one id.
     const inCall = new Map<string, string>();
+    // The memories the call made or replaced so far, with the vector each then holds: a later text of
+    // the call is compared with them as they will be, as if each text were remembered in a call of
+    // its own (a text near a stored memory that an earlier text of the call replaced had been
+    // compared with the memory's old vector, and two near texts of one call never with each other).
+    const madeHere = new Map<string, Float32Array>();
     for (const [i, text] of texts.entries()) {
       const hash = hashOf(text);
       let id: string | undefined;
@@ -241,8 +265,8 @@ export class Memories {
         id = inCall.get(hash) ?? this.host.idsMatching({ [NS]: namespace, [HASH]: hash })[0];
         updated = id !== undefined;
       }
-      if (id === undefined && dedupe !== false && this.host.count() > 0) {
-        const [near] = await this.host.search(vectors[i]!, { k: 1, filter: { [NS]: namespace } });
+      if (id === undefined && dedupe !== false) {
+        const near = await this.nearest(vectors[i]!, namespace, madeHere);
         if (near !== undefined && near.score >= dedupe) {
           id = near.id;
           updated = true;
@@ -250,13 +274,36 @@ export class Memories {
       }
       id ??= randomUUID();
       inCall.set(hash, id);
+      madeHere.set(id, vectors[i]!);
       const meta: Record<string, unknown> = { ...(own ?? {}), [NS]: namespace, [AT]: at, [HASH]: hash };
       if (expires !== undefined) meta[EXPIRES] = expires;
       records.push({ id, vector: vectors[i]!, text, meta });
       out.push({ id, action: updated ? 'updated' : 'added' });
     }
-    await this.host.add(records);
+    try {
+      await this.host.add(records);
+    } catch (e) {
+      throw asTextsError(e);
+    }
     return out;
+  }
+
+  /**
+   * The memory of `namespace` nearest `vector` and its score: among the stored ones the call has not
+   * changed (a search), and the ones it has, as `madeHere` holds them (exact scores).
+   */
+  private async nearest(vector: Float32Array, namespace: string, madeHere: ReadonlyMap<string, Float32Array>): Promise<{ id: string; score: number } | undefined> {
+    let best: { id: string; score: number } | undefined;
+    if (this.host.count() > 0) {
+      // As many more as the call changed: those are scored below, as they will be.
+      const hits = await this.host.search(vector, { k: Math.min(MAX_K, 1 + madeHere.size), filter: { [NS]: namespace } });
+      best = hits.find((h) => !madeHere.has(h.id));
+    }
+    for (const [id, v] of madeHere) {
+      const score = exactScore(this.host.metric, vector, v);
+      if (best === undefined || score > best.score) best = { id, score };
+    }
+    return best;
   }
 
   async recall(query: string, options: RecallOptions = {}): Promise<MemoryHit[]> {
@@ -333,26 +380,39 @@ export class Memories {
       } catch (e) {
         throw new MemstoreError('EMBED', 'the embedding function failed', { cause: e, field: whole });
       }
-      if (!Array.isArray(vectors) || vectors.length !== batch.length) throw new MemstoreError('EMBED', `the embedding function returned ${Array.isArray(vectors) ? vectors.length : 'no array of'} vectors for ${batch.length} texts`, { field: whole });
-      vectors.forEach((v: unknown, i: number) => {
-        const field = fieldOf(at + i);
-        const length = v instanceof Float32Array || Array.isArray(v) ? v.length : undefined;
-        if (length === undefined) throw new MemstoreError('EMBED', `the embedding function's vector ${at + i} is not a Float32Array or number[]`, { field });
-        if (length !== this.host.dim) throw new MemstoreError('DIM_MISMATCH', `the embedding function's vectors have ${length} dimensions; the store holds ${this.host.dim}`, { field });
-        // A copy: an embedder may hand out views of one output buffer that its next call overwrites.
-        const copy = new Float32Array(length);
-        for (let j = 0; j < length; j++) {
-          // An index loop: a hole of a sparse array is read (undefined) and refused too. Float32Array.from
-          // made null 0, true 1 and '3' 3 (found by a hostile pass), where add() refuses all three.
-          const x: unknown = (v as ArrayLike<unknown>)[j];
-          if (typeof x !== 'number') throw new MemstoreError('EMBED', `the embedding function's vector ${at + i} holds a ${x === null ? 'null' : typeof x} at ${j}, not a number`, { field });
-          if (!Number.isFinite(x) || !Number.isFinite(Math.fround(x))) throw new MemstoreError('INVALID_VECTOR', `the embedding function's vector ${at + i} holds ${x} at ${j}`, { field });
-          copy[j] = x;
+      // Reading what it returned runs its code too (getters, a Proxy): a throw there is the embedder's
+      // failure, EMBED with its cause, as add() says of a vector that cannot be read (a hostile pass:
+      // a TypeError had come out of remember() and recall()).
+      let field = whole;
+      try {
+        if (!Array.isArray(vectors) || vectors.length !== batch.length) throw new MemstoreError('EMBED', `the embedding function returned ${Array.isArray(vectors) ? vectors.length : 'no array of'} vectors for ${batch.length} texts`, { field: whole });
+        for (let i = 0; i < batch.length; i++) {
+          field = fieldOf(at + i);
+          out.push(this.copyOf((vectors as unknown[])[i], at + i, field));
         }
-        out.push(copy);
-      });
+      } catch (e) {
+        if (e instanceof MemstoreError) throw e;
+        throw new MemstoreError('EMBED', 'the embedding function\'s vectors could not be read', { cause: e, field });
+      }
     }
     return out;
+  }
+
+  /** A checked copy of vector `n` the embedding function returned (an embedder may hand out views of one output buffer that its next call overwrites). */
+  private copyOf(v: unknown, n: number, field: string): Float32Array {
+    const length = v instanceof Float32Array || Array.isArray(v) ? v.length : undefined;
+    if (length === undefined) throw new MemstoreError('EMBED', `the embedding function's vector ${n} is not a Float32Array or number[]`, { field });
+    if (length !== this.host.dim) throw new MemstoreError('DIM_MISMATCH', `the embedding function's vectors have ${length} dimensions; the store holds ${this.host.dim}`, { field });
+    const copy = new Float32Array(length);
+    for (let j = 0; j < length; j++) {
+      // An index loop: a hole of a sparse array is read (undefined) and refused too. Float32Array.from
+      // made null 0, true 1 and '3' 3 (found by a hostile pass), where add() refuses all three.
+      const x: unknown = (v as ArrayLike<unknown>)[j];
+      if (typeof x !== 'number') throw new MemstoreError('EMBED', `the embedding function's vector ${n} holds a ${x === null ? 'null' : typeof x} at ${j}, not a number`, { field });
+      if (!Number.isFinite(x) || !Number.isFinite(Math.fround(x))) throw new MemstoreError('INVALID_VECTOR', `the embedding function's vector ${n} holds ${x} at ${j}`, { field });
+      copy[j] = x;
+    }
+    return copy;
   }
 }
 
