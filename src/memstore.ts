@@ -17,6 +17,7 @@ import { float32View } from './vector.js';
 import { MAX_BATCH_BYTES } from './limits.js';
 import { cloneMeta, type Meta } from './meta.js';
 import {
+  checkToolOptions,
   defaultOversample,
   resolveFilterOption,
   resolveOpenOptions,
@@ -85,9 +86,12 @@ const SWEEP_BATCH = 10_000;
 
 /** How `compact` runs. */
 export interface CompactOptions {
-  /** Told the steps done of all (deleting expired memories, checkpoint, texts, vectors, pages, index, state file) after each. @default none */
+  /** Told the steps done of all (deleting expired memories, checkpoint, texts, vectors, pages, index, state file) after each; what it throws stops the compaction (what was done stays done) and is thrown as it is. @default none */
   onProgress?: (done: number, total: number) => void;
 }
+
+/** The keys CompactOptions has. */
+const COMPACT_KEYS: readonly (keyof CompactOptions)[] = ['onProgress'];
 
 export interface StoredRecord {
   id: string;
@@ -806,10 +810,13 @@ export class MemStore {
       const buffer = this.index;
       // The first trainSize, not every vector buffered: the batch that reaches trainSize may bring
       // more, and the model would then depend on where the batches split. Adds append to the buffer,
-      // so these are every vector stored before that batch, then the batch's first, in its order.
+      // so these are every vector stored before that batch, then the batch's first. In id order:
+      // a removal moves the buffer's last vector into its hole, and a reopen loads them in another
+      // order, and the fit's float sums in another order made another model (an rq store with PCA,
+      // reopened after a delete, coded and answered otherwise than one left open: a hostile pass).
       const samples = this.trainingSamples();
       fitted = this.space.fit(
-        [...buffer.allIds()].slice(0, samples).map((id) => {
+        [...buffer.allIds()].slice(0, samples).sort().map((id) => {
           const v = new Float32Array(this.config.dim);
           buffer.decode(id, v);
           return v;
@@ -856,18 +863,31 @@ export class MemStore {
     // nothing had expired (found by a hostile pass); at once otherwise, as before.
     // A system error of a file written on the way (the index file appended, the columns file, a
     // full disk) is IO like any other: it had come out as Node's own ENOSPC (a hostile pass).
+    // Checked before it takes its turn, as every call's options are: a typo and a string had been
+    // taken for no options, a number as onProgress failed as IO at the first step (a hostile pass).
+    checkToolOptions(options, COMPACT_KEYS);
     return this.inTurn(async () => {
+      // What the caller's onProgress throws is the caller's, passed on as it is (it had come out as IO).
+      const told: { error?: unknown } = {};
       try {
-        await this.compactNow(options);
+        await this.compactNow(options, told);
       } catch (e) {
+        if ('error' in told && e === told.error) throw e;
         throw asMemstoreError(e, `compacting ${this.dir}`);
       }
     });
   }
 
-  private async compactNow(options: CompactOptions): Promise<void> {
+  private async compactNow(options: CompactOptions, told: { error?: unknown }): Promise<void> {
     const steps = 7;
-    const step = (done: number) => options.onProgress?.(done, steps);
+    const step = (done: number) => {
+      try {
+        options.onProgress?.(done, steps);
+      } catch (e) {
+        told.error = e;
+        throw e;
+      }
+    };
     await this.pipeline.exclusive(async () => {
       // Expired memories go first (deletes, logged as any other write): expiry is enforced on read,
       // reclaimed here. Read inside the compaction's exclusive step, where every write called before
@@ -1035,7 +1055,7 @@ export class MemStore {
     return this.inTurn(() => this.memories.forget(what), Array.isArray(what));
   }
 
-  /** The namespaces holding memories (expired ones included until compact() deletes them), sorted. */
+  /** The namespaces the records name (`$ns` as remember takes one: memories, expired ones included until compact() deletes them, and records a plain add gave one), sorted. */
   namespaces(): string[] {
     this.checkOpen();
     return this.memories.namespaces();

@@ -29,15 +29,22 @@ function fail(path: string, what: string, cause?: unknown): MemstoreError {
 export function objectKind(v: object): string {
   let proto: unknown;
   let name: unknown;
+  let grand: unknown;
   try {
     proto = Object.getPrototypeOf(v);
     name = (proto as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+    grand = proto === null ? null : Object.getPrototypeOf(proto);
   } catch {
     return 'an object that cannot be inspected';
   }
   if (proto === Object.prototype || proto === null) return 'an object';
   if (proto === Array.prototype) return 'an array';
-  if (name === 'Object' || name === 'Array') return `${name === 'Object' ? 'an object' : 'an array'} of another realm (a vm context): make it in this one`;
+  // Its prototype an object or array of this realm: made by Object.create() or with a __proto__ key
+  // in a literal, which the message had blamed on another realm (a hostile pass).
+  if (name === 'Object' || name === 'Array') {
+    if (grand === Object.prototype || grand === Array.prototype) return 'an object inheriting from another object (Object.create, or a __proto__ key in an object literal): give a plain object';
+    return `${name === 'Object' ? 'an object' : 'an array'} of another realm (a vm context): make it in this one`;
+  }
   return typeof name === 'string' && name !== '' ? `a ${name}` : 'an object of another kind';
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type * as Arrow from 'apache-arrow';
 import { exportStore, importStore, MemStore } from '../src/index.js';
 import { rejectsWith, tempDir } from './helpers.js';
+import { pipeReads } from '../src/export/files.js';
 
 // Each rule of src/export/arrow-framing.ts and arrow-metadata.ts, on files that made apache-arrow's
 // reader loop for good before them (found by a hostile pass and a fuzz of flipped bits).
@@ -241,6 +242,20 @@ test('arrow framing: an Arrow file or stream read from a FIFO (a pipe, /dev/stdi
   const damaged = Buffer.from(clean.stream);
   damaged.writeInt32LE(-8, messages(damaged, 0).find((m) => m.kind === arrow.MessageHeader.RecordBatch)!.offset + 4);
   await rejectsWith(() => viaFifo(damaged), 'INVALID_ARGUMENT');
+});
+
+test('an Arrow or Parquet import from a pipe or device that does not end (/dev/zero) is INVALID_ARGUMENT once it passes the read limit, and leaves no store (it had been read until the process ran out of memory)', { skip: process.platform === 'win32' ? 'no /dev/zero' : false }, async () => {
+  const limit = pipeReads.limit;
+  pipeReads.limit = 4 * 2 ** 20;
+  try {
+    for (const format of ['arrow', 'parquet'] as const) {
+      const dir = join(tempDir(), 'store');
+      await rejectsWith(() => importStore('/dev/zero', dir, { format }), 'INVALID_ARGUMENT');
+      assert.ok(!existsSync(join(dir, 'state.mdb')), `${format}: no store made`);
+    }
+  } finally {
+    pipeReads.limit = limit;
+  }
 });
 
 test('arrow framing: a column another tool wrote with types nested 100 deep imports (the metadata check had refused past 61 levels); the bound is on the walk, at 256', async () => {

@@ -6,9 +6,10 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type * as Arrow from 'apache-arrow';
 import { CODEC_NAMES } from '../src/codec/codec.js';
-import { exportStore, FORMATS, importStore, MemStore, type ExportFormat, type MemoryRecord, type MemstoreErrorCode, type Metric, type OpenOptions, type StoredRecord } from '../src/index.js';
+import { checkStore, exportStore, FORMATS, importStore, MemStore, type ExportFormat, type MemoryRecord, type MemstoreErrorCode, type Metric, type OpenOptions, type StoredRecord } from '../src/index.js';
 import { damageText, rejectsWith, tempDir, recordsOf } from './helpers.js';
 import { cliResult } from './support/cli.js';
+import { repairStore } from '../src/store/repair.js';
 
 const arrow = (await import('apache-arrow')) as typeof Arrow;
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -688,6 +689,11 @@ test('exportStore and importStore check what they are given as open does: unknow
   assert.deepEqual(await call(() => importStore(out, '' as never)), { code: 'INVALID_ARGUMENT', field: 'dir' });
   assert.deepEqual(await call(() => importStore(out, into, { onProgress: 'yes' } as never)), { code: 'INVALID_OPTION', field: 'onProgress' });
   assert.deepEqual(readdirSync(into), [], 'nothing was imported');
+  // verify's and repair's functions alike (they had thrown Node's TypeError ERR_INVALID_ARG_TYPE).
+  for (const bad of [undefined, 42, { dir }, '']) {
+    assert.deepEqual(await call(() => checkStore(bad as never)), { code: 'INVALID_ARGUMENT', field: 'dir' });
+    assert.deepEqual(await call(() => repairStore(bad as never)), { code: 'INVALID_ARGUMENT', field: 'dir' });
+  }
 });
 
 test('a store without full vectors whose vectors sit at the limits (components of 1e12, a largest of 1.1e-12) gives back reconstructions within them, so its export imports (rq and PCA reconstructions had landed past them: 1.0032e12, which import refused)', async () => {
@@ -704,5 +710,32 @@ test('a store without full vectors whose vectors sit at the limits (components o
       const imported = await importStore(file, tempDir(), { metric, dim: 8 });
       assert.equal(imported.records, 41, `${codec} ${metric} ${scale}`);
     }
+  }
+});
+
+test('memstore export stopped by SIGINT or SIGTERM while it writes removes its temporary file and exits 128 + the signal (the partial file had stayed beside the output)', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 16, durability: 'none' });
+  for (let at = 0; at < 40_000; at += 2000) {
+    await store.add(Array.from({ length: 2000 }, (_, i) => ({ id: `r${at + i}`, vector: Array.from({ length: 16 }, (_, j) => Math.sin(at + i + j)), text: `${at + i} `.padEnd(600, 'text ') })));
+  }
+  await store.close();
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    const parent = tempDir();
+    const out = join(parent, 'out.jsonl');
+    const child = spawn(process.execPath, [cli, 'export', dir, '--out', out], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // Signalled once its temporary file is there, while it writes.
+    let seen = false;
+    for (let i = 0; i < 2000 && !seen; i++) {
+      seen = readdirSync(parent).some((name) => name.endsWith('.tmp'));
+      if (!seen) await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(seen, `${signal}: the export wrote a temporary file`);
+    child.kill(signal);
+    const code = await exited;
+    assert.equal(code, status, signal);
+    assert.deepEqual(readdirSync(parent), [], `${signal}: nothing left`);
   }
 });

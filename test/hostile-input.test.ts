@@ -476,9 +476,13 @@ test('a bad option names itself in the error\'s field, by its path (pages.maxPag
     assert.equal(await fieldOf(() => store.search(new Float32Array(DIM), { k: 0 })), 'k');
     assert.equal(await fieldOf(() => store.search(new Float32Array(DIM), { nprobe: 1.5 })), 'nprobe');
     assert.equal(await fieldOf(() => store.search(new Float32Array(DIM), { exact: 'yes' } as never)), 'exact');
+    // Options that are no plain object (one inheriting from another, a string) name the options (they had named nothing).
+    assert.equal(await fieldOf(() => store.search(new Float32Array(DIM), Object.create({ k: 1 }) as never)), 'options');
+    assert.equal(await fieldOf(() => store.search(new Float32Array(DIM), 'k' as never)), 'options');
   } finally {
     await store.close();
   }
+  assert.equal(await fieldOf(() => MemStore.open(tempDir(), Object.assign(Object.create({ durability: 'none' }) as object, { dim: 4 }) as never)), 'options');
 });
 
 test('a batch past 256 MiB encoded is INVALID_ARGUMENT naming records as its field, and nothing of it is logged', async () => {

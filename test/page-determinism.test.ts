@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { MemStore, type OpenOptions } from '../src/index.js';
-import { gaussian, rng, tempDir } from './helpers.js';
+import { gaussian, loadFixture, rng, tempDir } from './helpers.js';
 import { runUntilKilled } from './support/killable.js';
 import { oneProbeAnswers, PAGE_WRITES_BATCHES, PAGE_WRITES_CONFIGS, pageWritesOptions, writeBatch } from './support/page-writes.js';
 
@@ -153,4 +153,30 @@ test('page determinism (random): any sequence of adds, upserts, deletes and ids 
     // A failure shrinks for at most a minute (each run builds three stores) and is reported as found.
     { numRuns: 40, interruptAfterTimeLimit: 60_000, markInterruptAsFailure: false },
   );
+});
+
+test('training determinism (rq2 and rq4 + PCA 64, pages off): a store closed and reopened after deletes, before the add that trains it, codes and answers as one never closed (the fit took its samples in slot order, which the deletes and the reopen made differ: another model)', async () => {
+  const { docs, queries } = loadFixture();
+  for (const codec of ['rq2', 'rq4'] as const) {
+    const options: OpenOptions = { dim: 512, codec, pca: { dims: 64 }, trainSize: 600, pages: false, cache: false, durability: 'none' };
+    const build = async (reopen: boolean): Promise<string[]> => {
+      const dir = tempDir();
+      let store = await MemStore.open(dir, options);
+      const first = docs.slice(0, 500).map((vector, i) => ({ id: `a${i}`, vector }));
+      await store.add(first);
+      await store.delete(first.filter((_, i) => i % 10 === 0).map((r) => r.id));
+      if (reopen) {
+        await store.close();
+        store = await MemStore.open(dir, {});
+      }
+      await store.add(docs.slice(500, 1000).map((vector, i) => ({ id: `b${500 + i}`, vector })));
+      try {
+        assert.ok(store.stats().trained, 'the second add trained the model');
+        return await Promise.all(queries.slice(0, 30).map(async (q) => (await store.search(q, { k: 10, rescore: false })).map((h) => `${h.id}:${h.score}`).join()));
+      } finally {
+        await store.close();
+      }
+    };
+    assert.deepEqual(await build(true), await build(false), codec);
+  }
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Progress } from '../src/cli/progress.js';
 import { exportStore, importStore, MemStore } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { rejectsWith, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
 /** A stream that is not a terminal and keeps what is written. */
@@ -109,4 +109,50 @@ test('on a terminal, an import that fails after its bar has started exits with i
   assert.equal(code, 2);
   assert.match(stderr, /DIM_MISMATCH/);
   assert.deepEqual(readdirSync(into), [], 'the directory is left empty');
+});
+
+test('compact() checks its options as every call does (INVALID_OPTION for a typo, a string, an onProgress that is no function), and what its onProgress throws comes out as it is, the store whole (it had come out as IO)', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 4, durability: 'none' });
+  try {
+    await store.add(Array.from({ length: 20 }, (_, i) => ({ id: `r${i}`, vector: [i, 1, 2, 3], text: `t${i}` })));
+    await store.delete(['r1', 'r2']);
+    for (const bad of [{ onProgres: () => undefined }, 'fast', { onProgress: 5 }, null]) {
+      await rejectsWith(() => store.compact(bad as never), 'INVALID_OPTION');
+    }
+    for (const at of [1, 4, 7]) {
+      const thrown = new RangeError(`stop at ${at}`);
+      const e = await store.compact({ onProgress: (done) => { if (done === at) throw thrown; } }).then(() => undefined, (err: unknown) => err);
+      assert.equal(e, thrown, `step ${at}`);
+      assert.equal(store.stats().count, 18);
+      assert.equal((await store.get('r19'))?.text, 't19');
+    }
+  } finally {
+    await store.close();
+  }
+  const again = await MemStore.open(dir, {});
+  try {
+    assert.equal(again.stats().count, 18);
+  } finally {
+    await again.close();
+  }
+});
+
+test('what an export\'s or an import\'s onProgress throws comes out as it is (an export had made it IO), and nothing is left: no export file, an empty directory', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 4, durability: 'none' });
+  await store.add(Array.from({ length: 30 }, (_, i) => ({ id: `r${i}`, vector: [i, 1, 2, 3] })));
+  await store.close();
+  const parent = tempDir();
+  const thrown = new RangeError('stop');
+  const stop = () => {
+    throw thrown;
+  };
+  const out = join(parent, 'x.jsonl');
+  assert.equal(await exportStore(dir, out, { onProgress: stop }).then(() => undefined, (e: unknown) => e), thrown);
+  assert.deepEqual(readdirSync(parent), []);
+  await exportStore(dir, out);
+  const into = tempDir();
+  assert.equal(await importStore(out, into, { onProgress: stop }).then(() => undefined, (e: unknown) => e), thrown);
+  assert.deepEqual(readdirSync(into), []);
 });

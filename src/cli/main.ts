@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MemStore } from '../memstore.js';
 import { isMemstoreError } from '../errors.js';
@@ -7,6 +8,7 @@ import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
 import { METRICS, type Metric } from '../options.js';
 import { exportStore } from '../export/export-store.js';
 import { FORMATS, type ExportFormat } from '../export/formats.js';
+import { beingWritten } from '../export/files.js';
 import { importStore } from '../export/import-store.js';
 import { Progress } from './progress.js';
 import type { BenchFlags } from './bench.js';
@@ -151,6 +153,7 @@ program
   .addOption(new Option('--format <format>', 'file format (default: the --out extension: .jsonl, .arrow, .parquet)').choices(FORMATS))
   .description('write every record (id, vector as added, text, metadata) to a JSONL, Arrow or Parquet file for a bigger engine')
   .action(async (dir: string, flags: { out: string; format?: ExportFormat }) => {
+    removeTemporariesOnSignal();
     const { records, format, metric, dim } = await new Progress('exporting records').during((onProgress) => exportStore(dir, flags.out, { ...(flags.format === undefined ? {} : { format: flags.format }), onProgress }));
     // Import reads JSONL as cosine unless told (a store of another metric would come back searching
     // by the wrong one), and takes the dimension from the first vector, which a file of no records lacks.
@@ -172,6 +175,19 @@ program
     const { rows, records, dim } = await new Progress('importing rows').during((onProgress) => importStore(file, dir, { ...flags, onProgress }));
     process.stdout.write(`imported ${rows} rows into ${dir}: ${records} records of ${dim} dimensions\n`);
   });
+
+/**
+ * On SIGINT or SIGTERM, removes the temporary file an export is writing (files.ts, beingWritten),
+ * then ends as the signal would have: exit status 128 + its number.
+ */
+function removeTemporariesOnSignal(): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      for (const temp of beingWritten) rmSync(temp, { force: true });
+      process.exit(128 + osConstants.signals[signal]);
+    });
+  }
+}
 
 /**
  * The system's error code beneath an IO error (ENOENT, ENAMETOOLONG, ...), for a message that does

@@ -3,14 +3,16 @@ import type { Metric } from '../options.js';
 import { requireStore } from '../store/verify.js';
 import { storeHolding } from '../store/files.js';
 import { MemstoreError } from '../errors.js';
-import { BATCH_BYTES, BATCH_ROWS, checkPath, checkToolOptions, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
+import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
+import { checkPath } from '../input.js';
+import { checkToolOptions } from '../options.js';
 import { writeAtomically, writeFile } from './files.js';
 
 /** How `exportStore` writes. */
 export interface ExportOptions {
   /** The file format. @default the one the output file's extension names (.jsonl, .arrow, .parquet) */
   format?: ExportFormat;
-  /** Told the records written so far, and how many there are, after each batch. @default none */
+  /** Told the records written so far, and how many there are, after each batch; what it throws stops the export (no file is left) and is thrown as it is. @default none */
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -43,6 +45,16 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
     const { dim, metric } = store.stats();
     const ids = store.ids();
     let records = 0;
+    // What the caller's onProgress throws is the caller's, passed on as it is (it had come out as IO).
+    const told: { error?: unknown } = {};
+    const progress = (done: number, total: number) => {
+      try {
+        options.onProgress?.(done, total);
+      } catch (e) {
+        told.error = e;
+        throw e;
+      }
+    };
     async function* batches(): AsyncIterable<StoredRecord[]> {
       let batch: StoredRecord[] = [];
       let bytes = 0;
@@ -53,7 +65,7 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
         if (batch.length === BATCH_ROWS || (batch.length > 0 && bytes + size > BATCH_BYTES)) {
           records += batch.length;
           yield batch;
-          options.onProgress?.(records, ids.length);
+          progress(records, ids.length);
           batch = [];
           bytes = 0;
         }
@@ -63,10 +75,15 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
       if (batch.length > 0) {
         records += batch.length;
         yield batch;
-        options.onProgress?.(records, ids.length);
+        progress(records, ids.length);
       }
     }
-    await writeAtomically(out, (temp) => writeFile(format, temp, { dim, metric, batches }));
+    try {
+      await writeAtomically(out, (temp) => writeFile(format, temp, { dim, metric, batches }));
+    } catch (e) {
+      if ('error' in told && (e === told.error || (e instanceof MemstoreError && e.cause === told.error))) throw told.error;
+      throw e;
+    }
     return { records, format, metric, dim };
   } finally {
     await store.close();

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
-import { link, open, readdir, readFile as readBytes, rename, rm, type FileHandle } from 'node:fs/promises';
+import { link, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -166,7 +166,7 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
             bytes = stat.size;
             read = readsOf(handle);
           } else {
-            whole = await handle.readFile();
+            whole = await readPipe(handle, file, 'arrow');
             bytes = whole.length;
             read = readsIn(whole);
           }
@@ -210,7 +210,7 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
   async function* rows(): AsyncIterable<ImportRow> {
     let table: Arrow.Table;
     try {
-      const bytes = await readBytes(file);
+      const bytes = await readParquetBytes(file);
       // The file's schema with its metadata (the batches read come without it), even with no rows.
       noteSchema(arrow.tableFromIPC(parquet.readSchema(bytes).intoIPCStream()).schema);
       table = arrow.tableFromIPC(parquet.readParquet(bytes, { batchSize: BATCH_ROWS }).intoIPCStream());
@@ -221,6 +221,39 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
     for (const batch of table.batches) yield* rowsOf(arrow, batch);
   }
   return { shape: () => shape, rows: rows(), totalRows };
+}
+
+/**
+ * `limit`: the most a pipe, a FIFO or a device is read before an Arrow or Parquet import from it is refused:
+ * either is read whole from one (neither can be decoded from a stream read once), and `/dev/zero`
+ * or an endless pipe had been read until the process ran out of memory (a hostile pass). Tests lower it.
+ */
+export const pipeReads: { limit: number } = { limit: 512 * 2 ** 20 };
+
+/** Everything `handle` (not a regular file) gives until its end; INVALID_ARGUMENT past `pipeReads.limit`. */
+async function readPipe(handle: FileHandle, file: string, format: 'arrow' | 'parquet'): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+    if (bytesRead === 0) return Buffer.concat(chunks, total);
+    total += bytesRead;
+    if (total > pipeReads.limit) {
+      throw new MemstoreError('INVALID_ARGUMENT', `${file}: an ${format} file from a pipe or device is read whole before it is decoded, and this one passed ${pipeReads.limit} bytes; import it from a regular file`, { file });
+    }
+    chunks.push(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
+  }
+}
+
+/** A Parquet file's bytes, whole: a regular file at once, anything else through readPipe(). */
+async function readParquetBytes(file: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    return (await handle.stat()).isFile() ? await handle.readFile() : await readPipe(handle, file, 'parquet');
+  } finally {
+    await handle.close();
+  }
 }
 
 async function* jsonRows(file: string, opened: (stream: ReturnType<typeof createReadStream>) => ReturnType<typeof createReadStream>): AsyncIterable<ImportRow> {
@@ -379,6 +412,7 @@ export async function writeAtomically(file: string, write: (temp: string) => Pro
   } catch (e) {
     throw new MemstoreError('IO', `cannot create ${temp}`, { cause: e, file: temp });
   }
+  beingWritten.add(temp);
   try {
     await write(temp);
     const h = await open(temp, 'r+');
@@ -398,8 +432,18 @@ export async function writeAtomically(file: string, write: (temp: string) => Pro
     await rm(temp, { force: true });
     if (e instanceof MemstoreError) throw e;
     throw new MemstoreError('IO', `writing ${file} failed`, { cause: e, file });
+  } finally {
+    beingWritten.delete(temp);
   }
 }
+
+/**
+ * The temporary files writeAtomically() is writing now. A process that dies of a signal leaves
+ * its own behind (an export interrupted by Ctrl-C had left the partial file beside its output:
+ * a hostile pass); the CLI, which owns its process, removes these before it exits on SIGINT or
+ * SIGTERM (a library does not take over its application's signals).
+ */
+export const beingWritten = new Set<string>();
 
 /**
  * `temp` becomes `file` unless `file` exists: a hard link refuses an existing name atomically,

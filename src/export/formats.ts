@@ -1,5 +1,4 @@
 import { MemstoreError } from '../errors.js';
-import { onlyKeys } from '../options.js';
 
 /** The file formats `memstore export` writes and `memstore import` reads (EXPORT.md). */
 export const FORMATS = ['jsonl', 'arrow', 'parquet'] as const;
@@ -47,24 +46,6 @@ export function formatOfName(file: string): ExportFormat | undefined {
  * The format asked for, else the one the file's name says; INVALID_OPTION when neither names one
  * of FORMATS.
  */
-/** A path exportStore or importStore is given: INVALID_ARGUMENT naming `field` unless a non-empty string. */
-export function checkPath(v: unknown, field: string): asserts v is string {
-  if (typeof v !== 'string' || v.length === 0) throw new MemstoreError('INVALID_ARGUMENT', `${field} must be a non-empty path, got ${v === null ? 'null' : typeof v}`, { field });
-}
-
-/**
- * The options of exportStore or importStore, checked as open's are: an object (or none), with no
- * key but `keys` when given (a typo such as `fromat` had been ignored, and the default format
- * written), and `onProgress` a function.
- */
-export function checkToolOptions(v: unknown, keys?: readonly string[]): void {
-  if (v === undefined) return;
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MemstoreError('INVALID_OPTION', `options must be an object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`, { field: 'options' });
-  const o = v as Record<string, unknown>;
-  if (keys !== undefined) onlyKeys('', o, keys);
-  if (o['onProgress'] !== undefined && typeof o['onProgress'] !== 'function') throw new MemstoreError('INVALID_OPTION', 'onProgress must be a function', { field: 'onProgress' });
-}
-
 export function resolveFormat(format: unknown, file: string): ExportFormat {
   if (format !== undefined) {
     if (!isFormat(format)) throw new MemstoreError('INVALID_OPTION', `format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(format)}`, { field: 'format' });

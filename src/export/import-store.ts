@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { MemstoreError } from '../errors.js';
 import { MemStore, type MemoryRecord } from '../memstore.js';
 import { MAX_DIM, METRICS, type Metric, type OpenOptions } from '../options.js';
-import { BATCH_BYTES, BATCH_ROWS, checkPath, checkToolOptions, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
+import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
+import { checkPath } from '../input.js';
+import { checkToolOptions } from '../options.js';
 import { readFile } from './files.js';
 import { recordOf } from './rows.js';
 import { FILES, importMarkerPath, isStoreEntry, syncDirSync } from '../store/files.js';
@@ -15,7 +17,8 @@ export interface ImportOptions extends OpenOptions {
   format?: ExportFormat;
   /**
    * Told the rows added so far after each batch, and the rows the file holds: exact for Parquet,
-   * estimated from the bytes read for JSONL and Arrow (undefined before any is read). @default none
+   * estimated from the bytes read for JSONL and Arrow (undefined before any is read); what it
+   * throws stops the import (the directory is left empty) and is thrown as it is. @default none
    */
   onProgress?: (rows: number, total: number | undefined) => void;
 }

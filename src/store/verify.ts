@@ -8,6 +8,7 @@ import { BlobArena, type ArenaVerifyReport } from '../arena/arena.js';
 import { getCodec } from '../codec/index.js';
 import { fitsModel } from '../space/vector-space.js';
 import { MemstoreError } from '../errors.js';
+import { checkPath } from '../input.js';
 import { FILES, importMarkerPath, indexFilePath, refuseForeignEntries, refuseLostState, repairLogDir, statePath, walDir } from './files.js';
 import { IndexFile, type IndexDamage } from './index-file.js';
 import { decodeMutation, type Mutation } from './mutations.js';
@@ -90,6 +91,8 @@ async function checkColumns(dir: string, checkpoint: Checkpoint): Promise<Proble
 
 /** INVALID_ARGUMENT unless `dir` holds a store; checked before anything could create a file there. */
 export function requireStore(dir: string): void {
+  // checkStore() and repairStore() are public: a path that is no string had come out as Node's own TypeError.
+  checkPath(dir, 'dir');
   refuseForeignEntries(dir);
   refuseLostState(dir);
   const path = statePath(dir);

@@ -23,6 +23,8 @@ export const PAGE_WRITES_CONFIGS: Record<string, OpenOptions> = {
   // Trained (and paged) after the halfway reopen (or kill): the model from the vectors buffered before it.
   'cosine rq2, trained late': { codec: 'rq2', trainSize: 1500, pages: { from: 1800, maxPage: 24 } },
   'l2 int8 + PCA 12, trained late': { metric: 'l2', pca: { dims: 12 }, trainSize: 1500, pages: { from: 1800, maxPage: 24 } },
+  // rq with PCA, trained after the halfway reopen (training-determinism test below: deletes before it).
+  'cosine rq2 + PCA 16, trained late': { codec: 'rq2', pca: { dims: 16 }, trainSize: 1500, pages: { from: 1800, maxPage: 24 } },
 };
 
 export function pageWritesOptions(config: string, extra: OpenOptions = {}): OpenOptions {
