@@ -1,9 +1,12 @@
 /**
  * The durability benchmarks: insert throughput per durability mode beside a run with the log
  * disabled (same code, log writes discarded), recovery time of a logged store, open time of a
- * checkpointed one, and disk use after deleting half and compacting.
+ * checkpointed one, disk use after deleting half and compacting, and what checkpoints cost
+ * (`--only checkpoints`: that section alone): the checkpoint of many small changed records, a
+ * compaction after deleting half, and the checkpoint of a few large ones with the growth of the
+ * process's anonymous memory while it runs.
  *
- *   node dist/bench/durability.js [--n 100000] [--quick]
+ *   node dist/bench/durability.js [--n 100000] [--quick] [--only checkpoints] [--rounds 3]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -106,6 +109,129 @@ async function timeOpen(dir: string): Promise<{ ms: number; count: number }> {
   return { ms, count };
 }
 
+/** RssAnon of this process, bytes (0 where /proc is not there). */
+function rssAnon(): number {
+  try {
+    const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m === null ? 0 : Number(m[1]) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** Runs `work`, sampling RssAnon every 5 ms: its time, and the most RssAnon grew over its value before. */
+async function timedWithPeak(work: () => Promise<void>): Promise<{ ms: number; growth: number }> {
+  const before = rssAnon();
+  let peak = before;
+  const timer = setInterval(() => (peak = Math.max(peak, rssAnon())), 5);
+  const started = performance.now();
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  const ms = performance.now() - started;
+  return { ms, growth: Math.max(peak, rssAnon()) - before };
+}
+
+/** A small record as STATE.md's figures take it: a random 64-d vector, a 120-byte text, five metadata fields. */
+function smallRecord(i: number, next: () => number): { id: string; vector: Float32Array; text: string; meta: Record<string, string | number | boolean> } {
+  const vector = new Float32Array(64);
+  for (let j = 0; j < 64; j++) vector[j] = next() - 0.5;
+  const text = `record ${i} `.padEnd(120, 'abcdefghij');
+  return { id: `r-${i}`, vector, text, meta: { n: i, kind: i % 2 === 0 ? 'even' : 'odd', score: i / 7, tag: `t${i % 100}`, ok: i % 3 === 0 } };
+}
+
+/** A generator of uniform numbers in [0, 1), seeded. */
+function uniform(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+/** A store in `dir` that took `n` small records (smallRecord(), seeded), in batches of 1,000. */
+async function smallStore(dir: string, n: number, seed: number, options: { checkpointBytes?: number }): Promise<MemStore> {
+  const next = uniform(seed);
+  const store = await MemStore.open(dir, { dim: 64, durability: 'none', cache: false, ...options });
+  for (let at = 0; at < n; at += 1000) await store.add(Array.from({ length: Math.min(1000, n - at) }, (_, j) => smallRecord(at + j, next)));
+  return store;
+}
+
+/**
+ * The checkpoint of `n` changed small records: a store that took them with no checkpoint yet
+ * (`checkpointBytes` 1 GiB), then `close()`, which writes it (the time of close() is the checkpoint's).
+ */
+async function checkpointOfSmall(n: number): Promise<{ ms: number; growth: number }> {
+  const dir = tempStore();
+  try {
+    const store = await smallStore(dir, n, 7, { checkpointBytes: 2 ** 30 });
+    return await timedWithPeak(() => store.close());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** compact() of a checkpointed store of `n` small records after deleting every second one. */
+async function compactAfterDeletes(n: number): Promise<{ ms: number; growth: number }> {
+  const dir = tempStore();
+  try {
+    await (await smallStore(dir, n, 11, {})).close();
+    const again = await MemStore.open(dir, { cache: false });
+    await again.delete(Array.from({ length: Math.floor(n / 2) }, (_, i) => `r-${2 * i}`));
+    const result = await timedWithPeak(() => again.compact());
+    await again.close();
+    return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The checkpoint of `count` records whose metadata is about 1 MB each (a 64-d vector, no text). */
+async function checkpointOfLarge(count: number): Promise<{ ms: number; growth: number }> {
+  const dir = tempStore();
+  try {
+    const next = uniform(13);
+    const store = await MemStore.open(dir, { dim: 64, durability: 'none', cache: false, checkpointBytes: 2 ** 32 });
+    for (let i = 0; i < count; i++) {
+      const vector = new Float32Array(64);
+      for (let j = 0; j < 64; j++) vector[j] = next() - 0.5;
+      await store.add([{ id: `big-${i}`, vector, meta: { blob: `${i}:`.padEnd(1_000_000, 'x') } }]);
+    }
+    // What filling left for V8 to collect is not the checkpoint's.
+    (globalThis as { gc?: () => void }).gc?.();
+    return await timedWithPeak(() => store.close());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The checkpoint section: each measurement `rounds` times, interleaved, the median shown (each run in this process, one after another). */
+export async function runCheckpointBench(options: { n: number; rounds: number; write: (line: string) => void }): Promise<void> {
+  const { n, rounds, write } = options;
+  const large = Math.max(1, Math.min(300, Math.round(n / 333)));
+  const runs = { small: [] as { ms: number; growth: number }[], compact: [] as { ms: number; growth: number }[], large: [] as { ms: number; growth: number }[] };
+  for (let round = 0; round < rounds; round++) {
+    runs.small.push(await checkpointOfSmall(n));
+    runs.compact.push(await compactAfterDeletes(n));
+    runs.large.push(await checkpointOfLarge(large));
+  }
+  const line = (what: string, all: { ms: number; growth: number }[]) => {
+    const ms = all.map((r) => r.ms);
+    const growth = all.map((r) => r.growth / 2 ** 20);
+    write(`| ${what} | ${median(ms).toFixed(0)} | ${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)} | ${median(growth).toFixed(0)} |`);
+  };
+  write(`## Checkpoints (median of ${rounds} rounds, each measurement in turn; ms, and RssAnon's growth while it ran, MiB${(globalThis as { gc?: unknown }).gc === undefined ? '; run with node --expose-gc for the large records\' growth to start from a collected heap' : ''})\n`);
+  write('| what | median ms | range ms | RssAnon growth MiB |');
+  write('|---|---:|---:|---:|');
+  line(`checkpoint of ${n} changed records (64-d, 120-byte text, 5 metadata fields; close())`, runs.small);
+  line(`compact() of ${n} such records after deleting half`, runs.compact);
+  line(`checkpoint of ${large} records of 1 MB metadata (close())`, runs.large);
+}
+
 function diskBytes(s: MemStore): number {
   return s.stats().diskBytesPerVector * s.stats().count;
 }
@@ -177,12 +303,24 @@ export async function runDurabilityBench(options: { n: number; insertN: number; 
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split(sep).slice(-2).join('/'));
 if (invokedDirectly) {
-  const { values } = benchArgs('dist/bench/durability.js', { options: { n: { type: 'string' }, quick: { type: 'boolean' } } }, { numbers: ['n'] });
+  const { values } = benchArgs('dist/bench/durability.js', { options: { n: { type: 'string' }, quick: { type: 'boolean' }, only: { type: 'string' }, rounds: { type: 'string' } } }, { numbers: ['n', 'rounds'] });
   const quick = values.quick === true;
+  if (values.only !== undefined && values.only !== 'checkpoints') {
+    process.stderr.write(`dist/bench/durability.js: --only takes 'checkpoints', got '${values.only}'\n`);
+    process.exit(2);
+  }
+  const rounds = values.rounds === undefined ? (quick ? 1 : 3) : Number(values.rounds);
+  const write = (line: string) => process.stdout.write(`${line}\n`);
+  if (values.only === 'checkpoints') {
+    await runCheckpointBench({ n: values.n === undefined ? (quick ? 4000 : 100_000) : Number(values.n), rounds, write });
+    process.exit(0);
+  }
   await runDurabilityBench({
     n: values.n === undefined ? (quick ? 4000 : 100_000) : Number(values.n),
     insertN: quick ? 1000 : 10_000,
-    rounds: quick ? 1 : 3,
-    write: (line) => process.stdout.write(`${line}\n`),
+    rounds,
+    write,
   });
+  write('');
+  await runCheckpointBench({ n: values.n === undefined ? (quick ? 4000 : 100_000) : Number(values.n), rounds, write });
 }
