@@ -9,6 +9,7 @@ import { benchOutputs, tableFileFor } from '../src/cli/bench.js';
 import { CODEC_NAMES } from '../src/codec/codec.js';
 import { MemStore } from '../src/index.js';
 import { bruteForce, loadFixture, recall, tempDir } from './helpers.js';
+import { cliResult } from './support/cli.js';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -193,4 +194,21 @@ test('memstore bench --quick reports in its JSON the PCA settings it studied', a
   const report = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { options: { pca: string }; rows: { pca: string }[] };
   assert.equal(report.options.pca, 'none,25%');
   assert.deepEqual([...new Set(report.rows.map((r) => r.pca))].length, 2);
+});
+
+test('memstore bench prints the code of what it refuses, as every tool does: INVALID_ARGUMENT for a flag or a data file it cannot take, IO for a file it cannot read (it had printed no code, or Node\'s bare ENOENT)', async () => {
+  const dir = tempDir();
+  const empty = join(dir, 'empty.f32');
+  writeFileSync(empty, Buffer.alloc(0));
+  for (const [args, code] of [
+    [['--synthetic', '--pca', '200%'], 'INVALID_ARGUMENT'],
+    [['--synthetic', '--budget', '2GB'], 'INVALID_ARGUMENT'],
+    [['--synthetic', '--codecs', 'int9'], 'INVALID_ARGUMENT'],
+    [['--data', empty, '--dim', '4'], 'INVALID_ARGUMENT'],
+    [['--data', join(dir, 'missing.f32'), '--dim', '4'], 'IO'],
+  ] as const) {
+    const r = await cliResult(['bench', ...args, '--out', join(dir, 'out')]);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.ok(r.stderr.trim().split('\n').at(-1)!.startsWith(`memstore: ${code}: `), `${args.join(' ')}: ${r.stderr}`);
+  }
 });

@@ -3,7 +3,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MemStore } from '../memstore.js';
-import { isMemstoreError } from '../errors.js';
+import { isMemstoreError, MemstoreError } from '../errors.js';
 import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
 import { METRICS, type Metric } from '../options.js';
 import { exportStore } from '../export/export-store.js';
@@ -119,7 +119,13 @@ program
   .option('--kernels', 'run the distance-kernel micro-benchmarks (tinybench) at the data set\'s dimension instead')
   .option('--quick', 'a small subset (300 vectors, 30 queries, PCA none and 25%) to check the set-up in seconds')
   // Loaded when asked for: the bench's optional packages stay out of every other command.
-  .action(async (flags: BenchFlags) => (await import('./bench.js')).bench(flags));
+  .action(async (flags: BenchFlags) => {
+    try {
+      await (await import('./bench.js')).bench(flags);
+    } catch (e) {
+      throw benchError(e);
+    }
+  });
 
 program
   .command('inspect')
@@ -187,6 +193,18 @@ function removeTemporariesOnSignal(): void {
       process.exit(128 + osConstants.signals[signal]);
     });
   }
+}
+
+/**
+ * What the bench's own checks throw, as the other tools say it, with a code: a flag or a data file it
+ * cannot take is INVALID_ARGUMENT, a file it cannot read IO (they had printed no code, or Node's
+ * bare ENOENT text: a hostile pass).
+ */
+function benchError(e: unknown): unknown {
+  if (isMemstoreError(e) || !(e instanceof Error)) return e;
+  if (systemCode(e) !== undefined) return new MemstoreError('IO', e.message, { cause: e });
+  if (e instanceof InvalidArgumentError || e instanceof RangeError) return new MemstoreError('INVALID_ARGUMENT', e.message, { cause: e });
+  return e;
 }
 
 /**
