@@ -230,8 +230,12 @@ export class MemStore {
   private readonly resident: ResidentSampler;
   private readonly reads: RecordReads;
   private closed = false;
-  /** Recalls under way, which close() waits for. */
-  private readonly recalls = new Set<Promise<MemoryHit[]>>();
+  /** Recalls under way, which close() waits for, by a token each (what inRecall holds within it). */
+  private readonly recalls = new Map<object, Promise<MemoryHit[]>>();
+  /** The token of the recall a call is made within (its embedder's calls), else undefined. */
+  private readonly inRecall = new AsyncLocalStorage<object>();
+  /** Set by a close() that a remember's or recall's own embedder called: the memory API's calls under way are refused from then on. */
+  private callsRefused = false;
   /** The first close() or abandon(), which later calls return. */
   private closing: Promise<void> = Promise.resolve();
   private readonly cache: LookasideCache<SearchHit[]> | undefined;
@@ -306,21 +310,27 @@ export class MemStore {
       markDamaged: (id, e) => this.markDamaged(id, e),
       setAsideIfUnchanged: (id, ref, e) => this.setAsideIfUnchanged(id, ref, e),
     });
+    // The memory API's calls, accepted before close(), go on while it waits for them; once a close()
+    // their own embedder called goes on without them (closeNow()), each is CLOSED.
+    const usable = <T>(f: () => T): T => {
+      if (this.callsRefused) throw new MemstoreError('CLOSED', `store ${this.dir} is closed`);
+      return f();
+    };
     this.memories = new Memories({
       metric: config.metric,
       dim: config.dim,
       embed: options.embed,
       dedupe: options.dedupe,
       // Its own writes are issued at once: the call they belong to already has its turn.
-      add: (records) => this.adding(records)(),
+      add: (records) => usable(() => this.adding(records)()),
       // Not this.search(): a recall accepted before close() searches while close waits for it.
-      search: (query, o) => this.searchOpen(query, o),
-      delete: (ids) => this.deleting(ids)(),
-      count: () => this.index.size,
-      has: (id) => this.index.has(id) || this.damage.records.has(id),
-      idsMatching: (filter) => this.searches.idsMatching(filter),
-      valuesOf: (field) => this.searches.valuesOf(field),
-      settled: () => this.pipeline.drained(),
+      search: (query, o) => usable(() => this.searchOpen(query, o)),
+      delete: (ids) => usable(() => this.deleting(ids)()),
+      count: () => usable(() => this.index.size),
+      has: (id) => usable(() => this.index.has(id) || this.damage.records.has(id)),
+      idsMatching: (filter) => usable(() => this.searches.idsMatching(filter)),
+      valuesOf: (field) => usable(() => this.searches.valuesOf(field)),
+      settled: () => usable(() => this.pipeline.drained()),
     });
     this.columnFiles = new ColumnCheckpoints(options.files, dir);
     this.checkpoints = new Checkpointer({
@@ -1039,9 +1049,10 @@ export class MemStore {
     this.checkOpen();
     // Held until it settles, and close() waits for it: it embeds its query first, and its search had
     // then found the store closed by a close() called after it (CLOSED; found by a hostile pass).
-    const recall = this.memories.recall(query, options);
-    const done = () => void this.recalls.delete(recall);
-    this.recalls.add(recall);
+    const token = {};
+    const recall = this.inRecall.run(token, () => this.memories.recall(query, options));
+    const done = () => void this.recalls.delete(token);
+    this.recalls.set(token, recall);
     recall.then(done, done);
     return recall;
   }
@@ -1205,8 +1216,14 @@ export class MemStore {
     // stops at its next check of the store, with CLOSED), as abandon() waits for it; so do the
     // writes accepted before close() that were queued behind it; first, those waiting their turn
     // (a remember still embedding its texts), which are accepted too; and recalls under way.
-    await this.turn;
-    await Promise.allSettled([...this.recalls]);
+    // Called by a remember's or a recall's own embedder, close() would wait for the call that waits
+    // for it, for ever (a hostile pass): it does not wait for that one, which is CLOSED at its next
+    // step whether or not the embedder awaits the close, nor for the writes queued behind it (CLOSED too).
+    const calling = this.inRecall.getStore();
+    const fromRemember = this.holdingTurn.getStore() === true;
+    if (fromRemember || calling !== undefined) this.callsRefused = true;
+    if (!fromRemember) await this.turn;
+    await Promise.allSettled([...this.recalls].filter(([token]) => token !== calling).map(([, recall]) => recall));
     await this.pipeline.drained();
     // A collection a background checkpoint starts takes the gate after drained() may have looked.
     await this.checkpoints.idle();

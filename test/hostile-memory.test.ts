@@ -744,3 +744,32 @@ test('hostile memory: remember names its own texts in errors the add of its reco
     await big.close();
   }
 });
+
+test('hostile memory: a remember\'s or a recall\'s embedder that closes the store (awaiting close() or not) ends the call with CLOSED and the close settles (awaited, it had waited for the call that waited for it, for ever); nothing of the call is written', async () => {
+  for (const call of ['remember', 'recall'] as const) {
+    for (const awaiting of [true, false]) {
+      const dir = tempDir();
+      let store: MemStore | undefined;
+      let closing: Promise<void> | undefined;
+      const embed = async (texts: string[]) => {
+        if (texts.includes('closes')) {
+          closing = store!.close();
+          if (awaiting) await closing;
+        }
+        return texts.map(vectorOf);
+      };
+      store = await open({ embed }, dir);
+      await store.remember('kept');
+      const e = await rejectsWith(() => (call === 'remember' ? store!.remember(['closes', 'other']) : store!.recall('closes')), 'CLOSED');
+      assert.equal(e.code, 'CLOSED', `${call}, awaiting ${awaiting}`);
+      await closing;
+      await rejectsWith(() => store!.remember('after'), 'CLOSED');
+      const again = await MemStore.open(dir, { embed: embedder() });
+      try {
+        assert.equal(again.stats().count, 1, `${call}, awaiting ${awaiting}: only the memory before`);
+      } finally {
+        await again.close();
+      }
+    }
+  }
+});
