@@ -875,12 +875,12 @@ export class MemStore {
     // full disk) is IO like any other: it had come out as Node's own ENOSPC (a hostile pass).
     // Checked before it takes its turn, as every call's options are: a typo and a string had been
     // taken for no options, a number as onProgress failed as IO at the first step (a hostile pass).
-    checkToolOptions(options, COMPACT_KEYS);
+    const { onProgress } = checkToolOptions(options, COMPACT_KEYS);
     return this.inTurn(async () => {
       // What the caller's onProgress throws is the caller's, passed on as it is (it had come out as IO).
       const told: { error?: unknown } = {};
       try {
-        await this.compactNow(options, told);
+        await this.compactNow(onProgress, told);
       } catch (e) {
         if ('error' in told && e === told.error) throw e;
         throw asMemstoreError(e, `compacting ${this.dir}`);
@@ -888,11 +888,11 @@ export class MemStore {
     });
   }
 
-  private async compactNow(options: CompactOptions, told: { error?: unknown }): Promise<void> {
+  private async compactNow(onProgress: CompactOptions['onProgress'], told: { error?: unknown }): Promise<void> {
     const steps = 7;
     const step = (done: number) => {
       try {
-        options.onProgress?.(done, steps);
+        onProgress?.(done, steps);
       } catch (e) {
         told.error = e;
         throw e;

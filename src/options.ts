@@ -441,12 +441,18 @@ const DEFAULT_SEARCH: ResolvedSearchOptions = Object.freeze(resolveSearch(undefi
 /**
  * The options of a call that takes an `onProgress` (exportStore, importStore, compact), checked as
  * open's are: an object (or none), with no key but `keys` when given (a typo such as `fromat` had
- * been ignored, and the default format written), and `onProgress` a function.
+ * been ignored, and the default format written), and `onProgress` a function. Returns a copy, each
+ * property read once: a getter that throws, or a Proxy, is INVALID_OPTION (its error had come out
+ * as it was: a hostile pass), and later reads see what was checked.
  */
-export function checkToolOptions(v: unknown, keys?: readonly string[]): void {
-  if (v === undefined) return;
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MemstoreError('INVALID_OPTION', `options must be an object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`, { field: 'options' });
-  const o = v as Record<string, unknown>;
-  if (keys !== undefined) onlyKeys('', o, keys);
-  if (o['onProgress'] !== undefined && typeof o['onProgress'] !== 'function') throw new MemstoreError('INVALID_OPTION', 'onProgress must be a function', { field: 'onProgress' });
+export function checkToolOptions<T extends object>(v: T | undefined, keys?: readonly string[]): Partial<T> {
+  if (v === undefined) return {};
+  return readGuarded('INVALID_OPTION', 'options', () => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MemstoreError('INVALID_OPTION', `options must be an object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`, { field: 'options' });
+    const o = v as Record<string, unknown>;
+    if (keys !== undefined) onlyKeys('', o, keys);
+    const copy: Record<string, unknown> = { ...o };
+    if (copy['onProgress'] !== undefined && typeof copy['onProgress'] !== 'function') throw new MemstoreError('INVALID_OPTION', 'onProgress must be a function', { field: 'onProgress' });
+    return copy as Partial<T>;
+  });
 }

@@ -773,3 +773,23 @@ test('hostile memory: a remember\'s or a recall\'s embedder that closes the stor
     }
   }
 });
+
+test('hostile memory: options whose reading throws (a getter, a Proxy) are INVALID_OPTION with the thrown error as cause, for remember, recall, forget and compact (the error had come out as it was)', async () => {
+  const thrown = new RangeError('getter');
+  const getter = (key: string): object => Object.defineProperty({}, key, { get: () => { throw thrown; }, enumerable: true });
+  const store = await open();
+  try {
+    await store.remember('kept');
+    const calls: [string, () => Promise<unknown>][] = [
+      ['remember', () => store.remember('x', getter('namespace') as never)],
+      ['recall', () => store.recall('x', getter('k') as never)],
+      ['forget', () => store.forget(getter('filter') as never)],
+      ['forget (Proxy)', () => store.forget(new Proxy({}, { ownKeys: () => { throw thrown; } }) as never)],
+      ['compact', () => store.compact(getter('onProgress') as never)],
+    ];
+    for (const [what, call] of calls) assert.equal((await rejectsWith(call, 'INVALID_OPTION')).cause, thrown, what);
+    assert.equal(store.stats().count, 1);
+  } finally {
+    await store.close();
+  }
+});

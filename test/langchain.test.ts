@@ -284,3 +284,28 @@ test('LangChain: without @langchain/core installed, importing memstore/langchain
   const { stdout } = await run(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, '--input-type=module', '-e', `import(${JSON.stringify(adapter)}).then(() => console.log('loaded'), (e) => console.log(e.code, e.field))`], { timeout: 30_000 });
   assert.equal(stdout.trim(), 'INVALID_OPTION langchain');
 });
+
+test('LangChain: arguments whose reading throws (a getter, a Proxy) are INVALID_ARGUMENT or INVALID_OPTION with the thrown error as cause, nothing written (the error had come out as it was)', async () => {
+  const thrown = new RangeError('getter');
+  const getter = <T extends object>(o: T, key: string): T => Object.defineProperty(o, key, { get: () => { throw thrown; }, enumerable: true });
+  const dir = tempDir();
+  const store = await MemStoreVectorStore.open(embeddings, { directory: dir });
+  try {
+    for (const key of ['pageContent', 'metadata', 'id']) {
+      const doc = getter({ pageContent: 'cats', metadata: {}, id: 'a' }, key);
+      const e = await rejectsWith(() => store.addDocuments([doc as Document]), 'INVALID_ARGUMENT');
+      assert.equal(e.cause, thrown, key);
+    }
+    assert.equal((await rejectsWith(() => store.addDocuments([new Document({ pageContent: 'cats' })], getter({}, 'ids') as never), 'INVALID_ARGUMENT')).cause, thrown);
+    assert.equal((await rejectsWith(() => store.delete(getter({}, 'ids') as never), 'INVALID_ARGUMENT')).cause, thrown);
+    for (const key of ['k', 'filter']) {
+      assert.equal((await rejectsWith(() => store.maxMarginalRelevanceSearch('cats', getter({ k: 2 }, key) as never), 'INVALID_OPTION')).cause, thrown, key);
+    }
+    assert.deepEqual(await store.similaritySearch('cats', 5), []);
+  } finally {
+    await store.close();
+  }
+  for (const key of ['directory', 'open']) {
+    assert.equal((await rejectsWith(() => MemStoreVectorStore.open(embeddings, getter({ directory: tempDir() }, key) as never), 'INVALID_OPTION')).cause, thrown, key);
+  }
+});

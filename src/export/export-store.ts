@@ -31,8 +31,8 @@ const EXPORT_KEYS: readonly (keyof ExportOptions)[] = ['format', 'onProgress'];
 export async function exportStore(dir: string, out: string, options: ExportOptions = {}): Promise<{ records: number; format: ExportFormat; metric: Metric; dim: number }> {
   checkPath(dir, 'dir');
   checkPath(out, 'out');
-  checkToolOptions(options, EXPORT_KEYS);
-  const format = resolveFormat(options.format, out);
+  const o = checkToolOptions(options, EXPORT_KEYS);
+  const format = resolveFormat(o.format, out);
   requireStore(dir);
   // Links resolved: an export named like a log segment inside wal/ was read as that store's log,
   // this store's or another's.
@@ -49,7 +49,7 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
     const told: { error?: unknown } = {};
     const progress = (done: number, total: number) => {
       try {
-        options.onProgress?.(done, total);
+        o.onProgress?.(done, total);
       } catch (e) {
         told.error = e;
         throw e;

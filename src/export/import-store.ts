@@ -35,8 +35,7 @@ export async function importStore(file: string, dir: string, options: ImportOpti
   checkPath(file, 'file');
   checkPath(dir, 'dir');
   // Its other keys are open's, which open checks.
-  checkToolOptions(options);
-  const { format: asked, onProgress, ...open } = options;
+  const { format: asked, onProgress, ...open } = checkToolOptions(options);
   const format = resolveFormat(asked, file);
   const { shape, rows, totalRows } = await readFile(format, file);
   await requireEmptyDir(dir);

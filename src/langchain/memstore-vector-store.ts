@@ -7,7 +7,7 @@ import { VectorStore, type MaxMarginalRelevanceSearchOptions } from '@langchain/
 import { MemstoreError } from '../errors.js';
 import { MemStore, type SearchHit } from '../memstore.js';
 import { MAX_K, onlyKeys, type Filter, type OpenOptions } from '../options.js';
-import { checkText, isPlainObject } from '../input.js';
+import { checkText, isPlainObject, readGuarded } from '../input.js';
 import { statePath } from '../store/files.js';
 
 /** Where a MemStoreVectorStore keeps its documents: a store already open, or a directory to open (creating it with `open`). */
@@ -58,7 +58,10 @@ export class MemStoreVectorStore extends VectorStore {
 
   /** open(), the dimension of a store it creates from `dim()` (called only then). */
   private static async openFor(embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig, dim: () => Promise<number>): Promise<MemStoreVectorStore> {
-    checkConfig(config);
+    config = readGuarded('INVALID_OPTION', 'config', () => {
+      checkConfig(config);
+      return 'store' in config ? { store: config.store } : { directory: config.directory, ...(config.open === undefined ? {} : { open: { ...config.open } }) };
+    });
     if ('store' in config) return new MemStoreVectorStore(embeddings, { store: config.store });
     let options: OpenOptions = { ...(config.open ?? {}) };
     if (options.dim === undefined && !existsSync(statePath(config.directory))) options = { ...options, dim: await dim() };
@@ -86,15 +89,14 @@ export class MemStoreVectorStore extends VectorStore {
 
   async addVectors(vectors: number[][], documents: DocumentInterface[], options?: { ids?: string[] }): Promise<string[]> {
     if (!Array.isArray(vectors)) throw new MemstoreError('INVALID_ARGUMENT', 'vectors must be an array of vectors', { field: 'vectors' });
-    checkDocuments(documents);
-    if (vectors.length !== documents.length) throw new MemstoreError('INVALID_ARGUMENT', `${vectors.length} vectors for ${documents.length} documents`, { field: 'vectors' });
-    checkIds(options, documents.length);
-    return this.addChecked(vectors, documents, options);
+    const docs = documentsOf(documents);
+    if (vectors.length !== docs.length) throw new MemstoreError('INVALID_ARGUMENT', `${vectors.length} vectors for ${docs.length} documents`, { field: 'vectors' });
+    return this.addChecked(vectors, docs, idsOf(options, docs.length));
   }
 
   /** addVectors() of vectors, documents and ids already checked (one vector per document). */
-  private addChecked(vectors: readonly number[][], documents: readonly DocumentInterface[], options: { ids?: unknown } | undefined): Promise<string[]> {
-    const records = recordsOf(vectors, documents, options);
+  private addChecked(vectors: readonly number[][], documents: readonly Doc[], ids: readonly unknown[] | undefined): Promise<string[]> {
+    const records = recordsOf(vectors, documents, ids);
     return this.inOrder(() => this.addNow(records));
   }
 
@@ -105,14 +107,14 @@ export class MemStoreVectorStore extends VectorStore {
   }
 
   async addDocuments(documents: DocumentInterface[], options?: { ids?: string[] }): Promise<string[]> {
-    checkDocuments(documents);
-    checkIds(options, documents.length);
-    const texts = documents.map((d) => d.pageContent);
+    const docs = documentsOf(documents);
+    const ids = idsOf(options, docs.length);
+    const texts = docs.map((d) => d.pageContent);
     const vectors = embedding('texts', () => this.embeddings.embedDocuments(texts), texts.length);
     // Handled here too: a failed embedding waits for its turn to be reported, unhandled meanwhile.
     vectors.catch(() => undefined);
     // In its turn: an add called after this one waits for its embedding.
-    return this.inOrder(async () => this.addNow(recordsOf(await vectors, documents, options)));
+    return this.inOrder(async () => this.addNow(recordsOf(await vectors, docs, ids)));
   }
 
   async similaritySearchVectorWithScore(query: number[], k: number, filter?: Filter): Promise<[DocumentInterface, number][]> {
@@ -130,9 +132,11 @@ export class MemStoreVectorStore extends VectorStore {
 
   /** Deletes the documents with these ids (`{ ids }` only: this store deletes by id). */
   override async delete(params?: { ids?: string[] }): Promise<void> {
-    if (!isPlainObject(params) || params['ids'] === undefined) throw new MemstoreError('INVALID_ARGUMENT', 'delete takes { ids }', { field: 'ids' });
-    onlyKeys('', params, ['ids']);
-    const ids = params['ids'] as string[];
+    const ids = readGuarded('INVALID_ARGUMENT', 'ids', () => {
+      if (!isPlainObject(params) || params['ids'] === undefined) throw new MemstoreError('INVALID_ARGUMENT', 'delete takes { ids }', { field: 'ids' });
+      onlyKeys('', params, ['ids']);
+      return params['ids'] as string[];
+    });
     await this.inOrder(() => this.store.delete(ids));
   }
 
@@ -142,7 +146,11 @@ export class MemStoreVectorStore extends VectorStore {
    * against diversity (0).
    */
   override async maxMarginalRelevanceSearch(query: string, options: MaxMarginalRelevanceSearchOptions<Filter>): Promise<DocumentInterface[]> {
-    if (!isPlainObject(options)) throw new MemstoreError('INVALID_OPTION', 'maxMarginalRelevanceSearch takes { k, fetchK, lambda, filter }', { field: 'options' });
+    // Read once (a getter that throws, or a Proxy, is INVALID_OPTION; its error had come out as it was).
+    options = readGuarded('INVALID_OPTION', 'options', () => {
+      if (!isPlainObject(options)) throw new MemstoreError('INVALID_OPTION', 'maxMarginalRelevanceSearch takes { k, fetchK, lambda, filter }', { field: 'options' });
+      return { ...options };
+    });
     const k = options.k;
     if (!(Number.isInteger(k) && k >= 1 && k <= MAX_K)) throw new MemstoreError('INVALID_OPTION', `k must be an integer in [1, ${MAX_K}]`, { field: 'k' });
     const lambda = options.lambda ?? 0.5;
@@ -177,13 +185,13 @@ export class MemStoreVectorStore extends VectorStore {
   }
 
   static override async fromDocuments(docs: DocumentInterface[], embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig): Promise<MemStoreVectorStore> {
-    checkDocuments(docs);
-    const texts = docs.map((d) => d.pageContent);
+    const checked = documentsOf(docs);
+    const texts = checked.map((d) => d.pageContent);
     const vectors = await embedding('texts', () => embeddings.embedDocuments(texts), texts.length);
     // A store made here takes its dimension from the documents' vectors (a probe only when there are none).
     const store = await MemStoreVectorStore.openFor(embeddings, config, async () => vectors[0]?.length ?? (await embeddings.embedQuery('dimension')).length);
     try {
-      await store.addChecked(vectors, docs, undefined);
+      await store.addChecked(vectors, checked, undefined);
     } catch (e) {
       // A store this call opened is closed again (it had stayed open, its directory LOCKED to a
       // retry for the life of the process); one it was given is the caller's.
@@ -199,14 +207,28 @@ export class MemStoreVectorStore extends VectorStore {
  * takes (a string, well-formed, at most MAX_TEXT_BYTES): checked before the texts are embedded (a
  * 17 MiB one had been embedded, then refused).
  */
-function checkDocuments(documents: unknown): asserts documents is DocumentInterface[] {
-  if (!Array.isArray(documents)) throw new MemstoreError('INVALID_ARGUMENT', 'documents must be an array of Documents', { field: 'documents' });
-  documents.forEach((d: unknown, i) => {
-    if (typeof d !== 'object' || d === null || typeof (d as { pageContent?: unknown }).pageContent !== 'string') {
-      throw new MemstoreError('INVALID_ARGUMENT', `documents[${i}] must be a Document with a string pageContent`, { field: `documents[${i}]` });
-    }
-    checkText((d as { pageContent: string }).pageContent, `documents[${i}].pageContent`);
+function documentsOf(documents: unknown): Doc[] {
+  return readGuarded('INVALID_ARGUMENT', 'documents', () => {
+    if (!Array.isArray(documents)) throw new MemstoreError('INVALID_ARGUMENT', 'documents must be an array of Documents', { field: 'documents' });
+    const out: Doc[] = [];
+    documents.forEach((d: unknown, i) => {
+      // Each property read once, here: a getter that throws, or a Proxy, is INVALID_ARGUMENT (its
+      // error had come out as it was: a hostile pass), and what is added is what was checked.
+      const pageContent = typeof d === 'object' && d !== null ? (d as { pageContent?: unknown }).pageContent : undefined;
+      if (typeof pageContent !== 'string') throw new MemstoreError('INVALID_ARGUMENT', `documents[${i}] must be a Document with a string pageContent`, { field: `documents[${i}]` });
+      checkText(pageContent, `documents[${i}].pageContent`);
+      const { metadata, id } = d as { metadata?: unknown; id?: unknown };
+      out.push({ pageContent, metadata, id });
+    });
+    return out;
   });
+}
+
+/** A document as documentsOf() read it. */
+interface Doc {
+  readonly pageContent: string;
+  readonly metadata: unknown;
+  readonly id: unknown;
 }
 
 /**
@@ -214,22 +236,24 @@ function checkDocuments(documents: unknown): asserts documents is DocumentInterf
  * (a position it leaves undefined falls back to Document.id, then a UUID): a string had been read
  * as its characters, a number ignored, and ids past the documents dropped.
  */
-function checkIds(options: { ids?: unknown } | undefined, count: number): void {
-  const ids = options?.ids;
-  if (ids === undefined) return;
-  if (!Array.isArray(ids) || ids.length > count) throw new MemstoreError('INVALID_ARGUMENT', `options.ids must be an array of at most ${count} ids, one per document`, { field: 'ids' });
+function idsOf(options: { ids?: unknown } | undefined, count: number): readonly unknown[] | undefined {
+  return readGuarded('INVALID_ARGUMENT', 'ids', () => {
+    const ids = options?.ids;
+    if (ids === undefined) return undefined;
+    if (!Array.isArray(ids) || ids.length > count) throw new MemstoreError('INVALID_ARGUMENT', `options.ids must be an array of at most ${count} ids, one per document`, { field: 'ids' });
+    return [...(ids as unknown[])];
+  });
 }
 
 /** The records checked vectors and documents make: their ids chosen, metadata passed on for the store to check. */
-function recordsOf(vectors: readonly number[][], documents: readonly DocumentInterface[], options: { ids?: unknown } | undefined): { id: string; vector: number[]; text: string; meta?: Record<string, unknown> }[] {
-  const ids = options?.ids as (string | undefined)[] | undefined;
+function recordsOf(vectors: readonly number[][], documents: readonly Doc[], ids: readonly unknown[] | undefined): { id: string; vector: number[]; text: string; meta?: Record<string, unknown> }[] {
   return documents.map((d, i) => {
     const metadata: unknown = d.metadata;
     // Only none, or an empty plain object (a Document's default), means no metadata: anything else
     // goes to the store, which refuses what is not JSON data (a Map, a Date, a class instance had
     // been dropped here for having no own keys).
     const none = metadata === undefined || (isPlainObject(metadata) && Reflect.ownKeys(metadata).length === 0);
-    return { id: ids?.[i] ?? d.id ?? randomUUID(), vector: vectors[i]!, text: d.pageContent, ...(none ? {} : { meta: metadata as Record<string, unknown> }) };
+    return { id: (ids?.[i] ?? d.id ?? randomUUID()) as string, vector: vectors[i]!, text: d.pageContent, ...(none ? {} : { meta: metadata as Record<string, unknown> }) };
   });
 }
 

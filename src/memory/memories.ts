@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomUUID } from 'node:crypto';
 import { MemstoreError } from '../errors.js';
-import { checkId, checkText } from '../input.js';
+import { checkId, checkText, readGuarded } from '../input.js';
 import { checkMeta } from '../meta.js';
 import type { MemoryRecord, SearchHit } from '../memstore.js';
 import type { Embed, Filter, Metric, SearchOptions } from '../options.js';
@@ -123,9 +123,13 @@ const FORGET_KEYS = ['namespace', 'filter'] as const;
 function optionsOf<T extends object>(call: string, options: T | null | undefined, allowed: readonly string[]): Partial<T> {
   // null reads as none, as search() and open() read it.
   if (options === undefined || options === null) return {};
-  if (typeof options !== 'object' || Array.isArray(options)) throw new MemstoreError('INVALID_OPTION', `${call}'s options must be an object`, { field: 'options' });
-  onlyKeys('', options as Record<string, unknown>, allowed);
-  return options;
+  // A copy, each property read once: a getter that throws or a Proxy is INVALID_OPTION (its error
+  // had come out as it was: a hostile pass), and what is used later is what was checked.
+  return readGuarded('INVALID_OPTION', 'options', () => {
+    if (typeof options !== 'object' || Array.isArray(options)) throw new MemstoreError('INVALID_OPTION', `${call}'s options must be an object`, { field: 'options' });
+    onlyKeys('', options as Record<string, unknown>, allowed);
+    return { ...options };
+  });
 }
 
 /** INVALID_ARGUMENT for a key of `o` (a memory's meta, or a filter) that is the memory API's own. */
