@@ -119,8 +119,10 @@ export function toVector(v: unknown, dim: number, what: string): Float32Array {
   if (v instanceof Float32Array) {
     out = new Float32Array(v);
   } else if (Array.isArray(v)) {
-    out = new Float32Array(v.length);
-    for (let i = 0; i < v.length; i++) {
+    // Its length read once: a Proxy whose length changed between two reads had been zero-filled past the second (a hostile pass).
+    const n = v.length;
+    out = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
       const x: unknown = v[i];
       if (typeof x !== 'number') throw new MemstoreError('INVALID_VECTOR', `${what}[${i}] is not a number`, { field: `${what}[${i}]` });
       out[i] = x;

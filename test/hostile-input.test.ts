@@ -503,3 +503,20 @@ test('a batch past 256 MiB encoded is INVALID_ARGUMENT naming records as its fie
     await store.close();
   }
 });
+
+test('a vector given as an array whose length reads differently each time (a Proxy) is read at the length first read: every element as read, none zero-filled (it had been searched and stored as [0.5, 0.5, 0.5, 0])', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 4, metric: 'dot', codec: 'f32', durability: 'none' });
+  try {
+    const shifty = () => {
+      let reads = 0;
+      return new Proxy([0.5, 0.5, 0.5, 0.5], { get: (t, p) => (p === 'length' ? (++reads === 1 ? 4 : 3) : Reflect.get(t, p)) });
+    };
+    await store.add([{ id: 'a', vector: [0, 0, 0, 1] }, { id: 'b', vector: shifty() as never }]);
+    const hits = await store.search(shifty() as never, { k: 2, exact: true });
+    assert.deepEqual(hits.map((h) => [h.id, h.score]), [['b', 1], ['a', 0.5]]);
+    assert.deepEqual(Array.from((await store.get('b'))!.vector), [0.5, 0.5, 0.5, 0.5]);
+  } finally {
+    await store.close();
+  }
+});
