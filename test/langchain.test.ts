@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { execFile } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -307,5 +307,21 @@ test('LangChain: arguments whose reading throws (a getter, a Proxy) are INVALID_
   }
   for (const key of ['directory', 'open']) {
     assert.equal((await rejectsWith(() => MemStoreVectorStore.open(embeddings, getter({ directory: tempDir() }, key) as never), 'INVALID_OPTION')).cause, thrown, key);
+  }
+});
+
+test('LangChain: fromDocuments and fromTexts whose batch a store would refuse (vectors of two lengths, a Date in metadata) make no store, so a retry with the right embedder succeeds (a store had been left whose dimension the bad first vector fixed: DIM_MISMATCH ever after)', async () => {
+  const docs = [new Document({ pageContent: 'a' }), new Document({ pageContent: 'b' })];
+  const bad: EmbeddingsInterface = { embedDocuments: () => Promise.resolve([[1, 2, 3], [1, 2]]), embedQuery: () => Promise.resolve([1, 2]) };
+  const good: EmbeddingsInterface = { embedDocuments: (ts) => Promise.resolve(ts.map(() => [1, 2])), embedQuery: () => Promise.resolve([1, 2]) };
+  const dir = join(tempDir(), 'store');
+  await rejectsWith(() => MemStoreVectorStore.fromDocuments(docs, bad, { directory: dir }), 'DIM_MISMATCH');
+  await rejectsWith(() => MemStoreVectorStore.fromTexts(['a'], [{ when: new Date() }], good, { directory: dir }), 'INVALID_ARGUMENT');
+  assert.equal(existsSync(dir), false, 'no store made');
+  const store = await MemStoreVectorStore.fromDocuments(docs, good, { directory: dir });
+  try {
+    assert.equal((await store.similaritySearch('a', 5)).length, 2);
+  } finally {
+    await store.close();
   }
 });

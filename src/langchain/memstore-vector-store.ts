@@ -7,7 +7,7 @@ import { VectorStore, type MaxMarginalRelevanceSearchOptions } from '@langchain/
 import { MemstoreError } from '../errors.js';
 import { MemStore, type SearchHit } from '../memstore.js';
 import { MAX_K, onlyKeys, type Filter, type OpenOptions } from '../options.js';
-import { checkText, isPlainObject, readGuarded } from '../input.js';
+import { checkBatch, checkText, isPlainObject, readGuarded } from '../input.js';
 import { statePath } from '../store/files.js';
 
 /** Where a MemStoreVectorStore keeps its documents: a store already open, or a directory to open (creating it with `open`). */
@@ -188,6 +188,17 @@ export class MemStoreVectorStore extends VectorStore {
     const checked = documentsOf(docs);
     const texts = checked.map((d) => d.pageContent);
     const vectors = await embedding('texts', () => embeddings.embedDocuments(texts), texts.length);
+    // Checked as add checks them before a store is made for them (dimensions against the first
+    // vector's, or open.dim; ids; metadata): a failed call had left a store behind whose dimension
+    // a wrong-length first vector had fixed, and a retry with the right embedder was DIM_MISMATCH.
+    const dim = readGuarded('INVALID_OPTION', 'config', () => {
+      if (!isPlainObject(config) || 'store' in config) return undefined;
+      const { directory, open } = config as { directory?: unknown; open?: unknown };
+      if (typeof directory !== 'string' || directory === '' || existsSync(statePath(directory))) return undefined;
+      const given = isPlainObject(open) ? open['dim'] : undefined;
+      return typeof given === 'number' ? given : vectors[0]?.length;
+    });
+    if (dim !== undefined && vectors.length > 0) checkBatch(recordsOf(vectors, checked, undefined), dim, undefined);
     // A store made here takes its dimension from the documents' vectors (a probe only when there are none).
     const store = await MemStoreVectorStore.openFor(embeddings, config, async () => vectors[0]?.length ?? (await embeddings.embedQuery('dimension')).length);
     try {
