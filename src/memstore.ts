@@ -19,12 +19,14 @@ import { cloneMeta, type Meta } from './meta.js';
 import {
   checkToolOptions,
   defaultOversample,
+  progressOf,
   resolveFilterOption,
   resolveOpenOptions,
   resolveSearchOptions,
   type Filter,
   type Metric,
   type OpenOptions,
+  type ProgressCalls,
   type ResolvedOpenOptions,
   type StoreOptions,
   type SearchOptions,
@@ -875,29 +877,21 @@ export class MemStore {
     // full disk) is IO like any other: it had come out as Node's own ENOSPC (a hostile pass).
     // Checked before it takes its turn, as every call's options are: a typo and a string had been
     // taken for no options, a number as onProgress failed as IO at the first step (a hostile pass).
-    const { onProgress } = checkToolOptions(options, COMPACT_KEYS);
+    const progress = progressOf(checkToolOptions(options, COMPACT_KEYS).onProgress);
     return this.inTurn(async () => {
-      // What the caller's onProgress throws is the caller's, passed on as it is (it had come out as IO).
-      const told: { error?: unknown } = {};
       try {
-        await this.compactNow(onProgress, told);
+        await this.compactNow(progress);
       } catch (e) {
-        if ('error' in told && e === told.error) throw e;
+        const callers = progress.thrownIn(e);
+        if (callers !== undefined) throw callers.error;
         throw asMemstoreError(e, `compacting ${this.dir}`);
       }
     });
   }
 
-  private async compactNow(onProgress: CompactOptions['onProgress'], told: { error?: unknown }): Promise<void> {
+  private async compactNow(progress: ProgressCalls): Promise<void> {
     const steps = 7;
-    const step = (done: number) => {
-      try {
-        onProgress?.(done, steps);
-      } catch (e) {
-        told.error = e;
-        throw e;
-      }
-    };
+    const step = (done: number) => progress.report(done, steps);
     await this.pipeline.exclusive(async () => {
       // Expired memories go first (deletes, logged as any other write): expiry is enforced on read,
       // reclaimed here. Read inside the compaction's exclusive step, where every write called before

@@ -439,9 +439,9 @@ function resolveSearch(options: SearchOptions | undefined): ResolvedSearchOption
 const DEFAULT_SEARCH: ResolvedSearchOptions = Object.freeze(resolveSearch(undefined));
 
 /**
- * The options of a call that takes an `onProgress` (exportStore, importStore, compact), checked as
+ * The options object of a call (exportStore, importStore, compact, the memory API's), checked as
  * open's are: an object (or none), with no key but `keys` when given (a typo such as `fromat` had
- * been ignored, and the default format written), and `onProgress` a function. Returns a copy, each
+ * been ignored, and the default format written), and `onProgress`, where there is one, a function. Returns a copy, each
  * property read once: a getter that throws, or a Proxy, is INVALID_OPTION (its error had come out
  * as it was: a hostile pass), and later reads see what was checked.
  */
@@ -455,4 +455,32 @@ export function checkToolOptions<T extends object>(v: T | undefined, keys?: read
     if (copy['onProgress'] !== undefined && typeof copy['onProgress'] !== 'function') throw new MemstoreError('INVALID_OPTION', 'onProgress must be a function', { field: 'onProgress' });
     return copy as Partial<T>;
   });
+}
+
+/** A caller's `onProgress` as a tool calls it (progressOf()). */
+export interface ProgressCalls {
+  /** Tells the caller; what its onProgress throws is remembered, and thrown on. */
+  report(done: number, total: number): void;
+  /** What the caller's onProgress threw, when `e` is that or an error made of it (its cause); else undefined. */
+  thrownIn(e: unknown): { readonly error: unknown } | undefined;
+}
+
+/**
+ * `onProgress` for a tool to call: what it throws is the caller's own, which the tool passes on as
+ * it is rather than as the IO its other failures become (compact and export had made it IO: a
+ * hostile pass).
+ */
+export function progressOf(onProgress: ((done: number, total: number) => void) | undefined): ProgressCalls {
+  let thrown: { readonly error: unknown } | undefined;
+  return {
+    report: (done, total) => {
+      try {
+        onProgress?.(done, total);
+      } catch (e) {
+        thrown = { error: e };
+        throw e;
+      }
+    },
+    thrownIn: (e) => (thrown !== undefined && (e === thrown.error || (e instanceof MemstoreError && e.cause === thrown.error)) ? thrown : undefined),
+  };
 }

@@ -5,7 +5,7 @@ import { storeHolding } from '../store/files.js';
 import { MemstoreError } from '../errors.js';
 import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { checkPath } from '../input.js';
-import { checkToolOptions } from '../options.js';
+import { checkToolOptions, progressOf } from '../options.js';
 import { writeAtomically, writeFile } from './files.js';
 
 /** How `exportStore` writes. */
@@ -45,16 +45,7 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
     const { dim, metric } = store.stats();
     const ids = store.ids();
     let records = 0;
-    // What the caller's onProgress throws is the caller's, passed on as it is (it had come out as IO).
-    const told: { error?: unknown } = {};
-    const progress = (done: number, total: number) => {
-      try {
-        o.onProgress?.(done, total);
-      } catch (e) {
-        told.error = e;
-        throw e;
-      }
-    };
+    const progress = progressOf(o.onProgress);
     async function* batches(): AsyncIterable<StoredRecord[]> {
       let batch: StoredRecord[] = [];
       let bytes = 0;
@@ -65,7 +56,7 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
         if (batch.length === BATCH_ROWS || (batch.length > 0 && bytes + size > BATCH_BYTES)) {
           records += batch.length;
           yield batch;
-          progress(records, ids.length);
+          progress.report(records, ids.length);
           batch = [];
           bytes = 0;
         }
@@ -75,14 +66,14 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
       if (batch.length > 0) {
         records += batch.length;
         yield batch;
-        progress(records, ids.length);
+        progress.report(records, ids.length);
       }
     }
     try {
       await writeAtomically(out, (temp) => writeFile(format, temp, { dim, metric, batches }));
     } catch (e) {
-      if ('error' in told && (e === told.error || (e instanceof MemstoreError && e.cause === told.error))) throw told.error;
-      throw e;
+      const callers = progress.thrownIn(e);
+      throw callers === undefined ? e : callers.error;
     }
     return { records, format, metric, dim };
   } finally {

@@ -5,7 +5,7 @@ import { checkId, checkText, readGuarded } from '../input.js';
 import { checkMeta } from '../meta.js';
 import type { MemoryRecord, SearchHit } from '../memstore.js';
 import type { Embed, Filter, Metric, SearchOptions } from '../options.js';
-import { MAX_K, onlyKeys, resolveFilterOption } from '../options.js';
+import { MAX_K, checkToolOptions, resolveFilterOption } from '../options.js';
 import { exactScore } from '../vector.js';
 import { utf8Length } from '../text.js';
 import { MAX_BATCH_BYTES } from '../limits.js';
@@ -120,16 +120,11 @@ const FORGET_KEYS = ['namespace', 'filter'] as const;
  * `allowed`. A misspelt key was ignored, and it matters most where it narrows: `forget({ namespace,
  * filters })` deleted the whole namespace (found by a hostile pass).
  */
-function optionsOf<T extends object>(call: string, options: T | null | undefined, allowed: readonly string[]): Partial<T> {
+function optionsOf<T extends object>(options: T | null | undefined, allowed: readonly string[]): Partial<T> {
   // null reads as none, as search() and open() read it.
   if (options === undefined || options === null) return {};
-  // A copy, each property read once: a getter that throws or a Proxy is INVALID_OPTION (its error
-  // had come out as it was: a hostile pass), and what is used later is what was checked.
-  return readGuarded('INVALID_OPTION', 'options', () => {
-    if (typeof options !== 'object' || Array.isArray(options)) throw new MemstoreError('INVALID_OPTION', `${call}'s options must be an object`, { field: 'options' });
-    onlyKeys('', options as Record<string, unknown>, allowed);
-    return { ...options };
-  });
+  // A copy, each property read once, as every call's options are read (checkToolOptions).
+  return checkToolOptions(options, allowed);
 }
 
 /** INVALID_ARGUMENT for a key of `o` (a memory's meta, or a filter) that is the memory API's own. */
@@ -224,7 +219,7 @@ export class Memories {
       if (typeof t !== 'string') throw bad(`texts[${i}] must be a string`, `texts[${i}]`);
       checkText(t, `texts[${i}]`);
     }
-    const o = optionsOf('remember', options, REMEMBER_KEYS);
+    const o = optionsOf(options, REMEMBER_KEYS);
     const namespace = namespaceOf(o.namespace, 'namespace');
     const at = timeOf(o.at, 'at') ?? Date.now();
     let expires: number | undefined;
@@ -313,7 +308,7 @@ export class Memories {
   async recall(query: string, options: RecallOptions = {}): Promise<MemoryHit[]> {
     if (typeof query !== 'string') throw bad('recall takes a text', 'query');
     checkText(query, 'query');
-    const o = optionsOf('recall', options, RECALL_KEYS);
+    const o = optionsOf(options, RECALL_KEYS);
     const namespace = namespaceOf(o.namespace, 'namespace');
     const k = o.k ?? 10;
     if (!Number.isInteger(k) || k < 1) throw new MemstoreError('INVALID_OPTION', 'k must be a positive integer', { field: 'k' });
@@ -349,7 +344,7 @@ export class Memories {
   async forget(what: readonly string[] | { namespace?: string; filter?: Filter }): Promise<number> {
     if (Array.isArray(what)) return this.host.delete([...(what as readonly string[])]);
     if (what === null || typeof what !== 'object') throw bad('forget takes ids or { namespace, filter }', 'forget');
-    const sel = optionsOf('forget', what as { namespace?: string; filter?: Filter }, FORGET_KEYS);
+    const sel = optionsOf(what as { namespace?: string; filter?: Filter }, FORGET_KEYS);
     const namespace = namespaceOf(sel.namespace, 'namespace');
     const user = resolveFilterOption(sel.filter) ?? {};
     refuseReserved(user, 'filter');
@@ -387,16 +382,13 @@ export class Memories {
       // Reading what it returned runs its code too (getters, a Proxy): a throw there is the embedder's
       // failure, EMBED with its cause, as add() says of a vector that cannot be read (a hostile pass:
       // a TypeError had come out of remember() and recall()).
-      let field = whole;
-      try {
+      const list = readGuarded('EMBED', whole, () => {
         if (!Array.isArray(vectors) || vectors.length !== batch.length) throw new MemstoreError('EMBED', `the embedding function returned ${Array.isArray(vectors) ? vectors.length : 'no array of'} vectors for ${batch.length} texts`, { field: whole });
-        for (let i = 0; i < batch.length; i++) {
-          field = fieldOf(at + i);
-          out.push(this.copyOf((vectors as unknown[])[i], at + i, field));
-        }
-      } catch (e) {
-        if (e instanceof MemstoreError) throw e;
-        throw new MemstoreError('EMBED', 'the embedding function\'s vectors could not be read', { cause: e, field });
+        return vectors as unknown[];
+      });
+      for (let i = 0; i < batch.length; i++) {
+        const field = fieldOf(at + i);
+        out.push(readGuarded('EMBED', field, () => this.copyOf(list[i], at + i, field)));
       }
     }
     return out;
