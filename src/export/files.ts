@@ -407,12 +407,14 @@ export async function writeAtomically(file: string, write: (temp: string) => Pro
   }
   await removeAbandoned(file);
   const temp = temporaryBeside(file);
+  // Listed before it exists: a signal handled between its creation and its listing had left it.
+  beingWritten.add(temp);
   try {
     await (await open(temp, 'wx')).close();
   } catch (e) {
+    beingWritten.delete(temp);
     throw new MemstoreError('IO', `cannot create ${temp}`, { cause: e, file: temp });
   }
-  beingWritten.add(temp);
   try {
     await write(temp);
     const h = await open(temp, 'r+');
