@@ -92,6 +92,9 @@ export interface CompactOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** What close() and closeNow() call the write holding its turn, in closedWithin. */
+const IN_TURN: object = Object.freeze({});
+
 /** The keys CompactOptions has. */
 const COMPACT_KEYS: readonly (keyof CompactOptions)[] = ['onProgress'];
 
@@ -238,6 +241,12 @@ export class MemStore {
   private readonly inRecall = new AsyncLocalStorage<object>();
   /** Set by a close() that a remember's or recall's own embedder called: the memory API's calls under way are refused from then on. */
   private callsRefused = false;
+  /**
+   * Resolved when a close() is called from within the call a key stands for (IN_TURN: the write
+   * holding its turn, a remember embedding its texts; a recall's token): the close under way, called
+   * before it from outside, stops waiting for that call (withinClose()).
+   */
+  private readonly closedWithin = new Map<object, { promise: Promise<void>; resolve: () => void }>();
   /** The first close() or abandon(), which later calls return. */
   private closing: Promise<void> = Promise.resolve();
   private readonly cache: LookasideCache<SearchHit[]> | undefined;
@@ -1193,7 +1202,29 @@ export class MemStore {
    * store that failed to apply a logged batch skips the checkpoint: the log replays it.
    */
   close(): Promise<void> {
+    // A remember's or recall's own embedder closing the store after a close() from outside: that
+    // close waits for the call, which waits for its embedder, which waited for that close, for ever
+    // (a hostile pass; the embedder's close coming first was already handled by closeNow()). The
+    // call is CLOSED at its next step, and the close under way stops waiting for it.
+    if (this.closed) {
+      const within = this.holdingTurn.getStore() === true ? IN_TURN : this.inRecall.getStore();
+      if (within !== undefined) {
+        this.callsRefused = true;
+        this.withinClose(within).resolve();
+      }
+    }
     return this.shutDown(() => this.closeNow());
+  }
+
+  /** The promise closedWithin holds for `key`, made at the first ask. */
+  private withinClose(key: object): { promise: Promise<void>; resolve: () => void } {
+    let within = this.closedWithin.get(key);
+    if (within === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.closedWithin.set(key, (within = { promise, resolve }));
+    }
+    return within;
   }
 
   /** The first close() or abandon() runs `now`; every call, that one's included, settles as it does. */
@@ -1213,11 +1244,12 @@ export class MemStore {
     // Called by a remember's or a recall's own embedder, close() would wait for the call that waits
     // for it, for ever (a hostile pass): it does not wait for that one, which is CLOSED at its next
     // step whether or not the embedder awaits the close, nor for the writes queued behind it (CLOSED too).
+    // Called from outside first, it stops waiting for a call once that call's embedder calls close() (close()).
     const calling = this.inRecall.getStore();
     const fromRemember = this.holdingTurn.getStore() === true;
     if (fromRemember || calling !== undefined) this.callsRefused = true;
-    if (!fromRemember) await this.turn;
-    await Promise.allSettled([...this.recalls].filter(([token]) => token !== calling).map(([, recall]) => recall));
+    if (!fromRemember) await Promise.race([this.turn, this.withinClose(IN_TURN).promise]);
+    await Promise.allSettled([...this.recalls].filter(([token]) => token !== calling).map(([token, recall]) => Promise.race([recall, this.withinClose(token).promise])));
     await this.pipeline.drained();
     // A collection a background checkpoint starts takes the gate after drained() may have looked.
     await this.checkpoints.idle();

@@ -774,6 +774,45 @@ test('hostile memory: a remember\'s or a recall\'s embedder that closes the stor
   }
 });
 
+test('hostile memory: close() called from outside while a remember or a recall embeds, then awaited by that call\'s own embedder: the call is CLOSED, both closes resolve, a write queued behind settles and the store reopens (all had waited for each other, for ever: a hostile pass)', async () => {
+  for (const call of ['remember', 'recall'] as const) {
+    const dir = tempDir();
+    let store: MemStore | undefined;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let inner: Promise<void> | undefined;
+    const embed = async (texts: string[]) => {
+      if (texts.includes('closes')) {
+        await gate;
+        inner = store!.close();
+        await inner;
+      }
+      return texts.map(vectorOf);
+    };
+    store = await open({ embed }, dir);
+    await store.remember('kept');
+    const outcome = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code ?? String(e));
+    const calling = outcome(call === 'remember' ? store.remember(['closes']) : store.recall('closes'));
+    const queued = outcome(store.add([{ id: 'queued', vector: vectorOf('queued') }]));
+    const outer = outcome(store.close());
+    release();
+    const timedOut = new Promise<string>((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref());
+    const settled = await Promise.race([Promise.all([calling, queued, outer]), timedOut]);
+    assert.ok(Array.isArray(settled), `${call}: ${String(settled)}`);
+    const [called, written, closed] = settled;
+    assert.equal(called, 'CLOSED', call);
+    assert.ok(written === 'resolved' || written === 'CLOSED', `${call}: the queued add ${written}`);
+    assert.equal(closed, 'resolved', call);
+    assert.equal(await outcome(inner!), 'resolved', `${call}: the embedder's close`);
+    const again = await MemStore.open(dir, { embed: embedder() });
+    try {
+      assert.equal(again.stats().count, written === 'resolved' ? 2 : 1, `${call}: the memory before and the add if it resolved`);
+    } finally {
+      await again.close();
+    }
+  }
+});
+
 test('hostile memory: options whose reading throws (a getter, a Proxy) are INVALID_OPTION with the thrown error as cause, for remember, recall, forget and compact (the error had come out as it was)', async () => {
   const thrown = new RangeError('getter');
   const getter = (key: string): object => Object.defineProperty({}, key, { get: () => { throw thrown; }, enumerable: true });
