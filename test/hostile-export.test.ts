@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -738,4 +738,26 @@ test('memstore export stopped by SIGINT or SIGTERM while it writes removes its t
     assert.equal(code, status, signal);
     assert.deepEqual(readdirSync(parent), [], `${signal}: nothing left`);
   }
+});
+
+test('an export whose output path is a FIFO or a dangling symbolic link is INVALID_ARGUMENT at once (it exists), and the store opens after it (the check opened the FIFO for reading, which waits for a writer: the export never settled, and the CLI did not stop on SIGINT)', { skip: process.platform === 'win32' ? 'no FIFOs' : false }, async () => {
+  const parent = tempDir();
+  const dir = join(parent, 'store');
+  const store = await MemStore.open(dir, { dim: 4 });
+  await store.add([{ id: 'a', vector: [1, 0, 0, 0] }]);
+  await store.close();
+  const fifo = join(parent, 'out.jsonl');
+  execFileSync('mkfifo', [fifo]);
+  const dangling = join(parent, 'dangling.jsonl');
+  symlinkSync(join(parent, 'nowhere'), dangling);
+  for (const out of [fifo, dangling]) {
+    const pending = new Promise<string>((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref());
+    const outcome = await Promise.race([exportStore(dir, out).then(() => 'exported', (e: { code?: string; field?: string }) => `${e.code} ${e.field}`), pending]);
+    assert.equal(outcome, 'INVALID_ARGUMENT out', out);
+  }
+  const r = await cliResult(['export', dir, '--out', fifo], { timeoutMs: 20_000 });
+  assert.equal(r.code, 2);
+  assert.ok(r.stderr.includes('memstore: INVALID_ARGUMENT: '), r.stderr);
+  assert.deepEqual(readdirSync(parent).sort(), ['dangling.jsonl', 'out.jsonl', 'store']);
+  await (await MemStore.open(dir)).close();
 });

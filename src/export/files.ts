@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
-import { link, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -398,8 +398,10 @@ async function removeAbandoned(file: string): Promise<void> {
  */
 export async function writeAtomically(file: string, write: (temp: string) => Promise<void>): Promise<void> {
   const taken = () => new MemstoreError('INVALID_ARGUMENT', `${file} exists; an export never overwrites a file`, { file, field: 'out' });
+  // lstat, not open: opening a FIFO for reading waits for a writer, and an export to one never
+  // returned, nor stopped on SIGINT (the exit waited for the blocked thread: a hostile pass).
   try {
-    await (await open(file, 'r')).close();
+    await lstat(file);
     throw taken();
   } catch (e) {
     if (e instanceof MemstoreError) throw e;
