@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -489,4 +490,22 @@ test('log damage a crash cannot explain, at the end of the log or across segment
       await store.close();
     }
   }
+});
+
+test('repair where its own marker or log is not what it makes: a FIFO as the marker of an interrupted repair is CORRUPTION at once (reading it had waited for a writer for ever), a wal.repair that is a file and a log that is a file are MemstoreErrors (Node\'s ENOTDIR and the log\'s own error had come out)', { skip: process.platform === 'win32' ? 'no FIFOs' : false }, async () => {
+  const within10s = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still pending after 10 s')), 10_000).unref())]);
+  const fifoMarker = await storeWithLog(6);
+  renameSync(walDir(fifoMarker), repairLogDir(fifoMarker));
+  mkdirSync(walDir(fifoMarker));
+  execFileSync('mkfifo', [join(repairLogDir(fifoMarker), 'REPAIR-FROM-LSN')]);
+  await rejectsWith(() => within10s(repairStore(fifoMarker)), 'CORRUPTION');
+  const movedFile = await storeWithLog(6);
+  writeFileSync(repairLogDir(movedFile), 'not a directory');
+  const e1 = await within10s(repairStore(movedFile).then(() => undefined, (e: unknown) => e));
+  assert.ok(e1 instanceof MemstoreError, String(e1));
+  const logFile = await storeWithLog(6);
+  rmSync(walDir(logFile), { recursive: true });
+  writeFileSync(walDir(logFile), 'not a directory');
+  const e2 = await within10s(repairStore(logFile).then(() => undefined, (e: unknown) => e));
+  assert.ok(e2 instanceof MemstoreError, String(e2));
 });

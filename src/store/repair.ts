@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { nodeFileLayer } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
@@ -10,6 +10,7 @@ import { DirectoryLock, refuseUnfinishedImport } from './lock.js';
 import { decodeMutation, type BatchShape, type Mutation } from './mutations.js';
 import { keyName, newestSegmentLost, READABLE_FORMAT_VERSIONS, RECORD_TABLES, StateStore } from './state.js';
 import { requireStore } from './verify.js';
+import { asMemstoreError } from './record-errors.js';
 import type { IndexDamage } from './index-file.js';
 
 /** What `memstore repair` did. */
@@ -168,6 +169,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     }
     step(1);
     if (resuming) {
+      requireRegularOrAbsent(join(moved, FROM_LSN_FILE));
       fromLsn = Number(readFileSync(join(moved, FROM_LSN_FILE), 'utf8'));
       if (!Number.isSafeInteger(fromLsn)) throw new MemstoreError('CORRUPTION', `${moved}/${FROM_LSN_FILE} is unreadable`, { file: join(moved, FROM_LSN_FILE) });
     }
@@ -208,6 +210,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     step(2);
     const rewriteLog = resuming || log.damage.length > 0 || salvaged.length < log.records.filter((r) => r.lsn > fromLsn).length;
     if (rewriteLog && !resuming) {
+      requireRegularOrAbsent(join(walDir(dir), FROM_LSN_FILE));
       const marker = openSync(join(walDir(dir), FROM_LSN_FILE), 'w', 0o644);
       try {
         writeSync(marker, String(fromLsn));
@@ -288,10 +291,27 @@ export async function repairStore(dir: string, options: { report?: string; onPro
   } catch (e) {
     if (store !== undefined) await store.close().catch(() => undefined);
     if (holdingLock) lock.releaseAfterFailure();
-    throw e;
+    // A log that cannot be listed (wal/ not a directory) had come out as the log's own error, and a
+    // wal.repair that is not a directory as Node's ENOTDIR, with no code of ours (a hostile pass).
+    throw asMemstoreError(e, `repairing ${dir}`);
   } finally {
     report?.close();
   }
+}
+
+/**
+ * CORRUPTION when something other than a regular file is at `path`, where a repair keeps its marker:
+ * opened, a FIFO there waited for a peer for ever (a hostile pass).
+ */
+function requireRegularOrAbsent(path: string): void {
+  let stats: Stats;
+  try {
+    stats = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new MemstoreError('IO', `cannot check ${path}`, { cause: e, file: path });
+  }
+  if (!stats.isFile()) throw new MemstoreError('CORRUPTION', `${path} is not a regular file; a repair keeps its marker there: remove it`, { file: path });
 }
 
 /**
