@@ -325,3 +325,46 @@ test('LangChain: fromDocuments and fromTexts whose batch a store would refuse (v
     await store.close();
   }
 });
+
+test('LangChain: embeddings of an addDocuments that await a write to the same vector store (delete, addVectors) or its close(), alone or after a close() from outside, settle: the write goes at once, a close ends that add CLOSED (all had waited for the add that waited for them, for ever: a hostile pass)', async () => {
+  type Inner = 'delete' | 'addVectors' | 'close' | 'outside close, then close';
+  for (const inner of ['delete', 'addVectors', 'close', 'outside close, then close'] as Inner[]) {
+    const dir = tempDir();
+    let vs: MemStoreVectorStore | undefined;
+    let innerDone: Promise<unknown> | undefined;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const awaiting: EmbeddingsInterface = {
+      embedQuery: (t) => embeddings.embedQuery(t),
+      embedDocuments: async (texts) => {
+        if (texts.includes('waits')) {
+          await gate;
+          innerDone =
+            inner === 'delete' ? vs!.delete({ ids: ['first'] }) : inner === 'addVectors' ? vs!.addVectors([await embeddings.embedQuery('inner')], [new Document({ pageContent: 'inner' })], { ids: ['inner'] }) : vs!.close();
+          await innerDone;
+        }
+        return embeddings.embedDocuments(texts);
+      },
+    };
+    vs = await MemStoreVectorStore.open(awaiting, { directory: dir, open: { dim: DIM } });
+    await vs.addDocuments([new Document({ pageContent: 'first' })], { ids: ['first'] });
+    const outcome = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code ?? String(e));
+    const adding = outcome(vs.addDocuments([new Document({ pageContent: 'waits' })], { ids: ['waits'] }));
+    const outer = inner === 'outside close, then close' ? outcome(vs.close()) : Promise.resolve('none');
+    release();
+    const timedOut = new Promise<string>((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref());
+    const settled = await Promise.race([Promise.all([adding, outer]), timedOut]);
+    assert.ok(Array.isArray(settled), `${inner}: ${String(settled)}`);
+    assert.equal(await outcome(innerDone!), 'resolved', `${inner}: the embeddings' own call`);
+    const closes = inner === 'close' || inner === 'outside close, then close';
+    assert.deepEqual(settled, [closes ? 'CLOSED' : 'resolved', closes && inner !== 'close' ? 'resolved' : 'none'], inner);
+    if (!closes) await vs.close();
+    const again = await MemStoreVectorStore.open(embeddings, { directory: dir });
+    try {
+      const ids = again.store.ids().sort();
+      assert.deepEqual(ids, inner === 'delete' ? ['waits'] : inner === 'addVectors' ? ['first', 'inner', 'waits'] : ['first'], inner);
+    } finally {
+      await again.close();
+    }
+  }
+});

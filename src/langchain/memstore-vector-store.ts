@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { existsSync } from 'node:fs';
 import { Document, type DocumentInterface } from '@langchain/core/documents';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
@@ -77,8 +78,14 @@ export class MemStoreVectorStore extends VectorStore {
    * beside other calls), and a delete or add called after it had reached the store before it.
    */
   private last: Promise<unknown> = Promise.resolve();
+  /** Set within an addDocuments's embedding (the embeddings' own calls). */
+  private readonly embeddingAdd = new AsyncLocalStorage<true>();
 
   private inOrder<T>(write: () => Promise<T>): Promise<T> {
+    // A write the embeddings of an addDocuments make, or a close(), goes at once: in order, it waited
+    // for that add, which waited for its embedding, for ever (a hostile pass). The add then finds
+    // what they did (CLOSED after a close).
+    if (this.embeddingAdd.getStore() === true) return write();
     const run = this.last.then(write, write);
     this.last = run.then(
       () => undefined,
@@ -110,7 +117,7 @@ export class MemStoreVectorStore extends VectorStore {
     const docs = documentsOf(documents);
     const ids = idsOf(options, docs.length);
     const texts = docs.map((d) => d.pageContent);
-    const vectors = embedding('texts', () => this.embeddings.embedDocuments(texts), texts.length);
+    const vectors = this.embeddingAdd.run(true, () => embedding('texts', () => this.embeddings.embedDocuments(texts), texts.length));
     // Handled here too: a failed embedding waits for its turn to be reported, unhandled meanwhile.
     vectors.catch(() => undefined);
     // In its turn: an add called after this one waits for its embedding.
@@ -170,7 +177,7 @@ export class MemStoreVectorStore extends VectorStore {
     return picked.flatMap((i) => (kept[i] === undefined ? [] : [documentOf(kept[i])]));
   }
 
-  /** Closes the store (every write durable), once the writes called before through this adapter are done. */
+  /** Closes the store (every write durable), once the writes called before through this adapter are done; called by the embeddings of an addDocuments, at once (that add is then CLOSED). */
   close(): Promise<void> {
     return this.inOrder(() => this.store.close());
   }
