@@ -1,6 +1,6 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeBenchDir, removeBenchDir } from './temp-dirs.js';
 import { performance } from 'node:perf_hooks';
 import type hnswlibModule from 'hnswlib-node';
 import type { Metric } from '../src/options.js';
@@ -104,14 +104,14 @@ export function hnswSearch(data: Dataset, metric: Metric, k: number, options: Hn
   const buildMs = performance.now() - started;
   index.setEf(efSearch);
 
-  const dir = mkdtempSync(join(tmpdir(), 'memstore-hnsw-'));
+  const dir = makeBenchDir('memstore-hnsw-');
   let bytesPerVector: number;
   try {
     const file = join(dir, 'index.bin');
     index.writeIndexSync(file);
     bytesPerVector = statSync(file).size / data.docs.length;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeBenchDir(dir);
   }
 
   const queries = data.queries.map((q) => Array.from(q));

@@ -1,6 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { makeBenchDir, removeBenchDir } from './temp-dirs.js';
 import { performance } from 'node:perf_hooks';
 import type { TopLevelSpec } from 'vega-lite';
 import type { Dataset } from '../src/cli/datasets.js';
@@ -87,7 +85,7 @@ export async function runIndexSweep(options: SweepOptions): Promise<SweepResult>
   const possible = truth.reduce((n, t) => n + Math.min(k, t.length), 0);
   for (const config of options.configs ?? [{ codec: 'int8', pca: undefined }]) {
     const label = configLabel(config);
-    const dir = mkdtempSync(join(tmpdir(), 'memstore-sweep-'));
+    const dir = makeBenchDir('memstore-sweep-');
     try {
       progress(`index sweep: building ${label} with pages of at most ${maxPage}`);
       const built = await MemStore.open(dir, { ...buildOptions(data, config, metric, options.trainSize ?? 4096), pages: { from: 1, maxPage } });
@@ -115,7 +113,7 @@ export async function runIndexSweep(options: SweepOptions): Promise<SweepResult>
         await store.close();
       }
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      removeBenchDir(dir);
     }
   }
   if (options.hnsw) {

@@ -1,6 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { makeBenchDir, removeBenchDir } from './temp-dirs.js';
 import { performance } from 'node:perf_hooks';
 import { MemStore } from '../src/memstore.js';
 import { CODEC_NAMES, isRqCodec, type CodecName } from '../src/codec/codec.js';
@@ -145,7 +143,7 @@ export function buildOptions(data: Dataset, config: StudyConfig, metric: Metric,
 async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, k: number, trainSize: number, truth: number[][], progress: (l: string) => void, tag: string): Promise<StudyRow[]> {
   const label = configLabel(config);
   progress(`${tag} building ${label}`);
-  const dir = mkdtempSync(join(tmpdir(), 'memstore-bench-'));
+  const dir = makeBenchDir('memstore-bench-');
   const rows: StudyRow[] = [];
   try {
     const started = performance.now();
@@ -206,7 +204,7 @@ async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, 
       await store.close();
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeBenchDir(dir);
   }
   return rows;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -210,5 +210,23 @@ test('memstore bench prints the code of what it refuses, as every tool does: INV
     const r = await cliResult(['bench', ...args, '--out', join(dir, 'out')]);
     assert.equal(r.code, 2, args.join(' '));
     assert.ok(r.stderr.trim().split('\n').at(-1)!.startsWith(`memstore: ${code}: `), `${args.join(' ')}: ${r.stderr}`);
+  }
+});
+
+test('memstore bench stopped by SIGINT or SIGTERM removes the stores it was measuring from the temporary directory and exits 128 + the signal (it had left them there every time)', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, async () => {
+  for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    const tmp = tempDir();
+    const out = tempDir();
+    const child = spawn(process.execPath, [cli, 'bench', '--synthetic', '--n', '4000', '--dim', '64', '--no-hnsw', '--out', out], { stdio: 'ignore', env: { ...process.env, TMPDIR: tmp } });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let seen = false;
+    for (let i = 0; i < 4000 && !seen; i++) {
+      seen = readdirSync(tmp).some((name) => name.startsWith('memstore-bench-'));
+      if (!seen) await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(seen, `${signal}: the bench made a store to measure`);
+    child.kill(signal);
+    assert.equal(await exited, status, signal);
+    assert.deepEqual(readdirSync(tmp).filter((name) => name.startsWith('memstore-')), [], `${signal}: nothing left`);
   }
 });

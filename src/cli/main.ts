@@ -9,6 +9,7 @@ import { METRICS, type Metric } from '../options.js';
 import { exportStore } from '../export/export-store.js';
 import { FORMATS, type ExportFormat } from '../export/formats.js';
 import { beingWritten } from '../export/files.js';
+import { benchDirs } from '../../bench/temp-dirs.js';
 import { importStore } from '../export/import-store.js';
 import { Progress } from './progress.js';
 import type { BenchFlags } from './bench.js';
@@ -120,6 +121,7 @@ program
   .option('--quick', 'a small subset (300 vectors, 30 queries, PCA none and 25%) to check the set-up in seconds')
   // Loaded when asked for: the bench's optional packages stay out of every other command.
   .action(async (flags: BenchFlags) => {
+    removeTemporariesOnSignal();
     try {
       await (await import('./bench.js')).bench(flags);
     } catch (e) {
@@ -183,13 +185,15 @@ program
   });
 
 /**
- * On SIGINT or SIGTERM, removes the temporary file an export is writing (files.ts, beingWritten),
- * then ends as the signal would have: exit status 128 + its number.
+ * On SIGINT or SIGTERM, removes the temporary file an export is writing (files.ts, beingWritten)
+ * and the stores the benchmark is measuring (bench/temp-dirs.ts), then ends as the signal would
+ * have: exit status 128 + its number.
  */
 function removeTemporariesOnSignal(): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       for (const temp of beingWritten) rmSync(temp, { force: true });
+      for (const dir of benchDirs) rmSync(dir, { recursive: true, force: true });
       process.exit(128 + osConstants.signals[signal]);
     });
   }
