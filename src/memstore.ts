@@ -231,12 +231,14 @@ export class MemStore {
   private turn: Promise<unknown> = Promise.resolve();
   private waiting = 0;
   /** True inside a write that holds its turn, and in everything it starts (an embed call). */
-  private readonly holdingTurn = new AsyncLocalStorage<boolean>();
+  private readonly holdingTurn = new AsyncLocalStorage<{ running: boolean }>();
   private readonly resident: ResidentSampler;
   private readonly reads: RecordReads;
   private closed = false;
   /** Recalls under way, which close() waits for, by a token each (what inRecall holds within it). */
   private readonly recalls = new Map<object, Promise<MemoryHit[]>>();
+  /** The tokens of recalls that have ended (recallCalling(): a recall's embedder may call close() before recall() has listed its token in `recalls`). */
+  private readonly recallsDone = new WeakSet<object>();
   /** The token of the recall a call is made within (its embedder's calls), else undefined. */
   private readonly inRecall = new AsyncLocalStorage<object>();
   /** Set by a close() that a remember's or recall's own embedder called: the memory API's calls under way are refused from then on. */
@@ -652,9 +654,15 @@ export class MemStore {
   private inTurn<T>(write: () => Promise<T>, prepared = true): Promise<T> {
     // A write made while a call holds its turn (its embedder's, say) goes at once: waiting for the
     // turn would wait for the call that waits for it, for ever.
-    if ((this.waiting === 0 && prepared) || this.holdingTurn.getStore() === true) return write();
+    if ((this.waiting === 0 && prepared) || this.turnHeld()) return write();
     this.waiting++;
-    const run = this.turn.then(() => this.holdingTurn.run(true, write));
+    const run = this.turn.then(() => {
+      const held = { running: true };
+      const done = () => void (held.running = false);
+      const written = this.holdingTurn.run(held, write);
+      written.then(done, done);
+      return written;
+    });
     this.turn = run.then(
       () => this.waiting--,
       () => this.waiting--,
@@ -1054,7 +1062,10 @@ export class MemStore {
     // then found the store closed by a close() called after it (CLOSED; found by a hostile pass).
     const token = {};
     const recall = this.inRecall.run(token, () => this.memories.recall(query, options));
-    const done = () => void this.recalls.delete(token);
+    const done = () => {
+      this.recalls.delete(token);
+      this.recallsDone.add(token);
+    };
     this.recalls.set(token, recall);
     recall.then(done, done);
     return recall;
@@ -1206,14 +1217,30 @@ export class MemStore {
     // close waits for the call, which waits for its embedder, which waited for that close, for ever
     // (a hostile pass; the embedder's close coming first was already handled by closeNow()). The
     // call is CLOSED at its next step, and the close under way stops waiting for it.
+    // Every call it is within: a recall in a remember's embedder (or the reverse) is within both, and
+    // the close under way waits for both (it had been let go of one only: a hostile pass).
     if (this.closed) {
-      const within = this.holdingTurn.getStore() === true ? IN_TURN : this.inRecall.getStore();
-      if (within !== undefined) {
-        this.callsRefused = true;
-        this.withinClose(within).resolve();
-      }
+      const recall = this.recallCalling();
+      const within = [...(this.turnHeld() ? [IN_TURN] : []), ...(recall === undefined ? [] : [recall])];
+      if (within.length > 0) this.callsRefused = true;
+      for (const key of within) this.withinClose(key).resolve();
     }
     return this.shutDown(() => this.closeNow());
+  }
+
+  /**
+   * Whether this runs within a write that holds its turn and has not ended. AsyncLocalStorage hands
+   * its value on to timers and callbacks made within, which may run after the write: those are not
+   * within it (a close() from one had skipped the writes called before it, and they ended CLOSED).
+   */
+  private turnHeld(): boolean {
+    return this.holdingTurn.getStore()?.running === true;
+  }
+
+  /** The token of the recall, still under way, this runs within (as turnHeld()); else undefined. */
+  private recallCalling(): object | undefined {
+    const token = this.inRecall.getStore();
+    return token !== undefined && !this.recallsDone.has(token) ? token : undefined;
   }
 
   /** The promise closedWithin holds for `key`, made at the first ask. */
@@ -1245,8 +1272,8 @@ export class MemStore {
     // for it, for ever (a hostile pass): it does not wait for that one, which is CLOSED at its next
     // step whether or not the embedder awaits the close, nor for the writes queued behind it (CLOSED too).
     // Called from outside first, it stops waiting for a call once that call's embedder calls close() (close()).
-    const calling = this.inRecall.getStore();
-    const fromRemember = this.holdingTurn.getStore() === true;
+    const calling = this.recallCalling();
+    const fromRemember = this.turnHeld();
     if (fromRemember || calling !== undefined) this.callsRefused = true;
     if (!fromRemember) await Promise.race([this.turn, this.withinClose(IN_TURN).promise]);
     await Promise.allSettled([...this.recalls].filter(([token]) => token !== calling).map(([token, recall]) => Promise.race([recall, this.withinClose(token).promise])));

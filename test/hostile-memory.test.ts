@@ -813,6 +813,80 @@ test('hostile memory: close() called from outside while a remember or a recall e
   }
 });
 
+test('hostile memory: a remember inside a recall\'s embedder (or a recall inside a remember\'s), close() called from outside while both embed, then awaited by the inner call\'s embedder: both calls are CLOSED and both closes resolve (the close under way had been let go of one of the two only, and all waited for ever)', async () => {
+  for (const outer of ['remember', 'recall'] as const) {
+    const dir = tempDir();
+    let store: MemStore | undefined;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let inner: Promise<string> | undefined;
+    let innerClose: Promise<void> | undefined;
+    const outcome = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code ?? String(e));
+    const embed = async (texts: string[]) => {
+      if (texts.includes('outer')) {
+        inner = outcome(outer === 'remember' ? store!.recall('inner') : store!.remember('inner'));
+        await inner;
+      }
+      if (texts.includes('inner')) {
+        await gate;
+        innerClose = store!.close();
+        await innerClose;
+      }
+      return texts.map(vectorOf);
+    };
+    store = await open({ embed }, dir);
+    await store.remember('kept');
+    const calling = outcome(outer === 'remember' ? store.remember('outer') : store.recall('outer'));
+    await new Promise((r) => setTimeout(r, 10));
+    const outside = outcome(store.close());
+    release();
+    const timedOut = new Promise<string>((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref());
+    const settled = await Promise.race([Promise.all([calling, outside]), timedOut]);
+    assert.deepEqual(settled, ['CLOSED', 'resolved'], outer);
+    assert.equal(await inner, 'CLOSED', `${outer}: the inner call`);
+    assert.equal(await outcome(innerClose!), 'resolved', `${outer}: the inner embedder's close`);
+    const again = await MemStore.open(dir, { embed: embedder() });
+    try {
+      assert.equal(again.stats().count, 1, outer);
+    } finally {
+      await again.close();
+    }
+  }
+});
+
+test('hostile memory: a close() from a timer that a finished remember\'s embedder set is not within that remember: it waits for the remember and the add called before it, which resolve and are kept (the embedder\'s context outlived the call, and that close had skipped them, both CLOSED)', async () => {
+  for (const outsideFirst of [false, true]) {
+    const dir = tempDir();
+    let store: MemStore | undefined;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    // In an object: a promise resolved with a promise waits for it.
+    let fromTimer!: (called: { closing: Promise<string> }) => void;
+    const timerClose = new Promise<{ closing: Promise<string> }>((resolve) => (fromTimer = resolve));
+    const outcome = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code ?? String(e));
+    const embed = async (texts: string[]) => {
+      if (texts.includes('first')) setTimeout(() => fromTimer({ closing: outcome(store!.close()) }), 30);
+      if (texts.includes('second')) await gate;
+      return texts.map(vectorOf);
+    };
+    store = await open({ embed }, dir);
+    await store.remember('first');
+    const second = outcome(store.remember('second'));
+    const queued = outcome(store.add([{ id: 'queued', vector: vectorOf('queued') }]));
+    const outside = outsideFirst ? outcome(store.close()) : Promise.resolve('none');
+    const { closing } = await timerClose;
+    await new Promise((r) => setTimeout(r, 30));
+    release();
+    assert.deepEqual(await Promise.all([second, queued, closing, outside]), ['resolved', 'resolved', 'resolved', outsideFirst ? 'resolved' : 'none'], `outside first ${outsideFirst}`);
+    const again = await MemStore.open(dir, { embed: embedder() });
+    try {
+      assert.equal(again.stats().count, 3, `outside first ${outsideFirst}`);
+    } finally {
+      await again.close();
+    }
+  }
+});
+
 test('hostile memory: options whose reading throws (a getter, a Proxy) are INVALID_OPTION with the thrown error as cause, for remember, recall, forget and compact (the error had come out as it was)', async () => {
   const thrown = new RangeError('getter');
   const getter = (key: string): object => Object.defineProperty({}, key, { get: () => { throw thrown; }, enumerable: true });
