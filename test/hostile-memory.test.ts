@@ -774,16 +774,35 @@ test('hostile memory: a remember\'s or a recall\'s embedder that closes the stor
   }
 });
 
+/** What a call came to: 'resolved', or its error's code. */
+function outcomeOf(p: Promise<unknown>): Promise<string> {
+  return p.then(
+    () => 'resolved',
+    (e: { code?: string }) => e.code ?? String(e),
+  );
+}
+
+/** A gate an embedder waits at until the test opens it. */
+function gateOf(): { passed: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const passed = new Promise<void>((resolve) => (open = resolve));
+  return { passed, open };
+}
+
+/** What `all` resolves to, or a message once it has not settled in 10 s (a hang fails its test by name). */
+function within10s<T>(all: Promise<T>): Promise<T | string> {
+  return Promise.race([all, new Promise<string>((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref())]);
+}
+
 test('hostile memory: close() called from outside while a remember or a recall embeds, then awaited by that call\'s own embedder: the call is CLOSED, both closes resolve, a write queued behind settles and the store reopens (all had waited for each other, for ever: a hostile pass)', async () => {
   for (const call of ['remember', 'recall'] as const) {
     const dir = tempDir();
     let store: MemStore | undefined;
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
+    const gate = gateOf();
     let inner: Promise<void> | undefined;
     const embed = async (texts: string[]) => {
       if (texts.includes('closes')) {
-        await gate;
+        await gate.passed;
         inner = store!.close();
         await inner;
       }
@@ -791,19 +810,17 @@ test('hostile memory: close() called from outside while a remember or a recall e
     };
     store = await open({ embed }, dir);
     await store.remember('kept');
-    const outcome = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code ?? String(e));
-    const calling = outcome(call === 'remember' ? store.remember(['closes']) : store.recall('closes'));
-    const queued = outcome(store.add([{ id: 'queued', vector: vectorOf('queued') }]));
-    const outer = outcome(store.close());
-    release();
-    const timedOut = new Promise<string>((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref());
-    const settled = await Promise.race([Promise.all([calling, queued, outer]), timedOut]);
+    const calling = outcomeOf(call === 'remember' ? store.remember(['closes']) : store.recall('closes'));
+    const queued = outcomeOf(store.add([{ id: 'queued', vector: vectorOf('queued') }]));
+    const outer = outcomeOf(store.close());
+    gate.open();
+    const settled = await within10s(Promise.all([calling, queued, outer]));
     assert.ok(Array.isArray(settled), `${call}: ${String(settled)}`);
     const [called, written, closed] = settled;
     assert.equal(called, 'CLOSED', call);
     assert.ok(written === 'resolved' || written === 'CLOSED', `${call}: the queued add ${written}`);
     assert.equal(closed, 'resolved', call);
-    assert.equal(await outcome(inner!), 'resolved', `${call}: the embedder's close`);
+    assert.equal(await outcomeOf(inner!), 'resolved', `${call}: the embedder's close`);
     const again = await MemStore.open(dir, { embed: embedder() });
     try {
       assert.equal(again.stats().count, written === 'resolved' ? 2 : 1, `${call}: the memory before and the add if it resolved`);
@@ -817,18 +834,16 @@ test('hostile memory: a remember inside a recall\'s embedder (or a recall inside
   for (const outer of ['remember', 'recall'] as const) {
     const dir = tempDir();
     let store: MemStore | undefined;
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
+    const gate = gateOf();
     let inner: Promise<string> | undefined;
     let innerClose: Promise<void> | undefined;
-    const outcome = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code ?? String(e));
     const embed = async (texts: string[]) => {
       if (texts.includes('outer')) {
-        inner = outcome(outer === 'remember' ? store!.recall('inner') : store!.remember('inner'));
+        inner = outcomeOf(outer === 'remember' ? store!.recall('inner') : store!.remember('inner'));
         await inner;
       }
       if (texts.includes('inner')) {
-        await gate;
+        await gate.passed;
         innerClose = store!.close();
         await innerClose;
       }
@@ -836,15 +851,14 @@ test('hostile memory: a remember inside a recall\'s embedder (or a recall inside
     };
     store = await open({ embed }, dir);
     await store.remember('kept');
-    const calling = outcome(outer === 'remember' ? store.remember('outer') : store.recall('outer'));
+    const calling = outcomeOf(outer === 'remember' ? store.remember('outer') : store.recall('outer'));
     await new Promise((r) => setTimeout(r, 10));
-    const outside = outcome(store.close());
-    release();
-    const timedOut = new Promise<string>((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref());
-    const settled = await Promise.race([Promise.all([calling, outside]), timedOut]);
+    const outside = outcomeOf(store.close());
+    gate.open();
+    const settled = await within10s(Promise.all([calling, outside]));
     assert.deepEqual(settled, ['CLOSED', 'resolved'], outer);
     assert.equal(await inner, 'CLOSED', `${outer}: the inner call`);
-    assert.equal(await outcome(innerClose!), 'resolved', `${outer}: the inner embedder's close`);
+    assert.equal(await outcomeOf(innerClose!), 'resolved', `${outer}: the inner embedder's close`);
     const again = await MemStore.open(dir, { embed: embedder() });
     try {
       assert.equal(again.stats().count, 1, outer);
@@ -858,25 +872,23 @@ test('hostile memory: a close() from a timer that a finished remember\'s embedde
   for (const outsideFirst of [false, true]) {
     const dir = tempDir();
     let store: MemStore | undefined;
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
+    const gate = gateOf();
     // In an object: a promise resolved with a promise waits for it.
     let fromTimer!: (called: { closing: Promise<string> }) => void;
     const timerClose = new Promise<{ closing: Promise<string> }>((resolve) => (fromTimer = resolve));
-    const outcome = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code ?? String(e));
     const embed = async (texts: string[]) => {
-      if (texts.includes('first')) setTimeout(() => fromTimer({ closing: outcome(store!.close()) }), 30);
-      if (texts.includes('second')) await gate;
+      if (texts.includes('first')) setTimeout(() => fromTimer({ closing: outcomeOf(store!.close()) }), 30);
+      if (texts.includes('second')) await gate.passed;
       return texts.map(vectorOf);
     };
     store = await open({ embed }, dir);
     await store.remember('first');
-    const second = outcome(store.remember('second'));
-    const queued = outcome(store.add([{ id: 'queued', vector: vectorOf('queued') }]));
-    const outside = outsideFirst ? outcome(store.close()) : Promise.resolve('none');
+    const second = outcomeOf(store.remember('second'));
+    const queued = outcomeOf(store.add([{ id: 'queued', vector: vectorOf('queued') }]));
+    const outside = outsideFirst ? outcomeOf(store.close()) : Promise.resolve('none');
     const { closing } = await timerClose;
     await new Promise((r) => setTimeout(r, 30));
-    release();
+    gate.open();
     assert.deepEqual(await Promise.all([second, queued, closing, outside]), ['resolved', 'resolved', 'resolved', outsideFirst ? 'resolved' : 'none'], `outside first ${outsideFirst}`);
     const again = await MemStore.open(dir, { embed: embedder() });
     try {
