@@ -368,3 +368,39 @@ test('LangChain: embeddings of an addDocuments that await a write to the same ve
     }
   }
 });
+
+test('LangChain: a write or close() the embeddings of an addDocuments make waits for the writes called before that add: a delete of an id an earlier addVectors adds leaves it deleted, a close keeps the earlier adds (the delete had overtaken the add, the close had made them CLOSED)', async () => {
+  for (const inner of ['delete', 'close'] as const) {
+    const dir = tempDir();
+    let vs: MemStoreVectorStore | undefined;
+    let open!: () => void;
+    const slow = new Promise<void>((resolve) => (open = resolve));
+    let innerDone: Promise<unknown> | undefined;
+    const gated: EmbeddingsInterface = {
+      embedQuery: (t) => embeddings.embedQuery(t),
+      embedDocuments: async (texts) => {
+        if (texts.includes('slow')) await slow;
+        if (texts.includes('writes')) {
+          innerDone = inner === 'delete' ? vs!.delete({ ids: ['a'] }) : vs!.close();
+          setTimeout(open, 20);
+          await innerDone;
+        }
+        return embeddings.embedDocuments(texts);
+      },
+    };
+    vs = await MemStoreVectorStore.open(gated, { directory: dir, open: { dim: DIM } });
+    const outcome = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code ?? String(e));
+    const first = outcome(vs.addDocuments([new Document({ pageContent: 'slow' })], { ids: ['slow'] }));
+    const a = outcome(vs.addVectors([await embeddings.embedQuery('a')], [new Document({ pageContent: 'a' })], { ids: ['a'] }));
+    const writes = outcome(vs.addDocuments([new Document({ pageContent: 'writes' })], { ids: ['writes'] }));
+    assert.deepEqual(await Promise.all([first, a, writes]), ['resolved', 'resolved', inner === 'close' ? 'CLOSED' : 'resolved'], inner);
+    assert.equal(await outcome(innerDone!), 'resolved', inner);
+    if (inner === 'delete') await vs.close();
+    const again = await MemStoreVectorStore.open(embeddings, { directory: dir });
+    try {
+      assert.deepEqual(again.store.ids().sort(), inner === 'delete' ? ['slow', 'writes'] : ['a', 'slow'], inner);
+    } finally {
+      await again.close();
+    }
+  }
+});

@@ -78,14 +78,19 @@ export class MemStoreVectorStore extends VectorStore {
    * beside other calls), and a delete or add called after it had reached the store before it.
    */
   private last: Promise<unknown> = Promise.resolve();
-  /** Set within an addDocuments's embedding (the embeddings' own calls). */
-  private readonly embeddingAdd = new AsyncLocalStorage<true>();
+  /**
+   * Within an addDocuments's embedding (the embeddings' own calls): the writes called before that
+   * add, and whether it is still under way (timers and callbacks the embeddings make keep the value
+   * after it ends).
+   */
+  private readonly embeddingAdd = new AsyncLocalStorage<{ before: Promise<unknown>; running: boolean }>();
 
   private inOrder<T>(write: () => Promise<T>): Promise<T> {
-    // A write the embeddings of an addDocuments make, or a close(), goes at once: in order, it waited
-    // for that add, which waited for its embedding, for ever (a hostile pass). The add then finds
-    // what they did (CLOSED after a close).
-    if (this.embeddingAdd.getStore() === true) return write();
+    // A write the embeddings of an addDocuments make, or a close(), goes once the writes called
+    // before that add are done, not after the add: that waited for its embedding, which waited for
+    // the write, for ever (a hostile pass). The add then finds what they did (CLOSED after a close).
+    const within = this.embeddingAdd.getStore();
+    if (within?.running === true) return within.before.then(write, write);
     const run = this.last.then(write, write);
     this.last = run.then(
       () => undefined,
@@ -117,11 +122,15 @@ export class MemStoreVectorStore extends VectorStore {
     const docs = documentsOf(documents);
     const ids = idsOf(options, docs.length);
     const texts = docs.map((d) => d.pageContent);
-    const vectors = this.embeddingAdd.run(true, () => embedding('texts', () => this.embeddings.embedDocuments(texts), texts.length));
+    const within = { before: this.last, running: true };
+    const vectors = this.embeddingAdd.run(within, () => embedding('texts', () => this.embeddings.embedDocuments(texts), texts.length));
     // Handled here too: a failed embedding waits for its turn to be reported, unhandled meanwhile.
     vectors.catch(() => undefined);
     // In its turn: an add called after this one waits for its embedding.
-    return this.inOrder(async () => this.addNow(recordsOf(await vectors, docs, ids)));
+    const added = this.inOrder(async () => this.addNow(recordsOf(await vectors, docs, ids)));
+    const ended = () => void (within.running = false);
+    added.then(ended, ended);
+    return added;
   }
 
   async similaritySearchVectorWithScore(query: number[], k: number, filter?: Filter): Promise<[DocumentInterface, number][]> {
@@ -177,7 +186,7 @@ export class MemStoreVectorStore extends VectorStore {
     return picked.flatMap((i) => (kept[i] === undefined ? [] : [documentOf(kept[i])]));
   }
 
-  /** Closes the store (every write durable), once the writes called before through this adapter are done; called by the embeddings of an addDocuments, at once (that add is then CLOSED). */
+  /** Closes the store (every write durable), once the writes called before through this adapter are done; called by the embeddings of an addDocuments, once the writes called before that add are done (the add is then CLOSED). */
   close(): Promise<void> {
     return this.inOrder(() => this.store.close());
   }
