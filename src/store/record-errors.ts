@@ -5,7 +5,8 @@ import { MemstoreError } from '../errors.js';
 export function asMemstoreError(e: unknown, what: string): unknown {
   if (e instanceof MemstoreError) return e;
   if (isWalError(e)) return new MemstoreError(e.code, `${what}: ${e.message}`, { cause: e, file: e.file, offset: e.offset });
-  return new MemstoreError('IO', `${what} failed`, { cause: e });
+  // The cause's own words too: the CLI prints the message, and "repairing DIR failed" alone did not say why.
+  return new MemstoreError('IO', `${what} failed${e instanceof Error ? `: ${e.message}` : ''}`, { cause: e });
 }
 
 /** The CORRUPTION of one record, with its id (a copy of `e` naming it when `e` does not). */
