@@ -95,6 +95,16 @@ export interface CompactOptions {
 /** What close() and closeNow() call the write holding its turn, in closedWithin. */
 const IN_TURN: object = Object.freeze({});
 
+/**
+ * A call under way (a write holding its turn, a recall), as AsyncLocalStorage hands it to what the
+ * call starts. Its value outlives the call in timers and callbacks made within it, so whether the
+ * call still runs is kept here: a close() from one that ran after the call had ended had skipped the
+ * writes called before it, and they ended CLOSED (a hostile pass).
+ */
+interface CallUnderWay {
+  running: boolean;
+}
+
 /** The keys CompactOptions has. */
 const COMPACT_KEYS: readonly (keyof CompactOptions)[] = ['onProgress'];
 
@@ -230,23 +240,21 @@ export class MemStore {
   /** Settles once every write that waits its turn (inTurn) is done; `waiting` counts them. */
   private turn: Promise<unknown> = Promise.resolve();
   private waiting = 0;
-  /** True inside a write that holds its turn, and in everything it starts (an embed call). */
-  private readonly holdingTurn = new AsyncLocalStorage<{ running: boolean }>();
+  /** Inside a write that holds its turn, and in everything it starts (an embed call): that write (CallUnderWay). */
+  private readonly holdingTurn = new AsyncLocalStorage<CallUnderWay>();
   private readonly resident: ResidentSampler;
   private readonly reads: RecordReads;
   private closed = false;
   /** Recalls under way, which close() waits for, by a token each (what inRecall holds within it). */
-  private readonly recalls = new Map<object, Promise<MemoryHit[]>>();
-  /** The tokens of recalls that have ended (recallCalling(): a recall's embedder may call close() before recall() has listed its token in `recalls`). */
-  private readonly recallsDone = new WeakSet<object>();
-  /** The token of the recall a call is made within (its embedder's calls), else undefined. */
-  private readonly inRecall = new AsyncLocalStorage<object>();
+  private readonly recalls = new Map<CallUnderWay, Promise<MemoryHit[]>>();
+  /** The recall a call is made within (its embedder's calls), else undefined. */
+  private readonly inRecall = new AsyncLocalStorage<CallUnderWay>();
   /** Set by a close() that a remember's or recall's own embedder called: the memory API's calls under way are refused from then on. */
   private callsRefused = false;
   /**
    * Resolved when a close() is called from within the call a key stands for (IN_TURN: the write
-   * holding its turn, a remember embedding its texts; a recall's token): the close under way, called
-   * before it from outside, stops waiting for that call (withinClose()).
+   * holding its turn, a remember embedding its texts; a recall's token): the close, that one or one
+   * called before it from outside, does not wait for that call (withinClose()).
    */
   private readonly closedWithin = new Map<object, { promise: Promise<void>; resolve: () => void }>();
   /** The first close() or abandon(), which later calls return. */
@@ -654,13 +662,13 @@ export class MemStore {
   private inTurn<T>(write: () => Promise<T>, prepared = true): Promise<T> {
     // A write made while a call holds its turn (its embedder's, say) goes at once: waiting for the
     // turn would wait for the call that waits for it, for ever.
-    if ((this.waiting === 0 && prepared) || this.turnHeld()) return write();
+    if ((this.waiting === 0 && prepared) || this.holdingTurn.getStore()?.running === true) return write();
     this.waiting++;
     const run = this.turn.then(() => {
       const held = { running: true };
-      const done = () => void (held.running = false);
       const written = this.holdingTurn.run(held, write);
-      written.then(done, done);
+      const ended = () => void (held.running = false);
+      written.then(ended, ended);
       return written;
     });
     this.turn = run.then(
@@ -1060,11 +1068,11 @@ export class MemStore {
     this.checkOpen();
     // Held until it settles, and close() waits for it: it embeds its query first, and its search had
     // then found the store closed by a close() called after it (CLOSED; found by a hostile pass).
-    const token = {};
+    const token = { running: true };
     const recall = this.inRecall.run(token, () => this.memories.recall(query, options));
     const done = () => {
+      token.running = false;
       this.recalls.delete(token);
-      this.recallsDone.add(token);
     };
     this.recalls.set(token, recall);
     recall.then(done, done);
@@ -1213,34 +1221,15 @@ export class MemStore {
    * store that failed to apply a logged batch skips the checkpoint: the log replays it.
    */
   close(): Promise<void> {
-    // A remember's or recall's own embedder closing the store after a close() from outside: that
-    // close waits for the call, which waits for its embedder, which waited for that close, for ever
-    // (a hostile pass; the embedder's close coming first was already handled by closeNow()). The
-    // call is CLOSED at its next step, and the close under way stops waiting for it.
-    // Every call it is within: a recall in a remember's embedder (or the reverse) is within both, and
-    // the close under way waits for both (it had been let go of one only: a hostile pass).
-    if (this.closed) {
-      const recall = this.recallCalling();
-      const within = [...(this.turnHeld() ? [IN_TURN] : []), ...(recall === undefined ? [] : [recall])];
-      if (within.length > 0) this.callsRefused = true;
-      for (const key of within) this.withinClose(key).resolve();
-    }
+    // Called by a remember's or a recall's own embedder, the close (this one, or one called from
+    // outside before it) would wait for the call that waits for it, for ever (hostile passes): it
+    // lets go of every call it is within (a recall in a remember's embedder is within both), which
+    // is CLOSED at its next step, as are the writes queued behind a remember.
+    const recall = this.inRecall.getStore();
+    const within = [...(this.holdingTurn.getStore()?.running === true ? [IN_TURN] : []), ...(recall?.running === true ? [recall] : [])];
+    if (within.length > 0) this.callsRefused = true;
+    for (const key of within) this.withinClose(key).resolve();
     return this.shutDown(() => this.closeNow());
-  }
-
-  /**
-   * Whether this runs within a write that holds its turn and has not ended. AsyncLocalStorage hands
-   * its value on to timers and callbacks made within, which may run after the write: those are not
-   * within it (a close() from one had skipped the writes called before it, and they ended CLOSED).
-   */
-  private turnHeld(): boolean {
-    return this.holdingTurn.getStore()?.running === true;
-  }
-
-  /** The token of the recall, still under way, this runs within (as turnHeld()); else undefined. */
-  private recallCalling(): object | undefined {
-    const token = this.inRecall.getStore();
-    return token !== undefined && !this.recallsDone.has(token) ? token : undefined;
   }
 
   /** The promise closedWithin holds for `key`, made at the first ask. */
@@ -1268,15 +1257,9 @@ export class MemStore {
     // stops at its next check of the store, with CLOSED), as abandon() waits for it; so do the
     // writes accepted before close() that were queued behind it; first, those waiting their turn
     // (a remember still embedding its texts), which are accepted too; and recalls under way.
-    // Called by a remember's or a recall's own embedder, close() would wait for the call that waits
-    // for it, for ever (a hostile pass): it does not wait for that one, which is CLOSED at its next
-    // step whether or not the embedder awaits the close, nor for the writes queued behind it (CLOSED too).
-    // Called from outside first, it stops waiting for a call once that call's embedder calls close() (close()).
-    const calling = this.recallCalling();
-    const fromRemember = this.turnHeld();
-    if (fromRemember || calling !== undefined) this.callsRefused = true;
-    if (!fromRemember) await Promise.race([this.turn, this.withinClose(IN_TURN).promise]);
-    await Promise.allSettled([...this.recalls].filter(([token]) => token !== calling).map(([token, recall]) => Promise.race([recall, this.withinClose(token).promise])));
+    // Each until the close() its own embedder calls lets go of it (close()).
+    await Promise.race([this.turn, this.withinClose(IN_TURN).promise]);
+    await Promise.allSettled([...this.recalls].map(([token, recall]) => Promise.race([recall, this.withinClose(token).promise])));
     await this.pipeline.drained();
     // A collection a background checkpoint starts takes the gate after drained() may have looked.
     await this.checkpoints.idle();
