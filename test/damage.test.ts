@@ -11,7 +11,7 @@ import { encodeRecord, framedSize, parseSegmentName, segmentName, WAL_HEADER_SIZ
 import { crc32c, maskCrc } from '../io/crc32c.js';
 import { Packr } from 'msgpackr';
 import { repairStore } from '../src/store/repair.js';
-import { clustered, corruptionOf, rejectsWith, rng, tempDir } from './helpers.js';
+import { clustered, corruptionOf, rejectsWith, rng, tempDir, within10s } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
 /**
@@ -493,7 +493,6 @@ test('log damage a crash cannot explain, at the end of the log or across segment
 });
 
 test('repair where its own marker or log is not what it makes: a FIFO as the marker of an interrupted repair is CORRUPTION at once (reading it had waited for a writer for ever), a wal.repair that is a file and a log that is a file are MemstoreErrors (Node\'s ENOTDIR and the log\'s own error had come out)', { skip: process.platform === 'win32' ? 'no FIFOs' : false }, async () => {
-  const within10s = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still pending after 10 s')), 10_000).unref())]);
   const fifoMarker = await storeWithLog(6);
   renameSync(walDir(fifoMarker), repairLogDir(fifoMarker));
   mkdirSync(walDir(fifoMarker));

@@ -212,3 +212,23 @@ export async function readStateRecord(dir: string, key: string): Promise<Record<
 
 /** A model's map as a dense matrix (src/pca/projector.ts), for tests that check the space against its definition. */
 export { modelMatrix } from '../src/pca/projector.js';
+
+/** What a call came to: 'resolved', or its error's code. */
+export function outcomeOf(p: Promise<unknown>): Promise<string> {
+  return p.then(
+    () => 'resolved',
+    (e: { code?: string }) => e.code ?? String(e),
+  );
+}
+
+/** A gate an embedder waits at until the test opens it. */
+export function gateOf(): { passed: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const passed = new Promise<void>((resolve) => (open = resolve));
+  return { passed, open };
+}
+
+/** What `all` resolves to, or a message once it has not settled in 10 s (a hang fails its test by name). */
+export function within10s<T>(all: Promise<T>): Promise<T | string> {
+  return Promise.race([all, new Promise<string>((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref())]);
+}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { MemStore, type Embed, type OpenOptions } from '../src/index.js';
-import { rejectsWith, tempDir } from './helpers.js';
+import { gateOf, outcomeOf, rejectsWith, tempDir, within10s } from './helpers.js';
 
 const DIM = 8;
 
@@ -764,34 +764,19 @@ test('hostile memory: a remember\'s or a recall\'s embedder that closes the stor
       assert.equal(e.code, 'CLOSED', `${call}, awaiting ${awaiting}`);
       await closing;
       await rejectsWith(() => store!.remember('after'), 'CLOSED');
-      const again = await MemStore.open(dir, { embed: embedder() });
-      try {
-        assert.equal(again.stats().count, 1, `${call}, awaiting ${awaiting}: only the memory before`);
-      } finally {
-        await again.close();
-      }
+      assert.equal(await countAfterReopen(dir), 1, `${call}, awaiting ${awaiting}: only the memory before`);
     }
   }
 });
 
-/** What a call came to: 'resolved', or its error's code. */
-function outcomeOf(p: Promise<unknown>): Promise<string> {
-  return p.then(
-    () => 'resolved',
-    (e: { code?: string }) => e.code ?? String(e),
-  );
-}
-
-/** A gate an embedder waits at until the test opens it. */
-function gateOf(): { passed: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const passed = new Promise<void>((resolve) => (open = resolve));
-  return { passed, open };
-}
-
-/** What `all` resolves to, or a message once it has not settled in 10 s (a hang fails its test by name). */
-function within10s<T>(all: Promise<T>): Promise<T | string> {
-  return Promise.race([all, new Promise<string>((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref())]);
+/** How many records the store in `dir` holds, opened again. */
+async function countAfterReopen(dir: string): Promise<number> {
+  const again = await MemStore.open(dir, { embed: embedder() });
+  try {
+    return again.stats().count;
+  } finally {
+    await again.close();
+  }
 }
 
 test('hostile memory: close() called from outside while a remember or a recall embeds, then awaited by that call\'s own embedder: the call is CLOSED, both closes resolve, a write queued behind settles and the store reopens (all had waited for each other, for ever: a hostile pass)', async () => {
@@ -821,12 +806,7 @@ test('hostile memory: close() called from outside while a remember or a recall e
     assert.ok(written === 'resolved' || written === 'CLOSED', `${call}: the queued add ${written}`);
     assert.equal(closed, 'resolved', call);
     assert.equal(await outcomeOf(inner!), 'resolved', `${call}: the embedder's close`);
-    const again = await MemStore.open(dir, { embed: embedder() });
-    try {
-      assert.equal(again.stats().count, written === 'resolved' ? 2 : 1, `${call}: the memory before and the add if it resolved`);
-    } finally {
-      await again.close();
-    }
+    assert.equal(await countAfterReopen(dir), written === 'resolved' ? 2 : 1, `${call}: the memory before and the add if it resolved`);
   }
 });
 
@@ -859,12 +839,7 @@ test('hostile memory: a remember inside a recall\'s embedder (or a recall inside
     assert.deepEqual(settled, ['CLOSED', 'resolved'], outer);
     assert.equal(await inner, 'CLOSED', `${outer}: the inner call`);
     assert.equal(await outcomeOf(innerClose!), 'resolved', `${outer}: the inner embedder's close`);
-    const again = await MemStore.open(dir, { embed: embedder() });
-    try {
-      assert.equal(again.stats().count, 1, outer);
-    } finally {
-      await again.close();
-    }
+    assert.equal(await countAfterReopen(dir), 1, outer);
   }
 });
 
@@ -890,12 +865,7 @@ test('hostile memory: a close() from a timer that a finished remember\'s embedde
     await new Promise((r) => setTimeout(r, 30));
     gate.open();
     assert.deepEqual(await Promise.all([second, queued, closing, outside]), ['resolved', 'resolved', 'resolved', outsideFirst ? 'resolved' : 'none'], `outside first ${outsideFirst}`);
-    const again = await MemStore.open(dir, { embed: embedder() });
-    try {
-      assert.equal(again.stats().count, 3, `outside first ${outsideFirst}`);
-    } finally {
-      await again.close();
-    }
+    assert.equal(await countAfterReopen(dir), 3, `outside first ${outsideFirst}`);
   }
 });
 

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { Document } from '@langchain/core/documents';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
 import { MemStoreVectorStore } from '../src/langchain/index.js';
-import { rejectsWith, tempDir } from './helpers.js';
+import { gateOf, outcomeOf, rejectsWith, tempDir, within10s } from './helpers.js';
 
 const DIM = 8;
 const run = promisify(execFile);
@@ -326,19 +326,28 @@ test('LangChain: fromDocuments and fromTexts whose batch a store would refuse (v
   }
 });
 
-test('LangChain: embeddings of an addDocuments that await a write to the same vector store (delete, addVectors) or its close(), alone or after a close() from outside, settle: the write goes at once, a close ends that add CLOSED (all had waited for the add that waited for them, for ever: a hostile pass)', async () => {
+/** The ids of the store in `dir`, opened again through the adapter, sorted. */
+async function idsAfterReopen(dir: string): Promise<string[]> {
+  const again = await MemStoreVectorStore.open(embeddings, { directory: dir });
+  try {
+    return again.store.ids().sort();
+  } finally {
+    await again.close();
+  }
+}
+
+test('LangChain: embeddings of an addDocuments that await a write to the same vector store (delete, addVectors) or its close(), alone or after a close() from outside, settle: the write goes ahead of that add, a close ends that add CLOSED (all had waited for the add that waited for them, for ever: a hostile pass)', async () => {
   type Inner = 'delete' | 'addVectors' | 'close' | 'outside close, then close';
   for (const inner of ['delete', 'addVectors', 'close', 'outside close, then close'] as Inner[]) {
     const dir = tempDir();
     let vs: MemStoreVectorStore | undefined;
     let innerDone: Promise<unknown> | undefined;
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
+    const gate = gateOf();
     const awaiting: EmbeddingsInterface = {
       embedQuery: (t) => embeddings.embedQuery(t),
       embedDocuments: async (texts) => {
         if (texts.includes('waits')) {
-          await gate;
+          await gate.passed;
           innerDone =
             inner === 'delete' ? vs!.delete({ ids: ['first'] }) : inner === 'addVectors' ? vs!.addVectors([await embeddings.embedQuery('inner')], [new Document({ pageContent: 'inner' })], { ids: ['inner'] }) : vs!.close();
           await innerDone;
@@ -348,24 +357,16 @@ test('LangChain: embeddings of an addDocuments that await a write to the same ve
     };
     vs = await MemStoreVectorStore.open(awaiting, { directory: dir, open: { dim: DIM } });
     await vs.addDocuments([new Document({ pageContent: 'first' })], { ids: ['first'] });
-    const outcome = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code ?? String(e));
-    const adding = outcome(vs.addDocuments([new Document({ pageContent: 'waits' })], { ids: ['waits'] }));
-    const outer = inner === 'outside close, then close' ? outcome(vs.close()) : Promise.resolve('none');
-    release();
-    const timedOut = new Promise<string>((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref());
-    const settled = await Promise.race([Promise.all([adding, outer]), timedOut]);
+    const adding = outcomeOf(vs.addDocuments([new Document({ pageContent: 'waits' })], { ids: ['waits'] }));
+    const outer = inner === 'outside close, then close' ? outcomeOf(vs.close()) : Promise.resolve('none');
+    gate.open();
+    const settled = await within10s(Promise.all([adding, outer]));
     assert.ok(Array.isArray(settled), `${inner}: ${String(settled)}`);
-    assert.equal(await outcome(innerDone!), 'resolved', `${inner}: the embeddings' own call`);
+    assert.equal(await outcomeOf(innerDone!), 'resolved', `${inner}: the embeddings' own call`);
     const closes = inner === 'close' || inner === 'outside close, then close';
     assert.deepEqual(settled, [closes ? 'CLOSED' : 'resolved', closes && inner !== 'close' ? 'resolved' : 'none'], inner);
     if (!closes) await vs.close();
-    const again = await MemStoreVectorStore.open(embeddings, { directory: dir });
-    try {
-      const ids = again.store.ids().sort();
-      assert.deepEqual(ids, inner === 'delete' ? ['waits'] : inner === 'addVectors' ? ['first', 'inner', 'waits'] : ['first'], inner);
-    } finally {
-      await again.close();
-    }
+    assert.deepEqual(await idsAfterReopen(dir), inner === 'delete' ? ['waits'] : inner === 'addVectors' ? ['first', 'inner', 'waits'] : ['first'], inner);
   }
 });
 
@@ -373,34 +374,27 @@ test('LangChain: a write or close() the embeddings of an addDocuments make waits
   for (const inner of ['delete', 'close'] as const) {
     const dir = tempDir();
     let vs: MemStoreVectorStore | undefined;
-    let open!: () => void;
-    const slow = new Promise<void>((resolve) => (open = resolve));
+    const slow = gateOf();
     let innerDone: Promise<unknown> | undefined;
     const gated: EmbeddingsInterface = {
       embedQuery: (t) => embeddings.embedQuery(t),
       embedDocuments: async (texts) => {
-        if (texts.includes('slow')) await slow;
+        if (texts.includes('slow')) await slow.passed;
         if (texts.includes('writes')) {
           innerDone = inner === 'delete' ? vs!.delete({ ids: ['a'] }) : vs!.close();
-          setTimeout(open, 20);
+          setTimeout(slow.open, 20);
           await innerDone;
         }
         return embeddings.embedDocuments(texts);
       },
     };
     vs = await MemStoreVectorStore.open(gated, { directory: dir, open: { dim: DIM } });
-    const outcome = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code ?? String(e));
-    const first = outcome(vs.addDocuments([new Document({ pageContent: 'slow' })], { ids: ['slow'] }));
-    const a = outcome(vs.addVectors([await embeddings.embedQuery('a')], [new Document({ pageContent: 'a' })], { ids: ['a'] }));
-    const writes = outcome(vs.addDocuments([new Document({ pageContent: 'writes' })], { ids: ['writes'] }));
+    const first = outcomeOf(vs.addDocuments([new Document({ pageContent: 'slow' })], { ids: ['slow'] }));
+    const a = outcomeOf(vs.addVectors([await embeddings.embedQuery('a')], [new Document({ pageContent: 'a' })], { ids: ['a'] }));
+    const writes = outcomeOf(vs.addDocuments([new Document({ pageContent: 'writes' })], { ids: ['writes'] }));
     assert.deepEqual(await Promise.all([first, a, writes]), ['resolved', 'resolved', inner === 'close' ? 'CLOSED' : 'resolved'], inner);
-    assert.equal(await outcome(innerDone!), 'resolved', inner);
+    assert.equal(await outcomeOf(innerDone!), 'resolved', inner);
     if (inner === 'delete') await vs.close();
-    const again = await MemStoreVectorStore.open(embeddings, { directory: dir });
-    try {
-      assert.deepEqual(again.store.ids().sort(), inner === 'delete' ? ['slow', 'writes'] : ['a', 'slow'], inner);
-    } finally {
-      await again.close();
-    }
+    assert.deepEqual(await idsAfterReopen(dir), inner === 'delete' ? ['slow', 'writes'] : ['a', 'slow'], inner);
   }
 });
