@@ -8,7 +8,11 @@
  * on this project's machine). With `--separate`, each replays in a fresh process of its own (so
  * neither pays for the other's heap), alternating over rounds. It reports hit rates by kind, latency of exact
  * hits, near hits and misses, queries/s, and the full-precision reads the cache's hot vectors
- * saved; every answer with the cache is checked against the answer without it.
+ * saved; every answer with the cache is checked against the answer without it. Beside the p50s
+ * over all rounds it gives each round's ratios against that round's searches without the cache, and
+ * their geometric mean: the rounds take turns at which copy is opened first, which moves a round's
+ * ratios one way or the other (replayPaired()), and over an even number of rounds the mean takes
+ * that out.
  *
  *   node dist/bench/cache.js [--data FILE --queries FILE --dim N] [--n 10000] [--stream 4000]
  *                            [--repeat 0.3] [--near 0.3] [--near-cos 0.99,0.9999] [--k 10] [--rescore true] [--rounds 2]
@@ -338,6 +342,23 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     write(row('near hit', near, (p50) => `1/${(offP50 / p50).toFixed(1)}`));
     write(row('miss', miss, (p50) => (p50 / offP50).toFixed(3)));
     write(`| ${offAtMisses ? 'the same misses, cache off' : 'any query, cache off'} | ${offAll.length} | ${us(offP50)} | ${us(percentile(offAll, 0.99))} | 1 |`);
+    write('');
+    // Round by round, each against the same round's searches without the cache, and their geometric
+    // mean: the copy opened first in a process searched slower whatever its cache did (replayPaired()),
+    // so a round's ratios lean one way when the store with the cache was opened first and the other
+    // way in the next round; over an even number of rounds the mean takes that out.
+    const perRound = runs.on.map((onRun, r) => {
+      const offRun = runs.off[r]!;
+      const off = percentile(offRun.ms.filter((ms) => !Number.isNaN(ms)), 0.5);
+      const kind = (served: Replay['served'][number]) => percentile(onRun.ms.filter((_, i) => onRun.served[i] === served), 0.5);
+      return { exact: off / kind('exact'), near: off / kind('near'), miss: kind('miss') / off, offFirst: r % 2 === 1 };
+    });
+    const geomean = (xs: readonly number[]) => Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
+    // A kind a round never served (no near hits in a stream of fresh queries) is a dash, not NaN.
+    const fixed = (x: number, digits: number, prefix = '') => (Number.isFinite(x) ? `${prefix}${x.toFixed(digits)}` : '–');
+    const ratios = (x: { exact: number; near: number; miss: number }) => `exact hit ${fixed(x.exact, 0, '1/')}, near hit ${fixed(x.near, 1, '1/')}, miss ${fixed(x.miss, 3)}`;
+    write(`by round, against that round's searches without the cache: ${perRound.map((x, r) => `round ${r + 1} (${x.offFirst ? 'cache off' : 'cache on'} ${o.separate ? 'ran first' : 'opened first'}): ${ratios(x)}`).join('; ')}`);
+    write(`geometric mean over the ${rounds} round${rounds === 1 ? '' : 's'}: ${ratios({ exact: geomean(perRound.map((x) => x.exact)), near: geomean(perRound.map((x) => x.near)), miss: geomean(perRound.map((x) => x.miss)) })}${rounds % 2 === 1 ? ' (an odd number of rounds: one order counts once more than the other)' : ''}`);
     write('');
     write(`fresh queries (misses with the cache): p50 ${us(percentile(freshOn, 0.5))} µs with the cache, ${us(percentile(freshOff, 0.5))} µs without: ${(percentile(freshOn, 0.5) / percentile(freshOff, 0.5)).toFixed(3)}`);
     const total = (rs: Replay[]) => rs.reduce((t, r) => t + r.ms.reduce((a, b) => a + b, 0), 0) / rs.length;

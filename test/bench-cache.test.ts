@@ -45,3 +45,21 @@ test('the cache bench refuses --off-at misses with --separate, and an --off-at i
   await runCacheBench(datasetFrom({}), [], { n: 50, stream: 10, rounds: 1, separate: true, offAt: 'every' }, (line) => lines.push(line));
   assert.equal(figure(lines, 'answers that differed between the two stores:'), 0, 'every query searched is what --separate does');
 });
+
+test('the cache bench gives each round its own ratios, the copy opened first alternating, and their geometric mean over the rounds', async () => {
+  const lines: string[] = [];
+  await runCacheBench(datasetFrom({}), [], { n: 300, stream: 60, rounds: 2 }, (line) => lines.push(line));
+  const byRound = lines.find((l) => l.startsWith('by round'));
+  assert.ok(byRound !== undefined);
+  assert.ok(byRound.includes('round 1 (cache on opened first)') && byRound.includes('round 2 (cache off opened first)'), byRound);
+  const misses = [...byRound.matchAll(/miss (\d+\.\d+)/g)].map((m) => Number(m[1]));
+  assert.equal(misses.length, 2, byRound);
+  const mean = lines.find((l) => l.startsWith('geometric mean over the 2 rounds'));
+  assert.ok(mean !== undefined && !mean.includes('odd number'));
+  const meanMiss = Number(/miss (\d+\.\d+)/.exec(mean)?.[1]);
+  // Each figure is rounded to three places: the mean of the rounded ones is within a rounding of the printed mean.
+  assert.ok(Math.abs(meanMiss - Math.sqrt(misses[0]! * misses[1]!)) <= 0.0015, `${mean} against ${misses.join(', ')}`);
+  const odd: string[] = [];
+  await runCacheBench(datasetFrom({}), [], { n: 300, stream: 60, rounds: 1 }, (line) => odd.push(line));
+  assert.ok(odd.some((l) => l.startsWith('geometric mean over the 1 round:') && l.includes('odd number')));
+});
