@@ -272,6 +272,67 @@ describe('arena format: what a reader does with damage', () => {
     await reopened.close();
   });
 
+  it('a bad last frame below the end the caller\'s durable state reaches is damage, left in place; only bytes past that end are cut', async () => {
+    // Reached as a checkpoint takes it: the end after a sync, all three frames durable.
+    const { files, arena, refs, path } = await threeBlobs();
+    const reached = arena.end();
+    await arena.close();
+    const size = files.currentBytes(path).length;
+    files.flipBit(path, refs[2]![2] + FRAME_HEADER_SIZE + 3);
+    let reopened = await BlobArena.open({ dir: STORE, files, generation: 1, reached });
+    assert.equal(reopened.recovered.cut, undefined);
+    assert.deepEqual(reopened.recovered.damage, [{ file: path, offset: refs[2]![2], what: 'bad checksum' }]);
+    assert.equal(files.currentBytes(path).length, size, 'nothing cut');
+    await rejectsWith(reopened.read(refs[2]!), 'CORRUPTION', { file: path, offset: refs[2]![2] });
+    for (const i of [0, 1]) assert.deepEqual(await reopened.read(refs[i]!), blob([30, 50][i]!, i));
+    // Appends go after the damage, never onto its offsets.
+    const fresh = reopened.append(blob(20, 77));
+    assert.deepEqual(fresh, [1, 1, size, 20]);
+    await reopened.sync();
+    assert.deepEqual((await reopened.verify()).errors, [{ file: path, offset: refs[2]![2], what: 'bad checksum' }]);
+    await reopened.close();
+    reopened = await BlobArena.open({ dir: STORE, files, generation: 1, reached });
+    assert.deepEqual(await reopened.read(fresh), blob(20, 77));
+    await rejectsWith(reopened.read(refs[2]!), 'CORRUPTION', { file: path, offset: refs[2]![2] });
+    await reopened.close();
+  });
+
+  it('with damage below the durable end and torn bytes past it, the damage stays and the bytes past the end are cut; a durable end in a later segment vouches for all of this one', async () => {
+    const { files, arena, refs, path } = await threeBlobs();
+    const reached = arena.end();
+    await arena.close();
+    const whole = files.currentBytes(path);
+    // A frame appended after the checkpoint, torn halfway.
+    const torn = new Uint8Array(whole.length + 20);
+    torn.set(whole);
+    torn.set(blob(20, 5).subarray(0, 20), whole.length);
+    torn[refs[2]![2] + FRAME_HEADER_SIZE + 3]! ^= 1;
+    const disk = await freshDisk();
+    await putFile(disk, path, torn);
+    const reopened = await BlobArena.open({ dir: STORE, files: disk, generation: 1, reached });
+    assert.deepEqual(reopened.recovered.damage, [{ file: path, offset: refs[2]![2], what: 'bad checksum' }]);
+    assert.deepEqual(reopened.recovered.cut && { offset: reopened.recovered.cut.offset, bytes: reopened.recovered.cut.bytes }, { offset: whole.length, bytes: 20 });
+    assert.equal(disk.durableBytes(path)?.length, whole.length, 'the cut is durable, at the durable end');
+    await reopened.close();
+    // The checkpoint reached a later segment (lost): this one was sealed and fsynced whole.
+    const later = await freshDisk();
+    const damaged = Uint8Array.from(whole);
+    damaged[refs[2]![2] + FRAME_HEADER_SIZE + 3]! ^= 1;
+    await putFile(later, path, damaged);
+    const sealed = await BlobArena.open({ dir: STORE, files: later, generation: 1, reached: [1, 2, 40] });
+    assert.equal(sealed.recovered.cut, undefined);
+    assert.deepEqual(sealed.recovered.damage, [{ file: path, offset: refs[2]![2], what: 'bad checksum' }]);
+    assert.ok(sealed.recovered.short !== undefined, 'the lost segment is still reported short');
+    await sealed.close();
+    // Reached from before the last frame was written: it may be a crash's torn write, and is cut as one.
+    const before = await freshDisk();
+    await putFile(before, path, damaged);
+    const early = await BlobArena.open({ dir: STORE, files: before, generation: 1, reached: [1, 1, refs[2]![2]] });
+    assert.equal(early.recovered.cut?.offset, refs[2]![2]);
+    assert.deepEqual(early.recovered.damage, []);
+    await early.close();
+  });
+
   it('a bad frame in the middle of the active segment is not cut at open, and verify reports it instead of skipping it', async () => {
     for (const [where, what] of [
       [FRAME_HEADER_SIZE + 5, 'bad checksum'],

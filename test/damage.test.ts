@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
@@ -174,6 +174,31 @@ test('a damaged text costs its record: get throws, search skips it, compaction r
   const report = await repairAndVerify(dir);
   assert.deepEqual(report.filter((l) => l.kind === 'record').map((l) => l.id), ['r7']);
   await expectIntactExcept(dir, new Set(['r7']));
+});
+
+test('one damaged byte in the last frame of a cleanly closed store\'s texts or vectors is that record\'s damage, left in place: open cuts nothing its checkpoint reached (it had cut the frame as a torn tail, and repair could no longer report its bytes)', async () => {
+  for (const space of ['arena', 'vectors'] as const) {
+    const dir = await checkpointedStore();
+    const [segment] = readdirSync(join(dir, space));
+    const path = join(dir, space, segment!);
+    const bytes = readFileSync(path);
+    // The record whose payload ends the segment: its frame is the last one.
+    const payload = (i: number) => (space === 'arena' ? Buffer.from(text(i)) : Buffer.from(vecs[i]!.buffer, vecs[i]!.byteOffset, vecs[i]!.byteLength));
+    const last = [...Array(N).keys()].find((i) => bytes.indexOf(payload(i)) + payload(i).length === bytes.length);
+    assert.ok(last !== undefined, `${space}: a record's payload ends the segment`);
+    bytes[bytes.length - 5]! ^= 0x01;
+    writeFileSync(path, bytes);
+    const store = await MemStore.open(dir);
+    assert.equal(statSync(path).size, bytes.length, `${space}: nothing cut`);
+    const e = await corruptionOf(() => store.get(`r${last}`));
+    assert.equal(e.id, `r${last}`);
+    assert.equal(e.file, path, `${space}: the damage is named where it is`);
+    await store.close();
+    assert.equal(statSync(path).size, bytes.length, `${space}: nothing cut at close either`);
+    const report = await repairAndVerify(dir);
+    assert.deepEqual(report.filter((l) => l.kind === 'record').map((l) => l.id), [`r${last}`]);
+    await expectIntactExcept(dir, new Set([`r${last}`]));
+  }
 });
 
 test('a damaged full-precision vector: rescoring skips the record, get names it', async () => {

@@ -183,6 +183,17 @@ const CHUNK_BYTES = 1 << 20;
 /** Collection copies through a buffer of this size: one write per few thousand small blobs. */
 const COPY_BUFFER = 4 << 20;
 
+/**
+ * How far into active segment `segment` (`size` bytes) the durable state of the arena's owner
+ * reaches (`reached`, BlobArena.end() as its last checkpoint took it): 0 when it names an older
+ * generation or an earlier segment (nothing of this one is vouched for); the whole segment when it
+ * names a later one (a segment is fsynced before the next exists).
+ */
+function durableEnd(reached: ArenaEnd | undefined, generation: number, segment: number, size: number): number {
+  if (reached === undefined || reached[0] !== generation || reached[1] < segment) return 0;
+  return reached[1] > segment ? size : reached[2];
+}
+
 /** Consecutive frames of a segment not yet known durable, as they will sit in the file from `start`. */
 interface Chunk {
   readonly start: number;
@@ -331,11 +342,19 @@ export class BlobArena {
         const scan = await scanSegment(new SegmentWindow(active.handle, active.end), o.generation, active.number);
         for (const d of scan.damage) damage.push({ file: active.path, offset: d.offset, what: d.what });
         if (scan.tail !== undefined) {
-          cut = { file: active.path, offset: scan.end, what: scan.tail.what, bytes: active.end - scan.end };
-          if (!o.readOnly) {
-            await active.handle.truncate(scan.end);
-            await active.handle.sync();
-            active.end = scan.end;
+          // What the caller's durable state reaches was fsynced before that state was: a bad frame
+          // there is media damage, not a crash's torn write. It stays (it reads as CORRUPTION, and a
+          // repair can report its bytes); only what lies past that end is a tail to cut. A cut below it
+          // had deleted a checkpointed frame, and its record then read as past the end (a hostile pass).
+          const from = Math.min(active.end, Math.max(scan.end, durableEnd(options.reached, o.generation, active.number, active.end)));
+          if (from > scan.end) damage.push({ file: active.path, offset: scan.end, what: scan.tail.what });
+          if (from < active.end) {
+            cut = { file: active.path, offset: from, what: from > scan.end ? 'bytes past the durable end after damage' : scan.tail.what, bytes: active.end - from };
+            if (!o.readOnly) {
+              await active.handle.truncate(from);
+              await active.handle.sync();
+              active.end = from;
+            }
           }
         }
       }
