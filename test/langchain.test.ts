@@ -170,11 +170,13 @@ test('LangChain: fromDocuments whose add fails closes the store it opened, so a 
   await store.close();
 });
 
-test('LangChain: maxMarginalRelevanceSearch checks k as every search does and lambda in [0, 1] (INVALID_OPTION; k 2.5 had returned 3 documents, lambda NaN had thrown a TypeError), and leaves out a hit deleted before its vector is read', async () => {
+test('LangChain: maxMarginalRelevanceSearch checks k as every search does, fetchK as its own, and lambda in [0, 1] (INVALID_OPTION; k 2.5 had returned 3 documents, lambda NaN had thrown a TypeError), and leaves out a hit deleted before its vector is read', async () => {
   const store = await MemStoreVectorStore.fromTexts(['red apple', 'red apples', 'green pear', 'blue sky', 'red car'], {}, embeddings, { directory: tempDir() });
   try {
     for (const k of [0, -1, 2.5, Number.NaN, 1e9]) await rejectsWith(() => store.maxMarginalRelevanceSearch('red', { k, fetchK: 5 }), 'INVALID_OPTION');
     for (const lambda of [Number.NaN, -0.1, 1.5]) await rejectsWith(() => store.maxMarginalRelevanceSearch('red', { k: 2, fetchK: 5, lambda }), 'INVALID_OPTION');
+    // A bad fetchK is named as fetchK (it had been checked as the search's k, and blamed on k).
+    for (const fetchK of [0, 2.5, 1e7, Number.NaN]) assert.equal((await rejectsWith(() => store.maxMarginalRelevanceSearch('red', { k: 2, fetchK }), 'INVALID_OPTION')).field, 'fetchK', String(fetchK));
     // The nearest hit deleted between the search and the read of its vector.
     const inner = store.store;
     const search = inner.search.bind(inner);
