@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -228,5 +229,26 @@ test('memstore bench stopped by SIGINT or SIGTERM removes the stores it was meas
     child.kill(signal);
     assert.equal(await exited, status, signal);
     assert.deepEqual(readdirSync(tmp).filter((name) => name.startsWith('memstore-')), [], `${signal}: nothing left`);
+  }
+});
+
+test('memstore bench blocked opening a --data FIFO no one writes to ends on SIGINT or SIGTERM (its handlers, set for the whole command, could not run while open() waited, and had replaced the default action: only SIGKILL ended it)', { skip: process.platform === 'win32' ? 'POSIX signals and FIFOs' : false }, async () => {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const dir = tempDir();
+    const fifo = join(dir, 'data.f32');
+    execFileSync('mkfifo', [fifo]);
+    const child = spawn(process.execPath, [cli, 'bench', '--data', fifo, '--dim', '4', '--no-hnsw', '--out', join(dir, 'out')], { stdio: 'ignore' });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+    // Until its main thread waits in open() for a writer (Linux names the wait), or a few seconds where it cannot be seen.
+    const wchan = `/proc/${child.pid}/wchan`;
+    for (let i = 0; i < 300; i++) {
+      if (existsSync(wchan) && readFileSync(wchan, 'utf8').includes('partner')) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const end = await exited;
+    clearTimeout(timer);
+    assert.ok(end.signal === signal || end.code === 128 + osConstants.signals[signal], `${signal}: ended by it, not by the SIGKILL after 10 s (${JSON.stringify(end)})`);
   }
 });

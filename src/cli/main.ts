@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MemStore } from '../memstore.js';
@@ -8,8 +8,7 @@ import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
 import { METRICS, type Metric } from '../options.js';
 import { exportStore } from '../export/export-store.js';
 import { FORMATS, type ExportFormat } from '../export/formats.js';
-import { beingWritten } from '../export/files.js';
-import { benchDirs } from '../../bench/temp-dirs.js';
+import { removeTemporaries, watchTemporaries } from '../temporaries.js';
 import { importStore } from '../export/import-store.js';
 import { Progress } from './progress.js';
 import type { BenchFlags } from './bench.js';
@@ -185,18 +184,22 @@ program
   });
 
 /**
- * On SIGINT or SIGTERM, removes the temporary file an export is writing (files.ts, beingWritten)
- * and the stores the benchmark is measuring (bench/temp-dirs.ts), then ends as the signal would
- * have: exit status 128 + its number.
+ * While the command has temporaries (src/temporaries.ts: an export's file, the bench's stores), a
+ * SIGINT or SIGTERM removes them and ends the process as the signal would have: exit status 128 +
+ * its number. With none, the signal's default action stands, which ends a process whose main thread
+ * is blocked (a handler could not run then: a hostile pass).
  */
 function removeTemporariesOnSignal(): void {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      for (const temp of beingWritten) rmSync(temp, { force: true });
-      for (const dir of benchDirs) rmSync(dir, { recursive: true, force: true });
-      process.exit(128 + osConstants.signals[signal]);
-    });
-  }
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => [signal, () => {
+    removeTemporaries();
+    process.exit(128 + osConstants.signals[signal]);
+  }] as const);
+  watchTemporaries((any) => {
+    for (const [signal, handler] of handlers) {
+      if (any) process.on(signal, handler);
+      else process.off(signal, handler);
+    }
+  });
 }
 
 /**

@@ -8,6 +8,7 @@ import type * as Arrow from 'apache-arrow';
 import type * as Parquet from 'parquet-wasm';
 import { MemstoreError } from '../errors.js';
 import { pidAlive } from '../store/lock.js';
+import { listTemporary, unlistTemporary } from '../temporaries.js';
 import type { StoredRecord } from '../memstore.js';
 import { MAX_ID_BYTES, MAX_META_BYTES, MAX_TEXT_BYTES } from '../limits.js';
 import { MAX_DIM, type Metric } from '../options.js';
@@ -409,12 +410,11 @@ export async function writeAtomically(file: string, write: (temp: string) => Pro
   }
   await removeAbandoned(file);
   const temp = temporaryBeside(file);
-  // Listed before it exists: a signal handled between its creation and its listing had left it.
-  beingWritten.add(temp);
+  listTemporary(temp, 'file');
   try {
     await (await open(temp, 'wx')).close();
   } catch (e) {
-    beingWritten.delete(temp);
+    unlistTemporary(temp);
     throw new MemstoreError('IO', `cannot create ${temp}`, { cause: e, file: temp });
   }
   try {
@@ -437,17 +437,10 @@ export async function writeAtomically(file: string, write: (temp: string) => Pro
     if (e instanceof MemstoreError) throw e;
     throw new MemstoreError('IO', `writing ${file} failed`, { cause: e, file });
   } finally {
-    beingWritten.delete(temp);
+    unlistTemporary(temp);
   }
 }
 
-/**
- * The temporary files writeAtomically() is writing now. A process that dies of a signal leaves
- * its own behind (an export interrupted by Ctrl-C had left the partial file beside its output:
- * a hostile pass); the CLI, which owns its process, removes these before it exits on SIGINT or
- * SIGTERM (a library does not take over its application's signals).
- */
-export const beingWritten = new Set<string>();
 
 /**
  * `temp` becomes `file` unless `file` exists: a hard link refuses an existing name atomically,
