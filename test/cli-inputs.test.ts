@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseBytes, parseCount, parsePcaList } from '../src/cli/args.js';
@@ -9,7 +9,7 @@ import { readVectors } from '../src/cli/vector-files.js';
 import { isMemstoreError, MemStore } from '../src/index.js';
 import { cliResult } from './support/cli.js';
 import { tempDir } from './helpers.js';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -162,4 +162,30 @@ test('memstore import --dim takes decimal digits only, as a file\'s memstore.dim
     assert.equal(code, 2, dim);
   }
   assert.equal((await cliResult(['import', file, tempDir(), '--dim', '16'])).code, 0);
+});
+
+test('output the CLI cannot write (stdout or stderr on a full device) is exit status 2 with a line on stderr, not a crash with status 1, which says corruption; corruption found stays 1', { skip: existsSync('/dev/full') ? false : 'no /dev/full' }, async () => {
+  const dir = join(tempDir(), 'store');
+  const store = await MemStore.open(dir, { dim: 3 });
+  await store.add([{ id: 'a', vector: [1, 2, 3], text: 'the text of a' }]);
+  await store.close();
+  const full = openSync('/dev/full', 'w');
+  try {
+    const runTo = (args: string[], to: 'stdout' | 'stderr') =>
+      spawnSync(process.execPath, [cli, ...args], { stdio: ['ignore', to === 'stdout' ? full : 'pipe', to === 'stderr' ? full : 'pipe'], encoding: 'utf8' });
+    const healthy = runTo(['verify', dir], 'stdout');
+    assert.equal(healthy.status, 2, healthy.stderr);
+    assert.ok(healthy.stderr.includes('IO') && !healthy.stderr.includes('Unhandled'), healthy.stderr);
+    for (const args of [['inspect', dir], ['compact', dir]]) assert.equal(runTo(args, 'stdout').status, 2, args.join(' '));
+    // A failed command's status is its own: 2 for a store that is not there, with its message lost.
+    assert.equal(runTo(['verify', join(dir, 'nothing here')], 'stderr').status, 2);
+    const [segment] = readdirSync(join(dir, 'arena'));
+    const path = join(dir, 'arena', segment!);
+    const bytes = readFileSync(path);
+    bytes[bytes.indexOf(Buffer.from('the text of a')) + 2]! ^= 1;
+    writeFileSync(path, bytes);
+    assert.equal(runTo(['verify', dir], 'stdout').status, 1, 'corruption found is 1 whether or not its report could be written');
+  } finally {
+    closeSync(full);
+  }
 });

@@ -16,6 +16,29 @@ import { repairStore } from '../store/repair.js';
 import { checkStore, requireStore } from '../store/verify.js';
 import { importMarkerPath } from '../store/files.js';
 
+/**
+ * Output that cannot be written (stdout or stderr on a full device, a pipe its reader closed) is an
+ * IO failure of the command: exit status 2, unless it had already failed or found corruption (1,
+ * which stands), and a line on stderr when stdout was lost and stderr still takes it. Unhandled, the
+ * stream's error had crashed the process with a stack trace and exit status 1, which says
+ * corruption: `memstore verify` of a healthy store into /dev/full (a hostile pass). Lost stderr alone
+ * (progress, a message) does not fail a command that did its work.
+ */
+function failOnLostOutput(): void {
+  let lost: Error | undefined;
+  process.stdout.on('error', (e: Error) => {
+    if (lost !== undefined) return;
+    lost = e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EPIPE') process.stderr.write(`memstore: IO: cannot write the output${code === undefined ? '' : ` (${code})`}\n`);
+  });
+  process.stderr.on('error', () => {});
+  process.on('exit', () => {
+    if (lost !== undefined && (process.exitCode === undefined || process.exitCode === 0)) process.exitCode = 2;
+  });
+}
+failOnLostOutput();
+
 /** The package's version, read from the package.json two levels above dist/src/cli. */
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
