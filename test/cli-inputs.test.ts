@@ -67,7 +67,11 @@ test('readVectors rejects what it cannot read with a MemstoreError', () => {
   writeFileSync(join(dir, 'null.jsonl'), 'null\n');
   writeFileSync(join(dir, 'nan.npy'), npy('<f4', Buffer.from(Float32Array.from([1, 2, 3, 4, Number.NaN, 6]).buffer)));
   writeFileSync(join(dir, 'inf.f32'), Buffer.from(Float32Array.from([1, Number.POSITIVE_INFINITY, 3]).buffer));
-  for (const [file, dim] of [['odd.f32', 3], ['odd.f32', undefined], ['bad.npy', undefined], ['bad.jsonl', undefined], ['nan.jsonl', undefined], ['huge.jsonl', undefined], ['null.jsonl', undefined], ['nan.npy', undefined], ['inf.f32', 3]] as const) {
+  // A header in JSON's quotes (not what numpy writes), and one whose length runs past the file.
+  const jsonHeader = '{"descr": "<f4", "fortran_order": false, "shape": (2, 3), }';
+  writeFileSync(join(dir, 'json.npy'), Buffer.concat([Buffer.from('\x93NUMPY\x01\x00', 'latin1'), Buffer.from([jsonHeader.length, 0]), Buffer.from(jsonHeader, 'latin1'), Buffer.alloc(24)]));
+  writeFileSync(join(dir, 'short.npy'), npy('<f4', Buffer.alloc(24)).subarray(0, 20));
+  for (const [file, dim] of [['odd.f32', 3], ['odd.f32', undefined], ['bad.npy', undefined], ['json.npy', undefined], ['short.npy', undefined], ['bad.jsonl', undefined], ['nan.jsonl', undefined], ['huge.jsonl', undefined], ['null.jsonl', undefined], ['nan.npy', undefined], ['inf.f32', 3]] as const) {
     assert.throws(() => readVectors(join(dir, file), dim), (e) => isMemstoreError(e, 'INVALID_ARGUMENT'), file);
   }
   writeFileSync(join(dir, 'ok.jsonl'), '{"embedding": [1, 2]}\n');

@@ -52,11 +52,13 @@ function readNpy(file: string): { dim: number; rows: Float32Array[] } {
   const major = buf[6]!;
   const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
   const start = major === 1 ? 10 : 12;
+  if (start + headerLen > buf.byteLength) throw bad(file, `the .npy header says it takes ${headerLen} bytes; the file ends before them`);
   const header = buf.toString('latin1', start, start + headerLen);
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shape = /'shape':\s*\(\s*(\d+)\s*,\s*(\d+)\s*,?\s*\)/.exec(header);
-  if (shape === null) throw bad(file, `.npy array must be 2-D, header ${header.trim()}`);
+  // A header numpy did not write (JSON's double quotes, a shape of another rank) names no 2-D shape as numpy spells one.
+  if (shape === null) throw bad(file, `.npy header names no 2-D shape as numpy writes it ({'descr': '<f4', 'fortran_order': False, 'shape': (N, D), }): ${header.trim()}`);
   if (fortran !== 'False') throw bad(file, '.npy array must be C-order');
   const n = Number(shape[1]);
   const dim = Number(shape[2]);
