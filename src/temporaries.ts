@@ -34,11 +34,6 @@ export function removeTemporaries(): void {
   watcher?.(false);
 }
 
-/** The paths listed now, for tests. */
-export function temporariesNow(): ReadonlyMap<string, 'file' | 'dir'> {
-  return listed;
-}
-
 /** Calls `watch(true)` when the list stops being empty and `watch(false)` when it becomes empty (at once if it is not). */
 export function watchTemporaries(watch: (any: boolean) => void): void {
   watcher = watch;
