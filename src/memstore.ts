@@ -326,6 +326,7 @@ export class MemStore {
       cache: this.cache,
       index: () => this.index,
       writes: () => this.writes,
+      exclusive: (step) => this.pipeline.exclusive(step),
       placeAt: (slot, idOf) => this.index.placeAt(slot) ?? this.placeAt(slot, idOf(slot)),
       docOf: (id, slot) => this.docOf(id, slot),
       markDamaged: (id, e) => this.markDamaged(id, e),

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { sep } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { MemStore, type OpenOptions } from '../src/index.js';
@@ -9,6 +10,7 @@ import type { Filter, Metric } from '../src/options.js';
 import { statePath } from '../src/store/files.js';
 import { open as openLmdb } from 'lmdb';
 import { cliResult } from './support/cli.js';
+import { heldLog } from './support/held-log.js';
 import { clustered, damageText, rejectsWith, rng, tempDir } from './helpers.js';
 
 /**
@@ -619,4 +621,43 @@ test('filter columns: past maxColumns the column named least lately is dropped a
   assert.equal(columns.fields, 3);
   assert.deepEqual(taken({ c: 4 }), [2]);
   assert.equal(columns.fields, 2);
+});
+
+test('hostile filters: writes landing while every try of a filtered search waits for its reads (upserts that take its candidates out of the filter, deletes of them): its last try holds writes back, so every hit matches the filter and none is deleted (the last try had taken the documents of the moment for the candidates its scan had picked)', async () => {
+  const dim = 16;
+  const rows = clustered(120, dim, 9, 3);
+  const q = rows[0]!;
+  let onRead: (() => Promise<void>) | undefined;
+  const files = heldLog({
+    syncReads: false,
+    beforeRead: async (path) => {
+      if (onRead !== undefined && path.includes(`${sep}vectors${sep}`)) await onRead();
+    },
+  });
+  const dir = tempDir();
+  const seed = await MemStore.open(dir, { dim, durability: 'none', files });
+  await seed.add(rows.map((vector, i) => ({ id: `r${i}`, vector, meta: { m: 'yes' } })));
+  await seed.close();
+  const store = await MemStore.open(dir, { durability: 'none', cache: false, files });
+  try {
+    const filter = { m: 'yes' };
+    const victims = (await store.search(q, { k: 40, filter, rescore: false })).map((h) => h.id);
+    const landing: Promise<unknown>[] = [];
+    let issued = 0;
+    // Not awaited here: while the search holds writes back they wait for it.
+    onRead = async () => {
+      if (issued >= victims.length) return;
+      const victim = victims[issued]!;
+      landing.push(issued++ % 2 === 0 ? store.add([{ id: victim, vector: rows[Number(victim.slice(1))]!, meta: { m: 'no' } }]) : store.delete([victim]));
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    const hits = await store.search(q, { k: 10, filter });
+    onRead = undefined;
+    await Promise.all(landing);
+    assert.ok(issued > 3, `${issued} writes issued during the search's reads`);
+    assert.equal(hits.length, 10);
+    for (const h of hits) assert.deepEqual(h.meta, { m: 'yes' }, `${h.id} as the search returned it`);
+  } finally {
+    await store.close();
+  }
 });

@@ -377,7 +377,7 @@ test('default oversample: an int8 store rescores k · 2 candidates, an fp8 store
   }
 });
 
-test('deletes landing while every try of a rescored search waits for its reads (slots move each time), until it takes the store of the moment: each hit scores its own id\'s vector, never the one that moved into its slot', async () => {
+test('deletes landing while every try of a rescored search waits for its reads (slots move each time), until its last try holds writes back: each hit scores its own id\'s vector, never the one that moved into its slot', async () => {
   const dim = 16;
   for (const metric of ['cosine', 'dot', 'l2'] as const) {
     const rows = clustered(60, dim, 21, 3);
@@ -406,17 +406,18 @@ test('deletes landing while every try of a rescored search waits for its reads (
       // a removal moves the last slot's vector into the hole, and the try after it starts over.
       const victims = (await store.search(q, { k: 20, rescore: false })).slice(6, 14).map((h) => h.id);
       let deletes = 0;
+      const landing: Promise<number>[] = [];
+      // Each delete lands before the read goes on, unless the search holds writes back: then it waits
+      // for the search (awaiting it here would wait for ever).
       onRead = async () => {
         if (deletes >= victims.length) return;
-        const victim = victims[deletes++]!;
-        onRead = undefined;
-        await store.delete([victim]);
-        onRead = armed;
+        landing.push(store.delete([victims[deletes++]!]));
+        await new Promise((resolve) => setImmediate(resolve));
       };
-      const armed = onRead;
       const hits = await store.search(q, { k: 5 });
       onRead = undefined;
-      assert.ok(deletes > 3, `${metric}: ${deletes} deletes landed, enough for the search to take the store of the moment`);
+      await Promise.all(landing);
+      assert.ok(deletes > 3, `${metric}: ${deletes} deletes issued, enough for the search to hold writes back for its last try`);
       assert.ok(hits.length > 0, metric);
       for (const h of hits) assert.equal(h.score, storeScore(metric, q, vectors.get(h.id)!), `${metric}: ${h.id} scores its own vector`);
     } finally {

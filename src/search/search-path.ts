@@ -48,6 +48,8 @@ export interface SearchEnv {
   index(): VectorIndex;
   /** Changes to the index so far (writes applied, records set aside): a search that read files in between can tell its snapshot moved. */
   writes(): number;
+  /** Runs `step` with every accepted write applied and the next ones held back until it is done (CommitPipeline.exclusive). */
+  exclusive<T>(step: () => Promise<T>): Promise<T>;
   /** Where the full vector of the stored record in `slot` of the index lives; CORRUPTION (naming it: `idOf(slot)`) when none is. */
   placeAt(slot: number, idOf: (slot: number) => string): VectorPlace;
   /**
@@ -99,8 +101,6 @@ interface Ranked {
 
 /** How finish() turns candidates into an answer, beside the candidates themselves. */
 interface Finishing {
-  /** Take the documents of the moment even if writes came in while vectors were read. */
-  readonly tolerateMoves: boolean;
   /** The rescoring bound (rescore-bound.ts), made when first needed. */
   readonly bound: () => RescoreBound | undefined;
   /** Hits whose text and metadata are known as of now (a near hit's entry's answer), by id. */
@@ -168,7 +168,7 @@ export interface RescoringStats {
   skipped: number;
 }
 
-/** Times a search ranks again because writes moved the store while it read vectors, before it takes what it read. */
+/** Times a search ranks again because writes moved the store while it read vectors, before it holds writes back for its last try. */
 const MOVED_RETRIES = 3;
 
 /**
@@ -392,7 +392,6 @@ export class SearchPath {
       if (look.kind === 'candidates') {
         const near = look.near ? look.entry : undefined;
         ranked = await this.finish(q, want.rescore ? 0 : (scanForm().offset ?? 0), look.candidates, want, {
-          tolerateMoves: false,
           bound: () => this.boundOf(scanForm()),
           known: () => {
             const answer = near === undefined ? undefined : cache.answerNow(near);
@@ -405,7 +404,7 @@ export class SearchPath {
         // scores: its answer serves its exact repeats while nothing is written, and near queries search.
         answerOnly = this.screensExact(index, want) || !cache.collectsPool();
         const remember: Remember | undefined = answerOnly ? undefined : { reach: cache.poolReach(cq), room: cache.poolRoom(cq, index.size), take: (scan, top, pool) => (entry = cache.remember(cq, scan, index, top, pool)) };
-        ranked = await this.rank(q, want, remember, scanForm(), false);
+        ranked = await this.rank(q, want, remember, scanForm());
       }
     } catch (e) {
       const id = damagedId(e);
@@ -428,14 +427,31 @@ export class SearchPath {
 
   /**
    * rank(), setting aside each damaged record it meets and ranking again without it, and ranking
-   * again when writes moved the store while it read vectors (after a few tries it accepts the
-   * documents of the moment: a search racing a stream of writes still ends).
+   * again when writes moved the store while it read vectors. After a few such tries the last one
+   * holds writes back until it is done (a few reads), so a search racing a stream of writes still
+   * ends with an answer of one moment. It had taken the documents of the moment instead, for
+   * candidates the scan picked before: records its filter no longer took, and deleted ones without
+   * their document (a hostile pass, with a file layer that reads asynchronously).
    */
   private async rankSkippingDamage(q: Float32Array, want: Wanted): Promise<Ranked[]> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const ranked = await this.rank(q, want, undefined, this.scanQueryFor(q, want), attempt >= MOVED_RETRIES);
+    for (let moved = 0; moved < MOVED_RETRIES; moved++) {
+      const ranked = await this.rankUnlessMoved(q, want);
+      if (ranked !== undefined) return ranked;
+    }
+    return this.env.exclusive(async () => {
+      // Writes are held back: only a record set aside as damaged moves the store now, and each is set aside once.
+      for (;;) {
+        const ranked = await this.rankUnlessMoved(q, want);
         if (ranked !== undefined) return ranked;
+      }
+    });
+  }
+
+  /** rank() once damage it meets is set aside; undefined when writes (or set-asides) moved the store while it read. */
+  private async rankUnlessMoved(q: Float32Array, want: Wanted): Promise<Ranked[] | undefined> {
+    for (;;) {
+      try {
+        return await this.rank(q, want, undefined, this.scanQueryFor(q, want));
       } catch (e) {
         const id = damagedId(e);
         if (id === undefined) throw e;
@@ -448,7 +464,7 @@ export class SearchPath {
    * The scan picks the candidates (synchronously, so no write interleaves with it), finish() turns
    * them into the answer. With `remember`, the scan also collects the cache's pool and hands both over.
    */
-  private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, scan: ScanQuery, tolerateMoves: boolean): Promise<Ranked[] | undefined> {
+  private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, scan: ScanQuery): Promise<Ranked[] | undefined> {
     const candidates = this.candidateCount(want);
     const index = this.env.index();
     const top = this.topFor(index, Math.max(1, candidates));
@@ -467,7 +483,7 @@ export class SearchPath {
     if (remember !== undefined) remember.take(scan, top, pool!);
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
-    return this.finish(q, scan.offset ?? 0, chosen, want, { tolerateMoves, bound: () => this.boundOf(scan) });
+    return this.finish(q, scan.offset ?? 0, chosen, want, { bound: () => this.boundOf(scan) });
   }
 
   /**
@@ -620,13 +636,13 @@ export class SearchPath {
    * Rescoring reads a vector only while its error bound (rescore-bound.ts, made by `bound` when
    * first needed) can still reach the k-th best exact score: the hot vectors and the first k read
    * set that score, and the rest are read only if they can beat it. Undefined when writes came in
-   * while vectors were read (the documents read after them could be newer than the scores), unless
-   * `how.tolerateMoves`; damage found in a vector still in place is thrown. Results `how.known`
+   * while vectors were read (the documents read after them could be newer than the scores); damage
+   * found in a vector still in place is thrown. Results `how.known`
    * knows (looked up once the scores are final, with nothing awaited after) take their text and
    * metadata from there.
    */
   private async finish(q: Float32Array, offset: number, candidates: readonly Candidate[], want: Wanted, how: Finishing): Promise<Ranked[] | undefined> {
-    const { tolerateMoves, bound } = how;
+    const { bound } = how;
     const index = this.env.index();
     // The candidates' slots are the index's now: while no write comes in, each answer's document is
     // looked up by its slot rather than by its id.
@@ -684,7 +700,7 @@ export class SearchPath {
         if ((await this.scoreSourcesLater(first, batch)) === undefined) return undefined;
       }
       // A write since the places were taken: the search starts over, so the rest need not be read.
-      if (this.env.writes() !== writes && !tolerateMoves) return undefined;
+      if (this.env.writes() !== writes) return undefined;
       // A candidate whose vector is in memory is read at once: a read there costs less than its bound
       // (RESCORING.md, "Reads that would wait for the disk"). The others are bounded, only over the
       // store the scan saw (slots and codes are those the bound reads): each one's bound is taken
@@ -754,7 +770,7 @@ export class SearchPath {
       }
       if (best !== undefined) this.spareBest = best;
       // The write count only grows: any write since the places were taken shows here.
-      if (this.env.writes() !== writes && !tolerateMoves) return undefined;
+      if (this.env.writes() !== writes) return undefined;
       this.rescoring.searches++;
       this.rescoring.candidates += candidates.length;
       this.rescoring.skipped += skipped;
