@@ -11,6 +11,10 @@ import { canMapFiles, mapFile, type MappedFile } from './mmap.js';
  *
  * Failures reject with the platform's error (an Error with a string `code` such as 'ENOENT',
  * 'ENOSPC', 'EIO').
+ *
+ * An operation must not wait for a call of the store it serves: a search whose reads writes keep
+ * moving holds the store's writes back for its last try (src/search/RESCORING.md), so a read that
+ * awaits one of that store's writes never ends.
  */
 export interface FileLayer {
   /** Opens a file; 'read' and 'readwrite' need it to exist, 'create' makes it when missing. */

@@ -128,7 +128,7 @@ export interface OpenOptions {
    * @default { from: 16384, maxPage: 192 }
    */
   pages?: PagesOptions | false;
-  /** Advanced: the file layer the write-ahead log, the arenas and the directory lock go through (tests inject faults with it). @default the real file system */
+  /** Advanced: the file layer the write-ahead log, the arenas and the directory lock go through (tests inject faults with it); its operations must not wait for this store's own calls (FileLayer). @default the real file system */
   files?: FileLayer;
   /**
    * Searches read full-precision vectors (rescoring) and texts (the answers') through read-only

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MemStore } from '../memstore.js';
 import { isMemstoreError, MemstoreError } from '../errors.js';
@@ -8,7 +7,7 @@ import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
 import { METRICS, type Metric } from '../options.js';
 import { exportStore } from '../export/export-store.js';
 import { FORMATS, type ExportFormat } from '../export/formats.js';
-import { removeTemporaries, watchTemporaries } from '../temporaries.js';
+import { removeTemporariesOnSignal } from '../temporaries.js';
 import { importStore } from '../export/import-store.js';
 import { Progress } from './progress.js';
 import type { BenchFlags } from './bench.js';
@@ -205,25 +204,6 @@ program
     const { rows, records, dim } = await new Progress('importing rows').during((onProgress) => importStore(file, dir, { ...flags, onProgress }));
     process.stdout.write(`imported ${rows} rows into ${dir}: ${records} records of ${dim} dimensions\n`);
   });
-
-/**
- * While the command has temporaries (src/temporaries.ts: an export's file, the bench's stores), a
- * SIGINT or SIGTERM removes them and ends the process as the signal would have: exit status 128 +
- * its number. With none, the signal's default action stands, which ends a process whose main thread
- * is blocked (a handler could not run then: a hostile pass).
- */
-function removeTemporariesOnSignal(): void {
-  const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => [signal, () => {
-    removeTemporaries();
-    process.exit(128 + osConstants.signals[signal]);
-  }] as const);
-  watchTemporaries((any) => {
-    for (const [signal, handler] of handlers) {
-      if (any) process.on(signal, handler);
-      else process.off(signal, handler);
-    }
-  });
-}
 
 /**
  * What the bench's own checks throw, as the other tools say it, with a code: a flag or a data file it

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { tempDir } from './helpers.js';
+
+const temporaries = fileURLToPath(new URL('../src/temporaries.js', import.meta.url));
+
+/** Runs `body` in a child process that has armed removeTemporariesOnSignal(); returns its exit status. */
+function child(body: string): { status: number | null; signal: NodeJS.Signals | null } {
+  const script = `import { listTemporary, unlistTemporary, removeTemporariesOnSignal } from ${JSON.stringify(temporaries)};\nremoveTemporariesOnSignal();\n${body}`;
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  return { status: run.status, signal: run.signal };
+}
+
+test('temporaries: a signal caught while one temporary is taken off the list and the next put on (the bench between two stores) removes what is listed and ends the process 128 + the signal (Node had dropped it with the handle it stopped: the bench ran on to exit 0)', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, () => {
+  for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    const dir = tempDir();
+    const first = join(dir, 'first');
+    const second = join(dir, 'second');
+    writeFileSync(second, 'x');
+    const end = child(`
+      listTemporary(${JSON.stringify(first)}, 'file');
+      process.kill(process.pid, ${JSON.stringify(signal)});
+      unlistTemporary(${JSON.stringify(first)});
+      listTemporary(${JSON.stringify(second)}, 'file');
+      setTimeout(() => process.exit(0), 2000);
+    `);
+    assert.equal(end.status, status, `${signal}: ${JSON.stringify(end)}`);
+    assert.ok(!existsSync(second), `${signal}: the listed file removed`);
+  }
+});
+
+test('temporaries: with nothing listed (none yet, or the last one taken off a turn ago) a signal takes its default action, which ends even a process whose main thread is blocked', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, () => {
+  const never = child(`process.kill(process.pid, 'SIGTERM'); setTimeout(() => process.exit(0), 2000);`);
+  assert.equal(never.signal, 'SIGTERM', JSON.stringify(never));
+  const after = child(`
+    listTemporary('/nonexistent/memstore-temporary', 'file');
+    unlistTemporary('/nonexistent/memstore-temporary');
+    setImmediate(() => setImmediate(() => process.kill(process.pid, 'SIGTERM')));
+    setTimeout(() => process.exit(0), 2000);
+  `);
+  assert.equal(after.signal, 'SIGTERM', JSON.stringify(after));
+});
