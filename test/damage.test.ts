@@ -517,12 +517,17 @@ test('log damage a crash cannot explain, at the end of the log or across segment
   }
 });
 
-test('repair where its own marker or log is not what it makes: a FIFO as the marker of an interrupted repair is CORRUPTION at once (reading it had waited for a writer for ever), a wal.repair that is a file and a log that is a file are IO (Node\'s ENOTDIR and the log\'s own error had come out)', { skip: process.platform === 'win32' ? 'no FIFOs' : false }, async () => {
+test('repair where its own marker or log is not what it makes: a FIFO as the marker of an interrupted repair is CORRUPTION at once (reading it had waited for a writer for ever), so is a missing marker (it had been IO, Node\'s ENOENT), a wal.repair that is a file and a log that is a file are IO (Node\'s ENOTDIR and the log\'s own error had come out)', { skip: process.platform === 'win32' ? 'no FIFOs' : false }, async () => {
   const fifoMarker = await storeWithLog(6);
   renameSync(walDir(fifoMarker), repairLogDir(fifoMarker));
   mkdirSync(walDir(fifoMarker));
   execFileSync('mkfifo', [join(repairLogDir(fifoMarker), 'REPAIR-FROM-LSN')]);
   await rejectsWith(() => within10s(repairStore(fifoMarker)), 'CORRUPTION');
+  // Moved where a repair moves the log, without the marker a repair writes first: not an interrupted repair's.
+  const noMarker = await storeWithLog(6);
+  renameSync(walDir(noMarker), repairLogDir(noMarker));
+  mkdirSync(walDir(noMarker));
+  assert.equal((await rejectsWith(() => within10s(repairStore(noMarker)), 'CORRUPTION')).file, join(repairLogDir(noMarker), 'REPAIR-FROM-LSN'));
   const movedFile = await storeWithLog(6);
   writeFileSync(repairLogDir(movedFile), 'not a directory');
   await rejectsWith(() => within10s(repairStore(movedFile)), 'IO');

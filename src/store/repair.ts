@@ -169,8 +169,12 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     }
     step(1);
     if (resuming) {
-      requireRegularOrAbsent(join(moved, FROM_LSN_FILE));
-      fromLsn = Number(readFileSync(join(moved, FROM_LSN_FILE), 'utf8'));
+      const marker = join(moved, FROM_LSN_FILE);
+      requireRegularOrAbsent(marker);
+      // A repair writes its marker into the log before it moves the log there: without one, the
+      // directory is not an interrupted repair's (its read had come out as Node's ENOENT, an IO error).
+      if (!existsSync(marker)) throw new MemstoreError('CORRUPTION', `${moved} holds no ${FROM_LSN_FILE}, so it is not what an interrupted repair leaves: move it away (or back to wal/ if it is the log) and repair again`, { file: marker });
+      fromLsn = Number(readFileSync(marker, 'utf8'));
       if (!Number.isSafeInteger(fromLsn)) throw new MemstoreError('CORRUPTION', `${moved}/${FROM_LSN_FILE} is unreadable`, { file: join(moved, FROM_LSN_FILE) });
     }
     const log = await salvageLog(nodeFileLayer, resuming ? moved : walDir(dir), fromLsn);
