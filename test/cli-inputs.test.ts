@@ -180,7 +180,7 @@ test('output the CLI cannot write (stdout or stderr on a full device) is exit st
     const healthy = runTo(['verify', dir], 'stdout');
     assert.equal(healthy.status, 2, healthy.stderr);
     assert.ok(healthy.stderr.includes('IO') && !healthy.stderr.includes('Unhandled'), healthy.stderr);
-    for (const args of [['inspect', dir], ['compact', dir]]) assert.equal(runTo(args, 'stdout').status, 2, args.join(' '));
+    for (const args of [['inspect', dir], ['compact', dir], ['--help'], ['--version']]) assert.equal(runTo(args, 'stdout').status, 2, args.join(' '));
     // A failed command's status is its own: 2 for a store that is not there, with its message lost.
     assert.equal(runTo(['verify', join(dir, 'nothing here')], 'stderr').status, 2);
     const [segment] = readdirSync(join(dir, 'arena'));

@@ -25,15 +25,21 @@ import { importMarkerPath } from '../store/files.js';
  */
 function failOnLostOutput(): void {
   let lost: Error | undefined;
-  process.stdout.on('error', (e: Error) => {
+  const report = (e: Error) => {
     if (lost !== undefined) return;
     lost = e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EPIPE') process.stderr.write(`memstore: IO: cannot write the output${code === undefined ? '' : ` (${code})`}\n`);
-  });
+  };
+  process.stdout.on('error', report);
   process.stderr.on('error', () => {});
   process.on('exit', () => {
-    if (lost !== undefined && (process.exitCode === undefined || process.exitCode === 0)) process.exitCode = 2;
+    // A write that failed just before an exit (`--help` into a full device: the parser exits at once)
+    // has not yet reported its error, which the stream already holds.
+    const failed = lost ?? process.stdout.errored ?? undefined;
+    if (failed === undefined) return;
+    report(failed);
+    if (process.exitCode === undefined || process.exitCode === 0) process.exitCode = 2;
   });
 }
 failOnLostOutput();
