@@ -348,9 +348,8 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     // so a round's ratios lean one way when the store with the cache was opened first and the other
     // way in the next round; over an even number of rounds the mean takes that out.
     const perRound = runs.on.map((onRun, r) => {
-      const offRun = runs.off[r]!;
-      const off = percentile(offRun.ms.filter((ms) => !Number.isNaN(ms)), 0.5);
-      const kind = (served: Replay['served'][number]) => percentile(onRun.ms.filter((_, i) => onRun.served[i] === served), 0.5);
+      const off = percentile(pick([runs.off[r]!], () => true), 0.5);
+      const kind = (served: Replay['served'][number]) => percentile(pick([onRun], (i) => onRun.served[i] === served), 0.5);
       return { exact: off / kind('exact'), near: off / kind('near'), miss: kind('miss') / off, offFirst: r % 2 === 1 };
     });
     const geomean = (xs: readonly number[]) => Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
