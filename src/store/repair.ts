@@ -170,12 +170,11 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     step(1);
     if (resuming) {
       const marker = join(moved, FROM_LSN_FILE);
-      requireRegularOrAbsent(marker);
       // A repair writes its marker into the log before it moves the log there: without one, the
       // directory is not an interrupted repair's (its read had come out as Node's ENOENT, an IO error).
-      if (!existsSync(marker)) throw new MemstoreError('CORRUPTION', `${moved} holds no ${FROM_LSN_FILE}, so it is not what an interrupted repair leaves: move it away (or back to wal/ if it is the log) and repair again`, { file: marker });
+      if (!regularFileAt(marker)) throw new MemstoreError('CORRUPTION', `${moved} holds no ${FROM_LSN_FILE}, so it is not what an interrupted repair leaves: move it away (or back to wal/ if it is the log) and repair again`, { file: marker });
       fromLsn = Number(readFileSync(marker, 'utf8'));
-      if (!Number.isSafeInteger(fromLsn)) throw new MemstoreError('CORRUPTION', `${moved}/${FROM_LSN_FILE} is unreadable`, { file: join(moved, FROM_LSN_FILE) });
+      if (!Number.isSafeInteger(fromLsn)) throw new MemstoreError('CORRUPTION', `${marker} is unreadable`, { file: marker });
     }
     const log = await salvageLog(nodeFileLayer, resuming ? moved : walDir(dir), fromLsn);
     // A store whose log directory is gone opens only through here (MemStore.open refuses it): the
@@ -214,7 +213,8 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     step(2);
     const rewriteLog = resuming || log.damage.length > 0 || salvaged.length < log.records.filter((r) => r.lsn > fromLsn).length;
     if (rewriteLog && !resuming) {
-      requireRegularOrAbsent(join(walDir(dir), FROM_LSN_FILE));
+      // For what it throws: a FIFO there would hold the open below for ever; a file there is written over.
+      regularFileAt(join(walDir(dir), FROM_LSN_FILE));
       const marker = openSync(join(walDir(dir), FROM_LSN_FILE), 'w', 0o644);
       try {
         writeSync(marker, String(fromLsn));
@@ -304,18 +304,19 @@ export async function repairStore(dir: string, options: { report?: string; onPro
 }
 
 /**
- * CORRUPTION when something other than a regular file is at `path`, where a repair keeps its marker:
- * opened, a FIFO there waited for a peer for ever (a hostile pass).
+ * Whether a regular file is at `path`, where a repair keeps its marker (false when nothing is);
+ * CORRUPTION when something else is: opened, a FIFO there waited for a peer for ever (a hostile pass).
  */
-function requireRegularOrAbsent(path: string): void {
+function regularFileAt(path: string): boolean {
   let stats: Stats;
   try {
     stats = lstatSync(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw new MemstoreError('IO', `cannot check ${path}`, { cause: e, file: path });
   }
   if (!stats.isFile()) throw new MemstoreError('CORRUPTION', `${path} is not a regular file; a repair keeps its marker there: remove it`, { file: path });
+  return true;
 }
 
 /**
