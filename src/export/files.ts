@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { link, lstat, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as Arrow from 'apache-arrow';
 import type * as Parquet from 'parquet-wasm';
@@ -15,6 +15,7 @@ import { MAX_DIM, type Metric } from '../options.js';
 import { checkArrowFraming, readsIn, readsOf, type ArrowFraming, type ReadAt } from './arrow-framing.js';
 import { batchOf, DIM_KEY, exportSchema, METRIC_KEY, rowsOf } from './arrow-batches.js';
 import { BATCH_ROWS, optionalPackage, type ExportFormat } from './formats.js';
+import { ParquetRowGroupWriter } from './parquet-writer.js';
 import type { ImportRow } from './rows.js';
 
 /** What an export writes: the store's shape, and its records a batch at a time. */
@@ -89,17 +90,31 @@ async function write(format: ExportFormat, file: string, source: ExportSource): 
     return;
   }
   const parquet = await optionalPackage<typeof Parquet>('parquet-wasm', format);
-  const iterator = batches()[Symbol.asyncIterator]();
-  const input = new ReadableStream({
-    async pull(controller) {
-      const next = await iterator.next();
-      if (next.done === true) controller.close();
-      // parquet-wasm takes its own batches: one made from the Arrow IPC stream of ours.
-      else controller.enqueue(parquet.Table.fromIPCStream(arrow.tableToIPC(new arrow.Table([next.value]), 'stream')).recordBatch(0));
-    },
-  });
-  const bytes = await parquet.transformParquetStream(input);
-  await bytes.pipeTo(Writable.toWeb(createWriteStream(file, { flags: 'r+' })));
+  // Each batch encoded as a Parquet file of its own and its row group appended at once
+  // (parquet-writer.ts): the file is never whole in memory.
+  const handle = await open(file, 'r+');
+  try {
+    const out = new ParquetRowGroupWriter(handle);
+    for await (const batch of batches()) {
+      // parquet-wasm takes its own tables: one made from the Arrow IPC stream of ours.
+      await out.add(parquet.writeParquet(parquet.Table.fromIPCStream(arrow.tableToIPC(new arrow.Table([batch]), 'stream')), writerProperties(parquet)));
+    }
+    await out.finish();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * How each row group is encoded (a fresh object per batch: writeParquet takes it): without
+ * dictionaries. A row group of 4,096 rows stays under the dictionary's size limit, so each column
+ * chunk of ids and of the vectors' floats, which seldom repeat, was a dictionary of every value plus
+ * an index per row: 120,000 records of 64-d with texts took 39.0 MB against 34.1 MB plain (and 34.7
+ * MB from parquet-wasm's own streaming writer), and twice the encoder's memory. Per column it cannot
+ * be set for the vectors: parquet-wasm takes a column's path as one name, and theirs has three parts.
+ */
+function writerProperties(parquet: typeof Parquet): Parquet.WriterProperties {
+  return new parquet.WriterPropertiesBuilder().setDictionaryEnabled(false).build();
 }
 
 async function* jsonLines(source: ExportSource): AsyncIterable<string> {
