@@ -15,6 +15,7 @@ import { MAX_DIM, type Metric } from '../options.js';
 import { checkArrowFraming, readsIn, readsOf, type ArrowFraming, type ReadAt } from './arrow-framing.js';
 import { batchOf, DIM_KEY, exportSchema, METRIC_KEY, rowsOf } from './arrow-batches.js';
 import { BATCH_ROWS, optionalPackage, type ExportFormat } from './formats.js';
+import { parquetLayout, rowGroupFile, schemaFile, type ParquetLayout } from './parquet-reader.js';
 import { ParquetRowGroupWriter } from './parquet-writer.js';
 import type { ImportRow } from './rows.js';
 
@@ -112,9 +113,11 @@ async function write(format: ExportFormat, file: string, source: ExportSource): 
  * an index per row: 120,000 records of 64-d with texts took 39.0 MB against 34.1 MB plain (and 34.7
  * MB from parquet-wasm's own streaming writer), and twice the encoder's memory. Per column it cannot
  * be set for the vectors: parquet-wasm takes a column's path as one name, and theirs has three parts.
+ * Statistics per column chunk, not per page: the page indexes they would fill are not copied into
+ * the file (parquet-footer.ts, dropOutsideParts()).
  */
 function writerProperties(parquet: typeof Parquet): Parquet.WriterProperties {
-  return new parquet.WriterPropertiesBuilder().setDictionaryEnabled(false).build();
+  return new parquet.WriterPropertiesBuilder().setDictionaryEnabled(false).setStatisticsEnabled(parquet.EnabledStatistics.Chunk).build();
 }
 
 async function* jsonLines(source: ExportSource): AsyncIterable<string> {
@@ -175,17 +178,9 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
         let bytes: number;
         try {
           handle = await open(file, 'r');
-          const stat = await handle.stat();
-          let read: ReadAt;
-          let whole: Uint8Array | undefined;
-          if (stat.isFile()) {
-            bytes = stat.size;
-            read = readsOf(handle);
-          } else {
-            whole = await readPipe(handle, file, 'arrow');
-            bytes = whole.length;
-            read = readsIn(whole);
-          }
+          const input = await readsFrom(handle, file, 'arrow');
+          const { read, whole } = input;
+          bytes = input.bytes;
           // Before the reader sees it: lengths it trusts can make it loop for good (arrow-framing.ts).
           framing = await checkArrowFraming(read, bytes, (m) => arrow.Message.decode(m));
           // Progress is the share of the batches' bytes read (a file's footer follows them).
@@ -221,20 +216,40 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
   // stream) decode in tasks of their own, where a damaged file made WebAssembly trap
   // ("unreachable") outside any promise a caller holds, and the process died of an uncaught
   // exception (one flipped bit in about 1 file of 6, found by a hostile pass). A synchronous call's
-  // failure is an exception here, INVALID_ARGUMENT like any other unreadable file. So the file is
-  // read whole into memory, then decoded at once (EXPORT.md, "Reading").
+  // failure is an exception here, INVALID_ARGUMENT like any other unreadable file. Those calls take
+  // a whole file, so each row group is read alone and handed over as a file of its own
+  // (parquet-reader.ts): memory holds one row group, not the file (EXPORT.md, "Reading").
   async function* rows(): AsyncIterable<ImportRow> {
-    let table: Arrow.Table;
+    let handle: FileHandle | undefined;
     try {
-      const bytes = await readParquetBytes(file);
-      // The file's schema with its metadata (the batches read come without it), even with no rows.
-      noteSchema(arrow.tableFromIPC(parquet.readSchema(bytes).intoIPCStream()).schema);
-      table = arrow.tableFromIPC(parquet.readParquet(bytes, { batchSize: BATCH_ROWS }).intoIPCStream());
-      exact = table.numRows;
-    } catch (e) {
-      throw damaged(e);
+      let read: ReadAt;
+      let layout: ParquetLayout;
+      try {
+        handle = await open(file, 'r');
+        const input = await readsFrom(handle, file, 'parquet');
+        read = input.read;
+        layout = await parquetLayout(read, input.bytes);
+        // The file's schema with its metadata (the batches read come without it), even with no rows.
+        noteSchema(arrow.tableFromIPC(parquet.readSchema(schemaFile(layout)).intoIPCStream()).schema);
+        exact = layout.rows;
+      } catch (e) {
+        throw damaged(e);
+      }
+      for (const [i, place] of layout.groups.entries()) {
+        let table: Arrow.Table;
+        try {
+          const part = rowGroupFile(layout, i, await read(place.start, place.end - place.start));
+          table = arrow.tableFromIPC(parquet.readParquet(part, { batchSize: BATCH_ROWS }).intoIPCStream());
+          if (table.numRows !== place.rows) throw new Error(`row group ${i} holds ${table.numRows} rows, its footer says ${place.rows}`);
+        } catch (e) {
+          throw damaged(e);
+        }
+        input = { bytesRead: place.end };
+        for (const batch of table.batches) yield* rowsOf(arrow, batch);
+      }
+    } finally {
+      await handle?.close();
     }
-    for (const batch of table.batches) yield* rowsOf(arrow, batch);
   }
   return { shape: () => shape, rows: rows(), totalRows };
 }
@@ -245,6 +260,17 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
  * or an endless pipe had been read until the process ran out of memory (a hostile pass). Tests lower it.
  */
 export const pipeReads: { limit: number } = { limit: 512 * 2 ** 20 };
+
+/**
+ * Positioned reads of the file open as `handle`, and its size: a regular file's by its handle; a
+ * pipe, a FIFO or a device, which cannot be read at a position, is read whole first (`whole`).
+ */
+async function readsFrom(handle: FileHandle, file: string, format: 'arrow' | 'parquet'): Promise<{ read: ReadAt; bytes: number; whole: Uint8Array | undefined }> {
+  const stat = await handle.stat();
+  if (stat.isFile()) return { read: readsOf(handle), bytes: stat.size, whole: undefined };
+  const whole = await readPipe(handle, file, format);
+  return { read: readsIn(whole), bytes: whole.length, whole };
+}
 
 /** Everything `handle` (not a regular file) gives until its end; INVALID_ARGUMENT past `pipeReads.limit`. */
 async function readPipe(handle: FileHandle, file: string, format: 'arrow' | 'parquet'): Promise<Buffer> {
@@ -262,15 +288,6 @@ async function readPipe(handle: FileHandle, file: string, format: 'arrow' | 'par
   }
 }
 
-/** A Parquet file's bytes, whole: a regular file at once, anything else through readPipe(). */
-async function readParquetBytes(file: string): Promise<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    return (await handle.stat()).isFile() ? await handle.readFile() : await readPipe(handle, file, 'parquet');
-  } finally {
-    await handle.close();
-  }
-}
 
 async function* jsonRows(file: string, opened: (stream: ReturnType<typeof createReadStream>) => ReturnType<typeof createReadStream>): AsyncIterable<ImportRow> {
   const input = opened(createReadStream(file));
