@@ -1,9 +1,9 @@
 import { rmSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 
 /**
  * The temporary files and directories this process is writing now: an export's file beside its
- * output (export/files.ts), the stores `memstore bench` measures (bench/temp-dirs.ts). A process that
+ * output (export/files.ts), an import's store until it is whole (export/import-store.ts), the
+ * stores `memstore bench` measures (bench/temp-dirs.ts). A process that
  * dies of a signal leaves its own behind (Ctrl-C during an export had left the partial file, during
  * the bench a store of the data set: hostile passes). A library does not take over its
  * application's signals: the CLI, which owns its process, handles SIGINT and SIGTERM only while
@@ -12,17 +12,25 @@ import { constants as osConstants } from 'node:os';
  * --data FIFO` with no writer waited in open() for ever, deaf to both (a hostile pass), where the
  * signal's default action ends it.
  */
-const listed = new Map<string, 'file' | 'dir'>();
+const listed = new Map<string, () => void>();
 let watcher: ((any: boolean) => void) | undefined;
 
 /** Lists `path` (before it is made: a signal between its creation and its listing had left it). */
 export function listTemporary(path: string, kind: 'file' | 'dir'): void {
+  listCleanup(path, () => rmSync(path, { force: true, recursive: kind === 'dir' }));
+}
+
+/**
+ * Lists what is temporary under `key` as the synchronous function that removes it: an import's
+ * entries in a directory that must stay (export/import-store.ts). `remove` must not throw.
+ */
+export function listCleanup(key: string, remove: () => void): void {
   const before = listed.size;
-  listed.set(path, kind);
+  listed.set(key, remove);
   if (before === 0) watcher?.(true);
 }
 
-/** Takes `path` off the list (made permanent, or removed by its owner). */
+/** Takes `path` (or a cleanup's key) off the list (made permanent, or removed by its owner). */
 export function unlistTemporary(path: string): void {
   if (listed.delete(path) && listed.size === 0) watcher?.(false);
 }
@@ -30,21 +38,33 @@ export function unlistTemporary(path: string): void {
 /** Removes everything listed, as a process about to die of a signal does; nothing it removes throws. */
 export function removeTemporaries(): void {
   if (listed.size === 0) return;
-  for (const [path, kind] of listed) rmSync(path, { force: true, recursive: kind === 'dir' });
+  for (const remove of listed.values()) remove();
   listed.clear();
   watcher?.(false);
 }
 
 /**
  * For a command line tool, which owns its process: while anything is listed, SIGINT and SIGTERM
- * remove it all and end the process as the signal would have (exit status 128 + its number); with
+ * remove it all and then end the process by that signal (a shell's status 128 + its number); with
  * nothing listed the signal's default action stands, which ends a process whose main thread is
  * blocked. Called once.
  */
 export function removeTemporariesOnSignal(): void {
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => [signal, () => {
+    const cleanups = [...listed.values()];
     removeTemporaries();
-    process.exit(128 + osConstants.signals[signal]);
+    // Again after a pause, this thread blocked so that no more of the command runs: file operations
+    // already in libuv's worker threads when the signal came (a store's `mkdir -p` of its log
+    // directory) can make again what the first pass removed (a bench store left behind, once, under
+    // a loaded test run).
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
+    for (const remove of cleanups) remove();
+    // Then die of the signal itself, its default action back: a shell sees 128 + its number. Not
+    // process.exit(), which joins libuv's worker threads, and one blocked reading a pipe (an import
+    // from a FIFO waiting for rows) never returns: the process had hung in exit.
+    for (const [s, h] of handlers) process.off(s, h);
+    armed = false;
+    process.kill(process.pid, signal);
   }] as const);
   let armed = false;
   let disarming: NodeJS.Immediate | undefined;

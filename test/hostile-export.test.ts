@@ -342,6 +342,9 @@ test('import Arrow: wrong column types, nulls, ragged lists and missing columns 
     { what: 'a null vector', columns: { id: strings(['a', 'b']), vector: float32Lists([[1, 2, 3], null as unknown as number[]]) }, code: 'INVALID_ARGUMENT', row: 1 },
     { what: 'lists of different lengths', columns: { id: strings(['a', 'b']), vector: float32Lists([[1, 2, 3], [1, 2]]) }, code: 'DIM_MISMATCH', row: 1 },
     { what: 'a list of strings', columns: { id: strings(['a']), vector: arrow.vectorFromArray([['1', '2', '3']], listOf(new arrow.Utf8())) }, code: 'INVALID_VECTOR', row: 0 },
+    // Dates and timestamps had come in as their milliseconds (a hostile pass).
+    { what: 'a list of dates', columns: { id: strings(['a']), vector: arrow.vectorFromArray([[new Date(0), new Date(86_400_000)]], listOf(new arrow.DateDay())) }, code: 'INVALID_VECTOR', row: 0 },
+    { what: 'a list of timestamps', columns: { id: strings(['a']), vector: arrow.vectorFromArray([[1e12, 1e12 + 1]], listOf(new arrow.TimestampMillisecond())) }, code: 'INVALID_VECTOR', row: 0 },
     { what: 'a vector that is one number', columns: { id: strings(['a']), vector: arrow.vectorFromArray([1.5], new arrow.Float32()) }, code: 'INVALID_ARGUMENT', row: 0 },
     { what: 'ids as integers', columns: { id: arrow.vectorFromArray([1, 2], new arrow.Int32()), vector: float32Lists([[1, 2, 3], [1, 2, 4]]) }, code: 'INVALID_ID', row: 0 },
     { what: 'a null id', columns: { id: strings(['a', null]), vector: float32Lists([[1, 2, 3], [1, 2, 4]]) }, code: 'INVALID_ID', row: 1 },
@@ -713,7 +716,7 @@ test('a store without full vectors whose vectors sit at the limits (components o
   }
 });
 
-test('memstore export stopped by SIGINT or SIGTERM while it writes removes its temporary file and exits 128 + the signal (the partial file had stayed beside the output)', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, async () => {
+test('memstore export stopped by SIGINT or SIGTERM while it writes removes its temporary file and ends by that signal (status 128 + its number in a shell; the partial file had stayed beside the output)', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, async () => {
   const dir = tempDir();
   const store = await MemStore.open(dir, { dim: 16, durability: 'none' });
   for (let at = 0; at < 40_000; at += 2000) {
@@ -721,11 +724,11 @@ test('memstore export stopped by SIGINT or SIGTERM while it writes removes its t
   }
   await store.close();
   const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-  for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     const parent = tempDir();
     const out = join(parent, 'out.jsonl');
     const child = spawn(process.execPath, [cli, 'export', dir, '--out', out], { stdio: 'ignore' });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
     // Signalled once its temporary file is there, while it writes.
     let seen = false;
     for (let i = 0; i < 2000 && !seen; i++) {
@@ -734,8 +737,7 @@ test('memstore export stopped by SIGINT or SIGTERM while it writes removes its t
     }
     assert.ok(seen, `${signal}: the export wrote a temporary file`);
     child.kill(signal);
-    const code = await exited;
-    assert.equal(code, status, signal);
+    assert.equal(await exited, signal);
     assert.deepEqual(readdirSync(parent), [], `${signal}: nothing left`);
   }
 });

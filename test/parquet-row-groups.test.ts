@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -106,6 +107,17 @@ function footerOf(bytes: Uint8Array): ThriftStruct {
   const { struct, end } = readStruct(bytes, bytes.length - 8 - length);
   assert.equal(end, bytes.length - 8);
   return struct;
+}
+
+/** A file of the Parquet file `bytes` with its footer replaced by `footer`. */
+function withFooter(bytes: Buffer, footer: ThriftStruct): string {
+  const out = writeStruct(footer);
+  const tail = Buffer.alloc(8);
+  tail.writeUInt32LE(out.length, 0);
+  tail.write('PAR1', 4, 'latin1');
+  const path = join(tempDir(), 'bad.parquet');
+  writeFileSync(path, Buffer.concat([bytes.subarray(0, bytes.length - 8 - bytes.readUInt32LE(bytes.length - 8)), out, tail]));
+  return path;
 }
 
 test('parquet export: one row group per batch of 4,096, appended as encoded; the footer numbers them and points at each one\'s bytes; parquet-wasm reads every row back in order, and import gives the store back', async () => {
@@ -255,23 +267,15 @@ test('parquet import: a file of another writer\'s making (dictionary pages, page
   }
 });
 
-test('parquet import: a footer whose row group lies outside the file\'s body, or that lists more rows than its pages hold, is INVALID_ARGUMENT, nothing imported', async () => {
+test('parquet import: a footer whose row group lies outside the file\'s body, that lists more or fewer rows than its pages hold (0 too), or whose rows are not its row groups\' is INVALID_ARGUMENT, nothing imported', async () => {
   const dir = await storeOf(5000);
   const file = join(tempDir(), 'rows.parquet');
   await exportStore(dir, file);
   const bytes = readFileSync(file);
-  const length = bytes.readUInt32LE(bytes.length - 8);
-  const body = bytes.subarray(0, bytes.length - 8 - length);
   const rewrite = (change: (footer: ThriftStruct) => void): string => {
     const footer = footerOf(bytes);
     change(footer);
-    const out = writeStruct(footer);
-    const tail = Buffer.alloc(8);
-    tail.writeUInt32LE(out.length, 0);
-    tail.write('PAR1', 4, 'latin1');
-    const path = join(tempDir(), 'bad.parquet');
-    writeFileSync(path, Buffer.concat([body, out, tail]));
-    return path;
+    return withFooter(bytes, footer);
   };
   const firstChunk = (footer: ThriftStruct) => fieldOf(((fieldOf((((fieldOf(footer, 4)?.value as ThriftList).items[1] as ThriftStruct)), 1)?.value as ThriftList).items[0] as ThriftStruct), 3)?.value as ThriftStruct;
   const cases = [
@@ -286,11 +290,92 @@ test('parquet import: a footer whose row group lies outside the file\'s body, or
     }),
     rewrite((f) => {
       fieldOf((fieldOf(f, 4)?.value as ThriftList).items[1] as ThriftStruct, 3)!.value = 4000n;
+      fieldOf(f, 3)!.value = 4096n + 4000n;
+    }),
+    rewrite((f) => {
+      fieldOf(f, 3)!.value = 5001n;
+    }),
+    // A row group that says 0 rows over pages of 904 was read as empty.
+    rewrite((f) => {
+      fieldOf((fieldOf(f, 4)?.value as ThriftList).items[1] as ThriftStruct, 3)!.value = 0n;
+      fieldOf(f, 3)!.value = 4096n;
     }),
   ];
   for (const path of cases) {
     const into = tempDir();
     await rejectsWith(() => importStore(path, into), 'INVALID_ARGUMENT');
     assert.deepEqual(readdirSync(into), []);
+  }
+});
+
+test('parquet import: a footer of more than a million values (24 million had run V8 out of memory mid-import) is INVALID_ARGUMENT before anything is written, and so are column chunks of another type', async () => {
+  const dir = await storeOf(100);
+  const file = join(tempDir(), 'rows.parquet');
+  await exportStore(dir, file);
+  const bytes = readFileSync(file);
+  const big = footerOf(bytes);
+  big.fields.push({ id: 100, type: 9, value: { kind: 'list', container: 9, elementType: 8, items: Array.from({ length: 1_100_000 }, () => new Uint8Array(0)) } });
+  const odd = footerOf(bytes);
+  const group = (fieldOf(odd, 4)?.value as ThriftList).items[0] as ThriftStruct;
+  fieldOf(group, 1)!.value = { kind: 'list', container: 9, elementType: 5, items: [1n, 2n] };
+  for (const path of [withFooter(bytes, big), withFooter(bytes, odd)]) {
+    const into = tempDir();
+    await assert.rejects(
+      () => importStore(path, into),
+      (e: unknown) => (e as { code?: string }).code === 'INVALID_ARGUMENT' && (e as { cause?: unknown }).cause instanceof ThriftError,
+    );
+    assert.deepEqual(readdirSync(into), []);
+  }
+});
+
+test('parquet import: a page header that says more than 64 MiB uncompressed is INVALID_ARGUMENT before parquet-wasm sees it (it allocated what the header said: 2 GB kept for good)', async () => {
+  const dir = await storeOf(4096, 256);
+  const file = join(tempDir(), 'rows.parquet');
+  await exportStore(dir, file);
+  const bytes = Buffer.from(readFileSync(file));
+  const footer = footerOf(bytes);
+  const group = (fieldOf(footer, 4)?.value as ThriftList).items[0] as ThriftStruct;
+  const vectors = ((fieldOf(group, 1)?.value as ThriftList).items as ThriftStruct[]).find((c) => ((fieldOf(fieldOf(c, 3)?.value as ThriftStruct, 3)?.value as ThriftList).items.length) === 3)!;
+  const at = Number(fieldOf(fieldOf(vectors, 3)?.value as ThriftStruct, 9)?.value);
+  const { struct: header, end } = readStruct(bytes, at);
+  fieldOf(header, 2)!.value = (64n << 20n) + 1n;
+  const edited = writeStruct(header);
+  // The same length, so that no offset after it moves: a page of a megabyte takes as many bytes of varint.
+  assert.equal(edited.length, end - at);
+  edited.forEach((b, i) => (bytes[at + i] = b));
+  const path = join(tempDir(), 'bomb.parquet');
+  writeFileSync(path, bytes);
+  const into = tempDir();
+  await assert.rejects(
+    () => importStore(path, into),
+    (e: unknown) => (e as { code?: string }).code === 'INVALID_ARGUMENT' && (e as { cause?: unknown }).cause instanceof ThriftError,
+  );
+  assert.deepEqual(readdirSync(into), []);
+  // The file as exported imports.
+  assert.equal((await importStore(file, tempDir())).rows, 4096);
+});
+
+test('memstore import stopped by SIGINT or SIGTERM removes what it made in the directory, its marker included, and ends by that signal (status 128 + its number in a shell; the marker had stayed, and the store then refused to open; from a FIFO, exiting had hung on the thread blocked reading it)', { skip: process.platform === 'win32' ? 'POSIX signals and FIFOs' : false }, async () => {
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const line = (i: number) => `${JSON.stringify({ id: `r${i}`, vector: [1, i, 2], text: `text ${i}` })}\n`;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const fifo = join(tempDir(), 'rows.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    const into = tempDir();
+    const child = spawn(process.execPath, [cli, 'import', fifo, into], { stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    // More rows than a batch, so that the store is made, then the pipe held open: the import waits for more.
+    const writer = await openFile(fifo, 'w');
+    await writer.write(Array.from({ length: 5000 }, (_, i) => line(i)).join(''));
+    let made = false;
+    for (let i = 0; i < 2000 && !made; i++) {
+      made = readdirSync(into).includes('state.mdb') && readdirSync(into).includes('IMPORTING');
+      if (!made) await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(made, `${signal}: the import made its store`);
+    child.kill(signal);
+    assert.equal(await exited, signal);
+    await writer.close();
+    assert.deepEqual(readdirSync(into), [], `${signal}: nothing left`);
   }
 });

@@ -207,6 +207,7 @@ program
   .addOption(new Option('--codec <codec>', 'codec of the new store (default int8)').choices(CODEC_NAMES))
   .description('make a new store from the rows of an exported file (a bad row leaves the directory empty)')
   .action(async (file: string, dir: string, flags: { format?: ExportFormat; dim?: number; metric?: Metric; codec?: CodecName }) => {
+    removeTemporariesOnSignal();
     const { rows, records, dim } = await new Progress('importing rows').during((onProgress) => importStore(file, dir, { ...flags, onProgress }));
     process.stdout.write(`imported ${rows} rows into ${dir}: ${records} records of ${dim} dimensions\n`);
   });

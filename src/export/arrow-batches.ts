@@ -60,6 +60,9 @@ function cellsOf(arrow: typeof Arrow, column: Arrow.Vector | null): (i: number) 
 function vectorOf(arrow: typeof Arrow, v: unknown): unknown {
   if (v === null || typeof v !== 'object' || !('toArray' in v)) return v;
   const list = v as Arrow.Vector;
+  // Numbers only: dates and timestamps had come in as their milliseconds (a hostile pass). Handed
+  // on as text, which `add` refuses (INVALID_VECTOR) as it refuses a list of strings.
+  if (!arrow.DataType.isInt(list.type) && !arrow.DataType.isFloat(list.type)) return Array.from(list, (x: unknown) => String(x));
   if (list.nullCount > 0) return Array.from(list, (x: unknown) => (typeof x === 'bigint' ? Number(x) : x));
   if (arrow.DataType.isFloat(list.type) && list.type.precision === arrow.Precision.HALF) return Float32Array.from(list as Arrow.Vector<Arrow.Float16>);
   const values = list.toArray() as unknown;

@@ -219,19 +219,31 @@ export async function readFile(format: ExportFormat, file: string): Promise<{ sh
   // failure is an exception here, INVALID_ARGUMENT like any other unreadable file. Those calls take
   // a whole file, so each row group is read alone and handed over as a file of its own
   // (parquet-reader.ts): memory holds one row group, not the file (EXPORT.md, "Reading").
+  // The footer is read now, before the import writes anything: a file it refuses leaves no trace.
+  let layout: ParquetLayout;
+  let whole: Uint8Array | undefined;
+  try {
+    const handle = await open(file, 'r');
+    try {
+      const input = await readsFrom(handle, file, 'parquet');
+      whole = input.whole;
+      layout = await parquetLayout(input.read, input.bytes);
+    } finally {
+      await handle.close();
+    }
+    // The file's schema with its metadata (the batches read come without it), even with no rows.
+    noteSchema(arrow.tableFromIPC(parquet.readSchema(schemaFile(layout)).intoIPCStream()).schema);
+    exact = layout.rows;
+  } catch (e) {
+    throw damaged(e);
+  }
   async function* rows(): AsyncIterable<ImportRow> {
     let handle: FileHandle | undefined;
     try {
       let read: ReadAt;
-      let layout: ParquetLayout;
       try {
-        handle = await open(file, 'r');
-        const input = await readsFrom(handle, file, 'parquet');
-        read = input.read;
-        layout = await parquetLayout(read, input.bytes);
-        // The file's schema with its metadata (the batches read come without it), even with no rows.
-        noteSchema(arrow.tableFromIPC(parquet.readSchema(schemaFile(layout)).intoIPCStream()).schema);
-        exact = layout.rows;
+        if (whole !== undefined) read = readsIn(whole);
+        else read = readsOf((handle = await open(file, 'r')));
       } catch (e) {
         throw damaged(e);
       }
@@ -282,7 +294,7 @@ async function readPipe(handle: FileHandle, file: string, format: 'arrow' | 'par
     if (bytesRead === 0) return Buffer.concat(chunks, total);
     total += bytesRead;
     if (total > pipeReads.limit) {
-      throw new MemstoreError('INVALID_ARGUMENT', `${file}: an ${format} file from a pipe or device is read whole before it is decoded, and this one passed ${pipeReads.limit} bytes; import it from a regular file`, { file });
+      throw new MemstoreError('INVALID_ARGUMENT', `${file}: ${format === 'arrow' ? 'an Arrow' : 'a Parquet'} file from a pipe or device is read whole before it is decoded, and this one passed ${pipeReads.limit} bytes; import it from a regular file`, { file });
     }
     chunks.push(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
   }

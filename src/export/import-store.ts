@@ -1,3 +1,4 @@
+import { readdirSync, rmSync } from 'node:fs';
 import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MemstoreError } from '../errors.js';
@@ -10,6 +11,7 @@ import { readFile } from './files.js';
 import { recordOf } from './rows.js';
 import { FILES, importMarkerPath, isStoreEntry, syncDirSync } from '../store/files.js';
 import { liveImporter } from '../store/lock.js';
+import { listCleanup, unlistTemporary } from '../temporaries.js';
 
 /** How `importStore` reads and what store it makes: the options of `MemStore.open`, and the file's format. */
 export interface ImportOptions extends OpenOptions {
@@ -39,6 +41,18 @@ export async function importStore(file: string, dir: string, options: ImportOpti
   const format = resolveFormat(asked, file);
   const { shape, rows, totalRows } = await readFile(format, file);
   await requireEmptyDir(dir);
+  // Until the store is whole, what the import makes in `dir` goes with a Ctrl-C of the CLI too
+  // (temporaries.ts): its marker had stayed, and the store then refused to open (a hostile pass).
+  listCleanup(cleanupKey(dir), () => removeStoreEntriesSync(dir));
+  try {
+    return await importInto(file, dir, open, onProgress, { shape, rows, totalRows });
+  } finally {
+    unlistTemporary(cleanupKey(dir));
+  }
+}
+
+async function importInto(file: string, dir: string, open: OpenOptions, onProgress: ImportOptions['onProgress'], read: Awaited<ReturnType<typeof readFile>>): Promise<{ rows: number; records: number; dim: number }> {
+  const { shape, rows, totalRows } = read;
   await writeMarker(dir);
   let store: MemStore | undefined;
   let n = 0;
@@ -144,6 +158,21 @@ async function requireEmptyDir(dir: string): Promise<void> {
 async function removeStoreEntries(dir: string): Promise<void> {
   for (const name of await readdir(dir)) if (isStoreEntry(name) && name !== FILES.importing) await rm(join(dir, name), { recursive: true, force: true });
   await rm(importMarkerPath(dir), { force: true });
+}
+
+/** removeStoreEntries(), at once, for a process about to die of a signal; throws nothing. */
+function removeStoreEntriesSync(dir: string): void {
+  try {
+    for (const name of readdirSync(dir)) if (isStoreEntry(name) && name !== FILES.importing) rmSync(join(dir, name), { recursive: true, force: true });
+    rmSync(importMarkerPath(dir), { force: true });
+  } catch {
+    // The directory went away or cannot be read: nothing of it to remove, or nothing this can do.
+  }
+}
+
+/** The key an import's cleanup is listed under (temporaries.ts). */
+function cleanupKey(dir: string): string {
+  return `import into ${dir}`;
 }
 
 /** Writes the import marker (FILES.importing) durably: file and directory fsynced before the store is made. */

@@ -17,6 +17,16 @@ import { fieldOf, readStruct, T_I16, T_LIST, T_STRUCT, ThriftError, writeStruct,
 
 export const MAGIC = Buffer.from('PAR1', 'latin1');
 
+/**
+ * The most values (thrift-compact.ts, readStruct()) a footer is read with: about 100 MB of heap at
+ * most. memstore's own footers take about 100 values a row group (10,000 row groups: 41 million
+ * rows); a file with more is refused rather than read at any cost.
+ */
+export const FOOTER_MAX_VALUES = 1 << 20;
+
+/** The longest footer read: past it, the values would run out first anyway. */
+export const FOOTER_MAX_BYTES = 64 << 20;
+
 // FileMetaData
 export const SCHEMA = 2;
 export const NUM_ROWS = 3;
@@ -34,6 +44,7 @@ const CC_COLUMN_INDEX_OFFSET = 6;
 /** A ColumnChunk's offset index and column index: offset, length, offset, length. */
 const CC_PAGE_INDEXES = new Set([4, 5, 6, 7]);
 // ColumnMetaData
+const CM_NUM_VALUES = 5;
 const CM_TOTAL_COMPRESSED_SIZE = 7;
 const CM_DATA_PAGE_OFFSET = 9;
 const CM_INDEX_PAGE_OFFSET = 10;
@@ -49,7 +60,7 @@ export function footerIn(tail: Uint8Array, size: number): { footer: ThriftStruct
   const start = size - 8 - length;
   if (start < MAGIC.length) throw new ThriftError('parquet: a footer longer than its file');
   if (length > n - 8) throw new ThriftError(`parquet: a footer of ${length} bytes, more than the ${n - 8} read`);
-  const { struct, end } = readStruct(tail, n - 8 - length);
+  const { struct, end } = readStruct(tail, n - 8 - length, FOOTER_MAX_VALUES);
   if (end !== n - 8) throw new ThriftError('parquet: a footer that does not end at its length');
   return { footer: struct, start };
 }
@@ -58,17 +69,24 @@ export function footerIn(tail: Uint8Array, size: number): { footer: ThriftStruct
 export function rowGroupsOf(footer: ThriftStruct): ThriftStruct[] {
   const groups = fieldOf(footer, ROW_GROUPS)?.value;
   if (groups === undefined) return [];
-  if (typeof groups !== 'object' || !('kind' in groups) || groups.kind !== 'list') throw new ThriftError('parquet: row groups that are not a list');
-  return groups.items.map((g) => {
-    if (typeof g !== 'object' || !('kind' in g) || g.kind !== 'struct') throw new ThriftError('parquet: a row group that is not a struct');
-    return g;
-  });
+  if (!isList(groups) || !groups.items.every(isStruct)) throw new ThriftError('parquet: row groups that are not a list of structs');
+  return groups.items as ThriftStruct[];
 }
 
 /** The column chunks of row group `g`. */
 export function columnsOf(g: ThriftStruct): ThriftStruct[] {
-  const columns = fieldOf(g, RG_COLUMNS)?.value as ThriftList | undefined;
-  return (columns?.items ?? []) as ThriftStruct[];
+  const columns = fieldOf(g, RG_COLUMNS)?.value;
+  if (columns === undefined) return [];
+  if (!isList(columns) || !columns.items.every(isStruct)) throw new ThriftError('parquet: column chunks that are not a list of structs');
+  return columns.items as ThriftStruct[];
+}
+
+function isList(v: unknown): v is ThriftList {
+  return typeof v === 'object' && v !== null && 'kind' in v && v.kind === 'list';
+}
+
+function isStruct(v: unknown): v is ThriftStruct {
+  return typeof v === 'object' && v !== null && 'kind' in v && v.kind === 'struct';
 }
 
 function moveField(s: ThriftStruct, id: number, shift: bigint): void {
@@ -84,10 +102,11 @@ function moveField(s: ThriftStruct, id: number, shift: bigint): void {
  * page, for its `total_compressed_size` bytes. They must lie in the file's body, between the leading
  * magic and `footerStart`; anything else is a ThriftError.
  */
-export function rowGroupRange(g: ThriftStruct, i: number, footerStart: number): { rows: number; start: number; end: number } {
+export function rowGroupRange(g: ThriftStruct, i: number, footerStart: number): { rows: number; start: number; end: number; chunks: { start: number; end: number }[] } {
   const rows = safeNumber(fieldOf(g, RG_NUM_ROWS)?.value, `row group ${i}: its rows`);
   let start = Infinity;
   let end = -Infinity;
+  const chunks: { start: number; end: number }[] = [];
   const columns = columnsOf(g);
   if (columns.length === 0) throw new ThriftError(`parquet: row group ${i} has no column chunk`);
   for (const column of columns) {
@@ -98,11 +117,17 @@ export function rowGroupRange(g: ThriftStruct, i: number, footerStart: number): 
       const at = fieldOf(meta, id)?.value;
       if (typeof at === 'bigint' && at > 0n) first = Math.min(first, safeNumber(at, `row group ${i}: a page's offset`));
     }
+    const last = first + safeNumber(fieldOf(meta, CM_TOTAL_COMPRESSED_SIZE)?.value, `row group ${i}: a column chunk's size`);
+    chunks.push({ start: first, end: last });
     start = Math.min(start, first);
-    end = Math.max(end, first + safeNumber(fieldOf(meta, CM_TOTAL_COMPRESSED_SIZE)?.value, `row group ${i}: a column chunk's size`));
+    end = Math.max(end, last);
+    // Every row is at least one value of every column (a null, an empty list): a reader trusts the
+    // footer's count, and a row group that said 0 rows over pages of thousands was read as empty.
+    const values = safeNumber(fieldOf(meta, CM_NUM_VALUES)?.value, `row group ${i}: a column chunk's values`);
+    if (rows === 0 ? values !== 0 : values < rows) throw new ThriftError(`parquet: row group ${i} says ${rows} rows, and a column chunk of it ${values} values`);
   }
   if (!(start >= MAGIC.length && start < end && end <= footerStart)) throw new ThriftError(`parquet: row group ${i} lies at [${start}, ${end}), outside the file's body [4, ${footerStart})`);
-  return { rows, start, end };
+  return { rows, start, end, chunks };
 }
 
 /** `v` as a number: a bigint in [0, 2^53). */

@@ -70,9 +70,14 @@ const MAX_DEPTH = 64;
 /** Thrown on bytes that are not a well-formed compact-protocol struct. */
 export class ThriftError extends Error {}
 
-/** Reads one struct from `bytes` starting at `at`; returns it and the offset after its stop byte. */
-export function readStruct(bytes: Uint8Array, at = 0): { struct: ThriftStruct; end: number } {
-  const reader = new Reader(bytes, at);
+/**
+ * Reads one struct from `bytes` starting at `at`; returns it and the offset after its stop byte.
+ * `maxValues` bounds the values read, structs and list items included: a value takes about a
+ * hundred bytes of heap, so a footer of 24 million one-byte values had run V8 out of memory (a
+ * hostile pass).
+ */
+export function readStruct(bytes: Uint8Array, at = 0, maxValues = Infinity): { struct: ThriftStruct; end: number } {
+  const reader = new Reader(bytes, at, maxValues);
   const struct = reader.struct(0);
   return { struct, end: reader.at };
 }
@@ -90,10 +95,17 @@ export function fieldOf(struct: ThriftStruct, id: number): ThriftField | undefin
 }
 
 class Reader {
+  private values = 0;
+
   constructor(
     private readonly bytes: Uint8Array,
     public at: number,
+    private readonly maxValues: number,
   ) {}
+
+  private count(): void {
+    if (++this.values > this.maxValues) throw new ThriftError(`compact protocol: more than ${this.maxValues} values`);
+  }
 
   private byte(): number {
     if (this.at >= this.bytes.length) throw new ThriftError(`compact protocol: ends at byte ${this.at} inside a value`);
@@ -123,6 +135,7 @@ class Reader {
 
   struct(depth: number): ThriftStruct {
     if (depth > MAX_DEPTH) throw new ThriftError('compact protocol: structs nested too deep');
+    this.count();
     const fields: ThriftField[] = [];
     let last = 0;
     for (;;) {
@@ -132,6 +145,7 @@ class Reader {
       const delta = header >> 4;
       const id = delta === 0 ? Number(this.zigzag()) : last + delta;
       last = id;
+      this.count();
       if (type === T_TRUE || type === T_FALSE) fields.push({ id, type, value: type === T_TRUE });
       else fields.push({ id, type, value: this.value(type, depth) });
     }
@@ -168,7 +182,10 @@ class Reader {
         const short = header >> 4;
         const n = short === 15 ? this.size() : short;
         const items: ThriftValue[] = [];
-        for (let i = 0; i < n; i++) items.push(this.value(elementType, depth + 1));
+        for (let i = 0; i < n; i++) {
+          this.count();
+          items.push(this.value(elementType, depth + 1));
+        }
         return { kind: 'list', container: type, elementType, items };
       }
       case T_MAP: {
@@ -178,7 +195,10 @@ class Reader {
         const keyType = (types >> 4) as ThriftType;
         const valueType = (types & 0x0f) as ThriftType;
         const entries: [ThriftValue, ThriftValue][] = [];
-        for (let i = 0; i < n; i++) entries.push([this.value(keyType, depth + 1), this.value(valueType, depth + 1)]);
+        for (let i = 0; i < n; i++) {
+          this.count();
+          entries.push([this.value(keyType, depth + 1), this.value(valueType, depth + 1)]);
+        }
         return { kind: 'map', keyType, valueType, entries };
       }
       case T_STRUCT:
