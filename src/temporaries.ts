@@ -38,9 +38,21 @@ export function unlistTemporary(path: string): void {
 /** Removes everything listed, as a process about to die of a signal does; nothing it removes throws. */
 export function removeTemporaries(): void {
   if (listed.size === 0) return;
-  for (const remove of listed.values()) remove();
+  const cleanups = [...listed.values()];
   listed.clear();
+  runAll(cleanups);
   watcher?.(false);
+}
+
+/** Runs each cleanup, whatever the ones before it threw: a path that cannot be removed (under a file, ENOTDIR) had stopped the rest, and the signal's handler with them. */
+function runAll(cleanups: readonly (() => void)[]): void {
+  for (const remove of cleanups) {
+    try {
+      remove();
+    } catch {
+      // Nothing more to do for it in a process about to end.
+    }
+  }
 }
 
 /**
@@ -58,7 +70,7 @@ export function removeTemporariesOnSignal(): void {
     // directory) can make again what the first pass removed (a bench store left behind, once, under
     // a loaded test run).
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
-    for (const remove of cleanups) remove();
+    runAll(cleanups);
     // Then die of the signal itself, its default action back: a shell sees 128 + its number. Not
     // process.exit(), which joins libuv's worker threads, and one blocked reading a pipe (an import
     // from a FIFO waiting for rows) never returns: the process had hung in exit.

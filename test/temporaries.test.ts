@@ -44,3 +44,19 @@ test('temporaries: with nothing listed (none yet, or the last one taken off a tu
   `);
   assert.equal(after.signal, 'SIGTERM', JSON.stringify(after));
 });
+
+test('temporaries: one that cannot be removed (a path under a file: ENOTDIR) does not stop the others, nor the end by the signal (it threw out of the handler)', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, () => {
+  const dir = tempDir();
+  const plain = join(dir, 'plain');
+  const kept = join(dir, 'kept');
+  writeFileSync(plain, 'x');
+  writeFileSync(kept, 'y');
+  const end = child(`
+    listTemporary(${JSON.stringify(join(plain, 'under'))}, 'dir');
+    listTemporary(${JSON.stringify(kept)}, 'file');
+    process.kill(process.pid, 'SIGINT');
+    setTimeout(() => process.exit(0), 2000);
+  `);
+  assert.equal(end.signal, 'SIGINT', JSON.stringify(end));
+  assert.ok(!existsSync(kept), 'the file after the one that could not go removed');
+});
