@@ -23,7 +23,7 @@ export function listTemporary(path: string, kind: 'file' | 'dir'): void {
 
 /**
  * Lists what is temporary under `key` as the synchronous function that removes it: an import's
- * entries in a directory that must stay (export/import-store.ts). `remove` must not throw.
+ * entries in a directory that must stay (export/import-store.ts). What `remove` throws is ignored.
  */
 export function listCleanup(key: string, remove: () => void): void {
   const before = listed.size;
@@ -64,14 +64,7 @@ function runAll(cleanups: readonly (() => void)[]): void {
  */
 export function removeTemporariesOnSignal(): void {
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => [signal, () => {
-    const cleanups = [...listed.values()];
     removeTemporaries();
-    // Again after a pause, this thread blocked so that no more of the command runs: file operations
-    // already in libuv's worker threads when the signal came (a store's `mkdir -p` of its log
-    // directory) can make again what the first pass removed (a bench store left behind, once, under
-    // a loaded test run).
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
-    runAll(cleanups);
     // Then die of the signal itself, its default action back: a shell sees 128 + its number. Not
     // process.exit(), which joins libuv's worker threads, and one blocked reading a pipe (an import
     // from a FIFO waiting for rows) never returns: the process had hung in exit.

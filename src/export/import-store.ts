@@ -154,20 +154,19 @@ async function requireEmptyDir(dir: string): Promise<void> {
   throw new MemstoreError('INVALID_ARGUMENT', `${dir} is not empty: an import makes a new store`, { file: dir, field: 'dir' });
 }
 
-/** Removes the store's own entries from `dir` (isStoreEntry), the import marker last. */
-async function removeStoreEntries(dir: string): Promise<void> {
-  for (const name of await readdir(dir)) if (isStoreEntry(name) && name !== FILES.importing) await rm(join(dir, name), { recursive: true, force: true });
-  await rm(importMarkerPath(dir), { force: true });
+/** The paths of the store's own entries among `names`, the entries of `dir` (isStoreEntry), the import marker last: what a failed import removes. */
+function storeEntryPaths(dir: string, names: readonly string[]): string[] {
+  return [...names.filter((name) => isStoreEntry(name) && name !== FILES.importing).map((name) => join(dir, name)), importMarkerPath(dir)];
 }
 
-/** removeStoreEntries(), at once, for a process about to die of a signal; throws nothing. */
+/** Removes the store's own entries from `dir`, the import marker last. */
+async function removeStoreEntries(dir: string): Promise<void> {
+  for (const path of storeEntryPaths(dir, await readdir(dir))) await rm(path, { recursive: true, force: true });
+}
+
+/** removeStoreEntries(), at once, for a process about to die of a signal (temporaries.ts). */
 function removeStoreEntriesSync(dir: string): void {
-  try {
-    for (const name of readdirSync(dir)) if (isStoreEntry(name) && name !== FILES.importing) rmSync(join(dir, name), { recursive: true, force: true });
-    rmSync(importMarkerPath(dir), { force: true });
-  } catch {
-    // The directory went away or cannot be read: nothing of it to remove, or nothing this can do.
-  }
+  for (const path of storeEntryPaths(dir, readdirSync(dir))) rmSync(path, { recursive: true, force: true });
 }
 
 /** The key an import's cleanup is listed under (temporaries.ts). */

@@ -57,7 +57,6 @@ export async function parquetLayout(read: ReadAt, size: number): Promise<Parquet
   return { footer, rows, groups };
 }
 
-
 /** A Parquet file with `layout`'s schema and metadata, and no row group: what a schema is read from. */
 export function schemaFile(layout: ParquetLayout): Uint8Array {
   return Buffer.concat([MAGIC, endOf(layout.footer, [], 0n)]);
