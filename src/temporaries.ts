@@ -18,7 +18,9 @@ let watcher: ((any: boolean) => void) | undefined;
 
 /** Lists `path` (before it is made: a signal between its creation and its listing had left it). */
 export function listTemporary(path: string, kind: 'file' | 'dir'): void {
-  listCleanup(path, () => rmSync(path, { force: true, recursive: kind === 'dir' }));
+  // Retried a few times (Node's own back-off, ENOTEMPTY among the errors it retries): a file made in
+  // the directory by an operation already in flight when the removal began fails its last rmdir.
+  listCleanup(path, () => rmSync(path, { force: true, recursive: kind === 'dir', maxRetries: kind === 'dir' ? 3 : 0, retryDelay: 5 }));
 }
 
 /**
