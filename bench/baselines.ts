@@ -50,19 +50,43 @@ function exactScores(metric: Metric, q: Float32Array, docs: readonly Float32Arra
  * truth every recall figure is measured against (independent of memstore's code), timed per query
  * so it doubles as the "exact float32" baseline row.
  */
-export function exactSearch(data: Dataset, metric: Metric, k: number): Timed<number[][]> {
+export function exactSearch(data: Dataset, metric: Metric, k: number): ExactRun {
   const norms = Float64Array.from(data.docs, (x) => Math.hypot(...x));
   const scores = new Float64Array(data.docs.length);
   const order = Array.from({ length: data.docs.length }, (_, i) => i);
   const times: number[] = [];
+  const tiedK: number[][] = [];
+  const tied1: number[][] = [];
   const result = data.queries.map((q) => {
     const t = performance.now();
     exactScores(metric, q, data.docs, norms, scores);
-    const top = order.slice().sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, k);
+    const sorted = order.slice().sort((a, b) => scores[b]! - scores[a]! || a - b);
     times.push(performance.now() - t);
-    return top;
+    tiedK.push(atLeastRank(sorted, scores, k));
+    tied1.push(atLeastRank(sorted, scores, 1));
+    return sorted.slice(0, k);
   });
-  return { result, times };
+  return { result, times, tiedK, tied1 };
+}
+
+/**
+ * The rows of `sorted` (best first by `scores`) scoring at least the one at `rank` (1-based): the
+ * first `rank` and every row tied with the last of them. Any of them is a right answer at that
+ * rank: with 200 copies of one vector, a search that returned other copies than the truth's
+ * lowest rows had been counted as missing them (recall 0.2 for f32, a hostile pass).
+ */
+function atLeastRank(sorted: readonly number[], scores: Float64Array, rank: number): number[] {
+  if (sorted.length <= rank) return sorted.slice();
+  const line = scores[sorted[rank - 1]!]!;
+  let end = rank;
+  while (end < sorted.length && scores[sorted[end]!]! >= line) end++;
+  return sorted.slice(0, end);
+}
+
+/** exactSearch()'s answers: each query's top k rows (`result`), and the rows any of which is a right answer at rank k and at rank 1 (ties with the k-th and the first included). */
+export interface ExactRun extends Timed<number[][]> {
+  readonly tiedK: number[][];
+  readonly tied1: number[][];
 }
 
 export interface HnswOptions {

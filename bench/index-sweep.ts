@@ -7,7 +7,7 @@ import type { Metric } from '../src/options.js';
 import { buildHnsw } from './baselines.js';
 import { equalRecallLine } from './equal-recall.js';
 import { svgOf } from './report.js';
-import { buildOptions, configLabel, latency, type StudyConfig } from './study.js';
+import { buildOptions, configLabel, latency, type StudyConfig, type Truth } from './study.js';
 
 /** One point of the recall / speed trade-off: a page-index `nprobe` of one configuration, or an hnswlib-node `ef`. */
 export interface SweepRow {
@@ -43,8 +43,8 @@ export interface SweepResult {
 
 export interface SweepOptions {
   readonly data: Dataset;
-  /** Exact float32 top k of each query, by row of data.docs. */
-  readonly truth: readonly (readonly number[])[];
+  /** The study's ground truth (study.ts, Truth): a row counts as found when it scores at least the k-th best. */
+  readonly truth: Truth;
   readonly k: number;
   readonly metric: Metric;
   readonly hnsw: boolean;
@@ -80,9 +80,9 @@ export async function runIndexSweep(options: SweepOptions): Promise<SweepResult>
   const maxPage = sweepMaxPage(data.docs.length);
   const rows: SweepRow[] = [];
   const stores: SweepStore[] = [];
-  const truthSets = truth.map((t) => new Set(t));
+  const truthSets = truth.tiedK.map((t) => new Set(t));
   // A store of fewer than k vectors has fewer than k to find: recall was found / (queries · k), 0.1 for one vector.
-  const possible = truth.reduce((n, t) => n + Math.min(k, t.length), 0);
+  const possible = data.queries.length * Math.min(k, data.docs.length);
   for (const config of options.configs ?? [{ codec: 'int8', pca: undefined }]) {
     const label = configLabel(config);
     const dir = makeBenchDir('memstore-sweep-');

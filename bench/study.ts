@@ -70,17 +70,32 @@ export interface StudyOptions {
   readonly onStep?: (done: number, total: number) => void;
 }
 
-export interface StudyResult {
-  readonly rows: StudyRow[];
-  /** Exact top-k row numbers per query (the ground truth). */
-  readonly truth: number[][];
+/** The ground truth of a study, from exact float32 search (baselines.ts, exactSearch). */
+export interface Truth {
+  /** Each query's exact top k rows, best first. */
+  readonly top: readonly (readonly number[])[];
+  /** Each query's rows that score at least its k-th best (its top k and the rows tied with the k-th). */
+  readonly tiedK: readonly (readonly number[])[];
+  /** The same at rank 1. */
+  readonly tied1: readonly (readonly number[])[];
 }
 
-export function recallAt(found: readonly number[], truth: readonly number[], k: number): number {
-  const t = new Set(truth.slice(0, k));
+export interface StudyResult {
+  readonly rows: StudyRow[];
+  readonly truth: Truth;
+}
+
+/**
+ * Recall at `k` of `found` (a search's rows, best first): the share of the min(k, `stored`) true
+ * neighbours found, where any row that scores at least the k-th best exact score (`atLeast`) is one
+ * (ties: among equal vectors, any k of them is the exact answer).
+ */
+export function recallAt(found: readonly number[], atLeast: readonly number[], k: number, stored: number): number {
+  const t = new Set(atLeast);
   let hit = 0;
-  for (const id of found.slice(0, k)) if (t.has(id)) hit++;
-  return hit / Math.min(k, truth.length);
+  for (const id of new Set(found.slice(0, k))) if (t.has(id)) hit++;
+  const possible = Math.min(k, stored);
+  return possible === 0 ? 1 : Math.min(hit, possible) / possible;
 }
 
 /** Queries per second (one in flight: 1 / the mean time), p50 and p99 in µs, of per-query times in ms. */
@@ -90,12 +105,12 @@ export function latency(times: readonly number[]): { qps: number; p50Us: number;
   return { qps: total === 0 ? 0 : (times.length * 1000) / total, p50Us: percentileOfSorted(sorted, 0.5) * 1000, p99Us: percentileOfSorted(sorted, 0.99) * 1000 };
 }
 
-function recalls(found: readonly (readonly number[])[], truth: readonly number[][], k: number): { recall1: number; recall10: number } {
+function recalls(found: readonly (readonly number[])[], truth: Truth, k: number, stored: number): { recall1: number; recall10: number } {
   let r1 = 0;
   let rk = 0;
   found.forEach((f, i) => {
-    r1 += recallAt(f, truth[i]!, 1);
-    rk += recallAt(f, truth[i]!, k);
+    r1 += recallAt(f, truth.tied1[i]!, 1, stored);
+    rk += recallAt(f, truth.tiedK[i]!, k, stored);
   });
   return { recall1: r1 / found.length, recall10: rk / found.length };
 }
@@ -140,7 +155,7 @@ export function buildOptions(data: Dataset, config: StudyConfig, metric: Metric,
   };
 }
 
-async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, k: number, trainSize: number, truth: number[][], progress: (l: string) => void, tag: string): Promise<StudyRow[]> {
+async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, k: number, trainSize: number, truth: Truth, progress: (l: string) => void, tag: string): Promise<StudyRow[]> {
   const label = configLabel(config);
   progress(`${tag} building ${label}`);
   const dir = makeBenchDir('memstore-bench-');
@@ -176,7 +191,7 @@ async function measureStore(data: Dataset, config: StudyConfig, metric: Metric, 
           found.push(hits.map((h) => Number(h.id)));
         }
         read.sort((a, b) => a - b);
-        const r = recalls(found, truth, k);
+        const r = recalls(found, truth, k, data.docs.length);
         rows.push({
           kind: 'memstore',
           label: `${label} rescore=${rescore ? 'on' : 'off'}`,
@@ -224,7 +239,7 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
 
   progress(`[1/${steps}] exact float32 search (ground truth): ${data.queries.length} queries over ${data.docs.length} vectors`);
   const exact = exactSearch(data, metric, k);
-  const truth = exact.result;
+  const truth: Truth = { top: exact.result, tiedK: exact.tiedK, tied1: exact.tied1 };
   const rows: StudyRow[] = [
     {
       kind: 'exact-f32',
@@ -253,7 +268,7 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
   if (options.hnsw !== false) {
     progress(`[2/${steps}] hnswlib-node HNSW float32 (M=16, efConstruction=200)`);
     const h = hnswSearch(data, metric, k);
-    const r = recalls(h.result, truth, k);
+    const r = recalls(h.result, truth, k, data.docs.length);
     rows.push({
       kind: 'hnsw-f32',
       label: `baseline: hnswlib-node HNSW f32 (M=${h.m}, efC=${h.efConstruction}, ef=${h.efSearch})`,

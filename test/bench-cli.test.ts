@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -253,4 +253,67 @@ test('memstore bench blocked opening a --data FIFO no one writes to ends on SIGI
     clearTimeout(timer);
     assert.ok(end.signal === signal || end.code === 128 + osConstants.signals[signal], `${signal}: ended by it, not by the SIGKILL after 10 s (${JSON.stringify(end)})`);
   }
+});
+
+test('memstore bench refuses a --data file of a format it does not read (a .csv, an .npz), where it had read any other extension as raw float32 and benchmarked a CSV as noise with exit 0; raw float32 is read from .f32, .bin, .raw, .dat or no extension', async () => {
+  const dir = tempDir();
+  const floats = Buffer.from(new Float32Array(64 * 16).map((_, i) => Math.sin(i)).buffer);
+  for (const name of ['emb.csv', 'emb.npz', 'emb.txt', 'emb.fbin']) {
+    writeFileSync(join(dir, name), floats);
+    const r = await cliResult(['bench', '--data', join(dir, name), '--dim', '16', '--no-hnsw', '--no-index', '--out', join(dir, 'out')]);
+    assert.equal(r.code, 2, name);
+    assert.ok(r.stderr.trim().split('\n').at(-1)!.startsWith('memstore: INVALID_ARGUMENT: '), `${name}: ${r.stderr}`);
+  }
+  assert.equal(existsSync(join(dir, 'out')), false, 'nothing written');
+  for (const name of ['emb.F32', 'emb.bin', 'emb.raw', 'emb.dat', 'emb']) {
+    writeFileSync(join(dir, name), floats);
+    const r = await cliResult(['bench', '--data', join(dir, name), '--dim', '16', '--codecs', 'int8', '--pca', 'none', '--no-hnsw', '--no-index', '--out', join(dir, `out-${name}`)]);
+    assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+  }
+});
+
+test('memstore bench refuses a JSONL of empty embedding arrays, naming the file, before the study (it had begun one of dimension 0)', async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'dim0.jsonl'), Array.from({ length: 20 }, () => '{"embedding": []}').join('\n'));
+  const r = await cliResult(['bench', '--data', join(dir, 'dim0.jsonl'), '--no-hnsw', '--out', join(dir, 'out')]);
+  assert.equal(r.code, 2);
+  const last = r.stderr.trim().split('\n').at(-1)!;
+  assert.ok(last.startsWith('memstore: INVALID_ARGUMENT: ') && last.includes('dim0.jsonl'), r.stderr);
+  assert.ok(!r.stderr.includes('memstore bench: '), 'no study begun');
+});
+
+test('memstore bench --kernels refuses data of more dimensions than a store takes, at once (it had run silently for minutes past 2 GB)', async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'wide.f32'), Buffer.alloc(2 * 70_000 * 4));
+  const r = await cliResult(['bench', '--kernels', '--data', join(dir, 'wide.f32'), '--dim', '70000'], { timeoutMs: 60_000 });
+  assert.equal(r.code, 2, r.stderr);
+  assert.ok(r.stderr.trim().split('\n').at(-1)!.startsWith('memstore: INVALID_ARGUMENT: '), r.stderr);
+});
+
+test("memstore bench refuses, before the study, an index chart it could not write (a directory in its place): it had failed at the end, the JSON and the study's chart written", async () => {
+  const out = tempDir();
+  mkdirSync(join(out, 'results-index.svg'));
+  const r = await cliResult(['bench', '--quick', '--codecs', 'int8', '--pca', 'none', '--no-hnsw', '--out', out]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.ok(!r.stderr.includes('memstore bench: '), 'no study begun');
+  assert.deepEqual(readdirSync(out), ['results-index.svg']);
+});
+
+test('memstore bench counts a result as a true neighbour when it scores as well as the k-th best: among 200 copies of one vector, f32 had come out at recall 0.2 (any other copies than the lowest rows counted as misses)', async () => {
+  const dir = tempDir();
+  const dim = 8;
+  const rows = 240;
+  const v = new Float32Array(rows * dim);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < dim; j++) v[i * dim + j] = i < 200 ? (j === 0 ? 1 : 0.5) : Math.cos(i * 7 + j * 3);
+  writeFileSync(join(dir, 'dups.f32'), Buffer.from(v.buffer));
+  // Queries near the copies: their top 10 is 10 of the 200.
+  const q = new Float32Array(5 * dim).map((_, i) => (i % dim === 0 ? 1 : 0.5) + 0.001 * (i % 3));
+  writeFileSync(join(dir, 'q.f32'), Buffer.from(q.buffer));
+  await run(process.execPath, [cli, 'bench', '--data', join(dir, 'dups.f32'), '--queries', join(dir, 'q.f32'), '--dim', String(dim), '--codecs', 'f32,int8', '--pca', 'none', '--no-hnsw', '--out', join(dir, 'out')]);
+  const report = JSON.parse(readFileSync(join(dir, 'out', 'results.json'), 'utf8')) as { rows: Row[]; index: { rows: { label: string; recall10: number }[] } };
+  for (const row of report.rows.filter((r) => r.rescore || r.codec === 'f32')) {
+    assert.equal(row.recall10, 1, row.label);
+    assert.equal(row.recall1, 1, row.label);
+  }
+  for (const row of report.index.rows) assert.equal(row.recall10, 1, row.label);
 });

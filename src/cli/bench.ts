@@ -85,6 +85,8 @@ function loadVectors(flags: BenchFlags): Dataset {
     rows = rows.slice(0, rows.length - held);
   }
   if (flags.n !== undefined) rows = rows.slice(0, flags.n);
+  // As for --synthetic: `--kernels` over a 70,000-d file had run silently for minutes past 2 GB.
+  if (docs.dim > MAX_DIM) throw new InvalidArgumentError(`${flags.data}: vectors of ${docs.dim} dimensions; a store takes at most ${MAX_DIM}`);
   return { name: flags.data, dim: docs.dim, docs: rows, queries };
 }
 
@@ -214,6 +216,8 @@ export async function bench(flags: BenchFlags): Promise<void> {
   checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');
   checkWritable(mdFile, flags.json === undefined ? '--out' : "--json's table");
   checkWritable(chartFile, flags.chart === undefined ? '--out' : '--chart');
+  // The index sweep's chart too: a directory in its place had failed the run at its end, with the JSON and the study's chart written.
+  if (flags.index) checkWritable(indexChartFile, flags.chart === undefined ? '--out (results-index.svg)' : "--chart's index chart");
   progress(`memstore bench: ${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${configs.length} configurations x rescoring off/on`);
   // On a terminal, a bar over the study's steps (counts and an ETA); in a log, a line per step.
   const bar = process.stderr.isTTY === true ? new Progress('memstore bench, steps') : undefined;

@@ -128,7 +128,7 @@ const program = new Command()
 program
   .command('bench')
   .description('recall, memory and speed of every codec x PCA x rescoring, beside exact float32 and HNSW (default data: the shipped WordNet USE-lite set)')
-  .option('--data <file>', 'your embeddings: .fvecs, .npy (float32/float16), .jsonl with an "embedding" field, or raw float32 with --dim')
+  .option('--data <file>', 'your embeddings: .fvecs, .npy (float32/float16), .jsonl with an "embedding" field, or raw float32 (.f32, .bin, .raw, .dat, no extension) with --dim')
   .option('--queries <file>', 'query embeddings in the same formats (default: the last 10% of --data, at most 1000)')
   .option('--dim <n>', 'dimension of raw float32 files (and of --synthetic data, default 256)', positiveInt)
   .option('--n <n>', 'use only the first n data vectors (--synthetic: how many to make, default 10000)', positiveInt)

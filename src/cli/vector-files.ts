@@ -95,6 +95,8 @@ function readJsonl(file: string): { dim: number; rows: Float32Array[] } {
   });
   if (rows.length === 0) throw bad(file, 'no vectors');
   const dim = rows[0]!.length;
+  // Refused here, naming the file: a study had started over vectors of dimension 0 and the store refused it later.
+  if (dim === 0) throw bad(file, 'its first vector is an empty array');
   rows.forEach((r, i) => {
     if (r.length !== dim) throw bad(file, `vector ${i} has ${r.length} dimensions, the first has ${dim}`);
   });
@@ -102,9 +104,17 @@ function readJsonl(file: string): { dim: number; rows: Float32Array[] } {
 }
 
 /**
+ * The extensions read as raw little-endian float32 (with `--dim`), none among them: any other file
+ * (a `.csv`, an `.npz`) had been read as raw float32, and a CSV of the right size was benchmarked as
+ * noise with exit status 0 (a hostile pass).
+ */
+export const RAW_EXTENSIONS: readonly string[] = ['.f32', '.bin', '.raw', '.dat', ''];
+
+/**
  * Reads embeddings by extension: `.fvecs`, `.npy` (float32/float16), `.jsonl` (an `embedding`
- * field per line), otherwise raw little-endian float32 (`.f32`, `.bin`), which needs `dim`.
- * `dimFrom` names where `dim` came from, for the message of a file of another dimension.
+ * field per line), raw little-endian float32 (RAW_EXTENSIONS), which needs `dim`; any other
+ * extension is INVALID_ARGUMENT. `dimFrom` names where `dim` came from, for the message of a file of
+ * another dimension.
  */
 export function readVectors(file: string, dim: number | undefined, dimFrom = '--dim'): { dim: number; rows: Float32Array[] } {
   const ext = extname(file).toLowerCase();
@@ -112,6 +122,9 @@ export function readVectors(file: string, dim: number | undefined, dimFrom = '--
   if (r !== undefined) {
     if (dim !== undefined && dim !== r.dim) throw new MemstoreError('DIM_MISMATCH', `${file} has dim ${r.dim}, ${dimFrom} says ${dim}`, { field: 'dim' });
     return finite(file, r);
+  }
+  if (!RAW_EXTENSIONS.includes(ext)) {
+    throw bad(file, `${ext} is not a format memstore reads: give .fvecs, .npy (<f4 or <f2), .jsonl or .ndjson (an "embedding" array a line), or raw little-endian float32 (${RAW_EXTENSIONS.filter((e) => e !== '').join(', ')} or no extension) with --dim`);
   }
   if (dim === undefined) throw bad(file, 'raw float32 needs --dim');
   return finite(file, { dim, rows: rowsOf(floats(readFileSync(file), file), dim, file) });
