@@ -186,5 +186,5 @@ function checkRecords(records: unknown, dim: number, bounds: VectorBounds | unde
 
 /** A path a tool is given (exportStore, importStore, checkStore, repairStore): INVALID_ARGUMENT naming `field` unless a non-empty string. */
 export function checkPath(v: unknown, field: string): asserts v is string {
-  if (typeof v !== 'string' || v.length === 0) throw new MemstoreError('INVALID_ARGUMENT', `${field} must be a non-empty path, got ${v === null ? 'null' : typeof v}`, { field });
+  if (typeof v !== 'string' || v.length === 0) throw new MemstoreError('INVALID_ARGUMENT', `${field} must be a non-empty path, got ${v === '' ? 'an empty string' : v === null ? 'null' : typeof v}`, { field });
 }

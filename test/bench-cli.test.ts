@@ -317,3 +317,15 @@ test('memstore bench counts a result as a true neighbour when it scores as well 
   }
   for (const row of report.index.rows) assert.equal(row.recall10, 1, row.label);
 });
+
+test('memstore bench refuses --synthetic beside --data or --queries (the file had been ignored without a word) and an empty --data or --queries, exit 2 before anything runs', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'd.f32');
+  writeFileSync(file, Buffer.alloc(64 * 4 * 4));
+  for (const args of [['--synthetic', '--data', file, '--dim', '4'], ['--synthetic', '--queries', file], ['--data', ''], ['--data', file, '--dim', '4', '--queries', '']]) {
+    const r = await cliResult(['bench', ...args, '--no-hnsw', '--out', join(dir, 'out')]);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.ok(r.stderr.trim().split('\n').at(-1)!.startsWith('memstore: INVALID_ARGUMENT: '), `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(existsSync(join(dir, 'out')), false);
+  }
+});

@@ -762,3 +762,31 @@ test('an export whose output path is a FIFO or a dangling symbolic link is INVAL
   assert.deepEqual(readdirSync(parent).sort(), ['dangling.jsonl', 'out.jsonl', 'store']);
   await (await MemStore.open(dir)).close();
 });
+
+test('import: an error in a JSONL row names its line as well as its row (blank lines are not rows, so the two part: line 5 had been called row 1), whether the file or add() refuses it; offset stays the row', async () => {
+  const cases: [string, MemstoreErrorCode][] = [
+    ['{"id": "b", "vector": [1, 2]}', 'DIM_MISMATCH'],
+    ['{"id": "b", "vector": "no"}', 'INVALID_ARGUMENT'],
+    ['not json', 'INVALID_ARGUMENT'],
+  ];
+  for (const [bad, code] of cases) {
+    const file = join(tempDir(), 'lines.jsonl');
+    writeFileSync(file, `\n${row('a')}\n\n\n${bad}\n${row('c')}\n`);
+    const into = tempDir();
+    await assert.rejects(importStore(file, into), (e: unknown) => {
+      const err = e as { code?: unknown; offset?: unknown; message: string };
+      return err.code === code && err.offset === 1 && /\bline 5\b/.test(err.message);
+    }, bad);
+    assert.deepEqual(readdirSync(into), []);
+  }
+});
+
+test('export to a directory that does not exist is IO naming the output asked for (it had named its temporary file), and leaves nothing', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 3 });
+  await store.add([{ id: 'a', vector: [1, 2, 3] }]);
+  await store.close();
+  const out = join(tempDir(), 'missing', 'x.jsonl');
+  await assert.rejects(exportStore(dir, out), (e: unknown) => (e as { code?: unknown }).code === 'IO' && (e as { file?: unknown }).file === out);
+  assert.equal(existsSync(join(out, '..')), false);
+});

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { MemStore } from '../src/index.js';
+import { isMemstoreError, MemStore } from '../src/index.js';
+import { repairStore } from '../src/store/repair.js';
 import { clustered, damageText, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
@@ -83,4 +85,28 @@ test('compaction makes disk use track live data: half deleted and compacted is w
   const halfBytes = diskBytes(reopened);
   await reopened.close();
   assert.ok(compactedBytes <= 1.3 * halfBytes, `compacted ${compactedBytes} B vs ${halfBytes} B for a store of the live half`);
+});
+
+test('memstore compact and export of a store with a damaged record end with CORRUPTION (exit 1) naming memstore repair as what mends it (they had said nothing of what to do), and run once it has', async () => {
+  const dir = await makeStore();
+  damageText(dir, 'record 17');
+  const out = join(tempDir(), 'x.jsonl');
+  for (const args of [['export', dir, '--out', out], ['compact', dir]]) {
+    const r = await cliResult(args);
+    assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+    const last = r.stderr.trim().split('\n').at(-1)!;
+    assert.ok(last.startsWith('memstore: CORRUPTION: ') && last.includes(`memstore repair ${dir}`), `${args[0]}: ${r.stderr}`);
+  }
+  assert.equal(existsSync(out), false);
+  assert.equal((await cliResult(['repair', dir, '--report', join(tempDir(), 'report.jsonl')])).code, 0);
+  for (const args of [['export', dir, '--out', out], ['compact', dir]]) assert.equal((await cliResult(args)).code, 0, args[0]);
+});
+
+test('memstore repair --report with an empty name is INVALID_ARGUMENT (exit 2; it had been IO ENOENT), the store untouched', async () => {
+  const dir = await makeStore();
+  const r = await cliResult(['repair', dir, '--report', '']);
+  assert.equal(r.code, 2);
+  assert.ok(r.stderr.trim().split('\n').at(-1)!.startsWith('memstore: INVALID_ARGUMENT: '), r.stderr);
+  await assert.rejects(repairStore(dir, { report: '' }), (e: unknown) => isMemstoreError(e, 'INVALID_ARGUMENT') && e.field === 'report');
+  assert.equal((await cliResult(['verify', dir])).code, 0);
 });

@@ -61,6 +61,8 @@ function loadData(flags: BenchFlags): Dataset {
 
 function loadVectors(flags: BenchFlags): Dataset {
   if (flags.synthetic === true) {
+    // --data (or --queries) beside --synthetic had been ignored without a word.
+    if (flags.data !== undefined || flags.queries !== undefined) throw new InvalidArgumentError('--synthetic makes its own vectors: give it or --data, not both');
     const n = flags.n ?? 10_000;
     const dim = flags.dim ?? 256;
     // Refused before a vector is made: generating them first ran for minutes and gigabytes before the store refused the dimension.
@@ -73,6 +75,7 @@ function loadVectors(flags: BenchFlags): Dataset {
     const shipped = shippedDataset();
     return flags.n === undefined ? shipped : { ...shipped, docs: shipped.docs.slice(0, flags.n) };
   }
+  for (const [option, file] of [['--data', flags.data], ['--queries', flags.queries]] as const) if (file === '') throw new InvalidArgumentError(`${option} needs a file name`);
   const docs = readVectors(flags.data, flags.dim);
   let rows = docs.rows;
   let queries: Float32Array[];

@@ -90,7 +90,30 @@ async function verify(dir: string): Promise<void> {
   if (report.problems.length > 0) process.exitCode = 1;
 }
 
+/**
+ * `e`, where it is damage that `memstore repair` mends, with that said: compact and export of a
+ * damaged store had stopped at its CORRUPTION without a word of what to do (a hostile pass). An
+ * unfinished import is imported again, not repaired, and an interrupted repair already says so.
+ */
+function withRepairAdvice(dir: string, e: unknown): unknown {
+  if (!isMemstoreError(e, 'CORRUPTION') || e.file === importMarkerPath(dir) || e.message.includes('memstore repair')) return e;
+  return new MemstoreError('CORRUPTION', `${e.message}; memstore repair ${dir} moves the damaged records to a report, and leaves a store this can run on`, {
+    cause: e,
+    ...(e.file === undefined ? {} : { file: e.file }),
+    ...(e.offset === undefined ? {} : { offset: e.offset }),
+    ...(e.id === undefined ? {} : { id: e.id }),
+  });
+}
+
 async function compact(dir: string): Promise<void> {
+  try {
+    await compactNow(dir);
+  } catch (e) {
+    throw withRepairAdvice(dir, e);
+  }
+}
+
+async function compactNow(dir: string): Promise<void> {
   requireStore(dir);
   const store = await MemStore.open(dir);
   try {
@@ -189,7 +212,13 @@ program
   .description('write every record (id, vector as added, text, metadata) to a JSONL, Arrow or Parquet file for a bigger engine')
   .action(async (dir: string, flags: { out: string; format?: ExportFormat }) => {
     removeTemporariesOnSignal();
-    const { records, format, metric, dim } = await new Progress('exporting records').during((onProgress) => exportStore(dir, flags.out, { ...(flags.format === undefined ? {} : { format: flags.format }), onProgress }));
+    let exported: Awaited<ReturnType<typeof exportStore>>;
+    try {
+      exported = await new Progress('exporting records').during((onProgress) => exportStore(dir, flags.out, { ...(flags.format === undefined ? {} : { format: flags.format }), onProgress }));
+    } catch (e) {
+      throw withRepairAdvice(dir, e);
+    }
+    const { records, format, metric, dim } = exported;
     // Import reads JSONL as cosine unless told (a store of another metric would come back searching
     // by the wrong one), and takes the dimension from the first vector, which a file of no records lacks.
     const needs = format !== 'jsonl' ? [] : [...(metric === 'cosine' ? [] : [`--metric ${metric}`]), ...(records === 0 ? [`--dim ${dim}`] : [])];

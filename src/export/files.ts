@@ -17,7 +17,7 @@ import { batchOf, DIM_KEY, exportSchema, METRIC_KEY, rowsOf } from './arrow-batc
 import { BATCH_ROWS, optionalPackage, type ExportFormat } from './formats.js';
 import { parquetLayout, rowGroupFile, schemaFile, type ParquetLayout } from './parquet-reader.js';
 import { ParquetRowGroupWriter } from './parquet-writer.js';
-import type { ImportRow } from './rows.js';
+import { rowLabel, type ImportRow } from './rows.js';
 
 /** What an export writes: the store's shape, and its records a batch at a time. */
 export interface ExportSource {
@@ -310,19 +310,19 @@ async function* jsonRows(file: string, opened: (stream: ReturnType<typeof create
   }
 }
 
-async function* jsonRowsOf(lines: AsyncIterable<string>, file: string): AsyncIterable<ImportRow> {
+async function* jsonRowsOf(lines: AsyncIterable<{ text: string; line: number }>, file: string): AsyncIterable<ImportRow> {
   let n = 0;
-  for await (const line of lines) {
-    if (line.trim() === '') continue;
+  for await (const { text, line } of lines) {
+    if (text.trim() === '') continue;
     let v: unknown;
     try {
-      v = JSON.parse(line);
+      v = JSON.parse(text);
     } catch (e) {
-      throw new MemstoreError('INVALID_ARGUMENT', `${file}: row ${n}: not JSON`, { cause: e, file, offset: n, field: `row ${n}` });
+      throw new MemstoreError('INVALID_ARGUMENT', `${file}: ${rowLabel(n, line)}: not JSON`, { cause: e, file, offset: n, field: `row ${n}` });
     }
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MemstoreError('INVALID_ARGUMENT', `${file}: row ${n}: must be an object { id, vector, text?, meta? }`, { file, offset: n, field: `row ${n}` });
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MemstoreError('INVALID_ARGUMENT', `${file}: ${rowLabel(n, line)}: must be an object { id, vector, text?, meta? }`, { file, offset: n, field: `row ${n}` });
     const o = v as Record<string, unknown>;
-    yield { id: o['id'], vector: o['vector'], text: o['text'], meta: o['meta'], metaIsJson: false };
+    yield { id: o['id'], vector: o['vector'], text: o['text'], meta: o['meta'], metaIsJson: false, line };
     n++;
   }
 }
@@ -345,7 +345,7 @@ export const MAX_JSONL_LINE_BYTES = 6 * (MAX_ID_BYTES + MAX_TEXT_BYTES) + MAX_ME
  * turned two different bad ids into the same U+FFFD and one row silently replaced the other. An
  * unreadable file (missing, a directory) is INVALID_ARGUMENT, as for the other formats.
  */
-async function* linesOf(input: AsyncIterable<Buffer>, file: string): AsyncIterable<string> {
+async function* linesOf(input: AsyncIterable<Buffer>, file: string): AsyncIterable<{ text: string; line: number }> {
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   let line = 0;
   const decode = (bytes: Uint8Array): string => {
@@ -378,7 +378,7 @@ async function* linesOf(input: AsyncIterable<Buffer>, file: string): AsyncIterab
       throw new MemstoreError('INVALID_ARGUMENT', `${file}: not a readable file`, { cause: e, file });
     }
     if (next.done === true) {
-      if (parts.length > 0) yield decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+      if (parts.length > 0) yield { text: decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts)), line };
       return;
     }
     let bytes = next.value;
@@ -389,7 +389,8 @@ async function* linesOf(input: AsyncIterable<Buffer>, file: string): AsyncIterab
     let start = 0;
     for (let at = bytes.indexOf(10); at >= 0; at = bytes.indexOf(10, start)) {
       gather(bytes.subarray(start, at));
-      yield decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+      // decode() counts the line first: `line` is then its number, from 1.
+      yield { text: decode(parts.length === 1 ? parts[0]! : Buffer.concat(parts)), line };
       parts = [];
       pending = 0;
       start = at + 1;
@@ -459,7 +460,10 @@ export async function writeAtomically(file: string, write: (temp: string) => Pro
     await (await open(temp, 'wx')).close();
   } catch (e) {
     unlistTemporary(temp);
-    throw new MemstoreError('IO', `cannot create ${temp}`, { cause: e, file: temp });
+    // Named by the output the caller asked for, and why: the temporary name alone had left the user
+    // to work out that the output's directory is missing.
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? `its directory ${dirname(file)} does not exist` : `its temporary file ${temp} cannot be made there`;
+    throw new MemstoreError('IO', `cannot write ${file}: ${why}`, { cause: e, file });
   }
   try {
     await write(temp);

@@ -8,7 +8,7 @@ import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat 
 import { checkPath } from '../input.js';
 import { checkToolOptions } from '../options.js';
 import { readFile } from './files.js';
-import { recordOf } from './rows.js';
+import { recordOf, rowLabel } from './rows.js';
 import { FILES, importMarkerPath, isStoreEntry, syncDirSync } from '../store/files.js';
 import { liveImporter } from '../store/lock.js';
 import { listCleanup, unlistTemporary } from '../temporaries.js';
@@ -58,6 +58,8 @@ async function importInto(file: string, dir: string, open: OpenOptions, onProgre
   let n = 0;
   try {
     let batch: MemoryRecord[] = [];
+    // The JSONL line of each row of the batch (undefined for the other formats), for its messages.
+    let lines: (number | undefined)[] = [];
     let bytes = 0;
     let from = 0;
     const flush = async () => {
@@ -66,18 +68,19 @@ async function importInto(file: string, dir: string, open: OpenOptions, onProgre
         const first = batch[0]!.vector.length;
         // The dimension from the first row: a vector no store can hold is that row's error.
         if (open.dim === undefined && shape().dim === undefined && !(first >= 1 && first <= MAX_DIM)) {
-          throw new MemstoreError('INVALID_VECTOR', `${file}: row ${from}: the vector has ${first} components; a store takes 1 to ${MAX_DIM}`, { file, offset: from, field: `row ${from}` });
+          throw new MemstoreError('INVALID_VECTOR', `${file}: ${rowLabel(from, lines[0])}: the vector has ${first} components; a store takes 1 to ${MAX_DIM}`, { file, offset: from, field: `row ${from}` });
         }
         store = await openFor(dir, open, shape().metric, shape().dim ?? first, file);
       }
       try {
         await store.add(batch);
       } catch (e) {
-        throw rowError(e, file, from);
+        throw rowError(e, file, from, lines);
       }
       from += batch.length;
       onProgress?.(from, totalRows(from));
       batch = [];
+      lines = [];
       bytes = 0;
     };
     for await (const row of rows) {
@@ -85,6 +88,7 @@ async function importInto(file: string, dir: string, open: OpenOptions, onProgre
       const size = recordBytes(record);
       if (batch.length > 0 && bytes + size > BATCH_BYTES) await flush();
       batch.push(record);
+      lines.push(row.line);
       bytes += size;
       n++;
       if (batch.length === BATCH_ROWS) await flush();
@@ -92,7 +96,7 @@ async function importInto(file: string, dir: string, open: OpenOptions, onProgre
     await flush();
     if (store === undefined) {
       const dim = open.dim ?? shape().dim;
-      if (dim === undefined) throw new MemstoreError('INVALID_ARGUMENT', `${file} holds no record and no dimension; give dim to make an empty store`, { file, field: 'dim' });
+      if (dim === undefined) throw new MemstoreError('INVALID_ARGUMENT', `${file} holds no record and no dimension; give dim (--dim on the command line) to make an empty store`, { file, field: 'dim' });
       store = await openFor(dir, open, shape().metric, dim, file);
     }
     const records = store.stats().count;
@@ -123,12 +127,13 @@ function openFor(dir: string, open: OpenOptions, fileMetric: string | undefined,
   return MemStore.openWith(dir, { durability: 'none', ...open, dim: open.dim ?? dim, ...(metric === undefined ? {} : { metric }) }, { importing: true });
 }
 
-/** `e` from adding the batch that starts at row `from`, naming the row its field points at. */
-function rowError(e: unknown, file: string, from: number): unknown {
+/** `e` from adding the batch that starts at row `from` (its rows' JSONL `lines`), naming the row its field points at. */
+function rowError(e: unknown, file: string, from: number, lines: readonly (number | undefined)[]): unknown {
   if (!(e instanceof MemstoreError)) return e;
   const at = /^records\[(\d+)\]/.exec(e.field ?? '');
   const row = at === null ? undefined : from + Number(at[1]);
-  return new MemstoreError(e.code, `${file}: ${row === undefined ? `rows from ${from}` : `row ${row}`}: ${e.message}`, { cause: e, file, ...(row === undefined ? {} : { offset: row }), ...(e.field === undefined ? {} : { field: e.field }) });
+  const named = row === undefined ? `rows from ${rowLabel(from, lines[0])}` : rowLabel(row, lines[row - from]);
+  return new MemstoreError(e.code, `${file}: ${named}: ${e.message}`, { cause: e, file, ...(row === undefined ? {} : { offset: row }), ...(e.field === undefined ? {} : { field: e.field }) });
 }
 
 async function requireEmptyDir(dir: string): Promise<void> {

@@ -9,6 +9,13 @@ export interface ImportRow {
   /** The metadata: JSON text (Arrow and Parquet) or a parsed object (JSONL); null or undefined: none. */
   readonly meta?: unknown;
   readonly metaIsJson: boolean;
+  /** The JSONL line it is on, from 1 (blank lines are not rows, so rows and lines part): messages name both. */
+  readonly line?: number;
+}
+
+/** How a message names row `n` (from 0, counting records), with its JSONL line where it has one. */
+export function rowLabel(n: number, line: number | undefined): string {
+  return line === undefined ? `row ${n}` : `row ${n} (line ${line})`;
 }
 
 /**
@@ -17,7 +24,7 @@ export interface ImportRow {
  * checks, and import names the row of its error.
  */
 export function recordOf(row: ImportRow, file: string, n: number): MemoryRecord {
-  const bad = (what: string) => new MemstoreError('INVALID_ARGUMENT', `${file}: row ${n}: ${what}`, { file, offset: n, field: `row ${n}` });
+  const bad = (what: string) => new MemstoreError('INVALID_ARGUMENT', `${file}: ${rowLabel(n, row.line)}: ${what}`, { file, offset: n, field: `row ${n}` });
   const vector = row.vector;
   let v: Float32Array | number[];
   if (vector instanceof Float32Array) v = vector;
@@ -35,7 +42,7 @@ export function recordOf(row: ImportRow, file: string, n: number): MemoryRecord 
       try {
         record.meta = JSON.parse(row.meta) as Record<string, unknown>;
       } catch (e) {
-        throw new MemstoreError('INVALID_ARGUMENT', `${file}: row ${n}: meta is not JSON`, { cause: e, file, offset: n, field: `row ${n}` });
+        throw new MemstoreError('INVALID_ARGUMENT', `${file}: ${rowLabel(n, row.line)}: meta is not JSON`, { cause: e, file, offset: n, field: `row ${n}` });
       }
     } else {
       record.meta = row.meta as Record<string, unknown>;

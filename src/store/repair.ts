@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { nodeFileLayer } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
+import { checkPath } from '../input.js';
 import { MemStore } from '../memstore.js';
 import { repairLogDir, repairReportPath, statePath, storeEntryHolding, storeHolding, syncDirSync, walDir } from './files.js';
 import { segmentName } from '../../wal/format.js';
@@ -116,6 +117,8 @@ export async function repairStore(dir: string, options: { report?: string; onPro
   // Another program's LMDB environment named state.mdb is refused there, before a byte is rebuilt
   // (the rebuild keeps only what a store's tables hold, and had dropped everything of that program's).
   requireStore(dir);
+  // An empty name had come back as IO "cannot create the repair report " (ENOENT).
+  if (options.report !== undefined) checkPath(options.report, 'report');
   refuseReportInside(dir, options.report);
   // Refused before its report is made, as open refuses it: an import that did not finish is
   // imported again (it starts over), and a report left in the directory had made that import
