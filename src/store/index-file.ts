@@ -51,14 +51,26 @@ export function recordFlags(coded: boolean, placed: boolean, documented: boolean
 }
 
 /**
- * A block is closed once its records pass this many bytes (a record is never split). A block is
- * a buffer of its own while a checkpoint writes it; at this size malloc maps each one apart and
- * returns it whole when it is freed, where 64 KiB blocks came from the heap and a 331k bulk load
- * left tens of megabytes of them resident.
+ * A block is closed once its records pass this many bytes (a record is never split). Damage costs
+ * a whole block: its ids are in the damaged bytes (INDEX.md, "Reading"). At 256 KiB, until
+ * 2026-12-05, one flipped byte cost about 480 records of 512 dimensions (every record of a store
+ * of 50, found by a hostile pass); at 16 KiB it costs about 30 (120 at 100 dimensions), for a
+ * 20-byte header every 16 KiB.
  */
-export const INDEX_BLOCK_BYTES = 256 << 10;
-/** The largest block a writer of this format closes; the lenient reader's search for the next plausible block after damage uses it. */
-const LARGEST_WRITTEN_BLOCK_BYTES = INDEX_BLOCK_BYTES;
+export const INDEX_BLOCK_BYTES = 16 << 10;
+/**
+ * Blocks are written one after another into buffers of this size (a block is a view of one), not
+ * each into a buffer of its own: at this size malloc maps each one apart and returns it whole when
+ * it is freed, where buffers of 64 KiB came from the heap and a 331k bulk load left tens of megabytes
+ * of them resident.
+ */
+const BLOCK_BUFFER_BYTES = 256 << 10;
+/**
+ * The largest block a writer of this format has closed (256 KiB blocks until 2026-12-05): the
+ * lenient reader's search for the next plausible block after damage uses it, and files written
+ * before are read as they are.
+ */
+const LARGEST_WRITTEN_BLOCK_BYTES = 256 << 10;
 /**
  * Reads at open go in chunks of this many bytes, or one block when a block is longer: the buffer
  * stays a transient one (io/transient-buffers.ts) but for the length of one block.
@@ -89,6 +101,8 @@ export type IndexRecord =
 export class BlockWriter {
   private readonly blocks: Uint8Array[] = [];
   private buf = new Uint8Array(INDEX_HEADER_SIZE + 4096);
+  /** Where the open block's header is in `buf`: the blocks sealed before it in `buf` are views of it. */
+  private start = 0;
   private used = INDEX_HEADER_SIZE;
   private count = 0;
   private total = 0;
@@ -156,7 +170,7 @@ export class BlockWriter {
     this.used = at;
     this.count++;
     this.added++;
-    if (this.used - INDEX_HEADER_SIZE >= INDEX_BLOCK_BYTES) this.seal();
+    if (this.used - this.start - INDEX_HEADER_SIZE >= INDEX_BLOCK_BYTES) this.seal();
   }
 
   /** The sealed blocks (a writer with no record gives none). */
@@ -172,19 +186,27 @@ export class BlockWriter {
 
   /** Bytes of the blocks sealed so far plus the open one. */
   get bytes(): number {
-    return this.total + (this.count > 0 ? this.used : 0);
+    return this.total + (this.count > 0 ? this.used - this.start : 0);
   }
 
+  /**
+   * Room for `size` more bytes of the open block. A new buffer takes the open block alone (the
+   * blocks sealed before stay views of the old one): twice the last one's size, up to
+   * BLOCK_BUFFER_BYTES, or more for one record that needs it.
+   */
   private reserve(size: number): void {
     if (this.used + size <= this.buf.length) return;
-    const next = new Uint8Array(Math.max(this.buf.length * 2, this.used + size));
-    next.set(this.buf.subarray(0, this.used));
+    const open = this.used - this.start;
+    const next = new Uint8Array(Math.max(Math.min(BLOCK_BUFFER_BYTES, this.buf.length * 2), open + size));
+    next.set(this.buf.subarray(this.start, this.used));
     this.buf = next;
+    this.start = 0;
+    this.used = open;
   }
 
   private seal(): void {
-    const block = this.buf.slice(0, this.used);
-    const v = new DataView(block.buffer);
+    const block = this.buf.subarray(this.start, this.used);
+    const v = new DataView(block.buffer, block.byteOffset, block.byteLength);
     v.setUint32(0, block.length - INDEX_HEADER_SIZE, true);
     block[8] = this.kind;
     v.setUint32(12, this.count, true);
@@ -192,9 +214,30 @@ export class BlockWriter {
     sealChecksum(block);
     this.blocks.push(block);
     this.total += block.length;
-    this.used = INDEX_HEADER_SIZE;
+    this.start = this.used;
+    // The next block's header, zeroed: a buffer taken over from an earlier block's view holds its bytes.
+    this.reserve(INDEX_HEADER_SIZE);
+    this.buf.fill(0, this.start, this.start + INDEX_HEADER_SIZE);
+    this.used = this.start + INDEX_HEADER_SIZE;
     this.count = 0;
   }
+}
+
+/**
+ * `blocks` as runs of bytes to write: blocks that lie one after another in one buffer (as a
+ * BlockWriter seals them) go in one write, not one write each.
+ */
+export function writeRuns(blocks: readonly Uint8Array[]): Uint8Array[] {
+  const runs: Uint8Array[] = [];
+  for (const b of blocks) {
+    const last = runs.at(-1);
+    if (last !== undefined && last.buffer === b.buffer && last.byteOffset + last.byteLength === b.byteOffset) {
+      runs[runs.length - 1] = new Uint8Array(b.buffer, last.byteOffset, last.byteLength + b.byteLength);
+    } else {
+      runs.push(b);
+    }
+  }
+  return runs;
 }
 
 /**
@@ -670,7 +713,7 @@ export class IndexFile {
       this.end = this.committedNow;
     }
     let at = this.committedNow;
-    for (const b of blocks) {
+    for (const b of writeRuns(blocks)) {
       this.end = Math.max(this.end, at + b.length);
       await this.handle.write(b, at);
       at += b.length;
@@ -696,7 +739,7 @@ export class IndexFile {
     this.next = { generation, handle, bytes: 0, digest: indexDigest(blocks) };
     await handle.truncate(0);
     let at = 0;
-    for (const b of blocks) {
+    for (const b of writeRuns(blocks)) {
       await handle.write(b, at);
       at += b.length;
     }
