@@ -352,6 +352,11 @@ export class MemStore {
       has: (id) => usable(() => this.index.has(id) || this.damage.records.has(id)),
       idsMatching: (filter) => usable(() => this.searches.idsMatching(filter)),
       valuesOf: (field) => usable(() => this.searches.valuesOf(field)),
+      textOf: (id) =>
+        usable(async () => {
+          const ref = this.docOf(id).text;
+          return ref === undefined ? undefined : this.reads.text(id, ref);
+        }),
       settled: () => usable(() => this.pipeline.drained()),
     });
     this.columnFiles = new ColumnCheckpoints(options.files, dir);

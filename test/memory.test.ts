@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { MemStore, type Embed, type OpenOptions } from '../src/index.js';
 import { rejectsWith, tempDir } from './helpers.js';
@@ -301,6 +302,61 @@ test('memory: ids(filter) lists the records a filter matches', async () => {
     assert.deepEqual(store.ids({ g: { $in: [] } }), []);
     assert.deepEqual(store.ids({}).sort(), ['a', 'b', 'c']);
     assert.throws(() => store.ids({ g: { $in: 'x' } as never }), (e: unknown) => (e as { code?: string }).code === 'INVALID_ARGUMENT');
+  } finally {
+    await store.close();
+  }
+});
+
+test('memory: texts that differ by a sign, a symbol or a number\'s separators are different memories (letters and digits alone had made each pair one, the second replacing the first: a hostile pass); case, spacing and prose punctuation still are not', async () => {
+  const pairs = [
+    ['The dose is 2.5 mg', 'The dose is 25 mg'],
+    ['The meeting is on 1/12', 'The meeting is on 11/2'],
+    ['balance is -500 EUR', 'balance is 500 EUR'],
+    ['the offset is +2 hours', 'the offset is -2 hours'],
+    ['x < 3', 'x > 3'],
+    ['a != b', 'a = b'],
+    ['C++', 'C#'],
+    ['$5', '€5'],
+    ['👍', '👎'],
+    ['the code is 1 23', 'the code is 12 3'],
+    ['50% off', '50 off'],
+  ];
+  const store = await open();
+  try {
+    for (const [a, b] of pairs) {
+      const [first] = await store.remember(a!);
+      const [second] = await store.remember(b!);
+      assert.equal(second!.action, 'added', `${a} / ${b}`);
+      assert.notEqual(second!.id, first!.id);
+    }
+    const [base] = await store.remember('«Alice prefers tea», in the morning.');
+    for (const same of ['alice prefers tea in the morning', '"Alice  prefers tea" in the morning!', 'ALICE PREFERS TEA, IN THE MORNING', '(Alice prefers tea) in the morning?']) {
+      assert.deepEqual(await store.remember(same), [{ id: base!.id, action: 'updated' }], same);
+    }
+  } finally {
+    await store.close();
+  }
+});
+
+test('memory: a memory remembered before 2026-12-05 (its $hash of letters and digits alone) is found again by the same text and updated; a text that only that hash took for it is added beside it', async () => {
+  const legacy = (text: string) => createHash('sha256').update(text.normalize('NFKC').toLowerCase().replace(/[^\p{L}\p{M}\p{N}]+/gu, ''), 'utf8').digest('hex').slice(0, 32);
+  const store = await open();
+  try {
+    const vector = new Float32Array(DIM).fill(0.5);
+    await store.add([
+      { id: 'old-dose', vector, text: 'The dose is 2.5 mg.', meta: { $ns: 'default', $at: 1, $hash: legacy('The dose is 2.5 mg.') } },
+      { id: 'old-tea', vector, text: 'Alice prefers tea', meta: { $ns: 'default', $at: 1, $hash: legacy('Alice prefers tea') } },
+    ]);
+    assert.deepEqual(await store.remember('the dose is 2.5 mg'), [{ id: 'old-dose', action: 'updated' }]);
+    const [other] = await store.remember('The dose is 25 mg');
+    assert.equal(other!.action, 'added');
+    assert.equal((await store.get('old-dose'))!.text, 'the dose is 2.5 mg');
+    // In another namespace it is another memory, as ever.
+    assert.equal((await store.remember('Alice prefers tea', { namespace: 'bob' }))[0]!.action, 'added');
+    assert.deepEqual(await store.remember('alice prefers tea!'), [{ id: 'old-tea', action: 'updated' }]);
+    // Updated, it carries today's hash: found by it from now on.
+    assert.deepEqual(await store.remember('Alice prefers tea.'), [{ id: 'old-tea', action: 'updated' }]);
+    assert.equal(store.stats().count, 4);
   } finally {
     await store.close();
   }

@@ -83,6 +83,8 @@ export interface MemoryHost {
   has(id: string): boolean;
   idsMatching(filter: Filter): string[];
   valuesOf(field: string): unknown[];
+  /** The text of the stored record `id` (undefined: none); what reading it throws is the caller's. */
+  textOf(id: string): Promise<string | undefined>;
   /**
    * Resolves once every write accepted so far is applied: a call that reads the records to decide
    * what to write (forget by namespace, remember's look for a text already there) reads them after
@@ -156,22 +158,57 @@ function timeOf(v: unknown, field: string): number | undefined {
   return t;
 }
 
+/** Prose punctuation closing a word ("Friday.", "tea,", "yes!", a closing quote or bracket): dropped at a word's end. */
+const CLOSING = /[.,;:!?\u2026\u3001\u3002\u300d\u300f\u3011)\]}"'\u2019\u201d\u00bb\u203a]+$/u;
+/** Prose punctuation opening a word (an opening quote or bracket, Spanish ¿ ¡): dropped at a word's start. */
+const OPENING = /^[(\[{"'\u2018\u201c\u00ab\u2039\u00bf\u00a1\u300c\u300e\u3010]+/u;
+
 /**
- * What makes two texts the same memory: the text in NFKC form, lower case, without whitespace and
- * punctuation (only letters and digits), or the text itself when nothing is left. "The cat sat on
- * the mat." and "the cat  sat on the mat" are one; "3pm" and "4pm" are not (MEMORY.md: a score
- * cannot tell those apart).
+ * What makes two texts the same memory (MEMORY.md): the text in NFKC form, lower case, its words
+ * (split at whitespace, and at prose punctuation between two letters) without the prose punctuation
+ * that opens or closes them, joined by one space,
+ * but none between a number and a word ("3 pm" is "3pm"); the text itself when nothing is left.
+ * "The cat sat on the mat." and "the cat  sat on the mat" are one; "3pm" and "4pm" are not, and
+ * neither are texts that differ by a sign or a symbol: "2.5 mg" and "25 mg", "-500" and "500",
+ * "x < 3" and "x > 3", "C++" and "C#", "$5" and "€5" (letters and digits alone had made each pair
+ * one memory, the second replacing the first: a hostile pass), nor "1 23" and "12 3".
  */
 export function sameTextKey(text: string): string {
-  // Marks (\p{M}) are part of the letters they follow: the vowel signs of Devanagari or Thai tell
-  // words apart (काम "work" / कम "less").
+  let key = '';
+  // Prose punctuation between two letters parts two words ("hello...world", "tea,coffee"); between digits it is kept ("2.5").
+  const spaced = text.normalize('NFKC').toLowerCase().replace(/(\p{L}\p{M}*)[.,;:!?\u2026]+(?=\p{L})/gu, '$1 ');
+  for (const raw of spaced.split(/\s+/u)) {
+    const word = raw.replace(OPENING, '').replace(CLOSING, '');
+    if (word === '') continue;
+    if (key !== '' && !((/\p{N}$/u.test(key) && /^\p{L}/u.test(word)) || (/\p{L}\p{M}*$/u.test(key) && /^\p{N}/u.test(word)))) key += ' ';
+    key += word;
+  }
+  return key === '' ? text : key;
+}
+
+/**
+ * sameTextKey() as it was until 2026-12-05 (letters and digits alone), which the `$hash` of a
+ * memory remembered before then was taken from: remember() finds such a memory by it, and takes it
+ * for the same text only when the memory's own text has the key of today (legacyHashOf()).
+ */
+function legacyTextKey(text: string): string {
   const key = text.normalize('NFKC').toLowerCase().replace(/[^\p{L}\p{M}\p{N}]+/gu, '');
   return key === '' ? text : key;
 }
 
-/** The hash a text's memory is found by: SHA-256 of sameTextKey, 128 bits of it in hex (collisions are out of reach). */
+/** SHA-256 of `key`, 128 bits of it in hex (collisions are out of reach). */
+function digestOf(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 32);
+}
+
+/** The hash a text's memory is found by: digestOf(sameTextKey). */
 function hashOf(text: string): string {
-  return createHash('sha256').update(sameTextKey(text), 'utf8').digest('hex').slice(0, 32);
+  return digestOf(sameTextKey(text));
+}
+
+/** The hash a memory remembered before 2026-12-05 carries for the same text (legacyTextKey). */
+function legacyHashOf(text: string): string {
+  return digestOf(legacyTextKey(text));
 }
 
 /**
@@ -262,6 +299,11 @@ export class Memories {
         updated = this.host.has(id);
       } else {
         id = inCall.get(hash) ?? this.host.idsMatching({ [NS]: namespace, [HASH]: hash })[0];
+        if (id === undefined) {
+          // Awaited only where a memory of before 2026-12-05 may hold the text: nothing else is.
+          const before = this.host.idsMatching({ [NS]: namespace, [HASH]: legacyHashOf(text) }).filter((m) => !madeHere.has(m));
+          if (before.length > 0) id = await this.rememberedBefore(text, before);
+        }
         updated = id !== undefined;
       }
       if (id === undefined && dedupe !== false) {
@@ -285,6 +327,26 @@ export class Memories {
       throw asTextsError(e);
     }
     return out;
+  }
+
+  /**
+   * Which of `candidates`, memories remembered before 2026-12-05 whose hash is that of `text` under
+   * that day's key (legacyHashOf), holds the same text today: the one whose own text has today's key
+   * (that key had made "2.5 mg" and "25 mg" one). Undefined when none does.
+   */
+  private async rememberedBefore(text: string, candidates: readonly string[]): Promise<string | undefined> {
+    const key = sameTextKey(text);
+    for (const id of candidates) {
+      let stored: string | undefined;
+      try {
+        stored = await this.host.textOf(id);
+      } catch {
+        // A text that cannot be read is not known to be the same: the new one is added beside it.
+        continue;
+      }
+      if (stored !== undefined && sameTextKey(stored) === key) return id;
+    }
+    return undefined;
   }
 
   /**
