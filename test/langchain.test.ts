@@ -400,3 +400,46 @@ test('LangChain: a write or close() the embeddings of an addDocuments make waits
     assert.deepEqual(await idsAfterReopen(dir), inner === 'delete' ? ['slow', 'writes'] : ['a', 'slow'], inner);
   }
 });
+
+test('LangChain: maxMarginalRelevanceSearch measures relevance and likeness in the store\'s metric: with lambda 1 it returns similaritySearch\'s documents in its order, for dot and l2 stores too (LangChain\'s helper measured by cosine: a dot store\'s pick was not its own top k, a hostile pass)', async () => {
+  // Vectors of very different lengths, where cosine and the inner product rank apart.
+  class Scaled implements EmbeddingsInterface {
+    embedQuery(text: string): Promise<number[]> {
+      const n = Number(text.slice(3));
+      const v = Array.from({ length: DIM }, (_, j) => Math.cos(n * 1.7 + j * 0.9) + (j === 0 ? 1 : 0));
+      const scale = Number.isFinite(n) ? 1 + (n % 7) * 3 : 1;
+      return Promise.resolve(v.map((x) => x * scale));
+    }
+    embedDocuments(texts: string[]): Promise<number[][]> {
+      return Promise.all(texts.map((t) => this.embedQuery(t)));
+    }
+  }
+  const texts = Array.from({ length: 60 }, (_, i) => `doc${i}`);
+  for (const metric of ['dot', 'l2', 'cosine'] as const) {
+    const store = await MemStoreVectorStore.fromTexts(texts, {}, new Scaled(), { directory: tempDir(), open: { metric } });
+    try {
+      for (const query of ['doc7', 'doc33', 'doc58']) {
+        const plain = await store.similaritySearch(query, 5);
+        const mmr = await store.maxMarginalRelevanceSearch(query, { k: 5, fetchK: 30, lambda: 1 });
+        assert.deepEqual(mmr.map((d) => d.id), plain.map((d) => d.id), `${metric} ${query}`);
+      }
+    } finally {
+      await store.close();
+    }
+  }
+});
+
+test('LangChain: fromTexts refuses texts that are not an array of strings with INVALID_ARGUMENT (a string had thrown a TypeError, and 5, undefined or {} had been stored as "5", "" and "[object Object]"), and a null metadata entry as addDocuments does (it had become {}); no store is made', async () => {
+  for (const [texts, metadatas] of [['abc', {}], [[null], {}], [[5], {}], [[undefined], {}], [[{}], {}], [['fine', 'also'], [{ a: 1 }, null]]] as const) {
+    const dir = join(tempDir(), 'store');
+    await rejectsWith(() => MemStoreVectorStore.fromTexts(texts as unknown as string[], metadatas as unknown as object[], embeddings, { directory: dir }), 'INVALID_ARGUMENT');
+    assert.equal(existsSync(join(dir, 'state.mdb')), false, JSON.stringify(texts));
+  }
+  const ok = await MemStoreVectorStore.fromTexts(['a', 'b'], [{ n: 1 }, undefined as unknown as object], embeddings, { directory: tempDir() });
+  try {
+    const [hit] = await ok.similaritySearch('a', 1);
+    assert.deepEqual(hit!.metadata, { n: 1 });
+  } finally {
+    await ok.close();
+  }
+});

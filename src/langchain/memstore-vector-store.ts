@@ -3,13 +3,13 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { existsSync } from 'node:fs';
 import { Document, type DocumentInterface } from '@langchain/core/documents';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
-import { maximalMarginalRelevance } from '@langchain/core/utils/math';
 import { VectorStore, type MaxMarginalRelevanceSearchOptions } from '@langchain/core/vectorstores';
 import { MemstoreError } from '../errors.js';
 import { MemStore, type SearchHit } from '../memstore.js';
 import { MAX_K, onlyKeys, type Filter, type OpenOptions } from '../options.js';
 import { checkBatch, checkText, isPlainObject, readGuarded } from '../input.js';
 import { statePath } from '../store/files.js';
+import { maximalMarginalRelevance } from './mmr.js';
 
 /** Where a MemStoreVectorStore keeps its documents: a store already open, or a directory to open (creating it with `open`). */
 export type MemStoreVectorStoreConfig = { store: MemStore } | { directory: string; open?: Omit<OpenOptions, 'dim'> & { dim?: number } };
@@ -177,15 +177,15 @@ export class MemStoreVectorStore extends VectorStore {
     const q = await this.embedQuery(query);
     const hits = await this.store.search(q, { k: fetchK, ...(options.filter === undefined ? {} : { filter: options.filter }) });
     const kept: SearchHit[] = [];
-    const vectors: number[][] = [];
+    const vectors: Float32Array[] = [];
     for (const h of hits) {
       const record = await this.store.get(h.id);
       if (record === undefined) continue;
       kept.push(h);
-      vectors.push(Array.from(record.vector));
+      vectors.push(record.vector);
     }
     if (kept.length === 0) return [];
-    const picked = maximalMarginalRelevance(q, vectors, lambda, k);
+    const picked = maximalMarginalRelevance(this.store.stats().metric, kept.map((h) => h.score), vectors, lambda, k);
     return picked.flatMap((i) => (kept[i] === undefined ? [] : [documentOf(kept[i])]));
   }
 
@@ -198,9 +198,26 @@ export class MemStoreVectorStore extends VectorStore {
     return embedding('query', async () => [await this.embeddings.embedQuery(query)], 1).then((v) => v[0]!);
   }
 
+  /**
+   * fromDocuments() of a Document per text, with `metadatas[i]` (or `metadatas` itself, for every
+   * text) as its metadata. Texts are checked as documents' pageContent is: a text that is not a
+   * string is INVALID_ARGUMENT (a string for the array had thrown a bare TypeError, and 5, undefined
+   * or {} had been stored as "5", "" and "[object Object]"), and a metadata entry goes to the store
+   * as it is (null had become {}; the store refuses it, as for addDocuments).
+   */
   static override async fromTexts(texts: string[], metadatas: object[] | object, embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig): Promise<MemStoreVectorStore> {
-    const docs = texts.map((pageContent, i) => new Document({ pageContent, metadata: (Array.isArray(metadatas) ? metadatas[i] : metadatas) as Record<string, unknown> | undefined ?? {} }));
-    return MemStoreVectorStore.fromDocuments(docs, embeddings, config);
+    const docs = readGuarded('INVALID_ARGUMENT', 'texts', () => {
+      if (!Array.isArray(texts)) throw new MemstoreError('INVALID_ARGUMENT', 'texts must be an array of strings', { field: 'texts' });
+      const all = Array.isArray(metadatas) ? undefined : metadatas;
+      const out: { pageContent: string; metadata: unknown; id: undefined }[] = [];
+      for (let i = 0; i < texts.length; i++) {
+        const pageContent: unknown = texts[i];
+        if (typeof pageContent !== 'string') throw new MemstoreError('INVALID_ARGUMENT', `texts[${i}] must be a string`, { field: `texts[${i}]` });
+        out.push({ pageContent, metadata: Array.isArray(metadatas) ? metadatas[i] : all, id: undefined });
+      }
+      return out;
+    });
+    return MemStoreVectorStore.fromDocuments(docs as DocumentInterface[], embeddings, config);
   }
 
   static override async fromDocuments(docs: DocumentInterface[], embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig): Promise<MemStoreVectorStore> {
