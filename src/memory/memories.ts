@@ -158,30 +158,52 @@ function timeOf(v: unknown, field: string): number | undefined {
   return t;
 }
 
-/** Prose punctuation closing a word ("Friday.", "tea,", "yes!", a closing quote or bracket): dropped at a word's end. */
-const CLOSING = /[.,;:!?\u2026\u3001\u3002\u300d\u300f\u3011)\]}"'\u2019\u201d\u00bb\u203a]+$/u;
-/** Prose punctuation opening a word (an opening quote or bracket, Spanish ¿ ¡): dropped at a word's start. */
-const OPENING = /^[(\[{"'\u2018\u201c\u00ab\u2039\u00bf\u00a1\u300c\u300e\u3010]+/u;
+/** Other forms of one character: typographic apostrophes and quotes, hyphens, en dashes and the minus sign. */
+const SAME_CHARACTER = /[\u2018\u2019\u02bc\u201c\u201d\u2010-\u2013\u2212]/gu;
+const AS_CHARACTER: Readonly<Record<string, string>> = { '\u2018': "'", '\u2019': "'", '\u02bc': "'", '\u201c': '"', '\u201d': '"', '\u2212': '-' };
+/** Superscripts and subscripts, which NFKC makes plain digits ("10²" would be "102"): written ^2 and _2 first. */
+const SUPERSCRIPT = /[\u00b2\u00b3\u00b9\u2070-\u207f]/gu;
+const SUBSCRIPT = /[\u2080-\u209c]/gu;
+/** Invisible format characters (a zero-width space, a soft hyphen, a word joiner), but the zero-width joiner of emoji sequences. */
+const INVISIBLE = /(?!\u200d)\p{Cf}/gu;
+/** Punctuation between two letters that parts two words ("hello...world", "tea,coffee"); a single `.` `:` `;` does not ("user.admin", "user:admin"). */
+const PARTING = /(\p{L}\p{M}*)(?:[,!?]+|[.\u2026]{2,}|\u2026)(?=\p{L})/gu;
+/** Sentence punctuation ending a word, after anything ("Friday.", "500,"). */
+const ENDING = /[.,;:\u2026\u3001\u3002]+$/u;
+/** Closing punctuation after a letter ("yes!", "tea)", a closing quote); after a digit it is kept ("5!", "(500)", "6'"). */
+const CLOSING = /(\p{L}\p{M}*)[!?)\]}"'\u00bb\u203a\u300d\u300f\u3011]+$/u;
+/** Opening punctuation before a letter (a quote, a bracket, Spanish ¿ ¡); before a digit it is kept ("(500)"). */
+const OPENING = /^[(\[{"'\u00ab\u2039\u00bf\u00a1\u300c\u300e\u3010]+(?=\p{L})/u;
 
 /**
- * What makes two texts the same memory (MEMORY.md): the text in NFKC form, lower case, its words
- * (split at whitespace, and at prose punctuation between two letters) without the prose punctuation
- * that opens or closes them, joined by one space,
- * but none between a number and a word ("3 pm" is "3pm"); the text itself when nothing is left.
- * "The cat sat on the mat." and "the cat  sat on the mat" are one; "3pm" and "4pm" are not, and
- * neither are texts that differ by a sign or a symbol: "2.5 mg" and "25 mg", "-500" and "500",
- * "x < 3" and "x > 3", "C++" and "C#", "$5" and "€5" (letters and digits alone had made each pair
- * one memory, the second replacing the first: a hostile pass), nor "1 23" and "12 3".
+ * What makes two texts the same memory (MEMORY.md): the text with typographic forms of a character
+ * made one (’ and ', − and -), superscripts and subscripts written ^2 and _2, invisible format
+ * characters dropped, in NFKC form and lower case; its words (split at whitespace, and at a comma,
+ * `!`, `?` or an ellipsis between two letters) without the sentence punctuation ending them and the
+ * quotes, brackets, `!` and `?` around their letters, joined by one space, but none between a
+ * number and the word after it ("3 pm" is "3pm", "Q3 loss" stays two words); the text itself when nothing is left. "The cat sat on the
+ * mat." and "the cat  sat on the mat" are one; "3pm" and "4pm" are not, and neither are texts that
+ * differ by a sign or a symbol: "2.5 mg" and "25 mg", "-500" and "500", "x < 3" and "x > 3", "C++"
+ * and "C#", "$5" and "€5", "10²" and "102", "(500)" and "500", "5!" and "5" (letters and digits alone had made
+ * each pair one memory, the second replacing the first: hostile passes), nor "1 23" and "12 3".
  */
 export function sameTextKey(text: string): string {
+  const plain = text
+    .replace(SAME_CHARACTER, (c) => AS_CHARACTER[c] ?? '-')
+    .replace(SUPERSCRIPT, (c) => `^${c.normalize('NFKC')}`)
+    .replace(SUBSCRIPT, (c) => `_${c.normalize('NFKC')}`)
+    .replace(INVISIBLE, '')
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(PARTING, '$1 ');
   let key = '';
-  // Prose punctuation between two letters parts two words ("hello...world", "tea,coffee"); between digits it is kept ("2.5").
-  const spaced = text.normalize('NFKC').toLowerCase().replace(/(\p{L}\p{M}*)[.,;:!?\u2026]+(?=\p{L})/gu, '$1 ');
-  for (const raw of spaced.split(/\s+/u)) {
-    const word = raw.replace(OPENING, '').replace(CLOSING, '');
+  let last = '';
+  for (const raw of plain.split(/\s+/u)) {
+    const word = raw.replace(OPENING, '').replace(ENDING, '').replace(CLOSING, '$1');
     if (word === '') continue;
-    if (key !== '' && !((/\p{N}$/u.test(key) && /^\p{L}/u.test(word)) || (/\p{L}\p{M}*$/u.test(key) && /^\p{N}/u.test(word)))) key += ' ';
+    if (key !== '' && !(/^[\p{N}.,]+$/u.test(last) && /^\p{L}/u.test(word))) key += ' ';
     key += word;
+    last = word;
   }
   return key === '' ? text : key;
 }
@@ -201,9 +223,15 @@ function digestOf(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 32);
 }
 
-/** The hash a text's memory is found by: digestOf(sameTextKey). */
+/**
+ * The hash a text's memory is found by: digestOf(sameTextKey) behind a prefix no key of the rule
+ * before 2026-12-05 begins with (its keys are letters, marks and digits alone, or a text without
+ * any). Without it, today's key of one text ("25mg") can be that rule's key of another ("2.5 mg"),
+ * and the lookup by today's hash had taken the old memory for the same text,
+ * before its stored text was compared (a hostile pass).
+ */
 function hashOf(text: string): string {
-  return digestOf(sameTextKey(text));
+  return digestOf(`2\u0000${sameTextKey(text)}`);
 }
 
 /** The hash a memory remembered before 2026-12-05 carries for the same text (legacyTextKey). */
