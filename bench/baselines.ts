@@ -70,14 +70,23 @@ export function exactSearch(data: Dataset, metric: Metric, k: number): ExactRun 
 }
 
 /**
- * The rows of `sorted` (best first by `scores`) scoring at least the one at `rank` (1-based): the
- * first `rank` and every row tied with the last of them. Any of them is a right answer at that
- * rank: with 200 copies of one vector, a search that returned other copies than the truth's
- * lowest rows had been counted as missing them (recall 0.2 for f32, a hostile pass).
+ * How far below the k-th best exact score a row still counts as tied with it: a millionth of the
+ * score (at least of 1), far under what any codec resolves, and above the float32 rounding that
+ * makes the cosines of one direction at two scales differ (by 1e-8: a hostile pass had such copies
+ * counted as misses).
+ */
+const TIE_TOLERANCE = 1e-6;
+
+/**
+ * The rows of `sorted` (best first by `scores`) scoring at least the one at `rank` (1-based), less
+ * TIE_TOLERANCE: the first `rank` and every row tied with the last of them. Any of them is a right
+ * answer at that rank: with 200 copies of one vector, a search that returned other copies than the
+ * truth's lowest rows had been counted as missing them (recall 0.2 for f32, a hostile pass).
  */
 function atLeastRank(sorted: readonly number[], scores: Float64Array, rank: number): number[] {
   if (sorted.length <= rank) return sorted.slice();
-  const line = scores[sorted[rank - 1]!]!;
+  const kth = scores[sorted[rank - 1]!]!;
+  const line = kth - TIE_TOLERANCE * Math.max(1, Math.abs(kth));
   let end = rank;
   while (end < sorted.length && scores[sorted[end]!]! >= line) end++;
   return sorted.slice(0, end);

@@ -27,6 +27,9 @@ export function parseCount(text: string): number {
   return n;
 }
 
+/** The PCA settings `memstore bench` tries unless told (`--pca`). */
+export const DEFAULT_PCA_LIST = 'none,50%,25%';
+
 /** Parses a `--pca` list such as `none,50%,25%` or `none,256,128` into PCA settings for `dim`. */
 export function parsePcaList(list: string, dim: number): (PcaOption | undefined)[] {
   const settings = list.split(',').map((raw): { dims: number } | undefined => {

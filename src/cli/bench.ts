@@ -4,7 +4,8 @@ import { InvalidArgumentError } from 'commander';
 import { shippedDataset, syntheticDataset, type Dataset } from './datasets.js';
 import { readVectors } from './vector-files.js';
 import { MAX_DIM } from '../options.js';
-import { parseBytes, parseCount, parsePcaList } from './args.js';
+import { MAX_PCA_DIM } from '../limits.js';
+import { DEFAULT_PCA_LIST, parseBytes, parseCount, parsePcaList } from './args.js';
 import { CHARTS_MISSING, formatTable, machine, renderChart } from '../../bench/report.js';
 import { hnswAvailable, HNSW_MISSING } from '../../bench/baselines.js';
 import { missing, optionalPackage } from '../../bench/optional.js';
@@ -212,8 +213,13 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const count = flags.count === undefined ? undefined : parseCount(flags.count);
   if ((budget === undefined) !== (count === undefined)) throw new InvalidArgumentError('--budget and --count go together');
 
-  const pcaList = flags.quick === true && flags.pca === 'none,50%,25%' ? 'none,25%' : flags.pca;
+  const defaultPca = flags.pca === DEFAULT_PCA_LIST;
+  // PCA takes at most MAX_PCA_DIM dimensions: above them the default list studies no PCA (said so),
+  // and a list asking for PCA is refused now (the run had failed at its first PCA setting, minutes in).
+  const pcaList = data.dim > MAX_PCA_DIM && defaultPca ? 'none' : flags.quick === true && defaultPca ? 'none,25%' : flags.pca;
   const pcas = parsePcaList(pcaList, data.dim);
+  if (data.dim > MAX_PCA_DIM && pcas.some((p) => p !== undefined)) throw new InvalidArgumentError(`--pca ${flags.pca}: PCA takes at most ${MAX_PCA_DIM} dimensions, the data has ${data.dim}; give --pca none`);
+  if (data.dim > MAX_PCA_DIM && defaultPca) progress(`memstore bench: ${data.dim} dimensions, past the ${MAX_PCA_DIM} PCA takes: no PCA settings studied`);
   const configs = matrix(pcas, parseCodecList(flags.codecs));
   // Once every argument is known good: a refused run writes nothing.
   checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');

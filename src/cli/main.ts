@@ -11,6 +11,7 @@ import { removeTemporariesOnSignal } from '../temporaries.js';
 import { importStore } from '../export/import-store.js';
 import { Progress } from './progress.js';
 import type { BenchFlags } from './bench.js';
+import { DEFAULT_PCA_LIST } from './args.js';
 import { repairStore } from '../store/repair.js';
 import { checkStore, requireStore } from '../store/verify.js';
 import { importMarkerPath } from '../store/files.js';
@@ -158,7 +159,7 @@ program
   .option('--k <n>', 'neighbours per query', positiveInt, 10)
   .addOption(new Option('--metric <metric>', 'similarity').choices(METRICS).default('cosine'))
   .option('--synthetic', 'use a clustered synthetic data set instead of real embeddings')
-  .option('--pca <list>', 'PCA settings to try: none, N% of dims, or N dims, comma separated', 'none,50%,25%')
+  .option('--pca <list>', 'PCA settings to try: none, N% of dims, or N dims, comma separated', DEFAULT_PCA_LIST)
   .option('--codecs <list>', `codecs to try, comma separated (default: all: ${CODEC_NAMES.join(', ')})`)
   .option('--no-hnsw', 'skip the hnswlib-node baseline')
   .option('--no-index', 'skip the page index\'s nprobe sweep of every configuration (recall against queries/s beside hnswlib-node\'s ef sweep)')
