@@ -14,6 +14,8 @@ import { constants as osConstants } from 'node:os';
  * signal's default action ends it.
  */
 const listed = new Map<string, () => void>();
+/** The pauses before each removal pass after the first, when a signal ends the process (removeTemporariesOnSignal). */
+const SIGNAL_PASSES_MS = [25, 50, 100, 150, 250];
 let watcher: ((any: boolean) => void) | undefined;
 
 /** Lists `path` (before it is made: a signal between its creation and its listing had left it). */
@@ -68,12 +70,15 @@ export function removeTemporariesOnSignal(): void {
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => [signal, () => {
     const cleanups = [...listed.values()];
     removeTemporaries();
-    // Again after a pause, this thread blocked so that no more of the command runs: a file operation
-    // already in libuv's worker threads when the signal came can race the first pass (a file made
-    // in a directory being removed fails it with ENOTEMPTY, which runAll ignores). Taken out on
-    // 2026-12-05, a fresh-clone run left a bench store behind again; the race is not pinned down.
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
-    runAll(cleanups);
+    // Again after pauses, this thread blocked so that no more of the command runs: a file operation
+    // already in libuv's worker threads when the signal came can race the first pass, and one
+    // queued behind a slow fsync can land after a second pass 25 ms later (a fresh-clone run under
+    // load left an empty bench store directory behind, twice on 2026-12-05). Five more passes over
+    // about half a second: a Ctrl-C ends that much later.
+    for (const pause of SIGNAL_PASSES_MS) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+      runAll(cleanups);
+    }
     // Then die of the signal itself, its default action back: a shell sees 128 + its number. Not
     // process.exit(), which joins libuv's worker threads, and one blocked reading a pipe (an import
     // from a FIFO waiting for rows) never returns: the process had hung in exit.
