@@ -189,7 +189,7 @@ export interface CacheStats {
   misses: number;
   /** Searches that ran and were remembered with their answer alone, no pool: in a quiet spell (4 · `entries` misses in a row), seven in eight (LookasideCache.collectsPool). */
   answerOnly: number;
-  /** Entries and hot records dropped for room, or because writes outran them. */
+  /** Entries, hot records and hot vectors dropped for room, or because writes outran them (a hot vector counts once per row given up, so this runs far ahead of `entries`). */
   evictions: number;
   /** Bytes held: pools, answers and hot records. */
   bytes: number;
