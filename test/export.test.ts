@@ -298,3 +298,19 @@ test('export/import: a format whose packages are missing is INVALID_OPTION namin
   assert.ok(one.includes('parquet-wasm') && !one.includes('apache-arrow'));
   assert.deepEqual(await optionalPackage('apache-arrow', 'arrow', without('parquet-wasm')), { name: 'apache-arrow' });
 });
+
+test('export and import: a format option that the file\'s extension contradicts is INVALID_OPTION (--format jsonl --out x.arrow had written JSON lines under .arrow), and nothing is written; any other name takes the option', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 3 });
+  await store.add([{ id: 'a', vector: [1, 2, 3] }]);
+  await store.close();
+  const outDir = tempDir();
+  for (const [name, format] of [['x.arrow', 'jsonl'], ['x.jsonl', 'parquet'], ['x.parquet', 'arrow'], ['x.NDJSON', 'arrow']] as const) {
+    await rejectsWith(() => exportStore(dir, join(outDir, name), { format }), 'INVALID_OPTION');
+    await rejectsWith(() => importStore(join(outDir, name), tempDir(), { format }), 'INVALID_OPTION');
+  }
+  assert.deepEqual(readdirSync(outDir), []);
+  await exportStore(dir, join(outDir, 'records.txt'), { format: 'jsonl' });
+  await exportStore(dir, join(outDir, 'same.jsonl'), { format: 'jsonl' });
+  assert.deepEqual(readdirSync(outDir).sort(), ['records.txt', 'same.jsonl']);
+});

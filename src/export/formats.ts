@@ -44,11 +44,17 @@ export function formatOfName(file: string): ExportFormat | undefined {
 
 /**
  * The format asked for, else the one the file's name says; INVALID_OPTION when neither names one
- * of FORMATS.
+ * of FORMATS, or when the name says another than the one asked for: `--format jsonl --out x.arrow`
+ * had written JSON lines under `.arrow` without a word (a hostile pass), which every reader that
+ * goes by the name then takes for a damaged Arrow file.
  */
 export function resolveFormat(format: unknown, file: string): ExportFormat {
   if (format !== undefined) {
     if (!isFormat(format)) throw new MemstoreError('INVALID_OPTION', `format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(format)}`, { field: 'format' });
+    const named = formatOfName(file);
+    if (named !== undefined && named !== format) {
+      throw new MemstoreError('INVALID_OPTION', `${file}: its name says ${named}, the format option ${format}; name the file for its format, or leave the option out`, { field: 'format' });
+    }
     return format;
   }
   const named = formatOfName(file);
