@@ -72,8 +72,6 @@ export interface StudyOptions {
 
 /** The ground truth of a study, from exact float32 search (baselines.ts, exactSearch). */
 export interface Truth {
-  /** Each query's exact top k rows, best first. */
-  readonly top: readonly (readonly number[])[];
   /** Each query's rows that score at least its k-th best (its top k and the rows tied with the k-th). */
   readonly tiedK: readonly (readonly number[])[];
   /** The same at rank 1. */
@@ -239,7 +237,7 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
 
   progress(`[1/${steps}] exact float32 search (ground truth): ${data.queries.length} queries over ${data.docs.length} vectors`);
   const exact = exactSearch(data, metric, k);
-  const truth: Truth = { top: exact.result, tiedK: exact.tiedK, tied1: exact.tied1 };
+  const truth: Truth = { tiedK: exact.tiedK, tied1: exact.tied1 };
   const rows: StudyRow[] = [
     {
       kind: 'exact-f32',

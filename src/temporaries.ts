@@ -73,8 +73,8 @@ export function removeTemporariesOnSignal(): void {
     // Again after pauses, this thread blocked so that no more of the command runs: a file operation
     // already in libuv's worker threads when the signal came can race the first pass, and one
     // queued behind a slow fsync can land after a second pass 25 ms later (a fresh-clone run under
-    // load left an empty bench store directory behind, twice on 2026-12-05). Five more passes over
-    // about half a second: a Ctrl-C ends that much later.
+    // load left an empty bench store directory behind on 2026-12-05; which operation, not pinned
+    // down). Five more passes over about half a second: a Ctrl-C ends that much later.
     for (const pause of SIGNAL_PASSES_MS) {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
       runAll(cleanups);

@@ -216,10 +216,11 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const defaultPca = flags.pca === DEFAULT_PCA_LIST;
   // PCA takes at most MAX_PCA_DIM dimensions: above them the default list studies no PCA (said so),
   // and a list asking for PCA is refused now (the run had failed at its first PCA setting, minutes in).
-  const pcaList = data.dim > MAX_PCA_DIM && defaultPca ? 'none' : flags.quick === true && defaultPca ? 'none,25%' : flags.pca;
+  const pcaTakes = data.dim <= MAX_PCA_DIM;
+  const pcaList = !pcaTakes && defaultPca ? 'none' : flags.quick === true && defaultPca ? 'none,25%' : flags.pca;
   const pcas = parsePcaList(pcaList, data.dim);
-  if (data.dim > MAX_PCA_DIM && pcas.some((p) => p !== undefined)) throw new InvalidArgumentError(`--pca ${flags.pca}: PCA takes at most ${MAX_PCA_DIM} dimensions, the data has ${data.dim}; give --pca none`);
-  if (data.dim > MAX_PCA_DIM && defaultPca) progress(`memstore bench: ${data.dim} dimensions, past the ${MAX_PCA_DIM} PCA takes: no PCA settings studied`);
+  if (!pcaTakes && pcas.some((p) => p !== undefined)) throw new InvalidArgumentError(`--pca ${flags.pca}: PCA takes at most ${MAX_PCA_DIM} dimensions, the data has ${data.dim}; give --pca none`);
+  if (!pcaTakes && defaultPca) progress(`memstore bench: ${data.dim} dimensions, past the ${MAX_PCA_DIM} PCA takes: no PCA settings studied`);
   const configs = matrix(pcas, parseCodecList(flags.codecs));
   // Once every argument is known good: a refused run writes nothing.
   checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');

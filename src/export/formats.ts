@@ -49,15 +49,14 @@ export function formatOfName(file: string): ExportFormat | undefined {
  * goes by the name then takes for a damaged Arrow file.
  */
 export function resolveFormat(format: unknown, file: string): ExportFormat {
+  const named = formatOfName(file);
   if (format !== undefined) {
     if (!isFormat(format)) throw new MemstoreError('INVALID_OPTION', `format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(format)}`, { field: 'format' });
-    const named = formatOfName(file);
     if (named !== undefined && named !== format) {
       throw new MemstoreError('INVALID_OPTION', `${file}: its name says ${named}, the format option ${format}; name the file for its format, or leave the option out`, { field: 'format' });
     }
     return format;
   }
-  const named = formatOfName(file);
   if (named === undefined) throw new MemstoreError('INVALID_OPTION', `${file}: cannot tell the format from the name; give the format option (${FORMATS.join(', ')}; --format on the command line)`, { field: 'format' });
   return named;
 }

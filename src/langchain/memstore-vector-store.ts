@@ -208,12 +208,11 @@ export class MemStoreVectorStore extends VectorStore {
   static override async fromTexts(texts: string[], metadatas: object[] | object, embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig): Promise<MemStoreVectorStore> {
     const docs = readGuarded('INVALID_ARGUMENT', 'texts', () => {
       if (!Array.isArray(texts)) throw new MemstoreError('INVALID_ARGUMENT', 'texts must be an array of strings', { field: 'texts' });
-      const all = Array.isArray(metadatas) ? undefined : metadatas;
       const out: { pageContent: string; metadata: unknown; id: undefined }[] = [];
       for (let i = 0; i < texts.length; i++) {
         const pageContent: unknown = texts[i];
         if (typeof pageContent !== 'string') throw new MemstoreError('INVALID_ARGUMENT', `texts[${i}] must be a string`, { field: `texts[${i}]` });
-        out.push({ pageContent, metadata: Array.isArray(metadatas) ? metadatas[i] : all, id: undefined });
+        out.push({ pageContent, metadata: Array.isArray(metadatas) ? metadatas[i] : metadatas, id: undefined });
       }
       return out;
     });
