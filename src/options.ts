@@ -28,9 +28,10 @@ export const DEFAULT_OVERSAMPLE: Readonly<Record<CodecName, number>> = {
 };
 
 /**
- * The least default oversample of a PCA store: no error bound covers the part of a vector outside
- * the projection, so its true neighbours rank deeper by code (PCA to 128 of the 512-d sentence
- * set finds 0.886 of the top 10 from its codes alone).
+ * The least default oversample of a PCA store: its true neighbours rank deeper by code (PCA to 128
+ * of the 512-d sentence set finds 0.886 of the top 10 from its codes alone). A cosine store's
+ * rescoring bound takes in the vectors past them that can still enter (src/search/RESCORING.md,
+ * "Past the scan's candidates"); dot and l2 stores with PCA have no such bound.
  */
 export const PCA_OVERSAMPLE = 4;
 

@@ -67,7 +67,7 @@ function check({ metric, codec, vectors, query }: Case, kind: IndexKind = 'flat'
     let squared = 0;
     for (let i = 0; i < dim; i++) squared += (scan.vector[i]! - kernelQuery[i]!) ** 2;
     assert.equal(index.kernelQueryError(scan), Math.sqrt(squared), 'the query error is the distance to the kernel query');
-    const bound = rescoreBound(index, scan, false, 0);
+    const bound = rescoreBound(index, scan, undefined, 0);
     assert.ok(bound !== undefined, `${codec} has an error bound`);
     const top = new TopK(vectors.length);
     index.search(scan, top, { exact: true });
@@ -126,7 +126,7 @@ test('rescore bound: finite for f16 and fp8 codes, none for an f16 code holding 
     index.put('a', Float32Array.of(1, 2, 3, 4));
     index.put('b', Float32Array.of(1, 2, 3, 1e6));
     const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };
-    const bound = rescoreBound(index, scan, false, 0);
+    const bound = rescoreBound(index, scan, undefined, 0);
     assert.ok(bound !== undefined, codec);
     const [a, b] = bound.uppers(
       [
@@ -145,8 +145,8 @@ test('rescore bound: none for a projected (PCA) store', () => {
   const index = new FlatIndex(getCodec('int8'), 4, true);
   index.put('a', Float32Array.of(1, 2, 3, 4));
   const scan: ScanQuery = { vector: Float32Array.of(1, 0, 0, 0), metric: 'dot', int8Query: true };
-  assert.equal(rescoreBound(index, scan, true, 0), undefined, 'projected');
-  assert.ok(rescoreBound(index, scan, false, 0) !== undefined);
+  assert.equal(rescoreBound(index, scan, Infinity, 0), undefined, 'nothing bounds the dropped part');
+  assert.ok(rescoreBound(index, scan, undefined, 0) !== undefined);
   index.free();
 });
 

@@ -75,7 +75,7 @@ test('rq bound: for rq2 and rq4 tighter with both tables than with the scan\'s t
         for (const q of queries) {
           const scan: ScanQuery = space.scanQueryOf(q);
           const offset = scan.offset ?? 0;
-          const bound = rescoreBound(index, scan, false, offset);
+          const bound = rescoreBound(index, scan, undefined, offset);
           assert.ok(bound !== undefined, `${codec} ${metric}: a bound`);
           const top = new TopK(vectors.length);
           index.search(scan, top, { exact: true });

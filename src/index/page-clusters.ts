@@ -335,14 +335,15 @@ export class PageClusters {
   /**
    * Scans the `nprobe` pages nearest `query` (all of them when `nprobe` is at least their count),
    * keeping the best in `top` as the page store's scan does; then, while `top` holds fewer than its
-   * capacity (a selective `accept`, or pages too small), the next nearest pages one by one, so a
-   * search finds as many results as the store holds that `accept` takes.
+   * capacity, or than `wanted` when that is less (a selective `accept`, or pages too small), the
+   * next nearest pages one by one, so a search finds as many results as the store holds that
+   * `accept` takes.
    *
    * With `pool`, the scan of the first pages collects it (PageStore.scan), and its scope is those
    * pages (scopePages()) in this layout. A search that then needs more pages scans them after the
    * pool is collected; VectorIndex.scopeOf() tells a later search that would do so.
    */
-  search(query: ScanQuery, top: TopK, nprobe: number, accept?: (slot: number) => boolean, pool?: ScorePool): void {
+  search(query: ScanQuery, top: TopK, nprobe: number, accept?: (slot: number) => boolean, pool?: ScorePool, wanted = top.capacity): void {
     this.notLoading();
     const total = this.pages.pageCount;
     const count = this.probeCount(nprobe);
@@ -351,9 +352,10 @@ export class PageClusters {
     this.pages.scan(query, order, count, top, accept, pool);
     // Collected from these pages alone, before any more are scanned: it vouches for them whatever comes next.
     if (pool !== undefined) pool.scope = { pages: sortedCopy(order, count), layout: this.layoutChanges };
-    if (top.size >= top.capacity || count === total) return;
+    const needed = Math.min(top.capacity, wanted);
+    if (top.size >= needed || count === total) return;
     const all = this.nearestPages(this.routed(query.vector), total, query.offset ?? 0);
-    for (let i = count; i < total && top.size < top.capacity; i++) this.pages.scan(query, all.subarray(i, i + 1), 1, top, accept);
+    for (let i = count; i < total && top.size < needed; i++) this.pages.scan(query, all.subarray(i, i + 1), 1, top, accept);
   }
 
   /**

@@ -342,7 +342,7 @@ export class PageIndex implements VectorIndex {
       // None taken of the sample: the share is under 1 / asked, so every page.
       probes = taken === 0 ? pages : Math.min(pages, Math.ceil((probes * asked) / taken));
     }
-    this.clusters.search(query, top, probes, accept, pool);
+    this.clusters.search(query, top, probes, accept, pool, options.wanted);
     // Every page scanned: the pool is drawn from every stored vector, whatever pages come later.
     if (exact && pool !== undefined) pool.scope = undefined;
   }

@@ -23,6 +23,12 @@ export interface IndexSearch {
   readonly exact?: boolean | undefined;
   /** Collects, beside the top-k, the vectors within its margin of the top-k's floor (score-pool.ts). */
   readonly pool?: ScorePool | undefined;
+  /**
+   * The candidates the search needs, when `top` is kept wider than that (to see what lies past them):
+   * a page index goes on to further pages only while `top` holds fewer than this, so the pages a
+   * search scans do not depend on how wide its top is. Undefined: the top's capacity.
+   */
+  readonly wanted?: number | undefined;
 }
 
 /**

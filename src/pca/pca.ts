@@ -15,6 +15,13 @@ export interface PcaModel {
   /** Share of the sample's variance the kept axes explain, in [0, 1]. */
   readonly explainedVariance: number;
   /**
+   * The sample's variance along the first axis the projection drops (the largest eigenvalue not
+   * kept; 0 when every axis is kept): what bounds a query's score against the part of a stored
+   * vector outside the projection (src/search/RESCORING.md, "PCA"). Absent in models fitted before
+   * it was kept, and in a rotation without PCA, which drops nothing.
+   */
+  readonly residualVariance?: number;
+  /**
    * The signs of a structured rotation (src/space/hadamard-rotation.ts) over outDim dimensions, the
    * input zero-padded to them: the model of an rq store without PCA, whose `components` is then empty.
    */
@@ -60,6 +67,7 @@ export function fitPca(rows: readonly Float32Array[], inDim: number, option: Pca
     mean: Float32Array.from(mean),
     components,
     explainedVariance: total === 0 ? 1 : kept / total,
+    residualVariance: eigenvalues[outDim] ?? 0,
   };
 }
 

@@ -52,6 +52,12 @@ export function modelMatrix(model: PcaModel): Float32Array {
   return out;
 }
 
+/** What a projector keeps of `model` in JavaScript: every field but the axes (and a rotation's signs). */
+function headOf(model: PcaModel): ModelHead {
+  const { inDim, outDim, mean, explainedVariance, residualVariance } = model;
+  return residualVariance === undefined ? { inDim, outDim, mean, explainedVariance } : { inDim, outDim, mean, explainedVariance, residualVariance };
+}
+
 /** The projector of `model`: its structured rotation, or its axes in linear memory. */
 export function projectorOf(model: PcaModel): Projector {
   return model.hadamard !== undefined ? new HadamardProjector(model, model.hadamard) : new MatrixProjector(model);
@@ -72,9 +78,9 @@ class HadamardProjector implements Projector {
     model: PcaModel,
     private readonly signs: Uint8Array,
   ) {
-    const { inDim, outDim, mean, explainedVariance } = model;
+    const { inDim, outDim } = model;
     if (outDim < inDim) throw new RangeError(`a rotation maps ${inDim} dimensions onto at least as many, not ${outDim}`);
-    this.head = { inDim, outDim, mean, explainedVariance };
+    this.head = headOf(model);
     this.rotation = new HadamardRotation(outDim, signs);
     this.input = new Float64Array(inDim);
     this.back = new Float32Array(outDim);
@@ -139,8 +145,8 @@ class MatrixProjector implements Projector {
   readonly head: ModelHead;
 
   constructor(model: PcaModel) {
-    const { inDim, outDim, mean, explainedVariance } = model;
-    this.head = { inDim, outDim, mean, explainedVariance };
+    this.head = headOf(model);
+    const { inDim, outDim } = model;
     this.padded = paddedDim(inDim);
     this.axes = this.mem.alloc(outDim * this.padded * 4);
     this.input = this.mem.alloc(this.padded * 4);

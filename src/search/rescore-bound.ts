@@ -4,6 +4,7 @@ import { norm } from '../vector.js';
 import { isRqCodec } from '../codec/codec.js';
 import type { RqCodec } from '../codec/rq.js';
 import { RQ_FINE_QUERY_BITS } from '../scan/rq-query.js';
+import { PCA_BOUND_SIGMAS } from '../space/vector-space.js';
 
 /**
  * How many standard deviations of an rq estimate's error its bound allows (RESCORING.md, "rq
@@ -80,8 +81,10 @@ const scratch = new GatherScratch();
 const terms = new Float64Array(3);
 
 /**
- * The bound for `scan` over `index`; undefined for a PCA store, where there is none (the residual
- * outside the projection is not kept). Every candidate is scored again from its code in memory, so
+ * The bound for `scan` over `index`; undefined where there is none. `dropped` is what the part of a
+ * stored vector outside a PCA projection may add to a score (VectorSpace.projectionSlack): undefined
+ * without PCA, Infinity where nothing bounds it (then no bound). Every candidate is scored again
+ * from its code in memory, so
  * the coarse query the scan may have used leaves the bound: scalar codes (int8, fp8, f16, f32) by
  * the float-query kernels, which see the query exactly; rq codes by their kernels asked for
  * RQ_FINE_QUERY_BITS: the query's second table in the fast-scan layout (every store's; its rounding,
@@ -89,9 +92,12 @@ const terms = new Float64Array(3);
  * sixteenth of the scan's). rq scores leave out `offset` (VectorSpace.scanQueryOf). A code whose
  * error bound is Infinity (Codec.codeError) gets an Infinite bound, and is always read.
  */
-export function rescoreBound(index: VectorIndex, scan: ScanQuery, projected: boolean, offset: number): RescoreBound | undefined {
-  if (isRqCodec(index.codec.name)) return projected ? undefined : rqBound(index, scan, offset);
-  if (projected) return undefined;
+export function rescoreBound(index: VectorIndex, scan: ScanQuery, dropped: number | undefined, offset: number): RescoreBound | undefined {
+  if (dropped === Infinity) return undefined;
+  // A projected store's kernels rank by the dot product (kernelMetricOf), whose bounds take the slack as it is.
+  const slack = dropped ?? 0;
+  // rq codes with PCA look past no candidates (beyondReach()): their own bound takes no slack.
+  if (isRqCodec(index.codec.name)) return dropped === undefined ? rqBound(index, scan, offset) : undefined;
   const dim = index.dim;
   // What the kernel's float32 arithmetic may add, relative to the size of the terms it sums: a
   // float32 sum over dim/4 steps in four lanes, then a few more roundings; twice that, for slack.
@@ -106,6 +112,10 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, projected: boo
   const norms = metric === 'dot' ? Math.max(1, index.maxNorm()) : 1;
   // The query as it is: the float-query kernel of every scalar codec sees it exactly.
   const exactQuery: ScanQuery = { ...scan, int8Query: false };
+  // Without PCA the code's error adds at most ‖q‖·e (Cauchy–Schwarz). With PCA, whose dropped part
+  // is bounded in standard deviations (`slack`), it is taken so too (RESCORING.md, "PCA"): at
+  // PCA_BOUND_SIGMAS of ‖q‖·e/√dim, in quadrature with the slack.
+  const codeTerm = dropped === undefined ? (worst: number) => worst : (worst: number) => Math.hypot(slack, (PCA_BOUND_SIGMAS * worst) / Math.sqrt(dim));
   return {
     // Every candidate gets its bound, whatever the floor: the float-query kernel is the only way to one.
     uppers(candidates) {
@@ -129,7 +139,7 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, projected: boo
           const direction = error < 1 ? (2 * error) / (2 - error) : 2 * error;
           out[i] = kernel + direction + rounding * (Math.abs(kernel) + 1 + queryNorm) + underflow;
         } else if (metric === 'dot') {
-          out[i] = kernel + queryNorm * error + rounding * (Math.abs(kernel) + queryNorm * norms) + underflow * norms;
+          out[i] = kernel + offset + codeTerm(queryNorm * error) + rounding * (Math.abs(kernel) + queryNorm * norms) + underflow * norms;
         } else {
           out[i] = -Math.sqrt(Math.max(0, -kernel * (1 - rounding) - underflow)) + error;
         }
@@ -137,6 +147,43 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, projected: boo
       return out;
     },
   };
+}
+
+/**
+ * An upper bound on the code error (Codec.codeError) of every code of the index, from its largest
+ * decoded norm `maxNorm` (VectorIndex.maxNorm); Infinity for a codec this does not know. int8:
+ * a code's largest component decodes to ±127·s, so s ≤ ‖x̃‖ / 127 ≤ maxNorm / 127 and the error is
+ * at most (½ + 127·2⁻²³)·s·√dim; a zero or subnormal scale holds a vector of components under
+ * 127·2⁻¹²⁶, within √dim·2⁻¹¹⁸ of its decoded code. f32: none.
+ */
+export function largestCodeError(codec: string, maxNorm: number, dim: number): number {
+  if (codec === 'f32') return 0;
+  if (codec === 'int8') return ((0.5 + 127 * 2 ** -23) * Math.sqrt(dim) * maxNorm) / 127 + Math.sqrt(dim) * 2 ** -118;
+  return Infinity;
+}
+
+/**
+ * For a store with PCA (`dropped`, VectorSpace.projectionSlack, finite), the vectors a scan did not
+ * pick (RESCORING.md, "Past the scan's candidates"): how far below a k-th best exact score `T`, less
+ * `offset`, a vector's score under the scan's own kernel form may lie with its exact score still
+ * reaching `T`. `moved` bounds how far the scan's scores are from the float query's (0 when it
+ * scanned with the float query): κ' ≤ κ + moved for the float-query score κ' of a code. What the
+ * code's error adds to κ', ⟨Wq, x − x̃⟩, is taken as the projection's dropped part is, at
+ * PCA_BOUND_SIGMAS standard deviations, ‖q‖·e/√dim for a rounding error e spread over the
+ * dimensions, e at most largestCodeError(); the two together in quadrature, as independent errors.
+ * Undefined where there is no such reach: a metric other than dot, an rq codec, an unknown error.
+ */
+export function beyondReach(index: VectorIndex, scan: ScanQuery, dropped: number, moved: number): number | undefined {
+  if (scan.metric !== 'dot' || isRqCodec(index.codec.name) || !(dropped < Infinity)) return undefined;
+  const dim = index.dim;
+  const norms = Math.max(1, index.maxNorm());
+  const error = largestCodeError(index.codec.name, index.maxNorm(), dim);
+  if (!(error < Infinity)) return undefined;
+  const queryNorm = norm(scan.vector);
+  const rounding = (dim / 4 + 8) * 2 ** -22;
+  const underflow = ((127 * 127 + 2) * dim + 16) * 2 ** -149;
+  const coded = (PCA_BOUND_SIGMAS * queryNorm * error) / Math.sqrt(dim);
+  return moved + Math.sqrt(dropped * dropped + coded * coded) + 2 * rounding * queryNorm * norms + underflow * norms;
 }
 
 /**
@@ -154,7 +201,7 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, projected: boo
  * Pages in the fast-scan layout see the query itself through a table (VectorIndex.tableError): its
  * rounding is no random term but at most F · tableError, for every code, and the code's term alone
  * is probabilistic, at RQ_FINE_BOUND_SIGMAS in both steps; the second step scores with both tables.
- * With PCA the part of a vector outside the projection is not kept, and nothing bounds it: none then.
+ * With PCA the part of a vector outside the projection is not kept, and this bounds nothing: none then.
  */
 function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBound {
   const codec = index.codec as RqCodec;

@@ -15,7 +15,7 @@ import { damagedId } from '../store/record-errors.js';
 import type { RecordReads } from '../store/record-reads.js';
 import type { DocRecord } from '../store/state.js';
 import { norm } from '../vector.js';
-import { rescoreBound, type RescoreBound } from './rescore-bound.js';
+import { beyondReach, rescoreBound, type BoundCandidate, type RescoreBound } from './rescore-bound.js';
 import { scoreShift } from '../cache/bounds.js';
 
 export interface SearchHit {
@@ -105,6 +105,71 @@ interface Finishing {
   readonly bound: () => RescoreBound | undefined;
   /** Hits whose text and metadata are known as of now (a near hit's entry's answer), by id. */
   readonly known?: () => ReadonlyMap<string, SearchHit> | undefined;
+  /** The vectors past the candidates whose bounds may still reach the answer (PCA stores; beyondOf()), when there can be any. */
+  readonly beyond?: () => Beyond | undefined;
+}
+
+/**
+ * The vectors a scan did not pick, for a store whose bounds cover what PCA drops (RESCORING.md,
+ * "Past the scan's candidates"): a vector outside the candidates can enter the answer only if its
+ * scan score is at least `threshold(T)`, T the k-th best exact score found; `take` hands them over.
+ */
+interface Beyond {
+  /** The bound of the vectors taken in (rescore-bound.ts, with what the projection drops). */
+  readonly bound: RescoreBound;
+  /** The least score, under the scan's kernel form, at which a vector's bound reaches `floor`. */
+  threshold(floor: number): number;
+  /** The least scan score among the candidates: every vector outside them scored at most this. */
+  readonly last: number;
+  /**
+   * The vectors outside the candidates scoring at least `threshold`, best first, at most
+   * BEYOND_ROOM, from a second scan (synchronous, on the store the first one saw). `capped` when
+   * more were there, or when the scan cannot tell (a filtered search of a page index).
+   */
+  take(threshold: number): { readonly more: BoundCandidate[]; readonly capped: boolean };
+}
+
+/** What a widened top held past a scan's candidates (rank()): `complete` when it held every vector the scan saw. */
+interface Kept {
+  readonly slots: Int32Array;
+  readonly scores: Float64Array;
+  readonly complete: boolean;
+}
+
+/** The least of `scores`, or `otherwise` when there is none. */
+function leastOf(scores: Float64Array, otherwise: number): number {
+  let least = otherwise;
+  for (const s of scores) least = Math.min(least, s);
+  return least;
+}
+
+/** The vectors of `kept` scoring at least `threshold`, best first (equal scores by lower slot), at most BEYOND_ROOM (else capped). */
+function beyondKept(kept: Kept, threshold: number): { more: BoundCandidate[]; capped: boolean } {
+  const more: BoundCandidate[] = [];
+  for (let i = 0; i < kept.slots.length; i++) if (kept.scores[i]! >= threshold) more.push({ slot: kept.slots[i]!, kernel: kept.scores[i]! });
+  more.sort((x, y) => y.kernel - x.kernel || x.slot - y.slot);
+  const capped = more.length > BEYOND_ROOM;
+  if (capped) more.length = BEYOND_ROOM;
+  return { more, capped };
+}
+
+/**
+ * The vectors `pool` collected scoring at least `threshold`, less those `chosen` already, best first
+ * (equal scores by lower slot), at most BEYOND_ROOM; `capped` when it held only the best of more,
+ * or collected nothing for want of a scope (a filtered search of a page index).
+ */
+function beyondFrom(pool: ScorePool, threshold: number, chosen: ReadonlySet<number>): { more: BoundCandidate[]; capped: boolean } {
+  if (pool.scope === null) return { more: [], capped: true };
+  const n = pool.partitionBest(Number.MAX_SAFE_INTEGER);
+  const more: BoundCandidate[] = [];
+  for (let i = 0; i < n; i++) {
+    const slot = pool.slotAt(i);
+    const score = pool.scoreAt(i);
+    if (score >= threshold && !chosen.has(slot)) more.push({ slot, kernel: score });
+  }
+  more.sort((x, y) => y.kernel - x.kernel || x.slot - y.slot);
+  if (more.length > BEYOND_ROOM) more.length = BEYOND_ROOM;
+  return { more, capped: pool.overflowed };
 }
 
 function copyHit(h: SearchHit): SearchHit {
@@ -161,11 +226,33 @@ function distanceScore(kernel: number): number {
  */
 const RESCORE_CHUNK = 16;
 
-/** What rescoring did, for stats(): searches, their candidates, and those their error bounds let go unread. */
+/**
+ * The most vectors past the scan's candidates one search takes in (RESCORING.md, "Past the scan's
+ * candidates"): a PCA that drops much of the data's variance could otherwise read most of the store.
+ */
+export const BEYOND_ROOM = 4096;
+
+/**
+ * A PCA store's scan keeps this many times its candidates in its top (rank()): on the 50k sentence
+ * set with PCA to 128 (int8, 40 candidates) about half the searches took in vectors past them, 25 or
+ * so each, and a second scan for those cost 1.6x to 2x the search.
+ */
+const BEYOND_WIDEN = 4;
+
+/**
+ * What rescoring did, for stats(): searches, their candidates (those the scan picked and those
+ * taken in past them), and those their error bounds let go unread.
+ */
 export interface RescoringStats {
   searches: number;
   candidates: number;
   skipped: number;
+  /** Of `candidates`, those taken in past the scan's by searches of a PCA store, whose bounds reached the answer (RESCORING.md, "Past the scan's candidates"). */
+  beyond: number;
+  /** Searches that took in vectors past the scan's candidates. */
+  extended: number;
+  /** Searches whose bounds reached past what they could take in: more than BEYOND_ROOM vectors, or a filtered search of a page index. */
+  capped: number;
 }
 
 /** Times a search ranks again because writes moved the store while it read vectors, before it holds writes back for its last try. */
@@ -223,12 +310,14 @@ function answerBytes(ranked: readonly Ranked[], texts: readonly (string | undefi
  * while it reads vectors make it rank again (or, after a few tries, take what it read).
  */
 export class SearchPath {
-  readonly rescoring: RescoringStats = { searches: 0, candidates: 0, skipped: 0 };
+  readonly rescoring: RescoringStats = { searches: 0, candidates: 0, skipped: 0, beyond: 0, extended: 0, capped: 0 };
   private lastKey: { readonly want: Wanted; readonly key: string } | undefined;
   /** The pool a scan collects for the cache: handed over in the same synchronous step, so one serves every search. */
   private readonly pool = new ScorePool();
   /** exactByBound()'s pool, made by the first exact search of int8 codes. */
   private screenPool: ScorePool | undefined;
+  /** beyondOf()'s pool, made by the first search that takes in vectors past its candidates. */
+  private beyondPool: ScorePool | undefined;
   /** Whether exact searches of int8 codes screen with the int8 query first (exactByBound()); tests compare with the float scan alone. */
   private exactScreen = true;
   /** Exact searches left to run without the screen after one whose screen did not pay (exactByBound()). */
@@ -393,6 +482,7 @@ export class SearchPath {
         const near = look.near ? look.entry : undefined;
         ranked = await this.finish(q, want.rescore ? 0 : (scanForm().offset ?? 0), look.candidates, want, {
           bound: () => this.boundOf(scanForm()),
+          beyond: () => this.beyondOf(scanForm(), want, look.candidates, undefined),
           known: () => {
             const answer = near === undefined ? undefined : cache.answerNow(near);
             return answer === undefined ? undefined : new Map(answer.map((h) => [h.id, h]));
@@ -467,23 +557,46 @@ export class SearchPath {
   private rank(q: Float32Array, want: Wanted, remember: Remember | undefined, scan: ScanQuery): Promise<Ranked[] | undefined> {
     const candidates = this.candidateCount(want);
     const index = this.env.index();
-    const top = this.topFor(index, Math.max(1, candidates));
+    // A PCA store's scan keeps BEYOND_WIDEN times its candidates (not when it collects the cache's
+    // pool, whose line its top sets): what finish() takes in past them is nearly always among those.
+    const widened = remember === undefined && this.reachesBeyond(scan, want) ? Math.min(index.size, BEYOND_WIDEN * candidates) : candidates;
+    const top = this.topFor(index, Math.max(1, widened));
     const pool = remember === undefined ? undefined : this.pool;
     pool?.reset(remember!.reach, remember!.room);
     const test = want.filter === undefined ? undefined : this.filterTest(index, want.filter);
     const accept = test?.accept;
     if (candidates > 0 && !(remember === undefined && want.exact && this.exactByBound(index, scan, top, test))) {
-      index.search(scan, top, { accept, filter: test?.test, nprobe: want.nprobe, exact: want.exact, pool });
+      index.search(scan, top, { accept, filter: test?.test, nprobe: want.nprobe, exact: want.exact, pool, wanted: candidates });
     }
     // Equal scores in id order, as the rescored answer sorts them. Rescoring needs only the k best
     // first (finish() orders what it bounds itself): sorting all 120 candidates of an rq2 search cost
-    // 18 µs of it. The cache's pool takes them all in order.
-    const sorted = remember === undefined && want.rescore ? Math.min(want.k, candidates) : candidates;
+    // 18 µs of it. The cache's pool takes them all in order; a widened top, its candidates.
+    const sorted = widened > candidates ? candidates : remember === undefined && want.rescore ? Math.min(want.k, candidates) : candidates;
     const count = top.sortBestFirst(sorted);
     if (remember !== undefined) remember.take(scan, top, pool!);
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
-    return this.finish(q, scan.offset ?? 0, chosen, want, { bound: () => this.boundOf(scan) });
+    // What the widened top holds past the candidates, copied before anything is awaited (the top serves the next search).
+    let kept: Kept | undefined;
+    if (widened > candidates) {
+      const extra = Math.max(0, count - candidates);
+      const slots = new Int32Array(extra);
+      const scores = new Float64Array(extra);
+      for (let i = 0; i < extra; i++) {
+        slots[i] = top.slotAt(candidates + i);
+        scores[i] = top.scoreAt(candidates + i);
+      }
+      kept = { slots, scores, complete: count < widened };
+    }
+    return this.finish(q, scan.offset ?? 0, chosen, want, { bound: () => this.boundOf(scan), beyond: () => this.beyondOf(scan, want, chosen, kept) });
+  }
+
+  /** Whether a search of `scan` for `want` may take in vectors past its candidates (beyondOf()): rescored, on a store with PCA whose reach is known. */
+  private reachesBeyond(scan: ScanQuery, want: Wanted): boolean {
+    if (!want.rescore || want.k === 0) return false;
+    const dropped = this.env.space.projectionSlack(scan);
+    const index = this.env.index();
+    return dropped !== undefined && beyondReach(index, scan, dropped, 0) !== undefined;
   }
 
   /**
@@ -768,6 +881,45 @@ export class SearchPath {
           if ((await this.scoreSourcesLater(reading, batch)) === undefined) return undefined;
         }
       }
+      // Past the scan's candidates (a PCA store): the vectors whose bounds still reach the k-th best exact score.
+      const beyond = want.k > 0 && ranked.length >= want.k && this.env.writes() === writes ? how.beyond?.() : undefined;
+      if (beyond !== undefined) {
+        const b = beyond.bound;
+        best ??= this.takeBest(want.k);
+        for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
+        const threshold = beyond.threshold(best.kthBest());
+        if (threshold <= beyond.last) {
+          const { more, capped } = beyond.take(threshold);
+          this.rescoring.extended += more.length > 0 ? 1 : 0;
+          this.rescoring.capped += capped ? 1 : 0;
+          this.rescoring.candidates += more.length;
+          this.rescoring.beyond += more.length;
+          const ups = b.uppers(more, best.kthBest());
+          const sources: Source[] = more.map((c) => ({ slot: c.slot, place: undefined, kernel: c.kernel }));
+          // Chunks of RESCORE_CHUNK: the batch's score arrays were sized for the candidates not hot, which may be fewer.
+          const wide: Batch = { ...batch, scores: new Float64Array(RESCORE_CHUNK), norms: new Float64Array(RESCORE_CHUNK) };
+          for (let at = 0; at < sources.length; ) {
+            for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
+            const kth = best.kthBest();
+            const chunk: Source[] = [];
+            for (; at < sources.length && chunk.length < RESCORE_CHUNK; at++) {
+              if (ups[at]! < kth) skipped++;
+              else chunk.push(sources[at]!);
+            }
+            if (chunk.length === 0) continue;
+            const reading = placed(chunk);
+            const now = this.scoreSourcesNow(reading, wide);
+            if (now === undefined) return undefined;
+            if (!now) {
+              // Every place and id taken before anything is awaited (a write could move slots meanwhile).
+              beforeAwait();
+              placed(sources.slice(at));
+              for (const c of more) idOf(c.slot);
+              if ((await this.scoreSourcesLater(reading, wide)) === undefined) return undefined;
+            }
+          }
+        }
+      }
       if (best !== undefined) this.spareBest = best;
       // The write count only grows: any write since the places were taken shows here.
       if (this.env.writes() !== writes) return undefined;
@@ -882,8 +1034,57 @@ export class SearchPath {
     return spare;
   }
 
+  /**
+   * The vectors past `candidates` (the scan's of `scan` for `want`) for finish() to take in
+   * (Beyond), from the vectors its widened top `kept` past them where those reach far enough, else
+   * from a second scan; undefined where none can enter the answer: no rescoring, no PCA or nothing
+   * bounding what it drops, a scan that took every vector it saw, a codec or metric beyondReach()
+   * does not know.
+   */
+  private beyondOf(scan: ScanQuery, want: Wanted, candidates: readonly Candidate[], kept: Kept | undefined): Beyond | undefined {
+    if (!want.rescore || want.k === 0 || candidates.length < this.candidateCount(want)) return undefined;
+    const dropped = this.env.space.projectionSlack(scan);
+    if (dropped === undefined || !(dropped < Infinity)) return undefined;
+    const index = this.env.index();
+    let moved = 0;
+    if (scan.int8Query) {
+      // The scan scored with the query's int8 code: the float query's scores are within `moved` of its own (bounds.ts).
+      const from = index.kernelForm(scan, this.formScratch(index.dim));
+      if (from.kind === 'int8') {
+        const shift = scoreShift('dot', from, { kind: 'float', vector: scan.vector }, index.maxNorm());
+        moved = shift.delta * shift.maxNorm + shift.margin;
+      }
+    }
+    const reach = beyondReach(index, scan, dropped, moved);
+    const offset = scan.offset ?? 0;
+    const bound = rescoreBound(index, scan, dropped, offset);
+    if (reach === undefined || bound === undefined) return undefined;
+    let last = Infinity;
+    for (const c of candidates) last = Math.min(last, c.score);
+    return {
+      bound,
+      threshold: (floor) => floor - offset - reach,
+      last,
+      take: (threshold) => {
+        // Every vector outside the widened top scored at most its least score: past that, it holds them all.
+        if (kept !== undefined && (kept.complete || threshold > leastOf(kept.scores, last))) return beyondKept(kept, threshold);
+        const pool = (this.beyondPool ??= new ScorePool());
+        pool.resetBelow(Math.max(0, last - threshold), BEYOND_ROOM + candidates.length);
+        const test = want.filter === undefined ? undefined : this.filterTest(index, want.filter);
+        index.search(scan, new TopK(candidates.length, idOrder(index)), { accept: test?.accept, filter: test?.test, nprobe: want.nprobe, exact: want.exact, pool });
+        return beyondFrom(pool, threshold, new Set(candidates.map((c) => c.slot)));
+      },
+    };
+  }
+
+  /**
+   * The bound that lets the scan's own candidates go unread: none for a store with PCA, whose
+   * bound (RESCORING.md, "PCA") holds with high probability only. Its candidates are all read, so
+   * that an answer is never worse than theirs, and the same with the cache as without (a candidate
+   * hot in the cache is scored whatever its bound); the bound serves what lies past them (beyondOf()).
+   */
   private boundOf(scan: ScanQuery): RescoreBound | undefined {
-    return rescoreBound(this.env.index(), scan, this.env.space.reduced, scan.offset ?? 0);
+    return rescoreBound(this.env.index(), scan, this.env.space.reduced ? Infinity : undefined, scan.offset ?? 0);
   }
 
   /**

@@ -87,5 +87,7 @@ export function fitRotation(rows: readonly Float32Array[], inDim: number, pca: P
     }
     for (let i = 0; i < inDim; i++) components[o * inDim + i] = acc[i]!;
   }
-  return { inDim, outDim, mean: pca.mean, components, explainedVariance: pca.explainedVariance };
+  // The rotation is orthogonal: the axes PCA drops, and the variance along them, are the same.
+  const { residualVariance } = pca;
+  return residualVariance === undefined ? { inDim, outDim, mean: pca.mean, components, explainedVariance: pca.explainedVariance } : { inDim, outDim, mean: pca.mean, components, explainedVariance: pca.explainedVariance, residualVariance };
 }

@@ -15,6 +15,9 @@ import { fitRotation } from './rotation.js';
  */
 const INT8_QUERY = true;
 
+/** Slack for a model's rows being orthonormal only to float32 rounding (about 1e-6 of their squares). */
+const PROJECTION_ROUNDING = 1e-5;
+
 /**
  * Whether a store of `config` fits a model on its first `trainSize` vectors: PCA, or the rotation and
  * center of rq codes. Until it has, it keeps float32 vectors and answers exactly; once marked
@@ -23,6 +26,12 @@ const INT8_QUERY = true;
 export function fitsModel(config: Pick<StoreConfig, 'pca' | 'codec'>): boolean {
   return config.pca !== null || isRqCodec(config.codec);
 }
+
+/**
+ * How many standard deviations of a query's score against the part of a stored vector PCA drops
+ * the rescoring bound allows (src/search/RESCORING.md, "PCA"): as the rq codes' fine bound.
+ */
+export const PCA_BOUND_SIGMAS = 3.5;
 
 /** A PCA fitted by VectorSpace.fit(): project with `projector.centered`, then adopt() it or free the projector. */
 export interface Fitted {
@@ -48,6 +57,8 @@ export class VectorSpace {
   /** The model without its axes, which the projector alone holds (in linear memory). */
   private model: ModelHead | undefined;
   private projector: Projector | undefined;
+  /** ‖μ‖ of the model's mean (0 without one), for projectionSlack(). */
+  private meanNorm = 0;
 
   constructor(
     private readonly config: StoreConfig,
@@ -111,6 +122,30 @@ export class VectorSpace {
   }
 
   /**
+   * How much the part of a stored vector that PCA drops may add to the exact score of `scan` (a
+   * query as scanQueryOf() made it) over what its projection scores (src/search/RESCORING.md, "PCA"):
+   * undefined when the space drops nothing (no PCA fitted); Infinity where nothing bounds it (an
+   * l2 or dot store, or a model fitted before its residual variance was kept). For a cosine store,
+   * PCA_BOUND_SIGMAS standard deviations of ⟨q⊥, r⟩ over the stored vectors, where q⊥ is the query's
+   * part outside the projection (‖q⊥‖² = 1 − ‖Wq‖², the query being unit length) and r a vector's:
+   * along any direction r varies by at most λ, the largest variance of the dropped axes. Plus what
+   * float32 rounding of both projections and of q·μ may add.
+   */
+  projectionSlack(scan: ScanQuery): number | undefined {
+    if (!this.reduced) return undefined;
+    const lambda = this.model?.residualVariance;
+    if (this.config.metric !== 'cosine' || lambda === undefined) return Infinity;
+    const { inDim, outDim } = this.model!;
+    const kept = dot(scan.vector, scan.vector);
+    // The projection's rows are orthonormal to float32 rounding: ‖Wq‖² may pass 1 by a little.
+    const outside = Math.sqrt(Math.max(0, 1 - kept) + PROJECTION_ROUNDING);
+    // Each projected coordinate is a float32 sum of inDim terms, of a vector no longer than 1 + ‖μ‖.
+    const spread = 1 + this.meanNorm;
+    const rounding = (Math.sqrt(outDim) * (inDim / 4 + 8) * 2 ** -21 + PROJECTION_ROUNDING) * spread;
+    return PCA_BOUND_SIGMAS * Math.sqrt(lambda) * outside + rounding;
+  }
+
+  /**
    * How a page index routes this store's queries on the unit sphere: for a cosine store with a
    * model (whose kernels rank by the dot product of uncentered queries with centered vectors), the
    * mean in the stored space; else undefined (the router ranks by the kernel score). Routing by
@@ -153,13 +188,18 @@ export class VectorSpace {
   adopt(fitted: Fitted): void {
     this.projector?.free();
     this.projector = fitted.projector;
-    this.model = fitted.projector.head;
+    this.setHead(fitted.projector.head);
   }
 
   private setModel(model: PcaModel | undefined): void {
     this.projector?.free();
     this.projector = model === undefined ? undefined : projectorOf(model);
-    this.model = this.projector?.head;
+    this.setHead(this.projector?.head);
+  }
+
+  private setHead(head: ModelHead | undefined): void {
+    this.model = head;
+    this.meanNorm = head === undefined ? 0 : Math.sqrt(dot(head.mean, head.mean));
   }
 
   free(): void {

@@ -179,6 +179,8 @@ interface PcaRecord {
   mean: Uint8Array;
   components: Uint8Array;
   explainedVariance: number;
+  /** PcaModel.residualVariance: absent in stores trained before it was kept (their PCA has no rescoring bound). */
+  residualVariance?: number;
   /** The signs of a structured rotation (an rq store without PCA; `components` then empty). Absent in stores made before it. */
   hadamard?: Uint8Array;
 }
@@ -857,7 +859,10 @@ export class StateStore {
     if (v.inDim !== config.dim) throw wrong();
     if (v.hadamard !== undefined && (config.pca !== null || !isRqCodec(config.codec) || config.formatVersion < FORMAT_VERSION || v.outDim !== rotatedDim(config.dim))) throw wrong();
     if (!(v.mean instanceof Uint8Array) || !(v.components instanceof Uint8Array) || v.mean.byteLength !== v.inDim * 4) throw wrong();
-    const model = { inDim: v.inDim, outDim: v.outDim, mean: floatsOf(v.mean), explainedVariance: v.explainedVariance };
+    // A variance is finite and not negative: anything else would make every rescoring bound a lie.
+    if (v.residualVariance !== undefined && !(typeof v.residualVariance === 'number' && v.residualVariance >= 0 && v.residualVariance < Infinity)) throw wrong();
+    const head = { inDim: v.inDim, outDim: v.outDim, mean: floatsOf(v.mean), explainedVariance: v.explainedVariance };
+    const model = v.residualVariance === undefined ? head : { ...head, residualVariance: v.residualVariance };
     if (v.hadamard === undefined) {
       if (v.components.byteLength !== v.inDim * v.outDim * 4) throw wrong();
       return { ...model, components: floatsOf(v.components) };
@@ -1000,6 +1005,7 @@ export class StateStore {
         if (w.training.pca !== undefined) {
           const p = w.training.pca;
           const record: PcaRecord = { inDim: p.inDim, outDim: p.outDim, mean: bytesOf(p.mean), components: bytesOf(p.components), explainedVariance: p.explainedVariance };
+          if (p.residualVariance !== undefined) record.residualVariance = p.residualVariance;
           if (p.hadamard !== undefined) {
             record.hadamard = p.hadamard;
             // Readers of version 5 cannot apply the rotation: they must refuse the store.
