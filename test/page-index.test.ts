@@ -247,6 +247,33 @@ test('page index: a search probes the default pages, all of them while there are
   }
 });
 
+test('page index: a top kept wider than the candidates a search wants (IndexSearch.wanted) scans the pages those need and no more: its best are the narrow top\'s', () => {
+  const vectors = clustered(600, DIM, 4, 30);
+  const paged = new PageIndex(getCodec('int8'), DIM, 'cosine', { maxPage: 8 });
+  try {
+    vectors.forEach((v, i) => paged.put(`id-${i}`, v));
+    let widerWithout = 0;
+    for (let q = 0; q < 40; q++) {
+      const query: ScanQuery = { vector: vectors[q * 13]!, metric: 'cosine', int8Query: true };
+      for (const nprobe of [1, 2]) {
+        const narrow = new TopK(10);
+        paged.search(query, narrow, { nprobe });
+        const wide = new TopK(40);
+        paged.search(query, wide, { nprobe, wanted: 10 });
+        const unbounded = new TopK(40);
+        paged.search(query, unbounded, { nprobe });
+        const want = narrow.sorted();
+        assert.deepEqual(wide.sorted().slice(0, want.length), want, `query ${q}, nprobe ${nprobe}`);
+        // Without it the wide top goes on to further pages, whose vectors can displace the narrow top's.
+        if (unbounded.size > wide.size) widerWithout++;
+      }
+    }
+    assert.ok(widerWithout > 0, 'a wide top without `wanted` scanned more pages');
+  } finally {
+    paged.free();
+  }
+});
+
 test('page index: the same vectors in the same order make the same pages and answers (deterministic)', () => {
   const vectors = clustered(3000, DIM, 11, 20);
   const build = () => {

@@ -171,3 +171,32 @@ test('PCA bound: a model persisted before it kept its residual variance has no b
   assert.equal(again.stats().count, 400);
   await again.close();
 });
+
+// A minute at most: the fault this found (scores written past their array) hung the search for good.
+test('PCA bound: near hits whose candidates are hot in the cache take in more vectors past them than they read (chunks wider than the reads): the uncached answer, every score exact', { timeout: 60_000 }, async () => {
+  const options: OpenOptions = { dim: DIM, pca: { dims: 4 }, trainSize: 300, durability: 'none' };
+  const items = flat(600, DIM, 31).map((vector, i) => ({ id: id(i), vector }));
+  const cached = await MemStore.open(tempDir(), { ...options, cache: { entries: 64, bytes: 64 << 20 } });
+  const plain = await MemStore.open(tempDir(), { ...options, cache: false });
+  try {
+    await cached.add(items);
+    await plain.add(items);
+    const next = rng(17);
+    const vectors = new Map(items.map((it) => [it.id, it.vector]));
+    for (let round = 0; round < 6; round++) {
+      const base = perturb(items[round * 53]!.vector, 0.9, next);
+      // Read twice, the candidates' vectors are kept hot; the near queries after are served from the pool.
+      for (const q of [base, base, perturb(base, 0.99999, next), perturb(base, 0.99999, next), perturb(base, 0.9999, next)]) {
+        const got = await cached.search(q, { k: 4 });
+        assert.deepEqual(got, await plain.search(q, { k: 4 }), `round ${round}`);
+        for (const h of got) assert.equal(h.score, storeScore('cosine', q, vectors.get(h.id)!));
+      }
+    }
+    const stats = cached.stats();
+    assert.ok(stats.cache.nearHits > 0 && stats.cache.fullReadsSaved > 0, JSON.stringify(stats.cache));
+    assert.ok(stats.rescoring.beyond > 16 * stats.rescoring.extended / 2, JSON.stringify(stats.rescoring));
+  } finally {
+    await cached.close();
+    await plain.close();
+  }
+});

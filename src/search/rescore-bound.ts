@@ -1,7 +1,7 @@
 import type { VectorIndex } from '../index/vector-index.js';
 import type { ScanQuery } from '../scan/code-blocks.js';
 import { norm } from '../vector.js';
-import { isRqCodec } from '../codec/codec.js';
+import { isRqCodec, type CodecName } from '../codec/codec.js';
 import type { RqCodec } from '../codec/rq.js';
 import { RQ_FINE_QUERY_BITS } from '../scan/rq-query.js';
 import { PCA_BOUND_SIGMAS } from '../space/vector-space.js';
@@ -156,7 +156,7 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, dropped: numbe
  * at most (½ + 127·2⁻²³)·s·√dim; a zero or subnormal scale holds a vector of components under
  * 127·2⁻¹²⁶, within √dim·2⁻¹¹⁸ of its decoded code. f32: none.
  */
-export function largestCodeError(codec: string, maxNorm: number, dim: number): number {
+export function largestCodeError(codec: CodecName, maxNorm: number, dim: number): number {
   if (codec === 'f32') return 0;
   if (codec === 'int8') return ((0.5 + 127 * 2 ** -23) * Math.sqrt(dim) * maxNorm) / 127 + Math.sqrt(dim) * 2 ** -118;
   return Infinity;

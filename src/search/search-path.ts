@@ -123,8 +123,9 @@ interface Beyond {
   readonly last: number;
   /**
    * The vectors outside the candidates scoring at least `threshold`, best first, at most
-   * BEYOND_ROOM, from a second scan (synchronous, on the store the first one saw). `capped` when
-   * more were there, or when the scan cannot tell (a filtered search of a page index).
+   * BEYOND_ROOM: from the scan's widened top when it holds them all, else from a second scan
+   * (synchronous, on the store the first one saw). `capped` when more were there, or when the scan
+   * cannot tell (a filtered search of a page index).
    */
   take(threshold: number): { readonly more: BoundCandidate[]; readonly capped: boolean };
 }
