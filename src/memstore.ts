@@ -184,8 +184,7 @@ export interface StoreStats {
    * error bound could not reach the k-th best exact score (src/search/RESCORING.md): full vectors
    * read per search = (candidates − skipped − the cache's hot ones) / searches. A cosine store with
    * PCA also takes in vectors past the scan's candidates whose bounds reach the answer: `beyond` of
-   * the candidates were, in `extended` searches; `capped` searches stopped at 4,096 of them (or, a
-   * filtered search of a page index, could not look).
+   * the candidates were, in `extended` searches; `capped` searches stopped at 4,096 of them.
    */
   rescoring: RescoringStats;
 }

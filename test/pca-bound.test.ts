@@ -5,6 +5,7 @@ import { symmetricEigen } from '../src/pca/eigen.js';
 import { fitPca } from '../src/pca/pca.js';
 import { BEYOND_ROOM } from '../src/search/search-path.js';
 import { gaussian, perturb, readStateRecord, recall, rejectsWith, rng, storeScore, tempDir, writeStateRecord } from './helpers.js';
+import { heldLog } from './support/held-log.js';
 
 /**
  * The rescoring bound of a cosine store with PCA (src/search/RESCORING.md, "PCA" and "Past the
@@ -129,20 +130,66 @@ test('PCA bound: past BEYOND_ROOM vectors a search takes in the best of them and
   }
 });
 
-test('PCA bound: a filtered search of a page index cannot take in what its pages leave out (the scan collects nothing there): counted capped, its hits matching the filter', async () => {
-  const dir = tempDir();
-  const store = await MemStore.open(dir, { dim: DIM, pca: { dims: 4 }, trainSize: 300, durability: 'none', cache: false, pages: { from: 400, maxPage: 64 } });
+test('PCA bound: a filtered search of a page index takes in vectors past its candidates from the pages it scanned: every hit matching the filter, the same answers with the cache', async () => {
+  const options: OpenOptions = { dim: DIM, pca: { dims: 4 }, trainSize: 300, durability: 'none', pages: { from: 400, maxPage: 64 } };
+  const cached = await MemStore.open(tempDir(), options);
+  const plain = await MemStore.open(tempDir(), { ...options, cache: false });
   try {
     const items = flat(1200, DIM, 21).map((vector, i) => ({ id: id(i), vector, meta: { even: i % 2 === 0 } }));
-    await store.add(items);
-    let capped = 0;
-    for (const i of [3, 50, 400, 777]) {
-      const hits = await store.search(items[i]!.vector, { k: 10, filter: { even: true } });
+    await cached.add(items);
+    await plain.add(items);
+    for (const i of [3, 50, 400, 777, 3, 50]) {
+      const hits = await plain.search(items[i]!.vector, { k: 10, filter: { even: true } });
       assert.equal(hits.length, 10);
       for (const h of hits) assert.equal(Number(h.id.slice(1)) % 2, 0);
-      capped = store.stats().rescoring.capped;
+      assert.deepEqual(await cached.search(items[i]!.vector, { k: 10, filter: { even: true } }), hits);
     }
-    assert.ok(capped > 0, JSON.stringify(store.stats().rescoring));
+    const r = plain.stats().rescoring;
+    assert.ok(r.extended > 0 && r.capped === 0, JSON.stringify(r));
+  } finally {
+    await cached.close();
+    await plain.close();
+  }
+});
+
+test('PCA bound: a page index whose probed pages hold fewer than the candidates, large k: the cache\'s misses (a second scan) take in what the store without it takes in (a hostile pass: the second scan had collected from the first pages only)', async () => {
+  const dim = 100;
+  const next = rng(711);
+  const items = Array.from({ length: 1053 }, (_, i) => ({ id: `r${i}`, vector: Float32Array.from({ length: dim }, (_, j) => gaussian(next) * (1.5 - j / (dim - 1))) }));
+  const options: OpenOptions = { dim, pca: { dims: 2 }, trainSize: 44, oversample: 5, pages: { from: 50, maxPage: 16 }, durability: 'none' };
+  const cached = await MemStore.open(tempDir(), { ...options, cache: {} });
+  const plain = await MemStore.open(tempDir(), { ...options, cache: false });
+  try {
+    await cached.add(items);
+    await plain.add(items);
+    for (let i = 0; i < 20; i++) {
+      const q = Float32Array.from({ length: dim }, () => gaussian(next));
+      assert.deepEqual(await cached.search(q, { k: 89 }), await plain.search(q, { k: 89 }), `query ${i}`);
+    }
+    assert.ok(cached.stats().rescoring.beyond > 0);
+  } finally {
+    await cached.close();
+    await plain.close();
+  }
+});
+
+test('PCA bound: a search that a write overtakes while it reads past its candidates counts once, when it holds (a hostile pass: extended had passed searches)', async () => {
+  const next = rng(3);
+  const vectors = Array.from({ length: 1500 }, () => Float32Array.from({ length: DIM }, (_, i) => gaussian(next) * (1.5 - i / (DIM - 1))));
+  const files = heldLog({ syncReads: false });
+  const dir = tempDir();
+  let store = await MemStore.open(dir, { dim: DIM, pca: { dims: 2 }, trainSize: 100, durability: 'none', cache: false, files, mmap: false });
+  await store.add(vectors.map((vector, i) => ({ id: `a${i}`, vector })));
+  await store.close();
+  store = await MemStore.open(dir, { cache: false, files, mmap: false });
+  try {
+    const searching = store.search(vectors[7]!, { k: 10 });
+    const writing = store.add([{ id: 'a7', vector: vectors[8]! }]);
+    await Promise.all([searching, writing]);
+    const r = store.stats().rescoring;
+    assert.equal(r.searches, 1);
+    assert.ok(r.extended <= 1 && r.capped <= 1 && r.beyond <= r.candidates, JSON.stringify(r));
+    assert.equal(r.candidates - r.beyond, 40, 'the scan\'s candidates of one search');
   } finally {
     await store.close();
   }

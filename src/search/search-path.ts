@@ -124,8 +124,7 @@ interface Beyond {
   /**
    * The vectors outside the candidates scoring at least `threshold`, best first, at most
    * BEYOND_ROOM: from the scan's widened top when it holds them all, else from a second scan
-   * (synchronous, on the store the first one saw). `capped` when more were there, or when the scan
-   * cannot tell (a filtered search of a page index).
+   * (synchronous, on the store and pages the first one saw). `capped` when more were there.
    */
   take(threshold: number): { readonly more: BoundCandidate[]; readonly capped: boolean };
 }
@@ -144,33 +143,38 @@ function leastOf(scores: Float64Array, otherwise: number): number {
   return least;
 }
 
-/** The vectors of `kept` scoring at least `threshold`, best first (equal scores by lower slot), at most BEYOND_ROOM (else capped). */
-function beyondKept(kept: Kept, threshold: number): { more: BoundCandidate[]; capped: boolean } {
-  const more: BoundCandidate[] = [];
-  for (let i = 0; i < kept.slots.length; i++) if (kept.scores[i]! >= threshold) more.push({ slot: kept.slots[i]!, kernel: kept.scores[i]! });
-  more.sort((x, y) => y.kernel - x.kernel || x.slot - y.slot);
-  const capped = more.length > BEYOND_ROOM;
-  if (capped) more.length = BEYOND_ROOM;
-  return { more, capped };
+/**
+ * What `top` holds (after sortBestFirst(): `count` entries) other than the `chosen` candidates, and
+ * whether that is every vector its scan saw (it did not fill its capacity).
+ */
+function keptOf(top: TopK, count: number, chosen: ReadonlySet<number>): Kept {
+  const slots: number[] = [];
+  const scores: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const slot = top.slotAt(i);
+    if (chosen.has(slot)) continue;
+    slots.push(slot);
+    scores.push(top.scoreAt(i));
+  }
+  return { slots: Int32Array.from(slots), scores: Float64Array.from(scores), complete: count < top.capacity };
+}
+
+/** Whether `kept` holds every vector its scan saw scoring at least `threshold`: all of them, or every one above its least. */
+function covers(kept: Kept, threshold: number, last: number): boolean {
+  return kept.complete || threshold > leastOf(kept.scores, last);
 }
 
 /**
- * The vectors `pool` collected scoring at least `threshold`, less those `chosen` already, best first
- * (equal scores by lower slot), at most BEYOND_ROOM; `capped` when it held only the best of more,
- * or collected nothing for want of a scope (a filtered search of a page index).
+ * The vectors of `kept` scoring at least `threshold`, best first (equal scores by lower slot), at
+ * most BEYOND_ROOM; `capped` when more were there, or `kept` may not hold them all.
  */
-function beyondFrom(pool: ScorePool, threshold: number, chosen: ReadonlySet<number>): { more: BoundCandidate[]; capped: boolean } {
-  if (pool.scope === null) return { more: [], capped: true };
-  const n = pool.partitionBest(Number.MAX_SAFE_INTEGER);
+function beyondKept(kept: Kept, threshold: number, last: number): { more: BoundCandidate[]; capped: boolean } {
   const more: BoundCandidate[] = [];
-  for (let i = 0; i < n; i++) {
-    const slot = pool.slotAt(i);
-    const score = pool.scoreAt(i);
-    if (score >= threshold && !chosen.has(slot)) more.push({ slot, kernel: score });
-  }
+  for (let i = 0; i < kept.slots.length; i++) if (kept.scores[i]! >= threshold) more.push({ slot: kept.slots[i]!, kernel: kept.scores[i]! });
   more.sort((x, y) => y.kernel - x.kernel || x.slot - y.slot);
+  const capped = more.length > BEYOND_ROOM || !covers(kept, threshold, last);
   if (more.length > BEYOND_ROOM) more.length = BEYOND_ROOM;
-  return { more, capped: pool.overflowed };
+  return { more, capped };
 }
 
 function copyHit(h: SearchHit): SearchHit {
@@ -252,7 +256,7 @@ export interface RescoringStats {
   beyond: number;
   /** Searches that took in vectors past the scan's candidates. */
   extended: number;
-  /** Searches whose bounds reached past what they could take in: more than BEYOND_ROOM vectors, or a filtered search of a page index. */
+  /** Searches whose bounds reached past what they could take in: more than BEYOND_ROOM vectors. */
   capped: number;
 }
 
@@ -317,8 +321,6 @@ export class SearchPath {
   private readonly pool = new ScorePool();
   /** exactByBound()'s pool, made by the first exact search of int8 codes. */
   private screenPool: ScorePool | undefined;
-  /** beyondOf()'s pool, made by the first search that takes in vectors past its candidates. */
-  private beyondPool: ScorePool | undefined;
   /** Whether exact searches of int8 codes screen with the int8 query first (exactByBound()); tests compare with the float scan alone. */
   private exactScreen = true;
   /** Exact searches left to run without the screen after one whose screen did not pay (exactByBound()). */
@@ -578,17 +580,7 @@ export class SearchPath {
     const chosen: Candidate[] = [];
     for (let i = 0; i < Math.min(count, candidates); i++) chosen.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
     // What the widened top holds past the candidates, copied before anything is awaited (the top serves the next search).
-    let kept: Kept | undefined;
-    if (widened > candidates) {
-      const extra = Math.max(0, count - candidates);
-      const slots = new Int32Array(extra);
-      const scores = new Float64Array(extra);
-      for (let i = 0; i < extra; i++) {
-        slots[i] = top.slotAt(candidates + i);
-        scores[i] = top.scoreAt(candidates + i);
-      }
-      kept = { slots, scores, complete: count < widened };
-    }
+    const kept = widened > candidates ? keptOf(top, count, new Set(chosen.map((c) => c.slot))) : undefined;
     return this.finish(q, scan.offset ?? 0, chosen, want, { bound: () => this.boundOf(scan), beyond: () => this.beyondOf(scan, want, chosen, kept) });
   }
 
@@ -883,6 +875,9 @@ export class SearchPath {
         }
       }
       // Past the scan's candidates (a PCA store): the vectors whose bounds still reach the k-th best exact score.
+      // Counted once the search holds (a try a write overtook counts nothing).
+      let taken = 0;
+      let cappedHere = false;
       const beyond = want.k > 0 && ranked.length >= want.k && this.env.writes() === writes ? how.beyond?.() : undefined;
       if (beyond !== undefined) {
         const b = beyond.bound;
@@ -891,10 +886,8 @@ export class SearchPath {
         const threshold = beyond.threshold(best.kthBest());
         if (threshold <= beyond.last) {
           const { more, capped } = beyond.take(threshold);
-          this.rescoring.extended += more.length > 0 ? 1 : 0;
-          this.rescoring.capped += capped ? 1 : 0;
-          this.rescoring.candidates += more.length;
-          this.rescoring.beyond += more.length;
+          taken = more.length;
+          cappedHere = capped;
           const ups = b.uppers(more, best.kthBest());
           const sources: Source[] = more.map((c) => ({ slot: c.slot, place: undefined, kernel: c.kernel }));
           // Chunks of RESCORE_CHUNK: the batch's score arrays were sized for the candidates not hot, which may be fewer.
@@ -925,8 +918,11 @@ export class SearchPath {
       // The write count only grows: any write since the places were taken shows here.
       if (this.env.writes() !== writes) return undefined;
       this.rescoring.searches++;
-      this.rescoring.candidates += candidates.length;
+      this.rescoring.candidates += candidates.length + taken;
       this.rescoring.skipped += skipped;
+      this.rescoring.beyond += taken;
+      this.rescoring.extended += taken > 0 ? 1 : 0;
+      this.rescoring.capped += cappedHere ? 1 : 0;
       // Only the k best need their order: those scoring at least the k-th best score (ties with it
       // included, which the order below settles by id) are sorted, not every candidate read.
       if (ranked.length > want.k && want.k > 0) {
@@ -1068,12 +1064,13 @@ export class SearchPath {
       last,
       take: (threshold) => {
         // Every vector outside the widened top scored at most its least score: past that, it holds them all.
-        if (kept !== undefined && (kept.complete || threshold > leastOf(kept.scores, last))) return beyondKept(kept, threshold);
-        const pool = (this.beyondPool ??= new ScorePool());
-        pool.resetBelow(Math.max(0, last - threshold), BEYOND_ROOM + candidates.length);
+        if (kept !== undefined && covers(kept, threshold, last)) return beyondKept(kept, threshold, last);
+        // Else the same scan again, of the same pages (`wanted`), into a top room enough for BEYOND_ROOM past the candidates.
+        const wide = new TopK(candidates.length + BEYOND_ROOM, idOrder(index));
         const test = want.filter === undefined ? undefined : this.filterTest(index, want.filter);
-        index.search(scan, new TopK(candidates.length, idOrder(index)), { accept: test?.accept, filter: test?.test, nprobe: want.nprobe, exact: want.exact, pool });
-        return beyondFrom(pool, threshold, new Set(candidates.map((c) => c.slot)));
+        index.search(scan, wide, { accept: test?.accept, filter: test?.test, nprobe: want.nprobe, exact: want.exact, wanted: candidates.length });
+        const count = wide.sortBestFirst(0);
+        return beyondKept(keptOf(wide, count, new Set(candidates.map((c) => c.slot))), threshold, last);
       },
     };
   }
