@@ -1,34 +1,12 @@
 import type { Metric } from '../options.js';
-
-/**
- * How alike two stored vectors are in a store's metric, higher closer, on the scale of its search
- * scores: cosine similarity, inner product, or negative Euclidean distance (float64).
- */
-function similarity(metric: Metric, a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let aa = 0;
-  let bb = 0;
-  let sq = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    dot += x * y;
-    aa += x * x;
-    bb += y * y;
-    sq += (x - y) * (x - y);
-  }
-  if (metric === 'dot') return dot;
-  if (metric === 'l2') return -Math.sqrt(sq);
-  const norms = Math.sqrt(aa) * Math.sqrt(bb);
-  return norms === 0 ? 0 : dot / norms;
-}
+import { exactScore } from '../vector.js';
 
 /**
  * Maximal marginal relevance (Carbonell and Goldstein, 1998) in the store's own metric: the positions
  * of up to `k` of the candidates, picked one at a time, the first the most relevant, each next the one
  * maximizing `lambda · relevance − (1 − lambda) · (its greatest similarity to one picked)`; ties go
  * to the earlier candidate. `relevance` is each candidate's search score against the query, and
- * similarity between candidates is measured in the same metric. LangChain's helper measured both
+ * similarity between candidates is the store's exact score between them (exactScore), in the same metric. LangChain's helper measured both
  * by cosine whatever the store's metric, so with `lambda` 1 a `dot` store's pick was not its own top
  * k (a hostile pass); here `lambda` 1 gives the candidates in their search order.
  */
@@ -50,7 +28,7 @@ export function maximalMarginalRelevance(metric: Metric, relevance: readonly num
     }
     taken[best] = 1;
     picked.push(best);
-    for (let i = 0; i < n; i++) if (taken[i] === 0) nearestPicked[i] = Math.max(nearestPicked[i]!, similarity(metric, vectors[i]!, vectors[best]!));
+    for (let i = 0; i < n; i++) if (taken[i] === 0) nearestPicked[i] = Math.max(nearestPicked[i]!, exactScore(metric, vectors[i]!, vectors[best]!));
   }
   return picked;
 }

@@ -81,6 +81,19 @@ const scratch = new GatherScratch();
 const terms = new Float64Array(3);
 
 /**
+ * What the scalar codes' float-query kernels may be off by, at `dim` dimensions: `rounding`,
+ * relative to the size of the terms they sum (a float32 sum over dim/4 steps in four lanes, then a
+ * few more roundings; twice that, for slack), and `underflow`, lost outright (each float32 operation
+ * on subnormals, at most 2⁻¹⁴⁹, and the int8 kernels' product of the two scales, at most 2⁻¹⁴⁹ times
+ * the integer sum, ≤ 127² · dim). For dot, `underflow` is taken times N: the fp8 kernels multiply the
+ * sum of products, each of which may have lost 2⁻¹⁵⁰, by the scale s, and s ≤ N (the largest
+ * component decodes to at least s · 448 / 2).
+ */
+function scalarKernelError(dim: number): { rounding: number; underflow: number } {
+  return { rounding: (dim / 4 + 8) * 2 ** -22, underflow: ((127 * 127 + 2) * dim + 16) * 2 ** -149 };
+}
+
+/**
  * The bound for `scan` over `index`; undefined where there is none. `dropped` is what the part of a
  * stored vector outside a PCA projection may add to a score (VectorSpace.projectionSlack): undefined
  * without PCA, Infinity where nothing bounds it (then no bound). Every candidate is scored again
@@ -99,14 +112,7 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, dropped: numbe
   // rq codes with PCA look past no candidates (beyondReach()): their own bound takes no slack.
   if (isRqCodec(index.codec.name)) return dropped === undefined ? rqBound(index, scan, offset) : undefined;
   const dim = index.dim;
-  // What the kernel's float32 arithmetic may add, relative to the size of the terms it sums: a
-  // float32 sum over dim/4 steps in four lanes, then a few more roundings; twice that, for slack.
-  const rounding = (dim / 4 + 8) * 2 ** -22;
-  // And what underflow may lose outright: each float32 operation on subnormals, at most 2⁻¹⁴⁹, and
-  // the int8 kernels' product of the two scales, at most 2⁻¹⁴⁹ times the integer sum (≤ 127² · dim).
-  // For dot, times N: the fp8 kernels multiply the sum of products, each of which may have lost
-  // 2⁻¹⁵⁰, by the scale s, and s ≤ N (the largest component decodes to at least s · 448 / 2).
-  const underflow = ((127 * 127 + 2) * dim + 16) * 2 ** -149;
+  const { rounding, underflow } = scalarKernelError(dim);
   const queryNorm = norm(scan.vector);
   const metric = scan.metric;
   const norms = metric === 'dot' ? Math.max(1, index.maxNorm()) : 1;
@@ -180,8 +186,7 @@ export function beyondReach(index: VectorIndex, scan: ScanQuery, dropped: number
   const error = largestCodeError(index.codec.name, index.maxNorm(), dim);
   if (!(error < Infinity)) return undefined;
   const queryNorm = norm(scan.vector);
-  const rounding = (dim / 4 + 8) * 2 ** -22;
-  const underflow = ((127 * 127 + 2) * dim + 16) * 2 ** -149;
+  const { rounding, underflow } = scalarKernelError(dim);
   const coded = (PCA_BOUND_SIGMAS * queryNorm * error) / Math.sqrt(dim);
   return moved + Math.sqrt(dropped * dropped + coded * coded) + 2 * rounding * queryNorm * norms + underflow * norms;
 }

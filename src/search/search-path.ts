@@ -129,18 +129,15 @@ interface Beyond {
   take(threshold: number): { readonly more: BoundCandidate[]; readonly capped: boolean };
 }
 
-/** What a widened top held past a scan's candidates (rank()): `complete` when it held every vector the scan saw. */
+/**
+ * What a widened top held past a scan's candidates (rank()): `complete` when it held every vector
+ * the scan saw; `least` the least of `scores` (Infinity when there is none).
+ */
 interface Kept {
   readonly slots: Int32Array;
   readonly scores: Float64Array;
+  readonly least: number;
   readonly complete: boolean;
-}
-
-/** The least of `scores`, or `otherwise` when there is none. */
-function leastOf(scores: Float64Array, otherwise: number): number {
-  let least = otherwise;
-  for (const s of scores) least = Math.min(least, s);
-  return least;
 }
 
 /**
@@ -150,18 +147,20 @@ function leastOf(scores: Float64Array, otherwise: number): number {
 function keptOf(top: TopK, count: number, chosen: ReadonlySet<number>): Kept {
   const slots: number[] = [];
   const scores: number[] = [];
+  let least = Infinity;
   for (let i = 0; i < count; i++) {
     const slot = top.slotAt(i);
     if (chosen.has(slot)) continue;
     slots.push(slot);
     scores.push(top.scoreAt(i));
+    least = Math.min(least, top.scoreAt(i));
   }
-  return { slots: Int32Array.from(slots), scores: Float64Array.from(scores), complete: count < top.capacity };
+  return { slots: Int32Array.from(slots), scores: Float64Array.from(scores), least, complete: count < top.capacity };
 }
 
 /** Whether `kept` holds every vector its scan saw scoring at least `threshold`: all of them, or every one above its least. */
 function covers(kept: Kept, threshold: number, last: number): boolean {
-  return kept.complete || threshold > leastOf(kept.scores, last);
+  return kept.complete || threshold > Math.min(kept.least, last);
 }
 
 /**
@@ -584,12 +583,21 @@ export class SearchPath {
     return this.finish(q, scan.offset ?? 0, chosen, want, { bound: () => this.boundOf(scan), beyond: () => this.beyondOf(scan, want, chosen, kept) });
   }
 
-  /** Whether a search of `scan` for `want` may take in vectors past its candidates (beyondOf()): rescored, on a store with PCA whose reach is known. */
+  /** Whether a search of `scan` for `want` may take in vectors past its candidates (beyondOf()). */
   private reachesBeyond(scan: ScanQuery, want: Wanted): boolean {
-    if (!want.rescore || want.k === 0) return false;
+    return this.droppedFor(scan, want) !== undefined;
+  }
+
+  /**
+   * What the part of a stored vector PCA drops may add to a score of `scan` (VectorSpace.projectionSlack),
+   * where a search for `want` looks past its candidates: rescored, k > 0, a finite slack and a codec
+   * and metric beyondReach() knows; else undefined.
+   */
+  private droppedFor(scan: ScanQuery, want: Wanted): number | undefined {
+    if (!want.rescore || want.k === 0) return undefined;
     const dropped = this.env.space.projectionSlack(scan);
-    const index = this.env.index();
-    return dropped !== undefined && beyondReach(index, scan, dropped, 0) !== undefined;
+    if (dropped === undefined || !(dropped < Infinity)) return undefined;
+    return beyondReach(this.env.index(), scan, dropped, 0) === undefined ? undefined : dropped;
   }
 
   /**
@@ -614,11 +622,8 @@ export class SearchPath {
       return false;
     }
     const coarse: ScanQuery = { ...scan, int8Query: true };
-    const from = index.kernelForm(coarse, this.formScratch(index.dim));
-    if (from.kind !== 'int8') return false;
-    const shift = scoreShift(scan.metric, from, { kind: 'float', vector: scan.vector }, scan.metric === 'cosine' ? 0 : index.maxNorm());
-    const moved = shift.delta * (scan.metric === 'cosine' ? 1 : shift.maxNorm) + shift.margin;
-    if (!(moved < Infinity)) return false;
+    const moved = this.floatShift(index, coarse);
+    if (moved === undefined || !(moved < Infinity)) return false;
     const pool = (this.screenPool ??= new ScorePool());
     pool.resetBelow(2 * moved * (1 + 1e-6), Math.max(EXACT_SCREEN_ROOM, 16 * top.capacity));
     index.search(coarse, new TopK(top.capacity, idOrder(index)), { accept: test?.accept, filter: test?.test, exact: true, pool });
@@ -635,6 +640,18 @@ export class SearchPath {
     index.scoreSlots(scan, slots, n, scores);
     for (let i = 0; i < n; i++) top.push(scores[i]!, slots[i]!);
     return true;
+  }
+
+  /**
+   * How far any kernel score under `scan`'s int8 code can be from the same score under its float
+   * query, `scan.vector` (bounds.ts: ‖v′ − v‖ times 1 for cosine, the largest code norm for dot, plus
+   * rounding); undefined when the index keeps no int8 code of it (a codec whose kernels take floats).
+   */
+  private floatShift(index: VectorIndex, scan: ScanQuery): number | undefined {
+    const from = index.kernelForm(scan, this.formScratch(index.dim));
+    if (from.kind !== 'int8') return undefined;
+    const shift = scoreShift(scan.metric, from, { kind: 'float', vector: scan.vector }, scan.metric === 'cosine' ? 0 : index.maxNorm());
+    return shift.delta * (scan.metric === 'cosine' ? 1 : shift.maxNorm) + shift.margin;
   }
 
   /** Whether an exact search with `want` is screened by its int8 query (exactByBound()): an int8 store scanned by dot or cosine. */
@@ -880,7 +897,6 @@ export class SearchPath {
       let cappedHere = false;
       const beyond = want.k > 0 && ranked.length >= want.k && this.env.writes() === writes ? how.beyond?.() : undefined;
       if (beyond !== undefined) {
-        const b = beyond.bound;
         best ??= this.takeBest(want.k);
         for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
         const threshold = beyond.threshold(best.kthBest());
@@ -888,7 +904,7 @@ export class SearchPath {
           const { more, capped } = beyond.take(threshold);
           taken = more.length;
           cappedHere = capped;
-          const ups = b.uppers(more, best.kthBest());
+          const ups = beyond.bound.uppers(more, best.kthBest());
           const sources: Source[] = more.map((c) => ({ slot: c.slot, place: undefined, kernel: c.kernel }));
           // Chunks of RESCORE_CHUNK: the batch's score arrays were sized for the candidates not hot, which may be fewer.
           const wide: Batch = { ...batch, scores: new Float64Array(RESCORE_CHUNK), norms: new Float64Array(RESCORE_CHUNK) };
@@ -1039,19 +1055,13 @@ export class SearchPath {
    * does not know.
    */
   private beyondOf(scan: ScanQuery, want: Wanted, candidates: readonly Candidate[], kept: Kept | undefined): Beyond | undefined {
-    if (!want.rescore || want.k === 0 || candidates.length < this.candidateCount(want)) return undefined;
-    const dropped = this.env.space.projectionSlack(scan);
-    if (dropped === undefined || !(dropped < Infinity)) return undefined;
+    if (candidates.length < this.candidateCount(want)) return undefined;
+    const dropped = this.droppedFor(scan, want);
+    if (dropped === undefined) return undefined;
     const index = this.env.index();
-    let moved = 0;
-    if (scan.int8Query) {
-      // The scan scored with the query's int8 code: the float query's scores are within `moved` of its own (bounds.ts).
-      const from = index.kernelForm(scan, this.formScratch(index.dim));
-      if (from.kind === 'int8') {
-        const shift = scoreShift('dot', from, { kind: 'float', vector: scan.vector }, index.maxNorm());
-        moved = shift.delta * shift.maxNorm + shift.margin;
-      }
-    }
+    // A scan that scored with the query's int8 code: the float query's scores are within `moved` of its
+    // own (a codec whose kernels take the float query has no such code, and moves nothing).
+    const moved = scan.int8Query ? (this.floatShift(index, scan) ?? 0) : 0;
     const reach = beyondReach(index, scan, dropped, moved);
     const offset = scan.offset ?? 0;
     const bound = rescoreBound(index, scan, dropped, offset);
