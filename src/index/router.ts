@@ -1,4 +1,5 @@
-import { kernels, type ScanFn } from '../kernels/index.js';
+import { int8Codec } from '../codec/int8.js';
+import { kernels, MAX_I8_DIM, type ScanFn, type ScanI8Fn } from '../kernels/index.js';
 import { BestIndices } from '../scan/best-indices.js';
 import { paddedDim } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
@@ -49,9 +50,10 @@ export interface RouteSphere {
 
 /**
  * The pages nearest a query, for the page-clustered index: every page's centroid in WebAssembly
- * linear memory, scored against the query with one f32 kernel call, the best `n` kept (ties to the
- * lower page): for a search, picked from all the scores at once (nearestOrder(), BestIndices); for
- * placing a vector, through the caller's TopK. Exact, and faster than an HNSW over the centroids at
+ * linear memory, scored against the query with one kernel call, the best `n` kept (ties to the
+ * lower page): for a search, by int8 codes of the centroids, picked from all the scores at once
+ * (nearestOrder(), BestIndices); for placing a vector, by the float32 centroids, through the
+ * caller's TopK. Every centroid is scored, and faster than an HNSW over the centroids at
  * a search's default nprobe at every size measured: up to 16,384 pages at 512-d and 65,536 at 100-d
  * (bench/results/router.md; the HNSW wins only when few pages of many thousands are asked for).
  *
@@ -74,6 +76,17 @@ export class CentroidRouter {
   private scores = 0;
   /** Half the squared norm of each centroid ('dot' routers): what nearestByDistance() subtracts. */
   private halfNormSq = new Float64Array(0);
+  /**
+   * Every centroid again as an int8 code (`capacity` padded codes) with its scale (`capacity`
+   * float32): what nearestOrder() ranks a search's pages by (see there); 0 when dim is past the
+   * int8 kernels' reach (MAX_I8_DIM), where searches rank by the float32 centroids.
+   */
+  private codes = 0;
+  private codeScales = 0;
+  /** A search's query as an int8 code (padded; its padding stays zero). */
+  private readonly codeQuery: number;
+  private readonly queryCode: Uint8Array;
+  private readonly scanI8: ScanI8Fn | undefined;
   /** With a sphere: 1 / ‖c‖ of each centroid in the input space (0 for a centroid at the origin). */
   private inverseNorm = new Float64Array(0);
   /** nearestOrder()'s score of every page, and what picks the best of them: BestIndices, or a TopK kept while its capacity serves. */
@@ -94,6 +107,10 @@ export class CentroidRouter {
     this.scan = this.kernels.scanFunction('f32', metric);
     this.query = this.mem.alloc(this.padded * 4);
     this.mem.f32().fill(0, this.query >> 2, (this.query >> 2) + this.padded);
+    this.scanI8 = this.padded <= MAX_I8_DIM ? this.kernels.scanI8Function('dot') : undefined;
+    this.queryCode = new Uint8Array(this.scanI8 === undefined ? 0 : dim);
+    this.codeQuery = this.scanI8 === undefined ? 0 : this.mem.alloc(this.padded);
+    if (this.scanI8 !== undefined) this.mem.u8().fill(0, this.codeQuery, this.codeQuery + this.padded);
   }
 
   /** Changes of any centroid so far: a route computed at one count holds while it stays. */
@@ -107,12 +124,14 @@ export class CentroidRouter {
   }
 
   /**
-   * Bytes held: centroids (capacity), their scores, half squared norms and inverse norms, the
-   * query, and the sphere's center and complement (each page index is given its own).
+   * Bytes held: centroids (capacity) in float32 and as int8 codes with their scales, their scores,
+   * half squared norms and inverse norms, the query in both forms, and the sphere's center and
+   * complement (each page index is given its own).
    */
   get bytes(): number {
     const sphere = this.sphere === undefined ? 0 : (this.sphere.center.length + (this.sphere.complement?.length ?? 0)) * 4;
-    return this.capacity * (this.padded * 4 + 4 + 8 + (this.sphere === undefined ? 0 : 8)) + this.padded * 4 + sphere;
+    const coded = this.scanI8 === undefined ? 0 : this.padded + 4;
+    return this.capacity * (this.padded * 4 + coded + 4 + 8 + (this.sphere === undefined ? 0 : 8)) + this.padded * 4 + (this.scanI8 === undefined ? 0 : this.padded) + sphere;
   }
 
   /**
@@ -157,6 +176,10 @@ export class CentroidRouter {
     const f32 = this.mem.f32();
     const from = (this.base >> 2) + last * this.padded;
     f32.copyWithin((this.base >> 2) + page * this.padded, from, from + this.padded);
+    if (this.scanI8 !== undefined) {
+      this.mem.u8().copyWithin(this.codes + page * this.padded, this.codes + last * this.padded, this.codes + (last + 1) * this.padded);
+      f32[(this.codeScales >> 2) + page] = f32[(this.codeScales >> 2) + last]!;
+    }
     this.halfNormSq[page] = this.halfNormSq[last]!;
     if (this.sphere !== undefined) this.inverseNorm[page] = this.inverseNorm[last]!;
   }
@@ -172,14 +195,15 @@ export class CentroidRouter {
   }
 
   /**
-   * nearest()'s pages in its order, nearest first, into `order` (and their scores into `scores`,
-   * when given): the same pages in the same order. Returns how many: min(count, size). Where a
+   * A search's pages: the `count` nearest `query`, nearest first, into `order` (and their scores into
+   * `scores`, when given), ranked as nearest() ranks them but by the int8 codes of the centroids and
+   * of the query (scoreCoded()). Returns how many: min(count, size). Where a
    * search asks for at least one page in BUCKETED_SHARE, they are picked from every page's score
    * at once (BestIndices), which costs a few passes over the scores; where it asks for fewer, a
    * TopK turns most pages away with one comparison each, and is faster (the two measured below).
    */
   nearestOrder(query: Float32Array, count: number, order: Int32Array, offset = 0, scores?: Float64Array): number {
-    this.scoreAll(query);
+    this.scoreCoded(query);
     const n = this.count;
     const m = Math.min(Math.max(0, Math.floor(count)), n);
     if (this.orderTop?.capacity !== m) this.orderTop = new TopK(m);
@@ -261,6 +285,32 @@ export class CentroidRouter {
     this.scan(this.query, this.base, this.base, this.count, this.padded, this.scores);
   }
 
+  /**
+   * scoreAll()'s scores from the int8 codes of the centroids and of `v`, at `this.scores`: the dot
+   * product, or for 'l2' `2⟨v, c⟩ − ‖c‖² − ‖v‖²`, the negated squared distance with the dot
+   * product's rounding. A search reads a quarter of the float32 centroids' bytes (at 50k x 512-d,
+   * 188 KB instead of 754 KB for every search, which a scan of its pages has since pushed out of
+   * the CPU's caches) and the int8 kernel does half the work per dimension. Pages differ from the
+   * float32 ranking only where two centroids score within the codes' rounding of each other, at the
+   * edge of the pages probed; routing is a heuristic of which pages to scan, and recall at the
+   * default nprobe was measured unchanged (PAGES.md, "Router"). Placing a vector ranks by the
+   * float32 centroids (nearest(), nearestByDistance()): it happens once per vector, not per search.
+   */
+  private scoreCoded(v: Float32Array): void {
+    if (this.scanI8 === undefined) return this.scoreAll(v);
+    if (this.freed) throw new Error('router used after free()');
+    if (v.length !== this.dim) throw new RangeError(`query has ${v.length} dimensions, the router ${this.dim}`);
+    if (this.count === 0) return;
+    const scale = int8Codec.encode(v, this.queryCode);
+    this.mem.u8().set(this.queryCode, this.codeQuery);
+    this.scanI8(this.codeQuery, scale, this.codes, this.codeScales, this.count, this.padded, this.scores);
+    if (this.metric !== 'l2') return;
+    const f32 = this.mem.f32();
+    const at = this.scores >> 2;
+    const vv = 2 * halfNormSq(v);
+    for (let page = 0; page < this.count; page++) f32[at + page] = 2 * f32[at + page]! - 2 * this.halfNormSq[page]! - vv;
+  }
+
   /** Gives the router's linear memory back; the router is unusable after. */
   free(): void {
     if (this.freed) return;
@@ -268,8 +318,13 @@ export class CentroidRouter {
     if (this.capacity > 0) {
       this.mem.free(this.base, this.capacity * this.padded * 4);
       this.mem.free(this.scores, this.capacity * 4);
+      if (this.scanI8 !== undefined) {
+        this.mem.free(this.codes, this.capacity * this.padded);
+        this.mem.free(this.codeScales, this.capacity * 4);
+      }
     }
     this.mem.free(this.query, this.padded * 4);
+    if (this.scanI8 !== undefined) this.mem.free(this.codeQuery, this.padded);
   }
 
   private write(page: number, centroid: Float32Array): void {
@@ -278,6 +333,12 @@ export class CentroidRouter {
     const at = (this.base >> 2) + page * this.padded;
     f32.set(centroid, at);
     f32.fill(0, at + this.dim, at + this.padded);
+    if (this.scanI8 !== undefined) {
+      const code = this.codes + page * this.padded;
+      const u8 = this.mem.u8();
+      f32[(this.codeScales >> 2) + page] = int8Codec.encode(centroid, u8.subarray(code, code + this.dim));
+      u8.fill(0, code + this.dim, code + this.padded);
+    }
     const half = halfNormSq(centroid);
     this.halfNormSq[page] = half;
     if (this.sphere !== undefined) {
@@ -305,14 +366,25 @@ export class CentroidRouter {
   private grow(capacity: number): void {
     const base = this.mem.alloc(capacity * this.padded * 4);
     const scores = this.mem.alloc(capacity * 4);
+    const coded = this.scanI8 !== undefined;
+    const codes = coded ? this.mem.alloc(capacity * this.padded) : 0;
+    const codeScales = coded ? this.mem.alloc(capacity * 4) : 0;
     if (this.capacity > 0) {
       const f32 = this.mem.f32();
       f32.copyWithin(base >> 2, this.base >> 2, (this.base >> 2) + this.count * this.padded);
       this.mem.free(this.base, this.capacity * this.padded * 4);
       this.mem.free(this.scores, this.capacity * 4);
+      if (coded) {
+        this.mem.u8().copyWithin(codes, this.codes, this.codes + this.count * this.padded);
+        f32.copyWithin(codeScales >> 2, this.codeScales >> 2, (this.codeScales >> 2) + this.count);
+        this.mem.free(this.codes, this.capacity * this.padded);
+        this.mem.free(this.codeScales, this.capacity * 4);
+      }
     }
     this.base = base;
     this.scores = scores;
+    this.codes = codes;
+    this.codeScales = codeScales;
     this.capacity = capacity;
     const halfNormSq = new Float64Array(capacity);
     halfNormSq.set(this.halfNormSq.subarray(0, this.count));
