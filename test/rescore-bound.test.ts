@@ -10,7 +10,7 @@ import { MemStore } from '../src/memstore.js';
 import type { Metric } from '../src/options.js';
 import type { ScanQuery } from '../src/scan/code-blocks.js';
 import { TopK } from '../src/scan/topk.js';
-import { rescoreBound } from '../src/search/rescore-bound.js';
+import { largestCodeError, rescoreBound } from '../src/search/rescore-bound.js';
 import { normalized } from '../src/vector.js';
 import { bruteForce, clustered, exactScore, tempDir } from './helpers.js';
 
@@ -139,6 +139,68 @@ test('rescore bound: finite for f16 and fp8 codes, none for an f16 code holding 
     assert.equal(Number.isFinite(b), codec !== 'f16', codec);
     index.free();
   }
+});
+
+/** ‖x − decode(encode(x))‖ in float64, and the decoded vector's norm as LargestNorm computes it. */
+function codeErrorOf(codec: CodecName, x: Float32Array): { error: number; decodedNorm: number } {
+  const c = getCodec(codec);
+  const code = new Uint8Array(c.codeBytes(x.length));
+  const scale = c.encode(x, code);
+  const decoded = new Float32Array(x.length);
+  c.decode(code, scale, decoded);
+  let error = 0;
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) {
+    error += (x[i]! - decoded[i]!) ** 2;
+    sum += decoded[i]! * decoded[i]!;
+  }
+  return { error: Math.sqrt(error), decodedNorm: Math.sqrt(sum) };
+}
+
+test('largestCodeError: no vector of an index is farther from its code than the bound from the largest decoded norm (int8, f16, fp8-e4m3, fp8-e5m2, f32; magnitudes from subnormal to 1e4, ties, zeros)', () => {
+  const component = fc.oneof(
+    fc.float({ min: -1, max: 1, noNaN: true }),
+    fc.constantFrom(0, -0, 1, -1, 0.5, 0.75, 0.5625, 0.53125, 2 ** -14, 2 ** -24, 1.5 * 2 ** -24, 2 ** -9, 1.5 * 2 ** -9, 2 ** -16),
+  );
+  fc.assert(
+    fc.property(
+      fc.constantFrom<CodecName>('int8', 'f16', 'fp8-e4m3', 'fp8-e5m2', 'f32'),
+      fc.integer({ min: 1, max: 40 }),
+      fc.array(fc.tuple(fc.constantFrom(1e-42, 1e-38, 1e-20, 1e-3, 1, 300, 1e4), fc.nat()), { minLength: 1, maxLength: 6 }),
+      fc.array(component, { minLength: 40, maxLength: 40 }),
+      (codec, dim, vectors, values) => {
+        const rows = vectors.map(([magnitude, seed]) => Float32Array.from({ length: dim }, (_, i) => Math.fround(magnitude * values[(i + seed) % values.length]!)));
+        const measured = rows.map((x) => codeErrorOf(codec, x));
+        const maxNorm = Math.max(...measured.map((m) => m.decodedNorm));
+        const bound = largestCodeError(codec, maxNorm, dim);
+        for (const { error } of measured) assert.ok(error <= bound, `${codec} ${dim}-d: error ${error} above the bound ${bound} (largest norm ${maxNorm})`);
+        if (codec === 'f32') assert.equal(bound, 0);
+        else assert.ok(Number.isFinite(bound), `${codec}: a finite bound below f16's largest value`);
+      },
+    ),
+    { numRuns: 600 },
+  );
+});
+
+test('largestCodeError: unit vectors of 512-d get bounds of the size their format rounds to (f16 2⁻¹¹, fp8 2⁻⁴ and 2⁻³ of the norm, int8 ½·√dim/127 of the largest component\'s scale), and none for f16 once an index holds ±65504 or for a codec without a grid', () => {
+  const dim = 512;
+  const within = (codec: CodecName, low: number, high: number) => {
+    const bound = largestCodeError(codec, 1, dim);
+    assert.ok(bound >= low && bound <= high, `${codec}: ${bound} not in [${low}, ${high}]`);
+  };
+  within('f16', 2 ** -11, 2 ** -11 * 1.002);
+  within('fp8-e4m3', 2 ** -4, 2 ** -4 * 1.01);
+  within('fp8-e5m2', 2 ** -3, 2 ** -3 * 1.01);
+  within('int8', (0.5 * Math.sqrt(dim)) / 127, ((0.5 * Math.sqrt(dim)) / 127) * 1.001);
+  assert.equal(largestCodeError('f16', 65504, dim), Infinity);
+  assert.ok(largestCodeError('f16', 65503, dim) < Infinity);
+  // An index of one vector with a component clamped at ±65504: its own norm says so.
+  const clamped = Float32Array.from({ length: 8 }, (_, i) => (i === 0 ? 1e6 : 1));
+  const { error, decodedNorm } = codeErrorOf('f16', clamped);
+  assert.ok(error > 9e5);
+  assert.equal(largestCodeError('f16', decodedNorm, 8), Infinity);
+  for (const codec of ['rq1', 'rq2', 'rq4'] as const) assert.equal(largestCodeError(codec, 1, dim), Infinity, codec);
+  for (const bad of [Number.NaN, Infinity, -1]) assert.equal(largestCodeError('fp8-e4m3', bad, dim), Infinity, String(bad));
 });
 
 test('rescore bound: none for a projected (PCA) store', () => {

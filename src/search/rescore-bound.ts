@@ -156,15 +156,53 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, dropped: numbe
 }
 
 /**
+ * The grid of an fp8 format as largestCodeError() takes it: its largest value K, `relative` = half
+ * the gap above a value of a binade over the binade's least value, 2^−(mantissa bits + 1), and the
+ * step of its subnormals (CODECS.md, "fp8-e4m3, fp8-e5m2").
+ */
+const FP8_GRIDS: Readonly<Record<'fp8-e4m3' | 'fp8-e5m2', { readonly K: number; readonly relative: number; readonly subnormalStep: number }>> = {
+  'fp8-e4m3': { K: 448, relative: 2 ** -4, subnormalStep: 2 ** -9 },
+  'fp8-e5m2': { K: 57344, relative: 2 ** -3, subnormalStep: 2 ** -16 },
+};
+
+/** f16 values from this magnitude up are ±65504, which holds every float32 from 65488 up: no bound (Codec.codeError). */
+const F16_LARGEST = 65504;
+
+/**
  * An upper bound on the code error (Codec.codeError) of every code of the index, from its largest
- * decoded norm `maxNorm` (VectorIndex.maxNorm); Infinity for a codec this does not know. int8:
- * a code's largest component decodes to ±127·s, so s ≤ ‖x̃‖ / 127 ≤ maxNorm / 127 and the error is
- * at most (½ + 127·2⁻²³)·s·√dim; a zero or subnormal scale holds a vector of components under
- * 127·2⁻¹²⁶, within √dim·2⁻¹¹⁸ of its decoded code. f32: none.
+ * decoded norm `maxNorm` (VectorIndex.maxNorm); Infinity for a codec this does not know (RESCORING.md,
+ * "Past the scan's candidates", has the derivations).
+ *
+ * - int8: a code's largest component decodes to ±127·s, so s ≤ ‖x̃‖ / 127 ≤ maxNorm / 127 and the
+ *   error is at most (½ + 127·2⁻²³)·s·√dim; a zero or subnormal scale holds a vector of components
+ *   under 127·2⁻¹²⁶, within √dim·2⁻¹¹⁸ of its decoded code.
+ * - fp8: a component with code value v is within s·h + 2⁻²⁴·s·|v| + (K + 1)·2⁻¹⁵⁰ of its decoded
+ *   value (codeError's terms), and h ≤ relative·|v| + subnormalStep/2 (a value of the binade
+ *   [2^e, 2^(e+1)) has gaps of at most 2^(e − m) either side; a subnormal's are the step). Summed,
+ *   e ≤ (relative + 2⁻²⁴)·s‖v‖ + s·(subnormalStep/2)·√dim + (K + 1)·2⁻¹⁵⁰·√dim, with s‖v‖ ≤
+ *   maxNorm·(1 + 2⁻²⁴) + 2⁻¹⁵⁰·√dim (decoding rounds each s·v to float32) and s at most that over
+ *   K (the largest component, x_max/s ≥ K/(1 + 2⁻²⁴), codes as K) or 2⁻¹²⁶ for a subnormal scale.
+ * - f16: a component is within 2⁻¹¹·|x̃_i| + 2⁻²⁵ of its decoded value x̃_i (half the larger gap
+ *   around it; the subnormals' step is 2⁻²⁴; decoding is exact), so e ≤ 2⁻¹¹·maxNorm + 2⁻²⁵·√dim;
+ *   none once maxNorm reaches 65504, where a code may hold ±65504 (Codec.codeError's Infinity).
+ * - f32: none.
+ *
+ * A last factor of 1 + (dim + 8)·2⁻⁵², as the codecs' own, covers the rounding of maxNorm (a float64
+ * sum of dim squares) and of these few operations.
  */
 export function largestCodeError(codec: CodecName, maxNorm: number, dim: number): number {
+  if (!(maxNorm >= 0 && maxNorm < Infinity)) return Infinity;
+  const root = Math.sqrt(dim);
+  const rounding = 1 + (dim + 8) * 2 ** -52;
   if (codec === 'f32') return 0;
-  if (codec === 'int8') return ((0.5 + 127 * 2 ** -23) * Math.sqrt(dim) * maxNorm) / 127 + Math.sqrt(dim) * 2 ** -118;
+  if (codec === 'int8') return ((0.5 + 127 * 2 ** -23) * root * maxNorm) / 127 + root * 2 ** -118;
+  if (codec === 'f16') return maxNorm >= F16_LARGEST ? Infinity : (2 ** -11 * maxNorm + 2 ** -25 * root) * rounding;
+  if (codec === 'fp8-e4m3' || codec === 'fp8-e5m2') {
+    const { K, relative, subnormalStep } = FP8_GRIDS[codec];
+    const scaled = maxNorm * (1 + 2 ** -24) + 2 ** -150 * root;
+    const scale = Math.max(scaled / K, 2 ** -126);
+    return ((relative + 2 ** -24) * scaled + scale * (subnormalStep / 2) * root + (K + 1) * 2 ** -150 * root) * rounding;
+  }
   return Infinity;
 }
 
