@@ -13,17 +13,22 @@ const DIM = 5;
 /** Small, so that pages of the property tests pass it and their grids change with their counts too. */
 const ROOM = 8;
 
-/** A page of members kept by the test, and its sums visiting them in insertion order or in reverse. */
-function page(reverse = false): { members: Map<number, Float32Array>; sums: PageSums } {
+/** A page of members kept by the test, and its sums visiting them in insertion order or in reverse (keeping largest norms with `norms`). */
+function page(reverse = false, norms = false): { members: Map<number, Float32Array>; sums: PageSums } {
   const members = new Map<number, Float32Array>();
-  const sums = new PageSums(DIM, ROOM, (_page, into, each) => {
-    const all = [...members.values()];
-    if (reverse) all.reverse();
-    for (const v of all) {
-      into.set(v);
-      each(into);
-    }
-  });
+  const sums = new PageSums(
+    DIM,
+    ROOM,
+    (_page, into, each) => {
+      const all = [...members.values()];
+      if (reverse) all.reverse();
+      for (const v of all) {
+        into.set(v);
+        each(into);
+      }
+    },
+    norms,
+  );
   sums.addPage();
   return { members, sums };
 }
@@ -92,6 +97,51 @@ test('page sums: after any joins and leaves, the mean is bit for bit the one sum
   );
 });
 
+
+/** ‖v‖ as float64, the way any order of summing gives it for the test's comparisons: a fresh sum in index order. */
+function normOf(v: Float32Array): number {
+  let sq = 0;
+  for (let i = 0; i < v.length; i++) sq += v[i]! * v[i]!;
+  return Math.sqrt(sq);
+}
+
+test('page sums: with norms kept, the largest norm is the largest member norm after any joins and leaves (the largest leaving included), as summing afresh and opening give it; 0 when empty or not kept', () => {
+  const ordinary = fc.array(fc.float({ min: -1000, max: 1000, noNaN: true }), { minLength: DIM, maxLength: DIM }).map((xs) => Float32Array.from(xs));
+  const steps = fc.array(fc.oneof(ordinary.map((v) => ({ join: v })), fc.nat().map((n) => ({ leave: n })), ordinary.map((v) => ({ twice: v }))), { maxLength: 60 });
+  fc.assert(
+    fc.property(steps, (list) => {
+      const live = page(false, true);
+      let next = 0;
+      const join = (v: Float32Array) => {
+        live.members.set(next++, v);
+        live.sums.joined(0, v, live.members.size);
+      };
+      for (const s of list) {
+        if ('join' in s) join(s.join);
+        else if ('twice' in s) {
+          // Two members of the same norm: the largest stays while either does.
+          join(s.twice);
+          join(Float32Array.from(s.twice, (x) => -x));
+        } else if (live.members.size > 0) {
+          const key = [...live.members.keys()][s.leave % live.members.size]!;
+          const v = live.members.get(key)!;
+          live.members.delete(key);
+          live.sums.left(0, v, live.members.size);
+        }
+        const want = Math.max(0, ...[...live.members.values()].map(normOf));
+        assert.equal(live.sums.largestNorm(0), want);
+      }
+      const opened = page(false, true);
+      inMemory([...live.members.values()], (members, scratch) => opened.sums.recomputeInMemory(0, members, live.members.size, scratch));
+      assert.equal(opened.sums.largestNorm(0), live.sums.largestNorm(0));
+    }),
+    { numRuns: 300 },
+  );
+  const plain = page();
+  plain.members.set(0, Float32Array.of(3, 4, 0, 0, 0));
+  plain.sums.joined(0, plain.members.get(0)!, 1);
+  assert.equal(plain.sums.largestNorm(0), 0, 'not kept');
+});
 
 test('page sums: the mean is the float64 mean within 2^-24 of the largest magnitude, and zero for an empty page', () => {
   fc.assert(

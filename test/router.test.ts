@@ -65,11 +65,15 @@ function codedScores(centroids: Float32Array[], q: Float32Array, metric: 'dot' |
  * scores above the last one taken), then returned.
  */
 function orderOf(router: CentroidRouter, centroids: Float32Array[], q: Float32Array, metric: 'dot' | 'l2', n: number, offset = 0, inverseNorm?: (c: Float32Array) => number, tolerance = 0): number[] {
+  return orderOfScores(router, q, n, codedScores(centroids, q, metric, offset, inverseNorm), tolerance, offset);
+}
+
+/** orderOf() against the scores `want` of every page. */
+function orderOfScores(router: CentroidRouter, q: Float32Array, n: number, want: readonly number[], tolerance: number, offset = 0): number[] {
   const order = new Int32Array(Math.max(1, n));
   const scores = new Float64Array(order.length);
   const count = router.nearestOrder(q, n, order, offset, scores);
-  assert.equal(count, Math.min(n, centroids.length));
-  const want = codedScores(centroids, q, metric, offset, inverseNorm);
+  assert.equal(count, Math.min(n, want.length));
   const near = (a: number, b: number) => a === b || Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(b));
   const taken = new Set<number>();
   for (let i = 0; i < count; i++) {
@@ -259,6 +263,62 @@ function orthonormalRows(rows: number, cols: number, next: () => number): Float6
 function transpose(rows: Float64Array[]): Float64Array[] {
   return Array.from({ length: rows[0]!.length }, (_, c) => Float64Array.from(rows, (r) => r[c]!));
 }
+
+test('router that widens (a dot store\'s): a search ranks pages by the codes\' dot product plus ‖q‖ times half of √(N² − ‖c‖²), N each page\'s largest member norm, after adds, sets and swap-removals; vectors are still placed by distance; only a dot router without a sphere widens', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ op: fc.constantFrom('add', 'add', 'set', 'remove', 'query', 'place'), pick: fc.nat(), seed: fc.nat(), scale: fc.constantFrom(0.1, 1, 30), reach: fc.constantFrom(0, 0.5, 1, 4, 50) }), { maxLength: 100 }),
+      fc.integer({ min: 1, max: 12 }),
+      (ops, n) => {
+        const dim = 20;
+        const router = new CentroidRouter(dim, 'dot', undefined, true);
+        const model: Float32Array[] = [];
+        const largest: number[] = [];
+        const top = new TopK(n);
+        try {
+          for (const { op, pick, seed, scale, reach } of ops) {
+            const next = rng(seed + 3);
+            const v = Float32Array.from({ length: dim }, () => scale * gaussian(next));
+            // A largest member norm beside the centroid's own (below it too: the reach is then 0).
+            const norm = Math.sqrt(dot(v, v)) * reach;
+            if (op === 'add') {
+              assert.equal(router.add(v, norm), model.length);
+              model.push(v);
+              largest.push(norm);
+            } else if (op === 'set' && model.length > 0) {
+              router.set(pick % model.length, v, norm);
+              model[pick % model.length] = v;
+              largest[pick % model.length] = norm;
+            } else if (op === 'remove' && model.length > 0) {
+              const page = pick % model.length;
+              router.removeSwap(page);
+              const last = model.pop()!;
+              const lastNorm = largest.pop()!;
+              if (page < model.length) {
+                model[page] = last;
+                largest[page] = lastNorm;
+              }
+            } else if (op === 'place') {
+              router.nearestByDistance(v, top);
+              sameNearest(pagesOf(top), bruteForce(model, v, 'l2', n), model, v, 'l2');
+            } else if (op === 'query') {
+              // Norms summed as the router sums them (halfNormSq), so that a reach of 0 is 0 here too.
+              const qn = Math.sqrt(2 * halfNormSq(v));
+              const coded = codedScores(model, v, 'dot');
+              const widened = model.map((c, p) => coded[p]! + qn * 0.5 * Math.sqrt(Math.max(0, largest[p]! * largest[p]! - 2 * halfNormSq(c))));
+              orderOfScores(router, v, n, widened, 1e-9);
+            }
+          }
+        } finally {
+          router.free();
+        }
+      },
+    ),
+    { numRuns: 150 },
+  );
+  assert.throws(() => new CentroidRouter(8, 'l2', undefined, true), RangeError);
+  assert.throws(() => new CentroidRouter(8, 'dot', { center: new Float32Array(8), centerSq: 0 }, true), RangeError);
+});
 
 test('router with a sphere: queries rank by the cosine of the input query to each centroid in the input space (μ + Wᵀc\'), after random adds, replacements and swap-removals; vectors are still placed by distance', () => {
   fc.assert(

@@ -70,6 +70,13 @@ export class PageClusters {
   /** How centroids rank vectors (the router's and k-means' forms of `metric`). */
   private readonly routing: 'dot' | 'l2';
   private readonly clustering: 'cosine' | 'l2';
+  /**
+   * A dot store's pages (a 'dot' router without a sphere) are ranked for a search by how far their
+   * members may reach past the centroid as well as by the centroid (CentroidRouter's `widens`;
+   * PAGES.md, "Router"): the largest inner products of unnormalized vectors lie with their largest
+   * norms, which the dot product with a page's mean does not see.
+   */
+  private readonly widens: boolean;
   private readonly pages: PageStore;
   private readonly router: CentroidRouter;
   /** Per page, the sum of its vectors' decoded codes. */
@@ -103,18 +110,24 @@ export class PageClusters {
     this.options = resolve(options);
     this.routing = metric === 'l2' ? 'l2' : 'dot';
     this.clustering = metric === 'cosine' ? 'cosine' : 'l2';
+    this.widens = metric === 'dot' && this.options.sphere === undefined;
     this.pages = new PageStore(codec, dim, metric);
-    this.router = new CentroidRouter(dim, this.routing, this.options.sphere);
+    this.router = new CentroidRouter(dim, this.routing, this.options.sphere, this.widens);
     this.codeScratch = new Uint8Array(codec.codeBytes(dim));
     this.decoded = new Float32Array(dim);
     this.centroidScratch = new Float32Array(dim);
     // Pages pass maxPage only until the split that follows, or by what a merge hands them.
-    this.sums = new PageSums(dim, 2 * this.options.maxPage, (page, into, each) => {
-      for (const slot of this.pages.slotsOf(page)) {
-        this.pages.decode(slot, into);
-        each(into);
-      }
-    });
+    this.sums = new PageSums(
+      dim,
+      2 * this.options.maxPage,
+      (page, into, each) => {
+        for (const slot of this.pages.slotsOf(page)) {
+          this.pages.decode(slot, into);
+          each(into);
+        }
+      },
+      this.widens,
+    );
   }
 
   get size(): number {
@@ -175,7 +188,7 @@ export class PageClusters {
     }
     this.pages.add(slot, page, code, scale);
     this.sums.joined(page, this.decoded, this.pages.sizeOf(page));
-    this.router.set(page, this.centroidOf(page));
+    this.setCentroid(page);
     if (this.pages.sizeOf(page) > this.options.maxPage) this.reassignAfterSplit(page, this.split(page));
   }
 
@@ -236,7 +249,7 @@ export class PageClusters {
         this.pages.decodePage(p, mem.f32().subarray(members >> 2, (members >> 2) + size * this.dim));
         this.sums.recomputeInMemory(p, members, size, scratch);
         this.pages.fit(p);
-        this.router.set(p, this.centroidOf(p));
+        this.setCentroid(p);
       }
     } finally {
       mem.freeScratch(scratch, 4 * (largest + this.dim));
@@ -323,7 +336,7 @@ export class PageClusters {
     // one empty page, and reported pages and nprobe 1 where the same store reopened said 0).
     if (size === 0 && this.pages.pageCount === 1) this.dropEmpty(page);
     else if (size < this.options.minPage && this.pages.pageCount > 1) this.dissolve(page);
-    else if (size > 0) this.router.set(page, this.centroidOf(page));
+    else if (size > 0) this.setCentroid(page);
   }
 
   /** The vector of slot `from` is now slot `to` (SlotTable.removeSwap moved it). */
@@ -500,7 +513,7 @@ export class PageClusters {
     for (let p = count - 1; p >= 0; p--) this.dropEmpty(p);
     for (let p = 0; p < this.pages.pageCount; p++) {
       this.pages.fit(p);
-      this.router.set(p, this.centroidOf(p));
+      this.setCentroid(p);
     }
     // k-means leaves some clusters large and some nearly empty: the rules of inserts and removals
     // apply (a split appends its new page, which the loop reaches in turn).
@@ -656,8 +669,8 @@ export class PageClusters {
     this.splits++;
     // The page kept the room it outgrew; half of it went.
     this.pages.fit(page);
-    this.router.set(page, this.centroidOf(page));
-    this.router.set(other, this.centroidOf(other));
+    this.setCentroid(page);
+    this.setCentroid(other);
     return other;
   }
 
@@ -720,7 +733,7 @@ export class PageClusters {
       this.decodeSlot(slot);
       this.move(slot, to, this.decoded);
     }
-    for (const p of touched) this.router.set(p, this.centroidOf(p));
+    for (const p of touched) this.setCentroid(p);
     // Over every page, not the touched ones alone: a touched page that splits more than once hands
     // the excess to a page it appends, which must split in turn, and a page that dissolves takes the
     // last page's number. (Vectors near the origin among much larger ones in an 'l2' store can all
@@ -758,7 +771,7 @@ export class PageClusters {
       this.move(slot, to, this.decoded);
       receivers.add(to);
     }
-    for (const p of receivers) this.router.set(p, this.centroidOf(p));
+    for (const p of receivers) this.setCentroid(p);
     const moved = this.pages.pageCount - 1;
     this.dropEmpty(page);
     // A page that took more than it had room for splits, as after an add (the last page took the
@@ -783,6 +796,11 @@ export class PageClusters {
     const s = n > 0 ? 1 / Math.sqrt(n) : 0;
     for (let i = 0; i < this.dim; i++) out[i] = v[i]! * s;
     return out;
+  }
+
+  /** Sets the router's centroid of `page` from its members, with their largest norm where the router widens pages by it. */
+  private setCentroid(page: number): void {
+    this.router.set(page, this.centroidOf(page), this.widens ? this.sums.largestNorm(page) : 0);
   }
 
   /** The centroid of `page` in routing form (in a scratch array). */

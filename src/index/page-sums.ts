@@ -48,6 +48,13 @@ class TopExponent {
   }
 }
 
+/** ‖v‖ in float64, summed in index order: the same number for the same vector wherever it is computed. */
+function normOf(v: Float32Array): number {
+  let sq = 0;
+  for (let i = 0; i < v.length; i++) sq += v[i]! * v[i]!;
+  return Math.sqrt(sq);
+}
+
 /** Bits that hold counts up to `n`: the least b with n < 2^b. */
 function bitsFor(n: number): number {
   return 32 - Math.clz32(n);
@@ -75,6 +82,13 @@ export class PageSums {
   private countBits: number[] = [];
   /** Per page, whether its sums wait to be made afresh from its members (at the next mean()). */
   private stale: boolean[] = [];
+  /**
+   * With `keepNorms`, per page, the largest norm of a member and how many members have it: a
+   * maximum over the members, so it too depends on which vectors a page holds, never on their order
+   * (the last member with it leaving makes the page stale).
+   */
+  private norms: number[] = [];
+  private atNorm: number[] = [];
   /** C for a page of up to roomFor members. */
   private readonly leastCountBits: number;
   private readonly scratch: Float32Array;
@@ -84,6 +98,8 @@ export class PageSums {
     /** Members a page holds in the ordinary course (at most 2^24); a larger page costs precision, not exactness. */
     roomFor: number,
     private readonly visit: VisitMembers,
+    /** Keep each page's largest member norm (largestNorm()): a dot store's router widens pages by it. */
+    private readonly keepNorms = false,
   ) {
     if (!(Number.isInteger(roomFor) && roomFor >= 1 && roomFor <= 2 ** 24)) throw new RangeError(`roomFor must be an integer from 1 to 2^24, got ${roomFor}`);
     this.leastCountBits = bitsFor(roomFor);
@@ -95,7 +111,7 @@ export class PageSums {
   }
 
   get bytes(): number {
-    return this.sums.length * (this.dim * 4 + 32);
+    return this.sums.length * (this.dim * 4 + 48);
   }
 
   /** A new empty page at the end. */
@@ -105,6 +121,8 @@ export class PageSums {
     this.atTop.push(0);
     this.countBits.push(this.leastCountBits);
     this.stale.push(false);
+    this.norms.push(0);
+    this.atNorm.push(0);
   }
 
   /** Drops `page` (empty): the last page takes its number, as PageStore.removeEmptyPage does. */
@@ -115,6 +133,10 @@ export class PageSums {
     this.atTop[page] = this.atTop[last]!;
     this.countBits[page] = this.countBits[last]!;
     this.stale[page] = this.stale[last]!;
+    this.norms[page] = this.norms[last]!;
+    this.atNorm[page] = this.atNorm[last]!;
+    this.norms.pop();
+    this.atNorm.pop();
     this.sums.pop();
     this.exponents.pop();
     this.atTop.pop();
@@ -136,14 +158,32 @@ export class PageSums {
       return;
     }
     if (e === top) this.atTop[page]!++;
+    if (this.keepNorms) this.noteNorm(page, normOf(v));
     this.accumulate(page, v, 1);
+  }
+
+  /** Counts a member of norm `n` into `page`'s largest. */
+  private noteNorm(page: number, n: number): void {
+    if (n > this.norms[page]!) {
+      this.norms[page] = n;
+      this.atNorm[page] = 1;
+    } else if (n === this.norms[page]) {
+      this.atNorm[page]!++;
+    }
+  }
+
+  /** The largest norm of a member of `page` (0 when empty), with `keepNorms`; 0 without. */
+  largestNorm(page: number): number {
+    if (this.stale[page]) this.recompute(page);
+    return this.norms[page]!;
   }
 
   /** `v` is no longer a member of `page`, which holds `count` without it (visit() no longer sees it). */
   left(page: number, v: Float32Array, count: number): void {
     if (this.stale[page]) return;
     const atTop = exponentOf(largestMagnitude(v)) === this.exponents[page];
-    if ((atTop && --this.atTop[page]! === 0) || this.gridCountBits(count) !== this.countBits[page]) {
+    const atNorm = this.keepNorms && normOf(v) === this.norms[page];
+    if ((atTop && --this.atTop[page]! === 0) || (atNorm && --this.atNorm[page]! === 0) || this.gridCountBits(count) !== this.countBits[page]) {
       this.stale[page] = true;
       return;
     }
@@ -163,7 +203,10 @@ export class PageSums {
       count++;
     });
     this.setGrid(page, top, count);
-    this.visit(page, this.scratch, (v) => this.accumulate(page, v, 1));
+    this.visit(page, this.scratch, (v) => {
+      if (this.keepNorms) this.noteNorm(page, normOf(v));
+      this.accumulate(page, v, 1);
+    });
   }
 
   /**
@@ -180,6 +223,10 @@ export class PageSums {
     const top = new TopExponent();
     for (let r = 0; r < count; r++) top.add(maxes[(scratch >> 2) + r]!);
     this.setGrid(page, top, count);
+    if (this.keepNorms) {
+      const f32 = k.memory.f32();
+      for (let r = 0; r < count; r++) this.noteNorm(page, normOf(f32.subarray((members >> 2) + r * dim, (members >> 2) + (r + 1) * dim)));
+    }
     const sumsAt = scratch + 4 * count;
     k.memory.i32().fill(0, sumsAt >> 2, (sumsAt >> 2) + dim);
     if (top.top !== EMPTY) k.sumMultiples(members, count, dim, this.upOf(page), sumsAt);
@@ -192,6 +239,8 @@ export class PageSums {
     this.countBits[page] = this.gridCountBits(count);
     this.stale[page] = false;
     this.sums[page]!.fill(0);
+    this.norms[page] = 0;
+    this.atNorm[page] = 0;
   }
 
   /** The mean of `page`'s `count` members into `out` (float32 rounding of the exact mean's float64 quotient); zeros when empty. */
