@@ -6,7 +6,7 @@
  * falls on all of them alike.
  * Recall@10 is against exact float32 search; the figures are p50 and mean latency per setting.
  *
- *   node dist/bench/oversample.js [--data docs.f32 --queries queries.f32 --dim N] [--n first-N] [--oversample 4,2] [--nprobe 32,64,128] [--queries-used 1000] [--pca DIMS] [--codec int8]
+ *   node dist/bench/oversample.js [--data docs.f32 --queries queries.f32 --dim N] [--n first-N] [--oversample 4,2] [--nprobe 32,64,128] [--queries-used 1000] [--pca DIMS] [--codec int8] [--metric cosine]
  */
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { benchArgs } from './args.js';
 import { MemStore } from '../src/memstore.js';
-import type { SearchOptions } from '../src/options.js';
+import type { Metric, SearchOptions } from '../src/options.js';
 import type { CodecName } from '../src/codec/codec.js';
 import { exactSearch } from './baselines.js';
 import { DATA_OPTIONS, datasetFrom } from './data.js';
@@ -23,21 +23,24 @@ import { median } from './percentile.js';
 const K = 10;
 const ROUNDS = 3;
 
-const { values } = benchArgs('dist/bench/oversample.js', { options: { ...DATA_OPTIONS, oversample: { type: 'string' }, nprobe: { type: 'string' }, 'queries-used': { type: 'string' }, pca: { type: 'string' }, codec: { type: 'string' } } }, { numbers: ['oversample', 'nprobe', 'queries-used'] });
+const { values } = benchArgs('dist/bench/oversample.js', { options: { ...DATA_OPTIONS, oversample: { type: 'string' }, nprobe: { type: 'string' }, 'queries-used': { type: 'string' }, pca: { type: 'string' }, codec: { type: 'string' }, metric: { type: 'string' } } }, { numbers: ['oversample', 'nprobe', 'queries-used'] });
 const all = datasetFrom(values);
 const n = Math.min(all.docs.length, values.n === undefined ? all.docs.length : Number(values.n));
 const data = { ...all, docs: all.docs.slice(0, n), queries: all.queries.slice(0, values['queries-used'] === undefined ? 1000 : Number(values['queries-used'])) };
 const oversamples = (values.oversample ?? '4,2').split(',').map(Number);
 const pca = values.pca === undefined ? {} : { pca: { dims: Number(values.pca) } };
 const codec = (values.codec ?? 'int8') as CodecName;
+// The store's metric and the ground truth's: a store refuses one it does not know.
+const metric = (values.metric ?? 'cosine') as Metric;
 
-const truth = exactSearch(data, 'cosine', K).result.map((rows) => new Set(rows.map(String)));
 const root = mkdtempSync(join(tmpdir(), 'memstore-oversample-'));
 try {
   const built = join(root, 'built');
-  const store = await MemStore.open(built, { dim: data.dim, durability: 'none', cache: false, codec, ...pca });
+  // Opened before the ground truth is computed: a codec or metric it does not know is refused at once.
+  const store = await MemStore.open(built, { dim: data.dim, durability: 'none', cache: false, codec, metric, ...pca });
   for (let at = 0; at < n; at += 1000) await store.add(data.docs.slice(at, at + 1000).map((vector, i) => ({ id: String(at + i), vector })));
   await store.close();
+  const truth = exactSearch(data, metric, K).result.map((rows) => new Set(rows.map(String)));
   const stores = await Promise.all(
     oversamples.map(async (oversample) => {
       const dir = join(root, `oversample-${oversample}`);
@@ -72,7 +75,7 @@ try {
       }
     }
     const q = data.queries.length;
-    process.stdout.write(`${data.name}: ${n} x ${data.dim}-d, ${codec}${values.pca === undefined ? '' : `, PCA ${values.pca}`}, k ${K}, ${q} queries, cache off, ${ROUNDS} rounds interleaved\n\n`);
+    process.stdout.write(`${data.name}: ${n} x ${data.dim}-d, ${metric}, ${codec}${values.pca === undefined ? '' : `, PCA ${values.pca}`}, k ${K}, ${q} queries, cache off, ${ROUNDS} rounds interleaved\n\n`);
     process.stdout.write('| search | oversample | recall@10 | vectors read per search | p50 µs | mean µs | mean against the first oversample |\n|---|---:|---:|---:|---:|---:|---:|\n');
     for (const s of settings) {
       const mine = runs.filter((r) => r.label === s.label);

@@ -182,8 +182,8 @@ export interface StoreStats {
   /**
    * Rescored searches since open, their candidates, and the candidates left unread because their
    * error bound could not reach the k-th best exact score (src/search/RESCORING.md): full vectors
-   * read per search = (candidates − skipped − the cache's hot ones) / searches. A cosine store with
-   * PCA also takes in vectors past the scan's candidates whose bounds reach the answer: `beyond` of
+   * read per search = (candidates − skipped − the cache's hot ones) / searches. A cosine or dot store
+   * with PCA also takes in vectors past the scan's candidates whose bounds reach the answer: `beyond` of
    * the candidates were, in `extended` searches; `capped` searches stopped at 4,096 of them.
    */
   rescoring: RescoringStats;

@@ -42,9 +42,9 @@ async function flatStore(options: OpenOptions, n = 600, seed = 7): Promise<{ sto
 }
 
 /** The exact top k over every stored vector, ties by id, with the store's own scores. */
-function exactTop(items: readonly { id: string; vector: Float32Array }[], q: Float32Array, k: number): string[] {
+function exactTop(items: readonly { id: string; vector: Float32Array }[], q: Float32Array, k: number, metric: 'cosine' | 'dot' = 'cosine'): string[] {
   return items
-    .map((it) => ({ id: it.id, s: storeScore('cosine', q, it.vector) }))
+    .map((it) => ({ id: it.id, s: storeScore(metric, q, it.vector) }))
     .sort((a, b) => b.s - a.s || (a.id < b.id ? -1 : 1))
     .slice(0, k)
     .map((x) => x.id);
@@ -61,52 +61,76 @@ test('fitPca keeps the variance along the first axis it drops: the largest eigen
   assert.equal(fitPca(rows, 12, { dims: 12 }).residualVariance, 0);
 });
 
-test('a cosine store with PCA that drops most of the variance takes in vectors past its candidates: recall of the exact top 10 at least 0.95, where rescoring its candidates alone finds less; every score exact', async () => {
-  const { store, items } = await flatStore({ cache: false });
-  try {
-    const next = rng(99);
-    const queries = Array.from({ length: 20 }, (_, i) => perturb(items[i * 29]!.vector, 0.9, next));
-    const vectors = new Map(items.map((it) => [it.id, it.vector]));
-    let found = 0;
-    let alone = 0;
-    for (const q of queries) {
-      const truth = exactTop(items, q, 10);
-      const hits = await store.search(q, { k: 10 });
-      for (const h of hits) assert.equal(h.score, storeScore('cosine', q, vectors.get(h.id)!), h.id);
-      found += recall(hits.map((h) => h.id), truth);
-      // What rescoring the scan's k · 4 candidates alone gives (the store's default with PCA).
-      const candidates = await store.search(q, { k: 40, rescore: false });
-      const rescored = candidates.map((h) => ({ id: h.id, s: storeScore('cosine', q, vectors.get(h.id)!) })).sort((a, b) => b.s - a.s);
-      alone += recall(rescored.slice(0, 10).map((x) => x.id), truth);
+for (const [metric, codec] of [
+  ['cosine', 'int8'],
+  ['cosine', 'f16'],
+  ['cosine', 'fp8-e4m3'],
+  ['cosine', 'fp8-e5m2'],
+  ['dot', 'int8'],
+  ['dot', 'fp8-e4m3'],
+] as const) {
+  test(`a ${metric} store with PCA that drops most of the variance takes in vectors past its candidates (${codec}): recall of the exact top 10 at least 0.95, where rescoring its candidates alone finds less; every score exact`, async () => {
+    const { store, items } = await flatStore({ cache: false, codec, metric });
+    try {
+      const next = rng(99);
+      const queries = Array.from({ length: 20 }, (_, i) => perturb(items[i * 29]!.vector, 0.9, next));
+      const vectors = new Map(items.map((it) => [it.id, it.vector]));
+      let found = 0;
+      let alone = 0;
+      for (const q of queries) {
+        const truth = exactTop(items, q, 10, metric);
+        const hits = await store.search(q, { k: 10 });
+        for (const h of hits) assert.equal(h.score, storeScore(metric, q, vectors.get(h.id)!), h.id);
+        found += recall(hits.map((h) => h.id), truth);
+        // What rescoring the scan's k · 4 candidates alone gives (the store's default with PCA).
+        const candidates = await store.search(q, { k: 40, rescore: false });
+        const rescored = candidates.map((h) => ({ id: h.id, s: storeScore(metric, q, vectors.get(h.id)!) })).sort((a, b) => b.s - a.s);
+        alone += recall(rescored.slice(0, 10).map((x) => x.id), truth);
+      }
+      const r = store.stats().rescoring;
+      assert.ok(found / queries.length >= 0.95, `recall ${found / queries.length}`);
+      assert.ok(alone < found, `candidates alone ${alone / queries.length}, with the vectors past them ${found / queries.length}`);
+      assert.ok(r.beyond > 0 && r.extended > 0, JSON.stringify(r));
+      assert.equal(r.capped, 0);
+    } finally {
+      await store.close();
     }
-    const r = store.stats().rescoring;
-    assert.ok(found / queries.length >= 0.95, `recall ${found / queries.length}`);
-    assert.ok(alone < found, `candidates alone ${alone / queries.length}, with the vectors past them ${found / queries.length}`);
-    assert.ok(r.beyond > 0 && r.extended > 0, JSON.stringify(r));
-    assert.equal(r.capped, 0);
+  });
+}
+
+for (const metric of ['cosine', 'dot'] as const) {
+  test(`PCA bound: a reopened ${metric} store answers the same (the model keeps its residual variance), and a cache changes no answer, near repeats included`, async () => {
+    const { store, dir, items } = await flatStore({ cache: false, metric });
+    const next = rng(5);
+    const queries = Array.from({ length: 12 }, (_, i) => perturb(items[i * 41]!.vector, 0.92, next));
+    const stream = queries.flatMap((q) => [q, q, perturb(q, 0.999, next)]);
+    const answers: string[] = [];
+    for (const q of stream) answers.push(JSON.stringify(await store.search(q, { k: 8 })));
+    await store.close();
+    assert.equal(typeof (await readStateRecord(dir, 'pca')).residualVariance, 'number');
+    for (const cache of [false, undefined] as const) {
+      const again = await MemStore.open(dir, cache === false ? { cache } : {});
+      try {
+        for (const [i, q] of stream.entries()) assert.equal(JSON.stringify(await again.search(q, { k: 8 })), answers[i], `cache ${cache}, query ${i}`);
+        assert.ok(again.stats().rescoring.beyond > 0);
+        if (cache === undefined) assert.ok(again.stats().cache.hits > 0, 'the cache served some');
+      } finally {
+        await again.close();
+      }
+    }
+  });
+}
+
+test('PCA bound: an l2 store looks past no candidates (its slack is unbounded), and answers with exact scores as before', async () => {
+  const { store, items } = await flatStore({ cache: false, metric: 'l2' });
+  try {
+    const q = perturb(items[3]!.vector, 0.9, rng(8));
+    const hits = await store.search(q, { k: 10 });
+    assert.equal(hits.length, 10);
+    for (const h of hits) assert.equal(h.score, storeScore('l2', q, items[Number(h.id.slice(1))]!.vector));
+    assert.equal(store.stats().rescoring.beyond, 0);
   } finally {
     await store.close();
-  }
-});
-
-test('PCA bound: a reopened store answers the same (the model keeps its residual variance), and a cache changes no answer, near repeats included', async () => {
-  const { store, dir, items } = await flatStore({ cache: false });
-  const next = rng(5);
-  const queries = Array.from({ length: 12 }, (_, i) => perturb(items[i * 41]!.vector, 0.92, next));
-  const stream = queries.flatMap((q) => [q, q, perturb(q, 0.999, next)]);
-  const answers: string[] = [];
-  for (const q of stream) answers.push(JSON.stringify(await store.search(q, { k: 8 })));
-  await store.close();
-  assert.equal(typeof (await readStateRecord(dir, 'pca')).residualVariance, 'number');
-  for (const cache of [false, undefined] as const) {
-    const again = await MemStore.open(dir, cache === false ? { cache } : {});
-    try {
-      for (const [i, q] of stream.entries()) assert.equal(JSON.stringify(await again.search(q, { k: 8 })), answers[i], `cache ${cache}, query ${i}`);
-      assert.ok(again.stats().rescoring.beyond > 0);
-      if (cache === undefined) assert.ok(again.stats().cache.hits > 0, 'the cache served some');
-    } finally {
-      await again.close();
-    }
   }
 });
 

@@ -96,6 +96,12 @@ export interface ScanQuery {
   readonly rqSecondTableOnly?: boolean;
   /** What the space adds back to kernel scores (`⟨q, μ⟩` with a model, VectorSpace.scanQueryOf); a sphere router needs it. @default 0 */
   readonly offset?: number;
+  /**
+   * ‖q‖² of the query before its projection, for a dot store with PCA: the part of the query the
+   * projection drops, ‖q‖² − ‖vector‖², bounds what the dropped part of a vector adds to its score
+   * (VectorSpace.projectionSlack). @default undefined (a cosine store's query is unit length)
+   */
+  readonly inputNormSq?: number;
 }
 
 /**

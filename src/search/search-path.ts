@@ -595,7 +595,7 @@ export class SearchPath {
    */
   private droppedFor(scan: ScanQuery, want: Wanted): number | undefined {
     if (!want.rescore || want.k === 0) return undefined;
-    const dropped = this.env.space.projectionSlack(scan);
+    const dropped = this.env.space.projectionSlack(scan, () => this.env.index().maxNorm());
     if (dropped === undefined || !(dropped < Infinity)) return undefined;
     return beyondReach(this.env.index(), scan, dropped, 0) === undefined ? undefined : dropped;
   }

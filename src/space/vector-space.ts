@@ -118,30 +118,40 @@ export class VectorSpace {
     const metric = this.kernelMetric();
     if (this.model === undefined || this.projector === undefined) return { vector: q, metric, int8Query: INT8_QUERY };
     if (this.config.metric === 'l2') return { vector: this.projector.centered(q), metric, int8Query: INT8_QUERY };
-    return { vector: this.projector.uncentered(q), metric, int8Query: INT8_QUERY, offset: dotMean(this.model, q) };
+    const vector = this.projector.uncentered(q);
+    const offset = dotMean(this.model, q);
+    // A dot store's query is not unit length: projectionSlack() needs its own norm for the part the projection drops.
+    return this.config.metric === 'dot' ? { vector, metric, int8Query: INT8_QUERY, offset, inputNormSq: dot(q, q) } : { vector, metric, int8Query: INT8_QUERY, offset };
   }
 
   /**
    * How much the part of a stored vector that PCA drops may add to the exact score of `scan` (a
    * query as scanQueryOf() made it) over what its projection scores (src/search/RESCORING.md, "PCA"):
    * undefined when the space drops nothing (no PCA fitted); Infinity where nothing bounds it (an
-   * l2 or dot store, or a model fitted before its residual variance was kept). For a cosine store,
-   * PCA_BOUND_SIGMAS standard deviations of ⟨q⊥, r⟩ over the stored vectors, where q⊥ is the query's
-   * part outside the projection (‖q⊥‖² = 1 − ‖Wq‖², the query being unit length) and r a vector's:
-   * along any direction r varies by at most λ, the largest variance of the dropped axes. Plus what
-   * float32 rounding of both projections and of q·μ may add.
+   * l2 store, or a model fitted before its residual variance was kept). PCA_BOUND_SIGMAS standard
+   * deviations of ⟨q⊥, r⟩ over the stored vectors, where q⊥ is the query's part outside the
+   * projection (‖q⊥‖² = ‖q‖² − ‖Wq‖²: 1 − ‖Wq‖² for a cosine store, whose queries are unit length;
+   * a dot store's query carries ‖q‖², ScanQuery.inputNormSq) and r a vector's: along any direction
+   * r varies by at most λ, the largest variance of the dropped axes. Plus what float32 rounding of
+   * both projections and of q·μ may add: relative to ‖q‖ times the length of a centered vector,
+   * at most 1 + ‖μ‖ for unit vectors; for a dot store `largestStored()` (the largest norm of a
+   * stored code, VectorIndex.maxNorm) plus the dropped part's length at PCA_BOUND_SIGMAS of its
+   * spread, √((inDim − outDim)·λ), plus ‖μ‖.
    */
-  projectionSlack(scan: ScanQuery): number | undefined {
+  projectionSlack(scan: ScanQuery, largestStored: () => number): number | undefined {
     if (!this.reduced) return undefined;
     const lambda = this.model?.residualVariance;
-    if (this.config.metric !== 'cosine' || lambda === undefined) return Infinity;
+    const metric = this.config.metric;
+    if (metric === 'l2' || lambda === undefined) return Infinity;
     const { inDim, outDim } = this.model!;
     const kept = dot(scan.vector, scan.vector);
-    // The projection's rows are orthonormal to float32 rounding: ‖Wq‖² may pass 1 by a little.
-    const outside = Math.sqrt(Math.max(0, 1 - kept) + PROJECTION_ROUNDING);
-    // Each projected coordinate is a float32 sum of inDim terms, of a vector no longer than 1 + ‖μ‖.
-    const spread = 1 + this.meanNorm;
-    const rounding = (Math.sqrt(outDim) * (inDim / 4 + 8) * 2 ** -21 + PROJECTION_ROUNDING) * spread;
+    const normSq = metric === 'cosine' ? 1 : scan.inputNormSq;
+    if (normSq === undefined || !(normSq < Infinity)) return Infinity;
+    // The projection's rows are orthonormal to float32 rounding: ‖Wq‖² may pass ‖q‖² by a little.
+    const outside = Math.sqrt(Math.max(0, normSq - kept) + PROJECTION_ROUNDING * normSq);
+    // Each projected coordinate is a float32 sum of inDim terms of a centered vector.
+    const centered = metric === 'cosine' ? 1 + this.meanNorm : largestStored() + PCA_BOUND_SIGMAS * Math.sqrt((inDim - outDim) * lambda) + this.meanNorm;
+    const rounding = (Math.sqrt(outDim) * (inDim / 4 + 8) * 2 ** -21 + PROJECTION_ROUNDING) * centered * Math.sqrt(normSq);
     return PCA_BOUND_SIGMAS * Math.sqrt(lambda) * outside + rounding;
   }
 
