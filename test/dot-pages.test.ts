@@ -4,10 +4,10 @@ import { MemStore } from '../src/index.js';
 import { gaussian, recall, rng, storeScore, tempDir } from './helpers.js';
 
 /**
- * A dot store's page index (src/index/PAGES.md, "Router"): the largest inner products of vectors of
+ * A dot store's page index (src/index/PAGES.md, "Search"): the largest inner products of vectors of
  * unequal norms lie with the longest vectors, wherever their pages are, so a search ranks pages by
- * how far their members may reach past the centroid, not by the centroid alone (GloVe 100k, dot:
- * recall@10 0.23 at the default nprobe by the centroid alone).
+ * how much longer their longest member is than their mean too, not by the mean alone (GloVe 100k,
+ * dot: recall@10 0.23 at the default nprobe by the mean alone).
  */
 
 const DIM = 16;

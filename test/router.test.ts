@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { int8Codec } from '../src/codec/int8.js';
 import { CentroidRouter, halfNormSq } from '../src/index/router.js';
-import { referenceScanI8 } from '../src/kernels/index.js';
 import { rangeComplement } from '../src/space/range-complement.js';
 import { TopK } from '../src/scan/topk.js';
 import { dot, squaredDistance } from '../src/vector.js';
@@ -29,79 +27,20 @@ function pagesOf(top: TopK): number[] {
   return Array.from({ length: n }, (_, i) => top.slotAt(i));
 }
 
-/** A vector's int8 code (int8Codec, as the router keeps its centroids and codes a search's query) and scale. */
-function coded(v: Float32Array): { code: Int8Array; scale: number } {
-  const bytes = new Uint8Array(v.length);
-  const scale = int8Codec.encode(v, bytes);
-  return { code: new Int8Array(bytes.buffer), scale };
-}
-
 /**
- * What nearestOrder() ranks a search's pages by: the int8 kernel's dot product of the codes of the
- * query and of each centroid (referenceScanI8), for 'l2' `2⟨q, c⟩ − ‖c‖² − ‖q‖²` in float32, with a
- * sphere `(offset + ⟨q, c⟩) · inverseNorm(c)`.
+ * nearestOrder()'s pages and scores, checked against nearest()'s through a TopK of `n` (the same
+ * pages, in the same order, with the same scores), then returned.
  */
-function codedScores(centroids: Float32Array[], q: Float32Array, metric: 'dot' | 'l2', offset = 0, inverseNorm?: (c: Float32Array) => number): number[] {
-  const dim = q.length;
-  const query = coded(q);
-  const codes = new Int8Array(centroids.length * dim);
-  const scales = new Float32Array(centroids.length);
-  centroids.forEach((c, page) => {
-    const { code, scale } = coded(c);
-    codes.set(code, page * dim);
-    scales[page] = scale;
-  });
-  const out = new Float32Array(centroids.length);
-  referenceScanI8('dot', query.code, query.scale, codes, scales, centroids.length, dim, out);
-  return centroids.map((c, page) => {
-    if (inverseNorm !== undefined) return (offset + out[page]!) * inverseNorm(c);
-    return metric === 'dot' ? out[page]! : Math.fround(2 * out[page]! - 2 * halfNormSq(c) - 2 * halfNormSq(q));
-  });
-}
-
-/**
- * nearestOrder()'s pages and scores, checked against the `n` best of codedScores() (each score as
- * given, within `tolerance` of it relatively; best first, ties to the lower page; no page left out
- * scores above the last one taken), then returned.
- */
-function orderOf(router: CentroidRouter, centroids: Float32Array[], q: Float32Array, metric: 'dot' | 'l2', n: number, offset = 0, inverseNorm?: (c: Float32Array) => number, tolerance = 0): number[] {
-  return orderOfScores(router, q, n, codedScores(centroids, q, metric, offset, inverseNorm), tolerance, offset);
-}
-
-/** orderOf() against the scores `want` of every page. */
-function orderOfScores(router: CentroidRouter, q: Float32Array, n: number, want: readonly number[], tolerance: number, offset = 0): number[] {
+function orderOf(router: CentroidRouter, q: Float32Array, n: number, offset = 0): number[] {
+  const top = new TopK(n);
+  router.nearest(q, top, offset);
+  const count = top.sortBestFirst();
   const order = new Int32Array(Math.max(1, n));
   const scores = new Float64Array(order.length);
-  const count = router.nearestOrder(q, n, order, offset, scores);
-  assert.equal(count, Math.min(n, want.length));
-  const near = (a: number, b: number) => a === b || Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(b));
-  const taken = new Set<number>();
-  for (let i = 0; i < count; i++) {
-    const page = order[i]!;
-    assert.ok(near(scores[i]!, want[page]!), `rank ${i}: page ${page} scored ${scores[i]} against ${want[page]}`);
-    if (i > 0) assert.ok(scores[i]! < scores[i - 1]! || (scores[i] === scores[i - 1] && page > order[i - 1]!), `rank ${i} out of order`);
-    taken.add(page);
-  }
-  const last = count === 0 ? Infinity : scores[count - 1]!;
-  want.forEach((s, page) => assert.ok(taken.has(page) || s <= last || near(s, last), `page ${page} (${s}) left out above the last taken (${last})`));
+  assert.equal(router.nearestOrder(q, n, order, offset, scores), count);
+  const want = Array.from({ length: count }, (_, i) => [top.slotAt(i), top.scoreAt(i)]);
+  assert.deepEqual(Array.from({ length: count }, (_, i) => [order[i]!, scores[i]!]), want);
   return Array.from(order.subarray(0, count));
-}
-
-/**
- * The pages a search gets by the codes are those of the float32 centroids but where two scores lie
- * within the codes' rounding: each page's exact score is within the error int8 codes of `q` and of
- * the centroids allow (codeError: ‖x − x̂‖ at most, so ⟨q̂, ĉ⟩ − ⟨q, c⟩ is within ‖q‖e_c + ‖c‖e_q + e_q e_c) of the exact ranking's page at its rank.
- */
-function nearFloat(got: number[], centroids: Float32Array[], q: Float32Array, metric: 'dot' | 'l2'): void {
-  const error = (v: Float32Array) => int8Codec.codeError(new Uint8Array(0), coded(v).scale, v.length);
-  const eq = error(q);
-  const slack = (c: Float32Array) => Math.sqrt(dot(q, q)) * error(c) + Math.sqrt(dot(c, c)) * eq + eq * error(c);
-  const score = (p: number) => (metric === 'dot' ? dot(q, centroids[p]!) : -squaredDistance(q, centroids[p]!));
-  const want = bruteForce(centroids, q, metric, got.length);
-  const widest = Math.max(...centroids.map(slack));
-  // An 'l2' score is 2⟨q, c⟩ − ‖c‖² − ‖q‖², so the dot product's error counts twice.
-  const bound = (metric === 'dot' ? 2 : 4) * widest + 1e-4 * Math.max(1, Math.abs(score(want[0] ?? 0)));
-  got.forEach((page, i) => assert.ok(Math.abs(score(page) - score(want[i]!)) <= bound, `rank ${i}: page ${page} (${score(page)}) against ${want[i]} (${score(want[i]!)}), bound ${bound}`));
 }
 
 /** Scores in float32 (the kernel's) and float64 (brute force) may order near-ties apart: compare the sets' scores instead. */
@@ -132,7 +71,7 @@ function mutate(router: CentroidRouter, model: Float32Array[], op: string, pick:
   return true;
 }
 
-test('router: vectors are placed at the exact nearest centroids, and searches go to the nearest by int8 codes (within the codes\' rounding of the exact), for both metrics, at dimensions that need padding', () => {
+test('router: the nearest pages are the exact nearest centroids, for both metrics, at dimensions that need padding', () => {
   for (const metric of ['dot', 'l2'] as const) {
     for (const dim of [1, 15, 16, 100, 513]) {
       const next = rng(dim);
@@ -145,14 +84,14 @@ test('router: vectors are placed at the exact nearest centroids, and searches go
         const q = Float32Array.from({ length: dim }, () => gaussian(next));
         router.nearest(q, top);
         sameNearest(pagesOf(top), bruteForce(centroids, q, metric, 16), centroids, q, metric);
-        nearFloat(orderOf(router, centroids, q, metric, 16), centroids, q, metric);
+        sameNearest(orderOf(router, q, 16), bruteForce(centroids, q, metric, 16), centroids, q, metric);
       }
       router.free();
     }
   }
 });
 
-test('router: after random adds, replacements and swap-removals it answers as brute force over the centroids it holds, queries by its metric (searches by the int8 codes of the centroids it holds) and vectors by distance', () => {
+test('router: after random adds, replacements and swap-removals it answers as brute force over the centroids it holds, queries by its metric and vectors by distance', () => {
   const dim = 24;
   fc.assert(
     fc.property(
@@ -173,7 +112,6 @@ test('router: after random adds, replacements and swap-removals it answers as br
             } else if (op === 'query') {
               router.nearest(v, top);
               sameNearest(pagesOf(top), bruteForce(model, v, metric, n), model, v, metric);
-              orderOf(router, model, v, metric, n);
             } else {
               router.nearestByDistance(v, top);
               sameNearest(pagesOf(top), bruteForce(model, v, 'l2', n), model, v, 'l2');
@@ -214,32 +152,21 @@ test('router: equal scores go to the lower page, as the scan orders ties', () =>
   const top = new TopK(4);
   router.nearest(same, top);
   assert.deepEqual(pagesOf(top), [0, 1, 2, 3]);
-  assert.deepEqual(orderOf(router, Array.from({ length: 10 }, () => same), same, 'dot', 4), [0, 1, 2, 3]);
+  assert.deepEqual(orderOf(router, same, 4), [0, 1, 2, 3]);
   router.free();
 });
 
-test('router: nearestOrder() ranks by the codes when their scores overflow float32 (infinite, or NaN: its fallback), and when few pages are asked of many', () => {
+test('router: nearestOrder() picks as nearest() does when scores overflow float32 (infinite, or NaN: its fallback), and when few pages are asked of many', () => {
   const next = rng(41);
   const router = new CentroidRouter(8, 'dot');
-  const model: Float32Array[] = [];
-  for (let i = 0; i < 400; i++) model.push(Float32Array.from({ length: 8 }, () => gaussian(next)));
-  model.forEach((c) => router.add(c));
-  for (const n of [1, 3, 50, 399, 400, 500]) orderOf(router, model, Float32Array.from({ length: 8 }, () => gaussian(next)), 'dot', n);
-  // Centroids and queries near float32's largest: the product of their scales is ±Infinity, or NaN where it meets a sum of 0.
-  model[5] = Float32Array.from({ length: 8 }, (_, i) => (i === 0 ? 3e38 : 0));
-  model[9] = Float32Array.from({ length: 8 }, (_, i) => (i < 2 ? 3e38 * (i === 0 ? 1 : -1) : 0));
-  router.set(5, model[5]);
-  router.set(9, model[9]);
+  for (let i = 0; i < 400; i++) router.add(Float32Array.from({ length: 8 }, () => gaussian(next)));
+  for (const n of [1, 3, 50, 399, 400, 500]) orderOf(router, Float32Array.from({ length: 8 }, () => gaussian(next)), n);
+  // Centroids past float32's range for products: their scores are ±Infinity, or NaN where +∞ and −∞ meet.
+  router.set(5, Float32Array.from({ length: 8 }, (_, i) => (i === 0 ? 3e38 : 0)));
+  router.set(9, Float32Array.from({ length: 8 }, (_, i) => (i < 2 ? 3e38 * (i === 0 ? 1 : -1) : 0)));
   for (const n of [1, 4, 20]) {
-    for (const q of [Float32Array.from({ length: 8 }, (_, i) => (i === 0 ? 1e10 : 0)), Float32Array.from({ length: 8 }, (_, i) => (i < 2 ? 1e10 : 0)), Float32Array.from({ length: 8 }, (_, i) => (i === 1 ? 3e38 : 0))]) {
-      const order = new Int32Array(n);
-      const scores = new Float64Array(n);
-      const count = router.nearestOrder(q, n, order, 0, scores);
-      assert.equal(count, n);
-      const want = codedScores(model, q, 'dot');
-      // The fallback's TopK ranks what it can: every finite or infinite score taken is the page's own.
-      for (let i = 0; i < count; i++) assert.ok(Object.is(scores[i], want[order[i]!]) || Number.isNaN(want[order[i]!]!), `page ${order[i]}: ${scores[i]} against ${want[order[i]!]}`);
-    }
+    orderOf(router, Float32Array.from({ length: 8 }, (_, i) => (i === 0 ? 1e10 : 0)), n);
+    orderOf(router, Float32Array.from({ length: 8 }, (_, i) => (i < 2 ? 1e10 : 0)), n);
   }
   router.free();
 });
@@ -264,10 +191,11 @@ function transpose(rows: Float64Array[]): Float64Array[] {
   return Array.from({ length: rows[0]!.length }, (_, c) => Float64Array.from(rows, (r) => r[c]!));
 }
 
-test('router that widens (a dot store\'s): a search ranks pages by the codes\' dot product plus ‖q‖ times half of √(N² − ‖c‖²), N each page\'s largest member norm, after adds, sets and swap-removals; vectors are still placed by distance; only a dot router without a sphere widens', () => {
+test('router that widens (a dot store\'s): queries rank pages by ⟨q, c⟩ plus ‖q‖ times half of how much longer the page\'s longest member is than its centroid, after adds, sets and swap-removals; vectors are still placed by distance; only a dot router without a sphere widens', () => {
   fc.assert(
     fc.property(
-      fc.array(fc.record({ op: fc.constantFrom('add', 'add', 'set', 'remove', 'query', 'place'), pick: fc.nat(), seed: fc.nat(), scale: fc.constantFrom(0.1, 1, 30), reach: fc.constantFrom(0, 0.5, 1, 4, 50) }), { maxLength: 100 }),
+      // Reaches about the size of the dot products' spread between pages, where the share decides the order.
+      fc.array(fc.record({ op: fc.constantFrom('add', 'add', 'set', 'remove', 'query', 'place'), pick: fc.nat(), seed: fc.nat(), scale: fc.constantFrom(1, 1.3, 30), reach: fc.constantFrom(0, 1, 1.1, 1.3, 2) }), { maxLength: 100 }),
       fc.integer({ min: 1, max: 12 }),
       (ops, n) => {
         const dim = 20;
@@ -302,11 +230,12 @@ test('router that widens (a dot store\'s): a search ranks pages by the codes\' d
               router.nearestByDistance(v, top);
               sameNearest(pagesOf(top), bruteForce(model, v, 'l2', n), model, v, 'l2');
             } else if (op === 'query') {
-              // Norms summed as the router sums them (halfNormSq), so that a reach of 0 is 0 here too.
               const qn = Math.sqrt(2 * halfNormSq(v));
-              const coded = codedScores(model, v, 'dot');
-              const widened = model.map((c, p) => coded[p]! + qn * 0.5 * Math.sqrt(Math.max(0, largest[p]! * largest[p]! - 2 * halfNormSq(c))));
-              orderOfScores(router, v, n, widened, 1e-9);
+              const widened = (p: number) => dot(v, model[p]!) + qn * 0.5 * Math.max(0, largest[p]! - Math.sqrt(2 * halfNormSq(model[p]!)));
+              const want = model.map((_, p) => p).sort((a, b) => widened(b) - widened(a) || a - b).slice(0, n);
+              const got = orderOf(router, v, n);
+              assert.equal(got.length, want.length);
+              got.forEach((p, i) => assert.ok(Math.abs(widened(p) - widened(want[i]!)) <= 1e-4 * Math.max(1, Math.abs(widened(want[i]!))), `rank ${i}: page ${p} against ${want[i]}`));
             }
           }
         } finally {
@@ -360,15 +289,12 @@ test('router with a sphere: queries rank by the cosine of the input query to eac
               const nx = Math.hypot(...x);
               return nx === 0 ? 0 : x.reduce((s, a, i) => s + a * q[i]!, 0) / nx;
             };
-            const offset = mu.reduce((s, m, i) => s + m * q[i]!, 0);
-            router.nearest(project(q), top, offset);
+            router.nearest(project(q), top, mu.reduce((s, m, i) => s + m * q[i]!, 0));
             const got = pagesOf(top);
+            assert.deepEqual(orderOf(router, project(q), n, mu.reduce((s, m, i) => s + m * q[i]!, 0)), got);
             const want = model.map((c, page) => ({ page, s: cosine(c) })).sort((a, b) => b.s - a.s || a.page - b.page).slice(0, n);
             assert.equal(got.length, want.length);
             got.forEach((page, i) => assert.ok(Math.abs(cosine(model[page]!) - want[i]!.s) <= 1e-4, `rank ${i}: page ${page} (cosine ${cosine(model[page]!)}) against ${want[i]!.page} (${want[i]!.s})`));
-            // A search ranks by the codes' dot product in the same form; 1 / ‖c‖ computed here in
-            // float64 the test's way, the router's way from the stored space: equal within rounding.
-            orderOf(router, model, project(q), 'dot', n, offset, (c) => { const x = inInput(c); const nx = Math.hypot(...x); return nx === 0 ? 0 : 1 / nx; }, 1e-6);
           }
         } finally {
           router.free();

@@ -71,9 +71,9 @@ export class PageClusters {
   private readonly routing: 'dot' | 'l2';
   private readonly clustering: 'cosine' | 'l2';
   /**
-   * A dot store's pages (a 'dot' router without a sphere) are ranked for a search by how far their
-   * members may reach past the centroid as well as by the centroid (CentroidRouter's `widens`;
-   * PAGES.md, "Router"): the largest inner products of unnormalized vectors lie with their largest
+   * A dot store's pages (a 'dot' router without a sphere) are ranked for a search by how much longer
+   * their longest member is than their mean as well as by the mean (CentroidRouter's `widens`;
+   * PAGES.md, "Search"): the largest inner products of unnormalized vectors lie with their largest
    * norms, which the dot product with a page's mean does not see.
    */
   private readonly widens: boolean;

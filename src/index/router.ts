@@ -1,5 +1,4 @@
-import { int8Codec } from '../codec/int8.js';
-import { kernels, MAX_I8_DIM, type ScanFn, type ScanI8Fn } from '../kernels/index.js';
+import { kernels, type ScanFn } from '../kernels/index.js';
 import { BestIndices } from '../scan/best-indices.js';
 import { paddedDim } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
@@ -17,12 +16,11 @@ import { dot } from '../vector.js';
 const BUCKETED_SHARE = 32;
 
 /**
- * The share of a page's reach past its centroid (`√max(0, N² − ‖c‖²)`) a widening router adds to its
- * score, times ‖q‖ (PAGES.md, "Router"). Scratch probes of the nearest pages a dot store's search
- * takes holding the exact top 10 (GloVe 100k, 299 pages, 52 taken; the 50k sentence set, 134, 35):
- * 0.199 and 0.984 by the dot product alone; 0.938 and 0.990 with a tenth of the reach; 0.998 and
- * 0.992 with a quarter; 0.997 and 0.991 with a half; 0.997 and 0.987 with all of it. A half keeps
- * clear of where GloVe falls away.
+ * The share of a page's reach past its centroid a widening router adds to its score, times ‖q‖
+ * (PAGES.md, "Search"): the reach is `max(0, N − ‖c‖)`, how much longer the page's longest member is
+ * than its mean. Scratch probes of the nearest pages a dot store's search takes holding the exact
+ * top 10 (GloVe 100k, 299 pages, 52 taken; the 50k sentence set, 134, 35): 0.199 and 0.984 by the
+ * dot product alone; 0.997 and 0.991 with half the reach, 0.997 and 0.988 with all of it.
  */
 const WIDTH_SHARE = 0.5;
 
@@ -60,10 +58,9 @@ export interface RouteSphere {
 
 /**
  * The pages nearest a query, for the page-clustered index: every page's centroid in WebAssembly
- * linear memory, scored against the query with one kernel call, the best `n` kept (ties to the
- * lower page): for a search, by int8 codes of the centroids, picked from all the scores at once
- * (nearestOrder(), BestIndices); for placing a vector, by the float32 centroids, through the
- * caller's TopK. Every centroid is scored, and faster than an HNSW over the centroids at
+ * linear memory, scored against the query with one f32 kernel call, the best `n` kept (ties to the
+ * lower page): for a search, picked from all the scores at once (nearestOrder(), BestIndices); for
+ * placing a vector, through the caller's TopK. Exact, and faster than an HNSW over the centroids at
  * a search's default nprobe at every size measured: up to 16,384 pages at 512-d and 65,536 at 100-d
  * (bench/results/router.md; the HNSW wins only when few pages of many thousands are asked for).
  *
@@ -87,23 +84,11 @@ export class CentroidRouter {
   /** Half the squared norm of each centroid ('dot' routers): what nearestByDistance() subtracts. */
   private halfNormSq = new Float64Array(0);
   /**
-   * Every centroid again as an int8 code (`capacity` padded codes) with its scale (`capacity`
-   * float32): what nearestOrder() ranks a search's pages by (see there); 0 when dim is past the
-   * int8 kernels' reach (MAX_I8_DIM), where searches rank by the float32 centroids.
-   */
-  private codes = 0;
-  private codeScales = 0;
-  /** A search's query as an int8 code (padded; its padding stays zero). */
-  private readonly codeQuery: number;
-  private readonly queryCode: Uint8Array;
-  private readonly scanI8: ScanI8Fn | undefined;
-  /**
-   * With `widens`, per page, WIDTH_SHARE of how far a member may reach past its centroid,
-   * `√max(0, N² − ‖c‖²)`, N the largest norm of a member (add(), set()); a query's score of the page
-   * adds `‖q‖` times it.
+   * With `widens`, per page, WIDTH_SHARE of how much longer its longest member is than its centroid,
+   * `max(0, N − ‖c‖)` (add(), set()); a query's score of the page adds `‖q‖` times it.
    */
   private widths = new Float64Array(0);
-  /** The norm of the query scoreAll() or scoreCoded() last scored, for the widths. */
+  /** The norm of the query scoreAll() last scored, for the widths. */
   private queryNorm = 0;
   /** With a sphere: 1 / ‖c‖ of each centroid in the input space (0 for a centroid at the origin). */
   private inverseNorm = new Float64Array(0);
@@ -118,8 +103,8 @@ export class CentroidRouter {
     readonly metric: 'dot' | 'l2',
     private readonly sphere?: RouteSphere,
     /**
-     * Rank pages by `⟨q, c⟩ + ‖q‖·WIDTH_SHARE·√max(0, N² − ‖c‖²)` instead of `⟨q, c⟩` ('dot' without
-     * a sphere: a dot store's pages, PAGES.md "Router"), N each page's largest member norm.
+     * Rank pages by `⟨q, c⟩ + ‖q‖·WIDTH_SHARE·max(0, N − ‖c‖)` instead of `⟨q, c⟩` ('dot' without a
+     * sphere: a dot store's pages, PAGES.md "Search"), N each page's largest member norm.
      */
     private readonly widens = false,
   ) {
@@ -131,10 +116,6 @@ export class CentroidRouter {
     this.scan = this.kernels.scanFunction('f32', metric);
     this.query = this.mem.alloc(this.padded * 4);
     this.mem.f32().fill(0, this.query >> 2, (this.query >> 2) + this.padded);
-    this.scanI8 = this.padded <= MAX_I8_DIM ? this.kernels.scanI8Function('dot') : undefined;
-    this.queryCode = new Uint8Array(this.scanI8 === undefined ? 0 : dim);
-    this.codeQuery = this.scanI8 === undefined ? 0 : this.mem.alloc(this.padded);
-    if (this.scanI8 !== undefined) this.mem.u8().fill(0, this.codeQuery, this.codeQuery + this.padded);
   }
 
   /** Changes of any centroid so far: a route computed at one count holds while it stays. */
@@ -148,14 +129,12 @@ export class CentroidRouter {
   }
 
   /**
-   * Bytes held: centroids (capacity) in float32 and as int8 codes with their scales, their scores,
-   * half squared norms and inverse norms, the query in both forms, and the sphere's center and
-   * complement (each page index is given its own).
+   * Bytes held: centroids (capacity), their scores, half squared norms and inverse norms, the
+   * query, and the sphere's center and complement (each page index is given its own).
    */
   get bytes(): number {
     const sphere = this.sphere === undefined ? 0 : (this.sphere.center.length + (this.sphere.complement?.length ?? 0)) * 4;
-    const coded = this.scanI8 === undefined ? 0 : this.padded + 4;
-    return this.capacity * (this.padded * 4 + coded + 4 + 8 + (this.sphere === undefined ? 0 : 8) + (this.widens ? 8 : 0)) + this.padded * 4 + (this.scanI8 === undefined ? 0 : this.padded) + sphere;
+    return this.capacity * (this.padded * 4 + 4 + 8 + (this.sphere === undefined ? 0 : 8) + (this.widens ? 8 : 0)) + this.padded * 4 + sphere;
   }
 
   /**
@@ -203,10 +182,6 @@ export class CentroidRouter {
     const f32 = this.mem.f32();
     const from = (this.base >> 2) + last * this.padded;
     f32.copyWithin((this.base >> 2) + page * this.padded, from, from + this.padded);
-    if (this.scanI8 !== undefined) {
-      this.mem.u8().copyWithin(this.codes + page * this.padded, this.codes + last * this.padded, this.codes + (last + 1) * this.padded);
-      f32[(this.codeScales >> 2) + page] = f32[(this.codeScales >> 2) + last]!;
-    }
     this.halfNormSq[page] = this.halfNormSq[last]!;
     if (this.widens) this.widths[page] = this.widths[last]!;
     if (this.sphere !== undefined) this.inverseNorm[page] = this.inverseNorm[last]!;
@@ -223,15 +198,14 @@ export class CentroidRouter {
   }
 
   /**
-   * A search's pages: the `count` nearest `query`, nearest first, into `order` (and their scores into
-   * `scores`, when given), ranked as nearest() ranks them but by the int8 codes of the centroids and
-   * of the query (scoreCoded()). Returns how many: min(count, size). Where a
+   * nearest()'s pages in its order, nearest first, into `order` (and their scores into `scores`,
+   * when given): the same pages in the same order. Returns how many: min(count, size). Where a
    * search asks for at least one page in BUCKETED_SHARE, they are picked from every page's score
    * at once (BestIndices), which costs a few passes over the scores; where it asks for fewer, a
    * TopK turns most pages away with one comparison each, and is faster (the two measured below).
    */
   nearestOrder(query: Float32Array, count: number, order: Int32Array, offset = 0, scores?: Float64Array): number {
-    this.scoreCoded(query);
+    this.scoreAll(query);
     const n = this.count;
     const m = Math.min(Math.max(0, Math.floor(count)), n);
     if (this.orderTop?.capacity !== m) this.orderTop = new TopK(m);
@@ -315,33 +289,6 @@ export class CentroidRouter {
     this.scan(this.query, this.base, this.base, this.count, this.padded, this.scores);
   }
 
-  /**
-   * scoreAll()'s scores from the int8 codes of the centroids and of `v`, at `this.scores`: the dot
-   * product, or for 'l2' `2⟨v, c⟩ − ‖c‖² − ‖v‖²`, the negated squared distance with the dot
-   * product's rounding. A search reads a quarter of the float32 centroids' bytes (at 50k x 512-d,
-   * 188 KB instead of 754 KB for every search, which a scan of its pages has since pushed out of
-   * the CPU's caches) and the int8 kernel does half the work per dimension. Pages differ from the
-   * float32 ranking only where two centroids score within the codes' rounding of each other, at the
-   * edge of the pages probed; routing is a heuristic of which pages to scan, and recall at the
-   * default nprobe was measured unchanged (PAGES.md, "Router"). Placing a vector ranks by the
-   * float32 centroids (nearest(), nearestByDistance()): it happens once per vector, not per search.
-   */
-  private scoreCoded(v: Float32Array): void {
-    if (this.scanI8 === undefined) return this.scoreAll(v);
-    if (this.freed) throw new Error('router used after free()');
-    if (v.length !== this.dim) throw new RangeError(`query has ${v.length} dimensions, the router ${this.dim}`);
-    if (this.count === 0) return;
-    if (this.widens) this.queryNorm = Math.sqrt(2 * halfNormSq(v));
-    const scale = int8Codec.encode(v, this.queryCode);
-    this.mem.u8().set(this.queryCode, this.codeQuery);
-    this.scanI8(this.codeQuery, scale, this.codes, this.codeScales, this.count, this.padded, this.scores);
-    if (this.metric !== 'l2') return;
-    const f32 = this.mem.f32();
-    const at = this.scores >> 2;
-    const vv = 2 * halfNormSq(v);
-    for (let page = 0; page < this.count; page++) f32[at + page] = 2 * f32[at + page]! - 2 * this.halfNormSq[page]! - vv;
-  }
-
   /** Gives the router's linear memory back; the router is unusable after. */
   free(): void {
     if (this.freed) return;
@@ -349,13 +296,8 @@ export class CentroidRouter {
     if (this.capacity > 0) {
       this.mem.free(this.base, this.capacity * this.padded * 4);
       this.mem.free(this.scores, this.capacity * 4);
-      if (this.scanI8 !== undefined) {
-        this.mem.free(this.codes, this.capacity * this.padded);
-        this.mem.free(this.codeScales, this.capacity * 4);
-      }
     }
     this.mem.free(this.query, this.padded * 4);
-    if (this.scanI8 !== undefined) this.mem.free(this.codeQuery, this.padded);
   }
 
   private write(page: number, centroid: Float32Array, largestNorm: number): void {
@@ -364,17 +306,11 @@ export class CentroidRouter {
     const at = (this.base >> 2) + page * this.padded;
     f32.set(centroid, at);
     f32.fill(0, at + this.dim, at + this.padded);
-    if (this.scanI8 !== undefined) {
-      const code = this.codes + page * this.padded;
-      const u8 = this.mem.u8();
-      f32[(this.codeScales >> 2) + page] = int8Codec.encode(centroid, u8.subarray(code, code + this.dim));
-      u8.fill(0, code + this.dim, code + this.padded);
-    }
     const half = halfNormSq(centroid);
     this.halfNormSq[page] = half;
-    // A member x of the page has ⟨q, x⟩ = ⟨q, c⟩ + ⟨q, x − c⟩, and the members' mean spread
-    // ‖x − c‖² is their mean ‖x‖² less ‖c‖², at most N² − ‖c‖²: an optimistic reach past the centroid.
-    if (this.widens) this.widths[page] = WIDTH_SHARE * Math.sqrt(Math.max(0, largestNorm * largestNorm - 2 * half));
+    // A member x scores ⟨q, c⟩ + ⟨q, x − c⟩: the largest inner products of vectors of unequal norms
+    // lie with the longest, which the mean does not show; how much longer than the mean they are does.
+    if (this.widens) this.widths[page] = WIDTH_SHARE * Math.max(0, largestNorm - Math.sqrt(2 * half));
     if (this.sphere !== undefined) {
       const sq = this.inputNormSq(centroid, half);
       // Rounding can take a centroid at the origin a little below zero: it ranks as 0, neither near nor far.
@@ -400,25 +336,14 @@ export class CentroidRouter {
   private grow(capacity: number): void {
     const base = this.mem.alloc(capacity * this.padded * 4);
     const scores = this.mem.alloc(capacity * 4);
-    const coded = this.scanI8 !== undefined;
-    const codes = coded ? this.mem.alloc(capacity * this.padded) : 0;
-    const codeScales = coded ? this.mem.alloc(capacity * 4) : 0;
     if (this.capacity > 0) {
       const f32 = this.mem.f32();
       f32.copyWithin(base >> 2, this.base >> 2, (this.base >> 2) + this.count * this.padded);
       this.mem.free(this.base, this.capacity * this.padded * 4);
       this.mem.free(this.scores, this.capacity * 4);
-      if (coded) {
-        this.mem.u8().copyWithin(codes, this.codes, this.codes + this.count * this.padded);
-        f32.copyWithin(codeScales >> 2, this.codeScales >> 2, (this.codeScales >> 2) + this.count);
-        this.mem.free(this.codes, this.capacity * this.padded);
-        this.mem.free(this.codeScales, this.capacity * 4);
-      }
     }
     this.base = base;
     this.scores = scores;
-    this.codes = codes;
-    this.codeScales = codeScales;
     this.capacity = capacity;
     const halfNormSq = new Float64Array(capacity);
     halfNormSq.set(this.halfNormSq.subarray(0, this.count));
