@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { PageSums } from '../src/index/page-sums.js';
 import { kernels } from '../src/kernels/index.js';
+import { norm } from '../src/vector.js';
 
 /**
  * Page sums are exact (page-sums.ts): a page's mean depends on its members alone, not on the order
@@ -98,13 +99,6 @@ test('page sums: after any joins and leaves, the mean is bit for bit the one sum
 });
 
 
-/** ‖v‖ as float64, the way any order of summing gives it for the test's comparisons: a fresh sum in index order. */
-function normOf(v: Float32Array): number {
-  let sq = 0;
-  for (let i = 0; i < v.length; i++) sq += v[i]! * v[i]!;
-  return Math.sqrt(sq);
-}
-
 test('page sums: with norms kept, the largest norm is the largest member norm after any joins and leaves (the largest leaving included), as summing afresh and opening give it; 0 when empty or not kept', () => {
   const ordinary = fc.array(fc.float({ min: -1000, max: 1000, noNaN: true }), { minLength: DIM, maxLength: DIM }).map((xs) => Float32Array.from(xs));
   const steps = fc.array(fc.oneof(ordinary.map((v) => ({ join: v })), fc.nat().map((n) => ({ leave: n })), ordinary.map((v) => ({ twice: v }))), { maxLength: 60 });
@@ -128,7 +122,7 @@ test('page sums: with norms kept, the largest norm is the largest member norm af
           live.members.delete(key);
           live.sums.left(0, v, live.members.size);
         }
-        const want = Math.max(0, ...[...live.members.values()].map(normOf));
+        const want = Math.max(0, ...[...live.members.values()].map(norm));
         assert.equal(live.sums.largestNorm(0), want);
       }
       const opened = page(false, true);

@@ -1,4 +1,6 @@
 import { kernels } from '../kernels/index.js';
+// The same function for every member wherever its norm is taken (joins, leaves, sums afresh, opening): a page's largest is then a function of its members.
+import { norm } from '../vector.js';
 
 /**
  * Visits the decoded vector of every member of `page`, each decoded into `into` (the caller's
@@ -46,13 +48,6 @@ class TopExponent {
       this.atTop++;
     }
   }
-}
-
-/** ‖v‖ in float64, summed in index order: the same number for the same vector wherever it is computed. */
-function normOf(v: Float32Array): number {
-  let sq = 0;
-  for (let i = 0; i < v.length; i++) sq += v[i]! * v[i]!;
-  return Math.sqrt(sq);
 }
 
 /** Bits that hold counts up to `n`: the least b with n < 2^b. */
@@ -158,7 +153,7 @@ export class PageSums {
       return;
     }
     if (e === top) this.atTop[page]!++;
-    if (this.keepNorms) this.noteNorm(page, normOf(v));
+    if (this.keepNorms) this.noteNorm(page, norm(v));
     this.accumulate(page, v, 1);
   }
 
@@ -182,7 +177,7 @@ export class PageSums {
   left(page: number, v: Float32Array, count: number): void {
     if (this.stale[page]) return;
     const atTop = exponentOf(largestMagnitude(v)) === this.exponents[page];
-    const atNorm = this.keepNorms && normOf(v) === this.norms[page];
+    const atNorm = this.keepNorms && norm(v) === this.norms[page];
     if ((atTop && --this.atTop[page]! === 0) || (atNorm && --this.atNorm[page]! === 0) || this.gridCountBits(count) !== this.countBits[page]) {
       this.stale[page] = true;
       return;
@@ -204,7 +199,7 @@ export class PageSums {
     });
     this.setGrid(page, top, count);
     this.visit(page, this.scratch, (v) => {
-      if (this.keepNorms) this.noteNorm(page, normOf(v));
+      if (this.keepNorms) this.noteNorm(page, norm(v));
       this.accumulate(page, v, 1);
     });
   }
@@ -225,7 +220,7 @@ export class PageSums {
     this.setGrid(page, top, count);
     if (this.keepNorms) {
       const f32 = k.memory.f32();
-      for (let r = 0; r < count; r++) this.noteNorm(page, normOf(f32.subarray((members >> 2) + r * dim, (members >> 2) + (r + 1) * dim)));
+      for (let r = 0; r < count; r++) this.noteNorm(page, norm(f32.subarray((members >> 2) + r * dim, (members >> 2) + (r + 1) * dim)));
     }
     const sumsAt = scratch + 4 * count;
     k.memory.i32().fill(0, sumsAt >> 2, (sumsAt >> 2) + dim);

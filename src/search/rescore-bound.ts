@@ -2,6 +2,8 @@ import type { VectorIndex } from '../index/vector-index.js';
 import type { ScanQuery } from '../scan/code-blocks.js';
 import { norm } from '../vector.js';
 import { isRqCodec, type CodecName } from '../codec/codec.js';
+import { F16_MAX } from '../codec/f16.js';
+import { FP8_E4M3_MAX, FP8_E5M2_MAX } from '../codec/fp8.js';
 import type { RqCodec } from '../codec/rq.js';
 import { RQ_FINE_QUERY_BITS } from '../scan/rq-query.js';
 import { PCA_BOUND_SIGMAS } from '../space/vector-space.js';
@@ -161,12 +163,9 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, dropped: numbe
  * step of its subnormals (CODECS.md, "fp8-e4m3, fp8-e5m2").
  */
 const FP8_GRIDS: Readonly<Record<'fp8-e4m3' | 'fp8-e5m2', { readonly K: number; readonly relative: number; readonly subnormalStep: number }>> = {
-  'fp8-e4m3': { K: 448, relative: 2 ** -4, subnormalStep: 2 ** -9 },
-  'fp8-e5m2': { K: 57344, relative: 2 ** -3, subnormalStep: 2 ** -16 },
+  'fp8-e4m3': { K: FP8_E4M3_MAX, relative: 2 ** -4, subnormalStep: 2 ** -9 },
+  'fp8-e5m2': { K: FP8_E5M2_MAX, relative: 2 ** -3, subnormalStep: 2 ** -16 },
 };
-
-/** f16 values from this magnitude up are ±65504, which holds every float32 from 65488 up: no bound (Codec.codeError). */
-const F16_LARGEST = 65504;
 
 /**
  * An upper bound on the code error (Codec.codeError) of every code of the index, from its largest
@@ -196,7 +195,7 @@ export function largestCodeError(codec: CodecName, maxNorm: number, dim: number)
   const rounding = 1 + (dim + 8) * 2 ** -52;
   if (codec === 'f32') return 0;
   if (codec === 'int8') return ((0.5 + 127 * 2 ** -23) * root * maxNorm) / 127 + root * 2 ** -118;
-  if (codec === 'f16') return maxNorm >= F16_LARGEST ? Infinity : (2 ** -11 * maxNorm + 2 ** -25 * root) * rounding;
+  if (codec === 'f16') return maxNorm >= F16_MAX ? Infinity : (2 ** -11 * maxNorm + 2 ** -25 * root) * rounding;
   if (codec === 'fp8-e4m3' || codec === 'fp8-e5m2') {
     const { K, relative, subnormalStep } = FP8_GRIDS[codec];
     const scaled = maxNorm * (1 + 2 ** -24) + 2 ** -150 * root;
