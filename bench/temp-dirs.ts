@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listTemporary, unlistTemporary } from '../src/temporaries.js';
+import { makeTemporaryDir, unlistTemporary } from '../src/temporaries.js';
 
 /**
  * A new temporary directory named `prefix`..., on the process's list of temporaries
@@ -9,9 +9,7 @@ import { listTemporary, unlistTemporary } from '../src/temporaries.js';
  * the data set in the system's temporary directory every time (a hostile pass).
  */
 export function makeBenchDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  listTemporary(dir, 'dir');
-  return dir;
+  return makeTemporaryDir(join(tmpdir(), prefix));
 }
 
 /** Removes a directory makeBenchDir() made. */

@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 
 /**
@@ -23,6 +23,30 @@ export function listTemporary(path: string, kind: 'file' | 'dir'): void {
   // Retried a few times (Node's own back-off, ENOTEMPTY among the errors it retries): a file made in
   // the directory by an operation already in flight when the removal began fails its last rmdir.
   listCleanup(path, () => rmSync(path, { force: true, recursive: kind === 'dir', maxRetries: kind === 'dir' ? 3 : 0, retryDelay: 5 }));
+}
+
+/** Keys of makeTemporaryDir's placeholders: no path begins with a NUL. */
+const PLACEHOLDER = '\0making-';
+let placeholders = 0;
+
+/**
+ * Makes a directory named `prefix` and six characters of mkdtemp's choosing, listed. mkdtemp picks
+ * the name, so it cannot be listed before it is made; a placeholder is listed meanwhile, which arms
+ * the signal handlers first. Made and then listed, the first bench store was the one temporary
+ * listed after its creation: a signal in between, with nothing listed yet, took its default action
+ * and left the empty directory (a fresh-clone CI run, 2026-12-06: the test signals as soon as it
+ * sees the directory). `make` is mkdtempSync but for tests.
+ */
+export function makeTemporaryDir(prefix: string, make: (prefix: string) => string = mkdtempSync): string {
+  const placeholder = `${PLACEHOLDER}${++placeholders}`;
+  listCleanup(placeholder, () => undefined);
+  try {
+    const dir = make(prefix);
+    listTemporary(dir, 'dir');
+    return dir;
+  } finally {
+    unlistTemporary(placeholder);
+  }
 }
 
 /**

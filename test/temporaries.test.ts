@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,7 @@ const temporaries = fileURLToPath(new URL('../src/temporaries.js', import.meta.u
 
 /** Runs `body` in a child process that has armed removeTemporariesOnSignal(); returns its exit status. */
 function child(body: string): { status: number | null; signal: NodeJS.Signals | null } {
-  const script = `import { listTemporary, unlistTemporary, removeTemporariesOnSignal } from ${JSON.stringify(temporaries)};\nremoveTemporariesOnSignal();\n${body}`;
+  const script = `import { listTemporary, makeTemporaryDir, unlistTemporary, removeTemporariesOnSignal } from ${JSON.stringify(temporaries)};\nremoveTemporariesOnSignal();\n${body}`;
   const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
   return { status: run.status, signal: run.signal };
 }
@@ -59,4 +59,23 @@ test('temporaries: one that cannot be removed (a path under a file: ENOTDIR) doe
   `);
   assert.equal(end.signal, 'SIGINT', JSON.stringify(end));
   assert.ok(!existsSync(kept), 'the file after the one that could not go removed');
+});
+
+test('temporaries: a signal that comes while makeTemporaryDir makes its directory, before the name is known, removes it and ends the process by that signal (made and then listed, with nothing listed yet the default action had left it: a CI run of the bench test)', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, () => {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const dir = tempDir();
+    const end = child(`
+      import { mkdtempSync } from 'node:fs';
+      makeTemporaryDir(${JSON.stringify(join(dir, 'store-'))}, (prefix) => {
+        const made = mkdtempSync(prefix);
+        process.kill(process.pid, ${JSON.stringify(signal)});
+        // Long enough for a default action to end the process here, as it did.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+        return made;
+      });
+      setTimeout(() => process.exit(0), 2000);
+    `);
+    assert.equal(end.signal, signal, JSON.stringify(end));
+    assert.deepEqual(readdirSync(dir), [], `${signal}: the directory removed`);
+  }
 });
