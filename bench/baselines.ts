@@ -62,8 +62,8 @@ export function exactSearch(data: Dataset, metric: Metric, k: number): ExactRun 
     exactScores(metric, q, data.docs, norms, scores);
     const sorted = order.slice().sort((a, b) => scores[b]! - scores[a]! || a - b);
     times.push(performance.now() - t);
-    tiedK.push(atLeastRank(sorted, scores, k));
-    tied1.push(atLeastRank(sorted, scores, 1));
+    tiedK.push(atLeastRank(sorted, scores, k, metric));
+    tied1.push(atLeastRank(sorted, scores, 1, metric));
     return sorted.slice(0, k);
   });
   return { result, times, tiedK, tied1 };
@@ -71,9 +71,13 @@ export function exactSearch(data: Dataset, metric: Metric, k: number): ExactRun 
 
 /**
  * How far below the k-th best exact score a row still counts as tied with it: a millionth of the
- * score (at least of 1), far under what any codec resolves, and above the float32 rounding that
- * makes the cosines of one direction at two scales differ (by 1e-8: a hostile pass had such copies
- * counted as misses).
+ * scores' scale, far under what any codec resolves, and above the float32 rounding that makes the
+ * cosines of one direction at two scales differ (by 1e-8: a hostile pass had such copies counted as
+ * misses). The scale of a cosine is 1 (or the score, if larger in magnitude); that of a dot product
+ * or a squared distance is the larger magnitude of the best and the k-th score, as such scores
+ * have no scale of their own: at 1 for them too, every row of GloVe as the data sets' script makes
+ * it (lengths 7e-6 to 0.02, squared distances about 1e-9) was tied with the 10th, and the truth of
+ * 1,000 queries over 331k rows filled a 4 GB heap.
  */
 const TIE_TOLERANCE = 1e-6;
 
@@ -83,10 +87,11 @@ const TIE_TOLERANCE = 1e-6;
  * answer at that rank: with 200 copies of one vector, a search that returned other copies than the
  * truth's lowest rows had been counted as missing them (recall 0.2 for f32, a hostile pass).
  */
-function atLeastRank(sorted: readonly number[], scores: Float64Array, rank: number): number[] {
+function atLeastRank(sorted: readonly number[], scores: Float64Array, rank: number, metric: Metric): number[] {
   if (sorted.length <= rank) return sorted.slice();
   const kth = scores[sorted[rank - 1]!]!;
-  const line = kth - TIE_TOLERANCE * Math.max(1, Math.abs(kth));
+  const scale = Math.max(metric === 'cosine' ? 1 : Math.abs(scores[sorted[0]!]!), Math.abs(kth));
+  const line = kth - TIE_TOLERANCE * scale;
   let end = rank;
   while (end < sorted.length && scores[sorted[end]!]! >= line) end++;
   return sorted.slice(0, end);

@@ -4,10 +4,10 @@ import { MemStore } from '../src/index.js';
 import { gaussian, recall, rng, storeScore, tempDir } from './helpers.js';
 
 /**
- * A dot store's page index (src/index/PAGES.md, "Search"): the largest inner products of vectors of
- * unequal norms lie with the longest vectors, wherever their pages are, so a search ranks pages by
- * how much longer their longest member is than their mean too, not by the mean alone (GloVe 100k,
- * dot: recall@10 0.23 at the default nprobe by the mean alone).
+ * A dot store's page index (src/index/PAGES.md, "Search"): a page's best inner product is its best
+ * member's, which the mean does not show, so a search ranks pages by how far their members spread
+ * from the mean too, not by the mean alone (GloVe as the data sets' script makes it, 100k, dot:
+ * recall@10 0.23 at the default nprobe by the mean alone).
  */
 
 const DIM = 16;

@@ -8,7 +8,7 @@ import { LoadStaging } from './load-staging.js';
 import { PageStore } from './pages.js';
 import { PageSums } from './page-sums.js';
 import { CentroidRouter, halfNormSq, type RouteSphere } from './router.js';
-import { sameBits } from '../vector.js';
+import { dot, sameBits } from '../vector.js';
 
 /** Vectors of the sample per coarse centroid in re-clustering's first level (FAISS trains on 39 to 256 per centroid). */
 const RECLUSTER_SAMPLE_PER_CENTROID = 256;
@@ -71,10 +71,10 @@ export class PageClusters {
   private readonly routing: 'dot' | 'l2';
   private readonly clustering: 'cosine' | 'l2';
   /**
-   * A dot store's pages (a 'dot' router without a sphere) are ranked for a search by how much longer
-   * their longest member is than their mean as well as by the mean (CentroidRouter's `widens`;
-   * PAGES.md, "Search"): the largest inner products of unnormalized vectors lie with their largest
-   * norms, which the dot product with a page's mean does not see.
+   * A dot store's pages (a 'dot' router without a sphere) are ranked for a search by how far their
+   * members spread from their mean as well as by the mean (CentroidRouter's `widens`; PAGES.md,
+   * "Search"): a page's best inner product is its best member's, which the dot product with the
+   * mean does not see.
    */
   private readonly widens: boolean;
   private readonly pages: PageStore;
@@ -798,9 +798,18 @@ export class PageClusters {
     return out;
   }
 
-  /** Sets the router's centroid of `page` from its members, with their largest norm where the router widens pages by it. */
+  /** Sets the router's centroid of `page` from its members, with their spread where the router widens pages by it. */
   private setCentroid(page: number): void {
-    this.router.set(page, this.centroidOf(page), this.widens ? this.sums.largestNorm(page) : 0);
+    const centroid = this.centroidOf(page);
+    this.router.set(page, centroid, this.widens ? this.spreadOf(page, centroid) : 0);
+  }
+
+  /**
+   * The root mean square distance of `page`'s members from their mean `centroid`, √(E‖x‖² − ‖c‖²)
+   * (0 where rounding takes it below 0): from the exact sums, so a function of the members alone.
+   */
+  private spreadOf(page: number, centroid: Float32Array): number {
+    return Math.sqrt(Math.max(0, this.sums.meanSquaredNorm(page, this.pages.sizeOf(page)) - dot(centroid, centroid)));
   }
 
   /** The centroid of `page` in routing form (in a scratch array). */

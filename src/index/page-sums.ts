@@ -1,6 +1,6 @@
 import { kernels } from '../kernels/index.js';
-// The same function for every member wherever its norm is taken (joins, leaves, sums afresh, opening): a page's largest is then a function of its members.
-import { norm } from '../vector.js';
+// The same function for every member wherever its squared norm is taken (joins, leaves, sums afresh, opening): each multiple is then a function of the member.
+import { dot } from '../vector.js';
 
 /**
  * Visits the decoded vector of every member of `page`, each decoded into `into` (the caller's
@@ -10,6 +10,8 @@ export type VisitMembers = (page: number, into: Float32Array, each: (v: Float32A
 
 /** Bits of an int32 sum: the bits of a member's multiple of the grid and those of the member count share them. */
 const SUM_BITS = 31;
+/** Bits of the exact float64 sum of squared norms: a member's multiple of its grid and the member count share them. */
+const SQUARE_BITS = 52;
 /** Below every float32 value but zero (the least subnormal is 2^−149). */
 const LEAST_EXPONENT = -150;
 /** The exponent of an empty page: every member's is above it. */
@@ -78,12 +80,14 @@ export class PageSums {
   /** Per page, whether its sums wait to be made afresh from its members (at the next mean()). */
   private stale: boolean[] = [];
   /**
-   * With `keepNorms`, per page, the largest norm of a member and how many members have it: a
-   * maximum over the members, so it too depends on which vectors a page holds, never on their order
-   * (the last member with it leaving makes the page stale).
+   * With `keepSquares`, per page, the sum of its members' squared norms as integer multiples of a
+   * grid, in a float64 that holds it exactly: so it too depends on which vectors a page holds, never
+   * on their order. A member's squared norm is below dim · 2^(2E+2), so the grid is
+   * 2^(2E + 2 + ⌈log2 dim⌉ − (52 − C)) and no sum reaches 2^52; it changes with E and C, as the
+   * vectors' grid does, and is made afresh with it.
    */
-  private norms: number[] = [];
-  private atNorm: number[] = [];
+  private squares: number[] = [];
+  private readonly dimBits: number;
   /** C for a page of up to roomFor members. */
   private readonly leastCountBits: number;
   private readonly scratch: Float32Array;
@@ -93,12 +97,13 @@ export class PageSums {
     /** Members a page holds in the ordinary course (at most 2^24); a larger page costs precision, not exactness. */
     roomFor: number,
     private readonly visit: VisitMembers,
-    /** Keep each page's largest member norm (largestNorm()): a dot store's router widens pages by it. */
-    private readonly keepNorms = false,
+    /** Keep each page's mean squared norm (meanSquaredNorm()): a dot store's router widens pages by their spread. */
+    private readonly keepSquares = false,
   ) {
     if (!(Number.isInteger(roomFor) && roomFor >= 1 && roomFor <= 2 ** 24)) throw new RangeError(`roomFor must be an integer from 1 to 2^24, got ${roomFor}`);
     this.leastCountBits = bitsFor(roomFor);
     this.scratch = new Float32Array(dim);
+    this.dimBits = Math.ceil(Math.log2(dim));
   }
 
   get pageCount(): number {
@@ -106,7 +111,7 @@ export class PageSums {
   }
 
   get bytes(): number {
-    return this.sums.length * (this.dim * 4 + 48);
+    return this.sums.length * (this.dim * 4 + 40);
   }
 
   /** A new empty page at the end. */
@@ -116,8 +121,7 @@ export class PageSums {
     this.atTop.push(0);
     this.countBits.push(this.leastCountBits);
     this.stale.push(false);
-    this.norms.push(0);
-    this.atNorm.push(0);
+    this.squares.push(0);
   }
 
   /** Drops `page` (empty): the last page takes its number, as PageStore.removeEmptyPage does. */
@@ -128,10 +132,8 @@ export class PageSums {
     this.atTop[page] = this.atTop[last]!;
     this.countBits[page] = this.countBits[last]!;
     this.stale[page] = this.stale[last]!;
-    this.norms[page] = this.norms[last]!;
-    this.atNorm[page] = this.atNorm[last]!;
-    this.norms.pop();
-    this.atNorm.pop();
+    this.squares[page] = this.squares[last]!;
+    this.squares.pop();
     this.sums.pop();
     this.exponents.pop();
     this.atTop.pop();
@@ -153,32 +155,21 @@ export class PageSums {
       return;
     }
     if (e === top) this.atTop[page]!++;
-    if (this.keepNorms) this.noteNorm(page, norm(v));
     this.accumulate(page, v, 1);
   }
 
-  /** Counts a member of norm `n` into `page`'s largest. */
-  private noteNorm(page: number, n: number): void {
-    if (n > this.norms[page]!) {
-      this.norms[page] = n;
-      this.atNorm[page] = 1;
-    } else if (n === this.norms[page]) {
-      this.atNorm[page]!++;
-    }
-  }
-
-  /** The largest norm of a member of `page` (0 when empty), with `keepNorms`; 0 without. */
-  largestNorm(page: number): number {
+  /** The mean squared norm of `page`'s `count` members (0 when empty), with `keepSquares`; 0 without. */
+  meanSquaredNorm(page: number, count: number): number {
     if (this.stale[page]) this.recompute(page);
-    return this.norms[page]!;
+    if (count === 0 || this.exponents[page] === EMPTY) return 0;
+    return (this.squares[page]! * this.squareGridOf(page)) / count;
   }
 
   /** `v` is no longer a member of `page`, which holds `count` without it (visit() no longer sees it). */
   left(page: number, v: Float32Array, count: number): void {
     if (this.stale[page]) return;
     const atTop = exponentOf(largestMagnitude(v)) === this.exponents[page];
-    const atNorm = this.keepNorms && norm(v) === this.norms[page];
-    if ((atTop && --this.atTop[page]! === 0) || (atNorm && --this.atNorm[page]! === 0) || this.gridCountBits(count) !== this.countBits[page]) {
+    if ((atTop && --this.atTop[page]! === 0) || this.gridCountBits(count) !== this.countBits[page]) {
       this.stale[page] = true;
       return;
     }
@@ -198,10 +189,7 @@ export class PageSums {
       count++;
     });
     this.setGrid(page, top, count);
-    this.visit(page, this.scratch, (v) => {
-      if (this.keepNorms) this.noteNorm(page, norm(v));
-      this.accumulate(page, v, 1);
-    });
+    this.visit(page, this.scratch, (v) => this.accumulate(page, v, 1));
   }
 
   /**
@@ -218,9 +206,9 @@ export class PageSums {
     const top = new TopExponent();
     for (let r = 0; r < count; r++) top.add(maxes[(scratch >> 2) + r]!);
     this.setGrid(page, top, count);
-    if (this.keepNorms) {
+    if (this.keepSquares && top.top !== EMPTY) {
       const f32 = k.memory.f32();
-      for (let r = 0; r < count; r++) this.noteNorm(page, norm(f32.subarray((members >> 2) + r * dim, (members >> 2) + (r + 1) * dim)));
+      for (let r = 0; r < count; r++) this.accumulateSquare(page, f32.subarray((members >> 2) + r * dim, (members >> 2) + (r + 1) * dim), 1);
     }
     const sumsAt = scratch + 4 * count;
     k.memory.i32().fill(0, sumsAt >> 2, (sumsAt >> 2) + dim);
@@ -234,8 +222,7 @@ export class PageSums {
     this.countBits[page] = this.gridCountBits(count);
     this.stale[page] = false;
     this.sums[page]!.fill(0);
-    this.norms[page] = 0;
-    this.atNorm[page] = 0;
+    this.squares[page] = 0;
   }
 
   /** The mean of `page`'s `count` members into `out` (float32 rounding of the exact mean's float64 quotient); zeros when empty. */
@@ -260,7 +247,18 @@ export class PageSums {
     return 2 ** (SUM_BITS - this.countBits[page]! - 1 - this.exponents[page]!);
   }
 
+  /** The grid of `page`'s sum of squared norms (keepSquares). */
+  private squareGridOf(page: number): number {
+    return 2 ** (2 * this.exponents[page]! + 2 + this.dimBits - (SQUARE_BITS - this.countBits[page]!));
+  }
+
+  /** Adds (or takes away) `v`'s squared norm as a multiple of `page`'s grid: exact, as the multiples are integers and their sum stays below 2^52. */
+  private accumulateSquare(page: number, v: Float32Array, sign: 1 | -1): void {
+    this.squares[page]! += sign * Math.round(dot(v, v) / this.squareGridOf(page));
+  }
+
   private accumulate(page: number, v: Float32Array, sign: 1 | -1): void {
+    if (this.keepSquares) this.accumulateSquare(page, v, sign);
     const sum = this.sums[page]!;
     const dim = this.dim;
     // |v| < 2^(E+1), so each multiple is below 2^P. Rounded as floor(x + 0.5), the same function
