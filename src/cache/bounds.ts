@@ -22,13 +22,19 @@ import { kernelValues, type KernelForm } from '../scan/code-blocks.js';
  */
 
 /**
- * Relative rounding margin of a float32 kernel score: a sum of `dim` float32 products, accumulated in
- * float32 lanes, is within about dim · 2⁻²⁴ of the exact sum relative to the sum of |terms|. A
- * margin of 2⁻¹² · (1 + dim / 256) of the largest possible score covers it many times over; it
- * only ever turns a hit into a miss.
+ * Rounding margin of a float32 kernel score: a sum of `dim` float32 products, accumulated in
+ * float32 lanes, is within about dim · 2⁻²⁴ of the exact sum relative to the sum of |terms|, at
+ * most the largest possible score. A margin of 2⁻¹² · (1 + dim / 256) of it covers that many times
+ * over; what subnormals lose is not relative, and is taken as the rescoring bound takes it (each
+ * float32 operation at most 2⁻¹⁴⁹, an int8 kernel's product of its two scales at most 2⁻¹⁴⁹ times
+ * its integer sum, ≤ 127² · dim). The margin only ever turns a hit into a miss. It had been
+ * 2⁻¹² · (1 + dim / 256) · (1 + the largest score): at least 2.4 · 10⁻⁴ whatever the scale, so
+ * that for vectors of length 10⁻³ and below no near query was ever certified, and a PCA store's
+ * look past its candidates, which takes the int8 scan's shift from here, read every vector within
+ * that reach (a hostile pass: 1,755 a search at 10⁻³, its cap of 4,096 at 10⁻⁶).
  */
 function roundingMargin(dim: number, largestScore: number): number {
-  return 2 ** -12 * (1 + dim / 256) * (1 + largestScore);
+  return 2 ** -12 * (1 + dim / 256) * largestScore + ((127 * 127 + 2) * dim + 16) * 2 ** -149;
 }
 
 /** How far kernel scores may move from query `from` to `next` (their distance), with the rounding margin. */

@@ -117,7 +117,11 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, dropped: numbe
   const { rounding, underflow } = scalarKernelError(dim);
   const queryNorm = norm(scan.vector);
   const metric = scan.metric;
-  const norms = metric === 'dot' ? Math.max(1, index.maxNorm()) : 1;
+  // Rounding is relative to the terms summed, Σ|q_i x̃_i| ≤ ‖q‖ N; what underflows is not, and
+  // takes N at least 1 (scalarKernelError). A floor of 1 on the first had the bound of vectors of
+  // length 10⁻⁶ read every vector within reach of a whole unit (a hostile pass).
+  const largest = metric === 'dot' ? index.maxNorm() : 1;
+  const norms = Math.max(1, largest);
   // The query as it is: the float-query kernel of every scalar codec sees it exactly.
   const exactQuery: ScanQuery = { ...scan, int8Query: false };
   // Without PCA the code's error adds at most ‖q‖·e (Cauchy–Schwarz). With PCA, whose dropped part
@@ -147,7 +151,7 @@ export function rescoreBound(index: VectorIndex, scan: ScanQuery, dropped: numbe
           const direction = error < 1 ? (2 * error) / (2 - error) : 2 * error;
           out[i] = kernel + direction + rounding * (Math.abs(kernel) + 1 + queryNorm) + underflow;
         } else if (metric === 'dot') {
-          out[i] = kernel + offset + codeTerm(queryNorm * error) + rounding * (Math.abs(kernel) + queryNorm * norms) + underflow * norms;
+          out[i] = kernel + offset + codeTerm(queryNorm * error) + rounding * (Math.abs(kernel) + queryNorm * largest) + underflow * norms;
         } else {
           out[i] = -Math.sqrt(Math.max(0, -kernel * (1 - rounding) - underflow)) + error;
         }
@@ -219,13 +223,14 @@ export function largestCodeError(codec: CodecName, maxNorm: number, dim: number)
 export function beyondReach(index: VectorIndex, scan: ScanQuery, dropped: number, moved: number): number | undefined {
   if (scan.metric !== 'dot' || isRqCodec(index.codec.name) || !(dropped < Infinity)) return undefined;
   const dim = index.dim;
-  const norms = Math.max(1, index.maxNorm());
-  const error = largestCodeError(index.codec.name, index.maxNorm(), dim);
+  const largest = index.maxNorm();
+  const error = largestCodeError(index.codec.name, largest, dim);
   if (!(error < Infinity)) return undefined;
   const queryNorm = norm(scan.vector);
   const { rounding, underflow } = scalarKernelError(dim);
   const coded = (PCA_BOUND_SIGMAS * queryNorm * error) / Math.sqrt(dim);
-  return moved + Math.sqrt(dropped * dropped + coded * coded) + 2 * rounding * queryNorm * norms + underflow * norms;
+  // Rounding relative to ‖q‖ N, underflow with N at least 1, as in rescoreBound().
+  return moved + Math.sqrt(dropped * dropped + coded * coded) + 2 * rounding * queryNorm * largest + underflow * Math.max(1, largest);
 }
 
 /**
