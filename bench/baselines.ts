@@ -62,24 +62,35 @@ export function exactSearch(data: Dataset, metric: Metric, k: number): ExactRun 
     exactScores(metric, q, data.docs, norms, scores);
     const sorted = order.slice().sort((a, b) => scores[b]! - scores[a]! || a - b);
     times.push(performance.now() - t);
-    tiedK.push(atLeastRank(sorted, scores, k, metric));
-    tied1.push(atLeastRank(sorted, scores, 1, metric));
+    const queryNorm = Math.hypot(...q);
+    const scaleAt = (row: number) => tieScale(metric, scores[row]!, queryNorm, norms[row]!);
+    tiedK.push(atLeastRank(sorted, scores, k, scaleAt));
+    tied1.push(atLeastRank(sorted, scores, 1, scaleAt));
     return sorted.slice(0, k);
   });
   return { result, times, tiedK, tied1 };
 }
 
 /**
- * How far below the k-th best exact score a row still counts as tied with it: a millionth of the
- * scores' scale, far under what any codec resolves, and above the float32 rounding that makes the
- * cosines of one direction at two scales differ (by 1e-8: a hostile pass had such copies counted as
- * misses). The scale of a cosine is 1 (or the score, if larger in magnitude); that of a dot product
- * or a squared distance is the larger magnitude of the best and the k-th score, as such scores
- * have no scale of their own: at 1 for them too, every row of GloVe as the data sets' script makes
- * it (lengths 7e-6 to 0.02, squared distances about 1e-9) was tied with the 10th, and the truth of
- * 1,000 queries over 331k rows filled a 4 GB heap.
+ * How far below the k-th best exact score a row still counts as tied with it: a millionth of that
+ * score's scale (tieScale), far under what any codec resolves, and above the float32 rounding that
+ * makes the cosines of one direction at two scales differ (by 1e-8: a hostile pass had such copies
+ * counted as misses).
  */
 const TIE_TOLERANCE = 1e-6;
+
+/**
+ * The scale of the k-th row's score: 1 for a cosine (or the score, if larger in magnitude); for a
+ * dot product the size of its terms, ‖q‖‖x‖, and for a squared distance (‖q‖ + ‖x‖)², which bound
+ * it. Taken as 1 for them too, every row of GloVe as the data sets' script makes it (lengths 7e-6 to
+ * 0.02, squared distances about 1e-9) was tied with the 10th, and the truth of 1,000 queries over
+ * 331k rows filled a 4 GB heap; taken from the best score instead, one row 10⁷ times the query tied
+ * every other row with the 10th (hostile passes).
+ */
+function tieScale(metric: Metric, score: number, queryNorm: number, rowNorm: number): number {
+  if (metric === 'cosine') return Math.max(1, Math.abs(score));
+  return metric === 'dot' ? queryNorm * rowNorm : (queryNorm + rowNorm) ** 2;
+}
 
 /**
  * The rows of `sorted` (best first by `scores`) scoring at least the one at `rank` (1-based), less
@@ -87,11 +98,10 @@ const TIE_TOLERANCE = 1e-6;
  * answer at that rank: with 200 copies of one vector, a search that returned other copies than the
  * truth's lowest rows had been counted as missing them (recall 0.2 for f32, a hostile pass).
  */
-function atLeastRank(sorted: readonly number[], scores: Float64Array, rank: number, metric: Metric): number[] {
+function atLeastRank(sorted: readonly number[], scores: Float64Array, rank: number, scaleAt: (row: number) => number): number[] {
   if (sorted.length <= rank) return sorted.slice();
   const kth = scores[sorted[rank - 1]!]!;
-  const scale = Math.max(metric === 'cosine' ? 1 : Math.abs(scores[sorted[0]!]!), Math.abs(kth));
-  const line = kth - TIE_TOLERANCE * scale;
+  const line = kth - TIE_TOLERANCE * scaleAt(sorted[rank - 1]!);
   let end = rank;
   while (end < sorted.length && scores[sorted[end]!]! >= line) end++;
   return sorted.slice(0, end);

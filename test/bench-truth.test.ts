@@ -10,7 +10,7 @@ function vectors(n: number, dim: number, scale: number, seed: number): Float32Ar
   return Array.from({ length: n }, () => Float32Array.from({ length: dim }, () => scale * gaussian(next)));
 }
 
-test('bench truth: the rows tied with the k-th best are those within a millionth of the scores\' own scale for dot and l2, so vectors of length 1e-5 have no ties they do not have (every row had been tied with the 10th: the truth of GloVe as the data sets\' script makes it filled a 4 GB heap), and copies at any scale still tie', () => {
+test('bench truth: the rows tied with the k-th best are those within a millionth of its score\'s own scale for dot and l2 (the size of its terms), so vectors of length 1e-5 have no ties they do not have (every row had been tied with the 10th: the truth of GloVe as the data sets\' script makes it filled a 4 GB heap), nor rows beside one 1e7 times the query, and copies at any scale still tie', () => {
   for (const metric of ['dot', 'l2'] as const) {
     for (const scale of [1e-5, 1, 1e4]) {
       const data: Dataset = { name: 'tiny', dim: 8, docs: vectors(500, 8, scale, 3), queries: vectors(5, 8, scale, 4) };
@@ -21,6 +21,13 @@ test('bench truth: the rows tied with the k-th best are those within a millionth
       const copies: Dataset = { ...data, docs: [...Array.from({ length: 40 }, () => data.docs[0]!), ...data.docs.slice(1)], queries: [data.docs[0]!.map((x) => x * 1.001)] };
       assert.equal(exactSearch(copies, metric, 10).tiedK[0]!.length, 40, `${metric} copies at ${scale}`);
     }
+  }
+  // One row far longer than the rest sets no scale for the others: the 10th is still the 10th alone.
+  for (const metric of ['dot', 'l2'] as const) {
+    const data: Dataset = { name: 'outlier', dim: 8, docs: vectors(2000, 8, 1, 6), queries: vectors(1, 8, 1, 8) };
+    const q = data.queries[0]!;
+    const withOutlier: Dataset = { ...data, docs: [q.map((x) => x * 1e7), ...data.docs] };
+    assert.equal(exactSearch(withOutlier, metric, 10).tiedK[0]!.length, 10, `${metric} beside a row 1e7 times the query`);
   }
   // Cosines keep their scale of 1: one direction at many lengths ties, whatever the rounding of each.
   const next = rng(9);
