@@ -197,16 +197,21 @@ test('memstore bench --quick reports in its JSON the PCA settings it studied', a
   assert.deepEqual([...new Set(report.rows.map((r) => r.pca))].length, 2);
 });
 
-test('memstore bench prints the code of what it refuses, as every tool does: INVALID_ARGUMENT for a flag or a data file it cannot take, IO for a file it cannot read (it had printed no code, or Node\'s bare ENOENT)', async () => {
+test('memstore bench prints the code of what it refuses, as every tool does: INVALID_ARGUMENT for a flag or a data file it cannot take (an --n past the data vectors there are among them), IO for a file it cannot read (it had printed no code, or Node\'s bare ENOENT)', async () => {
   const dir = tempDir();
   const empty = join(dir, 'empty.f32');
   writeFileSync(empty, Buffer.alloc(0));
+  // Ten vectors of 4, one of them held out as a query: nine data vectors.
+  writeFileSync(join(dir, 'ten.f32'), Buffer.from(new Float32Array(40).map((_, i) => Math.sin(i + 1)).buffer));
   for (const [args, code] of [
     [['--synthetic', '--pca', '200%'], 'INVALID_ARGUMENT'],
     [['--synthetic', '--budget', '2GB'], 'INVALID_ARGUMENT'],
     [['--synthetic', '--codecs', 'int9'], 'INVALID_ARGUMENT'],
     [['--data', empty, '--dim', '4'], 'INVALID_ARGUMENT'],
     [['--data', join(dir, 'missing.f32'), '--dim', '4'], 'IO'],
+    // More data vectors than there are: the study had run on what there was without a word.
+    [['--n', '1001'], 'INVALID_ARGUMENT'],
+    [['--data', join(dir, 'ten.f32'), '--dim', '4', '--n', '10'], 'INVALID_ARGUMENT'],
   ] as const) {
     const r = await cliResult(['bench', ...args, '--out', join(dir, 'out')]);
     assert.equal(r.code, 2, args.join(' '));

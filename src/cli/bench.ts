@@ -74,7 +74,7 @@ function loadVectors(flags: BenchFlags): Dataset {
   if (flags.data === undefined) {
     if (flags.queries !== undefined) throw new InvalidArgumentError('--queries needs --data');
     const shipped = shippedDataset();
-    return flags.n === undefined ? shipped : { ...shipped, docs: shipped.docs.slice(0, flags.n) };
+    return { ...shipped, docs: firstN(shipped.docs, flags.n, 'the shipped set') };
   }
   for (const [option, file] of [['--data', flags.data], ['--queries', flags.queries]] as const) if (file === '') throw new InvalidArgumentError(`${option} needs a file name`);
   const docs = readVectors(flags.data, flags.dim);
@@ -88,10 +88,17 @@ function loadVectors(flags: BenchFlags): Dataset {
     queries = rows.slice(rows.length - held);
     rows = rows.slice(0, rows.length - held);
   }
-  if (flags.n !== undefined) rows = rows.slice(0, flags.n);
+  rows = firstN(rows, flags.n, flags.queries === undefined ? `${flags.data} (${queries.length} held out as queries)` : flags.data);
   // As for --synthetic: `--kernels` over a 70,000-d file had run silently for minutes past 2 GB.
   if (docs.dim > MAX_DIM) throw new InvalidArgumentError(`${flags.data}: vectors of ${docs.dim} dimensions; a store takes at most ${MAX_DIM}`);
   return { name: flags.data, dim: docs.dim, docs: rows, queries };
+}
+
+/** The first `n` of `rows` (all without `n`); more than there are is refused: a study of fewer vectors than asked had run without a word. */
+function firstN(rows: Float32Array[], n: number | undefined, name: string): Float32Array[] {
+  if (n === undefined) return rows;
+  if (n > rows.length) throw new InvalidArgumentError(`--n ${n}: ${name} holds ${rows.length} data vectors`);
+  return rows.slice(0, n);
 }
 
 /** Vectors PCA and rq codes train on, in the study's stores and the sweep's. */

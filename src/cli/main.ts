@@ -155,7 +155,7 @@ program
   .option('--data <file>', 'your embeddings: .fvecs, .npy (float32/float16), .jsonl with an "embedding" field, or raw float32 (.f32, .bin, .raw, .dat, no extension) with --dim')
   .option('--queries <file>', 'query embeddings in the same formats (default: the last 10% of --data, at most 1000)')
   .option('--dim <n>', 'dimension of raw float32 files (and of --synthetic data, default 256)', positiveInt)
-  .option('--n <n>', 'use only the first n data vectors (--synthetic: how many to make, default 10000)', positiveInt)
+  .option('--n <n>', 'use only the first n data vectors, at most as many as there are (--synthetic: how many to make, default 10000)', positiveInt)
   .option('--k <n>', 'neighbours per query', positiveInt, 10)
   .addOption(new Option('--metric <metric>', 'similarity').choices(METRICS).default('cosine'))
   .option('--synthetic', 'use a clustered synthetic data set instead of real embeddings')
