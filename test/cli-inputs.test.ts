@@ -71,7 +71,10 @@ test('readVectors rejects what it cannot read with a MemstoreError', () => {
   const jsonHeader = '{"descr": "<f4", "fortran_order": false, "shape": (2, 3), }';
   writeFileSync(join(dir, 'json.npy'), Buffer.concat([Buffer.from('\x93NUMPY\x01\x00', 'latin1'), Buffer.from([jsonHeader.length, 0]), Buffer.from(jsonHeader, 'latin1'), Buffer.alloc(24)]));
   writeFileSync(join(dir, 'short.npy'), npy('<f4', Buffer.alloc(24)).subarray(0, 20));
-  for (const [file, dim] of [['odd.f32', 3], ['odd.f32', undefined], ['bad.npy', undefined], ['json.npy', undefined], ['short.npy', undefined], ['bad.jsonl', undefined], ['nan.jsonl', undefined], ['huge.jsonl', undefined], ['null.jsonl', undefined], ['nan.npy', undefined], ['inf.f32', 3]] as const) {
+  // Bytes past the shape (a row more than it says), and a key given twice: both had been read as the first (2, 3).
+  writeFileSync(join(dir, 'long.npy'), npy('<f4', Buffer.alloc(36)));
+  writeFileSync(join(dir, 'twice.npy'), npy("<f4', 'descr': '<f2", Buffer.alloc(24)));
+  for (const [file, dim] of [['odd.f32', 3], ['odd.f32', undefined], ['bad.npy', undefined], ['json.npy', undefined], ['short.npy', undefined], ['long.npy', undefined], ['twice.npy', undefined], ['bad.jsonl', undefined], ['nan.jsonl', undefined], ['huge.jsonl', undefined], ['null.jsonl', undefined], ['nan.npy', undefined], ['inf.f32', 3]] as const) {
     assert.throws(() => readVectors(join(dir, file), dim), (e) => isMemstoreError(e, 'INVALID_ARGUMENT'), file);
   }
   writeFileSync(join(dir, 'ok.jsonl'), '{"embedding": [1, 2]}\n');

@@ -54,6 +54,10 @@ function readNpy(file: string): { dim: number; rows: Float32Array[] } {
   const start = major === 1 ? 10 : 12;
   if (start + headerLen > buf.byteLength) throw bad(file, `the .npy header says it takes ${headerLen} bytes; the file ends before them`);
   const header = buf.toString('latin1', start, start + headerLen);
+  // A key given twice: which one numpy meant is not ours to guess (the first had been taken silently).
+  for (const key of ['descr', 'fortran_order', 'shape']) {
+    if ((header.match(new RegExp(`'${key}':`, 'g')) ?? []).length > 1) throw bad(file, `.npy header names '${key}' more than once: ${header.trim()}`);
+  }
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shape = /'shape':\s*\(\s*(\d+)\s*,\s*(\d+)\s*,?\s*\)/.exec(header);
@@ -63,6 +67,10 @@ function readNpy(file: string): { dim: number; rows: Float32Array[] } {
   const n = Number(shape[1]);
   const dim = Number(shape[2]);
   const data = buf.subarray(start + headerLen);
+  // numpy writes exactly the array after the header: bytes past it are another file's, or a shape
+  // written wrong, and had been dropped without a word.
+  const size = descr === '<f2' ? 2 : 4;
+  if (data.byteLength > n * dim * size) throw bad(file, `.npy data holds ${data.byteLength - n * dim * size} bytes past its shape (${n}, ${dim})`);
   let all: Float32Array;
   if (descr === '<f4') {
     if (data.byteLength < n * dim * 4) throw bad(file, 'truncated .npy data');
