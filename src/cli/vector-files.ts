@@ -67,20 +67,18 @@ function readNpy(file: string): { dim: number; rows: Float32Array[] } {
   const n = Number(shape[1]);
   const dim = Number(shape[2]);
   const data = buf.subarray(start + headerLen);
+  if (descr !== '<f4' && descr !== '<f2') throw bad(file, `.npy dtype ${String(descr)} is not supported (use <f4 or <f2)`);
+  const bytes = n * dim * (descr === '<f2' ? 2 : 4);
+  if (data.byteLength < bytes) throw bad(file, 'truncated .npy data');
   // numpy writes exactly the array after the header: bytes past it are another file's, or a shape
   // written wrong, and had been dropped without a word.
-  const size = descr === '<f2' ? 2 : 4;
-  if (data.byteLength > n * dim * size) throw bad(file, `.npy data holds ${data.byteLength - n * dim * size} bytes past its shape (${n}, ${dim})`);
+  if (data.byteLength > bytes) throw bad(file, `.npy data holds ${data.byteLength - bytes} bytes past its shape (${n}, ${dim})`);
   let all: Float32Array;
   if (descr === '<f4') {
-    if (data.byteLength < n * dim * 4) throw bad(file, 'truncated .npy data');
-    all = floats(data.subarray(0, n * dim * 4));
-  } else if (descr === '<f2') {
-    if (data.byteLength < n * dim * 2) throw bad(file, 'truncated .npy data');
+    all = floats(data.subarray(0, bytes));
+  } else {
     all = new Float32Array(n * dim);
     for (let i = 0; i < all.length; i++) all[i] = f16ToF32(data.readUInt16LE(i * 2));
-  } else {
-    throw bad(file, `.npy dtype ${String(descr)} is not supported (use <f4 or <f2)`);
   }
   return { dim, rows: rowsOf(all, dim, file) };
 }
