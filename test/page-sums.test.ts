@@ -65,21 +65,29 @@ const vector = fc.array(value, { minLength: DIM, maxLength: DIM }).map((xs) => F
 /** Joins (a vector) and leaves (an index into the members, taken modulo their count). */
 const step = fc.oneof(vector.map((v) => ({ join: v })), fc.nat().map((n) => ({ leave: n })));
 
+/** Applies one step to page 0 of `p`, its joining member keyed `next`; returns the next key. */
+function apply(p: { members: Map<number, Float32Array>; sums: PageSums }, s: { join: Float32Array } | { leave: number }, next: number): number {
+  if ('join' in s) {
+    p.members.set(next, s.join);
+    p.sums.joined(0, s.join, p.members.size);
+    return next + 1;
+  }
+  if (p.members.size > 0) {
+    const key = [...p.members.keys()][s.leave % p.members.size]!;
+    const v = p.members.get(key)!;
+    p.members.delete(key);
+    p.sums.left(0, v, p.members.size);
+  }
+  return next;
+}
+
 test('page sums: after any joins and leaves, the mean is bit for bit the one summing the members afresh, in either order', () => {
   fc.assert(
     fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
       const live = page();
       let next = 0;
       for (const s of steps) {
-        if ('join' in s) {
-          live.members.set(next++, s.join);
-          live.sums.joined(0, s.join, live.members.size);
-        } else if (live.members.size > 0) {
-          const key = [...live.members.keys()][s.leave % live.members.size]!;
-          const v = live.members.get(key)!;
-          live.members.delete(key);
-          live.sums.left(0, v, live.members.size);
-        }
+        next = apply(live, s, next);
         // Read after every change, as a page's centroid is: sums are then kept up by each change, not made afresh.
         meanOf(live);
       }
@@ -107,15 +115,7 @@ test('page sums: with squares kept, the mean squared norm after any joins and le
       const live = page(false, true);
       let next = 0;
       for (const s of list) {
-        if ('join' in s) {
-          live.members.set(next++, s.join);
-          live.sums.joined(0, s.join, live.members.size);
-        } else if (live.members.size > 0) {
-          const key = [...live.members.keys()][s.leave % live.members.size]!;
-          const v = live.members.get(key)!;
-          live.members.delete(key);
-          live.sums.left(0, v, live.members.size);
-        }
+        next = apply(live, s, next);
         const squares = [...live.members.values()].map((v) => dot(v, v));
         const got = live.sums.meanSquaredNorm(0, live.members.size);
         if (squares.length === 0) assert.equal(got, 0);
