@@ -128,7 +128,7 @@ export interface StoreStats {
   metric: Metric;
   /** PCA (when configured) has been fitted; until then vectors are buffered at full precision. */
   trained: boolean;
-  /** Pages a search probes by default: every one while there are at most 32 (and always for the exact index), then 3·√pages. */
+  /** Pages a search probes by default: every one while there are at most 32 (and always for the exact index), then 3·√pages, or 6·√pages where the lengths of the vectors spread (a dot store not of one length, an l2 store of lengths over more than two octaves; src/index/PAGES.md). */
   nprobe: number;
   /**
    * RAM the store holds per stored vector: its code and scale (and the code's norm in a store of a

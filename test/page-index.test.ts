@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { getCodec } from '../src/codec/index.js';
 import type { CodecName } from '../src/codec/codec.js';
 import { FlatIndex } from '../src/index/flat-index.js';
-import { PageIndex, defaultProbes, MIN_PROBES } from '../src/index/page-index.js';
+import { PageIndex, defaultProbes, MIN_PROBES, UNEQUAL_PROBE_FACTOR } from '../src/index/page-index.js';
 import type { VectorIndex } from '../src/index/vector-index.js';
 import type { KernelMetric } from '../src/kernels/index.js';
 import type { LoadedRecord, ScanQuery } from '../src/scan/code-blocks.js';
@@ -244,6 +244,61 @@ test('page index: a search probes the default pages, all of them while there are
   } finally {
     flat.free();
     paged.free();
+  }
+});
+
+/** `n` vectors in random directions, the i-th of length `lengthOf(i)`. */
+function ofLengths(n: number, seed: number, lengthOf: (i: number, next: () => number) => number): Float32Array[] {
+  const next = rng(seed);
+  return Array.from({ length: n }, (_, i) => {
+    const v = Float32Array.from({ length: DIM }, () => gaussian(next));
+    const scale = lengthOf(i, next) / Math.hypot(...v);
+    return v.map((x) => x * scale);
+  });
+}
+
+test('page index: the default nprobe follows the lengths of the vectors: 3·√pages for one length, 6·√pages for a dot store of unequal lengths or an l2 store of lengths over many octaves, and the same once reloaded', () => {
+  const unit = ofLengths(1500, 8, () => 1);
+  const longer = ofLengths(900, 9, (_, next) => 2 + 2 * next());
+  const indexes: PageIndex[] = [];
+  const make = (metric: KernelMetric): PageIndex => {
+    const ix = new PageIndex(getCodec('int8'), DIM, metric, { maxPage: 16 });
+    indexes.push(ix);
+    return ix;
+  };
+  try {
+    const dotIndex = make('dot');
+    unit.forEach((v, i) => dotIndex.put(`u${i}`, v));
+    assert.ok(dotIndex.pages > MIN_PROBES, `${dotIndex.pages} pages`);
+    assert.equal(dotIndex.defaultProbes, defaultProbes(dotIndex.pages));
+    longer.forEach((v, i) => dotIndex.put(`l${i}`, v));
+    assert.equal(dotIndex.defaultProbes, defaultProbes(dotIndex.pages, UNEQUAL_PROBE_FACTOR));
+    assert.ok(dotIndex.defaultProbes > defaultProbes(dotIndex.pages));
+    // Loaded from its records (as opening does), in another order: the same default.
+    const reloaded = make('dot');
+    for (let slot = dotIndex.size - 1; slot >= 0; slot--) reloaded.loadRecord(loadedOf(dotIndex, slot));
+    reloaded.loaded();
+    assert.equal(reloaded.pages, dotIndex.pages);
+    assert.equal(reloaded.defaultProbes, dotIndex.defaultProbes);
+    // The longer vectors gone, one length again.
+    longer.forEach((_, i) => dotIndex.remove(`l${i}`));
+    assert.equal(dotIndex.defaultProbes, defaultProbes(dotIndex.pages));
+
+    // l2: lengths from 1 to 4 are not many octaves; from 10^-2 to 10^2 are.
+    const near = make('l2');
+    ofLengths(2400, 10, (_, next) => 1 + 3 * next()).forEach((v, i) => near.put(`n${i}`, v));
+    assert.equal(near.defaultProbes, defaultProbes(near.pages));
+    const far = make('l2');
+    ofLengths(2400, 11, (_, next) => 10 ** (4 * next() - 2)).forEach((v, i) => far.put(`f${i}`, v));
+    assert.ok(far.pages > MIN_PROBES, `${far.pages} pages`);
+    assert.equal(far.defaultProbes, defaultProbes(far.pages, UNEQUAL_PROBE_FACTOR));
+
+    // A cosine store's vectors are of one length as the kernels see them, whatever they came as.
+    const cosine = make('cosine');
+    [...unit, ...longer].forEach((v, i) => cosine.put(`c${i}`, v));
+    assert.equal(cosine.defaultProbes, defaultProbes(cosine.pages));
+  } finally {
+    for (const ix of indexes) ix.free();
   }
 });
 

@@ -4,6 +4,7 @@ import type { KernelForm, ScanQuery } from '../scan/code-blocks.js';
 import type { ScorePool } from '../scan/score-pool.js';
 import { TopK } from '../scan/topk.js';
 import { kmeans } from './kmeans.js';
+import { LengthSpread } from './length-spread.js';
 import { LoadStaging } from './load-staging.js';
 import { PageStore } from './pages.js';
 import { PageSums } from './page-sums.js';
@@ -77,6 +78,12 @@ export class PageClusters {
    * mean does not see.
    */
   private readonly widens: boolean;
+  /**
+   * The lengths of the vectors of a dot store's pages (where the router widens them) or an l2
+   * store's: how many pages a search probes by default depends on how far they spread
+   * (PageIndex.defaultProbes; PAGES.md, "Search").
+   */
+  private readonly lengths: LengthSpread | undefined;
   private readonly pages: PageStore;
   private readonly router: CentroidRouter;
   /** Per page, the sum of its vectors' decoded codes. */
@@ -111,6 +118,7 @@ export class PageClusters {
     this.routing = metric === 'l2' ? 'l2' : 'dot';
     this.clustering = metric === 'cosine' ? 'cosine' : 'l2';
     this.widens = metric === 'dot' && this.options.sphere === undefined;
+    this.lengths = this.widens || metric === 'l2' ? new LengthSpread() : undefined;
     this.pages = new PageStore(codec, dim, metric);
     this.router = new CentroidRouter(dim, this.routing, this.options.sphere, this.widens);
     this.codeScratch = new Uint8Array(codec.codeBytes(dim));
@@ -158,6 +166,14 @@ export class PageClusters {
     this.pages.reserveSlots(slots);
   }
 
+  /**
+   * For a dot store's pages (where the router widens them) and an l2 store's, the metric and how far
+   * the lengths of their vectors spread (LengthSpread.spread()); undefined for the others.
+   */
+  lengthSpread(): { readonly metric: 'dot' | 'l2'; readonly spread: number } | undefined {
+    return this.lengths === undefined ? undefined : { metric: this.widens ? 'dot' : 'l2', spread: this.lengths.spread() };
+  }
+
   /** Vectors in each page. */
   pageSizes(): number[] {
     return Array.from({ length: this.pages.pageCount }, (_, p) => this.pages.sizeOf(p));
@@ -188,6 +204,7 @@ export class PageClusters {
     }
     this.pages.add(slot, page, code, scale);
     this.sums.joined(page, this.decoded, this.pages.sizeOf(page));
+    this.lengths?.add(dot(this.decoded, this.decoded));
     this.setCentroid(page);
     if (this.pages.sizeOf(page) > this.options.maxPage) this.reassignAfterSplit(page, this.split(page));
   }
@@ -246,7 +263,12 @@ export class PageClusters {
       for (let p = 0; p < this.pages.pageCount; p++) {
         const size = this.pages.sizeOf(p);
         // A view taken anew for each page: fitting a page or setting a centroid may grow the memory.
-        this.pages.decodePage(p, mem.f32().subarray(members >> 2, (members >> 2) + size * this.dim));
+        const decoded = mem.f32().subarray(members >> 2, (members >> 2) + size * this.dim);
+        this.pages.decodePage(p, decoded);
+        for (let r = 0; r < size && this.lengths !== undefined; r++) {
+          const row = decoded.subarray(r * this.dim, (r + 1) * this.dim);
+          this.lengths.add(dot(row, row));
+        }
         this.sums.recomputeInMemory(p, members, size, scratch);
         this.pages.fit(p);
         this.setCentroid(p);
@@ -331,6 +353,7 @@ export class PageClusters {
     this.decodeSlot(slot);
     this.pages.remove(slot);
     this.sums.left(page, this.decoded, this.pages.sizeOf(page));
+    this.lengths?.remove(dot(this.decoded, this.decoded));
     const size = this.pages.sizeOf(page);
     // The last vector gone: no page, as loading leaves an empty store (the running store had kept
     // one empty page, and reported pages and nprobe 1 where the same store reopened said 0).

@@ -33,9 +33,38 @@ export const MIN_PROBES = 32;
  */
 export const PROBE_FACTOR = 3;
 
-/** The pages a search probes when it does not say: all while they are few, then PROBE_FACTOR · √pages. */
-export function defaultProbes(pages: number): number {
-  return Math.min(pages, Math.max(MIN_PROBES, Math.ceil(PROBE_FACTOR * Math.sqrt(pages))));
+/**
+ * The factor of a store whose vectors' lengths spread (probeFactor()): the pages that hold a dot
+ * store's largest inner products, or the l2 neighbours of a query among lengths of many scales, are
+ * not the ones whose centroids rank first as often as a cosine store's are. Measured on GloVe 100-d
+ * (2026-12-06, PAGES.md "Search"): at its own norms, a dot store's default search found 0.911 of the
+ * exact top 10 at 100k and 0.913 at 331k with 3·√pages, 0.965 and 0.957 with 6·√pages; as the data
+ * sets' script makes it (lengths over five decades), an l2 store's 0.927 and 0.957 at 100k.
+ */
+export const UNEQUAL_PROBE_FACTOR = 6;
+/**
+ * A dot store probes UNEQUAL_PROBE_FACTOR · √pages once the lengths of its vectors spread more than
+ * this (LengthSpread.spread(), quarter octaves of length from the 10th percentile to the 90th): of
+ * one length, as most embedding models make them, inner products rank as cosines do.
+ */
+export const DOT_ONE_LENGTH = 1;
+/**
+ * An l2 store probes UNEQUAL_PROBE_FACTOR · √pages once the lengths of its vectors spread at least
+ * this far (a 90th percentile about four times the 10th): GloVe at its own norms (1.8 times) found
+ * 0.962 with 3·√pages, its lengths as the script makes them (14.7 times) 0.927.
+ */
+export const L2_MANY_LENGTHS = 8;
+
+/** Times √pages a search probes by default in pages of vectors whose lengths spread as `lengths` says (PageClusters.lengthSpread(); undefined: not kept, a cosine store). */
+export function probeFactor(lengths: { readonly metric: 'dot' | 'l2'; readonly spread: number } | undefined): number {
+  if (lengths === undefined) return PROBE_FACTOR;
+  const unequal = lengths.metric === 'dot' ? lengths.spread > DOT_ONE_LENGTH : lengths.spread >= L2_MANY_LENGTHS;
+  return unequal ? UNEQUAL_PROBE_FACTOR : PROBE_FACTOR;
+}
+
+/** The pages a search probes when it does not say: all while they are few, then `factor` · √pages. */
+export function defaultProbes(pages: number, factor = PROBE_FACTOR): number {
+  return Math.min(pages, Math.max(MIN_PROBES, Math.ceil(factor * Math.sqrt(pages))));
 }
 
 /** Vectors a filtered search without filter columns asks its filter about to estimate the share it takes (search()). */
@@ -124,7 +153,7 @@ export class PageIndex implements VectorIndex {
   }
 
   get defaultProbes(): number {
-    return defaultProbes(this.clusters.pageCount);
+    return defaultProbes(this.clusters.pageCount, probeFactor(this.clusters.lengthSpread()));
   }
 
   /** Vectors in each page. */

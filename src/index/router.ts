@@ -11,7 +11,8 @@ import { dot } from '../vector.js';
  * centroids (300 queries, the two ways interleaved), BestIndices' time against the TopK's: 0.61–0.70
  * for 48 to 81 of 256 and 718 pages, 0.76 for 147 of 2,388, 0.80 for 192 of 4,096, 0.99 for 384 of
  * 16,384; but 1.04 for 64 of 2,388, 1.14 for 64 of 4,096, 1.32 for 16 of 2,388 and 4,096. A
- * search's default, 3·√pages, asks for more than one in 32 below about 9,000 pages.
+ * search's default, 3·√pages, asks for more than one in 32 below about 9,000 pages (6·√pages, where the
+ * lengths of the vectors spread, below about 36,000).
  */
 const BUCKETED_SHARE = 32;
 
