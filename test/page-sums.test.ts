@@ -135,6 +135,11 @@ test('page sums: with squares kept, the mean squared norm after any joins and le
       const opened = page(false, true);
       inMemory([...live.members.values()], (members, scratch) => opened.sums.recomputeInMemory(0, members, n, scratch));
       assert.equal(opened.sums.meanSquaredNorm(0, n), live.sums.meanSquaredNorm(0, n));
+      // Given the members' squared norms (as opening computes them once for the lengths too): the same.
+      const given = page(false, true);
+      const norms = Float64Array.from(live.members.values(), (v) => dot(v, v));
+      inMemory([...live.members.values()], (members, scratch) => given.sums.recomputeInMemory(0, members, n, scratch, norms));
+      assert.equal(given.sums.meanSquaredNorm(0, n), live.sums.meanSquaredNorm(0, n));
     }),
     { numRuns: 300 },
   );

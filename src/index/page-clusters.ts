@@ -259,17 +259,22 @@ export class PageClusters {
     const mem = kernels().memory;
     const members = mem.allocScratch(largest * this.dim * 4);
     const scratch = mem.allocScratch(4 * (largest + this.dim));
+    const squares = new Float64Array(this.lengths === undefined ? 0 : largest);
     try {
       for (let p = 0; p < this.pages.pageCount; p++) {
         const size = this.pages.sizeOf(p);
         // A view taken anew for each page: fitting a page or setting a centroid may grow the memory.
         const decoded = mem.f32().subarray(members >> 2, (members >> 2) + size * this.dim);
         this.pages.decodePage(p, decoded);
-        for (let r = 0; r < size && this.lengths !== undefined; r++) {
-          const row = decoded.subarray(r * this.dim, (r + 1) * this.dim);
-          this.lengths.add(dot(row, row));
+        // Each member's squared norm once, for the lengths and a dot store's sums alike (as addCode() and remove() take it).
+        if (this.lengths !== undefined) {
+          for (let r = 0; r < size; r++) {
+            const row = decoded.subarray(r * this.dim, (r + 1) * this.dim);
+            squares[r] = dot(row, row);
+            this.lengths.add(squares[r]!);
+          }
         }
-        this.sums.recomputeInMemory(p, members, size, scratch);
+        this.sums.recomputeInMemory(p, members, size, scratch, this.lengths === undefined ? undefined : squares);
         this.pages.fit(p);
         this.setCentroid(p);
       }

@@ -196,9 +196,10 @@ export class PageSums {
    * recompute(`page`) from its `count` members' decoded vectors, one after another as float32 in
    * linear memory from `members`, by the page-sum kernels (KERNELS.md, "Page sums"): what
    * largestMagnitude() and accumulate() compute, bit for bit. `scratch`: room for `count` float32
-   * and `dim` int32.
+   * and `dim` int32. `squaredNorms`, when the caller has them (dot() of each member with itself, as
+   * accumulate() takes them), spare a pass over the members for keepSquares.
    */
-  recomputeInMemory(page: number, members: number, count: number, scratch: number): void {
+  recomputeInMemory(page: number, members: number, count: number, scratch: number, squaredNorms?: Float64Array): void {
     const k = kernels();
     const dim = this.dim;
     k.rowMaxAbs(members, count, dim, scratch);
@@ -208,7 +209,14 @@ export class PageSums {
     this.setGrid(page, top, count);
     if (this.keepSquares && top.top !== EMPTY) {
       const f32 = k.memory.f32();
-      for (let r = 0; r < count; r++) this.accumulateSquare(page, f32.subarray((members >> 2) + r * dim, (members >> 2) + (r + 1) * dim), 1);
+      for (let r = 0; r < count; r++) {
+        let squared = squaredNorms?.[r];
+        if (squared === undefined) {
+          const v = f32.subarray((members >> 2) + r * dim, (members >> 2) + (r + 1) * dim);
+          squared = dot(v, v);
+        }
+        this.accumulateSquaredNorm(page, squared, 1);
+      }
     }
     const sumsAt = scratch + 4 * count;
     k.memory.i32().fill(0, sumsAt >> 2, (sumsAt >> 2) + dim);
@@ -254,7 +262,11 @@ export class PageSums {
 
   /** Adds (or takes away) `v`'s squared norm as a multiple of `page`'s grid: exact, as the multiples are integers and their sum stays below 2^52. */
   private accumulateSquare(page: number, v: Float32Array, sign: 1 | -1): void {
-    this.squares[page]! += sign * Math.round(dot(v, v) / this.squareGridOf(page));
+    this.accumulateSquaredNorm(page, dot(v, v), sign);
+  }
+
+  private accumulateSquaredNorm(page: number, squared: number, sign: 1 | -1): void {
+    this.squares[page]! += sign * Math.round(squared / this.squareGridOf(page));
   }
 
   private accumulate(page: number, v: Float32Array, sign: 1 | -1): void {
