@@ -128,7 +128,7 @@ export interface StoreStats {
   metric: Metric;
   /** PCA (when configured) has been fitted; until then vectors are buffered at full precision. */
   trained: boolean;
-  /** Pages a search probes by default: every one while there are at most 32 (and always for the exact index), then 3·√pages, or 6·√pages where the lengths of the vectors spread (a dot store not of one length, an l2 store of lengths over more than two octaves; src/index/PAGES.md). */
+  /** Pages a search probes by default: every one while there are at most 32 (and always for the exact index), then 3·√pages, or 6·√pages where the lengths of the vectors spread (the 90th percentile over the 10th: more than 1.5 in a dot store, at least 4 in an l2 store; src/index/PAGES.md). */
   nprobe: number;
   /**
    * RAM the store holds per stored vector: its code and scale (and the code's norm in a store of a
@@ -765,7 +765,7 @@ export class MemStore {
   /** An empty page-clustered index over the store's codes. */
   private newPageIndex(): PageIndex {
     if (this.options.pages === false) throw new Error('pages are off');
-    return new PageIndex(this.codec, this.space.storedDim, this.space.kernelMetric(), { maxPage: this.options.pages.maxPage, sphere: this.space.routeSphere() });
+    return new PageIndex(this.codec, this.space.storedDim, this.space.kernelMetric(), { maxPage: this.options.pages.maxPage, sphere: this.space.routeSphere(), inputMean: this.space.inputMean() });
   }
 
   /**

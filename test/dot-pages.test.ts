@@ -92,3 +92,30 @@ test('a dot store of overlapping clusters of unequal lengths: its default search
     await store.close();
   }
 });
+
+test('a dot store with rq codes counts the lengths of its input vectors, not of their differences from the mean: half of them 100 times longer is 6·√pages, unit vectors 3·√pages', async () => {
+  const dim = 32;
+  const next = rng(3);
+  const direction = Float32Array.from({ length: dim }, () => gaussian(next));
+  const unitOf = (v: Float32Array): Float32Array => v.map((x) => x / Math.hypot(...v));
+  const along = unitOf(direction);
+  const unit = Array.from({ length: 3000 }, () => unitOf(Float32Array.from({ length: dim }, () => gaussian(next))));
+  // Near 100 times one direction: each about as far from the mean of all as the unit ones are.
+  const mixed = unit.map((v, i) => (i % 2 === 0 ? v : Float32Array.from(along, (x) => 100 * x + gaussian(next))));
+  for (const codec of ['rq2', 'rq4', 'int8'] as const) {
+    for (const [vectors, factor] of [
+      [mixed, 6],
+      [unit, 3],
+    ] as const) {
+      const store = await MemStore.open(tempDir(), { dim, metric: 'dot', codec, durability: 'none', cache: false, trainSize: 1000, pages: { from: 256, maxPage: 16 } });
+      try {
+        await store.add(vectors.map((vector, i) => ({ id: `v${i}`, vector })));
+        const { pages, nprobe } = store.stats();
+        assert.ok(pages > 100, `${codec}: ${pages} pages`);
+        assert.equal(nprobe, Math.min(pages, Math.ceil(factor * Math.sqrt(pages))), `${codec}, ${factor === 6 ? 'mixed' : 'unit'} lengths`);
+      } finally {
+        await store.close();
+      }
+    }
+  }
+});

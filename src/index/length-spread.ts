@@ -1,15 +1,18 @@
 /**
- * How far the lengths of a page index's vectors spread: a count of them by half octave of the
- * squared norm (a quarter octave of the length), exact and kept as vectors come and go, so that it
- * depends on which vectors the index holds, never on the order they came in (PAGES.md,
- * "Determinism"). A bucket is read off the bits of the float64 squared norm (its exponent, and
- * whether its significand is at least √2), so it is the same on every platform.
+ * How far the lengths of a page index's vectors spread: a count of them by 1/32 octave of length
+ * (1/16 octave of the squared norm), exact and kept as vectors come and go, so that it depends on
+ * which vectors the index holds, never on the order they came in (PAGES.md, "Determinism"). A
+ * bucket is read off the float64 squared norm: its exponent, then the sixteenth of the octave its
+ * significand lies in (Math.log2 of a value in [1, 2), which V8 computes in software, alike on
+ * every platform).
  */
 
-/** Half octaves either side of a squared norm of 1 that get buckets of their own; those past them share the last. */
-const HALF_OCTAVES = 400;
-/** Bucket 0 counts zero vectors; buckets 1..2·HALF_OCTAVES + 1 the rest, shortest first. */
-const BUCKETS = 2 * HALF_OCTAVES + 2;
+/** Buckets per octave of the squared norm. */
+const STEPS = 16;
+/** Octaves of the squared norm either side of 1 that get buckets of their own; those past them share the last. */
+const OCTAVES = 200;
+/** Bucket 0 counts zero vectors; buckets 1..BUCKETS - 1 the rest, shortest first. */
+const BUCKETS = 2 * OCTAVES * STEPS + 2;
 
 const bits = new DataView(new ArrayBuffer(8));
 
@@ -22,17 +25,18 @@ export function lengthBucket(squared: number): number {
   if (biased === 0) return 1;
   const exponent = biased - 1023;
   // squared / 2^exponent is exact (a power of two), in [1, 2).
-  const half = 2 * exponent + (squared / 2 ** exponent >= Math.SQRT2 ? 1 : 0);
-  return Math.min(Math.max(half, -HALF_OCTAVES), HALF_OCTAVES) + HALF_OCTAVES + 1;
+  const step = Math.min(STEPS - 1, Math.floor(STEPS * Math.log2(squared / 2 ** exponent)));
+  const at = exponent * STEPS + step;
+  return Math.min(Math.max(at, -OCTAVES * STEPS), OCTAVES * STEPS) + OCTAVES * STEPS + 1;
 }
 
 export class LengthSpread {
   private readonly counts = new Float64Array(BUCKETS);
   private total = 0;
-  /** spread()'s answer while nothing changed since, or -1. */
+  /** ratio()'s answer while nothing changed since, or -1. */
   private known = -1;
 
-  /** Vectors counted. */
+  /** Vectors counted, zero vectors included. */
   get count(): number {
     return this.total;
   }
@@ -54,24 +58,25 @@ export class LengthSpread {
   }
 
   /**
-   * Half octaves of the squared norm (quarter octaves of the length) from the bucket of the 10th
-   * percentile to that of the 90th: 0 or 1 for vectors of one length (a length of 1 in float32
-   * lies on either side of a bucket's edge), and about 4·log2(p90 / p10) of their lengths beyond.
-   * 0 when nothing is counted.
+   * The length of the 90th percentile of the vectors that are not zero over that of the 10th, as
+   * their buckets' lower edges give it (within 1/32 octave, 2.2%, of the ratio itself): 1 for
+   * vectors of one length, and 1 when fewer than one is counted. Zero vectors are left out: a dot
+   * product or a distance ranks them by no length of theirs.
    */
-  spread(): number {
+  ratio(): number {
     if (this.known >= 0) return this.known;
-    if (this.total === 0) return (this.known = 0);
-    const low = Math.max(1, Math.ceil(this.total / 10));
-    const high = Math.max(1, Math.ceil((9 * this.total) / 10));
+    const counted = this.total - this.counts[0]!;
+    if (counted <= 0) return (this.known = 1);
+    const low = Math.max(1, Math.ceil(counted / 10));
+    const high = Math.max(1, Math.ceil((9 * counted) / 10));
     let seen = 0;
     let lowBucket = -1;
     let highBucket = -1;
-    for (let b = 0; b < BUCKETS && highBucket < 0; b++) {
+    for (let b = 1; b < BUCKETS && highBucket < 0; b++) {
       seen += this.counts[b]!;
       if (lowBucket < 0 && seen >= low) lowBucket = b;
       if (seen >= high) highBucket = b;
     }
-    return (this.known = highBucket - lowBucket);
+    return (this.known = 2 ** ((highBucket - lowBucket) / (2 * STEPS)));
   }
 }

@@ -41,9 +41,16 @@ export interface PageClusterOptions {
   readonly sortSlots?: (slots: Int32Array) => void;
   /** Route queries on the unit sphere (a cosine store whose stored space is a model's; router.ts). @default none: by the kernel score */
   readonly sphere?: RouteSphere;
+  /**
+   * For a dot or l2 store whose stored space is a model's (PCA or the rq rotation, where a stored
+   * vector is `W (x − μ)`): `W μ`, so that the lengths counted for the default `nprobe` are those of
+   * `W x`, the input vectors' (all of them through a rotation; their projection through PCA), not of
+   * their differences from the mean. @default none: the stored vectors' own lengths
+   */
+  readonly inputMean?: Float32Array;
 }
 
-type ResolvedOptions = Required<Omit<PageClusterOptions, 'sphere'>> & Pick<PageClusterOptions, 'sphere'>;
+type ResolvedOptions = Required<Omit<PageClusterOptions, 'sphere' | 'inputMean'>> & Pick<PageClusterOptions, 'sphere' | 'inputMean'>;
 
 const bySlot = (slots: Int32Array): void => void slots.sort();
 
@@ -52,7 +59,8 @@ function resolve(o: PageClusterOptions): ResolvedOptions {
   if (!(Number.isInteger(maxPage) && maxPage >= 2)) throw new RangeError(`maxPage must be an integer >= 2, got ${maxPage}`);
   const minPage = o.minPage ?? Math.floor(maxPage / 8);
   if (!(Number.isInteger(minPage) && minPage >= 0 && minPage < maxPage / 2)) throw new RangeError(`minPage must be an integer from 0 to below maxPage / 2, got ${minPage}`);
-  return { maxPage, minPage, seed: o.seed ?? 1, sortSlots: o.sortSlots ?? bySlot, sphere: o.sphere };
+  if (o.inputMean !== undefined && o.inputMean.some((x) => !Number.isFinite(x))) throw new RangeError('inputMean must be finite');
+  return { maxPage, minPage, seed: o.seed ?? 1, sortSlots: o.sortSlots ?? bySlot, sphere: o.sphere, inputMean: o.inputMean };
 }
 
 /**
@@ -84,6 +92,8 @@ export class PageClusters {
    * (PageIndex.defaultProbes; PAGES.md, "Search").
    */
   private readonly lengths: LengthSpread | undefined;
+  /** ‖W μ‖² of the options' inputMean (0 without). */
+  private readonly inputMeanSq: number;
   private readonly pages: PageStore;
   private readonly router: CentroidRouter;
   /** Per page, the sum of its vectors' decoded codes. */
@@ -119,6 +129,7 @@ export class PageClusters {
     this.clustering = metric === 'cosine' ? 'cosine' : 'l2';
     this.widens = metric === 'dot' && this.options.sphere === undefined;
     this.lengths = this.widens || metric === 'l2' ? new LengthSpread() : undefined;
+    this.inputMeanSq = this.options.inputMean === undefined ? 0 : dot(this.options.inputMean, this.options.inputMean);
     this.pages = new PageStore(codec, dim, metric);
     this.router = new CentroidRouter(dim, this.routing, this.options.sphere, this.widens);
     this.codeScratch = new Uint8Array(codec.codeBytes(dim));
@@ -168,10 +179,17 @@ export class PageClusters {
 
   /**
    * For a dot store's pages (where the router widens them) and an l2 store's, the metric and how far
-   * the lengths of their vectors spread (LengthSpread.spread()); undefined for the others.
+   * the lengths of their vectors spread (LengthSpread.ratio(): the 90th percentile over the 10th);
+   * undefined for the others.
    */
-  lengthSpread(): { readonly metric: 'dot' | 'l2'; readonly spread: number } | undefined {
-    return this.lengths === undefined ? undefined : { metric: this.widens ? 'dot' : 'l2', spread: this.lengths.spread() };
+  lengthRatio(): { readonly metric: 'dot' | 'l2'; readonly ratio: number } | undefined {
+    return this.lengths === undefined ? undefined : { metric: this.widens ? 'dot' : 'l2', ratio: this.lengths.ratio() };
+  }
+
+  /** The squared length LengthSpread counts for decoded vector `v`, whose own squared norm is `squared` (inputMean). */
+  private lengthOf(v: Float32Array, squared: number): number {
+    const mean = this.options.inputMean;
+    return mean === undefined ? squared : squared + 2 * dot(v, mean) + this.inputMeanSq;
   }
 
   /** Vectors in each page. */
@@ -204,7 +222,7 @@ export class PageClusters {
     }
     this.pages.add(slot, page, code, scale);
     this.sums.joined(page, this.decoded, this.pages.sizeOf(page));
-    this.lengths?.add(dot(this.decoded, this.decoded));
+    this.lengths?.add(this.lengthOf(this.decoded, dot(this.decoded, this.decoded)));
     this.setCentroid(page);
     if (this.pages.sizeOf(page) > this.options.maxPage) this.reassignAfterSplit(page, this.split(page));
   }
@@ -271,7 +289,7 @@ export class PageClusters {
           for (let r = 0; r < size; r++) {
             const row = decoded.subarray(r * this.dim, (r + 1) * this.dim);
             squares[r] = dot(row, row);
-            this.lengths.add(squares[r]!);
+            this.lengths.add(this.lengthOf(row, squares[r]!));
           }
         }
         this.sums.recomputeInMemory(p, members, size, scratch, this.lengths === undefined ? undefined : squares);
@@ -358,7 +376,7 @@ export class PageClusters {
     this.decodeSlot(slot);
     this.pages.remove(slot);
     this.sums.left(page, this.decoded, this.pages.sizeOf(page));
-    this.lengths?.remove(dot(this.decoded, this.decoded));
+    this.lengths?.remove(this.lengthOf(this.decoded, dot(this.decoded, this.decoded)));
     const size = this.pages.sizeOf(page);
     // The last vector gone: no page, as loading leaves an empty store (the running store had kept
     // one empty page, and reported pages and nprobe 1 where the same store reopened said 0).

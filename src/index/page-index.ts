@@ -19,6 +19,8 @@ export interface PageIndexOptions {
   readonly seed?: number;
   /** Route queries on the unit sphere: a cosine store with a model (VectorSpace.routeSphere()). @default none: by the kernel score */
   readonly sphere?: RouteSphere;
+  /** `W μ` of a dot or l2 store with a model (VectorSpace.inputMean(); PageClusterOptions.inputMean). @default none */
+  readonly inputMean?: Float32Array;
 }
 
 export const PAGE_INDEX_DEFAULTS = Object.freeze({ maxPage: 192, seed: 1 });
@@ -43,22 +45,25 @@ export const PROBE_FACTOR = 3;
  */
 export const UNEQUAL_PROBE_FACTOR = 6;
 /**
- * A dot store probes UNEQUAL_PROBE_FACTOR · √pages once the lengths of its vectors spread more than
- * this (LengthSpread.spread(), quarter octaves of length from the 10th percentile to the 90th): of
- * one length, as most embedding models make them, inner products rank as cosines do.
+ * A dot store probes UNEQUAL_PROBE_FACTOR · √pages once the 90th percentile of the lengths of its
+ * vectors is more than this times the 10th (LengthSpread.ratio()): of one length, as most embedding
+ * models make them, inner products rank as cosines do. Between what needed it and what did not: GloVe
+ * at its own norms (1.8 times) found 0.916 with 3·√pages; a hostile pass's 32-d clusters at 1.23
+ * times found 0.985 with 3·√pages and 0.999 with 6.
  */
-export const DOT_ONE_LENGTH = 1;
+export const DOT_UNEQUAL_RATIO = 1.5;
 /**
- * An l2 store probes UNEQUAL_PROBE_FACTOR · √pages once the lengths of its vectors spread at least
- * this far (a 90th percentile about four times the 10th): GloVe at its own norms (1.8 times) found
- * 0.962 with 3·√pages, its lengths as the script makes them (14.7 times) 0.927.
+ * An l2 store probes UNEQUAL_PROBE_FACTOR · √pages once that ratio is at least this: GloVe at its own
+ * norms (1.8 times) found 0.962 with 3·√pages, its lengths as the data sets' script makes them (14.7
+ * times) 0.922. The lengths are read from the origin (through a model, of the input vectors:
+ * PageClusterOptions.inputMean), so data far from the origin reads as one length whatever its spread.
  */
-export const L2_MANY_LENGTHS = 8;
+export const L2_MANY_LENGTHS_RATIO = 4;
 
-/** Times √pages a search probes by default in pages of vectors whose lengths spread as `lengths` says (PageClusters.lengthSpread(); undefined: not kept, a cosine store). */
-export function probeFactor(lengths: { readonly metric: 'dot' | 'l2'; readonly spread: number } | undefined): number {
+/** Times √pages a search probes by default in pages of vectors whose lengths spread as `lengths` says (PageClusters.lengthRatio(); undefined: not kept, a cosine store). */
+export function probeFactor(lengths: { readonly metric: 'dot' | 'l2'; readonly ratio: number } | undefined): number {
   if (lengths === undefined) return PROBE_FACTOR;
-  const unequal = lengths.metric === 'dot' ? lengths.spread > DOT_ONE_LENGTH : lengths.spread >= L2_MANY_LENGTHS;
+  const unequal = lengths.metric === 'dot' ? lengths.ratio > DOT_UNEQUAL_RATIO : lengths.ratio >= L2_MANY_LENGTHS_RATIO;
   return unequal ? UNEQUAL_PROBE_FACTOR : PROBE_FACTOR;
 }
 
@@ -120,7 +125,7 @@ export class PageIndex implements VectorIndex {
   ) {
     this.stride = codec.strideBytes(dim);
     const maxPage = options.maxPage ?? PAGE_INDEX_DEFAULTS.maxPage;
-    this.clusters = new PageClusters(codec, dim, metric, { maxPage, seed: options.seed ?? PAGE_INDEX_DEFAULTS.seed, sphere: options.sphere, sortSlots: (slots) => sortSlotsById(slots, (slot) => this.slots.idAt(slot)) }, (slot) => this.relocated.add(this.slots.idAt(slot)));
+    this.clusters = new PageClusters(codec, dim, metric, { maxPage, seed: options.seed ?? PAGE_INDEX_DEFAULTS.seed, sphere: options.sphere, inputMean: options.inputMean, sortSlots: (slots) => sortSlotsById(slots, (slot) => this.slots.idAt(slot)) }, (slot) => this.relocated.add(this.slots.idAt(slot)));
     this.norms = new LargestNorm(codec, dim);
   }
 
@@ -153,7 +158,7 @@ export class PageIndex implements VectorIndex {
   }
 
   get defaultProbes(): number {
-    return defaultProbes(this.clusters.pageCount, probeFactor(this.clusters.lengthSpread()));
+    return defaultProbes(this.clusters.pageCount, probeFactor(this.clusters.lengthRatio()));
   }
 
   /** Vectors in each page. */

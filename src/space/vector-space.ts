@@ -173,6 +173,16 @@ export class VectorSpace {
     return complement === undefined ? { center, centerSq } : { center, centerSq, complement };
   }
 
+  /**
+   * `W μ` for a dot or l2 store with a model, whose stored vectors are `W (x − μ)`: added to one, it
+   * gives `W x`, the input vector as the model sees it (PageIndexOptions.inputMean). Undefined
+   * without a model, and for cosine stores (their input vectors are of one length).
+   */
+  inputMean(): Float32Array | undefined {
+    if (this.config.metric === 'cosine' || this.model === undefined || this.projector === undefined) return undefined;
+    return this.projector.uncentered(this.model.mean);
+  }
+
   /** A vector of the input space from a stored (projected) one: the PCA reconstruction, or itself. */
   reconstruct(stored: Float32Array): Float32Array {
     if (this.projector === undefined) return stored;
