@@ -413,6 +413,15 @@ test('bounds: the angular form is tighter than b + ‖v′ − v‖ for a near q
   // above the margin, which skipped every pool member below the last candidate).
   const unbounded = { ...flat, delta: Infinity };
   for (const m of [5, 1, 0, -1, -1e6]) assert.equal(skipBelow(unbounded, m), -Infinity, `m ${m}`);
+  // The same query through the same form (`same`): nothing moves, above 0 or below it.
+  const same = { ...unbounded, delta: 0, same: true };
+  for (const b of [5, 0.5, 0, -1, -1e6]) assert.equal(movedScore(same, b), b, `b ${b}`);
+  assert.equal(movedScore(same, Infinity), Infinity, 'no bound stays none');
+  assert.equal(movedScore(same, -Infinity), -Infinity);
+  for (const m of [5, 0.5, 0, -1, -1e6]) {
+    const t = skipBelow(same, m);
+    assert.ok(t < m && t >= m - 1e-8 * (1 + Math.abs(m)), `m ${m}: threshold ${t}`);
+  }
 });
 
 test('sign sketches: near vectors differ in few bits, opposite ones in all', () => {

@@ -454,6 +454,36 @@ test('an answer-only entry of an rq l2 store, its query repeated exactly after e
   }
 });
 
+test('an rq l2 store: a query repeated exactly after writes is served from its pool (the same tables give every old vector its old score), with the answer of the store without the cache', async () => {
+  const dim = 16;
+  const random = rng(11);
+  const vec = () => Float32Array.from({ length: dim }, () => (random() * 2 - 1) * 100);
+  const near = (q: Float32Array, by: number) => q.map((x) => x + (random() * 2 - 1) * by);
+  for (const codec of ['rq1', 'rq2', 'rq4'] as const) {
+    for (const options of [{ k: 5 }, { k: 3, rescore: false }] as SearchOptions[]) {
+      const pair = await openPair({ dim, metric: 'l2', codec, trainSize: 64 });
+      try {
+        const q = vec();
+        // Near-duplicates of the query among the rest: its best kernel scores can be above 0.
+        await pair.add(Array.from({ length: 300 }, (_, i) => ({ id: `r${i}`, vector: i < 10 ? near(q, 2) : i < 40 ? near(q, 20) : vec() })));
+        await pair.check(q, options, `${codec}: the query`);
+        for (let t = 0; t < 8; t++) {
+          // Vectors that enter the answer, vectors that do not, and one that leaves it.
+          if (t % 3 === 2) await pair.del([`r${t}`]);
+          else await pair.add([{ id: `n${t}`, vector: t % 3 === 0 ? near(q, 1) : vec() }]);
+          const before = pair.cached.stats().cache!.exactHits;
+          await pair.check(q, options, `${codec} ${JSON.stringify(options)}: the exact repeat after write ${t}`);
+          assert.equal(pair.cached.stats().cache!.exactHits, before + 1, `${codec} ${JSON.stringify(options)}: write ${t}, served from the pool`);
+        }
+        await pair.check(near(q, 0.001), options, `${codec}: a near query`);
+        await pair.check(q, options, `${codec}: the query again`);
+      } finally {
+        await pair.close();
+      }
+    }
+  }
+});
+
 test('an rq l2 store whose best kernel scores are above 0 (near-duplicates of the query; rq l2 scores are estimates), smaller than its pools: near queries answer as without the cache', async () => {
   // The shape of what a hostile stream found (magnitudes from 1e-3 to 1e5): under the unbounded shift
   // of an rq l2 store, skipBelow took scores for minus squared distances, at most 0, and for a last

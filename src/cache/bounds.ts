@@ -48,6 +48,12 @@ export interface ScoreShift {
   readonly fromNorm: number;
   readonly nextNorm: number;
   readonly angle: number;
+  /**
+   * The very query the scores were computed for, through the same kernel form: no score moves,
+   * whatever the metric's bound would allow (an rq l2 store, whose shift is otherwise unbounded,
+   * certifies an exact repeat after writes with it).
+   */
+  readonly same?: boolean;
 }
 
 export function scoreShift(metric: KernelMetric, from: KernelForm, next: KernelForm, maxNorm: number): ScoreShift {
@@ -138,6 +144,7 @@ export function movedScore(shift: ScoreShift, b: number): number {
   // into "at most 0", true of −‖q − x‖² but not of an rq code's l2 score, which can be above 0
   // (CACHE.md, "Quiet spells": an answer-only entry, repeated after a write, served a worse id).
   if (b === Infinity) return Infinity;
+  if (shift.same === true) return b;
   switch (shift.metric) {
     case 'cosine':
       // The margin also inside the angular form: the old score itself was rounded.
@@ -166,6 +173,7 @@ export function skipBelow(shift: ScoreShift, m: number): number {
   // of a pool of every vector below its last candidate, so a near hit's candidates were not the scan's.
   if (!(m > -Infinity) || shift.delta === Infinity) return -Infinity;
   let at: number;
+  if (shift.same === true) return m - 1e-9 * (1 + Math.abs(m));
   switch (shift.metric) {
     case 'cosine':
     case 'dot': {

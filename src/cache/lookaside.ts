@@ -831,7 +831,11 @@ export class LookasideCache<A> {
   private shiftOf(scan: ScanQuery, from: KernelForm, next: KernelForm, host: CacheHost): ScoreShift {
     // An rq l2 score is −(‖q'‖² + ‖r‖² − 2⟨r̃, q̂⟩), not −‖q̂ − r̃‖²: each vector's own ‖r̃‖² − ‖r‖² sits in
     // it, so no shift of the query bounds it (CACHE.md): an unbounded shift, and near queries search.
-    if (scan.metric === 'l2' && isRqCodec(host.index.codec.name)) return { metric: 'l2', delta: Infinity, margin: 0, maxNorm: 0, fromNorm: 0, nextNorm: 0, angle: 0 };
+    // The query the pool was scored for, repeated exactly after writes, is the exception: its tables
+    // are the same, so is every old vector's score, and the bound stands as it was (`same`).
+    if (scan.metric === 'l2' && isRqCodec(host.index.codec.name)) {
+      return from === next ? { metric: 'l2', delta: 0, margin: 0, maxNorm: 0, fromNorm: 0, nextNorm: 0, angle: 0, same: true } : { metric: 'l2', delta: Infinity, margin: 0, maxNorm: 0, fromNorm: 0, nextNorm: 0, angle: 0 };
+    }
     const shift = scoreShift(scan.metric, from, next, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
     // The same query scores through the same tables: its scores do not move. Other codecs see the query as it is.
     if (from === next || !isRqCodec(host.index.codec.name)) return shift;
