@@ -1,4 +1,4 @@
-import { SHIFT_DIM_STEP } from '../kernels/contract.js';
+import { kernelUnderflow, SHIFT_DIM_STEP } from '../kernels/contract.js';
 import { kernels, type KernelMetric } from '../kernels/index.js';
 import { inputCopied, kernelScratch } from '../kernels/scratch.js';
 import { kernelValues, type KernelForm } from '../scan/code-blocks.js';
@@ -34,7 +34,7 @@ import { kernelValues, type KernelForm } from '../scan/code-blocks.js';
  * that reach (a hostile pass: 1,755 a search at 10⁻³, its cap of 4,096 at 10⁻⁶).
  */
 function roundingMargin(dim: number, largestScore: number): number {
-  return 2 ** -12 * (1 + dim / 256) * largestScore + ((127 * 127 + 2) * dim + 16) * 2 ** -149;
+  return 2 ** -12 * (1 + dim / 256) * largestScore + kernelUnderflow(dim);
 }
 
 /** How far kernel scores may move from query `from` to `next` (their distance), with the rounding margin. */

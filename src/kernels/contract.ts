@@ -97,6 +97,16 @@ export function gatherName(name: string): string {
 
 /** Names under which the module exports the exact (float64-accumulating) rescoring kernels. */
 export const EXACT_DOT_NORM = 'exact_dot_norm';
+
+/**
+ * What a float32 kernel score at `dim` dimensions may lose outright to subnormals, whatever its
+ * size: each float32 operation at most 2⁻¹⁴⁹, and an int8 kernel's product of its two scales at most
+ * 2⁻¹⁴⁹ times its integer sum, ≤ 127² · dim. The rescoring bound (src/search/rescore-bound.ts) and the
+ * cache's rounding margin (src/cache/bounds.ts) both add it.
+ */
+export function kernelUnderflow(dim: number): number {
+  return ((127 * 127 + 2) * dim + 16) * 2 ** -149;
+}
 export const EXACT_SQDIST = 'exact_sqdist';
 
 /** Name under which the module exports the selection kernel (KERNELS.md "Selection"). */

@@ -6,6 +6,7 @@ import { F16_MAX } from '../codec/f16.js';
 import { FP8_E4M3_MAX, FP8_E5M2_MAX } from '../codec/fp8.js';
 import type { RqCodec } from '../codec/rq.js';
 import { RQ_FINE_QUERY_BITS } from '../scan/rq-query.js';
+import { kernelUnderflow } from '../kernels/contract.js';
 import { PCA_BOUND_SIGMAS } from '../space/vector-space.js';
 
 /**
@@ -92,7 +93,7 @@ const terms = new Float64Array(3);
  * component decodes to at least s · 448 / 2).
  */
 function scalarKernelError(dim: number): { rounding: number; underflow: number } {
-  return { rounding: (dim / 4 + 8) * 2 ** -22, underflow: ((127 * 127 + 2) * dim + 16) * 2 ** -149 };
+  return { rounding: (dim / 4 + 8) * 2 ** -22, underflow: kernelUnderflow(dim) };
 }
 
 /**
