@@ -173,8 +173,8 @@ export function skipBelow(shift: ScoreShift, m: number): number {
   // of a pool of every vector below its last candidate, so a near hit's candidates were not the scan's.
   if (!(m > -Infinity) || shift.delta === Infinity) return -Infinity;
   let at: number;
-  if (shift.same === true) return m - 1e-9 * (1 + Math.abs(m));
-  switch (shift.metric) {
+  if (shift.same === true) at = m;
+  else switch (shift.metric) {
     case 'cosine':
     case 'dot': {
       const x = reach(shift);

@@ -230,6 +230,9 @@ const NEAR_SKETCH_SHARE = 0.2;
  */
 const NEW_PAGES_SHARE = 1 / 4;
 /** What an entry without a scope needs of the pages a search scans: nothing. */
+/** The shift of an rq l2 store between two queries (unbounded), and for the query a pool was scored for (shiftOf()). */
+const RQ_L2_UNBOUNDED: ScoreShift = Object.freeze({ metric: 'l2', delta: Infinity, margin: 0, maxNorm: 0, fromNorm: 0, nextNorm: 0, angle: 0 });
+const RQ_L2_SAME: ScoreShift = Object.freeze({ ...RQ_L2_UNBOUNDED, delta: 0, same: true });
 const ALL_PAGES: PagesNow = Object.freeze({ within: undefined, extra: undefined });
 
 /** The pages a search scans now, against a scoped entry's (pagesNow()). */
@@ -833,9 +836,7 @@ export class LookasideCache<A> {
     // it, so no shift of the query bounds it (CACHE.md): an unbounded shift, and near queries search.
     // The query the pool was scored for, repeated exactly after writes, is the exception: its tables
     // are the same, so is every old vector's score, and the bound stands as it was (`same`).
-    if (scan.metric === 'l2' && isRqCodec(host.index.codec.name)) {
-      return from === next ? { metric: 'l2', delta: 0, margin: 0, maxNorm: 0, fromNorm: 0, nextNorm: 0, angle: 0, same: true } : { metric: 'l2', delta: Infinity, margin: 0, maxNorm: 0, fromNorm: 0, nextNorm: 0, angle: 0 };
-    }
+    if (scan.metric === 'l2' && isRqCodec(host.index.codec.name)) return from === next ? RQ_L2_SAME : RQ_L2_UNBOUNDED;
     const shift = scoreShift(scan.metric, from, next, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
     // The same query scores through the same tables: its scores do not move. Other codecs see the query as it is.
     if (from === next || !isRqCodec(host.index.codec.name)) return shift;

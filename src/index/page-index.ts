@@ -39,9 +39,10 @@ export const PROBE_FACTOR = 3;
  * The factor of a store whose vectors' lengths spread (probeFactor()): the pages that hold a dot
  * store's largest inner products, or the l2 neighbours of a query among lengths of many scales, are
  * not the ones whose centroids rank first as often as a cosine store's are. Measured on GloVe 100-d
- * (2026-12-06, PAGES.md "Search"): at its own norms, a dot store's default search found 0.911 of the
- * exact top 10 at 100k and 0.913 at 331k with 3·√pages, 0.965 and 0.957 with 6·√pages; as the data
- * sets' script makes it (lengths over five decades), an l2 store's 0.927 and 0.957 at 100k.
+ * (2026-12-06, `bench/builds.ts`, bench/results/index.md): at its own norms, a dot store's default
+ * search found 0.916 of the exact top 10 at 100k and 0.918 at 331k with 3·√pages, 0.964 and 0.958
+ * with 6·√pages; as the data sets' script makes it (lengths over five decades), an l2 store's 0.922
+ * and 0.955 at 100k.
  */
 export const UNEQUAL_PROBE_FACTOR = 6;
 /**
