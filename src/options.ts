@@ -136,10 +136,9 @@ export interface OpenOptions {
    * memory maps of their files, where the file layer can map files (the real file system, once the
    * small native addon in `native/` is built: `npm install` and `npm run build` build it when a C
    * compiler is at hand). `false` reads each with a positioned read (a system call) instead, as a
-   * store does without the addon. The same answers either way for int8, fp8, f16 and f32 codes;
-   * for rq codes rarely not (maps let rescoring read every candidate in memory, where positioned
-   * reads leave the others to rq's probabilistic error bound: src/search/RESCORING.md). Not
-   * persisted. @default true
+   * store does without the addon. The same answers either way, for every codec (what rescoring
+   * reads of an rq store is decided by scores alone: src/search/RESCORING.md, "Where a vector is
+   * does not change the answer"). Not persisted. @default true
    */
   mmap?: boolean;
   /**

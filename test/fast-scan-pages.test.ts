@@ -123,12 +123,13 @@ test('fast-scan pages: a scan scores each code as the fast-scan kernel does over
         // Holes filled by the last row of their page.
         for (const slot of [0, 5, 40, 100]) store.remove(slot);
         const live = codes.map((_, slot) => slot).filter((slot) => store.has(slot));
-        // Each row's ‖e‖, ‖r‖² and factor moved with its lane.
-        const terms = new Float64Array(3);
-        for (const slot of live) {
+        // Each row's ‖e‖, ‖r‖² and factor moved with its lane; one call reads them all, in the order asked.
+        const asked = Int32Array.from(live).reverse();
+        const terms = new Float64Array(3 * asked.length);
+        store.rqTermsOf(asked, asked.length, terms);
+        for (const [i, slot] of asked.entries()) {
           const { code, scale } = codes[slot]!;
-          store.rqTermsAt(slot, terms);
-          assert.deepEqual([...terms], [codec.residualError(code, dim), codec.normSquared(code, dim), scale], `${codec.name} ${dim}-d slot ${slot}`);
+          assert.deepEqual([...terms.subarray(3 * i, 3 * i + 3)], [codec.residualError(code, dim), codec.normSquared(code, dim), scale], `${codec.name} ${dim}-d slot ${slot}`);
           assert.deepEqual(store.codeAt(slot), codes[slot], `${codec.name} ${dim}-d slot ${slot} code`);
         }
         for (const metric of ['dot', 'l2'] as const) {

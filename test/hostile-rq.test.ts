@@ -526,8 +526,11 @@ test('two rq stores built from the same inputs in the same order answer identica
   }
 });
 
-test('design limit: the rotation is seeded, so vectors crafted against it defeat the high-probability bound, and a rescored dot search misses the best vector the scan found (RESCORING.md, "rq codes": not a proof)', async () => {
-  const dim = 128;
+/**
+ * A query and a vector crafted against the seeded rotation (a store trained on one zero vector), so
+ * that the vector's rq estimate falls far below its exact score: the high-probability bound misses it.
+ */
+function designLimit(dim: number): { q: Float32Array; crafted: Float32Array } {
   // The rotation a store fits on a sample whose mean is zero: x = Cᵀ r puts any chosen r in the rotated space.
   const c = modelMatrix(fitRotation([new Float32Array(dim)], dim, undefined));
   const unrotate = (r: Float32Array) => Float32Array.from({ length: dim }, (_, i) => r.reduce((s, ro, o) => s + c[o * dim + i]! * ro, 0));
@@ -538,8 +541,12 @@ test('design limit: the rotation is seeded, so vectors crafted against it defeat
   const e = r.map((x) => x - f / 2);
   const eNorm = norm(e);
   // A query along e: the estimate falls ‖e‖ below the exact score, far more than 3 / √127 of ‖e‖.
-  const q = unrotate(e.map((x, i) => x / eNorm + (0.1 * r[i]!) / Math.sqrt(normSq)));
-  const crafted = unrotate(r);
+  return { q: unrotate(e.map((x, i) => x / eNorm + (0.1 * r[i]!) / Math.sqrt(normSq))), crafted: unrotate(r) };
+}
+
+test('design limit: the rotation is seeded, so vectors crafted against it defeat the high-probability bound, and a rescored dot search misses the best vector the scan found (RESCORING.md, "rq codes": not a proof)', async () => {
+  const dim = 128;
+  const { q, crafted } = designLimit(dim);
   for (const codec of RQ) {
     const store = await MemStore.open(tempDir(), { dim, metric: 'dot', codec, trainSize: 1, durability: 'none', cache: false });
     try {
@@ -552,6 +559,43 @@ test('design limit: the rotation is seeded, so vectors crafted against it defeat
       assert.deepEqual([hit?.id, hit?.score], ['zero', 0], `${codec}: its bound let the crafted vector go unread`);
     } finally {
       await store.close();
+    }
+  }
+});
+
+test('where a vector is does not change an rq answer: the design-limit query gets the same answer read through maps with every page resident, by positioned reads, and with the crafted vector hot in the cache (RESCORING.md, "Where a vector is does not change the answer")', async () => {
+  const dim = 128;
+  const { q, crafted } = designLimit(dim);
+  const ways: readonly { name: string; options: OpenOptions }[] = [
+    { name: 'maps', options: { cache: false, mmap: true } },
+    { name: 'positioned reads', options: { cache: false, mmap: false } },
+    { name: 'the cache', options: { cache: {} } },
+  ];
+  for (const codec of RQ) {
+    for (const way of ways) {
+      const where = `${codec} through ${way.name}`;
+      const dir = tempDir();
+      const writer = await MemStore.open(dir, { dim, metric: 'dot', codec, trainSize: 1, durability: 'none', cache: false });
+      await writer.add([{ id: 'zero', vector: new Float32Array(dim) }]);
+      await writer.add([{ id: 'crafted', vector: crafted }]);
+      await writer.close();
+      // Reopened, the vectors are read from the arena's files: through maps, the first read maps the
+      // segment, whose pages the write left resident, so every candidate is in memory.
+      const store = await MemStore.open(dir, way.options);
+      try {
+        if (way.options.cache !== false) {
+          // Searches for the crafted vector itself read it among their first k (another k each, so
+          // that none is a repeat the cache answers); from the second read on, the cache keeps it hot.
+          for (const k of [1, 2, 3]) assert.equal((await store.search(crafted, { k }))[0]?.id, 'crafted', where);
+          assert.ok(store.stats().cache.fullReadsSaved > 0, `${where}: the crafted vector is hot`);
+        }
+        const before = store.stats().rescoring.skipped;
+        const hits = await store.search(q, { k: 1 });
+        assert.deepEqual(hits.map((h) => h.id), ['zero'], `${where}: the bound lets the crafted vector go wherever it is`);
+        assert.equal(store.stats().rescoring.skipped, before + 1, `${where}: skipped by its bound`);
+      } finally {
+        await store.close();
+      }
     }
   }
 });

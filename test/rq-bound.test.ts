@@ -9,7 +9,7 @@ import type { Metric } from '../src/options.js';
 import type { ScanQuery } from '../src/scan/code-blocks.js';
 import { RQ_FINE_QUERY_BITS, RQ_QUERY_BITS, RqQuery } from '../src/scan/rq-query.js';
 import { TopK } from '../src/scan/topk.js';
-import { RQ_FINE_BOUND_SIGMAS, rescoreBound } from '../src/search/rescore-bound.js';
+import { RQ_TABLE_BOUND_SIGMAS, rescoreBound } from '../src/search/rescore-bound.js';
 import type { VectorSpace } from '../src/space/vector-space.js';
 import { bruteForce, clustered, exactScore, gaussian, rng, tempDir } from './helpers.js';
 
@@ -53,7 +53,7 @@ interface Internals {
   readonly space: VectorSpace;
 }
 
-test('rq bound: for rq2 and rq4 tighter with both tables than with the scan\'s table alone (rq1 keeps that one), above the exact score of nearly every vector, and the coarse bound kept for candidates it puts under the floor (dot, cosine, l2)', async () => {
+test('rq bound: from the scan\'s scores alone (the code\'s term at RQ_TABLE_BOUND_SIGMAS and its table\'s rounding times F), whatever the floor, nothing scored again, and above the exact score of nearly every vector (dot, cosine, l2)', async () => {
   const dim = 64;
   const vectors = clustered(400, dim, 21, 8);
   const queries = clustered(12, dim, 22, 8);
@@ -66,81 +66,63 @@ test('rq bound: for rq2 and rq4 tighter with both tables than with the scan\'s t
         const rq = index.codec as RqCodec;
         // The rotation's dimension: the stored one padded (CODECS.md), what the codes and the bound count in.
         const rotated = index.dim;
-        let fineMargin = 0;
-        let coarseMargin = 0;
+        const where = `${codec} ${metric}`;
         let below = 0;
         let pairs = 0;
-        let coarseOnly = 0;
-        let fineAbove = 0;
-        for (const q of queries) {
-          const scan: ScanQuery = space.scanQueryOf(q);
-          const offset = scan.offset ?? 0;
-          const bound = rescoreBound(index, scan, undefined, offset);
-          assert.ok(bound !== undefined, `${codec} ${metric}: a bound`);
-          const top = new TopK(vectors.length);
-          index.search(scan, top, { exact: true });
-          const count = top.sortBestFirst();
-          const candidates = Array.from({ length: count }, (_, i) => ({ slot: top.slotAt(i), kernel: top.scoreAt(i) }));
-          const uppers = bound.uppers(candidates, -Infinity);
-          // With a floor, the 10th best exact score: candidates the scan's query already puts below it keep that bound.
-          const exactOf = (slot: number) => exactScore(metric, q, vectors[Number(index.idAt(slot).slice(1))]!);
-          const floor = candidates.map(({ slot }) => exactOf(slot)).sort((a, b) => b - a)[9]!;
-          const floored = bound.uppers(candidates, floor);
-          // Over a floor no bound reaches, nothing is scored again.
-          const scoreSlots = index.scoreSlots.bind(index);
-          let scoredAgain = 0;
-          index.scoreSlots = (query, slots, n, out) => {
-            scoredAgain += n;
-            scoreSlots(query, slots, n, out);
-          };
-          try {
-            bound.uppers(candidates, Infinity);
-            assert.equal(scoredAgain, 0, `${codec} ${metric}: scored again over an unreachable floor`);
-            bound.uppers(candidates, -Infinity);
-            assert.equal(scoredAgain, codec === 'rq1' ? 0 : count, `${codec} ${metric}: scored again under no floor`);
-          } finally {
-            index.scoreSlots = scoreSlots;
+        const scoreSlots = index.scoreSlots.bind(index);
+        let scoredAgain = 0;
+        index.scoreSlots = (query, slots, n, out) => {
+          scoredAgain += n;
+          scoreSlots(query, slots, n, out);
+        };
+        try {
+          for (const q of queries) {
+            const scan: ScanQuery = space.scanQueryOf(q);
+            const offset = scan.offset ?? 0;
+            const bound = rescoreBound(index, scan, undefined, offset);
+            assert.ok(bound !== undefined, `${where}: a bound`);
+            const top = new TopK(vectors.length);
+            index.search(scan, top, { exact: true });
+            const count = top.sortBestFirst();
+            const candidates = Array.from({ length: count }, (_, i) => ({ slot: top.slotAt(i), kernel: top.scoreAt(i) }));
+            // Over a floor no estimate reaches, every candidate gets its bound.
+            const uppers = bound.uppers(candidates, Infinity);
+            const exactOf = (slot: number) => exactScore(metric, q, vectors[Number(index.idAt(slot).slice(1))]!);
+            // Over the 10th best exact score, one whose estimate reaches it gets Infinity, the others the same bounds.
+            const floor = candidates.map(({ slot }) => exactOf(slot)).sort((a, b) => b - a)[9]!;
+            const floored = bound.uppers(candidates, floor);
+            let reached = 0;
+            candidates.forEach(({ kernel }, i) => {
+              const estimate = metric === 'l2' ? -Math.sqrt(Math.max(0, -kernel)) : kernel + offset;
+              if (estimate >= floor) reached++;
+              assert.equal(floored[i], estimate >= floor ? Infinity : uppers[i], `${where}: candidate ${i} over the floor`);
+            });
+            assert.ok(reached > 0 && reached < count, `${where}: ${reached} of ${count} estimates reach the floor`);
+            assert.ok(bound.uppers(candidates, -Infinity).every((u) => u === Infinity), `${where}: every estimate reaches -Infinity`);
+            const tableError = index.tableError(scan);
+            assert.ok(tableError > 0 && index.kernelQueryError(scan) === 0, `${where}: the codes are scanned through tables`);
+            const queryNorm = Math.hypot(...scan.vector);
+            const spread = RQ_TABLE_BOUND_SIGMAS / Math.sqrt(rotated - 1);
+            const terms = new Float64Array(3);
+            candidates.forEach(({ slot, kernel }, i) => {
+              index.rqTermsOf(Int32Array.of(slot), 1, terms);
+              const code = index.codeAt(slot);
+              const err = rq.residualError(code, rotated);
+              assert.deepEqual([...terms], [err, rq.normSquared(code, rotated), terms[2]], `${where}: the terms are the code's`);
+              const beta = spread * err * queryNorm + Math.abs(terms[2]!) * tableError;
+              const expected = metric === 'l2' ? -Math.sqrt(Math.max(0, -kernel - 2 * beta)) : kernel + offset + beta;
+              // The bound is that, and its float32 steps' rounding on top.
+              assert.ok(uppers[i]! >= expected && uppers[i]! <= expected + 1e-3 * Math.max(1, Math.abs(expected)), `${where}: ${uppers[i]} against ${expected}`);
+              if (uppers[i]! < exactOf(slot)) below++;
+              pairs++;
+            });
           }
-          // The bound from the scan's scores alone: the code's term, and its table's rounding times F.
-          const tableError = index.tableError(scan);
-          assert.ok(tableError > 0 && index.kernelQueryError(scan) === 0, `${codec} ${metric}: the codes are scanned through tables`);
-          const queryNorm = Math.hypot(...scan.vector);
-          const spread = RQ_FINE_BOUND_SIGMAS / Math.sqrt(rotated - 1);
-          const terms = new Float64Array(3);
-          candidates.forEach(({ slot, kernel }, i) => {
-            index.rqTermsAt(slot, terms);
-            const code = index.codeAt(slot);
-            const err = rq.residualError(code, rotated);
-            assert.deepEqual([...terms], [err, rq.normSquared(code, rotated), terms[2]], `${codec} ${metric}: the terms are the code's`);
-            const beta = spread * err * queryNorm + Math.abs(terms[2]!) * tableError;
-            const coarse = metric === 'l2' ? -Math.sqrt(Math.max(0, -kernel - 2 * beta)) : kernel + offset + beta;
-            const exact = exactOf(slot);
-            // Each value is the coarse bound (the rounding term aside) where that is under the floor, and rightly so; else the fine one.
-            if (coarse < floor && Math.abs(floored[i]! - coarse) <= 1e-3 * Math.max(1, Math.abs(coarse))) {
-              if (exact >= floor) below++;
-              coarseOnly++;
-            } else {
-              assert.equal(floored[i], uppers[i], `${codec} ${metric}: coarse bound ${coarse} not under the floor ${floor}, so the fine one`);
-              fineAbove++;
-            }
-            // The lower of the two bounds: never above the coarse one.
-            assert.ok(uppers[i]! <= coarse + 1e-3 * Math.max(1, Math.abs(coarse)), `${codec} ${metric}: ${uppers[i]} above the coarse bound ${coarse}`);
-            fineMargin += uppers[i]! - exact;
-            coarseMargin += coarse - exact;
-            if (uppers[i]! < exact) below++;
-            pairs++;
-          });
+        } finally {
+          index.scoreSlots = scoreSlots;
         }
-        const where = `${codec} ${metric}`;
-        if (codec === 'rq1') {
-          // Its code error dwarfs the table's rounding: the scan's scores bound it alone.
-          assert.ok(Math.abs(fineMargin - coarseMargin) <= 1e-3 * Math.abs(coarseMargin), `${where}: ${fineMargin} against ${coarseMargin}`);
-        } else {
-          assert.ok(fineMargin < 0.95 * coarseMargin, `${where}: mean margin ${fineMargin / pairs} with both tables, ${coarseMargin / pairs} with the scan's`);
-        }
+        assert.equal(scoredAgain, 0, `${where}: no candidate scored again`);
         // A bound of high probability, not a proof: 3.5 standard deviations leave about one in 4,300.
         assert.ok(below <= pairs / 200, `${where}: ${below} of ${pairs} exact scores above their bound`);
-        assert.ok(coarseOnly > 0 && fineAbove > 0, `${where}: ${coarseOnly} decided by the scan's table, ${fineAbove} scored again`);
       } finally {
         await store.close();
       }

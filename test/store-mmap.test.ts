@@ -87,7 +87,7 @@ describe('reads through memory maps give the answers of positioned reads', { ski
     }
   }
 
-  it('rescoring reads every candidate whose vector is in memory and bounds only those a read would wait for: with every page resident none is left unread; with none, or half, the bound leaves some unread; int8 answers the same either way', async () => {
+  it('int8 rescoring reads every candidate whose vector is in memory and bounds only those a read would wait for (with every page resident none is left unread; with none, or half, the bound leaves some unread), answering the same either way; rq2 bounds every candidate past the first k wherever it is, and reads the same ones', async () => {
     for (const codec of ['int8', 'rq2'] as const) {
       const dir = tempDir();
       const data = clustered(900, DIM, 21);
@@ -112,17 +112,20 @@ describe('reads through memory maps give the answers of positioned reads', { ski
         }
       };
       const resident = await run('real');
-      assert.ok(resident.sampled > 0, `${codec}: residency was asked`);
-      assert.equal(resident.skipped, 0, `${codec}: every page resident, every candidate read`);
       const none = await run('none');
-      assert.ok(none.skipped > 0, `${codec}: no page resident, the bound leaves some unread (${JSON.stringify(none)})`);
       const half = await run((out) => {
         for (let i = 0; i < out.length; i++) out[i] = i % 2;
       });
+      assert.ok(none.skipped > 0, `${codec}: no page resident, the bound leaves some unread (${JSON.stringify(none)})`);
       assert.ok(half.skipped > 0, `${codec}: half resident, the bound leaves some of the others unread (${JSON.stringify(half)})`);
+      assert.deepEqual(none.got, resident.got, `${codec}: the bound leaves out only what could not be in the answer`);
+      assert.deepEqual(half.got, resident.got, codec);
       if (codec === 'int8') {
-        assert.deepEqual(none.got, resident.got, 'int8: the bound leaves out only what could not be in the answer');
-        assert.deepEqual(half.got, resident.got);
+        assert.ok(resident.sampled > 0, 'int8: residency was asked');
+        assert.equal(resident.skipped, 0, 'int8: every page resident, every candidate read');
+      } else {
+        assert.equal(resident.sampled + none.sampled + half.sampled, 0, 'rq2: residency is never asked');
+        assert.deepEqual([resident.skipped, half.skipped], [none.skipped, none.skipped], 'rq2: the same candidates left unread wherever they are');
       }
     }
   });

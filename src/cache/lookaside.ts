@@ -711,15 +711,18 @@ export class LookasideCache<A> {
 
   /**
    * The hot full-precision vector in `slot` of `index`, in place, with its norm when kept
-   * (HotVectors.view: valid until the next keepVector()), counted as a read saved; undefined when it
-   * is not hot.
+   * (HotVectors.view: valid until the next keepVector()); undefined when it is not hot. The caller
+   * counts the reads it saves (savedReads()).
    */
   hotVectorAt(slot: number, index: VectorIndex): { full: Float32Array; norm: number | undefined } | undefined {
     if (this.vectors === undefined) return undefined;
     this.followVectors(index);
-    const hot = this.vectors.view(slot);
-    if (hot !== undefined) this.counts.fullReadsSaved++;
-    return hot;
+    return this.vectors.view(slot);
+  }
+
+  /** Counts `n` reads of the full-precision store that hot vectors saved (a hot vector a bound let go saved none). */
+  savedReads(n: number): void {
+    this.counts.fullReadsSaved += n;
   }
 
   /**

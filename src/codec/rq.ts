@@ -20,13 +20,13 @@ export interface RqCodec extends Codec {
 
 /**
  * A code's ‖e‖ and ‖r‖² (residualError, normSquared) and its factor F (the scale it was stored
- * with), into `out[0..3)`: what the rescoring bound reads of each candidate (VectorIndex.rqTermsAt)
+ * with), into `out[at..at + 3)`: what the rescoring bound reads of each candidate (VectorIndex.rqTermsOf)
  * where the index holds the code in the codec's own layout.
  */
-export function rqTermsOf(codec: RqCodec, code: Uint8Array, scale: number, dim: number, out: Float64Array): void {
-  out[0] = codec.residualError(code, dim);
-  out[1] = codec.normSquared(code, dim);
-  out[2] = scale;
+export function rqTermsOf(codec: RqCodec, code: Uint8Array, scale: number, dim: number, out: Float64Array, at: number): void {
+  out[at] = codec.residualError(code, dim);
+  out[at + 1] = codec.normSquared(code, dim);
+  out[at + 2] = scale;
 }
 
 /**

@@ -156,9 +156,9 @@ export class FlatIndex implements VectorIndex {
     return this.blocks.tableError(query);
   }
 
-  rqTermsAt(slot: number, out: Float64Array): void {
+  rqTermsOf(slots: Int32Array, count: number, out: Float64Array): void {
     if (!isRqCodec(this.codec.name)) throw new RangeError(`${this.codec.name} codes are not rq codes`);
-    this.blocks.rqTermsAt(slot, out);
+    this.blocks.rqTermsOf(slots, count, out);
   }
 
   maxNorm(): number {

@@ -356,9 +356,9 @@ export class PageClusters {
     return this.pages.tableError(query);
   }
 
-  /** PageStore.rqTermsAt. */
-  rqTermsAt(slot: number, out: Float64Array): void {
-    this.pages.rqTermsAt(slot, out);
+  /** PageStore.rqTermsOf. */
+  rqTermsOf(slots: Int32Array, count: number, out: Float64Array): void {
+    this.pages.rqTermsOf(slots, count, out);
   }
 
   /** The scores a scan gives the vectors of `slots[0..count)` (PageStore.scoreSlots). */

@@ -321,10 +321,10 @@ export class PageIndex implements VectorIndex {
     return this.clusters.tableError(query);
   }
 
-  rqTermsAt(slot: number, out: Float64Array): void {
-    if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
+  rqTermsOf(slots: Int32Array, count: number, out: Float64Array): void {
     if (!isRqCodec(this.codec.name)) throw new RangeError(`${this.codec.name} codes are not rq codes`);
-    this.clusters.rqTermsAt(slot, out);
+    for (let i = 0; i < count; i++) if (!(slots[i]! >= 0 && slots[i]! < this.slots.size)) throw new RangeError(`slot ${slots[i]} out of range`);
+    this.clusters.rqTermsOf(slots, count, out);
   }
 
   maxNorm(): number {

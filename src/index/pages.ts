@@ -290,18 +290,26 @@ export class PageStore {
   }
 
   /**
-   * An rq code's ‖e‖ and ‖r‖² (RqCodec.residualError, normSquared) and its factor F, of the vector
-   * in `slot`, into `out[0..3)`: what the rescoring bound reads of each candidate, without a code.
+   * An rq code's ‖e‖ and ‖r‖² (RqCodec.residualError, normSquared) and its factor F, of the vectors
+   * in `slots[0..count)`, into `out[3i..3i + 3)`: what the rescoring bound reads of each candidate,
+   * without a code. One loop, no call per candidate: the terms of a search's candidates are scattered
+   * over its pages, and a loop of plain reads keeps several of their cache misses in flight.
    */
-  rqTermsAt(slot: number, out: Float64Array): void {
-    const p = this.pages[this.pageOf(slot)]!;
-    const row = this.rowOfSlot[slot]!;
-    if (this.fast !== undefined) {
-      this.fast.terms(p, row, out);
+  rqTermsOf(slots: Int32Array, count: number, out: Float64Array): void {
+    for (let i = 0; i < count; i++) this.pageOf(slots[i]!);
+    const fast = this.fast;
+    if (fast !== undefined) {
+      const f32 = this.mem.f32();
+      for (let i = 0; i < count; i++) {
+        const slot = slots[i]!;
+        fast.terms(f32, this.pages[this.pageOfSlot[slot]!]!, this.rowOfSlot[slot]!, out, 3 * i);
+      }
       return;
     }
-    const { code, scale } = this.codeView(slot);
-    rqTermsOf(this.codec as RqCodec, code, scale, this.dim, out);
+    for (let i = 0; i < count; i++) {
+      const { code, scale } = this.codeView(slots[i]!);
+      rqTermsOf(this.codec as RqCodec, code, scale, this.dim, out, 3 * i);
+    }
   }
 
   /**

@@ -115,8 +115,12 @@ export interface VectorIndex {
    * F times it); 0 where the kernels take the query as kernelQuery() gives it.
    */
   tableError(query: ScanQuery): number;
-  /** For rq codes: ‖e‖, ‖r‖² and the factor F of the vector in `slot`, into `out[0..3)` (what the rescoring bound reads). */
-  rqTermsAt(slot: number, out: Float64Array): void;
+  /**
+   * For rq codes: ‖e‖, ‖r‖² and the factor F of the vectors in `slots[0..count)`, into
+   * `out[3i..3i + 3)` for the i-th (what the rescoring bound reads): one call for all of a search's
+   * candidates, whose terms are scattered over their pages.
+   */
+  rqTermsOf(slots: Int32Array, count: number, out: Float64Array): void;
   /** An upper bound on the norm of any decoded code stored. */
   maxNorm(): number;
   /** An upper bound on the distance between the vector in `slot` (in the stored space) and its decoded code. */

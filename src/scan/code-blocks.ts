@@ -427,15 +427,19 @@ export class CodeBlocks {
     return this.mem.f32()[this.scaleAddress(slot) >> 2]!;
   }
 
-  /** ‖e‖, ‖r‖² and the factor F of the rq code in `slot`, into `out[0..3)` (VectorIndex.rqTermsAt). */
-  rqTermsAt(slot: number, out: Float64Array): void {
-    if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
-    if (this.fast !== undefined) {
-      this.fast.terms(this.blockOf(slot), slot % this.blockVectors, out);
+  /** ‖e‖, ‖r‖² and the factor F of the rq codes in `slots[0..count)`, into `out[3i..3i + 3)` (VectorIndex.rqTermsOf). */
+  rqTermsOf(slots: Int32Array, count: number, out: Float64Array): void {
+    for (let i = 0; i < count; i++) if (!(slots[i]! >= 0 && slots[i]! < this.slots.size)) throw new RangeError(`slot ${slots[i]} out of range`);
+    const fast = this.fast;
+    if (fast !== undefined) {
+      const f32 = this.mem.f32();
+      for (let i = 0; i < count; i++) fast.terms(f32, this.blockOf(slots[i]!), slots[i]! % this.blockVectors, out, 3 * i);
       return;
     }
-    const { code, scale } = this.codeView(slot);
-    rqTermsOf(this.codec as RqCodec, code, scale, this.dim, out);
+    for (let i = 0; i < count; i++) {
+      const { code, scale } = this.codeView(slots[i]!);
+      rqTermsOf(this.codec as RqCodec, code, scale, this.dim, out, 3 * i);
+    }
   }
 
   /** An upper bound on how far the decoded code in `slot` is from the vector it encodes (Codec.codeError). */

@@ -127,12 +127,11 @@ export class FastScanCodes {
     this.rows.decode(this.mem.u8(), area.codes, row, this.scaleAt(area, row), out);
   }
 
-  /** ‖e‖, ‖r‖² and F of `row`, into `out[0..3)` (VectorIndex.rqTermsAt). */
-  terms(area: FastScanArea, row: number, out: Float64Array): void {
-    const f32 = this.mem.f32();
-    out[0] = f32[(area.errs >> 2) + row]!;
-    out[1] = f32[(area.norms >> 2) + row]!;
-    out[2] = f32[(area.scales >> 2) + row]!;
+  /** ‖e‖, ‖r‖² and F of `row`, into `out[at..at + 3)` (VectorIndex.rqTermsOf), read from `f32`, the memory's view now. */
+  terms(f32: Float32Array, area: FastScanArea, row: number, out: Float64Array, at: number): void {
+    out[at] = f32[(area.errs >> 2) + row]!;
+    out[at + 1] = f32[(area.norms >> 2) + row]!;
+    out[at + 2] = f32[(area.scales >> 2) + row]!;
   }
 
   /** The rq kernels' metric: rotated codes rank by dot product (cosine is one there) or by l2. */

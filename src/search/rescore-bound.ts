@@ -5,7 +5,6 @@ import { isRqCodec, type CodecName } from '../codec/codec.js';
 import { F16_MAX } from '../codec/f16.js';
 import { FP8_E4M3_MAX, FP8_E5M2_MAX } from '../codec/fp8.js';
 import type { RqCodec } from '../codec/rq.js';
-import { RQ_FINE_QUERY_BITS } from '../scan/rq-query.js';
 import { kernelUnderflow } from '../kernels/contract.js';
 import { PCA_BOUND_SIGMAS } from '../space/vector-space.js';
 
@@ -17,12 +16,13 @@ import { PCA_BOUND_SIGMAS } from '../space/vector-space.js';
 export const RQ_BOUND_SIGMAS = 3;
 
 /**
- * The same for the bound from scores taken again with the 8-bit query (RQ_FINE_QUERY_BITS): 3.5,
- * not 3. That query's rounding leaves the bound nearly all to the code's own error, and with 3 the
- * answer differed from reading every candidate in 3 of 4,500 searches measured (RESCORING.md,
- * "Measured"), with 3.5 in none.
+ * The same for a store whose codes are in the fast-scan layout, whose kernels see the query itself
+ * through a table: the query's rounding is bounded outright (F · tableError), and the code's error is
+ * the only term that holds with high probability, at 3.5 standard deviations, not 3: with nearly all
+ * of the bound the code's error, at 3 one candidate in a few thousand was left unread where it would
+ * have entered the answer (RESCORING.md, "rq codes").
  */
-export const RQ_FINE_BOUND_SIGMAS = 3.5;
+export const RQ_TABLE_BOUND_SIGMAS = 3.5;
 
 /** A candidate the bound is asked about: its slot and its kernel score. */
 export interface BoundCandidate {
@@ -40,34 +40,34 @@ export interface RescoreBound {
   /**
    * For each candidate, a number no smaller than the exact score of the vector in its slot; or,
    * for a candidate it shows to score below `floor` (a k-th best exact score found so far, which
-   * only rises), any number below `floor`. -Infinity: every candidate gets its bound.
+   * only rises), any number below `floor`. An rq bound gives Infinity to a candidate whose estimate
+   * alone reaches `floor` (its bound could only be higher). Infinity: every candidate gets its bound.
    */
   uppers(candidates: readonly BoundCandidate[], floor: number): Float64Array;
 }
 
-/** A bound's arrays for one gather call over its candidates, grown to the largest batch asked. */
+/** A bound's arrays for one call over its candidates, grown to the largest batch asked. */
 interface GatherArrays {
   readonly slots: Int32Array;
-  /** Each gathered candidate's place among those uppers() was given. */
+  /** Each rq candidate whose terms are read: its place among those uppers() was given. */
   readonly at: Int32Array;
+  /** The scalar codes' scores, from the float-query kernels. */
   readonly scores: Float32Array;
-  /** Each gathered rq candidate's ‖e‖, ‖r‖² and factor, read once for both of its bounds. */
-  readonly errs: Float64Array;
-  readonly normsSq: Float64Array;
-  readonly factors: Float64Array;
+  /** rq codes' ‖e‖, ‖r‖² and factor, three for each candidate (VectorIndex.rqTermsOf). */
+  readonly terms: Float64Array;
 }
 
 /**
  * The arrays of uppers(), grown to the largest batch asked. One for every bound: uppers() uses
- * them within one synchronous call, and a scratch of each bound's own (six typed arrays, made again
- * at its first call) had cost every rescored search a few microseconds of allocation and collection.
+ * them within one synchronous call, and a scratch of each bound's own (typed arrays made again at
+ * its first call) had cost every rescored search a few microseconds of allocation and collection.
  */
 class GatherScratch {
   private size = 0;
   private arrays: GatherArrays = GatherScratch.make(0);
 
   private static make(size: number): GatherArrays {
-    return { slots: new Int32Array(size), at: new Int32Array(size), scores: new Float32Array(size), errs: new Float64Array(size), normsSq: new Float64Array(size), factors: new Float64Array(size) };
+    return { slots: new Int32Array(size), at: new Int32Array(size), scores: new Float32Array(size), terms: new Float64Array(3 * size) };
   }
 
   reserve(n: number): GatherArrays {
@@ -80,8 +80,6 @@ class GatherScratch {
 }
 
 const scratch = new GatherScratch();
-/** rqTermsAt()'s answer for one candidate (VectorIndex.rqTermsAt), read at once. */
-const terms = new Float64Array(3);
 
 /**
  * What the scalar codes' float-query kernels may be off by, at `dim` dimensions: `rounding`,
@@ -239,27 +237,24 @@ export function beyondReach(index: VectorIndex, scan: ScanQuery, dropped: number
  * the rotated query and q̂ the query a kernel sees, the estimate's error is ⟨e, q'⟩ + F⟨ŷ, q' − q̂⟩,
  * e = r − F·ŷ. For a random rotation each term is at most ε₀ standard deviations, ‖e‖‖q'‖ / √(D − 1)
  * and ‖r̃‖‖q' − q̂‖ / √(D − 1), with high probability (RaBitQ, Theorem 3.2): a bound that holds for
- * almost every candidate, not a proof. First from the scan's scores (q̂ in RQ_QUERY_BITS planes,
- * ε₀ = RQ_BOUND_SIGMAS). For rq2 and rq4, whose code error is small enough that the 4-bit query's
- * term is a third to 1.1 times its own, a candidate that bound does not put below `floor` is scored again
- * with q̂ in RQ_FINE_QUERY_BITS planes (one gather call for all of them) and bounded at
- * RQ_FINE_BOUND_SIGMAS, and keeps the lower of its two bounds. rq1's query term is a fifth of its
- * code's: scoring its candidates again cost more than the reads it saved (RESCORING.md).
+ * almost every candidate, not a proof. Taken from the scan's scores alone (q̂ in RQ_QUERY_BITS
+ * planes, ε₀ = RQ_BOUND_SIGMAS), so that what it costs is a few terms per candidate: rescoring
+ * bounds every candidate past the first k of an rq store, those in memory too, where scoring each
+ * again with a finer query cost more than the reads it saved (RESCORING.md, "Where a vector is
+ * does not change the answer").
  *
  * Pages in the fast-scan layout see the query itself through a table (VectorIndex.tableError): its
  * rounding is no random term but at most F · tableError, for every code, and the code's term alone
- * is probabilistic, at RQ_FINE_BOUND_SIGMAS in both steps; the second step scores with both tables.
+ * is probabilistic, at RQ_TABLE_BOUND_SIGMAS.
  * With PCA the part of a vector outside the projection is not kept, and this bounds nothing: none then.
  */
 function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBound {
   const codec = index.codec as RqCodec;
   const dim = index.dim;
   const queryNorm = norm(scan.vector);
-  const coarseTable = index.tableError(scan);
-  const tables = coarseTable > 0;
-  // In the fast-scan layout the second step gathers the second table alone and adds the scan's
-  // score, which the first table gives bit for bit: each code's scattered bytes are gathered once, not twice.
-  const fine: ScanQuery | undefined = codec.bits > 1 ? { ...scan, rqQueryBits: RQ_FINE_QUERY_BITS, rqSecondTableOnly: tables } : undefined;
+  const tableError = index.tableError(scan);
+  const tables = tableError > 0;
+  const queryError = index.kernelQueryError(scan);
   // The kernel's float32 steps: a handful of roundings of terms no larger than ‖r̃‖·‖q'‖ (and ‖q'‖² + ‖r‖² for l2).
   const rounding = 16 * 2 ** -24;
   // A table's sum before its bias may exceed ‖r̃‖·‖q'‖: up to (2^B − 1) · Σ|q'_i| times F, rounded too.
@@ -269,46 +264,32 @@ function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBo
     tableSpan *= (1 << codec.bits) - 1;
   }
   const l2 = scan.metric === 'l2';
-  // ε₀ / √(D − 1) for each bound: its spread per unit of ‖e‖‖q'‖ (and of ‖r̃‖‖q' − q̂‖).
-  const coarseSpread = (tables ? RQ_FINE_BOUND_SIGMAS : RQ_BOUND_SIGMAS) / Math.sqrt(Math.max(1, dim - 1));
-  const fineSpread = RQ_FINE_BOUND_SIGMAS / Math.sqrt(Math.max(1, dim - 1));
-  /** The bound from `kernel`, a code of error ‖e‖ = `err`, ‖r‖² = `normSq` and factor `factor`, scored with a query `queryError` away through a table `tableError` off. */
-  const upper = (kernel: number, err: number, normSq: number, factor: number, queryError: number, tableError: number, spread: number): number => {
-    const seen = Math.sqrt(normSq + err * err);
-    const spreadOf = spread * (err * queryNorm + seen * queryError) + factor * tableError + rounding * (Math.abs(kernel) + seen * queryNorm + factor * tableSpan + (l2 ? normSq + queryNorm * queryNorm : 0));
-    return l2 ? -Math.sqrt(Math.max(0, -kernel - 2 * spreadOf)) : kernel + offset + spreadOf;
-  };
+  // ε₀ / √(D − 1): the bound's spread per unit of ‖e‖‖q'‖ (and of ‖r̃‖‖q' − q̂‖).
+  const spread = (tables ? RQ_TABLE_BOUND_SIGMAS : RQ_BOUND_SIGMAS) / Math.sqrt(Math.max(1, dim - 1));
+  const l2Terms = l2 ? queryNorm * queryNorm : 0;
   return {
     uppers(candidates, floor) {
       const n = candidates.length;
       const out = new Float64Array(n);
-      if (n === 0) return out;
-      const { slots, at, scores, errs, normsSq, factors } = scratch.reserve(n);
-      const coarseError = index.kernelQueryError(scan);
-      let left = 0;
+      const { slots, at, terms } = scratch.reserve(n);
+      // A candidate whose estimate alone reaches the floor is read whatever its terms say (its bound
+      // is at least its estimate): Infinity, and no terms read, which cost a few cache misses each.
+      let m = 0;
       for (let i = 0; i < n; i++) {
-        const { slot, kernel } = candidates[i]!;
-        index.rqTermsAt(slot, terms);
-        const err = terms[0]!;
-        const normSq = terms[1]!;
-        const factor = Math.abs(terms[2]!);
-        out[i] = upper(kernel, err, normSq, factor, coarseError, coarseTable, coarseSpread);
-        if (fine === undefined || out[i]! < floor) continue;
-        slots[left] = slot;
-        errs[left] = err;
-        normsSq[left] = normSq;
-        factors[left] = factor;
-        at[left++] = i;
+        const kernel = candidates[i]!.kernel;
+        if ((l2 ? -Math.sqrt(Math.max(0, -kernel)) : kernel + offset) >= floor) out[i] = Infinity;
+        else (slots[m] = candidates[i]!.slot), (at[m++] = i);
       }
-      if (fine === undefined || left === 0) return out;
-      const fineError = index.kernelQueryError(fine);
-      const fineTable = tables ? index.tableError(fine) : 0;
-      index.scoreSlots(fine, slots, left, scores);
-      for (let j = 0; j < left; j++) {
+      index.rqTermsOf(slots, m, terms);
+      for (let j = 0; j < m; j++) {
         const i = at[j]!;
-        // The float32 sum the gather of both tables makes.
-        const score = tables ? Math.fround(candidates[i]!.kernel + scores[j]!) : scores[j]!;
-        out[i] = Math.min(out[i]!, upper(score, errs[j]!, normsSq[j]!, factors[j]!, fineError, fineTable, fineSpread));
+        const kernel = candidates[i]!.kernel;
+        const err = terms[3 * j]!;
+        const normSq = terms[3 * j + 1]!;
+        const factor = Math.abs(terms[3 * j + 2]!);
+        const seen = Math.sqrt(normSq + err * err);
+        const spreadOf = spread * (err * queryNorm + seen * queryError) + factor * tableError + rounding * (Math.abs(kernel) + seen * queryNorm + factor * tableSpan + (l2 ? normSq + l2Terms : 0));
+        out[i] = l2 ? -Math.sqrt(Math.max(0, -kernel - 2 * spreadOf)) : kernel + offset + spreadOf;
       }
       return out;
     },

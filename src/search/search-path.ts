@@ -17,6 +17,7 @@ import type { DocRecord } from '../store/state.js';
 import { norm } from '../vector.js';
 import { beyondReach, rescoreBound, type BoundCandidate, type RescoreBound } from './rescore-bound.js';
 import { scoreShift } from '../cache/bounds.js';
+import { isRqCodec } from '../codec/codec.js';
 
 export interface SearchHit {
   id: string;
@@ -196,6 +197,8 @@ interface Source {
   place: VectorPlace | undefined;
   /** Its kernel score, which its error bound starts from. */
   readonly kernel: number;
+  /** For a candidate hot in the cache whose bound decides it (an rq store's past the first k), its place among the hot scores. */
+  readonly hot?: number | undefined;
 }
 
 /** A source whose place is taken: what reads take. */
@@ -757,8 +760,9 @@ export class SearchPath {
    * arena) is taken before anything is awaited (the first k's before the first read, the others'
    * when read if nothing was awaited before), so the scores are those of the store the scan saw.
    * Rescoring reads a vector only while its error bound (rescore-bound.ts, made by `bound` when
-   * first needed) can still reach the k-th best exact score: the hot vectors and the first k read
-   * set that score, and the rest are read only if they can beat it. Undefined when writes came in
+   * first needed) can still reach the k-th best exact score: the first k (and, for scalar codes, the
+   * hot vectors and those in memory) set that score, and the rest are read only if they can beat it
+   * (RESCORING.md, "The rule"). Undefined when writes came in
    * while vectors were read (the documents read after them could be newer than the scores); damage
    * found in a vector still in place is thrown. Results `how.known`
    * knows (looked up once the scores are final, with nothing awaited after) take their text and
@@ -795,26 +799,39 @@ export class SearchPath {
       const writes = this.env.writes();
       const qNorm = norm(q);
       // Hot vectors are scored now, in place and in one batch, before anything is awaited (a view
-      // into the cache is valid until its next keepVector()); the others are read, then scored in batches.
+      // into the cache is valid until its next keepVector()); the others are read, then scored in
+      // batches. An rq store's hot candidates past the first k wait with their scores for their bounds.
       ranked = [];
-      const hotSlots: number[] = [];
+      // An rq bound holds with high probability only, so which candidates past the first k are scored
+      // must not depend on where their vectors are: each is decided by its bound in kernel order,
+      // hot, in memory or on disk alike, and the answer is the same with the cache as without it, and
+      // whatever the page cache holds (RESCORING.md, "Where a vector is does not change the answer").
+      // The scalar codes' bounds are proofs: reading a candidate they would let go changes nothing.
+      const everyBounded = isRqCodec(index.codec.name);
+      const cache = this.env.cache;
       const hot: Float32Array[] = [];
       const hotNorms: (number | undefined)[] = [];
+      // The hot candidates ranked at once: their slots, and their places in `hot`.
+      const hotNow: number[] = [];
+      const hotNowAt: number[] = [];
+      let hotLater = 0;
       for (const [i, c] of candidates.entries()) {
-        const h = this.env.cache?.hotVectorAt(c.slot, index);
-        if (h === undefined) {
-          if (i < want.k) first.push({ slot: c.slot, place: this.env.placeAt(c.slot, idOf), kernel: c.score });
-          else rest.push({ slot: c.slot, place: undefined, kernel: c.score });
-          continue;
-        }
-        hotSlots.push(c.slot);
-        hot.push(h.full);
-        hotNorms.push(h.norm);
+        const h = cache?.hotVectorAt(c.slot, index);
+        if (h !== undefined) {
+          if (!everyBounded || i < want.k) hotNow.push(c.slot), hotNowAt.push(hot.length);
+          else rest.push({ slot: c.slot, place: undefined, kernel: c.score, hot: hot.length }), hotLater++;
+          hot.push(h.full);
+          hotNorms.push(h.norm);
+        } else if (i < want.k) first.push({ slot: c.slot, place: this.env.placeAt(c.slot, idOf), kernel: c.score });
+        else rest.push({ slot: c.slot, place: undefined, kernel: c.score, hot: undefined });
       }
       const scores = new Float64Array(Math.max(hot.length, first.length + rest.length));
       const norms = new Float64Array(scores.length);
       this.env.scorer.score(q, qNorm, hot, hotNorms, scores, norms);
-      hotSlots.forEach((slot, i) => ranked.push({ slot, score: scores[i]! }));
+      // The scores of the hot candidates whose turn is to come, kept apart: reads score into `scores`.
+      const hotScores = hotLater > 0 ? scores.slice(0, hot.length) : undefined;
+      hotNow.forEach((slot, i) => ranked.push({ slot, score: scores[hotNowAt[i]!]! }));
+      cache?.savedReads(hotNow.length);
       const batch: Batch = { q, qNorm, since: writes, ranked, scores, norms, idOf };
       const firstNow = this.scoreSourcesNow(first, batch);
       if (firstNow === undefined) return undefined;
@@ -824,8 +841,10 @@ export class SearchPath {
       }
       // A write since the places were taken: the search starts over, so the rest need not be read.
       if (this.env.writes() !== writes) return undefined;
-      // A candidate whose vector is in memory is read at once: a read there costs less than its bound
-      // (RESCORING.md, "Reads that would wait for the disk"). The others are bounded, only over the
+      // An rq store's candidates past the first k are each decided by one line, the k-th best exact
+      // score of the first k, whatever their order and wherever their vectors are. A scalar store's
+      // whose vector is in memory are read at once: a read there costs less than its bound
+      // (RESCORING.md, "Reads that would wait for the disk"). Its others are bounded, only over the
       // store the scan saw (slots and codes are those the bound reads): each one's bound is taken
       // once, after the reads from memory, and they are read a chunk at a time, in kernel order; the
       // k-th best exact score rises as they come in, so each chunk is cut by the best line known.
@@ -833,7 +852,9 @@ export class SearchPath {
       let skipped = 0;
       let order: Source[] = rest;
       let inMemory = rest.length;
-      if (rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes) {
+      if (everyBounded && rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes) {
+        inMemory = 0;
+      } else if (rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes) {
         const resident: Source[] = [];
         const onDisk: Source[] = [];
         const now = performance.now();
@@ -848,6 +869,7 @@ export class SearchPath {
       // need k scores: a k past the candidates (up to MAX_K) allocates nothing.
       let best: TopK | undefined;
       let uppers: Float64Array | undefined;
+      let line = -Infinity;
       let fed = 0;
       // The places of `rest` were taken before anything was awaited, if anything was: a write since
       // then makes them stale (scoreLoaded() must not keep what they hold hot).
@@ -866,21 +888,32 @@ export class SearchPath {
               for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
               // The k-th best exact score now is the floor the bounds are asked about: a candidate shown
               // to be below it needs no finer bound (RescoreBound.uppers), since the line only rises.
-              uppers = b.uppers(order.slice(inMemory), best.kthBest());
+              line = best.kthBest();
+              uppers = b.uppers(order.slice(inMemory), line);
             }
           }
           if (uppers !== undefined && best !== undefined && ranked.length >= want.k && this.env.writes() === writes) {
-            for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
-            const kth = best.kthBest();
+            if (!everyBounded) {
+              for (; fed < ranked.length; fed++) best.push(ranked[fed]!.score, fed);
+              line = best.kthBest();
+            }
             chunk = [];
             for (; at < order.length && chunk.length < RESCORE_CHUNK; at++) {
-              if (uppers[at - inMemory]! < kth) skipped++;
+              if (uppers[at - inMemory]! < line) skipped++;
               else chunk.push(order[at]!);
             }
           } else {
             chunk = order.slice(at);
             at = order.length;
           }
+        }
+        if (hotScores !== undefined) {
+          const cold: Source[] = [];
+          for (const c of chunk) {
+            if (c.hot === undefined) cold.push(c);
+            else ranked.push({ slot: c.slot, score: hotScores[c.hot]! }), cache!.savedReads(1);
+          }
+          chunk = cold;
         }
         if (chunk.length === 0) continue;
         const reading = placed(chunk);
