@@ -69,14 +69,14 @@ const step = fc.oneof(vector.map((v) => ({ join: v })), fc.nat().map((n) => ({ l
 function apply(p: { members: Map<number, Float32Array>; sums: PageSums }, s: { join: Float32Array } | { leave: number }, next: number): number {
   if ('join' in s) {
     p.members.set(next, s.join);
-    p.sums.joined(0, s.join, p.members.size);
+    p.sums.joined(0, s.join, p.members.size, dot(s.join, s.join));
     return next + 1;
   }
   if (p.members.size > 0) {
     const key = [...p.members.keys()][s.leave % p.members.size]!;
     const v = p.members.get(key)!;
     p.members.delete(key);
-    p.sums.left(0, v, p.members.size);
+    p.sums.left(0, v, p.members.size, dot(v, v));
   }
   return next;
 }
@@ -125,7 +125,7 @@ test('page sums: with squares kept, the mean squared norm after any joins and le
       const reversed = page(false, true);
       [...live.members.values()].reverse().forEach((v, i) => {
         reversed.members.set(i, v);
-        reversed.sums.joined(0, v, i + 1);
+        reversed.sums.joined(0, v, i + 1, dot(v, v));
       });
       assert.equal(reversed.sums.meanSquaredNorm(0, n), live.sums.meanSquaredNorm(0, n));
       const afresh = page(true, true);
@@ -145,7 +145,8 @@ test('page sums: with squares kept, the mean squared norm after any joins and le
   );
   const plain = page();
   plain.members.set(0, Float32Array.of(3, 4, 0, 0, 0));
-  plain.sums.joined(0, plain.members.get(0)!, 1);
+  const first = plain.members.get(0)!;
+  plain.sums.joined(0, first, 1, dot(first, first));
   assert.equal(plain.sums.meanSquaredNorm(0, 1), 0, 'not kept');
 });
 
@@ -155,7 +156,7 @@ test('page sums: the mean is the float64 mean within 2^-24 of the largest magnit
       const p = page();
       vs.forEach((v, i) => {
         p.members.set(i, v);
-        p.sums.joined(0, v, p.members.size);
+        p.sums.joined(0, v, p.members.size, dot(v, v));
       });
       const largest = Math.max(...vs.flatMap((v) => Array.from(v, Math.abs)));
       const mean = meanOf(p);
@@ -167,7 +168,7 @@ test('page sums: the mean is the float64 mean within 2^-24 of the largest magnit
       }
       for (const [k, v] of [...p.members]) {
         p.members.delete(k);
-        p.sums.left(0, v, p.members.size);
+        p.sums.left(0, v, p.members.size, dot(v, v));
       }
       assert.deepEqual(meanOf(p), new Float32Array(DIM));
     }),
@@ -185,7 +186,7 @@ test('page sums: pages dropped swap in the last, as page stores number them', ()
   });
   for (let p = 0; p < 3; p++) {
     sums.addPage();
-    members[p]!.forEach((v, i) => sums.joined(p, v, i + 1));
+    members[p]!.forEach((v, i) => sums.joined(p, v, i + 1, dot(v, v)));
   }
   sums.removeSwap(1);
   members[1] = members.pop()!;
@@ -204,14 +205,14 @@ test('page sums: a value halfway between two steps of its page grid leaves as it
   const big = Float32Array.of(1, 1, 1, 1, 1);
   const half = Float32Array.of(2 ** -27, -(2 ** -27), 3 * 2 ** -27, 0, 0);
   p.members.set(0, big);
-  p.sums.joined(0, big, 1);
+  p.sums.joined(0, big, 1, dot(big, big));
   const before = meanOf(p);
   // Joining and leaving 64 times: an error of one step each time would show in the float32 mean of 1.
   for (let i = 0; i < 64; i++) {
     p.members.set(1, half);
-    p.sums.joined(0, half, 2);
+    p.sums.joined(0, half, 2, dot(half, half));
     p.members.delete(1);
-    p.sums.left(0, half, 1);
+    p.sums.left(0, half, 1, dot(half, half));
   }
   assert.deepEqual(meanOf(p), before);
 });
@@ -221,7 +222,7 @@ test('page sums: a page past roomFor members gives its count more bits: sums of 
   const v = Float32Array.of(1.5, -1.5, 1.9921875, 0, 1);
   for (let i = 0; i < 100; i++) {
     p.members.set(i, v);
-    p.sums.joined(0, v, p.members.size);
+    p.sums.joined(0, v, p.members.size, dot(v, v));
     // Read after every change, as a page's centroid is: a change of grid waits for the next read.
     assert.deepEqual(meanOf(p), v);
   }
@@ -232,17 +233,17 @@ test('page sums: a page that shrinks back gets the finer grid of its smaller cou
   const filler = Float32Array.of(0.5, 0.5, 0.5, 0.5, 0.5);
   for (let i = 0; i < 100; i++) {
     p.members.set(i, filler);
-    p.sums.joined(0, filler, p.members.size);
+    p.sums.joined(0, filler, p.members.size, dot(filler, filler));
   }
   // 2^-25 is a multiple of the grid of 3 members (2^(1 - 27)) but below half a step of the grid of 100 (2^(1 - 24)).
   const kept = [Float32Array.of(1, 0, 0, 0, 0), Float32Array.of(-1, 0, 0, 0, 0), Float32Array.of(2 ** -25, 0, 0, 0, 0)];
   kept.forEach((k, i) => {
     p.members.set(1000 + i, k);
-    p.sums.joined(0, k, p.members.size);
+    p.sums.joined(0, k, p.members.size, dot(k, k));
   });
   for (let i = 0; i < 100; i++) {
     p.members.delete(i);
-    p.sums.left(0, filler, p.members.size);
+    p.sums.left(0, filler, p.members.size, dot(filler, filler));
     meanOf(p);
   }
   const fresh = page();

@@ -187,6 +187,11 @@ export class PageClusters {
   }
 
   /** The squared length LengthSpread counts for decoded vector `v`, whose own squared norm is `squared` (inputMean). */
+  /** dot(v, v) where the sums keep squares or the lengths are counted (once for both), else 0: nothing reads it. */
+  private squaredNorm(v: Float32Array): number {
+    return this.sums.keepSquares || this.lengths !== undefined ? dot(v, v) : 0;
+  }
+
   private lengthOf(v: Float32Array, squared: number): number {
     const mean = this.options.inputMean;
     return mean === undefined ? squared : squared + 2 * dot(v, mean) + this.inputMeanSq;
@@ -221,8 +226,9 @@ export class PageClusters {
       page = this.nearest.sortBestFirst() > 0 ? this.nearest.slotAt(0) : 0;
     }
     this.pages.add(slot, page, code, scale);
-    this.sums.joined(page, this.decoded, this.pages.sizeOf(page));
-    this.lengths?.add(this.lengthOf(this.decoded, dot(this.decoded, this.decoded)));
+    const squared = this.squaredNorm(this.decoded);
+    this.sums.joined(page, this.decoded, this.pages.sizeOf(page), squared);
+    this.lengths?.add(this.lengthOf(this.decoded, squared));
     this.setCentroid(page);
     if (this.pages.sizeOf(page) > this.options.maxPage) this.reassignAfterSplit(page, this.split(page));
   }
@@ -375,8 +381,9 @@ export class PageClusters {
     const page = this.pages.pageOf(slot);
     this.decodeSlot(slot);
     this.pages.remove(slot);
-    this.sums.left(page, this.decoded, this.pages.sizeOf(page));
-    this.lengths?.remove(this.lengthOf(this.decoded, dot(this.decoded, this.decoded)));
+    const squared = this.squaredNorm(this.decoded);
+    this.sums.left(page, this.decoded, this.pages.sizeOf(page), squared);
+    this.lengths?.remove(this.lengthOf(this.decoded, squared));
     const size = this.pages.sizeOf(page);
     // The last vector gone: no page, as loading leaves an empty store (the running store had kept
     // one empty page, and reported pages and nprobe 1 where the same store reopened said 0).
@@ -653,8 +660,9 @@ export class PageClusters {
   private move(slot: number, to: number, v: Float32Array): void {
     const from = this.pages.pageOf(slot);
     this.pages.moveTo(slot, to);
-    this.sums.left(from, v, this.pages.sizeOf(from));
-    this.sums.joined(to, v, this.pages.sizeOf(to));
+    const squared = this.squaredNorm(v);
+    this.sums.left(from, v, this.pages.sizeOf(from), squared);
+    this.sums.joined(to, v, this.pages.sizeOf(to), squared);
     this.layoutChanges++;
     this.moved(slot);
   }

@@ -98,7 +98,7 @@ export class PageSums {
     roomFor: number,
     private readonly visit: VisitMembers,
     /** Keep each page's mean squared norm (meanSquaredNorm()): a dot store's router widens pages by their spread. */
-    private readonly keepSquares = false,
+    readonly keepSquares = false,
   ) {
     if (!(Number.isInteger(roomFor) && roomFor >= 1 && roomFor <= 2 ** 24)) throw new RangeError(`roomFor must be an integer from 1 to 2^24, got ${roomFor}`);
     this.leastCountBits = bitsFor(roomFor);
@@ -146,7 +146,7 @@ export class PageSums {
    * leaves the page to be summed afresh when its mean is next asked for: a re-clustering that moves
    * many vectors in and out of a page between two reads of its centroid sums it once.
    */
-  joined(page: number, v: Float32Array, count: number): void {
+  joined(page: number, v: Float32Array, count: number, squared: number): void {
     if (this.stale[page]) return;
     const e = exponentOf(largestMagnitude(v));
     const top = this.exponents[page]!;
@@ -155,7 +155,7 @@ export class PageSums {
       return;
     }
     if (e === top) this.atTop[page]!++;
-    this.accumulate(page, v, 1);
+    this.accumulate(page, v, 1, squared);
   }
 
   /** The mean squared norm of `page`'s `count` members (0 when empty), with `keepSquares`; 0 without. */
@@ -166,14 +166,14 @@ export class PageSums {
   }
 
   /** `v` is no longer a member of `page`, which holds `count` without it (visit() no longer sees it). */
-  left(page: number, v: Float32Array, count: number): void {
+  left(page: number, v: Float32Array, count: number, squared: number): void {
     if (this.stale[page]) return;
     const atTop = exponentOf(largestMagnitude(v)) === this.exponents[page];
     if ((atTop && --this.atTop[page]! === 0) || this.gridCountBits(count) !== this.countBits[page]) {
       this.stale[page] = true;
       return;
     }
-    this.accumulate(page, v, -1);
+    this.accumulate(page, v, -1, squared);
   }
 
   /** Sums `page` afresh from its members: its grid from their largest magnitude and their count, then their multiples. */
@@ -189,7 +189,7 @@ export class PageSums {
       count++;
     });
     this.setGrid(page, top, count);
-    this.visit(page, this.scratch, (v) => this.accumulate(page, v, 1));
+    this.visit(page, this.scratch, (v) => this.accumulate(page, v, 1, this.keepSquares ? dot(v, v) : 0));
   }
 
   /**
@@ -260,17 +260,14 @@ export class PageSums {
     return 2 ** (2 * this.exponents[page]! + 2 + this.dimBits - (SQUARE_BITS - this.countBits[page]!));
   }
 
-  /** Adds (or takes away) `v`'s squared norm as a multiple of `page`'s grid: exact, as the multiples are integers and their sum stays below 2^52. */
-  private accumulateSquare(page: number, v: Float32Array, sign: 1 | -1): void {
-    this.accumulateSquaredNorm(page, dot(v, v), sign);
-  }
-
+  /** Adds (or takes away) a squared norm as a multiple of `page`'s grid: exact, as the multiples are integers and their sum stays below 2^52. */
   private accumulateSquaredNorm(page: number, squared: number, sign: 1 | -1): void {
     this.squares[page]! += sign * Math.round(squared / this.squareGridOf(page));
   }
 
-  private accumulate(page: number, v: Float32Array, sign: 1 | -1): void {
-    if (this.keepSquares) this.accumulateSquare(page, v, sign);
+  /** Adds (or takes away) `v`, and with keepSquares its squared norm `squared` (dot(v, v), which the caller may have for itself). */
+  private accumulate(page: number, v: Float32Array, sign: 1 | -1, squared: number): void {
+    if (this.keepSquares) this.accumulateSquaredNorm(page, squared, sign);
     const sum = this.sums[page]!;
     const dim = this.dim;
     // |v| < 2^(E+1), so each multiple is below 2^P. Rounded as floor(x + 0.5), the same function
