@@ -25,7 +25,7 @@ import {
   type RqBits,
 } from '../src/kernels/index.js';
 import { PageSums } from '../src/index/page-sums.js';
-import { writeTables } from '../src/scan/fast-scan-lut.js';
+import { writeTable } from '../src/scan/fast-scan-lut.js';
 import { modelMatrix, projectorOf } from '../src/pca/projector.js';
 import { fitRotation } from '../src/space/rotation.js';
 import { dot, squaredDistance } from '../src/vector.js';
@@ -37,7 +37,7 @@ import { dot, squaredDistance } from '../src/vector.js';
  * against vector.ts, whose numbers they reproduce; the gather kernel, which scores vectors
  * scattered over the index (a cache pool) in one call per run; and the rotated-code kernels,
  * popcount and fast scan, against the int8-query kernel they would stand in for; the builder of
- * a query's fast-scan tables against writeTables; an rq query's rotation, structured and dense;
+ * a query's fast-scan table against writeTable; an rq query's rotation, structured and dense;
  * and a page's sums made afresh, by the page-sum kernels and in JavaScript.
  */
 
@@ -442,7 +442,7 @@ async function benchSelect(opts: Required<KernelBenchOptions>): Promise<SelectBe
   }
 }
 
-/** Microseconds to build one query's two fast-scan tables, by the table kernel and by writeTables (its reference). */
+/** Microseconds to build one query's fast-scan table, by the table kernel and by writeTable (its reference). */
 export interface TablesBenchRow {
   readonly bits: RqBits;
   readonly dim: number;
@@ -451,9 +451,9 @@ export interface TablesBenchRow {
 }
 
 /**
- * A query's two fast-scan tables (KERNELS.md, "Two tables") for each bit width at `dim`, built for
- * 64 Gaussian queries in turn (a search builds them once for a new query, and a repeated one would
- * let the branch predictor learn its data): the table kernel, and writeTables in JavaScript.
+ * A query's fast-scan table (KERNELS.md, "The table kernel") for each bit width at `dim`, built for
+ * 64 Gaussian queries in turn (a search builds it once for a new query, and a repeated one would
+ * let the branch predictor learn its data): the table kernel, and writeTable in JavaScript.
  */
 async function benchTables(dim: number, timeMs: number): Promise<TablesBenchRow[]> {
   const k = kernels();
@@ -462,32 +462,29 @@ async function benchTables(dim: number, timeMs: number): Promise<TablesBenchRow[
   for (const bits of RQ_BITS) {
     const groups = (dim * bits) / 4;
     const qPtrs = queries.map((q) => place(k, q));
-    const coarsePtr = k.memory.alloc(16 * groups);
-    const finePtr = k.memory.alloc(16 * groups);
-    const outPtr = k.memory.alloc(32);
-    const coarse = new Uint8Array(16 * groups);
-    const fine = new Uint8Array(16 * groups);
-    const build = k.fastScanTablesFunction(bits);
+    const tablePtr = k.memory.alloc(16 * groups);
+    const outPtr = k.memory.alloc(16);
+    const table = new Uint8Array(16 * groups);
+    const build = k.fastScanTableFunction(bits);
     let i = 0;
     let j = 0;
     try {
       const bench = new Bench({ time: timeMs, warmupTime: timeMs / 3, iterations: 64, warmupIterations: 16 });
-      bench.add('wasm', () => build(qPtrs[i++ & 63]!, groups, coarsePtr, finePtr, 1, outPtr));
-      bench.add('js', () => writeTables(bits, queries[j++ & 63]!, coarse, fine));
+      bench.add('wasm', () => build(qPtrs[i++ & 63]!, groups, tablePtr, outPtr));
+      bench.add('js', () => writeTable(bits, queries[j++ & 63]!, table));
       await bench.run();
       rows.push({ bits, dim, wasmUs: nsPerVector(bench, 'wasm', 1) / 1000, jsUs: nsPerVector(bench, 'js', 1) / 1000 });
     } finally {
       qPtrs.forEach((ptr) => k.memory.free(ptr, 4 * dim));
-      k.memory.free(coarsePtr, 16 * groups);
-      k.memory.free(finePtr, 16 * groups);
-      k.memory.free(outPtr, 32);
+      k.memory.free(tablePtr, 16 * groups);
+      k.memory.free(outPtr, 16);
     }
   }
   return rows;
 }
 
 export function formatTablesTable(rows: readonly TablesBenchRow[]): string {
-  const lines = ['| a query\'s two fast-scan tables | dim | table kernel µs | writeTables (JavaScript) µs |', '|---|---:|---:|---:|'];
+  const lines = ['| a query\'s fast-scan table | dim | table kernel µs | writeTable (JavaScript) µs |', '|---|---:|---:|---:|'];
   for (const r of rows) lines.push(`| rq${r.bits} | ${r.dim} | ${r.wasmUs.toFixed(1)} | ${r.jsUs.toFixed(1)} |`);
   return lines.join('\n');
 }

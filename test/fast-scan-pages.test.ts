@@ -6,9 +6,8 @@ import { PageStore } from '../src/index/pages.js';
 import { referenceFastScan } from '../src/kernels/reference.js';
 import { MemStore } from '../src/memstore.js';
 import { fastScanBlockBytes, fastScanGroups, nibblesOf, writeLane } from '../src/scan/fast-scan-layout.js';
-import { buildLut, buildLutPair, lutErrorBound } from '../src/scan/fast-scan-lut.js';
+import { buildLut, lutErrorBound } from '../src/scan/fast-scan-lut.js';
 import { CodeBlocks, type ScanQuery } from '../src/scan/code-blocks.js';
-import { RQ_FINE_QUERY_BITS } from '../src/scan/rq-query.js';
 import { TopK } from '../src/scan/topk.js';
 import { bruteForce, clustered, gaussian, rng, tempDir } from './helpers.js';
 import { kernels } from '../src/kernels/index.js';
@@ -20,7 +19,6 @@ LinearMemory.guardBlocks = true;
 
 const RQ: readonly RqCodec[] = [rq1Codec, rq2Codec, rq4Codec];
 
-/** A real code of a random vector (rotated space: any vector will do) and its factor. */
 /** The scores of the vectors in `slots` under `query`, in that order (scoreSlots into a new array). */
 function scoresOf(index: { scoreSlots(query: ScanQuery, slots: Int32Array, n: number, out: Float32Array): void }, query: ScanQuery, slots: Int32Array): Float32Array {
   const out = new Float32Array(slots.length);
@@ -28,6 +26,7 @@ function scoresOf(index: { scoreSlots(query: ScanQuery, slots: Int32Array, n: nu
   return out;
 }
 
+/** A real code of a random vector (rotated space: any vector will do) and its factor. */
 function encoded(codec: RqCodec, dim: number, next: () => number, scale = 1): { code: Uint8Array; scale: number } {
   const code = new Uint8Array(codec.codeBytes(dim));
   const f = codec.encode(
@@ -160,7 +159,7 @@ test('fast-scan pages: a scan scores each code as the fast-scan kernel does over
   }
 });
 
-test('fast-scan pages: a scan\'s estimate is within F · tableError of F · ⟨ŷ, q⟩ for every code, and with both tables (scoreSlots with the fine query) within F · the far smaller fine tableError (rq1, rq2, rq4; dot and l2)', () => {
+test('fast-scan pages: a scan\'s estimate is within F · tableError of F · ⟨ŷ, q⟩ for every code (rq1, rq2, rq4; dot and l2)', () => {
   const next = rng(13);
   for (const codec of RQ) {
     const dim = 256;
@@ -176,34 +175,22 @@ test('fast-scan pages: a scan\'s estimate is within F · tableError of F · ⟨�
         for (let trial = 0; trial < 5; trial++) {
           // Queries far from Gaussian too: one large coordinate widens every table's step.
           const vector = Float32Array.from({ length: dim }, (_, i) => gaussian(next) * (trial === 4 && i === 7 ? 40 : 1));
-          const coarse: ScanQuery = { vector, metric, int8Query: false };
-          const fine: ScanQuery = { ...coarse, rqQueryBits: RQ_FINE_QUERY_BITS };
-          const coarseError = store.tableError(coarse);
-          const fineError = store.tableError(fine);
-          assert.ok(coarseError > 0 && fineError > 0 && fineError < coarseError / 50, `${codec.name}: ${fineError} against ${coarseError}`);
+          const query: ScanQuery = { vector, metric, int8Query: false };
+          const tableError = store.tableError(query);
+          assert.ok(tableError > 0, `${codec.name}: ${tableError}`);
           const slots = Int32Array.from(codes.keys());
-          const coarseScores = new Float32Array(slots.length);
-          const fineScores = new Float32Array(slots.length);
-          store.scoreSlots(coarse, slots, slots.length, coarseScores);
-          store.scoreSlots(fine, slots, slots.length, fineScores);
+          const scores = new Float32Array(slots.length);
+          store.scoreSlots(query, slots, slots.length, scores);
           let qNormSq = 0;
           for (const x of vector) qNormSq += x * x;
-          let worstFine = 0;
           for (const [i, c] of codes.entries()) {
             const F = c.scale;
             const exact = F * exactInner(codec, c.code, vector);
             // What the score says of F · ⟨ŷ, q⟩ (l2: −(‖q‖² + ‖r‖² − 2p)).
-            const estimate = (s: number) => (metric === 'dot' ? s : (s + qNormSq + codec.normSquared(c.code, dim)) / 2);
+            const estimate = metric === 'dot' ? scores[i]! : (scores[i]! + qNormSq + codec.normSquared(c.code, dim)) / 2;
             const slack = 1e-5 * (Math.abs(exact) + qNormSq + codec.normSquared(c.code, dim));
-            assert.ok(Math.abs(estimate(coarseScores[i]!) - exact) <= F * coarseError + slack, `${codec.name} ${metric} coarse ${i}`);
-            const off = Math.abs(estimate(fineScores[i]!) - exact);
-            assert.ok(off <= F * fineError + slack, `${codec.name} ${metric} fine ${i}: ${off} > ${F * fineError}`);
-            worstFine = Math.max(worstFine, off);
+            assert.ok(Math.abs(estimate - exact) <= F * tableError + slack, `${codec.name} ${metric} ${i}`);
           }
-          // The fine scores are closer than the coarse ones: not the coarse scores again.
-          let worstCoarse = 0;
-          for (const [i, c] of codes.entries()) worstCoarse = Math.max(worstCoarse, Math.abs((metric === 'dot' ? coarseScores[i]! : (coarseScores[i]! + qNormSq + codec.normSquared(c.code, dim)) / 2) - c.scale * exactInner(codec, c.code, vector)));
-          assert.ok(worstFine < worstCoarse, `${codec.name} ${metric}: fine ${worstFine} coarse ${worstCoarse}`);
         }
       }
     } finally {
@@ -212,7 +199,7 @@ test('fast-scan pages: a scan\'s estimate is within F · tableError of F · ⟨�
   }
 });
 
-test('fast-scan tables: the second table brings every code\'s estimate within its maxError of ⟨ŷ, q⟩, and lutErrorBound is never below a table\'s maxError (queries from 1e-30 to 1e30, zero, one-hot)', () => {
+test('fast-scan tables: the table brings every code\'s estimate within its maxError of ⟨ŷ, q⟩, and lutErrorBound is never below it (queries from 1e-30 to 1e30, zero, one-hot)', () => {
   const next = rng(17);
   for (const codec of RQ) {
     for (const dim of [32, 128, 512]) {
@@ -222,23 +209,17 @@ test('fast-scan tables: the second table brings every code\'s estimate within it
         ...[1e-30, 1e-6, 1, 1e6, 1e30].map((s) => Float32Array.from({ length: dim }, () => gaussian(next) * s)),
       ];
       for (const q of shapes) {
-        const { coarse, fine } = buildLutPair(codec.bits, q);
-        assert.deepEqual(coarse, buildLut(codec.bits, q));
-        assert.ok(lutErrorBound(codec.bits, q) >= coarse.maxError, `${codec.name} ${dim}-d: ${lutErrorBound(codec.bits, q)} < ${coarse.maxError}`);
+        const table = buildLut(codec.bits, q);
+        assert.ok(lutErrorBound(codec.bits, q) >= table.maxError, `${codec.name} ${dim}-d: ${lutErrorBound(codec.bits, q)} < ${table.maxError}`);
         const groups = fastScanGroups(codec.bits, dim);
         for (let c = 0; c < 40; c++) {
           const { code } = encoded(codec, dim, next);
           const nibbles = nibblesOf(codec.bits, levelsOf(codec, code, dim), dim);
-          let s1 = 0;
-          let s2 = 0;
-          for (let g = 0; g < groups; g++) {
-            s1 += coarse.lut[g * 16 + nibbles[g]!]!;
-            s2 += fine.lut[g * 16 + nibbles[g]!]!;
-          }
+          let sum = 0;
+          for (let g = 0; g < groups; g++) sum += table.lut[g * 16 + nibbles[g]!]!;
           const exact = exactInner(codec, code, q);
           const scale = Math.abs(exact) + 1e-300;
-          assert.ok(Math.abs(coarse.delta * s1 + coarse.bias - exact) <= coarse.maxError * (1 + 1e-9) + 1e-12 * scale, `${codec.name} coarse`);
-          assert.ok(Math.abs(coarse.delta * s1 + coarse.bias + fine.delta * s2 + fine.bias - exact) <= fine.maxError * (1 + 1e-9) + 1e-12 * scale, `${codec.name} ${dim}-d fine`);
+          assert.ok(Math.abs(table.delta * sum + table.bias - exact) <= table.maxError * (1 + 1e-9) + 1e-12 * scale, `${codec.name} ${dim}-d`);
         }
       }
     }
@@ -298,7 +279,7 @@ test('fast-scan pages: a scan that keeps every page\'s scores for a pool makes r
   kernels().memory.checkGuards();
 });
 
-test('fast-scan codes: a scan\'s score plus the second table alone (rqSecondTableOnly) is, bit for bit, the score of both tables, in pages and in blocks (rq1, rq2, rq4; dot and l2); codes in bit planes refuse it', () => {
+test('fast-scan codes: scoreSlots gives, bit for bit, the scan\'s score of each code, in blocks and in pages alike (rq1, rq2, rq4; dot and l2)', () => {
   const next = rng(19);
   for (const codec of RQ) {
     for (const dim of [32, 256]) {
@@ -316,74 +297,22 @@ test('fast-scan codes: a scan\'s score plus the second table alone (rqSecondTabl
         const slots = Int32Array.from({ length: n }, (_, i) => (i * 37) % n);
         for (const metric of ['dot', 'l2'] as const) {
           for (const scale of [1e-3, 1, 1e3]) {
-            const coarse: ScanQuery = { vector: Float32Array.from({ length: dim }, () => gaussian(next) * scale), metric, int8Query: false };
-            const both: ScanQuery = { ...coarse, rqQueryBits: RQ_FINE_QUERY_BITS };
-            const second: ScanQuery = { ...both, rqSecondTableOnly: true };
-            for (const [name, index] of [['pages', pages], ['blocks', blocks]] as const) {
-              const scanned = scoresOf(index, coarse, slots);
-              const summed = scoresOf(index, both, slots);
-              const added = scoresOf(index, second, slots);
-              for (let i = 0; i < n; i++) {
-                assert.ok(Object.is(Math.fround(scanned[i]! + added[i]!), summed[i]), `${codec.name} ${dim}-d ${name} ${metric} query x${scale} slot ${slots[i]}: ${scanned[i]} + ${added[i]} against ${summed[i]}`);
-              }
-              // Not the sum again, nor nothing: the second table moves scores by far less than they are.
-              assert.ok(added.some((x, i) => x !== 0 && Math.abs(x) < Math.abs(summed[i]!)), `${codec.name} ${name} ${metric}`);
-            }
+            const query: ScanQuery = { vector: Float32Array.from({ length: dim }, () => gaussian(next) * scale), metric, int8Query: false };
             const top = new TopK(n);
-            blocks.scan(coarse, top);
+            blocks.scan(query, top);
             const byScan = new Map(top.sorted().map(({ slot, score }) => [slot, score]));
             const scanned = new Float32Array(n);
-            blocks.scoreSlots(coarse, slots, n, scanned);
-            for (let i = 0; i < n; i++) assert.ok(Object.is(scanned[i], byScan.get(slots[i]!)), `${codec.name} blocks ${metric}: the first table's gather is the scan's score`);
+            blocks.scoreSlots(query, slots, n, scanned);
+            const paged = scoresOf(pages, query, slots);
+            for (let i = 0; i < n; i++) {
+              assert.ok(Object.is(scanned[i], byScan.get(slots[i]!)), `${codec.name} ${dim}-d blocks ${metric} query x${scale}: the gather is the scan's score`);
+              assert.ok(Object.is(paged[i], scanned[i]), `${codec.name} ${dim}-d pages ${metric} query x${scale} slot ${slots[i]}: ${paged[i]} against ${scanned[i]}`);
+            }
           }
         }
       } finally {
         pages.free();
         blocks.free();
-      }
-    }
-    const planes = new CodeBlocks(codec, 16, 64);
-    try {
-      const c = encoded(codec, 16, next);
-      planes.putCode('v0', c.code, c.scale);
-      const query: ScanQuery = { vector: Float32Array.from({ length: 16 }, () => gaussian(next)), metric: 'dot', int8Query: false, rqQueryBits: RQ_FINE_QUERY_BITS, rqSecondTableOnly: true };
-      assert.throws(() => planes.scoreSlots(query, Int32Array.of(0), 1, new Float32Array(1)), RangeError);
-    } finally {
-      planes.free();
-    }
-  }
-});
-
-test('fast-scan query: the second table is built when first asked for, and the first table\'s scores are the same bits before and after it (rq1, rq2, rq4; dot and l2), in whichever order the tables are asked for', () => {
-  const next = rng(23);
-  for (const codec of RQ) {
-    const dim = 128;
-    const n = 100;
-    const codes = Array.from({ length: n }, () => encoded(codec, dim, next, 10 ** (4 * next() - 2)));
-    const slots = Int32Array.from({ length: n }, (_, i) => (i * 31) % n);
-    for (const metric of ['dot', 'l2'] as const) {
-      const coarse: ScanQuery = { vector: Float32Array.from({ length: dim }, () => gaussian(next)), metric, int8Query: false };
-      const both: ScanQuery = { ...coarse, rqQueryBits: RQ_FINE_QUERY_BITS };
-      const lazy = new PageStore(codec, dim);
-      const eager = new PageStore(codec, dim);
-      try {
-        for (const store of [lazy, eager]) {
-          store.addPage();
-          codes.forEach((c, slot) => store.add(slot, 0, c.code, c.scale));
-        }
-        // One store scores with the first table, then both, then the first again; the other asks for both first.
-        const before = scoresOf(lazy, coarse, slots);
-        const lazyBoth = scoresOf(lazy, both, slots);
-        const after = scoresOf(lazy, coarse, slots);
-        const eagerBoth = scoresOf(eager, both, slots);
-        for (let i = 0; i < n; i++) {
-          assert.ok(Object.is(before[i], after[i]), `${codec.name} ${metric}: the first table's score moved once the second was built`);
-          assert.ok(Object.is(lazyBoth[i], eagerBoth[i]), `${codec.name} ${metric}: both tables' score depends on the order asked`);
-        }
-        assert.ok(lazyBoth.some((x, i) => x !== before[i]), `${codec.name} ${metric}: the second table adds something`);
-      } finally {
-        lazy.free();
-        eager.free();
       }
     }
   }

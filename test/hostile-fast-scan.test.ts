@@ -6,7 +6,7 @@ import { MemStore, type Metric, type OpenOptions, type RqCodecName } from '../sr
 import type { RqBits } from '../src/kernels/contract.js';
 import { kernels } from '../src/kernels/index.js';
 import type { VectorIndex } from '../src/index/vector-index.js';
-import { buildLut, lutErrorBound, writeTables } from '../src/scan/fast-scan-lut.js';
+import { buildLut, lutErrorBound, writeTable } from '../src/scan/fast-scan-lut.js';
 import type { VectorSpace } from '../src/space/vector-space.js';
 import { openPair } from './support/cached-pair.js';
 import { HOSTILE_FS_CHILD, hostileFsBatch, hostileFsDeletes } from './support/hostile-fs-ops.js';
@@ -15,8 +15,8 @@ import { bruteForce, clustered, exactScore, gaussian, perturb, rng, tempDir } fr
 
 /**
  * Hostile use of the fast-scan layout of rq codes (src/index/PAGES.md "Fast-scan pages",
- * src/kernels/KERNELS.md "Fast scan" and "Two tables"): the table kernel against writeTables on
- * odd queries, lutErrorBound against the tables' maxError, codes moved between lanes, blocks and
+ * src/kernels/KERNELS.md "Fast scan" and "The table kernel"): the table kernel against writeTable on
+ * odd queries, lutErrorBound against the table's maxError, codes moved between lanes, blocks and
  * pages by deletes and upserts, reopen and compaction, kill -9, and the cache on and off.
  */
 
@@ -31,22 +31,21 @@ function internals(store: MemStore): Internals {
   return store as unknown as Internals;
 }
 
-/** The tables, the four numbers the kernel leaves (delta, Σ min_g, delta₂, −G · shift), by the WebAssembly kernel. */
-function kernelTables(bits: RqBits, q: Float32Array): { coarse: Uint8Array; fine: Uint8Array; out: number[] } {
+/** The table and the two numbers the kernel leaves (delta, Σ min_g), by the WebAssembly kernel. */
+function kernelTable(bits: RqBits, q: Float32Array): { table: Uint8Array; out: number[] } {
   const k = kernels();
   const groups = (q.length * bits) / 4;
-  const scratch = k.memory.alloc(4 * q.length + 32);
-  const tables = k.memory.alloc(32 * groups);
+  const scratch = k.memory.alloc(4 * q.length + 16);
+  const table = k.memory.alloc(16 * groups);
   try {
     k.memory.f32().set(q, scratch >> 2);
     const outPtr = scratch + 4 * q.length;
-    k.fastScanTablesFunction(bits)(scratch, groups, tables, tables + 16 * groups, 1, outPtr);
-    const out = Array.from(k.memory.f64().subarray(outPtr >> 3, (outPtr >> 3) + 4));
-    const u8 = k.memory.u8();
-    return { coarse: u8.slice(tables, tables + 16 * groups), fine: u8.slice(tables + 16 * groups, tables + 32 * groups), out };
+    k.fastScanTableFunction(bits)(scratch, groups, table, outPtr);
+    const out = Array.from(k.memory.f64().subarray(outPtr >> 3, (outPtr >> 3) + 2));
+    return { table: k.memory.u8().slice(table, table + 16 * groups), out };
   } finally {
-    k.memory.free(scratch, 4 * q.length + 32);
-    k.memory.free(tables, 32 * groups);
+    k.memory.free(scratch, 4 * q.length + 16);
+    k.memory.free(table, 16 * groups);
   }
 }
 
@@ -87,7 +86,7 @@ test('defect: lutErrorBound is never below the first table\'s maxError, for subn
   }
 });
 
-test('held: the table kernel is writeTables bit for bit (both tables and the four numbers) on subnormal, ±0, float32-max, all-equal and one-hot queries', () => {
+test('held: the table kernel is writeTable bit for bit (the table and the two numbers) on subnormal, ±0, float32-max, all-equal and one-hot queries', () => {
   const special = [0, -0, 1e-45, -1e-45, 1.1754942e-38, -2.5e-44, 3.4028234e38, -3.4028234e38, 1e38, 1, -1, 0.5];
   const value = fc.oneof(fc.float({ noNaN: true, noDefaultInfinity: true }), fc.constantFrom(...special), fc.float({ min: Math.fround(-1e-37), max: Math.fround(1e-37), noNaN: true }));
   for (const bits of BITS) {
@@ -102,16 +101,13 @@ test('held: the table kernel is writeTables bit for bit (both tables and the fou
           q[dim - 1] = v;
         }
         const groups = (dim * bits) / 4;
-        const coarse = new Uint8Array(16 * groups);
-        const fine = new Uint8Array(16 * groups);
-        const want = writeTables(bits, q, coarse, fine);
-        const got = kernelTables(bits, q);
-        assert.deepEqual(got.coarse, coarse);
-        assert.deepEqual(got.fine, fine);
-        // tableParams turns the kernel's four numbers into what writeTables returned.
-        assert.ok(Object.is(got.out[0], want.coarse.delta), `delta ${got.out[0]} vs ${want.coarse.delta}`);
-        assert.ok(Object.is(Math.fround(got.out[1]!), want.coarse.bias), `bias ${got.out[1]} vs ${want.coarse.bias}`);
-        assert.ok(Object.is(got.out[2], want.fine!.delta), `delta₂ ${got.out[2]} vs ${want.fine!.delta}`);
+        const table = new Uint8Array(16 * groups);
+        const want = writeTable(bits, q, table);
+        const got = kernelTable(bits, q);
+        assert.deepEqual(got.table, table);
+        // tableParams turns the kernel's two numbers into what writeTable returned.
+        assert.ok(Object.is(got.out[0], want.delta), `delta ${got.out[0]} vs ${want.delta}`);
+        assert.ok(Object.is(Math.fround(got.out[1]!), want.bias), `bias ${got.out[1]} vs ${want.bias}`);
       }),
       { numRuns: 150 },
     );

@@ -15,7 +15,7 @@ import { DEFAULT_TUNING, generateWat } from '../src/kernels/wat.js';
 import { instantiateKernels, type Kernels } from '../src/kernels/wasm.js';
 import { rng } from '../src/random.js';
 import { fastScanBlockBytes, fastScanGroups, nibblesOf, readLane, writeLane } from '../src/scan/fast-scan-layout.js';
-import { buildLut, tableParams, writeTables } from '../src/scan/fast-scan-lut.js';
+import { buildLut, tableParams, writeTable } from '../src/scan/fast-scan-lut.js';
 
 /** Copies the operands into the kernels' linear memory (the shared one by default), runs `fn` on their addresses, frees them. */
 function inWasm<T>(arrays: readonly ArrayBufferView[], fn: (...ptrs: number[]) => T, k: Kernels = kernels()): T {
@@ -445,7 +445,7 @@ describe('fastScan checks the shape of a call', () => {
   });
 });
 
-describe('the table kernel builds a query\'s two tables as writeTables does, bit for bit', () => {
+describe('the table kernel builds a query\'s table as writeTable does, bit for bit', () => {
   it('every bit width, 32 to 1,024 dimensions, queries Gaussian, one-hot, zero, with ties, ±0, huge and tiny', () => {
     const rand = rng(seedOf('tables'));
     const k = kernels();
@@ -462,28 +462,22 @@ describe('the table kernel builds a query\'s two tables as writeTables does, bit
           ...[1e-38, 1e-20, 1, 1e20, 5e37].map((s) => Float32Array.from({ length: dim }, () => gaussian(rand) * s)),
         ];
         for (const [si, q] of shapes.entries()) {
-          for (const withFine of [true, false]) {
-            const coarse = new Uint8Array(groups * 16);
-            const fine = new Uint8Array(groups * 16);
-            const want = writeTables(bits, q, coarse, withFine ? fine : undefined);
-            const mem = k.memory;
-            const ptrs = [mem.alloc(4 * dim), mem.alloc(16 * groups), mem.alloc(16 * groups), mem.alloc(32)] as const;
-            try {
-              const [qp, cp, fp, out] = ptrs;
-              mem.f32().set(q, qp >> 2);
-              mem.u8().fill(7, fp, fp + 16 * groups);
-              k.fastScanTablesFunction(bits)(qp, groups, cp, fp, withFine ? 1 : 0, out);
-              const r = mem.f64().subarray(out >> 3, (out >> 3) + 4);
-              const got = tableParams(groups, r[0]!, r[1]!, withFine ? { delta: r[2]!, exactBias: r[3]! } : undefined);
-              const where = `${bits}-bit ${dim}-d shape ${si} fine ${withFine}`;
-              assert.deepEqual(got, want, where);
-              assert.deepEqual(mem.u8().slice(cp, cp + 16 * groups), coarse, `${where}: coarse table`);
-              if (withFine) assert.deepEqual(mem.u8().slice(fp, fp + 16 * groups), fine, `${where}: fine table`);
-              else assert.ok(mem.u8().subarray(fp, fp + 16 * groups).every((b) => b === 7), `${where}: no fine table asked for, none written`);
-            } finally {
-              const sizes = [4 * dim, 16 * groups, 16 * groups, 32];
-              ptrs.forEach((p, i) => mem.free(p, sizes[i]!));
-            }
+          const table = new Uint8Array(groups * 16);
+          const want = writeTable(bits, q, table);
+          const mem = k.memory;
+          const ptrs = [mem.alloc(4 * dim), mem.alloc(16 * groups), mem.alloc(16)] as const;
+          try {
+            const [qp, tp, out] = ptrs;
+            mem.f32().set(q, qp >> 2);
+            k.fastScanTableFunction(bits)(qp, groups, tp, out);
+            const r = mem.f64().subarray(out >> 3, (out >> 3) + 2);
+            const got = tableParams(groups, r[0]!, r[1]!);
+            const where = `${bits}-bit ${dim}-d shape ${si}`;
+            assert.deepEqual(got, want, where);
+            assert.deepEqual(mem.u8().slice(tp, tp + 16 * groups), table, `${where}: table`);
+          } finally {
+            const sizes = [4 * dim, 16 * groups, 16];
+            ptrs.forEach((p, i) => mem.free(p, sizes[i]!));
           }
         }
       }
@@ -506,25 +500,24 @@ describe('the table kernel builds a query\'s two tables as writeTables does, bit
         const padded = fastScanGroups(bits, Math.ceil((groups * perNibble) / 32) * 32);
         const q = new Float32Array(padded * perNibble);
         for (let i = 0; i < groups * perNibble; i++) q[i] = gaussian(rand);
-        const run = (g: number): { coarse: Uint8Array; fine: Uint8Array; params: number[] } => {
-          const ptrs = [mem.alloc(4 * q.length), mem.alloc(16 * padded), mem.alloc(16 * padded), mem.alloc(32)] as const;
+        const run = (g: number): { table: Uint8Array; params: number[] } => {
+          const ptrs = [mem.alloc(4 * q.length), mem.alloc(16 * padded), mem.alloc(16)] as const;
           try {
-            const [qp, cp, fp, out] = ptrs;
+            const [qp, tp, out] = ptrs;
             mem.f32().set(q, qp >> 2);
-            k.fastScanTablesFunction(bits)(qp, g, cp, fp, 1, out);
-            return { coarse: mem.u8().slice(cp, cp + 16 * g), fine: mem.u8().slice(fp, fp + 16 * g), params: Array.from(mem.f64().subarray(out >> 3, (out >> 3) + 3)) };
+            k.fastScanTableFunction(bits)(qp, g, tp, out);
+            return { table: mem.u8().slice(tp, tp + 16 * g), params: Array.from(mem.f64().subarray(out >> 3, (out >> 3) + 2)) };
           } finally {
-            const sizes = [4 * q.length, 16 * padded, 16 * padded, 32];
+            const sizes = [4 * q.length, 16 * padded, 16];
             ptrs.forEach((p, i) => mem.free(p, sizes[i]!));
           }
         };
         const odd = run(groups);
         const whole = run(padded);
         const where = `${bits}-bit, G = ${groups} of ${padded}`;
-        assert.deepEqual(odd.params, whole.params, `${where}: delta, Σ min_g, delta₂`);
-        assert.deepEqual(odd.coarse, whole.coarse.subarray(0, 16 * groups), `${where}: coarse table`);
-        assert.deepEqual(odd.fine, whole.fine.subarray(0, 16 * groups), `${where}: fine table`);
-        assert.ok(odd.coarse.some((b) => b !== 0), `${where}: a table with entries`);
+        assert.deepEqual(odd.params, whole.params, `${where}: delta, Σ min_g`);
+        assert.deepEqual(odd.table, whole.table.subarray(0, 16 * groups), `${where}: table`);
+        assert.ok(odd.table.some((b) => b !== 0), `${where}: a table with entries`);
       }
     }
   });

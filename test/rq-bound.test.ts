@@ -3,19 +3,19 @@ import { test } from 'node:test';
 import { rq2Codec } from '../src/codec/rq.js';
 import type { RqCodec } from '../src/codec/rq.js';
 import type { VectorIndex } from '../src/index/vector-index.js';
-import { kernels } from '../src/kernels/index.js';
+import { RQ_MAX_QUERY_BITS, kernels } from '../src/kernels/index.js';
 import { MemStore } from '../src/memstore.js';
 import type { Metric } from '../src/options.js';
 import type { ScanQuery } from '../src/scan/code-blocks.js';
-import { RQ_FINE_QUERY_BITS, RQ_QUERY_BITS, RqQuery } from '../src/scan/rq-query.js';
+import { RQ_QUERY_BITS, RqQuery } from '../src/scan/rq-query.js';
 import { TopK } from '../src/scan/topk.js';
 import { RQ_TABLE_BOUND_SIGMAS, rescoreBound } from '../src/search/rescore-bound.js';
 import type { VectorSpace } from '../src/space/vector-space.js';
 import { bruteForce, clustered, exactScore, gaussian, rng, tempDir } from './helpers.js';
 
 /**
- * The rq rescoring bound (src/search/RESCORING.md, "rq codes"): candidates are scored again with the
- * query in RQ_FINE_QUERY_BITS planes, so the scan's 4-bit query leaves the bound.
+ * The rq rescoring bound (src/search/RESCORING.md, "rq codes"), taken from the scan's own scores, and
+ * the query in bit planes (RqQuery) that the popcount kernels take.
  */
 
 test('rq query: the same vector loaded in 8 planes after 4 is quantized again (the planes are keyed by their count), its rounding far smaller, and 4 again gives the first planes back', () => {
@@ -32,7 +32,7 @@ test('rq query: the same vector loaded in 8 planes after 4 is quantized again (t
     const coarse = query.error(v);
     const coarseSeen = query.seenVector();
     const coarsePlanes = planes();
-    query.load(v, ptr, RQ_FINE_QUERY_BITS);
+    query.load(v, ptr, RQ_MAX_QUERY_BITS);
     const fine = query.error(v);
     assert.ok(coarse > 0);
     // 255 levels against 15 over the same range: the rounding shrinks about 17 times.

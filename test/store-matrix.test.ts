@@ -120,10 +120,10 @@ function basicTests(c: Config): void {
       assert.ok(s.bytesPerVector - cacheShare >= s.codeBytesPerVector + 12 + idBytes, `${s.bytesPerVector} B per vector`);
       // In place of the code and scale: pages of at most 16 codes, each in a room of 16 or 20 rows
       // (PAGES.md) of code, scale and slot, or of 32 in the fast-scan layout of rq codes (with the
-      // query's two tables, 16 bytes per group each, and the table kernel's copy of the query); each
+      // query's table, 16 bytes per group, and the table kernel's copy of the query); each
       // page's centroid as float64 sums and as a row of the router, which starts with room for 64.
       const fastScan = isRqCodec(c.codec);
-      const tables = fastScan ? (2 * ((s.storedDim * Number(c.codec.slice(2))) / 4) * 16 + 4 * s.storedDim + 32) / s.count : 0;
+      const tables = fastScan ? (((s.storedDim * Number(c.codec.slice(2))) / 4) * 16 + 4 * s.storedDim + 16) / s.count : 0;
       const pageRows = (s.pages * (fastScan ? 32 : 20) * (s.codeBytesPerVector + 8)) / s.count + tables;
       const centroids = (s.pages * 8 * s.storedDim + Math.max(64, 2 * s.pages) * 4 * (s.storedDim + 16)) / s.count;
       // A cosine router of a model's space: its center, and at most storedDim rows of what the model's range leaves out (router.ts).

@@ -837,11 +837,11 @@ export class LookasideCache<A> {
   private shiftOf(scan: ScanQuery, from: KernelForm, next: KernelForm, host: CacheHost): ScoreShift {
     // An rq l2 score is −(‖q'‖² + ‖r‖² − 2⟨r̃, q̂⟩), not −‖q̂ − r̃‖²: each vector's own ‖r̃‖² − ‖r‖² sits in
     // it, so no shift of the query bounds it (CACHE.md): an unbounded shift, and near queries search.
-    // The query the pool was scored for, repeated exactly after writes, is the exception: its tables
-    // are the same, so is every old vector's score, and the bound stands as it was (`same`).
+    // The query the pool was scored for, repeated exactly after writes, is the exception: its table
+    // is the same, so is every old vector's score, and the bound stands as it was (`same`).
     if (scan.metric === 'l2' && isRqCodec(host.index.codec.name)) return from === next ? RQ_L2_SAME : RQ_L2_UNBOUNDED;
     const shift = scoreShift(scan.metric, from, next, scan.metric === 'cosine' ? 0 : host.index.maxNorm());
-    // The same query scores through the same tables: its scores do not move. Other codecs see the query as it is.
+    // The same query scores through the same table: its scores do not move. Other codecs see the query as it is.
     if (from === next || !isRqCodec(host.index.codec.name)) return shift;
     // rq codes score through tables (CACHE.md, "Fast-scan pages"): a score is F times its estimate,
     // off by at most F · lutErrorBound of its query, and F ≤ 2‖x̂‖ / √D (|ŷ_i| ≥ ½). Both queries'

@@ -329,8 +329,7 @@ export class PageStore {
 
   /**
    * In the fast-scan layout, a bound on |estimate of ⟨ŷ, q⟩ − ⟨ŷ, q⟩| for every code, for the scores
-   * of a scan of `query` (FastScanQuery.tableError; those of scoreSlots() with `query.rqQueryBits`
-   * above RQ_QUERY_BITS use both tables); 0 otherwise. A score is F times the estimate.
+   * of `query` (FastScanQuery.tableError); 0 otherwise. A score is F times the estimate.
    */
   tableError(query: ScanQuery): number {
     return this.fast === undefined ? 0 : this.fast.tableError(query);
@@ -454,7 +453,7 @@ export class PageStore {
     };
     const fast = this.fast;
     if (fast !== undefined) {
-      // Quadruples (FastScanCodes.entry) in the second half of the scratch; the scores and the second table's in the first.
+      // Quadruples (FastScanCodes.entry) in the second half of the scratch; the scores in the first.
       this.reserveScratch(4 * GATHER_RUN);
       const quad = (from: number, n: number, table: Int32Array, at: number) => {
         for (let j = 0; j < n; j++) {

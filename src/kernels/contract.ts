@@ -189,9 +189,9 @@ export const FAST_SCAN_GROUP_BYTES = 16;
  */
 export const FAST_SCAN_MAX_GROUPS = 2 ** 23;
 
-/** Name under which the module exports the builder of a query's fast-scan tables for codes of `bits` bits (KERNELS.md, "Two tables"). */
-export function fastScanTablesExportName(bits: RqBits): string {
-  return `fastScanTables${bits}`;
+/** Name under which the module exports the builder of a query's fast-scan table for codes of `bits` bits (KERNELS.md, "The table kernel"). */
+export function fastScanTableExportName(bits: RqBits): string {
+  return `fastScanTable${bits}`;
 }
 
 /** Name under which the module exports the fast-scan kernel for metric. */

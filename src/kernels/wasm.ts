@@ -27,7 +27,7 @@ import {
   RQ_MAX_QUERY_BITS,
   RQ_METRICS,
   fastScanExportName,
-  fastScanTablesExportName,
+  fastScanTableExportName,
   gatherName,
   scanExportName,
   scanI8ExportName,
@@ -120,12 +120,11 @@ export type FastScanFn = (
 ) => void;
 
 /**
- * The builder of a query's fast-scan tables (KERNELS.md, "Two tables"), bit for bit writeTables()
- * of src/scan/fast-scan-lut.ts: the rotated query's D = G · 4 / bits float32 at qPtr; the tables'
- * G · 16 bytes written at coarsePtr and (with withFine 1) finePtr; delta, Σ min_g, delta₂ and the
- * second table's offsets' sum written as four f64 at outPtr.
+ * The builder of a query's fast-scan table (KERNELS.md, "The table kernel"), bit for bit writeTable()
+ * of src/scan/fast-scan-lut.ts: the rotated query's D = G · 4 / bits float32 at qPtr; the table's
+ * G · 16 bytes written at tablePtr; delta and Σ min_g written as two f64 at outPtr.
  */
-export type FastScanTablesFn = (qPtr: number, groups: number, coarsePtr: number, finePtr: number, withFine: number, outPtr: number) => void;
+export type FastScanTableFn = (qPtr: number, groups: number, tablePtr: number, outPtr: number) => void;
 
 /**
  * The gather form of a fast-scan kernel: vector j is the i32 quadruple at tablePtr + 16j (its
@@ -273,8 +272,8 @@ export interface Kernels {
    * kernel gives the same lane of the same block.
    */
   gatherFastScanFunction(metric: RqMetric): GatherFastScanFn;
-  /** The unchecked builder of a query's fast-scan tables for codes of `bits` bits (FastScanTablesFn). */
-  fastScanTablesFunction(bits: RqBits): FastScanTablesFn;
+  /** The unchecked builder of a query's fast-scan table for codes of `bits` bits (FastScanTableFn). */
+  fastScanTableFunction(bits: RqBits): FastScanTableFn;
   /**
    * Writes, from outPtr (room for n int32), the positions i < n in increasing order whose float32
    * score at scoresPtr + 4i is at least `floor` (NaN never is); returns how many. Unchecked.
@@ -375,7 +374,7 @@ class WasmKernels implements Kernels {
   private readonly gathersRq: Readonly<Record<RqBits, Readonly<Record<RqMetric, GatherRqFn>>>>;
   private readonly fastScans: ReadonlyMap<RqMetric, FastScanFn>;
   private readonly gathersFastScan: ReadonlyMap<RqMetric, GatherFastScanFn>;
-  private readonly fastScanTables: ReadonlyMap<RqBits, FastScanTablesFn>;
+  private readonly tableBuilders: ReadonlyMap<RqBits, FastScanTableFn>;
   private readonly exactDot: (q: number, x: number, n: number, dim: number, out: number) => void;
   private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
   readonly selectAtLeast: (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
@@ -415,7 +414,7 @@ class WasmKernels implements Kernels {
     this.gathersRq = table<RqBits, RqMetric, GatherRqFn>(RQ_BITS, RQ_METRICS, (bits, metric) => gatherName(scanRqExportName(bits, metric)));
     this.fastScans = new Map(RQ_METRICS.map((metric) => [metric, exported(fastScanExportName(metric))]));
     this.gathersFastScan = new Map(RQ_METRICS.map((metric) => [metric, exported(gatherName(fastScanExportName(metric)))]));
-    this.fastScanTables = new Map(RQ_BITS.map((bits) => [bits, exported(fastScanTablesExportName(bits))]));
+    this.tableBuilders = new Map(RQ_BITS.map((bits) => [bits, exported(fastScanTableExportName(bits))]));
     this.exactDot = exported(EXACT_DOT_NORM);
     this.exactL2 = exported(EXACT_SQDIST);
     this.selectAtLeast = exported(SELECT_AT_LEAST) as unknown as (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
@@ -518,8 +517,8 @@ class WasmKernels implements Kernels {
     return fn;
   }
 
-  fastScanTablesFunction(bits: RqBits): FastScanTablesFn {
-    const fn = this.fastScanTables.get(bits);
+  fastScanTableFunction(bits: RqBits): FastScanTableFn {
+    const fn = this.tableBuilders.get(bits);
     if (fn === undefined) throw new RangeError(`no fast-scan table builder for ${bits}-bit codes`);
     return fn;
   }

@@ -19,7 +19,7 @@ import {
   QUERY_SHIFT_I8,
   QUERY_SHIFT_F32,
   fastScanExportName,
-  fastScanTablesExportName,
+  fastScanTableExportName,
   gatherName,
   scanExportName,
   scanI8ExportName,
@@ -901,11 +901,10 @@ function exactKernel(name: typeof EXACT_DOT_NORM | typeof EXACT_SQDIST): string 
 }
 
 /**
- * The builder of a query's two fast-scan tables for codes of `bits` bits (KERNELS.md, "Two
- * tables"): writeTables() of src/scan/fast-scan-lut.ts pass for pass in f64, so the bytes and the
- * four numbers it leaves at `out` (delta, Σ min_g, delta₂, −G · shift) are bit for bit the
- * reference's. Each pass computes a group's halves again from the query; the 16 entries of a group
- * are unrolled. With `withFine` 0 the second table is not written (delta₂ and its sum still are).
+ * The builder of a query's fast-scan table for codes of `bits` bits (KERNELS.md, "The table
+ * kernel"): writeTable() of src/scan/fast-scan-lut.ts pass for pass in f64, so the bytes and the
+ * two numbers it leaves at `out` (delta, Σ min_g) are bit for bit the reference's. Each pass
+ * computes a group's halves again from the query; the 16 entries of a group are unrolled.
  *
  * Two groups at a time, one in each f64x2 lane: every step is the scalar one lane by lane (IEEE
  * operations round each lane as f64 does; min, max and the saturating conversion are defined alike),
@@ -913,8 +912,8 @@ function exactKernel(name: typeof EXACT_DOT_NORM | typeof EXACT_SQDIST): string 
  * reference's order: the widest span is a maximum (the same whichever order), Σ min_g is added group
  * by group, lane 0 then lane 1. An odd last group takes the scalar steps.
  */
-function fastScanTablesKernel(bits: RqBits): string {
-  const name = fastScanTablesExportName(bits);
+function fastScanTableKernel(bits: RqBits): string {
+  const name = fastScanTableExportName(bits);
   const perNibble = 4 / bits;
   const f64 = (x: number): string => `(f64.const ${x})`;
   const q = (k: number): string => `(f64.promote_f32 (f32.load offset=${4 * k} ${get('qp')}))`;
@@ -927,7 +926,7 @@ function fastScanTablesKernel(bits: RqBits): string {
    * One group in f64 locals (lower-case names) or two in f64x2 locals (the same names upper-case):
    * the arithmetic below is written once for both; what differs is here. `loads` sets a to d to the
    * group's query coordinates (the first perNibble of them); an entry is rounded to an i32 local
-   * (`e`, `f`) and stored at `t` or `u` + n (the second group's 16 bytes further).
+   * (`e`) and stored at `t` + n (the second group's 16 bytes further).
    */
   interface Form {
     readonly lanes: 1 | 2;
@@ -938,7 +937,6 @@ function fastScanTablesKernel(bits: RqBits): string {
     lane(local: string, i: number): string;
     loads: string[];
     round(x: string): string;
-    convert(local: string): string;
     store(at: string, n: number, local: string): string[];
   }
   const one: Form = {
@@ -951,7 +949,6 @@ function fastScanTablesKernel(bits: RqBits): string {
     // roundEntry(): (x + ½) truncated, at most 255 (x ≥ 0 and at most a little over 255 for a finite
     // query; the saturating conversion never traps, whatever the query).
     round: (x) => `(select ${i32(255)} (local.tee $entry (i32.trunc_sat_f64_s (f64.add ${x} ${f64(0.5)}))) (i32.gt_s ${get('entry')} ${i32(255)}))`,
-    convert: (l) => `(f64.convert_i32_s ${get(l)})`,
     store: (at, n, l) => [`(i32.store8 offset=${n} ${get(at)} ${get(l)})`],
   };
   // The two groups' coordinates are perNibble apart: g's in lane 0, g + 1's in lane 1.
@@ -970,10 +967,9 @@ function fastScanTablesKernel(bits: RqBits): string {
     loads: loads2,
     // Both lanes' entries as i32 lanes 0 and 1 (2 and 3 zero): their low bytes are bytes 0 and 4.
     round: (x) => `(i32x4.min_s (i32x4.trunc_sat_f64x2_s_zero (f64x2.add ${x} (v128.const f64x2 0.5 0.5))) (v128.const i32x4 255 255 255 255))`,
-    convert: (l) => `(f64x2.convert_low_i32x4_s ${get(l.toUpperCase())})`,
     store: (at, n, l) => [`(v128.store8_lane offset=${n} 0 ${get(at)} ${get(l.toUpperCase())})`, `(v128.store8_lane offset=${n + 16} 4 ${get(at)} ${get(l.toUpperCase())})`],
   };
-  // The halves of a nibble: low[j] for n & 3, high[j] for n >> 2 (halves() of writeTables).
+  // The halves of a nibble: low[j] for n & 3, high[j] for n >> 2 (halves() of writeTable).
   const halves = (f: Form): string[] => {
     const at = (l: string) => get(f.v(l));
     const out = [...f.loads];
@@ -1013,7 +1009,7 @@ function fastScanTablesKernel(bits: RqBits): string {
     ...body(one),
     '))',
   ];
-  const entries = (f: Form, withFine: boolean): string[] => {
+  const entries = (f: Form): string[] => {
     const at = (l: string) => get(f.v(l));
     const out: string[] = [];
     for (let n = 0; n < 16; n++) {
@@ -1022,29 +1018,24 @@ function fastScanTablesKernel(bits: RqBits): string {
         set(f.v('e'), f.round(`(${f.op('mul')} (${f.op('sub')} ${at('x')} ${at('lo')}) ${at('inv')})`)),
         ...f.store('t', n, 'e'),
       );
-      if (withFine) {
-        const fine = `(${f.op('mul')} (${f.op('add')} (${f.op('sub')} ${at('x')} (${f.op('add')} ${at('lo')} (${f.op('mul')} ${at('delta')} ${f.convert('e')}))) ${at('shift')}) ${at('inv2')})`;
-        out.push(set(f.v('f'), f.round(fine)), ...f.store('u', n, 'f'));
-      }
     }
     return out;
   };
-  const place = [set('t', `(i32.add ${get('coarse')} (i32.shl ${get('g')} ${i32(4)}))`), set('u', `(i32.add ${get('fine')} (i32.shl ${get('g')} ${i32(4)}))`)];
+  const place = set('t', `(i32.add ${get('table')} (i32.shl ${get('g')} ${i32(4)}))`);
   // Σ min_g group by group: lane 0, then lane 1.
   const addBias = (f: Form): string => set('bias', f.lanes === 1 ? `(f64.add ${get('bias')} ${f.lane('lo', 0)})` : `(f64.add (f64.add ${get('bias')} ${f.lane('lo', 0)}) ${f.lane('lo', 1)})`);
-  const tables = (withFine: boolean): string[] => loop(withFine ? 'both' : 'coarse', (f) => [least(f), addBias(f), ...place, ...entries(f, withFine)]);
   const up = (x: string): string => {
     const f = `(f32.demote_f64 ${x})`;
     return `(if (result f64) (f64.ge (f64.promote_f32 ${f}) ${x}) (then (f64.promote_f32 ${f})) (else (f64.promote_f32 (f32.reinterpret_i32 (i32.add (i32.reinterpret_f32 ${f}) ${i32(1)})))))`;
   };
   const positive = (x: string, then: string): string => `(if (result f64) (f64.gt ${get(x)} ${f64(0)}) (then ${then}) (else ${f64(0)}))`;
-  const locals = ['g', 't', 'u', 'qp', 'entry', 'e', 'f'].map((l) => `(local $${l} i32)`).join(' ');
+  const locals = ['g', 't', 'qp', 'entry', 'e'].map((l) => `(local $${l} i32)`).join(' ');
   // The f64 locals of one group; the same names upper-case are the v128 locals of two (and V, W their loads).
-  const grouped = ['a', 'b', 'c', 'd', 'l0', 'l1', 'l2', 'l3', 'h0', 'h1', 'h2', 'h3', 'x', 'lo', 'widest', 'delta', 'inv', 'shift', 'inv2'];
-  const floats = [...grouped, 'delta2', 'bias'].map((l) => `(local $${l} f64)`).join(' ');
-  const vectors = [...grouped.map((l) => l.toUpperCase()), 'E', 'F', 'V', 'W'].map((l) => `(local $${l} v128)`).join(' ');
+  const grouped = ['a', 'b', 'c', 'd', 'l0', 'l1', 'l2', 'l3', 'h0', 'h1', 'h2', 'h3', 'x', 'lo', 'widest', 'inv'];
+  const floats = [...grouped, 'delta', 'bias'].map((l) => `(local $${l} f64)`).join(' ');
+  const vectors = [...grouped.map((l) => l.toUpperCase()), 'E', 'V', 'W'].map((l) => `(local $${l} v128)`).join(' ');
   return [
-    `(func $${name} (export "${name}") (param $q i32) (param $G i32) (param $coarse i32) (param $fine i32) (param $withFine i32) (param $out i32)`,
+    `(func $${name} (export "${name}") (param $q i32) (param $G i32) (param $table i32) (param $out i32)`,
     locals,
     floats,
     vectors,
@@ -1052,19 +1043,10 @@ function fastScanTablesKernel(bits: RqBits): string {
     set('widest', `(f64.max ${get('widest')} (f64.max ${two.lane('widest', 0)} ${two.lane('widest', 1)}))`),
     set('delta', positive('widest', up(`(f64.div ${get('widest')} ${f64(255)})`))),
     set('inv', positive('delta', `(f64.div ${f64(1)} ${get('delta')})`)),
-    set('shift', up(`(f64.mul ${get('delta')} ${f64(0.5 + 2 ** -20)})`)),
-    set('delta2', positive('shift', up(`(f64.div (f64.mul ${f64(2)} ${get('shift')}) ${f64(255)})`))),
-    set('inv2', positive('delta2', `(f64.div ${f64(1)} ${get('delta2')})`)),
-    ...['delta', 'inv', 'shift', 'inv2'].map((l) => set(l.toUpperCase(), `(f64x2.splat ${get(l)})`)),
-    `(if ${get('withFine')} (then`,
-    ...tables(true),
-    ') (else',
-    ...tables(false),
-    '))',
+    set('INV', `(f64x2.splat ${get('inv')})`),
+    ...loop('entries', (f) => [least(f), addBias(f), place, ...entries(f)]),
     `(f64.store ${get('out')} ${get('delta')})`,
     `(f64.store offset=8 ${get('out')} ${get('bias')})`,
-    `(f64.store offset=16 ${get('out')} ${get('delta2')})`,
-    `(f64.store offset=24 ${get('out')} (f64.mul (f64.neg (f64.convert_i32_u ${get('G')})) ${get('shift')}))`,
     ')',
   ].join('\n');
 }
@@ -1441,7 +1423,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
     }
   }
   for (const metric of RQ_METRICS) parts.push(fastScanKernel(metric, tuning.fastScanUnroll), gatherFastScanKernel(metric));
-  for (const bits of RQ_BITS) parts.push(fastScanTablesKernel(bits));
+  for (const bits of RQ_BITS) parts.push(fastScanTableKernel(bits));
   parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), rowMaxAbsKernel(), sumMultiplesKernel(), signSketchKernel(), hammingRowsKernel(), hadamardTransformKernel(), multiplySignsKernel(), givensHalvesKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'));
   parts.push(')');
   return `${parts.join('\n')}\n`;

@@ -79,21 +79,6 @@ export interface ScanQuery {
   readonly metric: KernelMetric;
   /** Quantize the query to int8 too and use the integer kernels; honoured for the int8 codec with dot/cosine. */
   readonly int8Query: boolean;
-  /**
-   * For rq codes: the bit planes the popcount kernels quantize the query to (1 to 8); codes in the
-   * fast-scan layout (every store's) score with both of the query's tables when it is above
-   * RQ_QUERY_BITS, with the first alone otherwise. The rescoring bound scores with
-   * RQ_FINE_QUERY_BITS (src/scan/rq-query.ts). Ignored by other codecs. @default RQ_QUERY_BITS (4)
-   */
-  readonly rqQueryBits?: number;
-  /**
-   * With rqQueryBits above RQ_QUERY_BITS, on codes in the fast-scan layout: gathered scores are only
-   * what the second table adds to the first's (twice that for l2), for a caller that has the first's
-   * (a scan's own scores of the same codes, which the first table gives bit for bit): a gather of a
-   * code's scattered bytes is the cost, and this one is half of it. Any other layout refuses it
-   * (RangeError). @default false
-   */
-  readonly rqSecondTableOnly?: boolean;
   /** What the space adds back to kernel scores (`⟨q, μ⟩` with a model, VectorSpace.scanQueryOf); a sphere router needs it. @default 0 */
   readonly offset?: number;
   /**
@@ -145,7 +130,7 @@ export class CodeBlocks {
   /**
    * The fast-scan layout, for rq codes of a dimension that is a multiple of 32 in blocks of a
    * multiple of 32 vectors (src/index/PAGES.md, "Fast-scan pages"): a block is its area, and the
-   * codes are scored through the query's tables, as pages of the same codes are.
+   * codes are scored through the query's table, as pages of the same codes are.
    */
   private readonly fast: FastScanCodes | undefined;
   /** put()'s code, encoded here before the fast-scan layout takes it. */
@@ -183,8 +168,7 @@ export class CodeBlocks {
     this.fast = blockVectors % FAST_SCAN_LANES === 0 ? FastScanCodes.of(codec, dim) : undefined;
     this.encoded = this.fast === undefined ? undefined : new Uint8Array(codec.codeBytes(dim));
     this.cosineNorms = keepsCodeNorms(codec, metric);
-    // The fast-scan gather writes its second table's scores after the first's: 2 · GATHER_RUN.
-    this.scratchScores = this.mem.alloc(Math.max(blockVectors, 2 * GATHER_RUN) * 4);
+    this.scratchScores = this.mem.alloc(Math.max(blockVectors, GATHER_RUN) * 4);
     this.tableBytes = GATHER_RUN * (this.fast === undefined ? 8 : 16);
     this.scratchTable = this.mem.alloc(this.tableBytes);
     this.scratchPicks = this.mem.alloc(blockVectors * 4);
@@ -198,7 +182,7 @@ export class CodeBlocks {
   /** Bytes of memory this holds: blocks of codes, scales and places (whole blocks), scratch space, and the id table. */
   get bytes(): number {
     const codes = this.fast === undefined ? this.blocks.length * this.blockVectors * (this.stride + 4 + (this.cosineNorms ? 4 : 0)) : this.blocks.length * this.fast.areaBytes(this.blockVectors) + this.fast.bytes;
-    return codes + this.paddedDim * 4 + Math.max(this.blockVectors, 2 * GATHER_RUN) * 4 + this.tableBytes + this.blockVectors * 4 + this.blocks.filter((b) => b.scores !== 0).length * this.blockVectors * 4 + this.slots.bytes;
+    return codes + this.paddedDim * 4 + Math.max(this.blockVectors, GATHER_RUN) * 4 + this.tableBytes + this.blockVectors * 4 + this.blocks.filter((b) => b.scores !== 0).length * this.blockVectors * 4 + this.slots.bytes;
   }
 
   /** Bytes each stored vector costs once blocks are full: code, scale, norm (when kept), place and document flag (when kept) and its share of the id table. */
@@ -678,7 +662,7 @@ export class CodeBlocks {
     this.blocks.length = 0;
     this.query.free();
     this.fast?.free();
-    this.mem.free(this.scratchScores, Math.max(this.blockVectors, 2 * GATHER_RUN) * 4);
+    this.mem.free(this.scratchScores, Math.max(this.blockVectors, GATHER_RUN) * 4);
     this.mem.free(this.scratchTable, this.tableBytes);
     this.mem.free(this.scratchPicks, this.blockVectors * 4);
     this.slots.clear();

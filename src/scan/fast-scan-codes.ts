@@ -7,7 +7,6 @@ import { FAST_SCAN_DIM_STEP } from './fast-scan-layout.js';
 import { FastScanQuery } from './fast-scan-query.js';
 import { FastScanRows } from './fast-scan-rows.js';
 import { GATHER_RUN } from './query-scratch.js';
-import { RQ_QUERY_BITS } from './rq-query.js';
 
 /**
  * Where a run of rows lies in the fast-scan layout (src/index/PAGES.md, "Fast-scan pages"): blocks of
@@ -28,7 +27,7 @@ export function fastScanLanes(rows: number): number {
 /**
  * The rq codes of a page store or a block store in the fast-scan layout, and the query as its
  * kernels take it: what both stores do with a row, an area and a query, so that they score a code
- * alike, bit for bit. A store keeps its areas' addresses; this keeps the query's tables and a
+ * alike, bit for bit. A store keeps its areas' addresses; this keeps the query's table and a
  * buffer view() rebuilds a code in.
  */
 export class FastScanCodes {
@@ -55,7 +54,7 @@ export class FastScanCodes {
     this.codeTail = new DataView(this.code.buffer, this.code.length - 8, 8);
   }
 
-  /** Bytes of linear memory held for queries: the two tables and the table kernel's scratch. */
+  /** Bytes of linear memory held for queries: the table and the table kernel's scratch. */
   get bytes(): number {
     return this.query.bytes;
   }
@@ -140,12 +139,7 @@ export class FastScanCodes {
     return query.metric;
   }
 
-  /** Whether scores of `query` take both tables: asked for with more query bits than a scan's (the rescoring bound's second step). */
-  private fine(query: ScanQuery): boolean {
-    return (query.rqQueryBits ?? RQ_QUERY_BITS) > RQ_QUERY_BITS;
-  }
-
-  /** Builds the tables of `query` (kept while the same values come back). */
+  /** Builds the table of `query` (kept while the same values come back). */
   load(query: ScanQuery): void {
     this.query.load(query.vector);
   }
@@ -153,7 +147,7 @@ export class FastScanCodes {
   /** A bound on how far the estimate of ⟨ŷ, q⟩ behind a score of `query` is from the exact one, for every code (FastScanQuery.tableError). */
   tableError(query: ScanQuery): number {
     this.load(query);
-    return this.query.tableError(this.fine(query));
+    return this.query.tableError();
   }
 
   /** Scores rows 0..rows-1 of `area` against the loaded `query`, writing fastScanLanes(rows) float32 at `outPtr`. */
@@ -173,25 +167,22 @@ export class FastScanCodes {
    * Scores `count` rows wherever they are against `query` (loading it), GATHER_RUN per call: for
    * each run `fill(from, n, table, at)` writes their quadruples (entry()) at table[at..at + 4n) (the
    * table at `tablePtr`, room for 4 · GATHER_RUN i32), and `take(from, n, scores, at)` gets their
-   * scores as scores[at..at + n) (`outPtr`: room for 2 · GATHER_RUN float32). Each score is the one
-   * scan() gives that row; with rqQueryBits above RQ_QUERY_BITS, plus what the second table adds
-   * (or, with rqSecondTableOnly, that alone).
+   * scores as scores[at..at + n) (`outPtr`: room for GATHER_RUN float32). Each score is the one
+   * scan() gives that row.
    */
   gather(query: ScanQuery, count: number, tablePtr: number, outPtr: number, fill: (from: number, n: number, table: Int32Array, at: number) => void, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
     if (count <= 0) return;
     const metric = this.metricOf(query);
-    const fine = this.fine(query);
-    const tables = !fine ? 'first' : query.rqSecondTableOnly === true ? 'second' : 'both';
     this.load(query);
     for (let from = 0; from < count; from += GATHER_RUN) {
       const n = Math.min(GATHER_RUN, count - from);
       fill(from, n, this.mem.i32(), tablePtr >> 2);
-      this.query.gather(metric, tablePtr, n, outPtr, tables, outPtr + 4 * GATHER_RUN);
+      this.query.gather(metric, tablePtr, n, outPtr);
       take(from, n, this.mem.f32(), outPtr >> 2);
     }
   }
 
-  /** Returns the tables' and the scratch's memory; the object is unusable afterwards. */
+  /** Returns the table's and the scratch's memory; the object is unusable afterwards. */
   free(): void {
     if (this.freed) return;
     this.freed = true;

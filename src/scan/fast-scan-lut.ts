@@ -30,32 +30,7 @@ export interface FastScanLut {
  */
 export function buildLut(bits: RqBits, qRotated: Float32Array): FastScanLut {
   const lut = new Uint8Array(fastScanGroups(bits, qRotated.length) * FAST_SCAN_GROUP_BYTES);
-  return { lut, ...writeTables(bits, qRotated, lut, undefined).coarse };
-}
-
-/**
- * A query's two tables (KERNELS.md, "Fast scan", "Two tables"): `coarse` is buildLut()'s, and
- * `fine` tables what rounding `coarse` left, val_g[n] − (min_g + delta · LUT[g·16 + n]) per entry,
- * every group offset by one shift. A scan adds up `coarse`; the rescoring bound adds `fine`'s sum to
- * a candidate's, so its estimate is as if the table had sixteen bits per entry.
- */
-export interface FastScanLutPair {
-  readonly coarse: FastScanLut;
-  /**
-   * The table of coarse's rounding. Its maxError bounds |delta · S + bias + delta₂ · S₂ + bias₂ −
-   * ⟨ŷ, q⟩| for every code (S₂ its sum): G · delta₂ · (½ + 2^-40), plus what rounding either bias to
-   * float32 lost (bias₂ = −G · shift loses nothing).
-   */
-  readonly fine: FastScanLut;
-}
-
-/** buildLut() and the table of its rounding (FastScanLutPair). */
-export function buildLutPair(bits: RqBits, qRotated: Float32Array): FastScanLutPair {
-  const bytes = fastScanGroups(bits, qRotated.length) * FAST_SCAN_GROUP_BYTES;
-  const coarse = new Uint8Array(bytes);
-  const fine = new Uint8Array(bytes);
-  const t = writeTables(bits, qRotated, coarse, fine);
-  return { coarse: { lut: coarse, ...t.coarse }, fine: { lut: fine, ...t.fine! } };
+  return { lut, ...writeTable(bits, qRotated, lut) };
 }
 
 /** A table's constants, its bytes written elsewhere. */
@@ -72,9 +47,9 @@ function roundEntry(x: number): number {
 
 /**
  * The halves of group g's nibble values: val_g[n] = low[n & 3] + high[n >> 2] (a nibble is two
- * halves), eight products per group instead of sixteen sums of 4 / B. Each pass of writeTables()
+ * halves), eight products per group instead of sixteen sums of 4 / B. Each pass of writeTable()
  * computes them again rather than keeping G · 16 values: the same operations give the same values.
- * With delta 0 (a zero query), inv is 0 and every entry of both tables is 0.
+ * With delta 0 (a zero query), inv is 0 and every entry is 0.
  */
 function halves(bits: RqBits, q: Float32Array, d0: number, low: Float64Array, high: Float64Array): void {
   if (bits === 4) {
@@ -103,24 +78,18 @@ function halves(bits: RqBits, q: Float32Array, d0: number, low: Float64Array, hi
 }
 
 /**
- * Writes the coarse table of `qRotated` into `coarse` (G · 16 bytes) and, when `fine` is given, the
- * table of its rounding into `fine`, and returns their constants (buildLut, buildLutPair). The
- * definition the table kernel (FastScanTablesFn) matches bit for bit, pass for pass.
+ * Writes the table of `qRotated` into `table` (G · 16 bytes) and returns its constants (buildLut).
+ * The definition the table kernel (FastScanTableFn) matches bit for bit, pass for pass.
  *
  * Pass 1 takes each group's least and most value from its halves: rounding is monotonic, so
  * fl(min low + min high) is the least of the sixteen fl(low[a] + high[b]), and likewise the most.
- * Pass 2 writes both tables' entries. Each entry's rounding r = val − (min_g + delta · entry) lies
- * within delta · (½ + 2^-39) of zero (the quotient's rounding, and the f64 steps on terms of at most
- * 255 · delta), so the second table offsets every group by one `shift` = the least float32 at or
- * above delta · (½ + 2^-20) instead of its own least rounding: no search per entry for a least and
- * most (data the branch predictor cannot learn, which took half of the kernel's time), and G · shift
- * is exact in f64 (24 significant bits times G < 2^23).
+ * Pass 2 writes the entries.
  */
-export function writeTables(bits: RqBits, qRotated: Float32Array, coarse: Uint8Array, fine: Uint8Array | undefined): { coarse: TableParams; fine: TableParams | undefined } {
+export function writeTable(bits: RqBits, qRotated: Float32Array, table: Uint8Array): TableParams {
   const dim = qRotated.length;
   const groups = fastScanGroups(bits, dim);
   const entries = groups * FAST_SCAN_GROUP_BYTES;
-  if (coarse.length < entries || (fine !== undefined && fine.length < entries)) throw new RangeError(`a table of ${groups} groups needs ${entries} bytes`);
+  if (table.length < entries) throw new RangeError(`a table of ${groups} groups needs ${entries} bytes`);
   const perNibble = 4 / bits;
   const low = lowHalf;
   const high = highHalf;
@@ -135,9 +104,6 @@ export function writeTables(bits: RqBits, qRotated: Float32Array, coarse: Uint8A
   // Multiplying by 1/delta, not dividing: the quotient may be off by a few ulps of 255, so an entry
   // is within ½ + 2^-40 steps of its value, and maxError counts that.
   const inv = delta > 0 ? 1 / delta : 0;
-  const shift = froundUp(delta * (0.5 + 2 ** -20));
-  const delta2 = shift > 0 ? froundUp((2 * shift) / 255) : 0;
-  const inv2 = delta2 > 0 ? 1 / delta2 : 0;
   let exactBias = 0;
   for (let g = 0, e = 0; g < groups; g++) {
     halves(bits, qRotated, g * perNibble, low, high);
@@ -145,27 +111,20 @@ export function writeTables(bits: RqBits, qRotated: Float32Array, coarse: Uint8A
     exactBias += lo;
     for (let n = 0; n < 16; n++, e++) {
       const value = low[n & 3]! + high[n >> 2]!;
-      const entry = roundEntry((value - lo) * inv);
-      coarse[e] = entry;
-      if (fine !== undefined) fine[e] = roundEntry((value - (lo + delta * entry) + shift) * inv2);
+      table[e] = roundEntry((value - lo) * inv);
     }
   }
-  return tableParams(groups, delta, exactBias, fine === undefined ? undefined : { delta: delta2, exactBias: -groups * shift });
+  return tableParams(groups, delta, exactBias);
 }
 
 /**
- * The constants of a query's tables from their steps and exact (float64) sums of offsets: what
- * writeTables() and the table kernel (FastScanTablesFn) leave behind. The biases are those sums
- * rounded to float32; each maxError is G · delta · (½ + 2^-40) plus what the rounding of the biases
- * it adds up lost (KERNELS.md, "Two tables").
+ * The constants of a query's table from its step and exact (float64) sum of offsets: what
+ * writeTable() and the table kernel (FastScanTableFn) leave behind. The bias is that sum rounded to
+ * float32; maxError is G · delta · (½ + 2^-40) plus what that rounding lost (KERNELS.md, "Fast scan").
  */
-export function tableParams(groups: number, delta: number, exactBias: number, fine: { readonly delta: number; readonly exactBias: number } | undefined): { coarse: TableParams; fine: TableParams | undefined } {
+export function tableParams(groups: number, delta: number, exactBias: number): TableParams {
   const bias = Math.fround(exactBias);
-  const biasLost = Math.abs(bias - exactBias);
-  const coarse: TableParams = { delta, bias, maxError: groups * delta * (0.5 + 2 ** -40) + biasLost };
-  if (fine === undefined) return { coarse, fine: undefined };
-  const bias2 = Math.fround(fine.exactBias);
-  return { coarse, fine: { delta: fine.delta, bias: bias2, maxError: groups * fine.delta * (0.5 + 2 ** -40) + Math.abs(bias2 - fine.exactBias) + biasLost } };
+  return { delta, bias, maxError: groups * delta * (0.5 + 2 ** -40) + Math.abs(bias - exactBias) };
 }
 
 /**

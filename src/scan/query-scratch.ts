@@ -149,7 +149,7 @@ export class QueryScratch {
   /** Writes `query` at `ptr` as the kernels take it, for scan() and gather(). */
   load(query: ScanQuery): void {
     if (this.rq !== undefined) {
-      this.rq.load(query.vector, this.ptr, query.rqQueryBits ?? RQ_QUERY_BITS);
+      this.rq.load(query.vector, this.ptr, RQ_QUERY_BITS);
       return;
     }
     if (this.usesInt8(query)) {
@@ -205,7 +205,6 @@ export class QueryScratch {
    */
   gather(query: ScanQuery, count: number, tablePtr: number, outPtr: number, fill: (from: number, n: number, table: Int32Array, at: number) => void, take: (from: number, n: number, scores: Float32Array, at: number) => void): void {
     if (count <= 0) return;
-    if (query.rqSecondTableOnly === true) throw new RangeError('only codes in the fast-scan layout score with one table of two');
     const k = kernels();
     this.load(query);
     const rq = this.rq;

@@ -11,14 +11,6 @@ import type { RqQueryParams } from '../kernels/reference.js';
 export const RQ_QUERY_BITS = 4;
 
 /**
- * Bits per dimension of the query the rescoring bound scores candidates with again
- * (ScanQuery.rqQueryBits; src/search/RESCORING.md, "rq codes"): its rounding error, a sixteenth of
- * the scan's, all but leaves the bound, for twice the scan's cost per code, paid on the few
- * candidates past the first k only.
- */
-export const RQ_FINE_QUERY_BITS = RQ_MAX_QUERY_BITS;
-
-/**
  * A query as the rq kernels take it: the rotated query's levels in bit planes (RQ_QUERY_BITS of them
  * for a scan; written into linear memory by load()) and the constants that turn popcounts into an
  * estimate.

@@ -97,14 +97,11 @@ function scalarKernelError(dim: number): { rounding: number; underflow: number }
 /**
  * The bound for `scan` over `index`; undefined where there is none. `dropped` is what the part of a
  * stored vector outside a PCA projection may add to a score (VectorSpace.projectionSlack): undefined
- * without PCA, Infinity where nothing bounds it (then no bound). Every candidate is scored again
- * from its code in memory, so
- * the coarse query the scan may have used leaves the bound: scalar codes (int8, fp8, f16, f32) by
- * the float-query kernels, which see the query exactly; rq codes by their kernels asked for
- * RQ_FINE_QUERY_BITS: the query's second table in the fast-scan layout (every store's; its rounding,
- * VectorIndex.tableError, a 255th of the first's), or 8 bit planes (VectorIndex.kernelQueryError, a
- * sixteenth of the scan's). rq scores leave out `offset` (VectorSpace.scanQueryOf). A code whose
- * error bound is Infinity (Codec.codeError) gets an Infinite bound, and is always read.
+ * without PCA, Infinity where nothing bounds it (then no bound). Scalar codes (int8, fp8, f16, f32)
+ * are scored again from their codes in memory by the float-query kernels, which see the query
+ * exactly, so the coarse query the scan may have used leaves their bound; rq codes are bounded from
+ * the scan's own scores (rqBound). rq scores leave out `offset` (VectorSpace.scanQueryOf). A code
+ * whose error bound is Infinity (Codec.codeError) gets an Infinite bound, and is always read.
  */
 export function rescoreBound(index: VectorIndex, scan: ScanQuery, dropped: number | undefined, offset: number): RescoreBound | undefined {
   if (dropped === Infinity) return undefined;
