@@ -15,6 +15,8 @@ export class FastScanQuery {
   private qNormSq = 0;
   /** The vector whose table is loaded (a copy): a search loads one query for its scan, its bound and its pool, and builds its table once. */
   private readonly loaded: Float32Array;
+  /** `loaded`'s bits, which load() compares. */
+  private readonly loadedBits: Int32Array;
   private anyLoaded = false;
   /**
    * Linear memory: the table (G · 16 bytes), then the table kernel's copy of the query (dim float32)
@@ -30,6 +32,7 @@ export class FastScanQuery {
   ) {
     this.groups = fastScanGroups(codec.bits, dim);
     this.loaded = new Float32Array(dim);
+    this.loadedBits = new Int32Array(this.loaded.buffer);
     this.memoryBytes = this.groups * FAST_SCAN_GROUP_BYTES + 4 * dim + 16;
     this.ptr = kernels().memory.alloc(this.memoryBytes);
   }
@@ -51,9 +54,13 @@ export class FastScanQuery {
     const dim = this.dim;
     if (vector.length !== dim) throw new RangeError(`a fast-scan query has ${dim} dimensions, not ${vector.length}`);
     if (this.anyLoaded) {
-      let same = true;
-      for (let i = 0; same && i < dim; i++) same = Object.is(vector[i], this.loaded[i]);
-      if (same) return;
+      // Bit for bit, as integers (a scan and the rescoring bound each ask, a search after a search):
+      // the same bits are the same values, and a NaN of another payload only builds the table again.
+      const bits = new Int32Array(vector.buffer, vector.byteOffset, dim);
+      const loaded = this.loadedBits;
+      let i = 0;
+      while (i < dim && bits[i] === loaded[i]) i++;
+      if (i === dim) return;
     }
     let normSq = 0;
     for (let i = 0; i < dim; i++) normSq += vector[i]! * vector[i]!;
