@@ -16,6 +16,8 @@ import { instantiateKernels, type Kernels } from '../src/kernels/wasm.js';
 import { rng } from '../src/random.js';
 import { fastScanBlockBytes, fastScanGroups, nibblesOf, readLane, writeLane } from '../src/scan/fast-scan-layout.js';
 import { buildLut, tableParams, writeTable } from '../src/scan/fast-scan-lut.js';
+import { FastScanQuery } from '../src/scan/fast-scan-query.js';
+import { rq2Codec } from '../src/codec/rq.js';
 
 /** Copies the operands into the kernels' linear memory (the shared one by default), runs `fn` on their addresses, frees them. */
 function inWasm<T>(arrays: readonly ArrayBufferView[], fn: (...ptrs: number[]) => T, k: Kernels = kernels()): T {
@@ -519,6 +521,36 @@ describe('the table kernel builds a query\'s table as writeTable does, bit for b
         assert.deepEqual(odd.table, whole.table.subarray(0, 16 * groups), `${where}: table`);
         assert.ok(odd.table.some((b) => b !== 0), `${where}: a table with entries`);
       }
+    }
+  });
+});
+
+describe('FastScanQuery.load', () => {
+  it('builds the table again for a query whose last component alone differs, and compares a view at an offset by its own values', () => {
+    const dim = 128;
+    const query = new FastScanQuery(rq2Codec, dim);
+    try {
+      const next = rng(91);
+      const v = Float32Array.from({ length: dim }, () => next() - 0.5);
+      query.load(v);
+      const first = query.tableError();
+      query.load(Float32Array.from(v));
+      assert.equal(query.tableError(), first, 'the same bits: the same table');
+      // The largest component, last: the table's step (and so its rounding bound) grows with it.
+      const tail = Float32Array.from(v);
+      tail[dim - 1] = 40;
+      query.load(tail);
+      const wider = query.tableError();
+      assert.ok(wider > first, `the last component counted: ${wider} against ${first}`);
+      // A view four floats into a buffer whose first dim floats are v: its own values are compared.
+      query.load(v);
+      const backing = new Float32Array(dim + 4);
+      backing.set(v);
+      backing[dim + 3] = 40;
+      query.load(backing.subarray(4));
+      assert.ok(query.tableError() > first, 'a view at an offset compares its own values, not its buffer\'s first ones');
+    } finally {
+      query.free();
     }
   });
 });
