@@ -296,13 +296,12 @@ export class PageStore {
    * over its pages, and a loop of plain reads keeps several of their cache misses in flight.
    */
   rqTermsOf(slots: Int32Array, count: number, out: Float64Array): void {
-    for (let i = 0; i < count; i++) this.pageOf(slots[i]!);
     const fast = this.fast;
     if (fast !== undefined) {
       const f32 = this.mem.f32();
       for (let i = 0; i < count; i++) {
         const slot = slots[i]!;
-        fast.terms(f32, this.pages[this.pageOfSlot[slot]!]!, this.rowOfSlot[slot]!, out, 3 * i);
+        fast.terms(f32, this.pages[this.pageOf(slot)]!, this.rowOfSlot[slot]!, out, 3 * i);
       }
       return;
     }

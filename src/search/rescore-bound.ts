@@ -264,6 +264,8 @@ function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBo
   // ε₀ / √(D − 1): the bound's spread per unit of ‖e‖‖q'‖ (and of ‖r̃‖‖q' − q̂‖).
   const spread = (tables ? RQ_TABLE_BOUND_SIGMAS : RQ_BOUND_SIGMAS) / Math.sqrt(Math.max(1, dim - 1));
   const l2Terms = l2 ? queryNorm * queryNorm : 0;
+  /** The bound of a kernel score `kernel` whose error is at most `spreadOf` (0: the estimate itself). */
+  const upper = (kernel: number, spreadOf: number): number => (l2 ? -Math.sqrt(Math.max(0, -kernel - 2 * spreadOf)) : kernel + offset + spreadOf);
   return {
     uppers(candidates, floor) {
       const n = candidates.length;
@@ -274,7 +276,7 @@ function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBo
       let m = 0;
       for (let i = 0; i < n; i++) {
         const kernel = candidates[i]!.kernel;
-        if ((l2 ? -Math.sqrt(Math.max(0, -kernel)) : kernel + offset) >= floor) out[i] = Infinity;
+        if (upper(kernel, 0) >= floor) out[i] = Infinity;
         else (slots[m] = candidates[i]!.slot), (at[m++] = i);
       }
       index.rqTermsOf(slots, m, terms);
@@ -286,7 +288,7 @@ function rqBound(index: VectorIndex, scan: ScanQuery, offset: number): RescoreBo
         const factor = Math.abs(terms[3 * j + 2]!);
         const seen = Math.sqrt(normSq + err * err);
         const spreadOf = spread * (err * queryNorm + seen * queryError) + factor * tableError + rounding * (Math.abs(kernel) + seen * queryNorm + factor * tableSpan + (l2 ? normSq + l2Terms : 0));
-        out[i] = l2 ? -Math.sqrt(Math.max(0, -kernel - 2 * spreadOf)) : kernel + offset + spreadOf;
+        out[i] = upper(kernel, spreadOf);
       }
       return out;
     },

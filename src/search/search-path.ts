@@ -852,17 +852,19 @@ export class SearchPath {
       let skipped = 0;
       let order: Source[] = rest;
       let inMemory = rest.length;
-      if (everyBounded && rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes) {
-        inMemory = 0;
-      } else if (rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes) {
-        const resident: Source[] = [];
-        const onDisk: Source[] = [];
-        const now = performance.now();
-        for (const source of placed(rest)) (this.env.reads.vectorResident(source.place, now) ? resident : onDisk).push(source);
-        // Those bounded are read best estimate first, so that the k-th best exact score rises early.
-        if (onDisk.length > 1) onDisk.sort((a, b) => b.kernel - a.kernel);
-        order = resident.concat(onDisk);
-        inMemory = resident.length;
+      if (rest.length > 0 && ranked.length >= want.k && this.env.writes() === writes) {
+        if (everyBounded) {
+          inMemory = 0;
+        } else {
+          const resident: Source[] = [];
+          const onDisk: Source[] = [];
+          const now = performance.now();
+          for (const source of placed(rest)) (this.env.reads.vectorResident(source.place, now) ? resident : onDisk).push(source);
+          // Those bounded are read best estimate first, so that the k-th best exact score rises early.
+          if (onDisk.length > 1) onDisk.sort((a, b) => b.kernel - a.kernel);
+          order = resident.concat(onDisk);
+          inMemory = resident.length;
+        }
       }
       // The k best exact scores so far, fed as `ranked` grows (sorting it again for every chunk cost
       // 28 µs a search on rq2, whose rescoring takes ten chunks and more). Only with bounds, which
