@@ -161,3 +161,32 @@ test('block slab: the upper half of a pair that joined is not handed out on its 
   assert.equal(slab.dropSpare(), true);
   assert.equal(slab.chunksHeld, 0);
 });
+
+test('block slab: a pair is one block of two arrays side by side, given back whole by its first', () => {
+  const slab = new BlockSlab(1024);
+  const { ints, floats } = slab.pair(24);
+  assert.equal(ints.length, 24);
+  assert.equal(floats.length, 24);
+  assert.equal(ints.buffer, floats.buffer, 'one block');
+  assert.equal(floats.byteOffset, ints.byteOffset + 96, 'the floats follow the ints');
+  assert.equal(slab.pairBytes(24), 256, '192 bytes take a block of 256');
+  assert.equal(slab.spareBytes, 1024 + 64 - 256);
+  stamp(ints, 1);
+  stamp(floats, 2);
+  const other = slab.int8(256);
+  stamp(other, 3);
+  assert.ok(stamped(ints, 1) && stamped(floats, 2), 'no other block overlaps the pair');
+  slab.givePair(ints);
+  slab.give(other);
+  assert.equal(slab.spareBytes, 1024 + 64, 'both halves of the pair came back: the chunk is whole');
+  const whole = slab.int8(1024);
+  assert.equal(slab.blockBytes(whole), 1024);
+  assert.equal(slab.chunksHeld, 1);
+  // Past a chunk, a pair has a buffer of its own, counted at its length; giving it back is a no-op for the slab.
+  const big = slab.pair(200);
+  assert.equal(big.ints.byteOffset, 0);
+  assert.equal(big.floats.byteOffset, 800);
+  assert.equal(slab.pairBytes(200), 1600);
+  slab.givePair(big.ints);
+  assert.equal(slab.chunksHeld, 1);
+});

@@ -89,9 +89,38 @@ export class BlockSlab {
     return new Int8Array(this.takenBuffer!, this.takenOffset, length);
   }
 
-  /** The bytes `view` (from this slab) holds: its block's, or its own for one larger than a chunk. */
+  /**
+   * The bytes `view` (from this slab) holds: its block's, or its own for one larger than a chunk.
+   * From its length alone: every view up to a chunk's size came out of a chunk. Asking the map of
+   * chunks (owns()) read the view's buffer object, cold in an entry dropped for room, on each count.
+   */
   blockBytes(view: View): number {
-    return this.owns(view) ? 2 ** orderOf(view.byteLength) : view.byteLength;
+    return this.bytesFor(view.byteLength);
+  }
+
+  /** The bytes a request of `bytes` holds: its block's, or its own past a chunk's size. */
+  bytesFor(bytes: number): number {
+    return bytes > this.chunkBytes ? bytes : 2 ** orderOf(bytes);
+  }
+
+  /**
+   * Two arrays of `length` 4-byte elements side by side in one block (`pairBytes(length)` of it):
+   * one take and one give (givePair) where two arrays of their own took two of each.
+   */
+  pair(length: number): { ints: Int32Array; floats: Float32Array } {
+    this.take(8 * length);
+    const buffer = this.takenBuffer!;
+    return { ints: new Int32Array(buffer, this.takenOffset, length), floats: new Float32Array(buffer, this.takenOffset + 4 * length, length) };
+  }
+
+  /** The bytes pair(length) holds. */
+  pairBytes(length: number): number {
+    return this.bytesFor(8 * length);
+  }
+
+  /** Takes back the block of a pair() by its first array; the caller holds no view of either any more. */
+  givePair(ints: Int32Array): void {
+    this.giveAt(ints.buffer as ArrayBuffer, ints.byteOffset, 2 * ints.byteLength);
   }
 
   /** True when `view` is a block of this slab's chunks (not one of a buffer of its own). */
@@ -101,11 +130,15 @@ export class BlockSlab {
 
   /** Takes back the block of `view`; the caller holds no view of it any more (its contents are reused). */
   give(view: View): void {
-    const chunk = this.chunkNumber.get(view.buffer as ArrayBuffer);
+    this.giveAt(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength);
+  }
+
+  private giveAt(buffer: ArrayBuffer, at: number, bytes: number): void {
+    const chunk = this.chunkNumber.get(buffer);
     if (chunk === undefined) return;
     const marks = this.marks[chunk]!;
-    let order = orderOf(view.byteLength);
-    let offset = view.byteOffset;
+    let order = orderOf(bytes);
+    let offset = at;
     this.liveBytes -= 2 ** order;
     while (order < this.chunkOrder) {
       // Offsets within a chunk are below 2^30: `^` is exact on them.

@@ -19,14 +19,16 @@ import { BlockSlab } from './block-slab.js';
 const POOL_MIN_LENGTH = 16;
 
 /**
- * A pool's members: slots, and their scores under the entry's query, in blocks of `slab`,
- * with room for `n`. Pools vary in size from search to search (their depth follows each query's scores), so
- * their buffers are rounded up to a power of two: a dropped entry's then almost always fit the next
- * one (rounded to multiples of 16, most took a new buffer on the 10k cache bench).
+ * A pool's members: slots, and their scores under the entry's query, side by side in one block of
+ * `slab` (BlockSlab.pair), with room for `n`. Pools vary in size from search to search (their depth
+ * follows each query's scores), so their buffers are rounded up to a power of two: a dropped entry's
+ * then almost always fit the next one (rounded to multiples of 16, most took a new buffer on the 10k
+ * cache bench).
  */
 function poolArrays(n: number, slab: BlockSlab): { slots: Int32Array; scores: Float32Array } {
   const length = Math.max(POOL_MIN_LENGTH, 2 ** Math.ceil(Math.log2(Math.max(1, n))));
-  return { slots: slab.int32(length), scores: slab.float32(length) };
+  const { ints, floats } = slab.pair(length);
+  return { slots: ints, scores: floats };
 }
 
 /** The first `n` entries of `top` (after sortBestFirst or partitionBest), or of a pool, as an entry keeps them. */
@@ -339,16 +341,16 @@ export class LookasideCache<A> {
     for (const entry of this.entries.keys()) {
       total += this.bytesOf(entry);
       for (const view of this.blocksOf(entry)) if (this.slab.owns(view)) total -= this.slab.blockBytes(view);
+      if (entry.slots.length > 0 && this.slab.owns(entry.slots)) total -= this.slab.pairBytes(entry.slots.length);
     }
     return total;
   }
 
-  /** The arrays `entry` keeps in the slab, or in buffers of their own. */
-  private blocksOf(entry: CacheEntry<A>): (Float32Array | Int32Array | Int8Array)[] {
-    const views: (Float32Array | Int32Array | Int8Array)[] = [entry.query];
+  /** The arrays `entry` keeps in blocks of their own, in the slab or in buffers of their own: all but the pool (one block for slots and scores). */
+  private blocksOf(entry: CacheEntry<A>): (Float32Array | Int8Array)[] {
+    const views: (Float32Array | Int8Array)[] = [entry.query];
     // An answer-only entry's are the shared empty arrays (NO_VECTOR, NO_SLOTS, NO_SCORES), no blocks.
     if (entry.scan.vector.length > 0) views.push(entry.scan.vector);
-    if (entry.slots.length > 0) views.push(entry.slots, entry.scores);
     if (entry.kernel?.kind === 'int8') views.push(entry.kernel.code);
     return views;
   }
@@ -1091,9 +1093,7 @@ export class LookasideCache<A> {
 
   /** Gives the blocks of `entry`'s pool back to the slab. */
   private givePool(entry: CacheEntry<A>): void {
-    if (entry.slots.length === 0) return;
-    this.slab.give(entry.slots);
-    this.slab.give(entry.scores);
+    if (entry.slots.length > 0) this.slab.givePair(entry.slots);
   }
 
   private use(entry: CacheEntry<A>): void {
@@ -1113,9 +1113,12 @@ export class LookasideCache<A> {
    * (estimated).
    */
   private bytesOf(entry: CacheEntry<A>): number {
-    let bytes = ENTRY_OVERHEAD + 4 * Math.ceil(entry.scan.vector.length / 32) + entry.answerBytes + 4 * entry.key.length;
-    for (const view of this.blocksOf(entry)) bytes += this.slab.blockBytes(view);
-    return bytes;
+    // Counted from lengths, with no array of views made: this runs for every entry made.
+    const slab = this.slab;
+    let bytes = ENTRY_OVERHEAD + 4 * Math.ceil(entry.scan.vector.length / 32) + entry.answerBytes + 4 * entry.key.length + slab.blockBytes(entry.query);
+    if (entry.scan.vector.length > 0) bytes += slab.blockBytes(entry.scan.vector);
+    if (entry.slots.length > 0) bytes += slab.pairBytes(entry.slots.length);
+    return bytes + this.kernelBytes(entry.kernel);
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
@@ -1124,6 +1127,7 @@ export class LookasideCache<A> {
     this.entryBytes -= entry.bytes;
     // Nothing outside the cache holds a view of these (a search holding the entry only hands it back to answered()).
     for (const view of this.blocksOf(entry)) this.slab.give(view);
+    this.givePool(entry);
     const sameHash = this.byHash.get(entry.hash);
     if (sameHash !== undefined) {
       const at = sameHash.indexOf(entry);
