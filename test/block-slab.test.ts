@@ -78,39 +78,56 @@ test('block slab: clear() forgets every chunk', () => {
   assert.equal(slab.blockBytes(slab.int8(3)), 16);
 });
 
-test('block slab: any sequence of takes and gives hands out disjoint blocks, keeps their contents and counts its bytes', () => {
+test('block slab: any sequence of takes and gives, of single arrays and of pairs, hands out disjoint blocks, keeps their contents and counts its bytes', () => {
   const op = fc.oneof(
-    fc.record({ take: fc.constantFrom('float32' as const, 'int32' as const, 'int8' as const), length: fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 700 })) }),
+    fc.record({ take: fc.constantFrom('float32' as const, 'int32' as const, 'int8' as const, 'pair' as const), length: fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 700 })) }),
     fc.record({ give: fc.nat() }),
   );
   fc.assert(
     fc.property(fc.constantFrom(256, 512, 2048), fc.array(op, { maxLength: 300 }), (chunk, ops) => {
       const slab = new BlockSlab(chunk);
-      const live: { view: View; tag: number }[] = [];
+      // A pair is stamped and checked as its two arrays; given back by its first.
+      const live: { views: View[]; tag: number; bytes: number; give: () => void }[] = [];
       let tags = 0;
       for (const o of ops) {
         if ('take' in o) {
-          const view = takeOf(slab, o.take, o.length);
-          assert.equal(view.length, o.length);
-          assert.equal(view.byteOffset % 16, 0);
           const tag = ++tags;
-          stamp(view, tag);
-          live.push({ view, tag });
+          let views: View[];
+          let bytes: number;
+          let give: () => void;
+          if (o.take === 'pair') {
+            const { ints, floats } = slab.pair(o.length);
+            assert.equal(ints.length, o.length);
+            assert.equal(floats.length, o.length);
+            assert.equal(floats.byteOffset, ints.byteOffset + 4 * o.length);
+            views = [ints, floats];
+            bytes = slab.pairBytes(o.length);
+            give = () => slab.givePair(ints);
+          } else {
+            const view = takeOf(slab, o.take, o.length);
+            assert.equal(view.length, o.length);
+            views = [view];
+            bytes = slab.blockBytes(view);
+            give = () => slab.give(view);
+          }
+          assert.equal(views[0]!.byteOffset % 16, 0);
+          for (const v of views) stamp(v, tag);
+          live.push({ views, tag, bytes: views[0]!.buffer.byteLength === chunk ? bytes : 0, give });
         } else if (live.length > 0) {
           const [gone] = live.splice(o.give % live.length, 1);
-          assert.ok(stamped(gone!.view, gone!.tag), 'a live block was written by another');
-          slab.give(gone!.view);
+          assert.ok(gone!.views.every((v) => stamped(v, gone!.tag)), 'a live block was written by another');
+          gone!.give();
         }
         let inSlab = 0;
-        for (const { view, tag } of live) {
-          assert.ok(stamped(view, tag), 'a live block was written by another');
-          if (view.buffer.byteLength === chunk) inSlab += slab.blockBytes(view);
+        for (const { views, tag, bytes } of live) {
+          assert.ok(views.every((v) => stamped(v, tag)), 'a live block was written by another');
+          inSlab += bytes;
         }
         assert.equal(slab.spareBytes, slab.chunksHeld * (chunk + chunk / 16) - inSlab);
         assert.ok(slab.spareBytes >= 0);
       }
       const held = slab.chunksHeld;
-      for (const { view } of live) slab.give(view);
+      for (const { give } of live) give();
       assert.equal(slab.chunksHeld, held, 'giving back lets no chunk go');
       assert.equal(slab.spareBytes, held * (chunk + chunk / 16));
       assert.equal(slab.dropSpare(), held > 0);
