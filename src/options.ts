@@ -65,6 +65,15 @@ export interface CacheOptions {
   pool?: number;
   /** Bytes the cache may hold in all (pools, answers, hot vectors, documents and texts). @default 2 MiB */
   bytes?: number;
+  /**
+   * Whether near queries are served. `false` remembers each search's answer alone, with no pool
+   * and no sign sketch: exact repeats with nothing written since are still answered from memory,
+   * every other query searches. The pools are what a miss pays for (like for like on the 10k
+   * sentence set, a miss cost 1.065–1.067 of a search without the cache with them, 1.011–1.018
+   * without: src/cache/CACHE.md, "Exact repeats only"), so a store whose queries come back word for
+   * word (retries, tool loops) but seldom nearly loses little and gains that. @default true
+   */
+  near?: boolean;
 }
 
 /**
@@ -86,7 +95,7 @@ export interface PagesOptions {
 
 export const PAGES_DEFAULTS: Readonly<Required<PagesOptions>> = Object.freeze({ from: 16384, maxPage: 192 });
 
-export const CACHE_DEFAULTS: Readonly<Required<CacheOptions>> = Object.freeze({ entries: 64, pool: 2.5, bytes: 2 << 20 });
+export const CACHE_DEFAULTS: Readonly<Required<CacheOptions>> = Object.freeze({ entries: 64, pool: 2.5, bytes: 2 << 20, near: true });
 
 /** Options of {@link MemStore.open}. Fields marked "fixed at creation" are persisted with the store. */
 export interface OpenOptions {
@@ -274,12 +283,13 @@ function resolvePca(v: unknown): PcaOption | undefined {
 function resolveCache(v: unknown): Readonly<Required<CacheOptions>> | false {
   if (v === false) return false;
   if (v === undefined) return CACHE_DEFAULTS;
-  if (!isPlainObject(v)) throw invalid(`cache must be false or { entries, pool, bytes }, got ${describe(v)}`, 'cache');
-  onlyKeys('cache.', v, ['entries', 'pool', 'bytes']);
+  if (!isPlainObject(v)) throw invalid(`cache must be false or { entries, pool, bytes, near }, got ${describe(v)}`, 'cache');
+  onlyKeys('cache.', v, ['entries', 'pool', 'bytes', 'near']);
   return Object.freeze({
     entries: v['entries'] === undefined ? CACHE_DEFAULTS.entries : positiveInt('cache.entries', v['entries'], 1_000_000),
     pool: v['pool'] === undefined ? CACHE_DEFAULTS.pool : nonNegativeNumber('cache.pool', v['pool'], 100),
     bytes: v['bytes'] === undefined ? CACHE_DEFAULTS.bytes : positiveInt('cache.bytes', v['bytes']),
+    near: optionalBoolean('cache.near', v['near']) ?? CACHE_DEFAULTS.near,
   });
 }
 

@@ -36,7 +36,7 @@ test('cache pools: the first miss measures the reach, later pools stay near pool
     index.put(`v${i}`, v);
   }
   try {
-    const cache = new LookasideCache<string>({ entries: 8, pool: 2.5, bytes: 1 << 22 });
+    const cache = new LookasideCache<string>({ entries: 8, pool: 2.5, bytes: 1 << 22, near: true });
     const candidates = 40;
     const wanted = cache.poolSize(candidates);
     const sizes: number[] = [];

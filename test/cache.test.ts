@@ -1065,3 +1065,56 @@ test('bounds: no bound stays no bound: movedScore() of +∞ is +∞ for every me
   const unbounded = { metric: 'l2' as const, delta: Infinity, margin: 0, maxNorm: 0, fromNorm: 0, nextNorm: 0, angle: 0 };
   for (const b of [-1e6, -1, -0, 0, 5]) assert.equal(movedScore(unbounded, b), Infinity, `l2, unbounded shift, bound ${b}`);
 });
+
+test('cache near: false: exact repeats are answered from memory, near queries always search, answers are the uncached ones, and no pool or sketch is kept', async () => {
+  for (const metric of ['cosine', 'dot', 'l2'] as const) {
+    const next = rng(41);
+    const base = clustered(400, DIM, 43, 8);
+    const pair = await openPair({ dim: DIM, metric, pages: false }, { entries: 16, near: false });
+    const both = await openPair({ dim: DIM, metric, pages: false }, { entries: 16 });
+    try {
+      const records = base.map((v, i) => ({ id: `r${i}`, vector: v, meta: { i } }));
+      await pair.add(records);
+      await both.add(records);
+      const queries = Array.from({ length: 12 }, (_, i) => perturb(base[(i * 31) % base.length]!, 0.2, next));
+      for (const [i, q] of queries.entries()) await pair.check(q, { k: 5 }, `${metric} first ${i}`);
+      let stats = pair.cached.stats().cache;
+      assert.equal(stats.misses, queries.length);
+      assert.equal(stats.answerOnly, queries.length, 'every miss is remembered with its answer alone');
+      // Exact repeats, nothing written: every one from memory.
+      for (const [i, q] of queries.entries()) await pair.check(q, { k: 5 }, `${metric} repeat ${i}`);
+      stats = pair.cached.stats().cache;
+      assert.equal(stats.exactHits, queries.length);
+      // Near queries: the same queries with the cache near: true serve some of them; near: false none.
+      for (const [i, q] of queries.entries()) {
+        const near = q.map((x) => x * (1 + 1e-6) + 1e-7);
+        await pair.check(near, { k: 5 }, `${metric} near ${i}`);
+        await both.check(q, { k: 5 }, `${metric} near, default, first ${i}`);
+        await both.check(near, { k: 5 }, `${metric} near, default ${i}`);
+      }
+      stats = pair.cached.stats().cache;
+      assert.equal(stats.nearHits, 0, 'no near query is served');
+      assert.equal(stats.boundFailures, 0, 'no near entry is ever tried');
+      assert.ok(both.cached.stats().cache.nearHits > 0, `${metric}: the same near queries are served where near is on`);
+      // After a write, an exact repeat searches (an answer alone proves nothing once the store changed).
+      await pair.add([{ id: 'new', vector: base[0]!, meta: { i: -1 } }]);
+      const exactBefore = pair.cached.stats().cache.exactHits;
+      for (const [i, q] of queries.entries()) await pair.check(q, { k: 5 }, `${metric} after a write ${i}`);
+      assert.equal(pair.cached.stats().cache.exactHits, exactBefore, 'a repeat after a write searched');
+      for (const [i, q] of queries.entries()) await pair.check(q, { k: 5 }, `${metric} repeat after the write ${i}`);
+      assert.equal(pair.cached.stats().cache.exactHits, exactBefore + queries.length, 'and was remembered again');
+    } finally {
+      await pair.close();
+      await both.close();
+    }
+  }
+});
+
+test('cache near: a value other than a boolean is INVALID_OPTION naming cache.near', async () => {
+  for (const near of ['no', 0, null, 1] as unknown[]) {
+    await assert.rejects(
+      () => MemStore.open(tempDir(), { dim: 4, cache: { near } as never }),
+      (e: { code?: string; field?: string }) => e.code === 'INVALID_OPTION' && e.field === 'cache.near',
+    );
+  }
+});

@@ -81,6 +81,8 @@ export interface CacheSettings {
   readonly pool: number;
   /** Bytes the cache may hold in all: pools, answers, hot records. */
   readonly bytes: number;
+  /** Whether near queries are served: false remembers every search's answer alone (collectsPool()). */
+  readonly near: boolean;
 }
 
 /** One candidate as the scan ranks it: its slot in the index, and its kernel score (higher is closer). */
@@ -189,7 +191,7 @@ export interface CacheStats {
   boundFailures: number;
   /** Searches that ran (bound failures included). */
   misses: number;
-  /** Searches that ran and were remembered with their answer alone, no pool: in a quiet spell (4 · `entries` misses in a row), seven in eight (LookasideCache.collectsPool). */
+  /** Searches that ran and were remembered with their answer alone, no pool: in a quiet spell (4 · `entries` misses in a row), seven in eight; with `near: false`, every one (LookasideCache.collectsPool). */
   answerOnly: number;
   /** Entries, hot records and hot vectors dropped for room, or because writes outran them (a hot vector counts once per row given up, so this runs far ahead of `entries`). */
   evictions: number;
@@ -575,9 +577,14 @@ export class LookasideCache<A> {
    * one in QUIET_SAMPLE, and the others remember their answer alone (rememberAnswer(): exact repeats with nothing written since
    * are served, near queries search). A store whose queries never come back paid the cache 14–32% of
    * every search (README, "A stream of fresh queries only"), most of it collecting pools and making
-   * entries that were evicted unused. Any hit ends the quiet spell. Answers never depend on it.
+   * entries that were evicted unused. Any hit ends the quiet spell. Answers never depend on it. With
+   * `near: false` no miss collects one (CACHE.md, "Exact repeats only").
    */
   collectsPool(): boolean {
+    if (!this.settings.near) {
+      this.counts.answerOnly++;
+      return false;
+    }
     const quiet = this.missesSinceHit - QUIET_AFTER * this.settings.entries;
     if (quiet <= 0 || quiet % QUIET_SAMPLE === 0) return true;
     this.counts.answerOnly++;
