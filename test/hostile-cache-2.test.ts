@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { MemStore, type MemoryRecord, type SearchHit, type SearchOptions } from '../src/index.js';
 import { HotVectors, MAX_SLAB_BYTES } from '../src/cache/hot-vectors.js';
 import type { CodecName } from '../src/codec/codec.js';
-import type { Metric } from '../src/options.js';
+import type { CacheOptions, Metric } from '../src/options.js';
 import { clustered, perturb, rng } from './helpers.js';
 import { openPair, type CachedPair } from './support/cached-pair.js';
 
@@ -381,7 +381,7 @@ test('random streams on tiny stores of small integer vectors (ties at every rank
     codec: fc.constantFrom<CodecName>('int8', 'f32', 'f16', 'fp8-e4m3'),
     dim: fc.constantFrom(1, 2, 3, 6),
     oversample: fc.constantFrom(1, 2, 4),
-    cache: fc.constantFrom({ entries: 1, bytes: 1, pool: 0 }, { entries: 2, bytes: 4000, pool: 1 }, { entries: 16, bytes: 1 << 22, pool: 2.5 }, { entries: 4, bytes: 60_000, pool: 8 }),
+    cache: fc.constantFrom<CacheOptions>({ entries: 1, bytes: 1, pool: 0 }, { entries: 2, bytes: 4000, pool: 1 }, { entries: 16, bytes: 1 << 22, pool: 2.5 }, { entries: 4, bytes: 60_000, pool: 8 }, { entries: 8, bytes: 1 << 20, near: false }),
     seed: fc.integer({ min: 1, max: 1 << 30 }),
     initial: fc.integer({ min: 1, max: 14 }),
     ops: fc.array(op, { minLength: 10, maxLength: 45 }),
