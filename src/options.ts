@@ -71,7 +71,8 @@ export interface CacheOptions {
    * every other query searches. The pools are what a miss pays for (like for like on the 10k
    * sentence set, a miss cost 1.065–1.067 of a search without the cache with them, 1.011–1.018
    * without: src/cache/CACHE.md, "Exact repeats only"), so a store whose queries come back word for
-   * word (retries, tool loops) but seldom nearly loses little and gains that. @default true
+   * word (retries, tool loops) but seldom nearly loses little and gains that. `pool` then has no
+   * effect. @default true
    */
   near?: boolean;
 }
