@@ -186,12 +186,12 @@ export class PageClusters {
     return this.lengths === undefined ? undefined : { metric: this.widens ? 'dot' : 'l2', ratio: this.lengths.ratio() };
   }
 
-  /** The squared length LengthSpread counts for decoded vector `v`, whose own squared norm is `squared` (inputMean). */
   /** dot(v, v) where the sums keep squares or the lengths are counted (once for both), else 0: nothing reads it. */
   private squaredNorm(v: Float32Array): number {
     return this.sums.keepSquares || this.lengths !== undefined ? dot(v, v) : 0;
   }
 
+  /** The squared length LengthSpread counts for decoded vector `v`, whose own squared norm is `squared` (inputMean). */
   private lengthOf(v: Float32Array, squared: number): number {
     const mean = this.options.inputMean;
     return mean === undefined ? squared : squared + 2 * dot(v, mean) + this.inputMeanSq;
