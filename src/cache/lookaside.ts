@@ -581,12 +581,8 @@ export class LookasideCache<A> {
    * `near: false` no miss collects one (CACHE.md, "Exact repeats only").
    */
   collectsPool(): boolean {
-    if (!this.settings.near) {
-      this.counts.answerOnly++;
-      return false;
-    }
     const quiet = this.missesSinceHit - QUIET_AFTER * this.settings.entries;
-    if (quiet <= 0 || quiet % QUIET_SAMPLE === 0) return true;
+    if (this.settings.near && (quiet <= 0 || quiet % QUIET_SAMPLE === 0)) return true;
     this.counts.answerOnly++;
     return false;
   }
@@ -1120,12 +1116,9 @@ export class LookasideCache<A> {
    * (estimated).
    */
   private bytesOf(entry: CacheEntry<A>): number {
-    // Counted from lengths, with no array of views made: this runs for every entry made.
-    const slab = this.slab;
-    let bytes = ENTRY_OVERHEAD + 4 * Math.ceil(entry.scan.vector.length / 32) + entry.answerBytes + 4 * entry.key.length + slab.blockBytes(entry.query);
-    if (entry.scan.vector.length > 0) bytes += slab.blockBytes(entry.scan.vector);
-    if (entry.slots.length > 0) bytes += slab.pairBytes(entry.slots.length);
-    return bytes + this.kernelBytes(entry.kernel);
+    let bytes = ENTRY_OVERHEAD + 4 * Math.ceil(entry.scan.vector.length / 32) + entry.answerBytes + 4 * entry.key.length;
+    for (const view of this.blocksOf(entry)) bytes += this.slab.blockBytes(view);
+    return entry.slots.length > 0 ? bytes + this.slab.pairBytes(entry.slots.length) : bytes;
   }
 
   private dropEntry(entry: CacheEntry<A>, eviction: boolean): void {
