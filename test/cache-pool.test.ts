@@ -13,7 +13,7 @@ const DIM = 32;
 /** What SearchPath does for a search that misses: the scan with a pool at the cache's reach, then remember(). */
 function missAndRemember(cache: LookasideCache<string>, index: FlatIndex, vector: Float32Array, candidates: number) {
   const scan: ScanQuery = { vector, metric: 'cosine', int8Query: true };
-  const q: CacheQuery = { query: vector, key: 'k', filter: undefined, candidates, tiesShow: false, scanQuery: () => scan, kernelForm: () => index.kernelForm(scan), scope: () => undefined };
+  const q: CacheQuery = { query: vector, key: 'k', filter: undefined, candidates, scanQuery: () => scan, kernelForm: () => index.kernelForm(scan), scope: () => undefined };
   const pool = new ScorePool();
   pool.reset(cache.poolReach(q), cache.poolRoom(q));
   const top = new TopK(candidates);

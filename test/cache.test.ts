@@ -1118,3 +1118,54 @@ test('cache near: a value other than a boolean is INVALID_OPTION naming cache.ne
     );
   }
 });
+
+/**
+ * The generator of the hostile pass that found it (a PRNG of 32 bits, Box–Muller for the normal
+ * draws): its stream, seed 6, is what makes these near-identical vectors tie.
+ */
+function passRng(seed: number): { next: () => number; gauss: () => number } {
+  let a = seed >>> 0;
+  const next = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const gauss = (): number => {
+    let u = 0;
+    while (u === 0) u = next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
+  };
+  return { next, gauss };
+}
+
+for (const cache of [{}, { pool: 8 }]) {
+  test(`rq ties: a near hit orders equal kernel scores as the scan does, by id, and answers as the store without the cache (cache ${JSON.stringify(cache)})`, async () => {
+    // 300 vectors 1e11 from the origin, 1e-8 apart relatively, and 20 copies of the first: at rq2 many
+    // share a code score and an exact score. The near query is the first with two components one
+    // float32 step away. With the pool's ties ordered by slot, v40 (a lower slot than v176, a higher
+    // id) came among the first k, v176 was left to its bound, and the near hit answered v40 where
+    // the search answers v176 (equal exact scores: the id decides); its exact repeats answered v40 too.
+    const dim = 8;
+    const r = passRng(6);
+    r.next();
+    const centre = Array.from({ length: dim }, () => 1e11 * (0.5 + r.next()));
+    const records = Array.from({ length: 300 }, (_, i) => ({ id: `v${i}`, vector: centre.map((c) => Math.fround(c + 1e-8 * 1e11 * r.gauss())) }));
+    for (let i = 0; i < 20; i++) records.push({ id: `dup${i}`, vector: records[0]!.vector });
+    const q1 = Float32Array.from([50234351616, 116317143040, 70216269824, 104211955712, 57076383744, 50453782528, 142092632064, 147055558656]);
+    const q2 = Float32Array.from([50234351616, 116317143040, 70216269824, 104211955712, 57076387840, 50453786624, 142092632064, 147055558656]);
+    const pair = await openPair({ dim, metric: 'cosine', codec: 'rq2', trainSize: 32 }, cache, { same: (got, want, where) => sameAnswer(got, want, where) });
+    try {
+      await pair.add(records);
+      await pair.check(q1, { k: 3 }, 'the first query (a miss)');
+      const near = pair.cached.stats().cache!.nearHits;
+      const got = await pair.check(q2, { k: 3 }, 'its near query');
+      assert.equal(pair.cached.stats().cache!.nearHits, near + 1, 'the near query is served from the pool');
+      assert.ok(got.some((h) => h.id === 'v176') && !got.some((h) => h.id === 'v40'), 'v176 and v40 tie exactly; the lower id, v176, is the answer');
+      await pair.check(q2, { k: 3 }, 'its exact repeat');
+    } finally {
+      await pair.close();
+    }
+  });
+}

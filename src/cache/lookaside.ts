@@ -1,6 +1,6 @@
 import { isRqCodec } from '../codec/codec.js';
 import type { Filter } from '../options.js';
-import type { VectorIndex } from '../index/vector-index.js';
+import { idOrder, type VectorIndex } from '../index/vector-index.js';
 import type { RqCodec } from '../codec/rq.js';
 import { kernelValues, type KernelForm, type ScanQuery } from '../scan/code-blocks.js';
 import { lutErrorBound } from '../scan/fast-scan-lut.js';
@@ -108,8 +108,6 @@ export interface CacheQuery {
   readonly filter: Filter | undefined;
   /** Candidates the scan would pick (k, or k times the oversampling when rescoring), at most the store's size. */
   readonly candidates: number;
-  /** Whether the order of equal kernel scores would show in the answer (codes-only answers). */
-  readonly tiesShow: boolean;
   /** Filled in by the cache: a hash of the query's bits and its sign sketch, computed once per search. */
   hash?: number;
   sketch?: Uint32Array;
@@ -310,6 +308,8 @@ export class LookasideCache<A> {
   private scratchPicked = new Int32Array(0);
   private scratchScores = new Float32Array(0);
   private readonly tops: [TopK | undefined, TopK | undefined, TopK | undefined] = [undefined, undefined, undefined];
+  /** The index each of `tops` orders ties by (idOrder()). */
+  private readonly topIndexes: [VectorIndex | undefined, VectorIndex | undefined, VectorIndex | undefined] = [undefined, undefined, undefined];
   /** Where entries keep their arrays: query copies, kernel codes, pools. */
   private readonly slab: BlockSlab;
   /** Candidates whose full vectors searches read, and results whose documents and texts they read. */
@@ -1024,8 +1024,8 @@ export class LookasideCache<A> {
     for (let i = 0; i < front; i++) picked[i] = entry.slots[slots[i]!]!;
     host.index.scoreSlots(scan, picked, front, scores);
     // The pool's best want + 1 under the new query: the candidates, and the next one for ties.
-    const top = this.reusedTop(0, want + 1);
-    const guard = this.reusedTop(1, want);
+    const top = this.reusedTop(0, want + 1, host.index);
+    const guard = this.reusedTop(1, want, host.index);
     for (let i = 0; i < front; i++) {
       top.push(scores[i]!, picked[i]!);
       guard.push(scores[i]!, picked[i]!);
@@ -1049,16 +1049,14 @@ export class LookasideCache<A> {
     if (entry.bound !== -Infinity && !(guard.kthBest() > movedScore(shift, entry.bound))) return undefined;
     // The search's pages outside the scope: every vector of them scored, the best want + 1 kept.
     if (pages.extra !== undefined && pages.extra.length > 0) {
-      const fresh = this.reusedTop(2, want + 1);
+      const fresh = this.reusedTop(2, want + 1, host.index);
       host.index.scanPages(scan, pages.extra, pages.extra.length, fresh);
       const n = fresh.sortBestFirst();
       for (let i = 0; i < n; i++) top.push(fresh.scoreAt(i), fresh.slotAt(i));
     }
     const count = top.sortBestFirst();
     const chosen = Math.min(want, count);
-    // The scan keeps the lower slot of two equal scores; the pool is not ordered by slot, so a tie fails.
-    if (count > want && top.scoreAt(want) === top.scoreAt(want - 1)) return undefined;
-    if (q.tiesShow) for (let i = 1; i < chosen; i++) if (top.scoreAt(i) === top.scoreAt(i - 1)) return undefined;
+    // Equal scores come in the scan's order (idOrder()), so the candidates and their order are the scan's, ties and all.
     const out: Candidate[] = [];
     for (let i = 0; i < chosen; i++) out.push({ slot: top.slotAt(i), score: top.scoreAt(i) });
     return out;
@@ -1086,11 +1084,18 @@ export class LookasideCache<A> {
     return { within: now, extra: Int32Array.from(extra) };
   }
 
-  /** An empty TopK of `capacity` for certify() (`which`: 0 to 2), reused while the capacity stays. */
-  private reusedTop(which: 0 | 1 | 2, capacity: number): TopK {
+  /**
+   * An empty TopK of `capacity` for certify() (`which`: 0 to 2), ordering ties as a search of `index`
+   * does (idOrder()), reused while the capacity and the index stay.
+   */
+  private reusedTop(which: 0 | 1 | 2, capacity: number, index: VectorIndex): TopK {
     let top = this.tops[which];
-    if (top?.capacity === capacity) top.clear();
-    else this.tops[which] = top = new TopK(capacity);
+    if (top?.capacity === capacity && this.topIndexes[which] === index) {
+      top.clear();
+    } else {
+      this.tops[which] = top = new TopK(capacity, idOrder(index));
+      this.topIndexes[which] = index;
+    }
     return top;
   }
 

@@ -2,7 +2,20 @@ import type { Codec } from '../codec/codec.js';
 import type { FilterColumns, FilterTest } from '../filter/columns.js';
 import type { KernelForm, LoadedRecord, ScanQuery, StoredRecord, VectorPlace } from '../scan/code-blocks.js';
 import type { PoolScope, ScorePool, SearchScope } from '../scan/score-pool.js';
-import type { TopK } from '../scan/topk.js';
+import type { TieOrder, TopK } from '../scan/topk.js';
+
+/**
+ * The order of equal kernel scores among a search's candidates over `index` (TopK's TieOrder): by
+ * id, as rescoring orders equal exact scores. By slot, which candidates of equal scores (duplicate
+ * vectors) a search picks would depend on the slot numbers, and a reopen numbers the slots afresh:
+ * the same query would get other ids after it. Every top-k that picks a search's candidates orders
+ * them so: the scan's, and the lookaside cache's when it picks them from a pool (it had ordered
+ * ties by slot, so other candidates of a tie came first; an rq store reads its candidates past the
+ * first k by their bounds, and its answer changed: a hostile pass, test/cache.test.ts).
+ */
+export function idOrder(index: VectorIndex): TieOrder {
+  return (a, b) => index.idAt(a) < index.idAt(b);
+}
 
 /** What shapes which stored vectors a search looks at. */
 export interface IndexSearch {

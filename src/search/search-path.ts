@@ -1,7 +1,7 @@
 import type { Candidate, CacheEntry, CacheHost, CacheLookup, CacheQuery, LookasideCache } from '../cache/lookaside.js';
 import { UNREADABLE, type FilterTest, type MetaOf } from '../filter/columns.js';
 import { matchesFilter } from '../filter/match.js';
-import type { VectorIndex } from '../index/vector-index.js';
+import { idOrder, type VectorIndex } from '../index/vector-index.js';
 import { cloneMeta, type Meta } from '../meta.js';
 import type { Filter, MetaValue, Metric, SearchOptions } from '../options.js';
 import { samePlace, type KernelForm, type ScanQuery, type VectorPlace } from '../scan/code-blocks.js';
@@ -265,16 +265,6 @@ export interface RescoringStats {
 /** Times a search ranks again because writes moved the store while it read vectors, before it holds writes back for its last try. */
 const MOVED_RETRIES = 3;
 
-/**
- * The order of equal kernel scores among a search's candidates: by id, as rescoring orders equal
- * exact scores. By slot, which candidates of equal scores (duplicate vectors) a search picks would
- * depend on the slot numbers, and a reopen numbers the slots afresh: the same query would get other
- * ids after it.
- */
-function idOrder(index: VectorIndex): (a: number, b: number) => boolean {
-  return (a, b) => index.idAt(a) < index.idAt(b);
-}
-
 /** Whether `a` and `b` ask without a filter and with the same other options that shape an answer. */
 function sameUnfiltered(a: Wanted, b: Wanted): boolean {
   return a.filter === undefined && b.filter === undefined && a.k === b.k && a.rescore === b.rescore && a.exact === b.exact && a.nprobe === b.nprobe;
@@ -443,7 +433,6 @@ export class SearchPath {
       key,
       filter: want.filter,
       candidates: this.candidateCount(want),
-      tiesShow: !want.rescore,
       scanQuery: () => scanForm(),
       kernelForm: () => kernelForm(scanForm()),
       scope: () => (scope ??= { now: this.env.index().scopeOf(scanForm(), want, cq.candidates) }).now,
