@@ -235,10 +235,17 @@ export function describe(v: unknown): string {
   return typeof v === 'object' ? objectKind(v) : `a ${typeof v}`;
 }
 
-/** Refuses keys of `v` outside `allowed`, naming the first unknown one with its full path (INVALID_OPTION, `field` the path). */
+/**
+ * Refuses keys of `v` outside `allowed`, naming the first unknown one with its full path
+ * (INVALID_OPTION, `field` the path). Every own key counts, symbols and non-enumerable ones
+ * included: Object.keys() had passed over them, so `{ [Symbol('codec')]: 'f32' }` or a
+ * non-enumerable typo opened a store with the defaults unsaid (a hostile pass).
+ */
 export function onlyKeys(path: string, v: Record<string, unknown>, allowed: readonly string[]): void {
-  for (const key of Object.keys(v)) {
-    if (!allowed.includes(key)) throw invalid(`unknown option ${path}${key} (${path === '' ? 'options' : path.slice(0, -1)} takes ${allowed.join(', ')})`, `${path}${key}`);
+  const takes = `${path === '' ? 'options' : path.slice(0, -1)} takes ${allowed.join(', ')}`;
+  for (const key of Reflect.ownKeys(v)) {
+    if (typeof key === 'symbol') throw invalid(`unknown option ${path}${String(key)}: a symbol names no option (${takes})`, `${path}${String(key)}`);
+    if (!allowed.includes(key)) throw invalid(`unknown option ${path}${key} (${takes})`, `${path}${key}`);
   }
 }
 

@@ -455,6 +455,37 @@ test('the limits of the Limits table are inside the range they close: an f16 dot
   }
 });
 
+test('found by the hostile user: a symbol key or a non-enumerable unknown key in the options of open() or search() is refused, as in a filter (both had been passed over)', async () => {
+  const withKeys = <T extends object>(base: T, extra: PropertyKey, value: unknown, enumerable: boolean): T => Object.defineProperty({ ...base }, extra, { value, enumerable, configurable: true });
+  const dir = tempDir();
+  for (const options of [
+    withKeys({ dim: 4 }, Symbol('codec'), 'f32', true),
+    withKeys({ dim: 4 }, 'metrc', 'l2', false),
+    { dim: 4, cache: withKeys({ entries: 8 }, Symbol('bytes'), 1024, true) },
+    { dim: 4, pages: withKeys({ maxPage: 32 }, 'fromm', 100, false) },
+  ]) {
+    await rejectsWith(() => MemStore.open(dir, options as never), 'INVALID_OPTION');
+  }
+  // Refused before anything is made.
+  assert.deepEqual(readdirSync(dir), []);
+  // A non-enumerable key the options know is read as any other.
+  const known = await MemStore.open(tempDir(), withKeys({ dim: 4 }, 'metric', 'l2', false) as never);
+  try {
+    assert.equal(known.stats().metric, 'l2');
+  } finally {
+    await known.close();
+  }
+  const { store } = await fresh();
+  try {
+    await store.add([{ id: 'a', vector: vecs[0]! }]);
+    await rejectsWith(() => store.search(vecs[0]!, withKeys({ k: 1 }, Symbol('exact'), true, true) as never), 'INVALID_OPTION');
+    await rejectsWith(() => store.search(vecs[0]!, withKeys({ k: 1 }, 'exat', true, false) as never), 'INVALID_OPTION');
+    assert.equal((await store.search(vecs[0]!, withKeys({ k: 1 }, 'exact', true, false) as never)).length, 1);
+  } finally {
+    await store.close();
+  }
+});
+
 test('a bad option names itself in the error\'s field, by its path (pages.maxPage, cache.bytes, pca.variance, an unknown key), at open and at search', async () => {
   const fieldOf = async (fn: () => Promise<unknown>): Promise<string | undefined> => {
     try {
