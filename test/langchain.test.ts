@@ -443,3 +443,43 @@ test('LangChain: fromTexts refuses texts that are not an array of strings with I
     await ok.close();
   }
 });
+
+test('LangChain: open() of a new directory whose embeddings fail the probe of their dimension (throw, a string thrown, null, a string, { length: 3 }, [], NaN or Infinity in the vector) is EMBED with the cause, and no store is made (found by the hostile user: the error had come out as it was, null a TypeError, and "abc" made a store of 3 dimensions)', async () => {
+  const probes: [string, () => unknown][] = [
+    ['a rejection', () => Promise.reject(new Error('boom'))],
+    ['a string thrown', () => Promise.reject('boom')],
+    ['a throw', () => {
+      throw new Error('boom');
+    }],
+    ['null', () => Promise.resolve(null)],
+    ['undefined', () => Promise.resolve(undefined)],
+    ['a string', () => Promise.resolve('abc')],
+    ['an array-like', () => Promise.resolve({ length: 3 })],
+    ['no numbers', () => Promise.resolve([])],
+    ['a null in it', () => Promise.resolve([null, 1])],
+    ['Infinity in it', () => Promise.resolve([Infinity, 1])],
+    ['NaN in it', () => Promise.resolve([1, Number.NaN])],
+  ];
+  for (const [what, embedQuery] of probes) {
+    const directory = tempDir();
+    const odd = { embedQuery, embedDocuments: () => Promise.resolve([]) } as unknown as EmbeddingsInterface;
+    const e = await rejectsWith(() => MemStoreVectorStore.open(odd, { directory }), 'EMBED');
+    if (what.startsWith('a rejection') || what === 'a throw') assert.equal((e.cause as Error).message, 'boom', what);
+    assert.deepEqual(readdirSync(directory), [], what);
+    // fromTexts of no texts probes too.
+    await rejectsWith(() => MemStoreVectorStore.fromTexts([], [], odd, { directory }), 'EMBED');
+    assert.deepEqual(readdirSync(directory), [], `${what}, fromTexts`);
+  }
+});
+
+test('LangChain: maxMarginalRelevanceSearch refuses an unknown or misspelt option (filters, fetch_k) with INVALID_OPTION naming it, as every options object does (found by the hostile user: it ran unfiltered)', async () => {
+  const store = await MemStoreVectorStore.fromTexts(['x', 'y', 'y'], [{ src: 'x' }, { src: 'y' }, { src: 'y' }], embeddings, { directory: tempDir() });
+  try {
+    assert.equal((await rejectsWith(() => store.maxMarginalRelevanceSearch('x', { k: 3, filters: { src: 'x' } } as never), 'INVALID_OPTION')).field, 'filters');
+    assert.equal((await rejectsWith(() => store.maxMarginalRelevanceSearch('x', { k: 3, fetch_k: 10 } as never), 'INVALID_OPTION')).field, 'fetch_k');
+    const filtered = await store.maxMarginalRelevanceSearch('x', { k: 3, fetchK: 3, lambda: 0.5, filter: { src: 'x' } });
+    assert.deepEqual(filtered.map((d) => d.pageContent), ['x']);
+  } finally {
+    await store.close();
+  }
+});

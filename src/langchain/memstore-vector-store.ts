@@ -54,7 +54,7 @@ export class MemStoreVectorStore extends VectorStore {
    * one word when `open.dim` is not given), or wraps `config.store`; close() closes it either way.
    */
   static async open(embeddings: EmbeddingsInterface, config: MemStoreVectorStoreConfig): Promise<MemStoreVectorStore> {
-    return MemStoreVectorStore.openFor(embeddings, config, async () => (await embeddings.embedQuery('dimension')).length);
+    return MemStoreVectorStore.openFor(embeddings, config, () => probedDim(embeddings));
   }
 
   /** open(), the dimension of a store it creates from `dim()` (called only then). */
@@ -165,6 +165,8 @@ export class MemStoreVectorStore extends VectorStore {
     // Read once (a getter that throws, or a Proxy, is INVALID_OPTION; its error had come out as it was).
     options = readGuarded('INVALID_OPTION', 'options', () => {
       if (!isPlainObject(options)) throw new MemstoreError('INVALID_OPTION', 'maxMarginalRelevanceSearch takes { k, fetchK, lambda, filter }', { field: 'options' });
+      // A misspelt key (`filters`, `fetch_k`) is refused, as in every options object: it had been passed over, and the search ran unfiltered.
+      onlyKeys('', options, ['k', 'fetchK', 'lambda', 'filter']);
       return { ...options };
     });
     const k = options.k;
@@ -235,7 +237,7 @@ export class MemStoreVectorStore extends VectorStore {
     });
     if (dim !== undefined && vectors.length > 0) checkBatch(recordsOf(vectors, checked, undefined), dim, undefined);
     // A store made here takes its dimension from the documents' vectors (a probe only when there are none).
-    const store = await MemStoreVectorStore.openFor(embeddings, config, async () => vectors[0]?.length ?? (await embeddings.embedQuery('dimension')).length);
+    const store = await MemStoreVectorStore.openFor(embeddings, config, async () => vectors[0]?.length ?? (await probedDim(embeddings)));
     try {
       await store.addChecked(vectors, checked, undefined);
     } catch (e) {
@@ -318,6 +320,20 @@ async function embedding(field: 'texts' | 'query', embed: () => Promise<number[]
     throw new MemstoreError('EMBED', `the embeddings returned ${Array.isArray(vectors) ? vectors.length : 'no array of'} vectors for ${count} ${field === 'query' ? 'query' : 'texts'}`, { field });
   }
   return vectors;
+}
+
+/**
+ * The dimension of the embeddings' vectors, from embedding one word: EMBED (the embedder's error
+ * the `cause`) when they throw or return anything but a vector of finite numbers (a hostile pass:
+ * the embedder's own error had come out as it was, null a TypeError, and a string or `{ length: 3 }`
+ * had made a store of that many dimensions).
+ */
+async function probedDim(embeddings: EmbeddingsInterface): Promise<number> {
+  const [v] = await embedding('query', async () => [await embeddings.embedQuery('dimension')], 1);
+  const values: unknown = v;
+  const isVector = (Array.isArray(values) || values instanceof Float32Array || values instanceof Float64Array) && values.length > 0 && Array.prototype.every.call(values, (x: unknown) => typeof x === 'number' && Number.isFinite(x));
+  if (!isVector) throw new MemstoreError('EMBED', 'the embeddings returned no vector of finite numbers for a word (what finds the dimension of a store they make)', { field: 'query' });
+  return (values as ArrayLike<number>).length;
 }
 
 function documentOf(h: SearchHit): DocumentInterface {
