@@ -723,6 +723,49 @@ test('hostile memory: with dedupe, the texts of one call are compared with the m
   }
 });
 
+test('hostile memory: with dedupe, one call of several texts ends as one call per text would, a text repeated after later texts replaced its memory included (randomized; [A, B, C, A], each near the next, had left A alone: the repeat went to the memory C held)', async () => {
+  // Six texts on a circle 14° to 18° apart, no two gaps alike (a tie would be settled by the random
+  // ids, which differ between the two stores): with dedupe 0.9 (cos 18° = 0.951, cos 31° = 0.857)
+  // each is near its neighbours only.
+  const angles: Record<string, number> = { A: 0, B: 14, C: 31, D: 47, E: 64, F: 82 };
+  const names = Object.keys(angles);
+  const embed = async (texts: string[]) =>
+    texts.map((t) => {
+      const v = new Float32Array(DIM);
+      const a = (angles[t]! * Math.PI) / 180;
+      v[0] = Math.cos(a);
+      v[1] = Math.sin(a);
+      return v;
+    });
+  // Ids as the order they first appear in: the two stores make other UUIDs.
+  const shape = (results: { id: string; action: string }[]) => {
+    const seen = new Map<string, number>();
+    return results.map((r) => `${r.action}:${seen.get(r.id) ?? (seen.set(r.id, seen.size), seen.size - 1)}`);
+  };
+  const textsOf = async (store: MemStore) => Promise.all(store.ids().map(async (id) => (await store.get(id))!.text)).then((t) => t.sort());
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.constantFrom(...names), { maxLength: 3 }), fc.array(fc.constantFrom(...names), { minLength: 1, maxLength: 8 }), async (before, texts) => {
+      const one = await open({ embed, dedupe: 0.9 });
+      const each = await open({ embed, dedupe: 0.9 });
+      try {
+        for (const t of before) {
+          await one.remember(t);
+          await each.remember(t);
+        }
+        const together = await one.remember(texts);
+        const apart: { id: string; action: string }[] = [];
+        for (const t of texts) apart.push(...(await each.remember(t)));
+        assert.deepEqual(shape(together), shape(apart), `${JSON.stringify(before)} then ${JSON.stringify(texts)}`);
+        assert.deepEqual(await textsOf(one), await textsOf(each));
+      } finally {
+        await one.close();
+        await each.close();
+      }
+    }),
+    { numRuns: 60 },
+  );
+});
+
 test('hostile memory: remember names its own texts in errors the add of its records finds (a vector past the limits of a dot store: texts[2], not records[2].vector), and texts past what one call writes are refused before anything is embedded', async () => {
   const embed = async (texts: string[]) => texts.map((t) => (t === 'huge' ? Float32Array.from({ length: DIM }, (_, j) => (j === 0 ? 1e13 : 1)) : vectorOf(t)));
   const store = await open({ embed, metric: 'dot' });

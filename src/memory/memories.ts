@@ -318,6 +318,11 @@ export class Memories {
     // its own (a text near a stored memory that an earlier text of the call replaced had been
     // compared with the memory's old vector, and two near texts of one call never with each other).
     const madeHere = new Map<string, Float32Array>();
+    // And the hash of the text each then holds: a memory a later text of the call replaced (dedupe)
+    // no longer holds the earlier one, so a repeat of that is not sent to it (it had overwritten
+    // the later text: ['A', 'B', 'C', 'A'], each near the next, had left 'A' alone; a hostile pass).
+    const hashHere = new Map<string, string>();
+    const holds = (id: string, hash: string): boolean => (hashHere.get(id) ?? hash) === hash;
     for (const [i, text] of texts.entries()) {
       const hash = hashOf(text);
       let id: string | undefined;
@@ -326,7 +331,8 @@ export class Memories {
         id = o.id;
         updated = this.host.has(id);
       } else {
-        id = inCall.get(hash) ?? this.host.idsMatching({ [NS]: namespace, [HASH]: hash })[0];
+        const here = inCall.get(hash);
+        id = here !== undefined && holds(here, hash) ? here : this.host.idsMatching({ [NS]: namespace, [HASH]: hash }).find((m) => holds(m, hash));
         if (id === undefined) {
           // Awaited only where a memory of before 2026-12-05 may hold the text: nothing else is.
           const before = this.host.idsMatching({ [NS]: namespace, [HASH]: legacyHashOf(text) }).filter((m) => !madeHere.has(m));
@@ -344,6 +350,7 @@ export class Memories {
       id ??= randomUUID();
       inCall.set(hash, id);
       madeHere.set(id, vectors[i]!);
+      hashHere.set(id, hash);
       const meta: Record<string, unknown> = { ...(own ?? {}), [NS]: namespace, [AT]: at, [HASH]: hash };
       if (expires !== undefined) meta[EXPIRES] = expires;
       records.push({ id, vector: vectors[i]!, text, meta });
