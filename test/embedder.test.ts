@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { shippedDataset } from '../src/cli/datasets.js';
+import { piecesOf, USE_LITE_PIECE } from '../src/embedders/use-lite.js';
 import { useLite, USE_LITE_DIM } from '../src/embedders/index.js';
-import { MemStore } from '../src/index.js';
+import { MemStore, type MemstoreError } from '../src/index.js';
 import { exactScore } from './helpers.js';
 import { rejectsWith, tempDir } from './helpers.js';
 
@@ -54,4 +55,40 @@ test('USE-lite: a batch size that is not a positive integer, a misspelt option (
   await rejectsWith(() => useLite({ batch: 1.5 }), 'INVALID_OPTION');
   await rejectsWith(() => useLite({ bacth: 64 } as never), 'INVALID_OPTION');
   await rejectsWith(() => useLite(64 as never), 'INVALID_OPTION');
+});
+
+test('USE-lite: an empty text is INVALID_ARGUMENT naming it (the model\'s own error had come out), and through remember() EMBED with that cause, nothing written', async () => {
+  const e = await rejectsWith(() => embed(['a', '']), 'INVALID_ARGUMENT');
+  assert.equal(e.field, 'texts[1]');
+  const store = await MemStore.open(tempDir(), { dim: USE_LITE_DIM, embed });
+  try {
+    const failed = await rejectsWith(() => store.remember(['fine', '']), 'EMBED');
+    assert.equal((failed.cause as MemstoreError).code, 'INVALID_ARGUMENT');
+    assert.equal(store.stats().count, 0);
+  } finally {
+    await store.close();
+  }
+});
+
+test('USE-lite: a text past USE_LITE_PIECE characters is the unit mean of its pieces, cut at whitespace and never inside a surrogate pair (a 100,000-character text had taken a minute, its time growing with the square of its length)', async () => {
+  // Pieces: at most the limit each, together the text, each (but the last) ending in whitespace where the text has some.
+  const vocabulary = ['memory', 'agents', 'recall', 'what', 'they', 'read', 'and', 'say', 'quantized', 'vectors', 'never', 'lose', 'a', 'write'];
+  let long = '';
+  for (let i = 0; long.length < 2.5 * USE_LITE_PIECE; i++) long += `${vocabulary[(i * 5) % vocabulary.length]!}${i % 11 === 10 ? '.\n' : ' '}`;
+  const pieces = piecesOf(long);
+  assert.equal(pieces.join(''), long);
+  assert.ok(pieces.length === 3 && pieces.every((p) => p.length > 0 && p.length <= USE_LITE_PIECE));
+  for (const p of pieces.slice(0, -1)) assert.match(p, /\s$/);
+  const emoji = '\u{1F600}'.repeat(USE_LITE_PIECE);
+  const cut = piecesOf(emoji);
+  assert.equal(cut.join(''), emoji);
+  for (const p of cut) assert.ok(!/^[\udc00-\udfff]|[\ud800-\udbff]$/.test(p), 'no piece starts or ends inside a pair');
+  assert.deepEqual(piecesOf('short text'), ['short text']);
+  // The vector: the model's own for a text within the limit, the unit mean of the pieces' past it.
+  const [whole, ...parts] = await embed([long, ...pieces]);
+  const mean = new Float64Array(USE_LITE_DIM);
+  for (const v of parts) for (let d = 0; d < USE_LITE_DIM; d++) mean[d]! += v![d]!;
+  const norm = Math.hypot(...mean);
+  for (let d = 0; d < USE_LITE_DIM; d++) assert.ok(Math.abs(whole![d]! - mean[d]! / norm) < 1e-6, `dimension ${d}`);
+  assert.ok(Math.abs(Math.hypot(...whole!) - 1) < 1e-5);
 });
