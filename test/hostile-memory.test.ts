@@ -201,7 +201,7 @@ test('hostile memory: ttl tiny expires, huge lives; at + ttl beyond a finite num
   }
 });
 
-test('hostile memory: minScore above every score finds nothing; k larger than the namespace returns it all; bad k and minScore are INVALID_OPTION', async () => {
+test('hostile memory: minScore above every score finds nothing; k larger than the namespace returns it all; bad k (null included) and minScore are INVALID_OPTION', async () => {
   const store = await open();
   try {
     await store.remember(['a1', 'b2', 'c3'], { namespace: 'small' });
@@ -210,7 +210,8 @@ test('hostile memory: minScore above every score finds nothing; k larger than th
     assert.deepEqual(await store.recall('a1', { namespace: 'small', minScore: Infinity }), []);
     assert.equal((await store.recall('a1', { namespace: 'small', minScore: -Infinity })).length, 3);
     assert.equal((await store.recall('a1', { namespace: 'small', k: 1000 })).length, 3);
-    for (const k of [0, -1, 1.5, NaN, '3' as unknown as number]) await rejectsWith(() => store.recall('a1', { k }), 'INVALID_OPTION');
+    // null as search refuses it (it had been read as the default, 10; found by the hostile user).
+    for (const k of [0, -1, 1.5, NaN, '3' as unknown as number, null as unknown as number]) await rejectsWith(() => store.recall('a1', { k }), 'INVALID_OPTION');
     await rejectsWith(() => store.recall('a1', { minScore: NaN }), 'INVALID_OPTION');
     await rejectsWith(() => store.recall('a1', { minScore: '0.5' as unknown as number }), 'INVALID_OPTION');
   } finally {

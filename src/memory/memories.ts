@@ -407,7 +407,8 @@ export class Memories {
     checkText(query, 'query');
     const o = optionsOf(options, RECALL_KEYS);
     const namespace = namespaceOf(o.namespace, 'namespace');
-    const k = o.k ?? 10;
+    // undefined is the default, null is not (search refuses k: null too).
+    const k = o.k === undefined ? 10 : o.k;
     if (!Number.isInteger(k) || k < 1) throw new MemstoreError('INVALID_OPTION', 'k must be a positive integer', { field: 'k' });
     if (o.minScore !== undefined && (typeof o.minScore !== 'number' || Number.isNaN(o.minScore))) throw new MemstoreError('INVALID_OPTION', 'minScore must be a number', { field: 'minScore' });
     const since = timeOf(o.since, 'since');
