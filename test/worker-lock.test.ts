@@ -136,6 +136,31 @@ describe('the directory lock and worker threads', { skip: threadClaims === undef
     assert.deepEqual((await checkStore(dir)).problems, []);
   });
 
+  it('a worker opening a directory the main thread holds, again and again while the main thread writes and compacts, is LOCKED every time and leaves the main store whole (found by a hostile pass: its look into state.mdb went through the LMDB environment the holder shares, and the holder\'s compactions failed with IO, then SIGSEGV)', async () => {
+    const dir = tempDir();
+    const store = await MemStore.open(dir, { dim: 4 });
+    const until = Date.now() + 1500;
+    const worker = new Worker(new URL('./support/open-loop-worker.js', import.meta.url), { workerData: { dir, until } });
+    const outcomes = new Promise<Record<string, number>>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    let rounds = 0;
+    try {
+      for (; Date.now() < until; rounds++) {
+        await store.add([{ id: `r${rounds % 20}`, vector: Float32Array.of(1, 2, 3, (rounds % 5) + 1), text: `t${rounds}` }]);
+        await store.compact();
+        assert.equal((await store.get(`r${rounds % 20}`))?.text, `t${rounds}`);
+      }
+    } finally {
+      await store.close();
+    }
+    const tried = await outcomes;
+    assert.deepEqual(Object.keys(tried), ['LOCKED'], JSON.stringify(tried));
+    assert.ok(tried['LOCKED']! > 10 && rounds > 5, `${JSON.stringify(tried)}, ${rounds} rounds`);
+    assert.equal((await checkStore(dir)).problems.length, 0);
+  });
+
   it('two workers: the second is LOCKED while the first lives, and opens once it is terminated', async () => {
     const dir = tempDir();
     const a = await startWorker(dir, 1);

@@ -235,3 +235,60 @@ class PageWalk {
     return last >= this.pages ? this.pages : undefined;
   }
 }
+
+/** The most pages mainTreeKeys() reads: a store's main tree is one page (its few sub-databases); past this it is some other program's. */
+const MAIN_TREE_PAGES = 64;
+
+/**
+ * The keys of the main tree (the names of the sub-databases, and any other key there) of the
+ * LMDB data file at `path`, read with positioned reads as of its newest meta, without LMDB: lmdb-js
+ * shares one environment per file among the threads of a process, and a look through it (even
+ * read-only) from a thread opening a directory another thread holds had broken that thread's store
+ * in a compaction (IO "No transaction to renew", then SIGSEGV; a hostile pass). Undefined when
+ * the file is not 'whole' (checkLmdbFile()) or its tree is past MAIN_TREE_PAGES pages or damaged.
+ */
+export function mainTreeKeys(path: string): string[] | undefined {
+  if (checkLmdbFile(path).kind !== 'whole') return undefined;
+  const fd = openSync(path, 'r');
+  try {
+    const metas = Buffer.alloc(META_BYTES);
+    readSync(fd, metas, 0, META_BYTES, 0);
+    const zero = metaAt(metas, 0)!;
+    const second = Buffer.alloc(META_BYTES);
+    readSync(fd, second, 0, META_BYTES, zero.pageSize);
+    const one = metaAt(second, 0)!;
+    const meta = one.txnid > zero.txnid ? one : zero;
+    const keys: string[] = [];
+    if (meta.mainRoot === NO_PAGE) return keys;
+    const page = Buffer.alloc(meta.pageSize);
+    const stack = [Number(meta.mainRoot)];
+    const seen = new Set<number>();
+    while (stack.length > 0) {
+      const p = stack.pop()!;
+      if (seen.has(p)) continue;
+      seen.add(p);
+      if (seen.size > MAIN_TREE_PAGES) return undefined;
+      if (readSync(fd, page, 0, meta.pageSize, p * meta.pageSize) !== meta.pageSize) return undefined;
+      const flags = page.readUInt16LE(18);
+      const count = page.readUInt16LE(20) >> 1;
+      for (let i = 0; i < count; i++) {
+        const at = HEADER + page.readUInt16LE(HEADER + 2 * i);
+        if (at + NODE_HEADER > meta.pageSize) return undefined;
+        if ((flags & P_BRANCH) !== 0) {
+          stack.push(page.readUInt16LE(at) + page.readUInt16LE(at + 2) * 0x1_0000 + page.readUInt16LE(at + 4) * 0x1_0000_0000);
+        } else if ((flags & P_LEAF) !== 0) {
+          const size = page.readUInt16LE(at + 6);
+          if (at + NODE_HEADER + size > meta.pageSize) return undefined;
+          // lmdb-js names a sub-database with its C string, the terminating NUL included; lmdb-js read it as the name.
+          const key = page.toString('latin1', at + NODE_HEADER, at + NODE_HEADER + size);
+          keys.push(key.endsWith('\0') ? key.slice(0, -1) : key);
+        } else {
+          return undefined;
+        }
+      }
+    }
+    return keys;
+  } finally {
+    closeSync(fd);
+  }
+}

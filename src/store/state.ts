@@ -6,7 +6,7 @@ import { Packr } from 'msgpackr';
 import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
 import type { ArenaEnd, BlobRef } from '../arena/arena.js';
 import { MemstoreError } from '../errors.js';
-import { checkLmdbFile, type LmdbFileCheck } from './lmdb-file.js';
+import { checkLmdbFile, mainTreeKeys, type LmdbFileCheck } from './lmdb-file.js';
 import type { CodecName } from '../codec/codec.js';
 import { resolvePages, type Metric, type PagesOptions, type PcaOption } from '../options.js';
 import type { PcaModel } from '../pca/pca.js';
@@ -492,34 +492,29 @@ function openEnv(dir: string, path = statePath(dir), readOnly = false): RootData
 }
 
 /**
- * What the LMDB environment at `path` holds, looked at read-only (opening it as a store creates its
+ * What the LMDB environment at `path` holds, read from its file (opening it as a store creates its
  * sub-databases: the tools had written into another program's environment, and open had made a
- * store inside it): 'store' when it has the sub-database a store keeps its configuration in,
+ * store inside it; and opening it at all, before the lock, reaches the environment another thread
+ * may hold: mainTreeKeys()): 'store' when it has the sub-database a store keeps its configuration in,
  * 'empty' when it has no key at all (a store whose creation stopped before its first commit),
  * 'unfinished' when it holds no commit (no byte, or a creation stopped during LMDB's first write:
  * lmdb-file.ts), 'foreign' otherwise. Undefined when it cannot be opened so, a truncated file or
  * another kind of file (lmdb-file.ts): the callers then go on as before and meet the error there.
  */
 export function environmentKind(path: string): 'store' | 'empty' | 'unfinished' | 'foreign' | undefined {
-  let root: RootDatabase | undefined;
   try {
     refuseIrregular(path);
     const check = checkLmdbFile(path).kind;
-    // LMDB opened read-only crashes the process on a file of no bytes, and fails on a cut-short first write.
     if (check === 'unfinished') return 'unfinished';
     if (check !== 'whole') return undefined;
-    refuseUnopenable(path, false);
-    root = open({ path, readOnly: true, maxDbs: 8 });
-    let any = false;
-    for (const key of root.getKeys()) {
-      if (key === 'config') return 'store';
-      any = true;
-    }
-    return any ? 'foreign' : 'empty';
+    // Read from the file, not through LMDB: this looks before the directory is locked, and another
+    // thread of this process may hold the environment (mainTreeKeys()).
+    const keys = mainTreeKeys(path);
+    if (keys === undefined) return undefined;
+    if (keys.includes('config')) return 'store';
+    return keys.length > 0 ? 'foreign' : 'empty';
   } catch {
     return undefined;
-  } finally {
-    void root?.close().catch(() => undefined);
   }
 }
 
