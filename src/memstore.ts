@@ -429,6 +429,9 @@ export class MemStore {
       // A checkpoint cut short (its thread terminated mid-transaction) is finished before the rest is read.
       await state.finishPending();
       if (config === undefined) {
+        // A creation stopped after the tables and before the configuration's commit is made again,
+        // unless a store's files are beside it: then that store lost its configuration.
+        refuseLostState(dir, true);
         config = createConfig(opts, dir);
         await state.create(config, !fitsModel(config));
       } else {

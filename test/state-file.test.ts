@@ -7,6 +7,7 @@ import { open } from 'lmdb';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { statePath } from '../src/store/files.js';
 import { checkLmdbFile } from '../src/store/lmdb-file.js';
+import { environmentKind } from '../src/store/state.js';
 import { repairStore } from '../src/store/repair.js';
 import { checkStore } from '../src/store/verify.js';
 import { clustered, rejectsWith, tempDir } from './helpers.js';
@@ -348,4 +349,35 @@ test('state file: an LMDB environment is created only with CREATE_ROOM free (IO 
   // Its lock file gone, or its data file emptied: LMDB would create them, so the room is asked.
   rmSync(`${path}-lock`);
   assert.throws(() => refuseFullDisk(path, free(0)), (e: unknown) => e instanceof MemstoreError && e.code === 'IO');
+});
+
+test('state file: a creation stopped after the state\'s tables were made and before its configuration was committed (a SIGKILL in the first open, found by a hostile pass): open makes the store again there, verify (without writing) and repair call it CORRUPTION (verify had said the directory holds no memstore, exit 2), and beside a store\'s files it is CORRUPTION everywhere', async () => {
+  /** A state.mdb holding the configuration's table, empty: what the first open's first commit leaves. */
+  const tablesOnly = async (dir: string): Promise<void> => {
+    const env = open({ path: statePath(dir), maxDbs: 8 });
+    const config = env.openDB<Buffer, string>({ name: 'config', encoding: 'binary' });
+    await config.put('made', Buffer.from('x'));
+    await config.remove('made');
+    await env.close();
+  };
+  const dir = tempDir('memstore-statefile-');
+  await tablesOnly(dir);
+  assert.equal(environmentKind(statePath(dir)), 'store');
+  const bytes = readFileSync(statePath(dir));
+  const verify = await rejectsWith(() => checkStore(dir), 'CORRUPTION');
+  assert.equal(verify.file, statePath(dir));
+  assert.deepEqual(readFileSync(statePath(dir)), bytes, 'verify wrote nothing');
+  const cli = await cliResult(['verify', dir]);
+  assert.equal(cli.code, 1);
+  await rejectsWith(() => repairStore(dir), 'CORRUPTION');
+  const s = await MemStore.open(dir, { dim: DIM });
+  await s.add([{ id: 'a', vector: vecs[0]!, text: 'made again' }]);
+  await s.close();
+  assert.equal((await checkStore(dir)).problems.length, 0);
+  // The same state beside a store's files: that store lost its configuration, and nothing is made over it.
+  const lost = await store();
+  rmSync(statePath(lost));
+  rmSync(`${statePath(lost)}-lock`, { force: true });
+  await tablesOnly(lost);
+  await refusedEverywhere(lost);
 });

@@ -138,7 +138,13 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     // A damaged redo record is listed below, and the state read as LMDB holds it (what repair makes of it).
     state = StateStore.open(dir, { readOnly: true, dropDamagedRedo: true });
     const config = state.readConfig();
-    if (config === undefined) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore`);
+    // A store's tables without its configuration: a creation stopped between the two commits that
+    // make them (a hostile pass, SIGKILL in the first open), which open makes again, as it does one
+    // stopped before (CORRUPTION above), and repair refuses; beside a store's files, a lost state.
+    if (config === undefined) {
+      refuseLostState(dir, true);
+      throw new MemstoreError('CORRUPTION', `${statePath(dir)} holds no store configuration: its creation stopped before the configuration was committed (MemStore.open with the store's options makes it there again)`, { file: statePath(dir), offset: 'config' });
+    }
     const checkpoint = state.readCheckpoint();
     const trained = state.readTrained();
     const problems: Problem[] = [];
