@@ -454,6 +454,19 @@ test("MemStore.open on a directory whose state.mdb is another program's LMDB env
   const before = readFileSync(statePath(dir));
   await rejectsWith(() => MemStore.open(dir, { dim: 4 }), 'INVALID_ARGUMENT');
   assert.ok(readFileSync(statePath(dir)).equals(before), 'not a byte changed');
+  // One whose main tree spans more pages than the look reads (it reads the file, not through LMDB,
+  // and stops after 64 pages: a store's is one): another program's all the same.
+  const big = tempDir();
+  const env = open({ path: statePath(big), encoding: 'binary' });
+  await env.transaction(() => {
+    for (let i = 0; i < 20_000; i++) void env.put(`key ${String(i).padStart(6, '0')} ${'x'.repeat(40)}`, Buffer.from('v'));
+  });
+  await env.close();
+  const bigBefore = readFileSync(statePath(big));
+  assert.ok(bigBefore.length > 100 * 4096, 'a main tree of many pages');
+  await rejectsWith(() => MemStore.open(big, { dim: 4 }), 'INVALID_ARGUMENT');
+  await rejectsWith(() => checkStore(big), 'INVALID_ARGUMENT');
+  assert.ok(readFileSync(statePath(big)).equals(bigBefore), 'not a byte changed');
   const unborn = tempDir();
   await open({ path: statePath(unborn), encoding: 'binary' }).close();
   const store = await MemStore.open(unborn, { dim: 4 });

@@ -236,8 +236,14 @@ class PageWalk {
   }
 }
 
-/** The most pages mainTreeKeys() reads: a store's main tree is one page (its few sub-databases); past this it is some other program's. */
+/** The most pages mainTreeKeys() reads: a store's main tree is one page (its few sub-databases); one past this is some other program's. */
 const MAIN_TREE_PAGES = 64;
+
+/** The keys of an LMDB file's main tree (mainTreeKeys()); `complete` false when the tree is larger than MAIN_TREE_PAGES pages and only some were read. */
+export interface MainTreeKeys {
+  readonly keys: readonly string[];
+  readonly complete: boolean;
+}
 
 /**
  * The keys of the main tree (the names of the sub-databases, and any other key there) of the
@@ -245,9 +251,9 @@ const MAIN_TREE_PAGES = 64;
  * shares one environment per file among the threads of a process, and a look through it (even
  * read-only) from a thread opening a directory another thread holds had broken that thread's store
  * in a compaction (IO "No transaction to renew", then SIGSEGV; a hostile pass). Undefined when
- * the file is not 'whole' (checkLmdbFile()) or its tree is past MAIN_TREE_PAGES pages or damaged.
+ * the file is not 'whole' (checkLmdbFile()) or a page of its tree is damaged.
  */
-export function mainTreeKeys(path: string): string[] | undefined {
+export function mainTreeKeys(path: string): MainTreeKeys | undefined {
   if (checkLmdbFile(path).kind !== 'whole') return undefined;
   const fd = openSync(path, 'r');
   try {
@@ -259,7 +265,7 @@ export function mainTreeKeys(path: string): string[] | undefined {
     const one = metaAt(second, 0)!;
     const meta = one.txnid > zero.txnid ? one : zero;
     const keys: string[] = [];
-    if (meta.mainRoot === NO_PAGE) return keys;
+    if (meta.mainRoot === NO_PAGE) return { keys, complete: true };
     const page = Buffer.alloc(meta.pageSize);
     const stack = [Number(meta.mainRoot)];
     const seen = new Set<number>();
@@ -267,7 +273,7 @@ export function mainTreeKeys(path: string): string[] | undefined {
       const p = stack.pop()!;
       if (seen.has(p)) continue;
       seen.add(p);
-      if (seen.size > MAIN_TREE_PAGES) return undefined;
+      if (seen.size > MAIN_TREE_PAGES) return { keys, complete: false };
       if (readSync(fd, page, 0, meta.pageSize, p * meta.pageSize) !== meta.pageSize) return undefined;
       const flags = page.readUInt16LE(18);
       const count = page.readUInt16LE(20) >> 1;
@@ -287,7 +293,7 @@ export function mainTreeKeys(path: string): string[] | undefined {
         }
       }
     }
-    return keys;
+    return { keys, complete: true };
   } finally {
     closeSync(fd);
   }

@@ -138,6 +138,15 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     let madeSegment: number | undefined;
     let shape: BatchShape;
     const resuming = existsSync(moved);
+    // A state whose configuration was never committed (a first open killed after making the
+    // tables) is refused before LMDB is opened for writing, which makes the tables a state lacks.
+    const look = StateStore.open(dir, { readOnly: true, dropDamagedRedo: true });
+    try {
+      // A version named is a configuration (one of a format this memstore does not read is refused below, as such).
+      if (look.formatVersionNamed() === undefined && look.readConfig() === undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state holds no configuration`, { file: statePath(dir) });
+    } finally {
+      await look.close();
+    }
     // First the state, from a sequential read: damaged values and keys go to the report, and every
     // sound value is put back in key order (a damaged key can break the order LMDB's lookups need).
     // Opened before the report is made: a state LMDB cannot open is refused with no report left behind.

@@ -509,10 +509,11 @@ export function environmentKind(path: string): 'store' | 'empty' | 'unfinished' 
     if (check !== 'whole') return undefined;
     // Read from the file, not through LMDB: this looks before the directory is locked, and another
     // thread of this process may hold the environment (mainTreeKeys()).
-    const keys = mainTreeKeys(path);
-    if (keys === undefined) return undefined;
-    if (keys.includes('config')) return 'store';
-    return keys.length > 0 ? 'foreign' : 'empty';
+    const tree = mainTreeKeys(path);
+    if (tree === undefined) return undefined;
+    if (tree.keys.includes('config')) return 'store';
+    // A tree of more pages than a store's ever has is another program's, whichever of its keys were read.
+    return tree.keys.length > 0 || !tree.complete ? 'foreign' : 'empty';
   } catch {
     return undefined;
   }
