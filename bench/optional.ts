@@ -16,5 +16,5 @@ export async function optionalPackage<T>(name: string): Promise<T | undefined> {
 
 /** What to tell a user who lacks `name`, for `what`. */
 export function missing(name: string, what: string): string {
-  return `${name} is not installed, so ${what} is left out (npm install ${name}${name === 'hnswlib-node' ? '; it compiles with node-gyp and a C++ toolchain' : ''})`;
+  return `${name} is not installed, so the bench leaves out ${what} (npm install ${name}${name === 'hnswlib-node' ? '; it compiles with node-gyp and a C++ toolchain' : ''})`;
 }

@@ -125,7 +125,7 @@ export interface OpenOptions {
    * @default 2 (int8), 4 (fp8, f16, f32), 10 (rq4), 12 (rq2), 24 (rq1); with PCA, the codec's and at least 4
    */
   oversample?: number;
-  /** When a write's promise resolves: after fsync ('always'), after at most a few ms ('batch'), or when the OS writes ('none'). @default 'always' */
+  /** When a write's promise resolves: after fsync ('always'), after the write with an fsync at most 5 ms later ('batch'), or after the write ('none'). @default 'always' */
   durability?: Durability;
   /** The certified lookaside cache of recent answers (see CacheOptions); `false` turns it off. @default { entries: 64, pool: 2.5, bytes: 2 MiB } */
   cache?: CacheOptions | false;

@@ -163,6 +163,33 @@ test('extremes (held): kill -9 in \'batch\' and \'none\' modes (adds, deletes, c
   }
 });
 
+test('hostile extremes: codes-only cosine scores stay within [-1, 1] too, and scores that meet there come in id order (a vector queried with itself without rescoring scored up to 1.003 at int8, 1.026 at rq1; a hostile pass), for every codec, with and without PCA', async () => {
+  const next = rng(12);
+  const gauss = () => Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next());
+  const dim = 16;
+  const items = Array.from({ length: 300 }, (_, i) => ({ id: `v${String(i).padStart(3, '0')}`, vector: Float32Array.from({ length: dim }, gauss) }));
+  let pastOne = 0;
+  for (const [codec, pca] of [['f32', false], ['int8', false], ['int8', true], ['fp8-e5m2', false], ['rq1', false], ['rq2', false], ['rq4', false]] as const) {
+    const store = await MemStore.open(tempDir(), { dim, metric: 'cosine', codec, cache: false, durability: 'none', trainSize: 128, ...(pca ? { pca: { dims: 8 } } : {}) });
+    try {
+      await store.add(items);
+      for (const item of items.slice(0, 100)) {
+        for (const q of [item.vector, item.vector.map((x) => -x)]) {
+          const hits = await store.search(q, { k: 5, rescore: false });
+          for (const [j, h] of hits.entries()) {
+            assert.ok(h.score >= -1 && h.score <= 1, `${codec}${pca ? ' + PCA' : ''}: ${h.id} scored ${h.score}`);
+            if (j > 0) assert.ok(hits[j - 1]!.score > h.score || (hits[j - 1]!.score === h.score && hits[j - 1]!.id < h.id), `${codec}: order by score, then id`);
+            if (h.score === 1) pastOne++;
+          }
+        }
+      }
+    } finally {
+      await store.close();
+    }
+  }
+  assert.ok(pastOne > 0, 'some estimates met the bound');
+});
+
 test('hostile extremes: rescored cosine scores stay within [-1, 1] (a vector queried with itself scored 1.0000000000000002, whose Math.acos is NaN), and an l2 exact match scores 0, not -0, for every codec', async () => {
   const next = rng(11);
   const gauss = () => Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next());

@@ -982,10 +982,15 @@ export class SearchPath {
       ranked.length = Math.min(ranked.length, want.k);
     } else {
       const l2 = this.env.space.kernelMetric() === 'l2';
-      ranked = candidates.slice(0, want.k).map(({ slot, score }) => ({ slot, score: l2 ? distanceScore(score) : score + offset }));
-      // rq codes estimate a squared distance, and the estimate can fall below zero: every such one
-      // reads 0, and equal scores go in id order, as everywhere (they had kept the estimates' order).
-      if (l2 && ranked.length > 1 && ranked[1]!.score === 0) ranked.sort((a, b) => b.score - a.score || (idOf(a.slot) < idOf(b.slot) ? -1 : 1));
+      const cosine = this.env.metric === 'cosine';
+      // A codes-only cosine is an estimate, and can come out past 1 (a vector queried with itself:
+      // int8 up to 1.003, rq1 1.03; a hostile pass) or below -1: it reads as 1 or -1, as a rescored
+      // cosine does (Math.acos of one past it is NaN).
+      ranked = candidates.slice(0, want.k).map(({ slot, score }) => ({ slot, score: l2 ? distanceScore(score) : cosine ? Math.min(1, Math.max(-1, score + offset)) : score + offset }));
+      // So, too, rq codes estimate a squared distance, and the estimate can fall below zero: every
+      // such one reads 0. Equal scores made so go in id order, as everywhere (they had kept the
+      // estimates' order); the order of the rest, monotone in the estimates, stands.
+      if ((l2 || cosine) && ranked.some((r, i) => i > 0 && r.score === ranked[i - 1]!.score)) ranked.sort((a, b) => b.score - a.score || (idOf(a.slot) < idOf(b.slot) ? -1 : 1));
     }
     const known = how.known?.();
     const slotsHold = this.env.writes() === writesBefore;
