@@ -122,7 +122,11 @@ export interface StoredRecord {
 export interface StoreStats {
   count: number;
   dim: number;
-  /** Dimensions of the vectors the search structure holds: the PCA output once trained, else `dim`. */
+  /**
+   * Dimensions of the vectors the search structure holds: `dim` until the store trains; then the PCA
+   * output's, and for rq codes that of the rotation, the dimension (or the PCA output's) padded to a
+   * multiple of 128 (`src/codec/CODECS.md`): 128 for a store of 10 dimensions.
+   */
   storedDim: number;
   codec: CodecName;
   metric: Metric;
