@@ -97,6 +97,22 @@ function metaAt(buf: Buffer, at: number): Meta | undefined {
   };
 }
 
+/** The meta at byte `offset` of the file open as `fd` (metaAt()), read with a positioned read. */
+function readMeta(fd: number, offset: number): Meta | undefined {
+  const buf = Buffer.alloc(META_BYTES);
+  return readSync(fd, buf, 0, META_BYTES, offset) === META_BYTES ? metaAt(buf, 0) : undefined;
+}
+
+/** The meta LMDB reads of its two: the one of the higher txnid. */
+function newest(zero: Meta, one: Meta): Meta {
+  return one.txnid > zero.txnid ? one : zero;
+}
+
+/** The child page a branch node at byte `at` of `page` points to: lo:u16 | hi:u16 << 16 | flags:u16 << 32. */
+function childOf(page: Buffer, at: number): number {
+  return page.readUInt16LE(at) + page.readUInt16LE(at + 2) * 0x1_0000 + page.readUInt16LE(at + 4) * 0x1_0000_0000;
+}
+
 /** The u64 fields of a meta that LMDB's first write sets, by offset within the meta's page, each with its value (the page's own number is added per page). */
 const FIRST_WRITE_U64: readonly (readonly [number, bigint])[] = [
   [FREE_DB + 8, 0n], [FREE_DB + 16, 0n], [FREE_DB + 24, 0n], [FREE_DB + 32, 0n], [FREE_DB + DB_ROOT, NO_PAGE],
@@ -146,16 +162,12 @@ export function checkLmdbFile(path: string): LmdbFileCheck {
   try {
     const size = fstatSync(fd).size;
     if (isUnfinished(fd, size)) return { kind: 'unfinished' };
-    const first = Buffer.alloc(Math.min(size, META_BYTES));
-    readSync(fd, first, 0, first.length, 0);
-    const zero = metaAt(first, 0);
+    const zero = readMeta(fd, 0);
     if (zero === undefined) return { kind: 'invalid' };
     if (size < zero.pageSize + META_BYTES) return { kind: 'truncated', size, needed: 2 * zero.pageSize, page: 1 };
-    const second = Buffer.alloc(META_BYTES);
-    readSync(fd, second, 0, META_BYTES, zero.pageSize);
-    const one = metaAt(second, 0);
+    const one = readMeta(fd, zero.pageSize);
     if (one === undefined) return { kind: 'invalid' };
-    const meta = one.txnid > zero.txnid ? one : zero;
+    const meta = newest(zero, one);
     // Pages 0 and 1 are the metas, so a tree's root is page 2 or later and the last page in use at
     // least that; past 2^46 bytes no map of the file fits in a process (LMDB aborts, or faults, on each).
     for (const root of [meta.freeRoot, meta.mainRoot]) if (root !== NO_PAGE && (root < 2n || root > BigInt(meta.lastPage))) return { kind: 'invalid' };
@@ -204,11 +216,9 @@ class PageWalk {
         const at = HEADER + this.page.readUInt16LE(HEADER + 2 * i);
         // A node offset past the page is damage inside it: LMDB's own business, not truncation.
         if (at + NODE_HEADER > this.pageSize) break;
-        const lo = this.page.readUInt16LE(at);
-        const hi = this.page.readUInt16LE(at + 2);
         const nodeFlags = this.page.readUInt16LE(at + 4);
         if ((flags & P_BRANCH) !== 0) {
-          stack.push(lo + hi * 0x1_0000 + nodeFlags * 0x1_0000_0000);
+          stack.push(childOf(this.page, at));
         } else if ((flags & P_LEAF) !== 0) {
           const data = at + NODE_HEADER + this.page.readUInt16LE(at + 6);
           if ((nodeFlags & F_BIGDATA) !== 0 && data + 8 <= this.pageSize) {
@@ -250,20 +260,17 @@ export interface MainTreeKeys {
  * LMDB data file at `path`, read with positioned reads as of its newest meta, without LMDB: lmdb-js
  * shares one environment per file among the threads of a process, and a look through it (even
  * read-only) from a thread opening a directory another thread holds had broken that thread's store
- * in a compaction (IO "No transaction to renew", then SIGSEGV; a hostile pass). Undefined when
- * the file is not 'whole' (checkLmdbFile()) or a page of its tree is damaged.
+ * in a compaction (IO "No transaction to renew", then SIGSEGV; a hostile pass). For a file
+ * checkLmdbFile() found 'whole' (the caller's look); undefined when its metas or a page of its tree
+ * do not read as such (changed since, or damaged).
  */
 export function mainTreeKeys(path: string): MainTreeKeys | undefined {
-  if (checkLmdbFile(path).kind !== 'whole') return undefined;
   const fd = openSync(path, 'r');
   try {
-    const metas = Buffer.alloc(META_BYTES);
-    readSync(fd, metas, 0, META_BYTES, 0);
-    const zero = metaAt(metas, 0)!;
-    const second = Buffer.alloc(META_BYTES);
-    readSync(fd, second, 0, META_BYTES, zero.pageSize);
-    const one = metaAt(second, 0)!;
-    const meta = one.txnid > zero.txnid ? one : zero;
+    const zero = readMeta(fd, 0);
+    const one = zero === undefined ? undefined : readMeta(fd, zero.pageSize);
+    if (zero === undefined || one === undefined) return undefined;
+    const meta = newest(zero, one);
     const keys: string[] = [];
     if (meta.mainRoot === NO_PAGE) return { keys, complete: true };
     const page = Buffer.alloc(meta.pageSize);
@@ -281,7 +288,7 @@ export function mainTreeKeys(path: string): MainTreeKeys | undefined {
         const at = HEADER + page.readUInt16LE(HEADER + 2 * i);
         if (at + NODE_HEADER > meta.pageSize) return undefined;
         if ((flags & P_BRANCH) !== 0) {
-          stack.push(page.readUInt16LE(at) + page.readUInt16LE(at + 2) * 0x1_0000 + page.readUInt16LE(at + 4) * 0x1_0000_0000);
+          stack.push(childOf(page, at));
         } else if ((flags & P_LEAF) !== 0) {
           const size = page.readUInt16LE(at + 6);
           if (at + NODE_HEADER + size > meta.pageSize) return undefined;
