@@ -89,6 +89,14 @@ export function squaredDistance(a: Float32Array, b: Float32Array): number {
 }
 
 /**
+ * `c` within [-1, 1], where a cosine lies: rounding puts a vector's cosine with itself at
+ * 1.0000000000000002, and a cosine estimated from codes further (Math.acos of one past 1 is NaN).
+ */
+export function clampCosine(c: number): number {
+  return Math.min(1, Math.max(-1, c));
+}
+
+/**
  * The score of `x` against the query `q` under `metric` from full-precision vectors, the number
  * ExactScorer gives (float64): q · x; their cosine, 0 when either is zero, within [-1, 1]; or
  * −‖q − x‖.
@@ -98,7 +106,7 @@ export function exactScore(metric: 'cosine' | 'dot' | 'l2', q: Float32Array, x: 
   const d = dot(q, x);
   if (metric === 'dot') return d;
   const denominator = norm(q) * norm(x);
-  return denominator === 0 ? 0 : Math.min(1, Math.max(-1, d / denominator));
+  return denominator === 0 ? 0 : clampCosine(d / denominator);
 }
 
 /** A unit-length copy of `v`; the zero vector stays zero (its cosine with anything is 0). */

@@ -14,7 +14,7 @@ import type { MemstoreError } from '../errors.js';
 import { damagedId } from '../store/record-errors.js';
 import type { RecordReads } from '../store/record-reads.js';
 import type { DocRecord } from '../store/state.js';
-import { norm } from '../vector.js';
+import { clampCosine, norm } from '../vector.js';
 import { beyondReach, rescoreBound, type BoundCandidate, type RescoreBound } from './rescore-bound.js';
 import { scoreShift } from '../cache/bounds.js';
 import { isRqCodec } from '../codec/codec.js';
@@ -772,6 +772,13 @@ export class SearchPath {
       if (id === undefined) ids.set(slot, (id = index.idAt(slot)));
       return id;
     };
+    // The answer's order: the higher score first, the lower id among equal scores.
+    const byScoreThenId = (a: Scored, b: Scored): number => {
+      if (b.score !== a.score) return b.score - a.score;
+      const x = idOf(a.slot);
+      const y = idOf(b.slot);
+      return x < y ? -1 : x > y ? 1 : 0;
+    };
     const placed = (sources: Source[]): Placed[] => {
       for (const source of sources) source.place ??= this.env.placeAt(source.slot, idOf);
       return sources as Placed[];
@@ -973,24 +980,18 @@ export class SearchPath {
         // Exact scores are finite; were one not, every candidate would go to the sort, as before.
         if (kth > -Infinity) ranked = ranked.filter((r) => r.score >= kth);
       }
-      ranked.sort((a, b) => {
-        if (b.score !== a.score) return b.score - a.score;
-        const x = idOf(a.slot);
-        const y = idOf(b.slot);
-        return x < y ? -1 : x > y ? 1 : 0;
-      });
+      ranked.sort(byScoreThenId);
       ranked.length = Math.min(ranked.length, want.k);
     } else {
       const l2 = this.env.space.kernelMetric() === 'l2';
       const cosine = this.env.metric === 'cosine';
       // A codes-only cosine is an estimate, and can come out past 1 (a vector queried with itself:
-      // int8 up to 1.003, rq1 1.03; a hostile pass) or below -1: it reads as 1 or -1, as a rescored
-      // cosine does (Math.acos of one past it is NaN).
-      ranked = candidates.slice(0, want.k).map(({ slot, score }) => ({ slot, score: l2 ? distanceScore(score) : cosine ? Math.min(1, Math.max(-1, score + offset)) : score + offset }));
+      // int8 up to 1.003, rq1 1.03; a hostile pass) or below -1: it reads as 1 or -1, as a rescored one does.
+      ranked = candidates.slice(0, want.k).map(({ slot, score }) => ({ slot, score: l2 ? distanceScore(score) : cosine ? clampCosine(score + offset) : score + offset }));
       // So, too, rq codes estimate a squared distance, and the estimate can fall below zero: every
       // such one reads 0. Equal scores made so go in id order, as everywhere (they had kept the
       // estimates' order); the order of the rest, monotone in the estimates, stands.
-      if ((l2 || cosine) && ranked.some((r, i) => i > 0 && r.score === ranked[i - 1]!.score)) ranked.sort((a, b) => b.score - a.score || (idOf(a.slot) < idOf(b.slot) ? -1 : 1));
+      if ((l2 || cosine) && ranked.some((r, i) => i > 0 && r.score === ranked[i - 1]!.score)) ranked.sort(byScoreThenId);
     }
     const known = how.known?.();
     const slotsHold = this.env.writes() === writesBefore;

@@ -1,6 +1,7 @@
 import { EXACT_DIM_STEP } from '../kernels/contract.js';
 import { kernels } from '../kernels/index.js';
 import type { Metric } from '../options.js';
+import { clampCosine } from '../vector.js';
 
 /**
  * Exact scores of many full-precision vectors against one query, in one call of the WebAssembly
@@ -107,9 +108,7 @@ export class ExactScorer {
       const xNorm = known[j] ?? Math.sqrt(f64[o + 2 * j + 1]!);
       norms[j] = xNorm;
       const denominator = queryNorm * xNorm;
-      // Rounding can put a vector's cosine with itself at 1.0000000000000002: a cosine is at most 1
-      // (Math.acos of one past it is NaN).
-      scores[j] = denominator === 0 ? 0 : Math.min(1, Math.max(-1, d / denominator));
+      scores[j] = denominator === 0 ? 0 : clampCosine(d / denominator);
     }
   }
 
