@@ -50,9 +50,13 @@ test('lean install: memstore bench without its optional packages runs, leaves ou
   assert.match(r.stderr, /npm install vega/);
   assert.ok(!r.stdout.includes('hnswlib-node HNSW'), 'no HNSW row');
   assert.deepEqual(readdirSync(out).sort(), ['results.json', 'results.md']);
+});
+
+test('lean install: memstore bench --kernels without tinybench fails (exit 2) and says how to get it, since it runs nothing else', async () => {
   const kernels = await withoutOptional([cli, 'bench', '--kernels', '--quick']);
-  assert.equal(kernels.code, 0, kernels.stderr);
+  assert.equal(kernels.code, 2, kernels.stderr);
   assert.match(kernels.stderr, /npm install tinybench/);
+  assert.equal(kernels.stdout, '');
 });
 
 test('lean install: the library entry point loads none of the bench packages', async () => {

@@ -8,7 +8,7 @@ import { MAX_PCA_DIM } from '../limits.js';
 import { DEFAULT_PCA_LIST, parseBytes, parseCount, parsePcaList } from './args.js';
 import { CHARTS_MISSING, formatTable, machine, renderChart } from '../../bench/report.js';
 import { hnswAvailable, HNSW_MISSING } from '../../bench/baselines.js';
-import { missing, optionalPackage } from '../../bench/optional.js';
+import { optionalPackage } from '../../bench/optional.js';
 import { Progress, type OnProgress } from './progress.js';
 import { fastestWithin, recommend } from '../../bench/recommend.js';
 import { matrix, runStudy } from '../../bench/study.js';
@@ -206,10 +206,8 @@ export async function bench(flags: BenchFlags): Promise<void> {
   let data = loadData(flags);
   if (flags.quick === true) data = { ...data, name: `${data.name}, --quick subset`, docs: data.docs.slice(0, 300), queries: data.queries.slice(0, 30) };
   if (flags.kernels === true) {
-    if ((await optionalPackage('tinybench')) === undefined) {
-      progress(missing('tinybench', 'the kernel micro-benchmarks'));
-      return;
-    }
+    // Nothing else runs with --kernels, so a missing tinybench is a failure (exit 2), not a part left out.
+    if ((await optionalPackage('tinybench')) === undefined) throw new Error('tinybench is not installed, and --kernels runs nothing without it (npm install tinybench)');
     const { runKernelBench } = await import('../../bench/kernels.bench.js');
     await runKernelBench({ dims: [data.dim] });
     return;
