@@ -815,6 +815,7 @@ export class MemStore {
     this.index = next;
     flat.free();
     this.checkpoints.relaidNow();
+    this.searches.indexReplaced();
     this.cache?.clear();
   }
 
@@ -893,6 +894,7 @@ export class MemStore {
       if (!this.config.keepFull) {
         for (const [id] of this.changes.entries()) this.changes.movedVector(id, undefined);
       }
+      this.searches.indexReplaced();
       this.cache?.clear();
     } catch (e) {
       next?.free();

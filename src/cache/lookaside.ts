@@ -406,11 +406,16 @@ export class LookasideCache<A> {
     this.hot.clear();
     this.hotIds.clear();
     this.vectors?.clear();
+    this.vectorsIndex = undefined;
     // The stored space changed: buffers of its old dimensions would not fit again.
     this.slab.clear();
     this.hotBytes = 0;
     this.reaches.clear();
     this.lastReachKey = undefined;
+    // certify()'s tops order ties by an index: kept, they held a replaced (and freed) index alive
+    // until the next near try, which might never come.
+    this.tops.fill(undefined);
+    this.topIndexes.fill(undefined);
     // A search that started before (its answer computed on what changed) must not be remembered.
     this.version++;
     this.log = [];

@@ -331,6 +331,11 @@ export class SearchPath {
 
   constructor(private readonly env: SearchEnv) {}
 
+  /** The store replaced its index (pages laid out, training): what is kept for the old one goes, not held until the next search. */
+  indexReplaced(): void {
+    this.rankTop = undefined;
+  }
+
   /**
    * The remembered answer of a query with these exact bits and options when nothing was written
    * since (a copy), or undefined. `q` need not be checked: only a checked query is remembered.
