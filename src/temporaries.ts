@@ -7,7 +7,8 @@ import { constants as osConstants } from 'node:os';
  * stores `memstore bench` measures (bench/temp-dirs.ts). A process that
  * dies of a signal leaves its own behind (Ctrl-C during an export had left the partial file, during
  * the bench a store of the data set: hostile passes). A library does not take over its
- * application's signals: the CLI, which owns its process, handles SIGINT and SIGTERM only while
+ * application's signals: the CLI, which owns its process, handles SIGINT, SIGTERM and SIGHUP (a
+ * closed terminal or SSH session, which had left a bench's store and an export's file) only while
  * something is on this list (removeTemporariesOnSignal). Handled for the whole command, a signal
  * could not stop one whose main thread was blocked before it had anything to remove: `memstore bench
  * --data FIFO` with no writer waited in open() for ever, deaf to both (a hostile pass), where the
@@ -85,13 +86,13 @@ function runAll(cleanups: readonly (() => void)[]): void {
 }
 
 /**
- * For a command line tool, which owns its process: while anything is listed, SIGINT and SIGTERM
- * remove it all and then end the process by that signal (a shell's status 128 + its number); with
+ * For a command line tool, which owns its process: while anything is listed, SIGINT, SIGTERM and
+ * SIGHUP remove it all and then end the process by that signal (a shell's status 128 + its number); with
  * nothing listed the signal's default action stands, which ends a process whose main thread is
  * blocked. Called once.
  */
 export function removeTemporariesOnSignal(): void {
-  const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => [signal, () => {
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => [signal, () => {
     const cleanups = [...listed.values()];
     removeTemporaries();
     // Again after pauses, this thread blocked so that no more of the command runs: a file operation

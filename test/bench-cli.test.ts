@@ -219,8 +219,8 @@ test('memstore bench prints the code of what it refuses, as every tool does: INV
   }
 });
 
-test('memstore bench stopped by SIGINT or SIGTERM removes the stores it was measuring from the temporary directory and ends by that signal (status 128 + its number in a shell; it had left them there every time)', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, async () => {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+test('memstore bench stopped by SIGINT, SIGTERM or SIGHUP removes the stores it was measuring from the temporary directory and ends by that signal (status 128 + its number in a shell; it had left them there every time)', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, async () => {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const tmp = tempDir();
     const out = tempDir();
     const child = spawn(process.execPath, [cli, 'bench', '--synthetic', '--n', '4000', '--dim', '64', '--no-hnsw', '--out', out], { stdio: 'ignore', env: { ...process.env, TMPDIR: tmp } });
@@ -239,8 +239,8 @@ test('memstore bench stopped by SIGINT or SIGTERM removes the stores it was meas
   }
 });
 
-test('memstore bench blocked opening a --data FIFO no one writes to ends on SIGINT or SIGTERM (its handlers, set for the whole command, could not run while open() waited, and had replaced the default action: only SIGKILL ended it)', { skip: process.platform === 'win32' ? 'POSIX signals and FIFOs' : false }, async () => {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+test('memstore bench blocked opening a --data FIFO no one writes to ends on SIGINT, SIGTERM or SIGHUP (its handlers, set for the whole command, could not run while open() waited, and had replaced the default action: only SIGKILL ended it)', { skip: process.platform === 'win32' ? 'POSIX signals and FIFOs' : false }, async () => {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const dir = tempDir();
     const fifo = join(dir, 'data.f32');
     execFileSync('mkfifo', [fifo]);

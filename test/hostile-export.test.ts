@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -63,6 +63,32 @@ function writeArrow(columns: Record<string, Arrow.Vector>, name = 'in.arrow'): s
 const listOf = (type: Arrow.DataType, nullable = true) => new arrow.List(new arrow.Field('item', type, nullable));
 const strings = (values: (string | null)[]) => arrow.vectorFromArray(values, new arrow.Utf8());
 const float32Lists = (values: (number | null)[][]) => arrow.vectorFromArray(values, listOf(new arrow.Float32()));
+
+/** A Utf8 column whose cells are these raw bytes (none of them need be UTF-8). */
+function rawStrings(cells: readonly number[][]): Arrow.Vector {
+  const offsets = Int32Array.from([0, ...cells.map((_, i) => cells.slice(0, i + 1).reduce((n, c) => n + c.length, 0))]);
+  return arrow.makeVector(arrow.makeData({ type: new arrow.Utf8(), length: cells.length, valueOffsets: offsets, data: Uint8Array.from(cells.flat()) }));
+}
+
+test('an Arrow import refuses a string cell that is not UTF-8 (id, text, meta; plain or dictionary-encoded) as INVALID_ARGUMENT at its row, leaving the directory empty: two different bad ids had become the same id (U+FFFD then a) and one row replaced the other', async () => {
+  const vectors = float32Lists([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]);
+  const ok = [0x61];
+  const cases: [string, Record<string, Arrow.Vector>, number][] = [
+    ['ids FF 61 and FE 61', { id: rawStrings([ok, [0xff, 0x61], [0xfe, 0x61]]), vector: vectors }, 1],
+    ['text C3 28', { id: strings(['a', 'b', 'c']), vector: vectors, text: rawStrings([ok, ok, [0xc3, 0x28]]) }, 2],
+    ['meta with a lone continuation byte', { id: strings(['a', 'b', 'c']), vector: vectors, meta: rawStrings([[0x7b, 0x7d], [0x7b, 0x80, 0x7d], [0x7b, 0x7d]]) }, 1],
+  ];
+  const dictionary = arrow.makeVector(arrow.makeData({ type: new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32()), length: 3, data: Int32Array.from([0, 1, 0]), dictionary: rawStrings([ok, [0xff]]) }));
+  cases.push(['a dictionary of ids holding FF', { id: dictionary, vector: vectors }, 1]);
+  for (const [what, columns, row] of cases) {
+    const into = tempDir();
+    await rejectsAtRow(() => importStore(writeArrow(columns), into), 'INVALID_ARGUMENT', row, what);
+    assert.deepEqual(readdirSync(into), [], `${what}: the directory is left empty`);
+  }
+  const fine = tempDir();
+  const back = await importStore(writeArrow({ id: rawStrings([[0xef, 0xbb, 0xbf, 0x61], ok, [0xc3, 0xa9]]), vector: vectors }), fine);
+  assert.equal(back.records, 3, 'valid UTF-8 (a byte-order mark, é) is taken as it is');
+});
 
 // ---- the output file ------------------------------------------------------------------------------
 
@@ -669,6 +695,25 @@ test('after an import that did not finish: verify reports it, repair refuses wit
   assert.ok(!existsSync(importMarkerPath(dir)));
 });
 
+test('after an import that did not finish, memstore compact and export of the directory named relative to the working directory do not advise the repair that refuses it (they did: the store names the marker by its absolute path)', async () => {
+  const { importMarkerPath } = await import('../src/store/files.js');
+  const file = join(tempDir(), 'in.jsonl');
+  writeFileSync(file, Array.from({ length: 5 }, (_, i) => JSON.stringify({ id: `r${i}`, vector: [i, 1, 2] })).join('\n'));
+  const parent = tempDir();
+  const dir = join(parent, 'ki');
+  mkdirSync(dir);
+  await importStore(file, dir);
+  writeFileSync(importMarkerPath(dir), '');
+  for (const args of [['compact', 'ki'], ['export', 'ki', '--out', join(parent, 'out.jsonl')]]) {
+    const r = spawnSync(process.execPath, [cli, ...args], { cwd: parent, encoding: 'utf8' });
+    assert.equal(r.status, 1, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /CORRUPTION/);
+    assert.ok(!r.stderr.includes('memstore repair'), `${args[0]} advised a repair: ${r.stderr}`);
+  }
+  const repaired = spawnSync(process.execPath, [cli, 'repair', 'ki'], { cwd: parent, encoding: 'utf8' });
+  assert.equal(repaired.status, 1, 'repair refuses an unfinished import');
+});
+
 test('export to a name of 246 bytes (its temporary name beside it would pass 255) writes it whole; the CLI names the system error beneath an IO error (a missing directory: ENOENT)', async () => {
   const dir = await makeStore([{ id: 'a', vector: [1, 2, 3] }], { dim: 3, metric: 'dot' });
   const parent = tempDir();
@@ -724,7 +769,7 @@ test('a store without full vectors whose vectors sit at the limits (components o
   }
 });
 
-test('memstore export stopped by SIGINT or SIGTERM while it writes removes its temporary file and ends by that signal (status 128 + its number in a shell; the partial file had stayed beside the output)', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, async () => {
+test('memstore export stopped by SIGINT, SIGTERM or SIGHUP while it writes removes its temporary file and ends by that signal (status 128 + its number in a shell; the partial file had stayed beside the output)', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, async () => {
   const dir = tempDir();
   const store = await MemStore.open(dir, { dim: 16, durability: 'none' });
   for (let at = 0; at < 40_000; at += 2000) {
@@ -732,7 +777,7 @@ test('memstore export stopped by SIGINT or SIGTERM while it writes removes its t
   }
   await store.close();
   const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const parent = tempDir();
     const out = join(parent, 'out.jsonl');
     const child = spawn(process.execPath, [cli, 'export', dir, '--out', out], { stdio: 'ignore' });
@@ -787,6 +832,19 @@ test('import: an error in a JSONL row names its line as well as its row (blank l
     }, bad);
     assert.deepEqual(readdirSync(into), []);
   }
+});
+
+test('import: an error add() finds in a row past the first batch of 4,096 names that row in field as in offset (field had said records[225].vector for row 4,321)', async () => {
+  const file = join(tempDir(), 'many.jsonl');
+  const rows = Array.from({ length: 4400 }, (_, i) => JSON.stringify({ id: `r${i}`, vector: i === 4321 ? [1, 2] : [i, 1, 2] }));
+  writeFileSync(file, `${rows.join('\n')}\n`);
+  const into = tempDir();
+  await assert.rejects(importStore(file, into), (e: unknown) => {
+    const err = e as { code?: unknown; offset?: unknown; field?: unknown };
+    assert.deepEqual({ code: err.code, offset: err.offset, field: err.field }, { code: 'DIM_MISMATCH', offset: 4321, field: 'row 4321' });
+    return true;
+  });
+  assert.deepEqual(readdirSync(into), []);
 });
 
 test('export to a directory that does not exist is IO naming the output asked for (it had named its temporary file), and leaves nothing', async () => {

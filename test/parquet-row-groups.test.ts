@@ -355,10 +355,10 @@ test('parquet import: a page header that says more than 64 MiB uncompressed is I
   assert.equal((await importStore(file, tempDir())).rows, 4096);
 });
 
-test('memstore import stopped by SIGINT or SIGTERM removes what it made in the directory, its marker included, and ends by that signal (status 128 + its number in a shell; the marker had stayed, and the store then refused to open; from a FIFO, exiting had hung on the thread blocked reading it)', { skip: process.platform === 'win32' ? 'POSIX signals and FIFOs' : false }, async () => {
+test('memstore import stopped by SIGINT, SIGTERM or SIGHUP removes what it made in the directory, its marker included, and ends by that signal (status 128 + its number in a shell; the marker had stayed, and the store then refused to open; from a FIFO, exiting had hung on the thread blocked reading it)', { skip: process.platform === 'win32' ? 'POSIX signals and FIFOs' : false }, async () => {
   const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
   const line = (i: number) => `${JSON.stringify({ id: `r${i}`, vector: [1, i, 2], text: `text ${i}` })}\n`;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const fifo = join(tempDir(), 'rows.jsonl');
     execFileSync('mkfifo', [fifo]);
     const into = tempDir();

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MemStore } from '../memstore.js';
 import { isMemstoreError, MemstoreError } from '../errors.js';
@@ -97,7 +98,9 @@ async function verify(dir: string): Promise<void> {
  * unfinished import is imported again, not repaired, and an interrupted repair already says so.
  */
 function withRepairAdvice(dir: string, e: unknown): unknown {
-  if (!isMemstoreError(e, 'CORRUPTION') || e.file === importMarkerPath(dir) || e.message.includes('memstore repair')) return e;
+  // Paths resolved: the store names its marker by the absolute path, and `memstore compact ki` had
+  // advised a repair of a relative ki, which repair then refused (a hostile pass).
+  if (!isMemstoreError(e, 'CORRUPTION') || (e.file !== undefined && resolve(e.file) === resolve(importMarkerPath(dir))) || e.message.includes('memstore repair')) return e;
   return new MemstoreError('CORRUPTION', `${e.message}; memstore repair ${dir} moves the damaged records to a report, and leaves a store this can run on`, {
     cause: e,
     ...(e.file === undefined ? {} : { file: e.file }),

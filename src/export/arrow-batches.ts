@@ -1,7 +1,7 @@
 import type * as Arrow from 'apache-arrow';
 import type { Metric } from '../options.js';
 import type { StoredRecord } from '../memstore.js';
-import type { ImportRow } from './rows.js';
+import { NOT_UTF8, type ImportRow } from './rows.js';
 
 /** Schema metadata keys an export writes: what `import` restores unless told otherwise. */
 export const METRIC_KEY = 'memstore.metric';
@@ -34,19 +34,43 @@ export function batchOf(arrow: typeof Arrow, schema: Arrow.Schema, records: read
 }
 
 /**
- * The strings of a Utf8 column, decoded here: Arrow's own decoder drops a byte-order mark at the
- * start of a value (TextDecoder's default), so an id or text beginning with U+FEFF would come back
- * without it. Other string-like columns (dictionaries) are read as Arrow reads them.
+ * The strings of a Utf8 column (or a dictionary of them), decoded here: Arrow's own decoder drops a
+ * byte-order mark at the start of a value (TextDecoder's default), so an id or text beginning with
+ * U+FEFF would come back without it; and it replaces bytes that are not UTF-8, so two different bad
+ * ids became the same "\uFFFDa" and one row replaced the other (a hostile pass; JSONL refused
+ * them). A value that is not UTF-8 is NOT_UTF8, which recordOf() refuses naming its row. Other
+ * string-like columns (binary) are read as Arrow reads them.
  */
-const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function decodedOr(bytes: Uint8Array): string | typeof NOT_UTF8 {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return NOT_UTF8;
+  }
+}
+
+function isStrings(arrow: typeof Arrow, type: Arrow.DataType): boolean {
+  return arrow.DataType.isUtf8(type) || arrow.DataType.isLargeUtf8(type);
+}
+
+/** Cell i of one chunk of Utf8 or LargeUtf8 data: its string, NOT_UTF8, or null. */
+function stringCells(data: Arrow.Data): (i: number) => unknown {
+  const offsets = data.valueOffsets as Int32Array | BigInt64Array;
+  const values = data.values as Uint8Array;
+  return (i) => (data.getValid(i) ? decodedOr(values.subarray(Number(offsets[i]), Number(offsets[i + 1]))) : null);
+}
 
 function cellsOf(arrow: typeof Arrow, column: Arrow.Vector | null): (i: number) => unknown {
   if (column === null) return () => undefined;
   const data = column.data[0];
-  if (column.data.length === 1 && data !== undefined && (arrow.DataType.isUtf8(data.type) || arrow.DataType.isLargeUtf8(data.type))) {
-    const offsets = data.valueOffsets as Int32Array | BigInt64Array;
-    const values = data.values as Uint8Array;
-    return (i) => (data.getValid(i) ? utf8.decode(values.subarray(Number(offsets[i]), Number(offsets[i + 1]))) : null);
+  if (column.data.length === 1 && data !== undefined && isStrings(arrow, data.type)) return stringCells(data);
+  const dictionary = column.data.length === 1 && data !== undefined && arrow.DataType.isDictionary(data.type) ? data.dictionary : undefined;
+  if (data !== undefined && dictionary !== undefined && dictionary.data.length === 1 && isStrings(arrow, dictionary.type)) {
+    const words = stringCells(dictionary.data[0]!);
+    const keys = data.values as ArrayLike<number | bigint>;
+    return (i) => (data.getValid(i) ? words(Number(keys[i])) : null);
   }
   return (i) => column.get(i) as unknown;
 }

@@ -133,7 +133,10 @@ function rowError(e: unknown, file: string, from: number, lines: readonly (numbe
   const at = /^records\[(\d+)\]/.exec(e.field ?? '');
   const row = at === null ? undefined : from + Number(at[1]);
   const named = row === undefined ? `rows from ${rowLabel(from, lines[0])}` : rowLabel(row, lines[row - from]);
-  return new MemstoreError(e.code, `${file}: ${named}: ${e.message}`, { cause: e, file, ...(row === undefined ? {} : { offset: row }), ...(e.field === undefined ? {} : { field: e.field }) });
+  // `field` names the row in the file (EXPORT.md), as `offset` does: add()'s `records[225].vector`
+  // counts within a batch, and had named the 226th row of a batch past the first.
+  const field = row === undefined ? e.field : `row ${row}`;
+  return new MemstoreError(e.code, `${file}: ${named}: ${e.message}`, { cause: e, file, ...(row === undefined ? {} : { offset: row }), ...(field === undefined ? {} : { field }) });
 }
 
 async function requireEmptyDir(dir: string): Promise<void> {

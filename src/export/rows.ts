@@ -13,6 +13,9 @@ export interface ImportRow {
   readonly line?: number;
 }
 
+/** A string cell of an Arrow or Parquet file whose bytes are not UTF-8 (arrow-batches.ts): recordOf() refuses its row. */
+export const NOT_UTF8: unique symbol = Symbol('not UTF-8');
+
 /** How a message names row `n` (from 0, counting records), with its JSONL line where it has one. */
 export function rowLabel(n: number, line: number | undefined): string {
   return line === undefined ? `row ${n}` : `row ${n} (line ${line})`;
@@ -25,6 +28,7 @@ export function rowLabel(n: number, line: number | undefined): string {
  */
 export function recordOf(row: ImportRow, file: string, n: number): MemoryRecord {
   const bad = (what: string) => new MemstoreError('INVALID_ARGUMENT', `${file}: ${rowLabel(n, row.line)}: ${what}`, { file, offset: n, field: `row ${n}` });
+  for (const column of ['id', 'text', 'meta'] as const) if (row[column] === NOT_UTF8) throw bad(`${column} is not valid UTF-8 (a string column must be)`);
   const vector = row.vector;
   let v: Float32Array | number[];
   if (vector instanceof Float32Array) v = vector;
