@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { benchOutputs, tableFileFor } from '../src/cli/bench.js';
+import { readVectors, streamReads } from '../src/cli/vector-files.js';
 import { CODEC_NAMES } from '../src/codec/codec.js';
 import { MemStore } from '../src/index.js';
 import { bruteForce, loadFixture, recall, tempDir } from './helpers.js';
@@ -169,7 +170,8 @@ test('memstore bench refuses, before the study, output files that are the same f
   // A JSON file of the user's own beside it is no earlier run's either.
   writeFileSync(join(out, 'keep.json'), '{}');
   clash({ json: join(out, 'keep.json') });
-  // An earlier run's pair (its table begins as a run writes it) is written over, as --json asks.
+  // An earlier run's pair (its JSON a report, its table begun as a run writes it) is written over, as --json asks.
+  writeFileSync(join(out, 'keep.json'), JSON.stringify({ tool: 'memstore bench' }));
   writeFileSync(join(out, 'keep.md'), '# memstore bench\n\nan earlier run\n');
   assert.equal(benchOutputs({ out, json: join(out, 'keep.json') }).table, join(out, 'keep.md'));
   clash({ json: join(out, 'c.json'), chart: join(out, 'c.md') });
@@ -358,4 +360,84 @@ test('memstore bench counts as found a result within float32 rounding of the k-t
   assert.equal(byDefault.code, 0, byDefault.stderr);
   const studied = JSON.parse(readFileSync(join(dir, 'out-default', 'results.json'), 'utf8')) as { rows: Row[] };
   assert.deepEqual([...new Set(studied.rows.filter((r) => r.codec === 'int8').map((r) => r.pca))], ['none']);
+});
+
+// ---- found by a hostile pass of the bench's arguments and files (2026-12-06) ----------------------
+
+/** A bench run that must be refused before its study: exit 2, INVALID_ARGUMENT on stderr, no output written. */
+async function refusedBeforeStudy(args: string[], outDir: string, what: string): Promise<void> {
+  const before = readdirSync(outDir).sort();
+  const r = await cliResult(['bench', '--quick', '--codecs', 'int8', '--pca', 'none', '--no-hnsw', '--no-index', ...args]);
+  assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+  assert.match(r.stderr, /INVALID_ARGUMENT|error:/, what);
+  assert.deepEqual(readdirSync(outDir).sort(), before, `${what}: nothing written`);
+}
+
+test('memstore bench refuses outputs that are its own input, that reach another output through a link, that lie inside a store, that are not regular files, or a JSON file there that no run wrote (the chart had replaced the --data file, written over the JSON through a link, and broken a store\'s log)', async () => {
+  const dir = tempDir();
+  const data = join(dir, 'victim.f32');
+  const vectors = new Float32Array(64 * 8).map((_, i) => Math.sin(i));
+  writeFileSync(data, Buffer.from(vectors.buffer));
+  const dataBytes = readFileSync(data);
+  const common = ['--data', data, '--dim', '8'];
+  await refusedBeforeStudy([...common, '--json', join(dir, 'r.json'), '--chart', data], dir, 'chart over --data');
+  assert.deepEqual(readFileSync(data), dataBytes, 'the data file is intact');
+  mkdirSync(join(dir, 'links'));
+  symlinkSync(join(dir, 'links', 'r.json'), join(dir, 'links', 'c.svg'));
+  await refusedBeforeStudy([...common, '--json', join(dir, 'links', 'r.json'), '--chart', join(dir, 'links', 'c.svg')], join(dir, 'links'), 'chart linked to the JSON');
+  const storeDir = join(dir, 'store');
+  const store = await MemStore.open(storeDir, { dim: 8 });
+  await store.add([{ id: 'a', vector: Array.from(vectors.subarray(0, 8)) }]);
+  await store.close();
+  await refusedBeforeStudy([...common, '--json', join(dir, 'r.json'), '--chart', join(storeDir, 'wal', 'wal-00000000000000000099.log')], join(storeDir, 'wal'), 'chart inside a store');
+  const reopened = await MemStore.open(storeDir);
+  assert.equal(reopened.stats().count, 1, 'the store opens');
+  await reopened.close();
+  await refusedBeforeStudy([...common, '--json', join(dir, 'r.json'), '--chart', '/dev/full'], dir, 'a device as the chart');
+  writeFileSync(join(dir, 'mine.json'), '{"mine": true}');
+  await refusedBeforeStudy([...common, '--json', join(dir, 'mine.json')], dir, 'a JSON file no run wrote');
+  assert.equal(readFileSync(join(dir, 'mine.json'), 'utf8'), '{"mine": true}');
+});
+
+test('memstore bench --kernels refuses the study\'s options it would not read (it ran and exited 0 with --codecs bogus --budget 2XB)', async () => {
+  for (const args of [['--codecs', 'bogus'], ['--budget', '2XB'], ['--pca', 'none'], ['--json', 'x.json'], ['--k', '5'], ['--metric', 'dot'], ['--no-hnsw']]) {
+    const r = await cliResult(['bench', '--kernels', '--quick', ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stdout, '', `${args.join(' ')}: nothing ran`);
+  }
+});
+
+test('memstore bench reads at most streamReads.limit bytes from a --data that is not a regular file (/dev/zero had been read until the process held gigabytes)', { skip: process.platform === 'win32' ? 'no /dev/zero' : false }, () => {
+  const limit = streamReads.limit;
+  streamReads.limit = 1 << 22;
+  try {
+    assert.throws(() => readVectors('/dev/zero', 16), (e: { code?: string }) => e.code === 'INVALID_ARGUMENT');
+  } finally {
+    streamReads.limit = limit;
+  }
+});
+
+test('memstore bench refuses, before anything is built, data and queries of magnitudes a dot or l2 store of the study cannot take, naming the file (a data vector of 3e38 had been refused as records[200].vector after the ground truth)', async () => {
+  const dir = tempDir();
+  const rows = new Float32Array(300 * 8).map((_, i) => Math.sin(i));
+  rows[200 * 8 + 3] = 3e38;
+  const data = join(dir, 'big.f32');
+  writeFileSync(data, Buffer.from(rows.buffer));
+  for (const metric of ['dot', 'l2']) {
+    const r = await cliResult(['bench', '--data', data, '--dim', '8', '--metric', metric, '--codecs', 'int8', '--pca', 'none', '--no-hnsw', '--no-index', '--out', join(dir, 'out')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.ok(r.stderr.includes(data) && r.stderr.includes('vector 200'), r.stderr);
+    assert.ok(!existsSync(join(dir, 'out')));
+  }
+  // A cosine store normalizes: the same data is studied.
+  const cosine = await cliResult(['bench', '--data', data, '--dim', '8', '--codecs', 'int8', '--pca', 'none', '--no-hnsw', '--no-index', '--out', join(dir, 'out')]);
+  assert.equal(cosine.code, 0, cosine.stderr);
+});
+
+test('memstore bench reads a .jsonl data file that begins with a byte-order mark, as import does (it was "line 1 is not JSON")', () => {
+  const file = join(tempDir(), 'bom.jsonl');
+  writeFileSync(file, `\uFEFF${JSON.stringify({ embedding: [1, 2, 3] })}\n${JSON.stringify({ embedding: [4, 5, 6] })}\n`);
+  const read = readVectors(file, undefined);
+  assert.equal(read.dim, 3);
+  assert.deepEqual(read.rows.map((r) => Array.from(r)), [[1, 2, 3], [4, 5, 6]]);
 });

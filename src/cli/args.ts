@@ -30,6 +30,12 @@ export function parseCount(text: string): number {
 /** The PCA settings `memstore bench` tries unless told (`--pca`). */
 export const DEFAULT_PCA_LIST = 'none,50%,25%';
 
+/** Where `memstore bench` writes its outputs unless told (`--out`). */
+export const DEFAULT_OUT = 'memstore-bench-results';
+
+/** Neighbours per query `memstore bench` measures unless told (`--k`). */
+export const DEFAULT_K = 10;
+
 /** Parses a `--pca` list such as `none,50%,25%` or `none,256,128` into PCA settings for `dim`. */
 export function parsePcaList(list: string, dim: number): (PcaOption | undefined)[] {
   const settings = list.split(',').map((raw): { dims: number } | undefined => {

@@ -1,17 +1,21 @@
-import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { shippedDataset, syntheticDataset, type Dataset } from './datasets.js';
-import { readVectors } from './vector-files.js';
+import { checkMagnitudes, readVectors } from './vector-files.js';
+import { vectorBounds } from '../input.js';
+import { realPath, storeHolding } from '../store/files.js';
+import { listTemporary, unlistTemporary } from '../temporaries.js';
 import { MAX_DIM } from '../options.js';
 import { MAX_PCA_DIM } from '../limits.js';
-import { DEFAULT_PCA_LIST, parseBytes, parseCount, parsePcaList } from './args.js';
+import { DEFAULT_K, DEFAULT_OUT, DEFAULT_PCA_LIST, parseBytes, parseCount, parsePcaList } from './args.js';
 import { CHARTS_MISSING, formatTable, machine, renderChart } from '../../bench/report.js';
 import { hnswAvailable, HNSW_MISSING } from '../../bench/baselines.js';
 import { optionalPackage } from '../../bench/optional.js';
 import { Progress, type OnProgress } from './progress.js';
 import { fastestWithin, recommend } from '../../bench/recommend.js';
-import { matrix, runStudy } from '../../bench/study.js';
+import { matrix, runStudy, type StudyConfig } from '../../bench/study.js';
 import { formatSweep, renderSweepChart, runIndexSweep } from '../../bench/index-sweep.js';
 import { DEFAULT_OVERSAMPLE, PCA_OVERSAMPLE, type Metric } from '../options.js';
 import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
@@ -109,11 +113,32 @@ function packageVersion(): string {
   return pkg.version;
 }
 
-function write(file: string, content: string): string {
-  const path = resolve(file);
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, content);
-  return path;
+/**
+ * Writes every one of `files` or none: each to a temporary file beside it first (removed if a signal
+ * ends the run), then each renamed into place. A chart that could not be written had left the JSON
+ * of the run written and its table not (a hostile pass, `--chart /dev/full`). Returns the paths.
+ */
+function writeAll(files: readonly { readonly file: string; readonly content: string }[]): string[] {
+  const temps: string[] = [];
+  try {
+    for (const { file, content } of files) {
+      mkdirSync(dirname(file), { recursive: true });
+      const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      listTemporary(temp, 'file');
+      temps.push(temp);
+      writeFileSync(temp, content, { flag: 'wx' });
+    }
+    files.forEach(({ file }, i) => {
+      renameSync(temps[i]!, file);
+      unlistTemporary(temps[i]!);
+    });
+    return files.map(({ file }) => file);
+  } finally {
+    for (const temp of temps) {
+      rmSync(temp, { force: true });
+      unlistTemporary(temp);
+    }
+  }
 }
 
 /**
@@ -126,6 +151,8 @@ function checkWritable(file: string, option: string): void {
   const path = resolve(file);
   try {
     if (existsSync(path) && statSync(path).isDirectory()) throw new Error('it is a directory');
+    // A device or FIFO in its place would be renamed over (the outputs are written beside, then renamed).
+    if (existsSync(path) && !statSync(path).isFile()) throw new Error('it is not a regular file');
     let above = dirname(path);
     while (!existsSync(above) && dirname(above) !== above) above = dirname(above);
     if (!statSync(above).isDirectory()) throw new Error(`${above} is not a directory`);
@@ -171,16 +198,29 @@ function writtenByBench(path: string): boolean {
   }
 }
 
+/** Whether the file at `path` is a JSON report this command writes (its `tool`); false for anything unreadable. */
+function reportByBench(path: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as { tool?: unknown } | null)?.tool === 'memstore bench';
+  } catch {
+    return false;
+  }
+}
+
 /**
- * The files `flags` name, refused with a usage error (exit 2) before the study starts when two of
- * them are the same file (`--json c.json --chart c.md` wrote the chart, then the table over it), or
- * when `--json FILE` would write its table over a file the user keeps: FILE.md is written over only
- * when FILE itself is there too (an earlier run's pair), never when it stands alone.
+ * The files `flags` name, links resolved, refused with a usage error (exit 2) before the study
+ * starts when two of them are the same file (`--json c.json --chart c.md` wrote the chart, then the
+ * table over it; through a link, `--chart` had written over the JSON), when one is an input of the
+ * run (`--chart` over `--data` had replaced the data with the chart) or lies inside a store (a chart
+ * named like a log segment in a store's `wal/` broke that store), when a JSON file there is not an
+ * earlier run's report, or when `--json FILE` would write its table over a file the user keeps:
+ * FILE.md is written over only when FILE itself is there too (an earlier run's pair), never when it
+ * stands alone.
  */
-export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'>): BenchOutputs {
+export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'> & Partial<Pick<BenchFlags, 'data' | 'queries'>>): BenchOutputs {
   const json = resolve(flags.json ?? join(flags.out, 'results.json'));
   const chart = resolve(flags.chart ?? join(flags.out, 'results.svg'));
-  const outputs: BenchOutputs = { json, table: tableFileFor(json), chart, indexChart: chart.replace(/(\.svg)?$/, '-index.svg') };
+  const outputs: BenchOutputs = { json: realPath(json), table: realPath(tableFileFor(json)), chart: realPath(chart), indexChart: realPath(chart.replace(/(\.svg)?$/, '-index.svg')) };
   const named: [string, string][] = [
     [outputs.json, flags.json === undefined ? '--out (results.json)' : '--json'],
     [outputs.table, flags.json === undefined ? '--out (results.md)' : "--json's table"],
@@ -192,6 +232,17 @@ export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'>):
       if (named[i]![0] === named[j]![0]) throw new InvalidArgumentError(`${named[i]![1]} and ${named[j]![1]} are the same file, ${named[i]![0]}: name files apart`);
     }
   }
+  const inputs = ([['--data', flags.data], ['--queries', flags.queries]] as const).filter((x): x is readonly ['--data' | '--queries', string] => x[1] !== undefined && x[1] !== '');
+  for (const [path, option] of named) {
+    for (const [input, file] of inputs) {
+      if (realPath(file) === path) throw new InvalidArgumentError(`${option} ${path} is the ${input} file: the run would write over its own input; name another output`);
+    }
+    const holder = storeHolding(path);
+    if (holder !== undefined) throw new InvalidArgumentError(`${option} ${path} lies inside the ${holder.entry} of the store in ${holder.dir}; write the results elsewhere`);
+  }
+  if (existsSync(outputs.json) && statSync(outputs.json).isFile() && !reportByBench(outputs.json)) {
+    throw new InvalidArgumentError(`${named[0]![1]} ${outputs.json}: a file is there that no earlier run wrote (not a memstore bench report); name another, or move that file`);
+  }
   // A table is written over only where an earlier run wrote it: beside its JSON, and starting with
   // the heading a run writes (a user's notes.md beside their own notes.json was written over).
   if (flags.json !== undefined && existsSync(outputs.table) && (!existsSync(outputs.json) || !writtenByBench(outputs.table))) {
@@ -200,18 +251,60 @@ export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'>):
   return outputs;
 }
 
+/** The flags of the study that `--kernels` would ignore, as given (those left at their defaults are not named). */
+function ignoredByKernels(flags: BenchFlags): string[] {
+  const given: [boolean, string][] = [
+    [flags.codecs !== undefined, '--codecs'],
+    [flags.pca !== DEFAULT_PCA_LIST, '--pca'],
+    [flags.budget !== undefined, '--budget'],
+    [flags.count !== undefined, '--count'],
+    [flags.json !== undefined, '--json'],
+    [flags.chart !== undefined, '--chart'],
+    [flags.out !== DEFAULT_OUT, '--out'],
+    [flags.k !== DEFAULT_K, '--k'],
+    [flags.metric !== 'cosine', '--metric'],
+    [!flags.hnsw, '--no-hnsw'],
+    [!flags.index, '--no-index'],
+  ];
+  return given.filter(([yes]) => yes).map(([, name]) => name);
+}
+
+/**
+ * `memstore bench --kernels`: the kernel micro-benchmarks at the data's dimension, nothing else. The
+ * study's options beside it are refused: `--kernels --codecs bogus --budget 2XB` had run and exited
+ * 0, none of them read (a hostile pass).
+ */
+async function benchKernels(flags: BenchFlags): Promise<void> {
+  const ignored = ignoredByKernels(flags);
+  if (ignored.length > 0) throw new InvalidArgumentError(`--kernels runs the kernel micro-benchmarks only, at the data's dimension; ${ignored.join(', ')} ${ignored.length === 1 ? 'is' : 'are'} not read there: leave ${ignored.length === 1 ? 'it' : 'them'} out`);
+  const data = loadData(flags);
+  // Nothing else runs with --kernels, so a missing tinybench is a failure (exit 2), not a part left out.
+  if ((await optionalPackage('tinybench')) === undefined) throw new Error('tinybench is not installed, and --kernels runs nothing without it (npm install tinybench)');
+  const { runKernelBench } = await import('../../bench/kernels.bench.js');
+  await runKernelBench({ dims: [data.dim] });
+}
+
+/**
+ * The data and queries checked against the magnitudes every store of `configs` takes (vectorBounds():
+ * 'dot' and 'l2' stores; f16 codes take less), before anything is built.
+ */
+function checkDataFits(flags: BenchFlags, data: Dataset, configs: readonly StudyConfig[]): void {
+  for (const config of configs) {
+    const bounds = vectorBounds({ metric: flags.metric, codec: config.codec, dim: data.dim, pca: config.pca ?? null });
+    if (bounds === undefined) continue;
+    const store = `a ${flags.metric} store of ${config.codec}${config.pca === undefined ? '' : ' with PCA'}`;
+    checkMagnitudes(data.name, data.docs, bounds, store);
+    if (flags.queries !== undefined) checkMagnitudes(flags.queries, data.queries, bounds, store);
+    else checkMagnitudes(data.name, data.queries, bounds, `${store} (as a query held out of the data)`, data.docs.length);
+  }
+}
+
 export async function bench(flags: BenchFlags): Promise<void> {
   const progress = (line: string) => process.stderr.write(`${line}\n`);
+  if (flags.kernels === true) return benchKernels(flags);
   const { json: jsonFile, table: mdFile, chart: chartFile, indexChart: indexChartFile } = benchOutputs(flags);
   let data = loadData(flags);
   if (flags.quick === true) data = { ...data, name: `${data.name}, --quick subset`, docs: data.docs.slice(0, 300), queries: data.queries.slice(0, 30) };
-  if (flags.kernels === true) {
-    // Nothing else runs with --kernels, so a missing tinybench is a failure (exit 2), not a part left out.
-    if ((await optionalPackage('tinybench')) === undefined) throw new Error('tinybench is not installed, and --kernels runs nothing without it (npm install tinybench)');
-    const { runKernelBench } = await import('../../bench/kernels.bench.js');
-    await runKernelBench({ dims: [data.dim] });
-    return;
-  }
   const hnsw = flags.hnsw && hnswAvailable();
   if (flags.hnsw && !hnsw) progress(HNSW_MISSING);
   const budget = flags.budget === undefined ? undefined : parseBytes(flags.budget);
@@ -227,6 +320,7 @@ export async function bench(flags: BenchFlags): Promise<void> {
   if (!pcaTakes && pcas.some((p) => p !== undefined)) throw new InvalidArgumentError(`--pca ${flags.pca}: PCA takes at most ${MAX_PCA_DIM} dimensions, the data has ${data.dim}; give --pca none`);
   if (!pcaTakes && defaultPca) progress(`memstore bench: ${data.dim} dimensions, past the ${MAX_PCA_DIM} PCA takes: no PCA settings studied`);
   const configs = matrix(pcas, parseCodecList(flags.codecs));
+  checkDataFits(flags, data, configs);
   // Once every argument is known good: a refused run writes nothing.
   checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');
   checkWritable(mdFile, flags.json === undefined ? '--out' : "--json's table");
@@ -259,13 +353,16 @@ export async function bench(flags: BenchFlags): Promise<void> {
     ...(sweep === undefined ? {} : { index: sweep }),
     ...(rec === undefined ? {} : { recommendation: { budgetBytes: budget, count, label: rec.row?.label ?? null, text: advice, ...(fastest === undefined ? {} : { fastest: fastest.row === undefined ? null : { config: fastest.row.config, nprobe: fastest.row.effort, recall10: fastest.row.recall10, qps: fastest.row.qps } }) } }),
   };
-  const jsonPath = write(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
   const subtitle = [data.name, `${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${m.cpus} cores, Node ${m.node}`];
   const chart = await renderChart(rows, flags.k, subtitle);
   if (chart === undefined) progress(CHARTS_MISSING);
-  const chartPath = chart === undefined ? undefined : write(chartFile, chart);
   const sweepChart = sweep === undefined || chart === undefined ? undefined : await renderSweepChart(sweep, flags.k, subtitle);
-  const sweepPath = sweepChart === undefined ? undefined : write(indexChartFile, sweepChart);
-  const mdPath = write(mdFile, `${TABLE_HEADING}\n${subtitle.join(': ')}\n\n${table}\n${advice === undefined ? '' : `\n${advice}\n`}`);
-  progress(`wrote ${[mdPath, jsonPath, chartPath, sweepPath].filter((p) => p !== undefined).join(', ')}`);
+  const files = [
+    { file: jsonFile, content: `${JSON.stringify(report, null, 2)}\n` },
+    { file: mdFile, content: `${TABLE_HEADING}\n${subtitle.join(': ')}\n\n${table}\n${advice === undefined ? '' : `\n${advice}\n`}` },
+    ...(chart === undefined ? [] : [{ file: chartFile, content: chart }]),
+    ...(sweepChart === undefined ? [] : [{ file: indexChartFile, content: sweepChart }]),
+  ];
+  const written = writeAll(files);
+  progress(`wrote ${written.join(', ')}`);
 }

@@ -12,7 +12,7 @@ import { removeTemporariesOnSignal } from '../temporaries.js';
 import { importStore } from '../export/import-store.js';
 import { Progress } from './progress.js';
 import type { BenchFlags } from './bench.js';
-import { DEFAULT_PCA_LIST } from './args.js';
+import { DEFAULT_K, DEFAULT_OUT, DEFAULT_PCA_LIST } from './args.js';
 import { repairStore } from '../store/repair.js';
 import { checkStore, requireStore } from '../store/verify.js';
 import { importMarkerPath } from '../store/files.js';
@@ -159,19 +159,19 @@ program
   .option('--queries <file>', 'query embeddings in the same formats (default: the last 10% of --data, at most 1000)')
   .option('--dim <n>', 'dimension of raw float32 files (and of --synthetic data, default 256)', positiveInt)
   .option('--n <n>', 'use only the first n data vectors, at most as many as there are (--synthetic: how many to make, default 10000)', positiveInt)
-  .option('--k <n>', 'neighbours per query', positiveInt, 10)
+  .option('--k <n>', 'neighbours per query', positiveInt, DEFAULT_K)
   .addOption(new Option('--metric <metric>', 'similarity').choices(METRICS).default('cosine'))
   .option('--synthetic', 'use a clustered synthetic data set instead of real embeddings')
   .option('--pca <list>', 'PCA settings to try: none, N% of dims, or N dims, comma separated', DEFAULT_PCA_LIST)
   .option('--codecs <list>', `codecs to try, comma separated (default: all: ${CODEC_NAMES.join(', ')})`)
   .option('--no-hnsw', 'skip the hnswlib-node baseline')
   .option('--no-index', 'skip the page index\'s nprobe sweep of every configuration (recall against queries/s beside hnswlib-node\'s ef sweep)')
-  .option('--out <dir>', 'where results.md, results.json and results.svg go', 'memstore-bench-results')
+  .option('--out <dir>', 'where results.md, results.json and results.svg go', DEFAULT_OUT)
   .option('--json <file>', 'write the JSON report here instead, and the table beside it (its name with .md for .json; a file of that name is kept unless the JSON is there too)')
   .option('--chart <file>', 'write the SVG chart (recall@k against RAM per vector) here instead; the index chart goes beside it, -index.svg')
   .option('--budget <size>', 'RAM budget for a recommendation, e.g. 2GB (needs --count)')
   .option('--count <n>', 'vectors the budget must hold, e.g. 5000000 or 5M')
-  .option('--kernels', 'run the distance-kernel micro-benchmarks (tinybench) at the data set\'s dimension instead')
+  .option('--kernels', 'run the distance-kernel micro-benchmarks (tinybench) at the data set\'s dimension instead (the study\'s own options are refused beside it)')
   .option('--quick', 'a small subset (300 vectors, 30 queries, PCA none and 25%) to check the set-up in seconds')
   // Loaded when asked for: the bench's optional packages stay out of every other command.
   .action(async (flags: BenchFlags) => {

@@ -1,11 +1,54 @@
 /** The embedding files `memstore bench --data/--queries` reads. */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { extname } from 'node:path';
 import { f16ToF32 } from '../codec/f16.js';
 import { MemstoreError } from '../errors.js';
+import type { VectorBounds } from '../input.js';
 
 function bad(file: string, what: string, cause?: unknown): MemstoreError {
   return new MemstoreError('INVALID_ARGUMENT', `${file}: ${what}`, cause === undefined ? {} : { cause });
+}
+
+/**
+ * `limit`: the most bytes read from a `--data` or `--queries` file that is not a regular file (a
+ * pipe, a FIFO, a device) before it is refused: `/dev/zero` had been read until the process held
+ * gigabytes, for ever (a hostile pass). A regular file is read at its size. Tests lower it.
+ */
+export const streamReads: { limit: number } = { limit: 2 ** 30 };
+
+/** The bytes of `file`: a regular file whole, anything else up to `streamReads.limit`. */
+function readWhole(file: string): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    if (fstatSync(fd).isFile()) return readFileSync(fd);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(1 << 20);
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return Buffer.concat(chunks, total);
+      total += n;
+      if (total > streamReads.limit) throw bad(file, `not a regular file, and it gave more than ${streamReads.limit} bytes: give a file`);
+      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * `rows` unless a vector has a component of a magnitude a store of `bounds` refuses (vectorBounds():
+ * 'dot' and 'l2' stores), INVALID_ARGUMENT naming the file, the vector and `store` (what the bench
+ * would build): a data vector of 3e38 had been refused as `records[200].vector` after the ground
+ * truth and a store were built, naming neither. `first` numbers the first of `rows` in its file.
+ */
+export function checkMagnitudes(file: string, rows: readonly Float32Array[], bounds: VectorBounds, store: string, first = 0): void {
+  rows.forEach((row, i) => {
+    let largest = 0;
+    for (let j = 0; j < row.length; j++) largest = Math.max(largest, Math.abs(row[j]!));
+    if (largest > bounds.max) throw bad(file, `vector ${first + i} has a component of magnitude ${largest}, more than the ${bounds.max} ${store} takes`);
+    if (largest > 0 && largest < bounds.minLargest) throw bad(file, `vector ${first + i} has no component of magnitude ${bounds.minLargest} or more, which ${store} needs (scores would underflow); scale it up`);
+  });
 }
 
 /**
@@ -32,7 +75,7 @@ export function floats(buf: Uint8Array, file = 'data'): Float32Array {
 
 /** `.fvecs`: per vector an int32 dimension followed by that many float32 (little-endian). */
 function readFvecs(file: string): { dim: number; rows: Float32Array[] } {
-  const buf = readFileSync(file);
+  const buf = readWhole(file);
   if (buf.byteLength < 4) throw bad(file, 'empty .fvecs file');
   const dim = buf.readInt32LE(0);
   const recordBytes = 4 + dim * 4;
@@ -47,7 +90,7 @@ function readFvecs(file: string): { dim: number; rows: Float32Array[] } {
 
 /** `.npy` version 1–3, a 2-D C-order array of little-endian float32 (`<f4`) or float16 (`<f2`). */
 function readNpy(file: string): { dim: number; rows: Float32Array[] } {
-  const buf = readFileSync(file);
+  const buf = readWhole(file);
   if (buf.byteLength < 10 || buf.toString('latin1', 0, 6) !== '\x93NUMPY') throw bad(file, 'not an .npy file');
   const major = buf[6]!;
   const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
@@ -86,7 +129,9 @@ function readNpy(file: string): { dim: number; rows: Float32Array[] } {
 /** JSON Lines with a numeric array under `embedding` (or `vector`) on every line. */
 function readJsonl(file: string): { dim: number; rows: Float32Array[] } {
   const rows: Float32Array[] = [];
-  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+  // A byte-order mark before the first line is not JSON: it had been refused as "line 1 is not JSON
+  // (NaN and Infinity are not JSON numbers)", where import takes such a file.
+  readWhole(file).toString('utf8').replace(/^\uFEFF/, '').split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
     let obj: Record<string, unknown>;
     try {
@@ -133,5 +178,5 @@ export function readVectors(file: string, dim: number | undefined, dimFrom = '--
     throw bad(file, `${ext} is not a format memstore reads: give .fvecs, .npy (<f4 or <f2), .jsonl or .ndjson (an "embedding" array a line), or raw little-endian float32 (${RAW_EXTENSIONS.filter((e) => e !== '').join(', ')} or no extension) with --dim`);
   }
   if (dim === undefined) throw bad(file, 'raw float32 needs --dim');
-  return finite(file, { dim, rows: rowsOf(floats(readFileSync(file), file), dim, file) });
+  return finite(file, { dim, rows: rowsOf(floats(readWhole(file), file), dim, file) });
 }

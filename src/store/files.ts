@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileId } from '../../io/rooted-layer.js';
 import { parseSegmentName } from '../../wal/index.js';
@@ -54,15 +54,26 @@ export function isStoreEntry(name: string): boolean {
 }
 
 /**
- * `path` with every link resolved, as far as it exists: a file named through a link to the store
- * (or a link inside it) lands where the link points, so a check on the names alone is not enough.
+ * `path` with every link resolved, as far as it exists (the rest, not there yet, appended as given):
+ * a file named through a link to the store (or a link inside it) lands where the link points, so a
+ * check on the names alone is not enough.
  */
-function realPathOf(path: string): string {
+export function realPath(path: string, links = 0): string {
   try {
     return realpathSync(path);
   } catch {
-    const parent = dirname(resolve(path));
-    return parent === resolve(path) ? resolve(path) : join(realPathOf(parent), basename(path));
+    const absolute = resolve(path);
+    const parent = dirname(absolute);
+    if (parent === absolute) return absolute;
+    const here = join(realPath(parent, links), basename(absolute));
+    // A dangling link: where it points, which a write through it makes (bench's chart, linked to
+    // its JSON not yet written, had passed for another file). At most 40 links, as the kernel follows.
+    try {
+      if (links < 40 && lstatSync(here).isSymbolicLink()) return realPath(resolve(dirname(here), readlinkSync(here)), links + 1);
+    } catch {
+      // Not there at all: the name as given.
+    }
+    return here;
   }
 }
 
@@ -73,7 +84,7 @@ function realPathOf(path: string): string {
  * own (a file named like a log segment inside `wal/`), or goes with it (repair rewrites `wal/`).
  */
 export function storeEntryHolding(dir: string, path: string): string | undefined {
-  const inside = relative(realPathOf(dir), realPathOf(path));
+  const inside = relative(realPath(dir), realPath(path));
   if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) return undefined;
   const first = inside.split(sep)[0] ?? '';
   return isStoreEntry(first) ? first : undefined;
@@ -86,7 +97,7 @@ export function storeEntryHolding(dir: string, path: string): string | undefined
  * `IMPORTING` beside its state makes it refuse to open.
  */
 export function storeHolding(path: string): { dir: string; entry: string } | undefined {
-  const real = realPathOf(path);
+  const real = realPath(path);
   for (let parent = dirname(real); ; parent = dirname(parent)) {
     if (existsSync(join(parent, FILES.state))) {
       const entry = storeEntryHolding(parent, real);
@@ -287,7 +298,7 @@ export function refuseOverlongDir(dir: string): void {
  * user's to make. Called before anything is opened.
  */
 export function refuseForeignEntries(dir: string): void {
-  const home = realPathOf(dir);
+  const home = realPath(dir);
   // Entries linked, state file and all, into a directory that holds them (data on another disk,
   // the lock kept here): that directory's state is this store's own, not another store's.
   const ownState = fileId(statePath(dir));
