@@ -1169,3 +1169,28 @@ for (const cache of [{}, { pool: 8 }]) {
     }
   });
 }
+
+test('a filtered search of a page index asked again with the same number[] query, nothing written, is an exact hit with the same answer (its answer was remembered, but only a Float32Array query was looked for: it searched again every time)', async () => {
+  const next = rng(77);
+  const store = await MemStore.open(tempDir(), { dim: 8, pages: { from: 300, maxPage: 16 } });
+  try {
+    await store.add(Array.from({ length: 600 }, (_, i) => ({ id: `r${i}`, vector: Array.from({ length: 8 }, () => next() - 0.5), meta: { tag: i % 50 === 0 ? 'rare' : 'common' } })));
+    assert.ok(store.stats().pages > 1, 'paged');
+    const q = Array.from({ length: 8 }, () => next() - 0.5);
+    for (const filter of [{ tag: 'rare' }, { tag: 'common' }]) {
+      const first = await store.search(q, { k: 10, filter });
+      const before = store.stats().cache;
+      const again = await store.search(q, { k: 10, filter });
+      const after = store.stats().cache;
+      assert.equal(after.exactHits, before.exactHits + 1, `${filter.tag}: an exact hit`);
+      assert.equal(after.misses, before.misses, `${filter.tag}: no miss`);
+      assert.deepEqual(again, first);
+      await store.add([{ id: 'r0', vector: Array.from({ length: 8 }, () => next() - 0.5), meta: { tag: filter.tag } }]);
+      const written = store.stats().cache;
+      await store.search(q, { k: 10, filter });
+      assert.equal(store.stats().cache.exactHits, written.exactHits, `${filter.tag}: after a write it searches again`);
+    }
+  } finally {
+    await store.close();
+  }
+});

@@ -373,7 +373,14 @@ export class SearchPath {
     // Every way out settles the cache: the documents and texts a search keeps hot are trimmed to the
     // budget only there, and a search that a write overtook (remembering nothing) or that fell back
     // to the plain path had kept them past it (20 times the budget, found by a hostile pass).
-    if (!this.env.index().collectsPools(want)) return this.settled(cache, this.searchRemembered(q, want, this.keyOf(want)));
+    if (!this.env.index().collectsPools(want)) {
+      // Its repeat is served here too: a query given as number[] never reaches repeat() before the
+      // check (MemStore.search), and its filtered repeats had searched again every time (a hostile pass).
+      const key = this.keyOf(want);
+      const again = cache.repeat(q, key, this.env.index());
+      if (again !== undefined) return again.map(copyHit);
+      return this.settled(cache, this.searchRemembered(q, want, key));
+    }
     const served = await this.searchCached(q, want, this.keyOf(want));
     if (served !== undefined) return served;
     return this.settled(cache, this.searchPlain(q, want));
