@@ -53,6 +53,13 @@ export interface SweepOptions {
   /** Vectors PCA and rq codes train on (the study's). @default 4096 */
   readonly trainSize?: number;
   readonly onProgress?: (line: string) => void;
+  /** Told after each store of `configs` and after hnswlib-node's sweep how many of those steps are done. @default none */
+  readonly onStep?: (done: number) => void;
+}
+
+/** The steps runIndexSweep() tells onStep of: a store per configuration, and hnswlib-node's sweep when asked. */
+export function sweepSteps(configs: number, hnsw: boolean): number {
+  return configs + (hnsw ? 1 : 0);
 }
 
 /**
@@ -115,6 +122,7 @@ export async function runIndexSweep(options: SweepOptions): Promise<SweepResult>
     } finally {
       removeBenchDir(dir);
     }
+    options.onStep?.(stores.length);
   }
   if (options.hnsw) {
     progress('index sweep: hnswlib-node (M 16, efConstruction 200)');
@@ -132,6 +140,7 @@ export async function runIndexSweep(options: SweepOptions): Promise<SweepResult>
       });
       rows.push({ kind: 'hnsw-f32', config: 'hnswlib-node', label: `hnswlib-node HNSW f32, ef ${ef}`, effort: ef, ...timed(times, found, possible) });
     }
+    options.onStep?.(stores.length + 1);
   }
   return { rows, stores };
 }

@@ -68,6 +68,13 @@ export interface StudyOptions {
   readonly onProgress?: (line: string) => void;
   /** Told the steps done of all (baselines and configurations) as each ends, for a progress bar. @default none */
   readonly onStep?: (done: number, total: number) => void;
+  /** Steps the caller runs after the study (the index sweep's stores), counted in the total onStep is told and in the time left the lines give. @default 0 */
+  readonly laterSteps?: number;
+}
+
+/** The steps runStudy() counts for itself: the ground truth, the HNSW baseline when asked, and each configuration. */
+export function studySteps(configs: number, hnsw: boolean): number {
+  return configs + 1 + (hnsw ? 1 : 0);
 }
 
 /** The ground truth of a study, from exact float32 search (baselines.ts, exactSearch). */
@@ -232,7 +239,8 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
   const k = options.k ?? 10;
   const metric = options.metric ?? 'cosine';
   const progress = options.onProgress ?? (() => undefined);
-  const steps = configs.length + 1 + (options.hnsw === false ? 0 : 1);
+  const own = studySteps(configs.length, options.hnsw !== false);
+  const steps = own + (options.laterSteps ?? 0);
   const started = performance.now();
 
   progress(`[1/${steps}] exact float32 search (ground truth): ${data.queries.length} queries over ${data.docs.length} vectors`);
@@ -290,7 +298,7 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
       paretoCodesOnly: false,
     });
   }
-  const first = steps - configs.length;
+  const first = own - configs.length;
   for (const [i, config] of configs.entries()) {
     // The time the steps so far took, per step, times the steps left: an ETA on each step's lines.
     const done = first + i;
@@ -298,7 +306,7 @@ export async function runStudy(options: StudyOptions): Promise<StudyResult> {
     const perStep = (performance.now() - started) / 1000 / done;
     rows.push(...(await measureStore(data, config, metric, k, options.trainSize ?? 4096, truth, progress, `[${done + 1}/${steps}, about ${Math.ceil(perStep * (steps - done))} s left]`)));
   }
-  options.onStep?.(steps, steps);
+  options.onStep?.(own, steps);
   markPareto(rows);
   return { rows, truth };
 }

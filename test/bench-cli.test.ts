@@ -441,3 +441,21 @@ test('memstore bench reads a .jsonl data file that begins with a byte-order mark
   assert.equal(read.dim, 3);
   assert.deepEqual(read.rows.map((r) => Array.from(r)), [[1, 2, 3], [4, 5, 6]]);
 });
+
+test('memstore bench counts the index sweep in its steps: the study tells a total that includes the sweep\'s stores and hnswlib-node\'s sweep, and the sweep goes on from where the study ended (the bar and the time left had ended with the study)', async () => {
+  const { runStudy, studySteps } = await import('../bench/study.js');
+  const { runIndexSweep, sweepSteps } = await import('../bench/index-sweep.js');
+  const { syntheticDataset } = await import('../src/cli/datasets.js');
+  const data = syntheticDataset(300, 10, 8);
+  const configs = [{ codec: 'int8' as const, pca: undefined }, { codec: 'f16' as const, pca: undefined }];
+  const own = studySteps(configs.length, false);
+  const later = sweepSteps(configs.length, false);
+  const told: [number, number][] = [];
+  const { truth } = await runStudy({ data, configs, hnsw: false, laterSteps: later, onStep: (done, total) => told.push([done, total]) });
+  assert.ok(told.length > 0 && told.every(([, total]) => total === own + later), JSON.stringify(told));
+  assert.deepEqual(told[told.length - 1], [own, own + later], 'the study ends at its own steps, not at the total');
+  const swept: number[] = [];
+  await runIndexSweep({ data, truth, k: 10, metric: 'cosine', hnsw: false, configs, onStep: (done) => swept.push(done) });
+  assert.deepEqual(swept, [1, 2], 'one step a store');
+  assert.equal(own + swept[swept.length - 1]!, own + later, 'the sweep ends at the total');
+});

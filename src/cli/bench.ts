@@ -15,8 +15,8 @@ import { hnswAvailable, HNSW_MISSING } from '../../bench/baselines.js';
 import { optionalPackage } from '../../bench/optional.js';
 import { Progress, type OnProgress } from './progress.js';
 import { fastestWithin, recommend } from '../../bench/recommend.js';
-import { matrix, runStudy, type StudyConfig } from '../../bench/study.js';
-import { formatSweep, renderSweepChart, runIndexSweep } from '../../bench/index-sweep.js';
+import { matrix, runStudy, studySteps, type StudyConfig } from '../../bench/study.js';
+import { formatSweep, renderSweepChart, runIndexSweep, sweepSteps } from '../../bench/index-sweep.js';
 import { DEFAULT_OVERSAMPLE, PCA_OVERSAMPLE, type Metric } from '../options.js';
 import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
 
@@ -328,11 +328,17 @@ export async function bench(flags: BenchFlags): Promise<void> {
   // The index sweep's chart too: a directory in its place had failed the run at its end, with the JSON and the study's chart written.
   if (flags.index) checkWritable(indexChartFile, flags.chart === undefined ? '--out (results-index.svg)' : "--chart's index chart");
   progress(`memstore bench: ${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${configs.length} configurations x rescoring off/on`);
-  // On a terminal, a bar over the study's steps (counts and an ETA); in a log, a line per step.
+  // On a terminal, a bar over the steps of the study and of the index sweep after it (counts and an
+  // ETA; it had ended with the study, the sweep's minutes left out); in a log, a line per step.
   const bar = process.stderr.isTTY === true ? new Progress('memstore bench, steps') : undefined;
-  const study = (onStep: OnProgress | undefined) => runStudy({ data, configs, trainSize: TRAIN_SIZE, k: flags.k, metric: flags.metric, hnsw, onProgress: bar === undefined ? progress : () => undefined, ...(onStep === undefined ? {} : { onStep }) });
-  const { rows, truth } = bar === undefined ? await study(undefined) : await bar.during(study);
-  const sweep = flags.index ? await runIndexSweep({ data, truth, k: flags.k, metric: flags.metric, hnsw, configs, trainSize: TRAIN_SIZE, onProgress: progress }) : undefined;
+  const own = studySteps(configs.length, hnsw);
+  const later = flags.index ? sweepSteps(configs.length, hnsw) : 0;
+  const studyAndSweep = async (onStep: OnProgress | undefined) => {
+    const { rows, truth } = await runStudy({ data, configs, trainSize: TRAIN_SIZE, k: flags.k, metric: flags.metric, hnsw, laterSteps: later, onProgress: bar === undefined ? progress : () => undefined, ...(onStep === undefined ? {} : { onStep }) });
+    const sweep = flags.index ? await runIndexSweep({ data, truth, k: flags.k, metric: flags.metric, hnsw, configs, trainSize: TRAIN_SIZE, onProgress: bar === undefined ? progress : () => undefined, ...(onStep === undefined ? {} : { onStep: (done: number) => onStep(own + done, own + later) }) }) : undefined;
+    return { rows, sweep };
+  };
+  const { rows, sweep } = bar === undefined ? await studyAndSweep(undefined) : await bar.during(studyAndSweep);
 
   const table = formatTable(rows, flags.k) + (sweep === undefined ? '' : `\n\n${formatSweep(sweep, flags.k)}\n`);
   const rec = budget !== undefined && count !== undefined ? recommend(rows, budget, count, flags.k) : undefined;
