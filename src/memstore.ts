@@ -132,7 +132,7 @@ export interface StoreStats {
   metric: Metric;
   /** PCA (when configured) has been fitted; until then vectors are buffered at full precision. */
   trained: boolean;
-  /** Pages a search probes by default: every one while there are at most 32 (and always for the exact index), then 3·√pages, or 6·√pages where the lengths of the vectors spread (the 90th percentile over the 10th: more than 1.5 in a dot store, at least 4 in an l2 store; src/index/PAGES.md). */
+  /** Pages a search probes by default: every one while there are at most 32 (and always for the exact index), then 3·√pages but at least 32, or 6·√pages where the lengths of the vectors spread (the 90th percentile over the 10th: more than 1.5 in a dot store, at least 4 in an l2 store; src/index/PAGES.md). */
   nprobe: number;
   /**
    * RAM the store holds per stored vector: its code and scale (and the code's norm in a store of a

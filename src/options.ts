@@ -127,7 +127,7 @@ export interface OpenOptions {
   oversample?: number;
   /** When a write's promise resolves: after fsync ('always'), after the write with an fsync at most 5 ms later ('batch'), or after the write ('none'). @default 'always' */
   durability?: Durability;
-  /** The certified lookaside cache of recent answers (see CacheOptions); `false` turns it off. @default { entries: 64, pool: 2.5, bytes: 2 MiB } */
+  /** The certified lookaside cache of recent answers (see CacheOptions); `false` turns it off. @default { entries: 64, pool: 2.5, bytes: 2 MiB, near: true } */
   cache?: CacheOptions | false;
   /** Bytes of write-ahead log after which a checkpoint writes the state and drops the old log. @default 64 MiB */
   checkpointBytes?: number;

@@ -483,3 +483,18 @@ test('LangChain: maxMarginalRelevanceSearch refuses an unknown or misspelt optio
     await store.close();
   }
 });
+
+test('LangChain: fromTexts making a store whose embedder returns no vector of finite numbers for the first text (empty, strings, NaN, null) is EMBED and makes no store (an empty one had been INVALID_OPTION naming a dim never given, strings INVALID_VECTOR); vectors past the first go to add, which refuses them as it does', async () => {
+  const firsts: [string, unknown][] = [['empty', []], ['strings', ['a', 'b']], ['NaN', [Number.NaN, 1, 2]], ['null', null]];
+  for (const [what, first] of firsts) {
+    const directory = tempDir();
+    const odd = { embedQuery: () => Promise.resolve([1, 2, 3]), embedDocuments: (texts: string[]) => Promise.resolve(texts.map((_, i) => (i === 0 ? first : [1, 2, 3]))) } as unknown as EmbeddingsInterface;
+    const e = await rejectsWith(() => MemStoreVectorStore.fromTexts(['x', 'y'], [], odd, { directory }), 'EMBED');
+    assert.equal(e.field, 'texts', what);
+    assert.deepEqual(readdirSync(directory), [], what);
+  }
+  const directory = tempDir();
+  const second = { embedQuery: () => Promise.resolve([1, 2, 3]), embedDocuments: (texts: string[]) => Promise.resolve(texts.map((_, i) => (i === 0 ? [1, 2, 3] : [Number.NaN, 1, 2]))) } as unknown as EmbeddingsInterface;
+  await rejectsWith(() => MemStoreVectorStore.fromTexts(['x', 'y'], [], second, { directory }), 'INVALID_VECTOR');
+  assert.deepEqual(readdirSync(directory), [], 'checked before a store is made');
+});

@@ -228,13 +228,17 @@ export class MemStoreVectorStore extends VectorStore {
     // Checked as add checks them before a store is made for them (dimensions against the first
     // vector's, or open.dim; ids; metadata): a failed call had left a store behind whose dimension
     // a wrong-length first vector had fixed, and a retry with the right embedder was DIM_MISMATCH.
-    const dim = readGuarded('INVALID_OPTION', 'config', () => {
+    const made = readGuarded('INVALID_OPTION', 'config', () => {
       if (!isPlainObject(config) || 'store' in config) return undefined;
       const { directory, open } = config as { directory?: unknown; open?: unknown };
       if (typeof directory !== 'string' || directory === '' || existsSync(statePath(directory))) return undefined;
       const given = isPlainObject(open) ? open['dim'] : undefined;
-      return typeof given === 'number' ? given : vectors[0]?.length;
+      return { given: typeof given === 'number' ? given : undefined };
     });
+    // A store made here without open.dim takes the first vector's length: one that is no vector of
+    // finite numbers is the embedder's failure (an empty one had been INVALID_OPTION naming a dim the
+    // caller never gave, strings INVALID_VECTOR).
+    const dim = made === undefined ? undefined : (made.given ?? (vectors.length > 0 ? dimensionOf(vectors[0], 'the first text') : undefined));
     if (dim !== undefined && vectors.length > 0) checkBatch(recordsOf(vectors, checked, undefined), dim, undefined);
     // A store made here takes its dimension from the documents' vectors (a probe only when there are none).
     const store = await MemStoreVectorStore.openFor(embeddings, config, async () => vectors[0]?.length ?? (await probedDim(embeddings)));
@@ -330,9 +334,13 @@ async function embedding(field: 'texts' | 'query', embed: () => Promise<number[]
  */
 async function probedDim(embeddings: EmbeddingsInterface): Promise<number> {
   const [v] = await embedding('query', async () => [await embeddings.embedQuery('dimension')], 1);
-  const values: unknown = v;
+  return dimensionOf(v, 'a word');
+}
+
+/** The length of `values`, a vector the embeddings returned for `what` that gives a store its dimension; EMBED unless it is a non-empty vector of finite numbers. */
+function dimensionOf(values: unknown, what: string): number {
   const isVector = (Array.isArray(values) || values instanceof Float32Array || values instanceof Float64Array) && values.length > 0 && Array.prototype.every.call(values, (x: unknown) => typeof x === 'number' && Number.isFinite(x));
-  if (!isVector) throw new MemstoreError('EMBED', 'the embeddings returned no vector of finite numbers for a word (what finds the dimension of a store they make)', { field: 'query' });
+  if (!isVector) throw new MemstoreError('EMBED', `the embeddings returned no vector of finite numbers for ${what} (what finds the dimension of a store they make)`, { field: what === 'a word' ? 'query' : 'texts' });
   return (values as ArrayLike<number>).length;
 }
 
