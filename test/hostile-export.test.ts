@@ -504,6 +504,7 @@ test('an import killed midway (SIGKILL) leaves no store that opens as if it were
   assert.match(verified.stdout + verified.stderr, /IMPORTING/);
   const inspected = await cliResult(['inspect', into]);
   assert.match(inspected.stdout, /import into this directory did not finish/);
+  assert.equal(inspected.code, 1, 'inspect exits 1 beside the problem it lists');
   const again = await cliResult(['import', file, into]);
   assert.equal(again.code, 0, again.stderr);
   assert.ok(!readdirSync(into).includes('IMPORTING'));

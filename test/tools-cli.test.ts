@@ -29,6 +29,10 @@ test('memstore verify exits 0 on a sound store and 1 naming file and offset on a
   assert.equal(bad.code, 1);
   assert.ok(bad.stdout.includes(`CORRUPTION ${arena}`), bad.stdout);
   assert.match(bad.stdout, /CORRUPTION \S+ at \d+/);
+  // inspect lists the same problem and exits 1 too (it had exited 0 beside it).
+  const inspected = await cliResult(['inspect', dir]);
+  assert.equal(inspected.code, 1);
+  assert.ok((JSON.parse(inspected.stdout) as { problems: unknown[] }).problems.length > 0);
 });
 
 test('memstore verify and inspect leave a directory without a store untouched (exit 2)', async () => {

@@ -59,13 +59,17 @@ function positiveInt(value: string): number {
   return n;
 }
 
-/** Read-only: what is in the directory, without replaying or changing anything. */
+/**
+ * Read-only: what is in the directory, without replaying or changing anything; exit code 1 when it
+ * lists problems, as verify (it had exited 0 beside a list of damage: a hostile pass).
+ */
 async function inspect(dir: string): Promise<void> {
   const report = await checkStore(dir);
   const { problems, arena, vectors, ...rest } = report;
   const summary = (a: typeof arena) => (a === undefined ? undefined : { generation: a.generation, segments: a.segments, blobs: a.blobs, bytes: a.bytes, orphans: a.orphans, tornTail: a.tornTail });
   const out = { ...rest, arena: summary(arena), vectors: summary(vectors), problems };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  if (problems.length > 0) process.exitCode = 1;
 }
 
 /** Every checksum; exit code 1 when anything is damaged, naming file and offset. */
