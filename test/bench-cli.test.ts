@@ -400,8 +400,8 @@ test('memstore bench refuses outputs that are its own input, that reach another 
 });
 
 test('memstore bench --kernels refuses the study\'s options it would not read (it ran and exited 0 with --codecs bogus --budget 2XB)', async () => {
-  for (const args of [['--codecs', 'bogus'], ['--budget', '2XB'], ['--pca', 'none'], ['--json', 'x.json'], ['--k', '5'], ['--metric', 'dot'], ['--no-hnsw']]) {
-    const r = await cliResult(['bench', '--kernels', '--quick', ...args]);
+  for (const args of [['--codecs', 'bogus'], ['--budget', '2XB'], ['--pca', 'none'], ['--json', 'x.json'], ['--k', '5'], ['--metric', 'dot'], ['--no-hnsw'], ['--quick'], ['--n', '100']]) {
+    const r = await cliResult(['bench', '--kernels', ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.equal(r.stdout, '', `${args.join(' ')}: nothing ran`);
   }
@@ -458,4 +458,35 @@ test('memstore bench counts the index sweep in its steps: the study tells a tota
   await runIndexSweep({ data, truth, k: 10, metric: 'cosine', hnsw: false, configs, onStep: (done) => swept.push(done) });
   assert.deepEqual(swept, [1, 2], 'one step a store');
   assert.equal(own + swept[swept.length - 1]!, own + later, 'the sweep ends at the total');
+});
+
+test('memstore bench refuses, found by a second pass: an output inside a store directory (its root too, or through a link to it), named as a store\'s files are, a hard link to another output or to --data, a loop of links, and a chart over a file no run drew; the table goes beside the JSON where a link leads', async () => {
+  const dir = tempDir();
+  const data = join(dir, 'd.f32');
+  writeFileSync(data, Buffer.from(new Float32Array(64 * 8).map((_, i) => Math.cos(i)).buffer));
+  const common = ['--data', data, '--dim', '8'];
+  const storeDir = join(dir, 'store');
+  const store = await MemStore.open(storeDir, { dim: 8 });
+  await store.close();
+  symlinkSync(storeDir, join(dir, 'storelink'));
+  await refusedBeforeStudy([...common, '--out', storeDir], storeDir, 'the store itself as --out');
+  await refusedBeforeStudy([...common, '--json', join(dir, 'storelink', 'sub', 'r.json')], storeDir, 'inside the store through a link');
+  await refusedBeforeStudy([...common, '--json', join(dir, 'wal-00000000000000000003.log')], dir, 'named as a log segment');
+  writeFileSync(join(dir, 'a.json'), JSON.stringify({ tool: 'memstore bench' }));
+  execFileSync('ln', [join(dir, 'a.json'), join(dir, 'b.svg')]);
+  await refusedBeforeStudy([...common, '--json', join(dir, 'a.json'), '--chart', join(dir, 'b.svg')], dir, 'a hard link to the JSON as the chart');
+  execFileSync('ln', [data, join(dir, 'dlink.svg')]);
+  await refusedBeforeStudy([...common, '--json', join(dir, 'r2.json'), '--chart', join(dir, 'dlink.svg')], dir, 'a hard link to --data as the chart');
+  symlinkSync(join(dir, 'loopB'), join(dir, 'loopA'));
+  symlinkSync(join(dir, 'loopA'), join(dir, 'loopB'));
+  await refusedBeforeStudy([...common, '--json', join(dir, 'loopA')], dir, 'a loop of links');
+  writeFileSync(join(dir, 'notes.txt'), 'mine\n');
+  await refusedBeforeStudy([...common, '--json', join(dir, 'r3.json'), '--chart', join(dir, 'notes.txt')], dir, 'a chart over notes');
+  assert.equal(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'mine\n');
+  // Through a dangling link the JSON lands where it leads, and its table beside it there.
+  mkdirSync(join(dir, 'elsewhere'));
+  symlinkSync(join(dir, 'elsewhere', 'x.json'), join(dir, 'dang.json'));
+  const outputs = benchOutputs({ out: dir, json: join(dir, 'dang.json') });
+  assert.equal(outputs.json, join(dir, 'elsewhere', 'x.json'));
+  assert.equal(outputs.table, join(dir, 'elsewhere', 'x.md'));
 });

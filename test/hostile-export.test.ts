@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -713,6 +713,23 @@ test('after an import that did not finish, memstore compact and export of the di
   }
   const repaired = spawnSync(process.execPath, [cli, 'repair', 'ki'], { cwd: parent, encoding: 'utf8' });
   assert.equal(repaired.status, 1, 'repair refuses an unfinished import');
+});
+
+test('export refuses an output inside this store\'s wal/ that is a link to another directory, reached without the store\'s path, and any output named as a store\'s files are (it wrote a log segment there, and the store then refused to open: CORRUPTION)', async () => {
+  const dir = await makeStore([{ id: 'a', vector: [1, 2, 3] }, { id: 'b', vector: [3, 2, 1] }], { dim: 3, metric: 'dot' });
+  const away = join(tempDir(), 'wal-away');
+  renameSync(join(dir, 'wal'), away);
+  symlinkSync(away, join(dir, 'wal'));
+  for (const out of [join(away, 'wal-00000000000000000005.log'), join(away, 'x.jsonl'), join(tempDir(), 'wal-00000000000000000007.log')]) {
+    await rejectsWith(() => exportStore(dir, out, { format: 'jsonl' }), 'INVALID_ARGUMENT');
+    assert.equal(existsSync(out), false, out);
+  }
+  const store = await MemStore.open(dir);
+  try {
+    assert.equal(store.stats().count, 2);
+  } finally {
+    await store.close();
+  }
 });
 
 test('export to a name of 246 bytes (its temporary name beside it would pass 255) writes it whole; the CLI names the system error beneath an IO error (a missing directory: ENOENT)', async () => {

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { accessSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { shippedDataset, syntheticDataset, type Dataset } from './datasets.js';
 import { checkMagnitudes, readVectors } from './vector-files.js';
 import { vectorBounds } from '../input.js';
-import { realPath, storeHolding } from '../store/files.js';
+import { isStoreFileName, realPath, storesAbove } from '../store/files.js';
 import { listTemporary, unlistTemporary } from '../temporaries.js';
 import { MAX_DIM } from '../options.js';
 import { MAX_PCA_DIM } from '../limits.js';
@@ -207,48 +207,87 @@ function reportByBench(path: string): boolean {
   }
 }
 
+/** Whether the file at `path` begins as the charts this command draws do (vega's SVG of marks); false for anything unreadable. */
+function chartByBench(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(400);
+    const text = head.subarray(0, readSync(fd, head, 0, head.length, 0)).toString('utf8');
+    return text.startsWith('<svg') && text.includes('class="marks"');
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** The device and inode of the file at `path`, when one is there: two names of one file (a hard link) share them. */
+function fileIdOf(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The files `flags` name, links resolved, refused with a usage error (exit 2) before the study
- * starts when two of them are the same file (`--json c.json --chart c.md` wrote the chart, then the
- * table over it; through a link, `--chart` had written over the JSON), when one is an input of the
- * run (`--chart` over `--data` had replaced the data with the chart) or lies inside a store (a chart
- * named like a log segment in a store's `wal/` broke that store), when a JSON file there is not an
- * earlier run's report, or when `--json FILE` would write its table over a file the user keeps:
- * FILE.md is written over only when FILE itself is there too (an earlier run's pair), never when it
- * stands alone.
+ * starts (and checked again before they are written) when two of them are the same file, by name
+ * or as hard links (`--json c.json --chart c.md` wrote the chart, then the table over it; through a
+ * link, `--chart` had written over the JSON), when one is an input of the run (`--chart` over
+ * `--data` had replaced the data with the chart), lies inside a store directory or is named as a
+ * store's files are (a chart named like a log segment in a store's `wal/` broke that store), is a
+ * loop of links, or when a file there is not an earlier run's of its kind: a JSON report, a table
+ * beside its JSON (FILE.md is written over only when FILE itself is there too, never when it stands
+ * alone), a chart (`--chart notes.txt` had replaced the notes). The table and the index chart go
+ * beside the JSON and the chart where links lead.
  */
 export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'> & Partial<Pick<BenchFlags, 'data' | 'queries'>>): BenchOutputs {
-  const json = resolve(flags.json ?? join(flags.out, 'results.json'));
-  const chart = resolve(flags.chart ?? join(flags.out, 'results.svg'));
-  const outputs: BenchOutputs = { json: realPath(json), table: realPath(tableFileFor(json)), chart: realPath(chart), indexChart: realPath(chart.replace(/(\.svg)?$/, '-index.svg')) };
+  const json = realPath(resolve(flags.json ?? join(flags.out, 'results.json')));
+  const chart = realPath(resolve(flags.chart ?? join(flags.out, 'results.svg')));
+  const outputs: BenchOutputs = { json, table: realPath(tableFileFor(json)), chart, indexChart: realPath(chart.replace(/(\.svg)?$/, '-index.svg')) };
   const named: [string, string][] = [
     [outputs.json, flags.json === undefined ? '--out (results.json)' : '--json'],
     [outputs.table, flags.json === undefined ? '--out (results.md)' : "--json's table"],
     [outputs.chart, flags.chart === undefined ? '--out (results.svg)' : '--chart'],
     [outputs.indexChart, flags.chart === undefined ? '--out (results-index.svg)' : "--chart's index chart"],
   ];
+  const ids = named.map(([path]) => fileIdOf(path));
   for (let i = 0; i < named.length; i++) {
     for (let j = i + 1; j < named.length; j++) {
-      if (named[i]![0] === named[j]![0]) throw new InvalidArgumentError(`${named[i]![1]} and ${named[j]![1]} are the same file, ${named[i]![0]}: name files apart`);
+      if (named[i]![0] === named[j]![0] || (ids[i] !== undefined && ids[i] === ids[j])) throw new InvalidArgumentError(`${named[i]![1]} and ${named[j]![1]} are the same file, ${named[i]![0]}: name files apart`);
     }
   }
   const inputs = ([['--data', flags.data], ['--queries', flags.queries]] as const).filter((x): x is readonly ['--data' | '--queries', string] => x[1] !== undefined && x[1] !== '');
-  for (const [path, option] of named) {
+  for (const [i, [path, option]] of named.entries()) {
     for (const [input, file] of inputs) {
-      if (realPath(file) === path) throw new InvalidArgumentError(`${option} ${path} is the ${input} file: the run would write over its own input; name another output`);
+      if (realPath(file) === path || (ids[i] !== undefined && fileIdOf(file) === ids[i])) throw new InvalidArgumentError(`${option} ${path} is the ${input} file: the run would write over its own input; name another output`);
     }
-    const holder = storeHolding(path);
-    if (holder !== undefined) throw new InvalidArgumentError(`${option} ${path} lies inside the ${holder.entry} of the store in ${holder.dir}; write the results elsewhere`);
+    const store = storesAbove(path)[0];
+    if (store !== undefined) throw new InvalidArgumentError(`${option} ${path} lies inside the store directory ${store}; write the results elsewhere`);
+    if (isStoreFileName(basename(path))) throw new InvalidArgumentError(`${option} ${path} is named as a store's own files are; name the output otherwise`);
+    if (isLink(path)) throw new InvalidArgumentError(`${option} ${path} is a loop of links (or a chain too long to follow)`);
   }
-  if (existsSync(outputs.json) && statSync(outputs.json).isFile() && !reportByBench(outputs.json)) {
-    throw new InvalidArgumentError(`${named[0]![1]} ${outputs.json}: a file is there that no earlier run wrote (not a memstore bench report); name another, or move that file`);
+  const theirs = (path: string, ours: (p: string) => boolean) => !existsSync(path) || !statSync(path).isFile() || ours(path);
+  for (const [path, option, ours, kind] of [[outputs.json, named[0]![1], reportByBench, 'memstore bench report'], [outputs.chart, named[2]![1], chartByBench, 'chart of memstore bench'], [outputs.indexChart, named[3]![1], chartByBench, 'chart of memstore bench']] as const) {
+    if (!theirs(path, ours)) throw new InvalidArgumentError(`${option} ${path}: a file is there that no earlier run wrote (not a ${kind}); name another, or move that file`);
   }
   // A table is written over only where an earlier run wrote it: beside its JSON, and starting with
   // the heading a run writes (a user's notes.md beside their own notes.json was written over).
-  if (flags.json !== undefined && existsSync(outputs.table) && (!existsSync(outputs.json) || !writtenByBench(outputs.table))) {
-    throw new InvalidArgumentError(`--json ${flags.json}: its table would be written over ${outputs.table}, which no earlier run wrote beside it; name another --json, or move that file`);
+  if (existsSync(outputs.table) && (!existsSync(outputs.json) || !writtenByBench(outputs.table))) {
+    throw new InvalidArgumentError(`${named[1]![1]} ${outputs.table}: a table is there that no earlier run wrote beside its JSON; name another${flags.json === undefined ? ' --out' : ' --json'}, or move that file`);
   }
   return outputs;
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** The flags of the study that `--kernels` would ignore, as given (those left at their defaults are not named). */
@@ -265,6 +304,8 @@ function ignoredByKernels(flags: BenchFlags): string[] {
     [flags.metric !== 'cosine', '--metric'],
     [!flags.hnsw, '--no-hnsw'],
     [!flags.index, '--no-index'],
+    [flags.quick === true, '--quick'],
+    [flags.n !== undefined, '--n'],
   ];
   return given.filter(([yes]) => yes).map(([, name]) => name);
 }
@@ -369,6 +410,8 @@ export async function bench(flags: BenchFlags): Promise<void> {
     ...(chart === undefined ? [] : [{ file: chartFile, content: chart }]),
     ...(sweepChart === undefined ? [] : [{ file: indexChartFile, content: sweepChart }]),
   ];
+  // Checked again: a file made at an output's name while the study ran (a user's) is not written over.
+  benchOutputs(flags);
   const written = writeAll(files);
   progress(`wrote ${written.join(', ')}`);
 }

@@ -137,7 +137,7 @@ function readJsonl(file: string): { dim: number; rows: Float32Array[] } {
     try {
       obj = JSON.parse(line) as Record<string, unknown>;
     } catch (e) {
-      throw bad(file, `line ${i + 1} is not JSON (NaN and Infinity are not JSON numbers)`, e);
+      throw bad(file, `line ${i + 1} is not JSON (a JSON object a line, in UTF-8; NaN and Infinity are not JSON numbers)`, e);
     }
     if (obj === null || typeof obj !== 'object') throw bad(file, `line ${i + 1} has no numeric "embedding" array`);
     const v = obj['embedding'] ?? obj['vector'];

@@ -1,7 +1,8 @@
 import { MemStore, type StoredRecord } from '../memstore.js';
 import type { Metric } from '../options.js';
 import { requireStore } from '../store/verify.js';
-import { storeHolding } from '../store/files.js';
+import { isStoreFileName, realPath, storeEntryHolding, storeHolding } from '../store/files.js';
+import { basename } from 'node:path';
 import { MemstoreError } from '../errors.js';
 import { BATCH_BYTES, BATCH_ROWS, recordBytes, resolveFormat, type ExportFormat } from './formats.js';
 import { checkPath } from '../input.js';
@@ -36,9 +37,17 @@ export async function exportStore(dir: string, out: string, options: ExportOptio
   requireStore(dir);
   // Links resolved: an export named like a log segment inside wal/ was read as that store's log,
   // this store's or another's.
-  const holder = storeHolding(out);
+  // This store's own entries are checked by name too: one that is a link (its wal/ on another
+  // disk) is reached without passing through the store's directory (a hostile pass).
+  const entry = storeEntryHolding(dir, out);
+  const holder = entry === undefined ? storeHolding(out) : { dir, entry };
   if (holder !== undefined) {
     throw new MemstoreError('INVALID_ARGUMENT', `${out} would be inside the ${holder.entry} of the store in ${holder.dir}; write the export elsewhere`, { field: 'out', file: out });
+  }
+  // A store's file name anywhere (a log segment's, an index file's) may lie in a store's entry
+  // reached by a link from a directory no walk up from here finds.
+  if (isStoreFileName(basename(realPath(out)))) {
+    throw new MemstoreError('INVALID_ARGUMENT', `${out} is named as a store's own files are; name the export otherwise`, { field: 'out', file: out });
   }
   const store = await MemStore.open(dir, { cache: false });
   try {

@@ -84,27 +84,69 @@ export function realPath(path: string, links = 0): string {
  * own (a file named like a log segment inside `wal/`), or goes with it (repair rewrites `wal/`).
  */
 export function storeEntryHolding(dir: string, path: string): string | undefined {
-  const inside = relative(realPath(dir), realPath(path));
-  if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) return undefined;
-  const first = inside.split(sep)[0] ?? '';
-  return isStoreEntry(first) ? first : undefined;
+  const real = realPath(path);
+  const inside = relative(realPath(dir), real);
+  if (inside !== '' && !inside.startsWith('..') && !isAbsolute(inside)) {
+    const first = inside.split(sep)[0] ?? '';
+    if (isStoreEntry(first)) return first;
+  }
+  // An entry that is itself a link (a store whose wal/ lives on another disk): what lies inside
+  // where it points is the store's too (an export there had written a log segment into it).
+  for (const entry of STORE_DIRS) {
+    const target = join(dir, entry);
+    if (!isLink(target)) continue;
+    const within = relative(realPath(target), real);
+    if (within === '' || (!within.startsWith('..') && !isAbsolute(within))) return entry;
+  }
+  return undefined;
+}
+
+/** The entries of a store that are directories of its files. */
+const STORE_DIRS = [FILES.wal, FILES.arena, FILES.vectors, FILES.index, FILES.repairLog] as const;
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /**
  * The store whose entry (storeEntryHolding) `path` is, or lies inside, links resolved: any store up
- * `path`'s ancestors, a directory holding a state file, not only the one a tool works on. A file
- * written into another store's `wal/` is read as that store's log (or breaks it), one named
- * `IMPORTING` beside its state makes it refuse to open.
+ * `path`'s ancestors (as named, and with links resolved), a directory holding a state file, not only
+ * the one a tool works on. A file written into another store's `wal/` is read as that store's log
+ * (or breaks it), one named `IMPORTING` beside its state makes it refuse to open.
  */
 export function storeHolding(path: string): { dir: string; entry: string } | undefined {
-  const real = realPath(path);
-  for (let parent = dirname(real); ; parent = dirname(parent)) {
-    if (existsSync(join(parent, FILES.state))) {
-      const entry = storeEntryHolding(parent, real);
-      if (entry !== undefined) return { dir: parent, entry };
-    }
-    if (dirname(parent) === parent) return undefined;
+  for (const parent of storesAbove(path)) {
+    const entry = storeEntryHolding(parent, path);
+    if (entry !== undefined) return { dir: parent, entry };
   }
+  return undefined;
+}
+
+/**
+ * The store directories (holding a state file or an import's marker) among the ancestors of
+ * `path`, as named and with its links resolved, nearest first.
+ */
+export function storesAbove(path: string): string[] {
+  const found: string[] = [];
+  for (const start of new Set([resolve(path), realPath(path)])) {
+    for (let parent = dirname(start); ; parent = dirname(parent)) {
+      if ((existsSync(join(parent, FILES.state)) || existsSync(join(parent, FILES.importing))) && !found.includes(parent)) found.push(parent);
+      if (dirname(parent) === parent) break;
+    }
+  }
+  return found;
+}
+
+/**
+ * Whether `name` is one a store gives its own files (FILES' entries, a log segment, an index or
+ * columns file, an arena segment): an output of that name, wherever it lies, may be taken for one.
+ */
+export function isStoreFileName(name: string): boolean {
+  return isStoreEntry(name) || parseSegmentName(name) !== undefined || parseIndexFileName(name) !== undefined || parseColumnsFileName(name) !== undefined || parseArenaSegmentName(name) !== undefined || parseArenaSegmentName(name, 'vectors') !== undefined;
 }
 
 export function lockPath(dir: string): string {
