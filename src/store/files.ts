@@ -128,11 +128,13 @@ export function storeHolding(path: string): { dir: string; entry: string } | und
 
 /**
  * The store directories (holding a state file or an import's marker) among the ancestors of
- * `path`, as named and with its links resolved, nearest first.
+ * `path`, those of where its links lead first (the store a file really lands in: a store whose
+ * wal/ is a link into another's is judged by the other), then those of its name as given (a store
+ * whose wal/ is a link elsewhere, reached through it), nearest first.
  */
 export function storesAbove(path: string): string[] {
   const found: string[] = [];
-  for (const start of new Set([resolve(path), realPath(path)])) {
+  for (const start of new Set([realPath(path), resolve(path)])) {
     for (let parent = dirname(start); ; parent = dirname(parent)) {
       if ((existsSync(join(parent, FILES.state)) || existsSync(join(parent, FILES.importing))) && !found.includes(parent)) found.push(parent);
       if (dirname(parent) === parent) break;
