@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { MemStore } from '../src/index.js';
+import { exportStore, MemStore } from '../src/index.js';
 import { lmdbLockPath, lockPath, statePath } from '../src/store/files.js';
 import { lmdbCause } from '../src/store/state.js';
 import { rejectsWith, tempDir } from './helpers.js';
@@ -130,9 +130,14 @@ async function twoStores(): Promise<{ a: string; b: string }> {
 }
 
 test("filesystem: a store whose log, text arena, vector arena or index directory, or one file in them, is a link into another store's is CORRUPTION at open and in verify and export; the other store is left whole (its log segment had been deleted, its arena rewritten, its vectors collected)", async () => {
-  for (const entry of ['wal', 'arena', 'vectors', 'index', 'segment'] as const) {
+  for (const entry of ['wal', 'arena', 'vectors', 'index', 'segment', 'state.mdb'] as const) {
     const { a, b } = await twoStores();
-    if (entry === 'segment') {
+    if (entry === 'state.mdb') {
+      // The state file alone linked to the other's, beside a log and arenas of its own (it passed for
+      // this store's own, and a repair rewrote the other store's state: a hostile pass).
+      rmSync(join(a, 'state.mdb'));
+      symlinkSync(join(b, 'state.mdb'), join(a, 'state.mdb'));
+    } else if (entry === 'segment') {
       const segment = readdirSync(join(a, 'wal')).find((f) => f.endsWith('.log'))!;
       const theirs = readdirSync(join(b, 'wal')).find((f) => f.endsWith('.log'))!;
       rmSync(join(a, 'wal', segment));
@@ -147,6 +152,8 @@ test("filesystem: a store whose log, text arena, vector arena or index directory
     assert.match(verify.stderr, /\bCORRUPTION\b/, entry);
     const exported = await cliResult(['export', a, '--out', join(tempDir(), 'out.jsonl')]);
     assert.notEqual(exported.code, 0, entry);
+    const repaired = await cliResult(['repair', a, '--report', join(tempDir(), 'report.jsonl')]);
+    assert.notEqual(repaired.code, 0, `${entry}: repair refuses`);
     assert.equal((await cliResult(['verify', b])).code, 0, `${entry}: the other store verifies`);
     const other = await MemStore.open(b);
     assert.equal(other.stats().count, 20, entry);
@@ -307,4 +314,26 @@ try { await MemStore.open(${JSON.stringify(dir)}, { dim: 4 }); console.log('open
   const { stdout } = await run(process.execPath, ['--jitless', '--input-type=module', '-e', script], { timeout: 30_000 });
   assert.equal(stdout.trim(), 'MemstoreError UNSUPPORTED');
   assert.equal(existsSync(dir), false);
+});
+
+test("filesystem: a repair report or an export named through a link and then `..` lands where the kernel takes it (the link's target's parent), and is refused there inside another store's entries; a report named as a state rebuild's copy (state.mdb.compact) is refused (it was deleted by the rebuild, with the evidence it held)", async () => {
+  const { a, b } = await twoStores();
+  const parent = tempDir();
+  const deep = join(parent, 'deep');
+  mkdirSync(deep);
+  // b moved under deep/, a link beside deep/ leading into it: link/../b is deep/b to the kernel.
+  renameSync(b, join(deep, 'b'));
+  mkdirSync(join(deep, 'a0'));
+  symlinkSync(join(deep, 'a0'), join(parent, 'link'));
+  // Spelt out, not join()ed: join() would take the `..` by name, as the check had.
+  const sneaky = `${parent}/link/../b/wal/wal-00000000000000000999.log`;
+  const repaired = await cliResult(['repair', a, '--report', sneaky]);
+  assert.equal(repaired.code, 2, repaired.stderr);
+  assert.match(repaired.stderr, /INVALID_ARGUMENT/);
+  await rejectsWith(() => exportStore(a, `${parent}/link/../b/wal/x.jsonl`), 'INVALID_ARGUMENT');
+  assert.deepEqual(readdirSync(join(deep, 'b', 'wal')).filter((f) => f.includes('999') || f.startsWith('x.')), [], 'nothing written into the other store');
+  const copyNamed = await cliResult(['repair', a, '--report', join(a, 'state.mdb.compact')]);
+  assert.equal(copyNamed.code, 2, copyNamed.stderr);
+  assert.equal((await cliResult(['verify', join(deep, 'b')])).code, 0, 'the other store verifies');
+  assert.equal((await cliResult(['verify', a])).code, 0);
 });

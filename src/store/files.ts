@@ -1,5 +1,5 @@
 import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileId } from '../../io/rooted-layer.js';
 import { parseSegmentName } from '../../wal/index.js';
 import { MemstoreError } from '../errors.js';
@@ -41,6 +41,14 @@ export const FILES = {
 /** What lmdb-js adds to the name of an LMDB data file it opens by its file name, for the environment's lock file. */
 const LMDB_LOCK_SUFFIX = '-lock';
 
+/** What the state's rebuild (compaction, repair) writes its copy as, beside the state file, before it renames it into place. */
+const STATE_COPY_SUFFIX = '.compact';
+
+/** The copy of the state file at `statePath` a rebuild writes (and removes first: whatever is there is the store's). */
+export function stateCopyPath(statePath: string): string {
+  return `${statePath}${STATE_COPY_SUFFIX}`;
+}
+
 /**
  * Whether `name`, an entry of a store directory, is one of the store's own (FILES, the state
  * environment's lock, a lock's private file before it is linked into place): what a failed or
@@ -48,7 +56,8 @@ const LMDB_LOCK_SUFFIX = '-lock';
  */
 export function isStoreEntry(name: string): boolean {
   return (
-    name === FILES.lock || name.startsWith(`${FILES.lock}.`) || name === FILES.state || name === `${FILES.state}${LMDB_LOCK_SUFFIX}` || name === FILES.wal ||
+    name === FILES.lock || name.startsWith(`${FILES.lock}.`) || name === FILES.state || name === `${FILES.state}${LMDB_LOCK_SUFFIX}` ||
+    name === `${FILES.state}${STATE_COPY_SUFFIX}` || name === `${FILES.state}${STATE_COPY_SUFFIX}${LMDB_LOCK_SUFFIX}` || name === FILES.wal ||
     name === FILES.arena || name === FILES.vectors || name === FILES.index || name === FILES.repairLog || name === FILES.importing
   );
 }
@@ -56,25 +65,48 @@ export function isStoreEntry(name: string): boolean {
 /**
  * `path` with every link resolved, as far as it exists (the rest, not there yet, appended as given):
  * a file named through a link to the store (or a link inside it) lands where the link points, so a
- * check on the names alone is not enough.
+ * check on the names alone is not enough. Resolved a component at a time, as the kernel does: `..`
+ * after a link leaves where the link leads, not the link's directory (`LA/../B/wal/x`, with LA a
+ * link elsewhere, had been read as `B/wal/x` beside LA and let a repair report into another store's
+ * log: a hostile pass); a dangling link is followed to where it points, which a write through it
+ * makes. At most 40 links, as the kernel follows.
  */
 export function realPath(path: string, links = 0): string {
   try {
     return realpathSync(path);
   } catch {
-    const absolute = resolve(path);
-    const parent = dirname(absolute);
-    if (parent === absolute) return absolute;
-    const here = join(realPath(parent, links), basename(absolute));
-    // A dangling link: where it points, which a write through it makes (bench's chart, linked to
-    // its JSON not yet written, had passed for another file). At most 40 links, as the kernel follows.
-    try {
-      if (links < 40 && lstatSync(here).isSymbolicLink()) return realPath(resolve(dirname(here), readlinkSync(here)), links + 1);
-    } catch {
-      // Not there at all: the name as given.
-    }
-    return here;
+    // Resolved below, component by component.
   }
+  const parts = (isAbsolute(path) ? path : `${process.cwd()}${sep}${path}`).split(sep).filter((p) => p !== '' && p !== '.');
+  let here: string = sep;
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    if (part === '..') {
+      here = dirname(here);
+      continue;
+    }
+    const next = join(here, part);
+    try {
+      here = realpathSync(next);
+      continue;
+    } catch {
+      // Not there, or a link that leads nowhere yet.
+    }
+    let target: string | undefined;
+    try {
+      if (links < 40 && lstatSync(next).isSymbolicLink()) target = readlinkSync(next);
+    } catch {
+      // Not there at all.
+    }
+    const rest = parts.slice(i + 1).join(sep);
+    if (target !== undefined) {
+      const from = isAbsolute(target) ? target : `${here}${sep}${target}`;
+      return realPath(rest === '' ? from : `${from}${sep}${rest}`, links + 1);
+    }
+    // Nothing more exists: the rest as given, its `..` taken by name (no link can lie below).
+    return resolve(next, rest === '' ? '.' : rest);
+  }
+  return here;
 }
 
 /**
@@ -346,6 +378,10 @@ export function refuseForeignEntries(dir: string): void {
   // Entries linked, state file and all, into a directory that holds them (data on another disk,
   // the lock kept here): that directory's state is this store's own, not another store's.
   const ownState = fileId(statePath(dir));
+  // ...and only when its other entries are that directory's too: a state file alone linked to
+  // another store's, beside a log and arenas of its own, had passed for this store's, and a repair
+  // then rewrote the other store's state (a hostile pass).
+  const keptIn = (other: string): boolean => STORE_DIRS.every((e) => !existsSync(join(other, e)) || realPath(join(dir, e)) === realPath(join(other, e)));
   const check = (path: string): void => {
     let link: boolean;
     try {
@@ -363,7 +399,7 @@ export function refuseForeignEntries(dir: string): void {
     }
     if (!link) return;
     const holder = storeHolding(path);
-    if (holder !== undefined && holder.dir !== home && (ownState === undefined || fileId(join(holder.dir, FILES.state)) !== ownState)) {
+    if (holder !== undefined && holder.dir !== home && !(ownState !== undefined && fileId(join(holder.dir, FILES.state)) === ownState && keptIn(holder.dir))) {
       throw new MemstoreError('CORRUPTION', `${path} is a link into another store's ${holder.entry} (${holder.dir}): a store's files must be its own`, { file: path });
     }
   };

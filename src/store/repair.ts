@@ -73,8 +73,21 @@ class ReportFile {
     }
   }
 
+  /**
+   * Appends a line, all of its bytes: writeSync may write fewer than asked (a device filling up
+   * inside the line), and a report cut inside its last line had been left as repair exited 0.
+   */
   line(value: object): void {
-    writeSync(this.fd, `${JSON.stringify(value)}\n`);
+    const bytes = Buffer.from(`${JSON.stringify(value)}\n`);
+    try {
+      for (let at = 0; at < bytes.length; ) {
+        const n = writeSync(this.fd, bytes, at, bytes.length - at);
+        if (n <= 0) throw new Error('the write made no progress');
+        at += n;
+      }
+    } catch (e) {
+      throw new MemstoreError('IO', `cannot write the repair report ${this.path}`, { cause: e, file: this.path });
+    }
   }
 
   sync(): void {

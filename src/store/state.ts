@@ -15,7 +15,7 @@ import { rotatedDim } from '../space/rotation.js';
 import { isRqCodec } from '../codec/codec.js';
 import { parseMeta, type Meta } from '../meta.js';
 import { decodeWireDoc, type WireDoc } from './doc-wire.js';
-import { FILES, lmdbLockPath, refuseLostState, statePath, syncDirSync } from './files.js';
+import { FILES, lmdbLockPath, refuseLostState, stateCopyPath, statePath, syncDirSync } from './files.js';
 import { encodeChunks, INTENT_CHUNK_PREFIX, INTENT_KEY, intentChunkKey, intentChunks, opsOfChunks, StateLayer, valueOf, type LayerValue, type StateOp } from './state-intent.js';
 
 /**
@@ -1234,9 +1234,9 @@ export class StateStore {
     } catch (e) {
       throw new MemstoreError('IO', `cannot find ${statePath(this.dir)}`, { cause: e, file: statePath(this.dir) });
     }
-    const tmp = `${path}.compact`;
+    const tmp = stateCopyPath(path);
     rmSync(tmp, { force: true });
-    rmSync(`${tmp}-lock`, { force: true });
+    rmSync(lmdbLockPath(tmp), { force: true });
     let closed = false;
     try {
       const fresh = openEnv(this.dir, tmp);
