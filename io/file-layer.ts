@@ -224,7 +224,7 @@ export const nodeFileLayer: FileLayer = {
   createSync(path, data) {
     const fd = openSync(path, 'wx', 0o644);
     try {
-      for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
+      writeAllSync(fd, data);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -258,4 +258,16 @@ export async function ensureDurableDir(files: FileLayer, dir: string): Promise<v
   if (missing.length === 0) return;
   await files.mkdir(dir);
   for (const d of missing.reverse()) await files.syncDir(dirname(d));
+}
+
+/**
+ * Writes all of `data` at the descriptor's position: writeSync may write fewer bytes than asked
+ * (a device filling up), and the rest goes in further calls; one that writes nothing is an error.
+ */
+export function writeAllSync(fd: number, data: Uint8Array): void {
+  for (let done = 0; done < data.length; ) {
+    const n = writeSync(fd, data, done, data.length - done);
+    if (n <= 0) throw new Error(`a write of ${data.length - done} bytes wrote none`);
+    done += n;
+  }
 }

@@ -83,20 +83,23 @@ export function vectorBounds(config: { readonly metric: Metric; readonly codec: 
   return { max: F16_MAX_COMPONENT / growth, minLargest: F16_MIN_LARGEST };
 }
 
-/** INVALID_VECTOR when `v` is outside `bounds`. */
-export function checkBounds(v: Float32Array, bounds: VectorBounds | undefined, what: string): void {
-  if (bounds === undefined) return;
+/** How `v` lies outside `bounds` (to follow the vector's name in a message), or undefined when it lies inside. */
+export function boundsProblem(v: ArrayLike<number>, bounds: VectorBounds): string | undefined {
   let largest = 0;
   for (let i = 0; i < v.length; i++) {
     const a = Math.abs(v[i]!);
     if (a > largest) largest = a;
   }
-  if (largest > bounds.max) {
-    throw new MemstoreError('INVALID_VECTOR', `${what} has a component of magnitude ${largest}, more than ${bounds.max} (the range this store's float32 arithmetic carries)`, { field: what });
-  }
-  if (largest > 0 && largest < bounds.minLargest) {
-    throw new MemstoreError('INVALID_VECTOR', `${what} has no component of magnitude ${bounds.minLargest} or more (scores would underflow); scale it up`, { field: what });
-  }
+  if (largest > bounds.max) return `has a component of magnitude ${largest}, more than ${bounds.max} (the range this store's float32 arithmetic carries)`;
+  if (largest > 0 && largest < bounds.minLargest) return `has no component of magnitude ${bounds.minLargest} or more (scores would underflow); scale it up`;
+  return undefined;
+}
+
+/** INVALID_VECTOR when `v` is outside `bounds`. */
+export function checkBounds(v: Float32Array, bounds: VectorBounds | undefined, what: string): void {
+  if (bounds === undefined) return;
+  const problem = boundsProblem(v, bounds);
+  if (problem !== undefined) throw new MemstoreError('INVALID_VECTOR', `${what} ${problem}`, { field: what });
 }
 
 /**

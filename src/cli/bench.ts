@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { shippedDataset, syntheticDataset, type Dataset } from './datasets.js';
 import { checkMagnitudes, readVectors } from './vector-files.js';
 import { vectorBounds } from '../input.js';
-import { isStoreFileName, realPath, storesAbove } from '../store/files.js';
+import { isLink, isStoreFileName, realPath, storesAbove } from '../store/files.js';
 import { listTemporary, unlistTemporary } from '../temporaries.js';
 import { MAX_DIM } from '../options.js';
 import { MAX_PCA_DIM } from '../limits.js';
@@ -184,18 +184,23 @@ export interface BenchOutputs {
 /** How every table this command writes begins. */
 const TABLE_HEADING = '# memstore bench\n';
 
-/** Whether the file at `path` begins as a table this command writes begins (TABLE_HEADING). */
-function writtenByBench(path: string): boolean {
+/** The first `bytes` bytes of the file at `path` as UTF-8 (fewer where it is shorter); undefined when it cannot be read. */
+function headOf(path: string, bytes: number): string | undefined {
   let fd: number | undefined;
   try {
     fd = openSync(path, 'r');
-    const head = Buffer.alloc(TABLE_HEADING.length);
-    return readSync(fd, head, 0, head.length, 0) === head.length && head.toString('utf8') === TABLE_HEADING;
+    const head = Buffer.alloc(bytes);
+    return head.subarray(0, readSync(fd, head, 0, head.length, 0)).toString('utf8');
   } catch {
-    return false;
+    return undefined;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** Whether the file at `path` begins as a table this command writes begins (TABLE_HEADING). */
+function writtenByBench(path: string): boolean {
+  return headOf(path, Buffer.byteLength(TABLE_HEADING)) === TABLE_HEADING;
 }
 
 /** Whether the file at `path` is a JSON report this command writes (its `tool`); false for anything unreadable. */
@@ -209,17 +214,8 @@ function reportByBench(path: string): boolean {
 
 /** Whether the file at `path` begins as the charts this command draws do (vega's SVG of marks); false for anything unreadable. */
 function chartByBench(path: string): boolean {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    const head = Buffer.alloc(400);
-    const text = head.subarray(0, readSync(fd, head, 0, head.length, 0)).toString('utf8');
-    return text.startsWith('<svg') && text.includes('class="marks"');
-  } catch {
-    return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+  const head = headOf(path, 400);
+  return head !== undefined && head.startsWith('<svg') && head.includes('class="marks"');
 }
 
 /** The device and inode of the file at `path`, when one is there: two names of one file (a hard link) share them. */
@@ -280,14 +276,6 @@ export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'> &
     throw new InvalidArgumentError(`${named[1]![1]} ${outputs.table}: a table is there that no earlier run wrote beside its JSON; name another${flags.json === undefined ? ' --out' : ' --json'}, or move that file`);
   }
   return outputs;
-}
-
-function isLink(path: string): boolean {
-  try {
-    return lstatSync(path).isSymbolicLink();
-  } catch {
-    return false;
-  }
 }
 
 /** The flags of the study that `--kernels` would ignore, as given (those left at their defaults are not named). */

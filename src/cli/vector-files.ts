@@ -3,7 +3,7 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import { extname } from 'node:path';
 import { f16ToF32 } from '../codec/f16.js';
 import { MemstoreError } from '../errors.js';
-import type { VectorBounds } from '../input.js';
+import { boundsProblem, type VectorBounds } from '../input.js';
 
 function bad(file: string, what: string, cause?: unknown): MemstoreError {
   return new MemstoreError('INVALID_ARGUMENT', `${file}: ${what}`, cause === undefined ? {} : { cause });
@@ -44,10 +44,8 @@ function readWhole(file: string): Buffer {
  */
 export function checkMagnitudes(file: string, rows: readonly Float32Array[], bounds: VectorBounds, store: string, first = 0): void {
   rows.forEach((row, i) => {
-    let largest = 0;
-    for (let j = 0; j < row.length; j++) largest = Math.max(largest, Math.abs(row[j]!));
-    if (largest > bounds.max) throw bad(file, `vector ${first + i} has a component of magnitude ${largest}, more than the ${bounds.max} ${store} takes`);
-    if (largest > 0 && largest < bounds.minLargest) throw bad(file, `vector ${first + i} has no component of magnitude ${bounds.minLargest} or more, which ${store} needs (scores would underflow); scale it up`);
+    const problem = boundsProblem(row, bounds);
+    if (problem !== undefined) throw bad(file, `vector ${first + i} ${problem}, in ${store}`);
   });
 }
 

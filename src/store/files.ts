@@ -136,7 +136,8 @@ export function storeEntryHolding(dir: string, path: string): string | undefined
 /** The entries of a store that are directories of its files. */
 const STORE_DIRS = [FILES.wal, FILES.arena, FILES.vectors, FILES.index, FILES.repairLog] as const;
 
-function isLink(path: string): boolean {
+/** Whether `path` is a symbolic link (false when nothing is there). */
+export function isLink(path: string): boolean {
   try {
     return lstatSync(path).isSymbolicLink();
   } catch {

@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { nodeFileLayer } from '../../io/file-layer.js';
+import { nodeFileLayer, writeAllSync } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
 import { MemstoreError } from '../errors.js';
 import { checkPath } from '../input.js';
@@ -78,13 +78,8 @@ class ReportFile {
    * inside the line), and a report cut inside its last line had been left as repair exited 0.
    */
   line(value: object): void {
-    const bytes = Buffer.from(`${JSON.stringify(value)}\n`);
     try {
-      for (let at = 0; at < bytes.length; ) {
-        const n = writeSync(this.fd, bytes, at, bytes.length - at);
-        if (n <= 0) throw new Error('the write made no progress');
-        at += n;
-      }
+      writeAllSync(this.fd, Buffer.from(`${JSON.stringify(value)}\n`));
     } catch (e) {
       throw new MemstoreError('IO', `cannot write the repair report ${this.path}`, { cause: e, file: this.path });
     }
