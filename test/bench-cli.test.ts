@@ -490,3 +490,15 @@ test('memstore bench refuses, found by a second pass: an output inside a store d
   assert.equal(outputs.json, join(dir, 'elsewhere', 'x.json'));
   assert.equal(outputs.table, join(dir, 'elsewhere', 'x.md'));
 });
+
+test('memstore bench takes `..` in an output path as the kernel does, after the link before it: link/../b/x.json with link leading into deep/ is deep/b/x.json, inside the store there, and refused (it had been read as b/x.json beside the link)', async () => {
+  const parent = tempDir();
+  mkdirSync(join(parent, 'deep', 'a0'), { recursive: true });
+  const store = await MemStore.open(join(parent, 'deep', 'b'), { dim: 4 });
+  await store.close();
+  symlinkSync(join(parent, 'deep', 'a0'), join(parent, 'link'));
+  const sneaky = `${parent}/link/../b`;
+  assert.throws(() => benchOutputs({ out: sneaky }), (e: Error) => e.name === 'InvalidArgumentError');
+  assert.throws(() => benchOutputs({ out: parent, json: `${sneaky}/x.json` }), (e: Error) => e.name === 'InvalidArgumentError');
+  assert.equal(benchOutputs({ out: `${parent}/link/..` }).json, join(parent, 'deep', 'results.json'));
+});

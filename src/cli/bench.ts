@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, resolve, sep } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { shippedDataset, syntheticDataset, type Dataset } from './datasets.js';
 import { checkMagnitudes, readVectors } from './vector-files.js';
@@ -241,8 +241,10 @@ function fileIdOf(path: string): string | undefined {
  * beside the JSON and the chart where links lead.
  */
 export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'> & Partial<Pick<BenchFlags, 'data' | 'queries'>>): BenchOutputs {
-  const json = realPath(resolve(flags.json ?? join(flags.out, 'results.json')));
-  const chart = realPath(resolve(flags.chart ?? join(flags.out, 'results.svg')));
+  // Resolved as given, not through resolve() or join(), which take `..` by name where the kernel
+  // takes it after the link before it (realPath()).
+  const json = realPath(flags.json ?? `${flags.out}${sep}results.json`);
+  const chart = realPath(flags.chart ?? `${flags.out}${sep}results.svg`);
   const outputs: BenchOutputs = { json, table: realPath(tableFileFor(json)), chart, indexChart: realPath(chart.replace(/(\.svg)?$/, '-index.svg')) };
   const named: [string, string][] = [
     [outputs.json, flags.json === undefined ? '--out (results.json)' : '--json'],
