@@ -1,7 +1,8 @@
 /**
  * Memory as a user's `top` shows it (DESIGN.md, "Memory, measured as users see it"): each phase
  * runs in a fresh process, and RAM per vector is the growth of anonymous RSS (`RssAnon`) from just
- * before opening to after the searches, both at rest (atRest()), divided by the count; the figure
+ * before opening (with the C allocator trimmed: baseline()) to after the searches, both at rest
+ * (atRest()), divided by the count; the figure
  * right after the searches is shown too. hnswlib-node's float32 HNSW graph
  * over the same vectors is measured the same way in the same run.
  *
@@ -35,6 +36,7 @@ import { resolveOpenOptions, type CacheOptions } from '../src/options.js';
 import { shippedDataset, type Dataset } from '../src/cli/datasets.js';
 import { DATA_OPTIONS, datasetFrom } from './data.js';
 import { rescoreCost } from './rescore.js';
+import { heapTrim } from '../io/heap-trim.js';
 
 interface Proc {
   anon: number;
@@ -83,6 +85,39 @@ const REST_MS = 6000;
 async function atRest(): Promise<Proc> {
   await new Promise((resolve) => setTimeout(resolve, REST_MS));
   return settled();
+}
+
+/**
+ * The process before it opens anything, at rest, with the C allocator's free memory given back
+ * (io/heap-trim.ts): a store trims when idle (`trimWhenIdle`), which also gave back what loading
+ * the modules had left free, so a baseline holding that had made the store look smaller than it is.
+ * Every phase's baseline is taken so, hnswlib-node's too.
+ */
+async function baseline(): Promise<Proc> {
+  await new Promise((resolve) => setTimeout(resolve, REST_MS));
+  heapTrim()?.();
+  return settled();
+}
+
+/**
+ * What most processes have done before they open a store: freed a buffer of a few MiB (a file read
+ * whole, a large JSON). glibc then raises its mmap and trim thresholds to that size and keeps up to
+ * twice it free in each arena for the rest of the process (the phases above avoid exactly this:
+ * readQueries()); a store's trims give it back.
+ */
+function freeLargeBuffer(): void {
+  let buffer: Uint8Array | undefined = new Uint8Array(4 << 20).fill(1);
+  if (buffer[0] !== 1) throw new Error('unreachable');
+  buffer = undefined;
+}
+
+/** What a trim of the C allocator would give back now: the anonymous RSS it frees (0 without the addon). */
+function trimmable(): number {
+  const trim = heapTrim();
+  if (trim === undefined) return 0;
+  const before = proc().anon;
+  trim();
+  return before - proc().anon;
 }
 
 /** Resets the kernel's peak-RSS mark, so VmHWM from here on measures this phase alone. */
@@ -174,7 +209,7 @@ function bytesUnder(dir: string): number {
   return sum;
 }
 
-type Phase = 'load' | 'open' | 'open-uncached' | 'latency' | 'hnsw-build' | 'hnsw-open';
+type Phase = 'load' | 'open' | 'open-uncached' | 'open-untrimmed' | 'open-freed' | 'open-freed-untrimmed' | 'latency' | 'hnsw-build' | 'hnsw-open';
 
 /** The phases that need the data set itself: the bulk load, and hnswlib's build. */
 async function build(name: 'load' | 'hnsw-build', args: Args, store: string, hnswFile: string): Promise<Record<string, number>> {
@@ -227,11 +262,13 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
   if (name === 'load' || name === 'hnsw-build') return build(name, args, store, hnswFile);
   // A process that opens a store does not hold its data set, nor ever did: only the queries.
   const queries = readQueries(join(work, 'queries.bin'));
-  if (name === 'open' || name === 'open-uncached') {
-    const before = await atRest();
+  if (name === 'open' || name === 'open-uncached' || name === 'open-untrimmed' || name === 'open-freed' || name === 'open-freed-untrimmed') {
+    if (name === 'open-freed' || name === 'open-freed-untrimmed') freeLargeBuffer();
+    const before = await baseline();
     const youngBefore = youngBytes();
     const started = performance.now();
-    const s = await MemStore.open(store, name === 'open' ? (args.cache === undefined ? {} : { cache: args.cache }) : { cache: false });
+    const cache = name === 'open-uncached' ? { cache: false as const } : args.cache === undefined ? {} : { cache: args.cache };
+    const s = await MemStore.open(store, { ...cache, trimWhenIdle: name !== 'open-untrimmed' && name !== 'open-freed-untrimmed' });
     const openMs = performance.now() - started;
     const opened = proc();
     for (const q of queries) await s.search(q, { k: 10 });
@@ -239,9 +276,11 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
     const busy = await settled();
     const young = youngBytes() - youngBefore;
     const after = await atRest();
+    const left = trimmable();
     await s.close();
     return {
       openMs,
+      trimmablePerVector: left / stats.count,
       fileAfterOpen: opened.file - before.file,
       fileAfterSearches: after.file - before.file,
       storeBytes: bytesUnder(store),
@@ -264,7 +303,7 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
     }
   }
   const plain = queries.map((q) => Array.from(q));
-  const before = await atRest();
+  const before = await baseline();
   const started = performance.now();
   const index = new hnswlib.HierarchicalNSW('cosine', queries[0]!.length);
   await index.readIndex(hnswFile);
@@ -274,7 +313,7 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
   const busy = await settled();
   const after = await atRest();
   const count = index.getCurrentCount();
-  return { openMs, anonPerVector: (after.anon - before.anon) / count, busyPerVector: (busy.anon - before.anon) / count };
+  return { openMs, anonPerVector: (after.anon - before.anon) / count, busyPerVector: (busy.anon - before.anon) / count, trimmablePerVector: trimmable() / count };
 }
 
 function inChild(name: Phase, argv: readonly string[], work: string): Record<string, number> {
@@ -300,6 +339,9 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
     const loaded = inChild('load', argv, work);
     const opened = inChild('open', argv, work);
     const uncached = inChild('open-uncached', argv, work);
+    const untrimmed = inChild('open-untrimmed', argv, work);
+    const freed = inChild('open-freed', argv, work);
+    const freedUntrimmed = inChild('open-freed-untrimmed', argv, work);
     const timed = inChild('latency', argv, work);
     const rows: [string, string][] = [
       ['bulk load (batches of 1,000)', `${loaded.loadSeconds!.toFixed(1)} s`],
@@ -311,6 +353,9 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
       ['file-backed RSS after the searches, at rest', `${kb(opened.fileAfterSearches!)} (cache off ${kb(uncached.fileAfterSearches!)})`],
       [`anonymous RSS per vector after open + ${args.searches} searches, at rest`, `${b(opened.anonPerVector!)} (stats().bytesPerVector ${b(opened.bytesPerVector!)}: ${(opened.anonPerVector! / opened.bytesPerVector!).toFixed(2)}x)`],
       ['the same with the cache off', `${b(uncached.anonPerVector!)} (${b(uncached.bytesPerVector!)}: ${(uncached.anonPerVector! / uncached.bytesPerVector!).toFixed(2)}x)`],
+      // What trimWhenIdle does: the C allocator's free memory given back after a quiet second (src/idle-trim.ts).
+      ['the same, cache on, trimWhenIdle: false', `${b(untrimmed.anonPerVector!)} (${(untrimmed.anonPerVector! / untrimmed.bytesPerVector!).toFixed(2)}x); a trim would have given back ${b(untrimmed.trimmablePerVector!)} of it (${b(opened.trimmablePerVector!)} with it on)`],
+      ['the same, cache on, after the process freed a 4 MiB buffer: trimWhenIdle true / false', `${b(freed.anonPerVector!)} / ${b(freedUntrimmed.anonPerVector!)}; a trim would have given back ${b(freed.trimmablePerVector!)} / ${b(freedUntrimmed.trimmablePerVector!)}`],
       ['right after the searches (busy), cache on / off', `${b(opened.busyPerVector!)} (${(opened.busyPerVector! / opened.bytesPerVector!).toFixed(2)}x) / ${b(uncached.busyPerVector!)} (${(uncached.busyPerVector! / uncached.bytesPerVector!).toFixed(2)}x)`],
       ['anonymous RSS after open + searches at rest, in all', `${kb(opened.anonBytes!)} (stats().memoryBytes ${kb(opened.memoryBytes!)}: ${(opened.anonBytes! / opened.memoryBytes!).toFixed(2)}x; the cache holds ${kb(opened.cacheBytes!)} of it)`],
       ['  V8 young generation busy / at rest, against before open', `${kb(opened.youngBytes!)} / ${kb(opened.youngAtRest!)}; cache off ${kb(uncached.youngBytes!)} / ${kb(uncached.youngAtRest!)}`],
@@ -320,7 +365,10 @@ export function runMemoryBench(argv: readonly string[], args: Args, write: (line
       const built = inChild('hnsw-build', argv, work);
       const hnsw = inChild('hnsw-open', argv, work);
       rows.push(['hnswlib-node f32 (M 16, efC 200) build', `${built.buildSeconds!.toFixed(1)} s`]);
-      rows.push([`hnswlib-node anonymous RSS per vector after open + ${args.searches} searches (ef 128), at rest`, `${b(hnsw.anonPerVector!)}; memstore / hnswlib = ${(opened.anonPerVector! / hnsw.anonPerVector!).toFixed(2)}, cache off ${(uncached.anonPerVector! / hnsw.anonPerVector!).toFixed(2)}`]);
+      rows.push([`hnswlib-node anonymous RSS per vector after open + ${args.searches} searches (ef 128), at rest`, `${b(hnsw.anonPerVector!)}; memstore / hnswlib = ${(opened.anonPerVector! / hnsw.anonPerVector!).toFixed(2)}, cache off ${(uncached.anonPerVector! / hnsw.anonPerVector!).toFixed(2)}, trimWhenIdle: false ${(untrimmed.anonPerVector! / hnsw.anonPerVector!).toFixed(2)}`]);
+      // hnswlib-node does not trim; had its process trimmed as memstore's does, it would hold this much less.
+      const trimmed = hnsw.anonPerVector! - hnsw.trimmablePerVector!;
+      rows.push(['  the same, its process trimmed as memstore trims its own', `${b(trimmed)}; memstore / hnswlib = ${(opened.anonPerVector! / trimmed).toFixed(2)}, cache off ${(uncached.anonPerVector! / trimmed).toFixed(2)}`]);
       rows.push(['  right after the searches (busy)', `${b(hnsw.busyPerVector!)}; memstore / hnswlib = ${(opened.busyPerVector! / hnsw.busyPerVector!).toFixed(2)}, cache off ${(uncached.busyPerVector! / hnsw.busyPerVector!).toFixed(2)}`]);
     }
     const width = Math.max(...rows.map(([k]) => k.length));

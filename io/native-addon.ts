@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
  * SIGSEGV; a hostile pass), where no exception can be caught. Undefined when it is missing, does not
  * match, or fails to load: the store then goes on without it (ARENA.md, lock.ts say how).
  */
-export function loadAddon(name: 'memstore_mmap' | 'memstore_claims', dir = new URL('../../native/build/Release/', import.meta.url)): unknown {
+export function loadAddon(name: 'memstore_mmap' | 'memstore_claims' | 'memstore_heap', dir = new URL('../../native/build/Release/', import.meta.url)): unknown {
   try {
     const recorded = JSON.parse(readFileSync(new URL('addons.json', dir), 'utf8')) as Record<string, unknown>;
     const file = fileURLToPath(new URL(`${name}.node`, dir));

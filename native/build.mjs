@@ -1,8 +1,10 @@
-// Builds the native addons (mmap.c: memory maps; claims.c: which threads hold which directories)
+// Builds the native addons (mmap.c: memory maps; claims.c: which threads hold which directories;
+// heap.c: the C allocator's free memory given back)
 // with node-gyp when a C compiler and Node's headers are at hand, and does nothing when they are
 // already built from these sources. Never fails the install or the build: without them the store
-// reads full vectors with positioned reads (src/arena/ARENA.md), and a directory a terminated
-// worker thread held stays locked until the process exits (src/store/lock.ts).
+// reads full vectors with positioned reads (src/arena/ARENA.md), a directory a terminated
+// worker thread held stays locked until the process exits (src/store/lock.ts), and the C
+// allocator keeps the memory it holds free (src/idle-trim.ts).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -10,8 +12,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const built = ['memstore_mmap.node', 'memstore_claims.node'].map((f) => join(here, 'build', 'Release', f));
-const sources = ['mmap.c', 'claims.c', 'napi-helpers.h', 'binding.gyp'].map((f) => statSync(join(here, f)).mtimeMs);
+const built = ['memstore_mmap.node', 'memstore_claims.node', 'memstore_heap.node'].map((f) => join(here, 'build', 'Release', f));
+const sources = ['mmap.c', 'claims.c', 'heap.c', 'napi-helpers.h', 'binding.gyp'].map((f) => statSync(join(here, f)).mtimeMs);
 // What the loader checks before it loads an addon (io/native-addon.ts): a damaged .node file killed
 // the process inside the system's loader, where nothing can catch it.
 const manifest = join(here, 'build', 'Release', 'addons.json');

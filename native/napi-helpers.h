@@ -1,4 +1,4 @@
-/* What both addons (mmap.c, claims.c) need of N-API beside their own work. */
+/* What the addons (mmap.c, claims.c, heap.c) need of N-API beside their own work. */
 #ifndef MEMSTORE_NAPI_HELPERS_H
 #define MEMSTORE_NAPI_HELPERS_H
 

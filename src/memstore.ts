@@ -70,6 +70,7 @@ export interface MemoryRecord {
 export type { SearchHit } from './search/search-path.js';
 import { SearchPath, type RescoringStats, type SearchHit } from './search/search-path.js';
 import { EXPIRES, Memories, type MemoryHit, type RecallOptions, type Remembered, type RememberOptions } from './memory/memories.js';
+import { idleTrimmer, type IdleTrimmer } from './idle-trim.js';
 
 /** What only open() hands the constructor. */
 const OPENING: unique symbol = Symbol('MemStore.open');
@@ -285,6 +286,8 @@ export class MemStore {
   private indexFile: IndexFile | undefined;
   /** The filter columns checkpoints persist beside the index file (INDEX.md, "Filter columns"). */
   private readonly columnFiles: ColumnCheckpoints;
+  /** Told of each call (checkOpen), so that the C allocator's free memory goes back when the calls stop (idle-trim.ts); undefined with `trimWhenIdle: false`. */
+  private readonly trimmer: IdleTrimmer | undefined;
 
   private constructor(
     opening: typeof OPENING,
@@ -310,6 +313,7 @@ export class MemStore {
     // Before training the index holds the vectors themselves (float32), to fit PCA on.
     this.index = this.space.trained ? newIndex(this.codec, this.space.storedDim, this.space.kernelMetric()) : newIndex(getCodec('f32'), config.dim, this.space.kernelMetric());
     this.cache = options.cache === false ? undefined : new LookasideCache<SearchHit[]>(options.cache);
+    this.trimmer = options.trimWhenIdle ? idleTrimmer() : undefined;
     this.pipeline = new CommitPipeline<Mutation>(
       {
         name: dir,
@@ -494,6 +498,8 @@ export class MemStore {
       if (rewrite !== undefined) await state.writeConfig(rewrite);
       // A store that reached pages.from while opened with pages: false (or before pages existed).
       store.pageIfDue();
+      // Opening freed the buffers it loaded through: the quiet spell that follows gives them back.
+      store.trimmer?.touch();
       return store;
     } catch (e) {
       await store?.indexFile?.close().catch(() => undefined);
@@ -582,6 +588,7 @@ export class MemStore {
   private checkOpen(): void {
     if (this.closed) throw new MemstoreError('CLOSED', `store ${this.dir} is closed`);
     if (this.pipeline.broken !== undefined) throw this.pipeline.broken;
+    this.trimmer?.touch();
   }
 
   /** Sets a record aside as damaged: out of the index (so searches skip it), its error kept for `get`. */
@@ -1246,6 +1253,7 @@ export class MemStore {
     const within = [...(this.holdingTurn.getStore()?.running === true ? [IN_TURN] : []), ...(recall?.running === true ? [recall] : [])];
     if (within.length > 0) this.callsRefused = true;
     for (const key of within) this.withinClose(key).resolve();
+    this.trimmer?.touch();
     return this.shutDown(() => this.closeNow());
   }
 

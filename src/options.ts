@@ -152,6 +152,16 @@ export interface OpenOptions {
    */
   mmap?: boolean;
   /**
+   * After a second in which no store of this thread was called, ask the C allocator to give its
+   * free memory back to the system (glibc's `malloc_trim`, through the small native addon in
+   * `native/`; about 1 ms, once per quiet spell, on a timer that does not keep the process alive).
+   * glibc keeps what each thread frees: a process holding a 50k store kept 11 to 15 MiB of it
+   * resident, a third of the store's own memory (src/idle-trim.ts). Process-wide: it frees only
+   * memory nobody uses, whoever freed it. Without the addon, or with a C library other than glibc,
+   * nothing is done. Not persisted. @default true
+   */
+  trimWhenIdle?: boolean;
+  /**
    * The embedding function the memory API (`remember`, `recall`) turns texts into vectors with: one
    * vector of the store's `dim` per text, in order. Not persisted. @default none (the memory API then
    * throws INVALID_OPTION)
@@ -189,6 +199,7 @@ export interface ResolvedOpenOptions {
   readonly pages: Readonly<PagesOptions> | false | undefined;
   readonly files: FileLayer;
   readonly mmap: boolean;
+  readonly trimWhenIdle: boolean;
   readonly embed: Embed | undefined;
   /** undefined: off. */
   readonly dedupe: number | false | undefined;
@@ -332,7 +343,7 @@ function resolveFiles(v: unknown): FileLayer {
   return v as FileLayer;
 }
 
-const OPEN_KEYS = ['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'pages', 'files', 'mmap', 'embed', 'dedupe'];
+const OPEN_KEYS = ['dim', 'metric', 'codec', 'pca', 'trainSize', 'rescore', 'oversample', 'durability', 'cache', 'checkpointBytes', 'pages', 'files', 'mmap', 'trimWhenIdle', 'embed', 'dedupe'];
 
 export function resolveOpenOptions(options: OpenOptions | undefined): ResolvedOpenOptions {
   return readGuarded('INVALID_OPTION', 'options', () => resolveOpen(options));
@@ -356,6 +367,7 @@ function resolveOpen(options: OpenOptions | undefined): ResolvedOpenOptions {
     pages: resolvePages(o['pages']),
     files: resolveFiles(o['files']),
     mmap: optionalBoolean('mmap', o['mmap']) ?? true,
+    trimWhenIdle: optionalBoolean('trimWhenIdle', o['trimWhenIdle']) ?? true,
     embed: resolveEmbed(o['embed']),
     dedupe: resolveDedupe(o['dedupe']),
   });

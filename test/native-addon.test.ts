@@ -45,3 +45,15 @@ test('native addon: a copy with the recorded digest loads; cut short, zeroed in 
   writeFileSync(join(noRecord.dir, 'addons.json'), 'not json');
   assert.equal(loadAddon('memstore_claims', noRecord.url), undefined);
 });
+
+test('native addon: the heap addon loads with its recorded digest, and its trim answers whether memory went back (a boolean, every call)', { skip: built ? false : 'the addons did not build here' }, () => {
+  const intact = copyOfRelease();
+  const addon = loadAddon('memstore_heap', intact.url) as { trim?: () => unknown } | undefined;
+  assert.equal(typeof addon?.trim, 'function');
+  assert.equal(typeof addon!.trim!(), 'boolean');
+  assert.equal(typeof addon!.trim!(), 'boolean');
+
+  const cut = copyOfRelease();
+  truncateSync(join(cut.dir, 'memstore_heap.node'), 3000);
+  assert.equal(loadAddon('memstore_heap', cut.url), undefined);
+});

@@ -1,0 +1,80 @@
+import { heapTrim, type HeapTrim } from '../io/heap-trim.js';
+
+/**
+ * Gives the C allocator's free memory back to the system once the stores of this thread have had
+ * no call for a while (MemStore's `trimWhenIdle`). glibc keeps what each thread frees in that
+ * thread's arena: in a process holding a 50k x 512-d store after a thousand searches, 11 to 15 MiB
+ * free but resident (V8's worker threads compiling and marking, the main thread's freed buffers),
+ * 220 to 300 bytes per vector beside the store's 625, and a different amount each run
+ * (bench/results/memory.md). A trim costs about 1 ms; it runs once per quiet spell, never while
+ * calls come faster than the quiet period, on a timer that does not keep the process alive.
+ */
+export interface IdleTrimmerOptions {
+  /** Milliseconds without a call after which the trim runs. @default 1000 */
+  quietMs?: number;
+  /** The trim itself. @default the native addon's (io/heap-trim.ts); without it nothing is scheduled */
+  trim?: HeapTrim;
+  /** The clock, in milliseconds. @default performance.now */
+  now?: () => number;
+}
+
+export class IdleTrimmer {
+  private readonly quietMs: number;
+  private readonly now: () => number;
+  private trim: HeapTrim | undefined;
+  private last = 0;
+  /** Calls since the last trim: a spell with none (a timer left from before) trims nothing. */
+  private calls = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private counts = { trims: 0, released: 0 };
+
+  constructor(options: IdleTrimmerOptions = {}) {
+    this.quietMs = options.quietMs ?? 1000;
+    this.trim = options.trim;
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /** A call of a store: the quiet spell starts again. */
+  touch(): void {
+    if (this.trim === undefined) return;
+    this.last = this.now();
+    this.calls++;
+    if (this.timer === undefined) this.arm(this.quietMs);
+  }
+
+  /** Trims run so far, and how many of them gave memory back. */
+  get stats(): { readonly trims: number; readonly released: number } {
+    return { ...this.counts };
+  }
+
+  private arm(ms: number): void {
+    this.timer = setTimeout(() => this.fire(), Math.max(1, Math.ceil(ms)));
+    this.timer.unref();
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    const trim = this.trim;
+    if (trim === undefined || this.calls === 0) return;
+    const quiet = this.now() - this.last;
+    if (quiet < this.quietMs) {
+      this.arm(this.quietMs - quiet);
+      return;
+    }
+    this.calls = 0;
+    try {
+      this.counts.trims++;
+      if (trim()) this.counts.released++;
+    } catch {
+      // A timer's exception would end the user's process for a courtesy: the trims stop instead.
+      this.trim = undefined;
+    }
+  }
+}
+
+let shared: IdleTrimmer | undefined;
+
+/** This thread's trimmer, the native addon's trim behind it (a no-op without the addon). */
+export function idleTrimmer(): IdleTrimmer {
+  return (shared ??= new IdleTrimmer({ trim: heapTrim() }));
+}
