@@ -1,12 +1,13 @@
 /*
  * Gives the C allocator's free memory back to the system (src/idle-trim.ts). glibc keeps what a
  * thread frees in that thread's arena: V8's worker threads (compilation, concurrent marking) and
- * the main thread's freed buffers left 11 to 15 MiB free but resident in a process holding a 50k
- * store (malloc_info), more than a third of the store's own memory, and a different amount each
- * run. malloc_trim(0) returns the whole free pages of every arena (madvise), in about 1 ms there.
+ * the main thread's freed buffers left 0.9 to 2.6 MiB free but resident beside a 50k store in the
+ * memory bench's processes, 5 to 7 MiB in a process that had freed a buffer of a few MiB (which
+ * raises glibc's thresholds), and a different amount each run. malloc_trim(0) returns the whole
+ * free pages of every arena (madvise), in about 1 ms there.
  *
- *   trim() -> boolean    true when memory went back to the system; false where the C library
- *                        has no malloc_trim (not glibc), which is then never called
+ *   trim() -> boolean    true when memory went back to the system; false when none did, and
+ *                        always where the C library has no malloc_trim (not glibc)
  */
 #include <stdbool.h>
 #include <node_api.h>

@@ -3,10 +3,11 @@ import { heapTrim, type HeapTrim } from '../io/heap-trim.js';
 /**
  * Gives the C allocator's free memory back to the system once the stores of this thread have had
  * no call for a while (MemStore's `trimWhenIdle`). glibc keeps what each thread frees in that
- * thread's arena: in a process holding a 50k x 512-d store after a thousand searches, 11 to 15 MiB
- * free but resident (V8's worker threads compiling and marking, the main thread's freed buffers),
- * 220 to 300 bytes per vector beside the store's 625, and a different amount each run
- * (bench/results/memory.md). A trim costs about 1 ms; it runs once per quiet spell, never while
+ * thread's arena, V8's worker threads (compiling, marking) and the main thread's freed buffers: a
+ * trim gave back 0.9 to 2.6 MiB (18 to 54 bytes per vector) at rest in the memory bench's processes
+ * holding a 50k x 512-d store, and 5 to 7 MiB (100 to 140) in a process that had freed a buffer of
+ * 2 MiB before it opened the store, which raises glibc's thresholds (bench/results/memory.md). A
+ * trim costs about 1 ms; it runs once per quiet spell, never while
  * calls come faster than the quiet period, on a timer that does not keep the process alive.
  */
 export interface IdleTrimmerOptions {

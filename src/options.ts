@@ -155,8 +155,8 @@ export interface OpenOptions {
    * After a second in which no store of this thread was called, ask the C allocator to give its
    * free memory back to the system (glibc's `malloc_trim`, through the small native addon in
    * `native/`; about 1 ms, once per quiet spell, on a timer that does not keep the process alive).
-   * glibc keeps what each thread frees: a process holding a 50k store kept 11 to 15 MiB of it
-   * resident, a third of the store's own memory (src/idle-trim.ts). Process-wide: it frees only
+   * glibc keeps what each thread frees: 0.9 to 2.6 MiB of it at rest beside a 50k store in the
+   * memory bench, 5 to 7 MiB in a process that had freed a buffer of a few MiB (src/idle-trim.ts). Process-wide: it frees only
    * memory nobody uses, whoever freed it. Without the addon, or with a C library other than glibc,
    * nothing is done. Not persisted. @default true
    */
