@@ -69,7 +69,7 @@ export interface MemoryRecord {
 
 export type { SearchHit } from './search/search-path.js';
 import { SearchPath, type RescoringStats, type SearchHit } from './search/search-path.js';
-import { EXPIRES, Memories, type MemoryHit, type RecallOptions, type Remembered, type RememberOptions } from './memory/memories.js';
+import { EXPIRES, isMemoryMeta, Memories, type MemoryHit, type RecallOptions, type Remembered, type RememberOptions } from './memory/memories.js';
 import { idleTrimmer, type IdleTrimmer } from './idle-trim.js';
 
 /** What only open() hands the constructor. */
@@ -93,9 +93,6 @@ export interface CompactOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** What close() and closeNow() call the write holding its turn, in closedWithin. */
-const IN_TURN: object = Object.freeze({});
-
 /**
  * A call under way (a write holding its turn, a recall), as AsyncLocalStorage hands it to what the
  * call starts. Its value outlives the call in timers and callbacks made within it, so whether the
@@ -104,6 +101,10 @@ const IN_TURN: object = Object.freeze({});
  */
 interface CallUnderWay {
   running: boolean;
+  /** Set by a close() its own embedder called: the call's next step is CLOSED (and only this call's). */
+  refused?: boolean;
+  /** For a write holding its turn: gives the turn to the writes called after it before the call ends (a close() within it, which waits for them). */
+  release?: () => void;
 }
 
 /** The keys CompactOptions has. */
@@ -256,12 +257,9 @@ export class MemStore {
   private readonly recalls = new Map<CallUnderWay, Promise<MemoryHit[]>>();
   /** The recall a call is made within (its embedder's calls), else undefined. */
   private readonly inRecall = new AsyncLocalStorage<CallUnderWay>();
-  /** Set by a close() that a remember's or recall's own embedder called: the memory API's calls under way are refused from then on. */
-  private callsRefused = false;
   /**
-   * Resolved when a close() is called from within the call a key stands for (IN_TURN: the write
-   * holding its turn, a remember embedding its texts; a recall's token): the close, that one or one
-   * called before it from outside, does not wait for that call (withinClose()).
+   * Resolved when a close() is called from within the recall a token stands for: the close, that
+   * one or one called before it from outside, does not wait for that recall (withinClose()).
    */
   private readonly closedWithin = new Map<object, { promise: Promise<void>; resolve: () => void }>();
   /** The first close() or abandon(), which later calls return. */
@@ -342,10 +340,12 @@ export class MemStore {
       markDamaged: (id, e) => this.markDamaged(id, e),
       setAsideIfUnchanged: (id, ref, e) => this.setAsideIfUnchanged(id, ref, e),
     });
-    // The memory API's calls, accepted before close(), go on while it waits for them; once a close()
-    // their own embedder called goes on without them (closeNow()), each is CLOSED.
+    // The memory API's calls, accepted before close(), go on while it waits for them; the one whose
+    // own embedder called close() is CLOSED at its next step, and only that one: every other call
+    // accepted before had been refused with it (a remember accepted first, when a recall's embedder
+    // closed the store; a hostile pass).
     const usable = <T>(f: () => T): T => {
-      if (this.callsRefused) throw new MemstoreError('CLOSED', `store ${this.dir} is closed`);
+      if (this.holdingTurn.getStore()?.refused === true || this.inRecall.getStore()?.refused === true) throw new MemstoreError('CLOSED', `store ${this.dir} is closed`);
       return f();
     };
     this.memories = new Memories({
@@ -591,6 +591,15 @@ export class MemStore {
     this.trimmer?.touch();
   }
 
+  /** Whether the record of `id` is a memory (isMemoryMeta); a document that cannot be read is not known to be one, and is kept. */
+  private isMemory(id: string): boolean {
+    try {
+      return isMemoryMeta(this.docOf(id).meta);
+    } catch {
+      return false;
+    }
+  }
+
   /** Sets a record aside as damaged: out of the index (so searches skip it), its error kept for `get`. */
   private markDamaged(id: string, e: unknown): MemstoreError {
     const error = recordCorruption(id, e);
@@ -686,17 +695,26 @@ export class MemStore {
     // turn would wait for the call that waits for it, for ever.
     if ((this.waiting === 0 && prepared) || this.holdingTurn.getStore()?.running === true) return write();
     this.waiting++;
+    let over!: () => void;
+    // The turn passes when the write ends, or earlier when a close() within it releases it.
+    const turnOver = new Promise<void>((resolve) => (over = resolve));
     const run = this.turn.then(() => {
-      const held = { running: true };
-      const written = this.holdingTurn.run(held, write);
-      const ended = () => void (held.running = false);
+      const held: CallUnderWay = { running: true, release: over };
+      const ended = () => {
+        held.running = false;
+        over();
+      };
+      let written: Promise<T>;
+      try {
+        written = this.holdingTurn.run(held, write);
+      } catch (e) {
+        ended();
+        throw e;
+      }
       written.then(ended, ended);
       return written;
     });
-    this.turn = run.then(
-      () => this.waiting--,
-      () => this.waiting--,
-    );
+    this.turn = turnOver.then(() => void this.waiting--);
     return run;
   }
 
@@ -950,7 +968,7 @@ export class MemStore {
       const now = Date.now();
       const expired = this.searches.valuesOf(EXPIRES).filter((t): t is number => typeof t === 'number' && t <= now);
       if (expired.length > 0) {
-        const ids = this.searches.idsMatching({ [EXPIRES]: { $in: expired } });
+        const ids = this.searches.idsMatching({ [EXPIRES]: { $in: expired } }).filter((id) => this.isMemory(id));
         // In batches: a batch of every expired id could pass MAX_BATCH_BYTES and fail the compaction.
         for (let at = 0; at < ids.length; at += SWEEP_BATCH) {
           const mutation: Mutation = { kind: 'delete', ids: ids.slice(at, at + SWEEP_BATCH) };
@@ -1248,11 +1266,19 @@ export class MemStore {
     // Called by a remember's or a recall's own embedder, the close (this one, or one called from
     // outside before it) would wait for the call that waits for it, for ever (hostile passes): it
     // lets go of every call it is within (a recall in a remember's embedder is within both), which
-    // is CLOSED at its next step, as are the writes queued behind a remember.
+    // is CLOSED at its next step, and of that call alone. A remember holding its turn gives it to
+    // the writes called after it, which the close then waits for as for every write accepted before
+    // it: they had been CLOSED, or applied when they were plain adds (a hostile pass).
+    const turn = this.holdingTurn.getStore();
+    if (turn?.running === true) {
+      turn.refused = true;
+      turn.release?.();
+    }
     const recall = this.inRecall.getStore();
-    const within = [...(this.holdingTurn.getStore()?.running === true ? [IN_TURN] : []), ...(recall?.running === true ? [recall] : [])];
-    if (within.length > 0) this.callsRefused = true;
-    for (const key of within) this.withinClose(key).resolve();
+    if (recall?.running === true) {
+      recall.refused = true;
+      this.withinClose(recall).resolve();
+    }
     this.trimmer?.touch();
     return this.shutDown(() => this.closeNow());
   }
@@ -1283,7 +1309,7 @@ export class MemStore {
     // writes accepted before close() that were queued behind it; first, those waiting their turn
     // (a remember still embedding its texts), which are accepted too; and recalls under way.
     // Each until the close() its own embedder calls lets go of it (close()).
-    await Promise.race([this.turn, this.withinClose(IN_TURN).promise]);
+    await this.turn;
     await Promise.allSettled([...this.recalls].map(([token, recall]) => Promise.race([recall, this.withinClose(token).promise])));
     await this.pipeline.drained();
     // A collection a background checkpoint starts takes the gate after drained() may have looked.

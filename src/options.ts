@@ -478,7 +478,11 @@ const DEFAULT_SEARCH: ResolvedSearchOptions = Object.freeze(resolveSearch(undefi
 export function checkToolOptions<T extends object>(v: T | undefined, keys?: readonly string[]): Partial<T> {
   if (v === undefined) return {};
   return readGuarded('INVALID_OPTION', 'options', () => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MemstoreError('INVALID_OPTION', `options must be an object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`, { field: 'options' });
+    if (v === null || typeof v !== 'object') throw new MemstoreError('INVALID_OPTION', `options must be an object, got ${v === null ? 'null' : typeof v}`, { field: 'options' });
+    // A Map, a Set, a Date or a class instance had been read as options with no key: forget(new
+    // Set(ids)) deleted the whole default namespace, and remember(text, new Map(...)) ignored its
+    // namespace (a hostile pass). Only a plain object is options, as open() takes them.
+    if (!isPlainObject(v)) throw new MemstoreError('INVALID_OPTION', `options must be a plain object, got ${objectKind(v)}`, { field: 'options' });
     const o = v as Record<string, unknown>;
     if (keys !== undefined) onlyKeys('', o, keys);
     const copy: Record<string, unknown> = { ...o };

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { MemStore, type Embed, type OpenOptions } from '../src/index.js';
+import { sameTextKey } from '../src/memory/memories.js';
 import { gateOf, outcomeOf, rejectsWith, tempDir, within10s } from './helpers.js';
 
 const DIM = 8;
@@ -184,7 +186,7 @@ test('hostile memory: ttl tiny expires, huge lives; at + ttl beyond a finite num
   const embed = embedder();
   const store = await open({ embed });
   try {
-    await store.remember('blink', { ttl: 1e-9, at: Date.now() - 1 });
+    await store.remember('blink', { ttl: 1e-3, at: Date.now() - 1 });
     await store.remember('ages', { ttl: Number.MAX_VALUE });
     assert.deepEqual((await store.recall('x', { k: 10 })).map((h) => h.text), ['ages']);
     await store.compact();
@@ -928,6 +930,167 @@ test('hostile memory: options whose reading throws (a getter, a Proxy) are INVAL
     ];
     for (const [what, call] of calls) assert.equal((await rejectsWith(call, 'INVALID_OPTION')).cause, thrown, what);
     assert.equal(store.stats().count, 1);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: a recall whose embedder closes the store ends CLOSED alone: a remember accepted before it and a remember and an add called after it are written, and the close waits for them (all had been CLOSED: a hostile pass)', async () => {
+  for (const awaiting of [true, false]) {
+    const dir = tempDir();
+    let store: MemStore | undefined;
+    const slow = gateOf();
+    let closing: Promise<void> | undefined;
+    const embed = async (texts: string[]) => {
+      if (texts.includes('slow fact')) await slow.passed;
+      if (texts.includes('closer')) {
+        // After the calls made after this one are accepted.
+        await new Promise((r) => setTimeout(r, 5));
+        closing = store!.close();
+        slow.open();
+        if (awaiting) await closing;
+      }
+      return texts.map(vectorOf);
+    };
+    store = await open({ embed }, dir);
+    const first = outcomeOf(store.remember('slow fact'));
+    await new Promise((r) => setTimeout(r, 10));
+    const recall = outcomeOf(store.recall('closer'));
+    const after = outcomeOf(store.remember('queued fact'));
+    const plain = outcomeOf(store.add([{ id: 'plain', vector: vectorOf('plain') }]));
+    const settled = await within10s(Promise.all([first, recall, after, plain]));
+    assert.deepEqual(settled, ['resolved', 'CLOSED', 'resolved', 'resolved'], `awaiting ${awaiting}`);
+    await closing;
+    assert.equal(await countAfterReopen(dir), 3, `awaiting ${awaiting}`);
+  }
+});
+
+test('hostile memory: a remember whose embedder closes the store ends CLOSED alone: a recall under way answers, and the writes called after the remember (a remember, an add, a forget of a namespace, a delete) are applied before the close (they had ended CLOSED, CLOSED, applied, CLOSED, applied: a hostile pass)', async () => {
+  for (const awaiting of [true, false]) {
+    const dir = tempDir();
+    let store: MemStore | undefined;
+    const recallGate = gateOf();
+    let closing: Promise<void> | undefined;
+    const embed = async (texts: string[]) => {
+      if (texts.includes('recalled')) await recallGate.passed;
+      if (texts.includes('closer')) {
+        // After the calls made after this one are accepted.
+        await new Promise((r) => setTimeout(r, 5));
+        closing = store!.close();
+        recallGate.open();
+        if (awaiting) await closing;
+      }
+      return texts.map(vectorOf);
+    };
+    store = await open({ embed }, dir);
+    await store.remember(['kept', 'gone'], { namespace: 'old' });
+    await store.add([{ id: 'doomed', vector: vectorOf('doomed') }]);
+    const recall = store.recall('recalled', { namespace: 'old' }).then((hits) => hits.map((h) => h.text).sort(), (e: unknown) => codeOf(e));
+    await new Promise((r) => setTimeout(r, 10));
+    const outcomes = await within10s(
+      Promise.all([
+        outcomeOf(store.remember('closer')),
+        outcomeOf(store.remember('after')),
+        outcomeOf(store.add([{ id: 'plain', vector: vectorOf('plain') }])),
+        outcomeOf(store.forget({ namespace: 'old' })),
+        outcomeOf(store.delete(['doomed'])),
+        recall,
+      ]),
+    );
+    assert.deepEqual(outcomes, ['CLOSED', 'resolved', 'resolved', 'resolved', 'resolved', ['gone', 'kept']], `awaiting ${awaiting}`);
+    await closing;
+    const again = await MemStore.open(dir, { embed: embedder() });
+    try {
+      assert.deepEqual(again.namespaces(), ['default']);
+      assert.deepEqual((await again.recall('after')).map((h) => h.text), ['after']);
+      assert.ok(await again.get('plain'));
+      assert.equal(await again.get('doomed'), undefined);
+      assert.equal(again.stats().count, 2);
+    } finally {
+      await again.close();
+    }
+  }
+});
+
+test('hostile memory: forget of a Set of ids (or a Map, a Date, a class instance) is INVALID_ARGUMENT and deletes nothing, and a Map or Date as remember, recall or compact options is INVALID_OPTION (read as no options, forget(new Set([id])) had deleted the whole default namespace: a hostile pass)', async () => {
+  const store = await open();
+  try {
+    const [first] = await store.remember(['one', 'two', 'three']);
+    class Selection {
+      namespace = 'default';
+    }
+    for (const what of [new Set([first!.id]), new Map([['namespace', 'default']]), new Date(0), new Selection()]) {
+      const e = await rejectsWith(() => store.forget(what as unknown as string[]), 'INVALID_ARGUMENT');
+      assert.equal(e.field, 'forget');
+    }
+    assert.equal(store.stats().count, 3);
+    for (const options of [new Map([['namespace', 'bob']]), new Date(0)]) {
+      assert.equal((await rejectsWith(() => store.remember('for bob', options as unknown as { namespace: string }), 'INVALID_OPTION')).field, 'options');
+      assert.equal((await rejectsWith(() => store.recall('one', options as unknown as { namespace: string }), 'INVALID_OPTION')).field, 'options');
+      assert.equal((await rejectsWith(() => store.compact(options as unknown as Record<string, never>), 'INVALID_OPTION')).field, 'options');
+    }
+    assert.equal(store.stats().count, 3);
+    assert.deepEqual(store.namespaces(), ['default']);
+    // A plain object with no prototype is options like any other.
+    assert.equal(await store.forget(Object.assign(Object.create(null) as object, { namespace: 'default' })), 3);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: flags that differ by their tag characters (England, Scotland, Wales, a plain black flag) are four memories, each the same text as itself, and a memory remembered when the tags were dropped is still found for its own text (the four had been one memory: a hostile pass)', async () => {
+  const flag = (letters: string) => `\u{1F3F4}${[...letters].map((c) => String.fromCodePoint(0xe0000 + c.codePointAt(0)!)).join('')}\u{E007F}`;
+  const texts = ['gbeng', 'gbsct', 'gbwls'].map((f) => `Bob supports ${flag(f)} in the final`).concat(['Bob supports \u{1F3F4} in the final']);
+  const dir = tempDir();
+  const store = await open({}, dir);
+  try {
+    const first = await store.remember(texts);
+    assert.deepEqual(first.map((r) => r.action), ['added', 'added', 'added', 'added']);
+    assert.equal(new Set(first.map((r) => r.id)).size, 4);
+    const again = await store.remember(texts);
+    assert.deepEqual(again, first.map((r) => ({ id: r.id, action: 'updated' })));
+    // A memory as remember wrote it before 2026-12-06: its hash of the text without its tags.
+    const old = `Alice supports ${flag('gbsct')}`;
+    const oldKey = sameTextKey(old.replace(/[\u{e0020}-\u{e007f}]/gu, ''));
+    const oldHash = createHash('sha256').update(`2\u0000${oldKey}`, 'utf8').digest('hex').slice(0, 32);
+    await store.add([{ id: 'before', vector: vectorOf(old), text: old, meta: { $ns: 'default', $at: 1, $hash: oldHash } }]);
+    assert.deepEqual(await store.remember(old), [{ id: 'before', action: 'updated' }]);
+    assert.deepEqual((await store.remember(`Alice supports ${flag('gbwls')}`)).map((r) => r.action), ['added']);
+    assert.equal(store.stats().count, 6);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: compact() deletes expired memories only: records a plain add gave a past $exp without being memories (no $ns remember takes, or no finite $at) stay (they had been deleted: a hostile pass)', async () => {
+  const dir = tempDir();
+  const store = await open({}, dir);
+  try {
+    const [memory] = await store.remember('gone soon', { at: 1, ttl: 1 });
+    await store.add([
+      { id: 'exp-only', vector: vectorOf('a'), meta: { $exp: 1 } },
+      { id: 'numeric-ns', vector: vectorOf('b'), meta: { $ns: 5, $at: 1, $exp: 1 } },
+      { id: 'no-at', vector: vectorOf('c'), meta: { $ns: 'x', $exp: 1 } },
+      { id: 'text-at', vector: vectorOf('d'), meta: { $ns: 'x', $at: 'yesterday', $exp: 1 } },
+      { id: 'plain-memory', vector: vectorOf('e'), meta: { $ns: 'x', $at: 1, $exp: 1 } },
+    ]);
+    await store.compact();
+    assert.deepEqual(store.ids().sort(), ['exp-only', 'no-at', 'numeric-ns', 'text-at']);
+    assert.equal(await store.get(memory!.id), undefined);
+  } finally {
+    await store.close();
+  }
+});
+
+test('hostile memory: a ttl lost in rounding beside at (1e-300, the least double, a day after at = 1e300) is INVALID_ARGUMENT and nothing is written (the memory had expired on arrival, and recall never returned it)', async () => {
+  const store = await open();
+  try {
+    for (const [ttl, at] of [[1e-300, undefined], [5e-324, undefined], [86_400_000, 1e300]] as const) {
+      const e = await rejectsWith(() => store.remember('tiny', at === undefined ? { ttl } : { ttl, at }), 'INVALID_ARGUMENT');
+      assert.equal(e.field, 'ttl');
+    }
+    assert.equal(store.stats().count, 0);
+    assert.equal((await store.remember('small but counted', { ttl: 1 }))[0]!.action, 'added');
   } finally {
     await store.close();
   }

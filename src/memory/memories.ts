@@ -1,8 +1,7 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomUUID } from 'node:crypto';
 import { MemstoreError } from '../errors.js';
-import { checkId, checkText, readGuarded } from '../input.js';
-import { checkMeta } from '../meta.js';
+import { checkId, checkText, isPlainObject, readGuarded } from '../input.js';
+import { checkMeta, objectKind } from '../meta.js';
 import type { MemoryRecord, SearchHit } from '../memstore.js';
 import type { Embed, Filter, Metric, SearchOptions } from '../options.js';
 import { MAX_K, checkToolOptions, resolveFilterOption } from '../options.js';
@@ -142,6 +141,16 @@ function namespaceOf(v: unknown, field: string): string {
   return v;
 }
 
+/**
+ * Whether a record's metadata makes it a memory (MEMORY.md): a `$ns` remember would take and a finite
+ * number `$at`. compact() deletes expired memories only: it had deleted every record with a numeric
+ * `$exp` in the past, plain adds that recall passes over included (a hostile pass).
+ */
+export function isMemoryMeta(meta: Readonly<Record<string, unknown>> | undefined): boolean {
+  const at = meta?.[AT];
+  return meta !== undefined && isNamespace(meta[NS]) && typeof at === 'number' && Number.isFinite(at);
+}
+
 /** Whether `v` is a namespace namespaceOf() takes. */
 function isNamespace(v: unknown): v is string {
   try {
@@ -164,8 +173,15 @@ const AS_CHARACTER: Readonly<Record<string, string>> = { '\u2018': "'", '\u2019'
 /** Superscripts and subscripts, which NFKC makes plain digits ("10²" would be "102"): written ^2 and _2 first. */
 const SUPERSCRIPT = /[\u00b2\u00b3\u00b9\u2070-\u207f]/gu;
 const SUBSCRIPT = /[\u2080-\u209c]/gu;
-/** Invisible format characters (a zero-width space, a soft hyphen, a word joiner), but the zero-width joiner of emoji sequences. */
-const INVISIBLE = /(?!\u200d)\p{Cf}/gu;
+/**
+ * Invisible format characters (a zero-width space, a soft hyphen, a word joiner), but the zero-width
+ * joiner of emoji sequences and the tag characters of flag sequences (England's, Scotland's and
+ * Wales' flags differ by them alone: dropped, the three and a plain black flag had been one text).
+ */
+const INVISIBLE = /(?![\u200d\u{e0020}-\u{e007f}])\p{Cf}/gu;
+/** The tag characters, which sameTextKey() dropped until 2026-12-06 (HAS_TAG: whether a text holds one). */
+const TAGS = /[\u{e0020}-\u{e007f}]/gu;
+const HAS_TAG = /[\u{e0020}-\u{e007f}]/u;
 /** Punctuation between two letters that parts two words ("hello...world", "tea,coffee"); a single `.` `:` `;` does not ("user.admin", "user:admin"). */
 const PARTING = /(\p{L}\p{M}*)(?:[,!?]+|[.\u2026]{2,}|\u2026)(?=\p{L})/gu;
 /** Sentence punctuation ending a word, after anything ("Friday.", "500,"). */
@@ -243,13 +259,12 @@ function legacyHashOf(text: string): string {
  * The memory API over a store (MEMORY.md): texts embedded by the store's `embed`, kept as records
  * with text and metadata ($ns, $at, $exp, $hash beside the memory's own), recalled by namespace
  * with expiry and time windows applied. One `remember` runs at a time, so that two of them do not
- * both add the same text.
+ * both add the same text: the store calls remember() in its writes' turn (MemStore.inTurn), which
+ * a call made from within the remember holding it (its embedder's) does not wait for. Memories had
+ * a queue of its own beside the turn, which a close() from a remember's embedder could not let go
+ * of, and a remember called after that one waited for ever (a hostile pass).
  */
 export class Memories {
-  private queue: Promise<unknown> = Promise.resolve();
-  /** Set within a remember holding the queue: a call its embedder makes goes at once. */
-  private readonly holding = new AsyncLocalStorage<boolean>();
-
   constructor(private readonly host: MemoryHost) {}
 
   /** The near-duplicate threshold in force (off unless the store's `dedupe` option sets one). */
@@ -257,25 +272,12 @@ export class Memories {
     return this.host.dedupe ?? false;
   }
 
-  remember(textOrTexts: string | readonly string[], options: RememberOptions = {}): Promise<Remembered[]> {
-    return this.inQueue(() => this.rememberNow(textOrTexts, options));
-  }
-
   /**
-   * Runs `fn` once every remember called before it is done, and holds later ones
-   * back until it is. A call made from within one that holds the queue (its embedder remembering
-   * into the same store) runs at once: queued, it would wait for the call that waits for it, for
-   * ever (found by a hostile pass). It runs while that call waits for its embedder, before it
-   * looks for texts already remembered, which then finds what it added.
+   * Called in the store's turn (see the class comment). A remember its embedder makes runs at once,
+   * while this one waits for its embedder, before it looks for texts already remembered, which
+   * then finds what the inner one added.
    */
-  private inQueue<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.holding.getStore() === true) return fn();
-    const run = this.queue.then(() => this.holding.run(true, fn));
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
-
-  private async rememberNow(textOrTexts: string | readonly string[], options: RememberOptions): Promise<Remembered[]> {
+  async remember(textOrTexts: string | readonly string[], options: RememberOptions = {}): Promise<Remembered[]> {
     const texts = typeof textOrTexts === 'string' ? [textOrTexts] : textOrTexts;
     if (!Array.isArray(texts) && typeof textOrTexts !== 'string') throw bad('remember takes a text or an array of texts', 'texts');
     // An index loop, not forEach: a hole of a sparse array is checked (and refused) too.
@@ -292,6 +294,9 @@ export class Memories {
       if (typeof o.ttl !== 'number' || !(o.ttl > 0) || !Number.isFinite(o.ttl)) throw bad('ttl must be a positive finite number of ms', 'ttl');
       expires = at + o.ttl;
       if (!Number.isFinite(expires)) throw bad('at + ttl must be a finite number of ms', 'ttl');
+      // A ttl that float64 rounding loses beside `at` (1e-300, or a day after at = 1e300) had made a
+      // memory expired on arrival, which recall never returned (a hostile pass).
+      if (!(expires > at)) throw bad(`ttl ${o.ttl} is lost in rounding beside at ${at}: at + ttl must come after at`, 'ttl');
     }
     // Checked (and copied) as add() checks a record's meta: a Map, Date or class instance had been
     // spread into a plain object, its content dropped or flattened, where add() refuses it.
@@ -338,6 +343,11 @@ export class Memories {
           const before = this.host.idsMatching({ [NS]: namespace, [HASH]: legacyHashOf(text) }).filter((m) => !madeHere.has(m));
           if (before.length > 0) id = await this.rememberedBefore(text, before);
         }
+        if (id === undefined && HAS_TAG.test(text)) {
+          // A memory remembered before 2026-12-06 carries the hash of its text without its tags.
+          const untagged = this.host.idsMatching({ [NS]: namespace, [HASH]: hashOf(text.replace(TAGS, '')) }).filter((m) => !madeHere.has(m));
+          if (untagged.length > 0) id = await this.rememberedBefore(text, untagged);
+        }
         updated = id !== undefined;
       }
       if (id === undefined && dedupe !== false) {
@@ -366,8 +376,9 @@ export class Memories {
 
   /**
    * Which of `candidates`, memories remembered before 2026-12-05 whose hash is that of `text` under
-   * that day's key (legacyHashOf), holds the same text today: the one whose own text has today's key
-   * (that key had made "2.5 mg" and "25 mg" one). Undefined when none does.
+   * that day's key (legacyHashOf), or before 2026-12-06 under the key without tag characters, holds
+   * the same text today: the one whose own text has today's key (that key had made "2.5 mg" and
+   * "25 mg" one, and England's flag Wales'). Undefined when none does.
    */
   private async rememberedBefore(text: string, candidates: readonly string[]): Promise<string | undefined> {
     const key = sameTextKey(text);
@@ -441,7 +452,9 @@ export class Memories {
 
   async forget(what: readonly string[] | { namespace?: string; filter?: Filter }): Promise<number> {
     if (Array.isArray(what)) return this.host.delete([...(what as readonly string[])]);
-    if (what === null || typeof what !== 'object') throw bad('forget takes ids or { namespace, filter }', 'forget');
+    // A Set of ids (or a Map, a Date) is neither: read as `{}`, it had deleted the whole default
+    // namespace (a hostile pass).
+    if (!readGuarded('INVALID_OPTION', 'options', () => isPlainObject(what))) throw bad(`forget takes an array of ids or { namespace, filter }, got ${what === null ? 'null' : typeof what === 'object' ? objectKind(what) : typeof what}`, 'forget');
     const sel = optionsOf(what as { namespace?: string; filter?: Filter }, FORGET_KEYS);
     const namespace = namespaceOf(sel.namespace, 'namespace');
     const user = resolveFilterOption(sel.filter) ?? {};
