@@ -522,6 +522,12 @@ export class MemStore {
     if (checkpoint.paged === true && this.space.trained && this.options.pages !== false) {
       this.index.free();
       this.index = this.newPageIndex();
+    } else if (checkpoint.paged === true && this.options.pages === false) {
+      // The codes go back to the exact index: the next checkpoint (the close, at the latest) writes
+      // them so. Left to the next write, a reopen with pages after one with pages: false had
+      // found the old pages when nothing was written in between, and the exact scan otherwise
+      // (a hostile pass).
+      this.checkpoints.relaidNow();
     }
     const staleFrom = usableColumns(checkpoint)?.indexBytes;
     const { file, setAside, stale } = await loadCheckpoint({

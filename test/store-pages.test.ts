@@ -422,3 +422,31 @@ test('pages settings: a store whose configuration predates them takes the defaul
     await rejectsWith(() => MemStore.open(dir, { pages: { from: 64, maxPage: 16 } }), 'CORRUPTION');
   }
 });
+
+test('pages settings: pages split at an open for a new maxPage are kept by a close with no write (every later open had split them again); a reopen with pages after pages: false finds the exact index whether or not anything was written in between (the old pages had come back only when nothing was)', async () => {
+  const relocatedOf = (store: MemStore) => (store as unknown as { index: { hasRelocated(): boolean } }).index.hasRelocated();
+  const { dir, small } = await smallPages(31);
+  let store = await MemStore.open(dir, { cache: false, pages: { maxPage: 64 } });
+  const large = store.stats().pages;
+  assert.ok(large < small, `${large} pages at maxPage 64, ${small} at 16`);
+  assert.equal(relocatedOf(store), true, 'the merge at open moved vectors');
+  await store.close();
+  store = await MemStore.open(dir, { cache: false });
+  assert.equal(store.stats().pages, large);
+  assert.equal(relocatedOf(store), false, 'nothing moved at this open: the layout was written');
+  await store.close();
+
+  const counts: number[] = [];
+  for (const between of ['nothing', 'an add'] as const) {
+    const { dir: fresh } = await smallPages(31);
+    store = await MemStore.open(fresh, { cache: false, pages: false });
+    if (between === 'an add') await store.add([{ id: 'late', vector: clustered(1, 16, 99)[0]! }]);
+    await store.close();
+    // from is the default again (16,384), past the count: the exact index either way.
+    store = await MemStore.open(fresh, { cache: false, pages: { maxPage: 16 } });
+    counts.push(store.stats().pages);
+    await store.close();
+  }
+  assert.deepEqual(counts, [counts[1], counts[1]]);
+  assert.ok(counts[0]! < small / 4, `${counts[0]} blocks of the exact scan, not ${small} pages`);
+});

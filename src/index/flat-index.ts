@@ -214,6 +214,10 @@ export class FlatIndex implements VectorIndex {
 
   relocatedAgain(): void {}
 
+  hasRelocated(): boolean {
+    return false;
+  }
+
   recluster(): boolean {
     return false;
   }

@@ -453,6 +453,10 @@ export class PageIndex implements VectorIndex {
     return taken;
   }
 
+  hasRelocated(): boolean {
+    return this.relocated.size > 0;
+  }
+
   relocatedAgain(ids: Iterable<string>): void {
     for (const id of ids) if (this.slots.has(id)) this.relocated.add(id);
   }

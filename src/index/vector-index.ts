@@ -184,6 +184,8 @@ export interface VectorIndex {
    * re-clustering): a checkpoint writes them with their new pages. Empty for an index without pages.
    */
   takeRelocated(): ReadonlySet<string>;
+  /** Whether takeRelocated() would give any id: a checkpoint with no other change still writes them. */
+  hasRelocated(): boolean;
   /** Ids a failed checkpoint took from takeRelocated(): the next one writes them. */
   relocatedAgain(ids: Iterable<string>): void;
   /** Re-clusters the pages from every vector, as compaction does; false when the index has no pages to re-cluster. */

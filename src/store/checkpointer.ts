@@ -273,7 +273,9 @@ export class Checkpointer {
     const relaid = this.relaid;
     // Every record is written: PCA changed every code, or the codes were clustered into pages.
     const everything = training || relaid;
-    if (changes.size === 0 && !everything && lsn === state.readCheckpoint().lsn && !this.env.columns.wanted(this.env.index(), this.env.closed())) return;
+    // Pages split or merged with no write (an open with a new maxPage) are a change too: left out,
+    // every later open split them again, for as long as the store was only read (a hostile pass).
+    if (changes.size === 0 && !everything && !this.env.index().hasRelocated() && lsn === state.readCheckpoint().lsn && !this.env.columns.wanted(this.env.index(), this.env.closed())) return;
     // Everything below up to the first await is synchronous: codes are captured as of `lsn`.
     const index = this.env.index();
     const { changes: snapshot, stale } = changes.take();
