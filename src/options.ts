@@ -2,6 +2,7 @@ import { CODEC_NAMES, type CodecName } from './codec/codec.js';
 import { MemstoreError } from './errors.js';
 import { isPlainObject, readGuarded } from './input.js';
 import { objectKind } from './meta.js';
+import { isWellFormed } from './text.js';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import type { Durability } from '../wal/index.js';
 
@@ -418,7 +419,11 @@ function resolveFilter(v: unknown): Filter | undefined {
   if (fields.length > MAX_FILTER_FIELDS) throw new MemstoreError('INVALID_ARGUMENT', `filter names ${fields.length} fields, more than ${MAX_FILTER_FIELDS}`, { field: 'filter' });
   for (const field of fields) {
     const at = `filter.${field}`;
+    // No stored key or string holds a lone surrogate (metadata refuses them): a filter naming one
+    // is refused as they are, not searched for nothing (a hostile pass).
+    if (!isWellFormed(field)) throw new MemstoreError('INVALID_ARGUMENT', `${at} is a key with a lone surrogate (not valid Unicode)`, { field: at });
     const cond: unknown = v[field];
+    if (typeof cond === 'string' && !isWellFormed(cond)) throw new MemstoreError('INVALID_ARGUMENT', `${at} holds a lone surrogate (not valid Unicode)`, { field: at });
     if (isMetaValue(cond)) {
       Object.defineProperty(out, field, { value: cond, enumerable: true, writable: true, configurable: true });
       continue;
@@ -432,6 +437,7 @@ function resolveFilter(v: unknown): Filter | undefined {
       // A hole reads as undefined: refused like any other non-value.
       const x: unknown = values[i];
       if (!isMetaValue(x)) throw new MemstoreError('INVALID_ARGUMENT', `${at}.$in[${i}] must be a string, number, boolean or null`, { field: `${at}.$in[${i}]` });
+      if (typeof x === 'string' && !isWellFormed(x)) throw new MemstoreError('INVALID_ARGUMENT', `${at}.$in[${i}] holds a lone surrogate (not valid Unicode)`, { field: `${at}.$in[${i}]` });
       copy.push(x);
     }
     Object.defineProperty(out, field, { value: { $in: copy }, enumerable: true, writable: true, configurable: true });
@@ -475,10 +481,11 @@ const DEFAULT_SEARCH: ResolvedSearchOptions = Object.freeze(resolveSearch(undefi
  * property read once: a getter that throws, or a Proxy, is INVALID_OPTION (its error had come out
  * as it was: a hostile pass), and later reads see what was checked.
  */
-export function checkToolOptions<T extends object>(v: T | undefined, keys?: readonly string[]): Partial<T> {
-  if (v === undefined) return {};
+export function checkToolOptions<T extends object>(v: T | null | undefined, keys?: readonly string[]): Partial<T> {
+  // null reads as none, as search() and open() read it (compact(null) had been INVALID_OPTION).
+  if (v === undefined || v === null) return {};
   return readGuarded('INVALID_OPTION', 'options', () => {
-    if (v === null || typeof v !== 'object') throw new MemstoreError('INVALID_OPTION', `options must be an object, got ${v === null ? 'null' : typeof v}`, { field: 'options' });
+    if (typeof v !== 'object') throw new MemstoreError('INVALID_OPTION', `options must be an object, got ${typeof v}`, { field: 'options' });
     // A Map, a Set, a Date or a class instance had been read as options with no key: forget(new
     // Set(ids)) deleted the whole default namespace, and remember(text, new Map(...)) ignored its
     // namespace (a hostile pass). Only a plain object is options, as open() takes them.

@@ -184,3 +184,26 @@ test('store filters: a filter with symbol or non-enumerable keys (at the top or 
     await store.close();
   }
 });
+
+test('store filters: a lone surrogate in a filter key, a value or a $in value is INVALID_ARGUMENT naming it, for search and ids, as metadata refuses one (it had been searched for, and matched nothing)', async () => {
+  const dim = 4;
+  const store = await MemStore.open(tempDir(), { dim, durability: 'none' });
+  try {
+    await store.add([{ id: 'a', vector: [1, 0, 0, 0], meta: { f: 'x' } }]);
+    const cases: [Filter, string][] = [
+      [{ f: '\ud800' }, 'filter.f'],
+      [{ ['\udc00']: 'x' }, 'filter.\udc00'],
+      [{ f: { $in: ['x', 'y\ud800'] } }, 'filter.f.$in[1]'],
+    ];
+    for (const [filter, field] of cases) {
+      await assert.rejects(store.search([1, 0, 0, 0], { filter }), (e: unknown) => (e as { code?: string; field?: string }).code === 'INVALID_ARGUMENT' && (e as { field?: string }).field === field);
+      assert.throws(() => store.ids(filter), (e: unknown) => (e as { code?: string }).code === 'INVALID_ARGUMENT');
+    }
+    assert.deepEqual(store.ids({ f: { $in: ['x', '\u{1F600}'] } }), ['a']);
+    // null options read as none, for compact as for search (compact(null) had been INVALID_OPTION).
+    await store.compact(null as unknown as undefined);
+    assert.equal((await store.search([1, 0, 0, 0], null as unknown as undefined)).length, 1);
+  } finally {
+    await store.close();
+  }
+});
