@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { benchOutputs, tableFileFor } from '../src/cli/bench.js';
-import { readVectors, streamReads } from '../src/cli/vector-files.js';
+import { lineReads, MAX_FILE_BYTES, readVectors, streamReads } from '../src/cli/vector-files.js';
 import { CODEC_NAMES } from '../src/codec/codec.js';
-import { MemStore } from '../src/index.js';
+import { MemStore, type MemstoreError } from '../src/index.js';
 import { bruteForce, loadFixture, recall, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
@@ -501,4 +501,50 @@ test('memstore bench takes `..` in an output path as the kernel does, after the 
   assert.throws(() => benchOutputs({ out: sneaky }), (e: Error) => e.name === 'InvalidArgumentError');
   assert.throws(() => benchOutputs({ out: parent, json: `${sneaky}/x.json` }), (e: Error) => e.name === 'InvalidArgumentError');
   assert.equal(benchOutputs({ out: `${parent}/link/..` }).json, join(parent, 'deep', 'results.json'));
+});
+
+// ---- found by a hostile pass of the CLI and its data files (2026-12-06, evening) ------------------
+
+test('memstore bench refuses an empty --out (results.json had gone to the root of the file system) and PCA over fewer vectors than it fits on (the untrained row had carried its PCA label), exit 2 with nothing written', async () => {
+  const dir = tempDir();
+  const data = join(dir, 'd.f32');
+  writeFileSync(data, Buffer.from(new Float32Array(64 * 8).map((_, i) => Math.sin(i * 1.3)).buffer));
+  const one = join(dir, 'one.f32');
+  writeFileSync(one, Buffer.from(new Float32Array(8).map((_, i) => i + 1).buffer));
+  const queries = join(dir, 'q.f32');
+  writeFileSync(queries, Buffer.from(new Float32Array(2 * 8).map((_, i) => Math.cos(i)).buffer));
+  const rootJson = existsSync('/results.json');
+  await refusedBeforeStudy(['--data', data, '--dim', '8', '--out', ''], dir, '--out ""');
+  assert.equal(existsSync('/results.json'), rootJson, 'nothing at the root');
+  await refusedBeforeStudy(['--data', one, '--queries', queries, '--dim', '8', '--pca', 'none,50%', '--out', join(dir, 'pca')], dir, 'PCA over one vector');
+});
+
+test('memstore bench names the file it cannot read: a directory as --data, a file past the 2 GiB it reads whole, a .jsonl line past lineReads.limit (EISDIR, a size error and V8\'s string limit had named none, the last with no code); a .jsonl error names the line (blank lines had made vector 2 read as line 5)', () => {
+  const dir = tempDir();
+  const refused = (file: string, dim?: number): MemstoreError => {
+    try {
+      readVectors(file, dim);
+    } catch (e) {
+      assert.equal((e as MemstoreError).code, 'INVALID_ARGUMENT', String(e));
+      assert.equal((e as MemstoreError).file, file);
+      return e as MemstoreError;
+    }
+    assert.fail(`${file} was read`);
+  };
+  refused(dir, 8);
+  const big = join(dir, 'big.f32');
+  closeSync(openSync(big, 'w'));
+  truncateSync(big, MAX_FILE_BYTES + 1);
+  refused(big, 8);
+  const jsonl = join(dir, 'v.jsonl');
+  writeFileSync(jsonl, `{"embedding":[1,2]}\n\n\n\n{"embedding":[1,2,3]}\n`);
+  assert.equal(refused(jsonl).field, 'line 5');
+  writeFileSync(jsonl, `{"embedding":[1,2]}\n{"embedding":[${'1,'.repeat(40)}1]}\n`);
+  const limit = lineReads.limit;
+  lineReads.limit = 64;
+  try {
+    assert.equal(refused(jsonl).field, 'line 2');
+  } finally {
+    lineReads.limit = limit;
+  }
 });

@@ -9,6 +9,7 @@ import { isLink, isStoreFileName, realPath, storesAbove } from '../store/files.j
 import { listTemporary, unlistTemporary } from '../temporaries.js';
 import { MAX_DIM } from '../options.js';
 import { MAX_PCA_DIM } from '../limits.js';
+import { PCA_MIN_ROWS } from '../pca/pca.js';
 import { DEFAULT_K, DEFAULT_OUT, DEFAULT_PCA_LIST, parseBytes, parseCount, parsePcaList } from './args.js';
 import { CHARTS_MISSING, formatTable, machine, renderChart } from '../../bench/report.js';
 import { hnswAvailable, HNSW_MISSING } from '../../bench/baselines.js';
@@ -241,6 +242,8 @@ function fileIdOf(path: string): string | undefined {
  * beside the JSON and the chart where links lead.
  */
 export function benchOutputs(flags: Pick<BenchFlags, 'out' | 'json' | 'chart'> & Partial<Pick<BenchFlags, 'data' | 'queries'>>): BenchOutputs {
+  // An empty --out had put results.json at the root of the file system (`${''}/results.json`).
+  if (flags.out === '' && (flags.json === undefined || flags.chart === undefined)) throw new InvalidArgumentError('--out needs a directory name');
   // Resolved as given, not through resolve() or join(), which take `..` by name where the kernel
   // takes it after the link before it (realPath()).
   const json = realPath(flags.json ?? `${flags.out}${sep}results.json`);
@@ -320,6 +323,8 @@ async function benchKernels(flags: BenchFlags): Promise<void> {
  * 'dot' and 'l2' stores; f16 codes take less), before anything is built.
  */
 function checkDataFits(flags: BenchFlags, data: Dataset, configs: readonly StudyConfig[]): void {
+  // A PCA store of fewer vectors never trains: its row had been published under its PCA label with the data's own dimension.
+  if (data.docs.length < PCA_MIN_ROWS && configs.some((c) => c.pca !== undefined)) throw new InvalidArgumentError(`--pca: PCA fits on ${PCA_MIN_ROWS} vectors at least, the data holds ${data.docs.length} to store; give --pca none`);
   for (const config of configs) {
     const bounds = vectorBounds({ metric: flags.metric, codec: config.codec, dim: data.dim, pca: config.pca ?? null });
     if (bounds === undefined) continue;

@@ -5,8 +5,9 @@ import { f16ToF32 } from '../codec/f16.js';
 import { MemstoreError } from '../errors.js';
 import { boundsProblem, type VectorBounds } from '../input.js';
 
-function bad(file: string, what: string, cause?: unknown): MemstoreError {
-  return new MemstoreError('INVALID_ARGUMENT', `${file}: ${what}`, cause === undefined ? {} : { cause });
+/** INVALID_ARGUMENT naming `file` (its `file`) and, for a line of a `.jsonl`, `line N` (its `field`). */
+function bad(file: string, what: string, cause?: unknown, line?: number): MemstoreError {
+  return new MemstoreError('INVALID_ARGUMENT', `${file}: ${what}`, { file, ...(cause === undefined ? {} : { cause }), ...(line === undefined ? {} : { field: `line ${line}` }) });
 }
 
 /**
@@ -16,11 +17,32 @@ function bad(file: string, what: string, cause?: unknown): MemstoreError {
  */
 export const streamReads: { limit: number } = { limit: 2 ** 30 };
 
-/** The bytes of `file`: a regular file whole, anything else up to `streamReads.limit`. */
+/**
+ * `limit`: the longest line of a `.jsonl` the bench reads, in bytes (a 65,536-d vector of 17-digit
+ * numbers is about 1.2 MB); past V8's longest string a line could not be decoded at all. Tests lower it.
+ */
+export const lineReads: { limit: number } = { limit: 2 ** 28 };
+
+/** The most bytes of a regular file the bench reads (a Buffer's limit here; it reads a file whole). */
+export const MAX_FILE_BYTES = 2 ** 31 - 1;
+
+/** The bytes of `file`: a regular file whole (up to MAX_FILE_BYTES), anything else up to `streamReads.limit`. */
 function readWhole(file: string): Buffer {
-  const fd = openSync(file, 'r');
+  let fd: number;
   try {
-    if (fstatSync(fd).isFile()) return readFileSync(fd);
+    fd = openSync(file, 'r');
+  } catch (e) {
+    // A directory opens for reading and fails at the read, as EISDIR naming no file (a hostile pass).
+    throw (e as { code?: string }).code === 'EISDIR' ? bad(file, 'is a directory: give a file of vectors', e) : e;
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) throw bad(file, 'is a directory: give a file of vectors');
+    if (stat.isFile()) {
+      // Past it, Node's own error had named no file.
+      if (stat.size > MAX_FILE_BYTES) throw bad(file, `is ${stat.size} bytes; the bench reads a file whole, at most ${MAX_FILE_BYTES}: give it fewer vectors`);
+      return readFileSync(fd);
+    }
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
@@ -127,29 +149,49 @@ function readNpy(file: string): { dim: number; rows: Float32Array[] } {
 /** JSON Lines with a numeric array under `embedding` (or `vector`) on every line. */
 function readJsonl(file: string): { dim: number; rows: Float32Array[] } {
   const rows: Float32Array[] = [];
-  // A byte-order mark before the first line is not JSON: it had been refused as "line 1 is not JSON
-  // (NaN and Infinity are not JSON numbers)", where import takes such a file.
-  readWhole(file).toString('utf8').replace(/^\uFEFF/, '').split('\n').forEach((line, i) => {
+  /** The line each row came from: a message names the line, as a text editor counts them. */
+  const lines: number[] = [];
+  eachLine(file, readWhole(file), (line, i) => {
     if (line.trim() === '') return;
     let obj: Record<string, unknown>;
     try {
       obj = JSON.parse(line) as Record<string, unknown>;
     } catch (e) {
-      throw bad(file, `line ${i + 1} is not JSON (a JSON object a line, in UTF-8; NaN and Infinity are not JSON numbers)`, e);
+      throw bad(file, `line ${i + 1} is not JSON (a JSON object a line, in UTF-8; NaN and Infinity are not JSON numbers)`, e, i + 1);
     }
-    if (obj === null || typeof obj !== 'object') throw bad(file, `line ${i + 1} has no numeric "embedding" array`);
+    if (obj === null || typeof obj !== 'object') throw bad(file, `line ${i + 1} has no numeric "embedding" array`, undefined, i + 1);
     const v = obj['embedding'] ?? obj['vector'];
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw bad(file, `line ${i + 1} has no numeric "embedding" array`);
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw bad(file, `line ${i + 1} has no numeric "embedding" array`, undefined, i + 1);
     rows.push(Float32Array.from(v as number[]));
+    lines.push(i + 1);
   });
   if (rows.length === 0) throw bad(file, 'no vectors');
   const dim = rows[0]!.length;
   // Refused here, naming the file: a study had started over vectors of dimension 0 and the store refused it later.
-  if (dim === 0) throw bad(file, 'its first vector is an empty array');
+  if (dim === 0) throw bad(file, `its first vector (line ${lines[0]}) is an empty array`, undefined, lines[0]);
   rows.forEach((r, i) => {
-    if (r.length !== dim) throw bad(file, `vector ${i} has ${r.length} dimensions, the first has ${dim}`);
+    // The line too: blank lines before it had made "vector 50" line 54 (a hostile pass).
+    if (r.length !== dim) throw bad(file, `vector ${i} (line ${lines[i]}) has ${r.length} dimensions, the first has ${dim}`, undefined, lines[i]);
+    for (let j = 0; j < r.length; j++) if (!Number.isFinite(r[j]!)) throw bad(file, `vector ${i} (line ${lines[i]}) has ${r[j]} at component ${j} (every value must be a finite float32)`, undefined, lines[i]);
   });
   return { dim, rows };
+}
+
+/**
+ * Calls `each` with every line of `bytes` (UTF-8; a byte-order mark before the first is dropped: it
+ * is not JSON, and import takes such a file) and its index, decoding a line at a time: the whole
+ * file as one string had failed past V8's longest string (about 512 MiB) with a message naming no
+ * file and no code (a hostile pass).
+ */
+function eachLine(file: string, bytes: Buffer, each: (line: string, index: number) => void): void {
+  let start = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  for (let index = 0; start <= bytes.length; index++) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end === -1) end = bytes.length;
+    if (end - start > lineReads.limit) throw bad(file, `line ${index + 1} is ${end - start} bytes, more than the ${lineReads.limit} a line of vectors may hold`, undefined, index + 1);
+    each(bytes.toString('utf8', start, end), index);
+    start = end + 1;
+  }
 }
 
 /**
