@@ -13,7 +13,14 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const built = ['memstore_mmap.node', 'memstore_claims.node', 'memstore_heap.node'].map((f) => join(here, 'build', 'Release', f));
-const sources = ['mmap.c', 'claims.c', 'heap.c', 'napi-helpers.h', 'binding.gyp'].map((f) => statSync(join(here, f)).mtimeMs);
+const sourceFiles = ['mmap.c', 'claims.c', 'heap.c', 'napi-helpers.h', 'binding.gyp'];
+// A source missing (a package whose file list left one out) had thrown here and failed the install.
+const absent = sourceFiles.filter((f) => !existsSync(join(here, f)));
+if (absent.length > 0) {
+  console.warn(`memstore: native/${absent.join(', native/')} missing, so the native addons are not built; full vectors will be read with positioned reads`);
+  process.exit(0);
+}
+const sources = sourceFiles.map((f) => statSync(join(here, f)).mtimeMs);
 // What the loader checks before it loads an addon (io/native-addon.ts): a damaged .node file killed
 // the process inside the system's loader, where nothing can catch it.
 const manifest = join(here, 'build', 'Release', 'addons.json');

@@ -90,7 +90,7 @@ export function boundsProblem(v: ArrayLike<number>, bounds: VectorBounds): strin
     const a = Math.abs(v[i]!);
     if (a > largest) largest = a;
   }
-  if (largest > bounds.max) return `has a component of magnitude ${largest}, more than ${bounds.max} (the range this store's float32 arithmetic carries)`;
+  if (largest > bounds.max) return `has a component of magnitude ${largest}, more than ${bounds.max} (the range this store's codes and arithmetic carry)`;
   if (largest > 0 && largest < bounds.minLargest) return `has no component of magnitude ${bounds.minLargest} or more (scores would underflow); scale it up`;
   return undefined;
 }
@@ -168,7 +168,7 @@ export function checkBatch(records: unknown, dim: number, bounds: VectorBounds |
 }
 
 function checkRecords(records: unknown, dim: number, bounds: VectorBounds | undefined): CheckedRecord[] {
-  if (!Array.isArray(records)) throw new MemstoreError('INVALID_ARGUMENT', 'add expects an array of records');
+  if (!Array.isArray(records)) throw new MemstoreError('INVALID_ARGUMENT', 'add expects an array of records', { field: 'records' });
   const byId = new Map<string, CheckedRecord>();
   for (let i = 0; i < records.length; i++) {
     const r: unknown = records[i];

@@ -154,7 +154,7 @@ export interface StoreStats {
   modelBytes: number;
   /** The quantized part of `bytesPerVector` alone: code bytes (padding included) and the scale. */
   codeBytesPerVector: number;
-  /** Everything the directory holds per vector: state file, write-ahead log, text and vector arenas, as sized on disk. */
+  /** Everything the directory holds per vector: state file, index file, filter columns' file, write-ahead log, text and vector arenas, as sized on disk (the two lock files aside). */
   diskBytesPerVector: number;
   /** All of it, whatever the count (a store whose records are all deleted still holds its files until compact()). */
   diskBytes: number;
@@ -1210,7 +1210,8 @@ export class MemStore {
     const cacheBytes = this.cache?.stats().bytes ?? 0;
     const modelBytes = this.space.bytes;
     const indexBytes = this.indexFile === undefined ? 0 : sizeOf(indexFilePath(this.dir, this.indexFile.generation));
-    const diskBytes = sizeOf(statePath(this.dir)) + indexBytes + walBytes + arenaBytes + vectorBytes;
+    // The filter columns' file too: it had been left out (a hostile pass).
+    const diskBytes = sizeOf(statePath(this.dir)) + indexBytes + this.columnFiles.committedBytes + walBytes + arenaBytes + vectorBytes;
     return {
       count,
       dim: this.config.dim,

@@ -551,3 +551,15 @@ test('a vector given as an array whose length reads differently each time (a Pro
     await store.close();
   }
 });
+
+test('found by a hostile pass of the docs: add of something not an array (an object, a string, null) is INVALID_ARGUMENT naming records, as every input error names its field (it had named none)', async () => {
+  const store = await MemStore.open(tempDir(), { dim: 2, durability: 'none' });
+  try {
+    for (const records of [{ id: 'a', vector: [1, 0] }, 'a', null]) {
+      const e = await rejectsWith(() => store.add(records as unknown as []), 'INVALID_ARGUMENT');
+      assert.equal(e.field, 'records');
+    }
+  } finally {
+    await store.close();
+  }
+});

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { MemStore, type OpenOptions } from '../src/index.js';
@@ -203,6 +205,23 @@ test('store filters: a lone surrogate in a filter key, a value or a $in value is
     // null options read as none, for compact as for search (compact(null) had been INVALID_OPTION).
     await store.compact(null as unknown as undefined);
     assert.equal((await store.search([1, 0, 0, 0], null as unknown as undefined)).length, 1);
+  } finally {
+    await store.close();
+  }
+});
+
+test('store filters: stats().diskBytes counts the filter columns\' file with every other file of the store but its two locks (it had been left out)', async () => {
+  const dir = tempDir();
+  const store = await MemStore.open(dir, { dim: 4, durability: 'none' });
+  try {
+    await store.add(Array.from({ length: 300 }, (_, i) => ({ id: `r${i}`, vector: [Math.sin(i), Math.cos(i), i % 7, 1], text: `t${i}`, meta: { g: i % 5 } })));
+    await store.search([1, 0, 0, 1], { filter: { g: 2 } });
+    await store.compact();
+    const walk = (d: string): [string, number][] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [[e.name, statSync(join(d, e.name)).size] as [string, number]]));
+    const files = walk(dir);
+    assert.ok(files.some(([name, size]) => name.endsWith('.col') && size > 0), 'a columns file');
+    const counted = files.filter(([name]) => name !== 'LOCK' && name !== 'state.mdb-lock').reduce((sum, [, size]) => sum + size, 0);
+    assert.equal(store.stats().diskBytes, counted);
   } finally {
     await store.close();
   }

@@ -13,7 +13,7 @@ import { PCA_MIN_ROWS } from '../pca/pca.js';
 import { DEFAULT_K, DEFAULT_OUT, DEFAULT_PCA_LIST, parseBytes, parseCount, parsePcaList } from './args.js';
 import { CHARTS_MISSING, formatTable, machine, renderChart } from '../../bench/report.js';
 import { hnswAvailable, HNSW_MISSING } from '../../bench/baselines.js';
-import { optionalPackage } from '../../bench/optional.js';
+import { missing, optionalPackage } from '../../bench/optional.js';
 import { Progress, type OnProgress } from './progress.js';
 import { fastestWithin, recommend } from '../../bench/recommend.js';
 import { matrix, runStudy, studySteps, type StudyConfig } from '../../bench/study.js';
@@ -313,7 +313,7 @@ async function benchKernels(flags: BenchFlags): Promise<void> {
   if (ignored.length > 0) throw new InvalidArgumentError(`--kernels runs the kernel micro-benchmarks only, at the data's dimension; ${ignored.join(', ')} ${ignored.length === 1 ? 'is' : 'are'} not read there: leave ${ignored.length === 1 ? 'it' : 'them'} out`);
   const data = loadData(flags);
   // Nothing else runs with --kernels, so a missing tinybench is a failure (exit 2), not a part left out.
-  if ((await optionalPackage('tinybench')) === undefined) throw new Error('tinybench is not installed, and --kernels runs nothing without it (npm install tinybench)');
+  if ((await optionalPackage('tinybench')) === undefined) throw new Error(`${missing('tinybench', 'the kernel micro-benchmarks')}, and --kernels runs nothing else`);
   const { runKernelBench } = await import('../../bench/kernels.bench.js');
   await runKernelBench({ dims: [data.dim] });
 }

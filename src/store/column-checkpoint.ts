@@ -66,6 +66,11 @@ export class ColumnCheckpoints {
     this.highest = Math.max(this.highest, o.ref?.file ?? 0);
   }
 
+  /** Bytes of the committed columns file (0 when there is none): stats().diskBytes counts them. */
+  get committedBytes(): number {
+    return this.committed?.bytes ?? 0;
+  }
+
   /** Whether the columns in memory hold what the committed file does not (a column made since, or an index made anew). */
   due(index: VectorIndex): boolean {
     const columns = index.columns;
