@@ -111,13 +111,13 @@ test('on a terminal, an import that fails after its bar has started exits with i
   assert.deepEqual(readdirSync(into), [], 'the directory is left empty');
 });
 
-test('compact() checks its options as every call does (INVALID_OPTION for a typo, a string, an onProgress that is no function), and what its onProgress throws comes out as it is, the store whole (it had come out as IO)', async () => {
+test('compact() checks its options as every call does (INVALID_OPTION for a typo, a string, an onProgress that is no function, a Map; null reads as none, as for search), and what its onProgress throws comes out as it is, the store whole (it had come out as IO)', async () => {
   const dir = tempDir();
   const store = await MemStore.open(dir, { dim: 4, durability: 'none' });
   try {
     await store.add(Array.from({ length: 20 }, (_, i) => ({ id: `r${i}`, vector: [i, 1, 2, 3], text: `t${i}` })));
     await store.delete(['r1', 'r2']);
-    for (const bad of [{ onProgres: () => undefined }, 'fast', { onProgress: 5 }, null]) {
+    for (const bad of [{ onProgres: () => undefined }, 'fast', { onProgress: 5 }, new Map()]) {
       await rejectsWith(() => store.compact(bad as never), 'INVALID_OPTION');
     }
     for (const at of [1, 4, 7]) {
