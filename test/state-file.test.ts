@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { open } from 'lmdb';
 import { MemStore, MemstoreError } from '../src/index.js';
 import { statePath } from '../src/store/files.js';
-import { checkLmdbFile } from '../src/store/lmdb-file.js';
+import { checkLmdbFile, checkLmdbStructure } from '../src/store/lmdb-file.js';
 import { environmentKind } from '../src/store/state.js';
 import { repairStore } from '../src/store/repair.js';
 import { checkStore } from '../src/store/verify.js';
@@ -380,4 +380,30 @@ test('state file: a creation stopped after the state\'s tables were made and bef
   rmSync(`${statePath(lost)}-lock`, { force: true });
   await tablesOnly(lost);
   await refusedEverywhere(lost);
+});
+
+test('state file: a leaf node whose value size runs past its page (one flipped bit) is CORRUPTION naming the file and page in verify and repair, which had ended with SIGSEGV reporting nothing (a hostile pass); the sound state passes the walk, as every state verify reads in this suite does', async () => {
+  const dir = await store();
+  assert.equal(checkLmdbStructure(statePath(dir)), undefined, 'a sound state');
+  const bytes = readFileSync(statePath(dir));
+  // A record's id as a key of a leaf node: its node header is the 8 bytes before it, the value's size in the first 4.
+  let flipped: number | undefined;
+  for (let at = bytes.indexOf('r1234'); at !== -1 && flipped === undefined; at = bytes.indexOf('r1234', at + 1)) {
+    if (at < 8 || bytes.readUInt16LE(at - 2) !== 5) continue;
+    const copy = Buffer.from(bytes);
+    copy[at - 6]! ^= 0x04;
+    writeFileSync(statePath(dir), copy);
+    if (checkLmdbStructure(statePath(dir)) !== undefined) flipped = at;
+  }
+  assert.ok(flipped !== undefined, 'a leaf node of r1234 found and flipped');
+  const page = Math.floor(flipped / PAGE);
+  assert.deepEqual(checkLmdbStructure(statePath(dir))?.page, page);
+  for (const args of [['verify', dir], ['repair', dir]]) {
+    const r = await cliResult(args);
+    assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /CORRUPTION/);
+  }
+  const e = await rejectsWith(() => checkStore(dir), 'CORRUPTION');
+  assert.equal(e.file, statePath(dir));
+  assert.equal(e.offset, page * PAGE);
 });

@@ -184,6 +184,36 @@ export function checkLmdbFile(path: string): LmdbFileCheck {
   }
 }
 
+/** A page of an LMDB file whose structure LMDB cannot read safely (checkLmdbStructure()). */
+export interface MalformedPage {
+  /** The page's number; its bytes start at `page * pageSize`. */
+  readonly page: number;
+  readonly pageSize: number;
+  readonly what: string;
+}
+
+/**
+ * The first page reachable from the newest meta's trees whose structure LMDB would read past (a
+ * node's key or value running past its page, a child or overflow page outside the file's pages in
+ * use, a page whose header names another page or no kind of tree page), or undefined. LMDB trusts
+ * its pages: a flipped bit in a leaf node's size had the store open clean and end the process with
+ * SIGSEGV at the first read of that record, in `verify` and in `repair` too (a hostile pass). Every
+ * page in use is read once, so this is for the tools (verify, repair), not for each open. For a file
+ * checkLmdbFile() found 'whole'.
+ */
+export function checkLmdbStructure(path: string): MalformedPage | undefined {
+  const fd = openSync(path, 'r');
+  try {
+    const zero = readMeta(fd, 0);
+    const one = zero === undefined ? undefined : readMeta(fd, zero.pageSize);
+    if (zero === undefined || one === undefined) return { page: zero === undefined ? 0 : 1, pageSize: zero?.pageSize ?? STORE_PAGE, what: 'not an LMDB meta page' };
+    const meta = newest(zero, one);
+    return new PageWalk(fd, fstatSync(fd).size, meta.pageSize).firstMalformed([meta.freeRoot, meta.mainRoot], meta.lastPage);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Visits the pages of B-trees with positioned reads, one page at a time, each page once. */
 class PageWalk {
   private readonly page: Buffer;
@@ -229,6 +259,58 @@ class PageWalk {
             const root = this.page.readBigUInt64LE(data + DB_ROOT);
             if (root !== NO_PAGE) stack.push(Number(root));
           }
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /** checkLmdbStructure() over the trees at `roots`, pages up to `lastPage` in use. */
+  firstMalformed(roots: readonly bigint[], lastPage: number): MalformedPage | undefined {
+    const bad = (page: number, what: string): MalformedPage => ({ page, pageSize: this.pageSize, what });
+    const inUse = (p: number) => Number.isSafeInteger(p) && p >= 2 && p <= lastPage && p < this.pages;
+    const stack: number[] = [];
+    for (const root of roots) if (root !== NO_PAGE) stack.push(Number(root));
+    while (stack.length > 0) {
+      const p = stack.pop()!;
+      if (this.seen.has(p)) continue;
+      this.seen.add(p);
+      if (!inUse(p)) return bad(p, `a tree names page ${p}, outside the pages in use (2 to ${Math.min(lastPage, this.pages - 1)})`);
+      readSync(this.fd, this.page, 0, this.pageSize, p * this.pageSize);
+      if (this.page.readBigUInt64LE(0) !== BigInt(p)) return bad(p, `its header names page ${this.page.readBigUInt64LE(0)}`);
+      const flags = this.page.readUInt16LE(18);
+      const kind = flags & (P_BRANCH | P_LEAF);
+      if (kind !== P_BRANCH && kind !== P_LEAF) return bad(p, `its flags (0x${flags.toString(16)}) name no tree page`);
+      if ((flags & P_LEAF2) !== 0) continue;
+      const lower = this.page.readUInt16LE(20);
+      if ((lower & 1) !== 0 || HEADER + lower > this.pageSize) return bad(p, `its node count (lower ${lower}) runs past the page`);
+      const count = lower >> 1;
+      for (let i = 0; i < count; i++) {
+        const at = HEADER + this.page.readUInt16LE(HEADER + 2 * i);
+        if (at + NODE_HEADER > this.pageSize) return bad(p, `node ${i} starts past the page`);
+        const nodeFlags = this.page.readUInt16LE(at + 4);
+        const data = at + NODE_HEADER + this.page.readUInt16LE(at + 6);
+        if (data > this.pageSize) return bad(p, `node ${i}'s key runs past the page`);
+        if (kind === P_BRANCH) {
+          stack.push(childOf(this.page, at));
+          continue;
+        }
+        if ((nodeFlags & F_BIGDATA) !== 0) {
+          if (data + 8 > this.pageSize) return bad(p, `node ${i}'s overflow page number runs past the page`);
+          const first = Number(this.page.readBigUInt64LE(data));
+          if (!inUse(first)) return bad(p, `node ${i} names overflow page ${first}, outside the pages in use`);
+          const header = Buffer.alloc(HEADER);
+          readSync(this.fd, header, 0, HEADER, first * this.pageSize);
+          if ((header.readUInt16LE(18) & P_OVERFLOW) === 0 || header.readBigUInt64LE(0) !== BigInt(first)) return bad(first, `node ${i} of page ${p} names it as an overflow page, and it is not one`);
+          const size = this.page.readUInt16LE(at) + this.page.readUInt16LE(at + 2) * 0x1_0000;
+          if (HEADER + size > header.readUInt32LE(20) * this.pageSize || first + header.readUInt32LE(20) - 1 > lastPage) return bad(first, `its run of ${header.readUInt32LE(20)} pages does not hold the ${size} bytes of node ${i} of page ${p}`);
+        } else if ((nodeFlags & F_SUBDATA) !== 0) {
+          if (data + DB_ROOT + 8 > this.pageSize) return bad(p, `node ${i}'s sub-database runs past the page`);
+          const root = this.page.readBigUInt64LE(data + DB_ROOT);
+          if (root !== NO_PAGE) stack.push(Number(root));
+        } else {
+          const size = this.page.readUInt16LE(at) + this.page.readUInt16LE(at + 2) * 0x1_0000;
+          if (data + size > this.pageSize) return bad(p, `node ${i}'s value of ${size} bytes runs past the page`);
         }
       }
     }

@@ -9,7 +9,7 @@ import { repairLogDir, repairReportPath, statePath, storeEntryHolding, storeHold
 import { segmentName } from '../../wal/format.js';
 import { DirectoryLock, refuseUnfinishedImport } from './lock.js';
 import { decodeMutation, type BatchShape, type Mutation } from './mutations.js';
-import { keyName, newestSegmentLost, READABLE_FORMAT_VERSIONS, RECORD_TABLES, StateStore } from './state.js';
+import { keyName, newestSegmentLost, READABLE_FORMAT_VERSIONS, RECORD_TABLES, refuseMalformedState, StateStore } from './state.js';
 import { requireStore } from './verify.js';
 import { asMemstoreError } from './record-errors.js';
 import type { IndexDamage } from './index-file.js';
@@ -148,6 +148,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     const resuming = existsSync(moved);
     // A state whose configuration was never committed (a first open killed after making the
     // tables) is refused before LMDB is opened for writing, which makes the tables a state lacks.
+    refuseMalformedState(dir);
     const look = StateStore.open(dir, { readOnly: true, dropDamagedRedo: true });
     try {
       // A version named is a configuration (one of a format this memstore does not read is refused below, as such).

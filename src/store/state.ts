@@ -6,7 +6,7 @@ import { Packr } from 'msgpackr';
 import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
 import type { ArenaEnd, BlobRef } from '../arena/arena.js';
 import { MemstoreError } from '../errors.js';
-import { checkLmdbFile, mainTreeKeys, type LmdbFileCheck } from './lmdb-file.js';
+import { checkLmdbFile, checkLmdbStructure, mainTreeKeys, type LmdbFileCheck, type MalformedPage } from './lmdb-file.js';
 import type { CodecName } from '../codec/codec.js';
 import { resolvePages, type Metric, type PagesOptions, type PcaOption } from '../options.js';
 import type { PcaModel } from '../pca/pca.js';
@@ -350,6 +350,27 @@ function refuseUnmappable(dir: string, path: string): void {
     throw new MemstoreError('CORRUPTION', `${path} is truncated: ${check.size} bytes, its last commit reaches page ${check.page} (${check.needed} bytes)`, { file: path, offset: check.size });
   }
   if (check.kind === 'invalid') throw new MemstoreError('CORRUPTION', `${path} is not an LMDB data file of this version, or its first pages are damaged`, { file: path, offset: 0 });
+}
+
+/**
+ * CORRUPTION naming the state file and the page, when a page of its trees is one LMDB would read
+ * past (checkLmdbStructure()): for the tools, before they open it (every page in use is read once,
+ * too much for each open). A flipped bit in a leaf node's size had ended `verify` and `repair` with
+ * SIGSEGV, reporting nothing (a hostile pass). A file checkLmdbFile() does not find whole is left to
+ * StateStore.open, which says what it is.
+ */
+export function refuseMalformedState(dir: string): void {
+  const path = statePath(dir);
+  let malformed: MalformedPage | undefined;
+  try {
+    if (!statSync(path).isFile() || checkLmdbFile(path).kind !== 'whole') return;
+    malformed = checkLmdbStructure(path);
+  } catch (e) {
+    throw new MemstoreError('IO', `cannot read ${path}`, { cause: e });
+  }
+  if (malformed !== undefined) {
+    throw new MemstoreError('CORRUPTION', `${path}: page ${malformed.page} is damaged inside LMDB's own structure (${malformed.what}); LMDB would read past it, so neither memstore nor repair can read this state: restore state.mdb from a copy`, { file: path, offset: malformed.page * malformed.pageSize });
+  }
 }
 
 /**

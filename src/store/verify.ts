@@ -14,7 +14,7 @@ import { IndexFile, type IndexDamage } from './index-file.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
 import { DirectoryLock } from './lock.js';
-import { environmentKind, newestSegmentLost, StateStore, type Checkpoint, type StoreConfig } from './state.js';
+import { environmentKind, newestSegmentLost, refuseMalformedState, StateStore, type Checkpoint, type StoreConfig } from './state.js';
 import { codeFits, dictionaryFull, validDictionary } from '../filter/columns.js';
 import { readColumnsFile } from './column-file.js';
 import { usableColumns } from './column-restore.js';
@@ -135,6 +135,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
   const lock = lockUnlessReadOnly(dir);
   let state: StateStore | undefined;
   try {
+    refuseMalformedState(dir);
     // A damaged redo record is listed below, and the state read as LMDB holds it (what repair makes of it).
     state = StateStore.open(dir, { readOnly: true, dropDamagedRedo: true });
     const config = state.readConfig();
