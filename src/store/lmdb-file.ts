@@ -202,13 +202,25 @@ export interface MalformedPage {
  * checkLmdbFile() found 'whole'.
  */
 export function checkLmdbStructure(path: string): MalformedPage | undefined {
+  return withNewestMeta(
+    path,
+    (fd, meta) => new PageWalk(fd, fstatSync(fd).size, meta.pageSize).firstMalformed([meta.freeRoot, meta.mainRoot], meta.lastPage),
+    (page, pageSize) => ({ page, pageSize, what: 'not an LMDB meta page' }),
+  );
+}
+
+/**
+ * `read(fd, meta)` of the file at `path` open for reading, `meta` the newer of its two metas;
+ * `none(page, pageSize)` when meta page `page` does not read as one.
+ */
+function withNewestMeta<T>(path: string, read: (fd: number, meta: Meta) => T, none: (page: number, pageSize: number) => T): T {
   const fd = openSync(path, 'r');
   try {
     const zero = readMeta(fd, 0);
-    const one = zero === undefined ? undefined : readMeta(fd, zero.pageSize);
-    if (zero === undefined || one === undefined) return { page: zero === undefined ? 0 : 1, pageSize: zero?.pageSize ?? STORE_PAGE, what: 'not an LMDB meta page' };
-    const meta = newest(zero, one);
-    return new PageWalk(fd, fstatSync(fd).size, meta.pageSize).firstMalformed([meta.freeRoot, meta.mainRoot], meta.lastPage);
+    if (zero === undefined) return none(0, STORE_PAGE);
+    const one = readMeta(fd, zero.pageSize);
+    if (one === undefined) return none(1, zero.pageSize);
+    return read(fd, newest(zero, one));
   } finally {
     closeSync(fd);
   }
@@ -347,43 +359,38 @@ export interface MainTreeKeys {
  * do not read as such (changed since, or damaged).
  */
 export function mainTreeKeys(path: string): MainTreeKeys | undefined {
-  const fd = openSync(path, 'r');
-  try {
-    const zero = readMeta(fd, 0);
-    const one = zero === undefined ? undefined : readMeta(fd, zero.pageSize);
-    if (zero === undefined || one === undefined) return undefined;
-    const meta = newest(zero, one);
-    const keys: string[] = [];
-    if (meta.mainRoot === NO_PAGE) return { keys, complete: true };
-    const page = Buffer.alloc(meta.pageSize);
-    const stack = [Number(meta.mainRoot)];
-    const seen = new Set<number>();
-    while (stack.length > 0) {
-      const p = stack.pop()!;
-      if (seen.has(p)) continue;
-      seen.add(p);
-      if (seen.size > MAIN_TREE_PAGES) return { keys, complete: false };
-      if (readSync(fd, page, 0, meta.pageSize, p * meta.pageSize) !== meta.pageSize) return undefined;
-      const flags = page.readUInt16LE(18);
-      const count = page.readUInt16LE(20) >> 1;
-      for (let i = 0; i < count; i++) {
-        const at = HEADER + page.readUInt16LE(HEADER + 2 * i);
-        if (at + NODE_HEADER > meta.pageSize) return undefined;
-        if ((flags & P_BRANCH) !== 0) {
-          stack.push(childOf(page, at));
-        } else if ((flags & P_LEAF) !== 0) {
-          const size = page.readUInt16LE(at + 6);
-          if (at + NODE_HEADER + size > meta.pageSize) return undefined;
-          // lmdb-js names a sub-database with its C string, the terminating NUL included; lmdb-js read it as the name.
-          const key = page.toString('latin1', at + NODE_HEADER, at + NODE_HEADER + size);
-          keys.push(key.endsWith('\0') ? key.slice(0, -1) : key);
-        } else {
-          return undefined;
-        }
+  return withNewestMeta(path, (fd, meta) => mainTreeKeysOf(fd, meta), () => undefined);
+}
+
+function mainTreeKeysOf(fd: number, meta: Meta): MainTreeKeys | undefined {
+  const keys: string[] = [];
+  if (meta.mainRoot === NO_PAGE) return { keys, complete: true };
+  const page = Buffer.alloc(meta.pageSize);
+  const stack = [Number(meta.mainRoot)];
+  const seen = new Set<number>();
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    if (seen.has(p)) continue;
+    seen.add(p);
+    if (seen.size > MAIN_TREE_PAGES) return { keys, complete: false };
+    if (readSync(fd, page, 0, meta.pageSize, p * meta.pageSize) !== meta.pageSize) return undefined;
+    const flags = page.readUInt16LE(18);
+    const count = page.readUInt16LE(20) >> 1;
+    for (let i = 0; i < count; i++) {
+      const at = HEADER + page.readUInt16LE(HEADER + 2 * i);
+      if (at + NODE_HEADER > meta.pageSize) return undefined;
+      if ((flags & P_BRANCH) !== 0) {
+        stack.push(childOf(page, at));
+      } else if ((flags & P_LEAF) !== 0) {
+        const size = page.readUInt16LE(at + 6);
+        if (at + NODE_HEADER + size > meta.pageSize) return undefined;
+        // lmdb-js names a sub-database with its C string, the terminating NUL included; lmdb-js read it as the name.
+        const key = page.toString('latin1', at + NODE_HEADER, at + NODE_HEADER + size);
+        keys.push(key.endsWith('\0') ? key.slice(0, -1) : key);
+      } else {
+        return undefined;
       }
     }
-    return { keys, complete: true };
-  } finally {
-    closeSync(fd);
   }
+  return { keys, complete: true };
 }
