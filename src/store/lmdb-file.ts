@@ -243,16 +243,11 @@ class PageWalk {
 
   /** The first page reachable from `roots` that lies past the file's end, or undefined when none does. */
   firstPastEnd(roots: readonly bigint[]): number | undefined {
-    const stack: number[] = [];
-    for (const root of roots) if (root !== NO_PAGE) stack.push(Number(root));
-    while (stack.length > 0) {
-      const p = stack.pop()!;
-      if (this.seen.has(p)) continue;
-      this.seen.add(p);
+    return this.walk(roots, (p, push) => {
       if (p >= this.pages) return p;
       readSync(this.fd, this.page, 0, this.pageSize, p * this.pageSize);
       const flags = this.page.readUInt16LE(18);
-      if ((flags & P_LEAF2) !== 0) continue;
+      if ((flags & P_LEAF2) !== 0) return undefined;
       const count = this.page.readUInt16LE(20) >> 1;
       for (let i = 0; i < count; i++) {
         const at = HEADER + this.page.readUInt16LE(HEADER + 2 * i);
@@ -260,40 +255,36 @@ class PageWalk {
         if (at + NODE_HEADER > this.pageSize) break;
         const nodeFlags = this.page.readUInt16LE(at + 4);
         if ((flags & P_BRANCH) !== 0) {
-          stack.push(childOf(this.page, at));
+          push(childOf(this.page, at));
         } else if ((flags & P_LEAF) !== 0) {
           const data = at + NODE_HEADER + this.page.readUInt16LE(at + 6);
           if ((nodeFlags & F_BIGDATA) !== 0 && data + 8 <= this.pageSize) {
             const first = Number(this.page.readBigUInt64LE(data));
-            const past = this.overflowPastEnd(first);
-            if (past !== undefined) return past;
+            if (first >= this.pages) return first;
+            const run = this.runAt(first);
+            if (run.overflow && first + run.pages - 1 >= this.pages) return this.pages;
           } else if ((nodeFlags & F_SUBDATA) !== 0 && data + DB_ROOT + 8 <= this.pageSize) {
             const root = this.page.readBigUInt64LE(data + DB_ROOT);
-            if (root !== NO_PAGE) stack.push(Number(root));
+            if (root !== NO_PAGE) push(Number(root));
           }
         }
       }
-    }
-    return undefined;
+      return undefined;
+    });
   }
 
   /** checkLmdbStructure() over the trees at `roots`, pages up to `lastPage` in use. */
   firstMalformed(roots: readonly bigint[], lastPage: number): MalformedPage | undefined {
     const bad = (page: number, what: string): MalformedPage => ({ page, pageSize: this.pageSize, what });
     const inUse = (p: number) => Number.isSafeInteger(p) && p >= 2 && p <= lastPage && p < this.pages;
-    const stack: number[] = [];
-    for (const root of roots) if (root !== NO_PAGE) stack.push(Number(root));
-    while (stack.length > 0) {
-      const p = stack.pop()!;
-      if (this.seen.has(p)) continue;
-      this.seen.add(p);
+    return this.walk(roots, (p, push) => {
       if (!inUse(p)) return bad(p, `a tree names page ${p}, outside the pages in use (2 to ${Math.min(lastPage, this.pages - 1)})`);
       readSync(this.fd, this.page, 0, this.pageSize, p * this.pageSize);
       if (this.page.readBigUInt64LE(0) !== BigInt(p)) return bad(p, `its header names page ${this.page.readBigUInt64LE(0)}`);
       const flags = this.page.readUInt16LE(18);
       const kind = flags & (P_BRANCH | P_LEAF);
       if (kind !== P_BRANCH && kind !== P_LEAF) return bad(p, `its flags (0x${flags.toString(16)}) name no tree page`);
-      if ((flags & P_LEAF2) !== 0) continue;
+      if ((flags & P_LEAF2) !== 0) return undefined;
       const lower = this.page.readUInt16LE(20);
       if ((lower & 1) !== 0 || HEADER + lower > this.pageSize) return bad(p, `its node count (lower ${lower}) runs past the page`);
       const count = lower >> 1;
@@ -304,39 +295,53 @@ class PageWalk {
         const data = at + NODE_HEADER + this.page.readUInt16LE(at + 6);
         if (data > this.pageSize) return bad(p, `node ${i}'s key runs past the page`);
         if (kind === P_BRANCH) {
-          stack.push(childOf(this.page, at));
+          push(childOf(this.page, at));
           continue;
         }
+        // A leaf node's value size: lo:u16 | hi:u16 << 16.
+        const size = this.page.readUInt16LE(at) + this.page.readUInt16LE(at + 2) * 0x1_0000;
         if ((nodeFlags & F_BIGDATA) !== 0) {
           if (data + 8 > this.pageSize) return bad(p, `node ${i}'s overflow page number runs past the page`);
           const first = Number(this.page.readBigUInt64LE(data));
           if (!inUse(first)) return bad(p, `node ${i} names overflow page ${first}, outside the pages in use`);
-          const header = Buffer.alloc(HEADER);
-          readSync(this.fd, header, 0, HEADER, first * this.pageSize);
-          if ((header.readUInt16LE(18) & P_OVERFLOW) === 0 || header.readBigUInt64LE(0) !== BigInt(first)) return bad(first, `node ${i} of page ${p} names it as an overflow page, and it is not one`);
-          const size = this.page.readUInt16LE(at) + this.page.readUInt16LE(at + 2) * 0x1_0000;
-          if (HEADER + size > header.readUInt32LE(20) * this.pageSize || first + header.readUInt32LE(20) - 1 > lastPage) return bad(first, `its run of ${header.readUInt32LE(20)} pages does not hold the ${size} bytes of node ${i} of page ${p}`);
+          const run = this.runAt(first);
+          if (!run.overflow || run.pgno !== BigInt(first)) return bad(first, `node ${i} of page ${p} names it as an overflow page, and it is not one`);
+          if (HEADER + size > run.pages * this.pageSize || first + run.pages - 1 > lastPage) return bad(first, `its run of ${run.pages} pages does not hold the ${size} bytes of node ${i} of page ${p}`);
         } else if ((nodeFlags & F_SUBDATA) !== 0) {
           if (data + DB_ROOT + 8 > this.pageSize) return bad(p, `node ${i}'s sub-database runs past the page`);
           const root = this.page.readBigUInt64LE(data + DB_ROOT);
-          if (root !== NO_PAGE) stack.push(Number(root));
-        } else {
-          const size = this.page.readUInt16LE(at) + this.page.readUInt16LE(at + 2) * 0x1_0000;
-          if (data + size > this.pageSize) return bad(p, `node ${i}'s value of ${size} bytes runs past the page`);
+          if (root !== NO_PAGE) push(Number(root));
+        } else if (data + size > this.pageSize) {
+          return bad(p, `node ${i}'s value of ${size} bytes runs past the page`);
         }
       }
+      return undefined;
+    });
+  }
+
+  /**
+   * Calls `visit` with each page reachable from `roots` once, depth first (it hands a page's
+   * children to `push`), until it returns a result, which is returned; undefined once every page is visited.
+   */
+  private walk<R>(roots: readonly bigint[], visit: (page: number, push: (child: number) => void) => R | undefined): R | undefined {
+    const stack: number[] = [];
+    const push = (child: number) => void stack.push(child);
+    for (const root of roots) if (root !== NO_PAGE) push(Number(root));
+    while (stack.length > 0) {
+      const p = stack.pop()!;
+      if (this.seen.has(p)) continue;
+      this.seen.add(p);
+      const result = visit(p, push);
+      if (result !== undefined) return result;
     }
     return undefined;
   }
 
-  /** The first page of the overflow run starting at `first` past the file's end, or undefined. */
-  private overflowPastEnd(first: number): number | undefined {
-    if (first >= this.pages) return first;
+  /** The header of the page `first` as an overflow run's: the page number it names, whether it is one, and its length in pages. */
+  private runAt(first: number): { readonly pgno: bigint; readonly overflow: boolean; readonly pages: number } {
     const header = Buffer.alloc(HEADER);
     readSync(this.fd, header, 0, HEADER, first * this.pageSize);
-    if ((header.readUInt16LE(18) & P_OVERFLOW) === 0) return undefined;
-    const last = first + header.readUInt32LE(20) - 1;
-    return last >= this.pages ? this.pages : undefined;
+    return { pgno: header.readBigUInt64LE(0), overflow: (header.readUInt16LE(18) & P_OVERFLOW) !== 0, pages: header.readUInt32LE(20) };
   }
 }
 
