@@ -262,13 +262,13 @@ async function phase(name: Phase, args: Args, work: string): Promise<Record<stri
   if (name === 'load' || name === 'hnsw-build') return build(name, args, store, hnswFile);
   // A process that opens a store does not hold its data set, nor ever did: only the queries.
   const queries = readQueries(join(work, 'queries.bin'));
-  if (name === 'open' || name === 'open-uncached' || name === 'open-untrimmed' || name === 'open-freed' || name === 'open-freed-untrimmed') {
-    if (name === 'open-freed' || name === 'open-freed-untrimmed') freeLargeBuffer();
+  if (name.startsWith('open')) {
+    if (name.startsWith('open-freed')) freeLargeBuffer();
     const before = await baseline();
     const youngBefore = youngBytes();
     const started = performance.now();
     const cache = name === 'open-uncached' ? { cache: false as const } : args.cache === undefined ? {} : { cache: args.cache };
-    const s = await MemStore.open(store, { ...cache, trimWhenIdle: name !== 'open-untrimmed' && name !== 'open-freed-untrimmed' });
+    const s = await MemStore.open(store, { ...cache, trimWhenIdle: !name.endsWith('-untrimmed') });
     const openMs = performance.now() - started;
     const opened = proc();
     for (const q of queries) await s.search(q, { k: 10 });

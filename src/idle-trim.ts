@@ -13,7 +13,7 @@ import { heapTrim, type HeapTrim } from '../io/heap-trim.js';
 export interface IdleTrimmerOptions {
   /** Milliseconds without a call after which the trim runs. @default 1000 */
   quietMs?: number;
-  /** The trim itself. @default the native addon's (io/heap-trim.ts); without it nothing is scheduled */
+  /** The trim itself; without it nothing is scheduled. @default none (idleTrimmer() gives the native addon's, io/heap-trim.ts) */
   trim?: HeapTrim;
   /** The clock, in milliseconds. @default performance.now */
   now?: () => number;
@@ -24,8 +24,8 @@ export class IdleTrimmer {
   private readonly now: () => number;
   private trim: HeapTrim | undefined;
   private last = 0;
-  /** Calls since the last trim: a spell with none (a timer left from before) trims nothing. */
-  private calls = 0;
+  /** A call since the last trim: a spell without one (a timer left from before) trims nothing. */
+  private called = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private counts = { trims: 0, released: 0 };
 
@@ -39,7 +39,7 @@ export class IdleTrimmer {
   touch(): void {
     if (this.trim === undefined) return;
     this.last = this.now();
-    this.calls++;
+    this.called = true;
     if (this.timer === undefined) this.arm(this.quietMs);
   }
 
@@ -56,13 +56,13 @@ export class IdleTrimmer {
   private fire(): void {
     this.timer = undefined;
     const trim = this.trim;
-    if (trim === undefined || this.calls === 0) return;
+    if (trim === undefined || !this.called) return;
     const quiet = this.now() - this.last;
     if (quiet < this.quietMs) {
       this.arm(this.quietMs - quiet);
       return;
     }
-    this.calls = 0;
+    this.called = false;
     try {
       this.counts.trims++;
       if (trim()) this.counts.released++;

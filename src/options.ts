@@ -157,9 +157,9 @@ export interface OpenOptions {
    * free memory back to the system (glibc's `malloc_trim`, through the small native addon in
    * `native/`; about 1 ms, once per quiet spell, on a timer that does not keep the process alive).
    * glibc keeps what each thread frees: 0.9 to 2.6 MiB of it at rest beside a 50k store in the
-   * memory bench, 5 to 7 MiB in a process that had freed a buffer of a few MiB (src/idle-trim.ts). Process-wide: it frees only
-   * memory nobody uses, whoever freed it. Without the addon, or with a C library other than glibc,
-   * nothing is done. Not persisted. @default true
+   * memory bench, 5 to 7 MiB in a process that had freed a buffer of a few MiB (src/idle-trim.ts).
+   * Process-wide: it frees only memory nobody uses, whoever freed it. Without the addon, or with a
+   * C library other than glibc, nothing is done. Not persisted. @default true
    */
   trimWhenIdle?: boolean;
   /**
@@ -419,11 +419,9 @@ function resolveFilter(v: unknown): Filter | undefined {
   if (fields.length > MAX_FILTER_FIELDS) throw new MemstoreError('INVALID_ARGUMENT', `filter names ${fields.length} fields, more than ${MAX_FILTER_FIELDS}`, { field: 'filter' });
   for (const field of fields) {
     const at = `filter.${field}`;
-    // No stored key or string holds a lone surrogate (metadata refuses them): a filter naming one
-    // is refused as they are, not searched for nothing (a hostile pass).
-    if (!isWellFormed(field)) throw new MemstoreError('INVALID_ARGUMENT', `${at} is a key with a lone surrogate (not valid Unicode)`, { field: at });
+    refuseLoneSurrogate(field, at, 'is a key with');
     const cond: unknown = v[field];
-    if (typeof cond === 'string' && !isWellFormed(cond)) throw new MemstoreError('INVALID_ARGUMENT', `${at} holds a lone surrogate (not valid Unicode)`, { field: at });
+    refuseLoneSurrogate(cond, at, 'holds');
     if (isMetaValue(cond)) {
       Object.defineProperty(out, field, { value: cond, enumerable: true, writable: true, configurable: true });
       continue;
@@ -437,12 +435,21 @@ function resolveFilter(v: unknown): Filter | undefined {
       // A hole reads as undefined: refused like any other non-value.
       const x: unknown = values[i];
       if (!isMetaValue(x)) throw new MemstoreError('INVALID_ARGUMENT', `${at}.$in[${i}] must be a string, number, boolean or null`, { field: `${at}.$in[${i}]` });
-      if (typeof x === 'string' && !isWellFormed(x)) throw new MemstoreError('INVALID_ARGUMENT', `${at}.$in[${i}] holds a lone surrogate (not valid Unicode)`, { field: `${at}.$in[${i}]` });
+      refuseLoneSurrogate(x, `${at}.$in[${i}]`, 'holds');
       copy.push(x);
     }
     Object.defineProperty(out, field, { value: { $in: copy }, enumerable: true, writable: true, configurable: true });
   }
   return out;
+}
+
+/**
+ * INVALID_ARGUMENT at `at` when `v` is a string holding a lone surrogate: no stored key or string
+ * holds one (metadata refuses them), so a filter naming one is refused as they are, not searched
+ * for nothing (a hostile pass).
+ */
+function refuseLoneSurrogate(v: unknown, at: string, how: 'is a key with' | 'holds'): void {
+  if (typeof v === 'string' && !isWellFormed(v)) throw new MemstoreError('INVALID_ARGUMENT', `${at} ${how} a lone surrogate (not valid Unicode)`, { field: at });
 }
 
 /** A filter checked and copied as `search` takes it (INVALID_ARGUMENT naming the field); undefined stays undefined. */

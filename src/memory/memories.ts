@@ -256,6 +256,15 @@ function legacyHashOf(text: string): string {
 }
 
 /**
+ * The hashes the same text's memory may carry from earlier rules of the key: that of before
+ * 2026-12-05 (legacyHashOf), and, for a text holding tag characters, today's hash of the text
+ * without them (the key dropped them until 2026-12-06).
+ */
+function olderHashesOf(text: string): string[] {
+  return HAS_TAG.test(text) ? [legacyHashOf(text), hashOf(text.replace(TAGS, ''))] : [legacyHashOf(text)];
+}
+
+/**
  * The memory API over a store (MEMORY.md): texts embedded by the store's `embed`, kept as records
  * with text and metadata ($ns, $at, $exp, $hash beside the memory's own), recalled by namespace
  * with expiry and time windows applied. One `remember` runs at a time, so that two of them do not
@@ -338,15 +347,11 @@ export class Memories {
       } else {
         const here = inCall.get(hash);
         id = here !== undefined && holds(here, hash) ? here : this.host.idsMatching({ [NS]: namespace, [HASH]: hash }).find((m) => holds(m, hash));
-        if (id === undefined) {
-          // Awaited only where a memory of before 2026-12-05 may hold the text: nothing else is.
-          const before = this.host.idsMatching({ [NS]: namespace, [HASH]: legacyHashOf(text) }).filter((m) => !madeHere.has(m));
+        // Awaited only where a memory keyed by an earlier rule may hold the text: nothing else is.
+        for (const older of olderHashesOf(text)) {
+          if (id !== undefined) break;
+          const before = this.host.idsMatching({ [NS]: namespace, [HASH]: older }).filter((m) => !madeHere.has(m));
           if (before.length > 0) id = await this.rememberedBefore(text, before);
-        }
-        if (id === undefined && HAS_TAG.test(text)) {
-          // A memory remembered before 2026-12-06 carries the hash of its text without its tags.
-          const untagged = this.host.idsMatching({ [NS]: namespace, [HASH]: hashOf(text.replace(TAGS, '')) }).filter((m) => !madeHere.has(m));
-          if (untagged.length > 0) id = await this.rememberedBefore(text, untagged);
         }
         updated = id !== undefined;
       }
