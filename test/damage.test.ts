@@ -536,3 +536,66 @@ test('repair where its own marker or log is not what it makes: a FIFO as the mar
   writeFileSync(walDir(logFile), 'not a directory');
   await rejectsWith(() => within10s(repairStore(logFile)), 'IO');
 });
+
+test('a state.mdb repair cannot read (truncated): memstore compact and export stop with CORRUPTION and do not advise the repair, which refuses it too (they had advised it); stateBeyondRepair() says so, and not of a sound state', async () => {
+  const { stateBeyondRepair } = await import('../src/store/state.js');
+  const dir = tempDir();
+  const s = await MemStore.open(dir, { dim: 4 });
+  await s.add([{ id: 'a', vector: [1, 2, 3, 4], text: 'x', meta: { m: 1 } }]);
+  await s.close();
+  assert.equal(stateBeyondRepair(dir), false, 'a sound state');
+  execFileSync('truncate', ['-s', '40000', statePath(dir)]);
+  assert.equal(stateBeyondRepair(dir), true, 'a truncated state');
+  for (const args of [['compact', dir], ['export', dir, '--out', join(tempDir(), 'out.jsonl')]]) {
+    const r = await cliResult(args);
+    assert.equal(r.code, 1, args[0]);
+    assert.ok(r.stderr.includes('CORRUPTION'), `${args[0]}: ${r.stderr}`);
+    assert.ok(!r.stderr.includes('moves the damaged records'), `${args[0]} advised a repair: ${r.stderr}`);
+  }
+  await rejectsWith(() => repairStore(dir), 'CORRUPTION');
+});
+
+/** A closed store of one record with `text`, and the name of its one text segment. */
+async function oneTextStore(text: string): Promise<{ dir: string; segment: string }> {
+  const dir = tempDir();
+  const s = await MemStore.open(dir, { dim: 4 });
+  await s.add([{ id: 'a', vector: [1, 2, 3, 4], text }]);
+  await s.close();
+  const [segment] = readdirSync(join(dir, 'arena'));
+  return { dir, segment: segment! };
+}
+
+test('a text segment that is a FIFO: verify lists it as IO naming the FIFO (not the arena directory), its advice is to make it readable or move it, not the repair that cannot read it either; moved away, the store verifies clean', { skip: process.platform === 'win32' ? 'no FIFOs' : false }, async () => {
+  const { checkStore } = await import('../src/store/verify.js');
+  const { dir, segment } = await oneTextStore('x');
+  const generation = segment.split('-')[1]!;
+  const fifo = join(dir, 'arena', `arena-${generation}-000002.blob`);
+  execFileSync('mkfifo', [fifo]);
+  const report = await checkStore(dir);
+  assert.deepEqual(report.problems.map((p) => ({ code: p.code, file: p.file })), [{ code: 'IO', file: fifo }]);
+  const r = await cliResult(['verify', dir]);
+  assert.equal(r.code, 1);
+  assert.ok(r.stdout.split('\n').some((line) => line.startsWith(`IO ${fifo}`)), r.stdout);
+  assert.ok(!r.stdout.includes('moves the damaged records'), `verify advised a repair: ${r.stdout}`);
+  await rejectsWith(() => repairStore(dir), 'IO');
+  rmSync(fifo);
+  assert.deepEqual((await checkStore(dir)).problems, []);
+});
+
+test('problems verify finds in bytes are CORRUPTION, and the CLI advises the repair that mends them', async () => {
+  const { checkStore } = await import('../src/store/verify.js');
+  const { dir, segment } = await oneTextStore('a text long enough to find');
+  const path = join(dir, 'arena', segment);
+  const bytes = readFileSync(path);
+  const at = bytes.indexOf('long enough');
+  bytes[at] = bytes[at]! ^ 0x20;
+  writeFileSync(path, bytes);
+  const report = await checkStore(dir);
+  assert.ok(report.problems.length > 0);
+  assert.ok(report.problems.every((p) => p.code === 'CORRUPTION'), JSON.stringify(report.problems));
+  const r = await cliResult(['verify', dir]);
+  assert.equal(r.code, 1);
+  assert.ok(r.stdout.includes('moves the damaged records'), r.stdout);
+  await repairStore(dir);
+  assert.deepEqual((await checkStore(dir)).problems, []);
+});

@@ -1361,5 +1361,8 @@ function closedError(): MemstoreError {
 function ioError(what: string, cause: unknown, file: string): MemstoreError {
   if (cause instanceof MemstoreError) return cause;
   const code = typeof cause === 'object' && cause !== null && 'code' in cause ? ` (${String(cause.code)})` : '';
-  return new MemstoreError('IO', `arena ${what} of ${file} failed${code}`, { cause, file });
+  // The file the system error names, where it names one: an open of the arena had named its
+  // directory for a segment that was a FIFO, and left the user to find which (a hostile pass).
+  const named = typeof cause === 'object' && cause !== null && 'path' in cause && typeof cause.path === 'string' ? cause.path : file;
+  return new MemstoreError('IO', `arena ${what} of ${named} failed${code}`, { cause, file: named });
 }

@@ -14,7 +14,8 @@ import { Progress } from './progress.js';
 import type { BenchFlags } from './bench.js';
 import { DEFAULT_K, DEFAULT_OUT, DEFAULT_PCA_LIST } from './args.js';
 import { repairStore } from '../store/repair.js';
-import { checkStore, requireStore } from '../store/verify.js';
+import { stateBeyondRepair } from '../store/state.js';
+import { checkStore, requireStore, type Problem } from '../store/verify.js';
 import { importMarkerPath } from '../store/files.js';
 
 /**
@@ -85,15 +86,25 @@ async function verify(dir: string): Promise<void> {
       `vectors: ${report.vectors === undefined ? 'unreadable' : `generation ${report.vectors.generation}, ${report.vectors.segments} segments, ${report.vectors.blobs} vectors, ${report.vectors.bytes} bytes`}\n`,
   );
   for (const p of report.problems) {
-    process.stdout.write(`CORRUPTION ${p.file}${p.offset === undefined ? '' : ` at ${p.offset}`}${p.id === undefined ? '' : ` (record ${JSON.stringify(p.id)})`}: ${p.what}\n`);
+    process.stdout.write(`${p.code} ${p.file}${p.offset === undefined ? '' : ` at ${p.offset}`}${p.id === undefined ? '' : ` (record ${JSON.stringify(p.id)})`}: ${p.what}\n`);
   }
   if (report.damagedRecords.length > 0) {
     process.stdout.write(`damaged records (${report.damagedRecords.length}): ${report.damagedRecords.map((id) => JSON.stringify(id)).join(', ')}\n`);
   }
-  // An import that did not finish is imported again, not repaired (repair refuses it).
-  const advice = report.problems.some((p) => p.file === importMarkerPath(dir)) ? `import into ${dir} again (it starts over)` : `memstore repair ${dir} moves the damaged records to a report`;
-  process.stdout.write(report.problems.length === 0 ? 'ok\n' : `${report.problems.length} problem(s); ${advice}\n`);
+  process.stdout.write(report.problems.length === 0 ? 'ok\n' : `${report.problems.length} problem(s); ${verifyAdvice(dir, report.problems)}\n`);
   if (report.problems.length > 0) process.exitCode = 1;
+}
+
+/**
+ * What to do about what verify found. An import that did not finish is imported again, not repaired
+ * (repair refuses it); a file that could not be read is not repaired either (repair cannot read it:
+ * a FIFO as a text segment had been met with advice to repair, which then failed on it).
+ */
+function verifyAdvice(dir: string, problems: readonly Problem[]): string {
+  if (problems.some((p) => p.file === importMarkerPath(dir))) return `import into ${dir} again (it starts over)`;
+  const unreadable = [...new Set(problems.filter((p) => p.code === 'IO').map((p) => p.file))];
+  if (unreadable.length > 0) return `memstore repair cannot read ${unreadable.join(', ')} either: make ${unreadable.length === 1 ? 'it' : 'them'} readable or move ${unreadable.length === 1 ? 'it' : 'them'} away, then verify again`;
+  return `memstore repair ${dir} moves the damaged records to a report`;
 }
 
 /**
@@ -105,6 +116,8 @@ function withRepairAdvice(dir: string, e: unknown): unknown {
   // Paths resolved: the store names its marker by the absolute path, and `memstore compact ki` had
   // advised a repair of a relative ki, which repair then refused (a hostile pass).
   if (!isMemstoreError(e, 'CORRUPTION') || (e.file !== undefined && resolve(e.file) === resolve(importMarkerPath(dir))) || e.message.includes('memstore repair')) return e;
+  // A state repair refuses (its errors say what to do instead); the error met may be another's.
+  if (stateBeyondRepair(dir)) return e;
   return new MemstoreError('CORRUPTION', `${e.message}; memstore repair ${dir} moves the damaged records to a report, and leaves a store this can run on`, {
     cause: e,
     ...(e.file === undefined ? {} : { file: e.file }),

@@ -347,9 +347,31 @@ function refuseUnmappable(dir: string, path: string): void {
     }
   }
   if (check.kind === 'truncated') {
-    throw new MemstoreError('CORRUPTION', `${path} is truncated: ${check.size} bytes, its last commit reaches page ${check.page} (${check.needed} bytes)`, { file: path, offset: check.size });
+    throw new MemstoreError('CORRUPTION', `${path} is truncated: ${check.size} bytes, its last commit reaches page ${check.page} (${check.needed} bytes); ${BEYOND_REPAIR}`, { file: path, offset: check.size });
   }
-  if (check.kind === 'invalid') throw new MemstoreError('CORRUPTION', `${path} is not an LMDB data file of this version, or its first pages are damaged`, { file: path, offset: 0 });
+  if (check.kind === 'invalid') throw new MemstoreError('CORRUPTION', `${path} is not an LMDB data file of this version, or its first pages are damaged; ${BEYOND_REPAIR}`, { file: path, offset: 0 });
+}
+
+/** What the errors of a state file damaged past repair's reach advise (repair opens the state as open does, and refuses it). */
+const BEYOND_REPAIR = 'memstore repair cannot read it either: restore state.mdb from a copy';
+
+/**
+ * Whether the state file is damaged past what `memstore repair` mends: truncated, not an LMDB file
+ * of this version, or with a page LMDB would read past (repair refuses all three, as open does).
+ * For the command line's advice alone: compact and export had advised a repair for a truncated
+ * state, which repair then refused. False where the file cannot be looked at (no advice is then
+ * better than wrong advice; the error being advised on says what failed).
+ */
+export function stateBeyondRepair(dir: string): boolean {
+  const path = statePath(dir);
+  try {
+    if (!statSync(path).isFile()) return false;
+    const kind = checkLmdbFile(path).kind;
+    if (kind === 'truncated' || kind === 'invalid') return true;
+    return kind === 'whole' && checkLmdbStructure(path) !== undefined;
+  } catch {
+    return false;
+  }
 }
 
 /**

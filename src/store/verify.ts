@@ -21,12 +21,22 @@ import { usableColumns } from './column-restore.js';
 import { columnsFilePath } from './files.js';
 
 export interface Problem {
+  /**
+   * 'IO' where a file could not be read at all (its permissions, or a FIFO or a directory where a
+   * segment belongs): `memstore repair` does not mend that, since it cannot read the file either;
+   * the file must be made readable or moved away. 'CORRUPTION' where bytes were read and failed a
+   * check, which repair mends.
+   */
+  readonly code: 'CORRUPTION' | 'IO';
   readonly file: string;
   readonly offset: number | string | undefined;
   readonly what: string;
   /** The record the damage belongs to, when one is known (state values, texts). */
   readonly id?: string;
 }
+
+/** A problem as the checks find it: CORRUPTION unless it says otherwise (problemOf() says IO for an unreadable file). */
+type Found = Omit<Problem, 'code'> & { readonly code?: Problem['code'] };
 
 export interface StoreReport {
   readonly dir: string;
@@ -37,7 +47,7 @@ export interface StoreReport {
   readonly state: { readonly file: string; readonly records: number };
   /** The index file: its committed length, and bytes past it (a checkpoint that never committed; cut at open, not damage). */
   readonly index: { readonly file: string; readonly committed: number; readonly uncommitted: number };
-  readonly wal: { readonly segments: number; readonly firstLsn: number | undefined; readonly lastLsn: number | undefined; readonly bytes: number; readonly recordsAfterCheckpoint: number; readonly tornTail: Problem | undefined };
+  readonly wal: { readonly segments: number; readonly firstLsn: number | undefined; readonly lastLsn: number | undefined; readonly bytes: number; readonly recordsAfterCheckpoint: number; readonly tornTail: Omit<Problem, 'code'> | undefined };
   readonly arena: ArenaVerifyReport | undefined;
   readonly vectors: ArenaVerifyReport | undefined;
   /** Damage: `memstore verify` exits 1 when there is any. */
@@ -46,9 +56,10 @@ export interface StoreReport {
   readonly damagedRecords: string[];
 }
 
-function problemOf(e: unknown, fallbackFile: string): Problem {
-  if (e instanceof MemstoreError) return { file: e.file ?? fallbackFile, offset: e.offset, what: e.message, ...(e.id === undefined ? {} : { id: e.id }) };
-  if (isWalError(e)) return { file: e.file ?? fallbackFile, offset: e.offset, what: e.message };
+function problemOf(e: unknown, fallbackFile: string): Found {
+  const code = (e instanceof MemstoreError || isWalError(e)) && e.code === 'IO' ? { code: 'IO' as const } : {};
+  if (e instanceof MemstoreError) return { ...code, file: e.file ?? fallbackFile, offset: e.offset, what: e.message, ...(e.id === undefined ? {} : { id: e.id }) };
+  if (isWalError(e)) return { ...code, file: e.file ?? fallbackFile, offset: e.offset, what: e.message };
   return { file: fallbackFile, offset: undefined, what: e instanceof Error ? e.message : String(e) };
 }
 
@@ -57,11 +68,11 @@ function problemOf(e: unknown, fallbackFile: string): Problem {
  * first damage, or a column opening would refuse, is a problem. One that names another index
  * generation is not read (opening ignores it), and is no problem.
  */
-async function checkColumns(dir: string, checkpoint: Checkpoint): Promise<Problem[]> {
+async function checkColumns(dir: string, checkpoint: Checkpoint): Promise<Found[]> {
   const ref = usableColumns(checkpoint);
   if (ref === undefined) return [];
   const path = columnsFilePath(dir, ref.file);
-  const problems: Problem[] = [];
+  const problems: Found[] = [];
   let maxValues = 0;
   let field: { name: string; keys: readonly string[]; full: boolean } | undefined;
   try {
@@ -148,7 +159,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     }
     const checkpoint = state.readCheckpoint();
     const trained = state.readTrained();
-    const problems: Problem[] = [];
+    const problems: Found[] = [];
     // Open refuses it (CORRUPTION): the store of an import that did not finish may lack rows.
     if (existsSync(importMarkerPath(dir))) problems.push({ file: importMarkerPath(dir), offset: 0, what: 'an import into this directory did not finish: its store may lack rows (import again, which starts over)' });
     const redo = state.droppedRedo;
@@ -318,7 +329,7 @@ export async function checkStore(dir: string): Promise<StoreReport> {
       },
       arena,
       vectors,
-      problems,
+      problems: problems.map((p) => ({ code: 'CORRUPTION', ...p })),
       damagedRecords,
     };
   } finally {
