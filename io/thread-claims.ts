@@ -13,12 +13,24 @@ export interface ThreadClaims {
   release(path: string): void;
   /** Whether a live thread of this process claims `path`. */
   held(path: string): boolean;
+  /**
+   * Opens `file` and write-locks its first byte by open file description (F_OFD_SETLK) for the
+   * calling thread, until unhold(file) or the thread's end; false when another open file
+   * description holds that lock (any copy of the addon, any thread, any process). Throws (an Error
+   * with the errno's name as its code) where the file system cannot (ENOLCK, EINVAL).
+   */
+  hold(file: string): boolean;
+  /** Drops the calling thread's lock of `file`, closing its descriptor (none: nothing happens). */
+  unhold(file: string): void;
+  /** Whether an open file description holds the lock of hold() on `file` (false when it is gone). */
+  heldElsewhere(file: string): boolean;
 }
 
 function load(): ThreadClaims | undefined {
   try {
     const a = (loadAddon('memstore_claims') ?? {}) as Partial<ThreadClaims>;
-    return typeof a.claim === 'function' && typeof a.release === 'function' && typeof a.held === 'function' ? (a as ThreadClaims) : undefined;
+    const complete = [a.claim, a.release, a.held, a.hold, a.unhold, a.heldElsewhere].every((f) => typeof f === 'function');
+    return complete ? (a as ThreadClaims) : undefined;
   } catch {
     return undefined;
   }

@@ -28,7 +28,7 @@ export type MemstoreErrorCode =
   | 'IO'
   /** The `embed` function of the memory API threw (its error is the `cause`), or returned other than one vector per text. */
   | 'EMBED'
-  /** The runtime lacks what a store needs: WebAssembly (off under `node --jitless`). */
+  /** The runtime lacks what a store needs: WebAssembly (off under `node --jitless`), or the address space its memory reserves (`ulimit -v` below about 10 GiB). */
   | 'UNSUPPORTED';
 
 export interface MemstoreErrorDetails {
@@ -43,7 +43,19 @@ export interface MemstoreErrorDetails {
   field?: string;
 }
 
+/** What marks a MemstoreError of any copy of memstore in the process: Symbol.for() is the realm's, not the module's. */
+const BRAND = Symbol.for('memstore.MemstoreError');
+
 export class MemstoreError extends Error {
+  /**
+   * `e instanceof MemstoreError` is true of the errors of every copy of memstore loaded in the
+   * process (a nested node_modules, a plugin with its own), each with its own class: a catch block
+   * written against one copy had let another copy's LOCKED through as an unknown error.
+   */
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return typeof v === 'object' && v !== null && (v as { [BRAND]?: unknown })[BRAND] === true;
+  }
+
   override readonly name = 'MemstoreError';
   readonly code: MemstoreErrorCode;
   readonly file: string | undefined;
@@ -60,6 +72,8 @@ export class MemstoreError extends Error {
     this.field = details.field;
   }
 }
+
+Object.defineProperty(MemstoreError.prototype, BRAND, { value: true });
 
 export function isMemstoreError(e: unknown, code?: MemstoreErrorCode): e is MemstoreError {
   return e instanceof MemstoreError && (code === undefined || e.code === code);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
@@ -25,6 +25,28 @@ test('errors carry a stable code, a message and the cause', async () => {
   assert.equal(e.name, 'MemstoreError');
   assert.ok(e instanceof Error);
   assert.equal((e.cause as Error).message, 'inner');
+});
+
+test('instanceof MemstoreError holds for the errors of any copy of the class marked as memstore marks them (another copy of memstore in the process), and not for other errors, even with a code', () => {
+  assert.ok(new MemstoreError('LOCKED', 'held') instanceof MemstoreError);
+  class OtherCopy extends Error {}
+  Object.defineProperty(OtherCopy.prototype, Symbol.for('memstore.MemstoreError'), { value: true });
+  assert.ok(new OtherCopy('held') instanceof MemstoreError);
+  assert.equal(Object.assign(new Error('held'), { code: 'LOCKED' }) instanceof MemstoreError, false);
+  assert.equal((null as unknown as object) instanceof MemstoreError, false);
+  assert.equal(({ code: 'LOCKED' } as unknown) instanceof MemstoreError, false);
+  assert.ok(new MemstoreError('IO', 'x') instanceof Error, 'still an Error');
+});
+
+test('under a virtual memory limit too small for WebAssembly memory (ulimit -v), open is UNSUPPORTED, and makes nothing (it was a bare RangeError)', { skip: process.platform === 'win32' ? 'ulimit' : false }, async () => {
+  const dir = join(tempDir(), 'store');
+  const index = fileURLToPath(new URL('../src/index.js', import.meta.url));
+  const script = `const { MemStore } = await import(${JSON.stringify(index)}); try { await MemStore.open(${JSON.stringify(dir)}, { dim: 4 }); console.log('opened'); } catch (e) { console.log(e.code); }`;
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('bash', ['-c', `ulimit -v 4000000 && exec "$0" --input-type=module -e "$1"`, process.execPath, script], (e, stdout) => (e === null ? resolve(stdout.trim()) : reject(e)));
+  });
+  assert.equal(out, 'UNSUPPORTED');
+  assert.equal(existsSync(dir), false, 'nothing made');
 });
 
 test('DIM_MISMATCH: reopening with another dim, and vectors of the wrong length', async () => {

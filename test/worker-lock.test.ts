@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { threadClaims } from '../io/thread-claims.js';
@@ -15,8 +17,8 @@ import { rejectsWith, tempDir } from './helpers.js';
  */
 const WORKER = new URL('./support/lock-worker.js', import.meta.url);
 
-function startWorker(dir: string, records: number): Promise<{ worker: Worker; said: string }> {
-  const worker = new Worker(WORKER, { workerData: { dir, records } });
+function startWorker(dir: string, records: number, module?: string): Promise<{ worker: Worker; said: string }> {
+  const worker = new Worker(WORKER, { workerData: { dir, records, ...(module === undefined ? {} : { module }) } });
   return new Promise((resolve, reject) => {
     worker.once('message', (said: string) => resolve({ worker, said }));
     worker.once('error', reject);
@@ -37,6 +39,20 @@ it("a lock removes its file only if the file holds what it wrote: another holder
   await again.close();
   assert.equal(existsSync(lock), false, 'its own file it removes');
 });
+
+/**
+ * A second copy of memstore, as a nested node_modules brings one: this build's modules and native
+ * addons copied elsewhere (its own module state, its own addon's memory), beside the same
+ * dependencies. Returns the file to import.
+ */
+function secondCopy(): string {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const copy = tempDir();
+  for (const part of ['dist/src', 'dist/io', 'dist/wal', 'native/build/Release']) cpSync(join(root, part), join(copy, part), { recursive: true });
+  writeFileSync(join(copy, 'package.json'), JSON.stringify({ type: 'module' }));
+  symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'));
+  return join(copy, 'dist', 'src', 'index.js');
+}
 
 /** A worker holding a store of `records` records in a directory that is then deleted and made again under its name. */
 async function workerInRemadeDirectory(records: number): Promise<{ dir: string; worker: Worker }> {
@@ -159,6 +175,49 @@ describe('the directory lock and worker threads', { skip: threadClaims === undef
     assert.deepEqual(Object.keys(tried), ['LOCKED'], JSON.stringify(tried));
     assert.ok(tried['LOCKED']! > 10 && rounds > 5, `${JSON.stringify(tried)}, ${rounds} rounds`);
     assert.equal((await checkStore(dir)).problems.length, 0);
+  });
+
+  it('a second copy of memstore in the process (its own modules and addon, as a nested node_modules brings) is LOCKED out of a directory the first holds, in this thread and in a worker, and opens it once the first closed (it had taken the lock over, and an acknowledged write was lost)', async () => {
+    const other = secondCopy();
+    const second = (await import(other)) as typeof import('../src/index.js');
+    const dir = tempDir();
+    const store = await MemStore.open(dir, { dim: 4 });
+    await store.add([{ id: 'first', vector: [1, 0, 0, 0] }]);
+    await rejectsWith(() => second.MemStore.open(dir, { dim: 4 }), 'LOCKED');
+    const inWorker = await startWorker(dir, 1, other);
+    assert.equal(inWorker.said, 'error LOCKED');
+    await inWorker.worker.terminate();
+    await store.add([{ id: 'acknowledged', vector: [0, 1, 0, 0] }]);
+    await store.close();
+    const reopened = await second.MemStore.open(dir, { dim: 4 });
+    assert.deepEqual(reopened.ids().sort(), ['acknowledged', 'first']);
+    await reopened.close();
+    assert.deepEqual((await checkStore(dir)).problems, []);
+  });
+
+  it('a worker terminated with its store open leaves a lock another process takes over, with what the worker wrote (other processes had found it LOCKED until this process exited)', async () => {
+    const dir = tempDir();
+    const { worker, said } = await startWorker(dir, 3);
+    assert.equal(said, 'open');
+    const index = fileURLToPath(new URL('../src/index.js', import.meta.url));
+    const inOther = (): string =>
+      execFileSync(process.execPath, ['--input-type=module', '-e', `const { MemStore } = await import(${JSON.stringify(index)}); try { const s = await MemStore.open(${JSON.stringify(dir)}, { dim: 4 }); console.log(s.stats().count); await s.close(); } catch (e) { console.log(e.code); }`], { encoding: 'utf8' }).trim();
+    assert.equal(inOther(), 'LOCKED', 'while the worker lives');
+    await worker.terminate();
+    assert.equal(inOther(), '3');
+  });
+
+  it('a lock file whose holder says it holds it open locked is stale once no one holds that lock, whatever process it names; one that does not say so is judged by its pid', async () => {
+    const dir = tempDir();
+    await (await MemStore.open(dir, { dim: 4 })).close();
+    const lock = join(dir, 'LOCK');
+    // The parent of this process: alive, and not this process.
+    writeFileSync(lock, `${process.ppid}\nleft-behind\nheld\n`);
+    const store = await MemStore.open(dir, { dim: 4 });
+    assert.deepEqual(readFileSync(lock, 'utf8').split('\n').slice(2), ['held', ''], 'this lock says it is held so too');
+    await store.close();
+    writeFileSync(lock, `${process.ppid}\nleft-behind\n`);
+    await rejectsWith(() => MemStore.open(dir, { dim: 4 }), 'LOCKED');
   });
 
   it('two workers: the second is LOCKED while the first lives, and opens once it is terminated', async () => {

@@ -599,7 +599,17 @@ export function kernels(): Kernels {
       // its build output: the caller's operation fails with IO, and the next one tries again.
       throw new MemstoreError('IO', `cannot read the search kernels ${fileURLToPath(file)}`, { cause: e, file: fileURLToPath(file) });
     }
-    singleton = instantiateKernels(new WebAssembly.Module(bytes));
+    let memory: LinearMemory;
+    try {
+      memory = new LinearMemory();
+    } catch (e) {
+      // V8 reserves about 10 GiB of address space for each WebAssembly memory (its bounds checks
+      // are guard pages): under a smaller `ulimit -v` (a container's, a CI's) the reservation
+      // fails, and it had come out as a bare RangeError (a hostile pass).
+      if (!(e instanceof RangeError)) throw e;
+      throw new MemstoreError('UNSUPPORTED', 'WebAssembly could not reserve its memory: V8 needs about 10 GiB of virtual address space for it; is a virtual memory limit (ulimit -v) set below that?', { cause: e });
+    }
+    singleton = instantiateKernels(new WebAssembly.Module(bytes), memory);
   }
   return singleton;
 }

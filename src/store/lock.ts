@@ -7,8 +7,26 @@ import { MemstoreError } from '../errors.js';
 import { importMarkerPath, lockPath } from './files.js';
 import { asMemstoreError } from './record-errors.js';
 
-/** Handles of this process, so a second open of the same directory in one process is refused too. */
-const heldHere = new Set<string>();
+const HELD_HERE = Symbol.for('memstore.lockFilesHeld');
+/**
+ * The lock files this thread holds, so a second open of the same directory in it is refused too:
+ * kept on the thread's global object, shared by every copy of memstore loaded in it (a nested
+ * node_modules, a plugin with its own). A set of each module's own had let a second copy open a
+ * directory the first held, and an acknowledged write was lost (a hostile pass).
+ */
+const heldHere: Set<string> = ((globalThis as { [HELD_HERE]?: Set<string> })[HELD_HERE] ??= new Set<string>());
+
+/**
+ * The third line of a lock file whose holder keeps it open with a write lock by open file
+ * description (ThreadClaims.hold()) for as long as it holds the directory: while that lock is
+ * there the holder is alive, whichever process, thread or copy of memstore it is; once it is gone
+ * (the store closed, its thread ended, its process died) the lock file is stale, even where its
+ * pid still runs. A lock file without it is judged by its pid alone, as locks were before.
+ */
+const HELD_LINE = 'held';
+
+/** Errors of hold() that say the file system keeps no such locks (or the file layer is not the disk's): the lock file then goes without. */
+const NO_OFD_LOCKS = new Set(['ENOLCK', 'EINVAL', 'EOPNOTSUPP', 'ENOENT']);
 
 /** A takeover lock older than this whose owner is dead was left by a process that died mid-takeover. */
 const STALE_TAKEOVER_MS = 5000;
@@ -41,7 +59,10 @@ function lockText(files: FileLayer, path: string): string | undefined {
 /** The pid a lock file (or the import marker, which starts with one) holds; undefined when it is gone; NaN when it holds no pid. */
 export function readOwner(files: FileLayer, path: string): number | undefined {
   const text = lockText(files, path);
-  if (text === undefined) return undefined;
+  return text === undefined ? undefined : ownerIn(text);
+}
+
+function ownerIn(text: string): number {
   const pid = Number.parseInt(text.trim(), 10);
   return Number.isInteger(pid) && pid > 0 ? pid : NaN;
 }
@@ -84,9 +105,63 @@ function removeIfPresent(files: FileLayer, path: string): void {
   }
 }
 
-/** What a lock file holds: the owner's pid, then a token of the lock that made it. */
-function lockContent(token: string): string {
-  return `${process.pid}\n${token}\n`;
+/** What a lock file holds: the owner's pid, then a token of the lock that made it, then HELD_LINE when its holder holds it open locked. */
+function lockContent(token: string, held: boolean): string {
+  return `${process.pid}\n${token}\n${held ? `${HELD_LINE}\n` : ''}`;
+}
+
+/** A lock file this lock made: what it wrote, and the name its open file description lock is kept under (ThreadClaims.hold()), if it took one. */
+interface MadeLock {
+  readonly content: string;
+  readonly heldAs: string | undefined;
+}
+
+/**
+ * createWithPid() for the directory's lock file, held open with a write lock by open file
+ * description (HELD_LINE) where the addon is built and the file system keeps such locks: the lock
+ * is taken on the private file before it is linked into place, so the lock file is never there
+ * marked and not held. Undefined when the lock file exists.
+ */
+function createLock(files: FileLayer, path: string, token: string): MadeLock | undefined {
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  let made: MadeLock = { content: lockContent(token, false), heldAs: undefined };
+  if (threadClaims !== undefined) {
+    const marked = lockContent(token, true);
+    files.createSync(tmp, new TextEncoder().encode(marked));
+    try {
+      if (threadClaims.hold(tmp)) made = { content: marked, heldAs: tmp };
+    } catch (e) {
+      if (!NO_OFD_LOCKS.has(String((e as NodeJS.ErrnoException).code))) {
+        removeIfPresent(files, tmp);
+        throw new MemstoreError('IO', `cannot hold lock file ${path}`, { cause: e });
+      }
+    }
+  }
+  try {
+    if (made.heldAs === undefined) {
+      removeIfPresent(files, tmp);
+      files.createSync(tmp, new TextEncoder().encode(made.content));
+    }
+    files.linkSync(tmp, path);
+    return made;
+  } catch (e) {
+    if (made.heldAs !== undefined) threadClaims!.unhold(made.heldAs);
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+    throw new MemstoreError('IO', `cannot create lock file ${path}`, { cause: e });
+  } finally {
+    removeIfPresent(files, tmp);
+  }
+}
+
+/**
+ * Whether the lock file at `path` (its text `text`) is held by a live holder: by the open file
+ * description lock its holder keeps where it says it keeps one (HELD_LINE; any process, thread or
+ * copy of memstore) and this process can test it; else by its pid (`alive`).
+ */
+function lockAlive(path: string, text: string, alive: (pid: number) => boolean): boolean {
+  if (threadClaims !== undefined && text.split('\n')[2] === HELD_LINE) return threadClaims.heldElsewhere(path);
+  const owner = ownerIn(text);
+  return !Number.isNaN(owner) && alive(owner);
 }
 
 /**
@@ -127,6 +202,14 @@ function newToken(): string {
  * LOCKED, never two writers. A lock naming this very process is judged by the claims of its threads
  * (io/thread-claims.ts): one left by a worker thread that was terminated with the store open is
  * stale; without the addon it stays LOCKED until the process exits.
+ *
+ * Where the addon is built and the file system keeps locks by open file description, the holder
+ * also keeps the lock file open with such a lock (HELD_LINE), and a lock file that says so is judged
+ * by that lock alone, whatever its pid: alive while any process, thread or copy of memstore holds
+ * it, stale once the holder closed, its thread ended or its process died. A second copy of memstore
+ * in one process (its own module state, its own addon) had taken a lock the first held for one its
+ * threads had left, and other processes had found a lock left by a terminated worker LOCKED until
+ * the worker's process exited (two hostile passes).
  */
 export class DirectoryLock {
   /** The thread claim taken with the lock (claimKey()), released with it. */
@@ -140,6 +223,8 @@ export class DirectoryLock {
      * that file and no other: a file system reuses the inode number of a deleted file at once.
      */
     private readonly created: { readonly id: string | undefined; readonly content: string },
+    /** The name the lock file's open file description lock is kept under (createLock()), if it took one. */
+    private readonly heldAs: string | undefined,
   ) {}
 
   /**
@@ -181,15 +266,16 @@ export class DirectoryLock {
     const alive = (pid: number) => (pid === process.pid ? !ownThreadsGone : pidAlive(pid));
     const takeover = `${path}.takeover`;
     const deadline = Date.now() + TAKEOVER_WAIT_MS;
-    const content = lockContent(newToken());
-    const made = (): DirectoryLock => {
+    const token = newToken();
+    const made = (lock: MadeLock): DirectoryLock => {
       heldHere.add(path);
-      return new DirectoryLock(files, path, { id: fileId(path), content });
+      return new DirectoryLock(files, path, { id: fileId(path), content: lock.content }, lock.heldAs);
     };
     for (;;) {
-      if (createWithPid(files, path, content)) return made();
-      const owner = readOwner(files, path);
-      if (owner === undefined) {
+      const created = createLock(files, path, token);
+      if (created !== undefined) return made(created);
+      const text = lockText(files, path);
+      if (text === undefined) {
         // LOCK was there for the link and gone for the read: released in between, so try again.
         // Unless it is a symbolic link to nothing, which is there for one and gone for the other
         // every time (a hostile pass: open spun for good); any other cause is bounded by the wait.
@@ -199,14 +285,15 @@ export class DirectoryLock {
         sleepSync(1);
         continue;
       }
-      if (!Number.isNaN(owner) && alive(owner)) throw new MemstoreError('LOCKED', `${dir} is held by process ${owner}`);
-      if (createWithPid(files, takeover, content)) {
+      if (lockAlive(path, text, alive)) throw new MemstoreError('LOCKED', `${dir} is held by process ${ownerIn(text)}`);
+      if (createWithPid(files, takeover, lockContent(token, false))) {
         try {
           // Under the takeover lock nobody else removes LOCK; it still holds what we judged stale, or is gone.
-          const again = readOwner(files, path);
-          if (again !== undefined && !Number.isNaN(again) && alive(again)) throw new MemstoreError('LOCKED', `${dir} is held by process ${again}`);
+          const again = lockText(files, path);
+          if (again !== undefined && lockAlive(path, again, alive)) throw new MemstoreError('LOCKED', `${dir} is held by process ${ownerIn(again)}`);
           removeIfPresent(files, path);
-          if (createWithPid(files, path, content)) return made();
+          const taken = createLock(files, path, token);
+          if (taken !== undefined) return made(taken);
         } finally {
           removeIfPresent(files, takeover);
         }
@@ -236,6 +323,8 @@ export class DirectoryLock {
       const { id, content } = this.created;
       if ((id === undefined || fileId(this.path) === id) && lockText(this.files, this.path) === content) removeIfPresent(this.files, this.path);
     } finally {
+      // Once the file is gone (or is another's): held until then, it kept every other opener out.
+      if (this.heldAs !== undefined) threadClaims?.unhold(this.heldAs);
       if (this.claim !== undefined) threadClaims?.release(this.claim);
     }
   }

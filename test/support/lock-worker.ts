@@ -1,12 +1,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { MemStore } from '../../src/index.js';
 
 /**
  * A worker thread that opens the store in `workerData.dir`, adds `workerData.records` records,
  * reports 'open' (or the error code it met) and then waits: the test terminates it, as a worker
- * pool retires an idle worker, or sends 'close'.
+ * pool retires an idle worker, or sends 'close'. With `workerData.module`, memstore is that file
+ * (another copy of it, as a nested node_modules brings).
  */
-const { dir, records } = workerData as { dir: string; records: number };
+const { dir, records, module } = workerData as { dir: string; records: number; module?: string };
+const { MemStore } = (module === undefined ? await import('../../src/index.js') : await import(module)) as typeof import('../../src/index.js');
 try {
   const store = await MemStore.open(dir, { dim: 4 });
   if (records > 0) await store.add(Array.from({ length: records }, (_, i) => ({ id: `w${i}`, vector: Float32Array.of(1, i, 0, 1) })));
