@@ -436,10 +436,13 @@ export class MemStore {
       let config = state.readConfig();
       // A checkpoint cut short (its thread terminated mid-transaction) is finished before the rest is read.
       await state.finishPending();
-      if (config === undefined) {
+      // A creation whose open failed after the configuration's commit (out of file descriptors, the
+      // process killed) took no write: an open giving a `dim` creates it again with its own options,
+      // where the first attempt's had been kept for good (DIM_MISMATCH on the retry: a hostile pass).
+      if (config === undefined || (opts.dim !== undefined && state.readCreating())) {
         // A creation stopped after the tables and before the configuration's commit is made again,
         // unless a store's files are beside it: then that store lost its configuration.
-        refuseLostState(dir, true);
+        if (config === undefined) refuseLostState(dir, true);
         config = createConfig(opts, dir);
         await state.create(config, !fitsModel(config));
       } else {
@@ -500,6 +503,8 @@ export class MemStore {
       store.pageIfDue();
       // Opening freed the buffers it loaded through: the quiet spell that follows gives them back.
       store.trimmer?.touch();
+      // Last: the store's options are its own once an open of it has succeeded.
+      if (state.readCreating()) await state.markCreated();
       return store;
     } catch (e) {
       await store?.indexFile?.close().catch(() => undefined);

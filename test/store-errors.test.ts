@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
+import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
@@ -47,6 +48,43 @@ test('under a virtual memory limit too small for WebAssembly memory (ulimit -v),
   });
   assert.equal(out, 'UNSUPPORTED');
   assert.equal(existsSync(dir), false, 'nothing made');
+});
+
+/** The real file system, but its first open of a log file fails as when the process is out of file descriptors. */
+function logFailingOnce(): FileLayer {
+  let failures = 1;
+  return {
+    ...nodeFileLayer,
+    open: (path, mode) => {
+      if (path.includes(`${sep}wal${sep}`) && failures-- > 0) return Promise.reject(Object.assign(new Error('too many open files'), { code: 'EMFILE' }));
+      return nodeFileLayer.open(path, mode);
+    },
+  };
+}
+
+test('a creating open that fails after the configuration is written (out of file descriptors making the log) leaves no options behind: an open with other options creates the store with those; once an open succeeded, its options hold (DIM_MISMATCH)', async () => {
+  const dir = tempDir();
+  const files = logFailingOnce();
+  await rejectsWith(() => MemStore.open(dir, { dim: 32, codec: 'rq2', files }), 'IO');
+  const store = await MemStore.open(dir, { dim: 8, codec: 'int8', files });
+  assert.equal(store.stats().dim, 8);
+  assert.equal(store.stats().codec, 'int8');
+  await store.add([{ id: 'a', vector: new Float32Array(8).fill(1) }]);
+  await store.close();
+  await rejectsWith(() => MemStore.open(dir, { dim: 16 }), 'DIM_MISMATCH');
+  const again = await MemStore.open(dir, {});
+  assert.equal(again.stats().count, 1);
+  await again.close();
+});
+
+test('a creation that failed, reopened without a dim, keeps the options it was made with, and they hold from then on', async () => {
+  const dir = tempDir();
+  const files = logFailingOnce();
+  await rejectsWith(() => MemStore.open(dir, { dim: 12, files }), 'IO');
+  const store = await MemStore.open(dir, { files });
+  assert.equal(store.stats().dim, 12);
+  await store.close();
+  await rejectsWith(() => MemStore.open(dir, { dim: 16 }), 'DIM_MISMATCH');
 });
 
 test('DIM_MISMATCH: reopening with another dim, and vectors of the wrong length', async () => {

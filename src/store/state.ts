@@ -193,6 +193,8 @@ const CHECKPOINT_KEY = 'checkpoint';
 const LOG_MADE_KEY = 'logMade';
 /** The first LSN of the newest log segment the store has made (STATE.md, "The log directory"). */
 const LOG_SEGMENT_KEY = 'logSegment';
+/** true from a store's creation until the end of the open that created it (readCreating()). */
+const CREATING_KEY = 'creating';
 
 /**
  * Added to the configuration's format version while a commit's writes may be half applied (STATE.md,
@@ -790,6 +792,10 @@ export class StateStore {
     this.record({ table: 'config', key, value: seal(utf8.encode(key), packr.pack(value)) });
   }
 
+  private removeConfig(key: string): void {
+    this.record({ table: 'config', key, value: null });
+  }
+
   /** The format version the configuration names, read without checking the rest of it; undefined when there is none to read. */
   formatVersionNamed(): number | undefined {
     try {
@@ -830,9 +836,14 @@ export class StateStore {
   }
 
   /** Writes the configuration of a new store; `trained` is true when nothing needs fitting (no PCA). */
+  /**
+   * Writes a new store's configuration, its model's state and an empty checkpoint, marked as a
+   * creation under way (readCreating()) until markCreated() at the end of the open that made it.
+   */
   async create(config: StoreConfig, trained: boolean): Promise<void> {
     await this.commit(() => {
       this.putConfig(CONFIG_KEY, config);
+      this.putConfig(CREATING_KEY, true);
       this.putConfig(TRAINED_KEY, trained);
       this.putConfig(CHECKPOINT_KEY, { lsn: 0, arenaGeneration: 1, vectorGeneration: 1, indexGeneration: 1, indexBytes: 0, textLiveBytes: 0 } satisfies Checkpoint);
     });
@@ -859,6 +870,20 @@ export class StateStore {
    * directory that is not there was lost, and the acknowledged writes after the checkpoint with it
    * (STATE.md, "The log directory"). False for a store made before the mark existed, until it opens.
    */
+  /**
+   * Whether the open that created the store never finished (it failed after writing the
+   * configuration: out of file descriptors, the process killed): no write was ever accepted, and
+   * the next open that gives a `dim` creates the store again with its own options (STATE.md).
+   */
+  readCreating(): boolean {
+    return this.getConfig(CREATING_KEY) === true;
+  }
+
+  /** Clears readCreating(), durably: the store's open succeeded, and its options are its own from now on. */
+  async markCreated(): Promise<void> {
+    await this.commit(() => this.removeConfig(CREATING_KEY));
+  }
+
   readLogMade(): boolean {
     return this.getConfig(LOG_MADE_KEY) === true;
   }
