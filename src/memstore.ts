@@ -413,7 +413,7 @@ export class MemStore {
       if (typeof dir !== 'string' || dir.length === 0) throw new MemstoreError('INVALID_ARGUMENT', 'dir must be a non-empty string');
       // Files are opened by path long after open (log segments, arena generations, the lock's release):
       // a relative path would follow the process's working directory wherever it goes next.
-      dir = resolve(dir);
+      dir = absolute(dir);
       opts = resolveOpenOptions(options);
       // The search kernels first: a runtime without WebAssembly is UNSUPPORTED before a file is made.
       kernels();
@@ -1431,5 +1431,17 @@ export class MemStore {
   /** @internal For repair: damaged stretches of the index file go with the next generation (compact writes one). */
   forgetIndexDamage(): void {
     this.damage.index.length = 0;
+  }
+}
+
+/**
+ * `dir` made absolute. IO when it is relative and the working directory is gone (deleted since the
+ * process moved into it): Node's own error (ENOENT from uv_cwd) had come out as it was.
+ */
+function absolute(dir: string): string {
+  try {
+    return resolve(dir);
+  } catch (e) {
+    throw new MemstoreError('IO', `cannot make ${dir} absolute: the working directory is gone`, { cause: e, field: 'dir' });
   }
 }

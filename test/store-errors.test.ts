@@ -50,6 +50,16 @@ test('under a virtual memory limit too small for WebAssembly memory (ulimit -v),
   assert.equal(existsSync(dir), false, 'nothing made');
 });
 
+test('a relative directory when the working directory is gone (deleted after the process moved into it) is IO, not Node\'s own ENOENT from uv_cwd', { skip: process.platform === 'win32' ? 'a working directory cannot be removed there' : false }, async () => {
+  const gone = join(tempDir(), 'gone');
+  const index = fileURLToPath(new URL('../src/index.js', import.meta.url));
+  const script = `import { mkdirSync, rmdirSync } from 'node:fs'; const { MemStore } = await import(${JSON.stringify(index)}); mkdirSync(${JSON.stringify(gone)}); process.chdir(${JSON.stringify(gone)}); rmdirSync(${JSON.stringify(gone)}); try { await MemStore.open('rel', { dim: 4 }); console.log('opened'); } catch (e) { console.log(e.code); }`;
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], (e, stdout) => (e === null ? resolve(stdout.trim()) : reject(e)));
+  });
+  assert.equal(out, 'IO');
+});
+
 /** The real file system, but its first open of a log file fails as when the process is out of file descriptors. */
 function logFailingOnce(): FileLayer {
   let failures = 1;
