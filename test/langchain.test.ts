@@ -512,3 +512,15 @@ test('LangChain: a query holding a lone surrogate, or not a text, is INVALID_ARG
     await store.close();
   }
 });
+
+test('LangChain: maxMarginalRelevanceSearch with fetchK below k is INVALID_OPTION naming fetchK (k documents past fetchK had come back as fetchK, without a word); without fetchK, k past 20 fetches k', async () => {
+  const texts = Array.from({ length: 30 }, (_, i) => `text ${String.fromCharCode(97 + (i % 26))}${i}`);
+  const store = await MemStoreVectorStore.fromTexts(texts, {}, embeddings, { directory: tempDir() });
+  try {
+    assert.equal((await rejectsWith(() => store.maxMarginalRelevanceSearch('text', { k: 5, fetchK: 3 }), 'INVALID_OPTION')).field, 'fetchK');
+    assert.equal((await store.maxMarginalRelevanceSearch('text', { k: 25 })).length, 25);
+    assert.equal((await store.maxMarginalRelevanceSearch('text', { k: 5, fetchK: 5 })).length, 5);
+  } finally {
+    await store.close();
+  }
+});

@@ -172,8 +172,9 @@ export class MemStoreVectorStore extends VectorStore {
     const k = options.k;
     if (!(Number.isInteger(k) && k >= 1 && k <= MAX_K)) throw new MemstoreError('INVALID_OPTION', `k must be an integer in [1, ${MAX_K}]`, { field: 'k' });
     // Checked here, not by the search it becomes the k of: a bad fetchK had been blamed on k (a hostile pass).
-    const fetchK = options.fetchK ?? FETCH_K;
-    if (!(Number.isInteger(fetchK) && fetchK >= 1 && fetchK <= MAX_K)) throw new MemstoreError('INVALID_OPTION', `fetchK must be an integer in [1, ${MAX_K}]`, { field: 'fetchK' });
+    // At least k by default; one given below k is refused: k past it had come back as fetchK documents, without a word.
+    const fetchK = options.fetchK ?? Math.max(FETCH_K, k);
+    if (!(Number.isInteger(fetchK) && fetchK >= k && fetchK <= MAX_K)) throw new MemstoreError('INVALID_OPTION', `fetchK must be an integer in [k, ${MAX_K}] (k is ${k})`, { field: 'fetchK' });
     const lambda = options.lambda ?? 0.5;
     if (!(typeof lambda === 'number' && lambda >= 0 && lambda <= 1)) throw new MemstoreError('INVALID_OPTION', 'lambda must be a number in [0, 1]', { field: 'lambda' });
     const q = await this.embedQuery(query);
