@@ -177,6 +177,11 @@ test('hostile memory: at far in the past or future, as a number or a Date; since
     await rejectsWith(() => store.recall('x', { since: NaN }), 'INVALID_ARGUMENT');
     await rejectsWith(() => store.recall('x', { until: 'yesterday' as unknown as number }), 'INVALID_ARGUMENT');
     await rejectsWith(() => store.remember('x', { at: Infinity }), 'INVALID_ARGUMENT');
+    // Past what a Date holds: it had been kept, and read back as an Invalid Date.
+    assert.equal((await rejectsWith(() => store.remember('x', { at: future + 1 }), 'INVALID_ARGUMENT')).field, 'at');
+    assert.equal((await rejectsWith(() => store.remember('x', { at: past - 1 }), 'INVALID_ARGUMENT')).field, 'at');
+    assert.equal((await rejectsWith(() => store.recall('x', { since: future * 2 }), 'INVALID_ARGUMENT')).field, 'since');
+    assert.equal((await store.recall('x', { k: 10 })).length, 3, 'nothing refused was written');
   } finally {
     await store.close();
   }

@@ -160,10 +160,14 @@ function isNamespace(v: unknown): v is string {
   }
 }
 
+/** The most ms from the epoch a Date holds, either way (ECMAScript's time range). */
+const MAX_TIME = 8.64e15;
+
 function timeOf(v: unknown, field: string): number | undefined {
   if (v === undefined) return undefined;
   const t = v instanceof Date ? v.getTime() : v;
-  if (typeof t !== 'number' || !Number.isFinite(t)) throw bad(`${field} must be a Date or a finite number of ms since the epoch`, field);
+  // A time past what a Date holds had been kept, and read back as an Invalid Date (a hostile pass).
+  if (typeof t !== 'number' || !Number.isFinite(t) || Math.abs(t) > MAX_TIME) throw bad(`${field} must be a Date or a number of ms since the epoch that a Date holds (at most ±${MAX_TIME})`, field);
   return t;
 }
 
