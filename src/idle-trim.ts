@@ -7,40 +7,41 @@ import { heapTrim, type HeapTrim } from '../io/heap-trim.js';
  * trim gave back 0.9 to 2.6 MiB (18 to 54 bytes per vector) at rest in the memory bench's processes
  * holding a 50k x 512-d store, and 5 to 7 MiB (100 to 140) in a process that had freed a buffer of
  * 2 MiB before it opened the store, which raises glibc's thresholds (bench/results/memory.md). A
- * trim costs about 1 ms; it runs once per quiet spell, never while
- * calls come faster than the quiet period, on a timer that does not keep the process alive.
+ * trim costs about 1 ms; it runs once per quiet spell, never while calls come faster than the quiet
+ * period, on a timer that does not keep the process alive.
+ *
+ * A call reads no clock (it had: a tenth of a microsecond of every cache hit): it marks the spell
+ * under way as not quiet, and the timer, at the spell's end, starts another or trims. So the trim
+ * comes one to two quiet periods after the last call.
  */
 export interface IdleTrimmerOptions {
-  /** Milliseconds without a call after which the trim runs. @default 1000 */
+  /** Milliseconds of a quiet spell: the trim runs after the first one without a call. @default 1000 */
   quietMs?: number;
   /** The trim itself; without it nothing is scheduled. @default none (idleTrimmer() gives the native addon's, io/heap-trim.ts) */
   trim?: HeapTrim;
-  /** The clock, in milliseconds. @default performance.now */
-  now?: () => number;
 }
 
 export class IdleTrimmer {
   private readonly quietMs: number;
-  private readonly now: () => number;
   private trim: HeapTrim | undefined;
-  private last = 0;
-  /** A call since the last trim: a spell without one (a timer left from before) trims nothing. */
+  /** A call came during the spell under way: it is not quiet. */
   private called = false;
+  /** A call came since the last trim: there may be memory to give back. */
+  private owed = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private counts = { trims: 0, released: 0 };
 
   constructor(options: IdleTrimmerOptions = {}) {
     this.quietMs = options.quietMs ?? 1000;
     this.trim = options.trim;
-    this.now = options.now ?? (() => performance.now());
   }
 
-  /** A call of a store: the quiet spell starts again. */
+  /** A call of a store: the spell under way is not quiet. */
   touch(): void {
     if (this.trim === undefined) return;
-    this.last = this.now();
-    this.called = true;
-    if (this.timer === undefined) this.arm(this.quietMs);
+    this.owed = true;
+    if (this.timer === undefined) this.arm();
+    else this.called = true;
   }
 
   /** Trims run so far, and how many of them gave memory back. */
@@ -48,21 +49,21 @@ export class IdleTrimmer {
     return { ...this.counts };
   }
 
-  private arm(ms: number): void {
-    this.timer = setTimeout(() => this.fire(), Math.max(1, Math.ceil(ms)));
+  private arm(): void {
+    this.called = false;
+    this.timer = setTimeout(() => this.fire(), this.quietMs);
     this.timer.unref();
   }
 
   private fire(): void {
     this.timer = undefined;
     const trim = this.trim;
-    if (trim === undefined || !this.called) return;
-    const quiet = this.now() - this.last;
-    if (quiet < this.quietMs) {
-      this.arm(this.quietMs - quiet);
+    if (trim === undefined || !this.owed) return;
+    if (this.called) {
+      this.arm();
       return;
     }
-    this.called = false;
+    this.owed = false;
     try {
       this.counts.trims++;
       if (trim()) this.counts.released++;

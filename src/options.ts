@@ -153,7 +153,8 @@ export interface OpenOptions {
    */
   mmap?: boolean;
   /**
-   * After a second in which no store of this thread was called, ask the C allocator to give its
+   * After a whole second in which no store of this thread was called (one to two seconds after the
+   * last call: calls read no clock), ask the C allocator to give its
    * free memory back to the system (glibc's `malloc_trim`, through the small native addon in
    * `native/`; about 1 ms, once per quiet spell, on a timer that does not keep the process alive).
    * glibc keeps what each thread frees: 0.9 to 2.6 MiB of it at rest beside a 50k store in the

@@ -12,18 +12,14 @@ import { heapTrim } from '../io/heap-trim.js';
 import { MemStore } from '../src/index.js';
 import { rejectsWith, tempDir } from './helpers.js';
 
-/** A trimmer on a clock the test moves, with setTimeout mocked to follow it. */
+/** A trimmer on mocked timers the test moves a millisecond at a time. */
 function onClock(trim: () => boolean): { trimmer: IdleTrimmer; advance: (ms: number) => void } {
-  let now = 0;
   mock.timers.enable({ apis: ['setTimeout'] });
-  const trimmer = new IdleTrimmer({ quietMs: 1000, trim, now: () => now });
+  const trimmer = new IdleTrimmer({ quietMs: 1000, trim });
   return {
     trimmer,
     advance: (ms) => {
-      for (let i = 0; i < ms; i++) {
-        now++;
-        mock.timers.tick(1);
-      }
+      for (let i = 0; i < ms; i++) mock.timers.tick(1);
     },
   };
 }
@@ -31,24 +27,34 @@ function onClock(trim: () => boolean): { trimmer: IdleTrimmer; advance: (ms: num
 describe('idle trim', () => {
   afterEach(() => mock.timers.reset());
 
-  it('trims once a second after the last call, not while calls come within the second, and not again until a call', () => {
+  it('trims after the first quiet second (one to two seconds after the last call), not while calls come within each second, and not again until a call', () => {
     let trims = 0;
     const { trimmer, advance } = onClock(() => (trims++, true));
     trimmer.touch();
+    advance(1000);
+    assert.equal(trims, 1, 'a second after a lone call');
+    trimmer.touch();
     advance(600);
     trimmer.touch();
     advance(600);
-    assert.equal(trims, 0, 'the second call started the quiet spell again');
-    advance(399);
-    assert.equal(trims, 0);
-    advance(1);
+    assert.equal(trims, 1, 'the second call made that second not quiet');
+    advance(799);
     assert.equal(trims, 1);
+    advance(1);
+    assert.equal(trims, 2, 'the next second was quiet');
+    for (let i = 0; i < 5; i++) {
+      trimmer.touch();
+      advance(700);
+    }
+    assert.equal(trims, 2, 'calls every 0.7 s: no second is quiet');
+    advance(2000);
+    assert.equal(trims, 3);
     advance(5000);
-    assert.equal(trims, 1, 'no call since: nothing more to give back');
+    assert.equal(trims, 3, 'no call since: nothing more to give back');
     trimmer.touch();
     advance(1000);
-    assert.equal(trims, 2);
-    assert.deepEqual(trimmer.stats, { trims: 2, released: 2 });
+    assert.equal(trims, 4);
+    assert.deepEqual(trimmer.stats, { trims: 4, released: 4 });
   });
 
   it('counts trims that gave nothing back apart', () => {
@@ -72,11 +78,9 @@ describe('idle trim', () => {
   });
 
   it('without a trim (no addon, or not glibc) a call schedules nothing', () => {
-    let now = 0;
     mock.timers.enable({ apis: ['setTimeout'] });
-    const trimmer = new IdleTrimmer({ quietMs: 1000, now: () => now });
+    const trimmer = new IdleTrimmer({ quietMs: 1000 });
     trimmer.touch();
-    now = 5000;
     mock.timers.tick(5000);
     assert.deepEqual(trimmer.stats, { trims: 0, released: 0 });
   });
@@ -96,8 +100,8 @@ describe('trimWhenIdle', () => {
     assert.equal(e.field, 'trimWhenIdle');
   });
 
-  it('a store trims the process a second after its last call (the default), and one opened with false does not', { skip: heapTrim() === undefined ? 'the heap addon is not built here' : false }, async () => {
-    const quiet = () => new Promise((resolve) => setTimeout(resolve, 1300));
+  it('a store trims the process one to two seconds after its last call (the default), and one opened with false does not', { skip: heapTrim() === undefined ? 'the heap addon is not built here' : false }, async () => {
+    const quiet = () => new Promise((resolve) => setTimeout(resolve, 2300));
     const off = await MemStore.open(tempDir(), { dim: 4, trimWhenIdle: false });
     await quiet();
     const before = idleTrimmer().stats.trims;
