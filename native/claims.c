@@ -135,9 +135,26 @@ static napi_value held(napi_env env, napi_callback_info info) {
   return boolean(env, found);
 }
 
+static napi_value unhold(napi_env env, napi_callback_info info) {
+  return drop_own(env, info, &holds);
+}
+
+#ifndef F_OFD_SETLK
+/* No locks by open file description here (Linux has them since 3.15): hold() says so, and lock
+ * files go without them, judged by their pid as before (lock.ts). */
+static napi_value hold(napi_env env, napi_callback_info info) {
+  (void)info;
+  return fail(env, "ENOLCK", "this system has no locks by open file description");
+}
+
+static napi_value held_elsewhere(napi_env env, napi_callback_info info) {
+  (void)info;
+  return fail(env, "ENOLCK", "this system has no locks by open file description");
+}
+#else
 /* Throws an Error whose code is the name of errno's value where known (the lock maps it to IO). */
 static napi_value fail_errno(napi_env env, int error, const char *what) {
-  const char *code = error == ENOENT ? "ENOENT" : error == EACCES ? "EACCES" : error == EROFS ? "EROFS" : error == EMFILE ? "EMFILE" : error == ENFILE ? "ENFILE" : error == EINVAL ? "EINVAL" : error == ENOLCK ? "ENOLCK" : "EIO";
+  const char *code = error == ENOENT ? "ENOENT" : error == EACCES ? "EACCES" : error == EROFS ? "EROFS" : error == EMFILE ? "EMFILE" : error == ENFILE ? "ENFILE" : error == EINVAL ? "EINVAL" : error == ENOLCK ? "ENOLCK" : error == EOPNOTSUPP ? "EOPNOTSUPP" : "EIO";
   return fail(env, code, what);
 }
 
@@ -185,10 +202,6 @@ static napi_value hold(napi_env env, napi_callback_info info) {
   return boolean(env, true);
 }
 
-static napi_value unhold(napi_env env, napi_callback_info info) {
-  return drop_own(env, info, &holds);
-}
-
 static napi_value held_elsewhere(napi_env env, napi_callback_info info) {
   char *path = path_arg(env, info);
   if (path == NULL) return NULL;
@@ -206,6 +219,7 @@ static napi_value held_elsewhere(napi_env env, napi_callback_info info) {
   if (tested != 0) return fail_errno(env, error, "cannot test the lock file's lock");
   return boolean(env, lock.l_type != F_UNLCK);
 }
+#endif
 
 /* Takes every entry of `env` off `list` and drops it (the mutex held). */
 static void drop_all(entry_t **list, napi_env env) {

@@ -159,7 +159,15 @@ function createLock(files: FileLayer, path: string, token: string): MadeLock | u
  * copy of memstore) and this process can test it; else by its pid (`alive`).
  */
 function lockAlive(path: string, text: string, alive: (pid: number) => boolean): boolean {
-  if (threadClaims !== undefined && text.split('\n')[2] === HELD_LINE) return threadClaims.heldElsewhere(path);
+  if (threadClaims !== undefined && text.split('\n')[2] === HELD_LINE) {
+    try {
+      return threadClaims.heldElsewhere(path);
+    } catch (e) {
+      // A system or file system without such locks here (the holder had them: a file system shared
+      // with another system) judges by the pid, as a lock without the line is judged.
+      if (!NO_OFD_LOCKS.has(String((e as NodeJS.ErrnoException).code)) || (e as NodeJS.ErrnoException).code === 'ENOENT') throw e;
+    }
+  }
   const owner = ownerIn(text);
   return !Number.isNaN(owner) && alive(owner);
 }
