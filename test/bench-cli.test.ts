@@ -548,3 +548,16 @@ test('memstore bench names the file it cannot read: a directory as --data, a fil
     lineReads.limit = limit;
   }
 });
+
+test('memstore bench with a TMPDIR it cannot make its stores in, or under node --jitless, stops with exit code 2 (IO, UNSUPPORTED) before the study starts and writes nothing (both had run the baselines first)', async () => {
+  for (const [env, node, code] of [[{ TMPDIR: join(tempDir(), 'no-such-dir') }, [], 'IO'], [{}, ['--jitless'], 'UNSUPPORTED']] as const) {
+    const out = join(tempDir(), 'results');
+    const failed = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, [...node, cli, 'bench', '--quick', '--out', out], { env: { ...process.env, ...env } }, (e, _stdout, stderr) => resolve({ status: e === null ? 0 : (e as { code: number }).code, stderr }));
+    });
+    assert.equal(failed.status, 2, failed.stderr);
+    assert.match(failed.stderr, new RegExp(`memstore: ${code}`));
+    assert.equal(failed.stderr.includes('configurations x rescoring'), false, 'the study did not start');
+    assert.equal(existsSync(out), false, 'nothing written');
+  }
+});

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, resolve, sep } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { shippedDataset, syntheticDataset, type Dataset } from './datasets.js';
@@ -20,6 +21,9 @@ import { matrix, runStudy, studySteps, type StudyConfig } from '../../bench/stud
 import { formatSweep, renderSweepChart, runIndexSweep, sweepSteps } from '../../bench/index-sweep.js';
 import { DEFAULT_OVERSAMPLE, PCA_OVERSAMPLE, type Metric } from '../options.js';
 import { CODEC_NAMES, type CodecName } from '../codec/codec.js';
+import { kernels } from '../kernels/wasm.js';
+import { MemstoreError } from '../errors.js';
+import { makeBenchDir, removeBenchDir } from '../../bench/temp-dirs.js';
 
 /** The codecs `--codecs` names (all of them when absent); a usage error for an unknown one. */
 export function parseCodecList(list: string | undefined): CodecName[] {
@@ -335,6 +339,22 @@ function checkDataFits(flags: BenchFlags, data: Dataset, configs: readonly Study
   }
 }
 
+/**
+ * What every store of the study needs, checked before anything runs: the search kernels
+ * (UNSUPPORTED under `node --jitless`) and a temporary directory to make them in (IO naming TMPDIR).
+ * Both had failed the run only after the baselines had run for minutes (a hostile pass).
+ */
+function checkCanStudy(): void {
+  kernels();
+  let dir: string;
+  try {
+    dir = makeBenchDir('memstore-bench-check-');
+  } catch (e) {
+    throw new MemstoreError('IO', `cannot make a temporary directory in ${tmpdir()} (TMPDIR) for the study's stores`, { cause: e, file: tmpdir() });
+  }
+  removeBenchDir(dir);
+}
+
 export async function bench(flags: BenchFlags): Promise<void> {
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   if (flags.kernels === true) return benchKernels(flags);
@@ -363,6 +383,7 @@ export async function bench(flags: BenchFlags): Promise<void> {
   checkWritable(chartFile, flags.chart === undefined ? '--out' : '--chart');
   // The index sweep's chart too: a directory in its place had failed the run at its end, with the JSON and the study's chart written.
   if (flags.index) checkWritable(indexChartFile, flags.chart === undefined ? '--out (results-index.svg)' : "--chart's index chart");
+  checkCanStudy();
   progress(`memstore bench: ${data.name}: ${data.docs.length} vectors, ${data.queries.length} queries, dim ${data.dim}, ${flags.metric}, k=${flags.k}; ${configs.length} configurations x rescoring off/on`);
   // On a terminal, a bar over the steps of the study and of the index sweep after it (counts and an
   // ETA; it had ended with the study, the sweep's minutes left out); in a log, a line per step.
