@@ -53,6 +53,8 @@ export class MemstoreError extends Error {
    * written against one copy had let another copy's LOCKED through as an unknown error.
    */
   static override [Symbol.hasInstance](v: unknown): boolean {
+    // A subclass of a user's keeps the ordinary test: every memstore error had been an instance of it.
+    if (this !== MemstoreError) return Function.prototype[Symbol.hasInstance].call(this, v);
     return typeof v === 'object' && v !== null && (v as { [BRAND]?: unknown })[BRAND] === true;
   }
 

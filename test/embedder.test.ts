@@ -94,7 +94,8 @@ test('USE-lite: a text past USE_LITE_PIECE characters is the unit mean of its pi
 });
 
 test('USE-lite: a text with no word the English model knows (Chinese, Hebrew, emoji, control characters, spaces alone) is INVALID_ARGUMENT naming it, and through remember() EMBED, nothing written: they had all come out as one vector, so dedupe replaced one fact by another', async () => {
-  for (const text of ['东京是日本的首都', 'שלום', '👍', '\u0000', '   ']) {
+  // With digits and punctuation beside them too: "你好!" and "再见!" had been one vector.
+  for (const text of ['东京是日本的首都', 'שלום', '👍', '\u0000', '   ', '你好!', '2024年的会议', '会议 1', '🎉 2024!']) {
     const e = await rejectsWith(() => embed(['fine', text]), 'INVALID_ARGUMENT');
     assert.equal(e.field, 'texts[1]', JSON.stringify(text));
   }

@@ -1087,13 +1087,14 @@ test('hostile memory: compact() deletes expired memories only: records a plain a
   }
 });
 
-test('hostile memory: a ttl lost in rounding beside at (1e-300, the least double, a day after at = 1e300) is INVALID_ARGUMENT and nothing is written (the memory had expired on arrival, and recall never returned it)', async () => {
+test('hostile memory: a ttl lost in rounding beside at (1e-300, the least double, 0.4 ms after the latest at a Date holds) is INVALID_ARGUMENT and nothing is written (the memory had expired on arrival, and recall never returned it); an at past what a Date holds is refused as at', async () => {
   const store = await open();
   try {
-    for (const [ttl, at] of [[1e-300, undefined], [5e-324, undefined], [86_400_000, 1e300]] as const) {
+    for (const [ttl, at] of [[1e-300, undefined], [5e-324, undefined], [0.4, 8.64e15]] as const) {
       const e = await rejectsWith(() => store.remember('tiny', at === undefined ? { ttl } : { ttl, at }), 'INVALID_ARGUMENT');
       assert.equal(e.field, 'ttl');
     }
+    assert.equal((await rejectsWith(() => store.remember('tiny', { ttl: 86_400_000, at: 1e300 }), 'INVALID_ARGUMENT')).field, 'at');
     assert.equal(store.stats().count, 0);
     assert.equal((await store.remember('small but counted', { ttl: 1 }))[0]!.action, 'added');
   } finally {

@@ -37,6 +37,11 @@ test('instanceof MemstoreError holds for the errors of any copy of the class mar
   assert.equal((null as unknown as object) instanceof MemstoreError, false);
   assert.equal(({ code: 'LOCKED' } as unknown) instanceof MemstoreError, false);
   assert.ok(new MemstoreError('IO', 'x') instanceof Error, 'still an Error');
+  // A user's subclass keeps the ordinary test: every memstore error had been an instance of it.
+  class AppStoreError extends MemstoreError {}
+  assert.equal(new MemstoreError('IO', 'x') instanceof AppStoreError, false);
+  assert.ok(new AppStoreError('IO', 'x') instanceof AppStoreError);
+  assert.ok(new AppStoreError('IO', 'x') instanceof MemstoreError);
 });
 
 test('under a virtual memory limit too small for WebAssembly memory (ulimit -v), open is UNSUPPORTED, and makes nothing (it was a bare RangeError)', { skip: process.platform === 'win32' ? 'ulimit' : false }, async () => {

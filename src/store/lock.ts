@@ -296,12 +296,18 @@ export class DirectoryLock {
       if (lockAlive(path, text, alive)) throw new MemstoreError('LOCKED', `${dir} is held by process ${ownerIn(text)}`);
       if (createWithPid(files, takeover, lockContent(token, false))) {
         try {
-          // Under the takeover lock nobody else removes LOCK; it still holds what we judged stale, or is gone.
+          // Under the takeover lock no other opener removes LOCK, but one that finds none makes its
+          // own: the lock judged stale is removed only while it is still there, the very file judged
+          // (its token is its own). Once it is gone (its holder closed meanwhile), whatever is there
+          // is judged afresh: a LOCK made in between by a third opener had been removed, and two
+          // processes held the store (an acknowledged write lost: a hostile pass).
           const again = lockText(files, path);
-          if (again !== undefined && lockAlive(path, again, alive)) throw new MemstoreError('LOCKED', `${dir} is held by process ${ownerIn(again)}`);
-          removeIfPresent(files, path);
-          const taken = createLock(files, path, token);
-          if (taken !== undefined) return made(taken);
+          if (again === text) {
+            if (lockAlive(path, again, alive)) throw new MemstoreError('LOCKED', `${dir} is held by process ${ownerIn(again)}`);
+            removeIfPresent(files, path);
+            const taken = createLock(files, path, token);
+            if (taken !== undefined) return made(taken);
+          }
         } finally {
           removeIfPresent(files, takeover);
         }
