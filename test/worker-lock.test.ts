@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, relative } from 'node:path';
@@ -54,6 +54,17 @@ function secondCopy(): string {
   symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'));
   return join(copy, 'dist', 'src', 'index.js');
 }
+
+it('an open removes the private lock files of dead processes (killed between writing a lock and linking it), and leaves those of live ones and every other name', async () => {
+  const dir = tempDir();
+  await (await MemStore.open(dir, { dim: 4 })).close();
+  const dead = spawnSync(process.execPath, ['-e', '']).pid;
+  const names = [`LOCK.${dead}.abc123`, `LOCK.takeover.${dead}.zz9`, `LOCK.${process.ppid}.keep1`, `LOCKX.${dead}.abc`, `LOCK.${dead}.ABC`, `LOCK.${dead}`];
+  for (const name of names) writeFileSync(join(dir, name), `${dead}\n`);
+  const store = await MemStore.open(dir, { dim: 4 });
+  await store.close();
+  assert.deepEqual(names.filter((name) => existsSync(join(dir, name))), names.slice(2));
+});
 
 /** A worker holding a store of `records` records in a directory that is then deleted and made again under its name. */
 async function workerInRemadeDirectory(records: number): Promise<{ dir: string; worker: Worker }> {

@@ -1,6 +1,6 @@
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { nodeFileLayer, type FileLayer } from '../../io/file-layer.js';
-import { resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileId } from '../../io/rooted-layer.js';
 import { threadClaims } from '../../io/thread-claims.js';
 import { MemstoreError } from '../errors.js';
@@ -191,6 +191,33 @@ function createWithPid(files: FileLayer, path: string, content: string): boolean
   }
 }
 
+/**
+ * Removes the private files (`LOCK.<pid>.<random>`, `LOCK.takeover.<pid>.<random>`) that processes
+ * killed between writing a lock and linking it into place left in `dir`, once the lock is taken:
+ * no live process links them any more (their pid is gone), and they had piled up (a hostile pass:
+ * two after 25 kills). One of a live pid may be another opener's in flight, and stays. A courtesy:
+ * a failure to list or remove leaves them, as before, and the lock is taken all the same.
+ */
+function removeLeftPrivateFiles(files: FileLayer, dir: string, path: string): void {
+  const prefix = `${basename(path)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const rest = name.startsWith(prefix) ? name.slice(prefix.length).replace(/^takeover\./, '') : '';
+    const pid = /^(\d+)\.[0-9a-z]+$/.exec(rest)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || pidAlive(Number(pid))) continue;
+    try {
+      files.removeSync(join(dir, name));
+    } catch {
+      // Left for the next open: it is in no one's way.
+    }
+  }
+}
+
 /** A token no other lock of this or another process holds (52 random bits and the time). */
 function newToken(): string {
   return `${Date.now().toString(36)}.${Math.random().toString(36).slice(2)}`;
@@ -277,6 +304,7 @@ export class DirectoryLock {
     const token = newToken();
     const made = (lock: MadeLock): DirectoryLock => {
       heldHere.add(path);
+      removeLeftPrivateFiles(files, dir, path);
       return new DirectoryLock(files, path, { id: fileId(path), content: lock.content }, lock.heldAs);
     };
     for (;;) {
