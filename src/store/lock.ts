@@ -123,34 +123,32 @@ interface MadeLock {
  * marked and not held. Undefined when the lock file exists.
  */
 function createLock(files: FileLayer, path: string, token: string): MadeLock | undefined {
-  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
-  let made: MadeLock = { content: lockContent(token, false), heldAs: undefined };
   if (threadClaims !== undefined) {
     const marked = lockContent(token, true);
-    files.createSync(tmp, new TextEncoder().encode(marked));
+    const tmp = writePrivate(files, path, marked);
+    let held: boolean;
     try {
-      if (threadClaims.hold(tmp)) made = { content: marked, heldAs: tmp };
+      held = threadClaims.hold(tmp);
     } catch (e) {
       if (!NO_OFD_LOCKS.has(String((e as NodeJS.ErrnoException).code))) {
         removeIfPresent(files, tmp);
         throw new MemstoreError('IO', `cannot hold lock file ${path}`, { cause: e });
       }
+      held = false;
     }
-  }
-  try {
-    if (made.heldAs === undefined) {
-      removeIfPresent(files, tmp);
-      files.createSync(tmp, new TextEncoder().encode(made.content));
+    if (held) {
+      let linked = false;
+      try {
+        linked = linkPrivate(files, tmp, path);
+      } finally {
+        if (!linked) threadClaims.unhold(tmp);
+      }
+      return linked ? { content: marked, heldAs: tmp } : undefined;
     }
-    files.linkSync(tmp, path);
-    return made;
-  } catch (e) {
-    if (made.heldAs !== undefined) threadClaims!.unhold(made.heldAs);
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
-    throw new MemstoreError('IO', `cannot create lock file ${path}`, { cause: e });
-  } finally {
     removeIfPresent(files, tmp);
   }
+  const content = lockContent(token, false);
+  return createWithPid(files, path, content) ? { content, heldAs: undefined } : undefined;
 }
 
 /**
@@ -178,8 +176,18 @@ function lockAlive(path: string, text: string, alive: (pid: number) => boolean):
  * exists.
  */
 function createWithPid(files: FileLayer, path: string, content: string): boolean {
+  return linkPrivate(files, writePrivate(files, path, content), path);
+}
+
+/** A private file beside `path` (its name, then this pid and random bits) holding `content`. */
+function writePrivate(files: FileLayer, path: string, content: string): string {
   const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
   files.createSync(tmp, new TextEncoder().encode(content));
+  return tmp;
+}
+
+/** Hard-links the private file `tmp` as `path`, then removes its own name; false when `path` exists. */
+function linkPrivate(files: FileLayer, tmp: string, path: string): boolean {
   try {
     files.linkSync(tmp, path);
     return true;

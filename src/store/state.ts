@@ -367,13 +367,23 @@ const BEYOND_REPAIR = 'memstore repair cannot read it either: restore state.mdb 
 export function stateBeyondRepair(dir: string): boolean {
   const path = statePath(dir);
   try {
-    if (!statSync(path).isFile()) return false;
-    const kind = checkLmdbFile(path).kind;
-    if (kind === 'truncated' || kind === 'invalid') return true;
-    return kind === 'whole' && checkLmdbStructure(path) !== undefined;
+    return damagePastRepair(path) !== undefined;
   } catch {
     return false;
   }
+}
+
+/**
+ * What of a regular state file neither open nor repair can read: cut short of its last commit, not
+ * an LMDB file of this version, or the first page of its trees that LMDB would read past
+ * (checkLmdbStructure()); undefined for none, and for a file that is not a regular one (a FIFO is
+ * not opened: the read would wait for a writer). Throws what the reads throw.
+ */
+function damagePastRepair(path: string): 'truncated' | 'invalid' | MalformedPage | undefined {
+  if (!statSync(path).isFile()) return undefined;
+  const kind = checkLmdbFile(path).kind;
+  if (kind === 'truncated' || kind === 'invalid') return kind;
+  return kind === 'whole' ? checkLmdbStructure(path) : undefined;
 }
 
 /**
@@ -385,15 +395,15 @@ export function stateBeyondRepair(dir: string): boolean {
  */
 export function refuseMalformedState(dir: string): void {
   const path = statePath(dir);
-  let malformed: MalformedPage | undefined;
+  let damage: ReturnType<typeof damagePastRepair>;
   try {
-    if (!statSync(path).isFile() || checkLmdbFile(path).kind !== 'whole') return;
-    malformed = checkLmdbStructure(path);
+    damage = damagePastRepair(path);
   } catch (e) {
     throw new MemstoreError('IO', `cannot read ${path}`, { cause: e });
   }
-  if (malformed !== undefined) {
-    throw new MemstoreError('CORRUPTION', `${path}: page ${malformed.page} is damaged inside LMDB's own structure (${malformed.what}); LMDB would read past it, so neither memstore nor repair can read this state: restore state.mdb from a copy`, { file: path, offset: malformed.page * malformed.pageSize });
+  // Truncated or not LMDB's: left to StateStore.open, which says what it is.
+  if (typeof damage === 'object') {
+    throw new MemstoreError('CORRUPTION', `${path}: page ${damage.page} is damaged inside LMDB's own structure (${damage.what}); LMDB would read past it, so neither memstore nor repair can read this state: restore state.mdb from a copy`, { file: path, offset: damage.page * damage.pageSize });
   }
 }
 
@@ -835,10 +845,10 @@ export class StateStore {
     await this.commit(() => this.putConfig(CONFIG_KEY, config));
   }
 
-  /** Writes the configuration of a new store; `trained` is true when nothing needs fitting (no PCA). */
   /**
-   * Writes a new store's configuration, its model's state and an empty checkpoint, marked as a
-   * creation under way (readCreating()) until markCreated() at the end of the open that made it.
+   * Writes a new store's configuration, its model's state (`trained`: true when nothing needs
+   * fitting, no PCA) and an empty checkpoint, marked as a creation under way (readCreating()) until
+   * markCreated() at the end of the open that made it.
    */
   async create(config: StoreConfig, trained: boolean): Promise<void> {
     await this.commit(() => {
@@ -866,11 +876,6 @@ export class StateStore {
   }
 
   /**
-   * Whether the store's log directory was made and the store opened with it: from then on a log
-   * directory that is not there was lost, and the acknowledged writes after the checkpoint with it
-   * (STATE.md, "The log directory"). False for a store made before the mark existed, until it opens.
-   */
-  /**
    * Whether the open that created the store never finished (it failed after writing the
    * configuration: out of file descriptors, the process killed): no write was ever accepted, and
    * the next open that gives a `dim` creates the store again with its own options (STATE.md).
@@ -884,6 +889,11 @@ export class StateStore {
     await this.commit(() => this.removeConfig(CREATING_KEY));
   }
 
+  /**
+   * Whether the store's log directory was made and the store opened with it: from then on a log
+   * directory that is not there was lost, and the acknowledged writes after the checkpoint with it
+   * (STATE.md, "The log directory"). False for a store made before the mark existed, until it opens.
+   */
   readLogMade(): boolean {
     return this.getConfig(LOG_MADE_KEY) === true;
   }
