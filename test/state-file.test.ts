@@ -2,15 +2,16 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { open } from 'lmdb';
 import { MemStore, MemstoreError } from '../src/index.js';
-import { statePath } from '../src/store/files.js';
-import { checkLmdbFile, checkLmdbStructure } from '../src/store/lmdb-file.js';
+import { stateCopyPath, statePath } from '../src/store/files.js';
+import { checkLmdbFile, checkLmdbStructure, salvageTables, type SkippedPart } from '../src/store/lmdb-file.js';
 import { environmentKind } from '../src/store/state.js';
 import { repairStore } from '../src/store/repair.js';
 import { checkStore } from '../src/store/verify.js';
-import { clustered, rejectsWith, tempDir } from './helpers.js';
+import { clustered, rejectsWith, rng, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
 
 // What lmdb-file.ts reads of an LMDB data file: 16 KiB pages (the store's), a meta on each of the
@@ -25,6 +26,9 @@ const DIM = 16;
 const vecs = clustered(3000, DIM, 5);
 
 let made: string | undefined;
+
+/** Opens a store and reads records in a process of its own (LMDB may abort on a damaged page). */
+const readAllChild = fileURLToPath(new URL('./support/read-all-child.js', import.meta.url));
 
 /** A closed store of 3,000 records with texts and metadata (several pages of `docs`), made once; each test takes a copy. */
 async function store(): Promise<string> {
@@ -382,28 +386,242 @@ test('state file: a creation stopped after the state\'s tables were made and bef
   await refusedEverywhere(lost);
 });
 
-test('state file: a leaf node whose value size runs past its page (one flipped bit) is CORRUPTION naming the file and page in verify and repair, which had ended with SIGSEGV reporting nothing (a hostile pass); the sound state passes the walk, as every state verify reads in this suite does', async () => {
-  const dir = await store();
-  assert.equal(checkLmdbStructure(statePath(dir)), undefined, 'a sound state');
+/** Flips, in `dir`'s state file, one bit of the value size of the leaf node whose key is `id`, so that the value runs past its page; returns that page. */
+function flipValueSize(dir: string, id: string): number {
   const bytes = readFileSync(statePath(dir));
   // A record's id as a key of a leaf node: its node header is the 8 bytes before it, the value's size in the first 4.
-  let flipped: number | undefined;
-  for (let at = bytes.indexOf('r1234'); at !== -1 && flipped === undefined; at = bytes.indexOf('r1234', at + 1)) {
-    if (at < 8 || bytes.readUInt16LE(at - 2) !== 5) continue;
+  for (let at = bytes.indexOf(id); at !== -1; at = bytes.indexOf(id, at + 1)) {
+    if (at < 8 || bytes.readUInt16LE(at - 2) !== id.length) continue;
     const copy = Buffer.from(bytes);
     copy[at - 6]! ^= 0x04;
     writeFileSync(statePath(dir), copy);
-    if (checkLmdbStructure(statePath(dir)) !== undefined) flipped = at;
+    const found = checkLmdbStructure(statePath(dir));
+    if (found !== undefined) {
+      assert.equal(found.page, Math.floor(at / PAGE));
+      return found.page;
+    }
   }
-  assert.ok(flipped !== undefined, 'a leaf node of r1234 found and flipped');
-  const page = Math.floor(flipped / PAGE);
-  assert.deepEqual(checkLmdbStructure(statePath(dir))?.page, page);
-  for (const args of [['verify', dir], ['repair', dir]]) {
-    const r = await cliResult(args);
-    assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
-    assert.match(r.stderr, /CORRUPTION/);
+  throw new Error(`no leaf node of ${id} found`);
+}
+
+/** The root page of the sub-database `name` in `dir`'s state file, read from its newest meta's main tree (one leaf page in a store). */
+function subRoot(dir: string, name: string): number {
+  const bytes = readFileSync(statePath(dir));
+  const main = mainTreePage(dir) * PAGE;
+  for (let i = 0; i < bytes.readUInt16LE(main + 20) >> 1; i++) {
+    const at = main + 24 + bytes.readUInt16LE(main + 24 + 2 * i);
+    const key = bytes.toString('latin1', at + 8, at + 8 + bytes.readUInt16LE(at + 6)).replace(/\0$/, '');
+    if (key === name) return Number(bytes.readBigUInt64LE(at + 8 + bytes.readUInt16LE(at + 6) + 40));
+  }
+  throw new Error(`no sub-database ${name}`);
+}
+
+/** The root page of LMDB's main tree in `dir`'s state file, as its newest meta names it. */
+function mainTreePage(dir: string): number {
+  const bytes = readFileSync(statePath(dir));
+  const meta = bytes.readBigUInt64LE(TXNID_AT) > bytes.readBigUInt64LE(PAGE + TXNID_AT) ? 0 : PAGE;
+  return Number(bytes.readBigUInt64LE(meta + MAIN_ROOT_AT));
+}
+
+/** What a store holds, record by record (text and metadata), for comparing a repaired store with the one before the damage. */
+async function contents(dir: string): Promise<Map<string, string>> {
+  const s = await MemStore.open(dir, { cache: false });
+  try {
+    const out = new Map<string, string>();
+    for (let i = 0; i < vecs.length; i++) {
+      const r = await s.get(`r${i}`);
+      if (r !== undefined) out.set(`r${i}`, JSON.stringify([Array.from(r.vector), r.text, r.meta]));
+    }
+    return out;
+  } finally {
+    await s.close();
+  }
+}
+
+type ReportLine = { kind: string; table?: string; page?: number; offset?: number; node?: number | null; bytes?: string; id?: string };
+
+function reportOf(path: string): ReportLine[] {
+  return readFileSync(path, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as ReportLine);
+}
+
+test('state file: salvageTables() reads, without LMDB, exactly the keys and values lmdb-js reads of every table of a sound state, in key order', async () => {
+  const dir = await store();
+  const skipped: SkippedPart[] = [];
+  const read = [...salvageTables(statePath(dir), ['config', 'docs'], skipped)];
+  assert.deepEqual(skipped, []);
+  const env = open({ path: statePath(dir), readOnly: true, maxDbs: 8 });
+  try {
+    for (const table of ['config', 'docs']) {
+      const db = env.openDB<Buffer, Buffer>({ name: table, encoding: 'binary', keyEncoding: 'binary' });
+      const want = [...db.getRange()].map(({ key, value }) => [Buffer.from(key).toString('hex'), Buffer.from(value).toString('hex')]);
+      const got = read.filter((e) => e.table === table).map((e) => [e.key.toString('hex'), e.value.toString('hex')]);
+      assert.ok(want.length > 0, `${table} holds entries`);
+      assert.deepEqual(got, want, table);
+    }
+  } finally {
+    await env.close();
+  }
+});
+
+test('state file: a leaf node whose value size runs past its page (one flipped bit; it had ended the process with SIGSEGV at its first read) is CORRUPTION at open, before LMDB maps the file, with the lock given back, and in verify; repair rebuilds the state from every other part, reporting the page, and the other 2,999 records read as written', async () => {
+  const dir = await store();
+  assert.equal(checkLmdbStructure(statePath(dir)), undefined, 'a sound state');
+  const before = await contents(dir);
+  const page = flipValueSize(dir, 'r1234');
+  const damaged = readFileSync(statePath(dir));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    // The second open meets the same damage, not a lock the first one left.
+    const e = await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
+    assert.equal(e.file, statePath(dir));
+    assert.equal(e.offset, page * PAGE);
   }
   const e = await rejectsWith(() => checkStore(dir), 'CORRUPTION');
-  assert.equal(e.file, statePath(dir));
   assert.equal(e.offset, page * PAGE);
+  assert.equal((await cliResult(['verify', dir])).code, 1);
+  assert.deepEqual(readFileSync(statePath(dir)), damaged, 'open and verify wrote nothing');
+  const result = await repairStore(dir);
+  assert.deepEqual(result.removedRecords, ['r1234']);
+  assert.equal(result.count, vecs.length - 1);
+  const lines = reportOf(result.report);
+  const parts = lines.filter((l) => l.kind === 'state-page');
+  assert.equal(parts.length, 1);
+  assert.equal(parts[0]!.table, 'docs');
+  assert.equal(parts[0]!.page, page);
+  assert.equal(parts[0]!.offset, page * PAGE);
+  assert.equal(typeof parts[0]!.node, 'number');
+  assert.deepEqual(Buffer.from(parts[0]!.bytes!, 'base64'), damaged.subarray(page * PAGE, (page + 1) * PAGE), 'the damaged page, as it was');
+  assert.deepEqual(lines.filter((l) => l.kind === 'record').map((l) => l.id), ['r1234']);
+  assert.equal(checkLmdbStructure(statePath(dir)), undefined);
+  assert.equal((await checkStore(dir)).problems.length, 0);
+  const after = await contents(dir);
+  before.delete('r1234');
+  assert.deepEqual(after, before);
+  assert.equal((await cliResult(['verify', dir])).code, 0);
+});
+
+test('state file: a leaf page of the documents whose header names another page loses to repair the records on that page and only them; the writes the log holds after the checkpoint are applied again; a copy a killed repair left beside the state is replaced', async () => {
+  const dir = await store();
+  // Writes after the checkpoint: in the log only (abandon() leaves them there, as a killed process does).
+  const s = await MemStore.open(dir, { cache: false });
+  await s.add([0, 1, 2].map((i) => ({ id: `w${i}`, vector: vecs[i]!, text: `late ${i}` })));
+  await s.abandon();
+  const before = await contents(dir);
+  const bytes = readFileSync(statePath(dir));
+  // The page of the newest tree that holds r2000 (freed pages hold older copies): the one whose damage the walk finds.
+  let page = -1;
+  for (let at = bytes.indexOf('r2000'); at !== -1 && page < 0; at = bytes.indexOf('r2000', at + 1)) {
+    const copy = Buffer.from(bytes);
+    const p = Math.floor(at / PAGE);
+    copy.writeBigUInt64LE(BigInt(p + 1000), p * PAGE);
+    writeFileSync(statePath(dir), copy);
+    if (checkLmdbStructure(statePath(dir))?.page === p) page = p;
+  }
+  assert.ok(page >= 0, 'the leaf of r2000 found and damaged');
+  const original = bytes.subarray(page * PAGE, (page + 1) * PAGE);
+  writeFileSync(stateCopyPath(statePath(dir)), 'what a repair killed while it copied the state left');
+  await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
+  const result = await repairStore(dir);
+  const lost = result.removedRecords;
+  assert.ok(lost.includes('r2000'), 'r2000 was on the page');
+  for (const id of lost) assert.ok(original.includes(Buffer.from(id)), `${id} was on the damaged page`);
+  assert.equal(result.count, vecs.length + 3 - lost.length);
+  assert.equal((await checkStore(dir)).problems.length, 0);
+  const after = await contents(dir);
+  for (const id of lost) before.delete(id);
+  assert.deepEqual(after, before);
+  const reopened = await MemStore.open(dir, { cache: false });
+  assert.deepEqual((await Promise.all([0, 1, 2].map((i) => reopened.get(`w${i}`)))).map((r) => r?.text), ['late 0', 'late 1', 'late 2']);
+  await reopened.close();
+  assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith('state.mdb.')), []);
+});
+
+test("state file: damage inside the configuration's tree, or in LMDB's main tree (a node offset moved onto bytes that read as another node: it had passed the walk, and lmdb-js opened no table), is beyond repair: open, verify and repair refuse with CORRUPTION naming the page, and repair replaces nothing and leaves no report", async () => {
+  const damages: [string, (bytes: Buffer, dir: string) => number][] = [
+    ["the configuration's root names another page", (bytes, dir) => {
+      const page = subRoot(dir, 'config');
+      bytes.writeBigUInt64LE(BigInt(page + 1000), page * PAGE);
+      return page;
+    }],
+    ["the main tree's second node offset moved by 256 bytes", (bytes, dir) => {
+      const page = mainTreePage(dir);
+      bytes[page * PAGE + 27]! ^= 0x01;
+      return page;
+    }],
+  ];
+  for (const [what, damage] of damages) {
+    const dir = await store();
+    const bytes = readFileSync(statePath(dir));
+    const page = damage(bytes, dir);
+    writeFileSync(statePath(dir), bytes);
+    assert.equal(checkLmdbStructure(statePath(dir))?.page, page, what);
+    assert.equal((await rejectsWith(() => MemStore.open(dir), 'CORRUPTION')).offset, page * PAGE, what);
+    await rejectsWith(() => checkStore(dir), 'CORRUPTION');
+    const e = await rejectsWith(() => repairStore(dir), 'CORRUPTION');
+    assert.equal(e.file, statePath(dir), what);
+    assert.equal(e.offset, page * PAGE, what);
+    assert.deepEqual(readFileSync(statePath(dir)), bytes, `${what}: nothing replaced`);
+    assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith('repair-') || name.startsWith('state.mdb.')), [], what);
+  }
+});
+
+test("state file: one bit flipped in LMDB's own bytes (the header or the nodes of a tree page in use, 20 seeded flips) never aborts a process: open is CORRUPTION, or every record reads as written or as CORRUPTION; each refused state is mended by repair (verify then finds nothing, and every record kept reads as written) or, for damage to the main tree or the configuration's, refused by it with nothing replaced", async () => {
+  const source = await store();
+  const before = await contents(source);
+  const original = readFileSync(statePath(source));
+  // The pages of the newest trees: each names itself and is a branch or a leaf (stale copies of older trees are free pages, which LMDB never reads).
+  const treePages: number[] = [];
+  for (let p = 2; p < original.length / PAGE; p++) {
+    const copy = Buffer.from(original);
+    copy.writeBigUInt64LE(BigInt(p + 100_000), p * PAGE);
+    writeFileSync(statePath(source), copy);
+    if (checkLmdbStructure(statePath(source))?.page === p) treePages.push(p);
+  }
+  writeFileSync(statePath(source), original);
+  assert.ok(treePages.length > 3, `${treePages.length} tree pages`);
+  const next = rng(20261207);
+  const ids = vecs.map((_, i) => `r${i}`);
+  const tally: Record<string, number> = {};
+  for (let n = 0; n < 20; n++) {
+    const dir = tempDir('memstore-statefile-');
+    cpSync(source, dir, { recursive: true });
+    const bytes = Buffer.from(original);
+    const page = treePages[Math.floor(next() * treePages.length)]!;
+    // Half into the page header and the first node offsets, half anywhere in the page (node headers, keys, values).
+    const offset = page * PAGE + Math.floor(next() * (n % 2 === 0 ? 64 : PAGE));
+    bytes[offset]! ^= 1 << Math.floor(next() * 8);
+    writeFileSync(statePath(dir), bytes);
+    const where = `bit flipped at byte ${offset} (page ${page})`;
+    // LMDB would abort the process on what it reads past: the probe runs in one of its own.
+    const outcome = JSON.parse(execFileSync(process.execPath, [readAllChild, dir, ids.join(',')], { encoding: 'utf8', maxBuffer: 1 << 28 }).trim()) as { openError?: string; records?: Record<string, null | { error: string } | { text?: string }> };
+    if (outcome.openError === undefined) {
+      for (const id of ids) {
+        const got = outcome.records![id];
+        if (got !== null && got !== undefined && 'error' in got) assert.equal(got.error, 'CORRUPTION', `${where}: ${id}`);
+        else if (got !== null && got !== undefined) assert.equal(got.text, `text ${id.slice(1)}`, `${where}: ${id}`);
+      }
+      tally['opened'] = (tally['opened'] ?? 0) + 1;
+      continue;
+    }
+    assert.equal(outcome.openError, 'CORRUPTION', where);
+    const repaired = await repairStore(dir).then(
+      () => true,
+      (e: unknown) => {
+        // Beyond repair only where the configuration or the table roots were: LMDB's main tree, the configuration's tree; the file is left as it was.
+        assert.ok(e instanceof MemstoreError && e.code === 'CORRUPTION', `${where}: repair failed: ${String(e)}`);
+        assert.ok(page === subRoot(source, 'config') || e.offset === mainTreePage(source) * PAGE, `${where}: refused for ${e.message}`);
+        assert.deepEqual(readFileSync(statePath(dir)), bytes, `${where}: nothing replaced`);
+        return false;
+      },
+    );
+    if (!repaired) {
+      tally['refused, beyond repair'] = (tally['refused, beyond repair'] ?? 0) + 1;
+      continue;
+    }
+    assert.equal((await checkStore(dir)).problems.length, 0, where);
+    const after = await contents(dir);
+    for (const [id, record] of after) assert.equal(record, before.get(id), `${where}: ${id} after repair`);
+    tally['refused, repaired'] = (tally['refused, repaired'] ?? 0) + 1;
+  }
+  process.stdout.write(`# flips in LMDB's own bytes: ${JSON.stringify(tally)}\n`);
+  assert.ok((tally['refused, repaired'] ?? 0) > 0, 'some flips damaged the structure');
 });

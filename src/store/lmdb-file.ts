@@ -65,8 +65,9 @@ const P_LEAF2 = 0x20;
 const F_BIGDATA = 0x01;
 const F_SUBDATA = 0x02;
 const NODE_HEADER = 8;
-/** A db's root page number within it, and the two dbs' places within a meta. */
+/** A db's root page number within it, its bytes (MDB_db), and the two dbs' places within a meta. */
 const DB_ROOT = 40;
+const DB_BYTES = 48;
 const FREE_DB = META_AT + 24;
 const MAIN_DB = FREE_DB + 48;
 const LAST_PAGE = MAIN_DB + 48;
@@ -204,7 +205,7 @@ export interface MalformedPage {
 export function checkLmdbStructure(path: string): MalformedPage | undefined {
   return withNewestMeta(
     path,
-    (fd, meta) => new PageWalk(fd, fstatSync(fd).size, meta.pageSize).firstMalformed([meta.freeRoot, meta.mainRoot], meta.lastPage),
+    (fd, meta) => new PageWalk(fd, fstatSync(fd).size, meta.pageSize).firstMalformed(meta, meta.lastPage),
     (page, pageSize) => ({ page, pageSize, what: 'not an LMDB meta page' }),
   );
 }
@@ -273,11 +274,15 @@ class PageWalk {
     });
   }
 
-  /** checkLmdbStructure() over the trees at `roots`, pages up to `lastPage` in use. */
-  firstMalformed(roots: readonly bigint[], lastPage: number): MalformedPage | undefined {
+  /** checkLmdbStructure() over the trees `meta` names (the free pages', the main tree and its sub-databases), pages up to `lastPage` in use. */
+  firstMalformed(meta: Meta, lastPage: number): MalformedPage | undefined {
     const bad = (page: number, what: string): MalformedPage => ({ page, pageSize: this.pageSize, what });
     const inUse = (p: number) => Number.isSafeInteger(p) && p >= 2 && p <= lastPage && p < this.pages;
-    return this.walk(roots, (p, push) => {
+    // The main tree's pages: its leaves hold sub-databases' records and nothing else (a store keeps
+    // its data in named sub-databases). A node offset moved by a flipped bit onto bytes that read as
+    // some other node had passed the bounds checks, and lmdb-js then opened no table at all.
+    const main = new Set<number>(meta.mainRoot === NO_PAGE ? [] : [Number(meta.mainRoot)]);
+    return this.walk([meta.freeRoot, meta.mainRoot], (p, push) => {
       if (!inUse(p)) return bad(p, `a tree names page ${p}, outside the pages in use (2 to ${Math.min(lastPage, this.pages - 1)})`);
       readSync(this.fd, this.page, 0, this.pageSize, p * this.pageSize);
       if (this.page.readBigUInt64LE(0) !== BigInt(p)) return bad(p, `its header names page ${this.page.readBigUInt64LE(0)}`);
@@ -295,11 +300,15 @@ class PageWalk {
         const data = at + NODE_HEADER + this.page.readUInt16LE(at + 6);
         if (data > this.pageSize) return bad(p, `node ${i}'s key runs past the page`);
         if (kind === P_BRANCH) {
+          if (main.has(p)) main.add(childOf(this.page, at));
           push(childOf(this.page, at));
           continue;
         }
         // A leaf node's value size: lo:u16 | hi:u16 << 16.
         const size = this.page.readUInt16LE(at) + this.page.readUInt16LE(at + 2) * 0x1_0000;
+        if (main.has(p) !== ((nodeFlags & F_SUBDATA) !== 0) || (main.has(p) && ((nodeFlags & F_BIGDATA) !== 0 || size !== DB_BYTES))) {
+          return bad(p, main.has(p) ? `node ${i} of the main tree is not a sub-database's record` : `node ${i} holds a sub-database, which only the main tree does`);
+        }
         if ((nodeFlags & F_BIGDATA) !== 0) {
           if (data + 8 > this.pageSize) return bad(p, `node ${i}'s overflow page number runs past the page`);
           const first = Number(this.page.readBigUInt64LE(data));
@@ -317,6 +326,99 @@ class PageWalk {
       }
       return undefined;
     });
+  }
+
+  /**
+   * salvageTables() over the tree at `root` of `table`: its entries in key order (children pushed
+   * last first), each part passed over recorded in `skipped`. `subdatabases`:
+   * the main tree, whose leaf nodes name sub-databases (their values are the db records, 48 bytes);
+   * elsewhere such a node is passed over, as a store keeps none.
+   */
+  *salvage(table: string, root: bigint, subdatabases: boolean, lastPage: number, skipped: SkippedPart[]): Generator<SalvagedEntry> {
+    if (root === NO_PAGE) return;
+    const pageSize = this.pageSize;
+    const page = this.page;
+    const skip = (p: number, what: string, node?: number) => void skipped.push({ table, page: p, pageSize, what, ...(node === undefined ? {} : { node }) });
+    const inUse = (p: number) => Number.isSafeInteger(p) && p >= 2 && p <= lastPage && p < this.pages;
+    const stack = [Number(root)];
+    while (stack.length > 0) {
+      const p = stack.pop()!;
+      if (this.seen.has(p)) continue;
+      this.seen.add(p);
+      if (!inUse(p)) {
+        skip(p, `a tree names page ${p}, outside the pages in use (2 to ${Math.min(lastPage, this.pages - 1)})`);
+        continue;
+      }
+      readSync(this.fd, page, 0, pageSize, p * pageSize);
+      if (page.readBigUInt64LE(0) !== BigInt(p)) {
+        skip(p, `its header names page ${page.readBigUInt64LE(0)}`);
+        continue;
+      }
+      const flags = page.readUInt16LE(18);
+      const kind = flags & (P_BRANCH | P_LEAF);
+      if ((kind !== P_BRANCH && kind !== P_LEAF) || (flags & P_LEAF2) !== 0) {
+        skip(p, `its flags (0x${flags.toString(16)}) name no tree page a store keeps`);
+        continue;
+      }
+      const lower = page.readUInt16LE(20);
+      if ((lower & 1) !== 0 || HEADER + lower > pageSize) {
+        skip(p, `its node count (lower ${lower}) runs past the page`);
+        continue;
+      }
+      const count = lower >> 1;
+      const children: number[] = [];
+      const found: SalvagedEntry[] = [];
+      for (let i = 0; i < count; i++) {
+        const at = HEADER + page.readUInt16LE(HEADER + 2 * i);
+        if (at + NODE_HEADER > pageSize) {
+          skip(p, `node ${i} starts past the page`, i);
+          continue;
+        }
+        const data = at + NODE_HEADER + page.readUInt16LE(at + 6);
+        if (data > pageSize) {
+          skip(p, `node ${i}'s key runs past the page`, i);
+          continue;
+        }
+        if (kind === P_BRANCH) {
+          children.push(childOf(page, at));
+          continue;
+        }
+        const nodeFlags = page.readUInt16LE(at + 4);
+        const key = Buffer.from(page.subarray(at + NODE_HEADER, data));
+        const size = page.readUInt16LE(at) + page.readUInt16LE(at + 2) * 0x1_0000;
+        if (subdatabases !== ((nodeFlags & F_SUBDATA) !== 0) || (subdatabases && ((nodeFlags & F_BIGDATA) !== 0 || size !== DB_BYTES))) {
+          skip(p, subdatabases ? `node ${i} of the main tree is not a sub-database's record` : `node ${i} holds a sub-database, which only the main tree does`, i);
+          continue;
+        }
+        if ((nodeFlags & F_BIGDATA) !== 0) {
+          const value = data + 8 > pageSize ? undefined : this.overflowValue(Number(page.readBigUInt64LE(data)), size, lastPage, inUse);
+          if (typeof value === 'string' || value === undefined) {
+            skip(p, value ?? `node ${i}'s overflow page number runs past the page`, i);
+            continue;
+          }
+          found.push({ table, key, value });
+        } else if (data + size > pageSize) {
+          skip(p, `node ${i}'s value of ${size} bytes runs past the page`, i);
+        } else {
+          found.push({ table, key, value: Buffer.from(page.subarray(data, data + size)) });
+        }
+      }
+      for (let c = children.length - 1; c >= 0; c--) stack.push(children[c]!);
+      yield* found;
+    }
+  }
+
+  /** The `size` bytes of the overflow run at page `first`, or why they cannot be read (a string). */
+  private overflowValue(first: number, size: number, lastPage: number, inUse: (p: number) => boolean): Buffer | string {
+    if (!inUse(first)) return `a node names overflow page ${first}, outside the pages in use`;
+    const run = this.runAt(first);
+    if (!run.overflow || run.pgno !== BigInt(first)) return `a node names page ${first} as an overflow page, and it is not one`;
+    if (HEADER + size > run.pages * this.pageSize || first + run.pages - 1 > lastPage || first + run.pages > this.pages) return `the overflow run at page ${first} (${run.pages} pages) does not hold a value of ${size} bytes`;
+    if (this.seen.has(first)) return `overflow page ${first} is named twice`;
+    this.seen.add(first);
+    const value = Buffer.alloc(size);
+    readSync(this.fd, value, 0, size, first * this.pageSize + HEADER);
+    return value;
   }
 
   /**
@@ -342,6 +444,59 @@ class PageWalk {
     const header = Buffer.alloc(HEADER);
     readSync(this.fd, header, 0, HEADER, first * this.pageSize);
     return { pgno: header.readBigUInt64LE(0), overflow: (header.readUInt16LE(18) & P_OVERFLOW) !== 0, pages: header.readUInt32LE(20) };
+  }
+}
+
+/** What salvageTables() passed over: a page (and every page below it), or one node of a page. */
+export interface SkippedPart extends MalformedPage {
+  /** The sub-database it belongs to, or '' for the main tree. */
+  readonly table: string;
+  /** The node's index in its page; undefined for the whole page. */
+  readonly node?: number;
+}
+
+/** One key and value salvageTables() read. */
+export interface SalvagedEntry {
+  readonly table: string;
+  readonly key: Buffer;
+  readonly value: Buffer;
+}
+
+/**
+ * Every key and value of the sub-databases `tables` of the LMDB data file at `path`, as of its
+ * newest meta, read with positioned reads and without LMDB, passing over each part LMDB would
+ * read past and recording it in `skipped`: a page outside the pages in use, or whose header names
+ * another page or no tree page (with every page below it, which nothing else reaches), a node that
+ * runs past its page, an overflow run that does not hold its value. A page of the main tree
+ * passed over loses the sub-databases it named. For repair, once checkLmdbStructure() found such a
+ * part: LMDB itself ends the process there (a flipped bit in a leaf node's size did). Each
+ * table's keys come in its tree's order; a table the main tree does not name yields nothing. The
+ * values are LMDB's bytes as stored: their own checksums (state.ts, unseal()) say whether they
+ * are what was written. Throws what the reads throw; an `skipped` entry on page 0 when the
+ * file's metas do not read.
+ */
+export function* salvageTables(path: string, tables: readonly string[], skipped: SkippedPart[]): Generator<SalvagedEntry> {
+  const fd = openSync(path, 'r');
+  try {
+    const zero = readMeta(fd, 0);
+    const one = zero === undefined ? undefined : readMeta(fd, zero.pageSize);
+    if (zero === undefined || one === undefined) {
+      skipped.push({ table: '', page: zero === undefined ? 0 : 1, pageSize: zero?.pageSize ?? STORE_PAGE, what: 'not an LMDB meta page' });
+      return;
+    }
+    const meta = newest(zero, one);
+    const tree = new PageWalk(fd, fstatSync(fd).size, meta.pageSize);
+    const roots = new Map<string, number>();
+    for (const entry of tree.salvage('', meta.mainRoot, true, meta.lastPage, skipped)) {
+      const name = entry.key.toString('latin1').replace(/\0$/, '');
+      if (tables.includes(name) && entry.value.length >= DB_ROOT + 8) roots.set(name, Number(entry.value.readBigUInt64LE(DB_ROOT)));
+    }
+    for (const table of tables) {
+      const root = roots.get(table);
+      if (root !== undefined) yield* tree.salvage(table, BigInt(root), false, meta.lastPage, skipped);
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, lstatSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { nodeFileLayer, writeAllSync } from '../../io/file-layer.js';
 import { salvageLog } from '../../wal/salvage.js';
@@ -9,7 +9,7 @@ import { repairLogDir, repairReportPath, statePath, storeEntryHolding, storeHold
 import { segmentName } from '../../wal/format.js';
 import { DirectoryLock, refuseUnfinishedImport } from './lock.js';
 import { decodeMutation, type BatchShape, type Mutation } from './mutations.js';
-import { keyName, newestSegmentLost, READABLE_FORMAT_VERSIONS, RECORD_TABLES, refuseMalformedState, StateStore } from './state.js';
+import { keyName, malformedStatePage, newestSegmentLost, READABLE_FORMAT_VERSIONS, RECORD_TABLES, salvageState, StateStore } from './state.js';
 import { requireStore } from './verify.js';
 import { asMemstoreError } from './record-errors.js';
 import type { IndexDamage } from './index-file.js';
@@ -52,8 +52,16 @@ function b64(bytes: Uint8Array | undefined): string | undefined {
 /** The bytes of a damaged stretch of a file, as far as they exist (for the report). */
 function readStretch(path: string, from: number, to: number): Uint8Array | undefined {
   try {
-    const bytes = readFileSync(path);
-    return bytes.subarray(Math.min(from, bytes.length), Math.min(to, bytes.length));
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const start = Math.min(from, size);
+      const bytes = Buffer.alloc(Math.max(0, Math.min(to, size) - start));
+      const n = readSync(fd, bytes, 0, bytes.length, start);
+      return bytes.subarray(0, n);
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return undefined;
   }
@@ -110,6 +118,9 @@ function freeReportPath(dir: string): string {
  * Moves every damaged record of a store to a report and leaves a clean store (LevelDB's RepairDB,
  * SQLite's .recover are the models; STATE.md, "Damage and repair", is the protocol):
  *
+ * 0. A state file with a part LMDB would read past (inside its own pages, not in a value) is
+ *    rewritten from every part that reads, without LMDB, before anything opens it; each part passed
+ *    over goes to the report with its page's bytes (salvageState()).
  * 1. The log is read leniently; every damaged stretch goes to the report with its bytes. If there is
  *    any, the log directory is moved to `wal.repair` (with the checkpoint LSN it continues from) and
  *    the store opens on a new log: every readable record after the checkpoint is logged and applied
@@ -119,7 +130,8 @@ function freeReportPath(dir: string): string {
  * 3. Compaction rewrites the arena and the state without them; then `wal.repair` goes.
  *
  * The report is fsynced before anything it describes is removed. Afterwards `memstore verify` finds
- * nothing. Damage inside LMDB's own pages (not in a value) is beyond it: LMDB may abort on it.
+ * nothing. A state whose main tree or configuration is damaged so is beyond it, as is one cut
+ * short or not LMDB's: restore state.mdb from a copy.
  */
 export async function repairStore(dir: string, options: { report?: string; onProgress?: (done: number, total: number) => void } = {}): Promise<RepairResult> {
   // Another program's LMDB environment named state.mdb is refused there, before a byte is rebuilt
@@ -146,9 +158,19 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     let madeSegment: number | undefined;
     let shape: BatchShape;
     const resuming = existsSync(moved);
-    // A state whose configuration was never committed (a first open killed after making the
-    // tables) is refused before LMDB is opened for writing, which makes the tables a state lacks.
-    refuseMalformedState(dir);
+    // A part of the state's trees LMDB would read past (it ends the process there): the state is
+    // rebuilt from every part that reads, before LMDB opens it, and the parts passed over go to the
+    // report, fsynced before the file that held them is replaced. The records they held are then
+    // found below, as records whose documents are missing.
+    if (malformedStatePage(dir) !== undefined) {
+      await salvageState(dir, (skipped) => {
+        report = new ReportFile(options.report ?? freeReportPath(dir));
+        for (const part of skipped) {
+          report.line({ kind: 'state-page', file: statePath(dir), table: part.table, page: part.page, offset: part.page * part.pageSize, node: part.node ?? null, reason: part.what, bytes: b64(readStretch(statePath(dir), part.page * part.pageSize, (part.page + 1) * part.pageSize)) });
+        }
+        report.sync();
+      });
+    }
     const look = StateStore.open(dir, { readOnly: true, dropDamagedRedo: true });
     try {
       // A version named is a configuration (one of a format this memstore does not read is refused below, as such).
@@ -173,7 +195,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       const config = state.readConfig();
       if (config === undefined) throw new MemstoreError('CORRUPTION', `${dir}: the state holds no configuration`, { file: statePath(dir) });
       shape = { dim: config.dim };
-      report = new ReportFile(options.report ?? freeReportPath(dir));
+      report ??= new ReportFile(options.report ?? freeReportPath(dir));
       // What that commit wrote is not known: the records it left half written are found below.
       const redo = state.droppedRedo;
       if (redo !== undefined) report.line({ kind: 'redo', file: statePath(dir), offset: redo.offset, reason: redo.message });

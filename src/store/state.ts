@@ -6,7 +6,7 @@ import { Packr } from 'msgpackr';
 import { crc32c, maskCrc, unmaskCrc } from '../../io/crc32c.js';
 import type { ArenaEnd, BlobRef } from '../arena/arena.js';
 import { MemstoreError } from '../errors.js';
-import { checkLmdbFile, checkLmdbStructure, mainTreeKeys, type LmdbFileCheck, type MalformedPage } from './lmdb-file.js';
+import { checkLmdbFile, checkLmdbStructure, mainTreeKeys, salvageTables, type LmdbFileCheck, type MalformedPage, type SalvagedEntry, type SkippedPart } from './lmdb-file.js';
 import type { CodecName } from '../codec/codec.js';
 import { resolvePages, type Metric, type PagesOptions, type PcaOption } from '../options.js';
 import type { PcaModel } from '../pca/pca.js';
@@ -359,27 +359,33 @@ const BEYOND_REPAIR = 'memstore repair cannot read it either: restore state.mdb 
 
 /**
  * Whether the state file is damaged past what `memstore repair` mends: truncated, not an LMDB file
- * of this version, or with a page LMDB would read past (repair refuses all three, as open does).
- * For the command line's advice alone: compact and export had advised a repair for a truncated
- * state, which repair then refused. False where the file cannot be looked at (no advice is then
- * better than wrong advice; the error being advised on says what failed).
+ * of this version, or with a part LMDB would read past in its main tree or its configuration's
+ * (salvageState() refuses those; a part elsewhere it mends). For the command line's advice alone:
+ * compact and export had advised a repair for a truncated state, which repair then refused. False
+ * where the file cannot be looked at (no advice is then better than wrong advice; the error being
+ * advised on says what failed).
  */
 export function stateBeyondRepair(dir: string): boolean {
   const path = statePath(dir);
   try {
-    return damagePastRepair(path) !== undefined;
+    const damage = lmdbDamage(path);
+    if (typeof damage !== 'object') return damage !== undefined;
+    const skipped: SkippedPart[] = [];
+    let config = 0;
+    for (const entry of salvageTables(path, ['config'], skipped)) if (entry.table === 'config') config++;
+    return config === 0 || skipped.length > 0;
   } catch {
     return false;
   }
 }
 
 /**
- * What of a regular state file neither open nor repair can read: cut short of its last commit, not
- * an LMDB file of this version, or the first page of its trees that LMDB would read past
+ * What of a regular state file LMDB cannot be trusted with: cut short of its last commit, not an
+ * LMDB file of this version, or the first part of its trees that LMDB would read past
  * (checkLmdbStructure()); undefined for none, and for a file that is not a regular one (a FIFO is
  * not opened: the read would wait for a writer). Throws what the reads throw.
  */
-function damagePastRepair(path: string): 'truncated' | 'invalid' | MalformedPage | undefined {
+function lmdbDamage(path: string): 'truncated' | 'invalid' | MalformedPage | undefined {
   if (!statSync(path).isFile()) return undefined;
   const kind = checkLmdbFile(path).kind;
   if (kind === 'truncated' || kind === 'invalid') return kind;
@@ -387,23 +393,100 @@ function damagePastRepair(path: string): 'truncated' | 'invalid' | MalformedPage
 }
 
 /**
- * CORRUPTION naming the state file and the page, when a page of its trees is one LMDB would read
- * past (checkLmdbStructure()): for the tools, before they open it (every page in use is read once,
- * too much for each open). A flipped bit in a leaf node's size had ended `verify` and `repair` with
- * SIGSEGV, reporting nothing (a hostile pass). A file checkLmdbFile() does not find whole is left to
- * StateStore.open, which says what it is.
+ * The first part of the state file's trees that LMDB would read past (checkLmdbStructure()), or
+ * undefined: none, no state file yet, or one checkLmdbFile() does not find whole (left to
+ * StateStore.open, which says what it is). IO when the file cannot be read.
  */
-export function refuseMalformedState(dir: string): void {
+export function malformedStatePage(dir: string): MalformedPage | undefined {
   const path = statePath(dir);
-  let damage: ReturnType<typeof damagePastRepair>;
+  if (!existsSync(path)) return undefined;
+  let damage: ReturnType<typeof lmdbDamage>;
   try {
-    damage = damagePastRepair(path);
+    damage = lmdbDamage(path);
   } catch (e) {
     throw new MemstoreError('IO', `cannot read ${path}`, { cause: e });
   }
-  // Truncated or not LMDB's: left to StateStore.open, which says what it is.
-  if (typeof damage === 'object') {
-    throw new MemstoreError('CORRUPTION', `${path}: page ${damage.page} is damaged inside LMDB's own structure (${damage.what}); LMDB would read past it, so neither memstore nor repair can read this state: restore state.mdb from a copy`, { file: path, offset: damage.page * damage.pageSize });
+  return typeof damage === 'object' ? damage : undefined;
+}
+
+/**
+ * CORRUPTION naming the state file and the page, when a part of its trees is one LMDB would read
+ * past (malformedStatePage()): before LMDB opens it, at every open and in verify. A flipped bit
+ * in a leaf node's size had let the store open clean and end the process with SIGSEGV at the first
+ * read of that record, or at the checkpoint that wrote beside it (a hostile pass). Every page in
+ * use is read once (about 16 ms for a 12.7 MB state of 50k records with metadata). `memstore
+ * repair` mends it (salvageState()).
+ */
+export function refuseMalformedState(dir: string): void {
+  const damage = malformedStatePage(dir);
+  if (damage === undefined) return;
+  const path = statePath(dir);
+  throw new MemstoreError('CORRUPTION', `${path}: page ${damage.page} is damaged inside LMDB's own structure (${damage.what}); LMDB would read past it. memstore repair ${dir} rebuilds the state from every part that reads, and reports the records it loses with that page; or restore state.mdb from a copy`, { file: path, offset: damage.page * damage.pageSize });
+}
+
+/**
+ * Rewrites the state file of `dir` from what salvageTables() reads of it, for repair when a part
+ * of its trees is one LMDB would read past (malformedStatePage()): LMDB never opens the damaged
+ * file. The configuration and every record table are read page by page with positioned reads, each
+ * part LMDB would read past passed over; what reads is put into a new environment beside the file,
+ * which is renamed over it once `beforeReplace` has been given the parts passed over (repair writes
+ * them to its report and fsyncs it first, as it does before it removes anything). Keys and values
+ * are copied as bytes: whether a value is what was written is for its own checksum to say
+ * (rebuildWithoutDamage(), which repair runs next). The records on a page passed over are gone from
+ * the state; the store's checks find them next (an index entry whose document is missing).
+ * CORRUPTION, with nothing replaced, when a part of the main tree or of the configuration's tree
+ * is passed over, or no configuration is found: without it nothing of the store can be read.
+ */
+export async function salvageState(dir: string, beforeReplace: (skipped: readonly SkippedPart[]) => void): Promise<void> {
+  const link = statePath(dir);
+  let path: string;
+  try {
+    path = realpathSync(link);
+  } catch (e) {
+    throw new MemstoreError('IO', `cannot find ${link}`, { cause: e, file: link });
+  }
+  const tmp = stateCopyPath(path);
+  const tables = ['config', ...RECORD_TABLES];
+  const skipped: SkippedPart[] = [];
+  let configEntries = 0;
+  try {
+    rmSync(tmp, { force: true });
+    rmSync(lmdbLockPath(tmp), { force: true });
+    const fresh = openEnv(dir, tmp);
+    try {
+      // Keys as bytes in both: the configuration's keys are strings in lmdb-js's key encoding, and its bytes are kept as they are.
+      const dbs = new Map(tables.map((name) => [name, fresh.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary' })]));
+      let batch: SalvagedEntry[] = [];
+      const flush = async () => {
+        const entries = batch;
+        batch = [];
+        await fresh.transaction(() => {
+          for (const e of entries) dbs.get(e.table)!.putSync(e.key, e.value);
+        });
+      };
+      for (const entry of salvageTables(path, tables, skipped)) {
+        if (entry.table === 'config') configEntries++;
+        batch.push(entry);
+        if (batch.length >= 1024) await flush();
+      }
+      await flush();
+      await fresh.flushed;
+    } finally {
+      await fresh.close();
+    }
+    const lost = skipped.find((part) => part.table === '' || part.table === 'config');
+    if (lost !== undefined || configEntries === 0) {
+      const where = lost === undefined ? 'no configuration was found in it' : `page ${lost.page} of its ${lost.table === '' ? 'main tree' : 'configuration'} is damaged (${lost.what})`;
+      throw new MemstoreError('CORRUPTION', `${link}: ${where}, and without it nothing of the store can be read; ${BEYOND_REPAIR}`, { file: link, ...(lost === undefined ? {} : { offset: lost.page * lost.pageSize }) });
+    }
+    beforeReplace(skipped);
+    renameSync(tmp, path);
+    syncDirSync(dirname(path));
+  } catch (e) {
+    throw e instanceof MemstoreError ? e : new MemstoreError('IO', `rewriting ${path} from what of it reads failed`, { cause: e, file: link });
+  } finally {
+    rmSync(tmp, { force: true });
+    rmSync(`${tmp}-lock`, { force: true });
   }
 }
 
