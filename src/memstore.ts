@@ -46,7 +46,7 @@ import { RecordReads } from './store/record-reads.js';
 import { ResidentSampler } from './store/resident.js';
 import { DirectoryLock, refuseUnfinishedImport } from './store/lock.js';
 import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
-import { arenaEndOf, docRecord, environmentKind, hasDoc, newestSegmentLost, refuseMalformedState, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
+import { arenaEndOf, docRecord, environmentKind, hasDoc, newestSegmentLost, refuseMalformedState, removeLeftStateCopy, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
 import { Checkpointer } from './store/checkpointer.js';
 import { checkReopen, createConfig, settlePages } from './store/config.js';
 import { Damage, type DamagedKey } from './store/damage.js';
@@ -435,6 +435,7 @@ export class MemStore {
       // Before LMDB maps it: a part of its trees LMDB would read past ends the process there, at
       // whatever read or checkpoint first reaches it (STATE.md, "Damage and repair").
       refuseMalformedState(dir);
+      removeLeftStateCopy(dir);
       state = StateStore.open(dir);
       let config = state.readConfig();
       // A checkpoint cut short (its thread terminated mid-transaction) is finished before the rest is read.

@@ -696,6 +696,18 @@ test('after an import that did not finish: verify reports it, repair refuses wit
   assert.ok(!existsSync(importMarkerPath(dir)));
 });
 
+test('an import killed before its store made a state leaves only its marker: verify, inspect and repair name the unfinished import (CORRUPTION, the marker as the file), as open does, where they had said the directory holds no memstore (a hostile pass)', async () => {
+  const { importMarkerPath } = await import('../src/store/files.js');
+  const dir = tempDir();
+  writeFileSync(importMarkerPath(dir), '');
+  for (const check of [() => MemStore.open(dir), () => checkStore(dir), () => repairStore(dir)]) {
+    const e = await rejectsWith(check, 'CORRUPTION');
+    assert.equal(e.file, importMarkerPath(dir));
+  }
+  for (const command of ['verify', 'inspect']) assert.equal((await cliResult([command, dir])).code, 1, command);
+  assert.deepEqual(readdirSync(dir), ['IMPORTING'], 'nothing made');
+});
+
 test('after an import that did not finish, memstore compact and export of the directory named relative to the working directory do not advise the repair that refuses it (they did: the store names the marker by its absolute path)', async () => {
   const { importMarkerPath } = await import('../src/store/files.js');
   const file = join(tempDir(), 'in.jsonl');

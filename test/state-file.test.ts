@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
@@ -624,4 +624,41 @@ test("state file: one bit flipped in LMDB's own bytes (the header or the nodes o
   }
   process.stdout.write(`# flips in LMDB's own bytes: ${JSON.stringify(tally)}\n`);
   assert.ok((tally['refused, repaired'] ?? 0) > 0, 'some flips damaged the structure');
+});
+
+test('state file: the copy of the state a compaction or a repair killed before its rename left beside it (and its LMDB lock file) is removed by the next open, with the lock held; it had stayed, up to the state\'s size, until the next compaction (a hostile pass)', async () => {
+  const dir = await store();
+  const copy = stateCopyPath(statePath(dir));
+  writeFileSync(copy, Buffer.alloc(3 * PAGE, 7));
+  writeFileSync(`${copy}-lock`, 'lock');
+  const s = await MemStore.open(dir, { cache: false });
+  try {
+    assert.equal(existsSync(copy), false);
+    assert.equal(existsSync(`${copy}-lock`), false);
+    assert.equal(s.stats().count, vecs.length);
+  } finally {
+    await s.close();
+  }
+});
+
+test("state file: a record the log deletes after the checkpoint, whose document the state no longer holds (a repair killed after it dropped the record's damaged document and logged its delete), is what the log says: verify finds nothing (it had called it damage and advised the repair that then removed nothing)", async () => {
+  const dir = await store();
+  const s = await MemStore.open(dir, { cache: false });
+  await s.delete(['r1234']);
+  await s.abandon();
+  const env = open({ path: statePath(dir), maxDbs: 8 });
+  try {
+    const docs = env.openDB<Buffer, Buffer>({ name: 'docs', encoding: 'binary', keyEncoding: 'binary' });
+    assert.equal(await docs.remove(Buffer.from('r1234')), true, 'the document was there');
+  } finally {
+    await env.close();
+  }
+  assert.deepEqual((await checkStore(dir)).problems, []);
+  const reopened = await MemStore.open(dir, { cache: false });
+  try {
+    assert.equal(await reopened.get('r1234'), undefined);
+    assert.equal(reopened.stats().count, vecs.length - 1);
+  } finally {
+    await reopened.close();
+  }
 });

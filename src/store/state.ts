@@ -425,6 +425,28 @@ export function refuseMalformedState(dir: string): void {
 }
 
 /**
+ * Removes the copy of the state file a `compact()` or a repair killed before its rename left
+ * beside it (stateCopyPath(), with LMDB's lock file): up to the state's size, which only the next
+ * compaction had removed (a hostile pass: 4 MB left by a SIGINT of `memstore compact`). For an
+ * open, with the directory lock held: no copy is being made then.
+ */
+export function removeLeftStateCopy(dir: string): void {
+  let path: string;
+  try {
+    path = realpathSync(statePath(dir));
+  } catch {
+    return;
+  }
+  const copy = stateCopyPath(path);
+  try {
+    rmSync(copy, { force: true });
+    rmSync(lmdbLockPath(copy), { force: true });
+  } catch (e) {
+    throw new MemstoreError('IO', `cannot remove ${copy}, a copy of the state a compaction or a repair left`, { cause: e, file: copy });
+  }
+}
+
+/**
  * Rewrites the state file of `dir` from what salvageTables() reads of it, for repair when a part
  * of its trees is one LMDB would read past (malformedStatePage()): LMDB never opens the damaged
  * file. The configuration and every record table are read page by page with positioned reads, each

@@ -13,7 +13,7 @@ import { FILES, importMarkerPath, indexFilePath, refuseForeignEntries, refuseLos
 import { IndexFile, type IndexDamage } from './index-file.js';
 import { decodeMutation, type Mutation } from './mutations.js';
 import type { VectorPlace } from '../scan/code-blocks.js';
-import { DirectoryLock } from './lock.js';
+import { DirectoryLock, refuseUnfinishedImport } from './lock.js';
 import { environmentKind, newestSegmentLost, refuseMalformedState, StateStore, type Checkpoint, type StoreConfig } from './state.js';
 import { codeFits, dictionaryFull, validDictionary } from '../filter/columns.js';
 import { readColumnsFile } from './column-file.js';
@@ -107,7 +107,12 @@ export function requireStore(dir: string): void {
   refuseForeignEntries(dir);
   refuseLostState(dir);
   const path = statePath(dir);
-  if (!existsSync(path)) throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
+  if (!existsSync(path)) {
+    // An import killed before its store made a state: the directory is that import's, to do again
+    // (it had been "holds no memstore", where MemStore.open names the import; a hostile pass).
+    refuseUnfinishedImport(dir);
+    throw new MemstoreError('INVALID_ARGUMENT', `${dir} holds no memstore (no ${FILES.state})`);
+  }
   const kind = environmentKind(path);
   // No key or no commit beside a store's files: a store that lost its state (its configuration is
   // committed before any of them).
@@ -199,13 +204,17 @@ export async function checkStore(dir: string): Promise<StoreReport> {
     }
     for (const d of indexDamage) problems.push({ file: d.file, offset: d.offset, what: `index file damage over ${d.end - d.offset} bytes (the records there are lost): ${d.what}` });
     const needPlace = config.keepFull || !trained;
+    // Judged once the log is read (below): a record the log upserts or deletes after the checkpoint
+    // is what the log says (a repair killed after logging the delete of a record whose damaged
+    // document it had dropped left one, which verify had called damage; a hostile pass).
+    const undocumented: string[] = [];
     for (const [id, e] of entries) {
       if (trained && !e.code) problems.push({ file: indexPath, offset: `code/${id}`, what: `record ${JSON.stringify(id)} has no code`, id });
       else if (needPlace && e.place === undefined) problems.push({ file: indexPath, offset: `vector/${id}`, what: `record ${JSON.stringify(id)} has no full-precision vector`, id });
       if (!e.documented) continue;
       const damaged = checked.damagedDocs.get(id);
       if (damaged !== undefined) problems.push(problemOf(damaged, statePath(dir)));
-      else if (!checked.docs.has(id)) problems.push({ file: statePath(dir), offset: `docs/${id}`, what: `record ${JSON.stringify(id)} has a document by its index entry, and none in the state`, id });
+      else if (!checked.docs.has(id)) undocumented.push(id);
     }
     for (const [id, error] of checked.damagedDocs) {
       if (entries.get(id)?.documented !== true) problems.push({ ...problemOf(error, statePath(dir)), what: `${error.message}; no record of the index has this document, so its key was damaged` });
@@ -267,6 +276,9 @@ export async function checkStore(dir: string): Promise<StoreReport> {
         continue;
       }
       for (const id of m.kind === 'add' ? m.records.map((rec) => rec.id) : m.ids) rewritten.add(id);
+    }
+    for (const id of undocumented) {
+      if (!rewritten.has(id)) problems.push({ file: statePath(dir), offset: `docs/${id}`, what: `record ${JSON.stringify(id)} has a document by its index entry, and none in the state`, id });
     }
 
     let arena: ArenaVerifyReport | undefined;
