@@ -662,3 +662,85 @@ test("state file: a record the log deletes after the checkpoint, whose document 
     await reopened.close();
   }
 });
+
+/** The page of the newest trees that holds `needle` (older copies in free pages hold it too): the one whose damage the walk finds. */
+function livePageHolding(dir: string, needle: string): number {
+  const bytes = readFileSync(statePath(dir));
+  try {
+    for (let at = bytes.indexOf(needle); at !== -1; at = bytes.indexOf(needle, at + 1)) {
+      const p = Math.floor(at / PAGE);
+      const copy = Buffer.from(bytes);
+      copy.writeBigUInt64LE(BigInt(p + 100_000), p * PAGE);
+      writeFileSync(statePath(dir), copy);
+      if (checkLmdbStructure(statePath(dir))?.page === p) return p;
+    }
+  } finally {
+    writeFileSync(statePath(dir), bytes);
+  }
+  throw new Error(`no live page holds ${needle}`);
+}
+
+test("state file: what LMDB trusts when it writes, each found passing a walk of bounds alone and then ending a checkpoint or a repair (a hostile pass), is CORRUPTION at open naming the page: a leaf's flags with another bit, its free space past the page, a page newer than the commit, a child naming its own branch, a table's record with flags, the free list naming a live page; repair mends each, every record it keeps as written", async () => {
+  const FREE_ROOT = FREE_ROOT_AT;
+  const cases: { what: string; damage: (bytes: Buffer, dir: string) => number }[] = [
+    { what: 'a docs leaf with the LEAF2 bit too', damage: (bytes, dir) => { const p = livePageHolding(dir, 'r2000'); bytes[p * PAGE + 18]! |= 0x20; return p; } },
+    { what: "a docs leaf's upper past the page", damage: (bytes, dir) => { const p = livePageHolding(dir, 'r2000'); bytes.writeUInt16LE(PAGE, p * PAGE + 22); return p; } },
+    { what: 'a docs leaf newer than the commit', damage: (bytes, dir) => { const p = livePageHolding(dir, 'r2000'); bytes.writeBigUInt64LE(1n << 40n, p * PAGE + 8); return p; } },
+    {
+      what: "the docs root's first child naming the root",
+      damage: (bytes, dir) => {
+        const root = subRoot(dir, 'docs');
+        assert.equal(bytes.readUInt16LE(root * PAGE + 18), 0x01, 'the docs root is a branch');
+        const node = root * PAGE + 24 + bytes.readUInt16LE(root * PAGE + 24);
+        bytes.writeUInt16LE(root & 0xffff, node);
+        bytes.writeUInt16LE(root >>> 16, node + 2);
+        return root;
+      },
+    },
+    {
+      what: "the docs table's record with the DUPSORT flag",
+      damage: (bytes, dir) => {
+        const main = mainTreePage(dir);
+        for (let i = 0; i < bytes.readUInt16LE(main * PAGE + 20) >> 1; i++) {
+          const at = main * PAGE + 24 + bytes.readUInt16LE(main * PAGE + 24 + 2 * i);
+          if (bytes.toString('latin1', at + 8, at + 12) === 'docs') bytes[at + 8 + bytes.readUInt16LE(at + 6) + 4]! |= 0x04;
+        }
+        return main;
+      },
+      // The salvage copies the table's entries into a table of its own making, without the flag.
+    },
+    {
+      what: 'the free list naming a live docs leaf',
+      damage: (bytes, dir) => {
+        const meta = bytes.readBigUInt64LE(TXNID_AT) > bytes.readBigUInt64LE(PAGE + TXNID_AT) ? 0 : PAGE;
+        const free = Number(bytes.readBigUInt64LE(meta + FREE_ROOT)) * PAGE;
+        assert.equal(bytes.readUInt16LE(free + 18), 0x02, 'the free tree is one leaf');
+        const node = free + 24 + bytes.readUInt16LE(free + 24);
+        const list = node + 8 + bytes.readUInt16LE(node + 6);
+        assert.ok(bytes.readBigUInt64LE(list) >= 1n, 'the list names a page');
+        const p = livePageHolding(dir, 'r2000');
+        bytes.writeBigUInt64LE(BigInt(p), list + 8);
+        return p;
+      },
+    },
+  ];
+  for (const { what, damage } of cases) {
+    const dir = await store();
+    // A write after the first checkpoint frees pages: the free list then names some.
+    const s = await MemStore.open(dir, { cache: false });
+    await s.delete(['r5']);
+    await s.close();
+    const before = await contents(dir);
+    const bytes = readFileSync(statePath(dir));
+    const page = damage(bytes, dir);
+    writeFileSync(statePath(dir), bytes);
+    assert.equal(checkLmdbStructure(statePath(dir))?.page, page, what);
+    assert.equal((await rejectsWith(() => MemStore.open(dir), 'CORRUPTION')).offset, page * PAGE, what);
+    const result = await repairStore(dir);
+    assert.equal((await checkStore(dir)).problems.length, 0, what);
+    const after = await contents(dir);
+    assert.equal(after.size, result.count, what);
+    for (const id of result.removedRecords) before.delete(id);
+    assert.deepEqual(after, before, `${what}: every record kept reads as written`);
+  }
+});

@@ -199,7 +199,7 @@ export interface MalformedPage {
  * use, a page whose header names another page or no kind of tree page), or undefined. LMDB trusts
  * its pages: a flipped bit in a leaf node's size had the store open clean and end the process with
  * SIGSEGV at the first read of that record, in `verify` and in `repair` too (a hostile pass). Every
- * page in use is read once, so this is for the tools (verify, repair), not for each open. For a file
+ * page in use is read once, at every open and in the tools (verify, repair). For a file
  * checkLmdbFile() found 'whole'.
  */
 export function checkLmdbStructure(path: string): MalformedPage | undefined {
@@ -274,7 +274,17 @@ class PageWalk {
     });
   }
 
-  /** checkLmdbStructure() over the trees `meta` names (the free pages', the main tree and its sub-databases), pages up to `lastPage` in use. */
+  /**
+   * checkLmdbStructure() over the trees `meta` names (the free pages', the main tree and its
+   * sub-databases), pages up to `lastPage` in use. Beyond each node's bounds, what LMDB trusts when
+   * it writes (a hostile pass found each of these passing a walk of bounds alone, and then a
+   * checkpoint or repair ending the process, or repair dropping intact records): a tree page's
+   * flags exactly a branch's or a leaf's, its free space (lower to upper) inside it and every node
+   * past it, no page newer than the commit, no page reached twice (a child naming its parent, a
+   * sibling, or a page of an overflow run), a run's pages not taken by anything else, no page both
+   * in a tree and in the free list, and the sub-databases' records with no flags (a store's tables
+   * are plain: a DUPSORT bit had LMDB free memory twice).
+   */
   firstMalformed(meta: Meta, lastPage: number): MalformedPage | undefined {
     const bad = (page: number, what: string): MalformedPage => ({ page, pageSize: this.pageSize, what });
     const inUse = (p: number) => Number.isSafeInteger(p) && p >= 2 && p <= lastPage && p < this.pages;
@@ -282,26 +292,40 @@ class PageWalk {
     // its data in named sub-databases). A node offset moved by a flipped bit onto bytes that read as
     // some other node had passed the bounds checks, and lmdb-js then opened no table at all.
     const main = new Set<number>(meta.mainRoot === NO_PAGE ? [] : [Number(meta.mainRoot)]);
-    return this.walk([meta.freeRoot, meta.mainRoot], (p, push) => {
+    const free = new Set<number>(meta.freeRoot === NO_PAGE ? [] : [Number(meta.freeRoot)]);
+    /** Pages of the free list's runs (what the free tree's values name). */
+    const freed: number[] = [];
+    /** Every page a tree or a run holds: a second claim on one is damage. */
+    const held = new Set<number>();
+    const stack: number[] = [];
+    for (const root of [meta.freeRoot, meta.mainRoot]) if (root !== NO_PAGE) stack.push(Number(root));
+    while (stack.length > 0) {
+      const p = stack.pop()!;
       if (!inUse(p)) return bad(p, `a tree names page ${p}, outside the pages in use (2 to ${Math.min(lastPage, this.pages - 1)})`);
+      if (held.has(p)) return bad(p, 'it is reached twice (a tree names it again, or it lies in an overflow run)');
+      held.add(p);
       readSync(this.fd, this.page, 0, this.pageSize, p * this.pageSize);
       if (this.page.readBigUInt64LE(0) !== BigInt(p)) return bad(p, `its header names page ${this.page.readBigUInt64LE(0)}`);
-      const flags = this.page.readUInt16LE(18);
-      const kind = flags & (P_BRANCH | P_LEAF);
-      if (kind !== P_BRANCH && kind !== P_LEAF) return bad(p, `its flags (0x${flags.toString(16)}) name no tree page`);
-      if ((flags & P_LEAF2) !== 0) return undefined;
+      if (this.page.readBigUInt64LE(8) > meta.txnid) return bad(p, `its header names transaction ${this.page.readBigUInt64LE(8)}, newer than the commit's ${meta.txnid}`);
+      const kind = this.page.readUInt16LE(18);
+      if (kind !== P_BRANCH && kind !== P_LEAF) return bad(p, `its flags (0x${kind.toString(16)}) are not a branch's or a leaf's`);
       const lower = this.page.readUInt16LE(20);
-      if ((lower & 1) !== 0 || HEADER + lower > this.pageSize) return bad(p, `its node count (lower ${lower}) runs past the page`);
+      const upper = this.page.readUInt16LE(22);
+      if ((lower & 1) !== 0 || lower > upper || HEADER + upper > this.pageSize) return bad(p, `its free space (lower ${lower}, upper ${upper}) does not lie inside it`);
       const count = lower >> 1;
       for (let i = 0; i < count; i++) {
-        const at = HEADER + this.page.readUInt16LE(HEADER + 2 * i);
+        const offset = this.page.readUInt16LE(HEADER + 2 * i);
+        const at = HEADER + offset;
+        if (offset < upper) return bad(p, `node ${i} starts inside the free space`);
         if (at + NODE_HEADER > this.pageSize) return bad(p, `node ${i} starts past the page`);
         const nodeFlags = this.page.readUInt16LE(at + 4);
         const data = at + NODE_HEADER + this.page.readUInt16LE(at + 6);
         if (data > this.pageSize) return bad(p, `node ${i}'s key runs past the page`);
         if (kind === P_BRANCH) {
-          if (main.has(p)) main.add(childOf(this.page, at));
-          push(childOf(this.page, at));
+          const child = childOf(this.page, at);
+          if (main.has(p)) main.add(child);
+          if (free.has(p)) free.add(child);
+          stack.push(child);
           continue;
         }
         // A leaf node's value size: lo:u16 | hi:u16 << 16.
@@ -309,23 +333,46 @@ class PageWalk {
         if (main.has(p) !== ((nodeFlags & F_SUBDATA) !== 0) || (main.has(p) && ((nodeFlags & F_BIGDATA) !== 0 || size !== DB_BYTES))) {
           return bad(p, main.has(p) ? `node ${i} of the main tree is not a sub-database's record` : `node ${i} holds a sub-database, which only the main tree does`);
         }
+        let value: Buffer | undefined;
         if ((nodeFlags & F_BIGDATA) !== 0) {
           if (data + 8 > this.pageSize) return bad(p, `node ${i}'s overflow page number runs past the page`);
           const first = Number(this.page.readBigUInt64LE(data));
           if (!inUse(first)) return bad(p, `node ${i} names overflow page ${first}, outside the pages in use`);
           const run = this.runAt(first);
-          if (!run.overflow || run.pgno !== BigInt(first)) return bad(first, `node ${i} of page ${p} names it as an overflow page, and it is not one`);
+          if (!run.overflow || run.flags !== P_OVERFLOW || run.pgno !== BigInt(first)) return bad(first, `node ${i} of page ${p} names it as an overflow page, and it is not one`);
+          if (run.txnid > meta.txnid) return bad(first, `its header names transaction ${run.txnid}, newer than the commit's ${meta.txnid}`);
           if (HEADER + size > run.pages * this.pageSize || first + run.pages - 1 > lastPage) return bad(first, `its run of ${run.pages} pages does not hold the ${size} bytes of node ${i} of page ${p}`);
+          // Each page of the run is the run's alone (LMDB may leave a run longer than its value needs,
+          // overwriting one in place): a length grown by a flipped bit over live pages had LMDB free
+          // them when the value was replaced.
+          for (let q = first; q < first + run.pages; q++) {
+            if (held.has(q)) return bad(q, `it lies in the overflow run at page ${first} and is held by another part too`);
+            held.add(q);
+          }
+          if (free.has(p)) {
+            value = Buffer.alloc(size);
+            readSync(this.fd, value, 0, size, first * this.pageSize + HEADER);
+          }
         } else if ((nodeFlags & F_SUBDATA) !== 0) {
-          if (data + DB_ROOT + 8 > this.pageSize) return bad(p, `node ${i}'s sub-database runs past the page`);
+          if (data + DB_BYTES > this.pageSize) return bad(p, `node ${i}'s sub-database runs past the page`);
+          if (this.page.readUInt16LE(data + 4) !== 0) return bad(p, `node ${i}'s sub-database has flags (0x${this.page.readUInt16LE(data + 4).toString(16)}); a store's tables have none`);
           const root = this.page.readBigUInt64LE(data + DB_ROOT);
-          if (root !== NO_PAGE) push(Number(root));
+          if (root !== NO_PAGE) stack.push(Number(root));
         } else if (data + size > this.pageSize) {
           return bad(p, `node ${i}'s value of ${size} bytes runs past the page`);
+        } else if (free.has(p)) {
+          value = this.page.subarray(data, data + size);
+        }
+        // A value of the free tree: a list of freed page numbers, its length first (LMDB's IDL).
+        if (value !== undefined) {
+          const n = value.length >= 8 ? Number(value.readBigUInt64LE(0)) : -1;
+          if (!(n >= 0 && 8 * (n + 1) <= value.length)) return bad(p, `node ${i}'s list of free pages does not read as one`);
+          for (let j = 1; j <= n; j++) freed.push(Number(value.readBigUInt64LE(8 * j)));
         }
       }
-      return undefined;
-    });
+    }
+    for (const q of freed) if (held.has(q)) return bad(q, 'the free list names it, and a tree holds it');
+    return undefined;
   }
 
   /**
@@ -334,8 +381,9 @@ class PageWalk {
    * the main tree, whose leaf nodes name sub-databases (their values are the db records, 48 bytes);
    * elsewhere such a node is passed over, as a store keeps none.
    */
-  *salvage(table: string, root: bigint, subdatabases: boolean, lastPage: number, skipped: SkippedPart[]): Generator<SalvagedEntry> {
+  *salvage(table: string, root: bigint, subdatabases: boolean, tree: SalvageLimits, skipped: SkippedPart[]): Generator<SalvagedEntry> {
     if (root === NO_PAGE) return;
+    const { lastPage } = tree;
     const pageSize = this.pageSize;
     const page = this.page;
     const skip = (p: number, what: string, node?: number) => void skipped.push({ table, page: p, pageSize, what, ...(node === undefined ? {} : { node }) });
@@ -343,7 +391,10 @@ class PageWalk {
     const stack = [Number(root)];
     while (stack.length > 0) {
       const p = stack.pop()!;
-      if (this.seen.has(p)) continue;
+      if (this.seen.has(p)) {
+        skip(p, 'it is reached twice (a tree names it again, or it lies in an overflow run)');
+        continue;
+      }
       this.seen.add(p);
       if (!inUse(p)) {
         skip(p, `a tree names page ${p}, outside the pages in use (2 to ${Math.min(lastPage, this.pages - 1)})`);
@@ -354,10 +405,13 @@ class PageWalk {
         skip(p, `its header names page ${page.readBigUInt64LE(0)}`);
         continue;
       }
-      const flags = page.readUInt16LE(18);
-      const kind = flags & (P_BRANCH | P_LEAF);
-      if ((kind !== P_BRANCH && kind !== P_LEAF) || (flags & P_LEAF2) !== 0) {
-        skip(p, `its flags (0x${flags.toString(16)}) name no tree page a store keeps`);
+      if (page.readBigUInt64LE(8) > tree.txnid) {
+        skip(p, `its header names transaction ${page.readBigUInt64LE(8)}, newer than the commit's ${tree.txnid}`);
+        continue;
+      }
+      const kind = page.readUInt16LE(18);
+      if (kind !== P_BRANCH && kind !== P_LEAF) {
+        skip(p, `its flags (0x${kind.toString(16)}) are not a branch's or a leaf's`);
         continue;
       }
       const lower = page.readUInt16LE(20);
@@ -440,10 +494,11 @@ class PageWalk {
   }
 
   /** The header of the page `first` as an overflow run's: the page number it names, whether it is one, and its length in pages. */
-  private runAt(first: number): { readonly pgno: bigint; readonly overflow: boolean; readonly pages: number } {
+  private runAt(first: number): { readonly pgno: bigint; readonly txnid: bigint; readonly flags: number; readonly overflow: boolean; readonly pages: number } {
     const header = Buffer.alloc(HEADER);
     readSync(this.fd, header, 0, HEADER, first * this.pageSize);
-    return { pgno: header.readBigUInt64LE(0), overflow: (header.readUInt16LE(18) & P_OVERFLOW) !== 0, pages: header.readUInt32LE(20) };
+    const flags = header.readUInt16LE(18);
+    return { pgno: header.readBigUInt64LE(0), txnid: header.readBigUInt64LE(8), flags, overflow: (flags & P_OVERFLOW) !== 0, pages: header.readUInt32LE(20) };
   }
 }
 
@@ -460,6 +515,17 @@ export interface SalvagedEntry {
   readonly table: string;
   readonly key: Buffer;
   readonly value: Buffer;
+}
+
+/**
+ * What salvage() checks a tree's pages against: the pages in use and the commit. Not the free
+ * list: a page both a tree and the free list name is damage in one of them, and which one is not
+ * known (the tree's pointer moved onto an older copy, or the list's number onto a live page); the
+ * salvage keeps the tree's page.
+ */
+interface SalvageLimits {
+  readonly lastPage: number;
+  readonly txnid: bigint;
 }
 
 /**
@@ -486,14 +552,15 @@ export function* salvageTables(path: string, tables: readonly string[], skipped:
     }
     const meta = newest(zero, one);
     const tree = new PageWalk(fd, fstatSync(fd).size, meta.pageSize);
+    const limits: SalvageLimits = { lastPage: meta.lastPage, txnid: meta.txnid };
     const roots = new Map<string, number>();
-    for (const entry of tree.salvage('', meta.mainRoot, true, meta.lastPage, skipped)) {
+    for (const entry of tree.salvage('', meta.mainRoot, true, limits, skipped)) {
       const name = entry.key.toString('latin1').replace(/\0$/, '');
       if (tables.includes(name) && entry.value.length >= DB_ROOT + 8) roots.set(name, Number(entry.value.readBigUInt64LE(DB_ROOT)));
     }
     for (const table of tables) {
       const root = roots.get(table);
-      if (root !== undefined) yield* tree.salvage(table, BigInt(root), false, meta.lastPage, skipped);
+      if (root !== undefined) yield* tree.salvage(table, BigInt(root), false, limits, skipped);
     }
   } finally {
     closeSync(fd);
