@@ -483,6 +483,7 @@ test('state file: a leaf node whose value size runs past its page (one flipped b
   assert.deepEqual(result.removedRecords, ['r1234']);
   assert.equal(result.count, vecs.length - 1);
   const lines = reportOf(result.report);
+  assert.deepEqual(lines.filter((l) => l.kind === 'state-damage').map((l) => l.offset), [page * PAGE], 'what the walk found');
   const parts = lines.filter((l) => l.kind === 'state-page');
   assert.equal(parts.length, 1);
   assert.equal(parts[0]!.table, 'docs');
@@ -737,6 +738,7 @@ test("state file: what LMDB trusts when it writes, each found passing a walk of 
     assert.equal(checkLmdbStructure(statePath(dir))?.page, page, what);
     assert.equal((await rejectsWith(() => MemStore.open(dir), 'CORRUPTION')).offset, page * PAGE, what);
     const result = await repairStore(dir);
+    assert.deepEqual(reportOf(result.report).filter((l) => l.kind === 'state-damage').map((l) => l.page), [page], `${what}: the report says why the state was rewritten`);
     assert.equal((await checkStore(dir)).problems.length, 0, what);
     const after = await contents(dir);
     assert.equal(after.size, result.count, what);

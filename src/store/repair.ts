@@ -162,9 +162,13 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     // rebuilt from every part that reads, before LMDB opens it, and the parts passed over go to the
     // report, fsynced before the file that held them is replaced. The records they held are then
     // found below, as records whose documents are missing.
-    if (malformedStatePage(dir) !== undefined) {
+    const malformed = malformedStatePage(dir);
+    if (malformed !== undefined) {
       await salvageState(dir, (skipped) => {
         report = new ReportFile(options.report ?? freeReportPath(dir));
+        // What the walk found first, so that the report says why the state was rewritten even where
+        // the salvage passed over nothing (a free list or an overflow run claiming a page a tree holds).
+        report.line({ kind: 'state-damage', file: statePath(dir), page: malformed.page, offset: malformed.page * malformed.pageSize, reason: malformed.what, partsPassedOver: skipped.length });
         for (const part of skipped) {
           report.line({ kind: 'state-page', file: statePath(dir), table: part.table, page: part.page, offset: part.page * part.pageSize, node: part.node ?? null, reason: part.what, bytes: b64(readStretch(statePath(dir), part.page * part.pageSize, (part.page + 1) * part.pageSize)) });
         }
