@@ -416,11 +416,15 @@ function subRoot(dir: string, name: string): number {
   throw new Error(`no sub-database ${name}`);
 }
 
+/** The byte where the newest of the two metas of a state file's `bytes` starts (the one of the higher txnid). */
+function newestMeta(bytes: Buffer): number {
+  return bytes.readBigUInt64LE(TXNID_AT) > bytes.readBigUInt64LE(PAGE + TXNID_AT) ? 0 : PAGE;
+}
+
 /** The root page of LMDB's main tree in `dir`'s state file, as its newest meta names it. */
 function mainTreePage(dir: string): number {
   const bytes = readFileSync(statePath(dir));
-  const meta = bytes.readBigUInt64LE(TXNID_AT) > bytes.readBigUInt64LE(PAGE + TXNID_AT) ? 0 : PAGE;
-  return Number(bytes.readBigUInt64LE(meta + MAIN_ROOT_AT));
+  return Number(bytes.readBigUInt64LE(newestMeta(bytes) + MAIN_ROOT_AT));
 }
 
 /** What a store holds, record by record (text and metadata), for comparing a repaired store with the one before the damage. */
@@ -502,23 +506,17 @@ test('state file: a leaf node whose value size runs past its page (one flipped b
 
 test('state file: a leaf page of the documents whose header names another page loses to repair the records on that page and only them; the writes the log holds after the checkpoint are applied again; a copy a killed repair left beside the state is replaced', async () => {
   const dir = await store();
+  // Read before the writes below: contents() closes the store, which would checkpoint them.
+  const before = await contents(dir);
   // Writes after the checkpoint: in the log only (abandon() leaves them there, as a killed process does).
   const s = await MemStore.open(dir, { cache: false });
   await s.add([0, 1, 2].map((i) => ({ id: `w${i}`, vector: vecs[i]!, text: `late ${i}` })));
   await s.abandon();
-  const before = await contents(dir);
   const bytes = readFileSync(statePath(dir));
-  // The page of the newest tree that holds r2000 (freed pages hold older copies): the one whose damage the walk finds.
-  let page = -1;
-  for (let at = bytes.indexOf('r2000'); at !== -1 && page < 0; at = bytes.indexOf('r2000', at + 1)) {
-    const copy = Buffer.from(bytes);
-    const p = Math.floor(at / PAGE);
-    copy.writeBigUInt64LE(BigInt(p + 1000), p * PAGE);
-    writeFileSync(statePath(dir), copy);
-    if (checkLmdbStructure(statePath(dir))?.page === p) page = p;
-  }
-  assert.ok(page >= 0, 'the leaf of r2000 found and damaged');
-  const original = bytes.subarray(page * PAGE, (page + 1) * PAGE);
+  const page = livePageHolding(dir, 'r2000');
+  const original = Buffer.from(bytes.subarray(page * PAGE, (page + 1) * PAGE));
+  bytes.writeBigUInt64LE(BigInt(page + 1000), page * PAGE);
+  writeFileSync(statePath(dir), bytes);
   writeFileSync(stateCopyPath(statePath(dir)), 'what a repair killed while it copied the state left');
   await rejectsWith(() => MemStore.open(dir), 'CORRUPTION');
   const result = await repairStore(dir);
@@ -713,8 +711,7 @@ test("state file: what LMDB trusts when it writes, each found passing a walk of 
     {
       what: 'the free list naming a live docs leaf',
       damage: (bytes, dir) => {
-        const meta = bytes.readBigUInt64LE(TXNID_AT) > bytes.readBigUInt64LE(PAGE + TXNID_AT) ? 0 : PAGE;
-        const free = Number(bytes.readBigUInt64LE(meta + FREE_ROOT)) * PAGE;
+        const free = Number(bytes.readBigUInt64LE(newestMeta(bytes) + FREE_ROOT)) * PAGE;
         assert.equal(bytes.readUInt16LE(free + 18), 0x02, 'the free tree is one leaf');
         const node = free + 24 + bytes.readUInt16LE(free + 24);
         const list = node + 8 + bytes.readUInt16LE(node + 6);

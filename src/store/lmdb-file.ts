@@ -205,7 +205,7 @@ export interface MalformedPage {
 export function checkLmdbStructure(path: string): MalformedPage | undefined {
   return withNewestMeta(
     path,
-    (fd, meta) => new PageWalk(fd, fstatSync(fd).size, meta.pageSize).firstMalformed(meta, meta.lastPage),
+    (fd, meta) => new PageWalk(fd, fstatSync(fd).size, meta.pageSize).firstMalformed(meta),
     (page, pageSize) => ({ page, pageSize, what: 'not an LMDB meta page' }),
   );
 }
@@ -276,7 +276,7 @@ class PageWalk {
 
   /**
    * checkLmdbStructure() over the trees `meta` names (the free pages', the main tree and its
-   * sub-databases), pages up to `lastPage` in use. Beyond each node's bounds, what LMDB trusts when
+   * sub-databases), pages up to its last page in use. Beyond each node's bounds, what LMDB trusts when
    * it writes (a hostile pass found each of these passing a walk of bounds alone, and then a
    * checkpoint or repair ending the process, or repair dropping intact records): a tree page's
    * flags exactly a branch's or a leaf's, its free space (lower to upper) inside it and every node
@@ -285,7 +285,8 @@ class PageWalk {
    * in a tree and in the free list, and the sub-databases' records with no flags (a store's tables
    * are plain: a DUPSORT bit had LMDB free memory twice).
    */
-  firstMalformed(meta: Meta, lastPage: number): MalformedPage | undefined {
+  firstMalformed(meta: Meta): MalformedPage | undefined {
+    const { lastPage } = meta;
     const bad = (page: number, what: string): MalformedPage => ({ page, pageSize: this.pageSize, what });
     const inUse = (p: number) => Number.isSafeInteger(p) && p >= 2 && p <= lastPage && p < this.pages;
     // The main tree's pages: its leaves hold sub-databases' records and nothing else (a store keeps

@@ -425,6 +425,25 @@ export function refuseMalformedState(dir: string): void {
 }
 
 /**
+ * The state file's own path, through a link where it is one (the store's data kept on another
+ * disk): its copies are made beside it and renamed over it, where over the link they had left the
+ * link's target behind, stale. IO when it cannot be found.
+ */
+function realStatePath(dir: string): string {
+  try {
+    return realpathSync(statePath(dir));
+  } catch (e) {
+    throw new MemstoreError('IO', `cannot find ${statePath(dir)}`, { cause: e, file: statePath(dir) });
+  }
+}
+
+/** Removes `copy`, a copy of the state (stateCopyPath()), and LMDB's lock file beside it, where they are. */
+function removeStateCopy(copy: string): void {
+  rmSync(copy, { force: true });
+  rmSync(lmdbLockPath(copy), { force: true });
+}
+
+/**
  * Removes the copy of the state file a `compact()` or a repair killed before its rename left
  * beside it (stateCopyPath(), with LMDB's lock file): up to the state's size, which only the next
  * compaction had removed (a hostile pass: 4 MB left by a SIGINT of `memstore compact`). For an
@@ -439,8 +458,7 @@ export function removeLeftStateCopy(dir: string): void {
   }
   const copy = stateCopyPath(path);
   try {
-    rmSync(copy, { force: true });
-    rmSync(lmdbLockPath(copy), { force: true });
+    removeStateCopy(copy);
   } catch (e) {
     throw new MemstoreError('IO', `cannot remove ${copy}, a copy of the state a compaction or a repair left`, { cause: e, file: copy });
   }
@@ -461,19 +479,13 @@ export function removeLeftStateCopy(dir: string): void {
  */
 export async function salvageState(dir: string, beforeReplace: (skipped: readonly SkippedPart[]) => void): Promise<void> {
   const link = statePath(dir);
-  let path: string;
-  try {
-    path = realpathSync(link);
-  } catch (e) {
-    throw new MemstoreError('IO', `cannot find ${link}`, { cause: e, file: link });
-  }
+  const path = realStatePath(dir);
   const tmp = stateCopyPath(path);
   const tables = ['config', ...RECORD_TABLES];
   const skipped: SkippedPart[] = [];
   let configEntries = 0;
   try {
-    rmSync(tmp, { force: true });
-    rmSync(lmdbLockPath(tmp), { force: true });
+    removeStateCopy(tmp);
     const fresh = openEnv(dir, tmp);
     try {
       // Keys as bytes in both: the configuration's keys are strings in lmdb-js's key encoding, and its bytes are kept as they are.
@@ -507,8 +519,7 @@ export async function salvageState(dir: string, beforeReplace: (skipped: readonl
   } catch (e) {
     throw e instanceof MemstoreError ? e : new MemstoreError('IO', `rewriting ${path} from what of it reads failed`, { cause: e, file: link });
   } finally {
-    rmSync(tmp, { force: true });
-    rmSync(`${tmp}-lock`, { force: true });
+    removeStateCopy(tmp);
   }
 }
 
@@ -1409,17 +1420,9 @@ export class StateStore {
   private async rebuild(keep: ((table: RecordTable, key: Uint8Array, value: Uint8Array) => boolean) | undefined): Promise<void> {
     // The copy is of LMDB's values: a commit cut short goes in first.
     await this.finishPending();
-    // Beside the file itself where the state file is a link (the store's data kept on another
-    // disk): renamed over the link, the copy had left the link's target behind, stale.
-    let path: string;
-    try {
-      path = realpathSync(statePath(this.dir));
-    } catch (e) {
-      throw new MemstoreError('IO', `cannot find ${statePath(this.dir)}`, { cause: e, file: statePath(this.dir) });
-    }
+    const path = realStatePath(this.dir);
     const tmp = stateCopyPath(path);
-    rmSync(tmp, { force: true });
-    rmSync(lmdbLockPath(tmp), { force: true });
+    removeStateCopy(tmp);
     let closed = false;
     try {
       const fresh = openEnv(this.dir, tmp);
@@ -1467,8 +1470,7 @@ export class StateStore {
     } catch (e) {
       throw new MemstoreError('IO', `rewriting ${path} failed`, { cause: e });
     } finally {
-      rmSync(tmp, { force: true });
-      rmSync(`${tmp}-lock`, { force: true });
+      removeStateCopy(tmp);
       if (closed) this.attachSafely(openEnv(this.dir));
     }
   }
