@@ -34,7 +34,9 @@ import {
 import { PCA_MIN_ROWS, type PcaModel } from './pca/pca.js';
 import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
-import { PageIndex, sortSlotsById } from './index/page-index.js';
+import { PageIndex } from './index/page-index.js';
+import { loadPlan, planInputOf, planPages, type PagePlanInput, type PagePlanShape, type PlanReplay } from './index/page-plan.js';
+import { planOffThread, startPagePlan, type PagePlanJob } from './index/page-plan-job.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
 import type { KernelMetric } from './kernels/index.js';
 import { ensureDurableDir, indexFilePath, refuseForeignEntries, refuseLostState, refuseOverlongDir, repairLogDir, statePath, walDir } from './store/files.js';
@@ -175,6 +177,13 @@ export interface StoreStats {
   mappedFiles: number;
   /** Pages of the index: units a search scans with one kernel call each (clusters of similar vectors once the store has `pages.from` vectors; before, blocks of 1,024 codes). */
   pages: number;
+  /**
+   * Whether the codes are being clustered into pages now, in a worker thread (src/index/PAGES.md,
+   * "Clustering off the write"): the first pages (searches scan every code meanwhile, and the writes
+   * made meanwhile resolve once the pages are in), or compaction's re-clustering (writes wait for
+   * the compaction).
+   */
+  clustering: boolean;
   /** Bytes of write-ahead log segments on disk. */
   walBytes: number;
   /** Bytes of text arena segments on disk (live texts and garbage not yet collected). */
@@ -218,6 +227,19 @@ function sizeOf(path: string): number {
   } catch {
     return 0;
   }
+}
+
+/** Clustering into pages under way off the write (MemStore.pageIfDue()). */
+interface PagingRun {
+  readonly job: PagePlanJob;
+  /** The exact index whose codes the plan is of, and their ids in the plan's order. */
+  readonly flat: VectorIndex;
+  readonly ids: readonly string[];
+  readonly idBytes: number;
+  /** Writes to the exact index since its codes were copied for the plan, in order. */
+  readonly replays: PlanReplay[];
+  /** Resolves once the plan is taken in, or has failed or been cancelled; never rejects. */
+  settled: Promise<void>;
 }
 
 /**
@@ -286,6 +308,10 @@ export class MemStore {
   private readonly columnFiles: ColumnCheckpoints;
   /** Told of each call (checkOpen), so that the C allocator's free memory goes back when the calls stop (idle-trim.ts); undefined with `trimWhenIdle: false`. */
   private readonly trimmer: IdleTrimmer | undefined;
+  /** Clustering into pages under way in a worker thread (pageIfDue()); undefined while none is. */
+  private paging: PagingRun | undefined;
+  /** Compaction's re-clustering under way in a worker thread (reclusterPages()). */
+  private reclustering = false;
 
   private constructor(
     opening: typeof OPENING,
@@ -505,6 +531,7 @@ export class MemStore {
       if (rewrite !== undefined) await state.writeConfig(rewrite);
       // A store that reached pages.from while opened with pages: false (or before pages existed).
       store.pageIfDue();
+      await store.pagingSettled();
       // Opening freed the buffers it loaded through: the quiet spell that follows gives them back.
       store.trimmer?.touch();
       // Last: the store's options are its own once an open of it has succeeded.
@@ -622,6 +649,7 @@ export class MemStore {
     const place = this.index.placeOf(id);
     if (place !== undefined) this.damage.places.set(id, place);
     this.index.remove(id);
+    this.paging?.replays.push({ id, form: undefined });
     // The removal moves the last slot into the hole: a search waiting for its reads must not take
     // the slots its scan saw (rescoring bounds read codes by slot) for the index's.
     this.writes++;
@@ -690,13 +718,16 @@ export class MemStore {
   /** `records` checked now (a bad one throws here), and the write that adds them, to be issued in turn. */
   private adding(records: readonly MemoryRecord[]): () => Promise<void> {
     const checked = checkBatch(records, this.config.dim, this.bounds);
-    return () => (checked.length === 0 ? Promise.resolve() : this.write({ kind: 'add', records: checked }).then(() => undefined));
+    // Resolves once pages it set clustering off for (or clustering under way) are in place: a caller
+    // awaiting each add sees the store as if clustering had run inside the add, as it once did. Every
+    // write waits so (deletes too), so that writes are acknowledged in the order they were made.
+    return () => (checked.length === 0 ? Promise.resolve() : this.write({ kind: 'add', records: checked }).then(() => this.afterPaging(undefined)));
   }
 
   /** `ids` checked now, and the write that deletes them, to be issued in turn. */
   private deleting(ids: readonly string[]): () => Promise<number> {
     const unique = checkIds(ids);
-    return () => (unique.length === 0 ? Promise.resolve(0) : this.write({ kind: 'delete', ids: unique }));
+    return () => (unique.length === 0 ? Promise.resolve(0) : this.write({ kind: 'delete', ids: unique }).then((n) => this.afterPaging(n)));
   }
 
   /**
@@ -766,6 +797,7 @@ export class MemStore {
         this.releaseText(id);
         this.releaseVector(id);
         this.index.remove(id);
+        this.paging?.replays.push({ id, form: undefined });
         this.changes.set(id, null);
         this.cache?.touch(id, this.index);
         n++;
@@ -793,6 +825,7 @@ export class MemStore {
       this.releaseVector(r.id);
       this.damage.records.delete(r.id);
       this.index.put(r.id, forms[i]!);
+      this.paging?.replays.push({ id: r.id, form: forms[i]! });
       const ref = vectorRefs[i];
       const place: VectorPlace | undefined = ref === undefined ? undefined : [ref[0], ref[1], ref[2]];
       this.index.setPlace(r.id, place);
@@ -816,47 +849,182 @@ export class MemStore {
   }
 
   /**
-   * Once the exact index holds `pages.from` trained codes, clusters them into pages (every code put
-   * in the page its centroid is nearest, then re-clustered by k-means over all of them), in memory; the next
-   * checkpoint writes every record with its page. Searches from then on probe pages.
+   * Once the exact index holds `pages.from` trained codes, clusters them into pages (PAGES.md,
+   * "Clustering off the write"): a copy of every code goes to a worker thread, which makes the plan
+   * (page-plan.ts); searches scan the exact index meanwhile, and each write to it is noted for
+   * replay. The plan comes back as a task of its own, taken in with writes held back (loadPages());
+   * the next checkpoint writes every record with its page. A small plan (planOffThread()), or one
+   * where no thread can start, is made here, inside the write.
    */
   private pageIfDue(): void {
     const pages = this.options.pages;
-    if (pages === false || this.index.paged || !this.space.trained || this.index.size < pages.from) return;
+    if (pages === false || this.index.paged || !this.space.trained || this.index.size < pages.from || this.paging !== undefined || this.closed) return;
     const flat = this.index;
-    const next = this.newPageIndex();
+    let input: PagePlanInput;
+    let job: PagePlanJob | undefined;
     try {
-      next.reserve(flat.size, flat.idBytes);
-      // A copy: the view recordAt() gives goes stale when the pages' allocations grow linear memory.
-      const code = new Uint8Array(flat.codec.codeBytes(flat.dim));
-      // In id order: slot order is not kept across reopening (an id deleted and added again comes
-      // back in the turn it first changed in), and the first pages, their count and so the pages
-      // re-clustering makes follow the order the codes arrive in (src/index/PAGES.md, "Determinism").
-      const slots = Int32Array.from({ length: flat.size }, (_, slot) => slot);
-      sortSlotsById(slots, (slot) => flat.idAt(slot));
-      for (const slot of slots) {
-        const id = flat.idAt(slot);
-        const r = flat.recordAt(slot);
-        code.set(r.code);
-        next.putCode(id, code, r.scale);
-        next.setPlace(id, flat.placeAt(slot));
-        next.setDocumented(id, r.documented);
-      }
-      next.recluster();
-      // Written whole by the next checkpoint.
-      next.takeRelocated();
-      carryColumns(flat, next);
+      input = planInputOf(flat, this.pageShape(pages.maxPage));
+      job = planOffThread(input) ? startPagePlan(input) : undefined;
     } catch (e) {
-      // The exact index still holds every code: searches go on scanning it, and the next write tries again.
-      next.free();
-      emitWarning(new MemstoreError('IO', `clustering the codes of ${this.dir} into pages failed; it is retried on the next add`, { cause: e }));
+      this.pagingFailed(e);
       return;
     }
+    if (job === undefined) {
+      let planned: Int32Array;
+      try {
+        planned = planPages(input);
+      } catch (e) {
+        this.pagingFailed(e);
+        return;
+      }
+      this.loadPages(flat, input, planned, []);
+      return;
+    }
+    const run: PagingRun = { job, flat, ids: input.ids, idBytes: input.idBytes, replays: [], settled: Promise.resolve() };
+    this.paging = run;
+    run.settled = job.done
+      .then(
+        // The writes it replays stop with the gate held: none can come between the last one noted and
+        // the swap. A compaction holding the gate takes the plan in itself (pagesNow()).
+        (plan) => this.pipeline.exclusive(async () => this.takePlan(run, plan)),
+        (e: unknown) => {
+          if (this.paging !== run) return;
+          this.paging = undefined;
+          this.pagingFailed(e);
+        },
+      )
+      .catch((e: unknown) => this.pagingFailed(e))
+      .finally(() => {
+        if (this.paging === run) this.paging = undefined;
+      });
+  }
+
+  /** The shape of the store's page index, for a plan of its pages. */
+  private pageShape(maxPage: number): PagePlanShape {
+    return { codec: this.codec.name, dim: this.space.storedDim, metric: this.space.kernelMetric(), maxPage, sphere: this.space.routeSphere(), inputMean: this.space.inputMean() };
+  }
+
+  /**
+   * Re-clusters the pages for compaction (PageClusters.recluster), with the write gate held: in a
+   * worker thread where the plan is large enough (planOffThread()), so that the process goes on
+   * answering searches meanwhile (it had stood still: about 30 s at GloVe's 331k), into the pages
+   * re-clustering in place makes (the plan loads every vector into its page now, as a reopen does,
+   * then re-clusters). True when the pages changed.
+   */
+  private async reclusterPages(): Promise<boolean> {
+    const index = this.index;
+    const pages = this.options.pages;
+    if (!(index instanceof PageIndex) || pages === false || index.pages < 2) return index.recluster();
+    let input: PagePlanInput;
+    let job: PagePlanJob | undefined;
+    try {
+      input = planInputOf(index, this.pageShape(pages.maxPage), (id) => index.pageOf(id)!);
+      job = planOffThread(input) ? startPagePlan(input) : undefined;
+    } catch (e) {
+      emitWarning(new MemstoreError('IO', `re-clustering the pages of ${this.dir} in a worker thread failed; they are re-clustered in this one`, { cause: e }));
+      return index.recluster();
+    }
+    if (job === undefined) return index.recluster();
+    let plan: { readonly pages: Int32Array; readonly codes: Uint8Array; readonly scales: Float32Array };
+    this.reclustering = true;
+    try {
+      plan = await job.done;
+    } catch (e) {
+      emitWarning(new MemstoreError('IO', `re-clustering the pages of ${this.dir} in a worker thread failed; they are re-clustered in this one`, { cause: e }));
+      return index.recluster();
+    } finally {
+      this.reclustering = false;
+    }
+    const next = this.newPageIndex();
+    try {
+      loadPlan(next, { ids: input.ids, idBytes: input.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages, []);
+      this.carryRecords(index, next);
+    } catch (e) {
+      next.free();
+      throw e;
+    }
+    this.replaceIndex(index, next);
+    return true;
+  }
+
+  /** Each record's place, document flag and filter columns from `from` to `next` (which holds the same ids), and no relocations pending: the next checkpoint writes all. */
+  private carryRecords(from: VectorIndex, next: PageIndex): void {
+    for (const id of next.allIds()) {
+      next.setPlace(id, from.placeOf(id));
+      next.setDocumented(id, from.documented(id));
+    }
+    if (next.size !== from.size) throw new Error(`the pages hold ${next.size} vectors, the index they replace ${from.size}`);
+    next.takeRelocated();
+    carryColumns(from, next);
+  }
+
+  /** `next` in the place of `old` (freed), written whole by the next checkpoint; searches that read files meanwhile start over. */
+  private replaceIndex(old: VectorIndex, next: PageIndex): void {
     this.index = next;
-    flat.free();
+    old.free();
+    this.writes++;
     this.checkpoints.relaidNow();
     this.searches.indexReplaced();
     this.cache?.clear();
+  }
+
+  /** Takes in the plan of `run` if it is still the one under way (with the write gate held). */
+  private takePlan(run: PagingRun, plan: { readonly pages: Int32Array; readonly codes: Uint8Array; readonly scales: Float32Array }): void {
+    if (this.paging !== run) return;
+    this.paging = undefined;
+    if (this.index === run.flat) this.loadPages(run.flat, { ids: run.ids, idBytes: run.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages, run.replays);
+  }
+
+  /**
+   * With the write gate held (compaction): waits for the plan under way, if any, and takes it in at
+   * once. Its own swap waits for the gate, which compaction holds: waiting for that (pagingSettled())
+   * there would wait for ever, and waiting before taking the gate would let writes called after
+   * compact() go ahead of it.
+   */
+  private async pagesNow(): Promise<void> {
+    const run = this.paging;
+    if (run === undefined) return;
+    let plan: { readonly pages: Int32Array; readonly codes: Uint8Array; readonly scales: Float32Array };
+    try {
+      plan = await run.job.done;
+    } catch {
+      // The run's own handler warns, with the cause.
+      return;
+    }
+    this.takePlan(run, plan);
+  }
+
+  /**
+   * Replaces the exact index `flat` by the page index of a plan (loadPlan: its codes in their pages,
+   * then `replays`, the writes since its codes were copied); a failure leaves `flat` serving, as
+   * before.
+   */
+  private loadPages(flat: VectorIndex, input: Pick<PagePlanInput, 'ids' | 'codes' | 'scales' | 'idBytes'>, planned: Int32Array, replays: readonly PlanReplay[]): void {
+    const next = this.newPageIndex();
+    try {
+      loadPlan(next, input, planned, replays);
+      this.carryRecords(flat, next);
+    } catch (e) {
+      next.free();
+      this.pagingFailed(e);
+      return;
+    }
+    this.replaceIndex(flat, next);
+  }
+
+  private pagingFailed(e: unknown): void {
+    // The exact index still holds every code: searches go on scanning it, and the next write tries again.
+    emitWarning(new MemstoreError('IO', `clustering the codes of ${this.dir} into pages failed; it is retried on the next add`, { cause: e }));
+  }
+
+  /** `value`, once no clustering into pages is under way: one way for every write, so that writes resolving together resolve in the order they were made. */
+  private afterPaging<T>(value: T): Promise<T> {
+    return this.pagingSettled().then(() => value);
+  }
+
+  /** Resolves once no clustering into pages is under way (pageIfDue()). */
+  private async pagingSettled(): Promise<void> {
+    for (let run = this.paging; run !== undefined; run = this.paging) await run.settled;
   }
 
   private releaseVectorOf(index: VectorIndex, id: string): void {
@@ -975,6 +1143,8 @@ export class MemStore {
     const steps = 7;
     const step = (done: number) => progress.report(done, steps);
     await this.pipeline.exclusive(async () => {
+      // Pages being made are taken in first, so that compaction sees them and what it rewrites is theirs.
+      await this.pagesNow();
       // Expired memories go first (deletes, logged as any other write): expiry is enforced on read,
       // reclaimed here. Read inside the compaction's exclusive step, where every write called before
       // it is applied (a record added already expired in the same tick included: read before, it
@@ -999,7 +1169,7 @@ export class MemStore {
       step(4);
       // Pages made by splits drift from what k-means over every vector makes (PageClusters.recluster); the rewrite below
       // writes each record with its new page.
-      if (this.index.recluster()) this.cache?.clear();
+      if (await this.reclusterPages()) this.cache?.clear();
       step(5);
       await this.checkpoints.rewriteIndex();
       step(6);
@@ -1238,6 +1408,7 @@ export class MemStore {
       mappedBytes: this.resident.bytes(),
       mappedFiles: arenaStats.mappedSegments + vectorStats.mappedSegments,
       pages: this.index.pages,
+      clustering: this.paging !== undefined || this.reclustering,
       walBytes,
       arenaBytes,
       vectorBytes,
@@ -1257,6 +1428,9 @@ export class MemStore {
   }
 
   private async abandonNow(): Promise<void> {
+    // Pages a worker is making are not waited for: the next open makes them again.
+    this.paging?.job.cancel();
+    this.paging = undefined;
     await this.pipeline.drained();
     await this.checkpoints.idle();
     // Every accepted write has settled, so closing the files adds nothing a killed process would
@@ -1327,6 +1501,9 @@ export class MemStore {
     // Each until the close() its own embedder calls lets go of it (close()).
     await this.turn;
     await Promise.allSettled([...this.recalls].map(([token, recall]) => Promise.race([recall, this.withinClose(token).promise])));
+    await this.pipeline.drained();
+    // Pages being made are taken in (the adds that started them wait for them too), so that the checkpoint writes them.
+    await this.pagingSettled();
     await this.pipeline.drained();
     // A collection a background checkpoint starts takes the gate after drained() may have looked.
     await this.checkpoints.idle();

@@ -227,6 +227,26 @@ export class PageIndex implements VectorIndex {
     return previous;
   }
 
+  /**
+   * Puts the code of `id` in page `page`, as loadRecord() puts a checkpoint's: for an index built
+   * from a plan of its pages (page-plan.ts) with codes in memory. loaded() ends it, as it ends a load.
+   */
+  loadCode(id: string, page: number, code: Uint8Array, scale: number): void {
+    const codeBytes = this.codec.codeBytes(this.dim);
+    if (code.length !== codeBytes) throw new RangeError(`code of ${code.length} bytes, expected ${codeBytes}`);
+    if (!(Number.isInteger(page) && page >= 0 && page < this.pageLimit)) throw new RangeError(`page must be an integer from 0 to ${this.pageLimit - 1}, got ${page}`);
+    this.clusters.expectLoad(this.pageLimit);
+    const slot = this.freshSlot(id);
+    this.clusters.load(slot, page, code, scale);
+    this.norms.forget();
+  }
+
+  /** The page that holds the vector of `id`; undefined when it holds none. */
+  pageOf(id: string): number | undefined {
+    const slot = this.slots.slotOf(id);
+    return slot === undefined ? undefined : this.clusters.pageOf(slot);
+  }
+
   loaded(): void {
     this.clusters.settle();
     const unplaced = this.unplaced;

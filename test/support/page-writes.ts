@@ -48,6 +48,25 @@ export async function writeBatch(store: MemStore, b: number): Promise<void> {
   }
 }
 
+/**
+ * The writes of writeBatch(store, b) issued at once, none waiting for the one before (they are
+ * logged and applied in call order all the same); their promises, in call order.
+ */
+export function issueBatch(store: MemStore, b: number): Promise<unknown>[] {
+  const i = b * 100;
+  const issued: Promise<unknown>[] = [store.add(vectors.slice(i, i + 100).map((vector, j) => ({ id: `v${i + j}`, vector })))];
+  if (b % 3 === 0 && b > 0) {
+    issued.push(store.delete([`v${i - 7}`, `v${i - 50}`, `v${i - 99}`, `v${i - 30}`]));
+    issued.push(
+      store.add([
+        { id: `v${i - 20}`, vector: vectors[i + 1]! },
+        { id: `v${i - 30}`, vector: vectors[i + 2]! },
+      ]),
+    );
+  }
+  return issued;
+}
+
 /** Each query's top 10 searching the nearest page alone, codes only, as `id:score`. */
 export async function oneProbeAnswers(store: MemStore): Promise<string[][]> {
   return Promise.all(queries.map(async (q) => (await store.search(q, { k: 10, nprobe: 1, rescore: false })).map((h) => `${h.id}:${h.score}`)));
