@@ -694,7 +694,9 @@ export class MemStore {
 
   /**
    * Inserts or replaces `records`. Either the whole batch is checked, logged and applied or, on
-   * any bad record, none of it is. Resolves when the batch is durable (per `durability`) and visible.
+   * any bad record, none of it is. Resolves when the batch is durable (per `durability`) and visible,
+   * and, while the codes are being clustered into pages in a worker thread (`stats().clustering`),
+   * once the pages are in (src/index/PAGES.md, "Clustering off the write").
    */
   add(records: readonly MemoryRecord[]): Promise<void> {
     try {
@@ -705,7 +707,7 @@ export class MemStore {
     }
   }
 
-  /** Deletes the records with these ids (damaged ones too); resolves to how many existed. */
+  /** Deletes the records with these ids (damaged ones too); resolves to how many existed, as add() resolves. */
   delete(ids: readonly string[]): Promise<number> {
     try {
       this.checkOpen();
