@@ -36,7 +36,7 @@ import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import { PageIndex } from './index/page-index.js';
 import { loadPlan, planInputOf, planPages, type PagePlanInput, type PagePlanShape, type PlanReplay } from './index/page-plan.js';
-import { planOffThread, startPagePlan, type PagePlanJob } from './index/page-plan-job.js';
+import { planOffThread, planThreads, startPagePlan, type PagePlanJob } from './index/page-plan-job.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
 import type { KernelMetric } from './kernels/index.js';
 import { ensureDurableDir, indexFilePath, refuseForeignEntries, refuseLostState, refuseOverlongDir, repairLogDir, statePath, walDir } from './store/files.js';
@@ -239,7 +239,9 @@ interface PagingRun {
   /** Writes to the exact index since its codes were copied for the plan, in order. */
   readonly replays: PlanReplay[];
   /** Resolves once the plan is taken in, or has failed or been cancelled; never rejects. */
-  settled: Promise<void>;
+  readonly settled: Promise<void>;
+  /** Resolves `settled` (at once where a compaction takes the plan in: the writes that wait for it are acknowledged before the compaction, in their order). */
+  readonly settle: () => void;
 }
 
 /**
@@ -346,7 +348,7 @@ export class MemStore {
         }),
         apply: (m) => this.apply(m),
         applied: (bytes) => this.checkpoints.applied(bytes),
-        lagging: () => this.checkpoints.lagging(),
+        lagging: () => this.checkpoints.lagging() ?? this.pagingFull(),
       },
       checkpointLsn,
     );
@@ -413,6 +415,7 @@ export class MemStore {
       index: () => this.index,
       indexFile: () => this.indexFile!,
       closed: () => this.closed,
+      holdCheckpoints: () => this.paging !== undefined,
       markDamaged: (id, e) => this.markDamaged(id, e),
       textsMoved: () => this.cache?.dropHotRecords(),
     });
@@ -538,6 +541,8 @@ export class MemStore {
       if (state.readCreating()) await state.markCreated();
       return store;
     } catch (e) {
+      // A worker the replay set clustering must not take its plan into the store freed here (a hostile pass).
+      store?.cancelPaging();
       await store?.indexFile?.close().catch(() => undefined);
       store?.index.free();
       store?.space.free();
@@ -860,7 +865,10 @@ export class MemStore {
    */
   private pageIfDue(): void {
     const pages = this.options.pages;
-    if (pages === false || this.index.paged || !this.space.trained || this.index.size < pages.from || this.paging !== undefined || this.closed) return;
+    // Not whether close() was called: a write accepted before it and applied after clusters as any
+    // other (close() waits for it); skipped, the close had checkpointed the exact index past
+    // pages.from, and the next open clustered another snapshot (a hostile pass).
+    if (pages === false || this.index.paged || !this.space.trained || this.index.size < pages.from || this.paging !== undefined) return;
     const flat = this.index;
     let input: PagePlanInput;
     let job: PagePlanJob | undefined;
@@ -882,9 +890,11 @@ export class MemStore {
       this.loadPages(flat, input, planned, []);
       return;
     }
-    const run: PagingRun = { job, flat, ids: input.ids, idBytes: input.idBytes, replays: [], settled: Promise.resolve() };
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    const run: PagingRun = { job, flat, ids: input.ids, idBytes: input.idBytes, replays: [], settled, settle };
     this.paging = run;
-    run.settled = job.done
+    void job.done
       .then(
         // The writes it replays stop with the gate held: none can come between the last one noted and
         // the swap. A compaction holding the gate takes the plan in itself (pagesNow()).
@@ -893,12 +903,25 @@ export class MemStore {
           if (this.paging !== run) return;
           this.paging = undefined;
           this.pagingFailed(e);
+          this.checkpoints.applied(0);
         },
       )
       .catch((e: unknown) => this.pagingFailed(e))
       .finally(() => {
         if (this.paging === run) this.paging = undefined;
+        run.settle();
       });
+  }
+
+  /**
+   * While a worker clusters, writes past PAGING_REPLAYS noted for replay wait for the pages
+   * (CommitPipeline's `lagging`): the replay runs in one step at the swap, and a bulk load during the
+   * window had made that step longer than the clustering it took off the write (6 s for 134,000
+   * puts; a hostile pass), and held every stored form in memory until then.
+   */
+  private pagingFull(): Promise<void> | undefined {
+    const run = this.paging;
+    return run !== undefined && run.replays.length >= planThreads.maxReplays ? run.settled : undefined;
   }
 
   /** The shape of the store's page index, for a plan of its pages. */
@@ -974,7 +997,13 @@ export class MemStore {
   private takePlan(run: PagingRun, plan: { readonly pages: Int32Array; readonly codes: Uint8Array; readonly scales: Float32Array }): void {
     if (this.paging !== run) return;
     this.paging = undefined;
-    if (this.index === run.flat) this.loadPages(run.flat, { ids: run.ids, idBytes: run.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages, run.replays);
+    try {
+      if (this.index === run.flat) this.loadPages(run.flat, { ids: run.ids, idBytes: run.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages, run.replays);
+    } finally {
+      run.settle();
+      // A background checkpoint held back meanwhile starts now, if it is due.
+      this.checkpoints.applied(0);
+    }
   }
 
   /**
@@ -1022,6 +1051,15 @@ export class MemStore {
   /** `value`, once no clustering into pages is under way: one way for every write, so that writes resolving together resolve in the order they were made. */
   private afterPaging<T>(value: T): Promise<T> {
     return this.pagingSettled().then(() => value);
+  }
+
+  /** Ends the worker of the clustering under way, if any; the writes waiting for it resolve. */
+  private cancelPaging(): void {
+    const run = this.paging;
+    if (run === undefined) return;
+    this.paging = undefined;
+    run.job.cancel();
+    run.settle();
   }
 
   /** Resolves once no clustering into pages is under way (pageIfDue()). */
@@ -1430,11 +1468,12 @@ export class MemStore {
   }
 
   private async abandonNow(): Promise<void> {
-    // Pages a worker is making are not waited for: the next open makes them again.
-    this.paging?.job.cancel();
-    this.paging = undefined;
     await this.pipeline.drained();
     await this.checkpoints.idle();
+    // Pages a worker is making are not waited for: the next open makes them again from the log. Not
+    // before the writes are drained: a compaction among them takes its plan in (cancelled earlier,
+    // it had checkpointed the exact index past pages.from: a hostile pass).
+    this.cancelPaging();
     // Every accepted write has settled, so closing the files adds nothing a killed process would
     // not have left behind too; it only returns their descriptors (a dead fault layer just refuses).
     await this.wal.close().catch(() => undefined);

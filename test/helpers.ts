@@ -232,3 +232,18 @@ export function gateOf(): { passed: Promise<void>; open: () => void } {
 export function within10s<T>(all: Promise<T>): Promise<T | string> {
   return Promise.race([all, new Promise<string>((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref())]);
 }
+
+/**
+ * Vector `v` of a family near 8 centers (standard normal noise around centers drawn 3 times wider),
+ * made from `v` and `seed` alone: two stores given the same numbers get the same vectors.
+ */
+export function nearCenters(dim: number, seed: number): (v: number) => Float32Array {
+  const centers = Array.from({ length: 8 }, (_, c) => {
+    const next = rng(seed + c);
+    return Float32Array.from({ length: dim }, () => 3 * gaussian(next));
+  });
+  return (v) => {
+    const next = rng(v + 1);
+    return centers[v % centers.length]!.map((x) => x + gaussian(next));
+  };
+}

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { MemStore, type OpenOptions } from '../src/index.js';
-import { gaussian, loadFixture, rng, tempDir } from './helpers.js';
+import { gaussian, loadFixture, nearCenters, rng, tempDir } from './helpers.js';
 import { runUntilKilled } from './support/killable.js';
 import { oneProbeAnswers, PAGE_WRITES_BATCHES, PAGE_WRITES_CONFIGS, pageWritesOptions, writeBatch } from './support/page-writes.js';
 
@@ -107,15 +107,8 @@ test('page determinism (hostile): magnitudes from 1e-11 to 1e11 (near the limits
 
 test('page determinism (random): any sequence of adds, upserts, deletes and ids added again, closed and reopened at any point, on any metric, builds the pages of a store never closed', async () => {
   const dim = 6;
-  const centers = Array.from({ length: 8 }, (_, c) => {
-    const next = rng(1000 + c);
-    return Float32Array.from({ length: dim }, () => 3 * gaussian(next));
-  });
-  // Vector `v`: near one of the centers, made from `v` alone, so both stores get the same one.
-  const vectorOf = (v: number): Float32Array => {
-    const next = rng(v + 1);
-    return centers[v % centers.length]!.map((x) => x + gaussian(next));
-  };
+  // Vector `v`: near one of 8 centers, made from `v` alone, so both stores get the same one.
+  const vectorOf = nearCenters(dim, 1000);
   const queries = Array.from({ length: 12 }, (_, q) => vectorOf(100_000 + q));
   const op = fc.oneof(
     { weight: 3, arbitrary: fc.record({ add: fc.uniqueArray(fc.record({ id: fc.nat({ max: 400 }), v: fc.nat({ max: 1_000_000 }) }), { selector: (r) => r.id, minLength: 1, maxLength: 40 }) }) },

@@ -4,13 +4,15 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import workerThreads from 'node:worker_threads';
-import { MemStore } from '../src/index.js';
+import fc from 'fast-check';
+import { MemStore, type OpenOptions } from '../src/index.js';
 import { getCodec } from '../src/codec/index.js';
 import { FlatIndex } from '../src/index/flat-index.js';
 import { planInputOf, planPages, type PagePlanShape } from '../src/index/page-plan.js';
 import { planOffThread, planThreads, startPagePlan } from '../src/index/page-plan-job.js';
 import { normalized } from '../src/vector.js';
-import { clustered, tempDir } from './helpers.js';
+import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
+import { clustered, nearCenters, tempDir } from './helpers.js';
 import { runUntilKilled } from './support/killable.js';
 import { issueBatch, oneProbeAnswers, PAGE_WRITES_BATCHES, pageWritesOptions, writeBatch } from './support/page-writes.js';
 
@@ -236,17 +238,154 @@ test('compact(): pages re-clustered in a worker thread are those re-clustering i
   }
 });
 
-test('pages at pages.from: a process killed (kill -9) while its worker clusters reopens with every write and the pages of one never killed', async () => {
+test('pages at pages.from: a process killed (kill -9) while its worker clusters reopens with every write and the pages of one never killed, also with checkpoints due in the window (held back until the pages are in)', async () => {
   const config = 'cosine int8, paged late';
   const expected = await straight(config);
+  // 4 KiB: background checkpoints fall due many times over in the window. Taken there, one recorded
+  // the exact index past the write that set the clustering off, and the reopen clustered another
+  // snapshot into other pages (a hostile pass).
+  for (const checkpointBytes of [undefined, 4096]) {
+    const dir = tempDir();
+    let seen = '';
+    await runUntilKilled(child, [dir, config, String(expected.count), ...(checkpointBytes === undefined ? [] : [String(checkpointBytes)])], (line, kill) => {
+      seen ||= line;
+      kill();
+    });
+    assert.equal(seen, 'window', String(checkpointBytes));
+    assert.deepEqual(await answersOf(dir, config), expected, String(checkpointBytes));
+  }
+});
+
+test('pages at pages.from: no background checkpoint runs while the worker clusters (the log only grows), and one that fell due runs once the pages are in', async () => {
+  const config = 'cosine int8';
+  const expected = await straight(config);
+  const store = await MemStore.open(tempDir(), pageWritesOptions(config, { checkpointBytes: 1024 }));
+  try {
+    const all = issueAll(store);
+    let done = false;
+    void Promise.allSettled(all).then(() => (done = true));
+    let seen = 0;
+    let longest = 0;
+    while (!done) {
+      const now = store.stats();
+      if (now.clustering) {
+        assert.ok(now.walBytes >= longest, `the log shrank from ${longest} to ${now.walBytes} bytes while the worker clustered`);
+        longest = now.walBytes;
+        seen++;
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(all);
+    assert.ok(seen > 0, 'never saw the worker clustering');
+    // A checkpoint drops the log before it; due many times over, one starts once the pages are in.
+    for (let i = 0; i < 400 && store.stats().walBytes >= longest; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.ok(store.stats().walBytes < longest, `the log is still ${store.stats().walBytes} bytes`);
+    assert.deepEqual(await oneProbeAnswers(store), expected.answers);
+  } finally {
+    await store.close();
+  }
+});
+
+test('pages at pages.from: writes that cross it, then close() at once, without waiting for them: the close clusters them and checkpoints the pages of a store that awaited each', async () => {
+  for (const config of ['cosine int8', 'cosine int8, paged late']) {
+    const expected = await straight(config);
+    const dir = tempDir();
+    const store = await MemStore.open(dir, pageWritesOptions(config));
+    const all = issueAll(store);
+    // Called before any of them is applied: each crossing write is accepted, and clusters as any other.
+    await store.close();
+    await Promise.all(all);
+    assert.deepEqual(await answersOf(dir, config), expected, config);
+  }
+});
+
+test('pages at pages.from: writes, compact() and a write after it, issued in the window without waiting, are acknowledged in call order', async () => {
+  const config = 'cosine int8, paged late';
+  const expected = await straight(config);
+  const store = await MemStore.open(tempDir(), pageWritesOptions(config));
+  try {
+    const all = issueAll(store);
+    assert.ok(await appliedWhileClustering(store, expected.count, all));
+    all.push(store.compact(), store.delete(['v3']), store.add([{ id: 'late', vector: new Float32Array(24).fill(0.5) }]));
+    const order = resolutionOrder(all);
+    await Promise.all(all);
+    assert.deepEqual(order, all.map((_, i) => i));
+  } finally {
+    await store.close();
+  }
+});
+
+test('pages at pages.from: an open that fails after its replay set clustering off ends the worker (it had taken its plan into the freed store later, and warned)', async () => {
+  const dim = 64;
+  const vectors = clustered(2_600, dim, 13);
+  const options: OpenOptions = { dim, cache: false, pages: { from: 2_000, maxPage: 32 } };
   const dir = tempDir();
-  let seen = '';
-  await runUntilKilled(child, [dir, config, String(expected.count)], (line, kill) => {
-    seen ||= line;
-    kill();
-  });
-  assert.equal(seen, 'window');
-  assert.deepEqual(await answersOf(dir, config), expected);
+  const first = await MemStore.open(dir, options);
+  await first.add(vectors.slice(0, 2_000).map((vector, i) => ({ id: `v${i}`, vector })));
+  await first.add(vectors.slice(2_000).map((vector, i) => ({ id: `w${i}`, vector })));
+  // No checkpoint: the next open replays the log, and the replay crosses pages.from.
+  await first.abandon();
+  let lists = 0;
+  const counting: FileLayer = { ...nodeFileLayer, list: async (d) => (lists++, nodeFileLayer.list(d)) };
+  const dry = await MemStore.open(dir, { ...options, files: counting });
+  assert.ok(dry.stats().pages > 20);
+  await dry.abandon();
+  const last = lists - 1;
+  lists = 0;
+  // The open's last listing (its leftovers, after the replay) fails.
+  const failing: FileLayer = { ...nodeFileLayer, list: async (d) => (lists++ === last ? Promise.reject(Object.assign(new Error('injected'), { code: 'EIO' })) : nodeFileLayer.list(d)) };
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  process.on('warning', onWarning);
+  try {
+    await assert.rejects(MemStore.open(dir, { ...options, files: failing }), { code: 'IO' });
+    // Long enough for the worker's plan (about 0.3 s here) to have come back had it not been ended.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.deepEqual(warnings, []);
+    assert.ok(!process.getActiveResourcesInfo().includes('MessagePort'), process.getActiveResourcesInfo().join());
+  } finally {
+    process.off('warning', onWarning);
+  }
+  const reopened = await MemStore.open(dir, options);
+  try {
+    assert.equal(reopened.stats().count, 2_600);
+    assert.ok(reopened.stats().pages > 20);
+  } finally {
+    await reopened.close();
+  }
+});
+
+test('pages at pages.from: writes issued in the window past planThreads.maxReplays wait for the pages instead of piling up for the swap', async () => {
+  const config = 'cosine int8';
+  const expected = await straight(config);
+  const limit = planThreads.maxReplays;
+  planThreads.maxReplays = 150;
+  try {
+    const store = await MemStore.open(tempDir(), pageWritesOptions(config));
+    try {
+      // Batches 0 to 3 reach pages.from (300); the rest are issued one by one while the worker
+      // clusters, a little apart, as a loader that does not wait for its writes issues them.
+      const all: Promise<unknown>[] = [];
+      for (let b = 0; b < 4; b++) all.push(...issueBatch(store, b));
+      while (!store.stats().clustering) await new Promise((resolve) => setImmediate(resolve));
+      let most = 0;
+      for (let b = 4; b < PAGE_WRITES_BATCHES; b++) {
+        all.push(...issueBatch(store, b));
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        if (store.stats().clustering) most = Math.max(most, store.stats().count);
+      }
+      await Promise.all(all);
+      // The batch that crossed 300, at most 150 writes noted, and those issued before the last of
+      // them was applied (a batch of 100 or two). Without the limit every batch issued went in.
+      assert.ok(most <= 400 + 150 + 200, `${most} records while the worker clustered`);
+      assert.equal(store.stats().count, expected.count);
+      assert.deepEqual(await oneProbeAnswers(store), expected.answers);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    planThreads.maxReplays = limit;
+  }
 });
 
 /** Runs `body` with `new Worker` throwing ERR_ACCESS_DENIED (as under Node's permission model); resolves to how many were tried. */
@@ -308,4 +447,72 @@ test('pages at pages.from: a small plan is made inside the write (a worker would
   } finally {
     planThreads.minWork = lowered;
   }
+});
+
+test('pages at pages.from (random): any writes issued at once across the window, on any metric, give the contents, pages and answers of a store that awaited each, acknowledged in call order', async () => {
+  const dim = 6;
+  // Vector `v`: near one of 8 centers, made from `v` alone, so both stores get the same one.
+  const vectorOf = nearCenters(dim, 2000);
+  const queries = Array.from({ length: 12 }, (_, q) => vectorOf(100_000 + q));
+  let windows = 0;
+  type Op = { add: { id: number; v: number }[] } | { del: number[] } | { compact: true };
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ add: fc.uniqueArray(fc.record({ id: fc.nat({ max: 300 }), v: fc.nat({ max: 1_000_000 }) }), { selector: (r) => r.id, minLength: 1, maxLength: 40 }) }) },
+    { weight: 2, arbitrary: fc.record({ del: fc.uniqueArray(fc.nat({ max: 300 }), { minLength: 1, maxLength: 12 }) }) },
+    { weight: 1, arbitrary: fc.constant({ compact: true as const }) },
+  );
+  const issue = (store: MemStore, o: Op): Promise<unknown> => {
+    if ('add' in o) return store.add(o.add.map(({ id, v }) => ({ id: `r${id}`, vector: vectorOf(v) })));
+    if ('del' in o) return store.delete(o.del.map((id) => `r${id}`));
+    return store.compact();
+  };
+  const state = async (store: MemStore, model: Map<string, number>) => {
+    assert.equal(store.stats().count, model.size);
+    for (const [id, v] of model) assert.deepEqual([...((await store.get(id))?.vector ?? [])], [...vectorOf(v)], id);
+    return {
+      pages: store.stats().pages,
+      answers: await Promise.all(queries.map(async (q) => (await store.search(q, { k: 5, nprobe: 1, rescore: false })).map((h) => `${h.id}:${h.score}`))),
+    };
+  };
+  await fc.assert(
+    fc.asyncProperty(fc.array(op, { minLength: 8, maxLength: 24 }), fc.array(fc.integer({ min: 1, max: 10 }), { minLength: 1, maxLength: 8 }), fc.constantFrom<'cosine' | 'l2' | 'dot'>('cosine', 'l2', 'dot'), async (ops, waves, metric) => {
+      const options: OpenOptions = { dim, metric, durability: 'none', cache: false, checkpointBytes: 8 * 1024, pages: { from: 64, maxPage: 16 } };
+      const model = new Map<string, number>();
+      for (const o of ops) {
+        if ('add' in o) for (const { id, v } of o.add) model.set(`r${id}`, v);
+        else if ('del' in o) for (const id of o.del) model.delete(`r${id}`);
+      }
+      const awaited = await MemStore.open(tempDir(), options);
+      const atOnce = await MemStore.open(tempDir(), options);
+      let windowed = false;
+      try {
+        for (const o of ops) await issue(awaited, o);
+        // In waves of a few writes issued together, each wave awaited before the next.
+        const order: number[] = [];
+        for (let at = 0, w = 0; at < ops.length; w++) {
+          const size = waves[w % waves.length]!;
+          const first = at;
+          const wave = ops.slice(first, first + size).map((o, i) => issue(atOnce, o).then(() => order.push(first + i)));
+          at += size;
+          let done = false;
+          void Promise.allSettled(wave).then(() => (done = true));
+          while (!done) {
+            if (atOnce.stats().clustering && size > 1) windowed = true;
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+          await Promise.all(wave);
+        }
+        if (windowed) windows++;
+        assert.deepEqual(order, ops.map((_, i) => i));
+        assert.equal(atOnce.stats().clustering, false);
+        assert.deepEqual(await state(atOnce, model), await state(awaited, model));
+      } finally {
+        await awaited.close();
+        await atOnce.close();
+      }
+    }),
+    { numRuns: Number(process.env['PAGE_PLAN_RUNS'] ?? 25) },
+  );
+  // Most sequences reach pages.from, and a wave of several writes then falls in the worker's window.
+  assert.ok(windows >= 5, `only ${windows} runs wrote while the worker clustered`);
 });

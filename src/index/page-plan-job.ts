@@ -18,9 +18,10 @@ export interface PagePlanJob {
  * runs its code cold (its own isolate: no JIT, the kernels compiled again), which cost 130–330 ms
  * more than the plan itself at 300 x 24-d and 2,000 x 64-d, where the plan in a warm thread took
  * 30–440 ms; from 16,384 vectors (the default `pages.from`) at any dimension, every plan goes to a
- * worker. @internal Tests lower `minWork` to send small plans to a worker.
+ * worker. While one is made, at most `maxReplays` writes are noted for replay before the next ones
+ * wait for the pages (MemStore.pagingFull). @internal Tests lower them.
  */
-export const planThreads = { minWork: 1 << 16 };
+export const planThreads = { minWork: 1 << 16, maxReplays: 4096 };
 
 /** Whether a plan of `input` is worth a worker thread (planThreads). */
 export function planOffThread(input: Pick<PagePlanInput, 'ids' | 'dim'>): boolean {

@@ -57,6 +57,12 @@ export interface CheckpointEnv {
   /** The store's index now (training replaces it). */
   index(): VectorIndex;
   closed(): boolean;
+  /**
+   * Whether background checkpoints wait now: while a worker clusters the codes into pages, a
+   * checkpoint would record the exact index past the write that set the clustering off, and a crash
+   * would then cluster another snapshot at the next open (PAGES.md, "Clustering off the write").
+   */
+  holdCheckpoints(): boolean;
   /** Sets a record aside as damaged; returns the error `get` will throw for it. */
   markDamaged(id: string, e: unknown): MemstoreError;
   /** The texts moved to a new generation of the text arena: documents kept elsewhere name their old places. */
@@ -83,7 +89,7 @@ export class Checkpointer {
   /** A logged batch of `bytes` was applied (or replayed); starts a background checkpoint when due. */
   applied(bytes: number): void {
     this.logBytes += bytes;
-    if (this.run !== undefined || this.background !== undefined || this.env.closed() || this.logBytes < this.env.checkpointBytes) return;
+    if (this.run !== undefined || this.background !== undefined || this.env.closed() || this.env.holdCheckpoints() || this.logBytes < this.env.checkpointBytes) return;
     const background = this.inBackground().finally(() => {
       if (this.background === background) this.background = undefined;
     });

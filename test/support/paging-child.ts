@@ -3,16 +3,16 @@
  * store in argv with a configuration of page-writes.ts, durability 'always', issues every batch at
  * once, and prints `window` once the store holds COUNT records (every write applied) while the
  * worker still clusters (`late` once every write is done if it never did), then waits to be killed.
- *   node paging-child.js DIR CONFIG COUNT
+ *   node paging-child.js DIR CONFIG COUNT [CHECKPOINT_BYTES]
  */
 import { MemStore } from '../../src/index.js';
 import { planThreads } from '../../src/index/page-plan-job.js';
 import { issueBatch, PAGE_WRITES_BATCHES, pageWritesOptions } from './page-writes.js';
 
-const [dir, config, count] = process.argv.slice(2);
+const [dir, config, count, checkpointBytes] = process.argv.slice(2);
 // A small store: its plan goes to a worker all the same, as every plan from the default pages.from does.
 planThreads.minWork = 0;
-const store = await MemStore.open(dir!, pageWritesOptions(config!, { durability: 'always' }));
+const store = await MemStore.open(dir!, pageWritesOptions(config!, checkpointBytes === undefined ? { durability: 'always' } : { durability: 'always', checkpointBytes: Number(checkpointBytes) }));
 const all: Promise<unknown>[] = [];
 for (let b = 0; b < PAGE_WRITES_BATCHES; b++) all.push(...issueBatch(store, b));
 let done = false;
