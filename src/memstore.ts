@@ -914,7 +914,7 @@ export class MemStore {
   }
 
   /**
-   * While a worker clusters, writes past PAGING_REPLAYS noted for replay wait for the pages
+   * While a worker clusters, writes past planThreads.maxReplays noted for replay wait for the pages
    * (CommitPipeline's `lagging`): the replay runs in one step at the swap, and a bulk load during the
    * window had made that step longer than the clustering it took off the write (6 s for 134,000
    * puts; a hostile pass), and held every stored form in memory until then.
