@@ -35,7 +35,7 @@ import { PCA_MIN_ROWS, type PcaModel } from './pca/pca.js';
 import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import { PageIndex } from './index/page-index.js';
-import { loadPlan, planInputOf, planPages, type PagePlanInput, type PagePlanShape, type PlanReplay } from './index/page-plan.js';
+import { loadPlan, planInputOf, planPages, replayOnto, type PagePlanInput, type PagePlanShape, type PlanReplay } from './index/page-plan.js';
 import { planOffThread, planThreads, startPagePlan, type PagePlanJob } from './index/page-plan-job.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
 import type { KernelMetric } from './kernels/index.js';
@@ -994,16 +994,41 @@ export class MemStore {
   }
 
   /** Takes in the plan of `run` if it is still the one under way (with the write gate held). */
-  private takePlan(run: PagingRun, plan: { readonly pages: Int32Array; readonly codes: Uint8Array; readonly scales: Float32Array }): void {
-    if (this.paging !== run) return;
-    this.paging = undefined;
+  private async takePlan(run: PagingRun, plan: { readonly pages: Int32Array; readonly codes: Uint8Array; readonly scales: Float32Array }): Promise<void> {
+    if (this.paging !== run || this.index !== run.flat) return;
+    const flat = run.flat;
+    const next = this.newPageIndex();
     try {
-      if (this.index === run.flat) this.loadPages(run.flat, { ids: run.ids, idBytes: run.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages, run.replays);
-    } finally {
+      loadPlan(next, { ids: run.ids, idBytes: run.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages, []);
+      // The writes noted, a step at a time with a turn of the event loop between steps (searches
+      // answer from the exact index meanwhile; the gate holds writes back): a burst logged before
+      // maxReplays could hold it back had made the swap one long step. Records set aside as damaged
+      // meanwhile are noted too, and taken in the steps after.
+      const step = Math.max(1, planThreads.replayStep);
+      for (let at = 0; at < run.replays.length; ) {
+        at = replayOnto(next, run.replays, at, at + step);
+        if (at < run.replays.length) {
+          await new Promise((resolve) => setImmediate(resolve));
+          // Cancelled meanwhile (abandon(), a failed open): nothing to take in.
+          if (this.paging !== run || this.index !== flat) {
+            next.free();
+            return;
+          }
+        }
+      }
+      this.carryRecords(flat, next);
+    } catch (e) {
+      next.free();
+      if (this.paging === run) this.paging = undefined;
       run.settle();
-      // A background checkpoint held back meanwhile starts now, if it is due.
-      this.checkpoints.applied(0);
+      this.pagingFailed(e);
+      return;
     }
+    this.paging = undefined;
+    this.replaceIndex(flat, next);
+    run.settle();
+    // A background checkpoint held back meanwhile starts now, if it is due.
+    this.checkpoints.applied(0);
   }
 
   /**
@@ -1022,7 +1047,7 @@ export class MemStore {
       // The run's own handler warns, with the cause.
       return;
     }
-    this.takePlan(run, plan);
+    await this.takePlan(run, plan);
   }
 
   /**

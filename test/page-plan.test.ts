@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { MemStore, type OpenOptions } from '../src/index.js';
 import { getCodec } from '../src/codec/index.js';
 import { FlatIndex } from '../src/index/flat-index.js';
+import { PageIndex } from '../src/index/page-index.js';
 import { planInputOf, planPages, type PagePlanShape } from '../src/index/page-plan.js';
 import { planOffThread, planThreads, startPagePlan } from '../src/index/page-plan-job.js';
 import { normalized } from '../src/vector.js';
@@ -385,6 +386,44 @@ test('pages at pages.from: writes issued in the window past planThreads.maxRepla
     }
   } finally {
     planThreads.maxReplays = limit;
+  }
+});
+
+test('pages at pages.from: a burst of writes logged before the limit could hold it back is replayed on the pages a step at a time, the event loop turning between steps', async () => {
+  const config = 'cosine int8';
+  const expected = await straight(config);
+  const step = planThreads.replayStep;
+  planThreads.replayStep = 100;
+  // Which turn of the event loop each put into a page index ran in (the worker's own are not seen here).
+  let turn = 0;
+  const turns = new Set<number>();
+  const put = PageIndex.prototype.put;
+  PageIndex.prototype.put = function (this: PageIndex, id: string, vector: Float32Array) {
+    turns.add(turn);
+    put.call(this, id, vector);
+  };
+  let ticking = true;
+  const ticker = (async () => {
+    while (ticking) {
+      turn++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  })();
+  try {
+    const store = await MemStore.open(tempDir(), pageWritesOptions(config));
+    try {
+      // Every batch at once: all logged, and all but the first three applied in the window.
+      await Promise.all(issueAll(store));
+      assert.ok(turns.size >= 10, `the replay's puts ran in ${turns.size} turns of the event loop`);
+      assert.deepEqual(await oneProbeAnswers(store), expected.answers);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    ticking = false;
+    await ticker;
+    PageIndex.prototype.put = put;
+    planThreads.replayStep = step;
   }
 });
 

@@ -19,9 +19,10 @@ export interface PagePlanJob {
  * more than the plan itself at 300 x 24-d and 2,000 x 64-d, where the plan in a warm thread took
  * 30–440 ms; from 16,384 vectors (the default `pages.from`) at any dimension, every plan goes to a
  * worker. While one is made, at most `maxReplays` writes are noted for replay before the next ones
- * wait for the pages (MemStore.pagingFull). @internal Tests lower them.
+ * wait for the pages (MemStore.pagingFull); they are replayed on the new pages `replayStep` at a
+ * time, the event loop turning between steps (MemStore.takePlan). @internal Tests lower them.
  */
-export const planThreads = { minWork: 1 << 16, maxReplays: 4096 };
+export const planThreads = { minWork: 1 << 16, maxReplays: 4096, replayStep: 1024 };
 
 /** Whether a plan of `input` is worth a worker thread (planThreads). */
 export function planOffThread(input: Pick<PagePlanInput, 'ids' | 'dim'>): boolean {

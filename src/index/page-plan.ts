@@ -109,8 +109,16 @@ export function loadPlan(next: PageIndex, input: Pick<PagePlanInput, 'ids' | 'co
   next.reserve(n, input.idBytes);
   for (let i = 0; i < n; i++) next.loadCode(input.ids[i]!, pages[i]!, input.codes.subarray(i * codeBytes, (i + 1) * codeBytes), input.scales[i]!);
   next.loaded();
-  for (const r of replays) {
+  replayOnto(next, replays, 0, replays.length);
+}
+
+/** Applies `replays[from, to)` (clipped to their length) to `next` in order; returns where it stopped. */
+export function replayOnto(next: PageIndex, replays: readonly PlanReplay[], from: number, to: number): number {
+  const end = Math.min(to, replays.length);
+  for (let i = from; i < end; i++) {
+    const r = replays[i]!;
     if (r.form === undefined) next.remove(r.id);
     else next.put(r.id, r.form);
   }
+  return end;
 }
