@@ -36,7 +36,7 @@ import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import { PageIndex } from './index/page-index.js';
 import { loadPlan, planInputOf, planPages, replayOnto, type PagePlanInput, type PagePlanShape, type PlanReplay } from './index/page-plan.js';
-import { planOffThread, planThreads, startPagePlan, type PagePlanJob } from './index/page-plan-job.js';
+import { planThreads, startPagePlan, type PagePlan, type PagePlanJob } from './index/page-plan-job.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
 import type { KernelMetric } from './kernels/index.js';
 import { ensureDurableDir, indexFilePath, refuseForeignEntries, refuseLostState, refuseOverlongDir, repairLogDir, statePath, walDir } from './store/files.js';
@@ -859,7 +859,7 @@ export class MemStore {
    * Once the exact index holds `pages.from` trained codes, clusters them into pages (PAGES.md,
    * "Clustering off the write"): a copy of every code goes to a worker thread, which makes the plan
    * (page-plan.ts); searches scan the exact index meanwhile, and each write to it is noted for
-   * replay. The plan comes back as a task of its own, taken in with writes held back (loadPages());
+   * replay. The plan comes back as a task of its own, taken in with writes held back (takePlan());
    * the next checkpoint writes every record with its page. A small plan (planOffThread()), or one
    * where no thread can start, is made here, inside the write.
    */
@@ -872,22 +872,25 @@ export class MemStore {
     const flat = this.index;
     let input: PagePlanInput;
     let job: PagePlanJob | undefined;
+    let planned: Int32Array | undefined;
     try {
       input = planInputOf(flat, this.pageShape(pages.maxPage));
-      job = planOffThread(input) ? startPagePlan(input) : undefined;
+      job = startPagePlan(input);
+      if (job === undefined) planned = planPages(input);
     } catch (e) {
       this.pagingFailed(e);
       return;
     }
     if (job === undefined) {
-      let planned: Int32Array;
+      // Made here, inside the write, where no write can come in between: taken in at once.
+      let next: PageIndex | undefined;
       try {
-        planned = planPages(input);
+        next = this.pagesOf(input, planned!);
+        this.adoptPages(flat, next);
       } catch (e) {
+        next?.free();
         this.pagingFailed(e);
-        return;
       }
-      this.loadPages(flat, input, planned, []);
       return;
     }
     let settle!: () => void;
@@ -901,23 +904,30 @@ export class MemStore {
         (plan) => this.pipeline.exclusive(async () => this.takePlan(run, plan)),
         (e: unknown) => {
           if (this.paging !== run) return;
-          this.paging = undefined;
           this.pagingFailed(e);
-          this.checkpoints.applied(0);
+          this.endPaging(run);
         },
       )
       .catch((e: unknown) => this.pagingFailed(e))
-      .finally(() => {
-        if (this.paging === run) this.paging = undefined;
-        run.settle();
-      });
+      .finally(() => this.endPaging(run));
+  }
+
+  /**
+   * Ends `run` if it is still the one under way: the writes waiting for it resolve, and a background
+   * checkpoint held back meanwhile starts, if it is due. (cancelPaging() ends a run of a store going away.)
+   */
+  private endPaging(run: PagingRun): void {
+    if (this.paging !== run) return;
+    this.paging = undefined;
+    run.settle();
+    this.checkpoints.applied(0);
   }
 
   /**
    * While a worker clusters, writes past planThreads.maxReplays noted for replay wait for the pages
-   * (CommitPipeline's `lagging`): the replay runs in one step at the swap, and a bulk load during the
-   * window had made that step longer than the clustering it took off the write (6 s for 134,000
-   * puts; a hostile pass), and held every stored form in memory until then.
+   * (CommitPipeline's `lagging`): the replay holds the write gate for its length, and a bulk load
+   * during the window had made it longer than the clustering it took off the write (6 s for 134,000
+   * puts in one step; a hostile pass), and held every stored form in memory until then.
    */
   private pagingFull(): Promise<void> | undefined {
     const run = this.paging;
@@ -940,51 +950,57 @@ export class MemStore {
     const index = this.index;
     const pages = this.options.pages;
     if (!(index instanceof PageIndex) || pages === false || index.pages < 2) return index.recluster();
-    let input: PagePlanInput;
-    let job: PagePlanJob | undefined;
+    let input: PagePlanInput | undefined;
+    let plan: PagePlan | undefined;
     try {
       input = planInputOf(index, this.pageShape(pages.maxPage), (id) => index.pageOf(id)!);
-      job = planOffThread(input) ? startPagePlan(input) : undefined;
+      const job = startPagePlan(input);
+      if (job !== undefined) {
+        this.reclustering = true;
+        plan = await job.done;
+      }
     } catch (e) {
       emitWarning(new MemstoreError('IO', `re-clustering the pages of ${this.dir} in a worker thread failed; they are re-clustered in this one`, { cause: e }));
-      return index.recluster();
-    }
-    if (job === undefined) return index.recluster();
-    let plan: { readonly pages: Int32Array; readonly codes: Uint8Array; readonly scales: Float32Array };
-    this.reclustering = true;
-    try {
-      plan = await job.done;
-    } catch (e) {
-      emitWarning(new MemstoreError('IO', `re-clustering the pages of ${this.dir} in a worker thread failed; they are re-clustered in this one`, { cause: e }));
-      return index.recluster();
     } finally {
       this.reclustering = false;
     }
-    const next = this.newPageIndex();
+    if (input === undefined || plan === undefined) return index.recluster();
+    const next = this.pagesOf({ ...input, ...plan }, plan.pages);
     try {
-      loadPlan(next, { ids: input.ids, idBytes: input.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages, []);
-      this.carryRecords(index, next);
+      this.adoptPages(index, next);
     } catch (e) {
       next.free();
       throw e;
     }
-    this.replaceIndex(index, next);
     return true;
   }
 
-  /** Each record's place, document flag and filter columns from `from` to `next` (which holds the same ids), and no relocations pending: the next checkpoint writes all. */
-  private carryRecords(from: VectorIndex, next: PageIndex): void {
-    for (const id of next.allIds()) {
-      next.setPlace(id, from.placeOf(id));
-      next.setDocumented(id, from.documented(id));
+  /** A new page index holding the codes of `input` in the pages `planned` gives them (loadPlan); freed if that fails. */
+  private pagesOf(input: Pick<PagePlanInput, 'ids' | 'codes' | 'scales' | 'idBytes'>, planned: Int32Array): PageIndex {
+    const next = this.newPageIndex();
+    try {
+      loadPlan(next, input, planned);
+    } catch (e) {
+      next.free();
+      throw e;
     }
-    if (next.size !== from.size) throw new Error(`the pages hold ${next.size} vectors, the index they replace ${from.size}`);
-    next.takeRelocated();
-    carryColumns(from, next);
+    return next;
   }
 
-  /** `next` in the place of `old` (freed), written whole by the next checkpoint; searches that read files meanwhile start over. */
-  private replaceIndex(old: VectorIndex, next: PageIndex): void {
+  /**
+   * `next` (holding the same ids) in the place of `old`, which is freed: each record's place,
+   * document flag and filter columns carried over first (a mismatch throws, with nothing changed),
+   * and no relocations pending, so the next checkpoint writes it whole; searches that read files
+   * meanwhile start over.
+   */
+  private adoptPages(old: VectorIndex, next: PageIndex): void {
+    for (const id of next.allIds()) {
+      next.setPlace(id, old.placeOf(id));
+      next.setDocumented(id, old.documented(id));
+    }
+    if (next.size !== old.size) throw new Error(`the pages hold ${next.size} vectors, the index they replace ${old.size}`);
+    next.takeRelocated();
+    carryColumns(old, next);
     this.index = next;
     old.free();
     this.writes++;
@@ -994,12 +1010,12 @@ export class MemStore {
   }
 
   /** Takes in the plan of `run` if it is still the one under way (with the write gate held). */
-  private async takePlan(run: PagingRun, plan: { readonly pages: Int32Array; readonly codes: Uint8Array; readonly scales: Float32Array }): Promise<void> {
+  private async takePlan(run: PagingRun, plan: PagePlan): Promise<void> {
     if (this.paging !== run || this.index !== run.flat) return;
     const flat = run.flat;
-    const next = this.newPageIndex();
+    let next: PageIndex | undefined;
     try {
-      loadPlan(next, { ids: run.ids, idBytes: run.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages, []);
+      next = this.pagesOf({ ids: run.ids, idBytes: run.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages);
       // The writes noted, a step at a time with a turn of the event loop between steps (searches
       // answer from the exact index meanwhile; the gate holds writes back): a burst logged before
       // maxReplays could hold it back had made the swap one long step. Records set aside as damaged
@@ -1016,19 +1032,12 @@ export class MemStore {
           }
         }
       }
-      this.carryRecords(flat, next);
+      this.adoptPages(flat, next);
     } catch (e) {
-      next.free();
-      if (this.paging === run) this.paging = undefined;
-      run.settle();
+      next?.free();
       this.pagingFailed(e);
-      return;
     }
-    this.paging = undefined;
-    this.replaceIndex(flat, next);
-    run.settle();
-    // A background checkpoint held back meanwhile starts now, if it is due.
-    this.checkpoints.applied(0);
+    this.endPaging(run);
   }
 
   /**
@@ -1040,7 +1049,7 @@ export class MemStore {
   private async pagesNow(): Promise<void> {
     const run = this.paging;
     if (run === undefined) return;
-    let plan: { readonly pages: Int32Array; readonly codes: Uint8Array; readonly scales: Float32Array };
+    let plan: PagePlan;
     try {
       plan = await run.job.done;
     } catch {
@@ -1048,24 +1057,6 @@ export class MemStore {
       return;
     }
     await this.takePlan(run, plan);
-  }
-
-  /**
-   * Replaces the exact index `flat` by the page index of a plan (loadPlan: its codes in their pages,
-   * then `replays`, the writes since its codes were copied); a failure leaves `flat` serving, as
-   * before.
-   */
-  private loadPages(flat: VectorIndex, input: Pick<PagePlanInput, 'ids' | 'codes' | 'scales' | 'idBytes'>, planned: Int32Array, replays: readonly PlanReplay[]): void {
-    const next = this.newPageIndex();
-    try {
-      loadPlan(next, input, planned, replays);
-      this.carryRecords(flat, next);
-    } catch (e) {
-      next.free();
-      this.pagingFailed(e);
-      return;
-    }
-    this.replaceIndex(flat, next);
   }
 
   private pagingFailed(e: unknown): void {

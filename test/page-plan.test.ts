@@ -39,6 +39,8 @@ async function straight(config: string): Promise<{ count: number; pages: number;
   const store = await MemStore.open(tempDir(), pageWritesOptions(config));
   try {
     for (let b = 0; b < PAGE_WRITES_BATCHES; b++) await writeBatch(store, b);
+    // Every write waited for the pages.
+    assert.equal(store.stats().clustering, false);
     return { count: store.stats().count, pages: store.stats().pages, answers: await oneProbeAnswers(store) };
   } finally {
     await store.close();
@@ -52,6 +54,11 @@ async function answersOf(dir: string, config: string): Promise<{ count: number; 
   } finally {
     await store.close();
   }
+}
+
+/** Resolves at the next turn of the event loop. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Every batch issued at once (writeBatch's writes, none awaited before the next), in call order. */
@@ -75,7 +82,7 @@ async function appliedWhileClustering(store: MemStore, count: number, writes: re
   while (!done) {
     const now = store.stats();
     if (now.clustering && now.count === count) return true;
-    await new Promise((resolve) => setImmediate(resolve));
+    await nextTurn();
   }
   return false;
 }
@@ -123,7 +130,7 @@ test('pages at pages.from: searches answer while the worker clusters (from the e
     await store.add(vectors.slice(0, n - 100).map((vector, i) => ({ id: `v${i}`, vector })));
     let added = false;
     const adding = store.add(vectors.slice(n - 100).map((vector, i) => ({ id: `v${n - 100 + i}`, vector }))).then(() => (added = true));
-    while (store.stats().count < n) await new Promise((resolve) => setImmediate(resolve));
+    while (store.stats().count < n) await nextTurn();
     const hits = await store.search(vectors[n - 1]!, { k: 1 });
     assert.equal(hits[0]?.id, `v${n - 1}`);
     assert.equal(added, false);
@@ -230,7 +237,7 @@ test('compact(): pages re-clustered in a worker thread are those re-clustering i
     const inPlace = await compacted(Infinity);
     let searched = false;
     const inWorker = await compacted(0, async (store) => {
-      while (!store.stats().clustering) await new Promise((resolve) => setImmediate(resolve));
+      while (!store.stats().clustering) await nextTurn();
       assert.equal((await store.search(new Float32Array(24).fill(0.25), { k: 3 })).length, 3);
       searched = store.stats().clustering;
     });
@@ -274,7 +281,7 @@ test('pages at pages.from: no background checkpoint runs while the worker cluste
         longest = now.walBytes;
         seen++;
       }
-      await new Promise((resolve) => setImmediate(resolve));
+      await nextTurn();
     }
     await Promise.all(all);
     assert.ok(seen > 0, 'never saw the worker clustering');
@@ -368,7 +375,7 @@ test('pages at pages.from: writes issued in the window past planThreads.maxRepla
       // clusters, a little apart, as a loader that does not wait for its writes issues them.
       const all: Promise<unknown>[] = [];
       for (let b = 0; b < 4; b++) all.push(...issueBatch(store, b));
-      while (!store.stats().clustering) await new Promise((resolve) => setImmediate(resolve));
+      while (!store.stats().clustering) await nextTurn();
       let most = 0;
       for (let b = 4; b < PAGE_WRITES_BATCHES; b++) {
         all.push(...issueBatch(store, b));
@@ -406,7 +413,7 @@ test('pages at pages.from: a burst of writes logged before the limit could hold 
   const ticker = (async () => {
     while (ticking) {
       turn++;
-      await new Promise((resolve) => setImmediate(resolve));
+      await nextTurn();
     }
   })();
   try {
@@ -449,25 +456,13 @@ async function withoutWorkers(body: () => Promise<void>): Promise<number> {
   }
 }
 
-/** The page-writes of `config`, each awaited, in a new store: its pages and one-page answers. */
-async function awaitedEach(config: string): Promise<{ pages: number; answers: string[][] }> {
-  const store = await MemStore.open(tempDir(), pageWritesOptions(config));
-  try {
-    for (let b = 0; b < PAGE_WRITES_BATCHES; b++) await writeBatch(store, b);
-    assert.equal(store.stats().clustering, false);
-    return { pages: store.stats().pages, answers: await oneProbeAnswers(store) };
-  } finally {
-    await store.close();
-  }
-}
-
 test('pages at pages.from: where no worker thread can start, the write clusters in its own thread, into the same pages', async () => {
   const config = 'cosine int8';
   const expected = await straight(config);
-  let got: { pages: number; answers: string[][] } | undefined;
-  const tried = await withoutWorkers(async () => void (got = await awaitedEach(config)));
+  let got: Awaited<ReturnType<typeof straight>> | undefined;
+  const tried = await withoutWorkers(async () => void (got = await straight(config)));
   assert.equal(tried, 1);
-  assert.deepEqual(got, { pages: expected.pages, answers: expected.answers });
+  assert.deepEqual(got, expected);
 });
 
 test('pages at pages.from: a small plan is made inside the write (a worker would cost more than it saves), into the same pages', async () => {
@@ -479,10 +474,10 @@ test('pages at pages.from: a small plan is made inside the write (a worker would
     // 300 vectors of 24 dimensions; every plan from the default pages.from (16,384) goes to a worker.
     assert.equal(planOffThread({ ids: new Array<string>(300), dim: 24 }), false);
     assert.equal(planOffThread({ ids: new Array<string>(16_384), dim: 4 }), true);
-    let got: { pages: number; answers: string[][] } | undefined;
-    const tried = await withoutWorkers(async () => void (got = await awaitedEach(config)));
+    let got: Awaited<ReturnType<typeof straight>> | undefined;
+    const tried = await withoutWorkers(async () => void (got = await straight(config)));
     assert.equal(tried, 0);
-    assert.deepEqual(got, { pages: expected.pages, answers: expected.answers });
+    assert.deepEqual(got, expected);
   } finally {
     planThreads.minWork = lowered;
   }
@@ -537,7 +532,7 @@ test('pages at pages.from (random): any writes issued at once across the window,
           void Promise.allSettled(wave).then(() => (done = true));
           while (!done) {
             if (atOnce.stats().clustering && size > 1) windowed = true;
-            await new Promise((resolve) => setImmediate(resolve));
+            await nextTurn();
           }
           await Promise.all(wave);
         }

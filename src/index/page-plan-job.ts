@@ -1,14 +1,17 @@
 import { Worker } from 'node:worker_threads';
 import type { PagePlanInput } from './page-plan.js';
 
+/** The page of each vector of a plan's input, with the input's codes and scales handed back (they were moved to the worker). */
+export interface PagePlan {
+  readonly pages: Int32Array;
+  readonly codes: Uint8Array;
+  readonly scales: Float32Array;
+}
+
 /** A plan of pages (page-plan.ts) made in a worker thread. */
 export interface PagePlanJob {
-  /**
-   * The page of each vector of the input, with the input's codes and scales handed back (they were
-   * moved to the worker). Rejects with the worker's error, or when the thread ends without a plan
-   * (cancel() included).
-   */
-  readonly done: Promise<{ readonly pages: Int32Array; readonly codes: Uint8Array; readonly scales: Float32Array }>;
+  /** The plan. Rejects with the worker's error, or when the thread ends without a plan (cancel() included). */
+  readonly done: Promise<PagePlan>;
   /** Ends the thread; `done` then rejects, unless it has settled already. */
   cancel(): void;
 }
@@ -33,14 +36,16 @@ export function planOffThread(input: Pick<PagePlanInput, 'ids' | 'dim'>): boolea
  * Starts planPages(`input`) in a worker thread, so that clustering (seconds at `pages.from` 16,384 x
  * 512-d) never holds the caller's event loop: searches and writes go on meanwhile. Moves
  * `input.codes` and `input.scales` to the thread (the caller gets them back with the plan); they
- * must be the whole of their buffers. Undefined, and nothing moved, where no thread can start (the
- * permission model without --allow-worker): the caller then plans in its own thread.
+ * must be the whole of their buffers. Undefined, and nothing moved, for a plan too small to be worth
+ * a thread (planOffThread()) or where no thread can start (the permission model without
+ * --allow-worker): the caller then plans in its own thread.
  */
 export function startPagePlan(input: PagePlanInput): PagePlanJob | undefined {
   const { codes, scales } = input;
   if (!(codes.buffer instanceof ArrayBuffer && scales.buffer instanceof ArrayBuffer) || codes.byteOffset !== 0 || codes.byteLength !== codes.buffer.byteLength || scales.byteOffset !== 0 || scales.byteLength !== scales.buffer.byteLength) {
     throw new RangeError('the codes and scales of a plan must be whole buffers: they are moved to the worker');
   }
+  if (!planOffThread(input)) return undefined;
   let worker: Worker;
   try {
     // Without the process's flags: a loader or an --import of the application's has nothing to do here.
@@ -48,7 +53,7 @@ export function startPagePlan(input: PagePlanInput): PagePlanJob | undefined {
   } catch {
     return undefined;
   }
-  const done = new Promise<{ pages: Int32Array; codes: Uint8Array; scales: Float32Array }>((resolve, reject) => {
+  const done = new Promise<PagePlan>((resolve, reject) => {
     worker.once('message', (m: { pages?: Int32Array; codes?: Uint8Array; scales?: Float32Array; error?: unknown }) => {
       if (m.pages !== undefined && m.codes !== undefined && m.scales !== undefined) resolve({ pages: m.pages, codes: m.codes, scales: m.scales });
       else reject(m.error instanceof Error ? m.error : new Error('the clustering worker sent no plan', { cause: m.error }));

@@ -50,7 +50,7 @@ export function planPages(input: PagePlanInput): Int32Array {
       index.reserve(n, input.idBytes);
       for (let i = 0; i < n; i++) index.putCode(input.ids[i]!, input.codes.subarray(i * codeBytes, (i + 1) * codeBytes), input.scales[i]!);
     } else {
-      loadPlan(index, input, input.pages, []);
+      loadPlan(index, input, input.pages);
     }
     index.recluster();
     const pages = new Int32Array(n);
@@ -98,18 +98,18 @@ export interface PlanReplay {
 
 /**
  * Fills `next` (an empty page index of the plan's shape) from a plan: each vector of `input` loaded
- * into its page as a checkpoint's records are (PageIndex.loadCode, loaded()), then `replays` applied
- * in order, so that the pages are those a store that clustered inside the write, and took the writes
- * after it one by one, would have: the same whenever the plan comes back.
+ * into its page as a checkpoint's records are (PageIndex.loadCode, loaded()). The writes made since
+ * the plan's codes were copied then go on it in order (replayOnto()), so that the pages are those a
+ * store that clustered inside the write, and took the writes after it one by one, would have: the
+ * same whenever the plan comes back.
  */
-export function loadPlan(next: PageIndex, input: Pick<PagePlanInput, 'ids' | 'codes' | 'scales' | 'idBytes'>, pages: Int32Array, replays: readonly PlanReplay[]): void {
+export function loadPlan(next: PageIndex, input: Pick<PagePlanInput, 'ids' | 'codes' | 'scales' | 'idBytes'>, pages: Int32Array): void {
   const n = input.ids.length;
   if (pages.length !== n) throw new RangeError(`a plan of ${pages.length} pages for ${n} vectors`);
   const codeBytes = input.codes.length / Math.max(1, n);
   next.reserve(n, input.idBytes);
   for (let i = 0; i < n; i++) next.loadCode(input.ids[i]!, pages[i]!, input.codes.subarray(i * codeBytes, (i + 1) * codeBytes), input.scales[i]!);
   next.loaded();
-  replayOnto(next, replays, 0, replays.length);
 }
 
 /** Applies `replays[from, to)` (clipped to their length) to `next` in order; returns where it stopped. */
