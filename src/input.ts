@@ -27,9 +27,14 @@ export function readGuarded<T>(code: MemstoreErrorCode, what: string, read: () =
   try {
     return read();
   } catch (e) {
-    if (e instanceof MemstoreError) throw e;
-    throw new MemstoreError(code, `${what} could not be read: ${e instanceof Error ? e.message : String(e)}`, { cause: e, field: what });
+    throw guarded(code, what, e);
   }
+}
+
+/** What readGuarded() throws for `e`, thrown while reading `what`: a MemstoreError as it is, anything else as `code` with `e` its cause. */
+export function guarded(code: MemstoreErrorCode, what: string, e: unknown): MemstoreError {
+  if (e instanceof MemstoreError) return e;
+  return new MemstoreError(code, `${what} could not be read: ${e instanceof Error ? e.message : String(e)}`, { cause: e, field: what });
 }
 
 /** An object literal (or `Object.create(null)`): not an array, not a class instance. */

@@ -13,7 +13,7 @@ import { getCodec, isRqCodec } from './codec/index.js';
 import { MemstoreError } from './errors.js';
 import { kernels } from './kernels/wasm.js';
 import { checkBatch, checkId, checkIds, checkVector, fitBounds, vectorBounds, type VectorBounds } from './input.js';
-import { float32View } from './vector.js';
+import { float32Bytes } from './vector.js';
 import { MAX_BATCH_BYTES } from './limits.js';
 import { cloneMeta, type Meta } from './meta.js';
 import {
@@ -70,7 +70,7 @@ export interface MemoryRecord {
 }
 
 export type { SearchHit } from './search/search-path.js';
-import { SearchPath, type RescoringStats, type SearchHit } from './search/search-path.js';
+import { SearchPath, type RescoringStats, type SearchHit, type Wanted } from './search/search-path.js';
 import { EXPIRES, isMemoryMeta, Memories, type MemoryHit, type RecallOptions, type Remembered, type RememberOptions } from './memory/memories.js';
 import { idleTrimmer, type IdleTrimmer } from './idle-trim.js';
 
@@ -1237,13 +1237,42 @@ export class MemStore {
   // ---- reads --------------------------------------------------------------------------------
 
   /** The `k` stored records closest to `query`, best first. Damaged records are skipped. */
-  async search(query: Float32Array | readonly number[], options?: SearchOptions): Promise<SearchHit[]> {
-    this.checkOpen();
+  search(query: Float32Array | readonly number[], options?: SearchOptions): Promise<SearchHit[]> {
+    try {
+      this.checkOpen();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.searchOpen(query, options);
   }
 
-  /** search() once the store is known open, or a call accepted before close() is under way (a recall: close waits for it). */
-  private async searchOpen(query: Float32Array | readonly number[], options?: SearchOptions): Promise<SearchHit[]> {
+  /**
+   * search() once the store is known open, or a call accepted before close() is under way (a
+   * recall: close waits for it). Not an async function: an exact repeat is answered without one
+   * (its frame and promise were a tenth of a hit that follows a miss); what it throws is a rejection all the same.
+   */
+  private searchOpen(query: Float32Array | readonly number[], options?: SearchOptions): Promise<SearchHit[]> {
+    let want: Wanted;
+    try {
+      want = this.wanted(options);
+      // The bits of a remembered query passed every check when it was remembered: an identical
+      // Float32Array is answered before it is checked and copied again. Its bits are read where its
+      // internal slots say (float32Bytes), as the check's copy reads them: a subclass or own property
+      // that shadows buffer, byteOffset or length had the cache answer for other bits than the search
+      // would, and a detached buffer, a Proxy or a poser threw a TypeError, not INVALID_VECTOR.
+      const bytes = this.cache !== undefined ? float32Bytes(query) : undefined;
+      if (bytes !== undefined && bytes.length === 4 * this.config.dim) {
+        const repeated = this.searches.repeat(bytes, want);
+        if (repeated !== undefined) return Promise.resolve(repeated);
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.searchChecked(query, want);
+  }
+
+  /** What a search with `options` asks for, the store's defaults applied. */
+  private wanted(options: SearchOptions | undefined): Wanted {
     const opts = resolveSearchOptions(options);
     if (opts.rescore === true && !this.config.keepFull) {
       throw new MemstoreError('INVALID_OPTION', 'rescore needs full-precision vectors; this store was created with rescore: false', { field: 'rescore' });
@@ -1252,17 +1281,10 @@ export class MemStore {
     // in float32, whose order among near ties (and sum, under cancellation) is not the exact one:
     // an rq or PCA store below trainSize had answered with float32 scores (a hostile pass).
     const rescore = (opts.rescore ?? this.options.rescore ?? this.config.keepFull) && this.config.keepFull;
-    const want = { k: opts.k, rescore, filter: opts.filter, nprobe: opts.nprobe, exact: opts.exact };
-    // The bits of a remembered query passed every check when it was remembered: an identical
-    // Float32Array is answered before it is checked and copied again. Its bits are read where its
-    // internal slots say (float32View), as the check's copy reads them: a subclass or own property
-    // that shadows buffer, byteOffset or length had the cache answer for other bits than the search
-    // would, and a detached buffer, a Proxy or a poser threw a TypeError, not INVALID_VECTOR.
-    const view = float32View(query);
-    if (view !== undefined && view.length === this.config.dim) {
-      const repeated = this.searches.repeat(view, want);
-      if (repeated !== undefined) return repeated;
-    }
+    return { k: opts.k, rescore, filter: opts.filter, nprobe: opts.nprobe, exact: opts.exact };
+  }
+
+  private async searchChecked(query: Float32Array | readonly number[], want: Wanted): Promise<SearchHit[]> {
     return this.searches.search(checkVector(query, this.config.dim, this.bounds, 'query'), want);
   }
 

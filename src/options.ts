@@ -1,6 +1,6 @@
 import { CODEC_NAMES, type CodecName } from './codec/codec.js';
 import { MemstoreError } from './errors.js';
-import { isPlainObject, readGuarded } from './input.js';
+import { guarded, isPlainObject, readGuarded } from './input.js';
 import { objectKind } from './meta.js';
 import { isWellFormed } from './text.js';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
@@ -255,10 +255,11 @@ export function describe(v: unknown): string {
  * non-enumerable typo opened a store with the defaults unsaid (a hostile pass).
  */
 export function onlyKeys(path: string, v: Record<string, unknown>, allowed: readonly string[]): void {
-  const takes = `${path === '' ? 'options' : path.slice(0, -1)} takes ${allowed.join(', ')}`;
+  // The message is made only for a key refused: every search checks its options here.
+  const takes = (): string => `${path === '' ? 'options' : path.slice(0, -1)} takes ${allowed.join(', ')}`;
   for (const key of Reflect.ownKeys(v)) {
-    if (typeof key === 'symbol') throw invalid(`unknown option ${path}${String(key)}: a symbol names no option (${takes})`, `${path}${String(key)}`);
-    if (!allowed.includes(key)) throw invalid(`unknown option ${path}${key} (${takes})`, `${path}${key}`);
+    if (typeof key === 'symbol') throw invalid(`unknown option ${path}${String(key)}: a symbol names no option (${takes()})`, `${path}${String(key)}`);
+    if (!allowed.includes(key)) throw invalid(`unknown option ${path}${key} (${takes()})`, `${path}${key}`);
   }
 }
 
@@ -460,7 +461,11 @@ export function resolveFilterOption(filter: unknown): Filter | undefined {
 
 export function resolveSearchOptions(options: SearchOptions | undefined): ResolvedSearchOptions {
   if (options === undefined) return DEFAULT_SEARCH;
-  return readGuarded('INVALID_OPTION', 'search options', () => resolveSearch(options));
+  try {
+    return resolveSearch(options);
+  } catch (e) {
+    throw guarded('INVALID_OPTION', 'search options', e);
+  }
 }
 
 /** Most hits one search returns (`k`). */
@@ -472,11 +477,21 @@ function resolveSearch(options: SearchOptions | undefined): ResolvedSearchOption
   onlyKeys('', o, SEARCH_KEYS);
   return {
     k: o['k'] === undefined ? 10 : positiveInt('k', o['k'], MAX_K),
-    filter: readGuarded('INVALID_ARGUMENT', 'filter', () => resolveFilter(o['filter'])),
+    filter: resolveFilterGuarded(o),
     nprobe: o['nprobe'] === undefined ? undefined : positiveInt('nprobe', o['nprobe']),
     rescore: optionalBoolean('rescore', o['rescore']),
     exact: optionalBoolean('exact', o['exact']) ?? false,
   };
+}
+
+/** The filter of search options `o`, what reading it throws INVALID_ARGUMENT (readGuarded(), without a closure made per search). */
+function resolveFilterGuarded(o: Record<string, unknown>): Filter | undefined {
+  try {
+    const filter = o['filter'];
+    return filter === undefined ? undefined : resolveFilter(filter);
+  } catch (e) {
+    throw guarded('INVALID_ARGUMENT', 'filter', e);
+  }
 }
 
 /** A search without options, resolved once by resolveSearch itself: the guarded resolution cost 0.6 µs of a 10 µs cache hit. */

@@ -14,20 +14,26 @@ const bufferOf = intrinsicGetter<ArrayBufferLike>('buffer');
 const byteOffsetOf = intrinsicGetter<number>('byteOffset');
 
 /**
- * The memory a Float32Array views, as a plain Float32Array over the same bytes, found through its
+ * The bytes of a Float32Array, as a plain Uint8Array over the same memory, found through its
  * internal slots (as `new Float32Array(v)` in toVector() finds them): getters of a subclass, or own
  * properties named length, buffer or byteOffset, cannot make it read other bits than those a checked
  * copy would hold. Undefined for anything toVector() does not copy as a Float32Array (one of another
  * realm, which it refuses), for what only poses as one (a Proxy, an object whose prototype is
- * Float32Array's), and for an empty one (a detached buffer's length is 0). No copy; the view
- * allocates only its own object.
+ * Float32Array's), and for an empty one (a detached buffer's length is 0). No copy: an exact cache
+ * hit hashes and compares these bytes (sameBytes()), one view where a Float32Array view, the hash's
+ * words and memcmp's two byte views had been four objects.
  */
-export function float32View(v: unknown): Float32Array | undefined {
+export function float32Bytes(v: unknown): Uint8Array | undefined {
   // isFloat32Array first: it never throws, where instanceof runs a revoked Proxy's trap.
   if (!types.isFloat32Array(v) || !(v instanceof Float32Array)) return undefined;
   const length = lengthOf.call(v);
   if (length === 0) return undefined;
-  return new Float32Array(bufferOf.call(v), byteOffsetOf.call(v), length);
+  return new Uint8Array(bufferOf.call(v), byteOffsetOf.call(v), 4 * length);
+}
+
+/** Whether two byte views hold the same bytes (memcmp; see sameBits()). */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
 }
 
 /**

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { MemStore, type OpenOptions, type SearchHit, type SearchOptions } from '../src/index.js';
 import { movedScore, outsiderBound, scoreShift, skipBelow } from '../src/cache/bounds.js';
-import { SketchTable, bitsHash, signSketch } from '../src/cache/sketch.js';
+import { SketchTable, bitsHash, bytesHash, signSketch } from '../src/cache/sketch.js';
 import { referenceHamming as hamming } from '../src/kernels/reference.js';
 import { sameBits } from '../src/vector.js';
 import type { CodecName } from '../src/codec/codec.js';
@@ -224,8 +224,29 @@ test('an exact repeat with nothing written since is answered without a search, a
   changed[DIM - 1] = Number.NaN;
   await assert.rejects(store.search(changed, { k: 4 }), (e: unknown) => (e as { code?: string }).code === 'INVALID_VECTOR');
   await assert.rejects(store.search(v[0]!.subarray(1), { k: 4 }), (e: unknown) => (e as { code?: string }).code === 'DIM_MISMATCH');
+  // The options of a remembered query are checked all the same, and what they throw is a rejection.
+  const codeOf = (e: unknown): string | undefined => (e as { code?: string }).code;
+  await assert.rejects(store.search(v[0]!, { k: 0 }), (e: unknown) => codeOf(e) === 'INVALID_OPTION');
+  await assert.rejects(store.search(v[0]!, { k: 4, kk: 4 } as SearchOptions), (e: unknown) => codeOf(e) === 'INVALID_OPTION');
+  const throwing = Object.defineProperty({}, 'k', { enumerable: true, get: () => { throw new Error('no k'); } }) as SearchOptions;
+  await assert.rejects(store.search(v[0]!, throwing), (e: unknown) => codeOf(e) === 'INVALID_OPTION' && (e as Error).cause instanceof Error);
+  const badFilter = Object.defineProperty({ k: 4 }, 'filter', { enumerable: true, get: () => { throw new Error('no filter'); } }) as SearchOptions;
+  await assert.rejects(store.search(v[0]!, badFilter), (e: unknown) => codeOf(e) === 'INVALID_ARGUMENT' && (e as Error).cause instanceof Error);
+  assert.equal(store.stats().cache.exactHits, hits + 3, 'none of them was answered');
   await store.close();
-  await assert.rejects(store.search(v[0]!, { k: 4 }), (e: unknown) => (e as { code?: string }).code === 'CLOSED');
+  await assert.rejects(store.search(v[0]!, { k: 4 }), (e: unknown) => codeOf(e) === 'CLOSED');
+});
+
+test('bytesHash() of a query\'s bytes is bitsHash() of the query, at any offset and length', () => {
+  fc.assert(
+    fc.property(fc.array(fc.float(), { minLength: 1, maxLength: 90 }), fc.nat(3), (values, pad) => {
+      const buffer = new Float32Array(values.length + pad);
+      buffer.set(values, pad);
+      const v = buffer.subarray(pad);
+      assert.equal(bytesHash(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)), bitsHash(v));
+    }),
+  );
+  assert.notEqual(bytesHash(new Uint8Array(new Float32Array([1, 2]).buffer)), bytesHash(new Uint8Array(new Float32Array([1, 2, 0]).buffer)), 'the length is hashed');
 });
 
 test('every option that shapes an answer keys it: a change of one alone, or a filter changed in place between two searches, is another question', async () => {

@@ -9,8 +9,8 @@ import { TopK } from '../scan/topk.js';
 import type { DocRecord } from '../store/state.js';
 import { HotVectors } from './hot-vectors.js';
 import { movedScore, scoreShift, skipBelow, type ScoreShift } from './bounds.js';
-import { SketchTable, bitsHash, signSketch } from './sketch.js';
-import { sameBits } from '../vector.js';
+import { SketchTable, bitsHash, bytesHash, signSketch } from './sketch.js';
+import { sameBits, sameBytes } from '../vector.js';
 import { SeenIds } from './seen-ids.js';
 import { Presence, idHash } from './presence.js';
 import { BlockSlab } from './block-slab.js';
@@ -136,6 +136,8 @@ export interface CacheEntry<A> {
   readonly key: string;
   /** A copy of the query, in a buffer of the cache's own (as are the scan's vector, the kernel query and the pool). */
   readonly query: Float32Array;
+  /** The bytes of `query`, which an exact repeat is compared with. */
+  readonly queryBytes: Uint8Array;
   readonly hash: number;
   readonly scan: ScanQuery;
   /**
@@ -427,8 +429,16 @@ export class LookasideCache<A> {
    * write and no change of `index` came since it was computed; undefined otherwise (lookup() then
    * decides). Counted as an exact hit.
    */
-  repeat(query: Float32Array, key: string, index: VectorIndex): A | undefined {
-    const same = this.byHash.get(bitsHash(query))?.find((e) => e.key === key && sameBits(e.query, query));
+  repeat(query: Uint8Array, key: string, index: VectorIndex): A | undefined {
+    const peers = this.byHash.get(bytesHash(query));
+    if (peers === undefined) return undefined;
+    let same: CacheEntry<A> | undefined;
+    for (const e of peers) {
+      if (e.key === key && sameBytes(e.queryBytes, query)) {
+        same = e;
+        break;
+      }
+    }
     if (same?.answer === undefined || same.index !== index || same.version !== this.version || same.epoch !== index.moveEpoch()) return undefined;
     this.use(same);
     this.hit('exactHits');
@@ -609,9 +619,11 @@ export class LookasideCache<A> {
     if (old !== undefined) this.dropEntry(old, false);
     // No pool, nothing to score against the scan form: an answer-only entry does without it.
     const scanVector = pool.slots === NO_SLOTS ? NO_VECTOR : copyOf(scan.vector, this.slab);
+    const query = copyOf(q.query, this.slab);
     const entry: CacheEntry<A> = {
       key: q.key,
-      query: copyOf(q.query, this.slab),
+      query,
+      queryBytes: new Uint8Array(query.buffer, query.byteOffset, query.byteLength),
       hash,
       scan: { vector: scanVector, metric: scan.metric, int8Query: scan.int8Query },
       // Made now from the search's own scan query, whose int8 code the scan has just made (the index

@@ -40,9 +40,15 @@ const HASHED_WORDS = 64;
 
 /** A hash of the exact bits of `v` (its length and first words), to find a repeated query at once (equality is checked after). */
 export function bitsHash(v: Float32Array): number {
-  const words = new Uint32Array(v.buffer, v.byteOffset, Math.min(v.length, HASHED_WORDS));
-  let h = Math.imul(0x811c9dc5 ^ v.length, 0x01000193);
-  for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i]!, 0x01000193);
+  return bytesHash(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+}
+
+/** bitsHash() of the float32 components whose bytes `b` views (float32Bytes()), little-endian as every platform Node runs on. */
+export function bytesHash(b: Uint8Array): number {
+  const length = b.length >> 2;
+  const words = Math.min(length, HASHED_WORDS);
+  let h = Math.imul(0x811c9dc5 ^ length, 0x01000193);
+  for (let i = 0; i < 4 * words; i += 4) h = Math.imul(h ^ (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)), 0x01000193);
   return h >>> 0;
 }
 

@@ -340,7 +340,7 @@ export class SearchPath {
    * The remembered answer of a query with these exact bits and options when nothing was written
    * since (a copy), or undefined. `q` need not be checked: only a checked query is remembered.
    */
-  repeat(q: Float32Array, want: Wanted): SearchHit[] | undefined {
+  repeat(q: Uint8Array, want: Wanted): SearchHit[] | undefined {
     return this.env.cache?.repeat(q, this.keyOf(want), this.env.index())?.map(copyHit);
   }
 
@@ -377,7 +377,7 @@ export class SearchPath {
       // Its repeat is served here too: a query given as number[] never reaches repeat() before the
       // check (MemStore.search), and its filtered repeats had searched again every time (a hostile pass).
       const key = this.keyOf(want);
-      const again = cache.repeat(q, key, this.env.index());
+      const again = cache.repeat(new Uint8Array(q.buffer, q.byteOffset, q.byteLength), key, this.env.index());
       if (again !== undefined) return again.map(copyHit);
       return this.settled(cache, this.searchRemembered(q, want, key));
     }
