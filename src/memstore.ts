@@ -272,6 +272,8 @@ export class MemStore {
   /** Settles once every write that waits its turn (inTurn) is done; `waiting` counts them. */
   private turn: Promise<unknown> = Promise.resolve();
   private waiting = 0;
+  /** The writes issued and not yet resolved or rejected (settled: they never reject): an empty batch resolves once those before it have (inOrder()). */
+  private readonly unsettled = new Set<Promise<void>>();
   /** Inside a write that holds its turn, and in everything it starts (an embed call): that write (CallUnderWay). */
   private readonly holdingTurn = new AsyncLocalStorage<CallUnderWay>();
   private readonly resident: ResidentSampler;
@@ -701,7 +703,8 @@ export class MemStore {
    * Inserts or replaces `records`. Either the whole batch is checked, logged and applied or, on
    * any bad record, none of it is. Resolves when the batch is durable (per `durability`) and visible,
    * and, while the codes are being clustered into pages in a worker thread (`stats().clustering`),
-   * once the pages are in (src/index/PAGES.md, "Clustering off the write").
+   * once the pages are in (src/index/PAGES.md, "Clustering off the write"). An empty batch writes
+   * nothing, and resolves once every write called before it has.
    */
   add(records: readonly MemoryRecord[]): Promise<void> {
     try {
@@ -712,7 +715,7 @@ export class MemStore {
     }
   }
 
-  /** Deletes the records with these ids (damaged ones too); resolves to how many existed, as add() resolves. */
+  /** Deletes the records with these ids (damaged ones too); resolves to how many existed, as add() resolves (an empty list to 0, once every write called before it has). */
   delete(ids: readonly string[]): Promise<number> {
     try {
       this.checkOpen();
@@ -728,13 +731,39 @@ export class MemStore {
     // Resolves once pages it set clustering off for (or clustering under way) are in place: a caller
     // awaiting each add sees the store as if clustering had run inside the add, as it once did. Every
     // write waits so (deletes too), so that writes are acknowledged in the order they were made.
-    return () => (checked.length === 0 ? Promise.resolve() : this.write({ kind: 'add', records: checked }).then(() => this.afterPaging(undefined)));
+    return () => (checked.length === 0 ? this.afterEarlierWrites(undefined) : this.inOrder(this.write({ kind: 'add', records: checked }).then(() => this.afterPaging(undefined))));
   }
 
   /** `ids` checked now, and the write that deletes them, to be issued in turn. */
   private deleting(ids: readonly string[]): () => Promise<number> {
     const unique = checkIds(ids);
-    return () => (unique.length === 0 ? Promise.resolve(0) : this.write({ kind: 'delete', ids: unique }).then((n) => this.afterPaging(n)));
+    return () => (unique.length === 0 ? this.afterEarlierWrites(0) : this.inOrder(this.write({ kind: 'delete', ids: unique }).then((n) => this.afterPaging(n))));
+  }
+
+  /**
+   * `written`, noted among the writes an empty batch issued after it waits for. The caller gets
+   * a promise of its own, on which this puts no handler: a rejection nobody handles is still
+   * reported as unhandled.
+   */
+  private inOrder<T>(written: Promise<T>): Promise<T> {
+    const settled = written.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.unsettled.add(settled);
+    void settled.then(() => this.unsettled.delete(settled));
+    return new Promise<T>((resolve, reject) => written.then(resolve, reject));
+  }
+
+  /**
+   * An empty batch's result once every write issued before it has settled (a later one done in the
+   * same commit may settle first: the empty one has nothing to do). It had resolved at once, ahead
+   * of a batch still waiting for its fsync: a caller that awaited add([]) as a barrier found the
+   * writes before it not yet durable.
+   */
+  private afterEarlierWrites<T>(result: T): Promise<T> {
+    if (this.unsettled.size === 0) return Promise.resolve(result);
+    return Promise.all([...this.unsettled]).then(() => result);
   }
 
   /**

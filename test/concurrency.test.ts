@@ -310,3 +310,31 @@ test('a recall under way when close() is called completes, and close() waits for
   await closed;
   await rejectsWith(() => store.recall('late'), 'CLOSED');
 });
+
+test('an empty add or delete resolves once every write called before it has (it had resolved at once, ahead of a batch waiting for its fsync); with nothing before it, at once', async () => {
+  const DIM = 16;
+  const v = clustered(200, DIM, 4);
+  const store = await MemStore.open(tempDir(), { dim: DIM, cache: false, durability: 'always' });
+  const order: string[] = [];
+  const noted = <T>(name: string, p: Promise<T>): Promise<T> => p.then((x) => (order.push(name), x));
+  const writes = [
+    noted('add', store.add(v.map((vector, i) => ({ id: `v${i}`, vector, text: `t${i}` })))),
+    noted('empty add', store.add([])),
+    noted('delete', store.delete(['v1', 'v2'])),
+    noted('empty delete', store.delete([])),
+  ];
+  const results = await Promise.all(writes);
+  // Each after every write called before it (a later one, done in the same commit, may come first: an empty batch has nothing to do).
+  assert.ok(order.indexOf('empty add') > order.indexOf('add'), order.join());
+  assert.ok(order.indexOf('empty delete') > order.indexOf('delete') && order.indexOf('empty delete') > order.indexOf('add'), order.join());
+  assert.equal(results[3], 0, 'an empty delete deletes nothing');
+  assert.equal(results[2], 2);
+  // Nothing under way: both settle without waiting for anything.
+  assert.equal(await store.delete([]), 0);
+  await store.add([]);
+  // A write refused at the call (a bad vector) issues nothing for an empty one to wait for.
+  await rejectsWith(() => store.add([{ id: 'bad', vector: new Float32Array(DIM).fill(Number.NaN) }]), 'INVALID_VECTOR');
+  await store.add([]);
+  await store.close();
+  await rejectsWith(() => store.add([]), 'CLOSED');
+});
