@@ -35,8 +35,8 @@ import { PCA_MIN_ROWS, type PcaModel } from './pca/pca.js';
 import { samePlace, type VectorPlace } from './scan/code-blocks.js';
 import { FlatIndex } from './index/flat-index.js';
 import { PageIndex } from './index/page-index.js';
-import { loadPlan, planInputOf, planPages, replayOnto, type PagePlanInput, type PagePlanShape, type PlanReplay } from './index/page-plan.js';
-import { planThreads, startPagePlan, type PagePlan, type PagePlanJob } from './index/page-plan-job.js';
+import type { PagePlanShape } from './index/page-plan.js';
+import { Paging } from './index/paging.js';
 import { carryColumns, type VectorIndex } from './index/vector-index.js';
 import type { KernelMetric } from './kernels/index.js';
 import { ensureDurableDir, indexFilePath, refuseForeignEntries, refuseLostState, refuseOverlongDir, repairLogDir, statePath, walDir } from './store/files.js';
@@ -229,21 +229,6 @@ function sizeOf(path: string): number {
   }
 }
 
-/** Clustering into pages under way off the write (MemStore.pageIfDue()). */
-interface PagingRun {
-  readonly job: PagePlanJob;
-  /** The exact index whose codes the plan is of, and their ids in the plan's order. */
-  readonly flat: VectorIndex;
-  readonly ids: readonly string[];
-  readonly idBytes: number;
-  /** Writes to the exact index since its codes were copied for the plan, in order. */
-  readonly replays: PlanReplay[];
-  /** Resolves once the plan is taken in, or has failed or been cancelled; never rejects. */
-  readonly settled: Promise<void>;
-  /** Resolves `settled` (at once where a compaction takes the plan in: the writes that wait for it are acknowledged before the compaction, in their order). */
-  readonly settle: () => void;
-}
-
 /**
  * An embedded vector memory in one directory.
  *
@@ -312,10 +297,8 @@ export class MemStore {
   private readonly columnFiles: ColumnCheckpoints;
   /** Told of each call (checkOpen), so that the C allocator's free memory goes back when the calls stop (idle-trim.ts); undefined with `trimWhenIdle: false`. */
   private readonly trimmer: IdleTrimmer | undefined;
-  /** Clustering into pages under way in a worker thread (pageIfDue()); undefined while none is. */
-  private paging: PagingRun | undefined;
-  /** Compaction's re-clustering under way in a worker thread (reclusterPages()). */
-  private reclustering = false;
+  /** Clustering into pages, off the write (src/index/paging.ts). */
+  private readonly paging: Paging;
 
   private constructor(
     opening: typeof OPENING,
@@ -350,7 +333,7 @@ export class MemStore {
         }),
         apply: (m) => this.apply(m),
         applied: (bytes) => this.checkpoints.applied(bytes),
-        lagging: () => this.checkpoints.lagging() ?? this.pagingFull(),
+        lagging: () => this.checkpoints.lagging() ?? this.paging.full(),
       },
       checkpointLsn,
     );
@@ -417,9 +400,20 @@ export class MemStore {
       index: () => this.index,
       indexFile: () => this.indexFile!,
       closed: () => this.closed,
-      holdCheckpoints: () => this.paging !== undefined,
+      holdCheckpoints: () => this.paging.holdsCheckpoints,
       markDamaged: (id, e) => this.markDamaged(id, e),
       textsMoved: () => this.cache?.dropHotRecords(),
+    });
+    this.paging = new Paging({
+      dir,
+      pages: () => this.options.pages,
+      index: () => this.index,
+      trained: () => this.space.trained,
+      shape: (maxPage) => this.pageShape(maxPage),
+      newPageIndex: () => this.newPageIndex(),
+      adopt: (old, next) => this.adoptPages(old, next),
+      exclusive: (task) => this.pipeline.exclusive(task),
+      ended: () => this.checkpoints.applied(0),
     });
   }
 
@@ -535,8 +529,8 @@ export class MemStore {
       // New page settings are kept once the store has opened with them: an open that fails changes nothing.
       if (rewrite !== undefined) await state.writeConfig(rewrite);
       // A store that reached pages.from while opened with pages: false (or before pages existed).
-      store.pageIfDue();
-      await store.pagingSettled();
+      store.paging.ifDue();
+      await store.paging.settled();
       // Opening freed the buffers it loaded through: the quiet spell that follows gives them back.
       store.trimmer?.touch();
       // Last: the store's options are its own once an open of it has succeeded.
@@ -544,7 +538,7 @@ export class MemStore {
       return store;
     } catch (e) {
       // A worker the replay set clustering must not take its plan into the store freed here (a hostile pass).
-      store?.cancelPaging();
+      store?.paging.cancel();
       await store?.indexFile?.close().catch(() => undefined);
       store?.index.free();
       store?.space.free();
@@ -656,7 +650,7 @@ export class MemStore {
     const place = this.index.placeOf(id);
     if (place !== undefined) this.damage.places.set(id, place);
     this.index.remove(id);
-    this.paging?.replays.push({ id, form: undefined });
+    this.paging.noted(id, undefined);
     // The removal moves the last slot into the hole: a search waiting for its reads must not take
     // the slots its scan saw (rescoring bounds read codes by slot) for the index's.
     this.writes++;
@@ -731,13 +725,13 @@ export class MemStore {
     // Resolves once pages it set clustering off for (or clustering under way) are in place: a caller
     // awaiting each add sees the store as if clustering had run inside the add, as it once did. Every
     // write waits so (deletes too), so that writes are acknowledged in the order they were made.
-    return () => (checked.length === 0 ? this.afterEarlierWrites(undefined) : this.inOrder(this.write({ kind: 'add', records: checked }).then(() => this.afterPaging(undefined))));
+    return () => (checked.length === 0 ? this.afterEarlierWrites(undefined) : this.inOrder(this.write({ kind: 'add', records: checked }).then(() => this.paging.after(undefined))));
   }
 
   /** `ids` checked now, and the write that deletes them, to be issued in turn. */
   private deleting(ids: readonly string[]): () => Promise<number> {
     const unique = checkIds(ids);
-    return () => (unique.length === 0 ? this.afterEarlierWrites(0) : this.inOrder(this.write({ kind: 'delete', ids: unique }).then((n) => this.afterPaging(n))));
+    return () => (unique.length === 0 ? this.afterEarlierWrites(0) : this.inOrder(this.write({ kind: 'delete', ids: unique }).then((n) => this.paging.after(n))));
   }
 
   /**
@@ -833,7 +827,7 @@ export class MemStore {
         this.releaseText(id);
         this.releaseVector(id);
         this.index.remove(id);
-        this.paging?.replays.push({ id, form: undefined });
+        this.paging.noted(id, undefined);
         this.changes.set(id, null);
         this.cache?.touch(id, this.index);
         n++;
@@ -861,7 +855,7 @@ export class MemStore {
       this.releaseVector(r.id);
       this.damage.records.delete(r.id);
       this.index.put(r.id, forms[i]!);
-      this.paging?.replays.push({ id: r.id, form: forms[i]! });
+      this.paging.noted(r.id, forms[i]!);
       const ref = vectorRefs[i];
       const place: VectorPlace | undefined = ref === undefined ? undefined : [ref[0], ref[1], ref[2]];
       this.index.setPlace(r.id, place);
@@ -874,7 +868,7 @@ export class MemStore {
       this.cache?.touch(r.id, this.index);
     });
     if (!this.space.trained && this.index.size >= this.trainingSamples()) this.train();
-    this.pageIfDue();
+    this.paging.ifDue();
     return m.records.length;
   }
 
@@ -884,136 +878,9 @@ export class MemStore {
     return new PageIndex(this.codec, this.space.storedDim, this.space.kernelMetric(), { maxPage: this.options.pages.maxPage, sphere: this.space.routeSphere(), inputMean: this.space.inputMean() });
   }
 
-  /**
-   * Once the exact index holds `pages.from` trained codes, clusters them into pages (PAGES.md,
-   * "Clustering off the write"): a copy of every code goes to a worker thread, which makes the plan
-   * (page-plan.ts); searches scan the exact index meanwhile, and each write to it is noted for
-   * replay. The plan comes back as a task of its own, taken in with writes held back (takePlan());
-   * the next checkpoint writes every record with its page. A small plan (planOffThread()), or one
-   * where no thread can start, is made here, inside the write.
-   */
-  private pageIfDue(): void {
-    const pages = this.options.pages;
-    // Not whether close() was called: a write accepted before it and applied after clusters as any
-    // other (close() waits for it); skipped, the close had checkpointed the exact index past
-    // pages.from, and the next open clustered another snapshot (a hostile pass).
-    if (pages === false || this.index.paged || !this.space.trained || this.index.size < pages.from || this.paging !== undefined) return;
-    const flat = this.index;
-    let input: PagePlanInput;
-    let job: PagePlanJob | undefined;
-    let planned: Int32Array | undefined;
-    try {
-      input = planInputOf(flat, this.pageShape(pages.maxPage));
-      job = startPagePlan(input);
-      if (job === undefined) planned = planPages(input);
-    } catch (e) {
-      this.pagingFailed(e);
-      return;
-    }
-    if (job === undefined) {
-      // Made here, inside the write, where no write can come in between: taken in at once.
-      let next: PageIndex | undefined;
-      try {
-        next = this.pagesOf(input, planned!);
-        this.adoptPages(flat, next);
-      } catch (e) {
-        next?.free();
-        this.pagingFailed(e);
-      }
-      return;
-    }
-    let settle!: () => void;
-    const settled = new Promise<void>((resolve) => (settle = resolve));
-    const run: PagingRun = { job, flat, ids: input.ids, idBytes: input.idBytes, replays: [], settled, settle };
-    this.paging = run;
-    void job.done
-      .then(
-        // The writes it replays stop with the gate held: none can come between the last one noted and
-        // the swap. A compaction holding the gate takes the plan in itself (pagesNow()).
-        (plan) => this.pipeline.exclusive(async () => this.takePlan(run, plan)),
-        (e: unknown) => {
-          if (this.paging !== run) return;
-          this.pagingFailed(e);
-          this.endPaging(run);
-        },
-      )
-      .catch((e: unknown) => this.pagingFailed(e))
-      .finally(() => this.endPaging(run));
-  }
-
-  /**
-   * Ends `run` if it is still the one under way: the writes waiting for it resolve, and a background
-   * checkpoint held back meanwhile starts, if it is due. (cancelPaging() ends a run of a store going away.)
-   */
-  private endPaging(run: PagingRun): void {
-    if (this.paging !== run) return;
-    this.paging = undefined;
-    run.settle();
-    this.checkpoints.applied(0);
-  }
-
-  /**
-   * While a worker clusters, writes past planThreads.maxReplays noted for replay wait for the pages
-   * (CommitPipeline's `lagging`): the replay holds the write gate for its length, and a bulk load
-   * during the window had made it longer than the clustering it took off the write (6 s for 134,000
-   * puts in one step; a hostile pass), and held every stored form in memory until then.
-   */
-  private pagingFull(): Promise<void> | undefined {
-    const run = this.paging;
-    return run !== undefined && run.replays.length >= planThreads.maxReplays ? run.settled : undefined;
-  }
-
   /** The shape of the store's page index, for a plan of its pages. */
   private pageShape(maxPage: number): PagePlanShape {
     return { codec: this.codec.name, dim: this.space.storedDim, metric: this.space.kernelMetric(), maxPage, sphere: this.space.routeSphere(), inputMean: this.space.inputMean() };
-  }
-
-  /**
-   * Re-clusters the pages for compaction (PageClusters.recluster), with the write gate held: in a
-   * worker thread where the plan is large enough (planOffThread()), so that the process goes on
-   * answering searches meanwhile (it had stood still: about 30 s at GloVe's 331k), into the pages
-   * re-clustering in place makes (the plan loads every vector into its page now, as a reopen does,
-   * then re-clusters). True when the pages changed.
-   */
-  private async reclusterPages(): Promise<boolean> {
-    const index = this.index;
-    const pages = this.options.pages;
-    if (!(index instanceof PageIndex) || pages === false || index.pages < 2) return index.recluster();
-    let input: PagePlanInput | undefined;
-    let plan: PagePlan | undefined;
-    try {
-      input = planInputOf(index, this.pageShape(pages.maxPage), (id) => index.pageOf(id)!);
-      const job = startPagePlan(input);
-      if (job !== undefined) {
-        this.reclustering = true;
-        plan = await job.done;
-      }
-    } catch (e) {
-      emitWarning(new MemstoreError('IO', `re-clustering the pages of ${this.dir} in a worker thread failed; they are re-clustered in this one`, { cause: e }));
-    } finally {
-      this.reclustering = false;
-    }
-    if (input === undefined || plan === undefined) return index.recluster();
-    const next = this.pagesOf({ ...input, ...plan }, plan.pages);
-    try {
-      this.adoptPages(index, next);
-    } catch (e) {
-      next.free();
-      throw e;
-    }
-    return true;
-  }
-
-  /** A new page index holding the codes of `input` in the pages `planned` gives them (loadPlan); freed if that fails. */
-  private pagesOf(input: Pick<PagePlanInput, 'ids' | 'codes' | 'scales' | 'idBytes'>, planned: Int32Array): PageIndex {
-    const next = this.newPageIndex();
-    try {
-      loadPlan(next, input, planned);
-    } catch (e) {
-      next.free();
-      throw e;
-    }
-    return next;
   }
 
   /**
@@ -1036,80 +903,6 @@ export class MemStore {
     this.checkpoints.relaidNow();
     this.searches.indexReplaced();
     this.cache?.clear();
-  }
-
-  /** Takes in the plan of `run` if it is still the one under way (with the write gate held). */
-  private async takePlan(run: PagingRun, plan: PagePlan): Promise<void> {
-    if (this.paging !== run || this.index !== run.flat) return;
-    const flat = run.flat;
-    let next: PageIndex | undefined;
-    try {
-      next = this.pagesOf({ ids: run.ids, idBytes: run.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages);
-      // The writes noted, a step at a time with a turn of the event loop between steps (searches
-      // answer from the exact index meanwhile; the gate holds writes back): a burst logged before
-      // maxReplays could hold it back had made the swap one long step. Records set aside as damaged
-      // meanwhile are noted too, and taken in the steps after.
-      const step = Math.max(1, planThreads.replayStep);
-      for (let at = 0; at < run.replays.length; ) {
-        at = replayOnto(next, run.replays, at, at + step);
-        if (at < run.replays.length) {
-          await new Promise((resolve) => setImmediate(resolve));
-          // Cancelled meanwhile (abandon(), a failed open): nothing to take in.
-          if (this.paging !== run || this.index !== flat) {
-            next.free();
-            return;
-          }
-        }
-      }
-      this.adoptPages(flat, next);
-    } catch (e) {
-      next?.free();
-      this.pagingFailed(e);
-    }
-    this.endPaging(run);
-  }
-
-  /**
-   * With the write gate held (compaction): waits for the plan under way, if any, and takes it in at
-   * once. Its own swap waits for the gate, which compaction holds: waiting for that (pagingSettled())
-   * there would wait for ever, and waiting before taking the gate would let writes called after
-   * compact() go ahead of it.
-   */
-  private async pagesNow(): Promise<void> {
-    const run = this.paging;
-    if (run === undefined) return;
-    let plan: PagePlan;
-    try {
-      plan = await run.job.done;
-    } catch {
-      // The run's own handler warns, with the cause.
-      return;
-    }
-    await this.takePlan(run, plan);
-  }
-
-  private pagingFailed(e: unknown): void {
-    // The exact index still holds every code: searches go on scanning it, and the next write tries again.
-    emitWarning(new MemstoreError('IO', `clustering the codes of ${this.dir} into pages failed; it is retried on the next add`, { cause: e }));
-  }
-
-  /** `value`, once no clustering into pages is under way: one way for every write, so that writes resolving together resolve in the order they were made. */
-  private afterPaging<T>(value: T): Promise<T> {
-    return this.pagingSettled().then(() => value);
-  }
-
-  /** Ends the worker of the clustering under way, if any; the writes waiting for it resolve. */
-  private cancelPaging(): void {
-    const run = this.paging;
-    if (run === undefined) return;
-    this.paging = undefined;
-    run.job.cancel();
-    run.settle();
-  }
-
-  /** Resolves once no clustering into pages is under way (pageIfDue()). */
-  private async pagingSettled(): Promise<void> {
-    for (let run = this.paging; run !== undefined; run = this.paging) await run.settled;
   }
 
   private releaseVectorOf(index: VectorIndex, id: string): void {
@@ -1229,7 +1022,7 @@ export class MemStore {
     const step = (done: number) => progress.report(done, steps);
     await this.pipeline.exclusive(async () => {
       // Pages being made are taken in first, so that compaction sees them and what it rewrites is theirs.
-      await this.pagesNow();
+      await this.paging.now();
       // Expired memories go first (deletes, logged as any other write): expiry is enforced on read,
       // reclaimed here. Read inside the compaction's exclusive step, where every write called before
       // it is applied (a record added already expired in the same tick included: read before, it
@@ -1254,7 +1047,7 @@ export class MemStore {
       step(4);
       // Pages made by splits drift from what k-means over every vector makes (PageClusters.recluster); the rewrite below
       // writes each record with its new page.
-      if (await this.reclusterPages()) this.cache?.clear();
+      if (await this.paging.recluster()) this.cache?.clear();
       step(5);
       await this.checkpoints.rewriteIndex();
       step(6);
@@ -1515,7 +1308,7 @@ export class MemStore {
       mappedBytes: this.resident.bytes(),
       mappedFiles: arenaStats.mappedSegments + vectorStats.mappedSegments,
       pages: this.index.pages,
-      clustering: this.paging !== undefined || this.reclustering,
+      clustering: this.paging.underWay,
       walBytes,
       arenaBytes,
       vectorBytes,
@@ -1540,7 +1333,7 @@ export class MemStore {
     // Pages a worker is making are not waited for: the next open makes them again from the log. Not
     // before the writes are drained: a compaction among them takes its plan in (cancelled earlier,
     // it had checkpointed the exact index past pages.from: a hostile pass).
-    this.cancelPaging();
+    this.paging.cancel();
     // Every accepted write has settled, so closing the files adds nothing a killed process would
     // not have left behind too; it only returns their descriptors (a dead fault layer just refuses).
     await this.wal.close().catch(() => undefined);
@@ -1611,7 +1404,7 @@ export class MemStore {
     await Promise.allSettled([...this.recalls].map(([token, recall]) => Promise.race([recall, this.withinClose(token).promise])));
     await this.pipeline.drained();
     // Pages being made are taken in (the adds that started them wait for them too), so that the checkpoint writes them.
-    await this.pagingSettled();
+    await this.paging.settled();
     await this.pipeline.drained();
     // A collection a background checkpoint starts takes the gate after drained() may have looked.
     await this.checkpoints.idle();
