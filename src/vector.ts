@@ -25,10 +25,24 @@ const byteOffsetOf = intrinsicGetter<number>('byteOffset');
  */
 export function float32Bytes(v: unknown): Uint8Array | undefined {
   // isFloat32Array first: it never throws, where instanceof runs a revoked Proxy's trap.
-  if (!types.isFloat32Array(v) || !(v instanceof Float32Array)) return undefined;
+  if (!types.isFloat32Array(v) || !inherits(v)) return undefined;
   const length = lengthOf.call(v);
   if (length === 0) return undefined;
   return new Uint8Array(bufferOf.call(v), byteOffsetOf.call(v), 4 * length);
+}
+
+/**
+ * Whether `v` is an instance of this realm's Float32Array; false where its prototype chain cannot be
+ * walked (a Proxy in it whose trap throws, or a revoked one): the check that copies the query then
+ * refuses it as INVALID_VECTOR (a hostile pass: the trap's own error had come out of search(), with
+ * no code, the lookaside cache on).
+ */
+function inherits(v: object): boolean {
+  try {
+    return v instanceof Float32Array;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether two byte views hold the same bytes (memcmp; see sameBits()). */

@@ -237,6 +237,29 @@ test('an exact repeat with nothing written since is answered without a search, a
   await assert.rejects(store.search(v[0]!, { k: 4 }), (e: unknown) => codeOf(e) === 'CLOSED');
 });
 
+test('a Float32Array whose prototype chain cannot be walked (a revoked Proxy in it, a throwing trap) is INVALID_VECTOR with the cache on as off (the trap\'s own error had come out of search())', async () => {
+  for (const cache of [undefined, false] as const) {
+    const store = await MemStore.open(tempDir(), { dim: 4, durability: 'none', ...(cache === false ? { cache } : {}) });
+    await store.add([{ id: 'a', vector: [1, 0, 0, 0] }]);
+    await store.search(new Float32Array([1, 0, 0, 0]));
+    const { proxy, revoke } = Proxy.revocable(Float32Array.prototype, {});
+    const revoked = new Float32Array([1, 0, 0, 0]);
+    Object.setPrototypeOf(revoked, proxy);
+    revoke();
+    const trapped = new Float32Array([1, 0, 0, 0]);
+    Object.setPrototypeOf(
+      trapped,
+      new Proxy(Float32Array.prototype, {
+        getPrototypeOf() {
+          throw new Error('trap');
+        },
+      }),
+    );
+    for (const q of [revoked, trapped]) await assert.rejects(store.search(q), (e: unknown) => (e as { code?: string }).code === 'INVALID_VECTOR', String(cache));
+    await store.close();
+  }
+});
+
 test('bytesHash() of a query\'s bytes is bitsHash() of the query, at any offset and length', () => {
   fc.assert(
     fc.property(fc.array(fc.float(), { minLength: 1, maxLength: 90 }), fc.nat(3), (values, pad) => {
