@@ -18,14 +18,10 @@ import { MemStore } from '../src/index.js';
 import { benchArgs } from './args.js';
 import { DATA_OPTIONS, datasetFrom } from './data.js';
 import { median } from './percentile.js';
+import { addInBatches, searchBeside, type StallRun } from './stall-loop.js';
 import { makeBenchDir, removeBenchDir } from './temp-dirs.js';
 
-interface Run {
-  readonly way: string;
-  readonly addP50: number;
-  readonly crossing: number;
-  readonly stall: number;
-  readonly searchesDuring: number;
+interface Run extends StallRun {
   readonly pages: number;
   readonly compact: number;
   readonly compactStall: number;
@@ -50,48 +46,22 @@ async function build(way: 'worker thread' | 'own thread', docs: readonly Float32
     const store = await MemStore.open(dir, { dim: docs[0]!.length, cache: false, pages: { from } });
     try {
       const delay = monitorEventLoopDelay({ resolution: 5 });
-      let searches = 0;
-      let searching = true;
-      const loop = (async () => {
-        while (searching) {
-          if (store.stats().count > 0) {
-            await store.search(docs[searches % docs.length]!, { k: 10 });
-            searches++;
-          }
-          await new Promise((resolve) => setTimeout(resolve, 1));
-        }
-      })();
-      const times: number[] = [];
-      let crossing = 0;
-      let searchesDuring = 0;
+      const loop = searchBeside(store, docs);
       delay.enable();
-      for (let at = 0; at < docs.length; at += batch) {
-        const records = docs.slice(at, at + batch).map((vector, i) => ({ id: `d${at + i}`, vector }));
-        const before = searches;
-        const t = performance.now();
-        await store.add(records);
-        const ms = performance.now() - t;
-        if (at < from && at + records.length >= from) {
-          crossing = ms;
-          searchesDuring = searches - before;
-        } else {
-          times.push(ms);
-        }
-      }
+      const { times, crossing, searchesDuring } = await addInBatches(store, docs, batch, from, loop.searches);
       delay.disable();
       const stall = delay.max / 1e6;
       const pages = store.stats().pages;
       // Then compact(), which re-clusters every page, with the searches still going.
       const compacting = monitorEventLoopDelay({ resolution: 5 });
-      const before = searches;
+      const before = loop.searches();
       compacting.enable();
       const t = performance.now();
       await store.compact();
       const compact = performance.now() - t;
       compacting.disable();
-      const searchesCompacting = searches - before;
-      searching = false;
-      await loop;
+      const searchesCompacting = loop.searches() - before;
+      await loop.stop();
       return { way, addP50: median(times), crossing, stall, searchesDuring, pages, compact, compactStall: compacting.max / 1e6, searchesCompacting };
     } finally {
       await store.close();

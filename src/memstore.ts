@@ -1,7 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { emitWarning } from 'node:process';
 import { Wal, newestSegment } from '../wal/wal.js';
 import { segmentName } from '../wal/format.js';
 import { nodeFileLayer } from '../io/file-layer.js';
@@ -9,7 +8,7 @@ import { rootedLayer } from '../io/rooted-layer.js';
 import { BlobArena, type ArenaEnd, type BlobRef } from './arena/arena.js';
 import { LookasideCache, type CacheStats } from './cache/lookaside.js';
 import type { Codec, CodecName } from './codec/codec.js';
-import { getCodec, isRqCodec } from './codec/index.js';
+import { getCodec } from './codec/index.js';
 import { MemstoreError } from './errors.js';
 import { kernels } from './kernels/wasm.js';
 import { checkBatch, checkId, checkIds, checkVector, fitBounds, vectorBounds, type VectorBounds } from './input.js';
@@ -57,6 +56,7 @@ import { ColumnCheckpoints } from './store/column-checkpoint.js';
 import { restoreColumns, usableColumns } from './store/column-restore.js';
 import { ExactScorer } from './space/exact-scorer.js';
 import { fitsModel, kernelMetricOf, VectorSpace, type Fitted } from './space/vector-space.js';
+import { Training } from './space/training.js';
 
 /** One memory to store. `add` is an upsert: a record with an existing id replaces it whole. */
 export interface MemoryRecord {
@@ -184,6 +184,12 @@ export interface StoreStats {
    * the compaction).
    */
   clustering: boolean;
+  /**
+   * Whether the model (PCA, the rotation of rq codes) is being trained now, off the write that
+   * reached `trainSize` (src/space/training.ts): searches answer from the vectors buffered at full
+   * precision meanwhile, and the writes made meanwhile resolve once the store is trained.
+   */
+  training: boolean;
   /** Bytes of write-ahead log segments on disk. */
   walBytes: number;
   /** Bytes of text arena segments on disk (live texts and garbage not yet collected). */
@@ -299,6 +305,8 @@ export class MemStore {
   private readonly trimmer: IdleTrimmer | undefined;
   /** Clustering into pages, off the write (src/index/paging.ts). */
   private readonly paging: Paging;
+  /** Training the model, off the write (src/space/training.ts). */
+  private readonly training: Training;
 
   private constructor(
     opening: typeof OPENING,
@@ -333,7 +341,7 @@ export class MemStore {
         }),
         apply: (m) => this.apply(m),
         applied: (bytes) => this.checkpoints.applied(bytes),
-        lagging: () => this.checkpoints.lagging() ?? this.paging.full(),
+        lagging: () => this.checkpoints.lagging() ?? this.paging.full() ?? this.training.full(),
       },
       checkpointLsn,
     );
@@ -400,7 +408,7 @@ export class MemStore {
       index: () => this.index,
       indexFile: () => this.indexFile!,
       closed: () => this.closed,
-      holdCheckpoints: () => this.paging.holdsCheckpoints,
+      holdCheckpoints: () => this.paging.holdsCheckpoints || this.training.underWay,
       markDamaged: (id, e) => this.markDamaged(id, e),
       textsMoved: () => this.cache?.dropHotRecords(),
     });
@@ -412,6 +420,27 @@ export class MemStore {
       shape: (maxPage) => this.pageShape(maxPage),
       newPageIndex: () => this.newPageIndex(),
       adopt: (old, next) => this.adoptPages(old, next),
+      exclusive: (task) => this.pipeline.exclusive(task),
+      ended: () => this.checkpoints.applied(0),
+    });
+    this.training = new Training({
+      dir,
+      shape: config,
+      index: () => this.index,
+      fits: () => this.space.fits,
+      trained: () => this.space.trained,
+      samples: () => this.trainingSamples(),
+      pagesFrom: () => (this.options.pages === false ? undefined : this.options.pages.from),
+      fit: (rows) => this.space.fit(rows),
+      newIndex: (fitted) => newIndex(this.codec, fitted.model.outDim, kernelMetricOf(this.config.metric, true)),
+      carry: (buffer, next, id, fitted, row) => {
+        buffer.decode(id, row);
+        next.put(id, fitted.projector.centered(row));
+        next.setDocumented(id, buffer.documented(id));
+        if (this.config.keepFull) next.setPlace(id, buffer.placeOf(id));
+      },
+      install: (buffer, next, fitted) => this.installTrained(buffer, next, fitted),
+      mutations: () => this.writes,
       exclusive: (task) => this.pipeline.exclusive(task),
       ended: () => this.checkpoints.applied(0),
     });
@@ -529,6 +558,7 @@ export class MemStore {
       // New page settings are kept once the store has opened with them: an open that fails changes nothing.
       if (rewrite !== undefined) await state.writeConfig(rewrite);
       // A store that reached pages.from while opened with pages: false (or before pages existed).
+      await store.training.settled();
       store.paging.ifDue();
       await store.paging.settled();
       // Opening freed the buffers it loaded through: the quiet spell that follows gives them back.
@@ -538,6 +568,7 @@ export class MemStore {
       return store;
     } catch (e) {
       // A worker the replay set clustering must not take its plan into the store freed here (a hostile pass).
+      store?.training.cancel();
       store?.paging.cancel();
       await store?.indexFile?.close().catch(() => undefined);
       store?.index.free();
@@ -697,8 +728,10 @@ export class MemStore {
    * Inserts or replaces `records`. Either the whole batch is checked, logged and applied or, on
    * any bad record, none of it is. Resolves when the batch is durable (per `durability`) and visible,
    * and, while the codes are being clustered into pages in a worker thread (`stats().clustering`),
-   * once the pages are in (src/index/PAGES.md, "Clustering off the write"). An empty batch writes
-   * nothing, and resolves once every write called before it has.
+   * once the pages are in (src/index/PAGES.md, "Clustering off the write"), and while the model is
+   * trained off the add that reached `trainSize` (`stats().training`), once it is trained
+   * (src/space/TRAINING.md). An empty batch writes nothing, and resolves once every write called
+   * before it is applied and durable.
    */
   add(records: readonly MemoryRecord[]): Promise<void> {
     try {
@@ -709,7 +742,7 @@ export class MemStore {
     }
   }
 
-  /** Deletes the records with these ids (damaged ones too); resolves to how many existed, as add() resolves (an empty list to 0, once every write called before it has). */
+  /** Deletes the records with these ids (damaged ones too); resolves to how many existed, as add() resolves (an empty list to 0, once every write called before it is applied and durable). */
   delete(ids: readonly string[]): Promise<number> {
     try {
       this.checkOpen();
@@ -725,13 +758,13 @@ export class MemStore {
     // Resolves once pages it set clustering off for (or clustering under way) are in place: a caller
     // awaiting each add sees the store as if clustering had run inside the add, as it once did. Every
     // write waits so (deletes too), so that writes are acknowledged in the order they were made.
-    return () => (checked.length === 0 ? this.afterEarlierWrites(undefined) : this.inOrder(this.write({ kind: 'add', records: checked }).then(() => this.paging.after(undefined))));
+    return () => (checked.length === 0 ? this.afterEarlierWrites(undefined) : this.inOrder(this.write({ kind: 'add', records: checked }).then(() => this.afterBackground(undefined))));
   }
 
   /** `ids` checked now, and the write that deletes them, to be issued in turn. */
   private deleting(ids: readonly string[]): () => Promise<number> {
     const unique = checkIds(ids);
-    return () => (unique.length === 0 ? this.afterEarlierWrites(0) : this.inOrder(this.write({ kind: 'delete', ids: unique }).then((n) => this.paging.after(n))));
+    return () => (unique.length === 0 ? this.afterEarlierWrites(0) : this.inOrder(this.write({ kind: 'delete', ids: unique }).then((n) => this.afterBackground(n))));
   }
 
   /**
@@ -834,6 +867,8 @@ export class MemStore {
       }
       return n;
     }
+    // A batch that could reach pages.from while the store trains off the write applies to the trained store (Training.before).
+    this.training.before(m.records.length);
     const forms = m.records.map((r) => this.space.storedForm(r.vector));
     const texts = m.records.map((r) => (r.text === undefined ? undefined : utf8.encode(r.text)));
     const keepVectors = this.config.keepFull || !this.space.trained;
@@ -867,7 +902,7 @@ export class MemStore {
       this.changes.set(r.id, { place, doc });
       this.cache?.touch(r.id, this.index);
     });
-    if (!this.space.trained && this.index.size >= this.trainingSamples()) this.train();
+    this.training.ifDue();
     this.paging.ifDue();
     return m.records.length;
   }
@@ -937,57 +972,33 @@ export class MemStore {
   }
 
   /**
-   * Fits PCA on the buffered vectors and re-encodes them, in memory; the next checkpoint persists
-   * the model and the codes. A failure leaves the store untrained but intact (every vector is still
-   * buffered), and training is retried by the next add.
+   * Puts `next` (every buffered vector encoded with `fitted`: Training) in the place of the buffer,
+   * and `fitted` in the space's, in memory; the next checkpoint persists the model and the codes.
+   * Called once nothing can fail: a failed training keeps every buffered vector, and the retry would
+   * release each one a second time, counting live bytes as garbage.
    */
-  private train(): void {
-    if (!this.space.fits) return;
-    let fitted: Fitted | undefined;
-    let next: VectorIndex | undefined;
-    try {
-      const buffer = this.index;
-      // The first trainSize, not every vector buffered: the batch that reaches trainSize may bring
-      // more, and the model would then depend on where the batches split. Adds append to the buffer,
-      // so these are every vector stored before that batch, then the batch's first. In id order:
-      // a removal moves the buffer's last vector into its hole, and a reopen loads them in another
-      // order, and the fit's float sums in another order made another model (an rq store with PCA,
-      // reopened after a delete, coded and answered otherwise than one left open: a hostile pass).
-      const samples = this.trainingSamples();
-      fitted = this.space.fit(
-        [...buffer.allIds()].slice(0, samples).sort().map((id) => {
-          const v = new Float32Array(this.config.dim);
-          buffer.decode(id, v);
-          return v;
-        }),
-      );
-      next = newIndex(this.codec, fitted.model.outDim, kernelMetricOf(this.config.metric, true));
-      const row = new Float32Array(this.config.dim);
-      for (const id of buffer.allIds()) {
-        buffer.decode(id, row);
-        next.put(id, fitted.projector.centered(row));
-        next.setDocumented(id, buffer.documented(id));
-        if (this.config.keepFull) next.setPlace(id, buffer.placeOf(id));
-      }
-      carryColumns(buffer, next);
-      // Only once nothing can fail: a failed training keeps every buffered vector, and the retry
-      // would release each one a second time, counting live bytes as garbage.
-      if (!this.config.keepFull) for (const id of buffer.allIds()) this.releaseVectorOf(buffer, id);
-      buffer.free();
-      this.index = next;
-      this.space.adopt(fitted);
-      this.checkpoints.trainedNow();
-      if (!this.config.keepFull) {
-        for (const [id] of this.changes.entries()) this.changes.movedVector(id, undefined);
-      }
-      this.searches.indexReplaced();
-      this.cache?.clear();
-    } catch (e) {
-      next?.free();
-      fitted?.projector.free();
-      const model = isRqCodec(this.config.codec) ? (this.config.pca === null ? 'the rotation' : 'PCA and the rotation') : 'PCA';
-      emitWarning(new MemstoreError('IO', `training ${model} for ${this.dir} failed; it is retried on the next add`, { cause: e }));
+  private installTrained(buffer: VectorIndex, next: VectorIndex, fitted: Fitted): void {
+    carryColumns(buffer, next);
+    if (!this.config.keepFull) for (const id of buffer.allIds()) this.releaseVectorOf(buffer, id);
+    buffer.free();
+    this.index = next;
+    this.space.adopt(fitted);
+    this.checkpoints.trainedNow();
+    if (!this.config.keepFull) {
+      for (const [id] of this.changes.entries()) this.changes.movedVector(id, undefined);
     }
+    this.writes++;
+    this.searches.indexReplaced();
+    this.cache?.clear();
+    // Trained off the write, past pages.from already: the pages the write would have started.
+    this.paging.ifDue();
+  }
+
+  /** `value`, once no training or clustering is under way: one way for every write, so that writes resolving together resolve in the order they were made. */
+  private async afterBackground<T>(value: T): Promise<T> {
+    await this.training.settled();
+    await this.paging.settled();
+    return value;
   }
 
   // ---- checkpoints and maintenance ----------------------------------------------------------
@@ -1022,6 +1033,7 @@ export class MemStore {
     const step = (done: number) => progress.report(done, steps);
     await this.pipeline.exclusive(async () => {
       // Pages being made are taken in first, so that compaction sees them and what it rewrites is theirs.
+      await this.training.now();
       await this.paging.now();
       // Expired memories go first (deletes, logged as any other write): expiry is enforced on read,
       // reclaimed here. Read inside the compaction's exclusive step, where every write called before
@@ -1309,6 +1321,7 @@ export class MemStore {
       mappedFiles: arenaStats.mappedSegments + vectorStats.mappedSegments,
       pages: this.index.pages,
       clustering: this.paging.underWay,
+      training: this.training.underWay,
       walBytes,
       arenaBytes,
       vectorBytes,
@@ -1333,6 +1346,7 @@ export class MemStore {
     // Pages a worker is making are not waited for: the next open makes them again from the log. Not
     // before the writes are drained: a compaction among them takes its plan in (cancelled earlier,
     // it had checkpointed the exact index past pages.from: a hostile pass).
+    this.training.cancel();
     this.paging.cancel();
     // Every accepted write has settled, so closing the files adds nothing a killed process would
     // not have left behind too; it only returns their descriptors (a dead fault layer just refuses).
@@ -1404,6 +1418,7 @@ export class MemStore {
     await Promise.allSettled([...this.recalls].map(([token, recall]) => Promise.race([recall, this.withinClose(token).promise])));
     await this.pipeline.drained();
     // Pages being made are taken in (the adds that started them wait for them too), so that the checkpoint writes them.
+    await this.training.settled();
     await this.paging.settled();
     await this.pipeline.drained();
     // A collection a background checkpoint starts takes the gate after drained() may have looked.

@@ -27,6 +27,24 @@ export function fitsModel(config: Pick<StoreConfig, 'pca' | 'codec'>): boolean {
   return config.pca !== null || isRqCodec(config.codec);
 }
 
+/** What a store's model is fitted from: its dimension, its PCA (null for none) and its codec. */
+export type ModelShape = Pick<StoreConfig, 'dim' | 'pca' | 'codec'>;
+
+/**
+ * The model of a store of `shape` fitted on `rows` (stored forms before training: normalized for
+ * cosine): PCA, composed with the rotation of rq codes (src/space/rotation.ts) when the codec is
+ * one. Plain data, so a worker thread can fit it (src/space/fit-job.ts).
+ */
+export function fitModel(rows: readonly Float32Array[], shape: ModelShape): PcaModel {
+  const pca = shape.pca === null ? undefined : fitPca(rows, shape.dim, shape.pca);
+  return isRqCodec(shape.codec) ? fitRotation(rows, shape.dim, pca) : pca!;
+}
+
+/** `model` with its projector: what fit() returns, whichever thread fitted the model. */
+export function fittedOf(model: PcaModel): Fitted {
+  return { model, projector: projectorOf(model) };
+}
+
 /**
  * How many standard deviations of a query's score against the part of a stored vector PCA drops
  * the rescoring bound allows (src/search/RESCORING.md, "PCA"): as the rq codes' fine bound.
@@ -197,11 +215,8 @@ export class VectorSpace {
    * space's projector, without changing this one: the caller re-encodes with it, then adopts it.
    */
   fit(rows: readonly Float32Array[]): Fitted {
-    const spec = this.config.pca;
     if (!this.fits) throw new Error('this space has no model to fit');
-    const pca = spec === null ? undefined : fitPca(rows, this.config.dim, spec);
-    const model = isRqCodec(this.config.codec) ? fitRotation(rows, this.config.dim, pca) : pca!;
-    return { model, projector: projectorOf(model) };
+    return fittedOf(fitModel(rows, this.config));
   }
 
   /** Takes a fitted model (from fit()) as this space's. */

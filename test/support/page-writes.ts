@@ -71,3 +71,20 @@ export function issueBatch(store: MemStore, b: number): Promise<unknown>[] {
 export async function oneProbeAnswers(store: MemStore): Promise<string[][]> {
   return Promise.all(queries.map(async (q) => (await store.search(q, { k: 10, nprobe: 1, rescore: false })).map((h) => `${h.id}:${h.score}`)));
 }
+
+/**
+ * Issues every batch at once (issueBatch) and resolves `window` as soon as `now(store)` holds while
+ * they are under way, or `late` once they are all done without that: how the children the crash
+ * tests kill find the moment to be killed in.
+ */
+export async function issueAllUntil(store: MemStore, now: (store: MemStore) => boolean): Promise<'window' | 'late'> {
+  const all: Promise<unknown>[] = [];
+  for (let b = 0; b < PAGE_WRITES_BATCHES; b++) all.push(...issueBatch(store, b));
+  let done = false;
+  void Promise.allSettled(all).then(() => (done = true));
+  while (!done) {
+    if (now(store)) return 'window';
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return 'late';
+}

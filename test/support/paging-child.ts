@@ -7,24 +7,15 @@
  */
 import { MemStore } from '../../src/index.js';
 import { planThreads } from '../../src/index/page-plan-job.js';
-import { issueBatch, PAGE_WRITES_BATCHES, pageWritesOptions } from './page-writes.js';
+import { issueAllUntil, pageWritesOptions } from './page-writes.js';
 
 const [dir, config, count, checkpointBytes] = process.argv.slice(2);
 // A small store: its plan goes to a worker all the same, as every plan from the default pages.from does.
 planThreads.minWork = 0;
 const store = await MemStore.open(dir!, pageWritesOptions(config!, checkpointBytes === undefined ? { durability: 'always' } : { durability: 'always', checkpointBytes: Number(checkpointBytes) }));
-const all: Promise<unknown>[] = [];
-for (let b = 0; b < PAGE_WRITES_BATCHES; b++) all.push(...issueBatch(store, b));
-let done = false;
-void Promise.allSettled(all).then(() => (done = true));
-let line = 'late';
-while (!done) {
-  const now = store.stats();
-  if (now.clustering && now.count === Number(count)) {
-    line = 'window';
-    break;
-  }
-  await new Promise((resolve) => setImmediate(resolve));
-}
+const line = await issueAllUntil(store, (s) => {
+  const now = s.stats();
+  return now.clustering && now.count === Number(count);
+});
 process.stdout.write(`${line}\n`);
 setInterval(() => undefined, 1000);

@@ -1,0 +1,298 @@
+import assert from 'node:assert/strict';
+import module from 'node:module';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import workerThreads from 'node:worker_threads';
+import { MemStore, type OpenOptions } from '../src/index.js';
+import { fitOffThread, fitThreads, startFit } from '../src/space/fit-job.js';
+import { fitModel } from '../src/space/vector-space.js';
+import { clustered, tempDir } from './helpers.js';
+import { runUntilKilled } from './support/killable.js';
+import { issueBatch, oneProbeAnswers, PAGE_WRITES_BATCHES, pageWritesOptions, writeBatch } from './support/page-writes.js';
+
+/**
+ * Training off the write (src/space/training.ts): the write that reaches `trainSize` no longer fits
+ * the model and re-encodes every buffered vector inside itself. A PCA is fitted in a worker thread
+ * and the buffer re-encoded a step at a time with writes held back; searches answer from the buffer
+ * meanwhile. The store ends as one that trained inside the write (the same codes in the same slots,
+ * so the same answers), however the writes and the training interleave, after a close, an abandon,
+ * a compaction or a kill -9 in the window.
+ */
+const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'support', 'training-child.js');
+const OFF = { minWork: 0, inlineMax: 64, stepMs: 8, reencodeStep: 64, maxBuffered: 4 };
+const INSIDE = { minWork: Infinity, inlineMax: Infinity, stepMs: 8, reencodeStep: Infinity, maxBuffered: 4 };
+const CONFIGS = ['cosine rq2', 'l2 int8 + PCA 12', 'cosine rq2, trained late', 'l2 int8 + PCA 12, trained late', 'cosine rq2 + PCA 16, trained late'];
+
+/** Runs `body` with fitThreads set to `settings`, then puts the defaults back. */
+async function withThreads<T>(settings: typeof OFF, body: () => Promise<T>): Promise<T> {
+  const saved = { ...fitThreads };
+  Object.assign(fitThreads, settings);
+  try {
+    return await body();
+  } finally {
+    Object.assign(fitThreads, saved);
+  }
+}
+
+interface Outcome {
+  count: number;
+  trained: boolean;
+  pages: number;
+  answers: string[][];
+}
+
+async function outcomeOf(store: MemStore): Promise<Outcome> {
+  const s = store.stats();
+  return { count: s.count, trained: s.trained, pages: s.pages, answers: await oneProbeAnswers(store) };
+}
+
+/** The store that trains inside the write that reaches trainSize, each write awaited. */
+async function straight(config: string, extra: OpenOptions = {}): Promise<Outcome> {
+  return withThreads(INSIDE, async () => {
+    const store = await MemStore.open(tempDir(), pageWritesOptions(config, extra));
+    try {
+      for (let b = 0; b < PAGE_WRITES_BATCHES; b++) await writeBatch(store, b);
+      assert.equal(store.stats().training, false);
+      return await outcomeOf(store);
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+async function reopened(dir: string, config: string, extra: OpenOptions = {}): Promise<Outcome> {
+  const store = await MemStore.open(dir, pageWritesOptions(config, extra));
+  try {
+    return await outcomeOf(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function issueAll(store: MemStore): Promise<unknown>[] {
+  const all: Promise<unknown>[] = [];
+  for (let b = 0; b < PAGE_WRITES_BATCHES; b++) all.push(...issueBatch(store, b));
+  return all;
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Resolves once `store` trains off the write; fails if `writes` are all done first. */
+async function trainingSeen(store: MemStore, writes: readonly Promise<unknown>[]): Promise<void> {
+  let done = false;
+  void Promise.allSettled(writes).then(() => (done = true));
+  while (!store.stats().training) {
+    assert.ok(!done, 'the store never trained off the write');
+    await nextTurn();
+  }
+}
+
+/** Polls `store` until `writes` are done: whether a write was applied (the count grew) while it trained, and whether it ever trained off the write. */
+async function watch(store: MemStore, writes: readonly Promise<unknown>[]): Promise<{ seen: boolean; grew: boolean }> {
+  let done = false;
+  void Promise.allSettled(writes).then(() => (done = true));
+  let seen = false;
+  let grew = false;
+  let first: number | undefined;
+  while (!done) {
+    const s = store.stats();
+    if (s.training) {
+      seen = true;
+      first ??= s.count;
+      if (s.count !== first) grew = true;
+    }
+    await nextTurn();
+  }
+  return { seen, grew };
+}
+
+test('fit job: a worker thread fits the model this thread fits (PCA, PCA with the rq rotation), and one that cannot is a rejection', async () => {
+  const dim = 32;
+  const rows = clustered(600, dim, 5);
+  for (const shape of [
+    { dim, pca: { dims: 8 }, codec: 'int8' as const },
+    { dim, pca: { dims: 12 }, codec: 'rq2' as const },
+  ]) {
+    const here = fitModel(rows, shape);
+    const flat = new Float32Array(rows.length * dim);
+    rows.forEach((r, i) => flat.set(r, i * dim));
+    const model = await startFit({ shape, rows: flat, count: rows.length })!.done;
+    assert.deepEqual(model, here, shape.codec);
+  }
+  assert.equal(fitOffThread({ dim, pca: null, codec: 'rq2' }, 10_000), false, 'a rotation alone is fitted here');
+  const bad = new Float32Array(dim);
+  await assert.rejects(startFit({ shape: { dim, pca: { dims: 8 }, codec: 'int8' }, rows: bad, count: 1 })!.done);
+  const job = startFit({ shape: { dim, pca: { dims: 8 }, codec: 'int8' }, rows: new Float32Array(600 * dim), count: 600 })!;
+  job.cancel();
+  await assert.rejects(job.done);
+  assert.throws(() => startFit({ shape: { dim, pca: { dims: 8 }, codec: 'int8' }, rows: new Float32Array(4 * dim).subarray(dim), count: 3 }), RangeError);
+});
+
+/** Without pages, the window lasts until the model is in: with them, a write that could reach pages.from ends it (Training.before). */
+const NO_PAGES: OpenOptions = { pages: false };
+
+for (const config of CONFIGS) {
+  for (const extra of [NO_PAGES, {}]) {
+    const named = `${config}${extra === NO_PAGES ? ', no pages' : ''}`;
+    test(`training off the write (${named}): writes made meanwhile, all issued at once, end as in a store that trained inside the write, acknowledged in call order, none before the store is trained`, async () => {
+      const expected = await straight(config, extra);
+      const dir = tempDir();
+      const watched = await withThreads(OFF, async () => {
+        const store = await MemStore.open(dir, pageWritesOptions(config, extra));
+        try {
+          const all = issueAll(store);
+          const order: number[] = [];
+          const resolvedTraining: number[] = [];
+          all.forEach(
+            (w, i) =>
+              void w.then(() => {
+                order.push(i);
+                if (store.stats().training) resolvedTraining.push(i);
+              }),
+          );
+          const seen = await watch(store, all);
+          await Promise.all(all);
+          assert.deepEqual(order, all.map((_, i) => i), 'acknowledged in call order');
+          assert.deepEqual(resolvedTraining, [], 'no write resolves while the store trains');
+          assert.equal(store.stats().training, false);
+          assert.deepEqual(await outcomeOf(store), expected);
+          return seen;
+        } finally {
+          await store.close();
+        }
+      });
+      if (extra === NO_PAGES) assert.ok(watched.seen, 'the store never trained off the write');
+      assert.deepEqual(await reopened(dir, config, extra), expected);
+    });
+  }
+}
+
+test('training off the write: writes are applied while a worker fits PCA, and searches answer from the buffer meanwhile', async () => {
+  const config = 'l2 int8 + PCA 12, trained late';
+  const expected = await straight(config, NO_PAGES);
+  await withThreads(OFF, async () => {
+    const store = await MemStore.open(tempDir(), pageWritesOptions(config, NO_PAGES));
+    try {
+      // Batch by batch until one reaches trainSize (1,500): it resolves only once the store is trained.
+      const crossing: Promise<unknown>[] = [];
+      let b = 0;
+      while (!store.stats().training) {
+        assert.ok(b < PAGE_WRITES_BATCHES, 'the store never trained off the write');
+        const writes = issueBatch(store, b++);
+        crossing.push(...writes);
+        let done = false;
+        void Promise.all(writes).then(() => (done = true));
+        while (!done && !store.stats().training) await nextTurn();
+      }
+      const before = store.stats().count;
+      const rest: Promise<unknown>[] = [];
+      for (; b < PAGE_WRITES_BATCHES; b++) rest.push(...issueBatch(store, b));
+      let grew = false;
+      let answered = false;
+      while (store.stats().training) {
+        if (store.stats().count > before) grew = true;
+        const hits = await store.search(new Float32Array(24).fill(0.1), { k: 3 });
+        assert.equal(hits.length, 3);
+        if (store.stats().training) answered = true;
+        await nextTurn();
+      }
+      await Promise.all([...crossing, ...rest]);
+      assert.ok(grew, 'no write was applied while the worker fitted');
+      assert.ok(answered, 'no search answered while the store trained');
+      assert.deepEqual(await outcomeOf(store), expected);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+test('training off the write: close() in the window waits for the model; abandon() does not, and the next open trains as the write would have', async () => {
+  const config = 'cosine rq2 + PCA 16, trained late';
+  const expected = await straight(config, NO_PAGES);
+  for (const end of ['close', 'abandon'] as const) {
+    const dir = tempDir();
+    await withThreads(OFF, async () => {
+      const store = await MemStore.open(dir, pageWritesOptions(config, NO_PAGES));
+      const all = issueAll(store);
+      await trainingSeen(store, all);
+      await (end === 'close' ? store.close() : store.abandon());
+      await Promise.allSettled(all);
+    });
+    assert.deepEqual(await reopened(dir, config, NO_PAGES), expected, end);
+  }
+});
+
+test('training off the write: compact() called in the window takes the model in itself, and ends as after a store that trained inside the write', async () => {
+  const config = 'l2 int8 + PCA 12, trained late';
+  const expectedDir = tempDir();
+  await withThreads(INSIDE, async () => {
+    const waited = await MemStore.open(expectedDir, pageWritesOptions(config, NO_PAGES));
+    try {
+      for (let b = 0; b < PAGE_WRITES_BATCHES; b++) await writeBatch(waited, b);
+      await waited.compact();
+    } finally {
+      await waited.close();
+    }
+  });
+  const expected = await reopened(expectedDir, config, NO_PAGES);
+  const dir = tempDir();
+  await withThreads(OFF, async () => {
+    const store = await MemStore.open(dir, pageWritesOptions(config, NO_PAGES));
+    try {
+      const all = issueAll(store);
+      await trainingSeen(store, all);
+      const compacting = store.compact();
+      await Promise.all(all);
+      await compacting;
+      assert.equal(store.stats().training, false);
+      assert.deepEqual(await outcomeOf(store), expected);
+    } finally {
+      await store.close();
+    }
+  });
+  assert.deepEqual(await reopened(dir, config, NO_PAGES), expected);
+});
+
+test('training off the write: where no worker thread can start, the store fits in its own thread and ends the same', async () => {
+  const config = 'l2 int8 + PCA 12, trained late';
+  const expected = await straight(config);
+  const OriginalWorker = workerThreads.Worker;
+  workerThreads.Worker = class {
+    constructor() {
+      throw new Error('no threads here');
+    }
+  } as unknown as typeof workerThreads.Worker;
+  module.syncBuiltinESMExports();
+  try {
+    await withThreads(OFF, async () => {
+      const store = await MemStore.open(tempDir(), pageWritesOptions(config));
+      try {
+        const all = issueAll(store);
+        await Promise.all(all);
+        assert.deepEqual(await outcomeOf(store), expected);
+      } finally {
+        await store.close();
+      }
+    });
+  } finally {
+    workerThreads.Worker = OriginalWorker;
+    module.syncBuiltinESMExports();
+  }
+});
+
+test('training off the write: kill -9 while the store trains loses no acknowledged write, and the reopened store trains as the write would have', async () => {
+  for (const config of ['cosine rq2 + PCA 16, trained late', 'cosine rq2, trained late']) {
+    const expected = await straight(config, NO_PAGES);
+    const dir = tempDir();
+    let line = '';
+    await runUntilKilled(child, [dir, config], (printed, kill) => {
+      line = printed;
+      kill();
+    });
+    assert.equal(line, 'window', `${config}: the child never saw the store training`);
+    assert.deepEqual(await reopened(dir, config, NO_PAGES), expected, config);
+  }
+});
