@@ -150,11 +150,6 @@ export class Paging {
     for (let run = this.run; run !== undefined; run = this.run) await run.settled;
   }
 
-  /** `value`, once no clustering into pages is under way: one way for every write, so that writes resolving together resolve in the order they were made. */
-  after<T>(value: T): Promise<T> {
-    return this.settled().then(() => value);
-  }
-
   /** Ends the worker of the clustering under way, if any; the writes waiting for it resolve. */
   cancel(): void {
     const run = this.run;

@@ -71,3 +71,8 @@ export function startFit(input: FitInput): FitJob | undefined {
     },
   };
 }
+
+/** The `count` rows of a fit's input, views into `rows` (one after another, `dim` floats each). */
+export function rowsOf(rows: Float32Array, count: number, dim: number): Float32Array[] {
+  return Array.from({ length: count }, (_, i) => rows.subarray(i * dim, (i + 1) * dim));
+}

@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import type { FitInput } from './fit-job.js';
+import { rowsOf, type FitInput } from './fit-job.js';
 import { fitModel } from './vector-space.js';
 
 /**
@@ -10,8 +10,7 @@ const port = parentPort;
 port?.once('message', (input: FitInput) => {
   try {
     const { shape, rows, count } = input;
-    const list = Array.from({ length: count }, (_, i) => rows.subarray(i * shape.dim, (i + 1) * shape.dim));
-    port.postMessage({ model: fitModel(list, shape) });
+    port.postMessage({ model: fitModel(rowsOf(rows, count, shape.dim), shape) });
   } catch (e) {
     port.postMessage({ error: e });
   }

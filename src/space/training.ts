@@ -3,7 +3,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { isRqCodec } from '../codec/codec.js';
 import { MemstoreError } from '../errors.js';
 import type { VectorIndex } from '../index/vector-index.js';
-import { fitOffThread, fitThreads, startFit, type FitJob } from './fit-job.js';
+import { fitOffThread, fitThreads, rowsOf, startFit, type FitJob } from './fit-job.js';
 import { fittedOf, type Fitted, type ModelShape } from './vector-space.js';
 
 /**
@@ -225,15 +225,26 @@ export class Training {
     let next: VectorIndex | undefined;
     try {
       fitted = host.fit(rowsOf(rows, samples, host.shape.dim));
-      next = host.newIndex(fitted);
-      const row = new Float32Array(host.shape.dim);
-      for (const id of buffer.allIds()) host.carry(buffer, next, id, fitted, row);
+      next = this.encodedAll(buffer, fitted);
       host.install(buffer, next, fitted);
     } catch (e) {
       next?.free();
       fitted?.projector.free();
       this.failed(e);
     }
+  }
+
+  /** A new index holding every vector of `buffer` encoded with `fitted`, in one step; freed if that fails. */
+  private encodedAll(buffer: VectorIndex, fitted: Fitted): VectorIndex {
+    const next = this.host.newIndex(fitted);
+    try {
+      const row = new Float32Array(this.host.shape.dim);
+      for (const id of buffer.allIds()) this.host.carry(buffer, next, id, fitted, row);
+    } catch (e) {
+      next.free();
+      throw e;
+    }
+    return next;
   }
 
   /** Re-encodes the buffer with the model of `run` and installs it, if `run` is still the one under way (with the write gate held). */
@@ -264,8 +275,8 @@ export class Training {
         // the rest is done in this step, from the start, in the buffer's order now.
         if (host.mutations() !== before) {
           next.free();
-          next = host.newIndex(fitted);
-          for (const id of buffer.allIds()) host.carry(buffer, next, id, fitted, row);
+          next = undefined;
+          next = this.encodedAll(buffer, fitted);
           break;
         }
       }
@@ -293,9 +304,4 @@ export class Training {
     const model = isRqCodec(codec) ? (pca === null ? 'the rotation' : 'PCA and the rotation') : 'PCA';
     emitWarning(new MemstoreError('IO', `training ${model} for ${this.host.dir} failed; it is retried on the next add`, { cause: e }));
   }
-}
-
-/** `count` rows of `dim` floats, views into `rows`. */
-function rowsOf(rows: Float32Array, count: number, dim: number): Float32Array[] {
-  return Array.from({ length: count }, (_, i) => rows.subarray(i * dim, (i + 1) * dim));
 }
