@@ -19,6 +19,7 @@
  *                            [--cache '{"bytes":16777216}']   (the cache's options where it is on; default: the defaults)
  *                            [--separate]   (each configuration in a process of its own instead of both in one)
  *                            [--off-at misses]   (the store without the cache searches only the queries the one with it misses)
+ *                            [--mmap false]   (both stores read full vectors with positioned reads, not through memory maps)
  *
  * Without --data it uses the 1k WordNet set the project ships.
  */
@@ -65,6 +66,8 @@ export interface CacheBenchOptions {
    * Paired replays only. @default 'every'
    */
   offAt?: 'every' | 'misses';
+  /** Both stores' `mmap` option: false reads full vectors and texts with positioned reads. @default true */
+  mmap?: boolean;
 }
 
 interface Resolved {
@@ -79,6 +82,7 @@ interface Resolved {
   readonly cache: CacheOptions | undefined;
   readonly separate: boolean;
   readonly offAt: 'every' | 'misses';
+  readonly mmap: boolean;
 }
 
 function resolve(o: CacheBenchOptions, data: Dataset): Resolved {
@@ -97,6 +101,7 @@ function resolve(o: CacheBenchOptions, data: Dataset): Resolved {
     cache: o.cache,
     separate: o.separate ?? false,
     offAt: o.offAt ?? 'every',
+    mmap: o.mmap ?? true,
   });
 }
 
@@ -152,8 +157,9 @@ interface Replay {
 }
 
 /** The options a replay opens its store with, the cache on or off. */
-function openOptions(o: Resolved, cache: boolean): { rescore: boolean; cache?: CacheOptions | false } {
-  return cache ? (o.cache === undefined ? { rescore: o.rescore } : { rescore: o.rescore, cache: o.cache }) : { rescore: o.rescore, cache: false };
+function openOptions(o: Resolved, cache: boolean): { rescore: boolean; mmap: boolean; cache?: CacheOptions | false } {
+  const base = { rescore: o.rescore, mmap: o.mmap };
+  return cache ? (o.cache === undefined ? base : { ...base, cache: o.cache }) : { ...base, cache: false };
 }
 
 /** Warm-up before a replay: JIT and page cache, with queries the stream does not ask; the store is closed after, so its cache starts cold. */
@@ -337,7 +343,7 @@ export async function runCacheBench(data: Dataset, dataArgs: readonly string[], 
     const freshOff = pick(runs.off, (i) => kinds[i] === 'fresh' && on.served[i] === 'miss');
     const us = (ms: number) => (ms * 1000).toFixed(1);
     const offAtMisses = o.offAt === 'misses';
-    write(`data: ${data.name}, ${o.n} x ${data.dim}-d, int8, rescore ${o.rescore}, k ${o.k}; a stream of ${kinds.length} queries: ${o.repeat} repeats, ${o.near} near (cosine ${o.nearCos[0]} to ${o.nearCos[1]} to an earlier one), the rest fresh; ${o.cache === undefined ? 'default cache options' : `cache ${JSON.stringify(o.cache)}`}; ${rounds} rounds, ${o.separate ? 'each configuration in a fresh process' : 'each a fresh process replaying both stores (a copy each) query by query, the one opened first taking turns'}${offAtMisses ? '; the store without the cache searching only the queries the one with it missed' : ''}`);
+    write(`data: ${data.name}, ${o.n} x ${data.dim}-d, int8, rescore ${o.rescore}, k ${o.k}; a stream of ${kinds.length} queries: ${o.repeat} repeats, ${o.near} near (cosine ${o.nearCos[0]} to ${o.nearCos[1]} to an earlier one), the rest fresh; ${o.cache === undefined ? 'default cache options' : `cache ${JSON.stringify(o.cache)}`}; ${rounds} rounds, ${o.separate ? 'each configuration in a fresh process' : 'each a fresh process replaying both stores (a copy each) query by query, the one opened first taking turns'}${offAtMisses ? '; the store without the cache searching only the queries the one with it missed' : ''}${o.mmap ? '' : '; full vectors and texts read with positioned reads (mmap: false)'}`);
     write('');
     write('| query kind | queries | exact hits | near hits | served by the cache |');
     write('|---|---:|---:|---:|---:|');
@@ -405,7 +411,13 @@ function optionArgs(o: CacheBenchOptions): string[] {
   if (o.cache !== undefined) out.push('--cache', JSON.stringify(o.cache));
   if (o.separate === true) out.push('--separate');
   if (o.offAt !== undefined) out.push('--off-at', o.offAt);
+  if (o.mmap !== undefined) out.push('--mmap', String(o.mmap));
   return out;
+}
+
+function booleanOf(flag: string, v: string): boolean {
+  if (v !== 'true' && v !== 'false') throw new Error(`${flag} must be true or false, got ${JSON.stringify(v)}`);
+  return v === 'true';
 }
 
 function offAtOf(v: string): 'every' | 'misses' {
@@ -432,6 +444,7 @@ async function main(): Promise<void> {
       separate: { type: 'boolean' },
       'off-at': { type: 'string' },
       'off-first': { type: 'boolean' },
+      mmap: { type: 'string' },
     },
   }, { numbers: ['stream', 'repeat', 'near', 'near-cos', 'k', 'rounds'] });
   const data = datasetFrom(values);
@@ -452,6 +465,7 @@ async function main(): Promise<void> {
     ...(values.cache === undefined ? {} : { cache: JSON.parse(values.cache) as CacheOptions }),
     ...(values.separate === true ? { separate: true } : {}),
     ...(values['off-at'] === undefined ? {} : { offAt: offAtOf(values['off-at']) }),
+    ...(values.mmap === undefined ? {} : { mmap: booleanOf('--mmap', values.mmap) }),
   };
   if (values.child !== undefined) {
     const o = resolve(options, data);

@@ -64,3 +64,12 @@ test('the cache bench gives each round its own ratios, the copy opened first alt
   await runCacheBench(datasetFrom({}), [], { n: 300, stream: 60, rounds: 1 }, (line) => odd.push(line));
   assert.ok(odd.some((l) => l.startsWith('geometric mean over the 1 round:') && l.includes('odd number')));
 });
+
+test('the cache bench with mmap false: both stores read with positioned reads, none of the answers differs, and hot vectors save reads there', async () => {
+  const lines: string[] = [];
+  await runCacheBench(datasetFrom({}), [], { n: 300, stream: 60, rounds: 1, offAt: 'misses', mmap: false }, (line) => lines.push(line));
+  assert.equal(figure(lines, 'answers that differed between the two stores:'), 0);
+  assert.ok(lines.some((l) => l.startsWith('data:') && l.includes('positioned reads (mmap: false)')));
+  const saved = lines.find((l) => l.includes('full-precision reads saved by hot vectors'));
+  assert.ok(saved !== undefined && Number(/saved by hot vectors (\d+)/.exec(saved)?.[1]) > 0, saved);
+});

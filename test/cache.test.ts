@@ -15,6 +15,7 @@ import { clustered, gaussian, perturb, rng, tempDir } from './helpers.js';
 import { FaultFileLayer } from './support/fault-layer.js';
 import { openPair, sameAnswer } from './support/cached-pair.js';
 import { heldLog } from './support/held-log.js';
+import { canMapFiles } from '../io/mmap.js';
 
 /**
  * The certified lookaside cache (src/cache/CACHE.md): a hit returns what a search of the store
@@ -354,6 +355,31 @@ test('hot vectors serve rescoring without reading the full-precision store once 
   }
   assert.ok(store.stats().cache.evictions > 0);
   await store.close();
+});
+
+test('hot vectors hold only what rescoring read without a map: read through memory maps (the page cache holds them) none is copied into the cache; read by positioned reads, the same searches take them hot, and answer the same', { skip: canMapFiles() ? false : 'the memory-map addon is not built here' }, async () => {
+  const v = clustered(300, DIM, 12);
+  const dir = tempDir();
+  const writer = await MemStore.open(dir, { dim: DIM, durability: 'none', cache: false });
+  await writer.add(v.map((vector, i) => ({ id: `v${i}`, vector })));
+  await writer.close();
+  const answers: SearchHit[][][] = [];
+  for (const mmap of [true, false]) {
+    // Reopened: the vectors are read from the arena's files, through maps or not.
+    const store = await MemStore.open(dir, { mmap, cache: { entries: 1000 } });
+    try {
+      const got: SearchHit[][] = [];
+      for (let i = 0; i < 4; i++) got.push(await store.search(v[0]!.map((x) => x * (1 + i * 1e-4)), { k: 10 }));
+      answers.push(got);
+      const stats = store.stats();
+      assert.equal(stats.mappedFiles > 0, mmap, JSON.stringify(stats));
+      if (mmap) assert.equal(stats.cache.fullReadsSaved, 0, JSON.stringify(stats.cache));
+      else assert.ok(stats.cache.fullReadsSaved >= 10, JSON.stringify(stats.cache));
+    } finally {
+      await store.close();
+    }
+  }
+  assert.deepEqual(answers[0], answers[1]);
 });
 
 test('hot vectors are kept by slot: an upsert drops the one in the slot its id keeps, a delete its own through the removal, and rescoring then reads the new vectors', async () => {

@@ -1027,8 +1027,11 @@ export class SearchPath {
     const places = this.prefetchPlaces;
     for (let i = 0; i < sources.length; i++) places[i] = sources[i]!.place;
     // All at once, straight into the scorer's batch, where the maps allow; else one by one, as below.
+    // What the maps gave is not kept hot: the page cache holds it already, and a read out of a map
+    // costs what a hot vector's view does, where copying it into the cache cost every miss about 2%
+    // and saved near hits nothing (CACHE.md, "Hot vectors").
     if (this.env.reads.gatherVectors(places, sources.length, scorer.batchBytes(sources.length), scorer.stride)) {
-      this.scoreLoaded(sources, this.env.writes() !== batch.since, batch);
+      this.scoreLoaded(sources, true, batch);
       return true;
     }
     // Their frames fetched together first: read one after another, each waited for its own cache misses.
@@ -1065,15 +1068,18 @@ export class SearchPath {
     return true;
   }
 
-  /** Scores the batch loaded for `sources`, keeping vectors hot where the cache admits them. */
-  private scoreLoaded(sources: readonly Source[], moved: boolean, batch: Batch): void {
+  /**
+   * Scores the batch loaded for `sources`, keeping vectors hot where the cache admits them, unless
+   * `unkept` (a write came in since their places were taken, or they were read out of maps).
+   */
+  private scoreLoaded(sources: readonly Source[], unkept: boolean, batch: Batch): void {
     const { q, qNorm, ranked, scores, norms } = batch;
     this.env.scorer.scoreLoaded(q, qNorm, sources.length, [], scores, norms);
     const cache = this.env.cache;
     const cosine = this.env.metric === 'cosine';
     sources.forEach(({ slot }, i) => {
       // Kept hot only when no write came in (a write to this id would have dropped it), and read before.
-      if (cache !== undefined && !moved && cache.admitVectorAt(slot)) {
+      if (cache !== undefined && !unkept && cache.admitVectorAt(slot)) {
         cache.keepVector(slot, this.env.index(), this.env.scorer.loaded(i), cosine ? norms[i]! : undefined);
       }
       ranked.push({ slot, score: scores[i]! });
