@@ -18,7 +18,7 @@ function usage(script: string, options: Options): string {
 export function benchArgs<T extends Options>(
   script: string,
   config: { options: T },
-  how: { readonly numbers?: readonly (keyof T & string)[]; readonly argv?: string[] } = {},
+  how: { readonly numbers?: readonly (keyof T & string)[]; readonly choices?: Partial<Record<keyof T & string, readonly string[]>>; readonly argv?: string[] } = {},
 ): ReturnType<typeof parseArgs<{ options: T; args: string[] }>> {
   const { options } = config;
   const argv = how.argv ?? process.argv.slice(2);
@@ -39,6 +39,12 @@ export function benchArgs<T extends Options>(
     if (typeof value !== 'string') continue;
     if (!value.split(',').every((part) => part.trim() !== '' && Number.isFinite(Number(part)))) {
       return refuse(script, options, `--${name} takes a number (or numbers separated by commas), got '${value}'`);
+    }
+  }
+  for (const [name, allowed] of Object.entries(how.choices ?? {}) as [string, readonly string[]][]) {
+    const value = (parsed.values as Record<string, unknown>)[name];
+    if (typeof value === 'string' && !allowed.includes(value)) {
+      return refuse(script, options, `--${name} takes ${allowed.join(' or ')}, got '${value}'`);
     }
   }
   return parsed;

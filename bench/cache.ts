@@ -446,7 +446,7 @@ async function main(): Promise<void> {
       'off-first': { type: 'boolean' },
       mmap: { type: 'string' },
     },
-  }, { numbers: ['stream', 'repeat', 'near', 'near-cos', 'k', 'rounds'] });
+  }, { numbers: ['stream', 'repeat', 'near', 'near-cos', 'k', 'rounds'], choices: { 'off-at': ['every', 'misses'], mmap: ['true', 'false'], rescore: ['true', 'false'] } });
   const data = datasetFrom(values);
   const cos = values['near-cos']?.split(',').map(Number);
   const dataArgs = [

@@ -52,6 +52,16 @@ test('a benchmark script given an unknown option, or an option without its value
   assert.match(missing.stderr, /--nprobe/);
 });
 
+test('the cache bench refuses an --off-at, --mmap or --rescore it does not know with exit code 2 and the choices, not a stack trace', async () => {
+  const cases: string[][] = [['--off-at', 'sometimes'], ['--mmap', 'maybe'], ['--mmap', 'TRUE'], ['--rescore', 'no']];
+  const runs = await Promise.all(cases.map((args) => runScript('cache.js', args).then((r) => ({ args, ...r }))));
+  for (const r of runs) {
+    assert.equal(r.code, 2, `${r.args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`${r.args[0]} takes`), r.args.join(' '));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, `${r.args.join(' ')}: no stack trace`);
+  }
+});
+
 test('a benchmark script refuses a number option that is not a number, or a list of numbers with a gap, with exit code 2 (Number() had made NaN of it)', async () => {
   const cases: [string, string[]][] = [
     ['index.js', ['--nprobe', '16,abc']],

@@ -357,12 +357,18 @@ test('hot vectors serve rescoring without reading the full-precision store once 
   await store.close();
 });
 
-test('hot vectors hold only what rescoring read without a map: read through memory maps (the page cache holds them) none is copied into the cache; read by positioned reads, the same searches take them hot, and answer the same', { skip: canMapFiles() ? false : 'the memory-map addon is not built here' }, async () => {
-  const v = clustered(300, DIM, 12);
+/** A store of `v` (ids v0, v1, ...) written and closed, so that a reopen reads its vectors from the arena's files; its directory. */
+async function writtenAndClosed(v: readonly Float32Array[]): Promise<string> {
   const dir = tempDir();
   const writer = await MemStore.open(dir, { dim: DIM, durability: 'none', cache: false });
   await writer.add(v.map((vector, i) => ({ id: `v${i}`, vector })));
   await writer.close();
+  return dir;
+}
+
+test('hot vectors hold only what rescoring read without a map: read through memory maps (the page cache holds them) none is copied into the cache; read by positioned reads, the same searches take them hot, and answer the same', { skip: canMapFiles() ? false : 'the memory-map addon is not built here' }, async () => {
+  const v = clustered(300, DIM, 12);
+  const dir = await writtenAndClosed(v);
   const answers: SearchHit[][][] = [];
   for (const mmap of [true, false]) {
     // Reopened: the vectors are read from the arena's files, through maps or not.
@@ -380,6 +386,28 @@ test('hot vectors hold only what rescoring read without a map: read through memo
     }
   }
   assert.deepEqual(answers[0], answers[1]);
+});
+
+test('hot vectors: in a batch of candidates some of whose vectors no map covers yet (added in this process), those read out of a map are not kept; once only mapped ones are candidates, no read is saved', { skip: canMapFiles() ? false : 'the memory-map addon is not built here' }, async () => {
+  const v = clustered(300, DIM, 12);
+  const dir = await writtenAndClosed(v);
+  const store = await MemStore.open(dir, { durability: 'none', cache: { entries: 1000 } });
+  try {
+    const q = v[0]!;
+    // Vectors near q added now: their frames are in the segment being appended to, which no map covers.
+    const fresh = Array.from({ length: 6 }, (_, i) => ({ id: `new${i}`, vector: q.map((x, j) => x * (1 + 1e-3 * (((i + j) % 5) - 2))) }));
+    await store.add(fresh);
+    for (let i = 0; i < 4; i++) await store.search(q.map((x) => x * (1 + i * 1e-4)), { k: 10 });
+    assert.ok(store.stats().mappedFiles > 0, JSON.stringify(store.stats()));
+    // The new vectors were among the candidates and read twice: kept hot, and later reads saved.
+    assert.ok(store.stats().cache.fullReadsSaved > 0, JSON.stringify(store.stats().cache));
+    await store.delete(fresh.map((r) => r.id));
+    const before = store.stats().cache.fullReadsSaved;
+    for (let i = 0; i < 4; i++) await store.search(q.map((x) => x * (1 + (i + 5) * 1e-4)), { k: 10 });
+    assert.equal(store.stats().cache.fullReadsSaved, before, 'the mapped candidates read beside them were not kept');
+  } finally {
+    await store.close();
+  }
 });
 
 test('hot vectors are kept by slot: an upsert drops the one in the slot its id keeps, a delete its own through the removal, and rescoring then reads the new vectors', async () => {

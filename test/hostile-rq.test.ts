@@ -569,7 +569,7 @@ test('where a vector is does not change an rq answer: the design-limit query get
   const ways: readonly { name: string; options: OpenOptions }[] = [
     { name: 'maps', options: { cache: false, mmap: true } },
     { name: 'positioned reads', options: { cache: false, mmap: false } },
-    // The cache keeps hot only what it read without a map (CACHE.md, "Hot vectors").
+    // The cache keeps hot only what it read without a map (CACHE.md, "Hot records").
     { name: 'the cache', options: { cache: {}, mmap: false } },
   ];
   for (const codec of RQ) {

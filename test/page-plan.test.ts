@@ -61,6 +61,25 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** Counts the turns of the event loop from now until stop(): turn() is the one running. */
+function turnTicker(): { turn: () => number; stop: () => Promise<void> } {
+  let turn = 0;
+  let ticking = true;
+  const ticker = (async () => {
+    while (ticking) {
+      turn++;
+      await nextTurn();
+    }
+  })();
+  return {
+    turn: () => turn,
+    stop: async () => {
+      ticking = false;
+      await ticker;
+    },
+  };
+}
+
 /** Every batch issued at once (writeBatch's writes, none awaited before the next), in call order. */
 function issueAll(store: MemStore): Promise<unknown>[] {
   const all: Promise<unknown>[] = [];
@@ -402,20 +421,13 @@ test('pages at pages.from: a burst of writes logged before the limit could hold 
   const step = planThreads.replayStep;
   planThreads.replayStep = 100;
   // Which turn of the event loop each put into a page index ran in (the worker's own are not seen here).
-  let turn = 0;
   const turns = new Set<number>();
   const put = PageIndex.prototype.put;
+  const ticker = turnTicker();
   PageIndex.prototype.put = function (this: PageIndex, id: string, vector: Float32Array) {
-    turns.add(turn);
+    turns.add(ticker.turn());
     put.call(this, id, vector);
   };
-  let ticking = true;
-  const ticker = (async () => {
-    while (ticking) {
-      turn++;
-      await nextTurn();
-    }
-  })();
   try {
     const store = await MemStore.open(tempDir(), pageWritesOptions(config));
     try {
@@ -427,10 +439,50 @@ test('pages at pages.from: a burst of writes logged before the limit could hold 
       await store.close();
     }
   } finally {
-    ticking = false;
-    await ticker;
+    await ticker.stop();
     PageIndex.prototype.put = put;
     planThreads.replayStep = step;
+  }
+});
+
+test('a plan from a worker is loaded into its pages a step at a time, the event loop turning between steps, for the first pages and for compact(), and the pages and answers are the same', async () => {
+  const config = 'cosine int8';
+  const expected = await straight(config);
+  const stepMs = planThreads.stepMs;
+  // Which turn of the event loop each code loaded into a page index ran in (the worker's own are not seen here).
+  let turns = new Set<number>();
+  const loadCode = PageIndex.prototype.loadCode;
+  const ticker = turnTicker();
+  PageIndex.prototype.loadCode = function (this: PageIndex, ...args: Parameters<PageIndex['loadCode']>) {
+    turns.add(ticker.turn());
+    return loadCode.apply(this, args);
+  };
+  try {
+    const compacted: { pages: number; answers: string[][] }[] = [];
+    for (const ms of [0, stepMs]) {
+      planThreads.stepMs = ms;
+      turns = new Set();
+      const store = await MemStore.open(tempDir(), pageWritesOptions(config));
+      try {
+        for (let b = 0; b < PAGE_WRITES_BATCHES; b++) await writeBatch(store, b);
+        // 300 codes at pages.from, loaded 256 at a time at least between two looks at the clock.
+        if (ms === 0) assert.ok(turns.size >= 2, `the first pages were loaded in ${turns.size} turns`);
+        assert.deepEqual({ count: store.stats().count, pages: store.stats().pages, answers: await oneProbeAnswers(store) }, expected, `stepMs ${ms}`);
+        turns = new Set();
+        await store.compact();
+        // 2,000-odd codes re-clustered: eight steps of 256 and more.
+        if (ms === 0) assert.ok(turns.size >= 8, `compaction's pages were loaded in ${turns.size} turns`);
+        assert.equal(store.stats().clustering, false);
+        compacted.push({ pages: store.stats().pages, answers: await oneProbeAnswers(store) });
+      } finally {
+        await store.close();
+      }
+    }
+    assert.deepEqual(compacted[0], compacted[1], 'compaction loaded in steps of 256 and in steps of stepMs');
+  } finally {
+    await ticker.stop();
+    PageIndex.prototype.loadCode = loadCode;
+    planThreads.stepMs = stepMs;
   }
 });
 

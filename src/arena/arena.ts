@@ -502,6 +502,19 @@ export class BlobArena {
   }
 
   /**
+   * Whether a read of the frame at (generation `g`, segment `s`, `offset`) of `length` payload bytes
+   * goes through its segment's map as things stand: the map covers it and it is not in a chunk still
+   * to be written. Asked right after a read, it tells whether that read came out of the map (the
+   * lookaside cache keeps hot only vectors that did not: src/cache/CACHE.md, "Hot records").
+   */
+  frameMapped(g: number, s: number, offset: number, length: number): boolean {
+    if (!this.options.mapped || this.closed) return false;
+    const segment = this.generationNumbered(g)?.byNumber.get(s);
+    const mapped = segment?.mapped;
+    return segment !== undefined && mapped !== undefined && offset + frameSize(length) <= mapped.length && this.unsyncedChunk(segment, offset) === undefined;
+  }
+
+  /**
    * A hint that the frames at `places[0, count)` (generation, segment, offset), each of `length`
    * payload bytes, are about to be read by readFrameInto(): where a segment's map already covers
    * them, the CPU starts fetching their bytes, so that the reads that follow overlap their cache

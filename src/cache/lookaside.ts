@@ -198,7 +198,7 @@ export interface CacheStats {
   /** Bytes held: pools, answers and hot records. */
   bytes: number;
   entries: number;
-  /** Full-precision vectors taken from hot records instead of the store: only vectors read without a memory map are kept hot (CACHE.md, "Hot records"). */
+  /** Reads of full-precision vectors that hot vectors stood in for; only vectors read otherwise than out of a memory map are kept hot (CACHE.md, "Hot records"). */
   fullReadsSaved: number;
   /** Pool vectors scored to prove answers (all pools tried); the members that cannot be candidates are not scored. */
   poolScored: number;

@@ -248,7 +248,13 @@ export class PageIndex implements VectorIndex {
   }
 
   loaded(): void {
-    this.clusters.settle();
+    const steps = this.loading();
+    while (steps.next().done !== true);
+  }
+
+  /** loaded() in steps (PageClusters.settling): nothing else may be asked of this index until it is done; return() ends it early. */
+  *loading(): Generator<void, void, void> {
+    yield* this.clusters.settling();
     const unplaced = this.unplaced;
     this.unplaced = undefined;
     for (const id of unplaced ?? []) {

@@ -23,9 +23,10 @@ export interface PagePlanJob {
  * 30–440 ms; from 16,384 vectors (the default `pages.from`) at any dimension, every plan goes to a
  * worker. While one is made, at most `maxReplays` writes are noted for replay before the next ones
  * wait for the pages (MemStore.pagingFull); they are replayed on the new pages `replayStep` at a
- * time, the event loop turning between steps (Paging.take, paging.ts). @internal Tests lower them.
+ * time, the event loop turning between steps (Paging.take, paging.ts), as the plan's vectors are
+ * loaded into them about `stepMs` at a time (loadPlanInSteps). @internal Tests lower them.
  */
-export const planThreads = { minWork: 1 << 16, maxReplays: 4096, replayStep: 1024 };
+export const planThreads = { minWork: 1 << 16, maxReplays: 4096, replayStep: 1024, stepMs: 8 };
 
 /** Whether a plan of `input` is worth a worker thread (planThreads). */
 export function planOffThread(input: Pick<PagePlanInput, 'ids' | 'dim'>): boolean {

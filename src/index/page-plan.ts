@@ -103,13 +103,67 @@ export interface PlanReplay {
  * store that clustered inside the write, and took the writes after it one by one, would have: the
  * same whenever the plan comes back.
  */
-export function loadPlan(next: PageIndex, input: Pick<PagePlanInput, 'ids' | 'codes' | 'scales' | 'idBytes'>, pages: Int32Array): void {
+export function loadPlan(next: PageIndex, input: PlanCodes, pages: Int32Array): void {
+  const load = loaderOf(next, input, pages);
+  load(input.ids.length);
+  next.loaded();
+}
+
+/**
+ * loadPlan() a step at a time: the vectors are loaded, then their pages summed (PageIndex.loading),
+ * for about `stepMs` at a time, with a turn of the event loop between steps, so that a plan taken in
+ * off the write path (Paging) holds the process no longer than a step (the load and the sums were
+ * one step of 250 ms at 20,000 x 512-d, most of the stall the worker had left). `next` is nobody's index yet, so nothing the turns let run sees it
+ * half loaded. After each turn `wanted()` is asked: false (the store went away meanwhile) stops the
+ * load, and false is returned; the caller frees `next`.
+ */
+export async function loadPlanInSteps(next: PageIndex, input: PlanCodes, pages: Int32Array, stepMs: number, wanted: () => boolean): Promise<boolean> {
+  const load = loaderOf(next, input, pages);
+  const n = input.ids.length;
+  const turn = async (): Promise<boolean> => {
+    await new Promise((resolve) => setImmediate(resolve));
+    return wanted();
+  };
+  for (let at = 0; at < n; ) {
+    const until = performance.now() + stepMs;
+    // The clock is read once per LOAD_RUN vectors, not per vector.
+    do at = load(Math.min(n, at + LOAD_RUN));
+    while (at < n && performance.now() < until);
+    if (at < n && !(await turn())) return false;
+  }
+  // Then the pages' sums and centroids (PageIndex.loading), a page or more a step.
+  const steps = next.loading();
+  try {
+    for (;;) {
+      const until = performance.now() + stepMs;
+      let done: boolean | undefined;
+      do done = steps.next().done;
+      while (done !== true && performance.now() < until);
+      if (done === true) return true;
+      if (!(await turn())) return false;
+    }
+  } finally {
+    steps.return();
+  }
+}
+
+/** What loading a plan reads of its input. */
+type PlanCodes = Pick<PagePlanInput, 'ids' | 'codes' | 'scales' | 'idBytes'>;
+
+/** Vectors loadPlanInSteps() loads between two looks at the clock. */
+const LOAD_RUN = 256;
+
+/** Reserves room in `next` for the plan, and returns a function that loads its vectors up to (not including) `to`, from where the last call stopped; it returns `to`. */
+function loaderOf(next: PageIndex, input: PlanCodes, pages: Int32Array): (to: number) => number {
   const n = input.ids.length;
   if (pages.length !== n) throw new RangeError(`a plan of ${pages.length} pages for ${n} vectors`);
   const codeBytes = input.codes.length / Math.max(1, n);
   next.reserve(n, input.idBytes);
-  for (let i = 0; i < n; i++) next.loadCode(input.ids[i]!, pages[i]!, input.codes.subarray(i * codeBytes, (i + 1) * codeBytes), input.scales[i]!);
-  next.loaded();
+  let i = 0;
+  return (to: number): number => {
+    for (; i < to; i++) next.loadCode(input.ids[i]!, pages[i]!, input.codes.subarray(i * codeBytes, (i + 1) * codeBytes), input.scales[i]!);
+    return to;
+  };
 }
 
 /** Applies `replays[from, to)` (clipped to their length) to `next` in order; returns where it stopped. */

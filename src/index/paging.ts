@@ -2,7 +2,7 @@ import { emitWarning } from 'node:process';
 import { MemstoreError } from '../errors.js';
 import type { PagesOptions } from '../options.js';
 import { PageIndex } from './page-index.js';
-import { loadPlan, planInputOf, planPages, replayOnto, type PagePlanInput, type PagePlanShape, type PlanReplay } from './page-plan.js';
+import { loadPlan, loadPlanInSteps, planInputOf, planPages, replayOnto, type PagePlanInput, type PagePlanShape, type PlanReplay } from './page-plan.js';
 import { planThreads, startPagePlan, type PagePlan, type PagePlanJob } from './page-plan-job.js';
 import type { VectorIndex } from './vector-index.js';
 
@@ -205,8 +205,10 @@ export class Paging {
       this.reclustering = false;
     }
     if (input === undefined || plan === undefined) return index.recluster();
-    const next = this.pagesOf({ ...input, ...plan }, plan.pages);
+    // Loaded a step at a time: compaction holds writes back, and searches go on with `index` meanwhile.
+    const next = host.newPageIndex();
     try {
+      await loadPlanInSteps(next, { ...input, ...plan }, plan.pages, planThreads.stepMs, () => true);
       host.adopt(index, next);
     } catch (e) {
       next.free();
@@ -234,7 +236,13 @@ export class Paging {
     const flat = run.flat;
     let next: PageIndex | undefined;
     try {
-      next = this.pagesOf({ ids: run.ids, idBytes: run.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages);
+      next = host.newPageIndex();
+      // Cancelled during the load's turns (abandon(), a failed open): nothing to take in.
+      const wanted = (): boolean => this.run === run && host.index() === flat;
+      if (!(await loadPlanInSteps(next, { ids: run.ids, idBytes: run.idBytes, codes: plan.codes, scales: plan.scales }, plan.pages, planThreads.stepMs, wanted))) {
+        next.free();
+        return;
+      }
       // The writes noted, a step at a time with a turn of the event loop between steps (searches
       // answer from the exact index meanwhile; the gate holds writes back): a burst logged before
       // maxReplays could hold it back had made the swap one long step. Records set aside as damaged

@@ -328,6 +328,8 @@ export class SearchPath {
   private readonly prefetchPlaces: VectorPlace[] = [];
   /** rank()'s top-k, kept for the next search (topFor()). */
   private rankTop: { readonly index: VectorIndex; readonly top: TopK } | undefined;
+  /** fromMaps()'s flags, grown, never per batch. */
+  private mapFlags = new Uint8Array(0);
 
   constructor(private readonly env: SearchEnv) {}
 
@@ -1029,13 +1031,14 @@ export class SearchPath {
     // All at once, straight into the scorer's batch, where the maps allow; else one by one, as below.
     // What the maps gave is not kept hot: the page cache holds it already, and a read out of a map
     // costs what a hot vector's view does, where copying it into the cache cost every miss about 2%
-    // and saved near hits nothing (CACHE.md, "Hot vectors").
+    // and saved near hits nothing (CACHE.md, "Hot records").
     if (this.env.reads.gatherVectors(places, sources.length, scorer.batchBytes(sources.length), scorer.stride)) {
       this.scoreLoaded(sources, true, batch);
       return true;
     }
     // Their frames fetched together first: read one after another, each waited for its own cache misses.
     this.env.reads.prefetchVectors(places, sources.length);
+    const fromMaps = this.fromMaps(sources.length);
     let loaded = 0;
     for (const source of sources) {
       let vector: Float32Array | undefined;
@@ -1045,10 +1048,18 @@ export class SearchPath {
         return this.failedRead(source, e, batch.idOf);
       }
       if (vector === undefined) return false;
+      // A batch some of whose frames no map covers is read here, the others still out of their maps.
+      fromMaps[loaded] = this.env.reads.vectorMapped(source.place) ? 1 : 0;
       this.env.scorer.load(loaded++, vector);
     }
-    this.scoreLoaded(sources, this.env.writes() !== batch.since, batch);
+    this.scoreLoaded(sources, this.env.writes() !== batch.since, batch, fromMaps);
     return true;
+  }
+
+  /** A scratch flag per vector of a batch: 1 where it was read out of a map (scoreLoaded keeps those out of the cache). */
+  private fromMaps(count: number): Uint8Array {
+    if (this.mapFlags.length < count) this.mapFlags = new Uint8Array(Math.max(count, 2 * this.mapFlags.length));
+    return this.mapFlags;
   }
 
   /**
@@ -1060,26 +1071,29 @@ export class SearchPath {
     const reads = await Promise.allSettled(sources.map((x) => this.env.reads.vector(batch.idOf(x.slot), x.place)));
     const moved = this.env.writes() !== batch.since;
     this.env.scorer.reserve(sources.length);
+    const fromMaps = this.fromMaps(sources.length);
     for (const [i, r] of reads.entries()) {
       if (r.status === 'rejected') return this.failedRead(sources[i]!, r.reason, batch.idOf);
+      fromMaps[i] = this.env.reads.vectorMapped(sources[i]!.place) ? 1 : 0;
       this.env.scorer.load(i, r.value);
     }
-    this.scoreLoaded(sources, moved, batch);
+    this.scoreLoaded(sources, moved, batch, fromMaps);
     return true;
   }
 
   /**
    * Scores the batch loaded for `sources`, keeping vectors hot where the cache admits them, unless
-   * `unkept` (a write came in since their places were taken, or they were read out of maps).
+   * `unkept` (a write came in since their places were taken, or they were all read out of maps) or
+   * `fromMaps[i]` is 1 (that one was).
    */
-  private scoreLoaded(sources: readonly Source[], unkept: boolean, batch: Batch): void {
+  private scoreLoaded(sources: readonly Source[], unkept: boolean, batch: Batch, fromMaps?: Uint8Array): void {
     const { q, qNorm, ranked, scores, norms } = batch;
     this.env.scorer.scoreLoaded(q, qNorm, sources.length, [], scores, norms);
     const cache = this.env.cache;
     const cosine = this.env.metric === 'cosine';
     sources.forEach(({ slot }, i) => {
       // Kept hot only when no write came in (a write to this id would have dropped it), and read before.
-      if (cache !== undefined && !unkept && cache.admitVectorAt(slot)) {
+      if (cache !== undefined && !unkept && fromMaps?.[i] !== 1 && cache.admitVectorAt(slot)) {
         cache.keepVector(slot, this.env.index(), this.env.scorer.loaded(i), cosine ? norms[i]! : undefined);
       }
       ranked.push({ slot, score: scores[i]! });

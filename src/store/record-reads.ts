@@ -97,6 +97,11 @@ export class RecordReads {
     return this.vectors.frameResident(place[0], place[1], place[2], this.dim * 4, now);
   }
 
+  /** Whether a read of the vector at `place` goes through a memory map now (BlobArena.frameMapped). */
+  vectorMapped(place: VectorPlace): boolean {
+    return this.vectors.frameMapped(place[0], place[1], place[2], this.dim * 4);
+  }
+
   private vectorNowIn(idOf: () => string, place: VectorPlace, scratch: Uint8Array | undefined): Float32Array | undefined {
     let bytes: Uint8Array | undefined;
     try {
