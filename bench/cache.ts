@@ -415,11 +415,6 @@ function optionArgs(o: CacheBenchOptions): string[] {
   return out;
 }
 
-function booleanOf(flag: string, v: string): boolean {
-  if (v !== 'true' && v !== 'false') throw new Error(`${flag} must be true or false, got ${JSON.stringify(v)}`);
-  return v === 'true';
-}
-
 function offAtOf(v: string): 'every' | 'misses' {
   if (v !== 'every' && v !== 'misses') throw new Error(`--off-at must be every or misses, got ${JSON.stringify(v)}`);
   return v;
@@ -465,7 +460,8 @@ async function main(): Promise<void> {
     ...(values.cache === undefined ? {} : { cache: JSON.parse(values.cache) as CacheOptions }),
     ...(values.separate === true ? { separate: true } : {}),
     ...(values['off-at'] === undefined ? {} : { offAt: offAtOf(values['off-at']) }),
-    ...(values.mmap === undefined ? {} : { mmap: booleanOf('--mmap', values.mmap) }),
+    // benchArgs took true or false only.
+    ...(values.mmap === undefined ? {} : { mmap: values.mmap === 'true' }),
   };
   if (values.child !== undefined) {
     const o = resolve(options, data);

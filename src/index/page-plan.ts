@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { getCodec, type CodecName } from '../codec/index.js';
 import type { KernelMetric } from '../kernels/index.js';
 import { PageIndex, sortSlotsById } from './page-index.js';
@@ -118,21 +119,7 @@ export function loadPlan(next: PageIndex, input: PlanCodes, pages: Int32Array): 
  * load, and false is returned; the caller frees `next`.
  */
 export async function loadPlanInSteps(next: PageIndex, input: PlanCodes, pages: Int32Array, stepMs: number, wanted: () => boolean): Promise<boolean> {
-  const load = loaderOf(next, input, pages);
-  const n = input.ids.length;
-  const turn = async (): Promise<boolean> => {
-    await new Promise((resolve) => setImmediate(resolve));
-    return wanted();
-  };
-  for (let at = 0; at < n; ) {
-    const until = performance.now() + stepMs;
-    // The clock is read once per LOAD_RUN vectors, not per vector.
-    do at = load(Math.min(n, at + LOAD_RUN));
-    while (at < n && performance.now() < until);
-    if (at < n && !(await turn())) return false;
-  }
-  // Then the pages' sums and centroids (PageIndex.loading), a page or more a step.
-  const steps = next.loading();
+  const steps = loadingSteps(next, input, pages);
   try {
     for (;;) {
       const until = performance.now() + stepMs;
@@ -140,17 +127,27 @@ export async function loadPlanInSteps(next: PageIndex, input: PlanCodes, pages: 
       do done = steps.next().done;
       while (done !== true && performance.now() < until);
       if (done === true) return true;
-      if (!(await turn())) return false;
+      await nextTurn();
+      if (!wanted()) return false;
     }
   } finally {
+    // Ended early: the pages' scratch memory is given back (PageClusters.settling).
     steps.return();
   }
+}
+
+/** loadPlan() as steps: LOAD_RUN vectors put in at each, then the pages summed (PageIndex.loading). */
+function* loadingSteps(next: PageIndex, input: PlanCodes, pages: Int32Array): Generator<void, void, void> {
+  const load = loaderOf(next, input, pages);
+  const n = input.ids.length;
+  for (let at = 0; at < n; at = load(Math.min(n, at + LOAD_RUN))) yield;
+  yield* next.loading();
 }
 
 /** What loading a plan reads of its input. */
 type PlanCodes = Pick<PagePlanInput, 'ids' | 'codes' | 'scales' | 'idBytes'>;
 
-/** Vectors loadPlanInSteps() loads between two looks at the clock. */
+/** Vectors loadPlanInSteps() puts in between two looks at the clock. */
 const LOAD_RUN = 256;
 
 /** Reserves room in `next` for the plan, and returns a function that loads its vectors up to (not including) `to`, from where the last call stopped; it returns `to`. */
