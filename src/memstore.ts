@@ -46,7 +46,7 @@ import { asMemstoreError, damagedId, recordCorruption } from './store/record-err
 import { RecordReads } from './store/record-reads.js';
 import { ResidentSampler } from './store/resident.js';
 import { DirectoryLock, refuseUnfinishedImport } from './store/lock.js';
-import { decodeMutation, encodeMutation, type Mutation } from './store/mutations.js';
+import { decodeMutation, encodeMutation, recordsAdded, type Mutation } from './store/mutations.js';
 import { arenaEndOf, docRecord, environmentKind, hasDoc, newestSegmentLost, refuseMalformedState, removeLeftStateCopy, StateStore, type Checkpoint, type DocRecord, type StoreConfig } from './store/state.js';
 import { Checkpointer } from './store/checkpointer.js';
 import { checkReopen, createConfig, settlePages } from './store/config.js';
@@ -341,7 +341,7 @@ export class MemStore {
         }),
         apply: (m) => this.apply(m),
         applied: (bytes) => this.checkpoints.applied(bytes),
-        lagging: () => this.checkpoints.lagging() ?? this.paging.full() ?? this.training.full(),
+        lagging: (next, unapplied) => this.checkpoints.lagging() ?? this.paging.full() ?? this.training.full(next === undefined ? 0 : recordsAdded(next, unapplied)),
       },
       checkpointLsn,
     );
@@ -646,6 +646,9 @@ export class MemStore {
     try {
       for await (const record of this.wal.replay(afterLsn)) {
         const mutation = decodeMutation(record.payload, { file: where, lsn: record.lsn }, { dim: this.config.dim });
+        // As a write waits in the pipeline (lagging), for a model the replay has set fitting.
+        const training = this.training.full(recordsAdded(mutation, []));
+        if (training !== undefined) await training;
         this.apply(mutation);
         this.pipeline.appliedLsn = record.lsn;
         this.checkpoints.replayed(record.payload.byteLength);

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { parseBytes, parseCount, parsePcaList } from '../src/cli/args.js';
 import { parseCodecList } from '../src/cli/bench.js';
 import { syntheticDataset } from '../src/cli/datasets.js';
+import { rng } from '../src/random.js';
 import { readVectors } from '../src/cli/vector-files.js';
 import { isMemstoreError, MemStore } from '../src/index.js';
 import { cliResult } from './support/cli.js';
@@ -88,6 +89,39 @@ test('the synthetic set is deterministic, unit-length and of the asked shape', (
   assert.equal(a.queries.length, 5);
   assert.deepEqual(Array.from(a.docs[7]!), Array.from(b.docs[7]!));
   for (const v of a.docs) assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-5);
+});
+
+test('the synthetic set is the one earlier versions made, bit for bit (its length taken by Math.hypot over the vector), so that bench results over it compare across versions', () => {
+  for (const [n, dim, seed] of [
+    [300, 256, 1],
+    [40, 7, 9],
+    [20, 1, 2],
+  ] as const) {
+    const made = syntheticDataset(n, 10, dim, seed);
+    // The generator as it was: the same draws, each vector scaled by Math.hypot of its float32 values.
+    const next = rng(seed);
+    const gauss = () => Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next());
+    const rank = Math.max(2, Math.round(dim / 8));
+    const basis = Array.from({ length: rank }, () => Float32Array.from({ length: dim }, gauss));
+    const centres = Array.from({ length: 64 }, () => {
+      const c = new Float32Array(dim);
+      for (const b of basis) {
+        const w = gauss();
+        for (let i = 0; i < dim; i++) c[i]! += (w * b[i]!) / Math.sqrt(rank);
+      }
+      return c;
+    });
+    const sample = () => {
+      const c = centres[Math.floor(next() * centres.length)]!;
+      const v = Float32Array.from(c, (x) => x + 0.35 * gauss());
+      const norm = Math.hypot(...v);
+      return v.map((x) => x / norm);
+    };
+    const docs = Array.from({ length: n }, sample);
+    const queries = Array.from({ length: 10 }, sample);
+    assert.deepEqual(made.docs, docs, `${n} x ${dim}`);
+    assert.deepEqual(made.queries, queries, `${n} x ${dim}`);
+  }
 });
 
 test('sizes, counts and PCA lists parse as documented', () => {

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import module from 'node:module';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import workerThreads from 'node:worker_threads';
-import { MemStore, type OpenOptions } from '../src/index.js';
+import { MemStore, MemstoreError, type OpenOptions } from '../src/index.js';
+import type { Projector } from '../src/pca/projector.js';
 import { fitOffThread, fitThreads, startFit } from '../src/space/fit-job.js';
-import { fitModel } from '../src/space/vector-space.js';
+import { fitModel, VectorSpace, type Fitted } from '../src/space/vector-space.js';
 import { clustered, tempDir } from './helpers.js';
 import { runUntilKilled } from './support/killable.js';
 import { issueBatch, oneProbeAnswers, PAGE_WRITES_BATCHES, pageWritesOptions, writeBatch } from './support/page-writes.js';
@@ -294,5 +296,211 @@ test('training off the write: kill -9 while the store trains loses no acknowledg
     });
     assert.equal(line, 'window', `${config}: the child never saw the store training`);
     assert.deepEqual(await reopened(dir, config, NO_PAGES), expected, config);
+  }
+});
+
+/** A failure a test puts in training's way: thrown once, where `arm` puts it; `disarm` puts things back. */
+interface Fault {
+  readonly name: string;
+  readonly options: OpenOptions;
+  readonly threads: typeof OFF;
+  arm(injected: Error): void;
+  disarm(): void;
+}
+
+/** VectorSpace.prototype.fit replaced until disarmed; `instead` decides what its first call does. */
+function fitFault(name: string, options: OpenOptions, threads: typeof OFF, instead: (original: VectorSpace['fit'], space: VectorSpace, rows: readonly Float32Array[], injected: Error) => Fitted): Fault {
+  const original = VectorSpace.prototype.fit;
+  return {
+    name,
+    options,
+    threads,
+    arm(injected) {
+      let calls = 0;
+      VectorSpace.prototype.fit = function (this: VectorSpace, rows: readonly Float32Array[]): Fitted {
+        return calls++ === 0 ? instead(original, this, rows, injected) : original.call(this, rows);
+      };
+    },
+    disarm() {
+      VectorSpace.prototype.fit = original;
+    },
+  };
+}
+
+/** The first worker thread started replies with an error instead of a model; later ones are real. */
+function workerFault(name: string, options: OpenOptions, threads: typeof OFF): Fault {
+  const OriginalWorker = workerThreads.Worker;
+  return {
+    name,
+    options,
+    threads,
+    arm(injected) {
+      let made = 0;
+      class FailingWorker extends EventEmitter {
+        constructor(...args: ConstructorParameters<typeof workerThreads.Worker>) {
+          super();
+          // A constructor that returns an object makes `new` return it: the later threads are real.
+          if (made++ > 0) return new OriginalWorker(...args) as unknown as FailingWorker;
+        }
+        postMessage(): void {
+          setImmediate(() => this.emit('message', { error: injected }));
+        }
+        terminate(): Promise<number> {
+          return Promise.resolve(0);
+        }
+      }
+      workerThreads.Worker = FailingWorker as unknown as typeof workerThreads.Worker;
+      module.syncBuiltinESMExports();
+    },
+    disarm() {
+      workerThreads.Worker = OriginalWorker;
+      module.syncBuiltinESMExports();
+    },
+  };
+}
+
+test('training that fails (the fit inside the write, the fit in its worker, the re-encode midway) warns with code IO and its cause, leaves the store untrained and whole, and the next add trains it as the write would have', async () => {
+  const dim = 24;
+  const trainSize = 1500;
+  const vectors = clustered(2000, dim, 31, 30);
+  const queries = clustered(30, dim, 32, 30);
+  const faults: Fault[] = [
+    fitFault('the fit inside the write', { codec: 'rq2' }, INSIDE, (_original, _space, _rows, injected) => {
+      throw injected;
+    }),
+    workerFault('the fit in its worker', { metric: 'l2', pca: { dims: 12 } }, OFF),
+    fitFault('the re-encode midway, off the write', { codec: 'rq2' }, OFF, (original, space, rows, injected) => {
+      const fitted = original.call(space, rows);
+      const projector = fitted.projector;
+      let carried = 0;
+      const centered = projector.centered.bind(projector);
+      return {
+        model: fitted.model,
+        projector: Object.assign(Object.create(projector) as Projector, {
+          centered(x: Float32Array): Float32Array {
+            if (++carried === 700) throw injected;
+            return centered(x);
+          },
+        }),
+      };
+    }),
+  ];
+  const answersOf = (store: MemStore) => Promise.all(queries.map(async (q) => (await store.search(q, { k: 10, exact: true, rescore: false })).map((h) => `${h.id}:${h.score}`)));
+  const addUpTo = async (store: MemStore, from: number, to: number) => {
+    for (let at = from; at < to; at += 100) await store.add(vectors.slice(at, at + 100).map((vector, j) => ({ id: `v${at + j}`, vector })));
+  };
+  const settled = async (store: MemStore) => {
+    while (store.stats().training) await nextTurn();
+  };
+  for (const fault of faults) {
+    const options: OpenOptions = { dim, durability: 'none', cache: false, pages: false, trainSize, ...fault.options };
+    const expected = await withThreads(INSIDE, async () => {
+      const store = await MemStore.open(tempDir(), options);
+      try {
+        await addUpTo(store, 0, vectors.length);
+        return await answersOf(store);
+      } finally {
+        await store.close();
+      }
+    });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    const injected = new Error(`injected: ${fault.name}`);
+    try {
+      await withThreads(fault.threads, async () => {
+        const store = await MemStore.open(tempDir(), options);
+        try {
+          await addUpTo(store, 0, trainSize - 100);
+          fault.arm(injected);
+          try {
+            await store.add(vectors.slice(trainSize - 100, trainSize).map((vector, j) => ({ id: `v${trainSize - 100 + j}`, vector })));
+            await settled(store);
+            await nextTurn();
+          } finally {
+            fault.disarm();
+          }
+          const failures = warnings.filter((w) => w instanceof MemstoreError);
+          assert.equal(failures.length, 1, fault.name);
+          assert.equal((failures[0] as MemstoreError).code, 'IO', fault.name);
+          assert.equal(failures[0]!.cause, injected, fault.name);
+          const s = store.stats();
+          assert.deepEqual([s.trained, s.training, s.count], [false, false, trainSize], fault.name);
+          for (const i of [0, 777, trainSize - 1]) assert.deepEqual((await store.get(`v${i}`))?.vector, vectors[i], `${fault.name}: v${i}`);
+          const hits = await store.search(vectors[5]!, { k: 3 });
+          assert.equal(hits[0]?.id, 'v5', fault.name);
+
+          await addUpTo(store, trainSize, vectors.length);
+          await settled(store);
+          assert.equal(store.stats().trained, true, `${fault.name}: the next add trains`);
+          assert.deepEqual(await answersOf(store), expected, fault.name);
+        } finally {
+          await store.close();
+        }
+      });
+    } finally {
+      process.off('warning', onWarning);
+    }
+  }
+});
+
+test('a write that could bring the store to pages.from while a worker fits PCA waits for the model, issued meanwhile or replayed at open: the model is never fitted in the store\'s own thread (it had been, inside that write), and the store ends as one that trained inside the write', async () => {
+  const config = 'l2 int8 + PCA 12, trained late';
+  const expected = await straight(config);
+  const original = VectorSpace.prototype.fit;
+  let fittedHere = 0;
+  VectorSpace.prototype.fit = function (this: VectorSpace, rows: readonly Float32Array[]): Fitted {
+    fittedHere++;
+    return original.call(this, rows);
+  };
+  // A worker heard from 300 ms late: the writes, awaited one by one, reach pages.from in the window.
+  const OriginalWorker = workerThreads.Worker;
+  class SlowWorker {
+    constructor(...args: ConstructorParameters<typeof OriginalWorker>) {
+      const worker = new OriginalWorker(...args);
+      type Once = (event: string, listener: (...values: unknown[]) => void) => unknown;
+      const once = worker.once.bind(worker) as Once;
+      // Every event alike, so that they keep their order (the worker exits once it has posted its model).
+      const slow: Once = (event, listener) => once(event, (...values) => setTimeout(() => listener(...values), 300));
+      (worker as unknown as { once: Once }).once = slow;
+      // A constructor that returns an object makes `new` return it.
+      return worker as unknown as SlowWorker;
+    }
+  }
+  workerThreads.Worker = SlowWorker as unknown as typeof workerThreads.Worker;
+  module.syncBuiltinESMExports();
+  try {
+    await withThreads(OFF, async () => {
+      const store = await MemStore.open(tempDir(), pageWritesOptions(config));
+      try {
+        // The batch that reaches trainSize issued alone, and the rest once the store trains: writes
+        // logged together are applied together (the tests above), and one of those that reaches
+        // pages.from still ends the training itself; these are logged while the worker fits.
+        let b = 0;
+        while (store.stats().count + 100 < 1500) await writeBatch(store, b++);
+        const crossing = issueBatch(store, b++);
+        await trainingSeen(store, crossing);
+        const rest: Promise<unknown>[] = [];
+        for (; b < PAGE_WRITES_BATCHES; b++) rest.push(...issueBatch(store, b));
+        await Promise.all([...crossing, ...rest]);
+        assert.equal(fittedHere, 0, 'fitted in the writes\' thread');
+        assert.deepEqual(await outcomeOf(store), expected);
+      } finally {
+        await store.close();
+      }
+
+      // The same writes left in the log alone (no checkpoint), replayed at the next open.
+      const dir = tempDir();
+      const unsaved = await MemStore.open(dir, pageWritesOptions(config, { checkpointBytes: 2 ** 30 }));
+      for (let b = 0; b < PAGE_WRITES_BATCHES; b++) await writeBatch(unsaved, b);
+      await unsaved.abandon();
+      fittedHere = 0;
+      assert.deepEqual(await reopened(dir, config), expected, 'replayed');
+      assert.equal(fittedHere, 0, 'fitted in the replay\'s thread');
+    });
+  } finally {
+    VectorSpace.prototype.fit = original;
+    workerThreads.Worker = OriginalWorker;
+    module.syncBuiltinESMExports();
   }
 });

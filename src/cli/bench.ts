@@ -359,13 +359,15 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   if (flags.kernels === true) return benchKernels(flags);
   const { json: jsonFile, table: mdFile, chart: chartFile, indexChart: indexChartFile } = benchOutputs(flags);
+  // What can be refused without the data is refused before it is read or made.
+  const budget = flags.budget === undefined ? undefined : parseBytes(flags.budget);
+  const count = flags.count === undefined ? undefined : parseCount(flags.count);
+  if ((budget === undefined) !== (count === undefined)) throw new InvalidArgumentError('--budget and --count go together');
+  const codecs = parseCodecList(flags.codecs);
   let data = loadData(flags);
   if (flags.quick === true) data = { ...data, name: `${data.name}, --quick subset`, docs: data.docs.slice(0, 300), queries: data.queries.slice(0, 30) };
   const hnsw = flags.hnsw && hnswAvailable();
   if (flags.hnsw && !hnsw) progress(HNSW_MISSING);
-  const budget = flags.budget === undefined ? undefined : parseBytes(flags.budget);
-  const count = flags.count === undefined ? undefined : parseCount(flags.count);
-  if ((budget === undefined) !== (count === undefined)) throw new InvalidArgumentError('--budget and --count go together');
 
   const defaultPca = flags.pca === DEFAULT_PCA_LIST;
   // PCA takes at most MAX_PCA_DIM dimensions: above them the default list studies no PCA (said so),
@@ -375,7 +377,7 @@ export async function bench(flags: BenchFlags): Promise<void> {
   const pcas = parsePcaList(pcaList, data.dim);
   if (!pcaTakes && pcas.some((p) => p !== undefined)) throw new InvalidArgumentError(`--pca ${flags.pca}: PCA takes at most ${MAX_PCA_DIM} dimensions, the data has ${data.dim}; give --pca none`);
   if (!pcaTakes && defaultPca) progress(`memstore bench: ${data.dim} dimensions, past the ${MAX_PCA_DIM} PCA takes: no PCA settings studied`);
-  const configs = matrix(pcas, parseCodecList(flags.codecs));
+  const configs = matrix(pcas, codecs);
   checkDataFits(flags, data, configs);
   // Once every argument is known good: a refused run writes nothing.
   checkWritable(jsonFile, flags.json === undefined ? '--out' : '--json');

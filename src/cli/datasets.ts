@@ -19,6 +19,28 @@ export function shippedDataset(): Dataset {
 }
 
 /**
+ * `Math.hypot(...v)`, computed as V8 computes it (the largest magnitude, then a compensated sum of the
+ * squares scaled by it), so the vectors are the ones the spread call made, bit for bit; the spread of
+ * hundreds of arguments per vector had been most of the time `--synthetic` took (0.55 s of 10,000 x
+ * 256-d against 0.19 s).
+ */
+function hypot(v: Float32Array): number {
+  let max = 0;
+  for (let i = 0; i < v.length; i++) max = Math.max(max, Math.abs(v[i]!));
+  if (max === 0 || max === Infinity) return max;
+  let sum = 0;
+  let compensation = 0;
+  for (let i = 0; i < v.length; i++) {
+    const n = Math.abs(v[i]!) / max;
+    const summand = n * n - compensation;
+    const preliminary = sum + summand;
+    compensation = preliminary - sum - summand;
+    sum = preliminary;
+  }
+  return Math.sqrt(sum) * max;
+}
+
+/**
  * A clustered synthetic set for when no data is at hand: Gaussian clusters whose centres share a
  * low-rank structure (so PCA has something to find, as with real embeddings), unit-normalized.
  */
@@ -37,9 +59,11 @@ export function syntheticDataset(n: number, queries: number, dim: number, seed =
   });
   const sample = () => {
     const c = centres[Math.floor(next() * centres.length)]!;
-    const v = Float32Array.from(c, (x) => x + 0.35 * gauss());
-    const norm = Math.hypot(...v);
-    return v.map((x) => x / norm);
+    const v = new Float32Array(dim);
+    for (let i = 0; i < dim; i++) v[i] = c[i]! + 0.35 * gauss();
+    const norm = hypot(v);
+    for (let i = 0; i < dim; i++) v[i] = v[i]! / norm;
+    return v;
   };
   return {
     name: `synthetic (${n} clustered vectors, dim ${dim}, seed ${seed})`,

@@ -147,7 +147,9 @@ export class Training {
    * fitted in this thread from the kept sample, the buffer re-encoded in one step), so that the
    * write is applied to the trained store and plans its pages from the codes the store would have
    * held had it trained inside the write that reached `trainSize`: the same pages, whatever the
-   * timing (writes logged together are applied together, before the worker's model can be taken in).
+   * timing. The store's writes, and the log replayed at open, wait for the model instead (full()),
+   * so this runs only for a write applied without that wait: none today, kept so that pages are
+   * never planned from the buffer whatever the caller.
    */
   before(count: number): void {
     const run = this.run;
@@ -161,13 +163,20 @@ export class Training {
   }
 
   /**
-   * While a model is fitted, writes wait once the buffer holds `fitThreads.maxBuffered` times the
-   * sample (CommitPipeline's `lagging`): the re-encode holds the write gate for as long as the
-   * buffer takes, and the buffer holds every vector at full precision until then.
+   * While a model is fitted, writes wait (CommitPipeline's `lagging`) once the buffer holds
+   * `fitThreads.maxBuffered` times the sample: the re-encode holds the write gate for as long as the
+   * buffer takes, and the buffer holds every vector at full precision until then. A write that could
+   * bring the store to `pages.from`, with the `incoming` records it and the writes logged before it
+   * may add, waits for the model too: applied first, it would end the training inside itself
+   * (before()), fitting the model in its own thread, for seconds at a high `dim` with PCA.
    */
-  full(): Promise<void> | undefined {
+  full(incoming: number): Promise<void> | undefined {
     const run = this.run;
-    return run !== undefined && this.host.index().size >= fitThreads.maxBuffered * this.host.samples() ? run.settled : undefined;
+    if (run === undefined) return undefined;
+    const size = this.host.index().size;
+    const pagesFrom = this.host.pagesFrom();
+    const reachesPages = incoming > 0 && pagesFrom !== undefined && size + incoming >= pagesFrom;
+    return reachesPages || size >= fitThreads.maxBuffered * this.host.samples() ? run.settled : undefined;
   }
 
   /** Resolves once no training is under way. */

@@ -12,10 +12,13 @@ export interface CommitEnv<M> {
   /** After a write is applied: the store counts the log bytes and may start a checkpoint. */
   applied(payloadBytes: number): void;
   /**
-   * The checkpoint writes must wait for (backpressure), or undefined when none has to: the store
-   * returns its running checkpoint once the log behind it has grown too long.
+   * What a write must wait for (backpressure), or undefined when it need not: the store returns its
+   * running checkpoint once the log behind it has grown too long, and background work that the
+   * write would otherwise have to finish inside itself. `next` is the write about to be logged
+   * (undefined for an exclusive step), `unapplied` the writes logged (or being logged) and not yet
+   * applied, which are applied before it.
    */
-  lagging(): Promise<void> | undefined;
+  lagging(next: M | undefined, unapplied: ReadonlySet<M>): Promise<void> | undefined;
   /** How to name the store in errors. */
   readonly name: string;
 }
@@ -43,6 +46,8 @@ export class CommitPipeline<M> {
   private readonly reorder = new Map<number, { mutation: M; done: (n: number) => void; fail: (e: unknown) => void }>();
   /** Writes accepted and not yet applied (or failed). */
   private readonly inflight = new Set<Promise<unknown>>();
+  /** The mutations of `inflight`, for lagging(). */
+  private readonly unapplied = new Set<M>();
   /** Set while an exclusive step runs; writes wait for it. */
   private gate: Promise<void> | undefined;
   /** Writes that had to wait, in call order: each waits for the one before. */
@@ -58,13 +63,13 @@ export class CommitPipeline<M> {
 
   /** Logs `payload` (the encoded `mutation`), then applies it in log order; resolves to what apply returned. */
   write(mutation: M, payload: Uint8Array): Promise<number> {
-    if (this.waiting === 0 && !this.mustWait()) return this.logAndApply(mutation, payload);
+    if (this.waiting === 0 && !this.mustWait(mutation)) return this.logAndApply(mutation, payload);
     return this.enqueue(() => {
       // Not whether the store has closed since: a write accepted before close() is one close waits
       // for (drained()), wherever it had to wait.
       if (this.broken !== undefined) throw this.broken;
       return this.logAndApply(mutation, payload);
-    });
+    }, mutation);
   }
 
   /**
@@ -77,7 +82,7 @@ export class CommitPipeline<M> {
     const take = () => {
       this.gate = new Promise<void>((resolve) => (open = resolve));
     };
-    if (inCallOrder && (this.waiting > 0 || this.mustWait())) {
+    if (inCallOrder && (this.waiting > 0 || this.mustWait(undefined))) {
       await this.enqueue(take);
     } else {
       while (this.gate !== undefined) await this.gate;
@@ -125,8 +130,8 @@ export class CommitPipeline<M> {
     while (this.gate !== undefined) await this.gate;
   }
 
-  private mustWait(): boolean {
-    return this.gate !== undefined || this.env.lagging() !== undefined;
+  private mustWait(next: M | undefined): boolean {
+    return this.gate !== undefined || this.env.lagging(next, this.unapplied) !== undefined;
   }
 
   /**
@@ -134,14 +139,14 @@ export class CommitPipeline<M> {
    * nothing holds writes back: so writes that must wait keep their call order, and none slips in
    * between the check and its own start.
    */
-  private enqueue<T>(start: () => T): Promise<Awaited<T>> {
+  private enqueue<T>(start: () => T, next?: M): Promise<Awaited<T>> {
     this.waiting++;
     // Boxed, so that the queue moves on once `start` has run, not once the write it started completes:
     // queued writes still share group commits.
     const started = this.queue.then(async () => {
       try {
         for (;;) {
-          const lagging = this.env.lagging();
+          const lagging = this.env.lagging(next, this.unapplied);
           if (this.gate !== undefined) await this.gate;
           else if (lagging !== undefined) await lagging.catch(() => undefined);
           else break;
@@ -170,7 +175,12 @@ export class CommitPipeline<M> {
       return n;
     })();
     this.inflight.add(run);
-    const forget = () => this.inflight.delete(run);
+    this.unapplied.add(mutation);
+    // unapplied too, for a write whose append failed (an applied one has left it already).
+    const forget = () => {
+      this.inflight.delete(run);
+      this.unapplied.delete(mutation);
+    };
     run.then(forget, forget);
     return run;
   }
@@ -180,6 +190,8 @@ export class CommitPipeline<M> {
     for (let next = this.reorder.get(this.appliedLsn + 1); next !== undefined; next = this.reorder.get(this.appliedLsn + 1)) {
       const lsn = this.appliedLsn + 1;
       this.reorder.delete(lsn);
+      // Counted as applied from here: lagging() then finds it in the store, not in `unapplied`.
+      this.unapplied.delete(next.mutation);
       if (this.broken !== undefined) {
         next.fail(this.broken);
         continue;
