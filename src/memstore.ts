@@ -56,7 +56,7 @@ import { ColumnCheckpoints } from './store/column-checkpoint.js';
 import { restoreColumns, usableColumns } from './store/column-restore.js';
 import { ExactScorer } from './space/exact-scorer.js';
 import { fitsModel, kernelMetricOf, VectorSpace, type Fitted } from './space/vector-space.js';
-import { Training } from './space/training.js';
+import { Training, type Incoming } from './space/training.js';
 
 /** One memory to store. `add` is an upsert: a record with an existing id replaces it whole. */
 export interface MemoryRecord {
@@ -263,8 +263,8 @@ export class MemStore {
   /** Settles once every write that waits its turn (inTurn) is done; `waiting` counts them. */
   private turn: Promise<unknown> = Promise.resolve();
   private waiting = 0;
-  /** The writes issued and not yet resolved or rejected (settled: they never reject): an empty batch resolves once those before it have (inOrder()). */
-  private readonly unsettled = new Set<Promise<void>>();
+  /** Settles once the last write issued is acknowledged, and so every one before it (inOrder()); never rejects. */
+  private acknowledged: Promise<void> = Promise.resolve();
   /** Inside a write that holds its turn, and in everything it starts (an embed call): that write (CallUnderWay). */
   private readonly holdingTurn = new AsyncLocalStorage<CallUnderWay>();
   private readonly resident: ResidentSampler;
@@ -341,7 +341,7 @@ export class MemStore {
         }),
         apply: (m) => this.apply(m),
         applied: (bytes) => this.checkpoints.applied(bytes),
-        lagging: (next, unapplied) => this.checkpoints.lagging() ?? this.paging.full() ?? this.training.full(next === undefined ? 0 : recordsAdded(next, unapplied)),
+        lagging: (next, unapplied) => this.checkpoints.lagging() ?? this.paging.full() ?? this.training.full(this.incoming(next, unapplied)),
       },
       checkpointLsn,
     );
@@ -647,7 +647,7 @@ export class MemStore {
       for await (const record of this.wal.replay(afterLsn)) {
         const mutation = decodeMutation(record.payload, { file: where, lsn: record.lsn }, { dim: this.config.dim });
         // As a write waits in the pipeline (lagging), for a model the replay has set fitting.
-        const training = this.training.full(recordsAdded(mutation, []));
+        const training = this.training.full({ records: recordsAdded(mutation), logged: 0, earlier: () => Promise.resolve() });
         if (training !== undefined) await training;
         this.apply(mutation);
         this.pipeline.appliedLsn = record.lsn;
@@ -771,29 +771,32 @@ export class MemStore {
   }
 
   /**
-   * `written`, noted among the writes an empty batch issued after it waits for. The caller gets
-   * a promise of its own, on which this puts no handler: a rejection nobody handles is still
-   * reported as unhandled.
+   * `written`'s outcome, once every write issued before it has been acknowledged: writes resolve in
+   * the order they were issued, whatever order they were applied and their background work
+   * (afterBackground) settled in. Applied in call order, they had still been acknowledged out of it:
+   * a write that had to wait before it was logged (behind a gate, or for a model being fitted)
+   * resolved a few promise turns behind one issued after it that went straight to the log and was
+   * applied in the same commit (a hostile pass). The caller gets a promise of its own, on which this
+   * puts no handler: a rejection nobody handles is still reported as unhandled.
    */
   private inOrder<T>(written: Promise<T>): Promise<T> {
-    const settled = written.then(
-      () => undefined,
-      () => undefined,
+    const acknowledged = this.acknowledged.then(() =>
+      written.then(
+        () => undefined,
+        () => undefined,
+      ),
     );
-    this.unsettled.add(settled);
-    void settled.then(() => this.unsettled.delete(settled));
-    return new Promise<T>((resolve, reject) => written.then(resolve, reject));
+    this.acknowledged = acknowledged;
+    return new Promise<T>((resolve, reject) => void acknowledged.then(() => written.then(resolve, reject)));
   }
 
   /**
-   * An empty batch's result once every write issued before it has settled (a later one done in the
-   * same commit may settle first: the empty one has nothing to do). It had resolved at once, ahead
-   * of a batch still waiting for its fsync: a caller that awaited add([]) as a barrier found the
-   * writes before it not yet durable.
+   * An empty batch's result once every write issued before it has been acknowledged, in its turn
+   * among them (inOrder()). It had resolved at once, ahead of a batch still waiting for its fsync:
+   * a caller that awaited add([]) as a barrier found the writes before it not yet durable.
    */
   private afterEarlierWrites<T>(result: T): Promise<T> {
-    if (this.unsettled.size === 0) return Promise.resolve(result);
-    return Promise.all([...this.unsettled]).then(() => result);
+    return this.inOrder(Promise.resolve(result));
   }
 
   /**
@@ -970,6 +973,13 @@ export class MemStore {
    * at least PCA_MIN_ROWS with PCA (with trainSize 1 it had tried at the first vector, failed, and
    * warned, then trained at the second).
    */
+  /** What the write `next` (undefined: an exclusive step) and the writes logged before it, not yet applied, could add (Training.full). */
+  private incoming(next: Mutation | undefined, unapplied: ReadonlySet<Mutation>): Incoming {
+    let logged = 0;
+    for (const m of unapplied) logged += recordsAdded(m);
+    return { records: next === undefined ? 0 : recordsAdded(next), logged, earlier: () => this.pipeline.settled() };
+  }
+
   private trainingSamples(): number {
     return this.config.pca === null ? this.config.trainSize : Math.max(PCA_MIN_ROWS, this.config.trainSize);
   }

@@ -444,7 +444,7 @@ test('training that fails (the fit inside the write, the fit in its worker, the 
   }
 });
 
-test('a write that could bring the store to pages.from while a worker fits PCA waits for the model, issued meanwhile or replayed at open: the model is never fitted in the store\'s own thread (it had been, inside that write), and the store ends as one that trained inside the write', async () => {
+test('a write that could bring the store to pages.from while a worker fits PCA waits for the model, issued together with the write that starts the training, issued meanwhile or replayed at open: the model is never fitted in the store\'s own thread (it had been, inside that write), and the store ends as one that trained inside the write', async () => {
   const config = 'l2 int8 + PCA 12, trained late';
   const expected = await straight(config);
   const original = VectorSpace.prototype.fit;
@@ -471,11 +471,22 @@ test('a write that could bring the store to pages.from while a worker fits PCA w
   module.syncBuiltinESMExports();
   try {
     await withThreads(OFF, async () => {
+      // Every write issued at once, as Promise.all over a loader's batches does: the one that could
+      // reach pages.from waits for the writes before it, which start the training, then for the model.
+      const together = await MemStore.open(tempDir(), pageWritesOptions(config));
+      try {
+        const all = issueAll(together);
+        await trainingSeen(together, all);
+        await Promise.all(all);
+        assert.equal(fittedHere, 0, 'fitted in the thread of writes issued together');
+        assert.deepEqual(await outcomeOf(together), expected, 'issued together');
+      } finally {
+        await together.close();
+      }
+
       const store = await MemStore.open(tempDir(), pageWritesOptions(config));
       try {
-        // The batch that reaches trainSize issued alone, and the rest once the store trains: writes
-        // logged together are applied together (the tests above), and one of those that reaches
-        // pages.from still ends the training itself; these are logged while the worker fits.
+        // The batch that reaches trainSize issued alone, and the rest once the store trains.
         let b = 0;
         while (store.stats().count + 100 < 1500) await writeBatch(store, b++);
         const crossing = issueBatch(store, b++);
@@ -502,5 +513,37 @@ test('a write that could bring the store to pages.from while a worker fits PCA w
     VectorSpace.prototype.fit = original;
     workerThreads.Worker = OriginalWorker;
     module.syncBuiltinESMExports();
+  }
+});
+
+test('writes are acknowledged in call order, those that waited before they were logged (for a model being fitted, behind the re-encode\'s write gate) and empty ones included: they had resolved after writes issued later that went straight to the log (a hostile pass)', async () => {
+  const dim = 32;
+  const vectors = clustered(1200, dim, 41, 20);
+  const records = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ id: `v${from + i}`, vector: vectors[from + i]! }));
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+  for (const pages of [{ from: 600, maxPage: 24 }, false] as const) {
+    await withThreads(OFF, async () => {
+      const store = await MemStore.open(tempDir(), { dim, durability: 'none', cache: false, metric: 'l2', pca: { dims: 12 }, trainSize: 300, pages });
+      try {
+        await store.add(records(0, 250));
+        const acknowledged: string[] = [];
+        const all: Promise<unknown>[] = [];
+        const issue = (name: string, write: Promise<unknown>) => all.push(write.then(() => acknowledged.push(name)));
+        issue('A', store.add(records(250, 60)));
+        while (!store.stats().training) await nextTurn();
+        issue('B', store.add(records(310, 300)));
+        issue('C', store.delete(['v1']));
+        issue('D', store.add([]));
+        while (store.stats().training) await nextTurn();
+        issue('E', store.add(records(700, 10)));
+        issue('F', store.delete([]));
+        issue('G', store.add(records(800, 10)));
+        await Promise.all(all);
+        assert.deepEqual(acknowledged, ['A', 'B', 'C', 'D', 'E', 'F', 'G'], `pages ${JSON.stringify(pages)}`);
+        assert.equal(store.stats().count, 629);
+      } finally {
+        await store.close();
+      }
+    });
   }
 });

@@ -55,6 +55,16 @@ export interface TrainingHost {
   ended(): void;
 }
 
+/** What a write about to be logged could add to the store, and what is logged ahead of it (Training.full). */
+export interface Incoming {
+  /** Records the write could add (0: a delete, or no write). */
+  readonly records: number;
+  /** Records the writes logged before it and not yet applied could add: they are applied first. */
+  readonly logged: number;
+  /** Resolves once those writes are applied (or have failed). */
+  earlier(): Promise<void>;
+}
+
 /** Training under way off the write. */
 interface TrainingRun {
   /** The buffer the sample was taken from. */
@@ -163,20 +173,26 @@ export class Training {
   }
 
   /**
-   * While a model is fitted, writes wait (CommitPipeline's `lagging`) once the buffer holds
-   * `fitThreads.maxBuffered` times the sample: the re-encode holds the write gate for as long as the
-   * buffer takes, and the buffer holds every vector at full precision until then. A write that could
-   * bring the store to `pages.from`, with the `incoming` records it and the writes logged before it
-   * may add, waits for the model too: applied first, it would end the training inside itself
-   * (before()), fitting the model in its own thread, for seconds at a high `dim` with PCA.
+   * What a write must wait for (CommitPipeline's `lagging`; the log replayed at open asks too), or
+   * undefined. While a model is fitted, writes wait once the buffer holds `fitThreads.maxBuffered`
+   * times the sample: the re-encode holds the write gate for as long as the buffer takes, and the
+   * buffer holds every vector at full precision until then. A write that could bring the store to
+   * `pages.from` waits for the model too, and, where the writes logged before it start the training
+   * (they reach the sample), first for them: applied while the store trains, it would end the
+   * training inside itself (before()), fitting the model in its own thread, for seconds at a high
+   * `dim` with PCA.
    */
-  full(incoming: number): Promise<void> | undefined {
+  full(incoming: Incoming): Promise<void> | undefined {
+    const host = this.host;
+    const size = host.index().size;
+    const pagesFrom = host.pagesFrom();
+    const reachesPages = incoming.records > 0 && pagesFrom !== undefined && size + incoming.logged + incoming.records >= pagesFrom;
     const run = this.run;
-    if (run === undefined) return undefined;
-    const size = this.host.index().size;
-    const pagesFrom = this.host.pagesFrom();
-    const reachesPages = incoming > 0 && pagesFrom !== undefined && size + incoming >= pagesFrom;
-    return reachesPages || size >= fitThreads.maxBuffered * this.host.samples() ? run.settled : undefined;
+    if (run === undefined) {
+      const starts = reachesPages && incoming.logged > 0 && host.fits() && !host.trained() && size + incoming.logged >= host.samples();
+      return starts ? incoming.earlier() : undefined;
+    }
+    return reachesPages || size >= fitThreads.maxBuffered * host.samples() ? run.settled : undefined;
   }
 
   /** Resolves once no training is under way. */

@@ -6,16 +6,9 @@ import { parseMeta } from '../meta.js';
 /** What one WAL record holds: a whole add batch or a whole delete batch, so a batch is atomic. */
 export type Mutation = { readonly kind: 'add'; readonly records: readonly CheckedRecord[] } | { readonly kind: 'delete'; readonly ids: readonly string[] };
 
-/**
- * How many records `next` and the writes in `before` (applied ahead of it) could add to a store, at
- * most: the records of the adds among them (an upsert counted as an add), or 0 when `next` is a
- * delete, which grows nothing whatever comes before it (those were weighed when they were logged).
- */
-export function recordsAdded(next: Mutation, before: Iterable<Mutation>): number {
-  if (next.kind !== 'add') return 0;
-  let n = next.records.length;
-  for (const m of before) if (m.kind === 'add') n += m.records.length;
-  return n;
+/** How many records `m` could add to a store, at most: an add's (an upsert counted as one), none for a delete. */
+export function recordsAdded(m: Mutation): number {
+  return m.kind === 'add' ? m.records.length : 0;
 }
 
 // Plain maps and no record extensions: the log must decode the same in any later version.
