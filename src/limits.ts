@@ -56,9 +56,9 @@ export const F16_MIN_LARGEST = Math.fround(1e-4);
 
 /**
  * Largest `dim` of a store with PCA. The fit (a covariance of dim² and its eigendecomposition, cubic
- * in dim) runs in a worker thread where it can, but one add that brings the store from below
- * trainSize to pages.from, and a process that cannot start a worker, fit it in the store's own thread
- * (src/space/TRAINING.md): 3.3 s at 1,024 dimensions, 24 s at 2,048 and 77 s at 3,072 here, about 3
- * minutes at 4,096 by its cubic growth, hours with gigabytes past that (README, "Status and limits").
+ * in dim) runs in a worker thread off the write (src/space/TRAINING.md): 3.3 s at 1,024 dimensions,
+ * 24 s at 2,048, 77 s at 3,072 and 174 s at 4,096 here (436 MB at its peak), hours with gigabytes
+ * past that by its cubic growth. It had been 2,048 while the fit could hold the process, as it still
+ * does where no worker thread can start (README, "Status and limits").
  */
-export const MAX_PCA_DIM = 2048;
+export const MAX_PCA_DIM = 4096;

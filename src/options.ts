@@ -101,7 +101,7 @@ export const CACHE_DEFAULTS: Readonly<Required<CacheOptions>> = Object.freeze({ 
 
 /** Options of {@link MemStore.open}. Fields marked "fixed at creation" are persisted with the store. */
 export interface OpenOptions {
-  /** Vector dimension, 1 to 65,536 (2,048 with `pca`). Required to create a store; on reopen it must match. Fixed at creation. */
+  /** Vector dimension, 1 to 65,536 (4,096 with `pca`). Required to create a store; on reopen it must match. Fixed at creation. */
   dim?: number;
   /** Similarity the scores express. Fixed at creation. @default 'cosine' */
   metric?: Metric;

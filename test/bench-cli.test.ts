@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { benchOutputs, tableFileFor } from '../src/cli/bench.js';
 import { lineReads, MAX_FILE_BYTES, readVectors, streamReads } from '../src/cli/vector-files.js';
 import { CODEC_NAMES } from '../src/codec/codec.js';
+import { MAX_PCA_DIM } from '../src/limits.js';
 import { MemStore, type MemstoreError } from '../src/index.js';
 import { bruteForce, loadFixture, recall, tempDir } from './helpers.js';
 import { cliResult } from './support/cli.js';
@@ -337,7 +338,7 @@ test('memstore bench refuses --synthetic beside --data or --queries (the file ha
   }
 });
 
-test('memstore bench counts as found a result within float32 rounding of the k-th best score: one direction at 200 scales (cosines equal but for 1e-8) had f32 at recall 0.947; and data past the 2,048 dimensions PCA takes studies no PCA by default and refuses a --pca that asks for it, at once (it had failed at the first PCA setting, minutes in)', async () => {
+test('memstore bench counts as found a result within float32 rounding of the k-th best score: one direction at 200 scales (cosines equal but for 1e-8) had f32 at recall 0.947; and data past the dimensions PCA takes (MAX_PCA_DIM) studies no PCA by default and refuses a --pca that asks for it, at once (it had failed at the first PCA setting, minutes in)', async () => {
   const dir = tempDir();
   const dim = 8;
   const rows = 240;
@@ -350,7 +351,7 @@ test('memstore bench counts as found a result within float32 rounding of the k-t
   const report = JSON.parse(readFileSync(join(dir, 'out', 'results.json'), 'utf8')) as { rows: Row[] };
   for (const row of report.rows.filter((r) => r.codec === 'f32')) assert.equal(row.recall10, 1, row.label);
 
-  const wide = 2100;
+  const wide = MAX_PCA_DIM + 52;
   writeFileSync(join(dir, 'wide.f32'), Buffer.from(new Float32Array(40 * wide).map((_, i) => Math.sin(i * 0.37)).buffer));
   const asked = await cliResult(['bench', '--data', join(dir, 'wide.f32'), '--dim', String(wide), '--pca', 'none,25%', '--codecs', 'int8', '--no-hnsw', '--no-index', '--out', join(dir, 'out-asked')]);
   assert.equal(asked.code, 2, asked.stderr);

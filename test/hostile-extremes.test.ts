@@ -98,7 +98,7 @@ test('extremes: metadata far larger as JSON than as an object (one string or arr
   await again.close();
 });
 
-test('extremes: PCA past 2,048 dimensions is refused at creation (INVALID_OPTION, nothing made), since its fit blocked an add for hours; rq codes take every dimension, their structured rotation trained in the add at 65,536; at the limits stores are made and answer', async () => {
+test('extremes: PCA past 4,096 dimensions is refused at creation (INVALID_OPTION, nothing made), since its fit takes hours; rq codes take every dimension, their structured rotation trained in the add at 65,536; at the limits stores are made and answer', async () => {
   const refusedOptions = [
     { dim: MAX_PCA_DIM + 1, pca: { dims: 8 } },
     { dim: 16384, pca: { variance: 0.9 } },
@@ -110,7 +110,7 @@ test('extremes: PCA past 2,048 dimensions is refused at creation (INVALID_OPTION
     await refused(() => MemStore.open(dir, options), 'INVALID_OPTION');
     assert.deepEqual(readdirSync(dir), [], JSON.stringify(options));
   }
-  // PCA at its limit is made, not fitted (fitting 2,048 dimensions takes seconds); rq stores at
+  // PCA at its limit is made, not fitted (fitting 4,096 dimensions takes minutes); rq stores at
   // 65,536 train their rotation in the add of three vectors past a trainSize of 2.
   for (const [options, trainSize] of [[{ dim: MAX_PCA_DIM, pca: { dims: 8 } }, 100], [{ dim: 65536, codec: 'rq1' as const }, 2], [{ dim: 65536, codec: 'rq4' as const }, 2], [{ dim: 65536 }, 2]] as const) {
     const dir = tempDir('memstore-ext-');

@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, sy
 import { basename, join } from 'node:path';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import { MemstoreError, MemStore, type OpenOptions } from '../src/index.js';
+import { MAX_PCA_DIM } from '../src/limits.js';
 import { arenaDir, importMarkerPath, statePath } from '../src/store/files.js';
 import { repairStore } from '../src/store/repair.js';
 import { checkStore } from '../src/store/verify.js';
@@ -173,7 +174,7 @@ test('lifecycle: refusals of options at creation and on reopen carry the field t
   const fresh = tempDir('memstore-life-');
   assert.deepEqual(await fieldOf(() => MemStore.open(fresh, {})), ['INVALID_OPTION', 'dim']);
   assert.deepEqual(await fieldOf(() => MemStore.open(fresh, { dim: 4, pca: { dims: 8 } })), ['INVALID_OPTION', 'pca.dims']);
-  assert.deepEqual(await fieldOf(() => MemStore.open(fresh, { dim: 4096, pca: { dims: 8 } })), ['INVALID_OPTION', 'dim']);
+  assert.deepEqual(await fieldOf(() => MemStore.open(fresh, { dim: MAX_PCA_DIM + 1, pca: { dims: 8 } })), ['INVALID_OPTION', 'dim']);
   assert.deepEqual(await fieldOf(() => MemStore.open(fresh, { dim: 4, codec: 'int4' as never })), ['INVALID_OPTION', 'codec']);
   const dir = tempDir('memstore-life-');
   const store = await MemStore.open(dir, { dim: DIM, rescore: false, durability: 'none' });

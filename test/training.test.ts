@@ -11,7 +11,7 @@ import { fitOffThread, fitThreads, startFit } from '../src/space/fit-job.js';
 import { fitModel, VectorSpace, type Fitted } from '../src/space/vector-space.js';
 import { clustered, tempDir } from './helpers.js';
 import { runUntilKilled } from './support/killable.js';
-import { issueBatch, oneProbeAnswers, PAGE_WRITES_BATCHES, pageWritesOptions, writeBatch } from './support/page-writes.js';
+import { issueBatch, oneProbeAnswers, PAGE_WRITES_BATCHES, PAGE_WRITES_DIM, pageWritesOptions, writeBatch } from './support/page-writes.js';
 
 /**
  * Training off the write (src/space/training.ts): the write that reaches `trainSize` no longer fits
@@ -444,23 +444,18 @@ test('training that fails (the fit inside the write, the fit in its worker, the 
   }
 });
 
-test('a write that could bring the store to pages.from while a worker fits PCA waits for the model, issued together with the write that starts the training, issued meanwhile or replayed at open: the model is never fitted in the store\'s own thread (it had been, inside that write), and the store ends as one that trained inside the write', async () => {
-  const config = 'l2 int8 + PCA 12, trained late';
-  const expected = await straight(config);
-  const original = VectorSpace.prototype.fit;
-  let fittedHere = 0;
-  VectorSpace.prototype.fit = function (this: VectorSpace, rows: readonly Float32Array[]): Fitted {
-    fittedHere++;
-    return original.call(this, rows);
-  };
-  // A worker heard from 300 ms late: the writes, awaited one by one, reach pages.from in the window.
+/**
+ * Worker threads heard from 300 ms late (every event alike, so that they keep their order: the worker
+ * exits once it has posted its model), so that writes issued after the one that starts a training
+ * come while it is under way. Returns what puts the real Worker back.
+ */
+function slowWorkers(): () => void {
   const OriginalWorker = workerThreads.Worker;
   class SlowWorker {
     constructor(...args: ConstructorParameters<typeof OriginalWorker>) {
       const worker = new OriginalWorker(...args);
       type Once = (event: string, listener: (...values: unknown[]) => void) => unknown;
       const once = worker.once.bind(worker) as Once;
-      // Every event alike, so that they keep their order (the worker exits once it has posted its model).
       const slow: Once = (event, listener) => once(event, (...values) => setTimeout(() => listener(...values), 300));
       (worker as unknown as { once: Once }).once = slow;
       // A constructor that returns an object makes `new` return it.
@@ -469,6 +464,38 @@ test('a write that could bring the store to pages.from while a worker fits PCA w
   }
   workerThreads.Worker = SlowWorker as unknown as typeof workerThreads.Worker;
   module.syncBuiltinESMExports();
+  return () => {
+    workerThreads.Worker = OriginalWorker;
+    module.syncBuiltinESMExports();
+  };
+}
+
+/**
+ * Counts the models fitted in this thread (VectorSpace.prototype.fit, which a worker's model does
+ * not go through) while worker threads are slowed (slowWorkers()); restore() puts both back.
+ */
+function fitsHere(): { count(): number; reset(): void; restore(): void } {
+  const original = VectorSpace.prototype.fit;
+  let fitted = 0;
+  VectorSpace.prototype.fit = function (this: VectorSpace, rows: readonly Float32Array[]): Fitted {
+    fitted++;
+    return original.call(this, rows);
+  };
+  const restoreWorkers = slowWorkers();
+  return {
+    count: () => fitted,
+    reset: () => void (fitted = 0),
+    restore() {
+      VectorSpace.prototype.fit = original;
+      restoreWorkers();
+    },
+  };
+}
+
+test('a write that could bring the store to pages.from while a worker fits PCA waits for the model, issued together with the write that starts the training, issued meanwhile or replayed at open: the model is never fitted in the store\'s own thread (it had been, inside that write), and the store ends as one that trained inside the write', async () => {
+  const config = 'l2 int8 + PCA 12, trained late';
+  const expected = await straight(config);
+  const fits = fitsHere();
   try {
     await withThreads(OFF, async () => {
       // Every write issued at once, as Promise.all over a loader's batches does: the one that could
@@ -478,7 +505,7 @@ test('a write that could bring the store to pages.from while a worker fits PCA w
         const all = issueAll(together);
         await trainingSeen(together, all);
         await Promise.all(all);
-        assert.equal(fittedHere, 0, 'fitted in the thread of writes issued together');
+        assert.equal(fits.count(), 0, 'fitted in the thread of writes issued together');
         assert.deepEqual(await outcomeOf(together), expected, 'issued together');
       } finally {
         await together.close();
@@ -494,7 +521,7 @@ test('a write that could bring the store to pages.from while a worker fits PCA w
         const rest: Promise<unknown>[] = [];
         for (; b < PAGE_WRITES_BATCHES; b++) rest.push(...issueBatch(store, b));
         await Promise.all([...crossing, ...rest]);
-        assert.equal(fittedHere, 0, 'fitted in the writes\' thread');
+        assert.equal(fits.count(), 0, 'fitted in the writes\' thread');
         assert.deepEqual(await outcomeOf(store), expected);
       } finally {
         await store.close();
@@ -505,14 +532,12 @@ test('a write that could bring the store to pages.from while a worker fits PCA w
       const unsaved = await MemStore.open(dir, pageWritesOptions(config, { checkpointBytes: 2 ** 30 }));
       for (let b = 0; b < PAGE_WRITES_BATCHES; b++) await writeBatch(unsaved, b);
       await unsaved.abandon();
-      fittedHere = 0;
+      fits.reset();
       assert.deepEqual(await reopened(dir, config), expected, 'replayed');
-      assert.equal(fittedHere, 0, 'fitted in the replay\'s thread');
+      assert.equal(fits.count(), 0, 'fitted in the replay\'s thread');
     });
   } finally {
-    VectorSpace.prototype.fit = original;
-    workerThreads.Worker = OriginalWorker;
-    module.syncBuiltinESMExports();
+    fits.restore();
   }
 });
 
@@ -545,5 +570,47 @@ test('writes are acknowledged in call order, those that waited before they were 
         await store.close();
       }
     });
+  }
+});
+
+test('one add that brings the store from below trainSize past pages.from trains off the write, and the writes after it, deletes too, wait for its pages: nothing is fitted in the store\'s thread (that add had trained inside itself), and the store ends as one that trained and planned its pages inside that add', async () => {
+  const config = 'l2 int8 + PCA 12, trained late';
+  const vectors = clustered(2200, PAGE_WRITES_DIM, 51, 30);
+  const records = (from: number, to: number) => vectors.slice(from, to).map((vector, i) => ({ id: `w${from + i}`, vector }));
+  const issue = (store: MemStore) => [store.add(records(0, 2000)), store.delete(['w3', 'w1999', 'w700']), store.add(records(2000, 2200)), store.delete(['w2100'])];
+  const expected = await withThreads(INSIDE, async () => {
+    const store = await MemStore.open(tempDir(), pageWritesOptions(config));
+    try {
+      for (const write of issue(store)) await write;
+      return await outcomeOf(store);
+    } finally {
+      await store.close();
+    }
+  });
+  assert.ok(expected.trained && expected.pages > 1, 'the reference trained and made pages');
+  const fits = fitsHere();
+  try {
+    await withThreads(OFF, async () => {
+      for (const together of [true, false]) {
+        const dir = tempDir();
+        const store = await MemStore.open(dir, pageWritesOptions(config));
+        try {
+          if (together) {
+            const all = issue(store);
+            await trainingSeen(store, all);
+            await Promise.all(all);
+          } else {
+            for (const write of issue(store)) await write;
+          }
+          assert.equal(fits.count(), 0, `fitted in the writes' thread (issued ${together ? 'together' : 'one by one'})`);
+          assert.deepEqual(await outcomeOf(store), expected, together ? 'together' : 'one by one');
+        } finally {
+          await store.close();
+        }
+        assert.deepEqual(await reopened(dir, config), expected, 'reopened');
+      }
+    });
+  } finally {
+    fits.restore();
   }
 });

@@ -97,7 +97,8 @@ export class Training {
    * Trains once the buffer holds the sample: inside the write (as the store always did) where the
    * buffer is small and the fit cheap; else the model is fitted (in a worker thread when
    * fitOffThread() says so) and the buffer re-encoded a step at a time, with writes held back
-   * (take()). A failure leaves the store untrained but intact, and the next write tries again.
+   * (take()), also where this write brought the store to `pages.from` (it had trained inside itself
+   * then). A failure leaves the store untrained but intact, and the next write tries again.
    */
   ifDue(): void {
     const host = this.host;
@@ -113,9 +114,9 @@ export class Training {
       return;
     }
     const offThread = fitOffThread(host.shape, samples);
-    // Pages due now are planned from the codes of this write, which therefore trains here.
-    const pagesFrom = host.pagesFrom();
-    if ((!offThread && buffer.size <= fitThreads.inlineMax) || (pagesFrom !== undefined && buffer.size >= pagesFrom)) {
+    // Pages due at this write too are planned once the model is in (the store's install), from the
+    // codes of the store this write left: every write waits until then (full()).
+    if (!offThread && buffer.size <= fitThreads.inlineMax) {
       this.trainNow(buffer, rows, samples);
       return;
     }
@@ -177,16 +178,18 @@ export class Training {
    * undefined. While a model is fitted, writes wait once the buffer holds `fitThreads.maxBuffered`
    * times the sample: the re-encode holds the write gate for as long as the buffer takes, and the
    * buffer holds every vector at full precision until then. A write that could bring the store to
-   * `pages.from` waits for the model too, and, where the writes logged before it start the training
-   * (they reach the sample), first for them: applied while the store trains, it would end the
-   * training inside itself (before()), fitting the model in its own thread, for seconds at a high
-   * `dim` with PCA.
+   * `pages.from`, or that comes once the store is there, waits for the model too, and, where the
+   * writes logged before it start the training (they reach the sample), first for them: applied
+   * while the store trains, the first would end the training inside itself (before()), fitting the
+   * model in its own thread, for seconds at a high `dim` with PCA, and the pages are planned from the
+   * store as the model finds it (the store's install), which no write may change meanwhile.
    */
   full(incoming: Incoming): Promise<void> | undefined {
     const host = this.host;
     const size = host.index().size;
     const pagesFrom = host.pagesFrom();
-    const reachesPages = incoming.records > 0 && pagesFrom !== undefined && size + incoming.logged + incoming.records >= pagesFrom;
+    // A delete too, once the pages are due: they are planned from the store as it is when the model comes in.
+    const reachesPages = pagesFrom !== undefined && size + incoming.logged + incoming.records >= pagesFrom;
     const run = this.run;
     if (run === undefined) {
       const starts = reachesPages && incoming.logged > 0 && host.fits() && !host.trained() && size + incoming.logged >= host.samples();
