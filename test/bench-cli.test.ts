@@ -361,6 +361,19 @@ test('memstore bench counts as found a result within float32 rounding of the k-t
   assert.equal(byDefault.code, 0, byDefault.stderr);
   const studied = JSON.parse(readFileSync(join(dir, 'out-default', 'results.json'), 'utf8')) as { rows: Row[] };
   assert.deepEqual([...new Set(studied.rows.filter((r) => r.codec === 'int8').map((r) => r.pca))], ['none']);
+
+  // Between 2,048 dimensions and the limit, the default list studies no PCA (each configuration's
+  // fit would take minutes), and a --pca given is studied.
+  const middle = 2100;
+  writeFileSync(join(dir, 'middle.f32'), Buffer.from(new Float32Array(40 * middle).map((_, i) => Math.sin(i * 0.37)).buffer));
+  const unasked = await cliResult(['bench', '--data', join(dir, 'middle.f32'), '--dim', String(middle), '--codecs', 'int8', '--no-hnsw', '--no-index', '--out', join(dir, 'out-middle')]);
+  assert.equal(unasked.code, 0, unasked.stderr);
+  const middleRows = (JSON.parse(readFileSync(join(dir, 'out-middle', 'results.json'), 'utf8')) as { rows: Row[] }).rows;
+  assert.deepEqual([...new Set(middleRows.filter((r) => r.codec === 'int8').map((r) => r.pca))], ['none']);
+  const given = await cliResult(['bench', '--data', join(dir, 'middle.f32'), '--dim', String(middle), '--pca', 'none,25%', '--codecs', 'int8', '--no-hnsw', '--no-index', '--out', join(dir, 'out-given')]);
+  assert.equal(given.code, 0, given.stderr);
+  const givenRows = (JSON.parse(readFileSync(join(dir, 'out-given', 'results.json'), 'utf8')) as { rows: Row[] }).rows;
+  assert.equal(new Set(givenRows.filter((r) => r.codec === 'int8').map((r) => r.pca)).size, 2, 'none and 25%');
 });
 
 // ---- found by a hostile pass of the bench's arguments and files (2026-12-06) ----------------------
