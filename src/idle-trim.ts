@@ -1,4 +1,4 @@
-import { heapTrim, type HeapTrim } from '../io/heap-trim.js';
+import { GLIBC_TRIM_THRESHOLD, heapTrim, trimThresholdFixer, type HeapTrim } from '../io/heap-trim.js';
 
 /**
  * Gives the C allocator's free memory back to the system once the stores of this thread have had
@@ -10,6 +10,14 @@ import { heapTrim, type HeapTrim } from '../io/heap-trim.js';
  * trim costs about 1 ms; it runs once per quiet spell, never while calls come faster than the quiet
  * period, on a timer that does not keep the process alive.
  *
+ * A trim reaches every arena's free pages but one kind: the free top of an arena of another
+ * thread, which only that arena gives back, as it frees, once the top passes glibc's trim
+ * threshold. glibc raises that threshold to twice the largest buffer a process has freed (up to
+ * 64 MiB), so four V8 worker threads kept 13.8 MB free at their arenas' tops beside a 50k x 512-d
+ * store, which no trim gave back: a probe's process held 476 to 549 B per vector of the store at
+ * rest, and 279 B with the threshold kept at glibc's default (bench/results/memory.md, which also
+ * has what it costs). So the trimmer keeps it there (`fixThreshold`), once, when made.
+ *
  * A call reads no clock (it had: a tenth of a microsecond of every cache hit): it marks the spell
  * under way as not quiet, and the timer, at the spell's end, starts another or trims. So the trim
  * comes one to two quiet periods after the last call.
@@ -19,6 +27,11 @@ export interface IdleTrimmerOptions {
   quietMs?: number;
   /** The trim itself; without it nothing is scheduled. @default none (idleTrimmer() gives the native addon's, io/heap-trim.ts) */
   trim?: HeapTrim;
+  /**
+   * Called once, by the constructor: keeps the C allocator's trim threshold where the trims need it
+   * (true when it did). @default none (idleTrimmer() gives the native addon's, at glibc's default 128 KiB)
+   */
+  fixThreshold?: () => boolean;
 }
 
 export class IdleTrimmer {
@@ -30,10 +43,13 @@ export class IdleTrimmer {
   private owed = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private counts = { trims: 0, released: 0 };
+  /** Whether fixThreshold() said it set the threshold. */
+  readonly thresholdFixed: boolean;
 
   constructor(options: IdleTrimmerOptions = {}) {
     this.quietMs = options.quietMs ?? 1000;
     this.trim = options.trim;
+    this.thresholdFixed = fixed(options.fixThreshold);
   }
 
   /** A call of a store: the spell under way is not quiet. */
@@ -74,9 +90,41 @@ export class IdleTrimmer {
   }
 }
 
+/** fixThreshold(), whose failure (a throw) leaves the allocator as it was and is not the caller's. */
+function fixed(fixThreshold: (() => boolean) | undefined): boolean {
+  try {
+    return fixThreshold?.() === true;
+  } catch {
+    return false;
+  }
+}
+
 let shared: IdleTrimmer | undefined;
 
-/** This thread's trimmer, the native addon's trim behind it (a no-op without the addon). */
+/** @internal This thread's trimmer if a store has made it (tests: a store opened with `trimWhenIdle: false` makes none). */
+export function madeIdleTrimmer(): IdleTrimmer | undefined {
+  return shared;
+}
+
+/**
+ * This thread's trimmer, the native addon's trim behind it (a no-op without the addon); made at the
+ * first call, which keeps the trim threshold at glibc's default unless the user tuned glibc's malloc.
+ */
 export function idleTrimmer(): IdleTrimmer {
-  return (shared ??= new IdleTrimmer({ trim: heapTrim() }));
+  if (shared === undefined) {
+    const fix = tunedByUser(process.env) ? undefined : trimThresholdFixer();
+    shared = new IdleTrimmer({ trim: heapTrim(), fixThreshold: fix === undefined ? undefined : () => fix(GLIBC_TRIM_THRESHOLD) });
+  }
+  return shared;
+}
+
+/** The environment variables by which a user sets glibc's malloc thresholds (each one stops glibc adjusting them), as GLIBC_TUNABLES' glibc.malloc.trim_threshold, top_pad, mmap_threshold and mmap_max do. */
+const MALLOC_SETTINGS = ['MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_MMAP_MAX_'];
+
+/**
+ * Whether the process was started with glibc's malloc thresholds set (MALLOC_SETTINGS, or their
+ * GLIBC_TUNABLES): a threshold the user chose is theirs, and the trimmer leaves it.
+ */
+export function tunedByUser(env: NodeJS.ProcessEnv): boolean {
+  return MALLOC_SETTINGS.some((name) => env[name] !== undefined) || /(^|:)glibc\.malloc\.(trim_threshold|top_pad|mmap_threshold|mmap_max)=/.test(env['GLIBC_TUNABLES'] ?? '');
 }

@@ -7,8 +7,8 @@ import { afterEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { IdleTrimmer, idleTrimmer } from '../src/idle-trim.js';
-import { heapTrim } from '../io/heap-trim.js';
+import { IdleTrimmer, idleTrimmer, tunedByUser } from '../src/idle-trim.js';
+import { GLIBC_TRIM_THRESHOLD, heapTrim, trimThresholdFixer } from '../io/heap-trim.js';
 import { MemStore } from '../src/index.js';
 import { rejectsWith, tempDir } from './helpers.js';
 
@@ -85,6 +85,24 @@ describe('idle trim', () => {
     assert.deepEqual(trimmer.stats, { trims: 0, released: 0 });
   });
 
+  it('keeps the trim threshold once, when made, and says whether it did; a fix that throws leaves the trimmer working', () => {
+    let fixes = 0;
+    const trimmer = new IdleTrimmer({ quietMs: 1000, trim: () => true, fixThreshold: () => (fixes++, true) });
+    assert.equal(fixes, 1);
+    assert.equal(trimmer.thresholdFixed, true);
+    mock.timers.enable({ apis: ['setTimeout'] });
+    trimmer.touch();
+    mock.timers.tick(1000);
+    assert.equal(fixes, 1, 'not again at a trim');
+    assert.equal(new IdleTrimmer({ fixThreshold: () => false }).thresholdFixed, false, 'not glibc');
+    const throwing = new IdleTrimmer({ quietMs: 1000, trim: () => true, fixThreshold: () => { throw new Error('no mallopt'); } });
+    assert.equal(throwing.thresholdFixed, false);
+    throwing.touch();
+    mock.timers.tick(1000);
+    assert.deepEqual(throwing.stats, { trims: 1, released: 1 });
+    assert.equal(new IdleTrimmer().thresholdFixed, false, 'nothing to call');
+  });
+
   it('a spell waiting to trim does not keep the process alive', () => {
     const module = fileURLToPath(new URL('../src/idle-trim.js', import.meta.url));
     const script = `import(${JSON.stringify(module)}).then((m) => { new m.IdleTrimmer({ quietMs: 600000, trim: () => true }).touch(); })`;
@@ -93,6 +111,49 @@ describe('idle trim', () => {
     assert.equal(child.status, 0, child.stderr);
   });
 });
+
+describe('the trim threshold (native/heap.c)', { skip: trimThresholdFixer() === undefined ? 'the heap addon is not built here' : false }, () => {
+  it('is set for a byte count and refused with EINVAL for anything else', () => {
+    const fix = trimThresholdFixer()!;
+    assert.equal(fix(GLIBC_TRIM_THRESHOLD), isGlibc());
+    for (const bad of [-1, 2 ** 31, 1.5, Number.NaN, Infinity, '131072', undefined]) {
+      assert.throws(() => (fix as (b: unknown) => boolean)(bad), (e: Error & { code?: string }) => e.code === 'EINVAL', String(bad));
+    }
+  });
+
+  it('is kept at glibc\'s default by the first store opened with trimWhenIdle on, and left alone by one opened with it off', () => {
+    const stores = fileURLToPath(new URL('../src/index.js', import.meta.url));
+    const trims = fileURLToPath(new URL('../src/idle-trim.js', import.meta.url));
+    const script = (option: string) =>
+      `const { MemStore } = await import(${JSON.stringify(stores)}); const t = await import(${JSON.stringify(trims)});` +
+      `const s = await MemStore.open(${JSON.stringify(tempDir())}, { dim: 4${option} }); await s.close();` +
+      `const made = t.madeIdleTrimmer(); console.log(JSON.stringify({ made: made !== undefined, fixed: made?.thresholdFixed ?? false }));`;
+    const run = (option: string, env: Record<string, string> = {}) => {
+      const child = spawnSync(process.execPath, ['--input-type=module', '-e', script(option)], { timeout: 60_000, encoding: 'utf8', env: { ...process.env, ...env } });
+      assert.equal(child.status, 0, child.stderr);
+      return JSON.parse(child.stdout) as { made: boolean; fixed: boolean };
+    };
+    assert.deepEqual(run(', trimWhenIdle: false'), { made: false, fixed: false });
+    assert.deepEqual(run(''), { made: true, fixed: isGlibc() });
+    assert.deepEqual(run('', { MALLOC_TRIM_THRESHOLD_: '1048576' }), { made: true, fixed: false }, 'a threshold the user set is theirs');
+  });
+
+  it('is left to a user who set glibc\'s malloc thresholds (its variables, or their GLIBC_TUNABLES)', () => {
+    assert.equal(tunedByUser({}), false);
+    for (const name of ['MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_MMAP_MAX_']) assert.equal(tunedByUser({ [name]: '0' }), true, name);
+    assert.equal(tunedByUser({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=65536' }), true);
+    assert.equal(tunedByUser({ GLIBC_TUNABLES: 'glibc.pthread.rseq=0:glibc.malloc.mmap_threshold=1048576' }), true);
+    assert.equal(tunedByUser({ GLIBC_TUNABLES: 'glibc.pthread.rseq=0:glibc.malloc.arena_max=2' }), false, 'a malloc tunable that sets no threshold');
+    assert.equal(tunedByUser({ GLIBC_TUNABLES: 'glibc.pthread.rseq=0' }), false, 'a tunable of something else');
+    assert.equal(tunedByUser({ MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD: '1' }), false, 'MALLOC_ARENA_MAX sets no threshold; without the trailing _ glibc reads nothing');
+  });
+});
+
+/** Whether this process runs on glibc (the one C library whose trim threshold is set). */
+function isGlibc(): boolean {
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  return report?.header?.glibcVersionRuntime !== undefined;
+}
 
 describe('trimWhenIdle', () => {
   it('must be a boolean', async () => {
