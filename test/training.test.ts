@@ -285,6 +285,27 @@ test('training off the write: where no worker thread can start, the store fits i
   }
 });
 
+test('training off the write: a write applied without waiting for the model (Training.before, which no store write reaches today) ends the training in its thread from the sample taken again, and the store ends as one that trained inside the write', async () => {
+  for (const config of ['cosine rq2', 'l2 int8 + PCA 12']) {
+    const expected = await straight(config);
+    await withThreads(OFF, async () => {
+      const store = await MemStore.open(tempDir(), pageWritesOptions(config));
+      try {
+        const all = issueAll(store);
+        await trainingSeen(store, all);
+        const training = (store as unknown as { training: { before(count: number): void } }).training;
+        training.before(Number.MAX_SAFE_INTEGER);
+        assert.equal(store.stats().training, false, `${config}: the training ended in the call`);
+        assert.equal(store.stats().trained, true, config);
+        await Promise.all(all);
+        assert.deepEqual(await outcomeOf(store), expected, config);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+});
+
 test('training off the write: kill -9 while the store trains loses no acknowledged write, and the reopened store trains as the write would have', async () => {
   for (const config of ['cosine rq2 + PCA 16, trained late', 'cosine rq2, trained late']) {
     const expected = await straight(config, NO_PAGES);

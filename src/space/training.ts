@@ -69,8 +69,6 @@ export interface Incoming {
 interface TrainingRun {
   /** The buffer the sample was taken from. */
   readonly buffer: VectorIndex;
-  /** The sample (`samples` rows), kept for a fit here if the run must end inside a write (before()). */
-  readonly rows: Float32Array;
   readonly samples: number;
   /** The worker fitting the model, if one does. */
   readonly job: FitJob | undefined;
@@ -123,8 +121,9 @@ export class Training {
     let job: FitJob | undefined;
     let fitted: Promise<Fitted>;
     try {
-      // A copy moves to the worker: the sample stays here for before().
-      if (offThread) job = startFit({ shape: host.shape, rows: rows.slice(), count: samples });
+      // The sample itself moves to the worker (before() takes it again from the buffer): a copy kept
+      // here held 64 MB at 4,096-d for as long as the fit ran.
+      if (offThread) job = startFit({ shape: host.shape, rows, count: samples });
       fitted = job === undefined ? Promise.resolve(host.fit(rowsOf(rows, samples, dim))) : job.done.then(fittedOf);
     } catch (e) {
       this.failed(e);
@@ -132,7 +131,7 @@ export class Training {
     }
     let settle!: () => void;
     const settled = new Promise<void>((resolve) => (settle = resolve));
-    const run: TrainingRun = { buffer, rows, samples, job, fitted, settled, settle, consumed: false };
+    const run: TrainingRun = { buffer, samples, job, fitted, settled, settle, consumed: false };
     this.run = run;
     void fitted
       .then(
@@ -155,12 +154,13 @@ export class Training {
   /**
    * Called by a write of `count` records before it is applied: where it could bring the buffer to
    * `pages.from` while the store trains off the write, the training ends here and now (the model
-   * fitted in this thread from the kept sample, the buffer re-encoded in one step), so that the
-   * write is applied to the trained store and plans its pages from the codes the store would have
-   * held had it trained inside the write that reached `trainSize`: the same pages, whatever the
-   * timing. The store's writes, and the log replayed at open, wait for the model instead (full()),
-   * so this runs only for a write applied without that wait: none today, kept so that pages are
-   * never planned from the buffer whatever the caller.
+   * fitted in this thread, the buffer re-encoded in one step), so that the write is applied to the
+   * trained store and plans its pages from trained codes, never from the buffer. The store's
+   * writes, and the log replayed at open, wait for the model instead (full()), so this runs only for
+   * a write applied without that wait: none today (the whole suite, run with this instrumented, never
+   * reached it). Its sample is taken from the buffer again (the run's went to the worker): the same
+   * rows, and the model the worker would have fitted, unless a write removed or replaced one of them
+   * meanwhile.
    */
   before(count: number): void {
     const run = this.run;
@@ -168,7 +168,13 @@ export class Training {
     if (run === undefined || pagesFrom === undefined || run.buffer.size + count < pagesFrom) return;
     this.run = undefined;
     run.job?.cancel();
-    this.trainNow(run.buffer, run.rows, run.samples);
+    let rows: Float32Array | undefined;
+    try {
+      rows = this.sample(run.buffer, run.samples);
+    } catch (e) {
+      this.failed(e);
+    }
+    if (rows !== undefined) this.trainNow(run.buffer, rows, run.samples);
     run.settle();
     this.host.ended();
   }
