@@ -734,7 +734,7 @@ export class MemStore {
    * once the pages are in (src/index/PAGES.md, "Clustering off the write"), and while the model is
    * trained off the add that reached `trainSize` (`stats().training`), once it is trained
    * (src/space/TRAINING.md). An empty batch writes nothing, and resolves once every write called
-   * before it is applied and durable.
+   * before it is applied and durable, and after a compact() called before it. Writes resolve in call order.
    */
   add(records: readonly MemoryRecord[]): Promise<void> {
     try {
@@ -792,11 +792,13 @@ export class MemStore {
 
   /**
    * An empty batch's result once every write issued before it has been acknowledged, in its turn
-   * among them (inOrder()). It had resolved at once, ahead of a batch still waiting for its fsync:
-   * a caller that awaited add([]) as a barrier found the writes before it not yet durable.
+   * among them (inOrder()), and once maintenance holding the write gate has ended, as a batch of
+   * records waits for it. It had resolved at once, ahead of a batch still waiting for its fsync: a
+   * caller that awaited add([]) as a barrier found the writes before it not yet durable; and then
+   * ahead of a compact() called before it (a hostile pass).
    */
   private afterEarlierWrites<T>(result: T): Promise<T> {
-    return this.inOrder(Promise.resolve(result));
+    return this.inOrder(this.pipeline.gateOpen().then(() => result));
   }
 
   /**

@@ -311,6 +311,31 @@ test('a recall under way when close() is called completes, and close() waits for
   await rejectsWith(() => store.recall('late'), 'CLOSED');
 });
 
+test('an empty add or delete called after compact() resolves after it, as a batch of records does (they had resolved ahead of it: a hostile pass)', async () => {
+  const DIM = 16;
+  const v = clustered(300, DIM, 4);
+  for (const paged of [false, true]) {
+    const store = await MemStore.open(tempDir(), { dim: DIM, cache: false, ...(paged ? { pages: { from: 100 } } : {}) });
+    try {
+      await store.add(v.map((vector, i) => ({ id: `v${i}`, vector, text: `t${i}` })));
+      await store.delete(v.slice(0, 100).map((_, i) => `v${i}`));
+      const order: string[] = [];
+      const noted = <T>(name: string, p: Promise<T>): Promise<T> => p.then((x) => (order.push(name), x));
+      await Promise.all([
+        noted('compact', store.compact()),
+        noted('empty add', store.add([])),
+        noted('empty delete', store.delete([])),
+        noted('add', store.add([{ id: 'late', vector: v[0]! }])),
+        noted('empty add after it', store.add([])),
+      ]);
+      assert.deepEqual(order, ['compact', 'empty add', 'empty delete', 'add', 'empty add after it'], `paged: ${paged}`);
+      assert.equal(store.stats().count, 201);
+    } finally {
+      await store.close();
+    }
+  }
+});
+
 test('an empty add or delete resolves once every write called before it has (it had resolved at once, ahead of a batch waiting for its fsync); with nothing before it, at once', async () => {
   const DIM = 16;
   const v = clustered(200, DIM, 4);
