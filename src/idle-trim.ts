@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { GLIBC_TRIM_THRESHOLD, heapTrim, trimThresholdFixer, type HeapTrim } from '../io/heap-trim.js';
 
 /**
@@ -112,10 +113,30 @@ export function madeIdleTrimmer(): IdleTrimmer | undefined {
  */
 export function idleTrimmer(): IdleTrimmer {
   if (shared === undefined) {
-    const fix = tunedByUser(process.env) ? undefined : trimThresholdFixer();
+    const fix = tunedByUser(startEnvironment()) ? undefined : trimThresholdFixer();
     shared = new IdleTrimmer({ trim: heapTrim(), fixThreshold: fix === undefined ? undefined : () => fix(GLIBC_TRIM_THRESHOLD) });
   }
   return shared;
+}
+
+/**
+ * The environment the process was started with, which glibc read its settings from: /proc/self/environ
+ * on Linux, where `process.env` can differ (a worker given `env: {}`, a variable deleted since: a
+ * hostile pass found the user's threshold overridden so); `process.env` where it cannot be read.
+ */
+function startEnvironment(): NodeJS.ProcessEnv {
+  let raw: string;
+  try {
+    raw = readFileSync('/proc/self/environ', 'latin1');
+  } catch {
+    return process.env;
+  }
+  const env: NodeJS.ProcessEnv = {};
+  for (const entry of raw.split('\0')) {
+    const at = entry.indexOf('=');
+    if (at > 0) env[entry.slice(0, at)] = entry.slice(at + 1);
+  }
+  return env;
 }
 
 /** The environment variables by which a user sets glibc's malloc thresholds (each one stops glibc adjusting them), as GLIBC_TUNABLES' glibc.malloc.trim_threshold, top_pad, mmap_threshold and mmap_max do. */

@@ -792,13 +792,13 @@ export class MemStore {
 
   /**
    * An empty batch's result once every write issued before it has been acknowledged, in its turn
-   * among them (inOrder()), and once maintenance holding the write gate has ended, as a batch of
-   * records waits for it. It had resolved at once, ahead of a batch still waiting for its fsync: a
+   * among them (inOrder()), and once maintenance called before it has ended (CommitPipeline.inLine),
+   * as a batch of records waits for it. It had resolved at once, ahead of a batch still waiting for its fsync: a
    * caller that awaited add([]) as a barrier found the writes before it not yet durable; and then
    * ahead of a compact() called before it (a hostile pass).
    */
   private afterEarlierWrites<T>(result: T): Promise<T> {
-    return this.inOrder(this.pipeline.gateOpen().then(() => result));
+    return this.inOrder(this.pipeline.inLine().then(() => result));
   }
 
   /**

@@ -311,7 +311,7 @@ test('a recall under way when close() is called completes, and close() waits for
   await rejectsWith(() => store.recall('late'), 'CLOSED');
 });
 
-test('an empty add or delete called after compact() resolves after it, as a batch of records does (they had resolved ahead of it: a hostile pass)', async () => {
+test('an empty add or delete called after compact() resolves after it, as a batch of records does, also behind a compaction queued behind another (they had resolved ahead of it: hostile passes)', async () => {
   const DIM = 16;
   const v = clustered(300, DIM, 4);
   for (const paged of [false, true]) {
@@ -330,6 +330,17 @@ test('an empty add or delete called after compact() resolves after it, as a batc
       ]);
       assert.deepEqual(order, ['compact', 'empty add', 'empty delete', 'add', 'empty add after it'], `paged: ${paged}`);
       assert.equal(store.stats().count, 201);
+      // Behind a compaction still queued behind another (they had waited for the first alone: a hostile pass).
+      const second: string[] = [];
+      const seen = <T>(name: string, p: Promise<T>): Promise<T> => p.then((x) => (second.push(name), x));
+      await Promise.all([
+        seen('compact 1', store.compact()),
+        seen('add', store.add([{ id: 'later', vector: v[1]! }])),
+        seen('compact 2', store.compact()),
+        seen('empty add', store.add([])),
+        seen('empty delete', store.delete([])),
+      ]);
+      assert.deepEqual(second, ['compact 1', 'add', 'compact 2', 'empty add', 'empty delete'], `paged: ${paged}`);
     } finally {
       await store.close();
     }

@@ -124,18 +124,29 @@ describe('the trim threshold (native/heap.c)', { skip: trimThresholdFixer() === 
   it('is kept at glibc\'s default by the first store opened with trimWhenIdle on, and left alone by one opened with it off', () => {
     const stores = fileURLToPath(new URL('../src/index.js', import.meta.url));
     const trims = fileURLToPath(new URL('../src/idle-trim.js', import.meta.url));
-    const script = (option: string) =>
+    const opening = (option: string) =>
       `const { MemStore } = await import(${JSON.stringify(stores)}); const t = await import(${JSON.stringify(trims)});` +
       `const s = await MemStore.open(${JSON.stringify(tempDir())}, { dim: 4${option} }); await s.close();` +
-      `const made = t.madeIdleTrimmer(); console.log(JSON.stringify({ made: made !== undefined, fixed: made?.thresholdFixed ?? false }));`;
-    const run = (option: string, env: Record<string, string> = {}) => {
-      const child = spawnSync(process.execPath, ['--input-type=module', '-e', script(option)], { timeout: 60_000, encoding: 'utf8', env: { ...process.env, ...env } });
+      `const made = t.madeIdleTrimmer(); const said = JSON.stringify({ made: made !== undefined, fixed: made?.thresholdFixed ?? false });`;
+    const script = (option: string, prelude = '') => `${prelude}${opening(option)} console.log(said);`;
+    // The same, in a worker started with an environment of its own (env: {}).
+    const inWorker = (option: string) =>
+      `const { Worker } = await import('node:worker_threads');` +
+      `const w = new Worker(${JSON.stringify(`${opening(option)} (await import('node:worker_threads')).parentPort.postMessage(said);`)}, { eval: true, env: {} });` +
+      `w.once('message', (m) => { console.log(m); void w.terminate(); });`;
+    const run = (code: string, env: Record<string, string> = {}) => {
+      const child = spawnSync(process.execPath, ['--input-type=module', '-e', code], { timeout: 60_000, encoding: 'utf8', env: { ...process.env, ...env } });
       assert.equal(child.status, 0, child.stderr);
       return JSON.parse(child.stdout) as { made: boolean; fixed: boolean };
     };
-    assert.deepEqual(run(', trimWhenIdle: false'), { made: false, fixed: false });
-    assert.deepEqual(run(''), { made: true, fixed: isGlibc() });
-    assert.deepEqual(run('', { MALLOC_TRIM_THRESHOLD_: '1048576' }), { made: true, fixed: false }, 'a threshold the user set is theirs');
+    assert.deepEqual(run(script(', trimWhenIdle: false')), { made: false, fixed: false });
+    assert.deepEqual(run(script('')), { made: true, fixed: isGlibc() });
+    const userSet = { MALLOC_TRIM_THRESHOLD_: '1048576' };
+    assert.deepEqual(run(script(''), userSet), { made: true, fixed: false }, 'a threshold the user set is theirs');
+    // What glibc read is the environment the process started with (a hostile pass: both had overridden it).
+    assert.deepEqual(run(script('', 'delete process.env.MALLOC_TRIM_THRESHOLD_;'), userSet), { made: true, fixed: false }, 'the variable deleted since');
+    assert.deepEqual(run(inWorker(''), userSet), { made: true, fixed: false }, 'a worker started with env: {}');
+    assert.deepEqual(run(inWorker('')), { made: true, fixed: isGlibc() }, 'a worker, nothing set');
   });
 
   it('is left to a user who set glibc\'s malloc thresholds (its variables, or their GLIBC_TUNABLES)', () => {

@@ -125,6 +125,17 @@ export class CommitPipeline<M> {
     }
   }
 
+  /**
+   * Resolves once every write and exclusive step queued before it has started, and the gate any of
+   * them took is open again: the place in line of a write with nothing to log (an empty batch). It
+   * had waited only for a gate held at the call, and so settled ahead of a compaction still queued
+   * behind another (a hostile pass).
+   */
+  inLine(): Promise<void> {
+    if (this.waiting === 0 && this.gate === undefined) return Promise.resolve();
+    return this.enqueue(() => undefined);
+  }
+
   /** Waits for a gate held now. */
   async gateOpen(): Promise<void> {
     while (this.gate !== undefined) await this.gate;
