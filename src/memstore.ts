@@ -86,6 +86,9 @@ function isFile(path: string): boolean {
   }
 }
 
+/** The replay applies each logged write before the next: none is ever logged and unapplied ahead of it. */
+const NOTHING_UNAPPLIED: ReadonlySet<Mutation> = new Set();
+
 /** Ids per delete of compact()'s sweep of expired memories. */
 const SWEEP_BATCH = 10_000;
 
@@ -647,7 +650,7 @@ export class MemStore {
       for await (const record of this.wal.replay(afterLsn)) {
         const mutation = decodeMutation(record.payload, { file: where, lsn: record.lsn }, { dim: this.config.dim });
         // As a write waits in the pipeline (lagging), for a model the replay has set fitting.
-        const training = this.training.full({ records: recordsAdded(mutation), logged: 0, earlier: () => Promise.resolve() });
+        const training = this.training.full(this.incoming(mutation, NOTHING_UNAPPLIED));
         if (training !== undefined) await training;
         this.apply(mutation);
         this.pipeline.appliedLsn = record.lsn;
@@ -793,9 +796,9 @@ export class MemStore {
   /**
    * An empty batch's result once every write issued before it has been acknowledged, in its turn
    * among them (inOrder()), and once maintenance called before it has ended (CommitPipeline.inLine),
-   * as a batch of records waits for it. It had resolved at once, ahead of a batch still waiting for its fsync: a
-   * caller that awaited add([]) as a barrier found the writes before it not yet durable; and then
-   * ahead of a compact() called before it (a hostile pass).
+   * as a batch of records waits for it. It had resolved at once, ahead of a batch still waiting for
+   * its fsync: a caller that awaited add([]) as a barrier found the writes before it not yet durable;
+   * and then ahead of a compact() called before it (a hostile pass).
    */
   private afterEarlierWrites<T>(result: T): Promise<T> {
     return this.inOrder(this.pipeline.inLine().then(() => result));
@@ -970,11 +973,6 @@ export class MemStore {
     if (ref !== undefined) this.arena.release(ref);
   }
 
-  /**
-   * The vectors a model trains on, and so how many the store holds before it trains: trainSize, but
-   * at least PCA_MIN_ROWS with PCA (with trainSize 1 it had tried at the first vector, failed, and
-   * warned, then trained at the second).
-   */
   /** What the write `next` (undefined: an exclusive step) and the writes logged before it, not yet applied, could add (Training.full). */
   private incoming(next: Mutation | undefined, unapplied: ReadonlySet<Mutation>): Incoming {
     let logged = 0;
@@ -982,6 +980,11 @@ export class MemStore {
     return { records: next === undefined ? 0 : recordsAdded(next), logged, earlier: () => this.pipeline.settled() };
   }
 
+  /**
+   * The vectors a model trains on, and so how many the store holds before it trains: trainSize, but
+   * at least PCA_MIN_ROWS with PCA (with trainSize 1 it had tried at the first vector, failed, and
+   * warned, then trained at the second).
+   */
   private trainingSamples(): number {
     return this.config.pca === null ? this.config.trainSize : Math.max(PCA_MIN_ROWS, this.config.trainSize);
   }

@@ -161,10 +161,11 @@ export interface OpenOptions {
    * memory bench, 5 to 7 MiB in a process that had freed a buffer of a few MiB (src/idle-trim.ts).
    * The first store opened with it on also keeps glibc's trim threshold at its default 128 KiB
    * from then on (`mallopt`; not when the process was started with glibc's malloc thresholds set,
-   * MALLOC_TRIM_THRESHOLD_ and the like), so that each thread's arena gives back the free memory at its top,
-   * which no trim reaches: 1.6 to 5 MiB beside a 50k store, 10 to 17 MiB in a process that had
-   * freed a 4 MiB buffer (src/idle-trim.ts), for 7% more CPU time in a process that bulk loads. Process-wide: it frees only memory nobody uses, whoever freed it.
-   * Without the addon, or with a C library other than glibc, nothing is done. Not persisted. @default true
+   * MALLOC_TRIM_THRESHOLD_ and the like), so that each thread's arena gives back the free memory
+   * at its top, which no trim reaches: 1.6 to 5 MiB beside a 50k store, 10 to 17 MiB in a process
+   * that had freed a 4 MiB buffer (src/idle-trim.ts), for 7% more CPU time in a process that bulk
+   * loads. Process-wide: it frees only memory nobody uses, whoever freed it. Without the addon, or
+   * with a C library other than glibc, nothing is done. Not persisted. @default true
    */
   trimWhenIdle?: boolean;
   /**

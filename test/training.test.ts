@@ -566,7 +566,6 @@ test('writes are acknowledged in call order, those that waited before they were 
   const dim = 32;
   const vectors = clustered(1200, dim, 41, 20);
   const records = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ id: `v${from + i}`, vector: vectors[from + i]! }));
-  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
   for (const pages of [{ from: 600, maxPage: 24 }, false] as const) {
     await withThreads(OFF, async () => {
       const store = await MemStore.open(tempDir(), { dim, durability: 'none', cache: false, metric: 'l2', pca: { dims: 12 }, trainSize: 300, pages });

@@ -104,13 +104,8 @@ export class Training {
     const samples = host.samples();
     if (!host.fits() || host.trained() || this.run !== undefined || buffer.size < samples) return;
     const { dim } = host.shape;
-    let rows: Float32Array;
-    try {
-      rows = this.sample(buffer, samples);
-    } catch (e) {
-      this.failed(e);
-      return;
-    }
+    const rows = this.sampled(buffer, samples);
+    if (rows === undefined) return;
     const offThread = fitOffThread(host.shape, samples);
     // Pages due at this write too are planned once the model is in (the store's install), from the
     // codes of the store this write left: every write waits until then (full()).
@@ -168,12 +163,7 @@ export class Training {
     if (run === undefined || pagesFrom === undefined || run.buffer.size + count < pagesFrom) return;
     this.run = undefined;
     run.job?.cancel();
-    let rows: Float32Array | undefined;
-    try {
-      rows = this.sample(run.buffer, run.samples);
-    } catch (e) {
-      this.failed(e);
-    }
+    const rows = this.sampled(run.buffer, run.samples);
     if (rows !== undefined) this.trainNow(run.buffer, rows, run.samples);
     run.settle();
     this.host.ended();
@@ -244,6 +234,16 @@ export class Training {
    * float sums in another order made another model (an rq store with PCA, reopened after a delete,
    * coded and answered otherwise than one left open: a hostile pass).
    */
+  /** sample(), or undefined once a failure to take it has been reported (failed()). */
+  private sampled(buffer: VectorIndex, samples: number): Float32Array | undefined {
+    try {
+      return this.sample(buffer, samples);
+    } catch (e) {
+      this.failed(e);
+      return undefined;
+    }
+  }
+
   private sample(buffer: VectorIndex, samples: number): Float32Array {
     const dim = this.host.shape.dim;
     const ids = [...buffer.allIds()].slice(0, samples).sort();
