@@ -396,7 +396,7 @@ test('pages: scorePage gives each vector of a page, in slotsOf order, the score 
   }
 });
 
-test('pages: the slot map holds exactly the slots reserved, and grows past them a quarter at a time', () => {
+test('pages: the slot map holds exactly the slots reserved, 4 bytes a slot, and grows past them a quarter at a time', () => {
   const codec = getCodec('int8');
   const store = new PageStore(codec, DIM);
   try {
@@ -405,18 +405,56 @@ test('pages: the slot map holds exactly the slots reserved, and grows past them 
     // An empty page's room and what does not grow with the slots (the query's scratch).
     const fixed = store.bytes - roomFor(0) * row;
     store.reserveSlots(1000);
-    assert.equal(store.bytes - fixed - roomFor(0) * row, 8 * 1000);
+    assert.equal(store.bytes - fixed - roomFor(0) * row, 4 * 1000);
     for (let slot = 0; slot < 1000; slot++) {
       const { code, scale } = codeOf(slot);
       store.add(slot, 0, code, scale);
     }
-    assert.equal(store.bytes - fixed - roomFor(1000) * row, 8 * 1000, 'no growth while the slots stay within the reservation');
+    assert.equal(store.bytes - fixed - roomFor(1000) * row, 4 * 1000, 'no growth while the slots stay within the reservation');
     const { code, scale } = codeOf(1000);
     store.add(1000, 0, code, scale);
-    assert.equal(store.bytes - fixed - roomFor(1001) * row, 8 * 1250, 'a quarter more past it');
+    assert.equal(store.bytes - fixed - roomFor(1001) * row, 4 * 1250, 'a quarter more past it');
     store.reserveSlots(10);
-    assert.equal(store.bytes - fixed - roomFor(1001) * row, 8 * 1250, 'a smaller reservation shrinks nothing');
+    assert.equal(store.bytes - fixed - roomFor(1001) * row, 4 * 1250, 'a smaller reservation shrinks nothing');
     for (let slot = 0; slot <= 1000; slot++) assert.equal(store.pageOf(slot), 0);
+  } finally {
+    store.free();
+  }
+});
+
+test('pages: a page past 65,536 rows and more than 65,535 pages keep every slot\'s page and row (the slot map widens from 16 to 32 bits)', () => {
+  const codec = getCodec('int8');
+  const store = new PageStore(codec, DIM);
+  try {
+    const rows = 70_000;
+    store.addPage();
+    for (let slot = 0; slot < rows; slot++) {
+      const { code, scale } = codeOf(slot);
+      store.add(slot, 0, code, scale);
+    }
+    // Removing a row moves the page's last row into it: row 69,999's slot now lives at row 5.
+    store.remove(5);
+    assert.equal(store.has(5), false);
+    assert.deepEqual(store.codeAt(rows - 1), codeOf(rows - 1));
+    for (const slot of [0, 4, 6, 65_535, 65_536, 65_537, rows - 2]) assert.deepEqual(store.codeAt(slot), codeOf(slot), `slot ${slot}`);
+    for (let p = 1; p <= 66_000; p++) store.addPage();
+    store.moveTo(rows - 1, 66_000);
+    store.moveTo(65_536, 65_535);
+    assert.equal(store.pageOf(rows - 1), 66_000);
+    assert.equal(store.pageOf(65_536), 65_535);
+    assert.deepEqual(store.codeAt(rows - 1), codeOf(rows - 1));
+    assert.deepEqual(store.codeAt(65_536), codeOf(65_536));
+    // The last page's number moves into an emptied page's, and its vector follows.
+    store.moveTo(7, 9);
+    store.moveTo(7, 10);
+    assert.equal(store.removeEmptyPage(9), 66_000);
+    assert.equal(store.pageOf(rows - 1), 9);
+    assert.deepEqual(store.codeAt(rows - 1), codeOf(rows - 1));
+    assert.equal(store.pageOf(7), 10);
+    assert.equal(store.has(-1), false);
+    assert.equal(store.has(1.5), false);
+    assert.equal(store.has(rows + 10), false);
+    assert.throws(() => store.pageOf(1.5), RangeError);
   } finally {
     store.free();
   }

@@ -6,6 +6,7 @@ import { paddedDim, type KernelForm, type ScanQuery } from '../scan/code-blocks.
 import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked } from '../scan/query-scratch.js';
 import { recordingVerdicts, type ScorePool } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
+import { SlotMap } from './slot-map.js';
 
 /** The smallest room a page is given, in vectors (PAGES.md). */
 const MIN_ROOM = 16;
@@ -61,9 +62,8 @@ export class PageStore {
   /** Bytes of one code in memory, padding included. */
   readonly stride: number;
   private pages: Page[] = [];
-  /** Per slot: its page, or -1 when no vector has that slot. */
-  private pageOfSlot = new Int32Array(0);
-  private rowOfSlot = new Int32Array(0);
+  /** Per slot: the page and row of its code. */
+  private readonly slotMap = new SlotMap();
   private vectors = 0;
   private readonly query: QueryScratch;
   /** Scratch for one page's scores, then as much for its picked rows: `scratchRoom` of each. */
@@ -124,7 +124,7 @@ export class PageStore {
   /** Bytes of memory held: the rooms of the pages (codes, scales, norms when kept, slots), the slot map and scratch space. */
   get bytes(): number {
     const fast = this.fast;
-    let total = this.pageOfSlot.byteLength + this.rowOfSlot.byteLength + this.query.bytes + 8 * this.scratchRoom + 4 * this.keptRoom + (fast === undefined ? 0 : fast.bytes);
+    let total = this.slotMap.bytes + this.query.bytes + 8 * this.scratchRoom + 4 * this.keptRoom + (fast === undefined ? 0 : fast.bytes);
     const row = this.stride + 8 + (this.cosineNorms ? 4 : 0);
     for (const p of this.pages) total += fast === undefined ? p.room * row : fast.areaBytes(p.room) + 4 * p.room;
     return total;
@@ -148,7 +148,7 @@ export class PageStore {
     const moved = this.pages.pop()!;
     if (page !== last) {
       this.pages[page] = moved;
-      for (let row = 0; row < moved.count; row++) this.pageOfSlot[moved.slots[row]!] = page;
+      for (let row = 0; row < moved.count; row++) this.slotMap.setPage(moved.slots[row]!, page);
     }
     return last;
   }
@@ -172,13 +172,14 @@ export class PageStore {
   }
 
   has(slot: number): boolean {
-    return slot >= 0 && slot < this.pageOfSlot.length && this.pageOfSlot[slot]! >= 0;
+    return this.slotMap.pageOf(slot) >= 0;
   }
 
   /** The page holding the vector in `slot`; RangeError when none does. */
   pageOf(slot: number): number {
-    if (!this.has(slot)) throw new RangeError(`no vector in slot ${slot}`);
-    return this.pageOfSlot[slot]!;
+    const page = this.slotMap.pageOf(slot);
+    if (page < 0) throw new RangeError(`no vector in slot ${slot}`);
+    return page;
   }
 
   /** Puts the code of the vector in `slot` (absent) at the end of `page`. */
@@ -191,21 +192,21 @@ export class PageStore {
     const row = p.count++;
     this.writeRow(p, row, code, scale);
     p.slots[row] = slot;
-    this.mapSlot(slot, page, row);
+    this.slotMap.set(slot, page, row);
     this.vectors++;
   }
 
   /** Replaces the code of the vector in `slot`, where it is. */
   replace(slot: number, code: Uint8Array, scale: number): void {
     const page = this.pageOf(slot);
-    this.writeRow(this.pages[page]!, this.rowOfSlot[slot]!, code, scale);
+    this.writeRow(this.pages[page]!, this.slotMap.rowOf(slot), code, scale);
   }
 
   /** Removes the vector in `slot`; its page's last row moves into its row. */
   remove(slot: number): void {
     const page = this.pageOf(slot);
     const p = this.pages[page]!;
-    const row = this.rowOfSlot[slot]!;
+    const row = this.slotMap.rowOf(slot);
     const last = p.count - 1;
     if (row !== last) {
       if (this.fast === undefined) {
@@ -218,10 +219,10 @@ export class PageStore {
       }
       const moved = p.slots[last]!;
       p.slots[row] = moved;
-      this.rowOfSlot[moved] = row;
+      this.slotMap.setRow(moved, row);
     }
     p.count--;
-    this.pageOfSlot[slot] = -1;
+    this.slotMap.clear(slot);
     this.vectors--;
     if (p.room > this.roomOf(0) && p.count <= p.room / 4) this.resize(p, this.roomOf(2 * p.count));
   }
@@ -240,10 +241,10 @@ export class PageStore {
   renumber(from: number, to: number): void {
     const page = this.pageOf(from);
     if (this.has(to)) throw new RangeError(`slot ${to} already holds a vector`);
-    const row = this.rowOfSlot[from]!;
+    const row = this.slotMap.rowOf(from);
     this.pages[page]!.slots[row] = to;
-    this.pageOfSlot[from] = -1;
-    this.mapSlot(to, page, row);
+    this.slotMap.clear(from);
+    this.slotMap.set(to, page, row);
   }
 
   /** A copy of the code of the vector in `slot`, and its scale. */
@@ -260,7 +261,7 @@ export class PageStore {
    */
   codeView(slot: number): { code: Uint8Array; scale: number } {
     const p = this.pages[this.pageOf(slot)]!;
-    const row = this.rowOfSlot[slot]!;
+    const row = this.slotMap.rowOf(slot);
     if (this.fast !== undefined) return this.fast.view(p, row);
     const scale = this.mem.f32()[(p.scales >> 2) + row]!;
     const at = p.codes + row * this.stride;
@@ -269,7 +270,7 @@ export class PageStore {
 
   /** The decoded code of the vector in `slot` (Codec.decode), into `out` (dim floats), read where it lies. */
   decode(slot: number, out: Float32Array): void {
-    this.decodeRow(this.pages[this.pageOf(slot)]!, this.rowOfSlot[slot]!, out);
+    this.decodeRow(this.pages[this.pageOf(slot)]!, this.slotMap.rowOf(slot), out);
   }
 
   /** The decoded codes of every vector of `page`, in row order (slotsOf's), one after another into `out` (room for sizeOf(page) × dim). */
@@ -301,7 +302,7 @@ export class PageStore {
       const f32 = this.mem.f32();
       for (let i = 0; i < count; i++) {
         const slot = slots[i]!;
-        fast.terms(f32, this.pages[this.pageOf(slot)]!, this.rowOfSlot[slot]!, out, 3 * i);
+        fast.terms(f32, this.pages[this.pageOf(slot)]!, this.slotMap.rowOf(slot), out, 3 * i);
       }
       return;
     }
@@ -437,12 +438,12 @@ export class PageStore {
     if (out.length < count) throw new RangeError(`room for ${out.length} scores, not ${count}`);
     // The address table takes two i32 per vector of a run, in the second half of the scratch.
     this.reserveScratch(2 * GATHER_RUN);
-    const { rowOfSlot, stride } = this;
+    const { slotMap, stride } = this;
     const fill = (from: number, n: number, table: Int32Array, at: number) => {
       for (let j = 0; j < n; j++) {
         const slot = slots[from + j]!;
         const page = this.holding(slot);
-        const row = rowOfSlot[slot]!;
+        const row = slotMap.rowOf(slot);
         table[at + 2 * j] = page.codes + row * stride;
         table[at + 2 * j + 1] = page.scales + row * 4;
       }
@@ -457,7 +458,7 @@ export class PageStore {
       const quad = (from: number, n: number, table: Int32Array, at: number) => {
         for (let j = 0; j < n; j++) {
           const slot = slots[from + j]!;
-          fast.entry(table, at + 4 * j, this.holding(slot), rowOfSlot[slot]!);
+          fast.entry(table, at + 4 * j, this.holding(slot), slotMap.rowOf(slot));
         }
       };
       fast.gather(query, count, this.scratchAt(1), this.scratchAt(0), quad, take);
@@ -492,7 +493,7 @@ export class PageStore {
 
   /** The page holding `slot`, for a gather: RangeError when none does. */
   private holding(slot: number): Page {
-    const p = slot >= 0 && slot < this.pageOfSlot.length ? this.pageOfSlot[slot]! : -1;
+    const p = this.slotMap.pageOf(slot);
     if (p < 0) throw new RangeError(`no vector in slot ${slot}`);
     return this.pages[p]!;
   }
@@ -556,26 +557,9 @@ export class PageStore {
 
   /**
    * Makes the slot map hold slots up to `slots` - 1 (slots are dense: the slot table's count), so
-   * that a store opened at n vectors holds a map of n, not of the power of two past it (8 bytes a
-   * slot: 4.7 bytes a vector more at 331k).
+   * that a store opened at n vectors holds a map of n, not of the power of two past it.
    */
   reserveSlots(slots: number): void {
-    if (slots > this.pageOfSlot.length) this.growSlotMap(slots);
-  }
-
-  private mapSlot(slot: number, page: number, row: number): void {
-    // A quarter more each time: the copies stay amortized, and the unused part under a fifth.
-    if (slot >= this.pageOfSlot.length) this.growSlotMap(Math.max(MIN_ROOM, slot + 1, Math.ceil(1.25 * this.pageOfSlot.length)));
-    this.pageOfSlot[slot] = page;
-    this.rowOfSlot[slot] = row;
-  }
-
-  private growSlotMap(length: number): void {
-    const pages = new Int32Array(length).fill(-1);
-    pages.set(this.pageOfSlot);
-    this.pageOfSlot = pages;
-    const rows = new Int32Array(length);
-    rows.set(this.rowOfSlot);
-    this.rowOfSlot = rows;
+    this.slotMap.reserve(slots);
   }
 }

@@ -1,5 +1,6 @@
 import { FilterColumns } from '../filter/columns.js';
 import { IdTable } from './id-table.js';
+import { SegmentRefs, type RefWidth } from './segment-refs.js';
 
 /** A full-precision vector's place in the vector arena: generation, segment, frame offset (its length is the store's). */
 export type VectorPlace = readonly [generation: number, segment: number, offset: number];
@@ -11,16 +12,23 @@ const RECENT_IDS = 1024;
 
 /** Per chunk of slots: where each full-precision vector lives, and whether the record has a document. */
 interface Chunk {
-  /** (generation, segment, offset) per slot; segment 0: nowhere. */
-  readonly refs: Uint32Array;
-  /** 1: the record has a document in the state; 0: none. */
+  /** Per slot, its vector's offset in its segment. */
+  readonly offsets: Uint32Array;
+  /** Per slot, the SegmentRefs reference of its vector's (generation, segment); 0: nowhere. As wide as the largest reference needs. */
+  segments: Uint8Array | Uint16Array | Uint32Array;
+  /** A bit per slot (slot % chunk, low bit first): 1 when the record has a document in the state. */
   readonly documented: Uint8Array;
+}
+
+function refArray(width: RefWidth, length: number): Uint8Array | Uint16Array | Uint32Array {
+  return width === 1 ? new Uint8Array(length) : width === 2 ? new Uint16Array(length) : new Uint32Array(length);
 }
 
 /**
  * What an index knows of its vectors besides their codes: each vector's **slot**, a dense number
  * 0..size-1 found from its id and back (IdTable), and, when `places` is on, where its full-precision
- * copy lives (12 bytes) and whether its record has a document (1 byte). Removing a vector moves the
+ * copy lives (an offset and a reference to its segment, SegmentRefs: 5 bytes while a store's vectors
+ * live in at most 255 segments, 6 up to 65,535) and whether its record has a document (a bit). Removing a vector moves the
  * last slot into the hole it leaves; the table logs each such move (the last MOVE_LOG, counted by a
  * removal epoch) so that slot numbers kept elsewhere (the lookaside cache's pools and hot vectors)
  * can follow. The codes live with the index (in slot order for the exact scan, in pages for the
@@ -34,6 +42,9 @@ export class SlotTable {
   /** The filter columns of the fields filters have named, a code per slot (they move with the slots). */
   readonly columns = new FilterColumns();
   private readonly chunks: Chunk[] = [];
+  private readonly refs = new SegmentRefs();
+  /** The width of every chunk's `segments`: the refs' width when it last grew. */
+  private width: RefWidth = 1;
   /** Removals so far; each may move the last slot into the hole it leaves. */
   private removals = 0;
   /**
@@ -59,14 +70,15 @@ export class SlotTable {
     return this.ids.idBytes;
   }
 
-  /** Bytes held: the id table, the chunks of places and flags, the move log, the filter columns. */
+  /** Bytes held: the id table, the chunks of places and flags and their segments, the move log, the filter columns. */
   get bytes(): number {
-    return this.ids.bytes + this.chunks.length * this.chunk * 13 + (this.moves?.byteLength ?? 0) + this.columns.bytes;
+    const chunks = this.chunks.length * (this.chunk * (4 + this.width) + Math.ceil(this.chunk / 8));
+    return this.ids.bytes + chunks + (this.places ? this.refs.bytes : 0) + (this.moves?.byteLength ?? 0) + this.columns.bytes;
   }
 
   /** Bytes each vector costs once chunks are full: its place and flag (when kept) and its share of the id table and filter columns. */
   get bytesPerVector(): number {
-    return (this.places ? 13 : 0) + (this.ids.size === 0 ? 0 : (this.ids.bytes + this.columns.bytes) / this.ids.size);
+    return (this.places ? 4 + this.width + 1 / 8 : 0) + (this.ids.size === 0 ? 0 : (this.ids.bytes + this.columns.bytes) / this.ids.size);
   }
 
   /** Room for `records` ids of `idBytes` bytes in all. */
@@ -143,15 +155,20 @@ export class SlotTable {
   placeAt(slot: number): VectorPlace | undefined {
     if (!(slot >= 0 && slot < this.ids.size)) throw new RangeError(`slot ${slot} out of range`);
     if (!this.places) return undefined;
-    const refs = this.chunks[Math.floor(slot / this.chunk)]!.refs;
-    const at = (slot % this.chunk) * 3;
-    return refs[at + 1] === 0 ? undefined : [refs[at]!, refs[at + 1]!, refs[at + 2]!];
+    const chunk = this.chunks[Math.floor(slot / this.chunk)]!;
+    const at = slot % this.chunk;
+    const ref = chunk.segments[at]!;
+    return ref === 0 ? undefined : [this.refs.generationOf(ref), this.refs.segmentOf(ref), chunk.offsets[at]!];
   }
 
   /** One part of placeAt(slot) (0 generation, 1 segment, 2 offset; all 0 for none) without making a tuple, as the index file stores it. */
   placePartAt(slot: number, part: 0 | 1 | 2): number {
     if (!this.places) return 0;
-    return this.chunks[Math.floor(slot / this.chunk)]!.refs[(slot % this.chunk) * 3 + part]!;
+    const chunk = this.chunks[Math.floor(slot / this.chunk)]!;
+    const at = slot % this.chunk;
+    const ref = chunk.segments[at]!;
+    if (ref === 0) return 0;
+    return part === 0 ? this.refs.generationOf(ref) : part === 1 ? this.refs.segmentOf(ref) : chunk.offsets[at]!;
   }
 
   setPlaceAt(slot: number, place: VectorPlace | undefined): void {
@@ -161,21 +178,38 @@ export class SlotTable {
   /** setPlaceAt() from the parts of a place (`segment` 0: none), without a tuple. */
   setPlaceParts(slot: number, generation: number, segment: number, offset: number): void {
     if (!this.places) throw new RangeError('this index keeps no places');
-    const refs = this.chunks[Math.floor(slot / this.chunk)]!.refs;
-    const at = (slot % this.chunk) * 3;
-    refs[at] = generation;
-    refs[at + 1] = segment;
-    refs[at + 2] = offset;
+    const chunk = this.chunks[Math.floor(slot / this.chunk)]!;
+    const at = slot % this.chunk;
+    const ref = segment === 0 ? 0 : this.refs.acquire(generation, segment);
+    this.refs.release(chunk.segments[at]!);
+    if (this.refs.width > this.width) this.widen();
+    chunk.segments[at] = ref;
+    chunk.offsets[at] = ref === 0 ? 0 : offset;
+  }
+
+  /** Every chunk's segment references made as wide as the refs now need. */
+  private widen(): void {
+    this.width = this.refs.width;
+    for (const chunk of this.chunks) {
+      const wider = refArray(this.width, this.chunk);
+      wider.set(chunk.segments);
+      chunk.segments = wider;
+    }
   }
 
   /** Whether the record in `slot` has a document (false when the table keeps no places). */
   documentedAt(slot: number): boolean {
-    return this.places && this.chunks[Math.floor(slot / this.chunk)]!.documented[slot % this.chunk] === 1;
+    if (!this.places) return false;
+    const at = slot % this.chunk;
+    return ((this.chunks[Math.floor(slot / this.chunk)]!.documented[at >>> 3]! >>> (at & 7)) & 1) === 1;
   }
 
   setDocumentedAt(slot: number, documented: boolean): void {
     if (!this.places) throw new RangeError('this index keeps no places');
-    this.chunks[Math.floor(slot / this.chunk)]!.documented[slot % this.chunk] = documented ? 1 : 0;
+    const flags = this.chunks[Math.floor(slot / this.chunk)]!.documented;
+    const at = slot % this.chunk;
+    const bit = 1 << (at & 7);
+    flags[at >>> 3] = documented ? flags[at >>> 3]! | bit : flags[at >>> 3]! & ~bit;
   }
 
   /**
@@ -185,9 +219,20 @@ export class SlotTable {
   removeSwap(slot: number): number {
     if (!(slot >= 0 && slot < this.ids.size)) throw new RangeError(`slot ${slot} out of range`);
     const last = this.ids.size - 1;
-    if (slot !== last && this.places) {
-      this.setPlaceAt(slot, this.placeAt(last));
-      this.setDocumentedAt(slot, this.documentedAt(last));
+    if (this.places) {
+      // The hole takes the last slot's place and flag, and the last slot lets go of its reference:
+      // each reference keeps its count of uses.
+      const into = this.chunks[Math.floor(slot / this.chunk)]!;
+      const from = this.chunks[Math.floor(last / this.chunk)]!;
+      const at = slot % this.chunk;
+      const lastAt = last % this.chunk;
+      this.refs.release(into.segments[at]!);
+      if (slot !== last) {
+        into.segments[at] = from.segments[lastAt]!;
+        into.offsets[at] = from.offsets[lastAt]!;
+        this.setDocumentedAt(slot, this.documentedAt(last));
+      }
+      from.segments[lastAt] = 0;
     }
     this.ids.removeSwap(slot);
     this.columns.removeSwap(slot, last);
@@ -233,6 +278,8 @@ export class SlotTable {
     this.ids.clear();
     this.columns.reset();
     this.chunks.length = 0;
+    this.refs.clear();
+    this.width = 1;
     this.moves = undefined;
   }
 
@@ -240,7 +287,9 @@ export class SlotTable {
   private cleared(slot: number): void {
     this.columns.added(slot);
     if (!this.places) return;
-    if (slot === this.chunks.length * this.chunk) this.chunks.push({ refs: new Uint32Array(this.chunk * 3), documented: new Uint8Array(this.chunk) });
+    if (slot === this.chunks.length * this.chunk) {
+      this.chunks.push({ offsets: new Uint32Array(this.chunk), segments: refArray(this.width, this.chunk), documented: new Uint8Array(Math.ceil(this.chunk / 8)) });
+    }
     this.setPlaceAt(slot, undefined);
     this.setDocumentedAt(slot, false);
   }
