@@ -150,3 +150,17 @@ test('id table: reserve() allocates once for the ids to come, and slotForBytes f
   assert.throws(() => table.slotForBytes(block, block.length - 1, 2), RangeError);
   assert.throws(() => table.slotForBytes(block, 0, 0), RangeError);
 });
+
+test('id table: a table reserved for n ids holds buckets for n at 61–70% full, not the power of two past n / 0.7 (131,072 buckets for 50,000 ids)', () => {
+  for (const n of [50_000, 70_000, 91_000, 331_479]) {
+    const table = new IdTable();
+    const empty = table.bytes;
+    table.reserve(n, 0);
+    // Per slot a 32-bit offset and a 16-bit length; the rest is buckets of 4 bytes.
+    const buckets = (table.bytes - empty - 6 * n + 4 * 32) / 4;
+    assert.ok(buckets >= n / 0.7 && buckets <= n / 0.61, `${buckets} buckets for ${n} ids`);
+    for (let i = 0; i < n; i++) table.slotFor(`doc-${i}`);
+    for (let i = 0; i < n; i += 2) table.removeSwap(table.slotOf(`doc-${i}`)!);
+    for (let i = 0; i < n; i++) assert.equal(table.slotOf(`doc-${i}`) === undefined, i % 2 === 0);
+  }
+});

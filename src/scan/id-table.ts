@@ -16,9 +16,32 @@ const EMPTY = 0;
  */
 const LENGTH_BITS = 11;
 const LENGTH_MASK = (1 << LENGTH_BITS) - 1;
-/** Buckets are at most this full before the table doubles, so a probe run stays short. */
+/** Buckets are at most this full before the table grows, so a probe run stays short. */
 const MAX_LOAD = 0.7;
 const GROWTH = 1.5;
+
+/**
+ * The buckets for `ids` ids at most MAX_LOAD full: the least of 32 and the sizes 2^k · {1, 1.125, ...,
+ * 1.875} that holds them. A power of two left a table between 35% and 70% full, 10.5 bytes of
+ * buckets an id at 50k ids (131,072 of them); eighth steps keep it above 61% once reserved.
+ */
+function bucketsFor(ids: number): number {
+  const least = Math.max(32, Math.ceil(ids / MAX_LOAD));
+  const base = 2 ** Math.floor(Math.log2(least));
+  const eighth = base / 8;
+  return base + Math.ceil((least - base) / eighth) * eighth;
+}
+
+/**
+ * The bucket a probe for `hash` starts at: the hash mixed again (so the bucket does not follow the
+ * high bits that make an id's tag, and ids whose probe runs meet still differ in their tags) and
+ * scaled to the table's size by a multiply, which any size takes, where a mask takes powers of two.
+ */
+function homeOf(hash: number, size: number): number {
+  const mixed = Math.imul(hash ^ (hash >>> 16), 0x45d9f3b) >>> 0;
+  // Exact below 2^53 (tables under 2^21 buckets); past it the product rounds, never to more than size - 1 after the min.
+  return Math.min(size - 1, Math.floor((mixed * size) / 4294967296));
+}
 /** JavaScript's cost of one string beyond its characters (header, hash), estimated, for `bytes`. */
 const STRING_OVERHEAD = 24;
 /** idAt() keeps at most one string per this many ids in the table (and at most the table's `recent`). */
@@ -54,7 +77,7 @@ export class IdTable {
   private starts = new Uint32Array(16);
   /** Per slot, the id's length in bytes and its hash tag (LENGTH_BITS). */
   private lengths = new Uint16Array(16);
-  /** Per bucket, slot + 1 of an id whose probe run passes here, or EMPTY. Length a power of two. */
+  /** Per bucket, slot + 1 of an id whose probe run passes here, or EMPTY. Length bucketsFor() of some count. */
   private buckets = new Uint32Array(32);
   private count = 0;
   /** Set by a `find` that failed: the bucket a new id would take. */
@@ -109,9 +132,7 @@ export class IdTable {
   reserve(slots: number, bytes: number): void {
     this.reserveSlots(slots);
     this.reserveBytes(bytes);
-    let buckets = this.buckets.length;
-    while (slots > buckets * MAX_LOAD) buckets *= 2;
-    if (buckets > this.buckets.length) this.rehash(buckets);
+    if (slots > this.buckets.length * MAX_LOAD) this.rehash(bucketsFor(slots));
   }
 
   /** The slot of `id`, or undefined. */
@@ -183,7 +204,7 @@ export class IdTable {
     this.used += length;
     this.count++;
     if (this.recentSlots.length < this.recent && this.count >= 2 * RECENT_PER_IDS * Math.max(1, this.recentSlots.length)) this.growRecent();
-    if (this.count > this.buckets.length * MAX_LOAD) this.rehash(this.buckets.length * 2);
+    if (this.count > this.buckets.length * MAX_LOAD) this.rehash(bucketsFor(this.count * GROWTH));
     else this.buckets[this.runEnd] = slot + 1;
     return slot;
   }
@@ -254,11 +275,11 @@ export class IdTable {
 
   /** The slot holding the `length` bytes in `scratch`, or -1 with `runEnd` set to the empty bucket that ended the probe run. */
   private find(length: number): number {
-    const mask = this.buckets.length - 1;
+    const size = this.buckets.length;
     const hash = hashBytes(scratch, 0, length, this.seed);
     const key = length | ((hash >>> (32 - (16 - LENGTH_BITS))) << LENGTH_BITS);
     this.key = key;
-    for (let b = hash & mask; ; b = (b + 1) & mask) {
+    for (let b = homeOf(hash, size); ; b = b + 1 === size ? 0 : b + 1) {
       const entry = this.buckets[b]!;
       if (entry === EMPTY) {
         this.runEnd = b;
@@ -273,8 +294,8 @@ export class IdTable {
   }
 
   private bucketOf(slot: number): number {
-    const mask = this.buckets.length - 1;
-    for (let b = this.hashOf(slot) & mask; ; b = (b + 1) & mask) {
+    const size = this.buckets.length;
+    for (let b = homeOf(this.hashOf(slot), size); ; b = b + 1 === size ? 0 : b + 1) {
       const entry = this.buckets[b]!;
       if (entry === slot + 1) return b;
       if (entry === EMPTY) throw new Error(`unreachable: slot ${slot} is in no bucket`);
@@ -283,12 +304,12 @@ export class IdTable {
 
   /** Empties bucket `hole` and shifts back the entries of its probe run that may now sit earlier. */
   private deleteBucket(hole: number): void {
-    const mask = this.buckets.length - 1;
+    const size = this.buckets.length;
     this.buckets[hole] = EMPTY;
-    for (let b = (hole + 1) & mask; ; b = (b + 1) & mask) {
+    for (let b = hole + 1 === size ? 0 : hole + 1; ; b = b + 1 === size ? 0 : b + 1) {
       const entry = this.buckets[b]!;
       if (entry === EMPTY) return;
-      const home = this.hashOf(entry - 1) & mask;
+      const home = homeOf(this.hashOf(entry - 1), size);
       // The entry may move into the hole unless its home lies cyclically in (hole, b].
       const homeInRun = hole <= b ? home > hole && home <= b : home > hole || home <= b;
       if (!homeInRun) {
@@ -301,10 +322,9 @@ export class IdTable {
 
   private rehash(capacity: number): void {
     this.buckets = new Uint32Array(capacity);
-    const mask = capacity - 1;
     for (let slot = 0; slot < this.count; slot++) {
-      let b = this.hashOf(slot) & mask;
-      while (this.buckets[b] !== EMPTY) b = (b + 1) & mask;
+      let b = homeOf(this.hashOf(slot), capacity);
+      while (this.buckets[b] !== EMPTY) b = b + 1 === capacity ? 0 : b + 1;
       this.buckets[b] = slot + 1;
     }
   }
