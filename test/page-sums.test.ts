@@ -20,13 +20,13 @@ function page(reverse = false, squares = false): { members: Map<number, Float32A
   const sums = new PageSums(
     DIM,
     ROOM,
-    (_page, into, each) => {
-      const all = [...members.values()];
-      if (reverse) all.reverse();
-      for (const v of all) {
-        into.set(v);
-        each(into);
-      }
+    {
+      countOf: () => members.size,
+      decodeInto: (_page, out) => {
+        const all = [...members.values()];
+        if (reverse) all.reverse();
+        all.forEach((v, r) => out.set(v, r * DIM));
+      },
     },
     squares,
   );
@@ -107,6 +107,52 @@ test('page sums: after any joins and leaves, the mean is bit for bit the one sum
 });
 
 
+test('page sums: members joined one at a time in JavaScript, the largest first (no change of grid), sum to the multiples the kernels make afresh', () => {
+  fc.assert(
+    fc.property(fc.array(vector, { minLength: 1, maxLength: 15 }), (vectors) => {
+      const largest = (v: Float32Array) => v.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      const sorted = [...vectors].sort((a, b) => largest(b) - largest(a));
+      const joined = page();
+      // The first member sets the grid (an empty page has none): summed afresh, then the rest join.
+      joined.members.set(0, sorted[0]!);
+      joined.sums.joined(0, sorted[0]!, 1, dot(sorted[0]!, sorted[0]!));
+      meanOf(joined);
+      const fresh = page();
+      fresh.members.set(0, sorted[0]!);
+      for (let i = 1; i < sorted.length; i++) {
+        joined.members.set(i, sorted[i]!);
+        joined.sums.joined(0, sorted[i]!, i + 1, dot(sorted[i]!, sorted[i]!));
+        fresh.members.set(i, sorted[i]!);
+      }
+      fresh.sums.recompute(0);
+      assert.deepEqual(meanOf(joined), meanOf(fresh));
+    }),
+    { numRuns: 400 },
+  );
+});
+
+test('page sums: a page whose sums were released gives them back and takes them again: after any joins and leaves, released at any point, the mean and the mean squared norm are bit for bit those of a page that kept its sums', () => {
+  fc.assert(
+    fc.property(fc.array(fc.record({ step, release: fc.boolean() }), { maxLength: 60 }), (steps) => {
+      const kept = page(false, true);
+      const released = page(false, true);
+      let next = 0;
+      for (const { step: s, release } of steps) {
+        apply(kept, s, next);
+        next = apply(released, s, next);
+        if (release) {
+          released.sums.release(0);
+          assert.equal(released.sums.bytes, 40, 'a released page holds no sums');
+        }
+        assert.deepEqual(meanOf(released), meanOf(kept));
+        assert.equal(released.sums.meanSquaredNorm(0, released.members.size), kept.sums.meanSquaredNorm(0, kept.members.size));
+        assert.equal(released.sums.bytes, 40 + 4 * DIM, 'read again, the page holds its sums');
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
 test('page sums: with squares kept, the mean squared norm after any joins and leaves is the same number whatever order the members came in (summed afresh, opened, or joined in reverse), within 2^-40 of the largest squared norm of the float64 mean; 0 when empty or not kept', () => {
   const ordinary = fc.array(fc.float({ min: -1000, max: 1000, noNaN: true }), { minLength: DIM, maxLength: DIM }).map((xs) => Float32Array.from(xs));
   const steps = fc.array(fc.oneof(ordinary.map((v) => ({ join: v })), fc.nat().map((n) => ({ leave: n }))), { maxLength: 60 });
@@ -178,12 +224,7 @@ test('page sums: the mean is the float64 mean within 2^-24 of the largest magnit
 
 test('page sums: pages dropped swap in the last, as page stores number them', () => {
   const members: Float32Array[][] = [[Float32Array.of(1, 2, 3, 4, 5)], [], [Float32Array.of(-8, 0, 0, 0, 0.25)]];
-  const sums = new PageSums(DIM, ROOM, (p, into, each) => {
-    for (const v of members[p]!) {
-      into.set(v);
-      each(into);
-    }
-  });
+  const sums = new PageSums(DIM, ROOM, { countOf: (p) => members[p]!.length, decodeInto: (p, out) => members[p]!.forEach((v, r) => out.set(v, r * DIM)) });
   for (let p = 0; p < 3; p++) {
     sums.addPage();
     members[p]!.forEach((v, i) => sums.joined(p, v, i + 1, dot(v, v)));

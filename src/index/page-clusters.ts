@@ -139,12 +139,7 @@ export class PageClusters {
     this.sums = new PageSums(
       dim,
       2 * this.options.maxPage,
-      (page, into, each) => {
-        for (const slot of this.pages.slotsOf(page)) {
-          this.pages.decode(slot, into);
-          each(into);
-        }
-      },
+      { countOf: (page) => this.pages.sizeOf(page), decodeInto: (page, out) => this.pages.decodePage(page, out) },
       this.widens,
     );
   }
@@ -314,6 +309,8 @@ export class PageClusters {
         this.sums.recomputeInMemory(p, members, size, scratch, this.lengths === undefined ? undefined : squares);
         this.pages.fit(p);
         this.setCentroid(p);
+        // The centroid is set; the sums wait for a change of the page's members (PageSums.release).
+        this.sums.release(p);
         yield;
       }
     } finally {

@@ -2,11 +2,13 @@ import { kernels } from '../kernels/index.js';
 // The same function for every member wherever its squared norm is taken (joins, leaves, sums afresh, opening): each multiple is then a function of the member.
 import { dot } from '../vector.js';
 
-/**
- * Visits the decoded vector of every member of `page`, each decoded into `into` (the caller's
- * buffer, so that a visit never overwrites a vector the caller still holds).
- */
-export type VisitMembers = (page: number, into: Float32Array, each: (v: Float32Array) => void) => void;
+/** The members of each page, as PageSums sums them afresh. */
+export interface PageMembers {
+  /** How many members `page` has. */
+  countOf(page: number): number;
+  /** Decodes every member of `page`, one after another, into `out` (room for countOf(page) × dim floats). */
+  decodeInto(page: number, out: Float32Array): void;
+}
 
 /** Bits of an int32 sum: the bits of a member's multiple of the grid and those of the member count share them. */
 const SUM_BITS = 31;
@@ -71,8 +73,11 @@ function bitsFor(n: number): number {
  * store that never closed, bit for bit, and splits, routes and answers as it would have.
  */
 export class PageSums {
-  /** Per page, the integer multiples of its grid, dim each. */
-  private sums: Int32Array[] = [];
+  /**
+   * Per page, the integer multiples of its grid, dim each; undefined for a page whose sums were
+   * released (release()) and not made again since.
+   */
+  private sums: (Int32Array | undefined)[] = [];
   /** Per page, E; how many members have a largest magnitude in [2^E, 2^(E+1)); C. */
   private exponents: number[] = [];
   private atTop: number[] = [];
@@ -90,19 +95,17 @@ export class PageSums {
   private readonly dimBits: number;
   /** C for a page of up to roomFor members. */
   private readonly leastCountBits: number;
-  private readonly scratch: Float32Array;
 
   constructor(
     readonly dim: number,
     /** Members a page holds in the ordinary course (at most 2^24); a larger page costs precision, not exactness. */
     roomFor: number,
-    private readonly visit: VisitMembers,
+    private readonly members: PageMembers,
     /** Keep each page's mean squared norm (meanSquaredNorm()): a dot store's router widens pages by their spread. */
     readonly keepSquares = false,
   ) {
     if (!(Number.isInteger(roomFor) && roomFor >= 1 && roomFor <= 2 ** 24)) throw new RangeError(`roomFor must be an integer from 1 to 2^24, got ${roomFor}`);
     this.leastCountBits = bitsFor(roomFor);
-    this.scratch = new Float32Array(dim);
     this.dimBits = Math.ceil(Math.log2(dim));
   }
 
@@ -110,8 +113,11 @@ export class PageSums {
     return this.sums.length;
   }
 
+  /** Bytes held: each page's sums while it keeps them, and its grid and flags. */
   get bytes(): number {
-    return this.sums.length * (this.dim * 4 + 40);
+    let bytes = 40 * this.sums.length;
+    for (const sum of this.sums) if (sum !== undefined) bytes += sum.byteLength;
+    return bytes;
   }
 
   /** A new empty page at the end. */
@@ -124,10 +130,21 @@ export class PageSums {
     this.squares.push(0);
   }
 
+  /**
+   * Gives back `page`'s sums (4 bytes a dimension) until a change of its members needs them: the page
+   * is then summed afresh from its members, as after a change of grid, to the same multiples. An
+   * index opened to be searched keeps no sums (15 bytes a vector at 512-d in pages of 136), and one
+   * written to makes them again page by page.
+   */
+  release(page: number): void {
+    this.sums[page] = undefined;
+    this.stale[page] = true;
+  }
+
   /** Drops `page` (empty): the last page takes its number, as PageStore.removeEmptyPage does. */
   removeSwap(page: number): void {
     const last = this.sums.length - 1;
-    this.sums[page] = this.sums[last]!;
+    this.sums[page] = this.sums[last];
     this.exponents[page] = this.exponents[last]!;
     this.atTop[page] = this.atTop[last]!;
     this.countBits[page] = this.countBits[last]!;
@@ -176,20 +193,30 @@ export class PageSums {
     this.accumulate(page, v, -1, squared);
   }
 
-  /** Sums `page` afresh from its members: its grid from their largest magnitude and their count, then their multiples. */
+  /**
+   * Sums `page` afresh from its members: its grid from their largest magnitude and their count, then
+   * their multiples. The members are decoded once into a block of linear memory, given back after,
+   * and summed by the kernels as opening sums them (recomputeInMemory): a page written to after it
+   * was opened (its sums released) costs this once, about a tenth of decoding each member twice
+   * in JavaScript.
+   */
   recompute(page: number): void {
-    // The grid needs every member before any can be summed: a pass for it, then one to sum. Decoding
-    // twice costs less than keeping the decoded members of the largest page (512 KiB at 512-d,
-    // 10 bytes a vector at 50k, held for good); opening, which sums every page, decodes each once
-    // into a block it drops after (recomputeInMemory).
-    const top = new TopExponent();
-    let count = 0;
-    this.visit(page, this.scratch, (v) => {
-      top.add(largestMagnitude(v));
-      count++;
-    });
-    this.setGrid(page, top, count);
-    this.visit(page, this.scratch, (v) => this.accumulate(page, v, 1, this.keepSquares ? dot(v, v) : 0));
+    const count = this.members.countOf(page);
+    if (count === 0) {
+      this.setGrid(page, new TopExponent(), 0);
+      return;
+    }
+    const mem = kernels().memory;
+    const bytes = count * this.dim * 4;
+    const block = mem.allocScratch(bytes);
+    const scratch = mem.allocScratch(4 * (count + this.dim));
+    try {
+      this.members.decodeInto(page, mem.f32().subarray(block >> 2, (block >> 2) + count * this.dim));
+      this.recomputeInMemory(page, block, count, scratch);
+    } finally {
+      mem.freeScratch(scratch, 4 * (count + this.dim));
+      mem.freeScratch(block, bytes);
+    }
   }
 
   /**
@@ -229,7 +256,9 @@ export class PageSums {
     this.atTop[page] = top.atTop;
     this.countBits[page] = this.gridCountBits(count);
     this.stale[page] = false;
-    this.sums[page]!.fill(0);
+    const sum = this.sums[page];
+    if (sum === undefined) this.sums[page] = new Int32Array(this.dim);
+    else sum.fill(0);
     this.squares[page] = 0;
   }
 

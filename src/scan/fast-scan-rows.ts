@@ -99,12 +99,25 @@ export class FastScanRows {
   /** `row`'s decoded code, scale · (u_i − m) per dimension as the codec decodes it, into `out` (dim floats). */
   decode(u8: Uint8Array, blocksPtr: number, row: number, scale: number, out: Float32Array): void {
     const { at, shift } = this.laneOf(blocksPtr, row);
-    const { bits, perNibble, groups } = this;
-    const mask = (1 << bits) - 1;
-    const m = mask / 2;
-    for (let g = 0, d = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES) {
-      const nibble = (u8[i]! >> shift) & 0x0f;
-      for (let k = 0; k < perNibble; k++, d++) out[d] = scale * (((nibble >> (k * bits)) & mask) - m);
+    const groups = this.groups;
+    // One loop per width, each level's place in the nibble a constant: opening and a page summed
+    // afresh decode every member here (2 bits at 512-d: 1.9 µs a vector with a loop over the nibble's levels).
+    if (this.bits === 2) {
+      for (let g = 0, d = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES, d += 2) {
+        const nibble = (u8[i]! >> shift) & 0x0f;
+        out[d] = scale * ((nibble & 3) - 1.5);
+        out[d + 1] = scale * ((nibble >> 2) - 1.5);
+      }
+    } else if (this.bits === 1) {
+      for (let g = 0, d = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES, d += 4) {
+        const nibble = (u8[i]! >> shift) & 0x0f;
+        out[d] = scale * ((nibble & 1) - 0.5);
+        out[d + 1] = scale * (((nibble >> 1) & 1) - 0.5);
+        out[d + 2] = scale * (((nibble >> 2) & 1) - 0.5);
+        out[d + 3] = scale * ((nibble >> 3) - 0.5);
+      }
+    } else {
+      for (let g = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES) out[g] = scale * (((u8[i]! >> shift) & 0x0f) - 7.5);
     }
   }
 
