@@ -34,17 +34,22 @@ function aligned(rows: number): number {
  * One page: its codes and scales in linear memory, and the slot of each row. In the fast-scan
  * layout `codes` holds blocks of 32 rows and each row's ‖r‖² and ‖e‖ (the code's two floats) are in
  * `norms` and `errs`; otherwise codes lie back to back, `errs` is 0 and `norms` holds each code's
- * norm for a cosine scan (PageStore.cosineNorms), or is 0.
+ * norm for a cosine scan (PageStore.cosineNorms), or is 0. A class, so that every page has one
+ * shape: literals made by spreading the fast-scan area had left V8 a map, descriptors and property
+ * array per page (about 360 bytes each, 0.9 MB over GloVe 331k's 2,387 pages).
  */
-interface Page {
-  codes: number;
-  scales: number;
-  norms: number;
-  errs: number;
-  /** Rows allocated: roomFor() of some count. */
-  room: number;
-  count: number;
-  slots: Int32Array;
+class Page {
+  count = 0;
+
+  constructor(
+    public codes: number,
+    public scales: number,
+    public norms: number,
+    public errs: number,
+    /** Rows allocated: roomFor() of some count. */
+    public room: number,
+    public slots: Int32Array,
+  ) {}
 }
 
 /**
@@ -505,9 +510,12 @@ export class PageStore {
   }
 
   private allocate(room: number): Page {
-    if (this.fast !== undefined) return { ...this.fast.allocate(room), room, count: 0, slots: new Int32Array(room) };
+    if (this.fast !== undefined) {
+      const area = this.fast.allocate(room);
+      return new Page(area.codes, area.scales, area.norms, area.errs, room, new Int32Array(room));
+    }
     const norms = this.cosineNorms ? this.mem.alloc(room * 4) : 0;
-    return { codes: this.mem.alloc(room * this.stride), scales: this.mem.alloc(room * 4), norms, errs: 0, room, count: 0, slots: new Int32Array(room) };
+    return new Page(this.mem.alloc(room * this.stride), this.mem.alloc(room * 4), norms, 0, room, new Int32Array(room));
   }
 
   private release(p: Page): void {
