@@ -283,7 +283,8 @@ export class PageStore {
     const p = this.pageAt(page);
     const dim = this.dim;
     if (out.length < p.count * dim) throw new RangeError(`room for ${out.length / dim} vectors, not ${p.count}`);
-    for (let row = 0; row < p.count; row++) this.decodeRow(p, row, out.subarray(row * dim, (row + 1) * dim));
+    if (this.fast !== undefined) this.fast.decodeRows(p, p.count, dim, out);
+    else for (let row = 0; row < p.count; row++) this.decodeRow(p, row, out.subarray(row * dim, (row + 1) * dim));
   }
 
   private decodeRow(p: Page, row: number, out: Float32Array): void {

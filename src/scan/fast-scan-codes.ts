@@ -126,6 +126,14 @@ export class FastScanCodes {
     this.rows.decode(this.mem.u8(), area.codes, row, this.scaleAt(area, row), out);
   }
 
+  /** Rows 0..count-1 decoded as decode() decodes each, one after another into `out` (`dim` floats each), with no view made per row. */
+  decodeRows(area: FastScanArea, count: number, dim: number, out: Float32Array): void {
+    const u8 = this.mem.u8();
+    const f32 = this.mem.f32();
+    const scales = area.scales >> 2;
+    for (let row = 0; row < count; row++) this.rows.decode(u8, area.codes, row, f32[scales + row]!, out, row * dim);
+  }
+
   /** ‖e‖, ‖r‖² and F of `row`, into `out[at..at + 3)` (VectorIndex.rqTermsOf), read from `f32`, the memory's view now. */
   terms(f32: Float32Array, area: FastScanArea, row: number, out: Float64Array, at: number): void {
     out[at] = f32[(area.errs >> 2) + row]!;

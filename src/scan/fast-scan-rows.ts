@@ -96,20 +96,23 @@ export class FastScanRows {
     }
   }
 
-  /** `row`'s decoded code, scale · (u_i − m) per dimension as the codec decodes it, into `out` (dim floats). */
-  decode(u8: Uint8Array, blocksPtr: number, row: number, scale: number, out: Float32Array): void {
-    const { at, shift } = this.laneOf(blocksPtr, row);
+  /** `row`'s decoded code, scale · (u_i − m) per dimension as the codec decodes it, into `out[outAt, outAt + dim)`. */
+  decode(u8: Uint8Array, blocksPtr: number, row: number, scale: number, out: Float32Array, outAt = 0): void {
+    // laneOf()'s place, without its object: decodePage() comes here for every member of a page.
+    const lane = row % FAST_SCAN_LANES;
+    const at = blocksPtr + Math.floor(row / FAST_SCAN_LANES) * this.blockBytes + (lane & 15);
+    const shift = lane >= 16 ? 4 : 0;
     const groups = this.groups;
     // One loop per width, each level's place in the nibble a constant: opening and a page summed
     // afresh decode every member here (2 bits at 512-d: 1.9 µs a vector with a loop over the nibble's levels).
     if (this.bits === 2) {
-      for (let g = 0, d = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES, d += 2) {
+      for (let g = 0, d = outAt, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES, d += 2) {
         const nibble = (u8[i]! >> shift) & 0x0f;
         out[d] = scale * ((nibble & 3) - 1.5);
         out[d + 1] = scale * ((nibble >> 2) - 1.5);
       }
     } else if (this.bits === 1) {
-      for (let g = 0, d = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES, d += 4) {
+      for (let g = 0, d = outAt, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES, d += 4) {
         const nibble = (u8[i]! >> shift) & 0x0f;
         out[d] = scale * ((nibble & 1) - 0.5);
         out[d + 1] = scale * (((nibble >> 1) & 1) - 0.5);
@@ -117,7 +120,7 @@ export class FastScanRows {
         out[d + 3] = scale * ((nibble >> 3) - 0.5);
       }
     } else {
-      for (let g = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES) out[g] = scale * (((u8[i]! >> shift) & 0x0f) - 7.5);
+      for (let g = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES) out[outAt + g] = scale * (((u8[i]! >> shift) & 0x0f) - 7.5);
     }
   }
 
