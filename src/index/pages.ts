@@ -36,7 +36,7 @@ function aligned(rows: number): number {
  * `norms` and `errs`; otherwise codes lie back to back, `errs` is 0 and `norms` holds each code's
  * norm for a cosine scan (PageStore.cosineNorms), or is 0. A class, so that every page has one
  * shape: literals made by spreading the fast-scan area had left V8 a map, descriptors and property
- * array per page (about 360 bytes each, 0.9 MB over GloVe 331k's 2,387 pages).
+ * array per page (heap snapshots of GloVe 331k's 2,387 pages opened: 0.66 MB, 280 bytes a page).
  */
 class Page {
   count = 0;
