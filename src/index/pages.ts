@@ -6,6 +6,7 @@ import { paddedDim, type KernelForm, type ScanQuery } from '../scan/code-blocks.
 import { GATHER_RUN, QueryScratch, keepsCodeNorms, pushPicked } from '../scan/query-scratch.js';
 import { recordingVerdicts, type ScorePool } from '../scan/score-pool.js';
 import type { TopK } from '../scan/topk.js';
+import { eighthStepAtLeast } from '../eighth-step.js';
 import { SlotMap } from './slot-map.js';
 
 /** The smallest room a page is given, in vectors (PAGES.md). */
@@ -19,10 +20,7 @@ const MIN_ROOM = 16;
  * sizes stay few, so the allocator's free lists still serve them.
  */
 export function roomFor(rows: number): number {
-  if (rows <= MIN_ROOM) return MIN_ROOM;
-  const base = 2 ** Math.floor(Math.log2(rows));
-  const eighth = base / 8;
-  return base + Math.ceil((rows - base) / eighth) * eighth;
+  return rows <= MIN_ROOM ? MIN_ROOM : eighthStepAtLeast(rows);
 }
 
 /** `rows` rounded up to whole 16-byte steps of float32: where the next page's kept scores start. */

@@ -9,11 +9,6 @@ export class SlotMap {
   private pages: Uint16Array | Uint32Array = new Uint16Array(0);
   private rows: Uint16Array | Uint32Array = new Uint16Array(0);
 
-  /** Slots the map has room for. */
-  get length(): number {
-    return this.pages.length;
-  }
-
   get bytes(): number {
     return this.pages.byteLength + this.rows.byteLength;
   }

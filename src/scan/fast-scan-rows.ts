@@ -2,6 +2,11 @@ import type { RqCodec } from '../codec/rq.js';
 import { FAST_SCAN_GROUP_BYTES, FAST_SCAN_LANES, rqPlaneBytes } from '../kernels/contract.js';
 import { fastScanBlockBytes, fastScanGroups } from './fast-scan-layout.js';
 
+/** The shift of `row`'s nibble in its lane's bytes: lanes 0–15 take the low half, 16–31 the high. */
+function laneShift(row: number): number {
+  return row % FAST_SCAN_LANES >= 16 ? 4 : 0;
+}
+
 /**
  * Rows of codes in the fast-scan layout (src/index/PAGES.md, "Fast-scan pages"; KERNELS.md, "Fast scan"):
  * row i is lane i % 32 of block ⌊i / 32⌋, its levels in 4-bit nibbles. The codec's code (bit planes,
@@ -38,15 +43,15 @@ export class FastScanRows {
     return Math.ceil(rows / FAST_SCAN_LANES);
   }
 
-  /** Address of the 16-byte step of group 0 that holds `row`'s lane, and the shift of its nibble (0 or 4). */
-  private laneOf(blocksPtr: number, row: number): { at: number; shift: number } {
-    const lane = row % FAST_SCAN_LANES;
-    return { at: blocksPtr + Math.floor(row / FAST_SCAN_LANES) * this.blockBytes + (lane & 15), shift: lane >= 16 ? 4 : 0 };
+  /** Address of the 16-byte step of group 0 that holds `row`'s lane (laneShift() gives its nibble): two numbers and no object, as decode() comes here for every member of a page. */
+  private laneAt(blocksPtr: number, row: number): number {
+    return blocksPtr + Math.floor(row / FAST_SCAN_LANES) * this.blockBytes + ((row % FAST_SCAN_LANES) & 15);
   }
 
   /** Writes the levels of `code` (the codec's bit planes, from `codeAt` in `src`) into `row`'s lane; the other lanes stay. */
   writeCode(u8: Uint8Array, blocksPtr: number, row: number, src: Uint8Array, codeAt: number): void {
-    const { at, shift } = this.laneOf(blocksPtr, row);
+    const at = this.laneAt(blocksPtr, row);
+    const shift = laneShift(row);
     const keep = shift === 0 ? 0xf0 : 0x0f;
     const groups = this.groups;
     const p0 = codeAt;
@@ -82,7 +87,8 @@ export class FastScanRows {
 
   /** The bit planes of `row`'s levels, written at `into[0..bits · planeBytes)` (the padding bits past dim zero). */
   readCode(u8: Uint8Array, blocksPtr: number, row: number, into: Uint8Array): void {
-    const { at, shift } = this.laneOf(blocksPtr, row);
+    const at = this.laneAt(blocksPtr, row);
+    const shift = laneShift(row);
     const { bits, planeBytes, perNibble } = this;
     const mask = (1 << bits) - 1;
     into.fill(0, 0, bits * planeBytes);
@@ -98,10 +104,8 @@ export class FastScanRows {
 
   /** `row`'s decoded code, scale · (u_i − m) per dimension as the codec decodes it, into `out[outAt, outAt + dim)`. */
   decode(u8: Uint8Array, blocksPtr: number, row: number, scale: number, out: Float32Array, outAt = 0): void {
-    // laneOf()'s place, without its object: decodePage() comes here for every member of a page.
-    const lane = row % FAST_SCAN_LANES;
-    const at = blocksPtr + Math.floor(row / FAST_SCAN_LANES) * this.blockBytes + (lane & 15);
-    const shift = lane >= 16 ? 4 : 0;
+    const at = this.laneAt(blocksPtr, row);
+    const shift = laneShift(row);
     const groups = this.groups;
     // One loop per width, each level's place in the nibble a constant: opening and a page summed
     // afresh decode every member here (2 bits at 512-d: 1.9 µs a vector with a loop over the nibble's levels).
@@ -126,12 +130,14 @@ export class FastScanRows {
 
   /** Copies the lane of row `from` of the blocks at `fromBlocks` into the lane of row `to` of those at `toBlocks` (the same blocks, or others). */
   moveRow(u8: Uint8Array, fromBlocks: number, from: number, toBlocks: number, to: number): void {
-    const a = this.laneOf(fromBlocks, from);
-    const b = this.laneOf(toBlocks, to);
-    const keep = b.shift === 0 ? 0xf0 : 0x0f;
+    const fromAt = this.laneAt(fromBlocks, from);
+    const fromShift = laneShift(from);
+    const toAt = this.laneAt(toBlocks, to);
+    const toShift = laneShift(to);
+    const keep = toShift === 0 ? 0xf0 : 0x0f;
     for (let g = 0, step = 0; g < this.groups; g++, step += FAST_SCAN_GROUP_BYTES) {
-      const nibble = (u8[a.at + step]! >> a.shift) & 0x0f;
-      u8[b.at + step] = (u8[b.at + step]! & keep) | (nibble << b.shift);
+      const nibble = (u8[fromAt + step]! >> fromShift) & 0x0f;
+      u8[toAt + step] = (u8[toAt + step]! & keep) | (nibble << toShift);
     }
   }
 }

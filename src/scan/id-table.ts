@@ -1,3 +1,4 @@
+import { eighthStepAtLeast } from '../eighth-step.js';
 import { MAX_ID_BYTES } from '../limits.js';
 import { isWellFormed } from '../text.js';
 
@@ -26,10 +27,7 @@ const GROWTH = 1.5;
  * buckets an id at 50k ids (131,072 of them); eighth steps keep it above 61% once reserved.
  */
 function bucketsFor(ids: number): number {
-  const least = Math.max(32, Math.ceil(ids / MAX_LOAD));
-  const base = 2 ** Math.floor(Math.log2(least));
-  const eighth = base / 8;
-  return base + Math.ceil((least - base) / eighth) * eighth;
+  return eighthStepAtLeast(Math.max(32, Math.ceil(ids / MAX_LOAD)));
 }
 
 /**

@@ -28,11 +28,6 @@ export class SegmentRefs {
     return largest <= 0xff ? 1 : largest <= 0xffff ? 2 : 4;
   }
 
-  /** Pairs in use. */
-  get size(): number {
-    return this.byPair.size;
-  }
-
   /** Bytes held, estimated: three numbers a reference made, and a Map entry with its key per pair in use. */
   get bytes(): number {
     return 24 * this.generations.length + 8 * this.free.length + 64 * this.byPair.size;
