@@ -25,6 +25,8 @@ import {
   type RqBits,
 } from '../src/kernels/index.js';
 import { PageSums } from '../src/index/page-sums.js';
+import { rq1Codec, rq2Codec, rq4Codec } from '../src/codec/rq.js';
+import { FastScanRows } from '../src/scan/fast-scan-rows.js';
 import { writeTable } from '../src/scan/fast-scan-lut.js';
 import { modelMatrix, projectorOf } from '../src/pca/projector.js';
 import { fitRotation } from '../src/space/rotation.js';
@@ -625,6 +627,64 @@ export async function runPageSumsBench(options: { readonly dims?: readonly numbe
   return rows;
 }
 
+export interface FastScanRowsBenchRow {
+  readonly codec: string;
+  readonly dim: number;
+  /** Nanoseconds to write one code into its lane (the codec's bit planes, from a JavaScript buffer). */
+  readonly writeNs: number;
+  /** Nanoseconds per row to decode a page of them into linear memory. */
+  readonly decodeNs: number;
+}
+
+/**
+ * Fast-scan rows (KERNELS.md, "Fast-scan rows"): a page of `rows` codes of random vectors written
+ * into their lanes one by one, as opening a store writes every code, and the page decoded, as opening
+ * and a page summed afresh decode it.
+ */
+async function benchFastScanRows(bits: 1 | 2 | 4, dim: number, rows: number, timeMs: number): Promise<FastScanRowsBenchRow> {
+  const k = kernels();
+  const codec = bits === 1 ? rq1Codec : bits === 2 ? rq2Codec : rq4Codec;
+  const fast = new FastScanRows(codec, dim);
+  const codes = Array.from({ length: rows }, () => {
+    const code = new Uint8Array(codec.codeBytes(dim));
+    return { code, scale: codec.encode(randomUnitVector(dim), code) };
+  });
+  const bytes = fast.bytesFor(rows);
+  const blocks = k.memory.alloc(bytes);
+  const scales = k.memory.alloc(4 * rows);
+  const out = k.memory.alloc(4 * rows * dim);
+  codes.forEach((c, r) => (k.memory.f32()[(scales >> 2) + r] = c.scale));
+  try {
+    const bench = new Bench({ time: timeMs, warmupTime: timeMs / 3 });
+    bench.add('write', () => {
+      for (let r = 0; r < rows; r++) fast.writeCode(blocks, r, codes[r]!.code, 0);
+    });
+    bench.add('decode', () => fast.decodeRows(blocks, scales, 0, rows, out));
+    await bench.run();
+    return { codec: codec.name, dim, writeNs: nsPerVector(bench, 'write', rows), decodeNs: nsPerVector(bench, 'decode', rows) };
+  } finally {
+    k.memory.free(out, 4 * rows * dim);
+    k.memory.free(scales, 4 * rows);
+    k.memory.free(blocks, bytes);
+    fast.free();
+  }
+}
+
+/** The fast-scan rows' table (`node dist/bench/kernels.bench.js fast-scan-rows`); runKernelBench ends with it too. */
+export async function runFastScanRowsBench(options: { readonly dims?: readonly number[]; readonly timeMs?: number; readonly write?: (line: string) => void } = {}): Promise<FastScanRowsBenchRow[]> {
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const rows: FastScanRowsBenchRow[] = [];
+  // Fast-scan pages take dimensions in multiples of 32 (the rotation pads to 128).
+  for (const requested of options.dims ?? [128, 512]) {
+    const dim = Math.max(128, Math.ceil(requested / 128) * 128);
+    for (const bits of [1, 2, 4] as const) rows.push(await benchFastScanRows(bits, dim, 192, options.timeMs ?? 300));
+  }
+  const lines = ['| fast-scan rows, a page of 192 | dim | write a code, ns | decode, ns per row |', '|---|---:|---:|---:|'];
+  for (const r of rows) lines.push(`| ${r.codec} | ${r.dim} | ${r.writeNs.toFixed(0)} | ${r.decodeNs.toFixed(0)} |`);
+  write(lines.join('\n'));
+  return rows;
+}
+
 /** Runs the suite, writes the markdown table through `write` (stdout by default) and returns the rows. */
 export async function runKernelBench(options: KernelBenchOptions = {}): Promise<KernelBenchRow[]> {
   const opts: Required<KernelBenchOptions> = {
@@ -656,6 +716,8 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
   await runRotationBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
   opts.write('');
   await runPageSumsBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
+  opts.write('');
+  await runFastScanRowsBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
   return rows;
 }
 
@@ -750,5 +812,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   else if (process.argv[2] === 'tables') await runTablesBench();
   else if (process.argv[2] === 'rotation') await runRotationBench();
   else if (process.argv[2] === 'page-sums') await runPageSumsBench();
+  else if (process.argv[2] === 'fast-scan-rows') await runFastScanRowsBench();
   else await runKernelBench();
 }

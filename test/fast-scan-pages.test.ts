@@ -70,33 +70,72 @@ function referenceScore(codec: RqCodec, dim: number, metric: 'dot' | 'l2', code:
   return out[0]!;
 }
 
-test('fast-scan rows: a code written into a lane comes back byte for byte, decodes as the codec decodes it, moves between lanes, and leaves the other 31 lanes as they were (rq1, rq2, rq4; 32 to 512 dimensions)', () => {
+test('fast-scan rows: a code written into a lane (the write kernel) is the layout writeLane() makes, leaves the other 31 lanes as they were, comes back byte for byte, decodes (the decode kernel) as the codec decodes it, bit for bit, alone or a page at a time, and moves between lanes (rq1, rq2, rq4; 32 to 512 dimensions)', () => {
   const next = rng(7);
+  const mem = kernels().memory;
   for (const codec of RQ) {
     for (const dim of [32, 64, 96, 128, 512]) {
       const rows = new FastScanRows(codec, dim);
-      const u8 = new Uint8Array(rows.bytesFor(64));
-      const codes = Array.from({ length: 64 }, () => encoded(codec, dim, next));
-      for (const [row, c] of codes.entries()) rows.writeCode(u8, 0, row, c.code, 0);
-      const back = new Uint8Array(codec.codeBytes(dim));
-      const decoded = new Float32Array(dim);
-      const want = new Float32Array(dim);
-      for (const [row, c] of codes.entries()) {
-        rows.readCode(u8, 0, row, back);
-        const planes = c.code.length - 8;
-        assert.deepEqual(back.subarray(0, planes), c.code.subarray(0, planes), `${codec.name} ${dim}-d row ${row}`);
-        rows.decode(u8, 0, row, c.scale, decoded);
-        codec.decode(c.code, c.scale, want);
-        assert.deepEqual(decoded, want, `${codec.name} ${dim}-d row ${row} decoded`);
-      }
-      // Row 40 (block 1, a high lane) into row 3 (block 0, a low lane), and 5 into 33.
-      rows.moveRow(u8, 0, 40, 0, 3);
-      rows.moveRow(u8, 0, 5, 0, 33);
-      for (let row = 0; row < 64; row++) {
-        const from = row === 3 ? 40 : row === 33 ? 5 : row;
-        rows.readCode(u8, 0, row, back);
-        const planes = back.length - 8;
-        assert.deepEqual(back.subarray(0, planes), codes[from]!.code.subarray(0, planes), `${codec.name} ${dim}-d row ${row} after the moves`);
+      const groups = fastScanGroups(codec.bits, dim);
+      const blockBytes = fastScanBlockBytes(groups);
+      const count = 70;
+      const bytes = rows.bytesFor(count);
+      const blocks = mem.alloc(bytes);
+      const scales = mem.alloc(4 * count);
+      const out = mem.alloc(4 * count * dim);
+      try {
+        // Random bytes first: what a write leaves of the other lanes is then seen.
+        const expected = Uint8Array.from({ length: bytes }, () => Math.floor(next() * 256));
+        mem.u8().set(expected, blocks);
+        const codes = Array.from({ length: count }, (_, i) => encoded(codec, dim, next, i % 7 === 0 ? 1e-3 : 1 + i));
+        for (const [row, c] of codes.entries()) {
+          // Rows alternate between codes in a JavaScript buffer and codes in linear memory.
+          if (row % 2 === 0) rows.writeCode(blocks, row, c.code, 0);
+          else {
+            const at = mem.alloc(c.code.length + 3);
+            mem.u8().set(c.code, at + 3);
+            rows.writeCode(blocks, row, mem.u8().subarray(at, at + 3 + c.code.length), 3);
+            mem.free(at, c.code.length + 3);
+          }
+          const block = expected.subarray(Math.floor(row / 32) * blockBytes, (Math.floor(row / 32) + 1) * blockBytes);
+          writeLane(block, row % 32, nibblesOf(codec.bits, levelsOf(codec, c.code, dim), dim));
+          assert.deepEqual(mem.u8().subarray(blocks, blocks + bytes), expected, `${codec.name} ${dim}-d: the blocks after writing row ${row}`);
+          mem.f32()[(scales >> 2) + row] = c.scale;
+        }
+        const back = new Uint8Array(codec.codeBytes(dim));
+        const decoded = new Float32Array(dim);
+        const want = new Float32Array(dim);
+        rows.decodeRows(blocks, scales, 0, count, out);
+        for (const [row, c] of codes.entries()) {
+          rows.readCode(mem.u8(), blocks, row, back);
+          const planes = c.code.length - 8;
+          assert.deepEqual(back.subarray(0, planes), c.code.subarray(0, planes), `${codec.name} ${dim}-d row ${row}`);
+          codec.decode(c.code, c.scale, want);
+          rows.decode(blocks, scales, row, decoded);
+          for (let d = 0; d < dim; d++) assert.ok(Object.is(decoded[d], want[d]), `${codec.name} ${dim}-d row ${row} dimension ${d} decoded alone: ${decoded[d]} against ${want[d]}`);
+          const page = mem.f32().subarray((out >> 2) + row * dim, (out >> 2) + (row + 1) * dim);
+          for (let d = 0; d < dim; d++) assert.ok(Object.is(page[d], want[d]), `${codec.name} ${dim}-d row ${row} dimension ${d} decoded with its page: ${page[d]} against ${want[d]}`);
+        }
+        // Rows 5..9 alone, at an offset: the kernel starts at any row.
+        rows.decodeRows(blocks, scales, 5, 5, out);
+        for (let row = 5; row < 10; row++) {
+          codec.decode(codes[row]!.code, codes[row]!.scale, want);
+          assert.deepEqual(mem.f32().subarray((out >> 2) + (row - 5) * dim, (out >> 2) + (row - 4) * dim), want, `${codec.name} ${dim}-d row ${row} of a run from row 5`);
+        }
+        // Row 40 (block 1, a high lane) into row 3 (block 0, a low lane), and 5 into 33.
+        rows.moveRow(mem.u8(), blocks, 40, blocks, 3);
+        rows.moveRow(mem.u8(), blocks, 5, blocks, 33);
+        for (let row = 0; row < count; row++) {
+          const from = row === 3 ? 40 : row === 33 ? 5 : row;
+          rows.readCode(mem.u8(), blocks, row, back);
+          const planes = back.length - 8;
+          assert.deepEqual(back.subarray(0, planes), codes[from]!.code.subarray(0, planes), `${codec.name} ${dim}-d row ${row} after the moves`);
+        }
+      } finally {
+        mem.free(out, 4 * count * dim);
+        mem.free(scales, 4 * count);
+        mem.free(blocks, bytes);
+        rows.free();
       }
     }
   }

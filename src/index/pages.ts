@@ -281,7 +281,8 @@ export class PageStore {
     const p = this.pageAt(page);
     const dim = this.dim;
     if (out.length < p.count * dim) throw new RangeError(`room for ${out.length / dim} vectors, not ${p.count}`);
-    if (this.fast !== undefined) this.fast.decodeRows(p, p.count, dim, out);
+    // Out in linear memory (as opening and PageSums.recompute give it): one kernel call for the page.
+    if (this.fast !== undefined && out.buffer === this.mem.memory.buffer) this.fast.decodeRows(p, p.count, out.byteOffset);
     else for (let row = 0; row < p.count; row++) this.decodeRow(p, row, out.subarray(row * dim, (row + 1) * dim));
   }
 

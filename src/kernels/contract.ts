@@ -194,6 +194,19 @@ export function fastScanTableExportName(bits: RqBits): string {
   return `fastScanTable${bits}`;
 }
 
+/** Name under which the module exports the decoder of fast-scan rows of `bits`-bit codes (KERNELS.md, "Fast-scan rows"). */
+export function fastScanDecodeExportName(bits: RqBits): string {
+  return `fastScanDecode${bits}`;
+}
+
+/** Name under which the module exports the writer of one `bits`-bit code into a fast-scan lane (KERNELS.md, "Fast-scan rows"). */
+export function fastScanWriteExportName(bits: RqBits): string {
+  return `fastScanWrite${bits}`;
+}
+
+/** Bytes of the table fastScanDecode<bits> writes at its `table` pointer: 16 nibble values, 4 float32 room each. */
+export const FAST_SCAN_DECODE_TABLE_BYTES = 256;
+
 /** Name under which the module exports the fast-scan kernel for metric. */
 export function fastScanExportName(metric: RqMetric): string {
   return `fastScan_${metric}`;

@@ -26,8 +26,10 @@ import {
   RQ_MAX_PLANE_BYTES,
   RQ_MAX_QUERY_BITS,
   RQ_METRICS,
+  fastScanDecodeExportName,
   fastScanExportName,
   fastScanTableExportName,
+  fastScanWriteExportName,
   gatherName,
   scanExportName,
   scanI8ExportName,
@@ -298,6 +300,19 @@ export interface Kernels {
    */
   hammingRows(rowsPtr: number, n: number, step: number, qPtr: number, outPtr: number): void;
   /**
+   * Decodes rows first..first+count−1 of the fast-scan blocks of `bits`-bit codes at blocksPtr
+   * (`groups` groups a block; row r's factor F at scalesPtr + 4r) as the codec decodes them, one row
+   * of groups · 4 / bits float32 after another from outPtr; `tablePtr`: FAST_SCAN_DECODE_TABLE_BYTES
+   * of scratch (KERNELS.md, "Fast-scan rows"). Unchecked.
+   */
+  fastScanDecode(bits: RqBits, blocksPtr: number, scalesPtr: number, first: number, count: number, groups: number, tablePtr: number, outPtr: number): void;
+  /**
+   * Writes the `bits`-bit code whose bit planes (`planeBytes` apart) are at planesPtr into the lane
+   * of `row` of the fast-scan blocks at blocksPtr, `groups` groups a block; the other lanes stay
+   * (KERNELS.md, "Fast-scan rows"). Unchecked.
+   */
+  fastScanWrite(bits: RqBits, planesPtr: number, planeBytes: number, groups: number, blocksPtr: number, row: number): void;
+  /**
    * Writes Σ(x − y)², Σx², Σy², Σxy as four float64 at outPtr, x the n int8 codes at aPtr times
    * scaleA rounded to float32 each, y those at bPtr times scaleB (both scales float32 values, as
    * int8 codes have); n a multiple of SHIFT_DIM_STEP,
@@ -385,6 +400,8 @@ class WasmKernels implements Kernels {
   readonly multiplySigns: (ptr: number, signsPtr: number, n: number) => void;
   readonly givensHalves: (ptr: number, half: number) => void;
   readonly hammingRows: (rowsPtr: number, n: number, step: number, qPtr: number, outPtr: number) => void;
+  private readonly fastScanDecoders: Readonly<Record<RqBits, (blocksPtr: number, scalesPtr: number, first: number, count: number, groups: number, tablePtr: number, outPtr: number) => void>>;
+  private readonly fastScanWriters: Readonly<Record<RqBits, (planesPtr: number, planeBytes: number, groups: number, blocksPtr: number, row: number) => void>>;
   readonly queryShiftI8: (aPtr: number, bPtr: number, scaleA: number, scaleB: number, n: number, outPtr: number) => void;
   readonly queryShiftF32: (aPtr: number, bPtr: number, n: number, outPtr: number) => void;
 
@@ -425,6 +442,8 @@ class WasmKernels implements Kernels {
     this.multiplySigns = exported(MULTIPLY_SIGNS);
     this.givensHalves = exported(GIVENS_HALVES);
     this.hammingRows = exported(HAMMING_ROWS);
+    this.fastScanDecoders = { 1: exported(fastScanDecodeExportName(1)), 2: exported(fastScanDecodeExportName(2)), 4: exported(fastScanDecodeExportName(4)) };
+    this.fastScanWriters = { 1: exported(fastScanWriteExportName(1)), 2: exported(fastScanWriteExportName(2)), 4: exported(fastScanWriteExportName(4)) };
     this.queryShiftI8 = exported(QUERY_SHIFT_I8);
     this.queryShiftF32 = exported(QUERY_SHIFT_F32);
   }
@@ -521,6 +540,14 @@ class WasmKernels implements Kernels {
     const fn = this.tableBuilders.get(bits);
     if (fn === undefined) throw new RangeError(`no fast-scan table builder for ${bits}-bit codes`);
     return fn;
+  }
+
+  fastScanDecode(bits: RqBits, blocksPtr: number, scalesPtr: number, first: number, count: number, groups: number, tablePtr: number, outPtr: number): void {
+    this.fastScanDecoders[bits](blocksPtr, scalesPtr, first, count, groups, tablePtr, outPtr);
+  }
+
+  fastScanWrite(bits: RqBits, planesPtr: number, planeBytes: number, groups: number, blocksPtr: number, row: number): void {
+    this.fastScanWriters[bits](planesPtr, planeBytes, groups, blocksPtr, row);
   }
 
   fastScan(

@@ -18,8 +18,10 @@ import {
   HAMMING_ROWS,
   QUERY_SHIFT_I8,
   QUERY_SHIFT_F32,
+  fastScanDecodeExportName,
   fastScanExportName,
   fastScanTableExportName,
+  fastScanWriteExportName,
   gatherName,
   scanExportName,
   scanI8ExportName,
@@ -1403,6 +1405,115 @@ function queryShiftKernel(kind: 'i8' | 'f32'): string {
 }
 
 /**
+ * The levels a nibble of `bits`-bit codes holds, first level first (KERNELS.md, "Nibbles"), each
+ * less the codec's midpoint m = (2^bits − 1) / 2: what a decoded dimension is before its scale.
+ */
+function nibbleValues(bits: RqBits, nibble: number): number[] {
+  const per = 4 / bits;
+  const mask = (1 << bits) - 1;
+  return Array.from({ length: per }, (_, k) => ((nibble >> (k * bits)) & mask) - mask / 2);
+}
+
+/**
+ * fastScanDecode<bits>(blocks, scales, first, count, G, table, out): rows first..first+count−1 of the
+ * fast-scan blocks at `blocks` (row r: lane r % 32 of block ⌊r / 32⌋), decoded as the codec decodes
+ * them, F_r · (u − m) per dimension, one row after another as float32 from `out` (KERNELS.md,
+ * "Fast-scan rows"). Each nibble's values less m go into a 16-entry table at `table` first, so a
+ * group is one byte load, a table load and a multiply: JavaScript took 5 ns a group, extracting the
+ * levels one by one. The product of two float32 rounded once is the float64 product rounded to
+ * float32, so the values are the JavaScript decode's bit for bit.
+ */
+function fastScanDecodeKernel(bits: RqBits): string {
+  const name = fastScanDecodeExportName(bits);
+  const per = 4 / bits;
+  const entry = 4 * per;
+  const table: string[] = [];
+  for (let n = 0; n < 16; n++) nibbleValues(bits, n).forEach((v, k) => table.push(`(f32.store offset=${n * entry + 4 * k} ${get('table')} (f32.const ${v}))`));
+  const value = `(i32.add ${get('table')} (i32.mul (i32.and (i32.shr_u (i32.load8_u ${get('at')}) ${get('shift')}) ${i32(15)}) ${i32(entry)}))`;
+  // Four values go as one vector; two and one as float32 each.
+  const store =
+    per === 4
+      ? [`(v128.store ${get('out')} (f32x4.mul (v128.load ${value}) ${get('fv')}))`]
+      : [set('v', value), ...Array.from({ length: per }, (_, k) => `(f32.store offset=${4 * k} ${get('out')} (f32.mul (f32.load offset=${4 * k} ${get('v')}) ${get('f')}))`)];
+  return [
+    `(func $${name} (export "${name}") (param $blocks i32) (param $scales i32) (param $first i32) (param $count i32) (param $groups i32) (param $table i32) (param $out i32)`,
+    '(local $row i32) (local $end i32) (local $at i32) (local $stop i32) (local $shift i32) (local $blockBytes i32) (local $v i32) (local $f f32) (local $fv v128)',
+    ...table,
+    set('blockBytes', `(i32.shl ${get('groups')} ${i32(4)})`),
+    set('row', get('first')),
+    set('end', `(i32.add ${get('first')} ${get('count')})`),
+    '(block $rowsDone',
+    '(loop $rows',
+    `(br_if $rowsDone (i32.ge_u ${get('row')} ${get('end')}))`,
+    set('at', `(i32.add (i32.add ${get('blocks')} (i32.mul (i32.shr_u ${get('row')} ${i32(5)}) ${get('blockBytes')})) (i32.and ${get('row')} ${i32(15)}))`),
+    set('shift', `(i32.shr_u (i32.and ${get('row')} ${i32(16)}) ${i32(2)})`),
+    set('f', `(f32.load (i32.add ${get('scales')} (i32.shl ${get('row')} ${i32(2)})))`),
+    set('fv', `(f32x4.splat ${get('f')})`),
+    set('stop', `(i32.add ${get('at')} ${get('blockBytes')})`),
+    '(block $groupsDone',
+    '(loop $groups',
+    `(br_if $groupsDone (i32.ge_u ${get('at')} ${get('stop')}))`,
+    ...store,
+    set('out', `(i32.add ${get('out')} ${i32(entry)})`),
+    set('at', `(i32.add ${get('at')} ${i32(16)})`),
+    '(br $groups)))',
+    set('row', `(i32.add ${get('row')} ${i32(1)})`),
+    '(br $rows)))',
+    ')',
+  ].join('\n');
+}
+
+/**
+ * fastScanWrite<bits>(planes, planeBytes, G, blocks, row): the code whose bit planes (CODECS.md: plane
+ * b holds bit b of every level, dimension d at bit d & 7 of byte d >> 3) are at `planes`, `planeBytes`
+ * apart, written as nibbles into the lane of `row` of the blocks at `blocks`; the other lanes' half
+ * of each byte stays (KERNELS.md, "Fast-scan rows").
+ *
+ * A byte of each plane at a time: its bits spread apart and the planes' interleaved (z below) make
+ * the nibbles of 2 · bits groups side by side, since a nibble holds its levels' bits plane by plane
+ * (KERNELS.md, "Nibbles"). Taking each group's bits one by one had cost as much as JavaScript did.
+ */
+function fastScanWriteKernel(bits: RqBits): string {
+  const name = fastScanWriteExportName(bits);
+  // A byte of a plane holds 8 dimensions, a group 4 / bits of them.
+  const perByte = 2 * bits;
+  const plane = (b: number): string => `(i32.load8_u ${b === 0 ? get('p') : `(i32.add ${get('p')} ${b === 1 ? get('planeBytes') : `(i32.mul ${get('planeBytes')} ${i32(b)})`})`})`;
+  // Bit i of a byte to bit 2i (bits 2) or 4i (bits 4): the standard interleaving by shifts and masks.
+  const spread2 = (x: string): string => `(i32.and (i32.or (local.tee $t (i32.and (i32.or (local.tee $t (i32.and (i32.or ${x} (i32.shl ${x} ${i32(4)})) ${i32(0x0f0f)})) (i32.shl ${get('t')} ${i32(2)})) ${i32(0x3333)})) (i32.shl ${get('t')} ${i32(1)})) ${i32(0x5555)})`;
+  const spread4 = (x: string): string => `(i32.and (i32.or (local.tee $t (i32.and (i32.or (local.tee $t (i32.and (i32.or ${x} (i32.shl ${x} ${i32(12)})) ${i32(0x000f000f)})) (i32.shl ${get('t')} ${i32(6)})) ${i32(0x03030303)})) (i32.shl ${get('t')} ${i32(3)})) ${i32(0x11111111)})`;
+  const z: string[] = [];
+  if (bits === 1) z.push(set('z', plane(0)));
+  else if (bits === 2) z.push(set('x', plane(0)), set('z', spread2(get('x'))), set('x', plane(1)), set('z', `(i32.or ${get('z')} (i32.shl ${spread2(get('x'))} ${i32(1)}))`));
+  else {
+    z.push(set('x', plane(0)), set('z', spread4(get('x'))));
+    for (let b = 1; b < 4; b++) z.push(set('x', plane(b)), set('z', `(i32.or ${get('z')} (i32.shl ${spread4(get('x'))} ${i32(b)}))`));
+  }
+  const stores = Array.from({ length: perByte }, (_, k) => {
+    const nibble = k === 0 ? `(i32.and ${get('z')} ${i32(15)})` : `(i32.and (i32.shr_u ${get('z')} ${i32(4 * k)}) ${i32(15)})`;
+    return `(i32.store8 offset=${16 * k} ${get('at')} (i32.or (i32.and (i32.load8_u offset=${16 * k} ${get('at')}) ${get('keep')}) (i32.shl ${nibble} ${get('shift')})))`;
+  });
+  return [
+    `(func $${name} (export "${name}") (param $planes i32) (param $planeBytes i32) (param $groups i32) (param $blocks i32) (param $row i32)`,
+    '(local $p i32) (local $end i32) (local $at i32) (local $shift i32) (local $keep i32) (local $x i32) (local $z i32) (local $t i32)',
+    set('at', `(i32.add (i32.add ${get('blocks')} (i32.mul (i32.shr_u ${get('row')} ${i32(5)}) (i32.shl ${get('groups')} ${i32(4)}))) (i32.and ${get('row')} ${i32(15)}))`),
+    set('shift', `(i32.shr_u (i32.and ${get('row')} ${i32(16)}) ${i32(2)})`),
+    set('keep', `(i32.shr_u ${i32(0xf0)} ${get('shift')})`),
+    set('p', get('planes')),
+    // G is a multiple of 8 (FAST_SCAN_DIM_STEP): whole bytes of each plane.
+    set('end', `(i32.add ${get('planes')} (i32.div_u ${get('groups')} ${i32(perByte)}))`),
+    '(block $done',
+    '(loop $byte',
+    `(br_if $done (i32.ge_u ${get('p')} ${get('end')}))`,
+    ...z,
+    ...stores,
+    set('at', `(i32.add ${get('at')} ${i32(16 * perByte)})`),
+    set('p', `(i32.add ${get('p')} ${i32(1)})`),
+    '(br $byte)))',
+    ')',
+  ].join('\n');
+}
+
+/**
  * The whole module. Memory is imported (env.memory) so the allocator owns it and can exist, and be
  * tested, without the kernels; the module itself needs no static data.
  */
@@ -1423,7 +1534,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
     }
   }
   for (const metric of RQ_METRICS) parts.push(fastScanKernel(metric, tuning.fastScanUnroll), gatherFastScanKernel(metric));
-  for (const bits of RQ_BITS) parts.push(fastScanTableKernel(bits));
+  for (const bits of RQ_BITS) parts.push(fastScanTableKernel(bits), fastScanDecodeKernel(bits), fastScanWriteKernel(bits));
   parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), rowMaxAbsKernel(), sumMultiplesKernel(), signSketchKernel(), hammingRowsKernel(), hadamardTransformKernel(), multiplySignsKernel(), givensHalvesKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'));
   parts.push(')');
   return `${parts.join('\n')}\n`;

@@ -54,9 +54,9 @@ export class FastScanCodes {
     this.codeTail = new DataView(this.code.buffer, this.code.length - 8, 8);
   }
 
-  /** Bytes of linear memory held for queries: the table and the table kernel's scratch. */
+  /** Bytes of linear memory held for queries (the table and the table kernel's scratch) and for writing and decoding rows. */
   get bytes(): number {
-    return this.query.bytes;
+    return this.query.bytes + this.rows.bytes;
   }
 
   /** Bytes an area of `room` rows takes: whole blocks, and three float32 per row. */
@@ -87,7 +87,7 @@ export class FastScanCodes {
 
   /** Writes the codec's code, from byte `at` of `src` (at 0 of a code by default), and its `scale` as `row` of `area`. */
   write(area: FastScanArea, row: number, src: Uint8Array, scale: number, at = 0): void {
-    this.rows.writeCode(this.mem.u8(), area.codes, row, src, at);
+    this.rows.writeCode(area.codes, row, src, at);
     // The code's two floats, ‖r‖² then ‖e‖ (CODECS.md), copied as bytes: no view of `src` per row.
     const tail = at + this.code.length - 8;
     for (let i = 0; i < 8; i++) this.floatBytes[i] = src[tail + i]!;
@@ -123,15 +123,12 @@ export class FastScanCodes {
 
   /** `row` decoded as the codec decodes its code, into `out`. */
   decode(area: FastScanArea, row: number, out: Float32Array): void {
-    this.rows.decode(this.mem.u8(), area.codes, row, this.scaleAt(area, row), out);
+    this.rows.decode(area.codes, area.scales, row, out);
   }
 
-  /** Rows 0..count-1 decoded as decode() decodes each, one after another into `out` (`dim` floats each), with no view made per row. */
-  decodeRows(area: FastScanArea, count: number, dim: number, out: Float32Array): void {
-    const u8 = this.mem.u8();
-    const f32 = this.mem.f32();
-    const scales = area.scales >> 2;
-    for (let row = 0; row < count; row++) this.rows.decode(u8, area.codes, row, f32[scales + row]!, out, row * dim);
+  /** Rows 0..count-1 decoded as decode() decodes each, one after another from `outPtr` in linear memory (`dim` floats each): one kernel call. */
+  decodeRows(area: FastScanArea, count: number, outPtr: number): void {
+    this.rows.decodeRows(area.codes, area.scales, 0, count, outPtr);
   }
 
   /** ‖e‖, ‖r‖² and F of `row`, into `out[at..at + 3)` (VectorIndex.rqTermsOf), read from `f32`, the memory's view now. */
@@ -195,5 +192,6 @@ export class FastScanCodes {
     if (this.freed) return;
     this.freed = true;
     this.query.free();
+    this.rows.free();
   }
 }

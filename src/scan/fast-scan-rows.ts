@@ -1,6 +1,10 @@
 import type { RqCodec } from '../codec/rq.js';
-import { FAST_SCAN_GROUP_BYTES, FAST_SCAN_LANES, rqPlaneBytes } from '../kernels/contract.js';
+import { FAST_SCAN_DECODE_TABLE_BYTES, FAST_SCAN_GROUP_BYTES, FAST_SCAN_LANES, rqPlaneBytes, type RqBits } from '../kernels/contract.js';
+import { kernels } from '../kernels/index.js';
 import { fastScanBlockBytes, fastScanGroups } from './fast-scan-layout.js';
+
+/** Bytes of planes up to which writeCode() copies a code byte by byte (tinybench, `kernels.bench.js fast-scan-rows`: 16 bytes of rq1 at 128-d took 161 ns through a view, 124 by bytes). */
+const SHORT_PLANES = 32;
 
 /** The shift of `row`'s nibble in its lane's bytes: lanes 0–15 take the low half, 16–31 the high. */
 function laneShift(row: number): number {
@@ -12,15 +16,25 @@ function laneShift(row: number): number {
  * row i is lane i % 32 of block ⌊i / 32⌋, its levels in 4-bit nibbles. The codec's code (bit planes,
  * then ‖r‖² and ‖e‖, CODECS.md) goes in by writeCode() and comes back, byte for byte, by readCode();
  * the two floats are kept beside the blocks by the caller. These work on linear memory in place and
- * allocate nothing per row.
+ * allocate nothing per row; writing a code and decoding rows are kernel calls (they run for every
+ * code when a store opens).
  */
 export class FastScanRows {
   readonly groups: number;
   /** Bytes of one block of 32 rows. */
   readonly blockBytes: number;
-  private readonly bits: number;
+  private readonly bits: RqBits;
   private readonly planeBytes: number;
   private readonly perNibble: number;
+  /**
+   * Linear memory of its own for the kernels: the decode table (FAST_SCAN_DECODE_TABLE_BYTES), then
+   * room for a code's planes or one decoded row. Its own, not the shared kernel scratch, whose growth
+   * would detach the views of linear memory callers hold across a decode.
+   */
+  private readonly scratch: number;
+  /** Bytes of `scratch`. */
+  readonly bytes: number;
+  private freed = false;
 
   constructor(
     codec: RqCodec,
@@ -31,6 +45,8 @@ export class FastScanRows {
     this.blockBytes = fastScanBlockBytes(this.groups);
     this.planeBytes = rqPlaneBytes(dim);
     this.perNibble = 4 / codec.bits;
+    this.bytes = FAST_SCAN_DECODE_TABLE_BYTES + Math.max(this.bits * this.planeBytes, 4 * dim);
+    this.scratch = kernels().memory.alloc(this.bytes);
   }
 
   /** Bytes of the blocks that hold `rows` rows. */
@@ -48,41 +64,23 @@ export class FastScanRows {
     return blocksPtr + Math.floor(row / FAST_SCAN_LANES) * this.blockBytes + ((row % FAST_SCAN_LANES) & 15);
   }
 
-  /** Writes the levels of `code` (the codec's bit planes, from `codeAt` in `src`) into `row`'s lane; the other lanes stay. */
-  writeCode(u8: Uint8Array, blocksPtr: number, row: number, src: Uint8Array, codeAt: number): void {
-    const at = this.laneAt(blocksPtr, row);
-    const shift = laneShift(row);
-    const keep = shift === 0 ? 0xf0 : 0x0f;
-    const groups = this.groups;
-    const p0 = codeAt;
-    const p1 = codeAt + this.planeBytes;
-    const p2 = codeAt + 2 * this.planeBytes;
-    const p3 = codeAt + 3 * this.planeBytes;
-    // One loop per width, the width not tested at each group: opening a store writes every code through here.
-    if (this.bits === 1) {
-      // Dimensions 4g to 4g + 3: one half of a byte of the plane.
-      for (let g = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES) {
-        const nibble = (src[p0 + (g >> 1)]! >> ((g & 1) << 2)) & 0x0f;
-        u8[i] = (u8[i]! & keep) | (nibble << shift);
-      }
-    } else if (this.bits === 2) {
-      // Dimensions 2g and 2g + 1: two bits of each plane, interleaved (level bit 0, then bit 1, per dimension).
-      for (let g = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES) {
-        const off = (g & 3) << 1;
-        const x0 = (src[p0 + (g >> 2)]! >> off) & 3;
-        const x1 = (src[p1 + (g >> 2)]! >> off) & 3;
-        const nibble = (x0 & 1) | ((x1 & 1) << 1) | ((x0 & 2) << 1) | ((x1 & 2) << 2);
-        u8[i] = (u8[i]! & keep) | (nibble << shift);
-      }
-    } else {
-      // Dimension g: its bit of each of the four planes.
-      for (let g = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES) {
-        const byte = g >> 3;
-        const off = g & 7;
-        const nibble = ((src[p0 + byte]! >> off) & 1) | (((src[p1 + byte]! >> off) & 1) << 1) | (((src[p2 + byte]! >> off) & 1) << 2) | (((src[p3 + byte]! >> off) & 1) << 3);
-        u8[i] = (u8[i]! & keep) | (nibble << shift);
-      }
+  /**
+   * Writes the levels of `code` (the codec's bit planes, from `codeAt` in `src`) into `row`'s lane of
+   * the blocks at `blocksPtr`; the other lanes stay. The planes are copied next to the kernel (a loop:
+   * no view per code, as opening writes every code through here), unless they are in linear memory already.
+   */
+  writeCode(blocksPtr: number, row: number, src: Uint8Array, codeAt: number): void {
+    const k = kernels();
+    const u8 = k.memory.u8();
+    let planes = src.byteOffset + codeAt;
+    if (src.buffer !== u8.buffer) {
+      planes = this.scratch + FAST_SCAN_DECODE_TABLE_BYTES;
+      const n = this.bits * this.planeBytes;
+      // A short code goes byte by byte; a longer one is copied through a view, whose making costs less than its bytes would.
+      if (n <= SHORT_PLANES) for (let i = 0; i < n; i++) u8[planes + i] = src[codeAt + i]!;
+      else u8.set(src.subarray(codeAt, codeAt + n), planes);
     }
+    k.fastScanWrite(this.bits, planes, this.planeBytes, this.groups, blocksPtr, row);
   }
 
   /** The bit planes of `row`'s levels, written at `into[0..bits · planeBytes)` (the padding bits past dim zero). */
@@ -102,30 +100,32 @@ export class FastScanRows {
     }
   }
 
-  /** `row`'s decoded code, scale · (u_i − m) per dimension as the codec decodes it, into `out[outAt, outAt + dim)`. */
-  decode(u8: Uint8Array, blocksPtr: number, row: number, scale: number, out: Float32Array, outAt = 0): void {
-    const at = this.laneAt(blocksPtr, row);
-    const shift = laneShift(row);
-    const groups = this.groups;
-    // One loop per width, each level's place in the nibble a constant: opening and a page summed
-    // afresh decode every member here (2 bits at 512-d: 1.9 µs a vector with a loop over the nibble's levels).
-    if (this.bits === 2) {
-      for (let g = 0, d = outAt, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES, d += 2) {
-        const nibble = (u8[i]! >> shift) & 0x0f;
-        out[d] = scale * ((nibble & 3) - 1.5);
-        out[d + 1] = scale * ((nibble >> 2) - 1.5);
-      }
-    } else if (this.bits === 1) {
-      for (let g = 0, d = outAt, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES, d += 4) {
-        const nibble = (u8[i]! >> shift) & 0x0f;
-        out[d] = scale * ((nibble & 1) - 0.5);
-        out[d + 1] = scale * (((nibble >> 1) & 1) - 0.5);
-        out[d + 2] = scale * (((nibble >> 2) & 1) - 0.5);
-        out[d + 3] = scale * ((nibble >> 3) - 0.5);
-      }
-    } else {
-      for (let g = 0, i = at; g < groups; g++, i += FAST_SCAN_GROUP_BYTES) out[outAt + g] = scale * (((u8[i]! >> shift) & 0x0f) - 7.5);
+  /**
+   * Rows first..first+count−1 of the blocks at `blocksPtr` (their factors F at `scalesPtr`, in row
+   * order) decoded as the codec decodes them, F · (u_i − m) per dimension, one after another as
+   * `dim` float32 each from `outPtr` in linear memory: one kernel call (KERNELS.md, "Fast-scan rows").
+   */
+  decodeRows(blocksPtr: number, scalesPtr: number, first: number, count: number, outPtr: number): void {
+    kernels().fastScanDecode(this.bits, blocksPtr, scalesPtr, first, count, this.groups, this.scratch, outPtr);
+  }
+
+  /** `row`'s decoded code into `out` (dim floats), wherever `out` is: through the scratch when it is not in linear memory. */
+  decode(blocksPtr: number, scalesPtr: number, row: number, out: Float32Array): void {
+    const mem = kernels().memory;
+    if (out.buffer === mem.memory.buffer) {
+      this.decodeRows(blocksPtr, scalesPtr, row, 1, out.byteOffset);
+      return;
     }
+    const at = this.scratch + FAST_SCAN_DECODE_TABLE_BYTES;
+    this.decodeRows(blocksPtr, scalesPtr, row, 1, at);
+    out.set(mem.f32().subarray(at >> 2, (at >> 2) + this.dim));
+  }
+
+  /** Gives back its scratch in linear memory; the object is unusable afterwards. */
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    kernels().memory.free(this.scratch, this.bytes);
   }
 
   /** Copies the lane of row `from` of the blocks at `fromBlocks` into the lane of row `to` of those at `toBlocks` (the same blocks, or others). */
