@@ -57,7 +57,12 @@ function kindOf(v: unknown): string {
   return typeof v === 'object' && v !== null ? objectKind(v) : `a ${typeof v}`;
 }
 
-function keyPath(path: string, key: string): string {
+/**
+ * `path` and `key` as an error's `field` names them: `.key` for an identifier, else `["key"]` as
+ * JSON writes it (so `a.b` is not read as a nested path, and a lone surrogate is escaped, the field
+ * itself valid Unicode). Metadata and filters name their keys alike.
+ */
+export function keyPath(path: string, key: string): string {
   return /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
 }
 

@@ -1,7 +1,7 @@
 import { CODEC_NAMES, type CodecName } from './codec/codec.js';
 import { MemstoreError } from './errors.js';
 import { guarded, isPlainObject, readGuarded } from './input.js';
-import { objectKind } from './meta.js';
+import { keyPath, objectKind } from './meta.js';
 import { isWellFormed } from './text.js';
 import { nodeFileLayer, type FileLayer } from '../io/file-layer.js';
 import type { Durability } from '../wal/index.js';
@@ -425,7 +425,7 @@ function resolveFilter(v: unknown): Filter | undefined {
   onlyVisibleKeys('filter', v, fields);
   if (fields.length > MAX_FILTER_FIELDS) throw new MemstoreError('INVALID_ARGUMENT', `filter names ${fields.length} fields, more than ${MAX_FILTER_FIELDS}`, { field: 'filter' });
   for (const field of fields) {
-    const at = `filter.${field}`;
+    const at = keyPath('filter', field);
     refuseLoneSurrogate(field, at, 'is a key with');
     const cond: unknown = v[field];
     refuseLoneSurrogate(cond, at, 'holds');

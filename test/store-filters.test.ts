@@ -3,6 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { isWellFormed } from '../src/text.js';
 import { MemStore, type OpenOptions } from '../src/index.js';
 import type { Filter } from '../src/options.js';
 import { clustered, perturb, rng, tempDir } from './helpers.js';
@@ -194,7 +195,7 @@ test('store filters: a lone surrogate in a filter key, a value or a $in value is
     await store.add([{ id: 'a', vector: [1, 0, 0, 0], meta: { f: 'x' } }]);
     const cases: [Filter, string][] = [
       [{ f: '\ud800' }, 'filter.f'],
-      [{ ['\udc00']: 'x' }, 'filter.\udc00'],
+      [{ ['\udc00']: 'x' }, 'filter["\\udc00"]'],
       [{ f: { $in: ['x', 'y\ud800'] } }, 'filter.f.$in[1]'],
     ];
     for (const [filter, field] of cases) {
@@ -205,6 +206,32 @@ test('store filters: a lone surrogate in a filter key, a value or a $in value is
     // null options read as none, for compact as for search (compact(null) had been INVALID_OPTION).
     await store.compact(null as unknown as undefined);
     assert.equal((await store.search([1, 0, 0, 0], null as unknown as undefined)).length, 1);
+  } finally {
+    await store.close();
+  }
+});
+
+test('store filters: an error about a filter key that is not an identifier names it bracket-quoted, as metadata paths do, and its field is valid Unicode (filter.a.b read as a nested path, filter. named nothing, and a lone surrogate went into the field raw: a hostile pass)', async () => {
+  const store = await MemStore.open(tempDir(), { dim: 4, durability: 'none' });
+  try {
+    await store.add([{ id: 'a', vector: [1, 0, 0, 0], meta: { 'a.b': 1 } }]);
+    const cases: [Filter, string][] = [
+      [{ 'a.b': { $in: 'x' } } as unknown as Filter, 'filter["a.b"]'],
+      [{ '': [1] } as unknown as Filter, 'filter[""]'],
+      [{ 'x y': { $in: [{}] } } as unknown as Filter, 'filter["x y"].$in[0]'],
+      [{ ['\ud800']: 'x' }, 'filter["\\ud800"]'],
+      [{ ok_1: { $in: 2 } } as unknown as Filter, 'filter.ok_1'],
+    ];
+    for (const [filter, field] of cases) {
+      await assert.rejects(store.search([1, 0, 0, 0], { filter }), (e: unknown) => {
+        const got = e as { code?: string; field?: string };
+        return got.code === 'INVALID_ARGUMENT' && got.field === field && isWellFormed(got.field);
+      });
+      assert.throws(() => store.ids(filter), (e: unknown) => (e as { field?: string }).field === field);
+    }
+    // The metadata path of the same key, for comparison: the two name it alike.
+    await assert.rejects(store.add([{ id: 'b', vector: [1, 0, 0, 0], meta: { 'a.b': undefined as unknown as number } }]), (e: unknown) => (e as { field?: string }).field === 'records[0].meta["a.b"]');
+    assert.deepEqual(store.ids({ 'a.b': 1 }), ['a']);
   } finally {
     await store.close();
   }
