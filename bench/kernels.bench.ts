@@ -630,7 +630,7 @@ export async function runPageSumsBench(options: { readonly dims?: readonly numbe
 export interface FastScanRowsBenchRow {
   readonly codec: string;
   readonly dim: number;
-  /** Nanoseconds to write one code into its lane (the codec's bit planes, from a JavaScript buffer). */
+  /** Nanoseconds to write one code into its lane and its three floats beside the blocks (the codec's code, from a JavaScript buffer). */
   readonly writeNs: number;
   /** Nanoseconds per row to decode a page of them into linear memory. */
   readonly decodeNs: number;
@@ -650,22 +650,20 @@ async function benchFastScanRows(bits: 1 | 2 | 4, dim: number, rows: number, tim
     return { code, scale: codec.encode(randomUnitVector(dim), code) };
   });
   const bytes = fast.bytesFor(rows);
-  const blocks = k.memory.alloc(bytes);
-  const scales = k.memory.alloc(4 * rows);
+  const area = { codes: k.memory.alloc(bytes), scales: k.memory.alloc(4 * rows), norms: k.memory.alloc(4 * rows), errs: k.memory.alloc(4 * rows) };
   const out = k.memory.alloc(4 * rows * dim);
-  codes.forEach((c, r) => (k.memory.f32()[(scales >> 2) + r] = c.scale));
   try {
     const bench = new Bench({ time: timeMs, warmupTime: timeMs / 3 });
     bench.add('write', () => {
-      for (let r = 0; r < rows; r++) fast.writeCode(blocks, r, codes[r]!.code, 0);
+      for (let r = 0; r < rows; r++) fast.writeCode(area, r, codes[r]!.code, 0, codes[r]!.scale);
     });
-    bench.add('decode', () => fast.decodeRows(blocks, scales, 0, rows, out));
+    bench.add('decode', () => fast.decodeRows(area, 0, rows, out));
     await bench.run();
     return { codec: codec.name, dim, writeNs: nsPerVector(bench, 'write', rows), decodeNs: nsPerVector(bench, 'decode', rows) };
   } finally {
     k.memory.free(out, 4 * rows * dim);
-    k.memory.free(scales, 4 * rows);
-    k.memory.free(blocks, bytes);
+    for (const at of [area.scales, area.norms, area.errs]) k.memory.free(at, 4 * rows);
+    k.memory.free(area.codes, bytes);
     fast.free();
   }
 }

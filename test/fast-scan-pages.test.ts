@@ -81,7 +81,7 @@ test('fast-scan rows: a code written into a lane (the write kernel) is the layou
       const count = 70;
       const bytes = rows.bytesFor(count);
       const blocks = mem.alloc(bytes);
-      const scales = mem.alloc(4 * count);
+      const area = { codes: blocks, scales: mem.alloc(4 * count), norms: mem.alloc(4 * count), errs: mem.alloc(4 * count) };
       const out = mem.alloc(4 * count * dim);
       try {
         // Random bytes first: what a write leaves of the other lanes is then seen.
@@ -90,34 +90,38 @@ test('fast-scan rows: a code written into a lane (the write kernel) is the layou
         const codes = Array.from({ length: count }, (_, i) => encoded(codec, dim, next, i % 7 === 0 ? 1e-3 : 1 + i));
         for (const [row, c] of codes.entries()) {
           // Rows alternate between codes in a JavaScript buffer and codes in linear memory.
-          if (row % 2 === 0) rows.writeCode(blocks, row, c.code, 0);
+          if (row % 2 === 0) rows.writeCode(area, row, c.code, 0, c.scale);
           else {
             const at = mem.alloc(c.code.length + 3);
             mem.u8().set(c.code, at + 3);
-            rows.writeCode(blocks, row, mem.u8().subarray(at, at + 3 + c.code.length), 3);
+            rows.writeCode(area, row, mem.u8().subarray(at, at + 3 + c.code.length), 3, c.scale);
             mem.free(at, c.code.length + 3);
           }
           const block = expected.subarray(Math.floor(row / 32) * blockBytes, (Math.floor(row / 32) + 1) * blockBytes);
           writeLane(block, row % 32, nibblesOf(codec.bits, levelsOf(codec, c.code, dim), dim));
           assert.deepEqual(mem.u8().subarray(blocks, blocks + bytes), expected, `${codec.name} ${dim}-d: the blocks after writing row ${row}`);
-          mem.f32()[(scales >> 2) + row] = c.scale;
+          // The row's three floats: F as given, ‖r‖² and ‖e‖ as the code holds them.
+          const f32 = mem.f32();
+          assert.ok(Object.is(f32[(area.scales >> 2) + row], Math.fround(c.scale)), `${codec.name} ${dim}-d row ${row}: F`);
+          assert.ok(Object.is(f32[(area.norms >> 2) + row], Math.fround(codec.normSquared(c.code, dim))), `${codec.name} ${dim}-d row ${row}: ‖r‖²`);
+          assert.ok(Object.is(f32[(area.errs >> 2) + row], Math.fround(codec.residualError(c.code, dim))), `${codec.name} ${dim}-d row ${row}: ‖e‖`);
         }
         const back = new Uint8Array(codec.codeBytes(dim));
         const decoded = new Float32Array(dim);
         const want = new Float32Array(dim);
-        rows.decodeRows(blocks, scales, 0, count, out);
+        rows.decodeRows(area, 0, count, out);
         for (const [row, c] of codes.entries()) {
           rows.readCode(mem.u8(), blocks, row, back);
           const planes = c.code.length - 8;
           assert.deepEqual(back.subarray(0, planes), c.code.subarray(0, planes), `${codec.name} ${dim}-d row ${row}`);
           codec.decode(c.code, c.scale, want);
-          rows.decode(blocks, scales, row, decoded);
+          rows.decode(area, row, decoded);
           for (let d = 0; d < dim; d++) assert.ok(Object.is(decoded[d], want[d]), `${codec.name} ${dim}-d row ${row} dimension ${d} decoded alone: ${decoded[d]} against ${want[d]}`);
           const page = mem.f32().subarray((out >> 2) + row * dim, (out >> 2) + (row + 1) * dim);
           for (let d = 0; d < dim; d++) assert.ok(Object.is(page[d], want[d]), `${codec.name} ${dim}-d row ${row} dimension ${d} decoded with its page: ${page[d]} against ${want[d]}`);
         }
         // Rows 5..9 alone, at an offset: the kernel starts at any row.
-        rows.decodeRows(blocks, scales, 5, 5, out);
+        rows.decodeRows(area, 5, 5, out);
         for (let row = 5; row < 10; row++) {
           codec.decode(codes[row]!.code, codes[row]!.scale, want);
           assert.deepEqual(mem.f32().subarray((out >> 2) + (row - 5) * dim, (out >> 2) + (row - 4) * dim), want, `${codec.name} ${dim}-d row ${row} of a run from row 5`);
@@ -133,7 +137,7 @@ test('fast-scan rows: a code written into a lane (the write kernel) is the layou
         }
       } finally {
         mem.free(out, 4 * count * dim);
-        mem.free(scales, 4 * count);
+        for (const at of [area.scales, area.norms, area.errs]) mem.free(at, 4 * count);
         mem.free(blocks, bytes);
         rows.free();
       }

@@ -55,6 +55,16 @@ export class LoadStaging {
     return this.scales[slot]!;
   }
 
+  /** Every staged code, `codeBytes` apart by slot (valid while nothing is put): codeAt() gives where a slot's starts. */
+  get codeBuffer(): Uint8Array {
+    return this.codes;
+  }
+
+  /** Where the code of `slot` starts in codeBuffer. */
+  codeAt(slot: number): number {
+    return slot * this.codeBytes;
+  }
+
   /** A view of the code of `slot` (valid while nothing is put). */
   codeOf(slot: number): Uint8Array {
     return this.codes.subarray(slot * this.codeBytes, (slot + 1) * this.codeBytes);

@@ -336,10 +336,11 @@ export class PageClusters {
       const page = staging.pageOf(slot);
       if (page >= 0) bySlot[next[page]!++] = slot;
     }
+    const codes = staging.codeBuffer;
     for (let p = 0; p < counts.length; p++) {
       for (let i = starts[p]!; i < starts[p + 1]!; i++) {
         const slot = bySlot[i]!;
-        this.pages.add(slot, p, staging.codeOf(slot), staging.scaleOf(slot));
+        this.pages.add(slot, p, codes, staging.scaleOf(slot), staging.codeAt(slot));
       }
     }
   }

@@ -185,15 +185,22 @@ export class PageStore {
     return page;
   }
 
-  /** Puts the code of the vector in `slot` (absent) at the end of `page`. */
-  add(slot: number, page: number, code: Uint8Array, scale: number): void {
+  /**
+   * Puts the code of the vector in `slot` (absent) at the end of `page`: `code` itself, or with `at`,
+   * the code from byte `at` of a buffer of codes (as a loading page index hands them over, without a
+   * view per code).
+   */
+  add(slot: number, page: number, code: Uint8Array, scale: number, at?: number): void {
     if (!(Number.isInteger(slot) && slot >= 0)) throw new RangeError(`slot must be a non-negative integer, got ${slot}`);
     if (this.has(slot)) throw new RangeError(`slot ${slot} already holds a vector`);
-    if (code.length !== this.codec.codeBytes(this.dim)) throw new RangeError(`a code has ${this.codec.codeBytes(this.dim)} bytes, not ${code.length}`);
+    const codeBytes = this.codec.codeBytes(this.dim);
+    if (at === undefined ? code.length !== codeBytes : !(Number.isInteger(at) && at >= 0 && at + codeBytes <= code.length)) {
+      throw new RangeError(at === undefined ? `a code has ${codeBytes} bytes, not ${code.length}` : `no code of ${codeBytes} bytes at ${at} of ${code.length}`);
+    }
     const p = this.pageAt(page);
     if (p.count === p.room) this.resize(p, this.roomOf(p.room + 1));
     const row = p.count++;
-    this.writeRow(p, row, code, scale);
+    this.writeRow(p, row, code, scale, at ?? 0);
     p.slots[row] = slot;
     this.slotMap.set(slot, page, row);
     this.vectors++;
@@ -549,15 +556,17 @@ export class PageStore {
     p.slots = next.slots;
   }
 
-  private writeRow(p: Page, row: number, code: Uint8Array, scale: number): void {
+  /** Writes the code from byte `from` of `code` (and `scale`) as `row` of `p`. */
+  private writeRow(p: Page, row: number, code: Uint8Array, scale: number, from = 0): void {
     if (this.fast !== undefined) {
-      this.fast.write(p, row, code, scale);
+      this.fast.write(p, row, code, scale, from);
       return;
     }
     const at = p.codes + row * this.stride;
+    const codeBytes = this.codec.codeBytes(this.dim);
     const u8 = this.mem.u8();
-    u8.set(code, at);
-    u8.fill(0, at + code.length, at + this.stride);
+    u8.set(from === 0 && code.length === codeBytes ? code : code.subarray(from, from + codeBytes), at);
+    u8.fill(0, at + codeBytes, at + this.stride);
     const f32 = this.mem.f32();
     f32[(p.scales >> 2) + row] = scale;
     if (p.norms !== 0) this.query.writeCodeNorm(at, p.norms + 4 * row);

@@ -307,11 +307,12 @@ export interface Kernels {
    */
   fastScanDecode(bits: RqBits, blocksPtr: number, scalesPtr: number, first: number, count: number, groups: number, tablePtr: number, outPtr: number): void;
   /**
-   * Writes the `bits`-bit code whose bit planes (`planeBytes` apart) are at planesPtr into the lane
-   * of `row` of the fast-scan blocks at blocksPtr, `groups` groups a block; the other lanes stay
-   * (KERNELS.md, "Fast-scan rows"). Unchecked.
+   * Writes the `bits`-bit code whose bit planes (`planeBytes` apart, then its ‖r‖² and ‖e‖ as float32)
+   * are at planesPtr into the lane of `row` of the fast-scan blocks at blocksPtr, `groups` groups a
+   * block (the other lanes stay), and `scale`, ‖r‖² and ‖e‖ as float32 at scalesPtr, normsPtr and
+   * errsPtr + 4 · row (KERNELS.md, "Fast-scan rows"). Unchecked.
    */
-  fastScanWrite(bits: RqBits, planesPtr: number, planeBytes: number, groups: number, blocksPtr: number, row: number): void;
+  fastScanWrite(bits: RqBits, planesPtr: number, planeBytes: number, groups: number, blocksPtr: number, row: number, scale: number, scalesPtr: number, normsPtr: number, errsPtr: number): void;
   /**
    * Writes Σ(x − y)², Σx², Σy², Σxy as four float64 at outPtr, x the n int8 codes at aPtr times
    * scaleA rounded to float32 each, y those at bPtr times scaleB (both scales float32 values, as
@@ -401,7 +402,7 @@ class WasmKernels implements Kernels {
   readonly givensHalves: (ptr: number, half: number) => void;
   readonly hammingRows: (rowsPtr: number, n: number, step: number, qPtr: number, outPtr: number) => void;
   private readonly fastScanDecoders: Readonly<Record<RqBits, (blocksPtr: number, scalesPtr: number, first: number, count: number, groups: number, tablePtr: number, outPtr: number) => void>>;
-  private readonly fastScanWriters: Readonly<Record<RqBits, (planesPtr: number, planeBytes: number, groups: number, blocksPtr: number, row: number) => void>>;
+  private readonly fastScanWriters: Readonly<Record<RqBits, (planesPtr: number, planeBytes: number, groups: number, blocksPtr: number, row: number, scale: number, scalesPtr: number, normsPtr: number, errsPtr: number) => void>>;
   readonly queryShiftI8: (aPtr: number, bPtr: number, scaleA: number, scaleB: number, n: number, outPtr: number) => void;
   readonly queryShiftF32: (aPtr: number, bPtr: number, n: number, outPtr: number) => void;
 
@@ -546,8 +547,8 @@ class WasmKernels implements Kernels {
     this.fastScanDecoders[bits](blocksPtr, scalesPtr, first, count, groups, tablePtr, outPtr);
   }
 
-  fastScanWrite(bits: RqBits, planesPtr: number, planeBytes: number, groups: number, blocksPtr: number, row: number): void {
-    this.fastScanWriters[bits](planesPtr, planeBytes, groups, blocksPtr, row);
+  fastScanWrite(bits: RqBits, planesPtr: number, planeBytes: number, groups: number, blocksPtr: number, row: number, scale: number, scalesPtr: number, normsPtr: number, errsPtr: number): void {
+    this.fastScanWriters[bits](planesPtr, planeBytes, groups, blocksPtr, row, scale, scalesPtr, normsPtr, errsPtr);
   }
 
   fastScan(

@@ -1464,10 +1464,11 @@ function fastScanDecodeKernel(bits: RqBits): string {
 }
 
 /**
- * fastScanWrite<bits>(planes, planeBytes, G, blocks, row): the code whose bit planes (CODECS.md: plane
- * b holds bit b of every level, dimension d at bit d & 7 of byte d >> 3) are at `planes`, `planeBytes`
- * apart, written as nibbles into the lane of `row` of the blocks at `blocks`; the other lanes' half
- * of each byte stays (KERNELS.md, "Fast-scan rows").
+ * fastScanWrite<bits>(planes, planeBytes, G, blocks, row, F, scales, norms, errs): the code whose bit
+ * planes (CODECS.md: plane b holds bit b of every level, dimension d at bit d & 7 of byte d >> 3) are
+ * at `planes`, `planeBytes` apart, then its ‖r‖² and ‖e‖, written as nibbles into the lane of `row`
+ * of the blocks at `blocks` (the other lanes' half of each byte stays) and as row `row` of the
+ * float32 arrays `scales` (F), `norms` and `errs` (KERNELS.md, "Fast-scan rows").
  *
  * A byte of each plane at a time: its bits spread apart and the planes' interleaved (z below) make
  * the nibbles of 2 · bits groups side by side, since a nibble holds its levels' bits plane by plane
@@ -1493,7 +1494,7 @@ function fastScanWriteKernel(bits: RqBits): string {
     return `(i32.store8 offset=${16 * k} ${get('at')} (i32.or (i32.and (i32.load8_u offset=${16 * k} ${get('at')}) ${get('keep')}) (i32.shl ${nibble} ${get('shift')})))`;
   });
   return [
-    `(func $${name} (export "${name}") (param $planes i32) (param $planeBytes i32) (param $groups i32) (param $blocks i32) (param $row i32)`,
+    `(func $${name} (export "${name}") (param $planes i32) (param $planeBytes i32) (param $groups i32) (param $blocks i32) (param $row i32) (param $scale f32) (param $scales i32) (param $norms i32) (param $errs i32)`,
     '(local $p i32) (local $end i32) (local $at i32) (local $shift i32) (local $keep i32) (local $x i32) (local $z i32) (local $t i32)',
     set('at', `(i32.add (i32.add ${get('blocks')} (i32.mul (i32.shr_u ${get('row')} ${i32(5)}) (i32.shl ${get('groups')} ${i32(4)}))) (i32.and ${get('row')} ${i32(15)}))`),
     set('shift', `(i32.shr_u (i32.and ${get('row')} ${i32(16)}) ${i32(2)})`),
@@ -1509,6 +1510,12 @@ function fastScanWriteKernel(bits: RqBits): string {
     set('at', `(i32.add ${get('at')} ${i32(16 * perByte)})`),
     set('p', `(i32.add ${get('p')} ${i32(1)})`),
     '(br $byte)))',
+    // The row's three floats: F, then ‖r‖² and ‖e‖ as the code's last 8 bytes hold them (CODECS.md).
+    set('p', `(i32.add ${get('planes')} (i32.mul ${get('planeBytes')} ${i32(bits)}))`),
+    set('x', `(i32.shl ${get('row')} ${i32(2)})`),
+    `(f32.store (i32.add ${get('scales')} ${get('x')}) ${get('scale')})`,
+    `(f32.store (i32.add ${get('norms')} ${get('x')}) (f32.load ${get('p')}))`,
+    `(f32.store (i32.add ${get('errs')} ${get('x')}) (f32.load offset=4 ${get('p')}))`,
     ')',
   ].join('\n');
 }

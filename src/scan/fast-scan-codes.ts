@@ -5,19 +5,10 @@ import { kernels } from '../kernels/index.js';
 import type { ScanQuery } from './code-blocks.js';
 import { FAST_SCAN_DIM_STEP } from './fast-scan-layout.js';
 import { FastScanQuery } from './fast-scan-query.js';
-import { FastScanRows } from './fast-scan-rows.js';
+import { FastScanRows, type FastScanArea } from './fast-scan-rows.js';
 import { GATHER_RUN } from './query-scratch.js';
 
-/**
- * Where a run of rows lies in the fast-scan layout (src/index/PAGES.md, "Fast-scan pages"): blocks of
- * 32 rows' nibbles at `codes`, and per row its factor F, ‖r‖² and ‖e‖ (float32, in row order).
- */
-export interface FastScanArea {
-  readonly codes: number;
-  readonly scales: number;
-  readonly norms: number;
-  readonly errs: number;
-}
+export type { FastScanArea } from './fast-scan-rows.js';
 
 /** `rows` rounded up to whole fast-scan blocks of 32. */
 export function fastScanLanes(rows: number): number {
@@ -36,9 +27,6 @@ export class FastScanCodes {
   private readonly code: Uint8Array;
   /** The last 8 bytes of `code`: its two floats, ‖r‖² and ‖e‖. */
   private readonly codeTail: DataView;
-  /** A code's two floats as bytes (read little-endian, as CODECS.md has them). */
-  private readonly floatBytes = new Uint8Array(8);
-  private readonly floats = new DataView(this.floatBytes.buffer);
   private readonly mem = kernels().memory;
   private freed = false;
 
@@ -87,14 +75,7 @@ export class FastScanCodes {
 
   /** Writes the codec's code, from byte `at` of `src` (at 0 of a code by default), and its `scale` as `row` of `area`. */
   write(area: FastScanArea, row: number, src: Uint8Array, scale: number, at = 0): void {
-    this.rows.writeCode(area.codes, row, src, at);
-    // The code's two floats, ‖r‖² then ‖e‖ (CODECS.md), copied as bytes: no view of `src` per row.
-    const tail = at + this.code.length - 8;
-    for (let i = 0; i < 8; i++) this.floatBytes[i] = src[tail + i]!;
-    const f32 = this.mem.f32();
-    f32[(area.scales >> 2) + row] = scale;
-    f32[(area.norms >> 2) + row] = this.floats.getFloat32(0, true);
-    f32[(area.errs >> 2) + row] = this.floats.getFloat32(4, true);
+    this.rows.writeCode(area, row, src, at, scale);
   }
 
   /** Row `from` of `fromArea` becomes row `to` of `toArea` (the same area, or another), its old content gone. */
@@ -123,12 +104,12 @@ export class FastScanCodes {
 
   /** `row` decoded as the codec decodes its code, into `out`. */
   decode(area: FastScanArea, row: number, out: Float32Array): void {
-    this.rows.decode(area.codes, area.scales, row, out);
+    this.rows.decode(area, row, out);
   }
 
   /** Rows 0..count-1 decoded as decode() decodes each, one after another from `outPtr` in linear memory (`dim` floats each): one kernel call. */
   decodeRows(area: FastScanArea, count: number, outPtr: number): void {
-    this.rows.decodeRows(area.codes, area.scales, 0, count, outPtr);
+    this.rows.decodeRows(area, 0, count, outPtr);
   }
 
   /** ‖e‖, ‖r‖² and F of `row`, into `out[at..at + 3)` (VectorIndex.rqTermsOf), read from `f32`, the memory's view now. */

@@ -3,8 +3,19 @@ import { FAST_SCAN_DECODE_TABLE_BYTES, FAST_SCAN_GROUP_BYTES, FAST_SCAN_LANES, r
 import { kernels } from '../kernels/index.js';
 import { fastScanBlockBytes, fastScanGroups } from './fast-scan-layout.js';
 
-/** Bytes of planes up to which writeCode() copies a code byte by byte (tinybench, `kernels.bench.js fast-scan-rows`: 16 bytes of rq1 at 128-d took 161 ns through a view, 124 by bytes). */
-const SHORT_PLANES = 32;
+/** Bytes of a code up to which writeCode() copies it byte by byte (tinybench, `kernels.bench.js fast-scan-rows`: the 16 bytes of planes of rq1 at 128-d took 161 ns through a view, 124 by bytes). */
+const SHORT_CODE = 40;
+
+/**
+ * Where a run of rows lies in the fast-scan layout (src/index/PAGES.md, "Fast-scan pages"): blocks of
+ * 32 rows' nibbles at `codes`, and per row its factor F, ‖r‖² and ‖e‖ (float32, in row order).
+ */
+export interface FastScanArea {
+  readonly codes: number;
+  readonly scales: number;
+  readonly norms: number;
+  readonly errs: number;
+}
 
 /** The shift of `row`'s nibble in its lane's bytes: lanes 0–15 take the low half, 16–31 the high. */
 function laneShift(row: number): number {
@@ -45,7 +56,7 @@ export class FastScanRows {
     this.blockBytes = fastScanBlockBytes(this.groups);
     this.planeBytes = rqPlaneBytes(dim);
     this.perNibble = 4 / codec.bits;
-    this.bytes = FAST_SCAN_DECODE_TABLE_BYTES + Math.max(this.bits * this.planeBytes, 4 * dim);
+    this.bytes = FAST_SCAN_DECODE_TABLE_BYTES + Math.max(this.bits * this.planeBytes + 8, 4 * dim);
     this.scratch = kernels().memory.alloc(this.bytes);
   }
 
@@ -65,22 +76,23 @@ export class FastScanRows {
   }
 
   /**
-   * Writes the levels of `code` (the codec's bit planes, from `codeAt` in `src`) into `row`'s lane of
-   * the blocks at `blocksPtr`; the other lanes stay. The planes are copied next to the kernel (a loop:
-   * no view per code, as opening writes every code through here), unless they are in linear memory already.
+   * Writes `code` (the codec's code from `codeAt` in `src`: bit planes, then ‖r‖² and ‖e‖) as `row`
+   * of `area`, its levels into the row's lane (the other lanes stay) and its `scale`, ‖r‖² and ‖e‖
+   * beside the blocks: one kernel call. The code is copied next to the kernel first (byte by byte
+   * when short: no view per code, as opening writes every code through here), unless it is in linear
+   * memory already.
    */
-  writeCode(blocksPtr: number, row: number, src: Uint8Array, codeAt: number): void {
+  writeCode(area: FastScanArea, row: number, src: Uint8Array, codeAt: number, scale: number): void {
     const k = kernels();
     const u8 = k.memory.u8();
     let planes = src.byteOffset + codeAt;
     if (src.buffer !== u8.buffer) {
       planes = this.scratch + FAST_SCAN_DECODE_TABLE_BYTES;
-      const n = this.bits * this.planeBytes;
-      // A short code goes byte by byte; a longer one is copied through a view, whose making costs less than its bytes would.
-      if (n <= SHORT_PLANES) for (let i = 0; i < n; i++) u8[planes + i] = src[codeAt + i]!;
+      const n = this.bits * this.planeBytes + 8;
+      if (n <= SHORT_CODE) for (let i = 0; i < n; i++) u8[planes + i] = src[codeAt + i]!;
       else u8.set(src.subarray(codeAt, codeAt + n), planes);
     }
-    k.fastScanWrite(this.bits, planes, this.planeBytes, this.groups, blocksPtr, row);
+    k.fastScanWrite(this.bits, planes, this.planeBytes, this.groups, area.codes, row, scale, area.scales, area.norms, area.errs);
   }
 
   /** The bit planes of `row`'s levels, written at `into[0..bits · planeBytes)` (the padding bits past dim zero). */
@@ -101,23 +113,23 @@ export class FastScanRows {
   }
 
   /**
-   * Rows first..first+count−1 of the blocks at `blocksPtr` (their factors F at `scalesPtr`, in row
-   * order) decoded as the codec decodes them, F · (u_i − m) per dimension, one after another as
-   * `dim` float32 each from `outPtr` in linear memory: one kernel call (KERNELS.md, "Fast-scan rows").
+   * Rows first..first+count−1 of `area` decoded as the codec decodes them, F · (u_i − m) per
+   * dimension, one after another as `dim` float32 each from `outPtr` in linear memory: one kernel
+   * call (KERNELS.md, "Fast-scan rows").
    */
-  decodeRows(blocksPtr: number, scalesPtr: number, first: number, count: number, outPtr: number): void {
-    kernels().fastScanDecode(this.bits, blocksPtr, scalesPtr, first, count, this.groups, this.scratch, outPtr);
+  decodeRows(area: FastScanArea, first: number, count: number, outPtr: number): void {
+    kernels().fastScanDecode(this.bits, area.codes, area.scales, first, count, this.groups, this.scratch, outPtr);
   }
 
-  /** `row`'s decoded code into `out` (dim floats), wherever `out` is: through the scratch when it is not in linear memory. */
-  decode(blocksPtr: number, scalesPtr: number, row: number, out: Float32Array): void {
+  /** `row` of `area` decoded into `out` (dim floats), wherever `out` is: through the scratch when it is not in linear memory. */
+  decode(area: FastScanArea, row: number, out: Float32Array): void {
     const mem = kernels().memory;
     if (out.buffer === mem.memory.buffer) {
-      this.decodeRows(blocksPtr, scalesPtr, row, 1, out.byteOffset);
+      this.decodeRows(area, row, 1, out.byteOffset);
       return;
     }
     const at = this.scratch + FAST_SCAN_DECODE_TABLE_BYTES;
-    this.decodeRows(blocksPtr, scalesPtr, row, 1, at);
+    this.decodeRows(area, row, 1, at);
     out.set(mem.f32().subarray(at >> 2, (at >> 2) + this.dim));
   }
 
