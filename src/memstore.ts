@@ -461,7 +461,7 @@ export class MemStore {
    * @internal For `memstore repair`: opens with a lock the caller already holds (released at close)
    * while the repair's copy of a damaged log exists.
    */
-  static async openWith(dir: string, options: OpenOptions | undefined, internal: { lock?: DirectoryLock; repairing?: boolean; importing?: boolean; indexDamage?: IndexDamage[] }): Promise<MemStore> {
+  static async openWith(dir: string, options: OpenOptions | undefined, internal: { lock?: DirectoryLock; repairing?: boolean; importing?: boolean; indexDamage?: IndexDamage[]; indexBlocks?: Map<string, number> }): Promise<MemStore> {
     const held = internal.lock;
     let opts: ResolvedOpenOptions;
     // A lock handed in (repair holds one from its start) is released by whatever refuses the open
@@ -552,7 +552,7 @@ export class MemStore {
       // Wal.open rotates nothing (onSegment is not called there): the mark is still madeSegment.
       if (madeSegment !== wal.activeFirstLsn) await state.markLogSegment(wal.activeFirstLsn);
       store = new MemStore(OPENING, dir, storeOpts, config, state, lock, arena, vectors, wal, pca, checkpoint.lsn);
-      await store.load(checkpoint, internal.indexDamage);
+      await store.load(checkpoint, internal.indexDamage, internal.indexBlocks);
       await store.replay(checkpoint.lsn);
       // Files of generations the state does not name go only now that all of it has proven sound:
       // a state file older than the rest (a backup put back) names earlier generations, and its open
@@ -587,7 +587,7 @@ export class MemStore {
   }
 
   /** Fills the index from the checkpoint (recovery.ts) and sets aside the records found damaged. */
-  private async load(checkpoint: Checkpoint, indexDamage: IndexDamage[] | undefined): Promise<void> {
+  private async load(checkpoint: Checkpoint, indexDamage: IndexDamage[] | undefined, indexBlocks?: Map<string, number>): Promise<void> {
     // Pages as the checkpoint recorded them; with `pages: false` the exact index takes the codes and
     // leaves their pages (the next checkpoint writes records without them).
     if (checkpoint.paged === true && this.space.trained && this.options.pages !== false) {
@@ -612,6 +612,7 @@ export class MemStore {
       vectors: this.vectors,
       keepFull: this.config.keepFull,
       ...(indexDamage === undefined ? {} : { indexDamage }),
+      ...(indexBlocks === undefined ? {} : { indexBlocks }),
       ...(staleFrom === undefined ? {} : { staleFrom }),
     });
     this.indexFile = file;

@@ -837,3 +837,58 @@ test('index: blocks close past 16 KiB, so one flipped byte costs the records of 
     await reopened.close();
   }
 });
+
+test('index: repair of a store whose last delta block is damaged names, as possibly-stale in its report, every record it kept from the blocks before it, so an upsert or a delete the damaged delta held never comes back unnamed (a hostile pass: deleted records had come back, and upserted ones with their older vector under their newer text, with nothing in the report); records the log wrote again after the checkpoint are not named', async () => {
+  const DIM = 16;
+  const dir = tempDir();
+  const vectors = clustered(130, DIM, 21);
+  let store = await MemStore.open(dir, { dim: DIM, durability: 'none', cache: false });
+  const plain = Array.from({ length: 50 }, (_, i) => ({ id: `p${i}`, vector: vectors[i]! }));
+  const documented = Array.from({ length: 50 }, (_, i) => ({ id: `d${i}`, vector: vectors[50 + i]!, text: `v1 of d${i}`, meta: { v: 1 } }));
+  await store.add([...plain, ...documented]);
+  await store.close();
+  // The second checkpoint appends a delta: ten deletions and ten upserts with new vectors.
+  store = await MemStore.open(dir, {});
+  const deleted = plain.slice(0, 10).map((r) => r.id);
+  await store.delete(deleted);
+  const upserted = documented.slice(0, 10).map((r, i) => ({ id: r.id, vector: vectors[100 + i]!, text: `v2 of ${r.id}`, meta: { v: 2 } }));
+  await store.add(upserted);
+  await store.close();
+  // Written after the last checkpoint, so the log holds it: repair leaves it current, and unnamed.
+  store = await MemStore.open(dir, { durability: 'always' });
+  await store.add([{ id: 'd20', vector: vectors[120]!, text: 'v2 of d20', meta: { v: 2 } }]);
+  await store.abandon();
+  const { indexGeneration, indexBytes } = checkpointOf(dir);
+  const path = indexFilePath(dir, indexGeneration);
+  const bytes = readFileSync(path);
+  assert.equal(bytes.length, indexBytes);
+  bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0x40;
+  writeFileSync(path, bytes);
+  const report = join(tempDir('memstore-report-'), 'r.jsonl');
+  const result = await repairStore(dir, { report });
+  assert.equal(result.indexDamage, 1);
+  const lines = readFileSync(report, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { kind: string; id?: string });
+  const named = new Set(lines.filter((l) => l.kind === 'possibly-stale').map((l) => l.id!));
+  assert.equal(result.possiblyStale, named.size);
+  store = await MemStore.open(dir, {});
+  try {
+    // Whatever the store holds of a record the damaged delta changed is named.
+    for (const id of [...deleted, ...upserted.map((r) => r.id)]) {
+      if ((await store.get(id)) !== undefined) assert.ok(named.has(id), `${id} is back from the older block and named`);
+    }
+    assert.ok(named.has('p0') && named.has('d0'), 'the damaged delta\'s records are named');
+    assert.ok(!named.has('d20'), 'a record the log wrote after the checkpoint is current');
+    assert.deepEqual((await store.get('d20'))?.meta, { v: 2 });
+    // Every named record is in the store; none in it is named that the damage could not have touched.
+    for (const id of named) assert.notEqual(await store.get(id), undefined, id);
+  } finally {
+    await store.close();
+  }
+  assert.deepEqual((await checkStore(dir)).problems, []);
+  // A repair with no damage in the index names nothing.
+  const clean = tempDir();
+  const s = await MemStore.open(clean, { dim: DIM, durability: 'none' });
+  await s.add(plain);
+  await s.close();
+  assert.equal((await repairStore(clean, { report: join(tempDir('memstore-report-'), 'r.jsonl') })).possiblyStale, 0);
+});

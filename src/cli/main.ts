@@ -154,7 +154,8 @@ async function repair(dir: string, flags: { report?: string }): Promise<void> {
     `removed ${result.removedRecords.length} damaged record(s)${result.removedRecords.length === 0 ? '' : `: ${result.removedRecords.map((id) => JSON.stringify(id)).join(', ')}`}\n` +
       (result.removedKeys > 0 ? `removed ${result.removedKeys} damaged key(s) that named no record\n` : '') +
       (result.indexDamage > 0
-        ? `index: ${result.indexDamage} damaged stretch(es), ${result.indexDamageBytes} bytes; a record without a document there is lost without a name (the checkpoint held ${result.checkpointRecords ?? 'an unrecorded number of'} records, ${result.recordsLoaded} were read)\n`
+        ? `index: ${result.indexDamage} damaged stretch(es), ${result.indexDamageBytes} bytes; a record without a document there is lost without a name (the checkpoint held ${result.checkpointRecords ?? 'an unrecorded number of'} records, ${result.recordsLoaded} were read)\n` +
+          (result.possiblyStale > 0 ? `index: ${result.possiblyStale} record(s) read from blocks before a damaged one may be older versions, or deleted since: named in the report as possibly-stale\n` : '')
         : '') +
       `log: ${result.logDamage} damaged stretch(es), ${result.reappliedRecords} record(s) applied again\n` +
       `${result.count} records in the store; report: ${result.report}\n`,

@@ -29,6 +29,12 @@ export interface LoadEnv {
    * instead of failing the open with CORRUPTION.
    */
   readonly indexDamage?: IndexDamage[];
+  /**
+   * For `memstore repair` only: per id, the offset of the block its last record was read from (an
+   * id whose last record is a deletion is not there), so that repair can name the records read from
+   * blocks before a damaged one.
+   */
+  readonly indexBlocks?: Map<string, number>;
   /** The index length a columns file describes: the ids of upserts at or past it are returned as `stale`. */
   readonly staleFrom?: number;
 }
@@ -87,6 +93,7 @@ export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; s
     {
       upsert(r) {
         if (r.blockOffset >= staleFrom) stale.add(r.id());
+        env.indexBlocks?.set(r.id(), r.blockOffset);
         if (!space.trained) {
           const id = r.id();
           untrained.delete(id);
@@ -111,6 +118,7 @@ export async function loadCheckpoint(env: LoadEnv): Promise<{ file: IndexFile; s
       },
       remove(id) {
         missing.delete(id);
+        env.indexBlocks?.delete(id);
         if (!space.trained) {
           untrained.delete(id);
           return;

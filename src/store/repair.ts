@@ -40,6 +40,13 @@ export interface RepairResult {
   readonly checkpointRecords: number | undefined;
   /** Records read from the index file at open, before the log was applied again. */
   readonly recordsLoaded: number;
+  /**
+   * Records kept whose last entry in the index file lies in a block before a damaged one, and that the
+   * log did not write again: a damaged delta may have held a newer version of each (its vector then
+   * is the older version's, its text and metadata the newer's) or its deletion. Each is named in the
+   * report (kind `possibly-stale`); nothing in the store tells them from records the damage missed.
+   */
+  readonly possiblyStale: number;
 }
 
 /** Where a repair records the checkpoint LSN the old log continues from, inside the moved log directory. */
@@ -276,7 +283,8 @@ export async function repairStore(dir: string, options: { report?: string; onPro
     holdingLock = false;
     // Leniently: damaged stretches of the index file are skipped and reported below.
     const indexDamage: IndexDamage[] = [];
-    store = await MemStore.openWith(dir, {}, { lock, repairing: true, indexDamage });
+    const indexBlocks = new Map<string, number>();
+    store = await MemStore.openWith(dir, {}, { lock, repairing: true, indexDamage, indexBlocks });
     for (const d of indexDamage) {
       report.line({ kind: 'index', file: d.file, offset: d.offset, end: d.end, reason: d.what, bytes: b64(readStretch(d.file, d.offset, d.end)) });
     }
@@ -310,6 +318,20 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       report.line({ kind: 'key', key: keyName(key), error: { file: error.file, offset: error.offset, what: error.message }, raw: Object.fromEntries(RECORD_TABLES.map((t) => [t, b64(raw[t])])) });
     }
     report.sync();
+    // Read from a block before a damaged stretch: a delta in the damage may have replaced or deleted
+    // them, and nothing the store keeps tells (INDEX.md, "Reading"). Named, kept as read.
+    const lastDamage = Math.max(-1, ...indexDamage.map((d) => d.offset));
+    const touched = new Set<string>();
+    // The log after the checkpoint wrote these again (the open replayed it, or the repair did above).
+    for (const m of salvaged) for (const id of m.kind === 'add' ? m.records.map((r) => r.id) : m.ids) touched.add(id);
+    let possiblyStale = 0;
+    for (const [id, block] of indexBlocks) {
+      if (block >= lastDamage || touched.has(id) || damage.records.has(id)) continue;
+      report.line({ kind: 'possibly-stale', id, block, reason: 'read from an index block before a damaged one, which may have held a newer version of it or its deletion' });
+      possiblyStale++;
+    }
+    indexBlocks.clear();
+    report.sync();
     step(5);
     if (removed.length > 0) await store.delete(removed);
     await store.dropDamagedKeys();
@@ -334,6 +356,7 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       indexDamageBytes: indexDamage.reduce((n, d) => n + (d.end - d.offset), 0),
       checkpointRecords,
       recordsLoaded,
+      possiblyStale,
     };
     report.line({ kind: 'summary', ...result });
     await store.close();
