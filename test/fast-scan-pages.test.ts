@@ -126,6 +126,11 @@ test('fast-scan rows: a code written into a lane (the write kernel) is the layou
           codec.decode(codes[row]!.code, codes[row]!.scale, want);
           assert.deepEqual(mem.f32().subarray((out >> 2) + (row - 5) * dim, (out >> 2) + (row - 4) * dim), want, `${codec.name} ${dim}-d row ${row} of a run from row 5`);
         }
+        // A code that is not all there (a detached view of linear memory reads as empty) is refused, the blocks untouched.
+        const before = mem.u8().slice(blocks, blocks + bytes);
+        assert.throws(() => rows.writeCode(area, 0, codes[0]!.code.subarray(0, codes[0]!.code.length - 1), 0, 1), RangeError);
+        assert.throws(() => rows.writeCode(area, 0, new Uint8Array(0), 0, 1), RangeError);
+        assert.deepEqual(mem.u8().subarray(blocks, blocks + bytes), before);
         // Row 40 (block 1, a high lane) into row 3 (block 0, a low lane), and 5 into 33.
         rows.moveRow(mem.u8(), blocks, 40, blocks, 3);
         rows.moveRow(mem.u8(), blocks, 5, blocks, 33);

@@ -83,12 +83,14 @@ export class FastScanRows {
    * memory already.
    */
   writeCode(area: FastScanArea, row: number, src: Uint8Array, codeAt: number, scale: number): void {
+    const n = this.bits * this.planeBytes + 8;
+    // A view of linear memory taken before it grew is detached (empty): its bytes would read as zeros.
+    if (!(codeAt >= 0 && codeAt + n <= src.length)) throw new RangeError(`no code of ${n} bytes at ${codeAt} of ${src.length}`);
     const k = kernels();
     const u8 = k.memory.u8();
     let planes = src.byteOffset + codeAt;
     if (src.buffer !== u8.buffer) {
       planes = this.scratch + FAST_SCAN_DECODE_TABLE_BYTES;
-      const n = this.bits * this.planeBytes + 8;
       if (n <= SHORT_CODE) for (let i = 0; i < n; i++) u8[planes + i] = src[codeAt + i]!;
       else u8.set(src.subarray(codeAt, codeAt + n), planes);
     }
