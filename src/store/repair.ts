@@ -289,7 +289,8 @@ export async function repairStore(dir: string, options: { report?: string; onPro
       report.line({ kind: 'index', file: d.file, offset: d.offset, end: d.end, reason: d.what, bytes: b64(readStretch(d.file, d.offset, d.end)) });
     }
     report.sync();
-    const recordsLoaded = store.stats().count;
+    // What the index file gave, before the open replayed the log: a count taken after it had hidden records lost without a name.
+    const recordsLoaded = indexBlocks.size;
     step(3);
     let reapplied = 0;
     if (rewriteLog) {
