@@ -3,7 +3,7 @@ import { FAST_SCAN_DECODE_TABLE_BYTES, FAST_SCAN_GROUP_BYTES, FAST_SCAN_LANES, r
 import { kernels } from '../kernels/index.js';
 import { fastScanBlockBytes, fastScanGroups } from './fast-scan-layout.js';
 
-/** Bytes of a code up to which writeCode() copies it byte by byte (tinybench, `kernels.bench.js fast-scan-rows`: the 16 bytes of planes of rq1 at 128-d took 161 ns through a view, 124 by bytes). */
+/** Bytes of a code up to which writeCode() copies it byte by byte (tinybench, `kernels.bench.js fast-scan-rows`: rq1 at 128-d, when 16 bytes of planes were copied, wrote a code in 161 ns through a view, 124 byte by byte). */
 const SHORT_CODE = 40;
 
 /**
@@ -25,8 +25,9 @@ function laneShift(row: number): number {
 /**
  * Rows of codes in the fast-scan layout (src/index/PAGES.md, "Fast-scan pages"; KERNELS.md, "Fast scan"):
  * row i is lane i % 32 of block ⌊i / 32⌋, its levels in 4-bit nibbles. The codec's code (bit planes,
- * then ‖r‖² and ‖e‖, CODECS.md) goes in by writeCode() and comes back, byte for byte, by readCode();
- * the two floats are kept beside the blocks by the caller. These work on linear memory in place and
+ * then ‖r‖² and ‖e‖, CODECS.md) goes in by writeCode(), which puts the two floats and the row's F in
+ * the area's arrays beside the blocks, and its planes come back, byte for byte, by readCode() (the
+ * caller takes the floats from those arrays). These work on linear memory in place and
  * allocate nothing per row; writing a code and decoding rows are kernel calls (they run for every
  * code when a store opens).
  */
