@@ -65,10 +65,6 @@ export class LoadStaging {
     return slot * this.codeBytes;
   }
 
-  /** A view of the code of `slot` (valid while nothing is put). */
-  codeOf(slot: number): Uint8Array {
-    return this.codes.subarray(slot * this.codeBytes, (slot + 1) * this.codeBytes);
-  }
 
   private grow(slots: number, exactly?: number): void {
     const length = exactly ?? Math.max(1024, 2 ** Math.ceil(Math.log2(slots)));

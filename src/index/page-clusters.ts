@@ -277,9 +277,10 @@ export class PageClusters {
     for (let p = 0; p < counts.length; p++) this.newPage(counts[p] ?? 0);
     if (this.pages.fastScan) this.addByPage(staging, counts);
     else {
+      const codes = staging.codeBuffer;
       for (let slot = 0; slot < staging.slots; slot++) {
         const page = staging.pageOf(slot);
-        if (page >= 0) this.pages.add(slot, page, staging.codeOf(slot), staging.scaleOf(slot));
+        if (page >= 0) this.pages.add(slot, page, codes, staging.scaleOf(slot), staging.codeAt(slot));
       }
     }
     for (let p = this.pages.pageCount - 1; p >= 0; p--) if (this.pages.sizeOf(p) === 0) this.dropEmpty(p);

@@ -405,12 +405,6 @@ export class CodeBlocks {
     return this.codeView(slot).code;
   }
 
-  /** The scale of the code in `slot`. */
-  scaleAt(slot: number): number {
-    if (!(slot >= 0 && slot < this.slots.size)) throw new RangeError(`slot ${slot} out of range`);
-    return this.mem.f32()[this.scaleAddress(slot) >> 2]!;
-  }
-
   /** ‖e‖, ‖r‖² and the factor F of the rq codes in `slots[0..count)`, into `out[3i..3i + 3)` (VectorIndex.rqTermsOf). */
   rqTermsOf(slots: Int32Array, count: number, out: Float64Array): void {
     for (let i = 0; i < count; i++) if (!(slots[i]! >= 0 && slots[i]! < this.slots.size)) throw new RangeError(`slot ${slots[i]} out of range`);

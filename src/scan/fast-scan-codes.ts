@@ -97,11 +97,6 @@ export class FastScanCodes {
     return { code, scale: f32[(area.scales >> 2) + row]! };
   }
 
-  /** The scale of `row`. */
-  scaleAt(area: FastScanArea, row: number): number {
-    return this.mem.f32()[(area.scales >> 2) + row]!;
-  }
-
   /** `row` decoded as the codec decodes its code, into `out`. */
   decode(area: FastScanArea, row: number, out: Float32Array): void {
     this.rows.decode(area, row, out);
