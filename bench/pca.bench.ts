@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { benchArgs } from './args.js';
 import { symmetricEigen } from '../src/pca/eigen.js';
-import { fitPca } from '../src/pca/pca.js';
+import { fitCovariance, fitPca } from '../src/pca/pca.js';
 import { rng } from '../src/random.js';
 
 /**
@@ -11,27 +11,50 @@ import { rng } from '../src/random.js';
  * add that reaches `trainSize` and blocks the process meanwhile. Then its eigendecomposition alone
  * (`symmetricEigen`) on a covariance of the same spectrum: every eigenvector (QL with the
  * transformations accumulated) against the quarter PCA keeps (inverse iteration on the tridiagonal
- * form), and the share of the fit the kept quarter's takes.
+ * form), and the share of the fit the kept quarter's takes. With `--rows` below the dimensions,
+ * fitPca() may fit from the rows' Gram matrix (pca.ts, fitDual): the fit by the covariance is then
+ * timed beside it, in the same process.
  *
- *   node dist/bench/pca.bench.js [--dims 256,512,1024] [--runs 3]
+ *   node dist/bench/pca.bench.js [--dims 256,512,1024] [--runs 3] [--rows 4096]
  */
 
-const ROWS = 4096;
+/** What runPcaBench() measures. */
+export interface PcaBenchOptions {
+  readonly dims: readonly number[];
+  /** Fits timed per configuration, the fastest kept. */
+  readonly runs: number;
+  /** Vectors fitted on: the default `trainSize`, 4,096, from the command line. */
+  readonly rows: number;
+}
 
-export function runPcaBench(dims: readonly number[], runs: number, write: (line: string) => void): void {
-  write(`| dim | fit of ${ROWS} vectors, ms (fastest of ${runs}) | variance kept by dim / 4 axes |`);
-  write('|---:|---:|---:|');
+export function runPcaBench({ dims, runs, rows: rowCount }: PcaBenchOptions, write: (line: string) => void): void {
+  const side = dims.some((dim) => rowCount < dim);
+  write(`| dim | fit of ${rowCount} vectors, ms (fastest of ${runs}) | variance kept by dim / 4 axes |${side ? ' by the covariance, ms | ratio |' : ''}`);
+  write(`|---:|---:|---:|${side ? '---:|---:|' : ''}`);
   for (const dim of dims) {
     const next = rng(dim);
-    const rows = Array.from({ length: ROWS }, () => Float32Array.from(decayingRow(dim, next)));
-    let best = Infinity;
-    let kept = 0;
-    for (let r = 0; r < runs; r++) {
-      const t = performance.now();
-      kept = fitPca(rows, dim, { dims: Math.max(1, dim >> 2) }).explainedVariance;
-      best = Math.min(best, performance.now() - t);
+    const rows = Array.from({ length: rowCount }, () => Float32Array.from(decayingRow(dim, next)));
+    const option = { dims: Math.max(1, dim >> 2) };
+    const fastest = (fit: () => number): { ms: number; kept: number } => {
+      let ms = Infinity;
+      let kept = 0;
+      for (let r = 0; r < runs; r++) {
+        const t = performance.now();
+        kept = fit();
+        ms = Math.min(ms, performance.now() - t);
+      }
+      return { ms, kept };
+    };
+    const fit = fastest(() => fitPca(rows, dim, option).explainedVariance);
+    let extra = '';
+    if (side) {
+      const mean = new Float64Array(dim);
+      for (const row of rows) for (let i = 0; i < dim; i++) mean[i]! += row[i]!;
+      for (let i = 0; i < dim; i++) mean[i]! /= rows.length;
+      const byCovariance = rowCount < dim ? fastest(() => fitCovariance(rows, mean, dim, option).explainedVariance) : undefined;
+      extra = byCovariance === undefined ? ' – | – |' : ` ${byCovariance.ms.toFixed(0)} | ${(fit.ms / byCovariance.ms).toFixed(2)} |`;
     }
-    write(`| ${dim} | ${best.toFixed(0)} | ${kept.toFixed(4)} |`);
+    write(`| ${dim} | ${fit.ms.toFixed(0)} | ${fit.kept.toFixed(4)} |${extra}`);
   }
   write('');
   write(`| dim | eigendecomposition, every eigenvector, ms | the first dim / 4 only, ms | ratio |`);
@@ -74,9 +97,12 @@ function covariance(dim: number): Float64Array {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = benchArgs('dist/bench/pca.bench.js', { options: { dims: { type: 'string' }, runs: { type: 'string' } } }, { numbers: ['dims', 'runs'] });
+  const { values } = benchArgs('dist/bench/pca.bench.js', { options: { dims: { type: 'string' }, runs: { type: 'string' }, rows: { type: 'string' } } }, { numbers: ['dims', 'runs', 'rows'] });
   const dims = (values.dims ?? '256,512,1024').split(',').map(Number);
   const runs = Number(values.runs ?? 3);
-  if (dims.some((d) => !Number.isInteger(d) || d < 1) || !Number.isInteger(runs) || runs < 1) throw new Error('--dims takes positive integers, --runs a positive integer');
-  runPcaBench(dims, runs, (line) => process.stdout.write(`${line}\n`));
+  const rows = Number(values.rows ?? 4096);
+  if (dims.some((d) => !Number.isInteger(d) || d < 1) || !Number.isInteger(runs) || runs < 1 || !Number.isInteger(rows) || rows < 2) {
+    throw new Error('--dims takes positive integers, --runs a positive integer, --rows an integer of at least 2');
+  }
+  runPcaBench({ dims, runs, rows }, (line) => process.stdout.write(`${line}\n`));
 }

@@ -14,7 +14,7 @@ import { COLUMN_CRASH_FILTERS, columnsDisagree, spyOnDocReads } from './support/
  * reopens, and every filter's answer must be what the reopened store's metadata says. COLUMN_CRASHES
  * runs more cycles.
  */
-const CYCLES = Number(process.env['COLUMN_CRASHES'] ?? 24);
+const CYCLES = Number(process.env['COLUMN_CRASHES'] ?? 16);
 const child = fileURLToPath(new URL('./support/column-crash-child.js', import.meta.url));
 
 test(`columns: kill -9 mid-checkpoint, ${CYCLES} cycles: the reopened store's filters agree with its metadata`, async () => {

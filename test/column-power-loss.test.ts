@@ -12,7 +12,7 @@ import { rng, tempDir } from './helpers.js';
  * with filtered searches between its operations and a checkpoint every 8 KiB of log; after the cut
  * the store reopens on what the disk kept, and every filter must answer as its metadata says.
  */
-const CUTS = Number(process.env['COLUMN_POWER_CUTS'] ?? 60);
+const CUTS = Number(process.env['COLUMN_POWER_CUTS'] ?? 40);
 
 test(`columns: power loss at ${CUTS} random points: the reopened store's filters agree with its metadata`, async () => {
   const next = rng(99);

@@ -14,7 +14,7 @@ import { runUntilKilled } from './support/killable.js';
  * acknowledged batch, plus at most the one batch in flight, whole. CRASH_CYCLES=2000 runs longer
  * (npm run test:crash).
  */
-const CYCLES = Number(process.env['CRASH_CYCLES'] ?? 50);
+const CYCLES = Number(process.env['CRASH_CYCLES'] ?? 36);
 const child = fileURLToPath(new URL('./support/crash-child.js', import.meta.url));
 
 interface CycleResult {

@@ -25,7 +25,7 @@ import { CUT_DIM, cutCommitExpected, cutCommitRemoved } from './support/cut-comm
  */
 const CHILD = fileURLToPath(new URL('./support/cut-commit-child.js', import.meta.url));
 const TERMINATE_CHILD = fileURLToPath(new URL('./support/terminate-child.js', import.meta.url));
-const TERMINATIONS = Number(process.env['TERMINATIONS'] ?? 12);
+const TERMINATIONS = Number(process.env['TERMINATIONS'] ?? 9);
 
 /** Runs `node script ...args` to its end; resolves with its output and the signal that ended it (null: it exited 0). */
 function run(script: string, args: readonly string[]): Promise<{ out: string; signal: NodeJS.Signals | null }> {

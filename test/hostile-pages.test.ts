@@ -232,7 +232,7 @@ async function runModel(config: Config, steps: Step[]): Promise<void> {
 test('hostile pages: model-based: a paged store answers exact searches as the exact index does, and probing searches with min(k, matching) results', async () => {
   await fc.assert(
     fc.asyncProperty(configArb, fc.array(stepArb, { minLength: 10, maxLength: 50 }), (config, steps) => runModel(config, steps)),
-    { numRuns: Number(process.env['HOSTILE_PAGES_RUNS'] ?? 60), seed: Number(process.env['HOSTILE_PAGES_SEED'] ?? 20240611), endOnFailure: process.env['HOSTILE_PAGES_SHRINK'] === undefined, includeErrorInReport: true },
+    { numRuns: Number(process.env['HOSTILE_PAGES_RUNS'] ?? 40), seed: Number(process.env['HOSTILE_PAGES_SEED'] ?? 20240611), endOnFailure: process.env['HOSTILE_PAGES_SHRINK'] === undefined, includeErrorInReport: true },
   );
 });
 

@@ -17,12 +17,12 @@ import { applyToModel, differences, expectedRefusal, modelStats, runSequence, va
  * metric x codec x PCA x rescoring. After every step the store must equal a plain in-memory model:
  * `get` of every id, `count`, and searches (exact where the store rescored every candidate).
  *
- * MODEL_SEQUENCES (default 300) sets how many sequences run; MODEL_SEED replays one run;
- * MODEL_KILLS (default 16) sets the kill -9 cycles. A failure prints the shrunk sequence as a test.
+ * MODEL_SEQUENCES (default 200) sets how many sequences run; MODEL_SEED replays one run;
+ * MODEL_KILLS (default 12) sets the kill -9 cycles. A failure prints the shrunk sequence as a test.
  */
-const SEQUENCES = Number(process.env['MODEL_SEQUENCES'] ?? 300);
+const SEQUENCES = Number(process.env['MODEL_SEQUENCES'] ?? 200);
 const SEED = process.env['MODEL_SEED'] === undefined ? Date.now() % 2147483647 : Number(process.env['MODEL_SEED']);
-const KILLS = Number(process.env['MODEL_KILLS'] ?? 16);
+const KILLS = Number(process.env['MODEL_KILLS'] ?? 12);
 const child = fileURLToPath(new URL('./support/model-child.js', import.meta.url));
 
 /** JSON, except that -0 stays -0 (JSON would write 0): the steps as JavaScript source. */

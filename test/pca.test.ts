@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { dotMean, fitPca, projectCentered, projectUncentered, reconstruct } from '../src/pca/pca.js';
+import { describe, test } from 'node:test';
+import { dotMean, fitCovariance, fitDual, fitPca, projectCentered, projectUncentered, reconstruct, type PcaModel } from '../src/pca/pca.js';
+import type { PcaOption } from '../src/options.js';
 import { MemStore } from '../src/index.js';
 import { FlatIndex } from '../src/index/flat-index.js';
 import { projectorOf } from '../src/pca/projector.js';
 import { clustered, loadFixture, tempDir } from './helpers.js';
+import { rng } from '../src/random.js';
 
 const DIM = 24;
 const rows = clustered(300, DIM, 11, 5);
@@ -59,6 +61,93 @@ test('with every axis kept, q·x = q·μ + (Wq)·W(x − μ) and reconstruction 
   const back = new Float32Array(DIM);
   reconstruct(m, wx, back);
   for (let i = 0; i < DIM; i++) assert.ok(Math.abs(back[i]! - x[i]!) < 1e-4);
+});
+
+/** The sample's mean in float64, as fitPca() takes it. */
+function meanOf(sample: readonly Float32Array[], dim: number): Float64Array {
+  const mean = new Float64Array(dim);
+  for (const row of sample) for (let i = 0; i < dim; i++) mean[i]! += row[i]!;
+  for (let i = 0; i < dim; i++) mean[i]! /= sample.length;
+  return mean;
+}
+
+function axisOf(m: PcaModel, r: number): Float32Array {
+  return m.components.subarray(r * m.inDim, (r + 1) * m.inDim);
+}
+
+function assertOrthonormal(m: PcaModel, what: string): void {
+  for (let a = 0; a < m.outDim; a++) {
+    for (let b = a; b < m.outDim; b++) assert.ok(Math.abs(dot(axisOf(m, a), axisOf(m, b)) - (a === b ? 1 : 0)) < 1e-5, `${what}: axes ${a}, ${b}`);
+  }
+}
+
+describe('fewer rows than dimensions: PCA from the Gram matrix', () => {
+  // Rows of `rank` random directions with decaying weights (distinct eigenvalues), plus a shared offset.
+  function lowRank(n: number, dim: number, rank: number, seed: number): Float32Array[] {
+    const next = rng(seed);
+    const basis = Array.from({ length: rank }, () => Float32Array.from({ length: dim }, () => next() * 2 - 1));
+    return Array.from({ length: n }, () => {
+      const row = Float32Array.from({ length: dim }, (_, i) => 0.3 * Math.sin(i));
+      for (let k = 0; k < rank; k++) {
+        const w = (next() * 2 - 1) / (k + 1);
+        for (let i = 0; i < dim; i++) row[i]! += w * basis[k]![i]!;
+      }
+      return row;
+    });
+  }
+
+  for (const [n, dim, rank, option] of [
+    [20, 64, 19, { dims: 8 }],
+    [20, 64, 19, { dims: 40 }],
+    [12, 48, 12, { variance: 0.9 }],
+    [12, 48, 11, { variance: 1 }],
+    [10, 32, 3, { dims: 6 }],
+  ] as const) {
+    test(`${n} rows of ${dim} dimensions (rank ${rank}), ${JSON.stringify(option)}: the covariance's eigenvalues, axes and their order; past the rank, an orthonormal completion`, () => {
+      const sample = lowRank(n, dim, rank, n * 1000 + dim + rank);
+      const mean = meanOf(sample, dim);
+      const dual = fitPca(sample, dim, option as PcaOption);
+      assert.deepEqual(dual, fitDual(sample, mean, dim, option as PcaOption), 'fitPca takes the Gram matrix with at most 3/4 as many rows as dimensions');
+      const cov = fitCovariance(sample, mean, dim, option as PcaOption);
+      assert.equal(dual.outDim, cov.outDim);
+      assert.ok(Math.abs(dual.explainedVariance - cov.explainedVariance) < 1e-9, `explained ${dual.explainedVariance} against ${cov.explainedVariance}`);
+      assert.ok(Math.abs(dual.residualVariance! - cov.residualVariance!) < 1e-9 * (1 + cov.residualVariance!), `residual ${dual.residualVariance} against ${cov.residualVariance}`);
+      assert.deepEqual(dual.mean, cov.mean);
+      assertOrthonormal(dual, 'dual');
+      const effective = Math.min(rank, n - 1);
+      // Axes with variance are the covariance's (up to sign); the rest carry none of the sample.
+      for (let r = 0; r < dual.outDim; r++) {
+        if (r < effective) {
+          assert.ok(Math.abs(Math.abs(dot(axisOf(dual, r), axisOf(cov, r))) - 1) < 1e-4, `axis ${r}: |cos| ${dot(axisOf(dual, r), axisOf(cov, r))}`);
+        } else {
+          for (const row of sample) {
+            let s = 0;
+            for (let i = 0; i < dim; i++) s += axisOf(dual, r)[i]! * (row[i]! - mean[i]!);
+            assert.ok(Math.abs(s) < 1e-4, `axis ${r} past the rank holds ${s} of a row`);
+          }
+        }
+      }
+    });
+  }
+
+  test('identical rows (no variance at all): the axes asked for are orthonormal, and explain all of it', () => {
+    const sample = Array.from({ length: 5 }, () => Float32Array.from({ length: 40 }, (_, i) => Math.cos(i)));
+    const m = fitPca(sample, 40, { dims: 7 });
+    assert.equal(m.outDim, 7);
+    assertOrthonormal(m, 'rank 0');
+    assert.equal(m.explainedVariance, 1);
+    assert.equal(m.residualVariance, 0);
+  });
+
+  test('past the dimensions the covariance can take in seconds: 40 rows of 2,100 dimensions keep 525 axes, orthonormal, as many rows as have variance found first', () => {
+    const sample = lowRank(40, 2100, 40, 7);
+    const m = fitPca(sample, 2100, { dims: 525 });
+    assert.equal(m.outDim, 525);
+    let worst = 0;
+    for (let a = 0; a < 525; a += 13) for (let b = a; b < 525; b += 7) worst = Math.max(worst, Math.abs(dot(axisOf(m, a), axisOf(m, b)) - (a === b ? 1 : 0)));
+    assert.ok(worst < 1e-5, `worst ${worst}`);
+    assert.ok(Math.abs(m.explainedVariance - 1) < 1e-9);
+  });
 });
 
 test('the projector holds the only copy of the axes: model() gives them back bit for bit, reconstruct() as the reference does', () => {

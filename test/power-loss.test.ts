@@ -17,7 +17,7 @@ import { indexRewrite } from '../src/store/checkpointer.js';
  * survive, and the store must hold the acknowledged writes plus, at most, a prefix (in log order)
  * of the writes still in flight.
  */
-const CUTS = Number(process.env['POWER_CUTS'] ?? 200);
+const CUTS = Number(process.env['POWER_CUTS'] ?? 128);
 // Index generations turn over often, so cuts also land in a rewrite of the index file (INDEX.md).
 indexRewrite.minDeltaBytes = 4096;
 
