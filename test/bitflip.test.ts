@@ -90,7 +90,7 @@ test('a flipped bit anywhere in the log, the arena or the state is reported or c
   const tally: Record<string, Record<string, number>> = {};
   for (const { kind, path } of filesOf(source)) {
     const size = statSync(path).size;
-    for (let n = 0; n < (kind === 'state' ? 24 : 40); n++) {
+    for (let n = 0; n < (kind === 'state' ? 18 : 30); n++) {
       const copy = tempDir('memstore-flipped-');
       cpSync(source, copy, { recursive: true });
       const target = join(copy, path.slice(source.length));

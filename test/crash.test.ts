@@ -101,10 +101,10 @@ test(`kill -9 at random instants, ${CYCLES} cycles: every acknowledged batch sur
   process.stdout.write(`# crash test: ${CYCLES} cycles, in-flight batch found applied ${inFlightApplied} times\n`);
 });
 
-test('kill -9 during the first open of a new store (making its directory, lock, state file and log), 30 cycles: the next open makes or opens the store, and every acknowledged batch is in it', async () => {
+test('kill -9 during the first open of a new store (making its directory, lock, state file and log), 20 cycles: the next open makes or opens the store, and every acknowledged batch is in it', async () => {
   const next = rng(20261204);
   let opened = 0;
-  for (let cycle = 0; cycle < 30; cycle++) {
+  for (let cycle = 0; cycle < 20; cycle++) {
     const dir = tempDir('memstore-crash-first-');
     const seed = 100 + cycle;
     // A new store opens in 80 to 190 ms in a child here: most kills land inside the open, some after it.
@@ -127,5 +127,5 @@ test('kill -9 during the first open of a new store (making its directory, lock, 
       await store.close();
     }
   }
-  process.stdout.write(`# first-open kills: 30 cycles, ${opened} killed after the open had finished and a batch was acknowledged\n`);
+  process.stdout.write(`# first-open kills: 20 cycles, ${opened} killed after the open had finished and a batch was acknowledged\n`);
 });

@@ -2,12 +2,14 @@
  * The symmetric eigensolver behind PCA (src/pca/eigen.ts): A v = λ v for every pair, orthonormal
  * eigenvectors, eigenvalues in decreasing order summing to the trace, on random matrices and on the
  * ones that trouble QL methods (repeated eigenvalues, zeros, rank one, already diagonal, huge and tiny
- * scales); only the upper triangle is read; the same input gives the same bits.
+ * scales); only the upper triangle is read; the same input gives the same bits. And the kernels of
+ * its inner loops (KERNELS.md, "Eigensolver steps") against their TypeScript references.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { symmetricEigen } from '../src/pca/eigen.js';
+import { kernels, referenceEigenDotAxpy, referenceEigenRank2, referenceEigenReflect } from '../src/kernels/index.js';
 
 /** A symmetric matrix from its upper triangle's entries, row-major. */
 function symmetric(n: number, entry: (i: number, j: number) => number): Float64Array {
@@ -171,5 +173,76 @@ describe('symmetricEigen (src/pca/eigen.ts)', () => {
     lower[3 * 4 + 1] = Number.NaN;
     checkDecomposition(symmetric(4, (i, j) => i * j), 4, 'without the NaN');
     assert.doesNotThrow(() => symmetricEigen(lower, 4));
+  });
+});
+
+describe('eigensolver kernels (eigen_dot_axpy, eigen_rank2, eigen_reflect)', () => {
+  it('are their references bit for bit at every length 0 to 19 and 67, at addresses a float64 past 16-byte alignment too, leaving the floats after the m-th alone', () => {
+    const k = kernels();
+    const next = xorshift(77);
+    const slot = 80 * 8;
+    for (const m of [...Array.from({ length: 20 }, (_, i) => i), 67]) {
+      for (const skew of [0, 8]) {
+        const base = k.memory.alloc(3 * slot + 16);
+        try {
+          const [a, b, c] = [0, 1, 2].map((i) => base + skew + i * slot) as [number, number, number];
+          const fill = () => {
+            const f64 = k.memory.f64();
+            for (let i = 0; i < (3 * slot) / 8; i++) f64[((base + skew) >> 3) + i] = next() * 4 - (i % 7 === 0 ? 1e3 : 0);
+          };
+          const view = (at: number) => k.memory.f64().slice(at >> 3, (at >> 3) + 80);
+          const f = next() * 3;
+          const g = next() * 3 - 5;
+
+          fill();
+          let [row, d, e] = [view(a), view(b), view(c)];
+          const want = referenceEigenDotAxpy(row, d, e, m, f);
+          assert.equal(k.eigenDotAxpy(a, b, c, m, f), want, `dot, m ${m}`);
+          assert.deepEqual(view(c), e, `e, m ${m}`);
+          assert.deepEqual(view(a), row, `row unchanged, m ${m}`);
+
+          fill();
+          [row, e, d] = [view(a), view(b), view(c)];
+          referenceEigenRank2(row, e, d, m, f, g);
+          k.eigenRank2(a, b, c, m, f, g);
+          assert.deepEqual(view(a), row, `rank 2, m ${m}`);
+
+          fill();
+          const [u, z] = [view(a), view(b)];
+          referenceEigenReflect(u, z, m, g);
+          k.eigenReflect(a, b, m, g);
+          assert.deepEqual(view(b), z, `reflect, m ${m}`);
+          assert.deepEqual(view(a), u, `u unchanged, m ${m}`);
+        } finally {
+          k.memory.free(base, 3 * slot + 16);
+        }
+      }
+    }
+  });
+
+  it('eigen_reflect with h 1 and a unit u removes u from z (z·u is 0 after, within rounding), and leaves z alone where z·u is 0', () => {
+    const k = kernels();
+    const n = 33;
+    const at = k.memory.alloc(2 * n * 8);
+    try {
+      const f64 = k.memory.f64();
+      const u = Float64Array.from({ length: n }, (_, i) => Math.sin(i + 1));
+      const norm = Math.hypot(...u);
+      for (let i = 0; i < n; i++) f64[(at >> 3) + i] = u[i]! / norm;
+      for (let i = 0; i < n; i++) f64[(at >> 3) + n + i] = Math.cos(3 * i);
+      k.eigenReflect(at, at + n * 8, n, 1);
+      const after = k.memory.f64();
+      let dot = 0;
+      for (let i = 0; i < n; i++) dot += after[(at >> 3) + i]! * after[(at >> 3) + n + i]!;
+      assert.ok(Math.abs(dot) < 1e-14, `z·u ${dot}`);
+      // e_1 and e_2: orthogonal, z unchanged bit for bit.
+      after.fill(0, at >> 3, (at >> 3) + 2 * n);
+      after[at >> 3] = 1;
+      after[(at >> 3) + n + 1] = -0.5;
+      k.eigenReflect(at, at + n * 8, n, 1);
+      assert.deepEqual(Array.from(k.memory.f64().subarray((at >> 3) + n, (at >> 3) + 2 * n)), Array.from({ length: n }, (_, i) => (i === 1 ? -0.5 : 0)));
+    } finally {
+      k.memory.free(at, 2 * n * 8);
+    }
   });
 });

@@ -60,8 +60,8 @@ export interface BenchFlags {
 
 /**
  * The most dimensions whose PCA settings the default `--pca` list studies: each configuration fits
- * its own model on TRAIN_SIZE vectors, 24 s at 2,048 dimensions, 77 s at 3,072 and 174 s at 4,096
- * (bench/results/pca.md), times every codec. Past it a `--pca` list given is studied, up to MAX_PCA_DIM.
+ * its own model on TRAIN_SIZE vectors, 8 s at 2,048 dimensions and 60 s at 4,096 (bench/results/pca.md,
+ * "The eigensolver's inner loops in WebAssembly"), times every codec. Past it a `--pca` list given is studied, up to MAX_PCA_DIM.
  */
 const DEFAULT_PCA_MAX_DIM = 2048;
 

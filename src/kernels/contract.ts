@@ -125,6 +125,11 @@ export const HADAMARD_TRANSFORM = 'hadamard_transform';
 export const MULTIPLY_SIGNS = 'multiply_signs';
 export const GIVENS_HALVES = 'givens_halves';
 
+/** Names under which the module exports the eigensolver's float64 steps (KERNELS.md "Eigensolver steps"). */
+export const EIGEN_DOT_AXPY = 'eigen_dot_axpy';
+export const EIGEN_RANK2 = 'eigen_rank2';
+export const EIGEN_REFLECT = 'eigen_reflect';
+
 /** Names under which the module exports the kernels of the distance between two kernel queries (KERNELS.md "Query shift"). */
 export const QUERY_SHIFT_I8 = 'query_shift_i8';
 export const QUERY_SHIFT_F32 = 'query_shift_f32';

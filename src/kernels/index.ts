@@ -26,7 +26,7 @@ export {
   type RqMetric,
 } from './contract.js';
 export { LinearMemory } from './memory.js';
-export { referenceFastScan, referenceFloatCodeNorm, referenceHadamard, referenceHamming, referenceQueryShift, referenceScan, referenceScanI8, referenceScanI8CosineNormed, referenceRowMaxAbs, referenceScanRq, referenceSelectAtLeast, referenceSumMultiples, referenceSignSketch, type RqQueryParams } from './reference.js';
+export { referenceEigenDotAxpy, referenceEigenRank2, referenceEigenReflect, referenceFastScan, referenceFloatCodeNorm, referenceHadamard, referenceHamming, referenceQueryShift, referenceScan, referenceScanI8, referenceScanI8CosineNormed, referenceRowMaxAbs, referenceScanRq, referenceSelectAtLeast, referenceSumMultiples, referenceSignSketch, type RqQueryParams } from './reference.js';
 export {
   instantiateKernels,
   kernels,

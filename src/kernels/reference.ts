@@ -441,3 +441,36 @@ export function referenceQueryShift(x: Float32Array, y: Float32Array): [number, 
   const fold = (j: number): number => parts[0]![j]! + parts[1]![j]! + (parts[2]![j]! + parts[3]![j]!);
   return [fold(0), fold(1), fold(2), fold(3)];
 }
+
+/**
+ * Σ a[k]·b[k] over k < m in eigen kernels' order (KERNELS.md, "Eigensolver steps"): the even and
+ * the odd indices of the whole pairs summed apart (two lanes), added, then the odd last product.
+ */
+function pairSum(a: Float64Array, b: Float64Array, m: number): number {
+  let even = 0;
+  let odd = 0;
+  const pairs = m & ~1;
+  for (let k = 0; k < pairs; k += 2) {
+    even += a[k]! * b[k]!;
+    odd += a[k + 1]! * b[k + 1]!;
+  }
+  return even + odd + (pairs < m ? a[m - 1]! * b[m - 1]! : 0);
+}
+
+/** eigen_dot_axpy: returns Σ row[k]·d[k] over k < m, while e[k] += f·row[k]. */
+export function referenceEigenDotAxpy(row: Float64Array, d: Float64Array, e: Float64Array, m: number, f: number): number {
+  for (let k = 0; k < m; k++) e[k]! += row[k]! * f;
+  return pairSum(row, d, m);
+}
+
+/** eigen_rank2: row[k] −= f·e[k] + g·d[k] over k < m. */
+export function referenceEigenRank2(row: Float64Array, e: Float64Array, d: Float64Array, m: number, f: number, g: number): void {
+  for (let k = 0; k < m; k++) row[k]! -= f * e[k]! + g * d[k]!;
+}
+
+/** eigen_reflect: z −= (Σ u[k]·z[k] / h)·u over k < m, z left alone where that factor is 0. */
+export function referenceEigenReflect(u: Float64Array, z: Float64Array, m: number, h: number): void {
+  const g = pairSum(u, z, m) / h;
+  if (g === 0) return;
+  for (let k = 0; k < m; k++) z[k]! -= g * u[k]!;
+}

@@ -18,6 +18,9 @@ import {
   HADAMARD_TRANSFORM,
   MULTIPLY_SIGNS,
   GIVENS_HALVES,
+  EIGEN_DOT_AXPY,
+  EIGEN_RANK2,
+  EIGEN_REFLECT,
   HAMMING_ROWS,
   QUERY_SHIFT_I8,
   QUERY_SHIFT_F32,
@@ -331,6 +334,15 @@ export interface Kernels {
   multiplySigns(ptr: number, signsPtr: number, n: number): void;
   /** For i < half: (x_i, x_{i+half}) → (x_i + x_{i+half}, x_i − x_{i+half}), float32 at ptr in place; half a multiple of 4. Unchecked. */
   givensHalves(ptr: number, half: number): void;
+  /**
+   * Σ row[k]·d[k] over k < m, returned, while e[k] += f·row[k]: float64 arrays (KERNELS.md,
+   * "Eigensolver steps"). Unchecked.
+   */
+  eigenDotAxpy(rowPtr: number, dPtr: number, ePtr: number, m: number, f: number): number;
+  /** row[k] −= f·e[k] + g·d[k] over k < m, float64 in place. Unchecked. */
+  eigenRank2(rowPtr: number, ePtr: number, dPtr: number, m: number, f: number, g: number): void;
+  /** z −= (Σ u[k]·z[k] / h)·u over k < m, float64 in place (nothing where the sum is 0). Unchecked. */
+  eigenReflect(uPtr: number, zPtr: number, m: number, h: number): void;
 }
 
 function checkShape(n: number, dim: number, maxDim: number): void {
@@ -400,6 +412,9 @@ class WasmKernels implements Kernels {
   readonly hadamardTransform: (ptr: number, n: number, scale: number) => void;
   readonly multiplySigns: (ptr: number, signsPtr: number, n: number) => void;
   readonly givensHalves: (ptr: number, half: number) => void;
+  readonly eigenDotAxpy: (rowPtr: number, dPtr: number, ePtr: number, m: number, f: number) => number;
+  readonly eigenRank2: (rowPtr: number, ePtr: number, dPtr: number, m: number, f: number, g: number) => void;
+  readonly eigenReflect: (uPtr: number, zPtr: number, m: number, h: number) => void;
   readonly hammingRows: (rowsPtr: number, n: number, step: number, qPtr: number, outPtr: number) => void;
   private readonly fastScanDecoders: Readonly<Record<RqBits, (blocksPtr: number, scalesPtr: number, first: number, count: number, groups: number, tablePtr: number, outPtr: number) => void>>;
   private readonly fastScanWriters: Readonly<Record<RqBits, (planesPtr: number, planeBytes: number, groups: number, blocksPtr: number, row: number, scale: number, scalesPtr: number, normsPtr: number, errsPtr: number) => void>>;
@@ -442,6 +457,9 @@ class WasmKernels implements Kernels {
     this.hadamardTransform = exported(HADAMARD_TRANSFORM);
     this.multiplySigns = exported(MULTIPLY_SIGNS);
     this.givensHalves = exported(GIVENS_HALVES);
+    this.eigenDotAxpy = exported(EIGEN_DOT_AXPY) as unknown as (rowPtr: number, dPtr: number, ePtr: number, m: number, f: number) => number;
+    this.eigenRank2 = exported(EIGEN_RANK2);
+    this.eigenReflect = exported(EIGEN_REFLECT);
     this.hammingRows = exported(HAMMING_ROWS);
     this.fastScanDecoders = { 1: exported(fastScanDecodeExportName(1)), 2: exported(fastScanDecodeExportName(2)), 4: exported(fastScanDecodeExportName(4)) };
     this.fastScanWriters = { 1: exported(fastScanWriteExportName(1)), 2: exported(fastScanWriteExportName(2)), 4: exported(fastScanWriteExportName(4)) };

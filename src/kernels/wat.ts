@@ -15,6 +15,9 @@ import {
   HADAMARD_TRANSFORM,
   MULTIPLY_SIGNS,
   GIVENS_HALVES,
+  EIGEN_DOT_AXPY,
+  EIGEN_RANK2,
+  EIGEN_REFLECT,
   HAMMING_ROWS,
   QUERY_SHIFT_I8,
   QUERY_SHIFT_F32,
@@ -1318,6 +1321,103 @@ function givensHalvesKernel(): string {
 }
 
 /**
+ * A loop (`label`) over pairs of float64 while the local `steps[0]` is below `pairsEnd`, then one float64 more
+ * while it is below `end` (the odd last one): `pair` with every local of `steps` advanced by 16,
+ * then `last` (KERNELS.md, "Eigensolver steps").
+ */
+function pairsThenLast(label: string, pairsEnd: string, end: string, pair: readonly string[], last: readonly string[], steps: readonly string[]): string[] {
+  return [...vectorLoop(label, pairsEnd, pair, steps), `(if (i32.lt_u ${get(steps[0]!)} ${get(end)}) (then ${last.join(' ')}))`];
+}
+
+/** Sets the locals `pairsEnd` and `end` for `m` float64 from the local `from`. */
+function pairBounds(from: string, m: string): string[] {
+  return [set('end', `(i32.add ${get(from)} (i32.shl ${get(m)} ${i32(3)}))`), set('pairsEnd', `(i32.add ${get(from)} (i32.shl (i32.and ${get(m)} ${i32(-2)}) ${i32(3)}))`)];
+}
+
+/** Σ row[k]·d[k] over k < m, returned, while e[k] += f·row[k]: the symmetric product of the Householder reduction. */
+function eigenDotAxpyKernel(): string {
+  return [
+    `(func $${EIGEN_DOT_AXPY} (export "${EIGEN_DOT_AXPY}") (param $row i32) (param $d i32) (param $e i32) (param $m i32) (param $f f64) (result f64)`,
+    '(local $end i32) (local $pairsEnd i32) (local $acc v128) (local $fv v128) (local $x v128) (local $sum f64) (local $last f64)',
+    set('fv', `(f64x2.splat ${get('f')})`),
+    ...pairBounds('row', 'm'),
+    ...pairsThenLast(
+      'pairs',
+      'pairsEnd',
+      'end',
+      [
+        set('x', `(v128.load ${get('row')})`),
+        set('acc', `(f64x2.add ${get('acc')} (f64x2.mul ${get('x')} (v128.load ${get('d')})))`),
+        `(v128.store ${get('e')} (f64x2.add (v128.load ${get('e')}) (f64x2.mul ${get('x')} ${get('fv')})))`,
+      ],
+      [
+        set('last', `(f64.load ${get('row')})`),
+        set('sum', `(f64.mul ${get('last')} (f64.load ${get('d')}))`),
+        `(f64.store ${get('e')} (f64.add (f64.load ${get('e')}) (f64.mul ${get('last')} ${get('f')})))`,
+      ],
+      ['row', 'd', 'e'],
+    ),
+    `(f64.add (f64.add (f64x2.extract_lane 0 ${get('acc')}) (f64x2.extract_lane 1 ${get('acc')})) ${get('sum')})`,
+    ')',
+  ].join('\n');
+}
+
+/** row[k] −= f·e[k] + g·d[k] over k < m: the rank-two update of the Householder reduction. */
+function eigenRank2Kernel(): string {
+  const update = (load: string, store: string, mul: string, add: string, sub: string, f: string, g: string) =>
+    `(${store} ${get('row')} (${sub} (${load} ${get('row')}) (${add} (${mul} ${f} (${load} ${get('e')})) (${mul} ${g} (${load} ${get('d')})))))`;
+  return [
+    `(func $${EIGEN_RANK2} (export "${EIGEN_RANK2}") (param $row i32) (param $e i32) (param $d i32) (param $m i32) (param $f f64) (param $g f64)`,
+    '(local $end i32) (local $pairsEnd i32) (local $fv v128) (local $gv v128)',
+    set('fv', `(f64x2.splat ${get('f')})`),
+    set('gv', `(f64x2.splat ${get('g')})`),
+    ...pairBounds('row', 'm'),
+    ...pairsThenLast(
+      'pairs',
+      'pairsEnd',
+      'end',
+      [update('v128.load', 'v128.store', 'f64x2.mul', 'f64x2.add', 'f64x2.sub', get('fv'), get('gv'))],
+      [update('f64.load', 'f64.store', 'f64.mul', 'f64.add', 'f64.sub', get('f'), get('g'))],
+      ['row', 'e', 'd'],
+    ),
+    ')',
+  ].join('\n');
+}
+
+/** z −= (Σ u[k]·z[k] / h)·u over k < m: one Householder reflector applied to a vector. */
+function eigenReflectKernel(): string {
+  return [
+    `(func $${EIGEN_REFLECT} (export "${EIGEN_REFLECT}") (param $u i32) (param $z i32) (param $m i32) (param $h f64)`,
+    '(local $end i32) (local $pairsEnd i32) (local $u0 i32) (local $z0 i32) (local $acc v128) (local $gv v128) (local $g f64)',
+    set('u0', get('u')),
+    set('z0', get('z')),
+    ...pairBounds('u', 'm'),
+    ...pairsThenLast(
+      'pairs',
+      'pairsEnd',
+      'end',
+      [set('acc', `(f64x2.add ${get('acc')} (f64x2.mul (v128.load ${get('u')}) (v128.load ${get('z')})))`)],
+      [set('g', `(f64.mul (f64.load ${get('u')}) (f64.load ${get('z')}))`)],
+      ['u', 'z'],
+    ),
+    set('g', `(f64.div (f64.add (f64.add (f64x2.extract_lane 0 ${get('acc')}) (f64x2.extract_lane 1 ${get('acc')})) ${get('g')}) ${get('h')})`),
+    `(if (f64.eq ${get('g')} (f64.const 0)) (then (return)))`,
+    set('gv', `(f64x2.splat ${get('g')})`),
+    set('u', get('u0')),
+    set('z', get('z0')),
+    ...pairsThenLast(
+      'update',
+      'pairsEnd',
+      'end',
+      [`(v128.store ${get('z')} (f64x2.sub (v128.load ${get('z')}) (f64x2.mul ${get('gv')} (v128.load ${get('u')}))))`],
+      [`(f64.store ${get('z')} (f64.sub (f64.load ${get('z')}) (f64.mul ${get('g')} (f64.load ${get('u')}))))`],
+      ['u', 'z'],
+    ),
+    ')',
+  ].join('\n');
+}
+
+/**
  * Bits each of `n` sketches differs in from one (KERNELS.md, "Sign sketches"): per row, `step`
  * steps of 128 bits, XOR, i8x16.popcnt, widened pairwise into four int32 counts, summed at the end.
  */
@@ -1542,7 +1642,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
   }
   for (const metric of RQ_METRICS) parts.push(fastScanKernel(metric, tuning.fastScanUnroll), gatherFastScanKernel(metric));
   for (const bits of RQ_BITS) parts.push(fastScanTableKernel(bits), fastScanDecodeKernel(bits), fastScanWriteKernel(bits));
-  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), rowMaxAbsKernel(), sumMultiplesKernel(), signSketchKernel(), hammingRowsKernel(), hadamardTransformKernel(), multiplySignsKernel(), givensHalvesKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'));
+  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), rowMaxAbsKernel(), sumMultiplesKernel(), signSketchKernel(), hammingRowsKernel(), hadamardTransformKernel(), multiplySignsKernel(), givensHalvesKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'), eigenDotAxpyKernel(), eigenRank2Kernel(), eigenReflectKernel());
   parts.push(')');
   return `${parts.join('\n')}\n`;
 }

@@ -1,3 +1,4 @@
+import { kernels, type Kernels } from '../kernels/index.js';
 import { rng } from '../random.js';
 
 /**
@@ -5,13 +6,17 @@ import { rng } from '../random.js';
  * to tridiagonal form, then the implicit QL method with Wilkinson shifts, accumulating the
  * transformations (EISPACK's tred2 and tql2, as JAMA and ml-matrix carry them), or, for the few
  * eigenvectors PCA keeps, the eigenvalues alone by QL and each vector by inverse iteration (LAPACK's
- * dstein). Here on one Float64Array, and transposed against JAMA: the column of the working matrix
- * that an inner loop walks is a contiguous row here, so every inner loop reads memory in order.
- * ml-matrix (through ml-pca, which the store used before) runs the same steps on arrays of arrays
- * through a Matrix accessor per element. The reduction is cubic in n (about 4/3 n³ flops); with all
- * vectors, the accumulation and QL's rotations cost as much again: every eigenvector of a covariance
- * with a decaying spectrum took 0.78 s at 512 and 9.0 s at 1,024, the quarter PCA keeps 0.33 s and
- * 3.0 s (bench/pca.bench.ts, bench/results/pca.md).
+ * dstein). Here on one float64 array in the kernels' linear memory, transposed against JAMA: the
+ * column of the working matrix that an inner loop walks is a contiguous row here, so every inner
+ * loop reads memory in order, and the loops that cost (the reduction's symmetric product and
+ * rank-two update, the reflectors carried back onto the vectors, inverse iteration's
+ * orthogonalization) run as WebAssembly kernels (KERNELS.md, "Eigensolver steps"). ml-matrix
+ * (through ml-pca, which the store used before) runs the same steps on arrays of arrays through a
+ * Matrix accessor per element. The reduction is cubic in n (about 4/3 n³ flops); with all vectors,
+ * the accumulation and QL's rotations, still JavaScript, cost as much again: every eigenvector of a
+ * covariance with a decaying spectrum took 0.78 s at 512 and 9.0 s at 1,024, the quarter PCA keeps
+ * 0.33 s and 3.0 s in JavaScript, 68–107 ms and 695–777 ms with the kernels (bench/pca.bench.ts,
+ * bench/results/pca.md).
  */
 
 /**
@@ -40,44 +45,82 @@ export function symmetricEigen(a: Float64Array, n: number, keep?: (values: Float
   for (let i = 0; i < n; i++) {
     for (let j = i; j < n; j++) if (!Number.isFinite(a[i * n + j]!)) throw new RangeError(`symmetricEigen: entry (${i}, ${j}) is not finite`);
   }
-  // w[j * n + k] is the (k, j) entry of the working matrix V of tred2/tql2: V's columns are w's rows.
-  const w = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = i; j < n; j++) {
-      const v = a[i * n + j]!;
-      w[i * n + j] = v;
-      w[j * n + i] = v;
+  // The working arrays live in the kernels' linear memory, where the reduction's and the
+  // reflectors' inner loops run (KERNELS.md, "Eigensolver steps"); JavaScript reads them through
+  // views, taken again after every alloc() (growing the memory detaches the views before it).
+  const k = kernels();
+  const mem = k.memory;
+  const wBytes = n * n * 8;
+  const wPtr = mem.alloc(wBytes);
+  const dPtr = mem.alloc(n * 8);
+  const ePtr = mem.alloc(n * 8);
+  let outPtr = 0;
+  let outBytes = 0;
+  try {
+    const views = (): { w: Float64Array; d: Float64Array; e: Float64Array } => {
+      const f64 = mem.f64();
+      return { w: f64.subarray(wPtr >> 3, (wPtr >> 3) + n * n), d: f64.subarray(dPtr >> 3, (dPtr >> 3) + n), e: f64.subarray(ePtr >> 3, (ePtr >> 3) + n) };
+    };
+    let { w, d, e } = views();
+    // w[j * n + k] is the (k, j) entry of the working matrix V of tred2/tql2: V's columns are w's rows.
+    for (let i = 0; i < n; i++) {
+      for (let j = i; j < n; j++) {
+        const v = a[i * n + j]!;
+        w[i * n + j] = v;
+        w[j * n + i] = v;
+      }
     }
+    reduce(k, { w, wPtr, d, dPtr, e, ePtr }, n);
+    const values = new Float64Array(n);
+    let wanted = n;
+    if (keep !== undefined) {
+      // The tridiagonal form, and its eigenvalues for keep() (QL without vectors, on copies: d and e still hold the reflectors' terms).
+      const diag = new Float64Array(n);
+      const off = new Float64Array(n);
+      for (let i = 0; i < n; i++) diag[i] = w[i * n + i]!;
+      for (let i = 0; i + 1 < n; i++) off[i] = e[i + 1]!;
+      values.set(diag);
+      diagonalize(undefined, n, values, Float64Array.from(e));
+      values.sort().reverse();
+      wanted = keep(values);
+      if (!(Number.isInteger(wanted) && wanted >= 0 && wanted <= n)) throw new RangeError(`symmetricEigen: keep() asked for ${wanted} of ${n} eigenvectors`);
+      if (wanted <= n * PARTIAL_SHARE) {
+        // The vectors, then the one inverse iteration is working on.
+        outBytes = (wanted + 1) * n * 8;
+        outPtr = mem.alloc(outBytes);
+        ({ w, d, e } = views());
+        const out = mem.f64().subarray(outPtr >> 3, (outPtr >> 3) + wanted * n);
+        tridiagonalVectors(k, { wPtr, out, outPtr }, n, d, diag, off, values.subarray(0, wanted));
+        return { values, count: wanted, vectors: Float64Array.from(out) };
+      }
+    }
+    accumulate(w, n, d, e);
+    diagonalize(w, n, d, e);
+    // Decreasing eigenvalues; ties keep their order (the same output for the same input).
+    const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => d[y]! - d[x]! || x - y);
+    const vectors = new Float64Array(wanted * n);
+    for (let r = 0; r < n; r++) {
+      const from = order[r]!;
+      values[r] = d[from]!;
+      if (r < wanted) vectors.set(w.subarray(from * n, from * n + n), r * n);
+    }
+    return { values, count: wanted, vectors };
+  } finally {
+    if (outBytes > 0) mem.free(outPtr, outBytes);
+    mem.free(ePtr, n * 8);
+    mem.free(dPtr, n * 8);
+    mem.free(wPtr, wBytes);
   }
-  const d = new Float64Array(n);
-  const e = new Float64Array(n);
-  reduce(w, n, d, e);
-  const values = new Float64Array(n);
-  let wanted = n;
-  if (keep !== undefined) {
-    // The tridiagonal form, and its eigenvalues for keep() (QL without vectors, on copies: d and e still hold the reflectors' terms).
-    const diag = new Float64Array(n);
-    const off = new Float64Array(n);
-    for (let i = 0; i < n; i++) diag[i] = w[i * n + i]!;
-    for (let i = 0; i + 1 < n; i++) off[i] = e[i + 1]!;
-    values.set(diag);
-    diagonalize(undefined, n, values, Float64Array.from(e));
-    values.sort().reverse();
-    wanted = keep(values);
-    if (!(Number.isInteger(wanted) && wanted >= 0 && wanted <= n)) throw new RangeError(`symmetricEigen: keep() asked for ${wanted} of ${n} eigenvectors`);
-    if (wanted <= n * PARTIAL_SHARE) return { values, count: wanted, vectors: tridiagonalVectors(w, n, d, diag, off, values.subarray(0, wanted)) };
-  }
-  accumulate(w, n, d, e);
-  diagonalize(w, n, d, e);
-  // Decreasing eigenvalues; ties keep their order (the same output for the same input).
-  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => d[y]! - d[x]! || x - y);
-  const vectors = new Float64Array(wanted * n);
-  for (let r = 0; r < n; r++) {
-    const from = order[r]!;
-    values[r] = d[from]!;
-    if (r < wanted) vectors.set(w.subarray(from * n, from * n + n), r * n);
-  }
-  return { values, count: wanted, vectors };
+}
+
+/** reduce()'s working arrays: views of linear memory and their byte addresses, for the kernels. */
+interface Working {
+  readonly w: Float64Array;
+  readonly wPtr: number;
+  readonly d: Float64Array;
+  readonly dPtr: number;
+  readonly e: Float64Array;
+  readonly ePtr: number;
 }
 
 /**
@@ -103,10 +146,9 @@ const INVERSE_STEPS = 3;
  * cluster and each step orthogonalized against the cluster's vectors found before it (LAPACK's
  * dstein), then carried back through reduce()'s reflectors (u in w's rows, their d[i] in `h`).
  */
-function tridiagonalVectors(w: Float64Array, n: number, h: Float64Array, diag: Float64Array, off: Float64Array, wanted: Float64Array): Float64Array {
+function tridiagonalVectors(kernel: Kernels, { wPtr, out, outPtr }: { wPtr: number; out: Float64Array; outPtr: number }, n: number, h: Float64Array, diag: Float64Array, off: Float64Array, wanted: Float64Array): void {
   const k = wanted.length;
-  const out = new Float64Array(k * n);
-  if (k === 0) return out;
+  if (k === 0) return;
   let norm = 0;
   for (let i = 0; i < n; i++) norm = Math.max(norm, Math.abs(diag[i]!) + Math.abs(off[i]!) + (i > 0 ? Math.abs(off[i - 1]!) : 0));
   const scale = norm > 0 ? 1 / norm : 1;
@@ -119,7 +161,9 @@ function tridiagonalVectors(w: Float64Array, n: number, h: Float64Array, diag: F
   const du = new Float64Array(n);
   const du2 = new Float64Array(n);
   const swapped = new Uint8Array(n);
-  const x = new Float64Array(n);
+  // The working vector right after the vectors (symmetricEigen allocates it), for the kernel that orthogonalizes it.
+  const xPtr = outPtr + k * n * 8;
+  const x = new Float64Array(out.buffer, out.byteOffset + k * n * 8, n);
   const rand = rngFor(n);
   let clusterStart = 0;
   let shift = 0;
@@ -132,12 +176,8 @@ function tridiagonalVectors(w: Float64Array, n: number, h: Float64Array, diag: F
     for (let i = 0; i < n; i++) x[i] = 2 * rand() - 1;
     for (let step = 0; step < INVERSE_STEPS; step++) {
       solveFactored(n, dd, dl, du, du2, swapped, x);
-      for (let c = clusterStart; c < j; c++) {
-        const row = c * n;
-        let dot = 0;
-        for (let i = 0; i < n; i++) dot += out[row + i]! * x[i]!;
-        for (let i = 0; i < n; i++) x[i]! -= dot * out[row + i]!;
-      }
+      // x −= (v·x) v for each unit vector v of the cluster found before it.
+      for (let c = clusterStart; c < j; c++) kernel.eigenReflect(outPtr + c * n * 8, xPtr, n, 1);
       let size = 0;
       for (let i = 0; i < n; i++) size = Math.max(size, Math.abs(x[i]!));
       if (size === 0 || !Number.isFinite(size)) throw new RangeError('symmetricEigen: inverse iteration lost its vector');
@@ -153,18 +193,12 @@ function tridiagonalVectors(w: Float64Array, n: number, h: Float64Array, diag: F
   }
   // Back through the reflectors: v = H(n−1) ⋯ H(1) z, H(m) = I − u uᵀ / h[m] on the first m coordinates.
   for (let j = 0; j < k; j++) {
-    const z = out.subarray(j * n, j * n + n);
+    const z = outPtr + j * n * 8;
     for (let m = 1; m < n; m++) {
       const hm = h[m]!;
-      if (hm === 0) continue;
-      const u = m * n;
-      let g = 0;
-      for (let i = 0; i < m; i++) g += w[u + i]! * z[i]!;
-      g /= hm;
-      for (let i = 0; i < m; i++) z[i]! -= g * w[u + i]!;
+      if (hm !== 0) kernel.eigenReflect(wPtr + m * n * 8, z, m, hm);
     }
   }
-  return out;
 }
 
 /**
@@ -231,7 +265,7 @@ function rngFor(n: number): () => number {
  * i − 1 and i, and the Householder reflector of step i (1 ≤ i < n) is I − u uᵀ / d[i] on the first i
  * coordinates, u = w[i * n, i * n + i) (the identity where d[i] is 0). accumulate() multiplies them out.
  */
-function reduce(w: Float64Array, n: number, d: Float64Array, e: Float64Array): void {
+function reduce(kernel: Kernels, { w, wPtr, d, dPtr, e, ePtr }: Working, n: number): void {
   for (let j = 0; j < n; j++) d[j] = w[j * n + n - 1]!;
   for (let i = n - 1; i > 0; i--) {
     // Scale to avoid under- and overflow.
@@ -264,11 +298,8 @@ function reduce(w: Float64Array, n: number, d: Float64Array, e: Float64Array): v
         const row = j * n;
         w[i * n + j] = f;
         g = e[j]! + w[row + j]! * f;
-        for (let k = j + 1; k <= i - 1; k++) {
-          const v = w[row + k]!;
-          g += v * d[k]!;
-          e[k]! += v * f;
-        }
+        // Σ over k in (j, i) of w[row + k]·d[k], while e[k] += w[row + k]·f.
+        if (j + 1 < i) g += kernel.eigenDotAxpy(wPtr + (row + j + 1) * 8, dPtr + (j + 1) * 8, ePtr + (j + 1) * 8, i - 1 - j, f);
         e[j] = g;
       }
       f = 0;
@@ -279,10 +310,8 @@ function reduce(w: Float64Array, n: number, d: Float64Array, e: Float64Array): v
       const hh = f / (h + h);
       for (let j = 0; j < i; j++) e[j]! -= hh * d[j]!;
       for (let j = 0; j < i; j++) {
-        f = d[j]!;
-        g = e[j]!;
         const row = j * n;
-        for (let k = j; k <= i - 1; k++) w[row + k]! -= f * e[k]! + g * d[k]!;
+        kernel.eigenRank2(wPtr + (row + j) * 8, ePtr + j * 8, dPtr + j * 8, i - j, d[j]!, e[j]!);
         d[j] = w[row + i - 1]!;
         w[row + i] = 0;
       }

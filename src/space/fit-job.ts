@@ -21,7 +21,7 @@ export interface FitJob {
  * Fits of PCA with fewer sample rows x dimensions² than `minWork` run in the caller's thread: a
  * worker's isolate starts cold (100 to 300 ms before any work), and PCA's covariance alone is rows x
  * dim² / 2 multiply-adds (4,096 x 512-d: a tenth of a second; the eigenvectors cubic in dim add about
- * as much, 24 s at 2,048-d all told). A rotation without PCA (the rq codes' own model: a mean and a
+ * as much, 8 s at 2,048-d all told). A rotation without PCA (the rq codes' own model: a mean and a
  * seeded sign pattern) is always fitted in the caller's thread. A buffer of at most `inlineMax`
  * vectors is re-encoded inside the write, as before; a larger one a step at a time, the event loop
  * turning between steps (training.ts): a step ends after `stepMs` milliseconds or `reencodeStep`
