@@ -1,5 +1,5 @@
-import { Worker } from 'node:worker_threads';
 import type { PagePlanInput } from './page-plan.js';
+import { startWorkerJob, type WorkerJob } from '../worker-job.js';
 
 /** The page of each vector of a plan's input, with the input's codes and scales handed back (they were moved to the worker). */
 export interface PagePlan {
@@ -9,12 +9,7 @@ export interface PagePlan {
 }
 
 /** A plan of pages (page-plan.ts) made in a worker thread. */
-export interface PagePlanJob {
-  /** The plan. Rejects with the worker's error, or when the thread ends without a plan (cancel() included). */
-  readonly done: Promise<PagePlan>;
-  /** Ends the thread; `done` then rejects, unless it has settled already. */
-  cancel(): void;
-}
+export type PagePlanJob = WorkerJob<PagePlan>;
 
 /**
  * Plans of fewer vectors x dimensions than `minWork` are made in the caller's thread: a worker thread
@@ -47,27 +42,12 @@ export function startPagePlan(input: PagePlanInput): PagePlanJob | undefined {
     throw new RangeError('the codes and scales of a plan must be whole buffers: they are moved to the worker');
   }
   if (!planOffThread(input)) return undefined;
-  let worker: Worker;
-  try {
-    // Without the process's flags: a loader or an --import of the application's has nothing to do here.
-    worker = new Worker(new URL('./page-plan-worker.js', import.meta.url), { execArgv: [] });
-  } catch {
-    return undefined;
-  }
-  const done = new Promise<PagePlan>((resolve, reject) => {
-    worker.once('message', (m: { pages?: Int32Array; codes?: Uint8Array; scales?: Float32Array; error?: unknown }) => {
-      if (m.pages !== undefined && m.codes !== undefined && m.scales !== undefined) resolve({ pages: m.pages, codes: m.codes, scales: m.scales });
-      else reject(m.error instanceof Error ? m.error : new Error('the clustering worker sent no plan', { cause: m.error }));
-      void worker.terminate();
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`the clustering worker ended (exit code ${code}) before its plan was made`)));
-  });
-  worker.postMessage(input, [codes.buffer as ArrayBuffer, scales.buffer as ArrayBuffer]);
-  return {
-    done,
-    cancel() {
-      void worker.terminate();
-    },
-  };
+  return startWorkerJob(
+    new URL('./page-plan-worker.js', import.meta.url),
+    input,
+    [codes.buffer as ArrayBuffer, scales.buffer as ArrayBuffer],
+    { worker: 'clustering', result: 'plan' },
+    (m: { pages?: Int32Array; codes?: Uint8Array; scales?: Float32Array; error?: unknown }) =>
+      m.pages !== undefined && m.codes !== undefined && m.scales !== undefined ? { pages: m.pages, codes: m.codes, scales: m.scales } : undefined,
+  );
 }

@@ -1,6 +1,6 @@
-import { Worker } from 'node:worker_threads';
 import type { PcaModel } from '../pca/pca.js';
 import type { ModelShape } from './vector-space.js';
+import { startWorkerJob, type WorkerJob } from '../worker-job.js';
 
 /** A model to fit (fitModel()): `count` rows of `shape.dim` floats, one after another in `rows`. */
 export interface FitInput {
@@ -10,12 +10,7 @@ export interface FitInput {
 }
 
 /** A model fitted in a worker thread (fit-worker.ts). */
-export interface FitJob {
-  /** The model. Rejects with the worker's error, or when the thread ends without one (cancel() included). */
-  readonly done: Promise<PcaModel>;
-  /** Ends the thread; `done` then rejects, unless it has settled already. */
-  cancel(): void;
-}
+export type FitJob = WorkerJob<PcaModel>;
 
 /**
  * Fits of PCA with fewer sample rows x dimensions² than `minWork` run in the caller's thread: a
@@ -47,29 +42,7 @@ export function startFit(input: FitInput): FitJob | undefined {
   if (!(rows.buffer instanceof ArrayBuffer) || rows.byteOffset !== 0 || rows.byteLength !== rows.buffer.byteLength) {
     throw new RangeError('the rows of a fit must be a whole buffer: they are moved to the worker');
   }
-  let worker: Worker;
-  try {
-    // Without the process's flags: a loader or an --import of the application's has nothing to do here.
-    worker = new Worker(new URL('./fit-worker.js', import.meta.url), { execArgv: [] });
-  } catch {
-    return undefined;
-  }
-  const done = new Promise<PcaModel>((resolve, reject) => {
-    worker.once('message', (m: { model?: PcaModel; error?: unknown }) => {
-      if (m.model !== undefined) resolve(m.model);
-      else reject(m.error instanceof Error ? m.error : new Error('the training worker sent no model', { cause: m.error }));
-      void worker.terminate();
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`the training worker ended (exit code ${code}) before its model was fitted`)));
-  });
-  worker.postMessage(input, [rows.buffer as ArrayBuffer]);
-  return {
-    done,
-    cancel() {
-      void worker.terminate();
-    },
-  };
+  return startWorkerJob(new URL('./fit-worker.js', import.meta.url), input, [rows.buffer as ArrayBuffer], { worker: 'training', result: 'model' }, (m: { model?: PcaModel; error?: unknown }) => m.model);
 }
 
 /** The `count` rows of a fit's input, views into `rows` (one after another, `dim` floats each). */
