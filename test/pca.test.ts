@@ -97,17 +97,17 @@ describe('fewer rows than dimensions: PCA from the Gram matrix', () => {
   }
 
   for (const [n, dim, rank, option] of [
-    [20, 64, 19, { dims: 8 }],
-    [20, 64, 19, { dims: 40 }],
-    [12, 48, 12, { variance: 0.9 }],
-    [12, 48, 11, { variance: 1 }],
-    [10, 32, 3, { dims: 6 }],
+    [20, 160, 19, { dims: 8 }],
+    [20, 160, 19, { dims: 40 }],
+    [12, 96, 12, { variance: 0.9 }],
+    [12, 96, 11, { variance: 1 }],
+    [10, 80, 3, { dims: 6 }],
   ] as const) {
     test(`${n} rows of ${dim} dimensions (rank ${rank}), ${JSON.stringify(option)}: the covariance's eigenvalues, axes and their order; past the rank, an orthonormal completion`, () => {
       const sample = lowRank(n, dim, rank, n * 1000 + dim + rank);
       const mean = meanOf(sample, dim);
       const dual = fitPca(sample, dim, option as PcaOption);
-      assert.deepEqual(dual, fitDual(sample, mean, dim, option as PcaOption), 'fitPca takes the Gram matrix with at most 3/4 as many rows as dimensions');
+      assert.deepEqual(dual, fitDual(sample, mean, dim, option as PcaOption), 'fitPca takes the Gram matrix with at most 1/8 as many rows as dimensions');
       const cov = fitCovariance(sample, mean, dim, option as PcaOption);
       assert.equal(dual.outDim, cov.outDim);
       assert.ok(Math.abs(dual.explainedVariance - cov.explainedVariance) < 1e-9, `explained ${dual.explainedVariance} against ${cov.explainedVariance}`);
@@ -129,6 +129,38 @@ describe('fewer rows than dimensions: PCA from the Gram matrix', () => {
       }
     });
   }
+
+  test('more rows than an eighth of the dimensions: fitPca takes the covariance', () => {
+    const sample = lowRank(21, 160, 21, 5);
+    assert.deepEqual(fitPca(sample, 160, { dims: 8 }), fitCovariance(sample, meanOf(sample, 160), 160, { dims: 8 }));
+  });
+
+  test('one feature with 10¹² times the variance of the others (a hostile pass): the other axes are the covariance\'s, not a completion, and the residual variance is what the axes leave', () => {
+    const D = 64;
+    const N = 40;
+    const next = rng(7);
+    const sample = Array.from({ length: N }, (_, i) => {
+      const v = Float32Array.from({ length: D }, () => next() - 0.5);
+      v[0] = (i % 2 ? 1 : -1) * 1e6;
+      return v;
+    });
+    const mean = meanOf(sample, D);
+    const option = { dims: 8 };
+    const dual = fitDual(sample, mean, D, option);
+    const cov = fitCovariance(sample, mean, D, option);
+    const captured = (m: PcaModel, r: number) => {
+      let sum = 0;
+      for (const row of sample) {
+        let p = 0;
+        for (let i = 0; i < D; i++) p += axisOf(m, r)[i]! * (row[i]! - mean[i]!);
+        sum += p * p;
+      }
+      return sum / (N - 1);
+    };
+    assertOrthonormal(dual, 'dual');
+    for (let r = 1; r < 8; r++) assert.ok(Math.abs(captured(dual, r) - captured(cov, r)) < 1e-3 * captured(cov, r), `axis ${r}: ${captured(dual, r)} against ${captured(cov, r)}`);
+    assert.ok(Math.abs(dual.residualVariance! - cov.residualVariance!) < 1e-3 * cov.residualVariance!, `residual ${dual.residualVariance} against ${cov.residualVariance}`);
+  });
 
   test('identical rows (no variance at all): the axes asked for are orthonormal, and explain all of it', () => {
     const sample = Array.from({ length: 5 }, () => Float32Array.from({ length: 40 }, (_, i) => Math.cos(i)));

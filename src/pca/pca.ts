@@ -40,11 +40,14 @@ const COV_BLOCK = 256;
 export const PCA_MIN_ROWS = 2;
 
 /**
- * The most rows, as a share of the dimensions, that fitPca() fits from their Gram matrix. Fits of
- * the 512-d sentence set's rows (a scratch script, one run each): 300 rows 229 ms against 375 by the
- * covariance, 384 rows 281 against 349, 440 rows 346 against 390, 500 rows 399 against 361.
+ * The most rows, as a share of the dimensions, that fitPca() fits from their Gram matrix. Since the
+ * eigensolver's kernels the covariance's fit is the faster one well below as many rows as
+ * dimensions (one fit each, decaying spectra, a scratch script): 300 rows of 512-d keeping 128 axes
+ * 255 ms by the Gram matrix against 187, 512 of 2,048-d keeping 512 6.3 s against 4.7 s, 768 of
+ * 1,024-d keeping all 9.2 s against 4.3 s; at an eighth or less the Gram matrix's: 128 of 512-d 149
+ * ms against 243 (all axes 236 against 670), 256 of 1,024-d all axes 2.2 s against 5.2 s.
  */
-const DUAL_SHARE = 0.75;
+const DUAL_SHARE = 1 / 8;
 
 /**
  * Fits PCA on `rows` (each of length `inDim`): the eigendecomposition (eigen.ts) of the covariance
@@ -94,8 +97,8 @@ export function fitCovariance(rows: readonly Float32Array[], mean: Float64Array,
  * instead of the covariance (d × d): the centered rows X (n × d) span every axis with variance, and
  * for X Xᵀ u = λ u with λ > 0, v = Xᵀ u / √λ is a unit eigenvector of XᵀX with the same eigenvalue
  * (the snapshot method). The covariance's other eigenvalues, d − n + 1 or more, are 0. Cubic in n,
- * not in d: 40 rows of 2,100 dimensions took 26 s by the covariance (its reduction to tridiagonal
- * form is cubic in d), and `memstore bench` fits on its data's rows. Each axis is orthogonalized
+ * not in d: 40 rows of 2,100 dimensions took 252 ms against 6.2 s by the covariance (its reduction
+ * to tridiagonal form is cubic in d), and `memstore bench` fits on its data's rows. Each axis is orthogonalized
  * against those before it: v loses accuracy as √λ shrinks against the largest, where the
  * covariance's own eigenvectors do not. Axes past the rows' rank (asked for by `dims`, or by
  * `variance` 1 on data of low rank) are an orthonormal completion (complete()), as the covariance's
@@ -112,12 +115,15 @@ export function fitDual(rows: readonly Float32Array[], mean: Float64Array, inDim
     outDim = axesKept(values, option);
     return Math.min(outDim, n);
   });
-  // Below this share of the largest, λ is rounding of a 0: its v = Xᵀu / √λ would be noise.
-  const floor = values[0]! * 1e-12;
+  // Below n·ε of the largest, λ is rounding of a 0 (what the eigensolver resolves): its v = Xᵀu / √λ
+  // would be noise. A floor of 1e-12 had dropped axes the covariance's fit finds, of data whose one
+  // feature's variance was 10¹² times the others' (a hostile pass).
+  const floor = values[0]! * n * Number.EPSILON;
   const components = new Float64Array(outDim * inDim);
   const v = new Float64Array(inDim);
   let found = 0;
-  for (let r = 0; r < n && found < outDim && values[r]! > floor; r++) {
+  let r = 0;
+  for (; r < n && found < outDim && values[r]! > floor; r++) {
     v.fill(0);
     for (let i = 0; i < n; i++) {
       const ui = eigen.vectors[r * n + i]!;
@@ -151,7 +157,9 @@ export function fitDual(rows: readonly Float32Array[], mean: Float64Array, inDim
     mean: Float32Array.from(mean),
     components: Float32Array.from(components),
     explainedVariance: total === 0 ? 1 : kept / total,
-    residualVariance: values[outDim] ?? 0,
+    // Where the completion stands in for axes with variance the loop could not take, the largest of
+    // those is what the projection drops, not the eigenvalue past the kept ones.
+    residualVariance: Math.max(values[outDim] ?? 0, found < outDim && r < n ? values[r]! : 0),
   };
 }
 
