@@ -539,7 +539,7 @@ test('hostile memory: recall matches an exact search filtered by hand (randomize
         }
       },
     ),
-    { numRuns: 60, seed: 20261130 },
+    { numRuns: 40, seed: 20261130 },
   );
 });
 
@@ -770,7 +770,7 @@ test('hostile memory: with dedupe, one call of several texts ends as one call pe
         await each.close();
       }
     }),
-    { numRuns: 60 },
+    { numRuns: 40 },
   );
 });
 
