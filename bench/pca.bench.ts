@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { benchArgs } from './args.js';
 import { symmetricEigen } from '../src/pca/eigen.js';
-import { fitCovariance, fitPca } from '../src/pca/pca.js';
+import { DUAL_SHARE, fitCovariance, fitPca } from '../src/pca/pca.js';
 import { rng } from '../src/random.js';
 
 /**
@@ -11,9 +11,9 @@ import { rng } from '../src/random.js';
  * add that reaches `trainSize` and blocks the process meanwhile. Then its eigendecomposition alone
  * (`symmetricEigen`) on a covariance of the same spectrum: every eigenvector (QL with the
  * transformations accumulated) against the quarter PCA keeps (inverse iteration on the tridiagonal
- * form), and the share of the fit the kept quarter's takes. With `--rows` below the dimensions,
- * fitPca() may fit from the rows' Gram matrix (pca.ts, fitDual): the fit by the covariance is then
- * timed beside it, in the same process.
+ * form), and the share of the fit the kept quarter's takes. With `--rows` at most DUAL_SHARE of
+ * the dimensions, fitPca() fits from the rows' Gram matrix (pca.ts, fitDual): the fit by the
+ * covariance is then timed beside it, in the same process.
  *
  *   node dist/bench/pca.bench.js [--dims 256,512,1024] [--runs 3] [--rows 4096]
  */
@@ -28,7 +28,8 @@ export interface PcaBenchOptions {
 }
 
 export function runPcaBench({ dims, runs, rows: rowCount }: PcaBenchOptions, write: (line: string) => void): void {
-  const side = dims.some((dim) => rowCount < dim);
+  const dual = (dim: number): boolean => rowCount <= DUAL_SHARE * dim;
+  const side = dims.some(dual);
   write(`| dim | fit of ${rowCount} vectors, ms (fastest of ${runs}) | variance kept by dim / 4 axes |${side ? ' by the covariance, ms | ratio |' : ''}`);
   write(`|---:|---:|---:|${side ? '---:|---:|' : ''}`);
   for (const dim of dims) {
@@ -51,7 +52,7 @@ export function runPcaBench({ dims, runs, rows: rowCount }: PcaBenchOptions, wri
       const mean = new Float64Array(dim);
       for (const row of rows) for (let i = 0; i < dim; i++) mean[i]! += row[i]!;
       for (let i = 0; i < dim; i++) mean[i]! /= rows.length;
-      const byCovariance = rowCount < dim ? fastest(() => fitCovariance(rows, mean, dim, option).explainedVariance) : undefined;
+      const byCovariance = dual(dim) ? fastest(() => fitCovariance(rows, mean, dim, option).explainedVariance) : undefined;
       extra = byCovariance === undefined ? ' – | – |' : ` ${byCovariance.ms.toFixed(0)} | ${(fit.ms / byCovariance.ms).toFixed(2)} |`;
     }
     write(`| ${dim} | ${fit.ms.toFixed(0)} | ${fit.kept.toFixed(4)} |${extra}`);

@@ -46,8 +46,9 @@ export const PCA_MIN_ROWS = 2;
  * 255 ms by the Gram matrix against 187, 512 of 2,048-d keeping 512 6.3 s against 4.7 s, 768 of
  * 1,024-d keeping all 9.2 s against 4.3 s; at an eighth or less the Gram matrix's: 128 of 512-d 149
  * ms against 243 (all axes 236 against 670), 256 of 1,024-d all axes 2.2 s against 5.2 s.
+ * @internal Exported for the PCA bench, which times the covariance's fit beside the Gram matrix's.
  */
-const DUAL_SHARE = 1 / 8;
+export const DUAL_SHARE = 1 / 8;
 
 /**
  * Fits PCA on `rows` (each of length `inDim`): the eigendecomposition (eigen.ts) of the covariance
@@ -68,8 +69,8 @@ export function fitPca(rows: readonly Float32Array[], inDim: number, option: Pca
 
 /**
  * fitPca() by the eigendecomposition of the sample's covariance (d × d), whatever the number of
- * rows: what fitPca() does with at least as many rows as dimensions. @internal Exported for the
- * tests, which compare it with the Gram matrix's fit.
+ * rows: what fitPca() does with more than DUAL_SHARE as many rows as dimensions. @internal Exported
+ * for the tests and the PCA bench, which compare it with the Gram matrix's fit.
  */
 export function fitCovariance(rows: readonly Float32Array[], mean: Float64Array, inDim: number, option: PcaOption): PcaModel {
   const n = rows.length;
