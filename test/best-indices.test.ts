@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { kernels } from '../src/kernels/index.js';
 import { BestIndices } from '../src/scan/best-indices.js';
 import { TopK } from '../src/scan/topk.js';
 import { rng } from './helpers.js';
@@ -86,13 +87,26 @@ test('BestIndices: -0 and 0 are one score, ordered by index', () => {
   assert.deepEqual(got.order, [0, 1, 2, 4]);
 });
 
-test('BestIndices: a NaN or an infinite score is refused with -1 (the caller ranks another way), by take() and by takeWithin()', () => {
+/** takeWritten() over `scores`, written where scoresPointer() says, with the bounds the caller claims. */
+function written(scores: Float64Array, count: number, least: number, most: number): number {
+  const best = new BestIndices();
+  try {
+    const at = best.scoresPointer(scores.length);
+    kernels().memory.f64().set(scores, at >> 3);
+    return best.takeWritten(scores.length, count, least, most, new Int32Array(Math.max(1, count)));
+  } finally {
+    best.free();
+  }
+}
+
+test('BestIndices: a NaN or an infinite score is refused with -1 (the caller ranks another way), by take() and by takeWritten()', () => {
   for (const odd of [Number.NaN, Infinity, -Infinity]) {
     const scores = Float64Array.from([0.1, 0.2, odd, 0.3]);
     assert.equal(new BestIndices().take(scores, 4, 2, new Int32Array(2)), -1, String(odd));
   }
-  assert.equal(new BestIndices().takeWithin(Float64Array.from([0.1, 0.2]), 2, 1, Number.NaN, Number.NaN, new Int32Array(1)), -1);
-  assert.equal(new BestIndices().takeWithin(Float64Array.from([0.1, Infinity]), 2, 1, 0.1, Infinity, new Int32Array(1)), -1);
+  assert.equal(written(Float64Array.from([0.1, 0.2]), 1, Number.NaN, Number.NaN), -1);
+  assert.equal(written(Float64Array.from([0.1, Infinity]), 1, 0.1, Infinity), -1);
+  assert.equal(written(Float64Array.from([0.1, 0.3, 0.2]), 2, 0.1, 0.3), 2);
 });
 
 test('BestIndices: a count of 0, or past n, takes none, or all', () => {

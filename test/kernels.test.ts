@@ -19,6 +19,12 @@ import {
   int8CodeNorm,
   referenceRowMaxAbs,
   referenceSelectAtLeast,
+  referenceRouteScores,
+  referenceBucketSelect,
+  ROUTE_PLAIN,
+  ROUTE_SPHERE,
+  ROUTE_WIDEN,
+  SELECT_BUCKETS,
   referenceSumMultiples,
   referenceHamming,
   referenceQueryShift,
@@ -793,6 +799,105 @@ describe('selection kernel: the positions at or above a floor', () => {
     const scores = Float32Array.from({ length: 1024 }, (_, i) => i % 7);
     assert.deepEqual(select(scores, 0), Array.from({ length: 1024 }, (_, i) => i));
     assert.deepEqual(select(scores, 6), Array.from({ length: 1024 }, (_, i) => i).filter((i) => i % 7 === 6));
+  });
+});
+
+describe('router selection kernels: route scores, and the first round of bucketing', () => {
+  it('route_scores gives the reference its scores bit for bit in every mode, and the least and greatest (NaN once any is)', () => {
+    const k = kernels();
+    const mem = k.memory;
+    const score = fc.oneof({ weight: 8, arbitrary: fc.float() }, { weight: 1, arbitrary: fc.constantFrom(NaN, Infinity, -Infinity, 0, -0) });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(score, fc.double({ noNaN: true, min: -1e6, max: 1e6 })), { minLength: 0, maxLength: 40 }),
+        fc.constantFrom(ROUTE_PLAIN, ROUTE_SPHERE, ROUTE_WIDEN),
+        fc.double({ noNaN: true, min: -10, max: 10 }),
+        fc.double({ noNaN: true, min: 0, max: 10 }),
+        (pages, mode, offset, qn) => {
+          const n = pages.length;
+          const ks = Float32Array.from(pages.map((p) => p[0]));
+          const coef = Float64Array.from(pages.map((p) => p[1]));
+          const kAt = mem.alloc(4 * n + 16);
+          const coefAt = mem.alloc(8 * n + 16);
+          // One float64 more than n, a sentinel: nothing is written past the n scores.
+          const outAt = mem.alloc(8 * n + 16);
+          const bounds = mem.alloc(16);
+          try {
+            mem.f32().set(ks, kAt >> 2);
+            mem.f64().set(coef, coefAt >> 3);
+            mem.f64()[(outAt >> 3) + n] = 12345;
+            k.routeScores(kAt, n, mode, offset, qn, coefAt, outAt, bounds);
+            const want = referenceRouteScores(ks, mode, offset, qn, coef);
+            const got = Array.from(mem.f64().subarray(outAt >> 3, (outAt >> 3) + n));
+            for (let j = 0; j < n; j++) assert.ok(Object.is(got[j], want.scores[j]), `page ${j}: ${got[j]} against ${want.scores[j]}`);
+            assert.equal(mem.f64()[(outAt >> 3) + n], 12345);
+            assert.ok(Object.is(mem.f64()[bounds >> 3], want.least), `least ${mem.f64()[bounds >> 3]} against ${want.least}`);
+            assert.ok(Object.is(mem.f64()[(bounds >> 3) + 1], want.most), `most ${mem.f64()[(bounds >> 3) + 1]} against ${want.most}`);
+          } finally {
+            mem.free(bounds, 16);
+            mem.free(outAt, 8 * n + 16);
+            mem.free(coefAt, 8 * n + 16);
+            mem.free(kAt, 4 * n + 16);
+          }
+        },
+      ),
+      { numRuns: 400, seed: 20261208 },
+    );
+  });
+
+  it('bucket_select takes, keeps and counts as the reference does (its least and greatest kept too), on crowded, tied and spread scores', () => {
+    const k = kernels();
+    const mem = k.memory;
+    const values = fc.oneof(
+      fc.array(fc.constantFrom(-1, -0.5, -0, 0, 0.25, 0.5, 1), { minLength: 2, maxLength: 300 }),
+      fc.array(fc.double({ min: -1, max: 1, noNaN: true }), { minLength: 2, maxLength: 600 }),
+      fc.array(fc.double({ noNaN: true, noDefaultInfinity: true }), { minLength: 2, maxLength: 200 }),
+    );
+    fc.assert(
+      fc.property(values, fc.nat(), (list, pick) => {
+        const s = Float64Array.from(list);
+        const n = s.length;
+        let least = Infinity;
+        let most = -Infinity;
+        for (const x of s) {
+          least = Math.min(least, x);
+          most = Math.max(most, x);
+        }
+        if (!(most > least)) return;
+        // BestIndices' bucketing: halves where the span overflows; none where it is too narrow.
+        const f = Number.isFinite(most - least) ? 1 : 0.5;
+        const scale = SELECT_BUCKETS / (most * f - least * f);
+        if (!(Number.isFinite(scale) && scale > 0)) return;
+        const need = 1 + (pick % n);
+        const want = referenceBucketSelect(s, need, f, least * f, scale);
+        const sAt = mem.alloc(8 * n);
+        const bucketOf = mem.alloc(n + 16);
+        const counts = mem.alloc(4 * SELECT_BUCKETS);
+        const taken = mem.alloc(4 * n);
+        const boundary = mem.alloc(4 * n);
+        const out = mem.alloc(24);
+        try {
+          mem.f64().set(s, sAt >> 3);
+          // Stale counts from an earlier call: the kernel zeroes them.
+          mem.i32().fill(99, counts >> 2, (counts >> 2) + SELECT_BUCKETS);
+          k.bucketSelect(sAt, n, need, f, least * f, scale, bucketOf, counts, taken, boundary, out);
+          const i32 = mem.i32();
+          const c = i32[out >> 2]!;
+          const kept = i32[(out >> 2) + 1]!;
+          assert.deepEqual(Array.from(i32.subarray(taken >> 2, (taken >> 2) + c)), want.taken);
+          assert.deepEqual(Array.from(i32.subarray(boundary >> 2, (boundary >> 2) + kept)), want.boundary);
+          assert.deepEqual(Array.from(i32.subarray(counts >> 2, (counts >> 2) + SELECT_BUCKETS)), want.counts);
+          assert.ok(c <= need && c + kept >= need, `taken ${c} and kept ${kept} against ${need}`);
+          if (kept > 0) {
+            assert.equal(mem.f64()[(out >> 3) + 1], want.least);
+            assert.equal(mem.f64()[(out >> 3) + 2], want.most);
+          }
+        } finally {
+          for (const [at, bytes] of [[out, 24], [boundary, 4 * n], [taken, 4 * n], [counts, 4 * SELECT_BUCKETS], [bucketOf, n + 16], [sAt, 8 * n]] as const) mem.free(at, bytes);
+        }
+      }),
+      { numRuns: 400, seed: 20261208 },
+    );
   });
 });
 

@@ -1,4 +1,4 @@
-import { kernels, type ScanFn } from '../kernels/index.js';
+import { kernels, ROUTE_PLAIN, ROUTE_SPHERE, ROUTE_WIDEN, type ScanFn } from '../kernels/index.js';
 import { BestIndices } from '../scan/best-indices.js';
 import { paddedDim } from '../scan/code-blocks.js';
 import { TopK } from '../scan/topk.js';
@@ -88,16 +88,18 @@ export class CentroidRouter {
   /** Half the squared norm of each centroid ('dot' routers): what nearestByDistance() subtracts. */
   private halfNormSq = new Float64Array(0);
   /**
-   * With `widens`, per page, SPREAD_Z / √dim of its members' spread (add(), set()); a query's score
-   * of the page adds `‖q‖` times it.
+   * Per page, float64 in linear memory (`capacity` of them), what route_scores reads beside the
+   * kernel's score: with `widens`, SPREAD_Z / √dim of its members' spread (add(), set()), which a
+   * query's score of the page adds `‖q‖` times; with a sphere, 1 / ‖c‖ of its centroid in the input
+   * space (0 for a centroid at the origin); nothing otherwise.
    */
-  private widths = new Float64Array(0);
+  private coefs = 0;
+  private readonly mode: number;
   /** The norm of the query scoreAll() last scored, for the widths. */
   private queryNorm = 0;
-  /** With a sphere: 1 / ‖c‖ of each centroid in the input space (0 for a centroid at the origin). */
-  private inverseNorm = new Float64Array(0);
-  /** nearestOrder()'s score of every page, and what picks the best of them: BestIndices, or a TopK kept while its capacity serves. */
-  private routeScores = new Float64Array(0);
+  /** route_scores' least and greatest score (two float64). */
+  private readonly bounds: number;
+  /** What picks a search's pages from every page's score: BestIndices, or a TopK kept while its capacity serves. */
   private readonly best = new BestIndices();
   private orderTop: TopK | undefined;
   private freed = false;
@@ -118,6 +120,8 @@ export class CentroidRouter {
     if (widens && (metric !== 'dot' || sphere !== undefined)) throw new RangeError('only a dot router without a sphere widens its pages');
     this.padded = paddedDim(dim);
     this.scan = this.kernels.scanFunction('f32', metric);
+    this.mode = sphere !== undefined ? ROUTE_SPHERE : widens ? ROUTE_WIDEN : ROUTE_PLAIN;
+    this.bounds = this.mem.alloc(16);
     this.query = this.mem.alloc(this.padded * 4);
     this.mem.f32().fill(0, this.query >> 2, (this.query >> 2) + this.padded);
   }
@@ -138,7 +142,7 @@ export class CentroidRouter {
    */
   get bytes(): number {
     const sphere = this.sphere === undefined ? 0 : (this.sphere.center.length + (this.sphere.complement?.length ?? 0)) * 4;
-    return this.capacity * (this.padded * 4 + 4 + 8 + (this.sphere === undefined ? 0 : 8) + (this.widens ? 8 : 0)) + this.padded * 4 + sphere;
+    return this.capacity * (this.padded * 4 + 4 + 8 + (this.mode === ROUTE_PLAIN ? 0 : 8)) + this.padded * 4 + 16 + this.best.bytes + sphere;
   }
 
   /**
@@ -188,8 +192,10 @@ export class CentroidRouter {
     const from = (this.base >> 2) + last * this.padded;
     f32.copyWithin((this.base >> 2) + page * this.padded, from, from + this.padded);
     this.halfNormSq[page] = this.halfNormSq[last]!;
-    if (this.widens) this.widths[page] = this.widths[last]!;
-    if (this.sphere !== undefined) this.inverseNorm[page] = this.inverseNorm[last]!;
+    if (this.mode !== ROUTE_PLAIN) {
+      const coefs = this.mem.f64();
+      coefs[(this.coefs >> 3) + page] = coefs[(this.coefs >> 3) + last]!;
+    }
   }
 
   /**
@@ -216,21 +222,13 @@ export class CentroidRouter {
     if (this.orderTop?.capacity !== m) this.orderTop = new TopK(m);
     const top = this.orderTop;
     if (m * BUCKETED_SHARE >= n) {
-      if (this.routeScores.length < n) this.routeScores = new Float64Array(Math.max(n, this.capacity));
-      const all = this.routeScores;
-      const f32 = this.mem.f32();
-      const at = this.scores >> 2;
-      // The least and greatest score found as they are made, for BestIndices' buckets; a NaN makes both NaN.
-      let least = Infinity;
-      let most = -Infinity;
-      for (let page = 0; page < n; page++) {
-        const s = this.queryScore(f32, at, page, offset);
-        all[page] = s;
-        if (s !== s) least = most = Number.NaN;
-        if (s < least) least = s;
-        if (s > most) most = s;
-      }
-      const found = this.best.takeWithin(all, n, m, least, most, order, scores);
+      // Every page's score and their least and greatest by route_scores, straight into what
+      // BestIndices picks from: the loop here in JavaScript took about as long as the kernel's
+      // scores of 2,825 centroids of 100-d (30–40 µs), BestIndices' own passes as long again.
+      const at = this.best.scoresPointer(n);
+      this.kernels.routeScores(this.scores, n, this.mode, offset, this.queryNorm, this.coefs, at, this.bounds);
+      const f64 = this.mem.f64();
+      const found = this.best.takeWritten(n, m, f64[this.bounds >> 3]!, f64[(this.bounds >> 3) + 1]!, order, scores);
       if (found >= 0) return found;
     }
     // Few pages asked, or a NaN or infinite score (a query or centroid past float32's range), which
@@ -267,9 +265,10 @@ export class CentroidRouter {
   private pushAll(top: TopK, byDistance: boolean, offset: number): void {
     top.clear();
     const f32 = this.mem.f32();
+    const coefs = this.mem.f64();
     const at = this.scores >> 2;
     for (let page = 0; page < this.count; page++) {
-      const score = byDistance ? f32[at + page]! - this.halfNormSq[page]! : this.queryScore(f32, at, page, offset);
+      const score = byDistance ? f32[at + page]! - this.halfNormSq[page]! : this.queryScore(f32, at, page, offset, coefs);
       if (top.admits(score)) top.push(score, page);
     }
   }
@@ -279,9 +278,9 @@ export class CentroidRouter {
    * `(offset + ⟨q', c'⟩) / ‖c‖` (nearest()), else the kernel's score itself. nearest() and
    * nearestOrder() both rank by it, so they pick the same pages.
    */
-  private queryScore(f32: Float32Array, at: number, page: number, offset: number): number {
-    if (this.sphere !== undefined) return (offset + f32[at + page]!) * this.inverseNorm[page]!;
-    return this.widens ? f32[at + page]! + this.queryNorm * this.widths[page]! : f32[at + page]!;
+  private queryScore(f32: Float32Array, at: number, page: number, offset: number, coefs: Float64Array): number {
+    if (this.mode === ROUTE_SPHERE) return (offset + f32[at + page]!) * coefs[(this.coefs >> 3) + page]!;
+    return this.mode === ROUTE_WIDEN ? f32[at + page]! + this.queryNorm * coefs[(this.coefs >> 3) + page]! : f32[at + page]!;
   }
 
   /** The kernel's score of every centroid against `v` (dim floats), at `this.scores`. */
@@ -301,8 +300,11 @@ export class CentroidRouter {
     if (this.capacity > 0) {
       this.mem.free(this.base, this.capacity * this.padded * 4);
       this.mem.free(this.scores, this.capacity * 4);
+      if (this.mode !== ROUTE_PLAIN) this.mem.free(this.coefs, this.capacity * 8);
     }
     this.mem.free(this.query, this.padded * 4);
+    this.mem.free(this.bounds, 16);
+    this.best.free();
   }
 
   private write(page: number, centroid: Float32Array, spread: number): void {
@@ -315,11 +317,11 @@ export class CentroidRouter {
     this.halfNormSq[page] = half;
     // A member x scores ⟨q, c⟩ + ⟨q, x − c⟩: the page's best is its best member's, which the mean
     // does not show and the members' spread along q bounds in likelihood.
-    if (this.widens) this.widths[page] = (SPREAD_Z * spread) / Math.sqrt(this.dim);
-    if (this.sphere !== undefined) {
+    if (this.mode === ROUTE_WIDEN) this.mem.f64()[(this.coefs >> 3) + page] = (SPREAD_Z * spread) / Math.sqrt(this.dim);
+    if (this.mode === ROUTE_SPHERE) {
       const sq = this.inputNormSq(centroid, half);
       // Rounding can take a centroid at the origin a little below zero: it ranks as 0, neither near nor far.
-      this.inverseNorm[page] = sq > 0 ? 1 / Math.sqrt(sq) : 0;
+      this.mem.f64()[(this.coefs >> 3) + page] = sq > 0 ? 1 / Math.sqrt(sq) : 0;
     }
   }
 
@@ -341,28 +343,24 @@ export class CentroidRouter {
   private grow(capacity: number): void {
     const base = this.mem.alloc(capacity * this.padded * 4);
     const scores = this.mem.alloc(capacity * 4);
+    const coefs = this.mode === ROUTE_PLAIN ? 0 : this.mem.alloc(capacity * 8);
     if (this.capacity > 0) {
       const f32 = this.mem.f32();
       f32.copyWithin(base >> 2, this.base >> 2, (this.base >> 2) + this.count * this.padded);
       this.mem.free(this.base, this.capacity * this.padded * 4);
       this.mem.free(this.scores, this.capacity * 4);
+      if (this.mode !== ROUTE_PLAIN) {
+        this.mem.f64().copyWithin(coefs >> 3, this.coefs >> 3, (this.coefs >> 3) + this.count);
+        this.mem.free(this.coefs, this.capacity * 8);
+      }
     }
     this.base = base;
     this.scores = scores;
+    this.coefs = coefs;
     this.capacity = capacity;
     const halfNormSq = new Float64Array(capacity);
     halfNormSq.set(this.halfNormSq.subarray(0, this.count));
     this.halfNormSq = halfNormSq;
-    if (this.widens) {
-      const widths = new Float64Array(capacity);
-      widths.set(this.widths.subarray(0, this.count));
-      this.widths = widths;
-    }
-    if (this.sphere !== undefined) {
-      const inverseNorm = new Float64Array(capacity);
-      inverseNorm.set(this.inverseNorm.subarray(0, this.count));
-      this.inverseNorm = inverseNorm;
-    }
   }
 
   private check(centroid: Float32Array): void {

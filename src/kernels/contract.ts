@@ -112,6 +112,18 @@ export const EXACT_SQDIST = 'exact_sqdist';
 /** Name under which the module exports the selection kernel (KERNELS.md "Selection"). */
 export const SELECT_AT_LEAST = 'select_at_least';
 
+/** Names under which the module exports the router's selection steps (KERNELS.md "Router selection"). */
+export const ROUTE_SCORES = 'route_scores';
+export const BUCKET_SELECT = 'bucket_select';
+
+/** route_scores' modes: a page's score as the kernel gave it, its cosine on the unit sphere, or widened by its spread. */
+export const ROUTE_PLAIN = 0;
+export const ROUTE_SPHERE = 1;
+export const ROUTE_WIDEN = 2;
+
+/** Buckets bucket_select counts scores into. */
+export const SELECT_BUCKETS = 256;
+
 /** Names under which the module exports the page-sum kernels (KERNELS.md "Page sums"). */
 export const ROW_MAX_ABS = 'row_max_abs';
 export const SUM_MULTIPLES = 'sum_multiples';

@@ -9,6 +9,10 @@ export {
   KERNEL_CODECS,
   KERNEL_METRICS,
   MAX_I8_DIM,
+  ROUTE_PLAIN,
+  ROUTE_SPHERE,
+  ROUTE_WIDEN,
+  SELECT_BUCKETS,
   RQ_BITS,
   RQ_DIM_STEP,
   RQ_MAX_PLANE_BYTES,
@@ -26,7 +30,7 @@ export {
   type RqMetric,
 } from './contract.js';
 export { LinearMemory } from './memory.js';
-export { referenceEigenDotAxpy, referenceEigenRank2, referenceEigenReflect, referenceFastScan, referenceFloatCodeNorm, referenceHadamard, referenceHamming, referenceQueryShift, referenceScan, referenceScanI8, referenceScanI8CosineNormed, referenceRowMaxAbs, referenceScanRq, referenceSelectAtLeast, referenceSumMultiples, referenceSignSketch, type RqQueryParams } from './reference.js';
+export { referenceEigenDotAxpy, referenceEigenRank2, referenceEigenReflect, referenceFastScan, referenceFloatCodeNorm, referenceHadamard, referenceHamming, referenceQueryShift, referenceScan, referenceScanI8, referenceScanI8CosineNormed, referenceRowMaxAbs, referenceRouteScores, referenceBucketSelect, referenceScanRq, referenceSelectAtLeast, referenceSumMultiples, referenceSignSketch, type RqQueryParams } from './reference.js';
 export {
   instantiateKernels,
   kernels,

@@ -1,5 +1,5 @@
 import type { ScalarCodecName } from '../codec/codec.js';
-import { DIM_STEP, isScaled, type FloatNormedCodec, type I8Metric, type KernelMetric, type RqBits, type RqMetric } from './contract.js';
+import { DIM_STEP, ROUTE_SPHERE, ROUTE_WIDEN, SELECT_BUCKETS, isScaled, type FloatNormedCodec, type I8Metric, type KernelMetric, type RqBits, type RqMetric } from './contract.js';
 
 /**
  * Plain TypeScript versions of every kernel, with the same arguments as the WebAssembly exports
@@ -274,6 +274,47 @@ export function referenceSelectAtLeast(scores: Float32Array, floor: number): num
   const out: number[] = [];
   for (let i = 0; i < scores.length; i++) if (scores[i]! >= line) out.push(i);
   return out;
+}
+
+/** What route_scores writes: each page's float64 score by `mode` (contract.ts ROUTE_*), and the least and greatest (NaN both once any is NaN). */
+export function referenceRouteScores(k: Float32Array, mode: number, offset: number, qn: number, coef: Float64Array): { scores: number[]; least: number; most: number } {
+  const scores: number[] = [];
+  let least = Infinity;
+  let most = -Infinity;
+  for (let j = 0; j < k.length; j++) {
+    const s = mode === ROUTE_SPHERE ? (offset + k[j]!) * coef[j]! : mode === ROUTE_WIDEN ? k[j]! + qn * coef[j]! : k[j]!;
+    scores.push(s);
+    if (s !== s) least = most = Number.NaN;
+    if (s < least) least = s;
+    if (s > most) most = s;
+  }
+  return { scores, least, most };
+}
+
+/** What bucket_select finds: the positions taken and kept (in order), their counts' least and greatest kept, as BestIndices' first round does. */
+export function referenceBucketSelect(s: Float64Array, need: number, f: number, base: number, scale: number): { taken: number[]; boundary: number[]; least: number; most: number; counts: number[] } {
+  const counts = new Array<number>(SELECT_BUCKETS).fill(0);
+  const bucketOf = s.map((x) => Math.min(SELECT_BUCKETS - 1, ((x * f - base) * scale) | 0));
+  for (const b of bucketOf) counts[b]!++;
+  let above = 0;
+  let from = SELECT_BUCKETS - 1;
+  while (above + counts[from]! < need) above += counts[from--]!;
+  const whole = above + counts[from]! === need;
+  const taken: number[] = [];
+  const boundary: number[] = [];
+  let least = Infinity;
+  let most = -Infinity;
+  for (let j = 0; j < s.length; j++) {
+    const b = bucketOf[j]!;
+    if (b < from) continue;
+    if (b > from || whole) taken.push(j);
+    else {
+      if (s[j]! < least) least = s[j]!;
+      if (s[j]! > most) most = s[j]!;
+      boundary.push(j);
+    }
+  }
+  return { taken, boundary, least, most, counts };
 }
 
 /** What row_max_abs computes: per row of `dim` values, the largest |x| (a NaN passed over, as `a > m` does). */

@@ -12,6 +12,8 @@ import {
   KERNEL_CODECS,
   KERNEL_METRICS,
   SELECT_AT_LEAST,
+  ROUTE_SCORES,
+  BUCKET_SELECT,
   ROW_MAX_ABS,
   SIGN_SKETCH,
   SUM_MULTIPLES,
@@ -284,6 +286,20 @@ export interface Kernels {
    * score at scoresPtr + 4i is at least `floor` (NaN never is); returns how many. Unchecked.
    */
   selectAtLeast(scoresPtr: number, n: number, floor: number, outPtr: number): number;
+  /**
+   * The router's float64 score of each of n pages from the kernel's float32 scores at kPtr, by `mode`
+   * (ROUTE_PLAIN, ROUTE_SPHERE, ROUTE_WIDEN) with `offset`, `qn` and the n float64 at coefPtr, from
+   * outPtr; then their least and greatest at boundsPtr (both NaN if any is) (KERNELS.md, "Router
+   * selection"). Unchecked.
+   */
+  routeScores(kPtr: number, n: number, mode: number, offset: number, qn: number, coefPtr: number, outPtr: number, boundsPtr: number): void;
+  /**
+   * The first round of BestIndices' selection over n finite float64 scores at sPtr: bucket bytes at
+   * bucketOfPtr, SELECT_BUCKETS int32 counts at countsPtr, positions taken and kept from takenPtr and
+   * boundaryPtr, and at outPtr the two counts (int32) and the least and greatest kept (float64, at
+   * +8 and +16) (KERNELS.md, "Router selection"). Unchecked.
+   */
+  bucketSelect(sPtr: number, n: number, need: number, f: number, base: number, scale: number, bucketOfPtr: number, countsPtr: number, takenPtr: number, boundaryPtr: number, outPtr: number): void;
   /** Writes the largest |x| of each of `rows` rows of `dim` float32 from vPtr as float32 from outPtr (NaN passed over). Unchecked. */
   rowMaxAbs(vPtr: number, rows: number, dim: number, outPtr: number): void;
   /**
@@ -406,6 +422,8 @@ class WasmKernels implements Kernels {
   private readonly exactDot: (q: number, x: number, n: number, dim: number, out: number) => void;
   private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
   readonly selectAtLeast: (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
+  readonly routeScores: (kPtr: number, n: number, mode: number, offset: number, qn: number, coefPtr: number, outPtr: number, boundsPtr: number) => void;
+  readonly bucketSelect: (sPtr: number, n: number, need: number, f: number, base: number, scale: number, bucketOfPtr: number, countsPtr: number, takenPtr: number, boundaryPtr: number, outPtr: number) => void;
   readonly signSketch: (vPtr: number, words: number, outPtr: number) => void;
   readonly rowMaxAbs: (vPtr: number, rows: number, dim: number, outPtr: number) => void;
   readonly sumMultiples: (vPtr: number, rows: number, dim: number, up: number, sumsPtr: number) => void;
@@ -451,6 +469,8 @@ class WasmKernels implements Kernels {
     this.exactDot = exported(EXACT_DOT_NORM);
     this.exactL2 = exported(EXACT_SQDIST);
     this.selectAtLeast = exported(SELECT_AT_LEAST) as unknown as (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
+    this.routeScores = exported(ROUTE_SCORES);
+    this.bucketSelect = exported(BUCKET_SELECT);
     this.signSketch = exported(SIGN_SKETCH);
     this.rowMaxAbs = exported(ROW_MAX_ABS);
     this.sumMultiples = exported(SUM_MULTIPLES);

@@ -9,6 +9,11 @@ import {
   RQ_BITS,
   RQ_METRICS,
   SELECT_AT_LEAST,
+  ROUTE_SCORES,
+  BUCKET_SELECT,
+  ROUTE_SPHERE,
+  ROUTE_WIDEN,
+  SELECT_BUCKETS,
   ROW_MAX_ABS,
   SIGN_SKETCH,
   SUM_MULTIPLES,
@@ -1094,6 +1099,116 @@ function selectKernel(): string {
 }
 
 /**
+ * route_scores(k, n, mode, offset, qn, coef, out, bounds): the router's score of each of n pages as
+ * float64 at out + 8j, from the kernel's float32 score k_j at k + 4j (KERNELS.md, "Router
+ * selection"): k_j itself (ROUTE_PLAIN), (offset + k_j) · coef_j (ROUTE_SPHERE, coef_j = 1/‖c‖) or
+ * k_j + qn · coef_j (ROUTE_WIDEN, coef_j the page's width), coef_j float64 at coef + 8j. The same
+ * float64 operations in the same order as router.ts's queryScore(), so the same numbers bit for bit.
+ * Then the least and the greatest of them at bounds and bounds + 8, compared as JavaScript's `<` and
+ * `>` do, both NaN once any score is.
+ */
+function routeScoresKernel(): string {
+  const score = `(f64.promote_f32 (f32.load ${get('k')}))`;
+  return [
+    `(func $${ROUTE_SCORES} (export "${ROUTE_SCORES}") (param $k i32) (param $n i32) (param $mode i32) (param $offset f64) (param $qn f64) (param $coef i32) (param $out i32) (param $bounds i32)`,
+    '(local $end i32) (local $s f64) (local $least f64) (local $most f64)',
+    set('least', '(f64.const inf)'),
+    set('most', '(f64.const -inf)'),
+    set('end', `(i32.add ${get('out')} (i32.shl ${get('n')} ${i32(3)}))`),
+    '(block $done',
+    `(br_if $done (i32.ge_u ${get('out')} ${get('end')}))`,
+    '(loop $page',
+    `(if (i32.eq ${get('mode')} ${i32(ROUTE_SPHERE)})`,
+    `(then ${set('s', `(f64.mul (f64.add ${get('offset')} ${score}) (f64.load ${get('coef')}))`)})`,
+    `(else (if (i32.eq ${get('mode')} ${i32(ROUTE_WIDEN)})`,
+    `(then ${set('s', `(f64.add ${score} (f64.mul ${get('qn')} (f64.load ${get('coef')})))`)})`,
+    `(else ${set('s', score)}))))`,
+    `(f64.store ${get('out')} ${get('s')})`,
+    `(if (f64.ne ${get('s')} ${get('s')}) (then ${set('least', '(f64.const nan)')} ${set('most', '(f64.const nan)')}))`,
+    `(if (f64.lt ${get('s')} ${get('least')}) (then ${set('least', get('s'))}))`,
+    `(if (f64.gt ${get('s')} ${get('most')}) (then ${set('most', get('s'))}))`,
+    set('k', `(i32.add ${get('k')} ${i32(4)})`),
+    set('coef', `(i32.add ${get('coef')} ${i32(8)})`),
+    set('out', `(i32.add ${get('out')} ${i32(8)})`),
+    `(br_if $page (i32.lt_u ${get('out')} ${get('end')})))`,
+    ')',
+    `(f64.store ${get('bounds')} ${get('least')})`,
+    `(f64.store offset=8 ${get('bounds')} ${get('most')})`,
+    ')',
+  ].join('\n');
+}
+
+/**
+ * bucket_select(s, n, need, f, base, scale, bucketOf, counts, taken, boundary, out): the first round
+ * of BestIndices' selection over n float64 scores at s (KERNELS.md, "Router selection"). Each score
+ * goes to bucket min(SELECT_BUCKETS − 1, trunc((s_j · f − base) · scale)) (a byte at bucketOf + j;
+ * the counts, SELECT_BUCKETS int32 at `counts`, zeroed first); the boundary bucket is the highest
+ * whose count, with those above it, reaches `need`; positions in higher buckets (or in it, when it
+ * completes `need` exactly) are written in increasing order as int32 from `taken`, the boundary
+ * bucket's others from `boundary`. Writes at `out` the int32 counts taken and kept, then the least
+ * and greatest score kept (float64, at out + 8 and out + 16; compared as JavaScript's `<` and `>`).
+ * Every score must be finite, need in 1..n, and the bucketing positive and finite: the caller's.
+ */
+function bucketSelectKernel(): string {
+  const at = (base: string, shift: number): string => `(i32.add ${get(base)} (i32.shl ${get('j')} ${i32(shift)}))`;
+  return [
+    `(func $${BUCKET_SELECT} (export "${BUCKET_SELECT}") (param $s i32) (param $n i32) (param $need i32) (param $f f64) (param $base f64) (param $scale f64) (param $bucketOf i32) (param $counts i32) (param $taken i32) (param $boundary i32) (param $out i32)`,
+    '(local $j i32) (local $b i32) (local $cell i32) (local $above i32) (local $from i32) (local $whole i32) (local $c i32) (local $kept i32) (local $x f64) (local $least f64) (local $most f64)',
+    // The counts zeroed, 16 bytes a step (SELECT_BUCKETS is a multiple of 4).
+    '(block $zeroed',
+    '(loop $zero',
+    `(br_if $zeroed (i32.ge_u ${get('j')} ${i32(SELECT_BUCKETS * 4)}))`,
+    `(v128.store (i32.add ${get('counts')} ${get('j')}) ${ZERO})`,
+    set('j', `(i32.add ${get('j')} ${i32(16)})`),
+    '(br $zero)))',
+    set('j', i32(0)),
+    '(block $counted',
+    `(br_if $counted (i32.ge_u ${get('j')} ${get('n')}))`,
+    '(loop $count',
+    set('b', `(i32.trunc_sat_f64_s (f64.mul (f64.sub (f64.mul (f64.load ${at('s', 3)}) ${get('f')}) ${get('base')}) ${get('scale')}))`),
+    `(if (i32.gt_s ${get('b')} ${i32(SELECT_BUCKETS - 1)}) (then ${set('b', i32(SELECT_BUCKETS - 1))}))`,
+    `(i32.store8 (i32.add ${get('bucketOf')} ${get('j')}) ${get('b')})`,
+    set('cell', `(i32.add ${get('counts')} (i32.shl ${get('b')} ${i32(2)}))`),
+    `(i32.store ${get('cell')} (i32.add (i32.load ${get('cell')}) ${i32(1)}))`,
+    set('j', `(i32.add ${get('j')} ${i32(1)})`),
+    `(br_if $count (i32.lt_u ${get('j')} ${get('n')})))`,
+    ')',
+    // From the top bucket down while those above and this one fall short of `need`.
+    set('from', i32(SELECT_BUCKETS - 1)),
+    '(block $found',
+    '(loop $down',
+    set('cell', `(i32.load (i32.add ${get('counts')} (i32.shl ${get('from')} ${i32(2)})))`),
+    `(br_if $found (i32.ge_s (i32.add ${get('above')} ${get('cell')}) ${get('need')}))`,
+    set('above', `(i32.add ${get('above')} ${get('cell')})`),
+    set('from', `(i32.sub ${get('from')} ${i32(1)})`),
+    '(br $down)))',
+    set('whole', `(i32.eq (i32.add ${get('above')} ${get('cell')}) ${get('need')})`),
+    set('least', '(f64.const inf)'),
+    set('most', '(f64.const -inf)'),
+    set('j', i32(0)),
+    '(block $picked',
+    `(br_if $picked (i32.ge_u ${get('j')} ${get('n')}))`,
+    '(loop $pick',
+    set('b', `(i32.load8_u (i32.add ${get('bucketOf')} ${get('j')}))`),
+    `(if (i32.ge_s ${get('b')} ${get('from')})`,
+    `(then (if (i32.or (i32.gt_s ${get('b')} ${get('from')}) ${get('whole')})`,
+    `(then (i32.store (i32.add ${get('taken')} (i32.shl ${get('c')} ${i32(2)})) ${get('j')}) ${set('c', `(i32.add ${get('c')} ${i32(1)})`)})`,
+    `(else ${set('x', `(f64.load ${at('s', 3)})`)}`,
+    `(if (f64.lt ${get('x')} ${get('least')}) (then ${set('least', get('x'))}))`,
+    `(if (f64.gt ${get('x')} ${get('most')}) (then ${set('most', get('x'))}))`,
+    `(i32.store (i32.add ${get('boundary')} (i32.shl ${get('kept')} ${i32(2)})) ${get('j')}) ${set('kept', `(i32.add ${get('kept')} ${i32(1)})`)}))))`,
+    set('j', `(i32.add ${get('j')} ${i32(1)})`),
+    `(br_if $pick (i32.lt_u ${get('j')} ${get('n')})))`,
+    ')',
+    `(i32.store ${get('out')} ${get('c')})`,
+    `(i32.store offset=4 ${get('out')} ${get('kept')})`,
+    `(f64.store offset=8 ${get('out')} ${get('least')})`,
+    `(f64.store offset=16 ${get('out')} ${get('most')})`,
+    ')',
+  ].join('\n');
+}
+
+/**
  * row_max_abs(v, rows, dim, out): for each of `rows` rows of `dim` float32 from `v`, back to back,
  * the largest |x| of the row as float32 at out + 4r (KERNELS.md, "Page sums"). A NaN is passed over
  * (pmax keeps the running maximum unless it is less than the value), as JavaScript's `a > m` does.
@@ -1642,7 +1757,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
   }
   for (const metric of RQ_METRICS) parts.push(fastScanKernel(metric, tuning.fastScanUnroll), gatherFastScanKernel(metric));
   for (const bits of RQ_BITS) parts.push(fastScanTableKernel(bits), fastScanDecodeKernel(bits), fastScanWriteKernel(bits));
-  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), rowMaxAbsKernel(), sumMultiplesKernel(), signSketchKernel(), hammingRowsKernel(), hadamardTransformKernel(), multiplySignsKernel(), givensHalvesKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'), eigenDotAxpyKernel(), eigenRank2Kernel(), eigenReflectKernel());
+  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), routeScoresKernel(), bucketSelectKernel(), rowMaxAbsKernel(), sumMultiplesKernel(), signSketchKernel(), hammingRowsKernel(), hadamardTransformKernel(), multiplySignsKernel(), givensHalvesKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'), eigenDotAxpyKernel(), eigenRank2Kernel(), eigenReflectKernel());
   parts.push(')');
   return `${parts.join('\n')}\n`;
 }

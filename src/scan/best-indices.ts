@@ -1,5 +1,13 @@
-/** Buckets a pass of take() counts scores into by value. */
-const BUCKETS = 256;
+import { kernels, SELECT_BUCKETS } from '../kernels/index.js';
+
+/** Buckets a pass of take() counts scores into by value: bucket_select's. */
+const BUCKETS = SELECT_BUCKETS;
+
+/** Bytes of BestIndices' region of linear memory for `room` scores (reserve() lays it out). */
+function regionBytes(room: number): number {
+  // Scores, taken, boundary, counts, results, then each score's bucket (a byte), rounded to 16.
+  return Math.ceil((16 * room + 4 * BUCKETS + 24 + room) / 16) * 16;
+}
 
 /** The most scores one bucket of the final ordering may hold before a comparison sort takes over (an insertion sort's cost grows as its square). */
 const BUCKET_SORT_LIMIT = 24;
@@ -10,7 +18,10 @@ const BUCKET_SORT_LIMIT = 24;
  * among equal scores), without a push per entry. The router picks a search's pages this way from
  * the scores of every centroid: through a TopK, choosing 81 pages of 718 and sorting them took
  * about 25 µs of a 400 µs search (GloVe 100k, int8), 147 of 2,388 about 40 µs (GloVe 331k), where
- * the kernel's scores of all of them took 16 and 27 (scratch probes timing the calls).
+ * the kernel's scores of all of them took 16 and 27 (scratch probes timing the calls). The scores
+ * live in linear memory (scoresPointer()), where the router's route_scores kernel writes them, and
+ * the first round of bucketing, over all of them, is the bucket_select kernel (KERNELS.md, "Router
+ * selection"): in JavaScript the selection took 45–48 µs for 160 of 2,825 pages.
  *
  * Branches on scores in no order are what cost (a quickselect of 718 took 15 µs), so the scores
  * are counted into buckets by value, linearly between the least and the greatest, with no branch;
@@ -28,15 +39,43 @@ const BUCKET_SORT_LIMIT = 24;
  * are to a TopK.
  */
 export class BestIndices {
+  private readonly kernels = kernels();
+  private readonly mem = this.kernels.memory;
+  /** For the sort: counts by bucket. */
   private readonly counts = new Int32Array(BUCKETS);
-  private bucketOf = new Uint8Array(0);
-  /** The indices taken so far; the boundary bucket's, to be bucketed again; the taken ones best first. */
-  private taken = new Int32Array(0);
-  private boundary = new Int32Array(0);
+  /** The taken ones best first. */
   private order = new Int32Array(0);
   /** The native sort's fallback: the taken scores, sorted, and how many of each rank were placed. */
   private keys = new Float64Array(0);
   private placed = new Int32Array(0);
+  /**
+   * Linear memory for `room` scores, for bucket_select (KERNELS.md, "Router selection"): the scores
+   * (float64), the indices taken and the boundary bucket's (int32), each one's bucket (a byte), the
+   * counts by bucket, and the kernel's four results. A view of it is taken after every reserve(),
+   * never kept across one (linear memory may grow and move).
+   */
+  private room = 0;
+  private scoresAt = 0;
+  private takenAt = 0;
+  private boundaryAt = 0;
+  private bucketOfAt = 0;
+  private countsAt = 0;
+  private resultAt = 0;
+  private freed = false;
+
+  /** Bytes of linear memory held. */
+  get bytes(): number {
+    return this.room === 0 ? 0 : regionBytes(this.room);
+  }
+
+  /**
+   * Where a caller writes `n` float64 scores for takeWritten() (linear memory, valid until the next
+   * call of this object): the router's kernel writes them there, copying nothing.
+   */
+  scoresPointer(n: number): number {
+    this.reserve(n);
+    return this.scoresAt;
+  }
 
   /**
    * Writes the indices of the min(count, n) best of `scores[0..n)` into `out`, best first (and
@@ -52,29 +91,35 @@ export class BestIndices {
       if (s < least) least = s;
       if (s > most) most = s;
     }
-    return this.takeWithin(scores, n, count, least, most, out, outScores);
+    const at = this.scoresPointer(n);
+    this.mem.f64().set(scores.subarray(0, n), at >> 3);
+    return this.takeWritten(n, count, least, most, out, outScores);
   }
 
   /**
-   * take(), for a caller that found the least and the greatest of the scores as it made them (the
-   * router): every score must lie in [least, most], none NaN. -1 when either bound is infinite.
+   * take(), for scores already written at scoresPointer(n), by a caller that found the least and the
+   * greatest as it made them (the router): every score must lie in [least, most], none NaN. -1 when
+   * either bound is infinite.
    */
-  takeWithin(scores: Float64Array, n: number, count: number, least: number, most: number, out: Int32Array, outScores?: Float64Array): number {
+  takeWritten(n: number, count: number, least: number, most: number, out: Int32Array, outScores?: Float64Array): number {
     const m = Math.min(Math.max(0, Math.floor(count)), n);
     if (m === 0) return 0;
     if (out.length < m || (outScores !== undefined && outScores.length < m)) throw new RangeError(`room for ${out.length} indices, not ${m}`);
     if (!Number.isFinite(least) || !Number.isFinite(most)) return -1;
-    this.reserve(n);
-    const taken = this.taken;
+    if (this.freed) throw new Error('BestIndices used after free()');
+    if (n > this.room) throw new RangeError(`${n} scores, room for ${this.room}: scoresPointer(n) first`);
+    if (this.order.length < n) this.order = new Int32Array(this.room);
+    const scores = this.mem.f64().subarray(this.scoresAt >> 3, (this.scoresAt >> 3) + n);
+    const taken = this.mem.i32().subarray(this.takenAt >> 2, (this.takenAt >> 2) + n);
     let c = 0;
     if (m === n) {
       for (let i = 0; i < n; i++) taken[i] = i;
       c = n;
     } else {
-      c = this.select(scores, n, m, least, most);
+      c = this.select(scores, taken, n, m, least, most);
       if (c < 0) return -1;
     }
-    const order = this.sortBestFirst(scores, c);
+    const order = this.sortBestFirst(scores, taken, c);
     for (let j = 0; j < m; j++) {
       const index = order[j]!;
       out[j] = index;
@@ -83,18 +128,41 @@ export class BestIndices {
     return m;
   }
 
-  /** Puts the indices of the m best of scores[0..n) (m < n) into `taken`, returns m; -1 for scores it cannot bucket (bucketing()). */
-  private select(scores: Float64Array, n: number, m: number, least: number, most: number): number {
-    const { counts, bucketOf, taken, boundary } = this;
-    let c = 0;
-    // The first round reads every index; later rounds the boundary bucket's, in index order.
-    let size = n;
-    let all = true;
+  /** Gives its linear memory back; unusable after. */
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    if (this.room > 0) this.mem.free(this.scoresAt, regionBytes(this.room));
+    this.room = 0;
+  }
+
+  /**
+   * Puts the indices of the m best of scores[0..n) (m < n) into `taken`, returns m; -1 for scores it
+   * cannot bucket (bucketing()). The first round, over every score, is the bucket_select kernel; the
+   * later ones, over the boundary bucket's few, are the same steps here.
+   */
+  private select(scores: Float64Array, taken: Int32Array, n: number, m: number, least: number, most: number): number {
+    const counts = this.counts;
+    const bucketOf = this.mem.u8().subarray(this.bucketOfAt, this.bucketOfAt + n);
+    const boundary = this.mem.i32().subarray(this.boundaryAt >> 2, (this.boundaryAt >> 2) + n);
+    // All equal: the lowest indices.
+    if (!(most > least)) {
+      for (let j = 0; j < m; j++) taken[j] = j;
+      return m;
+    }
+    const first = bucketing(least, most);
+    if (first.scale === 0) return -1;
+    this.kernels.bucketSelect(this.scoresAt, n, m, first.f, least * first.f, first.scale, this.bucketOfAt, this.countsAt, this.takenAt, this.boundaryAt, this.resultAt);
+    const result = this.mem.i32();
+    let c = result[this.resultAt >> 2]!;
+    let size = result[(this.resultAt >> 2) + 1]!;
+    if (c === m) return c;
+    least = this.mem.f64()[(this.resultAt >> 3) + 1]!;
+    most = this.mem.f64()[(this.resultAt >> 3) + 2]!;
     for (;;) {
       const need = m - c;
-      // All equal: the lowest indices.
       if (!(most > least)) {
-        for (let j = 0; j < need; j++) taken[c++] = all ? j : boundary[j]!;
+        for (let j = 0; j < need; j++) taken[c++] = boundary[j]!;
         return c;
       }
       const { f, scale } = bucketing(least, most);
@@ -102,7 +170,7 @@ export class BestIndices {
       const base = least * f;
       counts.fill(0);
       for (let j = 0; j < size; j++) {
-        const b = Math.min(BUCKETS - 1, ((scores[all ? j : boundary[j]!]! * f - base) * scale) | 0);
+        const b = Math.min(BUCKETS - 1, ((scores[boundary[j]!]! * f - base) * scale) | 0);
         bucketOf[j] = b;
         counts[b]!++;
       }
@@ -116,7 +184,7 @@ export class BestIndices {
       for (let j = 0; j < size; j++) {
         const b = bucketOf[j]!;
         if (b < from) continue;
-        const index = all ? j : boundary[j]!;
+        const index = boundary[j]!;
         if (b > from || above + inBoundary === need) {
           taken[c++] = index;
           continue;
@@ -130,15 +198,14 @@ export class BestIndices {
       }
       if (c === m) return c;
       size = kept;
-      all = false;
       least = nextLeast;
       most = nextMost;
     }
   }
 
   /** The c indices of `taken` best first, in `order`: equal scores in the order `taken` holds them. */
-  private sortBestFirst(scores: Float64Array, c: number): Int32Array {
-    const { taken, order, counts } = this;
+  private sortBestFirst(scores: Float64Array, taken: Int32Array, c: number): Int32Array {
+    const { order, counts } = this;
     let least = Infinity;
     let most = -Infinity;
     for (let j = 0; j < c; j++) {
@@ -151,13 +218,13 @@ export class BestIndices {
       return order;
     }
     const { f, scale } = bucketing(least, most);
-    if (scale === 0) return this.sortByKeys(scores, c);
+    if (scale === 0) return this.sortByKeys(scores, taken, c);
     const top = most * f;
     // A counting sort, best bucket first: (most − s) · scale grows as the score falls.
     counts.fill(0);
     let crowded = 0;
     for (let j = 0; j < c; j++) crowded = Math.max(crowded, ++counts[Math.min(BUCKETS - 1, ((top - scores[taken[j]!]! * f) * scale) | 0)]!);
-    if (crowded > BUCKET_SORT_LIMIT) return this.sortByKeys(scores, c);
+    if (crowded > BUCKET_SORT_LIMIT) return this.sortByKeys(scores, taken, c);
     for (let b = 0, at = 0; b < BUCKETS; b++) {
       const here = counts[b]!;
       counts[b] = at;
@@ -182,11 +249,11 @@ export class BestIndices {
   }
 
   /** sortBestFirst() by a native sort of the scores, each index then placed at its score's rank. */
-  private sortByKeys(scores: Float64Array, c: number): Int32Array {
-    const { taken, order } = this;
+  private sortByKeys(scores: Float64Array, taken: Int32Array, c: number): Int32Array {
+    const { order } = this;
     if (this.keys.length < c) {
-      this.keys = new Float64Array(this.taken.length);
-      this.placed = new Int32Array(this.taken.length);
+      this.keys = new Float64Array(this.room);
+      this.placed = new Int32Array(this.room);
     }
     const keys = this.keys.subarray(0, c);
     // + 0 makes -0 a 0: the native sort would put -0 first, where the order counts them equal.
@@ -206,11 +273,18 @@ export class BestIndices {
   }
 
   private reserve(n: number): void {
-    if (this.taken.length >= n) return;
-    const room = Math.max(n, 2 * this.taken.length);
-    this.bucketOf = new Uint8Array(room);
-    this.taken = new Int32Array(room);
-    this.boundary = new Int32Array(room);
+    if (this.freed) throw new Error('BestIndices used after free()');
+    if (this.room >= n) return;
+    const room = Math.max(n, 2 * this.room, 16);
+    const at = this.mem.alloc(regionBytes(room));
+    if (this.room > 0) this.mem.free(this.scoresAt, regionBytes(this.room));
+    this.room = room;
+    this.scoresAt = at;
+    this.takenAt = at + 8 * room;
+    this.boundaryAt = this.takenAt + 4 * room;
+    this.countsAt = this.boundaryAt + 4 * room;
+    this.resultAt = this.countsAt + 4 * BUCKETS;
+    this.bucketOfAt = this.resultAt + 24;
     this.order = new Int32Array(room);
   }
 }
