@@ -182,6 +182,12 @@ export class CentroidRouter {
     return this.mem.f32().slice(at, at + this.dim);
   }
 
+  /** With a sphere, the 1/‖c‖ `page` is ranked by (RouteSphere; 0 for a centroid at the origin); undefined without one. */
+  inverseNorm(page: number): number | undefined {
+    this.checkPage(page);
+    return this.mode === ROUTE_SPHERE ? this.mem.f64()[(this.coefs >> 3) + page]! : undefined;
+  }
+
   /** Removes `page`; the last page, if another, takes its number. */
   removeSwap(page: number): void {
     this.checkPage(page);
