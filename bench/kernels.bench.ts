@@ -40,7 +40,8 @@ import { dot, squaredDistance } from '../src/vector.js';
  * scattered over the index (a cache pool) in one call per run; and the rotated-code kernels,
  * popcount and fast scan, against the int8-query kernel they would stand in for; the builder of
  * a query's fast-scan table against writeTable; an rq query's rotation, structured and dense;
- * and a page's sums made afresh, by the page-sum kernels and in JavaScript.
+ * a page's sums made afresh, by the page-sum kernels and in JavaScript; and a page of int8 codes'
+ * norms and decoding, as opening a store makes them, by the int8-row kernels and in JavaScript.
  */
 
 export interface KernelBenchOptions {
@@ -683,6 +684,68 @@ export async function runFastScanRowsBench(options: { readonly dims?: readonly n
   return rows;
 }
 
+export interface Int8RowsBenchRow {
+  readonly dim: number;
+  /** Nanoseconds per code: its norm by int8_norms (a call for the page) and by int8CodeNorm(). */
+  readonly normsNs: number;
+  readonly normsJsNs: number;
+  /** Nanoseconds per code: decoded by int8_decode (a call for the page) and by the codec's decode. */
+  readonly decodeNs: number;
+  readonly decodeJsNs: number;
+}
+
+/**
+ * Int8 rows (KERNELS.md, "Int8 rows"): a page of `rows` int8 codes of random vectors, their norms
+ * and their decoding, as opening a cosine store makes them, by the kernels (one call for the page)
+ * and by the JavaScript they replaced (a call per code), side by side in one run.
+ */
+async function benchInt8Rows(dim: number, rows: number, timeMs: number): Promise<Int8RowsBenchRow> {
+  const k = kernels();
+  const codec = getScalarCodec('int8');
+  const stride = Math.ceil(dim / DIM_STEP) * DIM_STEP;
+  const { codes, scales } = encodedVectors('int8', rows, dim);
+  const codesAt = k.memory.alloc(rows * stride);
+  const scalesAt = k.memory.alloc(4 * rows);
+  const normsAt = k.memory.alloc(4 * rows);
+  const out = k.memory.alloc(4 * rows * dim);
+  try {
+    const u8 = k.memory.u8();
+    for (let r = 0; r < rows; r++) u8.set(codes.subarray(r * dim, (r + 1) * dim), codesAt + r * stride);
+    k.memory.f32().set(scales, scalesAt >> 2);
+    const bench = new Bench({ time: timeMs, warmupTime: timeMs / 3 });
+    bench.add('norms', () => k.int8Norms(codesAt, rows, stride, normsAt));
+    bench.add('norms js', () => {
+      const mem = k.memory.u8();
+      const f32 = k.memory.f32();
+      for (let r = 0; r < rows; r++) f32[(normsAt >> 2) + r] = int8CodeNorm(mem, codesAt + r * stride, dim);
+    });
+    bench.add('decode', () => k.int8Decode(codesAt, stride, scalesAt, rows, dim, out));
+    bench.add('decode js', () => {
+      const mem = k.memory.u8();
+      const f32 = k.memory.f32();
+      for (let r = 0; r < rows; r++) codec.decode(mem.subarray(codesAt + r * stride, codesAt + r * stride + dim), f32[(scalesAt >> 2) + r]!, f32.subarray((out >> 2) + r * dim, (out >> 2) + (r + 1) * dim));
+    });
+    await bench.run();
+    return { dim, normsNs: nsPerVector(bench, 'norms', rows), normsJsNs: nsPerVector(bench, 'norms js', rows), decodeNs: nsPerVector(bench, 'decode', rows), decodeJsNs: nsPerVector(bench, 'decode js', rows) };
+  } finally {
+    k.memory.free(out, 4 * rows * dim);
+    k.memory.free(normsAt, 4 * rows);
+    k.memory.free(scalesAt, 4 * rows);
+    k.memory.free(codesAt, rows * stride);
+  }
+}
+
+/** The int8 rows' table (`node dist/bench/kernels.bench.js int8-rows`); runKernelBench ends with it too. */
+export async function runInt8RowsBench(options: { readonly dims?: readonly number[]; readonly timeMs?: number; readonly write?: (line: string) => void } = {}): Promise<Int8RowsBenchRow[]> {
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const rows: Int8RowsBenchRow[] = [];
+  for (const dim of options.dims ?? [100, 512]) rows.push(await benchInt8Rows(dim, 192, options.timeMs ?? 300));
+  const lines = ['| int8 rows, a page of 192 | dim | norm, ns per code | in JavaScript | decode, ns per code | in JavaScript |', '|---|---:|---:|---:|---:|---:|'];
+  for (const r of rows) lines.push(`| int8 | ${r.dim} | ${r.normsNs.toFixed(0)} | ${r.normsJsNs.toFixed(0)} | ${r.decodeNs.toFixed(0)} | ${r.decodeJsNs.toFixed(0)} |`);
+  write(lines.join('\n'));
+  return rows;
+}
+
 /** Runs the suite, writes the markdown table through `write` (stdout by default) and returns the rows. */
 export async function runKernelBench(options: KernelBenchOptions = {}): Promise<KernelBenchRow[]> {
   const opts: Required<KernelBenchOptions> = {
@@ -716,6 +779,8 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
   await runPageSumsBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
   opts.write('');
   await runFastScanRowsBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
+  opts.write('');
+  await runInt8RowsBench({ ...(options.dims === undefined ? {} : { dims: options.dims }), timeMs: opts.timeMs, write: opts.write });
   return rows;
 }
 
@@ -811,5 +876,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   else if (process.argv[2] === 'rotation') await runRotationBench();
   else if (process.argv[2] === 'page-sums') await runPageSumsBench();
   else if (process.argv[2] === 'fast-scan-rows') await runFastScanRowsBench();
+  else if (process.argv[2] === 'int8-rows') await runInt8RowsBench();
   else await runKernelBench();
 }

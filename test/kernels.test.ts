@@ -802,6 +802,87 @@ describe('selection kernel: the positions at or above a floor', () => {
   });
 });
 
+describe('int8 rows kernels: norms and decoding of many codes at once', () => {
+  it('int8_norms gives int8CodeNorm() of each code bit for bit, extreme codes included', () => {
+    const k = kernels();
+    const mem = k.memory;
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 70 }), fc.integer({ min: 0, max: 9 }), fc.integer(), (dim, n, seed) => {
+        const padded = Math.ceil(dim / 16) * 16;
+        const next = rng(seed);
+        const codes = new Int8Array(n * padded);
+        for (let r = 0; r < n; r++) {
+          for (let i = 0; i < dim; i++) {
+            const u = next();
+            codes[r * padded + i] = u < 0.1 ? 127 : u < 0.2 ? -127 : u < 0.25 ? -128 : Math.round(next() * 254 - 127);
+          }
+        }
+        const at = mem.alloc(codes.length + 16);
+        // One norm more than n, a sentinel: nothing is written past the n norms.
+        const out = mem.alloc(4 * n + 4);
+        try {
+          mem.i8().set(codes, at);
+          mem.f32()[(out >> 2) + n] = 12345;
+          k.int8Norms(at, n, padded, out);
+          const u8 = new Uint8Array(codes.buffer);
+          for (let r = 0; r < n; r++) assert.ok(Object.is(mem.f32()[(out >> 2) + r], int8CodeNorm(u8, r * padded, dim)), `code ${r}`);
+          assert.equal(mem.f32()[(out >> 2) + n], 12345);
+        } finally {
+          mem.free(out, 4 * n + 4);
+          mem.free(at, codes.length + 16);
+        }
+      }),
+      { numRuns: 300, seed: 20261208 },
+    );
+    // The largest sum: 127² at the most dimensions int8 kernels take stays exact in i32.
+    const dim = MAX_I8_DIM;
+    const at = mem.alloc(dim);
+    const out = mem.alloc(4);
+    try {
+      mem.i8().fill(-127, at, at + dim);
+      k.int8Norms(at, 1, dim, out);
+      assert.equal(mem.f32()[out >> 2], Math.fround(Math.sqrt(Math.fround(127 * 127 * dim))));
+    } finally {
+      mem.free(out, 4);
+      mem.free(at, dim);
+    }
+  });
+
+  it('int8_decode decodes as the int8 codec does, bit for bit, rows of any dim back to back and nothing past them', () => {
+    const k = kernels();
+    const mem = k.memory;
+    const codec = getScalarCodec('int8');
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 6 }), fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 6, maxLength: 6 }), fc.integer(), (dim, n, scales, seed) => {
+        const stride = Math.ceil(dim / 16) * 16;
+        const next = rng(seed);
+        const codes = new Uint8Array(n * stride);
+        for (let i = 0; i < codes.length; i++) codes[i] = Math.floor(next() * 256);
+        const codesAt = mem.alloc(codes.length);
+        const scalesAt = mem.alloc(4 * n);
+        const out = mem.alloc(4 * n * dim + 4);
+        try {
+          mem.u8().set(codes, codesAt);
+          mem.f32().set(scales.slice(0, n), scalesAt >> 2);
+          mem.f32()[(out >> 2) + n * dim] = 12345;
+          k.int8Decode(codesAt, stride, scalesAt, n, dim, out);
+          const want = new Float32Array(dim);
+          for (let r = 0; r < n; r++) {
+            codec.decode(codes.subarray(r * stride, r * stride + dim), Math.fround(scales[r]!), want);
+            for (let i = 0; i < dim; i++) assert.ok(Object.is(mem.f32()[(out >> 2) + r * dim + i], want[i]), `row ${r}, value ${i}`);
+          }
+          assert.equal(mem.f32()[(out >> 2) + n * dim], 12345);
+        } finally {
+          mem.free(out, 4 * n * dim + 4);
+          mem.free(scalesAt, 4 * n);
+          mem.free(codesAt, codes.length);
+        }
+      }),
+      { numRuns: 300, seed: 20261208 },
+    );
+  });
+});
+
 describe('router selection kernels: route scores, and the first round of bucketing', () => {
   it('route_scores gives the reference its scores bit for bit in every mode, and the least and greatest (NaN once any is)', () => {
     const k = kernels();

@@ -280,8 +280,9 @@ export class PageClusters {
       const codes = staging.codeBuffer;
       for (let slot = 0; slot < staging.slots; slot++) {
         const page = staging.pageOf(slot);
-        if (page >= 0) this.pages.add(slot, page, codes, staging.scaleOf(slot), staging.codeAt(slot));
+        if (page >= 0) this.pages.addLoaded(slot, page, codes, staging.scaleOf(slot), staging.codeAt(slot));
       }
+      for (let p = 0; p < this.pages.pageCount; p++) this.pages.writeNorms(p);
     }
     for (let p = this.pages.pageCount - 1; p >= 0; p--) if (this.pages.sizeOf(p) === 0) this.dropEmpty(p);
     yield;

@@ -191,6 +191,25 @@ export class PageStore {
    * view per code).
    */
   add(slot: number, page: number, code: Uint8Array, scale: number, at?: number): void {
+    this.put(slot, page, code, scale, at, true);
+  }
+
+  /**
+   * add() for a store being opened: the code's norm, where the page keeps them, is left for
+   * writeNorms() to write for the whole page in one kernel call (a call per row was a tenth of
+   * opening GloVe 331k, int8). Until then the page's norms are not its codes'.
+   */
+  addLoaded(slot: number, page: number, code: Uint8Array, scale: number, at?: number): void {
+    this.put(slot, page, code, scale, at, false);
+  }
+
+  /** The norm of every code of `page`, where it keeps them (addLoaded()). */
+  writeNorms(page: number): void {
+    const p = this.pageAt(page);
+    if (p.norms !== 0 && p.count > 0 && this.fast === undefined) this.query.writeCodeNorms(p.codes, p.count, p.norms);
+  }
+
+  private put(slot: number, page: number, code: Uint8Array, scale: number, at: number | undefined, norm: boolean): void {
     if (!(Number.isInteger(slot) && slot >= 0)) throw new RangeError(`slot must be a non-negative integer, got ${slot}`);
     if (this.has(slot)) throw new RangeError(`slot ${slot} already holds a vector`);
     const codeBytes = this.codec.codeBytes(this.dim);
@@ -200,7 +219,7 @@ export class PageStore {
     const p = this.pageAt(page);
     if (p.count === p.room) this.resize(p, this.roomOf(p.room + 1));
     const row = p.count++;
-    this.writeRow(p, row, code, scale, at ?? 0);
+    this.writeRow(p, row, code, scale, at ?? 0, norm);
     p.slots[row] = slot;
     this.slotMap.set(slot, page, row);
     this.vectors++;
@@ -290,6 +309,7 @@ export class PageStore {
     if (out.length < p.count * dim) throw new RangeError(`room for ${out.length / dim} vectors, not ${p.count}`);
     // Out in linear memory (as opening and PageSums.recompute give it): one kernel call for the page.
     if (this.fast !== undefined && out.buffer === this.mem.memory.buffer) this.fast.decodeRows(p, p.count, out.byteOffset);
+    else if (this.codec.name === 'int8' && out.buffer === this.mem.memory.buffer) kernels().int8Decode(p.codes, this.stride, p.scales, p.count, dim, out.byteOffset);
     else for (let row = 0; row < p.count; row++) this.decodeRow(p, row, out.subarray(row * dim, (row + 1) * dim));
   }
 
@@ -556,8 +576,8 @@ export class PageStore {
     p.slots = next.slots;
   }
 
-  /** Writes the code from byte `from` of `code` (and `scale`) as `row` of `p`. */
-  private writeRow(p: Page, row: number, code: Uint8Array, scale: number, from = 0): void {
+  /** Writes the code from byte `from` of `code` (and `scale`) as `row` of `p`; its norm too unless `norm` is false (writeNorms()). */
+  private writeRow(p: Page, row: number, code: Uint8Array, scale: number, from = 0, norm = true): void {
     if (this.fast !== undefined) {
       this.fast.write(p, row, code, scale, from);
       return;
@@ -569,7 +589,7 @@ export class PageStore {
     u8.fill(0, at + codeBytes, at + this.stride);
     const f32 = this.mem.f32();
     f32[(p.scales >> 2) + row] = scale;
-    if (p.norms !== 0) this.query.writeCodeNorm(at, p.norms + 4 * row);
+    if (p.norms !== 0 && norm) this.query.writeCodeNorm(at, p.norms + 4 * row);
   }
 
   /**

@@ -112,6 +112,10 @@ export const EXACT_SQDIST = 'exact_sqdist';
 /** Name under which the module exports the selection kernel (KERNELS.md "Selection"). */
 export const SELECT_AT_LEAST = 'select_at_least';
 
+/** Names under which the module exports the int8 codes' loading steps (KERNELS.md "Int8 rows"). */
+export const INT8_NORMS = 'int8_norms';
+export const INT8_DECODE = 'int8_decode';
+
 /** Names under which the module exports the router's selection steps (KERNELS.md "Router selection"). */
 export const ROUTE_SCORES = 'route_scores';
 export const BUCKET_SELECT = 'bucket_select';

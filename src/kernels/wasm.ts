@@ -14,6 +14,8 @@ import {
   SELECT_AT_LEAST,
   ROUTE_SCORES,
   BUCKET_SELECT,
+  INT8_NORMS,
+  INT8_DECODE,
   ROW_MAX_ABS,
   SIGN_SKETCH,
   SUM_MULTIPLES,
@@ -287,6 +289,18 @@ export interface Kernels {
    */
   selectAtLeast(scoresPtr: number, n: number, floor: number, outPtr: number): number;
   /**
+   * The norm of each of n int8 codes back to back from codesPtr (dim bytes each, a multiple of
+   * DIM_STEP, zeros past the code) as float32 from outPtr: int8CodeNorm()'s, bit for bit
+   * (KERNELS.md, "Int8 rows"). Unchecked.
+   */
+  int8Norms(codesPtr: number, n: number, dim: number, outPtr: number): void;
+  /**
+   * Decodes n int8 codes `stride` bytes apart from codesPtr (scales float32 from scalesPtr) as the
+   * int8 codec does, `dim` float32 a row, rows back to back from outPtr (KERNELS.md, "Int8 rows").
+   * Unchecked.
+   */
+  int8Decode(codesPtr: number, stride: number, scalesPtr: number, n: number, dim: number, outPtr: number): void;
+  /**
    * The router's float64 score of each of n pages from the kernel's float32 scores at kPtr, by `mode`
    * (ROUTE_PLAIN, ROUTE_SPHERE, ROUTE_WIDEN) with `offset`, `qn` and the n float64 at coefPtr, from
    * outPtr; then their least and greatest at boundsPtr (both NaN if any is) (KERNELS.md, "Router
@@ -422,6 +436,8 @@ class WasmKernels implements Kernels {
   private readonly exactDot: (q: number, x: number, n: number, dim: number, out: number) => void;
   private readonly exactL2: (q: number, x: number, n: number, dim: number, out: number) => void;
   readonly selectAtLeast: (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
+  readonly int8Norms: (codesPtr: number, n: number, dim: number, outPtr: number) => void;
+  readonly int8Decode: (codesPtr: number, stride: number, scalesPtr: number, n: number, dim: number, outPtr: number) => void;
   readonly routeScores: (kPtr: number, n: number, mode: number, offset: number, qn: number, coefPtr: number, outPtr: number, boundsPtr: number) => void;
   readonly bucketSelect: (sPtr: number, n: number, need: number, f: number, base: number, scale: number, bucketOfPtr: number, countsPtr: number, takenPtr: number, boundaryPtr: number, outPtr: number) => void;
   readonly signSketch: (vPtr: number, words: number, outPtr: number) => void;
@@ -469,6 +485,8 @@ class WasmKernels implements Kernels {
     this.exactDot = exported(EXACT_DOT_NORM);
     this.exactL2 = exported(EXACT_SQDIST);
     this.selectAtLeast = exported(SELECT_AT_LEAST) as unknown as (scoresPtr: number, n: number, floor: number, outPtr: number) => number;
+    this.int8Norms = exported(INT8_NORMS);
+    this.int8Decode = exported(INT8_DECODE);
     this.routeScores = exported(ROUTE_SCORES);
     this.bucketSelect = exported(BUCKET_SELECT);
     this.signSketch = exported(SIGN_SKETCH);

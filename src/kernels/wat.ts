@@ -11,6 +11,8 @@ import {
   SELECT_AT_LEAST,
   ROUTE_SCORES,
   BUCKET_SELECT,
+  INT8_NORMS,
+  INT8_DECODE,
   ROUTE_SPHERE,
   ROUTE_WIDEN,
   SELECT_BUCKETS,
@@ -1209,6 +1211,84 @@ function bucketSelectKernel(): string {
 }
 
 /**
+ * int8_norms(codes, n, dim, out): the norm of each of n int8 codes back to back from `codes` (`dim`
+ * bytes each, a multiple of DIM_STEP, zeros past the code), as float32 at out: f32.sqrt of the
+ * exact integer Σc² converted to float32 once, which is int8CodeNorm() (contract.ts) and what
+ * scanI8_cosine_normed reads (KERNELS.md, "Int8 rows"). Sixteen bytes a step, sign-extended to i16
+ * and squared pairwise into i32 by i32x4.dot_i16x8_s, exactly (MAX_I8_DIM keeps Σc² in i32).
+ */
+function int8NormsKernel(): string {
+  return [
+    `(func $${INT8_NORMS} (export "${INT8_NORMS}") (param $codes i32) (param $n i32) (param $dim i32) (param $out i32)`,
+    '(local $outEnd i32) (local $cEnd i32) (local $acc v128) (local $v v128) (local $lo v128) (local $hi v128)',
+    set('outEnd', `(i32.add ${get('out')} (i32.shl ${get('n')} ${i32(2)}))`),
+    '(block $done',
+    `(br_if $done (i32.ge_u ${get('out')} ${get('outEnd')}))`,
+    '(loop $codes',
+    set('acc', ZERO),
+    set('cEnd', `(i32.add ${get('codes')} ${get('dim')})`),
+    '(block $steps_done',
+    `(br_if $steps_done (i32.ge_u ${get('codes')} ${get('cEnd')}))`,
+    '(loop $steps',
+    set('v', `(v128.load ${get('codes')})`),
+    set('lo', `(i16x8.extend_low_i8x16_s ${get('v')})`),
+    set('hi', `(i16x8.extend_high_i8x16_s ${get('v')})`),
+    set('acc', `(i32x4.add ${get('acc')} (i32x4.add (i32x4.dot_i16x8_s ${get('lo')} ${get('lo')}) (i32x4.dot_i16x8_s ${get('hi')} ${get('hi')})))`),
+    set('codes', `(i32.add ${get('codes')} ${i32(16)})`),
+    `(br_if $steps (i32.lt_u ${get('codes')} ${get('cEnd')})))`,
+    ')',
+    `(f32.store ${get('out')} (f32.sqrt (f32.convert_i32_s ${i32HorizontalSum('acc')})))`,
+    set('out', `(i32.add ${get('out')} ${i32(4)})`),
+    `(br_if $codes (i32.lt_u ${get('out')} ${get('outEnd')})))`,
+    ')',
+    ')',
+  ].join('\n');
+}
+
+/**
+ * int8_decode(codes, stride, scales, n, dim, out): n int8 codes `stride` bytes apart from `codes`,
+ * decoded as the int8 codec decodes them: value i of code r is float32(c_ri · s_r), s_r the float32
+ * at scales + 4r, one rounding of the exact product, as JavaScript's `scale * c` stored to a
+ * Float32Array gives; `dim` floats a row, rows back to back from `out` (KERNELS.md, "Int8 rows").
+ * Four values a step while four remain in the row, then one at a time: nothing is written past a
+ * row, so rows of any `dim` lie back to back.
+ */
+function int8DecodeKernel(): string {
+  return [
+    `(func $${INT8_DECODE} (export "${INT8_DECODE}") (param $codes i32) (param $stride i32) (param $scales i32) (param $n i32) (param $dim i32) (param $out i32)`,
+    '(local $r i32) (local $i i32) (local $quads i32) (local $c i32) (local $s f32) (local $S v128)',
+    set('quads', `(i32.and ${get('dim')} ${i32(-4)})`),
+    '(block $done',
+    `(br_if $done (i32.ge_u ${get('r')} ${get('n')}))`,
+    '(loop $rows',
+    set('s', `(f32.load (i32.add ${get('scales')} (i32.shl ${get('r')} ${i32(2)})))`),
+    set('S', `(f32x4.splat ${get('s')})`),
+    set('c', `(i32.add ${get('codes')} (i32.mul ${get('r')} ${get('stride')}))`),
+    set('i', i32(0)),
+    '(block $quadsDone',
+    `(br_if $quadsDone (i32.ge_u ${get('i')} ${get('quads')}))`,
+    '(loop $quad',
+    `(v128.store ${get('out')} (f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (i16x8.extend_low_i8x16_s (v128.load32_zero (i32.add ${get('c')} ${get('i')}))))) ${get('S')}))`,
+    set('out', `(i32.add ${get('out')} ${i32(16)})`),
+    set('i', `(i32.add ${get('i')} ${i32(4)})`),
+    `(br_if $quad (i32.lt_u ${get('i')} ${get('quads')})))`,
+    ')',
+    '(block $tailDone',
+    `(br_if $tailDone (i32.ge_u ${get('i')} ${get('dim')}))`,
+    '(loop $tail',
+    `(f32.store ${get('out')} (f32.mul (f32.convert_i32_s (i32.load8_s (i32.add ${get('c')} ${get('i')}))) ${get('s')}))`,
+    set('out', `(i32.add ${get('out')} ${i32(4)})`),
+    set('i', `(i32.add ${get('i')} ${i32(1)})`),
+    `(br_if $tail (i32.lt_u ${get('i')} ${get('dim')})))`,
+    ')',
+    set('r', `(i32.add ${get('r')} ${i32(1)})`),
+    `(br_if $rows (i32.lt_u ${get('r')} ${get('n')})))`,
+    ')',
+    ')',
+  ].join('\n');
+}
+
+/**
  * row_max_abs(v, rows, dim, out): for each of `rows` rows of `dim` float32 from `v`, back to back,
  * the largest |x| of the row as float32 at out + 4r (KERNELS.md, "Page sums"). A NaN is passed over
  * (pmax keeps the running maximum unless it is less than the value), as JavaScript's `a > m` does.
@@ -1757,7 +1837,7 @@ export function generateWat(tuning: KernelTuning = DEFAULT_TUNING): string {
   }
   for (const metric of RQ_METRICS) parts.push(fastScanKernel(metric, tuning.fastScanUnroll), gatherFastScanKernel(metric));
   for (const bits of RQ_BITS) parts.push(fastScanTableKernel(bits), fastScanDecodeKernel(bits), fastScanWriteKernel(bits));
-  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), routeScoresKernel(), bucketSelectKernel(), rowMaxAbsKernel(), sumMultiplesKernel(), signSketchKernel(), hammingRowsKernel(), hadamardTransformKernel(), multiplySignsKernel(), givensHalvesKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'), eigenDotAxpyKernel(), eigenRank2Kernel(), eigenReflectKernel());
+  parts.push(exactKernel(EXACT_DOT_NORM), exactKernel(EXACT_SQDIST), selectKernel(), routeScoresKernel(), bucketSelectKernel(), int8NormsKernel(), int8DecodeKernel(), rowMaxAbsKernel(), sumMultiplesKernel(), signSketchKernel(), hammingRowsKernel(), hadamardTransformKernel(), multiplySignsKernel(), givensHalvesKernel(), queryShiftKernel('i8'), queryShiftKernel('f32'), eigenDotAxpyKernel(), eigenRank2Kernel(), eigenReflectKernel());
   parts.push(')');
   return `${parts.join('\n')}\n`;
 }

@@ -3,7 +3,7 @@ import type { RqCodec } from '../codec/rq.js';
 import type { RqMetric } from '../kernels/contract.js';
 import { RQ_QUERY_BITS, RqQuery } from './rq-query.js';
 import { getCodec } from '../codec/index.js';
-import { FLOAT_NORMED_CODECS, int8CodeNorm, kernels, type FloatNormedCodec, type I8Metric, type KernelMetric } from '../kernels/index.js';
+import { FLOAT_NORMED_CODECS, kernels, type FloatNormedCodec, type I8Metric, type KernelMetric } from '../kernels/index.js';
 import type { KernelForm, ScanQuery } from './code-blocks.js';
 import type { TopK } from './topk.js';
 import { sameBits } from '../vector.js';
@@ -170,12 +170,17 @@ export class QueryScratch {
   /**
    * Writes at `normPtr` the norm of this codec's code at `codeAt` in linear memory (its bytes
    * padded with zeros to paddedDim), as the stored-norms scan reads it, for stores that keep norms
-   * (keepsCodeNorms): int8CodeNorm() for int8, the norms kernel of the codec for the others.
+   * (keepsCodeNorms): int8CodeNorm()'s for int8, the norms kernel of the codec for the others.
    */
   writeCodeNorm(codeAt: number, normPtr: number): void {
+    this.writeCodeNorms(codeAt, 1, normPtr);
+  }
+
+  /** writeCodeNorm() for `n` codes back to back from `codesAt`, their norms float32 from `normsPtr`: one kernel call. */
+  writeCodeNorms(codesAt: number, n: number, normsPtr: number): void {
     const k = kernels();
-    if (this.floatNormed !== undefined) k.floatNorms(this.floatNormed, codeAt, 1, this.paddedDim, normPtr);
-    else k.memory.f32()[normPtr >> 2] = int8CodeNorm(k.memory.u8(), codeAt, this.dim);
+    if (this.floatNormed !== undefined) k.floatNorms(this.floatNormed, codesAt, n, this.paddedDim, normsPtr);
+    else k.int8Norms(codesAt, n, this.paddedDim, normsPtr);
   }
 
   /**
