@@ -137,8 +137,9 @@ export class CentroidRouter {
   }
 
   /**
-   * Bytes held: centroids (capacity), their scores, half squared norms and inverse norms, the
-   * query, and the sphere's center and complement (each page index is given its own).
+   * Bytes held: centroids (capacity), their scores, half squared norms, inverse norms or widths, the
+   * query, what picks a search's pages (BestIndices), and the sphere's center and complement (each
+   * page index is given its own).
    */
   get bytes(): number {
     const sphere = this.sphere === undefined ? 0 : (this.sphere.center.length + (this.sphere.complement?.length ?? 0)) * 4;
@@ -229,8 +230,8 @@ export class CentroidRouter {
     const top = this.orderTop;
     if (m * BUCKETED_SHARE >= n) {
       // Every page's score and their least and greatest by route_scores, straight into what
-      // BestIndices picks from: the loop here in JavaScript took about as long as the kernel's
-      // scores of 2,825 centroids of 100-d (30–40 µs), BestIndices' own passes as long again.
+      // BestIndices picks from: in JavaScript this pass and BestIndices' first round took longer
+      // than the f32 kernel's scores of 2,825 centroids of 100-d (50–75 µs against 33–36).
       const at = this.best.scoresPointer(n);
       this.kernels.routeScores(this.scores, n, this.mode, offset, this.queryNorm, this.coefs, at, this.bounds);
       const f64 = this.mem.f64();
