@@ -926,7 +926,7 @@ describe('router selection kernels: route scores, and the first round of bucketi
     );
   });
 
-  it('bucket_select takes, keeps and counts as the reference does (its least and greatest kept too), on crowded, tied and spread scores', () => {
+  it('bucket_select takes, keeps and counts as the reference does (its least and greatest kept too), over every score or a list of positions read in place, on crowded, tied and spread scores', () => {
     const k = kernels();
     const mem = k.memory;
     const values = fc.oneof(
@@ -935,14 +935,18 @@ describe('router selection kernels: route scores, and the first round of bucketi
       fc.array(fc.double({ noNaN: true, noDefaultInfinity: true }), { minLength: 2, maxLength: 200 }),
     );
     fc.assert(
-      fc.property(values, fc.nat(), (list, pick) => {
+      fc.property(values, fc.nat(), fc.option(fc.integer({ min: 1, max: 2 ** 31 - 1 }), { nil: undefined }), (list, pick, subset) => {
         const s = Float64Array.from(list);
-        const n = s.length;
+        // A later round reads the positions the round before kept (increasing), from the boundary it writes to.
+        const positions = subset === undefined ? undefined : Array.from(s, (_, i) => i).filter((i) => (subset >> i % 31) & 1);
+        const scored = positions ?? Array.from(s, (_, i) => i);
+        const n = scored.length;
+        if (n < 2) return;
         let least = Infinity;
         let most = -Infinity;
-        for (const x of s) {
-          least = Math.min(least, x);
-          most = Math.max(most, x);
+        for (const i of scored) {
+          least = Math.min(least, s[i]!);
+          most = Math.max(most, s[i]!);
         }
         if (!(most > least)) return;
         // BestIndices' bucketing: halves where the span overflows; none where it is too narrow.
@@ -950,8 +954,8 @@ describe('router selection kernels: route scores, and the first round of bucketi
         const scale = SELECT_BUCKETS / (most * f - least * f);
         if (!(Number.isFinite(scale) && scale > 0)) return;
         const need = 1 + (pick % n);
-        const want = referenceBucketSelect(s, need, f, least * f, scale);
-        const sAt = mem.alloc(8 * n);
+        const want = referenceBucketSelect(s, need, f, least * f, scale, positions);
+        const sAt = mem.alloc(8 * s.length);
         const bucketOf = mem.alloc(n + 16);
         const counts = mem.alloc(4 * SELECT_BUCKETS);
         const taken = mem.alloc(4 * n);
@@ -959,9 +963,10 @@ describe('router selection kernels: route scores, and the first round of bucketi
         const out = mem.alloc(24);
         try {
           mem.f64().set(s, sAt >> 3);
+          if (positions !== undefined) mem.i32().set(positions, boundary >> 2);
           // Stale counts from an earlier call: the kernel zeroes them.
           mem.i32().fill(99, counts >> 2, (counts >> 2) + SELECT_BUCKETS);
-          k.bucketSelect(sAt, n, need, f, least * f, scale, bucketOf, counts, taken, boundary, out);
+          k.bucketSelect(sAt, n, positions === undefined ? 0 : boundary, need, f, least * f, scale, bucketOf, counts, taken, boundary, out);
           const i32 = mem.i32();
           const c = i32[out >> 2]!;
           const kept = i32[(out >> 2) + 1]!;
@@ -974,7 +979,7 @@ describe('router selection kernels: route scores, and the first round of bucketi
             assert.equal(mem.f64()[(out >> 3) + 2], want.most);
           }
         } finally {
-          for (const [at, bytes] of [[out, 24], [boundary, 4 * n], [taken, 4 * n], [counts, 4 * SELECT_BUCKETS], [bucketOf, n + 16], [sAt, 8 * n]] as const) mem.free(at, bytes);
+          for (const [at, bytes] of [[out, 24], [boundary, 4 * n], [taken, 4 * n], [counts, 4 * SELECT_BUCKETS], [bucketOf, n + 16], [sAt, 8 * s.length]] as const) mem.free(at, bytes);
         }
       }),
       { numRuns: 400, seed: 20261208 },

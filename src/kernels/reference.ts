@@ -291,10 +291,11 @@ export function referenceRouteScores(k: Float32Array, mode: number, offset: numb
   return { scores, least, most };
 }
 
-/** What bucket_select finds: the positions taken and kept (in order), their counts' least and greatest kept, as BestIndices' first round does. */
-export function referenceBucketSelect(s: Float64Array, need: number, f: number, base: number, scale: number): { taken: number[]; boundary: number[]; least: number; most: number; counts: number[] } {
+/** What bucket_select finds in one round over `s` (or over s[i] for the positions i in `indices`): the positions taken and kept in the order met, the counts, the least and greatest kept. */
+export function referenceBucketSelect(s: Float64Array, need: number, f: number, base: number, scale: number, indices?: readonly number[]): { taken: number[]; boundary: number[]; least: number; most: number; counts: number[] } {
+  const positions = indices ?? Array.from(s, (_, i) => i);
   const counts = new Array<number>(SELECT_BUCKETS).fill(0);
-  const bucketOf = s.map((x) => Math.min(SELECT_BUCKETS - 1, ((x * f - base) * scale) | 0));
+  const bucketOf = positions.map((i) => Math.min(SELECT_BUCKETS - 1, ((s[i]! * f - base) * scale) | 0));
   for (const b of bucketOf) counts[b]!++;
   let above = 0;
   let from = SELECT_BUCKETS - 1;
@@ -304,16 +305,16 @@ export function referenceBucketSelect(s: Float64Array, need: number, f: number, 
   const boundary: number[] = [];
   let least = Infinity;
   let most = -Infinity;
-  for (let j = 0; j < s.length; j++) {
+  positions.forEach((i, j) => {
     const b = bucketOf[j]!;
-    if (b < from) continue;
-    if (b > from || whole) taken.push(j);
+    if (b < from) return;
+    if (b > from || whole) taken.push(i);
     else {
-      if (s[j]! < least) least = s[j]!;
-      if (s[j]! > most) most = s[j]!;
-      boundary.push(j);
+      if (s[i]! < least) least = s[i]!;
+      if (s[i]! > most) most = s[i]!;
+      boundary.push(i);
     }
-  }
+  });
   return { taken, boundary, least, most, counts };
 }
 

@@ -308,12 +308,13 @@ export interface Kernels {
    */
   routeScores(kPtr: number, n: number, mode: number, offset: number, qn: number, coefPtr: number, outPtr: number, boundsPtr: number): void;
   /**
-   * The first round of BestIndices' selection over n finite float64 scores at sPtr: bucket bytes at
-   * bucketOfPtr, SELECT_BUCKETS int32 counts at countsPtr, positions taken and kept from takenPtr and
-   * boundaryPtr, and at outPtr the two counts (int32) and the least and greatest kept (float64, at
-   * +8 and +16) (KERNELS.md, "Router selection"). Unchecked.
+   * One round of BestIndices' selection over n finite float64 scores at sPtr, or (indicesPtr not 0)
+   * over the scores of the n int32 positions at indicesPtr: bucket bytes at bucketOfPtr,
+   * SELECT_BUCKETS int32 counts at countsPtr, positions taken and kept from takenPtr and boundaryPtr
+   * (which may be indicesPtr), and at outPtr the two counts (int32) and the least and greatest kept
+   * (float64, at +8 and +16) (KERNELS.md, "Router selection"). Unchecked.
    */
-  bucketSelect(sPtr: number, n: number, need: number, f: number, base: number, scale: number, bucketOfPtr: number, countsPtr: number, takenPtr: number, boundaryPtr: number, outPtr: number): void;
+  bucketSelect(sPtr: number, n: number, indicesPtr: number, need: number, f: number, base: number, scale: number, bucketOfPtr: number, countsPtr: number, takenPtr: number, boundaryPtr: number, outPtr: number): void;
   /** Writes the largest |x| of each of `rows` rows of `dim` float32 from vPtr as float32 from outPtr (NaN passed over). Unchecked. */
   rowMaxAbs(vPtr: number, rows: number, dim: number, outPtr: number): void;
   /**
@@ -439,7 +440,7 @@ class WasmKernels implements Kernels {
   readonly int8Norms: (codesPtr: number, n: number, dim: number, outPtr: number) => void;
   readonly int8Decode: (codesPtr: number, stride: number, scalesPtr: number, n: number, dim: number, outPtr: number) => void;
   readonly routeScores: (kPtr: number, n: number, mode: number, offset: number, qn: number, coefPtr: number, outPtr: number, boundsPtr: number) => void;
-  readonly bucketSelect: (sPtr: number, n: number, need: number, f: number, base: number, scale: number, bucketOfPtr: number, countsPtr: number, takenPtr: number, boundaryPtr: number, outPtr: number) => void;
+  readonly bucketSelect: (sPtr: number, n: number, indicesPtr: number, need: number, f: number, base: number, scale: number, bucketOfPtr: number, countsPtr: number, takenPtr: number, boundaryPtr: number, outPtr: number) => void;
   readonly signSketch: (vPtr: number, words: number, outPtr: number) => void;
   readonly rowMaxAbs: (vPtr: number, rows: number, dim: number, outPtr: number) => void;
   readonly sumMultiples: (vPtr: number, rows: number, dim: number, up: number, sumsPtr: number) => void;

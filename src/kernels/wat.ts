@@ -1141,21 +1141,25 @@ function routeScoresKernel(): string {
 }
 
 /**
- * bucket_select(s, n, need, f, base, scale, bucketOf, counts, taken, boundary, out): the first round
- * of BestIndices' selection over n float64 scores at s (KERNELS.md, "Router selection"). Each score
- * goes to bucket min(SELECT_BUCKETS − 1, trunc((s_j · f − base) · scale)) (a byte at bucketOf + j;
- * the counts, SELECT_BUCKETS int32 at `counts`, zeroed first); the boundary bucket is the highest
- * whose count, with those above it, reaches `need`; positions in higher buckets (or in it, when it
- * completes `need` exactly) are written in increasing order as int32 from `taken`, the boundary
- * bucket's others from `boundary`. Writes at `out` the int32 counts taken and kept, then the least
- * and greatest score kept (float64, at out + 8 and out + 16; compared as JavaScript's `<` and `>`).
- * Every score must be finite, need in 1..n, and the bucketing positive and finite: the caller's.
+ * bucket_select(s, n, indices, need, f, base, scale, bucketOf, counts, taken, boundary, out): one
+ * round of BestIndices' selection over n float64 scores (KERNELS.md, "Router selection"): with
+ * `indices` 0, scores s[0..n); otherwise the scores s[i] of the n int32 positions i at `indices`
+ * (the boundary bucket of the round before). Each goes to bucket min(SELECT_BUCKETS − 1,
+ * trunc((score · f − base) · scale)) (a byte at bucketOf + j; the counts, SELECT_BUCKETS int32 at
+ * `counts`, zeroed first); the boundary bucket is the highest whose count, with those above it,
+ * reaches `need`; positions in higher buckets (or in it, when it completes `need` exactly) are
+ * written in the order met as int32 from `taken`, the boundary bucket's others from `boundary`
+ * (which may be `indices` itself: each is written at or before the place it was read from). Writes
+ * at `out` the int32 counts taken and kept, then the least and greatest score kept (float64, at out
+ * + 8 and out + 16; compared as JavaScript's `<` and `>`). Every score must be finite, need in 1..n,
+ * and the bucketing positive and finite: the caller's.
  */
 function bucketSelectKernel(): string {
-  const at = (base: string, shift: number): string => `(i32.add ${get(base)} (i32.shl ${get('j')} ${i32(shift)}))`;
+  const position = `(if (result i32) ${get('indices')} (then (i32.load (i32.add ${get('indices')} (i32.shl ${get('j')} ${i32(2)})))) (else ${get('j')}))`;
+  const score = `(f64.load (i32.add ${get('s')} (i32.shl ${get('i')} ${i32(3)})))`;
   return [
-    `(func $${BUCKET_SELECT} (export "${BUCKET_SELECT}") (param $s i32) (param $n i32) (param $need i32) (param $f f64) (param $base f64) (param $scale f64) (param $bucketOf i32) (param $counts i32) (param $taken i32) (param $boundary i32) (param $out i32)`,
-    '(local $j i32) (local $b i32) (local $cell i32) (local $above i32) (local $from i32) (local $whole i32) (local $c i32) (local $kept i32) (local $x f64) (local $least f64) (local $most f64)',
+    `(func $${BUCKET_SELECT} (export "${BUCKET_SELECT}") (param $s i32) (param $n i32) (param $indices i32) (param $need i32) (param $f f64) (param $base f64) (param $scale f64) (param $bucketOf i32) (param $counts i32) (param $taken i32) (param $boundary i32) (param $out i32)`,
+    '(local $j i32) (local $i i32) (local $b i32) (local $cell i32) (local $above i32) (local $from i32) (local $whole i32) (local $c i32) (local $kept i32) (local $x f64) (local $least f64) (local $most f64)',
     // The counts zeroed, 16 bytes a step (SELECT_BUCKETS is a multiple of 4).
     '(block $zeroed',
     '(loop $zero',
@@ -1167,7 +1171,8 @@ function bucketSelectKernel(): string {
     '(block $counted',
     `(br_if $counted (i32.ge_u ${get('j')} ${get('n')}))`,
     '(loop $count',
-    set('b', `(i32.trunc_sat_f64_s (f64.mul (f64.sub (f64.mul (f64.load ${at('s', 3)}) ${get('f')}) ${get('base')}) ${get('scale')}))`),
+    set('i', position),
+    set('b', `(i32.trunc_sat_f64_s (f64.mul (f64.sub (f64.mul ${score} ${get('f')}) ${get('base')}) ${get('scale')}))`),
     `(if (i32.gt_s ${get('b')} ${i32(SELECT_BUCKETS - 1)}) (then ${set('b', i32(SELECT_BUCKETS - 1))}))`,
     `(i32.store8 (i32.add ${get('bucketOf')} ${get('j')}) ${get('b')})`,
     set('cell', `(i32.add ${get('counts')} (i32.shl ${get('b')} ${i32(2)}))`),
@@ -1193,12 +1198,12 @@ function bucketSelectKernel(): string {
     '(loop $pick',
     set('b', `(i32.load8_u (i32.add ${get('bucketOf')} ${get('j')}))`),
     `(if (i32.ge_s ${get('b')} ${get('from')})`,
-    `(then (if (i32.or (i32.gt_s ${get('b')} ${get('from')}) ${get('whole')})`,
-    `(then (i32.store (i32.add ${get('taken')} (i32.shl ${get('c')} ${i32(2)})) ${get('j')}) ${set('c', `(i32.add ${get('c')} ${i32(1)})`)})`,
-    `(else ${set('x', `(f64.load ${at('s', 3)})`)}`,
+    `(then ${set('i', position)} (if (i32.or (i32.gt_s ${get('b')} ${get('from')}) ${get('whole')})`,
+    `(then (i32.store (i32.add ${get('taken')} (i32.shl ${get('c')} ${i32(2)})) ${get('i')}) ${set('c', `(i32.add ${get('c')} ${i32(1)})`)})`,
+    `(else ${set('x', score)}`,
     `(if (f64.lt ${get('x')} ${get('least')}) (then ${set('least', get('x'))}))`,
     `(if (f64.gt ${get('x')} ${get('most')}) (then ${set('most', get('x'))}))`,
-    `(i32.store (i32.add ${get('boundary')} (i32.shl ${get('kept')} ${i32(2)})) ${get('j')}) ${set('kept', `(i32.add ${get('kept')} ${i32(1)})`)}))))`,
+    `(i32.store (i32.add ${get('boundary')} (i32.shl ${get('kept')} ${i32(2)})) ${get('i')}) ${set('kept', `(i32.add ${get('kept')} ${i32(1)})`)}))))`,
     set('j', `(i32.add ${get('j')} ${i32(1)})`),
     `(br_if $pick (i32.lt_u ${get('j')} ${get('n')})))`,
     ')',

@@ -20,8 +20,8 @@ const BUCKET_SORT_LIMIT = 24;
  * about 25 µs of a 400 µs search (GloVe 100k, int8), 147 of 2,388 about 40 µs (GloVe 331k), where
  * the kernel's scores of all of them took 16 and 27 (scratch probes timing the calls). The scores
  * live in linear memory (scoresPointer()), where the router's route_scores kernel writes them, and
- * the first round of bucketing, over all of them, is the bucket_select kernel (KERNELS.md, "Router
- * selection"): in JavaScript the selection took 45–48 µs for 160 of 2,825 pages.
+ * each round of bucketing is the bucket_select kernel (KERNELS.md, "Router selection"): in
+ * JavaScript the selection took 45–48 µs for 160 of 2,825 pages.
  *
  * Branches on scores in no order are what cost (a quickselect of 718 took 15 µs), so the scores
  * are counted into buckets by value, linearly between the least and the greatest, with no branch;
@@ -41,7 +41,7 @@ const BUCKET_SORT_LIMIT = 24;
 export class BestIndices {
   private readonly kernels = kernels();
   private readonly mem = this.kernels.memory;
-  /** For the sort: counts by bucket. */
+  /** sortBestFirst()'s counts by bucket. */
   private readonly counts = new Int32Array(BUCKETS);
   /** The taken ones best first. */
   private order = new Int32Array(0);
@@ -108,7 +108,6 @@ export class BestIndices {
     if (!Number.isFinite(least) || !Number.isFinite(most)) return -1;
     if (this.freed) throw new Error('BestIndices used after free()');
     if (n > this.room) throw new RangeError(`${n} scores, room for ${this.room}: scoresPointer(n) first`);
-    if (this.order.length < n) this.order = new Int32Array(this.room);
     const scores = this.mem.f64().subarray(this.scoresAt >> 3, (this.scoresAt >> 3) + n);
     const taken = this.mem.i32().subarray(this.takenAt >> 2, (this.takenAt >> 2) + n);
     let c = 0;
@@ -116,7 +115,7 @@ export class BestIndices {
       for (let i = 0; i < n; i++) taken[i] = i;
       c = n;
     } else {
-      c = this.select(scores, taken, n, m, least, most);
+      c = this.select(taken, n, m, least, most);
       if (c < 0) return -1;
     }
     const order = this.sortBestFirst(scores, taken, c);
@@ -138,68 +137,32 @@ export class BestIndices {
 
   /**
    * Puts the indices of the m best of scores[0..n) (m < n) into `taken`, returns m; -1 for scores it
-   * cannot bucket (bucketing()). The first round, over every score, is the bucket_select kernel; the
-   * later ones, over the boundary bucket's few, are the same steps here.
+   * cannot bucket (bucketing()). Each round is the bucket_select kernel: the first over every score,
+   * each later one over the boundary bucket the round before kept, until the count is met.
    */
-  private select(scores: Float64Array, taken: Int32Array, n: number, m: number, least: number, most: number): number {
-    const counts = this.counts;
-    const bucketOf = this.mem.u8().subarray(this.bucketOfAt, this.bucketOfAt + n);
-    const boundary = this.mem.i32().subarray(this.boundaryAt >> 2, (this.boundaryAt >> 2) + n);
-    // All equal: the lowest indices.
-    if (!(most > least)) {
-      for (let j = 0; j < m; j++) taken[j] = j;
-      return m;
-    }
-    const first = bucketing(least, most);
-    if (first.scale === 0) return -1;
-    this.kernels.bucketSelect(this.scoresAt, n, m, first.f, least * first.f, first.scale, this.bucketOfAt, this.countsAt, this.takenAt, this.boundaryAt, this.resultAt);
-    const result = this.mem.i32();
-    let c = result[this.resultAt >> 2]!;
-    let size = result[(this.resultAt >> 2) + 1]!;
-    if (c === m) return c;
-    least = this.mem.f64()[(this.resultAt >> 3) + 1]!;
-    most = this.mem.f64()[(this.resultAt >> 3) + 2]!;
+  private select(taken: Int32Array, n: number, m: number, least: number, most: number): number {
+    let c = 0;
+    let size = n;
+    // 0: every score (address 0 is never a block); then the boundary bucket's positions.
+    let indices = 0;
     for (;;) {
       const need = m - c;
+      // All equal: the lowest indices.
       if (!(most > least)) {
-        for (let j = 0; j < need; j++) taken[c++] = boundary[j]!;
+        const boundary = this.mem.i32();
+        for (let j = 0; j < need; j++) taken[c++] = indices === 0 ? j : boundary[(this.boundaryAt >> 2) + j]!;
         return c;
       }
       const { f, scale } = bucketing(least, most);
       if (scale === 0) return -1;
-      const base = least * f;
-      counts.fill(0);
-      for (let j = 0; j < size; j++) {
-        const b = Math.min(BUCKETS - 1, ((scores[boundary[j]!]! * f - base) * scale) | 0);
-        bucketOf[j] = b;
-        counts[b]!++;
-      }
-      let above = 0;
-      let from = BUCKETS - 1;
-      while (above + counts[from]! < need) above += counts[from--]!;
-      const inBoundary = counts[from]!;
-      let kept = 0;
-      let nextLeast = Infinity;
-      let nextMost = -Infinity;
-      for (let j = 0; j < size; j++) {
-        const b = bucketOf[j]!;
-        if (b < from) continue;
-        const index = boundary[j]!;
-        if (b > from || above + inBoundary === need) {
-          taken[c++] = index;
-          continue;
-        }
-        // In the boundary bucket: kept for the next round, in index order (j only grows), written
-        // over entries already read (kept ≤ j).
-        const s = scores[index]!;
-        if (s < nextLeast) nextLeast = s;
-        if (s > nextMost) nextMost = s;
-        boundary[kept++] = index;
-      }
+      this.kernels.bucketSelect(this.scoresAt, size, indices, need, f, least * f, scale, this.bucketOfAt, this.countsAt, this.takenAt + 4 * c, this.boundaryAt, this.resultAt);
+      const result = this.mem.i32();
+      c += result[this.resultAt >> 2]!;
       if (c === m) return c;
-      size = kept;
-      least = nextLeast;
-      most = nextMost;
+      size = result[(this.resultAt >> 2) + 1]!;
+      indices = this.boundaryAt;
+      least = this.mem.f64()[(this.resultAt >> 3) + 1]!;
+      most = this.mem.f64()[(this.resultAt >> 3) + 2]!;
     }
   }
 
